@@ -1,0 +1,3 @@
+from hpotool.cli import main
+
+main()

@@ -1,0 +1,80 @@
+"""The built-in training components by short name, and the check that a config's arguments fit them.
+
+Each RunConfig section (`data`, `model`, `optimizer`, `scheduler`, `loss`) is a `name` plus that
+component's own arguments. The name is a short name below or `package.module:Name`; the arguments are
+checked against the component's signature when the config is loaded, so a misspelt one fails early.
+Registries hold import paths, so nothing heavy is imported until a component is actually used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from hpotool.resolve import check_kwargs, resolve
+
+Kind = Literal["data", "model", "optimizer", "scheduler", "loss"]
+
+REGISTRIES: dict[Kind, dict[str, str]] = {
+    "data": {
+        "digits": "hpotool.datasets:digits",
+        "regression": "hpotool.datasets:synthetic_regression",
+    },
+    "model": {
+        "mlp": "hpotool.models:MLP",
+        "cnn": "hpotool.models:CNN",
+    },
+    "optimizer": {
+        "adam": "torch.optim:Adam",
+        "adamw": "torch.optim:AdamW",
+        "sgd": "torch.optim:SGD",
+        "rmsprop": "torch.optim:RMSprop",
+    },
+    "scheduler": {
+        "none": "hpotool.schedulers:no_schedule",
+        "cosine": "hpotool.schedulers:cosine",
+        "step": "hpotool.schedulers:step",
+        "onecycle": "hpotool.schedulers:onecycle",
+    },
+    "loss": {
+        "auto": "hpotool.losses:auto",
+        "cross_entropy": "torch.nn:CrossEntropyLoss",
+        "mse": "torch.nn:MSELoss",
+        "l1": "torch.nn:L1Loss",
+        "smooth_l1": "torch.nn:SmoothL1Loss",
+        "huber": "torch.nn:HuberLoss",
+    },
+}
+
+# Arguments hpotool passes itself, when the component's signature takes them.
+INJECTED: dict[Kind, tuple[str, ...]] = {
+    "data": (),
+    "model": ("in_features", "out_features", "input_shape"),
+    "optimizer": ("params",),
+    "scheduler": ("optimizer", "epochs", "steps_per_epoch"),
+    "loss": ("task",),
+}
+
+
+def resolve_component(kind: Kind, name: str) -> Any:
+    """The class or function behind a section's `name`."""
+    return resolve(name, REGISTRIES[kind], kind)
+
+
+def check_component(kind: Kind, name: str, kwargs: Iterable[str]) -> None:
+    """Raise `ValueError` when `name` does not resolve or does not take one of `kwargs`."""
+    from hpotool.errors import HpoError
+
+    try:
+        obj = resolve_component(kind, name)
+    except HpoError as exc:
+        raise ValueError(str(exc)) from None
+    check_kwargs(obj, kwargs, f"{kind} {name!r}", INJECTED[kind])
+
+
+def component_kwargs(kind: Kind, name: str) -> list[str]:
+    """The argument names a user may set for this component (empty when it takes `**kwargs`)."""
+    from hpotool.resolve import accepted_kwargs
+
+    names, _ = accepted_kwargs(resolve_component(kind, name))
+    return [n for n in names if n not in INJECTED[kind] and n != "self"]

@@ -1,0 +1,362 @@
+"""The two configs a user writes, as frozen pydantic models, and their loaders.
+
+`RunConfig` is one complete training run. `OptimizeConfig` is a study: what to measure, how to search,
+and the search space, keyed by dotted RunConfig paths. Both are validated once at load time; any change
+(a trial's overrides, a CLI flag) builds a new, validated instance.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from hpotool.components import Kind, check_component
+from hpotool.errors import HpoError
+from hpotool.search_space import PARAM_TYPES, Param
+from hpotool.yamlfile import read_yaml_mapping
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_STUDY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+CLASSIFICATION_METRICS = ("train_loss", "val_loss", "val_accuracy")
+REGRESSION_METRICS = ("train_loss", "val_loss", "val_rmse", "val_mae")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _Component(BaseModel):
+    """A section: `name` plus the component's own arguments, flat."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    kind: ClassVar[Kind]
+    # Declared fields that hpotool uses itself rather than passing to the component.
+    own_fields: ClassVar[frozenset[str]] = frozenset({"name"})
+
+    name: str
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The arguments passed to the component's constructor."""
+        declared = {k: getattr(self, k) for k in type(self).model_fields if k not in self.own_fields}
+        return {**declared, **(self.model_extra or {})}
+
+    @model_validator(mode="after")
+    def _check_signature(self) -> _Component:
+        check_component(self.kind, self.name, self.kwargs)
+        return self
+
+
+class DataConfig(_Component):
+    """Which data to train on and how to split it; other keys go to the dataset function."""
+
+    kind: ClassVar[Kind] = "data"
+    own_fields: ClassVar[frozenset[str]] = frozenset(
+        {"name", "val_fraction", "subset_fraction", "split_seed"}
+    )
+
+    name: str = Field("digits", description="Built-in dataset (digits, regression) or package.module:Name.")
+    val_fraction: float = Field(0.2, gt=0, lt=1, description="Share of the data held out for validation.")
+    subset_fraction: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Share of the training split to train on (fast trials on part of the data).",
+    )
+    split_seed: int = Field(
+        0, description="Seed of the train/validation split, fixed so trials compare fairly."
+    )
+
+
+class ModelConfig(_Component):
+    """The network; other keys go to its constructor (`hidden`, `dropout`, ...)."""
+
+    kind: ClassVar[Kind] = "model"
+    name: str = Field("mlp", description="Built-in model (mlp, cnn) or package.module:Name.")
+
+
+class OptimizerConfig(_Component):
+    """The torch optimizer; other keys (`momentum`, `betas`, ...) go to its constructor."""
+
+    kind: ClassVar[Kind] = "optimizer"
+    name: str = Field("adam", description="adam, adamw, sgd, rmsprop, or package.module:Name.")
+    lr: float = Field(1e-3, gt=0, description="Learning rate.")
+    weight_decay: float = Field(0.0, ge=0, description="Weight decay (L2 penalty).")
+
+
+class SchedulerConfig(_Component):
+    """The learning-rate schedule; other keys go to the scheduler."""
+
+    kind: ClassVar[Kind] = "scheduler"
+    own_fields: ClassVar[frozenset[str]] = frozenset({"name", "interval"})
+    name: str = Field("none", description="none, cosine, step, onecycle, or package.module:Name.")
+    interval: Literal["epoch", "step"] | None = Field(
+        None,
+        description="Step the scheduler every epoch or every batch; null: the built-in's own (epoch otherwise).",
+    )
+
+
+class LossConfig(_Component):
+    """The training loss; other keys go to its constructor."""
+
+    kind: ClassVar[Kind] = "loss"
+    name: str = Field(
+        "auto",
+        description="auto (cross_entropy for classification, mse for regression), cross_entropy, mse, l1, "
+        "smooth_l1, huber, or package.module:Name.",
+    )
+
+
+class RunConfig(_Frozen):
+    """One complete training run."""
+
+    project: str = Field("hpotool", description="Project name; runs are saved under runs/<project>/.")
+    seed: int = Field(0, description="Seed for torch, numpy and Python's random.")
+    device: str = Field("auto", description="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")
+    torch_threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads torch may use; null keeps torch's default. 1 is fastest for small models.",
+    )
+    data: DataConfig = Field(default_factory=lambda: DataConfig(), description="The dataset and its split.")
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig(), description="The model.")
+    optimizer: OptimizerConfig = Field(
+        default_factory=lambda: OptimizerConfig(), description="The optimizer."
+    )
+    scheduler: SchedulerConfig = Field(default_factory=lambda: SchedulerConfig(), description="LR schedule.")
+    loss: LossConfig = Field(default_factory=lambda: LossConfig(), description="The loss function.")
+    epochs: int = Field(10, ge=1, description="Epochs to train.")
+    batch_size: int = Field(64, ge=1, description="Samples per optimizer step.")
+    grad_clip: float | None = Field(
+        None, gt=0, description="Clip the gradient norm to this value; null: no clipping."
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, v: str) -> str:
+        if not _DEVICE.match(v):
+            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {v!r}")
+        return v
+
+
+class SamplerConfig(_Frozen):
+    """An Optuna sampler by short name or import path, with its keyword arguments."""
+
+    name: str = Field(
+        "tpe", description="tpe, random, grid, cmaes, gp, qmc, nsga2, nsga3, bruteforce, or a path."
+    )
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments of the sampler class."
+    )
+
+
+class PrunerConfig(_Frozen):
+    """An Optuna pruner by short name or import path, with its keyword arguments."""
+
+    name: str = Field(
+        "median",
+        description="median, percentile, successive_halving, hyperband, threshold, patient, wilcoxon, nop, or a path.",
+    )
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the pruner class.")
+
+
+def _as_spec(v: Any) -> Any:
+    """Accept `sampler: tpe` as shorthand for `sampler: {name: tpe}`."""
+    return {"name": v} if isinstance(v, str) else v
+
+
+def flatten_space(space: Any, prefix: str = "") -> Any:
+    """Turn a space nested by RunConfig section into the canonical dotted form.
+
+    A mapping with a `type` key is a parameter; any other mapping is a section whose keys continue the path:
+    `{optimizer: {lr: {type: float, ...}}}` becomes `{"optimizer.lr": {type: float, ...}}`.
+    """
+    if not isinstance(space, dict):
+        return space
+    flat: dict[str, Any] = {}
+    for key, value in space.items():
+        path = f"{prefix}{key}"
+        if (
+            isinstance(value, dict)
+            and "type" not in value
+            and value
+            and all(isinstance(v, dict) for v in value.values())
+        ):
+            for sub_path, sub in flatten_space(value, f"{path}.").items():
+                if sub_path in flat:
+                    raise ValueError(f"parameter {sub_path!r} is given twice")
+                flat[sub_path] = sub
+        else:
+            if path in flat:
+                raise ValueError(f"parameter {path!r} is given twice")
+            flat[path] = value
+    return flat
+
+
+class OptimizeConfig(_Frozen):
+    """One study: where it is stored, what it optimizes, how it searches and over what."""
+
+    study_name: str = Field(description="Name of the study; also names its SQLite file under studies/.")
+    storage: str | None = Field(
+        None, description="Optuna storage URL; null: sqlite:///studies/<study_name>.db (folder created)."
+    )
+    n_trials: int = Field(
+        20,
+        gt=0,
+        validation_alias=AliasChoices("n_trials", "trials"),
+        description="Finished (complete or pruned) trials the study aims for, in total across runs and workers.",
+    )
+    timeout: float | None = Field(None, gt=0, description="Stop starting new trials after this many seconds.")
+    seed: int | None = Field(None, description="Seeds the sampler unless its kwargs set a seed.")
+    metric: str = Field(
+        "val_loss", description="The per-epoch metric to optimize (val_loss, val_accuracy, ...)."
+    )
+    direction: Literal["minimize", "maximize"] = Field(
+        "minimize", description="minimize or maximize the metric."
+    )
+    sampler: SamplerConfig = Field(
+        default_factory=lambda: SamplerConfig(), description="How to pick parameters."
+    )
+    pruner: PrunerConfig = Field(
+        default_factory=lambda: PrunerConfig(), description="When to stop bad trials."
+    )
+    search_space: dict[str, Param] = Field(
+        description="Dotted RunConfig path -> parameter, in suggestion order."
+    )
+
+    @field_validator("search_space", mode="before")
+    @classmethod
+    def _flatten_space(cls, v: Any) -> Any:
+        return flatten_space(v)
+
+    @field_validator("sampler", "pruner", mode="before")
+    @classmethod
+    def _accept_bare_name(cls, v: Any) -> Any:
+        return _as_spec(v)
+
+    @field_validator("study_name")
+    @classmethod
+    def _check_study_name(cls, v: str) -> str:
+        if not _STUDY_NAME.match(v) or ".." in v:
+            raise ValueError(
+                f"study_name {v!r} may hold only letters, digits, '_', '-' and '.' (no '/', '..', spaces or "
+                f"control characters), since it names files under studies/"
+            )
+        return v
+
+    @field_validator("search_space")
+    @classmethod
+    def _check_space(cls, v: dict[str, Param]) -> dict[str, Param]:
+        if not v:
+            raise ValueError("the search space is empty; add at least one parameter")
+        return v
+
+    @property
+    def storage_url(self) -> str:
+        """The storage URL, the default filled in."""
+        return self.storage or f"sqlite:///studies/{self.study_name}.db"
+
+
+# ---------------------------------------------------------------- loading and error messages
+
+
+def _submodel(cls: Any, part: str | int) -> Any:
+    """The model class one step down `loc` from `cls`, or None."""
+    if isinstance(cls, type) and issubclass(cls, BaseModel):
+        field = cls.model_fields.get(str(part))
+        return field.annotation if field is not None else None
+    return None
+
+
+def _valid_keys(root: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
+    cls: Any = root
+    parts = list(loc)
+    while parts and cls is not None:
+        part = parts.pop(0)
+        if cls is OptimizeConfig and part == "search_space":
+            parts.pop(0) if parts else None  # the parameter's path
+            tag = parts.pop(0) if parts else None
+            from hpotool.search_space import CategoricalParam, FloatParam, IntParam
+
+            cls = {"float": FloatParam, "int": IntParam, "categorical": CategoricalParam}.get(str(tag))
+            continue
+        cls = _submodel(cls, part)
+    if isinstance(cls, type) and issubclass(cls, BaseModel):
+        return [
+            f.validation_alias.choices[0] if isinstance(f.validation_alias, AliasChoices) else n  # type: ignore[misc]
+            for n, f in cls.model_fields.items()
+        ]
+    return []
+
+
+def _display_loc(loc: tuple[str | int, ...]) -> str:
+    parts = [str(p) for p in loc]
+    # Pydantic puts the discriminator's tag in the location (search_space.x.float.low): drop it.
+    if len(parts) >= 3 and parts[0] == "search_space" and parts[2] in PARAM_TYPES:
+        del parts[2]
+    return ".".join(parts)
+
+
+def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
+    """One `location: message` line per validation error, worded for a config author."""
+    from hpotool.resolve import did_you_mean
+
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        kind = err["type"]
+        msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if kind == "extra_forbidden":
+            key = str(loc[-1])
+            valid = _valid_keys(root, loc[:-1])
+            msg = f"unknown key {key!r}{did_you_mean(key, valid)}"
+            if valid:
+                msg += f"; valid keys: {', '.join(valid)}"
+        elif kind == "missing":
+            msg = "required key is missing"
+        elif kind == "union_tag_invalid":
+            tag = err.get("ctx", {}).get("tag", "")
+            msg = f"unknown type {tag!r}{did_you_mean(str(tag), PARAM_TYPES)}; use one of: {', '.join(PARAM_TYPES)}"
+        elif kind == "union_tag_not_found":
+            msg = f"a parameter needs a 'type' ({', '.join(PARAM_TYPES)})"
+        elif kind in {"model_type", "model_attributes_type", "dict_type"}:
+            msg = f"expected a mapping, got {err['input']!r}"
+        elif "input" in err and not kind.startswith("value_error") and kind != "assertion_error":
+            shown = repr(err["input"])
+            msg = f"{msg}, got {shown if len(shown) < 60 else shown[:57] + '...'}"
+        where = _display_loc(loc[:-1] if kind == "extra_forbidden" else loc)
+        lines.append(f"{where}: {msg}" if where else msg)
+    return lines
+
+
+def validate_config(cls: type[_Frozen], data: dict[str, Any], source: str) -> Any:
+    """Validate `data` as `cls`; errors become one `HpoError` naming `source` and each key."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        lines = error_lines(exc, cls)
+        raise HpoError(f"{source}: " + f"\n{source}: ".join(lines)) from None
+
+
+def load_run_config(path: Path) -> RunConfig:
+    """Read and validate a RunConfig YAML file."""
+    result: RunConfig = validate_config(RunConfig, read_yaml_mapping(path), str(path))
+    return result
+
+
+def load_optimize_config(path: Path) -> OptimizeConfig:
+    """Read and validate an OptimizeConfig YAML file."""
+    result: OptimizeConfig = validate_config(OptimizeConfig, read_yaml_mapping(path), str(path))
+    return result

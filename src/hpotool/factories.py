@@ -1,0 +1,99 @@
+"""Optuna samplers and pruners from `{name, kwargs}` config sections."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from hpotool.errors import HpoError
+from hpotool.resolve import accepted_kwargs, check_kwargs, resolve
+from hpotool.search_space import Param, grid_choices
+
+if TYPE_CHECKING:
+    import optuna
+
+SAMPLERS = {
+    "tpe": "optuna.samplers:TPESampler",
+    "random": "optuna.samplers:RandomSampler",
+    "grid": "optuna.samplers:GridSampler",
+    "cmaes": "optuna.samplers:CmaEsSampler",
+    "gp": "optuna.samplers:GPSampler",
+    "qmc": "optuna.samplers:QMCSampler",
+    "nsga2": "optuna.samplers:NSGAIISampler",
+    "nsga3": "optuna.samplers:NSGAIIISampler",
+    "bruteforce": "optuna.samplers:BruteForceSampler",
+}
+
+PRUNERS = {
+    "median": "optuna.pruners:MedianPruner",
+    "percentile": "optuna.pruners:PercentilePruner",
+    "successive_halving": "optuna.pruners:SuccessiveHalvingPruner",
+    "hyperband": "optuna.pruners:HyperbandPruner",
+    "threshold": "optuna.pruners:ThresholdPruner",
+    "patient": "optuna.pruners:PatientPruner",
+    "wilcoxon": "optuna.pruners:WilcoxonPruner",
+    "nop": "optuna.pruners:NopPruner",
+}
+
+
+def _instantiate(kind: str, name: str, cls: Any, kwargs: Mapping[str, Any]) -> Any:
+    try:
+        check_kwargs(cls, kwargs, f"{kind} {name!r}")
+    except ValueError as exc:
+        raise HpoError(f"{kind}.kwargs: {exc}") from None
+    import warnings
+
+    from optuna.exceptions import ExperimentalWarning
+
+    try:
+        with warnings.catch_warnings():  # the user asked for this class by name; no need to warn
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise HpoError(f"{kind}: {name!r} rejected its kwargs: {exc}") from None
+
+
+def make_sampler(
+    spec_name: str, kwargs: Mapping[str, Any], *, seed: int | None, space: Mapping[str, Param]
+) -> optuna.samplers.BaseSampler:
+    """The sampler `spec_name` names, seeded with `seed` unless `kwargs` sets one.
+
+    The grid sampler gets its grid from the search space when `kwargs` gives none.
+    """
+    import optuna
+
+    cls = resolve(spec_name, SAMPLERS, "sampler")
+    if not (isinstance(cls, type) and issubclass(cls, optuna.samplers.BaseSampler)):
+        raise HpoError(f"sampler: {spec_name!r} is not an optuna.samplers.BaseSampler subclass")
+    args = dict(kwargs)
+    names, var_kw = accepted_kwargs(cls)
+    if seed is not None and "seed" not in args and ("seed" in names or var_kw):
+        args["seed"] = seed
+    if issubclass(cls, optuna.samplers.GridSampler) and "search_space" not in args:
+        try:
+            args["search_space"] = {path: grid_choices(p) for path, p in space.items()}
+        except ValueError as exc:
+            raise HpoError(f"sampler: the grid sampler needs a finite grid: {exc}") from None
+    sampler: optuna.samplers.BaseSampler = _instantiate("sampler", spec_name, cls, args)
+    return sampler
+
+
+def make_pruner(spec_name: str, kwargs: Mapping[str, Any]) -> optuna.pruners.BasePruner:
+    """The pruner `spec_name` names. `patient` wraps the pruner given as `wrapped_pruner: {name, kwargs}`."""
+    import optuna
+
+    cls = resolve(spec_name, PRUNERS, "pruner")
+    if not (isinstance(cls, type) and issubclass(cls, optuna.pruners.BasePruner)):
+        raise HpoError(f"pruner: {spec_name!r} is not an optuna.pruners.BasePruner subclass")
+    args = dict(kwargs)
+    inner = args.get("wrapped_pruner")
+    if isinstance(inner, str):
+        inner = {"name": inner}
+    if isinstance(inner, Mapping):
+        if set(inner) - {"name", "kwargs"} or "name" not in inner:
+            raise HpoError("pruner.kwargs.wrapped_pruner: give it as {name: ..., kwargs: {...}}")
+        args["wrapped_pruner"] = make_pruner(str(inner["name"]), inner.get("kwargs") or {})
+    elif issubclass(cls, optuna.pruners.PatientPruner) and "wrapped_pruner" not in args:
+        args["wrapped_pruner"] = None
+    pruner: optuna.pruners.BasePruner = _instantiate("pruner", spec_name, cls, args)
+    return pruner

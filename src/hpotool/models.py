@@ -1,0 +1,139 @@
+"""Built-in models. Models take keyword arguments; hpotool passes `in_features`, `out_features` and
+`input_shape` itself to any model whose signature asks for them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+}
+_NORMS = ("none", "batch", "layer")
+
+
+def make_activation(name: str) -> nn.Module:
+    """A fresh activation module by name."""
+    try:
+        return _ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; choose one of: {', '.join(_ACTIVATIONS)}") from None
+
+
+def layer_widths(hidden: int | Sequence[int], layers: int | None) -> list[int]:
+    """Hidden widths: `hidden` itself, or its first `layers` entries (the last repeated when short)."""
+    widths = [hidden] if isinstance(hidden, int) else list(hidden)
+    if layers is not None:
+        if layers < 0:
+            raise ValueError(f"layers must be >= 0, got {layers}")
+        if widths:
+            widths = (widths + [widths[-1]] * layers)[:layers]
+    if any(w < 1 for w in widths):
+        raise ValueError(f"hidden widths must be >= 1, got {widths}")
+    return widths
+
+
+class MLP(nn.Module):
+    """A multi-layer perceptron over flattened inputs.
+
+    Args:
+        in_features: input size (set by hpotool).
+        out_features: classes, or regression targets (set by hpotool).
+        hidden: width of each hidden layer, or one width for all.
+        layers: how many hidden layers to use; `hidden` is cut or its last width repeated to fit.
+        activation: relu, gelu, silu, tanh, leaky_relu or elu.
+        dropout: dropout probability after each hidden layer.
+        norm: none, batch or layer normalization after each hidden linear layer.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        hidden: int | Sequence[int] = (128,),
+        layers: int | None = None,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        norm: str = "none",
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if norm not in _NORMS:
+            raise ValueError(f"unknown norm {norm!r}; choose one of: {', '.join(_NORMS)}")
+        blocks: list[nn.Module] = [nn.Flatten()]
+        width = in_features
+        for w in layer_widths(hidden, layers):
+            blocks.append(nn.Linear(width, w))
+            if norm == "batch":
+                blocks.append(nn.BatchNorm1d(w))
+            elif norm == "layer":
+                blocks.append(nn.LayerNorm(w))
+            blocks.append(make_activation(activation))
+            if dropout > 0:
+                blocks.append(nn.Dropout(dropout))
+            width = w
+        blocks.append(nn.Linear(width, out_features))
+        self.net = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class CNN(nn.Module):
+    """A small convolutional network for image-shaped inputs (C x H x W), such as digits as 1x8x8.
+
+    Args:
+        input_shape: (channels, height, width) (set by hpotool).
+        out_features: classes, or regression targets (set by hpotool).
+        channels: output channels of each 3x3-style conv block; each block halves H and W while > 1.
+        kernel_size: convolution kernel size (odd).
+        hidden: width of the fully connected layer before the output.
+        activation: as for MLP.
+        dropout: dropout before the output layers.
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        out_features: int,
+        channels: Sequence[int] = (16, 32),
+        kernel_size: int = 3,
+        hidden: int = 64,
+        activation: str = "relu",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if len(input_shape) != 3:
+            raise ValueError(f"cnn needs inputs shaped (channels, height, width), got {tuple(input_shape)}")
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd and >= 1, got {kernel_size}")
+        c, h, w = input_shape
+        blocks: list[nn.Module] = []
+        for out_c in channels:
+            blocks += [
+                nn.Conv2d(c, out_c, kernel_size, padding=kernel_size // 2),
+                make_activation(activation),
+            ]
+            if min(h, w) > 1:
+                blocks.append(nn.MaxPool2d(2))
+                h, w = h // 2, w // 2
+            c = out_c
+        blocks += [
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(c * h * w, hidden),
+            make_activation(activation),
+        ]
+        blocks += [nn.Dropout(dropout), nn.Linear(hidden, out_features)]
+        self.net = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)

@@ -1,0 +1,371 @@
+"""A study from two configs: check everything before trial 0, then suggest -> override -> train -> report.
+
+`prepare_study` validates the whole plan (paths, values, data, metric, components, sampler, pruner,
+storage) and writes nothing; `run_study` opens the study and runs it, telling an observer what happens so
+the CLI can draw it. Pruning happens here, not in the Trainer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from hpotool import __version__
+from hpotool.config import OptimizeConfig, RunConfig, load_optimize_config, load_run_config, validate_config
+from hpotool.errors import HpoError
+from hpotool.factories import make_pruner, make_sampler
+from hpotool.overrides import apply_overrides, check_path, config_paths
+from hpotool.runner import (
+    MEASURES,
+    PreparedData,
+    build_model,
+    build_trainer,
+    load_data,
+    resolve_device,
+    train_run,
+)
+from hpotool.search_space import CategoricalParam, boundary_values, suggest
+from hpotool.storage import make_storage
+from hpotool.trainer import EpochResult, NonFiniteLossError
+
+if TYPE_CHECKING:
+    from optuna.pruners import BasePruner
+    from optuna.samplers import BaseSampler
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+COMPONENT_SECTIONS = ("model", "optimizer", "scheduler", "loss")
+
+
+class StudyObserver(Protocol):
+    """What a display needs to follow a study. Every method must return quickly."""
+
+    def study_started(self, study: optuna.Study, target: int, already_done: int) -> None: ...
+    def trial_started(self, number: int, params: Mapping[str, Any], epochs: int) -> None: ...
+    def epoch_ended(self, number: int, result: EpochResult) -> None: ...
+    def trial_finished(self, study: optuna.Study, trial: FrozenTrial) -> None: ...
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line flags that override the configs; None leaves the config's value."""
+
+    study_name: str | None = None
+    storage: str | None = None
+    n_trials: int | None = None
+    timeout: float | None = None
+    device: str | None = None
+    seed: int | None = None
+
+
+@dataclass
+class StudyPlan:
+    """Everything `run_study` needs, checked."""
+
+    run: RunConfig
+    opt: OptimizeConfig
+    data: PreparedData
+    sampler: BaseSampler
+    pruner: BasePruner
+    storage_url: str
+
+
+def _with_overrides(run: RunConfig, opt: OptimizeConfig, o: Overrides) -> tuple[RunConfig, OptimizeConfig]:
+    if o.device is not None:
+        run = validate_config(RunConfig, {**run.model_dump(), "device": o.device}, "--device")
+    changes = {
+        k: v
+        for k, v in {
+            "study_name": o.study_name,
+            "storage": o.storage,
+            "n_trials": o.n_trials,
+            "timeout": o.timeout,
+            "seed": o.seed,
+        }.items()
+        if v is not None
+    }
+    if changes:
+        opt = validate_config(OptimizeConfig, {**opt.model_dump(), **changes}, "command line")
+    return run, opt
+
+
+def _build(run: RunConfig, data: PreparedData) -> None:
+    """Construct the run's model, optimizer, schedule and loss without training."""
+    build_trainer(run, data, build_model(run, data))
+
+
+def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData, source: str) -> None:
+    """Before any trial runs: every path exists, and every bound or choice gives a RunConfig that
+    validates and whose components build."""
+    switchable = {
+        path.partition(".")[0]: [str(c) for c in p.choices]
+        for path, p in opt.search_space.items()
+        if isinstance(p, CategoricalParam) and path.count(".") == 1 and path.endswith(".name")
+    }
+    valid = config_paths(run, switchable)
+    for path, param in opt.search_space.items():
+        try:
+            check_path(path, valid)
+            for value in boundary_values(param):
+                config = apply_overrides(run, {path: value})
+                if path.partition(".")[0] in COMPONENT_SECTIONS:
+                    try:
+                        _build(config, data)
+                    except Exception as exc:
+                        raise HpoError(f"with {path}={value!r}: {type(exc).__name__}: {exc}") from None
+        except HpoError as exc:
+            message = str(exc)
+            if not message.startswith("search_space."):
+                message = f"search_space.{path}: {message}"
+            raise HpoError(f"{source}: {message}") from None
+
+
+def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrides()) -> StudyPlan:
+    """Load and check both configs, the data, the components, the sampler and the pruner.
+
+    Writes nothing: every mistake a user can make in the configs is an `HpoError` here, before trial 0.
+    """
+    run, opt = _with_overrides(load_run_config(run_path), load_optimize_config(opt_path), overrides)
+    resolve_device(run.device)
+    try:
+        data = load_data(run.data)
+    except Exception as exc:
+        raise HpoError(
+            f"{run_path}: data: loading {run.data.name!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    if opt.metric not in data.metrics:
+        raise HpoError(
+            f"{opt_path}: metric: {opt.metric!r} is not produced for this {data.task} task; "
+            f"choose one of: {', '.join(data.metrics)}"
+        )
+    batch_param = opt.search_space.get("batch_size")
+    largest_batch = max([run.batch_size, *(boundary_values(batch_param) if batch_param else [])])
+    if len(data.train) < largest_batch:
+        raise HpoError(
+            f"{run_path}: batch_size: {largest_batch} is larger than the {len(data.train)} training samples; "
+            f"use a smaller batch_size or more data (data.subset_fraction, data.val_fraction)"
+        )
+    try:  # build the base run once, so a bad argument fails now and not in every trial
+        _build(run, data)
+    except Exception as exc:
+        raise HpoError(f"{run_path}: building the run failed: {type(exc).__name__}: {exc}") from None
+    check_space(run, opt, data, str(opt_path))
+    try:
+        sampler = make_sampler(opt.sampler.name, opt.sampler.kwargs, seed=opt.seed, space=opt.search_space)
+        pruner = make_pruner(opt.pruner.name, opt.pruner.kwargs)
+    except HpoError as exc:
+        raise HpoError(f"{opt_path}: {exc}") from None
+    return StudyPlan(run, opt, data, sampler, pruner, opt.storage_url)
+
+
+def versions() -> dict[str, str]:
+    import torch
+
+    return {"hpotool": __version__, "optuna": optuna.__version__, "torch": torch.__version__}
+
+
+def open_study(plan: StudyPlan) -> optuna.Study:
+    """Create the study, or load it and check it is the same experiment (metric, direction)."""
+    opt = plan.opt
+    storage = make_storage(plan.storage_url)
+    try:
+        existing = optuna.load_study(study_name=opt.study_name, storage=storage)
+    except KeyError:
+        existing = None
+    if existing is not None:
+        stored = existing.user_attrs.get("optimize_config", {})
+        if existing.direction.name.lower() != opt.direction:
+            raise HpoError(
+                f"study {opt.study_name!r} in {plan.storage_url} was created to {existing.direction.name.lower()} "
+                f"its metric, and the config says {opt.direction}; use another study_name or storage"
+            )
+        if stored.get("metric", opt.metric) != opt.metric:
+            raise HpoError(
+                f"study {opt.study_name!r} in {plan.storage_url} optimizes {stored['metric']!r}, and the config "
+                f"says {opt.metric!r}; use another study_name or storage"
+            )
+        existing.sampler = plan.sampler
+        existing.pruner = plan.pruner
+        return existing
+    study = optuna.create_study(
+        study_name=opt.study_name,
+        storage=storage,
+        sampler=plan.sampler,
+        pruner=plan.pruner,
+        direction=opt.direction,
+        load_if_exists=True,  # another worker may have created it a moment ago
+    )
+    study.set_user_attr("run_config", plan.run.model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    study.set_user_attr("versions", versions())
+    return study
+
+
+def make_objective(plan: StudyPlan, observer: StudyObserver | None = None) -> Callable[[optuna.Trial], float]:
+    """The function Optuna calls per trial: suggest, override, train, report each epoch, prune."""
+    opt = plan.opt
+    report_metric = opt.metric not in MEASURES
+
+    def objective(trial: optuna.Trial) -> float:
+        params = suggest(trial, opt.search_space)
+        config = apply_overrides(plan.run, params)
+        if observer is not None:
+            observer.trial_started(trial.number, params, config.epochs)
+        history: list[dict[str, float]] = []
+
+        def on_epoch_end(result: EpochResult) -> None:
+            if observer is not None:
+                observer.epoch_ended(trial.number, result)
+            if report_metric:
+                value = result.metrics[opt.metric]
+                trial.report(value, step=result.epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned at epoch {result.epoch} ({opt.metric}={value:.4g})")
+
+        attrs: dict[str, Any] = {}
+        try:
+            result = train_run(config, on_epoch_end=on_epoch_end, history=history)
+        except optuna.TrialPruned as exc:
+            attrs["prune_reason"] = str(exc)
+            raise
+        except NonFiniteLossError as exc:
+            attrs["prune_reason"] = str(exc)
+            raise optuna.TrialPruned(str(exc)) from None
+        except (Exception, KeyboardInterrupt) as exc:
+            attrs["fail_reason"] = (
+                "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+            )
+            raise
+        finally:
+            attrs["history"] = history
+            attrs["epochs_run"] = len(history)
+            for key, value in attrs.items():
+                trial.set_user_attr(key, value)
+            _free_device_memory(config.device)
+        trial.set_user_attr("metrics", result.metrics)
+        return result.metrics[opt.metric]
+
+    return objective
+
+
+def _free_device_memory(device: str) -> None:
+    if device != "cpu":
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+@dataclass
+class FailureGuard:
+    """Stops the study after `limit` consecutive failed trials, keeping the first error."""
+
+    limit: int
+    streak: int = 0
+    first_error: str | None = None
+    tripped: bool = False
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.state != TrialState.FAIL:
+            self.streak = 0
+            return
+        self.streak += 1
+        if self.first_error is None:
+            self.first_error = str(trial.user_attrs.get("fail_reason", "unknown error"))
+        if self.limit and self.streak >= self.limit:
+            self.tripped = True
+            study.stop()
+
+
+@dataclass
+class StudySummary:
+    """The outcome of `run_study`, for the summary table and `--json`."""
+
+    study_name: str
+    storage: str
+    metric: str
+    direction: str
+    target: int
+    counts: dict[str, int]
+    ran_now: int
+    wall_time: float
+    best: dict[str, Any] | None
+    stopped: str | None = None
+    first_error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def summarize(study: optuna.Study, plan: StudyPlan, ran_now: int, wall_time: float) -> StudySummary:
+    trials = study.get_trials(deepcopy=False)
+    counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
+    best = None
+    if counts["complete"]:
+        b = study.best_trial
+        best = {
+            "number": b.number,
+            "value": b.value,
+            "params": b.params,
+            "metrics": b.user_attrs.get("metrics", {}),
+            "duration": b.duration.total_seconds() if b.duration else None,
+        }
+    return StudySummary(
+        study_name=plan.opt.study_name,
+        storage=plan.storage_url,
+        metric=plan.opt.metric,
+        direction=plan.opt.direction,
+        target=plan.opt.n_trials,
+        counts={k: v for k, v in counts.items() if v},
+        ran_now=ran_now,
+        wall_time=wall_time,
+        best=best,
+    )
+
+
+def run_study(
+    plan: StudyPlan, observer: StudyObserver | None = None, *, max_failures: int = 5
+) -> StudySummary:
+    """Run the study until it holds `n_trials` finished trials, the timeout passes, or
+    `max_failures` trials in a row fail. Re-running after an interruption runs only what is missing."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the observer shows each trial instead
+    start = time.perf_counter()
+    study = open_study(plan)
+    target = plan.opt.n_trials
+    done = len(study.get_trials(deepcopy=False, states=FINISHED))
+    guard = FailureGuard(max_failures)
+    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [
+        optuna.study.MaxTrialsCallback(target, states=FINISHED),
+        guard,
+    ]
+    if observer is not None:
+        observer.study_started(study, target, done)
+        callbacks.append(observer.trial_finished)
+    before = len(study.get_trials(deepcopy=False))
+    if done < target:
+        study.optimize(
+            make_objective(plan, observer),
+            n_trials=None,
+            timeout=plan.opt.timeout,
+            catch=(Exception,),
+            callbacks=callbacks,
+        )
+    summary = summarize(
+        study, plan, len(study.get_trials(deepcopy=False)) - before, time.perf_counter() - start
+    )
+    if done >= target:
+        summary.stopped = (
+            f"the study already has {done} finished trials (target {target}); raise --n-trials to run more"
+        )
+    elif guard.tripped:
+        summary.stopped = f"stopped after {guard.streak} failed trials in a row"
+        summary.first_error = guard.first_error
+    return summary

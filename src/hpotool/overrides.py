@@ -1,0 +1,111 @@
+"""Apply `{dotted path: value}` to a RunConfig, giving a new, validated RunConfig.
+
+Paths follow the YAML: `optimizer.lr`, `model.dropout`, and list items by index (`model.hidden.1`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from hpotool.components import Kind, component_kwargs
+from hpotool.config import RunConfig, error_lines
+from hpotool.errors import HpoError
+from hpotool.resolve import closest
+
+_SECTIONS: tuple[Kind, ...] = ("data", "model", "optimizer", "scheduler", "loss")
+
+
+def set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    """Set `value` at dotted `path` inside nested dicts and lists, creating missing dict keys."""
+    parts = path.split(".")
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) > len(node):
+                raise KeyError(
+                    f"{'.'.join(parts[: i + 1])}: no list item {part!r} (the list has {len(node)})"
+                )
+            index = int(part)
+            if index == len(node):
+                node.append(copy.deepcopy(node[-1]) if node and not last else None)
+            if last:
+                node[index] = value
+            else:
+                node = node[index]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                if not isinstance(node.get(part), dict | list):
+                    node[part] = {}
+                node = node[part]
+        else:
+            raise KeyError(f"{'.'.join(parts[:i])} is a value, not a section")
+
+
+def apply_overrides(run: RunConfig, params: Mapping[str, Any]) -> RunConfig:
+    """A new RunConfig: `run` with each dotted path set to its value, validated again.
+
+    Raises:
+        HpoError: when a value does not fit the RunConfig, naming the path.
+    """
+    data = run.model_dump(mode="python", exclude_unset=False)
+    for path, value in params.items():
+        try:
+            set_path(data, path, value)
+        except KeyError as exc:
+            raise HpoError(f"search_space.{path}: {exc.args[0]}") from None
+    try:
+        return RunConfig.model_validate(data)
+    except Exception as exc:
+        from pydantic import ValidationError
+
+        if not isinstance(exc, ValidationError):
+            raise
+        shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
+        raise HpoError(f"with {shown}: " + "; ".join(error_lines(exc, RunConfig))) from None
+
+
+def _leaf_paths(value: Any, prefix: str) -> Iterable[str]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _leaf_paths(v, f"{prefix}{k}.")
+        if value:
+            return
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _leaf_paths(v, f"{prefix}{i}.")
+    yield prefix.rstrip(".")
+
+
+def config_paths(run: RunConfig, section_names: Mapping[str, Iterable[str]] | None = None) -> set[str]:
+    """Every dotted path a search space may set.
+
+    That is every key of the config (lists item by item), and every argument of each section's component,
+    including the components a search may switch to (`section_names`: `{"optimizer": ["adam", "sgd"]}`).
+    """
+    data = run.model_dump(mode="python")
+    paths = set(_leaf_paths(data, ""))
+    for section in _SECTIONS:
+        names = {getattr(run, section).name, *((section_names or {}).get(section, ()))}
+        for name in names:
+            try:
+                paths.update(f"{section}.{arg}" for arg in component_kwargs(section, str(name)))
+            except HpoError:
+                continue
+    return paths
+
+
+def check_path(path: str, valid: set[str]) -> None:
+    """Raise `HpoError` unless `path` is settable, naming the closest valid paths."""
+    if path in valid:
+        return
+    parent, _, last = path.rpartition(".")
+    if last.isdigit() and parent in valid:  # a new list item: model.hidden.2 when hidden has two items
+        return
+    near = closest(path, sorted(valid), n=3)
+    hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+    raise HpoError(f"search_space.{path}: the RunConfig has no such path{hint}")

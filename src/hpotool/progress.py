@@ -1,0 +1,94 @@
+"""A live terminal display of a study: rich progress bars fed by `StudyObserver` calls."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from hpotool.trainer import EpochResult
+
+_STATE_STYLE = {TrialState.COMPLETE: "green", TrialState.PRUNED: "yellow", TrialState.FAIL: "red"}
+
+
+def format_value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def format_params(params: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={format_value(v)}" for k, v in params.items())
+
+
+class RichObserver:
+    """Two bars (trials of the study, epochs of the current trial) and one line per finished trial."""
+
+    def __init__(self, console: Console, metric: str) -> None:
+        self.console = console
+        self.metric = metric
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=console,
+            transient=True,
+        )
+        self.trials_task = self.progress.add_task("trials", total=1, info="")
+        self.epochs_task = self.progress.add_task("epochs", total=1, info="", visible=False)
+        self._started: dict[int, float] = {}
+
+    def __enter__(self) -> RichObserver:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def study_started(self, study: optuna.Study, target: int, already_done: int) -> None:
+        self.progress.update(self.trials_task, total=target, completed=already_done)
+        if already_done:
+            self.console.print(
+                f"resuming study [bold]{escape(study.study_name)}[/]: {already_done}/{target} trials done"
+            )
+
+    def trial_started(self, number: int, params: Mapping[str, Any], epochs: int) -> None:
+        self._started[number] = time.perf_counter()
+        self.progress.reset(self.epochs_task, total=epochs, visible=True, info="")
+        self.progress.update(self.epochs_task, description=f"trial {number}")
+
+    def epoch_ended(self, number: int, result: EpochResult) -> None:
+        value = result.metrics.get(self.metric)
+        info = f"{self.metric}={format_value(value)}" if value is not None else ""
+        self.progress.update(self.epochs_task, completed=result.epoch + 1, info=info)
+
+    def trial_finished(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+            self.progress.advance(self.trials_task)
+        seconds = time.perf_counter() - self._started.pop(trial.number, time.perf_counter())
+        style = _STATE_STYLE.get(trial.state, "white")
+        if trial.state == TrialState.COMPLETE:
+            detail = format_value(trial.value)
+        elif trial.state == TrialState.PRUNED:
+            detail = str(trial.user_attrs.get("prune_reason", "pruned"))
+        else:
+            detail = str(trial.user_attrs.get("fail_reason", ""))
+        best = ""
+        try:
+            b = study.best_trial
+            best = f"best {format_value(b.value)} (#{b.number})"
+            self.progress.update(self.trials_task, info=best)
+        except ValueError:
+            pass
+        self.console.print(
+            f"trial {trial.number:>3} [{style}]{trial.state.name:<8}[/] {escape(detail)}  "
+            f"[dim]{escape(format_params(trial.params))}  {seconds:.1f}s  {best}[/]"
+        )

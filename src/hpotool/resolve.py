@@ -1,0 +1,125 @@
+"""Turn a short name or an import path (`package.module:Name`) into the object it names."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from hpotool.errors import HpoError
+
+
+def closest(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """The candidates that look most like `word`, best first."""
+    return difflib.get_close_matches(word, list(candidates), n=n, cutoff=0.6)
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """`" (did you mean 'x'?)"`, or an empty string when nothing is close."""
+    near = closest(word, candidates, n=1)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+def is_import_path(name: str) -> bool:
+    """Whether `name` looks like `package.module:Name` or `package.module.Name`."""
+    return ":" in name or "." in name
+
+
+def import_object(path: str) -> Any:
+    """Import `package.module:Name` (or `package.module.Name`) and return the attribute."""
+    if ":" in path:
+        module_name, _, attr = path.partition(":")
+    else:
+        module_name, _, attr = path.rpartition(".")
+    if not module_name or not attr:
+        raise HpoError(f"{path!r} is not an import path; write it as package.module:Name")
+    # Users run hpotool from their project folder and expect its modules to import, as `python -m` does.
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise HpoError(f"cannot import {path!r}: {exc}") from None
+    except Exception as exc:  # the user's module raised while importing
+        raise HpoError(
+            f"cannot import {path!r}: importing {module_name!r} raised {type(exc).__name__}: {exc}"
+        ) from None
+    obj = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            names = [n for n in dir(module) if not n.startswith("_")]
+            raise HpoError(
+                f"cannot import {path!r}: module {module_name!r} has no attribute {part!r}"
+                f"{did_you_mean(part, names)}"
+            ) from None
+    return obj
+
+
+def resolve(name: str, registry: Mapping[str, str], kind: str) -> Any:
+    """Look `name` up among the built-ins of `kind`, or import it when it is an import path.
+
+    Args:
+        name: a short name from `registry`, or `package.module:Name`.
+        registry: short name -> import path of the built-in.
+        kind: what is being resolved, for messages ("sampler", "model", ...).
+    """
+    if name in registry:
+        return import_object(registry[name])
+    if is_import_path(name):
+        return import_object(name)
+    raise HpoError(
+        f"unknown {kind} {name!r}{did_you_mean(name, registry)}; choose one of: {', '.join(registry)}, "
+        f"or give an import path such as package.module:Name"
+    )
+
+
+def accepted_kwargs(obj: Callable[..., Any]) -> tuple[list[str], bool]:
+    """The keyword arguments `obj` takes, and whether it also takes `**kwargs`."""
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return [], True  # a builtin without a signature: let the call itself check
+    names = [
+        p.name
+        for p in sig.parameters.values()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+    return names, var_kw
+
+
+def check_kwargs(
+    obj: Callable[..., Any], kwargs: Iterable[str], what: str, injected: Iterable[str] = ()
+) -> None:
+    """Raise `ValueError` naming the valid arguments when `obj` does not take one of `kwargs`.
+
+    Args:
+        obj: the class or function that will be called.
+        kwargs: argument names the user gave.
+        what: how to name `obj` in the message ("model 'mlp'").
+        injected: arguments hpotool passes itself; the user may not set them.
+    """
+    names, var_kw = accepted_kwargs(obj)
+    hidden = set(injected)
+    valid = [n for n in names if n not in hidden and n != "self"]
+    for key in kwargs:
+        if key in hidden:
+            raise ValueError(f"{key!r} is set by hpotool for {what}; remove it from the config")
+        if not var_kw and key not in valid:
+            raise ValueError(
+                f"{what} takes no argument {key!r}{did_you_mean(key, valid)}; "
+                f"it takes: {', '.join(valid) or 'no arguments'}"
+            )
+
+
+def pick_kwargs(obj: Callable[..., Any], offered: Mapping[str, Any]) -> dict[str, Any]:
+    """The subset of `offered` that `obj` accepts (all of it when `obj` takes `**kwargs`)."""
+    names, var_kw = accepted_kwargs(obj)
+    return dict(offered) if var_kw else {k: v for k, v in offered.items() if k in names}

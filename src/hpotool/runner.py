@@ -1,0 +1,196 @@
+"""From a RunConfig to a trained model: load data, resolve the device, build components, run the Trainer.
+
+Used by both `optimize` (one call per trial) and `train`. Knows nothing about Optuna.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hpotool.components import resolve_component
+from hpotool.config import CLASSIFICATION_METRICS, REGRESSION_METRICS, DataConfig, RunConfig
+from hpotool.datasets import Task, TensorData, as_dataset, split
+from hpotool.errors import HpoError
+from hpotool.resolve import pick_kwargs
+from hpotool.schedulers import PER_STEP
+from hpotool.trainer import EpochResult, Trainer
+
+MEASURES = ("n_params", "epoch_time")
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A dataset split for training, on the CPU."""
+
+    train: TensorData
+    val: TensorData
+    task: Task
+    out_features: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Every value a run on this data reports: the task's epoch metrics, then the measures."""
+        epoch_metrics = CLASSIFICATION_METRICS if self.task == "classification" else REGRESSION_METRICS
+        return epoch_metrics + MEASURES
+
+
+@dataclass
+class RunResult:
+    """What one training run produced."""
+
+    metrics: dict[str, float]
+    history: list[dict[str, float]]
+    model: nn.Module
+    seconds: float
+    device: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history)
+
+
+_DATA_CACHE: dict[str, PreparedData] = {}
+_DEVICE_CACHE: dict[tuple[str, str], tuple[TensorData, TensorData]] = {}
+
+
+def load_data(cfg: DataConfig) -> PreparedData:
+    """Load and split the dataset once per process; trials with the same data section share it."""
+    key = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
+    if key not in _DATA_CACHE:
+        factory = resolve_component("data", cfg.name)
+        ds = as_dataset(factory(**cfg.kwargs))
+        train, val = split(ds, cfg.val_fraction, cfg.subset_fraction, cfg.split_seed)
+        _DATA_CACHE[key] = PreparedData(train, val, ds.task, ds.out_features)
+    return _DATA_CACHE[key]
+
+
+def _on_device(data: PreparedData, device: torch.device) -> tuple[TensorData, TensorData]:
+    """The splits on `device`, copied there once per process."""
+    key = (str(id(data)), str(device))
+    if key not in _DEVICE_CACHE:
+        _DEVICE_CACHE[key] = (data.train.to(device), data.val.to(device))
+    return _DEVICE_CACHE[key]
+
+
+def resolve_device(spec: str) -> torch.device:
+    """`auto` picks cuda, then mps, then cpu; an explicit device that is absent is an `HpoError`."""
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise HpoError(
+                f"device: {spec!r} was asked for but CUDA is not available here; use device: auto or cpu"
+            )
+        index = int(spec.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise HpoError(
+                f"device: {spec!r} does not exist; this machine has {torch.cuda.device_count()} GPU(s)"
+            )
+    if spec == "mps" and not torch.backends.mps.is_available():
+        raise HpoError("device: 'mps' was asked for but MPS is not available here; use device: auto or cpu")
+    return torch.device(spec)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_model(cfg: RunConfig, data: PreparedData) -> nn.Module:
+    """Instantiate the model, passing the data's shapes to the arguments its signature asks for."""
+    cls = resolve_component("model", cfg.model.name)
+    shapes = {
+        "in_features": int(np.prod(data.input_shape)),
+        "out_features": data.out_features,
+        "input_shape": data.input_shape,
+    }
+    model = cls(**pick_kwargs(cls, shapes), **cfg.model.kwargs)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model {cfg.model.name!r} returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def build_trainer(cfg: RunConfig, data: PreparedData, model: nn.Module) -> Trainer:
+    """The optimizer, schedule and loss the config names, around `model`."""
+    opt_cls = resolve_component("optimizer", cfg.optimizer.name)
+    optimizer = opt_cls(model.parameters(), **cfg.optimizer.kwargs)
+    steps_per_epoch = -(-len(data.train) // cfg.batch_size)
+    sched_fn = resolve_component("scheduler", cfg.scheduler.name)
+    run_shape = {"epochs": cfg.epochs, "steps_per_epoch": steps_per_epoch}
+    scheduler = sched_fn(optimizer, **pick_kwargs(sched_fn, run_shape), **cfg.scheduler.kwargs)
+    per_step = (cfg.scheduler.interval or ("step" if cfg.scheduler.name in PER_STEP else "epoch")) == "step"
+    loss_cls = resolve_component("loss", cfg.loss.name)
+    loss_fn = loss_cls(**pick_kwargs(loss_cls, {"task": data.task}), **cfg.loss.kwargs)
+    return Trainer(
+        model=model,
+        optimizer=optimizer,
+        loss_fn=loss_fn,
+        task=data.task,
+        batch_size=cfg.batch_size,
+        scheduler=scheduler,
+        scheduler_per_step=per_step,
+        grad_clip=cfg.grad_clip,
+        seed=cfg.seed,
+    )
+
+
+def _noop(_: EpochResult) -> None:
+    return None
+
+
+def train_run(
+    cfg: RunConfig,
+    *,
+    on_epoch_end: Callable[[EpochResult], None] = _noop,
+    history: list[dict[str, float]] | None = None,
+) -> RunResult:
+    """Train `cfg` from scratch and return its final metrics.
+
+    Args:
+        cfg: the run.
+        on_epoch_end: called after each epoch; raise from it to stop training.
+        history: filled with one row per epoch as training goes, so a caller still has the rows when
+            training stops with an exception.
+    """
+    start = time.perf_counter()
+    if cfg.torch_threads is not None:
+        torch.set_num_threads(cfg.torch_threads)
+    device = resolve_device(cfg.device)
+    data = load_data(cfg.data)
+    train, val = _on_device(data, device)
+    seed_everything(cfg.seed)
+    model = build_model(cfg, data).to(device)
+    trainer = build_trainer(cfg, data, model)
+    rows = history if history is not None else []
+
+    def record(result: EpochResult) -> None:
+        rows.append(result.as_row())
+        on_epoch_end(result)
+
+    last = trainer.fit(train, val, epochs=cfg.epochs, on_epoch_end=record)
+    metrics = {
+        **last.metrics,
+        "n_params": float(sum(p.numel() for p in model.parameters())),
+        "epoch_time": sum(r["epoch_time"] for r in rows) / max(1, len(rows)),
+    }
+    return RunResult(metrics, rows, model, time.perf_counter() - start, str(device))

@@ -1,0 +1,166 @@
+"""Search-space parameters as validated models, and the one function that maps them onto a trial.
+
+A space is an ordered mapping from a dotted RunConfig path (`optimizer.lr`) to a parameter. The path is
+also the Optuna parameter name, so the study, its CSV columns and its plots speak the config's language.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    import optuna
+
+Choice = None | bool | int | float | str
+
+_BOUND_ALIASES = {"min": "low", "max": "high"}
+
+
+class _Param(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_min_max(cls, data: Any) -> Any:
+        """Accept the `min`/`max` spelling of existing configs as Optuna's `low`/`high`."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for alias, name in _BOUND_ALIASES.items():
+            if alias in out:
+                if name in out:
+                    raise ValueError(f"give either {name!r} or {alias!r}, not both")
+                out[name] = out.pop(alias)
+        return out
+
+
+class FloatParam(_Param):
+    """`trial.suggest_float(name, low, high, step=step, log=log)`."""
+
+    type: Literal["float"]
+    low: float = Field(description="Lower bound, inclusive.")
+    high: float = Field(description="Upper bound, inclusive.")
+    step: float | None = Field(None, description="Discretization step; not with log.")
+    log: bool = Field(False, description="Sample on a log scale; needs low > 0.")
+
+    @model_validator(mode="after")
+    def _check(self) -> FloatParam:
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ValueError(f"low and high must be finite numbers, got [{self.low}, {self.high}]")
+        if self.low > self.high:
+            raise ValueError(f"low must be <= high, got low={self.low} > high={self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"low must be > 0 when log is true, got {self.low}")
+        if self.step is not None:
+            if self.log:
+                raise ValueError("step and log cannot be used together; drop one of them")
+            if self.step <= 0:
+                raise ValueError(f"step must be > 0, got {self.step}")
+            n = (self.high - self.low) / self.step
+            if abs(n - round(n)) > 1e-8 * max(1.0, abs(n)):
+                raise ValueError(
+                    f"step {self.step} does not divide the range [{self.low}, {self.high}]; "
+                    f"make high - low a multiple of step"
+                )
+        return self
+
+
+class IntParam(_Param):
+    """`trial.suggest_int(name, low, high, step=step, log=log)`."""
+
+    type: Literal["int"]
+    low: int = Field(description="Lower bound, inclusive.")
+    high: int = Field(description="Upper bound, inclusive.")
+    step: int = Field(1, description="Step between values; must be 1 with log.")
+    log: bool = Field(False, description="Sample on a log scale; needs low >= 1.")
+
+    @model_validator(mode="after")
+    def _check(self) -> IntParam:
+        if self.low > self.high:
+            raise ValueError(f"low must be <= high, got low={self.low} > high={self.high}")
+        if self.log and self.low < 1:
+            raise ValueError(f"low must be >= 1 when log is true, got {self.low}")
+        if self.step < 1:
+            raise ValueError(f"step must be >= 1, got {self.step}")
+        if self.log and self.step != 1:
+            raise ValueError("step and log cannot be used together; drop one of them")
+        if (self.high - self.low) % self.step:
+            raise ValueError(
+                f"step {self.step} does not divide the range [{self.low}, {self.high}]; "
+                f"make high - low a multiple of step"
+            )
+        return self
+
+
+class CategoricalParam(_Param):
+    """`trial.suggest_categorical(name, choices)`."""
+
+    type: Literal["categorical"]
+    choices: list[Choice] = Field(
+        min_length=1, description="Values to choose from (null, bool, number, string)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> CategoricalParam:
+        if len(set(map(repr, self.choices))) != len(self.choices):
+            raise ValueError(f"choices must be distinct, got {self.choices}")
+        return self
+
+
+Param = Annotated[IntParam | FloatParam | CategoricalParam, Field(discriminator="type")]
+PARAM_TYPES = ("float", "int", "categorical")
+
+
+def suggest(trial: optuna.Trial, space: Mapping[str, Param]) -> dict[str, Any]:
+    """Ask the trial for one value per parameter, in declaration order.
+
+    Returns:
+        `{dotted path: value}`, ready for `apply_overrides`.
+    """
+    params: dict[str, Any] = {}
+    for name, p in space.items():
+        match p:
+            case IntParam():
+                params[name] = trial.suggest_int(name, p.low, p.high, step=p.step, log=p.log)
+            case FloatParam():
+                params[name] = trial.suggest_float(name, p.low, p.high, step=p.step, log=p.log)
+            case CategoricalParam():
+                params[name] = trial.suggest_categorical(name, p.choices)
+            case _:  # pragma: no cover - the discriminated union admits nothing else
+                raise TypeError(f"unsupported parameter {p!r}")
+    return params
+
+
+def grid_choices(p: Param) -> list[Any]:
+    """Every value a grid search visits for `p`, both ends included.
+
+    Raises:
+        ValueError: for a continuous float (no `step`), which has no finite grid.
+    """
+    match p:
+        case CategoricalParam():
+            return list(p.choices)
+        case IntParam():
+            if p.log:
+                raise ValueError("a log-scaled int has no grid; use step instead of log")
+            return list(range(p.low, p.high + 1, p.step))
+        case FloatParam():
+            if p.step is None:
+                raise ValueError("a float without step has no grid; give it a step")
+            n = round((p.high - p.low) / p.step)
+            return [p.low + i * p.step if i < n else p.high for i in range(n + 1)]
+    raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover
+
+
+def boundary_values(p: Param) -> list[Any]:
+    """The extreme values of `p`: what validation of an overridden config must accept."""
+    match p:
+        case CategoricalParam():
+            return list(p.choices)
+        case IntParam() | FloatParam():
+            return [p.low, p.high]
+    raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover

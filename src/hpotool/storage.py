@@ -1,0 +1,107 @@
+"""Where studies live: SQLite under studies/ by default, or any Optuna storage URL.
+
+The default SQLite file is opened in WAL mode with a busy timeout, so several local workers can share it
+and readers (Optuna's CLI, optuna-dashboard) do not block writers. `redis://` URLs use Optuna's journal
+storage on Redis; `journal:PATH` uses the journal file storage; anything else goes to SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hpotool.errors import HpoError
+
+if TYPE_CHECKING:
+    import optuna
+
+SQLITE_BUSY_TIMEOUT_S = 60.0
+
+
+def default_storage_url(study_name: str) -> str:
+    return f"sqlite:///studies/{study_name}.db"
+
+
+def _sqlite_path(url: str) -> Path | None:
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url.removeprefix("sqlite:///").split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path)
+
+
+def _connect_sqlite(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False)
+    # WAL: readers never block the writer; NORMAL sync is durable against a crashed process (the
+    # trade-off: the last commits may be lost on a power cut or OS crash, never corrupted).
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorage:
+    """An Optuna storage for `url`.
+
+    Args:
+        url: `sqlite:///path.db`, `postgresql+psycopg://...`, `mysql+pymysql://...`, `redis://...`,
+            `journal:path.log`, or any URL SQLAlchemy understands.
+        create: make the SQLite file's folder when missing; when false, a missing file is an error.
+    """
+    import optuna
+
+    try:
+        if url.startswith(("redis://", "rediss://", "unix://")):
+            from optuna.storages.journal import JournalRedisBackend
+
+            backend = JournalRedisBackend(url)
+            backend._redis.ping()  # fail now, with a clear message, not at the first trial
+            return optuna.storages.JournalStorage(backend)
+        if url.startswith("journal:"):
+            from optuna.storages.journal import JournalFileBackend
+
+            journal = Path(url.removeprefix("journal:"))
+            if not create and not journal.exists():
+                raise HpoError(f"storage {url!r}: no such journal file")
+            journal.parent.mkdir(parents=True, exist_ok=True)
+            return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+        path = _sqlite_path(url)
+        if path is not None:
+            if not create and not path.exists():
+                raise HpoError(f"storage {url!r}: no such SQLite file {str(path)!r}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            engine_kwargs: dict[str, Any] = {"creator": functools.partial(_connect_sqlite, str(path))}
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        if "://" not in url:
+            raise HpoError(
+                f"storage {url!r} is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., "
+                f"mysql+pymysql://..., redis://host:6379 or journal:path.log"
+            )
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    except HpoError:
+        raise
+    except ImportError as exc:
+        raise HpoError(
+            f"storage {url!r}: a driver is missing ({exc}); install hpotool[postgres], [mysql] or [redis]"
+        ) from None
+    except Exception as exc:  # SQLAlchemy/redis errors: unreachable server, bad URL, wrong password
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise HpoError(f"storage {url!r}: cannot open it: {first}") from None
+
+
+def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
+    return [s.study_name for s in storage.get_all_studies()]
+
+
+def load_study(study_name: str, storage_url: str | None) -> optuna.Study:
+    """Open an existing study; a missing one is an `HpoError` listing the studies that exist."""
+    import optuna
+
+    url = storage_url or default_storage_url(study_name)
+    storage = make_storage(url, create=False)
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        names = study_names(storage)
+        listed = ", ".join(names) if names else "none"
+        raise HpoError(f"no study {study_name!r} in {url}; studies there: {listed}") from None

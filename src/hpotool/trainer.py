@@ -1,0 +1,140 @@
+"""The training loop: plain PyTorch, no Optuna, no terminal output.
+
+Data sits on the device as tensors and is batched by index, which on small data is faster than a
+DataLoader; losses accumulate as tensors and are read back once per epoch, so the device never waits on
+the host inside an epoch. A callback sees every epoch's metrics and stops training by raising.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from hpotool.datasets import Task, TensorData
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """Metrics after one epoch. `epoch` counts from 0."""
+
+    epoch: int
+    metrics: dict[str, float]
+    seconds: float
+
+    def as_row(self) -> dict[str, float]:
+        return {"epoch": self.epoch, **self.metrics, "epoch_time": self.seconds}
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, epoch: int, value: float) -> None:
+        super().__init__(f"train_loss is {value} at epoch {epoch}")
+        self.epoch = epoch
+        self.value = value
+
+
+def _noop(_: EpochResult) -> None:
+    return None
+
+
+@dataclass
+class Trainer:
+    """Trains `model` with `optimizer` on `loss_fn`, evaluating after each epoch.
+
+    `scheduler` is stepped every batch when `scheduler_per_step`, else every epoch.
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    loss_fn: nn.Module
+    task: Task
+    batch_size: int
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    scheduler_per_step: bool = False
+    grad_clip: float | None = None
+    seed: int = 0
+    eval_batch_size: int = 4096
+    _generator: torch.Generator | None = field(default=None, init=False, repr=False)
+
+    def fit(
+        self,
+        train: TensorData,
+        val: TensorData,
+        *,
+        epochs: int,
+        on_epoch_end: Callable[[EpochResult], None] = _noop,
+    ) -> EpochResult:
+        """Train for `epochs` epochs; `train` and `val` must already be on the model's device.
+
+        Raises:
+            NonFiniteLossError: when the training loss becomes NaN or infinite.
+            Whatever `on_epoch_end` raises, which ends training there.
+        """
+        device = train.x.device
+        # A generator of our own: shuffling is reproducible whatever else draws random numbers.
+        self._generator = torch.Generator(device=device).manual_seed(self.seed)
+        result = EpochResult(-1, {}, 0.0)
+        for epoch in range(epochs):
+            start = time.perf_counter()
+            train_loss = self._train_epoch(train)
+            if not math.isfinite(train_loss):
+                raise NonFiniteLossError(epoch, train_loss)
+            metrics = {"train_loss": train_loss, **self.evaluate(val)}
+            if self.scheduler is not None and not self.scheduler_per_step:
+                self.scheduler.step()
+            result = EpochResult(epoch, metrics, time.perf_counter() - start)
+            on_epoch_end(result)
+        return result
+
+    def _train_epoch(self, data: TensorData) -> float:
+        self.model.train()
+        n = len(data)
+        perm = torch.randperm(n, device=data.x.device, generator=self._generator)
+        total = torch.zeros((), device=data.x.device)
+        for i in range(0, n, self.batch_size):
+            idx = perm[i : i + self.batch_size]
+            x, y = data.x[idx], data.y[idx]
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.loss_fn(self.model(x), y)
+            loss.backward()
+            if self.grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            self.optimizer.step()
+            if self.scheduler is not None and self.scheduler_per_step:
+                self.scheduler.step()
+            total += loss.detach() * len(idx)
+        return float(total.item()) / n  # the one host sync of the epoch
+
+    @torch.no_grad()
+    def evaluate(self, data: TensorData) -> dict[str, float]:
+        """Validation metrics: val_loss, plus val_accuracy (classification) or val_rmse/val_mae (regression)."""
+        self.model.eval()
+        n = len(data)
+        loss_sum = torch.zeros((), device=data.x.device)
+        hits = torch.zeros((), device=data.x.device)
+        sq_err = torch.zeros((), device=data.x.device)
+        abs_err = torch.zeros((), device=data.x.device)
+        for i in range(0, n, self.eval_batch_size):
+            x, y = data.x[i : i + self.eval_batch_size], data.y[i : i + self.eval_batch_size]
+            out = self.model(x)
+            loss_sum += self.loss_fn(out, y) * len(x)
+            if self.task == "classification":
+                hits += (out.argmax(dim=1) == y).sum()
+            else:
+                diff = (out - y).reshape(len(x), -1)
+                sq_err += diff.square().mean(dim=1).sum()
+                abs_err += diff.abs().mean(dim=1).sum()
+        values = torch.stack([loss_sum, hits, sq_err, abs_err]).tolist()  # one host sync
+        metrics = {"val_loss": values[0] / n}
+        if self.task == "classification":
+            metrics["val_accuracy"] = values[1] / n
+        else:
+            metrics["val_rmse"] = math.sqrt(values[2] / n)
+            metrics["val_mae"] = values[3] / n
+        return metrics

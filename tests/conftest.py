@@ -1,0 +1,78 @@
+"""Tiny, seeded configs on real data: digits, a 10% subset, 2 epochs, 3 trials."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import hpotool.cli
+
+# Wide, colourless output so messages are asserted whole (fastapi-cli widens its console the same way).
+os.environ["NO_COLOR"] = "1"
+for _console in (hpotool.cli.console, hpotool.cli.err_console):
+    _console.width = 3000
+    _console.no_color = True
+
+RUN: dict[str, Any] = {
+    "project": "tiny",
+    "seed": 0,
+    "device": "cpu",
+    "torch_threads": 1,
+    "data": {"name": "digits", "val_fraction": 0.2, "subset_fraction": 0.1},
+    "model": {"name": "mlp", "hidden": [16], "dropout": 0.0},
+    "optimizer": {"name": "adam", "lr": 1e-2},
+    "epochs": 2,
+    "batch_size": 32,
+}
+
+OPTIMIZE: dict[str, Any] = {
+    "study_name": "tiny",
+    "n_trials": 3,
+    "seed": 0,
+    "metric": "val_accuracy",
+    "direction": "maximize",
+    "sampler": {"name": "random"},
+    "pruner": {"name": "nop"},
+    "search_space": {
+        "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+        "model.hidden.0": {"type": "int", "low": 8, "high": 32, "step": 8},
+    },
+}
+
+
+def write_yaml(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def run_dict() -> dict[str, Any]:
+    import copy
+
+    return copy.deepcopy(RUN)
+
+
+@pytest.fixture
+def opt_dict(tmp_path: Path) -> dict[str, Any]:
+    import copy
+
+    d = copy.deepcopy(OPTIMIZE)
+    d["storage"] = f"sqlite:///{tmp_path / 'studies' / 'tiny.db'}"
+    return d
+
+
+@pytest.fixture
+def configs(tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]) -> tuple[Path, Path]:
+    """The tiny run and optimize configs, written to files."""
+    return write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """Run each test in its own folder so default paths (studies/, runs/) never touch the checkout."""
+    if "keep_cwd" not in request.keywords:
+        monkeypatch.chdir(tmp_path)

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+from typer.testing import CliRunner
+
+from hpotool.cli import app
+
+runner = CliRunner()
+
+
+def test_help_lists_commands() -> None:
+    result = runner.invoke(app, ["--help"], catch_exceptions=False)
+    assert result.exit_code == 0 and "optimize" in result.output
+
+
+def test_optimize_end_to_end_on_sqlite(configs: tuple[Path, Path], opt_dict: dict) -> None:
+    run_path, opt_path = configs
+    result = runner.invoke(
+        app,
+        ["optimize", "--run-config", str(run_path), "--optimize-config", str(opt_path)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "best val_accuracy" in result.stdout
+    assert "trial   0 COMPLETE" in result.stderr
+    # Read back with plain Optuna: parameters are named by their dotted paths.
+    study = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
+    assert len(study.trials) == 3
+    assert set(study.best_trial.params) == {"optimizer.lr", "model.hidden.0"}
+
+
+def test_json_summary_and_overrides(configs: tuple[Path, Path], tmp_path: Path) -> None:
+    run_path, opt_path = configs
+    storage = f"sqlite:///{tmp_path / 'other.db'}"
+    args = [
+        "optimize",
+        "-r",
+        str(run_path),
+        "-o",
+        str(opt_path),
+        "--json",
+        "--study-name",
+        "renamed",
+        "--storage",
+        storage,
+        "--n-trials",
+        "2",
+        "--device",
+        "cpu",
+        "--seed",
+        "3",
+    ]
+    result = runner.invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["study_name"] == "renamed" and summary["counts"] == {"complete": 2}
+    assert summary["best"]["params"].keys() == {"optimizer.lr", "model.hidden.0"}
+    assert optuna.load_study(study_name="renamed", storage=storage).user_attrs["optimize_config"]["seed"] == 3
+
+
+def test_quiet_prints_only_the_summary(configs: tuple[Path, Path]) -> None:
+    run_path, opt_path = configs
+    result = runner.invoke(
+        app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "--quiet"], catch_exceptions=False
+    )
+    assert result.exit_code == 0
+    assert "trial   0" not in result.output and "best val_accuracy" in result.stdout
+
+
+def test_user_error_is_one_line_exit_2_no_traceback(configs: tuple[Path, Path], tmp_path: Path) -> None:
+    run_path, opt_path = configs
+    opt_path.write_text(opt_path.read_text().replace("type: float", "type: flaot"))
+    result = runner.invoke(app, ["optimize", "-r", str(run_path), "-o", str(opt_path)])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {opt_path}: search_space.optimizer.lr: unknown type 'flaot' (did you mean 'float'?); "
+        "use one of: float, int, categorical\n"
+    )
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "studies").exists()
+
+
+def test_debug_shows_the_traceback(configs: tuple[Path, Path]) -> None:
+    run_path, opt_path = configs
+    opt_path.write_text(opt_path.read_text().replace("type: float", "type: flaot"))
+    result = runner.invoke(app, ["--debug", "optimize", "-r", str(run_path), "-o", str(opt_path)])
+    assert result.exit_code != 0 and result.exc_info is not None
+    assert type(result.exception).__name__ == "HpoError"
+
+
+def test_missing_config_file_is_a_usage_error(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["optimize", "-r", str(tmp_path / "nope.yaml"), "-o", str(tmp_path / "x.yaml")]
+    )
+    assert result.exit_code == 2 and "does not exist" in result.stderr

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hpotool.config import OptimizeConfig, RunConfig, load_optimize_config, load_run_config, validate_config
+from hpotool.errors import HpoError
+from hpotool.search_space import FloatParam, IntParam
+
+from .conftest import write_yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_configs_load() -> None:
+    run = load_run_config(REPO / "configs" / "run_template.yaml")
+    opt = load_optimize_config(REPO / "configs" / "optimize_template.yaml")
+    assert run.model.name == "mlp"
+    assert opt.n_trials == 20
+    assert opt.sampler.name == "tpe" and opt.pruner.name == "successive_halving"
+
+
+def test_defaults_are_complete_and_frozen() -> None:
+    run = RunConfig()
+    assert run.device == "auto" and run.data.name == "digits" and run.optimizer.lr == 1e-3
+    with pytest.raises(Exception, match="frozen"):
+        run.epochs = 3  # type: ignore[misc]
+
+
+def test_component_arguments_are_flat_and_checked() -> None:
+    run = RunConfig.model_validate({"optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9}})
+    assert run.optimizer.kwargs == {"lr": 0.01, "weight_decay": 0.0, "momentum": 0.9}
+    with pytest.raises(HpoError) as err:
+        validate_config(RunConfig, {"optimizer": {"name": "sgd", "momentm": 0.9}}, "run.yaml")
+    assert str(err.value).startswith("run.yaml: optimizer: optimizer 'sgd' takes no argument 'momentm'")
+    assert "did you mean 'momentum'?" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"optimizr": {}}, "run.yaml: unknown key 'optimizr' (did you mean 'optimizer'?)"),
+        ({"optimizer": {"name": "adamx"}}, "unknown optimizer 'adamx' (did you mean 'adam'?)"),
+        ({"epochs": "many"}, "run.yaml: epochs: Input should be a valid integer"),
+        ({"epochs": 0}, "run.yaml: epochs: Input should be greater than or equal to 1"),
+        ({"device": "gpu"}, "run.yaml: device: device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
+        ({"model": {"name": "mlp", "hiden": 3}}, "did you mean 'hidden'?"),
+        ({"model": {"name": "mlp", "in_features": 3}}, "'in_features' is set by hpotool"),
+        ({"data": {"val_fraction": 1.5}}, "run.yaml: data.val_fraction: Input should be less than 1"),
+        ({"model": {"name": "nomodule.x:Y"}}, "cannot import 'nomodule.x:Y': No module named 'nomodule'"),
+        ({"model": "mlp"}, "run.yaml: model: expected a mapping, got 'mlp'"),
+    ],
+)
+def test_run_config_errors(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(HpoError) as err:
+        validate_config(RunConfig, data, "run.yaml")
+    assert message in str(err.value)
+
+
+SPACE_DOTTED = {
+    "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+    "model.hidden.0": {"type": "int", "low": 16, "high": 64, "step": 16},
+    "model.activation": {"type": "categorical", "choices": ["relu", "gelu"]},
+}
+SPACE_NESTED = {
+    "optimizer": {"lr": {"type": "float", "min": 1e-4, "max": 1e-1, "log": True}},
+    "model": {
+        "hidden": {"0": {"type": "int", "min": 16, "max": 64, "step": 16}},
+        "activation": {"type": "categorical", "choices": ["relu", "gelu"]},
+    },
+}
+
+
+def test_both_search_space_spellings_mean_the_same() -> None:
+    dotted = OptimizeConfig.model_validate({"study_name": "s", "search_space": SPACE_DOTTED})
+    nested = OptimizeConfig.model_validate({"study_name": "s", "trials": 20, "search_space": SPACE_NESTED})
+    assert dotted.search_space == nested.search_space
+    assert list(nested.search_space) == ["optimizer.lr", "model.hidden.0", "model.activation"]
+    assert nested.search_space["optimizer.lr"] == FloatParam(type="float", low=1e-4, high=1e-1, log=True)
+    assert isinstance(nested.search_space["model.hidden.0"], IntParam)
+    assert nested.n_trials == 20
+
+
+def test_sampler_shorthand_and_default_storage() -> None:
+    opt = OptimizeConfig.model_validate(
+        {"study_name": "s", "sampler": "random", "search_space": SPACE_DOTTED}
+    )
+    assert opt.sampler.name == "random" and opt.sampler.kwargs == {}
+    assert opt.storage_url == "sqlite:///studies/s.db"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"study_name": "a/b"}, "study_name: study_name 'a/b' may hold only"),
+        ({"study_name": "..x"}, "may hold only"),
+        ({"n_trials": 0}, "n_trials: Input should be greater than 0"),
+        ({"direction": "up"}, "direction: Input should be 'minimize' or 'maximize', got 'up'"),
+        ({"n_trial": 3}, "unknown key 'n_trial' (did you mean 'n_trials'?)"),
+        (
+            {"search_space": {}},
+            "opt.yaml: search_space: the search space is empty; add at least one parameter",
+        ),
+        (
+            {"search_space": {"x": {"type": "flaot", "low": 1, "high": 2}}},
+            "search_space.x: unknown type 'flaot' (did you mean 'float'?); use one of: float, int, categorical",
+        ),
+        (
+            {"search_space": {"x": {"type": "float", "lwo": 1, "high": 2}}},
+            "search_space.x: unknown key 'lwo' (did you mean 'low'?)",
+        ),
+        ({"search_space": {"x": {"low": 1, "high": 2}}}, "search_space.x: a parameter needs a 'type'"),
+        (
+            {"search_space": {"x": {"type": "float", "low": 0, "high": 1, "log": True}}},
+            "search_space.x: low must be > 0 when log is true, got 0.0",
+        ),
+        (
+            {"search_space": {"x": {"type": "float", "low": 2, "high": 1}}},
+            "search_space.x: low must be <= high, got low=2.0 > high=1.0",
+        ),
+        (
+            {"search_space": {"x": {"type": "categorical", "choices": []}}},
+            "search_space.x.choices: List should have at least 1 item",
+        ),
+        (
+            {"search_space": {"x": {"type": "int", "low": 1, "high": 10, "step": 4}}},
+            "step 4 does not divide the range [1, 10]",
+        ),
+    ],
+)
+def test_optimize_config_errors(change: dict[str, Any], message: str) -> None:
+    data = {"study_name": "s", "search_space": SPACE_DOTTED, **change}
+    with pytest.raises(HpoError) as err:
+        validate_config(OptimizeConfig, data, "opt.yaml")
+    assert message in str(err.value)
+
+
+def test_loaders_name_the_file(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "opt.yaml", {"study_name": "s"})
+    with pytest.raises(HpoError, match=r"opt.yaml: search_space: required key is missing"):
+        load_optimize_config(path)

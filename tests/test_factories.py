@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from hpotool.errors import HpoError
+from hpotool.factories import PRUNERS, SAMPLERS, make_pruner, make_sampler
+from hpotool.search_space import CategoricalParam, FloatParam, IntParam, Param
+
+SPACE: dict[str, Param] = {
+    "optimizer.lr": FloatParam(type="float", low=0.001, high=0.003, step=0.001),
+    "model.hidden.0": IntParam(type="int", low=8, high=16, step=8),
+    "model.activation": CategoricalParam(type="categorical", choices=["relu", "gelu"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_every_sampler_short_name_builds_and_samples(name: str) -> None:
+    sampler = make_sampler(name, {}, seed=1, space=SPACE)
+    assert isinstance(sampler, optuna.samplers.BaseSampler)
+    study = optuna.create_study(
+        sampler=sampler, directions=["minimize", "minimize"] if name.startswith("nsga") else None
+    )
+    from hpotool.search_space import suggest
+
+    def objective(trial: optuna.Trial) -> float | tuple[float, float]:
+        p = suggest(trial, SPACE)
+        return (p["optimizer.lr"], p["model.hidden.0"]) if name.startswith("nsga") else p["optimizer.lr"]
+
+    study.optimize(objective, n_trials=3)
+    assert len(study.trials) == 3
+
+
+def test_grid_sampler_gets_its_grid_from_the_space() -> None:
+    sampler = make_sampler("grid", {}, seed=0, space=SPACE)
+    assert isinstance(sampler, optuna.samplers.GridSampler)
+    assert sampler._search_space["model.hidden.0"] == [8, 16]
+
+
+def test_seed_is_passed_unless_kwargs_set_one() -> None:
+    a = make_sampler("random", {}, seed=7, space=SPACE)
+    b = make_sampler("random", {"seed": 7}, seed=99, space=SPACE)
+    assert a._rng.rng.random() == b._rng.rng.random()
+
+
+def test_dotted_path_verbatim() -> None:
+    sampler = make_sampler("optuna.samplers.TPESampler", {"n_startup_trials": 3}, seed=0, space=SPACE)
+    assert isinstance(sampler, optuna.samplers.TPESampler)
+    assert isinstance(
+        make_sampler("optuna.samplers:RandomSampler", {}, seed=0, space=SPACE), optuna.samplers.RandomSampler
+    )
+
+
+@pytest.mark.parametrize("name", sorted(PRUNERS))
+def test_every_pruner_short_name_builds(name: str) -> None:
+    kwargs = {
+        "threshold": {"lower": 0.0},
+        "patient": {"patience": 2},
+        "percentile": {"percentile": 25.0},
+    }.get(name, {})
+    assert isinstance(make_pruner(name, kwargs), optuna.pruners.BasePruner)
+
+
+def test_patient_wraps_another_pruner() -> None:
+    pruner = make_pruner(
+        "patient", {"patience": 3, "wrapped_pruner": {"name": "median", "kwargs": {"n_startup_trials": 2}}}
+    )
+    assert isinstance(pruner, optuna.pruners.PatientPruner)
+    assert isinstance(pruner._wrapped_pruner, optuna.pruners.MedianPruner)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: make_sampler("tpee", {}, seed=0, space=SPACE),
+            "unknown sampler 'tpee' (did you mean 'tpe'?); choose one of: tpe, random",
+        ),
+        (
+            lambda: make_sampler("tpe", {"n_startup": 3}, seed=0, space=SPACE),
+            "sampler.kwargs: sampler 'tpe' takes no argument 'n_startup' (did you mean 'n_startup_trials'?)",
+        ),
+        (lambda: make_pruner("medain", {}), "unknown pruner 'medain' (did you mean 'median'?)"),
+        (
+            lambda: make_pruner("median", {"warmup": 1}),
+            "pruner.kwargs: pruner 'median' takes no argument 'warmup'",
+        ),
+        (lambda: make_pruner("threshold", {}), "pruner: 'threshold' rejected its kwargs"),
+        (
+            lambda: make_pruner("optuna.samplers:TPESampler", {}),
+            "is not an optuna.pruners.BasePruner subclass",
+        ),
+        (
+            lambda: make_sampler("grid", {}, seed=0, space={"x": FloatParam(type="float", low=0, high=1)}),
+            "the grid sampler needs a finite grid",
+        ),
+    ],
+)
+def test_factory_errors(call: object, message: str) -> None:
+    with pytest.raises(HpoError) as err:
+        call()  # type: ignore[operator]
+    assert message in str(err.value)

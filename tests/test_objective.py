@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from hpotool.errors import HpoError
+from hpotool.objective import Overrides, prepare_study, run_study
+
+from .conftest import write_yaml
+
+
+def _run(tmp_path: Path, run: dict[str, Any], opt: dict[str, Any], **kw: Any) -> Any:
+    rp = write_yaml(tmp_path / "run.yaml", run)
+    op = write_yaml(tmp_path / "optimize.yaml", opt)
+    plan = prepare_study(rp, op, Overrides(**kw))
+    return plan, run_study(plan, max_failures=kw.pop("max_failures", 5) if False else 5)
+
+
+def _study(opt: dict[str, Any]) -> optuna.Study:
+    return optuna.load_study(study_name=opt["study_name"], storage=opt["storage"])
+
+
+def test_study_runs_and_stores_configs_and_history(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+    _, summary = _run(tmp_path, run_dict, opt_dict)
+    study = _study(opt_dict)
+    assert summary.counts == {"complete": 3} and summary.ran_now == 3
+    assert study.user_attrs["run_config"]["model"]["hidden"] == [16]
+    assert study.user_attrs["optimize_config"]["metric"] == "val_accuracy"
+    assert set(study.user_attrs["versions"]) == {"hpotool", "optuna", "torch"}
+    t = study.trials[0]
+    assert set(t.params) == {"optimizer.lr", "model.hidden.0"}
+    assert t.user_attrs["epochs_run"] == 2 and len(t.user_attrs["history"]) == 2
+    assert t.user_attrs["metrics"]["val_accuracy"] == t.value
+    assert list(t.intermediate_values) == [0, 1]
+
+
+def test_threshold_pruner_gives_a_deterministic_pruned_trial(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    opt_dict["pruner"] = {"name": "threshold", "kwargs": {"lower": 0.999}}
+    opt_dict["n_trials"] = 1
+    _, summary = _run(tmp_path, run_dict, opt_dict)
+    (trial,) = _study(opt_dict).trials
+    assert trial.state == TrialState.PRUNED and summary.counts == {"pruned": 1}
+    assert trial.user_attrs["prune_reason"].startswith("pruned at epoch 0 (val_accuracy=")
+    assert trial.user_attrs["epochs_run"] == 1
+
+
+def test_non_finite_loss_prunes_with_the_reason(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+    run_dict["optimizer"] = {"name": "sgd", "lr": 1e30}
+    opt_dict["search_space"] = {"optimizer.momentum": {"type": "float", "low": 0.9, "high": 0.99}}
+    opt_dict["n_trials"] = 1
+    _run(tmp_path, run_dict, opt_dict)
+    (trial,) = _study(opt_dict).trials
+    assert trial.state == TrialState.PRUNED
+    assert "train_loss is" in trial.user_attrs["prune_reason"]
+
+
+def test_user_code_failure_fails_the_trial_and_the_study_goes_on(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    run_dict["model"] = {"name": "tests.helpers:FragileModel", "width": 8}
+    opt_dict["search_space"] = {"model.width": {"type": "categorical", "choices": [8, 32]}}
+    opt_dict["n_trials"] = 4
+    _, summary = _run(tmp_path, run_dict, opt_dict)
+    trials = _study(opt_dict).trials
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed and all(t.params["model.width"] == 32 for t in failed)
+    assert failed[0].user_attrs["fail_reason"] == "ValueError: width 32 is too wide"
+    assert summary.counts["complete"] == 4  # failures do not count towards n_trials
+
+
+def test_consecutive_failures_stop_the_study(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+    run_dict["model"] = {"name": "tests.helpers:ExplodingModel"}
+    opt_dict["search_space"] = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    summary = run_study(prepare_study(rp, op), max_failures=2)
+    assert summary.counts == {"fail": 2}
+    assert summary.stopped == "stopped after 2 failed trials in a row"
+    assert summary.first_error == "RuntimeError: boom from user code"
+
+
+def test_resume_runs_only_what_is_missing(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+    opt_dict["n_trials"] = 2
+    _, first = _run(tmp_path, run_dict, opt_dict)
+    _, again = _run(tmp_path, run_dict, opt_dict)
+    _, more = _run(tmp_path, run_dict, opt_dict, n_trials=3)
+    assert (first.ran_now, again.ran_now, more.ran_now) == (2, 0, 1)
+    assert "already has 2 finished trials" in (again.stopped or "")
+    assert len(_study(opt_dict).trials) == 3
+
+
+def test_reopening_with_another_direction_or_metric_is_refused(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    opt_dict["n_trials"] = 1
+    _run(tmp_path, run_dict, opt_dict)
+    with pytest.raises(HpoError, match="was created to maximize its metric, and the config says minimize"):
+        _run(tmp_path, run_dict, {**opt_dict, "direction": "minimize", "metric": "val_loss"})
+    with pytest.raises(HpoError, match="optimizes 'val_accuracy', and the config says 'train_loss'"):
+        _run(tmp_path, run_dict, {**opt_dict, "metric": "train_loss"})
+
+
+@pytest.mark.parametrize(
+    ("run_change", "opt_change", "message"),
+    [
+        (
+            {},
+            {"metric": "val_rmse"},
+            "metric: 'val_rmse' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy",
+        ),
+        (
+            {},
+            {"search_space": {"optimizer.lrr": {"type": "float", "low": 0.1, "high": 1}}},
+            "search_space.optimizer.lrr: the RunConfig has no such path; did you mean 'optimizer.lr'",
+        ),
+        (
+            {},
+            {"search_space": {"model.dropout": {"type": "float", "low": 0.0, "high": 1.5}}},
+            "search_space.model.dropout: with model.dropout=1.5: ValueError: dropout must be in [0, 1), got 1.5",
+        ),
+        (
+            {},
+            {"search_space": {"epochs": {"type": "int", "low": 0, "high": 3}}},
+            "search_space.epochs: with epochs=0: epochs: Input should be greater than or equal to 1",
+        ),
+        ({"batch_size": 4096}, {}, "batch_size: 4096 is larger than the 144 training samples"),
+        ({"device": "cuda"}, {}, "device: 'cuda' was asked for but CUDA is not available here"),
+        (
+            {"model": {"name": "mlp", "activation": "rleu"}},
+            {},
+            "building the run failed: ValueError: unknown activation 'rleu'",
+        ),
+        (
+            {},
+            {"sampler": {"name": "tpe", "kwargs": {"n_startup": 1}}},
+            "sampler.kwargs: sampler 'tpe' takes no argument 'n_startup'",
+        ),
+    ],
+)
+def test_bad_plans_fail_before_anything_is_stored(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, run_change: dict, opt_change: dict, message: str
+) -> None:
+    if run_change.get("device") == "cuda":
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("CUDA is available here")
+    with pytest.raises(HpoError) as err:
+        _run(tmp_path, {**run_dict, **run_change}, {**opt_dict, **opt_change})
+    assert message in str(err.value)
+    assert not (tmp_path / "studies" / "tiny.db").exists()

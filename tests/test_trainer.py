@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from hpotool.datasets import TensorData
+from hpotool.trainer import EpochResult, NonFiniteLossError, Trainer
+
+
+def _problem(n: int = 256) -> tuple[TensorData, TensorData]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 4, generator=g)
+    y = (x[:, 0] + x[:, 1] > 0).long()
+    return TensorData(x[: n // 2], y[: n // 2]), TensorData(x[n // 2 :], y[n // 2 :])
+
+
+def _trainer(lr: float = 0.05, seed: int = 0) -> Trainer:
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+    return Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=lr),
+        nn.CrossEntropyLoss(),
+        "classification",
+        16,
+        seed=seed,
+    )
+
+
+def test_loss_goes_down_and_metrics_are_reported() -> None:
+    train, val = _problem()
+    seen: list[EpochResult] = []
+    last = _trainer().fit(train, val, epochs=8, on_epoch_end=seen.append)
+    assert [r.epoch for r in seen] == list(range(8))
+    assert seen[-1].metrics["train_loss"] < seen[0].metrics["train_loss"]
+    assert set(last.metrics) == {"train_loss", "val_loss", "val_accuracy"}
+    assert last.metrics["val_accuracy"] > 0.8
+
+
+def test_training_is_reproducible() -> None:
+    train, val = _problem()
+    a = _trainer().fit(train, val, epochs=3)
+    b = _trainer().fit(train, val, epochs=3)
+    assert a.metrics == b.metrics
+
+
+def test_callback_stops_training_by_raising() -> None:
+    class Stop(Exception):
+        pass
+
+    seen: list[int] = []
+
+    def stop_after_two(result: EpochResult) -> None:
+        seen.append(result.epoch)
+        if result.epoch == 1:
+            raise Stop
+
+    train, val = _problem()
+    with pytest.raises(Stop):
+        _trainer().fit(train, val, epochs=10, on_epoch_end=stop_after_two)
+    assert seen == [0, 1]
+
+
+def test_non_finite_loss_raises() -> None:
+    train, val = _problem()
+    train = TensorData(train.x * float("nan"), train.y)
+    with pytest.raises(NonFiniteLossError, match="train_loss is nan at epoch 0"):
+        _trainer().fit(train, val, epochs=3)
+
+
+def test_regression_metrics() -> None:
+    x = torch.randn(64, 3)
+    y = x.sum(dim=1, keepdim=True)
+    model = nn.Linear(3, 1)
+    trainer = Trainer(model, torch.optim.Adam(model.parameters(), lr=0.1), nn.MSELoss(), "regression", 16)
+    last = trainer.fit(TensorData(x, y), TensorData(x, y), epochs=30)
+    assert set(last.metrics) == {"train_loss", "val_loss", "val_rmse", "val_mae"}
+    assert last.metrics["val_rmse"] == pytest.approx(last.metrics["val_loss"] ** 0.5, rel=1e-4)
+    assert last.metrics["val_rmse"] < 0.5

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hpotool.errors import HpoError
+from hpotool.yamlfile import parse_yaml, read_yaml_mapping
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a: 1e-3", 0.001),
+        ("a: 1.0e-4", 0.0001),
+        ("a: -2E5", -200000.0),
+        ("a: 3", 3),
+        ("a: .5", 0.5),
+        ("a: 1e3x", "1e3x"),
+        ("a: .inf", float("inf")),
+    ],
+)
+def test_numbers_read_as_users_expect(text: str, expected: object) -> None:
+    assert parse_yaml(text, "f.yaml") == {"a": expected}
+
+
+def test_duplicate_keys_are_refused() -> None:
+    with pytest.raises(HpoError, match=r"f.yaml: duplicate key 'lr' \(line 3, column 3\)"):
+        parse_yaml("optimizer:\n  lr: 1\n  lr: 2\n", "f.yaml")
+
+
+def test_python_tags_are_refused() -> None:
+    with pytest.raises(HpoError, match="configs are loaded safely"):
+        parse_yaml("a: !!python/object/apply:os.system ['echo hi']", "f.yaml")
+
+
+def test_syntax_error_names_line_and_column() -> None:
+    with pytest.raises(HpoError, match=r"f.yaml: line 2, column 2: "):
+        parse_yaml("a: [1, 2\nb: 3", "f.yaml")
+
+
+def test_missing_empty_and_non_mapping_files(tmp_path: Path) -> None:
+    with pytest.raises(HpoError, match="no such file"):
+        read_yaml_mapping(tmp_path / "nope.yaml")
+    (tmp_path / "empty.yaml").write_text("")
+    with pytest.raises(HpoError, match="the file is empty"):
+        read_yaml_mapping(tmp_path / "empty.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(HpoError, match="expected a YAML mapping at the top level, got list"):
+        read_yaml_mapping(tmp_path / "list.yaml")
