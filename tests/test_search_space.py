@@ -116,10 +116,11 @@ def params(draw: st.DrawFn) -> Param:
         step = 1 if log else draw(st.integers(1, 20))
         high = low + step * draw(st.integers(0, 50))
         return IntParam(type="int", low=low, high=high, step=step, log=log)
-    low = draw(st.floats(1e-6 if log else -1e3, 1e3))
     if not log and draw(st.booleans()):
+        low = draw(st.integers(-4000, 4000)) / 4  # exact in binary, as a step grid needs
         step = draw(st.sampled_from([0.5, 0.25, 0.1, 2.0]))
         return FloatParam(type="float", low=low, high=low + step * draw(st.integers(0, 20)), step=step)
+    low = draw(st.floats(1e-6 if log else -1e3, 1e3))
     high = low + draw(st.floats(0, 1e3))
     return FloatParam(type="float", low=low, high=high, log=log)
 

@@ -7,6 +7,7 @@ also the Optuna parameter name, so the study, its CSV columns and its plots spea
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -60,8 +61,9 @@ class FloatParam(_Param):
                 raise ValueError("step and log cannot be used together; drop one of them")
             if self.step <= 0:
                 raise ValueError(f"step must be > 0, got {self.step}")
-            n = (self.high - self.low) / self.step
-            if abs(n - round(n)) > 1e-8 * max(1.0, abs(n)):
+            # Decimal arithmetic on the written numbers, as Optuna checks it (0.3 - 0.0 is not 3 * 0.1 in floats).
+            span = Decimal(str(self.high)) - Decimal(str(self.low))
+            if span % Decimal(str(self.step)) != 0:
                 raise ValueError(
                     f"step {self.step} does not divide the range [{self.low}, {self.high}]; "
                     f"make high - low a multiple of step"
