@@ -154,3 +154,27 @@ def test_bad_plans_fail_before_anything_is_stored(
         _run(tmp_path, {**run_dict, **run_change}, {**opt_dict, **opt_change})
     assert message in str(err.value)
     assert not (tmp_path / "studies" / "tiny.db").exists()
+
+
+def test_enqueued_trials_run_first_with_exactly_those_values(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    opt_dict["enqueue"] = [
+        {"optimizer.lr": 0.01, "model.hidden.0": 24},
+        {"optimizer.lr": 0.002, "model.hidden.0": 8},
+    ]
+    _run(tmp_path, run_dict, opt_dict)
+    _run(tmp_path, run_dict, {**opt_dict, "n_trials": 4})  # resuming does not enqueue them again
+    trials = _study(opt_dict).trials
+    assert [t.params for t in trials[:2]] == opt_dict["enqueue"]
+    assert len(trials) == 4 and trials[2].params not in opt_dict["enqueue"][:1]
+
+
+def test_enqueue_is_checked_against_the_space(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+    with pytest.raises(
+        HpoError,
+        match=r"enqueue.0: 'optimizer.lrr' is not in the search space \(did you mean 'optimizer.lr'\?\)",
+    ):
+        _run(tmp_path, run_dict, {**opt_dict, "enqueue": [{"optimizer.lrr": 0.01}]})
+    with pytest.raises(HpoError, match=r"enqueue.0: model.hidden.0=12 lies outside its search space"):
+        _run(tmp_path, run_dict, {**opt_dict, "enqueue": [{"model.hidden.0": 12}]})

@@ -23,7 +23,8 @@ from pydantic import (
 
 from hpotool.components import Kind, check_component
 from hpotool.errors import HpoError
-from hpotool.search_space import PARAM_TYPES, Param
+from hpotool.resolve import did_you_mean
+from hpotool.search_space import PARAM_TYPES, Param, contains
 from hpotool.yamlfile import read_yaml_mapping
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -232,6 +233,10 @@ class OptimizeConfig(_Frozen):
     pruner: PrunerConfig = Field(
         default_factory=lambda: PrunerConfig(), description="When to stop bad trials."
     )
+    enqueue: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Known-good parameter sets (dotted path -> value) to try first; ones already in the study are skipped.",
+    )
     search_space: dict[str, Param] = Field(
         description="Dotted RunConfig path -> parameter, in suggestion order."
     )
@@ -262,6 +267,19 @@ class OptimizeConfig(_Frozen):
         if not v:
             raise ValueError("the search space is empty; add at least one parameter")
         return v
+
+    @model_validator(mode="after")
+    def _check_enqueue(self) -> OptimizeConfig:
+        for i, params in enumerate(self.enqueue):
+            for path, value in params.items():
+                param = self.search_space.get(path)
+                if param is None:
+                    raise ValueError(
+                        f"enqueue.{i}: {path!r} is not in the search space{did_you_mean(path, self.search_space)}"
+                    )
+                if not contains(param, value):
+                    raise ValueError(f"enqueue.{i}: {path}={value!r} lies outside its search space")
+        return self
 
     @property
     def storage_url(self) -> str:
@@ -311,8 +329,6 @@ def _display_loc(loc: tuple[str | int, ...]) -> str:
 
 def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
     """One `location: message` line per validation error, worded for a config author."""
-    from hpotool.resolve import did_you_mean
-
     lines = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])

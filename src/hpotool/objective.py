@@ -349,6 +349,8 @@ def run_study(
     if observer is not None:
         observer.study_started(study, target, done)
         callbacks.append(observer.trial_finished)
+    for params in plan.opt.enqueue:  # warm start: known-good configurations run first
+        study.enqueue_trial(params, skip_if_exists=True)
     before = len(study.get_trials(deepcopy=False))
     if done < target:
         study.optimize(

@@ -7,8 +7,8 @@ also the Optuna parameter name, so the study, its CSV columns and its plots spea
 from __future__ import annotations
 
 import math
-from decimal import Decimal
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -155,6 +155,27 @@ def grid_choices(p: Param) -> list[Any]:
                 raise ValueError("a float without step has no grid; give it a step")
             n = round((p.high - p.low) / p.step)
             return [p.low + i * p.step if i < n else p.high for i in range(n + 1)]
+    raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover
+
+
+def contains(p: Param, value: Any) -> bool:
+    """Whether `value` is one `p` can take: a choice, or a number within bounds on the step grid."""
+    match p:
+        case CategoricalParam():
+            return any(value == c and type(value) is type(c) for c in p.choices)
+        case IntParam():
+            return (
+                isinstance(value, int)
+                and not isinstance(value, bool)
+                and p.low <= value <= p.high
+                and (value - p.low) % p.step == 0
+            )
+        case FloatParam():
+            if isinstance(value, bool) or not isinstance(value, int | float) or not p.low <= value <= p.high:
+                return False
+            return p.step is None or math.isclose(
+                (value - p.low) / p.step, round((value - p.low) / p.step), abs_tol=1e-9
+            )
     raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover
 
 
