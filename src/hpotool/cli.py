@@ -161,6 +161,291 @@ def optimize(
             print_summary(summary)
 
 
+# ---------------------------------------------------------------- results: export, train, browse
+
+StudyNameReq = Annotated[str, typer.Option("--study-name", help="The study's name.")]
+ReadStorageOpt = Annotated[
+    str | None,
+    typer.Option("--storage", help="Optuna storage URL (default: sqlite:///studies/<study-name>.db)."),
+]
+EpochsOpt = Annotated[int | None, typer.Option("--epochs", min=1, help="Override the epochs.")]
+DeviceOpt = Annotated[
+    str | None, typer.Option("--device", help="Override the device: auto, cpu, cuda, cuda:N, mps.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout.")]
+
+
+def _print_json(data: Any) -> None:
+    from hpotool.export import dump_json
+
+    sys.stdout.write(dump_json(data))
+
+
+class _RunProgress:
+    """An epoch bar for each training run, and one line per finished run (a `final.FinalObserver`)."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=err_console,
+            transient=True,
+        )
+        self.task = self.progress.add_task("", total=1, info="", visible=False)
+
+    def __enter__(self) -> _RunProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def run_started(self, label: str, cfg: Any) -> None:
+        self.progress.reset(self.task, total=cfg.epochs, description=label, info="", visible=True)
+
+    def epoch_ended(self, result: Any) -> None:
+        info = " ".join(f"{k}={_fmt(v)}" for k, v in result.metrics.items())
+        self.progress.update(self.task, completed=result.epoch + 1, info=info)
+
+    def run_finished(self, label: str, run: Any) -> None:
+        shown = " ".join(f"{k}={_fmt(v)}" for k, v in run.metrics.items() if k.startswith("val_"))
+        err_console.print(
+            f"{escape(label)}: {escape(shown)}  [dim]{run.seconds:.1f}s  {escape(str(run.folder))}[/]",
+            soft_wrap=True,
+        )
+
+
+def _print_run(run: Any) -> None:
+    table = Table(title=f"run {run.folder}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for k, v in run.metrics.items():
+        table.add_row(k, _fmt(v))
+    table.add_row("epochs", str(run.epochs_run))
+    table.add_row("seed", str(run.config.seed))
+    table.add_row("device", run.device)
+    table.add_row("wall time", f"{run.seconds:.1f}s")
+    table.add_row("saved", "model.pt, metrics.json, history.csv, config.yaml")
+    console.print(table)
+
+
+@app.command("export-best")
+def export_best(
+    study_name: StudyNameReq,
+    storage: ReadStorageOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", file_okay=False, help="Folder (default: studies/<study-name>/).")
+    ] = None,
+) -> None:
+    """Write the best trial (best_params.json, best_run.yaml) and every trial (trials.csv, trials.json)."""
+    with user_errors():
+        from hpotool.browse import find_study
+        from hpotool.export import export_best as write_export
+        from hpotool.storage import default_storage_url
+
+        study = find_study(study_name, storage)
+        result = write_export(study, storage or default_storage_url(study_name), out)
+        table = Table(title=f"study {study_name}", show_header=False, title_justify="left")
+        table.add_column(style="bold")
+        table.add_column()
+        for trial in result.best:
+            values = ", ".join(
+                f"{m}={_fmt(v)}" for m, v in zip(result.metrics, trial.values or [], strict=False)
+            )
+            table.add_row(f"trial {trial.number}", values)
+            for k, v in trial.params.items():
+                table.add_row(f"  {k}", _fmt(v))
+        table.add_row("wrote", ", ".join(str(f) for f in result.files))
+        console.print(table)
+
+
+@app.command()
+def train(
+    run_config: RunConfigOpt,
+    epochs: EpochsOpt = None,
+    device: DeviceOpt = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Override the seed.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", file_okay=False, help="Run folder (default: runs/<project>/<timestamp>/)."),
+    ] = None,
+) -> None:
+    """Train one run config outside any study; save model.pt, metrics.json, history.csv and config.yaml."""
+    with user_errors():
+        from hpotool.config import load_run_config
+        from hpotool.overrides import apply_overrides
+        from hpotool.saved import check_run_dir, default_runs_dir, new_run_dir, train_and_save
+
+        cfg = load_run_config(run_config)
+        changes = {
+            k: v for k, v in {"epochs": epochs, "device": device, "seed": seed}.items() if v is not None
+        }
+        if changes:
+            try:
+                cfg = apply_overrides(cfg, changes)
+            except HpoError as exc:
+                raise HpoError(f"command line: {exc}") from None
+        if out is not None:
+            check_run_dir(out)
+            folder: Any = out
+        else:
+            parent = default_runs_dir(cfg)
+            folder = lambda: new_run_dir(parent)  # noqa: E731 - made once training has succeeded
+        with _RunProgress() as progress:
+            progress.run_started(f"{cfg.project} seed {cfg.seed}", cfg)
+            run = train_and_save(cfg, folder, on_epoch_end=progress.epoch_ended)
+        _print_run(run)
+
+
+@app.command("train-from-best")
+def train_from_best(
+    study_name: StudyNameReq,
+    storage: ReadStorageOpt = None,
+    epochs: EpochsOpt = None,
+    seeds: Annotated[
+        int | None,
+        typer.Option("--seeds", min=1, help="Train seeds seed, seed+1, ... (default: final.seeds or 1)."),
+    ] = None,
+    top_k: Annotated[
+        int, typer.Option("--top-k", min=1, help="Retrain the K best trials and rank them by their mean.")
+    ] = 1,
+    device: DeviceOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", file_okay=False, help="Folder (default: runs/<project>/<timestamp>/)."),
+    ] = None,
+) -> None:
+    """export-best, then train the best trial (or the --top-k best) under the study's final: rules."""
+    with user_errors():
+        from hpotool.browse import find_study
+        from hpotool.export import export_best as write_export
+        from hpotool.final import plan_final
+        from hpotool.final import train_from_best as run_final
+        from hpotool.saved import default_runs_dir, new_run_dir
+        from hpotool.storage import default_storage_url
+
+        study = find_study(study_name, storage)
+        plan = plan_final(study, epochs=epochs, seeds=seeds, top_k=top_k, device=device)
+        exported = write_export(study, storage or default_storage_url(study_name))
+        err_console.print(f"exported the best trial to {escape(str(exported.folder))}")
+        if len(plan.candidates) < top_k:
+            err_console.print(
+                f"[yellow]note:[/yellow] the study has only {len(plan.candidates)} complete trial(s); "
+                f"retraining those"
+            )
+        folder = out if out is not None else new_run_dir(default_runs_dir(plan.candidates[0].config))
+        with _RunProgress() as progress:
+            summary = run_final(plan, folder, progress, exported.folder)
+        metric = summary["metric"]
+        runs = Table(title=f"final runs ({summary['epochs']} epochs)", title_justify="left")
+        for col in ("trial", "seed", metric, "folder"):
+            runs.add_column(col, overflow="fold")
+        for c in summary["candidates"]:
+            for r in c["runs"]:
+                runs.add_row(str(c["trial_number"]), str(r["seed"]), _fmt(r["metrics"][metric]), r["folder"])
+        console.print(runs)
+        ranked = Table(title=f"ranked by mean {metric} ({summary['direction']})", title_justify="left")
+        for col in ("rank", "trial", "trial value", f"mean {metric}", "std", "seeds"):
+            ranked.add_column(col)
+        for c in summary["candidates"]:
+            std = "-" if c["std"] is None else f"{c['std']:.2g}"
+            ranked.add_row(
+                str(c["rank"]),
+                str(c["trial_number"]),
+                _fmt(c["trial_value"]),
+                _fmt(c["mean"]),
+                std,
+                str(len(c["runs"])),
+            )
+        console.print(ranked)
+        console.print(f"summary: {escape(str(folder / 'summary.json'))}")
+
+
+@app.command()
+def studies(
+    storage: Annotated[
+        str | None, typer.Option("--storage", help="Optuna storage URL (default: every studies/*.db).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List studies: name, direction, trials by state, best value, last activity."""
+    with user_errors():
+        from hpotool.browse import study_rows
+
+        rows, notes = study_rows(storage)
+        for note in notes:
+            err_console.print(f"[yellow]note:[/yellow] {escape(note)}")
+        if as_json:
+            _print_json(rows)
+            return
+        if not rows:
+            where = storage or "studies/*.db"
+            err_console.print(f"no studies in {escape(where)}")
+            return
+        table = Table(title="studies", title_justify="left")
+        for col in ("name", "direction", "metric", "trials", "best", "last activity", "storage"):
+            table.add_column(col, overflow="fold")
+        for r in rows:
+            states = ", ".join(f"{k} {v}" for k, v in r["trials"].items()) or "none"
+            best = _fmt(r["best_value"]) if r["best_value"] is not None else "-"
+            table.add_row(
+                r["name"],
+                ", ".join(r["directions"]),
+                r["metric"] or "-",
+                states,
+                best,
+                (r["last_activity"] or "-").replace("T", " ")[:16],
+                r["storage"],
+            )
+        console.print(table)
+
+
+@app.command()
+def trials(
+    study_name: StudyNameReq,
+    storage: ReadStorageOpt = None,
+    top: Annotated[int | None, typer.Option("--top", min=1, help="Show only the N best.")] = None,
+    state: Annotated[
+        str | None,
+        typer.Option("--state", help="Only trials in this state: complete, pruned, fail, running."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List a study's trials, best first (pruned trials show their last reported value)."""
+    with user_errors():
+        from hpotool.browse import find_study, trial_rows
+
+        study = find_study(study_name, storage)
+        rows = trial_rows(study, top, state)
+        if as_json:
+            _print_json(rows)
+            return
+        params: list[str] = []
+        for r in rows:
+            params += [p for p in r["params"] if p not in params]
+        table = Table(title=f"study {study_name}: {len(rows)} trial(s)", title_justify="left")
+        for col in ("#", "state", "value", *params, "epochs", "seconds", "reason"):
+            table.add_column(col, overflow="fold")
+        for r in rows:
+            value = r["value"] if r["values"] is None or len(r["values"]) == 1 else r["values"]
+            seconds = f"{r['duration_s']:.3g}" if r["duration_s"] is not None else "-"
+            table.add_row(
+                str(r["number"]),
+                r["state"],
+                _fmt(value) if value is not None else "-",
+                *(_fmt(r["params"][p]) if p in r["params"] else "-" for p in params),
+                str(r["epochs_run"]) if r["epochs_run"] is not None else "-",
+                seconds,
+                escape(r["prune_reason"] or r["fail_reason"] or ""),
+            )
+        console.print(table)
+
+
 def main() -> None:
     """Entry point of the `hpotool` console script."""
     app()

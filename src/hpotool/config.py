@@ -206,6 +206,45 @@ def flatten_space(space: Any, prefix: str = "") -> Any:
     return flat
 
 
+def _flatten_overrides(data: Any, prefix: str = "") -> Any:
+    """`{data: {subset_fraction: 1.0}}` and `{data.subset_fraction: 1.0}` both become the dotted form."""
+    if not isinstance(data, dict):
+        return data
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        nested = isinstance(value, dict) and value
+        pairs = _flatten_overrides(value, f"{prefix}{key}.") if nested else {f"{prefix}{key}": value}
+        for path, v in pairs.items():
+            if path in flat:
+                raise ValueError(f"override {path!r} is given twice")
+            flat[path] = v
+    return flat
+
+
+class FinalConfig(_Frozen):
+    """How the winning trial's config becomes the final run (`train-from-best`); flags override it."""
+
+    epochs: int | None = Field(None, ge=1, description="Epochs of the final run; null: the trial's epochs.")
+    seeds: int | None = Field(
+        None, ge=1, description="Seeds to train (seed, seed+1, ...) and average; null: one."
+    )
+    overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Dotted RunConfig path -> value for the final run, e.g. data.subset_fraction: 1.0.",
+    )
+
+    @field_validator("overrides", mode="before")
+    @classmethod
+    def _flatten(cls, v: Any) -> Any:
+        return _flatten_overrides(v)
+
+    @model_validator(mode="after")
+    def _check_epochs_once(self) -> FinalConfig:
+        if self.epochs is not None and "epochs" in self.overrides:
+            raise ValueError("epochs is given both as final.epochs and in final.overrides; keep one")
+        return self
+
+
 class OptimizeConfig(_Frozen):
     """One study: where it is stored, what it optimizes, how it searches and over what."""
 
@@ -239,6 +278,10 @@ class OptimizeConfig(_Frozen):
     )
     search_space: dict[str, Param] = Field(
         description="Dotted RunConfig path -> parameter, in suggestion order."
+    )
+    final: FinalConfig = Field(
+        default_factory=lambda: FinalConfig(),
+        description="How train-from-best turns the best trial into the final run (epochs, seeds, overrides).",
     )
 
     @field_validator("search_space", mode="before")

@@ -20,6 +20,7 @@ from hpotool import __version__
 from hpotool.config import OptimizeConfig, RunConfig, load_optimize_config, load_run_config, validate_config
 from hpotool.errors import HpoError
 from hpotool.factories import make_pruner, make_sampler
+from hpotool.final import check_final
 from hpotool.overrides import apply_overrides, check_path, config_paths
 from hpotool.runner import (
     MEASURES,
@@ -155,6 +156,7 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
     except Exception as exc:
         raise HpoError(f"{run_path}: building the run failed: {type(exc).__name__}: {exc}") from None
     check_space(run, opt, data, str(opt_path))
+    check_final(run, opt, str(opt_path))
     try:
         sampler = make_sampler(opt.sampler.name, opt.sampler.kwargs, seed=opt.seed, space=opt.search_space)
         pruner = make_pruner(opt.pruner.name, opt.pruner.kwargs)

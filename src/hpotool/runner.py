@@ -118,11 +118,16 @@ def seed_everything(seed: int) -> None:
 
 def build_model(cfg: RunConfig, data: PreparedData) -> nn.Module:
     """Instantiate the model, passing the data's shapes to the arguments its signature asks for."""
+    return make_model(cfg, data.input_shape, data.out_features)
+
+
+def make_model(cfg: RunConfig, input_shape: tuple[int, ...], out_features: int) -> nn.Module:
+    """Instantiate the model for data of these shapes (what `build_model` and a saved model use)."""
     cls = resolve_component("model", cfg.model.name)
     shapes = {
-        "in_features": int(np.prod(data.input_shape)),
-        "out_features": data.out_features,
-        "input_shape": data.input_shape,
+        "in_features": int(np.prod(input_shape)),
+        "out_features": out_features,
+        "input_shape": tuple(input_shape),
     }
     model = cls(**pick_kwargs(cls, shapes), **cfg.model.kwargs)
     if not isinstance(model, nn.Module):

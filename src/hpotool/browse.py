@@ -1,0 +1,159 @@
+"""Browsing stored studies: the data behind `hpotool studies` and `hpotool trials` (cli.py draws it)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from hpotool.errors import HpoError
+from hpotool.export import trial_record
+from hpotool.storage import default_storage_url, load_study, make_storage
+
+STATES = ("complete", "pruned", "fail", "running", "waiting")
+
+
+def _is_optuna_sqlite(path: Path) -> bool:
+    """Whether `path` is a SQLite file holding Optuna's tables (opening any other file with Optuna would
+    add its tables to it)."""
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError:
+        return False
+    return {"studies", "trials"} <= names
+
+
+def _last_activity(trials: list[FrozenTrial]) -> datetime | None:
+    times = [t.datetime_complete or t.datetime_start for t in trials]
+    present = [t for t in times if t is not None]
+    return max(present) if present else None
+
+
+def _best_values(directions: list[StudyDirection], trials: list[FrozenTrial]) -> list[float] | None:
+    """The best value of a single-objective study; None for none complete or several objectives."""
+    complete = [t.value for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
+    if len(directions) != 1 or not complete:
+        return None
+    values = [float(v) for v in complete if v is not None]
+    return [max(values) if directions[0] == StudyDirection.MAXIMIZE else min(values)]
+
+
+def storage_studies(url: str) -> list[dict[str, Any]]:
+    """One row per study in the storage at `url`: name, directions, metric, trials by state, best value,
+    last activity.
+
+    Raises:
+        HpoError: the storage does not exist or cannot be opened.
+    """
+    storage = make_storage(url, create=False)
+    rows = []
+    for frozen in storage.get_all_studies():
+        trials = storage.get_all_trials(storage.get_study_id_from_name(frozen.study_name), deepcopy=False)
+        counts: dict[str, int] = {}
+        for t in trials:
+            counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+        best = _best_values(frozen.directions, trials)
+        last = _last_activity(trials)
+        rows.append(
+            {
+                "name": frozen.study_name,
+                "storage": url,
+                "directions": [d.name.lower() for d in frozen.directions],
+                "metric": frozen.user_attrs.get("optimize_config", {}).get("metric"),
+                "trials": counts,
+                "n_trials": len(trials),
+                "best_value": best[0] if best else None,
+                "last_activity": last.isoformat(timespec="seconds") if last else None,
+            }
+        )
+    return rows
+
+
+def study_rows(
+    storage_url: str | None, folder: Path = Path("studies")
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every study in `storage_url`, or in every `folder/*.db` when no URL is given.
+
+    Returns:
+        The rows, and notes on files that were skipped (not Optuna databases, unreadable).
+    """
+    if storage_url is not None:
+        return storage_studies(storage_url), []
+    rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for path in sorted(folder.glob("*.db")):
+        if not _is_optuna_sqlite(path):
+            notes.append(f"{path}: not an Optuna database, skipped")
+            continue
+        try:
+            rows += storage_studies(f"sqlite:///{path}")
+        except HpoError as exc:
+            notes.append(f"{path}: skipped: {exc}")
+    return rows, notes
+
+
+def _sort_key(direction: StudyDirection) -> Any:
+    sign = -1.0 if direction == StudyDirection.MAXIMIZE else 1.0
+
+    def key(t: FrozenTrial) -> tuple[int, float, int]:
+        if t.values is None:
+            return (1, 0.0, t.number)
+        return (0, sign * float(t.values[0]), t.number)
+
+    return key
+
+
+def trial_rows(study: optuna.Study, top: int | None = None, state: str | None = None) -> list[dict[str, Any]]:
+    """The study's trials as rows, best first by value (the first objective's, respecting its
+    direction), trials without a value last; optionally only one state and the first `top`.
+
+    A pruned trial's value is its last reported one, as Optuna stores it.
+    """
+    if state is not None and state not in STATES:
+        raise HpoError(f"--state: {state!r} is not a trial state; use one of: {', '.join(STATES)}")
+    trials = study.get_trials(deepcopy=False)
+    if state is not None:
+        trials = [t for t in trials if t.state.name.lower() == state]
+    trials = sorted(trials, key=_sort_key(study.directions[0]))
+    if top is not None:
+        trials = trials[:top]
+    rows = []
+    for t in trials:
+        row = trial_record(t)
+        del row["history"]
+        row["state"] = row["state"].lower()
+        row["datetime_start"] = t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None
+        row["datetime_complete"] = (
+            t.datetime_complete.isoformat(timespec="seconds") if t.datetime_complete else None
+        )
+        rows.append(row)
+    return rows
+
+
+def find_study(study_name: str, storage_url: str | None, folder: Path = Path("studies")) -> optuna.Study:
+    """`storage.load_study`, and when no URL is given and the default file is missing, the error names
+    the studies found under `folder` instead of only the missing file.
+
+    Raises:
+        HpoError: one line naming the study, the storage and the studies that do exist.
+    """
+    try:
+        return load_study(study_name, storage_url)
+    except HpoError:
+        default = folder / f"{study_name}.db"
+        if storage_url is not None or default_storage_url(study_name) != f"sqlite:///{default}":
+            raise
+        if default.exists():
+            raise
+        rows, _ = study_rows(None, folder)
+        found = ", ".join(f"{r['name']} ({r['storage']})" for r in rows) or "none"
+        raise HpoError(
+            f"no study {study_name!r}: {default} does not exist; studies under {folder}/: {found} "
+            f"(give --storage URL for a study stored elsewhere)"
+        ) from None

@@ -1,0 +1,313 @@
+"""A finished study's result as files: the best trial's parameters and run config, and the trial table.
+
+`export_best` writes into one folder (default `studies/<study_name>/`):
+
+- `best_params.json`: the best trial (or, for a multi-objective study, every Pareto-optimal trial);
+- `best_run.yaml`: the study's base RunConfig with the best parameters merged in, ready for
+  `hpotool train` (multi-objective: `best_run_<trial number>.yaml` per Pareto-optimal trial);
+- `trials.csv`, `trials.json`: every trial, parameters as columns named by their dotted paths.
+
+Everything is computed before the first file is written, and every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from hpotool import __version__
+from hpotool.atomic import write_text
+from hpotool.config import RunConfig, validate_config
+from hpotool.errors import HpoError
+from hpotool.overrides import apply_overrides
+from hpotool.yamlfile import dump_yaml
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# User attrs the objective sets, shown as their own columns rather than as `user_attrs_<name>`.
+_KNOWN_ATTRS = ("epochs_run", "prune_reason", "fail_reason", "metrics", "history")
+
+
+def default_export_dir(study_name: str) -> Path:
+    return Path("studies") / study_name
+
+
+def is_multi_objective(study: optuna.Study) -> bool:
+    return len(study.directions) > 1
+
+
+def objective_names(study: optuna.Study) -> list[str]:
+    """The name of each objective: Optuna's metric names, else the hpotool config's metric."""
+    if study.metric_names:
+        return list(study.metric_names)
+    if not is_multi_objective(study):
+        return [str(study.user_attrs.get("optimize_config", {}).get("metric", "value"))]
+    return [f"values_{i}" for i in range(len(study.directions))]
+
+
+def direction_names(study: optuna.Study) -> list[str]:
+    return [d.name.lower() for d in study.directions]
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON data: NaN and infinities become null (strict JSON has no spelling for them)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def dump_json(data: Any) -> str:
+    return json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n"
+
+
+def tool_versions() -> dict[str, str]:
+    """hpotool, Optuna and torch versions, read without importing torch."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        torch_version = version("torch")
+    except PackageNotFoundError:  # pragma: no cover - torch is a dependency
+        torch_version = "not installed"
+    return {"hpotool": __version__, "optuna": optuna.__version__, "torch": torch_version}
+
+
+def _seconds(trial: FrozenTrial) -> float | None:
+    return trial.duration.total_seconds() if trial.duration is not None else None
+
+
+def trial_record(trial: FrozenTrial) -> dict[str, Any]:
+    """One trial as plain data: number, state, value(s), params, duration, epochs run, reasons, attrs."""
+    attrs = trial.user_attrs
+    values = trial.values
+    return {
+        "number": trial.number,
+        "state": trial.state.name,
+        "value": values[0] if values is not None and len(values) == 1 else None,
+        "values": list(values) if values is not None else None,
+        "params": dict(trial.params),
+        "duration_s": _seconds(trial),
+        "epochs_run": attrs.get("epochs_run"),
+        "prune_reason": attrs.get("prune_reason"),
+        "fail_reason": attrs.get("fail_reason"),
+        "metrics": attrs.get("metrics", {}),
+        "history": attrs.get("history", []),
+        "user_attrs": {k: v for k, v in attrs.items() if k not in _KNOWN_ATTRS},
+        "datetime_start": trial.datetime_start,
+        "datetime_complete": trial.datetime_complete,
+    }
+
+
+def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
+    """Every trial of the study, in trial order (`trials.json`)."""
+    return [trial_record(t) for t in study.get_trials(deepcopy=False)]
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell: lists and mappings as JSON, NaN and infinities kept as pandas writes them."""
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(json_safe(value))
+    return value
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """Every trial as one flat table (`trials.csv`), built on Optuna's `trials_dataframe`.
+
+    Columns: number, state, value (multi-objective: `values_<name or index>`), one column per parameter
+    named by its dotted path, duration_s, epochs_run, prune_reason, fail_reason, the final metrics as
+    `metrics_<name>`, start and end times, other user attrs as `user_attrs_<name>` and the per-epoch
+    history as JSON.
+    """
+    import pandas as pd
+
+    trials = study.get_trials(deepcopy=False)
+    raw = study.trials_dataframe(
+        attrs=("number", "value", "state", "datetime_start", "datetime_complete", "params", "user_attrs"),
+        multi_index=True,
+    )
+    out: dict[str, Any] = {"number": raw[("number", "")], "state": raw[("state", "")]}
+    value_cols = [c for c in raw.columns if c[0] in ("value", "values")]
+    for col in value_cols:
+        name = "value" if col[0] == "value" else f"values_{col[1]}"
+        out[name] = raw[col]
+    params = [c for c in raw.columns if c[0] == "params"]
+    for col in params:
+        out[str(col[1])] = raw[col]
+    attrs = {str(c[1]): raw[c] for c in raw.columns if c[0] == "user_attrs"}
+    out["duration_s"] = [_seconds(t) for t in trials]
+    for name in ("epochs_run", "prune_reason", "fail_reason"):
+        out[name] = attrs.get(name, pd.Series([None] * len(trials)))
+    metric_names: list[str] = []
+    for t in trials:
+        metric_names += [m for m in t.user_attrs.get("metrics", {}) if m not in metric_names]
+    for m in metric_names:
+        out[f"metrics_{m}"] = [t.user_attrs.get("metrics", {}).get(m) for t in trials]
+    out["datetime_start"] = raw[("datetime_start", "")]
+    out["datetime_complete"] = raw[("datetime_complete", "")]
+    for name, column in attrs.items():
+        if name not in _KNOWN_ATTRS:
+            out[f"user_attrs_{name}"] = column.map(_cell)
+    out["history"] = [_cell(t.user_attrs.get("history", [])) for t in trials]
+    # Nullable dtypes, so an int column with a gap stays "8", not "8.0".
+    return pd.DataFrame(out).convert_dtypes()
+
+
+def trials_csv(study: optuna.Study) -> str:
+    buffer = io.StringIO()
+    trials_frame(study).to_csv(buffer, index=False)
+    return buffer.getvalue()
+
+
+def stored_run_config(study: optuna.Study) -> RunConfig:
+    """The base RunConfig `hpotool optimize` stored on the study."""
+    data = study.user_attrs.get("run_config")
+    if not isinstance(data, dict):
+        raise HpoError(
+            f"study {study.study_name!r} has no stored run config (user attr 'run_config'): it was not "
+            f"created by hpotool optimize, so there is no RunConfig to merge its parameters into"
+        )
+    result: RunConfig = validate_config(RunConfig, data, f"study {study.study_name!r}: run_config")
+    return result
+
+
+def trial_run_config(study: optuna.Study, trial: FrozenTrial) -> RunConfig:
+    """The exact RunConfig the trial trained: the stored base with its parameters applied."""
+    try:
+        return apply_overrides(stored_run_config(study), trial.params)
+    except HpoError as exc:
+        raise HpoError(f"study {study.study_name!r}: trial {trial.number}: {exc}") from None
+
+
+def ranked_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Complete trials of a single-objective study, best first."""
+    if is_multi_objective(study):
+        raise HpoError(
+            f"study {study.study_name!r} has {len(study.directions)} objectives, so its trials have no single "
+            f"ranking; run hpotool export-best, pick one of the Pareto-optimal best_run_<trial>.yaml files "
+            f"and train it with hpotool train --run-config"
+        )
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
+    return sorted(complete, key=lambda t: (sign * float(t.value or 0.0), t.number))
+
+
+def best_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The best trial, or for a multi-objective study every Pareto-optimal one; never empty."""
+    trials = study.best_trials if is_multi_objective(study) else ranked_trials(study)[:1]
+    if not trials:
+        counts = _state_counts(study)
+        shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no trials"
+        raise HpoError(
+            f"study {study.study_name!r} has no complete trial yet ({shown}); run hpotool optimize until one "
+            f"completes"
+        )
+    return sorted(trials, key=lambda t: t.number)
+
+
+def _state_counts(study: optuna.Study) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+    return counts
+
+
+def _trial_summary(trial: FrozenTrial) -> dict[str, Any]:
+    return {
+        "trial_number": trial.number,
+        "params": dict(trial.params),
+        "metrics": trial.user_attrs.get("metrics", {}),
+        "epochs_run": trial.user_attrs.get("epochs_run"),
+        "duration_s": _seconds(trial),
+        "history": trial.user_attrs.get("history", []),
+    }
+
+
+def best_info(study: optuna.Study, storage_url: str, run_files: dict[int, str]) -> dict[str, Any]:
+    """The contents of `best_params.json`."""
+    best = best_trials(study)
+    head: dict[str, Any] = {"study_name": study.study_name, "storage": storage_url}
+    if is_multi_objective(study):
+        head |= {
+            "metrics": objective_names(study),
+            "directions": direction_names(study),
+            "pareto_trials": [
+                {"values": list(t.values), **_trial_summary(t), "run_config": run_files[t.number]}
+                for t in best
+            ],
+        }
+    else:
+        (trial,) = best
+        head |= {
+            "metric": objective_names(study)[0],
+            "direction": direction_names(study)[0],
+            "best_value": trial.value,
+            **_trial_summary(trial),
+            "run_config": run_files[trial.number],
+        }
+    return head | {
+        "trials": _state_counts(study),
+        "versions": {**tool_versions(), "study": study.user_attrs.get("versions", {})},
+        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+@dataclass
+class ExportResult:
+    """What `export_best` wrote."""
+
+    folder: Path
+    files: list[Path]
+    best: list[FrozenTrial]
+    metrics: list[str]
+    notes: list[str] = field(default_factory=list)
+
+
+def _run_yaml(study: optuna.Study, trial: FrozenTrial, config: RunConfig) -> str:
+    values = ", ".join(
+        f"{name}={v:.6g}" for name, v in zip(objective_names(study), trial.values or [], strict=False)
+    )
+    header = (
+        f"# Best run of study {study.study_name!r}: trial {trial.number} ({values}).\n"
+        f"# The study's base run config with the trial's parameters; train it with\n"
+        f"#   hpotool train --run-config <this file>\n"
+    )
+    return header + dump_yaml(config.model_dump(mode="json"))
+
+
+def export_best(study: optuna.Study, storage_url: str, folder: Path | None = None) -> ExportResult:
+    """Write best_params.json, best_run.yaml (or one per Pareto trial), trials.csv and trials.json.
+
+    Raises:
+        HpoError: no complete trial, no stored run config, or a file that cannot be written.
+    """
+    folder = folder if folder is not None else default_export_dir(study.study_name)
+    best = best_trials(study)
+    multi = is_multi_objective(study)
+    names = {t.number: f"best_run_{t.number}.yaml" if multi else "best_run.yaml" for t in best}
+    texts: dict[str, str] = {
+        "trials.csv": trials_csv(study),
+        "trials.json": dump_json(trial_records(study)),
+    }
+    for t in best:
+        texts[names[t.number]] = _run_yaml(study, t, trial_run_config(study, t))
+    texts["best_params.json"] = dump_json(best_info(study, storage_url, names))
+    files = []
+    for name, text in texts.items():
+        write_text(folder / name, text)
+        files.append(folder / name)
+    return ExportResult(folder, files, best, objective_names(study))

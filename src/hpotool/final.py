@@ -1,0 +1,257 @@
+"""The final run: the best trial(s) of a study, retrained under the study's `final:` rules.
+
+Trials often train short on a subset; the final run trains the winning config longer, on everything,
+over several seeds, so the user sees whether the best trial was luck. The rules come from the study's
+stored OptimizeConfig (`final: {epochs, seeds, overrides}`); command-line flags override them.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from hpotool.atomic import write_text
+from hpotool.config import FinalConfig, OptimizeConfig, RunConfig, validate_config
+from hpotool.errors import HpoError
+from hpotool.overrides import apply_overrides, check_path, config_paths
+from hpotool.search_space import CategoricalParam
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hpotool.saved import SavedRun
+    from hpotool.trainer import EpochResult
+
+
+def _switchable(opt: OptimizeConfig) -> dict[str, list[str]]:
+    """Sections whose component the search switches (`optimizer.name: [adam, sgd]`)."""
+    return {
+        path.partition(".")[0]: [str(c) for c in p.choices]
+        for path, p in opt.search_space.items()
+        if isinstance(p, CategoricalParam) and path.count(".") == 1 and path.endswith(".name")
+    }
+
+
+def _path_error(path: str, valid: set[str]) -> str | None:
+    try:
+        check_path(path, valid)
+    except HpoError as exc:
+        return str(exc).removeprefix(f"search_space.{path}: ")
+    return None
+
+
+def check_final(run: RunConfig, opt: OptimizeConfig, source: str) -> None:
+    """Before trial 0: every `final.overrides` path exists (for some component the search may pick), and
+    the overrides give a valid config on the base run."""
+    overrides = opt.final.overrides
+    if not overrides:
+        return
+    any_component = config_paths(run, _switchable(opt))
+    base = config_paths(run)
+    for path in overrides:
+        problem = _path_error(path, any_component)
+        if problem:
+            raise HpoError(f"{source}: final.overrides.{path}: {problem}")
+    on_base = {p: v for p, v in overrides.items() if _path_error(p, base) is None}
+    try:
+        apply_overrides(run, on_base)
+    except HpoError as exc:
+        raise HpoError(f"{source}: final.overrides: {exc}") from None
+
+
+def final_rules(study: optuna.Study) -> FinalConfig:
+    """The `final:` section of the study's stored OptimizeConfig (empty when absent)."""
+    stored = study.user_attrs.get("optimize_config") or {}
+    data = stored.get("final") or {}
+    result: FinalConfig = validate_config(FinalConfig, data, f"study {study.study_name!r}: final")
+    return result
+
+
+def final_config(
+    trial_config: RunConfig,
+    rules: FinalConfig,
+    *,
+    epochs: int | None = None,
+    device: str | None = None,
+    source: str = "final",
+) -> RunConfig:
+    """The trial's config with the final overrides, then `final.epochs`, then the flags applied."""
+    changes: dict[str, Any] = dict(rules.overrides)
+    if rules.epochs is not None:
+        changes["epochs"] = rules.epochs
+    if epochs is not None:
+        changes["epochs"] = epochs
+    if device is not None:
+        changes["device"] = device
+    valid = config_paths(trial_config)
+    for path in rules.overrides:
+        problem = _path_error(path, valid)
+        if problem:
+            raise HpoError(f"{source}.overrides.{path}: {problem}")
+    try:
+        return apply_overrides(trial_config, changes)
+    except HpoError as exc:
+        raise HpoError(f"{source}: {exc}") from None
+
+
+@dataclass
+class Candidate:
+    """One trial retrained over seeds."""
+
+    trial_number: int
+    trial_value: float
+    params: dict[str, Any]
+    config: RunConfig
+    runs: list[SavedRun] = field(default_factory=list)
+
+    def values(self, metric: str) -> list[float]:
+        return [r.metrics[metric] for r in self.runs]
+
+
+def mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (None for a single value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
+class FinalObserver(Protocol):
+    """What a display needs to follow the final runs."""
+
+    def run_started(self, label: str, cfg: RunConfig) -> None: ...
+    def epoch_ended(self, result: EpochResult) -> None: ...
+    def run_finished(self, label: str, run: SavedRun) -> None: ...
+
+
+@dataclass
+class FinalPlan:
+    """What `train_from_best` will train, checked before the first epoch."""
+
+    study_name: str
+    metric: str
+    direction: str
+    rules: FinalConfig
+    seeds: int
+    candidates: list[Candidate]
+    requested_top_k: int
+
+
+def plan_final(
+    study: optuna.Study,
+    *,
+    epochs: int | None = None,
+    seeds: int | None = None,
+    top_k: int = 1,
+    device: str | None = None,
+) -> FinalPlan:
+    """Pick the `top_k` best complete trials and build each one's final RunConfig (nothing is trained)."""
+    from hpotool.export import objective_names, ranked_trials, trial_run_config
+
+    if top_k < 1 or (seeds is not None and seeds < 1) or (epochs is not None and epochs < 1):
+        raise HpoError("--top-k, --seeds and --epochs must be at least 1")
+    rules = final_rules(study)
+    ranked = ranked_trials(study)
+    if not ranked:
+        raise HpoError(f"study {study.study_name!r} has no complete trial yet; run hpotool optimize first")
+    source = f"study {study.study_name!r}: final"
+    candidates = []
+    for trial in ranked[:top_k]:
+        cfg = final_config(trial_run_config(study, trial), rules, epochs=epochs, device=device, source=source)
+        candidates.append(Candidate(trial.number, float(trial.value or 0.0), dict(trial.params), cfg))
+    return FinalPlan(
+        study_name=study.study_name,
+        metric=objective_names(study)[0],
+        direction=study.direction.name.lower(),
+        rules=rules,
+        seeds=seeds if seeds is not None else rules.seeds or 1,
+        candidates=candidates,
+        requested_top_k=top_k,
+    )
+
+
+def rank_candidates(plan: FinalPlan) -> list[Candidate]:
+    """Candidates best first by their mean final metric over seeds."""
+    sign = -1.0 if plan.direction == "maximize" else 1.0
+    return sorted(plan.candidates, key=lambda c: (sign * mean_std(c.values(plan.metric))[0], c.trial_number))
+
+
+def summary_data(plan: FinalPlan, folder: Path, export_folder: Path | None) -> dict[str, Any]:
+    """The contents of `summary.json`: every run's metrics, and mean ± std per candidate, ranked."""
+    ranked = []
+    for rank, c in enumerate(rank_candidates(plan), start=1):
+        names = [k for k in c.runs[0].metrics] if c.runs else []
+        stats = {}
+        for name in names:
+            mean, std = mean_std(c.values(name))
+            stats[name] = {"mean": mean, "std": std}
+        ranked.append(
+            {
+                "rank": rank,
+                "trial_number": c.trial_number,
+                "trial_value": c.trial_value,
+                "params": c.params,
+                "mean": stats.get(plan.metric, {}).get("mean"),
+                "std": stats.get(plan.metric, {}).get("std"),
+                "metrics": stats,
+                "runs": [
+                    {
+                        "seed": r.config.seed,
+                        "folder": str(r.folder),
+                        "metrics": r.metrics,
+                        "seconds": r.seconds,
+                    }
+                    for r in c.runs
+                ],
+            }
+        )
+    return {
+        "study_name": plan.study_name,
+        "metric": plan.metric,
+        "direction": plan.direction,
+        "epochs": plan.candidates[0].config.epochs,
+        "seeds": plan.seeds,
+        "top_k": len(plan.candidates),
+        "final": plan.rules.model_dump(mode="json"),
+        "export": str(export_folder) if export_folder is not None else None,
+        "candidates": ranked,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def train_from_best(
+    plan: FinalPlan,
+    folder: Path,
+    observer: FinalObserver | None = None,
+    export_folder: Path | None = None,
+) -> dict[str, Any]:
+    """Train every candidate with seeds seed, seed+1, ...; each run goes to
+    `folder/trial<N>-seed<S>/`, and `folder/summary.json` ranks the candidates by their mean.
+
+    Returns:
+        The summary written to summary.json.
+    """
+    from hpotool.export import dump_json
+    from hpotool.saved import check_run_dir, train_and_save
+
+    jobs: list[tuple[Candidate, RunConfig, Path]] = []
+    for c in plan.candidates:
+        for i in range(plan.seeds):
+            cfg = apply_overrides(c.config, {"seed": c.config.seed + i})
+            run_dir = folder / f"trial{c.trial_number}-seed{cfg.seed}"
+            check_run_dir(run_dir)
+            jobs.append((c, cfg, run_dir))
+    for c, cfg, run_dir in jobs:
+        label = f"trial {c.trial_number} seed {cfg.seed}"
+        info = {"study_name": plan.study_name, "trial_number": c.trial_number}
+        if observer is not None:
+            observer.run_started(label, cfg)
+        on_epoch: Callable[[EpochResult], None] | None = observer.epoch_ended if observer else None
+        run = train_and_save(cfg, run_dir, on_epoch_end=on_epoch, info=info)
+        c.runs.append(run)
+        if observer is not None:
+            observer.run_finished(label, run)
+    summary = summary_data(plan, folder, export_folder)
+    write_text(folder / "summary.json", dump_json(summary))
+    return summary

@@ -1,0 +1,200 @@
+"""A trained run on disk: train a RunConfig and save it to a run folder, and load the model back.
+
+A run folder holds:
+
+- `model.pt`: `{"format", "state_dict", "config", "metrics", "data", "versions"}`, loaded by
+  `load_model(path) -> (model, config, metrics)`, which rebuilds the model from the config and the data's
+  shapes stored beside the weights (no data is loaded);
+- `metrics.json`: the final metrics and how the run went (epochs, seconds, device, seed);
+- `history.csv`: one row per epoch;
+- `config.yaml`: the resolved RunConfig, which `hpotool train --run-config` runs again as is.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hpotool import __version__
+from hpotool.atomic import atomic_open, write_text
+from hpotool.config import RunConfig, validate_config
+from hpotool.errors import HpoError
+from hpotool.export import dump_json, tool_versions
+from hpotool.yamlfile import dump_yaml
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from hpotool.runner import RunResult
+    from hpotool.trainer import EpochResult
+
+MODEL_FORMAT = "hpotool-model/1"
+FILES = ("model.pt", "metrics.json", "history.csv", "config.yaml")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+
+@dataclass(frozen=True)
+class SavedRun:
+    """A run folder that `save_run` wrote."""
+
+    folder: Path
+    config: RunConfig
+    metrics: dict[str, float]
+    epochs_run: int
+    seconds: float
+    device: str
+
+
+def new_run_dir(parent: Path) -> Path:
+    """Create and return a new, unique folder `parent/<timestamp>` (`-2`, `-3`, ... when taken)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for i in range(1, 1000):
+        folder = parent / (stamp if i == 1 else f"{stamp}-{i}")
+        try:
+            folder.mkdir(parents=True, exist_ok=False)
+            return folder
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise HpoError(f"{folder}: cannot create the run folder: {exc.strerror or exc}") from None
+    raise HpoError(f"{parent}: 999 run folders for {stamp} already exist")  # pragma: no cover
+
+
+def default_runs_dir(cfg: RunConfig) -> Path:
+    """`runs/<project>`; the project must be usable as a folder name."""
+    if not _SAFE_NAME.match(cfg.project) or ".." in cfg.project:
+        raise HpoError(
+            f"project: {cfg.project!r} cannot name a folder under runs/; use letters, digits, '_', '-' "
+            f"and '.', or give --out"
+        )
+    return Path("runs") / cfg.project
+
+
+def check_run_dir(folder: Path) -> None:
+    """Refuse a folder that already holds a saved run, so nothing is overwritten."""
+    if (folder / "model.pt").exists():
+        raise HpoError(f"{folder}: already holds a saved run (model.pt); choose another --out")
+    if folder.exists() and not folder.is_dir():
+        raise HpoError(f"{folder}: exists and is not a folder; choose another --out")
+
+
+def history_csv(history: list[dict[str, float]]) -> str:
+    columns: list[str] = []
+    for row in history:
+        columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    return buffer.getvalue()
+
+
+def save_run(folder: Path, cfg: RunConfig, result: RunResult, info: dict[str, Any] | None = None) -> SavedRun:
+    """Write model.pt, metrics.json, history.csv and config.yaml into `folder`, each atomically.
+
+    Args:
+        folder: the run folder (created when missing).
+        cfg: the RunConfig that was trained.
+        result: what `runner.train_run` returned.
+        info: extra provenance for metrics.json (e.g. the study and trial it came from).
+    """
+    import torch
+
+    from hpotool.runner import load_data
+
+    data = load_data(cfg.data)  # cached: the same object the run trained on
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    payload = {
+        "format": MODEL_FORMAT,
+        "state_dict": {k: v.detach().cpu() for k, v in result.model.state_dict().items()},
+        "config": cfg.model_dump(mode="json"),
+        "metrics": dict(result.metrics),
+        "data": {
+            "input_shape": list(data.input_shape),
+            "out_features": data.out_features,
+            "task": data.task,
+        },
+        "versions": tool_versions(),
+    }
+    with atomic_open(folder / "model.pt", "wb") as fh:
+        torch.save(payload, fh)
+    summary = {
+        "metrics": result.metrics,
+        "epochs_run": result.epochs_run,
+        "seconds": result.seconds,
+        "device": result.device,
+        "seed": cfg.seed,
+        "created_at": created,
+        "hpotool": __version__,
+        **(info or {}),
+    }
+    write_text(folder / "metrics.json", dump_json(summary))
+    write_text(folder / "history.csv", history_csv(result.history))
+    write_text(folder / "config.yaml", dump_yaml(cfg.model_dump(mode="json")))
+    return SavedRun(folder, cfg, dict(result.metrics), result.epochs_run, result.seconds, result.device)
+
+
+def _ignore(_: EpochResult) -> None:
+    return None
+
+
+def train_and_save(
+    cfg: RunConfig,
+    folder: Path | Callable[[], Path],
+    *,
+    on_epoch_end: Callable[[EpochResult], None] | None = None,
+    info: dict[str, Any] | None = None,
+) -> SavedRun:
+    """Train `cfg` with the runner's Trainer, then save it into `folder` (or the folder `folder()` makes).
+
+    The folder is made only after training succeeds, so a failed run leaves nothing behind.
+
+    Raises:
+        HpoError: the device is missing, or the loss became NaN or infinite.
+    """
+    from hpotool.runner import train_run
+    from hpotool.trainer import NonFiniteLossError
+
+    try:
+        result = train_run(cfg, on_epoch_end=on_epoch_end or _ignore)
+    except NonFiniteLossError as exc:
+        raise HpoError(
+            f"training diverged: {exc}; lower optimizer.lr or set grad_clip in the run config"
+        ) from None
+    return save_run(folder if isinstance(folder, Path) else folder(), cfg, result, info)
+
+
+def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunConfig, dict[str, float]]:
+    """Load a saved `model.pt`: the model (weights loaded, in eval mode, on `device`), its RunConfig and
+    its final metrics.
+
+    Custom components (`package.module:Name`) must be importable, as when training.
+
+    Raises:
+        HpoError: the file is missing or is not an hpotool model.
+    """
+    import torch
+
+    from hpotool.runner import make_model
+
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise HpoError(f"{path}: no such file") from None
+    except Exception as exc:
+        raise HpoError(f"{path}: not a model saved by hpotool: {type(exc).__name__}: {exc}") from None
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise HpoError(f"{path}: not a model saved by hpotool (expected format {MODEL_FORMAT!r})")
+    cfg: RunConfig = validate_config(RunConfig, payload["config"], f"{path}: config")
+    shapes = payload["data"]
+    model = make_model(cfg, tuple(shapes["input_shape"]), int(shapes["out_features"]))
+    model.load_state_dict(payload["state_dict"])
+    model.to(device).eval()
+    return model, cfg, dict(payload["metrics"])
