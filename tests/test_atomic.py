@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+import hpotool.atomic
+from hpotool.atomic import atomic_open, write_text
+from hpotool.errors import HpoError
+
+
+def test_writes_the_file_with_normal_permissions(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "out.txt"
+    write_text(path, "héllo\n")
+    assert path.read_text(encoding="utf-8") == "héllo\n"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    assert os.listdir(path.parent) == ["out.txt"]
+
+
+def test_a_failed_replace_keeps_the_old_file_and_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "out.json"
+    path.write_text("old")
+
+    def fail(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(hpotool.atomic.os, "replace", fail)
+    with pytest.raises(HpoError, match=r"out.json: cannot write: No space left on device"):
+        write_text(path, "new")
+    assert path.read_text() == "old"
+    assert os.listdir(tmp_path) == ["out.json"]
+
+
+def test_an_exception_while_writing_leaves_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    with pytest.raises(KeyboardInterrupt), atomic_open(path, "wb") as fh:
+        fh.write(b"half a file")
+        raise KeyboardInterrupt
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_unwritable_folder_is_an_hpo_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(HpoError, match=r"cannot write"):
+        write_text(blocker / "out.txt", "x")

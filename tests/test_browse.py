@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import optuna
+from typer.testing import CliRunner
+
+from hpotool.browse import study_rows, trial_rows
+from hpotool.cli import app
+
+from .tiny_study import run_tiny_study
+
+runner = CliRunner()
+
+
+def _plain_study(url: str, name: str, direction: str, values: list[float]) -> optuna.Study:
+    study = optuna.create_study(study_name=name, storage=url, direction=direction)
+    for v in values:
+        study.enqueue_trial({"x": v})
+    study.optimize(lambda t: t.suggest_float("x", -10, 10), n_trials=len(values))
+    return study
+
+
+def test_studies_lists_every_study_under_studies(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+    opt_dict["storage"] = "sqlite:///studies/tiny.db"
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    _plain_study("sqlite:///studies/shared.db", "lows", "minimize", [3.0, -2.0])
+    _plain_study("sqlite:///studies/shared.db", "highs", "maximize", [3.0, -2.0])
+    with sqlite3.connect(tmp_path / "studies" / "notes.db") as conn:
+        conn.execute("CREATE TABLE notes (t TEXT)")
+    rows, notes = study_rows(None)
+    by_name = {r["name"]: r for r in rows}
+    assert sorted(by_name) == ["highs", "lows", "tiny"]
+    assert by_name["lows"]["best_value"] == -2.0 and by_name["highs"]["best_value"] == 3.0
+    assert by_name["tiny"]["trials"] == {"complete": 3} and by_name["tiny"]["metric"] == "val_accuracy"
+    assert by_name["tiny"]["directions"] == ["maximize"]
+    assert by_name["tiny"]["last_activity"] is not None
+    assert notes == ["studies/notes.db: not an Optuna database, skipped"]
+    with sqlite3.connect(tmp_path / "studies" / "notes.db") as conn:  # listing did not add Optuna's tables
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["notes"]
+
+    result = runner.invoke(app, ["studies", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert [r["name"] for r in json.loads(result.stdout)] == [r["name"] for r in rows]
+    result = runner.invoke(app, ["studies"], catch_exceptions=False)
+    assert (
+        "tiny" in result.stdout
+        and "complete 3" in result.stdout
+        and "sqlite:///studies/shared.db" in result.stdout
+    )
+
+
+def test_studies_in_one_storage_and_a_missing_storage(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    _plain_study(url, "only", "minimize", [1.0])
+    result = runner.invoke(app, ["studies", "--storage", url, "--json"], catch_exceptions=False)
+    assert [r["name"] for r in json.loads(result.stdout)] == ["only"]
+    missing = f"sqlite:///{tmp_path / 'none.db'}"
+    result = runner.invoke(app, ["studies", "--storage", missing])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: storage {missing!r}: no such SQLite file {str(tmp_path / 'none.db')!r}\n"
+
+
+def test_trials_are_sorted_best_first_for_each_direction(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    low = _plain_study(url, "low", "minimize", [3.0, -2.0, 5.0])
+    high = _plain_study(url, "high", "maximize", [3.0, -2.0, 5.0])
+    assert [r["params"]["x"] for r in trial_rows(low)] == [-2.0, 3.0, 5.0]
+    assert [r["params"]["x"] for r in trial_rows(high)] == [5.0, 3.0, -2.0]
+    assert [r["number"] for r in trial_rows(high, top=2)] == [2, 0]
+
+
+def test_trials_command_filters_by_state(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+    opt_dict["pruner"] = {"name": "threshold", "kwargs": {"lower": 0.12}}
+    opt_dict["n_trials"] = 2
+    opt_dict["enqueue"] = [
+        {"optimizer.lr": 0.05, "model.hidden.0": 16},
+        {"optimizer.lr": 0.001, "model.hidden.0": 8},
+    ]
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    states = [t.state.name.lower() for t in study.trials]
+    assert states == ["complete", "pruned"]
+    storage = opt_dict["storage"]
+    result = runner.invoke(app, ["trials", "--study-name", "tiny", "--storage", storage, "--json"])
+    rows = json.loads(result.stdout)
+    assert [r["number"] for r in rows] == [0, 1] and rows[0]["value"] == study.trials[0].value
+    result = runner.invoke(
+        app, ["trials", "--study-name", "tiny", "--storage", storage, "--state", "pruned", "--json"]
+    )
+    (pruned,) = json.loads(result.stdout)
+    assert pruned["number"] == 1 and pruned["prune_reason"].startswith("pruned at epoch 0")
+    result = runner.invoke(
+        app, ["trials", "--study-name", "tiny", "--storage", storage], catch_exceptions=False
+    )
+    assert result.exit_code == 0
+    assert "optimizer.lr" in result.stdout and "pruned at epoch 0" in result.stdout
+    result = runner.invoke(app, ["trials", "--study-name", "tiny", "--storage", storage, "--state", "done"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: --state: 'done' is not a trial state; use one of: complete, pruned, fail, running, waiting\n"
+    )

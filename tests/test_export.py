@@ -1,0 +1,212 @@
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from typer.testing import CliRunner
+
+import hpotool.atomic
+from hpotool.cli import app
+from hpotool.config import RunConfig, load_run_config
+from hpotool.errors import HpoError
+from hpotool.export import export_best
+from hpotool.overrides import apply_overrides
+
+from .tiny_study import run_tiny_study
+
+runner = CliRunner()
+
+
+def test_export_best_end_to_end(configs: tuple[Path, Path], opt_dict: dict, tmp_path: Path) -> None:
+    run_path, opt_path = configs
+    result = runner.invoke(app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "-q"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(
+        app, ["export-best", "--study-name", "tiny", "--storage", opt_dict["storage"]], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "studies" / "tiny"
+    assert sorted(os.listdir(folder)) == ["best_params.json", "best_run.yaml", "trials.csv", "trials.json"]
+    study = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
+    best = study.best_trial
+
+    info = json.loads((folder / "best_params.json").read_text())
+    assert info["study_name"] == "tiny" and info["metric"] == "val_accuracy"
+    assert info["direction"] == "maximize"
+    assert info["trial_number"] == best.number and info["best_value"] == best.value
+    assert info["params"] == best.params
+    assert info["history"] == best.user_attrs["history"] and len(info["history"]) == 2
+    assert set(info["versions"]) >= {"hpotool", "optuna", "torch", "study"}
+    assert info["exported_at"].endswith("+00:00")
+
+    config = load_run_config(folder / "best_run.yaml")
+    assert isinstance(config, RunConfig)
+    assert config.optimizer.lr == best.params["optimizer.lr"]
+    assert config.model.kwargs["hidden"] == [best.params["model.hidden.0"]]
+    assert config == apply_overrides(RunConfig.model_validate(study.user_attrs["run_config"]), best.params)
+
+    records = json.loads((folder / "trials.json").read_text())
+    assert [r["number"] for r in records] == [0, 1, 2]
+    assert records[best.number]["params"] == best.params
+    assert records[0]["history"] == study.trials[0].user_attrs["history"]
+    assert "best_run.yaml" in result.stdout and f"trial {best.number}" in result.stdout
+
+
+def test_trials_csv_has_one_row_per_trial_and_one_column_per_param(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # One trial of each ending: FAIL (width 32 raises), COMPLETE, PRUNED (a tiny lr stays under 0.12).
+    opt_dict["pruner"] = {"name": "threshold", "kwargs": {"lower": 0.12}}
+    opt_dict["n_trials"] = 2
+    run_dict["model"] = {"name": "tests.helpers:FragileModel", "width": 8}
+    opt_dict["search_space"] = {
+        "model.width": {"type": "categorical", "choices": [8, 16, 32]},
+        "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+    }
+    opt_dict["enqueue"] = [
+        {"model.width": 32, "optimizer.lr": 0.03},
+        {"model.width": 8, "optimizer.lr": 0.03},
+        {"model.width": 16, "optimizer.lr": 1e-4},
+    ]
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.PRUNED]
+    export_best(study, opt_dict["storage"])
+    with open(tmp_path / "studies" / "tiny" / "trials.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    header = list(rows[0])
+    assert len(rows) == len(study.trials)
+    assert [h for h in header if h in ("model.width", "optimizer.lr")] == ["model.width", "optimizer.lr"]
+    assert not [h for h in header if h.startswith("params_")]
+    for row, trial in zip(rows, study.trials, strict=True):
+        assert int(row["number"]) == trial.number and row["state"] == trial.state.name
+        assert int(row["model.width"]) == trial.params["model.width"]
+        assert float(row["optimizer.lr"]) == trial.params["optimizer.lr"]
+        assert float(row["duration_s"]) == trial.duration.total_seconds()
+        assert json.loads(row["history"]) == trial.user_attrs["history"]
+        if trial.state == TrialState.COMPLETE:
+            assert float(row["value"]) == trial.value
+            assert float(row["metrics_val_loss"]) == trial.user_attrs["metrics"]["val_loss"]
+            assert row["epochs_run"] == "2"
+        if trial.state == TrialState.FAIL:
+            assert row["value"] == "" and row["fail_reason"] == "ValueError: width 32 is too wide"
+        if trial.state == TrialState.PRUNED:
+            assert row["prune_reason"].startswith("pruned at epoch 0")
+
+
+def test_no_complete_trial_is_an_error_and_writes_nothing(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    opt_dict["pruner"] = {"name": "threshold", "kwargs": {"lower": 0.999}}
+    opt_dict["n_trials"] = 1
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    result = runner.invoke(app, ["export-best", "--study-name", "tiny", "--storage", opt_dict["storage"]])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: study 'tiny' has no complete trial yet (pruned 1); run hpotool optimize until one completes\n"
+    )
+    assert not (tmp_path / "studies" / "tiny").exists()
+
+
+def test_an_interrupted_export_leaves_no_partial_file(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opt_dict["n_trials"] = 1
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    folder = tmp_path / "out"
+    calls: list[str] = []
+    real_replace = os.replace
+
+    def replace_then_fail(src: Any, dst: Any) -> None:
+        calls.append(str(dst))
+        if len(calls) == 2:  # the first file lands, the second write is cut off before its rename
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(hpotool.atomic.os, "replace", replace_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        export_best(study, opt_dict["storage"], folder)
+    assert os.listdir(folder) == ["trials.csv"]  # whole, and no temporary file beside it
+    monkeypatch.setattr(hpotool.atomic.os, "replace", real_replace)
+
+    (folder / "trials.json").write_text("previous export")
+
+    def fsync_fails(*args: Any, **kwargs: Any) -> str:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(hpotool.atomic.os, "fsync", fsync_fails)
+    with pytest.raises(HpoError, match=r"trials\.csv: cannot write: No space left on device"):
+        export_best(study, opt_dict["storage"], folder)
+    assert sorted(os.listdir(folder)) == ["trials.csv", "trials.json"]
+    assert (folder / "trials.json").read_text() == "previous export"
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # set_metric_names
+def test_multi_objective_study_exports_the_pareto_front(
+    tmp_path: Path, run_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'multi.db'}"
+    study = optuna.create_study(
+        study_name="multi",
+        storage=storage,
+        directions=["minimize", "minimize"],
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+    study.set_metric_names(["val_loss", "n_params"])
+    study.set_user_attr("run_config", RunConfig.model_validate(run_dict).model_dump(mode="json"))
+    for lr, width, values in [(0.01, 8, [0.5, 90]), (0.02, 16, [0.4, 170]), (0.03, 24, [0.6, 250])]:
+        study.enqueue_trial({"optimizer.lr": lr, "model.hidden.0": width})
+        trial = study.ask()
+        trial.suggest_float("optimizer.lr", 1e-3, 1e-1)
+        trial.suggest_int("model.hidden.0", 8, 32)
+        study.tell(trial, values)
+    result = runner.invoke(app, ["export-best", "--study-name", "multi", "--storage", storage])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "studies" / "multi"
+    assert sorted(os.listdir(folder)) == [
+        "best_params.json",
+        "best_run_0.yaml",
+        "best_run_1.yaml",
+        "trials.csv",
+        "trials.json",
+    ]
+    info = json.loads((folder / "best_params.json").read_text())
+    assert info["metrics"] == ["val_loss", "n_params"] and info["directions"] == ["minimize", "minimize"]
+    assert [t["trial_number"] for t in info["pareto_trials"]] == [0, 1]
+    assert info["pareto_trials"][1]["values"] == [0.4, 170]
+    assert info["pareto_trials"][1]["run_config"] == "best_run_1.yaml"
+    assert load_run_config(folder / "best_run_1.yaml").optimizer.lr == 0.02
+    with open(folder / "trials.csv", newline="") as fh:
+        header = next(csv.reader(fh))
+    assert header[:4] == ["number", "state", "values_val_loss", "values_n_params"]
+
+
+def test_a_study_not_made_by_hpotool_is_refused(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'plain.db'}"
+    optuna.create_study(study_name="plain", storage=storage).optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=1
+    )
+    result = runner.invoke(app, ["export-best", "--study-name", "plain", "--storage", storage])
+    assert result.exit_code == 2
+    assert "study 'plain' has no stored run config (user attr 'run_config')" in result.stderr
+    assert not (tmp_path / "studies").exists()
+
+
+def test_missing_study_lists_the_ones_that_exist(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+    opt_dict["n_trials"] = 1
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    result = runner.invoke(app, ["export-best", "--study-name", "tinny", "--storage", opt_dict["storage"]])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: no study 'tinny' in {opt_dict['storage']}; studies there: tiny\n"
+    # Without --storage: the default file is missing, so the studies under studies/ are listed.
+    result = runner.invoke(app, ["export-best", "--study-name", "tinny"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: no study 'tinny': studies/tinny.db does not exist; studies under studies/: "
+        "tiny (sqlite:///studies/tiny.db) (give --storage URL for a study stored elsewhere)\n"
+    )

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+from hpotool.cli import app
+from hpotool.config import FinalConfig, OptimizeConfig, load_run_config
+from hpotool.errors import HpoError
+from hpotool.final import plan_final
+
+from .conftest import write_yaml
+from .tiny_study import run_tiny_study
+
+runner = CliRunner()
+
+
+def _train_from_best(storage: str, *args: str) -> Any:
+    cmd = ["train-from-best", "--study-name", "tiny", "--storage", storage, "--out", "final", *args]
+    return runner.invoke(app, cmd, catch_exceptions=False)
+
+
+def test_train_from_best_with_two_seeds(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    best = study.best_trial
+    result = _train_from_best(opt_dict["storage"], "--seeds", "2")
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "final"
+    runs = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    assert runs == [f"trial{best.number}-seed0", f"trial{best.number}-seed1"]
+    assert (tmp_path / "studies" / "tiny" / "best_run.yaml").exists()  # export-best ran first
+    summary = json.loads((folder / "summary.json").read_text())
+    (candidate,) = summary["candidates"]
+    values = [r["metrics"]["val_accuracy"] for r in candidate["runs"]]
+    assert [r["seed"] for r in candidate["runs"]] == [0, 1]
+    # Seed 0 with the trial's epochs is the trial itself, retrained.
+    assert values[0] == best.value
+    assert candidate["mean"] == pytest.approx(statistics.fmean(values))
+    assert candidate["std"] == pytest.approx(statistics.stdev(values))
+    for r in candidate["runs"]:
+        saved = json.loads((Path(r["folder"]) / "metrics.json").read_text())
+        assert saved["metrics"] == r["metrics"] and saved["trial_number"] == best.number
+    assert load_run_config(folder / f"trial{best.number}-seed1" / "config.yaml").seed == 1
+    assert "ranked by mean val_accuracy (maximize)" in result.stdout
+
+
+def test_final_rules_from_the_study_and_flags_over_them(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    opt_dict["final"] = {"epochs": 3, "seeds": 2, "overrides": {"data": {"subset_fraction": 0.2}}}
+    opt_dict["n_trials"] = 2
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    plan = plan_final(study)
+    assert plan.seeds == 2 and plan.rules == FinalConfig(
+        epochs=3, seeds=2, overrides={"data.subset_fraction": 0.2}
+    )
+    (candidate,) = plan.candidates
+    assert candidate.config.epochs == 3 and candidate.config.data.subset_fraction == 0.2
+    assert candidate.config.optimizer.lr == study.best_trial.params["optimizer.lr"]
+
+    result = _train_from_best(opt_dict["storage"], "--epochs", "1", "--seeds", "1")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "final" / "summary.json").read_text())
+    assert summary["epochs"] == 1 and summary["seeds"] == 1
+    (run,) = summary["candidates"][0]["runs"]
+    config = load_run_config(Path(run["folder"]) / "config.yaml")
+    assert config.epochs == 1 and config.data.subset_fraction == 0.2
+
+
+def test_top_k_retrains_and_ranks_by_mean(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    result = _train_from_best(opt_dict["storage"], "--top-k", "2", "--seeds", "2", "--epochs", "3")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "final" / "summary.json").read_text())
+    ranked = summary["candidates"]
+    assert [c["rank"] for c in ranked] == [1, 2]
+    assert ranked[0]["mean"] >= ranked[1]["mean"]  # maximize: best mean first
+    top_two = sorted(study.trials, key=lambda t: -t.value)[:2]
+    assert {c["trial_number"] for c in ranked} == {t.number for t in top_two}
+    assert all(len(c["runs"]) == 2 for c in ranked)
+    assert len([p for p in (tmp_path / "final").iterdir() if p.is_dir()]) == 4
+
+
+def test_bad_final_overrides_fail_before_the_study_starts(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    from hpotool.objective import prepare_study
+
+    rp = write_yaml(tmp_path / "run.yaml", run_dict)
+    cases = [
+        (
+            {"overrides": {"data.subset_fractoin": 1.0}},
+            "final.overrides.data.subset_fractoin: the RunConfig has no such path; did you mean 'data.subset_fraction'",
+        ),
+        (
+            {"overrides": {"data.subset_fraction": 2.0}},
+            "final.overrides: with data.subset_fraction=2.0: data.subset_fraction: Input should be less than or equal to 1",
+        ),
+        (
+            {"epochs": 3, "overrides": {"epochs": 5}},
+            "final: epochs is given both as final.epochs and in final.overrides",
+        ),
+        ({"seeds": 0}, "final.seeds: Input should be greater than or equal to 1"),
+    ]
+    for final, message in cases:
+        op = write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "final": final})
+        with pytest.raises(HpoError) as err:
+            prepare_study(rp, op)
+        assert message in str(err.value), str(err.value)
+    assert not (tmp_path / "studies").exists()
+
+
+def test_both_override_spellings_mean_the_same() -> None:
+    nested = FinalConfig.model_validate(
+        {"overrides": {"data": {"subset_fraction": 1.0}, "model.hidden.0": 64}}
+    )
+    dotted = FinalConfig.model_validate({"overrides": {"data.subset_fraction": 1.0, "model.hidden.0": 64}})
+    assert nested == dotted
+    assert (
+        OptimizeConfig.model_validate(
+            {"study_name": "s", "search_space": {"optimizer.lr": {"type": "float", "low": 0.1, "high": 1}}}
+        ).final
+        == FinalConfig()
+    )
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_train_from_best_refuses_multi_objective_and_missing_studies(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'multi.db'}"
+    optuna.create_study(study_name="tiny", storage=storage, directions=["minimize", "maximize"])
+    result = runner.invoke(app, ["train-from-best", "--study-name", "tiny", "--storage", storage])
+    assert result.exit_code == 2
+    assert "study 'tiny' has 2 objectives, so its trials have no single ranking" in result.stderr
+    result = runner.invoke(app, ["train-from-best", "--study-name", "other", "--storage", storage])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: no study 'other' in {storage}; studies there: tiny\n"
+    assert not (tmp_path / "studies").exists() and not (tmp_path / "runs").exists()

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from hpotool.cli import app
+from hpotool.config import load_run_config
+from hpotool.errors import HpoError
+from hpotool.export import export_best
+from hpotool.runner import build_trainer, load_data
+from hpotool.saved import load_model
+
+from .conftest import write_yaml
+from .tiny_study import run_tiny_study
+
+runner = CliRunner()
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_training_best_run_yaml_reproduces_the_best_trial(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    export_best(study, opt_dict["storage"])
+    best = study.best_trial
+    # A fresh process: nothing cached from the study, as when a user trains the export later.
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "hpotool", "train", "-r", "studies/tiny/best_run.yaml", "--out", "run"]
+    cmd += ["--epochs", str(run_dict["epochs"]), "--seed", str(run_dict["seed"])]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["metrics"]["val_accuracy"] == best.value
+    assert saved["metrics"]["val_loss"] == pytest.approx(best.user_attrs["metrics"]["val_loss"], rel=1e-12)
+    assert "val_accuracy" in done.stdout and "model.pt, metrics.json" in done.stdout
+
+
+def test_train_saves_a_run_folder_that_loads_back(tmp_path: Path, run_dict: dict) -> None:
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    result = runner.invoke(app, ["train", "-r", str(run_path), "--epochs", "3"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    (folder,) = (tmp_path / "runs" / "tiny").iterdir()
+    assert sorted(os.listdir(folder)) == ["config.yaml", "history.csv", "metrics.json", "model.pt"]
+    saved = json.loads((folder / "metrics.json").read_text())
+    assert saved["epochs_run"] == 3 and saved["seed"] == 0 and saved["device"] == "cpu"
+    with open(folder / "history.csv", newline="") as fh:
+        history = list(csv.DictReader(fh))
+    assert [int(r["epoch"]) for r in history] == [0, 1, 2]
+    assert float(history[-1]["val_loss"]) == saved["metrics"]["val_loss"]
+    config = load_run_config(folder / "config.yaml")
+    assert config.epochs == 3 and config.model_dump() == {
+        **load_run_config(run_path).model_dump(),
+        "epochs": 3,
+    }
+
+    model, cfg, metrics = load_model(folder / "model.pt")
+    assert cfg == config and metrics == saved["metrics"] and not model.training
+    data = load_data(cfg.data)
+    evaluated = build_trainer(cfg, data, model).evaluate(data.val)
+    assert evaluated["val_accuracy"] == saved["metrics"]["val_accuracy"]
+    assert evaluated["val_loss"] == pytest.approx(saved["metrics"]["val_loss"], rel=1e-6)
+
+
+def test_run_folders_are_unique_and_never_overwritten(tmp_path: Path, run_dict: dict) -> None:
+    run_dict["epochs"] = 1
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    for _ in range(2):
+        assert runner.invoke(app, ["train", "-r", str(run_path)]).exit_code == 0
+    assert len(list((tmp_path / "runs" / "tiny").iterdir())) == 2
+    assert runner.invoke(app, ["train", "-r", str(run_path), "--out", "mine"]).exit_code == 0
+    again = runner.invoke(app, ["train", "-r", str(run_path), "--out", "mine"])
+    assert again.exit_code == 2
+    assert again.stderr == "error: mine: already holds a saved run (model.pt); choose another --out\n"
+
+
+def test_train_flag_errors_are_one_line(tmp_path: Path, run_dict: dict) -> None:
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    result = runner.invoke(app, ["train", "-r", str(run_path), "--device", "gpu"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "error: command line: with device='gpu': device: device must be auto, cpu"
+    )
+    run_dict["optimizer"] = {"name": "sgd", "lr": 1e30}
+    write_yaml(run_path, run_dict)
+    result = runner.invoke(app, ["train", "-r", str(run_path)])
+    assert result.exit_code == 2
+    assert "error: training diverged: train_loss is" in result.stderr
+    assert not (tmp_path / "runs").exists()  # nothing saved for a failed run
+
+
+def test_load_model_refuses_other_files(tmp_path: Path) -> None:
+    with pytest.raises(HpoError, match="no such file"):
+        load_model(tmp_path / "none.pt")
+    (tmp_path / "x.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(HpoError, match="not a model saved by hpotool"):
+        load_model(tmp_path / "x.pt")
+    import torch
+
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "plain.pt")
+    with pytest.raises(HpoError, match="expected format 'hpotool-model/1'"):
+        load_model(tmp_path / "plain.pt")
+
+
+def test_unsafe_project_names_need_out(tmp_path: Path, run_dict: dict) -> None:
+    run_dict["project"] = "../escape"
+    run_path = tmp_path / "run.yaml"
+    run_path.write_text(yaml.safe_dump(run_dict))
+    result = runner.invoke(app, ["train", "-r", str(run_path)])
+    assert result.exit_code == 2 and "project: '../escape' cannot name a folder under runs/" in result.stderr

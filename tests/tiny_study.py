@@ -1,0 +1,20 @@
+"""A finished tiny study on disk, for the tests of what reads studies back (export, train, browse)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from hpotool.objective import prepare_study, run_study
+
+from .conftest import write_yaml
+
+
+def run_tiny_study(tmp_path: Path, run: dict[str, Any], opt: dict[str, Any]) -> optuna.Study:
+    """Run the study the two config dicts describe and load it back with plain Optuna."""
+    rp = write_yaml(tmp_path / "run.yaml", run)
+    op = write_yaml(tmp_path / "optimize.yaml", opt)
+    run_study(prepare_study(rp, op))
+    return optuna.load_study(study_name=opt["study_name"], storage=opt["storage"])
