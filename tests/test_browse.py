@@ -70,6 +70,20 @@ def test_trials_are_sorted_best_first_for_each_direction(tmp_path: Path) -> None
     assert [r["params"]["x"] for r in trial_rows(low)] == [-2.0, 3.0, 5.0]
     assert [r["params"]["x"] for r in trial_rows(high)] == [5.0, 3.0, -2.0]
     assert [r["number"] for r in trial_rows(high, top=2)] == [2, 0]
+    # A pruned trial's value was measured before training ended: it ranks after the complete ones.
+    trial = high.ask({"x": optuna.distributions.FloatDistribution(-10, 10)})
+    trial.report(99.0, step=0)
+    high.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    high.tell(high.ask(), state=optuna.trial.TrialState.FAIL)
+    rows = trial_rows(high)
+    assert [(r["number"], r["state"]) for r in rows] == [
+        (2, "complete"),
+        (0, "complete"),
+        (1, "complete"),
+        (3, "pruned"),
+        (4, "fail"),
+    ]
+    assert rows[3]["value"] == 99.0
 
 
 def test_trials_command_filters_by_state(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
@@ -95,7 +109,8 @@ def test_trials_command_filters_by_state(tmp_path: Path, run_dict: dict, opt_dic
         app, ["trials", "--study-name", "tiny", "--storage", storage], catch_exceptions=False
     )
     assert result.exit_code == 0
-    assert "optimizer.lr" in result.stdout and "pruned at epoch 0" in result.stdout
+    assert "optimizer.lr" in result.stdout and "pruned" in result.stdout
+    assert "note" not in result.stdout  # "pruned at epoch 0" says no more than the state and epochs
     result = runner.invoke(app, ["trials", "--study-name", "tiny", "--storage", storage, "--state", "done"])
     assert result.exit_code == 2
     assert result.stderr == (

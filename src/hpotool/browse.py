@@ -102,18 +102,19 @@ def _sort_key(direction: StudyDirection) -> Any:
     sign = -1.0 if direction == StudyDirection.MAXIMIZE else 1.0
 
     def key(t: FrozenTrial) -> tuple[int, float, int]:
+        group = 0 if t.state == TrialState.COMPLETE else 1 if t.state == TrialState.PRUNED else 2
         if t.values is None:
-            return (1, 0.0, t.number)
-        return (0, sign * float(t.values[0]), t.number)
+            return (3, 0.0, t.number)
+        return (group, sign * float(t.values[0]), t.number)
 
     return key
 
 
 def trial_rows(study: optuna.Study, top: int | None = None, state: str | None = None) -> list[dict[str, Any]]:
-    """The study's trials as rows, best first by value (the first objective's, respecting its
-    direction), trials without a value last; optionally only one state and the first `top`.
-
-    A pruned trial's value is its last reported one, as Optuna stores it.
+    """The study's trials as rows, best first: complete trials by value (the first objective's,
+    respecting its direction), then pruned trials by their last reported value (what Optuna stores as
+    a pruned trial's value; it was measured before training ended, so it does not rank against complete
+    trials), then trials without a value. Optionally only one state, and only the first `top`.
     """
     if state is not None and state not in STATES:
         raise HpoError(f"--state: {state!r} is not a trial state; use one of: {', '.join(STATES)}")

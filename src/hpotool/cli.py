@@ -428,21 +428,33 @@ def trials(
         params: list[str] = []
         for r in rows:
             params += [p for p in r["params"] if p not in params]
+        # A note only where it says more than the state and epochs columns do.
+        notes = [
+            r["fail_reason"]
+            or ("" if (r["prune_reason"] or "").startswith("pruned at epoch") else r["prune_reason"])
+            for r in rows
+        ]
+        shown = [[_fmt(r["params"][p]) if p in r["params"] else "-" for p in params] for r in rows]
+        # One column per parameter where they fit the terminal, else one wrapped "params" column.
+        widest = [max([len(p), *(len(v[i]) for v in shown)]) + 3 for i, p in enumerate(params)]
+        split = sum(widest) + 60 <= console.width
+        columns = ["#", "state", "value", *(params if split else ["params"]), "epochs", "seconds"]
+        columns += ["note"] if any(notes) else []
         table = Table(title=f"study {study_name}: {len(rows)} trial(s)", title_justify="left")
-        for col in ("#", "state", "value", *params, "epochs", "seconds", "reason"):
+        for col in columns:
             table.add_column(col, overflow="fold")
-        for r in rows:
+        for r, values, note in zip(rows, shown, notes, strict=True):
             value = r["value"] if r["values"] is None or len(r["values"]) == 1 else r["values"]
-            seconds = f"{r['duration_s']:.3g}" if r["duration_s"] is not None else "-"
-            table.add_row(
+            cells = [
                 str(r["number"]),
                 r["state"],
                 _fmt(value) if value is not None else "-",
-                *(_fmt(r["params"][p]) if p in r["params"] else "-" for p in params),
+                *(values if split else [" ".join(f"{p}={v}" for p, v in zip(params, values, strict=True))]),
                 str(r["epochs_run"]) if r["epochs_run"] is not None else "-",
-                seconds,
-                escape(r["prune_reason"] or r["fail_reason"] or ""),
-            )
+                f"{r['duration_s']:.3g}" if r["duration_s"] is not None else "-",
+                *([note or ""] if any(notes) else []),
+            ]
+            table.add_row(*(escape(c) for c in cells))
         console.print(table)
 
 
