@@ -260,7 +260,7 @@ def export_best(
             table.add_row(f"trial {trial.number}", values)
             for k, v in trial.params.items():
                 table.add_row(f"  {k}", _fmt(v))
-        table.add_row("wrote", ", ".join(str(f) for f in result.files))
+        table.add_row("wrote", f"{result.folder}/: " + ", ".join(f.name for f in result.files))
         console.print(table)
 
 
