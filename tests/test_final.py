@@ -106,6 +106,10 @@ def test_bad_final_overrides_fail_before_the_study_starts(
             "final: epochs is given both as final.epochs and in final.overrides",
         ),
         ({"seeds": 0}, "final.seeds: Input should be greater than or equal to 1"),
+        (
+            {"epoch": 3},
+            "final: unknown key 'epoch' (did you mean 'epochs'?); valid keys: epochs, seeds, overrides",
+        ),
     ]
     for final, message in cases:
         op = write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "final": final})

@@ -115,3 +115,21 @@ def test_unsafe_project_names_need_out(tmp_path: Path, run_dict: dict) -> None:
     run_path.write_text(yaml.safe_dump(run_dict))
     result = runner.invoke(app, ["train", "-r", str(run_path)])
     assert result.exit_code == 2 and "project: '../escape' cannot name a folder under runs/" in result.stderr
+
+
+@pytest.mark.gpu
+def test_a_model_trained_on_cuda_loads_on_the_cpu(tmp_path: Path, run_dict: dict) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    result = runner.invoke(app, ["train", "-r", str(run_path), "--device", "cuda", "--out", "gpu"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "gpu" / "metrics.json").read_text())
+    assert saved["device"].startswith("cuda")
+    model, cfg, metrics = load_model(tmp_path / "gpu" / "model.pt")
+    assert next(model.parameters()).device.type == "cpu" and metrics == saved["metrics"]
+    data = load_data(cfg.data)
+    evaluated = build_trainer(cfg, data, model).evaluate(data.val)
+    assert evaluated["val_loss"] == pytest.approx(saved["metrics"]["val_loss"], rel=1e-4)
