@@ -57,6 +57,13 @@ def test_studies_in_one_storage_and_a_missing_storage(tmp_path: Path) -> None:
     _plain_study(url, "only", "minimize", [1.0])
     result = runner.invoke(app, ["studies", "--storage", url, "--json"], catch_exceptions=False)
     assert [r["name"] for r in json.loads(result.stdout)] == ["only"]
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE notes (t TEXT)")
+    result = runner.invoke(app, ["studies", "--storage", f"sqlite:///{other}"])
+    assert result.exit_code == 2 and "is not an Optuna database" in result.stderr
+    with sqlite3.connect(other) as conn:
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["notes"]
     missing = f"sqlite:///{tmp_path / 'none.db'}"
     result = runner.invoke(app, ["studies", "--storage", missing])
     assert result.exit_code == 2

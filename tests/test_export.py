@@ -51,6 +51,10 @@ def test_export_best_end_to_end(configs: tuple[Path, Path], opt_dict: dict, tmp_
     assert config.model.kwargs["hidden"] == [best.params["model.hidden.0"]]
     assert config == apply_overrides(RunConfig.model_validate(study.user_attrs["run_config"]), best.params)
 
+    with open(folder / "trials.csv", newline="") as fh:
+        header = next(csv.reader(fh))
+    assert header[:5] == ["number", "state", "value", "optimizer.lr", "model.hidden.0"]  # suggestion order
+
     records = json.loads((folder / "trials.json").read_text())
     assert [r["number"] for r in records] == [0, 1, 2]
     assert records[best.number]["params"] == best.params

@@ -13,16 +13,21 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.errors import HpoError
 from hpotool.export import trial_record
-from hpotool.storage import default_storage_url, load_study, make_storage
+from hpotool.storage import load_study, make_storage
 
 STATES = ("complete", "pruned", "fail", "running", "waiting")
+
+
+def _sqlite_file(url: str) -> Path | None:
+    path = url.removeprefix("sqlite:///").split("?", 1)[0] if url.startswith("sqlite:///") else ""
+    return Path(path) if path not in ("", ":memory:") else None
 
 
 def _is_optuna_sqlite(path: Path) -> bool:
     """Whether `path` is a SQLite file holding Optuna's tables (opening any other file with Optuna would
     add its tables to it)."""
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as conn:
             names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.DatabaseError:
         return False
@@ -51,6 +56,9 @@ def storage_studies(url: str) -> list[dict[str, Any]]:
     Raises:
         HpoError: the storage does not exist or cannot be opened.
     """
+    path = _sqlite_file(url)
+    if path is not None and path.exists() and not _is_optuna_sqlite(path):
+        raise HpoError(f"storage {url!r}: {str(path)!r} is not an Optuna database")
     storage = make_storage(url, create=False)
     rows = []
     for frozen in storage.get_all_studies():
@@ -148,9 +156,7 @@ def find_study(study_name: str, storage_url: str | None, folder: Path = Path("st
         return load_study(study_name, storage_url)
     except HpoError:
         default = folder / f"{study_name}.db"
-        if storage_url is not None or default_storage_url(study_name) != f"sqlite:///{default}":
-            raise
-        if default.exists():
+        if storage_url is not None or default.exists():
             raise
         rows, _ = study_rows(None, folder)
         found = ", ".join(f"{r['name']} ({r['storage']})" for r in rows) or "none"

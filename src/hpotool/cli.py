@@ -277,6 +277,8 @@ def train(
 ) -> None:
     """Train one run config outside any study; save model.pt, metrics.json, history.csv and config.yaml."""
     with user_errors():
+        import functools
+
         from hpotool.config import load_run_config
         from hpotool.overrides import apply_overrides
         from hpotool.saved import check_run_dir, default_runs_dir, new_run_dir, train_and_save
@@ -294,8 +296,7 @@ def train(
             check_run_dir(out)
             folder: Any = out
         else:
-            parent = default_runs_dir(cfg)
-            folder = lambda: new_run_dir(parent)  # noqa: E731 - made once training has succeeded
+            folder = functools.partial(new_run_dir, default_runs_dir(cfg))  # made once training succeeds
         with _RunProgress() as progress:
             progress.run_started(f"{cfg.project} seed {cfg.seed}", cfg)
             run = train_and_save(cfg, folder, on_epoch_end=progress.epoch_ended)
@@ -342,7 +343,8 @@ def train_from_best(
         with _RunProgress() as progress:
             summary = run_final(plan, folder, progress, exported.folder)
         metric = summary["metric"]
-        runs = Table(title=f"final runs ({summary['epochs']} epochs)", title_justify="left")
+        trained = f" ({summary['epochs']} epochs)" if summary["epochs"] is not None else ""
+        runs = Table(title=f"final runs{trained}", title_justify="left")
         for col in ("trial", "seed", metric, "folder"):
             runs.add_column(col, overflow="fold")
         for c in summary["candidates"]:

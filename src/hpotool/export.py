@@ -136,6 +136,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     import pandas as pd
 
     trials = study.get_trials(deepcopy=False)
+    if not trials:
+        return pd.DataFrame()
     raw = study.trials_dataframe(
         attrs=("number", "value", "state", "datetime_start", "datetime_complete", "params", "user_attrs"),
         multi_index=True,
@@ -145,9 +147,12 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     for col in value_cols:
         name = "value" if col[0] == "value" else f"values_{col[1]}"
         out[name] = raw[col]
-    params = [c for c in raw.columns if c[0] == "params"]
-    for col in params:
-        out[str(col[1])] = raw[col]
+    # Parameters in the order trials suggested them (Optuna sorts them by name).
+    params: list[str] = []
+    for t in trials:
+        params += [p for p in t.params if p not in params]
+    for name in params:
+        out[name] = raw[("params", name)]
     attrs = {str(c[1]): raw[c] for c in raw.columns if c[0] == "user_attrs"}
     out["duration_s"] = [_seconds(t) for t in trials]
     for name in ("epochs_run", "prune_reason", "fail_reason"):

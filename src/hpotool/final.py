@@ -190,6 +190,7 @@ def summary_data(plan: FinalPlan, folder: Path, export_folder: Path | None) -> d
             {
                 "rank": rank,
                 "trial_number": c.trial_number,
+                "epochs": c.config.epochs,
                 "trial_value": c.trial_value,
                 "params": c.params,
                 "mean": stats.get(plan.metric, {}).get("mean"),
@@ -210,7 +211,7 @@ def summary_data(plan: FinalPlan, folder: Path, export_folder: Path | None) -> d
         "study_name": plan.study_name,
         "metric": plan.metric,
         "direction": plan.direction,
-        "epochs": plan.candidates[0].config.epochs,
+        "epochs": epochs.pop() if len(epochs := {c.config.epochs for c in plan.candidates}) == 1 else None,
         "seeds": plan.seeds,
         "top_k": len(plan.candidates),
         "final": plan.rules.model_dump(mode="json"),
