@@ -35,6 +35,7 @@ def test_train_from_best_with_two_seeds(tmp_path: Path, run_dict: dict, opt_dict
     assert runs == [f"trial{best.number}-seed0", f"trial{best.number}-seed1"]
     assert (tmp_path / "studies" / "tiny" / "best_run.yaml").exists()  # export-best ran first
     summary = json.loads((folder / "summary.json").read_text())
+    assert summary["folder"] == "final" and summary["export"] == "studies/tiny"
     (candidate,) = summary["candidates"]
     values = [r["metrics"]["val_accuracy"] for r in candidate["runs"]]
     assert [r["seed"] for r in candidate["runs"]] == [0, 1]

@@ -215,6 +215,7 @@ def summary_data(plan: FinalPlan, folder: Path, export_folder: Path | None) -> d
         "seeds": plan.seeds,
         "top_k": len(plan.candidates),
         "final": plan.rules.model_dump(mode="json"),
+        "folder": str(folder),
         "export": str(export_folder) if export_folder is not None else None,
         "candidates": ranked,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
