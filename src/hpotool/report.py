@@ -15,7 +15,7 @@ import json
 import math
 import statistics
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,7 +73,6 @@ class ReportInfo:
     figures: list[FigureInfo]
     pruned: list[dict[str, Any]]
     pruner: dict[str, Any] | None = None
-    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,7 +151,7 @@ def _figure_infos(
             FigureInfo(
                 f"importances{sfx}",
                 "importances",
-                f"Parameter importances{name}",
+                f"Parameter importances{name} (fANOVA over {len(complete)} complete trials)",
                 i,
                 reason=None if importances[i] else importance_reasons[i],
             ),
@@ -341,7 +340,8 @@ body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#22
 h1{margin-bottom:.2em} h2{margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.5em 0} th,td{padding:.25em .8em;text-align:left;vertical-align:top}
 table.kv th{color:#555;font-weight:600} table.grid th{background:#f3f3f3} table.grid td{border-top:1px solid #eee}
-code{background:#f3f3f3;padding:.1em .3em} .note{color:#777;font-style:italic} section.figure{margin:1em 0}
+code{background:#f3f3f3;padding:.1em .3em} .note{color:#777;font-style:italic}
+section.figure{margin:1em 0;overflow-x:auto}
 """
 
 
