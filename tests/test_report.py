@@ -260,3 +260,33 @@ def test_the_browser_check_sees_a_report_without_plotlyjs_as_broken(
     page.write_text(page.read_text().replace(get_plotlyjs(), ""))
     drawn = drawn_figures(dump_dom(chromium, page, tmp_path / "profile"))
     assert drawn and all(v == (0, 0) for v in drawn.values())
+
+
+def test_planned_epochs_follow_a_searched_epochs_parameter() -> None:
+    study = optuna.create_study(study_name="ep", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_user_attr("run_config", {"epochs": 10})
+
+    def objective(trial: optuna.Trial) -> float:
+        epochs = trial.suggest_int("epochs", 2, 6)
+        trial.set_user_attr("epochs_run", epochs - 1 if trial.number % 2 else epochs)
+        if trial.number % 2:
+            raise optuna.TrialPruned("pruned")
+        return float(epochs)
+
+    study.optimize(objective, n_trials=6)
+    info = report_info(study, "memory")
+    assert info.epochs["planned"] == sum(t.params["epochs"] for t in study.trials)
+    assert info.epochs["run"] == info.epochs["planned"] - 3
+    assert {r["threshold_note"] for r in info.pruned} == {"stopped before reporting a finite value"}
+
+
+def test_browser_test_skips_without_chromium_but_fails_when_required(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # a folder with no chromium in it
+    monkeypatch.delenv("HPOTOOL_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no chromium on PATH"):
+        _chromium()
+    monkeypatch.setenv("HPOTOOL_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="HPOTOOL_REQUIRE_BROWSER=1 but no chromium"):
+        _chromium()
