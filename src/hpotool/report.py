@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpotool.atomic import write_atomic
+from hpotool.atomic import write_text
 from hpotool.errors import HpoError
 from hpotool.importance import EVALUATOR, make_evaluator, param_importances
 from hpotool.pruning import pruned_rows
@@ -209,7 +209,8 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
     if complete and run:
         reproduce = [
             f"hpotool train-from-best --study-name {study.study_name} --storage {storage}",
-            "(`hpotool export-best` writes the best trial's run config as YAML instead)",
+            f"(`hpotool export-best --study-name {study.study_name} --storage {storage}` writes its run config, "
+            "best_run.yaml, and best_params.json instead)",
         ]
     pruner = opt.get("pruner")
     rows = [r.as_dict() for r in pruned_rows(study, pruner)] if len(objectives) == 1 else []
@@ -396,4 +397,5 @@ def write_report(study: optuna.Study, storage: str, out: Path, fmt: str = "html"
     info = report_info(study, storage)
     figures = make_figures(study, info)
     text = render_html(info, figures) if fmt == "html" else render_json(info, figures)
-    return write_atomic(out, text)
+    write_text(out, text)
+    return out
