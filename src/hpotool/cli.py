@@ -141,6 +141,9 @@ def optimize(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a machine-readable summary to stdout.")
     ] = False,
+    report: Annotated[
+        bool, typer.Option("--report", help="Write studies/<name>/report.html at the end.")
+    ] = False,
 ) -> None:
     """Run a study, or resume it: runs only the trials still missing from n_trials."""
     with user_errors():
@@ -159,6 +162,35 @@ def optimize(
             sys.stdout.write(json.dumps(summary.as_dict(), indent=2, default=str) + "\n")
         else:
             print_summary(summary)
+        if report:
+            _write_report(summary.study_name, summary.storage, None, "html")
+
+
+def _write_report(study_name: str, storage: str | None, out: Path | None, fmt: str) -> None:
+    from hpotool.browse import find_study
+    from hpotool.report import check_format, default_report_path, write_report
+    from hpotool.storage import default_storage_url
+
+    check_format(fmt)
+    url = storage or default_storage_url(study_name)
+    path = write_report(
+        find_study(study_name, storage), url, out or default_report_path(study_name, fmt), fmt
+    )
+    err_console.print(f"report written to {escape(str(path))}", soft_wrap=True)
+
+
+@app.command()
+def report(
+    study_name: StudyNameReq,
+    storage: ReadStorageOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output file (default: studies/<name>/report.<format>).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="html (offline, self-contained) or json.")] = "html",
+) -> None:
+    """Write a self-contained report of a study: header, figures, pruning table (HTML or JSON)."""
+    with user_errors():
+        _write_report(study_name, storage, out, fmt)
 
 
 # ---------------------------------------------------------------- results: export, train, browse

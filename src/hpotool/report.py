@@ -1,0 +1,401 @@
+"""A self-contained report of a study: one HTML file (plotly.js embedded once, works offline) or JSON.
+
+Compute data, then draw (Optuna's visualization modules do the same): `report_info` builds plain data
+(header, which figures can be drawn and why not, the pruning table) that tests assert on; `make_figures`
+draws the drawable ones with `optuna.visualization`; `render_html` / `render_json` lay them out.
+
+JSON format: the report info as data, plus `figures[i]["plotly"]`, the figure as plotly's JSON dict
+(`{"data": [...], "layout": {...}}`, what `plotly.io.from_json` reads back), or null with `reason`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from hpotool.atomic import write_text
+from hpotool.errors import HpoError
+from hpotool.importance import EVALUATOR, make_evaluator, param_importances
+from hpotool.pruning import pruned_rows
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+FORMATS = ("html", "json")
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise HpoError(f"--format: {fmt!r} is not a report format; choose one of: {', '.join(FORMATS)}")
+
+
+def default_report_path(study_name: str, fmt: str = "html") -> Path:
+    return Path("studies") / study_name / f"report.{fmt}"
+
+
+@dataclass(frozen=True)
+class FigureInfo:
+    """One figure of the report: drawn when `reason` is None, else replaced by that one line."""
+
+    key: str  # unique, also the HTML element id: "history", "importances.1", ...
+    kind: str  # history, importances, parallel, slice, contour, intermediate, timeline, edf, pareto
+    title: str
+    objective: int | None = None  # which objective a per-objective figure shows
+    params: list[str] | None = None  # the contour's two parameters
+    reason: str | None = None
+
+
+@dataclass
+class ReportInfo:
+    """Everything the report shows, as plain data."""
+
+    study_name: str
+    storage: str
+    objectives: list[dict[str, str]]  # [{"name": metric, "direction": "maximize"}, ...]
+    counts: dict[str, int]
+    best: list[dict[str, Any]]  # the best trial, or the Pareto-optimal trials of a multi-objective study
+    time: dict[str, float | None]
+    epochs: dict[str, Any]
+    versions: dict[str, str]
+    evaluator: str
+    importances: list[dict[str, float] | None]  # per objective; None when they cannot be computed
+    reproduce: list[str]
+    figures: list[FigureInfo]
+    pruned: list[dict[str, Any]]
+    pruner: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _objectives(study: optuna.Study, opt: dict[str, Any]) -> list[dict[str, str]]:
+    directions = [d.name.lower() for d in study.directions]
+    if len(directions) == 1 and opt.get("metric"):
+        return [{"name": str(opt["metric"]), "direction": directions[0]}]
+    names = study.metric_names or [f"objective {i}" for i in range(len(directions))]
+    return [{"name": n, "direction": d} for n, d in zip(names, directions, strict=True)]
+
+
+def _epochs(trials: list[FrozenTrial], run: dict[str, Any]) -> dict[str, Any]:
+    """Epochs the finished trials ran versus what they would have run without pruning."""
+    finished = [t for t in trials if t.state in FINISHED]
+    if not run or any("epochs_run" not in t.user_attrs for t in finished):
+        return {"run": None, "planned": None, "saved_fraction": None}
+    ran = sum(int(t.user_attrs["epochs_run"]) for t in finished)
+    planned = sum(int(t.params.get("epochs", run.get("epochs", 0))) for t in finished)
+    return {"run": ran, "planned": planned, "saved_fraction": 1 - ran / planned if planned else None}
+
+
+def _time(trials: list[FrozenTrial]) -> dict[str, float | None]:
+    durations = [t.duration.total_seconds() for t in trials if t.duration is not None]
+    starts = [t.datetime_start for t in trials if t.datetime_start is not None]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]
+    return {
+        "trials_total_s": sum(durations) if durations else None,
+        "per_trial_mean_s": statistics.fmean(durations) if durations else None,
+        "wall_s": (max(ends) - min(starts)).total_seconds() if starts and ends else None,
+    }
+
+
+def _best(study: optuna.Study, complete: list[FrozenTrial]) -> list[dict[str, Any]]:
+    if not complete:
+        return []
+    best = [study.best_trial] if len(study.directions) == 1 else study.best_trials
+    return [{"number": t.number, "values": t.values, "params": t.params} for t in best]
+
+
+def _figure_infos(
+    study: optuna.Study,
+    trials: list[FrozenTrial],
+    objectives: list[dict[str, str]],
+    importances: list[dict[str, float] | None],
+    importance_reasons: list[str | None],
+) -> list[FigureInfo]:
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    params = list(dict.fromkeys(p for t in complete for p in t.params))
+    none_complete = "no complete trial yet" if not complete else None
+    multi = len(objectives) > 1
+    figs: list[FigureInfo] = []
+    if multi:
+        reason = none_complete or (None if len(objectives) <= 3 else "a Pareto front needs 2 or 3 objectives")
+        figs.append(FigureInfo("pareto", "pareto", "Pareto front", reason=reason))
+    for i, obj in enumerate(objectives):
+        sfx, name = (f".{i}", f" — {obj['name']}") if multi else ("", "")
+        no_params = none_complete or (None if params else "the trials have no parameters")
+        if len(params) < 2:
+            contour_reason, pair = (
+                no_params or f"a contour needs two parameters, the study has {len(params)}",
+                None,
+            )
+        elif len(complete) < 2:
+            contour_reason, pair = (
+                f"a contour needs at least 2 complete trials, the study has {len(complete)}",
+                None,
+            )
+        else:
+            imp = importances[i]
+            ranked = list(imp) if imp else params
+            contour_reason, pair = None, ranked[:2]
+        figs += [
+            FigureInfo(f"history{sfx}", "history", f"Optimization history{name}", i, reason=none_complete),
+            FigureInfo(
+                f"importances{sfx}",
+                "importances",
+                f"Parameter importances{name} (fANOVA over {len(complete)} complete trials)",
+                i,
+                reason=None if importances[i] else importance_reasons[i],
+            ),
+            FigureInfo(f"parallel{sfx}", "parallel", f"Parallel coordinates{name}", i, reason=no_params),
+            FigureInfo(f"slice{sfx}", "slice", f"Slice{name}", i, reason=no_params),
+            FigureInfo(
+                f"contour{sfx}",
+                "contour",
+                f"Contour of the two most important parameters{name}",
+                i,
+                params=pair,
+                reason=contour_reason,
+            ),
+            FigureInfo(f"edf{sfx}", "edf", f"Empirical distribution (EDF){name}", i, reason=none_complete),
+        ]
+    reported = any(t.intermediate_values for t in trials)
+    figs.append(
+        FigureInfo(
+            "intermediate",
+            "intermediate",
+            "Learning curves (intermediate values; pruned trials included)",
+            reason=None if reported else "no trial reported intermediate values",
+        )
+    )
+    figs.append(
+        FigureInfo("timeline", "timeline", "Timeline", reason=None if trials else "the study has no trials")
+    )
+    return figs
+
+
+def _target(study: optuna.Study, i: int | None) -> Callable[[FrozenTrial], float] | None:
+    if i is None or len(study.directions) == 1:
+        return None
+    return lambda t: t.values[i]
+
+
+def report_info(study: optuna.Study, storage: str) -> ReportInfo:
+    """The report of `study` as plain data (no plotting)."""
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    opt = study.user_attrs.get("optimize_config") or {}
+    run = study.user_attrs.get("run_config") or {}
+    objectives = _objectives(study, opt)
+    importances: list[dict[str, float] | None] = []
+    reasons: list[str | None] = []
+    for i in range(len(objectives)):
+        try:
+            importances.append(param_importances(study, _target(study, i)))
+            reasons.append(None)
+        except ValueError as exc:
+            importances.append(None)
+            reasons.append(f"importances cannot be computed: {exc}")
+    counts = {s.name.lower(): n for s in TrialState if (n := sum(t.state == s for t in trials))}
+    reproduce = []
+    if complete and run:
+        reproduce = [
+            f"hpotool train-from-best --study-name {study.study_name} --storage {storage}",
+            f"(`hpotool export-best --study-name {study.study_name} --storage {storage}` writes its run config, "
+            "best_run.yaml, and best_params.json instead)",
+        ]
+    pruner = opt.get("pruner")
+    rows = [r.as_dict() for r in pruned_rows(study, pruner)] if len(objectives) == 1 else []
+    return ReportInfo(
+        study_name=study.study_name,
+        storage=storage,
+        objectives=objectives,
+        counts=counts,
+        best=_best(study, complete),
+        time=_time(trials),
+        epochs=_epochs(trials, run),
+        versions=dict(study.user_attrs.get("versions") or {}),
+        evaluator=EVALUATOR,
+        importances=importances,
+        reproduce=reproduce,
+        figures=_figure_infos(study, trials, objectives, importances, reasons),
+        pruned=rows,
+        pruner=pruner,
+    )
+
+
+def make_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]:
+    """Draw every drawable figure of `info` with `optuna.visualization`, keyed by `FigureInfo.key`."""
+    import optuna.visualization as vis
+
+    figures: dict[str, go.Figure] = {}
+    for f in info.figures:
+        if f.reason is not None:
+            continue
+        target = _target(study, f.objective)
+        kw: dict[str, Any] = {"target": target, "target_name": info.objectives[f.objective or 0]["name"]}
+        match f.kind:
+            case "history":
+                figures[f.key] = vis.plot_optimization_history(study, **kw)
+            case "importances":
+                figures[f.key] = vis.plot_param_importances(study, evaluator=make_evaluator(), **kw)
+            case "parallel":
+                figures[f.key] = vis.plot_parallel_coordinate(study, **kw)
+            case "slice":
+                figures[f.key] = vis.plot_slice(study, **kw)
+            case "contour":
+                figures[f.key] = vis.plot_contour(study, params=f.params, **kw)
+            case "edf":
+                figures[f.key] = vis.plot_edf(study, **kw)
+            case "intermediate":
+                figures[f.key] = vis.plot_intermediate_values(study)
+            case "timeline":
+                figures[f.key] = vis.plot_timeline(study)
+            case "pareto":
+                names = [o["name"] for o in info.objectives]
+                figures[f.key] = vis.plot_pareto_front(study, target_names=names)
+    return figures
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "–" if math.isnan(v) else f"{v:.4g}"
+    if v is None:
+        return "–"
+    return str(v)
+
+
+def _seconds(s: float | None) -> str:
+    return "–" if s is None else f"{s:.1f} s"
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    return f"<table class='kv'>{body}</table>"
+
+
+def _header_rows(info: ReportInfo) -> list[tuple[str, str]]:
+    rows = [("study", info.study_name), ("storage", info.storage)]
+    rows += [
+        ("objective" if len(info.objectives) == 1 else f"objective {i}", f"{o['name']} ({o['direction']})")
+        for i, o in enumerate(info.objectives)
+    ]
+    rows.append(("trials", ", ".join(f"{k} {v}" for k, v in info.counts.items()) or "none"))
+    if not info.best:
+        rows.append(("best", "no complete trial yet"))
+    for b in info.best[:10]:
+        values = ", ".join(_fmt(v) for v in b["values"] or [])
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in b["params"].items())
+        rows.append((f"best trial #{b['number']}", f"{values}  ({params})"))
+    if len(info.best) > 10:
+        rows.append(("", f"… and {len(info.best) - 10} more Pareto-optimal trials"))
+    t = info.time
+    rows.append(
+        (
+            "time",
+            f"{_seconds(t['trials_total_s'])} in trials, {_seconds(t['per_trial_mean_s'])} per trial, "
+            f"{_seconds(t['wall_s'])} first start to last finish",
+        )
+    )
+    e = info.epochs
+    if e["run"] is None:
+        rows.append(("epochs", "not recorded (not an hpotool study)"))
+    else:
+        saved = "" if e["saved_fraction"] is None else f" — pruning saved {e['saved_fraction']:.0%}"
+        rows.append(
+            ("epochs", f"{e['run']} run of {e['planned']} a study without pruning would have run{saved}")
+        )
+    if info.pruner:
+        rows.append(("pruner", f"{info.pruner.get('name')} {json.dumps(info.pruner.get('kwargs') or {})}"))
+    rows.append(("versions", ", ".join(f"{k} {v}" for k, v in info.versions.items()) or "not recorded"))
+    rows.append(("importance evaluator", info.evaluator))
+    return rows
+
+
+def _pruning_html(info: ReportInfo) -> str:
+    if not info.pruned:
+        return "<p class='note'>No trial was pruned.</p>"
+    head = "<tr><th>trial</th><th>epoch</th><th>value</th><th>threshold</th><th>how</th><th>reason</th></tr>"
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(_fmt(v))}</td>"
+            for v in (r["number"], r["epoch"], r["value"], r["threshold"], r["threshold_note"], r["reason"])
+        )
+        + "</tr>"
+        for r in info.pruned
+    )
+    return f"<table class='grid'>{head}{body}</table>"
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+h1{margin-bottom:.2em} h2{margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5em 0} th,td{padding:.25em .8em;text-align:left;vertical-align:top}
+table.kv th{color:#555;font-weight:600} table.grid th{background:#f3f3f3} table.grid td{border-top:1px solid #eee}
+code{background:#f3f3f3;padding:.1em .3em} .note{color:#777;font-style:italic}
+section.figure{margin:1em 0;overflow-x:auto}
+"""
+
+
+def render_html(info: ReportInfo, figures: dict[str, go.Figure]) -> str:
+    """The report as one HTML page: plotly.js embedded once, every figure drawn from it, nothing fetched."""
+    from plotly.offline import get_plotlyjs
+
+    parts = [f"<h1>Study {html.escape(info.study_name)}</h1>", _table(_header_rows(info))]
+    if info.reproduce:
+        parts.append("<p>Reproduce the best trial:</p>")
+        parts.append(
+            f"<pre><code>{html.escape(info.reproduce[0])}</code></pre><p>{html.escape(info.reproduce[1])}</p>"
+        )
+    by_key = {f.key: f for f in info.figures}
+    parts.append("<h2>Figures</h2>")
+    for f in info.figures:
+        if f.kind == "intermediate":
+            continue  # drawn beside the pruning table
+        parts.append(_figure_html(f, figures))
+    parts.append("<h2>Pruning</h2>")
+    parts.append(_figure_html(by_key["intermediate"], figures))
+    parts.append(_pruning_html(info))
+    body = "\n".join(parts)
+    title = html.escape(f"hpotool report: {info.study_name}")
+    return (
+        f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
+        f"<style>{_CSS}</style>\n<script type='text/javascript'>{get_plotlyjs()}</script>\n</head>"
+        f"<body>\n{body}\n</body></html>\n"
+    )
+
+
+def _figure_html(f: FigureInfo, figures: dict[str, go.Figure]) -> str:
+    head = f"<section class='figure' id='section-{f.key}'><h3>{html.escape(f.title)}</h3>"
+    if f.reason is not None:
+        return f"{head}<p class='note unavailable'>Not drawn: {html.escape(f.reason)}.</p></section>"
+    div = figures[f.key].to_html(include_plotlyjs=False, full_html=False, div_id=f"fig-{f.key}")
+    return f"{head}{div}</section>"
+
+
+def render_json(info: ReportInfo, figures: dict[str, go.Figure]) -> str:
+    """The report as JSON: `report_info` plus each figure's plotly JSON (null with a reason when not drawn)."""
+    data = info.as_dict()
+    for f in data["figures"]:
+        fig = figures.get(f["key"])
+        f["plotly"] = json.loads(fig.to_json()) if fig is not None else None
+    return json.dumps(data, indent=2, default=str) + "\n"
+
+
+def write_report(study: optuna.Study, storage: str, out: Path, fmt: str = "html") -> Path:
+    """Build, draw and write the report of `study` to `out` atomically."""
+    check_format(fmt)
+    info = report_info(study, storage)
+    figures = make_figures(study, info)
+    text = render_html(info, figures) if fmt == "html" else render_json(info, figures)
+    write_text(out, text)
+    return out

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+import pytest
+
+from hpotool.factories import make_pruner
+from hpotool.pruning import NOT_EXPOSED, pruned_rows
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def _study(name: str, kwargs: dict[str, Any], direction: str) -> optuna.Study:
+    """A seeded study of learning curves `x * (1 + step) / 8` (or its negative when minimizing)."""
+    study = optuna.create_study(
+        direction=direction, sampler=optuna.samplers.RandomSampler(seed=1), pruner=make_pruner(name, kwargs)
+    )
+    sign = 1 if direction == "maximize" else -1
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0, 1)
+        for step in range(8):
+            trial.report(sign * x * (1 + step) / 8, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {step}")
+        return sign * x
+
+    study.optimize(objective, n_trials=30)
+    return study
+
+
+def _missed(value: float, threshold: float, direction: str) -> bool:
+    return value < threshold if direction == "maximize" else value > threshold
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+@pytest.mark.parametrize(
+    ("name", "kwargs", "note"),
+    [
+        ("median", {"n_startup_trials": 3}, "median of "),
+        ("percentile", {"percentile": 25.0, "n_startup_trials": 3}, "25th percentile of "),
+        ("successive_halving", {"min_resource": 1, "reduction_factor": 2}, "cut-off of rung "),
+    ],
+)
+def test_the_threshold_is_the_one_the_trial_missed(
+    name: str, kwargs: dict[str, Any], note: str, direction: str
+) -> None:
+    study = _study(name, kwargs, direction)
+    rows = pruned_rows(study, {"name": name, "kwargs": kwargs})
+    assert len(rows) >= 3
+    for row in rows:
+        trial = study.trials[row.number]
+        assert row.epoch == trial.last_step and row.value == trial.intermediate_values[row.epoch]
+        assert row.threshold is not None and row.threshold_note.startswith(note), row
+        if name == "successive_halving":  # the rung's own value is what competes
+            rung = max(k for k in trial.system_attrs if k.startswith("completed_rung_"))
+            compared = trial.system_attrs[rung]
+        else:  # percentile pruners compare the trial's best value so far
+            values = trial.intermediate_values.values()
+            compared = max(values) if direction == "maximize" else min(values)
+        assert _missed(compared, row.threshold, direction), row
+
+
+def test_threshold_pruner_names_its_bound() -> None:
+    study = _study("threshold", {"lower": 0.05}, "maximize")
+    rows = pruned_rows(study, {"name": "threshold", "kwargs": {"lower": 0.05}})
+    assert rows and all(r.threshold == 0.05 and r.threshold_note == "the pruner's lower bound" for r in rows)
+    assert all(r.value is not None and r.value < 0.05 for r in rows)
+
+
+def test_pruners_without_a_threshold_say_so() -> None:
+    study = _study("hyperband", {"min_resource": 1, "max_resource": 8}, "maximize")
+    rows = pruned_rows(study, {"name": "hyperband", "kwargs": {"min_resource": 1, "max_resource": 8}})
+    assert rows and all(r.threshold is None and r.threshold_note == NOT_EXPOSED for r in rows)
+    assert {r.threshold_note for r in pruned_rows(study, None)} == {"the study does not record its pruner"}

@@ -1,0 +1,292 @@
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+from hpotool.cli import app
+from hpotool.importance import EVALUATOR
+from hpotool.objective import prepare_study, run_study
+from hpotool.report import make_figures, render_html, report_info, write_report
+from hpotool.storage import load_study
+from tests.conftest import write_yaml
+
+runner = CliRunner()
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+@pytest.fixture
+def mixed_study(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> tuple[optuna.Study, str]:
+    """A real hpotool study with COMPLETE, PRUNED (median pruner) and FAIL trials."""
+    run_dict["model"] = {"name": "tests.helpers:FragileModel", "width": 8}
+    run_dict["epochs"] = 3
+    opt_dict["n_trials"] = 8
+    opt_dict["pruner"] = {"name": "median", "kwargs": {"n_startup_trials": 2, "n_warmup_steps": 0}}
+    opt_dict["search_space"] = {
+        "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+        "model.width": {"type": "int", "low": 8, "high": 32, "step": 8},
+    }
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    opt_path = write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    run_study(prepare_study(run_path, opt_path), max_failures=0)
+    return load_study("tiny", opt_dict["storage"]), opt_dict["storage"]
+
+
+def _states(study: optuna.Study) -> set[str]:
+    return {t.state.name for t in study.trials}
+
+
+def test_report_of_a_study_with_complete_pruned_and_failed_trials(
+    mixed_study: tuple[optuna.Study, str],
+) -> None:
+    study, url = mixed_study
+    assert _states(study) == {"COMPLETE", "PRUNED", "FAIL"}
+    info = report_info(study, url)
+    counts = {s: sum(t.state.name.lower() == s for t in study.trials) for s in ("complete", "pruned", "fail")}
+    assert info.counts == counts
+    assert info.objectives == [{"name": "val_accuracy", "direction": "maximize"}]
+    assert info.best[0]["number"] == study.best_trial.number and info.best[0]["values"] == [study.best_value]
+    finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert info.epochs["planned"] == 3 * len(finished)
+    assert info.epochs["run"] == sum(t.user_attrs["epochs_run"] for t in finished) < info.epochs["planned"]
+    assert info.versions["optuna"] == optuna.__version__
+    assert info.evaluator == EVALUATOR
+    assert info.reproduce[0] == f"hpotool train-from-best --study-name tiny --storage {url}"
+    assert {f.key: f.reason for f in info.figures} == {
+        k: None
+        for k in ("history", "importances", "parallel", "slice", "contour", "edf", "intermediate", "timeline")
+    }
+    assert sorted(info.figures[4].params or []) == ["model.width", "optimizer.lr"]
+    # every pruned trial: where it stopped, and the median it missed, recomputed from the study
+    pruned = [t for t in study.trials if t.state.name == "PRUNED"]
+    assert [r["number"] for r in info.pruned] == [t.number for t in pruned]
+    for row, trial in zip(info.pruned, pruned, strict=True):
+        assert row["epoch"] == trial.last_step and row["value"] == trial.intermediate_values[trial.last_step]
+        assert row["reason"].startswith(f"pruned at epoch {trial.last_step}")
+        assert row["threshold_note"].startswith("median of ")
+        assert max(trial.intermediate_values.values()) < row["threshold"]  # it really missed it
+
+
+def test_html_embeds_plotlyjs_once_and_draws_every_figure(mixed_study: tuple[optuna.Study, str]) -> None:
+    study, url = mixed_study
+    path = write_report(study, url, Path("out/report.html"))
+    text = path.read_text()
+    from plotly.offline import get_plotlyjs
+
+    plotlyjs = get_plotlyjs()
+    assert text.count(plotlyjs) == 1
+    rest = text.replace(plotlyjs, "")  # plotly.js itself names map-tile servers the report never uses
+    assert "http" not in rest.replace("http://www.w3.org", "") and "<script src" not in rest
+    assert rest.count("Plotly.newPlot(") == 8
+    assert "Study tiny" in text and EVALUATOR in text and "median of " in text
+    assert not list(path.parent.glob(".*tmp"))  # the atomic write left no temporary file
+
+
+def test_json_report_is_the_same_content_as_data(mixed_study: tuple[optuna.Study, str]) -> None:
+    study, url = mixed_study
+    result = runner.invoke(
+        app, ["report", "--study-name", "tiny", "--storage", url, "--format", "json"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(Path("studies/tiny/report.json").read_text())
+    info = report_info(study, url).as_dict()
+    assert data["counts"] == info["counts"] and data["pruned"] == info["pruned"]
+    figs = {f["key"]: f for f in data["figures"]}
+    assert figs["history"]["plotly"]["data"] and figs["history"]["reason"] is None
+
+
+def test_a_study_with_one_trial_explains_the_figures_it_cannot_draw() -> None:
+    study = optuna.create_study(study_name="one", direction="minimize")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    info = report_info(study, "memory")
+    reasons = {f.key: f.reason for f in info.figures}
+    assert (
+        reasons["importances"]
+        == "importances cannot be computed: needs at least 2 complete trials, the study has 1"
+    )
+    assert reasons["contour"] == "a contour needs two parameters, the study has 1"
+    assert reasons["intermediate"] == "no trial reported intermediate values"
+    assert reasons["history"] is None and reasons["slice"] is None
+    assert info.epochs["run"] is None and info.reproduce == [] and info.pruned == []
+    from plotly.offline import get_plotlyjs
+
+    text = render_html(info, make_figures(study, info)).replace(get_plotlyjs(), "")
+    assert "Not drawn: a contour needs two parameters, the study has 1." in text
+    assert text.count("Plotly.newPlot(") == sum(r is None for r in reasons.values())
+
+
+def test_an_empty_study_is_a_report_not_a_crash() -> None:
+    study = optuna.create_study(study_name="empty")
+    info = report_info(study, "memory")
+    assert info.best == [] and all(f.reason for f in info.figures)
+    assert "no complete trial yet" in render_html(info, make_figures(study, info))
+
+
+def _multi_objective_study(storage: str) -> optuna.Study:
+    study = optuna.create_study(
+        study_name="mo",
+        storage=storage,
+        directions=["minimize", "maximize"],
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+    with warnings.catch_warnings():  # set_metric_names is experimental in Optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(["loss", "accuracy"])
+    study.optimize(
+        lambda t: (t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1) - t.params["x"]), n_trials=12
+    )
+    return study
+
+
+def test_multi_objective_report_has_a_pareto_front_and_per_objective_figures(tmp_path: Path) -> None:
+    study = _multi_objective_study(f"sqlite:///{tmp_path / 'mo.db'}")
+    info = report_info(study, "x")
+    assert info.objectives == [
+        {"name": "loss", "direction": "minimize"},
+        {"name": "accuracy", "direction": "maximize"},
+    ]
+    assert {b["number"] for b in info.best} == {t.number for t in study.best_trials}
+    keys = {f.key for f in info.figures if f.reason is None}
+    assert {"pareto", "history.0", "history.1", "importances.0", "importances.1", "contour.1"} <= keys
+    assert info.importances[0] and next(iter(info.importances[0])) == "x"  # objective 0 is x itself
+    figures = make_figures(study, info)
+    assert set(figures) == keys
+    assert "Pareto front" in render_html(info, figures)
+
+
+def test_report_command_errors_are_one_line() -> None:
+    result = runner.invoke(app, ["report", "--study-name", "nope"])
+    assert result.exit_code == 2
+    assert "no study 'nope': studies/nope.db does not exist; studies under studies/: none" in result.stderr
+    result = runner.invoke(app, ["report", "--study-name", "nope", "--format", "pdf"])
+    assert result.exit_code == 2 and "--format: 'pdf' is not a report format" in result.stderr
+
+
+def test_optimize_report_writes_the_default_report(configs: tuple[Path, Path]) -> None:
+    run_path, opt_path = configs
+    result = runner.invoke(
+        app,
+        ["optimize", "-r", str(run_path), "-o", str(opt_path), "--quiet", "--report"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "report written to studies/tiny/report.html" in result.stderr
+    assert Path("studies/tiny/report.html").read_text().startswith("<!DOCTYPE html>")
+
+
+# --- a real browser -------------------------------------------------------------------------------------
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("HPOTOOL_REQUIRE_BROWSER") == "1":
+            pytest.fail("HPOTOOL_REQUIRE_BROWSER=1 but no chromium on PATH (apt-get install chromium)")
+        pytest.skip("no chromium on PATH; install it (apt-get install chromium) to run the browser test")
+    return path
+
+
+def dump_dom(chromium: str, page: Path, profile: Path) -> str:
+    """The page's DOM after its scripts ran, in headless chromium with every network request refused."""
+    cmd = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--proxy-server=127.0.0.1:9",
+        "--proxy-bypass-list=<-loopback>",  # any fetch would fail
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        page.resolve().as_uri(),
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
+
+
+# What plotly draws for data: scatter and bar traces, their points and lines, contour levels.
+DRAWN = re.compile(r'class="(trace [^"]*|point|js-line|contourlevel)"')
+
+
+def drawn_figures(dom: str) -> dict[str, tuple[int, int]]:
+    """For each figure section of a rendered report: (plotly <svg> roots, marks drawn from data)."""
+    sections = re.split(r'<section class="figure" id="section-', dom)[1:]
+    return {s.split('"', 1)[0]: (s.count('class="main-svg"'), len(DRAWN.findall(s))) for s in sections}
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("kind", ["single", "multi"])
+def test_every_figure_renders_offline_in_headless_chromium(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    chromium = _chromium()
+    if kind == "single":
+        study, url = request.getfixturevalue("mixed_study")
+    else:
+        url = f"sqlite:///{tmp_path / 'mo.db'}"
+        study = _multi_objective_study(url)
+    info = report_info(study, url)
+    page = write_report(study, url, tmp_path / "report.html")
+    drawn = drawn_figures(dump_dom(chromium, page, tmp_path / "profile"))
+    expected = {f.key for f in info.figures if f.reason is None}
+    assert set(drawn) == {f.key for f in info.figures} and len(expected) >= 8
+    assert all(drawn[k][0] >= 1 and drawn[k][1] >= 1 for k in expected), drawn
+
+
+@pytest.mark.browser
+def test_the_browser_check_sees_a_report_without_plotlyjs_as_broken(
+    mixed_study: tuple[optuna.Study, str], tmp_path: Path
+) -> None:
+    chromium = _chromium()
+    study, url = mixed_study
+    page = write_report(study, url, tmp_path / "report.html")
+    from plotly.offline import get_plotlyjs
+
+    page.write_text(page.read_text().replace(get_plotlyjs(), ""))
+    drawn = drawn_figures(dump_dom(chromium, page, tmp_path / "profile"))
+    assert drawn and all(v == (0, 0) for v in drawn.values())
+
+
+def test_planned_epochs_follow_a_searched_epochs_parameter() -> None:
+    study = optuna.create_study(study_name="ep", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_user_attr("run_config", {"epochs": 10})
+
+    def objective(trial: optuna.Trial) -> float:
+        epochs = trial.suggest_int("epochs", 2, 6)
+        trial.set_user_attr("epochs_run", epochs - 1 if trial.number % 2 else epochs)
+        if trial.number % 2:
+            raise optuna.TrialPruned("pruned")
+        return float(epochs)
+
+    study.optimize(objective, n_trials=6)
+    info = report_info(study, "memory")
+    assert info.epochs["planned"] == sum(t.params["epochs"] for t in study.trials)
+    assert info.epochs["run"] == info.epochs["planned"] - 3
+    assert {r["threshold_note"] for r in info.pruned} == {"stopped before reporting a finite value"}
+
+
+def test_browser_test_skips_without_chromium_but_fails_when_required(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # a folder with no chromium in it
+    monkeypatch.delenv("HPOTOOL_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no chromium on PATH"):
+        _chromium()
+    monkeypatch.setenv("HPOTOOL_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="HPOTOOL_REQUIRE_BROWSER=1 but no chromium"):
+        _chromium()
