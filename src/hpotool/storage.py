@@ -8,6 +8,7 @@ storage on Redis; `journal:PATH` uses the journal file storage; anything else go
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,15 @@ if TYPE_CHECKING:
     import optuna
 
 SQLITE_BUSY_TIMEOUT_S = 60.0
+
+# Heartbeat (RDB storages: SQLite, PostgreSQL, MySQL): a running trial writes a heartbeat every
+# HEARTBEAT_INTERVAL_S; one silent for HEARTBEAT_GRACE_S belongs to a dead worker and is marked FAIL by
+# the next worker that starts a trial, and re-run (at most MAX_RETRY times) with the same parameters.
+# Optuna 5's journal storages (Redis, journal files) have no heartbeat: `hpotool fail-stale` cleans up.
+# The environment variables exist for tests and for clusters whose preemption is faster than a minute.
+HEARTBEAT_INTERVAL_S = int(os.environ.get("HPOTOOL_HEARTBEAT_INTERVAL", "10"))
+HEARTBEAT_GRACE_S = int(os.environ.get("HPOTOOL_HEARTBEAT_GRACE", "60"))
+MAX_RETRY = 2
 
 
 def default_storage_url(study_name: str) -> str:
@@ -71,13 +81,13 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
                 raise HpoError(f"storage {url!r}: no such SQLite file {str(path)!r}")
             path.parent.mkdir(parents=True, exist_ok=True)
             engine_kwargs: dict[str, Any] = {"creator": functools.partial(_connect_sqlite, str(path))}
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+            return _rdb_storage(url, engine_kwargs)
         if "://" not in url:
             raise HpoError(
                 f"storage {url!r} is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., "
                 f"mysql+pymysql://..., redis://host:6379 or journal:path.log"
             )
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        return _rdb_storage(url, {"pool_pre_ping": True})
     except HpoError:
         raise
     except ImportError as exc:
@@ -87,6 +97,55 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
     except Exception as exc:  # SQLAlchemy/redis errors: unreachable server, bad URL, wrong password
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise HpoError(f"storage {url!r}: cannot open it: {first}") from None
+
+
+def _rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> optuna.storages.RDBStorage:
+    import optuna
+
+    return optuna.storages.RDBStorage(
+        url,
+        engine_kwargs=engine_kwargs,
+        heartbeat_interval=HEARTBEAT_INTERVAL_S,
+        grace_period=HEARTBEAT_GRACE_S,
+        failed_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+    )
+
+
+def has_heartbeat(storage: optuna.storages.BaseStorage) -> bool:
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    return is_heartbeat_enabled(storage)
+
+
+def fail_stale_trials(study: optuna.Study, *, every_running: bool = False) -> list[int]:
+    """Mark RUNNING trials of dead workers FAIL and queue their retries; returns their numbers.
+
+    With a heartbeat (RDB storages) a trial is stale when its heartbeat is older than the grace period.
+    `every_running` marks every RUNNING trial FAIL: for storages without a heartbeat (Redis, journal
+    files), to be used only when no worker of the study is running.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    running = {t._trial_id: t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    if every_running:
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+        failed = []
+        for trial_id, number in running.items():
+            study._storage.set_trial_user_attr(trial_id, "fail_reason", "stale: marked failed by fail-stale")
+            if study._storage.set_trial_state_values(trial_id, TrialState.FAIL):
+                failed.append(number)
+                retry(study, study._storage.get_trial(trial_id))
+        return sorted(failed)
+    if not has_heartbeat(study._storage):
+        return []
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    now = {t._trial_id: t.state for t in study.get_trials(deepcopy=False)}
+    return sorted(number for trial_id, number in running.items() if now[trial_id] == TrialState.FAIL)
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
