@@ -25,9 +25,27 @@ SQLITE_BUSY_TIMEOUT_S = 60.0
 # the next worker that starts a trial, and re-run (at most MAX_RETRY times) with the same parameters.
 # Optuna 5's journal storages (Redis, journal files) have no heartbeat: `hpotool fail-stale` cleans up.
 # The environment variables exist for tests and for clusters whose preemption is faster than a minute.
-HEARTBEAT_INTERVAL_S = int(os.environ.get("HPOTOOL_HEARTBEAT_INTERVAL", "10"))
-HEARTBEAT_GRACE_S = int(os.environ.get("HPOTOOL_HEARTBEAT_GRACE", "60"))
+HEARTBEAT_INTERVAL_S = 10
+HEARTBEAT_GRACE_S = 60
 MAX_RETRY = 2
+
+
+def heartbeat_settings() -> tuple[int, int]:
+    """(interval, grace) in seconds; HPOTOOL_HEARTBEAT_INTERVAL / HPOTOOL_HEARTBEAT_GRACE override them."""
+    interval = int(os.environ.get("HPOTOOL_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL_S))
+    grace = int(os.environ.get("HPOTOOL_HEARTBEAT_GRACE", HEARTBEAT_GRACE_S))
+    return interval, grace
+
+
+def _redis_prefix(url: str) -> tuple[str, bool, str]:
+    """`redis://host:6379/0?prefix=NAME` keeps a journal under its own keys (Optuna's default is "")."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    prefix = "".join(v for k, v in query if k == "prefix")
+    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+    return urlunsplit(parts._replace(query=rest)), False, prefix
 
 
 def default_storage_url(study_name: str) -> str:
@@ -62,9 +80,13 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
 
     try:
         if url.startswith(("redis://", "rediss://", "unix://")):
+            import warnings
+
             from optuna.storages.journal import JournalRedisBackend
 
-            backend = JournalRedisBackend(url)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                backend = JournalRedisBackend(*_redis_prefix(url))
             backend._redis.ping()  # fail now, with a clear message, not at the first trial
             return optuna.storages.JournalStorage(backend)
         if url.startswith("journal:"):
@@ -102,13 +124,20 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> optuna.storages.RDBStorage:
     import optuna
 
-    return optuna.storages.RDBStorage(
-        url,
-        engine_kwargs=engine_kwargs,
-        heartbeat_interval=HEARTBEAT_INTERVAL_S,
-        grace_period=HEARTBEAT_GRACE_S,
-        failed_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
-    )
+    import warnings
+
+    interval, grace = heartbeat_settings()
+    with warnings.catch_warnings():  # heartbeat and its retry callback are "experimental" since Optuna 2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=interval,
+            grace_period=grace,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=MAX_RETRY
+            ),
+        )
 
 
 def has_heartbeat(storage: optuna.storages.BaseStorage) -> bool:
@@ -128,8 +157,12 @@ def fail_stale_trials(study: optuna.Study, *, every_running: bool = False) -> li
     from optuna.trial import TrialState
 
     running = {t._trial_id: t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    import warnings
+
     if every_running:
-        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
         failed = []
         for trial_id, number in running.items():
             study._storage.set_trial_user_attr(trial_id, "fail_reason", "stale: marked failed by fail-stale")
@@ -139,8 +172,6 @@ def fail_stale_trials(study: optuna.Study, *, every_running: bool = False) -> li
         return sorted(failed)
     if not has_heartbeat(study._storage):
         return []
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)

@@ -13,7 +13,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import socket
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -138,7 +140,11 @@ def run_trials(
         if len(trials) >= target:  # every slot is taken: wait for one to finish or fail
             time.sleep(poll)
             continue
-        trial = study.ask()
+        with (
+            warnings.catch_warnings()
+        ):  # "heartbeat is supposed to be used with Study.optimize": it is, below
+            warnings.simplefilter("ignore", UserWarning)
+            trial = study.ask()
         try:
             if not has_slot(study, trial, target):  # another worker asked at the same moment
                 storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
@@ -148,6 +154,7 @@ def run_trials(
             trial.set_user_attr("fail_reason", "interrupted")
             study.tell(trial, state=TrialState.FAIL)
             raise
+        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
         _run_trial(study, trial, objective)
         guard(study, storage.get_trial(trial._trial_id))
         if guard.tripped:
@@ -226,7 +233,7 @@ def run_workers(
     if observer is not None:
         observer.study_started(study, target, done)
     monitor = _Monitor(study, observer)
-    ctx = multiprocessing.get_context(START_METHOD)
+    ctx: Any = multiprocessing.get_context(START_METHOD)
     if START_METHOD == "forkserver":
         ctx.set_forkserver_preload(PRELOAD)
     stop = ctx.Event()
