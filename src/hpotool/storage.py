@@ -122,9 +122,9 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
 
 
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> optuna.storages.RDBStorage:
-    import optuna
-
     import warnings
+
+    import optuna
 
     interval, grace = heartbeat_settings()
     with warnings.catch_warnings():  # heartbeat and its retry callback are "experimental" since Optuna 2.8
