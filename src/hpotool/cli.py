@@ -147,6 +147,10 @@ def optimize(
 ) -> None:
     """Run a study, or resume it: runs only the trials still missing from n_trials."""
     with user_errors():
+        if workers > 1:
+            from hpotool.forkserver import start_worker_server
+
+            start_worker_server()  # imports torch there while this process checks the configs
         from hpotool.objective import Overrides, prepare_study, run_study
 
         overrides = Overrides(study_name, storage, n_trials, timeout, device, seed)

@@ -10,7 +10,6 @@ workers racing at the end never overshoot the target.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import socket
@@ -25,6 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.config import OptimizeConfig, RunConfig, validate_config
 from hpotool.factories import make_pruner, make_sampler
+from hpotool.forkserver import worker_context
 from hpotool.objective import (
     FINISHED,
     FailureGuard,
@@ -42,10 +42,6 @@ if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
 
 POLL_S = 0.5
-# forkserver forks each worker from a server that has imported torch and optuna once, instead of every
-# spawned worker importing them again (~2-4 s each); spawn is the fallback where fork is unavailable.
-START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-PRELOAD = ["torch", "optuna", "hpotool.runner", "hpotool.objective", "hpotool.workers"]
 
 
 def worker_threads(n_workers: int, configured: int | None, cores: int | None = None) -> int:
@@ -233,9 +229,7 @@ def run_workers(
     if observer is not None:
         observer.study_started(study, target, done)
     monitor = _Monitor(study, observer)
-    ctx: Any = multiprocessing.get_context(START_METHOD)
-    if START_METHOD == "forkserver":
-        ctx.set_forkserver_preload(PRELOAD)
+    ctx: Any = worker_context()
     stop = ctx.Event()
     run_dump, opt_dump = plan.run.model_dump(mode="json"), plan.opt.model_dump(mode="json")
     procs = [
