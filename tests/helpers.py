@@ -31,3 +31,20 @@ class FragileModel(nn.Module):
         if self.width > 24:
             raise ValueError(f"width {self.width} is too wide")
         return self.net(x)
+
+
+class SlowModel(nn.Module):
+    """A linear model that sleeps in every forward pass, so a trial is still running when a test acts."""
+
+    def __init__(self, in_features: int, out_features: int, width: int = 8, sleep: float = 0.02) -> None:
+        super().__init__()
+        self.sleep = sleep
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(in_features, width), nn.ReLU(), nn.Linear(width, out_features)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import time
+
+        time.sleep(self.sleep)
+        return self.net(x)

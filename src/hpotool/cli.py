@@ -144,20 +144,37 @@ def optimize(
     report: Annotated[
         bool, typer.Option("--report", help="Write studies/<name>/report.html at the end.")
     ] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Worker processes on this machine sharing the study.")
+    ] = 1,
 ) -> None:
     """Run a study, or resume it: runs only the trials still missing from n_trials."""
     with user_errors():
+        if workers > 1:
+            from hpotool.forkserver import start_worker_server
+
+            start_worker_server()  # imports torch there while this process checks the configs
         from hpotool.objective import Overrides, prepare_study, run_study
 
         overrides = Overrides(study_name, storage, n_trials, timeout, device, seed)
         plan = prepare_study(run_config, optimize_config, overrides)
+        if workers > 1:
+            from hpotool.workers import run_workers
+
+            def run(observer: Any = None) -> StudySummary:
+                return run_workers(plan, workers, observer, max_failures=max_failures)
+        else:
+
+            def run(observer: Any = None) -> StudySummary:
+                return run_study(plan, observer, max_failures=max_failures)
+
         if quiet or as_json:
-            summary = run_study(plan, max_failures=max_failures)
+            summary = run()
         else:
             from hpotool.progress import RichObserver
 
             with RichObserver(err_console, plan.opt.metric) as observer:
-                summary = run_study(plan, observer, max_failures=max_failures)
+                summary = run(observer)
         if as_json:
             sys.stdout.write(json.dumps(summary.as_dict(), indent=2, default=str) + "\n")
         else:
@@ -490,6 +507,33 @@ def trials(
             ]
             table.add_row(*(escape(c) for c in cells))
         console.print(table)
+
+
+@app.command("fail-stale")
+def fail_stale(
+    study_name: Annotated[str, typer.Option("--study-name", help="The study to clean up.")],
+    storage: StorageOpt = None,
+    all_running: Annotated[
+        bool,
+        typer.Option(
+            "--all-running",
+            help="Mark EVERY running trial failed (storages without heartbeat; only when no worker runs).",
+        ),
+    ] = False,
+) -> None:
+    """Mark trials of dead workers (RUNNING, heartbeat older than the grace period) FAIL and queue a retry."""
+    with user_errors():
+        from hpotool.storage import fail_stale_trials, has_heartbeat, load_study
+
+        study = load_study(study_name, storage)
+        if not all_running and not has_heartbeat(study._storage):
+            raise HpoError(
+                f"study {study_name!r}: this storage has no heartbeat, so a dead worker's trial cannot be told "
+                f"from a live one; stop every worker, then run again with --all-running"
+            )
+        failed = fail_stale_trials(study, every_running=all_running)
+        listed = ", ".join(f"#{n}" for n in failed) if failed else "none"
+        console.print(f"marked {len(failed)} stale trial(s) FAIL: {listed}")
 
 
 def main() -> None:

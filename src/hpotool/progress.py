@@ -73,7 +73,11 @@ class RichObserver:
     def trial_finished(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
             self.progress.advance(self.trials_task)
-        seconds = time.perf_counter() - self._started.pop(trial.number, time.perf_counter())
+        started = self._started.pop(trial.number, None)  # None: another worker process ran it
+        if started is not None:
+            seconds = time.perf_counter() - started
+        else:
+            seconds = trial.duration.total_seconds() if trial.duration else 0.0
         style = _STATE_STYLE.get(trial.state, "white")
         if trial.state == TrialState.COMPLETE:
             detail = format_value(trial.value)

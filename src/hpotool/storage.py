@@ -8,6 +8,7 @@ storage on Redis; `journal:PATH` uses the journal file storage; anything else go
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,33 @@ if TYPE_CHECKING:
     import optuna
 
 SQLITE_BUSY_TIMEOUT_S = 60.0
+
+# Heartbeat (RDB storages: SQLite, PostgreSQL, MySQL): a running trial writes a heartbeat every
+# HEARTBEAT_INTERVAL_S; one silent for HEARTBEAT_GRACE_S belongs to a dead worker and is marked FAIL by
+# the next worker that starts a trial, and re-run (at most MAX_RETRY times) with the same parameters.
+# Optuna 5's journal storages (Redis, journal files) have no heartbeat: `hpotool fail-stale` cleans up.
+# The environment variables exist for tests and for clusters whose preemption is faster than a minute.
+HEARTBEAT_INTERVAL_S = 10
+HEARTBEAT_GRACE_S = 60
+MAX_RETRY = 2
+
+
+def heartbeat_settings() -> tuple[int, int]:
+    """(interval, grace) in seconds; HPOTOOL_HEARTBEAT_INTERVAL / HPOTOOL_HEARTBEAT_GRACE override them."""
+    interval = int(os.environ.get("HPOTOOL_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL_S))
+    grace = int(os.environ.get("HPOTOOL_HEARTBEAT_GRACE", HEARTBEAT_GRACE_S))
+    return interval, grace
+
+
+def _redis_prefix(url: str) -> tuple[str, bool, str]:
+    """`redis://host:6379/0?prefix=NAME` keeps a journal under its own keys (Optuna's default is "")."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    prefix = "".join(v for k, v in query if k == "prefix")
+    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+    return urlunsplit(parts._replace(query=rest)), False, prefix
 
 
 def default_storage_url(study_name: str) -> str:
@@ -52,9 +80,13 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
 
     try:
         if url.startswith(("redis://", "rediss://", "unix://")):
+            import warnings
+
             from optuna.storages.journal import JournalRedisBackend
 
-            backend = JournalRedisBackend(url)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                backend = JournalRedisBackend(*_redis_prefix(url))
             backend._redis.ping()  # fail now, with a clear message, not at the first trial
             return optuna.storages.JournalStorage(backend)
         if url.startswith("journal:"):
@@ -71,13 +103,13 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
                 raise HpoError(f"storage {url!r}: no such SQLite file {str(path)!r}")
             path.parent.mkdir(parents=True, exist_ok=True)
             engine_kwargs: dict[str, Any] = {"creator": functools.partial(_connect_sqlite, str(path))}
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+            return _rdb_storage(url, engine_kwargs)
         if "://" not in url:
             raise HpoError(
                 f"storage {url!r} is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., "
                 f"mysql+pymysql://..., redis://host:6379 or journal:path.log"
             )
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        return _rdb_storage(url, {"pool_pre_ping": True})
     except HpoError:
         raise
     except ImportError as exc:
@@ -87,6 +119,64 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
     except Exception as exc:  # SQLAlchemy/redis errors: unreachable server, bad URL, wrong password
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise HpoError(f"storage {url!r}: cannot open it: {first}") from None
+
+
+def _rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> optuna.storages.RDBStorage:
+    import warnings
+
+    import optuna
+
+    interval, grace = heartbeat_settings()
+    with warnings.catch_warnings():  # heartbeat and its retry callback are "experimental" since Optuna 2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=interval,
+            grace_period=grace,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=MAX_RETRY
+            ),
+        )
+
+
+def has_heartbeat(storage: optuna.storages.BaseStorage) -> bool:
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    return is_heartbeat_enabled(storage)
+
+
+def fail_stale_trials(study: optuna.Study, *, every_running: bool = False) -> list[int]:
+    """Mark RUNNING trials of dead workers FAIL and queue their retries; returns their numbers.
+
+    With a heartbeat (RDB storages) a trial is stale when its heartbeat is older than the grace period.
+    `every_running` marks every RUNNING trial FAIL: for storages without a heartbeat (Redis, journal
+    files), to be used only when no worker of the study is running.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    running = {t._trial_id: t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    import warnings
+
+    if every_running:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+        failed = []
+        for trial_id, number in running.items():
+            study._storage.set_trial_user_attr(trial_id, "fail_reason", "stale: marked failed by fail-stale")
+            if study._storage.set_trial_state_values(trial_id, TrialState.FAIL):
+                failed.append(number)
+                retry(study, study._storage.get_trial(trial_id))
+        return sorted(failed)
+    if not has_heartbeat(study._storage):
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    now = {t._trial_id: t.state for t in study.get_trials(deepcopy=False)}
+    return sorted(number for trial_id, number in running.items() if now[trial_id] == TrialState.FAIL)
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:

@@ -1,0 +1,143 @@
+"""Trials per minute with 1, 2 (and 4) local workers, on SQLite and on Optuna's journal file, against the
+machine's own limit: one vs two copies of the bare training loop (`train_run`, no Optuna) side by side.
+
+    .venv/bin/python benchmarks/parallel.py                  # 40 trials, digits MLP
+    .venv/bin/python benchmarks/parallel.py --trials 100 --workers 1 2 4
+
+Not a test: the figures depend on the machine and on what else runs on it. Writes a markdown table to
+stdout; copy it into docs/BENCHMARKS.md with the machine and the date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+RUN = {
+    "project": "bench",
+    "seed": 0,
+    "device": "cpu",
+    "torch_threads": 1,  # a tiny MLP gains nothing from intra-op threads: this measures process scaling
+    "data": {"name": "digits", "val_fraction": 0.2},
+    "model": {"name": "mlp", "hidden": [64], "dropout": 0.0},
+    "optimizer": {"name": "adam", "lr": 1e-2},
+    "epochs": 15,
+    "batch_size": 32,
+}
+SPACE = {
+    "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+    "model.hidden.0": {"type": "int", "low": 32, "high": 96, "step": 32},
+}
+
+BARE = """
+import json, sys, time
+import torch
+from hpotool.config import RunConfig
+from hpotool.runner import train_run
+cfg = RunConfig.model_validate(json.loads(sys.argv[1]))
+torch.set_num_threads(int(sys.argv[3]))
+train_run(cfg)  # warm-up: first optimizer construction imports torch._dynamo
+start = time.time()
+for _ in range(int(sys.argv[2])):
+    train_run(cfg)
+print(json.dumps([start, time.time()]))
+"""
+
+
+def bare(copies: int, runs: int) -> float:
+    """Training runs per minute with `copies` processes side by side, import and warm-up excluded."""
+    threads = 1
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", BARE, json.dumps(RUN), str(runs // copies), str(threads)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(copies)
+    ]
+    spans = [json.loads(p.communicate()[0]) for p in procs]
+    return (runs // copies * copies) / (max(e for _, e in spans) - min(s for s, _ in spans)) * 60
+
+
+def hpotool(workers: int, trials: int, storage: str, folder: Path) -> tuple[float, float]:
+    """(trials per minute over the whole command, trials per minute from first trial start to last end)."""
+    import optuna
+
+    run = folder / "run.yaml"
+    opt = folder / "optimize.yaml"
+    run.write_text(yaml.safe_dump(RUN))
+    name = f"bench-{workers}-{time.time_ns()}"
+    opt.write_text(
+        yaml.safe_dump(
+            {
+                "study_name": name,
+                "storage": storage,
+                "n_trials": trials,
+                "seed": 0,
+                "metric": "val_accuracy",
+                "direction": "maximize",
+                "sampler": {"name": "random"},
+                "pruner": {"name": "nop"},
+                "search_space": SPACE,
+            }
+        )
+    )
+    start = time.perf_counter()
+    cmd = [sys.executable, "-m", "hpotool", "optimize", "-r", str(run), "-o", str(opt), "--json"]
+    out = subprocess.run(
+        [*cmd, "--workers", str(workers)], check=True, capture_output=True, text=True, cwd=folder
+    )
+    wall = time.perf_counter() - start
+    summary = json.loads(out.stdout)
+    assert summary["counts"].get("complete") == trials, summary["counts"]
+    from hpotool.storage import make_storage
+
+    study = optuna.load_study(study_name=name, storage=make_storage(storage))
+    done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
+    return trials / wall * 60, trials / span * 60
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--storages", nargs="+", default=["sqlite", "journal"])
+    args = parser.parse_args()
+    one, two = bare(1, args.trials), bare(2, args.trials)
+    limit = two / one
+    print(
+        f"machine: {os.cpu_count()} cores, {sys.platform}; digits MLP, {RUN['epochs']} epochs, {args.trials} trials\n"
+    )
+    print(f"bare loop: 1 copy {one:.1f} runs/min, 2 copies {two:.1f} runs/min -> limit {limit:.2f}x\n")
+    print("| storage | workers | trials/min (command) | trials/min (trials only) | speed-up | of the limit |")
+    print("|---|---|---|---|---|---|")
+    for kind in args.storages:
+        base = None
+        for workers in args.workers:
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = Path(tmp)
+                url = (
+                    f"sqlite:///{folder}/studies/b.db"
+                    if kind == "sqlite"
+                    else f"journal:{folder}/studies/b.log"
+                )
+                whole, steady = hpotool(workers, args.trials, url, folder)
+            base = base or whole
+            speed = whole / base
+            of_limit = f"{speed / limit:.2f}" if workers == 2 else ""
+            print(
+                f"| {kind} | {workers} | {whole:.1f} | {steady:.1f} | {speed:.2f}x | {of_limit} |", flush=True
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Worker processes start from a warm server: torch and optuna are imported there once, in advance.
+
+A spawned worker would import torch (~2 s) and torch._dynamo (first optimizer, ~1.7 s) itself, each time.
+With the forkserver start method, the server imports them once and forks each worker from there. Starting
+the server before the main process checks the configs overlaps its imports with that work. Stdlib only at
+module level: the CLI calls `start_worker_server` before importing anything heavy.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from multiprocessing.context import BaseContext
+
+START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+PRELOAD = ["torch", "torch._dynamo", "optuna", "hpotool.runner", "hpotool.objective", "hpotool.workers"]
+
+
+def worker_context() -> BaseContext:
+    """The multiprocessing context workers start in (forkserver with preloads; spawn where unavailable)."""
+    ctx = multiprocessing.get_context(START_METHOD)
+    if START_METHOD == "forkserver":
+        ctx.set_forkserver_preload(PRELOAD)
+    return ctx
+
+
+def start_worker_server() -> None:
+    """Start the forkserver now, so its imports run while the main process does other work."""
+    worker_context()
+    if START_METHOD == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()

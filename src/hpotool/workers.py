@@ -1,0 +1,281 @@
+"""N worker processes on this machine sharing one study; the same loop joins a study from other machines.
+
+The main process creates the study once (SQLite races when workers create it together), then starts the
+workers and follows the storage, feeding every worker's finished trials to the observer. Each worker runs
+`run_trials`: ask, reserve a slot, train, tell. The slot makes `n_trials` exact: after `ask`, a trial whose
+rank among the finished and running trials is beyond the target goes back to WAITING untrained (Optuna
+counts only COMPLETE and PRUNED trials, and the next `ask` anywhere picks the WAITING trial up again), so
+workers racing at the end never overshoot the target.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from hpotool.config import OptimizeConfig, RunConfig, validate_config
+from hpotool.factories import make_pruner, make_sampler
+from hpotool.forkserver import worker_context
+from hpotool.objective import (
+    FINISHED,
+    FailureGuard,
+    StudyObserver,
+    StudyPlan,
+    StudySummary,
+    make_objective,
+    open_study,
+    summarize,
+)
+from hpotool.runner import load_data
+from hpotool.storage import fail_stale_trials, make_storage
+
+if TYPE_CHECKING:
+    from multiprocessing.synchronize import Event
+
+POLL_S = 0.5
+
+
+def worker_threads(n_workers: int, configured: int | None, cores: int | None = None) -> int:
+    """Torch threads per worker: the cores split between the workers, or fewer if the config says so."""
+    share = max(1, (cores or os.cpu_count() or 1) // n_workers)
+    return min(share, configured) if configured is not None else share
+
+
+def worker_device(device: str, index: int, gpu_count: int) -> str:
+    """`cuda:i` round-robin over several GPUs when the config asks for cuda or auto; else unchanged."""
+    if device in ("cuda", "auto") and gpu_count > 1:
+        return f"cuda:{index % gpu_count}"
+    return device
+
+
+def worker_run_config(run: RunConfig, n_workers: int, index: int) -> RunConfig:
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    changes = {
+        "torch_threads": worker_threads(n_workers, run.torch_threads),
+        "device": worker_device(run.device, index, gpus),
+    }
+    return validate_config(RunConfig, {**run.model_dump(), **changes}, f"worker {index}")
+
+
+def worker_plan(run: RunConfig, opt: OptimizeConfig, storage_url: str, index: int) -> StudyPlan:
+    """The plan of worker `index`: its own seed stream (seed + index), so TPE workers differ."""
+    kwargs: dict[str, Any] = dict(opt.sampler.kwargs)
+    if isinstance(kwargs.get("seed"), int):
+        kwargs["seed"] += index
+    seed = None if opt.seed is None else opt.seed + index
+    sampler = make_sampler(opt.sampler.name, kwargs, seed=seed, space=opt.search_space)
+    pruner = make_pruner(opt.pruner.name, opt.pruner.kwargs)
+    return StudyPlan(run, opt, load_data(run.data), sampler, pruner, storage_url)
+
+
+def _finished_and_running(study: optuna.Study) -> list[FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+
+
+def has_slot(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
+    """Whether `trial` is within the target: finished trials plus running ones asked before it."""
+    ahead = sum(t.state in FINISHED or t.number <= trial.number for t in _finished_and_running(study))
+    return ahead <= target
+
+
+def _run_trial(study: optuna.Study, trial: optuna.Trial, objective: Callable[[optuna.Trial], float]) -> None:
+    state, value = None, None
+    interrupted: KeyboardInterrupt | None = None
+    from optuna.storages._heartbeat import get_heartbeat_thread
+
+    with get_heartbeat_thread(trial._trial_id, study._storage):  # what study.optimize does per trial
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            state = TrialState.PRUNED
+        except Exception:
+            state = TrialState.FAIL
+        except KeyboardInterrupt as exc:
+            state, interrupted = TrialState.FAIL, exc
+    study.tell(trial, value, state=state)
+    if interrupted is not None:
+        raise interrupted
+
+
+def run_trials(
+    plan: StudyPlan,
+    stop: Event | None = None,
+    *,
+    max_failures: int = 5,
+    poll: float = POLL_S,
+) -> None:
+    """One worker: run trials of the existing study until it holds `n_trials` finished trials, the
+    timeout passes, `stop` is set, or `max_failures` trials in a row fail (which sets `stop`)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = make_storage(plan.storage_url, create=False)
+    study = optuna.load_study(
+        study_name=plan.opt.study_name, storage=storage, sampler=plan.sampler, pruner=plan.pruner
+    )
+    objective = make_objective(plan)
+    target, timeout = plan.opt.n_trials, plan.opt.timeout
+    guard = FailureGuard(max_failures)
+    start = time.monotonic()
+    while not (stop is not None and stop.is_set()):
+        if timeout is not None and time.monotonic() - start >= timeout:
+            return
+        fail_stale_trials(study)
+        trials = _finished_and_running(study)
+        if sum(t.state in FINISHED for t in trials) >= target:
+            return
+        if len(trials) >= target:  # every slot is taken: wait for one to finish or fail
+            time.sleep(poll)
+            continue
+        with (
+            warnings.catch_warnings()
+        ):  # "heartbeat is supposed to be used with Study.optimize": it is, below
+            warnings.simplefilter("ignore", UserWarning)
+            trial = study.ask()
+        try:
+            if not has_slot(study, trial, target):  # another worker asked at the same moment
+                storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
+                time.sleep(poll)
+                continue
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted")
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
+        _run_trial(study, trial, objective)
+        guard(study, storage.get_trial(trial._trial_id))
+        if guard.tripped:
+            if stop is not None:
+                stop.set()
+            return
+
+
+def _interrupt_once(signum: int, frame: Any) -> None:
+    """First SIGINT/SIGTERM: end the current trial as interrupted; later ones are ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+@dataclass(frozen=True)
+class WorkerArgs:
+    """What a worker process receives (picklable: configs as plain dicts)."""
+
+    run: dict[str, Any]
+    opt: dict[str, Any]
+    storage_url: str
+    index: int
+    n_workers: int
+    max_failures: int
+
+
+def worker_main(args: WorkerArgs, stop: Event) -> None:
+    """The entry point of a worker process."""
+    signal.signal(signal.SIGINT, _interrupt_once)
+    signal.signal(signal.SIGTERM, _interrupt_once)
+    try:
+        run = worker_run_config(RunConfig.model_validate(args.run), args.n_workers, args.index)
+        opt = OptimizeConfig.model_validate(args.opt)
+        plan = worker_plan(run, opt, args.storage_url, args.index)
+        run_trials(plan, stop, max_failures=args.max_failures)
+    except KeyboardInterrupt:
+        pass
+
+
+class _Monitor:
+    """Follows the study in the storage and tells the observer about each newly finished trial."""
+
+    def __init__(self, study: optuna.Study, observer: StudyObserver | None) -> None:
+        self.study, self.observer = study, observer
+        self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+
+    def poll(self) -> None:
+        new = [
+            t
+            for t in self.study.get_trials(deepcopy=False)
+            if t.state.is_finished() and t.number not in self.seen
+        ]
+        for t in sorted(new, key=lambda t: (t.datetime_complete or t.datetime_start, t.number)):
+            self.seen.add(t.number)
+            if self.observer is not None:
+                self.observer.trial_finished(self.study, t)
+
+
+def _ended(study: optuna.Study) -> int:
+    return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+
+
+def run_workers(
+    plan: StudyPlan, n_workers: int, observer: StudyObserver | None = None, *, max_failures: int = 5
+) -> StudySummary:
+    """Run the study with `n_workers` local worker processes; Ctrl-C stops them all cleanly."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    start = time.perf_counter()
+    study = open_study(plan)  # created once, here, before any worker starts
+    target = plan.opt.n_trials
+    done = len(study.get_trials(deepcopy=False, states=FINISHED))
+    for params in plan.opt.enqueue:
+        study.enqueue_trial(params, skip_if_exists=True)
+    before = _ended(study)
+    if observer is not None:
+        observer.study_started(study, target, done)
+    monitor = _Monitor(study, observer)
+    ctx: Any = worker_context()
+    stop = ctx.Event()
+    run_dump, opt_dump = plan.run.model_dump(mode="json"), plan.opt.model_dump(mode="json")
+    procs = [
+        ctx.Process(
+            target=worker_main,
+            args=(WorkerArgs(run_dump, opt_dump, plan.storage_url, i, n_workers, max_failures), stop),
+            name=f"hpotool-worker-{i}",
+        )
+        for i in range(n_workers)
+    ]
+    interrupted = False
+    try:
+        if done < target:
+            for p in procs:
+                p.start()
+        while any(p.is_alive() for p in procs):
+            monitor.poll()
+            time.sleep(POLL_S)
+    except KeyboardInterrupt:
+        interrupted = True
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan workers
+        stop.set()
+        for p in procs:
+            if p.is_alive() and p.pid is not None:
+                os.kill(p.pid, signal.SIGINT)
+        for p in procs:
+            p.join()
+        signal.signal(signal.SIGINT, previous)
+    for p in procs:
+        p.join()
+    monitor.poll()
+    summary = summarize(study, plan, _ended(study) - before, time.perf_counter() - start)
+    summary.extra["workers"] = n_workers
+    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    dead = [p.name for p in procs if p.exitcode not in (0, None)]
+    if done >= target:
+        summary.stopped = (
+            f"the study already has {done} finished trials (target {target}); raise --n-trials to run more"
+        )
+    elif interrupted:
+        summary.stopped = "interrupted: every worker ended its trial as FAIL; run the same command to resume"
+    elif dead and finished < target:
+        summary.stopped = f"{len(dead)} of {n_workers} workers died ({', '.join(dead)}); run again to resume"
+    elif stop.is_set() and finished < target:
+        summary.stopped = f"stopped after {max_failures} failed trials in a row in one worker"
+        fails = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        if fails:
+            summary.first_error = str(fails[-1].user_attrs.get("fail_reason", "unknown error"))
+    return summary

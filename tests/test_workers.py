@@ -1,0 +1,270 @@
+"""Worker processes sharing one study: exact trial counts on every storage, dead workers, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from typer.testing import CliRunner
+
+from hpotool.cli import app
+from hpotool.objective import Overrides, prepare_study
+from hpotool.storage import make_storage
+from hpotool.workers import has_slot, run_workers, worker_device, worker_threads
+from tests.conftest import write_yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SERVERS = {
+    "postgres": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    "mysql": "mysql+pymysql://root@127.0.0.1:3306/test",
+    "redis": "redis://127.0.0.1:6379",
+}
+
+
+@pytest.mark.parametrize(
+    ("n_workers", "configured", "cores", "expected"),
+    [(1, None, 2, 2), (2, None, 2, 1), (4, None, 2, 1), (2, None, 16, 8), (2, 3, 16, 3), (2, 12, 16, 8)],
+)
+def test_worker_threads_split_the_cores(
+    n_workers: int, configured: int | None, cores: int, expected: int
+) -> None:
+    assert worker_threads(n_workers, configured, cores) == expected
+
+
+@pytest.mark.parametrize(
+    ("device", "index", "gpus", "expected"),
+    [("cuda", 0, 2, "cuda:0"), ("cuda", 3, 2, "cuda:1"), ("auto", 2, 4, "cuda:2"), ("cuda", 1, 1, "cuda"),
+     ("cpu", 1, 4, "cpu"), ("cuda:1", 0, 4, "cuda:1")],
+)  # fmt: skip
+def test_worker_device_round_robin(device: str, index: int, gpus: int, expected: str) -> None:
+    assert worker_device(device, index, gpus) == expected
+
+
+def test_a_trial_asked_beyond_the_target_has_no_slot() -> None:
+    study = optuna.create_study()
+    first, second, third = study.ask(), study.ask(), study.ask()
+    assert has_slot(study, first, 2) and has_slot(study, second, 2)
+    assert not has_slot(study, third, 2)
+    study.tell(first, state=TrialState.FAIL)  # a failed trial frees its slot
+    assert has_slot(study, third, 2)
+
+
+def _server_url(kind: str) -> str:
+    """The server's URL, or a skip (a failure when HPOTOOL_REQUIRE_SERVERS=1) when it is not reachable."""
+    url = SERVERS[kind]
+    try:
+        if kind == "redis":
+            import redis
+
+            redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+        else:
+            import sqlalchemy
+
+            sqlalchemy.create_engine(url, connect_args={"connect_timeout": 2}).connect().close()
+    except Exception as exc:
+        reason = f"{kind} server at {url} is not reachable ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+        if os.environ.get("HPOTOOL_REQUIRE_SERVERS") == "1":
+            pytest.fail(f"HPOTOOL_REQUIRE_SERVERS=1 but {reason}")
+        pytest.skip(reason)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "journal", "postgres", "mysql", "redis"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """(URL, study name) of a fresh storage of each kind; on servers a unique name/prefix, cleaned up."""
+    kind = request.param
+    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'studies' / 'w.db'}", name
+        return
+    if kind == "journal":
+        yield f"journal:{tmp_path / 'studies' / 'w.log'}", name
+        return
+    url = _server_url(kind)
+    if kind == "redis":
+        import redis
+
+        yield f"{url}?prefix={name}", name
+        client = redis.Redis.from_url(url)
+        for key in client.scan_iter(f"{name}:*"):
+            client.delete(key)
+        return
+    yield url, name
+    optuna.delete_study(study_name=name, storage=make_storage(url))
+
+
+def _study_configs(
+    tmp_path: Path, run: dict[str, Any], opt: dict[str, Any], storage: tuple[str, str], n: int
+) -> tuple[Path, Path]:
+    run = {**run, "epochs": 1, "torch_threads": None}
+    opt = {**opt, "storage": storage[0], "n_trials": n, "study_name": storage[1]}
+    opt["sampler"] = {"name": "tpe", "kwargs": {"n_startup_trials": 5}}
+    return write_yaml(tmp_path / "run.yaml", run), write_yaml(tmp_path / "optimize.yaml", opt)
+
+
+def test_four_workers_end_with_exactly_the_target(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], storage: tuple[str, str]
+) -> None:
+    plan = prepare_study(*_study_configs(tmp_path, run_dict, opt_dict, storage, 40))
+    summary = run_workers(plan, 4)
+    study = optuna.load_study(study_name=plan.opt.study_name, storage=make_storage(storage[0]))
+    trials = study.get_trials(deepcopy=False)
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 40
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.FAIL)]
+    assert summary.counts["complete"] == 40 and summary.stopped is None
+    assert len({t.user_attrs["worker"]["pid"] for t in finished}) > 1  # the work was shared
+    # seed + index: the workers' random start-up points differ
+    assert len({tuple(sorted(t.params.items())) for t in finished[:12]}) > 8
+
+
+def _hpotool(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
+    environ = {**os.environ, "PYTHONPATH": str(REPO), **env}
+    return subprocess.Popen(
+        [sys.executable, "-m", "hpotool", *args],
+        cwd=cwd,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _slow_configs(tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], n: int) -> list[str]:
+    run = {**run_dict, "epochs": 4, "model": {"name": "tests.helpers:SlowModel", "sleep": 0.05}}
+    opt = {**opt_dict, "n_trials": n, "search_space": {"model.width": {"type": "int", "low": 4, "high": 64}}}
+    paths = write_yaml(tmp_path / "run.yaml", run), write_yaml(tmp_path / "optimize.yaml", opt)
+    return ["optimize", "-r", str(paths[0]), "-o", str(paths[1]), "--workers", "2", "-q"]
+
+
+def _wait_for(check: Any, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for the study")
+
+
+def _running_with_epochs(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """A RUNNING trial of a worker, one epoch into training."""
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.RUNNING and "worker" in t.user_attrs and t.intermediate_values:
+            return t
+    return None
+
+
+def test_a_killed_worker_s_trial_fails_and_is_rerun(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    args = _slow_configs(tmp_path, run_dict, opt_dict, 6)
+    proc = _hpotool(args, tmp_path, HPOTOOL_HEARTBEAT_INTERVAL="1", HPOTOOL_HEARTBEAT_GRACE="3")
+    try:
+        storage = make_storage(opt_dict["storage"])
+        study = _wait_for(lambda: _study_or_none(storage))
+        victim = _wait_for(lambda: _running_with_epochs(study))
+        os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
+        output, _ = proc.communicate(timeout=180)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, output
+    trials = study.get_trials(deepcopy=False)
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 6
+    killed = study.get_trials(deepcopy=False)[victim.number]
+    assert killed.state == TrialState.FAIL
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+    assert retries[0].params == killed.params and retries[0].system_attrs["retry_history"] == [victim.number]
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+def _study_or_none(storage: optuna.storages.BaseStorage) -> optuna.Study | None:
+    try:
+        return optuna.load_study(study_name="tiny", storage=storage)
+    except KeyError:
+        return None
+
+
+def test_ctrl_c_stops_every_worker_and_the_study_resumes(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    args = _slow_configs(tmp_path, run_dict, opt_dict, 8)
+    proc = _hpotool(args, tmp_path)
+    try:
+        storage = make_storage(opt_dict["storage"])
+        study = _wait_for(lambda: _study_or_none(storage))
+        _wait_for(lambda: _running_with_epochs(study))
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends the main process (a terminal also tells workers)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, output
+    assert "interrupted" in output and "finished" in output  # the summary is printed
+    trials = study.get_trials(deepcopy=False)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed and all(t.user_attrs["fail_reason"] == "interrupted" for t in failed)
+    resumed = _hpotool(args, tmp_path)
+    output, _ = resumed.communicate(timeout=180)
+    assert resumed.returncode == 0, output
+    assert sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)) == 8
+
+
+def test_fail_stale_marks_dead_trials_and_queues_a_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HPOTOOL_HEARTBEAT_INTERVAL", "1")
+    monkeypatch.setenv("HPOTOOL_HEARTBEAT_GRACE", "1")
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(study_name="s", storage=make_storage(url))
+    dead, alive = study.ask(), study.ask()
+    dead.suggest_float("x", 0, 1)
+    study._storage.record_heartbeat(dead._trial_id)  # type: ignore[attr-defined]
+    time.sleep(2.2)
+    study._storage.record_heartbeat(alive._trial_id)  # type: ignore[attr-defined]
+    result = CliRunner().invoke(
+        app, ["fail-stale", "--study-name", "s", "--storage", url], catch_exceptions=False
+    )
+    assert result.exit_code == 0 and "marked 1 stale trial(s) FAIL: #0" in result.stdout
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING]
+    assert trials[2].params == {"x": dead.params["x"]} and trials[2].system_attrs["failed_trial"] == 0
+
+
+def test_fail_stale_without_heartbeat_needs_all_running(tmp_path: Path) -> None:
+    url = f"journal:{tmp_path / 's.log'}"
+    study = optuna.create_study(study_name="s", storage=make_storage(url))
+    study.ask()
+    result = CliRunner().invoke(app, ["fail-stale", "--study-name", "s", "--storage", url])
+    assert result.exit_code == 2 and "no heartbeat" in result.stderr and "--all-running" in result.stderr
+    result = CliRunner().invoke(app, ["fail-stale", "--study-name", "s", "--storage", url, "--all-running"])
+    assert result.exit_code == 0 and "marked 1 stale trial(s) FAIL: #0" in result.stdout
+    trials = optuna.load_study(study_name="s", storage=make_storage(url)).get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+    assert trials[0].user_attrs["fail_reason"] == "stale: marked failed by fail-stale"
+
+
+def test_workers_flag_runs_the_study_from_the_cli(configs: tuple[Path, Path]) -> None:
+    run, opt = configs
+    result = CliRunner().invoke(
+        app, ["optimize", "-r", str(run), "-o", str(opt), "--workers", "2"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert "3/3 finished" in result.stdout
+    assert result.stderr.count("COMPLETE") == 3  # every worker's trial is shown by the main process
+
+
+def test_overrides_reach_the_workers(configs: tuple[Path, Path]) -> None:
+    plan = prepare_study(*configs, Overrides(n_trials=4))
+    assert run_workers(plan, 2).counts == {"complete": 4}
