@@ -536,6 +536,64 @@ def fail_stale(
         console.print(f"marked {len(failed)} stale trial(s) FAIL: {listed}")
 
 
+# ---------------------------------------------------------------- stages: audit and refine
+
+
+@app.command()
+def audit(study_name: StudyNameReq, storage: ReadStorageOpt = None, as_json: JsonOpt = False) -> None:
+    """Diagnose a finished study: importances, best values on range edges, pruning, whether it still improves."""
+    with user_errors():
+        from hpotool.audit import audit_study
+        from hpotool.browse import find_study
+
+        report = audit_study(find_study(study_name, storage))
+        if as_json:
+            _print_json(report.as_dict())
+            return
+        table = Table(
+            title=f"audit of study {study_name} ({report.metric}, {report.direction})", title_justify="left"
+        )
+        for column in ("parameter", "importance", "best", "range", "position", "finding"):
+            table.add_column(column, overflow="fold")
+        for p in report.params:
+            table.add_row(
+                p.name,
+                "-" if p.importance is None else f"{p.importance:.2f}",
+                _fmt(p.best),
+                p.bounds,
+                "-" if p.position is None else f"{p.position:.0%}",
+                escape(p.advice),
+            )
+        console.print(table)
+        console.print(f"importance: {escape(report.evaluator)}")
+        for line in report.findings[len([p for p in report.params if p.advice]) :]:
+            console.print(f"- {escape(line)}")
+
+
+@app.command()
+def refine(
+    study_name: StudyNameReq,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the next stage's OptimizeConfig YAML.")],
+    storage: ReadStorageOpt = None,
+    keep_top: Annotated[
+        float, typer.Option("--keep-top", help="Share of complete trials the narrowed ranges cover.")
+    ] = 0.25,
+) -> None:
+    """Write the next stage's configs: widen edge ranges, narrow the rest, fix what barely matters."""
+    with user_errors():
+        from hpotool.browse import find_study
+        from hpotool.refine import refine_study, write_refinement
+
+        ref = refine_study(find_study(study_name, storage), keep_top)
+        opt_path, run_path = write_refinement(ref, out, study_name)
+        for change in ref.changes:
+            console.print(f"- {escape(change)}")
+        console.print(f"wrote {escape(str(opt_path))} and {escape(str(run_path))}; next:")
+        console.print(
+            f"  hpotool optimize --run-config {escape(str(run_path))} --optimize-config {escape(str(opt_path))}"
+        )
+
+
 def main() -> None:
     """Entry point of the `hpotool` console script."""
     app()

@@ -44,4 +44,4 @@ def param_importances(
         raise ValueError(str(exc)) from None
     if not result:
         raise ValueError("no parameter is shared by all complete trials")
-    return dict(result)
+    return {name: float(value) for name, value in result.items()}

@@ -15,7 +15,7 @@ import json
 import math
 import statistics
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.atomic import write_text
+from hpotool.audit import audit_findings
 from hpotool.errors import HpoError
 from hpotool.importance import EVALUATOR, make_evaluator, param_importances
 from hpotool.pruning import pruned_rows
@@ -73,6 +74,7 @@ class ReportInfo:
     figures: list[FigureInfo]
     pruned: list[dict[str, Any]]
     pruner: dict[str, Any] | None = None
+    audit: list[str] = field(default_factory=list)  # `hpotool audit`'s findings (single objective)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -229,6 +231,7 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
         figures=_figure_infos(study, trials, objectives, importances, reasons),
         pruned=rows,
         pruner=pruner,
+        audit=audit_findings(study, importances[0]) if len(objectives) == 1 and complete else [],
     )
 
 
@@ -355,6 +358,13 @@ def render_html(info: ReportInfo, figures: dict[str, go.Figure]) -> str:
         parts.append("<p>Reproduce the best trial:</p>")
         parts.append(
             f"<pre><code>{html.escape(info.reproduce[0])}</code></pre><p>{html.escape(info.reproduce[1])}</p>"
+        )
+    if info.audit:
+        parts.append(
+            "<h2>Audit</h2><ul>" + "".join(f"<li>{html.escape(a)}</li>" for a in info.audit) + "</ul>"
+        )
+        parts.append(
+            "<p>(<code>hpotool refine</code> turns these findings into the next stage's configs.)</p>"
         )
     by_key = {f.key: f for f in info.figures}
     parts.append("<h2>Figures</h2>")

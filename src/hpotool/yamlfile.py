@@ -80,6 +80,19 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     return data
 
 
+class FlowMapping(dict[str, Any]):
+    """A mapping `dump_yaml` writes on one line: `{type: float, low: 0.1, high: 1.0}`."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(
+    FlowMapping, lambda dumper, data: dumper.represent_mapping("tag:yaml.org,2002:map", data, flow_style=True)
+)
+
+
 def dump_yaml(data: Any) -> str:
-    """Dump plain data as block-style YAML, keys in insertion order."""
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    """Dump plain data as block-style YAML (FlowMapping values on one line), keys in insertion order."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)

@@ -1,0 +1,260 @@
+"""A plain-language diagnosis of a finished study: which parameters matter, where their best values sit,
+how much was pruned, and whether more trials are worth it.
+
+Everything is computed from the study alone: the search space comes from the `optimize_config` hpotool
+stores on every study, so `hpotool audit --study-name NAME` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from hpotool.errors import HpoError
+from hpotool.search_space import CategoricalParam, IntParam, Param
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+EDGE = 0.05  # a best value in the outer 5% of its range sits on an edge
+NEGLIGIBLE = 0.05  # importance below this share: fix the parameter
+TOP_SHARE = 0.10  # "top trials": the best 10% of complete trials (at least 3)
+WHOLE_RANGE = 0.9  # top trials spread over 90% of the range: the range does not discriminate
+
+_PARAM = TypeAdapter(Param)
+
+
+@dataclass(frozen=True)
+class ParamFinding:
+    """What the audit found for one parameter."""
+
+    name: str
+    importance: float | None
+    best: Any
+    bounds: str
+    position: float | None  # 0 = low end, 1 = high end (log space for log ranges); None for choices
+    edge: str | None  # "low", "high", or None
+    negligible: bool
+    top_span: float | None  # share of the range the top trials cover
+    advice: str
+
+
+@dataclass
+class AuditReport:
+    """The audit of one study, as data: the CLI prints it, reports embed its sentences."""
+
+    study_name: str
+    metric: str
+    direction: str
+    evaluator: str
+    complete: int
+    pruned: int
+    failed: int
+    median_prune_epoch: float | None
+    planned_epochs: int | None
+    best_value: float | None
+    improving: bool | None
+    improvement: str
+    params: list[ParamFinding] = field(default_factory=list)
+    importance_note: str | None = None
+
+    @property
+    def findings(self) -> list[str]:
+        """The audit as short sentences, most useful first."""
+        out = [p.advice for p in self.params if p.advice]
+        if self.pruned:
+            when = (
+                f", at a median epoch of {self.median_prune_epoch:g}"
+                if self.median_prune_epoch is not None
+                else ""
+            )
+            of = f" of {self.planned_epochs}" if self.planned_epochs else ""
+            out.append(
+                f"{self.pruned} of {self.complete + self.pruned} finished trials were pruned{when}{of}."
+            )
+        out.append(self.improvement)
+        if self.importance_note:
+            out.append(self.importance_note)
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["findings"] = self.findings
+        return data
+
+
+def stored_space(study: optuna.Study) -> dict[str, Param]:
+    """The search space hpotool stored on the study, validated."""
+    raw = study.user_attrs.get("optimize_config", {}).get("search_space")
+    if not isinstance(raw, dict) or not raw:
+        raise HpoError(
+            f"study {study.study_name!r} has no stored search space; was it created by hpotool optimize?"
+        )
+    try:
+        return {name: _PARAM.validate_python(spec) for name, spec in raw.items()}
+    except ValidationError as exc:
+        raise HpoError(f"study {study.study_name!r}: its stored search space is invalid: {exc}") from None
+
+
+def position(p: Param, value: Any) -> float | None:
+    """Where `value` sits in the range of `p`: 0 at `low`, 1 at `high` (in log space when `log`)."""
+    if isinstance(p, CategoricalParam):
+        numeric = [c for c in p.choices if isinstance(c, int | float) and not isinstance(c, bool)]
+        if len(numeric) != len(p.choices) or len(numeric) < 2 or value not in numeric:
+            return None
+        low, high = min(numeric), max(numeric)
+        return (value - low) / (high - low) if high > low else None
+    low, high, v = float(p.low), float(p.high), float(value)
+    if high == low:
+        return None
+    if p.log:
+        low, high, v = math.log(low), math.log(high), math.log(v)
+    return (v - low) / (high - low)
+
+
+def _edge(p: Param, pos: float | None, value: Any) -> str | None:
+    if pos is None:
+        return None
+    if isinstance(p, IntParam | CategoricalParam):  # discrete: only the end values themselves
+        return "low" if pos == 0 else "high" if pos == 1 else None
+    return "low" if pos <= EDGE else "high" if pos >= 1 - EDGE else None
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def bounds_text(p: Param) -> str:
+    if isinstance(p, CategoricalParam):
+        return "{" + ", ".join(map(str, p.choices)) + "}"
+    scale = ", log" if p.log else ""
+    return f"[{_fmt(p.low)}, {_fmt(p.high)}{scale}]"
+
+
+def _ordered(trials: list[FrozenTrial], direction: str) -> list[FrozenTrial]:
+    sign = 1.0 if direction == "minimize" else -1.0
+    return sorted(trials, key=lambda t: sign * float(t.value or 0.0))
+
+
+def top_trials(complete: list[FrozenTrial], direction: str, share: float = TOP_SHARE) -> list[FrozenTrial]:
+    """The best `share` of complete trials, at least three (or all when fewer)."""
+    n = max(3, math.ceil(len(complete) * share))
+    return _ordered(complete, direction)[:n]
+
+
+def _top_span(p: Param, name: str, top: list[FrozenTrial]) -> float | None:
+    values = [t.params[name] for t in top if name in t.params]
+    if isinstance(p, CategoricalParam):
+        return len(set(map(repr, values))) / len(p.choices) if values else None
+    positions = [position(p, v) for v in values]
+    known = [x for x in positions if x is not None]
+    return max(known) - min(known) if len(known) >= 2 else None
+
+
+def _improvement(complete: list[FrozenTrial], direction: str) -> tuple[bool | None, str]:
+    """Compare the best of the last third of complete trials with the best before it."""
+    if len(complete) < 6:
+        return (
+            None,
+            f"only {len(complete)} complete trials: too few to tell whether the study still improves.",
+        )
+    ordered = sorted(complete, key=lambda t: t.number)
+    cut = len(ordered) - len(ordered) // 3
+    pick = min if direction == "minimize" else max
+    before = pick(float(t.value or 0.0) for t in ordered[:cut])
+    late = pick(float(t.value or 0.0) for t in ordered[cut:])
+    better = late < before if direction == "minimize" else late > before
+    if better:
+        return True, (
+            f"still improving: the last third of trials found {_fmt(late)}, better than {_fmt(before)} before "
+            f"it; more trials are likely worth it."
+        )
+    return False, (
+        f"no longer improving: the best of the last third of trials ({_fmt(late)}) did not beat {_fmt(before)}; "
+        f"refine the space (hpotool refine) rather than add trials."
+    )
+
+
+def audit_study(study: optuna.Study, importances: dict[str, float] | None = None) -> AuditReport:
+    """Audit a single-objective study created by hpotool (`importances`: when already computed).
+
+    Raises:
+        HpoError: for a multi-objective study, a study without a stored space, or no complete trial.
+    """
+    from optuna.trial import TrialState
+
+    from hpotool.importance import EVALUATOR, param_importances
+
+    if len(study.directions) > 1:
+        raise HpoError(
+            f"study {study.study_name!r} is multi-objective; audit works on single-objective studies"
+        )
+    space = stored_space(study)
+    opt = study.user_attrs.get("optimize_config", {})
+    direction = study.direction.name.lower()
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    if not complete:
+        raise HpoError(f"study {study.study_name!r} has no complete trial to audit")
+    best = study.best_trial
+    note = None
+    if importances is None:
+        try:
+            importances = param_importances(study)
+        except ValueError as exc:
+            importances, note = {}, f"parameter importances unavailable: {exc}."
+    top = top_trials(complete, direction)
+    findings = []
+    for name, p in space.items():
+        imp = importances.get(name)
+        value = best.params.get(name)
+        pos = position(p, value) if value is not None else None
+        edge = _edge(p, pos, value)
+        negligible = imp is not None and imp < NEGLIGIBLE and len(importances) > 1
+        span = _top_span(p, name, top)
+        if value is None:
+            advice = f"{name} is not set in the best trial (a conditional parameter)."
+        elif edge is not None:
+            side = "top" if edge == "high" else "bottom"
+            advice = f"{name} best at {_fmt(value)}, the {side} of {bounds_text(p)}: widen the range."
+        elif negligible:
+            advice = f"{name} barely matters (importance {imp:.2f}): fix {name} at {_fmt(value)}."
+        elif span is not None and span >= WHOLE_RANGE and not isinstance(p, CategoricalParam):
+            advice = f"{name}: the top trials span {span:.0%} of {bounds_text(p)}; its range does not separate good from bad."
+        else:
+            advice = ""
+        findings.append(ParamFinding(name, imp, value, bounds_text(p), pos, edge, negligible, span, advice))
+    findings.sort(key=lambda f: -(f.importance or 0.0))
+    epochs = [t.user_attrs.get("epochs_run") for t in pruned]
+    known_epochs = [e for e in epochs if isinstance(e, int)]
+    improving, improvement = _improvement(complete, direction)
+    return AuditReport(
+        study_name=study.study_name,
+        metric=str(opt.get("metric", "value")),
+        direction=direction,
+        evaluator=EVALUATOR,
+        complete=len(complete),
+        pruned=len(pruned),
+        failed=sum(t.state == TrialState.FAIL for t in trials),
+        median_prune_epoch=statistics.median(known_epochs) if known_epochs else None,
+        planned_epochs=study.user_attrs.get("run_config", {}).get("epochs"),
+        best_value=best.value,
+        improving=improving,
+        improvement=improvement,
+        params=findings,
+        importance_note=note,
+    )
+
+
+def audit_findings(study: optuna.Study, importances: dict[str, float] | None = None) -> list[str]:
+    """The audit's findings as sentences, or the reason there are none (for reports)."""
+    try:
+        return audit_study(study, importances).findings
+    except HpoError as exc:
+        return [f"no audit: {exc}"]

@@ -1,0 +1,279 @@
+"""Turn a finished study into the next stage's configs: widen ranges whose best value sits on an edge,
+narrow the others around the top trials, fix parameters that barely matter, and warm-start the next
+study with the best trials so far.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hpotool.audit import AuditReport, ParamFinding, audit_study, stored_space, top_trials
+from hpotool.config import OptimizeConfig, RunConfig
+from hpotool.errors import HpoError
+from hpotool.overrides import apply_overrides
+from hpotool.search_space import CategoricalParam, FloatParam, IntParam, Param, contains
+
+if TYPE_CHECKING:
+    import optuna
+
+ENQUEUE_TOP = 3
+
+
+@dataclass
+class Refinement:
+    """The next stage: an OptimizeConfig and a RunConfig (both as validated plain data) and why."""
+
+    study_name: str
+    optimize: dict[str, Any]
+    run: dict[str, Any]
+    changes: list[str] = field(default_factory=list)
+
+
+def next_study_name(name: str) -> str:
+    """`digits` -> `digits_stage2`, `digits_stage2` -> `digits_stage3`."""
+    match = re.fullmatch(r"(.*)_stage(\d+)", name)
+    return f"{match.group(1)}_stage{int(match.group(2)) + 1}" if match else f"{name}_stage2"
+
+
+def _round_out(value: float, down: bool) -> float:
+    """Round to 4 significant digits, away from the inside of the range, so kept values stay inside."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    scale = 10 ** (math.floor(math.log10(abs(value))) - 3)
+    return (math.floor if down else math.ceil)(value / scale) * scale
+
+
+def _valid(run: RunConfig, name: str, value: Any) -> bool:
+    try:
+        apply_overrides(run, {name: value})
+    except HpoError:
+        return False
+    return True
+
+
+def _widen(p: Param, edge: str, run: RunConfig, name: str) -> tuple[Param, str]:
+    """Extend `p` past the edge its best value sits on, as far as the RunConfig accepts."""
+    if isinstance(p, CategoricalParam):
+        return _extend_choices(p, edge, run, name)
+    low, high = float(p.low), float(p.high)
+    for shrink in (1.0, 0.5, 0.25, 0.125):
+        if p.log:
+            factor = (10.0 if isinstance(p, FloatParam) else 4.0) ** shrink
+            bound = high * factor if edge == "high" else low / factor
+        else:
+            ext = (high - low) / 2 * shrink or 1.0
+            bound = high + ext if edge == "high" else low - ext
+            if edge == "low" and low >= 0 > bound:
+                bound = 0.0  # a parameter that was never negative stays so (weight decay, dropout)
+            if edge == "high" and low >= 0 and high <= 1 <= bound:
+                bound = (high + 1) / 2  # a share stays below 1 (dropout, fractions)
+        if isinstance(p, IntParam):
+            steps = math.ceil(abs(bound - (high if edge == "high" else low)) / p.step) or 1
+            bound = (
+                high + steps * p.step
+                if edge == "high"
+                else max(low - steps * p.step, 1 if p.log else -math.inf)
+            )
+            bound = int(bound)
+        elif p.step is not None:
+            steps = math.ceil(abs(bound - (high if edge == "high" else low)) / p.step) or 1
+            bound = round(high + steps * p.step if edge == "high" else low - steps * p.step, 12)
+        else:
+            bound = _round_out(bound, down=edge == "low")
+        if bound in (low, high) or not _valid(run, name, bound):
+            continue
+        new_low, new_high = (low, bound) if edge == "high" else (bound, high)
+        spec = p.model_dump() | {"low": new_low, "high": new_high}
+        widened = type(p).model_validate(spec)
+        return widened, f"{name}: best at the {edge} edge; range widened {_range(p)} -> {_range(widened)}"
+    return (
+        p,
+        f"{name}: best at the {edge} edge, but no wider range is valid for the RunConfig; kept {_range(p)}",
+    )
+
+
+def _extend_choices(p: CategoricalParam, edge: str, run: RunConfig, name: str) -> tuple[Param, str]:
+    """Add the next value of a numeric progression (32, 64, 128 -> 256) beyond the edge."""
+    numbers = sorted(c for c in p.choices if isinstance(c, int | float) and not isinstance(c, bool))
+    if len(numbers) < 2:
+        return p, f"{name}: best at an edge of {p.choices}; add choices beyond it by hand"
+    ratios = {round(b / a, 9) for a, b in itertools.pairwise(numbers)} if numbers[0] > 0 else set()
+    if len(ratios) == 1:  # geometric: 32, 64, 128
+        (ratio,) = ratios
+        new = numbers[-1] * ratio if edge == "high" else numbers[0] / ratio
+    else:  # arithmetic otherwise
+        gap = numbers[-1] - numbers[-2] if edge == "high" else numbers[1] - numbers[0]
+        new = numbers[-1] + gap if edge == "high" else numbers[0] - gap
+    if all(isinstance(c, int) for c in numbers):
+        new = round(new)
+    if new in p.choices or not _valid(run, name, new):
+        return p, f"{name}: best at an edge of {p.choices}; no valid choice beyond it"
+    choices = [*p.choices, new] if edge == "high" else [new, *p.choices]
+    widened = CategoricalParam(type="categorical", choices=choices)
+    return widened, f"{name}: best at the {edge} edge; added choice {new}"
+
+
+def _range(p: Param) -> str:
+    if isinstance(p, CategoricalParam):
+        return str(p.choices)
+    return f"[{p.low:g}, {p.high:g}]" + (" log" if p.log else "")
+
+
+def _narrow(p: Param, name: str, values: list[Any]) -> tuple[Param | None, Any, str]:
+    """Narrow `p` around the top trials' values. Returns (param or None when fixed, fixed value, change)."""
+    if isinstance(p, CategoricalParam):
+        kept = [c for c in p.choices if any(v == c and type(v) is type(c) for v in values)]
+        if len(kept) == 1:
+            return None, kept[0], f"{name}: every top trial chose {kept[0]!r}; fixed at {kept[0]!r}"
+        if len(kept) == len(p.choices) or not kept:
+            return p, None, f"{name}: top trials use every choice; kept {p.choices}"
+        return (
+            CategoricalParam(type="categorical", choices=kept),
+            None,
+            f"{name}: choices {p.choices} -> {kept}",
+        )
+    to = (lambda x: math.log(x)) if p.log else (lambda x: float(x))
+    back = (lambda x: math.exp(x)) if p.log else (lambda x: x)
+    lo_s, hi_s = to(p.low), to(p.high)
+    pts = [to(v) for v in values]
+    pad = 0.1 * ((max(pts) - min(pts)) or (hi_s - lo_s))
+    lo, hi = back(max(lo_s, min(pts) - pad)), back(min(hi_s, max(pts) + pad))
+    new_low: float
+    new_high: float
+    if isinstance(p, IntParam):
+        new_low = p.low + math.floor((lo - p.low) / p.step) * p.step
+        new_high = p.low + math.ceil((hi - p.low) / p.step) * p.step
+        new_low, new_high = max(p.low, int(new_low)), min(p.high, int(new_high))
+        if p.log:
+            new_low = max(new_low, 1)
+    elif p.step is not None:
+        new_low = round(p.low + math.floor((lo - p.low) / p.step) * p.step, 12)
+        new_high = round(p.low + math.ceil((hi - p.low) / p.step) * p.step, 12)
+    else:
+        new_low = max(float(p.low), _round_out(lo, down=True))
+        new_high = min(float(p.high), _round_out(hi, down=False))
+    if (new_low, new_high) == (p.low, p.high):
+        return p, None, f"{name}: top trials span the whole range; kept {_range(p)}"
+    narrowed = type(p).model_validate(p.model_dump() | {"low": new_low, "high": new_high})
+    return narrowed, None, f"{name}: narrowed {_range(p)} -> {_range(narrowed)} around the top trials"
+
+
+def _spec(p: Param) -> dict[str, Any]:
+    """A parameter as it reads in YAML: only what differs from the defaults."""
+    data = p.model_dump()
+    if isinstance(p, IntParam) and p.step == 1:
+        data.pop("step")
+    if isinstance(p, FloatParam) and p.step is None:
+        data.pop("step")
+    if not isinstance(p, CategoricalParam) and not p.log:
+        data.pop("log")
+    return data
+
+
+def refine_study(
+    study: optuna.Study, keep_top: float = 0.25, report: AuditReport | None = None
+) -> Refinement:
+    """The next stage of `study`: see the module docstring.
+
+    Args:
+        study: a finished single-objective study created by hpotool.
+        keep_top: share of the complete trials whose values the narrowed ranges cover.
+        report: its audit, when already computed.
+    """
+    from optuna.trial import TrialState
+
+    if not 0 < keep_top <= 1:
+        raise HpoError(f"--keep-top must be in (0, 1], got {keep_top}")
+    report = report or audit_study(study)
+    space = stored_space(study)
+    try:
+        run = RunConfig.model_validate(study.user_attrs["run_config"])
+    except Exception:
+        raise HpoError(
+            f"study {study.study_name!r} has no valid stored run_config; was it created by hpotool optimize?"
+        ) from None
+    stored_opt = dict(study.user_attrs["optimize_config"])
+    direction = study.direction.name.lower()
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    top = top_trials(complete, direction, share=keep_top)
+    by_name: dict[str, ParamFinding] = {f.name: f for f in report.params}
+    new_space: dict[str, Param] = {}
+    fixed: dict[str, Any] = {}
+    changes: list[str] = []
+    for name, p in space.items():
+        finding = by_name[name]
+        values = [t.params[name] for t in top if name in t.params]
+        if finding.negligible and finding.best is not None:
+            fixed[name] = finding.best
+            changes.append(
+                f"{name}: importance {finding.importance:.2f}; removed from the search, fixed at {finding.best!r}"
+            )
+        elif finding.edge is not None:
+            new_space[name], change = _widen(p, finding.edge, run, name)
+            changes.append(change)
+        elif values:
+            narrowed, value, change = _narrow(p, name, values)
+            if narrowed is None:
+                fixed[name] = value
+            else:
+                new_space[name] = narrowed
+            changes.append(change)
+        else:
+            new_space[name] = p
+            changes.append(f"{name}: no top trial sets it; kept {_range(p)}")
+    if not new_space:
+        raise HpoError(
+            f"study {study.study_name!r}: every parameter would be fixed; nothing is left to search"
+        )
+    stage_run = apply_overrides(run, fixed)
+    enqueue = []
+    for t in _best_first(complete, direction)[:ENQUEUE_TOP]:
+        params = {k: v for k, v in t.params.items() if k in new_space}
+        if params and all(contains(new_space[k], v) for k, v in params.items()) and params not in enqueue:
+            enqueue.append(params)
+    changes.append(f"enqueued the {len(enqueue)} best trial(s) that fit the new space as a warm start")
+    name = next_study_name(study.study_name)
+    optimize = {
+        **stored_opt,
+        "study_name": name,
+        "storage": stored_opt.get("storage"),
+        "search_space": {k: _spec(p) for k, p in new_space.items()},
+        "enqueue": enqueue,
+    }
+    validated = OptimizeConfig.model_validate(optimize)  # what `hpotool optimize` will load
+    return Refinement(
+        name,
+        validated.model_dump(mode="json", exclude_defaults=False),
+        stage_run.model_dump(mode="json"),
+        changes,
+    )
+
+
+def _best_first(trials: list[Any], direction: str) -> list[Any]:
+    sign = 1.0 if direction == "minimize" else -1.0
+    return sorted(trials, key=lambda t: sign * float(t.value))
+
+
+def write_refinement(ref: Refinement, out: Path, source_study: str) -> tuple[Path, Path]:
+    """Write the stage's OptimizeConfig to `out` and its RunConfig beside it (`<out stem>.run.yaml`)."""
+    from hpotool.atomic import write_text
+    from hpotool.yamlfile import FlowMapping, dump_yaml
+
+    run_path = out.with_name(f"{out.stem}.run.yaml")
+    optimize = dict(ref.optimize)
+    optimize["search_space"] = {k: FlowMapping(v) for k, v in optimize["search_space"].items()}
+    header = [
+        f"# Stage refined from study {source_study!r} by `hpotool refine`.",
+        f"# Run it: hpotool optimize --run-config {run_path} --optimize-config {out}",
+        "# Changes:",
+        *[f"#   - {c}" for c in ref.changes],
+    ]
+    write_text(out, "\n".join(header) + "\n" + dump_yaml(optimize))
+    run_header = f"# RunConfig for study {ref.study_name!r}: the base config of {source_study!r} with the fixed parameters applied.\n"
+    write_text(run_path, run_header + dump_yaml(ref.run))
+    return out, run_path

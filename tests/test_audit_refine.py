@@ -1,0 +1,157 @@
+"""audit and refine on a synthetic objective whose truth is known, and on a real digits study."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+from hpotool.audit import audit_study
+from hpotool.cli import app
+from hpotool.config import OptimizeConfig, RunConfig, load_optimize_config, load_run_config
+from hpotool.refine import next_study_name, refine_study
+from hpotool.search_space import suggest
+
+from .conftest import write_yaml
+
+# The truth: optimizer.lr's optimum (3e-2) lies beyond the upper bound 1e-2; model.dropout's optimum (0.2)
+# is inside [0, 0.5]; optimizer.weight_decay does not matter at all.
+SPACE = {
+    "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+    "model.dropout": {"type": "float", "low": 0.0, "high": 0.5},
+    "optimizer.weight_decay": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+}
+
+
+def loss(params: dict[str, Any]) -> float:
+    lr_term = (math.log10(params["optimizer.lr"]) - math.log10(3e-2)) ** 2
+    return lr_term + 40 * (params["model.dropout"] - 0.2) ** 2
+
+
+def synthetic_study(
+    name: str, space: dict[str, Any], n_trials: int, seed: int, run: dict[str, Any] | None = None
+) -> optuna.Study:
+    """A study stored the way `hpotool optimize` stores one, over a plain function of the params."""
+    opt = OptimizeConfig.model_validate(
+        {"study_name": name, "metric": "val_loss", "search_space": space, "seed": seed}
+    )
+    study = optuna.create_study(study_name=name, sampler=optuna.samplers.TPESampler(seed=seed))
+    study.set_user_attr("run_config", run or RunConfig().model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    for params in opt.enqueue:
+        study.enqueue_trial(params)
+    study.optimize(lambda t: loss({**(run_fixed(run)), **suggest(t, opt.search_space)}), n_trials=n_trials)
+    return study
+
+
+def run_fixed(run: dict[str, Any] | None) -> dict[str, Any]:
+    """The values a stage's RunConfig fixes, for the synthetic loss."""
+    cfg = RunConfig.model_validate(run) if run else RunConfig()
+    return {"optimizer.lr": cfg.optimizer.lr, "model.dropout": cfg.model.kwargs.get("dropout", 0.0)}
+
+
+def test_audit_flags_exactly_the_known_problems() -> None:
+    report = audit_study(synthetic_study("synth", SPACE, 40, seed=0))
+    by_name = {p.name: p for p in report.params}
+    assert by_name["optimizer.lr"].edge == "high"
+    assert "the top of [0.0001, 0.01, log]: widen the range" in by_name["optimizer.lr"].advice
+    assert by_name["optimizer.weight_decay"].negligible and by_name["optimizer.weight_decay"].edge is None
+    assert "fix optimizer.weight_decay at" in by_name["optimizer.weight_decay"].advice
+    interior = by_name["model.dropout"]
+    assert interior.edge is None and not interior.negligible and interior.advice == ""
+    assert report.complete == 40 and report.improving is not None
+
+
+def test_refined_stage_beats_more_trials_in_the_original_space(tmp_path: Path) -> None:
+    stage1 = synthetic_study("synth", SPACE, 40, seed=0)
+    ref = refine_study(stage1)
+    assert ref.study_name == "synth_stage2"
+    space2 = ref.optimize["search_space"]
+    assert "optimizer.weight_decay" not in space2  # fixed in the stage's RunConfig instead
+    assert space2["optimizer.lr"]["high"] > 1e-2  # widened past the old edge
+    assert space2["model.dropout"]["low"] > 0.0 or space2["model.dropout"]["high"] < 0.5  # narrowed
+    assert ref.optimize["enqueue"] and all(set(e) <= set(space2) for e in ref.optimize["enqueue"])
+    # The same budget twice: 30 more trials in the original space, or 30 trials of stage 2.
+    more = synthetic_study("synth", SPACE, 70, seed=0)
+    stage2 = synthetic_study("synth_stage2", space2, 30, seed=0, run=ref.run)
+    first, extra, refined = stage1.best_value, more.best_value, stage2.best_value
+    print(
+        f"\nbest loss: stage 1 (40 trials) {first:.4g}; +30 in the original space {extra:.4g}; stage 2 (30) {refined:.4g}"
+    )
+    assert refined < extra, f"stage 2 {refined:.4g} should beat {extra:.4g} (stage 1 alone: {first:.4g})"
+
+
+def test_stage_names() -> None:
+    assert next_study_name("digits") == "digits_stage2"
+    assert next_study_name("digits_stage2") == "digits_stage3"
+
+
+def test_refine_output_runs_with_optimize_unchanged(
+    configs: tuple[Path, Path], opt_dict: dict, tmp_path: Path
+) -> None:
+    run_path, opt_path = configs
+    opt_dict["n_trials"] = 6
+    opt_dict["search_space"]["batch_size"] = {"type": "categorical", "choices": [16, 32]}
+    write_yaml(opt_path, opt_dict)
+    runner = CliRunner()
+    assert (
+        runner.invoke(
+            app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "-q"], catch_exceptions=False
+        ).exit_code
+        == 0
+    )
+    storage = opt_dict["storage"]
+    audit = runner.invoke(
+        app, ["audit", "--study-name", "tiny", "--storage", storage, "--json"], catch_exceptions=False
+    )
+    assert audit.exit_code == 0 and '"findings"' in audit.stdout
+    out = tmp_path / "configs" / "stage2.yaml"
+    result = runner.invoke(
+        app,
+        ["refine", "--study-name", "tiny", "--storage", storage, "--out", str(out)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith("# Stage refined from study 'tiny'")
+    stage_run = out.with_name("stage2.run.yaml")
+    assert load_optimize_config(out).study_name == "tiny_stage2"
+    load_run_config(stage_run)
+    again = runner.invoke(
+        app,
+        [
+            "optimize",
+            "-r",
+            str(stage_run),
+            "-o",
+            str(out),
+            "--n-trials",
+            "2",
+            "-q",
+            "--storage",
+            f"sqlite:///{tmp_path / 's2.db'}",
+        ],
+        catch_exceptions=False,
+    )
+    assert again.exit_code == 0, again.output
+
+
+def test_audit_of_a_study_without_hpotool_attrs_is_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'plain.db'}"
+    optuna.create_study(study_name="plain", storage=url).optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=2
+    )
+    result = CliRunner().invoke(app, ["audit", "--study-name", "plain", "--storage", url])
+    assert result.exit_code == 2
+    assert "has no stored search space; was it created by hpotool optimize?" in result.stderr
+
+
+@pytest.mark.parametrize("keep_top", [0.0, 1.5])
+def test_keep_top_is_checked(keep_top: float) -> None:
+    from hpotool.errors import HpoError
+
+    with pytest.raises(HpoError, match="--keep-top must be in"):
+        refine_study(synthetic_study("synth", SPACE, 6, seed=1), keep_top)
