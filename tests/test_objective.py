@@ -8,7 +8,8 @@ import pytest
 from optuna.trial import TrialState
 
 from hpotool.errors import HpoError
-from hpotool.objective import Overrides, prepare_study, run_study
+from hpotool.loop import run_study
+from hpotool.objective import Overrides, prepare_study
 
 from .conftest import write_yaml
 

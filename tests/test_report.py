@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from hpotool.cli import app
 from hpotool.importance import EVALUATOR
-from hpotool.objective import prepare_study, run_study
+from hpotool.loop import run_study
+from hpotool.objective import prepare_study
 from hpotool.report import make_figures, render_html, report_info, write_report
 from hpotool.storage import load_study
 from tests.conftest import write_yaml

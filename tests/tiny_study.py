@@ -7,7 +7,8 @@ from typing import Any
 
 import optuna
 
-from hpotool.objective import prepare_study, run_study
+from hpotool.loop import run_study
+from hpotool.objective import prepare_study
 
 from .conftest import write_yaml
 

@@ -147,16 +147,27 @@ def optimize(
     workers: Annotated[
         int, typer.Option("--workers", min=1, help="Worker processes on this machine sharing the study.")
     ] = 1,
+    allow_changed_config: Annotated[
+        bool,
+        typer.Option(
+            "--allow-changed-config",
+            help="Resume a study whose search space, metric, sampler, pruner or base config changed (recorded).",
+        ),
+    ] = False,
 ) -> None:
-    """Run a study, or resume it: runs only the trials still missing from n_trials."""
+    """Run a study, or resume it: runs only the trials still missing from n_trials.
+
+    Ctrl-C or SIGTERM ends the running trial as FAIL, prints the summary and exits 130 or 143.
+    """
     with user_errors():
         if workers > 1:
             from hpotool.forkserver import start_worker_server
 
             start_worker_server()  # imports torch there while this process checks the configs
-        from hpotool.objective import Overrides, prepare_study, run_study
+        from hpotool.loop import run_study
+        from hpotool.objective import Overrides, prepare_study
 
-        overrides = Overrides(study_name, storage, n_trials, timeout, device, seed)
+        overrides = Overrides(study_name, storage, n_trials, timeout, device, seed, allow_changed_config)
         plan = prepare_study(run_config, optimize_config, overrides)
         if workers > 1:
             from hpotool.workers import run_workers
@@ -181,6 +192,10 @@ def optimize(
             print_summary(summary)
         if report:
             _write_report(summary.study_name, summary.storage, None, "html")
+    if summary.interrupted is not None:
+        from hpotool.interrupts import exit_code
+
+        raise typer.Exit(code=exit_code(summary.interrupted))
 
 
 def _write_report(study_name: str, storage: str | None, out: Path | None, fmt: str) -> None:

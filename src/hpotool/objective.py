@@ -7,7 +7,6 @@ the CLI can draw it. Pruning happens here, not in the Trainer.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpotool import __version__
+from hpotool import __version__, fingerprint
 from hpotool.config import OptimizeConfig, RunConfig, load_optimize_config, load_run_config, validate_config
 from hpotool.errors import HpoError
 from hpotool.factories import make_pruner, make_sampler
@@ -62,6 +61,7 @@ class Overrides:
     timeout: float | None = None
     device: str | None = None
     seed: int | None = None
+    allow_changed_config: bool = False
 
 
 @dataclass
@@ -74,6 +74,7 @@ class StudyPlan:
     sampler: BaseSampler
     pruner: BasePruner
     storage_url: str
+    allow_changed_config: bool = False
 
 
 def _with_overrides(run: RunConfig, opt: OptimizeConfig, o: Overrides) -> tuple[RunConfig, OptimizeConfig]:
@@ -162,7 +163,7 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
         pruner = make_pruner(opt.pruner.name, opt.pruner.kwargs)
     except HpoError as exc:
         raise HpoError(f"{opt_path}: {exc}") from None
-    return StudyPlan(run, opt, data, sampler, pruner, opt.storage_url)
+    return StudyPlan(run, opt, data, sampler, pruner, opt.storage_url, overrides.allow_changed_config)
 
 
 def versions() -> dict[str, str]:
@@ -191,6 +192,7 @@ def open_study(plan: StudyPlan) -> optuna.Study:
                 f"study {opt.study_name!r} in {plan.storage_url} optimizes {stored['metric']!r}, and the config "
                 f"says {opt.metric!r}; use another study_name or storage"
             )
+        fingerprint.check(existing, plan.run, opt, allow_changed=plan.allow_changed_config)
         existing.sampler = plan.sampler
         existing.pruner = plan.pruner
         return existing
@@ -205,6 +207,7 @@ def open_study(plan: StudyPlan) -> optuna.Study:
     study.set_user_attr("run_config", plan.run.model_dump(mode="json"))
     study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
     study.set_user_attr("versions", versions())
+    fingerprint.record(study, plan.run, opt)
     return study
 
 
@@ -280,8 +283,7 @@ class FailureGuard:
         if self.first_error is None:
             self.first_error = str(trial.user_attrs.get("fail_reason", "unknown error"))
         if self.limit and self.streak >= self.limit:
-            self.tripped = True
-            study.stop()
+            self.tripped = True  # the trial loop stops on it
 
 
 @dataclass
@@ -299,6 +301,7 @@ class StudySummary:
     best: dict[str, Any] | None
     stopped: str | None = None
     first_error: str | None = None
+    interrupted: int | None = None  # the signal that stopped the run (SIGINT 2, SIGTERM 15)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -331,45 +334,3 @@ def summarize(study: optuna.Study, plan: StudyPlan, ran_now: int, wall_time: flo
         wall_time=wall_time,
         best=best,
     )
-
-
-def run_study(
-    plan: StudyPlan, observer: StudyObserver | None = None, *, max_failures: int = 5
-) -> StudySummary:
-    """Run the study until it holds `n_trials` finished trials, the timeout passes, or
-    `max_failures` trials in a row fail. Re-running after an interruption runs only what is missing."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the observer shows each trial instead
-    start = time.perf_counter()
-    study = open_study(plan)
-    target = plan.opt.n_trials
-    done = len(study.get_trials(deepcopy=False, states=FINISHED))
-    guard = FailureGuard(max_failures)
-    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [
-        optuna.study.MaxTrialsCallback(target, states=FINISHED),
-        guard,
-    ]
-    if observer is not None:
-        observer.study_started(study, target, done)
-        callbacks.append(observer.trial_finished)
-    for params in plan.opt.enqueue:  # warm start: known-good configurations run first
-        study.enqueue_trial(params, skip_if_exists=True)
-    before = len(study.get_trials(deepcopy=False))
-    if done < target:
-        study.optimize(
-            make_objective(plan, observer),
-            n_trials=None,
-            timeout=plan.opt.timeout,
-            catch=(Exception,),
-            callbacks=callbacks,
-        )
-    summary = summarize(
-        study, plan, len(study.get_trials(deepcopy=False)) - before, time.perf_counter() - start
-    )
-    if done >= target:
-        summary.stopped = (
-            f"the study already has {done} finished trials (target {target}); raise --n-trials to run more"
-        )
-    elif guard.tripped:
-        summary.stopped = f"stopped after {guard.streak} failed trials in a row"
-        summary.first_error = guard.first_error
-    return summary

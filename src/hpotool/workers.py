@@ -12,36 +12,23 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
-import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from hpotool.config import OptimizeConfig, RunConfig, validate_config
 from hpotool.factories import make_pruner, make_sampler
 from hpotool.forkserver import worker_context
-from hpotool.objective import (
-    FINISHED,
-    FailureGuard,
-    StudyObserver,
-    StudyPlan,
-    StudySummary,
-    make_objective,
-    open_study,
-    summarize,
-)
+from hpotool.loop import POLL_S, already_done, prepare_resume, run_trials
+from hpotool.objective import FINISHED, StudyObserver, StudyPlan, StudySummary, open_study, summarize
 from hpotool.runner import load_data
-from hpotool.storage import fail_stale_trials, make_storage
+from hpotool.storage import make_storage
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
-
-POLL_S = 0.5
 
 
 def worker_threads(n_workers: int, configured: int | None, cores: int | None = None) -> int:
@@ -79,86 +66,6 @@ def worker_plan(run: RunConfig, opt: OptimizeConfig, storage_url: str, index: in
     return StudyPlan(run, opt, load_data(run.data), sampler, pruner, storage_url)
 
 
-def _finished_and_running(study: optuna.Study) -> list[FrozenTrial]:
-    return study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
-
-
-def has_slot(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
-    """Whether `trial` is within the target: finished trials plus running ones asked before it."""
-    ahead = sum(t.state in FINISHED or t.number <= trial.number for t in _finished_and_running(study))
-    return ahead <= target
-
-
-def _run_trial(study: optuna.Study, trial: optuna.Trial, objective: Callable[[optuna.Trial], float]) -> None:
-    state, value = None, None
-    interrupted: KeyboardInterrupt | None = None
-    from optuna.storages._heartbeat import get_heartbeat_thread
-
-    with get_heartbeat_thread(trial._trial_id, study._storage):  # what study.optimize does per trial
-        try:
-            value = objective(trial)
-        except optuna.TrialPruned:
-            state = TrialState.PRUNED
-        except Exception:
-            state = TrialState.FAIL
-        except KeyboardInterrupt as exc:
-            state, interrupted = TrialState.FAIL, exc
-    study.tell(trial, value, state=state)
-    if interrupted is not None:
-        raise interrupted
-
-
-def run_trials(
-    plan: StudyPlan,
-    stop: Event | None = None,
-    *,
-    max_failures: int = 5,
-    poll: float = POLL_S,
-) -> None:
-    """One worker: run trials of the existing study until it holds `n_trials` finished trials, the
-    timeout passes, `stop` is set, or `max_failures` trials in a row fail (which sets `stop`)."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = make_storage(plan.storage_url, create=False)
-    study = optuna.load_study(
-        study_name=plan.opt.study_name, storage=storage, sampler=plan.sampler, pruner=plan.pruner
-    )
-    objective = make_objective(plan)
-    target, timeout = plan.opt.n_trials, plan.opt.timeout
-    guard = FailureGuard(max_failures)
-    start = time.monotonic()
-    while not (stop is not None and stop.is_set()):
-        if timeout is not None and time.monotonic() - start >= timeout:
-            return
-        fail_stale_trials(study)
-        trials = _finished_and_running(study)
-        if sum(t.state in FINISHED for t in trials) >= target:
-            return
-        if len(trials) >= target:  # every slot is taken: wait for one to finish or fail
-            time.sleep(poll)
-            continue
-        with (
-            warnings.catch_warnings()
-        ):  # "heartbeat is supposed to be used with Study.optimize": it is, below
-            warnings.simplefilter("ignore", UserWarning)
-            trial = study.ask()
-        try:
-            if not has_slot(study, trial, target):  # another worker asked at the same moment
-                storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
-                time.sleep(poll)
-                continue
-        except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted")
-            study.tell(trial, state=TrialState.FAIL)
-            raise
-        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
-        _run_trial(study, trial, objective)
-        guard(study, storage.get_trial(trial._trial_id))
-        if guard.tripped:
-            if stop is not None:
-                stop.set()
-            return
-
-
 def _interrupt_once(signum: int, frame: Any) -> None:
     """First SIGINT/SIGTERM: end the current trial as interrupted; later ones are ignored."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -186,7 +93,12 @@ def worker_main(args: WorkerArgs, stop: Event) -> None:
         run = worker_run_config(RunConfig.model_validate(args.run), args.n_workers, args.index)
         opt = OptimizeConfig.model_validate(args.opt)
         plan = worker_plan(run, opt, args.storage_url, args.index)
-        run_trials(plan, stop, max_failures=args.max_failures)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        storage = make_storage(plan.storage_url, create=False)
+        study = optuna.load_study(
+            study_name=opt.study_name, storage=storage, sampler=plan.sampler, pruner=plan.pruner
+        )
+        run_trials(study, plan, stop, max_failures=args.max_failures)
     except KeyboardInterrupt:
         pass
 
@@ -222,9 +134,7 @@ def run_workers(
     start = time.perf_counter()
     study = open_study(plan)  # created once, here, before any worker starts
     target = plan.opt.n_trials
-    done = len(study.get_trials(deepcopy=False, states=FINISHED))
-    for params in plan.opt.enqueue:
-        study.enqueue_trial(params, skip_if_exists=True)
+    done = prepare_resume(study, plan)
     before = _ended(study)
     if observer is not None:
         observer.study_started(study, target, done)
@@ -266,10 +176,9 @@ def run_workers(
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     dead = [p.name for p in procs if p.exitcode not in (0, None)]
     if done >= target:
-        summary.stopped = (
-            f"the study already has {done} finished trials (target {target}); raise --n-trials to run more"
-        )
+        summary.stopped = already_done(done, target)
     elif interrupted:
+        summary.interrupted = int(signal.SIGINT)
         summary.stopped = "interrupted: every worker ended its trial as FAIL; run the same command to resume"
     elif dead and finished < target:
         summary.stopped = f"{len(dead)} of {n_workers} workers died ({', '.join(dead)}); run again to resume"

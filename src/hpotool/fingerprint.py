@@ -1,0 +1,84 @@
+"""What makes a study one experiment, so a resumed study never silently mixes two.
+
+The fingerprint holds the base RunConfig and the parts of the OptimizeConfig that define the experiment:
+search space, metric, direction, sampler and pruner. It leaves out what only says how long or where to
+run: n_trials, timeout, workers, display options, storage, the device and torch threads, warm-start and
+final-run settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from hpotool.errors import HpoError
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hpotool.config import OptimizeConfig, RunConfig
+
+ATTR = "fingerprint"
+CHANGES_ATTR = "config_changes"
+_RUN_EXCLUDED = ("device", "torch_threads")
+_OPT_INCLUDED = ("metric", "direction", "sampler", "pruner", "search_space")
+
+
+def experiment(run: RunConfig, opt: OptimizeConfig) -> dict[str, Any]:
+    """The experiment-defining parts of the two configs, as plain JSON data."""
+    run_part = {k: v for k, v in run.model_dump(mode="json").items() if k not in _RUN_EXCLUDED}
+    opt_part = {k: v for k, v in opt.model_dump(mode="json").items() if k in _OPT_INCLUDED}
+    return {"run_config": run_part, **opt_part}
+
+
+def digest(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def record(study: optuna.Study, run: RunConfig, opt: OptimizeConfig) -> None:
+    """Store the fingerprint on a new study."""
+    parts = experiment(run, opt)
+    study.set_user_attr(ATTR, {"hash": digest(parts), "parts": parts})
+
+
+def differences(old: Any, new: Any, path: str = "") -> list[str]:
+    """`path: old -> new` for every leaf that differs, in a stable order."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new), key=str):
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in old:
+                out.append(f"{sub}: added {json.dumps(new[key])}")
+            elif key not in new:
+                out.append(f"{sub}: removed (was {json.dumps(old[key])})")
+            else:
+                out.extend(differences(old[key], new[key], sub))
+        return out
+    if old != new:
+        return [f"{path}: {json.dumps(old)} -> {json.dumps(new)}"]
+    return []
+
+
+def check(study: optuna.Study, run: RunConfig, opt: OptimizeConfig, *, allow_changed: bool) -> None:
+    """Refuse to resume `study` with another experiment unless `allow_changed`; then record the change.
+
+    Raises:
+        HpoError: naming what changed and the two ways out.
+    """
+    stored = study.user_attrs.get(ATTR)
+    parts = experiment(run, opt)
+    if not isinstance(stored, dict) or stored.get("hash") == digest(parts):
+        return
+    changes = differences(stored.get("parts", {}), parts)
+    if not allow_changed:
+        shown = "; ".join(changes[:5]) + (f"; and {len(changes) - 5} more" if len(changes) > 5 else "")
+        raise HpoError(
+            f"study {study.study_name!r} was created with another experiment: {shown}. Resuming would mix two "
+            f"experiments: use a new study_name, or pass --allow-changed-config to continue it anyway"
+        )
+    history = list(study.user_attrs.get(CHANGES_ATTR, []))
+    history.append({"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "changes": changes})
+    study.set_user_attr(CHANGES_ATTR, history)
+    study.set_user_attr(ATTR, {"hash": digest(parts), "parts": parts})

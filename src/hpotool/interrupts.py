@@ -1,0 +1,50 @@
+"""Ctrl-C and SIGTERM end the current trial as FAIL ("interrupted"), never leave it RUNNING.
+
+SIGINT already raises KeyboardInterrupt in the main thread; SIGTERM is made to do the same for as long as
+a study runs, so both take the one path Optuna handles (it marks the trial FAIL and re-raises), and the
+CLI exits with the shell's code for the signal (130, 143).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+class Interrupted(KeyboardInterrupt):
+    """A study stopped by a signal; `signum` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def exit_code(signum: int) -> int:
+    """The exit code a shell reports for a process ended by `signum` (SIGINT 130, SIGTERM 143)."""
+    return 128 + signum
+
+
+def _raise(signum: int, frame: Any) -> None:
+    raise Interrupted(signum)
+
+
+@contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM raise `Interrupted` in the main thread; handlers restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _raise) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def signal_of(exc: KeyboardInterrupt) -> int:
+    """The signal behind an interrupt (a plain KeyboardInterrupt is SIGINT)."""
+    return exc.signum if isinstance(exc, Interrupted) else int(signal.SIGINT)

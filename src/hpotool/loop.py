@@ -1,0 +1,172 @@
+"""The trial loop every hpotool process runs, alone or as one of many workers.
+
+Ask, reserve a slot, train, tell. The slot makes `n_trials` exact however many processes share the
+study: after `ask`, a trial whose rank among the finished and running trials is beyond the target goes
+back to WAITING untrained (Optuna counts only COMPLETE and PRUNED trials, and the next `ask` anywhere picks
+the WAITING trial up again), so processes racing at the end never overshoot the target.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from hpotool.interrupts import signal_of, signals_interrupt
+from hpotool.objective import (
+    FINISHED,
+    FailureGuard,
+    StudyObserver,
+    StudyPlan,
+    StudySummary,
+    make_objective,
+    open_study,
+    summarize,
+)
+from hpotool.stale import fail_dead_local_trials, owner
+from hpotool.storage import fail_stale_trials
+
+if TYPE_CHECKING:
+    from multiprocessing.synchronize import Event
+
+POLL_S = 0.5
+
+
+def _finished_and_running(study: optuna.Study) -> list[FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+
+
+def has_slot(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
+    """Whether `trial` is within the target: finished trials plus running ones asked before it."""
+    ahead = sum(t.state in FINISHED or t.number <= trial.number for t in _finished_and_running(study))
+    return ahead <= target
+
+
+def _run_trial(study: optuna.Study, trial: optuna.Trial, objective: Callable[[optuna.Trial], float]) -> None:
+    state, value = None, None
+    interrupted: KeyboardInterrupt | None = None
+    from optuna.storages._heartbeat import get_heartbeat_thread
+
+    with get_heartbeat_thread(trial._trial_id, study._storage):  # what study.optimize does per trial
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            state = TrialState.PRUNED
+        except Exception:
+            state = TrialState.FAIL
+        except KeyboardInterrupt as exc:
+            state, interrupted = TrialState.FAIL, exc
+    study.tell(trial, value, state=state)
+    if interrupted is not None:
+        raise interrupted
+
+
+def run_trials(
+    study: optuna.Study,
+    plan: StudyPlan,
+    stop: Event | None = None,
+    *,
+    observer: StudyObserver | None = None,
+    max_failures: int = 5,
+    poll: float = POLL_S,
+) -> FailureGuard:
+    """Run trials of `study` until it holds `n_trials` finished trials, the timeout passes, `stop` is set,
+    or `max_failures` trials in a row fail in this process (which sets `stop`).
+
+    Returns:
+        The failure guard, which says whether it stopped the loop and the first error.
+    """
+    storage = study._storage
+    objective = make_objective(plan, observer)
+    target, timeout = plan.opt.n_trials, plan.opt.timeout
+    guard = FailureGuard(max_failures)
+    start = time.monotonic()
+    while not (stop is not None and stop.is_set()):
+        if timeout is not None and time.monotonic() - start >= timeout:
+            break
+        fail_stale_trials(study)
+        trials = _finished_and_running(study)
+        if sum(t.state in FINISHED for t in trials) >= target:
+            break
+        if len(trials) >= target:  # every slot is taken: wait for one to finish or fail
+            time.sleep(poll)
+            continue
+        with (
+            warnings.catch_warnings()
+        ):  # "heartbeat is supposed to be used with Study.optimize": it is, below
+            warnings.simplefilter("ignore", UserWarning)
+            trial = study.ask()
+        try:
+            if not has_slot(study, trial, target):  # another process asked at the same moment
+                storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
+                time.sleep(poll)
+                continue
+            trial.set_user_attr("worker", owner())
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted")
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        _run_trial(study, trial, objective)
+        frozen = storage.get_trial(trial._trial_id)
+        if observer is not None:
+            observer.trial_finished(study, frozen)
+        guard(study, frozen)
+        if guard.tripped:
+            if stop is not None:
+                stop.set()
+            break
+    return guard
+
+
+def prepare_resume(study: optuna.Study, plan: StudyPlan) -> int:
+    """Clean up after dead local processes and enqueue the warm start; returns the finished count."""
+    fail_dead_local_trials(study)
+    for params in plan.opt.enqueue:  # warm start: known-good configurations run first
+        study.enqueue_trial(params, skip_if_exists=True)
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def already_done(done: int, target: int) -> str:
+    return f"the study already has {done} finished trials (target {target}); raise --n-trials to run more"
+
+
+def run_study(
+    plan: StudyPlan, observer: StudyObserver | None = None, *, max_failures: int = 5
+) -> StudySummary:
+    """Run the study in this process until it holds `n_trials` finished trials, the timeout passes, or
+    `max_failures` trials in a row fail. Re-running after an interruption runs only what is missing.
+
+    Ctrl-C or SIGTERM ends the current trial as FAIL ("interrupted"); the summary says so and carries the
+    signal in `interrupted`, for the CLI's exit code.
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the observer shows each trial instead
+    start = time.perf_counter()
+    study = open_study(plan)
+    target = plan.opt.n_trials
+    done = prepare_resume(study, plan)
+    if observer is not None:
+        observer.study_started(study, target, done)
+    before = len(study.get_trials(deepcopy=False))
+    guard, interrupted = None, None
+    if done < target:
+        with signals_interrupt():
+            try:
+                guard = run_trials(study, plan, observer=observer, max_failures=max_failures)
+            except KeyboardInterrupt as exc:
+                interrupted = signal_of(exc)
+    summary = summarize(
+        study, plan, len(study.get_trials(deepcopy=False)) - before, time.perf_counter() - start
+    )
+    if done >= target:
+        summary.stopped = already_done(done, target)
+    elif interrupted is not None:
+        summary.interrupted = interrupted
+        summary.stopped = "interrupted: the running trial ended as FAIL; run the same command to resume"
+    elif guard is not None and guard.tripped:
+        summary.stopped = f"stopped after {guard.streak} failed trials in a row"
+        summary.first_error = guard.first_error
+    return summary

@@ -1,0 +1,53 @@
+"""Trials left RUNNING by a process of this machine that no longer exists (`kill -9`, an OOM kill).
+
+Each trial records its owner (`worker`: host and pid) when it starts. On resume, a RUNNING trial whose
+owner ran on this host and is gone is marked FAIL, and its parameters are queued once more so the
+configuration is not lost. RUNNING trials of live processes, or of other hosts, are left alone: those are
+the heartbeat's job (`storage.fail_stale_trials`, `hpotool fail-stale`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+
+
+def owner() -> dict[str, Any]:
+    """This process, as recorded on the trials it runs."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def fail_dead_local_trials(study: optuna.Study) -> list[int]:
+    """Mark FAIL the RUNNING trials whose owner process on this host has died; returns their numbers."""
+    from optuna.trial import TrialState
+
+    host = socket.gethostname()
+    storage = study._storage
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        who = trial.user_attrs.get("worker")
+        if not isinstance(who, dict) or who.get("host") != host or not isinstance(who.get("pid"), int):
+            continue
+        if who["pid"] == os.getpid() or _alive(who["pid"]):
+            continue
+        storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"worker died (pid {who['pid']})")
+        if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            continue  # another process got there first
+        failed.append(trial.number)
+        if "retry_of" not in trial.user_attrs:  # re-run the configuration once, not forever
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+    return failed
