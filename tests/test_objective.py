@@ -18,7 +18,7 @@ def _run(tmp_path: Path, run: dict[str, Any], opt: dict[str, Any], **kw: Any) ->
     rp = write_yaml(tmp_path / "run.yaml", run)
     op = write_yaml(tmp_path / "optimize.yaml", opt)
     plan = prepare_study(rp, op, Overrides(**kw))
-    return plan, run_study(plan, max_failures=kw.pop("max_failures", 5) if False else 5)
+    return plan, run_study(plan)
 
 
 def _study(opt: dict[str, Any]) -> optuna.Study:
@@ -179,3 +179,44 @@ def test_enqueue_is_checked_against_the_space(tmp_path: Path, run_dict: dict, op
         _run(tmp_path, run_dict, {**opt_dict, "enqueue": [{"optimizer.lrr": 0.01}]})
     with pytest.raises(HpoError, match=r"enqueue.0: model.hidden.0=12 lies outside its search space"):
         _run(tmp_path, run_dict, {**opt_dict, "enqueue": [{"model.hidden.0": 12}]})
+
+
+def test_resuming_with_a_changed_experiment_is_refused_naming_the_change(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    opt_dict["n_trials"] = 1
+    _run(tmp_path, run_dict, opt_dict)
+    wider = {**opt_dict, "n_trials": 2}
+    wider["search_space"] = {
+        **opt_dict["search_space"],
+        "optimizer.lr": {"type": "float", "low": 1e-3, "high": 0.3, "log": True},
+    }
+    with pytest.raises(HpoError) as err:
+        _run(tmp_path, run_dict, wider)
+    assert (
+        "study 'tiny' was created with another experiment: search_space.optimizer.lr.high: 0.1 -> 0.3."
+        in str(err.value)
+    )
+    assert "pass --allow-changed-config" in str(err.value)
+    with pytest.raises(HpoError, match=r"run_config.epochs: 2 -> 3"):
+        _run(tmp_path, {**run_dict, "epochs": 3}, opt_dict)
+    # What only says how long or where to run is not part of the experiment.
+    _run(
+        tmp_path,
+        {**run_dict, "device": "cpu", "torch_threads": 2},
+        {**opt_dict, "n_trials": 2, "timeout": 600},
+    )
+
+
+def test_allow_changed_config_records_the_change(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+    opt_dict["n_trials"] = 1
+    _run(tmp_path, run_dict, opt_dict)
+    _, summary = _run(
+        tmp_path, {**run_dict, "epochs": 3}, {**opt_dict, "n_trials": 2}, allow_changed_config=True
+    )
+    assert summary.ran_now == 1
+    changes = _study(opt_dict).user_attrs["config_changes"]
+    assert len(changes) == 1 and changes[0]["changes"] == ["run_config.epochs: 2 -> 3"]
+    _run(
+        tmp_path, {**run_dict, "epochs": 3}, {**opt_dict, "n_trials": 3}
+    )  # the accepted config resumes freely

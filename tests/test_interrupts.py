@@ -1,0 +1,75 @@
+"""Ctrl-C, SIGTERM and kill -9 on a real SQLite study in a real `hpotool optimize` process."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from hpotool.storage import make_storage
+
+from .conftest import write_yaml
+from .test_workers import _hpotool, _running_with_epochs, _study_or_none, _wait_for
+
+
+def _configs(tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], n: int) -> list[str]:
+    run = {**run_dict, "epochs": 4, "model": {"name": "tests.helpers:SlowModel", "sleep": 0.05}}
+    opt = {**opt_dict, "n_trials": n, "search_space": {"model.width": {"type": "int", "low": 4, "high": 64}}}
+    paths = write_yaml(tmp_path / "run.yaml", run), write_yaml(tmp_path / "optimize.yaml", opt)
+    return ["optimize", "-r", str(paths[0]), "-o", str(paths[1]), "-q"]
+
+
+def _interrupt_mid_trial(
+    tmp_path: Path, args: list[str], url: str, how: signal.Signals
+) -> tuple[int, str, optuna.Study]:
+    proc = _hpotool(args, tmp_path)
+    try:
+        study = _wait_for(lambda: _study_or_none(make_storage(url)))
+        _wait_for(lambda: _running_with_epochs(study))
+        proc.send_signal(how)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    return proc.returncode, output, study
+
+
+@pytest.mark.parametrize(("how", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_ends_the_trial_as_interrupted_and_the_study_resumes(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], how: signal.Signals, code: int
+) -> None:
+    args = _configs(tmp_path, run_dict, opt_dict, 3)
+    returncode, output, study = _interrupt_mid_trial(tmp_path, args, opt_dict["storage"], how)
+    assert returncode == code, output
+    assert "interrupted: the running trial ended as FAIL" in output and "Traceback" not in output
+    trials = study.get_trials(deepcopy=False)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert [t.user_attrs.get("fail_reason") for t in trials if t.state == TrialState.FAIL] == ["interrupted"]
+    resumed = _hpotool(args, tmp_path)
+    output, _ = resumed.communicate(timeout=180)
+    assert resumed.returncode == 0, output
+    trials = study.get_trials(deepcopy=False)
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 3
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+def test_after_kill_9_the_dead_trial_is_failed_and_rerun(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    args = _configs(tmp_path, run_dict, opt_dict, 3)
+    returncode, _, study = _interrupt_mid_trial(tmp_path, args, opt_dict["storage"], signal.SIGKILL)
+    assert returncode == -signal.SIGKILL
+    (stuck,) = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+    resumed = _hpotool(args, tmp_path)
+    output, _ = resumed.communicate(timeout=180)
+    assert resumed.returncode == 0, output
+    trials = study.get_trials(deepcopy=False)
+    dead = trials[stuck.number]
+    assert dead.state == TrialState.FAIL and dead.user_attrs["fail_reason"].startswith("worker died (pid ")
+    retried = [t for t in trials if t.user_attrs.get("retry_of") == stuck.number]
+    assert len(retried) == 1 and retried[0].params == stuck.params
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 3
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
