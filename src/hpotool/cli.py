@@ -74,13 +74,11 @@ def _main(
 
 RunConfigOpt = Annotated[
     Path,
-    typer.Option("--run-config", "-r", exists=True, dir_okay=False, help="RunConfig YAML: one training run."),
+    typer.Option("--run-config", "-r", help="RunConfig YAML: one training run."),
 ]
 OptimizeConfigOpt = Annotated[
     Path,
-    typer.Option(
-        "--optimize-config", "-o", exists=True, dir_okay=False, help="OptimizeConfig YAML: the study."
-    ),
+    typer.Option("--optimize-config", "-o", help="OptimizeConfig YAML: the study."),
 ]
 StudyNameOpt = Annotated[str | None, typer.Option("--study-name", help="Override study_name.")]
 StorageOpt = Annotated[

@@ -373,7 +373,22 @@ def _display_loc(loc: tuple[str | int, ...]) -> str:
 def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
     """One `location: message` line per validation error, worded for a config author."""
     lines = []
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    # A misspelt key also makes its correct spelling "missing": report the misspelling alone.
+    misspelt = {
+        (tuple(e["loc"][:-1]), did_you_mean(str(e["loc"][-1]), _valid_keys(root, tuple(e["loc"][:-1]))))
+        for e in errors
+        if e["type"] == "extra_forbidden"
+    }
+    errors = [
+        e
+        for e in errors
+        if not (
+            e["type"] == "missing"
+            and (tuple(e["loc"][:-1]), f" (did you mean {e['loc'][-1]!r}?)") in misspelt
+        )
+    ]
+    for err in errors:
         loc = tuple(err["loc"])
         kind = err["type"]
         msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")

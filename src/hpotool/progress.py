@@ -47,13 +47,14 @@ class RichObserver:
         self._started: dict[int, float] = {}
 
     def __enter__(self) -> RichObserver:
-        self.progress.start()
-        return self
+        return self  # the bars appear once the study is open, so an error before that prints alone
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        if self.progress.live.is_started:
+            self.progress.stop()
 
     def study_started(self, study: optuna.Study, target: int, already_done: int) -> None:
+        self.progress.start()
         self.progress.update(self.trials_task, total=target, completed=already_done)
         if already_done:
             self.console.print(

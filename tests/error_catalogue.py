@@ -1,0 +1,327 @@
+"""Every mistake a user can make in the configs or on the command line, and the exact line hpotool prints.
+
+`tests/test_errors_catalogue.py` runs each case through the real CLI; `docs/ERRORS.md` is generated from
+this table (`HPOTOOL_WRITE_ERRORS_DOC=1 pytest tests/test_errors_catalogue.py` rewrites it), and a test
+checks that the page matches, so the documentation cannot drift from what users see.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from .conftest import OPTIMIZE, RUN
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input. `run`/`optimize` patch the tiny configs (None deletes a key); `*_text` replaces a
+    file's whole text; `args` are extra command-line arguments; `message` is the exact stderr line."""
+
+    name: str
+    what: str
+    message: str
+    run: dict[str, Any] = field(default_factory=dict)
+    optimize: dict[str, Any] = field(default_factory=dict)
+    run_text: str | None = None
+    optimize_text: str | None = None
+    args: tuple[str, ...] = ()
+    existing_study: bool = False  # create the study first, then check the storage is unchanged
+    needs_no_cuda: bool = False
+
+    def configs(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        run, opt = copy.deepcopy(RUN), copy.deepcopy(OPTIMIZE)
+        for base, patch in ((run, self.run), (opt, self.optimize)):
+            for key, value in patch.items():
+                if value is None:
+                    base.pop(key, None)
+                else:
+                    base[key] = value
+        opt["storage"] = "sqlite:///studies/tiny.db"
+        return run, opt
+
+
+LR = "optimizer.lr"
+
+
+def _space(**spec: Any) -> dict[str, Any]:
+    return {"search_space": {LR: spec}}
+
+
+CASES = [
+    Case(
+        "missing-file",
+        "a config file that does not exist",
+        "error: missing.yaml: no such file",
+        args=("--run-config", "missing.yaml"),
+    ),
+    Case(
+        "directory",
+        "a folder where a file should be",
+        "error: studies: is a directory, expected a YAML file",
+        args=("--optimize-config", "studies"),
+    ),
+    Case(
+        "unreadable",
+        "a file that is not UTF-8 text",
+        "error: run.yaml: cannot read: 'utf-8' codec can't decode byte 0xff in position 0: invalid start byte",
+        run_text="\xff\xfe",
+    ),
+    Case(
+        "yaml-syntax",
+        "a YAML syntax error",
+        "error: run.yaml: line 2, column 1: expected ',' or ']', but got '<stream end>'",
+        run_text="epochs: [1, 2\n",
+    ),
+    Case(
+        "yaml-tag",
+        "a YAML tag such as !!python/object",
+        "error: run.yaml: line 1, column 9: could not determine a constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system' (configs are loaded safely: YAML tags such as !!python/object are not allowed)",
+        run_text="epochs: !!python/object/apply:os.system ['true']\n",
+    ),
+    Case(
+        "duplicate-key",
+        "a key given twice",
+        "error: run.yaml: duplicate key 'epochs' (line 2, column 1)",
+        run_text="epochs: 2\nepochs: 3\n",
+    ),
+    Case(
+        "empty-file",
+        "an empty config file",
+        "error: run.yaml: the file is empty; expected a YAML mapping",
+        run_text="",
+    ),
+    Case(
+        "unknown-run-key",
+        "an unknown key in the RunConfig",
+        "error: run.yaml: unknown key 'epoch' (did you mean 'epochs'?); valid keys: project, seed, device, torch_threads, data, model, optimizer, scheduler, loss, epochs, batch_size, grad_clip",
+        run={"epoch": 3},
+    ),
+    Case(
+        "unknown-optimize-key",
+        "an unknown key in the OptimizeConfig",
+        "error: optimize.yaml: unknown key 'n_trial' (did you mean 'n_trials'?); valid keys: study_name, storage, n_trials, timeout, seed, metric, direction, sampler, pruner, enqueue, search_space, final",
+        optimize={"n_trial": 3},
+    ),
+    Case(
+        "unknown-component-arg",
+        "a misspelt component argument",
+        "error: run.yaml: model: model 'mlp' takes no argument 'hiden' (did you mean 'hidden'?); it takes: hidden, layers, activation, dropout, norm",
+        run={"model": {"name": "mlp", "hiden": [16]}},
+    ),
+    Case(
+        "unknown-component",
+        "an unknown built-in name",
+        "error: run.yaml: optimizer: unknown optimizer 'adamw2' (did you mean 'adamw'?); choose one of: adam, adamw, sgd, rmsprop, or give an import path such as package.module:Name",
+        run={"optimizer": {"name": "adamw2"}},
+    ),
+    Case(
+        "wrong-type",
+        "a value of the wrong type",
+        "error: run.yaml: epochs: Input should be a valid integer, unable to parse string as an integer, got 'many'",
+        run={"epochs": "many"},
+    ),
+    Case(
+        "low-above-high",
+        "low > high",
+        "error: optimize.yaml: search_space.optimizer.lr: low must be <= high, got low=0.1 > high=0.001",
+        optimize=_space(type="float", low=0.1, high=0.001),
+    ),
+    Case(
+        "log-low-zero",
+        "log with low <= 0",
+        "error: optimize.yaml: search_space.optimizer.lr: low must be > 0 when log is true, got 0.0",
+        optimize=_space(type="float", low=0.0, high=0.1, log=True),
+    ),
+    Case(
+        "step-and-log",
+        "step with log",
+        "error: optimize.yaml: search_space.optimizer.lr: step and log cannot be used together; drop one of them",
+        optimize=_space(type="float", low=0.001, high=0.1, log=True, step=0.001),
+    ),
+    Case(
+        "step-misfit",
+        "a step that does not divide the range",
+        "error: optimize.yaml: search_space.optimizer.lr: step 0.04 does not divide the range [0.01, 0.1]; make high - low a multiple of step",
+        optimize=_space(type="float", low=0.01, high=0.1, step=0.04),
+    ),
+    Case(
+        "empty-choices",
+        "an empty choices list",
+        "error: optimize.yaml: search_space.model.activation.choices: List should have at least 1 item after validation, not 0, got []",
+        optimize={"search_space": {"model.activation": {"type": "categorical", "choices": []}}},
+    ),
+    Case(
+        "unknown-type",
+        "an unknown parameter type",
+        "error: optimize.yaml: search_space.optimizer.lr: unknown type 'flaot' (did you mean 'float'?); use one of: float, int, categorical",
+        optimize=_space(type="flaot", low=0.001, high=0.1),
+    ),
+    Case(
+        "unknown-param-key",
+        "an unknown key in a parameter",
+        "error: optimize.yaml: search_space.optimizer.lr: unknown key 'hihg' (did you mean 'high'?); valid keys: type, low, high, step, log",
+        optimize=_space(type="float", low=0.001, hihg=0.1),
+    ),
+    Case(
+        "unknown-sampler",
+        "an unknown sampler name",
+        "error: optimize.yaml: unknown sampler 'tpee' (did you mean 'tpe'?); choose one of: tpe, random, grid, cmaes, gp, qmc, nsga2, nsga3, bruteforce, or give an import path such as package.module:Name",
+        optimize={"sampler": {"name": "tpee"}},
+    ),
+    Case(
+        "unknown-pruner",
+        "an unknown pruner name",
+        "error: optimize.yaml: unknown pruner 'medain' (did you mean 'median'?); choose one of: median, percentile, successive_halving, hyperband, threshold, patient, wilcoxon, nop, or give an import path such as package.module:Name",
+        optimize={"pruner": {"name": "medain"}},
+    ),
+    Case(
+        "sampler-kwargs",
+        "sampler kwargs the class does not take",
+        "error: optimize.yaml: sampler.kwargs: sampler 'tpe' takes no argument 'n_startup' (did you mean 'n_startup_trials'?); it takes: consider_prior, prior_weight, consider_magic_clip, consider_endpoints, n_startup_trials, n_ei_candidates, gamma, weights, seed, multivariate, group, warn_independent_sampling, constant_liar, constraints_func",
+        optimize={"sampler": {"name": "tpe", "kwargs": {"n_startup": 5}}},
+    ),
+    Case(
+        "pruner-kwargs",
+        "pruner kwargs the class does not take",
+        "error: optimize.yaml: pruner.kwargs: pruner 'median' takes no argument 'warmup_steps' (did you mean 'n_warmup_steps'?); it takes: n_startup_trials, n_warmup_steps, interval_steps, n_min_trials",
+        optimize={"pruner": {"name": "median", "kwargs": {"warmup_steps": 2}}},
+    ),
+    Case(
+        "missing-path",
+        "a search path the RunConfig does not have",
+        "error: optimize.yaml: search_space.optimizer.lrate: the RunConfig has no such path; did you mean 'optimizer.lr', 'optimizer.name', 'optimizer.eps'?",
+        optimize={"search_space": {"optimizer.lrate": {"type": "float", "low": 0.001, "high": 0.1}}},
+    ),
+    Case(
+        "invalid-value",
+        "a search value that fails RunConfig validation",
+        "error: optimize.yaml: search_space.epochs: with epochs=0: epochs: Input should be greater than or equal to 1, got 0",
+        optimize={"search_space": {"epochs": {"type": "int", "low": 0, "high": 3}}},
+    ),
+    Case(
+        "unbuildable-value",
+        "a search value the component rejects",
+        "error: optimize.yaml: search_space.model.dropout: with model.dropout=1.5: ValueError: dropout must be in [0, 1), got 1.5",
+        optimize={"search_space": {"model.dropout": {"type": "float", "low": 0.0, "high": 1.5}}},
+    ),
+    Case(
+        "metric-not-produced",
+        "a metric the trainer does not produce for the task",
+        "error: optimize.yaml: metric: 'val_rmse' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time",
+        optimize={"metric": "val_rmse"},
+    ),
+    Case(
+        "bad-direction",
+        "a direction that is neither minimize nor maximize",
+        "error: optimize.yaml: direction: Input should be 'minimize' or 'maximize', got 'max'",
+        optimize={"direction": "max"},
+    ),
+    Case(
+        "zero-trials",
+        "n_trials <= 0",
+        "error: optimize.yaml: n_trials: Input should be greater than 0, got 0",
+        optimize={"n_trials": 0},
+    ),
+    Case(
+        "zero-trials-flag",
+        "--n-trials 0",
+        "error: command line: n_trials: Input should be greater than 0, got 0",
+        args=("--n-trials", "0"),
+    ),
+    Case(
+        "malformed-storage",
+        "a storage that is not a URL",
+        "error: storage 'studies/tiny.db' is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., mysql+pymysql://..., redis://host:6379 or journal:path.log",
+        args=("--storage", "studies/tiny.db"),
+    ),
+    Case(
+        "unreachable-storage",
+        "a storage server that does not answer",
+        "error: storage 'postgresql+psycopg://nobody@127.0.0.1:1/none': cannot open it: (psycopg.OperationalError) connection failed: connection to server at \"127.0.0.1\", port 1 failed: Connection refused",
+        args=("--storage", "postgresql+psycopg://nobody@127.0.0.1:1/none"),
+    ),
+    Case(
+        "study-name-slash",
+        "a study name with /",
+        "error: optimize.yaml: study_name: study_name 'a/b' may hold only letters, digits, '_', '-' and '.' (no '/', '..', spaces or control characters), since it names files under studies/",
+        optimize={"study_name": "a/b"},
+    ),
+    Case(
+        "study-name-dots",
+        "a study name with ..",
+        "error: optimize.yaml: study_name: study_name 'x..y' may hold only letters, digits, '_', '-' and '.' (no '/', '..', spaces or control characters), since it names files under studies/",
+        optimize={"study_name": "x..y"},
+    ),
+    Case(
+        "study-name-control",
+        "a study name with a control character",
+        "error: optimize.yaml: study_name: study_name 'a\\x07b' may hold only letters, digits, '_', '-' and '.' (no '/', '..', spaces or control characters), since it names files under studies/",
+        optimize={"study_name": "a\x07b"},
+    ),
+    Case(
+        "other-direction",
+        "an existing study created with another direction",
+        "error: study 'tiny' in sqlite:///studies/tiny.db was created to maximize its metric, and the config says minimize; use another study_name or storage",
+        optimize={"direction": "minimize", "metric": "val_loss"},
+        existing_study=True,
+    ),
+    Case(
+        "changed-experiment",
+        "resuming a study whose search space changed",
+        "error: study 'tiny' was created with another experiment: search_space.optimizer.lr.high: 0.1 -> 0.3. Resuming would mix two experiments: use a new study_name, or pass --allow-changed-config to continue it anyway",
+        optimize={
+            "n_trials": 2,
+            "search_space": {
+                **OPTIMIZE["search_space"],
+                LR: {"type": "float", "low": 1e-3, "high": 0.3, "log": True},
+            },
+        },
+        existing_study=True,
+    ),
+    Case(
+        "cuda-missing",
+        "device: cuda without CUDA",
+        "error: device: 'cuda' was asked for but CUDA is not available here; use device: auto or cpu",
+        run={"device": "cuda"},
+        needs_no_cuda=True,
+    ),
+    Case(
+        "bad-device-flag",
+        "--device with an unknown device",
+        "error: --device: device: device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'",
+        args=("--device", "gpu"),
+    ),
+    Case(
+        "import-module",
+        "an import path whose module does not import",
+        "error: run.yaml: model: cannot import 'mypkg.nets:Net': No module named 'mypkg'",
+        run={"model": {"name": "mypkg.nets:Net"}},
+    ),
+    Case(
+        "import-attribute",
+        "an import path naming no such attribute",
+        "error: run.yaml: model: cannot import 'tests.helpers:SlowModle': module 'tests.helpers' has no attribute 'SlowModle' (did you mean 'SlowModel'?)",
+        run={"model": {"name": "tests.helpers:SlowModle"}},
+    ),
+    Case(
+        "batch-too-large",
+        "a dataset too small for the batch size",
+        "error: run.yaml: batch_size: 512 is larger than the 144 training samples; use a smaller batch_size or more data (data.subset_fraction, data.val_fraction)",
+        run={"batch_size": 512},
+    ),
+    Case(
+        "split-too-small",
+        "a dataset too small for the validation split",
+        "error: run.yaml: data: loading 'regression' failed: ValueError: the dataset has 4 samples: too few for val_fraction=0.1 and subset_fraction=1.0 (got 4 train and 0 validation samples)",
+        run={"data": {"name": "regression", "n_samples": 4, "val_fraction": 0.1}},
+        optimize={"metric": "val_loss", "direction": "minimize"},
+    ),
+    Case(
+        "enqueue-outside",
+        "a warm-start value outside the space",
+        "error: optimize.yaml: enqueue.0: optimizer.lr=0.5 lies outside its search space",
+        optimize={"enqueue": [{LR: 0.5}]},
+    ),
+]
