@@ -97,3 +97,21 @@ def test_missing_config_file_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert result.stderr == f"error: {tmp_path / 'nope.yaml'}: no such file\n"
+
+
+def test_optunas_own_cli_reads_the_study(configs: tuple[Path, Path], opt_dict: dict) -> None:
+    import subprocess
+    import sys
+
+    run_path, opt_path = configs
+    assert runner.invoke(app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "-q"]).exit_code == 0
+    optuna_cli = Path(sys.executable).parent / "optuna"
+    out = subprocess.run(
+        [str(optuna_cli), "trials", "--study-name", "tiny", "--storage", opt_dict["storage"], "-f", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    trials = json.loads(out)
+    assert len(trials) == 3
+    assert set(trials[0]["params"]) == {"optimizer.lr", "model.hidden.0"}
