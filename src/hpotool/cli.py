@@ -607,6 +607,48 @@ def refine(
         )
 
 
+@app.command("prune-audit")
+def prune_audit(
+    study_name: StudyNameReq,
+    storage: ReadStorageOpt = None,
+    against: Annotated[
+        str | None, typer.Option("--against", help="A study of the same space run without pruning.")
+    ] = None,
+    against_storage: Annotated[
+        str | None,
+        typer.Option("--against-storage", help="Its storage (default: sqlite:///studies/<name>.db)."),
+    ] = None,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="The bar: the k-th best complete trial.")] = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the pruner: PFL's prediction error by epoch, and pruned trials a no-pruning study says would have won."""
+    with user_errors():
+        from hpotool.browse import find_study
+        from hpotool.prune_audit import audit_pruning
+
+        study = find_study(study_name, storage)
+        baseline = find_study(against, against_storage) if against else None
+        data = audit_pruning(study, baseline, top_k)
+        if as_json:
+            _print_json(data)
+            return
+        table = Table(title=f"PFL predictions on the complete trials of {study_name}", title_justify="left")
+        for column in ("predicted at epoch", "trials", "median |error|", "max |error|"):
+            table.add_column(column, justify="right")
+        for e in data["prediction_errors"]:
+            table.add_row(
+                str(e["epoch"]), str(e["trials"]), _fmt(e["median_abs_error"]), _fmt(e["max_abs_error"])
+            )
+        console.print(table)
+        missed = data["missed_winners"]
+        if missed is not None:
+            console.print(
+                f"{missed['would_have_made_top_k']} of {missed['pruned']} pruned trials would have beaten the "
+                f"top-{missed['top_k']} bar ({_fmt(missed['bar'])}) in {against} "
+                f"({missed['matched_exactly']} matched by identical params, {missed['matched_nearest']} by the nearest)"
+            )
+
+
 def main() -> None:
     """Entry point of the `hpotool` console script."""
     app()

@@ -33,6 +33,7 @@ PRUNERS = {
     "patient": "optuna.pruners:PatientPruner",
     "wilcoxon": "optuna.pruners:WilcoxonPruner",
     "nop": "optuna.pruners:NopPruner",
+    "pfl": "hpotool.pruners:PFLPruner",
 }
 
 

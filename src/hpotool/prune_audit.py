@@ -1,0 +1,125 @@
+"""Should you trust the pruner? Two measurements from stored studies.
+
+1. How far the PFL prediction made at epoch k was from the final value, over the complete trials
+   (recomputed from each stored curve's first k+1 points with the same fit the pruner uses).
+2. Given a study of the same space run without pruning, how many of this study's pruned trials would have
+   finished among the top-k: each pruned trial is matched to the no-pruning trial with the same
+   parameters, or else the nearest one (parameters scaled to [0, 1], log ranges in log space).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from hpotool.audit import position, stored_space
+from hpotool.errors import HpoError
+from hpotool.pruners import predict_final
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+
+@dataclass(frozen=True)
+class EpochError:
+    """Prediction error of predictions made at one epoch, over complete trials."""
+
+    epoch: int
+    trials: int
+    median_abs_error: float
+    max_abs_error: float
+
+
+@dataclass(frozen=True)
+class MissedWinners:
+    """How many pruned trials would have made the top-k, judged by a no-pruning study."""
+
+    pruned: int
+    matched_exactly: int
+    matched_nearest: int
+    would_have_made_top_k: int
+    top_k: int
+    bar: float
+    examples: list[dict[str, Any]]
+
+
+def _window(study: optuna.Study) -> int:
+    pruner = study.user_attrs.get("optimize_config", {}).get("pruner", {})
+    return int(pruner.get("kwargs", {}).get("window", 3)) if pruner.get("name") == "pfl" else 3
+
+
+def prediction_errors(study: optuna.Study, min_points: int = 3) -> list[EpochError]:
+    """Per epoch k, the error of predicting each complete trial's final value from its first k+1 points."""
+    from optuna.trial import TrialState
+
+    window = _window(study)
+    errors: dict[int, list[float]] = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        curve = sorted(t.intermediate_values.items())
+        if len(curve) < min_points + 1 or not all(math.isfinite(v) for _, v in curve):
+            continue
+        steps, values = [s for s, _ in curve], [v for _, v in curve]
+        final = values[-1]
+        for k in range(min_points - 1, len(curve) - 1):
+            predicted = predict_final(steps[: k + 1], values[: k + 1], steps[-1], window)
+            errors.setdefault(steps[k], []).append(abs(predicted - final))
+    return [EpochError(k, len(e), statistics.median(e), max(e)) for k, e in sorted(errors.items())]
+
+
+def _distance(space: dict[str, Any], a: dict[str, Any], b: dict[str, Any]) -> float:
+    total = 0.0
+    for name, p in space.items():
+        if name not in a or name not in b:
+            total += 1.0
+            continue
+        pa, pb = position(p, a[name]), position(p, b[name])
+        total += (pa - pb) ** 2 if pa is not None and pb is not None else float(a[name] != b[name])
+    return math.sqrt(total)
+
+
+def missed_winners(study: optuna.Study, baseline: optuna.Study, top_k: int = 5) -> MissedWinners:
+    """Match this study's pruned trials to `baseline` (no pruning) and count those that beat the top-k bar."""
+    from optuna.trial import TrialState
+
+    if study.direction != baseline.direction:
+        raise HpoError(
+            "the two studies optimize in different directions; compare studies of the same experiment"
+        )
+    space = stored_space(study)
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    reference = [t for t in baseline.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    if not complete or not reference:
+        raise HpoError("both studies need complete trials")
+    maximize = study.direction.name == "MAXIMIZE"
+    finals = sorted((float(t.value) for t in complete), reverse=maximize)  # type: ignore[arg-type]
+    bar = finals[min(top_k, len(finals)) - 1]
+    exact = nearest = wins = 0
+    examples = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
+        match: FrozenTrial | None = next((r for r in reference if r.params == t.params), None)
+        if match is not None:
+            exact += 1
+        else:
+            match = min(reference, key=lambda r: _distance(space, t.params, r.params))
+            nearest += 1
+        value = float(match.value)  # type: ignore[arg-type]
+        if (value > bar) if maximize else (value < bar):
+            wins += 1
+            examples.append(
+                {"trial": t.number, "matched": match.number, "value": value, "pruned_at": t.last_step}
+            )
+    return MissedWinners(exact + nearest, exact, nearest, wins, top_k, bar, examples)
+
+
+def audit_pruning(
+    study: optuna.Study, baseline: optuna.Study | None = None, top_k: int = 5
+) -> dict[str, Any]:
+    """Both measurements as plain data."""
+    return {
+        "study": study.study_name,
+        "prediction_errors": [asdict(e) for e in prediction_errors(study)],
+        "missed_winners": asdict(missed_winners(study, baseline, top_k)) if baseline is not None else None,
+    }

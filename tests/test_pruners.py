@@ -1,0 +1,186 @@
+"""The PFL pruner on hand-made learning curves, on real SQLite storage."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+from pathlib import Path
+
+import optuna
+import pytest
+
+from hpotool.factories import make_pruner
+from hpotool.pruners import PFLPruner, predict_final
+from hpotool.storage import make_storage
+
+
+def curve(start: float, end: float, rate: float, n: int) -> list[float]:
+    return [end + (start - end) * math.exp(-rate * t) for t in range(n)]
+
+
+def _study(url: str, direction: str = "minimize", n_complete: int = 4) -> optuna.Study:
+    """A study with `n_complete` finished 20-epoch trials ending at 0.30, 0.32, 0.34, ... (minimize)."""
+    study = optuna.create_study(study_name="pfl", storage=make_storage(url), direction=direction)
+    study.set_user_attr("run_config", {"epochs": 20})
+    sign = 1 if direction == "minimize" else -1
+    for i in range(n_complete):
+        trial = study.ask()
+        values = [sign * v for v in curve(2.0, 0.30 + 0.02 * i, 0.4, 20)]
+        for step, v in enumerate(values):
+            trial.report(v, step)
+        study.tell(trial, values[-1])
+    return study
+
+
+def _running(study: optuna.Study, values: list[float]) -> optuna.trial.FrozenTrial:
+    trial = study.ask()
+    for step, v in enumerate(values):
+        trial.report(v, step)
+    return study._storage.get_trial(trial._trial_id)  # type: ignore[attr-defined]
+
+
+PRUNER = PFLPruner(n_startup_trials=3, n_warmup_steps=3, top_k=3)
+
+
+def test_prunes_a_clearly_worse_curve_and_keeps_a_better_one(tmp_path: Path) -> None:
+    study = _study(f"sqlite:///{tmp_path / 's.db'}")
+    worse = _running(study, curve(2.0, 0.9, 0.4, 6))  # heading for 0.9; the bar is 0.34
+    better = _running(study, curve(2.0, 0.2, 0.4, 6))  # heading for 0.2
+    assert PRUNER.prune(study, worse)
+    assert not PRUNER.prune(study, better)
+
+
+def test_honours_maximize(tmp_path: Path) -> None:
+    study = _study(f"sqlite:///{tmp_path / 's.db'}", direction="maximize")
+    assert PRUNER.prune(study, _running(study, [-v for v in curve(2.0, 0.9, 0.4, 6)]))
+    assert not PRUNER.prune(study, _running(study, [-v for v in curve(2.0, 0.2, 0.4, 6)]))
+
+
+def test_nan_prunes_at_once_even_during_warm_up_and_start_up(tmp_path: Path) -> None:
+    study = _study(f"sqlite:///{tmp_path / 's.db'}", n_complete=0)
+    assert PRUNER.prune(study, _running(study, [1.0, float("nan")]))
+
+
+def test_warm_up_and_start_up_protect_trials(tmp_path: Path) -> None:
+    study = _study(f"sqlite:///{tmp_path / 's.db'}", n_complete=2)  # fewer than n_startup_trials
+    assert not PRUNER.prune(study, _running(study, curve(2.0, 5.0, 0.4, 8)))
+    study = _study(f"sqlite:///{tmp_path / 't.db'}")
+    assert not PRUNER.prune(study, _running(study, curve(2.0, 5.0, 0.4, 2)))  # step 1 < n_warmup_steps
+
+
+def test_nan_final_values_do_not_disable_pruning(tmp_path: Path) -> None:
+    study = _study(f"sqlite:///{tmp_path / 's.db'}")
+    failed = study.ask()
+    study.tell(failed, state=optuna.trial.TrialState.FAIL)  # FAIL trials never count
+    assert PRUNER.prune(study, _running(study, curve(2.0, 0.9, 0.4, 6)))
+
+
+def test_state_lives_in_storage_and_survives_resume(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = _study(url)
+    candidate = _running(study, curve(2.0, 0.9, 0.4, 6))
+    # A new process would build new objects from the same file: same decision.
+    reopened = optuna.load_study(study_name="pfl", storage=make_storage(url))
+    fresh = make_pruner("pfl", {"n_startup_trials": 3, "n_warmup_steps": 3, "top_k": 3})
+    assert fresh.prune(reopened, reopened._storage.get_trial(candidate._trial_id))  # type: ignore[attr-defined]
+
+
+def _decide(url: str, trial_id: int) -> bool:
+    study = optuna.load_study(study_name="pfl", storage=make_storage(url))
+    return PRUNER.prune(study, study._storage.get_trial(trial_id))  # type: ignore[attr-defined]
+
+
+def test_two_worker_processes_make_the_same_decisions(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = _study(url)
+    worse = _running(study, curve(2.0, 0.9, 0.4, 6))
+    better = _running(study, curve(2.0, 0.2, 0.4, 6))
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        decisions = pool.starmap(_decide, [(url, worse._trial_id), (url, better._trial_id)] * 2)
+    assert decisions == [True, False, True, False]
+
+
+def test_prediction_recovers_an_exponential_curve() -> None:
+    values = curve(2.0, 0.3, 0.4, 8)
+    assert predict_final(range(8), values, 19, window=1) == pytest.approx(
+        0.3 + 1.7 * math.exp(-0.4 * 19), abs=0.01
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"top_k": 0}, "top_k must be >= 1"),
+        ({"window": 0}, "window must be >= 1"),
+        ({"n_warmup_steps": -1}, "cannot be negative"),
+    ],
+)
+def test_constructor_checks(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        PFLPruner(**kwargs)
+
+
+def _space_study(url: str, name: str) -> optuna.Study:
+    study = optuna.create_study(study_name=name, storage=make_storage(url))
+    space = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
+    study.set_user_attr("optimize_config", {"search_space": space, "pruner": {"name": "pfl", "kwargs": {}}})
+    return study
+
+
+def test_prune_audit_measures_predictions_and_missed_winners(tmp_path: Path) -> None:
+    from optuna.distributions import FloatDistribution
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+    from hpotool.prune_audit import missed_winners, prediction_errors
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    pruned, baseline = _space_study(url, "pruned"), _space_study(url, "baseline")
+    dist = {"x": FloatDistribution(0.0, 1.0)}
+    for i, x in enumerate([0.1, 0.2, 0.3]):  # exact exponentials: predictions from epoch 2 on are exact
+        pruned.add_trial(
+            optuna.trial.create_trial(
+                params={"x": x},
+                distributions=dist,
+                value=0.3 + 0.1 * i,
+                intermediate_values=dict(enumerate(curve(2.0, 0.3 + 0.1 * i, 0.4, 10))),
+            )
+        )
+    for x in (0.8, 0.9):
+        pruned.add_trial(
+            optuna.trial.create_trial(
+                params={"x": x},
+                distributions=dist,
+                state=optuna.trial.TrialState.PRUNED,
+                intermediate_values={0: 2.0, 1: 1.8},
+            )
+        )
+    for x, value in ((0.8, 0.25), (0.9, 0.9), (0.1, 0.3)):  # x=0.8 would have won; x=0.9 would not
+        baseline.add_trial(optuna.trial.create_trial(params={"x": x}, distributions=dist, value=value))
+    errors = prediction_errors(pruned)
+    assert [e.epoch for e in errors] == list(range(2, 9)) and all(e.trials == 3 for e in errors)
+    assert max(e.max_abs_error for e in errors) < 0.02  # the fit's rate grid is the only error
+    missed = missed_winners(pruned, baseline, top_k=2)
+    assert (missed.pruned, missed.matched_exactly, missed.would_have_made_top_k, missed.bar) == (2, 2, 1, 0.4)
+    result = CliRunner().invoke(
+        app,
+        [
+            "prune-audit",
+            "--study-name",
+            "pruned",
+            "--storage",
+            url,
+            "--against",
+            "baseline",
+            "--against-storage",
+            url,
+            "--top-k",
+            "2",
+        ],
+        catch_exceptions=False,
+    )
+    assert (
+        result.exit_code == 0
+        and "1 of 2 pruned trials would have beaten the top-2 bar (0.4)" in result.stdout
+    )
