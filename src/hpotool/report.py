@@ -153,7 +153,7 @@ def _figure_infos(
             FigureInfo(
                 f"importances{sfx}",
                 "importances",
-                f"Parameter importances{name} (fANOVA over {len(complete)} complete trials)",
+                f"Parameter importances{name} (PED-ANOVA over {len(complete)} complete trials)",
                 i,
                 reason=None if importances[i] else importance_reasons[i],
             ),
