@@ -220,3 +220,19 @@ def test_allow_changed_config_records_the_change(tmp_path: Path, run_dict: dict,
     _run(
         tmp_path, {**run_dict, "epochs": 3}, {**opt_dict, "n_trials": 3}
     )  # the accepted config resumes freely
+
+
+def test_out_of_memory_is_recorded_with_a_hint(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+    import torch
+
+    from hpotool.config import RunConfig
+    from hpotool.objective import fail_reason
+
+    config = RunConfig.model_validate(run_dict)
+    oom = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    assert fail_reason(oom, config) == (
+        "out of memory (OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB); "
+        "try a smaller batch_size than 32 or a smaller model"
+    )
+    assert fail_reason(KeyboardInterrupt(), config) == "interrupted"
+    assert fail_reason(ValueError("bad\nsecond line"), config) == "ValueError: bad"

@@ -21,7 +21,9 @@ def make_evaluator() -> optuna.importance.PedAnovaImportanceEvaluator:
     """
     import optuna
 
-    return optuna.importance.PedAnovaImportanceEvaluator(target_quantile=0.1, region_quantile=1.0, evaluate_on_local=True)
+    return optuna.importance.PedAnovaImportanceEvaluator(
+        target_quantile=0.1, region_quantile=1.0, evaluate_on_local=True
+    )
 
 
 def param_importances(

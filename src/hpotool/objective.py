@@ -242,9 +242,7 @@ def make_objective(plan: StudyPlan, observer: StudyObserver | None = None) -> Ca
             attrs["prune_reason"] = str(exc)
             raise optuna.TrialPruned(str(exc)) from None
         except (Exception, KeyboardInterrupt) as exc:
-            attrs["fail_reason"] = (
-                "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-            )
+            attrs["fail_reason"] = fail_reason(exc, config)
             raise
         finally:
             attrs["history"] = history
@@ -256,6 +254,20 @@ def make_objective(plan: StudyPlan, observer: StudyObserver | None = None) -> Ca
         return result.metrics[opt.metric]
 
     return objective
+
+
+def fail_reason(exc: BaseException, config: RunConfig) -> str:
+    """The one line a failed trial records: the error, with a hint where hpotool has one."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError):
+        _free_device_memory(config.device)
+        return (
+            f"out of memory ({type(exc).__name__}: {first}); try a smaller batch_size than {config.batch_size} "
+            f"or a smaller model"
+        )
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def _free_device_memory(device: str) -> None:
