@@ -161,7 +161,7 @@ CASES = [
     Case(
         "unknown-param-key",
         "an unknown key in a parameter",
-        "error: optimize.yaml: search_space.optimizer.lr: unknown key 'hihg' (did you mean 'high'?); valid keys: type, low, high, step, log",
+        "error: optimize.yaml: search_space.optimizer.lr: unknown key 'hihg' (did you mean 'high'?); valid keys: when, type, low, high, step, log",
         optimize=_space(type="float", low=0.001, hihg=0.1),
     ),
     Case(

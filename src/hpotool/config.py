@@ -312,6 +312,20 @@ class OptimizeConfig(_Frozen):
         return v
 
     @model_validator(mode="after")
+    def _check_conditions(self) -> OptimizeConfig:
+        order = list(self.search_space)
+        for i, (name, param) in enumerate(self.search_space.items()):
+            for path in param.when or {}:
+                if path == name:
+                    raise ValueError(f"search_space.{name}.when: a parameter cannot depend on itself")
+                if path in order[i + 1 :]:
+                    raise ValueError(
+                        f"search_space.{name}.when: {path!r} is suggested after {name!r}; conditions may only "
+                        f"refer to earlier parameters (move {path!r} above {name!r})"
+                    )
+        return self
+
+    @model_validator(mode="after")
     def _check_enqueue(self) -> OptimizeConfig:
         for i, params in enumerate(self.enqueue):
             for path, value in params.items():

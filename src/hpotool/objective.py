@@ -16,11 +16,12 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool import __version__, fingerprint
+from hpotool.conditions import satisfying_value
 from hpotool.config import OptimizeConfig, RunConfig, load_optimize_config, load_run_config, validate_config
 from hpotool.errors import HpoError
 from hpotool.factories import make_pruner, make_sampler
 from hpotool.final import check_final
-from hpotool.overrides import apply_overrides, check_path, config_paths
+from hpotool.overrides import apply_overrides, check_path, config_paths, leaf_values
 from hpotool.runner import (
     MEASURES,
     PreparedData,
@@ -30,7 +31,7 @@ from hpotool.runner import (
     resolve_device,
     train_run,
 )
-from hpotool.search_space import CategoricalParam, boundary_values, suggest
+from hpotool.search_space import CategoricalParam, Param, boundary_values, suggest
 from hpotool.storage import make_storage
 from hpotool.trainer import EpochResult, NonFiniteLossError
 
@@ -101,6 +102,16 @@ def _build(run: RunConfig, data: PreparedData) -> None:
     build_trainer(run, data, build_model(run, data))
 
 
+def _condition_values(param: Param, opt: OptimizeConfig) -> dict[str, Any]:
+    """Values of the searched paths that make `param`'s conditions hold."""
+    out = {}
+    for path, condition in (param.when or {}).items():
+        value = satisfying_value(condition)
+        if value is not None and path in opt.search_space:
+            out[path] = value
+    return out
+
+
 def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData, source: str) -> None:
     """Before any trial runs: every path exists, and every bound or choice gives a RunConfig that
     validates and whose components build."""
@@ -113,8 +124,9 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData, source:
     for path, param in opt.search_space.items():
         try:
             check_path(path, valid)
+            context = _condition_values(param, opt)  # a conditional parameter is checked where it applies
             for value in boundary_values(param):
-                config = apply_overrides(run, {path: value})
+                config = apply_overrides(run, {**context, path: value})
                 if path.partition(".")[0] in COMPONENT_SECTIONS:
                     try:
                         _build(config, data)
@@ -216,8 +228,10 @@ def make_objective(plan: StudyPlan, observer: StudyObserver | None = None) -> Ca
     opt = plan.opt
     report_metric = opt.metric not in MEASURES
 
+    fixed = leaf_values(plan.run)  # what conditions on non-searched paths read
+
     def objective(trial: optuna.Trial) -> float:
-        params = suggest(trial, opt.search_space)
+        params = suggest(trial, opt.search_space, fixed)
         config = apply_overrides(plan.run, params)
         if observer is not None:
             observer.trial_started(trial.number, params, config.epochs)

@@ -81,6 +81,25 @@ def _leaf_paths(value: Any, prefix: str) -> Iterable[str]:
     yield prefix.rstrip(".")
 
 
+def leaf_values(run: RunConfig) -> dict[str, Any]:
+    """Every leaf of the config by dotted path (`{"optimizer.name": "adam", "model.hidden.0": 64, ...}`)."""
+    out: dict[str, Any] = {}
+
+    def walk(value: Any, prefix: str) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{prefix}{k}.")
+        elif isinstance(value, list):
+            out[prefix.rstrip(".")] = value
+            for i, v in enumerate(value):
+                walk(v, f"{prefix}{i}.")
+        else:
+            out[prefix.rstrip(".")] = value
+
+    walk(run.model_dump(mode="python"), "")
+    return out
+
+
 def config_paths(run: RunConfig, section_names: Mapping[str, Iterable[str]] | None = None) -> set[str]:
     """Every dotted path a search space may set.
 

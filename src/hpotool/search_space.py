@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hpotool.conditions import all_hold, check_condition
+
 if TYPE_CHECKING:
     import optuna
 
@@ -23,6 +25,16 @@ _BOUND_ALIASES = {"min": "low", "max": "high"}
 
 class _Param(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    when: dict[str, Any] | None = Field(
+        None, description="Suggest only when these conditions hold (earlier parameters or RunConfig values)."
+    )
+
+    @model_validator(mode="after")
+    def _check_when(self) -> _Param:
+        for path, condition in (self.when or {}).items():
+            check_condition(path, condition)
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -117,14 +129,19 @@ Param = Annotated[IntParam | FloatParam | CategoricalParam, Field(discriminator=
 PARAM_TYPES = ("float", "int", "categorical")
 
 
-def suggest(trial: optuna.Trial, space: Mapping[str, Param]) -> dict[str, Any]:
-    """Ask the trial for one value per parameter, in declaration order.
+def suggest(
+    trial: optuna.Trial, space: Mapping[str, Param], fixed: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Ask the trial for one value per parameter, in declaration order, skipping a parameter whose `when`
+    conditions do not hold (conditions read earlier parameters, then the base config's `fixed` values).
 
     Returns:
         `{dotted path: value}`, ready for `apply_overrides`.
     """
     params: dict[str, Any] = {}
     for name, p in space.items():
+        if p.when and not all_hold(p.when, {**(fixed or {}), **params}):
+            continue
         match p:
             case IntParam():
                 params[name] = trial.suggest_int(name, p.low, p.high, step=p.step, log=p.log)

@@ -1,0 +1,66 @@
+"""Conditional parameters: `when: {optimizer.name: sgd}` suggests a parameter only when the condition holds.
+
+A condition maps a dotted path to a value (equality) or to one test: `{in: [...]}`, `{ne: x}`, `{ge: x}`,
+`{gt: x}`, `{le: x}`, `{lt: x}`. The path is an earlier parameter of the search space or a value of the base
+RunConfig; all of a parameter's conditions must hold.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from typing import Any
+
+TESTS: dict[str, Callable[[Any, Any], bool]] = {
+    "in": lambda v, x: v in x,
+    "ne": operator.ne,
+    "ge": operator.ge,
+    "gt": operator.gt,
+    "le": operator.le,
+    "lt": operator.lt,
+}
+
+
+def check_condition(path: str, condition: Any) -> None:
+    """Raise ValueError when `condition` is not a value or a one-key test mapping."""
+    if isinstance(condition, dict):
+        if len(condition) != 1 or next(iter(condition)) not in TESTS:
+            raise ValueError(
+                f"when.{path}: give a value, or one test of: {', '.join(TESTS)} (e.g. {{ge: 3}}), got {condition}"
+            )
+        ((test, operand),) = condition.items()
+        if test == "in" and not isinstance(operand, list):
+            raise ValueError(f"when.{path}.in: expected a list of values, got {operand!r}")
+
+
+def holds(condition: Any, value: Any) -> bool:
+    """Whether `value` satisfies `condition`; a missing value (None) satisfies nothing but `ne`."""
+    if isinstance(condition, dict):
+        ((test, operand),) = condition.items()
+        if value is None and test != "ne":
+            return False
+        try:
+            return bool(TESTS[test](value, operand))
+        except TypeError:  # comparing a string with a number, say
+            return False
+    return bool(value == condition)
+
+
+def all_hold(when: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
+    return all(holds(condition, values.get(path)) for path, condition in when.items())
+
+
+def satisfying_value(condition: Any) -> Any:
+    """A value that satisfies `condition`, for checking a conditional parameter before trial 0; None when
+    no single value is implied (`ne`)."""
+    if not isinstance(condition, dict):
+        return condition
+    ((test, operand),) = condition.items()
+    if test == "in":
+        return operand[0] if operand else None
+    if test in ("ge", "le"):
+        return operand
+    if test in ("gt", "lt") and isinstance(operand, int | float):
+        step = 1 if isinstance(operand, int) else abs(operand) * 1e-6 or 1e-6
+        return operand + step if test == "gt" else operand - step
+    return None

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+from hpotool.cli import app
+from hpotool.conditions import holds, satisfying_value
+from hpotool.config import OptimizeConfig, validate_config
+from hpotool.errors import HpoError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("condition", "value", "expected"),
+    [
+        ("sgd", "sgd", True),
+        ("sgd", "adam", False),
+        ({"in": ["sgd", "rmsprop"]}, "rmsprop", True),
+        ({"ge": 3}, 3, True),
+        ({"ge": 3}, 2, False),
+        ({"gt": 3}, None, False),
+        ({"ne": "adam"}, "sgd", True),
+        ({"lt": 3}, "x", False),
+    ],
+)
+def test_conditions(condition: Any, value: Any, expected: bool) -> None:
+    assert holds(condition, value) is expected
+    implied = satisfying_value(condition)
+    if implied is not None:
+        assert holds(condition, implied)
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        (
+            {
+                "model.hidden.2": {"type": "int", "low": 8, "high": 16, "when": {"model.layers": {"ge": 3}}},
+                "model.layers": {"type": "int", "low": 1, "high": 3},
+            },
+            "search_space.model.hidden.2.when: 'model.layers' is suggested after 'model.hidden.2'",
+        ),
+        (
+            {"x.y": {"type": "int", "low": 1, "high": 3, "when": {"x.y": 2}}},
+            "a parameter cannot depend on itself",
+        ),
+        (
+            {"x.y": {"type": "int", "low": 1, "high": 3, "when": {"a.b": {"over": 2}}}},
+            "give a value, or one test of: in, ne, ge, gt, le, lt",
+        ),
+    ],
+)
+def test_bad_conditions_fail_at_load_time(space: dict[str, Any], message: str) -> None:
+    with pytest.raises(HpoError, match=message):
+        validate_config(OptimizeConfig, {"study_name": "s", "search_space": space}, "o.yaml")
+
+
+def test_conditional_parameters_appear_only_when_their_condition_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    storage = f"sqlite:///{tmp_path / 'c.db'}"
+    args = [
+        "optimize",
+        "-r",
+        "configs/run_template.yaml",
+        "-o",
+        "examples/conditional_optimize.yaml",
+        "--storage",
+        storage,
+        "--n-trials",
+        "10",
+        "-q",
+    ]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    trials = optuna.load_study(study_name="digits_conditional", storage=storage).trials
+    assert trials
+    for t in trials:
+        assert ("optimizer.momentum" in t.params) == (t.params["optimizer.name"] == "sgd")
+        assert ("model.hidden.2" in t.params) == (t.params["model.layers"] >= 3)
+    assert any("optimizer.momentum" in t.params for t in trials) and any(
+        "model.hidden.2" in t.params for t in trials
+    )
