@@ -173,7 +173,7 @@ CASES = [
     Case(
         "unknown-pruner",
         "an unknown pruner name",
-        "error: optimize.yaml: unknown pruner 'medain' (did you mean 'median'?); choose one of: median, percentile, successive_halving, hyperband, threshold, patient, wilcoxon, nop, or give an import path such as package.module:Name",
+        "error: optimize.yaml: unknown pruner 'medain' (did you mean 'median'?); choose one of: median, percentile, successive_halving, hyperband, threshold, patient, wilcoxon, nop, pfl, or give an import path such as package.module:Name",
         optimize={"pruner": {"name": "medain"}},
     ),
     Case(
