@@ -236,3 +236,34 @@ def test_out_of_memory_is_recorded_with_a_hint(tmp_path: Path, run_dict: dict, o
     )
     assert fail_reason(KeyboardInterrupt(), config) == "interrupted"
     assert fail_reason(ValueError("bad\nsecond line"), config) == "ValueError: bad"
+
+
+def test_enqueue_from_runs_another_studys_best_first(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    opt_dict["n_trials"] = 4
+    _run(tmp_path, run_dict, opt_dict)
+    source = _study(opt_dict)
+    best_two = sorted(source.trials, key=lambda t: -float(t.value or 0))[:2]
+    target = {**opt_dict, "study_name": "warm", "storage": f"sqlite:///{tmp_path / 'warm.db'}", "n_trials": 3}
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", target)
+    args = [
+        "optimize",
+        "-r",
+        str(rp),
+        "-o",
+        str(op),
+        "-q",
+        "--enqueue-from",
+        "tiny",
+        "--enqueue-from-storage",
+        opt_dict["storage"],
+        "--top",
+        "2",
+    ]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    warm = optuna.load_study(study_name="warm", storage=target["storage"]).trials
+    assert [t.params for t in warm[:2]] == [t.params for t in best_two]

@@ -145,6 +145,17 @@ def optimize(
     workers: Annotated[
         int, typer.Option("--workers", min=1, help="Worker processes on this machine sharing the study.")
     ] = 1,
+    enqueue_from: Annotated[
+        str | None,
+        typer.Option("--enqueue-from", help="Warm start: run the best trials of this study first."),
+    ] = None,
+    enqueue_from_storage: Annotated[
+        str | None,
+        typer.Option("--enqueue-from-storage", help="Its storage (default: sqlite:///studies/<name>.db)."),
+    ] = None,
+    top: Annotated[
+        int, typer.Option("--top", min=1, help="How many of its best trials --enqueue-from takes.")
+    ] = 5,
     allow_changed_config: Annotated[
         bool,
         typer.Option(
@@ -167,6 +178,11 @@ def optimize(
 
         overrides = Overrides(study_name, storage, n_trials, timeout, device, seed, allow_changed_config)
         plan = prepare_study(run_config, optimize_config, overrides)
+        if enqueue_from is not None:
+            from hpotool.browse import find_study
+            from hpotool.objective import with_warm_start
+
+            plan = with_warm_start(plan, find_study(enqueue_from, enqueue_from_storage), top)
         if workers > 1:
             from hpotool.workers import run_workers
 

@@ -8,7 +8,7 @@ the CLI can draw it. Pruning happens here, not in the Trainer.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -176,6 +176,33 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
     except HpoError as exc:
         raise HpoError(f"{opt_path}: {exc}") from None
     return StudyPlan(run, opt, data, sampler, pruner, opt.storage_url, overrides.allow_changed_config)
+
+
+def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPlan:
+    """`plan` with the `top` best complete trials of `source` enqueued (params in this space, within it)."""
+    from hpotool.search_space import contains
+
+    complete = source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(source.directions) > 1:
+        raise HpoError(
+            f"--enqueue-from: {source.study_name!r} is multi-objective; give a single-objective study"
+        )
+    sign = -1.0 if source.direction.name == "MAXIMIZE" else 1.0
+    ranked = sorted(complete, key=lambda t: sign * float(t.value or 0.0))
+    space = plan.opt.search_space
+    picks: list[dict[str, Any]] = list(plan.opt.enqueue)
+    for t in ranked:
+        if len(picks) - len(plan.opt.enqueue) >= top:
+            break
+        params = {k: v for k, v in t.params.items() if k in space and contains(space[k], v)}
+        if params and params not in picks:
+            picks.append(params)
+    if len(picks) == len(plan.opt.enqueue):
+        raise HpoError(
+            f"--enqueue-from: no complete trial of {source.study_name!r} has parameters inside this space"
+        )
+    opt = validate_config(OptimizeConfig, {**plan.opt.model_dump(), "enqueue": picks}, "--enqueue-from")
+    return replace(plan, opt=opt)
 
 
 def versions() -> dict[str, str]:
