@@ -109,6 +109,15 @@ def print_summary(summary: StudySummary) -> None:
         for k, v in b["metrics"].items():
             if k != summary.metric:
                 table.add_row(f"  ({k})", _fmt(v))
+    elif summary.extra.get("pareto"):
+        metrics = summary.metric.split(", ")
+        table.add_row("Pareto front", f"{len(summary.extra['pareto'])} trial(s)")
+        for t in summary.extra["pareto"]:
+            values = ", ".join(f"{m}={_fmt(v)}" for m, v in zip(metrics, t["values"], strict=False))
+            table.add_row(
+                f"  #{t['number']}",
+                f"{values}; {', '.join(f'{k}={_fmt(v)}' for k, v in t['params'].items())}",
+            )
     else:
         table.add_row("best", "no complete trial yet")
     console.print(table)
@@ -198,7 +207,7 @@ def optimize(
         else:
             from hpotool.progress import RichObserver
 
-            with RichObserver(err_console, plan.opt.metric) as observer:
+            with RichObserver(err_console, plan.opt.objectives[0]) as observer:
                 summary = run(observer)
         if as_json:
             sys.stdout.write(json.dumps(summary.as_dict(), indent=2, default=str) + "\n")

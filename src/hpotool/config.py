@@ -266,6 +266,12 @@ class OptimizeConfig(_Frozen):
     direction: Literal["minimize", "maximize"] = Field(
         "minimize", description="minimize or maximize the metric."
     )
+    metrics: list[str] | None = Field(
+        None, description="Multi-objective: several metrics (e.g. [val_loss, n_params]); use with directions."
+    )
+    directions: list[Literal["minimize", "maximize"]] | None = Field(
+        None, description="Multi-objective: one direction per entry of metrics."
+    )
     sampler: SamplerConfig = Field(
         default_factory=lambda: SamplerConfig(), description="How to pick parameters."
     )
@@ -310,6 +316,33 @@ class OptimizeConfig(_Frozen):
         if not v:
             raise ValueError("the search space is empty; add at least one parameter")
         return v
+
+    @model_validator(mode="after")
+    def _check_objectives(self) -> OptimizeConfig:
+        if self.metrics is None and self.directions is None:
+            return self
+        if self.metrics is None or self.directions is None:
+            raise ValueError("metrics and directions go together: give both lists, one direction per metric")
+        if len(self.metrics) != len(self.directions) or len(self.metrics) < 2:
+            raise ValueError(
+                f"metrics and directions need the same length, at least 2 (got {len(self.metrics)} and "
+                f"{len(self.directions)}); for one objective use metric and direction"
+            )
+        return self
+
+    @property
+    def objectives(self) -> list[str]:
+        """The metric of each objective."""
+        return list(self.metrics) if self.metrics else [self.metric]
+
+    @property
+    def study_directions(self) -> list[Literal["minimize", "maximize"]]:
+        """The direction of each objective."""
+        return list(self.directions) if self.directions else [self.direction]
+
+    @property
+    def multi_objective(self) -> bool:
+        return self.metrics is not None
 
     @model_validator(mode="after")
     def _check_conditions(self) -> OptimizeConfig:
@@ -446,5 +479,16 @@ def load_run_config(path: Path) -> RunConfig:
 
 def load_optimize_config(path: Path) -> OptimizeConfig:
     """Read and validate an OptimizeConfig YAML file."""
-    result: OptimizeConfig = validate_config(OptimizeConfig, read_yaml_mapping(path), str(path))
+    raw = read_yaml_mapping(path)
+    result: OptimizeConfig = validate_config(OptimizeConfig, raw, str(path))
+    if result.multi_objective:  # what the file says, beyond what the model can see after defaults
+        if {"metric", "direction"} & raw.keys():
+            raise HpoError(
+                f"{path}: give metric/direction (one objective) or metrics/directions (several), not both"
+            )
+        if result.pruner.name != "nop" and "pruner" in raw:
+            raise HpoError(
+                f"{path}: pruner: {result.pruner.name!r} cannot be used with several metrics (Optuna's pruners "
+                f"and Trial.report are single-objective); remove the pruner section or set name: nop"
+            )
     return result

@@ -46,7 +46,9 @@ def has_slot(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
     return ahead <= target
 
 
-def _run_trial(study: optuna.Study, trial: optuna.Trial, objective: Callable[[optuna.Trial], float]) -> None:
+def _run_trial(
+    study: optuna.Study, trial: optuna.Trial, objective: Callable[[optuna.Trial], float | list[float]]
+) -> None:
     state, value = None, None
     interrupted: KeyboardInterrupt | None = None
     from optuna.storages._heartbeat import get_heartbeat_thread

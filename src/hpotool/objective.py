@@ -152,11 +152,13 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
         raise HpoError(
             f"{run_path}: data: loading {run.data.name!r} failed: {type(exc).__name__}: {exc}"
         ) from None
-    if opt.metric not in data.metrics:
-        raise HpoError(
-            f"{opt_path}: metric: {opt.metric!r} is not produced for this {data.task} task; "
-            f"choose one of: {', '.join(data.metrics)}"
-        )
+    for metric in opt.objectives:
+        if metric not in data.metrics:
+            key = "metrics" if opt.multi_objective else "metric"
+            raise HpoError(
+                f"{opt_path}: {key}: {metric!r} is not produced for this {data.task} task; "
+                f"choose one of: {', '.join(data.metrics)}"
+            )
     batch_param = opt.search_space.get("batch_size")
     largest_batch = max([run.batch_size, *(boundary_values(batch_param) if batch_param else [])])
     if len(data.train) < largest_batch:
@@ -172,7 +174,10 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
     check_final(run, opt, str(opt_path))
     try:
         sampler = make_sampler(opt.sampler.name, opt.sampler.kwargs, seed=opt.seed, space=opt.search_space)
-        pruner = make_pruner(opt.pruner.name, opt.pruner.kwargs)
+        pruner = make_pruner(
+            "nop" if opt.multi_objective else opt.pruner.name,
+            opt.pruner.kwargs if not opt.multi_objective else {},
+        )
     except HpoError as exc:
         raise HpoError(f"{opt_path}: {exc}") from None
     return StudyPlan(run, opt, data, sampler, pruner, opt.storage_url, overrides.allow_changed_config)
@@ -221,12 +226,13 @@ def open_study(plan: StudyPlan) -> optuna.Study:
         existing = None
     if existing is not None:
         stored = existing.user_attrs.get("optimize_config", {})
-        if existing.direction.name.lower() != opt.direction:
+        stored_directions = [d.name.lower() for d in existing.directions]
+        if stored_directions != opt.study_directions:
             raise HpoError(
-                f"study {opt.study_name!r} in {plan.storage_url} was created to {existing.direction.name.lower()} "
-                f"its metric, and the config says {opt.direction}; use another study_name or storage"
+                f"study {opt.study_name!r} in {plan.storage_url} was created to {', '.join(stored_directions)} "
+                f"its metric, and the config says {', '.join(opt.study_directions)}; use another study_name or storage"
             )
-        if stored.get("metric", opt.metric) != opt.metric:
+        if not opt.multi_objective and stored.get("metric", opt.metric) != opt.metric:
             raise HpoError(
                 f"study {opt.study_name!r} in {plan.storage_url} optimizes {stored['metric']!r}, and the config "
                 f"says {opt.metric!r}; use another study_name or storage"
@@ -240,7 +246,7 @@ def open_study(plan: StudyPlan) -> optuna.Study:
         storage=storage,
         sampler=plan.sampler,
         pruner=plan.pruner,
-        direction=opt.direction,
+        directions=opt.study_directions,
         load_if_exists=True,  # another worker may have created it a moment ago
     )
     study.set_user_attr("run_config", plan.run.model_dump(mode="json"))
@@ -250,14 +256,16 @@ def open_study(plan: StudyPlan) -> optuna.Study:
     return study
 
 
-def make_objective(plan: StudyPlan, observer: StudyObserver | None = None) -> Callable[[optuna.Trial], float]:
+def make_objective(
+    plan: StudyPlan, observer: StudyObserver | None = None
+) -> Callable[[optuna.Trial], float | list[float]]:
     """The function Optuna calls per trial: suggest, override, train, report each epoch, prune."""
     opt = plan.opt
-    report_metric = opt.metric not in MEASURES
+    report_metric = not opt.multi_objective and opt.metric not in MEASURES  # Trial.report: one objective only
 
     fixed = leaf_values(plan.run)  # what conditions on non-searched paths read
 
-    def objective(trial: optuna.Trial) -> float:
+    def objective(trial: optuna.Trial) -> float | list[float]:
         params = suggest(trial, opt.search_space, fixed)
         config = apply_overrides(plan.run, params)
         if observer is not None:
@@ -292,6 +300,8 @@ def make_objective(plan: StudyPlan, observer: StudyObserver | None = None) -> Ca
                 trial.set_user_attr(key, value)
             _free_device_memory(config.device)
         trial.set_user_attr("metrics", result.metrics)
+        if opt.multi_objective:
+            return [result.metrics[m] for m in opt.objectives]
         return result.metrics[opt.metric]
 
     return objective
@@ -366,24 +376,33 @@ class StudySummary:
 def summarize(study: optuna.Study, plan: StudyPlan, ran_now: int, wall_time: float) -> StudySummary:
     trials = study.get_trials(deepcopy=False)
     counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
-    best = None
-    if counts["complete"]:
-        b = study.best_trial
-        best = {
-            "number": b.number,
-            "value": b.value,
-            "params": b.params,
-            "metrics": b.user_attrs.get("metrics", {}),
-            "duration": b.duration.total_seconds() if b.duration else None,
-        }
-    return StudySummary(
+    best, pareto = None, []
+    if counts["complete"] and plan.opt.multi_objective:
+        pareto = [_trial_summary(t) for t in sorted(study.best_trials, key=lambda t: t.number)]
+    elif counts["complete"]:
+        best = _trial_summary(study.best_trial)
+    summary = StudySummary(
         study_name=plan.opt.study_name,
         storage=plan.storage_url,
-        metric=plan.opt.metric,
-        direction=plan.opt.direction,
+        metric=", ".join(plan.opt.objectives),
+        direction=", ".join(plan.opt.study_directions),
         target=plan.opt.n_trials,
         counts={k: v for k, v in counts.items() if v},
         ran_now=ran_now,
         wall_time=wall_time,
         best=best,
     )
+    if pareto:
+        summary.extra["pareto"] = pareto
+    return summary
+
+
+def _trial_summary(t: FrozenTrial) -> dict[str, Any]:
+    return {
+        "number": t.number,
+        "value": t.value if len(t.values or []) == 1 else None,
+        "values": t.values,
+        "params": t.params,
+        "metrics": t.user_attrs.get("metrics", {}),
+        "duration": t.duration.total_seconds() if t.duration else None,
+    }

@@ -81,17 +81,20 @@ class RichObserver:
             seconds = trial.duration.total_seconds() if trial.duration else 0.0
         style = _STATE_STYLE.get(trial.state, "white")
         if trial.state == TrialState.COMPLETE:
-            detail = format_value(trial.value)
+            detail = ", ".join(format_value(v) for v in trial.values or [])
         elif trial.state == TrialState.PRUNED:
             detail = str(trial.user_attrs.get("prune_reason", "pruned"))
         else:
             detail = str(trial.user_attrs.get("fail_reason", ""))
         best = ""
         try:
-            b = study.best_trial
-            best = f"best {format_value(b.value)} (#{b.number})"
+            if len(study.directions) > 1:
+                best = f"Pareto front: {len(study.best_trials)} trial(s)"
+            else:
+                b = study.best_trial
+                best = f"best {format_value(b.value)} (#{b.number})"
             self.progress.update(self.trials_task, info=best)
-        except ValueError:
+        except ValueError:  # no complete trial yet
             pass
         self.console.print(
             f"trial {trial.number:>3} [{style}]{trial.state.name:<8}[/] {escape(detail)}  "

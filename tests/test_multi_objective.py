@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+from hpotool.cli import app
+from hpotool.config import load_optimize_config
+from hpotool.errors import HpoError
+
+REPO = Path(__file__).resolve().parents[1]
+SPACE = {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1}}
+
+
+def test_multi_objective_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    storage = f"sqlite:///{tmp_path / 'mo.db'}"
+    runner = CliRunner()
+    args = [
+        "optimize",
+        "-r",
+        "configs/run_template.yaml",
+        "-o",
+        "examples/multi_objective.yaml",
+        "--storage",
+        storage,
+        "--n-trials",
+        "5",
+        "--json",
+    ]
+    result = runner.invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["metric"] == "val_loss, n_params" and summary["extra"]["pareto"]
+    study = optuna.load_study(study_name="digits_small_and_good", storage=storage)
+    assert [d.name for d in study.directions] == ["MINIMIZE", "MINIMIZE"]
+    for t in study.trials:
+        assert t.values == [t.user_attrs["metrics"]["val_loss"], t.user_attrs["metrics"]["n_params"]]
+        assert not t.intermediate_values  # nothing reported: multi-objective studies do not prune
+    out = tmp_path / "export"
+    exported = runner.invoke(
+        app,
+        ["export-best", "--study-name", "digits_small_and_good", "--storage", storage, "--out", str(out)],
+        catch_exceptions=False,
+    )
+    assert exported.exit_code == 0, exported.output
+    best = json.loads((out / "best_params.json").read_text())
+    assert {t["trial_number"] for t in best["pareto_trials"]} == {t.number for t in study.best_trials}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"metrics": ["val_loss", "n_params"]}, "metrics and directions go together"),
+        ({"metrics": ["val_loss", "n_params"], "directions": ["minimize"]}, "need the same length"),
+        (
+            {
+                "metrics": ["val_loss", "n_params"],
+                "directions": ["minimize", "minimize"],
+                "metric": "val_loss",
+            },
+            "not both",
+        ),
+        (
+            {
+                "metrics": ["val_loss", "n_params"],
+                "directions": ["minimize", "minimize"],
+                "pruner": {"name": "median"},
+            },
+            "pruner: 'median' cannot be used with several metrics",
+        ),
+    ],
+)
+def test_multi_objective_config_errors(change: dict, message: str, tmp_path: Path) -> None:
+    import yaml
+
+    path = tmp_path / "o.yaml"
+    path.write_text(yaml.safe_dump({"study_name": "s", "search_space": SPACE, **change}))
+    with pytest.raises(HpoError, match=message):
+        load_optimize_config(path)
