@@ -278,6 +278,10 @@ class OptimizeConfig(_Frozen):
     pruner: PrunerConfig = Field(
         default_factory=lambda: PrunerConfig(), description="When to stop bad trials."
     )
+    constraints: list[str] = Field(
+        default_factory=list,
+        description='Limits on measured values, e.g. ["n_params <= 200000"]; infeasible trials are marked.',
+    )
     enqueue: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Known-good parameter sets (dotted path -> value) to try first; ones already in the study are skipped.",
@@ -315,6 +319,15 @@ class OptimizeConfig(_Frozen):
     def _check_space(cls, v: dict[str, Param]) -> dict[str, Param]:
         if not v:
             raise ValueError("the search space is empty; add at least one parameter")
+        return v
+
+    @field_validator("constraints")
+    @classmethod
+    def _check_constraints(cls, v: list[str]) -> list[str]:
+        from hpotool.constraints import parse_constraint
+
+        for text in v:
+            parse_constraint(text)
         return v
 
     @model_validator(mode="after")

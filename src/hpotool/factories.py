@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
@@ -55,7 +55,12 @@ def _instantiate(kind: str, name: str, cls: Any, kwargs: Mapping[str, Any]) -> A
 
 
 def make_sampler(
-    spec_name: str, kwargs: Mapping[str, Any], *, seed: int | None, space: Mapping[str, Param]
+    spec_name: str,
+    kwargs: Mapping[str, Any],
+    *,
+    seed: int | None,
+    space: Mapping[str, Param],
+    constraints_func: Callable[..., Any] | None = None,
 ) -> optuna.samplers.BaseSampler:
     """The sampler `spec_name` names, seeded with `seed` unless `kwargs` sets one.
 
@@ -70,6 +75,8 @@ def make_sampler(
     names, var_kw = accepted_kwargs(cls)
     if seed is not None and "seed" not in args and ("seed" in names or var_kw):
         args["seed"] = seed
+    if constraints_func is not None and "constraints_func" not in args and "constraints_func" in names:
+        args["constraints_func"] = constraints_func  # constraint-aware samplers learn the feasible region
     if issubclass(cls, optuna.samplers.GridSampler) and "search_space" not in args:
         try:
             args["search_space"] = {path: grid_choices(p) for path, p in space.items()}

@@ -23,7 +23,16 @@ if TYPE_CHECKING:
 ATTR = "fingerprint"
 CHANGES_ATTR = "config_changes"
 _RUN_EXCLUDED = ("device", "torch_threads")
-_OPT_INCLUDED = ("metric", "direction", "metrics", "directions", "sampler", "pruner", "search_space")
+_OPT_INCLUDED = (
+    "metric",
+    "direction",
+    "metrics",
+    "directions",
+    "constraints",
+    "sampler",
+    "pruner",
+    "search_space",
+)
 
 
 def experiment(run: RunConfig, opt: OptimizeConfig) -> dict[str, Any]:

@@ -159,6 +159,14 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
                 f"{opt_path}: {key}: {metric!r} is not produced for this {data.task} task; "
                 f"choose one of: {', '.join(data.metrics)}"
             )
+    for text in opt.constraints:
+        from hpotool.constraints import parse_constraint
+
+        if parse_constraint(text).metric not in data.metrics:
+            raise HpoError(
+                f"{opt_path}: constraints: {text!r} names a value this {data.task} task does not measure; "
+                f"choose from: {', '.join(data.metrics)}"
+            )
     batch_param = opt.search_space.get("batch_size")
     largest_batch = max([run.batch_size, *(boundary_values(batch_param) if batch_param else [])])
     if len(data.train) < largest_batch:
@@ -173,7 +181,13 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
     check_space(run, opt, data, str(opt_path))
     check_final(run, opt, str(opt_path))
     try:
-        sampler = make_sampler(opt.sampler.name, opt.sampler.kwargs, seed=opt.seed, space=opt.search_space)
+        sampler = make_sampler(
+            opt.sampler.name,
+            opt.sampler.kwargs,
+            seed=opt.seed,
+            space=opt.search_space,
+            constraints_func=sampler_constraints(opt),
+        )
         pruner = make_pruner(
             "nop" if opt.multi_objective else opt.pruner.name,
             opt.pruner.kwargs if not opt.multi_objective else {},
@@ -208,6 +222,13 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
         )
     opt = validate_config(OptimizeConfig, {**plan.opt.model_dump(), "enqueue": picks}, "--enqueue-from")
     return replace(plan, opt=opt)
+
+
+def sampler_constraints(opt: OptimizeConfig) -> Callable[..., Any] | None:
+    """The `constraints_func` for constraint-aware samplers, when the config has constraints."""
+    from hpotool.constraints import make_constraints_func
+
+    return make_constraints_func(len(opt.constraints)) if opt.constraints else None
 
 
 def versions() -> dict[str, str]:
@@ -264,6 +285,9 @@ def make_objective(
     report_metric = not opt.multi_objective and opt.metric not in MEASURES  # Trial.report: one objective only
 
     fixed = leaf_values(plan.run)  # what conditions on non-searched paths read
+    from hpotool.constraints import INFEASIBLE, constraint_values, parse_constraint
+
+    limits = [parse_constraint(text) for text in opt.constraints]
 
     def objective(trial: optuna.Trial) -> float | list[float]:
         params = suggest(trial, opt.search_space, fixed)
@@ -292,6 +316,9 @@ def make_objective(
             raise optuna.TrialPruned(str(exc)) from None
         except (Exception, KeyboardInterrupt) as exc:
             attrs["fail_reason"] = fail_reason(exc, config)
+            if limits and attrs["fail_reason"].startswith("out of memory"):
+                attrs["constraints"] = [INFEASIBLE] * len(limits)  # the sampler learns to avoid the region
+                attrs["feasible"] = False
             raise
         finally:
             attrs["history"] = history
@@ -300,6 +327,10 @@ def make_objective(
                 trial.set_user_attr(key, value)
             _free_device_memory(config.device)
         trial.set_user_attr("metrics", result.metrics)
+        if limits:
+            values = constraint_values(limits, result.metrics)
+            trial.set_user_attr("constraints", values)
+            trial.set_user_attr("feasible", all(v <= 0 for v in values))
         if opt.multi_objective:
             return [result.metrics[m] for m in opt.objectives]
         return result.metrics[opt.metric]

@@ -23,7 +23,15 @@ from hpotool.config import OptimizeConfig, RunConfig, validate_config
 from hpotool.factories import make_pruner, make_sampler
 from hpotool.forkserver import worker_context
 from hpotool.loop import POLL_S, already_done, prepare_resume, run_trials
-from hpotool.objective import FINISHED, StudyObserver, StudyPlan, StudySummary, open_study, summarize
+from hpotool.objective import (
+    FINISHED,
+    StudyObserver,
+    StudyPlan,
+    StudySummary,
+    open_study,
+    sampler_constraints,
+    summarize,
+)
 from hpotool.runner import load_data
 from hpotool.storage import make_storage
 
@@ -61,7 +69,9 @@ def worker_plan(run: RunConfig, opt: OptimizeConfig, storage_url: str, index: in
     if isinstance(kwargs.get("seed"), int):
         kwargs["seed"] += index
     seed = None if opt.seed is None else opt.seed + index
-    sampler = make_sampler(opt.sampler.name, kwargs, seed=seed, space=opt.search_space)
+    sampler = make_sampler(
+        opt.sampler.name, kwargs, seed=seed, space=opt.search_space, constraints_func=sampler_constraints(opt)
+    )
     pruner = make_pruner(opt.pruner.name, opt.pruner.kwargs)
     return StudyPlan(run, opt, load_data(run.data), sampler, pruner, storage_url)
 
