@@ -120,6 +120,33 @@ class LossConfig(_Component):
     )
 
 
+class TrainerConfig(BaseModel):
+    """Your own training function instead of hpotool's Trainer; other keys are yours (`trainer.alpha`)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    function: str = Field(
+        description="package.module:function(config, run_config, report) -> final metrics dict"
+    )
+
+    @field_validator("function")
+    @classmethod
+    def _check_function(cls, v: str) -> str:
+        from hpotool.resolve import import_object
+
+        try:
+            fn = import_object(v)
+        except HpoError as exc:
+            raise ValueError(str(exc)) from None
+        if not callable(fn):
+            raise ValueError(f"{v!r} is not a function")
+        return v
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
 class RunConfig(_Frozen):
     """One complete training run."""
 
@@ -142,6 +169,9 @@ class RunConfig(_Frozen):
     batch_size: int = Field(64, ge=1, description="Samples per optimizer step.")
     grad_clip: float | None = Field(
         None, gt=0, description="Clip the gradient norm to this value; null: no clipping."
+    )
+    trainer: TrainerConfig | None = Field(
+        None, description="Train with your own function instead of hpotool's Trainer (see examples/)."
     )
 
     @field_validator("device")

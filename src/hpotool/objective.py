@@ -71,7 +71,7 @@ class StudyPlan:
 
     run: RunConfig
     opt: OptimizeConfig
-    data: PreparedData
+    data: PreparedData | None  # None for a user's own training function
     sampler: BaseSampler
     pruner: BasePruner
     storage_url: str
@@ -112,7 +112,7 @@ def _condition_values(param: Param, opt: OptimizeConfig) -> dict[str, Any]:
     return out
 
 
-def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData, source: str) -> None:
+def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, source: str) -> None:
     """Before any trial runs: every path exists, and every bound or choice gives a RunConfig that
     validates and whose components build."""
     switchable = {
@@ -127,7 +127,7 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData, source:
             context = _condition_values(param, opt)  # a conditional parameter is checked where it applies
             for value in boundary_values(param):
                 config = apply_overrides(run, {**context, path: value})
-                if path.partition(".")[0] in COMPONENT_SECTIONS:
+                if data is not None and path.partition(".")[0] in COMPONENT_SECTIONS:
                     try:
                         _build(config, data)
                     except Exception as exc:
@@ -145,6 +145,9 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
     Writes nothing: every mistake a user can make in the configs is an `HpoError` here, before trial 0.
     """
     run, opt = _with_overrides(load_run_config(run_path), load_optimize_config(opt_path), overrides)
+    if run.trainer is not None:  # the user's own training code: it owns data, model and metrics
+        check_space(run, opt, None, str(opt_path))
+        return _plan(run, opt, None, opt_path, overrides)
     resolve_device(run.device)
     try:
         data = load_data(run.data)
@@ -179,6 +182,12 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
     except Exception as exc:
         raise HpoError(f"{run_path}: building the run failed: {type(exc).__name__}: {exc}") from None
     check_space(run, opt, data, str(opt_path))
+    return _plan(run, opt, data, opt_path, overrides)
+
+
+def _plan(
+    run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, opt_path: Path, overrides: Overrides
+) -> StudyPlan:
     check_final(run, opt, str(opt_path))
     try:
         sampler = make_sampler(
@@ -299,7 +308,7 @@ def make_objective(
         def on_epoch_end(result: EpochResult) -> None:
             if observer is not None:
                 observer.epoch_ended(trial.number, result)
-            if report_metric:
+            if report_metric and opt.metric in result.metrics:
                 value = result.metrics[opt.metric]
                 trial.report(value, step=result.epoch)
                 if trial.should_prune():
@@ -331,6 +340,11 @@ def make_objective(
             values = constraint_values(limits, result.metrics)
             trial.set_user_attr("constraints", values)
             trial.set_user_attr("feasible", all(v <= 0 for v in values))
+        missing = [m for m in opt.objectives if m not in result.metrics]
+        if missing:
+            message = f"the run produced no {', '.join(missing)}; it produced: {', '.join(result.metrics)}"
+            trial.set_user_attr("fail_reason", f"ValueError: {message}")
+            raise ValueError(message)
         if opt.multi_objective:
             return [result.metrics[m] for m in opt.objectives]
         return result.metrics[opt.metric]

@@ -180,13 +180,19 @@ def train_run(
     start = time.perf_counter()
     if cfg.torch_threads is not None:
         torch.set_num_threads(cfg.torch_threads)
+    rows = history if history is not None else []
+    if cfg.trainer is not None:  # the user's own training function
+        from hpotool.user_trainer import run_user_trainer
+
+        seed_everything(cfg.seed)
+        metrics = run_user_trainer(cfg, on_epoch_end, rows)
+        return RunResult(metrics, rows, nn.Identity(), time.perf_counter() - start, "user code")
     device = resolve_device(cfg.device)
     data = load_data(cfg.data)
     train, val = _on_device(data, device)
     seed_everything(cfg.seed)
     model = build_model(cfg, data).to(device)
     trainer = build_trainer(cfg, data, model)
-    rows = history if history is not None else []
 
     def record(result: EpochResult) -> None:
         rows.append(result.as_row())

@@ -1,0 +1,83 @@
+"""Users' own training functions, through the real CLI: a scikit-learn model and a wrapped PyTorch loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from typer.testing import CliRunner
+
+from hpotool.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("run", "opt", "study", "params"),
+    [
+        ("sklearn_run", "sklearn_optimize", "sklearn_digits", {"trainer.alpha", "trainer.eta0"}),
+        ("torch_loop_run", "torch_loop_optimize", "sine_loop", {"optimizer.lr", "trainer.width"}),
+    ],
+)
+def test_own_training_function(
+    run: str, opt: str, study: str, params: set[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    storage = f"sqlite:///{tmp_path / 'u.db'}"
+    args = [
+        "optimize",
+        "-r",
+        f"examples/{run}.yaml",
+        "-o",
+        f"examples/{opt}.yaml",
+        "--storage",
+        storage,
+        "--n-trials",
+        "6",
+        "-q",
+    ]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    s = optuna.load_study(study_name=study, storage=storage)
+    finished = [t for t in s.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 6 and not [t for t in s.trials if t.state == TrialState.FAIL]
+    for t in finished:
+        assert set(t.params) == params
+        assert t.user_attrs["history"] and len(t.intermediate_values) == t.user_attrs["epochs_run"]
+
+
+def test_a_trainer_that_misses_the_metric_fails_the_trial_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    storage = f"sqlite:///{tmp_path / 'u.db'}"
+    opt = tmp_path / "o.yaml"
+    opt.write_text(
+        (REPO / "examples/torch_loop_optimize.yaml")
+        .read_text()
+        .replace("metric: val_loss", "metric: val_accuracy")
+        .replace("direction: minimize", "direction: maximize")
+    )
+    args = [
+        "optimize",
+        "-r",
+        "examples/torch_loop_run.yaml",
+        "-o",
+        str(opt),
+        "--storage",
+        storage,
+        "--n-trials",
+        "2",
+        "--max-failures",
+        "1",
+        "-q",
+    ]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0
+    (trial,) = optuna.load_study(study_name="sine_loop", storage=storage).trials
+    assert (
+        trial.user_attrs["fail_reason"]
+        == "ValueError: the run produced no val_accuracy; it produced: val_loss, epoch_time"
+    )
