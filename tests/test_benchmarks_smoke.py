@@ -17,7 +17,7 @@ def test_benchmark_entry_points_start() -> None:
         assert "usage:" in out.stdout
 
 
-def test_the_trainer_benchmark_section_runs(tmp_path: Path) -> None:
+def test_the_cli_benchmark_section_runs(tmp_path: Path) -> None:
     out = tmp_path / "b.md"
     subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--quick", "--only", "cli", "--out", str(out)],
