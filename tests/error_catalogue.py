@@ -95,7 +95,7 @@ CASES = [
     Case(
         "unknown-run-key",
         "an unknown key in the RunConfig",
-        "error: run.yaml: unknown key 'epoch' (did you mean 'epochs'?); valid keys: project, seed, device, torch_threads, data, model, optimizer, scheduler, loss, epochs, batch_size, grad_clip",
+        "error: run.yaml: unknown key 'epoch' (did you mean 'epochs'?); valid keys: project, seed, device, torch_threads, data, model, optimizer, scheduler, loss, epochs, batch_size, grad_clip, trainer",
         run={"epoch": 3},
     ),
     Case(

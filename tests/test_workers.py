@@ -268,4 +268,6 @@ def test_workers_flag_runs_the_study_from_the_cli(configs: tuple[Path, Path]) ->
 
 def test_overrides_reach_the_workers(configs: tuple[Path, Path]) -> None:
     plan = prepare_study(*configs, Overrides(n_trials=4))
-    assert run_workers(plan, 2).counts == {"complete": 4}
+    counts = run_workers(plan, 2).counts
+    # A slot race at the very end may leave one untrained WAITING placeholder for the next run (README).
+    assert counts["complete"] == 4 and set(counts) <= {"complete", "waiting"}
