@@ -101,7 +101,7 @@ CASES = [
     Case(
         "unknown-optimize-key",
         "an unknown key in the OptimizeConfig",
-        "error: optimize.yaml: unknown key 'n_trial' (did you mean 'n_trials'?); valid keys: study_name, storage, n_trials, timeout, seed, metric, direction, metrics, directions, sampler, pruner, constraints, enqueue, search_space, final",
+        "error: optimize.yaml: unknown key 'n_trial' (did you mean 'n_trials'?); valid keys: study_name, storage, n_trials, timeout, seed, metric, direction, metrics, directions, sampler, pruner, constraints, tracking, enqueue, search_space, final",
         optimize={"n_trial": 3},
     ),
     Case(

@@ -275,6 +275,21 @@ class FinalConfig(_Frozen):
         return self
 
 
+class MlflowConfig(_Frozen):
+    """Where to log trials in MLflow."""
+
+    tracking_uri: str = Field(
+        description="MLflow tracking URI, e.g. sqlite:///mlflow.db or http://host:5000."
+    )
+    experiment: str | None = Field(None, description="MLflow experiment; default: the study name.")
+
+
+class TrackingConfig(_Frozen):
+    """Experiment trackers that receive every finished trial."""
+
+    mlflow: MlflowConfig | None = Field(None, description="Log every trial as an MLflow run.")
+
+
 class OptimizeConfig(_Frozen):
     """One study: where it is stored, what it optimizes, how it searches and over what."""
 
@@ -312,6 +327,7 @@ class OptimizeConfig(_Frozen):
         default_factory=list,
         description='Limits on measured values, e.g. ["n_params <= 200000"]; infeasible trials are marked.',
     )
+    tracking: TrackingConfig | None = Field(None, description="Log every trial to MLflow (optional extra).")
     enqueue: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Known-good parameter sets (dotted path -> value) to try first; ones already in the study are skipped.",

@@ -86,6 +86,7 @@ def run_trials(
     objective = make_objective(plan, observer)
     target, timeout = plan.opt.n_trials, plan.opt.timeout
     guard = FailureGuard(max_failures)
+    tracker = make_tracker(plan)
     start = time.monotonic()
     while not (stop is not None and stop.is_set()):
         if timeout is not None and time.monotonic() - start >= timeout:
@@ -116,12 +117,24 @@ def run_trials(
         frozen = storage.get_trial(trial._trial_id)
         if observer is not None:
             observer.trial_finished(study, frozen)
+        if tracker is not None:
+            tracker(study, frozen)
         guard(study, frozen)
         if guard.tripped:
             if stop is not None:
                 stop.set()
             break
     return guard
+
+
+def make_tracker(plan: StudyPlan) -> Callable[[optuna.Study, FrozenTrial], None] | None:
+    """The MLflow logger the config asks for, or None."""
+    tracking = plan.opt.tracking
+    if tracking is None or tracking.mlflow is None:
+        return None
+    from hpotool.tracking import MlflowTracker
+
+    return MlflowTracker(tracking.mlflow, plan.opt.study_name)
 
 
 def prepare_resume(study: optuna.Study, plan: StudyPlan) -> int:

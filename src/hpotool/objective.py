@@ -189,6 +189,13 @@ def _plan(
     run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, opt_path: Path, overrides: Overrides
 ) -> StudyPlan:
     check_final(run, opt, str(opt_path))
+    if opt.tracking is not None and opt.tracking.mlflow is not None:
+        from hpotool.tracking import check_mlflow
+
+        try:
+            check_mlflow()
+        except HpoError as exc:
+            raise HpoError(f"{opt_path}: {exc}") from None
     try:
         sampler = make_sampler(
             opt.sampler.name,

@@ -1,0 +1,64 @@
+"""Log every finished trial to MLflow (optional: `pip install 'hpotool[mlflow]'`).
+
+One MLflow run per trial, named `<study>-trial-<number>`: its parameters (dotted paths), per-epoch metrics
+(step = epoch), final metrics, and tags for the state and the prune or failure reason. Logged from the
+trial as stored, after it ends, by whichever process ran it, so it works the same for one worker or many.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hpotool.errors import HpoError
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+    from hpotool.config import MlflowConfig
+
+
+def check_mlflow() -> None:
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        raise HpoError("tracking.mlflow: MLflow is not installed; pip install 'hpotool[mlflow]'") from None
+
+
+class MlflowTracker:
+    """A trial callback: `tracker(study, frozen_trial)` logs the trial as one MLflow run."""
+
+    def __init__(self, config: MlflowConfig, study_name: str) -> None:
+        import mlflow
+
+        self.client = mlflow.MlflowClient(tracking_uri=config.tracking_uri)
+        name = config.experiment or study_name
+        found = self.client.get_experiment_by_name(name)
+        self.experiment_id = found.experiment_id if found else self.client.create_experiment(name)
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"{study.study_name}-trial-{trial.number}",
+            tags={
+                "hpotool.study": study.study_name,
+                "hpotool.trial": str(trial.number),
+                "hpotool.state": trial.state.name,
+            },
+        )
+        run_id = run.info.run_id
+        for key, value in trial.params.items():
+            self.client.log_param(run_id, key, value)
+        for row in trial.user_attrs.get("history", []):
+            step = int(row.get("epoch", 0))
+            for key, value in row.items():
+                if key != "epoch" and isinstance(value, int | float):
+                    self.client.log_metric(run_id, key, float(value), step=step)
+        final: dict[str, Any] = trial.user_attrs.get("metrics", {})
+        for key, value in final.items():
+            self.client.log_metric(run_id, f"final_{key}", float(value))
+        for key in ("prune_reason", "fail_reason"):
+            if key in trial.user_attrs:
+                self.client.set_tag(run_id, f"hpotool.{key}", str(trial.user_attrs[key])[:5000])
+        status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}.get(trial.state.name, "FAILED")
+        self.client.set_terminated(run_id, status=status)
