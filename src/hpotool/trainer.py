@@ -96,19 +96,23 @@ class Trainer:
         self.model.train()
         n = len(data)
         perm = torch.randperm(n, device=data.x.device, generator=self._generator)
-        total = torch.zeros((), device=data.x.device)
-        for i in range(0, n, self.batch_size):
-            idx = perm[i : i + self.batch_size]
-            x, y = data.x[idx], data.y[idx]
-            self.optimizer.zero_grad(set_to_none=True)
-            loss = self.loss_fn(self.model(x), y)
+        model, optimizer, loss_fn = self.model, self.optimizer, self.loss_fn
+        step_scheduler = self.scheduler if self.scheduler_per_step else None
+        losses: list[torch.Tensor] = []  # kept on the device: no tensor op per step to sum them
+        for idx in perm.split(self.batch_size):
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(data.x[idx]), data.y[idx])
             loss.backward()
             if self.grad_clip is not None:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-            self.optimizer.step()
-            if self.scheduler is not None and self.scheduler_per_step:
-                self.scheduler.step()
-            total += loss.detach() * len(idx)
+                nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
+            optimizer.step()
+            if step_scheduler is not None:
+                step_scheduler.step()
+            losses.append(loss.detach())
+        # Batch losses are means: weight each by its batch's size (the last batch may be smaller).
+        sizes = torch.full((len(losses),), float(self.batch_size), device=data.x.device)
+        sizes[-1] = n - self.batch_size * (len(losses) - 1)
+        total = torch.stack(losses).float() @ sizes
         return float(total.item()) / n  # the one host sync of the epoch
 
     @torch.no_grad()
@@ -116,25 +120,23 @@ class Trainer:
         """Validation metrics: val_loss, plus val_accuracy (classification) or val_rmse/val_mae (regression)."""
         self.model.eval()
         n = len(data)
-        loss_sum = torch.zeros((), device=data.x.device)
-        hits = torch.zeros((), device=data.x.device)
-        sq_err = torch.zeros((), device=data.x.device)
-        abs_err = torch.zeros((), device=data.x.device)
+        sums: list[torch.Tensor] = []  # per batch: loss sum, then hits or squared and absolute error sums
         for i in range(0, n, self.eval_batch_size):
             x, y = data.x[i : i + self.eval_batch_size], data.y[i : i + self.eval_batch_size]
             out = self.model(x)
-            loss_sum += self.loss_fn(out, y) * len(x)
+            parts = [self.loss_fn(out, y).float() * len(x)]
             if self.task == "classification":
-                hits += (out.argmax(dim=1) == y).sum()
+                parts.append((out.argmax(dim=1) == y).sum().float())
             else:
-                diff = (out - y).reshape(len(x), -1)
-                sq_err += diff.square().mean(dim=1).sum()
-                abs_err += diff.abs().mean(dim=1).sum()
-        values = torch.stack([loss_sum, hits, sq_err, abs_err]).tolist()  # one host sync
+                diff = (out - y).reshape(len(x), -1).float()
+                parts += [diff.square().mean(dim=1).sum(), diff.abs().mean(dim=1).sum()]
+            sums.append(torch.stack(parts))
+        total = sums[0] if len(sums) == 1 else torch.stack(sums).sum(dim=0)
+        values = total.tolist()  # the one host sync
         metrics = {"val_loss": values[0] / n}
         if self.task == "classification":
             metrics["val_accuracy"] = values[1] / n
         else:
-            metrics["val_rmse"] = math.sqrt(values[2] / n)
-            metrics["val_mae"] = values[3] / n
+            metrics["val_rmse"] = math.sqrt(values[1] / n)
+            metrics["val_mae"] = values[2] / n
         return metrics
