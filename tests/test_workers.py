@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,10 +160,12 @@ def _wait_for(check: Any, timeout: float = 60.0) -> Any:
 
 
 def _running_with_epochs(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    """A RUNNING trial of a worker, one epoch into training."""
+    """A RUNNING trial of a worker, training for a while (its epochs may not be written yet: reports of
+    sub-second epochs are written together, see hpotool.rdb)."""
     for t in study.get_trials(deepcopy=False):
-        if t.state == TrialState.RUNNING and "worker" in t.user_attrs and t.intermediate_values:
-            return t
+        if t.state == TrialState.RUNNING and "worker" in t.user_attrs and t.datetime_start is not None:
+            if (datetime.now() - t.datetime_start).total_seconds() > 0.3:
+                return t
     return None
 
 

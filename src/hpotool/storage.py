@@ -1,7 +1,9 @@
 """Where studies live: SQLite under studies/ by default, or any Optuna storage URL.
 
 The default SQLite file is opened in WAL mode with a busy timeout, so several local workers can share it
-and readers (Optuna's CLI, optuna-dashboard) do not block writers. `redis://` URLs use Optuna's journal
+and readers (Optuna's CLI, optuna-dashboard) do not block writers. RDB storages (SQLite, PostgreSQL,
+MySQL) are wrapped in `rdb.BufferedRDBStorage`, which batches a trial's reports and answers pruners'
+queries from a snapshot. `redis://` URLs use Optuna's journal
 storage on Redis; `journal:PATH` uses the journal file storage; anything else goes to SQLAlchemy.
 """
 
@@ -121,15 +123,17 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
         raise HpoError(f"storage {url!r}: cannot open it: {first}") from None
 
 
-def _rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> optuna.storages.RDBStorage:
+def _rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> optuna.storages.BaseStorage:
     import warnings
 
     import optuna
 
+    from hpotool.rdb import BufferedRDBStorage
+
     interval, grace = heartbeat_settings()
     with warnings.catch_warnings():  # heartbeat and its retry callback are "experimental" since Optuna 2.8
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
+        backend = optuna.storages.RDBStorage(
             url,
             engine_kwargs=engine_kwargs,
             heartbeat_interval=interval,
@@ -138,6 +142,7 @@ def _rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> optuna.storages.RDB
                 max_retry=MAX_RETRY
             ),
         )
+    return BufferedRDBStorage(backend)
 
 
 def has_heartbeat(storage: optuna.storages.BaseStorage) -> bool:
