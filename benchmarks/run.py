@@ -325,7 +325,12 @@ def pruning_value(quick: bool, tmp: Path) -> str:
 
 
 def _bare_trials(storage: Any, n: int) -> list[float]:
-    """Seconds per trial: ask, one parameter, 20 report + should_prune, tell; no training."""
+    """Seconds per trial: ask, one parameter, 20 report + should_prune, tell; no training.
+
+    Every trial reports a value better than all before it (a minimized study), so the median pruner
+    evaluates all 20 steps of every trial and prunes none: the issue's "bookkeeping + 20 report/should_prune
+    calls" per trial, whatever the pruner decides.
+    """
     import optuna
 
     study = optuna.create_study(
@@ -334,49 +339,61 @@ def _bare_trials(storage: Any, n: int) -> list[float]:
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5),
     )
     costs = []
-    for _ in range(n):
+    for i in range(n):
         start = time.perf_counter()
         trial = study.ask()
         x = trial.suggest_float("x", 0, 1)
-        pruned = False
         for step in range(20):
-            trial.report(x + 1 / (step + 1), step)
+            trial.report(-i - x, step)
             if trial.should_prune():
-                pruned = True
-                break
-        study.tell(trial, None if pruned else x, state=optuna.trial.TrialState.PRUNED if pruned else None)
+                raise AssertionError("the storage benchmark's trials are never pruned")
+        study.tell(trial, -i - x)
         costs.append(time.perf_counter() - start)
     return costs
 
 
 def storage_cost(quick: bool, tmp: Path) -> str:
+    import warnings
+
     import optuna
 
     from hpotool.storage import make_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", message="Heartbeat of storage")  # ask/tell, not optimize: as intended
     n = 200 if quick else 2000
     ours = _bare_trials(make_storage(f"sqlite:///{tmp / 'ours.db'}"), n)
     theirs = _bare_trials(f"sqlite:///{tmp / 'default.db'}", n)
+    journal = _bare_trials(make_storage(f"journal:{tmp / 'journal.log'}"), n)
+    memory = _bare_trials(None, n)
     tenth = max(1, n // 10)
     first = lambda xs: med(xs[:tenth]) * 1000  # noqa: E731
     last = lambda xs: med(xs[-tenth:]) * 1000  # noqa: E731
     ratio = med(theirs) / med(ours)
+    row = lambda name, xs: f"| {name} | {first(xs):.1f} | {last(xs):.1f} | {med(xs) * 1000:.1f} | {med(theirs) / med(xs):.1f}× |"  # noqa: E731
     return "\n".join(
         [
             f"## 7a. Storage cost per trial ({n} trials, 20 report + should_prune each, median pruner, no training)",
             "",
-            "Milliseconds per trial, median over the first and the last tenth of the study.",
+            "Milliseconds per trial (ask, one parameter, 20 `report` + `should_prune`, tell; the median pruner",
+            "evaluates every step and prunes nothing), median over the first and the last tenth of the study.",
             "",
-            "| storage | first tenth | last tenth | median |",
-            "|---|---|---|---|",
-            f"| hpotool default (SQLite WAL, synchronous=NORMAL) | {first(ours):.1f} | {last(ours):.1f} | {med(ours) * 1000:.1f} |",
-            f"| Optuna's default SQLite (`sqlite:///x.db`) | {first(theirs):.1f} | {last(theirs):.1f} | {med(theirs) * 1000:.1f} |",
+            "| storage | first tenth | last tenth | median | cheaper than Optuna's default |",
+            "|---|---|---|---|---|",
+            row("hpotool default (SQLite WAL, synchronous=NORMAL, `hpotool.rdb`)", ours),
+            row("Optuna's default SQLite (`sqlite:///x.db`)", theirs),
+            row("Optuna's journal file (`journal:x.log`)", journal),
+            row("Optuna's in-memory storage (no file)", memory),
             "",
-            f"- hpotool's default is **{ratio:.1f}×** cheaper per trial (goal ≥ 5×: {goal(ratio >= 5)}).",
+            f"- hpotool's default is **{ratio:.1f}×** cheaper per trial than Optuna's default SQLite (goal ≥ 5×: {goal(ratio >= 5)}).",
+            "- Where it comes from: `hpotool.rdb` writes a trial's reports in one transaction (at most every",
+            "  second, always before the trial ends) instead of one each, and answers the pruner's",
+            "  finished-trials query from a snapshot (at most a second old for other workers' trials) instead of",
+            "  re-reading every running trial per `should_prune`. The rest is WAL with synchronous=NORMAL.",
             "- Durability: WAL with synchronous=NORMAL never corrupts the file and survives a crashed process; a",
             "  power cut or OS crash can lose the last few committed trials (Optuna's default, synchronous=FULL,",
-            "  fsyncs every commit).",
+            "  fsyncs every commit). A killed worker loses at most the last second of its running trial's",
+            "  curve; the trial itself is marked FAIL and re-run, as with any storage.",
         ]
     )
 
