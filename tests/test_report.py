@@ -291,3 +291,56 @@ def test_browser_test_skips_without_chromium_but_fails_when_required(
     monkeypatch.setenv("HPOTOOL_REQUIRE_BROWSER", "1")
     with pytest.raises(pytest.fail.Exception, match="HPOTOOL_REQUIRE_BROWSER=1 but no chromium"):
         _chromium()
+
+
+def _big_study(n: int) -> optuna.Study:
+    """An in-memory study of `n` complete trials with two parameters and 5-step learning curves."""
+    from optuna.distributions import FloatDistribution
+
+    study = optuna.create_study(direction="maximize")
+    dists = {"a": FloatDistribution(0, 1), "b": FloatDistribution(0, 1)}
+    trials = []
+    for i in range(n):
+        a, b = (i * 0.618) % 1, (i * 0.382) % 1
+        value = a - (b - 0.5) ** 2
+        curve = {s: value * (s + 1) / 5 for s in range(5)}
+        trials.append(
+            optuna.trial.create_trial(
+                params={"a": a, "b": b}, distributions=dists, value=value, intermediate_values=curve
+            )
+        )
+    study.add_trials(trials)
+    return study
+
+
+def test_big_studies_draw_per_trial_figures_from_the_best_and_an_even_sample() -> None:
+    from hpotool.report import SAMPLE_LIMITS, sample_trials
+
+    study = _big_study(1200)
+    trials = study.get_trials(deepcopy=False)
+    drawn = sample_trials("contour", trials, study.directions)
+    limit = SAMPLE_LIMITS["contour"]
+    assert len(drawn) == limit and len({t.number for t in drawn}) == limit
+    best = sorted(trials, key=lambda t: -t.value)[: limit // 10]
+    assert {t.number for t in best} <= {t.number for t in drawn}
+    assert [t.number for t in drawn] == sorted(t.number for t in drawn)
+    assert max(t.number for t in drawn) > 1000  # the even sample spans the study, not its start
+    assert sample_trials("history", trials, study.directions) == trials  # not a per-trial figure
+
+    info = report_info(study, "memory")
+    titles = {f.kind: f.title for f in info.figures}
+    assert "(500 of 1,200 trials drawn: the best 50" in titles["intermediate"]
+    assert "(300 of 1,200 trials drawn" in titles["contour"] and "(1,000 of 1,200" in titles["parallel"]
+    assert "drawn" not in titles["slice"]
+    figures = make_figures(study, info)
+    curves = [t for t in figures["intermediate"].data if t.mode and "lines" in t.mode]
+    assert len(curves) == SAMPLE_LIMITS["intermediate"]
+    assert len(figures["slice"].data[0].x) == 1200  # every trial
+
+
+def test_a_small_study_draws_every_trial() -> None:
+    study = _big_study(40)
+    info = report_info(study, "memory")
+    assert not any("drawn" in f.title for f in info.figures)
+    figures = make_figures(study, info)
+    assert len([t for t in figures["intermediate"].data if t.mode and "lines" in t.mode]) == 40

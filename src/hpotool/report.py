@@ -27,12 +27,51 @@ from hpotool.audit import audit_findings
 from hpotool.errors import HpoError
 from hpotool.importance import EVALUATOR, make_evaluator, param_importances
 from hpotool.pruning import pruned_rows
+from hpotool.snapshot import StudySnapshot
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 FORMATS = ("html", "json")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# Figures that draw one line (or grid cell) per trial are drawn from a sample of a big study: the best
+# tenth of the limit by the figure's objective plus an even sample of the rest. 10,000 learning curves make
+# a 100 MB page no browser draws, and Optuna's contour grid grows with the square of the trials (1.2 GB at
+# 10,000). Every other figure, the importances and the pruning table use every trial.
+SAMPLE_LIMITS = {"intermediate": 500, "parallel": 1000, "contour": 300}
+
+
+def _candidates(kind: str, trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    if kind == "intermediate":
+        return [t for t in trials if t.intermediate_values]
+    return [t for t in trials if t.state == TrialState.COMPLETE]
+
+
+def sample_trials(
+    kind: str, trials: list[FrozenTrial], directions: list[optuna.study.StudyDirection], objective: int = 0
+) -> list[FrozenTrial]:
+    """The trials figure `kind` draws: all its candidates, or SAMPLE_LIMITS[kind] of them (see above)."""
+    candidates = _candidates(kind, trials)
+    limit = SAMPLE_LIMITS.get(kind)
+    if limit is None or len(candidates) <= limit:
+        return candidates
+    sign = 1 if directions[objective] == optuna.study.StudyDirection.MINIMIZE else -1
+    done = sorted(
+        (t for t in candidates if t.state == TrialState.COMPLETE and t.values),
+        key=lambda t: sign * t.values[objective],
+    )
+    best = {t.number for t in done[: limit // 10]}
+    rest = [t for t in candidates if t.number not in best]
+    step = len(rest) / (limit - len(best))
+    chosen = best | {rest[int(i * step)].number for i in range(limit - len(best))}
+    return [t for t in candidates if t.number in chosen]
+
+
+def _sampled_note(kind: str, trials: list[FrozenTrial]) -> str:
+    limit, n = SAMPLE_LIMITS.get(kind), len(_candidates(kind, trials))
+    if limit is None or n <= limit:
+        return ""
+    return f" ({limit:,} of {n:,} trials drawn: the best {limit // 10} and an even sample of the rest)"
 
 
 def check_format(fmt: str) -> None:
@@ -157,12 +196,18 @@ def _figure_infos(
                 i,
                 reason=None if importances[i] else importance_reasons[i],
             ),
-            FigureInfo(f"parallel{sfx}", "parallel", f"Parallel coordinates{name}", i, reason=no_params),
+            FigureInfo(
+                f"parallel{sfx}",
+                "parallel",
+                f"Parallel coordinates{name}{_sampled_note('parallel', trials)}",
+                i,
+                reason=no_params,
+            ),
             FigureInfo(f"slice{sfx}", "slice", f"Slice{name}", i, reason=no_params),
             FigureInfo(
                 f"contour{sfx}",
                 "contour",
-                f"Contour of the two most important parameters{name}",
+                f"Contour of the two most important parameters{name}{_sampled_note('contour', trials)}",
                 i,
                 params=pair,
                 reason=contour_reason,
@@ -174,7 +219,7 @@ def _figure_infos(
         FigureInfo(
             "intermediate",
             "intermediate",
-            "Learning curves (intermediate values; pruned trials included)",
+            "Learning curves (intermediate values; pruned trials included)" + _sampled_note("intermediate", trials),
             reason=None if reported else "no trial reported intermediate values",
         )
     )
@@ -240,9 +285,11 @@ def make_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]:
     import optuna.visualization as vis
 
     figures: dict[str, go.Figure] = {}
+    trials = study.get_trials(deepcopy=False)
     for f in info.figures:
         if f.reason is not None:
             continue
+        drawn = StudySnapshot(study, sample_trials(f.kind, trials, study.directions, f.objective or 0))
         target = _target(study, f.objective)
         kw: dict[str, Any] = {"target": target, "target_name": info.objectives[f.objective or 0]["name"]}
         match f.kind:
@@ -251,15 +298,15 @@ def make_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]:
             case "importances":
                 figures[f.key] = vis.plot_param_importances(study, evaluator=make_evaluator(), **kw)
             case "parallel":
-                figures[f.key] = vis.plot_parallel_coordinate(study, **kw)
+                figures[f.key] = vis.plot_parallel_coordinate(drawn, **kw)
             case "slice":
                 figures[f.key] = vis.plot_slice(study, **kw)
             case "contour":
-                figures[f.key] = vis.plot_contour(study, params=f.params, **kw)
+                figures[f.key] = vis.plot_contour(drawn, params=f.params, **kw)
             case "edf":
                 figures[f.key] = vis.plot_edf(study, **kw)
             case "intermediate":
-                figures[f.key] = vis.plot_intermediate_values(study)
+                figures[f.key] = vis.plot_intermediate_values(drawn)
             case "timeline":
                 figures[f.key] = vis.plot_timeline(study)
             case "pareto":
@@ -404,6 +451,7 @@ def render_json(info: ReportInfo, figures: dict[str, go.Figure]) -> str:
 def write_report(study: optuna.Study, storage: str, out: Path, fmt: str = "html") -> Path:
     """Build, draw and write the report of `study` to `out` atomically."""
     check_format(fmt)
+    study = StudySnapshot(study)  # read the trials once, not once per figure
     info = report_info(study, storage)
     figures = make_figures(study, info)
     text = render_html(info, figures) if fmt == "html" else render_json(info, figures)
