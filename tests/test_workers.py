@@ -7,9 +7,9 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -163,8 +163,9 @@ def _running_with_epochs(study: optuna.Study) -> optuna.trial.FrozenTrial | None
     """A RUNNING trial of a worker, training for a while (its epochs may not be written yet: reports of
     sub-second epochs are written together, see hpotool.rdb)."""
     for t in study.get_trials(deepcopy=False):
-        if t.state == TrialState.RUNNING and "worker" in t.user_attrs and t.datetime_start is not None:
-            if (datetime.now() - t.datetime_start).total_seconds() > 0.3:
+        started = t.datetime_start
+        if t.state == TrialState.RUNNING and "worker" in t.user_attrs and started is not None:
+            if (datetime.now() - started).total_seconds() > 0.3:
                 return t
     return None
 
