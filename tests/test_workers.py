@@ -163,10 +163,13 @@ def _running_with_epochs(study: optuna.Study) -> optuna.trial.FrozenTrial | None
     """A RUNNING trial of a worker, training for a while (its epochs may not be written yet: reports of
     sub-second epochs are written together, see hpotool.rdb)."""
     for t in study.get_trials(deepcopy=False):
-        started = t.datetime_start
-        if t.state == TrialState.RUNNING and "worker" in t.user_attrs and started is not None:
-            if (datetime.now() - started).total_seconds() > 0.3:
-                return t
+        started = t.datetime_start or datetime.now()
+        if (
+            t.state == TrialState.RUNNING
+            and "worker" in t.user_attrs
+            and (datetime.now() - started).total_seconds() > 0.3
+        ):
+            return t
     return None
 
 

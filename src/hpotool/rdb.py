@@ -57,7 +57,9 @@ class _Snapshot:
 class BufferedRDBStorage(_CachedStorage):
     """Optuna's cached RDB storage with buffered reports and a finished-trials snapshot (see module)."""
 
-    def __init__(self, backend: RDBStorage, *, flush_s: float = FLUSH_S, refresh_s: float = REFRESH_S) -> None:
+    def __init__(
+        self, backend: RDBStorage, *, flush_s: float = FLUSH_S, refresh_s: float = REFRESH_S
+    ) -> None:
         super().__init__(backend)
         self.flush_s = flush_s
         self.refresh_s = refresh_s
@@ -152,7 +154,10 @@ class BufferedRDBStorage(_CachedStorage):
                 if row is None:
                     session.add(
                         models.TrialIntermediateValueModel(
-                            trial_id=trial_id, step=step, intermediate_value=stored, intermediate_value_type=kind
+                            trial_id=trial_id,
+                            step=step,
+                            intermediate_value=stored,
+                            intermediate_value_type=kind,
                         )
                     )
                 else:

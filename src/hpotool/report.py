@@ -219,7 +219,8 @@ def _figure_infos(
         FigureInfo(
             "intermediate",
             "intermediate",
-            "Learning curves (intermediate values; pruned trials included)" + _sampled_note("intermediate", trials),
+            "Learning curves (intermediate values; pruned trials included)"
+            + _sampled_note("intermediate", trials),
             reason=None if reported else "no trial reported intermediate values",
         )
     )
