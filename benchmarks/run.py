@@ -370,9 +370,11 @@ def storage_cost(quick: bool, tmp: Path) -> str:
     first = lambda xs: med(xs[:tenth]) * 1000  # noqa: E731
     last = lambda xs: med(xs[-tenth:]) * 1000  # noqa: E731
     ratio = med(theirs) / med(ours)
-    row = lambda name, xs: (
-        f"| {name} | {first(xs):.1f} | {last(xs):.1f} | {med(xs) * 1000:.1f} | {med(theirs) / med(xs):.1f}× |"
-    )  # noqa: E731
+
+    def row(name: str, xs: list[float]) -> str:
+        cheaper = med(theirs) / med(xs)
+        return f"| {name} | {first(xs):.1f} | {last(xs):.1f} | {med(xs) * 1000:.1f} | {cheaper:.1f}× |"
+
     return "\n".join(
         [
             f"## 7a. Storage cost per trial ({n} trials, 20 report + should_prune each, median pruner, no training)",
