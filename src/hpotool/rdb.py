@@ -143,11 +143,11 @@ class BufferedRDBStorage(_CachedStorage):
         backend = self._backend
         with _create_scoped_session(backend.scoped_session, True) as session:
             trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
-            backend.check_trial_is_updatable(trial_id, trial.state)
+            backend.check_trial_is_updatable(trial_id, TrialState(trial.state))
             rows = session.query(models.TrialIntermediateValueModel).filter(
                 models.TrialIntermediateValueModel.trial_id == trial_id
             )
-            existing = {row.step: row for row in rows}
+            existing: dict[int, Any] = {int(row.step): row for row in rows}
             for step, value in values.items():
                 stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(value)
                 row = existing.get(step)
