@@ -143,7 +143,8 @@ class BufferedRDBStorage(_CachedStorage):
         backend = self._backend
         with _create_scoped_session(backend.scoped_session, True) as session:
             trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
-            backend.check_trial_is_updatable(trial_id, TrialState(trial.state))
+            state: Any = trial.state  # a TrialState once loaded
+            backend.check_trial_is_updatable(trial_id, state)
             rows = session.query(models.TrialIntermediateValueModel).filter(
                 models.TrialIntermediateValueModel.trial_id == trial_id
             )
