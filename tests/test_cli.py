@@ -115,3 +115,34 @@ def test_optunas_own_cli_reads_the_study(configs: tuple[Path, Path], opt_dict: d
     trials = json.loads(out)
     assert len(trials) == 3
     assert set(trials[0]["params"]) == {"optimizer.lr", "model.hidden.0"}
+
+
+def test_the_console_script_flushes_its_output_and_keeps_its_exit_code(
+    configs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`main` skips the interpreter's teardown once torch is loaded: output and exit codes are intact."""
+    import subprocess
+    import sys
+
+    run_path, opt_path = configs
+    script = Path(sys.executable).parent / "hpotool"
+    done = subprocess.run(
+        [str(script), "optimize", "-r", str(run_path), "-o", str(opt_path), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["counts"] == {"complete": 3}
+    again = subprocess.run(
+        [str(script), "optimize", "-r", str(run_path), "-o", str(opt_path), "--n-trials", "2", "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0, again.stderr
+    assert "already has 3 finished trials" in json.loads(again.stdout)["stopped"]
+    missing = subprocess.run(
+        [str(script), "export-best", "--study-name", "nope", "--storage", f"sqlite:///{tmp_path / 'none.db'}"],
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 2 and missing.stderr.startswith("error: storage"), missing.stderr

@@ -7,6 +7,7 @@ Heavy libraries (torch, optuna, plotly) are imported inside the commands that ne
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -675,5 +676,26 @@ def prune_audit(
 
 
 def main() -> None:
-    """Entry point of the `hpotool` console script."""
-    app()
+    """Entry point of the `hpotool` console script.
+
+    A command that imported torch would spend ~0.7 s more tearing the interpreter down (freeing every
+    torch module) after its work is done. Once the command has returned, the exit handlers run and the
+    process ends without that teardown: files are closed, outputs flushed, nothing is lost.
+    """
+    try:
+        app()
+    except SystemExit as exc:
+        code = exc.code
+    else:
+        code = 0
+    if "torch" not in sys.modules:
+        sys.exit(code)
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    if isinstance(code, str):  # sys.exit("message"): what the interpreter would print
+        sys.stderr.write(code + "\n")
+        code = 1
+    os._exit(code if isinstance(code, int) else 0)

@@ -33,7 +33,9 @@ from hpotool.storage import fail_stale_trials
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
 
-POLL_S = 0.5
+# How often a process waiting for a slot (every remaining trial is running elsewhere) looks again: when
+# the last trials end, idle workers notice within this and exit, so the command ends with its last trial.
+POLL_S = 0.1
 
 
 def _finished_and_running(study: optuna.Study) -> list[FrozenTrial]:

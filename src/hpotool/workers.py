@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass
+from multiprocessing.connection import wait
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -22,7 +23,7 @@ from optuna.trial import TrialState
 from hpotool.config import OptimizeConfig, RunConfig, validate_config
 from hpotool.factories import make_pruner, make_sampler
 from hpotool.forkserver import worker_context
-from hpotool.loop import POLL_S, already_done, prepare_resume, run_trials
+from hpotool.loop import already_done, prepare_resume, run_trials
 from hpotool.objective import (
     FINISHED,
     StudyObserver,
@@ -37,6 +38,8 @@ from hpotool.storage import make_storage
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
+
+DISPLAY_S = 0.5  # how often the main process shows the workers' newly finished trials
 
 
 def worker_threads(n_workers: int, configured: int | None, cores: int | None = None) -> int:
@@ -167,7 +170,8 @@ def run_workers(
                 p.start()
         while any(p.is_alive() for p in procs):
             monitor.poll()
-            time.sleep(POLL_S)
+            alive = [p.sentinel for p in procs if p.is_alive()]
+            wait(alive, timeout=DISPLAY_S)  # wakes as soon as a worker exits
     except KeyboardInterrupt:
         interrupted = True
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan workers
