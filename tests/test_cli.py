@@ -141,7 +141,14 @@ def test_the_console_script_flushes_its_output_and_keeps_its_exit_code(
     assert again.returncode == 0, again.stderr
     assert "already has 3 finished trials" in json.loads(again.stdout)["stopped"]
     missing = subprocess.run(
-        [str(script), "export-best", "--study-name", "nope", "--storage", f"sqlite:///{tmp_path / 'none.db'}"],
+        [
+            str(script),
+            "export-best",
+            "--study-name",
+            "nope",
+            "--storage",
+            f"sqlite:///{tmp_path / 'none.db'}",
+        ],
         capture_output=True,
         text=True,
     )

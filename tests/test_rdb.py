@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
 import optuna
@@ -128,3 +129,86 @@ def test_a_seeded_study_samples_the_same_trials_as_in_memory(tmp_path: Path) -> 
     buffered = run(make_storage(f"sqlite:///{tmp_path / 's.db'}"))
     assert buffered == run(None)
     assert any(state == TrialState.PRUNED for _, state in buffered)  # the pruner took part
+
+
+def _every_kind_of_trial(storage: optuna.storages.BaseStorage, prefix: str) -> list[int]:
+    """Two studies in one storage holding every kind of value Optuna stores; returns their ids."""
+    single = optuna.create_study(study_name=f"{prefix}single", storage=storage, direction="maximize")
+    single.set_user_attr("note", "x")
+    for i, (value, curve) in enumerate(
+        [(1.5, {0: 0.5, 1: float("nan")}), (float("inf"), {0: float("-inf")}), (-2.0, {})]
+    ):
+        trial = single.ask()
+        trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        trial.suggest_int("width", 8, 64, step=8)
+        trial.suggest_categorical("act", ["relu", None, 3])
+        trial.set_user_attr("history", [{"epoch": 0, "loss": 0.1 * i}])
+        trial.storage.set_trial_system_attr(trial._trial_id, "rung", {"a": [1, 2]})
+        for step, v in curve.items():
+            trial.report(v, step)
+        single.tell(trial, value)
+    failed = single.ask()
+    failed.suggest_float("lr", 1e-4, 1e-1, log=True)
+    single.tell(failed, state=TrialState.FAIL)
+    pruned = single.ask()
+    pruned.report(0.1, 0)
+    single.tell(pruned, state=TrialState.PRUNED)
+    single.ask()  # RUNNING
+    single.enqueue_trial({"lr": 0.01})  # WAITING
+    multi = optuna.create_study(
+        study_name=f"{prefix}multi", storage=storage, directions=["minimize", "maximize"]
+    )
+    trial = multi.ask()
+    trial.suggest_float("x", 0, 1)
+    multi.tell(trial, [float("-inf"), 3.0])
+    return [single._study_id, multi._study_id]
+
+
+def _has_nan(trial: optuna.trial.FrozenTrial) -> bool:
+    return any(v != v for v in trial.intermediate_values.values())
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
+def test_the_fast_trial_read_returns_what_optunas_orm_read_returns(tmp_path: Path, kind: str) -> None:
+    from hpotool.rdb import FastReadRDBStorage
+    from tests.test_workers import _server_url
+
+    url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else _server_url(kind)
+    prefix = f"hpotool-test-{uuid.uuid4().hex[:12]}-"
+    ids = _every_kind_of_trial(make_storage(url), prefix)
+    fast, orm = FastReadRDBStorage(url), optuna.storages.RDBStorage(url)
+    first = min(t._trial_id for t in orm._get_trials(ids[0], None, set(), -1))
+    try:
+        _compare(fast, orm, ids, first)
+    finally:
+        for name in ("single", "multi"):
+            optuna.delete_study(study_name=prefix + name, storage=url)
+
+
+def _compare(
+    fast: optuna.storages.RDBStorage, orm: optuna.storages.RDBStorage, ids: list[int], first: int
+) -> None:
+    for study_id in ids:
+        for states, included, greater in [
+            (None, set(), -1),
+            ((TrialState.COMPLETE,), set(), -1),
+            ((TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL), set(), -1),
+            ((TrialState.RUNNING, TrialState.WAITING), set(), -1),
+            (None, {first, first + 1}, first + 2),
+            (None, set(), first + 1),
+            (None, {first + 1, first + 7}, first + 3),
+        ]:
+            theirs = orm._get_trials(study_id, states, included, greater)
+            ours = fast._get_trials(study_id, states, included, greater)
+            # repr: every field, floats exact, and a NaN equal to a NaN (== would say it is not)
+            assert [sorted(vars(t).items()) for t in ours].__repr__() == repr(
+                [sorted(vars(t).items()) for t in theirs]
+            ), (study_id, states, included, greater)
+            assert [t for t in ours if not _has_nan(t)] == [t for t in theirs if not _has_nan(t)]
+            assert [t.datetime_start for t in ours] == [t.datetime_start for t in theirs]
+            assert [list(t.intermediate_values) for t in ours] == [
+                list(t.intermediate_values) for t in theirs
+            ]
+    assert len(fast._get_trials(ids[0], None, set(), -1)) == 7
+    with pytest.raises(KeyError):
+        fast._get_trials(max(ids) + 1000, None, set(), -1)

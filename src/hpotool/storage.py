@@ -128,12 +128,12 @@ def _rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> optuna.storages.Bas
 
     import optuna
 
-    from hpotool.rdb import BufferedRDBStorage
+    from hpotool.rdb import BufferedRDBStorage, FastReadRDBStorage
 
     interval, grace = heartbeat_settings()
     with warnings.catch_warnings():  # heartbeat and its retry callback are "experimental" since Optuna 2.8
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        backend = optuna.storages.RDBStorage(
+        backend = FastReadRDBStorage(
             url,
             engine_kwargs=engine_kwargs,
             heartbeat_interval=interval,
