@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -212,3 +213,30 @@ def _compare(
     assert len(fast._get_trials(ids[0], None, set(), -1)) == 7
     with pytest.raises(KeyError):
         fast._get_trials(max(ids) + 1000, None, set(), -1)
+
+
+def test_a_trial_created_during_a_read_is_left_for_the_next_read(tmp_path: Path) -> None:
+    """Another worker adds a trial between the read of the trial rows and the read of their values."""
+    import sqlalchemy
+
+    from hpotool.rdb import FastReadRDBStorage
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(study_name="s", storage=make_storage(url))
+    study.tell(study.ask(), 1.0)
+    fast, other = FastReadRDBStorage(url), optuna.load_study(study_name="s", storage=url)
+    fired: list[str] = []
+
+    def add_a_trial_once(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("SELECT trials.trial_id, trials.number") and not fired:
+            fired.append(statement)
+            trial = other.ask()
+            trial.report(0.5, 0)
+            trial.set_user_attr("k", 1)
+            other.tell(trial, 2.0)
+
+    sqlalchemy.event.listen(fast.engine, "after_cursor_execute", add_a_trial_once)
+    assert [t.number for t in fast._get_trials(study._study_id, None, set(), -1)] == [0]
+    assert fired
+    again = fast._get_trials(study._study_id, None, set(), -1)
+    assert [t.number for t in again] == [0, 1] and again[1].user_attrs == {"k": 1}

@@ -110,6 +110,11 @@ class FastReadRDBStorage(RDBStorage):
             r.trial_id: {"params": {}, "dists": {}, "values": {}, "user": {}, "system": {}, "curve": {}}
             for r in rows
         }
+        # The six reads are separate statements, as in Optuna's ORM read (selectin loading): a trial another
+        # worker created after the first one is left for the next read.
+        params, values, user, system, curves = (
+            [row for row in table if row[0] in by_trial] for table in (params, values, user, system, curves)
+        )
         parsed: dict[str, distributions.BaseDistribution] = {}
         for trial_id, name, internal, dist_json in params:
             dist = parsed.get(dist_json)
