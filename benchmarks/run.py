@@ -368,7 +368,7 @@ def storage_cost(quick: bool, tmp: Path) -> str:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", message="Heartbeat of storage")  # ask/tell, not optimize: as intended
-    n = 200 if quick else 2000
+    n = 100 if quick else 2000
     ours = _bare_trials(make_storage(f"sqlite:///{tmp / 'ours.db'}"), n)
     theirs = _bare_trials(f"sqlite:///{tmp / 'default.db'}", n)
     journal = _bare_trials(make_storage(f"journal:{tmp / 'journal.log'}"), n)
@@ -418,10 +418,10 @@ warnings.filterwarnings("ignore")
 import optuna
 from hpotool.storage import make_storage
 optuna.logging.set_verbosity(optuna.logging.ERROR)
-url, n, go = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+url, n = sys.argv[1], int(sys.argv[2])
 study = optuna.load_study(study_name="c", storage=make_storage(url))
-while time.time() < go:
-    time.sleep(0.001)
+print("ready", flush=True)
+sys.stdin.readline()  # every process imported and connected: go
 errors = 0
 for i in range(n):
     try:
@@ -447,12 +447,24 @@ def _contended(url: str, processes: int, n: int) -> tuple[float, int]:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     optuna.create_study(study_name="c", storage=make_storage(url), pruner=optuna.pruners.MedianPruner())
-    go = time.time() + 3  # every process imported and connected before any starts
     procs = [
-        subprocess.Popen([PYTHON, "-c", _CONTENDER, url, str(n), str(go)], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [PYTHON, "-c", _CONTENDER, url, str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         for _ in range(processes)
     ]
-    errors = sum(int(p.communicate()[0].strip() or 1) for p in procs)
+    for p in procs:  # all of them imported and connected before any starts
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    errors = 0
+    for p in procs:
+        assert p.stdin is not None and p.stdout is not None
+        p.stdin.close()
+        errors += int(p.stdout.read().strip() or 1)
+        p.wait()
     study = optuna.load_study(study_name="c", storage=make_storage(url))
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     span = max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)

@@ -26,3 +26,15 @@ def test_the_cli_benchmark_section_runs(tmp_path: Path) -> None:
         capture_output=True,
     )
     assert "## 4. CLI start" in out.read_text()
+
+
+def test_the_bulk_built_scale_study_reads_back_through_optuna(tmp_path: Path) -> None:
+    """Benchmark 7b writes Optuna's tables directly; what Optuna reads back must be the study it meant."""
+    sys.path.insert(0, str(REPO))
+    from benchmarks.run import build_scale_study
+    from hpotool.storage import load_study
+
+    build_scale_study(tmp_path / "s.db", 50)  # asserts the read-back itself
+    study = load_study("scale", f"sqlite:///{tmp_path / 's.db'}")
+    assert len(study.trials) == 50 and study.best_trial.value == max(t.value for t in study.trials)
+    assert study.user_attrs["run_config"]["model"]["name"] == "mlp"
