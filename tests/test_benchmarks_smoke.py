@@ -32,6 +32,7 @@ def test_the_bulk_built_scale_study_reads_back_through_optuna(tmp_path: Path) ->
     """Benchmark 7b writes Optuna's tables directly; what Optuna reads back must be the study it meant."""
     sys.path.insert(0, str(REPO))
     from benchmarks.run import build_scale_study
+
     from hpotool.storage import load_study
 
     build_scale_study(tmp_path / "s.db", 50)  # asserts the read-back itself
