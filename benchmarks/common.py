@@ -66,6 +66,18 @@ def wall(cmd: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None
     return time.perf_counter() - start
 
 
+def trials_span(db: Path) -> float:
+    """Seconds from the first trial's start to the last trial's end, as an Optuna SQLite file records them."""
+    import sqlite3
+    from datetime import datetime
+
+    with sqlite3.connect(db) as conn:
+        first, last = conn.execute(
+            "SELECT min(datetime_start), max(datetime_complete) FROM trials"
+        ).fetchone()
+    return (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds()
+
+
 def repeat(fn: Callable[[], float], times: int) -> list[float]:
     return [fn() for _ in range(times)]
 

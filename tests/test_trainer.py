@@ -78,3 +78,34 @@ def test_regression_metrics() -> None:
     assert set(last.metrics) == {"train_loss", "val_loss", "val_rmse", "val_mae"}
     assert last.metrics["val_rmse"] == pytest.approx(last.metrics["val_loss"] ** 0.5, rel=1e-4)
     assert last.metrics["val_rmse"] < 0.5
+
+
+def _plain_loop(train: TensorData, val: TensorData, epochs: int) -> dict[str, float]:
+    """The Trainer's work written out with a gather per step: the reference for its chunked batching."""
+    trainer = _trainer()
+    model, opt, loss_fn = trainer.model, trainer.optimizer, trainer.loss_fn
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(epochs):
+        model.train()
+        total = torch.zeros(())
+        for idx in torch.randperm(len(train), generator=gen).split(16):
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(train.x[idx]), train.y[idx])
+            loss.backward()
+            opt.step()
+            total += loss.detach() * len(idx)
+    return {"train_loss": float(total) / len(train), **trainer.evaluate(val)}
+
+
+@pytest.mark.parametrize("gather_bytes", [1, 24 * 40, 2**26])
+def test_chunked_batches_train_exactly_like_a_gather_per_step(
+    gather_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One batch per chunk, two batches per chunk, the whole epoch in one chunk: the same training."""
+    monkeypatch.setattr("hpotool.trainer.GATHER_BYTES", gather_bytes)
+    train, val = _problem(250)  # 125 training rows: the last batch of each epoch is short
+    last = _trainer().fit(train, val, epochs=3)
+    expected = _plain_loop(train, val, 3)
+    assert last.metrics["val_loss"] == expected["val_loss"]
+    assert last.metrics["val_accuracy"] == expected["val_accuracy"]
+    assert last.metrics["train_loss"] == pytest.approx(expected["train_loss"], rel=1e-6)

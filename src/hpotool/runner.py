@@ -20,7 +20,7 @@ from hpotool.components import resolve_component
 from hpotool.config import CLASSIFICATION_METRICS, REGRESSION_METRICS, DataConfig, RunConfig
 from hpotool.datasets import Task, TensorData, as_dataset, split
 from hpotool.errors import HpoError
-from hpotool.resolve import pick_kwargs
+from hpotool.resolve import accepted_kwargs, pick_kwargs
 from hpotool.schedulers import PER_STEP
 from hpotool.trainer import EpochResult, Trainer
 
@@ -135,10 +135,33 @@ def make_model(cfg: RunConfig, input_shape: tuple[int, ...], out_features: int) 
     return model
 
 
+FUSED_DEVICES = ("cpu", "cuda")
+
+
+def fast_optimizer_kwargs(opt_cls: Any, model: nn.Module, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`kwargs`, plus `fused=True` where torch has a fused kernel for this optimizer and device.
+
+    torch's fused Adam, AdamW, SGD and Adagrad update every parameter in one kernel call instead of a
+    Python loop of several calls per parameter: on small models that loop is a third of each step. The
+    user's own `fused` or `foreach` setting always wins; torch's other optimizers are left as they are.
+    """
+    if "fused" in kwargs or "foreach" in kwargs or not str(opt_cls.__module__).startswith("torch.optim"):
+        return kwargs
+    if "fused" not in accepted_kwargs(opt_cls)[0]:
+        return kwargs
+    params = list(model.parameters())
+    devices = {p.device for p in params}
+    if len(devices) != 1 or next(iter(devices)).type not in FUSED_DEVICES:
+        return kwargs
+    if not all(p.is_floating_point() for p in params):
+        return kwargs
+    return {**kwargs, "fused": True}
+
+
 def build_trainer(cfg: RunConfig, data: PreparedData, model: nn.Module) -> Trainer:
     """The optimizer, schedule and loss the config names, around `model`."""
     opt_cls = resolve_component("optimizer", cfg.optimizer.name)
-    optimizer = opt_cls(model.parameters(), **cfg.optimizer.kwargs)
+    optimizer = opt_cls(model.parameters(), **fast_optimizer_kwargs(opt_cls, model, cfg.optimizer.kwargs))
     steps_per_epoch = -(-len(data.train) // cfg.batch_size)
     sched_fn = resolve_component("scheduler", cfg.scheduler.name)
     run_shape = {"epochs": cfg.epochs, "steps_per_epoch": steps_per_epoch}
