@@ -8,7 +8,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,10 +76,6 @@ def trials_span(db: Path) -> float:
             "SELECT min(datetime_start), max(datetime_complete) FROM trials"
         ).fetchone()
     return (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds()
-
-
-def repeat(fn: Callable[[], float], times: int) -> list[float]:
-    return [fn() for _ in range(times)]
 
 
 def med(xs: Sequence[float]) -> float:
