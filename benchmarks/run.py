@@ -42,7 +42,7 @@ Section = Callable[[bool, Path], str]
 
 
 def tool_overhead(quick: bool, tmp: Path) -> str:
-    trials, times = (8, 2) if quick else (20, 3)
+    trials, times = (8, 1) if quick else (20, 3)
     run_path, opt_path = write_configs(tmp / "ovh", RUN, optimize_config("ovh", "sqlite:///x.db", trials))
 
     def hpotool() -> tuple[float, float]:
@@ -184,7 +184,7 @@ def trainer_throughput(quick: bool, tmp: Path) -> str:
 
 
 def cli_start(quick: bool, tmp: Path) -> str:
-    times = 5 if quick else 9
+    times, first_runs = (3, 1) if quick else (9, 3)
     hp = str(BIN / "hpotool")
     commands = {
         "help": [hp, "--help"],
@@ -200,7 +200,7 @@ def cli_start(quick: bool, tmp: Path) -> str:
     run = {**RUN, "epochs": 1}
     run_path, opt_path = write_configs(tmp / "first", run, optimize_config("first", "sqlite:///x.db", 1))
     firsts = []
-    for i in range(3):
+    for i in range(first_runs):
         db = tmp / f"first{i}.db"
         start = datetime.now(timezone.utc)
         wall(
@@ -239,9 +239,10 @@ def cli_start(quick: bool, tmp: Path) -> str:
 
 
 def parallel(quick: bool, tmp: Path) -> str:
-    trials = "16" if quick else "40"
+    trials = "12" if quick else "40"
     workers = ["1", "2"] if quick else ["1", "2", "4"]
     rounds = "1" if quick else "3"
+    storages = ["sqlite"] if quick else ["sqlite", "journal"]
     out = subprocess.run(
         [
             PYTHON,
@@ -252,6 +253,8 @@ def parallel(quick: bool, tmp: Path) -> str:
             rounds,
             "--workers",
             *workers,
+            "--storages",
+            *storages,
         ],
         capture_output=True,
         text=True,
@@ -685,7 +688,7 @@ print(int(hwm[0].split()[1]) if hwm else resource.getrusage(resource.RUSAGE_SELF
 
 
 def memory(quick: bool, tmp: Path) -> str:
-    sizes = (20, 80) if quick else (50, 200)
+    sizes = (10, 40) if quick else (50, 200)
     run = {**RUN, "epochs": 2}
     peaks = []
     for n in sizes:
