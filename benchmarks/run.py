@@ -113,6 +113,7 @@ def trainer_throughput(quick: bool, tmp: Path) -> str:
 
     from hpotool.datasets import digits, split
     from hpotool.models import CNN, MLP
+    from hpotool.runner import fast_optimizer_kwargs
     from hpotool.trainer import Trainer
 
     torch.set_num_threads(1)
@@ -127,7 +128,9 @@ def trainer_throughput(quick: bool, tmp: Path) -> str:
                 model = make()
                 t = Trainer(
                     model,
-                    torch.optim.Adam(model.parameters(), fused=True),  # as hpotool builds it
+                    torch.optim.Adam(
+                        model.parameters(), **fast_optimizer_kwargs(torch.optim.Adam, model, {})
+                    ),
                     nn.CrossEntropyLoss(),
                     "classification",
                     batch,

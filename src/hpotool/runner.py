@@ -142,7 +142,7 @@ def fast_optimizer_kwargs(opt_cls: Any, model: nn.Module, kwargs: dict[str, Any]
     """`kwargs`, plus `fused=True` where torch has a fused kernel for this optimizer and device.
 
     torch's fused Adam, AdamW, SGD and Adagrad update every parameter in one kernel call instead of a
-    Python loop of several calls per parameter: on small models that loop is a third of each step. The
+    Python loop of several calls per parameter: on small models that loop was half of each step. The
     user's own `fused` or `foreach` setting always wins; torch's other optimizers are left as they are.
     """
     if "fused" in kwargs or "foreach" in kwargs or not str(opt_cls.__module__).startswith("torch.optim"):

@@ -2,7 +2,8 @@
 
 Data sits on the device as tensors, is put in shuffled order a chunk at a time and sliced into
 batches, which on small data is much faster than a DataLoader; losses accumulate as tensors and are
-read back once per epoch, so the device never waits on the host inside an epoch. A callback sees every epoch's metrics and stops training by raising.
+read back once per epoch, so the device never waits on the host inside an epoch. A callback sees every
+epoch's metrics and stops training by raising.
 """
 
 from __future__ import annotations
