@@ -13,7 +13,7 @@ import hpotool.cli
 
 # Wide, colourless output so messages are asserted whole (fastapi-cli widens its console the same way).
 os.environ["NO_COLOR"] = "1"
-for _console in (hpotool.cli.console, hpotool.cli.err_console):
+for _console in (hpotool.cli._out(), hpotool.cli._err()):
     _console.width = 3000
     _console.no_color = True
 

@@ -6,6 +6,7 @@ Heavy libraries (torch, optuna, plotly) are imported inside the commands that ne
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -16,14 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from hpotool import __version__
 from hpotool.errors import HpoError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
     from hpotool.objective import StudySummary
 
 app = typer.Typer(
@@ -31,9 +32,40 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: it shows every option name whole at 80 columns (rich's panels cut the long ones) and
+    # keeps rich (~50 ms of imports) out of `--help`.
+    rich_markup_mode=None,
 )
-console = Console()
-err_console = Console(stderr=True)
+
+
+@functools.cache
+def _out() -> Console:
+    """The rich console for results (stdout), made on first use so `--help` never imports rich."""
+    from rich.console import Console
+
+    return Console()
+
+
+@functools.cache
+def _err() -> Console:
+    """The rich console for progress, notes and errors (stderr)."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def escape(text: str) -> str:
+    """Escape rich markup in `text` (rich.markup.escape, imported on first use)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+def _table(title: str, **kwargs: Any) -> Table:
+    """A left-titled rich table."""
+    from rich.table import Table
+
+    return Table(title=title, title_justify="left", **kwargs)
 
 
 @dataclass
@@ -53,13 +85,13 @@ def user_errors() -> Iterator[None]:
         if state.debug:
             raise
         for line in str(exc).splitlines():
-            err_console.print(f"[red]error:[/red] {escape(line)}", soft_wrap=True)
+            _err().print(f"[red]error:[/red] {escape(line)}", soft_wrap=True)
         raise typer.Exit(code=2) from None
 
 
 def _version(value: bool) -> None:
     if value:
-        console.print(f"hpotool {__version__}")
+        _out().print(f"hpotool {__version__}")
         raise typer.Exit()
 
 
@@ -92,7 +124,7 @@ def _fmt(v: Any) -> str:
 
 
 def print_summary(summary: StudySummary) -> None:
-    table = Table(title=f"study {summary.study_name}", show_header=False, title_justify="left")
+    table = _table(f"study {summary.study_name}", show_header=False)
     table.add_column(style="bold")
     table.add_column()
     table.add_row("storage", summary.storage)
@@ -121,11 +153,11 @@ def print_summary(summary: StudySummary) -> None:
             )
     else:
         table.add_row("best", "no complete trial yet")
-    console.print(table)
+    _out().print(table)
     if summary.stopped:
-        err_console.print(f"[yellow]note:[/yellow] {escape(summary.stopped)}")
+        _err().print(f"[yellow]note:[/yellow] {escape(summary.stopped)}")
     if summary.first_error:
-        err_console.print(f"[red]first error:[/red] {escape(summary.first_error)}")
+        _err().print(f"[red]first error:[/red] {escape(summary.first_error)}")
 
 
 @app.command()
@@ -208,7 +240,7 @@ def optimize(
         else:
             from hpotool.progress import RichObserver
 
-            with RichObserver(err_console, plan.opt.objectives[0]) as observer:
+            with RichObserver(_err(), plan.opt.objectives[0]) as observer:
                 summary = run(observer)
         if as_json:
             sys.stdout.write(json.dumps(summary.as_dict(), indent=2, default=str) + "\n")
@@ -232,7 +264,7 @@ def _write_report(study_name: str, storage: str | None, out: Path | None, fmt: s
     path = write_report(
         find_study(study_name, storage), url, out or default_report_path(study_name, fmt), fmt
     )
-    err_console.print(f"report written to {escape(str(path))}", soft_wrap=True)
+    _err().print(f"report written to {escape(str(path))}", soft_wrap=True)
 
 
 @app.command()
@@ -281,7 +313,7 @@ class _RunProgress:
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TextColumn("{task.fields[info]}"),
-            console=err_console,
+            console=_err(),
             transient=True,
         )
         self.task = self.progress.add_task("", total=1, info="", visible=False)
@@ -302,14 +334,14 @@ class _RunProgress:
 
     def run_finished(self, label: str, run: Any) -> None:
         shown = " ".join(f"{k}={_fmt(v)}" for k, v in run.metrics.items() if k.startswith("val_"))
-        err_console.print(
+        _err().print(
             f"{escape(label)}: {escape(shown)}  [dim]{run.seconds:.1f}s  {escape(str(run.folder))}[/]",
             soft_wrap=True,
         )
 
 
 def _print_run(run: Any) -> None:
-    table = Table(title=f"run {run.folder}", show_header=False, title_justify="left")
+    table = _table(f"run {run.folder}", show_header=False)
     table.add_column(style="bold")
     table.add_column()
     for k, v in run.metrics.items():
@@ -319,7 +351,7 @@ def _print_run(run: Any) -> None:
     table.add_row("device", run.device)
     table.add_row("wall time", f"{run.seconds:.1f}s")
     table.add_row("saved", "model.pt, metrics.json, history.csv, config.yaml")
-    console.print(table)
+    _out().print(table)
 
 
 @app.command("export-best")
@@ -338,7 +370,7 @@ def export_best(
 
         study = find_study(study_name, storage)
         result = write_export(study, storage or default_storage_url(study_name), out)
-        table = Table(title=f"study {study_name}", show_header=False, title_justify="left")
+        table = _table(f"study {study_name}", show_header=False)
         table.add_column(style="bold")
         table.add_column()
         for trial in result.best:
@@ -349,7 +381,7 @@ def export_best(
             for k, v in trial.params.items():
                 table.add_row(f"  {k}", _fmt(v))
         table.add_row("wrote", f"{result.folder}/: " + ", ".join(f.name for f in result.files))
-        console.print(table)
+        _out().print(table)
 
 
 @app.command()
@@ -421,9 +453,9 @@ def train_from_best(
         study = find_study(study_name, storage)
         plan = plan_final(study, epochs=epochs, seeds=seeds, top_k=top_k, device=device)
         exported = write_export(study, storage or default_storage_url(study_name))
-        err_console.print(f"exported the best trial to {escape(str(exported.folder))}")
+        _err().print(f"exported the best trial to {escape(str(exported.folder))}")
         if len(plan.candidates) < top_k:
-            err_console.print(
+            _err().print(
                 f"[yellow]note:[/yellow] the study has only {len(plan.candidates)} complete trial(s); "
                 f"retraining those"
             )
@@ -432,14 +464,14 @@ def train_from_best(
             summary = run_final(plan, folder, progress, exported.folder)
         metric = summary["metric"]
         trained = f" ({summary['epochs']} epochs)" if summary["epochs"] is not None else ""
-        runs = Table(title=f"final runs{trained}", title_justify="left")
+        runs = _table(f"final runs{trained}")
         for col in ("trial", "seed", metric, "folder"):
             runs.add_column(col, overflow="fold")
         for c in summary["candidates"]:
             for r in c["runs"]:
                 runs.add_row(str(c["trial_number"]), str(r["seed"]), _fmt(r["metrics"][metric]), r["folder"])
-        console.print(runs)
-        ranked = Table(title=f"ranked by mean {metric} ({summary['direction']})", title_justify="left")
+        _out().print(runs)
+        ranked = _table(f"ranked by mean {metric} ({summary['direction']})")
         for col in ("rank", "trial", "trial value", f"mean {metric}", "std", "seeds"):
             ranked.add_column(col)
         for c in summary["candidates"]:
@@ -452,8 +484,8 @@ def train_from_best(
                 std,
                 str(len(c["runs"])),
             )
-        console.print(ranked)
-        console.print(f"summary: {escape(str(folder / 'summary.json'))}")
+        _out().print(ranked)
+        _out().print(f"summary: {escape(str(folder / 'summary.json'))}")
 
 
 @app.command()
@@ -469,15 +501,15 @@ def studies(
 
         rows, notes = study_rows(storage)
         for note in notes:
-            err_console.print(f"[yellow]note:[/yellow] {escape(note)}")
+            _err().print(f"[yellow]note:[/yellow] {escape(note)}")
         if as_json:
             _print_json(rows)
             return
         if not rows:
             where = storage or "studies/*.db"
-            err_console.print(f"no studies in {escape(where)}")
+            _err().print(f"no studies in {escape(where)}")
             return
-        table = Table(title="studies", title_justify="left")
+        table = _table("studies")
         for col in ("name", "direction", "metric", "trials", "best", "last activity", "storage"):
             table.add_column(col, overflow="fold")
         for r in rows:
@@ -492,7 +524,7 @@ def studies(
                 (r["last_activity"] or "-").replace("T", " ")[:16],
                 r["storage"],
             )
-        console.print(table)
+        _out().print(table)
 
 
 @app.command()
@@ -527,10 +559,10 @@ def trials(
         shown = [[_fmt(r["params"][p]) if p in r["params"] else "-" for p in params] for r in rows]
         # One column per parameter where they fit the terminal, else one wrapped "params" column.
         widest = [max([len(p), *(len(v[i]) for v in shown)]) + 3 for i, p in enumerate(params)]
-        split = sum(widest) + 60 <= console.width
+        split = sum(widest) + 60 <= _out().width
         columns = ["#", "state", "value", *(params if split else ["params"]), "epochs", "seconds"]
         columns += ["note"] if any(notes) else []
-        table = Table(title=f"study {study_name}: {len(rows)} trial(s)", title_justify="left")
+        table = _table(f"study {study_name}: {len(rows)} trial(s)")
         for col in columns:
             table.add_column(col, overflow="fold")
         for r, values, note in zip(rows, shown, notes, strict=True):
@@ -545,7 +577,7 @@ def trials(
                 *([note or ""] if any(notes) else []),
             ]
             table.add_row(*(escape(c) for c in cells))
-        console.print(table)
+        _out().print(table)
 
 
 @app.command("fail-stale")
@@ -572,7 +604,7 @@ def fail_stale(
             )
         failed = fail_stale_trials(study, every_running=all_running)
         listed = ", ".join(f"#{n}" for n in failed) if failed else "none"
-        console.print(f"marked {len(failed)} stale trial(s) FAIL: {listed}")
+        _out().print(f"marked {len(failed)} stale trial(s) FAIL: {listed}")
 
 
 # ---------------------------------------------------------------- stages: audit and refine
@@ -589,9 +621,7 @@ def audit(study_name: StudyNameReq, storage: ReadStorageOpt = None, as_json: Jso
         if as_json:
             _print_json(report.as_dict())
             return
-        table = Table(
-            title=f"audit of study {study_name} ({report.metric}, {report.direction})", title_justify="left"
-        )
+        table = _table(f"audit of study {study_name} ({report.metric}, {report.direction})")
         for column in ("parameter", "importance", "best", "range", "position", "finding"):
             table.add_column(column, overflow="fold")
         for p in report.params:
@@ -603,10 +633,10 @@ def audit(study_name: StudyNameReq, storage: ReadStorageOpt = None, as_json: Jso
                 "-" if p.position is None else f"{p.position:.0%}",
                 escape(p.advice),
             )
-        console.print(table)
-        console.print(f"importance: {escape(report.evaluator)}")
+        _out().print(table)
+        _out().print(f"importance: {escape(report.evaluator)}")
         for line in report.findings[len([p for p in report.params if p.advice]) :]:
-            console.print(f"- {escape(line)}")
+            _out().print(f"- {escape(line)}")
 
 
 @app.command()
@@ -626,9 +656,9 @@ def refine(
         ref = refine_study(find_study(study_name, storage), keep_top)
         opt_path, run_path = write_refinement(ref, out, study_name)
         for change in ref.changes:
-            console.print(f"- {escape(change)}")
-        console.print(f"wrote {escape(str(opt_path))} and {escape(str(run_path))}; next:")
-        console.print(
+            _out().print(f"- {escape(change)}")
+        _out().print(f"wrote {escape(str(opt_path))} and {escape(str(run_path))}; next:")
+        _out().print(
             f"  hpotool optimize --run-config {escape(str(run_path))} --optimize-config {escape(str(opt_path))}"
         )
 
@@ -658,17 +688,17 @@ def prune_audit(
         if as_json:
             _print_json(data)
             return
-        table = Table(title=f"PFL predictions on the complete trials of {study_name}", title_justify="left")
+        table = _table(f"PFL predictions on the complete trials of {study_name}")
         for column in ("predicted at epoch", "trials", "median |error|", "max |error|"):
             table.add_column(column, justify="right")
         for e in data["prediction_errors"]:
             table.add_row(
                 str(e["epoch"]), str(e["trials"]), _fmt(e["median_abs_error"]), _fmt(e["max_abs_error"])
             )
-        console.print(table)
+        _out().print(table)
         missed = data["missed_winners"]
         if missed is not None:
-            console.print(
+            _out().print(
                 f"{missed['would_have_made_top_k']} of {missed['pruned']} pruned trials would have beaten the "
                 f"top-{missed['top_k']} bar ({_fmt(missed['bar'])}) in {against} "
                 f"({missed['matched_exactly']} matched by identical params, {missed['matched_nearest']} by the nearest)"
