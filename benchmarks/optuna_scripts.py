@@ -4,7 +4,8 @@
     python -m benchmarks.optuna_scripts usual     --trials 20 --storage sqlite:///y.db
 
 `efficient` trains exactly as hpotool does (the epoch's tensors gathered in shuffled order and sliced
-into batches, torch's fused Adam, one host sync per epoch, one torch thread, SQLite in WAL mode): the baseline for hpotool's own overhead. `usual` is the Optuna PyTorch
+into batches, torch's fused Adam stepped through `hpotool.lean_step`, one host sync per epoch, one
+torch thread, SQLite in WAL mode): the baseline for hpotool's own overhead. `usual` is the Optuna PyTorch
 example's way: a DataLoader over a TensorDataset, `.item()` every step, torch's default threads, Optuna's
 default SQLite set-up. Both use hpotool's digits loader and split so the data are identical, and the same
 seeded random sampler, so they train the very same trials as `hpotool optimize`.
@@ -22,6 +23,7 @@ from torch import nn
 
 from benchmarks.common import RUN
 from hpotool.datasets import digits, split
+from hpotool.lean_step import LeanStep
 
 
 def _data() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -58,7 +60,7 @@ def efficient(trials: int, storage: str) -> None:
         hidden = trial.suggest_int("model.hidden.0", 32, 128, step=32)
         torch.manual_seed(0)
         model = _model(hidden)
-        opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+        opt = LeanStep(torch.optim.Adam(model.parameters(), lr=lr, fused=True))
         loss_fn = nn.CrossEntropyLoss()
         gen = torch.Generator().manual_seed(0)
         acc = 0.0
@@ -68,7 +70,7 @@ def efficient(trials: int, storage: str) -> None:
             perm = torch.randperm(len(xt), generator=gen)
             losses = []
             for x, y in zip(xt[perm].split(batch), yt[perm].split(batch), strict=True):
-                opt.zero_grad(set_to_none=True)
+                opt.zero_grad()
                 loss = loss_fn(model(x), y)
                 loss.backward()
                 opt.step()
