@@ -141,3 +141,11 @@ def test_loaders_name_the_file(tmp_path: Path) -> None:
     path = write_yaml(tmp_path / "opt.yaml", {"study_name": "s"})
     with pytest.raises(HpoError, match=r"opt.yaml: search_space: required key is missing"):
         load_optimize_config(path)
+
+
+def test_component_arguments_are_checked_unless_asked_not_to(run_dict: dict[str, Any]) -> None:
+    data = {**run_dict, "optimizer": {"name": "adam", "lr": 0.01, "betas_typo": [0.9, 0.99]}}
+    with pytest.raises(HpoError, match="betas_typo"):
+        validate_config(RunConfig, data, "run.yaml")
+    run = validate_config(RunConfig, data, "study 's': run_config", check_components=False)
+    assert run.optimizer.kwargs["betas_typo"] == [0.9, 0.99]

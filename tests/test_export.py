@@ -3,6 +3,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -214,3 +216,24 @@ def test_missing_study_lists_the_ones_that_exist(tmp_path: Path, run_dict: dict,
         "error: no study 'tinny': studies/tinny.db does not exist; studies under studies/: "
         "tiny (sqlite:///studies/tiny.db) (give --storage URL for a study stored elsewhere)\n"
     )
+
+
+def test_export_best_trusts_the_trained_components_and_never_imports_torch(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # Checking each component's arguments again would import torch (~2 s) for a file-writing command.
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    code = (
+        "import sys\n"
+        "from hpotool.cli import app\n"
+        "try:\n"
+        f"    app(['export-best', '--study-name', 'tiny', '--storage', {opt_dict['storage']!r}, '--out', 'exp'])\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "print('torch' in sys.modules, file=sys.stderr)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    assert result.stderr.strip().splitlines()[-1] == "False"
+    assert (tmp_path / "exp" / "best_run.yaml").exists()

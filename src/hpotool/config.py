@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -38,6 +39,9 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+CHECK_COMPONENTS = "check_components"  # validation context key: resolve and check each component
+
+
 class _Component(BaseModel):
     """A section: `name` plus the component's own arguments, flat."""
 
@@ -55,8 +59,9 @@ class _Component(BaseModel):
         return {**declared, **(self.model_extra or {})}
 
     @model_validator(mode="after")
-    def _check_signature(self) -> _Component:
-        check_component(self.kind, self.name, self.kwargs)
+    def _check_signature(self, info: ValidationInfo) -> _Component:
+        if (info.context or {}).get(CHECK_COMPONENTS, True):
+            check_component(self.kind, self.name, self.kwargs)
         return self
 
 
@@ -521,10 +526,16 @@ def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
     return lines
 
 
-def validate_config(cls: type[_Frozen], data: dict[str, Any], source: str) -> Any:
-    """Validate `data` as `cls`; errors become one `HpoError` naming `source` and each key."""
+def validate_config(
+    cls: type[_Frozen], data: dict[str, Any], source: str, *, check_components: bool = True
+) -> Any:
+    """Validate `data` as `cls`; errors become one `HpoError` naming `source` and each key.
+
+    `check_components=False` skips importing each component to check its arguments: for configs a
+    study has already trained (export), where the check would only import torch.
+    """
     try:
-        return cls.model_validate(data)
+        return cls.model_validate(data, context={CHECK_COMPONENTS: check_components})
     except ValidationError as exc:
         lines = error_lines(exc, cls)
         raise HpoError(f"{source}: " + f"\n{source}: ".join(lines)) from None

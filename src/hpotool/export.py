@@ -178,7 +178,7 @@ def trials_csv(study: optuna.Study) -> str:
     return buffer.getvalue()
 
 
-def stored_run_config(study: optuna.Study) -> RunConfig:
+def stored_run_config(study: optuna.Study, *, check_components: bool = True) -> RunConfig:
     """The base RunConfig `hpotool optimize` stored on the study."""
     data = study.user_attrs.get("run_config")
     if not isinstance(data, dict):
@@ -186,14 +186,21 @@ def stored_run_config(study: optuna.Study) -> RunConfig:
             f"study {study.study_name!r} has no stored run config (user attr 'run_config'): it was not "
             f"created by hpotool optimize, so there is no RunConfig to merge its parameters into"
         )
-    result: RunConfig = validate_config(RunConfig, data, f"study {study.study_name!r}: run_config")
+    result: RunConfig = validate_config(
+        RunConfig, data, f"study {study.study_name!r}: run_config", check_components=check_components
+    )
     return result
 
 
-def trial_run_config(study: optuna.Study, trial: FrozenTrial) -> RunConfig:
-    """The exact RunConfig the trial trained: the stored base with its parameters applied."""
+def trial_run_config(study: optuna.Study, trial: FrozenTrial, *, check_components: bool = True) -> RunConfig:
+    """The exact RunConfig the trial trained: the stored base with its parameters applied.
+
+    `check_components=False` (export) trusts the components the trial trained with instead of importing
+    them (torch) to check their arguments again.
+    """
     try:
-        return apply_overrides(stored_run_config(study), trial.params)
+        base = stored_run_config(study, check_components=check_components)
+        return apply_overrides(base, trial.params, check_components=check_components)
     except HpoError as exc:
         raise HpoError(f"study {study.study_name!r}: trial {trial.number}: {exc}") from None
 
@@ -309,7 +316,7 @@ def export_best(study: optuna.Study, storage_url: str, folder: Path | None = Non
         "trials.json": dump_json(trial_records(study)),
     }
     for t in best:
-        texts[names[t.number]] = _run_yaml(study, t, trial_run_config(study, t))
+        texts[names[t.number]] = _run_yaml(study, t, trial_run_config(study, t, check_components=False))
     texts["best_params.json"] = dump_json(best_info(study, storage_url, names))
     files = []
     for name, text in texts.items():

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from hpotool.components import Kind, component_kwargs
-from hpotool.config import RunConfig, error_lines
+from hpotool.config import CHECK_COMPONENTS, RunConfig, error_lines
 from hpotool.errors import HpoError
 from hpotool.resolve import closest
 
@@ -46,8 +46,9 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
             raise KeyError(f"{'.'.join(parts[:i])} is a value, not a section")
 
 
-def apply_overrides(run: RunConfig, params: Mapping[str, Any]) -> RunConfig:
-    """A new RunConfig: `run` with each dotted path set to its value, validated again.
+def apply_overrides(run: RunConfig, params: Mapping[str, Any], *, check_components: bool = True) -> RunConfig:
+    """A new RunConfig: `run` with each dotted path set to its value, validated again
+    (`check_components` as for `config.validate_config`).
 
     Raises:
         HpoError: when a value does not fit the RunConfig, naming the path.
@@ -59,7 +60,7 @@ def apply_overrides(run: RunConfig, params: Mapping[str, Any]) -> RunConfig:
         except KeyError as exc:
             raise HpoError(f"search_space.{path}: {exc.args[0]}") from None
     try:
-        return RunConfig.model_validate(data)
+        return RunConfig.model_validate(data, context={CHECK_COMPONENTS: check_components})
     except Exception as exc:
         from pydantic import ValidationError
 
