@@ -780,7 +780,7 @@ def main(argv: list[str] | None = None) -> None:
         "[PERFORMANCE_NOTES.md](PERFORMANCE_NOTES.md).",
         "",
     ]
-    args.out.write_text("\n".join(header) + "\n\n".join(parts) + "\n")
+    args.out.write_text("\n".join(header) + "\n" + "\n\n".join(parts) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
 
 
