@@ -10,6 +10,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from hpotool.interrupts import Interrupted, deferred, signals_interrupt
+from hpotool.loop import run_study
+from hpotool.objective import prepare_study
 from hpotool.storage import make_storage
 
 from .conftest import write_yaml
@@ -73,3 +76,34 @@ def test_after_kill_9_the_dead_trial_is_failed_and_rerun(
     assert len(retried) == 1 and retried[0].params == stuck.params
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 3
     assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_inside_deferred_waits_for_the_end_of_the_block(how: signal.Signals) -> None:
+    done = []
+    with signals_interrupt(), pytest.raises(Interrupted) as caught:
+        with deferred():
+            signal.raise_signal(how)
+            done.append("the rest of the block ran")
+        done.append("not reached")
+    assert done == ["the rest of the block ran"] and caught.value.signum == how
+
+
+def test_a_signal_as_ask_creates_the_trial_leaves_it_failed_not_running(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C landing inside `study.ask()`, after the trial's row exists: it must not stay RUNNING.
+    real_ask = optuna.Study.ask
+
+    def ask_then_ctrl_c(self: optuna.Study, *args: Any, **kwargs: Any) -> optuna.Trial:
+        trial = real_ask(self, *args, **kwargs)
+        signal.raise_signal(signal.SIGINT)
+        return trial
+
+    monkeypatch.setattr(optuna.Study, "ask", ask_then_ctrl_c)
+    rp = write_yaml(tmp_path / "run.yaml", run_dict)
+    op = write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    summary = run_study(prepare_study(rp, op))
+    assert summary.interrupted == signal.SIGINT
+    trials = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"]).trials
+    assert [(t.state, t.user_attrs.get("fail_reason")) for t in trials] == [(TrialState.FAIL, "interrupted")]

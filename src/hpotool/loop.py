@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpotool.interrupts import signal_of, signals_interrupt
+from hpotool.interrupts import deferred, signal_of, signals_interrupt
 from hpotool.objective import (
     FINISHED,
     FailureGuard,
@@ -64,7 +64,8 @@ def _run_trial(
             state = TrialState.FAIL
         except KeyboardInterrupt as exc:
             state, interrupted = TrialState.FAIL, exc
-    study.tell(trial, value, state=state)
+    with deferred():  # a signal now ends the study after the trial is told, not half-way through
+        study.tell(trial, value, state=state)
     if interrupted is not None:
         raise interrupted
 
@@ -100,20 +101,22 @@ def run_trials(
         if len(trials) >= target:  # every slot is taken: wait for one to finish or fail
             time.sleep(poll)
             continue
-        with (
-            warnings.catch_warnings()
-        ):  # "heartbeat is supposed to be used with Study.optimize": it is, below
-            warnings.simplefilter("ignore", UserWarning)
-            trial = study.ask()
+        trial: optuna.Trial | None = None
         try:
+            # "heartbeat is supposed to be used with Study.optimize": it is, below. A signal during `ask`
+            # waits until it returns, so the trial it created is told FAIL below, not left RUNNING.
+            with warnings.catch_warnings(), deferred():
+                warnings.simplefilter("ignore", UserWarning)
+                trial = study.ask()
             if not has_slot(study, trial, target):  # another process asked at the same moment
                 storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
                 time.sleep(poll)
                 continue
             trial.set_user_attr("worker", owner())
         except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted")
-            study.tell(trial, state=TrialState.FAIL)
+            if trial is not None:
+                trial.set_user_attr("fail_reason", "interrupted")
+                study.tell(trial, state=TrialState.FAIL)
             raise
         _run_trial(study, trial, objective)
         frozen = storage.get_trial(trial._trial_id)
