@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -32,17 +32,25 @@ def _raise(signum: int, frame: Any) -> None:
 
 
 @contextmanager
+def _handling(handler: Callable[[int, Any], None]) -> Iterator[dict[signal.Signals, Any] | None]:
+    """While inside, `handler` takes SIGINT and SIGTERM in the main thread; yields the handlers it
+    replaced (None off the main thread, where nothing is installed), restored on leaving."""
+    if threading.current_thread() is not threading.main_thread():
+        yield None
+        return
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield previous
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
+@contextmanager
 def signals_interrupt() -> Iterator[None]:
     """While inside, SIGINT and SIGTERM raise `Interrupted` in the main thread; handlers restored after."""
-    if threading.current_thread() is not threading.main_thread():
+    with _handling(_raise):
         yield
-        return
-    previous = {s: signal.signal(s, _raise) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 @contextmanager
@@ -50,21 +58,13 @@ def deferred() -> Iterator[None]:
     """SIGINT and SIGTERM that arrive inside are handed to their handlers on leaving, so a storage write
     (`study.ask()` creating a trial it has not returned yet, `study.tell()`) is never cut in half and no
     trial is left RUNNING by a well-timed Ctrl-C."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     pending: list[int] = []
-
-    def hold(signum: int, frame: Any) -> None:
-        pending.append(signum)
-
-    previous = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous: dict[signal.Signals, Any] | None = None
     try:
-        yield
+        with _handling(lambda signum, frame: pending.append(signum)) as previous:
+            yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        if pending:
+        if pending and previous is not None:
             handler = previous[signal.Signals(pending[0])]
             if callable(handler):
                 handler(pending[0], None)
