@@ -77,7 +77,21 @@ def test_a_report_on_a_finished_trial_is_still_refused(tmp_path: Path) -> None:
         study._storage.set_trial_intermediate_value(trial._trial_id, 0, 1.0)
 
 
-def test_another_worker_s_finished_trial_reaches_the_pruner_within_refresh_s(tmp_path: Path) -> None:
+class _Clock:
+    """A monotonic clock the test moves by hand, so a slow machine cannot expire a snapshot early."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_another_worker_s_finished_trial_reaches_the_pruner_within_refresh_s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = _Clock()
+    monkeypatch.setattr("hpotool.rdb.time", clock)
     url = f"sqlite:///{tmp_path / 's.db'}"
     storage = make_storage(url)
     assert isinstance(storage, BufferedRDBStorage)
@@ -88,8 +102,9 @@ def test_another_worker_s_finished_trial_reaches_the_pruner_within_refresh_s(tmp
     assert study.get_trials(states=done) == []
     other = _other_process_view(url, "s")
     other.tell(other.ask(), 5.0)
+    clock.now += 0.19
     assert study.get_trials(states=done) == []  # the snapshot, taken while `mine` runs
-    time.sleep(0.25)
+    clock.now += 0.02
     assert [t.value for t in study.get_trials(states=done)] == [5.0]
     assert [t.state for t in study.get_trials(states=None)] == [TrialState.RUNNING, TrialState.COMPLETE]
     study.tell(mine, 1.0)
