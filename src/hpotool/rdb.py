@@ -81,11 +81,11 @@ class FastReadRDBStorage(RDBStorage):
             query = sa.select(table.c.trial_id, *(table.c[c] for c in columns)).where(
                 table.c.trial_id.in_(chosen)
             )
-            return list(session.execute(query.order_by(key)))
+            return session.execute(query.order_by(key)).all()
 
         with _create_scoped_session(self.scoped_session) as session:
             models.StudyModel.find_or_raise_by_id(study_id, session)
-            rows = list(
+            rows = (
                 session.execute(
                     sa.select(
                         trials_t.c.trial_id,
@@ -97,7 +97,7 @@ class FastReadRDBStorage(RDBStorage):
                     .where(*where)
                     .order_by(trials_t.c.trial_id)
                 )
-            )
+            ).all()
             params = children(models.TrialParamModel, "param_name", "param_value", "distribution_json")
             values = children(models.TrialValueModel, "objective", "value", "value_type")
             user = children(models.TrialUserAttributeModel, "key", "value_json")
