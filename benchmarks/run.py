@@ -385,31 +385,39 @@ def pruning_value(quick: bool, tmp: Path) -> str:
 # ---------------------------------------------------------------- 7: storage cost and study scale
 
 
-def _bare_trials(storage: Any, n: int) -> list[float]:
-    """Seconds per trial: ask, one parameter, 20 report + should_prune, tell; no training.
+def _bare_trials(storages: dict[str, tuple[Any, int]]) -> dict[str, list[float]]:
+    """Seconds per trial for each storage: ask, one parameter, 20 report + should_prune, tell; no training.
 
-    Every trial reports a value better than all before it (a minimized study), so the median pruner
-    evaluates all 20 steps of every trial and prunes none: the issue's "bookkeeping + 20 report/should_prune
-    calls" per trial, whatever the pruner decides.
+    `storages` maps a name to (storage, trials to run). The storages take turns, one trial each, so a
+    drift in the machine's speed hits them alike (run one after the other, the first and last tenths of
+    two storages were measured minutes apart). Every trial reports a value better than all before it (a
+    minimized study), so the median pruner evaluates all 20 steps of every trial and prunes none: the
+    issue's "bookkeeping + 20 report/should_prune calls" per trial, whatever the pruner decides.
     """
     import optuna
 
-    study = optuna.create_study(
-        storage=storage,
-        sampler=optuna.samplers.RandomSampler(seed=0),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5),
-    )
-    costs = []
-    for i in range(n):
-        start = time.perf_counter()
-        trial = study.ask()
-        x = trial.suggest_float("x", 0, 1)
-        for step in range(20):
-            trial.report(-i - x, step)
-            if trial.should_prune():
-                raise AssertionError("the storage benchmark's trials are never pruned")
-        study.tell(trial, -i - x)
-        costs.append(time.perf_counter() - start)
+    studies = {
+        name: optuna.create_study(
+            storage=storage,
+            sampler=optuna.samplers.RandomSampler(seed=0),
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=5),
+        )
+        for name, (storage, _) in storages.items()
+    }
+    costs: dict[str, list[float]] = {name: [] for name in storages}
+    for i in range(max(n for _, n in storages.values())):
+        for name, study in studies.items():
+            if i >= storages[name][1]:
+                continue
+            start = time.perf_counter()
+            trial = study.ask()
+            x = trial.suggest_float("x", 0, 1)
+            for step in range(20):
+                trial.report(-i - x, step)
+                if trial.should_prune():
+                    raise AssertionError("the storage benchmark's trials are never pruned")
+            study.tell(trial, -i - x)
+            costs[name].append(time.perf_counter() - start)
     return costs
 
 
@@ -428,10 +436,15 @@ def storage_cost(quick: bool, tmp: Path) -> str:
     # comparison is made over those same trials for every storage. The journal file is context, not a
     # goal: the same first eighth (2,000 trials of it took ~90 s).
     n_default = max(25, n // 8)
-    ours = _bare_trials(make_storage(f"sqlite:///{tmp / 'ours.db'}"), n)
-    theirs = _bare_trials(f"sqlite:///{tmp / 'default.db'}", n_default)
-    journal = _bare_trials(make_storage(f"journal:{tmp / 'journal.log'}"), n_default)
-    memory = _bare_trials(None, n)
+    costs = _bare_trials(
+        {
+            "ours": (make_storage(f"sqlite:///{tmp / 'ours.db'}"), n),
+            "theirs": (f"sqlite:///{tmp / 'default.db'}", n_default),
+            "journal": (make_storage(f"journal:{tmp / 'journal.log'}"), n_default),
+            "memory": (None, n),
+        }
+    )
+    ours, theirs, journal, memory = (costs[k] for k in ("ours", "theirs", "journal", "memory"))
     first = lambda xs: med(xs[: max(1, len(xs) // 10)]) * 1000  # noqa: E731
     last = lambda xs: med(xs[-max(1, len(xs) // 10) :]) * 1000  # noqa: E731
     cheaper = lambda xs: med(theirs) / med(xs[:n_default])  # noqa: E731
@@ -449,6 +462,7 @@ def storage_cost(quick: bool, tmp: Path) -> str:
             "",
             "Milliseconds per trial (ask, one parameter, 20 `report` + `should_prune`, tell; the median pruner",
             "evaluates every step and prunes nothing), median over the first and the last tenth of the study.",
+            "The storages take turns, one trial each, so the machine's drift hits them alike.",
             f"Optuna's default SQLite runs the first {n_default} trials only (its cost per trial is flat and",
             "several times the others'), and so does the journal file, which is shown for context (its cost",
             "grew from 22 to 100 ms per trial over 2,000 trials in an earlier run, twice the pruner's own growth);",
