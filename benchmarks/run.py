@@ -197,7 +197,7 @@ def trainer_throughput(quick: bool, tmp: Path) -> str:
 
 
 def cli_start(quick: bool, tmp: Path) -> str:
-    times, first_runs = (3, 1) if quick else (9, 3)
+    times, first_runs = (3, 1) if quick else (7, 3)
     hp = str(BIN / "hpotool")
     commands = {
         "help": [hp, "--help"],
