@@ -43,7 +43,7 @@ Section = Callable[[bool, Path], str]
 
 
 def tool_overhead(quick: bool, tmp: Path) -> str:
-    trials, times = (8, 1) if quick else (20, 3)
+    trials, times = (6, 1) if quick else (20, 3)
     run_path, opt_path = write_configs(tmp / "ovh", RUN, optimize_config("ovh", "sqlite:///x.db", trials))
 
     def hpotool() -> tuple[float, float]:
@@ -121,7 +121,7 @@ def trainer_throughput(quick: bool, tmp: Path) -> str:
 
     torch.set_num_threads(1)
     train, val = split(digits(), 0.2, 1.0, 0)
-    epochs, times = (3, 3) if quick else (5, 7)
+    epochs, times = (3, 2) if quick else (5, 7)
     rows = []
     for name, make in (("mlp", lambda: MLP(64, 10, hidden=[128, 128])), ("cnn", lambda: CNN((1, 8, 8), 10))):
         for batch in (32, 256):
@@ -197,7 +197,7 @@ def trainer_throughput(quick: bool, tmp: Path) -> str:
 
 
 def cli_start(quick: bool, tmp: Path) -> str:
-    times, first_runs = (3, 1) if quick else (7, 3)
+    times, first_runs = (2, 1) if quick else (7, 3)
     hp = str(BIN / "hpotool")
     commands = {
         "help": [hp, "--help"],
@@ -252,7 +252,7 @@ def cli_start(quick: bool, tmp: Path) -> str:
 
 
 def parallel(quick: bool, tmp: Path) -> str:
-    trials = "12" if quick else "40"
+    trials = "8" if quick else "40"
     workers = ["1", "2"] if quick else ["1", "2", "4"]
     rounds = "1" if quick else "3"
     storages = ["sqlite"] if quick else ["sqlite", "journal"]
@@ -551,9 +551,9 @@ def _contended(url: str, processes: int, n: int) -> tuple[float, int]:
 
 
 def storage_contention(quick: bool, tmp: Path) -> str:
-    n = 50 if quick else 100
+    n = 30 if quick else 100
     rows = []
-    for processes in (1, 2, 4):
+    for processes in (1, 2) if quick else (1, 2, 4):
         cells = []
         for kind in ("sqlite", "journal"):
             folder = tmp / f"contention-{kind}-{processes}"
@@ -721,7 +721,7 @@ print(int(hwm[0].split()[1]) if hwm else resource.getrusage(resource.RUSAGE_SELF
 
 
 def memory(quick: bool, tmp: Path) -> str:
-    sizes = (10, 40) if quick else (50, 200)
+    sizes = (10, 30) if quick else (50, 200)
     run = {**RUN, "epochs": 2}
     peaks = []
     for n in sizes:
