@@ -75,7 +75,7 @@ class FastReadRDBStorage(RDBStorage):
             where.append(trials_t.c.trial_id > trial_id_greater_than)
         chosen = sa.select(trials_t.c.trial_id).where(*where)
 
-        def children(model: Any, *columns: str) -> list[Any]:
+        def children(model: Any, *columns: str) -> Sequence[Any]:
             table = model.__table__
             key = next(iter(table.primary_key.columns))
             query = sa.select(table.c.trial_id, *(table.c[c] for c in columns)).where(
