@@ -233,14 +233,15 @@ def test_fail_stale_marks_dead_trials_and_queues_a_retry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HPOTOOL_HEARTBEAT_INTERVAL", "1")
-    # a 2 s grace keeps `alive` fresh while a slow machine runs the CLI
+    # A 2 s grace keeps `alive` fresh while a slow machine runs the CLI. Heartbeats are database
+    # timestamps in whole seconds (SQLite), so `dead` waits 3.2 s to be surely more than 2 s old.
     monkeypatch.setenv("HPOTOOL_HEARTBEAT_GRACE", "2")
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = optuna.create_study(study_name="s", storage=make_storage(url))
     dead, alive = study.ask(), study.ask()
     dead.suggest_float("x", 0, 1)
     study._storage.record_heartbeat(dead._trial_id)  # type: ignore[attr-defined]
-    time.sleep(2.5)
+    time.sleep(3.2)
     study._storage.record_heartbeat(alive._trial_id)  # type: ignore[attr-defined]
     result = CliRunner().invoke(
         app, ["fail-stale", "--study-name", "s", "--storage", url], catch_exceptions=False
