@@ -465,7 +465,7 @@ def storage_cost(quick: bool, tmp: Path) -> str:
             "The storages take turns, one trial each, so the machine's drift hits them alike.",
             f"Optuna's default SQLite runs the first {n_default} trials only (its cost per trial is flat and",
             "several times the others'), and so does the journal file, which is shown for context (its cost",
-            "grew from 22 to 100 ms per trial over 2,000 trials in an earlier run, twice the pruner's own growth);",
+            "grows with the study: 22 to 100 ms per trial over 2,000 trials in an earlier run);",
             f'"cheaper" compares every storage with Optuna\'s default SQLite over those same first {n_default} trials.',
             "",
             f"| storage | trials | first tenth | last tenth | median | median, first {n_default} | cheaper than Optuna's default |",
