@@ -95,11 +95,22 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+def _help(ctx: typer.Context, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        typer.echo(ctx.get_help(), color=ctx.color)
+        raise typer.Exit()
+
+
+# The group's own --help, defaulting to False: typer's built-in one has no default, and coercing its None
+# builds a pydantic TypeAdapter on every `hpotool COMMAND --help` (pydantic's import, ~0.15-0.25 s).
+@app.callback(add_help_option=False)
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    show_help: Annotated[
+        bool, typer.Option("--help", callback=_help, is_eager=True, help="Show this message and exit.")
     ] = False,
 ) -> None:
     state.debug = debug
