@@ -1,7 +1,9 @@
 """Worker processes start from a warm server: torch and optuna are imported there once, in advance.
 
-A spawned worker would import torch (~2 s) and torch._dynamo (first optimizer, ~1.7 s) itself, each time.
-With the forkserver start method, the server imports them once and forks each worker from there. Starting
+A spawned worker would import torch (~2 s) itself, each time. With the forkserver start method, the server
+imports it once and forks each worker from there. torch._dynamo (~1.7 s) is not preloaded: training through
+`hpotool.lean_step` never imports it, and a worker whose optimizer does (any `optimizer.step()`) pays it
+once, in parallel with the other workers. Starting
 the server before the main process checks the configs overlaps its imports with that work. Stdlib only at
 module level: the CLI calls `start_worker_server` before importing anything heavy.
 """
@@ -12,7 +14,7 @@ import multiprocessing
 from multiprocessing.context import BaseContext
 
 START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-PRELOAD = ["torch", "torch._dynamo", "optuna", "hpotool.runner", "hpotool.objective", "hpotool.workers"]
+PRELOAD = ["torch", "optuna", "hpotool.runner", "hpotool.objective", "hpotool.workers"]
 
 
 def worker_context() -> BaseContext:

@@ -11,13 +11,20 @@ step so LR schedulers keep working. The parameters come out bit for bit as with 
 It only takes a step where it knows exactly what torch would do: `Adam`, `AdamW` and `SGD` themselves
 (not subclasses) with `fused=True`, every parameter of a group on one device and dtype with a dense
 gradient, and no group option it does not know. Everything else goes through `optimizer.step()`: the
-first step (it creates the state the way torch does), a step where a parameter has no gradient, a
-tensor lr or beta, registered step hooks, a running torch profiler.
+first step of SGD with momentum (torch's kernel creates the buffers) or of float16/float64 parameters, a
+step where a parameter has no gradient, a tensor lr or beta, registered step hooks, a running torch
+profiler. Adam's first step creates the state torch would (float32 step count, zeroed moments).
+
+`defer_dynamo` keeps `torch.optim` from importing `torch._dynamo` (~1.7 s, more than torch itself on a
+small machine) just to mark its methods "do not compile" while nothing is compiling; with `LeanStep`
+taking every step, a training run never imports it.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -55,14 +62,19 @@ class LeanStep:
         )
 
     def zero_grad(self) -> None:
-        if self._groups is None:
+        if self._groups is None and (not self._eligible or _observed(self.optimizer)):
             self.optimizer.zero_grad(set_to_none=True)
             return
-        for p in self._params:
+        for p in self._params or (p for g in self.optimizer.param_groups for p in g["params"]):
             p.grad = None
 
     def step(self) -> None:
         groups = self._groups
+        if groups is None and self._eligible and not _observed(self.optimizer) and self._first_state():
+            groups = self._groups = self._plan()
+            self._params = [p for g in self._groups or () for p in g.params]
+            # What an LR scheduler's wrapper around `step()` records: a step was taken before its own.
+            self.optimizer._opt_called = True  # type: ignore[attr-defined]
         if groups is None or _observed(self.optimizer):
             self.optimizer.step()
             if groups is None and self._eligible:
@@ -81,6 +93,29 @@ class LeanStep:
                 _adam_step(group, ready)
             else:
                 _sgd_step(group, ready)
+
+    def _first_state(self) -> bool:
+        """The state the first `step()` would create (Adam: a float32 step count and zeroed moments; SGD
+        without momentum: none), where every parameter is a float32 tensor with a gradient on the CPU or a
+        CUDA device (what the fused kernels take). False leaves the first step to torch."""
+        optimizer = self.optimizer
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        if optimizer.state or not all(
+            p.grad is not None and p.dtype == torch.float32 and p.device.type in ("cpu", "cuda")
+            for p in params
+        ):
+            return False
+        if not self._adam:
+            return all(group["momentum"] == 0 for group in optimizer.param_groups)
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                state = optimizer.state[p]
+                state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                if group["amsgrad"]:
+                    state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return True
 
     def _plan(self) -> list[_Group] | None:
         """The lists each step needs, taken once the first step has made the optimizer's state."""
@@ -203,3 +238,34 @@ def _sgd_step(group: _Group, grads: list[torch.Tensor]) -> None:
         grad_scale=None,
         found_inf=None,
     )
+
+
+def defer_dynamo() -> None:
+    """Let `torch.optim.Optimizer`'s "never compile me" methods run without importing `torch._dynamo`.
+
+    torch wraps them in `torch._disable_dynamo`, which imports `torch._dynamo` on the first call to
+    build the disabled version. Until `torch._dynamo` is imported nothing can be compiling, so calling
+    the method itself is what the disabled version would do; from the moment it is imported (a user's
+    `torch.compile`), each call goes through `torch._dynamo.disable` as torch intends. Does nothing on a
+    torch whose methods are not wrapped this way.
+    """
+    for name in ("add_param_group", "zero_grad", "state_dict", "load_state_dict"):
+        fn = getattr(getattr(torch.optim.Optimizer, name, None), "__wrapped__", None)
+        if callable(fn) and not hasattr(fn, "__dynamo_disable"):
+            fn.__dynamo_disable = _until_dynamo(fn)
+
+
+def _until_dynamo(fn: Callable[..., Any]) -> Callable[..., Any]:
+    disabled: Callable[..., Any] | None = None
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        nonlocal disabled
+        dynamo = sys.modules.get("torch._dynamo")
+        if dynamo is None or not hasattr(dynamo, "disable"):
+            return fn(*args, **kwargs)
+        if disabled is None:
+            disabled = dynamo.disable(fn)
+        return disabled(*args, **kwargs)
+
+    return call

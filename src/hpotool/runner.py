@@ -20,6 +20,7 @@ from hpotool.components import resolve_component
 from hpotool.config import CLASSIFICATION_METRICS, REGRESSION_METRICS, DataConfig, RunConfig
 from hpotool.datasets import Task, TensorData, as_dataset, split
 from hpotool.errors import HpoError
+from hpotool.lean_step import defer_dynamo
 from hpotool.resolve import accepted_kwargs, pick_kwargs
 from hpotool.schedulers import PER_STEP
 from hpotool.trainer import EpochResult, Trainer
@@ -161,6 +162,7 @@ def fast_optimizer_kwargs(opt_cls: Any, model: nn.Module, kwargs: dict[str, Any]
 def build_trainer(cfg: RunConfig, data: PreparedData, model: nn.Module) -> Trainer:
     """The optimizer, schedule and loss the config names, around `model`."""
     opt_cls = resolve_component("optimizer", cfg.optimizer.name)
+    defer_dynamo()
     optimizer = opt_cls(model.parameters(), **fast_optimizer_kwargs(opt_cls, model, cfg.optimizer.kwargs))
     steps_per_epoch = -(-len(data.train) // cfg.batch_size)
     sched_fn = resolve_component("scheduler", cfg.scheduler.name)
