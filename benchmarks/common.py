@@ -66,14 +66,15 @@ def wall(cmd: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None
     return time.perf_counter() - start
 
 
-def trials_span(db: Path) -> float:
-    """Seconds from the first trial's start to the last trial's end, as an Optuna SQLite file records them."""
+def trials_span(db: Path, skip: int = 0) -> float:
+    """Seconds from the start of trial number `skip` to the last trial's end, as an Optuna SQLite file
+    records them (`skip=1` leaves out the first trial and the one-off work some processes do in it)."""
     import sqlite3
     from datetime import datetime
 
     with sqlite3.connect(db) as conn:
         first, last = conn.execute(
-            "SELECT min(datetime_start), max(datetime_complete) FROM trials"
+            "SELECT min(datetime_start), max(datetime_complete) FROM trials WHERE number >= ?", (skip,)
         ).fetchone()
     return (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds()
 

@@ -4,8 +4,8 @@
     python -m benchmarks.optuna_scripts usual     --trials 20 --storage sqlite:///y.db
 
 `efficient` trains exactly as hpotool does (the epoch's tensors gathered in shuffled order and sliced
-into batches, torch's fused Adam stepped through `hpotool.lean_step`, one host sync per epoch, one
-torch thread, SQLite in WAL mode): the baseline for hpotool's own overhead. `usual` is the Optuna PyTorch
+into batches, torch's fused Adam stepped through `hpotool.lean_step` with `torch._dynamo`'s import deferred,
+one host sync per epoch, one torch thread, SQLite in WAL mode): the baseline for hpotool's own overhead. `usual` is the Optuna PyTorch
 example's way: a DataLoader over a TensorDataset, `.item()` every step, torch's default threads, Optuna's
 default SQLite set-up. Both use hpotool's digits loader and split so the data are identical, and the same
 seeded random sampler, so they train the very same trials as `hpotool optimize`.
@@ -23,7 +23,7 @@ from torch import nn
 
 from benchmarks.common import RUN
 from hpotool.datasets import digits, split
-from hpotool.lean_step import LeanStep
+from hpotool.lean_step import LeanStep, defer_dynamo
 
 
 def _data() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -44,6 +44,7 @@ def _connect(path: str) -> sqlite3.Connection:
 
 def efficient(trials: int, storage: str) -> None:
     torch.set_num_threads(1)
+    defer_dynamo()  # as hpotool's Trainer does: torch.optim would import torch._dynamo (~1.7 s) for nothing
     xt, yt, xv, yv = _data()
     rdb = optuna.storages.RDBStorage(
         storage, engine_kwargs={"creator": functools.partial(_connect, storage.removeprefix("sqlite:///"))}

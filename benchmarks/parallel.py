@@ -45,7 +45,7 @@ from hpotool.config import RunConfig
 from hpotool.runner import train_run
 cfg = RunConfig.model_validate(json.loads(sys.argv[1]))
 torch.set_num_threads(int(sys.argv[3]))
-train_run(cfg)  # warm-up: first optimizer construction imports torch._dynamo
+train_run(cfg)  # warm-up: the first run's one-off work (kernels, allocator), as a worker's first trial
 start = time.time()
 for _ in range(int(sys.argv[2])):
     train_run(cfg)
