@@ -78,9 +78,13 @@ class FastReadRDBStorage(RDBStorage):
         def children(model: Any, *columns: str) -> Sequence[Any]:
             table = model.__table__
             key = next(iter(table.primary_key.columns))
-            query = sa.select(table.c.trial_id, *(table.c[c] for c in columns)).where(
-                table.c.trial_id.in_(chosen)
+            # Enum columns come back as the member's name: a dict lookup below instead of SQLAlchemy's
+            # per-row processor (200,000 of them for 10,000 trials' curves).
+            selected = (
+                sa.type_coerce(table.c[c], sa.String) if isinstance(table.c[c].type, sa.Enum) else table.c[c]
+                for c in columns
             )
+            query = sa.select(table.c.trial_id, *selected).where(table.c.trial_id.in_(chosen))
             return session.execute(query.order_by(key)).all()
 
         with _create_scoped_session(self.scoped_session) as session:
@@ -122,15 +126,20 @@ class FastReadRDBStorage(RDBStorage):
                 dist = parsed[dist_json] = distributions.json_to_distribution(dist_json)
             by_trial[trial_id]["params"][name] = dist.to_external_repr(internal)
             by_trial[trial_id]["dists"][name] = dist
+        value_kind = {k.name: k for k in models.TrialValueModel.TrialValueType}
         for trial_id, objective, value, kind in values:
-            by_trial[trial_id]["values"][objective] = models.TrialValueModel.stored_repr_to_value(value, kind)
+            by_trial[trial_id]["values"][objective] = models.TrialValueModel.stored_repr_to_value(
+                value, value_kind[kind]
+            )
         for trial_id, key, value_json in user:
             by_trial[trial_id]["user"][key] = json.loads(value_json)
         for trial_id, key, value_json in system:
             by_trial[trial_id]["system"][key] = json.loads(value_json)
-        for trial_id, step, value, kind in curves:
+        curve_kind = {k.name: k for k in models.TrialIntermediateValueModel.TrialIntermediateValueType}
+        to_value = models.TrialIntermediateValueModel.stored_repr_to_intermediate_value
+        for trial_id, step, value, kind in curves:  # FINITE: the stored value itself, as to_value returns it
             by_trial[trial_id]["curve"][step] = (
-                models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(value, kind)
+                value if kind == "FINITE" else to_value(value, curve_kind[kind])
             )
         trials = []
         for r in rows:
