@@ -28,7 +28,7 @@ from hpotool.objective import (
     summarize,
 )
 from hpotool.stale import fail_dead_local_trials, owner
-from hpotool.storage import fail_stale_trials
+from hpotool.storage import fail_stale_trials, heartbeat_settings
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
@@ -91,10 +91,17 @@ def run_trials(
     guard = FailureGuard(max_failures)
     tracker = make_tracker(plan)
     start = time.monotonic()
+    # Heartbeats are written every `interval` seconds, so a trial turns stale at that pace: looking once
+    # per interval (not before every trial: ~10 ms of queries each) finds dead workers' trials as soon.
+    interval, _ = heartbeat_settings()
+    next_stale_check = start
     while not (stop is not None and stop.is_set()):
-        if timeout is not None and time.monotonic() - start >= timeout:
+        now = time.monotonic()
+        if timeout is not None and now - start >= timeout:
             break
-        fail_stale_trials(study)
+        if now >= next_stale_check:
+            fail_stale_trials(study)
+            next_stale_check = now + interval
         trials = _finished_and_running(study)
         if sum(t.state in FINISHED for t in trials) >= target:
             break

@@ -180,8 +180,8 @@ def fail_stale_trials(study: optuna.Study, *, every_running: bool = False) -> li
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
-    now = {t._trial_id: t.state for t in study.get_trials(deepcopy=False)}
-    return sorted(number for trial_id, number in running.items() if now[trial_id] == TrialState.FAIL)
+    storage = study._storage
+    return sorted(n for i, n in running.items() if storage.get_trial(i).state == TrialState.FAIL)
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
