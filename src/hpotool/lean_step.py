@@ -73,8 +73,11 @@ class LeanStep:
         if groups is None and self._eligible and not _observed(self.optimizer) and self._first_state():
             groups = self._groups = self._plan()
             self._params = [p for g in self._groups or () for p in g.params]
-            # What an LR scheduler's wrapper around `step()` records: a step was taken before its own.
+            # What an LR scheduler's wrapper around `step()` records, so it does not warn that its step
+            # came first: `_opt_called` (recent torch), a step count (older releases).
             self.optimizer._opt_called = True  # type: ignore[attr-defined]
+            if isinstance(getattr(self.optimizer, "_step_count", None), int):
+                self.optimizer._step_count += 1  # type: ignore[attr-defined]
         if groups is None or _observed(self.optimizer):
             self.optimizer.step()
             if groups is None and self._eligible:
