@@ -165,9 +165,8 @@ def trainer_throughput(quick: bool, tmp: Path) -> str:
                         loss.backward()
                         step()
                         losses.append(loss.detach())
-                    float(
-                        torch.stack(losses).sum()
-                    )  # the epoch's train loss, read once (as the Trainer does)
+                    # The epoch's train loss, read once, as the Trainer does.
+                    float(torch.stack(losses).sum())
                     model.eval()
                     with torch.no_grad():
                         out = model(val.x)

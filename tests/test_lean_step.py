@@ -123,18 +123,12 @@ def test_a_step_with_a_missing_gradient_goes_through_torch(at: int, torch_steps:
 
 
 def test_float64_parameters_take_their_first_step_through_torch() -> None:
-    def make(ps: list[nn.Parameter]) -> torch.optim.Optimizer:
-        for p in ps:
-            p.data = p.data.double()
-        return torch.optim.Adam(ps, lr=1e-2, fused=True)
-
     def train(lean: bool) -> tuple[nn.Module, torch.optim.Optimizer, int]:
-        with torch.autocast("cpu", enabled=False):
-            torch.set_default_dtype(torch.float64)
-            try:
-                return _train(make, lean)
-            finally:
-                torch.set_default_dtype(torch.float32)
+        torch.set_default_dtype(torch.float64)  # the model and its inputs
+        try:
+            return _train(LEAN["adam"], lean)
+        finally:
+            torch.set_default_dtype(torch.float32)
 
     lean, plain = train(True), train(False)
     _assert_same(lean, plain)

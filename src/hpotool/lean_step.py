@@ -71,8 +71,7 @@ class LeanStep:
     def step(self) -> None:
         groups = self._groups
         if groups is None and self._eligible and not _observed(self.optimizer) and self._first_state():
-            groups = self._groups = self._plan()
-            self._params = [p for g in self._groups or () for p in g.params]
+            groups = self._take_plan()
             # What an LR scheduler's wrapper around `step()` records, so it does not warn that its step
             # came first: `_opt_called` (recent torch), a step count (older releases).
             self.optimizer._opt_called = True  # type: ignore[attr-defined]
@@ -81,8 +80,7 @@ class LeanStep:
         if groups is None or _observed(self.optimizer):
             self.optimizer.step()
             if groups is None and self._eligible:
-                self._groups = self._plan()
-                self._params = [p for g in self._groups or () for p in g.params]
+                self._take_plan()
             return
         grads: list[list[torch.Tensor]] = []
         for group in groups:
@@ -96,6 +94,11 @@ class LeanStep:
                 _adam_step(group, ready)
             else:
                 _sgd_step(group, ready)
+
+    def _take_plan(self) -> list[_Group] | None:
+        self._groups = self._plan()
+        self._params = [p for g in self._groups or () for p in g.params]
+        return self._groups
 
     def _first_state(self) -> bool:
         """The state the first `step()` would create (Adam: a float32 step count and zeroed moments; SGD
