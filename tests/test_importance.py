@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import optuna
 import pytest
 
@@ -21,3 +24,45 @@ def test_too_few_trials_is_a_reason_not_a_crash() -> None:
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
     with pytest.raises(ValueError, match="needs at least 2 complete trials, the study has 1"):
         param_importances(study)
+
+
+_LEAN_IMPORT = """
+import sys
+import optuna
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+from hpotool.importance import import_without_sklearn, param_importances
+if sys.argv[1] == "lean":
+    import_without_sklearn()
+import optuna.visualization
+study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+study.optimize(lambda t: 10 * t.suggest_float("big", 0, 1) + t.suggest_float("small", 0, 1), n_trials=30)
+importances = param_importances(study)
+figure = optuna.visualization.plot_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+loaded = "sklearn" in sys.modules
+import sklearn.ensemble  # still importable afterwards
+print(loaded, importances, figure.data[0].x)
+"""
+
+
+def test_importances_without_importing_sklearn_are_the_same() -> None:
+    # Fresh interpreters: this test process may have imported sklearn already.
+    def run(mode: str) -> str:
+        args = [sys.executable, "-c", _LEAN_IMPORT, mode]
+        return subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip()
+
+    plain, lean = run("plain"), run("lean")
+    assert plain.startswith("True ") and lean.startswith("False ")
+    assert lean.removeprefix("False ") == plain.removeprefix("True ")
+
+
+def test_import_without_sklearn_leaves_an_earlier_sklearn_import_alone() -> None:
+    code = (
+        "import sys, sklearn\n"
+        "from hpotool.importance import import_without_sklearn\n"
+        "import_without_sklearn()\n"
+        "import optuna.importance\n"
+        "optuna.importance.FanovaImportanceEvaluator(n_trees=2)\n"
+        "print(sys.modules['sklearn'] is sklearn)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True"

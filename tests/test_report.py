@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -344,3 +345,25 @@ def test_a_small_study_draws_every_trial() -> None:
     assert not any("drawn" in f.title for f in info.figures)
     figures = make_figures(study, info)
     assert len([t for t in figures["intermediate"].data if t.mode and "lines" in t.mode]) == 40
+
+
+def test_report_and_audit_commands_leave_sklearn_unimported(
+    mixed_study: tuple[optuna.Study, str], tmp_path: Path
+) -> None:
+    # optuna.importance imports scikit-learn for fANOVA alone (1.3-2 s); hpotool's evaluator is PED-ANOVA.
+    study, url = mixed_study
+    code = (
+        "import sys\n"
+        "from hpotool.cli import app\n"
+        "for args in (['report', '--out', sys.argv[3]], ['audit']):\n"
+        "    try:\n"
+        "        app([*args, '--study-name', sys.argv[1], '--storage', sys.argv[2]])\n"
+        "    except SystemExit as exc:\n"
+        "        assert not exc.code, exc.code\n"
+        "print('optuna.importance' in sys.modules, 'sklearn' in sys.modules, file=sys.stderr)"
+    )
+    out = tmp_path / "r.html"
+    args = [sys.executable, "-c", code, study.study_name, url, str(out)]
+    result = subprocess.run(args, capture_output=True, text=True, check=True)
+    assert result.stderr.strip().splitlines()[-1] == "True False"
+    assert "PED-ANOVA" in result.stdout and out.stat().st_size > 1_000_000

@@ -267,10 +267,12 @@ def optimize(
 
 def _write_report(study_name: str, storage: str | None, out: Path | None, fmt: str) -> None:
     from hpotool.browse import find_study
+    from hpotool.importance import import_without_sklearn
     from hpotool.report import check_format, default_report_path, write_report
     from hpotool.storage import default_storage_url
 
     check_format(fmt)
+    import_without_sklearn()
     url = storage or default_storage_url(study_name)
     path = write_report(
         find_study(study_name, storage), url, out or default_report_path(study_name, fmt), fmt
@@ -627,7 +629,9 @@ def audit(study_name: StudyNameReq, storage: ReadStorageOpt = None, as_json: Jso
     with user_errors():
         from hpotool.audit import audit_study
         from hpotool.browse import find_study
+        from hpotool.importance import import_without_sklearn
 
+        import_without_sklearn()
         report = audit_study(find_study(study_name, storage))
         if as_json:
             _print_json(report.as_dict())
@@ -662,8 +666,10 @@ def refine(
     """Write the next stage's configs: widen edge ranges, narrow the rest, fix what barely matters."""
     with user_errors():
         from hpotool.browse import find_study
+        from hpotool.importance import import_without_sklearn
         from hpotool.refine import refine_study, write_refinement
 
+        import_without_sklearn()
         ref = refine_study(find_study(study_name, storage), keep_top)
         opt_path, run_path = write_refinement(ref, out, study_name)
         for change in ref.changes:
