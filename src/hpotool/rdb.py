@@ -45,7 +45,8 @@ class FastReadRDBStorage(RDBStorage):
     20 intermediate values), 7.5 s for a 10,000-trial study, while fetching the rows takes 0.2 s. This
     reads the same six tables with SQLAlchemy Core and converts each value exactly as Optuna's
     `_build_frozen_trial_from_trial_model` does (tests/test_rdb.py compares the two on every kind of
-    value). Everything else, writes included, is Optuna's own code.
+    value), taking the child tables' rows straight from the DB-API cursor. Everything else, writes
+    included, is Optuna's own code.
     """
 
     def _get_trials(
@@ -85,7 +86,14 @@ class FastReadRDBStorage(RDBStorage):
                 for c in columns
             )
             query = sa.select(table.c.trial_id, *selected).where(table.c.trial_id.in_(chosen))
-            return session.execute(query.order_by(key)).all()
+            # The driver's own tuples: these columns are ints, floats and strings, which no SQLAlchemy
+            # type converts on any of the three databases tests/test_rdb.py reads. Skipping its Row
+            # objects takes 10,000 trials' read from 1.1 to 0.7 s.
+            result = session.connection().execute(query.order_by(key))
+            try:
+                return result.cursor.fetchall()
+            finally:
+                result.close()
 
         with _create_scoped_session(self.scoped_session) as session:
             models.StudyModel.find_or_raise_by_id(study_id, session)
