@@ -331,7 +331,7 @@ def test_big_studies_draw_per_trial_figures_from_the_best_and_an_even_sample() -
     info = report_info(study, "memory")
     titles = {f.kind: f.title for f in info.figures}
     assert "(500 of 1,200 trials drawn: the best 50" in titles["intermediate"]
-    assert "(300 of 1,200 trials drawn" in titles["contour"] and "(1,000 of 1,200" in titles["parallel"]
+    assert "(300 of 1,200 trials drawn" in titles["contour"] and "(500 of 1,200" in titles["parallel"]
     assert "drawn" not in titles["slice"]
     figures = make_figures(study, info)
     curves = [t for t in figures["intermediate"].data if t.mode and "lines" in t.mode]
