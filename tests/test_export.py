@@ -57,8 +57,10 @@ def test_export_best_end_to_end(configs: tuple[Path, Path], opt_dict: dict, tmp_
         header = next(csv.reader(fh))
     assert header[:5] == ["number", "state", "value", "optimizer.lr", "model.hidden.0"]  # suggestion order
 
-    records = json.loads((folder / "trials.json").read_text())
+    text = (folder / "trials.json").read_text()
+    records = json.loads(text)
     assert [r["number"] for r in records] == [0, 1, 2]
+    assert [json.loads(line.rstrip(",")) for line in text.splitlines()[1:-1]] == records  # a trial a line
     assert records[best.number]["params"] == best.params
     assert records[0]["history"] == study.trials[0].user_attrs["history"]
     assert "best_run.yaml" in result.stdout and f"trial {best.number}" in result.stdout
