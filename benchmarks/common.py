@@ -10,9 +10,11 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+
+T = TypeVar("T")
 
 PYTHON = sys.executable
 BIN = Path(sys.executable).parent
@@ -77,6 +79,12 @@ def trials_span(db: Path, skip: int = 0) -> float:
             "SELECT min(datetime_start), max(datetime_complete) FROM trials WHERE number >= ?", (skip,)
         ).fetchone()
     return (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds()
+
+
+def alternate(items: list[T], round_: int) -> list[T]:
+    """`items` in order in even rounds, reversed in odd ones: interleaved measurements in which none always
+    runs first (the first of a round ran measurably slower on some VMs)."""
+    return items if round_ % 2 == 0 else items[::-1]
 
 
 def med(xs: Sequence[float]) -> float:

@@ -26,6 +26,7 @@ from benchmarks.common import (
     PYTHON,
     REPO,
     RUN,
+    alternate,
     goal,
     machine,
     med,
@@ -66,10 +67,10 @@ def tool_overhead(quick: bool, tmp: Path) -> str:
         return wall(cmd, cwd=REPO), trials_span(db, skip=1)
 
     runs: dict[str, list[tuple[float, float]]] = {"h": [], "e": [], "u": []}
-    for _ in range(times):  # interleaved, so drifting load hits all three alike
-        runs["h"].append(hpotool())
-        runs["e"].append(script("efficient"))
-        runs["u"].append(script("usual"))
+    measure = {"h": hpotool, "e": lambda: script("efficient"), "u": lambda: script("usual")}
+    for i in range(times):  # interleaved, so drifting load hits all three alike; every other round reversed,
+        for key in alternate(list(measure), i):  # so neither runs first every time
+            runs[key].append(measure[key]())
     whole = {k: [w for w, _ in v] for k, v in runs.items()}
     span = {k: [s for _, s in v] for k, v in runs.items()}
     ratio = med(whole["h"]) / med(whole["e"])
@@ -175,10 +176,10 @@ def trainer_throughput(quick: bool, tmp: Path) -> str:
 
             hp(), bare(), bare(lean=False)  # warm-up
             h, b, t = [], [], []
-            for _ in range(times):  # in rounds, so a drift in the machine's speed hits all alike
-                h.append(hp())
-                b.append(bare())
-                t.append(bare(lean=False))
+            measure = ((h, hp), (b, bare), (t, functools.partial(bare, lean=False)))
+            for i in range(times):  # in rounds, so a drift in the machine's speed hits all alike; every
+                for out, fn in alternate(list(measure), i):  # other round reversed, so none runs first always
+                    out.append(fn())
             ratio = med([x / y for x, y in zip(h, b, strict=True)])
             gain = med([x / y for x, y in zip(b, t, strict=True)])
             rows.append(
@@ -215,9 +216,9 @@ def cli_start(quick: bool, tmp: Path) -> str:
         "bare": [PYTHON, "-c", "import torch, optuna, pydantic, yaml, rich, typer"],
     }
     walls: dict[str, list[float]] = {k: [] for k in commands}
-    for _ in range(times):  # interleaved rounds, so a drift in the machine's speed hits all alike
-        for key, cmd in commands.items():
-            walls[key].append(wall(cmd))
+    for i in range(times):  # interleaved rounds, so a drift in the machine's speed hits all alike
+        for key in alternate(list(commands), i):
+            walls[key].append(wall(commands[key]))
     helps, opt_help, torch_import, bare_imports = (walls[k] for k in commands)
     run = {**RUN, "epochs": 1}
     run_path, opt_path = write_configs(tmp / "first", run, optimize_config("first", "sqlite:///x.db", 1))
