@@ -32,7 +32,7 @@ def import_without_sklearn() -> None:
     try:
         import optuna.importance  # noqa: F401
     finally:
-        if "sklearn" in sys.modules and sys.modules["sklearn"] is None:
+        if sys.modules.get("sklearn", False) is None:  # still our marker
             del sys.modules["sklearn"]
 
 
