@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
 
 from hpotool.config import OptimizeConfig, RunConfig, load_optimize_config, load_run_config, validate_config
@@ -20,6 +22,29 @@ def test_shipped_configs_load() -> None:
     assert run.model.name == "mlp"
     assert opt.n_trials == 20
     assert opt.sampler.name == "tpe" and opt.pruner.name == "successive_halving"
+
+
+def test_template_spells_out_optunas_own_defaults() -> None:
+    """The template's sampler and pruner kwargs say "Optuna 5 defaults, written out": each must build the
+    same sampler or pruner as leaving it out (a written-out `multivariate: false` once turned Optuna 5's
+    multivariate TPE off in every study made from the template)."""
+    opt = load_optimize_config(REPO / "configs" / "optimize_template.yaml")
+
+    def sampled(**kwargs: Any) -> list[dict[str, Any]]:
+        study = optuna.create_study(
+            direction=opt.direction, sampler=optuna.samplers.TPESampler(seed=0, **kwargs)
+        )
+        study.optimize(
+            lambda t: -((t.suggest_float("x", -3, 3) - 1) ** 2) - t.suggest_float("y", -3, 3) ** 2, 14
+        )
+        return [t.params for t in study.trials]
+
+    assert sampled(**opt.sampler.kwargs) == sampled()  # differs after the startup trials if a kwarg is not
+    pruner_defaults = {
+        name: p.default
+        for name, p in inspect.signature(optuna.pruners.SuccessiveHalvingPruner).parameters.items()
+    }
+    assert opt.pruner.kwargs == {name: pruner_defaults[name] for name in opt.pruner.kwargs}
 
 
 def test_defaults_are_complete_and_frozen() -> None:
