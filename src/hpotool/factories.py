@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 SAMPLERS = {
     "tpe": "optuna.samplers:TPESampler",
+    "rung_tpe": "hpotool.samplers:RungTPESampler",
     "random": "optuna.samplers:RandomSampler",
     "grid": "optuna.samplers:GridSampler",
     "cmaes": "optuna.samplers:CmaEsSampler",

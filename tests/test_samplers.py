@@ -1,0 +1,143 @@
+"""`rung_tpe`: TPE ranking finished trials at the deepest step enough of them reported."""
+
+from __future__ import annotations
+
+import statistics
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from hpotool.errors import HpoError
+from hpotool.factories import make_sampler
+from hpotool.samplers import RungTPESampler, as_of_step, rung_step
+
+X = FloatDistribution(0.0, 1.0)
+
+
+def finished(x: float, curve: list[float], pruned: bool = False) -> optuna.trial.FrozenTrial:
+    """A trial of parameter x that reported `curve` at steps 0, 1, ...: complete with its last value, or
+    pruned."""
+    return create_trial(
+        params={"x": x},
+        distributions={"x": X},
+        intermediate_values=dict(enumerate(curve)),
+        value=None if pruned else curve[-1],
+        state=TrialState.PRUNED if pruned else TrialState.COMPLETE,
+    )
+
+
+def successive_halving_like(study: optuna.Study) -> None:
+    """What a small successive-halving study looks like: the first two trials (x near 0.1, mediocre)
+    completed because they reached every rung first; of the later ones, all pruned at step 1, those near
+    x = 0.9 reported far better values there."""
+    for x in (0.10, 0.12):
+        study.add_trial(finished(x, [0.50, 0.55, 0.60, 0.62]))
+    for i in range(6):
+        study.add_trial(finished(0.88 + 0.01 * i, [0.80, 0.90], pruned=True))
+        study.add_trial(finished(0.40 + 0.05 * i, [0.20, 0.25], pruned=True))
+
+
+def sampled_x(sampler: optuna.samplers.BaseSampler, n: int = 20) -> list[float]:
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    successive_halving_like(study)
+    xs = []
+    for _ in range(n):
+        trial = study.ask()
+        xs.append(trial.suggest_float("x", 0.0, 1.0))
+        study.tell(trial, state=TrialState.FAIL)  # TPE ignores failed trials: every draw sees the same study
+    return xs
+
+
+def test_rung_step_is_the_deepest_step_enough_finished_trials_reported() -> None:
+    trials = [finished(0.1, [0.5, 0.6, 0.7]), *(finished(0.5, [0.4, 0.5], pruned=True) for _ in range(3))]
+    assert rung_step(trials, min_trials=4) == 1  # steps 0 and 1: 4 trials; step 2: 1
+    assert rung_step(trials, min_trials=1) == 2
+    assert rung_step(trials, min_trials=5) is None
+    assert rung_step(trials) == 1  # one parameter: BOHB's rule asks for 2
+    running = create_trial(state=TrialState.RUNNING, intermediate_values={0: 1.0, 1: 1.0, 2: 1.0})
+    assert rung_step([*trials, running], min_trials=2) == 1  # running trials do not count
+    assert rung_step([]) is None
+
+
+def test_as_of_step_ranks_by_the_value_at_the_step_and_leaves_the_trials_alone() -> None:
+    complete, deep, shallow = (
+        finished(0.1, [0.5, 0.6, 0.7]),
+        finished(0.5, [0.4, 0.9], pruned=True),
+        finished(0.9, [0.3], pruned=True),
+    )
+    running = create_trial(state=TrialState.RUNNING)
+    view = as_of_step([complete, deep, shallow, running], step=1)
+    assert [(t.state, t.value) for t in view] == [
+        (TrialState.COMPLETE, 0.6),
+        (TrialState.COMPLETE, 0.9),
+        (TrialState.PRUNED, None),
+        (TrialState.RUNNING, None),
+    ]
+    assert view[3] is running
+    assert (complete.state, complete.value, deep.state) == (TrialState.COMPLETE, 0.7, TrialState.PRUNED)
+
+
+def test_rung_tpe_imitates_the_best_trials_at_the_rung_where_tpe_imitates_the_complete_ones() -> None:
+    plain = sampled_x(optuna.samplers.TPESampler(n_startup_trials=0, seed=1))
+    rung = sampled_x(RungTPESampler(n_startup_trials=0, seed=1, min_trials=5))
+    # TPE's "good" trials are the two complete ones (x near 0.1); at step 1 they are the x near 0.9.
+    assert statistics.median(plain) < 0.35
+    assert statistics.median(rung) > 0.65
+
+
+def test_without_pruning_rung_tpe_samples_exactly_like_tpe() -> None:
+    def objective(trial: optuna.Trial) -> float:
+        x, y = trial.suggest_float("x", -2, 2), trial.suggest_int("y", 0, 8)
+        value = 0.0
+        for step in range(4):
+            value = -((x - 0.5) ** 2) - (y - 3) ** 2 / 10 + 0.1 * step
+            trial.report(value, step)
+        return value
+
+    def params(sampler: optuna.samplers.BaseSampler) -> list[dict[str, float]]:
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        study.optimize(objective, 16)
+        return [t.params for t in study.trials]
+
+    assert params(RungTPESampler(n_startup_trials=5, seed=3)) == params(
+        optuna.samplers.TPESampler(n_startup_trials=5, seed=3)
+    )
+
+
+def test_rung_tpe_by_name_with_tpe_s_kwargs_and_a_checked_typo() -> None:
+    sampler = make_sampler("rung_tpe", {"n_startup_trials": 4, "min_trials": 6}, seed=0, space={})
+    assert isinstance(sampler, RungTPESampler) and sampler._min_trials == 6
+    with pytest.raises(HpoError, match=r"min_trial.*did you mean 'min_trials'"):
+        make_sampler("rung_tpe", {"min_trial": 6}, seed=0, space={})
+    with pytest.raises(HpoError, match="min_trials must be >= 1"):
+        make_sampler("rung_tpe", {"min_trials": 0}, seed=0, space={})
+
+
+def test_rung_tpe_drives_a_pruned_study_on_sqlite(tmp_path: object) -> None:
+    """A real study with successive halving: the sampler runs through Optuna's trial machinery (the
+    view stands in for the study) and the stored trials keep their real states and values."""
+    study = optuna.create_study(
+        direction="maximize",
+        storage=f"sqlite:///{tmp_path}/s.db",
+        sampler=RungTPESampler(n_startup_trials=4, seed=0),
+        pruner=optuna.pruners.SuccessiveHalvingPruner(),
+    )
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0, 1)
+        for step in range(8):
+            trial.report(x * (1 - 0.5**step), step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return x * (1 - 0.5**7)
+
+    study.optimize(objective, 25)
+    states = [t.state for t in study.trials]
+    assert TrialState.PRUNED in states and TrialState.COMPLETE in states
+    for t in study.trials:  # as Optuna records them: the view changed nothing in the storage
+        last_step = max(t.intermediate_values)
+        assert (t.state == TrialState.COMPLETE) == (last_step == 7)
+        assert t.value == t.intermediate_values[last_step]
+    assert study.best_value > 0.85
