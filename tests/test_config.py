@@ -21,11 +21,12 @@ def test_shipped_configs_load() -> None:
     opt = load_optimize_config(REPO / "configs" / "optimize_template.yaml")
     assert run.model.name == "mlp"
     assert opt.n_trials == 20
-    assert opt.sampler.name == "tpe" and opt.pruner.name == "successive_halving"
+    assert opt.sampler.name == "rung_tpe" and opt.pruner.name == "successive_halving"
 
 
 def test_template_spells_out_optunas_own_defaults() -> None:
-    """The template's sampler and pruner kwargs say "Optuna 5 defaults, written out": each must build the
+    """The template's sampler and pruner kwargs say "Optuna 5 defaults, written out" (TPE's, for rung_tpe):
+    each must build the
     same sampler or pruner as leaving it out (a written-out `multivariate: false` once turned Optuna 5's
     multivariate TPE off in every study made from the template)."""
     opt = load_optimize_config(REPO / "configs" / "optimize_template.yaml")
