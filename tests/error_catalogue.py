@@ -167,7 +167,7 @@ CASES = [
     Case(
         "unknown-sampler",
         "an unknown sampler name",
-        "error: optimize.yaml: unknown sampler 'tpee' (did you mean 'tpe'?); choose one of: tpe, random, grid, cmaes, gp, qmc, nsga2, nsga3, bruteforce, or give an import path such as package.module:Name",
+        "error: optimize.yaml: unknown sampler 'tpee' (did you mean 'tpe'?); choose one of: tpe, rung_tpe, random, grid, cmaes, gp, qmc, nsga2, nsga3, bruteforce, or give an import path such as package.module:Name",
         optimize={"sampler": {"name": "tpee"}},
     ),
     Case(

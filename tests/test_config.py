@@ -26,9 +26,8 @@ def test_shipped_configs_load() -> None:
 
 def test_template_spells_out_optunas_own_defaults() -> None:
     """The template's sampler and pruner kwargs say "Optuna 5 defaults, written out" (TPE's, for rung_tpe):
-    each must build the
-    same sampler or pruner as leaving it out (a written-out `multivariate: false` once turned Optuna 5's
-    multivariate TPE off in every study made from the template)."""
+    each must build the same sampler or pruner as leaving it out (a written-out `multivariate: false` once
+    turned Optuna 5's multivariate TPE off in every study made from the template)."""
     opt = load_optimize_config(REPO / "configs" / "optimize_template.yaml")
 
     def sampled(**kwargs: Any) -> list[dict[str, Any]]:

@@ -191,7 +191,7 @@ class SamplerConfig(_Frozen):
     """An Optuna sampler by short name or import path, with its keyword arguments."""
 
     name: str = Field(
-        "tpe", description="tpe, random, grid, cmaes, gp, qmc, nsga2, nsga3, bruteforce, or a path."
+        "tpe", description="tpe, rung_tpe, random, grid, cmaes, gp, qmc, nsga2, nsga3, bruteforce, or a path."
     )
     kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Keyword arguments of the sampler class."
