@@ -74,7 +74,7 @@ def test_patient_wraps_another_pruner() -> None:
     [
         (
             lambda: make_sampler("tpee", {}, seed=0, space=SPACE),
-            "unknown sampler 'tpee' (did you mean 'tpe'?); choose one of: tpe, random",
+            "unknown sampler 'tpee' (did you mean 'tpe'?); choose one of: tpe, rung_tpe, random",
         ),
         (
             lambda: make_sampler("tpe", {"n_startup": 3}, seed=0, space=SPACE),
