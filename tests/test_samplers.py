@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
+from typer.testing import CliRunner
 
+from hpotool.cli import app
 from hpotool.errors import HpoError
 from hpotool.factories import make_sampler
 from hpotool.samplers import RungTPESampler, as_of_step, rung_step
+
+from .conftest import write_yaml
 
 X = FloatDistribution(0.0, 1.0)
 
@@ -115,7 +121,7 @@ def test_rung_tpe_by_name_with_tpe_s_kwargs_and_a_checked_typo() -> None:
         make_sampler("rung_tpe", {"min_trials": 0}, seed=0, space={})
 
 
-def test_rung_tpe_drives_a_pruned_study_on_sqlite(tmp_path: object) -> None:
+def test_rung_tpe_drives_a_pruned_study_on_sqlite(tmp_path: Path) -> None:
     """A real study with successive halving: the sampler runs through Optuna's trial machinery (the
     view stands in for the study) and the stored trials keep their real states and values."""
     study = optuna.create_study(
@@ -141,3 +147,26 @@ def test_rung_tpe_drives_a_pruned_study_on_sqlite(tmp_path: object) -> None:
         assert (t.state == TrialState.COMPLETE) == (last_step == 7)
         assert t.value == t.intermediate_values[last_step]
     assert study.best_value > 0.85
+
+
+def test_rung_tpe_from_the_cli_with_pruning_and_two_workers(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """The templates' pairing through `hpotool optimize --workers 2`: worker processes build the sampler
+    from the config, TPE runs past its startup trials on the view, and the study stores real states."""
+    run_dict["epochs"] = 6
+    opt_dict.update(
+        n_trials=14,
+        sampler={"name": "rung_tpe", "kwargs": {"n_startup_trials": 4}},
+        pruner={"name": "successive_halving", "kwargs": {"min_resource": 1}},
+    )
+    run, opt = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    result = CliRunner().invoke(
+        app, ["optimize", "-r", str(run), "-o", str(opt), "--workers", "2"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    study = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
+    finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 14
+    assert {t.state for t in finished} == {TrialState.COMPLETE, TrialState.PRUNED}
+    assert all(len(t.intermediate_values) == 6 for t in finished if t.state == TrialState.COMPLETE)
