@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -73,15 +74,17 @@ def test_as_of_step_ranks_by_the_value_at_the_step_and_leaves_the_trials_alone()
         finished(0.5, [0.4, 0.9], pruned=True),
         finished(0.9, [0.3], pruned=True),
     )
+    diverged = finished(0.7, [0.5, math.nan], pruned=True)
     running = create_trial(state=TrialState.RUNNING)
-    view = as_of_step([complete, deep, shallow, running], step=1)
+    view = as_of_step([complete, deep, shallow, diverged, running], step=1)
     assert [(t.state, t.value) for t in view] == [
         (TrialState.COMPLETE, 0.6),
         (TrialState.COMPLETE, 0.9),
         (TrialState.PRUNED, None),
+        (TrialState.PRUNED, None),  # a NaN is no value to rank by: pruned, ranked last by TPE
         (TrialState.RUNNING, None),
     ]
-    assert view[3] is running
+    assert view[4] is running
     assert (complete.state, complete.value, deep.state) == (TrialState.COMPLETE, 0.7, TrialState.PRUNED)
 
 

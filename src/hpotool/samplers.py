@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 from collections import Counter
 from collections.abc import Container
 from typing import TYPE_CHECKING, Any
@@ -41,18 +42,19 @@ def rung_step(trials: list[FrozenTrial], min_trials: int | None = None) -> int |
 
 
 def as_of_step(trials: list[FrozenTrial], step: int) -> list[FrozenTrial]:
-    """`trials` as TPE should rank them: each finished trial that reported `step` as complete with that
-    value, the other finished trials as pruned (TPE ranks those by their last report); running trials as
-    they are. Copies; the study is untouched."""
+    """`trials` as TPE should rank them: each finished trial that reported a number at `step` as complete
+    with that value, the other finished trials as pruned (TPE ranks those by their last report); running
+    trials as they are. Copies; the study is untouched."""
     out = []
     for trial in trials:
         if trial.state in _FINISHED:
             trial = copy.copy(trial)
-            if step in trial.intermediate_values:
-                trial.state = TrialState.COMPLETE
-                trial.value = trial.intermediate_values[step]
-            else:
+            value = trial.intermediate_values.get(step, math.nan)
+            if math.isnan(value):  # not reported there, or NaN (ranked last, as Optuna ranks it)
                 trial.state = TrialState.PRUNED
+            else:
+                trial.state = TrialState.COMPLETE
+                trial.value = value
         out.append(trial)
     return out
 
