@@ -118,19 +118,18 @@ class Trainer:
                 step_scheduler.step()
             losses.append(loss.detach())
         # Batch losses are means: weight each by its batch's size (the last batch may be smaller).
-        sizes = torch.full((len(losses),), float(self.batch_size), device=data.x.device)
-        sizes[-1] = n - self.batch_size * (len(losses) - 1)
-        total = torch.stack(losses).float() @ sizes
-        return float(total.item()) / n  # the one host sync of the epoch
+        values = torch.stack(losses).tolist()  # the one host sync of the epoch
+        last = n - self.batch_size * (len(values) - 1)
+        return (math.fsum(values[:-1]) * self.batch_size + values[-1] * last) / n
 
     def _shuffled_batches(
         self, data: TensorData, perm: torch.Tensor
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of `data` in `perm` order: gathered a chunk of up to GATHER_BYTES at a time, then
         sliced, which costs one gather per chunk instead of two per step."""
-        row_bytes = data.x[:1].nbytes + data.y[:1].nbytes
+        row_bytes = sum(t.element_size() * math.prod(t.shape[1:]) for t in (data.x, data.y))
         per_chunk = max(1, GATHER_BYTES // max(1, row_bytes) // self.batch_size) * self.batch_size
-        for chunk in perm.split(per_chunk):
+        for chunk in perm.split(per_chunk) if per_chunk < len(perm) else (perm,):
             yield from zip(
                 data.x[chunk].split(self.batch_size), data.y[chunk].split(self.batch_size), strict=True
             )
