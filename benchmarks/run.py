@@ -344,7 +344,8 @@ def replay(curves: list[list[float]], name: str, kwargs: dict[str, Any], epochs:
     from hpotool.factories import make_pruner
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", pruner=make_pruner(name, kwargs))
+    # A fixed name: the hyperband pruner assigns brackets by hashing it with the trial number.
+    study = optuna.create_study(study_name="replay", direction="maximize", pruner=make_pruner(name, kwargs))
     study.set_user_attr("run_config", {"epochs": epochs})  # what PFL reads, as on a study hpotool made
     ran, best = 0, float("-inf")
     for curve in curves:
