@@ -120,7 +120,7 @@ class Trainer:
         # Batch losses are means: weight each by its batch's size (the last batch may be smaller).
         values = torch.stack(losses).tolist()  # the one host sync of the epoch
         last = n - self.batch_size * (len(values) - 1)
-        return (math.fsum(values[:-1]) * self.batch_size + values[-1] * last) / n
+        return (sum(values[:-1]) * self.batch_size + values[-1] * last) / n  # inf - inf: NaN, caught by fit
 
     def _shuffled_batches(
         self, data: TensorData, perm: torch.Tensor
