@@ -169,7 +169,7 @@ def test_rung_tpe_from_the_cli_with_pruning_and_two_workers(
     )
     assert result.exit_code == 0, result.output
     study = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
-    finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert len(finished) == 14
-    assert {t.state for t in finished} == {TrialState.COMPLETE, TrialState.PRUNED}
-    assert all(len(t.intermediate_values) == 6 for t in finished if t.state == TrialState.COMPLETE)
+    done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(done) == 14
+    assert {t.state for t in done} == {TrialState.COMPLETE, TrialState.PRUNED}
+    assert all(len(t.intermediate_values) == 6 for t in done if t.state == TrialState.COMPLETE)
