@@ -1,8 +1,8 @@
 """Trials per minute with 1, 2 (and 4) local workers, on SQLite and on Optuna's journal file, against the
 machine's own limit: one vs two copies of the bare training loop (`train_run`, no Optuna) side by side.
 
-    .venv/bin/python benchmarks/parallel.py                  # 40 trials, digits MLP
-    .venv/bin/python benchmarks/parallel.py --trials 100 --workers 1 2 4
+    .venv/bin/python -m benchmarks.parallel                  # 40 trials, digits MLP
+    .venv/bin/python -m benchmarks.parallel --trials 100 --workers 1 2 4
 
 Not a test: the figures depend on the machine and on what else runs on it. Writes a markdown table to
 stdout; copy it into docs/BENCHMARKS.md with the machine and the date.
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+from benchmarks.common import med, optimize_config, spread
 
 RUN = {
     "project": "bench",
@@ -76,21 +77,7 @@ def hpotool(workers: int, trials: int, storage: str, folder: Path) -> tuple[floa
     opt = folder / "optimize.yaml"
     run.write_text(yaml.safe_dump(RUN))
     name = f"bench-{workers}-{time.time_ns()}"
-    opt.write_text(
-        yaml.safe_dump(
-            {
-                "study_name": name,
-                "storage": storage,
-                "n_trials": trials,
-                "seed": 0,
-                "metric": "val_accuracy",
-                "direction": "maximize",
-                "sampler": {"name": "random"},
-                "pruner": {"name": "nop"},
-                "search_space": SPACE,
-            }
-        )
-    )
+    opt.write_text(yaml.safe_dump(optimize_config(name, storage, trials, search_space=SPACE)))
     start = time.perf_counter()
     cmd = [sys.executable, "-m", "hpotool", "optimize", "-r", str(run), "-o", str(opt), "--json"]
     out = subprocess.run(
@@ -105,14 +92,6 @@ def hpotool(workers: int, trials: int, storage: str, folder: Path) -> tuple[floa
     done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
     return trials / wall * 60, trials / span * 60
-
-
-def _med(xs: list[float]) -> float:
-    return statistics.median(xs)
-
-
-def _spread(xs: list[float], fmt: str = "{:.1f}") -> str:
-    return f"{fmt.format(_med(xs))} ({fmt.format(min(xs))}–{fmt.format(max(xs))})"
 
 
 def main() -> None:
@@ -151,7 +130,7 @@ def main() -> None:
         f"{args.rounds} interleaved round(s) ({args.storages[0]}; the other storages and worker counts in the first\n"
         "round only), median (min–max) over the rounds\n"
     )
-    print(f"bare loop, two copies side by side vs one: limit {_spread(limits, '{:.2f}')}x\n")
+    print(f"bare loop, two copies side by side vs one: limit {spread(limits, '{:.2f}')}x\n")
     print(
         "Trials only: from the first trial's start to the last trial's end, the like-for-like counterpart of\n"
         "the bare loop (which excludes its import and warm-up). Whole command: `hpotool optimize` start to\n"
@@ -170,11 +149,11 @@ def main() -> None:
         of_w = [r[1] / r[2] for r in rs]
         show = workers == 2
         if show:
-            goals.append((kind, _med(of_t), _med(of_w)))
+            goals.append((kind, med(of_t), med(of_w)))
         print(
-            f"| {kind} | {workers} | {_spread([r[0] for r in runs])} | {_spread(speed_t, '{:.2f}')}x | "
-            f"{_spread(of_t, '{:.2f}') if show else ''} | {_spread([r[1] for r in runs])} | "
-            f"{_spread(speed_w, '{:.2f}')}x | {_spread(of_w, '{:.2f}') if show else ''} |",
+            f"| {kind} | {workers} | {spread([r[0] for r in runs], '{:.1f}')} | {spread(speed_t, '{:.2f}')}x | "
+            f"{spread(of_t, '{:.2f}') if show else ''} | {spread([r[1] for r in runs], '{:.1f}')} | "
+            f"{spread(speed_w, '{:.2f}')}x | {spread(of_w, '{:.2f}') if show else ''} |",
             flush=True,
         )
     print()

@@ -276,7 +276,8 @@ def parallel(quick: bool, tmp: Path) -> str:
     out = subprocess.run(
         [
             PYTHON,
-            str(REPO / "benchmarks" / "parallel.py"),
+            "-m",
+            "benchmarks.parallel",
             "--trials",
             trials,
             "--rounds",
