@@ -314,45 +314,6 @@ def _print_json(data: Any) -> None:
     sys.stdout.write(dump_json(data))
 
 
-class _RunProgress:
-    """An epoch bar for each training run, and one line per finished run (a `final.FinalObserver`)."""
-
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[info]}"),
-            console=_err(),
-            transient=True,
-        )
-        self.task = self.progress.add_task("", total=1, info="", visible=False)
-
-    def __enter__(self) -> _RunProgress:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def run_started(self, label: str, cfg: Any) -> None:
-        self.progress.reset(self.task, total=cfg.epochs, description=label, info="", visible=True)
-
-    def epoch_ended(self, result: Any) -> None:
-        info = " ".join(f"{k}={_fmt(v)}" for k, v in result.metrics.items())
-        self.progress.update(self.task, completed=result.epoch + 1, info=info)
-
-    def run_finished(self, label: str, run: Any) -> None:
-        shown = " ".join(f"{k}={_fmt(v)}" for k, v in run.metrics.items() if k.startswith("val_"))
-        _err().print(
-            f"{escape(label)}: {escape(shown)}  [dim]{run.seconds:.1f}s  {escape(str(run.folder))}[/]",
-            soft_wrap=True,
-        )
-
-
 def _print_run(run: Any) -> None:
     table = _table(f"run {run.folder}", show_header=False)
     table.add_column(style="bold")
@@ -430,7 +391,9 @@ def train(
             folder: Any = out
         else:
             folder = functools.partial(new_run_dir, default_runs_dir(cfg))  # made once training succeeds
-        with _RunProgress() as progress:
+        from hpotool.progress import RunProgress
+
+        with RunProgress(_err()) as progress:
             progress.run_started(f"{cfg.project} seed {cfg.seed}", cfg)
             run = train_and_save(cfg, folder, on_epoch_end=progress.epoch_ended)
         _print_run(run)
@@ -473,7 +436,9 @@ def train_from_best(
                 f"retraining those"
             )
         folder = out if out is not None else new_run_dir(default_runs_dir(plan.candidates[0].config))
-        with _RunProgress() as progress:
+        from hpotool.progress import RunProgress
+
+        with RunProgress(_err()) as progress:
             summary = run_final(plan, folder, progress, exported.folder)
         metric = summary["metric"]
         trained = f" ({summary['epochs']} epochs)" if summary["epochs"] is not None else ""

@@ -27,21 +27,57 @@ def format_params(params: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={format_value(v)}" for k, v in params.items())
 
 
+def bars(console: Console) -> Progress:
+    """Rich progress bars that show a description, the bar, n/total, the time taken and an `info` field,
+    and vanish when stopped."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        transient=True,
+    )
+
+
+class RunProgress:
+    """An epoch bar for each training run, and one line per finished run (a `final.FinalObserver`)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = bars(console)
+        self.task = self.progress.add_task("", total=1, info="", visible=False)
+
+    def __enter__(self) -> RunProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def run_started(self, label: str, cfg: Any) -> None:
+        self.progress.reset(self.task, total=cfg.epochs, description=label, info="", visible=True)
+
+    def epoch_ended(self, result: EpochResult) -> None:
+        info = " ".join(f"{k}={format_value(v)}" for k, v in result.metrics.items())
+        self.progress.update(self.task, completed=result.epoch + 1, info=info)
+
+    def run_finished(self, label: str, run: Any) -> None:
+        shown = " ".join(f"{k}={format_value(v)}" for k, v in run.metrics.items() if k.startswith("val_"))
+        self.console.print(
+            f"{escape(label)}: {escape(shown)}  [dim]{run.seconds:.1f}s  {escape(str(run.folder))}[/]",
+            soft_wrap=True,
+        )
+
+
 class RichObserver:
     """Two bars (trials of the study, epochs of the current trial) and one line per finished trial."""
 
     def __init__(self, console: Console, metric: str) -> None:
         self.console = console
         self.metric = metric
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[info]}"),
-            console=console,
-            transient=True,
-        )
+        self.progress = bars(console)
         self.trials_task = self.progress.add_task("trials", total=1, info="")
         self.epochs_task = self.progress.add_task("epochs", total=1, info="", visible=False)
         self._started: dict[int, float] = {}
