@@ -5,12 +5,11 @@ from typing import Any
 
 import optuna
 import pytest
-from typer.testing import CliRunner
 
-from hpotool.cli import app
 from hpotool.conditions import holds, satisfying_value
 from hpotool.config import OptimizeConfig, validate_config
 from hpotool.errors import HpoError
+from tests.cli_run import optimize
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,20 +64,7 @@ def test_conditional_parameters_appear_only_when_their_condition_holds(
 ) -> None:
     monkeypatch.chdir(REPO)
     storage = f"sqlite:///{tmp_path / 'c.db'}"
-    args = [
-        "optimize",
-        "-r",
-        "configs/run_template.yaml",
-        "-o",
-        "examples/conditional_optimize.yaml",
-        "--storage",
-        storage,
-        "--n-trials",
-        "10",
-        "-q",
-    ]
-    result = CliRunner().invoke(app, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    optimize("configs/run_template.yaml", "examples/conditional_optimize.yaml", storage, 10)
     trials = optuna.load_study(study_name="digits_conditional", storage=storage).trials
     assert trials
     for t in trials:

@@ -4,13 +4,12 @@ from pathlib import Path
 
 import optuna
 import pytest
-from typer.testing import CliRunner
 
-from hpotool.cli import app
 from hpotool.config import OptimizeConfig
 from hpotool.constraints import INFEASIBLE, Constraint, parse_constraint
 from hpotool.factories import make_sampler
 from hpotool.objective import sampler_constraints
+from tests.cli_run import optimize
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,20 +52,7 @@ def test_samplers_that_take_constraints_get_them() -> None:
 def test_constraint_values_are_stored_and_marked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
     storage = f"sqlite:///{tmp_path / 'c.db'}"
-    args = [
-        "optimize",
-        "-r",
-        "configs/run_template.yaml",
-        "-o",
-        "examples/constrained_optimize.yaml",
-        "--storage",
-        storage,
-        "--n-trials",
-        "8",
-        "-q",
-    ]
-    result = CliRunner().invoke(app, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    optimize("configs/run_template.yaml", "examples/constrained_optimize.yaml", storage, 8)
     trials = optuna.load_study(study_name="digits_small_models", storage=storage).trials
     for t in trials:
         (value,) = t.user_attrs["constraints"]

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-from typer.testing import CliRunner
 
-from hpotool.cli import app
+from tests.cli_run import optimize
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -16,20 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_custom_model_and_dataset_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
     storage = f"sqlite:///{tmp_path / 'moons.db'}"
-    args = [
-        "optimize",
-        "-r",
-        "examples/custom_run.yaml",
-        "-o",
-        "examples/custom_optimize.yaml",
-        "--storage",
-        storage,
-        "--n-trials",
-        "3",
-        "--quiet",
-    ]
-    result = CliRunner().invoke(app, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    optimize("examples/custom_run.yaml", "examples/custom_optimize.yaml", storage, 3)
     study = optuna.load_study(study_name="moons_residual", storage=storage)
     assert set(study.best_trial.params) == {"model.width", "model.blocks", "optimizer.lr"}
     assert study.best_value > 0.8

@@ -10,25 +10,13 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from hpotool.cli import app
+from tests.cli_run import optimize
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _optimize(example: str, storage: str, n: int) -> None:
-    args = [
-        "optimize",
-        "-r",
-        "configs/run_template.yaml",
-        "-o",
-        f"examples/{example}.yaml",
-        "--storage",
-        storage,
-        "--n-trials",
-        str(n),
-        "-q",
-    ]
-    result = CliRunner().invoke(app, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    optimize("configs/run_template.yaml", f"examples/{example}.yaml", storage, n)
 
 
 def test_warm_start_example_runs_the_enqueued_trials_first(

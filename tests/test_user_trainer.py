@@ -7,9 +7,8 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from typer.testing import CliRunner
 
-from hpotool.cli import app
+from tests.cli_run import optimize
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,20 +25,7 @@ def test_own_training_function(
 ) -> None:
     monkeypatch.chdir(REPO)
     storage = f"sqlite:///{tmp_path / 'u.db'}"
-    args = [
-        "optimize",
-        "-r",
-        f"examples/{run}.yaml",
-        "-o",
-        f"examples/{opt}.yaml",
-        "--storage",
-        storage,
-        "--n-trials",
-        "6",
-        "-q",
-    ]
-    result = CliRunner().invoke(app, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    optimize(f"examples/{run}.yaml", f"examples/{opt}.yaml", storage, 6)
     s = optuna.load_study(study_name=study, storage=storage)
     finished = [t for t in s.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) == 6 and not [t for t in s.trials if t.state == TrialState.FAIL]
@@ -60,22 +46,7 @@ def test_a_trainer_that_misses_the_metric_fails_the_trial_with_the_reason(
         .replace("metric: val_loss", "metric: val_accuracy")
         .replace("direction: minimize", "direction: maximize")
     )
-    args = [
-        "optimize",
-        "-r",
-        "examples/torch_loop_run.yaml",
-        "-o",
-        str(opt),
-        "--storage",
-        storage,
-        "--n-trials",
-        "2",
-        "--max-failures",
-        "1",
-        "-q",
-    ]
-    result = CliRunner().invoke(app, args, catch_exceptions=False)
-    assert result.exit_code == 0
+    optimize("examples/torch_loop_run.yaml", str(opt), storage, 2, "--max-failures", "1")
     (trial,) = optuna.load_study(study_name="sine_loop", storage=storage).trials
     assert (
         trial.user_attrs["fail_reason"]

@@ -1,0 +1,29 @@
+"""`hpotool optimize` through the real CLI, as the README's commands run it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import Result
+from typer.testing import CliRunner
+
+from hpotool.cli import app
+
+
+def optimize(run: str | Path, opt: str | Path, storage: str, n_trials: int, *extra: str) -> Result:
+    """`hpotool optimize -r RUN -o OPT --storage STORAGE --n-trials N -q EXTRA...`, which must exit 0."""
+    args = [
+        "optimize",
+        "-r",
+        str(run),
+        "-o",
+        str(opt),
+        "--storage",
+        storage,
+        "--n-trials",
+        str(n_trials),
+        "-q",
+    ]
+    result = CliRunner().invoke(app, [*args, *extra], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
