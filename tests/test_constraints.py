@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import optuna
 import pytest
+from typer.testing import CliRunner
 
-from hpotool.config import OptimizeConfig
+from hpotool.cli import app
 from hpotool.constraints import INFEASIBLE, Constraint, parse_constraint
-from hpotool.factories import make_sampler
-from hpotool.objective import sampler_constraints
+from hpotool.errors import HpoError
+from hpotool.export import best_trials, ranked_trials
 from tests.cli_run import optimize
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,30 +36,69 @@ def test_bad_constraint_text() -> None:
     assert str(Constraint("n_params", "<=", 2e5)) == "n_params <= 200000"
 
 
-def test_samplers_that_take_constraints_get_them() -> None:
-    opt = OptimizeConfig.model_validate(
-        {
-            "study_name": "s",
-            "constraints": ["n_params <= 10"],
-            "search_space": {"optimizer.lr": {"type": "float", "low": 0.1, "high": 1}},
-        }
-    )
-    func = sampler_constraints(opt)
-    sampler = make_sampler("tpe", {}, seed=0, space=opt.search_space, constraints_func=func)
-    assert sampler._constraints_func is func  # type: ignore[attr-defined]
-    make_sampler(
-        "random", {}, seed=0, space=opt.search_space, constraints_func=func
-    )  # takes none: not passed
+def test_the_best_trial_is_the_best_that_meets_the_constraints_as_optuna_judges_it() -> None:
+    study = optuna.create_study(direction="maximize")
+    for value, constraint in [(0.9, 5.0), (0.8, -1.0), (0.7, 0.0)]:
+        trial = study.ask()
+        trial.set_constraint("n_params <= 10", constraint)
+        study.tell(trial, value)
+    assert [t.number for t in ranked_trials(study)] == [1, 2]
+    assert best_trials(study)[0].number == study.best_trial.number == 1
+
+
+def test_a_study_where_no_complete_trial_meets_the_constraints_has_no_best() -> None:
+    study = optuna.create_study(study_name="tight", direction="maximize")
+    trial = study.ask()
+    trial.set_constraint("n_params <= 10", 1.0)
+    study.tell(trial, 0.9)
+    assert ranked_trials(study) == []
+    with pytest.raises(
+        HpoError,
+        match=re.escape("'tight' has no complete trial that meets its constraints (complete 1); loosen"),
+    ):
+        best_trials(study)
 
 
 def test_constraint_values_are_stored_and_marked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
     storage = f"sqlite:///{tmp_path / 'c.db'}"
-    optimize("configs/run_template.yaml", "examples/constrained_optimize.yaml", storage, 8)
-    trials = optuna.load_study(study_name="digits_small_models", storage=storage).trials
-    for t in trials:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        optimize("configs/run_template.yaml", "examples/constrained_optimize.yaml", storage, 8)
+    assert not [
+        w for w in caught if issubclass(w.category, FutureWarning)
+    ]  # Optuna 5's API, not constraints_func
+    study = optuna.load_study(study_name="digits_small_models", storage=storage)
+    for t in study.trials:
         (value,) = t.user_attrs["constraints"]
         assert value == t.user_attrs["metrics"]["n_params"] - 20000
         assert t.user_attrs["feasible"] == (value <= 0)
-        assert t.system_attrs["constraints"] == [value]  # what Optuna's TPE recorded from constraints_func
-    assert {t.user_attrs["feasible"] for t in trials} == {True, False}
+        assert t.constraints == {"n_params <= 20000": value}  # what Optuna's samplers and best_trial read
+    assert {t.user_attrs["feasible"] for t in study.trials} == {True, False}
+    assert study.best_trial.user_attrs["feasible"]
+
+
+def test_when_no_trial_meets_the_constraints_optimize_says_so_and_export_best_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    storage = f"sqlite:///{tmp_path / 'c.db'}"
+    opt = tmp_path / "o.yaml"
+    opt.write_text((REPO / "examples/constrained_optimize.yaml").read_text().replace("<= 20000", "<= 10"))
+    result = optimize("configs/run_template.yaml", opt, storage, 2)
+    assert "no complete trial meets the constraints" in result.stdout
+    export = CliRunner().invoke(
+        app,
+        [
+            "export-best",
+            "--study-name",
+            "digits_small_models",
+            "--storage",
+            storage,
+            "--out",
+            str(tmp_path / "x"),
+        ],
+    )
+    assert export.exit_code == 2
+    assert "has no complete trial that meets its constraints (complete 2); loosen" in export.stderr
+    assert not (tmp_path / "x").exists()

@@ -188,6 +188,7 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
     """
     from optuna.trial import TrialState
 
+    from hpotool.export import best_trials, is_feasible
     from hpotool.importance import EVALUATOR, param_importances
 
     if len(study.directions) > 1:
@@ -202,7 +203,8 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     if not complete:
         raise HpoError(f"study {study.study_name!r} has no complete trial to audit")
-    best = study.best_trial
+    best = best_trials(study)[0]  # meets the constraints; a clear error when none does
+    complete = [t for t in complete if is_feasible(t)]
     note = None
     if importances is None:
         try:

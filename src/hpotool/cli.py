@@ -162,6 +162,8 @@ def print_summary(summary: StudySummary) -> None:
                 f"  #{t['number']}",
                 f"{values}; {', '.join(f'{k}={_fmt(v)}' for k, v in t['params'].items())}",
             )
+    elif summary.counts.get("complete"):
+        table.add_row("best", "no complete trial meets the constraints")
     else:
         table.add_row("best", "no complete trial yet")
     _out().print(table)

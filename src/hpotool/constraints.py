@@ -1,22 +1,18 @@
-"""Limits on measured values (`constraints: ["n_params <= 200000"]`), recorded the way Optuna's
-constraint-aware samplers read them: one number per constraint, feasible when <= 0.
+"""Limits on measured values (`constraints: ["n_params <= 200000"]`), recorded the way Optuna reads
+them: one number per constraint, feasible when <= 0.
 
-Each trial stores its values in the user attr `constraints` and the verdict in `feasible`; samplers that
-take a `constraints_func` (TPE, NSGA-II/III, GP) get one that reads them back, so they learn to avoid
-infeasible regions. A trial that runs out of memory is recorded as infeasible the same way.
+Each complete trial records its values with Optuna's `Trial.set_constraint` (keyed by the constraint's
+text), which Optuna's constraint-aware samplers (TPE, NSGA-II/III, GP) and `Study.best_trial`
+read, and in the user attrs `constraints` and `feasible`, which the exports show. A trial that runs out of
+memory fails and is marked infeasible in those user attrs (samplers never learn from failed trials).
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from optuna.trial import FrozenTrial
 
 _PATTERN = re.compile(
     r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|<|>=|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
@@ -56,14 +52,3 @@ def parse_constraint(text: str) -> Constraint:
 
 def constraint_values(constraints: Sequence[Constraint], metrics: Mapping[str, float]) -> list[float]:
     return [c.value(metrics) for c in constraints]
-
-
-def make_constraints_func(n: int) -> Callable[[FrozenTrial], Sequence[float]]:
-    """What samplers call after each trial: its stored values, or feasible (zeros) when it has none
-    (a pruned or failed trial never reached the end where its values are measured)."""
-    return functools.partial(_stored, n)  # picklable, so worker processes can build the same sampler
-
-
-def _stored(n: int, trial: FrozenTrial) -> Sequence[float]:
-    values = trial.user_attrs.get("constraints")
-    return list(values) if isinstance(values, list) and len(values) == n else [0.0] * n

@@ -212,15 +212,21 @@ def trial_run_config(study: optuna.Study, trial: FrozenTrial, *, check_component
         raise HpoError(f"study {study.study_name!r}: trial {trial.number}: {exc}") from None
 
 
+def is_feasible(trial: FrozenTrial) -> bool:
+    """Whether `trial` meets its study's constraints (every value <= 0; a trial without any does), as
+    Optuna's `Study.best_trial` and its constraint-aware samplers judge it."""
+    return all(v <= 0 for v in trial.constraints.values())
+
+
 def ranked_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """Complete trials of a single-objective study, best first."""
+    """Complete trials of a single-objective study that meet its constraints, best first."""
     if is_multi_objective(study):
         raise HpoError(
             f"study {study.study_name!r} has {len(study.directions)} objectives, so its trials have no single "
             f"ranking; run hpotool export-best, pick one of the Pareto-optimal best_run_<trial>.yaml files "
             f"and train it with hpotool train --run-config"
         )
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if is_feasible(t)]
     sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
     return sorted(complete, key=lambda t: (sign * float(t.value or 0.0), t.number))
 
@@ -231,6 +237,12 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
     if not trials:
         counts = _state_counts(study)
         shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no trials"
+        if counts.get("complete"):
+            raise HpoError(
+                f"study {study.study_name!r} has no complete trial that meets its constraints ({shown}); "
+                f"loosen the optimize config's constraints or narrow the search space towards them, and run "
+                f"hpotool optimize again"
+            )
         raise HpoError(
             f"study {study.study_name!r} has no complete trial yet ({shown}); run hpotool optimize until one "
             f"completes"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
@@ -61,7 +61,6 @@ def make_sampler(
     *,
     seed: int | None,
     space: Mapping[str, Param],
-    constraints_func: Callable[..., Any] | None = None,
 ) -> optuna.samplers.BaseSampler:
     """The sampler `spec_name` names, seeded with `seed` unless `kwargs` sets one.
 
@@ -76,8 +75,6 @@ def make_sampler(
     names, var_kw = accepted_kwargs(cls)
     if seed is not None and "seed" not in args and ("seed" in names or var_kw):
         args["seed"] = seed
-    if constraints_func is not None and "constraints_func" not in args and "constraints_func" in names:
-        args["constraints_func"] = constraints_func  # constraint-aware samplers learn the feasible region
     if issubclass(cls, optuna.samplers.GridSampler) and "search_space" not in args:
         try:
             args["search_space"] = {path: grid_choices(p) for path, p in space.items()}

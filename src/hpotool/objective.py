@@ -197,13 +197,7 @@ def _plan(
         except HpoError as exc:
             raise HpoError(f"{opt_path}: {exc}") from None
     try:
-        sampler = make_sampler(
-            opt.sampler.name,
-            opt.sampler.kwargs,
-            seed=opt.seed,
-            space=opt.search_space,
-            constraints_func=sampler_constraints(opt),
-        )
+        sampler = make_sampler(opt.sampler.name, opt.sampler.kwargs, seed=opt.seed, space=opt.search_space)
         pruner = make_pruner(
             "nop" if opt.multi_objective else opt.pruner.name,
             opt.pruner.kwargs if not opt.multi_objective else {},
@@ -214,16 +208,16 @@ def _plan(
 
 
 def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPlan:
-    """`plan` with the `top` best complete trials of `source` enqueued (params in this space, within it)."""
+    """`plan` with the `top` best complete trials of `source` that meet its constraints enqueued (params
+    in this space, within it)."""
+    from hpotool.export import ranked_trials
     from hpotool.search_space import contains
 
-    complete = source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if len(source.directions) > 1:
         raise HpoError(
             f"--enqueue-from: {source.study_name!r} is multi-objective; give a single-objective study"
         )
-    sign = -1.0 if source.direction.name == "MAXIMIZE" else 1.0
-    ranked = sorted(complete, key=lambda t: sign * float(t.value or 0.0))
+    ranked = ranked_trials(source)
     space = plan.opt.search_space
     picks: list[dict[str, Any]] = list(plan.opt.enqueue)
     for t in ranked:
@@ -238,13 +232,6 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
         )
     opt = validate_config(OptimizeConfig, {**plan.opt.model_dump(), "enqueue": picks}, "--enqueue-from")
     return replace(plan, opt=opt)
-
-
-def sampler_constraints(opt: OptimizeConfig) -> Callable[..., Any] | None:
-    """The `constraints_func` for constraint-aware samplers, when the config has constraints."""
-    from hpotool.constraints import make_constraints_func
-
-    return make_constraints_func(len(opt.constraints)) if opt.constraints else None
 
 
 def versions() -> dict[str, str]:
@@ -333,7 +320,9 @@ def make_objective(
         except (Exception, KeyboardInterrupt) as exc:
             attrs["fail_reason"] = fail_reason(exc, config)
             if limits and attrs["fail_reason"].startswith("out of memory"):
-                attrs["constraints"] = [INFEASIBLE] * len(limits)  # the sampler learns to avoid the region
+                attrs["constraints"] = [INFEASIBLE] * len(
+                    limits
+                )  # marked in exports; samplers skip FAIL trials
                 attrs["feasible"] = False
             raise
         finally:
@@ -345,6 +334,8 @@ def make_objective(
         trial.set_user_attr("metrics", result.metrics)
         if limits:
             values = constraint_values(limits, result.metrics)
+            for limit, value in zip(limits, values, strict=True):
+                trial.set_constraint(str(limit), value)  # what Optuna's samplers and best_trial read
             trial.set_user_attr("constraints", values)
             trial.set_user_attr("feasible", all(v <= 0 for v in values))
         missing = [m for m in opt.objectives if m not in result.metrics]
@@ -432,7 +423,10 @@ def summarize(study: optuna.Study, plan: StudyPlan, ran_now: int, wall_time: flo
     if counts["complete"] and plan.opt.multi_objective:
         pareto = [_trial_summary(t) for t in sorted(study.best_trials, key=lambda t: t.number)]
     elif counts["complete"]:
-        best = _trial_summary(study.best_trial)
+        from hpotool.export import ranked_trials
+
+        ranked = ranked_trials(study)  # constraints respected, as Optuna's best_trial does
+        best = _trial_summary(ranked[0]) if ranked else None
     summary = StudySummary(
         study_name=plan.opt.study_name,
         storage=plan.storage_url,

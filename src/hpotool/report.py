@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpotool.atomic import write_text
 from hpotool.audit import audit_findings
 from hpotool.errors import HpoError
+from hpotool.export import ranked_trials
 from hpotool.importance import EVALUATOR, make_evaluator, param_importances
 from hpotool.pruning import pruned_rows
 from hpotool.snapshot import StudySnapshot
@@ -153,7 +154,7 @@ def _time(trials: list[FrozenTrial]) -> dict[str, float | None]:
 def _best(study: optuna.Study, complete: list[FrozenTrial]) -> list[dict[str, Any]]:
     if not complete:
         return []
-    best = [study.best_trial] if len(study.directions) == 1 else study.best_trials
+    best = ranked_trials(study)[:1] if len(study.directions) == 1 else study.best_trials
     return [{"number": t.number, "values": t.values, "params": t.params} for t in best]
 
 

@@ -30,7 +30,6 @@ from hpotool.objective import (
     StudyPlan,
     StudySummary,
     open_study,
-    sampler_constraints,
     summarize,
 )
 from hpotool.runner import load_data
@@ -72,9 +71,7 @@ def worker_plan(run: RunConfig, opt: OptimizeConfig, storage_url: str, index: in
     if isinstance(kwargs.get("seed"), int):
         kwargs["seed"] += index
     seed = None if opt.seed is None else opt.seed + index
-    sampler = make_sampler(
-        opt.sampler.name, kwargs, seed=seed, space=opt.search_space, constraints_func=sampler_constraints(opt)
-    )
+    sampler = make_sampler(opt.sampler.name, kwargs, seed=seed, space=opt.search_space)
     pruner = make_pruner(opt.pruner.name, opt.pruner.kwargs)
     return StudyPlan(run, opt, load_data(run.data), sampler, pruner, storage_url)
 
