@@ -102,3 +102,16 @@ def test_when_no_trial_meets_the_constraints_optimize_says_so_and_export_best_re
     assert export.exit_code == 2
     assert "has no complete trial that meets its constraints (complete 2); loosen" in export.stderr
     assert not (tmp_path / "x").exists()
+    final = CliRunner().invoke(
+        app,
+        [
+            "train-from-best",
+            "--study-name",
+            "digits_small_models",
+            "--storage",
+            storage,
+            "--out",
+            str(tmp_path / "y"),
+        ],
+    )
+    assert final.exit_code == 2 and "has no complete trial that meets its constraints" in final.stderr

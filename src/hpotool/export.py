@@ -235,19 +235,23 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
     """The best trial, or for a multi-objective study every Pareto-optimal one; never empty."""
     trials = study.best_trials if is_multi_objective(study) else ranked_trials(study)[:1]
     if not trials:
-        counts = _state_counts(study)
-        shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no trials"
-        if counts.get("complete"):
-            raise HpoError(
-                f"study {study.study_name!r} has no complete trial that meets its constraints ({shown}); "
-                f"loosen the optimize config's constraints or narrow the search space towards them, and run "
-                f"hpotool optimize again"
-            )
-        raise HpoError(
-            f"study {study.study_name!r} has no complete trial yet ({shown}); run hpotool optimize until one "
-            f"completes"
-        )
+        raise no_best_error(study)
     return sorted(trials, key=lambda t: t.number)
+
+
+def no_best_error(study: optuna.Study) -> HpoError:
+    """Why `study` has no best trial yet: no complete trial, or none that meets its constraints."""
+    counts = _state_counts(study)
+    shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no trials"
+    if counts.get("complete"):
+        return HpoError(
+            f"study {study.study_name!r} has no complete trial that meets its constraints ({shown}); "
+            f"loosen the optimize config's constraints or narrow the search space towards them, and run "
+            f"hpotool optimize again"
+        )
+    return HpoError(
+        f"study {study.study_name!r} has no complete trial yet ({shown}); run hpotool optimize until one completes"
+    )
 
 
 def _state_counts(study: optuna.Study) -> dict[str, int]:

@@ -146,15 +146,15 @@ def plan_final(
     top_k: int = 1,
     device: str | None = None,
 ) -> FinalPlan:
-    """Pick the `top_k` best complete trials and build each one's final RunConfig (nothing is trained)."""
-    from hpotool.export import objective_names, ranked_trials, trial_run_config
+    """Pick the `top_k` best complete trials that meet the study's constraints and build each one's final RunConfig (nothing is trained)."""
+    from hpotool.export import no_best_error, objective_names, ranked_trials, trial_run_config
 
     if top_k < 1 or (seeds is not None and seeds < 1) or (epochs is not None and epochs < 1):
         raise HpoError("--top-k, --seeds and --epochs must be at least 1")
     rules = final_rules(study)
     ranked = ranked_trials(study)
     if not ranked:
-        raise HpoError(f"study {study.study_name!r} has no complete trial yet; run hpotool optimize first")
+        raise no_best_error(study)
     source = f"study {study.study_name!r}: final"
     candidates = []
     for trial in ranked[:top_k]:
