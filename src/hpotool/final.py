@@ -146,7 +146,8 @@ def plan_final(
     top_k: int = 1,
     device: str | None = None,
 ) -> FinalPlan:
-    """Pick the `top_k` best complete trials that meet the study's constraints and build each one's final RunConfig (nothing is trained)."""
+    """Pick the `top_k` best complete trials that meet the study's constraints and build each one's final
+    RunConfig (nothing is trained)."""
     from hpotool.export import no_best_error, objective_names, ranked_trials, trial_run_config
 
     if top_k < 1 or (seeds is not None and seeds < 1) or (epochs is not None and epochs < 1):
