@@ -85,6 +85,17 @@ def test_consecutive_failures_stop_the_study(tmp_path: Path, run_dict: dict, opt
     assert summary.first_error == "RuntimeError: boom from user code"
 
 
+def test_a_sampler_that_cannot_sample_fails_the_trial_with_its_error(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    opt_dict["sampler"] = {"name": "tpe", "kwargs": {"n_startup_trials": "ten"}}  # compared with a count
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    summary = run_study(prepare_study(rp, op), max_failures=2)
+    assert summary.counts == {"fail": 2}
+    assert summary.first_error is not None and summary.first_error.startswith("TypeError: ")
+    assert all(t.user_attrs["fail_reason"] == summary.first_error for t in _study(opt_dict).trials)
+
+
 def test_resume_runs_only_what_is_missing(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
     opt_dict["n_trials"] = 2
     _, first = _run(tmp_path, run_dict, opt_dict)

@@ -293,8 +293,12 @@ def make_objective(
     limits = [parse_constraint(text) for text in opt.constraints]
 
     def objective(trial: optuna.Trial) -> float | list[float]:
-        params = suggest(trial, opt.search_space, fixed)
-        config = apply_overrides(plan.run, params)
+        try:
+            params = suggest(trial, opt.search_space, fixed)
+            config = apply_overrides(plan.run, params)
+        except Exception as exc:  # a sampler that cannot sample (bad kwargs), a value the config refuses
+            trial.set_user_attr("fail_reason", fail_reason(exc, plan.run))
+            raise
         if observer is not None:
             observer.trial_started(trial.number, params, config.epochs)
         history: list[dict[str, float]] = []
