@@ -8,8 +8,9 @@ import pytest
 from optuna.trial import TrialState
 
 from hpotool.errors import HpoError
-from hpotool.loop import run_study
+from hpotool.loop import EXHAUSTED, run_study
 from hpotool.objective import Overrides, prepare_study
+from hpotool.workers import run_workers
 
 from .conftest import write_yaml
 
@@ -278,3 +279,27 @@ def test_enqueue_from_runs_another_studys_best_first(tmp_path: Path, run_dict: d
     assert result.exit_code == 0, result.output
     warm = optuna.load_study(study_name="warm", storage=target["storage"]).trials
     assert [t.params for t in warm[:2]] == [t.params for t in best_two]
+
+
+@pytest.mark.parametrize("sampler", ["grid", "bruteforce"])
+def test_a_search_that_has_tried_everything_ends_the_study_with_a_note(
+    sampler: str, tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    opt_dict["sampler"] = {"name": sampler}
+    opt_dict["search_space"] = {"model.hidden.0": {"type": "categorical", "choices": [8, 16]}}
+    opt_dict["n_trials"] = 5
+    _, summary = _run(tmp_path, run_dict, opt_dict)
+    assert summary.counts == {"complete": 2} and summary.stopped == EXHAUSTED
+    assert sorted(t.params["model.hidden.0"] for t in _study(opt_dict).trials) == [8, 16]
+
+
+def test_grid_search_over_two_workers_ends_when_the_grid_is_done(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    opt_dict["sampler"] = {"name": "grid"}
+    opt_dict["search_space"] = {"model.hidden.0": {"type": "categorical", "choices": [4, 8, 12, 16]}}
+    opt_dict["n_trials"] = 10
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    summary = run_workers(prepare_study(rp, op), 2)
+    assert summary.stopped == EXHAUSTED
+    assert {t.params["model.hidden.0"] for t in _study(opt_dict).trials} == {4, 8, 12, 16}

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 # How often a process waiting for a slot (every remaining trial is running elsewhere) looks again: when
 # the last trials end, idle workers notice within this and exit, so the command ends with its last trial.
 POLL_S = 0.1
+EXHAUSTED = "the sampler has tried everything it can propose (a grid or brute-force search is complete)"
 
 
 def _finished_and_running(study: optuna.Study) -> list[FrozenTrial]:
@@ -95,47 +96,55 @@ def run_trials(
     # per interval (not before every trial: ~10 ms of queries each) finds dead workers' trials as soon.
     interval, _ = heartbeat_settings()
     next_stale_check = start
-    while not (stop is not None and stop.is_set()):
-        now = time.monotonic()
-        if timeout is not None and now - start >= timeout:
-            break
-        if now >= next_stale_check:
-            fail_stale_trials(study)
-            next_stale_check = now + interval
-        trials = _finished_and_running(study)
-        if sum(t.state in FINISHED for t in trials) >= target:
-            break
-        if len(trials) >= target:  # every slot is taken: wait for one to finish or fail
-            time.sleep(poll)
-            continue
-        trial: optuna.Trial | None = None
-        try:
-            # "heartbeat is supposed to be used with Study.optimize": it is, below. A signal during `ask`
-            # waits until it returns, so the trial it created is told FAIL below, not left RUNNING.
-            with warnings.catch_warnings(), deferred():
-                warnings.simplefilter("ignore", UserWarning)
-                trial = study.ask()
-            if not has_slot(study, trial, target):  # another process asked at the same moment
-                storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
+    # As Study.optimize does: a sampler with nothing left to try (grid, brute force) calls study.stop() from
+    # `tell`, which Optuna allows only inside its optimize loop; this loop then ends the same way.
+    study._stop_flag = False
+    study._thread_local.in_optimize_loop = True
+    try:
+        while not (stop is not None and stop.is_set()):
+            now = time.monotonic()
+            if timeout is not None and now - start >= timeout:
+                break
+            if now >= next_stale_check:
+                fail_stale_trials(study)
+                next_stale_check = now + interval
+            trials = _finished_and_running(study)
+            if sum(t.state in FINISHED for t in trials) >= target:
+                break
+            if len(trials) >= target:  # every slot is taken: wait for one to finish or fail
                 time.sleep(poll)
                 continue
-            trial.set_user_attr("worker", owner())
-        except KeyboardInterrupt:
-            if trial is not None:
-                trial.set_user_attr("fail_reason", "interrupted")
-                study.tell(trial, state=TrialState.FAIL)
-            raise
-        _run_trial(study, trial, objective)
-        frozen = storage.get_trial(trial._trial_id)
-        if observer is not None:
-            observer.trial_finished(study, frozen)
-        if tracker is not None:
-            tracker(study, frozen)
-        guard(study, frozen)
-        if guard.tripped:
-            if stop is not None:
-                stop.set()
-            break
+            trial: optuna.Trial | None = None
+            try:
+                # "heartbeat is supposed to be used with Study.optimize": it is, below. A signal during `ask`
+                # waits until it returns, so the trial it created is told FAIL below, not left RUNNING.
+                with warnings.catch_warnings(), deferred():
+                    warnings.simplefilter("ignore", UserWarning)
+                    trial = study.ask()
+                if not has_slot(study, trial, target):  # another process asked at the same moment
+                    storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
+                    time.sleep(poll)
+                    continue
+                trial.set_user_attr("worker", owner())
+            except KeyboardInterrupt:
+                if trial is not None:
+                    trial.set_user_attr("fail_reason", "interrupted")
+                    study.tell(trial, state=TrialState.FAIL)
+                raise
+            _run_trial(study, trial, objective)
+            frozen = storage.get_trial(trial._trial_id)
+            if observer is not None:
+                observer.trial_finished(study, frozen)
+            if tracker is not None:
+                tracker(study, frozen)
+            guard(study, frozen)
+            guard.exhausted = study._stop_flag  # set by the sampler's study.stop() in `tell`
+            if guard.tripped or guard.exhausted:
+                if stop is not None:
+                    stop.set()
+                break
+    finally:
+        study._thread_local.in_optimize_loop = False
     return guard
 
 
@@ -193,6 +202,8 @@ def run_study(
     elif interrupted is not None:
         summary.interrupted = interrupted
         summary.stopped = "interrupted: the running trial ended as FAIL; run the same command to resume"
+    elif guard is not None and guard.exhausted:
+        summary.stopped = EXHAUSTED
     elif guard is not None and guard.tripped:
         summary.stopped = f"stopped after {guard.streak} failed trials in a row"
         summary.first_error = guard.first_error

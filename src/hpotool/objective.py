@@ -384,6 +384,7 @@ class FailureGuard:
     streak: int = 0
     first_error: str | None = None
     tripped: bool = False
+    exhausted: bool = False  # not a failure: the sampler stopped the study (grid, brute force: all tried)
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.state != TrialState.FAIL:

@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 from hpotool.config import OptimizeConfig, RunConfig, validate_config
 from hpotool.factories import make_pruner, make_sampler
 from hpotool.forkserver import worker_context
-from hpotool.loop import already_done, prepare_resume, run_trials
+from hpotool.loop import EXHAUSTED, already_done, prepare_resume, run_trials
 from hpotool.objective import (
     FINISHED,
     StudyObserver,
@@ -66,11 +66,18 @@ def worker_run_config(run: RunConfig, n_workers: int, index: int) -> RunConfig:
 
 
 def worker_plan(run: RunConfig, opt: OptimizeConfig, storage_url: str, index: int) -> StudyPlan:
-    """The plan of worker `index`: its own seed stream (seed + index), so TPE workers differ."""
+    """The plan of worker `index`: its own seed stream (seed + index), so TPE workers differ; but one grid
+    order for all (Optuna's grid sampler numbers its points in an order its seed shuffles, and workers
+    share those numbers through the study)."""
+    from hpotool.factories import SAMPLERS
+    from hpotool.resolve import resolve
+
+    shared_order = issubclass(resolve(opt.sampler.name, SAMPLERS, "sampler"), optuna.samplers.GridSampler)
+    offset = 0 if shared_order else index
     kwargs: dict[str, Any] = dict(opt.sampler.kwargs)
     if isinstance(kwargs.get("seed"), int):
-        kwargs["seed"] += index
-    seed = None if opt.seed is None else opt.seed + index
+        kwargs["seed"] += offset
+    seed = None if opt.seed is None else opt.seed + offset
     sampler = make_sampler(opt.sampler.name, kwargs, seed=seed, space=opt.search_space)
     pruner = make_pruner(opt.pruner.name, opt.pruner.kwargs)
     return StudyPlan(run, opt, load_data(run.data), sampler, pruner, storage_url)
@@ -95,8 +102,8 @@ class WorkerArgs:
     max_failures: int
 
 
-def worker_main(args: WorkerArgs, stop: Event) -> None:
-    """The entry point of a worker process."""
+def worker_main(args: WorkerArgs, stop: Event, exhausted: Event) -> None:
+    """The entry point of a worker process; sets `exhausted` when its sampler has nothing left to try."""
     signal.signal(signal.SIGINT, _interrupt_once)
     signal.signal(signal.SIGTERM, _interrupt_once)
     try:
@@ -108,7 +115,8 @@ def worker_main(args: WorkerArgs, stop: Event) -> None:
         study = optuna.load_study(
             study_name=opt.study_name, storage=storage, sampler=plan.sampler, pruner=plan.pruner
         )
-        run_trials(study, plan, stop, max_failures=args.max_failures)
+        if run_trials(study, plan, stop, max_failures=args.max_failures).exhausted:
+            exhausted.set()
     except KeyboardInterrupt:
         pass
 
@@ -150,12 +158,16 @@ def run_workers(
         observer.study_started(study, target, done)
     monitor = _Monitor(study, observer)
     ctx: Any = worker_context()
-    stop = ctx.Event()
+    stop, exhausted = ctx.Event(), ctx.Event()
     run_dump, opt_dump = plan.run.model_dump(mode="json"), plan.opt.model_dump(mode="json")
     procs = [
         ctx.Process(
             target=worker_main,
-            args=(WorkerArgs(run_dump, opt_dump, plan.storage_url, i, n_workers, max_failures), stop),
+            args=(
+                WorkerArgs(run_dump, opt_dump, plan.storage_url, i, n_workers, max_failures),
+                stop,
+                exhausted,
+            ),
             name=f"hpotool-worker-{i}",
         )
         for i in range(n_workers)
@@ -193,6 +205,8 @@ def run_workers(
         summary.stopped = "interrupted: every worker ended its trial as FAIL; run the same command to resume"
     elif dead and finished < target:
         summary.stopped = f"{len(dead)} of {n_workers} workers died ({', '.join(dead)}); run again to resume"
+    elif exhausted.is_set():
+        summary.stopped = EXHAUSTED
     elif stop.is_set() and finished < target:
         summary.stopped = f"stopped after {max_failures} failed trials in a row in one worker"
         fails = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
