@@ -155,3 +155,24 @@ def test_keep_top_is_checked(keep_top: float) -> None:
 
     with pytest.raises(HpoError, match="--keep-top must be in"):
         refine_study(synthetic_study("synth", SPACE, 6, seed=1), keep_top)
+
+
+def test_audit_reads_a_chosen_null_as_a_value_and_counts_every_complete_trial() -> None:
+    space = {
+        "grad_clip": {"type": "categorical", "choices": [None, 1000.0]},
+        "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+    }
+    opt = OptimizeConfig.model_validate({"study_name": "gc", "metric": "val_loss", "search_space": space})
+    study = optuna.create_study(study_name="gc", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    study.enqueue_trial({"grad_clip": None, "optimizer.lr": 1e-3})
+    for i in range(8):
+        trial = study.ask()
+        params = suggest(trial, opt.search_space)
+        trial.set_constraint("n_params <= 10", 1.0 if i % 2 else -1.0)  # odd trials infeasible
+        study.tell(trial, 0.0 if i == 0 else 1.0 + abs(math.log10(params["optimizer.lr"]) + 3))
+    report = audit_study(study)
+    grad_clip = next(p for p in report.params if p.name == "grad_clip")
+    assert grad_clip.best is None and "not set in the best trial" not in grad_clip.advice
+    assert report.complete == 8  # infeasible trials are complete too; only the best must be feasible

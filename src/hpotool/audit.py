@@ -204,23 +204,24 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
     if not complete:
         raise HpoError(f"study {study.study_name!r} has no complete trial to audit")
     best = best_trials(study)[0]  # meets the constraints; a clear error when none does
-    complete = [t for t in complete if is_feasible(t)]
+    feasible = [t for t in complete if is_feasible(t)]  # all of them in a study without constraints
     note = None
     if importances is None:
         try:
             importances = param_importances(study)
         except ValueError as exc:
             importances, note = {}, f"parameter importances unavailable: {exc}."
-    top = top_trials(complete, direction)
+    top = top_trials(feasible, direction)
     findings = []
     for name, p in space.items():
         imp = importances.get(name)
         value = best.params.get(name)
-        pos = position(p, value) if value is not None else None
+        absent = name not in best.params  # a conditional parameter; None can also be a chosen value
+        pos = None if absent else position(p, value)
         edge = _edge(p, pos, value)
         negligible = imp is not None and imp < NEGLIGIBLE and len(importances) > 1
         span = _top_span(p, name, top)
-        if value is None:
+        if absent:
             advice = f"{name} is not set in the best trial (a conditional parameter)."
         elif edge is not None:
             side = "top" if edge == "high" else "bottom"
@@ -235,7 +236,7 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
     findings.sort(key=lambda f: -(f.importance or 0.0))
     epochs = [t.user_attrs.get("epochs_run") for t in pruned]
     known_epochs = [e for e in epochs if isinstance(e, int)]
-    improving, improvement = _improvement(complete, direction)
+    improving, improvement = _improvement(feasible, direction)
     return AuditReport(
         study_name=study.study_name,
         metric=str(opt.get("metric", "value")),

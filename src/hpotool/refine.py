@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from hpotool.audit import AuditReport, ParamFinding, audit_study, stored_space, top_trials
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.errors import HpoError
+from hpotool.export import best_trials, is_feasible
 from hpotool.overrides import apply_overrides
 from hpotool.search_space import CategoricalParam, FloatParam, IntParam, Param, contains
 
@@ -200,7 +201,8 @@ def refine_study(
     stored_opt = dict(study.user_attrs["optimize_config"])
     direction = study.direction.name.lower()
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    top = top_trials(complete, direction, share=keep_top)
+    top = top_trials([t for t in complete if is_feasible(t)], direction, share=keep_top)
+    best = best_trials(study)[0]
     by_name: dict[str, ParamFinding] = {f.name: f for f in report.params}
     new_space: dict[str, Param] = {}
     fixed: dict[str, Any] = {}
@@ -208,7 +210,7 @@ def refine_study(
     for name, p in space.items():
         finding = by_name[name]
         values = [t.params[name] for t in top if name in t.params]
-        if finding.negligible and finding.best is not None:
+        if finding.negligible and name in best.params:  # set in the best trial (None can be its value)
             fixed[name] = finding.best
             changes.append(
                 f"{name}: importance {finding.importance:.2f}; removed from the search, fixed at {finding.best!r}"
