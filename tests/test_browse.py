@@ -123,3 +123,26 @@ def test_trials_command_filters_by_state(tmp_path: Path, run_dict: dict, opt_dic
     assert result.stderr == (
         "error: --state: 'done' is not a trial state; use one of: complete, pruned, fail, running, waiting\n"
     )
+
+
+def test_studies_with_several_objectives_constraints_and_brackets_in_names(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'odd.db'}"
+    optuna.create_study(
+        study_name="two[/objectives]", storage=url, directions=["minimize", "maximize"]
+    ).optimize(lambda t: (t.suggest_float("w[lr]", 0, 1), 1.0), n_trials=2)
+    constrained = optuna.create_study(study_name="c", storage=url, direction="maximize")
+    for value, constraint in [(0.9, 1.0), (0.5, -1.0)]:
+        trial = constrained.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+        trial.set_constraint("n_params <= 10", constraint)
+        constrained.tell(trial, value)
+    result = runner.invoke(app, ["studies", "--storage", url, "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert rows["two[/objectives]"]["best_value"] is None
+    assert rows["c"]["best_value"] == 0.5  # the best that meets the constraints, as export-best has it
+    table = runner.invoke(app, ["studies", "--storage", url], env={"COLUMNS": "200"})
+    assert table.exit_code == 0 and "two[/objectives]" in table.stdout
+    trials = runner.invoke(
+        app, ["trials", "--study-name", "two[/objectives]", "--storage", url], env={"COLUMNS": "200"}
+    )
+    assert trials.exit_code == 0 and "w[lr]" in trials.stdout

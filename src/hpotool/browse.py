@@ -12,7 +12,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.errors import HpoError
-from hpotool.export import trial_record
+from hpotool.export import is_feasible, trial_record
 from hpotool.storage import load_study, make_storage
 
 STATES = ("complete", "pruned", "fail", "running", "waiting")
@@ -41,12 +41,22 @@ def _last_activity(trials: list[FrozenTrial]) -> datetime | None:
 
 
 def _best_values(directions: list[StudyDirection], trials: list[FrozenTrial]) -> list[float] | None:
-    """The best value of a single-objective study; None for none complete or several objectives."""
-    complete = [t.value for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
-    if len(directions) != 1 or not complete:
+    """The best value of a single-objective study among complete trials that meet its constraints; None
+    for none such or several objectives."""
+    if len(directions) != 1:
         return None
-    values = [float(v) for v in complete if v is not None]
+    values = [
+        float(t.values[0]) for t in trials if t.state == TrialState.COMPLETE and t.values and is_feasible(t)
+    ]
+    if not values:
+        return None
     return [max(values) if directions[0] == StudyDirection.MAXIMIZE else min(values)]
+
+
+def _metric(opt: dict[str, Any]) -> str | None:
+    """The metric(s) an hpotool study optimizes, as its optimize config names them."""
+    metrics = opt.get("metrics")
+    return ", ".join(metrics) if isinstance(metrics, list) and metrics else opt.get("metric")
 
 
 def storage_studies(url: str) -> list[dict[str, Any]]:
@@ -73,7 +83,7 @@ def storage_studies(url: str) -> list[dict[str, Any]]:
                 "name": frozen.study_name,
                 "storage": url,
                 "directions": [d.name.lower() for d in frozen.directions],
-                "metric": frozen.user_attrs.get("optimize_config", {}).get("metric"),
+                "metric": _metric(frozen.user_attrs.get("optimize_config", {})),
                 "trials": counts,
                 "n_trials": len(trials),
                 "best_value": best[0] if best else None,

@@ -62,10 +62,19 @@ def escape(text: str) -> str:
 
 
 def _table(title: str, **kwargs: Any) -> Table:
-    """A left-titled rich table."""
+    """A left-titled rich table whose title, headers and cells are plain text: study, parameter and
+    metric names come from users and plain Optuna studies, and "[x]" in them is not rich markup."""
     from rich.table import Table
+    from rich.text import Text
 
-    return Table(title=title, title_justify="left", **kwargs)
+    class PlainTable(Table):
+        def add_column(self, header: Any = "", *args: Any, **kw: Any) -> None:
+            super().add_column(Text(header) if isinstance(header, str) else header, *args, **kw)
+
+        def add_row(self, *cells: Any, **kw: Any) -> None:
+            super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kw)
+
+    return PlainTable(title=Text(title), title_justify="left", **kwargs)
 
 
 @dataclass
@@ -556,7 +565,7 @@ def trials(
                 f"{r['duration_s']:.3g}" if r["duration_s"] is not None else "-",
                 *([note or ""] if any(notes) else []),
             ]
-            table.add_row(*(escape(c) for c in cells))
+            table.add_row(*cells)
         _out().print(table)
 
 
@@ -613,7 +622,7 @@ def audit(study_name: StudyNameReq, storage: ReadStorageOpt = None, as_json: Jso
                 _fmt(p.best),
                 p.bounds,
                 "-" if p.position is None else f"{p.position:.0%}",
-                escape(p.advice),
+                p.advice,
             )
         _out().print(table)
         _out().print(f"importance: {escape(report.evaluator)}")
