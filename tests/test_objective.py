@@ -107,6 +107,33 @@ def test_resume_runs_only_what_is_missing(tmp_path: Path, run_dict: dict, opt_di
     assert len(_study(opt_dict).trials) == 3
 
 
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_a_resumed_seeded_study_draws_new_values_and_stays_reproducible(
+    sampler: str, tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    opt_dict["sampler"] = {"name": sampler}
+    opt_dict["n_trials"] = 2
+    _run(tmp_path, run_dict, opt_dict)
+    _run(tmp_path, run_dict, opt_dict, n_trials=4)
+    lrs = [t.params["optimizer.lr"] for t in _study(opt_dict).trials]
+    assert len(set(lrs)) == 4  # the resumed run did not propose trials 0 and 1 again
+    again = {**opt_dict, "storage": f"sqlite:///{tmp_path / 'again.db'}"}
+    (tmp_path / "a").mkdir()
+    _run(tmp_path / "a", run_dict, again)
+    _run(tmp_path / "a", run_dict, again, n_trials=4)
+    assert [t.params["optimizer.lr"] for t in _study(again).trials] == lrs
+
+
+def test_seed_on_the_command_line_cannot_be_overridden_by_sampler_kwargs(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    opt_dict["sampler"] = {"name": "random", "kwargs": {"seed": 3}}
+    with pytest.raises(
+        HpoError, match=r"optimize.yaml: sampler.kwargs.seed fixes the sampler's seed, so --seed"
+    ):
+        _run(tmp_path, run_dict, opt_dict, seed=1)
+
+
 def test_reopening_with_another_direction_or_metric_is_refused(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
@@ -144,7 +145,13 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
 
     Writes nothing: every mistake a user can make in the configs is an `HpoError` here, before trial 0.
     """
-    run, opt = _with_overrides(load_run_config(run_path), load_optimize_config(opt_path), overrides)
+    run, opt = load_run_config(run_path), load_optimize_config(opt_path)  # the run config's errors first
+    if overrides.seed is not None and "seed" in opt.sampler.kwargs:
+        raise HpoError(
+            f"{opt_path}: sampler.kwargs.seed fixes the sampler's seed, so --seed would be ignored; move it to "
+            f"the top-level seed: (which --seed overrides) or drop --seed"
+        )
+    run, opt = _with_overrides(run, opt, overrides)
     if run.trainer is not None:  # the user's own training code: it owns data, model and metrics
         check_space(run, opt, None, str(opt_path))
         return _plan(run, opt, None, opt_path, overrides)
@@ -197,7 +204,7 @@ def _plan(
         except HpoError as exc:
             raise HpoError(f"{opt_path}: {exc}") from None
     try:
-        sampler = make_sampler(opt.sampler.name, opt.sampler.kwargs, seed=opt.seed, space=opt.search_space)
+        sampler = study_sampler(opt)
         pruner = make_pruner(
             "nop" if opt.multi_objective else opt.pruner.name,
             opt.pruner.kwargs if not opt.multi_objective else {},
@@ -240,6 +247,32 @@ def versions() -> dict[str, str]:
     return {"hpotool": __version__, "optuna": optuna.__version__, "torch": torch.__version__}
 
 
+def study_sampler(opt: OptimizeConfig, *, worker: int = 0, existing: int = 0) -> optuna.samplers.BaseSampler:
+    """The sampler of worker `worker` in a run that finds `existing` trials in the study.
+
+    A new study's first worker samples with the config's seed, worker i with seed + i. A run that resumes
+    a study derives its seeds from the seed, the worker and the count: with the same seed, a resumed
+    sampler would propose its first trials' values again. Optuna's grid sampler keeps the config's seed
+    everywhere, as its seed orders the grid points that every run and worker number alike.
+    """
+    from hpotool.factories import SAMPLERS
+    from hpotool.resolve import resolve
+
+    grid = issubclass(resolve(opt.sampler.name, SAMPLERS, "sampler"), optuna.samplers.GridSampler)
+
+    def derive(seed: int | None) -> int | None:
+        if seed is None or grid:
+            return seed
+        if existing == 0:
+            return seed + worker
+        return int(np.random.SeedSequence([seed, worker, existing]).generate_state(1)[0])
+
+    kwargs: dict[str, Any] = dict(opt.sampler.kwargs)
+    if isinstance(kwargs.get("seed"), int):
+        kwargs["seed"] = derive(kwargs["seed"])
+    return make_sampler(opt.sampler.name, kwargs, seed=derive(opt.seed), space=opt.search_space)
+
+
 def open_study(plan: StudyPlan) -> optuna.Study:
     """Create the study, or load it and check it is the same experiment (metric, direction)."""
     opt = plan.opt
@@ -262,7 +295,8 @@ def open_study(plan: StudyPlan) -> optuna.Study:
                 f"says {opt.metric!r}; use another study_name or storage"
             )
         fingerprint.check(existing, plan.run, opt, allow_changed=plan.allow_changed_config)
-        existing.sampler = plan.sampler
+        n = len(existing.get_trials(deepcopy=False))
+        existing.sampler = study_sampler(opt, existing=n) if n else plan.sampler
         existing.pruner = plan.pruner
         return existing
     study = optuna.create_study(

@@ -21,7 +21,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hpotool.config import OptimizeConfig, RunConfig, validate_config
-from hpotool.factories import make_pruner, make_sampler
+from hpotool.factories import make_pruner
 from hpotool.forkserver import worker_context
 from hpotool.loop import EXHAUSTED, already_done, prepare_resume, run_trials
 from hpotool.objective import (
@@ -30,6 +30,7 @@ from hpotool.objective import (
     StudyPlan,
     StudySummary,
     open_study,
+    study_sampler,
     summarize,
 )
 from hpotool.runner import load_data
@@ -65,20 +66,12 @@ def worker_run_config(run: RunConfig, n_workers: int, index: int) -> RunConfig:
     return validate_config(RunConfig, {**run.model_dump(), **changes}, f"worker {index}")
 
 
-def worker_plan(run: RunConfig, opt: OptimizeConfig, storage_url: str, index: int) -> StudyPlan:
-    """The plan of worker `index`: its own seed stream (seed + index), so TPE workers differ; but one grid
-    order for all (Optuna's grid sampler numbers its points in an order its seed shuffles, and workers
-    share those numbers through the study)."""
-    from hpotool.factories import SAMPLERS
-    from hpotool.resolve import resolve
-
-    shared_order = issubclass(resolve(opt.sampler.name, SAMPLERS, "sampler"), optuna.samplers.GridSampler)
-    offset = 0 if shared_order else index
-    kwargs: dict[str, Any] = dict(opt.sampler.kwargs)
-    if isinstance(kwargs.get("seed"), int):
-        kwargs["seed"] += offset
-    seed = None if opt.seed is None else opt.seed + offset
-    sampler = make_sampler(opt.sampler.name, kwargs, seed=seed, space=opt.search_space)
+def worker_plan(
+    run: RunConfig, opt: OptimizeConfig, storage_url: str, index: int, existing: int
+) -> StudyPlan:
+    """The plan of worker `index` in a run that found `existing` trials in the study: its own seed stream
+    (`objective.study_sampler`), so the workers' random start-up points differ."""
+    sampler = study_sampler(opt, worker=index, existing=existing)
     pruner = make_pruner(opt.pruner.name, opt.pruner.kwargs)
     return StudyPlan(run, opt, load_data(run.data), sampler, pruner, storage_url)
 
@@ -100,6 +93,7 @@ class WorkerArgs:
     index: int
     n_workers: int
     max_failures: int
+    existing: int  # trials in the study when the run started
 
 
 def worker_main(args: WorkerArgs, stop: Event, exhausted: Event) -> None:
@@ -109,7 +103,7 @@ def worker_main(args: WorkerArgs, stop: Event, exhausted: Event) -> None:
     try:
         run = worker_run_config(RunConfig.model_validate(args.run), args.n_workers, args.index)
         opt = OptimizeConfig.model_validate(args.opt)
-        plan = worker_plan(run, opt, args.storage_url, args.index)
+        plan = worker_plan(run, opt, args.storage_url, args.index, args.existing)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         storage = make_storage(plan.storage_url, create=False)
         study = optuna.load_study(
@@ -151,6 +145,7 @@ def run_workers(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     start = time.perf_counter()
     study = open_study(plan)  # created once, here, before any worker starts
+    existing = len(study.get_trials(deepcopy=False))  # before the warm start's queue: as open_study counts
     target = plan.opt.n_trials
     done = prepare_resume(study, plan)
     before = _ended(study)
@@ -164,7 +159,7 @@ def run_workers(
         ctx.Process(
             target=worker_main,
             args=(
-                WorkerArgs(run_dump, opt_dump, plan.storage_url, i, n_workers, max_failures),
+                WorkerArgs(run_dump, opt_dump, plan.storage_url, i, n_workers, max_failures, existing),
                 stop,
                 exhausted,
             ),
