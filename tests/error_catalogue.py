@@ -312,6 +312,18 @@ CASES = [
         run={"batch_size": 512},
     ),
     Case(
+        "searched-batch-null",
+        "a searched batch size that is not a number",
+        "error: optimize.yaml: search_space.batch_size: with batch_size=None: batch_size: Input should be a valid integer, got None",
+        optimize={"search_space": {"batch_size": {"type": "categorical", "choices": [32, None]}}},
+    ),
+    Case(
+        "searched-batch-too-large",
+        "a searched batch size too large for the dataset",
+        "error: optimize.yaml: search_space.batch_size: 512 is larger than the 144 training samples; use a smaller batch_size or more data (data.subset_fraction, data.val_fraction)",
+        optimize={"search_space": {"batch_size": {"type": "categorical", "choices": ["32", 512]}}},
+    ),
+    Case(
         "split-too-small",
         "a dataset too small for the validation split",
         "error: run.yaml: data: loading 'regression' failed: ValueError: the dataset has 4 samples: too few for val_fraction=0.1 and subset_fraction=1.0 (got 4 train and 0 validation samples)",

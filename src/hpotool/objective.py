@@ -177,18 +177,26 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
                 f"{opt_path}: constraints: {text!r} names a value this {data.task} task does not measure; "
                 f"choose from: {', '.join(data.metrics)}"
             )
-    batch_param = opt.search_space.get("batch_size")
-    largest_batch = max([run.batch_size, *(boundary_values(batch_param) if batch_param else [])])
-    if len(data.train) < largest_batch:
-        raise HpoError(
-            f"{run_path}: batch_size: {largest_batch} is larger than the {len(data.train)} training samples; "
-            f"use a smaller batch_size or more data (data.subset_fraction, data.val_fraction)"
-        )
     try:  # build the base run once, so a bad argument fails now and not in every trial
         _build(run, data)
     except Exception as exc:
         raise HpoError(f"{run_path}: building the run failed: {type(exc).__name__}: {exc}") from None
-    check_space(run, opt, data, str(opt_path))
+    check_space(run, opt, data, str(opt_path))  # every searched batch_size is a valid one after this
+    batch_param = opt.search_space.get("batch_size")
+    searched = (
+        [apply_overrides(run, {"batch_size": v}).batch_size for v in boundary_values(batch_param)]
+        if batch_param
+        else []
+    )
+    for where, key, size in (
+        (run_path, "batch_size", run.batch_size),
+        (opt_path, "search_space.batch_size", max(searched, default=0)),
+    ):
+        if len(data.train) < size:
+            raise HpoError(
+                f"{where}: {key}: {size} is larger than the {len(data.train)} training samples; "
+                f"use a smaller batch_size or more data (data.subset_fraction, data.val_fraction)"
+            )
     return _plan(run, opt, data, opt_path, overrides)
 
 
