@@ -47,11 +47,15 @@ def is_multi_objective(study: optuna.Study) -> bool:
 
 
 def objective_names(study: optuna.Study) -> list[str]:
-    """The name of each objective: Optuna's metric names, else the hpotool config's metric."""
+    """The name of each objective: Optuna's metric names, else the hpotool config's metric(s)."""
     if study.metric_names:
         return list(study.metric_names)
+    opt = study.user_attrs.get("optimize_config", {})
     if not is_multi_objective(study):
-        return [str(study.user_attrs.get("optimize_config", {}).get("metric", "value"))]
+        return [str(opt.get("metric", "value"))]
+    metrics = opt.get("metrics")  # a study made before hpotool named its objectives in Optuna
+    if isinstance(metrics, list) and len(metrics) == len(study.directions):
+        return [str(m) for m in metrics]
     return [f"values_{i}" for i in range(len(study.directions))]
 
 
@@ -151,9 +155,10 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     )
     out: dict[str, Any] = {"number": raw[("number", "")], "state": raw[("state", "")]}
     value_cols = [c for c in raw.columns if c[0] in ("value", "values")]
+    names = objective_names(study)
     for col in value_cols:
-        name = "value" if col[0] == "value" else f"values_{col[1]}"
-        out[name] = raw[col]
+        named = names[col[1]] if isinstance(col[1], int) and col[1] < len(names) else col[1]
+        out["value" if col[0] == "value" else f"values_{named}"] = raw[col]
     # Parameters in the order trials suggested them (Optuna sorts them by name).
     params: list[str] = []
     for t in trials:

@@ -7,6 +7,7 @@ the CLI can draw it. Pruning happens here, not in the Trainer.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -318,6 +319,10 @@ def open_study(plan: StudyPlan) -> optuna.Study:
     study.set_user_attr("run_config", plan.run.model_dump(mode="json"))
     study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
     study.set_user_attr("versions", versions())
+    if opt.multi_objective:  # Optuna's own tools and trials_dataframe name the objectives too
+        with warnings.catch_warnings():  # "experimental since 3.2"
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(opt.objectives)
     fingerprint.record(study, plan.run, opt)
     return study
 

@@ -126,7 +126,12 @@ def _objectives(study: optuna.Study, opt: dict[str, Any]) -> list[dict[str, str]
     directions = [d.name.lower() for d in study.directions]
     if len(directions) == 1 and opt.get("metric"):
         return [{"name": str(opt["metric"]), "direction": directions[0]}]
-    names = study.metric_names or [f"objective {i}" for i in range(len(directions))]
+    metrics = opt.get("metrics")
+    names = (
+        study.metric_names
+        or (metrics if isinstance(metrics, list) and len(metrics) == len(directions) else None)
+        or [f"objective {i}" for i in range(len(directions))]
+    )
     return [{"name": n, "direction": d} for n, d in zip(names, directions, strict=True)]
 
 
