@@ -50,7 +50,12 @@ def test_multi_objective_study_end_to_end(tmp_path: Path, monkeypatch: pytest.Mo
     best = json.loads((out / "best_params.json").read_text())
     assert {t["trial_number"] for t in best["pareto_trials"]} == {t.number for t in study.best_trials}
     assert study.metric_names == ["val_loss", "n_params"] and best["metrics"] == ["val_loss", "n_params"]
-    assert (out / "trials.csv").read_text().splitlines()[0].startswith("number,state,values_val_loss,values_n_params,")
+    assert (
+        (out / "trials.csv")
+        .read_text()
+        .splitlines()[0]
+        .startswith("number,state,values_val_loss,values_n_params,")
+    )
 
 
 @pytest.mark.parametrize(
