@@ -367,3 +367,20 @@ def test_report_and_audit_commands_leave_sklearn_unimported(
     result = subprocess.run(args, capture_output=True, text=True, check=True)
     assert result.stderr.strip().splitlines()[-1] == "True False"
     assert "PED-ANOVA" in result.stdout and out.stat().st_size > 1_000_000
+
+
+def test_importances_of_an_objective_to_maximize_look_at_its_high_values() -> None:
+    from hpotool.report import report_info
+
+    study = optuna.create_study(
+        directions=["minimize", "maximize"], sampler=optuna.samplers.RandomSampler(seed=0)
+    )
+
+    def objective(t: optuna.Trial) -> tuple[float, float]:
+        x, y = t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)
+        return y, 100 * max(x - 0.9, 0) - 0.01 * y  # x sets its highest values apart, y its lowest
+
+    study.optimize(objective, n_trials=200)
+    info = report_info(study, "sqlite:///memory")
+    second = info.importances[1]
+    assert second is not None and max(second, key=second.__getitem__) == "x"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -70,7 +71,11 @@ def param_importances(
     if len(study.directions) > 1 and target is None:
         raise ValueError("a multi-objective study needs a target objective")
     try:
-        result = optuna.importance.get_param_importances(study, evaluator=make_evaluator(), target=target)
+        with warnings.catch_warnings():  # "lower target values are better": the caller's target is so
+            warnings.filterwarnings(
+                "ignore", message="PedAnovaImportanceEvaluator computes", category=UserWarning
+            )
+            result = optuna.importance.get_param_importances(study, evaluator=make_evaluator(), target=target)
     except (RuntimeError, ValueError) as exc:
         raise ValueError(str(exc)) from None
     if not result:

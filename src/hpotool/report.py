@@ -14,6 +14,7 @@ import html
 import json
 import math
 import statistics
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -244,6 +245,16 @@ def _target(study: optuna.Study, i: int | None) -> Callable[[FrozenTrial], float
     return lambda t: t.values[i]
 
 
+def _importance_target(study: optuna.Study, i: int | None) -> Callable[[FrozenTrial], float] | None:
+    """`_target` as the importance evaluators want it: PED-ANOVA, given a target, takes lower as better, so
+    an objective to maximize is negated (a single-objective study passes its direction itself)."""
+    if i is None or len(study.directions) == 1:
+        return None
+    if study.directions[i] == optuna.study.StudyDirection.MAXIMIZE:
+        return lambda t: -t.values[i]
+    return lambda t: t.values[i]
+
+
 def report_info(study: optuna.Study, storage: str) -> ReportInfo:
     """The report of `study` as plain data (no plotting)."""
     trials = study.get_trials(deepcopy=False)
@@ -255,7 +266,7 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
     reasons: list[str | None] = []
     for i in range(len(objectives)):
         try:
-            importances.append(param_importances(study, _target(study, i)))
+            importances.append(param_importances(study, _importance_target(study, i)))
             reasons.append(None)
         except ValueError as exc:
             importances.append(None)
@@ -305,7 +316,12 @@ def make_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]:
             case "history":
                 figures[f.key] = vis.plot_optimization_history(study, **kw)
             case "importances":
-                figures[f.key] = vis.plot_param_importances(study, evaluator=make_evaluator(), **kw)
+                target = _importance_target(study, f.objective)
+                with warnings.catch_warnings():  # "lower target values are better": the target is so
+                    warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
+                    figures[f.key] = vis.plot_param_importances(
+                        study, evaluator=make_evaluator(), **{**kw, "target": target}
+                    )
             case "parallel":
                 figures[f.key] = vis.plot_parallel_coordinate(drawn, **kw)
             case "slice":
