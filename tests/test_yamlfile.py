@@ -29,6 +29,13 @@ def test_duplicate_keys_are_refused() -> None:
         parse_yaml("optimizer:\n  lr: 1\n  lr: 2\n", "f.yaml")
 
 
+def test_merge_keys_share_a_spec_and_may_override_it() -> None:
+    text = "base: &lr {type: float, low: 1.0e-4, high: 1.0e-2}\nwd: {<<: *lr, low: 1.0e-6}\n"
+    assert parse_yaml(text, "f.yaml")["wd"] == {"type": "float", "low": 1e-6, "high": 1e-2}
+    with pytest.raises(HpoError, match="duplicate key 'low'"):  # the mapping's own keys are still checked
+        parse_yaml("base: &b {a: 1}\nx: {<<: *b, low: 1, low: 2}\n", "f.yaml")
+
+
 def test_python_tags_are_refused() -> None:
     with pytest.raises(HpoError, match="configs are loaded safely"):
         parse_yaml("a: !!python/object/apply:os.system ['echo hi']", "f.yaml")

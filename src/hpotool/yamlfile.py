@@ -27,6 +27,8 @@ class _Loader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: the keys it brings may be overridden
+                continue
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 mark = key_node.start_mark
