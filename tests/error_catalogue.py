@@ -312,6 +312,12 @@ CASES = [
         run={"batch_size": 512},
     ),
     Case(
+        "float-for-integer",
+        "a float range for a whole-number setting",
+        "error: optimize.yaml: search_space.batch_size: with batch_size=44.2: batch_size: Input should be a valid integer, got a number with a fractional part, got 44.2; batch_size takes whole numbers: use type: int",
+        optimize={"search_space": {"batch_size": {"type": "float", "low": 32, "high": 64}}},
+    ),
+    Case(
         "searched-batch-null",
         "a searched batch size that is not a number",
         "error: optimize.yaml: search_space.batch_size: with batch_size=None: batch_size: Input should be a valid integer, got None",

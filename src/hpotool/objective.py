@@ -33,7 +33,7 @@ from hpotool.runner import (
     resolve_device,
     train_run,
 )
-from hpotool.search_space import CategoricalParam, Param, boundary_values, suggest
+from hpotool.search_space import CategoricalParam, FloatParam, Param, boundary_values, suggest
 from hpotool.storage import make_storage
 from hpotool.trainer import EpochResult, NonFiniteLossError
 
@@ -127,8 +127,17 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
         try:
             check_path(path, valid)
             context = _condition_values(param, opt)  # a conditional parameter is checked where it applies
-            for value in boundary_values(param):
-                config = apply_overrides(run, {**context, path: value})
+            values = boundary_values(param)
+            if isinstance(param, FloatParam) and param.step is None:  # an integer field takes 32.0, not 41.3
+                inside = float(f"{param.low + (param.high - param.low) * 0.382:.3g}")
+                values.append(min(max(inside, param.low), param.high))
+            for value in values:
+                try:
+                    config = apply_overrides(run, {**context, path: value})
+                except HpoError as exc:
+                    if isinstance(param, FloatParam) and "valid integer" in str(exc):
+                        raise HpoError(f"{exc}; {path} takes whole numbers: use type: int") from None
+                    raise
                 if data is not None and path.partition(".")[0] in COMPONENT_SECTIONS:
                     try:
                         _build(config, data)
