@@ -312,6 +312,21 @@ CASES = [
         run={"batch_size": 512},
     ),
     Case(
+        "condition-typo",
+        "a condition on a path that does not exist",
+        "error: optimize.yaml: search_space.optimizer.weight_decay.when: 'optimizer.nam' is neither a searched parameter nor a RunConfig path; did you mean 'optimizer.name', 'optimizer.lr', 'optimizer.amsgrad'?",
+        optimize={
+            "search_space": {
+                "optimizer.weight_decay": {
+                    "type": "float",
+                    "low": 1e-5,
+                    "high": 1e-3,
+                    "when": {"optimizer.nam": "adam"},
+                }
+            }
+        },
+    ),
+    Case(
         "float-for-integer",
         "a float range for a whole-number setting",
         "error: optimize.yaml: search_space.batch_size: with batch_size=44.2: batch_size: Input should be a valid integer, got a number with a fractional part, got 44.2; batch_size takes whole numbers: use type: int",

@@ -24,6 +24,7 @@ from hpotool.errors import HpoError
 from hpotool.factories import make_pruner, make_sampler
 from hpotool.final import check_final
 from hpotool.overrides import apply_overrides, check_path, config_paths, leaf_values
+from hpotool.resolve import closest
 from hpotool.runner import (
     MEASURES,
     PreparedData,
@@ -126,6 +127,13 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
     for path, param in opt.search_space.items():
         try:
             check_path(path, valid)
+            for cond in param.when or {}:  # a typo here would silently switch the parameter off
+                if cond not in opt.search_space and cond not in valid:
+                    near = closest(cond, sorted({*opt.search_space, *valid}), n=3)
+                    hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+                    raise HpoError(
+                        f"search_space.{path}.when: {cond!r} is neither a searched parameter nor a RunConfig path{hint}"
+                    )
             context = _condition_values(param, opt)  # a conditional parameter is checked where it applies
             values = boundary_values(param)
             if isinstance(param, FloatParam) and param.step is None:  # an integer field takes 32.0, not 41.3
