@@ -9,7 +9,9 @@ import pytest
 from hpotool.conditions import holds, satisfying_value
 from hpotool.config import OptimizeConfig, validate_config
 from hpotool.errors import HpoError
+from hpotool.objective import prepare_study
 from tests.cli_run import optimize
+from tests.conftest import write_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,3 +75,29 @@ def test_conditional_parameters_appear_only_when_their_condition_holds(
     assert any("optimizer.momentum" in t.params for t in trials) and any(
         "model.hidden.2" in t.params for t in trials
     )
+
+
+def test_conditions_that_imply_no_single_value_are_checked_where_they_hold(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    opt_dict["search_space"] = {
+        "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]},
+        "optimizer.momentum": {
+            "type": "float",
+            "low": 0.0,
+            "high": 0.9,
+            "when": {"optimizer.name": {"ne": "adam"}},
+        },
+        "model.dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "model.norm": {
+            "type": "categorical",
+            "choices": ["none", "layer"],
+            "when": {"model.dropout": {"gt": 0}},
+        },
+    }
+    run_path, opt_path = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    prepare_study(run_path, opt_path)  # sgd with momentum, dropout 0.5 with a norm: both valid
+    opt_dict["search_space"]["model.norm"]["when"] = {"model.dropout": {"gt": 0.7}}
+    write_yaml(opt_path, opt_dict)
+    with pytest.raises(HpoError, match=r"model.norm: the condition model.dropout: \{'gt': 0.7\} never holds"):
+        prepare_study(run_path, opt_path)

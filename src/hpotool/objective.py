@@ -18,7 +18,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool import __version__, fingerprint
-from hpotool.conditions import satisfying_value
+from hpotool.conditions import holds, satisfying_value
 from hpotool.config import OptimizeConfig, RunConfig, load_optimize_config, load_run_config, validate_config
 from hpotool.errors import HpoError
 from hpotool.factories import make_pruner, make_sampler
@@ -34,7 +34,7 @@ from hpotool.runner import (
     resolve_device,
     train_run,
 )
-from hpotool.search_space import CategoricalParam, FloatParam, Param, boundary_values, suggest
+from hpotool.search_space import CategoricalParam, FloatParam, Param, boundary_values, contains, suggest
 from hpotool.storage import make_storage
 from hpotool.trainer import EpochResult, NonFiniteLossError
 
@@ -106,13 +106,33 @@ def _build(run: RunConfig, data: PreparedData) -> None:
 
 
 def _condition_values(param: Param, opt: OptimizeConfig) -> dict[str, Any]:
-    """Values of the searched paths that make `param`'s conditions hold."""
+    """Values of the searched paths that make `param`'s conditions hold: of each referenced parameter's
+    choices, or its bounds, middle and the value the condition implies, the first it can take that holds.
+
+    Raises:
+        HpoError: a condition that no value of its parameter satisfies (the parameter would never be set).
+    """
     out = {}
     for path, condition in (param.when or {}).items():
-        value = satisfying_value(condition)
-        if value is not None and path in opt.search_space:
-            out[path] = value
+        ref = opt.search_space.get(path)
+        if ref is None:
+            continue  # a fixed RunConfig value: the condition reads it as it is
+        if isinstance(ref, CategoricalParam):
+            candidates = list(ref.choices)
+        else:
+            middle = (ref.low + ref.high) / 2
+            candidates = [ref.low, ref.high, round(middle) if isinstance(ref.low, int) else middle]
+            candidates.append(satisfying_value(condition))
+        value = next((c for c in candidates if contains(ref, c) and holds(condition, c)), _NONE)
+        if value is _NONE:
+            raise HpoError(
+                f"the condition {path}: {condition!r} never holds for {path}'s values, so it would never be set"
+            )
+        out[path] = value
     return out
+
+
+_NONE = object()
 
 
 def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, source: str) -> None:
