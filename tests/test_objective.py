@@ -259,6 +259,13 @@ def test_allow_changed_config_records_the_change(tmp_path: Path, run_dict: dict,
     _run(
         tmp_path, {**run_dict, "epochs": 3}, {**opt_dict, "n_trials": 3}
     )  # the accepted config resumes freely
+    study = _study(opt_dict)
+    assert study.user_attrs["run_config"]["epochs"] == 3  # what report, audit and refine read now
+    from hpotool.export import trial_run_config
+
+    trials = study.trials
+    assert [trial_run_config(study, t).epochs for t in trials] == [2, 3, 3]  # each with the base it ran
+    assert [t.user_attrs["epochs_run"] for t in trials] == [2, 3, 3]
 
 
 def test_out_of_memory_is_recorded_with_a_hint(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:

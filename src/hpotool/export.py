@@ -28,6 +28,7 @@ from hpotool import __version__
 from hpotool.atomic import write_text
 from hpotool.config import RunConfig, validate_config
 from hpotool.errors import HpoError
+from hpotool.fingerprint import config_of
 from hpotool.overrides import apply_overrides
 from hpotool.yamlfile import dump_yaml
 
@@ -190,9 +191,13 @@ def trials_csv(study: optuna.Study) -> str:
     return buffer.getvalue()
 
 
-def stored_run_config(study: optuna.Study, *, check_components: bool = True) -> RunConfig:
-    """The base RunConfig `hpotool optimize` stored on the study."""
-    data = study.user_attrs.get("run_config")
+def stored_run_config(
+    study: optuna.Study, *, check_components: bool = True, trial_number: int | None = None
+) -> RunConfig:
+    """The base RunConfig `hpotool optimize` stored on the study (the one trial `trial_number` ran under,
+    if the config changed since)."""
+    attrs = study.user_attrs
+    data = attrs.get("run_config") if trial_number is None else config_of(attrs, trial_number, "run_config")
     if not isinstance(data, dict):
         raise HpoError(
             f"study {study.study_name!r} has no stored run config (user attr 'run_config'): it was not "
@@ -211,7 +216,7 @@ def trial_run_config(study: optuna.Study, trial: FrozenTrial, *, check_component
     them (torch) to check their arguments again.
     """
     try:
-        base = stored_run_config(study, check_components=check_components)
+        base = stored_run_config(study, check_components=check_components, trial_number=trial.number)
         return apply_overrides(base, trial.params, check_components=check_components)
     except HpoError as exc:
         raise HpoError(f"study {study.study_name!r}: trial {trial.number}: {exc}") from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -87,7 +88,28 @@ def check(study: optuna.Study, run: RunConfig, opt: OptimizeConfig, *, allow_cha
             f"study {study.study_name!r} was created with another experiment: {shown}. Resuming would mix two "
             f"experiments: use a new study_name, or pass --allow-changed-config to continue it anyway"
         )
+    # The configs in force until now go into the history with the first trial number they no longer
+    # cover, so every trial is exported and retrained with the base it ran (`config_of`).
     history = list(study.user_attrs.get(CHANGES_ATTR, []))
-    history.append({"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "changes": changes})
+    history.append(
+        {
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "changes": changes,
+            "from_trial": len(study.get_trials(deepcopy=False)),
+            "previous": {key: study.user_attrs.get(key) for key in ("run_config", "optimize_config")},
+        }
+    )
     study.set_user_attr(CHANGES_ATTR, history)
     study.set_user_attr(ATTR, {"hash": digest(parts), "parts": parts})
+    study.set_user_attr("run_config", run.model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+
+
+def config_of(study_attrs: Mapping[str, Any], trial_number: int, key: str) -> Any:
+    """The stored `run_config` or `optimize_config` trial `trial_number` ran under, from the study's user
+    attrs (read them once: each read of `study.user_attrs` queries the storage): the current one, or, for a
+    trial started before an allowed change, the one recorded in that change."""
+    for change in study_attrs.get(CHANGES_ATTR, []):
+        if isinstance(change, dict) and trial_number < change.get("from_trial", -1):
+            return change.get("previous", {}).get(key)
+    return study_attrs.get(key)

@@ -27,6 +27,7 @@ from hpotool.atomic import write_text
 from hpotool.audit import audit_findings
 from hpotool.errors import HpoError
 from hpotool.export import ranked_trials
+from hpotool.fingerprint import config_of
 from hpotool.importance import EVALUATOR, make_evaluator, param_importances
 from hpotool.pruning import pruned_rows
 from hpotool.snapshot import StudySnapshot
@@ -136,13 +137,18 @@ def _objectives(study: optuna.Study, opt: dict[str, Any]) -> list[dict[str, str]
     return [{"name": n, "direction": d} for n, d in zip(names, directions, strict=True)]
 
 
-def _epochs(trials: list[FrozenTrial], run: dict[str, Any]) -> dict[str, Any]:
-    """Epochs the finished trials ran versus what they would have run without pruning."""
+def _epochs(study: optuna.Study, trials: list[FrozenTrial], run: dict[str, Any]) -> dict[str, Any]:
+    """Epochs the finished trials ran versus what they would have run without pruning (each under the run
+    config it ran with: `--allow-changed-config` may have changed the epochs on the way)."""
     finished = [t for t in trials if t.state in FINISHED]
     if not run or any("epochs_run" not in t.user_attrs for t in finished):
         return {"run": None, "planned": None, "saved_fraction": None}
     ran = sum(int(t.user_attrs["epochs_run"]) for t in finished)
-    planned = sum(int(t.params.get("epochs", run.get("epochs", 0))) for t in finished)
+    attrs = study.user_attrs
+    bases = [config_of(attrs, t.number, "run_config") or run for t in finished]
+    planned = sum(
+        int(t.params.get("epochs", base.get("epochs", 0))) for t, base in zip(finished, bases, strict=True)
+    )
     return {"run": ran, "planned": planned, "saved_fraction": 1 - ran / planned if planned else None}
 
 
@@ -288,7 +294,7 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
         counts=counts,
         best=_best(study, complete),
         time=_time(trials),
-        epochs=_epochs(trials, run),
+        epochs=_epochs(study, trials, run),
         versions=dict(study.user_attrs.get("versions") or {}),
         evaluator=EVALUATOR,
         importances=importances,
