@@ -192,13 +192,23 @@ def test_multi_objective_study_exports_the_pareto_front(
     with open(folder / "trials.csv", newline="") as fh:
         header = next(csv.reader(fh))
     assert header[:4] == ["number", "state", "values_val_loss", "values_n_params"]
+    study.enqueue_trial({"optimizer.lr": 0.04, "model.hidden.0": 32})  # dominates both: the front moves
+    trial = study.ask()
+    trial.suggest_float("optimizer.lr", 1e-3, 1e-1)
+    trial.suggest_int("model.hidden.0", 8, 32)
+    study.tell(trial, [0.3, 80])
+    assert runner.invoke(app, ["export-best", "--study-name", "multi", "--storage", storage]).exit_code == 0
+    assert sorted(f.name for f in folder.glob("best_run*")) == ["best_run_3.yaml"]  # no stale front
 
 
 def test_a_study_not_made_by_hpotool_is_refused(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'plain.db'}"
-    optuna.create_study(study_name="plain", storage=storage).optimize(
-        lambda t: t.suggest_float("x", 0, 1), n_trials=1
-    )
+
+    def objective(t: optuna.Trial) -> float:
+        t.set_user_attr("metrics", [0.1, 0.2])  # its own use of the name hpotool uses for a dict
+        return t.suggest_float("x", 0, 1)
+
+    optuna.create_study(study_name="plain", storage=storage).optimize(objective, n_trials=1)
     result = runner.invoke(app, ["export-best", "--study-name", "plain", "--storage", storage])
     assert result.exit_code == 2
     assert "study 'plain' has no stored run config (user attr 'run_config')" in result.stderr

@@ -172,9 +172,9 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         out[name] = attrs.get(name, pd.Series([None] * len(trials)))
     metric_names: list[str] = []
     for t in trials:
-        metric_names += [m for m in t.user_attrs.get("metrics", {}) if m not in metric_names]
+        metric_names += [m for m in _metrics(t) if m not in metric_names]
     for m in metric_names:
-        out[f"metrics_{m}"] = [t.user_attrs.get("metrics", {}).get(m) for t in trials]
+        out[f"metrics_{m}"] = [_metrics(t).get(m) for t in trials]
     out["datetime_start"] = raw[("datetime_start", "")]
     out["datetime_complete"] = raw[("datetime_complete", "")]
     for name, column in attrs.items():
@@ -189,6 +189,12 @@ def trials_csv(study: optuna.Study) -> str:
     buffer = io.StringIO()
     trials_frame(study).to_csv(buffer, index=False)
     return buffer.getvalue()
+
+
+def _metrics(trial: FrozenTrial) -> dict[str, Any]:
+    """The final metrics hpotool stored on the trial ({} when a plain Optuna study used the attr otherwise)."""
+    metrics = trial.user_attrs.get("metrics")
+    return metrics if isinstance(metrics, dict) else {}
 
 
 def stored_run_config(
@@ -344,15 +350,17 @@ def export_best(study: optuna.Study, storage_url: str, folder: Path | None = Non
     best = best_trials(study)
     multi = is_multi_objective(study)
     names = {t.number: f"best_run_{t.number}.yaml" if multi else "best_run.yaml" for t in best}
-    texts: dict[str, str] = {
-        "trials.csv": trials_csv(study),
-        "trials.json": dump_json_records(trial_records(study)),
+    # The run configs first: a study with none usable fails here, before anything else is read or written.
+    runs = {
+        names[t.number]: _run_yaml(study, t, trial_run_config(study, t, check_components=False)) for t in best
     }
-    for t in best:
-        texts[names[t.number]] = _run_yaml(study, t, trial_run_config(study, t, check_components=False))
+    texts = {"trials.csv": trials_csv(study), "trials.json": dump_json_records(trial_records(study)), **runs}
     texts["best_params.json"] = dump_json(best_info(study, storage_url, names))
     files = []
     for name, text in texts.items():
         write_text(folder / name, text)
         files.append(folder / name)
+    for old in folder.glob("best_run*.yaml"):  # a Pareto front that moved: its former members are not best
+        if old.name not in texts:
+            old.unlink()
     return ExportResult(folder, files, best, objective_names(study))
