@@ -327,6 +327,13 @@ CASES = [
         },
     ),
     Case(
+        "unused-width",
+        "a searched MLP width beyond the layers it has",
+        "error: optimize.yaml: search_space.model.hidden.2: has no effect: model.layers is at most 2, so the MLP uses model.hidden.0 to model.hidden.1; search model.layers up to 3 too, or drop model.hidden.2",
+        run={"model": {"name": "mlp", "hidden": [16, 16], "layers": 2}},
+        optimize={"search_space": {"model.hidden.2": {"type": "int", "low": 8, "high": 16}}},
+    ),
+    Case(
         "float-for-integer",
         "a float range for a whole-number setting",
         "error: optimize.yaml: search_space.batch_size: with batch_size=44.2: batch_size: Input should be a valid integer, got a number with a fractional part, got 44.2; batch_size takes whole numbers: use type: int",

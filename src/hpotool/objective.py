@@ -135,6 +135,23 @@ def _condition_values(param: Param, opt: OptimizeConfig) -> dict[str, Any]:
 _NONE = object()
 
 
+def _check_width_is_used(path: str, run: RunConfig, opt: OptimizeConfig) -> None:
+    """The built-in MLP uses the first `layers` widths of `hidden`: a searched width beyond them would be
+    suggested, stored and never trained."""
+    section, _, rest = path.partition(".")
+    key, _, index = rest.partition(".")
+    if section != "model" or key != "hidden" or not index.isdigit() or run.model.name != "mlp":
+        return
+    searched = opt.search_space.get("model.layers")
+    layers = max(boundary_values(searched)) if searched is not None else run.model.kwargs.get("layers")
+    if isinstance(layers, int) and int(index) >= layers:
+        raise HpoError(
+            f"search_space.{path}: has no effect: model.layers is at most {layers}, so the MLP uses "
+            f"model.hidden.0 to model.hidden.{layers - 1}; search model.layers up to {int(index) + 1} too, or "
+            f"drop {path}"
+        )
+
+
 def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, source: str) -> None:
     """Before any trial runs: every path exists, and every bound or choice gives a RunConfig that
     validates and whose components build."""
@@ -154,6 +171,7 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                     raise HpoError(
                         f"search_space.{path}.when: {cond!r} is neither a searched parameter nor a RunConfig path{hint}"
                     )
+            _check_width_is_used(path, run, opt)
             context = _condition_values(param, opt)  # a conditional parameter is checked where it applies
             values = boundary_values(param)
             if isinstance(param, FloatParam) and param.step is None:  # an integer field takes 32.0, not 41.3
