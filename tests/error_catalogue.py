@@ -327,6 +327,12 @@ CASES = [
         },
     ),
     Case(
+        "list-choices",
+        "lists as categorical choices",
+        "error: optimize.yaml: search_space.model.hidden.choices: choices must be null, booleans, numbers or strings, got [64, 64]; for layer widths search model.hidden.0, model.hidden.1, ... (and model.layers)",
+        optimize={"search_space": {"model.hidden": {"type": "categorical", "choices": [[64, 64], [128]]}}},
+    ),
+    Case(
         "unused-width",
         "a searched MLP width beyond the layers it has",
         "error: optimize.yaml: search_space.model.hidden.2: has no effect: model.layers is at most 2, so the MLP uses model.hidden.0 to model.hidden.1; search model.layers up to 3 too, or drop model.hidden.2",

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hpotool.conditions import all_hold, check_condition
 
@@ -117,6 +117,20 @@ class CategoricalParam(_Param):
     choices: list[Choice] = Field(
         min_length=1, description="Values to choose from (null, bool, number, string)."
     )
+
+    @field_validator("choices", mode="before")
+    @classmethod
+    def _scalars(cls, choices: Any) -> Any:
+        """One line for a list or mapping among the choices (pydantic would print one per scalar type)."""
+        for c in choices if isinstance(choices, list) else []:
+            if isinstance(c, list | dict):
+                hint = (
+                    "; for layer widths search model.hidden.0, model.hidden.1, ... (and model.layers)"
+                    if isinstance(c, list)
+                    else ""
+                )
+                raise ValueError(f"choices must be null, booleans, numbers or strings, got {c!r}{hint}")
+        return choices
 
     @model_validator(mode="after")
     def _check(self) -> CategoricalParam:
