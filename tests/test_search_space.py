@@ -60,7 +60,10 @@ def test_valid_params(spec: dict[str, Any], expected: Param) -> None:
         ({"type": "int", "low": 0, "high": 10, "step": 3}, "does not divide the range"),
         ({"type": "categorical", "choices": []}, "at least 1 item"),
         ({"type": "categorical", "choices": [1, 1]}, "choices must be distinct"),
-        ({"type": "categorical", "choices": [[1, 2]]}, "choices must be null, booleans, numbers or strings, got \[1, 2\]"),
+        (
+            {"type": "categorical", "choices": [[1, 2]]},
+            r"choices must be null, booleans, numbers or strings, got \[1, 2\]",
+        ),
         ({"type": "float", "low": 0, "high": 1, "min": 0}, "give either 'low' or 'min'"),
         ({"type": "float", "low": 0, "hi": 1}, "Extra inputs are not permitted"),
         ({"type": "string", "choices": [1]}, "does not match any of the expected tags"),
