@@ -185,7 +185,8 @@ def grid_choices(p: Param) -> list[Any]:
             if p.step is None:
                 raise ValueError("a float without step has no grid; give it a step")
             n = round((p.high - p.low) / p.step)
-            return [p.low + i * p.step if i < n else p.high for i in range(n + 1)]
+            # round(.., 12): 0.1 + 2 * 0.1 is 0.30000000000000004, which would reach training and the study
+            return [round(p.low + i * p.step, 12) if i < n else p.high for i in range(n + 1)]
     raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover
 
 
