@@ -78,7 +78,12 @@ def test_grid_choices_include_both_ends() -> None:
     # Hydra's sweeper drops `high` for int ranges; this pins the fix.
     assert grid_choices(IntParam(type="int", low=16, high=64, step=16)) == [16, 32, 48, 64]
     assert grid_choices(FloatParam(type="float", low=0.0, high=0.3, step=0.1)) == [0, 0.1, 0.2, 0.3]
-    assert grid_choices(FloatParam(type="float", low=0.1, high=0.4, step=0.1)) == [0.1, 0.2, 0.3, 0.4]  # exact
+    assert grid_choices(FloatParam(type="float", low=0.1, high=0.4, step=0.1)) == [
+        0.1,
+        0.2,
+        0.3,
+        0.4,
+    ]  # exact
     with pytest.raises(ValueError, match="has no grid"):
         grid_choices(FloatParam(type="float", low=0, high=1))
 
