@@ -327,6 +327,12 @@ CASES = [
         },
     ),
     Case(
+        "index-into-number",
+        "a list item of a setting that is a single number",
+        "error: optimize.yaml: search_space.model.hidden.0: model.hidden is 16, not a list; search model.hidden itself, or write it as a list ([16]) in the run config",
+        run={"model": {"name": "mlp", "hidden": 16, "dropout": 0.0}},
+    ),
+    Case(
         "list-choices",
         "lists as categorical choices",
         "error: optimize.yaml: search_space.model.hidden.choices: choices must be null, booleans, numbers or strings, got [64, 64]; for layer widths search model.hidden.0, model.hidden.1, ... (and model.layers)",

@@ -161,8 +161,15 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
         if isinstance(p, CategoricalParam) and path.count(".") == 1 and path.endswith(".name")
     }
     valid = config_paths(run, switchable)
+    fixed = leaf_values(run)
     for path, param in opt.search_space.items():
         try:
+            parent, _, last = path.rpartition(".")
+            if last.isdigit() and parent in fixed and not isinstance(fixed[parent], list):
+                raise HpoError(
+                    f"search_space.{path}: {parent} is {fixed[parent]!r}, not a list; search {parent} itself, or "
+                    f"write it as a list ([{fixed[parent]!r}]) in the run config"
+                )
             check_path(path, valid)
             for cond in param.when or {}:  # a typo here would silently switch the parameter off
                 if cond not in opt.search_space and cond not in valid:
