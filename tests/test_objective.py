@@ -337,3 +337,14 @@ def test_grid_search_over_two_workers_ends_when_the_grid_is_done(
     summary = run_workers(prepare_study(rp, op), 2)
     assert summary.stopped == EXHAUSTED
     assert {t.params["model.hidden.0"] for t in _study(opt_dict).trials} == {4, 8, 12, 16}
+
+
+def test_a_list_can_grow_by_several_searched_items(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+    opt_dict["search_space"] = {
+        "model.hidden.1": {"type": "int", "low": 8, "high": 16},
+        "model.hidden.2": {"type": "int", "low": 8, "high": 16},
+    }
+    opt_dict["n_trials"] = 1
+    _run(tmp_path, run_dict, opt_dict)  # hidden.2 is checked with hidden.1 in place, as trials set them
+    (trial,) = _study(opt_dict).trials
+    assert trial.state == TrialState.COMPLETE and set(trial.params) == {"model.hidden.1", "model.hidden.2"}

@@ -180,6 +180,12 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                     )
             _check_width_is_used(path, run, opt)
             context = _condition_values(param, opt)  # a conditional parameter is checked where it applies
+            if last.isdigit():  # earlier searched items of the same list exist by then (hidden.2 before .3)
+                for other, earlier in opt.search_space.items():
+                    if other == path:
+                        break
+                    if other.rpartition(".")[0] == parent and other.rpartition(".")[2].isdigit():
+                        context.setdefault(other, boundary_values(earlier)[0])
             values = boundary_values(param)
             if isinstance(param, FloatParam) and param.step is None:  # an integer field takes 32.0, not 41.3
                 inside = float(f"{param.low + (param.high - param.low) * 0.382:.3g}")
