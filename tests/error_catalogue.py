@@ -327,6 +327,14 @@ CASES = [
         },
     ),
     Case(
+        "searched-dataset-task",
+        "a searched dataset whose task does not measure the metric",
+        "error: optimize.yaml: search_space.data.name: with data.name='regression': this regression task does not measure val_accuracy; it measures: train_loss, val_loss, val_rmse, val_mae, n_params, epoch_time",
+        optimize={
+            "search_space": {"data.name": {"type": "categorical", "choices": ["digits", "regression"]}}
+        },
+    ),
+    Case(
         "index-into-number",
         "a list item of a setting that is a single number",
         "error: optimize.yaml: search_space.model.hidden.0: model.hidden is 16, not a list; search model.hidden itself, or write it as a list ([16]) in the run config",

@@ -152,6 +152,20 @@ def _check_width_is_used(path: str, run: RunConfig, opt: OptimizeConfig) -> None
         )
 
 
+def _check_data(run: RunConfig, opt: OptimizeConfig, where: str) -> None:
+    """The data `run` names loads and measures every objective (a searched dataset may be another task)."""
+    try:
+        data = load_data(run.data)
+    except Exception as exc:
+        raise HpoError(f"{where}: loading {run.data.name!r} failed: {type(exc).__name__}: {exc}") from None
+    missing = [m for m in opt.objectives if m not in data.metrics]
+    if missing:
+        raise HpoError(
+            f"{where}: this {data.task} task does not measure {', '.join(missing)}; it measures: "
+            f"{', '.join(data.metrics)}"
+        )
+
+
 def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, source: str) -> None:
     """Before any trial runs: every path exists, and every bound or choice gives a RunConfig that
     validates and whose components build."""
@@ -202,6 +216,8 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                         _build(config, data)
                     except Exception as exc:
                         raise HpoError(f"with {path}={value!r}: {type(exc).__name__}: {exc}") from None
+                if data is not None and path.startswith("data."):  # another dataset: its task's metrics
+                    _check_data(config, opt, f"with {path}={value!r}")
         except HpoError as exc:
             message = str(exc)
             if not message.startswith("search_space."):
