@@ -81,10 +81,11 @@ def run_trials(
     poll: float = POLL_S,
 ) -> FailureGuard:
     """Run trials of `study` until it holds `n_trials` finished trials, the timeout passes, `stop` is set,
-    or `max_failures` trials in a row fail in this process (which sets `stop`).
+    `max_failures` trials in a row fail in this process, or the sampler has nothing left to try (the last
+    two set `stop`).
 
     Returns:
-        The failure guard, which says whether it stopped the loop and the first error.
+        The failure guard, which says whether failures or the sampler stopped the loop, and the first error.
     """
     storage = study._storage
     objective = make_objective(plan, observer)
