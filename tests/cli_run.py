@@ -10,20 +10,12 @@ from typer.testing import CliRunner
 from hpotool.cli import app
 
 
-def optimize(run: str | Path, opt: str | Path, storage: str, n_trials: int, *extra: str) -> Result:
-    """`hpotool optimize -r RUN -o OPT --storage STORAGE --n-trials N -q EXTRA...`, which must exit 0."""
-    args = [
-        "optimize",
-        "-r",
-        str(run),
-        "-o",
-        str(opt),
-        "--storage",
-        storage,
-        "--n-trials",
-        str(n_trials),
-        "-q",
-    ]
-    result = CliRunner().invoke(app, [*args, *extra], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+def optimize(
+    run: str | Path, opt: str | Path, storage: str, n_trials: int, *extra: str, exit_code: int = 0
+) -> Result:
+    """`hpotool optimize -r RUN -o OPT --storage STORAGE --n-trials N -q EXTRA...`, which must exit with
+    `exit_code`."""
+    args = ["optimize", "-r", str(run), "-o", str(opt), "--storage", storage, "--n-trials", str(n_trials)]
+    result = CliRunner().invoke(app, [*args, "-q", *extra], catch_exceptions=False)
+    assert result.exit_code == exit_code, result.output
     return result

@@ -84,6 +84,7 @@ def test_consecutive_failures_stop_the_study(tmp_path: Path, run_dict: dict, opt
     assert summary.counts == {"fail": 2}
     assert summary.stopped == "stopped after 2 failed trials in a row"
     assert summary.first_error == "RuntimeError: boom from user code"
+    assert summary.failed  # the CLI exits 1
 
 
 def test_a_sampler_that_cannot_sample_fails_the_trial_with_its_error(

@@ -46,7 +46,10 @@ def test_a_trainer_that_misses_the_metric_fails_the_trial_with_the_reason(
         .replace("metric: val_loss", "metric: val_accuracy")
         .replace("direction: minimize", "direction: maximize")
     )
-    optimize("examples/torch_loop_run.yaml", str(opt), storage, 2, "--max-failures", "1")
+    result = optimize(
+        "examples/torch_loop_run.yaml", str(opt), storage, 2, "--max-failures", "1", exit_code=1
+    )
+    assert "stopped after 1 failed trials in a row" in result.stderr
     (trial,) = optuna.load_study(study_name="sine_loop", storage=storage).trials
     assert (
         trial.user_attrs["fail_reason"]

@@ -274,6 +274,8 @@ def optimize(
         from hpotool.interrupts import exit_code
 
         raise typer.Exit(code=exit_code(summary.interrupted))
+    if summary.failed:  # the trials failed, not the command: 1, as a test runner with failing tests
+        raise typer.Exit(code=1)
 
 
 def _write_report(study_name: str, storage: str | None, out: Path | None, fmt: str) -> None:

@@ -208,4 +208,5 @@ def run_study(
     elif guard is not None and guard.tripped:
         summary.stopped = f"stopped after {guard.streak} failed trials in a row"
         summary.first_error = guard.first_error
+        summary.failed = True
     return summary

@@ -544,6 +544,7 @@ class StudySummary:
     stopped: str | None = None
     first_error: str | None = None
     interrupted: int | None = None  # the signal that stopped the run (SIGINT 2, SIGTERM 15)
+    failed: bool = False  # stopped by --max-failures failed trials in a row (exit code 1)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:

@@ -204,6 +204,7 @@ def run_workers(
         summary.stopped = EXHAUSTED
     elif stop.is_set() and finished < target:
         summary.stopped = f"stopped after {max_failures} failed trials in a row in one worker"
+        summary.failed = True
         fails = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
         if fails:
             summary.first_error = str(fails[-1].user_attrs.get("fail_reason", "unknown error"))
