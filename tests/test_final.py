@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,12 @@ def test_train_from_best_with_two_seeds(tmp_path: Path, run_dict: dict, opt_dict
         assert saved["metrics"] == r["metrics"] and saved["trial_number"] == best.number
     assert load_run_config(folder / f"trial{best.number}-seed1" / "config.yaml").seed == 1
     assert "ranked by mean val_accuracy (maximize)" in result.stdout
+    shutil.rmtree(tmp_path / "studies" / "tiny")
+    again = _train_from_best(opt_dict["storage"], "--seeds", "2")  # the same --out: refused
+    assert (
+        again.exit_code == 2 and "already holds a saved run (model.pt); choose another --out" in again.stderr
+    )
+    assert not (tmp_path / "studies" / "tiny").exists()  # before the export was written
 
 
 def test_final_rules_from_the_study_and_flags_over_them(

@@ -223,6 +223,16 @@ def summary_data(plan: FinalPlan, folder: Path, export_folder: Path | None) -> d
     }
 
 
+def final_jobs(plan: FinalPlan, folder: Path) -> list[tuple[Candidate, RunConfig, Path]]:
+    """Each training run of the plan: its candidate, its RunConfig (seed set) and its folder."""
+    jobs = []
+    for c in plan.candidates:
+        for i in range(plan.seeds):
+            cfg = apply_overrides(c.config, {"seed": c.config.seed + i})
+            jobs.append((c, cfg, folder / f"trial{c.trial_number}-seed{cfg.seed}"))
+    return jobs
+
+
 def train_from_best(
     plan: FinalPlan,
     folder: Path,
@@ -238,13 +248,9 @@ def train_from_best(
     from hpotool.export import dump_json
     from hpotool.saved import check_run_dir, train_and_save
 
-    jobs: list[tuple[Candidate, RunConfig, Path]] = []
-    for c in plan.candidates:
-        for i in range(plan.seeds):
-            cfg = apply_overrides(c.config, {"seed": c.config.seed + i})
-            run_dir = folder / f"trial{c.trial_number}-seed{cfg.seed}"
-            check_run_dir(run_dir)
-            jobs.append((c, cfg, run_dir))
+    jobs = final_jobs(plan, folder)
+    for _, _, run_dir in jobs:
+        check_run_dir(run_dir)
     for c, cfg, run_dir in jobs:
         label = f"trial {c.trial_number} seed {cfg.seed}"
         info = {"study_name": plan.study_name, "trial_number": c.trial_number}
