@@ -176,3 +176,19 @@ def test_audit_reads_a_chosen_null_as_a_value_and_counts_every_complete_trial() 
     grad_clip = next(p for p in report.params if p.name == "grad_clip")
     assert grad_clip.best is None and "not set in the best trial" not in grad_clip.advice
     assert report.complete == 8  # infeasible trials are complete too; only the best must be feasible
+
+
+def test_audit_counts_the_epochs_pruned_trials_ran() -> None:
+    study = synthetic_study("pruned", SPACE, 6, seed=0)
+    for _ in range(2):
+        trial = study.ask()
+        suggest(trial, OptimizeConfig.model_validate({"study_name": "p", "search_space": SPACE}).search_space)
+        trial.report(1.0, step=0)
+        trial.report(0.9, step=1)  # "pruned at epoch 1", counting from 0: two epochs run
+        trial.set_user_attr("epochs_run", 2)
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    epochs = RunConfig().epochs
+    assert (
+        f"2 of 8 finished trials were pruned, after a median of 2 of {epochs} epochs."
+        in audit_study(study).findings
+    )

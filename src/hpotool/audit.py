@@ -68,15 +68,14 @@ class AuditReport:
         """The audit as short sentences, most useful first."""
         out = [p.advice for p in self.params if p.advice]
         if self.pruned:
+            # A count of epochs run (a trial "pruned at epoch 1", counting from 0 as Optuna's steps do, ran 2)
+            of = f" of {self.planned_epochs}" if self.planned_epochs else ""
             when = (
-                f", at a median epoch of {self.median_prune_epoch:g}"
+                f", after a median of {self.median_prune_epoch:g}{of} epochs"
                 if self.median_prune_epoch is not None
                 else ""
             )
-            of = f" of {self.planned_epochs}" if self.planned_epochs else ""
-            out.append(
-                f"{self.pruned} of {self.complete + self.pruned} finished trials were pruned{when}{of}."
-            )
+            out.append(f"{self.pruned} of {self.complete + self.pruned} finished trials were pruned{when}.")
         out.append(self.improvement)
         if self.importance_note:
             out.append(self.importance_note)
