@@ -105,6 +105,9 @@ def _build(run: RunConfig, data: PreparedData) -> None:
     build_trainer(run, data, build_model(run, data))
 
 
+_NONE = object()
+
+
 def _condition_values(param: Param, opt: OptimizeConfig) -> dict[str, Any]:
     """Values of the searched paths that make `param`'s conditions hold: of each referenced parameter's
     choices, or its bounds, middle and the value the condition implies, the first it can take that holds.
@@ -130,9 +133,6 @@ def _condition_values(param: Param, opt: OptimizeConfig) -> dict[str, Any]:
             )
         out[path] = value
     return out
-
-
-_NONE = object()
 
 
 def _check_width_is_used(path: str, run: RunConfig, opt: OptimizeConfig) -> None:
@@ -166,6 +166,43 @@ def _check_data(run: RunConfig, opt: OptimizeConfig, where: str) -> None:
         )
 
 
+def _check_list_item(path: str, fixed: Mapping[str, Any]) -> None:
+    """`model.hidden.0` needs `model.hidden` to be a list (set_path would turn a number into a mapping)."""
+    parent, _, last = path.rpartition(".")
+    if last.isdigit() and parent in fixed and not isinstance(fixed[parent], list):
+        raise HpoError(
+            f"search_space.{path}: {parent} is {fixed[parent]!r}, not a list; search {parent} itself, or "
+            f"write it as a list ([{fixed[parent]!r}]) in the run config"
+        )
+
+
+def _check_condition_paths(path: str, param: Param, opt: OptimizeConfig, valid: set[str]) -> None:
+    """Each `when:` path is a searched parameter or a RunConfig path: a typo would switch `path` off."""
+    for cond in param.when or {}:
+        if cond not in opt.search_space and cond not in valid:
+            near = closest(cond, sorted({*opt.search_space, *valid}), n=3)
+            hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+            raise HpoError(
+                f"search_space.{path}.when: {cond!r} is neither a searched parameter nor a RunConfig path{hint}"
+            )
+
+
+def _earlier_items(path: str, opt: OptimizeConfig) -> dict[str, Any]:
+    """For a list item, the searched items of the same list suggested before it (at their first value):
+    model.hidden.3 exists only once model.hidden.2 does."""
+    parent, _, last = path.rpartition(".")
+    out: dict[str, Any] = {}
+    if not last.isdigit():
+        return out
+    for other, earlier in opt.search_space.items():
+        if other == path:
+            break
+        other_parent, _, other_last = other.rpartition(".")
+        if other_parent == parent and other_last.isdigit():
+            out[other] = boundary_values(earlier)[0]
+    return out
+
+
 def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, source: str) -> None:
     """Before any trial runs: every path exists, and every bound or choice gives a RunConfig that
     validates and whose components build."""
@@ -178,28 +215,12 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
     fixed = leaf_values(run)
     for path, param in opt.search_space.items():
         try:
-            parent, _, last = path.rpartition(".")
-            if last.isdigit() and parent in fixed and not isinstance(fixed[parent], list):
-                raise HpoError(
-                    f"search_space.{path}: {parent} is {fixed[parent]!r}, not a list; search {parent} itself, or "
-                    f"write it as a list ([{fixed[parent]!r}]) in the run config"
-                )
+            _check_list_item(path, fixed)
             check_path(path, valid)
-            for cond in param.when or {}:  # a typo here would silently switch the parameter off
-                if cond not in opt.search_space and cond not in valid:
-                    near = closest(cond, sorted({*opt.search_space, *valid}), n=3)
-                    hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
-                    raise HpoError(
-                        f"search_space.{path}.when: {cond!r} is neither a searched parameter nor a RunConfig path{hint}"
-                    )
+            _check_condition_paths(path, param, opt, valid)
             _check_width_is_used(path, run, opt)
-            context = _condition_values(param, opt)  # a conditional parameter is checked where it applies
-            if last.isdigit():  # earlier searched items of the same list exist by then (hidden.2 before .3)
-                for other, earlier in opt.search_space.items():
-                    if other == path:
-                        break
-                    if other.rpartition(".")[0] == parent and other.rpartition(".")[2].isdigit():
-                        context.setdefault(other, boundary_values(earlier)[0])
+            # a conditional parameter is checked where it applies, a list item with the items before it
+            context = {**_earlier_items(path, opt), **_condition_values(param, opt)}
             values = boundary_values(param)
             if isinstance(param, FloatParam) and param.step is None:  # an integer field takes 32.0, not 41.3
                 inside = float(f"{param.low + (param.high - param.low) * 0.382:.3g}")
@@ -311,7 +332,6 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
     """`plan` with the `top` best complete trials of `source` that meet its constraints enqueued (params
     in this space, within it)."""
     from hpotool.export import ranked_trials
-    from hpotool.search_space import contains
 
     if len(source.directions) > 1:
         raise HpoError(
