@@ -184,7 +184,7 @@ def test_audit_counts_the_epochs_pruned_trials_ran() -> None:
         trial = study.ask()
         suggest(trial, OptimizeConfig.model_validate({"study_name": "p", "search_space": SPACE}).search_space)
         trial.report(1.0, step=0)
-        trial.report(0.9, step=1)  # "pruned at epoch 1", counting from 0: two epochs run
+        trial.report(0.9, step=1)  # Optuna's step counts from 0: two epochs run
         trial.set_user_attr("epochs_run", 2)
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     epochs = RunConfig().epochs

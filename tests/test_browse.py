@@ -111,13 +111,13 @@ def test_trials_command_filters_by_state(tmp_path: Path, run_dict: dict, opt_dic
         app, ["trials", "--study-name", "tiny", "--storage", storage, "--state", "pruned", "--json"]
     )
     (pruned,) = json.loads(result.stdout)
-    assert pruned["number"] == 1 and pruned["prune_reason"].startswith("pruned at epoch 0")
+    assert pruned["number"] == 1 and pruned["prune_reason"].startswith("pruned after 1 of ")
     result = runner.invoke(
         app, ["trials", "--study-name", "tiny", "--storage", storage], catch_exceptions=False
     )
     assert result.exit_code == 0
     assert "optimizer.lr" in result.stdout and "pruned" in result.stdout
-    assert "note" not in result.stdout  # "pruned at epoch 0" says no more than the state and epochs
+    assert "note" not in result.stdout  # "pruned after 1 of 2 epochs" says no more than the state and epochs
     result = runner.invoke(app, ["trials", "--study-name", "tiny", "--storage", storage, "--state", "done"])
     assert result.exit_code == 2
     assert result.stderr == (

@@ -104,7 +104,7 @@ def test_trials_csv_has_one_row_per_trial_and_one_column_per_param(
         if trial.state == TrialState.FAIL:
             assert row["value"] == "" and row["fail_reason"] == "ValueError: width 32 is too wide"
         if trial.state == TrialState.PRUNED:
-            assert row["prune_reason"].startswith("pruned at epoch 0")
+            assert row["prune_reason"].startswith("pruned after 1 of ")
 
 
 def test_no_complete_trial_is_an_error_and_writes_nothing(

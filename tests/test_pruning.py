@@ -23,7 +23,7 @@ def _study(name: str, kwargs: dict[str, Any], direction: str) -> optuna.Study:
         for step in range(8):
             trial.report(sign * x * (1 + step) / 8, step)
             if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at epoch {step}")
+                raise optuna.TrialPruned(f"pruned after {step + 1} epochs")
         return sign * x
 
     study.optimize(objective, n_trials=30)
@@ -53,6 +53,8 @@ def test_the_threshold_is_the_one_the_trial_missed(
         trial = study.trials[row.number]
         assert row.epoch == trial.last_step and row.value == trial.intermediate_values[row.epoch]
         assert row.threshold is not None and row.threshold_note.startswith(note), row
+        if name != "successive_halving":  # the step it compares at, as the epochs run by then
+            assert f"complete trials after {row.epoch + 1} epoch" in row.threshold_note, row
         if name == "successive_halving":  # the rung's own value is what competes
             rung = max(k for k in trial.system_attrs if k.startswith("completed_rung_"))
             compared = trial.system_attrs[rung]

@@ -18,7 +18,7 @@ from hpotool.cli import app
 from hpotool.importance import EVALUATOR
 from hpotool.loop import run_study
 from hpotool.objective import prepare_study
-from hpotool.report import make_figures, render_html, report_info, write_report
+from hpotool.report import _epochs_run, make_figures, render_html, report_info, write_report
 from hpotool.storage import load_study
 from tests.conftest import write_yaml
 
@@ -75,7 +75,8 @@ def test_report_of_a_study_with_complete_pruned_and_failed_trials(
     assert [r["number"] for r in info.pruned] == [t.number for t in pruned]
     for row, trial in zip(info.pruned, pruned, strict=True):
         assert row["epoch"] == trial.last_step and row["value"] == trial.intermediate_values[trial.last_step]
-        assert row["reason"].startswith(f"pruned at epoch {trial.last_step}")
+        assert row["reason"].startswith(f"pruned after {trial.last_step + 1} of ")
+        assert _epochs_run(row) == trial.user_attrs["epochs_run"] == trial.last_step + 1
         assert row["threshold_note"].startswith("median of ")
         assert max(trial.intermediate_values.values()) < row["threshold"]  # it really missed it
 

@@ -65,7 +65,7 @@ def test_callback_stops_training_by_raising() -> None:
 def test_non_finite_loss_raises() -> None:
     train, val = _problem()
     train = TensorData(train.x * float("nan"), train.y)
-    with pytest.raises(NonFiniteLossError, match="train_loss is nan at epoch 0"):
+    with pytest.raises(NonFiniteLossError, match="train_loss is nan in epoch 1"):
         _trainer().fit(train, val, epochs=3)
 
 

@@ -68,7 +68,7 @@ class AuditReport:
         """The audit as short sentences, most useful first."""
         out = [p.advice for p in self.params if p.advice]
         if self.pruned:
-            # A count of epochs run (a trial "pruned at epoch 1", counting from 0 as Optuna's steps do, ran 2)
+            # A count of epochs run (user_attrs epochs_run), not Optuna's step, which counts from 0
             of = f" of {self.planned_epochs}" if self.planned_epochs else ""
             when = (
                 f", after a median of {self.median_prune_epoch:g}{of} epochs"

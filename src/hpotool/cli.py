@@ -547,7 +547,11 @@ def trials(
         # A note only where it says more than the state and epochs columns do.
         notes = [
             r["fail_reason"]
-            or ("" if (r["prune_reason"] or "").startswith("pruned at epoch") else r["prune_reason"])
+            or (
+                ""
+                if (r["prune_reason"] or "").startswith(("pruned after", "pruned at epoch"))
+                else r["prune_reason"]
+            )
             for r in rows
         ]
         shown = [[_fmt(r["params"][p]) if p in r["params"] else "-" for p in params] for r in rows]
@@ -687,11 +691,11 @@ def prune_audit(
             _print_json(data)
             return
         table = _table(f"PFL predictions on the complete trials of {study_name}")
-        for column in ("predicted at epoch", "trials", "median |error|", "max |error|"):
+        for column in ("predicted after epochs", "trials", "median |error|", "max |error|"):
             table.add_column(column, justify="right")
         for e in data["prediction_errors"]:
             table.add_row(
-                str(e["epoch"]), str(e["trials"]), _fmt(e["median_abs_error"]), _fmt(e["max_abs_error"])
+                str(e["epoch"] + 1), str(e["trials"]), _fmt(e["median_abs_error"]), _fmt(e["max_abs_error"])
             )
         _out().print(table)
         missed = data["missed_winners"]

@@ -461,7 +461,9 @@ def make_objective(
                 value = result.metrics[opt.metric]
                 trial.report(value, step=result.epoch)
                 if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned at epoch {result.epoch} ({opt.metric}={value:.4g})")
+                    raise optuna.TrialPruned(
+                        f"pruned after {result.epoch + 1} of {config.epochs} epochs ({opt.metric}={value:.4g})"
+                    )
 
         attrs: dict[str, Any] = {}
         try:

@@ -26,7 +26,7 @@ class PrunedRow:
     """One pruned trial: where it stopped and the bar it did not clear."""
 
     number: int
-    epoch: int | None  # the last reported step (epochs count from 0, as in prune_reason)
+    epoch: int | None  # the last reported step (Optuna's step: epochs count from 0)
     epochs_run: int | None
     value: float | None  # the metric at that epoch
     threshold: float | None
@@ -59,20 +59,25 @@ def _finished_before(trials: Sequence[FrozenTrial], trial: FrozenTrial) -> list[
     ]
 
 
+def _count(step: int | None) -> str:
+    """Optuna's step (an epoch index from 0) as the epochs run by then: step 1 is "2 epochs"."""
+    return "?" if step is None else f"{step + 1} epoch{'s' if step else ''}"
+
+
 def _percentile_threshold(
     trial: FrozenTrial, earlier: list[FrozenTrial], maximize: bool, percentile: float, n_min_trials: int
 ) -> tuple[float | None, str]:
     step = trial.last_step
     complete = [t for t in earlier if t.state == TrialState.COMPLETE and step in t.intermediate_values]
     if step is None or len(complete) < max(n_min_trials, 1):
-        return None, f"fewer than {max(n_min_trials, 1)} complete trials had reached epoch {step}"
+        return None, f"fewer than {max(n_min_trials, 1)} complete trials had run {_count(step)}"
     values = np.array([t.intermediate_values[step] for t in complete], dtype=float)
     q = 100 - percentile if maximize else percentile
     label = "median" if percentile == 50 else f"{percentile:g}th percentile"
     best = "highest" if maximize else "lowest"
     return (
         float(np.nanpercentile(values, q)),
-        f"{label} of {len(complete)} complete trials at epoch {step}; the trial's {best} value so far had to "
+        f"{label} of {len(complete)} complete trials after {_count(step)}; the trial's {best} value so far had to "
         f"{'reach' if maximize else 'stay below'} it",
     )
 

@@ -401,15 +401,31 @@ def _header_rows(info: ReportInfo) -> list[tuple[str, str]]:
     return rows
 
 
+def _epochs_run(row: dict[str, Any]) -> int | None:
+    """The epochs a pruned trial ran: its last step (counted from 0, as Optuna's are) plus one."""
+    return (
+        row["epochs_run"]
+        if row.get("epochs_run") is not None
+        else (None if row["epoch"] is None else row["epoch"] + 1)
+    )
+
+
 def _pruning_html(info: ReportInfo) -> str:
     if not info.pruned:
         return "<p class='note'>No trial was pruned.</p>"
-    head = "<tr><th>trial</th><th>epoch</th><th>value</th><th>threshold</th><th>how</th><th>reason</th></tr>"
+    head = "<tr><th>trial</th><th>epochs run</th><th>value</th><th>threshold</th><th>how</th><th>reason</th></tr>"
     body = "".join(
         "<tr>"
         + "".join(
             f"<td>{html.escape(_fmt(v))}</td>"
-            for v in (r["number"], r["epoch"], r["value"], r["threshold"], r["threshold_note"], r["reason"])
+            for v in (
+                r["number"],
+                _epochs_run(r),
+                r["value"],
+                r["threshold"],
+                r["threshold_note"],
+                r["reason"],
+            )
         )
         + "</tr>"
         for r in info.pruned

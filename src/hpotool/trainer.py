@@ -37,7 +37,7 @@ class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
 
     def __init__(self, epoch: int, value: float) -> None:
-        super().__init__(f"train_loss is {value} at epoch {epoch}")
+        super().__init__(f"train_loss is {value} in epoch {epoch + 1}")  # counted from 1, as users do
         self.epoch = epoch
         self.value = value
 

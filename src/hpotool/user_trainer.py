@@ -35,7 +35,7 @@ def run_user_trainer(
                 raise (
                     NonFiniteLossError(epoch, v)
                     if "loss" in k
-                    else ValueError(f"{k} is {v} at epoch {epoch}")
+                    else ValueError(f"{k} is {v} in epoch {epoch + 1}")
                 )
         result = EpochResult(int(epoch), values, now - last)
         last = now
