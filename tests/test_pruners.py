@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import re
 from pathlib import Path
 
 import optuna
@@ -183,4 +184,9 @@ def test_prune_audit_measures_predictions_and_missed_winners(tmp_path: Path) -> 
     assert (
         result.exit_code == 0
         and "1 of 2 pruned trials would have beaten the top-2 bar (0.4)" in result.stdout
+    )
+    # the table counts the epochs a prediction had seen: steps 2-8 are after 3-9 epochs
+    firsts = re.findall(r"^\W+(\d+)\W+3\W", result.stdout, flags=re.M)
+    assert "predicted after epochs" in result.stdout and firsts == [str(k) for k in range(3, 10)], (
+        result.stdout
     )
