@@ -22,8 +22,8 @@ from hpotool.datasets import Task, TensorData, as_dataset, split
 from hpotool.errors import HpoError
 from hpotool.lean_step import defer_dynamo
 from hpotool.resolve import accepted_kwargs, pick_kwargs
-from hpotool.schedulers import PER_STEP
-from hpotool.trainer import EpochResult, Trainer
+from hpotool.schedulers import PLATEAU_METRIC, steps_per_batch, takes_metric
+from hpotool.trainer import EpochResult, Trainer, steps_per_epoch
 
 MEASURES = ("n_params", "epoch_time")
 
@@ -164,11 +164,19 @@ def build_trainer(cfg: RunConfig, data: PreparedData, model: nn.Module) -> Train
     opt_cls = resolve_component("optimizer", cfg.optimizer.name)
     defer_dynamo()
     optimizer = opt_cls(model.parameters(), **fast_optimizer_kwargs(opt_cls, model, cfg.optimizer.kwargs))
-    steps_per_epoch = -(-len(data.train) // cfg.batch_size)
     sched_fn = resolve_component("scheduler", cfg.scheduler.name)
-    run_shape = {"epochs": cfg.epochs, "steps_per_epoch": steps_per_epoch}
+    per_step = steps_per_batch(cfg.scheduler.name, cfg.scheduler.interval, sched_fn)
+    # The run's length in the schedule's own steps: batches when it steps per batch, else epochs.
+    batches = steps_per_epoch(len(data.train), cfg.batch_size) if per_step else 1
+    run_shape = {"epochs": cfg.epochs, "steps_per_epoch": batches}
     scheduler = sched_fn(optimizer, **pick_kwargs(sched_fn, run_shape), **cfg.scheduler.kwargs)
-    per_step = (cfg.scheduler.interval or ("step" if cfg.scheduler.name in PER_STEP else "epoch")) == "step"
+    watched = None
+    if scheduler is not None and takes_metric(scheduler):
+        if per_step:
+            raise ValueError(
+                f"scheduler {cfg.scheduler.name!r} watches {PLATEAU_METRIC} once per epoch; drop interval: step"
+            )
+        watched = PLATEAU_METRIC
     loss_cls = resolve_component("loss", cfg.loss.name)
     loss_fn = loss_cls(**pick_kwargs(loss_cls, {"task": data.task}), **cfg.loss.kwargs)
     return Trainer(
@@ -179,6 +187,7 @@ def build_trainer(cfg: RunConfig, data: PreparedData, model: nn.Module) -> Train
         batch_size=cfg.batch_size,
         scheduler=scheduler,
         scheduler_per_step=per_step,
+        scheduler_metric=watched,
         grad_clip=cfg.grad_clip,
         seed=cfg.seed,
     )

@@ -49,11 +49,26 @@ def _noop(_: EpochResult) -> None:
     return None
 
 
+def batch_sizes(n: int, batch_size: int) -> list[int]:
+    """The sizes of an epoch's batches over `n` samples: full batches, then what is left, except that a
+    single sample left over joins the batch before it (batch norm cannot train on a batch of one)."""
+    full, left = divmod(n, batch_size)
+    if left == 1 and full and batch_size > 1:
+        return [batch_size] * (full - 1) + [batch_size + 1]
+    return [batch_size] * full + ([left] if left else [])
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """How many optimizer steps an epoch over `n` samples takes (see `batch_sizes`)."""
+    return len(batch_sizes(n, batch_size))
+
+
 @dataclass
 class Trainer:
     """Trains `model` with `optimizer` on `loss_fn`, evaluating after each epoch.
 
-    `scheduler` is stepped every batch when `scheduler_per_step`, else every epoch.
+    `scheduler` is stepped every batch when `scheduler_per_step`, else every epoch, with the epoch's
+    `scheduler_metric` where one is named (torch's ReduceLROnPlateau watches a value).
     """
 
     model: nn.Module
@@ -63,6 +78,7 @@ class Trainer:
     batch_size: int
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     scheduler_per_step: bool = False
+    scheduler_metric: str | None = None
     grad_clip: float | None = None
     seed: int = 0
     eval_batch_size: int = 4096
@@ -95,7 +111,10 @@ class Trainer:
                 raise NonFiniteLossError(epoch, train_loss)
             metrics = {"train_loss": train_loss, **self.evaluate(val)}
             if self.scheduler is not None and not self.scheduler_per_step:
-                self.scheduler.step()
+                if self.scheduler_metric is not None:
+                    self.scheduler.step(metrics[self.scheduler_metric])  # type: ignore[arg-type]
+                else:
+                    self.scheduler.step()
             result = EpochResult(epoch, metrics, time.perf_counter() - start)
             on_epoch_end(result)
         return result
@@ -117,7 +136,7 @@ class Trainer:
             if step_scheduler is not None:
                 step_scheduler.step()
             losses.append(loss.detach())
-        # Batch losses are means: weight each by its batch's size (the last batch may be smaller).
+        # Batch losses are means: weight each by its batch's size (the last batch may be smaller or larger).
         values = torch.stack(losses).tolist()  # the one host sync of the epoch
         last = n - self.batch_size * (len(values) - 1)
         return (sum(values[:-1]) * self.batch_size + values[-1] * last) / n  # inf - inf: NaN, caught by fit
@@ -129,10 +148,12 @@ class Trainer:
         sliced, which costs one gather per chunk instead of two per step."""
         row_bytes = sum(t.element_size() * math.prod(t.shape[1:]) for t in (data.x, data.y))
         per_chunk = max(1, GATHER_BYTES // max(1, row_bytes) // self.batch_size) * self.batch_size
-        for chunk in perm.split(per_chunk) if per_chunk < len(perm) else (perm,):
-            yield from zip(
-                data.x[chunk].split(self.batch_size), data.y[chunk].split(self.batch_size), strict=True
-            )
+        chunks = list(perm.split(per_chunk)) if per_chunk < len(perm) else [perm]
+        if len(chunks) > 1 and len(chunks[-1]) == 1:  # a lone sample joins the batch before it (below)
+            chunks[-2:] = [torch.cat(chunks[-2:])]
+        for chunk in chunks:
+            sizes = batch_sizes(len(chunk), self.batch_size)
+            yield from zip(data.x[chunk].split(sizes), data.y[chunk].split(sizes), strict=True)
 
     @torch.no_grad()
     def evaluate(self, data: TensorData) -> dict[str, float]:

@@ -1,0 +1,128 @@
+"""Schedules span the run in the units they are stepped in; a plateau schedule watches val_loss."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from hpotool.config import RunConfig
+from hpotool.runner import build_trainer, load_data
+from hpotool.trainer import Trainer, batch_sizes, steps_per_epoch
+
+LR = 0.01
+EPOCHS = 4
+
+
+def _trainer(scheduler: dict[str, Any], batch_size: int = 64) -> tuple[Trainer, Any]:
+    cfg = RunConfig.model_validate(
+        {
+            "data": {"name": "regression", "n_samples": 300},
+            "optimizer": {"name": "sgd", "lr": LR},
+            "scheduler": scheduler,
+            "epochs": EPOCHS,
+            "batch_size": batch_size,
+            "device": "cpu",
+        }
+    )
+    data = load_data(cfg.data)
+    torch.manual_seed(0)
+    return build_trainer(cfg, data, nn.Linear(data.input_shape[0], 1)), data
+
+
+def _lrs(scheduler: dict[str, Any]) -> tuple[list[float], int]:
+    """The lr of every optimizer step of the run, and the batches per epoch."""
+    trainer, data = _trainer(scheduler)
+    seen: list[float] = []
+    hook = trainer.optimizer.register_step_pre_hook(lambda opt, *_: seen.append(opt.param_groups[0]["lr"]))
+    trainer.fit(data.train, data.val, epochs=EPOCHS)
+    hook.remove()
+    return seen, steps_per_epoch(len(data.train), 64)
+
+
+@pytest.mark.parametrize("interval", ["epoch", "step"])
+def test_cosine_decays_once_over_the_run_whatever_it_is_stepped_by(interval: str) -> None:
+    lrs, per_epoch = _lrs({"name": "cosine", "interval": interval})
+    assert len(lrs) == EPOCHS * per_epoch and lrs[0] == LR
+    assert all(b <= a for a, b in itertools.pairwise(lrs))  # no restart within the run
+    if interval == "step":
+        assert lrs[-1] < LR * 0.01  # it reached the end of its cosine at the last batch
+    else:
+        assert lrs[-1] == pytest.approx(LR * (1 + math.cos(math.pi * 3 / 4)) / 2)  # the 4th epoch of 4
+
+
+@pytest.mark.parametrize("interval", ["epoch", "step"])
+def test_step_decays_every_third_of_the_run(interval: str) -> None:
+    lrs, per_epoch = _lrs({"name": "step", "gamma": 0.5, "interval": interval})
+    by_epoch = [lrs[e * per_epoch] for e in range(EPOCHS)]  # the first step of each epoch
+    assert by_epoch == pytest.approx([LR, LR * 0.5, LR * 0.25, LR * 0.125])  # step_size: 4 // 3 = 1 epoch
+
+
+@pytest.mark.parametrize(
+    "scheduler",
+    [
+        {"name": "onecycle", "max_lr": 0.1},
+        {"name": "onecycle", "max_lr": 0.1, "interval": "epoch"},
+        {"name": "torch.optim.lr_scheduler:OneCycleLR", "max_lr": 0.1},  # by path: stepped per batch
+    ],
+)
+def test_one_cycle_rises_to_its_peak_and_comes_down_within_the_run(scheduler: dict[str, Any]) -> None:
+    lrs, _ = _lrs(scheduler)
+    peak = max(lrs)
+    assert peak == pytest.approx(0.1, rel=0.2) and lrs[-1] < 0.1 / 100
+    assert lrs.index(peak) < len(lrs) / 2  # warm-up is pct_start (0.3) of the run
+
+
+class RecordingPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
+    """torch's ReduceLROnPlateau, keeping the values it was given."""
+
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, factor: float, patience: int, threshold: float
+    ) -> None:
+        super().__init__(optimizer, factor=factor, patience=patience, threshold=threshold)
+        self.watched: list[float] = []
+
+    def step(self, metrics: float, epoch: int | None = None) -> None:  # type: ignore[override]
+        self.watched.append(float(metrics))
+        super().step(metrics)
+
+
+def test_a_plateau_schedule_watches_val_loss_each_epoch() -> None:
+    # threshold 0.99: no epoch improves on the first enough, so after it the lr halves every epoch
+    trainer, data = _trainer(
+        {"name": "tests.test_schedulers:RecordingPlateau", "factor": 0.5, "patience": 0, "threshold": 0.99}
+    )
+    rows: list[dict[str, float]] = []
+    trainer.fit(data.train, data.val, epochs=EPOCHS, on_epoch_end=lambda r: rows.append(r.metrics))
+    assert trainer.scheduler is not None and trainer.scheduler.watched == [r["val_loss"] for r in rows]  # type: ignore[attr-defined]
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(LR * 0.5 ** (EPOCHS - 1))
+
+
+def test_a_plateau_schedule_stepped_per_batch_is_refused() -> None:
+    with pytest.raises(ValueError, match="watches val_loss once per epoch; drop interval: step"):
+        _trainer({"name": "torch.optim.lr_scheduler:ReduceLROnPlateau", "interval": "step"})
+
+
+@pytest.mark.parametrize(
+    ("n", "batch", "sizes"),
+    [(10, 4, [4, 4, 2]), (9, 4, [4, 5]), (8, 4, [4, 4]), (3, 4, [3]), (1, 4, [1]), (5, 1, [1] * 5)],
+)
+def test_a_lone_last_sample_joins_the_batch_before_it(n: int, batch: int, sizes: list[int]) -> None:
+    assert batch_sizes(n, batch) == sizes and steps_per_epoch(n, batch) == len(sizes)
+
+
+def test_batch_norm_trains_when_one_sample_is_left_over() -> None:
+    data = _trainer({"name": "none"})[1]
+    n = len(data.train)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(data.input_shape[0], 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
+    seen: list[int] = []
+    model.register_forward_pre_hook(lambda m, args: seen.append(len(args[0])) if m.training else None)
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR)
+    trainer = Trainer(model, optimizer, nn.MSELoss(), "regression", batch_size=n - 1)  # one sample over
+    last = trainer.fit(data.train, data.val, epochs=1)
+    assert seen == [n] and math.isfinite(last.metrics["train_loss"])
