@@ -379,6 +379,40 @@ CASES = [
         optimize={"metric": "val_loss", "direction": "minimize"},
     ),
     Case(
+        "model-value",
+        "a model argument the model refuses",
+        "error: run.yaml: model: ValueError: dropout must be in [0, 1), got 1.5",
+        run={"model": {"name": "mlp", "hidden": [16], "dropout": 1.5}},
+    ),
+    Case(
+        "loss-for-another-task",
+        "a loss that does not fit the task",
+        "error: run.yaml: training: one step on 8 samples failed: RuntimeError: The size of tensor a (10) must match the size of tensor b (8) at non-singleton dimension 1; check that the loss fits this classification task",
+        run={"loss": {"name": "mse"}},
+    ),
+    Case(
+        "searched-loss",
+        "a searched loss that does not fit the task",
+        "error: optimize.yaml: search_space.loss.name: with loss.name='l1': one step on 8 samples failed: RuntimeError: The size of tensor a (10) must match the size of tensor b (8) at non-singleton dimension 1; check that the loss fits this classification task",
+        optimize={"search_space": {"loss.name": {"type": "categorical", "choices": ["cross_entropy", "l1"]}}},
+    ),
+    Case(
+        "output-shape",
+        "a model whose output does not fit the targets",
+        "error: run.yaml: model: its output for 8 samples has shape (8,); this regression task needs (8, 1): (batch, outputs), as the targets",
+        run={
+            "data": {"name": "regression", "n_samples": 200},
+            "model": {"name": "tests.helpers:FlatRegressor"},
+        },
+        optimize={"metric": "val_loss", "direction": "minimize"},
+    ),
+    Case(
+        "plateau-per-step",
+        "a schedule that watches a metric, stepped per batch",
+        "error: run.yaml: scheduler: ValueError: scheduler 'torch.optim.lr_scheduler:ReduceLROnPlateau' watches val_loss once per epoch; drop interval: step",
+        run={"scheduler": {"name": "torch.optim.lr_scheduler:ReduceLROnPlateau", "interval": "step"}},
+    ),
+    Case(
         "enqueue-outside",
         "a warm-start value outside the space",
         "error: optimize.yaml: enqueue.0: optimizer.lr=0.5 lies outside its search space",

@@ -7,28 +7,36 @@ from torch import nn
 
 
 class ExplodingModel(nn.Module):
-    """A model whose forward pass raises: every trial that uses it must end as FAIL."""
+    """A model whose forward pass raises from its second training batch on: it passes the one-step check
+    before trial 0, and every trial that uses it must end as FAIL."""
 
     def __init__(self, in_features: int, out_features: int) -> None:
         super().__init__()
         self.linear = nn.Linear(in_features, out_features)
+        self.batches = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        raise RuntimeError("boom from user code")
+        self.batches += self.training
+        if self.batches > 1:
+            raise RuntimeError("boom from user code")
+        return self.linear(x.flatten(1))
 
 
 class FragileModel(nn.Module):
-    """Fails in training only for a large `width`, so a study sees both COMPLETE and FAIL trials."""
+    """Fails in training only for a large `width`, so a study sees both COMPLETE and FAIL trials: from its
+    second training batch, as a bug deep in a run would (the one-step check before trial 0 passes)."""
 
     def __init__(self, in_features: int, out_features: int, width: int = 8) -> None:
         super().__init__()
         self.width = width
+        self.batches = 0
         self.net = nn.Sequential(
             nn.Flatten(), nn.Linear(in_features, width), nn.ReLU(), nn.Linear(width, out_features)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.width > 24:
+        self.batches += self.training
+        if self.width > 24 and self.batches > 1:
             raise ValueError(f"width {self.width} is too wide")
         return self.net(x)
 
@@ -48,3 +56,14 @@ class SlowModel(nn.Module):
 
         time.sleep(self.sleep)
         return self.net(x)
+
+
+class FlatRegressor(nn.Module):
+    """A linear model that returns (batch,) where hpotool's regression targets are (batch, 1)."""
+
+    def __init__(self, in_features: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x).squeeze(-1)

@@ -175,7 +175,7 @@ def test_reopening_with_another_direction_or_metric_is_refused(
         (
             {"model": {"name": "mlp", "activation": "rleu"}},
             {},
-            "building the run failed: ValueError: unknown activation 'rleu'",
+            "run.yaml: model: ValueError: unknown activation 'rleu'",
         ),
         (
             {},

@@ -96,6 +96,29 @@ def test_train_flag_errors_are_one_line(tmp_path: Path, run_dict: dict) -> None:
     assert not (tmp_path / "runs").exists()  # nothing saved for a failed run
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"model": {"name": "mlp", "dropout": 1.5}}, "model: ValueError: dropout must be in [0, 1), got 1.5"),
+        (
+            {"loss": {"name": "mse"}},
+            "training: one step on 8 samples failed: RuntimeError: The size of tensor a",
+        ),
+        (
+            {"data": {"name": "regression", "n_samples": 4, "val_fraction": 0.1}},
+            "data: loading 'regression' failed",
+        ),
+    ],
+)
+def test_train_checks_the_run_before_training_as_optimize_does(
+    tmp_path: Path, run_dict: dict, change: dict, message: str
+) -> None:
+    run_path = write_yaml(tmp_path / "run.yaml", {**run_dict, **change})
+    result = runner.invoke(app, ["train", "-r", str(run_path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.startswith(f"error: {run_path}: {message}") and result.stderr.count("\n") == 1
+
+
 def test_load_model_refuses_other_files(tmp_path: Path) -> None:
     with pytest.raises(HpoError, match="no such file"):
         load_model(tmp_path / "none.pt")

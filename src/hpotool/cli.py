@@ -399,6 +399,9 @@ def train(
                 cfg = apply_overrides(cfg, changes)
             except HpoError as exc:
                 raise HpoError(f"command line: {exc}") from None
+        from hpotool.runner import check_run
+
+        check_run(cfg, str(run_config))
         if out is not None:
             check_run_dir(out)
             folder: Any = out

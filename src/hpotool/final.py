@@ -246,11 +246,13 @@ def train_from_best(
         The summary written to summary.json.
     """
     from hpotool.export import dump_json
+    from hpotool.runner import check_run
     from hpotool.saved import check_run_dir, train_and_save
 
     jobs = final_jobs(plan, folder)
-    for _, _, run_dir in jobs:
+    for c, cfg, run_dir in jobs:  # every run can start before the first one trains
         check_run_dir(run_dir)
+        check_run(cfg, f"{plan.study_name} trial {c.trial_number}")
     for c, cfg, run_dir in jobs:
         label = f"trial {c.trial_number} seed {cfg.seed}"
         info = {"study_name": plan.study_name, "trial_number": c.trial_number}

@@ -28,8 +28,9 @@ from hpotool.resolve import closest
 from hpotool.runner import (
     MEASURES,
     PreparedData,
-    build_model,
-    build_trainer,
+    RunCheckError,
+    dry_run,
+    load_checked,
     load_data,
     resolve_device,
     train_run,
@@ -98,11 +99,6 @@ def _with_overrides(run: RunConfig, opt: OptimizeConfig, o: Overrides) -> tuple[
     if changes:
         opt = validate_config(OptimizeConfig, {**opt.model_dump(), **changes}, "command line")
     return run, opt
-
-
-def _build(run: RunConfig, data: PreparedData) -> None:
-    """Construct the run's model, optimizer, schedule and loss without training."""
-    build_trainer(run, data, build_model(run, data))
 
 
 _NONE = object()
@@ -234,9 +230,9 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                     raise
                 if data is not None and path.partition(".")[0] in COMPONENT_SECTIONS:
                     try:
-                        _build(config, data)
-                    except Exception as exc:
-                        raise HpoError(f"with {path}={value!r}: {type(exc).__name__}: {exc}") from None
+                        dry_run(config, data)
+                    except RunCheckError as exc:
+                        raise HpoError(f"with {path}={value!r}: {exc.detail}") from None
                 if data is not None and path.startswith("data."):  # another dataset: its task's metrics
                     _check_data(config, opt, f"with {path}={value!r}")
         except HpoError as exc:
@@ -262,12 +258,7 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
         check_space(run, opt, None, str(opt_path))
         return _plan(run, opt, None, opt_path, overrides)
     resolve_device(run.device)
-    try:
-        data = load_data(run.data)
-    except Exception as exc:
-        raise HpoError(
-            f"{run_path}: data: loading {run.data.name!r} failed: {type(exc).__name__}: {exc}"
-        ) from None
+    data = load_checked(run, str(run_path))
     for metric in opt.objectives:
         if metric not in data.metrics:
             key = "metrics" if opt.multi_objective else "metric"
@@ -283,10 +274,10 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
                 f"{opt_path}: constraints: {text!r} names a value this {data.task} task does not measure; "
                 f"choose from: {', '.join(data.metrics)}"
             )
-    try:  # build the base run once, so a bad argument fails now and not in every trial
-        _build(run, data)
-    except Exception as exc:
-        raise HpoError(f"{run_path}: building the run failed: {type(exc).__name__}: {exc}") from None
+    try:  # build the base run and train it one step, so a mistake fails now and not in every trial
+        dry_run(run, data)
+    except RunCheckError as exc:
+        raise HpoError(f"{run_path}: {exc}") from None
     check_space(run, opt, data, str(opt_path))  # every searched batch_size is a valid one after this
     batch_param = opt.search_space.get("batch_size")
     searched = (

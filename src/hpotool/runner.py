@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,11 +161,24 @@ def fast_optimizer_kwargs(opt_cls: Any, model: nn.Module, kwargs: dict[str, Any]
     return {**kwargs, "fused": True}
 
 
-def build_trainer(cfg: RunConfig, data: PreparedData, model: nn.Module) -> Trainer:
-    """The optimizer, schedule and loss the config names, around `model`."""
+def build_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """The optimizer the config names, over `model`'s parameters (torch's fused kernel where it has one)."""
     opt_cls = resolve_component("optimizer", cfg.optimizer.name)
     defer_dynamo()
-    optimizer = opt_cls(model.parameters(), **fast_optimizer_kwargs(opt_cls, model, cfg.optimizer.kwargs))
+    return opt_cls(model.parameters(), **fast_optimizer_kwargs(opt_cls, model, cfg.optimizer.kwargs))
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A learning-rate schedule and how the Trainer steps it."""
+
+    scheduler: Any  # an LRScheduler, ReduceLROnPlateau, or None
+    per_step: bool
+    watched: str | None  # the metric its step() is given, for a schedule that watches one
+
+
+def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Optimizer) -> Schedule:
+    """The schedule the config names, built for the run's length in the steps it takes."""
     sched_fn = resolve_component("scheduler", cfg.scheduler.name)
     per_step = steps_per_batch(cfg.scheduler.name, cfg.scheduler.interval, sched_fn)
     # The run's length in the schedule's own steps: batches when it steps per batch, else epochs.
@@ -177,17 +192,40 @@ def build_trainer(cfg: RunConfig, data: PreparedData, model: nn.Module) -> Train
                 f"scheduler {cfg.scheduler.name!r} watches {PLATEAU_METRIC} once per epoch; drop interval: step"
             )
         watched = PLATEAU_METRIC
+    return Schedule(scheduler, per_step, watched)
+
+
+def build_loss(cfg: RunConfig, data: PreparedData) -> nn.Module:
+    """The loss the config names, told the task where its signature asks."""
     loss_cls = resolve_component("loss", cfg.loss.name)
-    loss_fn = loss_cls(**pick_kwargs(loss_cls, {"task": data.task}), **cfg.loss.kwargs)
+    return loss_cls(**pick_kwargs(loss_cls, {"task": data.task}), **cfg.loss.kwargs)
+
+
+def build_trainer(cfg: RunConfig, data: PreparedData, model: nn.Module) -> Trainer:
+    """The optimizer, schedule and loss the config names, around `model`."""
+    optimizer = build_optimizer(cfg, model)
+    return assemble_trainer(
+        cfg, data, model, optimizer, build_schedule(cfg, data, optimizer), build_loss(cfg, data)
+    )
+
+
+def assemble_trainer(
+    cfg: RunConfig,
+    data: PreparedData,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: Schedule,
+    loss_fn: nn.Module,
+) -> Trainer:
     return Trainer(
         model=model,
         optimizer=optimizer,
         loss_fn=loss_fn,
         task=data.task,
         batch_size=cfg.batch_size,
-        scheduler=scheduler,
-        scheduler_per_step=per_step,
-        scheduler_metric=watched,
+        scheduler=schedule.scheduler,
+        scheduler_per_step=schedule.per_step,
+        scheduler_metric=schedule.watched,
         grad_clip=cfg.grad_clip,
         seed=cfg.seed,
     )
@@ -195,6 +233,96 @@ def build_trainer(cfg: RunConfig, data: PreparedData, model: nn.Module) -> Train
 
 def _noop(_: EpochResult) -> None:
     return None
+
+
+DRY_RUN_SAMPLES = 8
+
+
+class RunCheckError(ValueError):
+    """A run that cannot train, found by `dry_run`: `where` is the config section or the step that failed."""
+
+    def __init__(self, where: str, detail: str) -> None:
+        super().__init__(f"{where}: {detail}")
+        self.where = where
+        self.detail = detail
+
+
+@contextmanager
+def _part(where: str) -> Iterator[None]:
+    try:
+        yield
+    except RunCheckError:
+        raise
+    except Exception as exc:
+        raise RunCheckError(where, f"{type(exc).__name__}: {exc}") from None
+
+
+def load_checked(cfg: RunConfig, source: str) -> PreparedData:
+    """`load_data`, with a failure as an `HpoError` naming `source` (the config file) and its data section."""
+    try:
+        return load_data(cfg.data)
+    except Exception as exc:
+        raise HpoError(
+            f"{source}: data: loading {cfg.data.name!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def check_run(cfg: RunConfig, source: str) -> None:
+    """What `train` checks before it trains: the device, the data and `dry_run`, each failure an `HpoError`
+    naming `source`. A user's own training function is its own business."""
+    if cfg.trainer is not None:
+        return
+    resolve_device(cfg.device)
+    data = load_checked(cfg, source)
+    try:
+        dry_run(cfg, data)
+    except RunCheckError as exc:
+        raise HpoError(f"{source}: {exc}") from None
+
+
+def dry_run(cfg: RunConfig, data: PreparedData) -> None:
+    """Build the run's model, optimizer, schedule and loss and train them for one step on a few samples, on
+    the CPU, so a mistake that would fail every trial (a bad argument, a loss that does not fit the task, a
+    model whose output does not fit the targets, a schedule that cannot step) fails once, before any.
+
+    Raises:
+        RunCheckError: naming the section (model, optimizer, scheduler, loss) or the step that failed.
+    """
+    with _part("model"):
+        model = build_model(cfg, data)
+    with _part("optimizer"):
+        optimizer = build_optimizer(cfg, model)
+    with _part("scheduler"):
+        schedule = build_schedule(cfg, data, optimizer)
+    with _part("loss"):
+        loss_fn = build_loss(cfg, data)
+    trainer = assemble_trainer(cfg, data, model, optimizer, schedule, loss_fn)
+    k = max(1, min(len(data.train), len(data.val), cfg.batch_size, DRY_RUN_SAMPLES))
+    train = TensorData(data.train.x[:k], data.train.y[:k])
+    val = TensorData(data.val.x[:k], data.val.y[:k])
+    with _part("model"), torch.no_grad():
+        model.eval()
+        out = model(val.x)
+    want = (k, data.out_features) if data.task == "classification" else tuple(val.y.shape)
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
+    if shape != want:
+        given = f"has shape {shape}" if shape is not None else f"is a {type(out).__name__}"
+        need = (
+            "(batch, classes) logits" if data.task == "classification" else "(batch, outputs), as the targets"
+        )
+        raise RunCheckError(
+            "model", f"its output for {k} samples {given}; this {data.task} task needs {want}: {need}"
+        )
+    try:
+        with warnings.catch_warnings():  # torch's warnings come again from the trial, if it gets that far
+            warnings.simplefilter("ignore")
+            trainer.fit(train, val, epochs=1)
+    except Exception as exc:
+        raise RunCheckError(
+            "training",
+            f"one step on {k} samples failed: {type(exc).__name__}: {exc}; check that the loss fits this "
+            f"{data.task} task",
+        ) from None
 
 
 def train_run(
