@@ -55,3 +55,24 @@ def test_a_trainer_that_misses_the_metric_fails_the_trial_with_the_reason(
         trial.user_attrs["fail_reason"]
         == "ValueError: the run produced no val_accuracy; it produced: val_loss, epoch_time"
     )
+
+
+def test_train_with_a_training_function_saves_no_model_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+    from hpotool.errors import HpoError
+    from hpotool.saved import load_model
+
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        app, ["train", "-r", "examples/torch_loop_run.yaml", "--epochs", "2", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "metrics.json, history.csv, config.yaml" in result.stdout and "model.pt" not in result.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "history.csv", "metrics.json"]
+    with pytest.raises(HpoError, match="trained by a user's training function"):
+        load_model(out / "model.pt")

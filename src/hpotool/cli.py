@@ -337,7 +337,7 @@ def _print_run(run: Any) -> None:
     table.add_row("seed", str(run.config.seed))
     table.add_row("device", run.device)
     table.add_row("wall time", f"{run.seconds:.1f}s")
-    table.add_row("saved", "model.pt, metrics.json, history.csv, config.yaml")
+    table.add_row("saved", ", ".join(run.files))
     _out().print(table)
 
 

@@ -56,7 +56,7 @@ class RunResult:
 
     metrics: dict[str, float]
     history: list[dict[str, float]]
-    model: nn.Module
+    model: nn.Module | None  # None: a user's training function keeps its own model
     seconds: float
     device: str
     extra: dict[str, Any] = field(default_factory=dict)
@@ -348,7 +348,7 @@ def train_run(
 
         seed_everything(cfg.seed)
         metrics = run_user_trainer(cfg, on_epoch_end, rows)
-        return RunResult(metrics, rows, nn.Identity(), time.perf_counter() - start, "user code")
+        return RunResult(metrics, rows, None, time.perf_counter() - start, "user code")
     device = resolve_device(cfg.device)
     data = load_data(cfg.data)
     train, val = _on_device(data, device)

@@ -39,6 +39,9 @@ FILES = ("model.pt", "metrics.json", "history.csv", "config.yaml")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
+RUN_FILES = ("model.pt", "metrics.json", "history.csv", "config.yaml")
+
+
 @dataclass(frozen=True)
 class SavedRun:
     """A run folder that `save_run` wrote."""
@@ -49,6 +52,7 @@ class SavedRun:
     epochs_run: int
     seconds: float
     device: str
+    files: tuple[str, ...] = RUN_FILES
 
 
 def new_run_dir(parent: Path) -> Path:
@@ -96,7 +100,8 @@ def history_csv(history: list[dict[str, float]]) -> str:
 
 
 def save_run(folder: Path, cfg: RunConfig, result: RunResult, info: dict[str, Any] | None = None) -> SavedRun:
-    """Write model.pt, metrics.json, history.csv and config.yaml into `folder`, each atomically.
+    """Write model.pt, metrics.json, history.csv and config.yaml into `folder`, each atomically (no model.pt
+    for a user's training function, which keeps its own model).
 
     Args:
         folder: the run folder (created when missing).
@@ -104,26 +109,9 @@ def save_run(folder: Path, cfg: RunConfig, result: RunResult, info: dict[str, An
         result: what `runner.train_run` returned.
         info: extra provenance for metrics.json (e.g. the study and trial it came from).
     """
-    import torch
-
-    from hpotool.runner import load_data
-
-    data = load_data(cfg.data)  # cached: the same object the run trained on
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    payload = {
-        "format": MODEL_FORMAT,
-        "state_dict": {k: v.detach().cpu() for k, v in result.model.state_dict().items()},
-        "config": cfg.model_dump(mode="json"),
-        "metrics": dict(result.metrics),
-        "data": {
-            "input_shape": list(data.input_shape),
-            "out_features": data.out_features,
-            "task": data.task,
-        },
-        "versions": tool_versions(),
-    }
-    with atomic_open(folder / "model.pt", "wb") as fh:
-        torch.save(payload, fh)
+    if result.model is not None:
+        _save_model(folder / "model.pt", cfg, result.model, result.metrics)
     summary = {
         "metrics": result.metrics,
         "epochs_run": result.epochs_run,
@@ -137,7 +125,32 @@ def save_run(folder: Path, cfg: RunConfig, result: RunResult, info: dict[str, An
     write_text(folder / "metrics.json", dump_json(summary))
     write_text(folder / "history.csv", history_csv(result.history))
     write_text(folder / "config.yaml", dump_yaml(cfg.model_dump(mode="json")))
-    return SavedRun(folder, cfg, dict(result.metrics), result.epochs_run, result.seconds, result.device)
+    files = RUN_FILES if result.model is not None else RUN_FILES[1:]
+    return SavedRun(
+        folder, cfg, dict(result.metrics), result.epochs_run, result.seconds, result.device, files
+    )
+
+
+def _save_model(path: Path, cfg: RunConfig, model: nn.Module, metrics: dict[str, float]) -> None:
+    import torch
+
+    from hpotool.runner import load_data
+
+    data = load_data(cfg.data)  # cached: the same object the run trained on
+    payload = {
+        "format": MODEL_FORMAT,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "config": cfg.model_dump(mode="json"),
+        "metrics": dict(metrics),
+        "data": {
+            "input_shape": list(data.input_shape),
+            "out_features": data.out_features,
+            "task": data.task,
+        },
+        "versions": tool_versions(),
+    }
+    with atomic_open(path, "wb") as fh:
+        torch.save(payload, fh)
 
 
 def _ignore(_: EpochResult) -> None:
@@ -170,6 +183,17 @@ def train_and_save(
     return save_run(folder if isinstance(folder, Path) else folder(), cfg, result, info)
 
 
+def _user_trained(config_yaml: Path) -> bool:
+    """Whether the run folder's config.yaml names a user's training function."""
+    import yaml
+
+    try:
+        saved = yaml.safe_load(config_yaml.read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(saved, dict) and saved.get("trainer") is not None
+
+
 def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunConfig, dict[str, float]]:
     """Load a saved `model.pt`: the model (weights loaded, in eval mode, on `device`), its RunConfig and
     its final metrics.
@@ -187,6 +211,11 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
+        if _user_trained(path.parent / "config.yaml"):
+            raise HpoError(
+                f"{path}: no such file: this run was trained by a user's training function (trainer: in "
+                f"{path.parent / 'config.yaml'}), which keeps its own model; hpotool saves no model.pt for it"
+            ) from None
         raise HpoError(f"{path}: no such file") from None
     except Exception as exc:
         raise HpoError(f"{path}: not a model saved by hpotool: {type(exc).__name__}: {exc}") from None
