@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -67,3 +69,23 @@ class FlatRegressor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x).squeeze(-1)
+
+
+def token_ids(n: int = 400) -> Any:
+    """Integer inputs (token ids) returned as a Dataset, which keeps their dtype; the label: a large sum."""
+    from hpotool.datasets import Dataset
+
+    x = torch.randint(0, 50, (n, 8), generator=torch.Generator().manual_seed(0))
+    return Dataset(x, (x.sum(1) > 196).long(), "classification")
+
+
+class BagOfTokens(nn.Module):
+    """An embedding model: it needs integer inputs."""
+
+    def __init__(self, out_features: int, dim: int = 16) -> None:
+        super().__init__()
+        self.emb = nn.EmbeddingBag(50, dim)
+        self.head = nn.Linear(dim, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.emb(x))

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from hpotool.config import RunConfig
 from hpotool.datasets import as_dataset, digits, split, synthetic_regression
 from hpotool.models import CNN, MLP, layer_widths
+from hpotool.runner import check_run, load_data, train_run
 
 
 def test_digits_matches_scikit_learn() -> None:
@@ -53,3 +55,18 @@ def test_layer_widths() -> None:
     assert layer_widths([64, 32, 16], 2) == [64, 32]
     assert layer_widths([64], 3) == [64, 64, 64]
     assert layer_widths(48, None) == [48]
+
+
+def test_a_dataset_object_keeps_integer_inputs_for_an_embedding_model() -> None:
+    cfg = RunConfig.model_validate(
+        {
+            "data": {"name": "tests.helpers:token_ids"},
+            "model": {"name": "tests.helpers:BagOfTokens"},
+            "optimizer": {"name": "adam", "lr": 0.01},
+            "epochs": 3,
+            "device": "cpu",
+        }
+    )
+    assert load_data(cfg.data).train.x.dtype == torch.int64
+    check_run(cfg, "run.yaml")  # the one-step check passes
+    assert train_run(cfg).metrics["val_accuracy"] > 0.6
