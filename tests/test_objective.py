@@ -10,7 +10,8 @@ from optuna.trial import TrialState
 
 from hpotool.errors import HpoError
 from hpotool.loop import EXHAUSTED, run_study
-from hpotool.objective import Overrides, prepare_study
+from hpotool.objective import Overrides, open_study, prepare_study, process_salt
+from hpotool.search_space import suggest
 from hpotool.workers import run_workers
 
 from .conftest import write_yaml
@@ -124,6 +125,52 @@ def test_a_resumed_seeded_study_draws_new_values_and_stays_reproducible(
     _run(tmp_path / "a", run_dict, again)
     _run(tmp_path / "a", run_dict, again, n_trials=4)
     assert [t.params["optimizer.lr"] for t in _study(again).trials] == lrs
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_processes_joining_a_study_others_sample_draw_their_own_values(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opt_dict["sampler"] = {"name": "random"}
+    rp, op = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    plan = prepare_study(rp, op)
+
+    def first_lr(study: optuna.Study) -> float:
+        trial = study.ask()
+        lr = suggest(trial, plan.opt.search_space, {})["optimizer.lr"]
+        study.tell(trial, state=TrialState.FAIL)  # as if that process's trial had failed
+        return float(lr)
+
+    creator, salt = open_study(plan)
+    assert salt == ()  # it made the study: the config's seed, as always
+    lrs = [first_lr(creator)]
+    (tmp_path / "other").mkdir()
+    # another process that lost the race to create the study (it looked a moment before it existed)
+    monkeypatch.setattr(optuna, "load_study", _missing_once(optuna.load_study))
+    joined, salt = open_study(plan)
+    assert salt == process_salt()
+    lrs.append(first_lr(joined))
+    monkeypatch.undo()
+    running = creator.ask()  # a trial of the creator's is running: a process joining now samples its own
+    joined, salt = open_study(plan)
+    assert salt == process_salt()
+    lrs.append(first_lr(joined))
+    assert len(set(lrs)) == 3
+    creator.tell(running, state=TrialState.FAIL)
+    _, salt = open_study(plan)  # an idle study with trials: a resume, with reproducible seeds
+    assert salt == ()
+
+
+def _missing_once(load: Any) -> Any:
+    calls = []
+
+    def load_study(**kwargs: Any) -> optuna.Study:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyError(kwargs["study_name"])
+        return load(**kwargs)
+
+    return load_study
 
 
 def test_seed_on_the_command_line_cannot_be_overridden_by_sampler_kwargs(

@@ -182,7 +182,7 @@ def run_study(
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the observer shows each trial instead
     start = time.perf_counter()
-    study = open_study(plan)
+    study, _ = open_study(plan)
     target = plan.opt.n_trials
     done = prepare_resume(study, plan)
     if observer is not None:

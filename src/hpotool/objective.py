@@ -7,7 +7,10 @@ the CLI can draw it. Pruning happens here, not in the Trainer.
 
 from __future__ import annotations
 
+import os
+import socket
 import warnings
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -351,13 +354,17 @@ def versions() -> dict[str, str]:
     return {"hpotool": __version__, "optuna": optuna.__version__, "torch": torch.__version__}
 
 
-def study_sampler(opt: OptimizeConfig, *, worker: int = 0, existing: int = 0) -> optuna.samplers.BaseSampler:
+def study_sampler(
+    opt: OptimizeConfig, *, worker: int = 0, existing: int = 0, salt: tuple[int, ...] = ()
+) -> optuna.samplers.BaseSampler:
     """The sampler of worker `worker` in a run that finds `existing` trials in the study.
 
     A new study's first worker samples with the config's seed, worker i with seed + i. A run that resumes
     a study derives its seeds from the seed, the worker and the count: with the same seed, a resumed
-    sampler would propose its first trials' values again. Optuna's grid sampler keeps the config's seed
-    everywhere, as its seed orders the grid points that every run and worker number alike.
+    sampler would propose its first trials' values again. A process that joins a study other processes
+    are sampling (`salt`: `process_salt()`) mixes in its host and process id, as the same command started
+    on several machines would otherwise propose the same values. Optuna's grid sampler keeps the config's
+    seed everywhere, as its seed orders the grid points that every run and worker number alike.
     """
     from hpotool.factories import SAMPLERS
     from hpotool.resolve import resolve
@@ -367,9 +374,9 @@ def study_sampler(opt: OptimizeConfig, *, worker: int = 0, existing: int = 0) ->
     def derive(seed: int | None) -> int | None:
         if seed is None or grid:
             return seed
-        if existing == 0:
+        if existing == 0 and not salt:
             return seed + worker
-        return int(np.random.SeedSequence([seed, worker, existing]).generate_state(1)[0])
+        return int(np.random.SeedSequence([seed, worker, existing, *salt]).generate_state(1)[0])
 
     kwargs: dict[str, Any] = dict(opt.sampler.kwargs)
     if isinstance(kwargs.get("seed"), int):
@@ -377,39 +384,63 @@ def study_sampler(opt: OptimizeConfig, *, worker: int = 0, existing: int = 0) ->
     return make_sampler(opt.sampler.name, kwargs, seed=derive(opt.seed), space=opt.search_space)
 
 
-def open_study(plan: StudyPlan) -> optuna.Study:
-    """Create the study, or load it and check it is the same experiment (metric, direction)."""
+def process_salt() -> tuple[int, ...]:
+    """This process's host and id, which make its seeds its own among processes sampling one study."""
+    return (zlib.crc32(socket.gethostname().encode()), os.getpid())
+
+
+def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
+    """Create the study, or load it and check it is the same experiment (metric, direction).
+
+    Returns:
+        The study, with this process's sampler, and the salt of its seeds: `process_salt()` where other
+        processes may be sampling the study (a trial is running, or another process created it and it has
+        no trial yet), else () (see `study_sampler`).
+    """
     opt = plan.opt
     storage = make_storage(plan.storage_url)
     try:
         existing = optuna.load_study(study_name=opt.study_name, storage=storage)
     except KeyError:
         existing = None
-    if existing is not None:
-        stored = existing.user_attrs.get("optimize_config", {})
-        stored_directions = [d.name.lower() for d in existing.directions]
-        if stored_directions != opt.study_directions:
-            raise HpoError(
-                f"study {opt.study_name!r} in {plan.storage_url} was created to {', '.join(stored_directions)} "
-                f"its metric, and the config says {', '.join(opt.study_directions)}; use another study_name or storage"
-            )
-        if not opt.multi_objective and stored.get("metric", opt.metric) != opt.metric:
-            raise HpoError(
-                f"study {opt.study_name!r} in {plan.storage_url} optimizes {stored['metric']!r}, and the config "
-                f"says {opt.metric!r}; use another study_name or storage"
-            )
-        fingerprint.check(existing, plan.run, opt, allow_changed=plan.allow_changed_config)
-        n = len(existing.get_trials(deepcopy=False))
-        existing.sampler = study_sampler(opt, existing=n) if n else plan.sampler
-        existing.pruner = plan.pruner
-        return existing
+    joined = False
+    if existing is None:
+        try:
+            return _create_study(plan, storage), ()
+        except optuna.exceptions.DuplicatedStudyError:  # another process created it a moment ago
+            existing = optuna.load_study(study_name=opt.study_name, storage=storage)
+            joined = True
+    stored = existing.user_attrs.get("optimize_config", {})
+    stored_directions = [d.name.lower() for d in existing.directions]
+    if stored_directions != opt.study_directions:
+        raise HpoError(
+            f"study {opt.study_name!r} in {plan.storage_url} was created to {', '.join(stored_directions)} "
+            f"its metric, and the config says {', '.join(opt.study_directions)}; use another study_name or storage"
+        )
+    if not opt.multi_objective and stored.get("metric", opt.metric) != opt.metric:
+        raise HpoError(
+            f"study {opt.study_name!r} in {plan.storage_url} optimizes {stored['metric']!r}, and the config "
+            f"says {opt.metric!r}; use another study_name or storage"
+        )
+    fingerprint.check(existing, plan.run, opt, allow_changed=plan.allow_changed_config)
+    trials = existing.get_trials(deepcopy=False)
+    # Others may be sampling it: a process created it a moment ago (it is empty, or we lost the race to
+    # create it) or has a trial running. A resume of an idle study keeps reproducible seeds.
+    others = joined or not trials or any(t.state == TrialState.RUNNING for t in trials)
+    salt = process_salt() if others else ()
+    existing.sampler = study_sampler(opt, existing=len(trials), salt=salt) if trials or salt else plan.sampler
+    existing.pruner = plan.pruner
+    return existing, salt
+
+
+def _create_study(plan: StudyPlan, storage: Any) -> optuna.Study:
+    opt = plan.opt
     study = optuna.create_study(
         study_name=opt.study_name,
         storage=storage,
         sampler=plan.sampler,
         pruner=plan.pruner,
         directions=opt.study_directions,
-        load_if_exists=True,  # another worker may have created it a moment ago
     )
     study.set_user_attr("run_config", plan.run.model_dump(mode="json"))
     study.set_user_attr("optimize_config", opt.model_dump(mode="json"))

@@ -67,11 +67,16 @@ def worker_run_config(run: RunConfig, n_workers: int, index: int) -> RunConfig:
 
 
 def worker_plan(
-    run: RunConfig, opt: OptimizeConfig, storage_url: str, index: int, existing: int
+    run: RunConfig,
+    opt: OptimizeConfig,
+    storage_url: str,
+    index: int,
+    existing: int,
+    salt: tuple[int, ...] = (),
 ) -> StudyPlan:
     """The plan of worker `index` in a run that found `existing` trials in the study: its own seed stream
     (`objective.study_sampler`), so the workers' random start-up points differ."""
-    sampler = study_sampler(opt, worker=index, existing=existing)
+    sampler = study_sampler(opt, worker=index, existing=existing, salt=salt)
     pruner = make_pruner(opt.pruner.name, opt.pruner.kwargs)
     return StudyPlan(run, opt, load_data(run.data), sampler, pruner, storage_url)
 
@@ -94,6 +99,7 @@ class WorkerArgs:
     n_workers: int
     max_failures: int
     existing: int  # trials in the study when the run started
+    salt: tuple[int, ...] = ()  # `objective.process_salt()` where other processes sample the study too
 
 
 def worker_main(args: WorkerArgs, stop: Event, exhausted: Event) -> None:
@@ -103,7 +109,7 @@ def worker_main(args: WorkerArgs, stop: Event, exhausted: Event) -> None:
     try:
         run = worker_run_config(RunConfig.model_validate(args.run), args.n_workers, args.index)
         opt = OptimizeConfig.model_validate(args.opt)
-        plan = worker_plan(run, opt, args.storage_url, args.index, args.existing)
+        plan = worker_plan(run, opt, args.storage_url, args.index, args.existing, args.salt)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         storage = make_storage(plan.storage_url, create=False)
         study = optuna.load_study(
@@ -144,7 +150,7 @@ def run_workers(
     """Run the study with `n_workers` local worker processes; Ctrl-C stops them all cleanly."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     start = time.perf_counter()
-    study = open_study(plan)  # created once, here, before any worker starts
+    study, salt = open_study(plan)  # created once, here, before any worker starts
     existing = len(study.get_trials(deepcopy=False))  # before the warm start's queue: as open_study counts
     target = plan.opt.n_trials
     done = prepare_resume(study, plan)
@@ -159,7 +165,7 @@ def run_workers(
         ctx.Process(
             target=worker_main,
             args=(
-                WorkerArgs(run_dump, opt_dump, plan.storage_url, i, n_workers, max_failures, existing),
+                WorkerArgs(run_dump, opt_dump, plan.storage_url, i, n_workers, max_failures, existing, salt),
                 stop,
                 exhausted,
             ),
