@@ -296,7 +296,7 @@ CASES = [
     Case(
         "import-module",
         "an import path whose module does not import",
-        "error: run.yaml: model: cannot import 'mypkg.nets:Net': No module named 'mypkg'",
+        "error: run.yaml: model: cannot import 'mypkg.nets:Net': No module named 'mypkg'; imports resolve from the current folder and PYTHONPATH: run hpotool from the folder that holds mypkg/ (or mypkg.py), or add that folder to PYTHONPATH",
         run={"model": {"name": "mypkg.nets:Net"}},
     ),
     Case(

@@ -44,7 +44,15 @@ def import_object(path: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        raise HpoError(f"cannot import {path!r}: {exc}") from None
+        top = module_name.split(".")[0]
+        if exc.name is not None and module_name.startswith(exc.name) and "." not in exc.name:
+            hint = (
+                f"; imports resolve from the current folder and PYTHONPATH: run hpotool from the folder that "
+                f"holds {top}/ (or {top}.py), or add that folder to PYTHONPATH"
+            )
+        else:
+            hint = ""
+        raise HpoError(f"cannot import {path!r}: {exc}{hint}") from None
     except Exception as exc:  # the user's module raised while importing
         raise HpoError(
             f"cannot import {path!r}: importing {module_name!r} raised {type(exc).__name__}: {exc}"
