@@ -44,6 +44,11 @@ def test_journal_file_storage(tmp_path: Path) -> None:
         ("postgresql+psycopg://nobody@127.0.0.1:1/none", "cannot open it"),
         ("redis://127.0.0.1:1", "cannot open it"),
         ("nosuchdialect://x", "cannot open it"),
+        # SQLAlchemy's default MySQL driver (MySQLdb) is not the one hpotool[mysql] installs
+        (
+            "mysql://root@127.0.0.1:1/x",
+            r"a driver is missing .*; name the driver hpotool\[mysql\] installs: mysql\+pymysql://",
+        ),
     ],
 )
 def test_bad_storage_urls(url: str, message: str) -> None:

@@ -70,6 +70,15 @@ def _connect_sqlite(path: str) -> sqlite3.Connection:
     return conn
 
 
+# The drivers the extras install, for URLs that name none (SQLAlchemy then wants its own default driver).
+_DRIVERS = {
+    "postgresql": ("postgresql+psycopg", "postgres"),
+    "postgres": ("postgresql+psycopg", "postgres"),
+    "mysql": ("mysql+pymysql", "mysql"),
+    "mariadb": ("mariadb+pymysql", "mysql"),
+}
+
+
 def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorage:
     """An Optuna storage for `url`.
 
@@ -115,9 +124,12 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
     except HpoError:
         raise
     except ImportError as exc:
-        raise HpoError(
-            f"storage {url!r}: a driver is missing ({exc}); install hpotool[postgres], [mysql] or [redis]"
-        ) from None
+        scheme = url.partition("://")[0]
+        if scheme in _DRIVERS:  # SQLAlchemy's default driver for the bare scheme, not the one we install
+            fix = f"name the driver hpotool[{_DRIVERS[scheme][1]}] installs: {_DRIVERS[scheme][0]}://..."
+        else:
+            fix = "install hpotool[postgres], [mysql] or [redis]"
+        raise HpoError(f"storage {url!r}: a driver is missing ({exc}); {fix}") from None
     except Exception as exc:  # SQLAlchemy/redis errors: unreachable server, bad URL, wrong password
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise HpoError(f"storage {url!r}: cannot open it: {first}") from None
