@@ -10,6 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from hpotool.errors import HpoError
 from hpotool.factories import make_pruner
 from hpotool.pruners import PFLPruner, predict_final
 from hpotool.storage import make_storage
@@ -183,8 +184,14 @@ def test_prune_audit_measures_predictions_and_missed_winners(tmp_path: Path) -> 
     )
     assert (
         result.exit_code == 0
-        and "1 of 2 pruned trials would have beaten the top-2 bar (0.4)" in result.stdout
+        and "1 of 2 pruned trials would have beaten pruned's top-2 bar (0.4)" in result.stdout
     )
+    other = _space_study(url, "other space")  # a baseline must search the same space
+    other.set_user_attr(
+        "optimize_config", {"search_space": {"y": {"type": "float", "low": 0.0, "high": 1.0}}}
+    )
+    with pytest.raises(HpoError, match=r"search different spaces \(x, y\)"):
+        missed_winners(pruned, other, top_k=2)
     # the table counts the epochs a prediction had seen: steps 2-8 are after 3-9 epochs
     firsts = re.findall(r"^\W+(\d+)\W+3\W", result.stdout, flags=re.M)
     assert "predicted after epochs" in result.stdout and firsts == [str(k) for k in range(3, 10)], (

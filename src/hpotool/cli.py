@@ -704,9 +704,10 @@ def prune_audit(
         missed = data["missed_winners"]
         if missed is not None:
             _out().print(
-                f"{missed['would_have_made_top_k']} of {missed['pruned']} pruned trials would have beaten the "
-                f"top-{missed['top_k']} bar ({_fmt(missed['bar'])}) in {against} "
-                f"({missed['matched_exactly']} matched by identical params, {missed['matched_nearest']} by the nearest)"
+                f"{missed['would_have_made_top_k']} of {missed['pruned']} pruned trials would have beaten "
+                f"{study_name}'s top-{missed['top_k']} bar ({_fmt(missed['bar'])}), going by what their twins "
+                f"reached in {against} ({missed['matched_exactly']} matched by identical params, "
+                f"{missed['matched_nearest']} by the nearest)"
             )
 
 

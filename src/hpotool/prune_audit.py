@@ -89,6 +89,13 @@ def missed_winners(study: optuna.Study, baseline: optuna.Study, top_k: int = 5) 
             "the two studies optimize in different directions; compare studies of the same experiment"
         )
     space = stored_space(study)
+    other = stored_space(baseline)
+    if other != space:
+        changed = sorted(set(space) ^ set(other)) or sorted(n for n in space if space[n] != other[n])
+        raise HpoError(
+            f"{study.study_name!r} and {baseline.study_name!r} search different spaces ({', '.join(changed)}); "
+            f"compare with a study of the same search space run without pruning"
+        )
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     reference = [t for t in baseline.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     if not complete or not reference:
