@@ -379,6 +379,12 @@ CASES = [
         optimize={"metric": "val_loss", "direction": "minimize"},
     ),
     Case(
+        "quoted-number",
+        "a quoted number for a built-in component's argument",
+        "error: run.yaml: model: model 'mlp' argument 'dropout': Input should be a valid number, got '0.1'",
+        run={"model": {"name": "mlp", "hidden": [16], "dropout": "0.1"}},
+    ),
+    Case(
         "model-value",
         "a model argument the model refuses",
         "error: run.yaml: model: ValueError: dropout must be in [0, 1), got 1.5",

@@ -8,10 +8,10 @@ Registries hold import paths, so nothing heavy is imported until a component is 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from hpotool.resolve import check_kwargs, resolve
+from hpotool.resolve import check_kwargs, check_types, resolve
 
 Kind = Literal["data", "model", "optimizer", "scheduler", "loss"]
 
@@ -61,8 +61,9 @@ def resolve_component(kind: Kind, name: str) -> Any:
     return resolve(name, REGISTRIES[kind], kind)
 
 
-def check_component(kind: Kind, name: str, kwargs: Iterable[str]) -> None:
-    """Raise `ValueError` when `name` does not resolve or does not take one of `kwargs`."""
+def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
+    """Raise `ValueError` when `name` does not resolve, does not take one of `kwargs`, or (a built-in)
+    annotates another type for one of their values."""
     from hpotool.errors import HpoError
 
     try:
@@ -70,6 +71,7 @@ def check_component(kind: Kind, name: str, kwargs: Iterable[str]) -> None:
     except HpoError as exc:
         raise ValueError(str(exc)) from None
     check_kwargs(obj, kwargs, f"{kind} {name!r}", INJECTED[kind])
+    check_types(obj, kwargs, f"{kind} {name!r}")
 
 
 def component_kwargs(kind: Kind, name: str) -> list[str]:

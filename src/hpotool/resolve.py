@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import inspect
 import os
 import sys
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -125,6 +127,41 @@ def check_kwargs(
                 f"{what} takes no argument {key!r}{did_you_mean(key, valid)}; "
                 f"it takes: {', '.join(valid) or 'no arguments'}"
             )
+
+
+@functools.cache
+def _hints(obj: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(getattr(obj, "__init__") if isinstance(obj, type) else obj)  # noqa: B009
+    except Exception:  # an annotation that does not evaluate: nothing to check against
+        return {}
+
+
+@functools.cache
+def _adapter(hint: Any) -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(hint)
+
+
+def check_types(obj: Callable[..., Any], kwargs: Mapping[str, Any], what: str) -> None:
+    """Raise `ValueError` when a value in `kwargs` does not have the type `obj`'s signature annotates
+    (strictly: `"0.1"` is not a float), so `dropout: "0.1"` fails at load time naming the argument, not
+    with a TypeError from inside the component. Only for hpotool's own components, whose annotations are
+    exact; other code checks its own arguments."""
+    from pydantic import ValidationError
+
+    if not str(getattr(obj, "__module__", "")).startswith("hpotool."):
+        return
+    hints = _hints(obj)
+    for key, value in kwargs.items():
+        if key not in hints:
+            continue
+        try:
+            _adapter(hints[key]).validate_python(value, strict=True)
+        except ValidationError as exc:
+            message = exc.errors()[0]["msg"]
+            raise ValueError(f"{what} argument {key!r}: {message}, got {value!r}") from None
 
 
 def pick_kwargs(obj: Callable[..., Any], offered: Mapping[str, Any]) -> dict[str, Any]:
