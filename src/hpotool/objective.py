@@ -231,9 +231,10 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                     if isinstance(param, FloatParam) and "valid integer" in str(exc):
                         raise HpoError(f"{exc}; {path} takes whole numbers: use type: int") from None
                     raise
-                if data is not None and path.partition(".")[0] in COMPONENT_SECTIONS:
-                    try:
-                        dry_run(config, data)
+                section = path.partition(".")[0]
+                if data is not None and section in COMPONENT_SECTIONS:
+                    try:  # an optimizer's values fail as it is built; a model's, loss's, schedule's may not
+                        dry_run(config, data, step=section != "optimizer")
                     except RunCheckError as exc:
                         raise HpoError(f"with {path}={value!r}: {exc.detail}") from None
                 if data is not None and path.startswith("data."):  # another dataset: its task's metrics

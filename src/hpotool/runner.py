@@ -280,10 +280,11 @@ def check_run(cfg: RunConfig, source: str) -> None:
         raise HpoError(f"{source}: {exc}") from None
 
 
-def dry_run(cfg: RunConfig, data: PreparedData) -> None:
+def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
     """Build the run's model, optimizer, schedule and loss and train them for one step on a few samples, on
     the CPU, so a mistake that would fail every trial (a bad argument, a loss that does not fit the task, a
     model whose output does not fit the targets, a schedule that cannot step) fails once, before any.
+    `step=False` only builds them.
 
     Raises:
         RunCheckError: naming the section (model, optimizer, scheduler, loss) or the step that failed.
@@ -297,6 +298,8 @@ def dry_run(cfg: RunConfig, data: PreparedData) -> None:
     with _part("loss"):
         loss_fn = build_loss(cfg, data)
     trainer = assemble_trainer(cfg, data, model, optimizer, schedule, loss_fn)
+    if not step:
+        return
     k = max(1, min(len(data.train), len(data.val), cfg.batch_size, DRY_RUN_SAMPLES))
     train = TensorData(data.train.x[:k], data.train.y[:k])
     val = TensorData(data.val.x[:k], data.val.y[:k])
