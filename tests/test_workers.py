@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from typer.testing import CliRunner
 from hpotool.cli import app
 from hpotool.loop import has_slot
 from hpotool.objective import Overrides, prepare_study
+from hpotool.stale import fail_dead_local_trials
 from hpotool.storage import make_storage
 from hpotool.workers import run_workers, worker_device, worker_threads
 from tests.conftest import write_yaml
@@ -240,6 +242,7 @@ def test_fail_stale_marks_dead_trials_and_queues_a_retry(
     study = optuna.create_study(study_name="s", storage=make_storage(url))
     dead, alive = study.ask(), study.ask()
     dead.suggest_float("x", 0, 1)
+    dead.set_user_attr("worker", {"host": "elsewhere", "pid": 1})  # as run_trials records it
     study._storage.record_heartbeat(dead._trial_id)  # type: ignore[attr-defined]
     time.sleep(3.2)
     study._storage.record_heartbeat(alive._trial_id)  # type: ignore[attr-defined]
@@ -250,12 +253,15 @@ def test_fail_stale_marks_dead_trials_and_queues_a_retry(
     trials = study.get_trials(deepcopy=False)
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING]
     assert trials[2].params == {"x": dead.params["x"]} and trials[2].system_attrs["failed_trial"] == 0
+    assert trials[2].user_attrs == {}  # not the dead run's worker: the retry is a new run
 
 
 def test_fail_stale_without_heartbeat_needs_all_running(tmp_path: Path) -> None:
     url = f"journal:{tmp_path / 's.log'}"
     study = optuna.create_study(study_name="s", storage=make_storage(url))
-    study.ask()
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    trial.set_user_attr("worker", {"host": "elsewhere", "pid": 1})  # as run_trials records it
     result = CliRunner().invoke(app, ["fail-stale", "--study-name", "s", "--storage", url])
     assert result.exit_code == 2 and "no heartbeat" in result.stderr and "--all-running" in result.stderr
     result = CliRunner().invoke(app, ["fail-stale", "--study-name", "s", "--storage", url, "--all-running"])
@@ -263,6 +269,27 @@ def test_fail_stale_without_heartbeat_needs_all_running(tmp_path: Path) -> None:
     trials = optuna.load_study(study_name="s", storage=make_storage(url)).get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
     assert trials[0].user_attrs["fail_reason"] == "stale: marked failed by fail-stale"
+    # The retry is a new run: neither the dead run's failure nor its worker, which it would keep once COMPLETE.
+    assert trials[1].user_attrs == {} and trials[1].params == trial.params
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    retried = study.get_trials(deepcopy=False)[1]
+    assert retried.state == TrialState.COMPLETE and "fail_reason" not in retried.user_attrs
+
+
+def test_a_dead_local_worker_s_retry_carries_only_retry_of(tmp_path: Path) -> None:
+    study = optuna.create_study(study_name="s", storage=make_storage(f"journal:{tmp_path / 's.log'}"))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": int(gone.stdout)})
+    assert fail_dead_local_trials(study) == [0]
+    dead, retry = study.get_trials(deepcopy=False)
+    assert (
+        dead.state == TrialState.FAIL
+        and dead.user_attrs["fail_reason"] == f"worker died (pid {int(gone.stdout)})"
+    )
+    assert retry.state == TrialState.WAITING and retry.user_attrs == {"retry_of": 0}
+    assert retry.system_attrs["fixed_params"] == trial.params  # enqueued: run with the same values
 
 
 def test_workers_flag_runs_the_study_from_the_cli(configs: tuple[Path, Path]) -> None:

@@ -138,11 +138,40 @@ def _rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> optuna.storages.Bas
             engine_kwargs=engine_kwargs,
             heartbeat_interval=interval,
             grace_period=grace,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=MAX_RETRY
-            ),
+            heartbeat_stale_trial_callback=retry_stale_trial,
         )
     return BufferedRDBStorage(backend)
+
+
+# What a run writes about itself on its trial: a stale trial's retry is a new run and must not show them
+# (a COMPLETE retry that says "fail_reason: stale" or names the dead worker's pid).
+RUN_ATTRS = (
+    "worker",
+    "fail_reason",
+    "prune_reason",
+    "history",
+    "epochs_run",
+    "metrics",
+    "constraints",
+    "feasible",
+)
+
+
+def retry_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Queue a stale trial's parameters again (at most MAX_RETRY times), as Optuna's
+    RetryHeartbeatStaleTrialCallback does (its `failed_trial` and `retry_history` system attributes), with
+    the user attributes the trial had before it ran, not those of its dead run."""
+    import copy
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():  # "experimental since 2.8"
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+    before = copy.copy(trial)
+    before.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in RUN_ATTRS}
+    retry(study, before)
 
 
 def has_heartbeat(storage: optuna.storages.BaseStorage) -> bool:
@@ -165,15 +194,12 @@ def fail_stale_trials(study: optuna.Study, *, every_running: bool = False) -> li
     import warnings
 
     if every_running:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
         failed = []
         for trial_id, number in running.items():
             study._storage.set_trial_user_attr(trial_id, "fail_reason", "stale: marked failed by fail-stale")
             if study._storage.set_trial_state_values(trial_id, TrialState.FAIL):
                 failed.append(number)
-                retry(study, study._storage.get_trial(trial_id))
+                retry_stale_trial(study, study._storage.get_trial(trial_id))
         return sorted(failed)
     if not has_heartbeat(study._storage):
         return []
