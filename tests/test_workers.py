@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -133,6 +134,7 @@ def test_four_workers_end_with_exactly_the_target(
 
 
 def _hpotool(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
+    """`python -m hpotool ARGS` in a session of its own (its process group: main, forkserver, workers)."""
     environ = {**os.environ, "PYTHONPATH": str(REPO), **env}
     return subprocess.Popen(
         [sys.executable, "-m", "hpotool", *args],
@@ -141,7 +143,29 @@ def _hpotool(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
+
+
+def _session(proc: subprocess.Popen[str]) -> list[int]:
+    """The processes still alive in `proc`'s session (workers left behind once it has exited)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == proc.pid and fields[0] != "Z":  # field 6 of stat: the session id
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _kill_session(proc: subprocess.Popen[str]) -> None:
+    """Kill whatever a test left running of `proc` and its workers."""
+    proc.kill()
+    for pid in _session(proc):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _slow_configs(tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], n: int) -> list[str]:
@@ -199,11 +223,38 @@ def test_a_killed_worker_s_trial_fails_and_is_rerun(
     assert not [t for t in trials if t.state == TrialState.RUNNING]
 
 
-def _study_or_none(storage: optuna.storages.BaseStorage) -> optuna.Study | None:
+def _study_or_none(storage: optuna.storages.BaseStorage, name: str = "tiny") -> optuna.Study | None:
     try:
-        return optuna.load_study(study_name="tiny", storage=storage)
+        return optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         return None
+
+
+@pytest.mark.parametrize("storage", ["journal", "redis"], indirect=True)
+def test_a_killed_worker_s_trial_is_rerun_on_storages_without_heartbeat(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], storage: tuple[str, str]
+) -> None:
+    # Redis and journal files have no heartbeat: the surviving worker must notice the dead local worker
+    # itself, not wait forever for its RUNNING trial (the study would never reach n_trials).
+    url, name = storage
+    args = _slow_configs(tmp_path, run_dict, {**opt_dict, "storage": url, "study_name": name}, 4)
+    proc = _hpotool(args, tmp_path, HPOTOOL_HEARTBEAT_INTERVAL="1")
+    try:
+        study = _wait_for(lambda: _study_or_none(make_storage(url), name))
+        victim = _wait_for(lambda: _running_with_epochs(study))
+        os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
+        output, _ = proc.communicate(timeout=90)
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 0, output
+    trials = study.get_trials(deepcopy=False)
+    killed = trials[victim.number]
+    pid = victim.user_attrs["worker"]["pid"]
+    assert killed.state == TrialState.FAIL and killed.user_attrs["fail_reason"] == f"worker died (pid {pid})"
+    (retry,) = [t for t in trials if t.user_attrs.get("retry_of") == victim.number]
+    assert retry.state == TrialState.COMPLETE and retry.params == killed.params
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 4
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
 
 
 def test_ctrl_c_stops_every_worker_and_the_study_resumes(

@@ -28,7 +28,7 @@ from hpotool.objective import (
     summarize,
 )
 from hpotool.stale import fail_dead_local_trials, owner
-from hpotool.storage import fail_stale_trials, heartbeat_settings
+from hpotool.storage import fail_stale_trials, has_heartbeat, heartbeat_settings
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
@@ -95,7 +95,11 @@ def run_trials(
     start = time.monotonic()
     # Heartbeats are written every `interval` seconds, so a trial turns stale at that pace: looking once
     # per interval (not before every trial: ~10 ms of queries each) finds dead workers' trials as soon.
+    # Storages without a heartbeat (Redis, journal files) would wait forever for a dead worker's trial:
+    # there, the same look finds the RUNNING trials of dead processes of this machine (one query, and a
+    # signal 0 per running trial), as a resumed run does.
     interval, _ = heartbeat_settings()
+    dead_local_check = not has_heartbeat(storage)
     next_stale_check = start
     # As Study.optimize does: a sampler with nothing left to try (grid, brute force) calls study.stop() from
     # `tell`, which Optuna allows only inside its optimize loop; this loop then ends the same way.
@@ -108,6 +112,8 @@ def run_trials(
                 break
             if now >= next_stale_check:
                 fail_stale_trials(study)
+                if dead_local_check:
+                    fail_dead_local_trials(study)
                 next_stale_check = now + interval
             trials = _finished_and_running(study)
             if sum(t.state in FINISHED for t in trials) >= target:
