@@ -282,6 +282,38 @@ def test_ctrl_c_stops_every_worker_and_the_study_resumes(
     assert sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)) == 8
 
 
+@pytest.mark.parametrize("group", [False, True], ids=["to-main", "to-group"])
+def test_sigterm_stops_every_worker_and_prints_the_summary(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], group: bool
+) -> None:
+    # What a scheduler sends: SIGTERM to the main process alone (kill PID), or to its whole process group.
+    args = _slow_configs(tmp_path, run_dict, opt_dict, 20)
+    proc = _hpotool(args, tmp_path)
+    try:
+        study = _wait_for(lambda: _study_or_none(make_storage(opt_dict["storage"])))
+        _wait_for(lambda: _running_with_epochs(study))
+        if group:
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)  # not communicate(): orphaned workers would hold its pipe open
+        with contextlib.suppress(AssertionError):
+            _wait_for(lambda: not _session(proc), timeout=5.0)
+        left = _session(proc)
+    finally:
+        _kill_session(proc)
+    output = proc.communicate(timeout=10)[0]
+    assert left == [], f"processes left running after the main process exited: {left}\n{output}"
+    assert proc.returncode == 143, output  # the shell's code for SIGTERM
+    assert "interrupted: every worker ended its trial as FAIL" in output and "finished" in output
+    assert "Traceback" not in output and "leaked" not in output
+    trials = study.get_trials(deepcopy=False)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed and all(t.user_attrs["fail_reason"] == "interrupted" for t in failed)
+    assert sum(t.state == TrialState.COMPLETE for t in trials) < 20
+
+
 def test_fail_stale_marks_dead_trials_and_queues_a_retry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
