@@ -390,3 +390,15 @@ def test_overrides_reach_the_workers(configs: tuple[Path, Path]) -> None:
     counts = run_workers(plan, 2).counts
     # A slot race at the very end may leave one untrained WAITING placeholder for the next run (README).
     assert counts["complete"] == 4 and set(counts) <= {"complete", "waiting"}
+
+
+def test_workers_on_a_finished_study_say_so(configs: tuple[Path, Path]) -> None:
+    run, opt = configs
+    args = ["optimize", "-r", str(run), "-o", str(opt), "--workers", "2", "-q"]
+    assert CliRunner().invoke(app, args, catch_exceptions=False).exit_code == 0
+    result = CliRunner().invoke(app, args, catch_exceptions=False)  # no worker is started
+    assert result.exit_code == 0, result.output
+    assert (
+        "3/3 finished, 0 run now" in result.stdout
+        and "the study already has 3 finished trials" in result.stderr
+    )

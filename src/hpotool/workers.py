@@ -204,7 +204,8 @@ def run_workers(
             with signals_ignored():  # a second signal must not orphan the workers
                 _stop_workers(procs, stop, interrupted)
     for p in procs:
-        p.join()
+        if p.pid is not None:  # none is started on a study that already has its trials
+            p.join()
     monitor.poll()
     summary = summarize(study, plan, _ended(study) - before, time.perf_counter() - start)
     summary.extra["workers"] = n_workers
