@@ -9,9 +9,11 @@ storage on Redis; `journal:PATH` uses the journal file storage; anything else go
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import sqlite3
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +63,34 @@ def _sqlite_path(url: str) -> Path | None:
     return None if path in ("", ":memory:") else Path(path)
 
 
+# The engines of the SQLite storages this process opened, checkpointed and closed at exit. Weakly held:
+# an engine that is garbage-collected has closed its connections, which checkpoints too (the storage
+# itself may be gone while its engine lives on in a reference cycle, hence the engines).
+_OPEN_SQLITE: weakref.WeakSet[Any] = weakref.WeakSet()
+CHECKPOINT_WAIT_MS = 2000
+
+
+def _close_sqlite_storages() -> None:
+    """Write each SQLite storage's WAL back into its database file and close its connections.
+
+    Without this, everything a command wrote stays in `NAME.db-wal` (the CLI ends with `os._exit`, which
+    never closes the engine), and a copy of the one file `NAME.db` has no trials. The checkpoint waits at
+    most CHECKPOINT_WAIT_MS for other processes using the file, then copies what it can without blocking;
+    the last connection to close anywhere completes it.
+    """
+    for engine in list(_OPEN_SQLITE):
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            engine.dispose()
+        except Exception:  # the process is ending: a busy or vanished file must not turn that into an error
+            pass
+
+
+atexit.register(_close_sqlite_storages)
+
+
 def _connect_sqlite(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False)
     # WAL: readers never block the writer; NORMAL sync is durable against a crashed process (the
@@ -105,7 +135,9 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
                 raise HpoError(f"storage {url!r}: no such SQLite file {str(path)!r}")
             path.parent.mkdir(parents=True, exist_ok=True)
             engine_kwargs: dict[str, Any] = {"creator": functools.partial(_connect_sqlite, str(path))}
-            return _rdb_storage(url, engine_kwargs)
+            storage = _rdb_storage(url, engine_kwargs)
+            _OPEN_SQLITE.add(storage._backend.engine)  # type: ignore[attr-defined]
+            return storage
         if "://" not in url:
             raise HpoError(
                 f"storage {url!r} is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., "
