@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -21,7 +22,7 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from hpotool.cli import app
-from hpotool.loop import has_slot
+from hpotool.loop import has_slot, run_study
 from hpotool.objective import Overrides, prepare_study
 from hpotool.stale import fail_dead_local_trials
 from hpotool.storage import make_storage
@@ -402,3 +403,36 @@ def test_workers_on_a_finished_study_say_so(configs: tuple[Path, Path]) -> None:
         "3/3 finished, 0 run now" in result.stdout
         and "the study already has 3 finished trials" in result.stderr
     )
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_run_now_counts_the_warm_start_s_queued_trials(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], workers: int
+) -> None:
+    opt_dict["enqueue"] = [{"optimizer.lr": 3e-3, "model.hidden.0": 16}, {"optimizer.lr": 1e-2}]
+    plan = prepare_study(write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict))
+    summary = run_study(plan) if workers == 1 else run_workers(plan, workers)
+    assert summary.counts["complete"] == 3 and summary.ran_now == 3
+
+
+def test_two_commands_on_one_study_each_count_only_their_own_trials(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    args = _slow_configs(tmp_path, run_dict, opt_dict, 6)
+    procs = [
+        _hpotool([*args[:-3], "--json"], tmp_path),
+        _hpotool([*args, "--json"], tmp_path),
+    ]  # 1 and 2 workers
+    try:
+        outputs = [p.communicate(timeout=180)[0] for p in procs]
+    finally:
+        for p in procs:
+            _kill_session(p)
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    summaries = [json.loads(out[out.index("{") :]) for out in outputs]
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    ran_by_single = sum(
+        t.user_attrs["worker"]["pid"] == procs[0].pid for t in trials if t.state.is_finished()
+    )
+    assert summaries[0]["ran_now"] == ran_by_single
+    assert summaries[1]["ran_now"] == sum(t.state.is_finished() for t in trials) - ran_by_single

@@ -8,9 +8,10 @@ the WAITING trial up again), so processes racing at the end never overshoot the 
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
 import optuna
@@ -27,7 +28,7 @@ from hpotool.objective import (
     open_study,
     summarize,
 )
-from hpotool.stale import fail_dead_local_trials, owner
+from hpotool.stale import fail_dead_local_trials, owner, run_by
 from hpotool.storage import fail_stale_trials, has_heartbeat, heartbeat_settings
 
 if TYPE_CHECKING:
@@ -135,6 +136,7 @@ def run_trials(
                 trial.set_user_attr("worker", owner())
             except KeyboardInterrupt:
                 if trial is not None:
+                    trial.set_user_attr("worker", owner())
                     trial.set_user_attr("fail_reason", "interrupted")
                     study.tell(trial, state=TrialState.FAIL)
                 raise
@@ -173,6 +175,21 @@ def prepare_resume(study: optuna.Study, plan: StudyPlan) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
+def finished_numbers(study: optuna.Study) -> set[int]:
+    """The numbers of the trials that have ended (COMPLETE, PRUNED or FAIL)."""
+    return {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+
+
+def count_ran_now(study: optuna.Study, pids: Collection[int], finished_before: set[int]) -> int:
+    """How many trials the processes `pids` (this one and its workers) ended in this run: not the other
+    processes' trials in a shared study, and every trial this run took from the queue (warm start,
+    retries) or asked itself."""
+    return sum(
+        t.state.is_finished() and t.number not in finished_before and run_by(t, pids)
+        for t in study.get_trials(deepcopy=False)
+    )
+
+
 def already_done(done: int, target: int) -> str:
     return f"the study already has {done} finished trials (target {target}); raise --n-trials to run more"
 
@@ -190,10 +207,10 @@ def run_study(
     start = time.perf_counter()
     study = open_study(plan)
     target = plan.opt.n_trials
+    before = finished_numbers(study)
     done = prepare_resume(study, plan)
     if observer is not None:
         observer.study_started(study, target, done)
-    before = len(study.get_trials(deepcopy=False))
     guard, interrupted = None, None
     if done < target:
         with signals_interrupt():
@@ -201,9 +218,8 @@ def run_study(
                 guard = run_trials(study, plan, observer=observer, max_failures=max_failures)
             except KeyboardInterrupt as exc:
                 interrupted = signal_of(exc)
-    summary = summarize(
-        study, plan, len(study.get_trials(deepcopy=False)) - before, time.perf_counter() - start
-    )
+    ran_now = count_ran_now(study, {os.getpid()}, before)
+    summary = summarize(study, plan, ran_now, time.perf_counter() - start)
     if done >= target:
         summary.stopped = already_done(done, target)
     elif interrupted is not None:

@@ -25,7 +25,14 @@ from hpotool.config import OptimizeConfig, RunConfig, validate_config
 from hpotool.factories import make_pruner
 from hpotool.forkserver import start_worker_server, worker_context
 from hpotool.interrupts import deferred, signal_of, signals_ignored, signals_interrupt
-from hpotool.loop import EXHAUSTED, already_done, prepare_resume, run_trials
+from hpotool.loop import (
+    EXHAUSTED,
+    already_done,
+    count_ran_now,
+    finished_numbers,
+    prepare_resume,
+    run_trials,
+)
 from hpotool.objective import (
     FINISHED,
     StudyObserver,
@@ -148,10 +155,6 @@ def _stop_workers(procs: list[Any], stop: Event, signum: int) -> None:
             p.join()
 
 
-def _ended(study: optuna.Study) -> int:
-    return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
-
-
 def run_workers(
     plan: StudyPlan, n_workers: int, observer: StudyObserver | None = None, *, max_failures: int = 5
 ) -> StudySummary:
@@ -162,8 +165,8 @@ def run_workers(
     study = open_study(plan)  # created once, here, before any worker starts
     existing = len(study.get_trials(deepcopy=False))  # before the warm start's queue: as open_study counts
     target = plan.opt.n_trials
+    before = finished_numbers(study)
     done = prepare_resume(study, plan)
-    before = _ended(study)
     if observer is not None:
         observer.study_started(study, target, done)
     monitor = _Monitor(study, observer)
@@ -207,7 +210,8 @@ def run_workers(
         if p.pid is not None:  # none is started on a study that already has its trials
             p.join()
     monitor.poll()
-    summary = summarize(study, plan, _ended(study) - before, time.perf_counter() - start)
+    pids = {os.getpid(), *(p.pid for p in procs if p.pid is not None)}
+    summary = summarize(study, plan, count_ran_now(study, pids, before), time.perf_counter() - start)
     summary.extra["workers"] = n_workers
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     dead = [p.name for p in procs if p.exitcode not in (0, None)]
