@@ -8,6 +8,7 @@ the WAITING trial up again), so processes racing at the end never overshoot the 
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import warnings
@@ -80,10 +81,11 @@ def run_trials(
     observer: StudyObserver | None = None,
     max_failures: int = 5,
     poll: float = POLL_S,
+    tracker: Tracker | None = None,
 ) -> FailureGuard:
     """Run trials of `study` until it holds `n_trials` finished trials, the timeout passes, `stop` is set,
     `max_failures` trials in a row fail in this process, or the sampler has nothing left to try (the last
-    two set `stop`).
+    two set `stop`). `tracker` (`make_tracker`) logs each trial this process ran.
 
     Returns:
         The failure guard, which says whether failures or the sampler stopped the loop, and the first error.
@@ -92,7 +94,6 @@ def run_trials(
     objective = make_objective(plan, observer)
     target, timeout = plan.opt.n_trials, plan.opt.timeout
     guard = FailureGuard(max_failures)
-    tracker = make_tracker(plan)
     start = time.monotonic()
     # Heartbeats are written every `interval` seconds, so a trial turns stale at that pace: looking once
     # per interval (not before every trial: ~10 ms of queries each) finds dead workers' trials as soon.
@@ -145,7 +146,7 @@ def run_trials(
             if observer is not None:
                 observer.trial_finished(study, frozen)
             if tracker is not None:
-                tracker(study, frozen)
+                track(tracker, study, frozen)
             guard(study, frozen)
             guard.exhausted = study._stop_flag  # set by the sampler's study.stop() in `tell`
             if guard.tripped or guard.exhausted:
@@ -157,14 +158,34 @@ def run_trials(
     return guard
 
 
-def make_tracker(plan: StudyPlan) -> Callable[[optuna.Study, FrozenTrial], None] | None:
-    """The MLflow logger the config asks for, or None."""
+Tracker = Callable[[optuna.Study, FrozenTrial], None]
+_log = logging.getLogger("hpotool")
+
+
+def make_tracker(plan: StudyPlan) -> Tracker | None:
+    """The MLflow logger the config asks for, or None; an `HpoError` when MLflow cannot be used.
+
+    The main process makes it before any worker starts, so a new MLflow database is created (MLflow runs
+    its migrations) and the experiment is created once, not by every worker at the same moment.
+    """
     tracking = plan.opt.tracking
     if tracking is None or tracking.mlflow is None:
         return None
     from hpotool.tracking import MlflowTracker
 
     return MlflowTracker(tracking.mlflow, plan.opt.study_name)
+
+
+def track(tracker: Tracker, study: optuna.Study, trial: FrozenTrial) -> None:
+    """Log `trial`; an error of the tracker is one warning line, and the study goes on."""
+    from hpotool.tracking import first_line
+
+    try:
+        tracker(study, trial)
+    except Exception as exc:
+        _log.warning(
+            "warning: MLflow could not log trial #%d (%s); the study goes on", trial.number, first_line(exc)
+        )
 
 
 def prepare_resume(study: optuna.Study, plan: StudyPlan) -> int:
@@ -205,6 +226,7 @@ def run_study(
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the observer shows each trial instead
     start = time.perf_counter()
+    tracker = make_tracker(plan)  # before the study: a tracking store that cannot be used writes nothing
     study = open_study(plan)
     target = plan.opt.n_trials
     before = finished_numbers(study)
@@ -215,7 +237,7 @@ def run_study(
     if done < target:
         with signals_interrupt():
             try:
-                guard = run_trials(study, plan, observer=observer, max_failures=max_failures)
+                guard = run_trials(study, plan, observer=observer, max_failures=max_failures, tracker=tracker)
             except KeyboardInterrupt as exc:
                 interrupted = signal_of(exc)
     ran_now = count_ran_now(study, {os.getpid()}, before)

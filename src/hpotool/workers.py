@@ -11,6 +11,7 @@ workers racing at the end never overshoot the target.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import time
@@ -22,6 +23,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hpotool.config import OptimizeConfig, RunConfig, validate_config
+from hpotool.errors import HpoError
 from hpotool.factories import make_pruner
 from hpotool.forkserver import start_worker_server, worker_context
 from hpotool.interrupts import deferred, signal_of, signals_ignored, signals_interrupt
@@ -30,6 +32,7 @@ from hpotool.loop import (
     already_done,
     count_ran_now,
     finished_numbers,
+    make_tracker,
     prepare_resume,
     run_trials,
 )
@@ -118,7 +121,12 @@ def worker_main(args: WorkerArgs, stop: Event, exhausted: Event) -> None:
         study = optuna.load_study(
             study_name=opt.study_name, storage=storage, sampler=plan.sampler, pruner=plan.pruner
         )
-        if run_trials(study, plan, stop, max_failures=args.max_failures).exhausted:
+        try:
+            tracker = make_tracker(plan)  # the main process created the store and the experiment
+        except HpoError as exc:
+            logging.getLogger("hpotool").warning("warning: %s; this worker logs no trials", exc)
+            tracker = None
+        if run_trials(study, plan, stop, max_failures=args.max_failures, tracker=tracker).exhausted:
             exhausted.set()
     except KeyboardInterrupt:
         pass
@@ -162,6 +170,7 @@ def run_workers(
     (each ends its trial as FAIL, "interrupted") and the summary carries the signal in `interrupted`."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     start = time.perf_counter()
+    make_tracker(plan)  # creates the MLflow store and experiment once, here, before any worker starts
     study = open_study(plan)  # created once, here, before any worker starts
     existing = len(study.get_trials(deepcopy=False))  # before the warm start's queue: as open_study counts
     target = plan.opt.n_trials
