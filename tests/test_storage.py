@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
 
 from hpotool.errors import HpoError
 from hpotool.storage import load_study, make_storage
+
+from .conftest import write_yaml
+from .test_workers import _hpotool
 
 
 def test_default_sqlite_is_created_in_wal_mode(tmp_path: Path) -> None:
@@ -54,3 +59,20 @@ def test_journal_file_storage(tmp_path: Path) -> None:
 def test_bad_storage_urls(url: str, message: str) -> None:
     with pytest.raises(HpoError, match=message):
         make_storage(url)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_study_file_alone_holds_every_trial_after_optimize(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], workers: int
+) -> None:
+    # Users copy "the one file" studies/NAME.db: the WAL must be written back into it when hpotool exits.
+    del opt_dict["storage"]  # the default, studies/tiny.db
+    args = ["optimize", "-r", str(write_yaml(tmp_path / "run.yaml", run_dict))]
+    args += ["-o", str(write_yaml(tmp_path / "optimize.yaml", opt_dict)), "-q", "--workers", str(workers)]
+    proc = _hpotool(args, tmp_path)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, output
+    (tmp_path / "copy").mkdir()
+    shutil.copy(tmp_path / "studies" / "tiny.db", tmp_path / "copy" / "tiny.db")  # not -wal, not -shm
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'copy' / 'tiny.db'}")
+    assert len([t for t in study.trials if t.state.is_finished()]) == 3

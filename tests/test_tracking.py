@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -10,6 +11,9 @@ import yaml
 from typer.testing import CliRunner
 
 from hpotool.cli import app
+
+from .conftest import write_yaml
+from .test_workers import _hpotool, _kill_session
 
 REPO = Path(__file__).resolve().parents[1]
 mlflow = pytest.importorskip("mlflow", reason="MLflow is not installed (pip install 'hpotool[mlflow]')")
@@ -39,3 +43,53 @@ def test_every_trial_is_logged_to_mlflow(tmp_path: Path) -> None:
         assert float(r.data.params["optimizer.lr"]) == pytest.approx(t.params["optimizer.lr"])
         history = client.get_metric_history(r.info.run_id, "val_accuracy")
         assert [m.step for m in history] == list(range(t.user_attrs["epochs_run"]))
+
+
+def _tracked_configs(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], tracking_uri: str, n: int
+) -> list[str]:
+    opt = {**opt_dict, "n_trials": n, "tracking": {"mlflow": {"tracking_uri": tracking_uri}}}
+    run, opt_path = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt)
+    return ["optimize", "-r", str(run), "-o", str(opt_path), "-q"]
+
+
+def _logged_trials(tracking_uri: str, experiment: str) -> dict[str, Any]:
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    return {r.data.tags["hpotool.trial"]: r for r in client.search_runs([found.experiment_id])}
+
+
+def test_workers_log_every_trial_to_a_fresh_tracking_db(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # Both workers used to create the MLflow database (its migrations) and the experiment at once.
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = _hpotool([*_tracked_configs(tmp_path, run_dict, opt_dict, uri, 4), "--workers", "2"], tmp_path)
+    try:
+        output, _ = proc.communicate(timeout=180)
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 0, output
+    assert "Traceback" not in output and "warning" not in output, output
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    assert set(_logged_trials(uri, "tiny")) == {str(t.number) for t in trials if t.state.is_finished()}
+
+
+def test_a_tracking_error_is_one_warning_and_the_study_goes_on(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # A real MLflow error: the experiment exists but is deleted, so MLflow refuses every new run in it.
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    client.delete_experiment(client.create_experiment("tiny"))
+    proc = _hpotool(_tracked_configs(tmp_path, run_dict, opt_dict, uri, 3), tmp_path)
+    try:
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 0, output
+    assert "Traceback" not in output and "3/3 finished" in output
+    warnings = [line for line in output.splitlines() if "could not log" in line]
+    assert len(warnings) == 3 and all(
+        line.startswith("warning: MLflow could not log trial #") for line in warnings
+    )

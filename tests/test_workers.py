@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,8 +22,9 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from hpotool.cli import app
-from hpotool.loop import has_slot
+from hpotool.loop import has_slot, run_study
 from hpotool.objective import Overrides, prepare_study
+from hpotool.stale import fail_dead_local_trials
 from hpotool.storage import make_storage
 from hpotool.workers import run_workers, worker_device, worker_threads
 from tests.conftest import write_yaml
@@ -131,6 +135,7 @@ def test_four_workers_end_with_exactly_the_target(
 
 
 def _hpotool(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
+    """`python -m hpotool ARGS` in a session of its own (its process group: main, forkserver, workers)."""
     environ = {**os.environ, "PYTHONPATH": str(REPO), **env}
     return subprocess.Popen(
         [sys.executable, "-m", "hpotool", *args],
@@ -139,7 +144,29 @@ def _hpotool(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
+
+
+def _session(proc: subprocess.Popen[str]) -> list[int]:
+    """The processes still alive in `proc`'s session (workers left behind once it has exited)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == proc.pid and fields[0] != "Z":  # field 6 of stat: the session id
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _kill_session(proc: subprocess.Popen[str]) -> None:
+    """Kill whatever a test left running of `proc` and its workers."""
+    proc.kill()
+    for pid in _session(proc):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _slow_configs(tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], n: int) -> list[str]:
@@ -197,11 +224,38 @@ def test_a_killed_worker_s_trial_fails_and_is_rerun(
     assert not [t for t in trials if t.state == TrialState.RUNNING]
 
 
-def _study_or_none(storage: optuna.storages.BaseStorage) -> optuna.Study | None:
+def _study_or_none(storage: optuna.storages.BaseStorage, name: str = "tiny") -> optuna.Study | None:
     try:
-        return optuna.load_study(study_name="tiny", storage=storage)
+        return optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         return None
+
+
+@pytest.mark.parametrize("storage", ["journal", "redis"], indirect=True)
+def test_a_killed_worker_s_trial_is_rerun_on_storages_without_heartbeat(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], storage: tuple[str, str]
+) -> None:
+    # Redis and journal files have no heartbeat: the surviving worker must notice the dead local worker
+    # itself, not wait forever for its RUNNING trial (the study would never reach n_trials).
+    url, name = storage
+    args = _slow_configs(tmp_path, run_dict, {**opt_dict, "storage": url, "study_name": name}, 4)
+    proc = _hpotool(args, tmp_path, HPOTOOL_HEARTBEAT_INTERVAL="1")
+    try:
+        study = _wait_for(lambda: _study_or_none(make_storage(url), name))
+        victim = _wait_for(lambda: _running_with_epochs(study))
+        os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
+        output, _ = proc.communicate(timeout=90)
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 0, output
+    trials = study.get_trials(deepcopy=False)
+    killed = trials[victim.number]
+    pid = victim.user_attrs["worker"]["pid"]
+    assert killed.state == TrialState.FAIL and killed.user_attrs["fail_reason"] == f"worker died (pid {pid})"
+    (retry,) = [t for t in trials if t.user_attrs.get("retry_of") == victim.number]
+    assert retry.state == TrialState.COMPLETE and retry.params == killed.params
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 4
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
 
 
 def test_ctrl_c_stops_every_worker_and_the_study_resumes(
@@ -229,6 +283,38 @@ def test_ctrl_c_stops_every_worker_and_the_study_resumes(
     assert sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)) == 8
 
 
+@pytest.mark.parametrize("group", [False, True], ids=["to-main", "to-group"])
+def test_sigterm_stops_every_worker_and_prints_the_summary(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], group: bool
+) -> None:
+    # What a scheduler sends: SIGTERM to the main process alone (kill PID), or to its whole process group.
+    args = _slow_configs(tmp_path, run_dict, opt_dict, 20)
+    proc = _hpotool(args, tmp_path)
+    try:
+        study = _wait_for(lambda: _study_or_none(make_storage(opt_dict["storage"])))
+        _wait_for(lambda: _running_with_epochs(study))
+        if group:
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)  # not communicate(): orphaned workers would hold its pipe open
+        with contextlib.suppress(AssertionError):
+            _wait_for(lambda: not _session(proc), timeout=5.0)
+        left = _session(proc)
+    finally:
+        _kill_session(proc)
+    output = proc.communicate(timeout=10)[0]
+    assert left == [], f"processes left running after the main process exited: {left}\n{output}"
+    assert proc.returncode == 143, output  # the shell's code for SIGTERM
+    assert "interrupted: every worker ended its trial as FAIL" in output and "finished" in output
+    assert "Traceback" not in output and "leaked" not in output
+    trials = study.get_trials(deepcopy=False)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed and all(t.user_attrs["fail_reason"] == "interrupted" for t in failed)
+    assert sum(t.state == TrialState.COMPLETE for t in trials) < 20
+
+
 def test_fail_stale_marks_dead_trials_and_queues_a_retry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -240,6 +326,7 @@ def test_fail_stale_marks_dead_trials_and_queues_a_retry(
     study = optuna.create_study(study_name="s", storage=make_storage(url))
     dead, alive = study.ask(), study.ask()
     dead.suggest_float("x", 0, 1)
+    dead.set_user_attr("worker", {"host": "elsewhere", "pid": 1})  # as run_trials records it
     study._storage.record_heartbeat(dead._trial_id)  # type: ignore[attr-defined]
     time.sleep(3.2)
     study._storage.record_heartbeat(alive._trial_id)  # type: ignore[attr-defined]
@@ -250,12 +337,15 @@ def test_fail_stale_marks_dead_trials_and_queues_a_retry(
     trials = study.get_trials(deepcopy=False)
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING]
     assert trials[2].params == {"x": dead.params["x"]} and trials[2].system_attrs["failed_trial"] == 0
+    assert trials[2].user_attrs == {}  # not the dead run's worker: the retry is a new run
 
 
 def test_fail_stale_without_heartbeat_needs_all_running(tmp_path: Path) -> None:
     url = f"journal:{tmp_path / 's.log'}"
     study = optuna.create_study(study_name="s", storage=make_storage(url))
-    study.ask()
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    trial.set_user_attr("worker", {"host": "elsewhere", "pid": 1})  # as run_trials records it
     result = CliRunner().invoke(app, ["fail-stale", "--study-name", "s", "--storage", url])
     assert result.exit_code == 2 and "no heartbeat" in result.stderr and "--all-running" in result.stderr
     result = CliRunner().invoke(app, ["fail-stale", "--study-name", "s", "--storage", url, "--all-running"])
@@ -263,6 +353,27 @@ def test_fail_stale_without_heartbeat_needs_all_running(tmp_path: Path) -> None:
     trials = optuna.load_study(study_name="s", storage=make_storage(url)).get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
     assert trials[0].user_attrs["fail_reason"] == "stale: marked failed by fail-stale"
+    # The retry is a new run: neither the dead run's failure nor its worker, which it would keep once COMPLETE.
+    assert trials[1].user_attrs == {} and trials[1].params == trial.params
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    retried = study.get_trials(deepcopy=False)[1]
+    assert retried.state == TrialState.COMPLETE and "fail_reason" not in retried.user_attrs
+
+
+def test_a_dead_local_worker_s_retry_carries_only_retry_of(tmp_path: Path) -> None:
+    study = optuna.create_study(study_name="s", storage=make_storage(f"journal:{tmp_path / 's.log'}"))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": int(gone.stdout)})
+    assert fail_dead_local_trials(study) == [0]
+    dead, retry = study.get_trials(deepcopy=False)
+    assert (
+        dead.state == TrialState.FAIL
+        and dead.user_attrs["fail_reason"] == f"worker died (pid {int(gone.stdout)})"
+    )
+    assert retry.state == TrialState.WAITING and retry.user_attrs == {"retry_of": 0}
+    assert retry.system_attrs["fixed_params"] == trial.params  # enqueued: run with the same values
 
 
 def test_workers_flag_runs_the_study_from_the_cli(configs: tuple[Path, Path]) -> None:
@@ -280,3 +391,48 @@ def test_overrides_reach_the_workers(configs: tuple[Path, Path]) -> None:
     counts = run_workers(plan, 2).counts
     # A slot race at the very end may leave one untrained WAITING placeholder for the next run (README).
     assert counts["complete"] == 4 and set(counts) <= {"complete", "waiting"}
+
+
+def test_workers_on_a_finished_study_say_so(configs: tuple[Path, Path]) -> None:
+    run, opt = configs
+    args = ["optimize", "-r", str(run), "-o", str(opt), "--workers", "2", "-q"]
+    assert CliRunner().invoke(app, args, catch_exceptions=False).exit_code == 0
+    result = CliRunner().invoke(app, args, catch_exceptions=False)  # no worker is started
+    assert result.exit_code == 0, result.output
+    assert (
+        "3/3 finished, 0 run now" in result.stdout
+        and "the study already has 3 finished trials" in result.stderr
+    )
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_run_now_counts_the_warm_start_s_queued_trials(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], workers: int
+) -> None:
+    opt_dict["enqueue"] = [{"optimizer.lr": 3e-3, "model.hidden.0": 16}, {"optimizer.lr": 1e-2}]
+    plan = prepare_study(write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict))
+    summary = run_study(plan) if workers == 1 else run_workers(plan, workers)
+    assert summary.counts["complete"] == 3 and summary.ran_now == 3
+
+
+def test_two_commands_on_one_study_each_count_only_their_own_trials(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    args = _slow_configs(tmp_path, run_dict, opt_dict, 6)
+    procs = [
+        _hpotool([*args[:-3], "--json"], tmp_path),
+        _hpotool([*args, "--json"], tmp_path),
+    ]  # 1 and 2 workers
+    try:
+        outputs = [p.communicate(timeout=180)[0] for p in procs]
+    finally:
+        for p in procs:
+            _kill_session(p)
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    summaries = [json.loads(out[out.index("{") :]) for out in outputs]
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    ran_by_single = sum(
+        t.user_attrs["worker"]["pid"] == procs[0].pid for t in trials if t.state.is_finished()
+    )
+    assert summaries[0]["ran_now"] == ran_by_single
+    assert summaries[1]["ran_now"] == sum(t.state.is_finished() for t in trials) - ran_by_single

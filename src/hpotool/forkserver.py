@@ -26,9 +26,24 @@ def worker_context() -> BaseContext:
 
 
 def start_worker_server() -> None:
-    """Start the forkserver now, so its imports run while the main process does other work."""
+    """Start the forkserver now, so its imports run while the main process does other work (a no-op when it
+    runs already).
+
+    The server ignores SIGTERM, as it ignores SIGINT: a SIGTERM to the whole process group (a scheduler
+    stopping the job) must not take it down before the workers it forked have ended their trials, or the
+    main process could no longer wait for them. It still ends when the main process does.
+    """
     worker_context()
     if START_METHOD == "forkserver":
+        import signal
+        import threading
         from multiprocessing import forkserver
 
-        forkserver.ensure_running()
+        if threading.current_thread() is not threading.main_thread():
+            forkserver.ensure_running()
+            return
+        previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)  # inherited through fork and exec
+        try:
+            forkserver.ensure_running()
+        finally:
+            signal.signal(signal.SIGTERM, previous)

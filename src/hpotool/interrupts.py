@@ -54,6 +54,14 @@ def signals_interrupt() -> Iterator[None]:
 
 
 @contextmanager
+def signals_ignored() -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM are ignored in the main thread (a second Ctrl-C while the workers
+    end their trials must not leave them orphaned); handlers restored after."""
+    with _handling(lambda signum, frame: None):
+        yield
+
+
+@contextmanager
 def deferred() -> Iterator[None]:
     """SIGINT and SIGTERM that arrive inside are handed to their handlers on leaving, so a storage write
     (`study.ask()` creating a trial it has not returned yet, `study.tell()`) is never cut in half and no

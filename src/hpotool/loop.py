@@ -8,9 +8,11 @@ the WAITING trial up again), so processes racing at the end never overshoot the 
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
 import optuna
@@ -27,8 +29,8 @@ from hpotool.objective import (
     open_study,
     summarize,
 )
-from hpotool.stale import fail_dead_local_trials, owner
-from hpotool.storage import fail_stale_trials, heartbeat_settings
+from hpotool.stale import fail_dead_local_trials, owner, run_by
+from hpotool.storage import fail_stale_trials, has_heartbeat, heartbeat_settings
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
@@ -79,10 +81,11 @@ def run_trials(
     observer: StudyObserver | None = None,
     max_failures: int = 5,
     poll: float = POLL_S,
+    tracker: Tracker | None = None,
 ) -> FailureGuard:
     """Run trials of `study` until it holds `n_trials` finished trials, the timeout passes, `stop` is set,
     `max_failures` trials in a row fail in this process, or the sampler has nothing left to try (the last
-    two set `stop`).
+    two set `stop`). `tracker` (`make_tracker`) logs each trial this process ran.
 
     Returns:
         The failure guard, which says whether failures or the sampler stopped the loop, and the first error.
@@ -91,11 +94,14 @@ def run_trials(
     objective = make_objective(plan, observer)
     target, timeout = plan.opt.n_trials, plan.opt.timeout
     guard = FailureGuard(max_failures)
-    tracker = make_tracker(plan)
     start = time.monotonic()
     # Heartbeats are written every `interval` seconds, so a trial turns stale at that pace: looking once
     # per interval (not before every trial: ~10 ms of queries each) finds dead workers' trials as soon.
+    # Storages without a heartbeat (Redis, journal files) would wait forever for a dead worker's trial:
+    # there, the same look finds the RUNNING trials of dead processes of this machine (one query, and a
+    # signal 0 per running trial), as a resumed run does.
     interval, _ = heartbeat_settings()
+    dead_local_check = not has_heartbeat(storage)
     next_stale_check = start
     # As Study.optimize does: a sampler with nothing left to try (grid, brute force) calls study.stop() from
     # `tell`, which Optuna allows only inside its optimize loop; this loop then ends the same way.
@@ -108,6 +114,8 @@ def run_trials(
                 break
             if now >= next_stale_check:
                 fail_stale_trials(study)
+                if dead_local_check:
+                    fail_dead_local_trials(study)
                 next_stale_check = now + interval
             trials = _finished_and_running(study)
             if sum(t.state in FINISHED for t in trials) >= target:
@@ -129,6 +137,7 @@ def run_trials(
                 trial.set_user_attr("worker", owner())
             except KeyboardInterrupt:
                 if trial is not None:
+                    trial.set_user_attr("worker", owner())
                     trial.set_user_attr("fail_reason", "interrupted")
                     study.tell(trial, state=TrialState.FAIL)
                 raise
@@ -137,7 +146,7 @@ def run_trials(
             if observer is not None:
                 observer.trial_finished(study, frozen)
             if tracker is not None:
-                tracker(study, frozen)
+                track(tracker, study, frozen)
             guard(study, frozen)
             guard.exhausted = study._stop_flag  # set by the sampler's study.stop() in `tell`
             if guard.tripped or guard.exhausted:
@@ -149,8 +158,16 @@ def run_trials(
     return guard
 
 
-def make_tracker(plan: StudyPlan) -> Callable[[optuna.Study, FrozenTrial], None] | None:
-    """The MLflow logger the config asks for, or None."""
+Tracker = Callable[[optuna.Study, FrozenTrial], None]
+_log = logging.getLogger("hpotool")
+
+
+def make_tracker(plan: StudyPlan) -> Tracker | None:
+    """The MLflow logger the config asks for, or None; an `HpoError` when MLflow cannot be used.
+
+    The main process makes it before any worker starts, so a new MLflow database is created (MLflow runs
+    its migrations) and the experiment is created once, not by every worker at the same moment.
+    """
     tracking = plan.opt.tracking
     if tracking is None or tracking.mlflow is None:
         return None
@@ -159,12 +176,39 @@ def make_tracker(plan: StudyPlan) -> Callable[[optuna.Study, FrozenTrial], None]
     return MlflowTracker(tracking.mlflow, plan.opt.study_name)
 
 
+def track(tracker: Tracker, study: optuna.Study, trial: FrozenTrial) -> None:
+    """Log `trial`; an error of the tracker is one warning line, and the study goes on."""
+    from hpotool.tracking import first_line
+
+    try:
+        tracker(study, trial)
+    except Exception as exc:
+        _log.warning(
+            "warning: MLflow could not log trial #%d (%s); the study goes on", trial.number, first_line(exc)
+        )
+
+
 def prepare_resume(study: optuna.Study, plan: StudyPlan) -> int:
     """Clean up after dead local processes and enqueue the warm start; returns the finished count."""
     fail_dead_local_trials(study)
     for params in plan.opt.enqueue:  # warm start: known-good configurations run first
         study.enqueue_trial(params, skip_if_exists=True)
     return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def finished_numbers(study: optuna.Study) -> set[int]:
+    """The numbers of the trials that have ended (COMPLETE, PRUNED or FAIL)."""
+    return {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+
+
+def count_ran_now(study: optuna.Study, pids: Collection[int], finished_before: set[int]) -> int:
+    """How many trials the processes `pids` (this one and its workers) ended in this run: not the other
+    processes' trials in a shared study, and every trial this run took from the queue (warm start,
+    retries) or asked itself."""
+    return sum(
+        t.state.is_finished() and t.number not in finished_before and run_by(t, pids)
+        for t in study.get_trials(deepcopy=False)
+    )
 
 
 def already_done(done: int, target: int) -> str:
@@ -182,22 +226,22 @@ def run_study(
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the observer shows each trial instead
     start = time.perf_counter()
+    tracker = make_tracker(plan)  # before the study: a tracking store that cannot be used writes nothing
     study, _ = open_study(plan)
     target = plan.opt.n_trials
+    before = finished_numbers(study)
     done = prepare_resume(study, plan)
     if observer is not None:
         observer.study_started(study, target, done)
-    before = len(study.get_trials(deepcopy=False))
     guard, interrupted = None, None
     if done < target:
         with signals_interrupt():
             try:
-                guard = run_trials(study, plan, observer=observer, max_failures=max_failures)
+                guard = run_trials(study, plan, observer=observer, max_failures=max_failures, tracker=tracker)
             except KeyboardInterrupt as exc:
                 interrupted = signal_of(exc)
-    summary = summarize(
-        study, plan, len(study.get_trials(deepcopy=False)) - before, time.perf_counter() - start
-    )
+    ran_now = count_ran_now(study, {os.getpid()}, before)
+    summary = summarize(study, plan, ran_now, time.perf_counter() - start)
     if done >= target:
         summary.stopped = already_done(done, target)
     elif interrupted is not None:

@@ -13,12 +13,21 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     import optuna
+    from optuna.trial import FrozenTrial
 
 
 def owner() -> dict[str, Any]:
     """This process, as recorded on the trials it runs."""
     return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def run_by(trial: FrozenTrial, pids: Collection[int]) -> bool:
+    """Whether `trial` was run by one of the processes `pids` of this host (its `worker` attribute)."""
+    who = trial.user_attrs.get("worker")
+    return isinstance(who, dict) and who.get("host") == socket.gethostname() and who.get("pid") in pids
 
 
 def _alive(pid: int) -> bool:

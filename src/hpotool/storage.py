@@ -9,9 +9,11 @@ storage on Redis; `journal:PATH` uses the journal file storage; anything else go
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import sqlite3
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +61,34 @@ def _sqlite_path(url: str) -> Path | None:
         return None
     path = url.removeprefix("sqlite:///").split("?", 1)[0]
     return None if path in ("", ":memory:") else Path(path)
+
+
+# The engines of the SQLite storages this process opened, checkpointed and closed at exit. Weakly held:
+# an engine that is garbage-collected has closed its connections, which checkpoints too (the storage
+# itself may be gone while its engine lives on in a reference cycle, hence the engines).
+_OPEN_SQLITE: weakref.WeakSet[Any] = weakref.WeakSet()
+CHECKPOINT_WAIT_MS = 2000
+
+
+def _close_sqlite_storages() -> None:
+    """Write each SQLite storage's WAL back into its database file and close its connections.
+
+    Without this, everything a command wrote stays in `NAME.db-wal` (the CLI ends with `os._exit`, which
+    never closes the engine), and a copy of the one file `NAME.db` has no trials. The checkpoint waits at
+    most CHECKPOINT_WAIT_MS for other processes using the file, then copies what it can without blocking;
+    the last connection to close anywhere completes it.
+    """
+    for engine in list(_OPEN_SQLITE):
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            engine.dispose()
+        except Exception:  # the process is ending: a busy or vanished file must not turn that into an error
+            pass
+
+
+atexit.register(_close_sqlite_storages)
 
 
 def _connect_sqlite(path: str) -> sqlite3.Connection:
@@ -114,7 +144,9 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
                 raise HpoError(f"storage {url!r}: no such SQLite file {str(path)!r}")
             path.parent.mkdir(parents=True, exist_ok=True)
             engine_kwargs: dict[str, Any] = {"creator": functools.partial(_connect_sqlite, str(path))}
-            return _rdb_storage(url, engine_kwargs)
+            storage = _rdb_storage(url, engine_kwargs)
+            _OPEN_SQLITE.add(storage._backend.engine)  # type: ignore[attr-defined]
+            return storage
         if "://" not in url:
             raise HpoError(
                 f"storage {url!r} is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., "
@@ -150,11 +182,40 @@ def _rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> optuna.storages.Bas
             engine_kwargs=engine_kwargs,
             heartbeat_interval=interval,
             grace_period=grace,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=MAX_RETRY
-            ),
+            heartbeat_stale_trial_callback=retry_stale_trial,
         )
     return BufferedRDBStorage(backend)
+
+
+# What a run writes about itself on its trial: a stale trial's retry is a new run and must not show them
+# (a COMPLETE retry that says "fail_reason: stale" or names the dead worker's pid).
+RUN_ATTRS = (
+    "worker",
+    "fail_reason",
+    "prune_reason",
+    "history",
+    "epochs_run",
+    "metrics",
+    "constraints",
+    "feasible",
+)
+
+
+def retry_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Queue a stale trial's parameters again (at most MAX_RETRY times), as Optuna's
+    RetryHeartbeatStaleTrialCallback does (its `failed_trial` and `retry_history` system attributes), with
+    the user attributes the trial had before it ran, not those of its dead run."""
+    import copy
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():  # "experimental since 2.8"
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+    before = copy.copy(trial)
+    before.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in RUN_ATTRS}
+    retry(study, before)
 
 
 def has_heartbeat(storage: optuna.storages.BaseStorage) -> bool:
@@ -177,15 +238,12 @@ def fail_stale_trials(study: optuna.Study, *, every_running: bool = False) -> li
     import warnings
 
     if every_running:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
         failed = []
         for trial_id, number in running.items():
             study._storage.set_trial_user_attr(trial_id, "fail_reason", "stale: marked failed by fail-stale")
             if study._storage.set_trial_state_values(trial_id, TrialState.FAIL):
                 failed.append(number)
-                retry(study, study._storage.get_trial(trial_id))
+                retry_stale_trial(study, study._storage.get_trial(trial_id))
         return sorted(failed)
     if not has_heartbeat(study._storage):
         return []

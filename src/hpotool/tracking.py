@@ -25,16 +25,29 @@ def check_mlflow() -> None:
         raise HpoError("tracking.mlflow: MLflow is not installed; pip install 'hpotool[mlflow]'") from None
 
 
+def first_line(exc: BaseException) -> str:
+    """`Type: first line of the message`, for a one-line warning or error."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
 class MlflowTracker:
     """A trial callback: `tracker(study, frozen_trial)` logs the trial as one MLflow run."""
 
     def __init__(self, config: MlflowConfig, study_name: str) -> None:
+        """Open the tracking store (a new MLflow database is created and migrated here) and find or create
+        the experiment; an `HpoError` when MLflow refuses either."""
         import mlflow
 
-        self.client = mlflow.MlflowClient(tracking_uri=config.tracking_uri)
         name = config.experiment or study_name
-        found = self.client.get_experiment_by_name(name)
-        self.experiment_id = found.experiment_id if found else self.client.create_experiment(name)
+        try:
+            self.client = mlflow.MlflowClient(tracking_uri=config.tracking_uri)
+            found = self.client.get_experiment_by_name(name)
+            self.experiment_id = found.experiment_id if found else self.client.create_experiment(name)
+        except Exception as exc:
+            raise HpoError(
+                f"tracking.mlflow: cannot use experiment {name!r} at {config.tracking_uri!r}: {first_line(exc)}"
+            ) from None
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         run = self.client.create_run(

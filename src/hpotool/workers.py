@@ -10,6 +10,8 @@ workers racing at the end never overshoot the target.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
 import time
@@ -21,9 +23,19 @@ import optuna
 from optuna.trial import TrialState
 
 from hpotool.config import OptimizeConfig, RunConfig, validate_config
+from hpotool.errors import HpoError
 from hpotool.factories import make_pruner
-from hpotool.forkserver import worker_context
-from hpotool.loop import EXHAUSTED, already_done, prepare_resume, run_trials
+from hpotool.forkserver import start_worker_server, worker_context
+from hpotool.interrupts import deferred, signal_of, signals_ignored, signals_interrupt
+from hpotool.loop import (
+    EXHAUSTED,
+    already_done,
+    count_ran_now,
+    finished_numbers,
+    make_tracker,
+    prepare_resume,
+    run_trials,
+)
 from hpotool.objective import (
     FINISHED,
     StudyObserver,
@@ -115,7 +127,12 @@ def worker_main(args: WorkerArgs, stop: Event, exhausted: Event) -> None:
         study = optuna.load_study(
             study_name=opt.study_name, storage=storage, sampler=plan.sampler, pruner=plan.pruner
         )
-        if run_trials(study, plan, stop, max_failures=args.max_failures).exhausted:
+        try:
+            tracker = make_tracker(plan)  # the main process created the store and the experiment
+        except HpoError as exc:
+            logging.getLogger("hpotool").warning("warning: %s; this worker logs no trials", exc)
+            tracker = None
+        if run_trials(study, plan, stop, max_failures=args.max_failures, tracker=tracker).exhausted:
             exhausted.set()
     except KeyboardInterrupt:
         pass
@@ -140,21 +157,31 @@ class _Monitor:
                 self.observer.trial_finished(self.study, t)
 
 
-def _ended(study: optuna.Study) -> int:
-    return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+def _stop_workers(procs: list[Any], stop: Event, signum: int) -> None:
+    """Tell every worker to stop: its current trial ends as FAIL ("interrupted"); wait until all have."""
+    stop.set()
+    for p in procs:
+        if p.is_alive() and p.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, signum)  # a worker that had it already (a group signal) ignores it
+    for p in procs:
+        if p.pid is not None:
+            p.join()
 
 
 def run_workers(
     plan: StudyPlan, n_workers: int, observer: StudyObserver | None = None, *, max_failures: int = 5
 ) -> StudySummary:
-    """Run the study with `n_workers` local worker processes; Ctrl-C stops them all cleanly."""
+    """Run the study with `n_workers` local worker processes; Ctrl-C or SIGTERM stops them all cleanly
+    (each ends its trial as FAIL, "interrupted") and the summary carries the signal in `interrupted`."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     start = time.perf_counter()
+    make_tracker(plan)  # creates the MLflow store and experiment once, here, before any worker starts
     study, salt = open_study(plan)  # created once, here, before any worker starts
     existing = len(study.get_trials(deepcopy=False))  # before the warm start's queue: as open_study counts
     target = plan.opt.n_trials
+    before = finished_numbers(study)
     done = prepare_resume(study, plan)
-    before = _ended(study)
     if observer is not None:
         observer.study_started(study, target, done)
     monitor = _Monitor(study, observer)
@@ -173,36 +200,40 @@ def run_workers(
         )
         for i in range(n_workers)
     ]
-    interrupted = False
-    try:
-        if done < target:
-            for p in procs:
-                p.start()
-        while any(p.is_alive() for p in procs):
-            monitor.poll()
-            alive = [p.sentinel for p in procs if p.is_alive()]
-            wait(alive, timeout=DISPLAY_S)  # wakes as soon as a worker exits
-    except KeyboardInterrupt:
-        interrupted = True
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan workers
-        stop.set()
-        for p in procs:
-            if p.is_alive() and p.pid is not None:
-                os.kill(p.pid, signal.SIGINT)
-        for p in procs:
-            p.join()
-        signal.signal(signal.SIGINT, previous)
+    interrupted: int | None = None
+    start_worker_server()  # started already by the CLI; this makes it ignore a process group's SIGTERM
+    # Ctrl-C or SIGTERM (to this process or to the whole group) stops every worker: each ends its trial
+    # as FAIL ("interrupted"), and this process waits for them, then prints the summary.
+    with signals_interrupt():
+        try:
+            with deferred():  # a signal now waits until every worker has started, then stops them all
+                if done < target:
+                    for p in procs:
+                        p.start()
+            while True:
+                with deferred():
+                    monitor.poll()
+                    alive = [p.sentinel for p in procs if p.is_alive()]
+                if not alive:
+                    break
+                wait(alive, timeout=DISPLAY_S)  # wakes as soon as a worker exits
+        except KeyboardInterrupt as exc:
+            interrupted = signal_of(exc)
+            with signals_ignored():  # a second signal must not orphan the workers
+                _stop_workers(procs, stop, interrupted)
     for p in procs:
-        p.join()
+        if p.pid is not None:  # none is started on a study that already has its trials
+            p.join()
     monitor.poll()
-    summary = summarize(study, plan, _ended(study) - before, time.perf_counter() - start)
+    pids = {os.getpid(), *(p.pid for p in procs if p.pid is not None)}
+    summary = summarize(study, plan, count_ran_now(study, pids, before), time.perf_counter() - start)
     summary.extra["workers"] = n_workers
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     dead = [p.name for p in procs if p.exitcode not in (0, None)]
     if done >= target:
         summary.stopped = already_done(done, target)
-    elif interrupted:
-        summary.interrupted = int(signal.SIGINT)
+    elif interrupted is not None:
+        summary.interrupted = interrupted
         summary.stopped = "interrupted: every worker ended its trial as FAIL; run the same command to resume"
     elif dead and finished < target:
         summary.stopped = f"{len(dead)} of {n_workers} workers died ({', '.join(dead)}); run again to resume"
