@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from hpotool.config import RunConfig
+from hpotool.config import RunConfig, validate_config
 from hpotool.datasets import as_dataset, digits, split, synthetic_regression
 from hpotool.models import CNN, MLP, layer_widths
 from hpotool.runner import check_run, load_data, train_run
@@ -70,3 +70,22 @@ def test_a_dataset_object_keeps_integer_inputs_for_an_embedding_model() -> None:
     assert load_data(cfg.data).train.x.dtype == torch.int64
     check_run(cfg, "run.yaml")  # the one-step check passes
     assert train_run(cfg).metrics["val_accuracy"] > 0.6
+
+
+def test_a_loss_class_without_its_own_init_builds_and_takes_no_arguments() -> None:
+    from hpotool.errors import HpoError
+
+    run = {
+        "data": {"name": "digits", "subset_fraction": 0.1},
+        "model": {"name": "mlp", "hidden": [8]},
+        "optimizer": {"name": "adam", "lr": 0.01},
+        "loss": {"name": "tests.helpers:PlainCrossEntropy"},
+        "epochs": 1,
+        "device": "cpu",
+    }
+    cfg = RunConfig.model_validate(run)
+    check_run(cfg, "run.yaml")  # nn.Module's own __init__ is not offered `task`
+    assert train_run(cfg).metrics["val_loss"] > 0
+    run["loss"] = {"name": "tests.helpers:PlainCrossEntropy", "weight": 1.0}
+    with pytest.raises(HpoError, match="takes no argument 'weight'; it takes: no arguments"):
+        validate_config(RunConfig, run, "run.yaml")

@@ -92,6 +92,8 @@ def resolve(name: str, registry: Mapping[str, str], kind: str) -> Any:
 
 def accepted_kwargs(obj: Callable[..., Any]) -> tuple[list[str], bool]:
     """The keyword arguments `obj` takes, and whether it also takes `**kwargs`."""
+    if isinstance(obj, type) and _inherits_bare_init(obj):
+        return [], False  # `class MyLoss(nn.Module)` without an __init__ takes no arguments
     try:
         sig = inspect.signature(obj)
     except (TypeError, ValueError):
@@ -103,6 +105,17 @@ def accepted_kwargs(obj: Callable[..., Any]) -> tuple[list[str], bool]:
     ]
     var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
     return names, var_kw
+
+
+def _inherits_bare_init(cls: type) -> bool:
+    """Whether `cls` gets its `__init__` from `object` or `torch.nn.Module`, whose `*args, **kwargs` only
+    exist to raise a TypeError for any argument, so its signature would wrongly accept anything."""
+    init = getattr(cls, "__init__", None)
+    if init is object.__init__:
+        return True
+    return getattr(init, "__qualname__", "") == "Module.__init__" and getattr(
+        init, "__module__", ""
+    ).startswith("torch.nn.")
 
 
 def check_kwargs(
