@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -156,3 +157,28 @@ def test_a_model_trained_on_cuda_loads_on_the_cpu(tmp_path: Path, run_dict: dict
     data = load_data(cfg.data)
     evaluated = build_trainer(cfg, data, model).evaluate(data.val)
     assert evaluated["val_loss"] == pytest.approx(saved["metrics"]["val_loss"], rel=1e-4)
+
+
+def test_a_saved_model_loads_without_its_dataset_module(
+    tmp_path: Path, run_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model is rebuilt from the shapes saved beside its weights: the data's code need not be there."""
+    import importlib
+
+    module = tmp_path / "lab_data_gone.py"
+    module.write_text(
+        "import torch\n\ndef points():\n"
+        "    g = torch.Generator().manual_seed(0)\n"
+        "    return torch.randn(64, 3, generator=g), torch.arange(64) % 2\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run_dict["data"] = {"name": "lab_data_gone:points"}
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    result = runner.invoke(app, ["train", "-r", str(run_path), "--out", "out"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    module.unlink()  # the model goes to a machine without the training data's code
+    monkeypatch.delitem(sys.modules, "lab_data_gone")
+    importlib.invalidate_caches()
+    model, cfg, _ = load_model(tmp_path / "out" / "model.pt")
+    assert cfg.data.name == "lab_data_gone:points" and model(torch.zeros(2, 3)).shape == (2, 2)

@@ -221,7 +221,8 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
         raise HpoError(f"{path}: not a model saved by hpotool: {type(exc).__name__}: {exc}") from None
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise HpoError(f"{path}: not a model saved by hpotool (expected format {MODEL_FORMAT!r})")
-    cfg: RunConfig = validate_config(RunConfig, payload["config"], f"{path}: config")
+    # the model alone is rebuilt, from the shapes saved beside it: the data's code need not be importable
+    cfg: RunConfig = validate_config(RunConfig, payload["config"], f"{path}: config", check_components=False)
     shapes = payload["data"]
     model = make_model(cfg, tuple(shapes["input_shape"]), int(shapes["out_features"]))
     model.load_state_dict(payload["state_dict"])
