@@ -198,7 +198,7 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     """Load a saved `model.pt`: the model (weights loaded, in eval mode, on `device`), its RunConfig and
     its final metrics.
 
-    Custom components (`package.module:Name`) must be importable, as when training.
+    A custom model (`package.module:Name`) must be importable, as when training; the dataset need not be.
 
     Raises:
         HpoError: the file is missing or is not an hpotool model.
