@@ -306,6 +306,12 @@ CASES = [
         run={"model": {"name": "tests.helpers:SlowModle"}},
     ),
     Case(
+        "data-nan",
+        "a dataset with NaN features",
+        "error: run.yaml: data: 'tests.helpers:points_with_a_gap' returned data hpotool cannot train on: x holds NaN or infinite values in 1 sample(s) (the first is sample 5); drop or fill them in the dataset function",
+        run={"data": {"name": "tests.helpers:points_with_a_gap"}},
+    ),
+    Case(
         "batch-too-large",
         "a dataset too small for the batch size",
         "error: run.yaml: batch_size: 512 is larger than the 144 training samples; use a smaller batch_size or more data (data.subset_fraction, data.val_fraction)",

@@ -96,3 +96,11 @@ class PlainCrossEntropy(nn.Module):
 
     def forward(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return nn.functional.cross_entropy(out, y)
+
+
+def points_with_a_gap(n: int = 200) -> Any:
+    """Two classes of 4 features, one feature missing (NaN) in sample 5, as a CSV with an empty cell gives."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 4, generator=g)
+    x[5, 2] = float("nan")
+    return x, (x[:, 0] > 0).long()

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from hpotool.config import RunConfig, validate_config
-from hpotool.datasets import as_dataset, digits, split, synthetic_regression
+from hpotool.datasets import DataError, Dataset, as_dataset, digits, split, synthetic_regression
 from hpotool.models import CNN, MLP, layer_widths
 from hpotool.runner import check_run, load_data, train_run
 
@@ -39,7 +39,7 @@ def test_as_dataset_infers_the_task() -> None:
     assert as_dataset((np.zeros((4, 2)), np.array([0, 1, 1, 0]))).task == "classification"
     reg = as_dataset((torch.zeros(4, 2), torch.zeros(4)))
     assert reg.task == "regression" and reg.y.shape == (4, 1)
-    with pytest.raises(TypeError, match="must return"):
+    with pytest.raises(DataError, match="must return"):
         as_dataset(42)
 
 
@@ -89,3 +89,36 @@ def test_a_loss_class_without_its_own_init_builds_and_takes_no_arguments() -> No
     run["loss"] = {"name": "tests.helpers:PlainCrossEntropy", "weight": 1.0}
     with pytest.raises(HpoError, match="takes no argument 'weight'; it takes: no arguments"):
         validate_config(RunConfig, run, "run.yaml")
+
+
+@pytest.mark.parametrize(
+    ("returned", "message"),
+    [
+        ((torch.zeros(0, 3), torch.zeros(0, dtype=torch.long)), r"the dataset is empty \(0 samples\)"),
+        ((torch.tensor([[0.0], [float("nan")], [1.0]]), torch.tensor([0, 1, 0])), r"x holds NaN .* sample 1"),
+        ((torch.zeros(3, 2), torch.tensor([1.0, float("inf"), 0.0])), "y holds NaN or infinite values"),
+        ((torch.zeros(4, 2), torch.tensor([0, -1, 1, 0])), r"negative class labels \(the smallest is -1\)"),
+        ((torch.zeros(4, 2), torch.tensor([2, 2, 2, 2])), r"a single class \(2\)"),
+        ((torch.zeros(4, 2), np.array(["cat", "dog", "cat", "dog"])), "y holds text labels such as 'cat'"),
+        ((np.array([["a", 1]], dtype=object), np.array([0])), "x holds str values such as 'a', not numbers"),
+        ((torch.zeros(3, 2), torch.zeros(4)), r"x and y differ in length: 3 != 4"),
+        (Dataset(torch.zeros(4, 2), torch.tensor([0, 1, 0, 1]), "clasification"), "task is 'clasification'"),  # type: ignore[arg-type]
+        (Dataset(torch.zeros(4, 2), torch.tensor([0.0, 1.0, 0.0, 1.0]), "classification"), "y holds float32"),
+        ("data", "must return hpotool.datasets.Dataset or an"),
+    ],
+)
+def test_a_dataset_hpotool_cannot_train_on_is_refused_saying_why(returned: object, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        as_dataset(returned)
+
+
+def test_pandas_objects_and_a_1d_x_become_tensors_a_user_would_expect() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]}, index=[10, 11, 12, 13])
+    ds = as_dataset((frame, pd.Series([0, 1, 0, 1], index=[10, 11, 12, 13])))
+    assert ds.task == "classification" and ds.x.shape == (4, 2) and ds.y.tolist() == [0, 1, 0, 1]
+    one_feature = as_dataset((torch.arange(5.0), torch.arange(5.0)))
+    assert one_feature.x.shape == (5, 1) and one_feature.y.shape == (5, 1)  # one feature per sample
+    regression = as_dataset(Dataset(torch.zeros(3, 2), torch.zeros(3), "regression"))
+    assert regression.out_features == 1

@@ -89,22 +89,107 @@ def synthetic_regression(
     return Dataset(x, y, "regression")
 
 
+class DataError(ValueError):
+    """A dataset hpotool cannot train on; the message says what is wrong with it and how to fix it."""
+
+
+def _as_tensor(value: Any, name: str) -> torch.Tensor:
+    """`value` (a tensor, numpy array, pandas DataFrame or Series, or nested lists) as a tensor."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if hasattr(value, "to_numpy"):  # pandas: its values, without the index
+        value = value.to_numpy()
+    array = np.asarray(value)
+    if array.dtype.kind in "USO":
+        example = array.reshape(-1)[0] if array.size else None
+        if isinstance(example, np.generic):
+            example = example.item()
+        if name == "y" and array.dtype.kind in "US":
+            raise DataError(
+                f"y holds text labels such as {example!r}; give class indices 0..K-1 as integers "
+                f"(e.g. np.unique(y, return_inverse=True)[1])"
+            )
+        raise DataError(
+            f"{name} holds {type(example).__name__} values such as {example!r}, not numbers; convert "
+            f"{name} to a numeric array (e.g. .astype('float32'))"
+        )
+    if not array.flags.writeable:  # pandas hands out read-only views, which torch warns about
+        array = array.copy()
+    return torch.as_tensor(array)
+
+
+def _non_finite(t: torch.Tensor, name: str) -> None:
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        bad = ~torch.isfinite(t.reshape(len(t), -1)).all(dim=1)
+        first = int(bad.nonzero()[0].item())
+        raise DataError(
+            f"{name} holds NaN or infinite values in {int(bad.sum())} sample(s) (the first is sample "
+            f"{first}); drop or fill them in the dataset function"
+        )
+
+
+def check_dataset(ds: Dataset) -> Dataset:
+    """`ds`, checked so that a problem shows before trial 0 rather than as a failed or NaN trial.
+
+    A 1-D `x` is one feature per sample (reshaped to `(n, 1)`); regression targets become `(n, outputs)`.
+
+    Raises:
+        DataError: an unknown task, no samples, x and y of different lengths, NaN or infinite values,
+            classification targets that are not class indices 0..K-1 of at least two classes.
+    """
+    if ds.task not in ("classification", "regression"):
+        raise DataError(f"task is {ds.task!r}; use 'classification' or 'regression'")
+    x, y = ds.x, ds.y
+    if x.ndim == 0 or y.ndim == 0:
+        raise DataError(
+            f"x and y must hold one row per sample; got shapes {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    if x.shape[0] != y.shape[0]:
+        raise DataError(f"x and y differ in length: {x.shape[0]} != {y.shape[0]}")
+    if x.shape[0] == 0:
+        raise DataError("the dataset is empty (0 samples)")
+    if x.ndim == 1:
+        x = x.unsqueeze(1)
+    _non_finite(x, "x")
+    if ds.task == "regression":
+        if not y.is_floating_point():
+            y = y.float()
+        _non_finite(y, "y")
+        return Dataset(x, y.reshape(len(y), -1), "regression")
+    if y.is_floating_point() or y.is_complex():
+        raise DataError(
+            f"y holds {str(y.dtype).removeprefix('torch.')} values for a classification task; give class "
+            f"indices 0..K-1 as integers (y.long()), or use task 'regression'"
+        )
+    if y.ndim > 1 and y[0].numel() != 1:
+        raise DataError(
+            f"y has shape {tuple(y.shape)}; a classification task needs one class index per sample"
+        )
+    y = y.reshape(-1).long()
+    low = int(y.min().item())
+    if low < 0:
+        raise DataError(f"y holds negative class labels (the smallest is {low}); number the classes 0..K-1")
+    classes = torch.unique(y)
+    if len(classes) < 2:
+        raise DataError(
+            f"y holds a single class ({int(classes[0].item())}); a classification task needs at least two"
+        )
+    return Dataset(x, y, "classification")
+
+
 def as_dataset(obj: Any) -> Dataset:
-    """Accept what a user's dataset function returns: a `Dataset`, or an `(x, y)` pair.
+    """Accept what a user's dataset function returns: a `Dataset`, or an `(x, y)` pair of tensors, numpy
+    arrays, pandas objects or lists; checked with `check_dataset`.
 
     For a pair, integer targets mean classification; floating-point targets mean regression.
     """
     if isinstance(obj, Dataset):
-        return obj
+        return check_dataset(obj)
     if isinstance(obj, tuple | list) and len(obj) == 2:
-        x, y = (torch.as_tensor(v) for v in obj)
-        if x.shape[0] != y.shape[0]:
-            raise ValueError(f"x and y differ in length: {x.shape[0]} != {y.shape[0]}")
-        x = x.float()
-        if y.is_floating_point():
-            return Dataset(x, y.float().reshape(len(y), -1), "regression")
-        return Dataset(x, y.long().reshape(-1), "classification")
-    raise TypeError(
+        x, y = _as_tensor(obj[0], "x"), _as_tensor(obj[1], "y")
+        task: Task = "regression" if y.is_floating_point() else "classification"
+        return check_dataset(Dataset(x.float(), y, task))
+    raise DataError(
         f"a dataset function must return hpotool.datasets.Dataset or an (x, y) pair, got {type(obj).__name__}"
     )
 

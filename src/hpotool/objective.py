@@ -32,6 +32,7 @@ from hpotool.runner import (
     MEASURES,
     PreparedData,
     RunCheckError,
+    data_failure,
     dry_run,
     load_checked,
     load_data,
@@ -156,7 +157,7 @@ def _check_data(run: RunConfig, opt: OptimizeConfig, where: str) -> None:
     try:
         data = load_data(run.data)
     except Exception as exc:
-        raise HpoError(f"{where}: loading {run.data.name!r} failed: {type(exc).__name__}: {exc}") from None
+        raise HpoError(f"{where}: {data_failure(run.data, exc)}") from None
     missing = [m for m in opt.objectives if m not in data.metrics]
     if missing:
         raise HpoError(

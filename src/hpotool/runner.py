@@ -20,7 +20,7 @@ from torch import nn
 
 from hpotool.components import resolve_component
 from hpotool.config import CLASSIFICATION_METRICS, REGRESSION_METRICS, DataConfig, RunConfig
-from hpotool.datasets import Task, TensorData, as_dataset, split
+from hpotool.datasets import DataError, Task, TensorData, as_dataset, split
 from hpotool.errors import HpoError
 from hpotool.lean_step import defer_dynamo
 from hpotool.resolve import accepted_kwargs, pick_kwargs
@@ -257,14 +257,20 @@ def _part(where: str) -> Iterator[None]:
         raise RunCheckError(where, f"{type(exc).__name__}: {exc}") from None
 
 
+def data_failure(cfg: DataConfig, exc: Exception) -> str:
+    """What went wrong loading `cfg`'s dataset, in one line: what its function returned that hpotool cannot
+    train on, or the exception it raised."""
+    if isinstance(exc, DataError):
+        return f"{cfg.name!r} returned data hpotool cannot train on: {exc}"
+    return f"loading {cfg.name!r} failed: {type(exc).__name__}: {exc}"
+
+
 def load_checked(cfg: RunConfig, source: str) -> PreparedData:
     """`load_data`, with a failure as an `HpoError` naming `source` (the config file) and its data section."""
     try:
         return load_data(cfg.data)
     except Exception as exc:
-        raise HpoError(
-            f"{source}: data: loading {cfg.data.name!r} failed: {type(exc).__name__}: {exc}"
-        ) from None
+        raise HpoError(f"{source}: data: {data_failure(cfg.data, exc)}") from None
 
 
 def check_run(cfg: RunConfig, source: str) -> None:
