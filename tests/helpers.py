@@ -104,3 +104,28 @@ def points_with_a_gap(n: int = 200) -> Any:
     x = torch.randn(n, 4, generator=g)
     x[5, 2] = float("nan")
     return x, (x[:, 0] > 0).long()
+
+
+class NanModel(nn.Module):
+    """A model whose forward pass returns NaN: a bug in its own code (here, 0 / 0)."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1)) * (torch.zeros(()) / 0)
+
+
+class NanLaterModel(nn.Module):
+    """Evaluates to NaN once it has trained on a few batches (it passes the one-step check before trial 0)."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+        self.batches = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.batches += self.training
+        out = self.linear(x.flatten(1))
+        return out * float("nan") if self.batches > 2 and not self.training else out

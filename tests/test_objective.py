@@ -64,6 +64,30 @@ def test_non_finite_loss_prunes_with_the_reason(tmp_path: Path, run_dict: dict, 
     assert "train_loss is" in trial.user_attrs["prune_reason"]
 
 
+def test_a_model_whose_output_turns_nan_prunes_the_trial_saying_so(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    run_dict["model"] = {"name": "tests.helpers:NanLaterModel"}
+    opt_dict["search_space"] = {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-2}}
+    opt_dict["n_trials"] = 1
+    _, summary = _run(tmp_path, run_dict, opt_dict)
+    (trial,) = _study(opt_dict).trials
+    assert trial.state == TrialState.PRUNED and summary.counts == {"pruned": 1}
+    assert trial.user_attrs["prune_reason"] == "val_loss is nan in epoch 1"  # val_accuracy alone looks fine
+    assert not trial.intermediate_values  # no NaN reported to the pruner
+
+
+def test_a_model_whose_output_is_nan_from_the_start_is_refused_before_trial_0(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    run_dict["model"] = {"name": "tests.helpers:NanModel"}
+    opt_dict["search_space"] = {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-2}}
+    with pytest.raises(
+        HpoError, match=r"run.yaml: model: its output for 8 samples holds NaN or infinite values"
+    ):
+        _run(tmp_path, run_dict, opt_dict)
+
+
 def test_user_code_failure_fails_the_trial_and_the_study_goes_on(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

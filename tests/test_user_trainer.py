@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
 from optuna.trial import TrialState
+from typer.testing import CliRunner
 
+from hpotool.cli import app
 from tests.cli_run import optimize
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,3 +79,57 @@ def test_train_with_a_training_function_saves_no_model_and_says_so(
     assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "history.csv", "metrics.json"]
     with pytest.raises(HpoError, match="trained by a user's training function"):
         load_model(out / "model.pt")
+
+
+def _study_with(
+    function: str, tmp_path: Path, pruner: dict[str, Any] | None = None, n_trials: int = 2, **run: Any
+) -> tuple[Any, list[optuna.trial.FrozenTrial]]:
+    """Run `n_trials` trials of `tests.trainers:<function>` (from the repository root); the CLI's result
+    and the trials."""
+    import yaml
+
+    tmp_path.mkdir(exist_ok=True)
+    run_path, opt_path = tmp_path / "run.yaml", tmp_path / "opt.yaml"
+    trainer = {"function": f"tests.trainers:{function}", **run.pop("trainer", {})}
+    run_path.write_text(yaml.safe_dump({"project": "u", "epochs": 3, "trainer": trainer, **run}))
+    opt = {
+        "study_name": "u",
+        "metric": "val_loss",
+        "direction": "minimize",
+        "pruner": pruner or {"name": "nop"},
+        "search_space": {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
+    }
+    opt_path.write_text(yaml.safe_dump(opt))
+    storage = f"sqlite:///{tmp_path / 'u.db'}"
+    result = CliRunner().invoke(
+        app,
+        [
+            "optimize",
+            "-r",
+            str(run_path),
+            "-o",
+            str(opt_path),
+            "--storage",
+            storage,
+            "--n-trials",
+            str(n_trials),
+            "-q",
+            "--max-failures",
+            "1",
+        ],
+    )
+    if result.exit_code == 2:
+        return result, []
+    return result, optuna.load_study(study_name="u", storage=storage).trials
+
+
+def test_a_nan_loss_or_final_metric_prunes_the_trial_saying_which(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    _, trials = _study_with("diverges_at_the_end", tmp_path / "a")
+    assert [t.state for t in trials] == [TrialState.PRUNED] * 2
+    assert trials[0].user_attrs["prune_reason"] == "val_loss is nan at the end of the run"
+    _, trials = _study_with("diverges_in_validation", tmp_path / "b")
+    assert [t.state for t in trials] == [TrialState.PRUNED] * 2
+    assert trials[0].user_attrs["prune_reason"] == "val_loss is nan in epoch 1"  # not "train_loss"

@@ -7,6 +7,7 @@ the CLI can draw it. Pruning happens here, not in the Trainer.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import warnings
@@ -466,6 +467,7 @@ def make_objective(
     from hpotool.constraints import INFEASIBLE, constraint_values, parse_constraint
 
     limits = [parse_constraint(text) for text in opt.constraints]
+    watched = tuple(dict.fromkeys(("val_loss", *opt.objectives)))  # NaN in these: the run diverged
 
     def objective(trial: optuna.Trial) -> float | list[float]:
         try:
@@ -481,6 +483,10 @@ def make_objective(
         def on_epoch_end(result: EpochResult) -> None:
             if observer is not None:
                 observer.epoch_ended(trial.number, result)
+            for name in watched:  # pruned before Optuna sees a NaN it would report or store as a value
+                value = result.metrics.get(name)
+                if value is not None and not math.isfinite(value):
+                    raise NonFiniteLossError(result.epoch, value, name)
             if report_metric and opt.metric in result.metrics:
                 value = result.metrics[opt.metric]
                 trial.report(value, step=result.epoch)
@@ -524,6 +530,13 @@ def make_objective(
             message = f"the run produced no {', '.join(missing)}; it produced: {', '.join(result.metrics)}"
             trial.set_user_attr("fail_reason", f"ValueError: {message}")
             raise ValueError(message)
+        diverged = [
+            f"{m} is {result.metrics[m]}" for m in opt.objectives if not math.isfinite(result.metrics[m])
+        ]
+        if diverged:  # Optuna would fail the trial with no reason recorded
+            reason = f"{', '.join(diverged)} at the end of the run"
+            trial.set_user_attr("prune_reason", reason)
+            raise optuna.TrialPruned(reason)
         if opt.multi_objective:
             return [result.metrics[m] for m in opt.objectives]
         return result.metrics[opt.metric]

@@ -25,7 +25,7 @@ from hpotool.errors import HpoError
 from hpotool.lean_step import defer_dynamo
 from hpotool.resolve import accepted_kwargs, pick_kwargs
 from hpotool.schedulers import PLATEAU_METRIC, steps_per_batch, takes_metric
-from hpotool.trainer import EpochResult, Trainer, steps_per_epoch
+from hpotool.trainer import EpochResult, NonFiniteLossError, Trainer, steps_per_epoch
 
 MEASURES = ("n_params", "epoch_time")
 
@@ -322,15 +322,24 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
         raise RunCheckError(
             "model", f"its output for {k} samples {given}; this {data.task} task needs {want}: {need}"
         )
+    if out.is_floating_point() and not bool(torch.isfinite(out).all()):
+        raise RunCheckError(
+            "model",
+            f"its output for {k} samples holds NaN or infinite values before any training; check "
+            f"its forward()",
+        )
     try:
         with warnings.catch_warnings():  # torch's warnings come again from the trial, if it gets that far
             warnings.simplefilter("ignore")
             trainer.fit(train, val, epochs=1)
     except Exception as exc:
+        hint = (
+            "lower optimizer.lr or set grad_clip"
+            if isinstance(exc, NonFiniteLossError)
+            else f"check that the loss fits this {data.task} task"
+        )
         raise RunCheckError(
-            "training",
-            f"one step on {k} samples failed: {type(exc).__name__}: {exc}; check that the loss fits this "
-            f"{data.task} task",
+            "training", f"one step on {k} samples failed: {type(exc).__name__}: {exc}; {hint}"
         ) from None
 
 

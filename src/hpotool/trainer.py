@@ -34,12 +34,13 @@ class EpochResult:
 
 
 class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite."""
+    """A loss (the training loss by default) or the metric a study optimizes became NaN or infinite."""
 
-    def __init__(self, epoch: int, value: float) -> None:
-        super().__init__(f"train_loss is {value} in epoch {epoch + 1}")  # counted from 1, as users do
+    def __init__(self, epoch: int, value: float, name: str = "train_loss") -> None:
+        super().__init__(f"{name} is {value} in epoch {epoch + 1}")  # counted from 1, as users do
         self.epoch = epoch
         self.value = value
+        self.name = name
 
 
 GATHER_BYTES = 64 * 2**20  # the most training data copied at once into shuffled order

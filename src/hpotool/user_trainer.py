@@ -33,7 +33,7 @@ def run_user_trainer(
         for k, v in values.items():
             if not math.isfinite(v):
                 raise (
-                    NonFiniteLossError(epoch, v)
+                    NonFiniteLossError(epoch, v, k)
                     if "loss" in k
                     else ValueError(f"{k} is {v} in epoch {epoch + 1}")
                 )
