@@ -133,3 +133,53 @@ def test_a_nan_loss_or_final_metric_prunes_the_trial_saying_which(
     _, trials = _study_with("diverges_in_validation", tmp_path / "b")
     assert [t.state for t in trials] == [TrialState.PRUNED] * 2
     assert trials[0].user_attrs["prune_reason"] == "val_loss is nan in epoch 1"  # not "train_loss"
+
+
+def test_a_function_hpotool_cannot_call_is_refused_before_trial_0(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    result, _ = _study_with("needs_data_path", tmp_path / "a")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr == (
+        f"error: {tmp_path / 'a' / 'run.yaml'}: trainer.function: tests.trainers:needs_data_path requires "
+        f"'data_path', which hpotool cannot pass: it passes only config, run_config, report (by name); give "
+        f"'data_path' a default, or read it from config['trainer'] (trainer: keys in the run config)\n"
+    )
+    assert not (tmp_path / "a" / "u.db").exists()
+    train = CliRunner().invoke(app, ["train", "-r", str(tmp_path / "a" / "run.yaml")])
+    assert train.exit_code == 2 and "requires 'data_path'" in train.stderr
+
+
+def test_a_function_without_report_is_refused_when_a_pruner_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    result, _ = _study_with("never_reports", tmp_path / "a", pruner={"name": "median"})
+    assert result.exit_code == 2
+    assert "takes no 'report' argument, so the pruner can never stop a trial" in result.stderr
+    assert "or set pruner: {name: nop} in" in result.stderr
+    result, trials = _study_with("never_reports", tmp_path / "b")  # no pruner: nothing to stop it for
+    assert result.exit_code == 0 and [t.state for t in trials] == [TrialState.COMPLETE] * 2
+
+
+def test_an_epoch_reported_twice_fails_the_trial_saying_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    _, trials = _study_with("reports_an_epoch_twice", tmp_path, n_trials=1)
+    assert [t.state for t in trials] == [TrialState.FAIL]
+    assert trials[0].user_attrs["fail_reason"] == (
+        "ValueError: report() was given epoch 0 twice; report each epoch once, in order, counting from 0"
+    )
+
+
+def test_a_prune_the_function_swallows_still_prunes_the_trial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    pruner = {"name": "threshold", "kwargs": {"upper": 5.0}}
+    _, trials = _study_with("swallows_the_prune", tmp_path, pruner=pruner, n_trials=1)
+    (trial,) = trials
+    assert trial.state == TrialState.PRUNED and trial.user_attrs["epochs_run"] == 1
+    assert trial.user_attrs["prune_reason"].startswith("pruned after 1 of 3 epochs (val_loss=10)")

@@ -4,6 +4,7 @@ edge case that hpotool must handle."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 Report = Callable[[int, dict[str, float]], None]
 
@@ -17,3 +18,29 @@ def diverges_at_the_end(report: Report) -> dict[str, float]:
 def diverges_in_validation(report: Report) -> dict[str, float]:
     report(0, {"val_loss": float("nan")})
     return {"val_loss": 1.0}
+
+
+def needs_data_path(report: Report, data_path: str) -> dict[str, float]:
+    """Requires an argument hpotool cannot pass."""
+    return {"val_loss": 1.0}
+
+
+def never_reports(config: dict[str, Any]) -> dict[str, float]:
+    """Takes no `report`, so no pruner can stop it."""
+    return {"val_loss": 1.0}
+
+
+def reports_an_epoch_twice(report: Report) -> dict[str, float]:
+    report(0, {"val_loss": 1.0})
+    report(0, {"val_loss": 0.5})
+    return {"val_loss": 0.5}
+
+
+def swallows_the_prune(report: Report) -> dict[str, float]:
+    """Wraps `report` in try/except, as a loop that logs and goes on would, so the pruner's stop is caught."""
+    for epoch in range(5):
+        try:
+            report(epoch, {"val_loss": 10.0 + epoch})
+        except Exception:  # the mistake under test
+            continue
+    return {"val_loss": 15.0}

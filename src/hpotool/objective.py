@@ -261,6 +261,13 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
         )
     run, opt = _with_overrides(run, opt, overrides)
     if run.trainer is not None:  # the user's own training code: it owns data, model and metrics
+        from hpotool.user_trainer import check_user_trainer
+
+        pruning = not opt.multi_objective and opt.pruner.name != "nop"
+        try:
+            check_user_trainer(run, pruning=pruning, opt_source=str(opt_path))
+        except HpoError as exc:
+            raise HpoError(f"{run_path}: {exc}") from None
         check_space(run, opt, None, str(opt_path))
         return _plan(run, opt, None, opt_path, overrides)
     resolve_device(run.device)

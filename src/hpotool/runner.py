@@ -275,8 +275,14 @@ def load_checked(cfg: RunConfig, source: str) -> PreparedData:
 
 def check_run(cfg: RunConfig, source: str) -> None:
     """What `train` checks before it trains: the device, the data and `dry_run`, each failure an `HpoError`
-    naming `source`. A user's own training function is its own business."""
+    naming `source`. A user's own training function is checked only for whether hpotool can call it."""
     if cfg.trainer is not None:
+        from hpotool.user_trainer import check_user_trainer
+
+        try:
+            check_user_trainer(cfg, pruning=False)
+        except HpoError as exc:
+            raise HpoError(f"{source}: {exc}") from None
         return
     resolve_device(cfg.device)
     data = load_checked(cfg, source)

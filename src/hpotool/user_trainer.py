@@ -2,48 +2,117 @@
 
 hpotool calls `fit` with the keyword arguments its signature asks for: `config` (the resolved RunConfig as a
 plain dict), `run_config` (the pydantic model) and `report` (call `report(epoch, {"val_loss": ...})` after
-each epoch; it records the history and lets the pruner stop the trial by raising). `fit` returns its final
-metrics as a dict. Pruning, storage, exports and reports work as for the built-in Trainer.
+each epoch, counting from 0; it records the history and lets the pruner stop the trial by raising). `fit`
+returns its final metrics as a dict. Pruning, storage, exports and reports work as for the built-in Trainer.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable
 from typing import Any
 
 from hpotool.config import RunConfig
-from hpotool.resolve import import_object, pick_kwargs
+from hpotool.errors import HpoError
+from hpotool.resolve import accepted_kwargs, import_object, pick_kwargs
 from hpotool.trainer import EpochResult, NonFiniteLossError
+
+OFFERED = ("config", "run_config", "report")
+
+
+def check_user_trainer(cfg: RunConfig, *, pruning: bool, opt_source: str = "the optimize config") -> None:
+    """Before trial 0: the function imports, and hpotool can call it (every argument it requires is one
+    hpotool passes); with a pruner (`pruning`), it must take `report`, or the pruner could never stop it.
+
+    Raises:
+        HpoError: naming `trainer.function` and what to change.
+    """
+    assert cfg.trainer is not None
+    path = cfg.trainer.function
+    try:
+        fn = import_object(path)
+    except HpoError as exc:
+        raise HpoError(f"trainer.function: {exc}") from None
+    if not callable(fn):
+        raise HpoError(f"trainer.function: {path!r} is a {type(fn).__name__}, not a function")
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return  # no signature to read: the call itself will tell
+    required = [
+        p.name
+        for p in params
+        if p.default is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        and (p.name not in OFFERED or p.kind is inspect.Parameter.POSITIONAL_ONLY)
+    ]
+    if required:
+        raise HpoError(
+            f"trainer.function: {path} requires {', '.join(repr(r) for r in required)}, which hpotool cannot "
+            f"pass: it passes only {', '.join(OFFERED)} (by name); give {required[0]!r} a default, or read it "
+            f"from config['trainer'] (trainer: keys in the run config)"
+        )
+    names, var_kw = accepted_kwargs(fn)
+    if pruning and "report" not in names and not var_kw:
+        raise HpoError(
+            f"trainer.function: {path} takes no 'report' argument, so the pruner can never stop a trial; add a "
+            f"report parameter and call report(epoch, {{metric: value}}) after each epoch, or set pruner: "
+            f"{{name: nop}} in {opt_source}"
+        )
 
 
 def run_user_trainer(
     cfg: RunConfig, on_epoch_end: Callable[[EpochResult], None], rows: list[dict[str, float]]
 ) -> dict[str, float]:
-    """Call the user's function; returns its final metrics (with `epoch_time`, the mean over reports)."""
+    """Call the user's function; returns its final metrics (with `epoch_time`, the mean over reports).
+
+    An exception `report` raised (the pruner's stop, a NaN loss, an epoch reported twice) is raised again
+    when the function returns, should it have caught and ignored it: the trial still ends as it said.
+    """
     assert cfg.trainer is not None
     fn = import_object(cfg.trainer.function)
     last = time.perf_counter()
+    stopped: list[BaseException] = []  # what report raised: it ends the run even if the function caught it
 
     def report(epoch: int, metrics: dict[str, float]) -> None:
         nonlocal last
-        now = time.perf_counter()
-        values = {k: float(v) for k, v in metrics.items()}
-        for k, v in values.items():
-            if not math.isfinite(v):
-                raise (
-                    NonFiniteLossError(epoch, v, k)
-                    if "loss" in k
-                    else ValueError(f"{k} is {v} in epoch {epoch + 1}")
+        if stopped:
+            raise stopped[0]
+        try:
+            if isinstance(epoch, bool) or int(epoch) != epoch or epoch < 0:
+                raise ValueError(
+                    f"report(epoch={epoch!r}, ...): the epoch must be a whole number counting from 0"
                 )
-        result = EpochResult(int(epoch), values, now - last)
-        last = now
-        rows.append(result.as_row())
-        on_epoch_end(result)
+            epoch = int(epoch)
+            if rows and epoch <= rows[-1]["epoch"]:
+                seen = int(rows[-1]["epoch"])
+                said = "twice" if epoch == seen else f"after epoch {seen}"
+                raise ValueError(
+                    f"report() was given epoch {epoch} {said}; report each epoch once, in order, counting from 0"
+                )
+            now = time.perf_counter()
+            values = {k: float(v) for k, v in metrics.items()}
+            for k, v in values.items():
+                if not math.isfinite(v):
+                    raise (
+                        NonFiniteLossError(epoch, v, k)
+                        if "loss" in k
+                        else ValueError(f"{k} is {v} in epoch {epoch + 1}")
+                    )
+            result = EpochResult(epoch, values, now - last)
+            last = now
+            rows.append(result.as_row())
+            on_epoch_end(result)
+        except BaseException as exc:
+            stopped.append(exc)
+            raise
 
     offered: dict[str, Any] = {"config": cfg.model_dump(mode="json"), "run_config": cfg, "report": report}
     metrics = fn(**pick_kwargs(fn, offered))
+    if stopped:  # the function caught what report raised and carried on
+        raise stopped[0]
     if not isinstance(metrics, dict):
         raise TypeError(
             f"{cfg.trainer.function} returned {type(metrics).__name__}; it must return a dict of final metrics"
