@@ -183,3 +183,25 @@ def test_a_prune_the_function_swallows_still_prunes_the_trial(
     (trial,) = trials
     assert trial.state == TrialState.PRUNED and trial.user_attrs["epochs_run"] == 1
     assert trial.user_attrs["prune_reason"].startswith("pruned after 1 of 3 epochs (val_loss=10)")
+
+
+def test_a_constraint_on_a_value_the_function_does_not_return_fails_the_trial_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    monkeypatch.chdir(REPO)
+    opt = yaml.safe_load((REPO / "examples/torch_loop_optimize.yaml").read_text())
+    opt["constraints"] = ["n_params <= 1000"]  # the wrapped loop keeps its model: no n_params
+    (tmp_path / "o.yaml").write_text(yaml.safe_dump(opt))
+    storage = f"sqlite:///{tmp_path / 'u.db'}"
+    result = optimize(
+        "examples/torch_loop_run.yaml", tmp_path / "o.yaml", storage, 1, "--max-failures", "1", exit_code=1
+    )
+    (trial,) = optuna.load_study(study_name="sine_loop", storage=storage).trials
+    assert trial.state == TrialState.FAIL
+    assert trial.user_attrs["fail_reason"] == (
+        "ValueError: constraints: 'n_params <= 1000' reads n_params, which the run did not produce; it "
+        "produced: val_loss, epoch_time"
+    )
+    assert "first error: ValueError: constraints: 'n_params <= 1000'" in result.stderr

@@ -526,6 +526,15 @@ def make_objective(
                 trial.set_user_attr(key, value)
             _free_device_memory(config.device)
         trial.set_user_attr("metrics", result.metrics)
+        unmeasured = [c for c in limits if c.metric not in result.metrics]
+        if unmeasured:  # a user's training function returns what it likes: say which value is missing
+            c = unmeasured[0]
+            message = (
+                f"constraints: {str(c)!r} reads {c.metric}, which the run did not produce; it produced: "
+                f"{', '.join(result.metrics)}"
+            )
+            trial.set_user_attr("fail_reason", f"ValueError: {message}")
+            raise ValueError(message)
         if limits:
             values = constraint_values(limits, result.metrics)
             for limit, value in zip(limits, values, strict=True):
