@@ -31,6 +31,63 @@ def is_import_path(name: str) -> bool:
     return ":" in name or "." in name
 
 
+def _library_dirs() -> tuple[str, ...]:
+    """Folders whose code is not the user's: hpotool, the Python installation and installed packages."""
+    import site
+    import sysconfig
+
+    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.abspath(__file__))}
+    dirs.update(p for p in sysconfig.get_paths().values() if p)
+    dirs.update(site.getsitepackages() if hasattr(site, "getsitepackages") else [])
+    return tuple(os.path.abspath(d) + os.sep for d in dirs)
+
+
+def user_frame(exc: BaseException) -> str | None:
+    """Where in the user's own code `exc` was raised, as `path:line in function` (path relative to the
+    current folder where it is inside it): the innermost frame outside hpotool, Python and installed
+    packages, or None when the user's code is not involved."""
+    import traceback
+
+    library = _library_dirs()
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:  # the error is in the file itself
+        frames = [(exc.filename, exc.lineno, None)]
+    else:
+        frames = [(f.filename, f.lineno, f.name) for f in traceback.extract_tb(exc.__traceback__)]
+    for filename, lineno, name in reversed(frames):
+        path = os.path.abspath(filename)
+        if filename.startswith("<") or path.startswith(library):
+            continue
+        shown = os.path.relpath(path) if path.startswith(os.getcwd() + os.sep) else path
+        return f"{shown}:{lineno}" + (f" in {name}" if name and name != "<module>" else "")
+    return None
+
+
+def first_line(exc: BaseException) -> str:
+    """`Type: first line of the message`: a user's multi-line message shown as one line."""
+    text = exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _similar_module(missing: str) -> str:
+    """` (did you mean 'pkg.models'?)` for a misspelt module: its siblings in the package above it, or the
+    modules in the current folder for a top-level one."""
+    import pkgutil
+
+    parent, _, last = missing.rpartition(".")
+    if parent:
+        try:
+            search = getattr(importlib.import_module(parent), "__path__", None)
+        except Exception:  # the package itself does not import: nothing to compare with
+            return ""
+        if search is None:
+            return ""
+    else:
+        search = [os.getcwd()]
+    names = [m.name for m in pkgutil.iter_modules(search)]
+    near = closest(last, names, n=1)
+    return f" (did you mean {'.'.join([parent, near[0]]).lstrip('.')!r}?)" if near else ""
+
+
 def import_object(path: str) -> Any:
     """Import `package.module:Name` (or `package.module.Name`) and return the attribute."""
     if ":" in path:
@@ -47,17 +104,26 @@ def import_object(path: str) -> Any:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         top = module_name.split(".")[0]
-        if exc.name is not None and module_name.startswith(exc.name) and "." not in exc.name:
-            hint = (
+        missing = exc.name or ""
+        wrong_path = module_name == missing or module_name.startswith(missing + ".")
+        inside = user_frame(exc)
+        if not wrong_path and inside is not None:
+            # the user's module imports something that is missing: say where, not that the path is wrong
+            raise HpoError(
+                f"cannot import {path!r}: importing {module_name!r} raised {first_line(exc)} at {inside}"
+            ) from None
+        hint = _similar_module(missing) if wrong_path else ""
+        if wrong_path and "." not in missing:
+            hint += (
                 f"; imports resolve from the current folder and PYTHONPATH: run hpotool from the folder that "
                 f"holds {top}/ (or {top}.py), or add that folder to PYTHONPATH"
             )
-        else:
-            hint = ""
         raise HpoError(f"cannot import {path!r}: {exc}{hint}") from None
-    except Exception as exc:  # the user's module raised while importing
+    except Exception as exc:  # the user's module raised while importing (a SyntaxError, an ImportError, ...)
+        where = user_frame(exc)
         raise HpoError(
-            f"cannot import {path!r}: importing {module_name!r} raised {type(exc).__name__}: {exc}"
+            f"cannot import {path!r}: importing {module_name!r} raised {first_line(exc)}"
+            + (f" at {where}" if where else "")
         ) from None
     obj = module
     for part in attr.split("."):

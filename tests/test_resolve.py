@@ -1,0 +1,70 @@
+"""Import paths to users' own code: what a mistake in the path or in the module itself says."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hpotool.errors import HpoError
+from hpotool.resolve import import_object
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A user's project folder with a package `labnets`, as the current folder (where imports resolve)."""
+    pkg = tmp_path / "labnets"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "models.py").write_text("class Net:\n    pass\n")
+    (pkg / "broken.py").write_text("x = 1\ndef f(:\n    pass\n")
+    (pkg / "needs.py").write_text("import os\nimport not_installed_anywhere_xyz\n")
+    (pkg / "raises.py").write_text(
+        "x = 1\nraise ValueError('no settings file\\nsee the README\\nthird line')\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    for name in [m for m in sys.modules if m == "labnets" or m.startswith("labnets.")]:
+        del sys.modules[name]
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        (
+            "labnets.modle:Net",
+            "cannot import 'labnets.modle:Net': No module named 'labnets.modle' (did you mean 'labnets.models'?)",
+        ),
+        (
+            "labnet.models:Net",
+            "cannot import 'labnet.models:Net': No module named 'labnet' (did you mean 'labnets'?); imports "
+            "resolve from the current folder and PYTHONPATH",
+        ),
+        (
+            "labnets.broken:Net",
+            "cannot import 'labnets.broken:Net': importing 'labnets.broken' raised SyntaxError: invalid syntax "
+            "at labnets/broken.py:2",
+        ),
+        (
+            "labnets.needs:Net",
+            "cannot import 'labnets.needs:Net': importing 'labnets.needs' raised ModuleNotFoundError: No module "
+            "named 'not_installed_anywhere_xyz' at labnets/needs.py:2",
+        ),
+        (
+            "labnets.raises:Net",  # a multi-line message: its first line, and where
+            "cannot import 'labnets.raises:Net': importing 'labnets.raises' raised ValueError: no settings file "
+            "at labnets/raises.py:2",
+        ),
+    ],
+)
+def test_a_mistake_in_an_import_path_or_its_module_says_where(project: Path, path: str, message: str) -> None:
+    with pytest.raises(HpoError) as info:
+        import_object(path)
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+
+
+def test_a_good_path_imports(project: Path) -> None:
+    assert import_object("labnets.models:Net").__name__ == "Net"
