@@ -49,6 +49,7 @@ def user_frame(exc: BaseException) -> str | None:
     import traceback
 
     library = _library_dirs()
+    frames: list[tuple[str, int | None, str | None]]
     if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:  # the error is in the file itself
         frames = [(exc.filename, exc.lineno, None)]
     else:
