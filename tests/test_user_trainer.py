@@ -11,6 +11,7 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from hpotool.cli import app
+from hpotool.errors import HpoError
 from tests.cli_run import optimize
 
 REPO = Path(__file__).resolve().parents[1]
@@ -205,3 +206,35 @@ def test_a_constraint_on_a_value_the_function_does_not_return_fails_the_trial_na
         "produced: val_loss, epoch_time"
     )
     assert "first error: ValueError: constraints: 'n_params <= 1000'" in result.stderr
+
+
+def test_user_code_failing_in_train_or_train_from_best_is_one_line_saying_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    _, trials = _study_with("fails_on_long_runs", tmp_path, n_trials=1)
+    assert [t.state for t in trials] == [TrialState.COMPLETE]
+    line = "training failed: RuntimeError: CUDA-like failure in the user's loop (raised at tests/trainers.py:"
+    train = CliRunner().invoke(app, ["train", "-r", str(tmp_path / "run.yaml"), "--epochs", "5"])
+    assert train.exit_code == 2 and "Traceback" not in train.output
+    assert train.stderr.strip().startswith(f"error: {line}") and train.stderr.strip().count("\n") == 0
+    assert " in fails_on_long_runs; hpotool --debug shows the traceback)" in train.stderr
+    final = CliRunner().invoke(
+        app,
+        [
+            "train-from-best",
+            "--study-name",
+            "u",
+            "--storage",
+            f"sqlite:///{tmp_path / 'u.db'}",
+            "--epochs",
+            "5",
+            "--out",
+            str(tmp_path / "final"),
+        ],
+    )
+    assert final.exit_code == 2 and "Traceback" not in final.output
+    error = final.stderr.strip().splitlines()[-1]  # after the line that says the export was written
+    assert error.startswith(f"error: u trial 0 seed 0: {line}") and "detail line" not in final.stderr
+    debug = CliRunner().invoke(app, ["--debug", "train", "-r", str(tmp_path / "run.yaml"), "--epochs", "5"])
+    assert isinstance(debug.exception, HpoError) and isinstance(debug.exception.__cause__, RuntimeError)

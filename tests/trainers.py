@@ -44,3 +44,13 @@ def swallows_the_prune(report: Report) -> dict[str, float]:
         except Exception:  # the mistake under test
             continue
     return {"val_loss": 15.0}
+
+
+def fails_on_long_runs(run_config: Any, report: Report) -> dict[str, float]:
+    """Trains like a study's trials for up to 3 epochs; longer, it raises with a message of several lines,
+    as a library deep in a user's loop might."""
+    for epoch in range(run_config.epochs):
+        if epoch >= 3:
+            raise RuntimeError("CUDA-like failure in the user's loop\n  detail line 1\n  detail line 2")
+        report(epoch, {"val_loss": 1.0 / (epoch + 1)})
+    return {"val_loss": 1.0 / run_config.epochs}

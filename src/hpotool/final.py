@@ -259,7 +259,10 @@ def train_from_best(
         if observer is not None:
             observer.run_started(label, cfg)
         on_epoch: Callable[[EpochResult], None] | None = observer.epoch_ended if observer else None
-        run = train_and_save(cfg, run_dir, on_epoch_end=on_epoch, info=info)
+        try:
+            run = train_and_save(cfg, run_dir, on_epoch_end=on_epoch, info=info)
+        except HpoError as exc:
+            raise HpoError(f"{plan.study_name} {label}: {exc}") from exc.__cause__
         c.runs.append(run)
         if observer is not None:
             observer.run_finished(label, run)

@@ -169,8 +169,10 @@ def train_and_save(
     The folder is made only after training succeeds, so a failed run leaves nothing behind.
 
     Raises:
-        HpoError: the device is missing, or the loss became NaN or infinite.
+        HpoError: the device is missing, the loss became NaN or infinite, or the user's own code (a model,
+            dataset, loss, training function) raised: one line saying where (`--debug` shows the traceback).
     """
+    from hpotool.resolve import first_line, user_frame
     from hpotool.runner import train_run
     from hpotool.trainer import NonFiniteLossError
 
@@ -180,6 +182,13 @@ def train_and_save(
         raise HpoError(
             f"training diverged: {exc}; lower optimizer.lr or set grad_clip in the run config"
         ) from None
+    except Exception as exc:
+        where = user_frame(exc)
+        if where is None:  # not raised in the user's code: an hpotool bug, shown as one
+            raise
+        raise HpoError(
+            f"training failed: {first_line(exc)} (raised at {where}; hpotool --debug shows the traceback)"
+        ) from exc
     return save_run(folder if isinstance(folder, Path) else folder(), cfg, result, info)
 
 
