@@ -129,3 +129,25 @@ class NanLaterModel(nn.Module):
         self.batches += self.training
         out = self.linear(x.flatten(1))
         return out * float("nan") if self.batches > 2 and not self.training else out
+
+
+class DeepNet(nn.Module):
+    """A user's model with an argument of its own and no default (`depth`)."""
+
+    def __init__(self, in_features: int, out_features: int, depth: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), *[nn.Linear(in_features, in_features) for _ in range(depth)])
+        self.out = nn.Linear(in_features, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.net(x))
+
+
+def sgd_with_required_lr(params: Any, lr: float) -> torch.optim.Optimizer:
+    """An optimizer factory whose `lr` has no default: the run config's optimizer.lr gives it."""
+    return torch.optim.SGD(params, lr=lr)
+
+
+def not_an_optimizer(params: Any, lr: float = 0.1) -> Any:
+    """An optimizer factory that returns something else (here, the parameters' list)."""
+    return list(params)

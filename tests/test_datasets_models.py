@@ -122,3 +122,43 @@ def test_pandas_objects_and_a_1d_x_become_tensors_a_user_would_expect() -> None:
     assert one_feature.x.shape == (5, 1) and one_feature.y.shape == (5, 1)  # one feature per sample
     regression = as_dataset(Dataset(torch.zeros(3, 2), torch.zeros(3), "regression"))
     assert regression.out_features == 1
+
+
+def test_a_user_class_missing_a_required_argument_is_named_at_load_time() -> None:
+    from hpotool.errors import HpoError
+
+    run = {
+        "data": {"name": "digits", "subset_fraction": 0.1},
+        "model": {"name": "tests.helpers:DeepNet"},
+        "optimizer": {"name": "tests.helpers:sgd_with_required_lr", "lr": 0.05},
+        "epochs": 1,
+        "device": "cpu",
+    }
+    with pytest.raises(HpoError) as info:
+        validate_config(RunConfig, run, "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: model: model 'tests.helpers:DeepNet' requires 'depth', which the config does not set; add "
+        "depth: ... under model:"
+    )  # in_features and out_features come from the data; lr from the config
+    run["model"] = {"name": "tests.helpers:DeepNet", "depth": 1}
+    cfg = validate_config(RunConfig, run, "run.yaml")
+    check_run(cfg, "run.yaml")
+
+
+def test_a_user_optimizer_without_weight_decay_is_usable_unless_weight_decay_is_set() -> None:
+    from hpotool.errors import HpoError
+
+    run = {
+        "data": {"name": "digits", "subset_fraction": 0.1},
+        "model": {"name": "mlp", "hidden": [8]},
+        "optimizer": {"name": "tests.helpers:sgd_with_required_lr", "lr": 0.05},
+        "epochs": 1,
+        "device": "cpu",
+    }
+    cfg = validate_config(RunConfig, run, "run.yaml")  # hpotool's default weight_decay (0) is not passed
+    assert cfg.optimizer.kwargs == {"lr": 0.05}
+    assert train_run(cfg).metrics["val_loss"] > 0
+    assert RunConfig.model_validate({"optimizer": {"name": "adamw"}}).optimizer.kwargs["weight_decay"] == 0.0
+    run["optimizer"]["weight_decay"] = 0.01
+    with pytest.raises(HpoError, match="takes no argument 'weight_decay'; it takes: lr"):
+        validate_config(RunConfig, run, "run.yaml")

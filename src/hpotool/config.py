@@ -101,6 +101,24 @@ class OptimizerConfig(_Component):
     lr: float = Field(1e-3, gt=0, description="Learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="Weight decay (L2 penalty).")
 
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The arguments passed to the optimizer; a weight_decay of 0 (none) is left out for a user's
+        optimizer that takes no such argument, which would otherwise be unusable."""
+        out = super().kwargs
+        if out.get("weight_decay") == 0.0:
+            from hpotool.components import resolve_component
+            from hpotool.errors import HpoError
+            from hpotool.resolve import accepted_kwargs
+
+            try:
+                names, var_kw = accepted_kwargs(resolve_component("optimizer", self.name))
+            except HpoError:
+                return out  # the name itself is wrong: the check says so
+            if "weight_decay" not in names and not var_kw:
+                del out["weight_decay"]
+        return out
+
 
 class SchedulerConfig(_Component):
     """The learning-rate schedule; other keys go to the scheduler."""
