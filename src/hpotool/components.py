@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from hpotool.resolve import check_kwargs, check_types, resolve
+from hpotool.resolve import check_kwargs, check_required, check_types, resolve
 
 Kind = Literal["data", "model", "optimizer", "scheduler", "loss"]
 
@@ -71,6 +71,7 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
     except HpoError as exc:
         raise ValueError(str(exc)) from None
     check_kwargs(obj, kwargs, f"{kind} {name!r}", INJECTED[kind])
+    check_required(obj, kwargs, f"{kind} {name!r}", kind, INJECTED[kind])
     check_types(obj, kwargs, f"{kind} {name!r}")
 
 

@@ -209,6 +209,30 @@ def check_kwargs(
             )
 
 
+def check_required(
+    obj: Callable[..., Any], kwargs: Iterable[str], what: str, section: str, injected: Iterable[str] = ()
+) -> None:
+    """Raise `ValueError` naming the arguments `obj` requires (no default) that neither `kwargs` nor
+    hpotool (`injected`) gives, so a user's class fails at load time saying what to add to `section`."""
+    try:
+        params = inspect.signature(obj).parameters.values()
+    except (TypeError, ValueError):
+        return
+    given = {*kwargs, *injected, "self"}
+    missing = [
+        p.name
+        for p in params
+        if p.default is inspect.Parameter.empty
+        and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        and p.name not in given
+    ]
+    if missing:
+        raise ValueError(
+            f"{what} requires {', '.join(repr(m) for m in missing)}, which the config does not set; add "
+            f"{', '.join(f'{m}: ...' for m in missing)} under {section}:"
+        )
+
+
 @functools.cache
 def _hints(obj: Callable[..., Any]) -> dict[str, Any]:
     try:
