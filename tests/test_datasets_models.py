@@ -162,3 +162,22 @@ def test_a_user_optimizer_without_weight_decay_is_usable_unless_weight_decay_is_
     run["optimizer"]["weight_decay"] = 0.01
     with pytest.raises(HpoError, match="takes no argument 'weight_decay'; it takes: lr"):
         validate_config(RunConfig, run, "run.yaml")
+
+
+def test_an_optimizer_factory_returning_something_else_is_refused_before_training() -> None:
+    from hpotool.errors import HpoError
+
+    cfg = RunConfig.model_validate(
+        {
+            "data": {"name": "digits", "subset_fraction": 0.1},
+            "model": {"name": "mlp", "hidden": [8]},
+            "optimizer": {"name": "tests.helpers:not_an_optimizer"},
+            "device": "cpu",
+        }
+    )
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: optimizer: TypeError: optimizer 'tests.helpers:not_an_optimizer' returned list, not a "
+        "torch.optim.Optimizer"
+    )

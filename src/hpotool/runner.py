@@ -165,7 +165,12 @@ def build_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
     """The optimizer the config names, over `model`'s parameters (torch's fused kernel where it has one)."""
     opt_cls = resolve_component("optimizer", cfg.optimizer.name)
     defer_dynamo()
-    return opt_cls(model.parameters(), **fast_optimizer_kwargs(opt_cls, model, cfg.optimizer.kwargs))
+    optimizer = opt_cls(model.parameters(), **fast_optimizer_kwargs(opt_cls, model, cfg.optimizer.kwargs))
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(
+            f"optimizer {cfg.optimizer.name!r} returned {type(optimizer).__name__}, not a torch.optim.Optimizer"
+        )
+    return optimizer
 
 
 @dataclass(frozen=True)
