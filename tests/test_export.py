@@ -211,7 +211,7 @@ def test_a_study_not_made_by_hpotool_is_refused(tmp_path: Path) -> None:
     optuna.create_study(study_name="plain", storage=storage).optimize(objective, n_trials=1)
     result = runner.invoke(app, ["export-best", "--study-name", "plain", "--storage", storage])
     assert result.exit_code == 2
-    assert "study 'plain' has no stored run config (user attr 'run_config')" in result.stderr
+    assert result.stderr.startswith("error: study 'plain' has no stored run config (user attr 'run_config')")
     assert not (tmp_path / "studies").exists()
 
 

@@ -221,8 +221,10 @@ def trial_run_config(study: optuna.Study, trial: FrozenTrial, *, check_component
     `check_components=False` (export) trusts the components the trial trained with instead of importing
     them (torch) to check their arguments again.
     """
+    base = stored_run_config(
+        study, check_components=check_components, trial_number=trial.number
+    )  # names the study
     try:
-        base = stored_run_config(study, check_components=check_components, trial_number=trial.number)
         return apply_overrides(base, trial.params, check_components=check_components)
     except HpoError as exc:
         raise HpoError(f"study {study.study_name!r}: trial {trial.number}: {exc}") from None
