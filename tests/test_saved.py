@@ -182,3 +182,13 @@ def test_a_saved_model_loads_without_its_dataset_module(
     importlib.invalidate_caches()
     model, cfg, _ = load_model(tmp_path / "out" / "model.pt")
     assert cfg.data.name == "lab_data_gone:points" and model(torch.zeros(2, 3)).shape == (2, 2)
+
+
+def test_loading_onto_a_device_this_machine_lacks_says_so(tmp_path: Path, run_dict: dict) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    result = runner.invoke(app, ["train", "-r", str(run_path), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    with pytest.raises(HpoError, match="^device: 'cuda' was asked for but CUDA is not available here"):
+        load_model(tmp_path / "run" / "model.pt", device="cuda")  # was: "not a model saved by hpotool"

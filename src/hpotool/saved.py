@@ -214,11 +214,12 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     """
     import torch
 
-    from hpotool.runner import make_model
+    from hpotool.runner import make_model, resolve_device
 
     path = Path(path)
+    target = resolve_device(device)  # a device this machine lacks is said so, not blamed on the file
     try:
-        payload = torch.load(path, map_location=device, weights_only=True)
+        payload = torch.load(path, map_location=target, weights_only=True)
     except FileNotFoundError:
         if _user_trained(path.parent / "config.yaml"):
             raise HpoError(
@@ -235,5 +236,5 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     shapes = payload["data"]
     model = make_model(cfg, tuple(shapes["input_shape"]), int(shapes["out_features"]))
     model.load_state_dict(payload["state_dict"])
-    model.to(device).eval()
+    model.to(target).eval()
     return model, cfg, dict(payload["metrics"])
