@@ -312,6 +312,31 @@ CASES = [
         run={"data": {"name": "tests.helpers:points_with_a_gap"}},
     ),
     Case(
+        "import-module-typo",
+        "a misspelt module in an import path",
+        "error: run.yaml: model: cannot import 'tests.helper:SlowModel': No module named 'tests.helper' (did you mean 'tests.helpers'?)",
+        run={"model": {"name": "tests.helper:SlowModel"}},
+    ),
+    Case(
+        "required-arg",
+        "a user's model missing an argument it requires",
+        "error: run.yaml: model: model 'tests.helpers:DeepNet' requires 'depth', which the config does not set; add depth: ... under model:",
+        run={"model": {"name": "tests.helpers:DeepNet"}},
+    ),
+    Case(
+        "trainer-required-arg",
+        "a training function with an argument hpotool cannot pass",
+        "error: run.yaml: trainer.function: tests.trainers:needs_data_path requires 'data_path', which hpotool cannot pass: it passes only config, run_config, report (by name); give 'data_path' a default, or read it from config['trainer'] (trainer: keys in the run config)",
+        run={"trainer": {"function": "tests.trainers:needs_data_path"}},
+    ),
+    Case(
+        "trainer-no-report",
+        "a pruner with a training function that takes no report",
+        "error: run.yaml: trainer.function: tests.trainers:never_reports takes no 'report' argument, so the pruner can never stop a trial; add a report parameter and call report(epoch, {metric: value}) after each epoch, or set pruner: {name: nop} in optimize.yaml",
+        run={"trainer": {"function": "tests.trainers:never_reports"}},
+        optimize={"pruner": {"name": "median"}, "metric": "val_loss", "direction": "minimize"},
+    ),
+    Case(
         "batch-too-large",
         "a dataset too small for the batch size",
         "error: run.yaml: batch_size: 512 is larger than the 144 training samples; use a smaller batch_size or more data (data.subset_fraction, data.val_fraction)",
