@@ -238,3 +238,18 @@ def test_user_code_failing_in_train_or_train_from_best_is_one_line_saying_where(
     assert error.startswith(f"error: u trial 0 seed 0: {line}") and "detail line" not in final.stderr
     debug = CliRunner().invoke(app, ["--debug", "train", "-r", str(tmp_path / "run.yaml"), "--epochs", "5"])
     assert isinstance(debug.exception, HpoError) and isinstance(debug.exception.__cause__, RuntimeError)
+
+
+def test_cuda_without_cuda_is_refused_for_a_training_function_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    monkeypatch.chdir(REPO)
+    message = "error: device: 'cuda' was asked for but CUDA is not available here; use device: auto or cpu\n"
+    result, _ = _study_with("diverges_at_the_end", tmp_path, device="cuda")
+    assert result.exit_code == 2 and result.stderr == message and not (tmp_path / "u.db").exists()
+    train = CliRunner().invoke(app, ["train", "-r", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "r")])
+    assert train.exit_code == 2 and train.stderr == message and not (tmp_path / "r").exists()

@@ -263,6 +263,7 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
     if run.trainer is not None:  # the user's own training code: it owns data, model and metrics
         from hpotool.user_trainer import check_user_trainer
 
+        resolve_device(run.device)  # the function is handed the device: one this machine lacks fails now
         pruning = not opt.multi_objective and opt.pruner.name != "nop"
         try:
             check_user_trainer(run, pruning=pruning, opt_source=str(opt_path))

@@ -280,7 +280,9 @@ def load_checked(cfg: RunConfig, source: str) -> PreparedData:
 
 def check_run(cfg: RunConfig, source: str) -> None:
     """What `train` checks before it trains: the device, the data and `dry_run`, each failure an `HpoError`
-    naming `source`. A user's own training function is checked only for whether hpotool can call it."""
+    naming `source`. A user's own training function is checked only for the device and whether hpotool can
+    call it."""
+    resolve_device(cfg.device)  # a user's training function is handed the device too
     if cfg.trainer is not None:
         from hpotool.user_trainer import check_user_trainer
 
@@ -289,7 +291,6 @@ def check_run(cfg: RunConfig, source: str) -> None:
         except HpoError as exc:
             raise HpoError(f"{source}: {exc}") from None
         return
-    resolve_device(cfg.device)
     data = load_checked(cfg, source)
     try:
         dry_run(cfg, data)
