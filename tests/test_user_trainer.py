@@ -170,9 +170,15 @@ def test_an_epoch_reported_twice_fails_the_trial_saying_so(
     monkeypatch.chdir(REPO)
     _, trials = _study_with("reports_an_epoch_twice", tmp_path, n_trials=1)
     assert [t.state for t in trials] == [TrialState.FAIL]
-    assert trials[0].user_attrs["fail_reason"] == (
-        "ValueError: report() was given epoch 0 twice; report each epoch once, in order, counting from 0"
+    assert (
+        trials[0]
+        .user_attrs["fail_reason"]
+        .startswith(
+            "ValueError: report() was given epoch 0 twice; report each epoch once, in order, counting from 0 "
+            "(at tests/trainers.py:"  # the second report call
+        )
     )
+    assert trials[0].user_attrs["fail_reason"].endswith(" in reports_an_epoch_twice)")
 
 
 def test_a_prune_the_function_swallows_still_prunes_the_trial(
@@ -253,3 +259,16 @@ def test_cuda_without_cuda_is_refused_for_a_training_function_too(
     assert result.exit_code == 2 and result.stderr == message and not (tmp_path / "u.db").exists()
     train = CliRunner().invoke(app, ["train", "-r", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "r")])
     assert train.exit_code == 2 and train.stderr == message and not (tmp_path / "r").exists()
+
+
+def test_a_failed_trial_records_the_first_line_of_a_long_message_and_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    result, trials = _study_with("fails_with_a_long_message", tmp_path, n_trials=1)
+    reason = trials[0].user_attrs["fail_reason"]
+    assert reason.startswith("RuntimeError: shapes do not match (at tests/trainers.py:")
+    assert reason.endswith(" in fails_with_a_long_message)") and "tensor" not in reason
+    assert (
+        "first error: RuntimeError: shapes do not match" in result.stderr and "tensor 1" not in result.stderr
+    )

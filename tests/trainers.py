@@ -54,3 +54,8 @@ def fails_on_long_runs(run_config: Any, report: Report) -> dict[str, float]:
             raise RuntimeError("CUDA-like failure in the user's loop\n  detail line 1\n  detail line 2")
         report(epoch, {"val_loss": 1.0 / (epoch + 1)})
     return {"val_loss": 1.0 / run_config.epochs}
+
+
+def fails_with_a_long_message(report: Report) -> dict[str, float]:
+    """Raises with a message of many lines, as a library's error deep in a loop might."""
+    raise RuntimeError("shapes do not match\n" + "\n".join(f"  tensor {i}: (32, {i})" for i in range(20)))

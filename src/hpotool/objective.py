@@ -28,7 +28,7 @@ from hpotool.errors import HpoError
 from hpotool.factories import make_pruner, make_sampler
 from hpotool.final import check_final
 from hpotool.overrides import apply_overrides, check_path, config_paths, leaf_values
-from hpotool.resolve import closest
+from hpotool.resolve import closest, first_line, user_frame
 from hpotool.runner import (
     MEASURES,
     PreparedData,
@@ -562,7 +562,8 @@ def make_objective(
 
 
 def fail_reason(exc: BaseException, config: RunConfig) -> str:
-    """The one line a failed trial records: the error, with a hint where hpotool has one."""
+    """The one line a failed trial records: the error (the first line of its message), where in the user's
+    own code it was raised, or a hint where hpotool has one."""
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -572,7 +573,8 @@ def fail_reason(exc: BaseException, config: RunConfig) -> str:
             f"out of memory ({type(exc).__name__}: {first}); try a smaller batch_size than {config.batch_size} "
             f"or a smaller model"
         )
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    where = user_frame(exc)
+    return first_line(exc) + (f" (at {where})" if where else "")
 
 
 def _free_device_memory(device: str) -> None:
