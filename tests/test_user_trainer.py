@@ -272,3 +272,15 @@ def test_a_failed_trial_records_the_first_line_of_a_long_message_and_where(
     assert (
         "first error: RuntimeError: shapes do not match" in result.stderr and "tensor 1" not in result.stderr
     )
+
+
+def test_a_pruner_that_never_saw_the_metric_is_noted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    result, trials = _study_with("reports_other_names", tmp_path / "a", pruner={"name": "median"})
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    assert (
+        "note: the pruner saw no val_loss from 2 complete trial(s), so it could not stop them; "
+        "tests.trainers:reports_other_names must call report(epoch, {'val_loss': value}) after each epoch"
+    ) in result.stderr
+    result, _ = _study_with("diverges_in_validation", tmp_path / "b", pruner={"name": "median"})
+    assert "the pruner saw no" not in result.stderr  # pruned trials reported what they had

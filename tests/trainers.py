@@ -59,3 +59,10 @@ def fails_on_long_runs(run_config: Any, report: Report) -> dict[str, float]:
 def fails_with_a_long_message(report: Report) -> dict[str, float]:
     """Raises with a message of many lines, as a library's error deep in a loop might."""
     raise RuntimeError("shapes do not match\n" + "\n".join(f"  tensor {i}: (32, {i})" for i in range(20)))
+
+
+def reports_other_names(report: Report) -> dict[str, float]:
+    """Takes `report` but reports `loss`, not the study's metric (val_loss): the pruner sees nothing."""
+    for epoch in range(3):
+        report(epoch, {"loss": 1.0 / (epoch + 1)})
+    return {"val_loss": 0.3}

@@ -176,6 +176,8 @@ def print_summary(summary: StudySummary) -> None:
     else:
         table.add_row("best", "no complete trial yet")
     _out().print(table)
+    if summary.extra.get("note"):
+        _err().print(f"[yellow]note:[/yellow] {escape(str(summary.extra['note']))}")
     if summary.stopped:
         _err().print(f"[yellow]note:[/yellow] {escape(summary.stopped)}")
     if summary.first_error:

@@ -655,7 +655,29 @@ def summarize(study: optuna.Study, plan: StudyPlan, ran_now: int, wall_time: flo
     )
     if pareto:
         summary.extra["pareto"] = pareto
+    blind = _unpruneable(trials, plan)
+    if blind:
+        summary.extra["note"] = blind
     return summary
+
+
+def _unpruneable(trials: list[FrozenTrial], plan: StudyPlan) -> str | None:
+    """With a pruner, complete trials that reported no value of the metric to it could not have been
+    stopped: a training function that never calls `report` (or reports other names) makes the pruner idle."""
+    opt = plan.opt
+    if opt.multi_objective or opt.pruner.name == "nop":
+        return None
+    blind = [t for t in trials if t.state == TrialState.COMPLETE and not t.intermediate_values]
+    if not blind:
+        return None
+    how = (
+        f"; {plan.run.trainer.function} must call report(epoch, {{{opt.metric!r}: value}}) after each epoch"
+        if plan.run.trainer is not None
+        else ""
+    )
+    return (
+        f"the pruner saw no {opt.metric} from {len(blind)} complete trial(s), so it could not stop them{how}"
+    )
 
 
 def _trial_summary(t: FrozenTrial) -> dict[str, Any]:
