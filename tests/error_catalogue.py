@@ -337,6 +337,12 @@ CASES = [
         optimize={"pruner": {"name": "median"}, "metric": "val_loss", "direction": "minimize"},
     ),
     Case(
+        "float-labels",
+        "class labels stored as floats, with a classification metric",
+        "error: optimize.yaml: metric: 'val_accuracy' is not produced for this regression task; choose one of: train_loss, val_loss, val_rmse, val_mae, n_params, epoch_time (the targets of 'tests.helpers:labels_read_as_floats' are floating-point numbers, which make a regression task: give class labels as integers for classification)",
+        run={"data": {"name": "tests.helpers:labels_read_as_floats"}},
+    ),
+    Case(
         "batch-too-large",
         "a dataset too small for the batch size",
         "error: run.yaml: batch_size: 512 is larger than the 144 training samples; use a smaller batch_size or more data (data.subset_fraction, data.val_fraction)",

@@ -151,3 +151,12 @@ def sgd_with_required_lr(params: Any, lr: float) -> torch.optim.Optimizer:
 def not_an_optimizer(params: Any, lr: float = 0.1) -> Any:
     """An optimizer factory that returns something else (here, the parameters' list)."""
     return list(params)
+
+
+def labels_read_as_floats(n: int = 200) -> Any:
+    """Class labels 0/1 stored as floats, as np.loadtxt reads a CSV: a regression task to hpotool."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 4))
+    return x, (x[:, 0] > 0).astype(np.float64)

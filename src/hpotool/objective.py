@@ -276,9 +276,17 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
     for metric in opt.objectives:
         if metric not in data.metrics:
             key = "metrics" if opt.multi_objective else "metric"
+            from hpotool.config import CLASSIFICATION_METRICS
+
+            hint = (
+                f" (the targets of {run.data.name!r} are floating-point numbers, which make a regression task: "
+                f"give class labels as integers for classification)"
+                if data.task == "regression" and metric in CLASSIFICATION_METRICS
+                else ""
+            )
             raise HpoError(
                 f"{opt_path}: {key}: {metric!r} is not produced for this {data.task} task; "
-                f"choose one of: {', '.join(data.metrics)}"
+                f"choose one of: {', '.join(data.metrics)}{hint}"
             )
     for text in opt.constraints:
         from hpotool.constraints import parse_constraint
