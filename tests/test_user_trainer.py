@@ -284,3 +284,18 @@ def test_a_pruner_that_never_saw_the_metric_is_noted(tmp_path: Path, monkeypatch
     ) in result.stderr
     result, _ = _study_with("diverges_in_validation", tmp_path / "b", pruner={"name": "median"})
     assert "the pruner saw no" not in result.stderr  # pruned trials reported what they had
+
+
+def test_reporting_a_bare_number_fails_the_trial_saying_how_to_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    _, trials = _study_with("reports_a_bare_number", tmp_path, n_trials=1)
+    assert [t.state for t in trials] == [TrialState.FAIL]
+    assert (
+        trials[0]
+        .user_attrs["fail_reason"]
+        .startswith(
+            "TypeError: report(0, 0.25): give the metrics as a dict, such as report(0, {'val_loss': 0.25}) (at "
+        )
+    )

@@ -66,3 +66,9 @@ def reports_other_names(report: Report) -> dict[str, float]:
     for epoch in range(3):
         report(epoch, {"loss": 1.0 / (epoch + 1)})
     return {"val_loss": 0.3}
+
+
+def reports_a_bare_number(report: Any) -> dict[str, float]:
+    """Passes the loss itself to report, not a dict of metrics."""
+    report(0, 0.25)
+    return {"val_loss": 0.25}

@@ -92,6 +92,11 @@ def run_user_trainer(
                 raise ValueError(
                     f"report() was given epoch {epoch} {said}; report each epoch once, in order, counting from 0"
                 )
+            if not isinstance(metrics, dict):
+                raise TypeError(
+                    f"report({epoch}, {metrics!r}): give the metrics as a dict, such as "
+                    f"report({epoch}, {{'val_loss': {metrics!r}}})"
+                )
             now = time.perf_counter()
             values = {k: float(v) for k, v in metrics.items()}
             for k, v in values.items():
