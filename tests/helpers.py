@@ -160,3 +160,16 @@ def labels_read_as_floats(n: int = 200) -> Any:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n, 4))
     return x, (x[:, 0] > 0).astype(np.float64)
+
+
+class FussyModel(nn.Module):
+    """A model whose constructor refuses its arguments with a message of several lines."""
+
+    def __init__(self, in_features: int, out_features: int, width: int = 8) -> None:
+        super().__init__()
+        if width % 3:
+            raise ValueError(f"width must be a multiple of 3, got {width}\nsupported widths:\n  3\n  6\n  9")
+        self.linear = nn.Linear(in_features, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1))

@@ -88,6 +88,20 @@ def test_a_model_whose_output_is_nan_from_the_start_is_refused_before_trial_0(
         _run(tmp_path, run_dict, opt_dict)
 
 
+def test_a_user_model_refusing_its_arguments_is_one_line_saying_where(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    run_dict["model"] = {"name": "tests.helpers:FussyModel", "width": 8}
+    with pytest.raises(HpoError) as info:
+        _run(tmp_path, run_dict, opt_dict)
+    assert "\n" not in str(info.value)
+    assert re.fullmatch(
+        r".*run\.yaml: model: ValueError: width must be a multiple of 3, got 8 "
+        r"\(at \S*tests/helpers\.py:\d+ in __init__\)",
+        str(info.value),
+    )
+
+
 def test_user_code_failure_fails_the_trial_and_the_study_goes_on(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

@@ -28,12 +28,13 @@ from hpotool.errors import HpoError
 from hpotool.factories import make_pruner, make_sampler
 from hpotool.final import check_final
 from hpotool.overrides import apply_overrides, check_path, config_paths, leaf_values
-from hpotool.resolve import closest, first_line, user_frame
+from hpotool.resolve import closest
 from hpotool.runner import (
     MEASURES,
     PreparedData,
     RunCheckError,
     data_failure,
+    described,
     dry_run,
     load_checked,
     load_data,
@@ -581,8 +582,7 @@ def fail_reason(exc: BaseException, config: RunConfig) -> str:
             f"out of memory ({type(exc).__name__}: {first}); try a smaller batch_size than {config.batch_size} "
             f"or a smaller model"
         )
-    where = user_frame(exc)
-    return first_line(exc) + (f" (at {where})" if where else "")
+    return described(exc)
 
 
 def _free_device_memory(device: str) -> None:

@@ -23,7 +23,7 @@ from hpotool.config import CLASSIFICATION_METRICS, REGRESSION_METRICS, DataConfi
 from hpotool.datasets import DataError, Task, TensorData, as_dataset, split
 from hpotool.errors import HpoError
 from hpotool.lean_step import defer_dynamo
-from hpotool.resolve import accepted_kwargs, pick_kwargs
+from hpotool.resolve import accepted_kwargs, first_line, pick_kwargs, user_frame
 from hpotool.schedulers import PLATEAU_METRIC, steps_per_batch, takes_metric
 from hpotool.trainer import EpochResult, NonFiniteLossError, Trainer, steps_per_epoch
 
@@ -252,6 +252,13 @@ class RunCheckError(ValueError):
         self.detail = detail
 
 
+def described(exc: BaseException) -> str:
+    """An exception in one line: its type, the first line of its message, and where in the user's own code
+    it was raised (a user's multi-line message would otherwise be a wall of `error:` lines)."""
+    where = user_frame(exc)
+    return first_line(exc) + (f" (at {where})" if where else "")
+
+
 @contextmanager
 def _part(where: str) -> Iterator[None]:
     try:
@@ -259,7 +266,7 @@ def _part(where: str) -> Iterator[None]:
     except RunCheckError:
         raise
     except Exception as exc:
-        raise RunCheckError(where, f"{type(exc).__name__}: {exc}") from None
+        raise RunCheckError(where, described(exc)) from None
 
 
 def data_failure(cfg: DataConfig, exc: Exception) -> str:
@@ -267,7 +274,7 @@ def data_failure(cfg: DataConfig, exc: Exception) -> str:
     train on, or the exception it raised."""
     if isinstance(exc, DataError):
         return f"{cfg.name!r} returned data hpotool cannot train on: {exc}"
-    return f"loading {cfg.name!r} failed: {type(exc).__name__}: {exc}"
+    return f"loading {cfg.name!r} failed: {described(exc)}"
 
 
 def load_checked(cfg: RunConfig, source: str) -> PreparedData:
@@ -350,9 +357,7 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             if isinstance(exc, NonFiniteLossError)
             else f"check that the loss fits this {data.task} task"
         )
-        raise RunCheckError(
-            "training", f"one step on {k} samples failed: {type(exc).__name__}: {exc}; {hint}"
-        ) from None
+        raise RunCheckError("training", f"one step on {k} samples failed: {described(exc)}; {hint}") from None
 
 
 def train_run(
