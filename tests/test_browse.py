@@ -146,3 +146,21 @@ def test_studies_with_several_objectives_constraints_and_brackets_in_names(tmp_p
         app, ["trials", "--study-name", "two[/objectives]", "--storage", url], env={"COLUMNS": "200"}
     )
     assert trials.exit_code == 0 and "w[lr]" in trials.stdout
+
+
+def test_trials_rank_complete_trials_that_violate_the_constraints_after_those_that_meet_them(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    study = optuna.create_study(study_name="c", storage=url, direction="maximize")
+    for value, constraint in [(0.9, 1.0), (0.5, -1.0), (0.7, 0.0), (0.95, 2.0)]:
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+        trial.set_constraint("n_params <= 10", constraint)
+        study.tell(trial, value)
+    rows = trial_rows(study)
+    assert [(r["number"], r["feasible"]) for r in rows] == [(2, True), (1, True), (3, False), (0, False)]
+    assert [r["number"] for r in trial_rows(study, top=1)] == [study.best_trial.number]
+    table = runner.invoke(app, ["trials", "--study-name", "c", "--storage", url], catch_exceptions=False)
+    assert table.exit_code == 0
+    lines = [line for line in table.stdout.splitlines() if "complete" in line]
+    assert ["violates the constraints" in line for line in lines] == [False, False, True, True]

@@ -120,17 +120,21 @@ def _sort_key(direction: StudyDirection) -> Any:
     sign = -1.0 if direction == StudyDirection.MAXIMIZE else 1.0
 
     def key(t: FrozenTrial) -> tuple[int, float, int]:
-        group = 0 if t.state == TrialState.COMPLETE else 1 if t.state == TrialState.PRUNED else 2
+        if t.state == TrialState.COMPLETE:
+            group = 0 if is_feasible(t) else 1
+        else:
+            group = 2 if t.state == TrialState.PRUNED else 3
         if t.values is None:
-            return (3, 0.0, t.number)
+            return (4, 0.0, t.number)
         return (group, sign * float(t.values[0]), t.number)
 
     return key
 
 
 def trial_rows(study: optuna.Study, top: int | None = None, state: str | None = None) -> list[dict[str, Any]]:
-    """The study's trials as rows, best first: complete trials by value (the first objective's,
-    respecting its direction), then pruned trials by their last reported value (what Optuna stores as
+    """The study's trials as rows, best first: complete trials that meet the study's constraints by value
+    (the first objective's, respecting its direction), then complete trials that violate them (never the
+    best, as export-best has it), then pruned trials by their last reported value (what Optuna stores as
     a pruned trial's value; it was measured before training ended, so it does not rank against complete
     trials), then trials without a value. Optionally only one state, and only the first `top`.
     """
@@ -147,6 +151,7 @@ def trial_rows(study: optuna.Study, top: int | None = None, state: str | None = 
         row = trial_record(t)
         del row["history"]
         row["state"] = row["state"].lower()
+        row["feasible"] = is_feasible(t)
         row["datetime_start"] = t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None
         row["datetime_complete"] = (
             t.datetime_complete.isoformat(timespec="seconds") if t.datetime_complete else None

@@ -550,6 +550,7 @@ def trials(
         # A note only where it says more than the state and epochs columns do.
         notes = [
             r["fail_reason"]
+            or ("" if r["feasible"] else "violates the constraints")
             or (
                 ""
                 if (r["prune_reason"] or "").startswith(("pruned after", "pruned at epoch"))
