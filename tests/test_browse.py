@@ -164,3 +164,17 @@ def test_trials_rank_complete_trials_that_violate_the_constraints_after_those_th
     assert table.exit_code == 0
     lines = [line for line in table.stdout.splitlines() if "complete" in line]
     assert ["violates the constraints" in line for line in lines] == [False, False, True, True]
+
+
+def test_trials_of_a_multi_objective_study_show_each_value_formatted(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'mo.db'}"
+    study = optuna.create_study(study_name="mo", storage=url, directions=["minimize", "minimize"])
+    study.set_metric_names(["val_loss", "n_params"])
+    study.enqueue_trial({"x": 0.5})
+    study.optimize(lambda t: (t.suggest_float("x", 0, 1) + 1.4474249284579561, 1563.0), n_trials=1)
+    result = runner.invoke(
+        app, ["trials", "--study-name", "mo", "--storage", url], env={"COLUMNS": "200"}, catch_exceptions=False
+    )
+    assert result.exit_code == 0
+    assert "val_loss, n_params" in result.stdout
+    assert "│ 1.947, 1563 " in result.stdout and "1.9474249" not in result.stdout

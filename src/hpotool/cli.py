@@ -562,17 +562,21 @@ def trials(
         # One column per parameter where they fit the terminal, else one wrapped "params" column.
         widest = [max([len(p), *(len(v[i]) for v in shown)]) + 3 for i, p in enumerate(params)]
         split = sum(widest) + 60 <= _out().width
-        columns = ["#", "state", "value", *(params if split else ["params"]), "epochs", "seconds"]
+        from hpotool.export import is_multi_objective, objective_names
+
+        value_header = ", ".join(objective_names(study)) if is_multi_objective(study) else "value"
+        columns = ["#", "state", value_header, *(params if split else ["params"]), "epochs", "seconds"]
         columns += ["note"] if any(notes) else []
         table = _table(f"study {study_name}: {len(rows)} trial(s)")
         for col in columns:
             table.add_column(col, overflow="fold")
         for r, values, note in zip(rows, shown, notes, strict=True):
-            value = r["value"] if r["values"] is None or len(r["values"]) == 1 else r["values"]
+            shown_values = r["values"] if r["values"] is not None else [r["value"]]
+            value = ", ".join("-" if v is None else _fmt(v) for v in shown_values)
             cells = [
                 str(r["number"]),
                 r["state"],
-                _fmt(value) if value is not None else "-",
+                value,
                 *(values if split else [" ".join(f"{p}={v}" for p, v in zip(params, values, strict=True))]),
                 str(r["epochs_run"]) if r["epochs_run"] is not None else "-",
                 f"{r['duration_s']:.3g}" if r["duration_s"] is not None else "-",
