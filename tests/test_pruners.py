@@ -197,3 +197,26 @@ def test_prune_audit_measures_predictions_and_missed_winners(tmp_path: Path) -> 
     assert "predicted after epochs" in result.stdout and firsts == [str(k) for k in range(3, 10)], (
         result.stdout
     )
+
+
+def test_prune_audit_of_or_against_a_multi_objective_study_is_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    _space_study(url, "single")
+    optuna.create_study(study_name="two", storage=url, directions=["minimize", "minimize"])
+    base = ["prune-audit", "--storage", url, "--against-storage", url]
+    against = CliRunner().invoke(app, [*base, "--study-name", "single", "--against", "two"])
+    assert against.exit_code == 2 and "Traceback" not in against.output
+    assert against.stderr == (
+        "error: --against 'two' has 2 objectives; compare with a single-objective study of the same "
+        "search space run without pruning\n"
+    )
+    of = CliRunner().invoke(app, [*base, "--study-name", "two"])
+    assert of.exit_code == 2
+    assert of.stderr == (
+        "error: study 'two' has 2 objectives, and multi-objective studies do not prune: there is no pruner "
+        "to audit\n"
+    )

@@ -84,6 +84,11 @@ def missed_winners(study: optuna.Study, baseline: optuna.Study, top_k: int = 5) 
     """Match this study's pruned trials to `baseline` (no pruning) and count those that beat the top-k bar."""
     from optuna.trial import TrialState
 
+    if len(baseline.directions) > 1:
+        raise HpoError(
+            f"--against {baseline.study_name!r} has {len(baseline.directions)} objectives; compare with a "
+            f"single-objective study of the same search space run without pruning"
+        )
     if study.direction != baseline.direction:
         raise HpoError(
             "the two studies optimize in different directions; compare studies of the same experiment"
@@ -124,7 +129,16 @@ def missed_winners(study: optuna.Study, baseline: optuna.Study, top_k: int = 5) 
 def audit_pruning(
     study: optuna.Study, baseline: optuna.Study | None = None, top_k: int = 5
 ) -> dict[str, Any]:
-    """Both measurements as plain data."""
+    """Both measurements as plain data.
+
+    Raises:
+        HpoError: `study` has several objectives (such studies do not prune), or the two studies differ.
+    """
+    if len(study.directions) > 1:
+        raise HpoError(
+            f"study {study.study_name!r} has {len(study.directions)} objectives, and multi-objective studies "
+            f"do not prune: there is no pruner to audit"
+        )
     return {
         "study": study.study_name,
         "prediction_errors": [asdict(e) for e in prediction_errors(study)],
