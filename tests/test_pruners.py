@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import multiprocessing
 import re
@@ -220,3 +221,32 @@ def test_prune_audit_of_or_against_a_multi_objective_study_is_one_line(tmp_path:
         "error: study 'two' has 2 objectives, and multi-objective studies do not prune: there is no pruner "
         "to audit\n"
     )
+
+
+def test_prune_audit_of_long_curves_prints_a_short_table(tmp_path: Path) -> None:
+    from optuna.distributions import FloatDistribution
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = _space_study(url, "long")
+    for i in range(3):
+        values = curve(2.0, 0.3 + 0.1 * i, 0.1, 100)
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": 0.1 * i},
+                distributions={"x": FloatDistribution(0.0, 1.0)},
+                value=values[-1],
+                intermediate_values=dict(enumerate(values)),
+            )
+        )
+    result = CliRunner().invoke(
+        app, ["prune-audit", "--study-name", "long", "--storage", url], catch_exceptions=False
+    )
+    assert result.exit_code == 0
+    rows = re.findall(r"^\W+(\d+)\W+3\W", result.stdout, flags=re.M)
+    assert rows[0] == "3" and rows[-1] == "99" and len(rows) == 12, result.stdout
+    assert "(12 of 97 epochs shown, evenly spaced; --json has every one)" in result.stdout
+    as_json = CliRunner().invoke(app, ["prune-audit", "--study-name", "long", "--storage", url, "--json"])
+    assert len(json.loads(as_json.stdout)["prediction_errors"]) == 97

@@ -673,6 +673,17 @@ def refine(
         )
 
 
+PRUNE_AUDIT_ROWS = 12
+
+
+def _evenly(items: list[Any], n: int) -> list[Any]:
+    """At most `n` of `items`, evenly spaced, the first and the last included."""
+    if len(items) <= n:
+        return items
+    picks = sorted({round(i * (len(items) - 1) / (n - 1)) for i in range(n)})
+    return [items[i] for i in picks]
+
+
 @app.command("prune-audit")
 def prune_audit(
     study_name: StudyNameReq,
@@ -701,11 +712,15 @@ def prune_audit(
         table = _table(f"PFL predictions on the complete trials of {study_name}")
         for column in ("predicted after epochs", "trials", "median |error|", "max |error|"):
             table.add_column(column, justify="right")
-        for e in data["prediction_errors"]:
+        errors = data["prediction_errors"]
+        shown = _evenly(errors, PRUNE_AUDIT_ROWS)
+        for e in shown:
             table.add_row(
                 str(e["epoch"] + 1), str(e["trials"]), _fmt(e["median_abs_error"]), _fmt(e["max_abs_error"])
             )
         _out().print(table)
+        if len(shown) < len(errors):
+            _out().print(f"({len(shown)} of {len(errors)} epochs shown, evenly spaced; --json has every one)")
         missed = data["missed_winners"]
         if missed is not None:
             _out().print(
