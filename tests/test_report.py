@@ -385,3 +385,23 @@ def test_importances_of_an_objective_to_maximize_look_at_its_high_values() -> No
     info = report_info(study, "sqlite:///memory")
     second = info.importances[1]
     assert second is not None and max(second, key=second.__getitem__) == "x"
+
+
+def test_report_of_a_study_where_no_complete_trial_meets_the_constraints(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'tight.db'}"
+    study = optuna.create_study(study_name="tight", storage=url, direction="maximize")
+    study.set_user_attr("run_config", {"epochs": 2})
+    for value in (0.5, 0.7, 0.6):
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+        trial.set_constraint("n_params <= 10", 5.0)
+        study.tell(trial, value)
+    info = report_info(study, url)
+    assert info.best == [] and info.reproduce == []  # train-from-best would refuse it: nothing to reproduce
+    out = tmp_path / "r.html"
+    result = runner.invoke(
+        app, ["report", "--study-name", "tight", "--storage", url, "--out", str(out)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert "<th>best</th><td>no complete trial meets the constraints</td>" in page
+    assert "Reproduce the best trial" not in page

@@ -278,8 +278,9 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
             importances.append(None)
             reasons.append(f"importances cannot be computed: {exc}")
     counts = {s.name.lower(): n for s in TrialState if (n := sum(t.state == s for t in trials))}
+    best = _best(study, complete)
     reproduce = []
-    if complete and run:
+    if best and run and len(objectives) == 1:
         reproduce = [
             f"hpotool train-from-best --study-name {study.study_name} --storage {storage}",
             f"(`hpotool export-best --study-name {study.study_name} --storage {storage}` writes its run config, "
@@ -292,7 +293,7 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
         storage=storage,
         objectives=objectives,
         counts=counts,
-        best=_best(study, complete),
+        best=best,
         time=_time(trials),
         epochs=_epochs(study, trials, run),
         versions=dict(study.user_attrs.get("versions") or {}),
@@ -371,7 +372,8 @@ def _header_rows(info: ReportInfo) -> list[tuple[str, str]]:
     ]
     rows.append(("trials", ", ".join(f"{k} {v}" for k, v in info.counts.items()) or "none"))
     if not info.best:
-        rows.append(("best", "no complete trial yet"))
+        complete = info.counts.get("complete", 0)
+        rows.append(("best", "no complete trial meets the constraints" if complete else "no complete trial yet"))
     for b in info.best[:10]:
         values = ", ".join(_fmt(v) for v in b["values"] or [])
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in b["params"].items())
