@@ -192,3 +192,29 @@ def test_audit_counts_the_epochs_pruned_trials_ran() -> None:
         f"2 of 8 finished trials were pruned, after a median of 2 of {epochs} epochs."
         in audit_study(study).findings
     )
+
+
+def test_refine_drops_a_conditional_parameter_whose_condition_the_stage_fixes_away() -> None:
+    space = {
+        "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]},
+        "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+        "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.99, "when": {"optimizer.name": "sgd"}},
+    }
+    opt = OptimizeConfig.model_validate({"study_name": "cond", "metric": "val_loss", "search_space": space})
+    study = optuna.create_study(study_name="cond", sampler=optuna.samplers.TPESampler(seed=0))
+    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+
+    def adam_wins(trial: optuna.Trial) -> float:
+        p = suggest(trial, opt.search_space)
+        sgd = 5.0 + p["optimizer.momentum"] if p["optimizer.name"] == "sgd" else 0.0
+        return sgd + (math.log10(p["optimizer.lr"]) + 2) ** 2
+
+    study.optimize(adam_wins, n_trials=40)
+    ref = refine_study(study)
+    assert ref.run["optimizer"]["name"] == "adam"
+    assert list(ref.optimize["search_space"]) == ["optimizer.lr"]
+    assert (
+        "optimizer.momentum: its condition can no longer hold (optimizer.name is fixed at 'adam'); "
+        "removed from the search" in ref.changes
+    )

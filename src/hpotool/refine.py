@@ -16,7 +16,8 @@ from hpotool.audit import AuditReport, ParamFinding, audit_study, stored_space, 
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.errors import HpoError
 from hpotool.export import best_trials, is_feasible
-from hpotool.overrides import apply_overrides
+from hpotool.conditions import holds
+from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.search_space import CategoricalParam, FloatParam, IntParam, Param, contains
 
 if TYPE_CHECKING:
@@ -233,6 +234,11 @@ def refine_study(
             f"study {study.study_name!r}: every parameter would be fixed; nothing is left to search"
         )
     stage_run = apply_overrides(run, fixed)
+    changes += _drop_dead_conditions(new_space, leaf_values(stage_run))
+    if not new_space:
+        raise HpoError(
+            f"study {study.study_name!r}: every parameter would be fixed; nothing is left to search"
+        )
     enqueue = []
     for t in _best_first(complete, direction)[:ENQUEUE_TOP]:
         params = {k: v for k, v in t.params.items() if k in new_space}
@@ -254,6 +260,21 @@ def refine_study(
         stage_run.model_dump(mode="json"),
         changes,
     )
+
+
+def _drop_dead_conditions(space: dict[str, Param], base: dict[str, Any]) -> list[str]:
+    """Remove from `space` (in place, in order) each parameter whose `when` reads a value the stage no
+    longer searches and that value fails it: its condition can never hold, so it would never be suggested
+    (`optimizer.momentum` when `optimizer.name: sgd`, with `optimizer.name` fixed at adam)."""
+    changes = []
+    for name, p in list(space.items()):
+        fixed_paths = {path: cond for path, cond in (p.when or {}).items() if path not in space}
+        failed = [path for path, cond in fixed_paths.items() if not holds(cond, base.get(path))]
+        if failed:
+            del space[name]
+            reasons = ", ".join(f"{path} is fixed at {base.get(path)!r}" for path in failed)
+            changes.append(f"{name}: its condition can no longer hold ({reasons}); removed from the search")
+    return changes
 
 
 def _best_first(trials: list[Any], direction: str) -> list[Any]:
