@@ -61,7 +61,7 @@ def test_studies_in_one_storage_and_a_missing_storage(tmp_path: Path) -> None:
     with sqlite3.connect(other) as conn:
         conn.execute("CREATE TABLE notes (t TEXT)")
     result = runner.invoke(app, ["studies", "--storage", f"sqlite:///{other}"])
-    assert result.exit_code == 2 and "is not an Optuna database" in result.stderr
+    assert result.exit_code == 2 and "is not an Optuna storage" in result.stderr
     with sqlite3.connect(other) as conn:
         assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["notes"]
     missing = f"sqlite:///{tmp_path / 'none.db'}"

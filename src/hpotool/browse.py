@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -13,25 +12,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.errors import HpoError
 from hpotool.export import is_feasible, trial_record
-from hpotool.storage import load_study, make_storage
+from hpotool.storage import is_optuna_sqlite, load_study, make_storage
 
 STATES = ("complete", "pruned", "fail", "running", "waiting")
-
-
-def _sqlite_file(url: str) -> Path | None:
-    path = url.removeprefix("sqlite:///").split("?", 1)[0] if url.startswith("sqlite:///") else ""
-    return Path(path) if path not in ("", ":memory:") else None
-
-
-def _is_optuna_sqlite(path: Path) -> bool:
-    """Whether `path` is a SQLite file holding Optuna's tables (opening any other file with Optuna would
-    add its tables to it)."""
-    try:
-        with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as conn:
-            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    except sqlite3.DatabaseError:
-        return False
-    return {"studies", "trials"} <= names
 
 
 def _last_activity(trials: list[FrozenTrial]) -> datetime | None:
@@ -66,9 +49,6 @@ def storage_studies(url: str) -> list[dict[str, Any]]:
     Raises:
         HpoError: the storage does not exist or cannot be opened.
     """
-    path = _sqlite_file(url)
-    if path is not None and path.exists() and not _is_optuna_sqlite(path):
-        raise HpoError(f"storage {url!r}: {str(path)!r} is not an Optuna database")
     storage = make_storage(url, create=False)
     rows = []
     for frozen in storage.get_all_studies():
@@ -106,7 +86,7 @@ def study_rows(
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
     for path in sorted(folder.glob("*.db")):
-        if not _is_optuna_sqlite(path):
+        if not is_optuna_sqlite(path):
             notes.append(f"{path}: not an Optuna database, skipped")
             continue
         try:
