@@ -611,6 +611,16 @@ def fail_stale(
         failed = fail_stale_trials(study, every_running=all_running)
         listed = ", ".join(f"#{n}" for n in failed) if failed else "none"
         _out().print(f"marked {len(failed)} stale trial(s) FAIL: {listed}")
+        from optuna.trial import TrialState
+
+        from hpotool.storage import heartbeat_settings
+
+        alive = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+        if alive:
+            _out().print(
+                f"left {len(alive)} running trial(s) alone, their heartbeat younger than the "
+                f"{heartbeat_settings()[1]} s grace period (a live worker): {', '.join(f'#{n}' for n in alive)}"
+            )
 
 
 # ---------------------------------------------------------------- stages: audit and refine
