@@ -218,3 +218,30 @@ def test_refine_drops_a_conditional_parameter_whose_condition_the_stage_fixes_aw
         "optimizer.momentum: its condition can no longer hold (optimizer.name is fixed at 'adam'); "
         "removed from the search" in ref.changes
     )
+
+
+def test_audit_reads_each_pruned_trials_epochs_from_the_config_it_ran_under() -> None:
+    study = synthetic_study("changed", SPACE, 4, seed=0, run={"epochs": 3})
+    space = OptimizeConfig.model_validate({"study_name": "p", "search_space": SPACE}).search_space
+
+    def prune(epochs_run: int) -> None:
+        trial = study.ask()
+        suggest(trial, space)
+        trial.report(1.0, step=0)
+        trial.set_user_attr("epochs_run", epochs_run)
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+
+    prune(1)
+    # `--allow-changed-config` with 30 epochs from trial 5 on, as fingerprint.check records it
+    study.set_user_attr(
+        "config_changes",
+        [{"changes": ["run_config.epochs: 3 -> 30"], "from_trial": 5, "previous": dict(study.user_attrs)}],
+    )
+    study.set_user_attr("run_config", RunConfig(epochs=30).model_dump(mode="json"))
+    prune(1)
+    report = audit_study(study)
+    assert report.planned_epochs is None  # 3 and 30: no single number
+    assert "2 of 6 finished trials were pruned, after a median of 1 epochs." in report.findings
+    study.set_user_attr("run_config", RunConfig(epochs=3).model_dump(mode="json"))
+    study.set_user_attr("config_changes", [])
+    assert "2 of 6 finished trials were pruned, after a median of 1 of 3 epochs." in audit_study(study).findings

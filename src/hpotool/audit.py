@@ -56,7 +56,7 @@ class AuditReport:
     pruned: int
     failed: int
     median_prune_epoch: float | None
-    planned_epochs: int | None
+    planned_epochs: int | None  # the pruned trials' planned epochs, when the same for all (else None)
     best_value: float | None
     improving: bool | None
     improvement: str
@@ -69,6 +69,7 @@ class AuditReport:
         out = [p.advice for p in self.params if p.advice]
         if self.pruned:
             # A count of epochs run (user_attrs epochs_run), not Optuna's step, which counts from 0
+            # planned_epochs is None when the pruned trials planned different epochs (a changed config)
             of = f" of {self.planned_epochs}" if self.planned_epochs else ""
             when = (
                 f", after a median of {self.median_prune_epoch:g}{of} epochs"
@@ -179,6 +180,21 @@ def _improvement(complete: list[FrozenTrial], direction: str) -> tuple[bool | No
     )
 
 
+def _planned_epochs(study: optuna.Study, trials: list[FrozenTrial]) -> set[int]:
+    """The epochs each trial was to run, under the run config it ran with (`--allow-changed-config` may
+    have changed them mid-study) or its own `epochs` parameter."""
+    from hpotool.fingerprint import config_of
+
+    attrs = study.user_attrs
+    planned = set()
+    for t in trials:
+        base = config_of(attrs, t.number, "run_config")
+        epochs = t.params.get("epochs", base.get("epochs") if isinstance(base, dict) else None)
+        if isinstance(epochs, int):
+            planned.add(epochs)
+    return planned
+
+
 def audit_study(study: optuna.Study, importances: dict[str, float] | None = None) -> AuditReport:
     """Audit a single-objective study created by hpotool (`importances`: when already computed).
 
@@ -235,6 +251,7 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
     findings.sort(key=lambda f: -(f.importance or 0.0))
     epochs = [t.user_attrs.get("epochs_run") for t in pruned]
     known_epochs = [e for e in epochs if isinstance(e, int)]
+    planned = _planned_epochs(study, pruned)
     improving, improvement = _improvement(feasible, direction)
     return AuditReport(
         study_name=study.study_name,
@@ -245,7 +262,7 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
         pruned=len(pruned),
         failed=sum(t.state == TrialState.FAIL for t in trials),
         median_prune_epoch=statistics.median(known_epochs) if known_epochs else None,
-        planned_epochs=study.user_attrs.get("run_config", {}).get("epochs"),
+        planned_epochs=planned.pop() if len(planned) == 1 else None,
         best_value=best.value,
         improving=improving,
         improvement=improvement,
