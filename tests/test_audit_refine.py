@@ -245,3 +245,20 @@ def test_audit_reads_each_pruned_trials_epochs_from_the_config_it_ran_under() ->
     study.set_user_attr("run_config", RunConfig(epochs=3).model_dump(mode="json"))
     study.set_user_attr("config_changes", [])
     assert "2 of 6 finished trials were pruned, after a median of 1 of 3 epochs." in audit_study(study).findings
+
+
+def test_audit_says_a_best_value_outside_the_changed_range_is_outside_it_not_on_its_edge() -> None:
+    study = synthetic_study("moved", SPACE, 20, seed=0)
+    best = study.best_trial
+    narrowed = dict(SPACE) | {
+        "optimizer.lr": {"type": "float", "low": best.params["optimizer.lr"] * 2, "high": 1e-1, "log": True}
+    }
+    opt = OptimizeConfig.model_validate({"study_name": "moved", "metric": "val_loss", "search_space": narrowed})
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))  # as --allow-changed-config stores it
+    lr = next(p for p in audit_study(study).params if p.name == "optimizer.lr")
+    assert lr.advice.startswith("optimizer.lr best at ")
+    assert (
+        f"outside its current range {lr.bounds}: the search space was changed after the best trial "
+        f"(#{best.number}) ran; put " in lr.advice
+    )
+    assert "bottom" not in lr.advice

@@ -180,6 +180,10 @@ def _improvement(complete: list[FrozenTrial], direction: str) -> tuple[bool | No
     )
 
 
+def _chosen(p: CategoricalParam, value: Any) -> bool:
+    return any(value == c and type(value) is type(c) for c in p.choices)
+
+
 def _planned_epochs(study: optuna.Study, trials: list[FrozenTrial]) -> set[int]:
     """The epochs each trial was to run, under the run config it ran with (`--allow-changed-config` may
     have changed them mid-study) or its own `epochs` parameter."""
@@ -236,8 +240,14 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
         edge = _edge(p, pos, value)
         negligible = imp is not None and imp < NEGLIGIBLE and len(importances) > 1
         span = _top_span(p, name, top)
+        outside = pos is not None and not 0 <= pos <= 1
         if absent:
             advice = f"{name} is not set in the best trial (a conditional parameter)."
+        elif outside or (isinstance(p, CategoricalParam) and not _chosen(p, value)):
+            advice = (
+                f"{name} best at {_fmt(value)}, outside its current range {bounds_text(p)}: the search space "
+                f"was changed after the best trial (#{best.number}) ran; put {_fmt(value)} back in the range."
+            )
         elif edge is not None:
             side = "top" if edge == "high" else "bottom"
             advice = f"{name} best at {_fmt(value)}, the {side} of {bounds_text(p)}: widen the range."
