@@ -262,3 +262,21 @@ def test_audit_says_a_best_value_outside_the_changed_range_is_outside_it_not_on_
         f"(#{best.number}) ran; put " in lr.advice
     )
     assert "bottom" not in lr.advice
+
+
+def test_audit_says_how_few_trials_meet_the_constraints() -> None:
+    study = optuna.create_study(study_name="few", sampler=optuna.samplers.RandomSampler(seed=0))
+    opt = OptimizeConfig.model_validate({"study_name": "few", "metric": "val_loss", "search_space": SPACE})
+    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    for i in range(8):
+        trial = study.ask()
+        params = suggest(trial, opt.search_space)
+        trial.set_constraint("n_params <= 10", -1.0 if i < 3 else 1.0)
+        study.tell(trial, loss(params))
+    report = audit_study(study)
+    assert (report.complete, report.feasible) == (8, 3)
+    assert (
+        "only 3 complete trials meet the constraints: too few to tell whether the study still improves."
+        in report.findings
+    )

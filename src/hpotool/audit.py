@@ -53,6 +53,7 @@ class AuditReport:
     direction: str
     evaluator: str
     complete: int
+    feasible: int  # complete trials that meet the constraints (all of them in a study without any)
     pruned: int
     failed: int
     median_prune_epoch: float | None
@@ -156,12 +157,14 @@ def _top_span(p: Param, name: str, top: list[FrozenTrial]) -> float | None:
     return max(known) - min(known) if len(known) >= 2 else None
 
 
-def _improvement(complete: list[FrozenTrial], direction: str) -> tuple[bool | None, str]:
-    """Compare the best of the last third of complete trials with the best before it."""
+def _improvement(
+    complete: list[FrozenTrial], direction: str, kind: str = "complete trials"
+) -> tuple[bool | None, str]:
+    """Compare the best of the last third of `complete` (the `kind` of trials) with the best before it."""
     if len(complete) < 6:
         return (
             None,
-            f"only {len(complete)} complete trials: too few to tell whether the study still improves.",
+            f"only {len(complete)} {kind}: too few to tell whether the study still improves.",
         )
     ordered = sorted(complete, key=lambda t: t.number)
     cut = len(ordered) - len(ordered) // 3
@@ -262,13 +265,15 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
     epochs = [t.user_attrs.get("epochs_run") for t in pruned]
     known_epochs = [e for e in epochs if isinstance(e, int)]
     planned = _planned_epochs(study, pruned)
-    improving, improvement = _improvement(feasible, direction)
+    kind = "complete trials" if len(feasible) == len(complete) else "complete trials meet the constraints"
+    improving, improvement = _improvement(feasible, direction, kind)
     return AuditReport(
         study_name=study.study_name,
         metric=str(opt.get("metric", "value")),
         direction=direction,
         evaluator=EVALUATOR,
         complete=len(complete),
+        feasible=len(feasible),
         pruned=len(pruned),
         failed=sum(t.state == TrialState.FAIL for t in trials),
         median_prune_epoch=statistics.median(known_epochs) if known_epochs else None,

@@ -450,8 +450,12 @@ def train_from_best(
         exported = write_export(study, storage or default_storage_url(study_name))
         _err().print(f"exported the best trial to {escape(str(exported.folder))}")
         if len(plan.candidates) < top_k:
+            from optuna.trial import TrialState
+
+            complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+            meet = "" if complete == len(plan.candidates) else f" that meet its constraints (of {complete})"
             _err().print(
-                f"[yellow]note:[/yellow] the study has only {len(plan.candidates)} complete trial(s); "
+                f"[yellow]note:[/yellow] the study has only {len(plan.candidates)} complete trial(s){meet}; "
                 f"retraining those"
             )
         folder = out if out is not None else new_run_dir(default_runs_dir(plan.candidates[0].config))
