@@ -205,14 +205,20 @@ def stored_run_config(
     attrs = study.user_attrs
     data = attrs.get("run_config") if trial_number is None else config_of(attrs, trial_number, "run_config")
     if not isinstance(data, dict):
-        raise HpoError(
-            f"study {study.study_name!r} has no stored run config (user attr 'run_config'): it was not "
-            f"created by hpotool optimize, so there is no RunConfig to merge its parameters into"
-        )
+        raise not_hpotool_error(study)
     result: RunConfig = validate_config(
         RunConfig, data, f"study {study.study_name!r}: run_config", check_components=check_components
     )
     return result
+
+
+def not_hpotool_error(study: optuna.Study) -> HpoError:
+    """A study without the run config `hpotool optimize` stores: plain Optuna, or another tool's."""
+    return HpoError(
+        f"study {study.study_name!r} has no stored run config (user attr 'run_config'): it was not created by "
+        f"hpotool optimize, so there is no RunConfig to merge its parameters into; hpotool trials "
+        f"--study-name {study.study_name} --json lists its trials and parameters"
+    )
 
 
 def trial_run_config(study: optuna.Study, trial: FrozenTrial, *, check_components: bool = True) -> RunConfig:
@@ -221,6 +227,8 @@ def trial_run_config(study: optuna.Study, trial: FrozenTrial, *, check_component
     `check_components=False` (export) trusts the components the trial trained with instead of importing
     them (torch) to check their arguments again.
     """
+    if not isinstance(study.user_attrs.get("run_config"), dict):
+        raise not_hpotool_error(study)  # the study's, not this trial's
     try:
         base = stored_run_config(study, check_components=check_components, trial_number=trial.number)
         return apply_overrides(base, trial.params, check_components=check_components)
