@@ -405,3 +405,19 @@ def test_report_of_a_study_where_no_complete_trial_meets_the_constraints(tmp_pat
     page = out.read_text()
     assert "<th>best</th><td>no complete trial meets the constraints</td>" in page
     assert "Reproduce the best trial" not in page
+
+
+def test_report_out_below_a_file_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    optuna.create_study(study_name="p", storage=url).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    (tmp_path / "afile").write_text("")
+    out = tmp_path / "afile" / "sub" / "r.html"
+    for fmt in ("html", "json"):
+        result = runner.invoke(
+            app, ["report", "--study-name", "p", "--storage", url, "--out", str(out), "--format", fmt]
+        )
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert result.stderr == (
+            f"error: {out}: cannot write: {tmp_path / 'afile'} is a file, not a folder; choose another path\n"
+        )
+    assert (tmp_path / "afile").read_text() == ""
