@@ -280,3 +280,20 @@ def test_audit_says_how_few_trials_meet_the_constraints() -> None:
         "only 3 complete trials meet the constraints: too few to tell whether the study still improves."
         in report.findings
     )
+
+
+def test_refine_warm_starts_only_with_trials_that_meet_the_constraints() -> None:
+    opt = OptimizeConfig.model_validate({"study_name": "ws", "metric": "val_loss", "search_space": SPACE})
+    study = optuna.create_study(study_name="ws", sampler=optuna.samplers.TPESampler(seed=0))
+    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    for _ in range(30):
+        trial = study.ask()
+        params = suggest(trial, opt.search_space)
+        trial.set_constraint("n_params <= 10", 1.0 if trial.number % 2 else -1.0)  # odd ones break it
+        study.tell(trial, loss(params))
+    ref = refine_study(study)
+    feasible = {t.number: t.params for t in study.trials if t.number % 2 == 0}
+    assert ref.optimize["enqueue"]
+    for params in ref.optimize["enqueue"]:
+        assert any(all(p[k] == v for k, v in params.items()) for p in feasible.values()), params

@@ -202,7 +202,8 @@ def refine_study(
     stored_opt = dict(study.user_attrs["optimize_config"])
     direction = study.direction.name.lower()
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    top = top_trials([t for t in complete if is_feasible(t)], direction, share=keep_top)
+    feasible = [t for t in complete if is_feasible(t)]
+    top = top_trials(feasible, direction, share=keep_top)
     best = best_trials(study)[0]
     by_name: dict[str, ParamFinding] = {f.name: f for f in report.params}
     new_space: dict[str, Param] = {}
@@ -240,7 +241,7 @@ def refine_study(
             f"study {study.study_name!r}: every parameter would be fixed; nothing is left to search"
         )
     enqueue = []
-    for t in _best_first(complete, direction)[:ENQUEUE_TOP]:
+    for t in _best_first(feasible, direction)[:ENQUEUE_TOP]:  # never a trial that broke the constraints
         params = {k: v for k, v in t.params.items() if k in new_space}
         if params and all(contains(new_space[k], v) for k, v in params.items()) and params not in enqueue:
             enqueue.append(params)
