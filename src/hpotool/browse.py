@@ -140,7 +140,9 @@ def trial_rows(study: optuna.Study, top: int | None = None, state: str | None = 
     return rows
 
 
-def find_study(study_name: str, storage_url: str | None, folder: Path = Path("studies")) -> optuna.Study:
+def find_study(
+    study_name: str, storage_url: str | None, folder: Path = Path("studies"), storage_option: str = "--storage"
+) -> optuna.Study:
     """`storage.load_study`, and when no URL is given and the default file is missing, the error names
     the studies found under `folder` instead of only the missing file.
 
@@ -157,5 +159,5 @@ def find_study(study_name: str, storage_url: str | None, folder: Path = Path("st
         found = ", ".join(f"{r['name']} ({r['storage']})" for r in rows) or "none"
         raise HpoError(
             f"no study {study_name!r}: {default} does not exist; studies under {folder}/: {found} "
-            f"(give --storage URL for a study stored elsewhere)"
+            f"(give {storage_option} URL for a study stored elsewhere)"
         ) from None

@@ -246,7 +246,11 @@ def optimize(
             from hpotool.browse import find_study
             from hpotool.objective import with_warm_start
 
-            plan = with_warm_start(plan, find_study(enqueue_from, enqueue_from_storage), top)
+            try:
+                source = find_study(enqueue_from, enqueue_from_storage, storage_option="--enqueue-from-storage")
+            except HpoError as exc:
+                raise HpoError(f"--enqueue-from: {exc}") from None
+            plan = with_warm_start(plan, source, top)
         if workers > 1:
             from hpotool.workers import run_workers
 
