@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from hpotool.audit import audit_study
 from hpotool.cli import app
+from hpotool.errors import HpoError
 from hpotool.config import OptimizeConfig, RunConfig, load_optimize_config, load_run_config
 from hpotool.refine import next_study_name, refine_study
 from hpotool.search_space import suggest
@@ -297,3 +298,19 @@ def test_refine_warm_starts_only_with_trials_that_meet_the_constraints() -> None
     assert ref.optimize["enqueue"]
     for params in ref.optimize["enqueue"]:
         assert any(all(p[k] == v for k, v in params.items()) for p in feasible.values()), params
+
+
+def test_refine_names_a_user_module_that_fails_to_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "broken_models_for_refine.py").write_text("import no_such_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    study = synthetic_study("user", SPACE, 12, seed=0)
+    run = RunConfig().model_dump(mode="json") | {"model": {"name": "broken_models_for_refine:Net"}}
+    study.set_user_attr("run_config", run)
+    with pytest.raises(HpoError) as exc:
+        refine_study(study)
+    assert str(exc.value) == (
+        "study 'user': run_config: model: cannot import 'broken_models_for_refine:Net': No module named "
+        "'no_such_dependency_xyz'"
+    )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from hpotool.audit import AuditReport, ParamFinding, audit_study, stored_space, top_trials
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.errors import HpoError
-from hpotool.export import best_trials, is_feasible
+from hpotool.export import best_trials, is_feasible, stored_run_config
 from hpotool.conditions import holds
 from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.search_space import CategoricalParam, FloatParam, IntParam, Param, contains
@@ -193,12 +193,7 @@ def refine_study(
         raise HpoError(f"--keep-top must be in (0, 1], got {keep_top}")
     report = report or audit_study(study)
     space = stored_space(study)
-    try:
-        run = RunConfig.model_validate(study.user_attrs["run_config"])
-    except Exception:
-        raise HpoError(
-            f"study {study.study_name!r} has no valid stored run_config; was it created by hpotool optimize?"
-        ) from None
+    run = stored_run_config(study)  # names a component that fails to import, or what else is wrong
     stored_opt = dict(study.user_attrs["optimize_config"])
     direction = study.direction.name.lower()
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
