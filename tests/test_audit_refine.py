@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from hpotool.audit import audit_study
 from hpotool.cli import app
-from hpotool.errors import HpoError
 from hpotool.config import OptimizeConfig, RunConfig, load_optimize_config, load_run_config
+from hpotool.errors import HpoError
 from hpotool.refine import next_study_name, refine_study
 from hpotool.search_space import suggest
 
@@ -245,7 +245,9 @@ def test_audit_reads_each_pruned_trials_epochs_from_the_config_it_ran_under() ->
     assert "2 of 6 finished trials were pruned, after a median of 1 epochs." in report.findings
     study.set_user_attr("run_config", RunConfig(epochs=3).model_dump(mode="json"))
     study.set_user_attr("config_changes", [])
-    assert "2 of 6 finished trials were pruned, after a median of 1 of 3 epochs." in audit_study(study).findings
+    assert (
+        "2 of 6 finished trials were pruned, after a median of 1 of 3 epochs." in audit_study(study).findings
+    )
 
 
 def test_audit_says_a_best_value_outside_the_changed_range_is_outside_it_not_on_its_edge() -> None:
@@ -254,7 +256,9 @@ def test_audit_says_a_best_value_outside_the_changed_range_is_outside_it_not_on_
     narrowed = dict(SPACE) | {
         "optimizer.lr": {"type": "float", "low": best.params["optimizer.lr"] * 2, "high": 1e-1, "log": True}
     }
-    opt = OptimizeConfig.model_validate({"study_name": "moved", "metric": "val_loss", "search_space": narrowed})
+    opt = OptimizeConfig.model_validate(
+        {"study_name": "moved", "metric": "val_loss", "search_space": narrowed}
+    )
     study.set_user_attr("optimize_config", opt.model_dump(mode="json"))  # as --allow-changed-config stores it
     lr = next(p for p in audit_study(study).params if p.name == "optimizer.lr")
     assert lr.advice.startswith("optimizer.lr best at ")

@@ -173,7 +173,10 @@ def test_trials_of_a_multi_objective_study_show_each_value_formatted(tmp_path: P
     study.enqueue_trial({"x": 0.5})
     study.optimize(lambda t: (t.suggest_float("x", 0, 1) + 1.4474249284579561, 1563.0), n_trials=1)
     result = runner.invoke(
-        app, ["trials", "--study-name", "mo", "--storage", url], env={"COLUMNS": "200"}, catch_exceptions=False
+        app,
+        ["trials", "--study-name", "mo", "--storage", url],
+        env={"COLUMNS": "200"},
+        catch_exceptions=False,
     )
     assert result.exit_code == 0
     assert "val_loss, n_params" in result.stdout

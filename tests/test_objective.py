@@ -436,6 +436,8 @@ def test_enqueue_from_failures_give_the_real_reason(tmp_path: Path, run_dict: di
     )
     missing = CliRunner().invoke(app, ["optimize", "-r", str(rp), "-o", str(op), "--enqueue-from", "nosuch"])
     assert missing.exit_code == 2
-    assert missing.stderr.startswith("error: --enqueue-from: no study 'nosuch': studies/nosuch.db does not exist")
+    assert missing.stderr.startswith(
+        "error: --enqueue-from: no study 'nosuch': studies/nosuch.db does not exist"
+    )
     assert missing.stderr.endswith("(give --enqueue-from-storage URL for a study stored elsewhere)\n")
     assert not (tmp_path / "studies" / "tiny.db").exists()  # refused before the study was made

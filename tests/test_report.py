@@ -409,7 +409,9 @@ def test_report_of_a_study_where_no_complete_trial_meets_the_constraints(tmp_pat
 
 def test_report_out_below_a_file_is_one_line_naming_the_file(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'p.db'}"
-    optuna.create_study(study_name="p", storage=url).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    optuna.create_study(study_name="p", storage=url).optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=2
+    )
     (tmp_path / "afile").write_text("")
     out = tmp_path / "afile" / "sub" / "r.html"
     for fmt in ("html", "json"):

@@ -141,7 +141,10 @@ def trial_rows(study: optuna.Study, top: int | None = None, state: str | None = 
 
 
 def find_study(
-    study_name: str, storage_url: str | None, folder: Path = Path("studies"), storage_option: str = "--storage"
+    study_name: str,
+    storage_url: str | None,
+    folder: Path = Path("studies"),
+    storage_option: str = "--storage",
 ) -> optuna.Study:
     """`storage.load_study`, and when no URL is given and the default file is missing, the error names
     the studies found under `folder` instead of only the missing file.

@@ -247,7 +247,9 @@ def optimize(
             from hpotool.objective import with_warm_start
 
             try:
-                source = find_study(enqueue_from, enqueue_from_storage, storage_option="--enqueue-from-storage")
+                source = find_study(
+                    enqueue_from, enqueue_from_storage, storage_option="--enqueue-from-storage"
+                )
             except HpoError as exc:
                 raise HpoError(f"--enqueue-from: {exc}") from None
             plan = with_warm_start(plan, source, top)

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpotool.audit import AuditReport, ParamFinding, audit_study, stored_space, top_trials
+from hpotool.conditions import holds
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.errors import HpoError
 from hpotool.export import best_trials, is_feasible, stored_run_config
-from hpotool.conditions import holds
 from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.search_space import CategoricalParam, FloatParam, IntParam, Param, contains
 

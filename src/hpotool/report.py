@@ -373,7 +373,9 @@ def _header_rows(info: ReportInfo) -> list[tuple[str, str]]:
     rows.append(("trials", ", ".join(f"{k} {v}" for k, v in info.counts.items()) or "none"))
     if not info.best:
         complete = info.counts.get("complete", 0)
-        rows.append(("best", "no complete trial meets the constraints" if complete else "no complete trial yet"))
+        rows.append(
+            ("best", "no complete trial meets the constraints" if complete else "no complete trial yet")
+        )
     for b in info.best[:10]:
         values = ", ".join(_fmt(v) for v in b["values"] or [])
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in b["params"].items())

@@ -179,7 +179,7 @@ def is_optuna_sqlite(path: Path) -> bool:
             names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.DatabaseError:
         return False
-    return _OPTUNA_TABLES <= names
+    return names >= _OPTUNA_TABLES
 
 
 _OPTUNA_TABLES = {"studies", "trials", "version_info"}
@@ -192,7 +192,7 @@ def _has_optuna_tables(url: str) -> bool:
     engine = sqlalchemy.create_engine(url)
     try:
         with engine.connect() as conn:
-            return _OPTUNA_TABLES <= set(sqlalchemy.inspect(conn).get_table_names())
+            return set(sqlalchemy.inspect(conn).get_table_names()) >= _OPTUNA_TABLES
     finally:
         engine.dispose()
 
