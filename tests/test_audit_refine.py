@@ -318,3 +318,22 @@ def test_refine_names_a_user_module_that_fails_to_import(
         "study 'user': run_config: model: cannot import 'broken_models_for_refine:Net': No module named "
         "'no_such_dependency_xyz'"
     )
+
+
+def test_refine_prints_and_writes_a_next_command_that_the_shell_reads_back(tmp_path: Path) -> None:
+    import shlex
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    source = synthetic_study("quoted", SPACE, 12, seed=0)
+    optuna.copy_study(from_study_name="quoted", from_storage=source._storage, to_storage=url)
+    out = tmp_path / "next stage" / "it's.yaml"
+    result = CliRunner().invoke(
+        app, ["refine", "--study-name", "quoted", "--storage", url, "--out", str(out)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    run_path = str(out.with_name("it's.run.yaml"))
+    expected = ["hpotool", "optimize", "--run-config", run_path, "--optimize-config", str(out)]
+    printed = result.stdout.splitlines()[-1]
+    assert shlex.split(printed) == expected
+    header = next(line for line in out.read_text().splitlines() if line.startswith("# Run it: "))
+    assert shlex.split(header.removeprefix("# Run it: ")) == expected

@@ -423,3 +423,25 @@ def test_report_out_below_a_file_is_one_line_naming_the_file(tmp_path: Path) -> 
             f"error: {out}: cannot write: {tmp_path / 'afile'} is a file, not a folder; choose another path\n"
         )
     assert (tmp_path / "afile").read_text() == ""
+
+
+def test_the_reproduce_commands_are_shell_quoted(tmp_path: Path) -> None:
+    import shlex
+
+    folder = tmp_path / "my studies"
+    folder.mkdir()
+    url = f"sqlite:///{folder / 'a b.db'}"
+    study = optuna.create_study(study_name="it's", storage=url)
+    study.set_user_attr("run_config", {"epochs": 2})
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    info = report_info(study, url)
+    assert shlex.split(info.reproduce[0]) == [
+        "hpotool",
+        "train-from-best",
+        "--study-name",
+        "it's",
+        "--storage",
+        url,
+    ]
+    export = info.reproduce[1].split("`")[1]
+    assert shlex.split(export) == ["hpotool", "export-best", "--study-name", "it's", "--storage", url]

@@ -678,6 +678,8 @@ def refine(
 ) -> None:
     """Write the next stage's configs: widen edge ranges, narrow the rest, fix what barely matters."""
     with user_errors():
+        from shlex import quote
+
         from hpotool.browse import find_study
         from hpotool.importance import import_without_sklearn
         from hpotool.refine import refine_study, write_refinement
@@ -689,7 +691,9 @@ def refine(
             _out().print(f"- {escape(change)}")
         _out().print(f"wrote {escape(str(opt_path))} and {escape(str(run_path))}; next:")
         _out().print(
-            f"  hpotool optimize --run-config {escape(str(run_path))} --optimize-config {escape(str(opt_path))}"
+            f"  hpotool optimize --run-config {escape(quote(str(run_path)))} "
+            f"--optimize-config {escape(quote(str(opt_path)))}",
+            soft_wrap=True,
         )
 
 

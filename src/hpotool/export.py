@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from shlex import quote
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -217,7 +218,7 @@ def not_hpotool_error(study: optuna.Study) -> HpoError:
     return HpoError(
         f"study {study.study_name!r} has no stored run config (user attr 'run_config'): it was not created by "
         f"hpotool optimize, so there is no RunConfig to merge its parameters into; hpotool trials "
-        f"--study-name {study.study_name} --json lists its trials and parameters"
+        f"--study-name {quote(study.study_name)} --json lists its trials and parameters"
     )
 
 

@@ -10,6 +10,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from shlex import quote
 from typing import TYPE_CHECKING, Any
 
 from hpotool.audit import AuditReport, ParamFinding, audit_study, stored_space, top_trials
@@ -288,7 +289,7 @@ def write_refinement(ref: Refinement, out: Path, source_study: str) -> tuple[Pat
     optimize["search_space"] = {k: FlowMapping(v) for k, v in optimize["search_space"].items()}
     header = [
         f"# Stage refined from study {source_study!r} by `hpotool refine`.",
-        f"# Run it: hpotool optimize --run-config {run_path} --optimize-config {out}",
+        f"# Run it: hpotool optimize --run-config {quote(str(run_path))} --optimize-config {quote(str(out))}",
         "# Changes:",
         *[f"#   - {c}" for c in ref.changes],
     ]

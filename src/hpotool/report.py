@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from shlex import quote
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -282,8 +283,9 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
     reproduce = []
     if best and run and len(objectives) == 1:
         reproduce = [
-            f"hpotool train-from-best --study-name {study.study_name} --storage {storage}",
-            f"(`hpotool export-best --study-name {study.study_name} --storage {storage}` writes its run config, "
+            f"hpotool train-from-best --study-name {quote(study.study_name)} --storage {quote(storage)}",
+            f"(`hpotool export-best --study-name {quote(study.study_name)} --storage {quote(storage)}` writes its "
+            "run config, "
             "best_run.yaml, and best_params.json instead)",
         ]
     pruner = opt.get("pruner")
