@@ -5,6 +5,7 @@ import sqlite3
 from pathlib import Path
 
 import optuna
+import pytest
 from typer.testing import CliRunner
 
 from hpotool.browse import study_rows, trial_rows
@@ -181,3 +182,19 @@ def test_trials_of_a_multi_objective_study_show_each_value_formatted(tmp_path: P
     assert result.exit_code == 0
     assert "val_loss, n_params" in result.stdout
     assert "│ 1.947, 1563 " in result.stdout and "1.9474249" not in result.stdout
+
+
+def test_studies_table_keeps_dates_and_best_values_whole_at_80_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    import hpotool.cli
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    _plain_study(url, "digits_small_and_good", "minimize", [0.123456789])
+    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    result = runner.invoke(app, ["studies", "--storage", url], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    assert re.search(r"│ 0\.1235 +│ \d{4}-\d\d-\d\d \d\d:\d\d │", result.stdout), result.stdout
