@@ -250,3 +250,35 @@ def test_prune_audit_of_long_curves_prints_a_short_table(tmp_path: Path) -> None
     assert "(12 of 97 epochs shown, evenly spaced; --json has every one)" in result.stdout
     as_json = CliRunner().invoke(app, ["prune-audit", "--study-name", "long", "--storage", url, "--json"])
     assert len(json.loads(as_json.stdout)["prediction_errors"]) == 97
+
+
+def test_prune_audit_sets_the_bar_with_trials_that_meet_the_constraints(tmp_path: Path) -> None:
+    from optuna.distributions import FloatDistribution
+
+    from hpotool.prune_audit import missed_winners
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    pruned, baseline = _space_study(url, "pruned"), _space_study(url, "baseline")
+    dist = {"x": FloatDistribution(0.0, 1.0)}
+
+    def add(study: optuna.Study, x: float, value: float | None, constraint: float = -1.0) -> None:
+        state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.PRUNED
+        trial = optuna.trial.create_trial(
+            params={"x": x},
+            distributions=dist,
+            value=value,
+            state=state,
+            intermediate_values={0: 2.0},
+            system_attrs={"constraints": [constraint]},
+        )
+        study.add_trial(trial)
+
+    add(pruned, 0.1, 0.1, constraint=1.0)  # the lowest loss, but it breaks the constraints
+    add(pruned, 0.2, 0.5)
+    for x in (0.7, 0.8):
+        add(pruned, x, None)
+    add(baseline, 0.7, 0.3)  # beats the feasible bar 0.5
+    add(baseline, 0.8, 0.2, constraint=1.0)  # beats it too, but breaks the constraints
+    missed = missed_winners(pruned, baseline, top_k=1)
+    assert missed.bar == 0.5 and missed.would_have_made_top_k == 1
+    assert [e["trial"] for e in missed.examples] == [2]
