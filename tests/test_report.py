@@ -445,3 +445,20 @@ def test_the_reproduce_commands_are_shell_quoted(tmp_path: Path) -> None:
     ]
     export = info.reproduce[1].split("`")[1]
     assert shlex.split(export) == ["hpotool", "export-best", "--study-name", "it's", "--storage", url]
+
+
+def test_a_multi_objective_study_without_a_feasible_trial_draws_no_pareto_front(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'mo.db'}"
+    study = optuna.create_study(study_name="mo", storage=url, directions=["minimize", "minimize"])
+    for i in range(3):
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+        trial.set_constraint("n_params <= 10", 1.0)
+        study.tell(trial, [0.1 * i, 1.0 - 0.1 * i])
+    info = report_info(study, url)
+    pareto = next(f for f in info.figures if f.key == "pareto")
+    assert info.best == [] and pareto.reason == "no complete trial meets the constraints"
+    result = runner.invoke(
+        app, ["report", "--study-name", "mo", "--storage", url, "--out", str(tmp_path / "r.html")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "no complete trial meets the constraints" in (tmp_path / "r.html").read_text()

@@ -27,7 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpotool.atomic import write_text
 from hpotool.audit import audit_findings
 from hpotool.errors import HpoError
-from hpotool.export import ranked_trials
+from hpotool.export import is_feasible, ranked_trials
 from hpotool.fingerprint import config_of
 from hpotool.importance import EVALUATOR, make_evaluator, param_importances
 from hpotool.pruning import pruned_rows
@@ -184,7 +184,14 @@ def _figure_infos(
     multi = len(objectives) > 1
     figs: list[FigureInfo] = []
     if multi:
-        reason = none_complete or (None if len(objectives) <= 3 else "a Pareto front needs 2 or 3 objectives")
+        infeasible = (
+            None if any(is_feasible(t) for t in complete) else "no complete trial meets the constraints"
+        )
+        reason = (
+            none_complete
+            or infeasible
+            or (None if len(objectives) <= 3 else "a Pareto front needs 2 or 3 objectives")
+        )
         figs.append(FigureInfo("pareto", "pareto", "Pareto front", reason=reason))
     for i, obj in enumerate(objectives):
         sfx, name = (f".{i}", f" — {obj['name']}") if multi else ("", "")
