@@ -219,6 +219,10 @@ def test_refine_drops_a_conditional_parameter_whose_condition_the_stage_fixes_aw
         "optimizer.momentum: its condition can no longer hold (optimizer.name is fixed at 'adam'); "
         "removed from the search" in ref.changes
     )
+    assert [c for c in ref.changes if c.startswith("optimizer.momentum")] == [
+        "optimizer.momentum: its condition can no longer hold (optimizer.name is fixed at 'adam'); "
+        "removed from the search"
+    ]
 
 
 def test_audit_reads_each_pruned_trials_epochs_from_the_config_it_ran_under() -> None:

@@ -231,7 +231,9 @@ def refine_study(
             f"study {study.study_name!r}: every parameter would be fixed; nothing is left to search"
         )
     stage_run = apply_overrides(run, fixed)
-    changes += _drop_dead_conditions(new_space, leaf_values(stage_run))
+    for dropped in _drop_dead_conditions(new_space, leaf_values(stage_run)):  # replaces its earlier change
+        param = dropped.split(":", 1)[0]
+        changes = [c for c in changes if not c.startswith(f"{param}: ")] + [dropped]
     if not new_space:
         raise HpoError(
             f"study {study.study_name!r}: every parameter would be fixed; nothing is left to search"
