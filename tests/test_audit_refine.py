@@ -271,6 +271,8 @@ def test_audit_says_a_best_value_outside_the_changed_range_is_outside_it_not_on_
         f"(#{best.number}) ran; put " in lr.advice
     )
     assert "bottom" not in lr.advice
+    change = next(c for c in refine_study(study).changes if c.startswith("optimizer.lr"))
+    assert change.startswith("optimizer.lr: best below the current range; range widened"), change
 
 
 def test_audit_says_how_few_trials_meet_the_constraints() -> None:

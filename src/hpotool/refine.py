@@ -215,6 +215,9 @@ def refine_study(
             )
         elif finding.edge is not None:
             new_space[name], change = _widen(p, finding.edge, run, name)
+            if finding.position is not None and not 0 <= finding.position <= 1:  # the space changed
+                side = "below" if finding.edge == "low" else "above"
+                change = change.replace(f"best at the {finding.edge} edge", f"best {side} the current range")
             changes.append(change)
         elif values:
             narrowed, value, change = _narrow(p, name, values)
