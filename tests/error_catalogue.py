@@ -461,4 +461,10 @@ CASES = [
         "error: optimize.yaml: enqueue.0: optimizer.lr=0.5 lies outside its search space",
         optimize={"enqueue": [{LR: 0.5}]},
     ),
+    Case(
+        "enqueue-from-missing",
+        "a warm start from a study that does not exist",
+        "error: --enqueue-from: no study 'nosuch': studies/nosuch.db does not exist; studies under studies/: none (give --enqueue-from-storage URL for a study stored elsewhere)",
+        args=("--enqueue-from", "nosuch"),
+    ),
 ]

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from hpotool.audit import audit_study
 from hpotool.cli import app
 from hpotool.config import OptimizeConfig, RunConfig, load_optimize_config, load_run_config
+from hpotool.errors import HpoError
 from hpotool.refine import next_study_name, refine_study
 from hpotool.search_space import suggest
 
@@ -192,3 +193,153 @@ def test_audit_counts_the_epochs_pruned_trials_ran() -> None:
         f"2 of 8 finished trials were pruned, after a median of 2 of {epochs} epochs."
         in audit_study(study).findings
     )
+
+
+def test_refine_drops_a_conditional_parameter_whose_condition_the_stage_fixes_away() -> None:
+    space = {
+        "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]},
+        "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+        "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.99, "when": {"optimizer.name": "sgd"}},
+    }
+    opt = OptimizeConfig.model_validate({"study_name": "cond", "metric": "val_loss", "search_space": space})
+    study = optuna.create_study(study_name="cond", sampler=optuna.samplers.TPESampler(seed=0))
+    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+
+    def adam_wins(trial: optuna.Trial) -> float:
+        p = suggest(trial, opt.search_space)
+        sgd = 5.0 + p["optimizer.momentum"] if p["optimizer.name"] == "sgd" else 0.0
+        return sgd + (math.log10(p["optimizer.lr"]) + 2) ** 2
+
+    study.optimize(adam_wins, n_trials=40)
+    ref = refine_study(study)
+    assert ref.run["optimizer"]["name"] == "adam"
+    assert list(ref.optimize["search_space"]) == ["optimizer.lr"]
+    assert (
+        "optimizer.momentum: its condition can no longer hold (optimizer.name is fixed at 'adam'); "
+        "removed from the search" in ref.changes
+    )
+    assert [c for c in ref.changes if c.startswith("optimizer.momentum")] == [
+        "optimizer.momentum: its condition can no longer hold (optimizer.name is fixed at 'adam'); "
+        "removed from the search"
+    ]
+
+
+def test_audit_reads_each_pruned_trials_epochs_from_the_config_it_ran_under() -> None:
+    study = synthetic_study("changed", SPACE, 4, seed=0, run={"epochs": 3})
+    space = OptimizeConfig.model_validate({"study_name": "p", "search_space": SPACE}).search_space
+
+    def prune(epochs_run: int) -> None:
+        trial = study.ask()
+        suggest(trial, space)
+        trial.report(1.0, step=0)
+        trial.set_user_attr("epochs_run", epochs_run)
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+
+    prune(1)
+    # `--allow-changed-config` with 30 epochs from trial 5 on, as fingerprint.check records it
+    study.set_user_attr(
+        "config_changes",
+        [{"changes": ["run_config.epochs: 3 -> 30"], "from_trial": 5, "previous": dict(study.user_attrs)}],
+    )
+    study.set_user_attr("run_config", RunConfig(epochs=30).model_dump(mode="json"))
+    prune(1)
+    report = audit_study(study)
+    assert report.planned_epochs is None  # 3 and 30: no single number
+    assert "2 of 6 finished trials were pruned, after a median of 1 epochs." in report.findings
+    study.set_user_attr("run_config", RunConfig(epochs=3).model_dump(mode="json"))
+    study.set_user_attr("config_changes", [])
+    assert (
+        "2 of 6 finished trials were pruned, after a median of 1 of 3 epochs." in audit_study(study).findings
+    )
+
+
+def test_audit_says_a_best_value_outside_the_changed_range_is_outside_it_not_on_its_edge() -> None:
+    study = synthetic_study("moved", SPACE, 20, seed=0)
+    best = study.best_trial
+    narrowed = dict(SPACE) | {
+        "optimizer.lr": {"type": "float", "low": best.params["optimizer.lr"] * 2, "high": 1e-1, "log": True}
+    }
+    opt = OptimizeConfig.model_validate(
+        {"study_name": "moved", "metric": "val_loss", "search_space": narrowed}
+    )
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))  # as --allow-changed-config stores it
+    lr = next(p for p in audit_study(study).params if p.name == "optimizer.lr")
+    assert lr.advice.startswith("optimizer.lr best at ")
+    assert (
+        f"outside its current range {lr.bounds}: the search space was changed after the best trial "
+        f"(#{best.number}) ran; put " in lr.advice
+    )
+    assert "bottom" not in lr.advice
+    change = next(c for c in refine_study(study).changes if c.startswith("optimizer.lr"))
+    assert change.startswith("optimizer.lr: best below the current range; range widened"), change
+
+
+def test_audit_says_how_few_trials_meet_the_constraints() -> None:
+    study = optuna.create_study(study_name="few", sampler=optuna.samplers.RandomSampler(seed=0))
+    opt = OptimizeConfig.model_validate({"study_name": "few", "metric": "val_loss", "search_space": SPACE})
+    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    for i in range(8):
+        trial = study.ask()
+        params = suggest(trial, opt.search_space)
+        trial.set_constraint("n_params <= 10", -1.0 if i < 3 else 1.0)
+        study.tell(trial, loss(params))
+    report = audit_study(study)
+    assert (report.complete, report.feasible) == (8, 3)
+    assert (
+        "only 3 complete trials meet the constraints: too few to tell whether the study still improves."
+        in report.findings
+    )
+
+
+def test_refine_warm_starts_only_with_trials_that_meet_the_constraints() -> None:
+    opt = OptimizeConfig.model_validate({"study_name": "ws", "metric": "val_loss", "search_space": SPACE})
+    study = optuna.create_study(study_name="ws", sampler=optuna.samplers.TPESampler(seed=0))
+    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    for _ in range(30):
+        trial = study.ask()
+        params = suggest(trial, opt.search_space)
+        trial.set_constraint("n_params <= 10", 1.0 if trial.number % 2 else -1.0)  # odd ones break it
+        study.tell(trial, loss(params))
+    ref = refine_study(study)
+    feasible = {t.number: t.params for t in study.trials if t.number % 2 == 0}
+    assert ref.optimize["enqueue"]
+    for params in ref.optimize["enqueue"]:
+        assert any(all(p[k] == v for k, v in params.items()) for p in feasible.values()), params
+
+
+def test_refine_names_a_user_module_that_fails_to_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "broken_models_for_refine.py").write_text("import no_such_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    study = synthetic_study("user", SPACE, 12, seed=0)
+    run = RunConfig().model_dump(mode="json") | {"model": {"name": "broken_models_for_refine:Net"}}
+    study.set_user_attr("run_config", run)
+    with pytest.raises(HpoError) as exc:
+        refine_study(study)
+    assert str(exc.value) == (
+        "study 'user': run_config: model: cannot import 'broken_models_for_refine:Net': No module named "
+        "'no_such_dependency_xyz'"
+    )
+
+
+def test_refine_prints_and_writes_a_next_command_that_the_shell_reads_back(tmp_path: Path) -> None:
+    import shlex
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    source = synthetic_study("quoted", SPACE, 12, seed=0)
+    optuna.copy_study(from_study_name="quoted", from_storage=source._storage, to_storage=url)
+    out = tmp_path / "next stage" / "it's.yaml"
+    result = CliRunner().invoke(
+        app, ["refine", "--study-name", "quoted", "--storage", url, "--out", str(out)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    run_path = str(out.with_name("it's.run.yaml"))
+    expected = ["hpotool", "optimize", "--run-config", run_path, "--optimize-config", str(out)]
+    printed = result.stdout.splitlines()[-1]
+    assert shlex.split(printed) == expected
+    header = next(line for line in out.read_text().splitlines() if line.startswith("# Run it: "))
+    assert shlex.split(header.removeprefix("# Run it: ")) == expected

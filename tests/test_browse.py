@@ -5,6 +5,7 @@ import sqlite3
 from pathlib import Path
 
 import optuna
+import pytest
 from typer.testing import CliRunner
 
 from hpotool.browse import study_rows, trial_rows
@@ -61,7 +62,7 @@ def test_studies_in_one_storage_and_a_missing_storage(tmp_path: Path) -> None:
     with sqlite3.connect(other) as conn:
         conn.execute("CREATE TABLE notes (t TEXT)")
     result = runner.invoke(app, ["studies", "--storage", f"sqlite:///{other}"])
-    assert result.exit_code == 2 and "is not an Optuna database" in result.stderr
+    assert result.exit_code == 2 and "is not an Optuna storage" in result.stderr
     with sqlite3.connect(other) as conn:
         assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["notes"]
     missing = f"sqlite:///{tmp_path / 'none.db'}"
@@ -146,3 +147,54 @@ def test_studies_with_several_objectives_constraints_and_brackets_in_names(tmp_p
         app, ["trials", "--study-name", "two[/objectives]", "--storage", url], env={"COLUMNS": "200"}
     )
     assert trials.exit_code == 0 and "w[lr]" in trials.stdout
+
+
+def test_trials_rank_complete_trials_that_violate_the_constraints_after_those_that_meet_them(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    study = optuna.create_study(study_name="c", storage=url, direction="maximize")
+    for value, constraint in [(0.9, 1.0), (0.5, -1.0), (0.7, 0.0), (0.95, 2.0)]:
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+        trial.set_constraint("n_params <= 10", constraint)
+        study.tell(trial, value)
+    rows = trial_rows(study)
+    assert [(r["number"], r["feasible"]) for r in rows] == [(2, True), (1, True), (3, False), (0, False)]
+    assert [r["number"] for r in trial_rows(study, top=1)] == [study.best_trial.number]
+    table = runner.invoke(app, ["trials", "--study-name", "c", "--storage", url], catch_exceptions=False)
+    assert table.exit_code == 0
+    lines = [line for line in table.stdout.splitlines() if "complete" in line]
+    assert ["violates the constraints" in line for line in lines] == [False, False, True, True]
+
+
+def test_trials_of_a_multi_objective_study_show_each_value_formatted(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'mo.db'}"
+    study = optuna.create_study(study_name="mo", storage=url, directions=["minimize", "minimize"])
+    study.set_metric_names(["val_loss", "n_params"])
+    study.enqueue_trial({"x": 0.5})
+    study.optimize(lambda t: (t.suggest_float("x", 0, 1) + 1.4474249284579561, 1563.0), n_trials=1)
+    result = runner.invoke(
+        app,
+        ["trials", "--study-name", "mo", "--storage", url],
+        env={"COLUMNS": "200"},
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0
+    assert "val_loss, n_params" in result.stdout
+    assert "│ 1.947, 1563 " in result.stdout and "1.9474249" not in result.stdout
+
+
+def test_studies_table_keeps_dates_and_best_values_whole_at_80_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    import hpotool.cli
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    _plain_study(url, "digits_small_and_good", "minimize", [0.123456789])
+    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    result = runner.invoke(app, ["studies", "--storage", url], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    assert re.search(r"│ 0\.1235 +│ \d{4}-\d\d-\d\d \d\d:\d\d │", result.stdout), result.stdout

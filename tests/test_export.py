@@ -213,8 +213,15 @@ def test_a_study_not_made_by_hpotool_is_refused(tmp_path: Path) -> None:
     optuna.create_study(study_name="plain", storage=storage).optimize(objective, n_trials=1)
     result = runner.invoke(app, ["export-best", "--study-name", "plain", "--storage", storage])
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: study 'plain' has no stored run config (user attr 'run_config')")
+    message = (
+        "error: study 'plain' has no stored run config (user attr 'run_config'): it was not created by hpotool "
+        "optimize, so there is no RunConfig to merge its parameters into; hpotool trials --study-name plain "
+        "--json lists its trials and parameters\n"
+    )
+    assert result.stderr == message
     assert not (tmp_path / "studies").exists()
+    result = runner.invoke(app, ["train-from-best", "--study-name", "plain", "--storage", storage])
+    assert result.exit_code == 2 and result.stderr == message
 
 
 def test_missing_study_lists_the_ones_that_exist(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:

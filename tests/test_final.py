@@ -152,3 +152,18 @@ def test_train_from_best_refuses_multi_objective_and_missing_studies(tmp_path: P
     assert result.exit_code == 2
     assert result.stderr == f"error: no study 'other' in {storage}; studies there: tiny\n"
     assert not (tmp_path / "studies").exists() and not (tmp_path / "runs").exists()
+
+
+def test_top_k_beyond_the_trials_that_meet_the_constraints_says_so(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    opt_dict["constraints"] = ["n_params <= 1000"]  # hidden 8: 610 parameters; 24 and 32: over 1000
+    opt_dict["enqueue"] = [{"optimizer.lr": 0.01, "model.hidden.0": h} for h in (8, 32, 24)]
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    assert [t.user_attrs["feasible"] for t in study.trials] == [True, False, False]
+    result = _train_from_best(opt_dict["storage"], "--top-k", "3", "--epochs", "1")
+    assert result.exit_code == 0, result.output
+    assert (
+        "note: the study has only 1 complete trial(s) that meet its constraints (of 3); retraining those"
+        in result.stderr
+    )

@@ -442,3 +442,47 @@ def test_a_list_can_grow_by_several_searched_items(tmp_path: Path, run_dict: dic
     _run(tmp_path, run_dict, opt_dict)  # hidden.2 is checked with hidden.1 in place, as trials set them
     (trial,) = _study(opt_dict).trials
     assert trial.state == TrialState.COMPLETE and set(trial.params) == {"model.hidden.1", "model.hidden.2"}
+
+
+def test_enqueue_from_failures_give_the_real_reason(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+    from optuna.distributions import FloatDistribution
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    tight = optuna.create_study(study_name="tight", storage=url, direction="maximize")
+    trial = tight.ask({"optimizer.lr": FloatDistribution(1e-3, 1e-1, log=True)})
+    trial.set_constraint("n_params <= 10", 1.0)
+    tight.tell(trial, 0.5)
+    other = optuna.create_study(study_name="other", storage=url, direction="maximize")
+    other.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    wide = optuna.create_study(study_name="wide", storage=url, direction="maximize")
+    wide.enqueue_trial({"optimizer.lr": 0.5})
+    wide.optimize(lambda t: t.suggest_float("optimizer.lr", 1e-3, 1.0), n_trials=1)
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+
+    def warm(source: str, storage: str = url) -> str:
+        args = ["optimize", "-r", str(rp), "-o", str(op), "-q", "--enqueue-from", source]
+        result = CliRunner().invoke(app, [*args, "--enqueue-from-storage", storage])
+        assert result.exit_code == 2, result.output
+        return result.stderr
+
+    assert warm("tight") == (
+        "error: --enqueue-from: 'tight' has no complete trial that meets its constraints (complete 1)\n"
+    )
+    assert warm("other") == (
+        "error: --enqueue-from: no complete trial of 'other' has parameters inside this space: it searched x, "
+        "this space searches optimizer.lr, model.hidden.0\n"
+    )
+    assert warm("wide") == (
+        "error: --enqueue-from: no complete trial of 'wide' has parameters inside this space: its values of "
+        "optimizer.lr lie outside this space's ranges\n"
+    )
+    missing = CliRunner().invoke(app, ["optimize", "-r", str(rp), "-o", str(op), "--enqueue-from", "nosuch"])
+    assert missing.exit_code == 2
+    assert missing.stderr.startswith(
+        "error: --enqueue-from: no study 'nosuch': studies/nosuch.db does not exist"
+    )
+    assert missing.stderr.endswith("(give --enqueue-from-storage URL for a study stored elsewhere)\n")
+    assert not (tmp_path / "studies" / "tiny.db").exists()  # refused before the study was made

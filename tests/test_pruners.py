@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import multiprocessing
 import re
@@ -197,3 +198,87 @@ def test_prune_audit_measures_predictions_and_missed_winners(tmp_path: Path) -> 
     assert "predicted after epochs" in result.stdout and firsts == [str(k) for k in range(3, 10)], (
         result.stdout
     )
+
+
+def test_prune_audit_of_or_against_a_multi_objective_study_is_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    _space_study(url, "single")
+    optuna.create_study(study_name="two", storage=url, directions=["minimize", "minimize"])
+    base = ["prune-audit", "--storage", url, "--against-storage", url]
+    against = CliRunner().invoke(app, [*base, "--study-name", "single", "--against", "two"])
+    assert against.exit_code == 2 and "Traceback" not in against.output
+    assert against.stderr == (
+        "error: --against 'two' has 2 objectives; compare with a single-objective study of the same "
+        "search space run without pruning\n"
+    )
+    of = CliRunner().invoke(app, [*base, "--study-name", "two"])
+    assert of.exit_code == 2
+    assert of.stderr == (
+        "error: study 'two' has 2 objectives, and multi-objective studies do not prune: there is no pruner "
+        "to audit\n"
+    )
+
+
+def test_prune_audit_of_long_curves_prints_a_short_table(tmp_path: Path) -> None:
+    from optuna.distributions import FloatDistribution
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = _space_study(url, "long")
+    for i in range(3):
+        values = curve(2.0, 0.3 + 0.1 * i, 0.1, 100)
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": 0.1 * i},
+                distributions={"x": FloatDistribution(0.0, 1.0)},
+                value=values[-1],
+                intermediate_values=dict(enumerate(values)),
+            )
+        )
+    result = CliRunner().invoke(
+        app, ["prune-audit", "--study-name", "long", "--storage", url], catch_exceptions=False
+    )
+    assert result.exit_code == 0
+    rows = re.findall(r"^\W+(\d+)\W+3\W", result.stdout, flags=re.M)
+    assert rows[0] == "3" and rows[-1] == "99" and len(rows) == 12, result.stdout
+    assert "(12 of 97 epochs shown, evenly spaced; --json has every one)" in result.stdout
+    as_json = CliRunner().invoke(app, ["prune-audit", "--study-name", "long", "--storage", url, "--json"])
+    assert len(json.loads(as_json.stdout)["prediction_errors"]) == 97
+
+
+def test_prune_audit_sets_the_bar_with_trials_that_meet_the_constraints(tmp_path: Path) -> None:
+    from optuna.distributions import FloatDistribution
+
+    from hpotool.prune_audit import missed_winners
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    pruned, baseline = _space_study(url, "pruned"), _space_study(url, "baseline")
+    dist = {"x": FloatDistribution(0.0, 1.0)}
+
+    def add(study: optuna.Study, x: float, value: float | None, constraint: float = -1.0) -> None:
+        state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.PRUNED
+        trial = optuna.trial.create_trial(
+            params={"x": x},
+            distributions=dist,
+            value=value,
+            state=state,
+            intermediate_values={0: 2.0},
+            system_attrs={"constraints": [constraint]},
+        )
+        study.add_trial(trial)
+
+    add(pruned, 0.1, 0.1, constraint=1.0)  # the lowest loss, but it breaks the constraints
+    add(pruned, 0.2, 0.5)
+    for x in (0.7, 0.8):
+        add(pruned, x, None)
+    add(baseline, 0.7, 0.3)  # beats the feasible bar 0.5
+    add(baseline, 0.8, 0.2, constraint=1.0)  # beats it too, but breaks the constraints
+    missed = missed_winners(pruned, baseline, top_k=1)
+    assert missed.bar == 0.5 and missed.would_have_made_top_k == 1
+    assert [e["trial"] for e in missed.examples] == [2]

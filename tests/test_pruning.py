@@ -76,3 +76,30 @@ def test_pruners_without_a_threshold_say_so() -> None:
     rows = pruned_rows(study, {"name": "hyperband", "kwargs": {"min_resource": 1, "max_resource": 8}})
     assert rows and all(r.threshold is None and r.threshold_note == NOT_EXPOSED for r in rows)
     assert {r.threshold_note for r in pruned_rows(study, None)} == {"the study does not record its pruner"}
+
+
+def test_each_pruned_trial_is_judged_by_the_pruner_it_ran_under() -> None:
+    median = {"name": "median", "kwargs": {"n_startup_trials": 3}}
+    threshold = {"name": "threshold", "kwargs": {"lower": 0.05}}
+    study = _study("median", median["kwargs"], "maximize")
+    first = len(study.trials)
+    # `--allow-changed-config` from median to threshold, as fingerprint.check records it
+    study.set_user_attr(
+        "config_changes",
+        [
+            {
+                "changes": ["pruner.name"],
+                "from_trial": first,
+                "previous": {"optimize_config": {"pruner": median}},
+            }
+        ],
+    )
+    study.set_user_attr("optimize_config", {"pruner": threshold})
+    trial = study.ask()
+    trial.report(0.01, 0)
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    rows = pruned_rows(study, threshold)  # the report passes the current config's pruner
+    before = [r for r in rows if r.number < first]
+    assert before and all(r.threshold_note.startswith("median of ") for r in before)
+    (after,) = [r for r in rows if r.number >= first]
+    assert after.threshold == 0.05 and after.threshold_note == "the pruner's lower bound"

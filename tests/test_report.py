@@ -385,3 +385,80 @@ def test_importances_of_an_objective_to_maximize_look_at_its_high_values() -> No
     info = report_info(study, "sqlite:///memory")
     second = info.importances[1]
     assert second is not None and max(second, key=second.__getitem__) == "x"
+
+
+def test_report_of_a_study_where_no_complete_trial_meets_the_constraints(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'tight.db'}"
+    study = optuna.create_study(study_name="tight", storage=url, direction="maximize")
+    study.set_user_attr("run_config", {"epochs": 2})
+    for value in (0.5, 0.7, 0.6):
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+        trial.set_constraint("n_params <= 10", 5.0)
+        study.tell(trial, value)
+    info = report_info(study, url)
+    assert info.best == [] and info.reproduce == []  # train-from-best would refuse it: nothing to reproduce
+    out = tmp_path / "r.html"
+    result = runner.invoke(
+        app, ["report", "--study-name", "tight", "--storage", url, "--out", str(out)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert "<th>best</th><td>no complete trial meets the constraints</td>" in page
+    assert "Reproduce the best trial" not in page
+
+
+def test_report_out_below_a_file_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    optuna.create_study(study_name="p", storage=url).optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=2
+    )
+    (tmp_path / "afile").write_text("")
+    out = tmp_path / "afile" / "sub" / "r.html"
+    for fmt in ("html", "json"):
+        result = runner.invoke(
+            app, ["report", "--study-name", "p", "--storage", url, "--out", str(out), "--format", fmt]
+        )
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert result.stderr == (
+            f"error: {out}: cannot write: {tmp_path / 'afile'} is a file, not a folder; choose another path\n"
+        )
+    assert (tmp_path / "afile").read_text() == ""
+
+
+def test_the_reproduce_commands_are_shell_quoted(tmp_path: Path) -> None:
+    import shlex
+
+    folder = tmp_path / "my studies"
+    folder.mkdir()
+    url = f"sqlite:///{folder / 'a b.db'}"
+    study = optuna.create_study(study_name="it's", storage=url)
+    study.set_user_attr("run_config", {"epochs": 2})
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    info = report_info(study, url)
+    assert shlex.split(info.reproduce[0]) == [
+        "hpotool",
+        "train-from-best",
+        "--study-name",
+        "it's",
+        "--storage",
+        url,
+    ]
+    export = info.reproduce[1].split("`")[1]
+    assert shlex.split(export) == ["hpotool", "export-best", "--study-name", "it's", "--storage", url]
+
+
+def test_a_multi_objective_study_without_a_feasible_trial_draws_no_pareto_front(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'mo.db'}"
+    study = optuna.create_study(study_name="mo", storage=url, directions=["minimize", "minimize"])
+    for i in range(3):
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+        trial.set_constraint("n_params <= 10", 1.0)
+        study.tell(trial, [0.1 * i, 1.0 - 0.1 * i])
+    info = report_info(study, url)
+    pareto = next(f for f in info.figures if f.key == "pareto")
+    assert info.best == [] and pareto.reason == "no complete trial meets the constraints"
+    result = runner.invoke(
+        app, ["report", "--study-name", "mo", "--storage", url, "--out", str(tmp_path / "r.html")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "no complete trial meets the constraints" in (tmp_path / "r.html").read_text()

@@ -76,3 +76,53 @@ def test_the_study_file_alone_holds_every_trial_after_optimize(
     shutil.copy(tmp_path / "studies" / "tiny.db", tmp_path / "copy" / "tiny.db")  # not -wal, not -shm
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'copy' / 'tiny.db'}")
     assert len([t for t in study.trials if t.state.is_finished()]) == 3
+
+
+def _tables_of(url: str) -> set[str]:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return set(sqlalchemy.inspect(conn).get_table_names())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
+def test_read_commands_refuse_a_database_that_is_not_an_optuna_storage_and_write_nothing(
+    kind: str, tmp_path: Path
+) -> None:
+    import uuid
+
+    import sqlalchemy
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    from .test_workers import _server_url
+
+    if kind == "sqlite":
+        url, server, db = f"sqlite:///{tmp_path / 'notes.db'}", None, ""
+    else:  # a database of its own on the server, holding one table of someone else's
+        server, db = _server_url(kind), f"hpotool_notes_{uuid.uuid4().hex[:8]}"
+        with sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT").connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {db}")
+        url = server.rsplit("/", 1)[0] + f"/{db}"
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE notes (t VARCHAR(10))")
+    engine.dispose()
+    try:
+        for args in (["trials", "--study-name", "x"], ["studies"], ["export-best", "--study-name", "x"]):
+            result = CliRunner().invoke(app, [*args, "--storage", url])
+            assert result.exit_code == 2, result.output
+            assert result.stderr == (
+                f"error: storage {url!r} is not an Optuna storage (it has no Optuna tables), so it holds no "
+                f"study; give the storage URL hpotool optimize wrote to (nothing was written to this one)\n"
+            )
+        assert _tables_of(url) == {"notes"}
+    finally:
+        if server is not None:
+            with sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT").connect() as conn:
+                conn.exec_driver_sql(f"DROP DATABASE {db}")

@@ -334,6 +334,10 @@ def test_fail_stale_marks_dead_trials_and_queues_a_retry(
         app, ["fail-stale", "--study-name", "s", "--storage", url], catch_exceptions=False
     )
     assert result.exit_code == 0 and "marked 1 stale trial(s) FAIL: #0" in result.stdout
+    assert (
+        "left 1 running trial(s) alone, their heartbeat younger than the 2 s grace period (a live worker): #1"
+        in result.stdout
+    )
     trials = study.get_trials(deepcopy=False)
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING]
     assert trials[2].params == {"x": dead.params["x"]} and trials[2].system_attrs["failed_trial"] == 0

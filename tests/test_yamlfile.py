@@ -24,6 +24,17 @@ def test_numbers_read_as_users_expect(text: str, expected: object) -> None:
     assert parse_yaml(text, "f.yaml") == {"a": expected}
 
 
+@pytest.mark.parametrize(
+    ("text", "kind", "column"),
+    [("[a]: 1\n", "list", 1), ("? {a: 1}\n: x\n", "dict", 3), ("x:\n  {a: 1}: 2\n", "dict", 3)],
+)
+def test_a_mapping_or_list_as_a_key_is_one_line(text: str, kind: str, column: int) -> None:
+    with pytest.raises(
+        HpoError, match=rf"^f.yaml: a key must be a plain value, not a {kind} \(line \d, column {column}\)$"
+    ):
+        parse_yaml(text, "f.yaml")
+
+
 def test_duplicate_keys_are_refused() -> None:
     with pytest.raises(HpoError, match=r"f.yaml: duplicate key 'lr' \(line 3, column 3\)"):
         parse_yaml("optimizer:\n  lr: 1\n  lr: 2\n", "f.yaml")

@@ -53,10 +53,11 @@ class AuditReport:
     direction: str
     evaluator: str
     complete: int
+    feasible: int  # complete trials that meet the constraints (all of them in a study without any)
     pruned: int
     failed: int
     median_prune_epoch: float | None
-    planned_epochs: int | None
+    planned_epochs: int | None  # the pruned trials' planned epochs, when the same for all (else None)
     best_value: float | None
     improving: bool | None
     improvement: str
@@ -69,6 +70,7 @@ class AuditReport:
         out = [p.advice for p in self.params if p.advice]
         if self.pruned:
             # A count of epochs run (user_attrs epochs_run), not Optuna's step, which counts from 0
+            # planned_epochs is None when the pruned trials planned different epochs (a changed config)
             of = f" of {self.planned_epochs}" if self.planned_epochs else ""
             when = (
                 f", after a median of {self.median_prune_epoch:g}{of} epochs"
@@ -155,12 +157,14 @@ def _top_span(p: Param, name: str, top: list[FrozenTrial]) -> float | None:
     return max(known) - min(known) if len(known) >= 2 else None
 
 
-def _improvement(complete: list[FrozenTrial], direction: str) -> tuple[bool | None, str]:
-    """Compare the best of the last third of complete trials with the best before it."""
+def _improvement(
+    complete: list[FrozenTrial], direction: str, kind: str = "complete trials"
+) -> tuple[bool | None, str]:
+    """Compare the best of the last third of `complete` (the `kind` of trials) with the best before it."""
     if len(complete) < 6:
         return (
             None,
-            f"only {len(complete)} complete trials: too few to tell whether the study still improves.",
+            f"only {len(complete)} {kind}: too few to tell whether the study still improves.",
         )
     ordered = sorted(complete, key=lambda t: t.number)
     cut = len(ordered) - len(ordered) // 3
@@ -177,6 +181,25 @@ def _improvement(complete: list[FrozenTrial], direction: str) -> tuple[bool | No
         f"no longer improving: the best of the last third of trials ({_fmt(late)}) did not beat {_fmt(before)}; "
         f"refine the space (hpotool refine) rather than add trials."
     )
+
+
+def _chosen(p: CategoricalParam, value: Any) -> bool:
+    return any(value == c and type(value) is type(c) for c in p.choices)
+
+
+def _planned_epochs(study: optuna.Study, trials: list[FrozenTrial]) -> set[int]:
+    """The epochs each trial was to run, under the run config it ran with (`--allow-changed-config` may
+    have changed them mid-study) or its own `epochs` parameter."""
+    from hpotool.fingerprint import config_of
+
+    attrs = study.user_attrs
+    planned = set()
+    for t in trials:
+        base = config_of(attrs, t.number, "run_config")
+        epochs = t.params.get("epochs", base.get("epochs") if isinstance(base, dict) else None)
+        if isinstance(epochs, int):
+            planned.add(epochs)
+    return planned
 
 
 def audit_study(study: optuna.Study, importances: dict[str, float] | None = None) -> AuditReport:
@@ -220,8 +243,14 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
         edge = _edge(p, pos, value)
         negligible = imp is not None and imp < NEGLIGIBLE and len(importances) > 1
         span = _top_span(p, name, top)
+        outside = pos is not None and not 0 <= pos <= 1
         if absent:
             advice = f"{name} is not set in the best trial (a conditional parameter)."
+        elif outside or (isinstance(p, CategoricalParam) and not _chosen(p, value)):
+            advice = (
+                f"{name} best at {_fmt(value)}, outside its current range {bounds_text(p)}: the search space "
+                f"was changed after the best trial (#{best.number}) ran; put {_fmt(value)} back in the range."
+            )
         elif edge is not None:
             side = "top" if edge == "high" else "bottom"
             advice = f"{name} best at {_fmt(value)}, the {side} of {bounds_text(p)}: widen the range."
@@ -235,17 +264,20 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
     findings.sort(key=lambda f: -(f.importance or 0.0))
     epochs = [t.user_attrs.get("epochs_run") for t in pruned]
     known_epochs = [e for e in epochs if isinstance(e, int)]
-    improving, improvement = _improvement(feasible, direction)
+    planned = _planned_epochs(study, pruned)
+    kind = "complete trials" if len(feasible) == len(complete) else "complete trials meet the constraints"
+    improving, improvement = _improvement(feasible, direction, kind)
     return AuditReport(
         study_name=study.study_name,
         metric=str(opt.get("metric", "value")),
         direction=direction,
         evaluator=EVALUATOR,
         complete=len(complete),
+        feasible=len(feasible),
         pruned=len(pruned),
         failed=sum(t.state == TrialState.FAIL for t in trials),
         median_prune_epoch=statistics.median(known_epochs) if known_epochs else None,
-        planned_epochs=study.user_attrs.get("run_config", {}).get("epochs"),
+        planned_epochs=planned.pop() if len(planned) == 1 else None,
         best_value=best.value,
         improving=improving,
         improvement=improvement,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -13,25 +12,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.errors import HpoError
 from hpotool.export import is_feasible, trial_record
-from hpotool.storage import load_study, make_storage
+from hpotool.storage import is_optuna_sqlite, load_study, make_storage
 
 STATES = ("complete", "pruned", "fail", "running", "waiting")
-
-
-def _sqlite_file(url: str) -> Path | None:
-    path = url.removeprefix("sqlite:///").split("?", 1)[0] if url.startswith("sqlite:///") else ""
-    return Path(path) if path not in ("", ":memory:") else None
-
-
-def _is_optuna_sqlite(path: Path) -> bool:
-    """Whether `path` is a SQLite file holding Optuna's tables (opening any other file with Optuna would
-    add its tables to it)."""
-    try:
-        with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as conn:
-            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    except sqlite3.DatabaseError:
-        return False
-    return {"studies", "trials"} <= names
 
 
 def _last_activity(trials: list[FrozenTrial]) -> datetime | None:
@@ -66,9 +49,6 @@ def storage_studies(url: str) -> list[dict[str, Any]]:
     Raises:
         HpoError: the storage does not exist or cannot be opened.
     """
-    path = _sqlite_file(url)
-    if path is not None and path.exists() and not _is_optuna_sqlite(path):
-        raise HpoError(f"storage {url!r}: {str(path)!r} is not an Optuna database")
     storage = make_storage(url, create=False)
     rows = []
     for frozen in storage.get_all_studies():
@@ -106,7 +86,7 @@ def study_rows(
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
     for path in sorted(folder.glob("*.db")):
-        if not _is_optuna_sqlite(path):
+        if not is_optuna_sqlite(path):
             notes.append(f"{path}: not an Optuna database, skipped")
             continue
         try:
@@ -120,17 +100,21 @@ def _sort_key(direction: StudyDirection) -> Any:
     sign = -1.0 if direction == StudyDirection.MAXIMIZE else 1.0
 
     def key(t: FrozenTrial) -> tuple[int, float, int]:
-        group = 0 if t.state == TrialState.COMPLETE else 1 if t.state == TrialState.PRUNED else 2
+        if t.state == TrialState.COMPLETE:
+            group = 0 if is_feasible(t) else 1
+        else:
+            group = 2 if t.state == TrialState.PRUNED else 3
         if t.values is None:
-            return (3, 0.0, t.number)
+            return (4, 0.0, t.number)
         return (group, sign * float(t.values[0]), t.number)
 
     return key
 
 
 def trial_rows(study: optuna.Study, top: int | None = None, state: str | None = None) -> list[dict[str, Any]]:
-    """The study's trials as rows, best first: complete trials by value (the first objective's,
-    respecting its direction), then pruned trials by their last reported value (what Optuna stores as
+    """The study's trials as rows, best first: complete trials that meet the study's constraints by value
+    (the first objective's, respecting its direction), then complete trials that violate them (never the
+    best, as export-best has it), then pruned trials by their last reported value (what Optuna stores as
     a pruned trial's value; it was measured before training ended, so it does not rank against complete
     trials), then trials without a value. Optionally only one state, and only the first `top`.
     """
@@ -147,6 +131,7 @@ def trial_rows(study: optuna.Study, top: int | None = None, state: str | None = 
         row = trial_record(t)
         del row["history"]
         row["state"] = row["state"].lower()
+        row["feasible"] = is_feasible(t)
         row["datetime_start"] = t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None
         row["datetime_complete"] = (
             t.datetime_complete.isoformat(timespec="seconds") if t.datetime_complete else None
@@ -155,7 +140,12 @@ def trial_rows(study: optuna.Study, top: int | None = None, state: str | None = 
     return rows
 
 
-def find_study(study_name: str, storage_url: str | None, folder: Path = Path("studies")) -> optuna.Study:
+def find_study(
+    study_name: str,
+    storage_url: str | None,
+    folder: Path = Path("studies"),
+    storage_option: str = "--storage",
+) -> optuna.Study:
     """`storage.load_study`, and when no URL is given and the default file is missing, the error names
     the studies found under `folder` instead of only the missing file.
 
@@ -172,5 +162,5 @@ def find_study(study_name: str, storage_url: str | None, folder: Path = Path("st
         found = ", ".join(f"{r['name']} ({r['storage']})" for r in rows) or "none"
         raise HpoError(
             f"no study {study_name!r}: {default} does not exist; studies under {folder}/: {found} "
-            f"(give --storage URL for a study stored elsewhere)"
+            f"(give {storage_option} URL for a study stored elsewhere)"
         ) from None

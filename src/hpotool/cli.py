@@ -248,7 +248,13 @@ def optimize(
             from hpotool.browse import find_study
             from hpotool.objective import with_warm_start
 
-            plan = with_warm_start(plan, find_study(enqueue_from, enqueue_from_storage), top)
+            try:
+                source = find_study(
+                    enqueue_from, enqueue_from_storage, storage_option="--enqueue-from-storage"
+                )
+            except HpoError as exc:
+                raise HpoError(f"--enqueue-from: {exc}") from None
+            plan = with_warm_start(plan, source, top)
         if workers > 1:
             from hpotool.workers import run_workers
 
@@ -452,8 +458,12 @@ def train_from_best(
         exported = write_export(study, storage or default_storage_url(study_name))
         _err().print(f"exported the best trial to {escape(str(exported.folder))}")
         if len(plan.candidates) < top_k:
+            from optuna.trial import TrialState
+
+            complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+            meet = "" if complete == len(plan.candidates) else f" that meet its constraints (of {complete})"
             _err().print(
-                f"[yellow]note:[/yellow] the study has only {len(plan.candidates)} complete trial(s); "
+                f"[yellow]note:[/yellow] the study has only {len(plan.candidates)} complete trial(s){meet}; "
                 f"retraining those"
             )
         folder = out if out is not None else new_run_dir(default_runs_dir(plan.candidates[0].config))
@@ -509,8 +519,10 @@ def studies(
             _err().print(f"no studies in {escape(where)}")
             return
         table = _table("studies")
+        # Best values and dates read best whole (80 columns folded "2026-12-04 / 11:26"); names, metrics,
+        # state counts and URLs wrap (a long name kept whole squeezes the other columns to nothing).
         for col in ("name", "direction", "metric", "trials", "best", "last activity", "storage"):
-            table.add_column(col, overflow="fold")
+            table.add_column(col, overflow="fold", no_wrap=col in ("best", "last activity"))
         for r in rows:
             states = ", ".join(f"{k} {v}" for k, v in r["trials"].items()) or "none"
             best = _fmt(r["best_value"]) if r["best_value"] is not None else "-"
@@ -552,6 +564,7 @@ def trials(
         # A note only where it says more than the state and epochs columns do.
         notes = [
             r["fail_reason"]
+            or ("" if r["feasible"] else "violates the constraints")
             or (
                 ""
                 if (r["prune_reason"] or "").startswith(("pruned after", "pruned at epoch"))
@@ -563,17 +576,21 @@ def trials(
         # One column per parameter where they fit the terminal, else one wrapped "params" column.
         widest = [max([len(p), *(len(v[i]) for v in shown)]) + 3 for i, p in enumerate(params)]
         split = sum(widest) + 60 <= _out().width
-        columns = ["#", "state", "value", *(params if split else ["params"]), "epochs", "seconds"]
+        from hpotool.export import is_multi_objective, objective_names
+
+        value_header = ", ".join(objective_names(study)) if is_multi_objective(study) else "value"
+        columns = ["#", "state", value_header, *(params if split else ["params"]), "epochs", "seconds"]
         columns += ["note"] if any(notes) else []
         table = _table(f"study {study_name}: {len(rows)} trial(s)")
         for col in columns:
             table.add_column(col, overflow="fold")
         for r, values, note in zip(rows, shown, notes, strict=True):
-            value = r["value"] if r["values"] is None or len(r["values"]) == 1 else r["values"]
+            shown_values = r["values"] if r["values"] is not None else [r["value"]]
+            value = ", ".join("-" if v is None else _fmt(v) for v in shown_values)
             cells = [
                 str(r["number"]),
                 r["state"],
-                _fmt(value) if value is not None else "-",
+                value,
                 *(values if split else [" ".join(f"{p}={v}" for p, v in zip(params, values, strict=True))]),
                 str(r["epochs_run"]) if r["epochs_run"] is not None else "-",
                 f"{r['duration_s']:.3g}" if r["duration_s"] is not None else "-",
@@ -608,6 +625,16 @@ def fail_stale(
         failed = fail_stale_trials(study, every_running=all_running)
         listed = ", ".join(f"#{n}" for n in failed) if failed else "none"
         _out().print(f"marked {len(failed)} stale trial(s) FAIL: {listed}")
+        from optuna.trial import TrialState
+
+        from hpotool.storage import heartbeat_settings
+
+        alive = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+        if alive:
+            _out().print(
+                f"left {len(alive)} running trial(s) alone, their heartbeat younger than the "
+                f"{heartbeat_settings()[1]} s grace period (a live worker): {', '.join(f'#{n}' for n in alive)}"
+            )
 
 
 # ---------------------------------------------------------------- stages: audit and refine
@@ -655,6 +682,8 @@ def refine(
 ) -> None:
     """Write the next stage's configs: widen edge ranges, narrow the rest, fix what barely matters."""
     with user_errors():
+        from shlex import quote
+
         from hpotool.browse import find_study
         from hpotool.importance import import_without_sklearn
         from hpotool.refine import refine_study, write_refinement
@@ -666,8 +695,21 @@ def refine(
             _out().print(f"- {escape(change)}")
         _out().print(f"wrote {escape(str(opt_path))} and {escape(str(run_path))}; next:")
         _out().print(
-            f"  hpotool optimize --run-config {escape(str(run_path))} --optimize-config {escape(str(opt_path))}"
+            f"  hpotool optimize --run-config {escape(quote(str(run_path)))} "
+            f"--optimize-config {escape(quote(str(opt_path)))}",
+            soft_wrap=True,
         )
+
+
+PRUNE_AUDIT_ROWS = 12
+
+
+def _evenly(items: list[Any], n: int) -> list[Any]:
+    """At most `n` of `items`, evenly spaced, the first and the last included."""
+    if len(items) <= n:
+        return items
+    picks = sorted({round(i * (len(items) - 1) / (n - 1)) for i in range(n)})
+    return [items[i] for i in picks]
 
 
 @app.command("prune-audit")
@@ -698,11 +740,15 @@ def prune_audit(
         table = _table(f"PFL predictions on the complete trials of {study_name}")
         for column in ("predicted after epochs", "trials", "median |error|", "max |error|"):
             table.add_column(column, justify="right")
-        for e in data["prediction_errors"]:
+        errors = data["prediction_errors"]
+        shown = _evenly(errors, PRUNE_AUDIT_ROWS)
+        for e in shown:
             table.add_row(
                 str(e["epoch"] + 1), str(e["trials"]), _fmt(e["median_abs_error"]), _fmt(e["max_abs_error"])
             )
         _out().print(table)
+        if len(shown) < len(errors):
+            _out().print(f"({len(shown)} of {len(errors)} epochs shown, evenly spaced; --json has every one)")
         missed = data["missed_winners"]
         if missed is not None:
             _out().print(

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from shlex import quote
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -205,14 +206,20 @@ def stored_run_config(
     attrs = study.user_attrs
     data = attrs.get("run_config") if trial_number is None else config_of(attrs, trial_number, "run_config")
     if not isinstance(data, dict):
-        raise HpoError(
-            f"study {study.study_name!r} has no stored run config (user attr 'run_config'): it was not "
-            f"created by hpotool optimize, so there is no RunConfig to merge its parameters into"
-        )
+        raise not_hpotool_error(study)
     result: RunConfig = validate_config(
         RunConfig, data, f"study {study.study_name!r}: run_config", check_components=check_components
     )
     return result
+
+
+def not_hpotool_error(study: optuna.Study) -> HpoError:
+    """A study without the run config `hpotool optimize` stores: plain Optuna, or another tool's."""
+    return HpoError(
+        f"study {study.study_name!r} has no stored run config (user attr 'run_config'): it was not created by "
+        f"hpotool optimize, so there is no RunConfig to merge its parameters into; hpotool trials "
+        f"--study-name {quote(study.study_name)} --json lists its trials and parameters"
+    )
 
 
 def trial_run_config(study: optuna.Study, trial: FrozenTrial, *, check_components: bool = True) -> RunConfig:
@@ -221,6 +228,8 @@ def trial_run_config(study: optuna.Study, trial: FrozenTrial, *, check_component
     `check_components=False` (export) trusts the components the trial trained with instead of importing
     them (torch) to check their arguments again.
     """
+    if not isinstance(study.user_attrs.get("run_config"), dict):
+        raise not_hpotool_error(study)  # the study's, not this trial's
     base = stored_run_config(
         study, check_components=check_components, trial_number=trial.number
     )  # names the study

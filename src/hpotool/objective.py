@@ -352,17 +352,35 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
             f"--enqueue-from: {source.study_name!r} is multi-objective; give a single-objective study"
         )
     ranked = ranked_trials(source)
+    if not ranked:
+        counts: dict[str, int] = {}
+        for t in source.get_trials(deepcopy=False):
+            counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+        shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no trials"
+        what = "meets its constraints" if counts.get("complete") else "to start from"
+        raise HpoError(f"--enqueue-from: {source.study_name!r} has no complete trial that {what} ({shown})")
     space = plan.opt.search_space
     picks: list[dict[str, Any]] = list(plan.opt.enqueue)
+    inside = 0
     for t in ranked:
         if len(picks) - len(plan.opt.enqueue) >= top:
             break
         params = {k: v for k, v in t.params.items() if k in space and contains(space[k], v)}
+        inside += bool(params)
         if params and params not in picks:
             picks.append(params)
     if len(picks) == len(plan.opt.enqueue):
+        theirs = list(dict.fromkeys(k for t in ranked for k in t.params))
+        shared = [k for k in theirs if k in space]
+        why = (
+            f"its values of {', '.join(shared)} lie outside this space's ranges"
+            if shared
+            else f"it searched {', '.join(theirs) or 'no parameters'}, this space searches {', '.join(space)}"
+        )
+        if inside:
+            why = "those inside it are in the optimize config's enqueue list already"
         raise HpoError(
-            f"--enqueue-from: no complete trial of {source.study_name!r} has parameters inside this space"
+            f"--enqueue-from: no complete trial of {source.study_name!r} has parameters inside this space: {why}"
         )
     opt = validate_config(OptimizeConfig, {**plan.opt.model_dump(), "enqueue": picks}, "--enqueue-from")
     return replace(plan, opt=opt)

@@ -84,6 +84,11 @@ def missed_winners(study: optuna.Study, baseline: optuna.Study, top_k: int = 5) 
     """Match this study's pruned trials to `baseline` (no pruning) and count those that beat the top-k bar."""
     from optuna.trial import TrialState
 
+    if len(baseline.directions) > 1:
+        raise HpoError(
+            f"--against {baseline.study_name!r} has {len(baseline.directions)} objectives; compare with a "
+            f"single-objective study of the same search space run without pruning"
+        )
     if study.direction != baseline.direction:
         raise HpoError(
             "the two studies optimize in different directions; compare studies of the same experiment"
@@ -96,10 +101,18 @@ def missed_winners(study: optuna.Study, baseline: optuna.Study, top_k: int = 5) 
             f"{study.study_name!r} and {baseline.study_name!r} search different spaces ({', '.join(changed)}); "
             f"compare with a study of the same search space run without pruning"
         )
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    from hpotool.export import is_feasible
+
+    # The bar is the k-th best trial that meets the constraints ("best" as export-best has it); a pruned
+    # trial whose twin broke them would not have made the top-k either.
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if is_feasible(t)]
     reference = [t for t in baseline.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-    if not complete or not reference:
-        raise HpoError("both studies need complete trials")
+    if not complete:
+        raise HpoError(
+            f"study {study.study_name!r} has no complete trial that meets its constraints, so no top-{top_k} bar"
+        )
+    if not reference:
+        raise HpoError(f"--against {baseline.study_name!r} has no complete trial to compare with")
     maximize = study.direction.name == "MAXIMIZE"
     finals = sorted((float(t.value) for t in complete), reverse=maximize)  # type: ignore[arg-type]
     bar = finals[min(top_k, len(finals)) - 1]
@@ -113,7 +126,7 @@ def missed_winners(study: optuna.Study, baseline: optuna.Study, top_k: int = 5) 
             match = min(reference, key=lambda r: _distance(space, t.params, r.params))
             nearest += 1
         value = float(match.value)  # type: ignore[arg-type]
-        if (value > bar) if maximize else (value < bar):
+        if is_feasible(match) and ((value > bar) if maximize else (value < bar)):
             wins += 1
             examples.append(
                 {"trial": t.number, "matched": match.number, "value": value, "pruned_at": t.last_step}
@@ -124,7 +137,16 @@ def missed_winners(study: optuna.Study, baseline: optuna.Study, top_k: int = 5) 
 def audit_pruning(
     study: optuna.Study, baseline: optuna.Study | None = None, top_k: int = 5
 ) -> dict[str, Any]:
-    """Both measurements as plain data."""
+    """Both measurements as plain data.
+
+    Raises:
+        HpoError: `study` has several objectives (such studies do not prune), or the two studies differ.
+    """
+    if len(study.directions) > 1:
+        raise HpoError(
+            f"study {study.study_name!r} has {len(study.directions)} objectives, and multi-objective studies "
+            f"do not prune: there is no pruner to audit"
+        )
     return {
         "study": study.study_name,
         "prediction_errors": [asdict(e) for e in prediction_errors(study)],

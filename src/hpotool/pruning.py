@@ -145,8 +145,18 @@ def pruned_rows(study: optuna.Study, pruner: Mapping[str, Any] | None) -> list[P
     """A row per pruned trial of a single-objective study, in trial order.
 
     Args:
-        pruner: the optimize config's `pruner` section (`{name, kwargs}`), or None when unknown.
+        pruner: the optimize config's `pruner` section (`{name, kwargs}`), or None when unknown. A trial
+            that ran before `--allow-changed-config` changed the pruner is judged by the one it ran under.
     """
+    from hpotool.fingerprint import CHANGES_ATTR, config_of
+
+    attrs = study.user_attrs
+    changed = bool(attrs.get(CHANGES_ATTR))
+
+    def pruner_of(number: int) -> Mapping[str, Any] | None:
+        own = config_of(attrs, number, "optimize_config") if changed else None
+        return own.get("pruner") if isinstance(own, dict) else pruner
+
     trials = study.get_trials(deepcopy=False)
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     rows = []
@@ -160,7 +170,7 @@ def pruned_rows(study: optuna.Study, pruner: Mapping[str, Any] | None) -> list[P
         if step is None or value is None:
             threshold, note = None, "stopped before reporting a finite value"
         else:
-            threshold, note = _threshold(t, value, trials, maximize, pruner)
+            threshold, note = _threshold(t, value, trials, maximize, pruner_of(t.number))
         rows.append(
             PrunedRow(
                 number=t.number,

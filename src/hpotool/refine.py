@@ -10,13 +10,15 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from shlex import quote
 from typing import TYPE_CHECKING, Any
 
 from hpotool.audit import AuditReport, ParamFinding, audit_study, stored_space, top_trials
+from hpotool.conditions import holds
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.errors import HpoError
-from hpotool.export import best_trials, is_feasible
-from hpotool.overrides import apply_overrides
+from hpotool.export import best_trials, is_feasible, stored_run_config
+from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.search_space import CategoricalParam, FloatParam, IntParam, Param, contains
 
 if TYPE_CHECKING:
@@ -192,16 +194,12 @@ def refine_study(
         raise HpoError(f"--keep-top must be in (0, 1], got {keep_top}")
     report = report or audit_study(study)
     space = stored_space(study)
-    try:
-        run = RunConfig.model_validate(study.user_attrs["run_config"])
-    except Exception:
-        raise HpoError(
-            f"study {study.study_name!r} has no valid stored run_config; was it created by hpotool optimize?"
-        ) from None
+    run = stored_run_config(study)  # names a component that fails to import, or what else is wrong
     stored_opt = dict(study.user_attrs["optimize_config"])
     direction = study.direction.name.lower()
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    top = top_trials([t for t in complete if is_feasible(t)], direction, share=keep_top)
+    feasible = [t for t in complete if is_feasible(t)]
+    top = top_trials(feasible, direction, share=keep_top)
     best = best_trials(study)[0]
     by_name: dict[str, ParamFinding] = {f.name: f for f in report.params}
     new_space: dict[str, Param] = {}
@@ -217,6 +215,9 @@ def refine_study(
             )
         elif finding.edge is not None:
             new_space[name], change = _widen(p, finding.edge, run, name)
+            if finding.position is not None and not 0 <= finding.position <= 1:  # the space changed
+                side = "below" if finding.edge == "low" else "above"
+                change = change.replace(f"best at the {finding.edge} edge", f"best {side} the current range")
             changes.append(change)
         elif values:
             narrowed, value, change = _narrow(p, name, values)
@@ -233,8 +234,15 @@ def refine_study(
             f"study {study.study_name!r}: every parameter would be fixed; nothing is left to search"
         )
     stage_run = apply_overrides(run, fixed)
+    for dropped in _drop_dead_conditions(new_space, leaf_values(stage_run)):  # replaces its earlier change
+        param = dropped.split(":", 1)[0]
+        changes = [c for c in changes if not c.startswith(f"{param}: ")] + [dropped]
+    if not new_space:
+        raise HpoError(
+            f"study {study.study_name!r}: every parameter would be fixed; nothing is left to search"
+        )
     enqueue = []
-    for t in _best_first(complete, direction)[:ENQUEUE_TOP]:
+    for t in _best_first(feasible, direction)[:ENQUEUE_TOP]:  # never a trial that broke the constraints
         params = {k: v for k, v in t.params.items() if k in new_space}
         if params and all(contains(new_space[k], v) for k, v in params.items()) and params not in enqueue:
             enqueue.append(params)
@@ -256,6 +264,21 @@ def refine_study(
     )
 
 
+def _drop_dead_conditions(space: dict[str, Param], base: dict[str, Any]) -> list[str]:
+    """Remove from `space` (in place, in order) each parameter whose `when` reads a value the stage no
+    longer searches and that value fails it: its condition can never hold, so it would never be suggested
+    (`optimizer.momentum` when `optimizer.name: sgd`, with `optimizer.name` fixed at adam)."""
+    changes = []
+    for name, p in list(space.items()):
+        fixed_paths = {path: cond for path, cond in (p.when or {}).items() if path not in space}
+        failed = [path for path, cond in fixed_paths.items() if not holds(cond, base.get(path))]
+        if failed:
+            del space[name]
+            reasons = ", ".join(f"{path} is fixed at {base.get(path)!r}" for path in failed)
+            changes.append(f"{name}: its condition can no longer hold ({reasons}); removed from the search")
+    return changes
+
+
 def _best_first(trials: list[Any], direction: str) -> list[Any]:
     sign = 1.0 if direction == "minimize" else -1.0
     return sorted(trials, key=lambda t: sign * float(t.value))
@@ -271,7 +294,7 @@ def write_refinement(ref: Refinement, out: Path, source_study: str) -> tuple[Pat
     optimize["search_space"] = {k: FlowMapping(v) for k, v in optimize["search_space"].items()}
     header = [
         f"# Stage refined from study {source_study!r} by `hpotool refine`.",
-        f"# Run it: hpotool optimize --run-config {run_path} --optimize-config {out}",
+        f"# Run it: hpotool optimize --run-config {quote(str(run_path))} --optimize-config {quote(str(out))}",
         "# Changes:",
         *[f"#   - {c}" for c in ref.changes],
     ]

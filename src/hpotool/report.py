@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from shlex import quote
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -26,7 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpotool.atomic import write_text
 from hpotool.audit import audit_findings
 from hpotool.errors import HpoError
-from hpotool.export import ranked_trials
+from hpotool.export import is_feasible, ranked_trials
 from hpotool.fingerprint import config_of
 from hpotool.importance import EVALUATOR, make_evaluator, param_importances
 from hpotool.pruning import pruned_rows
@@ -183,7 +184,14 @@ def _figure_infos(
     multi = len(objectives) > 1
     figs: list[FigureInfo] = []
     if multi:
-        reason = none_complete or (None if len(objectives) <= 3 else "a Pareto front needs 2 or 3 objectives")
+        infeasible = (
+            None if any(is_feasible(t) for t in complete) else "no complete trial meets the constraints"
+        )
+        reason = (
+            none_complete
+            or infeasible
+            or (None if len(objectives) <= 3 else "a Pareto front needs 2 or 3 objectives")
+        )
         figs.append(FigureInfo("pareto", "pareto", "Pareto front", reason=reason))
     for i, obj in enumerate(objectives):
         sfx, name = (f".{i}", f" — {obj['name']}") if multi else ("", "")
@@ -278,11 +286,13 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
             importances.append(None)
             reasons.append(f"importances cannot be computed: {exc}")
     counts = {s.name.lower(): n for s in TrialState if (n := sum(t.state == s for t in trials))}
+    best = _best(study, complete)
     reproduce = []
-    if complete and run:
+    if best and run and len(objectives) == 1:
         reproduce = [
-            f"hpotool train-from-best --study-name {study.study_name} --storage {storage}",
-            f"(`hpotool export-best --study-name {study.study_name} --storage {storage}` writes its run config, "
+            f"hpotool train-from-best --study-name {quote(study.study_name)} --storage {quote(storage)}",
+            f"(`hpotool export-best --study-name {quote(study.study_name)} --storage {quote(storage)}` writes its "
+            "run config, "
             "best_run.yaml, and best_params.json instead)",
         ]
     pruner = opt.get("pruner")
@@ -292,7 +302,7 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
         storage=storage,
         objectives=objectives,
         counts=counts,
-        best=_best(study, complete),
+        best=best,
         time=_time(trials),
         epochs=_epochs(study, trials, run),
         versions=dict(study.user_attrs.get("versions") or {}),
@@ -371,7 +381,10 @@ def _header_rows(info: ReportInfo) -> list[tuple[str, str]]:
     ]
     rows.append(("trials", ", ".join(f"{k} {v}" for k, v in info.counts.items()) or "none"))
     if not info.best:
-        rows.append(("best", "no complete trial yet"))
+        complete = info.counts.get("complete", 0)
+        rows.append(
+            ("best", "no complete trial meets the constraints" if complete else "no complete trial yet")
+        )
     for b in info.best[:10]:
         values = ", ".join(_fmt(v) for v in b["values"] or [])
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in b["params"].items())

@@ -142,6 +142,8 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
         if path is not None:
             if not create and not path.exists():
                 raise HpoError(f"storage {url!r}: no such SQLite file {str(path)!r}")
+            if not create and not is_optuna_sqlite(path):
+                raise _not_optuna(url)
             path.parent.mkdir(parents=True, exist_ok=True)
             engine_kwargs: dict[str, Any] = {"creator": functools.partial(_connect_sqlite, str(path))}
             storage = _rdb_storage(url, engine_kwargs)
@@ -152,6 +154,8 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
                 f"storage {url!r} is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., "
                 f"mysql+pymysql://..., redis://host:6379 or journal:path.log"
             )
+        if not create and not _has_optuna_tables(url):
+            raise _not_optuna(url)
         return _rdb_storage(url, {"pool_pre_ping": True})
     except HpoError:
         raise
@@ -165,6 +169,39 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
     except Exception as exc:  # SQLAlchemy/redis errors: unreachable server, bad URL, wrong password
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise HpoError(f"storage {url!r}: cannot open it: {first}") from None
+
+
+def is_optuna_sqlite(path: Path) -> bool:
+    """Whether `path` is a SQLite file holding Optuna's tables, checked read-only (opening any other file
+    with Optuna would add its tables to it)."""
+    try:
+        with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as conn:
+            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError:
+        return False
+    return names >= _OPTUNA_TABLES
+
+
+_OPTUNA_TABLES = {"studies", "trials", "version_info"}
+
+
+def _has_optuna_tables(url: str) -> bool:
+    """Whether the database at a SQLAlchemy `url` holds Optuna's tables (read without writing)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return set(sqlalchemy.inspect(conn).get_table_names()) >= _OPTUNA_TABLES
+    finally:
+        engine.dispose()
+
+
+def _not_optuna(url: str) -> HpoError:
+    return HpoError(
+        f"storage {url!r} is not an Optuna storage (it has no Optuna tables), so it holds no study; "
+        f"give the storage URL hpotool optimize wrote to (nothing was written to this one)"
+    )
 
 
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> optuna.storages.BaseStorage:

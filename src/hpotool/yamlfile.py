@@ -30,6 +30,16 @@ class _Loader(yaml.SafeLoader):
             if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: the keys it brings may be overridden
                 continue
             key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:  # `{a: 1}: x` or `[a]: x` (SafeLoader says so too, but after this check)
+                mark = key_node.start_mark
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"a key must be a plain value, not a {type(key).__name__} "
+                    f"(line {mark.line + 1}, column {mark.column + 1})",
+                ) from None
             if key in seen:
                 mark = key_node.start_mark
                 raise yaml.constructor.ConstructorError(
