@@ -321,8 +321,9 @@ def test_refine_names_a_user_module_that_fails_to_import(
     with pytest.raises(HpoError) as exc:
         refine_study(study)
     assert str(exc.value) == (
-        "study 'user': run_config: model: cannot import 'broken_models_for_refine:Net': No module named "
-        "'no_such_dependency_xyz'"
+        "study 'user': run_config: model: cannot import 'broken_models_for_refine:Net': importing "
+        "'broken_models_for_refine' raised ModuleNotFoundError: No module named 'no_such_dependency_xyz' "
+        "at broken_models_for_refine.py:1"
     )
 
 
