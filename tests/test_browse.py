@@ -184,7 +184,7 @@ def test_trials_of_a_multi_objective_study_show_each_value_formatted(tmp_path: P
     assert "│ 1.947, 1563 " in result.stdout and "1.9474249" not in result.stdout
 
 
-def test_studies_table_keeps_dates_and_best_values_whole_at_80_columns(
+def test_studies_table_keeps_directions_dates_and_best_values_whole_at_80_columns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import re
@@ -198,3 +198,4 @@ def test_studies_table_keeps_dates_and_best_values_whole_at_80_columns(
     assert result.exit_code == 0
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
     assert re.search(r"│ 0\.1235 +│ \d{4}-\d\d-\d\d \d\d:\d\d │", result.stdout), result.stdout
+    assert "│ minimize  │" in result.stdout, result.stdout  # not "minimiz" / "e"

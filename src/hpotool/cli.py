@@ -519,10 +519,10 @@ def studies(
             _err().print(f"no studies in {escape(where)}")
             return
         table = _table("studies")
-        # Best values and dates read best whole (80 columns folded "2026-12-04 / 11:26"); names, metrics,
-        # state counts and URLs wrap (a long name kept whole squeezes the other columns to nothing).
+        # Directions, best values and dates read best whole (80 columns folded "maximiz / e"); names,
+        # metrics, state counts and storages wrap (a long name kept whole squeezes the others to nothing).
         for col in ("name", "direction", "metric", "trials", "best", "last activity", "storage"):
-            table.add_column(col, overflow="fold", no_wrap=col in ("best", "last activity"))
+            table.add_column(col, overflow="fold", no_wrap=col in ("direction", "best", "last activity"))
         for r in rows:
             states = ", ".join(f"{k} {v}" for k, v in r["trials"].items()) or "none"
             best = _fmt(r["best_value"]) if r["best_value"] is not None else "-"
