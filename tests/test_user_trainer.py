@@ -83,10 +83,16 @@ def test_train_with_a_training_function_saves_no_model_and_says_so(
 
 
 def _study_with(
-    function: str, tmp_path: Path, pruner: dict[str, Any] | None = None, n_trials: int = 2, **run: Any
+    function: str,
+    tmp_path: Path,
+    pruner: dict[str, Any] | None = None,
+    n_trials: int = 2,
+    *,
+    pruner_given: bool = True,
+    **run: Any,
 ) -> tuple[Any, list[optuna.trial.FrozenTrial]]:
     """Run `n_trials` trials of `tests.trainers:<function>` (from the repository root); the CLI's result
-    and the trials."""
+    and the trials. With `pruner_given` False the optimize config has no pruner section (the default's)."""
     import yaml
 
     tmp_path.mkdir(exist_ok=True)
@@ -100,6 +106,8 @@ def _study_with(
         "pruner": pruner or {"name": "nop"},
         "search_space": {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
     }
+    if not pruner_given:
+        del opt["pruner"]
     opt_path.write_text(yaml.safe_dump(opt))
     storage = f"sqlite:///{tmp_path / 'u.db'}"
     result = CliRunner().invoke(
@@ -162,6 +170,25 @@ def test_a_function_without_report_is_refused_when_a_pruner_is_set(
     assert "or set pruner: {name: nop} in" in result.stderr
     result, trials = _study_with("never_reports", tmp_path / "b")  # no pruner: nothing to stop it for
     assert result.exit_code == 0 and [t.state for t in trials] == [TrialState.COMPLETE] * 2
+
+
+def test_a_function_without_report_runs_unpruned_when_the_config_chose_no_pruner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    result, trials = _study_with("never_reports", tmp_path, pruner_given=False)
+    assert result.exit_code == 0 and [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    assert (
+        "note: no pruning: trainer.function tests.trainers:never_reports takes no 'report' argument, so a "
+        f"pruner could never stop a trial ({tmp_path / 'opt.yaml'} sets no pruner; add report to prune)"
+    ) in " ".join(result.stderr.split())
+    study = optuna.load_study(study_name="u", storage=f"sqlite:///{tmp_path / 'u.db'}")
+    assert study.user_attrs["optimize_config"]["pruner"] == {"name": "nop", "kwargs": {}}
+    assert "pruner saw no" not in result.stderr  # the end-of-study note for an idle pruner has no cause
+    # A function that reports keeps the default pruner.
+    _, reported = _study_with("diverges_at_the_end", tmp_path / "b", pruner_given=False)
+    stored = optuna.load_study(study_name="u", storage=f"sqlite:///{tmp_path / 'b' / 'u.db'}")
+    assert stored.user_attrs["optimize_config"]["pruner"]["name"] == "median" and reported
 
 
 def test_an_epoch_reported_twice_fails_the_trial_saying_so(

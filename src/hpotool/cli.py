@@ -255,6 +255,8 @@ def optimize(
             except HpoError as exc:
                 raise HpoError(f"--enqueue-from: {exc}") from None
             plan = with_warm_start(plan, source, top)
+        for note in plan.notes:  # on stderr before the progress, so it stays in view
+            _err().print(f"[yellow]note:[/yellow] {escape(note)}")
         if workers > 1:
             from hpotool.workers import run_workers
 

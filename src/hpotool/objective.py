@@ -23,7 +23,14 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool import __version__, fingerprint
 from hpotool.conditions import holds, satisfying_value
-from hpotool.config import OptimizeConfig, RunConfig, load_optimize_config, load_run_config, validate_config
+from hpotool.config import (
+    OptimizeConfig,
+    PrunerConfig,
+    RunConfig,
+    load_optimize_config,
+    load_run_config,
+    validate_config,
+)
 from hpotool.errors import HpoError
 from hpotool.factories import make_pruner, make_sampler
 from hpotool.final import check_final
@@ -86,6 +93,7 @@ class StudyPlan:
     pruner: BasePruner
     storage_url: str
     allow_changed_config: bool = False
+    notes: tuple[str, ...] = ()  # what the checks decided for the user, printed before trial 0
 
 
 def _with_overrides(run: RunConfig, opt: OptimizeConfig, o: Overrides) -> tuple[RunConfig, OptimizeConfig]:
@@ -255,6 +263,7 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
     Writes nothing: every mistake a user can make in the configs is an `HpoError` here, before trial 0.
     """
     run, opt = load_run_config(run_path), load_optimize_config(opt_path)  # the run config's errors first
+    pruner_chosen = "pruner" in opt.model_fields_set  # before the overrides, which set every field
     if overrides.seed is not None and "seed" in opt.sampler.kwargs:
         raise HpoError(
             f"{opt_path}: sampler.kwargs.seed fixes the sampler's seed, so --seed would be ignored; move it to "
@@ -267,11 +276,20 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
         resolve_device(run.device)  # the function is handed the device: one this machine lacks fails now
         pruning = not opt.multi_objective and opt.pruner.name != "nop"
         try:
-            check_user_trainer(run, pruning=pruning, opt_source=str(opt_path))
+            takes_report = check_user_trainer(
+                run, pruning=pruning and pruner_chosen, opt_source=str(opt_path)
+            )
         except HpoError as exc:
             raise HpoError(f"{run_path}: {exc}") from None
         check_space(run, opt, None, str(opt_path))
-        return _plan(run, opt, None, opt_path, overrides)
+        notes: tuple[str, ...] = ()
+        if pruning and not takes_report:  # the default pruner could never stop it: run without one
+            opt = opt.model_copy(update={"pruner": PrunerConfig(name="nop")})
+            notes = (
+                f"no pruning: trainer.function {run.trainer.function} takes no 'report' argument, so a pruner "
+                f"could never stop a trial ({opt_path} sets no pruner; add report to prune)",
+            )
+        return replace(_plan(run, opt, None, opt_path, overrides), notes=notes)
     resolve_device(run.device)
     data = load_checked(run, str(run_path))
     for metric in opt.objectives:

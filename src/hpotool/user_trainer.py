@@ -22,9 +22,10 @@ from hpotool.trainer import EpochResult, NonFiniteLossError
 OFFERED = ("config", "run_config", "report")
 
 
-def check_user_trainer(cfg: RunConfig, *, pruning: bool, opt_source: str = "the optimize config") -> None:
+def check_user_trainer(cfg: RunConfig, *, pruning: bool, opt_source: str = "the optimize config") -> bool:
     """Before trial 0: the function imports, and hpotool can call it (every argument it requires is one
-    hpotool passes); with a pruner (`pruning`), it must take `report`, or the pruner could never stop it.
+    hpotool passes); with a pruner the user chose (`pruning`), it must take `report`, or the pruner could
+    never stop it. Returns whether it takes `report` (True where its signature cannot be read).
 
     Raises:
         HpoError: naming `trainer.function` and what to change.
@@ -40,7 +41,7 @@ def check_user_trainer(cfg: RunConfig, *, pruning: bool, opt_source: str = "the 
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
-        return  # no signature to read: the call itself will tell
+        return True  # no signature to read: the call itself will tell
     required = [
         p.name
         for p in params
@@ -61,6 +62,7 @@ def check_user_trainer(cfg: RunConfig, *, pruning: bool, opt_source: str = "the 
             f"report parameter and call report(epoch, {{metric: value}}) after each epoch, or set pruner: "
             f"{{name: nop}} in {opt_source}"
         )
+    return "report" in names or var_kw
 
 
 def run_user_trainer(
