@@ -126,3 +126,39 @@ def test_read_commands_refuse_a_database_that_is_not_an_optuna_storage_and_write
         if server is not None:
             with sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT").connect() as conn:
                 conn.exec_driver_sql(f"DROP DATABASE {db}")
+
+
+@pytest.mark.parametrize("text", ["hello world\n", "\n\nnotes\n", '["a list"]\n', '{"a": 1}\n'])
+def test_a_journal_path_that_is_some_other_file_is_refused_by_every_command_and_left_as_it_was(
+    text: str, tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    path = tmp_path / "notes.log"
+    path.write_text(text)
+    url = f"journal:{path}"
+    run = write_yaml(tmp_path / "run.yaml", run_dict)
+    opt = write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    for args in (
+        ["optimize", "-r", str(run), "-o", str(opt), "-q"],
+        ["trials", "--study-name", "tiny"],
+        ["studies"],
+    ):
+        result = CliRunner().invoke(app, [*args, "--storage", url])
+        assert result.exit_code == 2, result.output
+        assert result.stderr == (
+            f"error: storage {url!r}: {str(path)!r} is not an Optuna journal file (its first line is not a "
+            f"journal record); give the journal hpotool optimize wrote to, or a new file name (nothing was "
+            f"written to this one)\n"
+        )
+    assert path.read_text() == text
+
+
+def test_an_empty_journal_file_is_a_new_journal(tmp_path: Path) -> None:
+    path = tmp_path / "new.log"
+    path.write_text("")
+    study = optuna.create_study(study_name="j", storage=make_storage(f"journal:{path}"))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    assert '"op_code"' in path.read_text().splitlines()[0]

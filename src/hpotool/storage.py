@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import json
 import os
 import sqlite3
 import weakref
@@ -136,6 +137,12 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
             journal = Path(url.removeprefix("journal:"))
             if not create and not journal.exists():
                 raise HpoError(f"storage {url!r}: no such journal file")
+            if not is_optuna_journal(journal):
+                raise HpoError(
+                    f"storage {url!r}: {str(journal)!r} is not an Optuna journal file (its first line is not a "
+                    f"journal record); give the journal hpotool optimize wrote to, or a new file name (nothing "
+                    f"was written to this one)"
+                )
             journal.parent.mkdir(parents=True, exist_ok=True)
             return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
         path = _sqlite_path(url)
@@ -183,6 +190,26 @@ def is_optuna_sqlite(path: Path) -> bool:
 
 
 _OPTUNA_TABLES = {"studies", "trials", "version_info"}
+
+
+def is_optuna_journal(path: Path) -> bool:
+    """Whether `path` is missing, empty or an Optuna journal file: its first line a JSON record with an
+    op_code (Optuna's reader skips lines it cannot parse, so any text file would read as "no studies", and
+    a study written to it would be appended to the user's file)."""
+    try:
+        with path.open("rb") as f:
+            first = f.readline(1 << 20)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return True  # unreadable: opening it says why
+    if not first.strip():
+        return path.stat().st_size == len(first)  # empty, or nothing but this blank line
+    try:
+        record = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and "op_code" in record
 
 
 def _has_optuna_tables(url: str) -> bool:
