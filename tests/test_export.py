@@ -199,8 +199,15 @@ def test_multi_objective_study_exports_the_pareto_front(
     trial.suggest_float("optimizer.lr", 1e-3, 1e-1)
     trial.suggest_int("model.hidden.0", 8, 32)
     study.tell(trial, [0.3, 80])
+    # The user's own files beside the export: a copy they keep, and a hand-written config of a Pareto-like name.
+    (folder / "best_run_mine.yaml").write_text((folder / "best_run_1.yaml").read_text())
+    (folder / "best_run_9.yaml").write_text("project: mine\n")
     assert runner.invoke(app, ["export-best", "--study-name", "multi", "--storage", storage]).exit_code == 0
-    assert sorted(f.name for f in folder.glob("best_run*")) == ["best_run_3.yaml"]  # no stale front
+    assert sorted(f.name for f in folder.glob("best_run*")) == [
+        "best_run_3.yaml",  # the front now; its former members are gone
+        "best_run_9.yaml",
+        "best_run_mine.yaml",
+    ]
 
 
 def test_a_study_not_made_by_hpotool_is_refused(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -339,6 +340,19 @@ class ExportResult:
     notes: list[str] = field(default_factory=list)
 
 
+def _exported_run(path: Path, study_name: str) -> bool:
+    """Whether `path` is a best_run file export-best wrote for `study_name` (a user's own file of a similar
+    name in the folder, or one they edited the header of, is theirs to keep)."""
+    if not re.fullmatch(r"best_run(_\d+)?\.yaml", path.name):
+        return False
+    try:
+        with path.open(encoding="utf-8") as f:
+            first = f.readline()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return first.startswith(f"# Best run of study {study_name!r}: trial ")
+
+
 def _run_yaml(study: optuna.Study, trial: FrozenTrial, config: RunConfig) -> str:
     values = ", ".join(
         f"{name}={v:.6g}" for name, v in zip(objective_names(study), trial.values or [], strict=False)
@@ -372,6 +386,6 @@ def export_best(study: optuna.Study, storage_url: str, folder: Path | None = Non
         write_text(folder / name, text)
         files.append(folder / name)
     for old in folder.glob("best_run*.yaml"):  # a Pareto front that moved: its former members are not best
-        if old.name not in texts:
+        if old.name not in texts and _exported_run(old, study.study_name):
             old.unlink()
     return ExportResult(folder, files, best, objective_names(study))
