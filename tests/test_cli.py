@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import optuna
+import pytest
 from typer.testing import CliRunner
 
 from hpotool.cli import app
@@ -89,6 +90,33 @@ def test_debug_shows_the_traceback(configs: tuple[Path, Path]) -> None:
     result = runner.invoke(app, ["--debug", "optimize", "-r", str(run_path), "-o", str(opt_path)])
     assert result.exit_code != 0 and result.exc_info is not None
     assert type(result.exception).__name__ == "HpoError"
+
+
+def test_a_librarys_warning_is_one_line_without_its_path_and_shown_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import warnings
+
+    from hpotool import browse
+
+    rows = browse.study_rows
+
+    def warn_twice(*args: object, **kwargs: object) -> object:
+        for _ in range(2):  # as a report computing importances for its figure and its table
+            warnings.warn("Some regimes for parameter `x` have less than 2 trials.", UserWarning, stacklevel=1)
+        return rows(*args, **kwargs)
+
+    monkeypatch.setattr(browse, "study_rows", warn_twice)
+    monkeypatch.chdir(tmp_path)
+    before = warnings.showwarning
+    result = runner.invoke(app, ["studies"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == "warning: Some regimes for parameter `x` have less than 2 trials."
+    assert result.stderr.count("Some regimes") == 1 and "site-packages" not in result.stderr
+    assert warnings.showwarning is before  # the command's printer ends with the command
+    with pytest.warns(UserWarning, match="Some regimes"):  # --debug: Python's own warning, left alone
+        debug = runner.invoke(app, ["--debug", "studies"])
+    assert "warning:" not in debug.stderr
 
 
 def test_missing_config_file_is_a_usage_error(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,17 +86,35 @@ class _State:
 state = _State()
 
 
+def _warning_printer() -> Callable[..., None]:
+    """A `warnings.showwarning` that prints a library's warning as one yellow line, without the file and
+    line of the library that raised it, and each text once (a report computes importances twice)."""
+    shown: set[str] = set()
+
+    def show(message: Warning | str, *_: Any, **__: Any) -> None:
+        text = str(message).strip()
+        if text not in shown:
+            shown.add(text)
+            _err().print(f"[yellow]warning:[/yellow] {escape(text)}", soft_wrap=True)
+
+    return show
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn an `HpoError` into one red line on stderr and exit code 2 (a traceback with --debug)."""
-    try:
-        yield
-    except HpoError as exc:
-        if state.debug:
-            raise
-        for line in str(exc).splitlines():
-            _err().print(f"[red]error:[/red] {escape(line)}", soft_wrap=True)
-        raise typer.Exit(code=2) from None
+    """Turn an `HpoError` into one red line on stderr and exit code 2 (a traceback with --debug); show
+    warnings as one line each (Python's own format, with the site-packages path, with --debug)."""
+    with warnings.catch_warnings():  # the command's own: put back when it ends
+        if not state.debug:
+            warnings.showwarning = _warning_printer()
+        try:
+            yield
+        except HpoError as exc:
+            if state.debug:
+                raise
+            for line in str(exc).splitlines():
+                _err().print(f"[red]error:[/red] {escape(line)}", soft_wrap=True)
+            raise typer.Exit(code=2) from None
 
 
 def _version(value: bool) -> None:
