@@ -196,6 +196,38 @@ def test_studies_table_keeps_directions_dates_and_best_values_whole_at_80_column
     monkeypatch.setattr(hpotool.cli._out(), "width", 80)
     result = runner.invoke(app, ["studies", "--storage", url], catch_exceptions=False)
     assert result.exit_code == 0
-    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    table, storage = result.stdout.splitlines()[:-1], result.stdout.splitlines()[-1]
+    assert max(len(line) for line in table) <= 80
+    assert storage == f"storage: {url}"  # longer than 80 columns: printed whole, for copy and paste
     assert re.search(r"│ 0\.1235 +│ \d{4}-\d\d-\d\d \d\d:\d\d │", result.stdout), result.stdout
     assert "│ minimize  │" in result.stdout, result.stdout  # not "minimiz" / "e"
+
+
+def test_studies_table_names_each_storage_once_under_the_table_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hpotool.cli
+
+    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    (tmp_path / "studies").mkdir()
+    _plain_study("sqlite:///studies/digits_mlp.db", "digits_mlp", "maximize", [0.9])
+    result = runner.invoke(app, ["studies"], catch_exceptions=False)
+    assert result.stdout.splitlines()[-1] == "storage: sqlite:///studies/digits_mlp.db", result.stdout
+    assert "│ storage" not in result.stdout and "┃ storage" not in result.stdout  # not a column folded 4 ways
+
+    _plain_study("sqlite:///studies/other_default_study.db", "other_default_study", "minimize", [1.0])
+    result = runner.invoke(app, ["studies"], catch_exceptions=False)
+    assert result.stdout.splitlines()[-1] == "storage: sqlite:///studies/<name>.db for each", result.stdout
+
+    _plain_study("sqlite:///studies/shared.db", "lows", "minimize", [3.0])
+    _plain_study("sqlite:///studies/shared.db", "highs", "maximize", [3.0])
+    far = f"sqlite:///{tmp_path / 'elsewhere' / 'a_rather_long_file_name_for_a_storage.db'}"
+    (tmp_path / "elsewhere").mkdir()
+    _plain_study(far, "far", "minimize", [1.0])
+    result = runner.invoke(app, ["studies"], catch_exceptions=False)
+    assert result.stdout.splitlines()[-2:] == [
+        "storage: sqlite:///studies/shared.db for lows, highs",
+        "storage: sqlite:///studies/<name>.db for the others",
+    ], result.stdout
+    result = runner.invoke(app, ["studies", "--storage", far], catch_exceptions=False)
+    assert result.stdout.splitlines()[-1] == f"storage: {far}", result.stdout  # longer than 80, unfolded

@@ -497,6 +497,27 @@ def train_from_best(
         _out().print(f"summary: {escape(str(folder / 'summary.json'))}")
 
 
+def _storage_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Where the listed studies are stored, for the lines under the `studies` table: each storage URL
+    once (a column repeated it on every row and folded it at 80 columns), and studies in their default
+    file `sqlite:///studies/<name>.db` as one line."""
+    from hpotool.storage import default_storage_url
+
+    if len({r["storage"] for r in rows}) == 1:
+        return [f"storage: {rows[0]['storage']}"]
+    in_default = [r["storage"] == default_storage_url(r["name"]) for r in rows]
+    several_default = sum(in_default) >= 2
+    elsewhere: dict[str, list[str]] = {}
+    for r, default in zip(rows, in_default, strict=True):
+        if not (default and several_default):
+            elsewhere.setdefault(r["storage"], []).append(r["name"])
+    lines = [f"storage: {url} for {', '.join(names)}" for url, names in elsewhere.items()]
+    if several_default:
+        others = "each" if not elsewhere else "the others"
+        lines.append(f"storage: {default_storage_url('<name>')} for {others}")
+    return lines
+
+
 @app.command()
 def studies(
     storage: Annotated[
@@ -520,8 +541,8 @@ def studies(
             return
         table = _table("studies")
         # Directions, best values and dates read best whole (80 columns folded "maximiz / e"); names,
-        # metrics, state counts and storages wrap (a long name kept whole squeezes the others to nothing).
-        for col in ("name", "direction", "metric", "trials", "best", "last activity", "storage"):
+        # metrics and state counts wrap (a long name kept whole squeezes the others to nothing).
+        for col in ("name", "direction", "metric", "trials", "best", "last activity"):
             table.add_column(col, overflow="fold", no_wrap=col in ("direction", "best", "last activity"))
         for r in rows:
             states = ", ".join(f"{k} {v}" for k, v in r["trials"].items()) or "none"
@@ -533,9 +554,10 @@ def studies(
                 states,
                 best,
                 (r["last_activity"] or "-").replace("T", " ")[:16],
-                r["storage"],
             )
         _out().print(table)
+        for line in _storage_lines(rows):
+            _out().print(escape(line), soft_wrap=True)  # whole, to copy and paste
 
 
 @app.command()
