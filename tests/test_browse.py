@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -187,8 +188,6 @@ def test_trials_of_a_multi_objective_study_show_each_value_formatted(tmp_path: P
 def test_studies_table_keeps_directions_dates_and_best_values_whole_at_80_columns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import re
-
     import hpotool.cli
 
     url = f"sqlite:///{tmp_path / 'a.db'}"
@@ -196,6 +195,130 @@ def test_studies_table_keeps_directions_dates_and_best_values_whole_at_80_column
     monkeypatch.setattr(hpotool.cli._out(), "width", 80)
     result = runner.invoke(app, ["studies", "--storage", url], catch_exceptions=False)
     assert result.exit_code == 0
-    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    table, storage = result.stdout.splitlines()[:-1], result.stdout.splitlines()[-1]
+    assert max(len(line) for line in table) <= 80
+    assert storage == f"storage: {url}"  # longer than 80 columns: printed whole, for copy and paste
     assert re.search(r"│ 0\.1235 +│ \d{4}-\d\d-\d\d \d\d:\d\d │", result.stdout), result.stdout
     assert "│ minimize  │" in result.stdout, result.stdout  # not "minimiz" / "e"
+
+
+def test_studies_table_names_each_storage_once_under_the_table_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hpotool.cli
+
+    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    (tmp_path / "studies").mkdir()
+    _plain_study("sqlite:///studies/digits_mlp.db", "digits_mlp", "maximize", [0.9])
+    result = runner.invoke(app, ["studies"], catch_exceptions=False)
+    assert result.stdout.splitlines()[-1] == "storage: sqlite:///studies/digits_mlp.db", result.stdout
+    assert "│ storage" not in result.stdout and "┃ storage" not in result.stdout  # not a column folded 4 ways
+
+    _plain_study("sqlite:///studies/other_default_study.db", "other_default_study", "minimize", [1.0])
+    result = runner.invoke(app, ["studies"], catch_exceptions=False)
+    assert result.stdout.splitlines()[-1] == "storage: sqlite:///studies/<name>.db for each", result.stdout
+
+    _plain_study("sqlite:///studies/shared.db", "lows", "minimize", [3.0])
+    _plain_study("sqlite:///studies/shared.db", "highs", "maximize", [3.0])
+    far = f"sqlite:///{tmp_path / 'elsewhere' / 'a_rather_long_file_name_for_a_storage.db'}"
+    (tmp_path / "elsewhere").mkdir()
+    _plain_study(far, "far", "minimize", [1.0])
+    result = runner.invoke(app, ["studies"], catch_exceptions=False)
+    assert result.stdout.splitlines()[-2:] == [
+        "storage: sqlite:///studies/shared.db for lows, highs",
+        "storage: sqlite:///studies/<name>.db for the others",
+    ], result.stdout
+    result = runner.invoke(app, ["studies", "--storage", far], catch_exceptions=False)
+    assert result.stdout.splitlines()[-1] == f"storage: {far}", result.stdout  # longer than 80, unfolded
+
+
+def _hpotool_like_study(
+    url: str, name: str, directions: list[str], metrics: list[str], complete: int, pruned: int = 0
+) -> None:
+    """A study as `hpotool optimize` stores one (its metric(s) in the optimize config), without training."""
+    study = optuna.create_study(study_name=name, storage=url, directions=directions)
+    key = {"metric": metrics[0]} if len(metrics) == 1 else {"metrics": metrics}
+    study.set_user_attr("optimize_config", key)
+    for i in range(complete):
+        study.tell(study.ask(), [0.5 + i / 100] * len(directions))
+    for _ in range(pruned):
+        trial = study.ask()
+        trial.report(0.1, step=0)
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+
+
+def _studies_table_at(width: int, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    import hpotool.cli
+
+    monkeypatch.setattr(hpotool.cli._out(), "width", width)
+    result = runner.invoke(app, ["studies"], catch_exceptions=False)
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[-1] == "storage: sqlite:///studies/<name>.db for each"
+    return lines[:-1]
+
+
+def test_studies_table_keeps_names_objectives_and_trial_counts_whole_at_80_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "studies").mkdir()
+    _hpotool_like_study(
+        "sqlite:///studies/digits_mlp.db", "digits_mlp", ["maximize"], ["val_accuracy"], 2, 18
+    )
+    _hpotool_like_study(
+        "sqlite:///studies/digits_small_and_good.db",
+        "digits_small_and_good",
+        ["maximize"],
+        ["val_accuracy"],
+        3,
+    )
+    _hpotool_like_study(
+        "sqlite:///studies/loss_and_size.db",
+        "loss_and_size",
+        ["minimize", "maximize"],
+        ["val_loss", "n_params"],
+        1,
+    )
+    table = _studies_table_at(80, monkeypatch)
+    text = "\n".join(table)
+    assert max(len(line) for line in table) <= 80, text
+    # Every cell whole, none folded mid-word ("digits_" / "mlp", "val_acc" / "uracy", "comple" / "te 2, "):
+    # cells that do not fit go on several lines at their spaces.
+    cells = {cell.strip() for line in table for cell in line.split("│")[1:-1]}
+    for whole in (
+        "digits_mlp",
+        "digits_small_and_good",
+        "loss_and_size",
+        "val_accuracy",
+        "complete 2",
+        "pruned 18",
+        "minimize val_loss",
+        "maximize n_params",
+    ):
+        assert whole in cells, text
+    assert re.search(r"│ maximize +│ complete 2 +│ 0\.51 +│ \d{4}-\d\d-\d\d +│", text), text
+
+
+def test_studies_table_puts_each_study_on_one_line_when_the_terminal_is_wide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "studies").mkdir()
+    _hpotool_like_study(
+        "sqlite:///studies/digits_mlp.db", "digits_mlp", ["maximize"], ["val_accuracy"], 2, 18
+    )
+    _hpotool_like_study(
+        "sqlite:///studies/loss_and_size.db",
+        "loss_and_size",
+        ["minimize", "maximize"],
+        ["val_loss", "n_params"],
+        1,
+    )
+    table = _studies_table_at(120, monkeypatch)
+    text = "\n".join(table)
+    assert max(len(line) for line in table) <= 120, text
+    rows = [line for line in table if line.startswith("│")]
+    assert len(rows) == 2, text
+    assert re.search(
+        r"│ digits_mlp +│ maximize val_accuracy +│ complete 2, pruned 18 +│ 0\.51 +│ \d{4}-", text
+    )
+    assert "│ minimize val_loss, maximize n_params │ complete 1 " in text, text

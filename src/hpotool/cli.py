@@ -518,6 +518,64 @@ def train_from_best(
         _out().print(f"summary: {escape(str(folder / 'summary.json'))}")
 
 
+def _objectives(row: dict[str, Any]) -> list[str]:
+    """'maximize val_accuracy', one per objective; the directions alone when no metric is stored (a
+    plain Optuna study)."""
+    metrics = row["metric"].split(", ") if row["metric"] else []
+    if len(metrics) != len(row["directions"]):
+        return [", ".join(row["directions"]), *([row["metric"]] if row["metric"] else [])]
+    return [f"{d} {m}" for d, m in zip(row["directions"], metrics, strict=True)]
+
+
+def _studies_table(rows: list[dict[str, Any]], *, stacked: tuple[str, ...] = ()) -> Table:
+    """The `studies` table. Cells of the `stacked` columns go on several lines: one trial state per line,
+    one objective per line (a lone objective's direction above its metric), the date above the time
+    (and "last" above "activity"). Only a name too long for the terminal folds: every other cell stays
+    whole."""
+    table = _table("studies")
+    for col in ("name", "objective", "trials", "best", "last activity"):
+        header = col.replace(" ", "\n") if col in stacked else col
+        table.add_column(header, overflow="fold", no_wrap=col != "name")
+
+    def join(col: str, parts: list[str]) -> str:
+        return ("\n" if col in stacked else ", ").join(parts)
+
+    for r in rows:
+        objectives = _objectives(r)
+        if "objective" in stacked and len(objectives) == 1:
+            objectives = objectives[0].split(" ", 1)
+        last = (r["last_activity"] or "-").replace("T", " ")[:16]
+        table.add_row(
+            r["name"],
+            join("objective", objectives),
+            join("trials", [f"{k} {v}" for k, v in r["trials"].items()] or ["none"]),
+            _fmt(r["best_value"]) if r["best_value"] is not None else "-",
+            last.replace(" ", "\n") if "last activity" in stacked else last,
+        )
+    return table
+
+
+def _storage_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Where the listed studies are stored, for the lines under the `studies` table: each storage URL
+    once (a column repeated it on every row and folded it at 80 columns), and studies in their default
+    file `sqlite:///studies/<name>.db` as one line."""
+    from hpotool.storage import default_storage_url
+
+    if len({r["storage"] for r in rows}) == 1:
+        return [f"storage: {rows[0]['storage']}"]
+    in_default = [r["storage"] == default_storage_url(r["name"]) for r in rows]
+    several_default = sum(in_default) >= 2
+    elsewhere: dict[str, list[str]] = {}
+    for r, default in zip(rows, in_default, strict=True):
+        if not (default and several_default):
+            elsewhere.setdefault(r["storage"], []).append(r["name"])
+    lines = [f"storage: {url} for {', '.join(names)}" for url, names in elsewhere.items()]
+    if several_default:
+        others = "each" if not elsewhere else "the others"
+        lines.append(f"storage: {default_storage_url('<name>')} for {others}")
+    return lines
+
+
 @app.command()
 def studies(
     storage: Annotated[
@@ -525,7 +583,8 @@ def studies(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List studies: name, direction, trials by state, best value, last activity."""
+    """List studies: name, objective (direction and metric), trials by state, best value, last activity;
+    under the table, where they are stored."""
     with user_errors():
         from hpotool.browse import study_rows
 
@@ -539,24 +598,16 @@ def studies(
             where = storage or "studies/*.db"
             _err().print(f"no studies in {escape(where)}")
             return
-        table = _table("studies")
-        # Directions, best values and dates read best whole (80 columns folded "maximiz / e"); names,
-        # metrics, state counts and storages wrap (a long name kept whole squeezes the others to nothing).
-        for col in ("name", "direction", "metric", "trials", "best", "last activity", "storage"):
-            table.add_column(col, overflow="fold", no_wrap=col in ("direction", "best", "last activity"))
-        for r in rows:
-            states = ", ".join(f"{k} {v}" for k, v in r["trials"].items()) or "none"
-            best = _fmt(r["best_value"]) if r["best_value"] is not None else "-"
-            table.add_row(
-                r["name"],
-                ", ".join(r["directions"]),
-                r["metric"] or "-",
-                states,
-                best,
-                (r["last_activity"] or "-").replace("T", " ")[:16],
-                r["storage"],
-            )
+        # The first layout that fits the terminal: on 80 columns a cell folded mid-word reads as noise
+        # ("digits_" / "mlp", "comple" / "te 2, "), so cells go on several lines at their spaces instead.
+        stackable = ("trials", "objective", "last activity")
+        tables = [_studies_table(rows, stacked=stackable[:n]) for n in range(len(stackable) + 1)]
+        unbounded = _out().options.update_width(1_000_000)  # measure() clamps to the terminal's width
+        fits = [t for t in tables if _out().measure(t, options=unbounded).maximum <= _out().width]
+        table = fits[0] if fits else tables[-1]
         _out().print(table)
+        for line in _storage_lines(rows):
+            _out().print(escape(line), soft_wrap=True)  # whole, to copy and paste
 
 
 @app.command()
