@@ -103,7 +103,9 @@ def test_a_librarys_warning_is_one_line_without_its_path_and_shown_once(
 
     def warn_twice(*args: object, **kwargs: object) -> object:
         for _ in range(2):  # as a report computing importances for its figure and its table
-            warnings.warn("Some regimes for parameter `x` have less than 2 trials.", UserWarning, stacklevel=1)
+            warnings.warn(
+                "Some regimes for parameter `x` have less than 2 trials.", UserWarning, stacklevel=1
+            )
         return rows(*args, **kwargs)
 
     monkeypatch.setattr(browse, "study_rows", warn_twice)
