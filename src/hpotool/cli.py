@@ -286,13 +286,13 @@ def optimize(
         raise typer.Exit(code=1)
 
 
-def _write_report(study_name: str, storage: str | None, out: Path | None, fmt: str) -> None:
+def _write_report(study_name: str, storage: str | None, out: Path | None, fmt: str | None) -> None:
     from hpotool.browse import find_study
     from hpotool.importance import import_without_sklearn
-    from hpotool.report import check_format, default_report_path, write_report
+    from hpotool.report import default_report_path, report_format, write_report
     from hpotool.storage import default_storage_url
 
-    check_format(fmt)
+    fmt = report_format(out, fmt)
     import_without_sklearn()
     url = storage or default_storage_url(study_name)
     path = write_report(
@@ -306,9 +306,20 @@ def report(
     study_name: StudyNameReq,
     storage: ReadStorageOpt = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Output file (default: studies/<name>/report.<format>).")
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Output file (default: studies/<name>/report.<format>); "
+            "a .json or .html suffix sets the format.",
+        ),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="html (offline, self-contained) or json.")] = "html",
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="html (offline, self-contained) or json (default: from the --out suffix, else html).",
+        ),
+    ] = None,
 ) -> None:
     """Write a self-contained report of a study: header, figures, pruning table (HTML or JSON)."""
     with user_errors():
