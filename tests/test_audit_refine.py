@@ -344,3 +344,35 @@ def test_refine_prints_and_writes_a_next_command_that_the_shell_reads_back(tmp_p
     assert shlex.split(printed) == expected
     header = next(line for line in out.read_text().splitlines() if line.startswith("# Run it: "))
     assert shlex.split(header.removeprefix("# Run it: ")) == expected
+
+
+def test_refine_never_overwrites_a_stage_without_force(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    source = synthetic_study("again", SPACE, 12, seed=0)
+    optuna.copy_study(from_study_name="again", from_storage=source._storage, to_storage=url)
+    out = tmp_path / "stage2.yaml"
+    run_path = tmp_path / "stage2.run.yaml"
+    args = ["refine", "--study-name", "again", "--storage", url, "--out", str(out)]
+    runner = CliRunner()
+    assert runner.invoke(app, args, catch_exceptions=False).exit_code == 0
+    out.write_text("# edited by hand\n")
+    run_path.write_text("# edited by hand too\n")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr == (
+        f"error: --out: {out} and {run_path} already exist; choose another --out, or pass --force to overwrite\n"
+    )
+    out.unlink()  # the RunConfig beside it is refused alone too
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: --out: {run_path} already exists; choose another --out, or pass --force to overwrite\n"
+    )
+    assert not out.exists() and run_path.read_text() == "# edited by hand too\n"
+    nope = runner.invoke(app, ["refine", "--study-name", "nope", "--storage", url, "--out", str(run_path)])
+    assert nope.exit_code == 2 and "already exists" in nope.stderr  # checked before the study is read
+    out.write_text("# edited by hand\n")
+    result = runner.invoke(app, [*args, "--force"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith("# Stage refined from study 'again'")
+    assert run_path.read_text().startswith("# RunConfig for study 'again_stage2'")

@@ -685,11 +685,24 @@ def audit(study_name: StudyNameReq, storage: ReadStorageOpt = None, as_json: Jso
 @app.command()
 def refine(
     study_name: StudyNameReq,
-    out: Annotated[Path, typer.Option("--out", help="Where to write the next stage's OptimizeConfig YAML.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Where to write the next stage's OptimizeConfig YAML; its RunConfig goes beside it "
+            "(<stem>.run.yaml).",
+        ),
+    ],
     storage: ReadStorageOpt = None,
     keep_top: Annotated[
         float, typer.Option("--keep-top", help="Share of complete trials the narrowed ranges cover.")
     ] = 0.25,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Overwrite --out and its .run.yaml when they exist (refused otherwise)."
+        ),
+    ] = False,
 ) -> None:
     """Write the next stage's configs: widen edge ranges, narrow the rest, fix what barely matters."""
     with user_errors():
@@ -697,8 +710,9 @@ def refine(
 
         from hpotool.browse import find_study
         from hpotool.importance import import_without_sklearn
-        from hpotool.refine import refine_study, write_refinement
+        from hpotool.refine import check_stage_paths, refine_study, write_refinement
 
+        check_stage_paths(out, force)  # before the study is read: a hand-edited stage is never lost
         import_without_sklearn()
         ref = refine_study(find_study(study_name, storage), keep_top)
         opt_path, run_path = write_refinement(ref, out, study_name)
