@@ -14,7 +14,7 @@ from hpotool.audit import audit_study
 from hpotool.cli import app
 from hpotool.config import OptimizeConfig, RunConfig, load_optimize_config, load_run_config
 from hpotool.errors import HpoError
-from hpotool.refine import next_study_name, refine_study
+from hpotool.refine import next_study_name, refine_study, write_refinement
 from hpotool.search_space import suggest
 
 from .conftest import write_yaml
@@ -84,6 +84,17 @@ def test_refined_stage_beats_more_trials_in_the_original_space(tmp_path: Path) -
         f"\nbest loss: stage 1 (40 trials) {first:.4g}; +30 in the original space {extra:.4g}; stage 2 (30) {refined:.4g}"
     )
     assert refined < extra, f"stage 2 {refined:.4g} should beat {extra:.4g} (stage 1 alone: {first:.4g})"
+
+
+def test_refine_shows_a_fixed_value_rounded_as_the_ranges_and_writes_it_exact(tmp_path: Path) -> None:
+    ref = refine_study(synthetic_study("synth", SPACE, 40, seed=0))
+    exact = ref.run["optimizer"]["weight_decay"]  # the best trial's value: many more digits than 4
+    assert exact != float(f"{exact:.4g}")
+    line = next(c for c in ref.changes if c.startswith("optimizer.weight_decay: "))
+    assert line.endswith(f"; removed from the search, fixed at {exact:.4g}"), line
+    _, run_path = write_refinement(ref, tmp_path / "stage2.yaml", "synth")
+    assert load_run_config(run_path).optimizer.weight_decay == exact
+    assert f"fixed at {exact:.4g}\n" in (tmp_path / "stage2.yaml").read_text()  # the header's line
 
 
 def test_stage_names() -> None:

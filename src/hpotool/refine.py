@@ -127,6 +127,14 @@ def _range(p: Param) -> str:
     return f"[{p.low:g}, {p.high:g}]" + (" log" if p.log else "")
 
 
+def _value(p: Param, value: Any) -> str:
+    """A fixed value as the change lines show it: a float of a numeric range to 4 significant digits, as
+    the ranges read (the configs keep it exact); a categorical choice as it is listed."""
+    if isinstance(value, float) and not isinstance(p, CategoricalParam):
+        return f"{value:.4g}"
+    return repr(value)
+
+
 def _narrow(p: Param, name: str, values: list[Any]) -> tuple[Param | None, Any, str]:
     """Narrow `p` around the top trials' values. Returns (param or None when fixed, fixed value, change)."""
     if isinstance(p, CategoricalParam):
@@ -211,7 +219,8 @@ def refine_study(
         if finding.negligible and name in best.params:  # set in the best trial (None can be its value)
             fixed[name] = finding.best
             changes.append(
-                f"{name}: importance {finding.importance:.2f}; removed from the search, fixed at {finding.best!r}"
+                f"{name}: importance {finding.importance:.2f}; removed from the search, "
+                f"fixed at {_value(p, finding.best)}"
             )
         elif finding.edge is not None:
             new_space[name], change = _widen(p, finding.edge, run, name)
