@@ -313,7 +313,7 @@ def check_stage_paths(out: Path, force: bool = False) -> None:
 
 def write_refinement(ref: Refinement, out: Path, source_study: str) -> tuple[Path, Path]:
     """Write the stage's OptimizeConfig to `out` and its RunConfig beside it (`<out stem>.run.yaml`),
-    replacing them if they exist (`check_stage_paths` refuses that first)."""
+    replacing them if they exist (`hpotool refine` calls `check_stage_paths` first)."""
     from hpotool.atomic import write_text
     from hpotool.yamlfile import FlowMapping, dump_yaml
 
