@@ -14,7 +14,7 @@ from hpotool.audit import audit_study
 from hpotool.cli import app
 from hpotool.config import OptimizeConfig, RunConfig, load_optimize_config, load_run_config
 from hpotool.errors import HpoError
-from hpotool.refine import next_study_name, refine_study
+from hpotool.refine import next_study_name, refine_study, write_refinement
 from hpotool.search_space import suggest
 
 from .conftest import write_yaml
@@ -84,6 +84,17 @@ def test_refined_stage_beats_more_trials_in_the_original_space(tmp_path: Path) -
         f"\nbest loss: stage 1 (40 trials) {first:.4g}; +30 in the original space {extra:.4g}; stage 2 (30) {refined:.4g}"
     )
     assert refined < extra, f"stage 2 {refined:.4g} should beat {extra:.4g} (stage 1 alone: {first:.4g})"
+
+
+def test_refine_shows_a_fixed_value_rounded_as_the_ranges_and_writes_it_exact(tmp_path: Path) -> None:
+    ref = refine_study(synthetic_study("synth", SPACE, 40, seed=0))
+    exact = ref.run["optimizer"]["weight_decay"]  # the best trial's value: many more digits than 4
+    assert exact != float(f"{exact:.4g}")
+    line = next(c for c in ref.changes if c.startswith("optimizer.weight_decay: "))
+    assert line.endswith(f"; removed from the search, fixed at {exact:.4g}"), line
+    _, run_path = write_refinement(ref, tmp_path / "stage2.yaml", "synth")
+    assert load_run_config(run_path).optimizer.weight_decay == exact
+    assert f"fixed at {exact:.4g}\n" in (tmp_path / "stage2.yaml").read_text()  # the header's line
 
 
 def test_stage_names() -> None:
@@ -344,3 +355,35 @@ def test_refine_prints_and_writes_a_next_command_that_the_shell_reads_back(tmp_p
     assert shlex.split(printed) == expected
     header = next(line for line in out.read_text().splitlines() if line.startswith("# Run it: "))
     assert shlex.split(header.removeprefix("# Run it: ")) == expected
+
+
+def test_refine_never_overwrites_a_stage_without_force(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    source = synthetic_study("again", SPACE, 12, seed=0)
+    optuna.copy_study(from_study_name="again", from_storage=source._storage, to_storage=url)
+    out = tmp_path / "stage2.yaml"
+    run_path = tmp_path / "stage2.run.yaml"
+    args = ["refine", "--study-name", "again", "--storage", url, "--out", str(out)]
+    runner = CliRunner()
+    assert runner.invoke(app, args, catch_exceptions=False).exit_code == 0
+    out.write_text("# edited by hand\n")
+    run_path.write_text("# edited by hand too\n")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr == (
+        f"error: --out: {out} and {run_path} already exist; choose another --out, or pass --force to overwrite\n"
+    )
+    out.unlink()  # the RunConfig beside it is refused alone too
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: --out: {run_path} already exists; choose another --out, or pass --force to overwrite\n"
+    )
+    assert not out.exists() and run_path.read_text() == "# edited by hand too\n"
+    nope = runner.invoke(app, ["refine", "--study-name", "nope", "--storage", url, "--out", str(run_path)])
+    assert nope.exit_code == 2 and "already exists" in nope.stderr  # checked before the study is read
+    out.write_text("# edited by hand\n")
+    result = runner.invoke(app, [*args, "--force"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith("# Stage refined from study 'again'")
+    assert run_path.read_text().startswith("# RunConfig for study 'again_stage2'")

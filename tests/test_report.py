@@ -407,14 +407,52 @@ def test_report_of_a_study_where_no_complete_trial_meets_the_constraints(tmp_pat
     assert "Reproduce the best trial" not in page
 
 
+def test_report_format_follows_the_out_suffix(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    optuna.create_study(study_name="p", storage=url).optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=2
+    )
+    base = ["report", "--study-name", "p", "--storage", url]
+    for name, is_json in (("r.json", True), ("R.JSON", True), ("r.html", False), ("r.txt", False)):
+        out = tmp_path / name
+        result = runner.invoke(app, [*base, "--out", str(out)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        text = out.read_text()
+        if is_json:
+            assert json.loads(text)["figures"]
+        else:
+            assert text.lstrip().lower().startswith("<!doctype html>")
+    explicit = tmp_path / "explicit.json"
+    result = runner.invoke(app, [*base, "--out", str(explicit), "--format", "json"], catch_exceptions=False)
+    assert result.exit_code == 0 and json.loads(explicit.read_text())["figures"]
+
+
+def test_a_format_that_contradicts_the_out_suffix_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    optuna.create_study(study_name="p", storage=url).optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=2
+    )
+    for fmt, other in (("html", "json"), ("json", "html")):
+        out = tmp_path / f"r.{other}"
+        result = runner.invoke(
+            app, ["report", "--study-name", "p", "--storage", url, "--out", str(out), "--format", fmt]
+        )
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert result.stderr == (
+            f"error: --format {fmt} does not match --out {out} (a .{other} file); "
+            f"drop --format, or give --format {other} or an --out ending in .{fmt}\n"
+        )
+        assert not out.exists()
+
+
 def test_report_out_below_a_file_is_one_line_naming_the_file(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'p.db'}"
     optuna.create_study(study_name="p", storage=url).optimize(
         lambda t: t.suggest_float("x", 0, 1), n_trials=2
     )
     (tmp_path / "afile").write_text("")
-    out = tmp_path / "afile" / "sub" / "r.html"
     for fmt in ("html", "json"):
+        out = tmp_path / "afile" / "sub" / f"r.{fmt}"
         result = runner.invoke(
             app, ["report", "--study-name", "p", "--storage", url, "--out", str(out), "--format", fmt]
         )

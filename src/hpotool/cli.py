@@ -307,13 +307,13 @@ def optimize(
         raise typer.Exit(code=1)
 
 
-def _write_report(study_name: str, storage: str | None, out: Path | None, fmt: str) -> None:
+def _write_report(study_name: str, storage: str | None, out: Path | None, fmt: str | None) -> None:
     from hpotool.browse import find_study
     from hpotool.importance import import_without_sklearn
-    from hpotool.report import check_format, default_report_path, write_report
+    from hpotool.report import default_report_path, report_format, write_report
     from hpotool.storage import default_storage_url
 
-    check_format(fmt)
+    fmt = report_format(out, fmt)
     import_without_sklearn()
     url = storage or default_storage_url(study_name)
     path = write_report(
@@ -327,9 +327,20 @@ def report(
     study_name: StudyNameReq,
     storage: ReadStorageOpt = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Output file (default: studies/<name>/report.<format>).")
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Output file (default: studies/<name>/report.<format>); "
+            "a .json or .html suffix sets the format.",
+        ),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="html (offline, self-contained) or json.")] = "html",
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="html (offline, self-contained) or json (default: from the --out suffix, else html).",
+        ),
+    ] = None,
 ) -> None:
     """Write a self-contained report of a study: header, figures, pruning table (HTML or JSON)."""
     with user_errors():
@@ -746,11 +757,24 @@ def audit(study_name: StudyNameReq, storage: ReadStorageOpt = None, as_json: Jso
 @app.command()
 def refine(
     study_name: StudyNameReq,
-    out: Annotated[Path, typer.Option("--out", help="Where to write the next stage's OptimizeConfig YAML.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Where to write the next stage's OptimizeConfig YAML; its RunConfig goes beside it "
+            "(<stem>.run.yaml).",
+        ),
+    ],
     storage: ReadStorageOpt = None,
     keep_top: Annotated[
         float, typer.Option("--keep-top", help="Share of complete trials the narrowed ranges cover.")
     ] = 0.25,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Overwrite --out and its .run.yaml when they exist (refused otherwise)."
+        ),
+    ] = False,
 ) -> None:
     """Write the next stage's configs: widen edge ranges, narrow the rest, fix what barely matters."""
     with user_errors():
@@ -758,8 +782,9 @@ def refine(
 
         from hpotool.browse import find_study
         from hpotool.importance import import_without_sklearn
-        from hpotool.refine import refine_study, write_refinement
+        from hpotool.refine import check_stage_paths, refine_study, write_refinement
 
+        check_stage_paths(out, force)  # before the study is read: a hand-edited stage is never lost
         import_without_sklearn()
         ref = refine_study(find_study(study_name, storage), keep_top)
         opt_path, run_path = write_refinement(ref, out, study_name)

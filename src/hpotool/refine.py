@@ -127,6 +127,14 @@ def _range(p: Param) -> str:
     return f"[{p.low:g}, {p.high:g}]" + (" log" if p.log else "")
 
 
+def _value(p: Param, value: Any) -> str:
+    """A fixed value as the change lines show it: a float of a numeric range to 4 significant digits, as
+    the ranges read (the configs keep it exact); a categorical choice as it is listed."""
+    if isinstance(value, float) and not isinstance(p, CategoricalParam):
+        return f"{value:.4g}"
+    return repr(value)
+
+
 def _narrow(p: Param, name: str, values: list[Any]) -> tuple[Param | None, Any, str]:
     """Narrow `p` around the top trials' values. Returns (param or None when fixed, fixed value, change)."""
     if isinstance(p, CategoricalParam):
@@ -211,7 +219,8 @@ def refine_study(
         if finding.negligible and name in best.params:  # set in the best trial (None can be its value)
             fixed[name] = finding.best
             changes.append(
-                f"{name}: importance {finding.importance:.2f}; removed from the search, fixed at {finding.best!r}"
+                f"{name}: importance {finding.importance:.2f}; removed from the search, "
+                f"fixed at {_value(p, finding.best)}"
             )
         elif finding.edge is not None:
             new_space[name], change = _widen(p, finding.edge, run, name)
@@ -284,12 +293,31 @@ def _best_first(trials: list[Any], direction: str) -> list[Any]:
     return sorted(trials, key=lambda t: sign * float(t.value))
 
 
+def stage_paths(out: Path) -> tuple[Path, Path]:
+    """The files `refine --out OUT` writes: OUT (the OptimizeConfig) and `<OUT stem>.run.yaml` beside it."""
+    return out, out.with_name(f"{out.stem}.run.yaml")
+
+
+def check_stage_paths(out: Path, force: bool = False) -> None:
+    """Refuse to replace existing stage files (a next-stage config may have been edited by hand).
+
+    Raises:
+        HpoError: when OUT or its .run.yaml sibling exists and `force` is false, naming the file(s).
+    """
+    existing = [p for p in stage_paths(out) if p.exists() and not p.is_dir()]
+    if existing and not force:
+        names = " and ".join(str(p) for p in existing)
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise HpoError(f"--out: {names} already {verb}; choose another --out, or pass --force to overwrite")
+
+
 def write_refinement(ref: Refinement, out: Path, source_study: str) -> tuple[Path, Path]:
-    """Write the stage's OptimizeConfig to `out` and its RunConfig beside it (`<out stem>.run.yaml`)."""
+    """Write the stage's OptimizeConfig to `out` and its RunConfig beside it (`<out stem>.run.yaml`),
+    replacing them if they exist (`hpotool refine` calls `check_stage_paths` first)."""
     from hpotool.atomic import write_text
     from hpotool.yamlfile import FlowMapping, dump_yaml
 
-    run_path = out.with_name(f"{out.stem}.run.yaml")
+    out, run_path = stage_paths(out)
     optimize = dict(ref.optimize)
     optimize["search_space"] = {k: FlowMapping(v) for k, v in optimize["search_space"].items()}
     header = [

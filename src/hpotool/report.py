@@ -85,6 +85,25 @@ def check_format(fmt: str) -> None:
         raise HpoError(f"--format: {fmt!r} is not a report format; choose one of: {', '.join(FORMATS)}")
 
 
+def report_format(out: Path | None, fmt: str | None) -> str:
+    """The report's format: `fmt` when given, else the suffix of `out` (.json, .html), else html.
+
+    Raises:
+        HpoError: for an unknown `fmt`, or one that contradicts the suffix of `out` (HTML in a .json file).
+    """
+    suffix = out.suffix.lower().removeprefix(".") if out is not None else ""
+    implied = suffix if suffix in FORMATS else None
+    if fmt is None:
+        return implied or "html"
+    check_format(fmt)
+    if implied is not None and implied != fmt:
+        raise HpoError(
+            f"--format {fmt} does not match --out {out} (a .{suffix} file); "
+            f"drop --format, or give --format {implied} or an --out ending in .{fmt}"
+        )
+    return fmt
+
+
 def default_report_path(study_name: str, fmt: str = "html") -> Path:
     return Path("studies") / study_name / f"report.{fmt}"
 
