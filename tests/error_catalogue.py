@@ -237,6 +237,12 @@ CASES = [
         args=("--storage", "studies/tiny.db"),
     ),
     Case(
+        "journal-not-a-journal",
+        "a journal: storage naming a file that is not an Optuna journal",
+        "error: storage 'journal:run.yaml': 'run.yaml' is not an Optuna journal file (its first line is not a journal record); give the journal hpotool optimize wrote to, or a new file name (nothing was written to this one)",
+        args=("--storage", "journal:run.yaml"),
+    ),
+    Case(
         "unreachable-storage",
         "a storage server that does not answer",
         "error: storage 'postgresql+psycopg://nobody@127.0.0.1:1/none': cannot open it: (psycopg.OperationalError) connection failed: connection to server at \"127.0.0.1\", port 1 failed: Connection refused",
