@@ -173,3 +173,20 @@ class FussyModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x.flatten(1))
+
+
+def digits_samples(n: int = 300) -> Any:
+    """scikit-learn's digits as a map-style torch Dataset of (image, label) samples, the way PyTorch code
+    usually hands data around."""
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+
+    class Digits(torch.utils.data.Dataset):  # type: ignore[type-arg]
+        def __len__(self) -> int:
+            return n
+
+        def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+            return torch.tensor(x[i] / 16.0, dtype=torch.float32), int(y[i])
+
+    return Digits()

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -104,12 +107,92 @@ def test_a_loss_class_without_its_own_init_builds_and_takes_no_arguments() -> No
         ((torch.zeros(3, 2), torch.zeros(4)), r"x and y differ in length: 3 != 4"),
         (Dataset(torch.zeros(4, 2), torch.tensor([0, 1, 0, 1]), "clasification"), "task is 'clasification'"),  # type: ignore[arg-type]
         (Dataset(torch.zeros(4, 2), torch.tensor([0.0, 1.0, 0.0, 1.0]), "classification"), "y holds float32"),
-        ("data", "must return hpotool.datasets.Dataset or an"),
+        (
+            "data",
+            r"must return hpotool.datasets.Dataset, an \(x, y\) pair or a torch Dataset of \(x, y\) samples, got str",
+        ),
     ],
 )
 def test_a_dataset_hpotool_cannot_train_on_is_refused_saying_why(returned: object, message: str) -> None:
     with pytest.raises(DataError, match=message):
         as_dataset(returned)
+
+
+class _Samples(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """A map-style torch Dataset as users write them: __len__ and __getitem__ giving (x, y)."""
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.items[i]
+
+
+class _Stream(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
+    def __iter__(self) -> Any:
+        yield torch.zeros(2), 0
+
+
+def test_a_map_style_torch_dataset_is_stacked_into_tensors() -> None:
+    images = [np.full((1, 2, 2), i, dtype=np.float32) for i in range(6)]
+    ds = as_dataset(_Samples([(image, i % 3) for i, image in enumerate(images)]))
+    assert ds.task == "classification" and ds.n_classes == 3
+    assert ds.x.shape == (6, 1, 2, 2) and ds.x.dtype == torch.float32 and ds.x[4].sum().item() == 16
+    assert ds.y.tolist() == [0, 1, 2, 0, 1, 2]
+    reg = as_dataset(_Samples([(torch.tensor([float(i)]), torch.tensor([0.5 * i])) for i in range(4)]))
+    assert reg.task == "regression" and reg.y.shape == (4, 1) and reg.y[3].item() == 1.5
+    x, y = torch.randn(5, 3), torch.tensor([0, 1, 0, 1, 1])
+    tensors = as_dataset(torch.utils.data.TensorDataset(x, y))
+    assert torch.equal(tensors.x, x) and torch.equal(tensors.y, y)
+
+
+@pytest.mark.parametrize(
+    ("returned", "message"),
+    [
+        (
+            _Stream(),
+            r"_Stream is an iterable torch Dataset \(no len\): hpotool loads the samples into memory",
+        ),
+        (_Samples([]), r"the dataset is empty \(0 samples\)"),
+        (
+            _Samples([(torch.zeros(2), 0), torch.zeros(2)]),
+            r"_Samples\[1\] is a Tensor; each sample must be an \(x, y\) pair",
+        ),
+        (_Samples([(torch.zeros(2), 0, "id")]), r"_Samples\[0\] is a 3-item tuple"),
+        (
+            _Samples([(torch.zeros(2), 0), (torch.zeros(3), 1)]),
+            r"_Samples: sample 1's x has shape \(3,\), sample 0's \(2,\); hpotool stacks the samples",
+        ),
+        (_Samples([(torch.zeros(2), "cat"), (torch.zeros(2), "dog")]), "y holds text labels such as 'cat'"),
+    ],
+)
+def test_a_torch_dataset_hpotool_cannot_stack_is_refused_saying_why(returned: object, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        as_dataset(returned)
+
+
+def test_optimize_trains_on_a_users_torch_dataset(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    import optuna
+
+    from tests.cli_run import optimize
+
+    from .conftest import write_yaml
+
+    run_dict["data"] = {"name": "tests.helpers:digits_samples", "val_fraction": 0.2, "n": 200}
+    optimize(
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "opt.yaml", opt_dict),
+        opt_dict["storage"],
+        2,
+    )
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert all(0.0 <= t.value <= 1.0 and t.user_attrs["metrics"]["n_params"] > 0 for t in trials)
 
 
 def test_pandas_objects_and_a_1d_x_become_tensors_a_user_would_expect() -> None:

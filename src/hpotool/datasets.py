@@ -178,20 +178,55 @@ def check_dataset(ds: Dataset) -> Dataset:
 
 
 def as_dataset(obj: Any) -> Dataset:
-    """Accept what a user's dataset function returns: a `Dataset`, or an `(x, y)` pair of tensors, numpy
-    arrays, pandas objects or lists; checked with `check_dataset`.
+    """Accept what a user's dataset function returns: a `Dataset`, an `(x, y)` pair of tensors, numpy
+    arrays, pandas objects or lists, or a map-style torch Dataset of `(x, y)` samples (stacked into
+    tensors: the Trainer slices batches from memory); checked with `check_dataset`.
 
-    For a pair, integer targets mean classification; floating-point targets mean regression.
+    For a pair or a torch Dataset, integer targets mean classification; floating-point targets regression.
     """
     if isinstance(obj, Dataset):
         return check_dataset(obj)
+    if isinstance(obj, torch.utils.data.Dataset):
+        obj = _stack_torch_dataset(obj)
     if isinstance(obj, tuple | list) and len(obj) == 2:
         x, y = _as_tensor(obj[0], "x"), _as_tensor(obj[1], "y")
         task: Task = "regression" if y.is_floating_point() else "classification"
         return check_dataset(Dataset(x.float(), y, task))
     raise DataError(
-        f"a dataset function must return hpotool.datasets.Dataset or an (x, y) pair, got {type(obj).__name__}"
+        f"a dataset function must return hpotool.datasets.Dataset, an (x, y) pair or a torch Dataset of (x, y) "
+        f"samples, got {type(obj).__name__}"
     )
+
+
+def _stack_torch_dataset(ds: torch.utils.data.Dataset[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A map-style torch Dataset's samples as two stacked tensors (a TensorDataset's own tensors)."""
+    name = type(ds).__name__
+    if isinstance(ds, torch.utils.data.TensorDataset) and len(ds.tensors) == 2:
+        return ds.tensors[0], ds.tensors[1]
+    if isinstance(ds, torch.utils.data.IterableDataset) or not hasattr(ds, "__len__"):
+        raise DataError(
+            f"{name} is an iterable torch Dataset (no len): hpotool loads the samples into memory once, so "
+            f"return a map-style Dataset (__len__ and __getitem__) or an (x, y) pair of tensors"
+        )
+    xs, ys = [], []
+    for i in range(len(ds)):
+        sample = ds[i]
+        if not (isinstance(sample, tuple | list) and len(sample) == 2):
+            kind = type(sample).__name__
+            got = f"a {len(sample)}-item {kind}" if isinstance(sample, tuple | list) else f"a {kind}"
+            raise DataError(f"{name}[{i}] is {got}; each sample must be an (x, y) pair")
+        xs.append(_as_tensor(sample[0], "x"))
+        ys.append(_as_tensor(sample[1], "y"))
+    if not xs:
+        raise DataError("the dataset is empty (0 samples)")
+    for values, what in ((xs, "x"), (ys, "y")):
+        odd = next((i for i, v in enumerate(values) if v.shape != values[0].shape), None)
+        if odd is not None:
+            raise DataError(
+                f"{name}: sample {odd}'s {what} has shape {tuple(values[odd].shape)}, sample 0's "
+                f"{tuple(values[0].shape)}; hpotool stacks the samples, so give every {what} the same shape"
+            )
+    return torch.stack(xs), torch.stack(ys)
 
 
 def split(
