@@ -1,6 +1,7 @@
 """Built-in datasets from data that packages ship or that we generate, and the train/validation split.
 
-A dataset is any callable returning a `Dataset` (or a plain `(x, y)` pair of tensors or arrays). Built-ins:
+A dataset is any callable returning a `Dataset`, a plain `(x, y)` pair of tensors or arrays, or a
+map-style torch Dataset of `(x, y)` samples. Built-ins:
 `digits` (scikit-learn's bundled 8x8 handwritten digits, classification) and `regression` (seeded synthetic
 regression). Nothing is downloaded.
 """
