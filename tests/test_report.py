@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -166,6 +167,32 @@ def test_multi_objective_report_has_a_pareto_front_and_per_objective_figures(tmp
     figures = make_figures(study, info)
     assert set(figures) == keys
     assert "Pareto front" in render_html(info, figures)
+    assert info.reproduce == []  # a plain Optuna study: no run config to train
+
+
+def test_a_multi_objective_report_says_how_to_reproduce_a_pareto_optimal_trial(
+    tmp_path: Path, run_dict: dict[str, Any]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'mo.db'}"
+    study = optuna.create_study(study_name="mo", storage=url, directions=["minimize", "minimize"])
+    study.set_user_attr("run_config", run_dict)
+    for lr, values in [(0.01, [0.5, 90]), (0.02, [0.4, 170]), (0.03, [0.6, 250])]:
+        study.enqueue_trial({"optimizer.lr": lr})
+        trial = study.ask()
+        trial.suggest_float("optimizer.lr", 1e-3, 1e-1)
+        study.tell(trial, values)
+    info = report_info(study, url)
+    assert info.reproduce == [
+        f"hpotool export-best --study-name mo --storage {url}",
+        "(writes a run config for each Pareto-optimal trial, best_run_<trial>.yaml in studies/mo/; train the one "
+        "you pick with `hpotool train --run-config studies/mo/best_run_<trial>.yaml`)",
+    ]
+    html = render_html(info, make_figures(study, info))
+    assert "Reproduce a Pareto-optimal trial:" in html and "hpotool export-best --study-name mo" in html
+    assert runner.invoke(app, shlex.split(info.reproduce[0])[1:]).exit_code == 0  # the command works
+    assert sorted(p.name for p in Path("studies/mo").glob("best_run_*.yaml")) == sorted(
+        f"best_run_{t.number}.yaml" for t in study.best_trials
+    )
 
 
 def test_report_command_errors_are_one_line() -> None:
@@ -464,8 +491,6 @@ def test_report_out_below_a_file_is_one_line_naming_the_file(tmp_path: Path) -> 
 
 
 def test_the_reproduce_commands_are_shell_quoted(tmp_path: Path) -> None:
-    import shlex
-
     folder = tmp_path / "my studies"
     folder.mkdir()
     url = f"sqlite:///{folder / 'a b.db'}"

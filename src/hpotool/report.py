@@ -307,12 +307,18 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
     counts = {s.name.lower(): n for s in TrialState if (n := sum(t.state == s for t in trials))}
     best = _best(study, complete)
     reproduce = []
+    names = f"--study-name {quote(study.study_name)} --storage {quote(storage)}"
     if best and run and len(objectives) == 1:
         reproduce = [
-            f"hpotool train-from-best --study-name {quote(study.study_name)} --storage {quote(storage)}",
-            f"(`hpotool export-best --study-name {quote(study.study_name)} --storage {quote(storage)}` writes its "
-            "run config, "
-            "best_run.yaml, and best_params.json instead)",
+            f"hpotool train-from-best {names}",
+            f"(`hpotool export-best {names}` writes its run config, best_run.yaml, and best_params.json instead)",
+        ]
+    elif best and run:  # train-from-best refuses a Pareto front: it has no one best trial to pick
+        folder = Path("studies") / study.study_name
+        reproduce = [
+            f"hpotool export-best {names}",
+            f"(writes a run config for each Pareto-optimal trial, best_run_<trial>.yaml in {folder}/; train "
+            f"the one you pick with `hpotool train --run-config {quote(str(folder))}/best_run_<trial>.yaml`)",
         ]
     pruner = opt.get("pruner")
     rows = [r.as_dict() for r in pruned_rows(study, pruner)] if len(objectives) == 1 else []
@@ -481,7 +487,8 @@ def render_html(info: ReportInfo, figures: dict[str, go.Figure]) -> str:
 
     parts = [f"<h1>Study {html.escape(info.study_name)}</h1>", _table(_header_rows(info))]
     if info.reproduce:
-        parts.append("<p>Reproduce the best trial:</p>")
+        which = "the best trial" if len(info.objectives) == 1 else "a Pareto-optimal trial"
+        parts.append(f"<p>Reproduce {which}:</p>")
         parts.append(
             f"<pre><code>{html.escape(info.reproduce[0])}</code></pre><p>{html.escape(info.reproduce[1])}</p>"
         )
