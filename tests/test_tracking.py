@@ -71,6 +71,7 @@ def test_workers_log_every_trial_to_a_fresh_tracking_db(
         _kill_session(proc)
     assert proc.returncode == 0, output
     assert "Traceback" not in output and "warning" not in output, output
+    assert "INFO" not in output, output  # MLflow's "Creating initial MLflow database tables..."
     trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
     assert set(_logged_trials(uri, "tiny")) == {str(t.number) for t in trials if t.state.is_finished()}
 

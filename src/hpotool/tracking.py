@@ -7,6 +7,7 @@ trial as stored, after it ends, by whichever process ran it, so it works the sam
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
@@ -40,6 +41,12 @@ class MlflowTracker:
         import mlflow
 
         name = config.experiment or study_name
+        # MLflow logs its database's creation and migration at INFO ("Creating initial MLflow database
+        # tables...") on hpotool's stderr; its warnings and errors still show.
+        loggers = [logging.getLogger(n) for n in ("mlflow", "alembic")]
+        levels = [logger.level for logger in loggers]
+        for logger in loggers:
+            logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
         try:
             self.client = mlflow.MlflowClient(tracking_uri=config.tracking_uri)
             found = self.client.get_experiment_by_name(name)
@@ -48,6 +55,9 @@ class MlflowTracker:
             raise HpoError(
                 f"tracking.mlflow: cannot use experiment {name!r} at {config.tracking_uri!r}: {first_line(exc)}"
             ) from None
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         run = self.client.create_run(
