@@ -190,3 +190,8 @@ def digits_samples(n: int = 300) -> Any:
             return torch.tensor(x[i] / 16.0, dtype=torch.float32), int(y[i])
 
     return Digits()
+
+
+def scaled_mse(prediction: torch.Tensor, target: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """A plain loss function, as users write them: (prediction, target, options...) -> loss."""
+    return scale * torch.mean((prediction - target) ** 2)

@@ -94,6 +94,34 @@ def test_a_loss_class_without_its_own_init_builds_and_takes_no_arguments() -> No
         validate_config(RunConfig, run, "run.yaml")
 
 
+def test_a_plain_loss_function_trains_as_its_class_does() -> None:
+    from hpotool.errors import HpoError
+
+    run: dict[str, Any] = {
+        "data": {"name": "digits", "subset_fraction": 0.1},
+        "model": {"name": "mlp", "hidden": [8]},
+        "optimizer": {"name": "adam", "lr": 0.01},
+        "loss": {"name": "torch.nn.functional:cross_entropy", "label_smoothing": 0.1},
+        "epochs": 2,
+        "device": "cpu",
+    }
+    function = validate_config(RunConfig, run, "run.yaml")
+    check_run(function, "run.yaml")
+    module = RunConfig.model_validate({**run, "loss": {"name": "cross_entropy", "label_smoothing": 0.1}})
+    same = ("train_loss", "val_loss", "val_accuracy")
+    by_function, by_module = train_run(function).metrics, train_run(module).metrics
+    assert [by_function[k] for k in same] == [by_module[k] for k in same]  # the same arithmetic
+    regression = {
+        **run,
+        "data": {"name": "regression"},
+        "loss": {"name": "tests.helpers:scaled_mse", "scale": 2.0},
+    }
+    assert train_run(validate_config(RunConfig, regression, "run.yaml")).metrics["val_loss"] > 0
+    run["loss"] = {"name": "tests.helpers:scaled_mse", "scael": 2.0}
+    with pytest.raises(HpoError, match="takes no argument 'scael'"):
+        validate_config(RunConfig, run, "run.yaml")
+
+
 @pytest.mark.parametrize(
     ("returned", "message"),
     [

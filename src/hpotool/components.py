@@ -71,8 +71,33 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
     except HpoError as exc:
         raise ValueError(str(exc)) from None
     check_kwargs(obj, kwargs, f"{kind} {name!r}", INJECTED[kind])
-    check_required(obj, kwargs, f"{kind} {name!r}", kind, INJECTED[kind])
+    inputs = loss_inputs(obj, kwargs) if kind == "loss" else ()
+    check_required(obj, kwargs, f"{kind} {name!r}", kind, (*INJECTED[kind], *inputs))
     check_types(obj, kwargs, f"{kind} {name!r}")
+
+
+def loss_inputs(obj: Any, kwargs: Mapping[str, Any]) -> tuple[str, ...]:
+    """The (prediction, target) parameters of a plain loss function such as `torch.nn.functional:
+    cross_entropy` (its first two required positional parameters the config does not set), or () for a loss
+    class or a factory that builds one, which hpotool calls with the config's arguments first."""
+    import inspect
+
+    if isinstance(obj, type):
+        return ()
+    try:
+        params = inspect.signature(obj).parameters.values()
+    except (TypeError, ValueError):
+        return ()
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    free = [
+        p.name
+        for p in params
+        if p.kind in positional
+        and p.default is inspect.Parameter.empty
+        and p.name not in kwargs
+        and p.name not in INJECTED["loss"]
+    ]
+    return tuple(free[:2]) if len(free) >= 2 else ()
 
 
 def component_kwargs(kind: Kind, name: str) -> list[str]:

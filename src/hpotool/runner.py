@@ -5,6 +5,7 @@ Used by both `optimize` (one call per trial) and `train`. Knows nothing about Op
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hpotool.components import resolve_component
+from hpotool.components import loss_inputs, resolve_component
 from hpotool.config import CLASSIFICATION_METRICS, REGRESSION_METRICS, DataConfig, RunConfig
 from hpotool.datasets import DataError, Task, TensorData, as_dataset, split
 from hpotool.errors import HpoError
@@ -200,10 +201,16 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
     return Schedule(scheduler, per_step, watched)
 
 
-def build_loss(cfg: RunConfig, data: PreparedData) -> nn.Module:
-    """The loss the config names, told the task where its signature asks."""
-    loss_cls = resolve_component("loss", cfg.loss.name)
-    return loss_cls(**pick_kwargs(loss_cls, {"task": data.task}), **cfg.loss.kwargs)
+def build_loss(cfg: RunConfig, data: PreparedData) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The loss the config names: a class or factory built with its arguments (told the task where its
+    signature asks), or a plain loss function called with them."""
+    loss = resolve_component("loss", cfg.loss.name)
+    if loss_inputs(loss, cfg.loss.kwargs):
+        return functools.partial(loss, **cfg.loss.kwargs)
+    built: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = loss(
+        **pick_kwargs(loss, {"task": data.task}), **cfg.loss.kwargs
+    )
+    return built
 
 
 def build_trainer(cfg: RunConfig, data: PreparedData, model: nn.Module) -> Trainer:
@@ -220,7 +227,7 @@ def assemble_trainer(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     schedule: Schedule,
-    loss_fn: nn.Module,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
 ) -> Trainer:
     return Trainer(
         model=model,

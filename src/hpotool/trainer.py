@@ -74,7 +74,7 @@ class Trainer:
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    loss_fn: nn.Module
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # an nn.Module or a plain function
     task: Task
     batch_size: int
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
