@@ -237,6 +237,12 @@ CASES = [
         args=("--storage", "studies/tiny.db"),
     ),
     Case(
+        "sqlite-not-a-database",
+        "a sqlite: storage naming a file that is not a SQLite database",
+        "error: storage 'sqlite:///run.yaml': 'run.yaml' is not a SQLite database; hpotool would add Optuna's tables to it, so give a new file or one hpotool wrote (nothing was written to this one)",
+        args=("--storage", "sqlite:///run.yaml"),
+    ),
+    Case(
         "journal-not-a-journal",
         "a journal: storage naming a file that is not an Optuna journal",
         "error: storage 'journal:run.yaml': 'run.yaml' is not an Optuna journal file (its first line is not a journal record); give the journal hpotool optimize wrote to, or a new file name (nothing was written to this one)",

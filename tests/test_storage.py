@@ -162,3 +162,37 @@ def test_an_empty_journal_file_is_a_new_journal(tmp_path: Path) -> None:
     study = optuna.create_study(study_name="j", storage=make_storage(f"journal:{path}"))
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
     assert '"op_code"' in path.read_text().splitlines()[0]
+
+
+def test_optimize_refuses_a_sqlite_file_that_holds_something_else_and_writes_nothing(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    notes, text, empty = tmp_path / "notes.db", tmp_path / "notes.txt", tmp_path / "empty.db"
+    with sqlite3.connect(notes) as conn:
+        conn.executescript("CREATE TABLE notes (t TEXT); CREATE TABLE tags (t TEXT)")
+    text.write_text("not a database\n")
+    empty.write_bytes(b"")
+    args = ["optimize", "-r", str(write_yaml(tmp_path / "run.yaml", run_dict))]
+    args += ["-o", str(write_yaml(tmp_path / "optimize.yaml", opt_dict)), "-q", "--n-trials", "1"]
+    for path, what in (
+        (notes, "holds other tables (notes, tags) and no Optuna study"),
+        (text, "is not a SQLite database"),
+    ):
+        before = path.read_bytes()
+        result = CliRunner().invoke(app, [*args, "--storage", f"sqlite:///{path}"])
+        assert result.exit_code == 2, result.output
+        assert result.stderr == (
+            f"error: storage 'sqlite:///{path}': {str(path)!r} {what}; hpotool would add Optuna's tables to it, "
+            f"so give a new file or one hpotool wrote (nothing was written to this one)\n"
+        )
+        assert path.read_bytes() == before
+    # An empty file, and the study file once written, take a study.
+    assert CliRunner().invoke(app, [*args, "--storage", f"sqlite:///{empty}"]).exit_code == 0
+    assert (
+        CliRunner().invoke(app, [*args, "--storage", f"sqlite:///{empty}", "--n-trials", "2"]).exit_code == 0
+    )
+    assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{empty}").trials) == 2

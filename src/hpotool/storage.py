@@ -151,6 +151,8 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
                 raise HpoError(f"storage {url!r}: no such SQLite file {str(path)!r}")
             if not create and not is_optuna_sqlite(path):
                 raise _not_optuna(url)
+            if create and path.exists():
+                _refuse_foreign_sqlite(url, path)
             path.parent.mkdir(parents=True, exist_ok=True)
             engine_kwargs: dict[str, Any] = {"creator": functools.partial(_connect_sqlite, str(path))}
             storage = _rdb_storage(url, engine_kwargs)
@@ -181,12 +183,34 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
 def is_optuna_sqlite(path: Path) -> bool:
     """Whether `path` is a SQLite file holding Optuna's tables, checked read-only (opening any other file
     with Optuna would add its tables to it)."""
+    tables = sqlite_tables(path)
+    return tables is not None and tables >= _OPTUNA_TABLES
+
+
+def _refuse_foreign_sqlite(url: str, path: Path) -> None:
+    """An `HpoError` when `path` exists and is not a SQLite file a study can go in (empty, or Optuna's): a
+    mistyped path to some other database would get Optuna's tables added to it."""
+    tables = sqlite_tables(path)
+    if tables is None:
+        what = "is not a SQLite database"
+    elif tables and not tables >= _OPTUNA_TABLES:
+        shown = ", ".join(sorted(tables)[:3]) + (", ..." if len(tables) > 3 else "")
+        what = f"holds other tables ({shown}) and no Optuna study"
+    else:
+        return
+    raise HpoError(
+        f"storage {url!r}: {str(path)!r} {what}; hpotool would add Optuna's tables to it, so give a new file "
+        f"or one hpotool wrote (nothing was written to this one)"
+    )
+
+
+def sqlite_tables(path: Path) -> set[str] | None:
+    """The tables of the SQLite file `path`, read-only (an empty file has none); None when it is not one."""
     try:
         with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as conn:
-            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.DatabaseError:
-        return False
-    return names >= _OPTUNA_TABLES
+        return None
 
 
 _OPTUNA_TABLES = {"studies", "trials", "version_info"}
