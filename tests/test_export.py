@@ -210,25 +210,35 @@ def test_multi_objective_study_exports_the_pareto_front(
     ]
 
 
-def test_a_study_not_made_by_hpotool_is_refused(tmp_path: Path) -> None:
+def test_a_study_not_made_by_hpotool_exports_its_trials_and_is_not_trained(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'plain.db'}"
 
     def objective(t: optuna.Trial) -> float:
         t.set_user_attr("metrics", [0.1, 0.2])  # its own use of the name hpotool uses for a dict
         return t.suggest_float("x", 0, 1)
 
-    optuna.create_study(study_name="plain", storage=storage).optimize(objective, n_trials=1)
-    result = runner.invoke(app, ["export-best", "--study-name", "plain", "--storage", storage])
+    study = optuna.create_study(study_name="plain", storage=storage)
+    study.optimize(objective, n_trials=3)
+    result = runner.invoke(app, ["train-from-best", "--study-name", "plain", "--storage", storage])
     assert result.exit_code == 2
-    message = (
+    assert result.stderr == (
         "error: study 'plain' has no stored run config (user attr 'run_config'): it was not created by hpotool "
         "optimize, so there is no RunConfig to merge its parameters into; hpotool trials --study-name plain "
         "--json lists its trials and parameters\n"
     )
-    assert result.stderr == message
-    assert not (tmp_path / "studies").exists()
-    result = runner.invoke(app, ["train-from-best", "--study-name", "plain", "--storage", storage])
-    assert result.exit_code == 2 and result.stderr == message
+    assert not (tmp_path / "studies").exists()  # refused before the export
+    result = runner.invoke(app, ["export-best", "--study-name", "plain", "--storage", storage])
+    assert result.exit_code == 0, result.output
+    assert " ".join(result.stderr.split()) == (
+        "note: no best_run.yaml: study 'plain' was not created by hpotool optimize, so there is no run config "
+        "to merge its parameters into (best_params.json has them)"
+    )
+    folder = tmp_path / "studies" / "plain"
+    assert sorted(os.listdir(folder)) == ["best_params.json", "trials.csv", "trials.json"]
+    info = json.loads((folder / "best_params.json").read_text())
+    assert info["trial_number"] == study.best_trial.number and info["params"] == study.best_trial.params
+    assert info["run_config"] is None and info["trials"] == {"complete": 3}
+    assert [r["number"] for r in json.loads((folder / "trials.json").read_text())] == [0, 1, 2]
 
 
 def test_missing_study_lists_the_ones_that_exist(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:

@@ -409,6 +409,8 @@ def export_best(
                 table.add_row(f"  {k}", _fmt(v))
         table.add_row("wrote", f"{result.folder}/: " + ", ".join(f.name for f in result.files))
         _out().print(table)
+        for note in result.notes:
+            _err().print(f"[yellow]note:[/yellow] {escape(note)}")
 
 
 @app.command()

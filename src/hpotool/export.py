@@ -300,7 +300,7 @@ def _trial_summary(trial: FrozenTrial) -> dict[str, Any]:
     }
 
 
-def best_info(study: optuna.Study, storage_url: str, run_files: dict[int, str]) -> dict[str, Any]:
+def best_info(study: optuna.Study, storage_url: str, run_files: dict[int, str | None]) -> dict[str, Any]:
     """The contents of `best_params.json`."""
     best = best_trials(study)
     head: dict[str, Any] = {"study_name": study.study_name, "storage": storage_url}
@@ -366,19 +366,32 @@ def _run_yaml(study: optuna.Study, trial: FrozenTrial, config: RunConfig) -> str
 
 
 def export_best(study: optuna.Study, storage_url: str, folder: Path | None = None) -> ExportResult:
-    """Write best_params.json, best_run.yaml (or one per Pareto trial), trials.csv and trials.json.
+    """Write best_params.json, best_run.yaml (or one per Pareto trial), trials.csv and trials.json. A
+    study `hpotool optimize` did not make (plain Optuna) has no run config to write: the rest is written,
+    with a note saying so.
 
     Raises:
-        HpoError: no complete trial, no stored run config, or a file that cannot be written.
+        HpoError: no complete trial, a stored run config that is unusable, or a file that cannot be written.
     """
     folder = folder if folder is not None else default_export_dir(study.study_name)
     best = best_trials(study)
     multi = is_multi_objective(study)
-    names = {t.number: f"best_run_{t.number}.yaml" if multi else "best_run.yaml" for t in best}
-    # The run configs first: a study with none usable fails here, before anything else is read or written.
-    runs = {
-        names[t.number]: _run_yaml(study, t, trial_run_config(study, t, check_components=False)) for t in best
-    }
+    notes = []
+    if isinstance(study.user_attrs.get("run_config"), dict):
+        names: dict[int, str | None] = {
+            t.number: f"best_run_{t.number}.yaml" if multi else "best_run.yaml" for t in best
+        }
+        # The run configs first: one that is unusable fails here, before anything else is read or written.
+        runs = {
+            str(names[t.number]): _run_yaml(study, t, trial_run_config(study, t, check_components=False))
+            for t in best
+        }
+    else:
+        names, runs = dict.fromkeys((t.number for t in best), None), {}
+        notes.append(
+            f"no best_run.yaml: study {study.study_name!r} was not created by hpotool optimize, so there is no "
+            f"run config to merge its parameters into (best_params.json has them)"
+        )
     texts = {"trials.csv": trials_csv(study), "trials.json": dump_json_records(trial_records(study)), **runs}
     texts["best_params.json"] = dump_json(best_info(study, storage_url, names))
     files = []
@@ -388,4 +401,4 @@ def export_best(study: optuna.Study, storage_url: str, folder: Path | None = Non
     for old in folder.glob("best_run*.yaml"):  # a Pareto front that moved: its former members are not best
         if old.name not in texts and _exported_run(old, study.study_name):
             old.unlink()
-    return ExportResult(folder, files, best, objective_names(study))
+    return ExportResult(folder, files, best, objective_names(study), notes)
