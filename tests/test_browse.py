@@ -247,6 +247,24 @@ def _hpotool_like_study(
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
 
 
+def _studies_in_default_files(tmp_path: Path, *more: str) -> None:
+    """digits_mlp (2 complete, 18 pruned), loss_and_size (two objectives) and `more` single-objective
+    studies, each in studies/<name>.db."""
+    (tmp_path / "studies").mkdir()
+    _hpotool_like_study(
+        "sqlite:///studies/digits_mlp.db", "digits_mlp", ["maximize"], ["val_accuracy"], 2, 18
+    )
+    for name in more:
+        _hpotool_like_study(f"sqlite:///studies/{name}.db", name, ["maximize"], ["val_accuracy"], 3)
+    _hpotool_like_study(
+        "sqlite:///studies/loss_and_size.db",
+        "loss_and_size",
+        ["minimize", "maximize"],
+        ["val_loss", "n_params"],
+        1,
+    )
+
+
 def _studies_table_at(width: int, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     import hpotool.cli
 
@@ -261,24 +279,7 @@ def _studies_table_at(width: int, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_studies_table_keeps_names_objectives_and_trial_counts_whole_at_80_columns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "studies").mkdir()
-    _hpotool_like_study(
-        "sqlite:///studies/digits_mlp.db", "digits_mlp", ["maximize"], ["val_accuracy"], 2, 18
-    )
-    _hpotool_like_study(
-        "sqlite:///studies/digits_small_and_good.db",
-        "digits_small_and_good",
-        ["maximize"],
-        ["val_accuracy"],
-        3,
-    )
-    _hpotool_like_study(
-        "sqlite:///studies/loss_and_size.db",
-        "loss_and_size",
-        ["minimize", "maximize"],
-        ["val_loss", "n_params"],
-        1,
-    )
+    _studies_in_default_files(tmp_path, "digits_small_and_good")
     table = _studies_table_at(80, monkeypatch)
     text = "\n".join(table)
     assert max(len(line) for line in table) <= 80, text
@@ -302,17 +303,7 @@ def test_studies_table_keeps_names_objectives_and_trial_counts_whole_at_80_colum
 def test_studies_table_puts_each_study_on_one_line_when_the_terminal_is_wide(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "studies").mkdir()
-    _hpotool_like_study(
-        "sqlite:///studies/digits_mlp.db", "digits_mlp", ["maximize"], ["val_accuracy"], 2, 18
-    )
-    _hpotool_like_study(
-        "sqlite:///studies/loss_and_size.db",
-        "loss_and_size",
-        ["minimize", "maximize"],
-        ["val_loss", "n_params"],
-        1,
-    )
+    _studies_in_default_files(tmp_path)
     table = _studies_table_at(120, monkeypatch)
     text = "\n".join(table)
     assert max(len(line) for line in table) <= 120, text
