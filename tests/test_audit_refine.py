@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +35,20 @@ def loss(params: dict[str, Any]) -> float:
 
 
 def synthetic_study(
-    name: str, space: dict[str, Any], n_trials: int, seed: int, run: dict[str, Any] | None = None
+    name: str,
+    space: dict[str, Any],
+    n_trials: int,
+    seed: int,
+    run: dict[str, Any] | None = None,
+    storage: str | None = None,
 ) -> optuna.Study:
     """A study stored the way `hpotool optimize` stores one, over a plain function of the params."""
     opt = OptimizeConfig.model_validate(
         {"study_name": name, "metric": "val_loss", "search_space": space, "seed": seed}
     )
-    study = optuna.create_study(study_name=name, sampler=optuna.samplers.TPESampler(seed=seed))
+    study = optuna.create_study(
+        study_name=name, storage=storage, sampler=optuna.samplers.TPESampler(seed=seed)
+    )
     study.set_user_attr("run_config", run or RunConfig().model_dump(mode="json"))
     study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
     for params in opt.enqueue:
@@ -65,6 +73,92 @@ def test_audit_flags_exactly_the_known_problems() -> None:
     interior = by_name["model.dropout"]
     assert interior.edge is None and not interior.negligible and interior.advice == ""
     assert report.complete == 40 and report.improving is not None
+
+
+def _bullets(lines: list[str]) -> list[str]:
+    """The "- " items of printed lines, each joined back from its hanging-indented continuation lines."""
+    items: list[str] = []
+    for line in lines:
+        if line.startswith("- "):
+            items.append(line[2:])
+        elif line.startswith("  ") and items:
+            items[-1] += " " + line.strip()
+    return items
+
+
+def test_audit_at_80_columns_keeps_names_and_ranges_whole_and_lists_the_findings_under_the_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    import hpotool.cli
+
+    url = f"sqlite:///{tmp_path / 'synth.db'}"
+    synthetic_study("synth", SPACE, 40, seed=0, storage=url)
+    args = ["audit", "--study-name", "synth", "--storage", url]
+    findings = json.loads(CliRunner().invoke(app, [*args, "--json"], catch_exceptions=False).stdout)[
+        "findings"
+    ]
+    assert any(f.startswith("optimizer.lr best at ") for f in findings)  # a parameter's finding, and
+    assert any(f.startswith("only ") or "improving" in f for f in findings)  # the study's
+
+    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    end = next(i for i, line in enumerate(lines) if line.startswith("└"))
+    table, below = lines[: end + 1], lines[end + 1 :]
+    text = result.stdout
+    assert max(len(line) for line in lines) <= 80, text
+    assert lines[0].startswith("audit of study synth (val_loss, minimize)"), text
+    # One line per parameter, every cell whole: no "optimizer.we" / "ight_decay", no "[0.0001," / "0.01, log]"
+    rows = [line for line in table if line.startswith("│")]
+    assert len(rows) == len(SPACE), text
+    cells = {cell.strip() for line in rows for cell in line.split("│")[1:-1]}
+    assert set(SPACE) <= cells and {"[0.0001, 0.01, log]", "[1e-06, 0.01, log]", "[0, 0.5]"} <= cells, text
+    assert re.search(r"│ optimizer\.lr +│ \d\.\d\d +│ 0\.00\d+ \(\d+%\) +│", text), text  # best (position)
+    # Under the table: the importance evaluator, then every finding as a sentence, wrapped at spaces
+    assert below[0].startswith("importance: PED-ANOVA"), text
+    assert _bullets(below) == findings, text
+
+
+@pytest.mark.parametrize("width", [66, 50])
+def test_audit_on_a_narrow_terminal_stacks_best_values_then_folds_names_but_cuts_nothing(
+    width: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hpotool.cli
+
+    url = f"sqlite:///{tmp_path / 'synth.db'}"
+    synthetic_study("synth", SPACE, 20, seed=0, storage=url)
+    monkeypatch.setattr(hpotool.cli._out(), "width", width)
+    result = CliRunner().invoke(
+        app, ["audit", "--study-name", "synth", "--storage", url], catch_exceptions=False
+    )
+    report = audit_study(optuna.load_study(study_name="synth", storage=url))
+    text, lines = result.stdout, result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= width and "…" not in text, text
+    assert "│ importance │" in text.replace("┃", "│"), text  # the header whole
+    rows = [line.split("│") for line in lines if line.startswith("│")]
+    first_cells = [row[1].strip() for row in rows]
+    if width == 66:  # room for whole names once a best value goes above its position
+        assert [c for c in first_cells if c] == [p.name for p in report.params], text
+        assert re.search(r"│ optimizer\.lr +│ \d\.\d\d +│ 0\.00\d+ +│", text), text
+        assert re.search(r"│ +│ +│ \(\d+%\) +│", text), text
+    else:  # none: names fold, onto the lines below their row's first
+        assert "".join(first_cells) == "".join(p.name for p in report.params), text
+    assert _bullets(lines) == report.findings, text
+
+
+def test_audit_on_a_wide_terminal_prints_each_finding_on_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'synth.db'}"
+    synthetic_study("synth", SPACE, 20, seed=0, storage=url)
+    result = CliRunner().invoke(
+        app, ["audit", "--study-name", "synth", "--storage", url], catch_exceptions=False
+    )
+    report = audit_study(optuna.load_study(study_name="synth", storage=url))
+    lines = result.stdout.splitlines()
+    assert [line for line in lines if line.startswith("- ")] == [f"- {f}" for f in report.findings]
+    assert "finding" not in lines[1] + lines[2]  # no column of folded sentences
 
 
 def test_refined_stage_beats_more_trials_in_the_original_space(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from hpotool.audit import AuditReport
     from hpotool.objective import StudySummary
 
 app = typer.Typer(
@@ -725,10 +726,45 @@ def fail_stale(
 # ---------------------------------------------------------------- stages: audit and refine
 
 
+def _audit_table(report: AuditReport, title: str, wrap: tuple[str, ...] = ()) -> Table:
+    """The `audit` table: one row per parameter, most important first, its best value with the position
+    of that value in the range. Its findings are sentences, printed under it: a column folded them into
+    a word or two a line at 80 columns. A range may wrap at its spaces; so may the columns in `wrap`:
+    "best" puts a best value above its position, "parameter" folds names (mid-word)."""
+    table = _table(title)
+    table.add_column("parameter", overflow="fold", no_wrap="parameter" not in wrap)
+    table.add_column("importance", no_wrap=True)
+    table.add_column("best (position)", overflow="fold", no_wrap="best" not in wrap)
+    table.add_column("range", overflow="fold")
+    for p in report.params:
+        table.add_row(
+            p.name,
+            "-" if p.importance is None else f"{p.importance:.2f}",
+            _fmt(p.best) if p.position is None else f"{_fmt(p.best)} ({p.position:.0%})",
+            p.bounds,
+        )
+    return table
+
+
+def _narrowest(table: Table) -> int:
+    """The fewest columns `table` prints in without folding a word or cutting a no_wrap cell (rich's own
+    measure() lets every cell wrap at its spaces)."""
+    from rich.measure import Measurement
+
+    unbounded = _out().options.update_width(1_000_000)  # Measurement.get clamps to the terminal's width
+    width = len(table.columns) + 1  # the vertical borders
+    for column in table.columns:
+        cells = [Measurement.get(_out(), unbounded, cell) for cell in (column.header, *column.cells)]
+        width += 2 + max(m.maximum if column.no_wrap else m.minimum for m in cells)  # 2: a space each side
+    return width
+
+
 @app.command()
 def audit(study_name: StudyNameReq, storage: ReadStorageOpt = None, as_json: JsonOpt = False) -> None:
     """Diagnose a finished study: importances, best values on range edges, pruning, whether it still improves."""
     with user_errors():
+        import textwrap
+
         from hpotool.audit import audit_study
         from hpotool.browse import find_study
         from hpotool.importance import import_without_sklearn
@@ -738,22 +774,23 @@ def audit(study_name: StudyNameReq, storage: ReadStorageOpt = None, as_json: Jso
         if as_json:
             _print_json(report.as_dict())
             return
-        table = _table(f"audit of study {study_name} ({report.metric}, {report.direction})")
-        for column in ("parameter", "importance", "best", "range", "position", "finding"):
-            table.add_column(column, overflow="fold")
-        for p in report.params:
-            table.add_row(
-                p.name,
-                "-" if p.importance is None else f"{p.importance:.2f}",
-                _fmt(p.best),
-                p.bounds,
-                "-" if p.position is None else f"{p.position:.0%}",
-                p.advice,
-            )
-        _out().print(table)
+        title = f"audit of study {study_name} ({report.metric}, {report.direction})"
+        # The first layout that fits the terminal. Parameter names are each row's key: they fold
+        # (mid-word) only when nothing else makes room.
+        tables = [_audit_table(report, title, wrap) for wrap in ((), ("best",), ("best", "parameter"))]
+        _out().print(next((t for t in tables if _narrowest(t) <= _out().width), tables[-1]))
         _out().print(f"importance: {escape(report.evaluator)}")
-        for line in report.findings[len([p for p in report.params if p.advice]) :]:
-            _out().print(f"- {escape(line)}")
+        for finding in report.findings:
+            # Wrapped at spaces with a hanging indent; a token ("[0.0001, 0.03, log]"'s parts) never folds
+            lines = textwrap.fill(
+                finding,
+                width=_out().width,
+                initial_indent="- ",
+                subsequent_indent="  ",
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            _out().print(escape(lines), soft_wrap=True)
 
 
 @app.command()
