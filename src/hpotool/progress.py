@@ -122,17 +122,23 @@ class RichObserver:
             detail = str(trial.user_attrs.get("prune_reason", "pruned"))
         else:
             detail = str(trial.user_attrs.get("fail_reason", ""))
-        best = ""
+        mark = ""  # on the trial's line: only news (the bar over trials always shows the best)
         try:
             if len(study.directions) > 1:
                 best = f"Pareto front: {len(study.best_trials)} trial(s)"
+                mark = f"  {best}" if trial.state == TrialState.COMPLETE else ""
             else:
                 b = study.best_trial
                 best = f"best {format_value(b.value)} (#{b.number})"
+                mark = "  new best" if b.number == trial.number else ""
             self.progress.update(self.trials_task, info=best)
         except ValueError:  # no complete trial yet
             pass
+        # A pruned trial's parameters are noise in the stream (most trials of a pruned study end so):
+        # `hpotool trials --state pruned` lists them, as Optuna's own log says only "Trial N pruned".
+        params = "" if trial.state == TrialState.PRUNED else f"{escape(format_params(trial.params))}  "
+        took = f"{seconds:.2f}s" if seconds < 1 else f"{seconds:.1f}s"
         self.console.print(
             f"trial {trial.number:>3} [{style}]{trial.state.name:<8}[/] {escape(detail)}  "
-            f"[dim]{escape(format_params(trial.params))}  {seconds:.1f}s  {best}[/]"
+            f"[dim]{params}{took}[/]{mark}"
         )

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import io
+
+import optuna
+from optuna.trial import TrialState
+from rich.console import Console
+
+from hpotool.progress import RichObserver
+
+
+def _lines(trials: list[tuple[TrialState, float | None, dict[str, str]]]) -> list[str]:
+    """What the live display prints for `trials` (state, value, user attrs), one line each, at 80 columns."""
+    out = io.StringIO()
+    console = Console(file=out, width=80, color_system=None)
+    study = optuna.create_study(direction="maximize")
+    observer = RichObserver(console, "val_accuracy")
+    for state, value, attrs in trials:
+        trial = study.ask()
+        trial.suggest_float("optimizer.lr", 1e-4, 1e-1, log=True)
+        for key, text in attrs.items():
+            trial.set_user_attr(key, text)
+        study.tell(trial, value, state=state)
+        observer.trial_finished(study, study.trials[-1])
+    return out.getvalue().splitlines()
+
+
+def test_each_trial_is_one_line_at_80_columns_and_only_news_is_marked() -> None:
+    lines = _lines(
+        [
+            (TrialState.COMPLETE, 0.9, {}),
+            (TrialState.PRUNED, None, {"prune_reason": "pruned after 2 of 20 epochs (val_accuracy=0.844)"}),
+            (TrialState.COMPLETE, 0.8, {}),
+            (TrialState.COMPLETE, 0.95, {}),
+        ]
+    )
+    assert len(lines) == 4, lines
+    assert lines[0].startswith("trial   0 COMPLETE 0.9  optimizer.lr=") and lines[0].endswith("s  new best")
+    # A pruned trial: its reason and time, not its parameters (trials --state pruned lists them).
+    assert lines[1].startswith("trial   1 PRUNED   pruned after 2 of 20 epochs (val_accuracy=0.844)  0.")
+    assert "optimizer.lr" not in lines[1] and lines[1].endswith("s")
+    assert "new best" not in lines[2] and "optimizer.lr=" in lines[2]  # worse than trial 0
+    assert lines[3].endswith("s  new best")
