@@ -12,9 +12,12 @@ from hpotool.cli import app
 runner = CliRunner()
 
 
-def test_help_lists_commands() -> None:
-    result = runner.invoke(app, ["--help"], catch_exceptions=False)
+def test_help_lists_commands_each_with_a_whole_summary_at_80_columns() -> None:
+    result = runner.invoke(app, ["--help"], catch_exceptions=False, terminal_width=80)
     assert result.exit_code == 0 and "optimize" in result.output
+    commands = result.output.split("Commands:\n")[1].splitlines()
+    assert len(commands) == 11 and all(len(line) <= 80 for line in commands), commands
+    assert not [line for line in commands if line.endswith("...")], commands  # click cut the docstring
 
 
 def test_optimize_end_to_end_on_sqlite(configs: tuple[Path, Path], opt_dict: dict) -> None:

@@ -204,7 +204,7 @@ def print_summary(summary: StudySummary) -> None:
         _err().print(f"[red]first error:[/red] {escape(summary.first_error)}")
 
 
-@app.command()
+@app.command(short_help="Run a study, or resume it.")
 def optimize(
     run_config: RunConfigOpt,
     optimize_config: OptimizeConfigOpt,
@@ -323,7 +323,7 @@ def _write_report(study_name: str, storage: str | None, out: Path | None, fmt: s
     _err().print(f"report written to {escape(str(path))}", soft_wrap=True)
 
 
-@app.command()
+@app.command(short_help="Write a study's report (offline HTML, or JSON).")
 def report(
     study_name: StudyNameReq,
     storage: ReadStorageOpt = None,
@@ -382,7 +382,7 @@ def _print_run(run: Any) -> None:
     _out().print(table)
 
 
-@app.command("export-best")
+@app.command("export-best", short_help="Write the best run config and every trial (CSV, JSON).")
 def export_best(
     study_name: StudyNameReq,
     storage: ReadStorageOpt = None,
@@ -414,7 +414,7 @@ def export_best(
             _err().print(f"[yellow]note:[/yellow] {escape(note)}")
 
 
-@app.command()
+@app.command(short_help="Train one run config and save the model.")
 def train(
     run_config: RunConfigOpt,
     epochs: EpochsOpt = None,
@@ -458,7 +458,7 @@ def train(
         _print_run(run)
 
 
-@app.command("train-from-best")
+@app.command("train-from-best", short_help="Export the best trial, then train and save it.")
 def train_from_best(
     study_name: StudyNameReq,
     storage: ReadStorageOpt = None,
@@ -590,7 +590,7 @@ def _storage_lines(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-@app.command()
+@app.command(short_help="List the studies in a storage.")
 def studies(
     storage: Annotated[
         str | None, typer.Option("--storage", help="Optuna storage URL (default: every studies/*.db).")
@@ -624,7 +624,7 @@ def studies(
             _out().print(escape(line), soft_wrap=True)  # whole, to copy and paste
 
 
-@app.command()
+@app.command(short_help="List a study's trials, best first.")
 def trials(
     study_name: StudyNameReq,
     storage: ReadStorageOpt = None,
@@ -686,7 +686,7 @@ def trials(
         _out().print(table)
 
 
-@app.command("fail-stale")
+@app.command("fail-stale", short_help="Mark the trials of dead workers failed.")
 def fail_stale(
     study_name: Annotated[str, typer.Option("--study-name", help="The study to clean up.")],
     storage: StorageOpt = None,
@@ -759,7 +759,7 @@ def _narrowest(table: Table) -> int:
     return width
 
 
-@app.command()
+@app.command(short_help="Diagnose a study: importances, range edges, pruning.")
 def audit(study_name: StudyNameReq, storage: ReadStorageOpt = None, as_json: JsonOpt = False) -> None:
     """Diagnose a finished study: importances, best values on range edges, pruning, whether it still improves."""
     with user_errors():
@@ -793,7 +793,7 @@ def audit(study_name: StudyNameReq, storage: ReadStorageOpt = None, as_json: Jso
             _out().print(escape(lines), soft_wrap=True)
 
 
-@app.command()
+@app.command(short_help="Write the next stage's configs from a study.")
 def refine(
     study_name: StudyNameReq,
     out: Annotated[
@@ -848,7 +848,7 @@ def _evenly(items: list[Any], n: int) -> list[Any]:
     return [items[i] for i in picks]
 
 
-@app.command("prune-audit")
+@app.command("prune-audit", short_help="Check the pruner's decisions on a study.")
 def prune_audit(
     study_name: StudyNameReq,
     storage: ReadStorageOpt = None,
