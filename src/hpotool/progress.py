@@ -27,6 +27,11 @@ def format_params(params: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={format_value(v)}" for k, v in params.items())
 
 
+def duration(seconds: float) -> str:
+    """Seconds as a short label: two decimals under a second (a pruned trial's 0.05s, not 0.0s)."""
+    return f"{seconds:.2f}s" if seconds < 1 else f"{seconds:.1f}s"
+
+
 def bars(console: Console) -> Progress:
     """Rich progress bars that show a description, the bar, n/total, the time taken and an `info` field,
     and vanish when stopped."""
@@ -66,7 +71,7 @@ class RunProgress:
     def run_finished(self, label: str, run: Any) -> None:
         shown = " ".join(f"{k}={format_value(v)}" for k, v in run.metrics.items() if k.startswith("val_"))
         self.console.print(
-            f"{escape(label)}: {escape(shown)}  [dim]{run.seconds:.1f}s  {escape(str(run.folder))}[/]",
+            f"{escape(label)}: {escape(shown)}  [dim]{duration(run.seconds)}  {escape(str(run.folder))}[/]",
             soft_wrap=True,
         )
 
@@ -137,7 +142,7 @@ class RichObserver:
         # A pruned trial's parameters are noise in the stream (most trials of a pruned study end so):
         # `hpotool trials --state pruned` lists them, as Optuna's own log says only "Trial N pruned".
         params = "" if trial.state == TrialState.PRUNED else f"{escape(format_params(trial.params))}  "
-        took = f"{seconds:.2f}s" if seconds < 1 else f"{seconds:.1f}s"
+        took = duration(seconds)
         self.console.print(
             f"trial {trial.number:>3} [{style}]{trial.state.name:<8}[/] {escape(detail)}  "
             f"[dim]{params}{took}[/]{mark}"
