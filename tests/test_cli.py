@@ -36,6 +36,32 @@ def test_optimize_end_to_end_on_sqlite(configs: tuple[Path, Path], opt_dict: dic
     assert set(study.best_trial.params) == {"optimizer.lr", "model.hidden.0"}
 
 
+def test_dry_run_checks_everything_prints_the_plan_and_writes_nothing(
+    configs: tuple[Path, Path], tmp_path: Path, opt_dict: dict
+) -> None:
+    run_path, opt_path = configs
+    result = runner.invoke(app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "plan of study tiny (dry run)" in result.stdout
+    for path in opt_dict["search_space"]:
+        assert f"  {path}" in result.stdout
+    assert "sampler" in result.stdout and "random" in result.stdout and "device cpu" in result.stdout
+    assert "nothing written, no trial run" in " ".join(result.stderr.split())
+    assert not (tmp_path / "studies").exists()  # the storage is not even created
+    as_json = runner.invoke(
+        app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "--dry-run", "--json"]
+    )
+    plan = json.loads(as_json.stdout)
+    assert plan["storage"] == opt_dict["storage"]
+    assert plan["optimize_config"]["search_space"].keys() == opt_dict["search_space"].keys()
+    assert plan["run_config"]["project"] == "tiny" and not (tmp_path / "studies").exists()
+    # A mistake fails the dry run as it fails the study: one line, exit 2.
+    bad = runner.invoke(
+        app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "--dry-run", "--device", "tpu"]
+    )
+    assert bad.exit_code == 2 and bad.stderr.startswith("error: ")
+
+
 def test_json_summary_and_overrides(configs: tuple[Path, Path], tmp_path: Path) -> None:
     run_path, opt_path = configs
     storage = f"sqlite:///{tmp_path / 'other.db'}"

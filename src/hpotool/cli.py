@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from hpotool.audit import AuditReport
-    from hpotool.objective import StudySummary
+    from hpotool.objective import StudyPlan, StudySummary
 
 app = typer.Typer(
     help="Config-driven hyperparameter optimization for PyTorch: two YAML files, one command.",
@@ -163,6 +163,53 @@ def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+def print_plan(plan: StudyPlan, as_json: bool) -> None:
+    """What `optimize --dry-run` checked and would run (the storage is not opened)."""
+    run, opt = plan.run, plan.opt
+    if as_json:
+        configs = {"run_config": run.model_dump(mode="json"), "optimize_config": opt.model_dump(mode="json")}
+        sys.stdout.write(json.dumps({"storage": plan.storage_url, **configs}, indent=2) + "\n")
+        return
+    from hpotool.audit import bounds_text
+
+    table = _table(f"plan of study {opt.study_name} (dry run)", show_header=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    table.add_row("storage", plan.storage_url)
+    timeout = f", timeout {opt.timeout:g}s" if opt.timeout else ""
+    table.add_row("trials", f"{opt.n_trials} in all{timeout}")
+    table.add_row(
+        "objective", ", ".join(f"{d} {m}" for d, m in zip(opt.study_directions, opt.objectives, strict=True))
+    )
+    pruner = "nop" if opt.multi_objective else opt.pruner.name
+    for label, name, kwargs in (
+        ("sampler", opt.sampler.name, opt.sampler.kwargs),
+        ("pruner", pruner, {} if opt.multi_objective else opt.pruner.kwargs),
+    ):
+        table.add_row(label, f"{name} {json.dumps(kwargs)}" if kwargs else name)
+    trainer = (
+        f"trainer.function {run.trainer.function}" if run.trainer is not None else f"model {run.model.name}"
+    )
+    from hpotool.runner import resolve_device
+
+    device = str(resolve_device(run.device))
+    device = device if device == run.device else f"{run.device} ({device} here)"
+    table.add_row("run", f"{trainer}, {run.epochs} epochs, batch {run.batch_size}, device {device}")
+    table.add_row("seed", "none (unseeded)" if opt.seed is None else str(opt.seed))
+    for path, param in opt.search_space.items():
+        step = getattr(param, "step", None)
+        extra = f" step {step:g}" if step not in (None, 1) else ""
+        when = f" when {', '.join(f'{k}={v}' for k, v in param.when.items())}" if param.when else ""
+        table.add_row(f"  {path}", f"{param.type} {bounds_text(param)}{extra}{when}")
+    if opt.enqueue:
+        table.add_row("enqueued", f"{len(opt.enqueue)} parameter set(s) first")
+    _out().print(table)
+    _err().print(
+        "checked: both configs, the data and one training step of the base run; nothing written, no trial "
+        "run (drop --dry-run to run the study)"
+    )
+
+
 def print_summary(summary: StudySummary) -> None:
     table = _table(f"study {summary.study_name}", show_header=False)
     table.add_column(style="bold")
@@ -249,13 +296,21 @@ def optimize(
             help="Resume a study whose search space, metric, sampler, pruner or base config changed (recorded).",
         ),
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Check the configs, the data and one training step, print the plan and exit: no storage "
+            "opened, no trial run (--json: the validated configs).",
+        ),
+    ] = False,
 ) -> None:
     """Run a study, or resume it: runs only the trials still missing from n_trials.
 
     Ctrl-C or SIGTERM ends the running trial as FAIL, prints the summary and exits 130 or 143.
     """
     with user_errors():
-        if workers > 1:
+        if workers > 1 and not dry_run:
             from hpotool.forkserver import start_worker_server
 
             start_worker_server()  # imports torch there while this process checks the configs
@@ -277,6 +332,9 @@ def optimize(
             plan = with_warm_start(plan, source, top)
         for note in plan.notes:  # on stderr before the progress, so it stays in view
             _err().print(f"[yellow]note:[/yellow] {escape(note)}")
+        if dry_run:
+            print_plan(plan, as_json)
+            return
         if workers > 1:
             from hpotool.workers import run_workers
 
