@@ -62,6 +62,23 @@ def test_dry_run_checks_everything_prints_the_plan_and_writes_nothing(
     assert bad.exit_code == 2 and bad.stderr.startswith("error: ")
 
 
+def test_n_trials_null_runs_trials_until_the_timeout_and_resumes_the_same_way(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    from .conftest import write_yaml
+
+    opt_dict.update(n_trials=None, timeout=1.5)
+    args = ["optimize", "-r", str(write_yaml(tmp_path / "run.yaml", run_dict))]
+    args += ["-o", str(write_yaml(tmp_path / "optimize.yaml", opt_dict)), "--json"]
+    first = json.loads(runner.invoke(app, args, catch_exceptions=False).stdout)
+    assert first["target"] is None and first["ran_now"] >= 2 and first["stopped"] is None
+    second = runner.invoke(app, [*args[:-1], "--quiet"], catch_exceptions=False)
+    assert second.exit_code == 0
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    assert len(trials) > first["ran_now"]  # a second run goes on until its own timeout
+    assert f"{len(trials)} finished, {len(trials) - first['ran_now']} run now" in second.stdout
+
+
 def test_json_summary_and_overrides(configs: tuple[Path, Path], tmp_path: Path) -> None:
     run_path, opt_path = configs
     storage = f"sqlite:///{tmp_path / 'other.db'}"

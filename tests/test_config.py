@@ -174,3 +174,14 @@ def test_component_arguments_are_checked_unless_asked_not_to(run_dict: dict[str,
         validate_config(RunConfig, data, "run.yaml")
     run = validate_config(RunConfig, data, "study 's': run_config", check_components=False)
     assert run.optimizer.kwargs["betas_typo"] == [0.9, 0.99]
+
+
+def test_n_trials_null_runs_until_the_timeout_and_needs_one(opt_dict: dict[str, Any]) -> None:
+    opt = validate_config(OptimizeConfig, {**opt_dict, "n_trials": None, "timeout": 60}, "optimize.yaml")
+    assert opt.n_trials is None and opt.timeout == 60
+    with pytest.raises(HpoError) as caught:
+        validate_config(OptimizeConfig, {**opt_dict, "n_trials": None}, "optimize.yaml")
+    assert str(caught.value) == (
+        "optimize.yaml: n_trials: null runs trials until the timeout, and timeout is null too; give n_trials a "
+        "number, or timeout: SECONDS"
+    )

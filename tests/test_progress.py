@@ -15,6 +15,7 @@ def _lines(trials: list[tuple[TrialState, float | None, dict[str, str]]]) -> lis
     console = Console(file=out, width=80, color_system=None)
     study = optuna.create_study(direction="maximize")
     observer = RichObserver(console, "val_accuracy")
+    observer.study_started(study, len(trials), 0)
     for state, value, attrs in trials:
         trial = study.ask()
         trial.suggest_float("optimizer.lr", 1e-4, 1e-1, log=True)
@@ -22,7 +23,8 @@ def _lines(trials: list[tuple[TrialState, float | None, dict[str, str]]]) -> lis
             trial.set_user_attr(key, text)
         study.tell(trial, value, state=state)
         observer.trial_finished(study, study.trials[-1])
-    return out.getvalue().splitlines()
+    observer.progress.stop()
+    return [line for line in out.getvalue().splitlines() if line.strip()]  # the bars leave a blank line
 
 
 def test_each_trial_is_one_line_at_80_columns_and_only_news_is_marked() -> None:

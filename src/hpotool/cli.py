@@ -177,7 +177,10 @@ def print_plan(plan: StudyPlan, as_json: bool) -> None:
     table.add_column()
     table.add_row("storage", plan.storage_url)
     timeout = f", timeout {opt.timeout:g}s" if opt.timeout else ""
-    table.add_row("trials", f"{opt.n_trials} in all{timeout}")
+    table.add_row(
+        "trials",
+        f"{opt.n_trials} in all{timeout}" if opt.n_trials else f"until the timeout, {opt.timeout:g}s",
+    )
     table.add_row(
         "objective", ", ".join(f"{d} {m}" for d, m in zip(opt.study_directions, opt.objectives, strict=True))
     )
@@ -217,7 +220,8 @@ def print_summary(summary: StudySummary) -> None:
     table.add_row("storage", summary.storage)
     table.add_row("metric", f"{summary.metric} ({summary.direction})")
     finished = summary.counts.get("complete", 0) + summary.counts.get("pruned", 0)
-    table.add_row("trials", f"{finished}/{summary.target} finished, {summary.ran_now} run now")
+    of = "" if summary.target is None else f"/{summary.target}"
+    table.add_row("trials", f"{finished}{of} finished, {summary.ran_now} run now")
     table.add_row("states", ", ".join(f"{k} {v}" for k, v in summary.counts.items()) or "none")
     table.add_row("wall time", f"{summary.wall_time:.1f}s")
     if summary.best:

@@ -320,11 +320,12 @@ class OptimizeConfig(_Frozen):
     storage: str | None = Field(
         None, description="Optuna storage URL; null: sqlite:///studies/<study_name>.db (folder created)."
     )
-    n_trials: int = Field(
+    n_trials: int | None = Field(
         20,
         gt=0,
         validation_alias=AliasChoices("n_trials", "trials"),
-        description="Finished (complete or pruned) trials the study aims for, in total across runs and workers.",
+        description="Finished (complete or pruned) trials the study aims for, in total across runs and workers; "
+        "null: as many as the timeout allows.",
     )
     timeout: float | None = Field(None, gt=0, description="Stop starting new trials after this many seconds.")
     seed: int | None = Field(None, description="Seeds the sampler unless its kwargs set a seed.")
@@ -398,6 +399,15 @@ class OptimizeConfig(_Frozen):
         for text in v:
             parse_constraint(text)
         return v
+
+    @model_validator(mode="after")
+    def _check_budget(self) -> OptimizeConfig:
+        if self.n_trials is None and self.timeout is None:
+            raise ValueError(
+                "n_trials: null runs trials until the timeout, and timeout is null too; give n_trials a number, "
+                "or timeout: SECONDS"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_objectives(self) -> OptimizeConfig:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable, Collection
@@ -92,7 +93,7 @@ def run_trials(
     """
     storage = study._storage
     objective = make_objective(plan, observer)
-    target, timeout = plan.opt.n_trials, plan.opt.timeout
+    target, timeout = trial_target(plan), plan.opt.timeout
     guard = FailureGuard(max_failures)
     start = time.monotonic()
     # Heartbeats are written every `interval` seconds, so a trial turns stale at that pace: looking once
@@ -211,6 +212,14 @@ def count_ran_now(study: optuna.Study, pids: Collection[int], finished_before: s
     )
 
 
+UNBOUNDED = sys.maxsize  # the trial target of `n_trials: null`: the timeout ends the study
+
+
+def trial_target(plan: StudyPlan) -> int:
+    """How many finished trials the study aims for (`UNBOUNDED` when only the timeout ends it)."""
+    return plan.opt.n_trials if plan.opt.n_trials is not None else UNBOUNDED
+
+
 def already_done(done: int, target: int) -> str:
     return f"the study already has {done} finished trials (target {target}); raise --n-trials to run more"
 
@@ -228,11 +237,11 @@ def run_study(
     start = time.perf_counter()
     tracker = make_tracker(plan)  # before the study: a tracking store that cannot be used writes nothing
     study, _ = open_study(plan)
-    target = plan.opt.n_trials
+    target = trial_target(plan)
     before = finished_numbers(study)
     done = prepare_resume(study, plan)
     if observer is not None:
-        observer.study_started(study, target, done)
+        observer.study_started(study, plan.opt.n_trials, done)
     guard, interrupted = None, None
     if done < target:
         with signals_interrupt():

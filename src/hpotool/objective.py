@@ -63,7 +63,7 @@ COMPONENT_SECTIONS = ("model", "optimizer", "scheduler", "loss")
 class StudyObserver(Protocol):
     """What a display needs to follow a study. Every method must return quickly."""
 
-    def study_started(self, study: optuna.Study, target: int, already_done: int) -> None: ...
+    def study_started(self, study: optuna.Study, target: int | None, already_done: int) -> None: ...
     def trial_started(self, number: int, params: Mapping[str, Any], epochs: int) -> None: ...
     def epoch_ended(self, number: int, result: EpochResult) -> None: ...
     def trial_finished(self, study: optuna.Study, trial: FrozenTrial) -> None: ...
@@ -658,7 +658,7 @@ class StudySummary:
     storage: str
     metric: str
     direction: str
-    target: int
+    target: int | None  # None: n_trials null, the timeout ends the study
     counts: dict[str, int]
     ran_now: int
     wall_time: float

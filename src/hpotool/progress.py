@@ -10,7 +10,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from hpotool.trainer import EpochResult
 
@@ -83,8 +83,8 @@ class RichObserver:
         self.console = console
         self.metric = metric
         self.progress = bars(console)
-        self.trials_task = self.progress.add_task("trials", total=1, info="")
-        self.epochs_task = self.progress.add_task("epochs", total=1, info="", visible=False)
+        # Added when the study starts, when the trials' total is known (None: the timeout ends the study).
+        self.trials_task = self.epochs_task = TaskID(-1)
         self._started: dict[int, float] = {}
 
     def __enter__(self) -> RichObserver:
@@ -94,12 +94,15 @@ class RichObserver:
         if self.progress.live.is_started:
             self.progress.stop()
 
-    def study_started(self, study: optuna.Study, target: int, already_done: int) -> None:
+    def study_started(self, study: optuna.Study, target: int | None, already_done: int) -> None:
+        """`target` None: no trial count, the timeout ends the study (the bar counts up, n/?)."""
         self.progress.start()
-        self.progress.update(self.trials_task, total=target, completed=already_done)
+        self.trials_task = self.progress.add_task("trials", total=target, completed=already_done, info="")
+        self.epochs_task = self.progress.add_task("epochs", total=1, info="", visible=False)
         if already_done:
+            of = "" if target is None else f"/{target}"
             self.console.print(
-                f"resuming study [bold]{escape(study.study_name)}[/]: {already_done}/{target} trials done"
+                f"resuming study [bold]{escape(study.study_name)}[/]: {already_done}{of} trials done"
             )
 
     def trial_started(self, number: int, params: Mapping[str, Any], epochs: int) -> None:

@@ -35,6 +35,7 @@ from hpotool.loop import (
     make_tracker,
     prepare_resume,
     run_trials,
+    trial_target,
 )
 from hpotool.objective import (
     FINISHED,
@@ -179,11 +180,11 @@ def run_workers(
     make_tracker(plan)  # creates the MLflow store and experiment once, here, before any worker starts
     study, salt = open_study(plan)  # created once, here, before any worker starts
     existing = len(study.get_trials(deepcopy=False))  # before the warm start's queue: as open_study counts
-    target = plan.opt.n_trials
+    target = trial_target(plan)
     before = finished_numbers(study)
     done = prepare_resume(study, plan)
     if observer is not None:
-        observer.study_started(study, target, done)
+        observer.study_started(study, plan.opt.n_trials, done)
     monitor = _Monitor(study, observer)
     ctx: Any = worker_context()
     stop, exhausted = ctx.Event(), ctx.Event()
