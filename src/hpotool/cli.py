@@ -171,6 +171,7 @@ def print_plan(plan: StudyPlan, as_json: bool) -> None:
         sys.stdout.write(json.dumps({"storage": plan.storage_url, **configs}, indent=2) + "\n")
         return
     from hpotool.audit import bounds_text
+    from hpotool.runner import resolve_device
 
     table = _table(f"plan of study {opt.study_name} (dry run)", show_header=False)
     table.add_column(style="bold", no_wrap=True)
@@ -193,8 +194,6 @@ def print_plan(plan: StudyPlan, as_json: bool) -> None:
     trainer = (
         f"trainer.function {run.trainer.function}" if run.trainer is not None else f"model {run.model.name}"
     )
-    from hpotool.runner import resolve_device
-
     device = str(resolve_device(run.device))
     device = device if device == run.device else f"{run.device} ({device} here)"
     table.add_row("run", f"{trainer}, {run.epochs} epochs, batch {run.batch_size}, device {device}")
