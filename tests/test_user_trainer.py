@@ -132,6 +132,13 @@ def _study_with(
     return result, optuna.load_study(study_name="u", storage=storage).trials
 
 
+def _fail_reason_of_one_trial(function: str, tmp_path: Path) -> str:
+    """The fail_reason of a one-trial study of `tests.trainers:<function>`, whose trial must FAIL."""
+    _, trials = _study_with(function, tmp_path, n_trials=1)
+    assert [t.state for t in trials] == [TrialState.FAIL]
+    return str(trials[0].user_attrs["fail_reason"])
+
+
 def test_a_nan_loss_or_final_metric_prunes_the_trial_saying_which(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -195,17 +202,12 @@ def test_an_epoch_reported_twice_fails_the_trial_saying_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(REPO)
-    _, trials = _study_with("reports_an_epoch_twice", tmp_path, n_trials=1)
-    assert [t.state for t in trials] == [TrialState.FAIL]
-    assert (
-        trials[0]
-        .user_attrs["fail_reason"]
-        .startswith(
-            "ValueError: report() was given epoch 0 twice; report each epoch once, in order, counting from 0 "
-            "(at tests/trainers.py:"  # the second report call
-        )
+    reason = _fail_reason_of_one_trial("reports_an_epoch_twice", tmp_path)
+    assert reason.startswith(
+        "ValueError: report() was given epoch 0 twice; report each epoch once, in order, counting from 0 "
+        "(at tests/trainers.py:"  # the second report call
     )
-    assert trials[0].user_attrs["fail_reason"].endswith(" in reports_an_epoch_twice)")
+    assert reason.endswith(" in reports_an_epoch_twice)")
 
 
 def test_a_prune_the_function_swallows_still_prunes_the_trial(
@@ -317,12 +319,6 @@ def test_reporting_a_bare_number_fails_the_trial_saying_how_to_report(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(REPO)
-    _, trials = _study_with("reports_a_bare_number", tmp_path, n_trials=1)
-    assert [t.state for t in trials] == [TrialState.FAIL]
-    assert (
-        trials[0]
-        .user_attrs["fail_reason"]
-        .startswith(
-            "TypeError: report(0, 0.25): give the metrics as a dict, such as report(0, {'val_loss': 0.25}) (at "
-        )
+    assert _fail_reason_of_one_trial("reports_a_bare_number", tmp_path).startswith(
+        "TypeError: report(0, 0.25): give the metrics as a dict, such as report(0, {'val_loss': 0.25}) (at "
     )
