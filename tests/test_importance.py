@@ -6,7 +6,7 @@ import sys
 import optuna
 import pytest
 
-from hpotool.importance import param_importances
+from hpotool.importance import make_evaluator, param_importances
 
 
 def test_the_parameter_that_matters_ranks_first() -> None:
@@ -23,6 +23,40 @@ def test_too_few_trials_is_a_reason_not_a_crash() -> None:
     study = optuna.create_study()
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
     with pytest.raises(ValueError, match="needs at least 2 complete trials, the study has 1"):
+        param_importances(study)
+
+
+def _study_where_infeasible_trials_score_best() -> optuna.Study:
+    """`width` decides the constraint and (above it) the score; among the trials that meet the constraint
+    only `lr` matters."""
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(60):
+        trial = study.ask()
+        width, lr = trial.suggest_float("width", 0, 1), trial.suggest_float("lr", 0, 1)
+        trial.set_constraint("n_params <= 10", 1.0 if width > 0.5 else -1.0)
+        study.tell(trial, (10.0 + width if width > 0.5 else 0.0) + lr)
+    return study
+
+
+def test_trials_that_break_the_constraints_do_not_count() -> None:
+    study = _study_where_infeasible_trials_score_best()
+    imp = param_importances(study)
+    assert list(imp) == ["lr", "width"] and imp["lr"] > 0.8
+    # Optuna's own evaluator, reading every complete trial, has it the other way round.
+    everything = optuna.importance.get_param_importances(study, evaluator=make_evaluator())
+    assert list(everything) == ["width", "lr"]
+
+
+def test_too_few_trials_that_meet_the_constraints_is_the_reason() -> None:
+    study = optuna.create_study()
+    for constraint in (1.0, 1.0, -1.0):
+        trial = study.ask()
+        trial.suggest_float("x", 0, 1)
+        trial.set_constraint("n_params <= 10", constraint)
+        study.tell(trial, 0.5)
+    with pytest.raises(
+        ValueError, match="needs at least 2 complete trials that meet the constraints, the study has 1"
+    ):
         param_importances(study)
 
 

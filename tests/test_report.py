@@ -414,6 +414,19 @@ def test_importances_of_an_objective_to_maximize_look_at_its_high_values() -> No
     assert second is not None and max(second, key=second.__getitem__) == "x"
 
 
+def test_the_importance_figure_leaves_out_trials_that_break_the_constraints() -> None:
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(60):
+        trial = study.ask()
+        width, lr = trial.suggest_float("width", 0, 1), trial.suggest_float("lr", 0, 1)
+        trial.set_constraint("n_params <= 10", 1.0 if width > 0.5 else -1.0)
+        study.tell(trial, (10.0 + width if width > 0.5 else 0.0) + lr)  # over the limit scores best
+    info = report_info(study, "sqlite:///memory")
+    assert info.importances[0] is not None and next(iter(info.importances[0])) == "lr"
+    bars = make_figures(study, info)["importances"].data[0]
+    assert dict(zip(bars.y, bars.x, strict=True)) == pytest.approx(info.importances[0], abs=0.01)
+
+
 def test_report_of_a_study_where_no_complete_trial_meets_the_constraints(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'tight.db'}"
     study = optuna.create_study(study_name="tight", storage=url, direction="maximize")

@@ -51,12 +51,33 @@ def make_evaluator() -> optuna.importance.PedAnovaImportanceEvaluator:
     )
 
 
+def feasible_view(study: optuna.Study) -> optuna.Study:
+    """`study` without its complete trials that break its constraints, or `study` itself when none does.
+
+    Importances answer "what sets the best trials apart", and a trial that broke a constraint is not
+    among them however well it scored: a big model that tops the accuracy while over its `n_params`
+    limit would make the width look important for the wrong reason. Optuna's evaluators read every
+    complete trial, so they are handed this view.
+    """
+    from optuna.trial import TrialState
+
+    from hpotool.export import is_feasible
+    from hpotool.snapshot import StudySnapshot
+
+    trials = study.get_trials(deepcopy=False)
+    kept = [t for t in trials if t.state != TrialState.COMPLETE or is_feasible(t)]
+    if len(kept) == len(trials):
+        return study
+    return StudySnapshot(study, kept)
+
+
 def param_importances(
     study: optuna.Study, target: Callable[[FrozenTrial], float] | None = None
 ) -> dict[str, float]:
     """Importance of each parameter, summing to 1, most important first.
 
-    Uses the complete trials and the parameters all of them share.
+    Uses the complete trials that meet the study's constraints (all of them in a study without any) and
+    the parameters all of them share.
 
     Raises:
         ValueError: with a one-line reason when importances cannot be computed (fewer than two complete
@@ -65,9 +86,11 @@ def param_importances(
     import optuna
     from optuna.trial import TrialState
 
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    view = feasible_view(study)
+    complete = view.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if len(complete) < 2:
-        raise ValueError(f"needs at least 2 complete trials, the study has {len(complete)}")
+        kind = "complete trials" if view is study else "complete trials that meet the constraints"
+        raise ValueError(f"needs at least 2 {kind}, the study has {len(complete)}")
     if len(study.directions) > 1 and target is None:
         raise ValueError("a multi-objective study needs a target objective")
     try:
@@ -75,7 +98,7 @@ def param_importances(
             warnings.filterwarnings(
                 "ignore", message="PedAnovaImportanceEvaluator computes", category=UserWarning
             )
-            result = optuna.importance.get_param_importances(study, evaluator=make_evaluator(), target=target)
+            result = optuna.importance.get_param_importances(view, evaluator=make_evaluator(), target=target)
     except (RuntimeError, ValueError) as exc:
         raise ValueError(str(exc)) from None
     if not result:

@@ -29,7 +29,7 @@ from hpotool.audit import audit_findings
 from hpotool.errors import HpoError
 from hpotool.export import is_feasible, ranked_trials
 from hpotool.fingerprint import config_of
-from hpotool.importance import EVALUATOR, make_evaluator, param_importances
+from hpotool.importance import EVALUATOR, feasible_view, make_evaluator, param_importances
 from hpotool.pruning import pruned_rows
 from hpotool.snapshot import StudySnapshot
 
@@ -361,7 +361,7 @@ def make_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]:
                 with warnings.catch_warnings():  # "lower target values are better": the target is so
                     warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
                     figures[f.key] = vis.plot_param_importances(
-                        study, evaluator=make_evaluator(), **{**kw, "target": target}
+                        feasible_view(study), evaluator=make_evaluator(), **{**kw, "target": target}
                     )
             case "parallel":
                 figures[f.key] = vis.plot_parallel_coordinate(drawn, **kw)
