@@ -481,3 +481,71 @@ def test_refine_never_overwrites_a_stage_without_force(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert out.read_text().startswith("# Stage refined from study 'again'")
     assert run_path.read_text().startswith("# RunConfig for study 'again_stage2'")
+
+
+def pruned_synthetic_study(
+    n_trials: int, complete: int, enqueue: tuple[dict[str, float], ...] = ()
+) -> optuna.Study:
+    """A study of the synthetic loss whose trials report 10 epochs (the loss shrinking towards its final
+    value) and, but for the first `complete`, stop after 2 epochs, or after 5 for every third trial;
+    its first trials take the `enqueue`d values."""
+    opt = OptimizeConfig.model_validate({"study_name": "pruned", "metric": "val_loss", "search_space": SPACE})
+    study = optuna.create_study(study_name="pruned", sampler=optuna.samplers.RandomSampler(seed=0))
+    for params in enqueue:
+        study.enqueue_trial(params)
+    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    for i in range(n_trials):
+        trial = study.ask()
+        final = loss({**run_fixed(None), **suggest(trial, opt.search_space)})
+        epochs = 10 if i < complete else 5 if i % 3 == 0 else 2
+        for epoch in range(epochs):
+            trial.report(final + 1.0 / (epoch + 1), step=epoch)
+        trial.set_user_attr("epochs_run", epochs)
+        if i < complete:
+            study.tell(trial, final)
+        else:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    return study
+
+
+def test_a_pruned_studys_lessons_rest_on_the_deepest_epoch_enough_trials_reached() -> None:
+    from hpotool.importance import basis
+
+    study = pruned_synthetic_study(24, complete=2)  # 3 parameters: 4 trials make a rung
+    on = basis(study)
+    # Epochs 1-2: all 24 trials; 3-5: the 2 complete and the 7 pruned ones of every third trial.
+    assert on.step == 4 and len(on.trials) == 2 + 7 and on.complete == 2
+    assert {t.value for t in on.trials} == {
+        t.intermediate_values[4] for t in study.trials if 4 in t.intermediate_values
+    }
+    assert on.describe("val_loss") == (
+        "9 trials' val_loss after 5 epochs, the deepest epoch 4 or more of them reached (only 2 complete trials)"
+    )
+    enough = basis(pruned_synthetic_study(24, complete=4))
+    assert enough.step is None and len(enough.trials) == 4  # complete trials as soon as a rung's worth
+
+
+def test_audit_and_refine_fix_and_narrow_nothing_on_too_few_trials() -> None:
+    at_the_edge = {"optimizer.lr": 1e-2, "model.dropout": 0.2, "optimizer.weight_decay": 1e-4}  # the best
+    study = pruned_synthetic_study(24, complete=2, enqueue=(at_the_edge,))
+    report = audit_study(study)
+    assert report.basis_trials == 9 and not any(p.negligible for p in report.params)
+    assert not any("barely matters" in f for f in report.findings)
+    assert (
+        "the importances and top trials rest on 9 trials, too few to fix or narrow parameters by (refine "
+        "needs 30); run more trials first." in report.findings
+    )
+    ref = refine_study(study, report=report)
+    space = ref.optimize["search_space"]
+    assert set(space) == set(SPACE)  # nothing fixed
+    for name in ("model.dropout", "optimizer.weight_decay"):
+        assert {k: space[name][k] for k in ("low", "high")} == {k: SPACE[name][k] for k in ("low", "high")}
+    assert "model.dropout: kept [0, 0.5]; 9 trials to rank, too few to narrow by (30 needed)" in ref.changes
+    assert space["optimizer.lr"]["high"] > 1e-2  # an edge is still widened: that reads the best trial alone
+
+
+def test_refine_fixes_and_narrows_on_thirty_trials() -> None:
+    report = audit_study(synthetic_study("synth", SPACE, 30, seed=0))
+    assert report.basis_trials == 30
+    assert not any("too few to fix" in f for f in report.findings)

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 EDGE = 0.05  # a best value in the outer 5% of its range sits on an edge
 NEGLIGIBLE = 0.05  # importance below this share: fix the parameter
 TOP_SHARE = 0.10  # "top trials": the best 10% of complete trials (at least 3)
+# Trials the importances and top trials must rest on before a parameter is fixed or narrowed by them: the
+# top 10% that PED-ANOVA sets apart then holds three trials, the fewest the top trials ever take.
+MIN_EVIDENCE = 30
 WHOLE_RANGE = 0.9  # top trials spread over 90% of the range: the range does not discriminate
 
 _PARAM = TypeAdapter(Param)
@@ -52,6 +55,8 @@ class AuditReport:
     metric: str
     direction: str
     evaluator: str
+    basis: str  # the trials the importances and top trials rest on
+    basis_trials: int  # how many: fewer than MIN_EVIDENCE, and nothing is fixed or narrowed by them
     complete: int
     feasible: int  # complete trials that meet the constraints (all of them in a study without any)
     pruned: int
@@ -79,6 +84,11 @@ class AuditReport:
             )
             out.append(f"{self.pruned} of {self.complete + self.pruned} finished trials were pruned{when}.")
         out.append(self.improvement)
+        if self.basis_trials < MIN_EVIDENCE:
+            out.append(
+                f"the importances and top trials rest on {self.basis_trials} trials, too few to fix or narrow "
+                f"parameters by (refine needs {MIN_EVIDENCE}); run more trials first."
+            )
         if self.importance_note:
             out.append(self.importance_note)
         return out
@@ -211,7 +221,7 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
     from optuna.trial import TrialState
 
     from hpotool.export import best_trials, is_feasible
-    from hpotool.importance import EVALUATOR, param_importances
+    from hpotool.importance import EVALUATOR, basis, param_importances
 
     if len(study.directions) > 1:
         raise HpoError(
@@ -227,13 +237,16 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
         raise HpoError(f"study {study.study_name!r} has no complete trial to audit")
     best = best_trials(study)[0]  # meets the constraints; a clear error when none does
     feasible = [t for t in complete if is_feasible(t)]  # all of them in a study without constraints
+    on = basis(
+        study
+    )  # a pruned study's few complete trials: the trials as of the deepest epoch enough reached
     note = None
     if importances is None:
         try:
-            importances = param_importances(study)
+            importances = param_importances(study, on=on)
         except ValueError as exc:
             importances, note = {}, f"parameter importances unavailable: {exc}."
-    top = top_trials(feasible, direction)
+    top = top_trials(on.trials, direction)
     findings = []
     for name, p in space.items():
         imp = importances.get(name)
@@ -241,7 +254,9 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
         absent = name not in best.params  # a conditional parameter; None can also be a chosen value
         pos = None if absent else position(p, value)
         edge = _edge(p, pos, value)
-        negligible = imp is not None and imp < NEGLIGIBLE and len(importances) > 1
+        negligible = (
+            imp is not None and imp < NEGLIGIBLE and len(importances) > 1 and len(on.trials) >= MIN_EVIDENCE
+        )
         span = _top_span(p, name, top)
         outside = pos is not None and not 0 <= pos <= 1
         if absent:
@@ -272,6 +287,8 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
         metric=str(opt.get("metric", "value")),
         direction=direction,
         evaluator=EVALUATOR,
+        basis=on.describe(str(opt.get("metric", "value"))),
+        basis_trials=len(on.trials),
         complete=len(complete),
         feasible=len(feasible),
         pruned=len(pruned),

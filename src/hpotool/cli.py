@@ -840,7 +840,7 @@ def audit(study_name: StudyNameReq, storage: ReadStorageOpt = None, as_json: Jso
         # (mid-word) only when nothing else makes room.
         tables = [_audit_table(report, title, wrap) for wrap in ((), ("best",), ("best", "parameter"))]
         _out().print(next((t for t in tables if _narrowest(t) <= _out().width), tables[-1]))
-        _out().print(f"importance: {escape(report.evaluator)}")
+        _out().print(f"importance: {escape(report.evaluator)}, over {escape(report.basis)}")
         for finding in report.findings:
             # Wrapped at spaces with a hanging indent; a token ("[0.0001, 0.03, log]"'s parts) never folds
             lines = textwrap.fill(
@@ -867,7 +867,11 @@ def refine(
     ],
     storage: ReadStorageOpt = None,
     keep_top: Annotated[
-        float, typer.Option("--keep-top", help="Share of complete trials the narrowed ranges cover.")
+        float,
+        typer.Option(
+            "--keep-top",
+            help="Share of the ranked trials (as the audit ranks them) the narrowed ranges cover.",
+        ),
     ] = 0.25,
     force: Annotated[
         bool,

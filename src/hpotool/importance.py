@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -71,26 +72,88 @@ def feasible_view(study: optuna.Study) -> optuna.Study:
     return StudySnapshot(study, kept)
 
 
+@dataclass(frozen=True)
+class Basis:
+    """The trials a study's lessons (importances, top trials) rest on, and how they are valued.
+
+    `study` is a view whose complete trials are `trials`: the complete trials that meet the constraints,
+    valued by their objective, or, in a pruned study with too few of those (`step` set), every trial
+    that reported `step`, valued by what it reported there.
+    """
+
+    study: optuna.Study
+    trials: list[FrozenTrial]
+    step: int | None  # None: the complete trials themselves
+    complete: int  # complete trials that meet the constraints
+    constrained: bool  # the study has complete trials that break its constraints
+    min_trials: int  # the number of parameters plus one
+
+    def describe(self, metric: str) -> str:
+        """What the lessons rest on, as a phrase: "20 trials' val_accuracy after 2 epochs (...)"."""
+        meet = " that meet the constraints" if self.constrained else ""
+        if self.step is None:
+            return f"{len(self.trials)} complete trials{meet}"
+        return (
+            f"{len(self.trials)} trials' {metric} after {self.step + 1} epochs, the deepest epoch "
+            f"{self.min_trials} or more of them reached (only {self.complete} complete trials{meet})"
+        )
+
+
+def basis(study: optuna.Study) -> Basis:
+    """The trials `study`'s importances and top trials should rest on.
+
+    A pruned study may finish only a few trials: under successive halving the demo's 20-trial study
+    completes two. Importances or a "top 10%" of two trials are noise, and fixing or narrowing
+    parameters from them misleads the next stage. So when fewer complete trials than parameters plus one
+    meet the constraints, a single-objective study is valued as of the deepest epoch that at least that
+    many trials reported, by what they reported there: BOHB's rule for the budget its model uses, and what
+    the `rung_tpe` sampler shows TPE (see `hpotool.samplers`).
+    """
+    from optuna.trial import TrialState
+
+    from hpotool.samplers import as_of_step, rung_step
+    from hpotool.snapshot import StudySnapshot
+
+    view = feasible_view(study)
+    trials = view.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    min_trials = max((len(t.distributions) for t in finished), default=0) + 1
+    plain = Basis(view, complete, None, len(complete), view is not study, min_trials)
+    if len(study.directions) > 1 or len(complete) >= min_trials:
+        return plain
+    step = rung_step(finished, min_trials)
+    if step is None:
+        return plain
+    rung = as_of_step(trials, step)
+    valued = [t for t in rung if t.state == TrialState.COMPLETE]
+    if len(valued) <= len(complete):
+        return plain
+    return Basis(StudySnapshot(study, rung), valued, step, len(complete), view is not study, min_trials)
+
+
 def param_importances(
-    study: optuna.Study, target: Callable[[FrozenTrial], float] | None = None
+    study: optuna.Study,
+    target: Callable[[FrozenTrial], float] | None = None,
+    *,
+    on: Basis | None = None,
 ) -> dict[str, float]:
     """Importance of each parameter, summing to 1, most important first.
 
-    Uses the complete trials that meet the study's constraints (all of them in a study without any) and
-    the parameters all of them share.
+    Uses the trials of `on` (by default `basis(study)`: the complete trials that meet the study's
+    constraints, or in a pruned study with too few of those, the trials as of the deepest epoch enough of
+    them reached) and the parameters all of them share.
 
     Raises:
         ValueError: with a one-line reason when importances cannot be computed (fewer than two complete
             trials, no parameter varies, or a multi-objective study without `target`).
     """
     import optuna
-    from optuna.trial import TrialState
 
-    view = feasible_view(study)
-    complete = view.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if len(complete) < 2:
-        kind = "complete trials" if view is study else "complete trials that meet the constraints"
-        raise ValueError(f"needs at least 2 {kind}, the study has {len(complete)}")
+    on = on or basis(study)
+    if len(on.trials) < 2:
+        kind = "complete trials that meet the constraints" if on.constrained else "complete trials"
+        raise ValueError(f"needs at least 2 {kind}, the study has {len(on.trials)}")
     if len(study.directions) > 1 and target is None:
         raise ValueError("a multi-objective study needs a target objective")
     try:
@@ -98,7 +161,9 @@ def param_importances(
             warnings.filterwarnings(
                 "ignore", message="PedAnovaImportanceEvaluator computes", category=UserWarning
             )
-            result = optuna.importance.get_param_importances(view, evaluator=make_evaluator(), target=target)
+            result = optuna.importance.get_param_importances(
+                on.study, evaluator=make_evaluator(), target=target
+            )
     except (RuntimeError, ValueError) as exc:
         raise ValueError(str(exc)) from None
     if not result:

@@ -13,11 +13,12 @@ from pathlib import Path
 from shlex import quote
 from typing import TYPE_CHECKING, Any
 
-from hpotool.audit import AuditReport, ParamFinding, audit_study, stored_space, top_trials
+from hpotool.audit import MIN_EVIDENCE, AuditReport, ParamFinding, audit_study, stored_space, top_trials
 from hpotool.conditions import holds
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.errors import HpoError
 from hpotool.export import best_trials, is_feasible, stored_run_config
+from hpotool.importance import basis
 from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.search_space import CategoricalParam, FloatParam, IntParam, Param, contains
 
@@ -193,7 +194,8 @@ def refine_study(
 
     Args:
         study: a finished single-objective study created by hpotool.
-        keep_top: share of the complete trials whose values the narrowed ranges cover.
+        keep_top: share of the trials the audit ranks (`hpotool.importance.basis`) whose values the
+            narrowed ranges cover.
         report: its audit, when already computed.
     """
     from optuna.trial import TrialState
@@ -207,7 +209,7 @@ def refine_study(
     direction = study.direction.name.lower()
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     feasible = [t for t in complete if is_feasible(t)]
-    top = top_trials(feasible, direction, share=keep_top)
+    top = top_trials(basis(study).trials, direction, share=keep_top)  # what the audit's importances rest on
     best = best_trials(study)[0]
     by_name: dict[str, ParamFinding] = {f.name: f for f in report.params}
     new_space: dict[str, Param] = {}
@@ -228,6 +230,12 @@ def refine_study(
                 side = "below" if finding.edge == "low" else "above"
                 change = change.replace(f"best at the {finding.edge} edge", f"best {side} the current range")
             changes.append(change)
+        elif report.basis_trials < MIN_EVIDENCE:
+            new_space[name] = p
+            changes.append(
+                f"{name}: kept {_range(p)}; {report.basis_trials} trials to rank, too few to narrow by "
+                f"({MIN_EVIDENCE} needed)"
+            )
         elif values:
             narrowed, value, change = _narrow(p, name, values)
             if narrowed is None:

@@ -29,7 +29,7 @@ from hpotool.audit import audit_findings
 from hpotool.errors import HpoError
 from hpotool.export import is_feasible, ranked_trials
 from hpotool.fingerprint import config_of
-from hpotool.importance import EVALUATOR, feasible_view, make_evaluator, param_importances
+from hpotool.importance import EVALUATOR, basis, make_evaluator, param_importances
 from hpotool.pruning import pruned_rows
 from hpotool.snapshot import StudySnapshot
 
@@ -196,6 +196,7 @@ def _figure_infos(
     objectives: list[dict[str, str]],
     importances: list[dict[str, float] | None],
     importance_reasons: list[str | None],
+    importance_basis: str,
 ) -> list[FigureInfo]:
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     params = list(dict.fromkeys(p for t in complete for p in t.params))
@@ -234,7 +235,7 @@ def _figure_infos(
             FigureInfo(
                 f"importances{sfx}",
                 "importances",
-                f"Parameter importances{name} (PED-ANOVA over {len(complete)} complete trials)",
+                f"Parameter importances{name} (PED-ANOVA over {importance_basis})",
                 i,
                 reason=None if importances[i] else importance_reasons[i],
             ),
@@ -297,9 +298,12 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
     objectives = _objectives(study, opt)
     importances: list[dict[str, float] | None] = []
     reasons: list[str | None] = []
+    on = basis(
+        study
+    )  # a pruned study's few complete trials: the trials as of the deepest epoch enough reached
     for i in range(len(objectives)):
         try:
-            importances.append(param_importances(study, _importance_target(study, i)))
+            importances.append(param_importances(study, _importance_target(study, i), on=on))
             reasons.append(None)
         except ValueError as exc:
             importances.append(None)
@@ -334,7 +338,9 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
         evaluator=EVALUATOR,
         importances=importances,
         reproduce=reproduce,
-        figures=_figure_infos(study, trials, objectives, importances, reasons),
+        figures=_figure_infos(
+            study, trials, objectives, importances, reasons, on.describe(objectives[0]["name"])
+        ),
         pruned=rows,
         pruner=pruner,
         audit=audit_findings(study, importances[0]) if len(objectives) == 1 and complete else [],
@@ -361,7 +367,7 @@ def make_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]:
                 with warnings.catch_warnings():  # "lower target values are better": the target is so
                     warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
                     figures[f.key] = vis.plot_param_importances(
-                        feasible_view(study), evaluator=make_evaluator(), **{**kw, "target": target}
+                        basis(study).study, evaluator=make_evaluator(), **{**kw, "target": target}
                     )
             case "parallel":
                 figures[f.key] = vis.plot_parallel_coordinate(drawn, **kw)
