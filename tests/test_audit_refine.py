@@ -549,3 +549,16 @@ def test_refine_fixes_and_narrows_on_thirty_trials() -> None:
     report = audit_study(synthetic_study("synth", SPACE, 30, seed=0))
     assert report.basis_trials == 30
     assert not any("too few to fix" in f for f in report.findings)
+
+
+def test_refine_widens_a_negligible_parameter_whose_best_is_on_an_edge_as_the_audit_advises() -> None:
+    study = synthetic_study("synth", SPACE, 40, seed=0)
+    opt = OptimizeConfig.model_validate({"study_name": "synth", "search_space": SPACE})
+    # The best the space holds (lr at its top, dropout at its optimum), with weight decay at its top too.
+    study.enqueue_trial({"optimizer.lr": 1e-2, "model.dropout": 0.2, "optimizer.weight_decay": 1e-2})
+    study.optimize(lambda t: loss({**run_fixed(None), **suggest(t, opt.search_space)}), n_trials=1)
+    report = audit_study(study)
+    wd = next(p for p in report.params if p.name == "optimizer.weight_decay")
+    assert wd.negligible and wd.edge == "high" and wd.advice.endswith(": widen the range.")
+    space = refine_study(study, report=report).optimize["search_space"]
+    assert space["optimizer.weight_decay"]["high"] > 1e-2  # widened, not fixed at the edge

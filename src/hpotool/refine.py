@@ -218,18 +218,18 @@ def refine_study(
     for name, p in space.items():
         finding = by_name[name]
         values = [t.params[name] for t in top if name in t.params]
-        if finding.negligible and name in best.params:  # set in the best trial (None can be its value)
-            fixed[name] = finding.best
-            changes.append(
-                f"{name}: importance {finding.importance:.2f}; removed from the search, "
-                f"fixed at {_value(p, finding.best)}"
-            )
-        elif finding.edge is not None:
+        if finding.edge is not None:  # before importance, as the audit advises: the best may lie beyond
             new_space[name], change = _widen(p, finding.edge, run, name)
             if finding.position is not None and not 0 <= finding.position <= 1:  # the space changed
                 side = "below" if finding.edge == "low" else "above"
                 change = change.replace(f"best at the {finding.edge} edge", f"best {side} the current range")
             changes.append(change)
+        elif finding.negligible and name in best.params:  # set in the best trial (None can be its value)
+            fixed[name] = finding.best
+            changes.append(
+                f"{name}: importance {finding.importance:.2f}; removed from the search, "
+                f"fixed at {_value(p, finding.best)}"
+            )
         elif report.basis_trials < MIN_EVIDENCE:
             new_space[name] = p
             changes.append(
