@@ -237,9 +237,7 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
         raise HpoError(f"study {study.study_name!r} has no complete trial to audit")
     best = best_trials(study)[0]  # meets the constraints; a clear error when none does
     feasible = [t for t in complete if is_feasible(t)]  # all of them in a study without constraints
-    on = basis(
-        study
-    )  # a pruned study's few complete trials: the trials as of the deepest epoch enough reached
+    on = basis(study)  # in a pruned study with few complete trials: the trials as of an earlier epoch
     note = None
     if importances is None:
         try:

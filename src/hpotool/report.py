@@ -298,9 +298,7 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
     objectives = _objectives(study, opt)
     importances: list[dict[str, float] | None] = []
     reasons: list[str | None] = []
-    on = basis(
-        study
-    )  # a pruned study's few complete trials: the trials as of the deepest epoch enough reached
+    on = basis(study)  # in a pruned study with few complete trials: the trials as of an earlier epoch
     for i in range(len(objectives)):
         try:
             importances.append(param_importances(study, _importance_target(study, i), on=on))
