@@ -235,6 +235,50 @@ def test_pandas_objects_and_a_1d_x_become_tensors_a_user_would_expect() -> None:
     assert regression.out_features == 1
 
 
+def test_a_frame_of_float_and_bool_columns_trains_as_numbers() -> None:
+    """pd.get_dummies makes bool columns; beside float ones pandas hands out an object array of numbers."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": [0.5, 1.5, 2.5, 3.5], "c": ["lo", "hi", "lo", "hi"]})
+    x = pd.get_dummies(frame)  # a: float64, c_hi and c_lo: bool
+    assert x.to_numpy().dtype == object
+    ds = as_dataset((x, pd.Series([0, 1, 0, 1])))
+    assert ds.x.dtype == torch.float32 and ds.x.tolist()[1] == [1.5, 1.0, 0.0]
+    mixed = as_dataset((np.array([[1, True], [2.5, False]], dtype=object), np.array([0, 1])))
+    assert mixed.x.tolist() == [[1.0, 1.0], [2.5, 0.0]]
+
+
+@pytest.mark.parametrize(
+    ("returned", "message"),
+    [
+        (  # a pandas text column is an object array: name the column, not a float beside it
+            ("frame", "y"),
+            r"^x column 'c' holds str values such as 'lo', not numbers; encode it as numbers "
+            r"\(pd.get_dummies\(x, dtype=float\), or \.cat\.codes\) or drop it$",
+        ),
+        (  # text labels in a pandas Series: the text-label hint, not "convert y to float32"
+            ("x", "labels"),
+            r"^y holds text labels such as 'cat'; give class indices 0..K-1",
+        ),
+        (("x", "missing"), r"^y holds a missing value \(None\) in sample 1; drop or fill it"),
+    ],
+)
+def test_pandas_objects_hpotool_cannot_train_on_are_refused_naming_what(
+    returned: tuple[str, str], message: str
+) -> None:
+    import pandas as pd
+
+    parts = {
+        "frame": pd.DataFrame({"a": [0.5, 1.5, 2.5], "c": ["lo", "hi", "lo"]}),
+        "x": pd.DataFrame({"a": [0.5, 1.5, 2.5]}),
+        "y": pd.Series([0, 1, 0]),
+        "labels": pd.Series(["cat", "dog", "cat"]),
+        "missing": pd.Series([0, None, 1], dtype=object),
+    }
+    with pytest.raises(DataError, match=message):
+        as_dataset((parts[returned[0]], parts[returned[1]]))
+
+
 def test_a_user_class_missing_a_required_argument_is_named_at_load_time() -> None:
     from hpotool.errors import HpoError
 

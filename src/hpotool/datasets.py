@@ -94,21 +94,46 @@ class DataError(ValueError):
     """A dataset hpotool cannot train on; the message says what is wrong with it and how to fix it."""
 
 
+_NUMBER = (bool, int, float, np.bool_, np.number)
+
+
 def _as_tensor(value: Any, name: str) -> torch.Tensor:
-    """`value` (a tensor, numpy array, pandas DataFrame or Series, or nested lists) as a tensor."""
+    """`value` (a tensor, numpy array, pandas DataFrame or Series, or nested lists) as a tensor.
+
+    An object array of numbers alone (a DataFrame of float and bool columns, as `pd.get_dummies` makes) is
+    converted; anything else in one is refused, naming the DataFrame column or the sample it is in.
+    """
     if isinstance(value, torch.Tensor):
         return value
+    columns = list(getattr(value, "columns", ())) if hasattr(value, "to_numpy") else []
     if hasattr(value, "to_numpy"):  # pandas: its values, without the index
         value = value.to_numpy()
     array = np.asarray(value)
     if array.dtype.kind in "USO":
-        example = array.reshape(-1)[0] if array.size else None
+        flat = array.reshape(-1)
+        at = next((i for i, v in enumerate(flat) if not isinstance(v, _NUMBER)), None)
+        if at is None:  # numbers only, of several types
+            return torch.as_tensor(np.array(flat.tolist()).reshape(array.shape))
+        example = flat[at]
         if isinstance(example, np.generic):
             example = example.item()
-        if name == "y" and array.dtype.kind in "US":
+        if example is None or type(example).__name__ in ("NAType", "NaTType"):
+            per_sample = flat.size // array.shape[0] if array.ndim and array.shape[0] else 1
+            sample = at // max(1, per_sample)
+            raise DataError(
+                f"{name} holds a missing value ({example}) in sample {sample}; drop or fill it in the dataset "
+                f"function"
+            )
+        if name == "y" and isinstance(example, str | bytes):
             raise DataError(
                 f"y holds text labels such as {example!r}; give class indices 0..K-1 as integers "
                 f"(e.g. np.unique(y, return_inverse=True)[1])"
+            )
+        if columns and array.ndim == 2:
+            column = columns[at % array.shape[1]]
+            raise DataError(
+                f"{name} column {column!r} holds {type(example).__name__} values such as {example!r}, not "
+                f"numbers; encode it as numbers (pd.get_dummies({name}, dtype=float), or .cat.codes) or drop it"
             )
         raise DataError(
             f"{name} holds {type(example).__name__} values such as {example!r}, not numbers; convert "
