@@ -213,6 +213,12 @@ CASES = [
         optimize={"metric": "val_rmse"},
     ),
     Case(
+        "direction-not-given",
+        "a metric to maximize with no direction (the default would minimize it)",
+        "error: optimize.yaml: direction: not given, so val_accuracy would be minimized (the default); add direction: maximize (or direction: minimize)",
+        optimize={"direction": None},
+    ),
+    Case(
         "bad-direction",
         "a direction that is neither minimize nor maximize",
         "error: optimize.yaml: direction: Input should be 'minimize' or 'maximize', got 'max'",

@@ -185,3 +185,25 @@ def test_n_trials_null_runs_until_the_timeout_and_needs_one(opt_dict: dict[str, 
         "optimize.yaml: n_trials: null runs trials until the timeout, and timeout is null too; give n_trials a "
         "number, or timeout: SECONDS"
     )
+
+
+@pytest.mark.parametrize(
+    ("metric", "refused"),
+    [("val_accuracy", True), ("f1", True), ("val_loss", False), ("val_rmse", False), ("mae_loss", False)],
+)
+def test_a_metric_with_no_direction_is_minimized_only_when_it_is_a_loss_or_cost(
+    tmp_path: Path, metric: str, refused: bool
+) -> None:
+    """Omitting direction minimizes (Optuna's default): right for losses, errors, size and time; for
+    val_accuracy or a trainer's own score it would search for the worst model, so it is refused."""
+    space = {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1}}
+    path = write_yaml(
+        tmp_path / "optimize.yaml", {"study_name": "s", "metric": metric, "search_space": space}
+    )
+    if not refused:
+        assert load_optimize_config(path).direction == "minimize"
+        return
+    with pytest.raises(HpoError, match=rf"^{path}: direction: not given, so {metric} would be minimized"):
+        load_optimize_config(path)
+    write_yaml(path, {"study_name": "s", "metric": metric, "direction": "minimize", "search_space": space})
+    assert load_optimize_config(path).direction == "minimize"  # said on purpose

@@ -575,10 +575,25 @@ def load_run_config(path: Path) -> RunConfig:
     return result
 
 
+_MINIMIZED = ("train_loss", "val_loss", "val_rmse", "val_mae", "n_params", "epoch_time")
+
+
+def _minimized_by_default(metric: str) -> bool:
+    """Whether leaving out `direction` (minimize) can only mean what the user wants: a loss, an error, the
+    model's size or time. Accuracy, or a trainer's own score, would be searched for its worst value."""
+    return metric in _MINIMIZED or metric.endswith("loss")
+
+
 def load_optimize_config(path: Path) -> OptimizeConfig:
     """Read and validate an OptimizeConfig YAML file."""
     raw = read_yaml_mapping(path)
     result: OptimizeConfig = validate_config(OptimizeConfig, raw, str(path))
+    if not result.multi_objective and "direction" not in raw and not _minimized_by_default(result.metric):
+        add = "maximize (or direction: minimize)" if "accuracy" in result.metric else "maximize or minimize"
+        raise HpoError(
+            f"{path}: direction: not given, so {result.metric} would be minimized (the default); add "
+            f"direction: {add}"
+        )
     if result.multi_objective:  # what the file says, beyond what the model can see after defaults
         if {"metric", "direction"} & raw.keys():
             raise HpoError(
