@@ -341,7 +341,7 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
 def _plan(
     run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, opt_path: Path, overrides: Overrides
 ) -> StudyPlan:
-    check_final(run, opt, str(opt_path))
+    check_final(run, opt, str(opt_path), data)
     if opt.tracking is not None and opt.tracking.mlflow is not None:
         from hpotool.tracking import check_mlflow
 
