@@ -279,6 +279,24 @@ def test_pandas_objects_hpotool_cannot_train_on_are_refused_naming_what(
         as_dataset((parts[returned[0]], parts[returned[1]]))
 
 
+def test_integer_quantities_are_not_taken_for_thousands_of_classes() -> None:
+    """Prices or counts stored as integers would train a classifier with a class per value (a 57,000-way
+    output layer, accuracy 0); an explicit Dataset with task 'classification' is trusted as it is."""
+    x = np.zeros((6, 2))
+    prices = np.array([52_000, 48_500, 51_250, 60_000, 49_999, 55_000])
+    with pytest.raises(DataError) as info:
+        as_dataset((x, prices))
+    assert str(info.value) == (
+        "y holds integers up to 60000 for 6 samples, which would make a classification task of 60001 classes; "
+        "to predict these numbers give y as floats (y.astype('float32')) for regression, or for class ids "
+        "return hpotool.datasets.Dataset(x, y, 'classification')"
+    )
+    assert as_dataset((x, prices.astype(np.float32))).task == "regression"
+    ids = as_dataset(Dataset(torch.zeros(6, 2), torch.from_numpy(prices), "classification"))
+    assert ids.n_classes == 60_001
+    assert as_dataset((x, np.array([0, 5, 5, 2, 0, 5]))).n_classes == 6  # gaps, fewer classes than samples
+
+
 def test_a_user_class_missing_a_required_argument_is_named_at_load_time() -> None:
     from hpotool.errors import HpoError
 

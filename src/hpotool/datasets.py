@@ -217,7 +217,16 @@ def as_dataset(obj: Any) -> Dataset:
     if isinstance(obj, tuple | list) and len(obj) == 2:
         x, y = _as_tensor(obj[0], "x"), _as_tensor(obj[1], "y")
         task: Task = "regression" if y.is_floating_point() else "classification"
-        return check_dataset(Dataset(x.float(), y, task))
+        ds = check_dataset(Dataset(x.float(), y, task))
+        n_classes = ds.n_classes or 0
+        if n_classes > len(ds.y):  # quantities stored as integers (prices, counts), not class ids
+            raise DataError(
+                f"y holds integers up to {n_classes - 1} for {len(ds.y)} samples, which would make a "
+                f"classification task of {n_classes} classes; to predict these numbers give y as floats "
+                f"(y.astype('float32')) for regression, or for class ids return "
+                f"hpotool.datasets.Dataset(x, y, 'classification')"
+            )
+        return ds
     raise DataError(
         f"a dataset function must return hpotool.datasets.Dataset, an (x, y) pair or a torch Dataset of (x, y) "
         f"samples, got {type(obj).__name__}"
