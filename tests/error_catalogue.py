@@ -382,6 +382,21 @@ CASES = [
         },
     ),
     Case(
+        "condition-on-fixed-value",
+        "a condition on a value the run config fixes otherwise (the parameter would never be searched)",
+        "error: optimize.yaml: search_space.optimizer.weight_decay: the condition optimizer.name: 'adamw' never holds: optimizer.name is not searched and the run config sets it to 'adam', so optimizer.weight_decay would never be set; search optimizer.name (above optimizer.weight_decay), or change or drop the condition",
+        optimize={
+            "search_space": {
+                "optimizer.weight_decay": {
+                    "type": "float",
+                    "low": 1e-5,
+                    "high": 1e-3,
+                    "when": {"optimizer.name": "adamw"},
+                }
+            }
+        },
+    ),
+    Case(
         "searched-dataset-task",
         "a searched dataset whose task does not measure the metric",
         "error: optimize.yaml: search_space.data.name: with data.name='regression': this regression task does not measure val_accuracy; it measures: train_loss, val_loss, val_rmse, val_mae, n_params, epoch_time",

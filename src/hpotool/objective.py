@@ -118,18 +118,28 @@ def _with_overrides(run: RunConfig, opt: OptimizeConfig, o: Overrides) -> tuple[
 _NONE = object()
 
 
-def _condition_values(param: Param, opt: OptimizeConfig) -> dict[str, Any]:
+def _condition_values(
+    param: Param, opt: OptimizeConfig, fixed: Mapping[str, Any], name: str
+) -> dict[str, Any]:
     """Values of the searched paths that make `param`'s conditions hold: of each referenced parameter's
     choices, or its bounds, middle and the value the condition implies, the first it can take that holds.
 
     Raises:
-        HpoError: a condition that no value of its parameter satisfies (the parameter would never be set).
+        HpoError: a condition that no value of its parameter, or the run config's fixed value (`fixed`, by
+            path), satisfies: parameter `name` would never be set.
     """
     out = {}
     for path, condition in (param.when or {}).items():
         ref = opt.search_space.get(path)
-        if ref is None:
-            continue  # a fixed RunConfig value: the condition reads it as it is
+        if ref is None:  # a fixed RunConfig value: the condition reads it as it is
+            if not holds(condition, fixed.get(path)):
+                says = f"sets it to {fixed[path]!r}" if fixed.get(path) is not None else "does not set it"
+                raise HpoError(
+                    f"the condition {path}: {condition!r} never holds: {path} is not searched and the run config "
+                    f"{says}, so {name} would never be set; search {path} (above {name}), or change or drop "
+                    f"the condition"
+                )
+            continue
         if isinstance(ref, CategoricalParam):
             candidates = list(ref.choices)
         else:
@@ -230,7 +240,7 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
             _check_condition_paths(path, param, opt, valid)
             _check_width_is_used(path, run, opt)
             # a conditional parameter is checked where it applies, a list item with the items before it
-            context = {**_earlier_items(path, opt), **_condition_values(param, opt)}
+            context = {**_earlier_items(path, opt), **_condition_values(param, opt, fixed, path)}
             values = boundary_values(param)
             if isinstance(param, FloatParam) and param.step is None:  # an integer field takes 32.0, not 41.3
                 inside = float(f"{param.low + (param.high - param.low) * 0.382:.3g}")
