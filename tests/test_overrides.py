@@ -78,3 +78,14 @@ def test_a_list_item_of_an_argument_without_a_default_list_makes_a_new_list() ->
     data: dict[str, object] = {"trainer": None}
     set_path(data, "trainer.widths.0", 8)
     assert data == {"trainer": {"widths": [8]}}
+
+
+def test_a_bare_argument_name_suggests_the_section_that_has_it() -> None:
+    """`lr:` at the top of a search space is the commonest slip; difflib alone finds 'lr' nothing like
+    'optimizer.lr'."""
+    paths = config_paths(RunConfig.model_validate({"model": {"name": "mlp", "hidden": [32]}}))
+    with pytest.raises(HpoError) as info:
+        check_path("lr", paths)
+    assert str(info.value) == "search_space.lr: the RunConfig has no such path; did you mean 'optimizer.lr'?"
+    with pytest.raises(HpoError, match=r"^search_space.dropout: .*did you mean 'model.dropout'\?$"):
+        check_path("dropout", paths)

@@ -141,6 +141,7 @@ def check_path(path: str, valid: set[str]) -> None:
     parent, _, last = path.rpartition(".")
     if last.isdigit() and parent in valid:  # a new list item: model.hidden.2 when hidden has two items
         return
-    near = closest(path, sorted(valid), n=3)
+    same_key = sorted(v for v in valid if v.endswith(f".{path}"))  # `lr` for `optimizer.lr`
+    near = list(dict.fromkeys([*same_key, *closest(path, sorted(valid), n=3)]))[:3]
     hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
     raise HpoError(f"search_space.{path}: the RunConfig has no such path{hint}")
