@@ -207,3 +207,28 @@ def test_a_metric_with_no_direction_is_minimized_only_when_it_is_a_loss_or_cost(
         load_optimize_config(path)
     write_yaml(path, {"study_name": "s", "metric": metric, "direction": "minimize", "search_space": space})
     assert load_optimize_config(path).direction == "minimize"  # said on purpose
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        (["relu", "gelu"], "; write a list of choices as {type: categorical, choices: ['relu', 'gelu']}"),
+        (
+            32,
+            "; a fixed value belongs in the run config (model.activation: 32); to search it, give "
+            "{type: int, low: ..., high: ...}",
+        ),
+    ],
+)
+def test_a_search_space_entry_that_is_not_a_mapping_says_how_to_write_it(
+    tmp_path: Path, value: Any, hint: str
+) -> None:
+    path = write_yaml(
+        tmp_path / "optimize.yaml",
+        {"study_name": "s", "search_space": {"model.activation": value}},
+    )
+    with pytest.raises(HpoError) as info:
+        load_optimize_config(path)
+    assert (
+        str(info.value) == f"{path}: search_space.model.activation: expected a mapping, got {value!r}{hint}"
+    )

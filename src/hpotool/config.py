@@ -546,12 +546,25 @@ def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
             msg = f"a parameter needs a 'type' ({', '.join(PARAM_TYPES)})"
         elif kind in {"model_type", "model_attributes_type", "dict_type"}:
             msg = f"expected a mapping, got {err['input']!r}"
+            if len(loc) == 2 and loc[0] == "search_space":
+                msg += _param_hint(str(loc[1]), err["input"])
         elif "input" in err and not kind.startswith("value_error") and kind != "assertion_error":
             shown = repr(err["input"])
             msg = f"{msg}, got {shown if len(shown) < 60 else shown[:57] + '...'}"
         where = _display_loc(loc[:-1] if kind == "extra_forbidden" else loc)
         lines.append(f"{where}: {msg}" if where else msg)
     return lines
+
+
+def _param_hint(path: str, value: Any) -> str:
+    """How to write a search-space entry given as a bare list or value."""
+    if isinstance(value, list):
+        return f"; write a list of choices as {{type: categorical, choices: {value!r}}}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        search = "{type: categorical, choices: [...]}"
+    else:
+        search = f"{{type: {type(value).__name__}, low: ..., high: ...}}"
+    return f"; a fixed value belongs in the run config ({path}: {value!r}); to search it, give {search}"
 
 
 def validate_config(
