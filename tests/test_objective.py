@@ -263,6 +263,16 @@ def test_reopening_with_another_direction_or_metric_is_refused(
             "search_space.epochs: with epochs=0: epochs: Input should be greater than or equal to 1",
         ),
         ({"batch_size": 4096}, {}, "batch_size: 4096 is larger than the 144 training samples"),
+        (  # a user's model whose int argument gets 1.0: torch's error, then what to change
+            {"model": {"name": "tests.helpers:DeepNet", "depth": 1}},
+            {"search_space": {"model.depth": {"type": "float", "low": 1, "high": 3}}},
+            "in __init__); model.depth is a whole number in the run config: use type: int",
+        ),
+        (  # the same for an argument left at its default in the signature
+            {"model": {"name": "tests.helpers:SlowModel", "sleep": 0.0}},
+            {"search_space": {"model.width": {"type": "float", "low": 8, "high": 64, "step": 8}}},
+            "in __init__); model.width is a whole number by default (8): use type: int",
+        ),
         ({"device": "cuda"}, {}, "device: 'cuda' was asked for but CUDA is not available here"),
         (
             {"model": {"name": "mlp", "activation": "rleu"}},

@@ -22,6 +22,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool import __version__, fingerprint
+from hpotool.components import component_default
 from hpotool.conditions import holds, satisfying_value
 from hpotool.config import (
     OptimizeConfig,
@@ -155,6 +156,24 @@ def _condition_values(
     return out
 
 
+def _whole_number_hint(path: str, param: Param, run: RunConfig, fixed: Mapping[str, Any]) -> str:
+    """For a float search of an argument the run config or the component's signature gives as an int (a
+    user's model has no annotations hpotool checks): say to search it as an int."""
+    if not isinstance(param, FloatParam):
+        return ""
+    if path in fixed:
+        value, where = fixed[path], "in the run config"
+    else:
+        section, _, arg = path.partition(".")
+        if section not in COMPONENT_SECTIONS or "." in arg:
+            return ""
+        value = component_default(section, str(getattr(run, section).name), arg)
+        where = f"by default ({value!r})"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"; {path} is a whole number {where}: use type: int"
+    return ""
+
+
 def _check_width_is_used(path: str, run: RunConfig, opt: OptimizeConfig) -> None:
     """The built-in MLP uses the first `layers` widths of `hidden`: a searched width beyond them would be
     suggested, stored and never trained."""
@@ -257,7 +276,8 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                     try:  # an optimizer's values fail as it is built; a model's, loss's, schedule's may not
                         dry_run(config, data, step=section != "optimizer")
                     except RunCheckError as exc:
-                        raise HpoError(f"with {path}={value!r}: {exc.detail}") from None
+                        hint = _whole_number_hint(path, param, config, fixed)
+                        raise HpoError(f"with {path}={value!r}: {exc.detail}{hint}") from None
                 if data is not None and path.startswith("data."):  # another dataset: its task's metrics
                     _check_data(config, opt, f"with {path}={value!r}")
         except HpoError as exc:
