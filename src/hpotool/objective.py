@@ -22,7 +22,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool import __version__, fingerprint
-from hpotool.components import component_default
+from hpotool.components import Kind, component_default
 from hpotool.conditions import holds, satisfying_value
 from hpotool.config import (
     OptimizeConfig,
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from optuna.samplers import BaseSampler
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-COMPONENT_SECTIONS = ("model", "optimizer", "scheduler", "loss")
+COMPONENT_SECTIONS: tuple[Kind, ...] = ("model", "optimizer", "scheduler", "loss")
 
 
 class StudyObserver(Protocol):
