@@ -505,12 +505,17 @@ def train(
                 raise HpoError(f"command line: {exc}") from None
         from hpotool.runner import check_run
 
+        if out is None:
+            try:
+                runs_dir = default_runs_dir(cfg)
+            except HpoError as exc:
+                raise HpoError(f"{run_config}: {exc}") from None
         check_run(cfg, str(run_config))
         if out is not None:
             check_run_dir(out)
             folder: Any = out
         else:
-            folder = functools.partial(new_run_dir, default_runs_dir(cfg))  # made once training succeeds
+            folder = functools.partial(new_run_dir, runs_dir)  # made once training succeeds
         from hpotool.progress import RunProgress
 
         with RunProgress(_err()) as progress:
