@@ -318,6 +318,19 @@ def test_a_user_class_missing_a_required_argument_is_named_at_load_time() -> Non
     check_run(cfg, "run.yaml")
 
 
+def test_a_model_that_names_its_sizes_otherwise_is_told_the_names_hpotool_fills_in() -> None:
+    from hpotool.errors import HpoError
+
+    run = {"data": {"name": "digits"}, "model": {"name": "tests.helpers:KerasStyleNet"}, "device": "cpu"}
+    with pytest.raises(HpoError) as info:
+        validate_config(RunConfig, run, "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: model: model 'tests.helpers:KerasStyleNet' requires 'input_dim', 'num_classes', which the "
+        "config does not set; add input_dim: ..., num_classes: ... under model:, or rename input_dim to "
+        "in_features and num_classes to out_features, which hpotool fills in from the data"
+    )
+
+
 def test_a_user_optimizer_without_weight_decay_is_usable_unless_weight_decay_is_set() -> None:
     from hpotool.errors import HpoError
 

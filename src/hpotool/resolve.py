@@ -227,10 +227,26 @@ def check_required(
         and p.name not in given
     ]
     if missing:
+        renames = [f"{m} to {_SIZE_NAMES[m]}" for m in missing if _SIZE_NAMES.get(m) in set(injected)]
+        rename = (
+            f", or rename {' and '.join(renames)}, which hpotool fills in from the data" if renames else ""
+        )
         raise ValueError(
             f"{what} requires {', '.join(repr(m) for m in missing)}, which the config does not set; add "
-            f"{', '.join(f'{m}: ...' for m in missing)} under {section}:"
+            f"{', '.join(f'{m}: ...' for m in missing)} under {section}:{rename}"
         )
+
+
+# What models elsewhere call the sizes hpotool passes as in_features and out_features.
+_SIZE_NAMES = {
+    **dict.fromkeys(
+        ("input_dim", "in_dim", "input_size", "n_features", "num_features", "n_inputs"), "in_features"
+    ),
+    **dict.fromkeys(
+        ("num_classes", "n_classes", "output_dim", "out_dim", "output_size", "n_outputs", "num_outputs"),
+        "out_features",
+    ),
+}
 
 
 @functools.cache
