@@ -208,3 +208,16 @@ class KerasStyleNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+class FailsInTraining(nn.Module):
+    """Its forward works in eval mode (the output-shape check) and fails in training mode."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            raise RuntimeError("training-only branch is broken")
+        return self.linear(x.flatten(1))

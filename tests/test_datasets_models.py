@@ -367,3 +367,32 @@ def test_an_optimizer_factory_returning_something_else_is_refused_before_trainin
         "run.yaml: optimizer: TypeError: optimizer 'tests.helpers:not_an_optimizer' returned list, not a "
         "torch.optim.Optimizer"
     )
+
+
+def test_a_training_step_that_fails_in_the_optimizer_says_so_not_to_check_the_loss() -> None:
+    """LBFGS's step() needs a closure: the one-step check blamed the loss."""
+    from hpotool.errors import HpoError
+
+    run = {
+        "data": {"name": "digits", "subset_fraction": 0.1},
+        "model": {"name": "mlp", "hidden": [8]},
+        "optimizer": {"name": "torch.optim:LBFGS", "lr": 0.1},
+        "device": "cpu",
+    }
+    with pytest.raises(HpoError) as info:
+        check_run(RunConfig.model_validate(run), "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: training: one step on 8 samples failed: TypeError: LBFGS.step() missing 1 required positional "
+        "argument: 'closure'; the optimizer's step() raised it: check the optimizer section (hpotool calls "
+        "step() with no arguments, once per batch)"
+    )
+    run["optimizer"] = {"name": "adam"}
+    run["model"] = {"name": "tests.helpers:FailsInTraining"}
+    with pytest.raises(
+        HpoError, match=r"broken \(at .*\); the model raised it in training mode: check its forward"
+    ):
+        check_run(RunConfig.model_validate(run), "run.yaml")
+    run["model"] = {"name": "mlp", "hidden": [8]}
+    run["loss"] = {"name": "l1"}
+    with pytest.raises(HpoError, match=r"; check that the loss fits this classification task$"):
+        check_run(RunConfig.model_validate(run), "run.yaml")

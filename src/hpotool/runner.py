@@ -359,12 +359,37 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             warnings.simplefilter("ignore")
             trainer.fit(train, val, epochs=1)
     except Exception as exc:
-        hint = (
-            "lower optimizer.lr or set grad_clip"
-            if isinstance(exc, NonFiniteLossError)
-            else f"check that the loss fits this {data.task} task"
-        )
+        part = _raised_in(exc, model, optimizer)
+        if isinstance(exc, NonFiniteLossError):
+            hint = "lower optimizer.lr or set grad_clip"
+        elif part == "optimizer":
+            hint = (
+                "the optimizer's step() raised it: check the optimizer section (hpotool calls step() with no "
+                "arguments, once per batch)"
+            )
+        elif part == "model":
+            hint = "the model raised it in training mode: check its forward()"
+        else:
+            hint = f"check that the loss fits this {data.task} task"
         raise RunCheckError("training", f"one step on {k} samples failed: {described(exc)}; {hint}") from None
+
+
+def _raised_in(exc: BaseException, model: nn.Module, optimizer: torch.optim.Optimizer) -> str | None:
+    """ "model" or "optimizer" when the innermost method of one of them on the traceback is the model's (or
+    one of its layers') or the optimizer's, else None (the loss, or hpotool's own code)."""
+    layers = {id(m) for m in model.modules()}
+    tb = exc.__traceback__
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        owner = frame.f_locals.get("self")
+        if owner is optimizer:
+            return "optimizer"
+        if isinstance(owner, nn.Module):
+            return "model" if id(owner) in layers else None
+    return None
 
 
 def train_run(
