@@ -279,6 +279,16 @@ def test_pandas_objects_hpotool_cannot_train_on_are_refused_naming_what(
         as_dataset((parts[returned[0]], parts[returned[1]]))
 
 
+def test_a_scikit_learn_bunch_is_refused_saying_to_ask_for_x_and_y() -> None:
+    from sklearn.datasets import load_iris
+
+    with pytest.raises(DataError) as info:
+        as_dataset(load_iris())
+    assert str(info.value).endswith(
+        "got Bunch; scikit-learn's loaders return (x, y) with return_X_y: true under data:"
+    )
+
+
 def test_integer_quantities_are_not_taken_for_thousands_of_classes() -> None:
     """Prices or counts stored as integers would train a classifier with a class per value (a 57,000-way
     output layer, accuracy 0); an explicit Dataset with task 'classification' is trusted as it is."""

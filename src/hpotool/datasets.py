@@ -227,9 +227,11 @@ def as_dataset(obj: Any) -> Dataset:
                 f"hpotool.datasets.Dataset(x, y, 'classification')"
             )
         return ds
+    bunch = isinstance(obj, dict) and "data" in obj and "target" in obj  # scikit-learn's Bunch is a dict
     raise DataError(
         f"a dataset function must return hpotool.datasets.Dataset, an (x, y) pair or a torch Dataset of (x, y) "
         f"samples, got {type(obj).__name__}"
+        + ("; scikit-learn's loaders return (x, y) with return_X_y: true under data:" if bunch else "")
     )
 
 
