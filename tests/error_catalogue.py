@@ -219,6 +219,13 @@ CASES = [
         optimize={"direction": None},
     ),
     Case(
+        "swapped-configs",
+        "the optimize config given as the run config (-r and -o the wrong way round)",
+        "error: run.yaml: this is an optimize config (it has study_name, n_trials, metric, ...), not a run config; give a run config (project, data, model, ...) here, and this file as --optimize-config",
+        run_text="study_name: tiny\nn_trials: 3\nmetric: val_accuracy\ndirection: maximize\nsearch_space:\n  optimizer.lr: {type: float, low: 0.001, high: 0.1}\n",
+        optimize_text="project: tiny\ndata: {name: digits}\nmodel: {name: mlp}\n",
+    ),
+    Case(
         "bad-direction",
         "a direction that is neither minimize nor maximize",
         "error: optimize.yaml: direction: Input should be 'minimize' or 'maximize', got 'max'",

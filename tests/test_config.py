@@ -232,3 +232,25 @@ def test_a_search_space_entry_that_is_not_a_mapping_says_how_to_write_it(
     assert (
         str(info.value) == f"{path}: search_space.model.activation: expected a mapping, got {value!r}{hint}"
     )
+
+
+def test_a_run_config_and_an_optimize_config_given_the_wrong_way_round_is_one_line(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """Swapping -r and -o printed a line per key of the other file (eleven `unknown key` lines)."""
+    run, opt = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
+    with pytest.raises(HpoError) as info:
+        load_run_config(opt)
+    assert str(info.value) == (
+        f"{opt}: this is an optimize config (it has study_name, n_trials, metric, ...), not a run config; give "
+        f"a run config (project, data, model, ...) here, and this file as --optimize-config"
+    )
+    with pytest.raises(HpoError) as info:
+        load_optimize_config(run)
+    assert str(info.value) == (
+        f"{run}: this is a run config (it has project, device, torch_threads, ...), not an optimize config; give "
+        f"it as --run-config, and an optimize config (study_name, search_space, ...) as --optimize-config"
+    )
+    write_yaml(run, {**run_dict, "search_spce": {}})  # one stray key still gets its own line
+    with pytest.raises(HpoError, match=r"unknown key 'search_spce'"):
+        load_run_config(run)

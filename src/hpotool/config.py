@@ -582,9 +582,28 @@ def validate_config(
         raise HpoError(f"{source}: " + f"\n{source}: ".join(lines)) from None
 
 
+def _other_kind(raw: dict[str, Any], expected: type[_Frozen], other: type[_Frozen]) -> list[str]:
+    """The keys only `other` has, when `raw` has some of them and none that only `expected` has: the file
+    is the other kind of config (the two given the wrong way round)."""
+    own = set(expected.model_fields) - set(other.model_fields)
+    theirs = [k for k in raw if k in other.model_fields and k not in expected.model_fields]
+    return theirs if theirs and not own & raw.keys() else []
+
+
+def _shown(keys: list[str]) -> str:
+    return ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+
+
 def load_run_config(path: Path) -> RunConfig:
     """Read and validate a RunConfig YAML file."""
-    result: RunConfig = validate_config(RunConfig, read_yaml_mapping(path), str(path))
+    raw = read_yaml_mapping(path)
+    keys = _other_kind(raw, RunConfig, OptimizeConfig)
+    if keys:
+        raise HpoError(
+            f"{path}: this is an optimize config (it has {_shown(keys)}), not a run config; give a run config "
+            f"(project, data, model, ...) here, and this file as --optimize-config"
+        )
+    result: RunConfig = validate_config(RunConfig, raw, str(path))
     return result
 
 
@@ -600,6 +619,12 @@ def _minimized_by_default(metric: str) -> bool:
 def load_optimize_config(path: Path) -> OptimizeConfig:
     """Read and validate an OptimizeConfig YAML file."""
     raw = read_yaml_mapping(path)
+    keys = _other_kind(raw, OptimizeConfig, RunConfig)
+    if keys:
+        raise HpoError(
+            f"{path}: this is a run config (it has {_shown(keys)}), not an optimize config; give it as "
+            f"--run-config, and an optimize config (study_name, search_space, ...) as --optimize-config"
+        )
     result: OptimizeConfig = validate_config(OptimizeConfig, raw, str(path))
     if not result.multi_objective and "direction" not in raw and not _minimized_by_default(result.metric):
         add = "maximize (or direction: minimize)" if "accuracy" in result.metric else "maximize or minimize"
