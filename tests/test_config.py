@@ -254,3 +254,25 @@ def test_a_run_config_and_an_optimize_config_given_the_wrong_way_round_is_one_li
     write_yaml(run, {**run_dict, "search_spce": {}})  # one stray key still gets its own line
     with pytest.raises(HpoError, match=r"unknown key 'search_spce'"):
         load_run_config(run)
+
+
+def test_an_enqueued_value_whose_condition_the_same_set_switches_off_is_refused() -> None:
+    """`{optimizer.name: adam, optimizer.momentum: 0.9}` with momentum only for sgd ran adam and dropped the
+    momentum without a word."""
+    space = {
+        "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]},
+        "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.99, "when": {"optimizer.name": "sgd"}},
+    }
+    data = {
+        "study_name": "s",
+        "search_space": space,
+        "enqueue": [{"optimizer.name": "adam", "optimizer.momentum": 0.9}],
+    }
+    with pytest.raises(HpoError) as info:
+        validate_config(OptimizeConfig, data, "o.yaml")
+    assert str(info.value) == (
+        "o.yaml: enqueue.0: optimizer.momentum=0.9 would not be used: its condition optimizer.name: 'sgd' does "
+        "not hold for optimizer.name='adam'; drop optimizer.momentum from this set or change optimizer.name"
+    )
+    data["enqueue"] = [{"optimizer.name": "sgd", "optimizer.momentum": 0.9}, {"optimizer.name": "adam"}]
+    assert len(validate_config(OptimizeConfig, data, "o.yaml").enqueue) == 2

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from hpotool.components import Kind, check_component
+from hpotool.conditions import holds
 from hpotool.errors import HpoError
 from hpotool.resolve import did_you_mean
 from hpotool.search_space import PARAM_TYPES, Param, contains
@@ -461,6 +462,12 @@ class OptimizeConfig(_Frozen):
                     )
                 if not contains(param, value):
                     raise ValueError(f"enqueue.{i}: {path}={value!r} lies outside its search space")
+                for on, condition in (param.when or {}).items():
+                    if on in params and not holds(condition, params[on]):
+                        raise ValueError(
+                            f"enqueue.{i}: {path}={value!r} would not be used: its condition {on}: {condition!r} "
+                            f"does not hold for {on}={params[on]!r}; drop {path} from this set or change {on}"
+                        )
         return self
 
     @property
