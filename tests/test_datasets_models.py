@@ -406,3 +406,34 @@ def test_a_training_step_that_fails_in_the_optimizer_says_so_not_to_check_the_lo
     run["loss"] = {"name": "l1"}
     with pytest.raises(HpoError, match=r"; check that the loss fits this classification task$"):
         check_run(RunConfig.model_validate(run), "run.yaml")
+
+
+def test_class_weights_written_as_a_list_reach_the_loss_as_a_tensor_on_the_models_device() -> None:
+    """`loss: {name: cross_entropy, weight: [...]}` is the only way YAML can give class weights; torch needs a
+    tensor on the model's device (a loss module's buffers were left on the CPU)."""
+    from hpotool.runner import build_loss, build_trainer
+
+    run = {
+        "data": {"name": "digits", "subset_fraction": 0.1},
+        "model": {"name": "mlp", "hidden": [8]},
+        "loss": {"name": "cross_entropy", "weight": [1.0] * 9 + [5.0]},
+        "device": "cpu",
+    }
+    cfg = RunConfig.model_validate(run)
+    check_run(cfg, "run.yaml")
+    data = load_data(cfg.data)
+    loss = build_loss(cfg, data)
+    assert isinstance(loss, torch.nn.CrossEntropyLoss) and loss.weight is not None
+    assert loss.weight.tolist() == [1.0] * 9 + [5.0]
+    out, y = torch.randn(4, 10), torch.tensor([9, 9, 0, 1])
+    expected = torch.nn.functional.cross_entropy(out, y, weight=torch.tensor([1.0] * 9 + [5.0]))
+    assert torch.allclose(loss(out, y), expected)
+    functional = RunConfig.model_validate(
+        {**run, "loss": {"name": "torch.nn.functional:cross_entropy", "weight": [1.0] * 9 + [5.0]}}
+    )
+    check_run(functional, "run.yaml")
+    assert torch.allclose(build_loss(functional, data)(out, y), expected)
+    model = CNN((1, 8, 8), 10).to("meta")  # a device without CUDA: where the model is, the loss goes
+    trainer = build_trainer(cfg, data, model)
+    assert trainer.loss_fn.weight.device.type == "meta"  # type: ignore[union-attr]
+    assert build_trainer(functional, data, model).loss_fn.keywords["weight"].device.type == "meta"  # type: ignore[attr-defined]

@@ -201,23 +201,55 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
     return Schedule(scheduler, per_step, watched)
 
 
-def build_loss(cfg: RunConfig, data: PreparedData) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def build_loss(
+    cfg: RunConfig, data: PreparedData, device: torch.device | None = None
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The loss the config names: a class or factory built with its arguments (told the task where its
-    signature asks), or a plain loss function called with them."""
+    signature asks), or a plain loss function called with them; on `device` (a loss module's buffers, such
+    as class weights, and the tensors given to a function).
+
+    A list given for an argument annotated as a tensor (`weight: [1.0, 5.0]`, `pos_weight`) becomes one:
+    YAML has no other way to write it."""
     loss = resolve_component("loss", cfg.loss.name)
+    kwargs = _tensor_arguments(loss, cfg.loss.kwargs, device)
     if loss_inputs(loss, cfg.loss.kwargs):
-        return functools.partial(loss, **cfg.loss.kwargs)
+        return functools.partial(loss, **kwargs)
     built: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = loss(
-        **pick_kwargs(loss, {"task": data.task}), **cfg.loss.kwargs
+        **pick_kwargs(loss, {"task": data.task}), **kwargs
     )
+    if isinstance(built, nn.Module) and device is not None:
+        built = built.to(device)
     return built
+
+
+def _tensor_arguments(
+    obj: Callable[..., Any], kwargs: dict[str, Any], device: torch.device | None
+) -> dict[str, Any]:
+    """`kwargs` with each list of numbers that `obj`'s signature annotates as a Tensor made a float tensor."""
+    import inspect
+
+    try:
+        params = inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        return dict(kwargs)
+    out = dict(kwargs)
+    for key, value in kwargs.items():
+        param = params.get(key)
+        if param is None or not isinstance(value, list) or "Tensor" not in str(param.annotation):
+            continue
+        try:
+            out[key] = torch.tensor(value, dtype=torch.float32, device=device)
+        except (TypeError, ValueError):
+            continue  # not numbers: the component says what it wants
+    return out
 
 
 def build_trainer(cfg: RunConfig, data: PreparedData, model: nn.Module) -> Trainer:
     """The optimizer, schedule and loss the config names, around `model`."""
     optimizer = build_optimizer(cfg, model)
+    device = next((p.device for p in model.parameters()), None)
     return assemble_trainer(
-        cfg, data, model, optimizer, build_schedule(cfg, data, optimizer), build_loss(cfg, data)
+        cfg, data, model, optimizer, build_schedule(cfg, data, optimizer), build_loss(cfg, data, device)
     )
 
 
