@@ -126,16 +126,17 @@ def import_object(path: str) -> Any:
             f"cannot import {path!r}: importing {module_name!r} raised {first_line(exc)}"
             + (f" at {where}" if where else "")
         ) from None
-    obj = module
+    obj, owner, found = module, f"module {module_name!r}", []
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            names = [n for n in dir(module) if not n.startswith("_")]
+            names = [n for n in dir(obj) if not n.startswith("_")]
             raise HpoError(
-                f"cannot import {path!r}: module {module_name!r} has no attribute {part!r}"
-                f"{did_you_mean(part, names)}"
+                f"cannot import {path!r}: {owner} has no attribute {part!r}{did_you_mean(part, names)}"
             ) from None
+        found.append(part)
+        owner = repr(f"{module_name}:{'.'.join(found)}")
     return obj
 
 
