@@ -360,3 +360,30 @@ def test_hpotool_train_says_in_one_line_what_a_training_function_got_wrong(
     assert not (tmp_path / "r").exists()
     reason = _fail_reason_of_one_trial(function, tmp_path / "study")
     assert line.removeprefix("error: training failed: ").split(" (raised at")[0] in reason
+
+
+def test_a_dry_run_with_a_training_function_does_not_claim_a_training_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """hpotool cannot run one step of a user's function: the dry run said it had checked "the data and one
+    training step of the base run"."""
+    monkeypatch.chdir(REPO)
+    result = CliRunner().invoke(
+        app,
+        [
+            "optimize",
+            "-r",
+            "examples/torch_loop_run.yaml",
+            "-o",
+            "examples/torch_loop_optimize.yaml",
+            "--dry-run",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stderr.split())
+    assert "one training step" not in said
+    assert said == (
+        "checked: both configs, and that trainer.function imports and takes the arguments hpotool passes (the "
+        "function itself runs only in the trials); nothing written, no trial run (drop --dry-run to run the "
+        "study)"
+    )

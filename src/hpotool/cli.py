@@ -206,9 +206,14 @@ def print_plan(plan: StudyPlan, as_json: bool) -> None:
     if opt.enqueue:
         table.add_row("enqueued", f"{len(opt.enqueue)} parameter set(s) first")
     _out().print(table)
+    checked = (
+        "and that trainer.function imports and takes the arguments hpotool passes (the function itself runs "
+        "only in the trials)"
+        if run.trainer is not None
+        else "the data and one training step of the base run"
+    )
     _err().print(
-        "checked: both configs, the data and one training step of the base run; nothing written, no trial "
-        "run (drop --dry-run to run the study)"
+        f"checked: both configs, {checked}; nothing written, no trial run (drop --dry-run to run the study)"
     )
 
 
