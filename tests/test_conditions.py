@@ -124,7 +124,9 @@ def test_a_condition_on_a_fixed_value_that_does_not_hold_is_refused(
     opt_dict["search_space"]["model.dropout"]["when"] = {"model.activation": "gelu"}  # left at its default
     write_yaml(opt_path, opt_dict)
     with pytest.raises(
-        HpoError, match=r"model.activation is not searched and the run config does not set it"
+        HpoError,
+        match=r"model.activation is not searched and the run config does not set it \(a condition reads no "
+        r"default\), so model.dropout would never be set; set model.activation in the run config, search it",
     ):
         prepare_study(run_path, opt_path)
     opt_dict["search_space"]["model.dropout"]["when"] = {"model.layers": {"le": 2}}  # holds for the fixed 1

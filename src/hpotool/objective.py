@@ -134,11 +134,16 @@ def _condition_values(
         ref = opt.search_space.get(path)
         if ref is None:  # a fixed RunConfig value: the condition reads it as it is
             if not holds(condition, fixed.get(path)):
-                says = f"sets it to {fixed[path]!r}" if fixed.get(path) is not None else "does not set it"
+                unset = fixed.get(path) is None
+                says = (
+                    "does not set it (a condition reads no default)"
+                    if unset
+                    else f"sets it to {fixed[path]!r}"
+                )
+                fix = f"set {path} in the run config, search it" if unset else f"search {path}"
                 raise HpoError(
                     f"the condition {path}: {condition!r} never holds: {path} is not searched and the run config "
-                    f"{says}, so {name} would never be set; search {path} (above {name}), or change or drop "
-                    f"the condition"
+                    f"{says}, so {name} would never be set; {fix} (above {name}), or change or drop the condition"
                 )
             continue
         if isinstance(ref, CategoricalParam):
