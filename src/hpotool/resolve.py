@@ -5,9 +5,11 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
+import importlib.util
 import inspect
 import os
 import sys
+import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -131,6 +133,8 @@ def import_object(path: str) -> Any:
         try:
             obj = getattr(obj, part)
         except AttributeError:
+            if isinstance(obj, types.ModuleType):
+                _refuse_a_module(path, f"{obj.__name__}.{part}")
             names = [n for n in dir(obj) if not n.startswith("_")]
             raise HpoError(
                 f"cannot import {path!r}: {owner} has no attribute {part!r}{did_you_mean(part, names)}"
@@ -138,6 +142,28 @@ def import_object(path: str) -> Any:
         found.append(part)
         owner = repr(f"{module_name}:{'.'.join(found)}")
     return obj
+
+
+def _refuse_a_module(path: str, name: str) -> None:
+    """Raise `HpoError` when `name` is a module (`package.module` written without `:Name`), listing the
+    functions and classes it defines; return when it is not one."""
+    try:
+        module = importlib.import_module(name) if importlib.util.find_spec(name) is not None else None
+    except Exception:  # it does not import: the caller's message about the missing attribute stands
+        return
+    if module is None:
+        return
+    defined = [
+        n
+        for n, v in vars(module).items()
+        if not n.startswith("_") and callable(v) and getattr(v, "__module__", None) == name
+    ]
+    listed = (
+        f" (it defines: {', '.join(defined[:8])}{', ...' if len(defined) > 8 else ''})" if defined else ""
+    )
+    raise HpoError(
+        f"cannot import {path!r}: it names the module {name}, not an object in it; write {name}:Name{listed}"
+    )
 
 
 def resolve(name: str, registry: Mapping[str, str], kind: str) -> Any:
