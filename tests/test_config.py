@@ -75,7 +75,12 @@ def test_component_arguments_are_flat_and_checked() -> None:
         ({"model": {"name": "mlp", "in_features": 3}}, "'in_features' is set by hpotool"),
         ({"data": {"val_fraction": 1.5}}, "run.yaml: data.val_fraction: Input should be less than 1"),
         ({"model": {"name": "nomodule.x:Y"}}, "cannot import 'nomodule.x:Y': No module named 'nomodule'"),
-        ({"model": "mlp"}, "run.yaml: model: expected a mapping, got 'mlp'"),
+        ({"model": "mlp"}, "run.yaml: model: expected a mapping, got 'mlp'; write model: {name: mlp}"),
+        (
+            {"trainer": "tests.trainers:never_reports"},
+            "run.yaml: trainer: expected a mapping, got 'tests.trainers:never_reports'; write trainer: "
+            "{function: tests.trainers:never_reports}",
+        ),
     ],
 )
 def test_run_config_errors(data: dict[str, Any], message: str) -> None:

@@ -555,6 +555,9 @@ def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
             msg = f"expected a mapping, got {err['input']!r}"
             if len(loc) == 2 and loc[0] == "search_space":
                 msg += _param_hint(str(loc[1]), err["input"])
+            elif len(loc) == 1 and isinstance(err["input"], str) and root is RunConfig:
+                key = "function" if loc[0] == "trainer" else "name"
+                msg += f"; write {loc[0]}: {{{key}: {err['input']}}}"
         elif "input" in err and not kind.startswith("value_error") and kind != "assertion_error":
             shown = repr(err["input"])
             msg = f"{msg}, got {shown if len(shown) < 60 else shown[:57] + '...'}"
