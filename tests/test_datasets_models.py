@@ -289,6 +289,23 @@ def test_a_scikit_learn_bunch_is_refused_saying_to_ask_for_x_and_y() -> None:
     )
 
 
+def test_a_scipy_sparse_x_is_refused_in_one_line_saying_how_to_make_it_dense() -> None:
+    """scikit-learn's text vectorizers return sparse matrices; the message held the matrix's two-line repr
+    and advised .astype('float32'), which keeps it sparse."""
+    import scipy.sparse
+
+    x = scipy.sparse.random(20, 5, density=0.3, format="csr", random_state=0)
+    with pytest.raises(DataError) as info:
+        as_dataset((x, np.arange(20) % 2))
+    assert str(info.value) == (
+        "x is a scipy sparse matrix (csr_matrix of 20 x 5); hpotool trains on dense tensors kept in memory: "
+        "return x.toarray() (400 bytes as float32)"
+    )
+    with pytest.raises(DataError) as info:
+        as_dataset((np.array([[object()]]), np.array([0])))
+    assert "\n" not in str(info.value) and str(info.value).startswith("x holds object values such as <object")
+
+
 def test_integer_quantities_are_not_taken_for_thousands_of_classes() -> None:
     """Prices or counts stored as integers would train a classifier with a class per value (a 57,000-way
     output layer, accuracy 0); an explicit Dataset with task 'classification' is trusted as it is."""

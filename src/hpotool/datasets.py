@@ -105,6 +105,12 @@ def _as_tensor(value: Any, name: str) -> torch.Tensor:
     """
     if isinstance(value, torch.Tensor):
         return value
+    if hasattr(value, "toarray") and hasattr(value, "nnz"):  # scipy.sparse, as text vectorizers return
+        shape = " x ".join(str(n) for n in value.shape)
+        raise DataError(
+            f"{name} is a scipy sparse matrix ({type(value).__name__} of {shape}); hpotool trains on dense "
+            f"tensors kept in memory: return {name}.toarray() ({_size(4 * int(np.prod(value.shape)))} as float32)"
+        )
     columns = list(getattr(value, "columns", ())) if hasattr(value, "to_numpy") else []
     if hasattr(value, "to_numpy"):  # pandas: its values, without the index
         value = value.to_numpy()
@@ -117,6 +123,8 @@ def _as_tensor(value: Any, name: str) -> torch.Tensor:
         example = flat[at]
         if isinstance(example, np.generic):
             example = example.item()
+        shown = repr(example).splitlines()[0]
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
         if example is None or type(example).__name__ in ("NAType", "NaTType"):
             per_sample = flat.size // array.shape[0] if array.ndim and array.shape[0] else 1
             sample = at // max(1, per_sample)
@@ -126,22 +134,34 @@ def _as_tensor(value: Any, name: str) -> torch.Tensor:
             )
         if name == "y" and isinstance(example, str | bytes):
             raise DataError(
-                f"y holds text labels such as {example!r}; give class indices 0..K-1 as integers "
+                f"y holds text labels such as {shown}; give class indices 0..K-1 as integers "
                 f"(e.g. np.unique(y, return_inverse=True)[1])"
             )
         if columns and array.ndim == 2:
             column = columns[at % array.shape[1]]
             raise DataError(
-                f"{name} column {column!r} holds {type(example).__name__} values such as {example!r}, not "
+                f"{name} column {column!r} holds {type(example).__name__} values such as {shown}, not "
                 f"numbers; encode it as numbers (pd.get_dummies({name}, dtype=float), or .cat.codes) or drop it"
             )
         raise DataError(
-            f"{name} holds {type(example).__name__} values such as {example!r}, not numbers; convert "
+            f"{name} holds {type(example).__name__} values such as {shown}, not numbers; convert "
             f"{name} to a numeric array (e.g. .astype('float32'))"
         )
     if not array.flags.writeable:  # pandas hands out read-only views, which torch warns about
         array = array.copy()
     return torch.as_tensor(array)
+
+
+def _size(n: int) -> str:
+    """`n` bytes, for people."""
+    if n < 1024:
+        return f"{n} bytes"
+    size = float(n)
+    for unit in ("KiB", "MiB", "GiB"):
+        size /= 1024
+        if size < 1024 or unit == "GiB":
+            break
+    return f"{size:.1f} {unit}"
 
 
 def _non_finite(t: torch.Tensor, name: str) -> None:
