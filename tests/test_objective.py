@@ -274,6 +274,11 @@ def test_reopening_with_another_direction_or_metric_is_refused(
             "in __init__); model.width is a whole number by default (8): use type: int",
         ),
         ({"device": "cuda"}, {}, "device: 'cuda' was asked for but CUDA is not available here"),
+        (  # every trial given cuda failed, one by one
+            {},
+            {"search_space": {"device": {"type": "categorical", "choices": ["cpu", "cuda"]}}},
+            "search_space.device: with device='cuda': device: 'cuda' was asked for but CUDA is not available here",
+        ),
         (
             {"model": {"name": "mlp", "activation": "rleu"}},
             {},
@@ -289,7 +294,7 @@ def test_reopening_with_another_direction_or_metric_is_refused(
 def test_bad_plans_fail_before_anything_is_stored(
     tmp_path: Path, run_dict: dict, opt_dict: dict, run_change: dict, opt_change: dict, message: str
 ) -> None:
-    if run_change.get("device") == "cuda":
+    if run_change.get("device") == "cuda" or "device" in opt_change.get("search_space", {}):
         import torch
 
         if torch.cuda.is_available():

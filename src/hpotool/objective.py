@@ -276,6 +276,11 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                     if isinstance(param, FloatParam) and "valid integer" in str(exc):
                         raise HpoError(f"{exc}; {path} takes whole numbers: use type: int") from None
                     raise
+                if path == "device":  # a device this machine lacks would fail every trial given it
+                    try:
+                        resolve_device(config.device)
+                    except HpoError as exc:
+                        raise HpoError(f"with {path}={value!r}: {exc}") from None
                 section = path.partition(".")[0]
                 if data is not None and section in COMPONENT_SECTIONS:
                     try:  # an optimizer's values fail as it is built; a model's, loss's, schedule's may not
