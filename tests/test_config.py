@@ -281,3 +281,19 @@ def test_an_enqueued_value_whose_condition_the_same_set_switches_off_is_refused(
     )
     data["enqueue"] = [{"optimizer.name": "sgd", "optimizer.momentum": 0.9}, {"optimizer.name": "adam"}]
     assert len(validate_config(OptimizeConfig, data, "o.yaml").enqueue) == 2
+
+
+def test_components_of_a_package_that_does_not_import_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from the wrong folder, a config whose model and loss come from the user's package printed the
+    same 'No module named' line once per section."""
+    monkeypatch.chdir(tmp_path)
+    run = {"model": {"name": "mylab.nets:Net"}, "loss": {"name": "mylab.losses:Focal"}}
+    with pytest.raises(HpoError) as info:
+        validate_config(RunConfig, run, "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: model: cannot import 'mylab.nets:Net': No module named 'mylab'; imports resolve from the "
+        "current folder and PYTHONPATH: run hpotool from the folder that holds mylab/ (or mylab.py), or add "
+        "that folder to PYTHONPATH (loss needs it too)"
+    )

@@ -563,7 +563,29 @@ def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
             msg = f"{msg}, got {shown if len(shown) < 60 else shown[:57] + '...'}"
         where = _display_loc(loc[:-1] if kind == "extra_forbidden" else loc)
         lines.append(f"{where}: {msg}" if where else msg)
-    return lines
+    return _one_line_per_missing_package(lines)
+
+
+def _one_line_per_missing_package(lines: list[str]) -> list[str]:
+    """Sections whose components come from one package that does not import (hpotool run from the wrong
+    folder) share one line: the first, naming the other sections."""
+    first: dict[str, int] = {}
+    also: dict[int, list[str]] = {}
+    out: list[str] = []
+    for line in lines:
+        missing = re.search(r"No module named '([^']+)'; imports resolve", line)
+        if missing is None:
+            out.append(line)
+        elif missing.group(1) in first:
+            also[first[missing.group(1)]].append(line.partition(":")[0])
+        else:
+            first[missing.group(1)] = len(out)
+            also[len(out)] = []
+            out.append(line)
+    for i, sections in also.items():
+        if sections:
+            out[i] += f" ({', '.join(sections)} {'needs' if len(sections) == 1 else 'need'} it too)"
+    return out
 
 
 def _param_hint(path: str, value: Any) -> str:
