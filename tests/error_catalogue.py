@@ -213,6 +213,19 @@ CASES = [
         optimize={"metric": "val_rmse"},
     ),
     Case(
+        "direction-not-given",
+        "a metric to maximize with no direction (the default would minimize it)",
+        "error: optimize.yaml: direction: not given, so val_accuracy would be minimized (the default); add direction: maximize (or direction: minimize)",
+        optimize={"direction": None},
+    ),
+    Case(
+        "swapped-configs",
+        "the optimize config given as the run config (-r and -o the wrong way round)",
+        "error: run.yaml: this is an optimize config (it has study_name, n_trials, metric, ...), not a run config; give a run config (project, data, model, ...) here, and this file as --optimize-config",
+        run_text="study_name: tiny\nn_trials: 3\nmetric: val_accuracy\ndirection: maximize\nsearch_space:\n  optimizer.lr: {type: float, low: 0.001, high: 0.1}\n",
+        optimize_text="project: tiny\ndata: {name: digits}\nmodel: {name: mlp}\n",
+    ),
+    Case(
         "bad-direction",
         "a direction that is neither minimize nor maximize",
         "error: optimize.yaml: direction: Input should be 'minimize' or 'maximize', got 'max'",
@@ -376,6 +389,21 @@ CASES = [
         },
     ),
     Case(
+        "condition-on-fixed-value",
+        "a condition on a value the run config fixes otherwise (the parameter would never be searched)",
+        "error: optimize.yaml: search_space.optimizer.weight_decay: the condition optimizer.name: 'adamw' never holds: optimizer.name is not searched and the run config sets it to 'adam', so optimizer.weight_decay would never be set; search optimizer.name (above optimizer.weight_decay), or change or drop the condition",
+        optimize={
+            "search_space": {
+                "optimizer.weight_decay": {
+                    "type": "float",
+                    "low": 1e-5,
+                    "high": 1e-3,
+                    "when": {"optimizer.name": "adamw"},
+                }
+            }
+        },
+    ),
+    Case(
         "searched-dataset-task",
         "a searched dataset whose task does not measure the metric",
         "error: optimize.yaml: search_space.data.name: with data.name='regression': this regression task does not measure val_accuracy; it measures: train_loss, val_loss, val_rmse, val_mae, n_params, epoch_time",
@@ -418,7 +446,7 @@ CASES = [
         "searched-batch-too-large",
         "a searched batch size too large for the dataset",
         "error: optimize.yaml: search_space.batch_size: 512 is larger than the 144 training samples; use a smaller batch_size or more data (data.subset_fraction, data.val_fraction)",
-        optimize={"search_space": {"batch_size": {"type": "categorical", "choices": ["32", 512]}}},
+        optimize={"search_space": {"batch_size": {"type": "categorical", "choices": ["32", "512"]}}},
     ),
     Case(
         "split-too-small",

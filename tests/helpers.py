@@ -195,3 +195,29 @@ def digits_samples(n: int = 300) -> Any:
 def scaled_mse(prediction: torch.Tensor, target: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     """A plain loss function, as users write them: (prediction, target, options...) -> loss."""
     return scale * torch.mean((prediction - target) ** 2)
+
+
+class KerasStyleNet(nn.Module):
+    """A model as many tutorials write it: input_dim and num_classes rather than hpotool's names."""
+
+    def __init__(self, input_dim: int, num_classes: int, hidden: int = 16) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(input_dim, hidden), nn.ReLU(), nn.Linear(hidden, num_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class FailsInTraining(nn.Module):
+    """Its forward works in eval mode (the output-shape check) and fails in training mode."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            raise RuntimeError("training-only branch is broken")
+        return self.linear(x.flatten(1))

@@ -101,3 +101,34 @@ def test_conditions_that_imply_no_single_value_are_checked_where_they_hold(
     write_yaml(opt_path, opt_dict)
     with pytest.raises(HpoError, match=r"model.norm: the condition model.dropout: \{'gt': 0.7\} never holds"):
         prepare_study(run_path, opt_path)
+
+
+def test_a_condition_on_a_fixed_value_that_does_not_hold_is_refused(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """`when: {model.layers: 2}` with layers fixed at 1 in the run config switched the parameter off in
+    every trial, silently: every trial trained the same config."""
+    run_dict["model"]["layers"] = 1
+    opt_dict["search_space"] = {
+        "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+        "model.dropout": {"type": "float", "low": 0.0, "high": 0.5, "when": {"model.layers": 2}},
+    }
+    run_path, opt_path = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    with pytest.raises(HpoError) as info:
+        prepare_study(run_path, opt_path)
+    assert str(info.value) == (
+        f"{opt_path}: search_space.model.dropout: the condition model.layers: 2 never holds: model.layers is "
+        f"not searched and the run config sets it to 1, so model.dropout would never be set; search "
+        f"model.layers (above model.dropout), or change or drop the condition"
+    )
+    opt_dict["search_space"]["model.dropout"]["when"] = {"model.activation": "gelu"}  # left at its default
+    write_yaml(opt_path, opt_dict)
+    with pytest.raises(
+        HpoError,
+        match=r"model.activation is not searched and the run config does not set it \(a condition reads no "
+        r"default\), so model.dropout would never be set; set model.activation in the run config, search it",
+    ):
+        prepare_study(run_path, opt_path)
+    opt_dict["search_space"]["model.dropout"]["when"] = {"model.layers": {"le": 2}}  # holds for the fixed 1
+    write_yaml(opt_path, opt_dict)
+    prepare_study(run_path, opt_path)

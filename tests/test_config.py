@@ -75,7 +75,12 @@ def test_component_arguments_are_flat_and_checked() -> None:
         ({"model": {"name": "mlp", "in_features": 3}}, "'in_features' is set by hpotool"),
         ({"data": {"val_fraction": 1.5}}, "run.yaml: data.val_fraction: Input should be less than 1"),
         ({"model": {"name": "nomodule.x:Y"}}, "cannot import 'nomodule.x:Y': No module named 'nomodule'"),
-        ({"model": "mlp"}, "run.yaml: model: expected a mapping, got 'mlp'"),
+        ({"model": "mlp"}, "run.yaml: model: expected a mapping, got 'mlp'; write model: {name: mlp}"),
+        (
+            {"trainer": "tests.trainers:never_reports"},
+            "run.yaml: trainer: expected a mapping, got 'tests.trainers:never_reports'; write trainer: "
+            "{function: tests.trainers:never_reports}",
+        ),
     ],
 )
 def test_run_config_errors(data: dict[str, Any], message: str) -> None:
@@ -184,4 +189,111 @@ def test_n_trials_null_runs_until_the_timeout_and_needs_one(opt_dict: dict[str, 
     assert str(caught.value) == (
         "optimize.yaml: n_trials: null runs trials until the timeout, and timeout is null too; give n_trials a "
         "number, or timeout: SECONDS"
+    )
+
+
+@pytest.mark.parametrize(
+    ("metric", "refused"),
+    [("val_accuracy", True), ("f1", True), ("val_loss", False), ("val_rmse", False), ("mae_loss", False)],
+)
+def test_a_metric_with_no_direction_is_minimized_only_when_it_is_a_loss_or_cost(
+    tmp_path: Path, metric: str, refused: bool
+) -> None:
+    """Omitting direction minimizes (Optuna's default): right for losses, errors, size and time; for
+    val_accuracy or a trainer's own score it would search for the worst model, so it is refused."""
+    space = {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1}}
+    path = write_yaml(
+        tmp_path / "optimize.yaml", {"study_name": "s", "metric": metric, "search_space": space}
+    )
+    if not refused:
+        assert load_optimize_config(path).direction == "minimize"
+        return
+    with pytest.raises(HpoError, match=rf"^{path}: direction: not given, so {metric} would be minimized"):
+        load_optimize_config(path)
+    write_yaml(path, {"study_name": "s", "metric": metric, "direction": "minimize", "search_space": space})
+    assert load_optimize_config(path).direction == "minimize"  # said on purpose
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        (["relu", "gelu"], "; write a list of choices as {type: categorical, choices: ['relu', 'gelu']}"),
+        (
+            32,
+            "; a fixed value belongs in the run config (model.activation: 32); to search it, give "
+            "{type: int, low: ..., high: ...}",
+        ),
+    ],
+)
+def test_a_search_space_entry_that_is_not_a_mapping_says_how_to_write_it(
+    tmp_path: Path, value: Any, hint: str
+) -> None:
+    path = write_yaml(
+        tmp_path / "optimize.yaml",
+        {"study_name": "s", "search_space": {"model.activation": value}},
+    )
+    with pytest.raises(HpoError) as info:
+        load_optimize_config(path)
+    assert (
+        str(info.value) == f"{path}: search_space.model.activation: expected a mapping, got {value!r}{hint}"
+    )
+
+
+def test_a_run_config_and_an_optimize_config_given_the_wrong_way_round_is_one_line(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """Swapping -r and -o printed a line per key of the other file (eleven `unknown key` lines)."""
+    run, opt = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
+    with pytest.raises(HpoError) as info:
+        load_run_config(opt)
+    assert str(info.value) == (
+        f"{opt}: this is an optimize config (it has study_name, n_trials, metric, ...), not a run config; give "
+        f"a run config (project, data, model, ...) here, and this file as --optimize-config"
+    )
+    with pytest.raises(HpoError) as info:
+        load_optimize_config(run)
+    assert str(info.value) == (
+        f"{run}: this is a run config (it has project, device, torch_threads, ...), not an optimize config; give "
+        f"it as --run-config, and an optimize config (study_name, search_space, ...) as --optimize-config"
+    )
+    write_yaml(run, {**run_dict, "search_spce": {}})  # one stray key still gets its own line
+    with pytest.raises(HpoError, match=r"unknown key 'search_spce'"):
+        load_run_config(run)
+
+
+def test_an_enqueued_value_whose_condition_the_same_set_switches_off_is_refused() -> None:
+    """`{optimizer.name: adam, optimizer.momentum: 0.9}` with momentum only for sgd ran adam and dropped the
+    momentum without a word."""
+    space = {
+        "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]},
+        "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.99, "when": {"optimizer.name": "sgd"}},
+    }
+    data = {
+        "study_name": "s",
+        "search_space": space,
+        "enqueue": [{"optimizer.name": "adam", "optimizer.momentum": 0.9}],
+    }
+    with pytest.raises(HpoError) as info:
+        validate_config(OptimizeConfig, data, "o.yaml")
+    assert str(info.value) == (
+        "o.yaml: enqueue.0: optimizer.momentum=0.9 would not be used: its condition optimizer.name: 'sgd' does "
+        "not hold for optimizer.name='adam'; drop optimizer.momentum from this set or change optimizer.name"
+    )
+    data["enqueue"] = [{"optimizer.name": "sgd", "optimizer.momentum": 0.9}, {"optimizer.name": "adam"}]
+    assert len(validate_config(OptimizeConfig, data, "o.yaml").enqueue) == 2
+
+
+def test_components_of_a_package_that_does_not_import_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from the wrong folder, a config whose model and loss come from the user's package printed the
+    same 'No module named' line once per section."""
+    monkeypatch.chdir(tmp_path)
+    run = {"model": {"name": "mylab.nets:Net"}, "loss": {"name": "mylab.losses:Focal"}}
+    with pytest.raises(HpoError) as info:
+        validate_config(RunConfig, run, "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: model: cannot import 'mylab.nets:Net': No module named 'mylab'; imports resolve from the "
+        "current folder and PYTHONPATH: run hpotool from the folder that holds mylab/ (or mylab.py), or add "
+        "that folder to PYTHONPATH (loss needs it too)"
     )

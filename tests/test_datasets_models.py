@@ -235,6 +235,95 @@ def test_pandas_objects_and_a_1d_x_become_tensors_a_user_would_expect() -> None:
     assert regression.out_features == 1
 
 
+def test_a_frame_of_float_and_bool_columns_trains_as_numbers() -> None:
+    """pd.get_dummies makes bool columns; beside float ones pandas hands out an object array of numbers."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": [0.5, 1.5, 2.5, 3.5], "c": ["lo", "hi", "lo", "hi"]})
+    x = pd.get_dummies(frame)  # a: float64, c_hi and c_lo: bool
+    assert x.to_numpy().dtype == object
+    ds = as_dataset((x, pd.Series([0, 1, 0, 1])))
+    assert ds.x.dtype == torch.float32 and ds.x.tolist()[1] == [1.5, 1.0, 0.0]
+    mixed = as_dataset((np.array([[1, True], [2.5, False]], dtype=object), np.array([0, 1])))
+    assert mixed.x.tolist() == [[1.0, 1.0], [2.5, 0.0]]
+
+
+@pytest.mark.parametrize(
+    ("returned", "message"),
+    [
+        (  # a pandas text column is an object array: name the column, not a float beside it
+            ("frame", "y"),
+            r"^x column 'c' holds str values such as 'lo', not numbers; encode it as numbers "
+            r"\(pd.get_dummies\(x, dtype=float\), or \.cat\.codes\) or drop it$",
+        ),
+        (  # text labels in a pandas Series: the text-label hint, not "convert y to float32"
+            ("x", "labels"),
+            r"^y holds text labels such as 'cat'; give class indices 0..K-1",
+        ),
+        (("x", "missing"), r"^y holds a missing value \(None\) in sample 1; drop or fill it"),
+    ],
+)
+def test_pandas_objects_hpotool_cannot_train_on_are_refused_naming_what(
+    returned: tuple[str, str], message: str
+) -> None:
+    import pandas as pd
+
+    parts = {
+        "frame": pd.DataFrame({"a": [0.5, 1.5, 2.5], "c": ["lo", "hi", "lo"]}),
+        "x": pd.DataFrame({"a": [0.5, 1.5, 2.5]}),
+        "y": pd.Series([0, 1, 0]),
+        "labels": pd.Series(["cat", "dog", "cat"]),
+        "missing": pd.Series([0, None, 1], dtype=object),
+    }
+    with pytest.raises(DataError, match=message):
+        as_dataset((parts[returned[0]], parts[returned[1]]))
+
+
+def test_a_scikit_learn_bunch_is_refused_saying_to_ask_for_x_and_y() -> None:
+    from sklearn.datasets import load_iris
+
+    with pytest.raises(DataError) as info:
+        as_dataset(load_iris())
+    assert str(info.value).endswith(
+        "got Bunch; scikit-learn's loaders return (x, y) with return_X_y: true under data:"
+    )
+
+
+def test_a_scipy_sparse_x_is_refused_in_one_line_saying_how_to_make_it_dense() -> None:
+    """scikit-learn's text vectorizers return sparse matrices; the message held the matrix's two-line repr
+    and advised .astype('float32'), which keeps it sparse."""
+    import scipy.sparse
+
+    x = scipy.sparse.random(20, 5, density=0.3, format="csr", random_state=0)
+    with pytest.raises(DataError) as info:
+        as_dataset((x, np.arange(20) % 2))
+    assert str(info.value) == (
+        "x is a scipy sparse matrix (csr_matrix of 20 x 5); hpotool trains on dense tensors kept in memory: "
+        "return x.toarray() (400 bytes as float32)"
+    )
+    with pytest.raises(DataError) as info:
+        as_dataset((np.array([[object()]]), np.array([0])))
+    assert "\n" not in str(info.value) and str(info.value).startswith("x holds object values such as <object")
+
+
+def test_integer_quantities_are_not_taken_for_thousands_of_classes() -> None:
+    """Prices or counts stored as integers would train a classifier with a class per value (a 57,000-way
+    output layer, accuracy 0); an explicit Dataset with task 'classification' is trusted as it is."""
+    x = np.zeros((6, 2))
+    prices = np.array([52_000, 48_500, 51_250, 60_000, 49_999, 55_000])
+    with pytest.raises(DataError) as info:
+        as_dataset((x, prices))
+    assert str(info.value) == (
+        "y holds integers up to 60000 for 6 samples, which would make a classification task of 60001 classes; "
+        "to predict these numbers give y as floats (y.astype('float32')) for regression, or for class ids "
+        "return hpotool.datasets.Dataset(x, y, 'classification')"
+    )
+    assert as_dataset((x, prices.astype(np.float32))).task == "regression"
+    ids = as_dataset(Dataset(torch.zeros(6, 2), torch.from_numpy(prices), "classification"))
+    assert ids.n_classes == 60_001
+    assert as_dataset((x, np.array([0, 5, 5, 2, 0, 5]))).n_classes == 6  # gaps, fewer classes than samples
+
+
 def test_a_user_class_missing_a_required_argument_is_named_at_load_time() -> None:
     from hpotool.errors import HpoError
 
@@ -254,6 +343,19 @@ def test_a_user_class_missing_a_required_argument_is_named_at_load_time() -> Non
     run["model"] = {"name": "tests.helpers:DeepNet", "depth": 1}
     cfg = validate_config(RunConfig, run, "run.yaml")
     check_run(cfg, "run.yaml")
+
+
+def test_a_model_that_names_its_sizes_otherwise_is_told_the_names_hpotool_fills_in() -> None:
+    from hpotool.errors import HpoError
+
+    run = {"data": {"name": "digits"}, "model": {"name": "tests.helpers:KerasStyleNet"}, "device": "cpu"}
+    with pytest.raises(HpoError) as info:
+        validate_config(RunConfig, run, "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: model: model 'tests.helpers:KerasStyleNet' requires 'input_dim', 'num_classes', which the "
+        "config does not set; add input_dim: ..., num_classes: ... under model:, or rename input_dim to "
+        "in_features and num_classes to out_features, which hpotool fills in from the data"
+    )
 
 
 def test_a_user_optimizer_without_weight_decay_is_usable_unless_weight_decay_is_set() -> None:
@@ -292,3 +394,63 @@ def test_an_optimizer_factory_returning_something_else_is_refused_before_trainin
         "run.yaml: optimizer: TypeError: optimizer 'tests.helpers:not_an_optimizer' returned list, not a "
         "torch.optim.Optimizer"
     )
+
+
+def test_a_training_step_that_fails_in_the_optimizer_says_so_not_to_check_the_loss() -> None:
+    """LBFGS's step() needs a closure: the one-step check blamed the loss."""
+    from hpotool.errors import HpoError
+
+    run = {
+        "data": {"name": "digits", "subset_fraction": 0.1},
+        "model": {"name": "mlp", "hidden": [8]},
+        "optimizer": {"name": "torch.optim:LBFGS", "lr": 0.1},
+        "device": "cpu",
+    }
+    with pytest.raises(HpoError) as info:
+        check_run(RunConfig.model_validate(run), "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: training: one step on 8 samples failed: TypeError: LBFGS.step() missing 1 required positional "
+        "argument: 'closure'; the optimizer's step() raised it: check the optimizer section (hpotool calls "
+        "step() with no arguments, once per batch)"
+    )
+    run["optimizer"] = {"name": "adam"}
+    run["model"] = {"name": "tests.helpers:FailsInTraining"}
+    with pytest.raises(
+        HpoError, match=r"broken \(at .*\); the model raised it in training mode: check its forward"
+    ):
+        check_run(RunConfig.model_validate(run), "run.yaml")
+    run["model"] = {"name": "mlp", "hidden": [8]}
+    run["loss"] = {"name": "l1"}
+    with pytest.raises(HpoError, match=r"; check that the loss fits this classification task$"):
+        check_run(RunConfig.model_validate(run), "run.yaml")
+
+
+def test_class_weights_written_as_a_list_reach_the_loss_as_a_tensor_on_the_models_device() -> None:
+    """`loss: {name: cross_entropy, weight: [...]}` is the only way YAML can give class weights; torch needs a
+    tensor on the model's device (a loss module's buffers were left on the CPU)."""
+    from hpotool.runner import build_loss, build_trainer
+
+    run = {
+        "data": {"name": "digits", "subset_fraction": 0.1},
+        "model": {"name": "mlp", "hidden": [8]},
+        "loss": {"name": "cross_entropy", "weight": [1.0] * 9 + [5.0]},
+        "device": "cpu",
+    }
+    cfg = RunConfig.model_validate(run)
+    check_run(cfg, "run.yaml")
+    data = load_data(cfg.data)
+    loss = build_loss(cfg, data)
+    assert isinstance(loss, torch.nn.CrossEntropyLoss) and loss.weight is not None
+    assert loss.weight.tolist() == [1.0] * 9 + [5.0]
+    out, y = torch.randn(4, 10), torch.tensor([9, 9, 0, 1])
+    expected = torch.nn.functional.cross_entropy(out, y, weight=torch.tensor([1.0] * 9 + [5.0]))
+    assert torch.allclose(loss(out, y), expected)
+    functional = RunConfig.model_validate(
+        {**run, "loss": {"name": "torch.nn.functional:cross_entropy", "weight": [1.0] * 9 + [5.0]}}
+    )
+    check_run(functional, "run.yaml")
+    assert torch.allclose(build_loss(functional, data)(out, y), expected)
+    model = CNN((1, 8, 8), 10).to("meta")  # a device without CUDA: where the model is, the loss goes
+    trainer = build_trainer(cfg, data, model)
+    assert trainer.loss_fn.weight.device.type == "meta"  # type: ignore[union-attr]
+    assert build_trainer(functional, data, model).loss_fn.keywords["weight"].device.type == "meta"  # type: ignore[attr-defined]

@@ -92,7 +92,8 @@ def test_patient_wraps_another_pruner() -> None:
         ),
         (
             lambda: make_sampler("grid", {}, seed=0, space={"x": FloatParam(type="float", low=0, high=1)}),
-            "the grid sampler needs a finite grid",
+            "sampler: the grid sampler needs a finite grid: search_space.x: a float without step has no grid; "
+            "give it a step",
         ),
     ],
 )

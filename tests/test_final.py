@@ -114,6 +114,15 @@ def test_bad_final_overrides_fail_before_the_study_starts(
             "final: epochs is given both as final.epochs and in final.overrides",
         ),
         ({"seeds": 0}, "final.seeds: Input should be greater than or equal to 1"),
+        (  # a value the model refuses as it is built: found now, not by train-from-best after the study
+            {"overrides": {"model.dropout": 1.5}},
+            "final.overrides: with model.dropout=1.5: ValueError: dropout must be in [0, 1), got 1.5",
+        ),
+        (
+            {"overrides": {"optimizer.lr": 0.01, "optimizer.betas": [0.9, 1.5]}},
+            "final.overrides: with optimizer.lr=0.01, optimizer.betas=[0.9, 1.5]: ValueError: Invalid beta "
+            "parameter at index 1: 1.5",
+        ),
         (
             {"epoch": 3},
             "final: unknown key 'epoch' (did you mean 'epochs'?); valid keys: epochs, seeds, overrides",

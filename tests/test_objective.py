@@ -263,7 +263,22 @@ def test_reopening_with_another_direction_or_metric_is_refused(
             "search_space.epochs: with epochs=0: epochs: Input should be greater than or equal to 1",
         ),
         ({"batch_size": 4096}, {}, "batch_size: 4096 is larger than the 144 training samples"),
+        (  # a user's model whose int argument gets 1.0: torch's error, then what to change
+            {"model": {"name": "tests.helpers:DeepNet", "depth": 1}},
+            {"search_space": {"model.depth": {"type": "float", "low": 1, "high": 3}}},
+            "in __init__); model.depth is a whole number in the run config: use type: int",
+        ),
+        (  # the same for an argument left at its default in the signature
+            {"model": {"name": "tests.helpers:SlowModel", "sleep": 0.0}},
+            {"search_space": {"model.width": {"type": "float", "low": 8, "high": 64, "step": 8}}},
+            "in __init__); model.width is a whole number by default (8): use type: int",
+        ),
         ({"device": "cuda"}, {}, "device: 'cuda' was asked for but CUDA is not available here"),
+        (  # every trial given cuda failed, one by one
+            {},
+            {"search_space": {"device": {"type": "categorical", "choices": ["cpu", "cuda"]}}},
+            "search_space.device: with device='cuda': device: 'cuda' was asked for but CUDA is not available here",
+        ),
         (
             {"model": {"name": "mlp", "activation": "rleu"}},
             {},
@@ -279,7 +294,7 @@ def test_reopening_with_another_direction_or_metric_is_refused(
 def test_bad_plans_fail_before_anything_is_stored(
     tmp_path: Path, run_dict: dict, opt_dict: dict, run_change: dict, opt_change: dict, message: str
 ) -> None:
-    if run_change.get("device") == "cuda":
+    if run_change.get("device") == "cuda" or "device" in opt_change.get("search_space", {}):
         import torch
 
         if torch.cuda.is_available():

@@ -56,3 +56,36 @@ def test_config_paths_include_component_arguments() -> None:
         match=r"search_space.optimizer.lrr: the RunConfig has no such path; did you mean 'optimizer.lr'",
     ):
         check_path("optimizer.lrr", paths)
+
+
+def test_a_list_item_of_an_argument_left_at_its_default_starts_from_that_default() -> None:
+    """The README's `model.hidden.0` on `model: {name: mlp}`, which leaves hidden at MLP's (128,): the item
+    is set in a list, not in a mapping {'0': 8} that the model then refuses."""
+    base = RunConfig.model_validate({"model": {"name": "mlp"}})
+    assert apply_overrides(base, {"model.hidden.0": 8}).model.kwargs["hidden"] == [8]
+    assert apply_overrides(base, {"model.hidden.1": 8}).model.kwargs["hidden"] == [128, 8]
+    cnn = RunConfig.model_validate({"model": {"name": "cnn"}})
+    assert apply_overrides(cnn, {"model.channels.1": 8}).model.kwargs["channels"] == [16, 8]
+    switched = apply_overrides(
+        cnn, {"model.name": "mlp", "model.hidden.0": 8}
+    )  # the default of the new model
+    assert switched.model.name == "mlp" and switched.model.kwargs["hidden"] == [8]
+    with pytest.raises(HpoError, match=r"model.hidden.3: no list item '3' \(the list has 1\)"):
+        apply_overrides(base, {"model.hidden.3": 8})
+
+
+def test_a_list_item_of_an_argument_without_a_default_list_makes_a_new_list() -> None:
+    data: dict[str, object] = {"trainer": None}
+    set_path(data, "trainer.widths.0", 8)
+    assert data == {"trainer": {"widths": [8]}}
+
+
+def test_a_bare_argument_name_suggests_the_section_that_has_it() -> None:
+    """`lr:` at the top of a search space is the commonest slip; difflib alone finds 'lr' nothing like
+    'optimizer.lr'."""
+    paths = config_paths(RunConfig.model_validate({"model": {"name": "mlp", "hidden": [32]}}))
+    with pytest.raises(HpoError) as info:
+        check_path("lr", paths)
+    assert str(info.value) == "search_space.lr: the RunConfig has no such path; did you mean 'optimizer.lr'?"
+    with pytest.raises(HpoError, match=r"^search_space.dropout: .*did you mean 'model.dropout'\?$"):
+        check_path("dropout", paths)

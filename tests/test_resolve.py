@@ -52,6 +52,15 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
             "cannot import 'labnets.needs:Net': importing 'labnets.needs' raised ModuleNotFoundError: No module "
             "named 'not_installed_anywhere_xyz' at labnets/needs.py:2",
         ),
+        (  # the module alone, as package.module: a submodule not imported by its package
+            "labnets.models",
+            "cannot import 'labnets.models': it names the module labnets.models, not an object in it; write "
+            "labnets.models:Name (it defines: Net)",
+        ),
+        (  # a nested name: the class is found, its attribute is not
+            "labnets.models:Net.Builder",
+            "cannot import 'labnets.models:Net.Builder': 'labnets.models:Net' has no attribute 'Builder'",
+        ),
         (
             "labnets.raises:Net",  # a multi-line message: its first line, and where
             "cannot import 'labnets.raises:Net': importing 'labnets.raises' raised ValueError: no settings file "

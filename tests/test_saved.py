@@ -138,7 +138,10 @@ def test_unsafe_project_names_need_out(tmp_path: Path, run_dict: dict) -> None:
     run_path = tmp_path / "run.yaml"
     run_path.write_text(yaml.safe_dump(run_dict))
     result = runner.invoke(app, ["train", "-r", str(run_path)])
-    assert result.exit_code == 2 and "project: '../escape' cannot name a folder under runs/" in result.stderr
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"error: {run_path}: project: '../escape' cannot name a folder under runs/"
+    )
 
 
 @pytest.mark.gpu

@@ -60,6 +60,10 @@ def test_valid_params(spec: dict[str, Any], expected: Param) -> None:
         ({"type": "int", "low": 0, "high": 10, "step": 3}, "does not divide the range"),
         ({"type": "categorical", "choices": []}, "at least 1 item"),
         ({"type": "categorical", "choices": [1, 1]}, "choices must be distinct"),
+        (  # a quoted number among numbers: a study would hold 16 and '32', which look the same everywhere
+            {"type": "categorical", "choices": [16, "32", 64]},
+            "choices mix numbers and the text '32'; write it as a number, 32, without quotes in the YAML",
+        ),
         (
             {"type": "categorical", "choices": [[1, 2]]},
             r"choices must be null, booleans, numbers or strings, got \[1, 2\]",

@@ -322,3 +322,68 @@ def test_reporting_a_bare_number_fails_the_trial_saying_how_to_report(
     assert _fail_reason_of_one_trial("reports_a_bare_number", tmp_path).startswith(
         "TypeError: report(0, 0.25): give the metrics as a dict, such as report(0, {'val_loss': 0.25}) (at "
     )
+
+
+@pytest.mark.parametrize(
+    ("function", "line"),
+    [
+        (
+            "forgets_to_return",
+            "error: training failed: tests.trainers:forgets_to_return returned NoneType; it must return a dict "
+            "of final metrics, such as {'val_loss': 0.5}",
+        ),
+        (
+            "returns_text",
+            "error: training failed: tests.trainers:returns_text returned 'note': 'converged', which is not a "
+            "number; return numbers only",
+        ),
+        (
+            "reports_an_array",
+            "error: training failed: TypeError: report(0, ...): 'acc' is array([0.5]), not a number (raised "
+            "at tests/trainers.py:",
+        ),
+    ],
+)
+def test_hpotool_train_says_in_one_line_what_a_training_function_got_wrong(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, function: str, line: str
+) -> None:
+    """A training function that returns no dict, or a value that is not a number, is the user's mistake:
+    one line and exit 2 from `train`, not a traceback (in a study the trial fails with the same reason)."""
+    import yaml
+
+    monkeypatch.chdir(REPO)
+    run = tmp_path / "run.yaml"
+    run.write_text(yaml.safe_dump({"project": "u", "trainer": {"function": f"tests.trainers:{function}"}}))
+    result = CliRunner().invoke(app, ["train", "-r", str(run), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert result.stderr.strip().startswith(line), result.stderr
+    assert not (tmp_path / "r").exists()
+    reason = _fail_reason_of_one_trial(function, tmp_path / "study")
+    assert line.removeprefix("error: training failed: ").split(" (raised at")[0] in reason
+
+
+def test_a_dry_run_with_a_training_function_does_not_claim_a_training_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """hpotool cannot run one step of a user's function: the dry run said it had checked "the data and one
+    training step of the base run"."""
+    monkeypatch.chdir(REPO)
+    result = CliRunner().invoke(
+        app,
+        [
+            "optimize",
+            "-r",
+            "examples/torch_loop_run.yaml",
+            "-o",
+            "examples/torch_loop_optimize.yaml",
+            "--dry-run",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stderr.split())
+    assert "one training step" not in said
+    assert said == (
+        "checked: both configs, and that trainer.function imports and takes the arguments hpotool passes (the "
+        "function itself runs only in the trials); nothing written, no trial run (drop --dry-run to run the "
+        "study)"
+    )

@@ -72,3 +72,21 @@ def reports_a_bare_number(report: Any) -> dict[str, float]:
     """Passes the loss itself to report, not a dict of metrics."""
     report(0, 0.25)
     return {"val_loss": 0.25}
+
+
+def forgets_to_return(report: Report) -> None:
+    """Reports, then returns nothing: the final metrics are missing."""
+    report(0, {"val_loss": 0.5})
+
+
+def reports_an_array(report: Report) -> dict[str, float]:
+    """Reports a metric as a one-element array of one dimension, as `np.mean(x, axis=0)` gives."""
+    import numpy as np
+
+    report(0, {"val_loss": 0.5, "acc": np.array([0.5])})  # type: ignore[dict-item]
+    return {"val_loss": 0.5}
+
+
+def returns_text(report: Report) -> dict[str, Any]:
+    report(0, {"val_loss": 0.5})
+    return {"val_loss": 0.5, "note": "converged"}

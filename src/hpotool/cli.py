@@ -206,9 +206,14 @@ def print_plan(plan: StudyPlan, as_json: bool) -> None:
     if opt.enqueue:
         table.add_row("enqueued", f"{len(opt.enqueue)} parameter set(s) first")
     _out().print(table)
+    checked = (
+        "and that trainer.function imports and takes the arguments hpotool passes (the function itself runs "
+        "only in the trials)"
+        if run.trainer is not None
+        else "the data and one training step of the base run"
+    )
     _err().print(
-        "checked: both configs, the data and one training step of the base run; nothing written, no trial "
-        "run (drop --dry-run to run the study)"
+        f"checked: both configs, {checked}; nothing written, no trial run (drop --dry-run to run the study)"
     )
 
 
@@ -505,12 +510,17 @@ def train(
                 raise HpoError(f"command line: {exc}") from None
         from hpotool.runner import check_run
 
+        if out is None:
+            try:
+                runs_dir = default_runs_dir(cfg)
+            except HpoError as exc:
+                raise HpoError(f"{run_config}: {exc}") from None
         check_run(cfg, str(run_config))
         if out is not None:
             check_run_dir(out)
             folder: Any = out
         else:
-            folder = functools.partial(new_run_dir, default_runs_dir(cfg))  # made once training succeeds
+            folder = functools.partial(new_run_dir, runs_dir)  # made once training succeeds
         from hpotool.progress import RunProgress
 
         with RunProgress(_err()) as progress:

@@ -106,3 +106,17 @@ def component_kwargs(kind: Kind, name: str) -> list[str]:
 
     names, _ = accepted_kwargs(resolve_component(kind, name))
     return [n for n in names if n not in INJECTED[kind] and n != "self"]
+
+
+def component_default(kind: Kind, name: str, arg: str) -> Any:
+    """The default value of argument `arg` in the component's signature (None when it has none, or when
+    the component does not resolve)."""
+    import inspect
+
+    from hpotool.errors import HpoError
+
+    try:
+        param = inspect.signature(resolve_component(kind, name)).parameters.get(arg)
+    except (HpoError, TypeError, ValueError):
+        return None
+    return None if param is None or param.default is inspect.Parameter.empty else param.default

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from hpotool.components import Kind, check_component
+from hpotool.conditions import holds
 from hpotool.errors import HpoError
 from hpotool.resolve import did_you_mean
 from hpotool.search_space import PARAM_TYPES, Param, contains
@@ -461,6 +462,12 @@ class OptimizeConfig(_Frozen):
                     )
                 if not contains(param, value):
                     raise ValueError(f"enqueue.{i}: {path}={value!r} lies outside its search space")
+                for on, condition in (param.when or {}).items():
+                    if on in params and not holds(condition, params[on]):
+                        raise ValueError(
+                            f"enqueue.{i}: {path}={value!r} would not be used: its condition {on}: {condition!r} "
+                            f"does not hold for {on}={params[on]!r}; drop {path} from this set or change {on}"
+                        )
         return self
 
     @property
@@ -546,12 +553,50 @@ def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
             msg = f"a parameter needs a 'type' ({', '.join(PARAM_TYPES)})"
         elif kind in {"model_type", "model_attributes_type", "dict_type"}:
             msg = f"expected a mapping, got {err['input']!r}"
+            if len(loc) == 2 and loc[0] == "search_space":
+                msg += _param_hint(str(loc[1]), err["input"])
+            elif len(loc) == 1 and isinstance(err["input"], str) and root is RunConfig:
+                key = "function" if loc[0] == "trainer" else "name"
+                msg += f"; write {loc[0]}: {{{key}: {err['input']}}}"
         elif "input" in err and not kind.startswith("value_error") and kind != "assertion_error":
             shown = repr(err["input"])
             msg = f"{msg}, got {shown if len(shown) < 60 else shown[:57] + '...'}"
         where = _display_loc(loc[:-1] if kind == "extra_forbidden" else loc)
         lines.append(f"{where}: {msg}" if where else msg)
-    return lines
+    return _one_line_per_missing_package(lines)
+
+
+def _one_line_per_missing_package(lines: list[str]) -> list[str]:
+    """Sections whose components come from one package that does not import (hpotool run from the wrong
+    folder) share one line: the first, naming the other sections."""
+    first: dict[str, int] = {}
+    also: dict[int, list[str]] = {}
+    out: list[str] = []
+    for line in lines:
+        missing = re.search(r"No module named '([^']+)'; imports resolve", line)
+        if missing is None:
+            out.append(line)
+        elif missing.group(1) in first:
+            also[first[missing.group(1)]].append(line.partition(":")[0])
+        else:
+            first[missing.group(1)] = len(out)
+            also[len(out)] = []
+            out.append(line)
+    for i, sections in also.items():
+        if sections:
+            out[i] += f" ({', '.join(sections)} {'needs' if len(sections) == 1 else 'need'} it too)"
+    return out
+
+
+def _param_hint(path: str, value: Any) -> str:
+    """How to write a search-space entry given as a bare list or value."""
+    if isinstance(value, list):
+        return f"; write a list of choices as {{type: categorical, choices: {value!r}}}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        search = "{type: categorical, choices: [...]}"
+    else:
+        search = f"{{type: {type(value).__name__}, low: ..., high: ...}}"
+    return f"; a fixed value belongs in the run config ({path}: {value!r}); to search it, give {search}"
 
 
 def validate_config(
@@ -569,16 +614,56 @@ def validate_config(
         raise HpoError(f"{source}: " + f"\n{source}: ".join(lines)) from None
 
 
+def _other_kind(raw: dict[str, Any], expected: type[_Frozen], other: type[_Frozen]) -> list[str]:
+    """The keys only `other` has, when `raw` has some of them and none that only `expected` has: the file
+    is the other kind of config (the two given the wrong way round)."""
+    own = set(expected.model_fields) - set(other.model_fields)
+    theirs = [k for k in raw if k in other.model_fields and k not in expected.model_fields]
+    return theirs if theirs and not own & raw.keys() else []
+
+
+def _shown(keys: list[str]) -> str:
+    return ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+
+
 def load_run_config(path: Path) -> RunConfig:
     """Read and validate a RunConfig YAML file."""
-    result: RunConfig = validate_config(RunConfig, read_yaml_mapping(path), str(path))
+    raw = read_yaml_mapping(path)
+    keys = _other_kind(raw, RunConfig, OptimizeConfig)
+    if keys:
+        raise HpoError(
+            f"{path}: this is an optimize config (it has {_shown(keys)}), not a run config; give a run config "
+            f"(project, data, model, ...) here, and this file as --optimize-config"
+        )
+    result: RunConfig = validate_config(RunConfig, raw, str(path))
     return result
+
+
+_MINIMIZED = ("train_loss", "val_loss", "val_rmse", "val_mae", "n_params", "epoch_time")
+
+
+def _minimized_by_default(metric: str) -> bool:
+    """Whether leaving out `direction` (minimize) can only mean what the user wants: a loss, an error, the
+    model's size or time. Accuracy, or a trainer's own score, would be searched for its worst value."""
+    return metric in _MINIMIZED or metric.endswith("loss")
 
 
 def load_optimize_config(path: Path) -> OptimizeConfig:
     """Read and validate an OptimizeConfig YAML file."""
     raw = read_yaml_mapping(path)
+    keys = _other_kind(raw, OptimizeConfig, RunConfig)
+    if keys:
+        raise HpoError(
+            f"{path}: this is a run config (it has {_shown(keys)}), not an optimize config; give it as "
+            f"--run-config, and an optimize config (study_name, search_space, ...) as --optimize-config"
+        )
     result: OptimizeConfig = validate_config(OptimizeConfig, raw, str(path))
+    if not result.multi_objective and "direction" not in raw and not _minimized_by_default(result.metric):
+        add = "maximize (or direction: minimize)" if "accuracy" in result.metric else "maximize or minimize"
+        raise HpoError(
+            f"{path}: direction: not given, so {result.metric} would be minimized (the default); add "
+            f"direction: {add}"
+        )
     if result.multi_objective:  # what the file says, beyond what the model can see after defaults
         if {"metric", "direction"} & raw.keys():
             raise HpoError(

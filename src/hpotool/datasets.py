@@ -94,29 +94,74 @@ class DataError(ValueError):
     """A dataset hpotool cannot train on; the message says what is wrong with it and how to fix it."""
 
 
+_NUMBER = (bool, int, float, np.bool_, np.number)
+
+
 def _as_tensor(value: Any, name: str) -> torch.Tensor:
-    """`value` (a tensor, numpy array, pandas DataFrame or Series, or nested lists) as a tensor."""
+    """`value` (a tensor, numpy array, pandas DataFrame or Series, or nested lists) as a tensor.
+
+    An object array of numbers alone (a DataFrame of float and bool columns, as `pd.get_dummies` makes) is
+    converted; anything else in one is refused, naming the DataFrame column or the sample it is in.
+    """
     if isinstance(value, torch.Tensor):
         return value
+    if hasattr(value, "toarray") and hasattr(value, "nnz"):  # scipy.sparse, as text vectorizers return
+        shape = " x ".join(str(n) for n in value.shape)
+        raise DataError(
+            f"{name} is a scipy sparse matrix ({type(value).__name__} of {shape}); hpotool trains on dense "
+            f"tensors kept in memory: return {name}.toarray() ({_size(4 * int(np.prod(value.shape)))} as float32)"
+        )
+    columns = list(getattr(value, "columns", ())) if hasattr(value, "to_numpy") else []
     if hasattr(value, "to_numpy"):  # pandas: its values, without the index
         value = value.to_numpy()
     array = np.asarray(value)
     if array.dtype.kind in "USO":
-        example = array.reshape(-1)[0] if array.size else None
+        flat = array.reshape(-1)
+        at = next((i for i, v in enumerate(flat) if not isinstance(v, _NUMBER)), None)
+        if at is None:  # numbers only, of several types
+            return torch.as_tensor(np.array(flat.tolist()).reshape(array.shape))
+        example = flat[at]
         if isinstance(example, np.generic):
             example = example.item()
-        if name == "y" and array.dtype.kind in "US":
+        shown = repr(example).splitlines()[0]
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        if example is None or type(example).__name__ in ("NAType", "NaTType"):
+            per_sample = flat.size // array.shape[0] if array.ndim and array.shape[0] else 1
+            sample = at // max(1, per_sample)
             raise DataError(
-                f"y holds text labels such as {example!r}; give class indices 0..K-1 as integers "
+                f"{name} holds a missing value ({example}) in sample {sample}; drop or fill it in the dataset "
+                f"function"
+            )
+        if name == "y" and isinstance(example, str | bytes):
+            raise DataError(
+                f"y holds text labels such as {shown}; give class indices 0..K-1 as integers "
                 f"(e.g. np.unique(y, return_inverse=True)[1])"
             )
+        if columns and array.ndim == 2:
+            column = columns[at % array.shape[1]]
+            raise DataError(
+                f"{name} column {column!r} holds {type(example).__name__} values such as {shown}, not "
+                f"numbers; encode it as numbers (pd.get_dummies({name}, dtype=float), or .cat.codes) or drop it"
+            )
         raise DataError(
-            f"{name} holds {type(example).__name__} values such as {example!r}, not numbers; convert "
+            f"{name} holds {type(example).__name__} values such as {shown}, not numbers; convert "
             f"{name} to a numeric array (e.g. .astype('float32'))"
         )
     if not array.flags.writeable:  # pandas hands out read-only views, which torch warns about
         array = array.copy()
     return torch.as_tensor(array)
+
+
+def _size(n: int) -> str:
+    """`n` bytes, for people."""
+    if n < 1024:
+        return f"{n} bytes"
+    size = float(n)
+    for unit in ("KiB", "MiB", "GiB"):
+        size /= 1024
+        if size < 1024 or unit == "GiB":
+            break
+    return f"{size:.1f} {unit}"
 
 
 def _non_finite(t: torch.Tensor, name: str) -> None:
@@ -192,10 +237,21 @@ def as_dataset(obj: Any) -> Dataset:
     if isinstance(obj, tuple | list) and len(obj) == 2:
         x, y = _as_tensor(obj[0], "x"), _as_tensor(obj[1], "y")
         task: Task = "regression" if y.is_floating_point() else "classification"
-        return check_dataset(Dataset(x.float(), y, task))
+        ds = check_dataset(Dataset(x.float(), y, task))
+        n_classes = ds.n_classes or 0
+        if n_classes > len(ds.y):  # quantities stored as integers (prices, counts), not class ids
+            raise DataError(
+                f"y holds integers up to {n_classes - 1} for {len(ds.y)} samples, which would make a "
+                f"classification task of {n_classes} classes; to predict these numbers give y as floats "
+                f"(y.astype('float32')) for regression, or for class ids return "
+                f"hpotool.datasets.Dataset(x, y, 'classification')"
+            )
+        return ds
+    bunch = isinstance(obj, dict) and "data" in obj and "target" in obj  # scikit-learn's Bunch is a dict
     raise DataError(
         f"a dataset function must return hpotool.datasets.Dataset, an (x, y) pair or a torch Dataset of (x, y) "
         f"samples, got {type(obj).__name__}"
+        + ("; scikit-learn's loaders return (x, y) with return_X_y: true under data:" if bunch else "")
     )
 
 

@@ -76,10 +76,15 @@ def make_sampler(
     if seed is not None and "seed" not in args and ("seed" in names or var_kw):
         args["seed"] = seed
     if issubclass(cls, optuna.samplers.GridSampler) and "search_space" not in args:
-        try:
-            args["search_space"] = {path: grid_choices(p) for path, p in space.items()}
-        except ValueError as exc:
-            raise HpoError(f"sampler: the grid sampler needs a finite grid: {exc}") from None
+        grid = {}
+        for path, p in space.items():
+            try:
+                grid[path] = grid_choices(p)
+            except ValueError as exc:
+                raise HpoError(
+                    f"sampler: the grid sampler needs a finite grid: search_space.{path}: {exc}"
+                ) from None
+        args["search_space"] = grid
     sampler: optuna.samplers.BaseSampler = _instantiate("sampler", spec_name, cls, args)
     return sampler
 

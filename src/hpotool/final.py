@@ -23,8 +23,12 @@ from hpotool.search_space import CategoricalParam
 if TYPE_CHECKING:
     import optuna
 
+    from hpotool.runner import PreparedData
     from hpotool.saved import SavedRun
     from hpotool.trainer import EpochResult
+
+
+_COMPONENTS = ("model", "optimizer", "scheduler", "loss")
 
 
 def _switchable(opt: OptimizeConfig) -> dict[str, list[str]]:
@@ -44,9 +48,11 @@ def _path_error(path: str, valid: set[str]) -> str | None:
     return None
 
 
-def check_final(run: RunConfig, opt: OptimizeConfig, source: str) -> None:
+def check_final(run: RunConfig, opt: OptimizeConfig, source: str, data: PreparedData | None = None) -> None:
     """Before trial 0: every `final.overrides` path exists (for some component the search may pick), and
-    the overrides give a valid config on the base run."""
+    the overrides give a valid config on the base run, whose model, optimizer, schedule and loss (with
+    `data`) build and train one step: a value only the component refuses would otherwise surface in
+    `train-from-best`, after the study, stored on it."""
     overrides = opt.final.overrides
     if not overrides:
         return
@@ -58,9 +64,17 @@ def check_final(run: RunConfig, opt: OptimizeConfig, source: str) -> None:
             raise HpoError(f"{source}: final.overrides.{path}: {problem}")
     on_base = {p: v for p, v in overrides.items() if _path_error(p, base) is None}
     try:
-        apply_overrides(run, on_base)
+        config = apply_overrides(run, on_base)
     except HpoError as exc:
         raise HpoError(f"{source}: final.overrides: {exc}") from None
+    if data is not None and any(p.partition(".")[0] in _COMPONENTS for p in on_base):
+        from hpotool.runner import RunCheckError, dry_run
+
+        try:
+            dry_run(config, data)
+        except RunCheckError as exc:
+            shown = ", ".join(f"{k}={v!r}" for k, v in on_base.items())
+            raise HpoError(f"{source}: final.overrides: with {shown}: {exc.detail}") from None
 
 
 def final_rules(study: optuna.Study) -> FinalConfig:

@@ -22,6 +22,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool import __version__, fingerprint
+from hpotool.components import Kind, component_default
 from hpotool.conditions import holds, satisfying_value
 from hpotool.config import (
     OptimizeConfig,
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
     from optuna.samplers import BaseSampler
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-COMPONENT_SECTIONS = ("model", "optimizer", "scheduler", "loss")
+COMPONENT_SECTIONS: tuple[Kind, ...] = ("model", "optimizer", "scheduler", "loss")
 
 
 class StudyObserver(Protocol):
@@ -118,18 +119,33 @@ def _with_overrides(run: RunConfig, opt: OptimizeConfig, o: Overrides) -> tuple[
 _NONE = object()
 
 
-def _condition_values(param: Param, opt: OptimizeConfig) -> dict[str, Any]:
+def _condition_values(
+    param: Param, opt: OptimizeConfig, fixed: Mapping[str, Any], name: str
+) -> dict[str, Any]:
     """Values of the searched paths that make `param`'s conditions hold: of each referenced parameter's
     choices, or its bounds, middle and the value the condition implies, the first it can take that holds.
 
     Raises:
-        HpoError: a condition that no value of its parameter satisfies (the parameter would never be set).
+        HpoError: a condition that no value of its parameter, or the run config's fixed value (`fixed`, by
+            path), satisfies: parameter `name` would never be set.
     """
     out = {}
     for path, condition in (param.when or {}).items():
         ref = opt.search_space.get(path)
-        if ref is None:
-            continue  # a fixed RunConfig value: the condition reads it as it is
+        if ref is None:  # a fixed RunConfig value: the condition reads it as it is
+            if not holds(condition, fixed.get(path)):
+                unset = fixed.get(path) is None
+                says = (
+                    "does not set it (a condition reads no default)"
+                    if unset
+                    else f"sets it to {fixed[path]!r}"
+                )
+                fix = f"set {path} in the run config, search it" if unset else f"search {path}"
+                raise HpoError(
+                    f"the condition {path}: {condition!r} never holds: {path} is not searched and the run config "
+                    f"{says}, so {name} would never be set; {fix} (above {name}), or change or drop the condition"
+                )
+            continue
         if isinstance(ref, CategoricalParam):
             candidates = list(ref.choices)
         else:
@@ -143,6 +159,24 @@ def _condition_values(param: Param, opt: OptimizeConfig) -> dict[str, Any]:
             )
         out[path] = value
     return out
+
+
+def _whole_number_hint(path: str, param: Param, run: RunConfig, fixed: Mapping[str, Any]) -> str:
+    """For a float search of an argument the run config or the component's signature gives as an int (a
+    user's model has no annotations hpotool checks): say to search it as an int."""
+    if not isinstance(param, FloatParam):
+        return ""
+    if path in fixed:
+        value, where = fixed[path], "in the run config"
+    else:
+        section, _, arg = path.partition(".")
+        if section not in COMPONENT_SECTIONS or "." in arg:
+            return ""
+        value = component_default(section, str(getattr(run, section).name), arg)
+        where = f"by default ({value!r})"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"; {path} is a whole number {where}: use type: int"
+    return ""
 
 
 def _check_width_is_used(path: str, run: RunConfig, opt: OptimizeConfig) -> None:
@@ -230,7 +264,7 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
             _check_condition_paths(path, param, opt, valid)
             _check_width_is_used(path, run, opt)
             # a conditional parameter is checked where it applies, a list item with the items before it
-            context = {**_earlier_items(path, opt), **_condition_values(param, opt)}
+            context = {**_earlier_items(path, opt), **_condition_values(param, opt, fixed, path)}
             values = boundary_values(param)
             if isinstance(param, FloatParam) and param.step is None:  # an integer field takes 32.0, not 41.3
                 inside = float(f"{param.low + (param.high - param.low) * 0.382:.3g}")
@@ -242,12 +276,18 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                     if isinstance(param, FloatParam) and "valid integer" in str(exc):
                         raise HpoError(f"{exc}; {path} takes whole numbers: use type: int") from None
                     raise
+                if path == "device":  # a device this machine lacks would fail every trial given it
+                    try:
+                        resolve_device(config.device)
+                    except HpoError as exc:
+                        raise HpoError(f"with {path}={value!r}: {exc}") from None
                 section = path.partition(".")[0]
                 if data is not None and section in COMPONENT_SECTIONS:
                     try:  # an optimizer's values fail as it is built; a model's, loss's, schedule's may not
                         dry_run(config, data, step=section != "optimizer")
                     except RunCheckError as exc:
-                        raise HpoError(f"with {path}={value!r}: {exc.detail}") from None
+                        hint = _whole_number_hint(path, param, config, fixed)
+                        raise HpoError(f"with {path}={value!r}: {exc.detail}{hint}") from None
                 if data is not None and path.startswith("data."):  # another dataset: its task's metrics
                     _check_data(config, opt, f"with {path}={value!r}")
         except HpoError as exc:
@@ -341,7 +381,7 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
 def _plan(
     run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, opt_path: Path, overrides: Overrides
 ) -> StudyPlan:
-    check_final(run, opt, str(opt_path))
+    check_final(run, opt, str(opt_path), data)
     if opt.tracking is not None and opt.tracking.mlflow is not None:
         from hpotool.tracking import check_mlflow
 

@@ -9,7 +9,7 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from hpotool.components import Kind, component_kwargs
+from hpotool.components import Kind, component_default, component_kwargs
 from hpotool.config import CHECK_COMPONENTS, RunConfig, error_lines
 from hpotool.errors import HpoError
 from hpotool.resolve import closest
@@ -39,8 +39,8 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
             if last:
                 node[part] = value
             else:
-                if not isinstance(node.get(part), dict | list):
-                    node[part] = {}
+                if not isinstance(node.get(part), dict | list):  # a list item starts a list
+                    node[part] = [] if parts[i + 1].isdigit() else {}
                 node = node[part]
         else:
             raise KeyError(f"{'.'.join(parts[:i])} is a value, not a section")
@@ -55,6 +55,7 @@ def apply_overrides(run: RunConfig, params: Mapping[str, Any], *, check_componen
     """
     data = run.model_dump(mode="python", exclude_unset=False)
     for path, value in params.items():
+        _start_from_default(data, path)
         try:
             set_path(data, path, value)
         except KeyError as exc:
@@ -68,6 +69,20 @@ def apply_overrides(run: RunConfig, params: Mapping[str, Any], *, check_componen
             raise
         shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
         raise HpoError(f"with {shown}: " + "; ".join(error_lines(exc, RunConfig))) from None
+
+
+def _start_from_default(data: dict[str, Any], path: str) -> None:
+    """`model.hidden.1` where the config leaves `hidden` at the component's default `(128,)`: start from a
+    copy of that default list, so the items not searched keep their default values."""
+    section, _, rest = path.partition(".")
+    arg, _, item = rest.partition(".")
+    node = data.get(section)
+    if section not in _SECTIONS or not item.partition(".")[0].isdigit() or not isinstance(node, dict):
+        return
+    if arg not in node:
+        default = component_default(section, str(node.get("name")), arg)
+        if isinstance(default, list | tuple):
+            node[arg] = list(default)
 
 
 def _leaf_paths(value: Any, prefix: str) -> Iterable[str]:
@@ -126,6 +141,7 @@ def check_path(path: str, valid: set[str]) -> None:
     parent, _, last = path.rpartition(".")
     if last.isdigit() and parent in valid:  # a new list item: model.hidden.2 when hidden has two items
         return
-    near = closest(path, sorted(valid), n=3)
+    same_key = sorted(v for v in valid if v.endswith(f".{path}"))  # `lr` for `optimizer.lr`
+    near = list(dict.fromkeys([*same_key, *closest(path, sorted(valid), n=3)]))[:3]
     hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
     raise HpoError(f"search_space.{path}: the RunConfig has no such path{hint}")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
+import importlib.util
 import inspect
 import os
 import sys
+import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -126,17 +128,42 @@ def import_object(path: str) -> Any:
             f"cannot import {path!r}: importing {module_name!r} raised {first_line(exc)}"
             + (f" at {where}" if where else "")
         ) from None
-    obj = module
+    obj, owner, found = module, f"module {module_name!r}", []
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            names = [n for n in dir(module) if not n.startswith("_")]
+            if isinstance(obj, types.ModuleType):
+                _refuse_a_module(path, f"{obj.__name__}.{part}")
+            names = [n for n in dir(obj) if not n.startswith("_")]
             raise HpoError(
-                f"cannot import {path!r}: module {module_name!r} has no attribute {part!r}"
-                f"{did_you_mean(part, names)}"
+                f"cannot import {path!r}: {owner} has no attribute {part!r}{did_you_mean(part, names)}"
             ) from None
+        found.append(part)
+        owner = repr(f"{module_name}:{'.'.join(found)}")
     return obj
+
+
+def _refuse_a_module(path: str, name: str) -> None:
+    """Raise `HpoError` when `name` is a module (`package.module` written without `:Name`), listing the
+    functions and classes it defines; return when it is not one."""
+    try:
+        module = importlib.import_module(name) if importlib.util.find_spec(name) is not None else None
+    except Exception:  # it does not import: the caller's message about the missing attribute stands
+        return
+    if module is None:
+        return
+    defined = [
+        n
+        for n, v in vars(module).items()
+        if not n.startswith("_") and callable(v) and getattr(v, "__module__", None) == name
+    ]
+    listed = (
+        f" (it defines: {', '.join(defined[:8])}{', ...' if len(defined) > 8 else ''})" if defined else ""
+    )
+    raise HpoError(
+        f"cannot import {path!r}: it names the module {name}, not an object in it; write {name}:Name{listed}"
+    )
 
 
 def resolve(name: str, registry: Mapping[str, str], kind: str) -> Any:
@@ -227,10 +254,26 @@ def check_required(
         and p.name not in given
     ]
     if missing:
+        renames = [f"{m} to {_SIZE_NAMES[m]}" for m in missing if _SIZE_NAMES.get(m) in set(injected)]
+        rename = (
+            f", or rename {' and '.join(renames)}, which hpotool fills in from the data" if renames else ""
+        )
         raise ValueError(
             f"{what} requires {', '.join(repr(m) for m in missing)}, which the config does not set; add "
-            f"{', '.join(f'{m}: ...' for m in missing)} under {section}:"
+            f"{', '.join(f'{m}: ...' for m in missing)} under {section}:{rename}"
         )
+
+
+# What models elsewhere call the sizes hpotool passes as in_features and out_features.
+_SIZE_NAMES = {
+    **dict.fromkeys(
+        ("input_dim", "in_dim", "input_size", "n_features", "num_features", "n_inputs"), "in_features"
+    ),
+    **dict.fromkeys(
+        ("num_classes", "n_classes", "output_dim", "out_dim", "output_size", "n_outputs", "num_outputs"),
+        "out_features",
+    ),
+}
 
 
 @functools.cache

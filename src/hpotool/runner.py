@@ -201,23 +201,55 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
     return Schedule(scheduler, per_step, watched)
 
 
-def build_loss(cfg: RunConfig, data: PreparedData) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def build_loss(
+    cfg: RunConfig, data: PreparedData, device: torch.device | None = None
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The loss the config names: a class or factory built with its arguments (told the task where its
-    signature asks), or a plain loss function called with them."""
+    signature asks), or a plain loss function called with them; on `device` (a loss module's buffers, such
+    as class weights, and the tensors given to a function).
+
+    A list given for an argument annotated as a tensor (`weight: [1.0, 5.0]`, `pos_weight`) becomes one:
+    YAML has no other way to write it."""
     loss = resolve_component("loss", cfg.loss.name)
+    kwargs = _tensor_arguments(loss, cfg.loss.kwargs, device)
     if loss_inputs(loss, cfg.loss.kwargs):
-        return functools.partial(loss, **cfg.loss.kwargs)
+        return functools.partial(loss, **kwargs)
     built: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = loss(
-        **pick_kwargs(loss, {"task": data.task}), **cfg.loss.kwargs
+        **pick_kwargs(loss, {"task": data.task}), **kwargs
     )
+    if isinstance(built, nn.Module) and device is not None:
+        built = built.to(device)
     return built
+
+
+def _tensor_arguments(
+    obj: Callable[..., Any], kwargs: dict[str, Any], device: torch.device | None
+) -> dict[str, Any]:
+    """`kwargs` with each list of numbers that `obj`'s signature annotates as a Tensor made a float tensor."""
+    import inspect
+
+    try:
+        params = inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        return dict(kwargs)
+    out = dict(kwargs)
+    for key, value in kwargs.items():
+        param = params.get(key)
+        if param is None or not isinstance(value, list) or "Tensor" not in str(param.annotation):
+            continue
+        try:
+            out[key] = torch.tensor(value, dtype=torch.float32, device=device)
+        except (TypeError, ValueError):
+            continue  # not numbers: the component says what it wants
+    return out
 
 
 def build_trainer(cfg: RunConfig, data: PreparedData, model: nn.Module) -> Trainer:
     """The optimizer, schedule and loss the config names, around `model`."""
     optimizer = build_optimizer(cfg, model)
+    device = next((p.device for p in model.parameters()), None)
     return assemble_trainer(
-        cfg, data, model, optimizer, build_schedule(cfg, data, optimizer), build_loss(cfg, data)
+        cfg, data, model, optimizer, build_schedule(cfg, data, optimizer), build_loss(cfg, data, device)
     )
 
 
@@ -359,12 +391,37 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             warnings.simplefilter("ignore")
             trainer.fit(train, val, epochs=1)
     except Exception as exc:
-        hint = (
-            "lower optimizer.lr or set grad_clip"
-            if isinstance(exc, NonFiniteLossError)
-            else f"check that the loss fits this {data.task} task"
-        )
+        part = _raised_in(exc, model, optimizer)
+        if isinstance(exc, NonFiniteLossError):
+            hint = "lower optimizer.lr or set grad_clip"
+        elif part == "optimizer":
+            hint = (
+                "the optimizer's step() raised it: check the optimizer section (hpotool calls step() with no "
+                "arguments, once per batch)"
+            )
+        elif part == "model":
+            hint = "the model raised it in training mode: check its forward()"
+        else:
+            hint = f"check that the loss fits this {data.task} task"
         raise RunCheckError("training", f"one step on {k} samples failed: {described(exc)}; {hint}") from None
+
+
+def _raised_in(exc: BaseException, model: nn.Module, optimizer: torch.optim.Optimizer) -> str | None:
+    """ "model" or "optimizer" when the innermost method of one of them on the traceback is the model's (or
+    one of its layers') or the optimizer's, else None (the loss, or hpotool's own code)."""
+    layers = {id(m) for m in model.modules()}
+    tb = exc.__traceback__
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        owner = frame.f_locals.get("self")
+        if owner is optimizer:
+            return "optimizer"
+        if isinstance(owner, nn.Module):
+            return "model" if id(owner) in layers else None
+    return None
 
 
 def train_run(

@@ -175,6 +175,7 @@ def train_and_save(
     from hpotool.resolve import first_line, user_frame
     from hpotool.runner import train_run
     from hpotool.trainer import NonFiniteLossError
+    from hpotool.user_trainer import TrainerOutputError
 
     try:
         result = train_run(cfg, on_epoch_end=on_epoch_end or _ignore)
@@ -182,6 +183,8 @@ def train_and_save(
         raise HpoError(
             f"training diverged: {exc}; lower optimizer.lr or set grad_clip in the run config"
         ) from None
+    except TrainerOutputError as exc:  # what a training function returned: found after it returned
+        raise HpoError(f"training failed: {exc}") from exc
     except Exception as exc:
         where = user_frame(exc)
         if where is None:  # not raised in the user's code: an hpotool bug, shown as one

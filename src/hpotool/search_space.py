@@ -136,7 +136,22 @@ class CategoricalParam(_Param):
     def _check(self) -> CategoricalParam:
         if len(set(map(repr, self.choices))) != len(self.choices):
             raise ValueError(f"choices must be distinct, got {self.choices}")
+        numbers = [c for c in self.choices if isinstance(c, int | float) and not isinstance(c, bool)]
+        quoted = next((c for c in self.choices if isinstance(c, str) and _is_number(c)), None)
+        if numbers and quoted is not None:
+            raise ValueError(
+                f"choices mix numbers and the text {quoted!r}; write it as a number, {quoted}, without quotes in "
+                f"the YAML"
+            )
         return self
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.strip().lower() not in ("nan", "inf", "+inf", "-inf", "infinity", "-infinity")
 
 
 Param = Annotated[IntParam | FloatParam | CategoricalParam, Field(discriminator="type")]

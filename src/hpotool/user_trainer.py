@@ -22,6 +22,11 @@ from hpotool.trainer import EpochResult, NonFiniteLossError
 OFFERED = ("config", "run_config", "report")
 
 
+class TrainerOutputError(TypeError):
+    """The function returned something other than a dict of numbers: the user's mistake, found by hpotool
+    after the function returned (so no frame of the user's code names where)."""
+
+
 def check_user_trainer(cfg: RunConfig, *, pruning: bool, opt_source: str = "the optimize config") -> bool:
     """Before trial 0: the function imports, and hpotool can call it (every argument it requires is one
     hpotool passes); with a pruner the user chose (`pruning`), it must take `report`, or the pruner could
@@ -100,7 +105,10 @@ def run_user_trainer(
                     f"report({epoch}, {{'val_loss': {metrics!r}}})"
                 )
             now = time.perf_counter()
-            values = {k: float(v) for k, v in metrics.items()}
+            values = {
+                k: _number(v, f"report({epoch}, ...): {k!r} is {v!r}, not a number")
+                for k, v in metrics.items()
+            }
             for k, v in values.items():
                 if not math.isfinite(v):
                     raise (
@@ -121,10 +129,30 @@ def run_user_trainer(
     if stopped:  # the function caught what report raised and carried on
         raise stopped[0]
     if not isinstance(metrics, dict):
-        raise TypeError(
-            f"{cfg.trainer.function} returned {type(metrics).__name__}; it must return a dict of final metrics"
+        raise TrainerOutputError(
+            f"{cfg.trainer.function} returned {type(metrics).__name__}; it must return a dict of final metrics, "
+            f"such as {{'val_loss': 0.5}}"
         )
-    final = {k: float(v) for k, v in metrics.items()}
+    final = {}
+    for k, v in metrics.items():
+        try:
+            final[k] = _number(v, "")
+        except TypeError:
+            raise TrainerOutputError(
+                f"{cfg.trainer.function} returned {k!r}: {v!r}, which is not a number; return numbers only"
+            ) from None
     if rows and "epoch_time" not in final:
         final["epoch_time"] = sum(r["epoch_time"] for r in rows) / len(rows)
     return final
+
+
+def _number(value: Any, message: str) -> float:
+    """`value` as a float (a Python or numpy number, a 0-d or one-element tensor or array).
+
+    Raises:
+        TypeError: `message`, for text, None or an array of several values.
+    """
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(message) from None
