@@ -196,3 +196,46 @@ def test_optimize_refuses_a_sqlite_file_that_holds_something_else_and_writes_not
         CliRunner().invoke(app, [*args, "--storage", f"sqlite:///{empty}", "--n-trials", "2"]).exit_code == 0
     )
     assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{empty}").trials) == 2
+
+
+def _open_after(barrier: Any, url: str, results: Any) -> None:
+    barrier.wait()
+    try:
+        make_storage(url)
+        results.put("ok")
+    except Exception as exc:
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+@pytest.mark.parametrize("kind", ["postgres", "mysql"])
+def test_workers_started_together_on_a_new_server_database_all_open_it(kind: str) -> None:
+    # The same command started on several machines at once against a database just made with createdb:
+    # every process creates Optuna's tables, and all but one used to lose the race with "duplicate key
+    # value violates unique constraint" (PostgreSQL) or "Table ... already exists" (MySQL) and exit 2.
+    import multiprocessing
+    import uuid
+
+    import sqlalchemy
+
+    from .test_workers import _server_url
+
+    server = _server_url(kind)
+    ctx = multiprocessing.get_context("fork")
+    for _ in range(3):
+        db = f"hpotool_race_{uuid.uuid4().hex[:8]}"
+        with sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT").connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {db}")
+        url = server.rsplit("/", 1)[0] + f"/{db}"
+        try:
+            barrier, results = ctx.Barrier(4), ctx.Queue()
+            procs = [ctx.Process(target=_open_after, args=(barrier, url, results)) for _ in range(4)]
+            for proc in procs:
+                proc.start()
+            outcomes = [results.get(timeout=120) for _ in procs]
+            for proc in procs:
+                proc.join()
+            assert outcomes == ["ok"] * 4
+            assert _tables_of(url) >= {"studies", "trials", "version_info", "alembic_version"}
+        finally:
+            with sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT").connect() as conn:
+                conn.exec_driver_sql(f"DROP DATABASE {db}")

@@ -165,7 +165,7 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
             )
         if not create and not _has_optuna_tables(url):
             raise _not_optuna(url)
-        return _rdb_storage(url, {"pool_pre_ping": True})
+        return _server_rdb_storage(url)
     except HpoError:
         raise
     except ImportError as exc:
@@ -253,6 +253,29 @@ def _not_optuna(url: str) -> HpoError:
         f"storage {url!r} is not an Optuna storage (it has no Optuna tables), so it holds no study; "
         f"give the storage URL hpotool optimize wrote to (nothing was written to this one)"
     )
+
+
+# Processes started together on a new PostgreSQL or MySQL database each create Optuna's tables, and all but
+# one lose that race (PostgreSQL: a duplicate key in pg_type, MySQL: "table already exists"; then the same
+# for the version rows). A loser tries again: by then the tables are there, and creating them is skipped.
+CREATE_ATTEMPTS = 6
+
+
+def _server_rdb_storage(url: str) -> optuna.storages.BaseStorage:
+    import random
+    import time
+
+    import sqlalchemy.exc
+
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            return _rdb_storage(url, {"pool_pre_ping": True})
+        except sqlalchemy.exc.DBAPIError as exc:
+            lost_race = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in str(exc)
+            if not lost_race or attempt == CREATE_ATTEMPTS - 1:
+                raise
+            time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> optuna.storages.BaseStorage:
