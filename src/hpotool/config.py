@@ -40,6 +40,9 @@ class _Frozen(BaseModel):
 
 
 CHECK_COMPONENTS = "check_components"  # validation context key: resolve and check each component
+BUDGET_GIVEN = (
+    "budget_given"  # validation context key: --n-trials or --timeout sets the budget the file leaves null
+)
 
 
 class _Component(BaseModel):
@@ -401,8 +404,8 @@ class OptimizeConfig(_Frozen):
         return v
 
     @model_validator(mode="after")
-    def _check_budget(self) -> OptimizeConfig:
-        if self.n_trials is None and self.timeout is None:
+    def _check_budget(self, info: ValidationInfo) -> OptimizeConfig:
+        if self.n_trials is None and self.timeout is None and not (info.context or {}).get(BUDGET_GIVEN):
             raise ValueError(
                 "n_trials: null runs trials until the timeout, and timeout is null too; give n_trials a number, "
                 "or timeout: SECONDS"
@@ -555,15 +558,23 @@ def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
 
 
 def validate_config(
-    cls: type[_Frozen], data: dict[str, Any], source: str, *, check_components: bool = True
+    cls: type[_Frozen],
+    data: dict[str, Any],
+    source: str,
+    *,
+    check_components: bool = True,
+    budget_given: bool = False,
 ) -> Any:
     """Validate `data` as `cls`; errors become one `HpoError` naming `source` and each key.
 
     `check_components=False` skips importing each component to check its arguments: for configs a
-    study has already trained (export), where the check would only import torch.
+    study has already trained (export), where the check would only import torch. `budget_given`: the
+    command line gives n_trials or timeout, so a file that leaves both null is complete.
     """
     try:
-        return cls.model_validate(data, context={CHECK_COMPONENTS: check_components})
+        return cls.model_validate(
+            data, context={CHECK_COMPONENTS: check_components, BUDGET_GIVEN: budget_given}
+        )
     except ValidationError as exc:
         lines = error_lines(exc, cls)
         raise HpoError(f"{source}: " + f"\n{source}: ".join(lines)) from None
@@ -575,10 +586,11 @@ def load_run_config(path: Path) -> RunConfig:
     return result
 
 
-def load_optimize_config(path: Path) -> OptimizeConfig:
-    """Read and validate an OptimizeConfig YAML file."""
+def load_optimize_config(path: Path, *, budget_given: bool = False) -> OptimizeConfig:
+    """Read and validate an OptimizeConfig YAML file; `budget_given`: --n-trials or --timeout will set
+    the budget (n_trials and timeout may both be null in the file)."""
     raw = read_yaml_mapping(path)
-    result: OptimizeConfig = validate_config(OptimizeConfig, raw, str(path))
+    result: OptimizeConfig = validate_config(OptimizeConfig, raw, str(path), budget_given=budget_given)
     if result.multi_objective:  # what the file says, beyond what the model can see after defaults
         if {"metric", "direction"} & raw.keys():
             raise HpoError(

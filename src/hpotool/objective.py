@@ -262,7 +262,8 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
 
     Writes nothing: every mistake a user can make in the configs is an `HpoError` here, before trial 0.
     """
-    run, opt = load_run_config(run_path), load_optimize_config(opt_path)  # the run config's errors first
+    budget_given = overrides.n_trials is not None or overrides.timeout is not None
+    run, opt = load_run_config(run_path), load_optimize_config(opt_path, budget_given=budget_given)
     pruner_chosen = "pruner" in opt.model_fields_set  # before the overrides, which set every field
     if overrides.seed is not None and "seed" in opt.sampler.kwargs:
         raise HpoError(
