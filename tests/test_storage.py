@@ -207,11 +207,12 @@ def _open_after(barrier: Any, url: str, results: Any) -> None:
         results.put(f"{type(exc).__name__}: {exc}")
 
 
-@pytest.mark.parametrize("kind", ["postgres", "mysql"])
-def test_workers_started_together_on_a_new_server_database_all_open_it(kind: str) -> None:
-    # The same command started on several machines at once against a database just made with createdb:
-    # every process creates Optuna's tables, and all but one used to lose the race with "duplicate key
-    # value violates unique constraint" (PostgreSQL) or "Table ... already exists" (MySQL) and exit 2.
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
+def test_workers_started_together_on_a_new_database_all_open_it(kind: str, tmp_path: Path) -> None:
+    # The same command started several times at once on a new SQLite file, or on several machines against
+    # a database just made with createdb: every process creates Optuna's tables, and all but one used to
+    # lose the race with "table ... already exists", "UNIQUE constraint failed: alembic_version" (SQLite),
+    # "duplicate key value violates unique constraint" (PostgreSQL) or "Table ... already exists" (MySQL).
     import multiprocessing
     import uuid
 
@@ -219,13 +220,16 @@ def test_workers_started_together_on_a_new_server_database_all_open_it(kind: str
 
     from .test_workers import _server_url
 
-    server = _server_url(kind)
+    server = None if kind == "sqlite" else _server_url(kind)
     ctx = multiprocessing.get_context("fork")
-    for _ in range(3):
+    for attempt in range(4):
         db = f"hpotool_race_{uuid.uuid4().hex[:8]}"
-        with sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT").connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {db}")
-        url = server.rsplit("/", 1)[0] + f"/{db}"
+        if server is None:
+            url = f"sqlite:///{tmp_path / str(attempt) / 'new.db'}"
+        else:
+            with sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT").connect() as conn:
+                conn.exec_driver_sql(f"CREATE DATABASE {db}")
+            url = server.rsplit("/", 1)[0] + f"/{db}"
         try:
             barrier, results = ctx.Barrier(4), ctx.Queue()
             procs = [ctx.Process(target=_open_after, args=(barrier, url, results)) for _ in range(4)]
@@ -237,5 +241,6 @@ def test_workers_started_together_on_a_new_server_database_all_open_it(kind: str
             assert outcomes == ["ok"] * 4
             assert _tables_of(url) >= {"studies", "trials", "version_info", "alembic_version"}
         finally:
-            with sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT").connect() as conn:
-                conn.exec_driver_sql(f"DROP DATABASE {db}")
+            if server is not None:
+                with sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT").connect() as conn:
+                    conn.exec_driver_sql(f"DROP DATABASE {db}")

@@ -155,7 +155,7 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
                 _refuse_foreign_sqlite(url, path)
             path.parent.mkdir(parents=True, exist_ok=True)
             engine_kwargs: dict[str, Any] = {"creator": functools.partial(_connect_sqlite, str(path))}
-            storage = _rdb_storage(url, engine_kwargs)
+            storage = _created_rdb_storage(url, engine_kwargs)
             _OPEN_SQLITE.add(storage._backend.engine)  # type: ignore[attr-defined]
             return storage
         if "://" not in url:
@@ -165,7 +165,7 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
             )
         if not create and not _has_optuna_tables(url):
             raise _not_optuna(url)
-        return _server_rdb_storage(url)
+        return _created_rdb_storage(url, {"pool_pre_ping": True})
     except HpoError:
         raise
     except ImportError as exc:
@@ -193,7 +193,7 @@ def _refuse_foreign_sqlite(url: str, path: Path) -> None:
     tables = sqlite_tables(path)
     if tables is None:
         what = "is not a SQLite database"
-    elif tables and not tables >= _OPTUNA_TABLES:
+    elif tables and not tables >= _OPTUNA_TABLES and not tables <= _ALL_OPTUNA_TABLES:  # some: being created
         shown = ", ".join(sorted(tables)[:3]) + (", ..." if len(tables) > 3 else "")
         what = f"holds other tables ({shown}) and no Optuna study"
     else:
@@ -214,6 +214,19 @@ def sqlite_tables(path: Path) -> set[str] | None:
 
 
 _OPTUNA_TABLES = {"studies", "trials", "version_info"}
+# Every table Optuna's RDB storage makes, which another process may be creating one by one right now.
+_ALL_OPTUNA_TABLES = _OPTUNA_TABLES | {
+    "alembic_version",
+    "study_directions",
+    "study_system_attributes",
+    "study_user_attributes",
+    "trial_heartbeats",
+    "trial_intermediate_values",
+    "trial_params",
+    "trial_system_attributes",
+    "trial_user_attributes",
+    "trial_values",
+}
 
 
 def is_optuna_journal(path: Path) -> bool:
@@ -255,13 +268,14 @@ def _not_optuna(url: str) -> HpoError:
     )
 
 
-# Processes started together on a new PostgreSQL or MySQL database each create Optuna's tables, and all but
-# one lose that race (PostgreSQL: a duplicate key in pg_type, MySQL: "table already exists"; then the same
-# for the version rows). A loser tries again: by then the tables are there, and creating them is skipped.
+# Processes started together on a new database (a new SQLite file, or a PostgreSQL or MySQL database just
+# made) each create Optuna's tables, and all but one lose that race ("table already exists"; PostgreSQL: a
+# duplicate key in pg_type; then a duplicate version row). A loser tries again: by then the tables are
+# there, and creating them is skipped.
 CREATE_ATTEMPTS = 6
 
 
-def _server_rdb_storage(url: str) -> optuna.storages.BaseStorage:
+def _created_rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> optuna.storages.BaseStorage:
     import random
     import time
 
@@ -269,7 +283,7 @@ def _server_rdb_storage(url: str) -> optuna.storages.BaseStorage:
 
     for attempt in range(CREATE_ATTEMPTS):
         try:
-            return _rdb_storage(url, {"pool_pre_ping": True})
+            return _rdb_storage(url, engine_kwargs)
         except sqlalchemy.exc.DBAPIError as exc:
             lost_race = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in str(exc)
             if not lost_race or attempt == CREATE_ATTEMPTS - 1:
