@@ -486,3 +486,38 @@ def test_enqueue_from_failures_give_the_real_reason(tmp_path: Path, run_dict: di
     )
     assert missing.stderr.endswith("(give --enqueue-from-storage URL for a study stored elsewhere)\n")
     assert not (tmp_path / "studies" / "tiny.db").exists()  # refused before the study was made
+
+
+def test_a_process_joining_a_study_while_its_creator_describes_it_checks_the_creators_experiment(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # Two `optimize` commands started at once with different run configs: the one that lost the race to
+    # create the study found it without configs or fingerprint yet, checked nothing, and both ran their
+    # trials into one study.
+    import threading
+
+    from hpotool.objective import describe_new_study
+    from hpotool.storage import make_storage
+
+    creator = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    )
+    joiner = prepare_study(
+        write_yaml(tmp_path / "run2.yaml", {**run_dict, "epochs": run_dict["epochs"] + 1}),
+        tmp_path / "optimize.yaml",
+    )
+    study = optuna.create_study(
+        study_name=opt_dict["study_name"],
+        storage=make_storage(opt_dict["storage"]),
+        direction=opt_dict["direction"],
+    )  # the creator has just made it: nothing stored on it yet
+    describing = threading.Timer(0.5, describe_new_study, (study, creator))
+    describing.start()
+    try:
+        with pytest.raises(HpoError, match=r"created with another experiment: run_config.epochs: 2 -> 3\."):
+            open_study(joiner)
+    finally:
+        describing.join()
+    assert study.get_trials() == []
+    joined, _ = open_study(creator)  # the same experiment joins
+    assert joined.user_attrs["fingerprint"] == study.user_attrs["fingerprint"]

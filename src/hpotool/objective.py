@@ -467,6 +467,7 @@ def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
         except optuna.exceptions.DuplicatedStudyError:  # another process created it a moment ago
             existing = optuna.load_study(study_name=opt.study_name, storage=storage)
             joined = True
+    _wait_for_creator(existing)
     stored = existing.user_attrs.get("optimize_config", {})
     stored_directions = [d.name.lower() for d in existing.directions]
     if stored_directions != opt.study_directions:
@@ -490,6 +491,23 @@ def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
     return existing, salt
 
 
+# A study exists from Optuna's create_study on, and its configs and fingerprint are written after that, one
+# by one: a process joining it in that moment (the same command started twice at once) would find nothing
+# to check against and mix its experiment into the creator's. It waits for the fingerprint, written last,
+# this long at most; an empty study that never gets one was made by plain Optuna code, and is used as it is.
+CREATOR_WAIT_S = 10.0
+
+
+def _wait_for_creator(study: optuna.Study) -> None:
+    import time
+
+    deadline = time.monotonic() + CREATOR_WAIT_S
+    while fingerprint.ATTR not in study.user_attrs and not study.get_trials(deepcopy=False):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
+
+
 def _create_study(plan: StudyPlan, storage: Any) -> optuna.Study:
     opt = plan.opt
     study = optuna.create_study(
@@ -499,6 +517,13 @@ def _create_study(plan: StudyPlan, storage: Any) -> optuna.Study:
         pruner=plan.pruner,
         directions=opt.study_directions,
     )
+    describe_new_study(study, plan)
+    return study
+
+
+def describe_new_study(study: optuna.Study, plan: StudyPlan) -> None:
+    """Store the configs, versions and (last: others wait for it) the fingerprint on a study just made."""
+    opt = plan.opt
     study.set_user_attr("run_config", plan.run.model_dump(mode="json"))
     study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
     study.set_user_attr("versions", versions())
@@ -507,7 +532,6 @@ def _create_study(plan: StudyPlan, storage: Any) -> optuna.Study:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(opt.objectives)
     fingerprint.record(study, plan.run, opt)
-    return study
 
 
 def make_objective(
