@@ -135,8 +135,9 @@ def test_four_workers_end_with_exactly_the_target(
 
 
 def _hpotool(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
-    """`python -m hpotool ARGS` in a session of its own (its process group: main, forkserver, workers)."""
-    environ = {**os.environ, "PYTHONPATH": str(REPO), **env}
+    """`python -m hpotool ARGS` in a session of its own (its process group: main, forkserver, workers), from
+    this checkout's src/ (not whichever hpotool the venv has installed), with tests/ importable."""
+    environ = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}", **env}
     return subprocess.Popen(
         [sys.executable, "-m", "hpotool", *args],
         cwd=cwd,
@@ -281,6 +282,37 @@ def test_ctrl_c_stops_every_worker_and_the_study_resumes(
     output, _ = resumed.communicate(timeout=180)
     assert resumed.returncode == 0, output
     assert sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)) == 8
+
+
+def _forkserver_in(proc: subprocess.Popen[str]) -> int | None:
+    """The pid of the worker server in `proc`'s session, once it has started."""
+    for pid in _session(proc):
+        with contextlib.suppress(OSError):
+            if b"multiprocessing.forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+    return None
+
+
+def test_ctrl_c_while_the_worker_server_starts_exits_130_without_a_traceback(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # Ctrl-C in the first seconds of `--workers N`: the terminal sends SIGINT to the whole process group,
+    # the worker server too, which was importing torch then and printed 40 lines of KeyboardInterrupt.
+    args = _slow_configs(tmp_path, run_dict, opt_dict, 4)
+    proc = _hpotool(args, tmp_path)
+    try:
+        _wait_for(lambda: _forkserver_in(proc), timeout=30.0)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+        with contextlib.suppress(AssertionError):
+            _wait_for(lambda: not _session(proc), timeout=5.0)
+        left = _session(proc)
+    finally:
+        _kill_session(proc)
+    output = proc.communicate(timeout=10)[0]
+    assert left == [], output
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
 
 
 @pytest.mark.parametrize("group", [False, True], ids=["to-main", "to-group"])

@@ -29,9 +29,11 @@ def start_worker_server() -> None:
     """Start the forkserver now, so its imports run while the main process does other work (a no-op when it
     runs already).
 
-    The server ignores SIGTERM, as it ignores SIGINT: a SIGTERM to the whole process group (a scheduler
+    The server ignores SIGINT and SIGTERM from its start: a SIGTERM to the whole process group (a scheduler
     stopping the job) must not take it down before the workers it forked have ended their trials, or the
-    main process could no longer wait for them. It still ends when the main process does.
+    main process could no longer wait for them; and Ctrl-C while it imports torch (Python's forkserver
+    ignores SIGINT only once its preloads are imported) printed their traceback. It still ends when the
+    main process does; each worker sets its own handlers.
     """
     worker_context()
     if START_METHOD == "forkserver":
@@ -42,8 +44,10 @@ def start_worker_server() -> None:
         if threading.current_thread() is not threading.main_thread():
             forkserver.ensure_running()
             return
-        previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)  # inherited through fork and exec
+        signals = (signal.SIGINT, signal.SIGTERM)
+        previous = {s: signal.signal(s, signal.SIG_IGN) for s in signals}  # inherited through fork and exec
         try:
             forkserver.ensure_running()
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
