@@ -479,4 +479,10 @@ CASES = [
         "error: --enqueue-from: no study 'nosuch': studies/nosuch.db does not exist; studies under studies/: none (give --enqueue-from-storage URL for a study stored elsewhere)",
         args=("--enqueue-from", "nosuch"),
     ),
+    Case(
+        "sqlite-in-memory",
+        "an in-memory SQLite storage (sqlite://, sqlite:///:memory:)",
+        "error: storage 'sqlite://' is an in-memory SQLite database: a study there ends with the command, and its heartbeat and workers could not see it; give a file, sqlite:///studies/NAME.db (or no storage: that default)",
+        args=("--storage", "sqlite://"),
+    ),
 ]

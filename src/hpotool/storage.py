@@ -146,6 +146,12 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
             journal.parent.mkdir(parents=True, exist_ok=True)
             return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
         path = _sqlite_path(url)
+        if path is None and url.startswith("sqlite:"):
+            raise HpoError(
+                f"storage {url!r} is an in-memory SQLite database: a study there ends with the command, and its "
+                f"heartbeat and workers could not see it; give a file, sqlite:///studies/NAME.db (or no storage: "
+                f"that default)"
+            )
         if path is not None:
             if not create and not path.exists():
                 raise HpoError(f"storage {url!r}: no such SQLite file {str(path)!r}")
