@@ -276,7 +276,8 @@ def _not_optuna(url: str) -> HpoError:
 
 # Processes started together on a new database (a new SQLite file, or a PostgreSQL or MySQL database just
 # made) each create Optuna's tables, and all but one lose that race ("table already exists"; PostgreSQL: a
-# duplicate key in pg_type; then a duplicate version row). A loser tries again: by then the tables are
+# duplicate key in pg_type; then a duplicate version row; SQLite: "database is locked" while another
+# process turns the new file to WAL, which does not wait for the busy timeout). A loser tries again: by then the tables are
 # there, and creating them is skipped.
 CREATE_ATTEMPTS = 6
 
@@ -291,7 +292,9 @@ def _created_rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> optuna.stor
         try:
             return _rdb_storage(url, engine_kwargs)
         except sqlalchemy.exc.DBAPIError as exc:
-            lost_race = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in str(exc)
+            text = str(exc)
+            lost_race = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in text
+            lost_race |= "database is locked" in text  # SQLite: another process turning the new file to WAL
             if not lost_race or attempt == CREATE_ATTEMPTS - 1:
                 raise
             time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
