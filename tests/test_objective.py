@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -360,6 +361,47 @@ def test_allow_changed_config_records_the_change(tmp_path: Path, run_dict: dict,
     trials = study.trials
     assert [trial_run_config(study, t).epochs for t in trials] == [2, 3, 3]  # each with the base it ran
     assert [t.user_attrs["epochs_run"] for t in trials] == [2, 3, 3]
+
+
+def test_allow_changed_config_is_refused_while_another_process_runs_the_study(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # Process A runs the study; process B changes its experiment with --allow-changed-config. A goes on
+    # training with the old configs, and its next trials were exported and retrained with B's.
+    import socket
+
+    opt_dict["n_trials"] = 1
+    _run(tmp_path, run_dict, opt_dict)
+    study = _study(opt_dict)
+    live = study.ask()  # A's trial, running now
+    live.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getppid()})
+    with pytest.raises(HpoError) as err:  # (the timeout: a study that takes the change waits for A's trial)
+        _run(
+            tmp_path,
+            {**run_dict, "epochs": 3},
+            {**opt_dict, "n_trials": 2},
+            allow_changed_config=True,
+            timeout=3,
+        )
+    assert str(err.value) == (
+        f"study 'tiny' has 1 running trial(s) (#{live.number}): another hpotool optimize is running it with the "
+        f"experiment --allow-changed-config would replace, and its next trials would be exported with the new "
+        f"configs; stop it first (after a crash on another machine: hpotool fail-stale --all-running)"
+    )
+    assert "config_changes" not in _study(opt_dict).user_attrs
+    # A process of this machine that died (kill -9) is no obstacle: its trial is marked FAIL on resume.
+    live.set_user_attr("worker", {"host": socket.gethostname(), "pid": _dead_pid()})
+    _run(tmp_path, {**run_dict, "epochs": 3}, {**opt_dict, "n_trials": 2}, allow_changed_config=True)
+    assert len(_study(opt_dict).user_attrs["config_changes"]) == 1
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
 
 
 def test_out_of_memory_is_recorded_with_a_hint(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:

@@ -40,19 +40,28 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def died_here(trial: FrozenTrial) -> bool:
+    """Whether `trial`'s owner ran on this host (not this process) and no longer exists."""
+    who = trial.user_attrs.get("worker")
+    if (
+        not isinstance(who, dict)
+        or who.get("host") != socket.gethostname()
+        or not isinstance(who.get("pid"), int)
+    ):
+        return False
+    return who["pid"] != os.getpid() and not _alive(who["pid"])
+
+
 def fail_dead_local_trials(study: optuna.Study) -> list[int]:
     """Mark FAIL the RUNNING trials whose owner process on this host has died; returns their numbers."""
     from optuna.trial import TrialState
 
-    host = socket.gethostname()
     storage = study._storage
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        who = trial.user_attrs.get("worker")
-        if not isinstance(who, dict) or who.get("host") != host or not isinstance(who.get("pid"), int):
+        if not died_here(trial):
             continue
-        if who["pid"] == os.getpid() or _alive(who["pid"]):
-            continue
+        who = trial.user_attrs["worker"]
         storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"worker died (pid {who['pid']})")
         if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
             continue  # another process got there first
