@@ -382,8 +382,8 @@ class OptimizeConfig(_Frozen):
     def _check_study_name(cls, v: str) -> str:
         if not _STUDY_NAME.match(v) or ".." in v:
             raise ValueError(
-                f"study_name {v!r} may hold only letters, digits, '_', '-' and '.' (no '/', '..', spaces or "
-                f"control characters), since it names files under studies/"
+                f"study_name {v!r} may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, "
+                f"digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/"
             )
         return v
 
