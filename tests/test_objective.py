@@ -563,3 +563,33 @@ def test_a_process_joining_a_study_while_its_creator_describes_it_checks_the_cre
     assert study.get_trials() == []
     joined, _ = open_study(creator)  # the same experiment joins
     assert joined.user_attrs["fingerprint"] == study.user_attrs["fingerprint"]
+
+
+def test_a_new_study_has_its_warm_start_queued_before_its_fingerprint(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # The same command with a warm start started on two machines at once: the joiner (which waits for the
+    # fingerprint) checked the queue before the creator had filled it, and both queued the points, so
+    # each ran twice.
+    from hpotool.loop import prepare_resume
+    from hpotool.objective import describe_new_study
+    from hpotool.storage import make_storage
+
+    points = [{"optimizer.lr": 0.0123, "model.hidden.0": 16}, {"optimizer.lr": 0.0456, "model.hidden.0": 32}]
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "enqueue": points}),
+    )
+    study = optuna.create_study(
+        study_name=opt_dict["study_name"],
+        storage=make_storage(opt_dict["storage"]),
+        direction=opt_dict["direction"],
+    )
+    describe_new_study(study, plan)
+    assert "fingerprint" in study.user_attrs
+    queued = [t.system_attrs["fixed_params"] for t in study.get_trials(states=(TrialState.WAITING,))]
+    assert queued == points
+    joiner, _ = open_study(plan)
+    prepare_resume(joiner, plan)  # the joiner's and the creator's own: nothing more
+    prepare_resume(study, plan)
+    assert len(study.get_trials()) == 2

@@ -522,8 +522,12 @@ def _create_study(plan: StudyPlan, storage: Any) -> optuna.Study:
 
 
 def describe_new_study(study: optuna.Study, plan: StudyPlan) -> None:
-    """Store the configs, versions and (last: others wait for it) the fingerprint on a study just made."""
+    """Store the configs and versions on a study just made, queue its warm start, and last (others wait
+    for it) its fingerprint: a process joining it then finds the warm start queued and does not queue the
+    same points again (each would run twice)."""
     opt = plan.opt
+    for params in opt.enqueue:
+        study.enqueue_trial(params)
     study.set_user_attr("run_config", plan.run.model_dump(mode="json"))
     study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
     study.set_user_attr("versions", versions())
