@@ -347,6 +347,30 @@ def test_sigterm_stops_every_worker_and_prints_the_summary(
     assert sum(t.state == TrialState.COMPLETE for t in trials) < 20
 
 
+def test_workers_end_their_trials_and_exit_when_the_main_process_is_killed(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # kill -9 (or the OOM killer) on the main process alone: the shell prompt came back, and the workers
+    # went on running the study to its end in the background.
+    args = _slow_configs(tmp_path, run_dict, opt_dict, 400)
+    proc = _hpotool(args, tmp_path)
+    try:
+        study = _wait_for(lambda: _study_or_none(make_storage(opt_dict["storage"])))
+        _wait_for(lambda: _running_with_epochs(study))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        with contextlib.suppress(AssertionError):
+            _wait_for(lambda: not _session(proc), timeout=15.0)
+        left = _session(proc)
+    finally:
+        _kill_session(proc)
+    assert left == [], f"processes left running after the main process was killed: {left}"
+    trials = study.get_trials(deepcopy=False)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert all(t.user_attrs["fail_reason"] == "interrupted" for t in trials if t.state == TrialState.FAIL)
+    assert sum(t.state == TrialState.COMPLETE for t in trials) < 400
+
+
 def test_fail_stale_marks_dead_trials_and_queues_a_retry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
