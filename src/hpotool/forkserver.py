@@ -14,7 +14,14 @@ import multiprocessing
 from multiprocessing.context import BaseContext
 
 START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-PRELOAD = ["torch", "optuna", "hpotool.runner", "hpotool.objective", "hpotool.workers"]
+PRELOAD = [
+    "hpotool.server_signals",
+    "torch",
+    "optuna",
+    "hpotool.runner",
+    "hpotool.objective",
+    "hpotool.workers",
+]
 
 
 def worker_context() -> BaseContext:
@@ -29,11 +36,10 @@ def start_worker_server() -> None:
     """Start the forkserver now, so its imports run while the main process does other work (a no-op when it
     runs already).
 
-    The server ignores SIGINT and SIGTERM from its start: a SIGTERM to the whole process group (a scheduler
-    stopping the job) must not take it down before the workers it forked have ended their trials, or the
-    main process could no longer wait for them; and Ctrl-C while it imports torch (Python's forkserver
-    ignores SIGINT only once its preloads are imported) printed their traceback. It still ends when the
-    main process does; each worker sets its own handlers.
+    The server ignores SIGTERM, as it ignores SIGINT (`hpotool.server_signals`, its first preload): a
+    SIGTERM to the whole process group (a scheduler stopping the job) must not take it down before the
+    workers it forked have ended their trials, or the main process could no longer wait for them. It still
+    ends when the main process does.
     """
     worker_context()
     if START_METHOD == "forkserver":
@@ -44,10 +50,8 @@ def start_worker_server() -> None:
         if threading.current_thread() is not threading.main_thread():
             forkserver.ensure_running()
             return
-        signals = (signal.SIGINT, signal.SIGTERM)
-        previous = {s: signal.signal(s, signal.SIG_IGN) for s in signals}  # inherited through fork and exec
+        previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)  # inherited through fork and exec
         try:
             forkserver.ensure_running()
         finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+            signal.signal(signal.SIGTERM, previous)
