@@ -505,3 +505,31 @@ def test_two_commands_on_one_study_each_count_only_their_own_trials(
     )
     assert summaries[0]["ran_now"] == ran_by_single
     assert summaries[1]["ran_now"] == sum(t.state.is_finished() for t in trials) - ran_by_single
+
+
+def test_a_dead_pid_of_another_container_with_this_host_name_is_not_taken_for_a_dead_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Containers run with `--network host` share the machine's host name, each with its own pids: a worker
+    # in one took a live trial of the other (a pid it could not see) for a dead worker's and failed it.
+    import socket
+    import subprocess
+    import sys
+
+    from hpotool import stale
+    from hpotool.objective import process_salt
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    here = os.stat("/proc/self/ns/pid").st_ino
+    study = optuna.create_study(study_name="s", storage=make_storage(f"sqlite:///{tmp_path / 's.db'}"))
+    elsewhere, dead = study.ask(), study.ask()
+    elsewhere.set_user_attr("worker", {"host": socket.gethostname(), "pid": gone.pid, "pidns": here + 1})
+    dead.set_user_attr("worker", {"host": socket.gethostname(), "pid": gone.pid, "pidns": here})
+    assert stale.fail_dead_local_trials(study) == [dead.number]
+    assert study.get_trials(states=(TrialState.RUNNING,))[0].number == elsewhere.number
+    assert stale.owner()["pidns"] == here
+    # and the two containers' processes draw their own values, even with the same pid
+    salt = process_salt()
+    monkeypatch.setattr(stale, "pid_namespace", lambda: here + 1)
+    assert process_salt() != salt

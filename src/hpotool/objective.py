@@ -442,8 +442,11 @@ def study_sampler(
 
 
 def process_salt() -> tuple[int, ...]:
-    """This process's host and id, which make its seeds its own among processes sampling one study."""
-    return (zlib.crc32(socket.gethostname().encode()), os.getpid())
+    """This process's host, PID namespace and id, which make its seeds its own among processes sampling one
+    study (containers sharing a host name each have their own namespace, and often the same pids)."""
+    from hpotool.stale import pid_namespace
+
+    return (zlib.crc32(socket.gethostname().encode()), pid_namespace() or 0, os.getpid())
 
 
 def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:

@@ -19,15 +19,36 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 
+def pid_namespace() -> int | None:
+    """This process's PID namespace (Linux; None elsewhere). Containers that share their machine's host
+    name (`docker run --network host`) each have their own, and their pids mean nothing to one another."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+
+
 def owner() -> dict[str, Any]:
     """This process, as recorded on the trials it runs."""
-    return {"host": socket.gethostname(), "pid": os.getpid()}
+    who: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
+    namespace = pid_namespace()
+    if namespace is not None:
+        who["pidns"] = namespace
+    return who
+
+
+def _here(who: dict[str, Any]) -> bool:
+    """Whether a recorded owner ran on this host and in this PID namespace (a record without one, written
+    before hpotool kept it, by its host alone)."""
+    if who.get("host") != socket.gethostname():
+        return False
+    return "pidns" not in who or who["pidns"] == pid_namespace()
 
 
 def run_by(trial: FrozenTrial, pids: Collection[int]) -> bool:
     """Whether `trial` was run by one of the processes `pids` of this host (its `worker` attribute)."""
     who = trial.user_attrs.get("worker")
-    return isinstance(who, dict) and who.get("host") == socket.gethostname() and who.get("pid") in pids
+    return isinstance(who, dict) and _here(who) and who.get("pid") in pids
 
 
 def _alive(pid: int) -> bool:
@@ -41,13 +62,9 @@ def _alive(pid: int) -> bool:
 
 
 def died_here(trial: FrozenTrial) -> bool:
-    """Whether `trial`'s owner ran on this host (not this process) and no longer exists."""
+    """Whether `trial`'s owner ran on this host and PID namespace (not this process) and no longer exists."""
     who = trial.user_attrs.get("worker")
-    if (
-        not isinstance(who, dict)
-        or who.get("host") != socket.gethostname()
-        or not isinstance(who.get("pid"), int)
-    ):
+    if not isinstance(who, dict) or not _here(who) or not isinstance(who.get("pid"), int):
         return False
     return who["pid"] != os.getpid() and not _alive(who["pid"])
 
