@@ -654,7 +654,10 @@ def _storage_lines(rows: list[dict[str, Any]]) -> list[str]:
 @app.command(short_help="List the studies in a storage.")
 def studies(
     storage: Annotated[
-        str | None, typer.Option("--storage", help="Optuna storage URL (default: every studies/*.db).")
+        str | None,
+        typer.Option(
+            "--storage", help="Optuna storage URL (default: every studies/*.db and journal studies/*.log)."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -670,7 +673,7 @@ def studies(
             _print_json(rows)
             return
         if not rows:
-            where = storage or "studies/*.db"
+            where = storage or "studies/*.db or studies/*.log"
             _err().print(f"no studies in {escape(where)}")
             return
         # The first layout that fits the terminal: on 80 columns a cell folded mid-word reads as noise
