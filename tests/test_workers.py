@@ -146,6 +146,9 @@ def _hpotool(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        # As from a terminal: pytest started in the background (`pytest &`) ignores SIGINT, and so would
+        # every process it starts, whose Ctrl-C tests would then wait in vain.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
