@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -244,3 +245,69 @@ def test_workers_started_together_on_a_new_database_all_open_it(kind: str, tmp_p
             if server is not None:
                 with sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT").connect() as conn:
                     conn.exec_driver_sql(f"DROP DATABASE {db}")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql+psycopg://me:s3cret@db/hpo", "postgresql+psycopg://me:***@db/hpo"),
+        (
+            "mysql+pymysql://root:p%40ss@db:3306/hpo?charset=utf8",
+            "mysql+pymysql://root:***@db:3306/hpo?charset=utf8",
+        ),
+        ("redis://:s3cret@cache:6379?prefix=x", "redis://:***@cache:6379?prefix=x"),
+        ("postgresql+psycopg://me@db/hpo", "postgresql+psycopg://me@db/hpo"),
+        ("sqlite:///studies/s.db", "sqlite:///studies/s.db"),
+        ("journal:studies/s.log", "journal:studies/s.log"),
+    ],
+)
+def test_a_password_in_a_storage_url_is_shown_as_stars(url: str, shown: str) -> None:
+    from hpotool.storage import shown_url
+
+    assert shown_url(url) == shown
+
+
+def test_a_storage_password_stays_out_of_output_exports_and_reports(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # `--storage postgresql+psycopg://user:PASSWORD@host/db` printed the password in the summary, `studies`
+    # and error lines, and wrote it into best_params.json and the report, files people share.
+    import uuid
+
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    from .test_workers import _server_url
+
+    server = _server_url("postgres")  # trust authentication: any password is accepted
+    url = server.replace("postgres@", "postgres:s3cret@", 1)
+    assert "s3cret" in url
+    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    args = ["optimize", "-r", str(write_yaml(tmp_path / "run.yaml", run_dict))]
+    args += ["-o", str(write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "study_name": name}))]
+    runner = CliRunner()
+    try:
+        outputs = [
+            runner.invoke(app, [*args, "--storage", url, "-q", "--n-trials", "2"]),
+            runner.invoke(app, [*args, "--storage", url, "--json", "--n-trials", "3"]),
+            runner.invoke(app, ["export-best", "--study-name", name, "--storage", url, "--out", "exported"]),
+            runner.invoke(app, ["report", "--study-name", name, "--storage", url, "--out", "report.html"]),
+            runner.invoke(app, ["report", "--study-name", name, "--storage", url, "--out", "report.json"]),
+            runner.invoke(app, ["studies", "--storage", url]),
+            runner.invoke(app, ["studies", "--storage", url, "--json"]),
+            runner.invoke(app, ["trials", "--study-name", "nosuch", "--storage", url]),
+        ]
+        assert [r.exit_code for r in outputs] == [0, 0, 0, 0, 0, 0, 0, 2], [r.output for r in outputs]
+        for result in outputs:
+            assert "s3cret" not in result.output
+        assert "postgres:***@" in outputs[0].output and "postgres:***@" in outputs[-1].stderr
+        written = [*(tmp_path / "exported").iterdir(), tmp_path / "report.html", tmp_path / "report.json"]
+        assert len(written) == 6
+        for path in written:
+            assert "s3cret" not in path.read_text(), path
+        assert json.loads((tmp_path / "exported" / "best_params.json").read_text())["storage"] == url.replace(
+            "s3cret", "***"
+        )
+    finally:
+        optuna.delete_study(study_name=name, storage=make_storage(server))

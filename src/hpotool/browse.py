@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.errors import HpoError
 from hpotool.export import is_feasible, trial_record
-from hpotool.storage import is_optuna_journal, is_optuna_sqlite, load_study, make_storage
+from hpotool.storage import is_optuna_journal, is_optuna_sqlite, load_study, make_storage, shown_url
 
 STATES = ("complete", "pruned", "fail", "running", "waiting")
 
@@ -61,7 +61,7 @@ def storage_studies(url: str) -> list[dict[str, Any]]:
         rows.append(
             {
                 "name": frozen.study_name,
-                "storage": url,
+                "storage": shown_url(url),
                 "directions": [d.name.lower() for d in frozen.directions],
                 "metric": _metric(frozen.user_attrs.get("optimize_config", {})),
                 "trials": counts,

@@ -49,7 +49,7 @@ from hpotool.runner import (
     train_run,
 )
 from hpotool.search_space import CategoricalParam, FloatParam, Param, boundary_values, contains, suggest
-from hpotool.storage import make_storage
+from hpotool.storage import make_storage, shown_url
 from hpotool.trainer import EpochResult, NonFiniteLossError
 
 if TYPE_CHECKING:
@@ -475,12 +475,12 @@ def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
     stored_directions = [d.name.lower() for d in existing.directions]
     if stored_directions != opt.study_directions:
         raise HpoError(
-            f"study {opt.study_name!r} in {plan.storage_url} was created to {', '.join(stored_directions)} "
+            f"study {opt.study_name!r} in {shown_url(plan.storage_url)} was created to {', '.join(stored_directions)} "
             f"its metric, and the config says {', '.join(opt.study_directions)}; use another study_name or storage"
         )
     if not opt.multi_objective and stored.get("metric", opt.metric) != opt.metric:
         raise HpoError(
-            f"study {opt.study_name!r} in {plan.storage_url} optimizes {stored['metric']!r}, and the config "
+            f"study {opt.study_name!r} in {shown_url(plan.storage_url)} optimizes {stored['metric']!r}, and the config "
             f"says {opt.metric!r}; use another study_name or storage"
         )
     fingerprint.check(existing, plan.run, opt, allow_changed=plan.allow_changed_config)

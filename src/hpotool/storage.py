@@ -53,6 +53,22 @@ def _redis_prefix(url: str) -> tuple[str, bool, str]:
     return urlunsplit(parts._replace(query=rest)), False, prefix
 
 
+def shown_url(url: str) -> str:
+    """`url` as hpotool prints it and writes it into exports and reports: a password in it as `***`
+    (`postgresql+psycopg://user:***@host/db`), as SQLAlchemy shows URLs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    user = parts.netloc.rpartition("@")[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{parts.netloc.rpartition('@')[2]}"))
+
+
 def default_storage_url(study_name: str) -> str:
     return f"sqlite:///studies/{study_name}.db"
 
@@ -136,10 +152,10 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
 
             journal = Path(url.removeprefix("journal:"))
             if not create and not journal.exists():
-                raise HpoError(f"storage {url!r}: no such journal file")
+                raise HpoError(f"storage {shown_url(url)!r}: no such journal file")
             if not is_optuna_journal(journal):
                 raise HpoError(
-                    f"storage {url!r}: {str(journal)!r} is not an Optuna journal file (its first line is not a "
+                    f"storage {shown_url(url)!r}: {str(journal)!r} is not an Optuna journal file (its first line is not a "
                     f"journal record); give the journal hpotool optimize wrote to, or a new file name (nothing "
                     f"was written to this one)"
                 )
@@ -148,13 +164,13 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
         path = _sqlite_path(url)
         if path is None and url.startswith("sqlite:"):
             raise HpoError(
-                f"storage {url!r} is an in-memory SQLite database: a study there ends with the command, and its "
+                f"storage {shown_url(url)!r} is an in-memory SQLite database: a study there ends with the command, and its "
                 f"heartbeat and workers could not see it; give a file, sqlite:///studies/NAME.db (or no storage: "
                 f"that default)"
             )
         if path is not None:
             if not create and not path.exists():
-                raise HpoError(f"storage {url!r}: no such SQLite file {str(path)!r}")
+                raise HpoError(f"storage {shown_url(url)!r}: no such SQLite file {str(path)!r}")
             if not create and not is_optuna_sqlite(path):
                 raise _not_optuna(url)
             if create and path.exists():
@@ -166,7 +182,7 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
             return storage
         if "://" not in url:
             raise HpoError(
-                f"storage {url!r} is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., "
+                f"storage {shown_url(url)!r} is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., "
                 f"mysql+pymysql://..., redis://host:6379 or journal:path.log"
             )
         if not create and not _has_optuna_tables(url):
@@ -180,10 +196,10 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
             fix = f"name the driver hpotool[{_DRIVERS[scheme][1]}] installs: {_DRIVERS[scheme][0]}://..."
         else:
             fix = "install hpotool[postgres], [mysql] or [redis]"
-        raise HpoError(f"storage {url!r}: a driver is missing ({exc}); {fix}") from None
+        raise HpoError(f"storage {shown_url(url)!r}: a driver is missing ({exc}); {fix}") from None
     except Exception as exc:  # SQLAlchemy/redis errors: unreachable server, bad URL, wrong password
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise HpoError(f"storage {url!r}: cannot open it: {first}") from None
+        raise HpoError(f"storage {shown_url(url)!r}: cannot open it: {first}") from None
 
 
 def is_optuna_sqlite(path: Path) -> bool:
@@ -205,7 +221,7 @@ def _refuse_foreign_sqlite(url: str, path: Path) -> None:
     else:
         return
     raise HpoError(
-        f"storage {url!r}: {str(path)!r} {what}; hpotool would add Optuna's tables to it, so give a new file "
+        f"storage {shown_url(url)!r}: {str(path)!r} {what}; hpotool would add Optuna's tables to it, so give a new file "
         f"or one hpotool wrote (nothing was written to this one)"
     )
 
@@ -269,7 +285,7 @@ def _has_optuna_tables(url: str) -> bool:
 
 def _not_optuna(url: str) -> HpoError:
     return HpoError(
-        f"storage {url!r} is not an Optuna storage (it has no Optuna tables), so it holds no study; "
+        f"storage {shown_url(url)!r} is not an Optuna storage (it has no Optuna tables), so it holds no study; "
         f"give the storage URL hpotool optimize wrote to (nothing was written to this one)"
     )
 
@@ -403,4 +419,4 @@ def load_study(study_name: str, storage_url: str | None) -> optuna.Study:
     except KeyError:
         names = study_names(storage)
         listed = ", ".join(names) if names else "none"
-        raise HpoError(f"no study {study_name!r} in {url}; studies there: {listed}") from None
+        raise HpoError(f"no study {study_name!r} in {shown_url(url)}; studies there: {listed}") from None
