@@ -270,19 +270,19 @@ CASES = [
     Case(
         "study-name-slash",
         "a study name with /",
-        "error: optimize.yaml: study_name: study_name 'a/b' may hold only letters, digits, '_', '-' and '.' (no '/', '..', spaces or control characters), since it names files under studies/",
+        "error: optimize.yaml: study_name: study_name 'a/b' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/",
         optimize={"study_name": "a/b"},
     ),
     Case(
         "study-name-dots",
         "a study name with ..",
-        "error: optimize.yaml: study_name: study_name 'x..y' may hold only letters, digits, '_', '-' and '.' (no '/', '..', spaces or control characters), since it names files under studies/",
+        "error: optimize.yaml: study_name: study_name 'x..y' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/",
         optimize={"study_name": "x..y"},
     ),
     Case(
         "study-name-control",
         "a study name with a control character",
-        "error: optimize.yaml: study_name: study_name 'a\\x07b' may hold only letters, digits, '_', '-' and '.' (no '/', '..', spaces or control characters), since it names files under studies/",
+        "error: optimize.yaml: study_name: study_name 'a\\x07b' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/",
         optimize={"study_name": "a\x07b"},
     ),
     Case(
@@ -506,5 +506,11 @@ CASES = [
         "a warm start from a study that does not exist",
         "error: --enqueue-from: no study 'nosuch': studies/nosuch.db does not exist; studies under studies/: none (give --enqueue-from-storage URL for a study stored elsewhere)",
         args=("--enqueue-from", "nosuch"),
+    ),
+    Case(
+        "sqlite-in-memory",
+        "an in-memory SQLite storage (sqlite://, sqlite:///:memory:)",
+        "error: storage 'sqlite://' is an in-memory SQLite database: a study there ends with the command, and its heartbeat and workers could not see it; give a file, sqlite:///studies/NAME.db (or no storage: that default)",
+        args=("--storage", "sqlite://"),
     ),
 ]

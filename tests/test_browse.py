@@ -54,6 +54,27 @@ def test_studies_lists_every_study_under_studies(tmp_path: Path, run_dict: dict,
     )
 
 
+def test_studies_lists_the_journal_files_under_studies_too(tmp_path: Path) -> None:
+    # `--storage journal:studies/NAME.log` (README, Scaling out), then `hpotool studies`: "no studies in
+    # studies/*.db".
+    from hpotool.storage import make_storage
+
+    study = optuna.create_study(study_name="j", storage=make_storage("journal:studies/j.log"))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    (tmp_path / "studies" / "train.log").write_text("epoch 1 loss 0.3\n")  # some other log: not ours
+    (tmp_path / "studies" / "empty.log").write_text("")
+    rows, notes = study_rows(None)
+    assert [(r["name"], r["storage"], r["trials"]) for r in rows] == [
+        ("j", "journal:studies/j.log", {"complete": 2})
+    ]
+    assert notes == []
+    result = runner.invoke(app, ["studies"], catch_exceptions=False)
+    assert result.exit_code == 0 and result.stdout.splitlines()[-1] == "storage: journal:studies/j.log", (
+        result.stdout
+    )
+    assert (tmp_path / "studies" / "train.log").read_text() == "epoch 1 loss 0.3\n"
+
+
 def test_studies_in_one_storage_and_a_missing_storage(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'a.db'}"
     _plain_study(url, "only", "minimize", [1.0])

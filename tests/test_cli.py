@@ -79,6 +79,31 @@ def test_n_trials_null_runs_trials_until_the_timeout_and_resumes_the_same_way(
     assert f"{len(trials)} finished, {len(trials) - first['ran_now']} run now" in second.stdout
 
 
+def test_a_file_leaving_the_budget_to_the_command_line_runs_with_timeout_or_n_trials(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # n_trials: null and timeout: null in the file, the budget given as a flag: the file was refused
+    # ("timeout is null too") before --timeout or --n-trials were applied.
+    from .conftest import write_yaml
+
+    opt_dict.update(n_trials=None, timeout=None)
+    args = ["optimize", "-r", str(write_yaml(tmp_path / "run.yaml", run_dict))]
+    args += ["-o", str(write_yaml(tmp_path / "optimize.yaml", opt_dict)), "--json"]
+    by_timeout = runner.invoke(app, [*args, "--timeout", "1"])
+    assert by_timeout.exit_code == 0, by_timeout.output
+    ran = json.loads(by_timeout.stdout)["ran_now"]
+    assert ran >= 1
+    by_count = runner.invoke(app, [*args, "--n-trials", str(ran + 2)])
+    assert by_count.exit_code == 0, by_count.output
+    assert json.loads(by_count.stdout)["ran_now"] == 2
+    neither = runner.invoke(app, args)
+    assert neither.exit_code == 2
+    assert neither.stderr == (
+        f"error: {tmp_path / 'optimize.yaml'}: n_trials: null runs trials until the timeout, and timeout is null "
+        f"too; give n_trials a number, or timeout: SECONDS\n"
+    )
+
+
 def test_json_summary_and_overrides(configs: tuple[Path, Path], tmp_path: Path) -> None:
     run_path, opt_path = configs
     storage = f"sqlite:///{tmp_path / 'other.db'}"

@@ -126,6 +126,11 @@ def test_sampler_shorthand_and_default_storage() -> None:
     [
         ({"study_name": "a/b"}, "study_name: study_name 'a/b' may hold only"),
         ({"study_name": "..x"}, "may hold only"),
+        ({"study_name": "ü_study"}, "study_name 'ü_study' may hold only ASCII letters"),  # said "letters"
+        (
+            {"study_name": "-x"},
+            "study_name '-x' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter",
+        ),
         ({"n_trials": 0}, "n_trials: Input should be greater than 0"),
         ({"direction": "up"}, "direction: Input should be 'minimize' or 'maximize', got 'up'"),
         ({"n_trial": 3}, "unknown key 'n_trial' (did you mean 'n_trials'?)"),

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from hpotool.interrupts import Interrupted, deferred, signals_interrupt
 from hpotool.loop import run_study
-from hpotool.objective import prepare_study
+from hpotool.objective import Overrides, prepare_study
 from hpotool.storage import make_storage
 
 from .conftest import write_yaml
@@ -107,3 +107,34 @@ def test_a_signal_as_ask_creates_the_trial_leaves_it_failed_not_running(
     assert summary.interrupted == signal.SIGINT
     trials = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"]).trials
     assert [(t.state, t.user_attrs.get("fail_reason")) for t in trials] == [(TrialState.FAIL, "interrupted")]
+
+
+def test_a_warm_start_point_whose_trial_was_interrupted_runs_on_resume(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C during the first warm-start trial: the resumed run skipped the point as "already in the
+    # study" (Optuna's skip_if_exists counts the interrupted FAIL), so it was never evaluated.
+    point = {"optimizer.lr": 0.0123, "model.hidden.0": 16}
+    opt_dict = {**opt_dict, "n_trials": 2, "enqueue": [point]}
+    rp = write_yaml(tmp_path / "run.yaml", run_dict)
+    op = write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    real_ask = optuna.Study.ask
+
+    def ask_then_ctrl_c(self: optuna.Study, *args: Any, **kwargs: Any) -> optuna.Trial:
+        trial = real_ask(self, *args, **kwargs)
+        signal.raise_signal(signal.SIGINT)
+        return trial
+
+    monkeypatch.setattr(optuna.Study, "ask", ask_then_ctrl_c)
+    assert run_study(prepare_study(rp, op)).interrupted == signal.SIGINT
+    monkeypatch.undo()
+    run_study(prepare_study(rp, op))
+    run_study(prepare_study(rp, op, Overrides(n_trials=3)))  # queued once, not on every resume
+    trials = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"]).trials
+    ran = [
+        (t.system_attrs.get("fixed_params", t.params), t.state, t.user_attrs.get("fail_reason"))
+        for t in trials
+    ]
+    at_point = [(state, reason) for params, state, reason in ran if params == point]
+    assert at_point == [(TrialState.FAIL, "interrupted"), (TrialState.COMPLETE, None)]
+    assert len(trials) == 4

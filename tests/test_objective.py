@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -377,6 +378,47 @@ def test_allow_changed_config_records_the_change(tmp_path: Path, run_dict: dict,
     assert [t.user_attrs["epochs_run"] for t in trials] == [2, 3, 3]
 
 
+def test_allow_changed_config_is_refused_while_another_process_runs_the_study(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # Process A runs the study; process B changes its experiment with --allow-changed-config. A goes on
+    # training with the old configs, and its next trials were exported and retrained with B's.
+    import socket
+
+    opt_dict["n_trials"] = 1
+    _run(tmp_path, run_dict, opt_dict)
+    study = _study(opt_dict)
+    live = study.ask()  # A's trial, running now
+    live.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getppid()})
+    with pytest.raises(HpoError) as err:  # (the timeout: a study that takes the change waits for A's trial)
+        _run(
+            tmp_path,
+            {**run_dict, "epochs": 3},
+            {**opt_dict, "n_trials": 2},
+            allow_changed_config=True,
+            timeout=3,
+        )
+    assert str(err.value) == (
+        f"study 'tiny' has 1 running trial(s) (#{live.number}): another hpotool optimize is running it with the "
+        f"experiment --allow-changed-config would replace, and its next trials would be exported with the new "
+        f"configs; stop it first (after a crash on another machine: hpotool fail-stale --all-running)"
+    )
+    assert "config_changes" not in _study(opt_dict).user_attrs
+    # A process of this machine that died (kill -9) is no obstacle: its trial is marked FAIL on resume.
+    live.set_user_attr("worker", {"host": socket.gethostname(), "pid": _dead_pid()})
+    _run(tmp_path, {**run_dict, "epochs": 3}, {**opt_dict, "n_trials": 2}, allow_changed_config=True)
+    assert len(_study(opt_dict).user_attrs["config_changes"]) == 1
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
 def test_out_of_memory_is_recorded_with_a_hint(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
     import torch
 
@@ -501,3 +543,68 @@ def test_enqueue_from_failures_give_the_real_reason(tmp_path: Path, run_dict: di
     )
     assert missing.stderr.endswith("(give --enqueue-from-storage URL for a study stored elsewhere)\n")
     assert not (tmp_path / "studies" / "tiny.db").exists()  # refused before the study was made
+
+
+def test_a_process_joining_a_study_while_its_creator_describes_it_checks_the_creators_experiment(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # Two `optimize` commands started at once with different run configs: the one that lost the race to
+    # create the study found it without configs or fingerprint yet, checked nothing, and both ran their
+    # trials into one study.
+    import threading
+
+    from hpotool.objective import describe_new_study
+    from hpotool.storage import make_storage
+
+    creator = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    )
+    joiner = prepare_study(
+        write_yaml(tmp_path / "run2.yaml", {**run_dict, "epochs": run_dict["epochs"] + 1}),
+        tmp_path / "optimize.yaml",
+    )
+    study = optuna.create_study(
+        study_name=opt_dict["study_name"],
+        storage=make_storage(opt_dict["storage"]),
+        direction=opt_dict["direction"],
+    )  # the creator has just made it: nothing stored on it yet
+    describing = threading.Timer(0.5, describe_new_study, (study, creator))
+    describing.start()
+    try:
+        with pytest.raises(HpoError, match=r"created with another experiment: run_config.epochs: 2 -> 3\."):
+            open_study(joiner)
+    finally:
+        describing.join()
+    assert study.get_trials() == []
+    joined, _ = open_study(creator)  # the same experiment joins
+    assert joined.user_attrs["fingerprint"] == study.user_attrs["fingerprint"]
+
+
+def test_a_new_study_has_its_warm_start_queued_before_its_fingerprint(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # The same command with a warm start started on two machines at once: the joiner (which waits for the
+    # fingerprint) checked the queue before the creator had filled it, and both queued the points, so
+    # each ran twice.
+    from hpotool.loop import prepare_resume
+    from hpotool.objective import describe_new_study
+    from hpotool.storage import make_storage
+
+    points = [{"optimizer.lr": 0.0123, "model.hidden.0": 16}, {"optimizer.lr": 0.0456, "model.hidden.0": 32}]
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "enqueue": points}),
+    )
+    study = optuna.create_study(
+        study_name=opt_dict["study_name"],
+        storage=make_storage(opt_dict["storage"]),
+        direction=opt_dict["direction"],
+    )
+    describe_new_study(study, plan)
+    assert "fingerprint" in study.user_attrs
+    queued = [t.system_attrs["fixed_params"] for t in study.get_trials(states=(TrialState.WAITING,))]
+    assert queued == points
+    joiner, _ = open_study(plan)
+    prepare_resume(joiner, plan)  # the joiner's and the creator's own: nothing more
+    prepare_resume(study, plan)
+    assert len(study.get_trials()) == 2

@@ -33,7 +33,7 @@ def test_training_best_run_yaml_reproduces_the_best_trial(
     export_best(study, opt_dict["storage"])
     best = study.best_trial
     # A fresh process: nothing cached from the study, as when a user trains the export later.
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
     cmd = [sys.executable, "-m", "hpotool", "train", "-r", "studies/tiny/best_run.yaml", "--out", "run"]
     cmd += ["--epochs", str(run_dict["epochs"]), "--seed", str(run_dict["seed"])]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -196,3 +197,117 @@ def test_optimize_refuses_a_sqlite_file_that_holds_something_else_and_writes_not
         CliRunner().invoke(app, [*args, "--storage", f"sqlite:///{empty}", "--n-trials", "2"]).exit_code == 0
     )
     assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{empty}").trials) == 2
+
+
+def _open_after(barrier: Any, url: str, results: Any) -> None:
+    barrier.wait()
+    try:
+        make_storage(url)
+        results.put("ok")
+    except Exception as exc:
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
+def test_workers_started_together_on_a_new_database_all_open_it(kind: str, tmp_path: Path) -> None:
+    # The same command started several times at once on a new SQLite file, or on several machines against
+    # a database just made with createdb: every process creates Optuna's tables, and all but one used to
+    # lose the race with "table ... already exists", "UNIQUE constraint failed: alembic_version" (SQLite),
+    # "duplicate key value violates unique constraint" (PostgreSQL) or "Table ... already exists" (MySQL).
+    import multiprocessing
+    import uuid
+
+    import sqlalchemy
+
+    from .test_workers import _server_url
+
+    server = None if kind == "sqlite" else _server_url(kind)
+    ctx = multiprocessing.get_context("fork")
+    for attempt in range(4):
+        db = f"hpotool_race_{uuid.uuid4().hex[:8]}"
+        if server is None:
+            url = f"sqlite:///{tmp_path / str(attempt) / 'new.db'}"
+        else:
+            with sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT").connect() as conn:
+                conn.exec_driver_sql(f"CREATE DATABASE {db}")
+            url = server.rsplit("/", 1)[0] + f"/{db}"
+        try:
+            barrier, results = ctx.Barrier(4), ctx.Queue()
+            procs = [ctx.Process(target=_open_after, args=(barrier, url, results)) for _ in range(4)]
+            for proc in procs:
+                proc.start()
+            outcomes = [results.get(timeout=120) for _ in procs]
+            for proc in procs:
+                proc.join()
+            assert outcomes == ["ok"] * 4
+            assert _tables_of(url) >= {"studies", "trials", "version_info", "alembic_version"}
+        finally:
+            if server is not None:
+                with sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT").connect() as conn:
+                    conn.exec_driver_sql(f"DROP DATABASE {db}")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql+psycopg://me:s3cret@db/hpo", "postgresql+psycopg://me:***@db/hpo"),
+        (
+            "mysql+pymysql://root:p%40ss@db:3306/hpo?charset=utf8",
+            "mysql+pymysql://root:***@db:3306/hpo?charset=utf8",
+        ),
+        ("redis://:s3cret@cache:6379?prefix=x", "redis://:***@cache:6379?prefix=x"),
+        ("postgresql+psycopg://me@db/hpo", "postgresql+psycopg://me@db/hpo"),
+        ("sqlite:///studies/s.db", "sqlite:///studies/s.db"),
+        ("journal:studies/s.log", "journal:studies/s.log"),
+    ],
+)
+def test_a_password_in_a_storage_url_is_shown_as_stars(url: str, shown: str) -> None:
+    from hpotool.storage import shown_url
+
+    assert shown_url(url) == shown
+
+
+def test_a_storage_password_stays_out_of_output_exports_and_reports(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # `--storage postgresql+psycopg://user:PASSWORD@host/db` printed the password in the summary, `studies`
+    # and error lines, and wrote it into best_params.json and the report, files people share.
+    import uuid
+
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    from .test_workers import _server_url
+
+    server = _server_url("postgres")  # trust authentication: any password is accepted
+    url = server.replace("postgres@", "postgres:s3cret@", 1)
+    assert "s3cret" in url
+    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    args = ["optimize", "-r", str(write_yaml(tmp_path / "run.yaml", run_dict))]
+    args += ["-o", str(write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "study_name": name}))]
+    runner = CliRunner()
+    try:
+        outputs = [
+            runner.invoke(app, [*args, "--storage", url, "-q", "--n-trials", "2"]),
+            runner.invoke(app, [*args, "--storage", url, "--json", "--n-trials", "3"]),
+            runner.invoke(app, ["export-best", "--study-name", name, "--storage", url, "--out", "exported"]),
+            runner.invoke(app, ["report", "--study-name", name, "--storage", url, "--out", "report.html"]),
+            runner.invoke(app, ["report", "--study-name", name, "--storage", url, "--out", "report.json"]),
+            runner.invoke(app, ["studies", "--storage", url]),
+            runner.invoke(app, ["studies", "--storage", url, "--json"]),
+            runner.invoke(app, ["trials", "--study-name", "nosuch", "--storage", url]),
+        ]
+        assert [r.exit_code for r in outputs] == [0, 0, 0, 0, 0, 0, 0, 2], [r.output for r in outputs]
+        for result in outputs:
+            assert "s3cret" not in result.output
+        assert "postgres:***@" in outputs[0].output and "postgres:***@" in outputs[-1].stderr
+        written = [*(tmp_path / "exported").iterdir(), tmp_path / "report.html", tmp_path / "report.json"]
+        assert len(written) == 6
+        for path in written:
+            assert "s3cret" not in path.read_text(), path
+        assert json.loads((tmp_path / "exported" / "best_params.json").read_text())["storage"] == url.replace(
+            "s3cret", "***"
+        )
+    finally:
+        optuna.delete_study(study_name=name, storage=make_storage(server))

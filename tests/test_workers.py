@@ -135,8 +135,9 @@ def test_four_workers_end_with_exactly_the_target(
 
 
 def _hpotool(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
-    """`python -m hpotool ARGS` in a session of its own (its process group: main, forkserver, workers)."""
-    environ = {**os.environ, "PYTHONPATH": str(REPO), **env}
+    """`python -m hpotool ARGS` in a session of its own (its process group: main, forkserver, workers), from
+    this checkout's src/ (not whichever hpotool the venv has installed), with tests/ importable."""
+    environ = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}", **env}
     return subprocess.Popen(
         [sys.executable, "-m", "hpotool", *args],
         cwd=cwd,
@@ -145,6 +146,9 @@ def _hpotool(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        # As from a terminal: pytest started in the background (`pytest &`) ignores SIGINT, and so would
+        # every process it starts, whose Ctrl-C tests would then wait in vain.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
@@ -283,6 +287,46 @@ def test_ctrl_c_stops_every_worker_and_the_study_resumes(
     assert sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)) == 8
 
 
+def _forkserver_in(proc: subprocess.Popen[str]) -> int | None:
+    """The pid of the worker server in `proc`'s session, once it has started."""
+    for pid in _session(proc):
+        with contextlib.suppress(OSError):
+            if b"multiprocessing.forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+    return None
+
+
+def _ignores_sigint(pid: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    return False
+
+
+def test_ctrl_c_while_the_worker_server_starts_exits_130_without_a_traceback(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # Ctrl-C in the first seconds of `--workers N`: the terminal sends SIGINT to the whole process group,
+    # the worker server too, which was importing torch then and printed 40 lines of KeyboardInterrupt.
+    args = _slow_configs(tmp_path, run_dict, opt_dict, 4)
+    proc = _hpotool(args, tmp_path)
+    try:
+        server = _wait_for(lambda: _forkserver_in(proc), timeout=30.0)
+        with contextlib.suppress(AssertionError):  # its first import; torch and the rest take seconds
+            _wait_for(lambda: _ignores_sigint(server), timeout=1.0)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+        with contextlib.suppress(AssertionError):
+            _wait_for(lambda: not _session(proc), timeout=5.0)
+        left = _session(proc)
+    finally:
+        _kill_session(proc)
+    output = proc.communicate(timeout=10)[0]
+    assert left == [], output
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+
+
 @pytest.mark.parametrize("group", [False, True], ids=["to-main", "to-group"])
 def test_sigterm_stops_every_worker_and_prints_the_summary(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], group: bool
@@ -313,6 +357,30 @@ def test_sigterm_stops_every_worker_and_prints_the_summary(
     failed = [t for t in trials if t.state == TrialState.FAIL]
     assert failed and all(t.user_attrs["fail_reason"] == "interrupted" for t in failed)
     assert sum(t.state == TrialState.COMPLETE for t in trials) < 20
+
+
+def test_workers_end_their_trials_and_exit_when_the_main_process_is_killed(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # kill -9 (or the OOM killer) on the main process alone: the shell prompt came back, and the workers
+    # went on running the study to its end in the background.
+    args = _slow_configs(tmp_path, run_dict, opt_dict, 400)
+    proc = _hpotool(args, tmp_path)
+    try:
+        study = _wait_for(lambda: _study_or_none(make_storage(opt_dict["storage"])))
+        _wait_for(lambda: _running_with_epochs(study))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        with contextlib.suppress(AssertionError):
+            _wait_for(lambda: not _session(proc), timeout=15.0)
+        left = _session(proc)
+    finally:
+        _kill_session(proc)
+    assert left == [], f"processes left running after the main process was killed: {left}"
+    trials = study.get_trials(deepcopy=False)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert all(t.user_attrs["fail_reason"] == "interrupted" for t in trials if t.state == TrialState.FAIL)
+    assert sum(t.state == TrialState.COMPLETE for t in trials) < 400
 
 
 def test_fail_stale_marks_dead_trials_and_queues_a_retry(
@@ -440,3 +508,31 @@ def test_two_commands_on_one_study_each_count_only_their_own_trials(
     )
     assert summaries[0]["ran_now"] == ran_by_single
     assert summaries[1]["ran_now"] == sum(t.state.is_finished() for t in trials) - ran_by_single
+
+
+def test_a_dead_pid_of_another_container_with_this_host_name_is_not_taken_for_a_dead_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Containers run with `--network host` share the machine's host name, each with its own pids: a worker
+    # in one took a live trial of the other (a pid it could not see) for a dead worker's and failed it.
+    import socket
+    import subprocess
+    import sys
+
+    from hpotool import stale
+    from hpotool.objective import process_salt
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    here = os.stat("/proc/self/ns/pid").st_ino
+    study = optuna.create_study(study_name="s", storage=make_storage(f"sqlite:///{tmp_path / 's.db'}"))
+    elsewhere, dead = study.ask(), study.ask()
+    elsewhere.set_user_attr("worker", {"host": socket.gethostname(), "pid": gone.pid, "pidns": here + 1})
+    dead.set_user_attr("worker", {"host": socket.gethostname(), "pid": gone.pid, "pidns": here})
+    assert stale.fail_dead_local_trials(study) == [dead.number]
+    assert study.get_trials(states=(TrialState.RUNNING,))[0].number == elsewhere.number
+    assert stale.owner()["pidns"] == here
+    # and the two containers' processes draw their own values, even with the same pid
+    salt = process_salt()
+    monkeypatch.setattr(stale, "pid_namespace", lambda: here + 1)
+    assert process_salt() != salt

@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.errors import HpoError
 from hpotool.export import is_feasible, trial_record
-from hpotool.storage import is_optuna_sqlite, load_study, make_storage
+from hpotool.storage import is_optuna_journal, is_optuna_sqlite, load_study, make_storage, shown_url
 
 STATES = ("complete", "pruned", "fail", "running", "waiting")
 
@@ -61,7 +61,7 @@ def storage_studies(url: str) -> list[dict[str, Any]]:
         rows.append(
             {
                 "name": frozen.study_name,
-                "storage": url,
+                "storage": shown_url(url),
                 "directions": [d.name.lower() for d in frozen.directions],
                 "metric": _metric(frozen.user_attrs.get("optimize_config", {})),
                 "trials": counts,
@@ -76,7 +76,8 @@ def storage_studies(url: str) -> list[dict[str, Any]]:
 def study_rows(
     storage_url: str | None, folder: Path = Path("studies")
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every study in `storage_url`, or in every `folder/*.db` when no URL is given.
+    """Every study in `storage_url`, or in every `folder/*.db` and Optuna journal `folder/*.log` when no URL
+    is given.
 
     Returns:
         The rows, and notes on files that were skipped (not Optuna databases, unreadable).
@@ -93,6 +94,13 @@ def study_rows(
             rows += storage_studies(f"sqlite:///{path}")
         except HpoError as exc:
             notes.append(f"{path}: skipped: {exc}")
+    # Journal files people keep beside them (`--storage journal:studies/NAME.log`); other logs are not ours.
+    for path in sorted(folder.glob("*.log")):
+        if path.is_file() and path.stat().st_size and is_optuna_journal(path):
+            try:
+                rows += storage_studies(f"journal:{path}")
+            except HpoError as exc:
+                notes.append(f"{path}: skipped: {exc}")
     return rows, notes
 
 

@@ -163,12 +163,19 @@ def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+def shown_url(url: str) -> str:
+    """A storage URL as printed: its password as ***."""
+    from hpotool.storage import shown_url as shown
+
+    return shown(url)
+
+
 def print_plan(plan: StudyPlan, as_json: bool) -> None:
     """What `optimize --dry-run` checked and would run (the storage is not opened)."""
     run, opt = plan.run, plan.opt
     if as_json:
         configs = {"run_config": run.model_dump(mode="json"), "optimize_config": opt.model_dump(mode="json")}
-        sys.stdout.write(json.dumps({"storage": plan.storage_url, **configs}, indent=2) + "\n")
+        sys.stdout.write(json.dumps({"storage": shown_url(plan.storage_url), **configs}, indent=2) + "\n")
         return
     from hpotool.audit import bounds_text
     from hpotool.runner import resolve_device
@@ -176,7 +183,7 @@ def print_plan(plan: StudyPlan, as_json: bool) -> None:
     table = _table(f"plan of study {opt.study_name} (dry run)", show_header=False)
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
-    table.add_row("storage", plan.storage_url)
+    table.add_row("storage", shown_url(plan.storage_url))
     timeout = f", timeout {opt.timeout:g}s" if opt.timeout else ""
     table.add_row(
         "trials",
@@ -221,7 +228,7 @@ def print_summary(summary: StudySummary) -> None:
     table = _table(f"study {summary.study_name}", show_header=False)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("storage", summary.storage)
+    table.add_row("storage", shown_url(summary.storage))
     table.add_row("metric", f"{summary.metric} ({summary.direction})")
     finished = summary.counts.get("complete", 0) + summary.counts.get("pruned", 0)
     of = "" if summary.target is None else f"/{summary.target}"
@@ -361,7 +368,8 @@ def optimize(
             with RichObserver(_err(), plan.opt.objectives[0]) as observer:
                 summary = run(observer)
         if as_json:
-            sys.stdout.write(json.dumps(summary.as_dict(), indent=2, default=str) + "\n")
+            shown = {**summary.as_dict(), "storage": shown_url(summary.storage)}
+            sys.stdout.write(json.dumps(shown, indent=2, default=str) + "\n")
         else:
             print_summary(summary)
         if report:
@@ -664,7 +672,10 @@ def _storage_lines(rows: list[dict[str, Any]]) -> list[str]:
 @app.command(short_help="List the studies in a storage.")
 def studies(
     storage: Annotated[
-        str | None, typer.Option("--storage", help="Optuna storage URL (default: every studies/*.db).")
+        str | None,
+        typer.Option(
+            "--storage", help="Optuna storage URL (default: every studies/*.db and journal studies/*.log)."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -680,7 +691,7 @@ def studies(
             _print_json(rows)
             return
         if not rows:
-            where = storage or "studies/*.db"
+            where = storage or "studies/*.db or studies/*.log"
             _err().print(f"no studies in {escape(where)}")
             return
         # The first layout that fits the terminal: on 80 columns a cell folded mid-word reads as noise

@@ -41,6 +41,9 @@ class _Frozen(BaseModel):
 
 
 CHECK_COMPONENTS = "check_components"  # validation context key: resolve and check each component
+BUDGET_GIVEN = (
+    "budget_given"  # validation context key: --n-trials or --timeout sets the budget the file leaves null
+)
 
 
 class _Component(BaseModel):
@@ -380,8 +383,8 @@ class OptimizeConfig(_Frozen):
     def _check_study_name(cls, v: str) -> str:
         if not _STUDY_NAME.match(v) or ".." in v:
             raise ValueError(
-                f"study_name {v!r} may hold only letters, digits, '_', '-' and '.' (no '/', '..', spaces or "
-                f"control characters), since it names files under studies/"
+                f"study_name {v!r} may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, "
+                f"digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/"
             )
         return v
 
@@ -402,8 +405,8 @@ class OptimizeConfig(_Frozen):
         return v
 
     @model_validator(mode="after")
-    def _check_budget(self) -> OptimizeConfig:
-        if self.n_trials is None and self.timeout is None:
+    def _check_budget(self, info: ValidationInfo) -> OptimizeConfig:
+        if self.n_trials is None and self.timeout is None and not (info.context or {}).get(BUDGET_GIVEN):
             raise ValueError(
                 "n_trials: null runs trials until the timeout, and timeout is null too; give n_trials a number, "
                 "or timeout: SECONDS"
@@ -600,15 +603,23 @@ def _param_hint(path: str, value: Any) -> str:
 
 
 def validate_config(
-    cls: type[_Frozen], data: dict[str, Any], source: str, *, check_components: bool = True
+    cls: type[_Frozen],
+    data: dict[str, Any],
+    source: str,
+    *,
+    check_components: bool = True,
+    budget_given: bool = False,
 ) -> Any:
     """Validate `data` as `cls`; errors become one `HpoError` naming `source` and each key.
 
     `check_components=False` skips importing each component to check its arguments: for configs a
-    study has already trained (export), where the check would only import torch.
+    study has already trained (export), where the check would only import torch. `budget_given`: the
+    command line gives n_trials or timeout, so a file that leaves both null is complete.
     """
     try:
-        return cls.model_validate(data, context={CHECK_COMPONENTS: check_components})
+        return cls.model_validate(
+            data, context={CHECK_COMPONENTS: check_components, BUDGET_GIVEN: budget_given}
+        )
     except ValidationError as exc:
         lines = error_lines(exc, cls)
         raise HpoError(f"{source}: " + f"\n{source}: ".join(lines)) from None
@@ -648,8 +659,9 @@ def _minimized_by_default(metric: str) -> bool:
     return metric in _MINIMIZED or metric.endswith("loss")
 
 
-def load_optimize_config(path: Path) -> OptimizeConfig:
-    """Read and validate an OptimizeConfig YAML file."""
+def load_optimize_config(path: Path, *, budget_given: bool = False) -> OptimizeConfig:
+    """Read and validate an OptimizeConfig YAML file; `budget_given`: --n-trials or --timeout will set
+    the budget (n_trials and timeout may both be null in the file)."""
     raw = read_yaml_mapping(path)
     keys = _other_kind(raw, OptimizeConfig, RunConfig)
     if keys:
@@ -657,7 +669,7 @@ def load_optimize_config(path: Path) -> OptimizeConfig:
             f"{path}: this is a run config (it has {_shown(keys)}), not an optimize config; give it as "
             f"--run-config, and an optimize config (study_name, search_space, ...) as --optimize-config"
         )
-    result: OptimizeConfig = validate_config(OptimizeConfig, raw, str(path))
+    result: OptimizeConfig = validate_config(OptimizeConfig, raw, str(path), budget_given=budget_given)
     if not result.multi_objective and "direction" not in raw and not _minimized_by_default(result.metric):
         add = "maximize (or direction: minimize)" if "accuracy" in result.metric else "maximize or minimize"
         raise HpoError(

@@ -32,6 +32,7 @@ from hpotool.config import RunConfig, validate_config
 from hpotool.errors import HpoError
 from hpotool.fingerprint import config_of
 from hpotool.overrides import apply_overrides
+from hpotool.storage import shown_url
 from hpotool.yamlfile import dump_yaml
 
 if TYPE_CHECKING:
@@ -303,7 +304,7 @@ def _trial_summary(trial: FrozenTrial) -> dict[str, Any]:
 def best_info(study: optuna.Study, storage_url: str, run_files: dict[int, str | None]) -> dict[str, Any]:
     """The contents of `best_params.json`."""
     best = best_trials(study)
-    head: dict[str, Any] = {"study_name": study.study_name, "storage": storage_url}
+    head: dict[str, Any] = {"study_name": study.study_name, "storage": shown_url(storage_url)}
     if is_multi_objective(study):
         head |= {
             "metrics": objective_names(study),

@@ -88,6 +88,25 @@ def check(study: optuna.Study, run: RunConfig, opt: OptimizeConfig, *, allow_cha
             f"study {study.study_name!r} was created with another experiment: {shown}. Resuming would mix two "
             f"experiments: use a new study_name, or pass --allow-changed-config to continue it anyway"
         )
+    # A process still running the study keeps training with the configs in force until now, and its next
+    # trials would be numbered past the change, so exported and retrained with the new base.
+    from optuna.trial import TrialState
+
+    from hpotool.stale import died_here
+
+    running = [
+        t.number
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not died_here(t)  # a process of this machine that died: its trial is marked FAIL on resume
+    ]
+    if running:
+        shown = ", ".join(f"#{n}" for n in running[:5]) + (", ..." if len(running) > 5 else "")
+        raise HpoError(
+            f"study {study.study_name!r} has {len(running)} running trial(s) ({shown}): another hpotool optimize is "
+            f"running it with the experiment --allow-changed-config would replace, and its next trials would be "
+            f"exported with the new configs; stop it first (after a crash on another machine: hpotool fail-stale "
+            f"--all-running)"
+        )
     # The configs in force until now go into the history with the first trial number they no longer
     # cover, so every trial is exported and retrained with the base it ran (`config_of`).
     history = list(study.user_attrs.get(CHANGES_ATTR, []))

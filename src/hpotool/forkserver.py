@@ -14,7 +14,14 @@ import multiprocessing
 from multiprocessing.context import BaseContext
 
 START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-PRELOAD = ["torch", "optuna", "hpotool.runner", "hpotool.objective", "hpotool.workers"]
+PRELOAD = [
+    "hpotool.server_signals",
+    "torch",
+    "optuna",
+    "hpotool.runner",
+    "hpotool.objective",
+    "hpotool.workers",
+]
 
 
 def worker_context() -> BaseContext:
@@ -29,9 +36,10 @@ def start_worker_server() -> None:
     """Start the forkserver now, so its imports run while the main process does other work (a no-op when it
     runs already).
 
-    The server ignores SIGTERM, as it ignores SIGINT: a SIGTERM to the whole process group (a scheduler
-    stopping the job) must not take it down before the workers it forked have ended their trials, or the
-    main process could no longer wait for them. It still ends when the main process does.
+    The server ignores SIGTERM, as it ignores SIGINT (`hpotool.server_signals`, its first preload): a
+    SIGTERM to the whole process group (a scheduler stopping the job) must not take it down before the
+    workers it forked have ended their trials, or the main process could no longer wait for them. It still
+    ends when the main process does.
     """
     worker_context()
     if START_METHOD == "forkserver":

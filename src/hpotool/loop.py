@@ -9,12 +9,13 @@ the WAITING trial up again), so processes racing at the end never overshoot the 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -192,9 +193,28 @@ def track(tracker: Tracker, study: optuna.Study, trial: FrozenTrial) -> None:
 def prepare_resume(study: optuna.Study, plan: StudyPlan) -> int:
     """Clean up after dead local processes and enqueue the warm start; returns the finished count."""
     fail_dead_local_trials(study)
+    trials = study.get_trials(deepcopy=False)
     for params in plan.opt.enqueue:  # warm start: known-good configurations run first
-        study.enqueue_trial(params, skip_if_exists=True)
+        if not any(_tried(trial, params) for trial in trials):
+            study.enqueue_trial(params)
     return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def _tried(trial: FrozenTrial, params: Mapping[str, Any]) -> bool:
+    """Whether `trial` ran `params`, or holds them in the queue, as Optuna's `skip_if_exists` tells: a
+    warm-start point whose trial was interrupted (Ctrl-C, SIGTERM) never ran, and is queued again."""
+    if trial.state == TrialState.FAIL and trial.user_attrs.get("fail_reason") == "interrupted":
+        return False
+    ran = trial.system_attrs.get("fixed_params", trial.params)
+    if ran.keys() != params.keys():
+        return False
+    return all(_same(value, ran[name]) for name, value in params.items())
+
+
+def _same(value: Any, other: Any) -> bool:
+    if isinstance(value, float) and isinstance(other, float):  # as Optuna's np.isclose(atol=0)
+        return math.isclose(value, other, rel_tol=1e-5)
+    return bool(value == other)
 
 
 def finished_numbers(study: optuna.Study) -> set[int]:

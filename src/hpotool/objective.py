@@ -50,7 +50,7 @@ from hpotool.runner import (
     train_run,
 )
 from hpotool.search_space import CategoricalParam, FloatParam, Param, boundary_values, contains, suggest
-from hpotool.storage import make_storage
+from hpotool.storage import make_storage, shown_url
 from hpotool.trainer import EpochResult, NonFiniteLossError
 
 if TYPE_CHECKING:
@@ -302,7 +302,8 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
 
     Writes nothing: every mistake a user can make in the configs is an `HpoError` here, before trial 0.
     """
-    run, opt = load_run_config(run_path), load_optimize_config(opt_path)  # the run config's errors first
+    budget_given = overrides.n_trials is not None or overrides.timeout is not None
+    run, opt = load_run_config(run_path), load_optimize_config(opt_path, budget_given=budget_given)
     pruner_chosen = "pruner" in opt.model_fields_set  # before the overrides, which set every field
     if overrides.seed is not None and "seed" in opt.sampler.kwargs:
         raise HpoError(
@@ -481,8 +482,11 @@ def study_sampler(
 
 
 def process_salt() -> tuple[int, ...]:
-    """This process's host and id, which make its seeds its own among processes sampling one study."""
-    return (zlib.crc32(socket.gethostname().encode()), os.getpid())
+    """This process's host, PID namespace and id, which make its seeds its own among processes sampling one
+    study (containers sharing a host name each have their own namespace, and often the same pids)."""
+    from hpotool.stale import pid_namespace
+
+    return (zlib.crc32(socket.gethostname().encode()), pid_namespace() or 0, os.getpid())
 
 
 def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
@@ -506,16 +510,17 @@ def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
         except optuna.exceptions.DuplicatedStudyError:  # another process created it a moment ago
             existing = optuna.load_study(study_name=opt.study_name, storage=storage)
             joined = True
+    _wait_for_creator(existing)
     stored = existing.user_attrs.get("optimize_config", {})
     stored_directions = [d.name.lower() for d in existing.directions]
     if stored_directions != opt.study_directions:
         raise HpoError(
-            f"study {opt.study_name!r} in {plan.storage_url} was created to {', '.join(stored_directions)} "
+            f"study {opt.study_name!r} in {shown_url(plan.storage_url)} was created to {', '.join(stored_directions)} "
             f"its metric, and the config says {', '.join(opt.study_directions)}; use another study_name or storage"
         )
     if not opt.multi_objective and stored.get("metric", opt.metric) != opt.metric:
         raise HpoError(
-            f"study {opt.study_name!r} in {plan.storage_url} optimizes {stored['metric']!r}, and the config "
+            f"study {opt.study_name!r} in {shown_url(plan.storage_url)} optimizes {stored['metric']!r}, and the config "
             f"says {opt.metric!r}; use another study_name or storage"
         )
     fingerprint.check(existing, plan.run, opt, allow_changed=plan.allow_changed_config)
@@ -529,6 +534,23 @@ def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
     return existing, salt
 
 
+# A study exists from Optuna's create_study on, and its configs and fingerprint are written after that, one
+# by one: a process joining it in that moment (the same command started twice at once) would find nothing
+# to check against and mix its experiment into the creator's. It waits for the fingerprint, written last,
+# this long at most; an empty study that never gets one was made by plain Optuna code, and is used as it is.
+CREATOR_WAIT_S = 10.0
+
+
+def _wait_for_creator(study: optuna.Study) -> None:
+    import time
+
+    deadline = time.monotonic() + CREATOR_WAIT_S
+    while fingerprint.ATTR not in study.user_attrs and not study.get_trials(deepcopy=False):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
+
+
 def _create_study(plan: StudyPlan, storage: Any) -> optuna.Study:
     opt = plan.opt
     study = optuna.create_study(
@@ -538,6 +560,17 @@ def _create_study(plan: StudyPlan, storage: Any) -> optuna.Study:
         pruner=plan.pruner,
         directions=opt.study_directions,
     )
+    describe_new_study(study, plan)
+    return study
+
+
+def describe_new_study(study: optuna.Study, plan: StudyPlan) -> None:
+    """Store the configs and versions on a study just made, queue its warm start, and last (others wait
+    for it) its fingerprint: a process joining it then finds the warm start queued and does not queue the
+    same points again (each would run twice)."""
+    opt = plan.opt
+    for params in opt.enqueue:
+        study.enqueue_trial(params)
     study.set_user_attr("run_config", plan.run.model_dump(mode="json"))
     study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
     study.set_user_attr("versions", versions())
@@ -546,7 +579,6 @@ def _create_study(plan: StudyPlan, storage: Any) -> optuna.Study:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(opt.objectives)
     fingerprint.record(study, plan.run, opt)
-    return study
 
 
 def make_objective(

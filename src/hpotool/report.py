@@ -291,6 +291,9 @@ def _importance_target(study: optuna.Study, i: int | None) -> Callable[[FrozenTr
 
 def report_info(study: optuna.Study, storage: str) -> ReportInfo:
     """The report of `study` as plain data (no plotting)."""
+    from hpotool.storage import shown_url
+
+    storage = shown_url(storage)  # the report is shared: no password in it
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     opt = study.user_attrs.get("optimize_config") or {}

@@ -19,15 +19,36 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 
+def pid_namespace() -> int | None:
+    """This process's PID namespace (Linux; None elsewhere). Containers that share their machine's host
+    name (`docker run --network host`) each have their own, and their pids mean nothing to one another."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+
+
 def owner() -> dict[str, Any]:
     """This process, as recorded on the trials it runs."""
-    return {"host": socket.gethostname(), "pid": os.getpid()}
+    who: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
+    namespace = pid_namespace()
+    if namespace is not None:
+        who["pidns"] = namespace
+    return who
+
+
+def _here(who: dict[str, Any]) -> bool:
+    """Whether a recorded owner ran on this host and in this PID namespace (a record without one, written
+    before hpotool kept it, by its host alone)."""
+    if who.get("host") != socket.gethostname():
+        return False
+    return "pidns" not in who or who["pidns"] == pid_namespace()
 
 
 def run_by(trial: FrozenTrial, pids: Collection[int]) -> bool:
     """Whether `trial` was run by one of the processes `pids` of this host (its `worker` attribute)."""
     who = trial.user_attrs.get("worker")
-    return isinstance(who, dict) and who.get("host") == socket.gethostname() and who.get("pid") in pids
+    return isinstance(who, dict) and _here(who) and who.get("pid") in pids
 
 
 def _alive(pid: int) -> bool:
@@ -40,19 +61,24 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def died_here(trial: FrozenTrial) -> bool:
+    """Whether `trial`'s owner ran on this host and PID namespace (not this process) and no longer exists."""
+    who = trial.user_attrs.get("worker")
+    if not isinstance(who, dict) or not _here(who) or not isinstance(who.get("pid"), int):
+        return False
+    return who["pid"] != os.getpid() and not _alive(who["pid"])
+
+
 def fail_dead_local_trials(study: optuna.Study) -> list[int]:
     """Mark FAIL the RUNNING trials whose owner process on this host has died; returns their numbers."""
     from optuna.trial import TrialState
 
-    host = socket.gethostname()
     storage = study._storage
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        who = trial.user_attrs.get("worker")
-        if not isinstance(who, dict) or who.get("host") != host or not isinstance(who.get("pid"), int):
+        if not died_here(trial):
             continue
-        if who["pid"] == os.getpid() or _alive(who["pid"]):
-            continue
+        who = trial.user_attrs["worker"]
         storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"worker died (pid {who['pid']})")
         if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
             continue  # another process got there first

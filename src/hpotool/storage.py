@@ -53,6 +53,22 @@ def _redis_prefix(url: str) -> tuple[str, bool, str]:
     return urlunsplit(parts._replace(query=rest)), False, prefix
 
 
+def shown_url(url: str) -> str:
+    """`url` as hpotool prints it and writes it into exports and reports: a password in it as `***`
+    (`postgresql+psycopg://user:***@host/db`), as SQLAlchemy shows URLs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    user = parts.netloc.rpartition("@")[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{parts.netloc.rpartition('@')[2]}"))
+
+
 def default_storage_url(study_name: str) -> str:
     return f"sqlite:///studies/{study_name}.db"
 
@@ -136,36 +152,42 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
 
             journal = Path(url.removeprefix("journal:"))
             if not create and not journal.exists():
-                raise HpoError(f"storage {url!r}: no such journal file")
+                raise HpoError(f"storage {shown_url(url)!r}: no such journal file")
             if not is_optuna_journal(journal):
                 raise HpoError(
-                    f"storage {url!r}: {str(journal)!r} is not an Optuna journal file (its first line is not a "
+                    f"storage {shown_url(url)!r}: {str(journal)!r} is not an Optuna journal file (its first line is not a "
                     f"journal record); give the journal hpotool optimize wrote to, or a new file name (nothing "
                     f"was written to this one)"
                 )
             journal.parent.mkdir(parents=True, exist_ok=True)
             return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
         path = _sqlite_path(url)
+        if path is None and url.startswith("sqlite:"):
+            raise HpoError(
+                f"storage {shown_url(url)!r} is an in-memory SQLite database: a study there ends with the command, and its "
+                f"heartbeat and workers could not see it; give a file, sqlite:///studies/NAME.db (or no storage: "
+                f"that default)"
+            )
         if path is not None:
             if not create and not path.exists():
-                raise HpoError(f"storage {url!r}: no such SQLite file {str(path)!r}")
+                raise HpoError(f"storage {shown_url(url)!r}: no such SQLite file {str(path)!r}")
             if not create and not is_optuna_sqlite(path):
                 raise _not_optuna(url)
             if create and path.exists():
                 _refuse_foreign_sqlite(url, path)
             path.parent.mkdir(parents=True, exist_ok=True)
             engine_kwargs: dict[str, Any] = {"creator": functools.partial(_connect_sqlite, str(path))}
-            storage = _rdb_storage(url, engine_kwargs)
+            storage = _created_rdb_storage(url, engine_kwargs)
             _OPEN_SQLITE.add(storage._backend.engine)  # type: ignore[attr-defined]
             return storage
         if "://" not in url:
             raise HpoError(
-                f"storage {url!r} is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., "
+                f"storage {shown_url(url)!r} is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., "
                 f"mysql+pymysql://..., redis://host:6379 or journal:path.log"
             )
         if not create and not _has_optuna_tables(url):
             raise _not_optuna(url)
-        return _rdb_storage(url, {"pool_pre_ping": True})
+        return _created_rdb_storage(url, {"pool_pre_ping": True})
     except HpoError:
         raise
     except ImportError as exc:
@@ -174,10 +196,10 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
             fix = f"name the driver hpotool[{_DRIVERS[scheme][1]}] installs: {_DRIVERS[scheme][0]}://..."
         else:
             fix = "install hpotool[postgres], [mysql] or [redis]"
-        raise HpoError(f"storage {url!r}: a driver is missing ({exc}); {fix}") from None
+        raise HpoError(f"storage {shown_url(url)!r}: a driver is missing ({exc}); {fix}") from None
     except Exception as exc:  # SQLAlchemy/redis errors: unreachable server, bad URL, wrong password
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise HpoError(f"storage {url!r}: cannot open it: {first}") from None
+        raise HpoError(f"storage {shown_url(url)!r}: cannot open it: {first}") from None
 
 
 def is_optuna_sqlite(path: Path) -> bool:
@@ -193,13 +215,13 @@ def _refuse_foreign_sqlite(url: str, path: Path) -> None:
     tables = sqlite_tables(path)
     if tables is None:
         what = "is not a SQLite database"
-    elif tables and not tables >= _OPTUNA_TABLES:
+    elif tables and not tables >= _OPTUNA_TABLES and not tables <= _ALL_OPTUNA_TABLES:  # some: being created
         shown = ", ".join(sorted(tables)[:3]) + (", ..." if len(tables) > 3 else "")
         what = f"holds other tables ({shown}) and no Optuna study"
     else:
         return
     raise HpoError(
-        f"storage {url!r}: {str(path)!r} {what}; hpotool would add Optuna's tables to it, so give a new file "
+        f"storage {shown_url(url)!r}: {str(path)!r} {what}; hpotool would add Optuna's tables to it, so give a new file "
         f"or one hpotool wrote (nothing was written to this one)"
     )
 
@@ -214,6 +236,19 @@ def sqlite_tables(path: Path) -> set[str] | None:
 
 
 _OPTUNA_TABLES = {"studies", "trials", "version_info"}
+# Every table Optuna's RDB storage makes, which another process may be creating one by one right now.
+_ALL_OPTUNA_TABLES = _OPTUNA_TABLES | {
+    "alembic_version",
+    "study_directions",
+    "study_system_attributes",
+    "study_user_attributes",
+    "trial_heartbeats",
+    "trial_intermediate_values",
+    "trial_params",
+    "trial_system_attributes",
+    "trial_user_attributes",
+    "trial_values",
+}
 
 
 def is_optuna_journal(path: Path) -> bool:
@@ -250,9 +285,36 @@ def _has_optuna_tables(url: str) -> bool:
 
 def _not_optuna(url: str) -> HpoError:
     return HpoError(
-        f"storage {url!r} is not an Optuna storage (it has no Optuna tables), so it holds no study; "
+        f"storage {shown_url(url)!r} is not an Optuna storage (it has no Optuna tables), so it holds no study; "
         f"give the storage URL hpotool optimize wrote to (nothing was written to this one)"
     )
+
+
+# Processes started together on a new database (a new SQLite file, or a PostgreSQL or MySQL database just
+# made) each create Optuna's tables, and all but one lose that race ("table already exists"; PostgreSQL: a
+# duplicate key in pg_type; then a duplicate version row; SQLite: "database is locked" while another
+# process turns the new file to WAL, which does not wait for the busy timeout). A loser tries again: by then the tables are
+# there, and creating them is skipped.
+CREATE_ATTEMPTS = 6
+
+
+def _created_rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> optuna.storages.BaseStorage:
+    import random
+    import time
+
+    import sqlalchemy.exc
+
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            return _rdb_storage(url, engine_kwargs)
+        except sqlalchemy.exc.DBAPIError as exc:
+            text = str(exc)
+            lost_race = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in text
+            lost_race |= "database is locked" in text  # SQLite: another process turning the new file to WAL
+            if not lost_race or attempt == CREATE_ATTEMPTS - 1:
+                raise
+            time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> optuna.storages.BaseStorage:
@@ -357,4 +419,4 @@ def load_study(study_name: str, storage_url: str | None) -> optuna.Study:
     except KeyError:
         names = study_names(storage)
         listed = ", ".join(names) if names else "none"
-        raise HpoError(f"no study {study_name!r} in {url}; studies there: {listed}") from None
+        raise HpoError(f"no study {study_name!r} in {shown_url(url)}; studies there: {listed}") from None

@@ -115,10 +115,29 @@ class WorkerArgs:
     salt: tuple[int, ...] = ()  # `objective.process_salt()` where other processes sample the study too
 
 
+def _end_with_the_main_process() -> None:
+    """When the main process is gone (kill -9, an OOM kill), end this worker as a SIGTERM would: its trial
+    ends as FAIL ("interrupted"). Left alone, the workers ran the study to its end, unseen, after the
+    command had returned to the shell."""
+    import multiprocessing
+    import threading
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()  # returns when the main process has exited, however it ended
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="hpotool-main-watch", daemon=True).start()
+
+
 def worker_main(args: WorkerArgs, stop: Event, exhausted: Event) -> None:
     """The entry point of a worker process; sets `exhausted` when its sampler has nothing left to try."""
     signal.signal(signal.SIGINT, _interrupt_once)
     signal.signal(signal.SIGTERM, _interrupt_once)
+    _end_with_the_main_process()
     try:
         run = worker_run_config(RunConfig.model_validate(args.run), args.n_workers, args.index)
         opt = OptimizeConfig.model_validate(args.opt)
