@@ -509,31 +509,54 @@ def pruned_synthetic_study(
     return study
 
 
-def test_a_pruned_studys_lessons_rest_on_the_deepest_epoch_enough_trials_reached() -> None:
+def test_a_pruned_study_ranks_every_finished_trial_as_successive_halving_does() -> None:
     from hpotool.importance import basis
 
     study = pruned_synthetic_study(24, complete=2)  # 3 parameters: 4 trials make a rung
     on = basis(study)
     # Epochs 1-2: all 24 trials; 3-5: the 2 complete and the 7 pruned ones of every third trial.
-    assert on.step == 4 and len(on.trials) == 2 + 7 and on.complete == 2
-    assert {t.value for t in on.trials} == {
-        t.intermediate_values[4] for t in study.trials if 4 in t.intermediate_values
-    }
+    assert on.step == 4 and on.complete == 2 and len(on.trials) == 24
+    deep = [t for t in study.trials if 4 in t.intermediate_values]
+    shallow = [t for t in study.trials if 4 not in t.intermediate_values]
+    assert len(deep) == 9  # ranked first, by what they reported after 5 epochs; then the rest by epoch 2
+    assert [t.number for t in on.trials] == [
+        *(t.number for t in sorted(deep, key=lambda t: t.intermediate_values[4])),
+        *(t.number for t in sorted(shallow, key=lambda t: t.intermediate_values[1])),
+    ]
+    assert [on.target(t) for t in on.trials] == list(range(24))  # type: ignore[misc]
     assert on.describe("val_loss") == (
-        "9 trials' val_loss after 5 epochs, the deepest epoch 4 or more of them reached (only 2 complete trials)"
+        "24 finished trials ranked as successive halving ranks them: first those that got furthest, compared "
+        "by val_loss after 5 epochs, the deepest epoch 4 or more reached (2 complete)"
     )
-    enough = basis(pruned_synthetic_study(24, complete=4))
-    assert enough.step is None and len(enough.trials) == 4  # complete trials as soon as a rung's worth
+    enough = basis(pruned_synthetic_study(24, complete=4))  # complete trials first as soon as a rung's worth
+    assert enough.step is None and {t.number for t in enough.trials[:4]} == {0, 1, 2, 3}
+
+
+def test_importances_of_a_pruned_study_see_what_took_trials_furthest() -> None:
+    from hpotool.importance import param_importances
+
+    space = {"x": {"type": "float", "low": 0.0, "high": 1.0}, "y": {"type": "float", "low": 0.0, "high": 1.0}}
+    opt = OptimizeConfig.model_validate({"study_name": "s", "metric": "val_loss", "search_space": space})
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for i in range(40):  # the higher x the lower the loss, y changes nothing; two trials complete
+        trial = study.ask()
+        x = suggest(trial, opt.search_space)["x"]
+        epochs = 10 if i < 2 else 5 if x > 0.5 else 2
+        for epoch in range(epochs):
+            trial.report(1.0 - 0.05 * epoch - 0.1 * x, step=epoch)
+        study.tell(trial, 0.5) if i < 2 else study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    imp = param_importances(study)
+    assert list(imp) == ["x", "y"] and imp["x"] > 0.8
 
 
 def test_audit_and_refine_fix_and_narrow_nothing_on_too_few_trials() -> None:
     at_the_edge = {"optimizer.lr": 1e-2, "model.dropout": 0.2, "optimizer.weight_decay": 1e-4}  # the best
     study = pruned_synthetic_study(24, complete=2, enqueue=(at_the_edge,))
     report = audit_study(study)
-    assert report.basis_trials == 9 and not any(p.negligible for p in report.params)
+    assert report.basis_trials == 24 and not any(p.negligible for p in report.params)
     assert not any("barely matters" in f for f in report.findings)
     assert (
-        "the importances and top trials rest on 9 trials, too few to fix or narrow parameters by (refine "
+        "the importances and top trials rest on 24 trials, too few to fix or narrow parameters by (refine "
         "needs 30); run more trials first." in report.findings
     )
     ref = refine_study(study, report=report)
@@ -541,8 +564,16 @@ def test_audit_and_refine_fix_and_narrow_nothing_on_too_few_trials() -> None:
     assert set(space) == set(SPACE)  # nothing fixed
     for name in ("model.dropout", "optimizer.weight_decay"):
         assert {k: space[name][k] for k in ("low", "high")} == {k: SPACE[name][k] for k in ("low", "high")}
-    assert "model.dropout: kept [0, 0.5]; 9 trials to rank, too few to narrow by (30 needed)" in ref.changes
+    assert "model.dropout: kept [0, 0.5]; 24 trials to rank, too few to narrow by (30 needed)" in ref.changes
     assert space["optimizer.lr"]["high"] > 1e-2  # an edge is still widened: that reads the best trial alone
+
+
+def test_refine_narrows_a_pruned_study_of_thirty_trials_around_those_that_got_furthest() -> None:
+    study = pruned_synthetic_study(40, complete=2)
+    report = audit_study(study)
+    assert report.basis_trials == 40 and not any("too few to fix" in f for f in report.findings)
+    ref = refine_study(study, report=report)
+    assert any(" narrowed " in c for c in ref.changes), ref.changes
 
 
 def test_refine_fixes_and_narrows_on_thirty_trials() -> None:
@@ -562,3 +593,14 @@ def test_refine_widens_a_negligible_parameter_whose_best_is_on_an_edge_as_the_au
     assert wd.negligible and wd.edge == "high" and wd.advice.endswith(": widen the range.")
     space = refine_study(study, report=report).optimize["search_space"]
     assert space["optimizer.weight_decay"]["high"] > 1e-2  # widened, not fixed at the edge
+
+
+def test_widening_a_count_below_its_range_stops_at_one() -> None:
+    from hpotool.refine import _widen
+    from hpotool.search_space import IntParam
+
+    run = RunConfig()
+    widened, change = _widen(IntParam(type="int", low=32, high=256), "low", run, "model.hidden.0")
+    assert (widened.low, widened.high) == (1, 256), change  # it went to 0: an MLP layer of no units
+    stepped, change = _widen(IntParam(type="int", low=32, high=256, step=32), "low", run, "model.hidden.0")
+    assert (stepped.low, stepped.high) == (32, 256) and "no wider range is valid" in change

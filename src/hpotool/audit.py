@@ -147,17 +147,6 @@ def bounds_text(p: Param) -> str:
     return f"[{_fmt(p.low)}, {_fmt(p.high)}{scale}]"
 
 
-def _ordered(trials: list[FrozenTrial], direction: str) -> list[FrozenTrial]:
-    sign = 1.0 if direction == "minimize" else -1.0
-    return sorted(trials, key=lambda t: sign * float(t.value or 0.0))
-
-
-def top_trials(complete: list[FrozenTrial], direction: str, share: float = TOP_SHARE) -> list[FrozenTrial]:
-    """The best `share` of complete trials, at least three (or all when fewer)."""
-    n = max(3, math.ceil(len(complete) * share))
-    return _ordered(complete, direction)[:n]
-
-
 def _top_span(p: Param, name: str, top: list[FrozenTrial]) -> float | None:
     values = [t.params[name] for t in top if name in t.params]
     if isinstance(p, CategoricalParam):
@@ -244,7 +233,7 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
             importances = param_importances(study, on=on)
         except ValueError as exc:
             importances, note = {}, f"parameter importances unavailable: {exc}."
-    top = top_trials(on.trials, direction)
+    top = on.top(direction, TOP_SHARE)
     findings = []
     for name, p in space.items():
         imp = importances.get(name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,44 +76,62 @@ def feasible_view(study: optuna.Study) -> optuna.Study:
 
 @dataclass(frozen=True)
 class Basis:
-    """The trials a study's lessons (importances, top trials) rest on, and how they are valued.
+    """The trials a study's lessons (importances, top trials) rest on, best first.
 
-    `study` is a view whose complete trials are `trials`: the complete trials that meet the constraints,
-    valued by their objective, or, in a pruned study with too few of those (`step` set), every trial
-    that reported `step`, valued by what it reported there.
+    In a study without pruned trials (or with several objectives): its complete trials that meet the
+    constraints, valued by their objectives (`target` None). In a pruned single-objective study: every
+    finished trial, ranked as successive halving ranks them (see `basis`); `target` gives each its rank
+    (0 the best, lower better, as PED-ANOVA reads a target) and `study` is a view in which they all read
+    as complete.
     """
 
     study: optuna.Study
-    trials: list[FrozenTrial]
-    step: int | None  # None: the complete trials themselves
+    trials: list[FrozenTrial]  # best first when ranked; in the study's order otherwise
+    target: Callable[[FrozenTrial], float] | None
+    step: int | None  # where the ranked trials are compared by value (None: their objective)
     complete: int  # complete trials that meet the constraints
     constrained: bool  # the study has complete trials that break its constraints
     min_trials: int  # the number of parameters plus one
 
+    def top(self, direction: str, share: float) -> list[FrozenTrial]:
+        """The best `share` of the trials, at least three (all of them when fewer)."""
+        n = max(3, math.ceil(len(self.trials) * share))
+        if self.target is not None:
+            return self.trials[:n]
+        sign = 1.0 if direction == "minimize" else -1.0
+        return sorted(self.trials, key=lambda t: sign * float(t.value or 0.0))[:n]
+
     def describe(self, metric: str) -> str:
-        """What the lessons rest on, as a phrase: "20 trials' val_accuracy after 2 epochs (...)"."""
+        """What the lessons rest on, as a phrase."""
         meet = " that meet the constraints" if self.constrained else ""
-        if self.step is None:
+        if self.target is None:
             return f"{len(self.trials)} complete trials{meet}"
+        at = (
+            f"by {metric}"
+            if self.step is None
+            else f"by {metric} after {self.step + 1} epochs, the deepest epoch {self.min_trials} or more reached"
+        )
         return (
-            f"{len(self.trials)} trials' {metric} after {self.step + 1} epochs, the deepest epoch "
-            f"{self.min_trials} or more of them reached (only {self.complete} complete trials{meet})"
+            f"{len(self.trials)} finished trials ranked as successive halving ranks them: first those that got "
+            f"furthest, compared {at} ({self.complete} complete{meet})"
         )
 
 
 def basis(study: optuna.Study) -> Basis:
-    """The trials `study`'s importances and top trials should rest on.
+    """The trials `study`'s importances and top trials rest on.
 
-    A pruned study may finish only a few trials: under successive halving the demo's 20-trial study
-    completes two. Importances or a "top 10%" of two trials are noise, and fixing or narrowing
-    parameters from them misleads the next stage. So when fewer complete trials than parameters plus one
-    meet the constraints, a single-objective study is valued as of the deepest epoch that at least that
-    many trials reported, by what they reported there: BOHB's rule for the budget its model uses, and what
-    the `rung_tpe` sampler shows TPE (see `hpotool.samplers`).
+    A pruned study finishes few trials: the demo's 20-trial study completes two, a 100-trial one five.
+    Importances or a "top 10%" of those are noise, and the trials that complete under successive halving
+    are partly the first ones, which pass every rung because they reach it alone. So a pruned
+    single-objective study ranks every finished trial: first the trials that reached the deepest epoch at
+    least parameters-plus-one trials reached (BOHB's rule, and what the `rung_tpe` sampler models; the
+    complete trials themselves once there are that many of them), by their value there; then the others
+    by how far they got and what they last reported, as Optuna ranks pruned trials. Complete trials that
+    break the constraints are left out.
     """
     from optuna.trial import TrialState
 
-    from hpotool.samplers import as_of_step, rung_step
+    from hpotool.samplers import rung_step
     from hpotool.snapshot import StudySnapshot
 
     view = feasible_view(study)
@@ -119,17 +139,40 @@ def basis(study: optuna.Study) -> Basis:
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     min_trials = max((len(t.distributions) for t in finished), default=0) + 1
-    plain = Basis(view, complete, None, len(complete), view is not study, min_trials)
-    if len(study.directions) > 1 or len(complete) >= min_trials:
-        return plain
-    step = rung_step(finished, min_trials)
-    if step is None:
-        return plain
-    rung = as_of_step(trials, step)
-    valued = [t for t in rung if t.state == TrialState.COMPLETE]
-    if len(valued) <= len(complete):
-        return plain
-    return Basis(StudySnapshot(study, rung), valued, step, len(complete), view is not study, min_trials)
+    constrained = view is not study
+    if len(study.directions) > 1 or len(finished) == len(complete):
+        return Basis(view, complete, None, None, len(complete), constrained, min_trials)
+    sign = 1.0 if study.direction.name == "MINIMIZE" else -1.0
+    step = None if len(complete) >= min_trials else rung_step(finished, min_trials)
+
+    def key(t: FrozenTrial) -> tuple[int, int, float, int]:
+        if step is None and t.state == TrialState.COMPLETE:
+            return (0, 0, sign * float(t.value), t.number)  # type: ignore[arg-type]
+        if step is not None and math.isfinite(v := t.intermediate_values.get(step, math.nan)):
+            return (0, 0, sign * v, t.number)
+        finite = [s for s, v in t.intermediate_values.items() if math.isfinite(v)]
+        if not finite:
+            return (2, 0, 0.0, t.number)
+        last = max(finite)
+        return (1, -last, sign * t.intermediate_values[last], t.number)
+
+    ranked = sorted(finished, key=key)
+    rank = {t.number: float(i) for i, t in enumerate(ranked)}
+    as_complete = []
+    for t in trials:  # every finished trial reads as complete to the evaluator; `target` ranks them
+        if t.state == TrialState.PRUNED:
+            t = copy.copy(t)
+            t.state, t.value = TrialState.COMPLETE, rank[t.number]
+        as_complete.append(t)
+    return Basis(
+        StudySnapshot(study, as_complete),
+        ranked,
+        lambda t: rank[t.number],
+        step,
+        len(complete),
+        constrained,
+        min_trials,
+    )
 
 
 def param_importances(
@@ -141,8 +184,8 @@ def param_importances(
     """Importance of each parameter, summing to 1, most important first.
 
     Uses the trials of `on` (by default `basis(study)`: the complete trials that meet the study's
-    constraints, or in a pruned study with too few of those, the trials as of the deepest epoch enough of
-    them reached) and the parameters all of them share.
+    constraints, or in a pruned study every finished trial, ranked as successive halving ranks them) and
+    the parameters all of them share.
 
     Raises:
         ValueError: with a one-line reason when importances cannot be computed (fewer than two complete
@@ -153,6 +196,7 @@ def param_importances(
     on = on or basis(study)
     if len(on.trials) < 2:
         kind = "complete trials that meet the constraints" if on.constrained else "complete trials"
+        kind = "finished trials" if on.target is not None else kind
         raise ValueError(f"needs at least 2 {kind}, the study has {len(on.trials)}")
     if len(study.directions) > 1 and target is None:
         raise ValueError("a multi-objective study needs a target objective")
@@ -162,7 +206,7 @@ def param_importances(
                 "ignore", message="PedAnovaImportanceEvaluator computes", category=UserWarning
             )
             result = optuna.importance.get_param_importances(
-                on.study, evaluator=make_evaluator(), target=target
+                on.study, evaluator=make_evaluator(), target=target or on.target
             )
     except (RuntimeError, ValueError) as exc:
         raise ValueError(str(exc)) from None

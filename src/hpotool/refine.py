@@ -13,7 +13,7 @@ from pathlib import Path
 from shlex import quote
 from typing import TYPE_CHECKING, Any
 
-from hpotool.audit import MIN_EVIDENCE, AuditReport, ParamFinding, audit_study, stored_space, top_trials
+from hpotool.audit import MIN_EVIDENCE, AuditReport, ParamFinding, audit_study, stored_space
 from hpotool.conditions import holds
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.errors import HpoError
@@ -78,11 +78,10 @@ def _widen(p: Param, edge: str, run: RunConfig, name: str) -> tuple[Param, str]:
                 bound = (high + 1) / 2  # a share stays below 1 (dropout, fractions)
         if isinstance(p, IntParam):
             steps = math.ceil(abs(bound - (high if edge == "high" else low)) / p.step) or 1
-            bound = (
-                high + steps * p.step
-                if edge == "high"
-                else max(low - steps * p.step, 1 if p.log else -math.inf)
-            )
+            bound = high + steps * p.step if edge == "high" else low - steps * p.step
+            least = 1 if p.log or low >= 1 else -math.inf  # a count (width, layers, batch) stays >= 1
+            if bound < least:  # as far down as the step allows
+                bound = low - math.floor((low - least) / p.step) * p.step
             bound = int(bound)
         elif p.step is not None:
             steps = math.ceil(abs(bound - (high if edge == "high" else low)) / p.step) or 1
@@ -209,7 +208,7 @@ def refine_study(
     direction = study.direction.name.lower()
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     feasible = [t for t in complete if is_feasible(t)]
-    top = top_trials(basis(study).trials, direction, share=keep_top)  # what the audit's importances rest on
+    top = basis(study).top(direction, keep_top)  # the trials the audit's importances rest on
     best = best_trials(study)[0]
     by_name: dict[str, ParamFinding] = {f.name: f for f in report.params}
     new_space: dict[str, Param] = {}

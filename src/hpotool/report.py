@@ -364,11 +364,12 @@ def make_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]:
             case "history":
                 figures[f.key] = vis.plot_optimization_history(study, **kw)
             case "importances":
-                target = _importance_target(study, f.objective)
+                on = basis(study)  # a pruned study: every finished trial, ranked (`on.target`)
+                target = _importance_target(study, f.objective) or on.target
                 with warnings.catch_warnings():  # "lower target values are better": the target is so
                     warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
                     figures[f.key] = vis.plot_param_importances(
-                        basis(study).study, evaluator=make_evaluator(), **{**kw, "target": target}
+                        on.study, evaluator=make_evaluator(), **{**kw, "target": target}
                     )
             case "parallel":
                 figures[f.key] = vis.plot_parallel_coordinate(drawn, **kw)
