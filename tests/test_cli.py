@@ -254,3 +254,24 @@ def test_the_console_script_flushes_its_output_and_keeps_its_exit_code(
         text=True,
     )
     assert missing.returncode == 2 and missing.stderr.startswith("error: storage"), missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["optimise"], "error: No such command 'optimise'. Did you mean 'optimize'? (see hpotool --help)"),
+        (
+            ["trials", "--study-name", "x", "--top", "0"],
+            "error: Invalid value for '--top': Input should be greater than or equal to 1 (see hpotool trials --help)",
+        ),
+        (
+            ["optimize", "-r", "run.yaml"],
+            "error: Missing option '--optimize-config' / '-o' (see hpotool optimize --help)",
+        ),
+        (["studies", "--bogus"], "error: No such option: --bogus (see hpotool studies --help)"),
+    ],
+)
+def test_a_mistake_on_the_command_line_is_one_line(args: list[str], line: str) -> None:
+    # click printed four lines: usage, a hint, a blank line, the error
+    result = runner.invoke(app, args, prog_name="hpotool")
+    assert result.exit_code == 2 and result.stderr == line + "\n"

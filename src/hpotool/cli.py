@@ -40,6 +40,19 @@ app = typer.Typer(
 )
 
 
+def _show_usage_error(self: Any, file: Any = None) -> None:
+    """A mistake on the command line (a missing or unknown option, a value out of range) as one line, like
+    every other hpotool error; click printed four (usage, a hint, a blank line, the error). Exit code 2."""
+    command = self.ctx.command_path if self.ctx is not None else "hpotool"
+    message = self.format_message().rstrip(".")
+    typer.echo(f"error: {message} (see {command} --help)", file=file, err=True)
+
+
+# click's UsageError, which typer vendors (typer._click) and exports only as BadParameter's base class.
+_USAGE_ERROR: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+_USAGE_ERROR.show = _show_usage_error
+
+
 @functools.cache
 def _out() -> Console:
     """The rich console for results (stdout), made on first use so `--help` never imports rich."""
