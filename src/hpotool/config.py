@@ -625,27 +625,24 @@ def validate_config(
         raise HpoError(f"{source}: " + f"\n{source}: ".join(lines)) from None
 
 
-def _other_kind(raw: dict[str, Any], expected: type[_Frozen], other: type[_Frozen]) -> list[str]:
-    """The keys only `other` has, when `raw` has some of them and none that only `expected` has: the file
-    is the other kind of config (the two given the wrong way round)."""
+def _refuse_other_kind(
+    raw: dict[str, Any], path: Path, expected: type[_Frozen], other: type[_Frozen], fix: str
+) -> None:
+    """An `HpoError` when `raw` has keys only `other` has and none that only `expected` has: the file is the
+    other kind of config (the two given the wrong way round). `fix` ends the message."""
     own = set(expected.model_fields) - set(other.model_fields)
     theirs = [k for k in raw if k in other.model_fields and k not in expected.model_fields]
-    return theirs if theirs and not own & raw.keys() else []
-
-
-def _shown(keys: list[str]) -> str:
-    return ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+    if theirs and not own & raw.keys():
+        shown = ", ".join(theirs[:3]) + (", ..." if len(theirs) > 3 else "")
+        kinds = {RunConfig: "a run config", OptimizeConfig: "an optimize config"}
+        raise HpoError(f"{path}: this is {kinds[other]} (it has {shown}), not {kinds[expected]}; {fix}")
 
 
 def load_run_config(path: Path) -> RunConfig:
     """Read and validate a RunConfig YAML file."""
     raw = read_yaml_mapping(path)
-    keys = _other_kind(raw, RunConfig, OptimizeConfig)
-    if keys:
-        raise HpoError(
-            f"{path}: this is an optimize config (it has {_shown(keys)}), not a run config; give a run config "
-            f"(project, data, model, ...) here, and this file as --optimize-config"
-        )
+    fix = "give a run config (project, data, model, ...) here, and this file as --optimize-config"
+    _refuse_other_kind(raw, path, RunConfig, OptimizeConfig, fix)
     result: RunConfig = validate_config(RunConfig, raw, str(path))
     return result
 
@@ -663,12 +660,10 @@ def load_optimize_config(path: Path, *, budget_given: bool = False) -> OptimizeC
     """Read and validate an OptimizeConfig YAML file; `budget_given`: --n-trials or --timeout will set
     the budget (n_trials and timeout may both be null in the file)."""
     raw = read_yaml_mapping(path)
-    keys = _other_kind(raw, OptimizeConfig, RunConfig)
-    if keys:
-        raise HpoError(
-            f"{path}: this is a run config (it has {_shown(keys)}), not an optimize config; give it as "
-            f"--run-config, and an optimize config (study_name, search_space, ...) as --optimize-config"
-        )
+    fix = (
+        "give it as --run-config, and an optimize config (study_name, search_space, ...) as --optimize-config"
+    )
+    _refuse_other_kind(raw, path, OptimizeConfig, RunConfig, fix)
     result: OptimizeConfig = validate_config(OptimizeConfig, raw, str(path), budget_given=budget_given)
     if not result.multi_objective and "direction" not in raw and not _minimized_by_default(result.metric):
         add = "maximize (or direction: minimize)" if "accuracy" in result.metric else "maximize or minimize"
