@@ -580,6 +580,63 @@ def test_a_process_joining_a_study_while_its_creator_describes_it_checks_the_cre
     assert joined.user_attrs["fingerprint"] == study.user_attrs["fingerprint"]
 
 
+def test_a_joiner_waits_for_the_fingerprint_past_the_creators_queued_warm_start(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # The creator queues its warm start before it stores its configs and fingerprint; a process joining
+    # in that moment took the queued trial for a study in use, checked nothing, and mixed its experiment in.
+    import threading
+
+    from hpotool import fingerprint
+    from hpotool.storage import make_storage
+
+    creator = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    )
+    joiner = prepare_study(
+        write_yaml(tmp_path / "run2.yaml", {**run_dict, "epochs": run_dict["epochs"] + 1}),
+        tmp_path / "optimize.yaml",
+    )
+    study = optuna.create_study(
+        study_name=opt_dict["study_name"],
+        storage=make_storage(opt_dict["storage"]),
+        direction=opt_dict["direction"],
+    )
+    study.enqueue_trial({"optimizer.lr": 0.0123})  # the creator's warm start, queued first
+    describing = threading.Timer(0.5, fingerprint.record, (study, creator.run, creator.opt))
+    describing.start()
+    try:
+        with pytest.raises(HpoError, match=r"created with another experiment: run_config.epochs: 2 -> 3\."):
+            open_study(joiner)
+    finally:
+        describing.join()
+
+
+def test_an_empty_study_made_by_plain_optuna_is_used_after_a_short_wait(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Such a study never gets a fingerprint: the first optimize on it waited the creator's full 10 s.
+    import time
+
+    from hpotool import objective
+    from hpotool.storage import make_storage
+
+    monkeypatch.setattr(objective, "CREATOR_WAIT_S", 60.0)
+    monkeypatch.setattr(objective, "QUIET_WAIT_S", 0.2)
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    )
+    optuna.create_study(
+        study_name=opt_dict["study_name"],
+        storage=make_storage(opt_dict["storage"]),
+        direction=opt_dict["direction"],
+    )
+    start = time.monotonic()
+    study, _ = open_study(plan)
+    assert time.monotonic() - start < 30  # the quiet wait, not the creator's
+    assert "fingerprint" not in study.user_attrs
+
+
 def test_a_new_study_has_its_warm_start_queued_before_its_fingerprint(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

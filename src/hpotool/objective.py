@@ -510,7 +510,7 @@ def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
         except optuna.exceptions.DuplicatedStudyError:  # another process created it a moment ago
             existing = optuna.load_study(study_name=opt.study_name, storage=storage)
             joined = True
-    _wait_for_creator(existing)
+    _wait_for_creator(existing, joined=joined)
     stored = existing.user_attrs.get("optimize_config", {})
     stored_directions = [d.name.lower() for d in existing.directions]
     if stored_directions != opt.study_directions:
@@ -534,19 +534,31 @@ def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
     return existing, salt
 
 
-# A study exists from Optuna's create_study on, and its configs and fingerprint are written after that, one
-# by one: a process joining it in that moment (the same command started twice at once) would find nothing
-# to check against and mix its experiment into the creator's. It waits for the fingerprint, written last,
-# this long at most; an empty study that never gets one was made by plain Optuna code, and is used as it is.
+# A study exists from Optuna's create_study on, and its warm start, configs and fingerprint are written after
+# that, one by one: a process joining it in that moment (the same command started twice at once) would find
+# nothing to check against and mix its experiment into the creator's. It waits for the fingerprint, written
+# last, while nothing has run in the study: this long where it lost the race to create the study or sees the
+# creator's writes begin (a warm start queued, a config stored), and `QUIET_WAIT_S` where it found the study
+# empty and silent, as one made by plain Optuna code is (that one is used as it is, without a fingerprint).
 CREATOR_WAIT_S = 10.0
+QUIET_WAIT_S = 2.0
+_CREATOR_ATTRS = ("run_config", "optimize_config", "versions")
 
 
-def _wait_for_creator(study: optuna.Study) -> None:
+def _wait_for_creator(study: optuna.Study, *, joined: bool) -> None:
     import time
 
-    deadline = time.monotonic() + CREATOR_WAIT_S
-    while fingerprint.ATTR not in study.user_attrs and not study.get_trials(deepcopy=False):
-        if time.monotonic() > deadline:
+    start = time.monotonic()
+    while True:
+        attrs = study.user_attrs
+        if fingerprint.ATTR in attrs:
+            return
+        trials = study.get_trials(deepcopy=False)
+        if any(t.state != TrialState.WAITING for t in trials):
+            return  # trials have run in it: it is in use as it is
+        described = bool(trials) or any(key in attrs for key in _CREATOR_ATTRS)
+        limit = CREATOR_WAIT_S if joined or described else QUIET_WAIT_S
+        if time.monotonic() - start > limit:
             return
         time.sleep(0.05)
 
