@@ -793,29 +793,43 @@ def fail_stale(
         ),
     ] = False,
 ) -> None:
-    """Mark trials of dead workers (RUNNING, heartbeat older than the grace period) FAIL and queue a retry."""
+    """Mark trials of dead workers (RUNNING, heartbeat older than the grace period, or run by a process of
+    this machine that is gone) FAIL and queue a retry."""
     with user_errors():
-        from hpotool.storage import fail_stale_trials, has_heartbeat, load_study
-
-        study = load_study(study_name, storage)
-        if not all_running and not has_heartbeat(study._storage):
-            raise HpoError(
-                f"study {study_name!r}: this storage has no heartbeat, so a dead worker's trial cannot be told "
-                f"from a live one; stop every worker, then run again with --all-running"
-            )
-        failed = fail_stale_trials(study, every_running=all_running)
-        listed = ", ".join(f"#{n}" for n in failed) if failed else "none"
-        _out().print(f"marked {len(failed)} stale trial(s) FAIL: {listed}")
         from optuna.trial import TrialState
 
-        from hpotool.storage import heartbeat_settings
+        from hpotool.stale import fail_dead_local_trials
+        from hpotool.storage import fail_stale_trials, has_heartbeat, heartbeat_settings, load_study
 
+        study = load_study(study_name, storage)
+        heartbeat = has_heartbeat(study._storage)
+        # A process of this machine that is gone is surely dead, heartbeat or not (`kill -9`, an OOM kill).
+        failed = [] if all_running else fail_dead_local_trials(study)
+        if all_running or heartbeat:
+            failed += fail_stale_trials(study, every_running=all_running)
         alive = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
-        if alive:
+        if not heartbeat and alive and not failed:
+            raise HpoError(
+                f"study {study_name!r}: its running trials ({_numbers(alive)}) belong to live processes or to "
+                f"other machines, and this storage has no heartbeat to tell a dead worker from a live one; stop "
+                f"every worker, then run again with --all-running"
+            )
+        _out().print(f"marked {len(failed)} stale trial(s) FAIL: {_numbers(sorted(failed)) or 'none'}")
+        if alive and heartbeat:
             _out().print(
                 f"left {len(alive)} running trial(s) alone, their heartbeat younger than the "
-                f"{heartbeat_settings()[1]} s grace period (a live worker): {', '.join(f'#{n}' for n in alive)}"
+                f"{heartbeat_settings()[1]} s grace period (a live worker): {_numbers(alive)}"
             )
+        elif alive:
+            _out().print(
+                f"left {len(alive)} running trial(s) alone, of live processes or other machines (this storage has "
+                f"no heartbeat to tell a dead worker from a live one; once every worker is stopped, run again "
+                f"with --all-running): {_numbers(alive)}"
+            )
+
+
+def _numbers(trial_numbers: list[int]) -> str:
+    return ", ".join(f"#{n}" for n in trial_numbers)
 
 
 # ---------------------------------------------------------------- stages: audit and refine
