@@ -57,6 +57,26 @@ def test_train_from_best_with_two_seeds(tmp_path: Path, run_dict: dict, opt_dict
     assert not (tmp_path / "studies" / "tiny").exists()  # before the export was written
 
 
+def test_an_out_folder_below_a_file_is_refused_before_the_export(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    (tmp_path / "afile").write_text("mine\n")
+    cmd = [
+        "train-from-best",
+        "--study-name",
+        "tiny",
+        "--storage",
+        opt_dict["storage"],
+        "--out",
+        "afile/final",
+    ]
+    result = runner.invoke(app, cmd)
+    assert result.exit_code == 2
+    assert "afile is a file, not a folder; choose another --out" in result.stderr
+    assert not (tmp_path / "studies" / "tiny").exists()  # nothing exported, nothing trained
+
+
 def test_final_rules_from_the_study_and_flags_over_them(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
