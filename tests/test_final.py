@@ -77,6 +77,33 @@ def test_an_out_folder_below_a_file_is_refused_before_the_export(
     assert not (tmp_path / "studies" / "tiny").exists()  # nothing exported, nothing trained
 
 
+def test_a_run_that_cannot_start_is_refused_before_the_export_and_the_run_folder(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    cmd = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--device", "cuda"]
+    result = runner.invoke(app, cmd)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: device: 'cuda' was asked for but CUDA is not available here")
+    assert not (tmp_path / "studies" / "tiny").exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_first_run_that_fails_leaves_no_empty_run_folder(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    study = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
+    opt = dict(study.user_attrs["optimize_config"]) | {"final": {"overrides": {"optimizer.lr": 1e30}}}
+    study.set_user_attr("optimize_config", opt)  # a final lr that diverges
+    result = runner.invoke(app, ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"]])
+    assert result.exit_code == 2 and "training diverged" in result.stderr
+    assert list((tmp_path / "runs" / "tiny").iterdir()) == []  # runs/tiny/<timestamp> is gone
+
+
 def test_final_rules_from_the_study_and_flags_over_them(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

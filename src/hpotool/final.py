@@ -247,6 +247,19 @@ def final_jobs(plan: FinalPlan, folder: Path) -> list[tuple[Candidate, RunConfig
     return jobs
 
 
+def check_jobs(plan: FinalPlan, folder: Path | None) -> None:
+    """Every run of the plan can start: its folder (when one is given) holds no run, and its config passes
+    `train`'s checks (the device, the data, one step), so a mistake stops the command before anything is
+    written or trained."""
+    from hpotool.runner import check_run
+    from hpotool.saved import check_run_dir
+
+    for c, cfg, run_dir in final_jobs(plan, folder if folder is not None else Path()):
+        if folder is not None:
+            check_run_dir(run_dir)
+        check_run(cfg, f"{plan.study_name} trial {c.trial_number}")
+
+
 def train_from_best(
     plan: FinalPlan,
     folder: Path,
@@ -260,14 +273,10 @@ def train_from_best(
         The summary written to summary.json.
     """
     from hpotool.export import dump_json
-    from hpotool.runner import check_run
-    from hpotool.saved import check_run_dir, train_and_save
+    from hpotool.saved import train_and_save
 
-    jobs = final_jobs(plan, folder)
-    for c, cfg, run_dir in jobs:  # every run can start before the first one trains
-        check_run_dir(run_dir)
-        check_run(cfg, f"{plan.study_name} trial {c.trial_number}")
-    for c, cfg, run_dir in jobs:
+    check_jobs(plan, folder)  # every run can start before the first one trains
+    for c, cfg, run_dir in final_jobs(plan, folder):
         label = f"trial {c.trial_number} seed {cfg.seed}"
         info = {"study_name": plan.study_name, "trial_number": c.trial_number}
         if observer is not None:
