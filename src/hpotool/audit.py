@@ -246,7 +246,12 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
         )
         span = _top_span(p, name, top)
         outside = pos is not None and not 0 <= pos <= 1
-        if absent:
+        if absent and p.when is None:  # only a change of the search space leaves it unset
+            advice = (
+                f"{name} is not set in the best trial: the search space was changed after the best trial "
+                f"(#{best.number}) ran, adding {name}."
+            )
+        elif absent:
             advice = f"{name} is not set in the best trial (a conditional parameter)."
         elif outside or (isinstance(p, CategoricalParam) and not _chosen(p, value)):
             advice = (
