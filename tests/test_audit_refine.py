@@ -393,6 +393,18 @@ def test_audit_says_a_parameter_added_after_the_best_trial_is_new_not_conditiona
     )
 
 
+def test_refine_of_a_multi_objective_study_names_refine_and_what_to_run(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'mo.db'}"
+    optuna.create_study(study_name="mo", storage=url, directions=["minimize", "minimize"])
+    for command in (["audit"], ["refine", "--out", str(tmp_path / "stage2.yaml")]):
+        result = CliRunner().invoke(app, [*command, "--study-name", "mo", "--storage", url])
+        assert result.exit_code == 2
+        assert result.stderr == (
+            "error: study 'mo' has 2 objectives; audit and refine work on single-objective studies (hpotool "
+            "report --study-name mo shows each objective's importances and the Pareto front)\n"
+        )
+
+
 def test_audit_says_how_few_trials_meet_the_constraints() -> None:
     study = optuna.create_study(study_name="few", sampler=optuna.samplers.RandomSampler(seed=0))
     opt = OptimizeConfig.model_validate({"study_name": "few", "metric": "val_loss", "search_space": SPACE})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import asdict, dataclass, field
+from shlex import quote
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -214,7 +215,9 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
 
     if len(study.directions) > 1:
         raise HpoError(
-            f"study {study.study_name!r} is multi-objective; audit works on single-objective studies"
+            f"study {study.study_name!r} has {len(study.directions)} objectives; audit and refine work on "
+            f"single-objective studies (hpotool report --study-name {quote(study.study_name)} shows each "
+            f"objective's importances and the Pareto front)"
         )
     space = stored_space(study)
     opt = study.user_attrs.get("optimize_config", {})
