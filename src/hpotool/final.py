@@ -162,10 +162,18 @@ def plan_final(
 ) -> FinalPlan:
     """Pick the `top_k` best complete trials that meet the study's constraints and build each one's final
     RunConfig (nothing is trained)."""
-    from hpotool.export import no_best_error, objective_names, ranked_trials, trial_run_config
+    from hpotool.export import (
+        no_best_error,
+        not_hpotool_error,
+        objective_names,
+        ranked_trials,
+        trial_run_config,
+    )
 
     if top_k < 1 or (seeds is not None and seeds < 1) or (epochs is not None and epochs < 1):
         raise HpoError("--top-k, --seeds and --epochs must be at least 1")
+    if not isinstance(study.user_attrs.get("run_config"), dict):  # before the multi-objective advice, which
+        raise not_hpotool_error(study)  # points to best_run_<trial>.yaml files such a study has none of
     rules = final_rules(study)
     ranked = ranked_trials(study)
     if not ranked:
