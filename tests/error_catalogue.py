@@ -306,6 +306,20 @@ CASES = [
         existing_study=True,
     ),
     Case(
+        "changed-kind",
+        "resuming a study, even with --allow-changed-config, with a parameter of another kind, log scale or choices",
+        "error: study 'tiny': search_space.model.hidden.0 is categorical [8, 16, 32] in this config, but the study's trials drew it as int; Optuna cannot change a parameter's kind, log scale or choices within one study (every trial would fail), not even with --allow-changed-config: keep it as it was, or use a new study_name",
+        optimize={
+            "n_trials": 2,
+            "search_space": {
+                **OPTIMIZE["search_space"],
+                "model.hidden.0": {"type": "categorical", "choices": [8, 16, 32]},
+            },
+        },
+        args=("--allow-changed-config",),
+        existing_study=True,
+    ),
+    Case(
         "cuda-missing",
         "device: cuda without CUDA",
         "error: device: 'cuda' was asked for but CUDA is not available here; use device: auto or cpu",

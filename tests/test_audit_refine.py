@@ -380,6 +380,31 @@ def test_audit_says_a_best_value_outside_the_changed_range_is_outside_it_not_on_
     assert change.startswith("optimizer.lr: best below the current range; range widened"), change
 
 
+def test_audit_says_a_parameter_added_after_the_best_trial_is_new_not_conditional() -> None:
+    study = synthetic_study("grown", SPACE, 6, seed=0)
+    best = study.best_trial
+    grown = dict(SPACE) | {"model.hidden.0": {"type": "int", "low": 8, "high": 64}}
+    opt = OptimizeConfig.model_validate({"study_name": "grown", "metric": "val_loss", "search_space": grown})
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))  # as --allow-changed-config stores it
+    hidden = next(p for p in audit_study(study).params if p.name == "model.hidden.0")
+    assert hidden.advice == (
+        f"model.hidden.0 is not set in the best trial: the search space was changed after the best trial "
+        f"(#{best.number}) ran, adding model.hidden.0."
+    )
+
+
+def test_refine_of_a_multi_objective_study_names_refine_and_what_to_run(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'mo.db'}"
+    optuna.create_study(study_name="mo", storage=url, directions=["minimize", "minimize"])
+    for command in (["audit"], ["refine", "--out", str(tmp_path / "stage2.yaml")]):
+        result = CliRunner().invoke(app, [*command, "--study-name", "mo", "--storage", url])
+        assert result.exit_code == 2
+        assert result.stderr == (
+            "error: study 'mo' has 2 objectives; audit and refine work on single-objective studies (hpotool "
+            "report --study-name mo shows each objective's importances and the Pareto front)\n"
+        )
+
+
 def test_audit_says_how_few_trials_meet_the_constraints() -> None:
     study = optuna.create_study(study_name="few", sampler=optuna.samplers.RandomSampler(seed=0))
     opt = OptimizeConfig.model_validate({"study_name": "few", "metric": "val_loss", "search_space": SPACE})

@@ -135,6 +135,10 @@ def test_trials_command_filters_by_state(tmp_path: Path, run_dict: dict, opt_dic
     )
     (pruned,) = json.loads(result.stdout)
     assert pruned["number"] == 1 and pruned["prune_reason"].startswith("pruned after 1 of ")
+    result = runner.invoke(  # as trials.csv and Optuna spell the state
+        app, ["trials", "--study-name", "tiny", "--storage", storage, "--state", "PRUNED", "--json"]
+    )
+    assert result.exit_code == 0 and [r["number"] for r in json.loads(result.stdout)] == [1]
     result = runner.invoke(
         app, ["trials", "--study-name", "tiny", "--storage", storage], catch_exceptions=False
     )

@@ -241,6 +241,30 @@ def test_a_study_not_made_by_hpotool_exports_its_trials_and_is_not_trained(tmp_p
     assert [r["number"] for r in json.loads((folder / "trials.json").read_text())] == [0, 1, 2]
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_trials_csv_of_a_plain_optuna_study_keeps_every_value_and_attr() -> None:
+    from hpotool.export import trials_frame
+
+    # A parameter named like a column of the table, and a user attr named like hpotool's metrics dict.
+    study = optuna.create_study(study_name="plain")
+    for v in (0.25, 0.5):
+        trial = study.ask()
+        trial.suggest_float("value", 0, 1)
+        trial.set_user_attr("metrics", [v, 2 * v])
+        study.tell(trial, 10 * v)
+    frame = trials_frame(study)
+    assert list(frame["value"]) == [2.5, 5.0]  # the objective's, not the parameter's
+    assert list(frame["params_value"]) == [t.params["value"] for t in study.trials]
+    assert list(frame["user_attrs_metrics"]) == ["[0.25, 0.5]", "[0.5, 1.0]"]
+    # Two objectives of the same name (Optuna's own trials_dataframe keeps one), and unnamed ones.
+    named = optuna.create_study(directions=["minimize", "maximize"])
+    named.set_metric_names(["loss", "loss"])
+    unnamed = optuna.create_study(directions=["minimize", "maximize"])
+    for study in (named, unnamed):
+        study.add_trial(optuna.trial.create_trial(values=[1.0, 2.0]))
+        assert trials_frame(study)[["values_0", "values_1"]].values.tolist() == [[1.0, 2.0]]
+
+
 def test_missing_study_lists_the_ones_that_exist(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
     opt_dict["n_trials"] = 1
     run_tiny_study(tmp_path, run_dict, opt_dict)

@@ -57,6 +57,63 @@ def test_train_from_best_with_two_seeds(tmp_path: Path, run_dict: dict, opt_dict
     assert not (tmp_path / "studies" / "tiny").exists()  # before the export was written
 
 
+def test_an_out_folder_below_a_file_is_refused_before_the_export(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    (tmp_path / "afile").write_text("mine\n")
+    cmd = [
+        "train-from-best",
+        "--study-name",
+        "tiny",
+        "--storage",
+        opt_dict["storage"],
+        "--out",
+        "afile/final",
+    ]
+    result = runner.invoke(app, cmd)
+    assert result.exit_code == 2
+    assert "afile is a file, not a folder; choose another --out" in result.stderr
+    assert not (tmp_path / "studies" / "tiny").exists()  # nothing exported, nothing trained
+
+
+def test_a_run_that_cannot_start_is_refused_before_the_export_and_the_run_folder(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    cmd = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--device", "cuda"]
+    result = runner.invoke(app, cmd)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: device: 'cuda' was asked for but CUDA is not available here")
+    assert not (tmp_path / "studies" / "tiny").exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_first_run_that_fails_leaves_no_empty_run_folder(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    study = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
+    opt = dict(study.user_attrs["optimize_config"]) | {"final": {"overrides": {"optimizer.lr": 1e30}}}
+    study.set_user_attr("optimize_config", opt)  # a final lr that diverges
+    result = runner.invoke(app, ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"]])
+    assert result.exit_code == 2 and "training diverged" in result.stderr
+    assert list((tmp_path / "runs" / "tiny").iterdir()) == []  # runs/tiny/<timestamp> is gone
+
+
+def test_a_plain_multi_objective_study_is_refused_as_plain(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'mo.db'}"
+    study = optuna.create_study(study_name="mo", storage=url, directions=["minimize", "minimize"])
+    study.add_trial(optuna.trial.create_trial(values=[1.0, 2.0]))
+    result = runner.invoke(app, ["train-from-best", "--study-name", "mo", "--storage", url])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: study 'mo' has no stored run config (user attr 'run_config')")
+    assert "best_run_<trial>.yaml" not in result.stderr  # export-best writes none for it
+
+
 def test_final_rules_from_the_study_and_flags_over_them(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
@@ -153,7 +210,8 @@ def test_both_override_spellings_mean_the_same() -> None:
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_train_from_best_refuses_multi_objective_and_missing_studies(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'multi.db'}"
-    optuna.create_study(study_name="tiny", storage=storage, directions=["minimize", "maximize"])
+    study = optuna.create_study(study_name="tiny", storage=storage, directions=["minimize", "maximize"])
+    study.set_user_attr("run_config", {})  # made by hpotool optimize: its Pareto trials have run configs
     result = runner.invoke(app, ["train-from-best", "--study-name", "tiny", "--storage", storage])
     assert result.exit_code == 2
     assert "study 'tiny' has 2 objectives, so its trials have no single ranking" in result.stderr

@@ -378,6 +378,26 @@ def test_allow_changed_config_records_the_change(tmp_path: Path, run_dict: dict,
     assert [t.user_attrs["epochs_run"] for t in trials] == [2, 3, 3]
 
 
+@pytest.mark.parametrize(
+    ("param", "drawn"),
+    [
+        ({"type": "float", "low": 1e-3, "high": 1e-1, "log": False}, "float log"),  # log scale
+        ({"type": "int", "low": 1, "high": 100, "log": True}, "float log"),  # kind
+    ],
+)
+def test_allow_changed_config_refuses_a_parameter_optuna_cannot_change(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, param: dict, drawn: str
+) -> None:
+    opt_dict["n_trials"] = 1
+    _run(tmp_path, run_dict, opt_dict)
+    before = _study(opt_dict).user_attrs
+    changed = {**opt_dict, "n_trials": 2, "search_space": {**opt_dict["search_space"], "optimizer.lr": param}}
+    with pytest.raises(HpoError, match=rf"but the study's trials drew it as {drawn}; Optuna cannot change"):
+        _run(tmp_path, run_dict, changed, allow_changed_config=True)
+    study = _study(opt_dict)
+    assert study.user_attrs == before and len(study.trials) == 1  # no change recorded, no trial failed
+
+
 def test_allow_changed_config_is_refused_while_another_process_runs_the_study(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

@@ -19,7 +19,7 @@ from hpotool.cli import app
 from hpotool.importance import EVALUATOR
 from hpotool.loop import run_study
 from hpotool.objective import prepare_study
-from hpotool.report import _epochs_run, make_figures, render_html, report_info, write_report
+from hpotool.report import _epochs_run, _header_rows, make_figures, render_html, report_info, write_report
 from hpotool.storage import load_study
 from tests.conftest import write_yaml
 
@@ -193,6 +193,22 @@ def test_a_multi_objective_report_says_how_to_reproduce_a_pareto_optimal_trial(
     assert sorted(p.name for p in Path("studies/mo").glob("best_run_*.yaml")) == sorted(
         f"best_run_{t.number}.yaml" for t in study.best_trials
     )
+
+
+def test_a_multi_objective_report_names_no_pruner(tmp_path: Path, run_dict: dict[str, Any]) -> None:
+    # hpotool stores the default pruner section on every study; a multi-objective one never prunes
+    study = optuna.create_study(study_name="mo", directions=["minimize", "minimize"])
+    study.set_user_attr("run_config", run_dict)
+    study.set_user_attr(
+        "optimize_config", {"metrics": ["val_loss", "n_params"], "pruner": {"name": "median", "kwargs": {}}}
+    )
+    for values in ([0.5, 90], [0.4, 170]):
+        trial = study.ask()
+        trial.suggest_float("optimizer.lr", 1e-3, 1e-1)
+        study.tell(trial, values)
+    info = report_info(study, "x")
+    assert info.pruner is None and info.pruned == []
+    assert "pruner" not in dict(_header_rows(info))
 
 
 def test_report_command_errors_are_one_line() -> None:

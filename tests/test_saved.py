@@ -82,6 +82,17 @@ def test_run_folders_are_unique_and_never_overwritten(tmp_path: Path, run_dict: 
     assert again.stderr == "error: mine: already holds a saved run (model.pt); choose another --out\n"
 
 
+def test_an_out_folder_below_a_file_is_refused_before_training(tmp_path: Path, run_dict: dict) -> None:
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    (tmp_path / "afile").write_text("mine\n")
+    result = runner.invoke(app, ["train", "-r", str(run_path), "--out", "afile/run"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: afile/run: cannot be made: afile is a file, not a folder; choose another --out\n"
+    )
+    assert "train_loss" not in result.stdout  # refused before training, not when saving
+
+
 def test_train_flag_errors_are_one_line(tmp_path: Path, run_dict: dict) -> None:
     run_path = write_yaml(tmp_path / "run.yaml", run_dict)
     result = runner.invoke(app, ["train", "-r", str(run_path), "--device", "gpu"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import asdict, dataclass, field
+from shlex import quote
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -214,7 +215,9 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
 
     if len(study.directions) > 1:
         raise HpoError(
-            f"study {study.study_name!r} is multi-objective; audit works on single-objective studies"
+            f"study {study.study_name!r} has {len(study.directions)} objectives; audit and refine work on "
+            f"single-objective studies (hpotool report --study-name {quote(study.study_name)} shows each "
+            f"objective's importances and the Pareto front)"
         )
     space = stored_space(study)
     opt = study.user_attrs.get("optimize_config", {})
@@ -246,7 +249,12 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
         )
         span = _top_span(p, name, top)
         outside = pos is not None and not 0 <= pos <= 1
-        if absent:
+        if absent and p.when is None:  # only a change of the search space leaves it unset
+            advice = (
+                f"{name} is not set in the best trial: the search space was changed after the best trial "
+                f"(#{best.number}) ran, adding {name}."
+            )
+        elif absent:
             advice = f"{name} is not set in the best trial (a conditional parameter)."
         elif outside or (isinstance(p, CategoricalParam) and not _chosen(p, value)):
             advice = (

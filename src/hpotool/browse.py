@@ -126,6 +126,8 @@ def trial_rows(study: optuna.Study, top: int | None = None, state: str | None = 
     a pruned trial's value; it was measured before training ended, so it does not rank against complete
     trials), then trials without a value. Optionally only one state, and only the first `top`.
     """
+    if state is not None:
+        state = state.lower()  # as trials.csv spells it (PRUNED) too
     if state is not None and state not in STATES:
         raise HpoError(f"--state: {state!r} is not a trial state; use one of: {', '.join(STATES)}")
     trials = study.get_trials(deepcopy=False)

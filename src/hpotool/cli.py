@@ -572,16 +572,14 @@ def train_from_best(
     with user_errors():
         from hpotool.browse import find_study
         from hpotool.export import export_best as write_export
-        from hpotool.final import final_jobs, plan_final
+        from hpotool.final import check_jobs, plan_final
         from hpotool.final import train_from_best as run_final
-        from hpotool.saved import check_run_dir, default_runs_dir, new_run_dir
+        from hpotool.saved import default_runs_dir, new_run_dir
         from hpotool.storage import default_storage_url
 
         study = find_study(study_name, storage)
         plan = plan_final(study, epochs=epochs, seeds=seeds, top_k=top_k, device=device)
-        if out is not None:  # refused before anything is written, the export included
-            for _, _, run_dir in final_jobs(plan, out):
-                check_run_dir(run_dir)
+        check_jobs(plan, out)  # refused before anything is written, the export and the run folder included
         exported = write_export(study, storage or default_storage_url(study_name))
         _err().print(f"exported the best trial to {escape(str(exported.folder))}")
         if len(plan.candidates) < top_k:
@@ -596,8 +594,13 @@ def train_from_best(
         folder = out if out is not None else new_run_dir(default_runs_dir(plan.candidates[0].config))
         from hpotool.progress import RunProgress
 
-        with RunProgress(_err()) as progress:
-            summary = run_final(plan, folder, progress, exported.folder)
+        try:
+            with RunProgress(_err()) as progress:
+                summary = run_final(plan, folder, progress, exported.folder)
+        except BaseException:
+            if out is None and not any(folder.iterdir()):  # the first run failed: no empty folder left
+                folder.rmdir()
+            raise
         metric = summary["metric"]
         trained = f" ({summary['epochs']} epochs)" if summary["epochs"] is not None else ""
         runs = _table(f"final runs{trained}")

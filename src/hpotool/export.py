@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 # User attrs the objective sets, shown as their own columns rather than as `user_attrs_<name>`.
 _KNOWN_ATTRS = ("epochs_run", "prune_reason", "fail_reason", "metrics", "history")
+# The columns of trials.csv besides parameters, values and prefixed metrics and user attrs.
+_COLUMNS = ("duration_s", *_KNOWN_ATTRS[:3], "datetime_start", "datetime_complete", "history")
 
 
 def default_export_dir(study_name: str) -> Path:
@@ -158,17 +160,21 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         multi_index=True,
     )
     out: dict[str, Any] = {"number": raw[("number", "")], "state": raw[("state", "")]}
-    value_cols = [c for c in raw.columns if c[0] in ("value", "values")]
+    # From the trials: Optuna's columns are keyed by metric name, and two objectives named alike share one.
     names = objective_names(study)
-    for col in value_cols:
-        named = names[col[1]] if isinstance(col[1], int) and col[1] < len(names) else col[1]
-        out["value" if col[0] == "value" else f"values_{named}"] = raw[col]
-    # Parameters in the order trials suggested them (Optuna sorts them by name).
+    if names == [f"values_{i}" for i in range(len(names))] or len(set(names)) < len(names):
+        names = [str(i) for i in range(len(names))]  # unnamed, or two named alike: values_<index>
+    for i, name in enumerate(names):
+        column = [t.values[i] if t.values is not None else None for t in trials]
+        out[f"values_{name}" if is_multi_objective(study) else "value"] = pd.Series(column, dtype=float)
+    # Parameters in the order trials suggested them (Optuna sorts them by name); one whose name is taken
+    # by a column of the table (a plain Optuna study's "value" or "state") is spelt as Optuna does.
     params: list[str] = []
     for t in trials:
         params += [p for p in t.params if p not in params]
     for name in params:
-        out[name] = raw[("params", name)]
+        taken = name in out or name in _COLUMNS or name.startswith(("values_", "metrics_", "user_attrs_"))
+        out[f"params_{name}" if taken else name] = raw[("params", name)]
     attrs = {str(c[1]): raw[c] for c in raw.columns if c[0] == "user_attrs"}
     out["duration_s"] = [_seconds(t) for t in trials]
     for name in ("epochs_run", "prune_reason", "fail_reason"):
@@ -180,8 +186,10 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         out[f"metrics_{m}"] = [_metrics(t).get(m) for t in trials]
     out["datetime_start"] = raw[("datetime_start", "")]
     out["datetime_complete"] = raw[("datetime_complete", "")]
+    # A "metrics" attr that is not the mapping hpotool stores (the metrics_ columns) is a plain study's own.
+    own_metrics = any(not isinstance(t.user_attrs.get("metrics", {}), dict) for t in trials)
     for name, column in attrs.items():
-        if name not in _KNOWN_ATTRS:
+        if name not in _KNOWN_ATTRS or (name == "metrics" and own_metrics):
             out[f"user_attrs_{name}"] = column.map(_cell)
     out["history"] = [_cell(t.user_attrs.get("history", [])) for t in trials]
     # Nullable dtypes, so an int column with a gap stays "8", not "8.0".

@@ -162,10 +162,18 @@ def plan_final(
 ) -> FinalPlan:
     """Pick the `top_k` best complete trials that meet the study's constraints and build each one's final
     RunConfig (nothing is trained)."""
-    from hpotool.export import no_best_error, objective_names, ranked_trials, trial_run_config
+    from hpotool.export import (
+        no_best_error,
+        not_hpotool_error,
+        objective_names,
+        ranked_trials,
+        trial_run_config,
+    )
 
     if top_k < 1 or (seeds is not None and seeds < 1) or (epochs is not None and epochs < 1):
         raise HpoError("--top-k, --seeds and --epochs must be at least 1")
+    if not isinstance(study.user_attrs.get("run_config"), dict):  # before the multi-objective advice, which
+        raise not_hpotool_error(study)  # points to best_run_<trial>.yaml files such a study has none of
     rules = final_rules(study)
     ranked = ranked_trials(study)
     if not ranked:
@@ -247,6 +255,19 @@ def final_jobs(plan: FinalPlan, folder: Path) -> list[tuple[Candidate, RunConfig
     return jobs
 
 
+def check_jobs(plan: FinalPlan, folder: Path | None) -> None:
+    """Every run of the plan can start: its folder (when one is given) holds no run, and its config passes
+    `train`'s checks (the device, the data, one step), so a mistake stops the command before anything is
+    written or trained."""
+    from hpotool.runner import check_run
+    from hpotool.saved import check_run_dir
+
+    for c, cfg, run_dir in final_jobs(plan, folder if folder is not None else Path()):
+        if folder is not None:
+            check_run_dir(run_dir)
+        check_run(cfg, f"{plan.study_name} trial {c.trial_number}")
+
+
 def train_from_best(
     plan: FinalPlan,
     folder: Path,
@@ -260,14 +281,10 @@ def train_from_best(
         The summary written to summary.json.
     """
     from hpotool.export import dump_json
-    from hpotool.runner import check_run
-    from hpotool.saved import check_run_dir, train_and_save
+    from hpotool.saved import train_and_save
 
-    jobs = final_jobs(plan, folder)
-    for c, cfg, run_dir in jobs:  # every run can start before the first one trains
-        check_run_dir(run_dir)
-        check_run(cfg, f"{plan.study_name} trial {c.trial_number}")
-    for c, cfg, run_dir in jobs:
+    check_jobs(plan, folder)  # every run can start before the first one trains
+    for c, cfg, run_dir in final_jobs(plan, folder):
         label = f"trial {c.trial_number} seed {cfg.seed}"
         info = {"study_name": plan.study_name, "trial_number": c.trial_number}
         if observer is not None:

@@ -82,6 +82,7 @@ def check(study: optuna.Study, run: RunConfig, opt: OptimizeConfig, *, allow_cha
     if not isinstance(stored, dict) or stored.get("hash") == digest(parts):
         return
     changes = differences(stored.get("parts", {}), parts)
+    _check_distributions(study, opt)  # not even --allow-changed-config makes these work
     if not allow_changed:
         shown = "; ".join(changes[:5]) + (f"; and {len(changes) - 5} more" if len(changes) > 5 else "")
         raise HpoError(
@@ -122,6 +123,52 @@ def check(study: optuna.Study, run: RunConfig, opt: OptimizeConfig, *, allow_cha
     study.set_user_attr(ATTR, {"hash": digest(parts), "parts": parts})
     study.set_user_attr("run_config", run.model_dump(mode="json"))
     study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+
+
+def _shown(d: Any) -> str:
+    """An Optuna distribution in the words of the search space: `int`, `float log`, `categorical [a, b]`."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    if isinstance(d, CategoricalDistribution):
+        return f"categorical [{', '.join(str(c) for c in d.choices)}]"
+    return ("int" if isinstance(d, IntDistribution) else "float") + (" log" if d.log else "")
+
+
+def _check_distributions(study: optuna.Study, opt: OptimizeConfig) -> None:
+    """Refuse a search space whose parameter changes its kind, log scale or choices from what the study's
+    trials drew: Optuna's storage refuses such a suggestion, so every trial would fail."""
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+        check_distribution_compatibility,
+    )
+
+    from hpotool.search_space import CategoricalParam, FloatParam
+
+    drawn: dict[str, Any] = {}
+    for t in study.get_trials(deepcopy=False):
+        for name, d in t.distributions.items():
+            drawn.setdefault(name, d)
+    for name, p in opt.search_space.items():
+        if name not in drawn:
+            continue
+        new: Any
+        if isinstance(p, CategoricalParam):
+            new = CategoricalDistribution(p.choices)
+        elif isinstance(p, FloatParam):
+            new = FloatDistribution(p.low, p.high, log=p.log, step=p.step)
+        else:
+            new = IntDistribution(p.low, p.high, log=p.log, step=p.step)
+        try:
+            check_distribution_compatibility(drawn[name], new)
+        except ValueError:
+            raise HpoError(
+                f"study {study.study_name!r}: search_space.{name} is {_shown(new)} in this config, but the "
+                f"study's trials drew it as {_shown(drawn[name])}; Optuna cannot change a parameter's kind, log "
+                f"scale or choices within one study (every trial would fail), not even with "
+                f"--allow-changed-config: keep it as it was, or use a new study_name"
+            ) from None
 
 
 def config_of(study_attrs: Mapping[str, Any], trial_number: int, key: str) -> Any:

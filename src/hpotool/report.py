@@ -325,7 +325,9 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
             f"(writes a run config for each Pareto-optimal trial, best_run_<trial>.yaml in {folder}/; train "
             f"the one you pick with `hpotool train --run-config {quote(str(folder))}/best_run_<trial>.yaml`)",
         ]
-    pruner = opt.get("pruner")
+    # A multi-objective study stores the default pruner section, but nothing prunes it (Trial.report is
+    # single-objective): showing "pruner median" would say otherwise.
+    pruner = opt.get("pruner") if len(objectives) == 1 else None
     rows = [r.as_dict() for r in pruned_rows(study, pruner)] if len(objectives) == 1 else []
     return ReportInfo(
         study_name=study.study_name,

@@ -86,6 +86,10 @@ def check_run_dir(folder: Path) -> None:
         raise HpoError(f"{folder}: already holds a saved run (model.pt); choose another --out")
     if folder.exists() and not folder.is_dir():
         raise HpoError(f"{folder}: exists and is not a folder; choose another --out")
+    # A file above it: the folder could not be made, and saving would fail only once training is over.
+    blocker = next((p for p in reversed(folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise HpoError(f"{folder}: cannot be made: {blocker} is a file, not a folder; choose another --out")
 
 
 def history_csv(history: list[dict[str, float]]) -> str:
