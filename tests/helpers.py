@@ -221,3 +221,9 @@ class FailsInTraining(nn.Module):
         if self.training:
             raise RuntimeError("training-only branch is broken")
         return self.linear(x.flatten(1))
+
+
+def ten_points(n: int = 10) -> Any:
+    """Ten samples of two classes: `val_fraction: 0.1` leaves one for validation."""
+    x = torch.randn(n, 3, generator=torch.Generator().manual_seed(0))
+    return x, (torch.arange(n) % 2).long()

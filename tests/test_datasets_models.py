@@ -454,3 +454,19 @@ def test_class_weights_written_as_a_list_reach_the_loss_as_a_tensor_on_the_model
     trainer = build_trainer(cfg, data, model)
     assert trainer.loss_fn.weight.device.type == "meta"  # type: ignore[union-attr]
     assert build_trainer(functional, data, model).loss_fn.keywords["weight"].device.type == "meta"  # type: ignore[attr-defined]
+
+
+def test_a_validation_split_of_one_sample_does_not_make_the_check_train_batch_norm_on_one() -> None:
+    """The one-step check trained on as many samples as the validation split held: one, which batch norm
+    refuses in training mode, though the run's batches hold nine."""
+    cfg = RunConfig.model_validate(
+        {
+            "data": {"name": "tests.helpers:ten_points", "val_fraction": 0.1},
+            "model": {"name": "mlp", "hidden": [8], "norm": "batch"},
+            "batch_size": 64,
+            "epochs": 1,
+            "device": "cpu",
+        }
+    )
+    check_run(cfg, "run.yaml")
+    assert train_run(cfg).epochs_run == 1

@@ -364,13 +364,16 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
     trainer = assemble_trainer(cfg, data, model, optimizer, schedule, loss_fn)
     if not step:
         return
-    k = max(1, min(len(data.train), len(data.val), cfg.batch_size, DRY_RUN_SAMPLES))
+    # The step trains on a batch the run could take and validates on what the validation split has: a
+    # validation split of one sample did not shrink the training batch to one (batch norm refuses that).
+    k = max(1, min(len(data.train), cfg.batch_size, DRY_RUN_SAMPLES))
     train = TensorData(data.train.x[:k], data.train.y[:k])
-    val = TensorData(data.val.x[:k], data.val.y[:k])
+    val = TensorData(data.val.x[:DRY_RUN_SAMPLES], data.val.y[:DRY_RUN_SAMPLES])
     with _part("model"), torch.no_grad():
         model.eval()
         out = model(val.x)
-    want = (k, data.out_features) if data.task == "classification" else tuple(val.y.shape)
+    n_val = len(val)
+    want = (n_val, data.out_features) if data.task == "classification" else tuple(val.y.shape)
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
     if shape != want:
         given = f"has shape {shape}" if shape is not None else f"is a {type(out).__name__}"
@@ -378,12 +381,12 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             "(batch, classes) logits" if data.task == "classification" else "(batch, outputs), as the targets"
         )
         raise RunCheckError(
-            "model", f"its output for {k} samples {given}; this {data.task} task needs {want}: {need}"
+            "model", f"its output for {n_val} samples {given}; this {data.task} task needs {want}: {need}"
         )
     if out.is_floating_point() and not bool(torch.isfinite(out).all()):
         raise RunCheckError(
             "model",
-            f"its output for {k} samples holds NaN or infinite values before any training; check "
+            f"its output for {n_val} samples holds NaN or infinite values before any training; check "
             f"its forward()",
         )
     try:
