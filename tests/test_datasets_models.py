@@ -470,3 +470,56 @@ def test_a_validation_split_of_one_sample_does_not_make_the_check_train_batch_no
     )
     check_run(cfg, "run.yaml")
     assert train_run(cfg).epochs_run == 1
+
+
+def test_two_classes_train_with_one_logit_and_bce_with_logits(tmp_path: Path) -> None:
+    """BCEWithLogitsLoss (by short name, path or function): the model gets one output, the loss the classes
+    as floats shaped like it, and val_accuracy counts a positive logit as class 1. The output-shape check
+    refused a one-logit model, and the built-in MLP got two outputs, which the loss refused."""
+    import torch.nn.functional as F
+
+    from hpotool.errors import HpoError
+    from hpotool.saved import load_model, train_and_save
+
+    run = {
+        "data": {"name": "tests.helpers:two_classes", "val_fraction": 0.5},
+        "model": {"name": "mlp", "hidden": [8]},
+        "loss": {"name": "bce_with_logits"},
+        "optimizer": {"name": "adam", "lr": 0.05},
+        "epochs": 5,
+        "batch_size": 16,
+        "device": "cpu",
+    }
+    cfg = RunConfig.model_validate(run)
+    check_run(cfg, "run.yaml")
+    saved = train_and_save(cfg, tmp_path / "run")
+    model, _, metrics = load_model(tmp_path / "run" / "model.pt")
+    val = load_data(cfg.data).val
+    with torch.no_grad():
+        out = model(val.x)
+    assert out.shape == (len(val), 1)
+    assert metrics["val_accuracy"] == pytest.approx(((out[:, 0] > 0) == (val.y == 1)).float().mean().item())
+    assert metrics["val_accuracy"] > 0.8 and saved.metrics == metrics
+    expected = F.binary_cross_entropy_with_logits(out, val.y.float().unsqueeze(1)).item()
+    assert metrics["val_loss"] == pytest.approx(expected, rel=1e-5)
+    for loss in (
+        {"name": "torch.nn:BCEWithLogitsLoss", "pos_weight": [2.0]},
+        {"name": "torch.nn.functional:binary_cross_entropy_with_logits"},
+    ):
+        check_run(
+            RunConfig.model_validate({**run, "model": {"name": "tests.helpers:OneLogitNet"}, "loss": loss}),
+            "r",
+        )
+    with pytest.raises(HpoError) as info:
+        check_run(RunConfig.model_validate({**run, "data": {"name": "digits", "subset_fraction": 0.1}}), "r")
+    assert "scores two classes with one logit per sample, but y holds 10 classes; use loss: {name: " in str(
+        info.value
+    )
+    with pytest.raises(HpoError) as info:
+        check_run(
+            RunConfig.model_validate({**run, "model": {"name": "tests.helpers:OneLogitNet"}, "loss": {}}), "r"
+        )
+    assert str(info.value) == (
+        "r: model: its output for 8 samples has shape (8, 1); this classification task needs (8, 2): (batch, "
+        "classes) logits; for one logit per sample, set loss: {name: bce_with_logits}"
+    )

@@ -43,6 +43,7 @@ REGISTRIES: dict[Kind, dict[str, str]] = {
         "l1": "torch.nn:L1Loss",
         "smooth_l1": "torch.nn:SmoothL1Loss",
         "huber": "torch.nn:HuberLoss",
+        "bce_with_logits": "torch.nn:BCEWithLogitsLoss",
     },
 }
 

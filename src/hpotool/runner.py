@@ -120,9 +120,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def one_logit(cfg: RunConfig, data: PreparedData) -> bool:
+    """Whether the loss scores a classification with one logit per sample (torch's BCEWithLogitsLoss, or
+    its function `binary_cross_entropy_with_logits`): the model then has one output, the loss is given the
+    class (0 or 1) as a float of shape (batch, 1), and accuracy counts a positive logit as class 1."""
+    if data.task != "classification":
+        return False
+    loss = resolve_component("loss", cfg.loss.name)
+    binary: Any = nn.functional.binary_cross_entropy_with_logits
+    return loss is binary or (isinstance(loss, type) and issubclass(loss, nn.BCEWithLogitsLoss))
+
+
+def model_out_features(cfg: RunConfig, data: PreparedData) -> int:
+    """The model's outputs: a logit per class, one for a one-logit loss (`one_logit`), or the targets'."""
+    return 1 if one_logit(cfg, data) else data.out_features
+
+
 def build_model(cfg: RunConfig, data: PreparedData) -> nn.Module:
     """Instantiate the model, passing the data's shapes to the arguments its signature asks for."""
-    return make_model(cfg, data.input_shape, data.out_features)
+    return make_model(cfg, data.input_shape, model_out_features(cfg, data))
 
 
 def make_model(cfg: RunConfig, input_shape: tuple[int, ...], out_features: int) -> nn.Module:
@@ -211,6 +227,11 @@ def build_loss(
     A list given for an argument annotated as a tensor (`weight: [1.0, 5.0]`, `pos_weight`) becomes one:
     YAML has no other way to write it."""
     loss = resolve_component("loss", cfg.loss.name)
+    if one_logit(cfg, data) and data.out_features > 2:
+        raise ValueError(
+            f"{cfg.loss.name!r} scores two classes with one logit per sample, but y holds "
+            f"{data.out_features} classes; use loss: {{name: cross_entropy}}"
+        )
     kwargs = _tensor_arguments(loss, cfg.loss.kwargs, device)
     if loss_inputs(loss, cfg.loss.kwargs):
         return functools.partial(loss, **kwargs)
@@ -266,6 +287,7 @@ def assemble_trainer(
         optimizer=optimizer,
         loss_fn=loss_fn,
         task=data.task,
+        one_logit=one_logit(cfg, data),
         batch_size=cfg.batch_size,
         scheduler=schedule.scheduler,
         scheduler_per_step=schedule.per_step,
@@ -373,13 +395,18 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
         model.eval()
         out = model(val.x)
     n_val = len(val)
-    want = (n_val, data.out_features) if data.task == "classification" else tuple(val.y.shape)
+    want = (n_val, model_out_features(cfg, data)) if data.task == "classification" else tuple(val.y.shape)
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
     if shape != want:
         given = f"has shape {shape}" if shape is not None else f"is a {type(out).__name__}"
-        need = (
-            "(batch, classes) logits" if data.task == "classification" else "(batch, outputs), as the targets"
-        )
+        if data.task == "regression":
+            need = "(batch, outputs), as the targets"
+        elif want[1] == 1:
+            need = f"one logit per sample, as loss {cfg.loss.name!r} takes"
+        else:
+            need = "(batch, classes) logits"
+            if shape == (n_val, 1) and want[1] == 2:  # one logit for two classes: the loss takes one
+                need += "; for one logit per sample, set loss: {name: bce_with_logits}"
         raise RunCheckError(
             "model", f"its output for {n_val} samples {given}; this {data.task} task needs {want}: {need}"
         )
