@@ -513,4 +513,10 @@ CASES = [
         "error: storage 'sqlite://' is an in-memory SQLite database: a study there ends with the command, and its heartbeat and workers could not see it; give a file, sqlite:///studies/NAME.db (or no storage: that default)",
         args=("--storage", "sqlite://"),
     ),
+    Case(
+        "loss-reduction",
+        "a loss that sums or keeps each sample's loss",
+        "error: run.yaml: loss: loss 'cross_entropy' argument 'reduction': hpotool needs each batch's mean loss (it weights batches by their size for train_loss and val_loss), got 'sum'; drop reduction (for larger steps, raise optimizer.lr)",
+        run={"loss": {"name": "cross_entropy", "reduction": "sum"}},
+    ),
 ]

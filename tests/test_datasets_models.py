@@ -523,3 +523,23 @@ def test_two_classes_train_with_one_logit_and_bce_with_logits(tmp_path: Path) ->
         "r: model: its output for 8 samples has shape (8, 1); this classification task needs (8, 2): (batch, "
         "classes) logits; for one logit per sample, set loss: {name: bce_with_logits}"
     )
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        {"name": "mse", "reduction": "sum"},
+        {"name": "torch.nn.functional:mse_loss", "reduction": "none"},
+    ],
+)
+def test_a_loss_that_does_not_average_is_refused_at_load_time(loss: dict[str, Any]) -> None:
+    """With reduction: sum, train_loss held batch sums and val_loss the whole split's sum (~669 against
+    ~2283 for the same model); with none, the step failed saying to check that the loss fits the task."""
+    from hpotool.errors import HpoError
+
+    run = {"data": {"name": "regression"}, "loss": loss, "device": "cpu"}
+    with pytest.raises(
+        HpoError, match=r"run\.yaml: loss: .*argument 'reduction': hpotool needs each batch's mean"
+    ):
+        validate_config(RunConfig, run, "run.yaml")
+    validate_config(RunConfig, {**run, "loss": {**loss, "reduction": "mean"}}, "run.yaml")
