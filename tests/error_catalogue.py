@@ -519,4 +519,10 @@ CASES = [
         "error: run.yaml: loss: loss 'cross_entropy' argument 'reduction': hpotool needs each batch's mean loss (it weights batches by their size for train_loss and val_loss), got 'sum'; drop reduction (for larger steps, raise optimizer.lr)",
         run={"loss": {"name": "cross_entropy", "reduction": "sum"}},
     ),
+    Case(
+        "plateau-mode-max",
+        "a plateau schedule set to mode max (it watches val_loss)",
+        "error: run.yaml: scheduler: ValueError: scheduler 'torch.optim.lr_scheduler:ReduceLROnPlateau' watches val_loss, which is better lower, but its mode is 'max', which cuts the lr while val_loss falls; drop mode or set mode: min",
+        run={"scheduler": {"name": "torch.optim.lr_scheduler:ReduceLROnPlateau", "mode": "max"}},
+    ),
 ]

@@ -107,6 +107,28 @@ def test_a_plateau_schedule_stepped_per_batch_is_refused() -> None:
         _trainer({"name": "torch.optim.lr_scheduler:ReduceLROnPlateau", "interval": "step"})
 
 
+def test_a_plateau_schedule_in_max_mode_is_refused_before_it_cuts_the_lr_while_val_loss_falls() -> None:
+    """mode: max read the falling val_loss as no improvement and halved the lr every epoch."""
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    cfg = RunConfig.model_validate(
+        {
+            "data": {"name": "regression", "n_samples": 300},
+            "scheduler": {"name": "torch.optim.lr_scheduler:ReduceLROnPlateau", "mode": "max"},
+            "device": "cpu",
+        }
+    )
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: scheduler: ValueError: scheduler 'torch.optim.lr_scheduler:ReduceLROnPlateau' watches "
+        "val_loss, which is better lower, but its mode is 'max', which cuts the lr while val_loss falls; drop "
+        "mode or set mode: min"
+    )
+    _trainer({"name": "torch.optim.lr_scheduler:ReduceLROnPlateau", "mode": "min"})
+
+
 @pytest.mark.parametrize(
     ("n", "batch", "sizes"),
     [(10, 4, [4, 4, 2]), (9, 4, [4, 5]), (8, 4, [4, 4]), (3, 4, [3]), (1, 4, [1]), (5, 1, [1] * 5)],

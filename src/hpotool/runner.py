@@ -213,6 +213,11 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
             raise ValueError(
                 f"scheduler {cfg.scheduler.name!r} watches {PLATEAU_METRIC} once per epoch; drop interval: step"
             )
+        if getattr(scheduler, "mode", "min") == "max":  # it would cut the lr while val_loss falls
+            raise ValueError(
+                f"scheduler {cfg.scheduler.name!r} watches {PLATEAU_METRIC}, which is better lower, but its "
+                f"mode is 'max', which cuts the lr while {PLATEAU_METRIC} falls; drop mode or set mode: min"
+            )
         watched = PLATEAU_METRIC
     return Schedule(scheduler, per_step, watched)
 
