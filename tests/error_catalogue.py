@@ -525,4 +525,11 @@ CASES = [
         "error: run.yaml: scheduler: ValueError: scheduler 'torch.optim.lr_scheduler:ReduceLROnPlateau' watches val_loss, which is better lower, but its mode is 'max', which cuts the lr while val_loss falls; drop mode or set mode: min",
         run={"scheduler": {"name": "torch.optim.lr_scheduler:ReduceLROnPlateau", "mode": "max"}},
     ),
+    Case(
+        "float64-x",
+        "a Dataset object whose x is float64 (kept as it is) for a float32 model",
+        "error: run.yaml: model: RuntimeError: mat1 and mat2 must have the same dtype, but got Double and Float; the data's x is float64 and the model's parameters float32: give x as float32 in the dataset function (x.float())",
+        run={"data": {"name": "tests.helpers:float64_dataset"}},
+        optimize={"metric": "val_loss", "direction": "minimize"},
+    ),
 ]

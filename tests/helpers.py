@@ -244,3 +244,11 @@ class OneLogitNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x)
+
+
+def float64_dataset(n: int = 60) -> Any:
+    """An `hpotool.datasets.Dataset` whose x came from numpy as float64: its tensors are kept as they are."""
+    from hpotool.datasets import Dataset
+
+    x = torch.randn(n, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    return Dataset(x, x.sum(dim=1, keepdim=True), "regression")

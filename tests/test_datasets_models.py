@@ -543,3 +543,17 @@ def test_a_loss_that_does_not_average_is_refused_at_load_time(loss: dict[str, An
     ):
         validate_config(RunConfig, run, "run.yaml")
     validate_config(RunConfig, {**run, "loss": {**loss, "reduction": "mean"}}, "run.yaml")
+
+
+def test_a_float64_x_kept_by_a_dataset_object_is_named_as_the_cause_of_the_models_dtype_error() -> None:
+    """The message was torch's alone ('mat1 and mat2 must have the same dtype, but got Double and Float')."""
+    from hpotool.errors import HpoError
+
+    cfg = RunConfig.model_validate({"data": {"name": "tests.helpers:float64_dataset"}, "device": "cpu"})
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    assert str(info.value).startswith("run.yaml: model: RuntimeError: ")
+    assert str(info.value).endswith(
+        "; the data's x is float64 and the model's parameters float32: give x as float32 in the dataset "
+        "function (x.float())"
+    )

@@ -398,7 +398,18 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
     val = TensorData(data.val.x[:DRY_RUN_SAMPLES], data.val.y[:DRY_RUN_SAMPLES])
     with _part("model"), torch.no_grad():
         model.eval()
-        out = model(val.x)
+        try:
+            out = model(val.x)
+        except Exception as exc:
+            dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+            if val.x.is_floating_point() and dtypes and val.x.dtype not in dtypes:  # float64 from numpy
+                x_type, p_type = (str(t).removeprefix("torch.") for t in (val.x.dtype, next(iter(dtypes))))
+                raise RunCheckError(
+                    "model",
+                    f"{described(exc)}; the data's x is {x_type} and the model's parameters {p_type}: give x as "
+                    f"{p_type} in the dataset function" + (" (x.float())" if p_type == "float32" else ""),
+                ) from None
+            raise
     n_val = len(val)
     want = (n_val, model_out_features(cfg, data)) if data.task == "classification" else tuple(val.y.shape)
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
