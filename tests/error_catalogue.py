@@ -532,4 +532,10 @@ CASES = [
         run={"data": {"name": "tests.helpers:float64_dataset"}},
         optimize={"metric": "val_loss", "direction": "minimize"},
     ),
+    Case(
+        "one-cycle-too-short",
+        "a one-cycle schedule whose total_steps end before the run does",
+        "error: run.yaml: scheduler: ValueError: scheduler 'torch.optim.lr_scheduler:OneCycleLR' has total_steps 3, but the run steps it 10 times (2 epochs x 5 batches), and it fails past its end; drop total_steps (hpotool passes epochs and steps_per_epoch)",
+        run={"scheduler": {"name": "torch.optim.lr_scheduler:OneCycleLR", "max_lr": 0.1, "total_steps": 3}},
+    ),
 ]

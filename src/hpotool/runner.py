@@ -207,6 +207,16 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
     batches = steps_per_epoch(len(data.train), cfg.batch_size) if per_step else 1
     run_shape = {"epochs": cfg.epochs, "steps_per_epoch": batches}
     scheduler = sched_fn(optimizer, **pick_kwargs(sched_fn, run_shape), **cfg.scheduler.kwargs)
+    total = getattr(scheduler, "total_steps", None)  # OneCycleLR raises once stepped more than this
+    if isinstance(total, int) and total < cfg.epochs * batches:
+        per = (
+            f"{cfg.epochs} epochs x {batches} batches" if per_step else f"once per epoch, {cfg.epochs} epochs"
+        )
+        raise ValueError(
+            f"scheduler {cfg.scheduler.name!r} has total_steps {total}, but the run steps it "
+            f"{cfg.epochs * batches} times ({per}), and it fails past its end; drop total_steps (hpotool "
+            f"passes epochs and steps_per_epoch)"
+        )
     watched = None
     if scheduler is not None and takes_metric(scheduler):
         if per_step:
