@@ -538,4 +538,11 @@ CASES = [
         "error: run.yaml: scheduler: ValueError: scheduler 'torch.optim.lr_scheduler:OneCycleLR' has total_steps 3, but the run steps it 10 times (2 epochs x 5 batches), and it fails past its end; drop total_steps (hpotool passes epochs and steps_per_epoch)",
         run={"scheduler": {"name": "torch.optim.lr_scheduler:OneCycleLR", "max_lr": 0.1, "total_steps": 3}},
     ),
+    Case(
+        "loss-per-sample",
+        "a loss function that returns one value per sample",
+        "error: run.yaml: loss: it returned shape (8,) for 8 samples, not one number; hpotool needs the batch's mean loss: return loss.mean()",
+        run={"data": {"name": "regression"}, "loss": {"name": "tests.helpers:squared_errors"}},
+        optimize={"metric": "val_loss", "direction": "minimize"},
+    ),
 ]

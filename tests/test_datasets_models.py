@@ -557,3 +557,19 @@ def test_a_float64_x_kept_by_a_dataset_object_is_named_as_the_cause_of_the_model
         "; the data's x is float64 and the model's parameters float32: give x as float32 in the dataset "
         "function (x.float())"
     )
+
+
+def test_a_loss_function_returning_one_value_per_sample_is_told_to_return_the_mean() -> None:
+    """backward() refused it with 'grad can be implicitly created only for scalar outputs', and hpotool
+    said to check that the loss fits the task."""
+    from hpotool.errors import HpoError
+
+    cfg = RunConfig.model_validate(
+        {"data": {"name": "regression"}, "loss": {"name": "tests.helpers:squared_errors"}, "device": "cpu"}
+    )
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: loss: it returned shape (8,) for 8 samples, not one number; hpotool needs the batch's mean "
+        "loss: return loss.mean()"
+    )

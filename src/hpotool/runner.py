@@ -443,6 +443,18 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             f"its forward()",
         )
     try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            value = loss_fn(out, trainer.loss_targets(val).y)
+    except Exception:
+        value = None  # the training step below says what failed
+    if isinstance(value, torch.Tensor) and value.numel() != 1:  # backward() would say only "scalar outputs"
+        raise RunCheckError(
+            "loss",
+            f"it returned shape {tuple(value.shape)} for {n_val} samples, not one number; hpotool needs the "
+            f"batch's mean loss: return loss.mean()",
+        )
+    try:
         with warnings.catch_warnings():  # torch's warnings come again from the trial, if it gets that far
             warnings.simplefilter("ignore")
             trainer.fit(train, val, epochs=1)

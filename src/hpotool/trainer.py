@@ -104,7 +104,7 @@ class Trainer:
             Whatever `on_epoch_end` raises, which ends training there.
         """
         device = train.x.device
-        train, val = self._targets(train), self._targets(val)  # once per run, not per batch
+        train, val = self.loss_targets(train), self.loss_targets(val)  # once per run, not per batch
         # A generator of our own: shuffling is reproducible whatever else draws random numbers.
         self._generator = torch.Generator(device=device).manual_seed(self.seed)
         self._lean = LeanStep(self.optimizer)
@@ -160,7 +160,7 @@ class Trainer:
             sizes = batch_sizes(len(chunk), self.batch_size)
             yield from zip(data.x[chunk].split(sizes), data.y[chunk].split(sizes), strict=True)
 
-    def _targets(self, data: TensorData) -> TensorData:
+    def loss_targets(self, data: TensorData) -> TensorData:
         """`data` with the targets the loss takes: for one logit, the classes as floats of shape (n, 1)."""
         if not self.one_logit or (data.y.is_floating_point() and data.y.ndim == 2):
             return data
@@ -170,7 +170,7 @@ class Trainer:
     def evaluate(self, data: TensorData) -> dict[str, float]:
         """Validation metrics: val_loss, plus val_accuracy (classification) or val_rmse/val_mae (regression)."""
         self.model.eval()
-        data = self._targets(data)
+        data = self.loss_targets(data)
         n = len(data)
         sums: list[torch.Tensor] = []  # per batch: loss sum, then hits or squared and absolute error sums
         for i in range(0, n, self.eval_batch_size):
