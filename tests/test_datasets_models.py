@@ -573,3 +573,25 @@ def test_a_loss_function_returning_one_value_per_sample_is_told_to_return_the_me
         "run.yaml: loss: it returned shape (8,) for 8 samples, not one number; hpotool needs the batch's mean "
         "loss: return loss.mean()"
     )
+
+
+@pytest.mark.parametrize("name", ["bce_with_logits", "torch.nn.functional:binary_cross_entropy_with_logits"])
+def test_a_number_given_for_a_tensor_argument_reaches_the_loss_as_a_tensor(name: str) -> None:
+    """`pos_weight: 3.0` failed: 'cannot assign float object to buffer pos_weight' (the class), 'argument
+    pos_weight must be Tensor, not float' (the function); only lists were made tensors."""
+    import torch.nn.functional as F
+
+    from hpotool.runner import build_loss
+
+    cfg = RunConfig.model_validate(
+        {
+            "data": {"name": "tests.helpers:two_classes"},
+            "model": {"name": "mlp", "hidden": [8]},
+            "loss": {"name": name, "pos_weight": 3.0},
+            "device": "cpu",
+        }
+    )
+    check_run(cfg, "run.yaml")
+    out, y = torch.randn(6, 1), torch.tensor([[0.0], [1.0], [1.0], [0.0], [1.0], [0.0]])
+    expected = F.binary_cross_entropy_with_logits(out, y, pos_weight=torch.tensor(3.0))
+    assert torch.allclose(build_loss(cfg, load_data(cfg.data))(out, y), expected)

@@ -261,7 +261,8 @@ def build_loss(
 def _tensor_arguments(
     obj: Callable[..., Any], kwargs: dict[str, Any], device: torch.device | None
 ) -> dict[str, Any]:
-    """`kwargs` with each list of numbers that `obj`'s signature annotates as a Tensor made a float tensor."""
+    """`kwargs` with each list of numbers, or number, that `obj`'s signature annotates as a Tensor made a float
+    tensor (`pos_weight: 3.0` for BCEWithLogitsLoss)."""
     import inspect
 
     try:
@@ -271,7 +272,8 @@ def _tensor_arguments(
     out = dict(kwargs)
     for key, value in kwargs.items():
         param = params.get(key)
-        if param is None or not isinstance(value, list) or "Tensor" not in str(param.annotation):
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if param is None or not (isinstance(value, list) or number) or "Tensor" not in str(param.annotation):
             continue
         try:
             out[key] = torch.tensor(value, dtype=torch.float32, device=device)
