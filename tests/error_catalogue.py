@@ -545,4 +545,10 @@ CASES = [
         run={"data": {"name": "regression"}, "loss": {"name": "tests.helpers:squared_errors"}},
         optimize={"metric": "val_loss", "direction": "minimize"},
     ),
+    Case(
+        "batch-norm-batch-of-one",
+        "batch norm with batch_size: 1",
+        "error: run.yaml: training: one step on 1 sample failed: ValueError: Expected more than 1 value per channel when training, got input size torch.Size([1, 16]); batch norm cannot train on a batch of one sample: set batch_size to 2 or more",
+        run={"model": {"name": "mlp", "hidden": [16], "norm": "batch"}, "batch_size": 1},
+    ),
 ]

@@ -595,3 +595,23 @@ def test_a_number_given_for_a_tensor_argument_reaches_the_loss_as_a_tensor(name:
     out, y = torch.randn(6, 1), torch.tensor([[0.0], [1.0], [1.0], [0.0], [1.0], [0.0]])
     expected = F.binary_cross_entropy_with_logits(out, y, pos_weight=torch.tensor(3.0))
     assert torch.allclose(build_loss(cfg, load_data(cfg.data))(out, y), expected)
+
+
+def test_batch_norm_given_batches_of_one_sample_is_told_to_raise_batch_size() -> None:
+    """The hint was 'the model raised it in training mode: check its forward()', for the built-in MLP."""
+    from hpotool.errors import HpoError
+
+    run = {
+        "data": {"name": "digits", "subset_fraction": 0.1},
+        "model": {"name": "mlp", "hidden": [8], "norm": "batch"},
+        "batch_size": 1,
+        "device": "cpu",
+    }
+    with pytest.raises(HpoError) as info:
+        check_run(RunConfig.model_validate(run), "run.yaml")
+    assert str(info.value).startswith(
+        "run.yaml: training: one step on 1 sample failed: ValueError: Expected more than 1 value per channel"
+    )
+    assert str(info.value).endswith(
+        "; batch norm cannot train on a batch of one sample: set batch_size to 2 or more"
+    )

@@ -469,11 +469,23 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
                 "the optimizer's step() raised it: check the optimizer section (hpotool calls step() with no "
                 "arguments, once per batch)"
             )
+        elif (
+            part == "model"
+            and k == 1
+            and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        ):
+            hint = (  # batch norm needs two samples a batch; hpotool's own batches never leave one over
+                "batch norm cannot train on a batch of one sample: set batch_size to 2 or more"
+                if cfg.batch_size == 1
+                else "batch norm cannot train on a batch of one sample, and the training split holds one: "
+                "use more data (data.val_fraction, data.subset_fraction)"
+            )
         elif part == "model":
             hint = "the model raised it in training mode: check its forward()"
         else:
             hint = f"check that the loss fits this {data.task} task"
-        raise RunCheckError("training", f"one step on {k} samples failed: {described(exc)}; {hint}") from None
+        samples = "1 sample" if k == 1 else f"{k} samples"
+        raise RunCheckError("training", f"one step on {samples} failed: {described(exc)}; {hint}") from None
 
 
 def _raised_in(exc: BaseException, model: nn.Module, optimizer: torch.optim.Optimizer) -> str | None:
