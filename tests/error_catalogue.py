@@ -527,4 +527,42 @@ CASES = [
         "error: storage 'sqlite://' is an in-memory SQLite database: a study there ends with the command, and its heartbeat and workers could not see it; give a file, sqlite:///studies/NAME.db (or no storage: that default)",
         args=("--storage", "sqlite://"),
     ),
+    Case(
+        "loss-reduction",
+        "a loss that sums or keeps each sample's loss",
+        "error: run.yaml: loss: loss 'cross_entropy' argument 'reduction': hpotool needs each batch's mean loss (it weights batches by their size for train_loss and val_loss), got 'sum'; drop reduction (for larger steps, raise optimizer.lr)",
+        run={"loss": {"name": "cross_entropy", "reduction": "sum"}},
+    ),
+    Case(
+        "plateau-mode-max",
+        "a plateau schedule set to mode max (it watches val_loss)",
+        "error: run.yaml: scheduler: ValueError: scheduler 'torch.optim.lr_scheduler:ReduceLROnPlateau' watches val_loss, which is better lower, but its mode is 'max', which cuts the lr while val_loss falls; drop mode or set mode: min",
+        run={"scheduler": {"name": "torch.optim.lr_scheduler:ReduceLROnPlateau", "mode": "max"}},
+    ),
+    Case(
+        "float64-x",
+        "a Dataset object whose x is float64 (kept as it is) for a float32 model",
+        "error: run.yaml: model: RuntimeError: mat1 and mat2 must have the same dtype, but got Double and Float; the data's x is float64 and the model's parameters float32: give x as float32 in the dataset function (x.float())",
+        run={"data": {"name": "tests.helpers:float64_dataset"}},
+        optimize={"metric": "val_loss", "direction": "minimize"},
+    ),
+    Case(
+        "one-cycle-too-short",
+        "a one-cycle schedule whose total_steps end before the run does",
+        "error: run.yaml: scheduler: ValueError: scheduler 'torch.optim.lr_scheduler:OneCycleLR' has total_steps 3, but the run steps it 10 times (2 epochs x 5 batches), and it fails past its end; drop total_steps (hpotool passes epochs and steps_per_epoch)",
+        run={"scheduler": {"name": "torch.optim.lr_scheduler:OneCycleLR", "max_lr": 0.1, "total_steps": 3}},
+    ),
+    Case(
+        "loss-per-sample",
+        "a loss function that returns one value per sample",
+        "error: run.yaml: loss: it returned shape (8,) for 8 samples, not one number; hpotool needs the batch's mean loss: return loss.mean()",
+        run={"data": {"name": "regression"}, "loss": {"name": "tests.helpers:squared_errors"}},
+        optimize={"metric": "val_loss", "direction": "minimize"},
+    ),
+    Case(
+        "batch-norm-batch-of-one",
+        "batch norm with batch_size: 1",
+        "error: run.yaml: training: one step on 1 sample failed: ValueError: Expected more than 1 value per channel when training, got input size torch.Size([1, 16]); batch norm cannot train on a batch of one sample: set batch_size to 2 or more",
+        run={"model": {"name": "mlp", "hidden": [16], "norm": "batch"}, "batch_size": 1},
+    ),
 ]

@@ -221,3 +221,39 @@ class FailsInTraining(nn.Module):
         if self.training:
             raise RuntimeError("training-only branch is broken")
         return self.linear(x.flatten(1))
+
+
+def ten_points(n: int = 10) -> Any:
+    """Ten samples of two classes: `val_fraction: 0.1` leaves one for validation."""
+    x = torch.randn(n, 3, generator=torch.Generator().manual_seed(0))
+    return x, (torch.arange(n) % 2).long()
+
+
+def two_classes(n: int = 120) -> Any:
+    """A two-class problem a linear model separates."""
+    x = torch.randn(n, 4, generator=torch.Generator().manual_seed(1))
+    return x, (x[:, 0] - x[:, 1] > 0).long()
+
+
+class OneLogitNet(nn.Module):
+    """A binary classifier with one output, for BCEWithLogitsLoss."""
+
+    def __init__(self, in_features: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
+
+
+def float64_dataset(n: int = 60) -> Any:
+    """An `hpotool.datasets.Dataset` whose x came from numpy as float64: its tensors are kept as they are."""
+    from hpotool.datasets import Dataset
+
+    x = torch.randn(n, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    return Dataset(x, x.sum(dim=1, keepdim=True), "regression")
+
+
+def squared_errors(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """A loss function that forgets to average: one value per sample."""
+    return ((prediction - target) ** 2).sum(dim=1)

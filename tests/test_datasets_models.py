@@ -454,3 +454,164 @@ def test_class_weights_written_as_a_list_reach_the_loss_as_a_tensor_on_the_model
     trainer = build_trainer(cfg, data, model)
     assert trainer.loss_fn.weight.device.type == "meta"  # type: ignore[union-attr]
     assert build_trainer(functional, data, model).loss_fn.keywords["weight"].device.type == "meta"  # type: ignore[attr-defined]
+
+
+def test_a_validation_split_of_one_sample_does_not_make_the_check_train_batch_norm_on_one() -> None:
+    """The one-step check trained on as many samples as the validation split held: one, which batch norm
+    refuses in training mode, though the run's batches hold nine."""
+    cfg = RunConfig.model_validate(
+        {
+            "data": {"name": "tests.helpers:ten_points", "val_fraction": 0.1},
+            "model": {"name": "mlp", "hidden": [8], "norm": "batch"},
+            "batch_size": 64,
+            "epochs": 1,
+            "device": "cpu",
+        }
+    )
+    check_run(cfg, "run.yaml")
+    assert train_run(cfg).epochs_run == 1
+
+
+def test_two_classes_train_with_one_logit_and_bce_with_logits(tmp_path: Path) -> None:
+    """BCEWithLogitsLoss (by short name, path or function): the model gets one output, the loss the classes
+    as floats shaped like it, and val_accuracy counts a positive logit as class 1. The output-shape check
+    refused a one-logit model, and the built-in MLP got two outputs, which the loss refused."""
+    import torch.nn.functional as F
+
+    from hpotool.errors import HpoError
+    from hpotool.saved import load_model, train_and_save
+
+    run = {
+        "data": {"name": "tests.helpers:two_classes", "val_fraction": 0.5},
+        "model": {"name": "mlp", "hidden": [8]},
+        "loss": {"name": "bce_with_logits"},
+        "optimizer": {"name": "adam", "lr": 0.05},
+        "epochs": 5,
+        "batch_size": 16,
+        "device": "cpu",
+    }
+    cfg = RunConfig.model_validate(run)
+    check_run(cfg, "run.yaml")
+    saved = train_and_save(cfg, tmp_path / "run")
+    model, _, metrics = load_model(tmp_path / "run" / "model.pt")
+    val = load_data(cfg.data).val
+    with torch.no_grad():
+        out = model(val.x)
+    assert out.shape == (len(val), 1)
+    assert metrics["val_accuracy"] == pytest.approx(((out[:, 0] > 0) == (val.y == 1)).float().mean().item())
+    assert metrics["val_accuracy"] > 0.8 and saved.metrics == metrics
+    expected = F.binary_cross_entropy_with_logits(out, val.y.float().unsqueeze(1)).item()
+    assert metrics["val_loss"] == pytest.approx(expected, rel=1e-5)
+    for loss in (
+        {"name": "torch.nn:BCEWithLogitsLoss", "pos_weight": [2.0]},
+        {"name": "torch.nn.functional:binary_cross_entropy_with_logits"},
+    ):
+        check_run(
+            RunConfig.model_validate({**run, "model": {"name": "tests.helpers:OneLogitNet"}, "loss": loss}),
+            "r",
+        )
+    with pytest.raises(HpoError) as info:
+        check_run(RunConfig.model_validate({**run, "data": {"name": "digits", "subset_fraction": 0.1}}), "r")
+    assert "scores two classes with one logit per sample, but y holds 10 classes; use loss: {name: " in str(
+        info.value
+    )
+    with pytest.raises(HpoError) as info:
+        check_run(
+            RunConfig.model_validate({**run, "model": {"name": "tests.helpers:OneLogitNet"}, "loss": {}}), "r"
+        )
+    assert str(info.value) == (
+        "r: model: its output for 8 samples has shape (8, 1); this classification task needs (8, 2): (batch, "
+        "classes) logits; for one logit per sample, set loss: {name: bce_with_logits}"
+    )
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        {"name": "mse", "reduction": "sum"},
+        {"name": "torch.nn.functional:mse_loss", "reduction": "none"},
+    ],
+)
+def test_a_loss_that_does_not_average_is_refused_at_load_time(loss: dict[str, Any]) -> None:
+    """With reduction: sum, train_loss held batch sums and val_loss the whole split's sum (~669 against
+    ~2283 for the same model); with none, the step failed saying to check that the loss fits the task."""
+    from hpotool.errors import HpoError
+
+    run = {"data": {"name": "regression"}, "loss": loss, "device": "cpu"}
+    with pytest.raises(
+        HpoError, match=r"run\.yaml: loss: .*argument 'reduction': hpotool needs each batch's mean"
+    ):
+        validate_config(RunConfig, run, "run.yaml")
+    validate_config(RunConfig, {**run, "loss": {**loss, "reduction": "mean"}}, "run.yaml")
+
+
+def test_a_float64_x_kept_by_a_dataset_object_is_named_as_the_cause_of_the_models_dtype_error() -> None:
+    """The message was torch's alone ('mat1 and mat2 must have the same dtype, but got Double and Float')."""
+    from hpotool.errors import HpoError
+
+    cfg = RunConfig.model_validate({"data": {"name": "tests.helpers:float64_dataset"}, "device": "cpu"})
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    assert str(info.value).startswith("run.yaml: model: RuntimeError: ")
+    assert str(info.value).endswith(
+        "; the data's x is float64 and the model's parameters float32: give x as float32 in the dataset "
+        "function (x.float())"
+    )
+
+
+def test_a_loss_function_returning_one_value_per_sample_is_told_to_return_the_mean() -> None:
+    """backward() refused it with 'grad can be implicitly created only for scalar outputs', and hpotool
+    said to check that the loss fits the task."""
+    from hpotool.errors import HpoError
+
+    cfg = RunConfig.model_validate(
+        {"data": {"name": "regression"}, "loss": {"name": "tests.helpers:squared_errors"}, "device": "cpu"}
+    )
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: loss: it returned shape (8,) for 8 samples, not one number; hpotool needs the batch's mean "
+        "loss: return loss.mean()"
+    )
+
+
+@pytest.mark.parametrize("name", ["bce_with_logits", "torch.nn.functional:binary_cross_entropy_with_logits"])
+def test_a_number_given_for_a_tensor_argument_reaches_the_loss_as_a_tensor(name: str) -> None:
+    """`pos_weight: 3.0` failed: 'cannot assign float object to buffer pos_weight' (the class), 'argument
+    pos_weight must be Tensor, not float' (the function); only lists were made tensors."""
+    import torch.nn.functional as F
+
+    from hpotool.runner import build_loss
+
+    cfg = RunConfig.model_validate(
+        {
+            "data": {"name": "tests.helpers:two_classes"},
+            "model": {"name": "mlp", "hidden": [8]},
+            "loss": {"name": name, "pos_weight": 3.0},
+            "device": "cpu",
+        }
+    )
+    check_run(cfg, "run.yaml")
+    out, y = torch.randn(6, 1), torch.tensor([[0.0], [1.0], [1.0], [0.0], [1.0], [0.0]])
+    expected = F.binary_cross_entropy_with_logits(out, y, pos_weight=torch.tensor(3.0))
+    assert torch.allclose(build_loss(cfg, load_data(cfg.data))(out, y), expected)
+
+
+def test_batch_norm_given_batches_of_one_sample_is_told_to_raise_batch_size() -> None:
+    """The hint was 'the model raised it in training mode: check its forward()', for the built-in MLP."""
+    from hpotool.errors import HpoError
+
+    run = {
+        "data": {"name": "digits", "subset_fraction": 0.1},
+        "model": {"name": "mlp", "hidden": [8], "norm": "batch"},
+        "batch_size": 1,
+        "device": "cpu",
+    }
+    with pytest.raises(HpoError) as info:
+        check_run(RunConfig.model_validate(run), "run.yaml")
+    assert str(info.value).startswith(
+        "run.yaml: training: one step on 1 sample failed: ValueError: Expected more than 1 value per channel"
+    )
+    assert str(info.value).endswith(
+        "; batch norm cannot train on a batch of one sample: set batch_size to 2 or more"
+    )

@@ -107,6 +107,49 @@ def test_a_plateau_schedule_stepped_per_batch_is_refused() -> None:
         _trainer({"name": "torch.optim.lr_scheduler:ReduceLROnPlateau", "interval": "step"})
 
 
+def test_a_plateau_schedule_in_max_mode_is_refused_before_it_cuts_the_lr_while_val_loss_falls() -> None:
+    """mode: max read the falling val_loss as no improvement and halved the lr every epoch."""
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    cfg = RunConfig.model_validate(
+        {
+            "data": {"name": "regression", "n_samples": 300},
+            "scheduler": {"name": "torch.optim.lr_scheduler:ReduceLROnPlateau", "mode": "max"},
+            "device": "cpu",
+        }
+    )
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: scheduler: ValueError: scheduler 'torch.optim.lr_scheduler:ReduceLROnPlateau' watches "
+        "val_loss, which is better lower, but its mode is 'max', which cuts the lr while val_loss falls; drop "
+        "mode or set mode: min"
+    )
+    _trainer({"name": "torch.optim.lr_scheduler:ReduceLROnPlateau", "mode": "min"})
+
+
+def test_a_one_cycle_schedule_shorter_than_the_run_is_refused_before_it_fails_at_its_end() -> None:
+    """total_steps: 3 passed the one-step check and failed the run with a traceback ('Tried to step 4
+    times') after three batches."""
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    scheduler = {"name": "torch.optim.lr_scheduler:OneCycleLR", "max_lr": 0.1, "total_steps": 3}
+    with pytest.raises(HpoError) as info:
+        check_run(RunConfig.model_validate({"scheduler": scheduler, "device": "cpu"}), "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: scheduler: ValueError: scheduler 'torch.optim.lr_scheduler:OneCycleLR' has total_steps 3, "
+        "but the run steps it 230 times (10 epochs x 23 batches), and it fails past its end; drop total_steps "
+        "(hpotool passes epochs and steps_per_epoch)"
+    )
+    with pytest.raises(ValueError, match=r"steps it 4 times \(once per epoch, 4 epochs\)"):
+        _trainer({**scheduler, "interval": "epoch"})
+    _trainer({**scheduler, "total_steps": EPOCHS, "interval": "epoch"})  # exactly the run: it trains
+    trainer, data = _trainer({**scheduler, "total_steps": EPOCHS * 5})
+    trainer.fit(data.train, data.val, epochs=EPOCHS)
+
+
 @pytest.mark.parametrize(
     ("n", "batch", "sizes"),
     [(10, 4, [4, 4, 2]), (9, 4, [4, 5]), (8, 4, [4, 4]), (3, 4, [3]), (1, 4, [1]), (5, 1, [1] * 5)],

@@ -43,6 +43,7 @@ REGISTRIES: dict[Kind, dict[str, str]] = {
         "l1": "torch.nn:L1Loss",
         "smooth_l1": "torch.nn:SmoothL1Loss",
         "huber": "torch.nn:HuberLoss",
+        "bce_with_logits": "torch.nn:BCEWithLogitsLoss",
     },
 }
 
@@ -71,6 +72,13 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
     except HpoError as exc:
         raise ValueError(str(exc)) from None
     check_kwargs(obj, kwargs, f"{kind} {name!r}", INJECTED[kind])
+    if kind == "loss" and kwargs.get("reduction", "mean") != "mean":
+        # a sum made train_loss (batch sums) and val_loss (the validation split's sum) differ by their sizes
+        raise ValueError(
+            f"loss {name!r} argument 'reduction': hpotool needs each batch's mean loss (it weights batches by "
+            f"their size for train_loss and val_loss), got {kwargs['reduction']!r}; drop reduction (for "
+            f"larger steps, raise optimizer.lr)"
+        )
     inputs = loss_inputs(obj, kwargs) if kind == "loss" else ()
     check_required(obj, kwargs, f"{kind} {name!r}", kind, (*INJECTED[kind], *inputs))
     check_types(obj, kwargs, f"{kind} {name!r}")

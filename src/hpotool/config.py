@@ -143,7 +143,7 @@ class LossConfig(_Component):
     name: str = Field(
         "auto",
         description="auto (cross_entropy for classification, mse for regression), cross_entropy, mse, l1, "
-        "smooth_l1, huber, or package.module:Name.",
+        "smooth_l1, huber, bce_with_logits (two classes, one logit), or package.module:Name.",
     )
 
 

@@ -120,9 +120,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def one_logit(cfg: RunConfig, data: PreparedData) -> bool:
+    """Whether the loss scores a classification with one logit per sample (torch's BCEWithLogitsLoss, or
+    its function `binary_cross_entropy_with_logits`): the model then has one output, the loss is given the
+    class (0 or 1) as a float of shape (batch, 1), and accuracy counts a positive logit as class 1."""
+    if data.task != "classification":
+        return False
+    loss = resolve_component("loss", cfg.loss.name)
+    binary: Any = nn.functional.binary_cross_entropy_with_logits
+    return loss is binary or (isinstance(loss, type) and issubclass(loss, nn.BCEWithLogitsLoss))
+
+
+def model_out_features(cfg: RunConfig, data: PreparedData) -> int:
+    """The model's outputs: a logit per class, one for a one-logit loss (`one_logit`), or the targets'."""
+    return 1 if one_logit(cfg, data) else data.out_features
+
+
 def build_model(cfg: RunConfig, data: PreparedData) -> nn.Module:
     """Instantiate the model, passing the data's shapes to the arguments its signature asks for."""
-    return make_model(cfg, data.input_shape, data.out_features)
+    return make_model(cfg, data.input_shape, model_out_features(cfg, data))
 
 
 def make_model(cfg: RunConfig, input_shape: tuple[int, ...], out_features: int) -> nn.Module:
@@ -191,11 +207,26 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
     batches = steps_per_epoch(len(data.train), cfg.batch_size) if per_step else 1
     run_shape = {"epochs": cfg.epochs, "steps_per_epoch": batches}
     scheduler = sched_fn(optimizer, **pick_kwargs(sched_fn, run_shape), **cfg.scheduler.kwargs)
+    total = getattr(scheduler, "total_steps", None)  # OneCycleLR raises once stepped more than this
+    if isinstance(total, int) and total < cfg.epochs * batches:
+        per = (
+            f"{cfg.epochs} epochs x {batches} batches" if per_step else f"once per epoch, {cfg.epochs} epochs"
+        )
+        raise ValueError(
+            f"scheduler {cfg.scheduler.name!r} has total_steps {total}, but the run steps it "
+            f"{cfg.epochs * batches} times ({per}), and it fails past its end; drop total_steps (hpotool "
+            f"passes epochs and steps_per_epoch)"
+        )
     watched = None
     if scheduler is not None and takes_metric(scheduler):
         if per_step:
             raise ValueError(
                 f"scheduler {cfg.scheduler.name!r} watches {PLATEAU_METRIC} once per epoch; drop interval: step"
+            )
+        if getattr(scheduler, "mode", "min") == "max":  # it would cut the lr while val_loss falls
+            raise ValueError(
+                f"scheduler {cfg.scheduler.name!r} watches {PLATEAU_METRIC}, which is better lower, but its "
+                f"mode is 'max', which cuts the lr while {PLATEAU_METRIC} falls; drop mode or set mode: min"
             )
         watched = PLATEAU_METRIC
     return Schedule(scheduler, per_step, watched)
@@ -211,6 +242,11 @@ def build_loss(
     A list given for an argument annotated as a tensor (`weight: [1.0, 5.0]`, `pos_weight`) becomes one:
     YAML has no other way to write it."""
     loss = resolve_component("loss", cfg.loss.name)
+    if one_logit(cfg, data) and data.out_features > 2:
+        raise ValueError(
+            f"{cfg.loss.name!r} scores two classes with one logit per sample, but y holds "
+            f"{data.out_features} classes; use loss: {{name: cross_entropy}}"
+        )
     kwargs = _tensor_arguments(loss, cfg.loss.kwargs, device)
     if loss_inputs(loss, cfg.loss.kwargs):
         return functools.partial(loss, **kwargs)
@@ -225,7 +261,8 @@ def build_loss(
 def _tensor_arguments(
     obj: Callable[..., Any], kwargs: dict[str, Any], device: torch.device | None
 ) -> dict[str, Any]:
-    """`kwargs` with each list of numbers that `obj`'s signature annotates as a Tensor made a float tensor."""
+    """`kwargs` with each list of numbers, or number, that `obj`'s signature annotates as a Tensor made a float
+    tensor (`pos_weight: 3.0` for BCEWithLogitsLoss)."""
     import inspect
 
     try:
@@ -235,7 +272,8 @@ def _tensor_arguments(
     out = dict(kwargs)
     for key, value in kwargs.items():
         param = params.get(key)
-        if param is None or not isinstance(value, list) or "Tensor" not in str(param.annotation):
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if param is None or not (isinstance(value, list) or number) or "Tensor" not in str(param.annotation):
             continue
         try:
             out[key] = torch.tensor(value, dtype=torch.float32, device=device)
@@ -266,6 +304,7 @@ def assemble_trainer(
         optimizer=optimizer,
         loss_fn=loss_fn,
         task=data.task,
+        one_logit=one_logit(cfg, data),
         batch_size=cfg.batch_size,
         scheduler=schedule.scheduler,
         scheduler_per_step=schedule.per_step,
@@ -364,27 +403,58 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
     trainer = assemble_trainer(cfg, data, model, optimizer, schedule, loss_fn)
     if not step:
         return
-    k = max(1, min(len(data.train), len(data.val), cfg.batch_size, DRY_RUN_SAMPLES))
+    # The step trains on a batch the run could take and validates on what the validation split has: a
+    # validation split of one sample did not shrink the training batch to one (batch norm refuses that).
+    k = max(1, min(len(data.train), cfg.batch_size, DRY_RUN_SAMPLES))
     train = TensorData(data.train.x[:k], data.train.y[:k])
-    val = TensorData(data.val.x[:k], data.val.y[:k])
+    val = TensorData(data.val.x[:DRY_RUN_SAMPLES], data.val.y[:DRY_RUN_SAMPLES])
     with _part("model"), torch.no_grad():
         model.eval()
-        out = model(val.x)
-    want = (k, data.out_features) if data.task == "classification" else tuple(val.y.shape)
+        try:
+            out = model(val.x)
+        except Exception as exc:
+            dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+            if val.x.is_floating_point() and dtypes and val.x.dtype not in dtypes:  # float64 from numpy
+                x_type, p_type = (str(t).removeprefix("torch.") for t in (val.x.dtype, next(iter(dtypes))))
+                raise RunCheckError(
+                    "model",
+                    f"{described(exc)}; the data's x is {x_type} and the model's parameters {p_type}: give x as "
+                    f"{p_type} in the dataset function" + (" (x.float())" if p_type == "float32" else ""),
+                ) from None
+            raise
+    n_val = len(val)
+    want = (n_val, model_out_features(cfg, data)) if data.task == "classification" else tuple(val.y.shape)
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
     if shape != want:
         given = f"has shape {shape}" if shape is not None else f"is a {type(out).__name__}"
-        need = (
-            "(batch, classes) logits" if data.task == "classification" else "(batch, outputs), as the targets"
-        )
+        if data.task == "regression":
+            need = "(batch, outputs), as the targets"
+        elif want[1] == 1:
+            need = f"one logit per sample, as loss {cfg.loss.name!r} takes"
+        else:
+            need = "(batch, classes) logits"
+            if shape == (n_val, 1) and want[1] == 2:  # one logit for two classes: the loss takes one
+                need += "; for one logit per sample, set loss: {name: bce_with_logits}"
         raise RunCheckError(
-            "model", f"its output for {k} samples {given}; this {data.task} task needs {want}: {need}"
+            "model", f"its output for {n_val} samples {given}; this {data.task} task needs {want}: {need}"
         )
     if out.is_floating_point() and not bool(torch.isfinite(out).all()):
         raise RunCheckError(
             "model",
-            f"its output for {k} samples holds NaN or infinite values before any training; check "
+            f"its output for {n_val} samples holds NaN or infinite values before any training; check "
             f"its forward()",
+        )
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            value = loss_fn(out, trainer.loss_targets(val).y)
+    except Exception:
+        value = None  # the training step below says what failed
+    if isinstance(value, torch.Tensor) and value.numel() != 1:  # backward() would say only "scalar outputs"
+        raise RunCheckError(
+            "loss",
+            f"it returned shape {tuple(value.shape)} for {n_val} samples, not one number; hpotool needs the "
+            f"batch's mean loss: return loss.mean()",
         )
     try:
         with warnings.catch_warnings():  # torch's warnings come again from the trial, if it gets that far
@@ -399,11 +469,23 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
                 "the optimizer's step() raised it: check the optimizer section (hpotool calls step() with no "
                 "arguments, once per batch)"
             )
+        elif (
+            part == "model"
+            and k == 1
+            and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        ):
+            hint = (  # batch norm needs two samples a batch; hpotool's own batches never leave one over
+                "batch norm cannot train on a batch of one sample: set batch_size to 2 or more"
+                if cfg.batch_size == 1
+                else "batch norm cannot train on a batch of one sample, and the training split holds one: "
+                "use more data (data.val_fraction, data.subset_fraction)"
+            )
         elif part == "model":
             hint = "the model raised it in training mode: check its forward()"
         else:
             hint = f"check that the loss fits this {data.task} task"
-        raise RunCheckError("training", f"one step on {k} samples failed: {described(exc)}; {hint}") from None
+        samples = "1 sample" if k == 1 else f"{k} samples"
+        raise RunCheckError("training", f"one step on {samples} failed: {described(exc)}; {hint}") from None
 
 
 def _raised_in(exc: BaseException, model: nn.Module, optimizer: torch.optim.Optimizer) -> str | None:

@@ -138,7 +138,7 @@ def save_run(folder: Path, cfg: RunConfig, result: RunResult, info: dict[str, An
 def _save_model(path: Path, cfg: RunConfig, model: nn.Module, metrics: dict[str, float]) -> None:
     import torch
 
-    from hpotool.runner import load_data
+    from hpotool.runner import load_data, model_out_features
 
     data = load_data(cfg.data)  # cached: the same object the run trained on
     payload = {
@@ -148,7 +148,7 @@ def _save_model(path: Path, cfg: RunConfig, model: nn.Module, metrics: dict[str,
         "metrics": dict(metrics),
         "data": {
             "input_shape": list(data.input_shape),
-            "out_features": data.out_features,
+            "out_features": model_out_features(cfg, data),  # the model's: one for a one-logit loss
             "task": data.task,
         },
         "versions": tool_versions(),

@@ -77,6 +77,9 @@ class Trainer:
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # an nn.Module or a plain function
     task: Task
     batch_size: int
+    # One logit per sample (BCEWithLogitsLoss): the loss gets each class as a float, shaped (n, 1) as the
+    # model's output, and accuracy counts a positive logit as class 1.
+    one_logit: bool = False
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     scheduler_per_step: bool = False
     scheduler_metric: str | None = None
@@ -101,6 +104,7 @@ class Trainer:
             Whatever `on_epoch_end` raises, which ends training there.
         """
         device = train.x.device
+        train, val = self.loss_targets(train), self.loss_targets(val)  # once per run, not per batch
         # A generator of our own: shuffling is reproducible whatever else draws random numbers.
         self._generator = torch.Generator(device=device).manual_seed(self.seed)
         self._lean = LeanStep(self.optimizer)
@@ -156,17 +160,26 @@ class Trainer:
             sizes = batch_sizes(len(chunk), self.batch_size)
             yield from zip(data.x[chunk].split(sizes), data.y[chunk].split(sizes), strict=True)
 
+    def loss_targets(self, data: TensorData) -> TensorData:
+        """`data` with the targets the loss takes: for one logit, the classes as floats of shape (n, 1)."""
+        if not self.one_logit or (data.y.is_floating_point() and data.y.ndim == 2):
+            return data
+        return TensorData(data.x, data.y.reshape(len(data), 1).float())
+
     @torch.no_grad()
     def evaluate(self, data: TensorData) -> dict[str, float]:
         """Validation metrics: val_loss, plus val_accuracy (classification) or val_rmse/val_mae (regression)."""
         self.model.eval()
+        data = self.loss_targets(data)
         n = len(data)
         sums: list[torch.Tensor] = []  # per batch: loss sum, then hits or squared and absolute error sums
         for i in range(0, n, self.eval_batch_size):
             x, y = data.x[i : i + self.eval_batch_size], data.y[i : i + self.eval_batch_size]
             out = self.model(x)
             parts = [self.loss_fn(out, y).float() * len(x)]
-            if self.task == "classification":
+            if self.one_logit:
+                parts.append(((out.reshape(-1) > 0) == (y.reshape(-1) > 0.5)).sum().float())
+            elif self.task == "classification":
                 parts.append((out.argmax(dim=1) == y).sum().float())
             else:
                 diff = (out - y).reshape(len(x), -1).float()
