@@ -95,6 +95,13 @@ def test_patient_wraps_another_pruner() -> None:
             "sampler: the grid sampler needs a finite grid: search_space.x: a float without step has no grid; "
             "give it a step",
         ),
+        (
+            lambda: make_sampler(
+                "bruteforce", {}, seed=0, space={"x": FloatParam(type="float", low=0, high=1)}
+            ),
+            "sampler: the brute-force sampler needs a finite set of values: search_space.x: a float without step "
+            "has infinitely many; give it a step, or use another sampler",
+        ),
     ],
 )
 def test_factory_errors(call: object, message: str) -> None:

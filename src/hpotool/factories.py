@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
 from hpotool.resolve import accepted_kwargs, check_kwargs, resolve
-from hpotool.search_space import Param, grid_choices
+from hpotool.search_space import FloatParam, Param, grid_choices
 
 if TYPE_CHECKING:
     import optuna
@@ -85,6 +85,13 @@ def make_sampler(
                     f"sampler: the grid sampler needs a finite grid: search_space.{path}: {exc}"
                 ) from None
         args["search_space"] = grid
+    if issubclass(cls, optuna.samplers.BruteForceSampler):  # it fails trial 0 on a continuous float
+        for path, p in space.items():
+            if isinstance(p, FloatParam) and p.step is None:
+                raise HpoError(
+                    f"sampler: the brute-force sampler needs a finite set of values: search_space.{path}: a float "
+                    f"without step has infinitely many; give it a step, or use another sampler"
+                )
     sampler: optuna.samplers.BaseSampler = _instantiate("sampler", spec_name, cls, args)
     return sampler
 
