@@ -189,6 +189,12 @@ CASES = [
         optimize={"sampler": {"name": "bruteforce"}, **_space(type="float", low=0.001, high=0.1)},
     ),
     Case(
+        "grid-kwargs-missing",
+        "a grid in the sampler's kwargs that leaves out a searched parameter",
+        "error: optimize.yaml: sampler.kwargs.search_space: optimizer.lr is searched but not in the grid; give it values too, or leave search_space out of the kwargs (the grid is then built from search_space)",
+        optimize={"sampler": {"name": "grid", "kwargs": {"search_space": {"model.hidden.0": [8, 16]}}}},
+    ),
+    Case(
         "pruner-kwargs",
         "pruner kwargs the class does not take",
         "error: optimize.yaml: pruner.kwargs: pruner 'median' takes no argument 'warmup_steps' (did you mean 'n_warmup_steps'?); it takes: n_startup_trials, n_warmup_steps, interval_steps, n_min_trials",
