@@ -195,6 +195,19 @@ CASES = [
         optimize={"sampler": {"name": "grid", "kwargs": {"search_space": {"model.hidden.0": [8, 16]}}}},
     ),
     Case(
+        "sampler-multi-objective",
+        "a sampler that cannot handle several objectives",
+        "error: optimize.yaml: sampler: 'cmaes' cannot sample this study (2 objectives): ValueError: If the study is being used for multi-objective optimization, CmaEsSampler cannot be used.",
+        optimize={
+            "metric": None,
+            "direction": None,
+            "pruner": None,
+            "metrics": ["val_loss", "n_params"],
+            "directions": ["minimize", "minimize"],
+            "sampler": {"name": "cmaes"},
+        },
+    ),
+    Case(
         "pruner-kwargs",
         "pruner kwargs the class does not take",
         "error: optimize.yaml: pruner.kwargs: pruner 'median' takes no argument 'warmup_steps' (did you mean 'n_warmup_steps'?); it takes: n_startup_trials, n_warmup_steps, interval_steps, n_min_trials",

@@ -138,9 +138,22 @@ def test_consecutive_failures_stop_the_study(tmp_path: Path, run_dict: dict, opt
 def test_a_sampler_that_cannot_sample_fails_the_trial_with_its_error(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
+    from dataclasses import replace
+
+    from hpotool.factories import make_sampler
+
     opt_dict["sampler"] = {"name": "tpe", "kwargs": {"n_startup_trials": "ten"}}  # compared with a count
     rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    summary = run_study(prepare_study(rp, op), max_failures=2)
+    with pytest.raises(
+        HpoError, match=r"sampler: 'tpe' cannot sample this study \(one objective\): TypeError: "
+    ):
+        prepare_study(
+            rp, op
+        )  # refused before trial 0 when it fails at once; one failing later fails its trial:
+    opt_dict["sampler"] = {"name": "tpe"}
+    plan = prepare_study(rp, write_yaml(op, opt_dict))
+    bad = make_sampler("tpe", {"n_startup_trials": "ten"}, seed=0, space=plan.opt.search_space)
+    summary = run_study(replace(plan, sampler=bad), max_failures=2)
     assert summary.counts == {"fail": 2}
     assert summary.first_error is not None and summary.first_error.startswith("TypeError: ")
     assert all(t.user_attrs["fail_reason"] == summary.first_error for t in _study(opt_dict).trials)

@@ -392,6 +392,7 @@ def _plan(
             raise HpoError(f"{opt_path}: {exc}") from None
     try:
         sampler = study_sampler(opt)
+        _check_sampler_samples(opt, leaf_values(run))
         pruner = make_pruner(
             "nop" if opt.multi_objective else opt.pruner.name,
             opt.pruner.kwargs if not opt.multi_objective else {},
@@ -449,6 +450,26 @@ def versions() -> dict[str, str]:
     import torch
 
     return {"hpotool": __version__, "optuna": optuna.__version__, "torch": torch.__version__}
+
+
+def _check_sampler_samples(opt: OptimizeConfig, fixed: Mapping[str, Any]) -> None:
+    """A fresh sampler as configured proposes one trial of an in-memory study with the study's directions:
+    one that cannot handle them or the space (CmaEsSampler with several objectives) fails here, once,
+    instead of failing every trial."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            probe = optuna.create_study(directions=opt.study_directions, sampler=study_sampler(opt))
+            suggest(probe.ask(), opt.search_space, fixed)
+    except (ValueError, TypeError, NotImplementedError) as exc:
+        objectives = f"{len(opt.objectives)} objectives" if opt.multi_objective else "one objective"
+        raise HpoError(
+            f"sampler: {opt.sampler.name!r} cannot sample this study ({objectives}): {type(exc).__name__}: {exc}"
+        ) from None
+    finally:
+        optuna.logging.set_verbosity(verbosity)
 
 
 def study_sampler(
