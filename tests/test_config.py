@@ -121,6 +121,19 @@ def test_sampler_shorthand_and_default_storage() -> None:
     assert opt.storage_url == "sqlite:///studies/s.db"
 
 
+def test_pruner_null_means_no_pruning(tmp_path: Path) -> None:
+    """`pruner: null`, written like `storage: null` and `timeout: null`, was 'expected a mapping, got None';
+    with several metrics it is what the refusal of a pruner asks for."""
+    opt = OptimizeConfig.model_validate({"study_name": "s", "pruner": None, "search_space": SPACE_DOTTED})
+    assert opt.pruner.name == "nop" and opt.pruner.kwargs == {}
+    path = write_yaml(
+        tmp_path / "o.yaml",
+        {"study_name": "s", "metrics": ["val_loss", "n_params"], "directions": ["minimize", "minimize"]}
+        | {"pruner": None, "search_space": SPACE_DOTTED},
+    )
+    assert load_optimize_config(path).pruner.name == "nop"
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -375,7 +375,9 @@ class OptimizeConfig(_Frozen):
 
     @field_validator("sampler", "pruner", mode="before")
     @classmethod
-    def _accept_bare_name(cls, v: Any) -> Any:
+    def _accept_bare_name(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is None and info.field_name == "pruner":  # `pruner: null`, as for storage and timeout: none
+            return {"name": "nop"}
         return _as_spec(v)
 
     @field_validator("study_name")

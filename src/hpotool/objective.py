@@ -393,9 +393,9 @@ def _plan(
     try:
         sampler = study_sampler(opt)
         _check_sampler_samples(opt, leaf_values(run))
-        pruner = make_pruner(
+        pruner = make_pruner(  # several objectives: the pruner the file sets is nop (load_optimize_config)
             "nop" if opt.multi_objective else opt.pruner.name,
-            opt.pruner.kwargs if not opt.multi_objective else {},
+            opt.pruner.kwargs if not opt.multi_objective or opt.pruner.name == "nop" else {},
         )
     except HpoError as exc:
         raise HpoError(f"{opt_path}: {exc}") from None
