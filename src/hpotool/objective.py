@@ -157,7 +157,8 @@ def _condition_values(
             raise HpoError(
                 f"the condition {path}: {condition!r} never holds for {path}'s values, so it would never be set"
             )
-        out[path] = value
+        # a conditional parameter has a value only where its own conditions hold (sgd for momentum)
+        out.update({**_condition_values(ref, opt, fixed, path), path: value})
     return out
 
 
