@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
 import optuna
@@ -140,7 +141,8 @@ def params(draw: st.DrawFn) -> Param:
     if not log and draw(st.booleans()):
         low = draw(st.integers(-4000, 4000)) / 4  # exact in binary, as a step grid needs
         step = draw(st.sampled_from([0.5, 0.25, 0.1, 2.0]))
-        return FloatParam(type="float", low=low, high=low + step * draw(st.integers(0, 20)), step=step)
+        high = float(Decimal(str(low)) + Decimal(str(step)) * draw(st.integers(0, 20)))  # as written in YAML
+        return FloatParam(type="float", low=low, high=high, step=step)
     low = draw(st.floats(1e-6 if log else -1e3, 1e3))
     high = low + draw(st.floats(0, 1e3))
     return FloatParam(type="float", low=low, high=high, log=log)
