@@ -220,6 +220,12 @@ CASES = [
         optimize={"search_space": {"optimizer.lrate": {"type": "float", "low": 0.001, "high": 0.1}}},
     ),
     Case(
+        "auto-loss-argument",
+        "an argument of the auto loss searched (label smoothing)",
+        "error: optimize.yaml: search_space.loss.label_smoothing: loss 'auto' takes no arguments; to give it label_smoothing, name the loss it stands for: loss: {name: cross_entropy} (integer class labels) or {name: mse} (float targets) in the run config",
+        optimize={"search_space": {"loss.label_smoothing": {"type": "float", "low": 0.0, "high": 0.2}}},
+    ),
+    Case(
         "invalid-value",
         "a search value that fails RunConfig validation",
         "error: optimize.yaml: search_space.epochs: with epochs=0: epochs: Input should be greater than or equal to 1, got 0",

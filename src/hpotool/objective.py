@@ -22,7 +22,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool import __version__, fingerprint
-from hpotool.components import Kind, component_default
+from hpotool.components import AUTO_LOSS_FIX, Kind, component_default
 from hpotool.conditions import holds, satisfying_value
 from hpotool.config import (
     OptimizeConfig,
@@ -261,6 +261,11 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
     for path, param in opt.search_space.items():
         try:
             _check_list_item(path, fixed)
+            if path.startswith("loss.") and path not in valid and run.loss.name == "auto":
+                raise HpoError(
+                    f"loss 'auto' takes no arguments; {AUTO_LOSS_FIX.format(arg=path.partition('.')[2])} in "
+                    f"the run config"
+                )
             check_path(path, valid)
             _check_condition_paths(path, param, opt, valid)
             _check_width_is_used(path, run, opt)
