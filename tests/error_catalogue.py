@@ -293,6 +293,12 @@ CASES = [
         args=("--storage", "journal:run.yaml"),
     ),
     Case(
+        "unknown-storage-scheme",
+        "a storage URL whose database name SQLAlchemy does not know (postgres://)",
+        "error: storage 'postgres://nobody@127.0.0.1:1/none': no database or driver 'postgres' (did you mean 'postgresql+psycopg'?); use sqlite:///path.db, postgresql+psycopg://..., mysql+pymysql://..., redis://host:6379 or journal:path.log",
+        args=("--storage", "postgres://nobody@127.0.0.1:1/none"),
+    ),
+    Case(
         "unreachable-storage",
         "a storage server that does not answer",
         "error: storage 'postgresql+psycopg://nobody@127.0.0.1:1/none': cannot open it: (psycopg.OperationalError) connection failed: connection to server at \"127.0.0.1\", port 1 failed: Connection refused",
