@@ -275,6 +275,12 @@ CASES = [
         args=("--n-trials", "0"),
     ),
     Case(
+        "seed-out-of-range",
+        "a seed no sampler takes",
+        "error: command line: seed: seed must be from 0 to 4294967295 (what Optuna's samplers take), got -1",
+        args=("--seed=-1",),
+    ),
+    Case(
         "malformed-storage",
         "a storage that is not a URL",
         "error: storage 'studies/tiny.db' is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., mysql+pymysql://..., redis://host:6379 or journal:path.log",

@@ -327,3 +327,22 @@ def test_an_argument_of_the_auto_loss_says_to_name_the_loss(run_dict: dict[str, 
     validate_config(
         RunConfig, {**run_dict, "loss": {"name": "cross_entropy", "label_smoothing": 0.1}}, "r.yaml"
     )
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_a_seed_no_sampler_takes_is_refused_as_the_seed(seed: int) -> None:
+    """It was "sampler: 'tpe' rejected its kwargs: Seed must be between 0 and 2**32 - 1", naming kwargs the
+    config does not have."""
+    with pytest.raises(HpoError, match=rf"o.yaml: seed: seed must be from 0 to 4294967295 .*, got {seed}"):
+        validate_config(
+            OptimizeConfig, {"study_name": "s", "seed": seed, "search_space": SPACE_DOTTED}, "o.yaml"
+        )
+
+
+def test_the_largest_seed_gives_every_worker_a_seed_its_sampler_takes() -> None:
+    from hpotool.objective import study_sampler
+
+    opt = OptimizeConfig.model_validate(
+        {"study_name": "s", "seed": 2**32 - 1, "sampler": "random", "search_space": SPACE_DOTTED}
+    )
+    assert isinstance(study_sampler(opt, worker=1), optuna.samplers.RandomSampler)  # seed 2**32 was refused

@@ -390,6 +390,13 @@ class OptimizeConfig(_Frozen):
             )
         return v
 
+    @field_validator("seed")
+    @classmethod
+    def _check_seed(cls, v: int | None) -> int | None:
+        if v is not None and not 0 <= v < 2**32:
+            raise ValueError(f"seed must be from 0 to {2**32 - 1} (what Optuna's samplers take), got {v}")
+        return v
+
     @field_validator("search_space")
     @classmethod
     def _check_space(cls, v: dict[str, Param]) -> dict[str, Param]:

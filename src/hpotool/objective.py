@@ -499,7 +499,7 @@ def study_sampler(
         if seed is None or grid:
             return seed
         if existing == 0 and not salt:
-            return seed + worker
+            return (seed + worker) % 2**32  # a sampler takes seeds below 2**32
         return int(np.random.SeedSequence([seed, worker, existing, *salt]).generate_state(1)[0])
 
     kwargs: dict[str, Any] = dict(opt.sampler.kwargs)
