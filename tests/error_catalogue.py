@@ -208,6 +208,19 @@ CASES = [
         },
     ),
     Case(
+        "grid-partial-enqueue",
+        "a warm-start set that leaves out a parameter of a grid search",
+        "error: optimize.yaml: enqueue.0: the grid sampler fails a queued set that leaves out a searched parameter; add model.hidden.0 to it, or drop it",
+        optimize={
+            "sampler": {"name": "grid"},
+            "search_space": {
+                "optimizer.lr": {"type": "categorical", "choices": [0.01, 0.1]},
+                "model.hidden.0": {"type": "int", "low": 8, "high": 16, "step": 8},
+            },
+            "enqueue": [{"optimizer.lr": 0.1}],
+        },
+    ),
+    Case(
         "pruner-kwargs",
         "pruner kwargs the class does not take",
         "error: optimize.yaml: pruner.kwargs: pruner 'median' takes no argument 'warmup_steps' (did you mean 'n_warmup_steps'?); it takes: n_startup_trials, n_warmup_steps, interval_steps, n_min_trials",

@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool import __version__, fingerprint
 from hpotool.components import AUTO_LOSS_FIX, Kind, component_default
-from hpotool.conditions import holds, satisfying_value
+from hpotool.conditions import all_hold, holds, satisfying_value
 from hpotool.config import (
     OptimizeConfig,
     PrunerConfig,
@@ -399,6 +399,14 @@ def _plan(
     try:
         sampler = study_sampler(opt)
         _check_sampler_samples(opt, leaf_values(run))
+        if isinstance(sampler, optuna.samplers.GridSampler):
+            for i, params in enumerate(opt.enqueue):
+                missing = _unset_by(params, opt, leaf_values(run))
+                if missing:
+                    raise HpoError(
+                        f"enqueue.{i}: the grid sampler fails a queued set that leaves out a searched parameter; "
+                        f"add {', '.join(missing)} to it, or drop it"
+                    )
         pruner = make_pruner(  # several objectives: the pruner the file sets is nop (load_optimize_config)
             "nop" if opt.multi_objective else opt.pruner.name,
             opt.pruner.kwargs if not opt.multi_objective or opt.pruner.name == "nop" else {},
@@ -406,6 +414,18 @@ def _plan(
     except HpoError as exc:
         raise HpoError(f"{opt_path}: {exc}") from None
     return StudyPlan(run, opt, data, sampler, pruner, opt.storage_url, overrides.allow_changed_config)
+
+
+def _unset_by(params: Mapping[str, Any], opt: OptimizeConfig, fixed: Mapping[str, Any]) -> list[str]:
+    """The searched parameters a trial enqueued with `params` would still ask the sampler for (those whose
+    conditions hold), which Optuna's grid sampler refuses in a queued trial."""
+    missing: list[str] = []
+    values = {**fixed, **params}
+    for path, p in opt.search_space.items():
+        if path not in params and (not p.when or all_hold(p.when, values)):
+            missing.append(path)
+            values[path] = boundary_values(p)[0]  # a later condition may read it
+    return missing
 
 
 def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPlan:
@@ -426,12 +446,15 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
         what = "meets its constraints" if counts.get("complete") else "to start from"
         raise HpoError(f"--enqueue-from: {source.study_name!r} has no complete trial that {what} ({shown})")
     space = plan.opt.search_space
+    grid, fixed = isinstance(plan.sampler, optuna.samplers.GridSampler), leaf_values(plan.run)
     picks: list[dict[str, Any]] = list(plan.opt.enqueue)
     inside = 0
     for t in ranked:
         if len(picks) - len(plan.opt.enqueue) >= top:
             break
         params = {k: v for k, v in t.params.items() if k in space and contains(space[k], v)}
+        if grid and _unset_by(params, plan.opt, fixed):  # the grid sampler would fail its trial
+            params = {}
         inside += bool(params)
         if params and params not in picks:
             picks.append(params)
@@ -445,6 +468,12 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
         )
         if inside:
             why = "those inside it are in the optimize config's enqueue list already"
+        elif grid and shared:
+            lacking = [k for k in space if k not in shared]
+            why = (
+                f"the grid sampler runs only sets that give every searched parameter, and its trials have no "
+                f"{', '.join(lacking)}"
+            )
         raise HpoError(
             f"--enqueue-from: no complete trial of {source.study_name!r} has parameters inside this space: {why}"
         )
