@@ -183,6 +183,44 @@ CASES = [
         optimize={"sampler": {"name": "tpe", "kwargs": {"n_startup": 5}}},
     ),
     Case(
+        "bruteforce-continuous",
+        "the brute-force sampler over a float without step",
+        "error: optimize.yaml: sampler: the brute-force sampler needs a finite set of values: search_space.optimizer.lr: a float without step has infinitely many; give it a step, or use another sampler",
+        optimize={"sampler": {"name": "bruteforce"}, **_space(type="float", low=0.001, high=0.1)},
+    ),
+    Case(
+        "grid-kwargs-missing",
+        "a grid in the sampler's kwargs that leaves out a searched parameter",
+        "error: optimize.yaml: sampler.kwargs.search_space: optimizer.lr is searched but not in the grid; give it values too, or leave search_space out of the kwargs (the grid is then built from search_space)",
+        optimize={"sampler": {"name": "grid", "kwargs": {"search_space": {"model.hidden.0": [8, 16]}}}},
+    ),
+    Case(
+        "sampler-multi-objective",
+        "a sampler that cannot handle several objectives",
+        "error: optimize.yaml: sampler: 'cmaes' cannot sample this study (2 objectives): ValueError: If the study is being used for multi-objective optimization, CmaEsSampler cannot be used.",
+        optimize={
+            "metric": None,
+            "direction": None,
+            "pruner": None,
+            "metrics": ["val_loss", "n_params"],
+            "directions": ["minimize", "minimize"],
+            "sampler": {"name": "cmaes"},
+        },
+    ),
+    Case(
+        "grid-partial-enqueue",
+        "a warm-start set that leaves out a parameter of a grid search",
+        "error: optimize.yaml: enqueue.0: the grid sampler fails a queued set that leaves out a searched parameter; add model.hidden.0 to it, or drop it",
+        optimize={
+            "sampler": {"name": "grid"},
+            "search_space": {
+                "optimizer.lr": {"type": "categorical", "choices": [0.01, 0.1]},
+                "model.hidden.0": {"type": "int", "low": 8, "high": 16, "step": 8},
+            },
+            "enqueue": [{"optimizer.lr": 0.1}],
+        },
+    ),
+    Case(
         "pruner-kwargs",
         "pruner kwargs the class does not take",
         "error: optimize.yaml: pruner.kwargs: pruner 'median' takes no argument 'warmup_steps' (did you mean 'n_warmup_steps'?); it takes: n_startup_trials, n_warmup_steps, interval_steps, n_min_trials",
@@ -193,6 +231,12 @@ CASES = [
         "a search path the RunConfig does not have",
         "error: optimize.yaml: search_space.optimizer.lrate: the RunConfig has no such path; did you mean 'optimizer.lr', 'optimizer.name', 'optimizer.eps'?",
         optimize={"search_space": {"optimizer.lrate": {"type": "float", "low": 0.001, "high": 0.1}}},
+    ),
+    Case(
+        "auto-loss-argument",
+        "an argument of the auto loss searched (label smoothing)",
+        "error: optimize.yaml: search_space.loss.label_smoothing: loss 'auto' takes no arguments; to give it label_smoothing, name the loss it stands for: loss: {name: cross_entropy} (integer class labels) or {name: mse} (float targets) in the run config",
+        optimize={"search_space": {"loss.label_smoothing": {"type": "float", "low": 0.0, "high": 0.2}}},
     ),
     Case(
         "invalid-value",
@@ -244,6 +288,12 @@ CASES = [
         args=("--n-trials", "0"),
     ),
     Case(
+        "seed-out-of-range",
+        "a seed no sampler takes",
+        "error: command line: seed: seed must be from 0 to 4294967295 (what Optuna's samplers take), got -1",
+        args=("--seed=-1",),
+    ),
+    Case(
         "malformed-storage",
         "a storage that is not a URL",
         "error: storage 'studies/tiny.db' is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., mysql+pymysql://..., redis://host:6379 or journal:path.log",
@@ -260,6 +310,12 @@ CASES = [
         "a journal: storage naming a file that is not an Optuna journal",
         "error: storage 'journal:run.yaml': 'run.yaml' is not an Optuna journal file (its first line is not a journal record); give the journal hpotool optimize wrote to, or a new file name (nothing was written to this one)",
         args=("--storage", "journal:run.yaml"),
+    ),
+    Case(
+        "unknown-storage-scheme",
+        "a storage URL whose database name SQLAlchemy does not know (postgres://)",
+        "error: storage 'postgres://nobody@127.0.0.1:1/none': no database or driver 'postgres' (did you mean 'postgresql+psycopg'?); use sqlite:///path.db, postgresql+psycopg://..., mysql+pymysql://..., redis://host:6379 or journal:path.log",
+        args=("--storage", "postgres://nobody@127.0.0.1:1/none"),
     ),
     Case(
         "unreachable-storage",

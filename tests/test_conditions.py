@@ -103,6 +103,24 @@ def test_conditions_that_imply_no_single_value_are_checked_where_they_hold(
         prepare_study(run_path, opt_path)
 
 
+def test_a_condition_on_a_conditional_parameter_is_checked_where_that_one_applies(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """nesterov only with momentum, momentum only with sgd: the check before trial 0 built adam with a
+    momentum and refused the valid space ("optimizer 'adam' takes no argument 'momentum'")."""
+    opt_dict["search_space"] = {
+        "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]},
+        "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.99, "when": {"optimizer.name": "sgd"}},
+        "optimizer.nesterov": {
+            "type": "categorical",
+            "choices": [True, False],
+            "when": {"optimizer.momentum": {"ge": 0.6}},
+        },
+    }
+    run_path, opt_path = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    prepare_study(run_path, opt_path)
+
+
 def test_a_condition_on_a_fixed_value_that_does_not_hold_is_refused(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

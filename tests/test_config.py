@@ -121,6 +121,19 @@ def test_sampler_shorthand_and_default_storage() -> None:
     assert opt.storage_url == "sqlite:///studies/s.db"
 
 
+def test_pruner_null_means_no_pruning(tmp_path: Path) -> None:
+    """`pruner: null`, written like `storage: null` and `timeout: null`, was 'expected a mapping, got None';
+    with several metrics it is what the refusal of a pruner asks for."""
+    opt = OptimizeConfig.model_validate({"study_name": "s", "pruner": None, "search_space": SPACE_DOTTED})
+    assert opt.pruner.name == "nop" and opt.pruner.kwargs == {}
+    path = write_yaml(
+        tmp_path / "o.yaml",
+        {"study_name": "s", "metrics": ["val_loss", "n_params"], "directions": ["minimize", "minimize"]}
+        | {"pruner": None, "search_space": SPACE_DOTTED},
+    )
+    assert load_optimize_config(path).pruner.name == "nop"
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -302,3 +315,34 @@ def test_components_of_a_package_that_does_not_import_are_one_line(
         "current folder and PYTHONPATH: run hpotool from the folder that holds mylab/ (or mylab.py), or add "
         "that folder to PYTHONPATH (loss needs it too)"
     )
+
+
+def test_an_argument_of_the_auto_loss_says_to_name_the_loss(run_dict: dict[str, Any]) -> None:
+    """`loss: {name: auto, label_smoothing: 0.1}` said "it takes: no arguments", and searching
+    loss.label_smoothing "the RunConfig has no such path", neither saying that cross_entropy takes it."""
+    with pytest.raises(
+        HpoError, match=r"loss: loss 'auto' takes no arguments; to give it label_smoothing, name "
+    ):
+        validate_config(RunConfig, {**run_dict, "loss": {"name": "auto", "label_smoothing": 0.1}}, "r.yaml")
+    validate_config(
+        RunConfig, {**run_dict, "loss": {"name": "cross_entropy", "label_smoothing": 0.1}}, "r.yaml"
+    )
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_a_seed_no_sampler_takes_is_refused_as_the_seed(seed: int) -> None:
+    """It was "sampler: 'tpe' rejected its kwargs: Seed must be between 0 and 2**32 - 1", naming kwargs the
+    config does not have."""
+    with pytest.raises(HpoError, match=rf"o.yaml: seed: seed must be from 0 to 4294967295 .*, got {seed}"):
+        validate_config(
+            OptimizeConfig, {"study_name": "s", "seed": seed, "search_space": SPACE_DOTTED}, "o.yaml"
+        )
+
+
+def test_the_largest_seed_gives_every_worker_a_seed_its_sampler_takes() -> None:
+    from hpotool.objective import study_sampler
+
+    opt = OptimizeConfig.model_validate(
+        {"study_name": "s", "seed": 2**32 - 1, "sampler": "random", "search_space": SPACE_DOTTED}
+    )
+    assert isinstance(study_sampler(opt, worker=1), optuna.samplers.RandomSampler)  # seed 2**32 was refused

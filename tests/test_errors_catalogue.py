@@ -36,6 +36,12 @@ def _snapshot() -> list[tuple[int, str, dict]]:
     return [(t.number, t.state.name, t.params) for t in study.trials] + [(-1, "attrs", study.user_attrs)]
 
 
+def test_the_readme_counts_the_catalogue() -> None:
+    # Each branch that added cases left the README's count behind.
+    readme = (REPO / "README.md").read_text()
+    assert f"lists {len(CASES)} of them" in readme
+
+
 def test_the_catalogue_is_large_enough_and_unique() -> None:
     assert len(CASES) >= 30
     assert len({c.name for c in CASES}) == len(CASES)

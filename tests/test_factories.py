@@ -37,6 +37,15 @@ def test_grid_sampler_gets_its_grid_from_the_space() -> None:
     assert sampler._search_space["model.hidden.0"] == [8, 16]
 
 
+GRID = {"optimizer.lr": [0.001, 0.003], "model.hidden.0": [8], "model.activation": ["gelu"]}
+
+
+def test_grid_sampler_takes_a_grid_within_the_space() -> None:
+    sampler = make_sampler("grid", {"search_space": GRID}, seed=0, space=SPACE)
+    assert isinstance(sampler, optuna.samplers.GridSampler)
+    assert sampler._search_space["model.activation"] == ["gelu"]
+
+
 def test_seed_is_passed_unless_kwargs_set_one() -> None:
     a = make_sampler("random", {}, seed=7, space=SPACE)
     b = make_sampler("random", {"seed": 7}, seed=99, space=SPACE)
@@ -94,6 +103,38 @@ def test_patient_wraps_another_pruner() -> None:
             lambda: make_sampler("grid", {}, seed=0, space={"x": FloatParam(type="float", low=0, high=1)}),
             "sampler: the grid sampler needs a finite grid: search_space.x: a float without step has no grid; "
             "give it a step",
+        ),
+        (
+            lambda: make_sampler(
+                "bruteforce", {}, seed=0, space={"x": FloatParam(type="float", low=0, high=1)}
+            ),
+            "sampler: the brute-force sampler needs a finite set of values: search_space.x: a float without step "
+            "has infinitely many; give it a step, or use another sampler",
+        ),
+        (
+            lambda: make_sampler("grid", {"search_space": {"optimizer.lr": [0.001]}}, seed=0, space=SPACE),
+            "sampler.kwargs.search_space: model.hidden.0, model.activation are searched but not in the grid; "
+            "give them values too, or leave search_space out of the kwargs (the grid is then built from "
+            "search_space)",
+        ),
+        (
+            lambda: make_sampler(
+                "grid", {"search_space": {**GRID, "optimizer.lr": [0.5]}}, seed=0, space=SPACE
+            ),
+            "sampler.kwargs.search_space.optimizer.lr: 0.5 lies outside search_space.optimizer.lr; widen the range "
+            "or drop the value",
+        ),
+        (
+            lambda: make_sampler(
+                "grid", {"search_space": {**GRID, "optimizer.l": [0.001]}}, seed=0, space=SPACE
+            ),
+            "sampler.kwargs.search_space.optimizer.l: not in search_space (did you mean 'optimizer.lr'?)",
+        ),
+        (
+            lambda: make_sampler(
+                "grid", {"search_space": {**GRID, "optimizer.lr": 0.001}}, seed=0, space=SPACE
+            ),
+            "sampler.kwargs.search_space: give each searched parameter a list of values",
         ),
     ],
 )

@@ -88,3 +88,52 @@ def test_multi_objective_config_errors(change: dict, message: str, tmp_path: Pat
     path.write_text(yaml.safe_dump({"study_name": "s", "search_space": SPACE, **change}))
     with pytest.raises(HpoError, match=message):
         load_optimize_config(path)
+
+
+def test_a_sampler_that_cannot_sample_several_objectives_is_refused_before_trial_0(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """CmaEsSampler raises in every trial of a multi-objective study: refused once, nothing written."""
+    from hpotool.objective import prepare_study
+
+    from .conftest import write_yaml
+
+    opt_dict.update(
+        metrics=["val_loss", "n_params"], directions=["minimize", "minimize"], sampler={"name": "cmaes"}
+    )
+    for key in ("metric", "direction", "pruner"):
+        opt_dict.pop(key)
+    run_path, opt_path = (
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "o.yaml", opt_dict),
+    )
+    with pytest.raises(
+        HpoError, match=r"sampler: 'cmaes' cannot sample this study \(2 objectives\): ValueError: "
+    ):
+        prepare_study(run_path, opt_path)
+    assert not (tmp_path / "studies").exists()
+    opt_dict["sampler"] = {"name": "nsga2"}
+    prepare_study(run_path, write_yaml(opt_path, opt_dict))
+
+
+def test_kwargs_of_the_nop_pruner_are_checked_with_several_objectives(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """They were dropped unchecked; with one objective the same kwargs are refused."""
+    from hpotool.objective import prepare_study
+
+    from .conftest import write_yaml
+
+    opt_dict.update(
+        metrics=["val_loss", "n_params"],
+        directions=["minimize", "minimize"],
+        pruner={"name": "nop", "kwargs": {"n_startup_trials": 3}},
+    )
+    for key in ("metric", "direction"):
+        opt_dict.pop(key)
+    run_path, opt_path = (
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "o.yaml", opt_dict),
+    )
+    with pytest.raises(HpoError, match=r"pruner\.kwargs: pruner 'nop' takes no argument 'n_startup_trials'"):
+        prepare_study(run_path, opt_path)

@@ -138,9 +138,22 @@ def test_consecutive_failures_stop_the_study(tmp_path: Path, run_dict: dict, opt
 def test_a_sampler_that_cannot_sample_fails_the_trial_with_its_error(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
+    from dataclasses import replace
+
+    from hpotool.factories import make_sampler
+
     opt_dict["sampler"] = {"name": "tpe", "kwargs": {"n_startup_trials": "ten"}}  # compared with a count
     rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    summary = run_study(prepare_study(rp, op), max_failures=2)
+    with pytest.raises(
+        HpoError, match=r"sampler: 'tpe' cannot sample this study \(one objective\): TypeError: "
+    ):
+        prepare_study(
+            rp, op
+        )  # refused before trial 0 when it fails at once; one failing later fails its trial:
+    opt_dict["sampler"] = {"name": "tpe"}
+    plan = prepare_study(rp, write_yaml(op, opt_dict))
+    bad = make_sampler("tpe", {"n_startup_trials": "ten"}, seed=0, space=plan.opt.search_space)
+    summary = run_study(replace(plan, sampler=bad), max_failures=2)
     assert summary.counts == {"fail": 2}
     assert summary.first_error is not None and summary.first_error.startswith("TypeError: ")
     assert all(t.user_attrs["fail_reason"] == summary.first_error for t in _study(opt_dict).trials)
@@ -685,3 +698,42 @@ def test_a_new_study_has_its_warm_start_queued_before_its_fingerprint(
     prepare_resume(joiner, plan)  # the joiner's and the creator's own: nothing more
     prepare_resume(study, plan)
     assert len(study.get_trials()) == 2
+
+
+def test_a_grid_study_refuses_warm_starts_that_leave_out_a_parameter(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """Optuna's grid sampler fails a queued trial that does not give every parameter: the warm start was
+    trial 0, FAIL ("All parameters must be specified when using GridSampler with enqueue_trial")."""
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    half = optuna.create_study(study_name="half", storage=url, direction="maximize")
+    half.optimize(lambda t: t.suggest_categorical("optimizer.lr", [0.01, 0.1]), n_trials=1)
+    opt_dict["sampler"] = {"name": "grid"}
+    opt_dict["search_space"] = {
+        "optimizer.lr": {"type": "categorical", "choices": [0.01, 0.1]},
+        "model.hidden.0": {"type": "int", "low": 8, "high": 16, "step": 8},
+    }
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    args = ["optimize", "-r", str(rp), "-o", str(op), "-q"]
+    result = CliRunner().invoke(app, [*args, "--enqueue-from", "half", "--enqueue-from-storage", url])
+    assert result.exit_code == 2 and result.stderr == (
+        "error: --enqueue-from: no complete trial of 'half' has parameters inside this space: the grid sampler "
+        "runs only sets that give every searched parameter, and its trials have no model.hidden.0\n"
+    )
+    opt_dict["enqueue"] = [{"optimizer.lr": 0.1}]
+    write_yaml(op, opt_dict)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and result.stderr == (
+        f"error: {op}: enqueue.0: the grid sampler fails a queued set that leaves out a searched parameter; add "
+        f"model.hidden.0 to it, or drop it\n"
+    )
+    assert not (tmp_path / "studies").exists()
+    opt_dict["enqueue"] = [{"optimizer.lr": 0.1, "model.hidden.0": 16}]
+    write_yaml(op, opt_dict)
+    CliRunner().invoke(app, args, catch_exceptions=False)
+    assert _study(opt_dict).trials[0].params == {"optimizer.lr": 0.1, "model.hidden.0": 16}
+    assert {t.state for t in _study(opt_dict).trials} == {TrialState.COMPLETE}

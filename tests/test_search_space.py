@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
 import optuna
@@ -60,6 +61,11 @@ def test_valid_params(spec: dict[str, Any], expected: Param) -> None:
         ({"type": "int", "low": 0, "high": 10, "step": 3}, "does not divide the range"),
         ({"type": "categorical", "choices": []}, "at least 1 item"),
         ({"type": "categorical", "choices": [1, 1]}, "choices must be distinct"),
+        (
+            {"type": "categorical", "choices": [1, True]},
+            "choices 1 and True are equal to Optuna, which would store True as 1; keep one",
+        ),
+        ({"type": "categorical", "choices": [0.0, False, 0]}, "choices 0.0 and False are equal to Optuna"),
         (  # a quoted number among numbers: a study would hold 16 and '32', which look the same everywhere
             {"type": "categorical", "choices": [16, "32", 64]},
             "choices mix numbers and the text '32'; write it as a number, 32, without quotes in the YAML",
@@ -122,7 +128,7 @@ def params(draw: st.DrawFn) -> Param:
                 ),
                 min_size=1,
                 max_size=5,
-                unique_by=repr,
+                unique_by=lambda c: c,  # 1 and True are one choice to Optuna (test_invalid_params)
             )
         )
         return CategoricalParam(type="categorical", choices=choices)
@@ -135,7 +141,8 @@ def params(draw: st.DrawFn) -> Param:
     if not log and draw(st.booleans()):
         low = draw(st.integers(-4000, 4000)) / 4  # exact in binary, as a step grid needs
         step = draw(st.sampled_from([0.5, 0.25, 0.1, 2.0]))
-        return FloatParam(type="float", low=low, high=low + step * draw(st.integers(0, 20)), step=step)
+        high = float(Decimal(str(low)) + Decimal(str(step)) * draw(st.integers(0, 20)))  # as written in YAML
+        return FloatParam(type="float", low=low, high=high, step=step)
     low = draw(st.floats(1e-6 if log else -1e3, 1e3))
     high = low + draw(st.floats(0, 1e3))
     return FloatParam(type="float", low=low, high=high, log=log)

@@ -49,7 +49,14 @@ def test_journal_file_storage(tmp_path: Path) -> None:
         ("studies/x.db", "is not a storage URL; use sqlite:///path.db"),
         ("postgresql+psycopg://nobody@127.0.0.1:1/none", "cannot open it"),
         ("redis://127.0.0.1:1", "cannot open it"),
-        ("nosuchdialect://x", "cannot open it"),
+        ("nosuchdialect://x", r"no database or driver 'nosuchdialect'; use sqlite:///path\.db"),
+        # SQLAlchemy dropped the postgres:// spelling Heroku and many guides use; a misspelt name or driver
+        (
+            "postgres://u@127.0.0.1/x",
+            r"no database or driver 'postgres' \(did you mean 'postgresql\+psycopg'\?\)",
+        ),
+        ("sqllite:///x.db", r"no database or driver 'sqllite' \(did you mean 'sqlite'\?\)"),
+        ("mysql+pymsql://u@127.0.0.1/x", r"'mysql\+pymsql' \(did you mean 'mysql\+pymysql'\?\)"),
         # SQLAlchemy's default MySQL driver (MySQLdb) is not the one hpotool[mysql] installs
         (
             "mysql://root@127.0.0.1:1/x",

@@ -62,6 +62,12 @@ def resolve_component(kind: Kind, name: str) -> Any:
     return resolve(name, REGISTRIES[kind], kind)
 
 
+AUTO_LOSS_FIX = (
+    "to give it {arg}, name the loss it stands for: loss: {{name: cross_entropy}} (integer class labels) or "
+    "{{name: mse}} (float targets)"
+)
+
+
 def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
     """Raise `ValueError` when `name` does not resolve, does not take one of `kwargs`, or (a built-in)
     annotates another type for one of their values."""
@@ -71,6 +77,8 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
         obj = resolve_component(kind, name)
     except HpoError as exc:
         raise ValueError(str(exc)) from None
+    if kind == "loss" and name == "auto" and kwargs:
+        raise ValueError(f"loss 'auto' takes no arguments; {AUTO_LOSS_FIX.format(arg=next(iter(kwargs)))}")
     check_kwargs(obj, kwargs, f"{kind} {name!r}", INJECTED[kind])
     if kind == "loss" and kwargs.get("reduction", "mean") != "mean":
         # a sum made train_loss (batch sums) and val_loss (the validation split's sum) differ by their sizes

@@ -375,7 +375,9 @@ class OptimizeConfig(_Frozen):
 
     @field_validator("sampler", "pruner", mode="before")
     @classmethod
-    def _accept_bare_name(cls, v: Any) -> Any:
+    def _accept_bare_name(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is None and info.field_name == "pruner":  # `pruner: null`, as for storage and timeout: none
+            return {"name": "nop"}
         return _as_spec(v)
 
     @field_validator("study_name")
@@ -386,6 +388,13 @@ class OptimizeConfig(_Frozen):
                 f"study_name {v!r} may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, "
                 f"digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/"
             )
+        return v
+
+    @field_validator("seed")
+    @classmethod
+    def _check_seed(cls, v: int | None) -> int | None:
+        if v is not None and not 0 <= v < 2**32:
+            raise ValueError(f"seed must be from 0 to {2**32 - 1} (what Optuna's samplers take), got {v}")
         return v
 
     @field_validator("search_space")

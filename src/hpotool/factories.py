@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
-from hpotool.resolve import accepted_kwargs, check_kwargs, resolve
-from hpotool.search_space import Param, grid_choices
+from hpotool.resolve import accepted_kwargs, check_kwargs, did_you_mean, resolve
+from hpotool.search_space import FloatParam, Param, contains, grid_choices
 
 if TYPE_CHECKING:
     import optuna
@@ -85,8 +85,45 @@ def make_sampler(
                     f"sampler: the grid sampler needs a finite grid: search_space.{path}: {exc}"
                 ) from None
         args["search_space"] = grid
+    elif issubclass(cls, optuna.samplers.GridSampler):
+        _check_grid(args["search_space"], space)
+    if issubclass(cls, optuna.samplers.BruteForceSampler):  # it fails trial 0 on a continuous float
+        for path, p in space.items():
+            if isinstance(p, FloatParam) and p.step is None:
+                raise HpoError(
+                    f"sampler: the brute-force sampler needs a finite set of values: search_space.{path}: a float "
+                    f"without step has infinitely many; give it a step, or use another sampler"
+                )
     sampler: optuna.samplers.BaseSampler = _instantiate("sampler", spec_name, cls, args)
     return sampler
+
+
+def _check_grid(grid: Any, space: Mapping[str, Param]) -> None:
+    """A grid given in the kwargs covers the searched parameters, and only with values of their ranges: a
+    parameter it lacks failed every trial, and a value outside the range was trained as it was."""
+    where = "sampler.kwargs.search_space"
+    if not isinstance(grid, Mapping) or not all(isinstance(v, list) and v for v in grid.values()):
+        raise HpoError(
+            f"{where}: give each searched parameter a list of values ({{optimizer.lr: [0.001, 0.01]}})"
+        )
+    for path, values in grid.items():
+        if path not in space:
+            raise HpoError(
+                f"{where}.{path}: not in search_space{did_you_mean(str(path), space)}; the grid holds the searched "
+                f"parameters only"
+            )
+        outside = [v for v in values if not contains(space[path], v)]
+        if outside:
+            raise HpoError(
+                f"{where}.{path}: {outside[0]!r} lies outside search_space.{path}; widen the range or drop the value"
+            )
+    missing = [path for path in space if path not in grid]
+    if missing:
+        raise HpoError(
+            f"{where}: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} searched but not in the grid; "
+            f"give {'it' if len(missing) == 1 else 'them'} values too, or leave search_space out of the kwargs "
+            f"(the grid is then built from search_space)"
+        )
 
 
 def make_pruner(spec_name: str, kwargs: Mapping[str, Any]) -> optuna.pruners.BasePruner:

@@ -22,8 +22,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool import __version__, fingerprint
-from hpotool.components import Kind, component_default
-from hpotool.conditions import holds, satisfying_value
+from hpotool.components import AUTO_LOSS_FIX, Kind, component_default
+from hpotool.conditions import all_hold, holds, satisfying_value
 from hpotool.config import (
     OptimizeConfig,
     PrunerConfig,
@@ -157,7 +157,8 @@ def _condition_values(
             raise HpoError(
                 f"the condition {path}: {condition!r} never holds for {path}'s values, so it would never be set"
             )
-        out[path] = value
+        # a conditional parameter has a value only where its own conditions hold (sgd for momentum)
+        out.update({**_condition_values(ref, opt, fixed, path), path: value})
     return out
 
 
@@ -260,6 +261,11 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
     for path, param in opt.search_space.items():
         try:
             _check_list_item(path, fixed)
+            if path.startswith("loss.") and path not in valid and run.loss.name == "auto":
+                raise HpoError(
+                    f"loss 'auto' takes no arguments; {AUTO_LOSS_FIX.format(arg=path.partition('.')[2])} in "
+                    f"the run config"
+                )
             check_path(path, valid)
             _check_condition_paths(path, param, opt, valid)
             _check_width_is_used(path, run, opt)
@@ -392,13 +398,34 @@ def _plan(
             raise HpoError(f"{opt_path}: {exc}") from None
     try:
         sampler = study_sampler(opt)
-        pruner = make_pruner(
+        _check_sampler_samples(opt, leaf_values(run))
+        if isinstance(sampler, optuna.samplers.GridSampler):
+            for i, params in enumerate(opt.enqueue):
+                missing = _unset_by(params, opt, leaf_values(run))
+                if missing:
+                    raise HpoError(
+                        f"enqueue.{i}: the grid sampler fails a queued set that leaves out a searched parameter; "
+                        f"add {', '.join(missing)} to it, or drop it"
+                    )
+        pruner = make_pruner(  # several objectives: the pruner the file sets is nop (load_optimize_config)
             "nop" if opt.multi_objective else opt.pruner.name,
-            opt.pruner.kwargs if not opt.multi_objective else {},
+            opt.pruner.kwargs if not opt.multi_objective or opt.pruner.name == "nop" else {},
         )
     except HpoError as exc:
         raise HpoError(f"{opt_path}: {exc}") from None
     return StudyPlan(run, opt, data, sampler, pruner, opt.storage_url, overrides.allow_changed_config)
+
+
+def _unset_by(params: Mapping[str, Any], opt: OptimizeConfig, fixed: Mapping[str, Any]) -> list[str]:
+    """The searched parameters a trial enqueued with `params` would still ask the sampler for (those whose
+    conditions hold), which Optuna's grid sampler refuses in a queued trial."""
+    missing: list[str] = []
+    values = {**fixed, **params}
+    for path, p in opt.search_space.items():
+        if path not in params and (not p.when or all_hold(p.when, values)):
+            missing.append(path)
+            values[path] = boundary_values(p)[0]  # a later condition may read it
+    return missing
 
 
 def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPlan:
@@ -419,12 +446,15 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
         what = "meets its constraints" if counts.get("complete") else "to start from"
         raise HpoError(f"--enqueue-from: {source.study_name!r} has no complete trial that {what} ({shown})")
     space = plan.opt.search_space
+    grid, fixed = isinstance(plan.sampler, optuna.samplers.GridSampler), leaf_values(plan.run)
     picks: list[dict[str, Any]] = list(plan.opt.enqueue)
     inside = 0
     for t in ranked:
         if len(picks) - len(plan.opt.enqueue) >= top:
             break
         params = {k: v for k, v in t.params.items() if k in space and contains(space[k], v)}
+        if grid and _unset_by(params, plan.opt, fixed):  # the grid sampler would fail its trial
+            params = {}
         inside += bool(params)
         if params and params not in picks:
             picks.append(params)
@@ -438,6 +468,12 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
         )
         if inside:
             why = "those inside it are in the optimize config's enqueue list already"
+        elif grid and shared:
+            lacking = [k for k in space if k not in shared]
+            why = (
+                f"the grid sampler runs only sets that give every searched parameter, and its trials have no "
+                f"{', '.join(lacking)}"
+            )
         raise HpoError(
             f"--enqueue-from: no complete trial of {source.study_name!r} has parameters inside this space: {why}"
         )
@@ -449,6 +485,26 @@ def versions() -> dict[str, str]:
     import torch
 
     return {"hpotool": __version__, "optuna": optuna.__version__, "torch": torch.__version__}
+
+
+def _check_sampler_samples(opt: OptimizeConfig, fixed: Mapping[str, Any]) -> None:
+    """A fresh sampler as configured proposes one trial of an in-memory study with the study's directions:
+    one that cannot handle them or the space (CmaEsSampler with several objectives) fails here, once,
+    instead of failing every trial."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            probe = optuna.create_study(directions=opt.study_directions, sampler=study_sampler(opt))
+            suggest(probe.ask(), opt.search_space, fixed)
+    except (ValueError, TypeError, NotImplementedError) as exc:
+        objectives = f"{len(opt.objectives)} objectives" if opt.multi_objective else "one objective"
+        raise HpoError(
+            f"sampler: {opt.sampler.name!r} cannot sample this study ({objectives}): {type(exc).__name__}: {exc}"
+        ) from None
+    finally:
+        optuna.logging.set_verbosity(verbosity)
 
 
 def study_sampler(
@@ -472,7 +528,7 @@ def study_sampler(
         if seed is None or grid:
             return seed
         if existing == 0 and not salt:
-            return seed + worker
+            return (seed + worker) % 2**32  # a sampler takes seeds below 2**32
         return int(np.random.SeedSequence([seed, worker, existing, *salt]).generate_state(1)[0])
 
     kwargs: dict[str, Any] = dict(opt.sampler.kwargs)

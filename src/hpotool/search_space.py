@@ -136,6 +136,12 @@ class CategoricalParam(_Param):
     def _check(self) -> CategoricalParam:
         if len(set(map(repr, self.choices))) != len(self.choices):
             raise ValueError(f"choices must be distinct, got {self.choices}")
+        for i, a in enumerate(self.choices):  # Optuna stores a choice as the index of the first equal one
+            for b in self.choices[i + 1 :]:
+                if a == b:
+                    raise ValueError(
+                        f"choices {a!r} and {b!r} are equal to Optuna, which would store {b!r} as {a!r}; keep one"
+                    )
         numbers = [c for c in self.choices if isinstance(c, int | float) and not isinstance(c, bool)]
         quoted = next((c for c in self.choices if isinstance(c, str) and _is_number(c)), None)
         if numbers and quoted is not None:

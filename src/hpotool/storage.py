@@ -198,8 +198,30 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
             fix = "install hpotool[postgres], [mysql] or [redis]"
         raise HpoError(f"storage {shown_url(url)!r}: a driver is missing ({exc}); {fix}") from None
     except Exception as exc:  # SQLAlchemy/redis errors: unreachable server, bad URL, wrong password
+        if type(exc).__name__ == "NoSuchModuleError":  # SQLAlchemy knows no such database or driver
+            raise HpoError(f"storage {shown_url(url)!r}: {_unknown_scheme(url)}") from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise HpoError(f"storage {shown_url(url)!r}: cannot open it: {first}") from None
+
+
+_URL_FORMS = ("sqlite", "postgresql+psycopg", "mysql+pymysql", "mariadb+pymysql", "redis")
+
+
+def _unknown_scheme(url: str) -> str:
+    """What to write instead of a URL scheme SQLAlchemy has no dialect or driver for (`postgres`, which
+    SQLAlchemy 1.4 dropped, `sqllite`, `postgresql+psycopg3`)."""
+    scheme = url.partition("://")[0]
+    near = "postgresql+psycopg" if scheme.partition("+")[0] == "postgres" else None
+    if near is None:
+        from hpotool.resolve import closest
+
+        found = closest(scheme, _URL_FORMS, n=1)
+        near = found[0] if found else None
+    hint = f" (did you mean {near!r}?)" if near else ""
+    return (
+        f"no database or driver {scheme!r}{hint}; use sqlite:///path.db, postgresql+psycopg://..., "
+        f"mysql+pymysql://..., redis://host:6379 or journal:path.log"
+    )
 
 
 def is_optuna_sqlite(path: Path) -> bool:
