@@ -355,7 +355,7 @@ def replay(curves: list[list[float]], name: str, kwargs: dict[str, Any], epochs:
         for step, value in enumerate(curve):
             trial.report(value, step)
             ran += 1
-            if trial.should_prune():
+            if step + 1 < epochs and trial.should_prune():  # as hpotool: the last epoch completes
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 break
         else:

@@ -55,6 +55,21 @@ def test_threshold_pruner_gives_a_deterministic_pruned_trial(
     assert trial.user_attrs["epochs_run"] == 1
 
 
+def test_a_trial_that_ran_every_epoch_completes_whatever_the_pruner_says(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # With a rung on the last epoch (successive halving on 2 epochs) or a pruner that checks every epoch,
+    # trials that had trained to the end were marked PRUNED: no compute saved, and export-best, the
+    # samplers and train-from-best lost them.
+    opt_dict["pruner"] = {"name": "threshold", "kwargs": {"lower": 0.999}}
+    opt_dict["n_trials"] = 1
+    run_dict["epochs"] = 1
+    _, summary = _run(tmp_path, run_dict, opt_dict)
+    (trial,) = _study(opt_dict).trials
+    assert trial.state == TrialState.COMPLETE and summary.counts == {"complete": 1}
+    assert trial.user_attrs["epochs_run"] == 1 and list(trial.intermediate_values) == [0]
+
+
 def test_non_finite_loss_prunes_with_the_reason(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
     run_dict["optimizer"] = {"name": "sgd", "lr": 1e30}
     opt_dict["search_space"] = {"optimizer.momentum": {"type": "float", "low": 0.9, "high": 0.99}}

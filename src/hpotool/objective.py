@@ -683,7 +683,10 @@ def make_objective(
             if report_metric and opt.metric in result.metrics:
                 value = result.metrics[opt.metric]
                 trial.report(value, step=result.epoch)
-                if trial.should_prune():
+                # After the last epoch the training is spent: the trial completes, whatever a pruner says
+                # (successive halving with a rung there, the median pruner, marked every such trial PRUNED).
+                last = config.trainer is None and result.epoch + 1 >= config.epochs
+                if not last and trial.should_prune():
                     raise optuna.TrialPruned(
                         f"pruned after {result.epoch + 1} of {config.epochs} epochs ({opt.metric}={value:.4g})"
                     )
