@@ -984,7 +984,13 @@ def prune_audit(
             table.add_row(
                 str(e["epoch"] + 1), str(e["trials"]), _fmt(e["median_abs_error"]), _fmt(e["max_abs_error"])
             )
-        _out().print(table)
+        if errors:
+            _out().print(table)
+        else:  # an empty table said nothing of why
+            _out().print(
+                f"no PFL predictions to measure: no complete trial of {escape(study_name)} reported 4 or more "
+                f"epochs (the fit needs 3 before the last)"
+            )
         if len(shown) < len(errors):
             _out().print(f"({len(shown)} of {len(errors)} epochs shown, evenly spaced; --json has every one)")
         missed = data["missed_winners"]
