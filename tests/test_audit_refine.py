@@ -476,6 +476,19 @@ def test_refine_prints_and_writes_a_next_command_that_the_shell_reads_back(tmp_p
     assert shlex.split(header.removeprefix("# Run it: ")) == expected
 
 
+def test_refine_out_a_folder_is_refused_before_the_study_is_read(tmp_path: Path) -> None:
+    (tmp_path / "stages").mkdir()
+    for force in ([], ["--force"]):
+        result = CliRunner().invoke(
+            app, ["refine", "--study-name", "nope", "--out", str(tmp_path / "stages"), *force]
+        )
+        assert result.exit_code == 2
+        assert result.stderr == (
+            f"error: --out: {tmp_path / 'stages'} is a folder; give a file, e.g. --out "
+            f"{tmp_path / 'stages' / 'stage2.yaml'}\n"
+        )
+
+
 def test_refine_never_overwrites_a_stage_without_force(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     source = synthetic_study("again", SPACE, 12, seed=0)
