@@ -284,6 +284,20 @@ def test_audit_reads_a_chosen_null_as_a_value_and_counts_every_complete_trial() 
     assert report.complete == 8  # infeasible trials are complete too; only the best must be feasible
 
 
+def test_audit_of_a_study_without_a_complete_trial_says_what_it_has_and_what_to_do() -> None:
+    study = synthetic_study("pruned", SPACE, 0, seed=0)
+    for _ in range(2):
+        trial = study.ask()
+        suggest(trial, OptimizeConfig.model_validate({"study_name": "p", "search_space": SPACE}).search_space)
+        trial.report(1.0, step=0)
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    with pytest.raises(HpoError) as err:
+        audit_study(study)
+    assert str(err.value) == (
+        "study 'pruned' has no complete trial yet (pruned 2); run hpotool optimize until one completes"
+    )
+
+
 def test_audit_counts_the_epochs_pruned_trials_ran() -> None:
     study = synthetic_study("pruned", SPACE, 6, seed=0)
     for _ in range(2):

@@ -210,7 +210,7 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
     """
     from optuna.trial import TrialState
 
-    from hpotool.export import best_trials, is_feasible
+    from hpotool.export import best_trials, is_feasible, no_best_error
     from hpotool.importance import EVALUATOR, basis, param_importances
 
     if len(study.directions) > 1:
@@ -226,7 +226,7 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     if not complete:
-        raise HpoError(f"study {study.study_name!r} has no complete trial to audit")
+        raise no_best_error(study)  # what there is instead, and what to do
     best = best_trials(study)[0]  # meets the constraints; a clear error when none does
     feasible = [t for t in complete if is_feasible(t)]  # all of them in a study without constraints
     on = basis(study)  # in a pruned study with few complete trials: the trials as of an earlier epoch
