@@ -252,7 +252,11 @@ def test_audit_of_a_study_without_hpotool_attrs_is_one_line(tmp_path: Path) -> N
     )
     result = CliRunner().invoke(app, ["audit", "--study-name", "plain", "--storage", url])
     assert result.exit_code == 2
-    assert "has no stored search space; was it created by hpotool optimize?" in result.stderr
+    assert result.stderr == (
+        "error: study 'plain' has no stored search space (user attr 'optimize_config'): it was not created by "
+        "hpotool optimize, which stores the ranges audit, refine and prune-audit read; hpotool report "
+        "--study-name plain draws its importances and figures\n"
+    )
 
 
 @pytest.mark.parametrize("keep_top", [0.0, 1.5])

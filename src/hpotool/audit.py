@@ -105,7 +105,9 @@ def stored_space(study: optuna.Study) -> dict[str, Param]:
     raw = study.user_attrs.get("optimize_config", {}).get("search_space")
     if not isinstance(raw, dict) or not raw:
         raise HpoError(
-            f"study {study.study_name!r} has no stored search space; was it created by hpotool optimize?"
+            f"study {study.study_name!r} has no stored search space (user attr 'optimize_config'): it was not "
+            f"created by hpotool optimize, which stores the ranges audit, refine and prune-audit read; hpotool "
+            f"report --study-name {quote(study.study_name)} draws its importances and figures"
         )
     try:
         return {name: _PARAM.validate_python(spec) for name, spec in raw.items()}
