@@ -252,7 +252,11 @@ def test_audit_of_a_study_without_hpotool_attrs_is_one_line(tmp_path: Path) -> N
     )
     result = CliRunner().invoke(app, ["audit", "--study-name", "plain", "--storage", url])
     assert result.exit_code == 2
-    assert "has no stored search space; was it created by hpotool optimize?" in result.stderr
+    assert result.stderr == (
+        "error: study 'plain' has no stored search space (user attr 'optimize_config'): it was not created by "
+        "hpotool optimize, which stores the ranges audit, refine and prune-audit read; hpotool report "
+        "--study-name plain draws its importances and figures\n"
+    )
 
 
 @pytest.mark.parametrize("keep_top", [0.0, 1.5])
@@ -282,6 +286,20 @@ def test_audit_reads_a_chosen_null_as_a_value_and_counts_every_complete_trial() 
     grad_clip = next(p for p in report.params if p.name == "grad_clip")
     assert grad_clip.best is None and "not set in the best trial" not in grad_clip.advice
     assert report.complete == 8  # infeasible trials are complete too; only the best must be feasible
+
+
+def test_audit_of_a_study_without_a_complete_trial_says_what_it_has_and_what_to_do() -> None:
+    study = synthetic_study("pruned", SPACE, 0, seed=0)
+    for _ in range(2):
+        trial = study.ask()
+        suggest(trial, OptimizeConfig.model_validate({"study_name": "p", "search_space": SPACE}).search_space)
+        trial.report(1.0, step=0)
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    with pytest.raises(HpoError) as err:
+        audit_study(study)
+    assert str(err.value) == (
+        "study 'pruned' has no complete trial yet (pruned 2); run hpotool optimize until one completes"
+    )
 
 
 def test_audit_counts_the_epochs_pruned_trials_ran() -> None:
@@ -474,6 +492,19 @@ def test_refine_prints_and_writes_a_next_command_that_the_shell_reads_back(tmp_p
     assert shlex.split(printed) == expected
     header = next(line for line in out.read_text().splitlines() if line.startswith("# Run it: "))
     assert shlex.split(header.removeprefix("# Run it: ")) == expected
+
+
+def test_refine_out_a_folder_is_refused_before_the_study_is_read(tmp_path: Path) -> None:
+    (tmp_path / "stages").mkdir()
+    for force in ([], ["--force"]):
+        result = CliRunner().invoke(
+            app, ["refine", "--study-name", "nope", "--out", str(tmp_path / "stages"), *force]
+        )
+        assert result.exit_code == 2
+        assert result.stderr == (
+            f"error: --out: {tmp_path / 'stages'} is a folder; give a file, e.g. --out "
+            f"{tmp_path / 'stages' / 'stage2.yaml'}\n"
+        )
 
 
 def test_refine_never_overwrites_a_stage_without_force(tmp_path: Path) -> None:

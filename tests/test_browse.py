@@ -73,6 +73,12 @@ def test_studies_lists_the_journal_files_under_studies_too(tmp_path: Path) -> No
         result.stdout
     )
     assert (tmp_path / "studies" / "train.log").read_text() == "epoch 1 loss 0.3\n"
+    # The study by name alone: its default file is missing, and the journal beside it is named
+    result = runner.invoke(app, ["trials", "--study-name", "j"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: no study 'j' in studies/j.db: it is in journal:studies/j.log; give --storage journal:studies/j.log\n"
+    )
 
 
 def test_studies_in_one_storage_and_a_missing_storage(tmp_path: Path) -> None:

@@ -252,6 +252,32 @@ def test_prune_audit_of_long_curves_prints_a_short_table(tmp_path: Path) -> None
     assert len(json.loads(as_json.stdout)["prediction_errors"]) == 97
 
 
+def test_prune_audit_of_short_curves_says_there_is_nothing_to_measure(tmp_path: Path) -> None:
+    from optuna.distributions import FloatDistribution
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = _space_study(url, "short")
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"x": 0.5},
+            distributions={"x": FloatDistribution(0.0, 1.0)},
+            value=0.5,
+            intermediate_values={0: 0.9, 1: 0.7, 2: 0.5},
+        )
+    )
+    result = CliRunner().invoke(
+        app, ["prune-audit", "--study-name", "short", "--storage", url], catch_exceptions=False
+    )
+    assert result.exit_code == 0
+    assert " ".join(result.stdout.split()) == (
+        "no PFL predictions to measure: no complete trial of short reported 4 or more epochs (the fit needs 3 "
+        "before the last)"
+    )
+
+
 def test_prune_audit_sets_the_bar_with_trials_that_meet_the_constraints(tmp_path: Path) -> None:
     from optuna.distributions import FloatDistribution
 

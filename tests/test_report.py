@@ -501,6 +501,18 @@ def test_a_format_that_contradicts_the_out_suffix_is_refused(tmp_path: Path) -> 
         assert not out.exists()
 
 
+def test_report_out_a_folder_is_refused_naming_a_file_in_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    optuna.create_study(study_name="p", storage=url).optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=2
+    )
+    (tmp_path / "out").mkdir()
+    result = runner.invoke(app, ["report", "--study-name", "p", "--storage", url, "--out", "out"])
+    assert result.exit_code == 2
+    assert result.stderr == "error: --out out: is a folder; give a file in it, e.g. --out out/report.html\n"
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_report_out_below_a_file_is_one_line_naming_the_file(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'p.db'}"
     optuna.create_study(study_name="p", storage=url).optimize(

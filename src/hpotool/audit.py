@@ -105,7 +105,9 @@ def stored_space(study: optuna.Study) -> dict[str, Param]:
     raw = study.user_attrs.get("optimize_config", {}).get("search_space")
     if not isinstance(raw, dict) or not raw:
         raise HpoError(
-            f"study {study.study_name!r} has no stored search space; was it created by hpotool optimize?"
+            f"study {study.study_name!r} has no stored search space (user attr 'optimize_config'): it was not "
+            f"created by hpotool optimize, which stores the ranges audit, refine and prune-audit read; hpotool "
+            f"report --study-name {quote(study.study_name)} draws its importances and figures"
         )
     try:
         return {name: _PARAM.validate_python(spec) for name, spec in raw.items()}
@@ -210,7 +212,7 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
     """
     from optuna.trial import TrialState
 
-    from hpotool.export import best_trials, is_feasible
+    from hpotool.export import best_trials, is_feasible, no_best_error
     from hpotool.importance import EVALUATOR, basis, param_importances
 
     if len(study.directions) > 1:
@@ -226,7 +228,7 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     if not complete:
-        raise HpoError(f"study {study.study_name!r} has no complete trial to audit")
+        raise no_best_error(study)  # what there is instead, and what to do
     best = best_trials(study)[0]  # meets the constraints; a clear error when none does
     feasible = [t for t in complete if is_feasible(t)]  # all of them in a study without constraints
     on = basis(study)  # in a pruned study with few complete trials: the trials as of an earlier epoch

@@ -169,6 +169,11 @@ def find_study(
         if storage_url is not None or default.exists():
             raise
         rows, _ = study_rows(None, folder)
+        here = [r["storage"] for r in rows if r["name"] == study_name]
+        if len(here) == 1:  # in a file of another name there (a journal, studies/NAME.log): say which
+            raise HpoError(
+                f"no study {study_name!r} in {default}: it is in {here[0]}; give {storage_option} {here[0]}"
+            ) from None
         found = ", ".join(f"{r['name']} ({r['storage']})" for r in rows) or "none"
         raise HpoError(
             f"no study {study_name!r}: {default} does not exist; studies under {folder}/: {found} "

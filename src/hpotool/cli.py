@@ -402,6 +402,8 @@ def _write_report(study_name: str, storage: str | None, out: Path | None, fmt: s
     from hpotool.storage import default_storage_url
 
     fmt = report_format(out, fmt)
+    if out is not None and out.is_dir():  # found before the figures are drawn, not when writing them
+        raise HpoError(f"--out {out}: is a folder; give a file in it, e.g. --out {out / f'report.{fmt}'}")
     import_without_sklearn()
     url = storage or default_storage_url(study_name)
     path = write_report(
@@ -998,7 +1000,13 @@ def prune_audit(
             table.add_row(
                 str(e["epoch"] + 1), str(e["trials"]), _fmt(e["median_abs_error"]), _fmt(e["max_abs_error"])
             )
-        _out().print(table)
+        if errors:
+            _out().print(table)
+        else:  # an empty table said nothing of why
+            _out().print(
+                f"no PFL predictions to measure: no complete trial of {escape(study_name)} reported 4 or more "
+                f"epochs (the fit needs 3 before the last)"
+            )
         if len(shown) < len(errors):
             _out().print(f"({len(shown)} of {len(errors)} epochs shown, evenly spaced; --json has every one)")
         missed = data["missed_winners"]

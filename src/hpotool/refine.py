@@ -311,6 +311,9 @@ def check_stage_paths(out: Path, force: bool = False) -> None:
     Raises:
         HpoError: when OUT or its .run.yaml sibling exists and `force` is false, naming the file(s).
     """
+    folder = next((p for p in stage_paths(out) if p.is_dir()), None)
+    if folder is not None:  # no --force replaces a folder; found before the study is read, not when writing
+        raise HpoError(f"--out: {folder} is a folder; give a file, e.g. --out {out / 'stage2.yaml'}")
     existing = [p for p in stage_paths(out) if p.exists() and not p.is_dir()]
     if existing and not force:
         names = " and ".join(str(p) for p in existing)
