@@ -544,6 +544,8 @@ def test_a_loss_that_does_not_average_is_refused_at_load_time(loss: dict[str, An
     ):
         validate_config(RunConfig, run, "run.yaml")
     validate_config(RunConfig, {**run, "loss": {**loss, "reduction": "mean"}}, "run.yaml")
+    kl_div = {"name": "torch.nn:KLDivLoss", "reduction": "batchmean"}  # the mean over the batch's samples
+    validate_config(RunConfig, {**run, "loss": kl_div}, "run.yaml")
 
 
 def test_a_float64_x_kept_by_a_dataset_object_is_named_as_the_cause_of_the_models_dtype_error() -> None:
