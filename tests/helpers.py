@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -257,3 +258,10 @@ def float64_dataset(n: int = 60) -> Any:
 def squared_errors(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """A loss function that forgets to average: one value per sample."""
     return ((prediction - target) ** 2).sum(dim=1)
+
+
+def numpy_regression(n: int = 80) -> Any:
+    """What numpy gives by default: float64 inputs and targets."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 3))
+    return x, x.sum(axis=1)

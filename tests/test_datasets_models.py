@@ -11,6 +11,7 @@ from hpotool.config import RunConfig, validate_config
 from hpotool.datasets import DataError, Dataset, as_dataset, digits, split, synthetic_regression
 from hpotool.models import CNN, MLP, layer_widths
 from hpotool.runner import check_run, load_data, train_run
+from tests.helpers import numpy_regression
 
 
 def test_digits_matches_scikit_learn() -> None:
@@ -543,6 +544,8 @@ def test_a_loss_that_does_not_average_is_refused_at_load_time(loss: dict[str, An
     ):
         validate_config(RunConfig, run, "run.yaml")
     validate_config(RunConfig, {**run, "loss": {**loss, "reduction": "mean"}}, "run.yaml")
+    kl_div = {"name": "torch.nn:KLDivLoss", "reduction": "batchmean"}  # the mean over the batch's samples
+    validate_config(RunConfig, {**run, "loss": kl_div}, "run.yaml")
 
 
 def test_a_float64_x_kept_by_a_dataset_object_is_named_as_the_cause_of_the_models_dtype_error() -> None:
@@ -615,3 +618,16 @@ def test_batch_norm_given_batches_of_one_sample_is_told_to_raise_batch_size() ->
     assert str(info.value).endswith(
         "; batch norm cannot train on a batch of one sample: set batch_size to 2 or more"
     )
+
+
+def test_numpy_float64_regression_targets_train_with_every_built_in_loss() -> None:
+    """huber failed on numpy's float64 targets: 'Found dtype Double but expected Float'."""
+    ds = as_dataset(numpy_regression())
+    assert ds.x.dtype == ds.y.dtype == torch.float32 and ds.y.shape == (80, 1)
+    for loss in ("mse", "l1", "smooth_l1", "huber"):
+        cfg = RunConfig.model_validate(
+            {"data": {"name": "tests.helpers:numpy_regression"}, "loss": {"name": loss}, "device": "cpu"}
+        )
+        check_run(cfg, "run.yaml")
+    kept = as_dataset(Dataset(torch.zeros(4, 2, dtype=torch.float64), torch.arange(4.0), "regression"))
+    assert kept.y.dtype == torch.float64  # a Dataset's float64 x is kept, and its targets match it

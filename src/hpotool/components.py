@@ -80,8 +80,9 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
     if kind == "loss" and name == "auto" and kwargs:
         raise ValueError(f"loss 'auto' takes no arguments; {AUTO_LOSS_FIX.format(arg=next(iter(kwargs)))}")
     check_kwargs(obj, kwargs, f"{kind} {name!r}", INJECTED[kind])
-    if kind == "loss" and kwargs.get("reduction", "mean") != "mean":
-        # a sum made train_loss (batch sums) and val_loss (the validation split's sum) differ by their sizes
+    # A sum made train_loss (batch sums) and val_loss (the validation split's sum) differ by their sizes;
+    # KLDivLoss's batchmean is a mean over the batch's samples.
+    if kind == "loss" and kwargs.get("reduction", "mean") not in ("mean", "batchmean"):
         raise ValueError(
             f"loss {name!r} argument 'reduction': hpotool needs each batch's mean loss (it weights batches by "
             f"their size for train_loss and val_loss), got {kwargs['reduction']!r}; drop reduction (for "

@@ -177,7 +177,8 @@ def _non_finite(t: torch.Tensor, name: str) -> None:
 def check_dataset(ds: Dataset) -> Dataset:
     """`ds`, checked so that a problem shows before trial 0 rather than as a failed or NaN trial.
 
-    A 1-D `x` is one feature per sample (reshaped to `(n, 1)`); regression targets become `(n, outputs)`.
+    A 1-D `x` is one feature per sample (reshaped to `(n, 1)`); regression targets become `(n, outputs)`, in
+    `x`'s floating-point type (float32 for integer inputs).
 
     Raises:
         DataError: an unknown task, no samples, x and y of different lengths, NaN or infinite values,
@@ -198,8 +199,11 @@ def check_dataset(ds: Dataset) -> Dataset:
         x = x.unsqueeze(1)
     _non_finite(x, "x")
     if ds.task == "regression":
-        if not y.is_floating_point():
-            y = y.float()
+        # Targets in the inputs' float type (float32 unless a Dataset keeps x otherwise): numpy's float64 made
+        # huber_loss fail against a float32 model's output ("Found dtype Double but expected Float").
+        want = x.dtype if x.is_floating_point() else torch.float32
+        if y.dtype != want:
+            y = y.to(want)
         _non_finite(y, "y")
         return Dataset(x, y.reshape(len(y), -1), "regression")
     if y.is_floating_point() or y.is_complex():
