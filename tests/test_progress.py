@@ -43,3 +43,13 @@ def test_each_trial_is_one_line_at_80_columns_and_only_news_is_marked() -> None:
     assert "optimizer.lr" not in lines[1] and lines[1].endswith("s")
     assert "new best" not in lines[2] and "optimizer.lr=" in lines[2]  # worse than trial 0
     assert lines[3].endswith("s  new best")
+
+
+def test_a_whole_number_shows_whole() -> None:
+    # n_params (a float metric) showed as 5.342e+04 in the summary and train tables.
+    from hpotool.formatting import format_value
+
+    assert format_value(53420.0) == "53420"
+    assert format_value(0.012345) == "0.01235"
+    assert format_value(1.5e-7) == "1.5e-07"
+    assert format_value(3) == "3" and format_value("relu") == "relu"

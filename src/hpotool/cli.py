@@ -21,6 +21,7 @@ import typer
 
 from hpotool import __version__
 from hpotool.errors import HpoError
+from hpotool.formatting import format_value
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -172,10 +173,6 @@ StorageOpt = Annotated[
 ]
 
 
-def _fmt(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
 def shown_url(url: str) -> str:
     """A storage URL as printed: its password as ***."""
     from hpotool.storage import shown_url as shown
@@ -251,20 +248,20 @@ def print_summary(summary: StudySummary) -> None:
     if summary.best:
         b = summary.best
         table.add_row("best trial", f"#{b['number']}")
-        table.add_row(f"best {summary.metric}", _fmt(b["value"]))
+        table.add_row(f"best {summary.metric}", format_value(b["value"]))
         for k, v in b["params"].items():
-            table.add_row(f"  {k}", _fmt(v))
+            table.add_row(f"  {k}", format_value(v))
         for k, v in b["metrics"].items():
             if k != summary.metric:
-                table.add_row(f"  ({k})", _fmt(v))
+                table.add_row(f"  ({k})", format_value(v))
     elif summary.extra.get("pareto"):
         metrics = summary.metric.split(", ")
         table.add_row("Pareto front", f"{len(summary.extra['pareto'])} trial(s)")
         for t in summary.extra["pareto"]:
-            values = ", ".join(f"{m}={_fmt(v)}" for m, v in zip(metrics, t["values"], strict=False))
+            values = ", ".join(f"{m}={format_value(v)}" for m, v in zip(metrics, t["values"], strict=False))
             table.add_row(
                 f"  #{t['number']}",
-                f"{values}; {', '.join(f'{k}={_fmt(v)}' for k, v in t['params'].items())}",
+                f"{values}; {', '.join(f'{k}={format_value(v)}' for k, v in t['params'].items())}",
             )
     elif summary.counts.get("complete"):
         table.add_row("best", "no complete trial meets the constraints")
@@ -462,7 +459,7 @@ def _print_run(run: Any) -> None:
     table.add_column(style="bold")
     table.add_column()
     for k, v in run.metrics.items():
-        table.add_row(k, _fmt(v))
+        table.add_row(k, format_value(v))
     table.add_row("epochs", str(run.epochs_run))
     table.add_row("seed", str(run.config.seed))
     table.add_row("device", run.device)
@@ -492,11 +489,11 @@ def export_best(
         table.add_column()
         for trial in result.best:
             values = ", ".join(
-                f"{m}={_fmt(v)}" for m, v in zip(result.metrics, trial.values or [], strict=False)
+                f"{m}={format_value(v)}" for m, v in zip(result.metrics, trial.values or [], strict=False)
             )
             table.add_row(f"trial {trial.number}", values)
             for k, v in trial.params.items():
-                table.add_row(f"  {k}", _fmt(v))
+                table.add_row(f"  {k}", format_value(v))
         table.add_row("wrote", f"{result.folder}/: " + ", ".join(f.name for f in result.files))
         _out().print(table)
         for note in result.notes:
@@ -610,7 +607,9 @@ def train_from_best(
             runs.add_column(col, overflow="fold")
         for c in summary["candidates"]:
             for r in c["runs"]:
-                runs.add_row(str(c["trial_number"]), str(r["seed"]), _fmt(r["metrics"][metric]), r["folder"])
+                runs.add_row(
+                    str(c["trial_number"]), str(r["seed"]), format_value(r["metrics"][metric]), r["folder"]
+                )
         _out().print(runs)
         ranked = _table(f"ranked by mean {metric} ({summary['direction']})")
         for col in ("rank", "trial", "trial value", f"mean {metric}", "std", "seeds"):
@@ -620,8 +619,8 @@ def train_from_best(
             ranked.add_row(
                 str(c["rank"]),
                 str(c["trial_number"]),
-                _fmt(c["trial_value"]),
-                _fmt(c["mean"]),
+                format_value(c["trial_value"]),
+                format_value(c["mean"]),
                 std,
                 str(len(c["runs"])),
             )
@@ -660,7 +659,7 @@ def _studies_table(rows: list[dict[str, Any]], *, stacked: tuple[str, ...] = ())
             r["name"],
             join("objective", objectives),
             join("trials", [f"{k} {v}" for k, v in r["trials"].items()] or ["none"]),
-            _fmt(r["best_value"]) if r["best_value"] is not None else "-",
+            format_value(r["best_value"]) if r["best_value"] is not None else "-",
             last.replace(" ", "\n") if "last activity" in stacked else last,
         )
     return table
@@ -758,7 +757,7 @@ def trials(
             )
             for r in rows
         ]
-        shown = [[_fmt(r["params"][p]) if p in r["params"] else "-" for p in params] for r in rows]
+        shown = [[format_value(r["params"][p]) if p in r["params"] else "-" for p in params] for r in rows]
         # One column per parameter where they fit the terminal, else one wrapped "params" column.
         widest = [max([len(p), *(len(v[i]) for v in shown)]) + 3 for i, p in enumerate(params)]
         split = sum(widest) + 60 <= _out().width
@@ -772,7 +771,7 @@ def trials(
             table.add_column(col, overflow="fold")
         for r, values, note in zip(rows, shown, notes, strict=True):
             shown_values = r["values"] if r["values"] is not None else [r["value"]]
-            value = ", ".join("-" if v is None else _fmt(v) for v in shown_values)
+            value = ", ".join("-" if v is None else format_value(v) for v in shown_values)
             cells = [
                 str(r["number"]),
                 r["state"],
@@ -854,7 +853,7 @@ def _audit_table(report: AuditReport, title: str, wrap: tuple[str, ...] = ()) ->
         table.add_row(
             p.name,
             "-" if p.importance is None else f"{p.importance:.2f}",
-            _fmt(p.best) if p.position is None else f"{_fmt(p.best)} ({p.position:.0%})",
+            format_value(p.best) if p.position is None else f"{format_value(p.best)} ({p.position:.0%})",
             p.bounds,
         )
     return table
@@ -998,7 +997,10 @@ def prune_audit(
         shown = _evenly(errors, PRUNE_AUDIT_ROWS)
         for e in shown:
             table.add_row(
-                str(e["epoch"] + 1), str(e["trials"]), _fmt(e["median_abs_error"]), _fmt(e["max_abs_error"])
+                str(e["epoch"] + 1),
+                str(e["trials"]),
+                format_value(e["median_abs_error"]),
+                format_value(e["max_abs_error"]),
             )
         if errors:
             _out().print(table)
@@ -1013,7 +1015,7 @@ def prune_audit(
         if missed is not None:
             _out().print(
                 f"{missed['would_have_made_top_k']} of {missed['pruned']} pruned trials would have beaten "
-                f"{study_name}'s top-{missed['top_k']} bar ({_fmt(missed['bar'])}), going by what their twins "
+                f"{study_name}'s top-{missed['top_k']} bar ({format_value(missed['bar'])}), going by what their twins "
                 f"reached in {against} ({missed['matched_exactly']} matched by identical params, "
                 f"{missed['matched_nearest']} by the nearest)"
             )
