@@ -205,10 +205,13 @@ def test_a_multi_objective_report_names_no_pruner(tmp_path: Path, run_dict: dict
     for values in ([0.5, 90], [0.4, 170]):
         trial = study.ask()
         trial.suggest_float("optimizer.lr", 1e-3, 1e-1)
+        trial.set_user_attr("epochs_run", run_dict["epochs"])
         study.tell(trial, values)
     info = report_info(study, "x")
     assert info.pruner is None and info.pruned == []
     assert "pruner" not in dict(_header_rows(info))
+    # nor says that pruning saved 0% of the epochs
+    assert dict(_header_rows(info))["epochs"] == f"{2 * run_dict['epochs']} run (no pruning)"
 
 
 def test_report_command_errors_are_one_line() -> None:

@@ -437,6 +437,8 @@ def _header_rows(info: ReportInfo) -> list[tuple[str, str]]:
     e = info.epochs
     if e["run"] is None:
         rows.append(("epochs", "not recorded (not an hpotool study)"))
+    elif not info.pruner or info.pruner.get("name") == "nop":  # several objectives, or pruning off
+        rows.append(("epochs", f"{e['run']} run (no pruning)"))
     else:
         saved = "" if e["saved_fraction"] is None else f" — pruning saved {e['saved_fraction']:.0%}"
         rows.append(
