@@ -752,3 +752,16 @@ def test_a_grid_study_refuses_warm_starts_that_leave_out_a_parameter(
     CliRunner().invoke(app, args, catch_exceptions=False)
     assert _study(opt_dict).trials[0].params == {"optimizer.lr": 0.1, "model.hidden.0": 16}
     assert {t.state for t in _study(opt_dict).trials} == {TrialState.COMPLETE}
+
+
+def test_a_searched_batch_size_trains_one_step_before_trial_0(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # batch_size 1 with batch norm passed the checks (only the components' values trained a step), and
+    # every trial drawing it failed.
+    run_dict["model"] = {"name": "mlp", "hidden": [16], "norm": "batch"}
+    opt_dict["search_space"] = {"batch_size": {"type": "categorical", "choices": [32, 1]}}
+    with pytest.raises(HpoError, match=r"with batch_size=1: .*set batch_size to 2 or more"):
+        prepare_study(
+            write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+        )

@@ -288,7 +288,9 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                     except HpoError as exc:
                         raise HpoError(f"with {path}={value!r}: {exc}") from None
                 section = path.partition(".")[0]
-                if data is not None and section in COMPONENT_SECTIONS:
+                # batch_size and epochs size what the components see (batch norm on one sample, a
+                # one-cycle schedule's total_steps), so their values train one step too
+                if data is not None and (section in COMPONENT_SECTIONS or path in ("batch_size", "epochs")):
                     try:  # an optimizer's values fail as it is built; a model's, loss's, schedule's may not
                         dry_run(config, data, step=section != "optimizer")
                     except RunCheckError as exc:
