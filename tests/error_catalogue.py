@@ -239,6 +239,17 @@ CASES = [
         optimize={"search_space": {"loss.label_smoothing": {"type": "float", "low": 0.0, "high": 0.2}}},
     ),
     Case(
+        "argument-of-one-searched-component",
+        "an argument that only some of the searched components take",
+        "error: optimize.yaml: search_space.optimizer.momentum: with optimizer.name='adam', optimizer.momentum=0.5: optimizer: optimizer 'adam' takes no argument 'momentum'; it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay; search it only with the optimizers that take it: when: {optimizer.name: sgd}",
+        optimize={
+            "search_space": {
+                "optimizer.name": {"type": "categorical", "choices": ["sgd", "adam"]},
+                "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.9},
+            }
+        },
+    ),
+    Case(
         "invalid-value",
         "a search value that fails RunConfig validation",
         "error: optimize.yaml: search_space.epochs: with epochs=0: epochs: Input should be greater than or equal to 1, got 0",
