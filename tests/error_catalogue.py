@@ -221,6 +221,12 @@ CASES = [
         },
     ),
     Case(
+        "sampler-kwarg-function",
+        "a number for a sampler argument that takes a function (TPE's gamma)",
+        "error: optimize.yaml: sampler.kwargs.gamma: sampler 'tpe' takes Callable[[int], int] | None here, which a YAML value cannot be (got 0.1); drop gamma, or build the sampler in your own module and give its import path (package.module:Name) as name",
+        optimize={"sampler": {"name": "tpe", "kwargs": {"gamma": 0.1}}},
+    ),
+    Case(
         "pruner-kwargs",
         "pruner kwargs the class does not take",
         "error: optimize.yaml: pruner.kwargs: pruner 'median' takes no argument 'warmup_steps' (did you mean 'n_warmup_steps'?); it takes: n_startup_trials, n_warmup_steps, interval_steps, n_min_trials",
