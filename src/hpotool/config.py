@@ -433,6 +433,9 @@ class OptimizeConfig(_Frozen):
                 f"metrics and directions need the same length, at least 2 (got {len(self.metrics)} and "
                 f"{len(self.directions)}); for one objective use metric and direction"
             )
+        twice = next((m for i, m in enumerate(self.metrics) if m in self.metrics[:i]), None)
+        if twice is not None:
+            raise ValueError(f"metrics: {twice} is given twice; each objective needs its own metric")
         return self
 
     @property
