@@ -195,6 +195,18 @@ CASES = [
         optimize={"sampler": {"name": "grid", "kwargs": {"search_space": {"model.hidden.0": [8, 16]}}}},
     ),
     Case(
+        "metric-twice",
+        "one metric given twice as objectives",
+        "error: optimize.yaml: metrics: val_loss is given twice; each objective needs its own metric",
+        optimize={
+            "metric": None,
+            "direction": None,
+            "pruner": None,
+            "metrics": ["val_loss", "val_loss"],
+            "directions": ["minimize", "minimize"],
+        },
+    ),
+    Case(
         "sampler-multi-objective",
         "a sampler that cannot handle several objectives",
         "error: optimize.yaml: sampler: 'cmaes' cannot sample this study (2 objectives): ValueError: If the study is being used for multi-objective optimization, CmaEsSampler cannot be used.",
