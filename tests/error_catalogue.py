@@ -165,6 +165,12 @@ CASES = [
         optimize=_space(type="float", low=0.001, hihg=0.1),
     ),
     Case(
+        "trials-twice",
+        "the trial count given under both its spellings",
+        "error: optimize.yaml: give either 'n_trials' or 'trials' (the same setting), not both",
+        optimize={"trials": 5},
+    ),
+    Case(
         "unknown-sampler",
         "an unknown sampler name",
         "error: optimize.yaml: unknown sampler 'tpee' (did you mean 'tpe'?); choose one of: tpe, rung_tpe, random, grid, cmaes, gp, qmc, nsga2, nsga3, bruteforce, or give an import path such as package.module:Name",

@@ -346,3 +346,10 @@ def test_the_largest_seed_gives_every_worker_a_seed_its_sampler_takes() -> None:
         {"study_name": "s", "seed": 2**32 - 1, "sampler": "random", "search_space": SPACE_DOTTED}
     )
     assert isinstance(study_sampler(opt, worker=1), optuna.samplers.RandomSampler)  # seed 2**32 was refused
+
+
+def test_n_trials_and_its_alias_trials_together_are_one_clear_line(opt_dict: dict[str, Any]) -> None:
+    """It said "unknown key 'trials' (did you mean 'n_trials'?)", though trials is a valid spelling."""
+    with pytest.raises(HpoError) as info:
+        validate_config(OptimizeConfig, {**opt_dict, "trials": 5}, "o.yaml")
+    assert str(info.value) == "o.yaml: give either 'n_trials' or 'trials' (the same setting), not both"

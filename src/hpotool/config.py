@@ -368,6 +368,13 @@ class OptimizeConfig(_Frozen):
         description="How train-from-best turns the best trial into the final run (epochs, seeds, overrides).",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_trial_count(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "n_trials" in data and "trials" in data:
+            raise ValueError("give either 'n_trials' or 'trials' (the same setting), not both")
+        return data
+
     @field_validator("search_space", mode="before")
     @classmethod
     def _flatten_space(cls, v: Any) -> Any:
