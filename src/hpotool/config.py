@@ -235,6 +235,9 @@ def _as_spec(v: Any) -> Any:
     return {"name": v} if isinstance(v, str) else v
 
 
+_PARAM_KEYS = frozenset({"low", "high", "min", "max", "step", "log", "choices", "when"})
+
+
 def flatten_space(space: Any, prefix: str = "") -> Any:
     """Turn a space nested by RunConfig section into the canonical dotted form.
 
@@ -250,7 +253,11 @@ def flatten_space(space: Any, prefix: str = "") -> Any:
             isinstance(value, dict)
             and "type" not in value
             and value
-            and all(isinstance(v, dict) for v in value.values())
+            and (
+                all(isinstance(v, dict) for v in value.values())
+                # a section that also holds a fixed value (name: sgd): that value is the mistake to report
+                or (any(isinstance(v, dict) for v in value.values()) and not _PARAM_KEYS & value.keys())
+            )
         ):
             for sub_path, sub in flatten_space(value, f"{path}.").items():
                 if sub_path in flat:
