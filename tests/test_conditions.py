@@ -174,3 +174,26 @@ def test_a_condition_on_a_fixed_value_that_does_not_hold_is_refused(
     opt_dict["search_space"]["model.dropout"]["when"] = {"model.layers": {"le": 2}}  # holds for the fixed 1
     write_yaml(opt_path, opt_dict)
     prepare_study(run_path, opt_path)
+
+
+def test_a_grid_over_a_conditional_space_says_its_trials_repeat(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """Optuna's grid is the full product: adam ran once per momentum value, the same configuration twice,
+    without a word."""
+    opt_dict["sampler"] = {"name": "grid"}
+    opt_dict["search_space"] = {
+        "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]},
+        "optimizer.momentum": {
+            "type": "categorical",
+            "choices": [0.5, 0.9],
+            "when": {"optimizer.name": "sgd"},
+        },
+    }
+    run_path, opt_path = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    assert prepare_study(run_path, opt_path).notes == (
+        "the grid sampler runs every value of optimizer.momentum also where its condition does not hold, so "
+        "those trials repeat one configuration; bruteforce runs each configuration once",
+    )
+    opt_dict["sampler"] = {"name": "bruteforce"}
+    assert prepare_study(run_path, write_yaml(opt_path, opt_dict)).notes == ()

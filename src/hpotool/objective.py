@@ -377,7 +377,8 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
                 f"no pruning: trainer.function {run.trainer.function} takes no 'report' argument, so a pruner "
                 f"could never stop a trial ({opt_path} sets no pruner; add report to prune)",
             )
-        return replace(_plan(run, opt, None, opt_path, overrides), notes=notes)
+        plan = _plan(run, opt, None, opt_path, overrides)
+        return replace(plan, notes=plan.notes + notes)
     resolve_device(run.device)
     data = load_checked(run, str(run_path))
     for metric in opt.objectives:
@@ -454,7 +455,18 @@ def _plan(
         )
     except HpoError as exc:
         raise HpoError(f"{opt_path}: {exc}") from None
-    return StudyPlan(run, opt, data, sampler, pruner, opt.storage_url, overrides.allow_changed_config)
+    conditional = [path for path, p in opt.search_space.items() if p.when]
+    notes = (
+        (
+            f"the grid sampler runs every value of {', '.join(conditional)} also where its condition does not "
+            f"hold, so those trials repeat one configuration; bruteforce runs each configuration once",
+        )
+        if isinstance(sampler, optuna.samplers.GridSampler) and conditional
+        else ()
+    )
+    return StudyPlan(
+        run, opt, data, sampler, pruner, opt.storage_url, overrides.allow_changed_config, notes=notes
+    )
 
 
 def _unset_by(params: Mapping[str, Any], opt: OptimizeConfig, fixed: Mapping[str, Any]) -> list[str]:
