@@ -100,10 +100,11 @@ def test_a_signal_as_ask_creates_the_trial_leaves_it_failed_not_running(
         signal.raise_signal(signal.SIGINT)
         return trial
 
-    monkeypatch.setattr(optuna.Study, "ask", ask_then_ctrl_c)
     rp = write_yaml(tmp_path / "run.yaml", run_dict)
     op = write_yaml(tmp_path / "optimize.yaml", opt_dict)
-    summary = run_study(prepare_study(rp, op))
+    plan = prepare_study(rp, op)  # its check of the sampler asks a trial of an in-memory study
+    monkeypatch.setattr(optuna.Study, "ask", ask_then_ctrl_c)
+    summary = run_study(plan)
     assert summary.interrupted == signal.SIGINT
     trials = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"]).trials
     assert [(t.state, t.user_attrs.get("fail_reason")) for t in trials] == [(TrialState.FAIL, "interrupted")]
@@ -125,8 +126,9 @@ def test_a_warm_start_point_whose_trial_was_interrupted_runs_on_resume(
         signal.raise_signal(signal.SIGINT)
         return trial
 
+    plan = prepare_study(rp, op)  # its check of the sampler asks a trial of an in-memory study
     monkeypatch.setattr(optuna.Study, "ask", ask_then_ctrl_c)
-    assert run_study(prepare_study(rp, op)).interrupted == signal.SIGINT
+    assert run_study(plan).interrupted == signal.SIGINT
     monkeypatch.undo()
     run_study(prepare_study(rp, op))
     run_study(prepare_study(rp, op, Overrides(n_trials=3)))  # queued once, not on every resume
