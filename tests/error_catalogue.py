@@ -165,6 +165,12 @@ CASES = [
         optimize=_space(type="float", low=0.001, hihg=0.1),
     ),
     Case(
+        "trials-twice",
+        "the trial count given under both its spellings",
+        "error: optimize.yaml: give either 'n_trials' or 'trials' (the same setting), not both",
+        optimize={"trials": 5},
+    ),
+    Case(
         "unknown-sampler",
         "an unknown sampler name",
         "error: optimize.yaml: unknown sampler 'tpee' (did you mean 'tpe'?); choose one of: tpe, rung_tpe, random, grid, cmaes, gp, qmc, nsga2, nsga3, bruteforce, or give an import path such as package.module:Name",
@@ -195,6 +201,18 @@ CASES = [
         optimize={"sampler": {"name": "grid", "kwargs": {"search_space": {"model.hidden.0": [8, 16]}}}},
     ),
     Case(
+        "metric-twice",
+        "one metric given twice as objectives",
+        "error: optimize.yaml: metrics: val_loss is given twice; each objective needs its own metric",
+        optimize={
+            "metric": None,
+            "direction": None,
+            "pruner": None,
+            "metrics": ["val_loss", "val_loss"],
+            "directions": ["minimize", "minimize"],
+        },
+    ),
+    Case(
         "sampler-multi-objective",
         "a sampler that cannot handle several objectives",
         "error: optimize.yaml: sampler: 'cmaes' cannot sample this study (2 objectives): ValueError: If the study is being used for multi-objective optimization, CmaEsSampler cannot be used.",
@@ -221,6 +239,12 @@ CASES = [
         },
     ),
     Case(
+        "sampler-kwarg-function",
+        "a number for a sampler argument that takes a function (TPE's gamma)",
+        "error: optimize.yaml: sampler.kwargs.gamma: sampler 'tpe' takes Callable[[int], int] | None here, which a YAML value cannot be (got 0.1); drop gamma, or build the sampler in your own module and give its import path (package.module:Name) as name",
+        optimize={"sampler": {"name": "tpe", "kwargs": {"gamma": 0.1}}},
+    ),
+    Case(
         "pruner-kwargs",
         "pruner kwargs the class does not take",
         "error: optimize.yaml: pruner.kwargs: pruner 'median' takes no argument 'warmup_steps' (did you mean 'n_warmup_steps'?); it takes: n_startup_trials, n_warmup_steps, interval_steps, n_min_trials",
@@ -237,6 +261,17 @@ CASES = [
         "an argument of the auto loss searched (label smoothing)",
         "error: optimize.yaml: search_space.loss.label_smoothing: loss 'auto' takes no arguments; to give it label_smoothing, name the loss it stands for: loss: {name: cross_entropy} (integer class labels) or {name: mse} (float targets) in the run config",
         optimize={"search_space": {"loss.label_smoothing": {"type": "float", "low": 0.0, "high": 0.2}}},
+    ),
+    Case(
+        "argument-of-one-searched-component",
+        "an argument that only some of the searched components take",
+        "error: optimize.yaml: search_space.optimizer.momentum: with optimizer.name='adam', optimizer.momentum=0.5: optimizer: optimizer 'adam' takes no argument 'momentum'; it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay; search it only with the optimizers that take it: when: {optimizer.name: sgd}",
+        optimize={
+            "search_space": {
+                "optimizer.name": {"type": "categorical", "choices": ["sgd", "adam"]},
+                "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.9},
+            }
+        },
     ),
     Case(
         "invalid-value",

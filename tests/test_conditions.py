@@ -121,6 +121,30 @@ def test_a_condition_on_a_conditional_parameter_is_checked_where_that_one_applie
     prepare_study(run_path, opt_path)
 
 
+def test_an_argument_of_a_searched_component_is_checked_with_every_choice(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """momentum searched beside optimizer.name: [sgd, adam] on a run config with sgd was checked with sgd
+    alone, and every trial that drew adam failed ("optimizer 'adam' takes no argument 'momentum'")."""
+    run_dict["optimizer"] = {"name": "sgd", "lr": 0.01}
+    opt_dict["search_space"] = {
+        "optimizer.name": {"type": "categorical", "choices": ["sgd", "adam", "rmsprop"]},
+        "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.9},
+    }
+    run_path, opt_path = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    with pytest.raises(HpoError) as info:
+        prepare_study(run_path, opt_path)
+    assert str(info.value).startswith(
+        f"{opt_path}: search_space.optimizer.momentum: with optimizer.name='adam', optimizer.momentum=0.5: "
+        f"optimizer: optimizer 'adam' takes no argument 'momentum'"
+    )
+    assert str(info.value).endswith(
+        "; search it only with the optimizers that take it: when: {optimizer.name: {in: [sgd, rmsprop]}}"
+    )
+    opt_dict["search_space"]["optimizer.momentum"]["when"] = {"optimizer.name": {"in": ["sgd", "rmsprop"]}}
+    prepare_study(run_path, write_yaml(opt_path, opt_dict))
+
+
 def test_a_condition_on_a_fixed_value_that_does_not_hold_is_refused(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
@@ -150,3 +174,26 @@ def test_a_condition_on_a_fixed_value_that_does_not_hold_is_refused(
     opt_dict["search_space"]["model.dropout"]["when"] = {"model.layers": {"le": 2}}  # holds for the fixed 1
     write_yaml(opt_path, opt_dict)
     prepare_study(run_path, opt_path)
+
+
+def test_a_grid_over_a_conditional_space_says_its_trials_repeat(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """Optuna's grid is the full product: adam ran once per momentum value, the same configuration twice,
+    without a word."""
+    opt_dict["sampler"] = {"name": "grid"}
+    opt_dict["search_space"] = {
+        "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]},
+        "optimizer.momentum": {
+            "type": "categorical",
+            "choices": [0.5, 0.9],
+            "when": {"optimizer.name": "sgd"},
+        },
+    }
+    run_path, opt_path = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    assert prepare_study(run_path, opt_path).notes == (
+        "the grid sampler runs every value of optimizer.momentum also where its condition does not hold, so "
+        "those trials repeat one configuration; bruteforce runs each configuration once",
+    )
+    opt_dict["sampler"] = {"name": "bruteforce"}
+    assert prepare_study(run_path, write_yaml(opt_path, opt_dict)).notes == ()

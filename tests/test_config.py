@@ -346,3 +346,22 @@ def test_the_largest_seed_gives_every_worker_a_seed_its_sampler_takes() -> None:
         {"study_name": "s", "seed": 2**32 - 1, "sampler": "random", "search_space": SPACE_DOTTED}
     )
     assert isinstance(study_sampler(opt, worker=1), optuna.samplers.RandomSampler)  # seed 2**32 was refused
+
+
+def test_n_trials_and_its_alias_trials_together_are_one_clear_line(opt_dict: dict[str, Any]) -> None:
+    """It said "unknown key 'trials' (did you mean 'n_trials'?)", though trials is a valid spelling."""
+    with pytest.raises(HpoError) as info:
+        validate_config(OptimizeConfig, {**opt_dict, "trials": 5}, "o.yaml")
+    assert str(info.value) == "o.yaml: give either 'n_trials' or 'trials' (the same setting), not both"
+
+
+def test_a_fixed_value_in_a_nested_section_of_the_space_is_named(tmp_path: Path) -> None:
+    """`optimizer: {name: sgd, lr: {...}}` said "search_space.optimizer: a parameter needs a 'type'"."""
+    space = {"optimizer": {"name": "sgd", "lr": {"type": "float", "low": 0.001, "high": 0.1}}}
+    path = write_yaml(tmp_path / "optimize.yaml", {"study_name": "s", "search_space": space})
+    with pytest.raises(HpoError) as info:
+        load_optimize_config(path)
+    assert str(info.value) == (
+        f"{path}: search_space.optimizer.name: expected a mapping, got 'sgd'; a fixed value belongs in the run "
+        f"config (optimizer.name: 'sgd'); to search it, give {{type: categorical, choices: [...]}}"
+    )

@@ -136,6 +136,15 @@ def test_patient_wraps_another_pruner() -> None:
             ),
             "sampler.kwargs.search_space: give each searched parameter a list of values",
         ),
+        (  # TPE calls gamma only after its start-up trials: every later trial failed
+            lambda: make_sampler("tpe", {"gamma": 0.1}, seed=0, space=SPACE),
+            "sampler.kwargs.gamma: sampler 'tpe' takes Callable[[int], int] | None here, which a YAML value "
+            "cannot be (got 0.1); drop gamma, or build the sampler in your own module",
+        ),
+        (
+            lambda: make_sampler("cmaes", {"independent_sampler": "random"}, seed=0, space=SPACE),
+            "sampler.kwargs.independent_sampler: sampler 'cmaes' takes BaseSampler | None here",
+        ),
     ],
 )
 def test_factory_errors(call: object, message: str) -> None:

@@ -63,6 +63,10 @@ def test_multi_objective_study_end_to_end(tmp_path: Path, monkeypatch: pytest.Mo
     [
         ({"metrics": ["val_loss", "n_params"]}, "metrics and directions go together"),
         ({"metrics": ["val_loss", "n_params"], "directions": ["minimize"]}, "need the same length"),
+        (  # the study, its exports and its Pareto front held one metric as two objectives
+            {"metrics": ["val_loss", "val_loss"], "directions": ["minimize", "minimize"]},
+            "metrics: val_loss is given twice; each objective needs its own metric",
+        ),
         (
             {
                 "metrics": ["val_loss", "n_params"],

@@ -235,6 +235,9 @@ def _as_spec(v: Any) -> Any:
     return {"name": v} if isinstance(v, str) else v
 
 
+_PARAM_KEYS = frozenset({"low", "high", "min", "max", "step", "log", "choices", "when"})
+
+
 def flatten_space(space: Any, prefix: str = "") -> Any:
     """Turn a space nested by RunConfig section into the canonical dotted form.
 
@@ -250,7 +253,11 @@ def flatten_space(space: Any, prefix: str = "") -> Any:
             isinstance(value, dict)
             and "type" not in value
             and value
-            and all(isinstance(v, dict) for v in value.values())
+            and (
+                all(isinstance(v, dict) for v in value.values())
+                # a section that also holds a fixed value (name: sgd): that value is the mistake to report
+                or (any(isinstance(v, dict) for v in value.values()) and not _PARAM_KEYS & value.keys())
+            )
         ):
             for sub_path, sub in flatten_space(value, f"{path}.").items():
                 if sub_path in flat:
@@ -368,6 +375,13 @@ class OptimizeConfig(_Frozen):
         description="How train-from-best turns the best trial into the final run (epochs, seeds, overrides).",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_trial_count(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "n_trials" in data and "trials" in data:
+            raise ValueError("give either 'n_trials' or 'trials' (the same setting), not both")
+        return data
+
     @field_validator("search_space", mode="before")
     @classmethod
     def _flatten_space(cls, v: Any) -> Any:
@@ -433,6 +447,9 @@ class OptimizeConfig(_Frozen):
                 f"metrics and directions need the same length, at least 2 (got {len(self.metrics)} and "
                 f"{len(self.directions)}); for one objective use metric and direction"
             )
+        twice = next((m for i, m in enumerate(self.metrics) if m in self.metrics[:i]), None)
+        if twice is not None:
+            raise ValueError(f"metrics: {twice} is given twice; each objective needs its own metric")
         return self
 
     @property

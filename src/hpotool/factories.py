@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,7 @@ def _instantiate(kind: str, name: str, cls: Any, kwargs: Mapping[str, Any]) -> A
         check_kwargs(cls, kwargs, f"{kind} {name!r}")
     except ValueError as exc:
         raise HpoError(f"{kind}.kwargs: {exc}") from None
+    _check_objects(kind, name, cls, kwargs)
     import warnings
 
     from optuna.exceptions import ExperimentalWarning
@@ -53,6 +55,30 @@ def _instantiate(kind: str, name: str, cls: Any, kwargs: Mapping[str, Any]) -> A
             return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise HpoError(f"{kind}: {name!r} rejected its kwargs: {exc}") from None
+
+
+_YAML_VALUES = (str, int, float, bool, list, dict)
+
+
+def _check_objects(kind: str, name: str, cls: Any, kwargs: Mapping[str, Any]) -> None:
+    """A function or object argument (TPE's `gamma`, CmaEs's `independent_sampler`) given a YAML value:
+    the class may store it and call it only after its start-up trials, failing every later trial."""
+    import inspect
+
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return
+    for key, value in kwargs.items():
+        annotation = params[key].annotation if key in params else inspect.Parameter.empty
+        text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+        wants_object = "Callable" in text or re.search(r"\bBase[A-Z]\w*", text) is not None
+        if wants_object and isinstance(value, _YAML_VALUES):
+            raise HpoError(
+                f"{kind}.kwargs.{key}: {kind} {name!r} takes {text} here, which a YAML value cannot be (got "
+                f"{value!r}); drop {key}, or build the {kind} in your own module and give its import path "
+                f"(package.module:Name) as name"
+            )
 
 
 def make_sampler(

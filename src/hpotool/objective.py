@@ -15,14 +15,14 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool import __version__, fingerprint
-from hpotool.components import AUTO_LOSS_FIX, Kind, component_default
+from hpotool.components import AUTO_LOSS_FIX, Kind, component_default, component_kwargs
 from hpotool.conditions import all_hold, holds, satisfying_value
 from hpotool.config import (
     OptimizeConfig,
@@ -248,6 +248,44 @@ def _earlier_items(path: str, opt: OptimizeConfig) -> dict[str, Any]:
     return out
 
 
+def _component_choices(
+    path: str, param: Param, opt: OptimizeConfig, context: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """`context` once for each component a searched `section.name` may switch to (those `param`'s condition
+    on it allows): an argument checked with the base component alone failed, at run time, every trial that
+    drew another (momentum with adam)."""
+    section = path.partition(".")[0]
+    name_path = f"{section}.name"
+    names = opt.search_space.get(name_path)
+    if section not in COMPONENT_SECTIONS or path == name_path or not isinstance(names, CategoricalParam):
+        return [context]
+    condition = (param.when or {}).get(name_path)
+    if condition is None and name_path in context:  # set by the condition of a parameter `param` reads
+        return [context]
+    allowed = [c for c in names.choices if condition is None or holds(condition, c)]
+    return [{**context, name_path: name} for name in allowed] or [context]
+
+
+def _taken_by_hint(path: str, contexts: list[dict[str, Any]]) -> str:
+    """How to search an argument only with the searched components that take it."""
+    section, _, arg = path.partition(".")
+    name_path = f"{section}.name"
+    takers = []
+    for context in contexts:
+        name = str(context[name_path])
+        try:
+            kwargs = component_kwargs(cast("Kind", section), name)
+        except HpoError:
+            continue
+        if not kwargs or arg.partition(".")[0] in kwargs:  # no names: it takes **kwargs
+            takers.append(name)
+    if not takers:
+        return ""
+    test = takers[0] if len(takers) == 1 else {"in": takers}
+    shown = str(test).replace("'", "")  # YAML: {in: [sgd, rmsprop]}
+    return f"; search it only with the {section}s that take it: when: {{{name_path}: {shown}}}"
+
+
 def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, source: str) -> None:
     """Before any trial runs: every path exists, and every bound or choice gives a RunConfig that
     validates and whose components build."""
@@ -275,12 +313,15 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
             if isinstance(param, FloatParam) and param.step is None:  # an integer field takes 32.0, not 41.3
                 inside = float(f"{param.low + (param.high - param.low) * 0.382:.3g}")
                 values.append(min(max(inside, param.low), param.high))
-            for value in values:
+            contexts = _component_choices(path, param, opt, context)
+            for context, value in [(c, v) for c in contexts for v in values]:
                 try:
                     config = apply_overrides(run, {**context, path: value})
                 except HpoError as exc:
                     if isinstance(param, FloatParam) and "valid integer" in str(exc):
                         raise HpoError(f"{exc}; {path} takes whole numbers: use type: int") from None
+                    if "takes no argument" in str(exc) and len(contexts) > 1:
+                        raise HpoError(f"{exc}{_taken_by_hint(path, contexts)}") from None
                     raise
                 if path == "device":  # a device this machine lacks would fail every trial given it
                     try:
@@ -338,7 +379,8 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
                 f"no pruning: trainer.function {run.trainer.function} takes no 'report' argument, so a pruner "
                 f"could never stop a trial ({opt_path} sets no pruner; add report to prune)",
             )
-        return replace(_plan(run, opt, None, opt_path, overrides), notes=notes)
+        plan = _plan(run, opt, None, opt_path, overrides)
+        return replace(plan, notes=plan.notes + notes)
     resolve_device(run.device)
     data = load_checked(run, str(run_path))
     for metric in opt.objectives:
@@ -415,7 +457,18 @@ def _plan(
         )
     except HpoError as exc:
         raise HpoError(f"{opt_path}: {exc}") from None
-    return StudyPlan(run, opt, data, sampler, pruner, opt.storage_url, overrides.allow_changed_config)
+    conditional = [path for path, p in opt.search_space.items() if p.when]
+    notes = (
+        (
+            f"the grid sampler runs every value of {', '.join(conditional)} also where its condition does not "
+            f"hold, so those trials repeat one configuration; bruteforce runs each configuration once",
+        )
+        if isinstance(sampler, optuna.samplers.GridSampler) and conditional
+        else ()
+    )
+    return StudyPlan(
+        run, opt, data, sampler, pruner, opt.storage_url, overrides.allow_changed_config, notes=notes
+    )
 
 
 def _unset_by(params: Mapping[str, Any], opt: OptimizeConfig, fixed: Mapping[str, Any]) -> list[str]:
