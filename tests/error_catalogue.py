@@ -289,13 +289,19 @@ CASES = [
         "metric-not-produced",
         "a metric the trainer does not produce for the task",
         "error: optimize.yaml: metric: 'val_rmse' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time",
-        optimize={"metric": "val_rmse"},
+        optimize={"metric": "val_rmse", "direction": "minimize"},
     ),
     Case(
         "direction-not-given",
         "a metric to maximize with no direction (the default would minimize it)",
         "error: optimize.yaml: direction: not given, so val_accuracy would be minimized (the default); add direction: maximize (or direction: minimize)",
         optimize={"direction": None},
+    ),
+    Case(
+        "loss-maximized",
+        "a loss or an error to maximize",
+        "error: optimize.yaml: direction: maximize would search for the largest val_loss, the worst model; use minimize",
+        optimize={"metric": "val_loss", "direction": "maximize"},
     ),
     Case(
         "swapped-configs",

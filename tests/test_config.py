@@ -232,6 +232,27 @@ def test_a_metric_with_no_direction_is_minimized_only_when_it_is_a_loss_or_cost(
     assert load_optimize_config(path).direction == "minimize"  # said on purpose
 
 
+def test_a_loss_or_error_to_maximize_is_refused(tmp_path: Path) -> None:
+    # It was accepted without a word, and the study searched for the worst model.
+    space = {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1}}
+    path = tmp_path / "optimize.yaml"
+    write_yaml(
+        path, {"study_name": "s", "metric": "val_rmse", "direction": "maximize", "search_space": space}
+    )
+    with pytest.raises(
+        HpoError, match=rf"^{path}: direction: maximize would search for the largest val_rmse"
+    ):
+        load_optimize_config(path)
+    multi = {"metrics": ["n_params", "val_loss"], "directions": ["maximize", "maximize"]}
+    write_yaml(path, {"study_name": "s", **multi, "search_space": space})
+    with pytest.raises(HpoError, match=r"directions\[1\]: maximize would search for the largest val_loss"):
+        load_optimize_config(path)
+    write_yaml(
+        path, {"study_name": "s", "metric": "neg_loss", "direction": "maximize", "search_space": space}
+    )
+    assert load_optimize_config(path).direction == "maximize"  # a trainer's own score, named as it likes
+
+
 @pytest.mark.parametrize(
     ("value", "hint"),
     [

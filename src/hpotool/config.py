@@ -673,7 +673,8 @@ def load_run_config(path: Path) -> RunConfig:
     return result
 
 
-_MINIMIZED = ("train_loss", "val_loss", "val_rmse", "val_mae", "n_params", "epoch_time")
+_ERRORS = ("train_loss", "val_loss", "val_rmse", "val_mae")  # hpotool's own: lower is better, always
+_MINIMIZED = (*_ERRORS, "n_params", "epoch_time")
 
 
 def _minimized_by_default(metric: str) -> bool:
@@ -697,6 +698,12 @@ def load_optimize_config(path: Path, *, budget_given: bool = False) -> OptimizeC
             f"{path}: direction: not given, so {result.metric} would be minimized (the default); add "
             f"direction: {add}"
         )
+    for i, (metric, direction) in enumerate(zip(result.objectives, result.study_directions, strict=True)):
+        if direction == "maximize" and metric in _ERRORS:
+            key = f"directions[{i}]" if result.multi_objective else "direction"
+            raise HpoError(
+                f"{path}: {key}: maximize would search for the largest {metric}, the worst model; use minimize"
+            )
     if result.multi_objective:  # what the file says, beyond what the model can see after defaults
         if {"metric", "direction"} & raw.keys():
             raise HpoError(
