@@ -71,12 +71,31 @@ def test_n_trials_null_runs_trials_until_the_timeout_and_resumes_the_same_way(
     args = ["optimize", "-r", str(write_yaml(tmp_path / "run.yaml", run_dict))]
     args += ["-o", str(write_yaml(tmp_path / "optimize.yaml", opt_dict)), "--json"]
     first = json.loads(runner.invoke(app, args, catch_exceptions=False).stdout)
-    assert first["target"] is None and first["ran_now"] >= 2 and first["stopped"] is None
+    assert first["target"] is None and first["ran_now"] >= 2
+    assert first["stopped"] == "the timeout (1.5 s) ended the run"
     second = runner.invoke(app, [*args[:-1], "--quiet"], catch_exceptions=False)
     assert second.exit_code == 0
     trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
     assert len(trials) > first["ran_now"]  # a second run goes on until its own timeout
     assert f"{len(trials)} finished, {len(trials) - first['ran_now']} run now" in second.stdout
+
+
+def test_a_run_the_timeout_ends_short_of_n_trials_says_so(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # The summary read "25/200 finished" with no word of why the run stopped.
+    from .conftest import write_yaml
+
+    opt_dict.update(n_trials=500, timeout=1)
+    args = ["optimize", "-r", str(write_yaml(tmp_path / "run.yaml", run_dict))]
+    args += ["-o", str(write_yaml(tmp_path / "optimize.yaml", opt_dict)), "--quiet"]
+    result = runner.invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0
+    finished = len(optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials)
+    assert (
+        f"note: the timeout (1 s) ended the run with {500 - finished} of 500 trials to go; run the same command "
+        f"to continue"
+    ) in " ".join(result.stderr.split())
 
 
 def test_a_file_leaving_the_budget_to_the_command_line_runs_with_timeout_or_n_trials(

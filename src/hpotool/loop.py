@@ -244,6 +244,21 @@ def already_done(done: int, target: int) -> str:
     return f"the study already has {done} finished trials (target {target}); raise --n-trials to run more"
 
 
+def timed_out(plan: StudyPlan, study: optuna.Study, target: int) -> str | None:
+    """What the summary says when the timeout ended the run short of `target` (None when it did not)."""
+    if plan.opt.timeout is None:
+        return None
+    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    if finished >= target:
+        return None
+    if target == UNBOUNDED:
+        return f"the timeout ({plan.opt.timeout:g} s) ended the run"
+    return (
+        f"the timeout ({plan.opt.timeout:g} s) ended the run with {target - finished} of {target} trials to go; "
+        f"run the same command to continue"
+    )
+
+
 def run_study(
     plan: StudyPlan, observer: StudyObserver | None = None, *, max_failures: int = 5
 ) -> StudySummary:
@@ -282,4 +297,6 @@ def run_study(
         summary.stopped = f"stopped after {guard.streak} failed trials in a row"
         summary.first_error = guard.first_error
         summary.failed = True
+    else:
+        summary.stopped = timed_out(plan, study, target)
     return summary

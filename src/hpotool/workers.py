@@ -35,6 +35,7 @@ from hpotool.loop import (
     make_tracker,
     prepare_resume,
     run_trials,
+    timed_out,
     trial_target,
 )
 from hpotool.objective import (
@@ -265,4 +266,6 @@ def run_workers(
         fails = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
         if fails:
             summary.first_error = str(fails[-1].user_attrs.get("fail_reason", "unknown error"))
+    else:
+        summary.stopped = timed_out(plan, study, target)
     return summary
