@@ -593,15 +593,11 @@ def test_enqueue_from_failures_give_the_real_reason(tmp_path: Path, run_dict: di
     assert not (tmp_path / "studies" / "tiny.db").exists()  # refused before the study was made
 
 
-def test_a_process_joining_a_study_while_its_creator_describes_it_checks_the_creators_experiment(
+def _creator_joiner_and_new_study(
     tmp_path: Path, run_dict: dict, opt_dict: dict
-) -> None:
-    # Two `optimize` commands started at once with different run configs: the one that lost the race to
-    # create the study found it without configs or fingerprint yet, checked nothing, and both ran their
-    # trials into one study.
-    import threading
-
-    from hpotool.objective import describe_new_study
+) -> tuple[Any, Any, optuna.Study]:
+    """Two plans for one study that differ in their run config's epochs, and the study as the creator's
+    create_study has just made it: nothing stored on it yet."""
     from hpotool.storage import make_storage
 
     creator = prepare_study(
@@ -615,7 +611,21 @@ def test_a_process_joining_a_study_while_its_creator_describes_it_checks_the_cre
         study_name=opt_dict["study_name"],
         storage=make_storage(opt_dict["storage"]),
         direction=opt_dict["direction"],
-    )  # the creator has just made it: nothing stored on it yet
+    )
+    return creator, joiner, study
+
+
+def test_a_process_joining_a_study_while_its_creator_describes_it_checks_the_creators_experiment(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # Two `optimize` commands started at once with different run configs: the one that lost the race to
+    # create the study found it without configs or fingerprint yet, checked nothing, and both ran their
+    # trials into one study.
+    import threading
+
+    from hpotool.objective import describe_new_study
+
+    creator, joiner, study = _creator_joiner_and_new_study(tmp_path, run_dict, opt_dict)
     describing = threading.Timer(0.5, describe_new_study, (study, creator))
     describing.start()
     try:
@@ -636,20 +646,8 @@ def test_a_joiner_waits_for_the_fingerprint_past_the_creators_queued_warm_start(
     import threading
 
     from hpotool import fingerprint
-    from hpotool.storage import make_storage
 
-    creator = prepare_study(
-        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
-    )
-    joiner = prepare_study(
-        write_yaml(tmp_path / "run2.yaml", {**run_dict, "epochs": run_dict["epochs"] + 1}),
-        tmp_path / "optimize.yaml",
-    )
-    study = optuna.create_study(
-        study_name=opt_dict["study_name"],
-        storage=make_storage(opt_dict["storage"]),
-        direction=opt_dict["direction"],
-    )
+    creator, joiner, study = _creator_joiner_and_new_study(tmp_path, run_dict, opt_dict)
     study.enqueue_trial({"optimizer.lr": 0.0123})  # the creator's warm start, queued first
     describing = threading.Timer(0.5, fingerprint.record, (study, creator.run, creator.opt))
     describing.start()
