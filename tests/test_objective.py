@@ -264,8 +264,8 @@ def test_reopening_with_another_direction_or_metric_is_refused(
     _run(tmp_path, run_dict, opt_dict)
     with pytest.raises(HpoError, match="was created to maximize its metric, and the config says minimize"):
         _run(tmp_path, run_dict, {**opt_dict, "direction": "minimize", "metric": "val_loss"})
-    with pytest.raises(HpoError, match="optimizes 'val_accuracy', and the config says 'train_loss'"):
-        _run(tmp_path, run_dict, {**opt_dict, "metric": "train_loss"})
+    with pytest.raises(HpoError, match="optimizes 'val_accuracy', and the config says 'n_params'"):
+        _run(tmp_path, run_dict, {**opt_dict, "metric": "n_params"})  # the same direction, another metric
 
 
 @pytest.mark.parametrize(
@@ -273,7 +273,7 @@ def test_reopening_with_another_direction_or_metric_is_refused(
     [
         (
             {},
-            {"metric": "val_rmse"},
+            {"metric": "val_rmse", "direction": "minimize"},
             "metric: 'val_rmse' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy",
         ),
         (
