@@ -325,13 +325,13 @@ CASES = [
     Case(
         "zero-trials-flag",
         "--n-trials 0",
-        "error: command line: n_trials: Input should be greater than 0, got 0",
+        "error: --n-trials: Input should be greater than 0, got 0",
         args=("--n-trials", "0"),
     ),
     Case(
         "seed-out-of-range",
         "a seed no sampler takes",
-        "error: command line: seed: seed must be from 0 to 4294967295 (what Optuna's samplers take), got -1",
+        "error: --seed: must be from 0 to 4294967295 (what Optuna's samplers take), got -1",
         args=("--seed=-1",),
     ),
     Case(
@@ -367,19 +367,19 @@ CASES = [
     Case(
         "study-name-slash",
         "a study name with /",
-        "error: optimize.yaml: study_name: study_name 'a/b' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/",
+        "error: optimize.yaml: study_name: 'a/b' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/",
         optimize={"study_name": "a/b"},
     ),
     Case(
         "study-name-dots",
         "a study name with ..",
-        "error: optimize.yaml: study_name: study_name 'x..y' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/",
+        "error: optimize.yaml: study_name: 'x..y' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/",
         optimize={"study_name": "x..y"},
     ),
     Case(
         "study-name-control",
         "a study name with a control character",
-        "error: optimize.yaml: study_name: study_name 'a\\x07b' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/",
+        "error: optimize.yaml: study_name: 'a\\x07b' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/",
         optimize={"study_name": "a\x07b"},
     ),
     Case(

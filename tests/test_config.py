@@ -137,12 +137,12 @@ def test_pruner_null_means_no_pruning(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"study_name": "a/b"}, "study_name: study_name 'a/b' may hold only"),
+        ({"study_name": "a/b"}, "study_name: 'a/b' may hold only"),
         ({"study_name": "..x"}, "may hold only"),
-        ({"study_name": "ü_study"}, "study_name 'ü_study' may hold only ASCII letters"),  # said "letters"
+        ({"study_name": "ü_study"}, "study_name: 'ü_study' may hold only ASCII letters"),  # said "letters"
         (
             {"study_name": "-x"},
-            "study_name '-x' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter",
+            "study_name: '-x' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter",
         ),
         ({"n_trials": 0}, "n_trials: Input should be greater than 0"),
         ({"direction": "up"}, "direction: Input should be 'minimize' or 'maximize', got 'up'"),
@@ -354,7 +354,7 @@ def test_an_argument_of_the_auto_loss_says_to_name_the_loss(run_dict: dict[str, 
 def test_a_seed_no_sampler_takes_is_refused_as_the_seed(seed: int) -> None:
     """It was "sampler: 'tpe' rejected its kwargs: Seed must be between 0 and 2**32 - 1", naming kwargs the
     config does not have."""
-    with pytest.raises(HpoError, match=rf"o.yaml: seed: seed must be from 0 to 4294967295 .*, got {seed}"):
+    with pytest.raises(HpoError, match=rf"o.yaml: seed: must be from 0 to 4294967295 .*, got {seed}"):
         validate_config(
             OptimizeConfig, {"study_name": "s", "seed": seed, "search_space": SPACE_DOTTED}, "o.yaml"
         )

@@ -399,7 +399,7 @@ class OptimizeConfig(_Frozen):
     def _check_study_name(cls, v: str) -> str:
         if not _STUDY_NAME.match(v) or ".." in v:
             raise ValueError(
-                f"study_name {v!r} may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, "
+                f"{v!r} may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, "
                 f"digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/"
             )
         return v
@@ -408,7 +408,7 @@ class OptimizeConfig(_Frozen):
     @classmethod
     def _check_seed(cls, v: int | None) -> int | None:
         if v is not None and not 0 <= v < 2**32:
-            raise ValueError(f"seed must be from 0 to {2**32 - 1} (what Optuna's samplers take), got {v}")
+            raise ValueError(f"must be from 0 to {2**32 - 1} (what Optuna's samplers take), got {v}")
         return v
 
     @field_validator("search_space")

@@ -111,8 +111,13 @@ def _with_overrides(run: RunConfig, opt: OptimizeConfig, o: Overrides) -> tuple[
         }.items()
         if v is not None
     }
-    if changes:
-        opt = validate_config(OptimizeConfig, {**opt.model_dump(), **changes}, "command line")
+    for key, value in changes.items():  # one at a time, so a refusal names its flag
+        try:
+            opt = validate_config(OptimizeConfig, {**opt.model_dump(), key: value}, "command line")
+        except HpoError as exc:
+            raise HpoError(
+                str(exc).replace(f"command line: {key}: ", f"--{key.replace('_', '-')}: ")
+            ) from None
     return run, opt
 
 
