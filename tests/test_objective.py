@@ -615,24 +615,30 @@ def _creator_joiner_and_new_study(
     return creator, joiner, study
 
 
-def test_a_process_joining_a_study_while_its_creator_describes_it_checks_the_creators_experiment(
-    tmp_path: Path, run_dict: dict, opt_dict: dict
-) -> None:
-    # Two `optimize` commands started at once with different run configs: the one that lost the race to
-    # create the study found it without configs or fingerprint yet, checked nothing, and both ran their
-    # trials into one study.
+def _joiner_is_refused_while(joiner: Any, describe: Any, *args: Any) -> None:
+    """`open_study(joiner)` refuses the creator's other experiment, which `describe(*args)` stores on the
+    study half a second after the joiner began to wait for it."""
     import threading
 
-    from hpotool.objective import describe_new_study
-
-    creator, joiner, study = _creator_joiner_and_new_study(tmp_path, run_dict, opt_dict)
-    describing = threading.Timer(0.5, describe_new_study, (study, creator))
+    describing = threading.Timer(0.5, describe, args)
     describing.start()
     try:
         with pytest.raises(HpoError, match=r"created with another experiment: run_config.epochs: 2 -> 3\."):
             open_study(joiner)
     finally:
         describing.join()
+
+
+def test_a_process_joining_a_study_while_its_creator_describes_it_checks_the_creators_experiment(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # Two `optimize` commands started at once with different run configs: the one that lost the race to
+    # create the study found it without configs or fingerprint yet, checked nothing, and both ran their
+    # trials into one study.
+    from hpotool.objective import describe_new_study
+
+    creator, joiner, study = _creator_joiner_and_new_study(tmp_path, run_dict, opt_dict)
+    _joiner_is_refused_while(joiner, describe_new_study, study, creator)
     assert study.get_trials() == []
     joined, _ = open_study(creator)  # the same experiment joins
     assert joined.user_attrs["fingerprint"] == study.user_attrs["fingerprint"]
@@ -643,19 +649,11 @@ def test_a_joiner_waits_for_the_fingerprint_past_the_creators_queued_warm_start(
 ) -> None:
     # The creator queues its warm start before it stores its configs and fingerprint; a process joining
     # in that moment took the queued trial for a study in use, checked nothing, and mixed its experiment in.
-    import threading
-
     from hpotool import fingerprint
 
     creator, joiner, study = _creator_joiner_and_new_study(tmp_path, run_dict, opt_dict)
     study.enqueue_trial({"optimizer.lr": 0.0123})  # the creator's warm start, queued first
-    describing = threading.Timer(0.5, fingerprint.record, (study, creator.run, creator.opt))
-    describing.start()
-    try:
-        with pytest.raises(HpoError, match=r"created with another experiment: run_config.epochs: 2 -> 3\."):
-            open_study(joiner)
-    finally:
-        describing.join()
+    _joiner_is_refused_while(joiner, fingerprint.record, study, creator.run, creator.opt)
 
 
 def test_an_empty_study_made_by_plain_optuna_is_used_after_a_short_wait(
