@@ -294,3 +294,39 @@ def test_a_mistake_on_the_command_line_is_one_line(args: list[str], line: str) -
     # click printed four lines: usage, a hint, a blank line, the error
     result = runner.invoke(app, args, prog_name="hpotool")
     assert result.exit_code == 2 and result.stderr == line + "\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["export-best", "--study-name", "s"],
+            "--out -: this command writes several files into a folder, not to stdout; "
+            "give a folder, e.g. --out exports/s",
+        ),
+        (
+            ["train-from-best", "--study-name", "s"],
+            "--out -: this command writes run folders and summary.json, not to stdout; "
+            "give a folder, e.g. --out runs/final",
+        ),
+        (
+            ["refine", "--study-name", "s"],
+            "--out -: this command writes two files (the stage's config and its .run.yaml), not to stdout; "
+            "give a file, e.g. --out stage2.yaml",
+        ),
+    ],
+)
+def test_out_dash_where_a_command_writes_files_is_refused(tmp_path: Path, args: list[str], line: str) -> None:
+    # refused before the study is looked up (there is none): no folder or file named '-' is made
+    result = runner.invoke(app, [*args, "--out", "-"])
+    assert result.exit_code == 2 and result.stderr == f"error: {line}\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_out_dash_is_refused(configs: tuple[Path, Path], tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "--run-config", str(configs[0]), "--out", "-"])
+    assert result.exit_code == 2 and result.stderr == (
+        "error: --out -: this command writes a run folder (model.pt, metrics.json, ...), not to stdout; "
+        "give a folder, e.g. --out runs/mine\n"
+    )
+    assert not (tmp_path / "-").exists() and not (tmp_path / "runs").exists()

@@ -569,3 +569,19 @@ def test_a_multi_objective_study_without_a_feasible_trial_draws_no_pareto_front(
     )
     assert result.exit_code == 0, result.output
     assert "no complete trial meets the constraints" in (tmp_path / "r.html").read_text()
+
+
+def test_report_out_dash_writes_the_report_to_stdout_and_no_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    optuna.create_study(study_name="p", storage=url).optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=2
+    )
+    base = ["report", "--study-name", "p", "--storage", url, "--out", "-"]
+    html = runner.invoke(app, base, catch_exceptions=False)
+    assert html.exit_code == 0, html.output
+    assert html.stdout.lstrip().lower().startswith("<!doctype html>") and html.stdout.rstrip().endswith(
+        "</html>"
+    )
+    as_json = runner.invoke(app, [*base, "--format", "json"], catch_exceptions=False)
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout)["study_name"] == "p"
+    assert not (tmp_path / "-").exists() and not (tmp_path / "studies").exists()

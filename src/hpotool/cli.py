@@ -395,7 +395,7 @@ def optimize(
 def _write_report(study_name: str, storage: str | None, out: Path | None, fmt: str | None) -> None:
     from hpotool.browse import find_study
     from hpotool.importance import import_without_sklearn
-    from hpotool.report import default_report_path, report_format, write_report
+    from hpotool.report import default_report_path, render_report, report_format, write_report
     from hpotool.storage import default_storage_url
 
     fmt = report_format(out, fmt)
@@ -403,10 +403,28 @@ def _write_report(study_name: str, storage: str | None, out: Path | None, fmt: s
         raise HpoError(f"--out {out}: is a folder; give a file in it, e.g. --out {out / f'report.{fmt}'}")
     import_without_sklearn()
     url = storage or default_storage_url(study_name)
+    if _is_stdout(out):  # `--out -`: the report on stdout, as `-` means for most tools (curl -o -, tar -f -)
+        sys.stdout.write(render_report(find_study(study_name, storage), url, fmt))
+        sys.stdout.flush()
+        return
     path = write_report(
         find_study(study_name, storage), url, out or default_report_path(study_name, fmt), fmt
     )
     _err().print(f"report written to {escape(str(path))}", soft_wrap=True)
+
+
+def _is_stdout(out: Path | None) -> bool:
+    return out is not None and str(out) == "-"
+
+
+def _refuse_stdout(out: Path | None, writes: str, example: str) -> None:
+    """`--out -` (stdout, for most tools) where a command writes files: refused, not a folder named '-'.
+
+    Raises:
+        HpoError: when `out` is `-`, saying what the command writes and giving `example` instead.
+    """
+    if _is_stdout(out):
+        raise HpoError(f"--out -: this command writes {writes}, not to stdout; give {example}")
 
 
 @app.command(short_help="Write a study's report (offline HTML, or JSON).")
@@ -417,7 +435,7 @@ def report(
         Path | None,
         typer.Option(
             "--out",
-            help="Output file (default: studies/<name>/report.<format>); "
+            help="Output file (default: studies/<name>/report.<format>), or - for stdout; "
             "a .json or .html suffix sets the format.",
         ),
     ] = None,
@@ -482,6 +500,9 @@ def export_best(
         from hpotool.export import export_best as write_export
         from hpotool.storage import default_storage_url
 
+        _refuse_stdout(
+            out, "several files into a folder", f"a folder, e.g. --out {Path('exports') / study_name}"
+        )
         study = find_study(study_name, storage)
         result = write_export(study, storage or default_storage_url(study_name), out)
         table = _table(f"study {study_name}", show_header=False)
@@ -519,6 +540,7 @@ def train(
         from hpotool.overrides import apply_overrides
         from hpotool.saved import check_run_dir, default_runs_dir, new_run_dir, train_and_save
 
+        _refuse_stdout(out, "a run folder (model.pt, metrics.json, ...)", "a folder, e.g. --out runs/mine")
         cfg = load_run_config(run_config)
         changes = {
             k: v for k, v in {"epochs": epochs, "device": device, "seed": seed}.items() if v is not None
@@ -576,6 +598,7 @@ def train_from_best(
         from hpotool.saved import default_runs_dir, new_run_dir
         from hpotool.storage import default_storage_url
 
+        _refuse_stdout(out, "run folders and summary.json", "a folder, e.g. --out runs/final")
         study = find_study(study_name, storage)
         plan = plan_final(study, epochs=epochs, seeds=seeds, top_k=top_k, device=device)
         check_jobs(plan, out)  # refused before anything is written, the export and the run folder included
@@ -940,6 +963,9 @@ def refine(
         from hpotool.importance import import_without_sklearn
         from hpotool.refine import check_stage_paths, refine_study, write_refinement
 
+        _refuse_stdout(
+            out, "two files (the stage's config and its .run.yaml)", "a file, e.g. --out stage2.yaml"
+        )
         check_stage_paths(out, force)  # before the study is read: a hand-edited stage is never lost
         import_without_sklearn()
         ref = refine_study(find_study(study_name, storage), keep_top)

@@ -546,12 +546,16 @@ def render_json(info: ReportInfo, figures: dict[str, go.Figure]) -> str:
     return json.dumps(data, indent=2, default=str) + "\n"
 
 
-def write_report(study: optuna.Study, storage: str, out: Path, fmt: str = "html") -> Path:
-    """Build, draw and write the report of `study` to `out` atomically."""
+def render_report(study: optuna.Study, storage: str, fmt: str = "html") -> str:
+    """Build and draw the report of `study`: the HTML page or the JSON document, as text."""
     check_format(fmt)
     study = StudySnapshot(study)  # read the trials once, not once per figure
     info = report_info(study, storage)
     figures = make_figures(study, info)
-    text = render_html(info, figures) if fmt == "html" else render_json(info, figures)
-    write_text(out, text)
+    return render_html(info, figures) if fmt == "html" else render_json(info, figures)
+
+
+def write_report(study: optuna.Study, storage: str, out: Path, fmt: str = "html") -> Path:
+    """Build, draw and write the report of `study` to `out` atomically."""
+    write_text(out, render_report(study, storage, fmt))
     return out
