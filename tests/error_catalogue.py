@@ -383,6 +383,12 @@ CASES = [
         optimize={"study_name": "a\x07b"},
     ),
     Case(
+        "study-name-db",
+        "a study name given as its file's name",
+        "error: optimize.yaml: study_name: 'tiny.db' ends in .db, and its default storage adds .db (studies/tiny.db.db); name the study 'tiny' (its file is then studies/tiny.db)",
+        optimize={"study_name": "tiny.db"},
+    ),
+    Case(
         "other-direction",
         "an existing study created with another direction",
         "error: study 'tiny' in sqlite:///studies/tiny.db was created to maximize its metric, and the config says minimize; use another study_name or storage",

@@ -144,6 +144,17 @@ def test_pruner_null_means_no_pruning(tmp_path: Path) -> None:
             {"study_name": "-x"},
             "study_name: '-x' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter",
         ),
+        (
+            {"study_name": "a.db"},
+            "study_name: 'a.db' ends in .db, and its default storage adds .db (studies/a.db.db); "
+            "name the study 'a' (its file is then studies/a.db)",
+        ),
+        ({"study_name": "run.2.sqlite3"}, "name the study 'run.2' (its file is then studies/run.2.db)"),
+        (
+            {"study_name": "x."},
+            "study_name: 'x.' ends in '.' (its file would be studies/x..db); drop the final '.'",
+        ),
+        ({"study_name": "a" * 245}, "study_name: is 245 characters long; give at most 244"),
         ({"n_trials": 0}, "n_trials: Input should be greater than 0"),
         ({"direction": "up"}, "direction: Input should be 'minimize' or 'maximize', got 'up'"),
         ({"n_trial": 3}, "unknown key 'n_trial' (did you mean 'n_trials'?)"),
@@ -385,4 +396,11 @@ def test_a_fixed_value_in_a_nested_section_of_the_space_is_named(tmp_path: Path)
     assert str(info.value) == (
         f"{path}: search_space.optimizer.name: expected a mapping, got 'sgd'; a fixed value belongs in the run "
         f"config (optimizer.name: 'sgd'); to search it, give {{type: categorical, choices: [...]}}"
+    )
+
+
+@pytest.mark.parametrize("name", ["digits.v2", "run.dbx", "db", "_db", "a" * 244])
+def test_a_study_name_with_a_dot_or_db_inside_it_is_accepted(name: str) -> None:
+    assert (
+        OptimizeConfig.model_validate({"study_name": name, "search_space": SPACE_DOTTED}).study_name == name
     )

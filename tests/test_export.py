@@ -278,6 +278,12 @@ def test_missing_study_lists_the_ones_that_exist(tmp_path: Path, run_dict: dict,
         "error: no study 'tinny': studies/tinny.db does not exist; studies under studies/: "
         "tiny (sqlite:///studies/tiny.db) (give --storage URL for a study stored elsewhere)\n"
     )
+    # The study's file given for its name (it made studies/tiny.db.db in the optimize config): name it.
+    for name in ("tiny.db", "studies/tiny.db"):
+        result = runner.invoke(app, ["export-best", "--study-name", name])
+        assert result.exit_code == 2 and result.stderr == (
+            f"error: no study {name!r}: --study-name takes the study's name, not its file; give --study-name tiny\n"
+        )
 
 
 def test_export_best_trusts_the_trained_components_and_never_imports_torch(

@@ -155,6 +155,7 @@ def find_study(
     storage_url: str | None,
     folder: Path = Path("studies"),
     storage_option: str = "--storage",
+    name_option: str = "--study-name",
 ) -> optuna.Study:
     """`storage.load_study`, and when no URL is given and the default file is missing, the error names
     the studies found under `folder` instead of only the missing file.
@@ -175,6 +176,13 @@ def find_study(
                 f"no study {study_name!r} in {default}: it is in {here[0]}; give {storage_option} {here[0]}"
             ) from None
         found = ", ".join(f"{r['name']} ({r['storage']})" for r in rows) or "none"
+        file = Path(study_name)  # a study's file given for its name: studies/a.db -> a
+        stem = file.stem if file.suffix.lower() in (".db", ".sqlite", ".sqlite3") else file.name
+        if stem != study_name and stem in {r["name"] for r in rows}:
+            raise HpoError(
+                f"no study {study_name!r}: {name_option} takes the study's name, not its file; "
+                f"give {name_option} {stem}"
+            ) from None
         raise HpoError(
             f"no study {study_name!r}: {default} does not exist; studies under {folder}/: {found} "
             f"(give {storage_option} URL for a study stored elsewhere)"

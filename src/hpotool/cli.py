@@ -350,7 +350,10 @@ def optimize(
 
             try:
                 source = find_study(
-                    enqueue_from, enqueue_from_storage, storage_option="--enqueue-from-storage"
+                    enqueue_from,
+                    enqueue_from_storage,
+                    storage_option="--enqueue-from-storage",
+                    name_option="--enqueue-from",
                 )
             except HpoError as exc:
                 raise HpoError(f"--enqueue-from: {exc}") from None

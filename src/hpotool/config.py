@@ -31,6 +31,10 @@ from hpotool.yamlfile import read_yaml_mapping
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+# A study name ending in a database file's suffix is a file name given as the study's name: `a.db` made
+# studies/a.db.db, and hpotool commands given `--study-name a` found no study.
+_DATABASE_SUFFIXES = ("db", "sqlite", "sqlite3")
+_STUDY_NAME_MAX = 255 - len(".db-journal")  # SQLite writes its journal beside the file
 
 CLASSIFICATION_METRICS = ("train_loss", "val_loss", "val_accuracy")
 REGRESSION_METRICS = ("train_loss", "val_loss", "val_rmse", "val_mae")
@@ -401,6 +405,19 @@ class OptimizeConfig(_Frozen):
             raise ValueError(
                 f"{v!r} may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, "
                 f"digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/"
+            )
+        if v.endswith("."):
+            raise ValueError(f"{v!r} ends in '.' (its file would be studies/{v}.db); drop the final '.'")
+        if len(v) > _STUDY_NAME_MAX:
+            raise ValueError(
+                f"is {len(v)} characters long; give at most {_STUDY_NAME_MAX}, since studies/<name>.db-journal must fit "
+                f"a file name (255 bytes)"
+            )
+        stem, dot, suffix = v.rpartition(".")
+        if dot and stem and suffix.lower() in _DATABASE_SUFFIXES:
+            raise ValueError(
+                f"{v!r} ends in .{suffix}, and its default storage adds .db (studies/{v}.db); name the study "
+                f"{stem!r} (its file is then studies/{stem}.db)"
             )
         return v
 
