@@ -305,3 +305,40 @@ def test_export_best_trusts_the_trained_components_and_never_imports_torch(
     )
     assert result.stderr.strip().splitlines()[-1] == "False"
     assert (tmp_path / "exp" / "best_run.yaml").exists()
+
+
+def test_trials_csv_keeps_a_float_choice_a_float_and_tells_a_null_choice_from_an_unset_parameter(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # grad_clip's choices are whole floats and null; momentum is set only for sgd. The CSV wrote 5.0 as 5
+    # and left both a null grad_clip and adam's unset momentum empty.
+    opt_dict["n_trials"] = 3
+    opt_dict["search_space"] = {
+        "grad_clip": {"type": "categorical", "choices": [None, 1.0, 5.0]},
+        "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]},
+        "optimizer.momentum": {
+            "type": "categorical",
+            "choices": [0.0, 0.9],
+            "when": {"optimizer.name": "sgd"},
+        },
+        "model.hidden.0": {"type": "int", "low": 8, "high": 16, "step": 8},
+    }
+    opt_dict["enqueue"] = [
+        {"grad_clip": None, "optimizer.name": "adam", "model.hidden.0": 8},
+        {"grad_clip": 5.0, "optimizer.name": "sgd", "optimizer.momentum": 0.0, "model.hidden.0": 16},
+        {"grad_clip": 1.0, "optimizer.name": "sgd", "optimizer.momentum": 0.9, "model.hidden.0": 8},
+    ]
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    export_best(study, opt_dict["storage"])
+    with open(tmp_path / "studies" / "tiny" / "trials.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    cells = [
+        (r["grad_clip"], r["optimizer.name"], r["optimizer.momentum"], r["model.hidden.0"]) for r in rows
+    ]
+    assert cells == [("null", "adam", "", "8"), ("5.0", "sgd", "0.0", "16"), ("1.0", "sgd", "0.9", "8")]
+    assert all(r["value"] == repr(t.value) for r, t in zip(rows, study.trials, strict=True))
+    # trials.json keeps every type as the trial holds it
+    records = json.loads((tmp_path / "studies" / "tiny" / "trials.json").read_text())
+    assert [r["params"] for r in records] == [t.params for t in study.trials]
+    assert "optimizer.momentum" not in records[0]["params"] and records[0]["params"]["grad_clip"] is None

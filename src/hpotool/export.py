@@ -156,7 +156,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     if not trials:
         return pd.DataFrame()
     raw = study.trials_dataframe(
-        attrs=("number", "value", "state", "datetime_start", "datetime_complete", "params", "user_attrs"),
+        attrs=("number", "value", "state", "datetime_start", "datetime_complete", "user_attrs"),
         multi_index=True,
     )
     out: dict[str, Any] = {"number": raw[("number", "")], "state": raw[("state", "")]}
@@ -172,9 +172,11 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     params: list[str] = []
     for t in trials:
         params += [p for p in t.params if p not in params]
+    param_columns: dict[str, pd.Series] = {}
     for name in params:
         taken = name in out or name in _COLUMNS or name.startswith(("values_", "metrics_", "user_attrs_"))
-        out[f"params_{name}" if taken else name] = raw[("params", name)]
+        param_columns[f"params_{name}" if taken else name] = _param_column(trials, name)
+        out[f"params_{name}" if taken else name] = None  # its place among the columns; filled in below
     attrs = {str(c[1]): raw[c] for c in raw.columns if c[0] == "user_attrs"}
     out["duration_s"] = [_seconds(t) for t in trials]
     for name in ("epochs_run", "prune_reason", "fail_reason"):
@@ -192,8 +194,36 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         if name not in _KNOWN_ATTRS or (name == "metrics" and own_metrics):
             out[f"user_attrs_{name}"] = column.map(_cell)
     out["history"] = [_cell(t.user_attrs.get("history", [])) for t in trials]
-    # Nullable dtypes, so an int column with a gap stays "8", not "8.0".
-    return pd.DataFrame(out).convert_dtypes()
+    # Nullable dtypes, so an int column with a gap stays "8", not "8.0". The parameters keep their own
+    # types (convert_dtypes would write a float choice 5.0 as 5), and the objective values are floats.
+    frame = pd.DataFrame(out).convert_dtypes()
+    for key, values in param_columns.items():
+        frame[key] = values
+    for key in [c for c in out if c == "value" or c.startswith("values_")]:
+        frame[key] = pd.Series(out[key], dtype="Float64")
+    return frame
+
+
+_NULL_CELL = "null"  # a categorical choice None, told apart from a parameter the trial never set (empty)
+
+
+def _param_column(trials: list[FrozenTrial], name: str) -> pd.Series:
+    """One parameter's CSV column, each value as the trial holds it: an int as 8, a float as 5.0 (also a
+    whole one, a float categorical choice), a `null` choice as `null`, and a parameter the trial never set
+    (a conditional one, a failed trial's) as an empty cell."""
+    import pandas as pd
+
+    values = [t.params.get(name, _UNSET) for t in trials]
+    given = [v for v in values if v is not _UNSET]
+    if given and all(isinstance(v, int) and not isinstance(v, bool) for v in given):
+        return pd.Series([None if v is _UNSET else v for v in values], dtype="Int64")
+    if given and all(isinstance(v, float) for v in given):
+        return pd.Series([None if v is _UNSET else v for v in values], dtype="Float64")
+    cells = [None if v is _UNSET else _NULL_CELL if v is None else v for v in values]
+    return pd.Series(cells, dtype=object)
+
+
+_UNSET = object()
 
 
 def trials_csv(study: optuna.Study) -> str:
