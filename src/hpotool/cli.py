@@ -268,8 +268,9 @@ def print_summary(summary: StudySummary) -> None:
     else:
         table.add_row("best", "no complete trial yet")
     _out().print(table)
-    if summary.extra.get("note"):
-        _err().print(f"[yellow]note:[/yellow] {escape(str(summary.extra['note']))}")
+    for note in (summary.extra.get("note"), summary.extra.get("independent_sampling", {}).get("note")):
+        if note:
+            _err().print(f"[yellow]note:[/yellow] {escape(str(note))}")
     if summary.stopped:
         _err().print(f"[yellow]note:[/yellow] {escape(summary.stopped)}")
     if summary.first_error:

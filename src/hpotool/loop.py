@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpotool.fallback import IndependentSampling, independent_sampling
 from hpotool.interrupts import deferred, signal_of, signals_interrupt
 from hpotool.objective import (
     FINISHED,
@@ -259,6 +260,13 @@ def timed_out(plan: StudyPlan, study: optuna.Study, target: int) -> str | None:
     )
 
 
+def add_fallback_note(summary: StudySummary, fallback: IndependentSampling) -> None:
+    """Put what the sampler sampled independently on the summary: one note, and the facts for --json."""
+    note = fallback.note()
+    if note is not None:
+        summary.extra["independent_sampling"] = {"note": note, **fallback.as_dict()}
+
+
 def run_study(
     plan: StudyPlan, observer: StudyObserver | None = None, *, max_failures: int = 5
 ) -> StudySummary:
@@ -278,14 +286,16 @@ def run_study(
     if observer is not None:
         observer.study_started(study, plan.opt.n_trials, done)
     guard, interrupted = None, None
+    fallback = IndependentSampling()
     if done < target:
-        with signals_interrupt():
+        with signals_interrupt(), independent_sampling(study.sampler, fallback):
             try:
                 guard = run_trials(study, plan, observer=observer, max_failures=max_failures, tracker=tracker)
             except KeyboardInterrupt as exc:
                 interrupted = signal_of(exc)
     ran_now = count_ran_now(study, {os.getpid()}, before)
     summary = summarize(study, plan, ran_now, time.perf_counter() - start)
+    add_fallback_note(summary, fallback)
     if done >= target:
         summary.stopped = already_done(done, target)
     elif interrupted is not None:

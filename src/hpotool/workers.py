@@ -25,10 +25,12 @@ from optuna.trial import TrialState
 from hpotool.config import OptimizeConfig, RunConfig, validate_config
 from hpotool.errors import HpoError
 from hpotool.factories import make_pruner
+from hpotool.fallback import IndependentSampling, independent_sampling
 from hpotool.forkserver import start_worker_server, worker_context
 from hpotool.interrupts import deferred, signal_of, signals_ignored, signals_interrupt
 from hpotool.loop import (
     EXHAUSTED,
+    add_fallback_note,
     already_done,
     count_ran_now,
     finished_numbers,
@@ -51,6 +53,7 @@ from hpotool.runner import load_data
 from hpotool.storage import make_storage
 
 if TYPE_CHECKING:
+    from multiprocessing.queues import SimpleQueue
     from multiprocessing.synchronize import Event
 
 DISPLAY_S = 0.5  # how often the main process shows the workers' newly finished trials
@@ -134,8 +137,11 @@ def _end_with_the_main_process() -> None:
     threading.Thread(target=watch, name="hpotool-main-watch", daemon=True).start()
 
 
-def worker_main(args: WorkerArgs, stop: Event, exhausted: Event) -> None:
-    """The entry point of a worker process; sets `exhausted` when its sampler has nothing left to try."""
+def worker_main(
+    args: WorkerArgs, stop: Event, exhausted: Event, fallbacks: SimpleQueue | None = None
+) -> None:
+    """The entry point of a worker process; sets `exhausted` when its sampler has nothing left to try, and
+    puts what its sampler sampled independently on `fallbacks` (for the main process's summary)."""
     signal.signal(signal.SIGINT, _interrupt_once)
     signal.signal(signal.SIGTERM, _interrupt_once)
     _end_with_the_main_process()
@@ -153,8 +159,13 @@ def worker_main(args: WorkerArgs, stop: Event, exhausted: Event) -> None:
         except HpoError as exc:
             logging.getLogger("hpotool").warning("warning: %s; this worker logs no trials", exc)
             tracker = None
-        if run_trials(study, plan, stop, max_failures=args.max_failures, tracker=tracker).exhausted:
-            exhausted.set()
+        with independent_sampling(study.sampler) as fallback:
+            try:
+                if run_trials(study, plan, stop, max_failures=args.max_failures, tracker=tracker).exhausted:
+                    exhausted.set()
+            finally:
+                if fallback.trials and fallbacks is not None:
+                    fallbacks.put(fallback.as_dict())
     except KeyboardInterrupt:
         pass
 
@@ -207,7 +218,13 @@ def run_workers(
         observer.study_started(study, plan.opt.n_trials, done)
     monitor = _Monitor(study, observer)
     ctx: Any = worker_context()
-    stop, exhausted = ctx.Event(), ctx.Event()
+    stop, exhausted, fallbacks = ctx.Event(), ctx.Event(), ctx.SimpleQueue()
+    fallback = IndependentSampling()
+
+    def gather() -> None:  # drained while the workers run too, so a worker's put never waits on a full pipe
+        while not fallbacks.empty():
+            fallback.merge(fallbacks.get())
+
     run_dump, opt_dump = plan.run.model_dump(mode="json"), plan.opt.model_dump(mode="json")
     procs = [
         ctx.Process(
@@ -216,6 +233,7 @@ def run_workers(
                 WorkerArgs(run_dump, opt_dump, plan.storage_url, i, n_workers, max_failures, existing, salt),
                 stop,
                 exhausted,
+                fallbacks,
             ),
             name=f"hpotool-worker-{i}",
         )
@@ -234,6 +252,7 @@ def run_workers(
             while True:
                 with deferred():
                     monitor.poll()
+                    gather()
                     alive = [p.sentinel for p in procs if p.is_alive()]
                 if not alive:
                     break
@@ -246,9 +265,11 @@ def run_workers(
         if p.pid is not None:  # none is started on a study that already has its trials
             p.join()
     monitor.poll()
+    gather()
     pids = {os.getpid(), *(p.pid for p in procs if p.pid is not None)}
     summary = summarize(study, plan, count_ran_now(study, pids, before), time.perf_counter() - start)
     summary.extra["workers"] = n_workers
+    add_fallback_note(summary, fallback)
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     dead = [p.name for p in procs if p.exitcode not in (0, None)]
     if done >= target:

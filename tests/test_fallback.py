@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from hpotool.fallback import IndependentSampling, independent_sampling
+from tests.conftest import write_yaml
+
+
+def test_a_cmaes_study_over_a_categorical_says_once_what_it_sampled_independently(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # Optuna logs "The parameter `model.activation` in Trial#N is sampled independently ..." once per trial,
+    # through the progress display; the run keeps the facts and its summary states them once.
+    opt_dict["n_trials"] = 4
+    opt_dict["sampler"] = {"name": "cmaes", "kwargs": {"n_startup_trials": 1}}
+    opt_dict["search_space"]["model.activation"] = {"type": "categorical", "choices": ["relu", "gelu"]}
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    opt_path = write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    args = [sys.executable, "-m", "hpotool", "optimize", "-r", str(run_path), "-o", str(opt_path)]
+    done = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "sampled independently" not in done.stderr and "is sampled independently" not in done.stdout
+    note = " ".join(done.stderr.split("note: ", 1)[1].split())
+    assert note == (
+        "CmaEsSampler sampled model.activation independently (RandomSampler) in 3 trial(s) from trial 1 on, "
+        "since dynamic search space and CategoricalDistribution are not supported by CmaEsSampler: its model "
+        "does not cover them"
+    )
+    assert done.stderr.count("note: ") == 1
+    # --json carries the facts
+    more = subprocess.run([*args, "--n-trials", "6", "--json"], capture_output=True, text=True, cwd=tmp_path)
+    facts = json.loads(more.stdout)["extra"]["independent_sampling"]
+    assert facts["trials"] == {"model.activation": [4, 5]} and facts["sampler"] == "CmaEsSampler"
+    assert "sampled independently" not in more.stderr
+
+
+def test_other_records_of_the_samplers_loggers_pass_and_the_filter_goes_away() -> None:
+    sampler = optuna.samplers.CmaEsSampler()
+    logger = logging.getLogger("optuna.samplers._cmaes")
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    handler = Keep()
+    logger.addHandler(handler)
+    trial = optuna.trial.create_trial(value=1.0)
+    trial.number = 7
+    try:
+        with independent_sampling(sampler) as gathered:
+            sampler._log_independent_sampling(trial, "x")
+            logger.warning("something else")
+        assert isinstance(gathered, IndependentSampling)
+        assert seen == ["something else"] and gathered.trials == {"x": {7}}
+        sampler._log_independent_sampling(trial, "x")  # after the block: shown
+        assert len(seen) == 2 and seen[1].startswith("The parameter `x` in Trial#7 is sampled independently")
+    finally:
+        logger.removeHandler(handler)
