@@ -17,7 +17,7 @@ SAMPLERS = {
     "tpe": "optuna.samplers:TPESampler",
     "rung_tpe": "hpotool.samplers:RungTPESampler",
     "random": "optuna.samplers:RandomSampler",
-    "grid": "optuna.samplers:GridSampler",
+    "grid": "hpotool.grid:GridSampler",
     "cmaes": "optuna.samplers:CmaEsSampler",
     "gp": "optuna.samplers:GPSampler",
     "qmc": "optuna.samplers:QMCSampler",
@@ -97,6 +97,10 @@ def make_sampler(
     cls = resolve(spec_name, SAMPLERS, "sampler")
     if not (isinstance(cls, type) and issubclass(cls, optuna.samplers.BaseSampler)):
         raise HpoError(f"sampler: {spec_name!r} is not an optuna.samplers.BaseSampler subclass")
+    if cls is optuna.samplers.GridSampler:  # by its import path too: the grid that counts a warm start
+        from hpotool.grid import GridSampler
+
+        cls = GridSampler
     args = dict(kwargs)
     names, var_kw = accepted_kwargs(cls)
     if seed is not None and "seed" not in args and ("seed" in names or var_kw):

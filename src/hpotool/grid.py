@@ -1,0 +1,61 @@
+"""`grid`: Optuna's grid sampler, counting a queued trial (a warm start) on the grid point it runs.
+
+Optuna's `GridSampler` gives a queued trial no grid point (its values are fixed), so the point a warm start
+ran stays unvisited and a later trial runs it again; and it gives trial number k the k-th point of its
+shuffled grid without looking whether that point has run. This sampler marks a queued trial whose values
+are a grid point with that point, as Optuna marks its own trials, and gives a new trial its number's point
+only while that point is still unvisited (else an unvisited one, as Optuna picks them): every grid point
+runs once, the warm start's included, and a study without a queue runs in Optuna's order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import optuna
+
+if TYPE_CHECKING:
+    from optuna.study import Study
+    from optuna.trial import FrozenTrial
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _same(value: Any, point: Any) -> bool:
+    if _number(value) and _number(point):  # Optuna's skip_if_exists tolerance
+        return math.isclose(value, point, rel_tol=1e-5)
+    return type(value) is type(point) and bool(value == point)
+
+
+class GridSampler(optuna.samplers.GridSampler):
+    """`optuna.samplers.GridSampler` that runs a queued grid point once (see the module docstring)."""
+
+    def _grid_id_of(self, params: Mapping[str, Any]) -> int | None:
+        """The id of the grid point `params` sets, or None when they set none (a value off the grid)."""
+        if set(params) != set(self._param_names):
+            return None
+        for grid_id, point in enumerate(self._all_grids):
+            if all(_same(params[name], value) for name, value in zip(self._param_names, point, strict=True)):
+                return grid_id
+        return None
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        attrs = trial.system_attrs
+        if "grid_id" in attrs:  # a retried trial keeps its point
+            return
+        if "fixed_params" in attrs:  # queued: it runs its own values; count them on their grid point
+            grid_id = self._grid_id_of(attrs["fixed_params"])
+            if grid_id is not None:
+                study._storage.set_trial_system_attr(trial._trial_id, "search_space", self._search_space)
+                study._storage.set_trial_system_attr(trial._trial_id, "grid_id", grid_id)
+            return
+        unvisited = self._get_unvisited_grid_ids(study)
+        if not unvisited or trial.number in unvisited:
+            super().before_trial(study, trial)  # Optuna's order (point k for trial k), or its re-evaluation
+            return
+        study._storage.set_trial_system_attr(trial._trial_id, "search_space", self._search_space)
+        study._storage.set_trial_system_attr(trial._trial_id, "grid_id", int(self._rng.rng.choice(unvisited)))

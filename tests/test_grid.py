@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from hpotool.grid import GridSampler
+from hpotool.loop import EXHAUSTED, run_study
+from hpotool.objective import prepare_study
+
+from .conftest import write_yaml
+
+SPACE = {
+    "optimizer.lr": {"type": "categorical", "choices": [0.01, 0.1]},
+    "model.hidden.0": {"type": "int", "low": 8, "high": 16, "step": 8},
+}
+
+
+@pytest.mark.parametrize("name", ["grid", "optuna.samplers.GridSampler"])
+def test_a_warm_start_on_a_grid_point_runs_once_and_the_grid_ends_after_its_four_points(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], name: str
+) -> None:
+    # Optuna's GridSampler gave the queued trial no grid point: a later trial ran (0.1, 16) again, and the
+    # study ran 5 trials for a 4-point grid.
+    opt_dict.update(n_trials=10, sampler={"name": name}, search_space=SPACE)
+    opt_dict["enqueue"] = [{"optimizer.lr": 0.1, "model.hidden.0": 16}]
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
+    )
+    assert isinstance(plan.sampler, GridSampler)
+    summary = run_study(plan)
+    study = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
+    points = [(t.params["optimizer.lr"], t.params["model.hidden.0"]) for t in study.trials]
+    assert points[0] == (0.1, 16)
+    assert sorted(points) == [(0.01, 8), (0.01, 16), (0.1, 8), (0.1, 16)]
+    assert summary.stopped == EXHAUSTED
+
+
+def test_without_a_queue_the_grid_runs_in_optunas_order() -> None:
+    grid = {"x": [1, 2, 3], "y": ["a", "b"]}
+    ours, theirs = (
+        optuna.create_study(sampler=GridSampler(grid, seed=3)),
+        optuna.create_study(sampler=optuna.samplers.GridSampler(grid, seed=3)),
+    )
+    for study in (ours, theirs):
+        study.optimize(lambda t: t.suggest_int("x", 1, 3) + len(t.suggest_categorical("y", ["a", "b"])))
+    assert [t.params for t in ours.trials] == [t.params for t in theirs.trials]
+    assert len({tuple(t.params.items()) for t in ours.trials}) == 6
+
+
+def test_a_queued_trial_off_the_grid_keeps_its_values_and_every_grid_point_still_runs() -> None:
+    study = optuna.create_study(sampler=GridSampler({"x": [1.0, 2.0, 3.0]}))
+    study.enqueue_trial({"x": 2.5})  # between the grid's points: counts on none
+    study.optimize(lambda t: t.suggest_float("x", 1, 3))
+    assert study.trials[0].params["x"] == 2.5
+    assert sorted(t.params["x"] for t in study.trials[1:]) == [1.0, 2.0, 3.0]
