@@ -56,3 +56,20 @@ def test_a_queued_trial_off_the_grid_keeps_its_values_and_every_grid_point_still
     study.optimize(lambda t: t.suggest_float("x", 1, 3))
     assert study.trials[0].params["x"] == 2.5
     assert sorted(t.params["x"] for t in study.trials[1:]) == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("name", ["grid", "bruteforce"])
+def test_resuming_a_complete_grid_runs_no_point_again(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], name: str
+) -> None:
+    # The same command again (or with more --n-trials) on a finished grid ran one of its points a second
+    # time ("GridSampler is re-evaluating a configuration") before it stopped.
+    opt_dict.update(n_trials=10, sampler={"name": name}, search_space=SPACE)
+    run_path, opt_path = (
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "opt.yaml", opt_dict),
+    )
+    assert run_study(prepare_study(run_path, opt_path)).stopped == EXHAUSTED
+    again = run_study(prepare_study(run_path, opt_path))
+    assert again.stopped == EXHAUSTED and again.ran_now == 0
+    assert len(optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials) == 4

@@ -109,6 +109,9 @@ def run_trials(
     # As Study.optimize does: a sampler with nothing left to try (grid, brute force) calls study.stop() from
     # `tell`, which Optuna allows only inside its optimize loop; this loop then ends the same way.
     study._stop_flag = False
+    if sampler_exhausted(study):  # a complete grid, resumed: asking would run one of its points again
+        guard.exhausted = True
+        return guard
     study._thread_local.in_optimize_loop = True
     try:
         while not (stop is not None and stop.is_set()):
@@ -159,6 +162,24 @@ def run_trials(
     finally:
         study._thread_local.in_optimize_loop = False
     return guard
+
+
+def sampler_exhausted(study: optuna.Study) -> bool:
+    """Whether the study's grid or brute-force sampler has run every point already. Optuna's samplers say
+    so only in `tell` (study.stop()); a resumed study's first `ask` would run a point again."""
+    sampler = study.sampler
+    if isinstance(sampler, optuna.samplers.GridSampler):
+        return sampler.is_exhausted(study)
+    if isinstance(sampler, optuna.samplers.BruteForceSampler):
+        from optuna.samplers._brute_force import _TreeNode  # as its after_trial decides, with no params fixed
+
+        trials = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
+        if not trials:
+            return False
+        tree = _TreeNode()
+        sampler._populate_tree(tree, trials, {})
+        return not tree.is_any_expandable(not sampler._avoid_premature_stop)
+    return False
 
 
 Tracker = Callable[[optuna.Study, FrozenTrial], None]
