@@ -41,6 +41,7 @@ from hpotool.runner import (
     MEASURES,
     PreparedData,
     RunCheckError,
+    check_batch_size,
     data_failure,
     described,
     dry_run,
@@ -422,15 +423,8 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
         if batch_param
         else []
     )
-    for where, key, size in (
-        (run_path, "batch_size", run.batch_size),
-        (opt_path, "search_space.batch_size", max(searched, default=0)),
-    ):
-        if len(data.train) < size:
-            raise HpoError(
-                f"{where}: {key}: {size} is larger than the {len(data.train)} training samples; "
-                f"use a smaller batch_size or more data (data.subset_fraction, data.val_fraction)"
-            )
+    check_batch_size(run.batch_size, data, f"{run_path}: batch_size")
+    check_batch_size(max(searched, default=0), data, f"{opt_path}: search_space.batch_size")
     return _plan(run, opt, data, opt_path, overrides)
 
 

@@ -363,10 +363,20 @@ def load_checked(cfg: RunConfig, source: str) -> PreparedData:
         raise HpoError(f"{source}: data: {data_failure(cfg.data, exc)}") from None
 
 
+def check_batch_size(size: int, data: PreparedData, where: str) -> None:
+    """An `HpoError` when a batch of `size` is larger than the training split: every epoch would be one
+    smaller batch, so the run would not train as configured. `where` names the file and key."""
+    if len(data.train) < size:
+        raise HpoError(
+            f"{where}: {size} is larger than the {len(data.train)} training samples; "
+            f"use a smaller batch_size or more data (data.subset_fraction, data.val_fraction)"
+        )
+
+
 def check_run(cfg: RunConfig, source: str) -> None:
-    """What `train` checks before it trains: the device, the data and `dry_run`, each failure an `HpoError`
-    naming `source`. A user's own training function is checked only for the device and whether hpotool can
-    call it."""
+    """What `train` checks before it trains: the device, the data, the batch size (as `optimize` does) and
+    `dry_run`, each failure an `HpoError` naming `source`. A user's own training function is checked only
+    for the device and whether hpotool can call it."""
     resolve_device(cfg.device)  # a user's training function is handed the device too
     if cfg.trainer is not None:
         from hpotool.user_trainer import check_user_trainer
@@ -377,6 +387,7 @@ def check_run(cfg: RunConfig, source: str) -> None:
             raise HpoError(f"{source}: {exc}") from None
         return
     data = load_checked(cfg, source)
+    check_batch_size(cfg.batch_size, data, f"{source}: batch_size")
     try:
         dry_run(cfg, data)
     except RunCheckError as exc:
