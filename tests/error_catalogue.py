@@ -603,7 +603,7 @@ CASES = [
     Case(
         "plateau-per-step",
         "a schedule that watches a metric, stepped per batch",
-        "error: run.yaml: scheduler: ValueError: scheduler 'torch.optim.lr_scheduler:ReduceLROnPlateau' watches val_loss once per epoch; drop interval: step",
+        "error: run.yaml: scheduler: 'torch.optim.lr_scheduler:ReduceLROnPlateau' watches val_loss once per epoch; drop interval: step",
         run={"scheduler": {"name": "torch.optim.lr_scheduler:ReduceLROnPlateau", "interval": "step"}},
     ),
     Case(
@@ -633,8 +633,14 @@ CASES = [
     Case(
         "plateau-mode-max",
         "a plateau schedule set to mode max (it watches val_loss)",
-        "error: run.yaml: scheduler: ValueError: scheduler 'torch.optim.lr_scheduler:ReduceLROnPlateau' watches val_loss, which is better lower, but its mode is 'max', which cuts the lr while val_loss falls; drop mode or set mode: min",
+        "error: run.yaml: scheduler: 'torch.optim.lr_scheduler:ReduceLROnPlateau' watches val_loss, which is better lower, but its mode is 'max', which cuts the lr while val_loss falls; drop mode or set mode: min",
         run={"scheduler": {"name": "torch.optim.lr_scheduler:ReduceLROnPlateau", "mode": "max"}},
+    ),
+    Case(
+        "plateau-monitor-mode",
+        "a plateau schedule watching val_accuracy in its default mode min",
+        "error: run.yaml: scheduler: 'plateau' watches val_accuracy, which is better higher, but its mode is 'min', which cuts the lr while val_accuracy rises; set mode: max",
+        run={"scheduler": {"name": "plateau", "monitor": "val_accuracy"}},
     ),
     Case(
         "float64-x",

@@ -35,6 +35,7 @@ REGISTRIES: dict[Kind, dict[str, str]] = {
         "cosine": "hpotool.schedulers:cosine",
         "step": "hpotool.schedulers:step",
         "onecycle": "hpotool.schedulers:onecycle",
+        "plateau": "torch.optim.lr_scheduler:ReduceLROnPlateau",
     },
     "loss": {
         "auto": "hpotool.losses:auto",

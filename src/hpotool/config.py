@@ -16,9 +16,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -53,8 +55,19 @@ class _Component(BaseModel):
     kind: ClassVar[Kind]
     # Declared fields that hpotool uses itself rather than passing to the component.
     own_fields: ClassVar[frozenset[str]] = frozenset({"name"})
+    # Fields added after studies were stored: left out of a dump at their default (None), so a config and a
+    # study's fingerprint written before they existed stay the same.
+    quiet_defaults: ClassVar[frozenset[str]] = frozenset()
 
     name: str
+
+    @model_serializer(mode="wrap")
+    def _leave_out_quiet_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for key in self.quiet_defaults:
+            if key in data and data[key] is None:
+                del data[key]
+        return data
 
     @property
     def kwargs(self) -> dict[str, Any]:
@@ -128,12 +141,28 @@ class SchedulerConfig(_Component):
     """The learning-rate schedule; other keys go to the scheduler."""
 
     kind: ClassVar[Kind] = "scheduler"
-    own_fields: ClassVar[frozenset[str]] = frozenset({"name", "interval"})
-    name: str = Field("none", description="none, cosine, step, onecycle, or package.module:Name.")
+    own_fields: ClassVar[frozenset[str]] = frozenset({"name", "interval", "monitor"})
+    quiet_defaults: ClassVar[frozenset[str]] = frozenset({"monitor"})
+    name: str = Field("none", description="none, cosine, step, onecycle, plateau, or package.module:Name.")
     interval: Literal["epoch", "step"] | None = Field(
         None,
         description="Step the scheduler every epoch or every batch; null: the built-in's own (epoch otherwise).",
     )
+    monitor: str | None = Field(
+        None,
+        description="The epoch metric a schedule that watches one (plateau) is given: train_loss, val_loss, "
+        "val_accuracy (set mode: max), val_rmse or val_mae; null: val_loss.",
+    )
+
+    @field_validator("monitor")
+    @classmethod
+    def _check_monitor(cls, v: str | None) -> str | None:
+        known = list(dict.fromkeys((*CLASSIFICATION_METRICS, *REGRESSION_METRICS)))
+        if v is not None and v not in known:
+            raise ValueError(
+                f"{v!r} is not an epoch metric{did_you_mean(v, known)}; choose one of: {', '.join(known)}"
+            )
+        return v
 
 
 class LossConfig(_Component):

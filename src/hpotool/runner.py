@@ -25,7 +25,7 @@ from hpotool.datasets import DataError, Task, TensorData, as_dataset, split
 from hpotool.errors import HpoError
 from hpotool.lean_step import defer_dynamo
 from hpotool.resolve import accepted_kwargs, first_line, pick_kwargs, user_frame
-from hpotool.schedulers import PLATEAU_METRIC, steps_per_batch, takes_metric
+from hpotool.schedulers import DEFAULT_MONITOR, HIGHER_IS_BETTER, steps_per_batch, takes_metric
 from hpotool.trainer import EpochResult, NonFiniteLossError, Trainer, steps_per_epoch
 
 MEASURES = ("n_params", "epoch_time")
@@ -217,19 +217,50 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
             f"{cfg.epochs * batches} times ({per}), and it fails past its end; drop total_steps (hpotool "
             f"passes epochs and steps_per_epoch)"
         )
-    watched = None
-    if scheduler is not None and takes_metric(scheduler):
-        if per_step:
-            raise ValueError(
-                f"scheduler {cfg.scheduler.name!r} watches {PLATEAU_METRIC} once per epoch; drop interval: step"
+    return Schedule(scheduler, per_step, _watched(cfg, data, scheduler, per_step))
+
+
+def _watched(cfg: RunConfig, data: PreparedData, scheduler: Any, per_step: bool) -> str | None:
+    """The epoch metric a schedule whose step() takes one is given: `scheduler.monitor`, val_loss by
+    default; None for any other schedule.
+
+    Raises:
+        RunCheckError: a metric this task does not measure, a mode that reads it the wrong way round, a
+            watching schedule stepped per batch, or `monitor` set for a schedule that watches nothing.
+    """
+    name, monitor = cfg.scheduler.name, cfg.scheduler.monitor
+    if scheduler is None or not takes_metric(scheduler):
+        if monitor is not None:
+            raise RunCheckError(
+                "scheduler.monitor",
+                f"scheduler {name!r} watches no metric (its step() takes none), so monitor: {monitor} would "
+                f"do nothing; drop monitor, or use a schedule that watches one (name: plateau)",
             )
-        if getattr(scheduler, "mode", "min") == "max":  # it would cut the lr while val_loss falls
-            raise ValueError(
-                f"scheduler {cfg.scheduler.name!r} watches {PLATEAU_METRIC}, which is better lower, but its "
-                f"mode is 'max', which cuts the lr while {PLATEAU_METRIC} falls; drop mode or set mode: min"
-            )
-        watched = PLATEAU_METRIC
-    return Schedule(scheduler, per_step, watched)
+        return None
+    watched = monitor or DEFAULT_MONITOR
+    epoch_metrics = [m for m in data.metrics if m not in MEASURES]
+    if watched not in epoch_metrics:
+        raise RunCheckError(
+            "scheduler.monitor",
+            f"{watched!r} is not measured each epoch of this {data.task} task; choose one of: "
+            f"{', '.join(epoch_metrics)}",
+        )
+    if per_step:
+        raise RunCheckError("scheduler", f"{name!r} watches {watched} once per epoch; drop interval: step")
+    mode = getattr(scheduler, "mode", None)  # a schedule of the user's may have none: it knows its metric
+    if watched in HIGHER_IS_BETTER and mode == "min":  # it would cut the lr while the metric rises
+        raise RunCheckError(
+            "scheduler",
+            f"{name!r} watches {watched}, which is better higher, but its mode is {mode!r}, which cuts the lr "
+            f"while {watched} rises; set mode: max",
+        )
+    if watched not in HIGHER_IS_BETTER and mode == "max":  # it would cut the lr while the loss falls
+        raise RunCheckError(
+            "scheduler",
+            f"{name!r} watches {watched}, which is better lower, but its mode is 'max', which cuts the lr "
+            f"while {watched} falls; " + ("set mode: min" if monitor else "drop mode or set mode: min"),
+        )
+    return watched
 
 
 def build_loss(

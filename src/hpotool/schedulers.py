@@ -18,8 +18,11 @@ from hpotool.resolve import accepted_kwargs
 
 # Built-ins stepped after every batch rather than every epoch.
 PER_STEP = frozenset({"onecycle"})
-# What a schedule whose step() takes a metric (torch's ReduceLROnPlateau) is given, once per epoch.
-PLATEAU_METRIC = "val_loss"
+# What a schedule whose step() takes a metric (torch's ReduceLROnPlateau) is given once per epoch, unless
+# the scheduler section's `monitor` names another of the epoch's metrics.
+DEFAULT_MONITOR = "val_loss"
+# The epoch metrics that are better higher: a schedule watching one needs mode: max.
+HIGHER_IS_BETTER = frozenset({"val_accuracy"})
 
 
 def steps_per_batch(name: str, interval: str | None, factory: Any) -> bool:
