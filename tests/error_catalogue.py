@@ -643,6 +643,12 @@ CASES = [
         run={"scheduler": {"name": "plateau", "monitor": "val_accuracy"}},
     ),
     Case(
+        "warmup-too-long",
+        "a warm-up as long as the run",
+        "error: run.yaml: scheduler.warmup_epochs: 2 is not shorter than the run (epochs: 2), so the 'cosine' schedule would never start; use at most 1, or more epochs",
+        run={"scheduler": {"name": "cosine", "warmup_epochs": 2}},
+    ),
+    Case(
         "float64-x",
         "a Dataset object whose x is float64 (kept as it is) for a float32 model",
         "error: run.yaml: model: RuntimeError: mat1 and mat2 must have the same dtype, but got Double and Float; the data's x is float64 and the model's parameters float32: give x as float32 in the dataset function (x.float())",

@@ -62,6 +62,84 @@ def test_cosine_decays_once_over_the_run_whatever_it_is_stepped_by(interval: str
 
 
 @pytest.mark.parametrize("interval", ["epoch", "step"])
+@pytest.mark.parametrize("name", ["cosine", "step", "none"])
+def test_a_warm_up_rises_linearly_to_the_lr_then_the_schedule_runs_over_the_epochs_left(
+    name: str, interval: str
+) -> None:
+    lrs, per_epoch = _lrs({"name": name, "interval": interval, "warmup_epochs": 1, "warmup_start": 0.2})
+    steps = per_epoch if interval == "step" else 1  # the warm-up's steps: one epoch's
+    by_step = lrs if interval == "step" else [lrs[e * per_epoch] for e in range(EPOCHS)]
+    warm = [LR * (0.2 + 0.8 * i / steps) for i in range(steps)]
+    assert by_step[:steps] == pytest.approx(warm)  # from warmup_start x lr, linearly
+    assert by_step[steps] == pytest.approx(LR) and max(lrs) == pytest.approx(LR)
+    after = by_step[steps:]
+    assert all(b <= a for a, b in itertools.pairwise(after))
+    if name == "cosine":  # one cosine over the 3 epochs left, not the 4 of the run
+        expected = LR * (1 + math.cos(math.pi * 2 / 3)) / 2
+        assert (by_step[-1] if interval == "epoch" else lrs[-per_epoch]) == pytest.approx(expected, rel=0.02)
+    elif name == "none":
+        assert after == pytest.approx([LR] * len(after))
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "epochs", "message"),
+    [
+        (
+            {"name": "cosine", "warmup_epochs": 4},
+            4,
+            "scheduler.warmup_epochs: 4 is not shorter than the run (epochs: 4), so the 'cosine' schedule would "
+            "never start; use at most 3, or more epochs",
+        ),
+        (
+            {"name": "none", "warmup_epochs": -1},
+            4,
+            "scheduler.warmup_epochs: must be 0 (no warm-up) or more, got -1",
+        ),
+        (
+            {"name": "step", "warmup_epochs": 1, "warmup_start": 0.0},
+            4,
+            "scheduler.warmup_start: the warm-up starts at warmup_start x lr, so it must be greater than 0 and at "
+            "most 1, got 0.0",
+        ),
+        (
+            {"name": "cosine", "warmup_epochs": 0.5},
+            4,
+            "scheduler: scheduler 'cosine' argument 'warmup_epochs': Input should be a valid integer, got 0.5",
+        ),
+        (
+            {"name": "onecycle", "warmup_epochs": 1},
+            4,
+            "scheduler: scheduler 'onecycle' takes no argument 'warmup_epochs'",
+        ),
+    ],
+)
+def test_a_warm_up_the_run_cannot_have_is_refused_at_load_time(
+    scheduler: dict[str, Any], epochs: int, message: str, tmp_path: Path
+) -> None:
+    from hpotool.config import load_run_config
+    from hpotool.errors import HpoError
+
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"scheduler": scheduler, "epochs": epochs}))
+    with pytest.raises(HpoError) as info:
+        load_run_config(path)
+    assert str(info.value).startswith(f"{path}: {message}")
+
+
+def test_a_warm_up_is_checked_again_when_epochs_change() -> None:
+    """A searched or command-line epochs that leaves no room after the warm-up is refused as it is set."""
+    from hpotool.errors import HpoError
+    from hpotool.overrides import apply_overrides
+
+    cfg = RunConfig.model_validate({"scheduler": {"name": "cosine", "warmup_epochs": 2}, "epochs": 5})
+    assert apply_overrides(cfg, {"epochs": 3}).epochs == 3
+    with pytest.raises(
+        HpoError, match=r"scheduler.warmup_epochs: 2 is not shorter than the run \(epochs: 2\)"
+    ):
+        apply_overrides(cfg, {"epochs": 2})
+
+
+@pytest.mark.parametrize("interval", ["epoch", "step"])
 def test_step_decays_every_third_of_the_run(interval: str) -> None:
     lrs, per_epoch = _lrs({"name": "step", "gamma": 0.5, "interval": interval})
     by_epoch = [lrs[e * per_epoch] for e in range(EPOCHS)]  # the first step of each epoch

@@ -48,6 +48,9 @@ REGISTRIES: dict[Kind, dict[str, str]] = {
     },
 }
 
+# Built-in schedules that take warmup_epochs and warmup_start (a linear warm-up before the schedule).
+WARMUP_SCHEDULES = frozenset({"none", "cosine", "step"})
+
 # Arguments hpotool passes itself, when the component's signature takes them.
 INJECTED: dict[Kind, tuple[str, ...]] = {
     "data": (),

@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from hpotool.components import Kind, check_component
+from hpotool.components import WARMUP_SCHEDULES, Kind, check_component
 from hpotool.conditions import holds
 from hpotool.errors import HpoError
 from hpotool.resolve import did_you_mean
@@ -236,6 +236,30 @@ class RunConfig(_Frozen):
         if not _DEVICE.match(v):
             raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _check_warmup(self) -> RunConfig:
+        """A built-in schedule's warm-up ends before the run does (checked again for every trial's and every
+        command line's epochs), and starts from a share of the lr torch's LinearLR takes."""
+        if self.scheduler.name not in WARMUP_SCHEDULES:
+            return self
+        args = self.scheduler.model_extra or {}
+        warmup, start = args.get("warmup_epochs", 0), args.get("warmup_start", 0.1)
+        if isinstance(warmup, int) and not isinstance(warmup, bool):
+            if warmup < 0:
+                raise ValueError(f"scheduler.warmup_epochs: must be 0 (no warm-up) or more, got {warmup}")
+            if warmup >= self.epochs:
+                raise ValueError(
+                    f"scheduler.warmup_epochs: {warmup} is not shorter than the run (epochs: {self.epochs}), so "
+                    f"the {self.scheduler.name!r} schedule would never start; use at most {self.epochs - 1}, "
+                    f"or more epochs"
+                )
+        if isinstance(start, int | float) and not isinstance(start, bool) and not 0 < start <= 1:
+            raise ValueError(
+                f"scheduler.warmup_start: the warm-up starts at warmup_start x lr, so it must be greater "
+                f"than 0 and at most 1, got {start}"
+            )
+        return self
 
 
 class SamplerConfig(_Frozen):
