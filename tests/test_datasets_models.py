@@ -464,7 +464,7 @@ def test_a_validation_split_of_one_sample_does_not_make_the_check_train_batch_no
         {
             "data": {"name": "tests.helpers:ten_points", "val_fraction": 0.1},
             "model": {"name": "mlp", "hidden": [8], "norm": "batch"},
-            "batch_size": 64,
+            "batch_size": 9,
             "epochs": 1,
             "device": "cpu",
         }

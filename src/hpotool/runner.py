@@ -418,11 +418,11 @@ def check_run(cfg: RunConfig, source: str) -> None:
             raise HpoError(f"{source}: {exc}") from None
         return
     data = load_checked(cfg, source)
-    check_batch_size(cfg.batch_size, data, f"{source}: batch_size")
     try:
         dry_run(cfg, data)
     except RunCheckError as exc:
         raise HpoError(f"{source}: {exc}") from None
+    check_batch_size(cfg.batch_size, data, f"{source}: batch_size")  # after the step, as optimize does
 
 
 def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
