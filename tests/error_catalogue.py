@@ -649,6 +649,12 @@ CASES = [
         run={"scheduler": {"name": "cosine", "warmup_epochs": 2}},
     ),
     Case(
+        "bce-labels",
+        "binary cross-entropy on two classes labelled 1 and 2",
+        "error: run.yaml: loss: 'bce_with_logits' is binary cross-entropy, which needs the labels 0 and 1, but y holds the labels 1 and 2; number the two classes 0 and 1 in the dataset function: (y == 2).long() turns 2 into 1 and 1 into 0",
+        run={"data": {"name": "tests.helpers:labels_one_and_two"}, "loss": {"name": "bce_with_logits"}},
+    ),
+    Case(
         "float64-x",
         "a Dataset object whose x is float64 (kept as it is) for a float32 model",
         "error: run.yaml: model: RuntimeError: mat1 and mat2 must have the same dtype, but got Double and Float; the data's x is float64 and the model's parameters float32: give x as float32 in the dataset function (x.float())",

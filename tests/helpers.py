@@ -265,3 +265,9 @@ def numpy_regression(n: int = 80) -> Any:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n, 3))
     return x, x.sum(axis=1)
+
+
+def labels_one_and_two(n: int = 120) -> Any:
+    """Two classes labelled 1 and 2 (as a spreadsheet numbers them), not 0 and 1."""
+    x, y = two_classes(n)
+    return x, y + 1

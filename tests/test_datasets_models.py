@@ -513,8 +513,9 @@ def test_two_classes_train_with_one_logit_and_bce_with_logits(tmp_path: Path) ->
         )
     with pytest.raises(HpoError) as info:
         check_run(RunConfig.model_validate({**run, "data": {"name": "digits", "subset_fraction": 0.1}}), "r")
-    assert "scores two classes with one logit per sample, but y holds 10 classes; use loss: {name: " in str(
-        info.value
+    assert str(info.value) == (
+        "r: loss: 'bce_with_logits' scores two classes with one logit per sample, but y holds 10 classes "
+        "(labels 0 to 9); use loss: {name: cross_entropy}"
     )
     with pytest.raises(HpoError) as info:
         check_run(
@@ -524,6 +525,22 @@ def test_two_classes_train_with_one_logit_and_bce_with_logits(tmp_path: Path) ->
         "r: model: its output for 8 samples has shape (8, 1); this classification task needs (8, 2): (batch, "
         "classes) logits; for one logit per sample, set loss: {name: bce_with_logits}"
     )
+
+
+@pytest.mark.parametrize("name", ["bce_with_logits", "torch.nn.functional:binary_cross_entropy_with_logits"])
+def test_binary_cross_entropy_on_labels_other_than_0_and_1_says_which_labels_y_holds(name: str) -> None:
+    """Labels 1 and 2 were called '3 classes' (the largest label + 1), with the fix to use cross_entropy."""
+    from hpotool.errors import HpoError
+
+    run = {"data": {"name": "tests.helpers:labels_one_and_two"}, "loss": {"name": name}, "device": "cpu"}
+    with pytest.raises(HpoError) as info:
+        check_run(RunConfig.model_validate(run), "run.yaml")
+    assert str(info.value) == (
+        f"run.yaml: loss: {name!r} is binary cross-entropy, which needs the labels 0 and 1, but y holds the "
+        "labels 1 and 2; number the two classes 0 and 1 in the dataset function: (y == 2).long() turns 2 into 1 "
+        "and 1 into 0"
+    )
+    check_run(RunConfig.model_validate({**run, "data": {"name": "tests.helpers:two_classes"}}), "run.yaml")
 
 
 @pytest.mark.parametrize(

@@ -273,11 +273,8 @@ def build_loss(
     A list given for an argument annotated as a tensor (`weight: [1.0, 5.0]`, `pos_weight`) becomes one:
     YAML has no other way to write it."""
     loss = resolve_component("loss", cfg.loss.name)
-    if one_logit(cfg, data) and data.out_features > 2:
-        raise ValueError(
-            f"{cfg.loss.name!r} scores two classes with one logit per sample, but y holds "
-            f"{data.out_features} classes; use loss: {{name: cross_entropy}}"
-        )
+    if one_logit(cfg, data):
+        _check_binary_labels(cfg.loss.name, data)
     kwargs = _tensor_arguments(loss, cfg.loss.kwargs, device)
     if loss_inputs(loss, cfg.loss.kwargs):
         return functools.partial(loss, **kwargs)
@@ -287,6 +284,36 @@ def build_loss(
     if isinstance(built, nn.Module) and device is not None:
         built = built.to(device)
     return built
+
+
+def _shown_labels(labels: list[int]) -> str:
+    """`1 and 2`, `0, 1 and 2`, `0 to 9`."""
+    if len(labels) > 4 and labels == list(range(labels[0], labels[-1] + 1)):
+        return f"{labels[0]} to {labels[-1]}"
+    shown = [str(v) for v in labels[:6]] + (["..."] if len(labels) > 6 else [])
+    return ", ".join(shown[:-1]) + f" and {shown[-1]}"
+
+
+def _check_binary_labels(name: str, data: PreparedData) -> None:
+    """A one-logit loss (binary cross-entropy) takes the labels 0 and 1: a `RunCheckError` saying which
+    labels y holds and how to number them, or to use cross_entropy for more than two classes."""
+    labels = sorted(
+        int(v) for v in torch.unique(torch.cat([data.train.y.reshape(-1), data.val.y.reshape(-1)]))
+    )
+    if set(labels) <= {0, 1}:
+        return
+    if len(labels) == 2:
+        raise RunCheckError(
+            "loss",
+            f"{name!r} is binary cross-entropy, which needs the labels 0 and 1, but y holds the labels "
+            f"{_shown_labels(labels)}; number the two classes 0 and 1 in the dataset function: (y == {labels[1]})"
+            f".long() turns {labels[1]} into 1 and {labels[0]} into 0",
+        )
+    raise RunCheckError(
+        "loss",
+        f"{name!r} scores two classes with one logit per sample, but y holds {len(labels)} classes (labels "
+        f"{_shown_labels(labels)}); use loss: {{name: cross_entropy}}",
+    )
 
 
 def _tensor_arguments(
