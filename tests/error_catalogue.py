@@ -655,6 +655,12 @@ CASES = [
         run={"data": {"name": "tests.helpers:labels_one_and_two"}, "loss": {"name": "bce_with_logits"}},
     ),
     Case(
+        "class-weights-count",
+        "class weights for fewer classes than y holds",
+        "error: run.yaml: loss: weight: [1.0, 2.0] holds 2 weights for the 10 classes of y (labels 0 to 9); give one weight per class, class 0's first",
+        run={"loss": {"name": "cross_entropy", "weight": [1.0, 2.0]}},
+    ),
+    Case(
         "float64-x",
         "a Dataset object whose x is float64 (kept as it is) for a float32 model",
         "error: run.yaml: model: RuntimeError: mat1 and mat2 must have the same dtype, but got Double and Float; the data's x is float64 and the model's parameters float32: give x as float32 in the dataset function (x.float())",

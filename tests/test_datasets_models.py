@@ -544,6 +544,63 @@ def test_binary_cross_entropy_on_labels_other_than_0_and_1_says_which_labels_y_h
 
 
 @pytest.mark.parametrize(
+    ("data", "loss", "message"),
+    [
+        (
+            "tests.helpers:two_classes",
+            {"name": "bce_with_logits", "weight": [1.0, 4.0]},
+            "weight: [1.0, 4.0]: for 'bce_with_logits' weight scales the loss of each position in a batch, not of "
+            "each class; to weight class 1 against class 0, give pos_weight: 4 instead",
+        ),
+        (
+            "tests.helpers:two_classes",
+            {"name": "torch.nn.functional:binary_cross_entropy_with_logits", "pos_weight": [1.0, 4.0]},
+            "pos_weight: [1.0, 4.0] holds 2 weights; with one logit per sample it is one number, the weight of "
+            "class 1 against class 0 (pos_weight: 3.0 counts each class-1 sample three times)",
+        ),
+        (
+            "tests.helpers:two_classes",
+            {"name": "cross_entropy", "weight": [1.0, 4.0, 2.0]},
+            "weight: [1.0, 4.0, 2.0] holds 3 weights for the 2 classes of y (labels 0 and 1); give one weight per "
+            "class, class 0's first",
+        ),
+        (
+            "digits",
+            {"name": "torch.nn.functional:cross_entropy", "weight": [1.0, 2.0]},
+            "weight: [1.0, 2.0] holds 2 weights for the 10 classes of y (labels 0 to 9); give one weight per "
+            "class, class 0's first",
+        ),
+    ],
+)
+def test_class_weights_that_do_not_fit_the_classes_say_what_to_give(
+    data: str, loss: dict[str, Any], message: str
+) -> None:
+    """torch said 'output with shape [8, 1] doesn't match the broadcast shape [8, 2]' or 'weight tensor should
+    be defined either for all 2 classes or no classes', and hpotool to check that the loss fits the task."""
+    from hpotool.errors import HpoError
+
+    run = {"data": {"name": data, "subset_fraction": 0.5}, "loss": loss, "batch_size": 16, "device": "cpu"}
+    with pytest.raises(HpoError) as info:
+        check_run(RunConfig.model_validate(run), "run.yaml")
+    assert str(info.value) == f"run.yaml: loss: {message}"
+
+
+def test_class_weights_that_fit_train() -> None:
+    for data, loss in (
+        ("tests.helpers:two_classes", {"name": "cross_entropy", "weight": [1.0, 4.0]}),
+        ("tests.helpers:two_classes", {"name": "bce_with_logits", "pos_weight": [4.0], "weight": 2.0}),
+        ("digits", {"name": "torch.nn:NLLLoss", "weight": [1.0] * 10}),
+    ):
+        run = {
+            "data": {"name": data, "subset_fraction": 0.5},
+            "loss": loss,
+            "batch_size": 16,
+            "device": "cpu",
+        }
+        check_run(RunConfig.model_validate(run), "run.yaml")
+
+
+@pytest.mark.parametrize(
     "loss",
     [
         {"name": "mse", "reduction": "sum"},

@@ -276,6 +276,7 @@ def build_loss(
     if one_logit(cfg, data):
         _check_binary_labels(cfg.loss.name, data)
     kwargs = _tensor_arguments(loss, cfg.loss.kwargs, device)
+    _check_weights(cfg, data, loss, kwargs)
     if loss_inputs(loss, cfg.loss.kwargs):
         return functools.partial(loss, **kwargs)
     built: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = loss(
@@ -284,6 +285,50 @@ def build_loss(
     if isinstance(built, nn.Module) and device is not None:
         built = built.to(device)
     return built
+
+
+def _takes_class_weights(loss: Any) -> bool:
+    """Whether `weight` is one weight per class: torch's cross-entropy and negative log-likelihood."""
+    classes = (nn.CrossEntropyLoss, nn.NLLLoss)
+    functions = (nn.functional.cross_entropy, nn.functional.nll_loss)
+    return (isinstance(loss, type) and issubclass(loss, classes)) or any(loss is f for f in functions)
+
+
+def _check_weights(cfg: RunConfig, data: PreparedData, loss: Any, kwargs: dict[str, Any]) -> None:
+    """Class weights that do not fit the classes, as a `RunCheckError` saying what to give; torch said only
+    that a shape did not broadcast, or that weight 'should be defined for all 2 classes'."""
+    weight, pos_weight = kwargs.get("weight"), kwargs.get("pos_weight")
+    if one_logit(cfg, data):
+        if isinstance(pos_weight, torch.Tensor) and pos_weight.numel() != 1:
+            raise RunCheckError(
+                "loss",
+                f"pos_weight: {cfg.loss.kwargs['pos_weight']!r} holds {pos_weight.numel()} weights; with one "
+                f"logit per sample it is one number, the weight of class 1 against class 0 (pos_weight: 3.0 "
+                f"counts each class-1 sample three times)",
+            )
+        if isinstance(weight, torch.Tensor) and weight.numel() > 1:
+            pair = weight.reshape(-1).tolist() if weight.numel() == 2 else []
+            ratio = (
+                f"{pair[1] / pair[0]:g}" if pair and pair[0] > 0 else "N"
+            )  # class 1's weight over class 0's
+            raise RunCheckError(
+                "loss",
+                f"weight: {cfg.loss.kwargs['weight']!r}: for {cfg.loss.name!r} weight scales the loss of each "
+                f"position in a batch, not of each class; to weight class 1 against class 0, give pos_weight: "
+                f"{ratio} instead",
+            )
+    elif (
+        data.task == "classification"
+        and _takes_class_weights(loss)
+        and isinstance(weight, torch.Tensor)
+        and (weight.ndim != 1 or len(weight) != data.out_features)
+    ):
+        raise RunCheckError(
+            "loss",
+            f"weight: {cfg.loss.kwargs['weight']!r} holds {weight.numel()} weights for the "
+            f"{data.out_features} classes of y (labels {_shown_labels(list(range(data.out_features)))}); "
+            f"give one weight per class, class 0's first",
+        )
 
 
 def _shown_labels(labels: list[int]) -> str:
