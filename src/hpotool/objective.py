@@ -204,7 +204,8 @@ def _check_width_is_used(path: str, run: RunConfig, opt: OptimizeConfig) -> None
 
 
 def _check_data(run: RunConfig, opt: OptimizeConfig, where: str) -> None:
-    """The data `run` names loads and measures every objective (a searched dataset may be another task)."""
+    """The data `run` names loads, measures every objective (a searched dataset may be another task) and
+    holds a batch (a searched subset_fraction may leave fewer training samples than batch_size)."""
     try:
         data = load_data(run.data)
     except Exception as exc:
@@ -215,6 +216,7 @@ def _check_data(run: RunConfig, opt: OptimizeConfig, where: str) -> None:
             f"{where}: this {data.task} task does not measure {', '.join(missing)}; it measures: "
             f"{', '.join(data.metrics)}"
         )
+    check_batch_size(run.batch_size, data, f"{where}: batch_size")
 
 
 def _check_list_item(path: str, fixed: Mapping[str, Any]) -> None:
