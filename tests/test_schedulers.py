@@ -139,6 +139,20 @@ def test_a_warm_up_is_checked_again_when_epochs_change() -> None:
         apply_overrides(cfg, {"epochs": 2})
 
 
+@pytest.mark.parametrize("step_size", [0, -2])
+def test_a_step_size_below_one_is_refused(step_size: int) -> None:
+    """0 fell back to the default (a third of the run), and -2 decayed the lr every other epoch."""
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    cfg = RunConfig.model_validate({"scheduler": {"name": "step", "step_size": step_size}, "device": "cpu"})
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    assert str(info.value) == (
+        f"run.yaml: scheduler: ValueError: step_size must be at least 1 (the epochs between decays), got {step_size}"
+    )
+
+
 @pytest.mark.parametrize("interval", ["epoch", "step"])
 def test_step_decays_every_third_of_the_run(interval: str) -> None:
     lrs, per_epoch = _lrs({"name": "step", "gamma": 0.5, "interval": interval})

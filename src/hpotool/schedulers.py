@@ -131,6 +131,8 @@ def step(
 ) -> LRScheduler | None:
     """Multiply the lr by `gamma` every `step_size` epochs (default: a third of the run after the warm-up),
     after a linear warm-up from `warmup_start` x lr over the first `warmup_epochs` epochs (none by default)."""
+    if step_size is not None and step_size < 1:  # 0 meant the default, and a negative one decayed at random
+        raise ValueError(f"step_size must be at least 1 (the epochs between decays), got {step_size}")
     return _warm_up(
         optimizer,
         lambda left: StepLR(
