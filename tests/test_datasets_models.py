@@ -636,6 +636,25 @@ def test_a_float64_x_kept_by_a_dataset_object_is_named_as_the_cause_of_the_model
     )
 
 
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_uint8_pixels_kept_by_a_dataset_object_are_named_as_the_cause_of_the_models_dtype_error(
+    model: str,
+) -> None:
+    """torch's message alone: 'mat1 and mat2 must have the same dtype, but got Byte and Float' (mlp), 'Input
+    type (unsigned char) and bias type (float) should be the same' (cnn)."""
+    from hpotool.errors import HpoError
+
+    run = {"data": {"name": "tests.helpers:uint8_images"}, "model": {"name": model}, "batch_size": 16}
+    with pytest.raises(HpoError) as info:
+        check_run(RunConfig.model_validate({**run, "device": "cpu"}), "run.yaml")
+    assert str(info.value).startswith("run.yaml: model: RuntimeError: ")
+    assert str(info.value).endswith(
+        "; the data's x is uint8 and the model's parameters float32: give x as float32 in the dataset function, "
+        "scaled as the model expects (pixels: x.float() / 255); integer x is kept as it is for a model that "
+        "embeds token ids"
+    )
+
+
 def test_a_loss_function_returning_one_value_per_sample_is_told_to_return_the_mean() -> None:
     """backward() refused it with 'grad can be implicitly created only for scalar outputs', and hpotool
     said to check that the loss fits the task."""

@@ -528,12 +528,22 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             out = model(val.x)
         except Exception as exc:
             dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
-            if val.x.is_floating_point() and dtypes and val.x.dtype not in dtypes:  # float64 from numpy
+            mismatch = (
+                val.x.is_floating_point() or "type" in str(exc).lower()
+            )  # not an embedding's index error
+            if dtypes and val.x.dtype not in dtypes and val.x.dtype != torch.bool and mismatch:
                 x_type, p_type = (str(t).removeprefix("torch.") for t in (val.x.dtype, next(iter(dtypes))))
+                if val.x.is_floating_point():  # float64 from numpy
+                    cast = " (x.float())" if p_type == "float32" else ""
+                    fix = f"give x as {p_type} in the dataset function{cast}"
+                else:  # uint8 pixels kept by a Dataset object (x is kept as it is, for token ids)
+                    fix = (
+                        f"give x as {p_type} in the dataset function, scaled as the model expects (pixels: "
+                        f"x.float() / 255); integer x is kept as it is for a model that embeds token ids"
+                    )
                 raise RunCheckError(
                     "model",
-                    f"{described(exc)}; the data's x is {x_type} and the model's parameters {p_type}: give x as "
-                    f"{p_type} in the dataset function" + (" (x.float())" if p_type == "float32" else ""),
+                    f"{described(exc)}; the data's x is {x_type} and the model's parameters {p_type}: {fix}",
                 ) from None
             raise
     n_val = len(val)
