@@ -609,7 +609,7 @@ CASES = [
     Case(
         "plateau-per-step",
         "a schedule that watches a metric, stepped per batch",
-        "error: run.yaml: scheduler: ValueError: scheduler 'torch.optim.lr_scheduler:ReduceLROnPlateau' watches val_loss once per epoch; drop interval: step",
+        "error: run.yaml: scheduler: 'torch.optim.lr_scheduler:ReduceLROnPlateau' watches val_loss once per epoch; drop interval: step",
         run={"scheduler": {"name": "torch.optim.lr_scheduler:ReduceLROnPlateau", "interval": "step"}},
     ),
     Case(
@@ -639,8 +639,32 @@ CASES = [
     Case(
         "plateau-mode-max",
         "a plateau schedule set to mode max (it watches val_loss)",
-        "error: run.yaml: scheduler: ValueError: scheduler 'torch.optim.lr_scheduler:ReduceLROnPlateau' watches val_loss, which is better lower, but its mode is 'max', which cuts the lr while val_loss falls; drop mode or set mode: min",
+        "error: run.yaml: scheduler: 'torch.optim.lr_scheduler:ReduceLROnPlateau' watches val_loss, which is better lower, but its mode is 'max', which cuts the lr while val_loss falls; drop mode or set mode: min",
         run={"scheduler": {"name": "torch.optim.lr_scheduler:ReduceLROnPlateau", "mode": "max"}},
+    ),
+    Case(
+        "plateau-monitor-mode",
+        "a plateau schedule watching val_accuracy in its default mode min",
+        "error: run.yaml: scheduler: 'plateau' watches val_accuracy, which is better higher, but its mode is 'min', which cuts the lr while val_accuracy rises; set mode: max",
+        run={"scheduler": {"name": "plateau", "monitor": "val_accuracy"}},
+    ),
+    Case(
+        "warmup-too-long",
+        "a warm-up as long as the run",
+        "error: run.yaml: scheduler.warmup_epochs: 2 is not shorter than the run (epochs: 2), so the 'cosine' schedule would never start; use at most 1, or more epochs",
+        run={"scheduler": {"name": "cosine", "warmup_epochs": 2}},
+    ),
+    Case(
+        "bce-labels",
+        "binary cross-entropy on two classes labelled 1 and 2",
+        "error: run.yaml: loss: 'bce_with_logits' is binary cross-entropy, which needs the labels 0 and 1, but y holds the labels 1 and 2; number the two classes 0 and 1 in the dataset function: (y == 2).long() turns 2 into 1 and 1 into 0",
+        run={"data": {"name": "tests.helpers:labels_one_and_two"}, "loss": {"name": "bce_with_logits"}},
+    ),
+    Case(
+        "class-weights-count",
+        "class weights for fewer classes than y holds",
+        "error: run.yaml: loss: weight: [1.0, 2.0] holds 2 weights for the 10 classes of y (labels 0 to 9); give one weight per class, class 0's first",
+        run={"loss": {"name": "cross_entropy", "weight": [1.0, 2.0]}},
     ),
     Case(
         "float64-x",

@@ -265,3 +265,17 @@ def numpy_regression(n: int = 80) -> Any:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n, 3))
     return x, x.sum(axis=1)
+
+
+def labels_one_and_two(n: int = 120) -> Any:
+    """Two classes labelled 1 and 2 (as a spreadsheet numbers them), not 0 and 1."""
+    x, y = two_classes(n)
+    return x, y + 1
+
+
+def uint8_images(n: int = 60) -> Any:
+    """An `hpotool.datasets.Dataset` of 8x8 uint8 pixels: a Dataset object's x is kept as it is."""
+    from hpotool.datasets import Dataset
+
+    x = torch.randint(0, 256, (n, 1, 8, 8), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    return Dataset(x, (torch.arange(n) % 3).long(), "classification")

@@ -464,7 +464,7 @@ def test_a_validation_split_of_one_sample_does_not_make_the_check_train_batch_no
         {
             "data": {"name": "tests.helpers:ten_points", "val_fraction": 0.1},
             "model": {"name": "mlp", "hidden": [8], "norm": "batch"},
-            "batch_size": 64,
+            "batch_size": 9,
             "epochs": 1,
             "device": "cpu",
         }
@@ -513,8 +513,9 @@ def test_two_classes_train_with_one_logit_and_bce_with_logits(tmp_path: Path) ->
         )
     with pytest.raises(HpoError) as info:
         check_run(RunConfig.model_validate({**run, "data": {"name": "digits", "subset_fraction": 0.1}}), "r")
-    assert "scores two classes with one logit per sample, but y holds 10 classes; use loss: {name: " in str(
-        info.value
+    assert str(info.value) == (
+        "r: loss: 'bce_with_logits' scores two classes with one logit per sample, but y holds 10 classes "
+        "(labels 0 to 9); use loss: {name: cross_entropy}"
     )
     with pytest.raises(HpoError) as info:
         check_run(
@@ -524,6 +525,79 @@ def test_two_classes_train_with_one_logit_and_bce_with_logits(tmp_path: Path) ->
         "r: model: its output for 8 samples has shape (8, 1); this classification task needs (8, 2): (batch, "
         "classes) logits; for one logit per sample, set loss: {name: bce_with_logits}"
     )
+
+
+@pytest.mark.parametrize("name", ["bce_with_logits", "torch.nn.functional:binary_cross_entropy_with_logits"])
+def test_binary_cross_entropy_on_labels_other_than_0_and_1_says_which_labels_y_holds(name: str) -> None:
+    """Labels 1 and 2 were called '3 classes' (the largest label + 1), with the fix to use cross_entropy."""
+    from hpotool.errors import HpoError
+
+    run = {"data": {"name": "tests.helpers:labels_one_and_two"}, "loss": {"name": name}, "device": "cpu"}
+    with pytest.raises(HpoError) as info:
+        check_run(RunConfig.model_validate(run), "run.yaml")
+    assert str(info.value) == (
+        f"run.yaml: loss: {name!r} is binary cross-entropy, which needs the labels 0 and 1, but y holds the "
+        "labels 1 and 2; number the two classes 0 and 1 in the dataset function: (y == 2).long() turns 2 into 1 "
+        "and 1 into 0"
+    )
+    check_run(RunConfig.model_validate({**run, "data": {"name": "tests.helpers:two_classes"}}), "run.yaml")
+
+
+@pytest.mark.parametrize(
+    ("data", "loss", "message"),
+    [
+        (
+            "tests.helpers:two_classes",
+            {"name": "bce_with_logits", "weight": [1.0, 4.0]},
+            "weight: [1.0, 4.0]: for 'bce_with_logits' weight scales the loss of each position in a batch, not of "
+            "each class; to weight class 1 against class 0, give pos_weight: 4 instead",
+        ),
+        (
+            "tests.helpers:two_classes",
+            {"name": "torch.nn.functional:binary_cross_entropy_with_logits", "pos_weight": [1.0, 4.0]},
+            "pos_weight: [1.0, 4.0] holds 2 weights; with one logit per sample it is one number, the weight of "
+            "class 1 against class 0 (pos_weight: 3.0 counts each class-1 sample three times)",
+        ),
+        (
+            "tests.helpers:two_classes",
+            {"name": "cross_entropy", "weight": [1.0, 4.0, 2.0]},
+            "weight: [1.0, 4.0, 2.0] holds 3 weights for the 2 classes of y (labels 0 and 1); give one weight per "
+            "class, class 0's first",
+        ),
+        (
+            "digits",
+            {"name": "torch.nn.functional:cross_entropy", "weight": [1.0, 2.0]},
+            "weight: [1.0, 2.0] holds 2 weights for the 10 classes of y (labels 0 to 9); give one weight per "
+            "class, class 0's first",
+        ),
+    ],
+)
+def test_class_weights_that_do_not_fit_the_classes_say_what_to_give(
+    data: str, loss: dict[str, Any], message: str
+) -> None:
+    """torch said 'output with shape [8, 1] doesn't match the broadcast shape [8, 2]' or 'weight tensor should
+    be defined either for all 2 classes or no classes', and hpotool to check that the loss fits the task."""
+    from hpotool.errors import HpoError
+
+    run = {"data": {"name": data, "subset_fraction": 0.5}, "loss": loss, "batch_size": 16, "device": "cpu"}
+    with pytest.raises(HpoError) as info:
+        check_run(RunConfig.model_validate(run), "run.yaml")
+    assert str(info.value) == f"run.yaml: loss: {message}"
+
+
+def test_class_weights_that_fit_train() -> None:
+    for data, loss in (
+        ("tests.helpers:two_classes", {"name": "cross_entropy", "weight": [1.0, 4.0]}),
+        ("tests.helpers:two_classes", {"name": "bce_with_logits", "pos_weight": [4.0], "weight": 2.0}),
+        ("digits", {"name": "torch.nn:NLLLoss", "weight": [1.0] * 10}),
+    ):
+        run = {
+            "data": {"name": data, "subset_fraction": 0.5},
+            "loss": loss,
+            "batch_size": 16,
+            "device": "cpu",
+        }
+        check_run(RunConfig.model_validate(run), "run.yaml")
 
 
 @pytest.mark.parametrize(
@@ -559,6 +633,25 @@ def test_a_float64_x_kept_by_a_dataset_object_is_named_as_the_cause_of_the_model
     assert str(info.value).endswith(
         "; the data's x is float64 and the model's parameters float32: give x as float32 in the dataset "
         "function (x.float())"
+    )
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_uint8_pixels_kept_by_a_dataset_object_are_named_as_the_cause_of_the_models_dtype_error(
+    model: str,
+) -> None:
+    """torch's message alone: 'mat1 and mat2 must have the same dtype, but got Byte and Float' (mlp), 'Input
+    type (unsigned char) and bias type (float) should be the same' (cnn)."""
+    from hpotool.errors import HpoError
+
+    run = {"data": {"name": "tests.helpers:uint8_images"}, "model": {"name": model}, "batch_size": 16}
+    with pytest.raises(HpoError) as info:
+        check_run(RunConfig.model_validate({**run, "device": "cpu"}), "run.yaml")
+    assert str(info.value).startswith("run.yaml: model: RuntimeError: ")
+    assert str(info.value).endswith(
+        "; the data's x is uint8 and the model's parameters float32: give x as float32 in the dataset function, "
+        "scaled as the model expects (pixels: x.float() / 255); integer x is kept as it is for a model that "
+        "embeds token ids"
     )
 
 

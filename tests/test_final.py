@@ -184,6 +184,10 @@ def test_bad_final_overrides_fail_before_the_study_starts(
             {"epoch": 3},
             "final: unknown key 'epoch' (did you mean 'epochs'?); valid keys: epochs, seeds, overrides",
         ),
+        (  # train-from-best trained it, as train did, one short batch per epoch
+            {"overrides": {"batch_size": 4096}},
+            "optimize.yaml: final.overrides.batch_size: 4096 is larger than the 144 training samples",
+        ),
     ]
     for final, message in cases:
         op = write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "final": final})

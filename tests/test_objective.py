@@ -292,6 +292,12 @@ def test_reopening_with_another_direction_or_metric_is_refused(
             "search_space.epochs: with epochs=0: epochs: Input should be greater than or equal to 1",
         ),
         ({"batch_size": 4096}, {}, "batch_size: 4096 is larger than the 144 training samples"),
+        (  # trials drawing a small subset trained one short batch per epoch, where the base config is refused
+            {},
+            {"search_space": {"data.subset_fraction": {"type": "float", "low": 0.01, "high": 0.1}}},
+            "search_space.data.subset_fraction: with data.subset_fraction=0.01: batch_size: 32 is larger than the "
+            "14 training samples",
+        ),
         (  # a user's model whose int argument gets 1.0: torch's error, then what to change
             {"model": {"name": "tests.helpers:DeepNet", "depth": 1}},
             {"search_space": {"model.depth": {"type": "float", "low": 1, "high": 3}}},

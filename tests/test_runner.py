@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import pytest
 import torch
 from torch import nn
@@ -44,3 +47,63 @@ def test_a_run_trains_with_the_fused_kernel_and_it_learns() -> None:
     assert trainer.optimizer.defaults["fused"] is True
     last = trainer.fit(data.train, data.val, epochs=2)
     assert last.metrics["val_accuracy"] > 0.8
+
+
+# Tensors the config builds for the loss (class weights, pos_weight), for a loss class and a loss function,
+# and the one-logit targets: all must sit on the run's device.
+DEVICE_RUNS = [
+    {
+        "data": {"name": "digits", "subset_fraction": 0.2},
+        "loss": {"name": "cross_entropy", "weight": [1.0] * 9 + [3.0]},
+    },
+    {
+        "data": {"name": "digits", "subset_fraction": 0.2},
+        "loss": {"name": "torch.nn.functional:cross_entropy", "weight": [1.0] * 9 + [3.0]},
+    },
+    {"data": {"name": "tests.helpers:two_classes"}, "loss": {"name": "bce_with_logits", "pos_weight": 3.0}},
+    {
+        "data": {"name": "tests.helpers:two_classes"},
+        "loss": {"name": "torch.nn.functional:binary_cross_entropy_with_logits", "pos_weight": [3.0]},
+    },
+]
+
+
+def _loss_tensors(loss_fn: Any) -> list[torch.Tensor]:
+    """The tensors a built loss holds: a module's buffers, or the arguments bound to a function."""
+    if isinstance(loss_fn, nn.Module):
+        return list(loss_fn.buffers())
+    return [v for v in loss_fn.keywords.values() if isinstance(v, torch.Tensor)]
+
+
+@pytest.mark.parametrize("run", DEVICE_RUNS, ids=lambda r: r["loss"]["name"])
+def test_tensors_built_from_the_config_go_to_the_models_device(run: dict[str, Any]) -> None:
+    """On the CPU the device is checked with torch's meta device: a tensor built without the model's device
+    would be a CPU one (what a CUDA run would get)."""
+    from hpotool.runner import build_model
+
+    cfg = RunConfig.model_validate({**run, "model": {"name": "mlp", "hidden": [8]}, "device": "cpu"})
+    data = load_data(cfg.data)
+    model = build_model(cfg, data).to("meta")
+    tensors = _loss_tensors(build_trainer(cfg, data, model).loss_fn)
+    assert tensors and all(t.device.type == "meta" for t in tensors)
+    cpu = _loss_tensors(build_trainer(cfg, data, build_model(cfg, data)).loss_fn)
+    assert all(t.device.type == "cpu" for t in cpu)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("run", DEVICE_RUNS, ids=lambda r: r["loss"]["name"])
+def test_class_weights_and_one_logit_training_run_on_cuda(run: dict[str, Any]) -> None:
+    """The same runs trained on CUDA: weights, pos_weight and one-logit targets on the GPU with the model."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    from hpotool.runner import build_model, train_run
+
+    cfg = RunConfig.model_validate(
+        {**run, "model": {"name": "mlp", "hidden": [8]}, "epochs": 2, "batch_size": 16, "device": "cuda"}
+    )
+    result = train_run(cfg)
+    assert result.device.startswith("cuda") and result.epochs_run == 2
+    assert all(math.isfinite(v) for v in result.metrics.values())
+    data = load_data(cfg.data)
+    model = build_model(cfg, data).to("cuda")
+    assert all(t.device.type == "cuda" for t in _loss_tensors(build_trainer(cfg, data, model).loss_fn))

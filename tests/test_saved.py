@@ -120,6 +120,11 @@ def test_train_flag_errors_are_one_line(tmp_path: Path, run_dict: dict) -> None:
             {"data": {"name": "regression", "n_samples": 4, "val_fraction": 0.1}},
             "data: loading 'regression' failed",
         ),
+        (  # it trained one batch of 144 per epoch where optimize refused it
+            {"batch_size": 4096},
+            "batch_size: 4096 is larger than the 144 training samples; use a smaller batch_size or more data "
+            "(data.subset_fraction, data.val_fraction)",
+        ),
     ],
 )
 def test_train_checks_the_run_before_training_as_optimize_does(

@@ -1,13 +1,16 @@
-"""Schedules span the run in the units they are stepped in; a plateau schedule watches val_loss."""
+"""Schedules span the run in the units they are stepped in; a plateau schedule watches val_loss, or the
+metric `scheduler.monitor` names."""
 
 from __future__ import annotations
 
 import itertools
 import math
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import pytest
 import torch
+import yaml
 from torch import nn
 
 from hpotool.config import RunConfig
@@ -18,10 +21,12 @@ LR = 0.01
 EPOCHS = 4
 
 
-def _trainer(scheduler: dict[str, Any], batch_size: int = 64) -> tuple[Trainer, Any]:
+def _trainer(
+    scheduler: dict[str, Any], batch_size: int = 64, data: dict[str, Any] | None = None
+) -> tuple[Trainer, Any]:
     cfg = RunConfig.model_validate(
         {
-            "data": {"name": "regression", "n_samples": 300},
+            "data": data or {"name": "regression", "n_samples": 300},
             "optimizer": {"name": "sgd", "lr": LR},
             "scheduler": scheduler,
             "epochs": EPOCHS,
@@ -31,7 +36,8 @@ def _trainer(scheduler: dict[str, Any], batch_size: int = 64) -> tuple[Trainer, 
     )
     data = load_data(cfg.data)
     torch.manual_seed(0)
-    return build_trainer(cfg, data, nn.Linear(data.input_shape[0], 1)), data
+    model = nn.Sequential(nn.Flatten(), nn.Linear(math.prod(data.input_shape), data.out_features))
+    return build_trainer(cfg, data, model), data
 
 
 def _lrs(scheduler: dict[str, Any]) -> tuple[list[float], int]:
@@ -53,6 +59,98 @@ def test_cosine_decays_once_over_the_run_whatever_it_is_stepped_by(interval: str
         assert lrs[-1] < LR * 0.01  # it reached the end of its cosine at the last batch
     else:
         assert lrs[-1] == pytest.approx(LR * (1 + math.cos(math.pi * 3 / 4)) / 2)  # the 4th epoch of 4
+
+
+@pytest.mark.parametrize("interval", ["epoch", "step"])
+@pytest.mark.parametrize("name", ["cosine", "step", "none"])
+def test_a_warm_up_rises_linearly_to_the_lr_then_the_schedule_runs_over_the_epochs_left(
+    name: str, interval: str
+) -> None:
+    lrs, per_epoch = _lrs({"name": name, "interval": interval, "warmup_epochs": 1, "warmup_start": 0.2})
+    steps = per_epoch if interval == "step" else 1  # the warm-up's steps: one epoch's
+    by_step = lrs if interval == "step" else [lrs[e * per_epoch] for e in range(EPOCHS)]
+    warm = [LR * (0.2 + 0.8 * i / steps) for i in range(steps)]
+    assert by_step[:steps] == pytest.approx(warm)  # from warmup_start x lr, linearly
+    assert by_step[steps] == pytest.approx(LR) and max(lrs) == pytest.approx(LR)
+    after = by_step[steps:]
+    assert all(b <= a for a, b in itertools.pairwise(after))
+    if name == "cosine":  # one cosine over the 3 epochs left, not the 4 of the run
+        expected = LR * (1 + math.cos(math.pi * 2 / 3)) / 2
+        assert (by_step[-1] if interval == "epoch" else lrs[-per_epoch]) == pytest.approx(expected, rel=0.02)
+    elif name == "none":
+        assert after == pytest.approx([LR] * len(after))
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "epochs", "message"),
+    [
+        (
+            {"name": "cosine", "warmup_epochs": 4},
+            4,
+            "scheduler.warmup_epochs: 4 is not shorter than the run (epochs: 4), so the 'cosine' schedule would "
+            "never start; use at most 3, or more epochs",
+        ),
+        (
+            {"name": "none", "warmup_epochs": -1},
+            4,
+            "scheduler.warmup_epochs: must be 0 (no warm-up) or more, got -1",
+        ),
+        (
+            {"name": "step", "warmup_epochs": 1, "warmup_start": 0.0},
+            4,
+            "scheduler.warmup_start: the warm-up starts at warmup_start x lr, so it must be greater than 0 and at "
+            "most 1, got 0.0",
+        ),
+        (
+            {"name": "cosine", "warmup_epochs": 0.5},
+            4,
+            "scheduler: scheduler 'cosine' argument 'warmup_epochs': Input should be a valid integer, got 0.5",
+        ),
+        (
+            {"name": "onecycle", "warmup_epochs": 1},
+            4,
+            "scheduler: scheduler 'onecycle' takes no argument 'warmup_epochs'",
+        ),
+    ],
+)
+def test_a_warm_up_the_run_cannot_have_is_refused_at_load_time(
+    scheduler: dict[str, Any], epochs: int, message: str, tmp_path: Path
+) -> None:
+    from hpotool.config import load_run_config
+    from hpotool.errors import HpoError
+
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"scheduler": scheduler, "epochs": epochs}))
+    with pytest.raises(HpoError) as info:
+        load_run_config(path)
+    assert str(info.value).startswith(f"{path}: {message}")
+
+
+def test_a_warm_up_is_checked_again_when_epochs_change() -> None:
+    """A searched or command-line epochs that leaves no room after the warm-up is refused as it is set."""
+    from hpotool.errors import HpoError
+    from hpotool.overrides import apply_overrides
+
+    cfg = RunConfig.model_validate({"scheduler": {"name": "cosine", "warmup_epochs": 2}, "epochs": 5})
+    assert apply_overrides(cfg, {"epochs": 3}).epochs == 3
+    with pytest.raises(
+        HpoError, match=r"scheduler.warmup_epochs: 2 is not shorter than the run \(epochs: 2\)"
+    ):
+        apply_overrides(cfg, {"epochs": 2})
+
+
+@pytest.mark.parametrize("step_size", [0, -2])
+def test_a_step_size_below_one_is_refused(step_size: int) -> None:
+    """0 fell back to the default (a third of the run), and -2 decayed the lr every other epoch."""
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    cfg = RunConfig.model_validate({"scheduler": {"name": "step", "step_size": step_size}, "device": "cpu"})
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    assert str(info.value) == (
+        f"run.yaml: scheduler: ValueError: step_size must be at least 1 (the epochs between decays), got {step_size}"
+    )
 
 
 @pytest.mark.parametrize("interval", ["epoch", "step"])
@@ -81,9 +179,14 @@ class RecordingPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
     """torch's ReduceLROnPlateau, keeping the values it was given."""
 
     def __init__(
-        self, optimizer: torch.optim.Optimizer, factor: float, patience: int, threshold: float
+        self,
+        optimizer: torch.optim.Optimizer,
+        factor: float,
+        patience: int,
+        threshold: float,
+        mode: Literal["min", "max"] = "min",
     ) -> None:
-        super().__init__(optimizer, factor=factor, patience=patience, threshold=threshold)
+        super().__init__(optimizer, mode=mode, factor=factor, patience=patience, threshold=threshold)
         self.watched: list[float] = []
 
     def step(self, metrics: float, epoch: int | None = None) -> None:  # type: ignore[override]
@@ -100,6 +203,118 @@ def test_a_plateau_schedule_watches_val_loss_each_epoch() -> None:
     trainer.fit(data.train, data.val, epochs=EPOCHS, on_epoch_end=lambda r: rows.append(r.metrics))
     assert trainer.scheduler is not None and trainer.scheduler.watched == [r["val_loss"] for r in rows]  # type: ignore[attr-defined]
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(LR * 0.5 ** (EPOCHS - 1))
+
+
+@pytest.mark.parametrize(
+    ("monitor", "mode", "data"),
+    [
+        ("val_accuracy", "max", {"name": "digits", "subset_fraction": 0.2}),
+        ("train_loss", "min", None),
+        ("val_mae", "min", None),
+    ],
+)
+def test_a_plateau_schedule_watches_the_metric_monitor_names(
+    monitor: str, mode: str, data: dict[str, Any] | None
+) -> None:
+    """It watched val_loss whatever the user wanted it to watch."""
+    trainer, split = _trainer(
+        {
+            "name": "tests.test_schedulers:RecordingPlateau",
+            "monitor": monitor,
+            "mode": mode,
+            "factor": 0.5,
+            "patience": 0,
+            "threshold": 0.99,
+        },
+        data=data,
+    )
+    rows: list[dict[str, float]] = []
+    trainer.fit(split.train, split.val, epochs=EPOCHS, on_epoch_end=lambda r: rows.append(r.metrics))
+    assert trainer.scheduler is not None and trainer.scheduler.watched == [r[monitor] for r in rows]  # type: ignore[attr-defined]
+    assert trainer.scheduler.watched != [r["val_loss"] for r in rows]  # type: ignore[attr-defined]
+
+
+def test_the_built_in_plateau_schedule_halves_the_lr_when_val_accuracy_stops_rising() -> None:
+    trainer, split = _trainer(
+        {
+            "name": "plateau",
+            "monitor": "val_accuracy",
+            "mode": "max",
+            "factor": 0.5,
+            "patience": 0,
+            "threshold": 0.99,
+        },
+        data={"name": "digits", "subset_fraction": 0.2},
+    )
+    trainer.fit(split.train, split.val, epochs=EPOCHS)
+    assert trainer.scheduler_metric == "val_accuracy"
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(LR * 0.5 ** (EPOCHS - 1))
+
+
+PLATEAU = "torch.optim.lr_scheduler:ReduceLROnPlateau"
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "message"),
+    [
+        (
+            {"name": "plateau", "monitor": "val_accuracy"},
+            "scheduler: 'plateau' watches val_accuracy, which is better higher, but its mode is 'min', which cuts "
+            "the lr while val_accuracy rises; set mode: max",
+        ),
+        (
+            {"name": PLATEAU, "monitor": "val_rmse", "mode": "max"},
+            "scheduler.monitor: 'val_rmse' is not measured each epoch of this classification task; choose one "
+            "of: train_loss, val_loss, val_accuracy",
+        ),
+        (
+            {"name": "plateau", "monitor": "train_loss", "mode": "max"},
+            "scheduler: 'plateau' watches train_loss, which is better lower, but its mode is 'max', which cuts "
+            "the lr while train_loss falls; set mode: min",
+        ),
+        (
+            {"name": "plateau", "monitor": "train_loss", "interval": "step"},
+            "scheduler: 'plateau' watches train_loss once per epoch; drop interval: step",
+        ),
+        (
+            {"name": "cosine", "monitor": "val_loss"},
+            "scheduler.monitor: scheduler 'cosine' watches no metric (its step() takes none), so monitor: "
+            "val_loss would do nothing; drop monitor, or use a schedule that watches one (name: plateau)",
+        ),
+        (
+            {"name": "plateau", "monitor": "val_acc"},
+            "scheduler.monitor: 'val_acc' is not an epoch metric (did you mean 'val_accuracy'?); choose one of: "
+            "train_loss, val_loss, val_accuracy, val_rmse, val_mae",
+        ),
+    ],
+)
+def test_a_monitor_the_run_cannot_watch_is_refused_naming_the_fix(
+    scheduler: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    from hpotool.config import load_run_config
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {"data": {"name": "digits", "subset_fraction": 0.2}, "scheduler": scheduler, "device": "cpu"}
+        )
+    )
+    with pytest.raises(HpoError) as info:
+        check_run(load_run_config(path), str(path))
+    assert str(info.value) == f"{path}: {message}"
+
+
+def test_monitor_is_left_out_of_a_dump_when_unset_so_stored_studies_keep_their_fingerprint() -> None:
+    assert RunConfig().model_dump(mode="json")["scheduler"] == {"name": "none", "interval": None}
+    watched = RunConfig.model_validate({"scheduler": {"name": "plateau", "monitor": "train_loss"}})
+    assert watched.model_dump(mode="json")["scheduler"] == {
+        "name": "plateau",
+        "interval": None,
+        "monitor": "train_loss",
+    }
+    assert RunConfig.model_validate(watched.model_dump(mode="json")) == watched
 
 
 def test_a_plateau_schedule_stepped_per_batch_is_refused() -> None:
@@ -122,7 +337,7 @@ def test_a_plateau_schedule_in_max_mode_is_refused_before_it_cuts_the_lr_while_v
     with pytest.raises(HpoError) as info:
         check_run(cfg, "run.yaml")
     assert str(info.value) == (
-        "run.yaml: scheduler: ValueError: scheduler 'torch.optim.lr_scheduler:ReduceLROnPlateau' watches "
+        "run.yaml: scheduler: 'torch.optim.lr_scheduler:ReduceLROnPlateau' watches "
         "val_loss, which is better lower, but its mode is 'max', which cuts the lr while val_loss falls; drop "
         "mode or set mode: min"
     )

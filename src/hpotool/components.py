@@ -35,6 +35,7 @@ REGISTRIES: dict[Kind, dict[str, str]] = {
         "cosine": "hpotool.schedulers:cosine",
         "step": "hpotool.schedulers:step",
         "onecycle": "hpotool.schedulers:onecycle",
+        "plateau": "torch.optim.lr_scheduler:ReduceLROnPlateau",
     },
     "loss": {
         "auto": "hpotool.losses:auto",
@@ -46,6 +47,9 @@ REGISTRIES: dict[Kind, dict[str, str]] = {
         "bce_with_logits": "torch.nn:BCEWithLogitsLoss",
     },
 }
+
+# Built-in schedules that take warmup_epochs and warmup_start (a linear warm-up before the schedule).
+WARMUP_SCHEDULES = frozenset({"none", "cosine", "step"})
 
 # Arguments hpotool passes itself, when the component's signature takes them.
 INJECTED: dict[Kind, tuple[str, ...]] = {

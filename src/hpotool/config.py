@@ -16,13 +16,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
-from hpotool.components import Kind, check_component
+from hpotool.components import WARMUP_SCHEDULES, Kind, check_component
 from hpotool.conditions import holds
 from hpotool.errors import HpoError
 from hpotool.resolve import did_you_mean
@@ -57,8 +59,19 @@ class _Component(BaseModel):
     kind: ClassVar[Kind]
     # Declared fields that hpotool uses itself rather than passing to the component.
     own_fields: ClassVar[frozenset[str]] = frozenset({"name"})
+    # Fields added after studies were stored: left out of a dump at their default (None), so a config and a
+    # study's fingerprint written before they existed stay the same.
+    quiet_defaults: ClassVar[frozenset[str]] = frozenset()
 
     name: str
+
+    @model_serializer(mode="wrap")
+    def _leave_out_quiet_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for key in self.quiet_defaults:
+            if key in data and data[key] is None:
+                del data[key]
+        return data
 
     @property
     def kwargs(self) -> dict[str, Any]:
@@ -132,12 +145,28 @@ class SchedulerConfig(_Component):
     """The learning-rate schedule; other keys go to the scheduler."""
 
     kind: ClassVar[Kind] = "scheduler"
-    own_fields: ClassVar[frozenset[str]] = frozenset({"name", "interval"})
-    name: str = Field("none", description="none, cosine, step, onecycle, or package.module:Name.")
+    own_fields: ClassVar[frozenset[str]] = frozenset({"name", "interval", "monitor"})
+    quiet_defaults: ClassVar[frozenset[str]] = frozenset({"monitor"})
+    name: str = Field("none", description="none, cosine, step, onecycle, plateau, or package.module:Name.")
     interval: Literal["epoch", "step"] | None = Field(
         None,
         description="Step the scheduler every epoch or every batch; null: the built-in's own (epoch otherwise).",
     )
+    monitor: str | None = Field(
+        None,
+        description="The epoch metric a schedule that watches one (plateau) is given: train_loss, val_loss, "
+        "val_accuracy (set mode: max), val_rmse or val_mae; null: val_loss.",
+    )
+
+    @field_validator("monitor")
+    @classmethod
+    def _check_monitor(cls, v: str | None) -> str | None:
+        known = list(dict.fromkeys((*CLASSIFICATION_METRICS, *REGRESSION_METRICS)))
+        if v is not None and v not in known:
+            raise ValueError(
+                f"{v!r} is not an epoch metric{did_you_mean(v, known)}; choose one of: {', '.join(known)}"
+            )
+        return v
 
 
 class LossConfig(_Component):
@@ -211,6 +240,30 @@ class RunConfig(_Frozen):
         if not _DEVICE.match(v):
             raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _check_warmup(self) -> RunConfig:
+        """A built-in schedule's warm-up ends before the run does (checked again for every trial's and every
+        command line's epochs), and starts from a share of the lr torch's LinearLR takes."""
+        if self.scheduler.name not in WARMUP_SCHEDULES:
+            return self
+        args = self.scheduler.model_extra or {}
+        warmup, start = args.get("warmup_epochs", 0), args.get("warmup_start", 0.1)
+        if isinstance(warmup, int) and not isinstance(warmup, bool):
+            if warmup < 0:
+                raise ValueError(f"scheduler.warmup_epochs: must be 0 (no warm-up) or more, got {warmup}")
+            if warmup >= self.epochs:
+                raise ValueError(
+                    f"scheduler.warmup_epochs: {warmup} is not shorter than the run (epochs: {self.epochs}), so "
+                    f"the {self.scheduler.name!r} schedule would never start; use at most {self.epochs - 1}, "
+                    f"or more epochs"
+                )
+        if isinstance(start, int | float) and not isinstance(start, bool) and not 0 < start <= 1:
+            raise ValueError(
+                f"scheduler.warmup_start: the warm-up starts at warmup_start x lr, so it must be greater "
+                f"than 0 and at most 1, got {start}"
+            )
+        return self
 
 
 class SamplerConfig(_Frozen):

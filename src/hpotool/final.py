@@ -67,6 +67,10 @@ def check_final(run: RunConfig, opt: OptimizeConfig, source: str, data: Prepared
         config = apply_overrides(run, on_base)
     except HpoError as exc:
         raise HpoError(f"{source}: final.overrides: {exc}") from None
+    if data is not None and "batch_size" in on_base and not any(p.startswith("data.") for p in on_base):
+        from hpotool.runner import check_batch_size  # other data is checked when train-from-best loads it
+
+        check_batch_size(config.batch_size, data, f"{source}: final.overrides.batch_size")
     if data is not None and any(p.partition(".")[0] in _COMPONENTS for p in on_base):
         from hpotool.runner import RunCheckError, dry_run
 

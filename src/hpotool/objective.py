@@ -41,6 +41,7 @@ from hpotool.runner import (
     MEASURES,
     PreparedData,
     RunCheckError,
+    check_batch_size,
     data_failure,
     described,
     dry_run,
@@ -203,7 +204,8 @@ def _check_width_is_used(path: str, run: RunConfig, opt: OptimizeConfig) -> None
 
 
 def _check_data(run: RunConfig, opt: OptimizeConfig, where: str) -> None:
-    """The data `run` names loads and measures every objective (a searched dataset may be another task)."""
+    """The data `run` names loads, measures every objective (a searched dataset may be another task) and
+    holds a batch (a searched subset_fraction may leave fewer training samples than batch_size)."""
     try:
         data = load_data(run.data)
     except Exception as exc:
@@ -214,6 +216,7 @@ def _check_data(run: RunConfig, opt: OptimizeConfig, where: str) -> None:
             f"{where}: this {data.task} task does not measure {', '.join(missing)}; it measures: "
             f"{', '.join(data.metrics)}"
         )
+    check_batch_size(run.batch_size, data, f"{where}: batch_size")
 
 
 def _check_list_item(path: str, fixed: Mapping[str, Any]) -> None:
@@ -422,15 +425,8 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
         if batch_param
         else []
     )
-    for where, key, size in (
-        (run_path, "batch_size", run.batch_size),
-        (opt_path, "search_space.batch_size", max(searched, default=0)),
-    ):
-        if len(data.train) < size:
-            raise HpoError(
-                f"{where}: {key}: {size} is larger than the {len(data.train)} training samples; "
-                f"use a smaller batch_size or more data (data.subset_fraction, data.val_fraction)"
-            )
+    check_batch_size(run.batch_size, data, f"{run_path}: batch_size")
+    check_batch_size(max(searched, default=0), data, f"{opt_path}: search_space.batch_size")
     return _plan(run, opt, data, opt_path, overrides)
 
 

@@ -25,7 +25,7 @@ from hpotool.datasets import DataError, Task, TensorData, as_dataset, split
 from hpotool.errors import HpoError
 from hpotool.lean_step import defer_dynamo
 from hpotool.resolve import accepted_kwargs, first_line, pick_kwargs, user_frame
-from hpotool.schedulers import PLATEAU_METRIC, steps_per_batch, takes_metric
+from hpotool.schedulers import DEFAULT_MONITOR, HIGHER_IS_BETTER, steps_per_batch, takes_metric
 from hpotool.trainer import EpochResult, NonFiniteLossError, Trainer, steps_per_epoch
 
 MEASURES = ("n_params", "epoch_time")
@@ -217,19 +217,50 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
             f"{cfg.epochs * batches} times ({per}), and it fails past its end; drop total_steps (hpotool "
             f"passes epochs and steps_per_epoch)"
         )
-    watched = None
-    if scheduler is not None and takes_metric(scheduler):
-        if per_step:
-            raise ValueError(
-                f"scheduler {cfg.scheduler.name!r} watches {PLATEAU_METRIC} once per epoch; drop interval: step"
+    return Schedule(scheduler, per_step, _watched(cfg, data, scheduler, per_step))
+
+
+def _watched(cfg: RunConfig, data: PreparedData, scheduler: Any, per_step: bool) -> str | None:
+    """The epoch metric a schedule whose step() takes one is given: `scheduler.monitor`, val_loss by
+    default; None for any other schedule.
+
+    Raises:
+        RunCheckError: a metric this task does not measure, a mode that reads it the wrong way round, a
+            watching schedule stepped per batch, or `monitor` set for a schedule that watches nothing.
+    """
+    name, monitor = cfg.scheduler.name, cfg.scheduler.monitor
+    if scheduler is None or not takes_metric(scheduler):
+        if monitor is not None:
+            raise RunCheckError(
+                "scheduler.monitor",
+                f"scheduler {name!r} watches no metric (its step() takes none), so monitor: {monitor} would "
+                f"do nothing; drop monitor, or use a schedule that watches one (name: plateau)",
             )
-        if getattr(scheduler, "mode", "min") == "max":  # it would cut the lr while val_loss falls
-            raise ValueError(
-                f"scheduler {cfg.scheduler.name!r} watches {PLATEAU_METRIC}, which is better lower, but its "
-                f"mode is 'max', which cuts the lr while {PLATEAU_METRIC} falls; drop mode or set mode: min"
-            )
-        watched = PLATEAU_METRIC
-    return Schedule(scheduler, per_step, watched)
+        return None
+    watched = monitor or DEFAULT_MONITOR
+    epoch_metrics = [m for m in data.metrics if m not in MEASURES]
+    if watched not in epoch_metrics:
+        raise RunCheckError(
+            "scheduler.monitor",
+            f"{watched!r} is not measured each epoch of this {data.task} task; choose one of: "
+            f"{', '.join(epoch_metrics)}",
+        )
+    if per_step:
+        raise RunCheckError("scheduler", f"{name!r} watches {watched} once per epoch; drop interval: step")
+    mode = getattr(scheduler, "mode", None)  # a schedule of the user's may have none: it knows its metric
+    if watched in HIGHER_IS_BETTER and mode == "min":  # it would cut the lr while the metric rises
+        raise RunCheckError(
+            "scheduler",
+            f"{name!r} watches {watched}, which is better higher, but its mode is {mode!r}, which cuts the lr "
+            f"while {watched} rises; set mode: max",
+        )
+    if watched not in HIGHER_IS_BETTER and mode == "max":  # it would cut the lr while the loss falls
+        raise RunCheckError(
+            "scheduler",
+            f"{name!r} watches {watched}, which is better lower, but its mode is 'max', which cuts the lr "
+            f"while {watched} falls; " + ("set mode: min" if monitor else "drop mode or set mode: min"),
+        )
+    return watched
 
 
 def build_loss(
@@ -242,12 +273,10 @@ def build_loss(
     A list given for an argument annotated as a tensor (`weight: [1.0, 5.0]`, `pos_weight`) becomes one:
     YAML has no other way to write it."""
     loss = resolve_component("loss", cfg.loss.name)
-    if one_logit(cfg, data) and data.out_features > 2:
-        raise ValueError(
-            f"{cfg.loss.name!r} scores two classes with one logit per sample, but y holds "
-            f"{data.out_features} classes; use loss: {{name: cross_entropy}}"
-        )
+    if one_logit(cfg, data):
+        _check_binary_labels(cfg.loss.name, data)
     kwargs = _tensor_arguments(loss, cfg.loss.kwargs, device)
+    _check_weights(cfg, data, loss, kwargs)
     if loss_inputs(loss, cfg.loss.kwargs):
         return functools.partial(loss, **kwargs)
     built: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = loss(
@@ -256,6 +285,80 @@ def build_loss(
     if isinstance(built, nn.Module) and device is not None:
         built = built.to(device)
     return built
+
+
+def _takes_class_weights(loss: Any) -> bool:
+    """Whether `weight` is one weight per class: torch's cross-entropy and negative log-likelihood."""
+    classes = (nn.CrossEntropyLoss, nn.NLLLoss)
+    functions = (nn.functional.cross_entropy, nn.functional.nll_loss)
+    return (isinstance(loss, type) and issubclass(loss, classes)) or any(loss is f for f in functions)
+
+
+def _check_weights(cfg: RunConfig, data: PreparedData, loss: Any, kwargs: dict[str, Any]) -> None:
+    """Class weights that do not fit the classes, as a `RunCheckError` saying what to give; torch said only
+    that a shape did not broadcast, or that weight 'should be defined for all 2 classes'."""
+    weight, pos_weight = kwargs.get("weight"), kwargs.get("pos_weight")
+    if one_logit(cfg, data):
+        if isinstance(pos_weight, torch.Tensor) and pos_weight.numel() != 1:
+            raise RunCheckError(
+                "loss",
+                f"pos_weight: {cfg.loss.kwargs['pos_weight']!r} holds {pos_weight.numel()} weights; with one "
+                f"logit per sample it is one number, the weight of class 1 against class 0 (pos_weight: 3.0 "
+                f"counts each class-1 sample three times)",
+            )
+        if isinstance(weight, torch.Tensor) and weight.numel() > 1:
+            pair = weight.reshape(-1).tolist() if weight.numel() == 2 else []
+            ratio = (
+                f"{pair[1] / pair[0]:g}" if pair and pair[0] > 0 else "N"
+            )  # class 1's weight over class 0's
+            raise RunCheckError(
+                "loss",
+                f"weight: {cfg.loss.kwargs['weight']!r}: for {cfg.loss.name!r} weight scales the loss of each "
+                f"position in a batch, not of each class; to weight class 1 against class 0, give pos_weight: "
+                f"{ratio} instead",
+            )
+    elif (
+        data.task == "classification"
+        and _takes_class_weights(loss)
+        and isinstance(weight, torch.Tensor)
+        and (weight.ndim != 1 or len(weight) != data.out_features)
+    ):
+        raise RunCheckError(
+            "loss",
+            f"weight: {cfg.loss.kwargs['weight']!r} holds {weight.numel()} weights for the "
+            f"{data.out_features} classes of y (labels {_shown_labels(list(range(data.out_features)))}); "
+            f"give one weight per class, class 0's first",
+        )
+
+
+def _shown_labels(labels: list[int]) -> str:
+    """`1 and 2`, `0, 1 and 2`, `0 to 9`."""
+    if len(labels) > 4 and labels == list(range(labels[0], labels[-1] + 1)):
+        return f"{labels[0]} to {labels[-1]}"
+    shown = [str(v) for v in labels[:6]] + (["..."] if len(labels) > 6 else [])
+    return ", ".join(shown[:-1]) + f" and {shown[-1]}"
+
+
+def _check_binary_labels(name: str, data: PreparedData) -> None:
+    """A one-logit loss (binary cross-entropy) takes the labels 0 and 1: a `RunCheckError` saying which
+    labels y holds and how to number them, or to use cross_entropy for more than two classes."""
+    labels = sorted(
+        int(v) for v in torch.unique(torch.cat([data.train.y.reshape(-1), data.val.y.reshape(-1)]))
+    )
+    if set(labels) <= {0, 1}:
+        return
+    if len(labels) == 2:
+        raise RunCheckError(
+            "loss",
+            f"{name!r} is binary cross-entropy, which needs the labels 0 and 1, but y holds the labels "
+            f"{_shown_labels(labels)}; number the two classes 0 and 1 in the dataset function: (y == {labels[1]})"
+            f".long() turns {labels[1]} into 1 and {labels[0]} into 0",
+        )
+    raise RunCheckError(
+        "loss",
+        f"{name!r} scores two classes with one logit per sample, but y holds {len(labels)} classes (labels "
+        f"{_shown_labels(labels)}); use loss: {{name: cross_entropy}}",
+    )
 
 
 def _tensor_arguments(
@@ -363,10 +466,20 @@ def load_checked(cfg: RunConfig, source: str) -> PreparedData:
         raise HpoError(f"{source}: data: {data_failure(cfg.data, exc)}") from None
 
 
+def check_batch_size(size: int, data: PreparedData, where: str) -> None:
+    """An `HpoError` when a batch of `size` is larger than the training split: every epoch would be one
+    smaller batch, so the run would not train as configured. `where` names the file and key."""
+    if len(data.train) < size:
+        raise HpoError(
+            f"{where}: {size} is larger than the {len(data.train)} training samples; "
+            f"use a smaller batch_size or more data (data.subset_fraction, data.val_fraction)"
+        )
+
+
 def check_run(cfg: RunConfig, source: str) -> None:
-    """What `train` checks before it trains: the device, the data and `dry_run`, each failure an `HpoError`
-    naming `source`. A user's own training function is checked only for the device and whether hpotool can
-    call it."""
+    """What `train` checks before it trains: the device, the data, the batch size (as `optimize` does) and
+    `dry_run`, each failure an `HpoError` naming `source`. A user's own training function is checked only
+    for the device and whether hpotool can call it."""
     resolve_device(cfg.device)  # a user's training function is handed the device too
     if cfg.trainer is not None:
         from hpotool.user_trainer import check_user_trainer
@@ -381,6 +494,7 @@ def check_run(cfg: RunConfig, source: str) -> None:
         dry_run(cfg, data)
     except RunCheckError as exc:
         raise HpoError(f"{source}: {exc}") from None
+    check_batch_size(cfg.batch_size, data, f"{source}: batch_size")  # after the step, as optimize does
 
 
 def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
@@ -414,12 +528,22 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             out = model(val.x)
         except Exception as exc:
             dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
-            if val.x.is_floating_point() and dtypes and val.x.dtype not in dtypes:  # float64 from numpy
+            mismatch = (
+                val.x.is_floating_point() or "type" in str(exc).lower()
+            )  # not an embedding's index error
+            if dtypes and val.x.dtype not in dtypes and val.x.dtype != torch.bool and mismatch:
                 x_type, p_type = (str(t).removeprefix("torch.") for t in (val.x.dtype, next(iter(dtypes))))
+                if val.x.is_floating_point():  # float64 from numpy
+                    cast = " (x.float())" if p_type == "float32" else ""
+                    fix = f"give x as {p_type} in the dataset function{cast}"
+                else:  # uint8 pixels kept by a Dataset object (x is kept as it is, for token ids)
+                    fix = (
+                        f"give x as {p_type} in the dataset function, scaled as the model expects (pixels: "
+                        f"x.float() / 255); integer x is kept as it is for a model that embeds token ids"
+                    )
                 raise RunCheckError(
                     "model",
-                    f"{described(exc)}; the data's x is {x_type} and the model's parameters {p_type}: give x as "
-                    f"{p_type} in the dataset function" + (" (x.float())" if p_type == "float32" else ""),
+                    f"{described(exc)}; the data's x is {x_type} and the model's parameters {p_type}: {fix}",
                 ) from None
             raise
     n_val = len(val)

@@ -8,18 +8,29 @@ and 1 when it steps once per epoch, so `epochs * steps_per_epoch` is always the 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, OneCycleLR, StepLR
+from torch.optim.lr_scheduler import (
+    CosineAnnealingLR,
+    LinearLR,
+    LRScheduler,
+    OneCycleLR,
+    SequentialLR,
+    StepLR,
+)
 
 from hpotool.components import REGISTRIES
 from hpotool.resolve import accepted_kwargs
 
 # Built-ins stepped after every batch rather than every epoch.
 PER_STEP = frozenset({"onecycle"})
-# What a schedule whose step() takes a metric (torch's ReduceLROnPlateau) is given, once per epoch.
-PLATEAU_METRIC = "val_loss"
+# What a schedule whose step() takes a metric (torch's ReduceLROnPlateau) is given once per epoch, unless
+# the scheduler section's `monitor` names another of the epoch's metrics.
+DEFAULT_MONITOR = "val_loss"
+# The epoch metrics that are better higher: a schedule watching one needs mode: max.
+HIGHER_IS_BETTER = frozenset({"val_accuracy"})
 
 
 def steps_per_batch(name: str, interval: str | None, factory: Any) -> bool:
@@ -43,14 +54,69 @@ def takes_metric(scheduler: Any) -> bool:
     return bool(params) and params[0].kind in positional and params[0].default is inspect.Parameter.empty
 
 
-def no_schedule(optimizer: Optimizer, *, epochs: int, steps_per_epoch: int) -> None:
-    """A constant learning rate."""
-    return None
+def _warm_up(
+    optimizer: Optimizer,
+    build: Callable[[int], LRScheduler | None],
+    *,
+    epochs: int,
+    steps_per_epoch: int,
+    warmup_epochs: int,
+    warmup_start: float,
+) -> LRScheduler | None:
+    """`build(epochs)`'s schedule, after a linear warm-up from `warmup_start` x lr to the lr over the
+    first `warmup_epochs` epochs; `build` is given the epochs left after it."""
+    if warmup_epochs < 0 or warmup_epochs >= epochs:
+        raise ValueError(f"warmup_epochs must be from 0 to epochs - 1 ({epochs - 1}), got {warmup_epochs}")
+    if not 0 < warmup_start <= 1:
+        raise ValueError(f"warmup_start must be greater than 0 and at most 1, got {warmup_start}")
+    if warmup_epochs == 0:
+        return build(epochs)
+    steps = warmup_epochs * steps_per_epoch
+    warm = LinearLR(optimizer, start_factor=warmup_start, end_factor=1.0, total_iters=steps)
+    main = build(epochs - warmup_epochs)
+    if main is None:  # a constant lr after the warm-up: LinearLR holds the lr once it reaches it
+        return warm
+    return SequentialLR(optimizer, [warm, main], milestones=[steps])
 
 
-def cosine(optimizer: Optimizer, *, epochs: int, steps_per_epoch: int, eta_min: float = 0.0) -> LRScheduler:
-    """Cosine decay from the optimizer's lr to `eta_min` over the run."""
-    return CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch, eta_min=eta_min)
+def no_schedule(
+    optimizer: Optimizer,
+    *,
+    epochs: int,
+    steps_per_epoch: int,
+    warmup_epochs: int = 0,
+    warmup_start: float = 0.1,
+) -> LRScheduler | None:
+    """A constant learning rate, after a linear warm-up from `warmup_start` x lr over `warmup_epochs`."""
+    return _warm_up(
+        optimizer,
+        lambda _: None,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        warmup_epochs=warmup_epochs,
+        warmup_start=warmup_start,
+    )
+
+
+def cosine(
+    optimizer: Optimizer,
+    *,
+    epochs: int,
+    steps_per_epoch: int,
+    eta_min: float = 0.0,
+    warmup_epochs: int = 0,
+    warmup_start: float = 0.1,
+) -> LRScheduler | None:
+    """Cosine decay from the optimizer's lr to `eta_min` over the run, after a linear warm-up from
+    `warmup_start` x lr over the first `warmup_epochs` epochs (none by default)."""
+    return _warm_up(
+        optimizer,
+        lambda left: CosineAnnealingLR(optimizer, T_max=left * steps_per_epoch, eta_min=eta_min),
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        warmup_epochs=warmup_epochs,
+        warmup_start=warmup_start,
+    )
 
 
 def step(
@@ -60,9 +126,23 @@ def step(
     steps_per_epoch: int,
     step_size: int | None = None,
     gamma: float = 0.1,
-) -> LRScheduler:
-    """Multiply the lr by `gamma` every `step_size` epochs (default: a third of the run)."""
-    return StepLR(optimizer, step_size=(step_size or max(1, epochs // 3)) * steps_per_epoch, gamma=gamma)
+    warmup_epochs: int = 0,
+    warmup_start: float = 0.1,
+) -> LRScheduler | None:
+    """Multiply the lr by `gamma` every `step_size` epochs (default: a third of the run after the warm-up),
+    after a linear warm-up from `warmup_start` x lr over the first `warmup_epochs` epochs (none by default)."""
+    if step_size is not None and step_size < 1:  # 0 meant the default, and a negative one decayed at random
+        raise ValueError(f"step_size must be at least 1 (the epochs between decays), got {step_size}")
+    return _warm_up(
+        optimizer,
+        lambda left: StepLR(
+            optimizer, step_size=(step_size or max(1, left // 3)) * steps_per_epoch, gamma=gamma
+        ),
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        warmup_epochs=warmup_epochs,
+        warmup_start=warmup_start,
+    )
 
 
 def onecycle(
