@@ -26,6 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.atomic import write_text
 from hpotool.audit import audit_findings
+from hpotool.config import is_nop_pruner
 from hpotool.errors import HpoError
 from hpotool.export import is_feasible, ranked_trials
 from hpotool.fingerprint import config_of
@@ -437,7 +438,7 @@ def _header_rows(info: ReportInfo) -> list[tuple[str, str]]:
     e = info.epochs
     if e["run"] is None:
         rows.append(("epochs", "not recorded (not an hpotool study)"))
-    elif not info.pruner or info.pruner.get("name") == "nop":  # several objectives, or pruning off
+    elif not info.pruner or is_nop_pruner(str(info.pruner.get("name"))):  # several objectives, or pruning off
         rows.append(("epochs", f"{e['run']} run (no pruning)"))
     else:
         saved = "" if e["saved_fraction"] is None else f" — pruning saved {e['saved_fraction']:.0%}"
