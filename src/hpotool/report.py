@@ -230,7 +230,17 @@ def _figure_infos(
         else:
             imp = importances[i]
             ranked = list(imp) if imp else params
-            contour_reason, pair = None, ranked[:2]
+            # Optuna draws an empty contour, and logs a warning, for a parameter with one value
+            varied = [p for p in ranked if len({repr(t.params[p]) for t in complete if p in t.params}) > 1]
+            if len(varied) >= 2:
+                contour_reason, pair = None, varied[:2]
+            else:
+                single = [p for p in params if p not in varied]
+                contour_reason, pair = (
+                    f"a contour needs two parameters with two values or more in the complete trials; "
+                    f"{', '.join(single)} took one",
+                    None,
+                )
         figs += [
             FigureInfo(f"history{sfx}", "history", f"Optimization history{name}", i, reason=none_complete),
             FigureInfo(
