@@ -770,6 +770,14 @@ def trials(
         if as_json:
             _print_json(rows)
             return
+        if not rows:  # an empty table says less than a line naming what the study has
+            counts: dict[str, int] = {}
+            for t in study.get_trials(deepcopy=False):
+                counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+            has = ", ".join(f"{k} {v}" for k, v in counts.items())
+            which = f"{state.lower()} trial" if state else "trial"
+            _out().print(f"study {escape(study_name)} has no {which}" + (f" ({has})" if has else ""))
+            return
         params: list[str] = []
         for r in rows:
             params += [p for p in r["params"] if p not in params]
