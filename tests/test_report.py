@@ -485,6 +485,9 @@ def test_report_format_follows_the_out_suffix(tmp_path: Path) -> None:
     explicit = tmp_path / "explicit.json"
     result = runner.invoke(app, [*base, "--out", str(explicit), "--format", "json"], catch_exceptions=False)
     assert result.exit_code == 0 and json.loads(explicit.read_text())["figures"]
+    upper = tmp_path / "upper.txt"  # --format JSON was refused ("not a report format") where R.JSON was read
+    result = runner.invoke(app, [*base, "--out", str(upper), "--format", "JSON"], catch_exceptions=False)
+    assert result.exit_code == 0 and json.loads(upper.read_text())["figures"]
 
 
 def test_a_format_that_contradicts_the_out_suffix_is_refused(tmp_path: Path) -> None:

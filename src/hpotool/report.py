@@ -96,6 +96,7 @@ def report_format(out: Path | None, fmt: str | None) -> str:
     implied = suffix if suffix in FORMATS else None
     if fmt is None:
         return implied or "html"
+    fmt = fmt.lower()  # as the --out suffix is read (R.JSON), and trials --state (PRUNED)
     check_format(fmt)
     if implied is not None and implied != fmt:
         raise HpoError(
