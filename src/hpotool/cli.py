@@ -841,7 +841,9 @@ def fail_stale(
         from hpotool.stale import fail_dead_local_trials
         from hpotool.storage import fail_stale_trials, has_heartbeat, heartbeat_settings
 
-        study = find_study(study_name, storage)  # a missing one named with the studies that exist, as trials does
+        study = find_study(
+            study_name, storage
+        )  # a missing one named with the studies that exist, as trials does
         heartbeat = has_heartbeat(study._storage)
         # A process of this machine that is gone is surely dead, heartbeat or not (`kill -9`, an OOM kill).
         failed = [] if all_running else fail_dead_local_trials(study)
