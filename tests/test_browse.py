@@ -151,6 +151,9 @@ def test_trials_command_filters_by_state(tmp_path: Path, run_dict: dict, opt_dic
     assert result.exit_code == 0
     assert "optimizer.lr" in result.stdout and "pruned" in result.stdout
     assert "note" not in result.stdout  # "pruned after 1 of 2 epochs" says no more than the state and epochs
+    # No trial in the state: one line saying what the study has (it printed an empty table)
+    result = runner.invoke(app, ["trials", "--study-name", "tiny", "--storage", storage, "--state", "FAIL"])
+    assert result.exit_code == 0 and result.stdout == "study tiny has no fail trial (complete 1, pruned 1)\n"
     result = runner.invoke(app, ["trials", "--study-name", "tiny", "--storage", storage, "--state", "done"])
     assert result.exit_code == 2
     assert result.stderr == (

@@ -141,3 +141,38 @@ def test_kwargs_of_the_nop_pruner_are_checked_with_several_objectives(
     )
     with pytest.raises(HpoError, match=r"pruner\.kwargs: pruner 'nop' takes no argument 'n_startup_trials'"):
         prepare_study(run_path, opt_path)
+
+
+@pytest.mark.parametrize("name", ["nop", "optuna.pruners.NopPruner", "optuna.pruners:NopPruner"])
+def test_the_nop_pruner_by_its_import_path_is_accepted_with_several_objectives(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, name: str
+) -> None:
+    """`pruner: optuna.pruners.NopPruner` was refused ("cannot be used with several metrics") where `nop`
+    was accepted; both are no pruning."""
+    from hpotool.objective import prepare_study
+
+    from .conftest import write_yaml
+
+    opt_dict.update(metrics=["val_loss", "n_params"], directions=["minimize", "minimize"], pruner=name)
+    for key in ("metric", "direction"):
+        opt_dict.pop(key)
+    path = write_yaml(tmp_path / "o.yaml", opt_dict)
+    assert load_optimize_config(path).pruner.is_nop
+    plan = prepare_study(write_yaml(tmp_path / "run.yaml", run_dict), path)
+    assert isinstance(plan.pruner, optuna.pruners.NopPruner)
+
+
+def test_the_report_of_a_study_run_with_the_nop_pruner_by_path_says_no_pruning(tmp_path: Path) -> None:
+    from hpotool.report import _header_rows, report_info
+
+    study = optuna.create_study(study_name="s")
+    study.set_user_attr("run_config", {"epochs": 3})
+    study.set_user_attr(
+        "optimize_config", {"metric": "val_loss", "pruner": {"name": "optuna.pruners.NopPruner"}}
+    )
+    for value in (0.5, 0.4):
+        trial = study.ask()
+        trial.suggest_float("optimizer.lr", 1e-3, 1e-1)
+        trial.set_user_attr("epochs_run", 3)
+        study.tell(trial, value)
+    assert dict(_header_rows(report_info(study, "x")))["epochs"] == "6 run (no pruning)"

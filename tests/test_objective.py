@@ -432,6 +432,58 @@ def test_allow_changed_config_refuses_a_parameter_optuna_cannot_change(
     assert study.user_attrs == before and len(study.trials) == 1  # no change recorded, no trial failed
 
 
+def test_a_choice_list_an_older_allow_changed_config_recorded_is_named_and_undone_by_putting_it_back(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Older hpotool let --allow-changed-config record new categorical choices: every trial then failed
+    # ("CategoricalDistribution does not support dynamic value space"), and putting the config back was
+    # refused as another change, until the flag was given again.
+    from hpotool import fingerprint
+    from hpotool.config import load_optimize_config, load_run_config
+
+    opt_dict["n_trials"] = 1
+    opt_dict["search_space"]["model.activation"] = {"type": "categorical", "choices": ["relu", "gelu"]}
+    _run(tmp_path, run_dict, opt_dict)
+    damaged = {**opt_dict, "search_space": {**opt_dict["search_space"]}}
+    damaged["search_space"]["model.activation"] = {"type": "categorical", "choices": ["relu", "gelu", "tanh"]}
+    rp, op = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "damaged.yaml", damaged)
+    with monkeypatch.context() as older:  # what the older hpotool did: no check of the drawn distributions
+        older.setattr(fingerprint, "_check_distributions", lambda *a, **k: None)
+        fingerprint.check(_study(opt_dict), load_run_config(rp), load_optimize_config(op), allow_changed=True)
+    with pytest.raises(HpoError) as refused:
+        _run(tmp_path, run_dict, {**damaged, "n_trials": 2})
+    assert str(refused.value) == (
+        "study 'tiny': search_space.model.activation is categorical [relu, gelu, tanh] in this config and in the "
+        "study's stored configs, but its trials drew it as categorical [relu, gelu]: an --allow-changed-config of "
+        "an older hpotool recorded a change Optuna cannot make, and every trial would fail; put "
+        "search_space.model.activation back to categorical [relu, gelu] (the configs before that change) and run "
+        "again, which undoes it while no trial has finished under it, or use a new study_name (--enqueue-from tiny "
+        "starts it from this study's best trials)"
+    )
+    assert len(_study(opt_dict).trials) == 1
+    _, summary = _run(tmp_path, run_dict, {**opt_dict, "n_trials": 2})  # the config put back: no flag needed
+    assert summary.ran_now == 1 and summary.counts["complete"] == 2
+    study = _study(opt_dict)
+    assert study.user_attrs["optimize_config"]["search_space"]["model.activation"]["choices"] == [
+        "relu",
+        "gelu",
+    ]
+    assert [c["changes"] for c in study.user_attrs["config_changes"]] == [
+        ['search_space.model.activation.choices: ["relu", "gelu"] -> ["relu", "gelu", "tanh"]'],
+        ['search_space.model.activation.choices: ["relu", "gelu", "tanh"] -> ["relu", "gelu"]'],
+    ]
+
+
+def test_going_back_to_the_configs_before_a_change_trials_finished_under_needs_the_flag(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    opt_dict["n_trials"] = 1
+    _run(tmp_path, run_dict, opt_dict)
+    _run(tmp_path, {**run_dict, "epochs": 3}, {**opt_dict, "n_trials": 2}, allow_changed_config=True)
+    with pytest.raises(HpoError, match=r"created with another experiment: run_config.epochs: 3 -> 2\."):
+        _run(tmp_path, run_dict, {**opt_dict, "n_trials": 3})  # trial 1 ran 3 epochs: going back mixes
+
+
 def test_allow_changed_config_is_refused_while_another_process_runs_the_study(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shlex
@@ -484,6 +485,9 @@ def test_report_format_follows_the_out_suffix(tmp_path: Path) -> None:
     explicit = tmp_path / "explicit.json"
     result = runner.invoke(app, [*base, "--out", str(explicit), "--format", "json"], catch_exceptions=False)
     assert result.exit_code == 0 and json.loads(explicit.read_text())["figures"]
+    upper = tmp_path / "upper.txt"  # --format JSON was refused ("not a report format") where R.JSON was read
+    result = runner.invoke(app, [*base, "--out", str(upper), "--format", "JSON"], catch_exceptions=False)
+    assert result.exit_code == 0 and json.loads(upper.read_text())["figures"]
 
 
 def test_a_format_that_contradicts_the_out_suffix_is_refused(tmp_path: Path) -> None:
@@ -585,3 +589,44 @@ def test_report_out_dash_writes_the_report_to_stdout_and_no_file(tmp_path: Path)
     as_json = runner.invoke(app, [*base, "--format", "json"], catch_exceptions=False)
     assert as_json.exit_code == 0 and json.loads(as_json.stdout)["study_name"] == "p"
     assert not (tmp_path / "-").exists() and not (tmp_path / "studies").exists()
+
+
+def test_the_contour_leaves_out_a_parameter_the_complete_trials_gave_one_value(tmp_path: Path) -> None:
+    # It drew the two most important parameters even when one took a single value: an empty figure, and
+    # Optuna's "Param y unique value length is less than 2." printed by hpotool report.
+    study = optuna.create_study()
+    dists = {
+        "x": optuna.distributions.FloatDistribution(0, 1),
+        "y": optuna.distributions.IntDistribution(8, 32),
+        "z": optuna.distributions.FloatDistribution(0, 1),
+    }
+    for i in range(6):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": i / 10, "y": 16, "z": (i % 3) / 10}, distributions=dists, value=float(i)
+            )
+        )
+    info = report_info(study, "sqlite:///memory")
+    contour = next(f for f in info.figures if f.key == "contour")
+    assert contour.reason is None and sorted(contour.params or []) == ["x", "z"]
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("optuna.visualization._contour")
+    logger.addHandler(handler)
+    try:
+        make_figures(study, info)
+    finally:
+        logger.removeHandler(handler)
+    assert not [r for r in records if "unique value length" in r]
+    one = optuna.create_study()
+    for i in range(3):
+        one.add_trial(
+            optuna.trial.create_trial(
+                params={"x": i / 10, "y": 16}, distributions={k: dists[k] for k in ("x", "y")}, value=float(i)
+            )
+        )
+    reasons = {f.key: f.reason for f in report_info(one, "x").figures}
+    assert reasons["contour"] == (
+        "a contour needs two parameters with two values or more in the complete trials; y took one"
+    )

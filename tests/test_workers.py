@@ -567,3 +567,18 @@ def test_a_dead_pid_of_another_container_with_this_host_name_is_not_taken_for_a_
     salt = process_salt()
     monkeypatch.setattr(stale, "pid_namespace", lambda: here + 1)
     assert process_salt() != salt
+
+
+def test_fail_stale_finds_a_journal_study_under_studies_as_the_other_commands_do(tmp_path: Path) -> None:
+    # It said "no such SQLite file 'studies/s.db'", where trials and report name the journal file the
+    # study is in, and the studies that exist.
+    (tmp_path / "studies").mkdir()
+    optuna.create_study(study_name="s", storage=make_storage(f"journal:{tmp_path / 'studies' / 's.log'}"))
+    result = CliRunner().invoke(app, ["fail-stale", "--study-name", "s"])
+    assert result.exit_code == 2
+    assert (
+        result.stderr
+        == "error: no study 's' in studies/s.db: it is in journal:studies/s.log; give --storage journal:studies/s.log\n"
+    )
+    result = CliRunner().invoke(app, ["fail-stale", "--study-name", "t"])
+    assert result.exit_code == 2 and "studies under studies/: s (journal:studies/s.log)" in result.stderr

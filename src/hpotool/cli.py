@@ -770,6 +770,14 @@ def trials(
         if as_json:
             _print_json(rows)
             return
+        if not rows:  # an empty table says less than a line naming what the study has
+            counts: dict[str, int] = {}
+            for t in study.get_trials(deepcopy=False):
+                counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+            has = ", ".join(f"{k} {v}" for k, v in counts.items())
+            which = f"{state.lower()} trial" if state else "trial"
+            _out().print(f"study {escape(study_name)} has no {which}" + (f" ({has})" if has else ""))
+            return
         params: list[str] = []
         for r in rows:
             params += [p for p in r["params"] if p not in params]
@@ -815,7 +823,7 @@ def trials(
 @app.command("fail-stale", short_help="Mark the trials of dead workers failed.")
 def fail_stale(
     study_name: Annotated[str, typer.Option("--study-name", help="The study to clean up.")],
-    storage: StorageOpt = None,
+    storage: ReadStorageOpt = None,
     all_running: Annotated[
         bool,
         typer.Option(
@@ -829,10 +837,13 @@ def fail_stale(
     with user_errors():
         from optuna.trial import TrialState
 
+        from hpotool.browse import find_study
         from hpotool.stale import fail_dead_local_trials
-        from hpotool.storage import fail_stale_trials, has_heartbeat, heartbeat_settings, load_study
+        from hpotool.storage import fail_stale_trials, has_heartbeat, heartbeat_settings
 
-        study = load_study(study_name, storage)
+        study = find_study(
+            study_name, storage
+        )  # a missing one named with the studies that exist, as trials does
         heartbeat = has_heartbeat(study._storage)
         # A process of this machine that is gone is surely dead, heartbeat or not (`kill -9`, an OOM kill).
         failed = [] if all_running else fail_dead_local_trials(study)

@@ -286,6 +286,20 @@ class PrunerConfig(_Frozen):
     )
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the pruner class.")
 
+    @property
+    def is_nop(self) -> bool:
+        """No pruning: `nop`, or Optuna's NopPruner by its import path."""
+        return is_nop_pruner(self.name)
+
+
+_NOP_PRUNER_PATHS = frozenset({"optuna.pruners.NopPruner", "optuna.pruners._nop.NopPruner"})
+
+
+def is_nop_pruner(name: str) -> bool:
+    """Whether a pruner name means no pruning: `nop`, or `optuna.pruners.NopPruner` (`:` or `.` before the
+    class), which must behave as the short name (several metrics, the report's epochs, the note on trials)."""
+    return name == "nop" or name.replace(":", ".") in _NOP_PRUNER_PATHS
+
 
 def _as_spec(v: Any) -> Any:
     """Accept `sampler: tpe` as shorthand for `sampler: {name: tpe}`."""
@@ -779,7 +793,7 @@ def load_optimize_config(path: Path, *, budget_given: bool = False) -> OptimizeC
             raise HpoError(
                 f"{path}: give metric/direction (one objective) or metrics/directions (several), not both"
             )
-        if result.pruner.name != "nop" and "pruner" in raw:
+        if not result.pruner.is_nop and "pruner" in raw:
             raise HpoError(
                 f"{path}: pruner: {result.pruner.name!r} cannot be used with several metrics (Optuna's pruners "
                 f"and Trial.report are single-objective); remove the pruner section or set name: nop"

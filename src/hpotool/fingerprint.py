@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
     from hpotool.config import OptimizeConfig, RunConfig
 
+_log = logging.getLogger("hpotool")
 ATTR = "fingerprint"
 CHANGES_ATTR = "config_changes"
 _RUN_EXCLUDED = ("device", "torch_threads")
@@ -79,11 +81,25 @@ def check(study: optuna.Study, run: RunConfig, opt: OptimizeConfig, *, allow_cha
     """
     stored = study.user_attrs.get(ATTR)
     parts = experiment(run, opt)
-    if not isinstance(stored, dict) or stored.get("hash") == digest(parts):
+    if not isinstance(stored, dict):
+        return
+    if stored.get("hash") == digest(parts):
+        # Older hpotool let --allow-changed-config record a change Optuna cannot make (a categorical's
+        # choices): the configs match, and every trial would fail.
+        _check_distributions(study, opt, recorded=True)
         return
     changes = differences(stored.get("parts", {}), parts)
     _check_distributions(study, opt)  # not even --allow-changed-config makes these work
-    if not allow_changed:
+    undone = _undone_change(study, parts)
+    if undone is not None:  # the configs before the last change, and nothing finished under it: no mix
+        _log.warning(
+            "note: study %r: these configs undo the change recorded on %s (%s), under which no trial "
+            "finished, so the study resumes with them",
+            study.study_name,
+            undone.get("time", "?"),
+            "; ".join(changes[:3]) + ("; ..." if len(changes) > 3 else ""),
+        )
+    elif not allow_changed:
         shown = "; ".join(changes[:5]) + (f"; and {len(changes) - 5} more" if len(changes) > 5 else "")
         raise HpoError(
             f"study {study.study_name!r} was created with another experiment: {shown}. Resuming would mix two "
@@ -125,6 +141,30 @@ def check(study: optuna.Study, run: RunConfig, opt: OptimizeConfig, *, allow_cha
     study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
 
 
+def _undone_change(study: optuna.Study, parts: dict[str, Any]) -> dict[str, Any] | None:
+    """The last recorded change when `parts` are the experiment it replaced and no trial finished
+    (COMPLETE or PRUNED) since it: returning to those configs mixes nothing. None otherwise."""
+    from optuna.trial import TrialState
+
+    history = study.user_attrs.get(CHANGES_ATTR) or []
+    last = history[-1] if isinstance(history, list) and history else None
+    if not isinstance(last, dict) or not isinstance(last.get("previous"), dict):
+        return None
+    previous = last["previous"]
+    if not isinstance(previous.get("run_config"), dict) or not isinstance(
+        previous.get("optimize_config"), dict
+    ):
+        return None
+    run_part = {k: v for k, v in previous["run_config"].items() if k not in _RUN_EXCLUDED}
+    opt_part = {k: v for k, v in previous["optimize_config"].items() if k in _OPT_INCLUDED}
+    if digest({"run_config": run_part, **opt_part}) != digest(parts):
+        return None
+    since = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    if any(t.number >= int(last.get("from_trial", 0)) for t in since):
+        return None
+    return last
+
+
 def _shown(d: Any) -> str:
     """An Optuna distribution in the words of the search space: `int`, `float log`, `categorical [a, b]`."""
     from optuna.distributions import CategoricalDistribution, IntDistribution
@@ -134,9 +174,10 @@ def _shown(d: Any) -> str:
     return ("int" if isinstance(d, IntDistribution) else "float") + (" log" if d.log else "")
 
 
-def _check_distributions(study: optuna.Study, opt: OptimizeConfig) -> None:
+def _check_distributions(study: optuna.Study, opt: OptimizeConfig, *, recorded: bool = False) -> None:
     """Refuse a search space whose parameter changes its kind, log scale or choices from what the study's
-    trials drew: Optuna's storage refuses such a suggestion, so every trial would fail."""
+    trials drew: Optuna's storage refuses such a suggestion, so every trial would fail. `recorded`: the
+    study's stored configs are this space already (an older hpotool's --allow-changed-config recorded it)."""
     from optuna.distributions import (
         CategoricalDistribution,
         FloatDistribution,
@@ -163,6 +204,15 @@ def _check_distributions(study: optuna.Study, opt: OptimizeConfig) -> None:
         try:
             check_distribution_compatibility(drawn[name], new)
         except ValueError:
+            if recorded:
+                raise HpoError(
+                    f"study {study.study_name!r}: search_space.{name} is {_shown(new)} in this config and in the "
+                    f"study's stored configs, but its trials drew it as {_shown(drawn[name])}: an --allow-changed-"
+                    f"config of an older hpotool recorded a change Optuna cannot make, and every trial would "
+                    f"fail; put search_space.{name} back to {_shown(drawn[name])} (the configs before that change) "
+                    f"and run again, which undoes it while no trial has finished under it, or use a new "
+                    f"study_name (--enqueue-from {study.study_name} starts it from this study's best trials)"
+                ) from None
             raise HpoError(
                 f"study {study.study_name!r}: search_space.{name} is {_shown(new)} in this config, but the "
                 f"study's trials drew it as {_shown(drawn[name])}; Optuna cannot change a parameter's kind, log "

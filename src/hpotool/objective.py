@@ -372,7 +372,7 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
         from hpotool.user_trainer import check_user_trainer
 
         resolve_device(run.device)  # the function is handed the device: one this machine lacks fails now
-        pruning = not opt.multi_objective and opt.pruner.name != "nop"
+        pruning = not opt.multi_objective and not opt.pruner.is_nop
         try:
             takes_report = check_user_trainer(
                 run, pruning=pruning and pruner_chosen, opt_source=str(opt_path)
@@ -454,7 +454,7 @@ def _plan(
                     )
         pruner = make_pruner(  # several objectives: the pruner the file sets is nop (load_optimize_config)
             "nop" if opt.multi_objective else opt.pruner.name,
-            opt.pruner.kwargs if not opt.multi_objective or opt.pruner.name == "nop" else {},
+            opt.pruner.kwargs if not opt.multi_objective or opt.pruner.is_nop else {},
         )
     except HpoError as exc:
         raise HpoError(f"{opt_path}: {exc}") from None
@@ -908,7 +908,7 @@ def _unpruneable(trials: list[FrozenTrial], plan: StudyPlan) -> str | None:
     """With a pruner, complete trials that reported no value of the metric to it could not have been
     stopped: a training function that never calls `report` (or reports other names) makes the pruner idle."""
     opt = plan.opt
-    if opt.multi_objective or opt.pruner.name == "nop":
+    if opt.multi_objective or opt.pruner.is_nop:
         return None
     blind = [t for t in trials if t.state == TrialState.COMPLETE and not t.intermediate_values]
     if not blind:

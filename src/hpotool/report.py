@@ -26,6 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.atomic import write_text
 from hpotool.audit import audit_findings
+from hpotool.config import is_nop_pruner
 from hpotool.errors import HpoError
 from hpotool.export import is_feasible, ranked_trials
 from hpotool.fingerprint import config_of
@@ -95,6 +96,7 @@ def report_format(out: Path | None, fmt: str | None) -> str:
     implied = suffix if suffix in FORMATS else None
     if fmt is None:
         return implied or "html"
+    fmt = fmt.lower()  # as the --out suffix is read (R.JSON), and trials --state (PRUNED)
     check_format(fmt)
     if implied is not None and implied != fmt:
         raise HpoError(
@@ -229,7 +231,17 @@ def _figure_infos(
         else:
             imp = importances[i]
             ranked = list(imp) if imp else params
-            contour_reason, pair = None, ranked[:2]
+            # Optuna draws an empty contour, and logs a warning, for a parameter with one value
+            varied = [p for p in ranked if len({repr(t.params[p]) for t in complete if p in t.params}) > 1]
+            if len(varied) >= 2:
+                contour_reason, pair = None, varied[:2]
+            else:
+                single = [p for p in params if p not in varied]
+                contour_reason, pair = (
+                    f"a contour needs two parameters with two values or more in the complete trials; "
+                    f"{', '.join(single)} took one",
+                    None,
+                )
         figs += [
             FigureInfo(f"history{sfx}", "history", f"Optimization history{name}", i, reason=none_complete),
             FigureInfo(
@@ -437,7 +449,7 @@ def _header_rows(info: ReportInfo) -> list[tuple[str, str]]:
     e = info.epochs
     if e["run"] is None:
         rows.append(("epochs", "not recorded (not an hpotool study)"))
-    elif not info.pruner or info.pruner.get("name") == "nop":  # several objectives, or pruning off
+    elif not info.pruner or is_nop_pruner(str(info.pruner.get("name"))):  # several objectives, or pruning off
         rows.append(("epochs", f"{e['run']} run (no pruning)"))
     else:
         saved = "" if e["saved_fraction"] is None else f" — pruning saved {e['saved_fraction']:.0%}"
