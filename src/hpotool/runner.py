@@ -283,8 +283,24 @@ def build_loss(
         **pick_kwargs(loss, {"task": data.task}), **kwargs
     )
     if isinstance(built, nn.Module) and device is not None:
-        built = built.to(device)
+        built = to_device(built, device)
     return built
+
+
+def to_device(module: nn.Module, device: torch.device) -> nn.Module:
+    """`module.to(device)`, and the tensors it (or a layer of it) keeps as plain attributes too: a user's
+    `self.weight = torch.tensor(weights)` rather than a buffer, which `.to()` leaves where it is, so on a GPU
+    the model or loss failed every step with 'Expected all tensors to be on the same device'."""
+    module = module.to(device)
+    for sub in module.modules():
+        for key, value in list(vars(sub).items()):
+            if (
+                isinstance(value, torch.Tensor)
+                and not isinstance(value, nn.Parameter)
+                and value.device != device
+            ):
+                setattr(sub, key, value.to(device))
+    return module
 
 
 def _takes_class_weights(loss: Any) -> bool:
@@ -658,7 +674,7 @@ def train_run(
     data = load_data(cfg.data)
     train, val = _on_device(data, device)
     seed_everything(cfg.seed)
-    model = build_model(cfg, data).to(device)
+    model = to_device(build_model(cfg, data), device)
     trainer = build_trainer(cfg, data, model)
 
     def record(result: EpochResult) -> None:
