@@ -661,6 +661,12 @@ CASES = [
         run={"loss": {"name": "cross_entropy", "weight": [1.0, 2.0]}},
     ),
     Case(
+        "search-val-fraction",
+        "the validation split searched",
+        "error: optimize.yaml: search_space.data.val_fraction: every trial would be measured on another validation split, so their val_accuracy would not compare (the sampler would favour the easiest split); set data.val_fraction in the run config instead (to train trials on less data, search data.subset_fraction)",
+        optimize={"search_space": {"data.val_fraction": {"type": "float", "low": 0.1, "high": 0.3}}},
+    ),
+    Case(
         "float64-x",
         "a Dataset object whose x is float64 (kept as it is) for a float32 model",
         "error: run.yaml: model: RuntimeError: mat1 and mat2 must have the same dtype, but got Double and Float; the data's x is float64 and the model's parameters float32: give x as float32 in the dataset function (x.float())",
