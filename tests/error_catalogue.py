@@ -562,7 +562,7 @@ CASES = [
     Case(
         "split-too-small",
         "a dataset too small for the validation split",
-        "error: run.yaml: data: loading 'regression' failed: ValueError: the dataset has 4 samples: too few for val_fraction=0.1 and subset_fraction=1.0 (got 4 train and 0 validation samples)",
+        "error: run.yaml: data: val_fraction: 0.1 of the dataset's 4 samples leaves no validation sample; raise it to at least 0.25, or give more data",
         run={"data": {"name": "regression", "n_samples": 4, "val_fraction": 0.1}},
         optimize={"metric": "val_loss", "direction": "minimize"},
     ),

@@ -21,7 +21,7 @@ from torch import nn
 
 from hpotool.components import loss_inputs, resolve_component
 from hpotool.config import CLASSIFICATION_METRICS, REGRESSION_METRICS, DataConfig, RunConfig
-from hpotool.datasets import DataError, Task, TensorData, as_dataset, split
+from hpotool.datasets import DataError, SplitError, Task, TensorData, as_dataset, split
 from hpotool.errors import HpoError
 from hpotool.lean_step import defer_dynamo
 from hpotool.resolve import accepted_kwargs, first_line, pick_kwargs, user_frame
@@ -471,6 +471,8 @@ def data_failure(cfg: DataConfig, exc: Exception) -> str:
     train on, or the exception it raised."""
     if isinstance(exc, DataError):
         return f"{cfg.name!r} returned data hpotool cannot train on: {exc}"
+    if isinstance(exc, SplitError):  # the section's own fractions, not the dataset, are to change
+        return str(exc)
     return f"loading {cfg.name!r} failed: {described(exc)}"
 
 
