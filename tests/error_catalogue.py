@@ -568,7 +568,7 @@ CASES = [
     Case(
         "split-too-small",
         "a dataset too small for the validation split",
-        "error: run.yaml: data: loading 'regression' failed: ValueError: the dataset has 4 samples: too few for val_fraction=0.1 and subset_fraction=1.0 (got 4 train and 0 validation samples)",
+        "error: run.yaml: data: val_fraction: 0.1 of the dataset's 4 samples leaves no validation sample; raise it to at least 0.25, or give more data",
         run={"data": {"name": "regression", "n_samples": 4, "val_fraction": 0.1}},
         optimize={"metric": "val_loss", "direction": "minimize"},
     ),
@@ -665,6 +665,12 @@ CASES = [
         "class weights for fewer classes than y holds",
         "error: run.yaml: loss: weight: [1.0, 2.0] holds 2 weights for the 10 classes of y (labels 0 to 9); give one weight per class, class 0's first",
         run={"loss": {"name": "cross_entropy", "weight": [1.0, 2.0]}},
+    ),
+    Case(
+        "search-val-fraction",
+        "the validation split searched",
+        "error: optimize.yaml: search_space.data.val_fraction: every trial would be measured on another validation split, so their val_accuracy would not compare (the sampler would favour the easiest split); set data.val_fraction in the run config instead (to train trials on less data, search data.subset_fraction)",
+        optimize={"search_space": {"data.val_fraction": {"type": "float", "low": 0.1, "high": 0.3}}},
     ),
     Case(
         "float64-x",

@@ -279,3 +279,26 @@ def uint8_images(n: int = 60) -> Any:
 
     x = torch.randint(0, 256, (n, 1, 8, 8), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     return Dataset(x, (torch.arange(n) % 3).long(), "classification")
+
+
+class WeightedLoss(nn.Module):
+    """Class weights kept as a plain attribute, not a buffer: `.to(device)` alone leaves them behind."""
+
+    def __init__(self, weights: list[float]) -> None:
+        super().__init__()
+        self.weights = torch.tensor(weights)
+
+    def forward(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(out, y, weight=self.weights)
+
+
+class MaskedNet(nn.Module):
+    """A model keeping a mask as a plain attribute, not a buffer: `.to(device)` alone leaves it behind."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+        self.mask = torch.ones(in_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1) * self.mask)

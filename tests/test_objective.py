@@ -292,6 +292,21 @@ def test_reopening_with_another_direction_or_metric_is_refused(
             "search_space.epochs: with epochs=0: epochs: Input should be greater than or equal to 1",
         ),
         ({"batch_size": 4096}, {}, "batch_size: 4096 is larger than the 144 training samples"),
+        (  # each trial was measured on its own validation split
+            {},
+            {"search_space": {"data.val_fraction": {"type": "float", "low": 0.1, "high": 0.3}}},
+            "optimize.yaml: search_space.data.val_fraction: every trial would be measured on another validation "
+            "split, so their val_accuracy would not compare (the sampler would favour the easiest split); set "
+            "data.val_fraction in the run config instead (to train trials on less data, search "
+            "data.subset_fraction)",
+        ),
+        (
+            {},
+            {"search_space": {"data.split_seed": {"type": "int", "low": 0, "high": 9}}},
+            "search_space.data.split_seed: every trial would be measured on another validation split, so their "
+            "val_accuracy would not compare (the sampler would favour the easiest split); set data.split_seed in "
+            "the run config instead",
+        ),
         (  # trials drawing a small subset trained one short batch per epoch, where the base config is refused
             {},
             {"search_space": {"data.subset_fraction": {"type": "float", "low": 0.01, "high": 0.1}}},

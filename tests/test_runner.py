@@ -65,13 +65,17 @@ DEVICE_RUNS = [
         "data": {"name": "tests.helpers:two_classes"},
         "loss": {"name": "torch.nn.functional:binary_cross_entropy_with_logits", "pos_weight": [3.0]},
     },
+    {
+        "data": {"name": "tests.helpers:two_classes"},
+        "loss": {"name": "tests.helpers:WeightedLoss", "weights": [1.0, 2.0]},
+    },
 ]
 
 
 def _loss_tensors(loss_fn: Any) -> list[torch.Tensor]:
     """The tensors a built loss holds: a module's buffers, or the arguments bound to a function."""
-    if isinstance(loss_fn, nn.Module):
-        return list(loss_fn.buffers())
+    if isinstance(loss_fn, nn.Module):  # its buffers, and tensors a user's loss keeps as plain attributes
+        return [*loss_fn.buffers(), *(v for v in vars(loss_fn).values() if isinstance(v, torch.Tensor))]
     return [v for v in loss_fn.keywords.values() if isinstance(v, torch.Tensor)]
 
 
@@ -88,6 +92,28 @@ def test_tensors_built_from_the_config_go_to_the_models_device(run: dict[str, An
     assert tensors and all(t.device.type == "meta" for t in tensors)
     cpu = _loss_tensors(build_trainer(cfg, data, build_model(cfg, data)).loss_fn)
     assert all(t.device.type == "cpu" for t in cpu)
+
+
+def test_a_models_plain_tensor_attributes_go_to_the_device_with_it() -> None:
+    """`.to()` moved only parameters and buffers: a user's model keeping `self.mask = torch.ones(n)` failed
+    every step on a GPU."""
+    from hpotool.runner import to_device
+
+    from .helpers import MaskedNet
+
+    model = to_device(MaskedNet(4, 2), torch.device("meta"))
+    assert model.mask.device.type == "meta" and model.linear.weight.device.type == "meta"
+
+
+@pytest.mark.gpu
+def test_a_model_with_a_plain_tensor_attribute_trains_on_cuda() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    from hpotool.runner import train_run
+
+    run = {"data": {"name": "tests.helpers:two_classes"}, "model": {"name": "tests.helpers:MaskedNet"}}
+    result = train_run(RunConfig.model_validate({**run, "epochs": 2, "batch_size": 16, "device": "cuda"}))
+    assert result.device.startswith("cuda") and math.isfinite(result.metrics["val_loss"])
 
 
 @pytest.mark.gpu

@@ -118,7 +118,17 @@ def test_train_flag_errors_are_one_line(tmp_path: Path, run_dict: dict) -> None:
         ),
         (
             {"data": {"name": "regression", "n_samples": 4, "val_fraction": 0.1}},
-            "data: loading 'regression' failed",
+            "data: val_fraction: 0.1 of the dataset's 4 samples leaves no validation sample; raise it to at "
+            "least 0.25, or give more data",
+        ),
+        (  # it said 'loading 'digits' failed: ValueError: the dataset has 1797 samples: too few for ...'
+            {"data": {"name": "digits", "subset_fraction": 0.0001}},
+            "data: subset_fraction: 0.0001 of the 1438 training samples leaves none; raise it to at least 0.000695",
+        ),
+        (
+            {"data": {"name": "regression", "n_samples": 4, "val_fraction": 0.9}},
+            "data: val_fraction: 0.9 of the dataset's 4 samples leaves no training sample; lower it, or give more "
+            "data",
         ),
         (  # it trained one batch of 144 per epoch where optimize refused it
             {"batch_size": 4096},

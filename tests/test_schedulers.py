@@ -317,6 +317,15 @@ def test_monitor_is_left_out_of_a_dump_when_unset_so_stored_studies_keep_their_f
     assert RunConfig.model_validate(watched.model_dump(mode="json")) == watched
 
 
+def test_monitor_can_be_searched_and_overridden_though_a_dump_leaves_it_out() -> None:
+    """search_space.scheduler.monitor was refused: 'the RunConfig has no such path'."""
+    from hpotool.overrides import apply_overrides, config_paths
+
+    cfg = RunConfig.model_validate({"scheduler": {"name": "plateau"}})
+    assert "scheduler.monitor" in config_paths(cfg)
+    assert apply_overrides(cfg, {"scheduler.monitor": "train_loss"}).scheduler.monitor == "train_loss"
+
+
 def test_a_plateau_schedule_stepped_per_batch_is_refused() -> None:
     with pytest.raises(ValueError, match="watches val_loss once per epoch; drop interval: step"):
         _trainer({"name": "torch.optim.lr_scheduler:ReduceLROnPlateau", "interval": "step"})

@@ -94,6 +94,10 @@ class DataError(ValueError):
     """A dataset hpotool cannot train on; the message says what is wrong with it and how to fix it."""
 
 
+class SplitError(ValueError):
+    """The data section's fractions leave a split empty; the message starts with the key to change."""
+
+
 _NUMBER = (bool, int, float, np.bool_, np.number)
 
 
@@ -302,10 +306,21 @@ def split(
     n_val = round(n * val_fraction)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = perm[:n_val], perm[n_val:]
-    train_idx = train_idx[: round(len(train_idx) * subset_fraction)]
-    if n_val < 1 or len(train_idx) < 1:
-        raise ValueError(
-            f"the dataset has {n} samples: too few for val_fraction={val_fraction} and "
-            f"subset_fraction={subset_fraction} (got {len(train_idx)} train and {n_val} validation samples)"
+    if n_val < 1:
+        raise SplitError(
+            f"val_fraction: {val_fraction} of the dataset's {n} samples leaves no validation sample; raise it "
+            f"to at least {1 / n:.3g}, or give more data"
+        )
+    if len(train_idx) < 1:
+        raise SplitError(
+            f"val_fraction: {val_fraction} of the dataset's {n} samples leaves no training sample; lower it, "
+            f"or give more data"
+        )
+    n_train = len(train_idx)
+    train_idx = train_idx[: round(n_train * subset_fraction)]
+    if len(train_idx) < 1:
+        raise SplitError(
+            f"subset_fraction: {subset_fraction} of the {n_train} training samples leaves none; raise it to "
+            f"at least {1 / n_train:.3g}"
         )
     return TensorData(ds.x[train_idx], ds.y[train_idx]), TensorData(ds.x[val_idx], ds.y[val_idx])

@@ -294,6 +294,17 @@ def _taken_by_hint(path: str, contexts: list[dict[str, Any]]) -> str:
     return f"; search it only with the {section}s that take it: when: {{{name_path}: {shown}}}"
 
 
+# Keys that choose the validation split: searched, every trial is measured on other samples.
+_SPLIT_PATHS = {
+    path: f"every trial would be measured on another validation split, so their {{metrics}} would not compare "
+    f"(the sampler would favour the easiest split); set {path} in the run config instead" + hint
+    for path, hint in (
+        ("data.val_fraction", " (to train trials on less data, search data.subset_fraction)"),
+        ("data.split_seed", ""),
+    )
+}
+
+
 def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, source: str) -> None:
     """Before any trial runs: every path exists, and every bound or choice gives a RunConfig that
     validates and whose components build."""
@@ -313,6 +324,8 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                     f"the run config"
                 )
             check_path(path, valid)
+            if path in _SPLIT_PATHS and run.trainer is None:
+                raise HpoError(_SPLIT_PATHS[path].format(metrics=" and ".join(opt.objectives)))
             _check_condition_paths(path, param, opt, valid)
             _check_width_is_used(path, run, opt)
             # a conditional parameter is checked where it applies, a list item with the items before it

@@ -124,7 +124,8 @@ def config_paths(run: RunConfig, section_names: Mapping[str, Iterable[str]] | No
     """
     data = run.model_dump(mode="python")
     paths = set(_leaf_paths(data, ""))
-    for section in _SECTIONS:
+    for section in _SECTIONS:  # a field a dump leaves out at its default (scheduler.monitor) is one too
+        paths.update(f"{section}.{key}" for key in type(getattr(run, section)).model_fields)
         names = {getattr(run, section).name, *((section_names or {}).get(section, ()))}
         for name in names:
             try:

@@ -21,7 +21,7 @@ from torch import nn
 
 from hpotool.components import loss_inputs, resolve_component
 from hpotool.config import CLASSIFICATION_METRICS, REGRESSION_METRICS, DataConfig, RunConfig
-from hpotool.datasets import DataError, Task, TensorData, as_dataset, split
+from hpotool.datasets import DataError, SplitError, Task, TensorData, as_dataset, split
 from hpotool.errors import HpoError
 from hpotool.lean_step import defer_dynamo
 from hpotool.resolve import accepted_kwargs, first_line, pick_kwargs, user_frame
@@ -283,8 +283,24 @@ def build_loss(
         **pick_kwargs(loss, {"task": data.task}), **kwargs
     )
     if isinstance(built, nn.Module) and device is not None:
-        built = built.to(device)
+        built = to_device(built, device)
     return built
+
+
+def to_device(module: nn.Module, device: torch.device) -> nn.Module:
+    """`module.to(device)`, and the tensors it (or a layer of it) keeps as plain attributes too: a user's
+    `self.weight = torch.tensor(weights)` rather than a buffer, which `.to()` leaves where it is, so on a GPU
+    the model or loss failed every step with 'Expected all tensors to be on the same device'."""
+    module = module.to(device)
+    for sub in module.modules():
+        for key, value in list(vars(sub).items()):
+            if (
+                isinstance(value, torch.Tensor)
+                and not isinstance(value, nn.Parameter)
+                and value.device != device
+            ):
+                setattr(sub, key, value.to(device))
+    return module
 
 
 def _takes_class_weights(loss: Any) -> bool:
@@ -455,6 +471,8 @@ def data_failure(cfg: DataConfig, exc: Exception) -> str:
     train on, or the exception it raised."""
     if isinstance(exc, DataError):
         return f"{cfg.name!r} returned data hpotool cannot train on: {exc}"
+    if isinstance(exc, SplitError):  # the section's own fractions, not the dataset, are to change
+        return str(exc)
     return f"loading {cfg.name!r} failed: {described(exc)}"
 
 
@@ -658,7 +676,7 @@ def train_run(
     data = load_data(cfg.data)
     train, val = _on_device(data, device)
     seed_everything(cfg.seed)
-    model = build_model(cfg, data).to(device)
+    model = to_device(build_model(cfg, data), device)
     trainer = build_trainer(cfg, data, model)
 
     def record(result: EpochResult) -> None:
