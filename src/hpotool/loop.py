@@ -31,6 +31,7 @@ from hpotool.objective import (
     open_study,
     summarize,
 )
+from hpotool.runner import described
 from hpotool.stale import fail_dead_local_trials, owner, run_by
 from hpotool.storage import fail_stale_trials, has_heartbeat, heartbeat_settings
 
@@ -56,7 +57,7 @@ def has_slot(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
 def _run_trial(
     study: optuna.Study, trial: optuna.Trial, objective: Callable[[optuna.Trial], float | list[float]]
 ) -> None:
-    state, value = None, None
+    state, value, reason = None, None, ""
     interrupted: KeyboardInterrupt | None = None
     from optuna.storages._heartbeat import get_heartbeat_thread
 
@@ -65,11 +66,15 @@ def _run_trial(
             value = objective(trial)
         except optuna.TrialPruned:
             state = TrialState.PRUNED
-        except Exception:
-            state = TrialState.FAIL
+        except Exception as exc:
+            state, reason = TrialState.FAIL, described(exc)
         except KeyboardInterrupt as exc:
-            state, interrupted = TrialState.FAIL, exc
+            state, interrupted, reason = TrialState.FAIL, exc, "interrupted"
     with deferred():  # a signal now ends the study after the trial is told, not half-way through
+        # The objective records why its training failed; a signal or error outside that (while the trial
+        # draws its values, say) must not leave a FAIL trial without its reason.
+        if state == TrialState.FAIL and "fail_reason" not in trial.user_attrs:
+            trial.set_user_attr("fail_reason", reason)
         study.tell(trial, value, state=state)
     if interrupted is not None:
         raise interrupted
