@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpotool.errors import HpoError
 from hpotool.interrupts import deferred, signal_of, signals_interrupt
 from hpotool.objective import (
     FINISHED,
@@ -33,7 +34,13 @@ from hpotool.objective import (
 )
 from hpotool.runner import described
 from hpotool.stale import fail_dead_local_trials, owner, run_by
-from hpotool.storage import fail_stale_trials, has_heartbeat, heartbeat_settings
+from hpotool.storage import (
+    fail_stale_trials,
+    has_heartbeat,
+    heartbeat_settings,
+    lost_connection,
+    storage_lost,
+)
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
@@ -272,7 +279,19 @@ def run_study(
 
     Ctrl-C or SIGTERM ends the current trial as FAIL ("interrupted"); the summary says so and carries the
     signal in `interrupted`, for the CLI's exit code.
+
+    Raises:
+        HpoError: the configs or the study do not fit, or the storage stopped answering (`storage_lost`).
     """
+    try:
+        return _run_study(plan, observer, max_failures)
+    except Exception as exc:
+        if isinstance(exc, HpoError) or lost_connection(exc) is None:
+            raise
+        raise storage_lost(plan.storage_url, exc) from None
+
+
+def _run_study(plan: StudyPlan, observer: StudyObserver | None, max_failures: int) -> StudySummary:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the observer shows each trial instead
     start = time.perf_counter()
     tracker = make_tracker(plan)  # before the study: a tracking store that cannot be used writes nothing

@@ -14,6 +14,7 @@ import functools
 import json
 import os
 import sqlite3
+import sys
 import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -202,6 +203,39 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
             raise HpoError(f"storage {shown_url(url)!r}: {_unknown_scheme(url)}") from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise HpoError(f"storage {shown_url(url)!r}: cannot open it: {first}") from None
+
+
+def lost_connection(exc: BaseException) -> BaseException | None:
+    """The database or Redis error behind `exc` when the storage stopped answering (its server went away,
+    the connection dropped, a write timed out), or None for any other error. Looks through the exceptions
+    that raised it (Optuna wraps a failed commit in `StorageInternalError`)."""
+    sa = sys.modules.get("sqlalchemy.exc")
+    rd = sys.modules.get("redis.exceptions")
+    kinds: tuple[type[BaseException], ...] = ()
+    if sa is not None:
+        kinds += (sa.OperationalError, sa.InterfaceError)
+    if rd is not None:
+        kinds += (rd.ConnectionError, rd.TimeoutError)
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kinds):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def storage_lost(url: str, exc: BaseException) -> HpoError:
+    """What `optimize` says when its storage stopped answering during the study (`lost_connection(exc)`)."""
+    cause = lost_connection(exc) or exc
+    text = str(cause).strip()
+    first = f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
+    return HpoError(
+        f"storage {shown_url(url)!r} stopped answering during the study ({first}); the trials it holds are "
+        f"kept, and those that were running stay RUNNING there. Once it answers again, run the same command to "
+        f"resume: it marks them FAIL ('worker died') and runs their parameters again"
+    )
 
 
 _URL_FORMS = ("sqlite", "postgresql+psycopg", "mysql+pymysql", "mariadb+pymysql", "redis")
