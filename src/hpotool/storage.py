@@ -202,7 +202,44 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
         if type(exc).__name__ == "NoSuchModuleError":  # SQLAlchemy knows no such database or driver
             raise HpoError(f"storage {shown_url(url)!r}: {_unknown_scheme(url)}") from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise HpoError(f"storage {shown_url(url)!r}: cannot open it: {first}") from None
+        hint = _open_hint(url, str(exc))
+        first = first.rstrip(".") if hint else first
+        raise HpoError(f"storage {shown_url(url)!r}: cannot open it: {first}{hint}") from None
+
+
+def _open_hint(url: str, error: str) -> str:
+    """What to do about a server storage that refused to open, from its error text ("" when unknown)."""
+    import re
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host, port, user = parts.hostname or "localhost", parts.port, unquote(parts.username or "")
+    except ValueError:
+        return ""
+    database = unquote(parts.path.lstrip("/"))
+    missing = re.search(r"database \"([^\"]+)\" does not exist|Unknown database '([^']+)'", error)
+    if missing:
+        name = missing.group(1) or missing.group(2) or database
+        if url.startswith("postgres"):
+            command = (
+                f"createdb -h {host}{f' -p {port}' if port else ''}{f' -U {user}' if user else ''} {name}"
+            )
+        else:
+            command = (
+                f"mysql -h {host}{f' -P {port}' if port else ''}{f' -u {user}' if user else ''} "
+                f"-e 'CREATE DATABASE {name}'"
+            )
+        return f"; create the database first: {command}"
+    lowered = error.lower()
+    if any(word in lowered for word in ("password", "access denied", "role ", "authentication", "auth ")):
+        where = " (or in ~/.pgpass, PGPASSWORD)" if url.startswith("postgres") else ""
+        return f"; check the user name and password in the URL{where}"
+    if any(word in lowered for word in ("refused", "resolve", "not known", "timed out", "timeout")):
+        return f"; is the server running on {host}{f':{port}' if port else ''}? check the host and port in the URL"
+    if "db index is out of range" in lowered:
+        return "; Redis numbers its databases from 0 (16 of them unless configured): redis://host:6379/0"
+    return ""
 
 
 def lost_connection(exc: BaseException) -> BaseException | None:
