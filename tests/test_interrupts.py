@@ -140,3 +140,24 @@ def test_a_warm_start_point_whose_trial_was_interrupted_runs_on_resume(
     at_point = [(state, reason) for params, state, reason in ran if params == point]
     assert at_point == [(TrialState.FAIL, "interrupted"), (TrialState.COMPLETE, None)]
     assert len(trials) == 4
+
+
+def test_a_signal_while_a_trial_draws_its_parameters_records_interrupted(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C after `ask`, while the trial suggests its values (TPE takes a while there) and before training:
+    # the trial ended FAIL with no fail_reason (a worker test flaked on it under load).
+    real_suggest = optuna.Trial.suggest_float
+
+    def suggest_then_ctrl_c(self: optuna.Trial, *args: Any, **kwargs: Any) -> float:
+        value = real_suggest(self, *args, **kwargs)
+        signal.raise_signal(signal.SIGINT)
+        return value
+
+    rp = write_yaml(tmp_path / "run.yaml", run_dict)
+    op = write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    plan = prepare_study(rp, op)  # its checks suggest on a probe study: patched after them
+    monkeypatch.setattr(optuna.Trial, "suggest_float", suggest_then_ctrl_c)
+    assert run_study(plan).interrupted == signal.SIGINT
+    trials = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"]).trials
+    assert [(t.state, t.user_attrs.get("fail_reason")) for t in trials] == [(TrialState.FAIL, "interrupted")]

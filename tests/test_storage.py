@@ -62,9 +62,50 @@ def test_journal_file_storage(tmp_path: Path) -> None:
             "mysql://root@127.0.0.1:1/x",
             r"a driver is missing .*; name the driver hpotool\[mysql\] installs: mysql\+pymysql://",
         ),
+        # what to do: the server refused to connect, or it is there and the database or user is not
+        (
+            "redis://127.0.0.1:1",
+            r"Connection refused; is the server running on 127\.0\.0\.1:1\? check the host and port in the URL$",
+        ),
+        ("postgresql+psycopg://nobody@nohost.invalid:1/x", r"is the server running on nohost\.invalid:1\?"),
     ],
 )
 def test_bad_storage_urls(url: str, message: str) -> None:
+    with pytest.raises(HpoError, match=message):
+        make_storage(url)
+
+
+@pytest.mark.parametrize(
+    ("kind", "url", "message"),
+    [
+        (
+            "postgres",
+            "postgresql+psycopg://postgres@127.0.0.1:5432/hpotool_no_such_db",
+            r"does not exist; create the database first: createdb -h 127\.0\.0\.1 -p 5432 -U postgres "
+            r"hpotool_no_such_db$",
+        ),
+        (
+            "postgres",
+            "postgresql+psycopg://hpotool_no_such_user@127.0.0.1:5432/test",
+            r"check the user name and password in the URL \(or in ~/\.pgpass, PGPASSWORD\)$",
+        ),
+        (
+            "mysql",
+            "mysql+pymysql://root@127.0.0.1:3306/hpotool_no_such_db",
+            r"Unknown database 'hpotool_no_such_db'\"\); create the database first: mysql -h 127\.0\.0\.1 -P 3306 "
+            r"-u root -e 'CREATE DATABASE hpotool_no_such_db'$",
+        ),
+        (
+            "redis",
+            "redis://127.0.0.1:6379/99",
+            r"Redis numbers its databases from 0 .*: redis://host:6379/0$",
+        ),
+    ],
+)
+def test_a_server_that_refuses_a_storage_url_says_what_to_fix(kind: str, url: str, message: str) -> None:
+    from tests.test_workers import _server_url
+
+    _server_url(kind)  # skips where the server is absent
     with pytest.raises(HpoError, match=message):
         make_storage(url)
 

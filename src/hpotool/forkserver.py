@@ -50,8 +50,17 @@ def start_worker_server() -> None:
         if threading.current_thread() is not threading.main_thread():
             forkserver.ensure_running()
             return
+        from multiprocessing import resource_tracker
+
+        # Its own start unblocks SIGINT in this process (it blocks it while it spawns): start it first.
+        resource_tracker.ensure_running()
         previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)  # inherited through fork and exec
+        # SIGINT is blocked until the server ignores it (`hpotool.server_signals`, its first preload): a
+        # Ctrl-C to the process group while Python started up there killed it with a traceback. Blocked,
+        # not ignored here: a Ctrl-C in this process meanwhile waits, and is handled once unblocked.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             forkserver.ensure_running()
         finally:
             signal.signal(signal.SIGTERM, previous)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # last: a pending Ctrl-C raises here

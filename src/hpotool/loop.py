@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpotool.errors import HpoError
 from hpotool.fallback import IndependentSampling, independent_sampling
 from hpotool.interrupts import deferred, signal_of, signals_interrupt
 from hpotool.objective import (
@@ -32,8 +33,15 @@ from hpotool.objective import (
     open_study,
     summarize,
 )
+from hpotool.runner import described
 from hpotool.stale import fail_dead_local_trials, owner, run_by
-from hpotool.storage import fail_stale_trials, has_heartbeat, heartbeat_settings
+from hpotool.storage import (
+    fail_stale_trials,
+    has_heartbeat,
+    heartbeat_settings,
+    lost_connection,
+    storage_lost,
+)
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
@@ -57,7 +65,7 @@ def has_slot(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
 def _run_trial(
     study: optuna.Study, trial: optuna.Trial, objective: Callable[[optuna.Trial], float | list[float]]
 ) -> None:
-    state, value = None, None
+    state, value, reason = None, None, ""
     interrupted: KeyboardInterrupt | None = None
     from optuna.storages._heartbeat import get_heartbeat_thread
 
@@ -66,11 +74,15 @@ def _run_trial(
             value = objective(trial)
         except optuna.TrialPruned:
             state = TrialState.PRUNED
-        except Exception:
-            state = TrialState.FAIL
+        except Exception as exc:
+            state, reason = TrialState.FAIL, described(exc)
         except KeyboardInterrupt as exc:
-            state, interrupted = TrialState.FAIL, exc
+            state, interrupted, reason = TrialState.FAIL, exc, "interrupted"
     with deferred():  # a signal now ends the study after the trial is told, not half-way through
+        # The objective records why its training failed; a signal or error outside that (while the trial
+        # draws its values, say) must not leave a FAIL trial without its reason.
+        if state == TrialState.FAIL and "fail_reason" not in trial.user_attrs:
+            trial.set_user_attr("fail_reason", reason)
         study.tell(trial, value, state=state)
     if interrupted is not None:
         raise interrupted
@@ -296,7 +308,19 @@ def run_study(
 
     Ctrl-C or SIGTERM ends the current trial as FAIL ("interrupted"); the summary says so and carries the
     signal in `interrupted`, for the CLI's exit code.
+
+    Raises:
+        HpoError: the configs or the study do not fit, or the storage stopped answering (`storage_lost`).
     """
+    try:
+        return _run_study(plan, observer, max_failures)
+    except Exception as exc:
+        if isinstance(exc, HpoError) or lost_connection(exc) is None:
+            raise
+        raise storage_lost(plan.storage_url, exc) from None
+
+
+def _run_study(plan: StudyPlan, observer: StudyObserver | None, max_failures: int) -> StudySummary:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the observer shows each trial instead
     start = time.perf_counter()
     tracker = make_tracker(plan)  # before the study: a tracking store that cannot be used writes nothing

@@ -304,6 +304,18 @@ class BufferedRDBStorage(_CachedStorage):
                 else:
                     row.intermediate_value, row.intermediate_value_type = stored, kind
 
+    def record_heartbeat(self, trial_id: int) -> None:
+        """Optuna's heartbeat, beaten from its own thread: a server that stopped answering printed that
+        thread's traceback. The trial loop meets the same error at its next write and says so in one line,
+        and should the server answer again, the next beat goes through."""
+        from hpotool.storage import lost_connection
+
+        try:
+            super().record_heartbeat(trial_id)
+        except Exception as exc:
+            if lost_connection(exc) is None:
+                raise
+
     # -- reads
 
     def get_trial(self, trial_id: int) -> FrozenTrial:

@@ -9,3 +9,6 @@ sets its own handlers. Never imported anywhere else.
 import signal
 
 signal.signal(signal.SIGINT, signal.SIG_IGN)
+# `forkserver.start_worker_server` started this process with SIGINT blocked, so that none arriving before
+# this line could kill it; one that did is discarded now (ignored), and none can arrive later.
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

@@ -14,6 +14,7 @@ import functools
 import json
 import os
 import sqlite3
+import sys
 import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -201,7 +202,77 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
         if type(exc).__name__ == "NoSuchModuleError":  # SQLAlchemy knows no such database or driver
             raise HpoError(f"storage {shown_url(url)!r}: {_unknown_scheme(url)}") from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise HpoError(f"storage {shown_url(url)!r}: cannot open it: {first}") from None
+        hint = _open_hint(url, str(exc))
+        first = first.rstrip(".") if hint else first
+        raise HpoError(f"storage {shown_url(url)!r}: cannot open it: {first}{hint}") from None
+
+
+def _open_hint(url: str, error: str) -> str:
+    """What to do about a server storage that refused to open, from its error text ("" when unknown)."""
+    import re
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host, port, user = parts.hostname or "localhost", parts.port, unquote(parts.username or "")
+    except ValueError:
+        return ""
+    database = unquote(parts.path.lstrip("/"))
+    missing = re.search(r"database \"([^\"]+)\" does not exist|Unknown database '([^']+)'", error)
+    if missing:
+        name = missing.group(1) or missing.group(2) or database
+        if url.startswith("postgres"):
+            command = (
+                f"createdb -h {host}{f' -p {port}' if port else ''}{f' -U {user}' if user else ''} {name}"
+            )
+        else:
+            command = (
+                f"mysql -h {host}{f' -P {port}' if port else ''}{f' -u {user}' if user else ''} "
+                f"-e 'CREATE DATABASE {name}'"
+            )
+        return f"; create the database first: {command}"
+    lowered = error.lower()
+    if any(word in lowered for word in ("password", "access denied", "role ", "authentication", "auth ")):
+        where = " (or in ~/.pgpass, PGPASSWORD)" if url.startswith("postgres") else ""
+        return f"; check the user name and password in the URL{where}"
+    if any(word in lowered for word in ("refused", "resolve", "not known", "timed out", "timeout")):
+        return f"; is the server running on {host}{f':{port}' if port else ''}? check the host and port in the URL"
+    if "db index is out of range" in lowered:
+        return "; Redis numbers its databases from 0 (16 of them unless configured): redis://host:6379/0"
+    return ""
+
+
+def lost_connection(exc: BaseException) -> BaseException | None:
+    """The database or Redis error behind `exc` when the storage stopped answering (its server went away,
+    the connection dropped, a write timed out), or None for any other error. Looks through the exceptions
+    that raised it (Optuna wraps a failed commit in `StorageInternalError`)."""
+    sa = sys.modules.get("sqlalchemy.exc")
+    rd = sys.modules.get("redis.exceptions")
+    kinds: tuple[type[BaseException], ...] = ()
+    if sa is not None:
+        kinds += (sa.OperationalError, sa.InterfaceError)
+    if rd is not None:
+        kinds += (rd.ConnectionError, rd.TimeoutError)
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kinds):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def storage_lost(url: str, exc: BaseException) -> HpoError:
+    """What `optimize` says when its storage stopped answering during the study (`lost_connection(exc)`)."""
+    cause = lost_connection(exc) or exc
+    text = str(cause).strip()
+    first = f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
+    return HpoError(
+        f"storage {shown_url(url)!r} stopped answering during the study ({first}); the trials it holds are "
+        f"kept, and those that were running stay RUNNING there. Once it answers again, run the same command to "
+        f"resume: it marks them FAIL ('worker died') and runs their parameters again"
+    )
 
 
 _URL_FORMS = ("sqlite", "postgresql+psycopg", "mysql+pymysql", "mariadb+pymysql", "redis")

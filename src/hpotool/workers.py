@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import wait
@@ -50,13 +51,14 @@ from hpotool.objective import (
     summarize,
 )
 from hpotool.runner import load_data
-from hpotool.storage import make_storage
+from hpotool.storage import lost_connection, make_storage, storage_lost
 
 if TYPE_CHECKING:
     from multiprocessing.queues import SimpleQueue
     from multiprocessing.synchronize import Event
 
 DISPLAY_S = 0.5  # how often the main process shows the workers' newly finished trials
+LOST_STORAGE_EXIT = 3  # a worker's exit code when the storage stopped answering
 
 
 def worker_threads(n_workers: int, configured: int | None, cores: int | None = None) -> int:
@@ -168,6 +170,11 @@ def worker_main(
                     fallbacks.put(fallback.as_dict())
     except KeyboardInterrupt:
         pass
+    except Exception as exc:
+        if lost_connection(exc) is None:
+            raise
+        # The storage stopped answering: the main process, which reads it too, says so in one line.
+        sys.exit(LOST_STORAGE_EXIT)
 
 
 class _Monitor:
@@ -205,7 +212,31 @@ def run_workers(
     plan: StudyPlan, n_workers: int, observer: StudyObserver | None = None, *, max_failures: int = 5
 ) -> StudySummary:
     """Run the study with `n_workers` local worker processes; Ctrl-C or SIGTERM stops them all cleanly
-    (each ends its trial as FAIL, "interrupted") and the summary carries the signal in `interrupted`."""
+    (each ends its trial as FAIL, "interrupted") and the summary carries the signal in `interrupted`.
+
+    Raises:
+        HpoError: the storage stopped answering (`storage_lost`), once every worker has ended.
+    """
+    procs: list[Any] = []
+    try:
+        return _run_workers(plan, n_workers, observer, max_failures, procs)
+    except Exception as exc:
+        if isinstance(exc, HpoError) or lost_connection(exc) is None:
+            raise
+        with signals_ignored():  # the workers cannot write either: they end, and this process says why
+            for p in procs:
+                if p.pid is not None and p.is_alive():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(p.pid, signal.SIGTERM)
+            for p in procs:
+                if p.pid is not None:
+                    p.join()
+        raise storage_lost(plan.storage_url, exc) from None
+
+
+def _run_workers(
+    plan: StudyPlan, n_workers: int, observer: StudyObserver | None, max_failures: int, procs: list[Any]
+) -> StudySummary:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     start = time.perf_counter()
     make_tracker(plan)  # creates the MLflow store and experiment once, here, before any worker starts
@@ -226,7 +257,7 @@ def run_workers(
             fallback.merge(fallbacks.get())
 
     run_dump, opt_dump = plan.run.model_dump(mode="json"), plan.opt.model_dump(mode="json")
-    procs = [
+    procs += [
         ctx.Process(
             target=worker_main,
             args=(
@@ -271,6 +302,8 @@ def run_workers(
     summary.extra["workers"] = n_workers
     add_fallback_note(summary, fallback)
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    if any(p.exitcode == LOST_STORAGE_EXIT for p in procs):  # this process could read it again: say so
+        raise storage_lost(plan.storage_url, ConnectionError("a worker lost its connection"))
     dead = [p.name for p in procs if p.exitcode not in (0, None)]
     if done >= target:
         summary.stopped = already_done(done, target)
