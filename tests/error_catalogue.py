@@ -667,6 +667,13 @@ CASES = [
         optimize={"search_space": {"data.val_fraction": {"type": "float", "low": 0.1, "high": 0.3}}},
     ),
     Case(
+        "ce-on-regression",
+        "cross-entropy on float targets (a regression task)",
+        "error: run.yaml: loss: 'cross_entropy' scores classes, but y holds one floating-point number per sample (a regression task), over which it is 0 whatever the model predicts; use mse, l1, smooth_l1 or huber, or give y as integer class labels for classification",
+        run={"data": {"name": "regression"}, "loss": {"name": "cross_entropy"}},
+        optimize={"metric": "val_loss", "direction": "minimize"},
+    ),
+    Case(
         "float64-x",
         "a Dataset object whose x is float64 (kept as it is) for a float32 model",
         "error: run.yaml: model: RuntimeError: mat1 and mat2 must have the same dtype, but got Double and Float; the data's x is float64 and the model's parameters float32: give x as float32 in the dataset function (x.float())",

@@ -585,6 +585,43 @@ def test_class_weights_that_do_not_fit_the_classes_say_what_to_give(
     assert str(info.value) == f"run.yaml: loss: {message}"
 
 
+@pytest.mark.parametrize(
+    ("loss", "message"),
+    [
+        (
+            "cross_entropy",
+            "'cross_entropy' scores classes, but y holds one floating-point number per sample (a regression "
+            "task), over which it is 0 whatever the model predicts; use mse, l1, smooth_l1 or huber, or give y "
+            "as integer class labels for classification",
+        ),
+        (
+            "torch.nn.functional:nll_loss",
+            "'torch.nn.functional:nll_loss' scores classes, but y holds one floating-point number per sample",
+        ),
+        (
+            "bce_with_logits",
+            "'bce_with_logits' takes targets from 0 to 1 (probabilities, or 0/1 labels), but y holds values from "
+            "-9.187 to 10.59; for regression use mse, l1, smooth_l1 or huber",
+        ),
+    ],
+)
+def test_a_classification_loss_on_regression_targets_is_refused(loss: str, message: str) -> None:
+    """cross_entropy trained with val_loss 0 (one output: its softmax is 1 whatever the model predicts), and
+    bce_with_logits with a negative val_loss (targets outside 0..1), both without a word."""
+    from hpotool.errors import HpoError
+
+    run = {"data": {"name": "regression"}, "loss": {"name": loss}, "device": "cpu"}
+    with pytest.raises(HpoError) as info:
+        check_run(RunConfig.model_validate(run), "run.yaml")
+    assert str(info.value).startswith(f"run.yaml: loss: {message}")
+
+
+def test_binary_cross_entropy_on_float_targets_from_0_to_1_trains_as_before() -> None:
+    """0/1 labels (or probabilities) given as floats are a regression task that binary cross-entropy fits."""
+    run = {"data": {"name": "tests.helpers:labels_read_as_floats"}, "loss": {"name": "bce_with_logits"}}
+    check_run(RunConfig.model_validate({**run, "batch_size": 16, "device": "cpu"}), "run.yaml")
+
+
 def test_class_weights_that_fit_train() -> None:
     for data, loss in (
         ("tests.helpers:two_classes", {"name": "cross_entropy", "weight": [1.0, 4.0]}),
