@@ -581,13 +581,13 @@ CASES = [
     Case(
         "loss-for-another-task",
         "a loss that does not fit the task",
-        "error: run.yaml: training: one step on 8 samples failed: RuntimeError: The size of tensor a (10) must match the size of tensor b (8) at non-singleton dimension 1; check that the loss fits this classification task",
+        "error: run.yaml: loss: 'mse' compares numbers, but y holds class labels (a classification task of 10 classes); use cross_entropy (or auto), or give y as floating-point numbers for regression",
         run={"loss": {"name": "mse"}},
     ),
     Case(
         "searched-loss",
         "a searched loss that does not fit the task",
-        "error: optimize.yaml: search_space.loss.name: with loss.name='l1': one step on 8 samples failed: RuntimeError: The size of tensor a (10) must match the size of tensor b (8) at non-singleton dimension 1; check that the loss fits this classification task",
+        "error: optimize.yaml: search_space.loss.name: with loss.name='l1': 'l1' compares numbers, but y holds class labels (a classification task of 10 classes); use cross_entropy (or auto), or give y as floating-point numbers for regression",
         optimize={"search_space": {"loss.name": {"type": "categorical", "choices": ["cross_entropy", "l1"]}}},
     ),
     Case(

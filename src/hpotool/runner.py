@@ -275,8 +275,8 @@ def build_loss(
     loss = resolve_component("loss", cfg.loss.name)
     if one_logit(cfg, data):
         _check_binary_labels(cfg.loss.name, data)
-    elif data.task == "regression":
-        _check_regression_loss(cfg.loss.name, data, loss)
+    else:
+        _check_loss_fits_task(cfg.loss.name, data, loss)
     kwargs = _tensor_arguments(loss, cfg.loss.kwargs, device)
     _check_weights(cfg, data, loss, kwargs)
     if loss_inputs(loss, cfg.loss.kwargs):
@@ -308,15 +308,26 @@ def to_device(module: nn.Module, device: torch.device) -> nn.Module:
 REGRESSION_LOSSES = "mse, l1, smooth_l1 or huber"
 
 
-def _check_regression_loss(name: str, data: PreparedData, loss: Any) -> None:
+def _check_loss_fits_task(name: str, data: PreparedData, loss: Any) -> None:
     """A classification loss given float targets trains on nothing that makes sense, without an error:
     cross-entropy over one output is 0 whatever the model predicts, and binary cross-entropy of targets
-    outside 0..1 goes below 0. A `RunCheckError` naming the loss and what to use."""
+    outside 0..1 goes below 0; a regression loss given class labels fails with a shape error. A
+    `RunCheckError` naming the loss and what to use."""
     F = nn.functional
 
     def among(classes: tuple[type, ...], functions: tuple[Any, ...]) -> bool:
         return (isinstance(loss, type) and issubclass(loss, classes)) or any(loss is f for f in functions)
 
+    if data.task == "classification":
+        numeric = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)
+        if among(numeric, (F.mse_loss, F.l1_loss, F.smooth_l1_loss, F.huber_loss)):
+            raise RunCheckError(
+                "loss",
+                f"{name!r} compares numbers, but y holds class labels (a classification task of "
+                f"{data.out_features} classes); use cross_entropy (or auto), or give y as floating-point "
+                f"numbers for regression",
+            )
+        return
     if among((nn.CrossEntropyLoss, nn.NLLLoss), (F.cross_entropy, F.nll_loss)) and data.out_features == 1:
         raise RunCheckError(
             "loss",
