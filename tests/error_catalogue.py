@@ -587,13 +587,13 @@ CASES = [
     Case(
         "loss-for-another-task",
         "a loss that does not fit the task",
-        "error: run.yaml: training: one step on 8 samples failed: RuntimeError: The size of tensor a (10) must match the size of tensor b (8) at non-singleton dimension 1; check that the loss fits this classification task",
+        "error: run.yaml: loss: 'mse' compares numbers, but y holds class labels (a classification task of 10 classes); use cross_entropy (or auto), or give y as floating-point numbers for regression",
         run={"loss": {"name": "mse"}},
     ),
     Case(
         "searched-loss",
         "a searched loss that does not fit the task",
-        "error: optimize.yaml: search_space.loss.name: with loss.name='l1': one step on 8 samples failed: RuntimeError: The size of tensor a (10) must match the size of tensor b (8) at non-singleton dimension 1; check that the loss fits this classification task",
+        "error: optimize.yaml: search_space.loss.name: with loss.name='l1': 'l1' compares numbers, but y holds class labels (a classification task of 10 classes); use cross_entropy (or auto), or give y as floating-point numbers for regression",
         optimize={"search_space": {"loss.name": {"type": "categorical", "choices": ["cross_entropy", "l1"]}}},
     ),
     Case(
@@ -671,6 +671,13 @@ CASES = [
         "the validation split searched",
         "error: optimize.yaml: search_space.data.val_fraction: every trial would be measured on another validation split, so their val_accuracy would not compare (the sampler would favour the easiest split); set data.val_fraction in the run config instead (to train trials on less data, search data.subset_fraction)",
         optimize={"search_space": {"data.val_fraction": {"type": "float", "low": 0.1, "high": 0.3}}},
+    ),
+    Case(
+        "ce-on-regression",
+        "cross-entropy on float targets (a regression task)",
+        "error: run.yaml: loss: 'cross_entropy' scores classes, but y holds one floating-point number per sample (a regression task), over which it is 0 whatever the model predicts; use mse, l1, smooth_l1 or huber, or give y as integer class labels for classification",
+        run={"data": {"name": "regression"}, "loss": {"name": "cross_entropy"}},
+        optimize={"metric": "val_loss", "direction": "minimize"},
     ),
     Case(
         "float64-x",

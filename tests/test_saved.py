@@ -114,7 +114,8 @@ def test_train_flag_errors_are_one_line(tmp_path: Path, run_dict: dict) -> None:
         ({"model": {"name": "mlp", "dropout": 1.5}}, "model: ValueError: dropout must be in [0, 1), got 1.5"),
         (
             {"loss": {"name": "mse"}},
-            "training: one step on 8 samples failed: RuntimeError: The size of tensor a",
+            "loss: 'mse' compares numbers, but y holds class labels (a classification task of 10 classes); use "
+            "cross_entropy (or auto), or give y as floating-point numbers for regression",
         ),
         (
             {"data": {"name": "regression", "n_samples": 4, "val_fraction": 0.1}},

@@ -139,6 +139,22 @@ def test_a_warm_up_is_checked_again_when_epochs_change() -> None:
         apply_overrides(cfg, {"epochs": 2})
 
 
+def test_a_cosine_ending_above_the_lr_is_refused() -> None:
+    """eta_min 0.1 with lr 0.001 raised the lr a hundredfold over the run."""
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    run = {"scheduler": {"name": "cosine", "eta_min": 0.1}, "optimizer": {"name": "adam", "lr": 0.001}}
+    with pytest.raises(HpoError) as info:
+        check_run(RunConfig.model_validate({**run, "device": "cpu"}), "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: scheduler: ValueError: eta_min 0.1 is above the optimizer's lr 0.001: the cosine would raise "
+        "the lr to it; give eta_min below optimizer.lr"
+    )
+    lrs, _ = _lrs({"name": "cosine", "eta_min": LR / 10})
+    assert lrs[0] == LR and min(lrs) >= LR / 10
+
+
 @pytest.mark.parametrize("step_size", [0, -2])
 def test_a_step_size_below_one_is_refused(step_size: int) -> None:
     """0 fell back to the default (a third of the run), and -2 decayed the lr every other epoch."""

@@ -275,6 +275,8 @@ def build_loss(
     loss = resolve_component("loss", cfg.loss.name)
     if one_logit(cfg, data):
         _check_binary_labels(cfg.loss.name, data)
+    else:
+        _check_loss_fits_task(cfg, data, loss)
     kwargs = _tensor_arguments(loss, cfg.loss.kwargs, device)
     _check_weights(cfg, data, loss, kwargs)
     if loss_inputs(loss, cfg.loss.kwargs):
@@ -301,6 +303,58 @@ def to_device(module: nn.Module, device: torch.device) -> nn.Module:
             ):
                 setattr(sub, key, value.to(device))
     return module
+
+
+REGRESSION_LOSSES = "mse, l1, smooth_l1 or huber"
+
+
+def _check_loss_fits_task(cfg: RunConfig, data: PreparedData, loss: Any) -> None:
+    """A classification loss given float targets trains on nothing that makes sense, without an error:
+    cross-entropy over one output is 0 whatever the model predicts, and binary cross-entropy of targets
+    outside 0..1 goes below 0; so does negative log-likelihood of a built-in model's logits. A regression
+    loss given class labels fails with a shape error. A `RunCheckError` naming the loss and what to use."""
+    from hpotool.components import REGISTRIES
+
+    F, name = nn.functional, cfg.loss.name
+
+    def among(classes: tuple[type, ...], functions: tuple[Any, ...]) -> bool:
+        return (isinstance(loss, type) and issubclass(loss, classes)) or any(loss is f for f in functions)
+
+    if data.task == "classification":
+        if among((nn.NLLLoss,), (F.nll_loss,)) and cfg.model.name in REGISTRIES["model"]:
+            raise RunCheckError(
+                "loss",
+                f"{name!r} takes log-probabilities, but the built-in model {cfg.model.name!r} outputs logits, "
+                f"whose negative log-likelihood falls below 0 without end while the model learns nothing; use "
+                f"cross_entropy (log_softmax and NLL in one), or a model of your own ending in log_softmax",
+            )
+        numeric = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)
+        if among(numeric, (F.mse_loss, F.l1_loss, F.smooth_l1_loss, F.huber_loss)):
+            raise RunCheckError(
+                "loss",
+                f"{name!r} compares numbers, but y holds class labels (a classification task of "
+                f"{data.out_features} classes); use cross_entropy (or auto), or give y as floating-point "
+                f"numbers for regression",
+            )
+        return
+    if among((nn.CrossEntropyLoss, nn.NLLLoss), (F.cross_entropy, F.nll_loss)) and data.out_features == 1:
+        raise RunCheckError(
+            "loss",
+            f"{name!r} scores classes, but y holds one floating-point number per sample (a regression task), "
+            f"over which it is 0 whatever the model predicts; use {REGRESSION_LOSSES}, or give y as integer "
+            f"class labels for classification",
+        )
+    if among(
+        (nn.BCEWithLogitsLoss, nn.BCELoss), (F.binary_cross_entropy_with_logits, F.binary_cross_entropy)
+    ):
+        low = float(min(data.train.y.min(), data.val.y.min()))
+        high = float(max(data.train.y.max(), data.val.y.max()))
+        if low < 0 or high > 1:
+            raise RunCheckError(
+                "loss",
+                f"{name!r} takes targets from 0 to 1 (probabilities, or 0/1 labels), but y holds values from "
+                f"{low:.4g} to {high:.4g}; for regression use {REGRESSION_LOSSES}",
+            )
 
 
 def _takes_class_weights(loss: Any) -> bool:

@@ -109,6 +109,12 @@ def cosine(
 ) -> LRScheduler | None:
     """Cosine decay from the optimizer's lr to `eta_min` over the run, after a linear warm-up from
     `warmup_start` x lr over the first `warmup_epochs` epochs (none by default)."""
+    lr = optimizer.param_groups[0]["lr"]
+    if eta_min > lr:  # CosineAnnealingLR would raise the lr towards eta_min
+        raise ValueError(
+            f"eta_min {eta_min:g} is above the optimizer's lr {lr:g}: the cosine would raise the lr to it; give "
+            f"eta_min below optimizer.lr"
+        )
     return _warm_up(
         optimizer,
         lambda left: CosineAnnealingLR(optimizer, T_max=left * steps_per_epoch, eta_min=eta_min),
