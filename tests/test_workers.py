@@ -328,6 +328,27 @@ def test_the_worker_server_survives_a_ctrl_c_from_its_first_instant() -> None:
     assert "Traceback" not in done.stderr, done.stderr
 
 
+_SERVER_LEFT_PROBE = """
+from multiprocessing import forkserver
+from hpotool.forkserver import start_worker_server
+start_worker_server()
+print(forkserver._forkserver._forkserver_pid)
+"""  # and exits at once, as a config error or a Ctrl-C in optimize --workers N's first instant does
+
+
+def test_a_process_that_exits_while_the_worker_server_imports_leaves_no_server_behind() -> None:
+    # The server ignores SIGINT and SIGTERM and ended only once its preloads (torch, optuna) were imported:
+    # seconds after the command had exited, longer on a loaded machine (the Ctrl-C test below flaked on it).
+    environ = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    done = subprocess.run(
+        [sys.executable, "-c", _SERVER_LEFT_PROBE], env=environ, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    pid = int(done.stdout)
+    alive = Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    assert not alive, f"worker server {pid} still running after its process exited"
+
+
 def test_ctrl_c_while_the_worker_server_starts_exits_130_without_a_traceback(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:

@@ -39,14 +39,18 @@ def start_worker_server() -> None:
     The server ignores SIGTERM, as it ignores SIGINT (`hpotool.server_signals`, its first preload): a
     SIGTERM to the whole process group (a scheduler stopping the job) must not take it down before the
     workers it forked have ended their trials, or the main process could no longer wait for them. It still
-    ends when the main process does.
+    ends when the main process does: at once, by `_stop_server` (it would otherwise end only once its imports
+    are done, seconds after a Ctrl-C in the first instant or a config error, on a loaded machine).
     """
     worker_context()
     if START_METHOD == "forkserver":
+        import atexit
         import signal
         import threading
         from multiprocessing import forkserver
 
+        atexit.unregister(_stop_server)  # once, however often it is called
+        atexit.register(_stop_server)
         if threading.current_thread() is not threading.main_thread():
             forkserver.ensure_running()
             return
@@ -64,3 +68,21 @@ def start_worker_server() -> None:
         finally:
             signal.signal(signal.SIGTERM, previous)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # last: a pending Ctrl-C raises here
+
+
+def _stop_server() -> None:
+    """At exit: kill the worker server if it still runs. It ignores SIGINT and SIGTERM and ends by itself
+    when this process's end closes its pipe, but only once its preloads are imported; the workers it forked
+    have ended by now (the main process waits for them) and are not its to take down anyway."""
+    import os
+    import signal
+    from multiprocessing import forkserver
+
+    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)  # CPython's, as ensure_running keeps it
+    if pid is None:
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):  # ended already, or reaped
+        pass
