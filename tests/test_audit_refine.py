@@ -660,3 +660,21 @@ def test_widening_a_count_below_its_range_stops_at_one() -> None:
     assert (widened.low, widened.high) == (1, 256), change  # it went to 0: an MLP layer of no units
     stepped, change = _widen(IntParam(type="int", low=32, high=256, step=32), "low", run, "model.hidden.0")
     assert (stepped.low, stepped.high) == (32, 256) and "no wider range is valid" in change
+
+
+def test_refined_bounds_are_the_four_digit_decimals_the_changes_show() -> None:
+    # A narrowed bound was 1198 * 1e-05: the stage's YAML said low: 0.011980000000000001 where its change
+    # line said 0.01198.
+    from hpotool.refine import _round_out
+
+    assert _round_out(0.0119812, down=True) == 0.01198 and repr(_round_out(0.0119812, down=True)) == "0.01198"
+    assert repr(_round_out(0.0918433, down=False)) == "0.09185"
+    assert _round_out(123456.7, down=True) == 123400.0 and _round_out(123456.7, down=False) == 123500.0
+    assert _round_out(0.99996, down=False) == 1.0 and _round_out(-0.0119812, down=True) == -0.01199
+    study = synthetic_study("synth", SPACE, 40, seed=0)
+    space = refine_study(study, report=audit_study(study)).optimize["search_space"]
+    for spec in space.values():
+        for key in ("low", "high"):
+            value = spec.get(key)
+            if isinstance(value, float) and value:
+                assert len(repr(abs(value)).replace("0.", "").lstrip("0").replace(".", "").split("e")[0]) <= 4

@@ -48,8 +48,11 @@ def _round_out(value: float, down: bool) -> float:
     """Round to 4 significant digits, away from the inside of the range, so kept values stay inside."""
     if value == 0 or not math.isfinite(value):
         return value
-    scale = 10 ** (math.floor(math.log10(abs(value))) - 3)
-    return (math.floor if down else math.ceil)(value / scale) * scale
+    exponent = math.floor(math.log10(abs(value))) - 3
+    digits = (math.floor if down else math.ceil)(value / 10**exponent)
+    # round(): the float nearest the 4-digit decimal, which the YAML then writes as such (0.01198, not the
+    # 0.011980000000000001 that 1198 * 1e-05 gives)
+    return float(round(digits * 10**exponent, -exponent))
 
 
 def _valid(run: RunConfig, name: str, value: Any) -> bool:
