@@ -478,6 +478,24 @@ def test_going_back_to_the_configs_before_a_change_trials_finished_under_needs_t
         _run(tmp_path, run_dict, {**opt_dict, "n_trials": 3})  # trial 1 ran 3 epochs: going back mixes
 
 
+def test_a_plain_optuna_study_whose_trials_drew_a_parameter_otherwise_is_refused_before_trial_0(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # A study without hpotool's fingerprint was resumed unchecked: every trial failed ("Cannot set
+    # different log configuration to the same parameter name") until --max-failures stopped the run.
+    from hpotool.storage import make_storage
+
+    study = optuna.create_study(
+        study_name="tiny", storage=make_storage(opt_dict["storage"]), direction="maximize"
+    )
+    study.optimize(lambda t: t.suggest_float("optimizer.lr", 0.01, 0.1), n_trials=2)  # not log
+    with pytest.raises(
+        HpoError, match=r"search_space.optimizer.lr is float log in this config, but the study's "
+    ):
+        _run(tmp_path, run_dict, {**opt_dict, "n_trials": 4})
+    assert len(_study(opt_dict).trials) == 2
+
+
 def test_allow_changed_config_is_refused_while_another_process_runs_the_study(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
