@@ -8,7 +8,7 @@ import pytest
 
 from hpotool.grid import GridSampler
 from hpotool.loop import EXHAUSTED, run_study
-from hpotool.objective import prepare_study
+from hpotool.objective import open_study, prepare_study
 
 from .conftest import write_yaml
 
@@ -73,3 +73,34 @@ def test_resuming_a_complete_grid_runs_no_point_again(
     again = run_study(prepare_study(run_path, opt_path))
     assert again.stopped == EXHAUSTED and again.ran_now == 0
     assert len(optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials) == 4
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_grid_point_whose_trial_was_interrupted_runs_on_resume(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # Ctrl-C ends the running trial as FAIL ("interrupted"), which Optuna's grid counts as its point
+    # visited: the resumed run ended the grid without ever training that point.
+    opt_dict.update(n_trials=10, sampler={"name": "grid"}, search_space=SPACE)
+    run_path, opt_path = (
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "opt.yaml", opt_dict),
+    )
+    plan = prepare_study(run_path, opt_path)
+    study, _ = open_study(plan)
+    trial = study.ask()  # as run_trials ends a trial Ctrl-C stopped
+    interrupted = (
+        trial.suggest_categorical("optimizer.lr", [0.01, 0.1]),
+        trial.suggest_int("model.hidden.0", 8, 16, step=8),
+    )
+    trial.set_user_attr("fail_reason", "interrupted")
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    summary = run_study(prepare_study(run_path, opt_path))
+    assert summary.stopped == EXHAUSTED
+    done = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
+    complete = [
+        (t.params["optimizer.lr"], t.params["model.hidden.0"])
+        for t in done.trials
+        if t.state.name == "COMPLETE"
+    ]
+    assert interrupted in complete and sorted(complete) == [(0.01, 8), (0.01, 16), (0.1, 8), (0.1, 16)]
