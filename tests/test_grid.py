@@ -134,3 +134,35 @@ def test_a_brute_force_configuration_whose_trial_was_interrupted_runs_on_resume(
         if t.state.name == "COMPLETE"
     ]
     assert sorted(complete) == [(0.01, 8), (0.01, 16), (0.1, 8), (0.1, 16)] and (lr, hidden) in complete
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_worker_waits_for_the_last_grid_point_another_runs_instead_of_running_it_again(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # With --workers, a worker asking while the other ran the grid's last point ran that point again
+    # (Optuna's grid re-evaluates a running point once every point has started).
+    from hpotool.objective import Overrides
+
+    opt_dict.update(n_trials=10, timeout=2, sampler={"name": "grid"}, search_space=SPACE)
+    run_path, opt_path = (
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "opt.yaml", opt_dict),
+    )
+    run_study(prepare_study(run_path, opt_path, Overrides(n_trials=3)))
+    study, _ = open_study(prepare_study(run_path, opt_path))
+    other = study.ask()  # the last point, running in another process
+    other.set_user_attr("worker", {"host": "elsewhere", "pid": 1})
+    last = (
+        other.suggest_categorical("optimizer.lr", [0.01, 0.1]),
+        other.suggest_int("model.hidden.0", 8, 16, step=8),
+    )
+    summary = run_study(prepare_study(run_path, opt_path))
+    assert summary.ran_now == 0 and "timeout" in (summary.stopped or "")
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    assert len(trials) == 4 and last not in [
+        (t.params["optimizer.lr"], t.params["model.hidden.0"]) for t in trials[:3]
+    ]
+    optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).tell(other.number, 0.5)  # it ends
+    assert run_study(prepare_study(run_path, opt_path)).stopped == EXHAUSTED
+    assert len(optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials) == 4

@@ -49,9 +49,9 @@ class GridSampler(optuna.samplers.GridSampler):
                 return grid_id
         return None
 
-    def _get_unvisited_grid_ids(self, study: Study) -> list[int]:
-        """Optuna's unvisited points (neither finished nor running, else not finished), where a trial
-        Ctrl-C or SIGTERM interrupted (FAIL, "interrupted") has not visited its point: resuming runs it."""
+    def _visits(self, study: Study) -> tuple[set[int], set[int]]:
+        """The points finished and running, where a trial Ctrl-C or SIGTERM interrupted (FAIL,
+        "interrupted") has not visited its point: resuming runs it."""
         visited, running = set(), set()
         for t in study._storage.get_all_trials(study._study_id, deepcopy=False):
             if "grid_id" not in t.system_attrs or not self._same_search_space(t.system_attrs["search_space"]):
@@ -60,8 +60,19 @@ class GridSampler(optuna.samplers.GridSampler):
                 visited.add(t.system_attrs["grid_id"])
             elif t.state == TrialState.RUNNING:
                 running.add(t.system_attrs["grid_id"])
+        return visited, running
+
+    def _get_unvisited_grid_ids(self, study: Study) -> list[int]:
+        """Optuna's unvisited points: neither finished nor running, else (all started) not finished."""
+        visited, running = self._visits(study)
         every = set(range(self._n_min_trials))
         return list(every - visited - running or every - visited)
+
+    def all_started(self, study: Study) -> bool:
+        """Whether every point has finished or is running: a new trial would run a running point again
+        (Optuna's choice, so that a study never stops before its last points finish)."""
+        visited, running = self._visits(study)
+        return not set(range(self._n_min_trials)) - visited - running
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         attrs = trial.system_attrs

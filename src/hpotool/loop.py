@@ -129,6 +129,12 @@ def run_trials(
             if len(trials) >= target:  # every slot is taken: wait for one to finish or fail
                 time.sleep(poll)
                 continue
+            if _grid_all_started(study):  # other workers run the last points: wait, run none twice
+                if sampler_exhausted(study):
+                    guard.exhausted = True
+                    break
+                time.sleep(poll)
+                continue
             trial: optuna.Trial | None = None
             try:
                 # "heartbeat is supposed to be used with Study.optimize": it is, below. A signal during `ask`
@@ -162,6 +168,16 @@ def run_trials(
     finally:
         study._thread_local.in_optimize_loop = False
     return guard
+
+
+def _grid_all_started(study: optuna.Study) -> bool:
+    """Whether the study's grid has every point finished or running and nothing queued."""
+    from hpotool.grid import GridSampler
+
+    sampler = study.sampler
+    if not isinstance(sampler, GridSampler) or not sampler.all_started(study):
+        return False
+    return not study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
 
 
 def sampler_exhausted(study: optuna.Study) -> bool:
