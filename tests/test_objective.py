@@ -831,3 +831,23 @@ def test_a_searched_batch_size_trains_one_step_before_trial_0(
         prepare_study(
             write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
         )
+
+
+def test_a_journal_study_resumed_without_its_storage_is_refused_instead_of_started_over(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # Run with --storage journal:studies/tiny.log, then the same command without it: a new study started
+    # in studies/tiny.db, from trial 0, without a word.
+    opt_dict["n_trials"] = 1
+    _run(tmp_path, run_dict, opt_dict, storage="journal:studies/tiny.log")
+    del opt_dict["storage"]  # the default: sqlite:///studies/tiny.db
+    with pytest.raises(HpoError) as refused:
+        _run(tmp_path, run_dict, {**opt_dict, "n_trials": 2})
+    assert str(refused.value) == (
+        "study 'tiny' is in journal:studies/tiny.log, and without --storage a new one would start in "
+        "sqlite:///studies/tiny.db; give --storage journal:studies/tiny.log (or storage: in the config) to "
+        "resume it, or another study_name"
+    )
+    assert not (tmp_path / "studies" / "tiny.db").exists()
+    _, summary = _run(tmp_path, run_dict, {**opt_dict, "n_trials": 2}, storage="journal:studies/tiny.log")
+    assert summary.ran_now == 1
