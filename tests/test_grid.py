@@ -166,3 +166,27 @@ def test_a_worker_waits_for_the_last_grid_point_another_runs_instead_of_running_
     optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).tell(other.number, 0.5)  # it ends
     assert run_study(prepare_study(run_path, opt_path)).stopped == EXHAUSTED
     assert len(optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials) == 4
+
+
+def test_without_a_heartbeat_a_worker_does_not_wait_for_another_machines_grid_point(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # A journal file has no heartbeat: a dead worker of another machine would hold its point RUNNING for
+    # ever, so the point runs again here, as Optuna's grid runs it, and the study ends.
+    from hpotool.objective import Overrides
+
+    opt_dict.update(
+        n_trials=10, sampler={"name": "grid"}, search_space=SPACE, storage=f"journal:{tmp_path / 'g.log'}"
+    )
+    run_path, opt_path = (
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "opt.yaml", opt_dict),
+    )
+    run_study(prepare_study(run_path, opt_path, Overrides(n_trials=3)))
+    study, _ = open_study(prepare_study(run_path, opt_path))
+    other = study.ask()
+    other.set_user_attr("worker", {"host": "elsewhere", "pid": 1})
+    other.suggest_categorical("optimizer.lr", [0.01, 0.1])
+    other.suggest_int("model.hidden.0", 8, 16, step=8)
+    summary = run_study(prepare_study(run_path, opt_path))
+    assert summary.ran_now == 1 and summary.stopped == EXHAUSTED

@@ -32,7 +32,7 @@ from hpotool.objective import (
     open_study,
     summarize,
 )
-from hpotool.stale import fail_dead_local_trials, owner, run_by
+from hpotool.stale import fail_dead_local_trials, on_this_host, owner, run_by
 from hpotool.storage import fail_stale_trials, has_heartbeat, heartbeat_settings
 
 if TYPE_CHECKING:
@@ -177,7 +177,12 @@ def _grid_all_started(study: optuna.Study) -> bool:
     sampler = study.sampler
     if not isinstance(sampler, GridSampler) or not sampler.all_started(study):
         return False
-    return not study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        return False
+    # Without a heartbeat, a dead worker of another machine would keep its trial RUNNING for ever: then
+    # this process runs its point again, as Optuna's grid does, rather than wait for it.
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return has_heartbeat(study._storage) or all(on_this_host(t) for t in running)
 
 
 def sampler_exhausted(study: optuna.Study) -> bool:
