@@ -16,7 +16,7 @@ from hpotool.cli import app
 from hpotool.config import OptimizeConfig, RunConfig, load_optimize_config, load_run_config
 from hpotool.errors import HpoError
 from hpotool.refine import next_study_name, refine_study, write_refinement
-from hpotool.search_space import suggest
+from hpotool.search_space import contains, suggest
 
 from .conftest import write_yaml
 
@@ -660,3 +660,48 @@ def test_widening_a_count_below_its_range_stops_at_one() -> None:
     assert (widened.low, widened.high) == (1, 256), change  # it went to 0: an MLP layer of no units
     stepped, change = _widen(IntParam(type="int", low=32, high=256, step=32), "low", run, "model.hidden.0")
     assert (stepped.low, stepped.high) == (32, 256) and "no wider range is valid" in change
+
+
+def test_refined_bounds_are_the_four_digit_decimals_the_changes_show() -> None:
+    # A narrowed bound was 1198 * 1e-05: the stage's YAML said low: 0.011980000000000001 where its change
+    # line said 0.01198.
+    from hpotool.refine import _round_out
+
+    assert _round_out(0.0119812, down=True) == 0.01198 and repr(_round_out(0.0119812, down=True)) == "0.01198"
+    assert repr(_round_out(0.0918433, down=False)) == "0.09185"
+    assert _round_out(123456.7, down=True) == 123400.0 and _round_out(123456.7, down=False) == 123500.0
+    assert _round_out(0.99996, down=False) == 1.0 and _round_out(-0.0119812, down=True) == -0.01199
+    study = synthetic_study("synth", SPACE, 40, seed=0)
+    space = refine_study(study, report=audit_study(study)).optimize["search_space"]
+    for spec in space.values():
+        for key in ("low", "high"):
+            value = spec.get(key)
+            if isinstance(value, float) and value:
+                assert len(repr(abs(value)).replace("0.", "").lstrip("0").replace(".", "").split("e")[0]) <= 4
+
+
+def test_refining_a_grid_given_as_values_keeps_the_values_inside_the_new_ranges() -> None:
+    # The stage kept the study's grid (sampler.kwargs.search_space) whole, and optimize refused it:
+    # "sampler.kwargs.search_space.optimizer.lr: 0.0001 lies outside search_space.optimizer.lr".
+    from hpotool.factories import make_sampler
+
+    study = synthetic_study("synth", SPACE, 40, seed=0)
+    grid = {
+        "optimizer.lr": [1e-4, 1e-3, 1e-2],
+        "model.dropout": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5],
+        "optimizer.weight_decay": [1e-6, 1e-4, 1e-2],
+    }
+    stored = study.user_attrs["optimize_config"]
+    study.set_user_attr(
+        "optimize_config", {**stored, "sampler": {"name": "grid", "kwargs": {"search_space": grid}}}
+    )
+    ref = refine_study(study)
+    opt = OptimizeConfig.model_validate(ref.optimize)
+    stage_grid = opt.sampler.kwargs["search_space"]
+    assert set(stage_grid) == set(opt.search_space)  # fixed parameters leave the grid too
+    for name, values in stage_grid.items():
+        assert values and all(contains(opt.search_space[name], v) for v in values), (name, values)
+    make_sampler(
+        opt.sampler.name, opt.sampler.kwargs, seed=opt.seed, space=opt.search_space
+    )  # optimize takes it
+    assert any(c.startswith("sampler.kwargs.search_space: ") for c in ref.changes)

@@ -347,3 +347,23 @@ def test_studies_table_puts_each_study_on_one_line_when_the_terminal_is_wide(
         r"│ digits_mlp +│ maximize val_accuracy +│ complete 2, pruned 18 +│ 0\.51 +│ \d{4}-", text
     )
     assert "│ minimize val_loss, maximize n_params │ complete 1 " in text, text
+
+
+def test_a_parameter_named_like_a_column_of_the_trials_table_is_headed_as_trials_csv_heads_it(
+    tmp_path: Path,
+) -> None:
+    # A searched epochs gave the table two "epochs" columns (the parameter and the epochs run).
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    study = optuna.create_study(study_name="c", storage=url)
+    study.optimize(lambda t: t.suggest_int("epochs", 1, 3) + t.suggest_float("state", 0, 1), n_trials=2)
+    result = runner.invoke(app, ["trials", "--study-name", "c", "--storage", url], catch_exceptions=False)
+    header = next(line for line in result.stdout.splitlines() if "seconds" in line)
+    assert [h.strip() for h in header.strip("┃ \n").split("┃")] == [
+        "#",
+        "state",
+        "value",
+        "params_epochs",
+        "params_state",
+        "epochs",
+        "seconds",
+    ]

@@ -8,7 +8,7 @@ import pytest
 
 from hpotool.grid import GridSampler
 from hpotool.loop import EXHAUSTED, run_study
-from hpotool.objective import prepare_study
+from hpotool.objective import open_study, prepare_study
 
 from .conftest import write_yaml
 
@@ -73,3 +73,120 @@ def test_resuming_a_complete_grid_runs_no_point_again(
     again = run_study(prepare_study(run_path, opt_path))
     assert again.stopped == EXHAUSTED and again.ran_now == 0
     assert len(optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials) == 4
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_grid_point_whose_trial_was_interrupted_runs_on_resume(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # Ctrl-C ends the running trial as FAIL ("interrupted"), which Optuna's grid counts as its point
+    # visited: the resumed run ended the grid without ever training that point.
+    opt_dict.update(n_trials=10, sampler={"name": "grid"}, search_space=SPACE)
+    run_path, opt_path = (
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "opt.yaml", opt_dict),
+    )
+    plan = prepare_study(run_path, opt_path)
+    study, _ = open_study(plan)
+    trial = study.ask()  # as run_trials ends a trial Ctrl-C stopped
+    interrupted = (
+        trial.suggest_categorical("optimizer.lr", [0.01, 0.1]),
+        trial.suggest_int("model.hidden.0", 8, 16, step=8),
+    )
+    trial.set_user_attr("fail_reason", "interrupted")
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    summary = run_study(prepare_study(run_path, opt_path))
+    assert summary.stopped == EXHAUSTED
+    done = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
+    complete = [
+        (t.params["optimizer.lr"], t.params["model.hidden.0"])
+        for t in done.trials
+        if t.state.name == "COMPLETE"
+    ]
+    assert interrupted in complete and sorted(complete) == [(0.01, 8), (0.01, 16), (0.1, 8), (0.1, 16)]
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_brute_force_configuration_whose_trial_was_interrupted_runs_on_resume(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # The brute-force sampler counts a configuration as run once its trial ends, interrupted too: the
+    # resumed run ended the search without training it.
+    opt_dict.update(n_trials=10, sampler={"name": "bruteforce"}, search_space=SPACE)
+    run_path, opt_path = (
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "opt.yaml", opt_dict),
+    )
+    study, _ = open_study(prepare_study(run_path, opt_path))
+    trial = study.ask()  # as run_trials ends a trial Ctrl-C stopped
+    lr, hidden = (
+        trial.suggest_categorical("optimizer.lr", [0.01, 0.1]),
+        trial.suggest_int("model.hidden.0", 8, 16, step=8),
+    )
+    trial.set_user_attr("fail_reason", "interrupted")
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    for _ in range(2):  # resumed, then run again: the configuration is queued once
+        assert run_study(prepare_study(run_path, opt_path)).stopped == EXHAUSTED
+    done = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
+    complete = [
+        (t.params["optimizer.lr"], t.params["model.hidden.0"])
+        for t in done.trials
+        if t.state.name == "COMPLETE"
+    ]
+    assert sorted(complete) == [(0.01, 8), (0.01, 16), (0.1, 8), (0.1, 16)] and (lr, hidden) in complete
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_worker_waits_for_the_last_grid_point_another_runs_instead_of_running_it_again(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # With --workers, a worker asking while the other ran the grid's last point ran that point again
+    # (Optuna's grid re-evaluates a running point once every point has started).
+    from hpotool.objective import Overrides
+
+    opt_dict.update(n_trials=10, timeout=2, sampler={"name": "grid"}, search_space=SPACE)
+    run_path, opt_path = (
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "opt.yaml", opt_dict),
+    )
+    run_study(prepare_study(run_path, opt_path, Overrides(n_trials=3)))
+    study, _ = open_study(prepare_study(run_path, opt_path))
+    other = study.ask()  # the last point, running in another process
+    other.set_user_attr("worker", {"host": "elsewhere", "pid": 1})
+    last = (
+        other.suggest_categorical("optimizer.lr", [0.01, 0.1]),
+        other.suggest_int("model.hidden.0", 8, 16, step=8),
+    )
+    summary = run_study(prepare_study(run_path, opt_path))
+    assert summary.ran_now == 0 and "timeout" in (summary.stopped or "")
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    assert len(trials) == 4 and last not in [
+        (t.params["optimizer.lr"], t.params["model.hidden.0"]) for t in trials[:3]
+    ]
+    optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).tell(other.number, 0.5)  # it ends
+    assert run_study(prepare_study(run_path, opt_path)).stopped == EXHAUSTED
+    assert len(optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials) == 4
+
+
+def test_without_a_heartbeat_a_worker_does_not_wait_for_another_machines_grid_point(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # A journal file has no heartbeat: a dead worker of another machine would hold its point RUNNING for
+    # ever, so the point runs again here, as Optuna's grid runs it, and the study ends.
+    from hpotool.objective import Overrides
+
+    opt_dict.update(
+        n_trials=10, sampler={"name": "grid"}, search_space=SPACE, storage=f"journal:{tmp_path / 'g.log'}"
+    )
+    run_path, opt_path = (
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "opt.yaml", opt_dict),
+    )
+    run_study(prepare_study(run_path, opt_path, Overrides(n_trials=3)))
+    study, _ = open_study(prepare_study(run_path, opt_path))
+    other = study.ask()
+    other.set_user_attr("worker", {"host": "elsewhere", "pid": 1})
+    other.suggest_categorical("optimizer.lr", [0.01, 0.1])
+    other.suggest_int("model.hidden.0", 8, 16, step=8)
+    summary = run_study(prepare_study(run_path, opt_path))
+    assert summary.ran_now == 1 and summary.stopped == EXHAUSTED

@@ -499,6 +499,24 @@ def test_going_back_to_the_configs_before_a_change_trials_finished_under_needs_t
         _run(tmp_path, run_dict, {**opt_dict, "n_trials": 3})  # trial 1 ran 3 epochs: going back mixes
 
 
+def test_a_plain_optuna_study_whose_trials_drew_a_parameter_otherwise_is_refused_before_trial_0(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # A study without hpotool's fingerprint was resumed unchecked: every trial failed ("Cannot set
+    # different log configuration to the same parameter name") until --max-failures stopped the run.
+    from hpotool.storage import make_storage
+
+    study = optuna.create_study(
+        study_name="tiny", storage=make_storage(opt_dict["storage"]), direction="maximize"
+    )
+    study.optimize(lambda t: t.suggest_float("optimizer.lr", 0.01, 0.1), n_trials=2)  # not log
+    with pytest.raises(
+        HpoError, match=r"search_space.optimizer.lr is float log in this config, but the study's "
+    ):
+        _run(tmp_path, run_dict, {**opt_dict, "n_trials": 4})
+    assert len(_study(opt_dict).trials) == 2
+
+
 def test_allow_changed_config_is_refused_while_another_process_runs_the_study(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
@@ -834,3 +852,23 @@ def test_a_searched_batch_size_trains_one_step_before_trial_0(
         prepare_study(
             write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
         )
+
+
+def test_a_journal_study_resumed_without_its_storage_is_refused_instead_of_started_over(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # Run with --storage journal:studies/tiny.log, then the same command without it: a new study started
+    # in studies/tiny.db, from trial 0, without a word.
+    opt_dict["n_trials"] = 1
+    _run(tmp_path, run_dict, opt_dict, storage="journal:studies/tiny.log")
+    del opt_dict["storage"]  # the default: sqlite:///studies/tiny.db
+    with pytest.raises(HpoError) as refused:
+        _run(tmp_path, run_dict, {**opt_dict, "n_trials": 2})
+    assert str(refused.value) == (
+        "study 'tiny' is in journal:studies/tiny.log, and without --storage a new one would start in "
+        "sqlite:///studies/tiny.db; give --storage journal:studies/tiny.log (or storage: in the config) to "
+        "resume it, or another study_name"
+    )
+    assert not (tmp_path / "studies" / "tiny.db").exists()
+    _, summary = _run(tmp_path, run_dict, {**opt_dict, "n_trials": 2}, storage="journal:studies/tiny.log")
+    assert summary.ran_now == 1

@@ -193,6 +193,17 @@ def test_prune_audit_measures_predictions_and_missed_winners(tmp_path: Path) -> 
     )
     with pytest.raises(HpoError, match=r"search different spaces \(x, y\)"):
         missed_winners(pruned, other, top_k=2)
+    # the same space and direction, another metric: its values were compared with this study's bar
+    pruned.set_user_attr("optimize_config", {**pruned.user_attrs["optimize_config"], "metric": "val_loss"})
+    baseline.set_user_attr(
+        "optimize_config", {**baseline.user_attrs["optimize_config"], "metric": "val_rmse"}
+    )
+    with pytest.raises(HpoError) as refused:
+        missed_winners(pruned, baseline, top_k=2)
+    assert str(refused.value) == (
+        "'pruned' optimizes val_loss and --against 'baseline' val_rmse; compare with a study of the same metric "
+        "run without pruning"
+    )
     # the table counts the epochs a prediction had seen: steps 2-8 are after 3-9 epochs
     firsts = re.findall(r"^\W+(\d+)\W+3\W", result.stdout, flags=re.M)
     assert "predicted after epochs" in result.stdout and firsts == [str(k) for k in range(3, 10)], (

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import shlex
@@ -630,3 +631,35 @@ def test_the_contour_leaves_out_a_parameter_the_complete_trials_gave_one_value(t
     assert reasons["contour"] == (
         "a contour needs two parameters with two values or more in the complete trials; y took one"
     )
+
+
+def test_trials_of_inf_value_are_named_once_not_logged_by_every_figure(tmp_path: Path) -> None:
+    # Each figure logged "Trial 1 is omitted in visualization because its objective value is inf or nan."
+    # for each such trial: 20 lines for two trials.
+    study = optuna.create_study()
+    dists = {
+        "x": optuna.distributions.FloatDistribution(0, 1),
+        "y": optuna.distributions.FloatDistribution(0, 1),
+    }
+    for i, value in enumerate((1.0, float("inf"), 0.5, float("nan"), 0.7)):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": i / 5, "y": (i % 2) / 2},
+                distributions=dists,
+                value=None if math.isnan(value) else value,
+                state=optuna.trial.TrialState.FAIL if math.isnan(value) else optuna.trial.TrialState.COMPLETE,
+            )
+        )
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
+    optuna.logging.get_logger("optuna").addHandler(handler)
+    try:
+        with pytest.warns(UserWarning) as caught:
+            make_figures(study, report_info(study, "sqlite:///memory"))
+    finally:
+        optuna.logging.get_logger("optuna").removeHandler(handler)
+    assert not [r for r in records if "omitted in visualization" in r]
+    assert [str(w.message) for w in caught if "leave out" in str(w.message)] == [
+        "the figures leave out trial(s) #1: their value is inf or nan"
+    ]

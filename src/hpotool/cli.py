@@ -794,12 +794,15 @@ def trials(
         ]
         shown = [[format_value(r["params"][p]) if p in r["params"] else "-" for p in params] for r in rows]
         # One column per parameter where they fit the terminal, else one wrapped "params" column.
-        widest = [max([len(p), *(len(v[i]) for v in shown)]) + 3 for i, p in enumerate(params)]
-        split = sum(widest) + 60 <= _out().width
         from hpotool.export import is_multi_objective, objective_names
 
         value_header = ", ".join(objective_names(study)) if is_multi_objective(study) else "value"
-        columns = ["#", "state", value_header, *(params if split else ["params"]), "epochs", "seconds"]
+        # A parameter named like a column of the table (a searched epochs) is spelt as trials.csv spells it.
+        own = {"#", "state", value_header, "params", "epochs", "seconds", "note"}
+        headers = [f"params_{p}" if p in own else p for p in params]
+        widest = [max([len(h), *(len(v[i]) for v in shown)]) + 3 for i, h in enumerate(headers)]
+        split = sum(widest) + 60 <= _out().width
+        columns = ["#", "state", value_header, *(headers if split else ["params"]), "epochs", "seconds"]
         columns += ["note"] if any(notes) else []
         table = _table(f"study {study_name}: {len(rows)} trial(s)")
         for col in columns:

@@ -81,7 +81,8 @@ def check(study: optuna.Study, run: RunConfig, opt: OptimizeConfig, *, allow_cha
     """
     stored = study.user_attrs.get(ATTR)
     parts = experiment(run, opt)
-    if not isinstance(stored, dict):
+    if not isinstance(stored, dict):  # made by plain Optuna code: used as it is, if Optuna can go on with it
+        _check_distributions(study, opt)
         return
     if stored.get("hash") == digest(parts):
         # Older hpotool let --allow-changed-config record a change Optuna cannot make (a categorical's

@@ -5,7 +5,8 @@ ran stays unvisited and a later trial runs it again; and it gives trial number k
 shuffled grid without looking whether that point has run. This sampler marks a queued trial whose values
 are a grid point with that point, as Optuna marks its own trials, and gives a new trial its number's point
 only while that point is still unvisited (else an unvisited one, as Optuna picks them): every grid point
-runs once, the warm start's included, and a study without a queue runs in Optuna's order.
+runs once, the warm start's included, and a study without a queue runs in Optuna's order. A trial that
+Ctrl-C or SIGTERM interrupted leaves its point unvisited, so the resumed run trains it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import optuna
+from optuna.trial import TrialState
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -31,6 +33,10 @@ def _same(value: Any, point: Any) -> bool:
     return type(value) is type(point) and bool(value == point)
 
 
+def _interrupted(trial: FrozenTrial) -> bool:
+    return trial.state == TrialState.FAIL and trial.user_attrs.get("fail_reason") == "interrupted"
+
+
 class GridSampler(optuna.samplers.GridSampler):
     """`optuna.samplers.GridSampler` that runs a queued grid point once (see the module docstring)."""
 
@@ -42,6 +48,31 @@ class GridSampler(optuna.samplers.GridSampler):
             if all(_same(params[name], value) for name, value in zip(self._param_names, point, strict=True)):
                 return grid_id
         return None
+
+    def _visits(self, study: Study) -> tuple[set[int], set[int]]:
+        """The points finished and running, where a trial Ctrl-C or SIGTERM interrupted (FAIL,
+        "interrupted") has not visited its point: resuming runs it."""
+        visited, running = set(), set()
+        for t in study._storage.get_all_trials(study._study_id, deepcopy=False):
+            if "grid_id" not in t.system_attrs or not self._same_search_space(t.system_attrs["search_space"]):
+                continue
+            if t.state.is_finished() and not _interrupted(t):
+                visited.add(t.system_attrs["grid_id"])
+            elif t.state == TrialState.RUNNING:
+                running.add(t.system_attrs["grid_id"])
+        return visited, running
+
+    def _get_unvisited_grid_ids(self, study: Study) -> list[int]:
+        """Optuna's unvisited points: neither finished nor running, else (all started) not finished."""
+        visited, running = self._visits(study)
+        every = set(range(self._n_min_trials))
+        return list(every - visited - running or every - visited)
+
+    def all_started(self, study: Study) -> bool:
+        """Whether every point has finished or is running: a new trial would run a running point again
+        (Optuna's choice, so that a study never stops before its last points finish)."""
+        visited, running = self._visits(study)
+        return not set(range(self._n_min_trials)) - visited - running
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         attrs = trial.system_attrs

@@ -34,7 +34,7 @@ from hpotool.objective import (
     summarize,
 )
 from hpotool.runner import described
-from hpotool.stale import fail_dead_local_trials, owner, run_by
+from hpotool.stale import fail_dead_local_trials, on_this_host, owner, run_by
 from hpotool.storage import (
     fail_stale_trials,
     has_heartbeat,
@@ -141,6 +141,12 @@ def run_trials(
             if len(trials) >= target:  # every slot is taken: wait for one to finish or fail
                 time.sleep(poll)
                 continue
+            if _grid_all_started(study):  # other workers run the last points: wait, run none twice
+                if sampler_exhausted(study):
+                    guard.exhausted = True
+                    break
+                time.sleep(poll)
+                continue
             trial: optuna.Trial | None = None
             try:
                 # "heartbeat is supposed to be used with Study.optimize": it is, below. A signal during `ask`
@@ -176,10 +182,27 @@ def run_trials(
     return guard
 
 
+def _grid_all_started(study: optuna.Study) -> bool:
+    """Whether the study's grid has every point finished or running and nothing queued."""
+    from hpotool.grid import GridSampler
+
+    sampler = study.sampler
+    if not isinstance(sampler, GridSampler) or not sampler.all_started(study):
+        return False
+    if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        return False
+    # Without a heartbeat, a dead worker of another machine would keep its trial RUNNING for ever: then
+    # this process runs its point again, as Optuna's grid does, rather than wait for it.
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return has_heartbeat(study._storage) or all(on_this_host(t) for t in running)
+
+
 def sampler_exhausted(study: optuna.Study) -> bool:
     """Whether the study's grid or brute-force sampler has run every point already. Optuna's samplers say
     so only in `tell` (study.stop()); a resumed study's first `ask` would run a point again."""
     sampler = study.sampler
+    if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):  # queued: they run whatever it says
+        return False
     if isinstance(sampler, optuna.samplers.GridSampler):
         return sampler.is_exhausted(study)
     if isinstance(sampler, optuna.samplers.BruteForceSampler):
@@ -231,13 +254,26 @@ def prepare_resume(study: optuna.Study, plan: StudyPlan) -> int:
     for params in plan.opt.enqueue:  # warm start: known-good configurations run first
         if not any(_tried(trial, params) for trial in trials):
             study.enqueue_trial(params)
+    if isinstance(study.sampler, optuna.samplers.BruteForceSampler):
+        # It counts a configuration as run once its trial has ended, interrupted too: queue those again.
+        retried = {t.user_attrs.get("retry_of") for t in trials}
+        queued = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))  # a warm start's, say
+        for t in trials:
+            again = _interrupted(t) and t.params and t.number not in retried
+            if again and not any(_tried(q, t.params) for q in queued):
+                study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
     return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def _interrupted(trial: FrozenTrial) -> bool:
+    """Whether Ctrl-C or SIGTERM ended `trial` (FAIL, "interrupted"): it never finished its run."""
+    return trial.state == TrialState.FAIL and trial.user_attrs.get("fail_reason") == "interrupted"
 
 
 def _tried(trial: FrozenTrial, params: Mapping[str, Any]) -> bool:
     """Whether `trial` ran `params`, or holds them in the queue, as Optuna's `skip_if_exists` tells: a
     warm-start point whose trial was interrupted (Ctrl-C, SIGTERM) never ran, and is queued again."""
-    if trial.state == TrialState.FAIL and trial.user_attrs.get("fail_reason") == "interrupted":
+    if _interrupted(trial):
         return False
     ran = trial.system_attrs.get("fixed_params", trial.params)
     if ran.keys() != params.keys():

@@ -614,6 +614,30 @@ def process_salt() -> tuple[int, ...]:
     return (zlib.crc32(socket.gethostname().encode()), pid_namespace() or 0, os.getpid())
 
 
+def _refuse_a_second_study_beside_a_journal(plan: StudyPlan) -> None:
+    """A study run with `--storage journal:studies/NAME.log` and resumed without it would start over in a
+    new studies/NAME.db, silently: refused, naming the journal, before the SQLite file is made.
+
+    Raises:
+        HpoError: the default SQLite file does not exist and studies/NAME.log holds a study of this name.
+    """
+    from hpotool.storage import is_optuna_journal
+
+    name = plan.opt.study_name
+    default, journal = Path("studies") / f"{name}.db", Path("studies") / f"{name}.log"
+    if plan.storage_url != f"sqlite:///{default}" or default.exists() or not journal.is_file():
+        return
+    if not journal.stat().st_size or not is_optuna_journal(journal):
+        return
+    url = f"journal:{journal}"
+    names = [s.study_name for s in make_storage(url, create=False).get_all_studies()]
+    if name in names:
+        raise HpoError(
+            f"study {name!r} is in {url}, and without --storage a new one would start in {shown_url(plan.storage_url)}; "
+            f"give --storage {url} (or storage: in the config) to resume it, or another study_name"
+        )
+
+
 def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
     """Create the study, or load it and check it is the same experiment (metric, direction).
 
@@ -623,6 +647,7 @@ def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
         no trial yet), else () (see `study_sampler`).
     """
     opt = plan.opt
+    _refuse_a_second_study_beside_a_journal(plan)
     storage = make_storage(plan.storage_url)
     try:
         existing = optuna.load_study(study_name=opt.study_name, storage=storage)

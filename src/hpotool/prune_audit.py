@@ -93,6 +93,12 @@ def missed_winners(study: optuna.Study, baseline: optuna.Study, top_k: int = 5) 
         raise HpoError(
             "the two studies optimize in different directions; compare studies of the same experiment"
         )
+    ours, theirs = (s.user_attrs.get("optimize_config", {}).get("metric") for s in (study, baseline))
+    if ours and theirs and ours != theirs:  # val_loss against val_rmse: the values do not compare
+        raise HpoError(
+            f"{study.study_name!r} optimizes {ours} and --against {baseline.study_name!r} {theirs}; compare with "
+            f"a study of the same metric run without pruning"
+        )
     space = stored_space(study)
     other = stored_space(baseline)
     if other != space:

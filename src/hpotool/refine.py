@@ -48,8 +48,11 @@ def _round_out(value: float, down: bool) -> float:
     """Round to 4 significant digits, away from the inside of the range, so kept values stay inside."""
     if value == 0 or not math.isfinite(value):
         return value
-    scale = 10 ** (math.floor(math.log10(abs(value))) - 3)
-    return (math.floor if down else math.ceil)(value / scale) * scale
+    exponent = math.floor(math.log10(abs(value))) - 3
+    digits = (math.floor if down else math.ceil)(value / 10**exponent)
+    # round(): the float nearest the 4-digit decimal, which the YAML then writes as such (0.01198, not the
+    # 0.011980000000000001 that 1198 * 1e-05 gives)
+    return float(round(digits * 10**exponent, -exponent))
 
 
 def _valid(run: RunConfig, name: str, value: Any) -> bool:
@@ -263,6 +266,17 @@ def refine_study(
         if params and all(contains(new_space[k], v) for k, v in params.items()) and params not in enqueue:
             enqueue.append(params)
     changes.append(f"enqueued the {len(enqueue)} best trial(s) that fit the new space as a warm start")
+    sampler: dict[str, Any] = stored_opt.get("sampler") or {}
+    kwargs: dict[str, Any] = sampler.get("kwargs") or {}
+    grid = kwargs.get("search_space")
+    if isinstance(grid, dict):  # a grid given as values: the stage refuses those outside its ranges
+        stage_grid = _stage_grid(grid, new_space)
+        stored_opt["sampler"] = {**sampler, "kwargs": {**kwargs, "search_space": stage_grid}}
+        if stage_grid != {k: v for k, v in grid.items() if k in new_space}:
+            changes.append(
+                "sampler.kwargs.search_space: the grid keeps its values inside the new ranges, and each widened "
+                "range's new end"
+            )
     name = next_study_name(study.study_name)
     optimize = {
         **stored_opt,
@@ -278,6 +292,24 @@ def refine_study(
         stage_run.model_dump(mode="json"),
         changes,
     )
+
+
+def _stage_grid(grid: dict[str, Any], space: dict[str, Param]) -> dict[str, list[Any]]:
+    """The grid of the stage's searched parameters: the values of `grid` inside their new ranges, plus the
+    new end of a widened range (an end beyond every old value), or the range's ends when none is left."""
+    out: dict[str, list[Any]] = {}
+    for name, p in space.items():
+        old = [v for v in grid.get(name, []) if isinstance(v, int | float | str | bool) or v is None]
+        values = [v for v in old if contains(p, v)]
+        if isinstance(p, CategoricalParam):
+            out[name] = values or list(p.choices)
+            continue
+        numbers = [v for v in old if isinstance(v, int | float) and not isinstance(v, bool)]
+        for end in (p.low, p.high):
+            if end not in values and (not numbers or end < min(numbers) or end > max(numbers)):
+                values.append(end)
+        out[name] = sorted(values)
+    return out
 
 
 def _drop_dead_conditions(space: dict[str, Param], base: dict[str, Any]) -> list[str]:

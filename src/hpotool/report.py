@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import math
+import re
 import statistics
 import warnings
 from collections.abc import Callable
@@ -362,8 +364,47 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
     )
 
 
+_OMITTED = re.compile(r"Trial (\d+) is omitted in visualization because its objective value is inf or nan")
+
+
+class _Omitted(logging.Filter):
+    """Keeps the trial numbers of Optuna's "Trial N is omitted in visualization" records and drops them:
+    each figure logs one per such trial."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.numbers: set[int] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        match = _OMITTED.match(record.getMessage())
+        if match is None:
+            return True
+        self.numbers.add(int(match.group(1)))
+        return False
+
+
 def make_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]:
-    """Draw every drawable figure of `info` with `optuna.visualization`, keyed by `FigureInfo.key`."""
+    """Draw every drawable figure of `info` with `optuna.visualization`, keyed by `FigureInfo.key`; trials
+    whose value is inf or nan, which the figures leave out, are named in one warning."""
+    omitted = _Omitted()
+    loggers = [logging.getLogger(f"optuna.visualization.{m}") for m in ("_utils", "_rank")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addFilter(omitted)
+        logger.setLevel(logging.WARNING)  # made whatever Optuna's verbosity, so the filter sees them
+    try:
+        figures = _draw_figures(study, info)
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeFilter(omitted)
+            logger.setLevel(level)
+    if omitted.numbers:
+        numbers = ", ".join(f"#{n}" for n in sorted(omitted.numbers))
+        warnings.warn(f"the figures leave out trial(s) {numbers}: their value is inf or nan", stacklevel=2)
+    return figures
+
+
+def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]:
     import optuna.visualization as vis
 
     figures: dict[str, go.Figure] = {}

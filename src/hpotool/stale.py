@@ -45,6 +45,12 @@ def _here(who: dict[str, Any]) -> bool:
     return "pidns" not in who or who["pidns"] == pid_namespace()
 
 
+def on_this_host(trial: FrozenTrial) -> bool:
+    """Whether `trial` is run by a process of this host and PID namespace (its `worker` attribute)."""
+    who = trial.user_attrs.get("worker")
+    return isinstance(who, dict) and _here(who)
+
+
 def run_by(trial: FrozenTrial, pids: Collection[int]) -> bool:
     """Whether `trial` was run by one of the processes `pids` of this host (its `worker` attribute)."""
     who = trial.user_attrs.get("worker")
