@@ -146,24 +146,30 @@ def worker_main(args: WorkerArgs, stop: Event, exhausted: Event) -> None:
         opt = OptimizeConfig.model_validate(args.opt)
         plan = worker_plan(run, opt, args.storage_url, args.index, args.existing, args.salt)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        storage = make_storage(plan.storage_url, create=False)
-        study = optuna.load_study(
-            study_name=opt.study_name, storage=storage, sampler=plan.sampler, pruner=plan.pruner
-        )
         try:
-            tracker = make_tracker(plan)  # the main process created the store and the experiment
-        except HpoError as exc:
-            logging.getLogger("hpotool").warning("warning: %s; this worker logs no trials", exc)
-            tracker = None
-        if run_trials(study, plan, stop, max_failures=args.max_failures, tracker=tracker).exhausted:
-            exhausted.set()
+            if _run_worker_trials(plan, opt, stop, args.max_failures):
+                exhausted.set()
+        except Exception as exc:  # after the data is loaded: a user's database error there is not ours
+            if lost_connection(exc) is None:
+                raise
+            # The storage stopped answering: the main process, which reads it too, says so in one line.
+            sys.exit(LOST_STORAGE_EXIT)
     except KeyboardInterrupt:
         pass
-    except Exception as exc:
-        if lost_connection(exc) is None:
-            raise
-        # The storage stopped answering: the main process, which reads it too, says so in one line.
-        sys.exit(LOST_STORAGE_EXIT)
+
+
+def _run_worker_trials(plan: StudyPlan, opt: OptimizeConfig, stop: Event, max_failures: int) -> bool:
+    """Join the study and run trials; returns whether the sampler has nothing left to try."""
+    storage = make_storage(plan.storage_url, create=False)
+    study = optuna.load_study(
+        study_name=opt.study_name, storage=storage, sampler=plan.sampler, pruner=plan.pruner
+    )
+    try:
+        tracker = make_tracker(plan)  # the main process created the store and the experiment
+    except HpoError as exc:
+        logging.getLogger("hpotool").warning("warning: %s; this worker logs no trials", exc)
+        tracker = None
+    return run_trials(study, plan, stop, max_failures=max_failures, tracker=tracker).exhausted
 
 
 class _Monitor:
