@@ -186,3 +186,26 @@ def test_a_signal_while_the_study_is_created_waits_until_it_is_described(
         objective.open_study(plan)
     study = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"])
     assert {"run_config", "optimize_config", "versions", ATTR} <= study.user_attrs.keys()
+
+
+def test_a_trial_left_running_before_it_recorded_its_owner_is_failed_and_frees_its_slot(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A process that died, or whose storage server went away, between `ask` and recording its owner left a
+    # RUNNING trial that neither the heartbeat nor the dead-process check could end: it held one of the
+    # n_trials slots for good, and every later run waited for it (here until its timeout).
+    import time
+
+    monkeypatch.setenv("HPOTOOL_HEARTBEAT_GRACE", "1")
+    rp = write_yaml(tmp_path / "run.yaml", run_dict)
+    op = write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "n_trials": 3, "timeout": 20})
+    run_study(prepare_study(rp, op, Overrides(n_trials=1)))
+    study = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"])
+    orphan = study.ask()  # RUNNING, with no owner: its process is gone
+    time.sleep(1.5)
+    summary = run_study(prepare_study(rp, op))
+    assert summary.stopped is None, summary.stopped
+    trials = study.get_trials(deepcopy=False)
+    assert trials[orphan.number].state == TrialState.FAIL
+    assert trials[orphan.number].user_attrs["fail_reason"].startswith("abandoned")
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 3

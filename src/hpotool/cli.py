@@ -802,13 +802,14 @@ def fail_stale(
     with user_errors():
         from optuna.trial import TrialState
 
-        from hpotool.stale import fail_dead_local_trials
+        from hpotool.stale import fail_dead_local_trials, fail_ownerless_trials
         from hpotool.storage import fail_stale_trials, has_heartbeat, heartbeat_settings, load_study
 
         study = load_study(study_name, storage)
         heartbeat = has_heartbeat(study._storage)
         # A process of this machine that is gone is surely dead, heartbeat or not (`kill -9`, an OOM kill).
         failed = [] if all_running else fail_dead_local_trials(study)
+        failed += [] if all_running else fail_ownerless_trials(study, heartbeat_settings()[1])
         if all_running or heartbeat:
             failed += fail_stale_trials(study, every_running=all_running)
         alive = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
