@@ -134,6 +134,19 @@ def test_a_plain_loss_function_trains_as_its_class_does() -> None:
         ((torch.zeros(4, 2), np.array(["cat", "dog", "cat", "dog"])), "y holds text labels such as 'cat'"),
         ((np.array([["a", 1]], dtype=object), np.array([0])), "x holds str values such as 'a', not numbers"),
         ((torch.zeros(3, 2), torch.zeros(4)), r"x and y differ in length: 3 != 4"),
+        # complex numbers: x was cast to float32, dropping the imaginary parts with only torch's warning
+        (
+            (torch.zeros(4, 2, dtype=torch.complex64), torch.tensor([0, 1, 0, 1])),
+            r"x holds complex64 values; .* torch\.view_as_real\(x\)\.flatten\(1\)",
+        ),
+        (
+            (torch.zeros(4, 2), torch.zeros(4, dtype=torch.complex64)),
+            "y holds complex64 values; hpotool trains on real",
+        ),
+        (
+            Dataset(torch.zeros(4, 2, dtype=torch.complex64), torch.zeros(4), "regression"),
+            "x holds complex64",
+        ),
         (Dataset(torch.zeros(4, 2), torch.tensor([0, 1, 0, 1]), "clasification"), "task is 'clasification'"),  # type: ignore[arg-type]
         (Dataset(torch.zeros(4, 2), torch.tensor([0.0, 1.0, 0.0, 1.0]), "classification"), "y holds float32"),
         (

@@ -161,3 +161,51 @@ def test_a_signal_while_a_trial_draws_its_parameters_records_interrupted(
     assert run_study(plan).interrupted == signal.SIGINT
     trials = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"]).trials
     assert [(t.state, t.user_attrs.get("fail_reason")) for t in trials] == [(TrialState.FAIL, "interrupted")]
+
+
+def test_a_signal_while_the_study_is_created_waits_until_it_is_described(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C between Optuna's create_study and the configs and fingerprint hpotool stores next (several
+    # round trips on a database server) left a study without them: the next run waited for a creator that
+    # was gone, then ran it with no resume check, and export-best could not rebuild its configs.
+    from hpotool import objective
+    from hpotool.fingerprint import ATTR
+
+    real_versions = objective.versions
+
+    def versions_then_ctrl_c() -> dict[str, str]:
+        signal.raise_signal(signal.SIGINT)
+        return real_versions()
+
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    )
+    monkeypatch.setattr(objective, "versions", versions_then_ctrl_c)
+    with signals_interrupt(), pytest.raises(Interrupted):
+        objective.open_study(plan)
+    study = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"])
+    assert {"run_config", "optimize_config", "versions", ATTR} <= study.user_attrs.keys()
+
+
+def test_a_trial_left_running_before_it_recorded_its_owner_is_failed_and_frees_its_slot(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A process that died, or whose storage server went away, between `ask` and recording its owner left a
+    # RUNNING trial that neither the heartbeat nor the dead-process check could end: it held one of the
+    # n_trials slots for good, and every later run waited for it (here until its timeout).
+    import time
+
+    monkeypatch.setenv("HPOTOOL_HEARTBEAT_GRACE", "1")
+    rp = write_yaml(tmp_path / "run.yaml", run_dict)
+    op = write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "n_trials": 3, "timeout": 20})
+    run_study(prepare_study(rp, op, Overrides(n_trials=1)))
+    study = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"])
+    orphan = study.ask()  # RUNNING, with no owner: its process is gone
+    time.sleep(1.5)
+    summary = run_study(prepare_study(rp, op))
+    assert summary.stopped is None, summary.stopped
+    trials = study.get_trials(deepcopy=False)
+    assert trials[orphan.number].state == TrialState.FAIL
+    assert trials[orphan.number].user_attrs["fail_reason"].startswith("abandoned")
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 3

@@ -10,6 +10,7 @@ import optuna
 import pytest
 
 from hpotool.errors import HpoError
+from hpotool.objective import prepare_study
 from hpotool.storage import load_study, make_storage
 
 from .conftest import write_yaml
@@ -359,3 +360,34 @@ def test_a_storage_password_stays_out_of_output_exports_and_reports(
         )
     finally:
         optuna.delete_study(study_name=name, storage=make_storage(server))
+
+
+def test_a_study_whose_creation_fails_half_way_is_not_left_behind(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The storage failing after Optuna's create_study and before hpotool stored the configs and fingerprint
+    # (a server going away) left a study without them, which the next run took for a plain Optuna study.
+    from hpotool import objective
+
+    def failing() -> dict[str, str]:
+        raise RuntimeError("server closed the connection unexpectedly")
+
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    )
+    monkeypatch.setattr(objective, "versions", failing)
+    with pytest.raises(RuntimeError, match="server closed"):
+        objective.open_study(plan)
+    assert opt_dict["study_name"] not in optuna.get_all_study_names(storage=opt_dict["storage"])
+
+
+def test_a_process_joining_a_study_its_creator_deleted_says_so(tmp_path: Path) -> None:
+    # The creator failed part-way and deleted the study while another process waited for its fingerprint:
+    # that one died with KeyError: 'Record does not exist.'
+    from hpotool.objective import _wait_for_creator
+
+    storage = make_storage(f"sqlite:///{tmp_path / 'j.db'}")
+    study = optuna.create_study(study_name="joined", storage=storage)
+    optuna.delete_study(study_name="joined", storage=storage)
+    with pytest.raises(HpoError, match="the process creating it failed before it was ready, and deleted it"):
+        _wait_for_creator(study, joined=True)

@@ -841,15 +841,15 @@ def fail_stale(
         from optuna.trial import TrialState
 
         from hpotool.browse import find_study
-        from hpotool.stale import fail_dead_local_trials
+        from hpotool.stale import fail_dead_local_trials, fail_ownerless_trials
         from hpotool.storage import fail_stale_trials, has_heartbeat, heartbeat_settings
 
-        study = find_study(
-            study_name, storage
-        )  # a missing one named with the studies that exist, as trials does
+        # A missing study is named with the studies that exist, as `trials` does.
+        study = find_study(study_name, storage)
         heartbeat = has_heartbeat(study._storage)
         # A process of this machine that is gone is surely dead, heartbeat or not (`kill -9`, an OOM kill).
         failed = [] if all_running else fail_dead_local_trials(study)
+        failed += [] if all_running else fail_ownerless_trials(study, heartbeat_settings()[1])
         if all_running or heartbeat:
             failed += fail_stale_trials(study, every_running=all_running)
         alive = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]

@@ -178,6 +178,15 @@ def _non_finite(t: torch.Tensor, name: str) -> None:
         )
 
 
+def _not_complex(x: torch.Tensor, y: torch.Tensor) -> None:
+    for t, name in ((x, "x"), (y, "y")):
+        if t.is_complex():
+            raise DataError(
+                f"{name} holds {str(t.dtype).removeprefix('torch.')} values; hpotool trains on real numbers: "
+                f"give the real and imaginary parts as separate features, torch.view_as_real({name}).flatten(1)"
+            )
+
+
 def check_dataset(ds: Dataset) -> Dataset:
     """`ds`, checked so that a problem shows before trial 0 rather than as a failed or NaN trial.
 
@@ -191,6 +200,7 @@ def check_dataset(ds: Dataset) -> Dataset:
     if ds.task not in ("classification", "regression"):
         raise DataError(f"task is {ds.task!r}; use 'classification' or 'regression'")
     x, y = ds.x, ds.y
+    _not_complex(x, y)
     if x.ndim == 0 or y.ndim == 0:
         raise DataError(
             f"x and y must hold one row per sample; got shapes {tuple(x.shape)} and {tuple(y.shape)}"
@@ -244,6 +254,7 @@ def as_dataset(obj: Any) -> Dataset:
         obj = _stack_torch_dataset(obj)
     if isinstance(obj, tuple | list) and len(obj) == 2:
         x, y = _as_tensor(obj[0], "x"), _as_tensor(obj[1], "y")
+        _not_complex(x, y)  # before x is cast to float32, which drops imaginary parts with only a warning
         task: Task = "regression" if y.is_floating_point() else "classification"
         ds = check_dataset(Dataset(x.float(), y, task))
         n_classes = ds.n_classes or 0

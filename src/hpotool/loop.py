@@ -34,7 +34,7 @@ from hpotool.objective import (
     summarize,
 )
 from hpotool.runner import described
-from hpotool.stale import fail_dead_local_trials, on_this_host, owner, run_by
+from hpotool.stale import fail_dead_local_trials, fail_ownerless_trials, on_this_host, owner, run_by
 from hpotool.storage import (
     fail_stale_trials,
     has_heartbeat,
@@ -115,7 +115,7 @@ def run_trials(
     # Storages without a heartbeat (Redis, journal files) would wait forever for a dead worker's trial:
     # there, the same look finds the RUNNING trials of dead processes of this machine (one query, and a
     # signal 0 per running trial), as a resumed run does.
-    interval, _ = heartbeat_settings()
+    interval, grace = heartbeat_settings()
     dead_local_check = not has_heartbeat(storage)
     next_stale_check = start
     # As Study.optimize does: a sampler with nothing left to try (grid, brute force) calls study.stop() from
@@ -134,6 +134,7 @@ def run_trials(
                 fail_stale_trials(study)
                 if dead_local_check:
                     fail_dead_local_trials(study)
+                fail_ownerless_trials(study, grace)
                 next_stale_check = now + interval
             trials = _finished_and_running(study)
             if sum(t.state in FINISHED for t in trials) >= target:
@@ -250,6 +251,7 @@ def track(tracker: Tracker, study: optuna.Study, trial: FrozenTrial) -> None:
 def prepare_resume(study: optuna.Study, plan: StudyPlan) -> int:
     """Clean up after dead local processes and enqueue the warm start; returns the finished count."""
     fail_dead_local_trials(study)
+    fail_ownerless_trials(study, heartbeat_settings()[1])
     trials = study.get_trials(deepcopy=False)
     for params in plan.opt.enqueue:  # warm start: known-good configurations run first
         if not any(_tried(trial, params) for trial in trials):

@@ -7,6 +7,7 @@ the CLI can draw it. Pruning happens here, not in the Trainer.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import socket
@@ -700,7 +701,13 @@ def _wait_for_creator(study: optuna.Study, *, joined: bool) -> None:
 
     start = time.monotonic()
     while True:
-        attrs = study.user_attrs
+        try:
+            attrs = study.user_attrs
+        except KeyError:  # its creator failed part-way and deleted it (`_create_study`)
+            raise HpoError(
+                f"study {study.study_name!r}: the process creating it failed before it was ready, and deleted "
+                f"it; run the same command again to create it"
+            ) from None
         if fingerprint.ATTR in attrs:
             return
         trials = study.get_trials(deepcopy=False)
@@ -714,15 +721,26 @@ def _wait_for_creator(study: optuna.Study, *, joined: bool) -> None:
 
 
 def _create_study(plan: StudyPlan, storage: Any) -> optuna.Study:
+    """Create the study and describe it as one step: a signal meanwhile waits until it is described, and a
+    failure (the storage going away) deletes it, so no study is left without its configs and fingerprint
+    (the next run would wait for a creator that is gone, then run it unchecked)."""
+    from hpotool.interrupts import deferred
+
     opt = plan.opt
-    study = optuna.create_study(
-        study_name=opt.study_name,
-        storage=storage,
-        sampler=plan.sampler,
-        pruner=plan.pruner,
-        directions=opt.study_directions,
-    )
-    describe_new_study(study, plan)
+    with deferred():
+        study = optuna.create_study(
+            study_name=opt.study_name,
+            storage=storage,
+            sampler=plan.sampler,
+            pruner=plan.pruner,
+            directions=opt.study_directions,
+        )
+        try:
+            describe_new_study(study, plan)
+        except Exception:
+            with contextlib.suppress(Exception):  # a storage that stopped answering cannot delete it either
+                optuna.delete_study(study_name=opt.study_name, storage=storage)
+            raise
     return study
 
 

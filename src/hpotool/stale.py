@@ -92,3 +92,52 @@ def fail_dead_local_trials(study: optuna.Study) -> list[int]:
         if "retry_of" not in trial.user_attrs:  # re-run the configuration once, not forever
             study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
     return failed
+
+
+def fail_ownerless_trials(study: optuna.Study, grace_s: float) -> list[int]:
+    """Mark FAIL the RUNNING trials that started over `grace_s` ago and never recorded an owner or drew a
+    parameter; returns their numbers.
+
+    hpotool records the owner right after `ask`: a process that died (or whose storage stopped answering)
+    in between left a trial no heartbeat or owner check could end, and it held one of the study's
+    `n_trials` slots for good, so every later run waited forever for it. A trial taken from the queue is
+    queued again with its fixed parameters.
+    """
+    from datetime import datetime
+
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    now = datetime.now()  # Optuna's datetime_start is local time, as here
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        started = trial.datetime_start
+        if "worker" in trial.user_attrs or trial.params or started is None:
+            continue
+        if (now - started).total_seconds() < grace_s:
+            continue  # its process may be about to record itself
+        if _beating(storage, trial._trial_id):
+            continue  # another program's trial (hpotool records the owner before the first heartbeat)
+        reason = "abandoned: its process ended before the trial started (no owner recorded)"
+        storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+        if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            continue  # another process got there first
+        failed.append(trial.number)
+        fixed = trial.system_attrs.get("fixed_params")
+        if fixed and "retry_of" not in trial.user_attrs:
+            study.enqueue_trial(fixed, user_attrs={"retry_of": trial.number})
+    return failed
+
+
+def _beating(storage: Any, trial_id: int) -> bool:
+    """Whether `trial_id` has a heartbeat record (RDB storages; False on storages without a heartbeat)."""
+    from optuna.storages import RDBStorage
+
+    backend = getattr(storage, "_backend", storage)
+    if not isinstance(backend, RDBStorage) or backend.heartbeat_interval is None:
+        return False
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(backend.scoped_session) as session:
+        return models.TrialHeartbeatModel.where_trial_id(trial_id, session) is not None

@@ -152,29 +152,38 @@ def worker_main(
         opt = OptimizeConfig.model_validate(args.opt)
         plan = worker_plan(run, opt, args.storage_url, args.index, args.existing, args.salt)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        storage = make_storage(plan.storage_url, create=False)
-        study = optuna.load_study(
-            study_name=opt.study_name, storage=storage, sampler=plan.sampler, pruner=plan.pruner
-        )
         try:
-            tracker = make_tracker(plan)  # the main process created the store and the experiment
-        except HpoError as exc:
-            logging.getLogger("hpotool").warning("warning: %s; this worker logs no trials", exc)
-            tracker = None
-        with independent_sampling(study.sampler) as fallback:
-            try:
-                if run_trials(study, plan, stop, max_failures=args.max_failures, tracker=tracker).exhausted:
-                    exhausted.set()
-            finally:
-                if fallback.trials and fallbacks is not None:
-                    fallbacks.put(fallback.as_dict())
+            if _run_worker_trials(plan, opt, stop, args.max_failures, fallbacks):
+                exhausted.set()
+        except Exception as exc:  # after the data is loaded: a user's database error there is not ours
+            if lost_connection(exc) is None:
+                raise
+            # The storage stopped answering: the main process, which reads it too, says so in one line.
+            sys.exit(LOST_STORAGE_EXIT)
     except KeyboardInterrupt:
         pass
-    except Exception as exc:
-        if lost_connection(exc) is None:
-            raise
-        # The storage stopped answering: the main process, which reads it too, says so in one line.
-        sys.exit(LOST_STORAGE_EXIT)
+
+
+def _run_worker_trials(
+    plan: StudyPlan, opt: OptimizeConfig, stop: Event, max_failures: int, fallbacks: SimpleQueue | None
+) -> bool:
+    """Join the study and run trials; returns whether the sampler has nothing left to try, and puts what
+    its sampler sampled independently on `fallbacks`."""
+    storage = make_storage(plan.storage_url, create=False)
+    study = optuna.load_study(
+        study_name=opt.study_name, storage=storage, sampler=plan.sampler, pruner=plan.pruner
+    )
+    try:
+        tracker = make_tracker(plan)  # the main process created the store and the experiment
+    except HpoError as exc:
+        logging.getLogger("hpotool").warning("warning: %s; this worker logs no trials", exc)
+        tracker = None
+    with independent_sampling(study.sampler) as fallback:
+        try:
+            return run_trials(study, plan, stop, max_failures=max_failures, tracker=tracker).exhausted
+        finally:
+            if fallback.trials and fallbacks is not None:
+                fallbacks.put(fallback.as_dict())
 
 
 class _Monitor:
