@@ -705,3 +705,16 @@ def test_refining_a_grid_given_as_values_keeps_the_values_inside_the_new_ranges(
         opt.sampler.name, opt.sampler.kwargs, seed=opt.seed, space=opt.search_space
     )  # optimize takes it
     assert any(c.startswith("sampler.kwargs.search_space: ") for c in ref.changes)
+
+
+def test_refine_names_the_run_config_with_the_suffix_of_out(tmp_path: Path) -> None:
+    # `--out stage2.yml` wrote its RunConfig as stage2.run.yaml, so a stage2.yaml stage blocked it.
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    source = synthetic_study("yml", SPACE, 12, seed=0)
+    optuna.copy_study(from_study_name="yml", from_storage=source._storage, to_storage=url)
+    (tmp_path / "stage2.run.yaml").write_text("# another stage's\n")
+    out = tmp_path / "stage2.yml"
+    result = CliRunner().invoke(app, ["refine", "--study-name", "yml", "--storage", url, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "stage2.run.yml").read_text().startswith("# RunConfig for study 'yml_stage2'")
+    assert (tmp_path / "stage2.run.yaml").read_text() == "# another stage's\n"

@@ -955,7 +955,7 @@ def refine(
         typer.Option(
             "--out",
             help="Where to write the next stage's OptimizeConfig YAML; its RunConfig goes beside it "
-            "(<stem>.run.yaml).",
+            "(<stem>.run.yaml; .run.yml for a .yml).",
         ),
     ],
     storage: ReadStorageOpt = None,

@@ -333,8 +333,10 @@ def _best_first(trials: list[Any], direction: str) -> list[Any]:
 
 
 def stage_paths(out: Path) -> tuple[Path, Path]:
-    """The files `refine --out OUT` writes: OUT (the OptimizeConfig) and `<OUT stem>.run.yaml` beside it."""
-    return out, out.with_name(f"{out.stem}.run.yaml")
+    """The files `refine --out OUT` writes: OUT (the OptimizeConfig) and `<OUT stem>.run.yaml` beside it
+    (`.run.yml` for an OUT ending in `.yml`)."""
+    suffix = ".yml" if out.suffix.lower() == ".yml" else ".yaml"
+    return out, out.with_name(f"{out.stem}.run{suffix}")
 
 
 def check_stage_paths(out: Path, force: bool = False) -> None:
