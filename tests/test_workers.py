@@ -352,6 +352,29 @@ def test_ctrl_c_while_the_worker_server_starts_exits_130_without_a_traceback(
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
 
 
+def test_the_worker_server_ends_with_a_command_that_stops_before_any_worker_starts(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # A config mistake (or a Ctrl-C) before trial 0 with --workers N: the command returned, and the worker
+    # server lived on while it imported torch (seconds on a loaded machine: the Ctrl-C test above found it
+    # still there), holding the command's output open (`hpotool ... | tee log` waited for it).
+    args = _slow_configs(tmp_path, run_dict, opt_dict, 4)
+    mistake = {**opt_dict, "search_space": {"model.widht": {"type": "int", "low": 4, "high": 64}}}
+    args[args.index("-o") + 1] = str(write_yaml(tmp_path / "mistake.yaml", mistake))
+    proc = _hpotool(args, tmp_path)
+    try:
+        server = _wait_for(lambda: _forkserver_in(proc), timeout=30.0)
+        proc.wait(timeout=60)
+        try:
+            alive = Path(f"/proc/{server}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:  # gone
+            alive = False
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 2, proc.communicate(timeout=10)[0]
+    assert not alive
+
+
 @pytest.mark.parametrize("group", [False, True], ids=["to-main", "to-group"])
 def test_sigterm_stops_every_worker_and_prints_the_summary(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], group: bool

@@ -50,6 +50,11 @@ def start_worker_server() -> None:
         if threading.current_thread() is not threading.main_thread():
             forkserver.ensure_running()
             return
+        if not _STOP_AT_EXIT:
+            import atexit
+
+            atexit.register(_stop_worker_server)
+            _STOP_AT_EXIT.append(True)
         from multiprocessing import resource_tracker
 
         # Its own start unblocks SIGINT in this process (it blocks it while it spawns): start it first.
@@ -64,3 +69,24 @@ def start_worker_server() -> None:
         finally:
             signal.signal(signal.SIGTERM, previous)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # last: a pending Ctrl-C raises here
+
+
+_STOP_AT_EXIT: list[bool] = []
+
+
+def _stop_worker_server() -> None:
+    """At exit, end the worker server at once. Every worker has ended by then (`run_workers` waits for them);
+    left alone, the server lived on until its imports were done (seconds on a loaded machine, after a config
+    mistake or a Ctrl-C in the first seconds), holding the command's output open (`hpotool ... | tee`)."""
+    import os
+    import signal
+    from multiprocessing import forkserver
+
+    pid = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+    if pid is None:
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
