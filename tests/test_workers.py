@@ -328,27 +328,6 @@ def test_the_worker_server_survives_a_ctrl_c_from_its_first_instant() -> None:
     assert "Traceback" not in done.stderr, done.stderr
 
 
-_SERVER_LEFT_PROBE = """
-from multiprocessing import forkserver
-from hpotool.forkserver import start_worker_server
-start_worker_server()
-print(forkserver._forkserver._forkserver_pid)
-"""  # and exits at once, as a config error or a Ctrl-C in optimize --workers N's first instant does
-
-
-def test_a_process_that_exits_while_the_worker_server_imports_leaves_no_server_behind() -> None:
-    # The server ignores SIGINT and SIGTERM and ended only once its preloads (torch, optuna) were imported:
-    # seconds after the command had exited, longer on a loaded machine (the Ctrl-C test below flaked on it).
-    environ = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    done = subprocess.run(
-        [sys.executable, "-c", _SERVER_LEFT_PROBE], env=environ, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    pid = int(done.stdout)
-    alive = Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    assert not alive, f"worker server {pid} still running after its process exited"
-
-
 def test_ctrl_c_while_the_worker_server_starts_exits_130_without_a_traceback(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:
@@ -371,6 +350,29 @@ def test_ctrl_c_while_the_worker_server_starts_exits_130_without_a_traceback(
     assert left == [], output
     assert proc.returncode == 130, output
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+
+
+def test_the_worker_server_ends_with_a_command_that_stops_before_any_worker_starts(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # A config mistake (or a Ctrl-C) before trial 0 with --workers N: the command returned, and the worker
+    # server lived on while it imported torch (seconds on a loaded machine: the Ctrl-C test above found it
+    # still there), holding the command's output open (`hpotool ... | tee log` waited for it).
+    args = _slow_configs(tmp_path, run_dict, opt_dict, 4)
+    mistake = {**opt_dict, "search_space": {"model.widht": {"type": "int", "low": 4, "high": 64}}}
+    args[args.index("-o") + 1] = str(write_yaml(tmp_path / "mistake.yaml", mistake))
+    proc = _hpotool(args, tmp_path)
+    try:
+        server = _wait_for(lambda: _forkserver_in(proc), timeout=30.0)
+        proc.wait(timeout=60)
+        try:
+            alive = Path(f"/proc/{server}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:  # gone
+            alive = False
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 2, proc.communicate(timeout=10)[0]
+    assert not alive
 
 
 @pytest.mark.parametrize("group", [False, True], ids=["to-main", "to-group"])

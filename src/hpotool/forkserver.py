@@ -73,7 +73,8 @@ def start_worker_server() -> None:
 def _stop_server() -> None:
     """At exit: kill the worker server if it still runs. It ignores SIGINT and SIGTERM and ends by itself
     when this process's end closes its pipe, but only once its preloads are imported; the workers it forked
-    have ended by now (the main process waits for them) and are not its to take down anyway."""
+    have ended by now (the main process waits for them) and are not its to take down anyway. Left alone, it
+    also held the command's output open (`hpotool ... | tee log` waited for it)."""
     import os
     import signal
     from multiprocessing import forkserver
