@@ -481,7 +481,7 @@ CASES = [
     Case(
         "float-labels",
         "class labels stored as floats, with a classification metric",
-        "error: optimize.yaml: metric: 'val_accuracy' is not produced for this regression task; choose one of: train_loss, val_loss, val_rmse, val_mae, n_params, epoch_time (the targets of 'tests.helpers:labels_read_as_floats' are floating-point numbers, which make a regression task: give class labels as integers for classification)",
+        "error: optimize.yaml: metric: 'val_accuracy' is not produced for this regression task; choose one of: train_loss, val_loss, val_rmse, val_mae, n_params, epoch_time (the targets of 'tests.helpers:labels_read_as_floats' are floating-point numbers, which make a regression task: give class labels as integers for classification, or set loss: {name: bce_with_logits} for these 0/1 labels)",
         run={"data": {"name": "tests.helpers:labels_read_as_floats"}},
     ),
     Case(

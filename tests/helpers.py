@@ -155,7 +155,8 @@ def not_an_optimizer(params: Any, lr: float = 0.1) -> Any:
 
 
 def labels_read_as_floats(n: int = 200) -> Any:
-    """Class labels 0/1 stored as floats, as np.loadtxt reads a CSV: a regression task to hpotool."""
+    """Class labels 0/1 stored as floats, as np.loadtxt reads a CSV: a regression task to hpotool, but two
+    classes with loss bce_with_logits."""
     import numpy as np
 
     rng = np.random.default_rng(0)

@@ -631,10 +631,32 @@ def test_negative_log_likelihood_of_a_built_in_models_logits_is_refused(loss: st
     )
 
 
-def test_binary_cross_entropy_on_float_targets_from_0_to_1_trains_as_before() -> None:
-    """0/1 labels (or probabilities) given as floats are a regression task that binary cross-entropy fits."""
-    run = {"data": {"name": "tests.helpers:labels_read_as_floats"}, "loss": {"name": "bce_with_logits"}}
-    check_run(RunConfig.model_validate({**run, "batch_size": 16, "device": "cpu"}), "run.yaml")
+def test_0_1_labels_stored_as_floats_with_binary_cross_entropy_train_as_two_classes() -> None:
+    """`hpotool train` reported val_rmse for `x, (x[:, 0] > 0).float()` with bce_with_logits: the float 0/1
+    labels made a regression task. With a one-logit loss they are two classes, measured by val_accuracy; with
+    any other loss, probabilities between 0 and 1, or a Dataset that names its task, they stay numbers."""
+    run = {
+        "data": {"name": "tests.helpers:labels_read_as_floats"},
+        "loss": {"name": "bce_with_logits"},
+        "epochs": 3,
+        "batch_size": 16,
+        "device": "cpu",
+    }
+    for loss in ("bce_with_logits", "torch.nn.functional:binary_cross_entropy_with_logits"):
+        cfg = RunConfig.model_validate({**run, "loss": {"name": loss}})
+        check_run(cfg, "run.yaml")
+        data = load_data(cfg.data, cfg.loss.name)
+        assert data.task == "classification" and data.val.y.dtype == torch.int64
+        result = train_run(cfg)
+        assert set(result.metrics) >= {"val_accuracy", "val_loss"} and "val_rmse" not in result.metrics
+        assert result.metrics["val_accuracy"] > 0.7
+    assert load_data(RunConfig.model_validate({**run, "loss": {"name": "mse"}}).data, "mse").task == "regression"
+    x = torch.randn(20, 2)
+    assert as_dataset((x, torch.rand(20)), binary=True).task == "regression"  # probabilities
+    assert as_dataset((x, torch.zeros(20)), binary=True).task == "regression"  # one value is no two classes
+    named = Dataset(x, (x[:, 0] > 0).float(), "regression")
+    assert as_dataset(named, binary=True).task == "regression"
+    assert as_dataset((x, (x[:, :2] > 0).float()), binary=True).task == "regression"  # two targets a sample
 
 
 def test_class_weights_that_fit_train() -> None:

@@ -207,7 +207,7 @@ def _check_data(run: RunConfig, opt: OptimizeConfig, where: str) -> None:
     """The data `run` names loads, measures every objective (a searched dataset may be another task) and
     holds a batch (a searched subset_fraction may leave fewer training samples than batch_size)."""
     try:
-        data = load_data(run.data)
+        data = load_data(run.data, run.loss.name)
     except Exception as exc:
         raise HpoError(f"{where}: {data_failure(run.data, exc)}") from None
     missing = [m for m in opt.objectives if m not in data.metrics]
@@ -411,7 +411,9 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
 
             hint = (
                 f" (the targets of {run.data.name!r} are floating-point numbers, which make a regression task: "
-                f"give class labels as integers for classification)"
+                f"give class labels as integers for classification"
+                + (", or set loss: {name: bce_with_logits} for these 0/1 labels" if data.zero_one_floats else "")
+                + ")"
                 if data.task == "regression" and metric in CLASSIFICATION_METRICS
                 else ""
             )

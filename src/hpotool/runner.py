@@ -21,7 +21,7 @@ from torch import nn
 
 from hpotool.components import loss_inputs, resolve_component
 from hpotool.config import CLASSIFICATION_METRICS, REGRESSION_METRICS, DataConfig, RunConfig
-from hpotool.datasets import DataError, SplitError, Task, TensorData, as_dataset, split
+from hpotool.datasets import DataError, SplitError, Task, TensorData, as_dataset, split, zero_one_labels
 from hpotool.errors import HpoError
 from hpotool.lean_step import defer_dynamo
 from hpotool.resolve import accepted_kwargs, first_line, pick_kwargs, user_frame
@@ -43,6 +43,11 @@ class PreparedData:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train.x.shape[1:])
+
+    @property
+    def zero_one_floats(self) -> bool:
+        """Regression targets that are each 0 or 1: class labels stored as floats."""
+        return self.task == "regression" and zero_one_labels(torch.cat([self.train.y, self.val.y]))
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -71,12 +76,16 @@ _DATA_CACHE: dict[str, PreparedData] = {}
 _DEVICE_CACHE: dict[tuple[str, str], tuple[TensorData, TensorData]] = {}
 
 
-def load_data(cfg: DataConfig) -> PreparedData:
-    """Load and split the dataset once per process; trials with the same data section share it."""
-    key = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
+def load_data(cfg: DataConfig, loss: str | None = None) -> PreparedData:
+    """Load and split the dataset once per process; trials with the same data section share it.
+
+    `loss` is the run's loss name: with binary cross-entropy with logits, floating-point 0/1 targets are two
+    classes (val_accuracy), not a regression (val_rmse); see `as_dataset`."""
+    binary = loss is not None and _one_logit_loss(loss)
+    key = json.dumps([cfg.model_dump(mode="json"), binary], sort_keys=True)
     if key not in _DATA_CACHE:
         factory = resolve_component("data", cfg.name)
-        ds = as_dataset(factory(**cfg.kwargs))
+        ds = as_dataset(factory(**cfg.kwargs), binary=binary)
         train, val = split(ds, cfg.val_fraction, cfg.subset_fraction, cfg.split_seed)
         _DATA_CACHE[key] = PreparedData(train, val, ds.task, ds.out_features)
     return _DATA_CACHE[key]
@@ -124,9 +133,16 @@ def one_logit(cfg: RunConfig, data: PreparedData) -> bool:
     """Whether the loss scores a classification with one logit per sample (torch's BCEWithLogitsLoss, or
     its function `binary_cross_entropy_with_logits`): the model then has one output, the loss is given the
     class (0 or 1) as a float of shape (batch, 1), and accuracy counts a positive logit as class 1."""
-    if data.task != "classification":
+    return data.task == "classification" and _one_logit_loss(cfg.loss.name)
+
+
+def _one_logit_loss(name: str) -> bool:
+    """Whether the loss `name` resolves to is binary cross-entropy with logits (class or function); a name
+    that does not resolve is not (`build_loss` says why)."""
+    try:
+        loss = resolve_component("loss", name)
+    except HpoError:
         return False
-    loss = resolve_component("loss", cfg.loss.name)
     binary: Any = nn.functional.binary_cross_entropy_with_logits
     return loss is binary or (isinstance(loss, type) and issubclass(loss, nn.BCEWithLogitsLoss))
 
@@ -533,7 +549,7 @@ def data_failure(cfg: DataConfig, exc: Exception) -> str:
 def load_checked(cfg: RunConfig, source: str) -> PreparedData:
     """`load_data`, with a failure as an `HpoError` naming `source` (the config file) and its data section."""
     try:
-        return load_data(cfg.data)
+        return load_data(cfg.data, cfg.loss.name)
     except Exception as exc:
         raise HpoError(f"{source}: data: {data_failure(cfg.data, exc)}") from None
 
@@ -727,7 +743,7 @@ def train_run(
         metrics = run_user_trainer(cfg, on_epoch_end, rows)
         return RunResult(metrics, rows, None, time.perf_counter() - start, "user code")
     device = resolve_device(cfg.device)
-    data = load_data(cfg.data)
+    data = load_data(cfg.data, cfg.loss.name)
     train, val = _on_device(data, device)
     seed_everything(cfg.seed)
     model = to_device(build_model(cfg, data), device)
