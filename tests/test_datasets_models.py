@@ -650,7 +650,9 @@ def test_0_1_labels_stored_as_floats_with_binary_cross_entropy_train_as_two_clas
         result = train_run(cfg)
         assert set(result.metrics) >= {"val_accuracy", "val_loss"} and "val_rmse" not in result.metrics
         assert result.metrics["val_accuracy"] > 0.7
-    assert load_data(RunConfig.model_validate({**run, "loss": {"name": "mse"}}).data, "mse").task == "regression"
+    assert (
+        load_data(RunConfig.model_validate({**run, "loss": {"name": "mse"}}).data, "mse").task == "regression"
+    )
     x = torch.randn(20, 2)
     assert as_dataset((x, torch.rand(20)), binary=True).task == "regression"  # probabilities
     assert as_dataset((x, torch.zeros(20)), binary=True).task == "regression"  # one value is no two classes

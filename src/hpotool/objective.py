@@ -409,11 +409,12 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
             key = "metrics" if opt.multi_objective else "metric"
             from hpotool.config import CLASSIFICATION_METRICS
 
+            binary = (
+                ", or set loss: {name: bce_with_logits} for these 0/1 labels" if data.zero_one_floats else ""
+            )
             hint = (
                 f" (the targets of {run.data.name!r} are floating-point numbers, which make a regression task: "
-                f"give class labels as integers for classification"
-                + (", or set loss: {name: bce_with_logits} for these 0/1 labels" if data.zero_one_floats else "")
-                + ")"
+                f"give class labels as integers for classification{binary})"
                 if data.task == "regression" and metric in CLASSIFICATION_METRICS
                 else ""
             )
