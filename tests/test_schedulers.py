@@ -409,3 +409,33 @@ def test_batch_norm_trains_when_one_sample_is_left_over() -> None:
     trainer = Trainer(model, optimizer, nn.MSELoss(), "regression", batch_size=n - 1)  # one sample over
     last = trainer.fit(data.train, data.val, epochs=1)
     assert seen == [n] and math.isfinite(last.metrics["train_loss"])
+
+
+def test_each_epochs_history_row_records_the_lr_it_began_with(tmp_path: Path) -> None:
+    """A warm-up or a plateau cut could not be seen: history.csv, trials.json and the report held the
+    metrics of each epoch but not its learning rate."""
+    from hpotool.runner import train_run
+    from hpotool.saved import train_and_save
+
+    run = {
+        "data": {"name": "regression", "n_samples": 300},
+        "optimizer": {"name": "sgd", "lr": LR},
+        "scheduler": {"name": "cosine", "warmup_epochs": 1, "warmup_start": 0.2},
+        "epochs": EPOCHS,
+        "batch_size": 64,
+        "device": "cpu",
+    }
+    rows = train_run(RunConfig.model_validate(run)).history
+    lrs = [row["lr"] for row in rows]
+    cosine = [LR * (1 + math.cos(math.pi * i / 3)) / 2 for i in range(3)]
+    assert lrs == pytest.approx([LR * 0.2, *cosine])  # the warm-up's first epoch, then the cosine
+    assert list(rows[0]) == ["epoch", "train_loss", "val_loss", "val_rmse", "val_mae", "lr", "epoch_time"]
+
+    plateau = {"name": "plateau", "monitor": "val_loss", "factor": 0.5, "patience": 0, "threshold": 10.0}
+    saved = train_and_save(RunConfig.model_validate({**run, "scheduler": plateau}), tmp_path / "run")
+    lines = (saved.folder / "history.csv").read_text().splitlines()
+    column = lines[0].split(",").index("lr")
+    # val_loss never falls by the 1000% threshold: each epoch's step halves the lr the next one starts with
+    assert [float(line.split(",")[column]) for line in lines[1:]] == pytest.approx(
+        [LR * 0.5**e for e in range(EPOCHS)]
+    )
