@@ -382,7 +382,7 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
         )
     run, opt = _with_overrides(run, opt, overrides)
     if run.trainer is not None:  # the user's own training code: it owns data, model and metrics
-        from hpotool.user_trainer import check_user_trainer
+        from hpotool.user_trainer import check_user_trainer, schedule_note
 
         resolve_device(run.device)  # the function is handed the device: one this machine lacks fails now
         pruning = not opt.multi_objective and not opt.pruner.is_nop
@@ -393,10 +393,11 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
         except HpoError as exc:
             raise HpoError(f"{run_path}: {exc}") from None
         check_space(run, opt, None, str(opt_path))
-        notes: tuple[str, ...] = ()
+        schedule = schedule_note(run)
+        notes: tuple[str, ...] = (schedule,) if schedule else ()
         if pruning and not takes_report:  # the default pruner could never stop it: run without one
             opt = opt.model_copy(update={"pruner": PrunerConfig(name="nop")})
-            notes = (
+            notes += (
                 f"no pruning: trainer.function {run.trainer.function} takes no 'report' argument, so a pruner "
                 f"could never stop a trial ({opt_path} sets no pruner; add report to prune)",
             )
