@@ -649,6 +649,17 @@ CASES = [
         run={"scheduler": {"name": "plateau", "monitor": "val_accuracy"}},
     ),
     Case(
+        "searched-monitor-mode",
+        "a searched plateau monitor whose choices need different modes, under one fixed mode",
+        "error: optimize.yaml: search_space.scheduler.monitor: with scheduler.monitor='val_accuracy': 'plateau' watches val_accuracy, which is better higher, but its mode is 'min', which cuts the lr while val_accuracy rises; no one mode fits the choices val_loss, val_accuracy: search the mode with the monitor, adding below scheduler.monitor in search_space: scheduler.mode: {type: categorical, choices: [max], when: {scheduler.monitor: val_accuracy}} (the run config's mode, min, serves the other choices)",
+        run={"scheduler": {"name": "plateau"}},
+        optimize={
+            "search_space": {
+                "scheduler.monitor": {"type": "categorical", "choices": ["val_loss", "val_accuracy"]}
+            }
+        },
+    ),
+    Case(
         "warmup-too-long",
         "a warm-up as long as the run",
         "error: run.yaml: scheduler.warmup_epochs: 2 is not shorter than the run (epochs: 2), so the 'cosine' schedule would never start; use at most 1, or more epochs",
