@@ -570,6 +570,12 @@ def test_binary_cross_entropy_on_labels_other_than_0_and_1_says_which_labels_y_h
             "weight: [1.0, 2.0] holds 2 weights for the 10 classes of y (labels 0 to 9); give one weight per "
             "class, class 0's first",
         ),
+        (  # it said 'weight: 2.0 holds 1 weights for the 2 classes'
+            "tests.helpers:two_classes",
+            {"name": "cross_entropy", "weight": 2.0},
+            "weight: 2.0 is one number, but 'cross_entropy' takes one weight per class: give a list of 2 for the "
+            "classes of y (labels 0 and 1), class 0's first (such as [1.0, 2.0])",
+        ),
     ],
 )
 def test_class_weights_that_do_not_fit_the_classes_say_what_to_give(
@@ -674,6 +680,37 @@ def test_class_weights_that_fit_train() -> None:
             "device": "cpu",
         }
         check_run(RunConfig.model_validate(run), "run.yaml")
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "torch.nn.functional:cross_entropy"])
+def test_class_weights_take_a_float64_models_dtype(name: str) -> None:
+    """They were always float32, so a float64 model's every step failed: 'expected scalar type Double but
+    found Float', with 'check that the loss fits this classification task'."""
+    from hpotool.runner import build_trainer
+
+    run = {
+        "data": {"name": "tests.helpers:float64_classes"},
+        "model": {"name": "tests.helpers:Float64Net"},
+        "loss": {"name": name, "weight": [1.0, 2.0, 1.0]},
+        "epochs": 2,
+        "batch_size": 16,
+        "device": "cpu",
+    }
+    cfg = RunConfig.model_validate(run)
+    check_run(cfg, "run.yaml")
+    result = train_run(cfg)
+    assert result.epochs_run == 2 and 0 <= result.metrics["val_accuracy"] <= 1
+    data = load_data(cfg.data, cfg.loss.name)
+    model = result.model
+    assert model is not None
+    loss_fn: Any = build_trainer(cfg, data, model).loss_fn
+    weight = loss_fn.weight if name == "cross_entropy" else loss_fn.keywords["weight"]
+    assert weight.dtype == torch.float64 and weight.tolist() == [1.0, 2.0, 1.0]
+    digits = RunConfig.model_validate(
+        {"data": {"name": "digits"}, "loss": {"name": name, "weight": [1.0] * 10}}
+    )
+    default: Any = build_trainer(digits, load_data(digits.data), MLP(64, 10, hidden=[8])).loss_fn
+    assert (default.weight if name == "cross_entropy" else default.keywords["weight"]).dtype == torch.float32
 
 
 @pytest.mark.parametrize(

@@ -280,20 +280,23 @@ def _watched(cfg: RunConfig, data: PreparedData, scheduler: Any, per_step: bool)
 
 
 def build_loss(
-    cfg: RunConfig, data: PreparedData, device: torch.device | None = None
+    cfg: RunConfig,
+    data: PreparedData,
+    device: torch.device | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The loss the config names: a class or factory built with its arguments (told the task where its
     signature asks), or a plain loss function called with them; on `device` (a loss module's buffers, such
     as class weights, and the tensors given to a function).
 
-    A list given for an argument annotated as a tensor (`weight: [1.0, 5.0]`, `pos_weight`) becomes one:
-    YAML has no other way to write it."""
+    A list given for an argument annotated as a tensor (`weight: [1.0, 5.0]`, `pos_weight`) becomes one, of
+    `dtype` (the model's floating-point type; float32 by default): YAML has no other way to write it."""
     loss = resolve_component("loss", cfg.loss.name)
     if one_logit(cfg, data):
         _check_binary_labels(cfg.loss.name, data)
     else:
         _check_loss_fits_task(cfg, data, loss)
-    kwargs = _tensor_arguments(loss, cfg.loss.kwargs, device)
+    kwargs = _tensor_arguments(loss, cfg.loss.kwargs, device, dtype or torch.float32)
     _check_weights(cfg, data, loss, kwargs)
     if loss_inputs(loss, cfg.loss.kwargs):
         return functools.partial(loss, **kwargs)
@@ -409,10 +412,18 @@ def _check_weights(cfg: RunConfig, data: PreparedData, loss: Any, kwargs: dict[s
         and isinstance(weight, torch.Tensor)
         and (weight.ndim != 1 or len(weight) != data.out_features)
     ):
+        n, given = data.out_features, cfg.loss.kwargs["weight"]
+        labels = _shown_labels(list(range(n)))
+        if weight.ndim == 0:  # 'holds 1 weights' hid that a list was wanted
+            example = f" (such as {[1.0] * (n - 1) + [float(given)]})" if n <= 10 else ""
+            raise RunCheckError(
+                "loss",
+                f"weight: {given!r} is one number, but {cfg.loss.name!r} takes one weight per class: give a list "
+                f"of {n} for the classes of y (labels {labels}), class 0's first{example}",
+            )
         raise RunCheckError(
             "loss",
-            f"weight: {cfg.loss.kwargs['weight']!r} holds {weight.numel()} weights for the "
-            f"{data.out_features} classes of y (labels {_shown_labels(list(range(data.out_features)))}); "
+            f"weight: {given!r} holds {weight.numel()} weights for the {n} classes of y (labels {labels}); "
             f"give one weight per class, class 0's first",
         )
 
@@ -448,10 +459,14 @@ def _check_binary_labels(name: str, data: PreparedData) -> None:
 
 
 def _tensor_arguments(
-    obj: Callable[..., Any], kwargs: dict[str, Any], device: torch.device | None
+    obj: Callable[..., Any],
+    kwargs: dict[str, Any],
+    device: torch.device | None,
+    dtype: torch.dtype = torch.float32,
 ) -> dict[str, Any]:
-    """`kwargs` with each list of numbers, or number, that `obj`'s signature annotates as a Tensor made a float
-    tensor (`pos_weight: 3.0` for BCEWithLogitsLoss)."""
+    """`kwargs` with each list of numbers, or number, that `obj`'s signature annotates as a Tensor made a
+    tensor of `dtype` (`pos_weight: 3.0` for BCEWithLogitsLoss): float32 weights given to a float64 model's
+    loss failed every step ('expected scalar type Double but found Float')."""
     import inspect
 
     try:
@@ -465,7 +480,7 @@ def _tensor_arguments(
         if param is None or not (isinstance(value, list) or number) or "Tensor" not in str(param.annotation):
             continue
         try:
-            out[key] = torch.tensor(value, dtype=torch.float32, device=device)
+            out[key] = torch.tensor(value, dtype=dtype, device=device)
         except (TypeError, ValueError):
             continue  # not numbers: the component says what it wants
     return out
@@ -475,9 +490,13 @@ def build_trainer(cfg: RunConfig, data: PreparedData, model: nn.Module) -> Train
     """The optimizer, schedule and loss the config names, around `model`."""
     optimizer = build_optimizer(cfg, model)
     device = next((p.device for p in model.parameters()), None)
-    return assemble_trainer(
-        cfg, data, model, optimizer, build_schedule(cfg, data, optimizer), build_loss(cfg, data, device)
-    )
+    loss = build_loss(cfg, data, device, model_dtype(model))
+    return assemble_trainer(cfg, data, model, optimizer, build_schedule(cfg, data, optimizer), loss)
+
+
+def model_dtype(model: nn.Module) -> torch.dtype | None:
+    """The floating-point type of the model's first floating-point parameter (None without one)."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
 
 
 def assemble_trainer(
@@ -601,7 +620,7 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
     with _part("scheduler"):
         schedule = build_schedule(cfg, data, optimizer)
     with _part("loss"):
-        loss_fn = build_loss(cfg, data)
+        loss_fn = build_loss(cfg, data, dtype=model_dtype(model))
     trainer = assemble_trainer(cfg, data, model, optimizer, schedule, loss_fn)
     if not step:
         return
