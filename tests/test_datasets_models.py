@@ -837,3 +837,57 @@ def test_numpy_float64_regression_targets_train_with_every_built_in_loss() -> No
         check_run(cfg, "run.yaml")
     kept = as_dataset(Dataset(torch.zeros(4, 2, dtype=torch.float64), torch.arange(4.0), "regression"))
     assert kept.y.dtype == torch.float64  # a Dataset's float64 x is kept, and its targets match it
+
+
+def test_a_searched_loss_is_checked_on_the_task_it_makes_of_0_1_float_labels(tmp_path: Path) -> None:
+    """bce_with_logits makes 0/1 float labels two classes, other losses a regression: a searched loss.name
+    was checked on the base loss's task only, so its other choice failed every trial it was given."""
+    import yaml
+
+    from hpotool.errors import HpoError
+    from hpotool.objective import prepare_study
+
+    run = {
+        "data": {"name": "tests.helpers:labels_read_as_floats"},
+        "loss": {"name": "bce_with_logits"},
+        "epochs": 1,
+        "batch_size": 16,
+        "device": "cpu",
+    }
+    opt = {
+        "study_name": "l",
+        "storage": f"sqlite:///{tmp_path / 'l.db'}",
+        "metric": "val_accuracy",
+        "direction": "maximize",
+        "search_space": {
+            "loss.name": {"type": "categorical", "choices": ["bce_with_logits", "cross_entropy"]}
+        },
+    }
+    run_path, opt_path = tmp_path / "run.yaml", tmp_path / "opt.yaml"
+    run_path.write_text(yaml.safe_dump(run))
+    opt_path.write_text(yaml.safe_dump(opt))
+    with pytest.raises(HpoError) as info:
+        prepare_study(run_path, opt_path)
+    assert str(info.value).startswith(
+        f"{opt_path}: search_space.loss.name: with loss.name='cross_entropy': 'cross_entropy' scores classes, but "
+        "y holds one floating-point number per sample (a regression task)"
+    )
+    run_path.write_text(yaml.safe_dump({**run, "loss": {"name": "mse"}}))
+    choices = {"type": "categorical", "choices": ["mse", "bce_with_logits"]}
+    regression = {
+        **opt,
+        "metric": "val_rmse",
+        "direction": "minimize",
+        "search_space": {"loss.name": choices},
+    }
+    opt_path.write_text(yaml.safe_dump(regression))
+    with pytest.raises(HpoError) as info:
+        prepare_study(run_path, opt_path)
+    assert str(info.value) == (
+        f"{opt_path}: search_space.loss.name: with loss.name='bce_with_logits': this classification task does "
+        "not measure val_rmse; it measures: train_loss, val_loss, val_accuracy, n_params, epoch_time"
+    )
+    opt_path.write_text(
+        yaml.safe_dump({**regression, "search_space": {"loss.name": {**choices, "choices": ["mse", "l1"]}}})
+    )
+    prepare_study(run_path, opt_path)

@@ -385,6 +385,8 @@ def _check_value(
         except HpoError as exc:
             raise HpoError(f"with {path}={value!r}: {exc}") from None
     section = path.partition(".")[0]
+    if data is not None and section == "loss":  # binary cross-entropy reads 0/1 float labels as two classes
+        data = load_data(config.data, config.loss.name)
     # batch_size and epochs size what the components see (batch norm on one sample, a one-cycle schedule's
     # total_steps), so their values train one step too
     if data is not None and (section in COMPONENT_SECTIONS or path in ("batch_size", "epochs")):
@@ -396,7 +398,7 @@ def _check_value(
             if search_mode and "its mode is" in detail:  # its 'set mode: max' would break the other choices
                 detail = f"{detail.rpartition('; ')[0]}; {search_mode}"
             raise HpoError(f"with {path}={value!r}: {detail}{hint}") from None
-    if data is not None and path.startswith("data."):  # another dataset: its task's metrics
+    if data is not None and (path.startswith("data.") or section == "loss"):  # another task: its metrics
         _check_data(config, opt, f"with {path}={value!r}")
 
 
