@@ -481,7 +481,7 @@ CASES = [
     Case(
         "float-labels",
         "class labels stored as floats, with a classification metric",
-        "error: optimize.yaml: metric: 'val_accuracy' is not produced for this regression task; choose one of: train_loss, val_loss, val_rmse, val_mae, n_params, epoch_time (the targets of 'tests.helpers:labels_read_as_floats' are floating-point numbers, which make a regression task: give class labels as integers for classification)",
+        "error: optimize.yaml: metric: 'val_accuracy' is not produced for this regression task; choose one of: train_loss, val_loss, val_rmse, val_mae, n_params, epoch_time (the targets of 'tests.helpers:labels_read_as_floats' are floating-point numbers, which make a regression task: give class labels as integers for classification, or set loss: {name: bce_with_logits} for these 0/1 labels)",
         run={"data": {"name": "tests.helpers:labels_read_as_floats"}},
     ),
     Case(
@@ -647,6 +647,17 @@ CASES = [
         "a plateau schedule watching val_accuracy in its default mode min",
         "error: run.yaml: scheduler: 'plateau' watches val_accuracy, which is better higher, but its mode is 'min', which cuts the lr while val_accuracy rises; set mode: max",
         run={"scheduler": {"name": "plateau", "monitor": "val_accuracy"}},
+    ),
+    Case(
+        "searched-monitor-mode",
+        "a searched plateau monitor whose choices need different modes, under one fixed mode",
+        "error: optimize.yaml: search_space.scheduler.monitor: with scheduler.monitor='val_accuracy': 'plateau' watches val_accuracy, which is better higher, but its mode is 'min', which cuts the lr while val_accuracy rises; no one mode fits the choices val_loss, val_accuracy: search the mode with the monitor, adding below scheduler.monitor in search_space: scheduler.mode: {type: categorical, choices: [max], when: {scheduler.monitor: val_accuracy}} (the run config's mode, min, serves the other choices)",
+        run={"scheduler": {"name": "plateau"}},
+        optimize={
+            "search_space": {
+                "scheduler.monitor": {"type": "categorical", "choices": ["val_loss", "val_accuracy"]}
+            }
+        },
     ),
     Case(
         "warmup-too-long",

@@ -155,7 +155,8 @@ def not_an_optimizer(params: Any, lr: float = 0.1) -> Any:
 
 
 def labels_read_as_floats(n: int = 200) -> Any:
-    """Class labels 0/1 stored as floats, as np.loadtxt reads a CSV: a regression task to hpotool."""
+    """Class labels 0/1 stored as floats, as np.loadtxt reads a CSV: a regression task to hpotool, but two
+    classes with loss bce_with_logits."""
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -302,3 +303,22 @@ class MaskedNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x.flatten(1) * self.mask)
+
+
+def float64_classes(n: int = 60) -> Any:
+    """Three classes in float64 inputs, kept as they are (an `hpotool.datasets.Dataset`), for a float64 model."""
+    from hpotool.datasets import Dataset
+
+    x = torch.randn(n, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    return Dataset(x, x.argmax(dim=1), "classification")
+
+
+class Float64Net(nn.Module):
+    """A linear classifier in float64 (a user's model built with dtype=torch.float64)."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features, dtype=torch.float64)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)

@@ -583,6 +583,12 @@ def test_binary_cross_entropy_on_labels_other_than_0_and_1_says_which_labels_y_h
             "weight: [1.0, 2.0] holds 2 weights for the 10 classes of y (labels 0 to 9); give one weight per "
             "class, class 0's first",
         ),
+        (  # it said 'weight: 2.0 holds 1 weights for the 2 classes'
+            "tests.helpers:two_classes",
+            {"name": "cross_entropy", "weight": 2.0},
+            "weight: 2.0 is one number, but 'cross_entropy' takes one weight per class: give a list of 2 for the "
+            "classes of y (labels 0 and 1), class 0's first (such as [1.0, 2.0])",
+        ),
     ],
 )
 def test_class_weights_that_do_not_fit_the_classes_say_what_to_give(
@@ -644,10 +650,34 @@ def test_negative_log_likelihood_of_a_built_in_models_logits_is_refused(loss: st
     )
 
 
-def test_binary_cross_entropy_on_float_targets_from_0_to_1_trains_as_before() -> None:
-    """0/1 labels (or probabilities) given as floats are a regression task that binary cross-entropy fits."""
-    run = {"data": {"name": "tests.helpers:labels_read_as_floats"}, "loss": {"name": "bce_with_logits"}}
-    check_run(RunConfig.model_validate({**run, "batch_size": 16, "device": "cpu"}), "run.yaml")
+def test_0_1_labels_stored_as_floats_with_binary_cross_entropy_train_as_two_classes() -> None:
+    """`hpotool train` reported val_rmse for `x, (x[:, 0] > 0).float()` with bce_with_logits: the float 0/1
+    labels made a regression task. With a one-logit loss they are two classes, measured by val_accuracy; with
+    any other loss, probabilities between 0 and 1, or a Dataset that names its task, they stay numbers."""
+    run = {
+        "data": {"name": "tests.helpers:labels_read_as_floats"},
+        "loss": {"name": "bce_with_logits"},
+        "epochs": 3,
+        "batch_size": 16,
+        "device": "cpu",
+    }
+    for loss in ("bce_with_logits", "torch.nn.functional:binary_cross_entropy_with_logits"):
+        cfg = RunConfig.model_validate({**run, "loss": {"name": loss}})
+        check_run(cfg, "run.yaml")
+        data = load_data(cfg.data, cfg.loss.name)
+        assert data.task == "classification" and data.val.y.dtype == torch.int64
+        result = train_run(cfg)
+        assert set(result.metrics) >= {"val_accuracy", "val_loss"} and "val_rmse" not in result.metrics
+        assert result.metrics["val_accuracy"] > 0.7
+    assert (
+        load_data(RunConfig.model_validate({**run, "loss": {"name": "mse"}}).data, "mse").task == "regression"
+    )
+    x = torch.randn(20, 2)
+    assert as_dataset((x, torch.rand(20)), binary=True).task == "regression"  # probabilities
+    assert as_dataset((x, torch.zeros(20)), binary=True).task == "regression"  # one value is no two classes
+    named = Dataset(x, (x[:, 0] > 0).float(), "regression")
+    assert as_dataset(named, binary=True).task == "regression"
+    assert as_dataset((x, (x[:, :2] > 0).float()), binary=True).task == "regression"  # two targets a sample
 
 
 def test_class_weights_that_fit_train() -> None:
@@ -663,6 +693,37 @@ def test_class_weights_that_fit_train() -> None:
             "device": "cpu",
         }
         check_run(RunConfig.model_validate(run), "run.yaml")
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "torch.nn.functional:cross_entropy"])
+def test_class_weights_take_a_float64_models_dtype(name: str) -> None:
+    """They were always float32, so a float64 model's every step failed: 'expected scalar type Double but
+    found Float', with 'check that the loss fits this classification task'."""
+    from hpotool.runner import build_trainer
+
+    run = {
+        "data": {"name": "tests.helpers:float64_classes"},
+        "model": {"name": "tests.helpers:Float64Net"},
+        "loss": {"name": name, "weight": [1.0, 2.0, 1.0]},
+        "epochs": 2,
+        "batch_size": 16,
+        "device": "cpu",
+    }
+    cfg = RunConfig.model_validate(run)
+    check_run(cfg, "run.yaml")
+    result = train_run(cfg)
+    assert result.epochs_run == 2 and 0 <= result.metrics["val_accuracy"] <= 1
+    data = load_data(cfg.data, cfg.loss.name)
+    model = result.model
+    assert model is not None
+    loss_fn: Any = build_trainer(cfg, data, model).loss_fn
+    weight = loss_fn.weight if name == "cross_entropy" else loss_fn.keywords["weight"]
+    assert weight.dtype == torch.float64 and weight.tolist() == [1.0, 2.0, 1.0]
+    digits = RunConfig.model_validate(
+        {"data": {"name": "digits"}, "loss": {"name": name, "weight": [1.0] * 10}}
+    )
+    default: Any = build_trainer(digits, load_data(digits.data), MLP(64, 10, hidden=[8])).loss_fn
+    assert (default.weight if name == "cross_entropy" else default.keywords["weight"]).dtype == torch.float32
 
 
 @pytest.mark.parametrize(
@@ -789,3 +850,57 @@ def test_numpy_float64_regression_targets_train_with_every_built_in_loss() -> No
         check_run(cfg, "run.yaml")
     kept = as_dataset(Dataset(torch.zeros(4, 2, dtype=torch.float64), torch.arange(4.0), "regression"))
     assert kept.y.dtype == torch.float64  # a Dataset's float64 x is kept, and its targets match it
+
+
+def test_a_searched_loss_is_checked_on_the_task_it_makes_of_0_1_float_labels(tmp_path: Path) -> None:
+    """bce_with_logits makes 0/1 float labels two classes, other losses a regression: a searched loss.name
+    was checked on the base loss's task only, so its other choice failed every trial it was given."""
+    import yaml
+
+    from hpotool.errors import HpoError
+    from hpotool.objective import prepare_study
+
+    run = {
+        "data": {"name": "tests.helpers:labels_read_as_floats"},
+        "loss": {"name": "bce_with_logits"},
+        "epochs": 1,
+        "batch_size": 16,
+        "device": "cpu",
+    }
+    opt = {
+        "study_name": "l",
+        "storage": f"sqlite:///{tmp_path / 'l.db'}",
+        "metric": "val_accuracy",
+        "direction": "maximize",
+        "search_space": {
+            "loss.name": {"type": "categorical", "choices": ["bce_with_logits", "cross_entropy"]}
+        },
+    }
+    run_path, opt_path = tmp_path / "run.yaml", tmp_path / "opt.yaml"
+    run_path.write_text(yaml.safe_dump(run))
+    opt_path.write_text(yaml.safe_dump(opt))
+    with pytest.raises(HpoError) as info:
+        prepare_study(run_path, opt_path)
+    assert str(info.value).startswith(
+        f"{opt_path}: search_space.loss.name: with loss.name='cross_entropy': 'cross_entropy' scores classes, but "
+        "y holds one floating-point number per sample (a regression task)"
+    )
+    run_path.write_text(yaml.safe_dump({**run, "loss": {"name": "mse"}}))
+    choices = {"type": "categorical", "choices": ["mse", "bce_with_logits"]}
+    regression = {
+        **opt,
+        "metric": "val_rmse",
+        "direction": "minimize",
+        "search_space": {"loss.name": choices},
+    }
+    opt_path.write_text(yaml.safe_dump(regression))
+    with pytest.raises(HpoError) as info:
+        prepare_study(run_path, opt_path)
+    assert str(info.value) == (
+        f"{opt_path}: search_space.loss.name: with loss.name='bce_with_logits': this classification task does "
+        "not measure val_rmse; it measures: train_loss, val_loss, val_accuracy, n_params, epoch_time"
+    )
+    opt_path.write_text(
+        yaml.safe_dump({**regression, "search_space": {"loss.name": {**choices, "choices": ["mse", "l1"]}}})
+    )
+    prepare_study(run_path, opt_path)

@@ -63,6 +63,8 @@ def test_export_best_end_to_end(configs: tuple[Path, Path], opt_dict: dict, tmp_
     assert [json.loads(line.rstrip(",")) for line in text.splitlines()[1:-1]] == records  # a trial a line
     assert records[best.number]["params"] == best.params
     assert records[0]["history"] == study.trials[0].user_attrs["history"]
+    for record in records:  # each epoch's lr; the tiny run has no schedule, so the trial's own
+        assert [row["lr"] for row in record["history"]] == [record["params"]["optimizer.lr"]] * 2
     assert "best_run.yaml" in result.stdout and f"trial {best.number}" in result.stdout
 
 

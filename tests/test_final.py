@@ -137,6 +137,30 @@ def test_final_rules_from_the_study_and_flags_over_them(
     assert config.epochs == 1 and config.data.subset_fraction == 0.2
 
 
+def test_an_epochs_flag_the_trials_warm_up_does_not_fit_names_the_flag_not_final(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """`--epochs 1` on a study with a one-epoch warm-up said `study 'tiny': final: with epochs=1: ...`, as
+    if the study's final: section were wrong; the study has none here, and final.epochs: 3 is fine."""
+    run_dict["scheduler"] = {"name": "cosine", "warmup_epochs": 1}
+    opt_dict["n_trials"] = 1
+    opt_dict["final"] = {"epochs": 3}
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    warm_up = (
+        "scheduler.warmup_epochs: 1 is not shorter than the run (epochs: 1), so the 'cosine' schedule would never "
+        "start; use at most 0, or more epochs"
+    )
+    result = runner.invoke(
+        app, ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--epochs", "1"]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == f"error: study 'tiny': --epochs 1: {warm_up}\n"
+    with pytest.raises(HpoError) as err:
+        plan_final(study, epochs=1, device="cpu")
+    assert str(err.value) == f"study 'tiny': --epochs 1 --device cpu: {warm_up}"
+    assert plan_final(study, epochs=2).candidates[0].config.epochs == 2
+
+
 def test_top_k_retrains_and_ranks_by_mean(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
     study = run_tiny_study(tmp_path, run_dict, opt_dict)
     result = _train_from_best(opt_dict["storage"], "--top-k", "2", "--seeds", "2", "--epochs", "3")

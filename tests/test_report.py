@@ -62,6 +62,9 @@ def test_report_of_a_study_with_complete_pruned_and_failed_trials(
     assert info.counts == counts
     assert info.objectives == [{"name": "val_accuracy", "direction": "maximize"}]
     assert info.best[0]["number"] == study.best_trial.number and info.best[0]["values"] == [study.best_value]
+    lr = study.best_trial.params["optimizer.lr"]  # the tiny run has no schedule: each epoch the trial's lr
+    assert info.best[0]["lr"] == [lr] * 3
+    assert dict(_header_rows(info))["its lr by epoch"] == f"{lr:.4g}, {lr:.4g}, {lr:.4g} (epochs 0 to 2)"
     finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
     assert info.epochs["planned"] == 3 * len(finished)
     assert info.epochs["run"] == sum(t.user_attrs["epochs_run"] for t in finished) < info.epochs["planned"]

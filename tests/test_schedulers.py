@@ -409,3 +409,95 @@ def test_batch_norm_trains_when_one_sample_is_left_over() -> None:
     trainer = Trainer(model, optimizer, nn.MSELoss(), "regression", batch_size=n - 1)  # one sample over
     last = trainer.fit(data.train, data.val, epochs=1)
     assert seen == [n] and math.isfinite(last.metrics["train_loss"])
+
+
+def test_each_epochs_history_row_records_the_lr_it_began_with(tmp_path: Path) -> None:
+    """A warm-up or a plateau cut could not be seen: history.csv, trials.json and the report held the
+    metrics of each epoch but not its learning rate."""
+    from hpotool.runner import train_run
+    from hpotool.saved import train_and_save
+
+    run = {
+        "data": {"name": "regression", "n_samples": 300},
+        "optimizer": {"name": "sgd", "lr": LR},
+        "scheduler": {"name": "cosine", "warmup_epochs": 1, "warmup_start": 0.2},
+        "epochs": EPOCHS,
+        "batch_size": 64,
+        "device": "cpu",
+    }
+    rows = train_run(RunConfig.model_validate(run)).history
+    lrs = [row["lr"] for row in rows]
+    cosine = [LR * (1 + math.cos(math.pi * i / 3)) / 2 for i in range(3)]
+    assert lrs == pytest.approx([LR * 0.2, *cosine])  # the warm-up's first epoch, then the cosine
+    assert list(rows[0]) == ["epoch", "train_loss", "val_loss", "val_rmse", "val_mae", "lr", "epoch_time"]
+
+    plateau = {"name": "plateau", "monitor": "val_loss", "factor": 0.5, "patience": 0, "threshold": 10.0}
+    saved = train_and_save(RunConfig.model_validate({**run, "scheduler": plateau}), tmp_path / "run")
+    lines = (saved.folder / "history.csv").read_text().splitlines()
+    column = lines[0].split(",").index("lr")
+    # val_loss never falls by the 1000% threshold: each epoch's step halves the lr the next one starts with
+    assert [float(line.split(",")[column]) for line in lines[1:]] == pytest.approx(
+        [LR * 0.5**e for e in range(EPOCHS)]
+    )
+
+
+def test_a_searched_monitor_takes_the_mode_searched_with_it_under_a_condition(tmp_path: Path) -> None:
+    """Searching scheduler.monitor over [val_loss, val_accuracy] needs the mode to follow it; the YAML the
+    refusal gives (scheduler.mode with when: {scheduler.monitor: val_accuracy}) was refused as well, since
+    each monitor was checked against the run config's mode alone."""
+    from hpotool.errors import HpoError
+    from hpotool.loop import run_study
+    from hpotool.objective import prepare_study
+    from hpotool.storage import load_study
+
+    monitor = {"type": "categorical", "choices": ["val_loss", "val_accuracy"]}
+    mode = {"type": "categorical", "choices": ["max"], "when": {"scheduler.monitor": "val_accuracy"}}
+    run = {
+        "data": {"name": "digits", "subset_fraction": 0.1},
+        "model": {"name": "mlp", "hidden": [8]},
+        "scheduler": {"name": "plateau"},
+        "epochs": 2,
+        "batch_size": 32,
+        "device": "cpu",
+        "torch_threads": 1,
+    }
+    opt = {
+        "study_name": "m",
+        "storage": f"sqlite:///{tmp_path / 'm.db'}",
+        "n_trials": 4,
+        "metric": "val_accuracy",
+        "direction": "maximize",
+        "seed": 0,
+        "sampler": {"name": "random"},
+        "pruner": {"name": "nop"},
+        "search_space": {"scheduler.monitor": monitor},
+    }
+    run_path = tmp_path / "run.yaml"
+    run_path.write_text(yaml.safe_dump(run))
+    opt_path = tmp_path / "opt.yaml"
+    opt_path.write_text(yaml.safe_dump(opt, sort_keys=False))
+    with pytest.raises(HpoError, match=r"no one mode fits the choices val_loss, val_accuracy"):
+        prepare_study(run_path, opt_path)
+    opt_path.write_text(
+        yaml.safe_dump(
+            {**opt, "search_space": {"scheduler.monitor": monitor, "scheduler.mode": mode}}, sort_keys=False
+        )
+    )
+    run_study(prepare_study(run_path, opt_path), max_failures=0)
+    trials = load_study("m", opt["storage"]).trials
+    assert {(t.params["scheduler.monitor"], t.params.get("scheduler.mode")) for t in trials} == {
+        ("val_accuracy", "max"),
+        ("val_loss", None),
+    }
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    # a misspelt mode under the condition is still refused, naming the monitor whose trials would fail
+    bad = {**mode, "choices": ["min"]}
+    opt_path.write_text(
+        yaml.safe_dump(
+            {**opt, "search_space": {"scheduler.monitor": monitor, "scheduler.mode": bad}}, sort_keys=False
+        )
+    )
+    with pytest.raises(
+        HpoError, match=r"search_space.scheduler.monitor: with scheduler.monitor='val_accuracy'"
+    ):
+        prepare_study(run_path, opt_path)

@@ -387,3 +387,30 @@ def test_a_dry_run_with_a_training_function_does_not_claim_a_training_step(
         "function itself runs only in the trials); nothing written, no trial run (drop --dry-run to run the "
         "study)"
     )
+
+
+def test_a_scheduler_section_a_training_function_runs_without_is_noted_and_not_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With trainer: set, scheduler.monitor was ignored without a word, while a warm-up as long as the run
+    was refused, though hpotool builds no schedule for the function: neither is checked now, and a note says
+    the section does nothing unless the function reads it."""
+    monkeypatch.chdir(REPO)
+    plateau = {"name": "plateau", "monitor": "val_accuracy", "mode": "max"}
+    result, trials = _study_with("diverges_at_the_end", tmp_path / "a", scheduler=plateau)
+    assert result.exit_code == 0 and len(trials) == 2
+    assert (
+        "note: trainer.function tests.trainers:diverges_at_the_end trains in its own loop, so hpotool builds no "
+        "lr schedule from scheduler: {name: plateau, monitor: val_accuracy, mode: max}: it steps nothing and "
+        "watches no monitor; fit uses the section only if it reads run_config.scheduler (otherwise drop it)"
+    ) in " ".join(result.stderr.split())
+    warm_up = {"name": "cosine", "warmup_epochs": 3}  # as long as the run's 3 epochs
+    result, trials = _study_with("diverges_at_the_end", tmp_path / "b", scheduler=warm_up)
+    assert result.exit_code == 0 and len(trials) == 2
+    assert "scheduler: {name: cosine, warmup_epochs: 3}: it steps nothing" in " ".join(result.stderr.split())
+    out = tmp_path / "run"
+    trained = CliRunner().invoke(app, ["train", "-r", str(tmp_path / "b" / "run.yaml"), "--out", str(out)])
+    assert trained.exit_code == 0, trained.output
+    assert "hpotool builds no lr schedule from scheduler: {name: cosine" in " ".join(trained.stderr.split())
+    result, _ = _study_with("diverges_at_the_end", tmp_path / "c")  # the default schedule: no note
+    assert result.exit_code == 0 and "lr schedule" not in result.stderr

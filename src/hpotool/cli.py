@@ -562,6 +562,11 @@ def train(
             except HpoError as exc:
                 raise HpoError(f"{run_config}: {exc}") from None
         check_run(cfg, str(run_config))
+        if cfg.trainer is not None:
+            from hpotool.user_trainer import schedule_note
+
+            if note := schedule_note(cfg):
+                _err().print(f"[yellow]note:[/yellow] {escape(note)}")
         if out is not None:
             check_run_dir(out)
             folder: Any = out

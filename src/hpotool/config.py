@@ -244,8 +244,10 @@ class RunConfig(_Frozen):
     @model_validator(mode="after")
     def _check_warmup(self) -> RunConfig:
         """A built-in schedule's warm-up ends before the run does (checked again for every trial's and every
-        command line's epochs), and starts from a share of the lr torch's LinearLR takes."""
-        if self.scheduler.name not in WARMUP_SCHEDULES:
+        command line's epochs), and starts from a share of the lr torch's LinearLR takes. Not with a user's
+        training function: it runs its own loop, hpotool builds no schedule for it, and checks none of the
+        scheduler section (`user_trainer.schedule_note` says so), monitor included."""
+        if self.scheduler.name not in WARMUP_SCHEDULES or self.trainer is not None:
             return self
         args = self.scheduler.model_extra or {}
         warmup, start = args.get("warmup_epochs", 0), args.get("warmup_start", 0.1)

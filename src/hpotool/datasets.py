@@ -241,12 +241,15 @@ def check_dataset(ds: Dataset) -> Dataset:
     return Dataset(x, y, "classification")
 
 
-def as_dataset(obj: Any) -> Dataset:
+def as_dataset(obj: Any, *, binary: bool = False) -> Dataset:
     """Accept what a user's dataset function returns: a `Dataset`, an `(x, y)` pair of tensors, numpy
     arrays, pandas objects or lists, or a map-style torch Dataset of `(x, y)` samples (stacked into
     tensors: the Trainer slices batches from memory); checked with `check_dataset`.
 
-    For a pair or a torch Dataset, integer targets mean classification; floating-point targets regression.
+    For a pair or a torch Dataset, integer targets mean classification; floating-point targets regression,
+    except with `binary` (the loss is binary cross-entropy with logits), where one floating-point target
+    per sample holding only 0 and 1 is two classes, as np.loadtxt or `(x > 0).float()` store labels. A
+    `Dataset` keeps the task it names.
     """
     if isinstance(obj, Dataset):
         return check_dataset(obj)
@@ -256,6 +259,8 @@ def as_dataset(obj: Any) -> Dataset:
         x, y = _as_tensor(obj[0], "x"), _as_tensor(obj[1], "y")
         _not_complex(x, y)  # before x is cast to float32, which drops imaginary parts with only a warning
         task: Task = "regression" if y.is_floating_point() else "classification"
+        if binary and zero_one_labels(y):
+            y, task = y.reshape(-1).long(), "classification"
         ds = check_dataset(Dataset(x.float(), y, task))
         n_classes = ds.n_classes or 0
         if n_classes > len(ds.y):  # quantities stored as integers (prices, counts), not class ids
@@ -272,6 +277,13 @@ def as_dataset(obj: Any) -> Dataset:
         f"samples, got {type(obj).__name__}"
         + ("; scikit-learn's loaders return (x, y) with return_X_y: true under data:" if bunch else "")
     )
+
+
+def zero_one_labels(y: torch.Tensor) -> bool:
+    """Whether floating-point `y` is one value per sample, each 0 or 1 (and both present)."""
+    if not y.is_floating_point() or len(y) == 0 or (y.ndim > 1 and y[0].numel() != 1):
+        return False
+    return set(torch.unique(y).tolist()) == {0.0, 1.0}
 
 
 def _stack_torch_dataset(ds: torch.utils.data.Dataset[Any]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -95,25 +95,39 @@ def final_config(
     *,
     epochs: int | None = None,
     device: str | None = None,
-    source: str = "final",
+    where: str = "",
 ) -> RunConfig:
-    """The trial's config with the final overrides, then `final.epochs`, then the flags applied."""
+    """The trial's config with the final overrides, then `final.epochs`, then the flags applied.
+
+    Raises:
+        HpoError: naming `where` (the study) and what the config does not accept: `final` (its overrides or
+            epochs), or the flag (`--epochs 1`) where the final rules alone are accepted.
+    """
+    source = f"{where}: final" if where else "final"
     changes: dict[str, Any] = dict(rules.overrides)
     if rules.epochs is not None:
         changes["epochs"] = rules.epochs
-    if epochs is not None:
-        changes["epochs"] = epochs
-    if device is not None:
-        changes["device"] = device
+    flags = {k: v for k, v in (("epochs", epochs), ("device", device)) if v is not None}
     valid = config_paths(trial_config)
     for path in rules.overrides:
         problem = _path_error(path, valid)
         if problem:
             raise HpoError(f"{source}.overrides.{path}: {problem}")
     try:
-        return apply_overrides(trial_config, changes)
+        return apply_overrides(trial_config, {**changes, **flags})
     except HpoError as exc:
-        raise HpoError(f"{source}: {exc}") from None
+        failure = exc
+    if flags:  # a flag the user gave broke what the study's final rules accept: name the flag, not final
+        try:
+            apply_overrides(trial_config, changes)
+        except HpoError:
+            pass
+        else:
+            given = " ".join(f"--{k} {v}" for k, v in flags.items())
+            shown = ", ".join(f"{k}={v!r}" for k, v in {**changes, **flags}.items())
+            detail = str(failure).removeprefix(f"with {shown}: ")  # the flag names the values instead
+            raise HpoError(f"{where}: {given}: {detail}" if where else f"{given}: {detail}") from None
+    raise HpoError(f"{source}: {failure}") from None
 
 
 @dataclass
@@ -182,10 +196,10 @@ def plan_final(
     ranked = ranked_trials(study)
     if not ranked:
         raise no_best_error(study)
-    source = f"study {study.study_name!r}: final"
+    where = f"study {study.study_name!r}"
     candidates = []
     for trial in ranked[:top_k]:
-        cfg = final_config(trial_run_config(study, trial), rules, epochs=epochs, device=device, source=source)
+        cfg = final_config(trial_run_config(study, trial), rules, epochs=epochs, device=device, where=where)
         candidates.append(Candidate(trial.number, float(trial.value or 0.0), dict(trial.params), cfg))
     return FinalPlan(
         study_name=study.study_name,

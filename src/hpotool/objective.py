@@ -51,6 +51,7 @@ from hpotool.runner import (
     resolve_device,
     train_run,
 )
+from hpotool.schedulers import HIGHER_IS_BETTER
 from hpotool.search_space import CategoricalParam, FloatParam, Param, boundary_values, contains, suggest
 from hpotool.storage import make_storage, shown_url
 from hpotool.trainer import EpochResult, NonFiniteLossError
@@ -208,7 +209,7 @@ def _check_data(run: RunConfig, opt: OptimizeConfig, where: str) -> None:
     """The data `run` names loads, measures every objective (a searched dataset may be another task) and
     holds a batch (a searched subset_fraction may leave fewer training samples than batch_size)."""
     try:
-        data = load_data(run.data)
+        data = load_data(run.data, run.loss.name)
     except Exception as exc:
         raise HpoError(f"{where}: {data_failure(run.data, exc)}") from None
     missing = [m for m in opt.objectives if m not in data.metrics]
@@ -338,34 +339,103 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
             contexts = _component_choices(path, param, opt, context)
             for context, value in [(c, v) for c in contexts for v in values]:
                 try:
-                    config = apply_overrides(run, {**context, path: value})
+                    _check_value(run, opt, data, path, param, value, context, contexts, fixed)
                 except HpoError as exc:
-                    if isinstance(param, FloatParam) and "valid integer" in str(exc):
-                        raise HpoError(f"{exc}; {path} takes whole numbers: use type: int") from None
-                    if "takes no argument" in str(exc) and len(contexts) > 1:
-                        raise HpoError(f"{exc}{_taken_by_hint(path, contexts)}") from None
-                    raise
-                if path == "device":  # a device this machine lacks would fail every trial given it
+                    # A trial that picks `value` also sets the parameters conditioned on it (scheduler.mode
+                    # when: {scheduler.monitor: val_accuracy}): the value is fine where they make it so.
+                    later = _conditioned_on(path, value, context, opt, fixed)
+                    if not later:
+                        raise
                     try:
-                        resolve_device(config.device)
-                    except HpoError as exc:
-                        raise HpoError(f"with {path}={value!r}: {exc}") from None
-                section = path.partition(".")[0]
-                # batch_size and epochs size what the components see (batch norm on one sample, a
-                # one-cycle schedule's total_steps), so their values train one step too
-                if data is not None and (section in COMPONENT_SECTIONS or path in ("batch_size", "epochs")):
-                    try:  # an optimizer's values fail as it is built; a model's, loss's, schedule's may not
-                        dry_run(config, data, step=section != "optimizer")
-                    except RunCheckError as exc:
-                        hint = _whole_number_hint(path, param, config, fixed)
-                        raise HpoError(f"with {path}={value!r}: {exc.detail}{hint}") from None
-                if data is not None and path.startswith("data."):  # another dataset: its task's metrics
-                    _check_data(config, opt, f"with {path}={value!r}")
+                        _check_value(
+                            run, opt, data, path, param, value, {**context, **later}, contexts, fixed
+                        )
+                    except HpoError:
+                        raise exc from None
         except HpoError as exc:
             message = str(exc)
             if not message.startswith("search_space."):
                 message = f"search_space.{path}: {message}"
             raise HpoError(f"{source}: {message}") from None
+
+
+def _check_value(
+    run: RunConfig,
+    opt: OptimizeConfig,
+    data: PreparedData | None,
+    path: str,
+    param: Param,
+    value: Any,
+    context: dict[str, Any],
+    contexts: list[dict[str, Any]],
+    fixed: Mapping[str, Any],
+) -> None:
+    """`path` at `value`, with the other searched values `context`, gives a config that validates, and
+    (with `data`) whose components build and train a step. `contexts` are all the contexts tried."""
+    try:
+        config = apply_overrides(run, {**context, path: value})
+    except HpoError as exc:
+        if isinstance(param, FloatParam) and "valid integer" in str(exc):
+            raise HpoError(f"{exc}; {path} takes whole numbers: use type: int") from None
+        if "takes no argument" in str(exc) and len(contexts) > 1:
+            raise HpoError(f"{exc}{_taken_by_hint(path, contexts)}") from None
+        raise
+    if path == "device":  # a device this machine lacks would fail every trial given it
+        try:
+            resolve_device(config.device)
+        except HpoError as exc:
+            raise HpoError(f"with {path}={value!r}: {exc}") from None
+    section = path.partition(".")[0]
+    if data is not None and section == "loss":  # binary cross-entropy reads 0/1 float labels as two classes
+        data = load_data(config.data, config.loss.name)
+    # batch_size and epochs size what the components see (batch norm on one sample, a one-cycle schedule's
+    # total_steps), so their values train one step too
+    if data is not None and (section in COMPONENT_SECTIONS or path in ("batch_size", "epochs")):
+        try:  # an optimizer's values fail as it is built; a model's, loss's, schedule's may not
+            dry_run(config, data, step=section != "optimizer")
+        except RunCheckError as exc:
+            detail, hint = exc.detail, _whole_number_hint(path, param, config, fixed)
+            search_mode = _monitor_mode_hint(path, param, run, opt)
+            if search_mode and "its mode is" in detail:  # its 'set mode: max' would break the other choices
+                detail = f"{detail.rpartition('; ')[0]}; {search_mode}"
+            raise HpoError(f"with {path}={value!r}: {detail}{hint}") from None
+    if data is not None and (path.startswith("data.") or section == "loss"):  # another task: its metrics
+        _check_data(config, opt, f"with {path}={value!r}")
+
+
+def _conditioned_on(
+    path: str, value: Any, context: Mapping[str, Any], opt: OptimizeConfig, fixed: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The later parameters whose conditions read `path` and hold with `value`, each at its first value
+    (conditions read only earlier parameters, so these are the ones a trial picking `value` sets too)."""
+    names = list(opt.search_space)
+    values: dict[str, Any] = {**fixed, **context, path: value}
+    out: dict[str, Any] = {}
+    for name in names[names.index(path) + 1 :]:
+        param = opt.search_space[name]
+        if param.when and path in param.when and all_hold(param.when, {**values, **out}):
+            out[name] = boundary_values(param)[0]
+    return out
+
+
+def _monitor_mode_hint(path: str, param: Param, run: RunConfig, opt: OptimizeConfig) -> str:
+    """For searched `scheduler.monitor` choices read different ways round (val_accuracy is better higher,
+    a loss or an error lower) under one fixed mode: how to search the mode with them, as YAML."""
+    searched = "scheduler.mode" in opt.search_space
+    if path != "scheduler.monitor" or not isinstance(param, CategoricalParam) or searched:
+        return ""
+    wants = {str(c): "max" if c in HIGHER_IS_BETTER else "min" for c in param.choices}
+    if len(set(wants.values())) < 2:
+        return ""  # one mode fits every choice: the message says which
+    mode = run.scheduler.kwargs.get("mode", "min")
+    other = [c for c, want in wants.items() if want != mode]
+    need = "max" if mode == "min" else "min"
+    condition = other[0] if len(other) == 1 else f"{{in: [{', '.join(other)}]}}"
+    return (
+        f"no one mode fits the choices {', '.join(wants)}: search the mode with the monitor, adding below "
+        f"scheduler.monitor in search_space: scheduler.mode: {{type: categorical, choices: [{need}], when: "
+        f"{{scheduler.monitor: {condition}}}}} (the run config's mode, {mode}, serves the other choices)"
+    )
 
 
 def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrides()) -> StudyPlan:
@@ -383,7 +453,7 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
         )
     run, opt = _with_overrides(run, opt, overrides)
     if run.trainer is not None:  # the user's own training code: it owns data, model and metrics
-        from hpotool.user_trainer import check_user_trainer
+        from hpotool.user_trainer import check_user_trainer, schedule_note
 
         resolve_device(run.device)  # the function is handed the device: one this machine lacks fails now
         pruning = not opt.multi_objective and not opt.pruner.is_nop
@@ -394,10 +464,11 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
         except HpoError as exc:
             raise HpoError(f"{run_path}: {exc}") from None
         check_space(run, opt, None, str(opt_path))
-        notes: tuple[str, ...] = ()
+        schedule = schedule_note(run)
+        notes: tuple[str, ...] = (schedule,) if schedule else ()
         if pruning and not takes_report:  # the default pruner could never stop it: run without one
             opt = opt.model_copy(update={"pruner": PrunerConfig(name="nop")})
-            notes = (
+            notes += (
                 f"no pruning: trainer.function {run.trainer.function} takes no 'report' argument, so a pruner "
                 f"could never stop a trial ({opt_path} sets no pruner; add report to prune)",
             )
@@ -410,9 +481,12 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
             key = "metrics" if opt.multi_objective else "metric"
             from hpotool.config import CLASSIFICATION_METRICS
 
+            binary = (
+                ", or set loss: {name: bce_with_logits} for these 0/1 labels" if data.zero_one_floats else ""
+            )
             hint = (
                 f" (the targets of {run.data.name!r} are floating-point numbers, which make a regression task: "
-                f"give class labels as integers for classification)"
+                f"give class labels as integers for classification{binary})"
                 if data.task == "regression" and metric in CLASSIFICATION_METRICS
                 else ""
             )

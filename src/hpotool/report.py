@@ -191,7 +191,25 @@ def _best(study: optuna.Study, complete: list[FrozenTrial]) -> list[dict[str, An
     if not complete:
         return []
     best = ranked_trials(study)[:1] if len(study.directions) == 1 else study.best_trials
-    return [{"number": t.number, "values": t.values, "params": t.params} for t in best]
+    return [{"number": t.number, "values": t.values, "params": t.params, "lr": _lrs(t)} for t in best]
+
+
+def _lrs(trial: FrozenTrial) -> list[float]:
+    """The lr each epoch of `trial` began with, from its history; empty where the history has none (a
+    user's training function, or a study from before hpotool recorded it)."""
+    history = trial.user_attrs.get("history") or []
+    rows = [row for row in history if isinstance(row, dict)]
+    if not rows or not all(isinstance(row.get("lr"), int | float) for row in rows):
+        return []
+    return [float(row["lr"]) for row in rows]
+
+
+def _lr_text(lrs: list[float]) -> str:
+    """`0.0002, 0.001, 0.00075 (epochs 0 to 2)`; a long run's first 8 and last 3."""
+    shown = [_fmt(v) for v in lrs]
+    if len(shown) > 12:
+        shown = [*shown[:8], "…", *shown[-3:]]
+    return f"{', '.join(shown)} (epochs 0 to {len(lrs) - 1})"
 
 
 def _figure_infos(
@@ -477,6 +495,8 @@ def _header_rows(info: ReportInfo) -> list[tuple[str, str]]:
         values = ", ".join(_fmt(v) for v in b["values"] or [])
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in b["params"].items())
         rows.append((f"best trial #{b['number']}", f"{values}  ({params})"))
+    if len(info.best) == 1 and info.best[0].get("lr"):  # a warm-up or a plateau cut shows here
+        rows.append(("its lr by epoch", _lr_text(info.best[0]["lr"])))
     if len(info.best) > 10:
         rows.append(("", f"… and {len(info.best) - 10} more Pareto-optimal trials"))
     t = info.time

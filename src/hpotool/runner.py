@@ -21,7 +21,7 @@ from torch import nn
 
 from hpotool.components import loss_inputs, resolve_component
 from hpotool.config import CLASSIFICATION_METRICS, REGRESSION_METRICS, DataConfig, RunConfig
-from hpotool.datasets import DataError, SplitError, Task, TensorData, as_dataset, split
+from hpotool.datasets import DataError, SplitError, Task, TensorData, as_dataset, split, zero_one_labels
 from hpotool.errors import HpoError
 from hpotool.lean_step import defer_dynamo
 from hpotool.resolve import accepted_kwargs, first_line, pick_kwargs, user_frame
@@ -43,6 +43,11 @@ class PreparedData:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train.x.shape[1:])
+
+    @property
+    def zero_one_floats(self) -> bool:
+        """Regression targets that are each 0 or 1: class labels stored as floats."""
+        return self.task == "regression" and zero_one_labels(torch.cat([self.train.y, self.val.y]))
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -71,12 +76,16 @@ _DATA_CACHE: dict[str, PreparedData] = {}
 _DEVICE_CACHE: dict[tuple[str, str], tuple[TensorData, TensorData]] = {}
 
 
-def load_data(cfg: DataConfig) -> PreparedData:
-    """Load and split the dataset once per process; trials with the same data section share it."""
-    key = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
+def load_data(cfg: DataConfig, loss: str | None = None) -> PreparedData:
+    """Load and split the dataset once per process; trials with the same data section share it.
+
+    `loss` is the run's loss name: with binary cross-entropy with logits, floating-point 0/1 targets are two
+    classes (val_accuracy), not a regression (val_rmse); see `as_dataset`."""
+    binary = loss is not None and _one_logit_loss(loss)
+    key = json.dumps([cfg.model_dump(mode="json"), binary], sort_keys=True)
     if key not in _DATA_CACHE:
         factory = resolve_component("data", cfg.name)
-        ds = as_dataset(factory(**cfg.kwargs))
+        ds = as_dataset(factory(**cfg.kwargs), binary=binary)
         train, val = split(ds, cfg.val_fraction, cfg.subset_fraction, cfg.split_seed)
         _DATA_CACHE[key] = PreparedData(train, val, ds.task, ds.out_features)
     return _DATA_CACHE[key]
@@ -124,9 +133,16 @@ def one_logit(cfg: RunConfig, data: PreparedData) -> bool:
     """Whether the loss scores a classification with one logit per sample (torch's BCEWithLogitsLoss, or
     its function `binary_cross_entropy_with_logits`): the model then has one output, the loss is given the
     class (0 or 1) as a float of shape (batch, 1), and accuracy counts a positive logit as class 1."""
-    if data.task != "classification":
+    return data.task == "classification" and _one_logit_loss(cfg.loss.name)
+
+
+def _one_logit_loss(name: str) -> bool:
+    """Whether the loss `name` resolves to is binary cross-entropy with logits (class or function); a name
+    that does not resolve is not (`build_loss` says why)."""
+    try:
+        loss = resolve_component("loss", name)
+    except HpoError:
         return False
-    loss = resolve_component("loss", cfg.loss.name)
     binary: Any = nn.functional.binary_cross_entropy_with_logits
     return loss is binary or (isinstance(loss, type) and issubclass(loss, nn.BCEWithLogitsLoss))
 
@@ -264,20 +280,23 @@ def _watched(cfg: RunConfig, data: PreparedData, scheduler: Any, per_step: bool)
 
 
 def build_loss(
-    cfg: RunConfig, data: PreparedData, device: torch.device | None = None
+    cfg: RunConfig,
+    data: PreparedData,
+    device: torch.device | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The loss the config names: a class or factory built with its arguments (told the task where its
     signature asks), or a plain loss function called with them; on `device` (a loss module's buffers, such
     as class weights, and the tensors given to a function).
 
-    A list given for an argument annotated as a tensor (`weight: [1.0, 5.0]`, `pos_weight`) becomes one:
-    YAML has no other way to write it."""
+    A list given for an argument annotated as a tensor (`weight: [1.0, 5.0]`, `pos_weight`) becomes one, of
+    `dtype` (the model's floating-point type; float32 by default): YAML has no other way to write it."""
     loss = resolve_component("loss", cfg.loss.name)
     if one_logit(cfg, data):
         _check_binary_labels(cfg.loss.name, data)
     else:
         _check_loss_fits_task(cfg, data, loss)
-    kwargs = _tensor_arguments(loss, cfg.loss.kwargs, device)
+    kwargs = _tensor_arguments(loss, cfg.loss.kwargs, device, dtype or torch.float32)
     _check_weights(cfg, data, loss, kwargs)
     if loss_inputs(loss, cfg.loss.kwargs):
         return functools.partial(loss, **kwargs)
@@ -393,10 +412,18 @@ def _check_weights(cfg: RunConfig, data: PreparedData, loss: Any, kwargs: dict[s
         and isinstance(weight, torch.Tensor)
         and (weight.ndim != 1 or len(weight) != data.out_features)
     ):
+        n, given = data.out_features, cfg.loss.kwargs["weight"]
+        labels = _shown_labels(list(range(n)))
+        if weight.ndim == 0:  # 'holds 1 weights' hid that a list was wanted
+            example = f" (such as {[1.0] * (n - 1) + [float(given)]})" if n <= 10 else ""
+            raise RunCheckError(
+                "loss",
+                f"weight: {given!r} is one number, but {cfg.loss.name!r} takes one weight per class: give a list "
+                f"of {n} for the classes of y (labels {labels}), class 0's first{example}",
+            )
         raise RunCheckError(
             "loss",
-            f"weight: {cfg.loss.kwargs['weight']!r} holds {weight.numel()} weights for the "
-            f"{data.out_features} classes of y (labels {_shown_labels(list(range(data.out_features)))}); "
+            f"weight: {given!r} holds {weight.numel()} weights for the {n} classes of y (labels {labels}); "
             f"give one weight per class, class 0's first",
         )
 
@@ -432,10 +459,14 @@ def _check_binary_labels(name: str, data: PreparedData) -> None:
 
 
 def _tensor_arguments(
-    obj: Callable[..., Any], kwargs: dict[str, Any], device: torch.device | None
+    obj: Callable[..., Any],
+    kwargs: dict[str, Any],
+    device: torch.device | None,
+    dtype: torch.dtype = torch.float32,
 ) -> dict[str, Any]:
-    """`kwargs` with each list of numbers, or number, that `obj`'s signature annotates as a Tensor made a float
-    tensor (`pos_weight: 3.0` for BCEWithLogitsLoss)."""
+    """`kwargs` with each list of numbers, or number, that `obj`'s signature annotates as a Tensor made a
+    tensor of `dtype` (`pos_weight: 3.0` for BCEWithLogitsLoss): float32 weights given to a float64 model's
+    loss failed every step ('expected scalar type Double but found Float')."""
     import inspect
 
     try:
@@ -449,7 +480,7 @@ def _tensor_arguments(
         if param is None or not (isinstance(value, list) or number) or "Tensor" not in str(param.annotation):
             continue
         try:
-            out[key] = torch.tensor(value, dtype=torch.float32, device=device)
+            out[key] = torch.tensor(value, dtype=dtype, device=device)
         except (TypeError, ValueError):
             continue  # not numbers: the component says what it wants
     return out
@@ -459,9 +490,13 @@ def build_trainer(cfg: RunConfig, data: PreparedData, model: nn.Module) -> Train
     """The optimizer, schedule and loss the config names, around `model`."""
     optimizer = build_optimizer(cfg, model)
     device = next((p.device for p in model.parameters()), None)
-    return assemble_trainer(
-        cfg, data, model, optimizer, build_schedule(cfg, data, optimizer), build_loss(cfg, data, device)
-    )
+    loss = build_loss(cfg, data, device, model_dtype(model))
+    return assemble_trainer(cfg, data, model, optimizer, build_schedule(cfg, data, optimizer), loss)
+
+
+def model_dtype(model: nn.Module) -> torch.dtype | None:
+    """The floating-point type of the model's first floating-point parameter (None without one)."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
 
 
 def assemble_trainer(
@@ -533,7 +568,7 @@ def data_failure(cfg: DataConfig, exc: Exception) -> str:
 def load_checked(cfg: RunConfig, source: str) -> PreparedData:
     """`load_data`, with a failure as an `HpoError` naming `source` (the config file) and its data section."""
     try:
-        return load_data(cfg.data)
+        return load_data(cfg.data, cfg.loss.name)
     except Exception as exc:
         raise HpoError(f"{source}: data: {data_failure(cfg.data, exc)}") from None
 
@@ -585,7 +620,7 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
     with _part("scheduler"):
         schedule = build_schedule(cfg, data, optimizer)
     with _part("loss"):
-        loss_fn = build_loss(cfg, data)
+        loss_fn = build_loss(cfg, data, dtype=model_dtype(model))
     trainer = assemble_trainer(cfg, data, model, optimizer, schedule, loss_fn)
     if not step:
         return
@@ -727,7 +762,7 @@ def train_run(
         metrics = run_user_trainer(cfg, on_epoch_end, rows)
         return RunResult(metrics, rows, None, time.perf_counter() - start, "user code")
     device = resolve_device(cfg.device)
-    data = load_data(cfg.data)
+    data = load_data(cfg.data, cfg.loss.name)
     train, val = _on_device(data, device)
     seed_everything(cfg.seed)
     model = to_device(build_model(cfg, data), device)

@@ -140,7 +140,7 @@ def _save_model(path: Path, cfg: RunConfig, model: nn.Module, metrics: dict[str,
 
     from hpotool.runner import load_data, model_out_features
 
-    data = load_data(cfg.data)  # cached: the same object the run trained on
+    data = load_data(cfg.data, cfg.loss.name)  # cached: the same object the run trained on
     payload = {
         "format": MODEL_FORMAT,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},

@@ -23,14 +23,19 @@ from hpotool.lean_step import LeanStep
 
 @dataclass(frozen=True)
 class EpochResult:
-    """Metrics after one epoch. `epoch` counts from 0."""
+    """Metrics after one epoch. `epoch` counts from 0. `lr` is the first parameter group's learning rate
+    as the epoch began (a per-step schedule moves it within the epoch); None where hpotool does not run
+    the optimizer (a user's training function)."""
 
     epoch: int
     metrics: dict[str, float]
     seconds: float
+    lr: float | None = None
 
     def as_row(self) -> dict[str, float]:
-        return {"epoch": self.epoch, **self.metrics, "epoch_time": self.seconds}
+        """The epoch's history row: epoch, metrics, lr (where known), epoch_time."""
+        lr = {} if self.lr is None else {"lr": self.lr}
+        return {"epoch": self.epoch, **self.metrics, **lr, "epoch_time": self.seconds}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -111,6 +116,7 @@ class Trainer:
         result = EpochResult(-1, {}, 0.0)
         for epoch in range(epochs):
             start = time.perf_counter()
+            lr = self.current_lr()  # as the epoch begins: a warm-up's first epoch shows its low lr
             train_loss = self._train_epoch(train)
             if not math.isfinite(train_loss):
                 raise NonFiniteLossError(epoch, train_loss)
@@ -120,9 +126,14 @@ class Trainer:
                     self.scheduler.step(metrics[self.scheduler_metric])  # type: ignore[arg-type]
                 else:
                     self.scheduler.step()
-            result = EpochResult(epoch, metrics, time.perf_counter() - start)
+            result = EpochResult(epoch, metrics, time.perf_counter() - start, lr)
             on_epoch_end(result)
         return result
+
+    def current_lr(self) -> float:
+        """The first parameter group's learning rate (read once an epoch: a tensor lr syncs the device)."""
+        lr = self.optimizer.param_groups[0]["lr"]
+        return float(lr.item() if isinstance(lr, torch.Tensor) else lr)
 
     def _train_epoch(self, data: TensorData) -> float:
         self.model.train()

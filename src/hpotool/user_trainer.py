@@ -70,6 +70,22 @@ def check_user_trainer(cfg: RunConfig, *, pruning: bool, opt_source: str = "the 
     return "report" in names or var_kw
 
 
+def schedule_note(cfg: RunConfig) -> str | None:
+    """With a user's training function, a scheduler section hpotool does not build: a note saying so (None
+    for the default `none`), since a monitor or a warm-up there was ignored without a word. Nor does hpotool
+    check a warm-up against the epochs there: the function may read the section as it likes."""
+    assert cfg.trainer is not None
+    section = {k: v for k, v in cfg.scheduler.model_dump(mode="json").items() if v is not None}
+    if section == {"name": "none"}:
+        return None
+    shown = ", ".join(f"{k}: {v}" for k, v in section.items())
+    return (
+        f"trainer.function {cfg.trainer.function} trains in its own loop, so hpotool builds no lr schedule from "
+        f"scheduler: {{{shown}}}: it steps nothing and watches no monitor; fit uses the section only if it reads "
+        f"run_config.scheduler (otherwise drop it)"
+    )
+
+
 def run_user_trainer(
     cfg: RunConfig, on_epoch_end: Callable[[EpochResult], None], rows: list[dict[str, float]]
 ) -> dict[str, float]:

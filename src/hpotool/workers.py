@@ -97,7 +97,7 @@ def worker_plan(
     (`objective.study_sampler`), so the workers' random start-up points differ."""
     sampler = study_sampler(opt, worker=index, existing=existing, salt=salt)
     pruner = make_pruner(opt.pruner.name, opt.pruner.kwargs)
-    return StudyPlan(run, opt, load_data(run.data), sampler, pruner, storage_url)
+    return StudyPlan(run, opt, load_data(run.data, run.loss.name), sampler, pruner, storage_url)
 
 
 def _interrupt_once(signum: int, frame: Any) -> None:
