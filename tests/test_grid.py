@@ -76,18 +76,18 @@ def test_resuming_a_complete_grid_runs_no_point_again(
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
-def test_a_grid_point_whose_trial_was_interrupted_runs_on_resume(
-    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+@pytest.mark.parametrize("sampler", ["grid", "bruteforce"])
+def test_a_point_whose_trial_was_interrupted_runs_on_resume(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], sampler: str
 ) -> None:
-    # Ctrl-C ends the running trial as FAIL ("interrupted"), which Optuna's grid counts as its point
-    # visited: the resumed run ended the grid without ever training that point.
-    opt_dict.update(n_trials=10, sampler={"name": "grid"}, search_space=SPACE)
+    # Ctrl-C ends the running trial as FAIL ("interrupted"), which Optuna's grid and brute-force samplers
+    # count as that point run: the resumed run ended the search without ever training it.
+    opt_dict.update(n_trials=10, sampler={"name": sampler}, search_space=SPACE)
     run_path, opt_path = (
         write_yaml(tmp_path / "run.yaml", run_dict),
         write_yaml(tmp_path / "opt.yaml", opt_dict),
     )
-    plan = prepare_study(run_path, opt_path)
-    study, _ = open_study(plan)
+    study, _ = open_study(prepare_study(run_path, opt_path))
     trial = study.ask()  # as run_trials ends a trial Ctrl-C stopped
     interrupted = (
         trial.suggest_categorical("optimizer.lr", [0.01, 0.1]),
@@ -95,37 +95,7 @@ def test_a_grid_point_whose_trial_was_interrupted_runs_on_resume(
     )
     trial.set_user_attr("fail_reason", "interrupted")
     study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    summary = run_study(prepare_study(run_path, opt_path))
-    assert summary.stopped == EXHAUSTED
-    done = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
-    complete = [
-        (t.params["optimizer.lr"], t.params["model.hidden.0"])
-        for t in done.trials
-        if t.state.name == "COMPLETE"
-    ]
-    assert interrupted in complete and sorted(complete) == [(0.01, 8), (0.01, 16), (0.1, 8), (0.1, 16)]
-
-
-@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
-def test_a_brute_force_configuration_whose_trial_was_interrupted_runs_on_resume(
-    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
-) -> None:
-    # The brute-force sampler counts a configuration as run once its trial ends, interrupted too: the
-    # resumed run ended the search without training it.
-    opt_dict.update(n_trials=10, sampler={"name": "bruteforce"}, search_space=SPACE)
-    run_path, opt_path = (
-        write_yaml(tmp_path / "run.yaml", run_dict),
-        write_yaml(tmp_path / "opt.yaml", opt_dict),
-    )
-    study, _ = open_study(prepare_study(run_path, opt_path))
-    trial = study.ask()  # as run_trials ends a trial Ctrl-C stopped
-    lr, hidden = (
-        trial.suggest_categorical("optimizer.lr", [0.01, 0.1]),
-        trial.suggest_int("model.hidden.0", 8, 16, step=8),
-    )
-    trial.set_user_attr("fail_reason", "interrupted")
-    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    for _ in range(2):  # resumed, then run again: the configuration is queued once
+    for _ in range(2):  # resumed, then run again: the point is queued once
         assert run_study(prepare_study(run_path, opt_path)).stopped == EXHAUSTED
     done = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
     complete = [
@@ -133,7 +103,7 @@ def test_a_brute_force_configuration_whose_trial_was_interrupted_runs_on_resume(
         for t in done.trials
         if t.state.name == "COMPLETE"
     ]
-    assert sorted(complete) == [(0.01, 8), (0.01, 16), (0.1, 8), (0.1, 16)] and (lr, hidden) in complete
+    assert interrupted in complete and sorted(complete) == [(0.01, 8), (0.01, 16), (0.1, 8), (0.1, 16)]
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
