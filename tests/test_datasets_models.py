@@ -898,7 +898,10 @@ def test_a_searched_loss_is_checked_on_the_task_it_makes_of_0_1_float_labels(tmp
         prepare_study(run_path, opt_path)
     assert str(info.value) == (
         f"{opt_path}: search_space.loss.name: with loss.name='bce_with_logits': this classification task does "
-        "not measure val_rmse; it measures: train_loss, val_loss, val_accuracy, n_params, epoch_time"
+        "not measure val_rmse; it measures: train_loss, val_loss, val_accuracy, n_params, epoch_time "
+        "('bce_with_logits' reads the 0/1 float targets as two classes, a classification task, where other "
+        "losses make them a regression that measures val_rmse; drop bce_with_logits from its choices to "
+        "compare regression losses by val_rmse, or compare classification losses by val_accuracy)"
     )
     opt_path.write_text(
         yaml.safe_dump({**regression, "search_space": {"loss.name": {**choices, "choices": ["mse", "l1"]}}})

@@ -48,6 +48,7 @@ from hpotool.runner import (
     dry_run,
     load_checked,
     load_data,
+    one_logit,
     resolve_device,
     train_run,
 )
@@ -214,9 +215,22 @@ def _check_data(run: RunConfig, opt: OptimizeConfig, where: str) -> None:
         raise HpoError(f"{where}: {data_failure(run.data, exc)}") from None
     missing = [m for m in opt.objectives if m not in data.metrics]
     if missing:
+        why = ""
+        if one_logit(run, data) and load_data(run.data).task == "regression":
+            shown, name = ", ".join(missing), run.loss.name
+            fix = (
+                f"drop {name} from its choices to compare regression losses by {shown}, or compare "
+                f"classification losses by val_accuracy"
+                if where.startswith("with loss.name=")
+                else f"use a regression loss (mse) for {shown}, or measure val_accuracy"
+            )
+            why = (
+                f" ({name!r} reads the 0/1 float targets as two classes, a classification task, where other "
+                f"losses make them a regression that measures {shown}; {fix})"
+            )
         raise HpoError(
             f"{where}: this {data.task} task does not measure {', '.join(missing)}; it measures: "
-            f"{', '.join(data.metrics)}"
+            f"{', '.join(data.metrics)}{why}"
         )
     check_batch_size(run.batch_size, data, f"{where}: batch_size")
 
