@@ -529,6 +529,17 @@ CASES = [
         },
     ),
     Case(
+        "searched-dataset-monitor",
+        "a searched dataset of another task than the run config's scheduler monitor or class weights",
+        "error: optimize.yaml: search_space.data.name: with data.name='regression': scheduler.monitor: 'val_accuracy' is not measured each epoch of this regression task; choose one of: train_loss, val_loss, val_rmse, val_mae (the run config's scheduler.monitor is for its classification data; search data.name over datasets of one task)",
+        run={"scheduler": {"name": "plateau", "monitor": "val_accuracy", "mode": "max"}},
+        optimize={
+            "metric": "val_loss",
+            "direction": "minimize",
+            "search_space": {"data.name": {"type": "categorical", "choices": ["digits", "regression"]}},
+        },
+    ),
+    Case(
         "index-into-number",
         "a list item of a setting that is a single number",
         "error: optimize.yaml: search_space.model.hidden.0: model.hidden is 16, not a list; search model.hidden itself, or write it as a list ([16]) in the run config",

@@ -907,3 +907,41 @@ def test_a_searched_loss_is_checked_on_the_task_it_makes_of_0_1_float_labels(tmp
         yaml.safe_dump({**regression, "search_space": {"loss.name": {**choices, "choices": ["mse", "l1"]}}})
     )
     prepare_study(run_path, opt_path)
+
+
+def test_a_searched_dataset_of_another_task_is_dry_run_with_the_class_weights(tmp_path: Path) -> None:
+    """A searched data.name over a classification and a regression dataset was checked for its metrics
+    alone: class weights for digits' ten classes failed every trial that drew the regression data."""
+    import yaml
+
+    from hpotool.errors import HpoError
+    from hpotool.objective import prepare_study
+
+    weight = [1.0] * 9 + [2.0]
+    run = {
+        "data": {"name": "digits", "subset_fraction": 0.2},
+        "loss": {"name": "cross_entropy", "weight": weight},
+        "epochs": 1,
+        "device": "cpu",
+    }
+    opt = {
+        "study_name": "w",
+        "storage": f"sqlite:///{tmp_path / 'w.db'}",
+        "metric": "val_loss",
+        "direction": "minimize",
+        "search_space": {"data.name": {"type": "categorical", "choices": ["digits", "regression"]}},
+    }
+    run_path, opt_path = tmp_path / "run.yaml", tmp_path / "opt.yaml"
+    run_path.write_text(yaml.safe_dump(run))
+    opt_path.write_text(yaml.safe_dump(opt))
+    with pytest.raises(HpoError) as info:
+        prepare_study(run_path, opt_path)
+    message = str(info.value)
+    assert message.startswith(
+        f"{opt_path}: search_space.data.name: with data.name='regression': loss: 'cross_entropy' scores classes"
+    )
+    assert message.endswith(
+        "(the run config's loss is for its classification data; search data.name over datasets of one task)"
+    )
+    run_path.write_text(yaml.safe_dump({**run, "loss": {"name": "auto"}}))
+    prepare_study(run_path, opt_path)
