@@ -548,7 +548,7 @@ CASES = [
     Case(
         "list-choices",
         "lists as categorical choices",
-        "error: optimize.yaml: search_space.model.hidden.choices: choices must be null, booleans, numbers or strings, got [64, 64]; for layer widths search model.hidden.0, model.hidden.1, ... (and model.layers)",
+        "error: optimize.yaml: search_space.model.hidden.choices: choices must be null, booleans, numbers or strings, got [64, 64]; search a list's items one by one instead: model.hidden.0, model.hidden.1, ... (and model.layers) for layer widths, loss.weight.0, loss.weight.1, ... for class weights",
         optimize={"search_space": {"model.hidden": {"type": "categorical", "choices": [[64, 64], [128]]}}},
     ),
     Case(

@@ -945,3 +945,43 @@ def test_a_searched_dataset_of_another_task_is_dry_run_with_the_class_weights(tm
     )
     run_path.write_text(yaml.safe_dump({**run, "loss": {"name": "auto"}}))
     prepare_study(run_path, opt_path)
+
+
+def test_class_weights_are_searched_item_by_item_and_a_choice_of_lists_says_so(tmp_path: Path) -> None:
+    """loss.weight as a categorical of lists was refused with a hint about layer widths (model.hidden.0);
+    the hint names loss.weight.0, ..., which a study searches and every trial trains with."""
+    import yaml
+
+    from hpotool.errors import HpoError
+    from hpotool.objective import prepare_study
+
+    run = {
+        "data": {"name": "digits", "subset_fraction": 0.2},
+        "loss": {"name": "cross_entropy", "weight": [1.0] * 10},
+        "epochs": 1,
+        "device": "cpu",
+    }
+    lists = {"type": "categorical", "choices": [[1.0] * 10, [1.0] * 9 + [2.0]]}
+    opt = {
+        "study_name": "w",
+        "storage": f"sqlite:///{tmp_path / 'w.db'}",
+        "metric": "val_loss",
+        "direction": "minimize",
+        "search_space": {"loss.weight": lists},
+    }
+    run_path, opt_path = tmp_path / "run.yaml", tmp_path / "opt.yaml"
+    run_path.write_text(yaml.safe_dump(run))
+    opt_path.write_text(yaml.safe_dump(opt))
+    with pytest.raises(HpoError) as info:
+        prepare_study(run_path, opt_path)
+    assert str(info.value).endswith(
+        "; search a list's items one by one instead: model.hidden.0, model.hidden.1, ... (and model.layers) "
+        "for layer widths, loss.weight.0, loss.weight.1, ... for class weights"
+    )
+    assert "search_space.loss.weight.choices" in str(info.value)
+    item = {"loss.weight.9": {"type": "float", "low": 1.0, "high": 4.0}}
+    opt_path.write_text(yaml.safe_dump({**opt, "search_space": item}))
+    prepare_study(run_path, opt_path)
+    opt_path.write_text(yaml.safe_dump({**opt, "search_space": {"loss.weight.10": item["loss.weight.9"]}}))
+    with pytest.raises(HpoError, match=r"holds 11 weights for the 10 classes of y"):
+        prepare_study(run_path, opt_path)
