@@ -485,6 +485,13 @@ CASES = [
         run={"data": {"name": "tests.helpers:labels_read_as_floats"}},
     ),
     Case(
+        "bce-labels-regression-metric",
+        "a regression metric for 0/1 float labels that bce_with_logits makes two classes",
+        "error: optimize.yaml: metric: 'val_rmse' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time ('bce_with_logits' reads the 0/1 float targets of 'tests.helpers:labels_read_as_floats' as two classes, a classification task, where other losses make them a regression that measures val_rmse: set loss: {name: mse} for val_rmse, or measure val_accuracy)",
+        run={"data": {"name": "tests.helpers:labels_read_as_floats"}, "loss": {"name": "bce_with_logits"}},
+        optimize={"metric": "val_rmse", "direction": "minimize"},
+    ),
+    Case(
         "batch-too-large",
         "a dataset too small for the batch size",
         "error: run.yaml: batch_size: 512 is larger than the 144 training samples; use a smaller batch_size or more data (data.subset_fraction, data.val_fraction)",

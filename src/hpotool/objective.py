@@ -517,6 +517,12 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
                 if data.task == "regression" and metric in CLASSIFICATION_METRICS
                 else ""
             )
+            if one_logit(run, data) and load_data(run.data).task == "regression":
+                hint = (
+                    f" ({run.loss.name!r} reads the 0/1 float targets of {run.data.name!r} as two classes, a "
+                    f"classification task, where other losses make them a regression that measures {metric}: "
+                    f"set loss: {{name: mse}} for {metric}, or measure val_accuracy)"
+                )
             raise HpoError(
                 f"{opt_path}: {key}: {metric!r} is not produced for this {data.task} task; "
                 f"choose one of: {', '.join(data.metrics)}{hint}"
