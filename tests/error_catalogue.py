@@ -485,6 +485,13 @@ CASES = [
         run={"data": {"name": "tests.helpers:labels_read_as_floats"}},
     ),
     Case(
+        "bce-labels-regression-metric",
+        "a regression metric for 0/1 float labels that bce_with_logits makes two classes",
+        "error: optimize.yaml: metric: 'val_rmse' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time ('bce_with_logits' reads the 0/1 float targets of 'tests.helpers:labels_read_as_floats' as two classes, a classification task, where other losses make them a regression that measures val_rmse: set loss: {name: mse} for val_rmse, or measure val_accuracy)",
+        run={"data": {"name": "tests.helpers:labels_read_as_floats"}, "loss": {"name": "bce_with_logits"}},
+        optimize={"metric": "val_rmse", "direction": "minimize"},
+    ),
+    Case(
         "batch-too-large",
         "a dataset too small for the batch size",
         "error: run.yaml: batch_size: 512 is larger than the 144 training samples; use a smaller batch_size or more data (data.subset_fraction, data.val_fraction)",
@@ -529,6 +536,17 @@ CASES = [
         },
     ),
     Case(
+        "searched-dataset-monitor",
+        "a searched dataset of another task than the run config's scheduler monitor or class weights",
+        "error: optimize.yaml: search_space.data.name: with data.name='regression': scheduler.monitor: 'val_accuracy' is not measured each epoch of this regression task; choose one of: train_loss, val_loss, val_rmse, val_mae (the run config's scheduler.monitor is for its classification data; search data.name over datasets of one task)",
+        run={"scheduler": {"name": "plateau", "monitor": "val_accuracy", "mode": "max"}},
+        optimize={
+            "metric": "val_loss",
+            "direction": "minimize",
+            "search_space": {"data.name": {"type": "categorical", "choices": ["digits", "regression"]}},
+        },
+    ),
+    Case(
         "index-into-number",
         "a list item of a setting that is a single number",
         "error: optimize.yaml: search_space.model.hidden.0: model.hidden is 16, not a list; search model.hidden itself, or write it as a list ([16]) in the run config",
@@ -537,7 +555,7 @@ CASES = [
     Case(
         "list-choices",
         "lists as categorical choices",
-        "error: optimize.yaml: search_space.model.hidden.choices: choices must be null, booleans, numbers or strings, got [64, 64]; for layer widths search model.hidden.0, model.hidden.1, ... (and model.layers)",
+        "error: optimize.yaml: search_space.model.hidden.choices: choices must be null, booleans, numbers or strings, got [64, 64]; search a list's items one by one instead: model.hidden.0, model.hidden.1, ... (and model.layers) for layer widths, loss.weight.0, loss.weight.1, ... for class weights",
         optimize={"search_space": {"model.hidden": {"type": "categorical", "choices": [[64, 64], [128]]}}},
     ),
     Case(

@@ -898,9 +898,90 @@ def test_a_searched_loss_is_checked_on_the_task_it_makes_of_0_1_float_labels(tmp
         prepare_study(run_path, opt_path)
     assert str(info.value) == (
         f"{opt_path}: search_space.loss.name: with loss.name='bce_with_logits': this classification task does "
-        "not measure val_rmse; it measures: train_loss, val_loss, val_accuracy, n_params, epoch_time"
+        "not measure val_rmse; it measures: train_loss, val_loss, val_accuracy, n_params, epoch_time "
+        "('bce_with_logits' reads the 0/1 float targets as two classes, a classification task, where other "
+        "losses make them a regression that measures val_rmse; drop bce_with_logits from its choices to "
+        "compare regression losses by val_rmse, or compare classification losses by val_accuracy)"
     )
     opt_path.write_text(
         yaml.safe_dump({**regression, "search_space": {"loss.name": {**choices, "choices": ["mse", "l1"]}}})
     )
     prepare_study(run_path, opt_path)
+
+
+def test_a_searched_dataset_of_another_task_is_dry_run_with_the_class_weights(tmp_path: Path) -> None:
+    """A searched data.name over a classification and a regression dataset was checked for its metrics
+    alone: class weights for digits' ten classes failed every trial that drew the regression data."""
+    import yaml
+
+    from hpotool.errors import HpoError
+    from hpotool.objective import prepare_study
+
+    weight = [1.0] * 9 + [2.0]
+    run = {
+        "data": {"name": "digits", "subset_fraction": 0.2},
+        "loss": {"name": "cross_entropy", "weight": weight},
+        "epochs": 1,
+        "device": "cpu",
+    }
+    opt = {
+        "study_name": "w",
+        "storage": f"sqlite:///{tmp_path / 'w.db'}",
+        "metric": "val_loss",
+        "direction": "minimize",
+        "search_space": {"data.name": {"type": "categorical", "choices": ["digits", "regression"]}},
+    }
+    run_path, opt_path = tmp_path / "run.yaml", tmp_path / "opt.yaml"
+    run_path.write_text(yaml.safe_dump(run))
+    opt_path.write_text(yaml.safe_dump(opt))
+    with pytest.raises(HpoError) as info:
+        prepare_study(run_path, opt_path)
+    message = str(info.value)
+    assert message.startswith(
+        f"{opt_path}: search_space.data.name: with data.name='regression': loss: 'cross_entropy' scores classes"
+    )
+    assert message.endswith(
+        "(the run config's loss is for its classification data; search data.name over datasets of one task)"
+    )
+    run_path.write_text(yaml.safe_dump({**run, "loss": {"name": "auto"}}))
+    prepare_study(run_path, opt_path)
+
+
+def test_class_weights_are_searched_item_by_item_and_a_choice_of_lists_says_so(tmp_path: Path) -> None:
+    """loss.weight as a categorical of lists was refused with a hint about layer widths (model.hidden.0);
+    the hint names loss.weight.0, ..., which a study searches and every trial trains with."""
+    import yaml
+
+    from hpotool.errors import HpoError
+    from hpotool.objective import prepare_study
+
+    run = {
+        "data": {"name": "digits", "subset_fraction": 0.2},
+        "loss": {"name": "cross_entropy", "weight": [1.0] * 10},
+        "epochs": 1,
+        "device": "cpu",
+    }
+    lists = {"type": "categorical", "choices": [[1.0] * 10, [1.0] * 9 + [2.0]]}
+    opt = {
+        "study_name": "w",
+        "storage": f"sqlite:///{tmp_path / 'w.db'}",
+        "metric": "val_loss",
+        "direction": "minimize",
+        "search_space": {"loss.weight": lists},
+    }
+    run_path, opt_path = tmp_path / "run.yaml", tmp_path / "opt.yaml"
+    run_path.write_text(yaml.safe_dump(run))
+    opt_path.write_text(yaml.safe_dump(opt))
+    with pytest.raises(HpoError) as info:
+        prepare_study(run_path, opt_path)
+    assert str(info.value).endswith(
+        "; search a list's items one by one instead: model.hidden.0, model.hidden.1, ... (and model.layers) "
+        "for layer widths, loss.weight.0, loss.weight.1, ... for class weights"
+    )
+    assert "search_space.loss.weight.choices" in str(info.value)
+    item = {"loss.weight.9": {"type": "float", "low": 1.0, "high": 4.0}}
+    opt_path.write_text(yaml.safe_dump({**opt, "search_space": item}))
+    prepare_study(run_path, opt_path)
+    opt_path.write_text(yaml.safe_dump({**opt, "search_space": {"loss.weight.10": item["loss.weight.9"]}}))
+    with pytest.raises(HpoError, match=r"holds 11 weights for the 10 classes of y"):
+        prepare_study(run_path, opt_path)

@@ -212,6 +212,16 @@ def test_bad_final_overrides_fail_before_the_study_starts(
             {"overrides": {"batch_size": 4096}},
             "optimize.yaml: final.overrides.batch_size: 4096 is larger than the 144 training samples",
         ),
+        (  # against the data the final runs train on, not the study's: train-from-best alone refused it
+            {"overrides": {"data.subset_fraction": 0.02}},
+            "optimize.yaml: final.overrides: with data.subset_fraction=0.02: batch_size: 32 is larger than the "
+            "29 training samples",
+        ),
+        (
+            {"overrides": {"batch_size": 64, "data.subset_fraction": 0.03}},
+            "optimize.yaml: final.overrides: with data.subset_fraction=0.03: batch_size: 64 is larger than the "
+            "43 training samples",
+        ),
     ]
     for final, message in cases:
         op = write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "final": final})

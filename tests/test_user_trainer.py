@@ -412,5 +412,42 @@ def test_a_scheduler_section_a_training_function_runs_without_is_noted_and_not_c
     trained = CliRunner().invoke(app, ["train", "-r", str(tmp_path / "b" / "run.yaml"), "--out", str(out)])
     assert trained.exit_code == 0, trained.output
     assert "hpotool builds no lr schedule from scheduler: {name: cosine" in " ".join(trained.stderr.split())
+    _, trials = _study_with("fails_on_long_runs", tmp_path / "d", n_trials=1, scheduler=warm_up)
+    assert [t.state for t in trials] == [TrialState.COMPLETE]
+    final = CliRunner().invoke(  # train-from-best on such a study said nothing of it
+        app,
+        [
+            "train-from-best",
+            "--study-name",
+            "u",
+            "--storage",
+            f"sqlite:///{tmp_path / 'd' / 'u.db'}",
+            "--out",
+            str(tmp_path / "final"),
+        ],
+    )
+    assert final.exit_code == 0, final.output
+    said = " ".join(final.stderr.split())
+    assert said.count("hpotool builds no lr schedule from scheduler: {name: cosine, warmup_epochs: 3}") == 1
     result, _ = _study_with("diverges_at_the_end", tmp_path / "c")  # the default schedule: no note
     assert result.exit_code == 0 and "lr schedule" not in result.stderr
+
+
+def test_a_training_function_s_own_metric_may_be_the_scheduler_monitor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With trainer: set, scheduler: {name: plateau, monitor: val_f1} was refused ('val_f1' is not an epoch
+    metric), though hpotool builds no schedule for the function, which may watch its own metric; without a
+    trainer the name is still checked."""
+    monkeypatch.chdir(REPO)
+    plateau = {"name": "plateau", "monitor": "val_f1"}
+    result, trials = _study_with("diverges_at_the_end", tmp_path / "a", scheduler=plateau)
+    assert result.exit_code == 0, result.output
+    assert len(trials) == 2
+    out = tmp_path / "run"
+    trained = CliRunner().invoke(app, ["train", "-r", str(tmp_path / "a" / "run.yaml"), "--out", str(out)])
+    assert trained.exit_code == 0, trained.output
+    from hpotool.config import RunConfig
+
+    with pytest.raises(ValueError, match=r"scheduler.monitor: 'val_f1' is not an epoch metric"):
+        RunConfig.model_validate({"scheduler": plateau})

@@ -158,16 +158,6 @@ class SchedulerConfig(_Component):
         "val_accuracy (set mode: max), val_rmse or val_mae; null: val_loss.",
     )
 
-    @field_validator("monitor")
-    @classmethod
-    def _check_monitor(cls, v: str | None) -> str | None:
-        known = list(dict.fromkeys((*CLASSIFICATION_METRICS, *REGRESSION_METRICS)))
-        if v is not None and v not in known:
-            raise ValueError(
-                f"{v!r} is not an epoch metric{did_you_mean(v, known)}; choose one of: {', '.join(known)}"
-            )
-        return v
-
 
 class LossConfig(_Component):
     """The training loss; other keys go to its constructor."""
@@ -240,6 +230,19 @@ class RunConfig(_Frozen):
         if not _DEVICE.match(v):
             raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _check_monitor(self) -> RunConfig:
+        """`scheduler.monitor` names an epoch metric hpotool's Trainer measures; not with a user's training
+        function, whose own metric names (val_f1) the section may carry for it to read."""
+        monitor = self.scheduler.monitor
+        known = list(dict.fromkeys((*CLASSIFICATION_METRICS, *REGRESSION_METRICS)))
+        if self.trainer is None and monitor is not None and monitor not in known:
+            raise ValueError(
+                f"scheduler.monitor: {monitor!r} is not an epoch metric{did_you_mean(monitor, known)}; choose "
+                f"one of: {', '.join(known)}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_warmup(self) -> RunConfig:

@@ -67,10 +67,20 @@ def check_final(run: RunConfig, opt: OptimizeConfig, source: str, data: Prepared
         config = apply_overrides(run, on_base)
     except HpoError as exc:
         raise HpoError(f"{source}: final.overrides: {exc}") from None
-    if data is not None and "batch_size" in on_base and not any(p.startswith("data.") for p in on_base):
-        from hpotool.runner import check_batch_size  # other data is checked when train-from-best loads it
+    other_data = any(p.startswith("data.") for p in on_base)
+    if data is not None and other_data:  # the data the final runs train on: load it as train-from-best will
+        from hpotool.runner import data_failure, load_data
 
-        check_batch_size(config.batch_size, data, f"{source}: final.overrides.batch_size")
+        try:
+            data = load_data(config.data, config.loss.name)
+        except Exception as exc:
+            raise HpoError(f"{source}: final.overrides: {data_failure(config.data, exc)}") from None
+    if data is not None and ("batch_size" in on_base or other_data):
+        from hpotool.runner import check_batch_size
+
+        shown = ", ".join(f"{k}={v!r}" for k, v in on_base.items() if k.startswith("data."))
+        where = f"final.overrides: with {shown}: batch_size" if other_data else "final.overrides.batch_size"
+        check_batch_size(config.batch_size, data, f"{source}: {where}")
     if data is not None and any(p.partition(".")[0] in _COMPONENTS for p in on_base):
         from hpotool.runner import RunCheckError, dry_run
 

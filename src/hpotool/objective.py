@@ -48,6 +48,7 @@ from hpotool.runner import (
     dry_run,
     load_checked,
     load_data,
+    one_logit,
     resolve_device,
     train_run,
 )
@@ -214,9 +215,22 @@ def _check_data(run: RunConfig, opt: OptimizeConfig, where: str) -> None:
         raise HpoError(f"{where}: {data_failure(run.data, exc)}") from None
     missing = [m for m in opt.objectives if m not in data.metrics]
     if missing:
+        why = ""
+        if one_logit(run, data) and load_data(run.data).task == "regression":
+            shown, name = ", ".join(missing), run.loss.name
+            fix = (
+                f"drop {name} from its choices to compare regression losses by {shown}, or compare "
+                f"classification losses by val_accuracy"
+                if where.startswith("with loss.name=")
+                else f"use a regression loss (mse) for {shown}, or measure val_accuracy"
+            )
+            why = (
+                f" ({name!r} reads the 0/1 float targets as two classes, a classification task, where other "
+                f"losses make them a regression that measures {shown}; {fix})"
+            )
         raise HpoError(
             f"{where}: this {data.task} task does not measure {', '.join(missing)}; it measures: "
-            f"{', '.join(data.metrics)}"
+            f"{', '.join(data.metrics)}{why}"
         )
     check_batch_size(run.batch_size, data, f"{where}: batch_size")
 
@@ -386,11 +400,17 @@ def _check_value(
         except HpoError as exc:
             raise HpoError(f"with {path}={value!r}: {exc}") from None
     section = path.partition(".")[0]
-    if data is not None and section == "loss":  # binary cross-entropy reads 0/1 float labels as two classes
+    if (
+        data is not None and section == "data"
+    ):  # another dataset, maybe another task: its metrics, then a step
+        _check_data(config, opt, f"with {path}={value!r}")
+    base_task = data.task if data is not None else None
+    if data is not None and section in ("loss", "data"):  # bce reads 0/1 float labels as two classes
         data = load_data(config.data, config.loss.name)
     # batch_size and epochs size what the components see (batch norm on one sample, a one-cycle schedule's
-    # total_steps), so their values train one step too
-    if data is not None and (section in COMPONENT_SECTIONS or path in ("batch_size", "epochs")):
+    # total_steps), so their values train one step too, as does another dataset (a monitor or class weights
+    # that fit one task and not the other)
+    if data is not None and (section in (*COMPONENT_SECTIONS, "data") or path in ("batch_size", "epochs")):
         try:  # an optimizer's values fail as it is built; a model's, loss's, schedule's may not
             dry_run(config, data, step=section != "optimizer")
         except RunCheckError as exc:
@@ -398,8 +418,15 @@ def _check_value(
             search_mode = _monitor_mode_hint(path, param, run, opt)
             if search_mode and "its mode is" in detail:  # its 'set mode: max' would break the other choices
                 detail = f"{detail.rpartition('; ')[0]}; {search_mode}"
+            if section == "data":  # the run config's section that does not fit this data
+                detail = str(exc)
+                if data.task != base_task:
+                    hint = (
+                        f" (the run config's {exc.where} is for its {base_task} data; "
+                        f"search {path} over datasets of one task)"
+                    )
             raise HpoError(f"with {path}={value!r}: {detail}{hint}") from None
-    if data is not None and (path.startswith("data.") or section == "loss"):  # another task: its metrics
+    if data is not None and section == "loss":  # another task: its metrics
         _check_data(config, opt, f"with {path}={value!r}")
 
 
@@ -490,6 +517,12 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
                 if data.task == "regression" and metric in CLASSIFICATION_METRICS
                 else ""
             )
+            if one_logit(run, data) and load_data(run.data).task == "regression":
+                hint = (
+                    f" ({run.loss.name!r} reads the 0/1 float targets of {run.data.name!r} as two classes, a "
+                    f"classification task, where other losses make them a regression that measures {metric}: "
+                    f"set loss: {{name: mse}} for {metric}, or measure val_accuracy)"
+                )
             raise HpoError(
                 f"{opt_path}: {key}: {metric!r} is not produced for this {data.task} task; "
                 f"choose one of: {', '.join(data.metrics)}{hint}"

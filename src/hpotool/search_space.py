@@ -125,7 +125,8 @@ class CategoricalParam(_Param):
         for c in choices if isinstance(choices, list) else []:
             if isinstance(c, list | dict):
                 hint = (
-                    "; for layer widths search model.hidden.0, model.hidden.1, ... (and model.layers)"
+                    "; search a list's items one by one instead: model.hidden.0, model.hidden.1, ... (and "
+                    "model.layers) for layer widths, loss.weight.0, loss.weight.1, ... for class weights"
                     if isinstance(c, list)
                     else ""
                 )
