@@ -235,8 +235,17 @@ def _open_hint(url: str, error: str) -> str:
     if any(word in lowered for word in ("password", "access denied", "role ", "authentication", "auth ")):
         where = " (or in ~/.pgpass, PGPASSWORD)" if url.startswith("postgres") else ""
         return f"; check the user name and password in the URL{where}"
+    where = f"{host}{f':{port}' if port else ''}"
+    if url.startswith("rediss://") and any(
+        word in lowered for word in ("timed out", "timeout", "ssl", "tls")
+    ):
+        # A TLS handshake with a Redis that speaks plain text waits for a reply that never comes.
+        return (
+            f"; rediss:// connects with TLS: if the Redis on {where} does not take TLS connections, use "
+            f"redis://{where}; otherwise is the server running there? check the host and port in the URL"
+        )
     if any(word in lowered for word in ("refused", "resolve", "not known", "timed out", "timeout")):
-        return f"; is the server running on {host}{f':{port}' if port else ''}? check the host and port in the URL"
+        return f"; is the server running on {where}? check the host and port in the URL"
     if "db index is out of range" in lowered:
         return "; Redis numbers its databases from 0 (16 of them unless configured): redis://host:6379/0"
     return ""
