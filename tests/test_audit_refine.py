@@ -254,9 +254,13 @@ def test_audit_of_a_study_without_hpotool_attrs_is_one_line(tmp_path: Path) -> N
     assert result.exit_code == 2
     assert result.stderr == (
         "error: study 'plain' has no stored search space (user attr 'optimize_config'): it was not created by "
-        "hpotool optimize, which stores the ranges audit, refine and prune-audit read; hpotool report "
-        "--study-name plain draws its importances and figures\n"
+        "hpotool optimize, which stores the ranges audit, refine and prune-audit --against read; hpotool report "
+        "--study-name plain draws its importances and figures, and prune-audit (without --against) reads its "
+        "pruned trials\n"
     )
+    # the command the message points to runs on such a study
+    pruned = CliRunner().invoke(app, ["prune-audit", "--study-name", "plain", "--storage", url])
+    assert pruned.exit_code == 0, pruned.output
 
 
 @pytest.mark.parametrize("keep_top", [0.0, 1.5])

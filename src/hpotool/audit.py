@@ -106,8 +106,9 @@ def stored_space(study: optuna.Study) -> dict[str, Param]:
     if not isinstance(raw, dict) or not raw:
         raise HpoError(
             f"study {study.study_name!r} has no stored search space (user attr 'optimize_config'): it was not "
-            f"created by hpotool optimize, which stores the ranges audit, refine and prune-audit read; hpotool "
-            f"report --study-name {quote(study.study_name)} draws its importances and figures"
+            f"created by hpotool optimize, which stores the ranges audit, refine and prune-audit --against read; "
+            f"hpotool report --study-name {quote(study.study_name)} draws its importances and figures, and "
+            f"prune-audit (without --against) reads its pruned trials"
         )
     try:
         return {name: _PARAM.validate_python(spec) for name, spec in raw.items()}
