@@ -21,7 +21,7 @@ import typer
 
 from hpotool import __version__
 from hpotool.errors import HpoError
-from hpotool.formatting import format_value
+from hpotool.formatting import format_choice, format_value
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -797,7 +797,22 @@ def trials(
             )
             for r in rows
         ]
-        shown = [[format_value(r["params"][p]) if p in r["params"] else "-" for p in params] for r in rows]
+        from optuna.distributions import CategoricalDistribution
+
+        # A choice as the YAML spells it (5.0, null); a sampled number as the other numbers are shown.
+        choices = {
+            name
+            for t in study.get_trials(deepcopy=False)
+            for name, d in t.distributions.items()
+            if isinstance(d, CategoricalDistribution)
+        }
+
+        def cell(name: str, r: dict[str, Any]) -> str:
+            if name not in r["params"]:
+                return "-"
+            return (format_choice if name in choices else format_value)(r["params"][name])
+
+        shown = [[cell(p, r) for p in params] for r in rows]
         # One column per parameter where they fit the terminal, else one wrapped "params" column.
         from hpotool.export import is_multi_objective, objective_names
 
@@ -896,10 +911,11 @@ def _audit_table(report: AuditReport, title: str, wrap: tuple[str, ...] = ()) ->
     table.add_column("best (position)", overflow="fold", no_wrap="best" not in wrap)
     table.add_column("range", overflow="fold")
     for p in report.params:
+        best = format_choice(p.best) if p.kind == "categorical" else format_value(p.best)
         table.add_row(
             p.name,
             "-" if p.importance is None else f"{p.importance:.2f}",
-            format_value(p.best) if p.position is None else f"{format_value(p.best)} ({p.position:.0%})",
+            best if p.position is None else f"{best} ({p.position:.0%})",
             p.bounds,
         )
     return table
