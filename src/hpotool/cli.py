@@ -124,10 +124,15 @@ def user_errors() -> Iterator[None]:
             warnings.showwarning = _warning_printer()
         try:
             yield
-        except HpoError as exc:
-            if state.debug:
+        except typer.Exit:
+            raise
+        except Exception as exc:
+            # A storage server that went away after the command opened it: one line, as optimize says it.
+            storage = sys.modules.get("hpotool.storage")
+            lost = storage.server_lost(exc) if storage is not None and not isinstance(exc, HpoError) else None
+            if state.debug or not (isinstance(exc, HpoError) or lost is not None):
                 raise
-            for line in str(exc).splitlines():
+            for line in str(lost or exc).splitlines():
                 _err().print(f"[red]error:[/red] {escape(line)}", soft_wrap=True)
             raise typer.Exit(code=2) from None
 

@@ -147,6 +147,7 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 backend = JournalRedisBackend(*_redis_prefix(url))
             backend._redis.ping()  # fail now, with a clear message, not at the first trial
+            _OPENED_SERVERS.append(url)
             return optuna.storages.JournalStorage(backend)
         if url.startswith("journal:"):
             from optuna.storages.journal import JournalFileBackend
@@ -188,7 +189,9 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
             )
         if not create and not _has_optuna_tables(url):
             raise _not_optuna(url)
-        return _created_rdb_storage(url, {"pool_pre_ping": True})
+        opened = _created_rdb_storage(url, {"pool_pre_ping": True})
+        _OPENED_SERVERS.append(url)
+        return opened
     except HpoError:
         raise
     except ImportError as exc:
@@ -270,6 +273,25 @@ def lost_connection(exc: BaseException) -> BaseException | None:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
+
+
+# The server storages (database, Redis) this process opened: a command that loses one after opening it says
+# so in one line (`server_lost`). SQLite's OperationalError ("database is locked") is not a server going away.
+_OPENED_SERVERS: list[str] = []
+
+
+def server_lost(exc: BaseException) -> HpoError | None:
+    """What a command says when the storage server it opened stopped answering while it read or wrote
+    (`lost_connection(exc)`), or None for any other error."""
+    cause = lost_connection(exc)
+    if cause is None or not _OPENED_SERVERS:
+        return None
+    text = str(cause).strip()
+    first = f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
+    return HpoError(
+        f"storage {shown_url(_OPENED_SERVERS[-1])!r} stopped answering ({first}); the study it holds is kept: "
+        f"once the server answers again, run the same command"
+    )
 
 
 def storage_lost(url: str, exc: BaseException) -> HpoError:
