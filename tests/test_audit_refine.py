@@ -254,9 +254,13 @@ def test_audit_of_a_study_without_hpotool_attrs_is_one_line(tmp_path: Path) -> N
     assert result.exit_code == 2
     assert result.stderr == (
         "error: study 'plain' has no stored search space (user attr 'optimize_config'): it was not created by "
-        "hpotool optimize, which stores the ranges audit, refine and prune-audit read; hpotool report "
-        "--study-name plain draws its importances and figures\n"
+        "hpotool optimize, which stores the ranges audit, refine and prune-audit --against read; hpotool report "
+        "--study-name plain draws its importances and figures, and prune-audit (without --against) reads its "
+        "pruned trials\n"
     )
+    # the command the message points to runs on such a study
+    pruned = CliRunner().invoke(app, ["prune-audit", "--study-name", "plain", "--storage", url])
+    assert pruned.exit_code == 0, pruned.output
 
 
 @pytest.mark.parametrize("keep_top", [0.0, 1.5])
@@ -718,3 +722,34 @@ def test_refine_names_the_run_config_with_the_suffix_of_out(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     assert (tmp_path / "stage2.run.yml").read_text().startswith("# RunConfig for study 'yml_stage2'")
     assert (tmp_path / "stage2.run.yaml").read_text() == "# another stage's\n"
+
+
+def test_trials_and_audit_show_a_choice_as_the_yaml_spells_it(tmp_path: Path) -> None:
+    # grad_clip: {choices: [null, 5.0]}: the tables showed 5.0 as 5 and null as None
+    url = f"sqlite:///{tmp_path / 'gc.db'}"
+    space = {
+        "grad_clip": {"type": "categorical", "choices": [None, 5.0]},
+        "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+    }
+    opt = OptimizeConfig.model_validate({"study_name": "gc", "metric": "val_loss", "search_space": space})
+    study = optuna.create_study(study_name="gc", storage=url, sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    study.enqueue_trial({"grad_clip": 5.0, "optimizer.lr": 1e-3})
+    study.enqueue_trial({"grad_clip": None, "optimizer.lr": 2e-3})
+    for i in range(2):
+        trial = study.ask()
+        suggest(trial, opt.search_space)
+        study.tell(trial, float(i))
+    table = CliRunner().invoke(
+        app, ["trials", "--study-name", "gc", "--storage", url], catch_exceptions=False
+    )
+    assert table.exit_code == 0, table.output
+    rows = [line.split("│") for line in table.stdout.splitlines() if line.startswith("│")]
+    cells = {row[1].strip(): [c.strip() for c in row] for row in rows if row[1].strip().isdigit()}
+    assert "5.0" in cells["0"] and "0.001" in cells["0"]
+    assert "null" in cells["1"] and "None" not in cells["1"]
+    audit = CliRunner().invoke(app, ["audit", "--study-name", "gc", "--storage", url], catch_exceptions=False)
+    assert audit.exit_code == 0, audit.output
+    line = next(x for x in audit.stdout.splitlines() if "grad_clip" in x and "│" in x)
+    assert [c.strip() for c in line.split("│")][3:5] == ["5.0", "{null, 5.0}"]

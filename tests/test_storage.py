@@ -111,6 +111,20 @@ def test_a_server_that_refuses_a_storage_url_says_what_to_fix(kind: str, url: st
         make_storage(url)
 
 
+def test_rediss_against_a_redis_without_tls_names_tls() -> None:
+    # The TLS handshake with a plain-text Redis times out; "is the server running" sent users the wrong way.
+    from tests.test_workers import _server_url
+
+    _server_url("redis")  # skips where the server is absent
+    with pytest.raises(HpoError) as caught:
+        make_storage("rediss://127.0.0.1:6379")
+    assert str(caught.value) == (
+        "storage 'rediss://127.0.0.1:6379': cannot open it: Timeout connecting to server; rediss:// connects "
+        "with TLS: if the Redis on 127.0.0.1:6379 does not take TLS connections, use redis://127.0.0.1:6379; "
+        "otherwise is the server running there? check the host and port in the URL"
+    )
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_the_study_file_alone_holds_every_trial_after_optimize(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], workers: int

@@ -127,7 +127,7 @@ def _study_with(
             "1",
         ],
     )
-    if result.exit_code == 2:
+    if result.exit_code == 2 and not (tmp_path / "u.db").exists():  # refused before the study was made
         return result, []
     return result, optuna.load_study(study_name="u", storage=storage).trials
 
@@ -451,3 +451,77 @@ def test_a_training_function_s_own_metric_may_be_the_scheduler_monitor(
 
     with pytest.raises(ValueError, match=r"scheduler.monitor: 'val_f1' is not an epoch metric"):
         RunConfig.model_validate({"scheduler": plateau})
+
+
+@pytest.mark.parametrize(
+    ("function", "reason", "workers"),
+    [
+        (
+            "returns_a_float",
+            "TrainerOutputError: tests.trainers:returns_a_float returned float; it must return a dict of final "
+            "metrics, such as {'val_loss': 0.5}",
+            "2",  # a worker process stops, and the main process says why
+        ),
+        (
+            "returns_a_float",
+            "TrainerOutputError: tests.trainers:returns_a_float returned float; it must return a dict of final "
+            "metrics, such as {'val_loss': 0.5}",
+            "1",
+        ),
+        (
+            "reports_a_bare_number",
+            "TypeError: report(0, 0.25): give the metrics as a dict, such as report(0, {'val_loss': 0.25}) (at "
+            "tests/trainers.py:",
+            "1",
+        ),
+        (
+            "reports_a_number_as_text",
+            "TypeError: report(0, ...): 'val_loss' is '0.5', not a number (at tests/trainers.py:",
+            "1",
+        ),
+    ],
+)
+def test_a_training_function_that_breaks_the_contract_stops_the_study_at_the_first_trial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, function: str, reason: str, workers: str
+) -> None:
+    """Such a mistake fails every trial alike: one FAIL trial and one line (exit 2), not five FAIL trials
+    and "stopped after 5 failed trials"."""
+    import yaml
+
+    monkeypatch.chdir(REPO)
+    run = tmp_path / "run.yaml"
+    run.write_text(
+        yaml.safe_dump({"project": "u", "epochs": 2, "trainer": {"function": f"tests.trainers:{function}"}})
+    )
+    opt = tmp_path / "opt.yaml"
+    space = {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}}
+    opt.write_text(yaml.safe_dump({"study_name": "u", "pruner": {"name": "nop"}, "search_space": space}))
+    storage = f"sqlite:///{tmp_path / 'u.db'}"
+    args = [
+        "optimize",
+        "-r",
+        str(run),
+        "-o",
+        str(opt),
+        "--storage",
+        storage,
+        "--n-trials",
+        "6",
+        "-q",
+        "--workers",
+        workers,
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    trials = optuna.load_study(study_name="u", storage=storage).trials
+    assert len(trials) <= int(workers)  # each worker's first trial at most
+    assert {t.state for t in trials} == {TrialState.FAIL}
+    assert str(trials[0].user_attrs["fail_reason"]).startswith(reason)
+    line = result.stderr.strip()
+    assert "\n" not in line and line.startswith(
+        f"error: trainer.function tests.trainers:{function}: trial 0 failed: {reason}"
+    )
+    assert line.endswith(
+        "; this mistake fails every trial, so the study stopped: fix the function (report(epoch, "
+        "{'val_loss': 0.5}) after each epoch, return a dict of numbers) and run the same command"
+    )

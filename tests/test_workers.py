@@ -715,6 +715,64 @@ def test_a_storage_server_that_goes_away_ends_the_study_in_one_line_and_it_resum
     assert not [t for t in trials if t.state == TrialState.RUNNING]
 
 
+class _Tripwire(_Relay):
+    """A relay that goes away when the client sends `trigger` (a query the command makes after it opened
+    the storage), dropping every connection instead of passing it on."""
+
+    def __init__(self, port: int, trigger: bytes) -> None:
+        self.trigger = trigger
+        super().__init__(port)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
+            threading.Thread(target=self._watch, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+
+    def _watch(self, client: socket.socket, upstream: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := client.recv(65536):
+                if self.trigger in data:
+                    self.close()
+                    return
+                upstream.sendall(data)
+
+
+@pytest.mark.parametrize(
+    "command", [["trials"], ["export-best", "--out", "best"], ["report", "--out", "r.html"]]
+)
+@pytest.mark.parametrize("storage", ["postgres"], indirect=True)
+def test_a_storage_server_that_goes_away_while_a_command_reads_is_one_line(
+    tmp_path: Path, storage: tuple[str, str], command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # trials, export-best and report printed a traceback; optimize said it in one line.
+    from hpotool.config import RunConfig
+
+    url, name = storage
+    study = optuna.create_study(study_name=name, storage=make_storage(url))
+    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
+    study.optimize(lambda t: t.suggest_float("optimizer.lr", 1e-4, 1e-1, log=True), n_trials=2)
+    monkeypatch.chdir(tmp_path)
+    relay = _Tripwire(5432, b"SELECT trials.trial_id, trials.number")  # the first read of the trials
+    through = url.replace("127.0.0.1:5432", f"127.0.0.1:{relay.port}")
+    try:
+        result = CliRunner().invoke(app, [*command, "--study-name", name, "--storage", through])
+    finally:
+        relay.close()
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert result.stderr.startswith(f"error: storage '{through}' stopped answering (OperationalError: ")
+    assert result.stderr.endswith(
+        "; the study it holds is kept: once the server answers again, run the same command\n"
+    )
+    assert result.stderr.count("\n") == 1
+    assert not (tmp_path / "best").exists() and not (tmp_path / "r.html").exists()
+
+
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 @pytest.mark.parametrize("storage", ["postgres"], indirect=True)
 def test_a_heartbeat_while_the_server_is_away_is_skipped_without_a_traceback(

@@ -90,3 +90,15 @@ def reports_an_array(report: Report) -> dict[str, float]:
 def returns_text(report: Report) -> dict[str, Any]:
     report(0, {"val_loss": 0.5})
     return {"val_loss": 0.5, "note": "converged"}
+
+
+def reports_a_number_as_text(report: Report) -> dict[str, float]:
+    """Reports the loss as the text "0.5" (read from a log line, say), which float() would take."""
+    report(0, {"val_loss": "0.5"})  # type: ignore[dict-item]
+    return {"val_loss": 0.5}
+
+
+def returns_a_float(report: Report) -> float:
+    """Returns the final loss itself, not a dict of metrics."""
+    report(0, {"val_loss": 0.5})
+    return 0.5

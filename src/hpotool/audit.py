@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import TypeAdapter, ValidationError
 
 from hpotool.errors import HpoError
+from hpotool.formatting import format_choice
 from hpotool.search_space import CategoricalParam, IntParam, Param
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class ParamFinding:
     negligible: bool
     top_span: float | None  # share of the range the top trials cover
     advice: str
+    kind: str  # the search space's type: "float", "int" or "categorical"
 
 
 @dataclass
@@ -106,8 +108,9 @@ def stored_space(study: optuna.Study) -> dict[str, Param]:
     if not isinstance(raw, dict) or not raw:
         raise HpoError(
             f"study {study.study_name!r} has no stored search space (user attr 'optimize_config'): it was not "
-            f"created by hpotool optimize, which stores the ranges audit, refine and prune-audit read; hpotool "
-            f"report --study-name {quote(study.study_name)} draws its importances and figures"
+            f"created by hpotool optimize, which stores the ranges audit, refine and prune-audit --against read; "
+            f"hpotool report --study-name {quote(study.study_name)} draws its importances and figures, and "
+            f"prune-audit (without --against) reads its pruned trials"
         )
     try:
         return {name: _PARAM.validate_python(spec) for name, spec in raw.items()}
@@ -143,9 +146,14 @@ def _fmt(v: Any) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
+def _fmt_value(p: Param, v: Any) -> str:
+    """A value of `p`: a choice as the YAML spells it (5.0, null), a number to three digits."""
+    return format_choice(v) if isinstance(p, CategoricalParam) else _fmt(v)
+
+
 def bounds_text(p: Param) -> str:
     if isinstance(p, CategoricalParam):
-        return "{" + ", ".join(map(str, p.choices)) + "}"
+        return "{" + ", ".join(map(format_choice, p.choices)) + "}"
     scale = ", log" if p.log else ""
     return f"[{_fmt(p.low)}, {_fmt(p.high)}{scale}]"
 
@@ -260,19 +268,23 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
             advice = f"{name} is not set in the best trial (a conditional parameter)."
         elif outside or (isinstance(p, CategoricalParam) and not _chosen(p, value)):
             advice = (
-                f"{name} best at {_fmt(value)}, outside its current range {bounds_text(p)}: the search space "
-                f"was changed after the best trial (#{best.number}) ran; put {_fmt(value)} back in the range."
+                f"{name} best at {_fmt_value(p, value)}, outside its current range {bounds_text(p)}: the search space "
+                f"was changed after the best trial (#{best.number}) ran; put {_fmt_value(p, value)} back in the range."
             )
         elif edge is not None:
             side = "top" if edge == "high" else "bottom"
-            advice = f"{name} best at {_fmt(value)}, the {side} of {bounds_text(p)}: widen the range."
+            advice = (
+                f"{name} best at {_fmt_value(p, value)}, the {side} of {bounds_text(p)}: widen the range."
+            )
         elif negligible:
-            advice = f"{name} barely matters (importance {imp:.2f}): fix {name} at {_fmt(value)}."
+            advice = f"{name} barely matters (importance {imp:.2f}): fix {name} at {_fmt_value(p, value)}."
         elif span is not None and span >= WHOLE_RANGE and not isinstance(p, CategoricalParam):
             advice = f"{name}: the top trials span {span:.0%} of {bounds_text(p)}; its range does not separate good from bad."
         else:
             advice = ""
-        findings.append(ParamFinding(name, imp, value, bounds_text(p), pos, edge, negligible, span, advice))
+        findings.append(
+            ParamFinding(name, imp, value, bounds_text(p), pos, edge, negligible, span, advice, p.type)
+        )
     findings.sort(key=lambda f: -(f.importance or 0.0))
     epochs = [t.user_attrs.get("epochs_run") for t in pruned]
     known_epochs = [e for e in epochs if isinstance(e, int)]

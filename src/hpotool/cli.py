@@ -21,7 +21,7 @@ import typer
 
 from hpotool import __version__
 from hpotool.errors import HpoError
-from hpotool.formatting import format_value
+from hpotool.formatting import format_choice, format_value
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -124,10 +124,15 @@ def user_errors() -> Iterator[None]:
             warnings.showwarning = _warning_printer()
         try:
             yield
-        except HpoError as exc:
-            if state.debug:
+        except typer.Exit:
+            raise
+        except Exception as exc:
+            # A storage server that went away after the command opened it: one line, as optimize says it.
+            storage = sys.modules.get("hpotool.storage")
+            lost = storage.server_lost(exc) if storage is not None and not isinstance(exc, HpoError) else None
+            if state.debug or not (isinstance(exc, HpoError) or lost is not None):
                 raise
-            for line in str(exc).splitlines():
+            for line in str(lost or exc).splitlines():
                 _err().print(f"[red]error:[/red] {escape(line)}", soft_wrap=True)
             raise typer.Exit(code=2) from None
 
@@ -802,7 +807,22 @@ def trials(
             )
             for r in rows
         ]
-        shown = [[format_value(r["params"][p]) if p in r["params"] else "-" for p in params] for r in rows]
+        from optuna.distributions import CategoricalDistribution
+
+        # A choice as the YAML spells it (5.0, null); a sampled number as the other numbers are shown.
+        choices = {
+            name
+            for t in study.get_trials(deepcopy=False)
+            for name, d in t.distributions.items()
+            if isinstance(d, CategoricalDistribution)
+        }
+
+        def cell(name: str, r: dict[str, Any]) -> str:
+            if name not in r["params"]:
+                return "-"
+            return (format_choice if name in choices else format_value)(r["params"][name])
+
+        shown = [[cell(p, r) for p in params] for r in rows]
         # One column per parameter where they fit the terminal, else one wrapped "params" column.
         from hpotool.export import is_multi_objective, objective_names
 
@@ -901,10 +921,11 @@ def _audit_table(report: AuditReport, title: str, wrap: tuple[str, ...] = ()) ->
     table.add_column("best (position)", overflow="fold", no_wrap="best" not in wrap)
     table.add_column("range", overflow="fold")
     for p in report.params:
+        best = format_choice(p.best) if p.kind == "categorical" else format_value(p.best)
         table.add_row(
             p.name,
             "-" if p.importance is None else f"{p.importance:.2f}",
-            format_value(p.best) if p.position is None else f"{format_value(p.best)} ({p.position:.0%})",
+            best if p.position is None else f"{best} ({p.position:.0%})",
             p.bounds,
         )
     return table

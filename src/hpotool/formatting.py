@@ -13,3 +13,15 @@ def format_value(v: Any) -> str:
             return str(int(v))
         return f"{v:.4g}"
     return str(v)
+
+
+def format_choice(v: Any) -> str:
+    """A categorical choice as the YAML spells it: 5.0 stays 5.0 (it is not the choice 5), None is null,
+    True is true; a float in full (the user wrote 0.12345, not 0.1235)."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)

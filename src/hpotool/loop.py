@@ -42,6 +42,7 @@ from hpotool.storage import (
     lost_connection,
     storage_lost,
 )
+from hpotool.user_trainer import broke_contract, contract_stop
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
@@ -63,10 +64,20 @@ def has_slot(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
 
 
 def _run_trial(
-    study: optuna.Study, trial: optuna.Trial, objective: Callable[[optuna.Trial], float | list[float]]
+    study: optuna.Study,
+    trial: optuna.Trial,
+    objective: Callable[[optuna.Trial], float | list[float]],
+    function: str | None = None,
 ) -> None:
+    """Run and tell one trial.
+
+    Raises:
+        HpoError: the user's training `function` broke hpotool's contract (`broke_contract`), after the
+            trial is told FAIL: every trial would fail the same way.
+    """
     state, value, reason = None, None, ""
     interrupted: KeyboardInterrupt | None = None
+    broken = False  # the training function broke hpotool's contract: every trial would fail the same way
     from optuna.storages._heartbeat import get_heartbeat_thread
 
     with get_heartbeat_thread(trial._trial_id, study._storage):  # what study.optimize does per trial
@@ -75,7 +86,7 @@ def _run_trial(
         except optuna.TrialPruned:
             state = TrialState.PRUNED
         except Exception as exc:
-            state, reason = TrialState.FAIL, described(exc)
+            state, reason, broken = TrialState.FAIL, described(exc), broke_contract(exc)
         except KeyboardInterrupt as exc:
             state, interrupted, reason = TrialState.FAIL, exc, "interrupted"
     with deferred():  # a signal now ends the study after the trial is told, not half-way through
@@ -86,6 +97,8 @@ def _run_trial(
         study.tell(trial, value, state=state)
     if interrupted is not None:
         raise interrupted
+    if broken and function is not None:
+        raise contract_stop(function, trial.number, str(trial.user_attrs.get("fail_reason", reason)))
 
 
 def run_trials(
@@ -166,7 +179,7 @@ def run_trials(
                     trial.set_user_attr("fail_reason", "interrupted")
                     study.tell(trial, state=TrialState.FAIL)
                 raise
-            _run_trial(study, trial, objective)
+            _run_trial(study, trial, objective, plan.run.trainer.function if plan.run.trainer else None)
             frozen = storage.get_trial(trial._trial_id)
             if observer is not None:
                 observer.trial_finished(study, frozen)

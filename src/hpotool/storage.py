@@ -147,6 +147,7 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 backend = JournalRedisBackend(*_redis_prefix(url))
             backend._redis.ping()  # fail now, with a clear message, not at the first trial
+            _OPENED_SERVERS.append(url)
             return optuna.storages.JournalStorage(backend)
         if url.startswith("journal:"):
             from optuna.storages.journal import JournalFileBackend
@@ -188,7 +189,9 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
             )
         if not create and not _has_optuna_tables(url):
             raise _not_optuna(url)
-        return _created_rdb_storage(url, {"pool_pre_ping": True})
+        opened = _created_rdb_storage(url, {"pool_pre_ping": True})
+        _OPENED_SERVERS.append(url)
+        return opened
     except HpoError:
         raise
     except ImportError as exc:
@@ -235,8 +238,17 @@ def _open_hint(url: str, error: str) -> str:
     if any(word in lowered for word in ("password", "access denied", "role ", "authentication", "auth ")):
         where = " (or in ~/.pgpass, PGPASSWORD)" if url.startswith("postgres") else ""
         return f"; check the user name and password in the URL{where}"
+    where = f"{host}{f':{port}' if port else ''}"
+    if url.startswith("rediss://") and any(
+        word in lowered for word in ("timed out", "timeout", "ssl", "tls")
+    ):
+        # A TLS handshake with a Redis that speaks plain text waits for a reply that never comes.
+        return (
+            f"; rediss:// connects with TLS: if the Redis on {where} does not take TLS connections, use "
+            f"redis://{where}; otherwise is the server running there? check the host and port in the URL"
+        )
     if any(word in lowered for word in ("refused", "resolve", "not known", "timed out", "timeout")):
-        return f"; is the server running on {host}{f':{port}' if port else ''}? check the host and port in the URL"
+        return f"; is the server running on {where}? check the host and port in the URL"
     if "db index is out of range" in lowered:
         return "; Redis numbers its databases from 0 (16 of them unless configured): redis://host:6379/0"
     return ""
@@ -261,6 +273,25 @@ def lost_connection(exc: BaseException) -> BaseException | None:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
+
+
+# The server storages (database, Redis) this process opened: a command that loses one after opening it says
+# so in one line (`server_lost`). SQLite's OperationalError ("database is locked") is not a server going away.
+_OPENED_SERVERS: list[str] = []
+
+
+def server_lost(exc: BaseException) -> HpoError | None:
+    """What a command says when the storage server it opened stopped answering while it read or wrote
+    (`lost_connection(exc)`), or None for any other error."""
+    cause = lost_connection(exc)
+    if cause is None or not _OPENED_SERVERS:
+        return None
+    text = str(cause).strip()
+    first = f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
+    return HpoError(
+        f"storage {shown_url(_OPENED_SERVERS[-1])!r} stopped answering ({first}); the study it holds is kept: "
+        f"once the server answers again, run the same command"
+    )
 
 
 def storage_lost(url: str, exc: BaseException) -> HpoError:

@@ -27,6 +27,40 @@ class TrainerOutputError(TypeError):
     after the function returned (so no frame of the user's code names where)."""
 
 
+_CONTRACT = "hpotool_trainer_contract"  # set on what report() raises for a call that breaks its contract
+
+
+def _broken(exc: Exception) -> Exception:
+    setattr(exc, _CONTRACT, True)
+    return exc
+
+
+def broke_contract(exc: BaseException) -> bool:
+    """Whether `exc` (or an exception that raised it) says the training function broke hpotool's contract:
+    it returned no dict of numbers, or called report() wrongly. Such a mistake is the same in every trial."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, TrainerOutputError) or getattr(current, _CONTRACT, False):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+class ContractStop(HpoError):
+    """A trial failed on `broke_contract`: the study stops at once (see `contract_stop`)."""
+
+
+def contract_stop(function: str, trial_number: int, reason: str) -> ContractStop:
+    """What optimize says when a trial failed on `broke_contract`: the study stops at once."""
+    return ContractStop(
+        f"trainer.function {function}: trial {trial_number} failed: {reason}; this mistake fails every trial, "
+        f"so the study stopped: fix the function (report(epoch, {{'val_loss': 0.5}}) after each epoch, "
+        f"return a dict of numbers) and run the same command"
+    )
+
+
 def check_user_trainer(cfg: RunConfig, *, pruning: bool, opt_source: str = "the optimize config") -> bool:
     """Before trial 0: the function imports, and hpotool can call it (every argument it requires is one
     hpotool passes); with a pruner the user chose (`pruning`), it must take `report`, or the pruner could
@@ -105,26 +139,36 @@ def run_user_trainer(
             raise stopped[0]
         try:
             if isinstance(epoch, bool) or int(epoch) != epoch or epoch < 0:
-                raise ValueError(
-                    f"report(epoch={epoch!r}, ...): the epoch must be a whole number counting from 0"
+                raise _broken(
+                    ValueError(
+                        f"report(epoch={epoch!r}, ...): the epoch must be a whole number counting from 0"
+                    )
                 )
             epoch = int(epoch)
             if rows and epoch <= rows[-1]["epoch"]:
                 seen = int(rows[-1]["epoch"])
                 said = "twice" if epoch == seen else f"after epoch {seen}"
-                raise ValueError(
-                    f"report() was given epoch {epoch} {said}; report each epoch once, in order, counting from 0"
+                raise _broken(
+                    ValueError(
+                        f"report() was given epoch {epoch} {said}; report each epoch once, in order, counting "
+                        f"from 0"
+                    )
                 )
             if not isinstance(metrics, dict):
-                raise TypeError(
-                    f"report({epoch}, {metrics!r}): give the metrics as a dict, such as "
-                    f"report({epoch}, {{'val_loss': {metrics!r}}})"
+                raise _broken(
+                    TypeError(
+                        f"report({epoch}, {metrics!r}): give the metrics as a dict, such as "
+                        f"report({epoch}, {{'val_loss': {metrics!r}}})"
+                    )
                 )
             now = time.perf_counter()
-            values = {
-                k: _number(v, f"report({epoch}, ...): {k!r} is {v!r}, not a number")
-                for k, v in metrics.items()
-            }
+            try:
+                values = {
+                    k: _number(v, f"report({epoch}, ...): {k!r} is {v!r}, not a number")
+                    for k, v in metrics.items()
+                }
+            except TypeError as exc:
+                raise _broken(exc) from None
             for k, v in values.items():
                 if not math.isfinite(v):
                     raise (
@@ -166,8 +210,10 @@ def _number(value: Any, message: str) -> float:
     """`value` as a float (a Python or numpy number, a 0-d or one-element tensor or array).
 
     Raises:
-        TypeError: `message`, for text, None or an array of several values.
+        TypeError: `message`, for text (even "0.5": a metric is a number), None or an array of several values.
     """
+    if isinstance(value, str | bytes):
+        raise TypeError(message)
     try:
         return float(value)
     except (TypeError, ValueError):

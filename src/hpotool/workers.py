@@ -52,6 +52,7 @@ from hpotool.objective import (
 )
 from hpotool.runner import load_data
 from hpotool.storage import lost_connection, make_storage, storage_lost
+from hpotool.user_trainer import ContractStop
 
 if TYPE_CHECKING:
     from multiprocessing.queues import SimpleQueue
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
 
 DISPLAY_S = 0.5  # how often the main process shows the workers' newly finished trials
 LOST_STORAGE_EXIT = 3  # a worker's exit code when the storage stopped answering
+CONTRACT_EXIT = 4  # a worker's exit code when the training function broke hpotool's contract
 
 
 def worker_threads(n_workers: int, configured: int | None, cores: int | None = None) -> int:
@@ -155,6 +157,9 @@ def worker_main(
         try:
             if _run_worker_trials(plan, opt, stop, args.max_failures, fallbacks):
                 exhausted.set()
+        except ContractStop:  # the training function broke hpotool's contract: the main process says so
+            stop.set()
+            sys.exit(CONTRACT_EXIT)
         except Exception as exc:  # after the data is loaded: a user's database error there is not ours
             if lost_connection(exc) is None:
                 raise
@@ -313,6 +318,18 @@ def _run_workers(
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     if any(p.exitcode == LOST_STORAGE_EXIT for p in procs):  # this process could read it again: say so
         raise storage_lost(plan.storage_url, ConnectionError("a worker lost its connection"))
+    if any(p.exitcode == CONTRACT_EXIT for p in procs) and plan.run.trainer is not None:
+        from hpotool.user_trainer import contract_stop
+
+        fails = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        mine = [t for t in fails if t.number not in before] or fails
+        if mine:
+            first = mine[0]
+            raise contract_stop(
+                plan.run.trainer.function,
+                first.number,
+                str(first.user_attrs.get("fail_reason", "unknown error")),
+            )
     dead = [p.name for p in procs if p.exitcode not in (0, None)]
     if done >= target:
         summary.stopped = already_done(done, target)
