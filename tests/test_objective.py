@@ -369,6 +369,49 @@ def test_enqueued_trials_run_first_with_exactly_those_values(
     assert len(trials) == 4 and trials[2].params not in opt_dict["enqueue"][:1]
 
 
+def test_warm_starts_dropped_from_the_config_do_not_run_on_resume(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    # They ran first on resume, though the user had deleted them from the enqueue list.
+    points = [{"optimizer.lr": lr, "model.hidden.0": 8} for lr in (0.05, 0.002, 0.003)]
+    _run(tmp_path, run_dict, {**opt_dict, "enqueue": points, "n_trials": 1})
+    kept = points[2:]  # the user keeps one of the two waiting points
+    with caplog.at_level("WARNING", logger="hpotool"):
+        _, summary = _run(tmp_path, run_dict, {**opt_dict, "enqueue": kept, "n_trials": 3})
+    trials = _study(opt_dict).trials
+    dropped = [t for t in trials if t.user_attrs.get("fail_reason", "").startswith("dropped")]
+    assert [t.system_attrs["fixed_params"] for t in dropped] == [points[1]]
+    assert dropped[0].state == TrialState.FAIL
+    ran = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(ran) == 3 and ran[0].params == points[0] and ran[1].params == points[2]
+    assert not [t for t in ran[2:] if t.params["optimizer.lr"] == 0.002]
+    assert summary.counts["complete"] == 3
+    (line,) = [r.getMessage() for r in caplog.records if "enqueue list" in r.getMessage()]
+    assert line == (
+        "warning: 1 point(s) an earlier run queued from the optimize config's enqueue list are no longer listed "
+        "there and will not run (marked FAIL, 'dropped'): optimizer.lr=0.002, model.hidden.0=8"
+    )
+
+
+def test_warm_starts_from_another_study_stay_queued_on_a_resume_without_the_flag(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # --enqueue-from is not the config's enqueue list: a resume without the flag does not drop its points.
+    from hpotool.objective import with_warm_start
+
+    _run(tmp_path, run_dict, opt_dict)
+    source = _study(opt_dict)
+    target = {**opt_dict, "study_name": "warm", "storage": f"sqlite:///{tmp_path / 'warm.db'}", "n_trials": 1}
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", target)
+    run_study(with_warm_start(prepare_study(rp, op), source, 3))
+    _, summary = _run(tmp_path, run_dict, {**target, "n_trials": 3})
+    trials = _study(target).trials
+    assert summary.counts == {"complete": 3}  # nothing dropped
+    assert [t.params for t in trials] == [
+        t.params for t in sorted(source.trials, key=lambda t: -float(t.value or 0))
+    ]
+
+
 def test_enqueue_is_checked_against_the_space(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
     with pytest.raises(
         HpoError,

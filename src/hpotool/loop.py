@@ -25,6 +25,7 @@ from hpotool.fallback import IndependentSampling, independent_sampling
 from hpotool.interrupts import deferred, signal_of, signals_interrupt
 from hpotool.objective import (
     FINISHED,
+    WARM_START,
     FailureGuard,
     StudyObserver,
     StudyPlan,
@@ -266,9 +267,11 @@ def prepare_resume(study: optuna.Study, plan: StudyPlan) -> int:
     fail_dead_local_trials(study)
     fail_ownerless_trials(study, heartbeat_settings()[1])
     trials = study.get_trials(deepcopy=False)
-    for params in plan.opt.enqueue:  # warm start: known-good configurations run first
+    _drop_unlisted_warm_starts(study, plan, trials)
+    trials = study.get_trials(deepcopy=False)
+    for i, params in enumerate(plan.opt.enqueue):  # warm start: known-good configurations run first
         if not any(_tried(trial, params) for trial in trials):
-            study.enqueue_trial(params)
+            study.enqueue_trial(params, user_attrs=plan.warm_start_attrs(i))
     if isinstance(study.sampler, optuna.samplers.BruteForceSampler):
         # It counts a configuration as run once its trial has ended, interrupted too: queue those again.
         retried = {t.user_attrs.get("retry_of") for t in trials}
@@ -278,6 +281,35 @@ def prepare_resume(study: optuna.Study, plan: StudyPlan) -> int:
             if again and not any(_tried(q, t.params) for q in queued):
                 study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
     return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def _drop_unlisted_warm_starts(study: optuna.Study, plan: StudyPlan, trials: list[FrozenTrial]) -> None:
+    """The config rules: a point an earlier run queued from the optimize config's enqueue list, still
+    waiting, that the list no longer holds, is marked FAIL ('dropped: ...') so it does not run (Optuna
+    cannot delete a trial; a FAIL trial takes no slot of n_trials). Studies of earlier hpotool versions
+    carry no mark: there a waiting point the stored config's enqueue list held counts as one."""
+    stored = study.user_attrs.get("optimize_config", {}).get("enqueue") or []
+    dropped = []
+    for t in trials:
+        if t.state != TrialState.WAITING or "retry_of" in t.user_attrs:
+            continue
+        queued = t.user_attrs.get(WARM_START) == "enqueue" or (
+            not t.user_attrs and any(_tried(t, params) for params in stored)  # an older hpotool's: unmarked
+        )
+        if queued and not any(_tried(t, params) for params in plan.opt.enqueue):
+            t_params = t.system_attrs.get("fixed_params", {})
+            study._storage.set_trial_user_attr(
+                t._trial_id, "fail_reason", "dropped: no longer in the optimize config's enqueue list"
+            )
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            dropped.append(", ".join(f"{k}={v!r}" for k, v in t_params.items()))
+    if dropped:
+        _log.warning(
+            "warning: %d point(s) an earlier run queued from the optimize config's enqueue list are no longer "
+            "listed there and will not run (marked FAIL, 'dropped'): %s",
+            len(dropped),
+            "; ".join(dropped),
+        )
 
 
 def _interrupted(trial: FrozenTrial) -> bool:

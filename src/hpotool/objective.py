@@ -62,6 +62,9 @@ if TYPE_CHECKING:
     from optuna.samplers import BaseSampler
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+WARM_START = (
+    "warm_start"  # user attr of a queued warm start: "enqueue" (the config's list) or "--enqueue-from"
+)
 COMPONENT_SECTIONS: tuple[Kind, ...] = ("model", "optimizer", "scheduler", "loss")
 
 
@@ -99,6 +102,13 @@ class StudyPlan:
     storage_url: str
     allow_changed_config: bool = False
     notes: tuple[str, ...] = ()  # what the checks decided for the user, printed before trial 0
+    config_enqueue: int | None = None  # how many of opt.enqueue the config lists (None: all; the rest came
+    # from --enqueue-from): a resume drops only the config's, so one without the flag keeps the others
+
+    def warm_start_attrs(self, index: int) -> dict[str, Any]:
+        """The user attrs of the trial queued for `opt.enqueue[index]`: where the point came from."""
+        listed = self.config_enqueue is None or index < self.config_enqueue
+        return {WARM_START: "enqueue" if listed else "--enqueue-from"}
 
 
 def _with_overrides(run: RunConfig, opt: OptimizeConfig, o: Overrides) -> tuple[RunConfig, OptimizeConfig]:
@@ -655,7 +665,7 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
             f"--enqueue-from: no complete trial of {source.study_name!r} has parameters inside this space: {why}"
         )
     opt = validate_config(OptimizeConfig, {**plan.opt.model_dump(), "enqueue": picks}, "--enqueue-from")
-    return replace(plan, opt=opt)
+    return replace(plan, opt=opt, config_enqueue=len(plan.opt.enqueue))
 
 
 def versions() -> dict[str, str]:
@@ -856,8 +866,8 @@ def describe_new_study(study: optuna.Study, plan: StudyPlan) -> None:
     for it) its fingerprint: a process joining it then finds the warm start queued and does not queue the
     same points again (each would run twice)."""
     opt = plan.opt
-    for params in opt.enqueue:
-        study.enqueue_trial(params)
+    for i, params in enumerate(opt.enqueue):
+        study.enqueue_trial(params, user_attrs=plan.warm_start_attrs(i))
     study.set_user_attr("run_config", plan.run.model_dump(mode="json"))
     study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
     study.set_user_attr("versions", versions())
