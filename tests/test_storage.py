@@ -405,3 +405,17 @@ def test_a_process_joining_a_study_its_creator_deleted_says_so(tmp_path: Path) -
     optuna.delete_study(study_name="joined", storage=storage)
     with pytest.raises(HpoError, match="the process creating it failed before it was ready, and deleted it"):
         _wait_for_creator(study, joined=True)
+
+
+def test_a_command_does_not_blame_a_server_an_earlier_command_of_the_process_opened() -> None:
+    # The servers opened were kept for the whole process: in the tests (or a notebook driving the CLI), a
+    # later command's SQLite "database is locked" was reported as that server having stopped answering.
+    import sqlalchemy.exc
+
+    from hpotool import storage
+    from hpotool.cli import user_errors
+
+    storage._OPENED_SERVERS.append("postgresql+psycopg://u@127.0.0.1:5432/test")  # an earlier command's
+    locked = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("database is locked"))
+    with pytest.raises(sqlalchemy.exc.OperationalError), user_errors():
+        raise locked

@@ -119,6 +119,9 @@ def _warning_printer() -> Callable[..., None]:
 def user_errors() -> Iterator[None]:
     """Turn an `HpoError` into one red line on stderr and exit code 2 (a traceback with --debug); show
     warnings as one line each (Python's own format, with the site-packages path, with --debug)."""
+    storage = sys.modules.get("hpotool.storage")
+    if storage is not None:
+        storage.forget_opened_servers()
     with warnings.catch_warnings():  # the command's own: put back when it ends
         if not state.debug:
             warnings.showwarning = _warning_printer()

@@ -280,6 +280,12 @@ def lost_connection(exc: BaseException) -> BaseException | None:
 _OPENED_SERVERS: list[str] = []
 
 
+def forget_opened_servers() -> None:
+    """Start a command afresh: a server an earlier command of this process opened (the tests, a notebook
+    driving the CLI) is not the one a later command's error is about."""
+    _OPENED_SERVERS.clear()
+
+
 def server_lost(exc: BaseException) -> HpoError | None:
     """What a command says when the storage server it opened stopped answering while it read or wrote
     (`lost_connection(exc)`), or None for any other error."""
