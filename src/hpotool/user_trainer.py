@@ -54,8 +54,9 @@ class ContractStop(HpoError):
 
 def contract_stop(function: str, trial_number: int, reason: str) -> ContractStop:
     """What optimize says when a trial failed on `broke_contract`: the study stops at once."""
+    named = "trainer.function" if function in reason else f"trainer.function {function}"  # once, not twice
     return ContractStop(
-        f"trainer.function {function}: trial {trial_number} failed: {reason}; this mistake fails every trial, "
+        f"{named}: trial {trial_number} failed: {reason}; this mistake fails every trial, "
         f"so the study stopped: fix the function (report(epoch, {{'val_loss': 0.5}}) after each epoch, "
         f"return a dict of numbers) and run the same command"
     )
