@@ -62,9 +62,8 @@ if TYPE_CHECKING:
     from optuna.samplers import BaseSampler
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-WARM_START = (
-    "warm_start"  # user attr of a queued warm start: "enqueue" (the config's list) or "--enqueue-from"
-)
+# The user attr of a queued warm start: "enqueue" (the config's list) or "--enqueue-from".
+WARM_START = "warm_start"
 COMPONENT_SECTIONS: tuple[Kind, ...] = ("model", "optimizer", "scheduler", "loss")
 
 
@@ -410,9 +409,8 @@ def _check_value(
         except HpoError as exc:
             raise HpoError(f"with {path}={value!r}: {exc}") from None
     section = path.partition(".")[0]
-    if (
-        data is not None and section == "data"
-    ):  # another dataset, maybe another task: its metrics, then a step
+    # Another dataset, maybe another task: its metrics, then (below) a step.
+    if data is not None and section == "data":
         _check_data(config, opt, f"with {path}={value!r}")
     base_task = data.task if data is not None else None
     if data is not None and section in ("loss", "data"):  # bce reads 0/1 float labels as two classes
