@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import optuna
@@ -273,6 +274,47 @@ def test_the_console_script_flushes_its_output_and_keeps_its_exit_code(
         text=True,
     )
     assert missing.returncode == 2 and missing.stderr.startswith("error: storage"), missing.stderr
+
+
+_CAUGHT_CTRL_C = """
+import os, signal, sys, time
+from hpotool import cli
+
+def app():  # the command, caught a Ctrl-C in its last exec() of a string (a dataclass being created, say)
+    try:
+        command()
+    finally:
+        try:
+            exec("os.kill(os.getpid(), signal.SIGINT)\\nwhile True: time.sleep(0.01)")
+        except KeyboardInterrupt:
+            pass
+
+command, cli.app = cli.app, app
+sys.argv = ["hpotool", "--version"]
+cli.main()
+"""
+
+
+def test_python_m_hpotool_exits_with_the_commands_code_after_a_caught_ctrl_c(tmp_path: Path) -> None:
+    # Under `python -m`, CPython ended such a process by SIGINT (returncode -2) whatever the command's exit
+    # code: the Ctrl-C test of `--workers` saw -2 instead of 130 when the interrupt hit a dataclass's creation.
+    import subprocess
+    import sys
+
+    package = tmp_path / "caught_ctrl_c"
+    package.mkdir()
+    (package / "__main__.py").write_text(_CAUGHT_CTRL_C)
+    src = Path(__file__).resolve().parents[1] / "src"
+    done = subprocess.run(
+        [sys.executable, "-m", "caught_ctrl_c"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{src}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("hpotool "), done.stdout
 
 
 @pytest.mark.parametrize(
