@@ -1119,11 +1119,11 @@ def main() -> None:
         sys.stderr.write(code + "\n")
         code = 1
     import atexit
+    import contextlib
 
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        try:
+        # A reader gone (`| head`), or a stream closed: nothing to flush to.
+        with contextlib.suppress(OSError, ValueError):
             stream.flush()
-        except (OSError, ValueError):  # a reader gone (`| head`), or a stream closed: nothing to flush to
-            pass
     os._exit(code if isinstance(code, int) else 0)
