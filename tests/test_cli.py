@@ -241,7 +241,7 @@ def test_optunas_own_cli_reads_the_study(configs: tuple[Path, Path], opt_dict: d
 def test_the_console_script_flushes_its_output_and_keeps_its_exit_code(
     configs: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    """`main` skips the interpreter's teardown once torch is loaded: output and exit codes are intact."""
+    """`main` skips the interpreter's teardown: output and exit codes are intact."""
     import subprocess
     import sys
 
