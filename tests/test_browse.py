@@ -215,8 +215,36 @@ def test_trials_of_a_multi_objective_study_show_each_value_formatted(tmp_path: P
         catch_exceptions=False,
     )
     assert result.exit_code == 0
-    assert "val_loss, n_params" in result.stdout
-    assert "│ 1.947, 1563 " in result.stdout and "1.9474249" not in result.stdout
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if "val_loss" in line)
+    assert "n_params" in lines[header + 1]  # each objective's name over its value, one under the other
+    row = next(i for i, line in enumerate(lines) if "│ 1.947 " in line)
+    assert "│ 1563 " in lines[row + 1] and "1.9474249" not in result.stdout
+
+
+def test_trials_of_a_multi_objective_study_keep_each_parameter_whole_at_80_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The values side by side ("0.4652, 2335") under "val_accuracy, n_params" took the params column's room:
+    # optimizer.lr=0.0027 / 58 read as two numbers.
+    import hpotool.cli
+
+    url = f"sqlite:///{tmp_path / 'mo.db'}"
+    study = optuna.create_study(study_name="mo", storage=url, directions=["maximize", "minimize"])
+    study.set_metric_names(["val_accuracy", "n_params"])
+    study.enqueue_trial({"model.hidden.0": 31, "optimizer.lr": 0.002758})
+    study.optimize(
+        lambda t: (
+            0.4652,
+            t.suggest_int("model.hidden.0", 8, 64) * 75.0 + t.suggest_float("optimizer.lr", 0, 1),
+        ),
+        n_trials=1,
+    )
+    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    result = runner.invoke(app, ["trials", "--study-name", "mo", "--storage", url], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    assert "model.hidden.0=31" in result.stdout and "optimizer.lr=0.002758" in result.stdout, result.stdout
 
 
 def test_studies_table_keeps_directions_dates_and_best_values_whole_at_80_columns(

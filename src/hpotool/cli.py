@@ -838,11 +838,12 @@ def trials(
         columns = ["#", "state", value_header, *(headers if split else ["params"]), "epochs", "seconds"]
         columns += ["note"] if any(notes) else []
         table = _table(f"study {study_name}: {len(rows)} trial(s)")
-        for col in columns:
-            table.add_column(col, overflow="fold")
+        for col in columns:  # several objectives' names one under the other, as their values
+            table.add_column(col.replace(", ", "\n") if col == value_header else col, overflow="fold")
         for r, values, note in zip(rows, shown, notes, strict=True):
             shown_values = r["values"] if r["values"] is not None else [r["value"]]
-            value = ", ".join("-" if v is None else format_value(v) for v in shown_values)
+            # Several objectives one under the other: a narrow column leaves the params room to stay whole.
+            value = "\n".join("-" if v is None else format_value(v) for v in shown_values)
             cells = [
                 str(r["number"]),
                 r["state"],
