@@ -201,6 +201,18 @@ CASES = [
         optimize={"sampler": {"name": "grid", "kwargs": {"search_space": {"model.hidden.0": [8, 16]}}}},
     ),
     Case(
+        "metric-list",
+        "several objectives written under the one-objective key metric",
+        "error: optimize.yaml: metric: a list is several objectives: write metrics: [...] with directions: [...], one direction per metric (or give metric one value)",
+        optimize={"metric": ["val_loss", "n_params"], "direction": None},
+    ),
+    Case(
+        "metrics-one-value",
+        "one objective written under the several-objectives key metrics",
+        "error: optimize.yaml: metrics: 'val_accuracy' is one value: for one objective write metric: val_accuracy (metrics lists several objectives)",
+        optimize={"metric": None, "metrics": "val_accuracy"},
+    ),
+    Case(
         "metric-twice",
         "one metric given twice as objectives",
         "error: optimize.yaml: metrics: val_loss is given twice; each objective needs its own metric",

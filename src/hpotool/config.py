@@ -772,6 +772,22 @@ def _minimized_by_default(metric: str) -> bool:
     return metric in _MINIMIZED or metric.endswith("loss")
 
 
+def _refuse_objectives_misspelled(raw: dict[str, Any], path: Path) -> None:
+    """`metric: [a, b]` (several objectives under the one-objective key) or `metrics: a` (the other way round):
+    one line naming the key to use, where pydantic would say only that a string or a list was expected."""
+    for one, several in (("metric", "metrics"), ("direction", "directions")):
+        if isinstance(raw.get(one), list):
+            raise HpoError(
+                f"{path}: {one}: a list is several objectives: write metrics: [...] with directions: [...], "
+                f"one direction per metric (or give {one} one value)"
+            )
+        if isinstance(raw.get(several), str):
+            raise HpoError(
+                f"{path}: {several}: {raw[several]!r} is one value: for one objective write {one}: "
+                f"{raw[several]} ({several} lists several objectives)"
+            )
+
+
 def load_optimize_config(path: Path, *, budget_given: bool = False) -> OptimizeConfig:
     """Read and validate an OptimizeConfig YAML file; `budget_given`: --n-trials or --timeout will set
     the budget (n_trials and timeout may both be null in the file)."""
@@ -780,6 +796,7 @@ def load_optimize_config(path: Path, *, budget_given: bool = False) -> OptimizeC
         "give it as --run-config, and an optimize config (study_name, search_space, ...) as --optimize-config"
     )
     _refuse_other_kind(raw, path, OptimizeConfig, RunConfig, fix)
+    _refuse_objectives_misspelled(raw, path)
     result: OptimizeConfig = validate_config(OptimizeConfig, raw, str(path), budget_given=budget_given)
     if not result.multi_objective and "direction" not in raw and not _minimized_by_default(result.metric):
         add = "maximize (or direction: minimize)" if "accuracy" in result.metric else "maximize or minimize"
