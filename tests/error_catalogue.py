@@ -559,6 +559,20 @@ CASES = [
         },
     ),
     Case(
+        "conditional-dataset-searched-loss",
+        "a searched value that does not fit a dataset a condition switches to",
+        "error: optimize.yaml: search_space.loss.name: with data.name='regression' (when batch_size=16), loss.name='cross_entropy': 'cross_entropy' scores classes, but y holds one floating-point number per sample (a regression task), over which it is 0 whatever the model predicts; use mse, l1, smooth_l1 or huber, or give y as integer class labels for classification (a trial may pair any loss.name value with any dataset: to search it only with those it fits, give it a when: on data.name)",
+        optimize={
+            "metric": "val_loss",
+            "direction": "minimize",
+            "search_space": {
+                "batch_size": {"type": "categorical", "choices": [32, 16]},  # before data.name: sorted keys
+                "data.name": {"type": "categorical", "choices": ["regression"], "when": {"batch_size": 16}},
+                "loss.name": {"type": "categorical", "choices": ["auto", "cross_entropy"]},
+            },
+        },
+    ),
+    Case(
         "index-into-number",
         "a list item of a setting that is a single number",
         "error: optimize.yaml: search_space.model.hidden.0: model.hidden is 16, not a list; search model.hidden itself, or write it as a list ([16]) in the run config",

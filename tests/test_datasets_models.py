@@ -985,3 +985,68 @@ def test_class_weights_are_searched_item_by_item_and_a_choice_of_lists_says_so(t
     opt_path.write_text(yaml.safe_dump({**opt, "search_space": {"loss.weight.10": item["loss.weight.9"]}}))
     with pytest.raises(HpoError, match=r"holds 11 weights for the 10 classes of y"):
         prepare_study(run_path, opt_path)
+
+
+def _conditional_dataset_study(
+    tmp_path: Path, space: dict[str, Any], loss: str = "auto"
+) -> tuple[Path, Path]:
+    """A digits run and a search space with a conditional dataset (`space`)."""
+    import yaml
+
+    run = {"data": {"name": "digits", "subset_fraction": 0.2}, "loss": {"name": loss}, "epochs": 1}
+    opt = {
+        "study_name": "c",
+        "storage": f"sqlite:///{tmp_path / 'c.db'}",
+        "metric": "val_loss",
+        "direction": "minimize",
+        "search_space": space,
+    }
+    run_path, opt_path = tmp_path / "run.yaml", tmp_path / "opt.yaml"
+    run_path.write_text(yaml.safe_dump({**run, "device": "cpu"}))
+    opt_path.write_text(yaml.safe_dump(opt, sort_keys=False))  # conditions read earlier parameters
+    return run_path, opt_path
+
+
+def test_a_conditional_dataset_is_dry_run_with_the_searched_values_it_meets(tmp_path: Path) -> None:
+    """A searched value was dry-run on the run config's data alone: cross_entropy passed on digits and failed
+    every trial where the condition switched the data to the regression set."""
+    from hpotool.errors import HpoError
+    from hpotool.objective import prepare_study
+
+    gelu = {"model.activation": {"type": "categorical", "choices": ["relu", "gelu"]}}
+    regression = {"type": "categorical", "choices": ["regression"], "when": {"model.activation": "gelu"}}
+    losses = {"type": "categorical", "choices": ["auto", "cross_entropy"]}
+    run_path, opt_path = _conditional_dataset_study(
+        tmp_path, {**gelu, "data.name": regression, "loss.name": losses}
+    )
+    with pytest.raises(HpoError) as info:
+        prepare_study(run_path, opt_path)
+    assert str(info.value).startswith(
+        f"{opt_path}: search_space.loss.name: with data.name='regression' (when model.activation='gelu'), "
+        f"loss.name='cross_entropy': 'cross_entropy' scores classes"
+    )
+    # the same loss under the other branch of the condition, where the data stays digits, is fine
+    cross_entropy = {**losses, "choices": ["cross_entropy"], "when": {"model.activation": "relu"}}
+    run_path, opt_path = _conditional_dataset_study(
+        tmp_path, {**gelu, "data.name": regression, "loss.name": cross_entropy}
+    )
+    prepare_study(run_path, opt_path)
+
+
+def test_a_value_is_checked_with_the_dataset_its_condition_brings(tmp_path: Path) -> None:
+    """mse under the condition that also switches to the regression set was dry-run on digits and refused,
+    though no trial trains mse on digits (nor the regression set with the run config's cross_entropy)."""
+    from hpotool.objective import prepare_study
+
+    gelu = {"model.activation": {"type": "categorical", "choices": ["relu", "gelu"]}}
+    when = {"when": {"model.activation": "gelu"}}
+    run_path, opt_path = _conditional_dataset_study(
+        tmp_path,
+        {
+            **gelu,
+            "loss.name": {"type": "categorical", "choices": ["mse"], **when},
+            "data.name": {"type": "categorical", "choices": ["regression"], **when},
+        },
+        loss="cross_entropy",
+    )
+    prepare_study(run_path, opt_path)

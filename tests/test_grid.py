@@ -160,3 +160,60 @@ def test_without_a_heartbeat_a_worker_does_not_wait_for_another_machines_grid_po
     other.suggest_int("model.hidden.0", 8, 16, step=8)
     summary = run_study(prepare_study(run_path, opt_path))
     assert summary.ran_now == 1 and summary.stopped == EXHAUSTED
+
+
+class _OtherWorker:
+    """An observer that, once this process's first trial has finished, starts another worker's running
+    trial (another machine, whose trial has a heartbeat) on the study's last unstarted point: `suggested`,
+    or just asked, its value not yet drawn."""
+
+    def __init__(self, suggested: bool) -> None:
+        self.suggested = suggested
+        self.other: optuna.Trial | None = None
+
+    def study_started(self, study: optuna.Study, target: int | None, already_done: int) -> None:
+        pass
+
+    def trial_started(self, number: int, params: Any, epochs: int) -> None:
+        pass
+
+    def epoch_ended(self, number: int, result: Any) -> None:
+        pass
+
+    def trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if self.other is None:
+            self.other = study.ask()
+            self.other.set_user_attr("worker", {"host": "elsewhere", "pid": 1})
+            if self.suggested:
+                self.other.suggest_categorical("optimizer.lr", [0.01, 0.1])
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+@pytest.mark.parametrize("suggested", [True, False])
+def test_a_worker_waits_for_the_last_brute_force_point_another_runs_instead_of_running_it_again(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], suggested: bool
+) -> None:
+    # With --workers, a worker asking while the other ran brute force's last point ran a point again
+    # (Optuna's brute force picks any point once every point has started): 3 trials for 2 values. So did
+    # one asking just before the other's trial drew the last point, taking it first.
+    opt_dict.update(
+        n_trials=10,
+        timeout=2,
+        sampler={"name": "bruteforce"},
+        search_space={"optimizer.lr": {"type": "categorical", "choices": [0.01, 0.1]}},
+    )
+    run_path, opt_path = (
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "opt.yaml", opt_dict),
+    )
+    worker = _OtherWorker(suggested)
+    summary = run_study(prepare_study(run_path, opt_path), worker)
+    assert summary.ran_now == 1 and "timeout" in (summary.stopped or "")
+    assert worker.other is not None
+    if not suggested:  # it draws its value now: the point left
+        worker.other.suggest_categorical("optimizer.lr", [0.01, 0.1])
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    assert sorted(t.params["optimizer.lr"] for t in trials) == [0.01, 0.1]
+    optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).tell(worker.other.number, 0.5)
+    assert run_study(prepare_study(run_path, opt_path)).stopped == EXHAUSTED
+    assert len(optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials) == 2

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 
 def test_cli_import_pulls_in_no_heavy_library() -> None:
@@ -39,3 +40,59 @@ def test_python_dash_m_runs_the_cli() -> None:
         [sys.executable, "-m", "hpotool", "--version"], capture_output=True, text=True, check=True
     )
     assert result.stdout.startswith("hpotool ")
+
+
+def _console_script() -> tuple[str, str]:
+    """The module and function pyproject.toml names as the `hpotool` console script's entry point."""
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    module, _, function = pyproject["project"]["scripts"]["hpotool"].partition(":")
+    return module, function
+
+
+def test_the_entry_point_imports_nothing_before_its_ctrl_c_guard() -> None:
+    # typer (and all the CLI imports) load inside the entry function's guard, not before it.
+    module, _ = _console_script()
+    code = f"import sys, {module}; print('typer' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_ctrl_c_while_the_cli_loads_exits_130_quietly(tmp_path: Path) -> None:
+    # A Ctrl-C in the first ~0.2 s, while hpotool.cli imported typer, printed a 20-line KeyboardInterrupt
+    # traceback (exit code 1); later it is typer's, which exits 130 and prints nothing. A `typer` that
+    # raises KeyboardInterrupt as it is imported, first on the path, is that Ctrl-C at a fixed moment.
+    import os
+
+    (tmp_path / "typer").mkdir()
+    (tmp_path / "typer" / "__init__.py").write_text("raise KeyboardInterrupt\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    module, function = _console_script()
+    script = f"import sys\nfrom {module} import {function}\nsys.exit({function}())"  # as pip writes it
+    for args in (["-m", "hpotool", "--help"], ["-c", script, "--help"]):
+        result = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env)
+        assert (result.returncode, result.stdout, result.stderr) == (130, "", ""), args
+
+
+def test_ctrl_c_while_typer_builds_the_commands_exits_130_quietly(tmp_path: Path) -> None:
+    # typer exits 130 quietly for a Ctrl-C while a command runs, but builds the click commands from the
+    # functions' signatures (~0.1 s) before: a Ctrl-C then printed a traceback and the process ended by
+    # SIGINT. A sitecustomize raises a real SIGINT at that moment.
+    import os
+
+    (tmp_path / "sitecustomize.py").write_text(
+        "import signal\n"
+        "import typer.main\n"
+        "_get_command = typer.main.get_command\n"
+        "def get_command(app):\n"
+        "    signal.raise_signal(signal.SIGINT)\n"
+        "    return _get_command(app)\n"
+        "typer.main.get_command = get_command\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    module, function = _console_script()
+    script = f"import sys\nfrom {module} import {function}\nsys.exit({function}())"
+    for args in (["-m", "hpotool", "--help"], ["-c", script, "--help"]):
+        result = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env)
+        assert (result.returncode, result.stdout, result.stderr) == (130, "", ""), args

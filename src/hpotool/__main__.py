@@ -1,3 +1,3 @@
-from hpotool.cli import main
+from hpotool.entry import main
 
 main()

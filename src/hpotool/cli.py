@@ -1114,6 +1114,8 @@ def main() -> None:
         app()
     except SystemExit as exc:
         code = exc.code
+    except KeyboardInterrupt:  # typer exits 130 for one while a command runs, not while it builds them
+        code = 130
     else:
         code = 0
     if isinstance(code, str):  # sys.exit("message"): what the interpreter would print

@@ -156,8 +156,8 @@ def run_trials(
             if len(trials) >= target:  # every slot is taken: wait for one to finish or fail
                 time.sleep(poll)
                 continue
-            if _grid_all_started(study):  # other workers run the last points: wait, run none twice
-                if sampler_exhausted(study):
+            if _all_started(study):  # other workers run the last points: wait, run none twice
+                if sampler_exhausted(study, running_done=False):
                     guard.exhausted = True
                     break
                 time.sleep(poll)
@@ -197,12 +197,19 @@ def run_trials(
     return guard
 
 
-def _grid_all_started(study: optuna.Study) -> bool:
-    """Whether the study's grid has every point finished or running and nothing queued."""
+def _all_started(study: optuna.Study) -> bool:
+    """Whether the study's grid or brute-force sampler has every point finished or running and nothing
+    queued: asking now, either would run a running point again."""
     from hpotool.grid import GridSampler
 
     sampler = study.sampler
-    if not isinstance(sampler, GridSampler) or not sampler.all_started(study):
+    if isinstance(sampler, GridSampler):
+        started = sampler.all_started(study)
+    elif isinstance(sampler, optuna.samplers.BruteForceSampler):
+        started = _brute_force_started(study, sampler)
+    else:
+        return False
+    if not started:
         return False
     if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         return False
@@ -212,24 +219,56 @@ def _grid_all_started(study: optuna.Study) -> bool:
     return has_heartbeat(study._storage) or all(on_this_host(t) for t in running)
 
 
-def sampler_exhausted(study: optuna.Study) -> bool:
+def sampler_exhausted(study: optuna.Study, *, running_done: bool | None = None) -> bool:
     """Whether the study's grid or brute-force sampler has run every point already. Optuna's samplers say
-    so only in `tell` (study.stop()); a resumed study's first `ask` would run a point again."""
+    so only in `tell` (study.stop()); a resumed study's first `ask` would run a point again.
+
+    A brute-force point that is running counts as run as its sampler counts it (unless it was made with
+    `avoid_premature_stop`), or as `running_done` says: False for a worker waiting for the last points."""
     sampler = study.sampler
     if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):  # queued: they run whatever it says
         return False
     if isinstance(sampler, optuna.samplers.GridSampler):
         return sampler.is_exhausted(study)
     if isinstance(sampler, optuna.samplers.BruteForceSampler):
-        from optuna.samplers._brute_force import _TreeNode  # as its after_trial decides, with no params fixed
-
-        trials = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
-        if not trials:
-            return False
-        tree = _TreeNode()
-        sampler._populate_tree(tree, trials, {})
-        return not tree.is_any_expandable(not sampler._avoid_premature_stop)
+        if running_done is None:
+            running_done = not sampler._avoid_premature_stop
+        return _brute_force_done(study, sampler, running_done=running_done)
     return False
+
+
+def _brute_force_tree(
+    study: optuna.Study, sampler: optuna.samplers.BruteForceSampler
+) -> tuple[Any, list[FrozenTrial]] | None:
+    """The brute-force sampler's tree of the study's points and the trials it holds, as its after_trial
+    builds them with no params fixed; None before any trial."""
+    from optuna.samplers._brute_force import _TreeNode
+
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
+    if not trials:
+        return None
+    tree = _TreeNode()
+    sampler._populate_tree(tree, trials, {})
+    return tree, trials
+
+
+def _brute_force_done(
+    study: optuna.Study, sampler: optuna.samplers.BruteForceSampler, *, running_done: bool
+) -> bool:
+    """Whether every point of the brute-force search has finished (or is running, with `running_done`)."""
+    built = _brute_force_tree(study, sampler)
+    return built is not None and not built[0].is_any_expandable(running_done)
+
+
+def _brute_force_started(study: optuna.Study, sampler: optuna.samplers.BruteForceSampler) -> bool:
+    """Whether every point of the brute-force search has finished or is running, counting a running trial
+    that has not suggested its values yet (another worker's, just asked) as taking one point left."""
+    built = _brute_force_tree(study, sampler)
+    if built is None or built[0].children is None:  # no point drawn yet: nothing to wait for
+        return False
+    tree, trials = built
+    unsampled = sum(t.state == TrialState.RUNNING and not t.params for t in trials)
+    return bool(tree.count_unexpanded(True) <= unsampled)
 
 
 Tracker = Callable[[optuna.Study, FrozenTrial], None]

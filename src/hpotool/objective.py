@@ -319,6 +319,9 @@ def _taken_by_hint(path: str, contexts: list[dict[str, Any]]) -> str:
     return f"; search it only with the {section}s that take it: when: {{{name_path}: {shown}}}"
 
 
+# Keys that size what the components see: their values train a step as the components' do.
+_SIZES = ("batch_size", "epochs")
+
 # Keys that choose the validation split: searched, every trial is measured on other samples.
 _SPLIT_PATHS = {
     path: f"every trial would be measured on another validation split, so their {{metrics}} would not compare "
@@ -360,26 +363,103 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                 inside = float(f"{param.low + (param.high - param.low) * 0.382:.3g}")
                 values.append(min(max(inside, param.low), param.high))
             contexts = _component_choices(path, param, opt, context)
+            trains = data is not None and (
+                path.partition(".")[0] in (*COMPONENT_SECTIONS, "data") or path in _SIZES
+            )
             for context, value in [(c, v) for c in contexts for v in values]:
+                datasets, always = (
+                    _data_contexts(path, param, value, context, opt, fixed) if trains else ([], False)
+                )
                 try:
-                    _check_value(run, opt, data, path, param, value, context, contexts, fixed)
-                except HpoError as exc:
-                    # A trial that picks `value` also sets the parameters conditioned on it (scheduler.mode
-                    # when: {scheduler.monitor: val_accuracy}): the value is fine where they make it so.
-                    later = _conditioned_on(path, value, context, opt, fixed)
-                    if not later:
+                    _check_in_context(run, opt, data, path, param, value, context, contexts, fixed)
+                except HpoError:
+                    if not always:  # the run config's data meets this value in some trial
                         raise
+                for label, extra in datasets:  # and so does each searched dataset a trial may pair it with
                     try:
-                        _check_value(
-                            run, opt, data, path, param, value, {**context, **later}, contexts, fixed
+                        _check_in_context(
+                            run, opt, data, path, param, value, {**extra, **context}, contexts, fixed
                         )
-                    except HpoError:
-                        raise exc from None
+                    except HpoError as exc:
+                        message = str(exc).removeprefix(f"with {path}={value!r}: ")
+                        hint = _pair_hint(path, label.partition("=")[0], opt) if path != "data.name" else ""
+                        raise HpoError(f"with {label}, {path}={value!r}: {message}{hint}") from None
         except HpoError as exc:
             message = str(exc)
             if not message.startswith("search_space."):
                 message = f"search_space.{path}: {message}"
             raise HpoError(f"{source}: {message}") from None
+
+
+def _check_in_context(
+    run: RunConfig,
+    opt: OptimizeConfig,
+    data: PreparedData | None,
+    path: str,
+    param: Param,
+    value: Any,
+    context: dict[str, Any],
+    contexts: list[dict[str, Any]],
+    fixed: Mapping[str, Any],
+) -> None:
+    """`_check_value`, or where that fails, again with the parameters a trial picking `value` sets too."""
+    try:
+        _check_value(run, opt, data, path, param, value, context, contexts, fixed)
+    except HpoError as exc:
+        # A trial that picks `value` also sets the parameters conditioned on it (scheduler.mode
+        # when: {scheduler.monitor: val_accuracy}): the value is fine where they make it so.
+        later = _conditioned_on(path, value, context, opt, fixed)
+        if not later:
+            raise
+        try:
+            _check_value(run, opt, data, path, param, value, {**context, **later}, contexts, fixed)
+        except HpoError:
+            raise exc from None
+
+
+def _data_contexts(
+    path: str,
+    param: Param,
+    value: Any,
+    context: Mapping[str, Any],
+    opt: OptimizeConfig,
+    fixed: Mapping[str, Any],
+) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
+    """The searched data a trial with `path` at `value` (and `context`) may train on, as (label, values)
+    pairs: each value of each other searched data.* parameter that can apply there, with the values its
+    condition reads. And whether one of them always applies there, so the run config's data never meets
+    `value` (mse beside a regression dataset under the same condition)."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    always = False
+    for other, p in opt.search_space.items():
+        if other == path or not other.startswith("data.") or other in context:
+            continue
+        try:
+            needs = _condition_values(p, opt, fixed, other)
+        except HpoError:  # a condition that never holds: its own check says so
+            continue
+        if path in needs:  # its own check pairs it with `value` (and _conditioned_on pairs `value` with it)
+            continue
+        where = {**fixed, **needs, **context, path: value}
+        if not all_hold(p.when or {}, where) or not all_hold(param.when or {}, where):
+            continue  # `context` reads what its condition reads otherwise: not in the same trial
+        always = always or all_hold(p.when or {}, {**fixed, **context, path: value})
+        shown = {k: v for k, v in needs.items() if k not in context}
+        when = f" (when {', '.join(f'{k}={v!r}' for k, v in shown.items())})" if shown else ""
+        out += [(f"{other}={v!r}{when}", {**needs, other: v}) for v in boundary_values(p)]
+    return out, always
+
+
+def _pair_hint(path: str, other: str, opt: OptimizeConfig) -> str:
+    """How to search `path` only with the datasets it fits, when `other` is the searched dataset."""
+    if other != "data.name":
+        return ""
+    names = list(opt.search_space)
+    before = names.index(path) < names.index(other)  # a condition reads earlier parameters only
+    fix = f"put it below {other} with a when: on {other}" if before else f"give it a when: on {other}"
+    return (
+        f" (a trial may pair any {path} value with any dataset: to search it only with those it fits, {fix})"
+    )
 
 
 def _check_value(
@@ -409,16 +489,17 @@ def _check_value(
         except HpoError as exc:
             raise HpoError(f"with {path}={value!r}: {exc}") from None
     section = path.partition(".")[0]
+    other_data = section == "data" or config.data != run.data  # a searched dataset in `context` too
     # Another dataset, maybe another task: its metrics, then (below) a step.
-    if data is not None and section == "data":
+    if data is not None and other_data:
         _check_data(config, opt, f"with {path}={value!r}")
     base_task = data.task if data is not None else None
-    if data is not None and section in ("loss", "data"):  # bce reads 0/1 float labels as two classes
+    if data is not None and (section == "loss" or other_data):  # bce reads 0/1 float labels as two classes
         data = load_data(config.data, config.loss.name)
     # batch_size and epochs size what the components see (batch norm on one sample, a one-cycle schedule's
     # total_steps), so their values train one step too, as does another dataset (a monitor or class weights
     # that fit one task and not the other)
-    if data is not None and (section in (*COMPONENT_SECTIONS, "data") or path in ("batch_size", "epochs")):
+    if data is not None and (section in (*COMPONENT_SECTIONS, "data") or path in _SIZES):
         try:  # an optimizer's values fail as it is built; a model's, loss's, schedule's may not
             dry_run(config, data, step=section != "optimizer")
         except RunCheckError as exc:
@@ -441,14 +522,15 @@ def _check_value(
 def _conditioned_on(
     path: str, value: Any, context: Mapping[str, Any], opt: OptimizeConfig, fixed: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The later parameters whose conditions read `path` and hold with `value`, each at its first value
-    (conditions read only earlier parameters, so these are the ones a trial picking `value` sets too)."""
-    names = list(opt.search_space)
+    """The other parameters whose conditions read `path` or a value of `context` and hold with them, each at
+    its first value: the ones a trial picking `value` where `context` holds sets too (mse beside the
+    regression dataset, both when: {model.activation: gelu})."""
     values: dict[str, Any] = {**fixed, **context, path: value}
     out: dict[str, Any] = {}
-    for name in names[names.index(path) + 1 :]:
-        param = opt.search_space[name]
-        if param.when and path in param.when and all_hold(param.when, {**values, **out}):
+    for name, param in opt.search_space.items():
+        if name == path or name in context or not param.when or not ({path, *context} & set(param.when)):
+            continue
+        if all_hold(param.when, {**values, **out}):
             out[name] = boundary_values(param)[0]
     return out
 
