@@ -779,3 +779,18 @@ def test_audit_and_refine_read_a_list_choice_as_the_list(n_trials: int) -> None:
         queued = [p["model.hidden"] for p in refinement.optimize["enqueue"]]
         assert queued[0] == finding.best and all(q in widths for q in queued)
     assert OptimizeConfig.model_validate(refinement.optimize).enqueue == refinement.optimize["enqueue"]
+
+
+def test_narrowing_or_widening_a_conditional_categorical_keeps_its_condition() -> None:
+    # The next stage searched optimizer.momentum for adam too: its `when: {optimizer.name: sgd}` was lost.
+    from hpotool.refine import _extend_choices, _narrow
+    from hpotool.search_space import CategoricalParam
+
+    p = CategoricalParam(type="categorical", choices=[0.5, 0.7, 0.9], when={"optimizer.name": "sgd"})
+    narrowed, _, change = _narrow(p, "optimizer.momentum", [0.7, 0.9, 0.9])
+    assert change == "optimizer.momentum: choices [0.5, 0.7, 0.9] -> [0.7, 0.9]"
+    assert narrowed is not None and narrowed.when == {"optimizer.name": "sgd"}
+    sizes = CategoricalParam(type="categorical", choices=[16, 32], when={"model.layers": {"ge": 2}})
+    widened, change = _extend_choices(sizes, "high", RunConfig(), "model.hidden.1")
+    assert change == "model.hidden.1: best at the high edge; added choice 64"
+    assert widened.when == {"model.layers": {"ge": 2}}

@@ -128,7 +128,7 @@ def _extend_choices(p: CategoricalParam, edge: str, run: RunConfig, name: str) -
     if new in p.choices or not _valid(run, name, new):
         return p, f"{name}: best at an edge of {p.choices}; no valid choice beyond it"
     choices = [*p.choices, new] if edge == "high" else [new, *p.choices]
-    widened = CategoricalParam(type="categorical", choices=choices)
+    widened = CategoricalParam.model_validate(p.model_dump() | {"choices": choices})  # keeps its `when`
     return widened, f"{name}: best at the {edge} edge; added choice {new}"
 
 
@@ -155,7 +155,7 @@ def _narrow(p: Param, name: str, values: list[Any]) -> tuple[Param | None, Any, 
         if len(kept) == len(p.choices) or not kept:
             return p, None, f"{name}: top trials use every choice; kept {p.choices}"
         return (
-            CategoricalParam(type="categorical", choices=kept),
+            CategoricalParam.model_validate(p.model_dump() | {"choices": kept}),  # keeps its `when`
             None,
             f"{name}: choices {p.choices} -> {kept}",
         )
