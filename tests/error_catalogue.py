@@ -579,10 +579,28 @@ CASES = [
         run={"model": {"name": "mlp", "hidden": 16, "dropout": 0.0}},
     ),
     Case(
-        "list-choices",
-        "lists as categorical choices",
-        "error: optimize.yaml: search_space.model.hidden.choices: choices must be null, booleans, numbers or strings, got [64, 64]; search a list's items one by one instead: model.hidden.0, model.hidden.1, ... (and model.layers) for layer widths, loss.weight.0, loss.weight.1, ... for class weights",
-        optimize={"search_space": {"model.hidden": {"type": "categorical", "choices": [[64, 64], [128]]}}},
+        "list-choice-refused",
+        "a whole list as a choice that the run config refuses",
+        "error: optimize.yaml: search_space.model.hidden: with model.hidden=[32, 0]: ValueError: hidden widths must be >= 1, got [32, 0]",
+        optimize={"search_space": {"model.hidden": {"type": "categorical", "choices": [[16], [32, 0]]}}},
+    ),
+    Case(
+        "choice-not-plain",
+        "a choice that is not plain data (a mapping with number keys)",
+        "error: optimize.yaml: search_space.model.hidden.choices: choices must be null, booleans, numbers, strings, or lists and mappings (with string keys) of them, got {1: 2}; quote in the YAML what it reads as something else ('2024-01-01', {'1': 2})",
+        optimize={"search_space": {"model.hidden": {"type": "categorical", "choices": [[16], {1: 2}]}}},
+    ),
+    Case(
+        "list-choices-equal",
+        "two list choices equal in value",
+        "error: optimize.yaml: search_space.loss.weight: choices [1, 2] and [1.0, 2.0] are equal in value (1 == 1.0 == true); keep one",
+        optimize={"search_space": {"loss.weight": {"type": "categorical", "choices": [[1, 2], [1.0, 2.0]]}}},
+    ),
+    Case(
+        "list-choice-reads-alike",
+        "a text choice that reads like a list choice",
+        "error: optimize.yaml: search_space.model.hidden: choices [16] and '[16]' read alike ([16]), so a study could not tell them apart; keep one",
+        optimize={"search_space": {"model.hidden": {"type": "categorical", "choices": [[16], "[16]"]}}},
     ),
     Case(
         "unused-width",

@@ -753,3 +753,44 @@ def test_trials_and_audit_show_a_choice_as_the_yaml_spells_it(tmp_path: Path) ->
     assert audit.exit_code == 0, audit.output
     line = next(x for x in audit.stdout.splitlines() if "grad_clip" in x and "│" in x)
     assert [c.strip() for c in line.split("│")][3:5] == ["5.0", "{null, 5.0}"]
+
+
+@pytest.mark.parametrize("n_trials", [40, 12])
+def test_audit_and_refine_read_a_list_choice_as_the_list(n_trials: int) -> None:
+    # Optuna stores a list choice as its label ("[32, 16]"): the audit's best value, a value the next stage
+    # fixes (40 trials: model.hidden does not matter) and its warm start (12 trials: too few to narrow by,
+    # the space is kept) are the list itself, so the stage's configs validate and train it.
+    widths = [[16], [32, 16], [64, 32, 16]]
+    space = {**SPACE, "model.hidden": {"type": "categorical", "choices": widths}}
+    study = synthetic_study("lists", space, n_trials, seed=0)
+    report = audit_study(study)
+    finding = next(p for p in report.params if p.name == "model.hidden")
+    assert finding.best in widths and "outside its current range" not in finding.advice
+    refinement = refine_study(study, report=report)
+    stage_space = refinement.optimize["search_space"]
+    if n_trials == 40:
+        assert (
+            f"model.hidden: importance 0.00; removed from the search, fixed at {finding.best}"
+            in refinement.changes
+        )
+        assert "model.hidden" not in stage_space and refinement.run["model"]["hidden"] == finding.best
+    else:
+        assert stage_space["model.hidden"]["choices"] == widths
+        queued = [p["model.hidden"] for p in refinement.optimize["enqueue"]]
+        assert queued[0] == finding.best and all(q in widths for q in queued)
+    assert OptimizeConfig.model_validate(refinement.optimize).enqueue == refinement.optimize["enqueue"]
+
+
+def test_narrowing_or_widening_a_conditional_categorical_keeps_its_condition() -> None:
+    # The next stage searched optimizer.momentum for adam too: its `when: {optimizer.name: sgd}` was lost.
+    from hpotool.refine import _extend_choices, _narrow
+    from hpotool.search_space import CategoricalParam
+
+    p = CategoricalParam(type="categorical", choices=[0.5, 0.7, 0.9], when={"optimizer.name": "sgd"})
+    narrowed, _, change = _narrow(p, "optimizer.momentum", [0.7, 0.9, 0.9])
+    assert change == "optimizer.momentum: choices [0.5, 0.7, 0.9] -> [0.7, 0.9]"
+    assert narrowed is not None and narrowed.when == {"optimizer.name": "sgd"}
+    sizes = CategoricalParam(type="categorical", choices=[16, 32], when={"model.layers": {"ge": 2}})
+    widened, change = _extend_choices(sizes, "high", RunConfig(), "model.hidden.1")
+    assert change == "model.hidden.1: best at the high edge; added choice 64"
+    assert widened.when == {"model.layers": {"ge": 2}}

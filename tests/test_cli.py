@@ -372,3 +372,72 @@ def test_train_out_dash_is_refused(configs: tuple[Path, Path], tmp_path: Path) -
         "give a folder, e.g. --out runs/mine\n"
     )
     assert not (tmp_path / "-").exists() and not (tmp_path / "runs").exists()
+
+
+def test_list_choices_run_export_and_train_as_lists(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+    """Whole lists as categorical choices (Ray Tune's tune.choice([[64], [128, 64]])): Optuna stores each as
+    its label, and every command that makes a run config of a trial turns it back into the list. They were
+    refused: "choices must be null, booleans, numbers or strings"."""
+    import csv
+
+    import yaml
+
+    from hpotool.config import load_run_config
+
+    from .conftest import write_yaml
+
+    choices = [[16], [32, 16], [8, 8, 8]]
+    opt_dict["search_space"] = {
+        "model.hidden": {"type": "categorical", "choices": choices},
+        "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+    }
+    opt_dict["enqueue"] = [{"model.hidden": [8, 8, 8], "optimizer.lr": 0.01}]  # a warm start, as written
+    run_path, opt_path = (
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "opt.yaml", opt_dict),
+    )
+    result = runner.invoke(
+        app, ["optimize", "-r", str(run_path), "-o", str(opt_path)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "trial   0 COMPLETE" in result.stderr and "model.hidden=[8, 8, 8] optimizer.lr=0.01" in result.stderr
+    )
+    study = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
+    assert study.trials[0].params["model.hidden"] == "[8, 8, 8]"  # what Optuna stores: the label
+    assert {t.params["model.hidden"] for t in study.trials} <= {"[16]", "[32, 16]", "[8, 8, 8]"}
+    storage = ["--study-name", "tiny", "--storage", opt_dict["storage"]]
+    rows = json.loads(runner.invoke(app, ["trials", *storage, "--json"], catch_exceptions=False).stdout)
+    assert {r["number"]: r["params"]["model.hidden"] for r in rows}[0] == [8, 8, 8]
+    assert all(r["params"]["model.hidden"] in choices for r in rows)
+    assert "[8, 8, 8]" in runner.invoke(app, ["trials", *storage], catch_exceptions=False).stdout
+
+    exported = runner.invoke(app, ["export-best", *storage, "--out", "exp"], catch_exceptions=False)
+    assert exported.exit_code == 0, exported.output
+    best = study.best_trial
+    hidden = yaml.safe_load(best.params["model.hidden"])
+    assert load_run_config(tmp_path / "exp" / "best_run.yaml").model.kwargs["hidden"] == hidden
+    assert json.loads((tmp_path / "exp" / "best_params.json").read_text())["params"]["model.hidden"] == hidden
+    records = json.loads((tmp_path / "exp" / "trials.json").read_text())
+    assert [r["params"]["model.hidden"] for r in records] == [
+        yaml.safe_load(t.params["model.hidden"]) for t in study.trials
+    ]
+    with open(tmp_path / "exp" / "trials.csv", newline="") as fh:
+        assert [r["model.hidden"] for r in csv.DictReader(fh)] == [
+            t.params["model.hidden"] for t in study.trials
+        ]
+
+    trained = runner.invoke(
+        app,
+        ["train", "--run-config", str(tmp_path / "exp" / "best_run.yaml"), "--out", "mine"],
+        catch_exceptions=False,
+    )
+    assert trained.exit_code == 0, trained.output
+    assert load_run_config(tmp_path / "mine" / "config.yaml").model.kwargs["hidden"] == hidden
+    final = runner.invoke(app, ["train-from-best", *storage, "--out", "final"], catch_exceptions=False)
+    assert final.exit_code == 0, final.output
+    (candidate,) = json.loads((tmp_path / "final" / "summary.json").read_text())["candidates"]
+    assert (
+        candidate["params"]["model.hidden"] == hidden
+        and candidate["runs"][0]["metrics"]["val_accuracy"] == best.value
+    )

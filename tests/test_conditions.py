@@ -197,3 +197,32 @@ def test_a_grid_over_a_conditional_space_says_its_trials_repeat(
     )
     opt_dict["sampler"] = {"name": "bruteforce"}
     assert prepare_study(run_path, write_yaml(opt_path, opt_dict)).notes == ()
+
+
+def test_a_condition_on_a_list_choice_compares_the_list(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # A trial stores model.hidden as its label ("[32, 16]"); conditions read the list, as the YAML writes it.
+    from hpotool.loop import run_study
+
+    opt_dict["search_space"] = {
+        "model.hidden": {"type": "categorical", "choices": [[16], [32, 16]]},
+        "model.dropout": {"type": "float", "low": 0.0, "high": 0.5, "when": {"model.hidden": [32, 16]}},
+        "optimizer.lr": {
+            "type": "float",
+            "low": 1e-3,
+            "high": 1e-1,
+            "when": {"model.hidden": {"in": [[16]]}},
+        },
+    }
+    opt_dict.update(n_trials=6, seed=1)
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    run_study(prepare_study(run_path, write_yaml(tmp_path / "opt.yaml", opt_dict)))
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    assert {t.params["model.hidden"] for t in trials} == {"[16]", "[32, 16]"}
+    for t in trials:
+        wide = t.params["model.hidden"] == "[32, 16]"
+        assert set(t.params) == {"model.hidden", "model.dropout" if wide else "optimizer.lr"}
+    opt_dict["search_space"]["optimizer.lr"]["when"] = {"model.hidden": {"in": [[8]]}}
+    with pytest.raises(HpoError, match=r"the condition model.hidden: \{'in': \[\[8\]\]\} never holds"):
+        prepare_study(run_path, write_yaml(tmp_path / "opt.yaml", opt_dict))

@@ -947,9 +947,10 @@ def test_a_searched_dataset_of_another_task_is_dry_run_with_the_class_weights(tm
     prepare_study(run_path, opt_path)
 
 
-def test_class_weights_are_searched_item_by_item_and_a_choice_of_lists_says_so(tmp_path: Path) -> None:
-    """loss.weight as a categorical of lists was refused with a hint about layer widths (model.hidden.0);
-    the hint names loss.weight.0, ..., which a study searches and every trial trains with."""
+def test_class_weights_are_searched_as_whole_lists_or_item_by_item(tmp_path: Path) -> None:
+    """loss.weight as a categorical of whole lists (null among them) was refused, with a hint about layer
+    widths; it is searched as given now, and a list of the wrong length is refused before trial 0, as an
+    item past the classes is."""
     import yaml
 
     from hpotool.errors import HpoError
@@ -961,7 +962,7 @@ def test_class_weights_are_searched_item_by_item_and_a_choice_of_lists_says_so(t
         "epochs": 1,
         "device": "cpu",
     }
-    lists = {"type": "categorical", "choices": [[1.0] * 10, [1.0] * 9 + [2.0]]}
+    lists = {"type": "categorical", "choices": [None, [1.0] * 10, [1.0] * 9 + [2.0]]}
     opt = {
         "study_name": "w",
         "storage": f"sqlite:///{tmp_path / 'w.db'}",
@@ -972,13 +973,13 @@ def test_class_weights_are_searched_item_by_item_and_a_choice_of_lists_says_so(t
     run_path, opt_path = tmp_path / "run.yaml", tmp_path / "opt.yaml"
     run_path.write_text(yaml.safe_dump(run))
     opt_path.write_text(yaml.safe_dump(opt))
-    with pytest.raises(HpoError) as info:
+    prepare_study(run_path, opt_path)
+    short = {"type": "categorical", "choices": [[1.0] * 10, [2.0] * 9]}
+    opt_path.write_text(yaml.safe_dump({**opt, "search_space": {"loss.weight": short}}))
+    with pytest.raises(
+        HpoError, match=r"search_space.loss.weight: with loss.weight=\[2.0, .*holds 9 weights for the 10"
+    ):
         prepare_study(run_path, opt_path)
-    assert str(info.value).endswith(
-        "; search a list's items one by one instead: model.hidden.0, model.hidden.1, ... (and model.layers) "
-        "for layer widths, loss.weight.0, loss.weight.1, ... for class weights"
-    )
-    assert "search_space.loss.weight.choices" in str(info.value)
     item = {"loss.weight.9": {"type": "float", "low": 1.0, "high": 4.0}}
     opt_path.write_text(yaml.safe_dump({**opt, "search_space": item}))
     prepare_study(run_path, opt_path)

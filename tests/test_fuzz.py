@@ -134,12 +134,18 @@ VALID_SPECS = {
         lambda c: {"type": "categorical", "choices": c}
     ),
     "model.activation": st.just({"type": "categorical", "choices": ["relu", "tanh", "gelu"]}),
+    # whole lists of widths, of different lengths: Optuna stores each as its label, suggest gives the list
+    "model.hidden": st.lists(
+        st.lists(st.integers(1, 64), min_size=1, max_size=3), min_size=1, max_size=4, unique_by=tuple
+    ).map(lambda c: {"type": "categorical", "choices": c}),
 }
 
 
 @settings(max_examples=100, deadline=None)
 @given(
-    specs=st.fixed_dictionaries({}, optional=VALID_SPECS).filter(bool),
+    specs=st.fixed_dictionaries({}, optional=VALID_SPECS).filter(
+        lambda s: bool(s) and not {"model.hidden", "model.hidden.0"} <= s.keys()  # one or the other
+    ),
     seed=st.integers(0, 2**16),
 )
 def test_suggested_values_override_into_a_valid_run_config(specs: dict[str, Any], seed: int) -> None:

@@ -162,6 +162,45 @@ def test_without_a_heartbeat_a_worker_does_not_wait_for_another_machines_grid_po
     assert summary.ran_now == 1 and summary.stopped == EXHAUSTED
 
 
+LISTS = {
+    "model.hidden": {"type": "categorical", "choices": [[8], [16, 8]]},
+    "optimizer.lr": {"type": "categorical", "choices": [0.01, 0.1]},
+}
+
+
+@pytest.mark.parametrize(
+    ("sampler", "points"),
+    [
+        ({"name": "grid"}, 4),
+        ({"name": "bruteforce"}, 4),
+        (
+            {
+                "name": "grid",
+                "kwargs": {"search_space": {"model.hidden": [[16, 8]], "optimizer.lr": [0.01, 0.1]}},
+            },
+            2,
+        ),
+    ],
+)
+def test_a_grid_of_list_choices_runs_each_point_once_with_its_warm_start(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], sampler: dict[str, Any], points: int
+) -> None:
+    # Optuna's grid holds scalars: a list choice is a grid point by its label, the label a warm start is
+    # queued with, so the queued point counts on the grid and the grid ends after its points.
+    opt_dict.update(n_trials=10, sampler=sampler, search_space=LISTS)
+    opt_dict["enqueue"] = [{"model.hidden": [16, 8], "optimizer.lr": 0.1}]
+    run_path, opt_path = (
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "opt.yaml", opt_dict),
+    )
+    assert run_study(prepare_study(run_path, opt_path)).stopped == EXHAUSTED
+    study = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
+    ran = [(t.params["model.hidden"], t.params["optimizer.lr"]) for t in study.trials]
+    assert ran[0] == ("[16, 8]", 0.1) and len(ran) == len(set(ran)) == points
+    again = run_study(prepare_study(run_path, opt_path))  # a finished grid runs no point again
+    assert again.stopped == EXHAUSTED and again.ran_now == 0
+
+
 class _OtherWorker:
     """An observer that, once this process's first trial has finished, starts another worker's running
     trial (another machine, whose trial has a heartbeat) on the study's last unstarted point: `suggested`,

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 from hpotool.errors import HpoError
 from hpotool.loop import EXHAUSTED, run_study
 from hpotool.objective import Overrides, open_study, prepare_study, process_salt
-from hpotool.search_space import suggest
+from hpotool.search_space import decode_params, suggest
 from hpotool.workers import run_workers
 
 from .conftest import write_yaml
@@ -410,6 +410,39 @@ def test_warm_starts_from_another_study_stay_queued_on_a_resume_without_the_flag
     assert [t.params for t in trials] == [
         t.params for t in sorted(source.trials, key=lambda t: -float(t.value or 0))
     ]
+
+
+def test_list_choice_warm_starts_run_once_and_carry_to_another_study(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # The enqueue list holds lists as the YAML writes them, the study their labels: a resume must match the
+    # two (else it queues a point again, or drops a waiting one as no longer listed), and --enqueue-from
+    # must decode another study's labels by the search space that study stored.
+    from hpotool.objective import with_warm_start
+
+    opt_dict["search_space"] = {
+        "model.hidden": {
+            "type": "categorical",
+            "choices": [[16], [8, 8], 12],
+        },  # mixed: a width for every layer
+        "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+    }
+    points = [{"model.hidden": [8, 8], "optimizer.lr": 0.01}, {"model.hidden": 12, "optimizer.lr": 0.02}]
+    _run(tmp_path, run_dict, {**opt_dict, "enqueue": points, "n_trials": 1})
+    _, summary = _run(tmp_path, run_dict, {**opt_dict, "enqueue": points, "n_trials": 3})
+    trials = _study(opt_dict).trials
+    assert summary.counts == {"complete": 3}  # the waiting point ran, not dropped
+    assert [t.params for t in trials[:2]] == [{"model.hidden": "[8, 8]", "optimizer.lr": 0.01}, points[1]]
+    assert [t.params["optimizer.lr"] for t in trials].count(0.01) == 1  # not queued again
+    source = _study(opt_dict)
+    target = {**opt_dict, "study_name": "warm", "storage": f"sqlite:///{tmp_path / 'warm.db'}", "n_trials": 3}
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", target)
+    plan = with_warm_start(prepare_study(rp, op), source, 3)
+    ranked = sorted(source.trials, key=lambda t: (-float(t.value or 0), t.number))
+    assert plan.opt.enqueue == [decode_params(t.params, plan.opt.search_space) for t in ranked]
+    assert any(isinstance(p["model.hidden"], list) for p in plan.opt.enqueue)
+    run_study(plan)
+    assert [t.params for t in _study(target).trials] == [t.params for t in ranked]
 
 
 def test_enqueue_is_checked_against_the_space(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:

@@ -6,11 +6,24 @@ from typing import Any
 
 import optuna
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from hpotool.search_space import CategoricalParam, FloatParam, IntParam, Param, grid_choices, suggest
+from hpotool.search_space import (
+    CategoricalParam,
+    FloatParam,
+    IntParam,
+    Param,
+    choice_label,
+    contains,
+    decode_params,
+    encode_params,
+    grid_choices,
+    same_value,
+    suggest,
+)
 
 PARAM = TypeAdapter(Param)
 
@@ -35,6 +48,10 @@ PARAM = TypeAdapter(Param)
         (
             {"type": "categorical", "choices": ["a", 1, None]},
             CategoricalParam(type="categorical", choices=["a", 1, None]),
+        ),
+        (  # whole lists and mappings, of different lengths, with null
+            {"type": "categorical", "choices": [[64], [128, 64], None, {"name": "sgd", "lr": 0.1}]},
+            CategoricalParam(type="categorical", choices=[[64], [128, 64], None, {"name": "sgd", "lr": 0.1}]),
         ),
     ],
 )
@@ -71,8 +88,18 @@ def test_valid_params(spec: dict[str, Any], expected: Param) -> None:
             "choices mix numbers and the text '32'; write it as a number, 32, without quotes in the YAML",
         ),
         (
-            {"type": "categorical", "choices": [[1, 2]]},
-            r"choices must be null, booleans, numbers or strings, got \[1, 2\]",
+            {"type": "categorical", "choices": [[1, 2], {1: 2}]},
+            "choices must be null, booleans, numbers, strings, or lists and mappings .with string keys. of them, "
+            "got {1: 2}",
+        ),
+        ({"type": "categorical", "choices": [[64], [128], [64]]}, r"choices must be distinct, got \[\[64\]"),
+        (
+            {"type": "categorical", "choices": [[1, 2], [1.0, 2.0]]},
+            r"choices \[1, 2\] and \[1.0, 2.0\] are equal in value .1 == 1.0 == true.; keep one",
+        ),
+        (
+            {"type": "categorical", "choices": [[64], "[64]"]},
+            r"choices \[64\] and '\[64\]' read alike .\[64\]., so a study could not tell them apart; keep one",
         ),
         ({"type": "float", "low": 0, "high": 1, "min": 0}, "give either 'low' or 'min'"),
         ({"type": "float", "low": 0, "hi": 1}, "Extra inputs are not permitted"),
@@ -111,7 +138,78 @@ def test_suggest_uses_dotted_names_in_declaration_order() -> None:
     assert params["model.hidden.0"] % 8 == 0
 
 
+def test_list_choices_go_to_optuna_as_labels_and_come_back_as_values(tmp_path: Any) -> None:
+    """Optuna stores a scalar per choice: the label of a list or mapping; suggest, decode_params (with the
+    parameters or their stored JSON dump) and a warm start's encode_params go between the two."""
+    hidden = CategoricalParam(type="categorical", choices=[[64], [128, 64], None, {"a": 1}])
+    space: dict[str, Param] = {"model.hidden": hidden}
+    assert hidden.labels == ["[64]", "[128, 64]", None, "{a: 1}"]
+    from hpotool.grid import GridSampler  # counts a warm start on its grid point
+
+    grid = GridSampler({"model.hidden": grid_choices(hidden)}, seed=0)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", sampler=grid)
+    study.enqueue_trial(encode_params({"model.hidden": [128, 64]}))
+    drawn = []
+
+    def objective(trial: optuna.Trial) -> float:
+        drawn.append(suggest(trial, space)["model.hidden"])
+        return 0.0
+
+    study.optimize(objective, n_trials=10)  # the grid stops the study after its 4 points
+    assert len(drawn) == len(study.trials) == 4
+    for value, trial in zip(drawn, study.trials, strict=True):
+        assert trial.params == {"model.hidden": choice_label(value)}
+        assert decode_params(trial.params, space) == {"model.hidden": value}
+        dumped = {"model.hidden": hidden.model_dump(mode="json")}  # as the study stores its search space
+        assert decode_params(trial.params, dumped) == {"model.hidden": value}
+    assert drawn[0] == [128, 64]  # the warm start
+    assert sorted(map(repr, drawn[1:4])) == sorted(
+        map(repr, [[64], None, {"a": 1}])
+    )  # the grid's other points
+
+
+def test_decoding_reads_the_space_not_the_text() -> None:
+    """A string choice that looks like a list stays a string; a parameter outside the space stays as stored."""
+    space: dict[str, Param] = {"tag": CategoricalParam(type="categorical", choices=["[64]", "x"])}
+    assert decode_params({"tag": "[64]", "other": "[1]"}, space) == {"tag": "[64]", "other": "[1]"}
+    assert encode_params({"tag": "[64]", "n": 3, "w": [1.0, None]}) == {
+        "tag": "[64]",
+        "n": 3,
+        "w": "[1.0, null]",
+    }
+
+
+def test_a_list_choice_is_contained_only_as_written() -> None:
+    p = CategoricalParam(type="categorical", choices=[[128, 64], [1.5, 2.0]])
+    assert contains(p, [128, 64]) and contains(p, [1.5, 2.0])
+    assert not contains(p, [128.0, 64]) and not contains(p, [1.5, 2]) and not contains(p, "[128, 64]")
+
+
 # --------------------------------------------------------------------------- properties
+
+
+def _list_choice_key(c: Any) -> Any:
+    """What makes two generated choices one: equal scalars (1 and True), or the same label."""
+    return choice_label(c) if isinstance(c, list | dict) else c
+
+
+_plain_data = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=_plain_data, b=_plain_data)
+def test_labels_read_back_as_their_values_and_tell_values_apart(a: Any, b: Any) -> None:
+    """A list or mapping's label is YAML flow text that reads back as the value, so two values that differ
+    (1 from 1.0, "1" from 1, null from "null") never share a label."""
+    for v in (a, b):
+        if isinstance(v, list | dict):
+            assert same_value(yaml.safe_load(choice_label(v)), v)
+    if isinstance(a, list | dict) and isinstance(b, list | dict) and not same_value(a, b):
+        assert choice_label(a) != choice_label(b)
 
 
 @st.composite
@@ -125,10 +223,13 @@ def params(draw: st.DrawFn) -> Param:
                     st.integers(),
                     st.text(st.characters(blacklist_categories=("Nd", "Cs")), max_size=5),
                     st.booleans(),
+                    # whole lists and mappings (a label holds a digit, so no text above reads like one)
+                    st.lists(st.integers(1, 512), min_size=1, max_size=3),
+                    st.dictionaries(st.sampled_from(["a", "b"]), st.integers(0, 9), min_size=1),
                 ),
                 min_size=1,
                 max_size=5,
-                unique_by=lambda c: c,  # 1 and True are one choice to Optuna (test_invalid_params)
+                unique_by=_list_choice_key,  # 1 and True are one choice to Optuna (test_invalid_params)
             )
         )
         return CategoricalParam(type="categorical", choices=choices)
@@ -158,7 +259,7 @@ def test_suggested_values_lie_in_their_space(space: list[Param], seed: int) -> N
         for name, p in named.items():
             v = values[name]
             if isinstance(p, CategoricalParam):
-                assert v in p.choices
+                assert v in p.choices and contains(p, v)
             else:
                 assert p.low <= v <= p.high
                 if isinstance(p, IntParam):
@@ -177,6 +278,6 @@ def test_grid_covers_both_ends(p: Param) -> None:
         assert isinstance(p, FloatParam | IntParam) and (p.log or getattr(p, "step", 1) is None)
         return
     if isinstance(p, CategoricalParam):
-        assert grid == p.choices
+        assert grid == p.labels and [p.value_of(label) for label in grid] == p.choices
     else:
         assert grid[0] == p.low and math.isclose(grid[-1], p.high, rel_tol=1e-9, abs_tol=1e-9)

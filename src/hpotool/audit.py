@@ -17,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
-from hpotool.search_space import CategoricalParam, IntParam, Param
+from hpotool.search_space import CategoricalParam, IntParam, Param, decode_params, same_value
 
 if TYPE_CHECKING:
     import optuna
@@ -159,7 +159,7 @@ def bounds_text(p: Param) -> str:
 
 
 def _top_span(p: Param, name: str, top: list[FrozenTrial]) -> float | None:
-    values = [t.params[name] for t in top if name in t.params]
+    values = [t.params[name] for t in top if name in t.params]  # as stored: a list choice as its label
     if isinstance(p, CategoricalParam):
         return len(set(map(repr, values))) / len(p.choices) if values else None
     positions = [position(p, v) for v in values]
@@ -194,7 +194,7 @@ def _improvement(
 
 
 def _chosen(p: CategoricalParam, value: Any) -> bool:
-    return any(value == c and type(value) is type(c) for c in p.choices)
+    return any(same_value(value, c) for c in p.choices)
 
 
 def _planned_epochs(study: optuna.Study, trials: list[FrozenTrial]) -> set[int]:
@@ -248,9 +248,10 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
             importances, note = {}, f"parameter importances unavailable: {exc}."
     top = on.top(direction, TOP_SHARE)
     findings = []
+    best_params = decode_params(best.params, space)  # a list choice as the list
     for name, p in space.items():
         imp = importances.get(name)
-        value = best.params.get(name)
+        value = best_params.get(name)
         absent = name not in best.params  # a conditional parameter; None can also be a chosen value
         pos = None if absent else position(p, value)
         edge = _edge(p, pos, value)

@@ -136,9 +136,9 @@ def trial_rows(study: optuna.Study, top: int | None = None, state: str | None = 
     trials = sorted(trials, key=_sort_key(study.directions[0]))
     if top is not None:
         trials = trials[:top]
-    rows = []
+    rows, attrs = [], study.user_attrs
     for t in trials:
-        row = trial_record(t)
+        row = trial_record(t, attrs)
         del row["history"]
         row["state"] = row["state"].lower()
         row["feasible"] = is_feasible(t)

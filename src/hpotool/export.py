@@ -16,6 +16,7 @@ import io
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +33,7 @@ from hpotool.config import RunConfig, validate_config
 from hpotool.errors import HpoError
 from hpotool.fingerprint import config_of
 from hpotool.overrides import apply_overrides
+from hpotool.search_space import decode_params
 from hpotool.storage import shown_url
 from hpotool.yamlfile import dump_yaml
 
@@ -108,8 +110,17 @@ def _seconds(trial: FrozenTrial) -> float | None:
     return trial.duration.total_seconds() if trial.duration is not None else None
 
 
-def trial_record(trial: FrozenTrial) -> dict[str, Any]:
-    """One trial as plain data: number, state, value(s), params, duration, epochs run, reasons, attrs."""
+def trial_params(study_attrs: Mapping[str, Any], trial: FrozenTrial) -> dict[str, Any]:
+    """The trial's parameters as values, a list choice as the list rather than the label Optuna stores,
+    decoded by the search space the trial ran under (`study_attrs`: the study's user attrs, read once)."""
+    opt = config_of(study_attrs, trial.number, "optimize_config")
+    space = opt.get("search_space") if isinstance(opt, dict) else None
+    return decode_params(trial.params, space if isinstance(space, dict) else {})
+
+
+def trial_record(trial: FrozenTrial, study_attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """One trial as plain data: number, state, value(s), params (`trial_params`), duration, epochs run,
+    reasons, attrs."""
     attrs = trial.user_attrs
     values = trial.values
     return {
@@ -117,7 +128,7 @@ def trial_record(trial: FrozenTrial) -> dict[str, Any]:
         "state": trial.state.name,
         "value": values[0] if values is not None and len(values) == 1 else None,
         "values": list(values) if values is not None else None,
-        "params": dict(trial.params),
+        "params": trial_params(study_attrs, trial),
         "duration_s": _seconds(trial),
         "epochs_run": attrs.get("epochs_run"),
         "prune_reason": attrs.get("prune_reason"),
@@ -132,7 +143,8 @@ def trial_record(trial: FrozenTrial) -> dict[str, Any]:
 
 def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
     """Every trial of the study, in trial order (`trials.json`)."""
-    return [trial_record(t) for t in study.get_trials(deepcopy=False)]
+    attrs = study.user_attrs
+    return [trial_record(t, attrs) for t in study.get_trials(deepcopy=False)]
 
 
 def _cell(value: Any) -> Any:
@@ -274,7 +286,8 @@ def trial_run_config(study: optuna.Study, trial: FrozenTrial, *, check_component
         study, check_components=check_components, trial_number=trial.number
     )  # names the study
     try:
-        return apply_overrides(base, trial.params, check_components=check_components)
+        params = trial_params(study.user_attrs, trial)
+        return apply_overrides(base, params, check_components=check_components)
     except HpoError as exc:
         raise HpoError(f"study {study.study_name!r}: trial {trial.number}: {exc}") from None
 
@@ -328,10 +341,10 @@ def _state_counts(study: optuna.Study) -> dict[str, int]:
     return counts
 
 
-def _trial_summary(trial: FrozenTrial) -> dict[str, Any]:
+def _trial_summary(trial: FrozenTrial, study_attrs: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "trial_number": trial.number,
-        "params": dict(trial.params),
+        "params": trial_params(study_attrs, trial),
         "metrics": trial.user_attrs.get("metrics", {}),
         "epochs_run": trial.user_attrs.get("epochs_run"),
         "duration_s": _seconds(trial),
@@ -342,13 +355,14 @@ def _trial_summary(trial: FrozenTrial) -> dict[str, Any]:
 def best_info(study: optuna.Study, storage_url: str, run_files: dict[int, str | None]) -> dict[str, Any]:
     """The contents of `best_params.json`."""
     best = best_trials(study)
+    attrs = study.user_attrs
     head: dict[str, Any] = {"study_name": study.study_name, "storage": shown_url(storage_url)}
     if is_multi_objective(study):
         head |= {
             "metrics": objective_names(study),
             "directions": direction_names(study),
             "pareto_trials": [
-                {"values": list(t.values), **_trial_summary(t), "run_config": run_files[t.number]}
+                {"values": list(t.values), **_trial_summary(t, attrs), "run_config": run_files[t.number]}
                 for t in best
             ],
         }
@@ -358,7 +372,7 @@ def best_info(study: optuna.Study, storage_url: str, run_files: dict[int, str | 
             "metric": objective_names(study)[0],
             "direction": direction_names(study)[0],
             "best_value": trial.value,
-            **_trial_summary(trial),
+            **_trial_summary(trial, attrs),
             "run_config": run_files[trial.number],
         }
     return head | {

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
 from hpotool.resolve import accepted_kwargs, check_kwargs, did_you_mean, resolve
-from hpotool.search_space import FloatParam, Param, contains, grid_choices
+from hpotool.search_space import FloatParam, Param, choice_label, contains, grid_choices
 
 if TYPE_CHECKING:
     import optuna
@@ -117,6 +117,9 @@ def make_sampler(
         args["search_space"] = grid
     elif issubclass(cls, optuna.samplers.GridSampler):
         _check_grid(args["search_space"], space)
+        args["search_space"] = {  # as Optuna stores the values: a list choice as its label
+            path: [choice_label(v) for v in values] for path, values in args["search_space"].items()
+        }
     if issubclass(cls, optuna.samplers.BruteForceSampler):  # it fails trial 0 on a continuous float
         for path, p in space.items():
             if isinstance(p, FloatParam) and p.step is None:

@@ -195,6 +195,7 @@ def plan_final(
         not_hpotool_error,
         objective_names,
         ranked_trials,
+        trial_params,
         trial_run_config,
     )
 
@@ -207,10 +208,11 @@ def plan_final(
     if not ranked:
         raise no_best_error(study)
     where = f"study {study.study_name!r}"
-    candidates = []
+    candidates, attrs = [], study.user_attrs
     for trial in ranked[:top_k]:
         cfg = final_config(trial_run_config(study, trial), rules, epochs=epochs, device=device, where=where)
-        candidates.append(Candidate(trial.number, float(trial.value or 0.0), dict(trial.params), cfg))
+        params = trial_params(attrs, trial)
+        candidates.append(Candidate(trial.number, float(trial.value or 0.0), params, cfg))
     return FinalPlan(
         study_name=study.study_name,
         metric=objective_names(study)[0],

@@ -197,7 +197,7 @@ def _check_distributions(study: optuna.Study, opt: OptimizeConfig, *, recorded: 
             continue
         new: Any
         if isinstance(p, CategoricalParam):
-            new = CategoricalDistribution(p.choices)
+            new = CategoricalDistribution(p.labels)
         elif isinstance(p, FloatParam):
             new = FloatDistribution(p.low, p.high, log=p.log, step=p.step)
         else:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from typing import Any
 
 
 def format_value(v: Any) -> str:
     """Four significant digits for a float, except a whole number up to 15 digits, shown whole (a model's
-    53,420 parameters as 53420, not 5.342e+04); anything else as str()."""
+    53,420 parameters as 53420, not 5.342e+04); a list or mapping as `format_choice` spells it; anything
+    else as str()."""
+    if isinstance(v, list | dict):
+        return format_choice(v)
     if isinstance(v, float):
         if v.is_integer() and abs(v) < 1e15:
             return str(int(v))
@@ -17,7 +23,13 @@ def format_value(v: Any) -> str:
 
 def format_choice(v: Any) -> str:
     """A categorical choice as the YAML spells it: 5.0 stays 5.0 (it is not the choice 5), None is null,
-    True is true; a float in full (the user wrote 0.12345, not 0.1235)."""
+    True is true; a float in full (the user wrote 0.12345, not 0.1235); a list or mapping in flow style,
+    `[128, 64]`, `{name: sgd, lr: 0.1}`, a string inside it quoted where YAML would read it otherwise
+    (`["1", null]`), so the text reads back as the value and two values never read alike."""
+    if isinstance(v, list):
+        return "[" + ", ".join(map(_flow_item, v)) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_flow_item(k)}: {_flow_item(x)}" for k, x in v.items()) + "}"
     if v is None:
         return "null"
     if isinstance(v, bool):
@@ -25,3 +37,27 @@ def format_choice(v: Any) -> str:
     if isinstance(v, float):
         return repr(v)
     return str(v)
+
+
+# A string YAML reads back as itself inside a flow collection; any other is written quoted.
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
+_YAML_WORDS = {"null", "true", "false", "yes", "no", "on", "off"}
+
+
+def _flow_item(v: Any) -> str:
+    if isinstance(v, str) and (not _PLAIN.fullmatch(v) or v.lower() in _YAML_WORDS):
+        return _quoted(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        return ".nan" if math.isnan(v) else ".inf" if v > 0 else "-.inf"
+    if isinstance(v, float) and "e" in repr(v) and "." not in repr(v):
+        return repr(v).replace("e", ".0e")  # 1e-05 as 1.0e-05: YAML reads a float without a point as text
+    return format_choice(v)
+
+
+def _quoted(text: str) -> str:
+    """`text` double-quoted as YAML reads it back: JSON's escapes, and a character YAML would not keep
+    (a line separator, an emoji JSON writes as two surrogates) as its \\u or \\U escape."""
+    return "".join(
+        c if c.isprintable() else f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
+        for c in json.dumps(text, ensure_ascii=False)
+    )

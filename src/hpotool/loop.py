@@ -35,6 +35,7 @@ from hpotool.objective import (
     summarize,
 )
 from hpotool.runner import described
+from hpotool.search_space import encode_params
 from hpotool.stale import fail_dead_local_trials, fail_ownerless_trials, on_this_host, owner, run_by
 from hpotool.storage import (
     fail_stale_trials,
@@ -309,6 +310,7 @@ def prepare_resume(study: optuna.Study, plan: StudyPlan) -> int:
     _drop_unlisted_warm_starts(study, plan, trials)
     trials = study.get_trials(deepcopy=False)
     for i, params in enumerate(plan.opt.enqueue):  # warm start: known-good configurations run first
+        params = encode_params(params)  # as Optuna stores them: a list choice as its label
         if not any(_tried(trial, params) for trial in trials):
             study.enqueue_trial(params, user_attrs=plan.warm_start_attrs(i))
     if isinstance(study.sampler, optuna.samplers.BruteForceSampler):
@@ -327,7 +329,8 @@ def _drop_unlisted_warm_starts(study: optuna.Study, plan: StudyPlan, trials: lis
     waiting, that the list no longer holds, is marked FAIL ('dropped: ...') so it does not run (Optuna
     cannot delete a trial; a FAIL trial takes no slot of n_trials). Studies of earlier hpotool versions
     carry no mark: there a waiting point the stored config's enqueue list held counts as one."""
-    stored = study.user_attrs.get("optimize_config", {}).get("enqueue") or []
+    stored = [encode_params(p) for p in study.user_attrs.get("optimize_config", {}).get("enqueue") or []]
+    listed = [encode_params(p) for p in plan.opt.enqueue]
     dropped = []
     for t in trials:
         if t.state != TrialState.WAITING or "retry_of" in t.user_attrs:
@@ -335,7 +338,7 @@ def _drop_unlisted_warm_starts(study: optuna.Study, plan: StudyPlan, trials: lis
         queued = t.user_attrs.get(WARM_START) == "enqueue" or (
             not t.user_attrs and any(_tried(t, params) for params in stored)  # an older hpotool's: unmarked
         )
-        if queued and not any(_tried(t, params) for params in plan.opt.enqueue):
+        if queued and not any(_tried(t, params) for params in listed):
             t_params = t.system_attrs.get("fixed_params", {})
             study._storage.set_trial_user_attr(
                 t._trial_id, "fail_reason", "dropped: no longer in the optimize config's enqueue list"

@@ -53,7 +53,16 @@ from hpotool.runner import (
     train_run,
 )
 from hpotool.schedulers import HIGHER_IS_BETTER
-from hpotool.search_space import CategoricalParam, FloatParam, Param, boundary_values, contains, suggest
+from hpotool.search_space import (
+    CategoricalParam,
+    FloatParam,
+    Param,
+    boundary_values,
+    contains,
+    decode_params,
+    encode_params,
+    suggest,
+)
 from hpotool.storage import make_storage, shown_url
 from hpotool.trainer import EpochResult, NonFiniteLossError
 
@@ -698,7 +707,7 @@ def _unset_by(params: Mapping[str, Any], opt: OptimizeConfig, fixed: Mapping[str
 def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPlan:
     """`plan` with the `top` best complete trials of `source` that meet its constraints enqueued (params
     in this space, within it)."""
-    from hpotool.export import ranked_trials
+    from hpotool.export import ranked_trials, trial_params
 
     if len(source.directions) > 1:
         raise HpoError(
@@ -715,11 +724,12 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
     space = plan.opt.search_space
     grid, fixed = isinstance(plan.sampler, optuna.samplers.GridSampler), leaf_values(plan.run)
     picks: list[dict[str, Any]] = list(plan.opt.enqueue)
-    inside = 0
+    inside, attrs = 0, source.user_attrs
     for t in ranked:
         if len(picks) - len(plan.opt.enqueue) >= top:
             break
-        params = {k: v for k, v in t.params.items() if k in space and contains(space[k], v)}
+        ran = trial_params(attrs, t)  # a list choice as the list, by the space the trial ran under
+        params = {k: v for k, v in ran.items() if k in space and contains(space[k], v)}
         if grid and _unset_by(params, plan.opt, fixed):  # the grid sampler would fail its trial
             params = {}
         inside += bool(params)
@@ -947,7 +957,7 @@ def describe_new_study(study: optuna.Study, plan: StudyPlan) -> None:
     same points again (each would run twice)."""
     opt = plan.opt
     for i, params in enumerate(opt.enqueue):
-        study.enqueue_trial(params, user_attrs=plan.warm_start_attrs(i))
+        study.enqueue_trial(encode_params(params), user_attrs=plan.warm_start_attrs(i))
     study.set_user_attr("run_config", plan.run.model_dump(mode="json"))
     study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
     study.set_user_attr("versions", versions())
@@ -1130,14 +1140,14 @@ class StudySummary:
 def summarize(study: optuna.Study, plan: StudyPlan, ran_now: int, wall_time: float) -> StudySummary:
     trials = study.get_trials(deepcopy=False)
     counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
-    best, pareto = None, []
+    best, pareto, space = None, [], plan.opt.search_space
     if counts["complete"] and plan.opt.multi_objective:
-        pareto = [_trial_summary(t) for t in sorted(study.best_trials, key=lambda t: t.number)]
+        pareto = [_trial_summary(t, space) for t in sorted(study.best_trials, key=lambda t: t.number)]
     elif counts["complete"]:
         from hpotool.export import ranked_trials
 
         ranked = ranked_trials(study)  # constraints respected, as Optuna's best_trial does
-        best = _trial_summary(ranked[0]) if ranked else None
+        best = _trial_summary(ranked[0], space) if ranked else None
     summary = StudySummary(
         study_name=plan.opt.study_name,
         storage=plan.storage_url,
@@ -1176,12 +1186,12 @@ def _unpruneable(trials: list[FrozenTrial], plan: StudyPlan) -> str | None:
     )
 
 
-def _trial_summary(t: FrozenTrial) -> dict[str, Any]:
+def _trial_summary(t: FrozenTrial, space: Mapping[str, Param]) -> dict[str, Any]:
     return {
         "number": t.number,
         "value": t.value if len(t.values or []) == 1 else None,
         "values": t.values,
-        "params": t.params,
+        "params": decode_params(t.params, space),
         "metrics": t.user_attrs.get("metrics", {}),
         "duration": t.duration.total_seconds() if t.duration else None,
     }

@@ -20,7 +20,15 @@ from hpotool.errors import HpoError
 from hpotool.export import best_trials, is_feasible, stored_run_config
 from hpotool.importance import basis
 from hpotool.overrides import apply_overrides, leaf_values
-from hpotool.search_space import CategoricalParam, FloatParam, IntParam, Param, contains
+from hpotool.search_space import (
+    CategoricalParam,
+    FloatParam,
+    IntParam,
+    Param,
+    contains,
+    decode_params,
+    same_value,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -120,7 +128,7 @@ def _extend_choices(p: CategoricalParam, edge: str, run: RunConfig, name: str) -
     if new in p.choices or not _valid(run, name, new):
         return p, f"{name}: best at an edge of {p.choices}; no valid choice beyond it"
     choices = [*p.choices, new] if edge == "high" else [new, *p.choices]
-    widened = CategoricalParam(type="categorical", choices=choices)
+    widened = CategoricalParam.model_validate(p.model_dump() | {"choices": choices})  # keeps its `when`
     return widened, f"{name}: best at the {edge} edge; added choice {new}"
 
 
@@ -141,13 +149,13 @@ def _value(p: Param, value: Any) -> str:
 def _narrow(p: Param, name: str, values: list[Any]) -> tuple[Param | None, Any, str]:
     """Narrow `p` around the top trials' values. Returns (param or None when fixed, fixed value, change)."""
     if isinstance(p, CategoricalParam):
-        kept = [c for c in p.choices if any(v == c and type(v) is type(c) for v in values)]
+        kept = [c for c in p.choices if any(same_value(v, c) for v in values)]
         if len(kept) == 1:
             return None, kept[0], f"{name}: every top trial chose {kept[0]!r}; fixed at {kept[0]!r}"
         if len(kept) == len(p.choices) or not kept:
             return p, None, f"{name}: top trials use every choice; kept {p.choices}"
         return (
-            CategoricalParam(type="categorical", choices=kept),
+            CategoricalParam.model_validate(p.model_dump() | {"choices": kept}),  # keeps its `when`
             None,
             f"{name}: choices {p.choices} -> {kept}",
         )
@@ -214,12 +222,13 @@ def refine_study(
     top = basis(study).top(direction, keep_top)  # the trials the audit's importances rest on
     best = best_trials(study)[0]
     by_name: dict[str, ParamFinding] = {f.name: f for f in report.params}
+    decoded = {t.number: decode_params(t.params, space) for t in [*top, *feasible]}  # list choices as lists
     new_space: dict[str, Param] = {}
     fixed: dict[str, Any] = {}
     changes: list[str] = []
     for name, p in space.items():
         finding = by_name[name]
-        values = [t.params[name] for t in top if name in t.params]
+        values = [decoded[t.number][name] for t in top if name in t.params]
         if finding.edge is not None:  # before importance, as the audit advises: the best may lie beyond
             new_space[name], change = _widen(p, finding.edge, run, name)
             if finding.position is not None and not 0 <= finding.position <= 1:  # the space changed
@@ -262,7 +271,7 @@ def refine_study(
         )
     enqueue = []
     for t in _best_first(feasible, direction)[:ENQUEUE_TOP]:  # never a trial that broke the constraints
-        params = {k: v for k, v in t.params.items() if k in new_space}
+        params = {k: v for k, v in decoded[t.number].items() if k in new_space}
         if params and all(contains(new_space[k], v) for k, v in params.items()) and params not in enqueue:
             enqueue.append(params)
     changes.append(f"enqueued the {len(enqueue)} best trial(s) that fit the new space as a warm start")
@@ -299,7 +308,7 @@ def _stage_grid(grid: dict[str, Any], space: dict[str, Param]) -> dict[str, list
     new end of a widened range (an end beyond every old value), or the range's ends when none is left."""
     out: dict[str, list[Any]] = {}
     for name, p in space.items():
-        old = [v for v in grid.get(name, []) if isinstance(v, int | float | str | bool) or v is None]
+        old = list(grid.get(name, []))
         values = [v for v in old if contains(p, v)]
         if isinstance(p, CategoricalParam):
             out[name] = values or list(p.choices)

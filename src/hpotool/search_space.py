@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hpotool.conditions import all_hold, check_condition
+from hpotool.formatting import format_choice
 
 if TYPE_CHECKING:
     import optuna
 
-Choice = None | bool | int | float | str
+Scalar = None | bool | int | float | str
+Choice = Scalar | list[Any] | dict[str, Any]
 
 _BOUND_ALIASES = {"min": "low", "max": "high"}
 
@@ -111,26 +113,26 @@ class IntParam(_Param):
 
 
 class CategoricalParam(_Param):
-    """`trial.suggest_categorical(name, choices)`."""
+    """`trial.suggest_categorical(name, labels)`: Optuna stores scalars, so a list or mapping choice goes to
+    it as its label, the text the YAML spells it with (`[128, 64]`), and `value_of` turns it back."""
 
     type: Literal["categorical"]
     choices: list[Choice] = Field(
-        min_length=1, description="Values to choose from (null, bool, number, string)."
+        min_length=1,
+        description="Values to choose from: null, bool, number, string, or a whole list or mapping ([128, 64]).",
     )
 
     @field_validator("choices", mode="before")
     @classmethod
-    def _scalars(cls, choices: Any) -> Any:
-        """One line for a list or mapping among the choices (pydantic would print one per scalar type)."""
+    def _plain_data(cls, choices: Any) -> Any:
+        """One line for a choice YAML can hold but a config cannot (a date, a mapping with number keys)."""
         for c in choices if isinstance(choices, list) else []:
-            if isinstance(c, list | dict):
-                hint = (
-                    "; search a list's items one by one instead: model.hidden.0, model.hidden.1, ... (and "
-                    "model.layers) for layer widths, loss.weight.0, loss.weight.1, ... for class weights"
-                    if isinstance(c, list)
-                    else ""
+            if not _plain(c):
+                raise ValueError(
+                    f"choices must be null, booleans, numbers, strings, or lists and mappings (with string "
+                    f"keys) of them, got {c!r}; quote in the YAML what it reads as something else "
+                    f"('2024-01-01', {{'1': 2}})"
                 )
-                raise ValueError(f"choices must be null, booleans, numbers or strings, got {c!r}{hint}")
         return choices
 
     @model_validator(mode="after")
@@ -139,7 +141,18 @@ class CategoricalParam(_Param):
             raise ValueError(f"choices must be distinct, got {self.choices}")
         for i, a in enumerate(self.choices):  # Optuna stores a choice as the index of the first equal one
             for b in self.choices[i + 1 :]:
-                if a == b:
+                if isinstance(a, list | dict) or isinstance(b, list | dict):
+                    if a == b:
+                        raise ValueError(
+                            f"choices {format_choice(a)} and {format_choice(b)} are equal in value (1 == 1.0 == "
+                            f"true); keep one"
+                        )
+                    if choice_label(a) == choice_label(b):
+                        raise ValueError(
+                            f"choices {a!r} and {b!r} read alike ({format_choice(a)}), so a study could not tell "
+                            f"them apart; keep one"
+                        )
+                elif a == b:
                     raise ValueError(
                         f"choices {a!r} and {b!r} are equal to Optuna, which would store {b!r} as {a!r}; keep one"
                     )
@@ -151,6 +164,48 @@ class CategoricalParam(_Param):
                 f"the YAML"
             )
         return self
+
+    @property
+    def labels(self) -> list[Scalar]:
+        """The choices as Optuna stores them: scalars as they are, a list or mapping as its label."""
+        return [choice_label(c) for c in self.choices]
+
+    def value_of(self, label: Any) -> Any:
+        """The choice a trial stored as `label` (a label no choice has stays as it is)."""
+        return _value_of(label, self.choices)
+
+
+def _value_of(label: Any, choices: list[Any]) -> Any:
+    if isinstance(label, str):
+        for c in choices:
+            if isinstance(c, list | dict) and format_choice(c) == label:
+                return c
+    return label
+
+
+def choice_label(value: Any) -> Any:
+    """What Optuna stores for a categorical choice: a scalar itself, a list or mapping its flow text."""
+    return format_choice(value) if isinstance(value, list | dict) else value
+
+
+def _plain(value: Any) -> bool:
+    """Whether `value` is plain YAML data a config can hold: scalars, lists, mappings with string keys."""
+    if isinstance(value, list):
+        return all(map(_plain, value))
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return value is None or isinstance(value, bool | int | float | str)
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """`a == b` with the same types throughout: the choice 5.0 is not 5, nor [1, 2] the list [1.0, 2.0]."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(same_value, a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_value(v, b[k]) for k, v in a.items())
+    return bool(a == b)
 
 
 def _is_number(text: str) -> bool:
@@ -172,7 +227,7 @@ def suggest(
     conditions do not hold (conditions read earlier parameters, then the base config's `fixed` values).
 
     Returns:
-        `{dotted path: value}`, ready for `apply_overrides`.
+        `{dotted path: value}`, ready for `apply_overrides` (a list choice as the list, not its label).
     """
     params: dict[str, Any] = {}
     for name, p in space.items():
@@ -184,21 +239,22 @@ def suggest(
             case FloatParam():
                 params[name] = trial.suggest_float(name, p.low, p.high, step=p.step, log=p.log)
             case CategoricalParam():
-                params[name] = trial.suggest_categorical(name, p.choices)
+                params[name] = p.value_of(trial.suggest_categorical(name, p.labels))
             case _:  # pragma: no cover - the discriminated union admits nothing else
                 raise TypeError(f"unsupported parameter {p!r}")
     return params
 
 
 def grid_choices(p: Param) -> list[Any]:
-    """Every value a grid search visits for `p`, both ends included.
+    """Every value a grid search visits for `p`, both ends included, as Optuna stores it (a list choice
+    as its label).
 
     Raises:
         ValueError: for a continuous float (no `step`), which has no finite grid.
     """
     match p:
         case CategoricalParam():
-            return list(p.choices)
+            return p.labels
         case IntParam():
             if p.log:
                 raise ValueError("a log-scaled int has no grid; use step instead of log")
@@ -216,7 +272,7 @@ def contains(p: Param, value: Any) -> bool:
     """Whether `value` is one `p` can take: a choice, or a number within bounds on the step grid."""
     match p:
         case CategoricalParam():
-            return any(value == c and type(value) is type(c) for c in p.choices)
+            return any(same_value(value, c) for c in p.choices)
         case IntParam():
             return (
                 isinstance(value, int)
@@ -241,3 +297,24 @@ def boundary_values(p: Param) -> list[Any]:
         case IntParam() | FloatParam():
             return [p.low, p.high]
     raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover
+
+
+def decode_params(params: Mapping[str, Any], space: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's stored `params` as values: each list or mapping choice's label turned back into the choice.
+
+    `space` is the search space the trial ran under, as parameters or as stored on the study (the dump of
+    its optimize config's `search_space`); a parameter it lacks keeps its stored value.
+    """
+    out = dict(params)
+    for name, value in params.items():
+        p = space.get(name)
+        if isinstance(p, CategoricalParam):
+            out[name] = p.value_of(value)
+        elif isinstance(p, Mapping) and p.get("type") == "categorical" and isinstance(p.get("choices"), list):
+            out[name] = _value_of(value, p["choices"])
+    return out
+
+
+def encode_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """`params` as Optuna stores them (`enqueue_trial`): a list or mapping value as its label."""
+    return {name: choice_label(value) for name, value in params.items()}
