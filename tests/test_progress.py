@@ -53,3 +53,24 @@ def test_a_whole_number_shows_whole() -> None:
     assert format_value(0.012345) == "0.01235"
     assert format_value(1.5e-7) == "1.5e-07"
     assert format_value(3) == "3" and format_value("relu") == "relu"
+
+
+def test_a_trial_line_shows_categorical_choices_as_the_yaml_spells_them() -> None:
+    # The live line printed a null choice as None, true as True and the choice 5.0 as 5, where
+    # `hpotool trials` prints null, true and 5.0.
+    out = io.StringIO()
+    console = Console(file=out, width=200, color_system=None)
+    study = optuna.create_study(direction="maximize")
+    observer = RichObserver(console, "val_accuracy")
+    observer.study_started(study, 1, 0)
+    trial = study.ask()
+    trial.suggest_categorical("loss.weight", [None])
+    trial.suggest_categorical("model.norm", [True])
+    trial.suggest_categorical("optimizer.momentum", [5.0])
+    trial.suggest_categorical("model.hidden", ["[128, 64]"])  # a list choice, as Optuna stores it
+    trial.suggest_float("optimizer.lr", 0.0, 1.0)
+    study.tell(trial, 0.9)
+    observer.trial_finished(study, study.trials[-1])
+    observer.progress.stop()
+    line = next(line for line in out.getvalue().splitlines() if line.startswith("trial"))
+    assert "loss.weight=null model.norm=true optimizer.momentum=5.0 model.hidden=[128, 64]" in line, line

@@ -7,19 +7,25 @@ from collections.abc import Mapping
 from typing import Any
 
 import optuna
+from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from hpotool.formatting import format_value
+from hpotool.formatting import format_choice, format_value
 from hpotool.trainer import EpochResult
 
 _STATE_STYLE = {TrialState.COMPLETE: "green", TrialState.PRUNED: "yellow", TrialState.FAIL: "red"}
 
 
-def format_params(params: Mapping[str, Any]) -> str:
-    return " ".join(f"{k}={format_value(v)}" for k, v in params.items())
+def format_params(trial: FrozenTrial) -> str:
+    """The trial's parameters, a categorical choice as the YAML spells it (null, true, 5.0, [128, 64]) as
+    `hpotool trials` shows it, a number to four digits."""
+    categorical = {k for k, d in trial.distributions.items() if isinstance(d, CategoricalDistribution)}
+    return " ".join(
+        f"{k}={(format_choice if k in categorical else format_value)(v)}" for k, v in trial.params.items()
+    )
 
 
 def duration(seconds: float) -> str:
@@ -139,7 +145,7 @@ class RichObserver:
             pass
         # A pruned trial's parameters are noise in the stream (most trials of a pruned study end so):
         # `hpotool trials --state pruned` lists them, as Optuna's own log says only "Trial N pruned".
-        params = "" if trial.state == TrialState.PRUNED else f"{escape(format_params(trial.params))}  "
+        params = "" if trial.state == TrialState.PRUNED else f"{escape(format_params(trial))}  "
         took = duration(seconds)
         self.console.print(
             f"trial {trial.number:>3} [{style}]{trial.state.name:<8}[/] {escape(detail)}  "
