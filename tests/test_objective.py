@@ -393,6 +393,25 @@ def test_warm_starts_dropped_from_the_config_do_not_run_on_resume(
     )
 
 
+def test_a_dropped_warm_start_is_named_as_the_yaml_spells_its_choices(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The warning showed a list choice as the label Optuna stores, quoted: model.hidden='[8, 8]'.
+    opt_dict["search_space"] = {
+        "model.hidden": {"type": "categorical", "choices": [[8], [8, 8]]},
+        "model.activation": {"type": "categorical", "choices": ["relu", "tanh"]},
+    }
+    points = [
+        {"model.hidden": [8], "model.activation": "relu"},
+        {"model.hidden": [8, 8], "model.activation": "tanh"},
+    ]
+    _run(tmp_path, run_dict, {**opt_dict, "enqueue": points, "n_trials": 1})
+    with caplog.at_level("WARNING", logger="hpotool"):
+        _run(tmp_path, run_dict, {**opt_dict, "enqueue": points[:1], "n_trials": 2})
+    (line,) = [r.getMessage() for r in caplog.records if "enqueue list" in r.getMessage()]
+    assert line.endswith("(marked FAIL, 'dropped'): model.hidden=[8, 8], model.activation=tanh"), line
+
+
 def test_warm_starts_from_another_study_stay_queued_on_a_resume_without_the_flag(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

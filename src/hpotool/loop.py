@@ -22,6 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.errors import HpoError
 from hpotool.fallback import IndependentSampling, independent_sampling
+from hpotool.formatting import format_choice
 from hpotool.interrupts import deferred, signal_of, signals_interrupt
 from hpotool.objective import (
     FINISHED,
@@ -344,7 +345,7 @@ def _drop_unlisted_warm_starts(study: optuna.Study, plan: StudyPlan, trials: lis
                 t._trial_id, "fail_reason", "dropped: no longer in the optimize config's enqueue list"
             )
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            dropped.append(", ".join(f"{k}={v!r}" for k, v in t_params.items()))
+            dropped.append(", ".join(f"{k}={format_choice(v)}" for k, v in t_params.items()))
     if dropped:
         _log.warning(
             "warning: %d point(s) an earlier run queued from the optimize config's enqueue list are no longer "
