@@ -343,11 +343,11 @@ def test_refine_drops_a_conditional_parameter_whose_condition_the_stage_fixes_aw
     assert ref.run["optimizer"]["name"] == "adam"
     assert list(ref.optimize["search_space"]) == ["optimizer.lr"]
     assert (
-        "optimizer.momentum: its condition can no longer hold (optimizer.name is fixed at 'adam'); "
+        "optimizer.momentum: its condition can no longer hold (optimizer.name is fixed at adam); "
         "removed from the search" in ref.changes
     )
     assert [c for c in ref.changes if c.startswith("optimizer.momentum")] == [
-        "optimizer.momentum: its condition can no longer hold (optimizer.name is fixed at 'adam'); "
+        "optimizer.momentum: its condition can no longer hold (optimizer.name is fixed at adam); "
         "removed from the search"
     ]
 
@@ -794,3 +794,18 @@ def test_narrowing_or_widening_a_conditional_categorical_keeps_its_condition() -
     widened, change = _extend_choices(sizes, "high", RunConfig(), "model.hidden.1")
     assert change == "model.hidden.1: best at the high edge; added choice 64"
     assert widened.when == {"model.layers": {"ge": 2}}
+
+
+def test_refine_change_lines_spell_choices_as_the_yaml_does() -> None:
+    # They read as Python: choices ['relu', 'gelu', 'tanh'] -> ['relu', 'gelu'], fixed at 'relu'.
+    from hpotool.refine import _narrow
+    from hpotool.search_space import CategoricalParam
+
+    p = CategoricalParam(type="categorical", choices=["relu", "gelu", "tanh"])
+    _, _, change = _narrow(p, "model.activation", ["relu", "gelu"])
+    assert change == "model.activation: choices [relu, gelu, tanh] -> [relu, gelu]"
+    _, fixed, change = _narrow(p, "model.activation", ["gelu", "gelu"])
+    assert fixed == "gelu" and change == "model.activation: every top trial chose gelu; fixed at gelu"
+    widths = CategoricalParam(type="categorical", choices=[[16], [32, 16], None])
+    _, _, change = _narrow(widths, "model.hidden", [[32, 16], None])
+    assert change == "model.hidden: choices [[16], [32, 16], null] -> [[32, 16], null]"
