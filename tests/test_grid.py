@@ -256,3 +256,57 @@ def test_a_worker_waits_for_the_last_brute_force_point_another_runs_instead_of_r
     optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).tell(worker.other.number, 0.5)
     assert run_study(prepare_study(run_path, opt_path)).stopped == EXHAUSTED
     assert len(optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials) == 2
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_brute_force_trial_draws_its_values_after_the_trial_another_worker_asked_before_it(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # Two workers asking at the same moment both drew from the trials stored before either had drawn: with
+    # --workers 2 a 3-point brute force ran 6 trials, each point twice. Here the other worker's trial is
+    # asked first and draws only later, from what was stored before this process's trial drew (the same
+    # point), unless this process waited for it to draw first.
+    import threading
+    import time
+
+    opt_dict.update(
+        n_trials=10,
+        sampler={"name": "bruteforce"},
+        search_space={"model.activation": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]}},
+    )
+    run_path, opt_path = (
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "opt.yaml", opt_dict),
+    )
+    plan = prepare_study(run_path, opt_path)
+    study, _ = open_study(plan)
+    other = study.ask()  # asked before this process's first trial, its value not yet drawn
+    other.set_user_attr("worker", {"host": "elsewhere", "pid": 1})
+    storage = study._storage
+
+    def draw_late() -> None:
+        deadline = time.monotonic() + 60
+        while len(storage.get_all_trials(study._study_id, deepcopy=False)) < 2:  # this process asked
+            if time.monotonic() > deadline:  # it ended without asking: say so instead of hanging
+                study.tell(other, 0.5)
+                return
+            time.sleep(0.01)
+        mine = storage.get_all_trials(study._study_id, deepcopy=False)[1]
+        deadline = time.monotonic() + 1.0
+        while not mine.params and time.monotonic() < deadline:
+            time.sleep(0.01)
+            mine = storage.get_trial(mine._trial_id)
+        if mine.params:  # drawn while the other worker was drawing: the same point
+            distribution = mine.distributions["model.activation"]
+            value = distribution.to_internal_repr(mine.params["model.activation"])
+            storage.set_trial_param(other._trial_id, "model.activation", value, distribution)
+        else:
+            other.suggest_categorical("model.activation", ["relu", "gelu", "tanh"])
+        study.tell(other, 0.5)
+
+    worker = threading.Thread(target=draw_late)
+    worker.start()
+    run_study(plan)
+    worker.join()
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    assert sorted(t.params["model.activation"] for t in trials) == ["gelu", "relu", "tanh"]

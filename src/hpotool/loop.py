@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpotool.conditions import all_hold
 from hpotool.errors import HpoError
 from hpotool.fallback import IndependentSampling, independent_sampling
 from hpotool.formatting import format_choice
@@ -35,6 +36,7 @@ from hpotool.objective import (
     open_study,
     summarize,
 )
+from hpotool.overrides import leaf_values
 from hpotool.runner import described
 from hpotool.search_space import encode_params
 from hpotool.stale import fail_dead_local_trials, fail_ownerless_trials, on_this_host, owner, run_by
@@ -50,9 +52,13 @@ from hpotool.user_trainer import broke_contract, contract_stop
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
 
+    from hpotool.search_space import Param
+
 # How often a process waiting for a slot (every remaining trial is running elsewhere) looks again: when
 # the last trials end, idle workers notice within this and exit, so the command ends with its last trial.
 POLL_S = 0.1
+# How long a brute-force trial waits for the values of trials asked before it (see _wait_for_earlier_draws).
+DRAW_WAIT_S = 10.0
 EXHAUSTED = "the sampler has tried everything it can propose (a grid or brute-force search is complete)"
 
 
@@ -176,6 +182,8 @@ def run_trials(
                     time.sleep(poll)
                     continue
                 trial.set_user_attr("worker", owner())
+                if isinstance(study.sampler, optuna.samplers.BruteForceSampler):
+                    _wait_for_earlier_draws(study, trial.number, plan, poll)
             except KeyboardInterrupt:
                 if trial is not None:
                     trial.set_user_attr("worker", owner())
@@ -197,6 +205,33 @@ def run_trials(
     finally:
         study._thread_local.in_optimize_loop = False
     return guard
+
+
+def _wait_for_earlier_draws(study: optuna.Study, number: int, plan: StudyPlan, poll: float) -> None:
+    """Wait until every running trial asked before trial `number` has drawn its values (at most
+    `DRAW_WAIT_S`: a process that died between asking and drawing never will). Brute force draws a
+    trial's values from the trials stored as it draws, so two workers that asked at the same moment drew
+    the same point: a 3-point search with --workers 2 ran each point twice."""
+    space, fixed = plan.opt.search_space, leaf_values(plan.run)
+    deadline = time.monotonic() + DRAW_WAIT_S
+    while time.monotonic() < deadline:
+        running = study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,))
+        if all(_drawn(t.params, space, fixed) for t in running if t.number < number):
+            return
+        time.sleep(poll)
+
+
+def _drawn(params: Mapping[str, Any], space: Mapping[str, Param], fixed: Mapping[str, Any]) -> bool:
+    """Whether a trial with `params` has drawn all its values: each parameter is set, or switched off by
+    a condition on values it has."""
+    values = {**fixed, **params}
+    for name, param in space.items():
+        if name in params:
+            continue
+        when = param.when or {}
+        if not when or any(path not in values for path in when) or all_hold(when, values):
+            return False
+    return True
 
 
 def _all_started(study: optuna.Study) -> bool:
@@ -259,7 +294,10 @@ def _brute_force_done(
 ) -> bool:
     """Whether every point of the brute-force search has finished (or is running, with `running_done`)."""
     built = _brute_force_tree(study, sampler)
-    return built is not None and not built[0].is_any_expandable(running_done)
+    # A tree with no values drawn yet (another worker's first trial, just asked) has every point to run.
+    return (
+        built is not None and built[0].children is not None and not built[0].is_any_expandable(running_done)
+    )
 
 
 def _brute_force_started(study: optuna.Study, sampler: optuna.samplers.BruteForceSampler) -> bool:
