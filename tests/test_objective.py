@@ -990,3 +990,17 @@ def test_a_journal_study_resumed_without_its_storage_is_refused_instead_of_start
     assert not (tmp_path / "studies" / "tiny.db").exists()
     _, summary = _run(tmp_path, run_dict, {**opt_dict, "n_trials": 2}, storage="journal:studies/tiny.log")
     assert summary.ran_now == 1
+
+
+def test_a_list_choice_and_an_item_of_it_searched_together_run_every_trial(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """model.hidden chosen among whole lists, its first width searched too: every trial ran. Trial 1 on
+    failed, as setting model.hidden.0 rewrote the choice ([32, 16] became [40, 16]) the next suggestion used."""
+    opt_dict["search_space"] = {
+        "model.hidden": {"type": "categorical", "choices": [[16], [32, 16]]},
+        "model.hidden.0": {"type": "int", "low": 8, "high": 64, "step": 8},
+    }
+    _, summary = _run(tmp_path, run_dict, opt_dict)
+    assert summary.counts == {"complete": 3}
+    assert {t.params["model.hidden"] for t in _study(opt_dict).trials} <= {"[16]", "[32, 16]"}

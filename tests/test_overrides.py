@@ -19,6 +19,15 @@ def test_overrides_make_a_new_validated_config() -> None:
     assert base.optimizer.lr == 1e-3 and base.model.kwargs["hidden"] == [64, 64]  # untouched
 
 
+def test_a_list_value_and_an_item_of_it_leave_the_given_list_as_it_was() -> None:
+    """A search space's list choice model.hidden: [32, 16] with model.hidden.0 searched too: setting the item
+    changed the choice itself, so the next trial suggested other choices ([40, 16]) and failed ("does not
+    support dynamic value space"), every trial after the first."""
+    choice = [32, 16]
+    new = apply_overrides(RunConfig(), {"model.hidden": choice, "model.hidden.0": 40})
+    assert new.model.kwargs["hidden"] == [40, 16] and choice == [32, 16]
+
+
 def test_override_values_are_validated_again() -> None:
     with pytest.raises(HpoError, match=r"with epochs=0: epochs: Input should be greater than or equal to 1"):
         apply_overrides(RunConfig(), {"epochs": 0})

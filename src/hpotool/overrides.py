@@ -18,7 +18,10 @@ _SECTIONS: tuple[Kind, ...] = ("data", "model", "optimizer", "scheduler", "loss"
 
 
 def set_path(data: dict[str, Any], path: str, value: Any) -> None:
-    """Set `value` at dotted `path` inside nested dicts and lists, creating missing dict keys."""
+    """Set a copy of `value` at dotted `path` inside nested dicts and lists, creating missing dict keys (a
+    copy: a later item path such as `model.hidden.0` must not rewrite the caller's list, a search space's
+    choice)."""
+    value = copy.deepcopy(value)
     parts = path.split(".")
     node: Any = data
     for i, part in enumerate(parts):
