@@ -28,6 +28,14 @@ def test_a_list_value_and_an_item_of_it_leave_the_given_list_as_it_was() -> None
     assert new.model.kwargs["hidden"] == [40, 16] and choice == [32, 16]
 
 
+def test_an_item_is_set_after_its_whole_list_whatever_the_order_of_the_paths() -> None:
+    """model.hidden.0 listed before the list choice model.hidden set the item and then lost it to the whole
+    list: the trial recorded model.hidden.0=40 and trained [32, 16]. A list is set before its items."""
+    assert apply_overrides(RunConfig(), {"model.hidden.0": 40, "model.hidden": [32, 16]}).model.kwargs[
+        "hidden"
+    ] == [40, 16]
+
+
 def test_override_values_are_validated_again() -> None:
     with pytest.raises(HpoError, match=r"with epochs=0: epochs: Input should be greater than or equal to 1"):
         apply_overrides(RunConfig(), {"epochs": 0})

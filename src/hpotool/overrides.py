@@ -57,7 +57,9 @@ def apply_overrides(run: RunConfig, params: Mapping[str, Any], *, check_componen
         HpoError: when a value does not fit the RunConfig, naming the path.
     """
     data = run.model_dump(mode="python", exclude_unset=False)
-    for path, value in params.items():
+    # A path before the paths inside it, whatever the order given: a list choice model.hidden, then its
+    # item model.hidden.0 (the other way round, the whole list would undo the item).
+    for path, value in sorted(params.items(), key=lambda item: item[0].count(".")):
         _start_from_default(data, path)
         try:
             set_path(data, path, value)
