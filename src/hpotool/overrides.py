@@ -91,10 +91,12 @@ def _start_from_default(data: dict[str, Any], path: str) -> None:
 
 
 def _leaf_paths(value: Any, prefix: str) -> Iterable[str]:
+    """Every key's path, and each list's and (below a section) each mapping's own, which a whole list or
+    mapping choice sets (`model.hidden`, `trainer.opts`)."""
     if isinstance(value, dict):
         for k, v in value.items():
             yield from _leaf_paths(v, f"{prefix}{k}.")
-        if value:
+        if value and prefix.count(".") < 2:  # a section (model, trainer) is set key by key
             return
     if isinstance(value, list):
         for i, v in enumerate(value):
