@@ -36,6 +36,19 @@ def test_an_item_is_set_after_its_whole_list_whatever_the_order_of_the_paths() -
     ] == [40, 16]
 
 
+def test_a_condition_reads_a_mapping_the_run_config_sets() -> None:
+    """when: {trainer.opts: {in: [{a: 1.0}]}} with trainer.opts set in the run config, not searched: the
+    condition read nothing there ("the run config does not set it") and was refused as never holding."""
+    from hpotool.overrides import leaf_values
+
+    run = RunConfig.model_validate(
+        {"trainer": {"function": "tests.trainers:adds_its_options", "opts": {"a": 1.0, "b": 2.0}}}
+    )
+    fixed = leaf_values(run)
+    assert fixed["trainer.opts"] == {"a": 1.0, "b": 2.0} and fixed["trainer.opts.a"] == 1.0
+    assert "trainer" not in fixed and "model" not in fixed  # a section is not a value
+
+
 def test_override_values_are_validated_again() -> None:
     with pytest.raises(HpoError, match=r"with epochs=0: epochs: Input should be greater than or equal to 1"):
         apply_overrides(RunConfig(), {"epochs": 0})

@@ -105,11 +105,14 @@ def _leaf_paths(value: Any, prefix: str) -> Iterable[str]:
 
 
 def leaf_values(run: RunConfig) -> dict[str, Any]:
-    """Every leaf of the config by dotted path (`{"optimizer.name": "adam", "model.hidden.0": 64, ...}`)."""
+    """Every leaf of the config by dotted path (`{"optimizer.name": "adam", "model.hidden.0": 64, ...}`), and
+    each list and (below a section) each mapping as a whole (`model.hidden`, `trainer.opts`)."""
     out: dict[str, Any] = {}
 
     def walk(value: Any, prefix: str) -> None:
         if isinstance(value, dict):
+            if value and prefix.count(".") >= 2:  # a mapping below a section: a value, as a list is
+                out[prefix.rstrip(".")] = value
             for k, v in value.items():
                 walk(v, f"{prefix}{k}.")
         elif isinstance(value, list):
