@@ -441,3 +441,35 @@ def test_list_choices_run_export_and_train_as_lists(tmp_path: Path, run_dict: di
         candidate["params"]["model.hidden"] == hidden
         and candidate["runs"][0]["metrics"]["val_accuracy"] == best.value
     )
+
+
+def test_summary_and_export_best_show_a_choice_as_the_yaml_spells_it(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """The summary after a study and export-best's table show the best trial's choices as `hpotool trials`
+    and the progress lines do: the README's loss.weight choice null as null, a float choice 0.0 as 0.0.
+    They showed Python's None, and 0 (the choice 0 is another one)."""
+    from .conftest import write_yaml
+
+    run_dict["loss"] = {"name": "cross_entropy"}
+    opt_dict["n_trials"] = 1
+    opt_dict["search_space"] = {
+        "loss.weight": {"type": "categorical", "choices": [None, [1.0] * 9 + [3.0]]},
+        "model.dropout": {"type": "categorical", "choices": [0.0, 0.25]},
+    }
+    opt_dict["enqueue"] = [{"loss.weight": None, "model.dropout": 0.0}]
+    run_path, opt_path = (
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "opt.yaml", opt_dict),
+    )
+    result = runner.invoke(
+        app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "--quiet"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    rows = {tuple(cell.strip() for cell in line.split("│")[1:3]) for line in result.stdout.splitlines()}
+    assert {("loss.weight", "null"), ("model.dropout", "0.0")} <= rows, result.stdout
+    storage = ["--study-name", "tiny", "--storage", opt_dict["storage"]]
+    exported = runner.invoke(app, ["export-best", *storage, "--out", "exp"], catch_exceptions=False)
+    assert exported.exit_code == 0, exported.output
+    rows = {tuple(cell.strip() for cell in line.split("│")[1:3]) for line in exported.stdout.splitlines()}
+    assert {("loss.weight", "null"), ("model.dropout", "0.0")} <= rows, exported.stdout

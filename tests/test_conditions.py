@@ -54,6 +54,14 @@ def test_conditions(condition: Any, value: Any, expected: bool) -> None:
             {"x.y": {"type": "int", "low": 1, "high": 3, "when": {"a.b": {"over": 2}}}},
             "give a value, or one test of: in, ne, ge, gt, le, lt",
         ),
+        (  # a mapping choice reads as a test: the line says how to write it
+            {
+                "trainer.opts": {"type": "categorical", "choices": [{"a": 1, "b": 2}, {"a": 2, "b": 1}]},
+                "x.y": {"type": "int", "low": 1, "high": 3, "when": {"trainer.opts": {"a": 1, "b": 2}}},
+            },
+            r"when.trainer.opts: give a value, or one test of: in, ne, ge, gt, le, lt \(e.g. \{ge: 3\}\), got "
+            r"\{a: 1, b: 2\}; to match a mapping choice, write \{in: \[\{a: 1, b: 2\}\]\}$",
+        ),
     ],
 )
 def test_bad_conditions_fail_at_load_time(space: dict[str, Any], message: str) -> None:

@@ -542,6 +542,29 @@ def test_allow_changed_config_refuses_a_parameter_optuna_cannot_change(
     assert study.user_attrs == before and len(study.trials) == 1  # no change recorded, no trial failed
 
 
+def test_changed_list_choices_are_refused_with_the_choices_as_the_yaml_spells_them(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """New class weights among a list choice's choices are refused as any other choice change is, even with
+    --allow-changed-config, naming both choice lists as the YAML spells them (null, not Python's None)."""
+    run_dict["loss"] = {"name": "cross_entropy"}
+    opt_dict["n_trials"] = 1
+    opt_dict["search_space"]["loss.weight"] = {"type": "categorical", "choices": [None, [1.0] * 9 + [3.0]]}
+    _run(tmp_path, run_dict, opt_dict)
+    changed = {**opt_dict, "n_trials": 2, "search_space": {**opt_dict["search_space"]}}
+    changed["search_space"]["loss.weight"] = {"type": "categorical", "choices": [None, [1.0] * 9 + [2.0]]}
+    ones = "1.0, " * 9
+    with pytest.raises(HpoError) as refused:
+        _run(tmp_path, run_dict, changed, allow_changed_config=True)
+    assert str(refused.value) == (
+        f"study 'tiny': search_space.loss.weight is categorical [null, [{ones}2.0]] in this config, but the "
+        f"study's trials drew it as categorical [null, [{ones}3.0]]; Optuna cannot change a parameter's kind, "
+        f"log scale or choices within one study (every trial would fail), not even with --allow-changed-config: "
+        f"keep it as it was, or use a new study_name"
+    )
+    assert len(_study(opt_dict).trials) == 1
+
+
 def test_a_choice_list_an_older_allow_changed_config_recorded_is_named_and_undone_by_putting_it_back(
     tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -967,3 +990,17 @@ def test_a_journal_study_resumed_without_its_storage_is_refused_instead_of_start
     assert not (tmp_path / "studies" / "tiny.db").exists()
     _, summary = _run(tmp_path, run_dict, {**opt_dict, "n_trials": 2}, storage="journal:studies/tiny.log")
     assert summary.ran_now == 1
+
+
+def test_a_list_choice_and_an_item_of_it_searched_together_run_every_trial(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """model.hidden chosen among whole lists, its first width searched too: every trial ran. Trial 1 on
+    failed, as setting model.hidden.0 rewrote the choice ([32, 16] became [40, 16]) the next suggestion used."""
+    opt_dict["search_space"] = {
+        "model.hidden": {"type": "categorical", "choices": [[16], [32, 16]]},
+        "model.hidden.0": {"type": "int", "low": 8, "high": 64, "step": 8},
+    }
+    _, summary = _run(tmp_path, run_dict, opt_dict)
+    assert summary.counts == {"complete": 3}
+    assert {t.params["model.hidden"] for t in _study(opt_dict).trials} <= {"[16]", "[32, 16]"}

@@ -19,6 +19,36 @@ def test_overrides_make_a_new_validated_config() -> None:
     assert base.optimizer.lr == 1e-3 and base.model.kwargs["hidden"] == [64, 64]  # untouched
 
 
+def test_a_list_value_and_an_item_of_it_leave_the_given_list_as_it_was() -> None:
+    """A search space's list choice model.hidden: [32, 16] with model.hidden.0 searched too: setting the item
+    changed the choice itself, so the next trial suggested other choices ([40, 16]) and failed ("does not
+    support dynamic value space"), every trial after the first."""
+    choice = [32, 16]
+    new = apply_overrides(RunConfig(), {"model.hidden": choice, "model.hidden.0": 40})
+    assert new.model.kwargs["hidden"] == [40, 16] and choice == [32, 16]
+
+
+def test_an_item_is_set_after_its_whole_list_whatever_the_order_of_the_paths() -> None:
+    """model.hidden.0 listed before the list choice model.hidden set the item and then lost it to the whole
+    list: the trial recorded model.hidden.0=40 and trained [32, 16]. A list is set before its items."""
+    assert apply_overrides(RunConfig(), {"model.hidden.0": 40, "model.hidden": [32, 16]}).model.kwargs[
+        "hidden"
+    ] == [40, 16]
+
+
+def test_a_condition_reads_a_mapping_the_run_config_sets() -> None:
+    """when: {trainer.opts: {in: [{a: 1.0}]}} with trainer.opts set in the run config, not searched: the
+    condition read nothing there ("the run config does not set it") and was refused as never holding."""
+    from hpotool.overrides import leaf_values
+
+    run = RunConfig.model_validate(
+        {"trainer": {"function": "tests.trainers:adds_its_options", "opts": {"a": 1.0, "b": 2.0}}}
+    )
+    fixed = leaf_values(run)
+    assert fixed["trainer.opts"] == {"a": 1.0, "b": 2.0} and fixed["trainer.opts.a"] == 1.0
+    assert "trainer" not in fixed and "model" not in fixed  # a section is not a value
+
+
 def test_override_values_are_validated_again() -> None:
     with pytest.raises(HpoError, match=r"with epochs=0: epochs: Input should be greater than or equal to 1"):
         apply_overrides(RunConfig(), {"epochs": 0})

@@ -319,3 +319,44 @@ def test_prune_audit_sets_the_bar_with_trials_that_meet_the_constraints(tmp_path
     missed = missed_winners(pruned, baseline, top_k=1)
     assert missed.bar == 0.5 and missed.would_have_made_top_k == 1
     assert [e["trial"] for e in missed.examples] == [2]
+
+
+def test_missed_winners_match_a_list_choice_by_value_not_by_its_label(tmp_path: Path) -> None:
+    """A baseline that spells the same class weights [1.0, 3.0] where this study says [1, 3] searches the same
+    space (the check compares values); its twin of a pruned trial is the exact match, not a nearest guess."""
+    from optuna.distributions import CategoricalDistribution
+
+    from hpotool.prune_audit import missed_winners
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    studies = {}
+    for name, weights in (("pruned", [1, 3]), ("baseline", [1.0, 3.0])):
+        study = optuna.create_study(study_name=name, storage=make_storage(url))
+        space = {"loss.weight": {"type": "categorical", "choices": [None, weights]}}
+        study.set_user_attr("optimize_config", {"search_space": space, "pruner": {"name": "median"}})
+        studies[name] = (
+            study,
+            CategoricalDistribution([None, "[1, 3]" if name == "pruned" else "[1.0, 3.0]"]),
+        )
+    (pruned, ours), (baseline, theirs) = studies["pruned"], studies["baseline"]
+    pruned.add_trial(
+        optuna.trial.create_trial(
+            params={"loss.weight": None}, distributions={"loss.weight": ours}, value=0.5
+        )
+    )
+    pruned.add_trial(
+        optuna.trial.create_trial(
+            params={"loss.weight": "[1, 3]"},
+            distributions={"loss.weight": ours},
+            state=optuna.trial.TrialState.PRUNED,
+            intermediate_values={0: 2.0},
+        )
+    )
+    for label, value in ((None, 0.5), ("[1.0, 3.0]", 0.1)):  # the weighted run would have won
+        baseline.add_trial(
+            optuna.trial.create_trial(
+                params={"loss.weight": label}, distributions={"loss.weight": theirs}, value=value
+            )
+        )
+    missed = missed_winners(pruned, baseline, top_k=1)
+    assert (missed.matched_exactly, missed.matched_nearest, missed.would_have_made_top_k) == (1, 0, 1)

@@ -666,3 +666,21 @@ def test_trials_of_inf_value_are_named_once_not_logged_by_every_figure(tmp_path:
     assert [str(w.message) for w in caught if "leave out" in str(w.message)] == [
         "the figures leave out trial(s) #1: their value is inf or nan"
     ]
+
+
+def test_report_gives_a_list_choice_of_the_best_trial_as_the_list(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """report.json's best trial holds a list choice as the list, as best_params.json, trials.json and
+    optimize --json do (it held the label Optuna stores, the text "[8, 8]"); the HTML shows it as the YAML
+    spells it."""
+    opt_dict["n_trials"] = 1
+    opt_dict["search_space"] = {"model.hidden": {"type": "categorical", "choices": [[16], [8, 8]]}}
+    opt_dict["enqueue"] = [{"model.hidden": [8, 8]}]
+    run_study(
+        prepare_study(write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict))
+    )
+    study = load_study("tiny", opt_dict["storage"])
+    info = report_info(study, opt_dict["storage"])
+    assert info.best[0]["params"] == {"model.hidden": [8, 8]}
+    assert "(model.hidden=[8, 8])" in render_html(info, make_figures(study, info))

@@ -281,3 +281,18 @@ def test_grid_covers_both_ends(p: Param) -> None:
         assert grid == p.labels and [p.value_of(label) for label in grid] == p.choices
     else:
         assert grid[0] == p.low and math.isclose(grid[-1], p.high, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_a_mapping_choice_has_one_label_however_its_keys_are_ordered() -> None:
+    """{alpha: 1.0e-5, eta0: 0.05} and {eta0: 0.05, alpha: 1.0e-5} are one value: reordering the keys in the
+    YAML is the same experiment, so Optuna gets the same label and a study resumes (it was refused as a change
+    of choices), and each space gets its own spelling of the choice back."""
+    written = CategoricalParam(
+        type="categorical", choices=[{"eta0": 0.05, "alpha": 1e-5, "opts": {"b": 1, "a": 2}}]
+    )
+    reordered = CategoricalParam(
+        type="categorical", choices=[{"alpha": 1e-5, "opts": {"a": 2, "b": 1}, "eta0": 0.05}]
+    )
+    assert written.labels == reordered.labels == ["{alpha: 1.0e-05, eta0: 0.05, opts: {a: 2, b: 1}}"]
+    assert list(reordered.value_of(written.labels[0])) == ["alpha", "opts", "eta0"]
+    assert encode_params({"trainer.sgd": written.choices[0]}) == {"trainer.sgd": written.labels[0]}

@@ -524,3 +524,35 @@ def test_a_training_function_that_breaks_the_contract_stops_the_study_at_the_fir
         "; this mistake fails every trial, so the study stopped: fix the function (report(epoch, "
         "{'val_loss': 0.5}) after each epoch, return a dict of numbers) and run the same command"
     )
+
+
+def test_a_mapping_of_the_run_config_is_searched_as_a_whole_choice(tmp_path: Path) -> None:
+    """README: a categorical choice may be a whole mapping. trainer.opts, a mapping in the run config, was
+    refused as a search-space path ("the RunConfig has no such path; did you mean 'trainer.opts.a'")."""
+    import yaml
+
+    run = {
+        "project": "u",
+        "epochs": 1,
+        "trainer": {"function": "tests.trainers:adds_its_options", "opts": {"a": 1.0, "b": 2.0}},
+    }
+    opt = {
+        "study_name": "u",
+        "metric": "val_loss",
+        "direction": "minimize",
+        "n_trials": 2,
+        "pruner": {"name": "nop"},
+        "search_space": {
+            "trainer.opts": {"type": "categorical", "choices": [{"a": 1.0, "b": 2.0}, {"a": 0.5, "b": 0.0}]}
+        },
+        "enqueue": [{"trainer.opts": {"a": 0.5, "b": 0.0}}],
+        "storage": f"sqlite:///{tmp_path / 'u.db'}",
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    (tmp_path / "opt.yaml").write_text(yaml.safe_dump(opt))
+    result = CliRunner().invoke(
+        app, ["optimize", "-r", str(tmp_path / "run.yaml"), "-o", str(tmp_path / "opt.yaml"), "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    first = optuna.load_study(study_name="u", storage=opt["storage"]).trials[0]
+    assert (first.params, first.value) == ({"trainer.opts": "{a: 0.5, b: 0.0}"}, 0.5)

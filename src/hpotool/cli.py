@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,7 +242,13 @@ def print_plan(plan: StudyPlan, as_json: bool) -> None:
     )
 
 
-def print_summary(summary: StudySummary) -> None:
+def print_summary(summary: StudySummary, categorical: Collection[str] = ()) -> None:
+    """The study's summary table; a parameter named in `categorical` is shown as the YAML spells its choice
+    (null, 0.0, [128, 64]), as `hpotool trials` shows it."""
+
+    def shown(name: str, value: Any) -> str:
+        return (format_choice if name in categorical else format_value)(value)
+
     table = _table(f"study {summary.study_name}", show_header=False)
     table.add_column(style="bold")
     table.add_column()
@@ -258,7 +264,7 @@ def print_summary(summary: StudySummary) -> None:
         table.add_row("best trial", f"#{b['number']}")
         table.add_row(f"best {summary.metric}", format_value(b["value"]))
         for k, v in b["params"].items():
-            table.add_row(f"  {k}", format_value(v))
+            table.add_row(f"  {k}", shown(k, v))
         for k, v in b["metrics"].items():
             if k != summary.metric:
                 table.add_row(f"  ({k})", format_value(v))
@@ -269,7 +275,7 @@ def print_summary(summary: StudySummary) -> None:
             values = ", ".join(f"{m}={format_value(v)}" for m, v in zip(metrics, t["values"], strict=False))
             table.add_row(
                 f"  #{t['number']}",
-                f"{values}; {', '.join(f'{k}={format_value(v)}' for k, v in t['params'].items())}",
+                f"{values}; {', '.join(f'{k}={shown(k, v)}' for k, v in t['params'].items())}",
             )
     elif summary.counts.get("complete"):
         table.add_row("best", "no complete trial meets the constraints")
@@ -393,7 +399,10 @@ def optimize(
             shown = {**summary.as_dict(), "storage": shown_url(summary.storage)}
             sys.stdout.write(json.dumps(shown, indent=2, default=str) + "\n")
         else:
-            print_summary(summary)
+            from hpotool.search_space import CategoricalParam
+
+            space = plan.opt.search_space
+            print_summary(summary, {k for k, p in space.items() if isinstance(p, CategoricalParam)})
         if report:
             _write_report(summary.study_name, summary.storage, None, "html")
     if summary.interrupted is not None:
@@ -517,6 +526,8 @@ def export_best(
         )
         study = find_study(study_name, storage)
         result = write_export(study, storage or default_storage_url(study_name), out)
+        from optuna.distributions import CategoricalDistribution
+
         table = _table(f"study {study_name}", show_header=False)
         table.add_column(style="bold")
         table.add_column()
@@ -525,8 +536,14 @@ def export_best(
                 f"{m}={format_value(v)}" for m, v in zip(result.metrics, trial.values or [], strict=False)
             )
             table.add_row(f"trial {trial.number}", values)
-            for k, v in trial.params.items():
-                table.add_row(f"  {k}", format_value(v))
+            categorical = {
+                k for k, d in trial.distributions.items() if isinstance(d, CategoricalDistribution)
+            }
+            for (
+                k,
+                v,
+            ) in trial.params.items():  # a choice as the YAML spells it (null, 0.0), as trials shows it
+                table.add_row(f"  {k}", (format_choice if k in categorical else format_value)(v))
         table.add_row("wrote", f"{result.folder}/: " + ", ".join(f.name for f in result.files))
         _out().print(table)
         for note in result.notes:

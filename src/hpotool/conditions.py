@@ -11,6 +11,8 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from hpotool.formatting import format_choice
+
 TESTS: dict[str, Callable[[Any, Any], bool]] = {
     "in": lambda v, x: v in x,
     "ne": operator.ne,
@@ -25,8 +27,10 @@ def check_condition(path: str, condition: Any) -> None:
     """Raise ValueError when `condition` is not a value or a one-key test mapping."""
     if isinstance(condition, dict):
         if len(condition) != 1 or next(iter(condition)) not in TESTS:
+            shown = format_choice(condition)
             raise ValueError(
-                f"when.{path}: give a value, or one test of: {', '.join(TESTS)} (e.g. {{ge: 3}}), got {condition}"
+                f"when.{path}: give a value, or one test of: {', '.join(TESTS)} (e.g. {{ge: 3}}), got {shown}; "
+                f"to match a mapping choice, write {{in: [{shown}]}}"
             )
         ((test, operand),) = condition.items()
         if test == "in" and not isinstance(operand, list):

@@ -167,11 +167,14 @@ def _undone_change(study: optuna.Study, parts: dict[str, Any]) -> dict[str, Any]
 
 
 def _shown(d: Any) -> str:
-    """An Optuna distribution in the words of the search space: `int`, `float log`, `categorical [a, b]`."""
+    """An Optuna distribution in the words of the search space: `int`, `float log`, `categorical [a, b]`, each
+    choice as the YAML spells it (null, 5.0, [128, 64])."""
     from optuna.distributions import CategoricalDistribution, IntDistribution
 
+    from hpotool.formatting import format_choice
+
     if isinstance(d, CategoricalDistribution):
-        return f"categorical [{', '.join(str(c) for c in d.choices)}]"
+        return f"categorical [{', '.join(map(format_choice, d.choices))}]"
     return ("int" if isinstance(d, IntDistribution) else "float") + (" log" if d.log else "")
 
 

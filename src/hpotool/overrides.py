@@ -18,7 +18,10 @@ _SECTIONS: tuple[Kind, ...] = ("data", "model", "optimizer", "scheduler", "loss"
 
 
 def set_path(data: dict[str, Any], path: str, value: Any) -> None:
-    """Set `value` at dotted `path` inside nested dicts and lists, creating missing dict keys."""
+    """Set a copy of `value` at dotted `path` inside nested dicts and lists, creating missing dict keys (a
+    copy: a later item path such as `model.hidden.0` must not rewrite the caller's list, a search space's
+    choice)."""
+    value = copy.deepcopy(value)
     parts = path.split(".")
     node: Any = data
     for i, part in enumerate(parts):
@@ -54,7 +57,9 @@ def apply_overrides(run: RunConfig, params: Mapping[str, Any], *, check_componen
         HpoError: when a value does not fit the RunConfig, naming the path.
     """
     data = run.model_dump(mode="python", exclude_unset=False)
-    for path, value in params.items():
+    # A path before the paths inside it, whatever the order given: a list choice model.hidden, then its
+    # item model.hidden.0 (the other way round, the whole list would undo the item).
+    for path, value in sorted(params.items(), key=lambda item: item[0].count(".")):
         _start_from_default(data, path)
         try:
             set_path(data, path, value)
@@ -86,10 +91,12 @@ def _start_from_default(data: dict[str, Any], path: str) -> None:
 
 
 def _leaf_paths(value: Any, prefix: str) -> Iterable[str]:
+    """Every key's path, and each list's and (below a section) each mapping's own, which a whole list or
+    mapping choice sets (`model.hidden`, `trainer.opts`)."""
     if isinstance(value, dict):
         for k, v in value.items():
             yield from _leaf_paths(v, f"{prefix}{k}.")
-        if value:
+        if value and prefix.count(".") < 2:  # a section (model, trainer) is set key by key
             return
     if isinstance(value, list):
         for i, v in enumerate(value):
@@ -98,11 +105,14 @@ def _leaf_paths(value: Any, prefix: str) -> Iterable[str]:
 
 
 def leaf_values(run: RunConfig) -> dict[str, Any]:
-    """Every leaf of the config by dotted path (`{"optimizer.name": "adam", "model.hidden.0": 64, ...}`)."""
+    """Every leaf of the config by dotted path (`{"optimizer.name": "adam", "model.hidden.0": 64, ...}`), and
+    each list and (below a section) each mapping as a whole (`model.hidden`, `trainer.opts`)."""
     out: dict[str, Any] = {}
 
     def walk(value: Any, prefix: str) -> None:
         if isinstance(value, dict):
+            if value and prefix.count(".") >= 2:  # a mapping below a section: a value, as a list is
+                out[prefix.rstrip(".")] = value
             for k, v in value.items():
                 walk(v, f"{prefix}{k}.")
         elif isinstance(value, list):

@@ -107,7 +107,7 @@ def missed_winners(study: optuna.Study, baseline: optuna.Study, top_k: int = 5) 
             f"{study.study_name!r} and {baseline.study_name!r} search different spaces ({', '.join(changed)}); "
             f"compare with a study of the same search space run without pruning"
         )
-    from hpotool.export import is_feasible
+    from hpotool.export import is_feasible, trial_params
 
     # The bar is the k-th best trial that meets the constraints ("best" as export-best has it); a pruned
     # trial whose twin broke them would not have made the top-k either.
@@ -124,12 +124,16 @@ def missed_winners(study: optuna.Study, baseline: optuna.Study, top_k: int = 5) 
     bar = finals[min(top_k, len(finals)) - 1]
     exact = nearest = wins = 0
     examples = []
+    # Compared as values, a list choice as the list: [1, 3] here is the baseline's [1.0, 3.0] (the space
+    # check above says so), though Optuna stores them as the labels each study's YAML spells.
+    theirs_params = [(r, trial_params(baseline.user_attrs, r)) for r in reference]
     for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
-        match: FrozenTrial | None = next((r for r in reference if r.params == t.params), None)
+        params = trial_params(study.user_attrs, t)
+        match: FrozenTrial | None = next((r for r, rp in theirs_params if rp == params), None)
         if match is not None:
             exact += 1
         else:
-            match = min(reference, key=lambda r: _distance(space, t.params, r.params))
+            match = min(theirs_params, key=lambda rp: _distance(space, params, rp[1]))[0]
             nearest += 1
         value = float(match.value)  # type: ignore[arg-type]
         if is_feasible(match) and ((value > bar) if maximize else (value < bar)):

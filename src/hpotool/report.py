@@ -30,8 +30,9 @@ from hpotool.atomic import write_text
 from hpotool.audit import audit_findings
 from hpotool.config import is_nop_pruner
 from hpotool.errors import HpoError
-from hpotool.export import is_feasible, ranked_trials
+from hpotool.export import is_feasible, ranked_trials, trial_params
 from hpotool.fingerprint import config_of
+from hpotool.formatting import format_choice
 from hpotool.importance import EVALUATOR, basis, make_evaluator, param_importances
 from hpotool.pruning import pruned_rows
 from hpotool.snapshot import StudySnapshot
@@ -191,7 +192,11 @@ def _best(study: optuna.Study, complete: list[FrozenTrial]) -> list[dict[str, An
     if not complete:
         return []
     best = ranked_trials(study)[:1] if len(study.directions) == 1 else study.best_trials
-    return [{"number": t.number, "values": t.values, "params": t.params, "lr": _lrs(t)} for t in best]
+    attrs = study.user_attrs
+    return [  # a list choice as the list, as best_params.json has it
+        {"number": t.number, "values": t.values, "params": trial_params(attrs, t), "lr": _lrs(t)}
+        for t in best
+    ]
 
 
 def _lrs(trial: FrozenTrial) -> list[float]:
@@ -463,6 +468,8 @@ def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]
 
 
 def _fmt(v: Any) -> str:
+    if isinstance(v, list | dict):
+        return format_choice(v)  # as the YAML spells it: [8, 8]
     if isinstance(v, float):
         return "–" if math.isnan(v) else f"{v:.4g}"
     if v is None:

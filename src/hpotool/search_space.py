@@ -178,14 +178,23 @@ class CategoricalParam(_Param):
 def _value_of(label: Any, choices: list[Any]) -> Any:
     if isinstance(label, str):
         for c in choices:
-            if isinstance(c, list | dict) and format_choice(c) == label:
+            if isinstance(c, list | dict) and choice_label(c) == label:
                 return c
     return label
 
 
 def choice_label(value: Any) -> Any:
-    """What Optuna stores for a categorical choice: a scalar itself, a list or mapping its flow text."""
-    return format_choice(value) if isinstance(value, list | dict) else value
+    """What Optuna stores for a categorical choice: a scalar itself, a list or mapping its flow text, a
+    mapping's keys in sorted order (the YAML may order them either way: one value, one label)."""
+    return format_choice(_keys_sorted(value)) if isinstance(value, list | dict) else value
+
+
+def _keys_sorted(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_keys_sorted(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _keys_sorted(value[k]) for k in sorted(value)}
+    return value
 
 
 def _plain(value: Any) -> bool:

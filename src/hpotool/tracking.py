@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
+from hpotool.formatting import format_choice
 
 if TYPE_CHECKING:
     import optuna
@@ -70,8 +71,15 @@ class MlflowTracker:
             },
         )
         run_id = run.info.run_id
-        for key, value in trial.params.items():
-            self.client.log_param(run_id, key, value)
+        from optuna.distributions import CategoricalDistribution
+
+        for key, value in trial.params.items():  # a choice as the YAML spells it (null, 5.0, [128, 64])
+            shown = (
+                format_choice(value)
+                if isinstance(trial.distributions[key], CategoricalDistribution)
+                else value
+            )
+            self.client.log_param(run_id, key, shown)
         for row in trial.user_attrs.get("history", []):
             step = int(row.get("epoch", 0))
             for key, value in row.items():
