@@ -310,3 +310,88 @@ def test_a_brute_force_trial_draws_its_values_after_the_trial_another_worker_ask
     worker.join()
     trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
     assert sorted(t.params["model.activation"] for t in trials) == ["gelu", "relu", "tanh"]
+
+
+def _ask_as_a_dead_local_worker(study: optuna.Study) -> optuna.Trial:
+    """A trial asked by a process of this machine that died before it drew its values."""
+    import subprocess
+    import sys
+
+    from hpotool.stale import owner
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    trial = study.ask()
+    trial.set_user_attr("worker", {**owner(), "pid": dead.pid})
+    return trial
+
+
+class _DyingWorker(_OtherWorker):
+    """An observer that, once this process's first trial has finished, asks a trial as a worker of this
+    machine that then died before drawing its values."""
+
+    def __init__(self) -> None:
+        super().__init__(suggested=False)
+
+    def trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if self.other is None:
+            self.other = _ask_as_a_dead_local_worker(study)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_brute_force_trial_does_not_wait_for_an_earlier_trial_whose_local_worker_died_before_drawing(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker of this machine killed between asking and drawing left a RUNNING trial without values, and
+    # each later brute-force trial waited DRAW_WAIT_S (10 s) for it to draw until the heartbeat check
+    # failed it. Its process is gone: the trials after it draw at once. (The wait is made an hour long
+    # here, so the old behaviour shows as a run that does not end.)
+    import threading
+
+    import hpotool.loop
+
+    monkeypatch.setattr(hpotool.loop, "DRAW_WAIT_S", 3600.0)
+    monkeypatch.setenv("HPOTOOL_HEARTBEAT_INTERVAL", "1")  # how often the loop looks for dead workers
+    opt_dict.update(
+        n_trials=4,
+        sampler={"name": "bruteforce"},
+        search_space={"model.activation": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]}},
+    )
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
+    )
+    runner = threading.Thread(target=run_study, args=(plan, _DyingWorker()), daemon=True)
+    runner.start()
+    runner.join(timeout=120)
+    assert not runner.is_alive(), "the trials waited for the dead worker's trial to draw"
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    assert sorted(t.params["model.activation"] for t in trials if t.params) == ["gelu", "relu", "tanh"]
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+@pytest.mark.parametrize("sampler", ["grid", "bruteforce", "optuna.samplers.BruteForceSampler"])
+def test_a_resumed_study_runs_every_point_when_a_worker_died_before_drawing_its_trials_values(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], sampler: str
+) -> None:
+    # The dead worker's trial is failed on resume, drew no value. Before: its retry was queued with no
+    # values, which the grid sampler fails ("All parameters must be specified"), and the grid counted its
+    # point as visited, so one point never ran; brute force read it as an empty point and every later
+    # trial raised "param_name mismatch" (a traceback, the study could not be resumed).
+    choices = ["relu", "gelu", "tanh"]
+    opt_dict.update(
+        n_trials=10,
+        sampler={"name": sampler},
+        search_space={"model.activation": {"type": "categorical", "choices": choices}},
+    )
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
+    )
+    study, _ = open_study(plan)
+    _ask_as_a_dead_local_worker(study)
+    summary = run_study(plan)
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    assert sorted(t.params["model.activation"] for t in trials if t.params) == sorted(choices)
+    states = [(t.state, t.user_attrs.get("fail_reason", "")[:11]) for t in trials]
+    assert states.count((optuna.trial.TrialState.FAIL, "worker died")) == 1
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 3 == len(trials) - 1
+    assert summary.stopped == EXHAUSTED

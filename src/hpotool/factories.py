@@ -23,7 +23,7 @@ SAMPLERS = {
     "qmc": "optuna.samplers:QMCSampler",
     "nsga2": "optuna.samplers:NSGAIISampler",
     "nsga3": "optuna.samplers:NSGAIIISampler",
-    "bruteforce": "optuna.samplers:BruteForceSampler",
+    "bruteforce": "hpotool.brute_force:BruteForceSampler",
 }
 
 PRUNERS = {
@@ -101,6 +101,10 @@ def make_sampler(
         from hpotool.grid import GridSampler
 
         cls = GridSampler
+    if cls is optuna.samplers.BruteForceSampler:  # the same: one that a trial without values cannot break
+        from hpotool.brute_force import BruteForceSampler
+
+        cls = BruteForceSampler
     args = dict(kwargs)
     names, var_kw = accepted_kwargs(cls)
     if seed is not None and "seed" not in args and ("seed" in names or var_kw):

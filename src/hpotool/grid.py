@@ -6,7 +6,8 @@ shuffled grid without looking whether that point has run. This sampler marks a q
 are a grid point with that point, as Optuna marks its own trials, and gives a new trial its number's point
 only while that point is still unvisited (else an unvisited one, as Optuna picks them): every grid point
 runs once, the warm start's included, and a study without a queue runs in Optuna's order. A trial that
-Ctrl-C or SIGTERM interrupted leaves its point unvisited, so the resumed run trains it.
+Ctrl-C or SIGTERM interrupted, or whose worker died before it drew its values, leaves its point unvisited,
+so the resumed run trains it.
 """
 
 from __future__ import annotations
@@ -51,12 +52,13 @@ class GridSampler(optuna.samplers.GridSampler):
 
     def _visits(self, study: Study) -> tuple[set[int], set[int]]:
         """The points finished and running, where a trial Ctrl-C or SIGTERM interrupted (FAIL,
-        "interrupted") has not visited its point: resuming runs it."""
+        "interrupted"), or one that ended before it drew its values (its worker died), has not visited its
+        point: resuming runs it."""
         visited, running = set(), set()
         for t in study._storage.get_all_trials(study._study_id, deepcopy=False):
             if "grid_id" not in t.system_attrs or not self._same_search_space(t.system_attrs["search_space"]):
                 continue
-            if t.state.is_finished() and not _interrupted(t):
+            if t.state.is_finished() and t.params and not _interrupted(t):
                 visited.add(t.system_attrs["grid_id"])
             elif t.state == TrialState.RUNNING:
                 running.add(t.system_attrs["grid_id"])

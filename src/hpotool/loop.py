@@ -39,7 +39,14 @@ from hpotool.objective import (
 from hpotool.overrides import leaf_values
 from hpotool.runner import described
 from hpotool.search_space import encode_params
-from hpotool.stale import fail_dead_local_trials, fail_ownerless_trials, on_this_host, owner, run_by
+from hpotool.stale import (
+    died_here,
+    fail_dead_local_trials,
+    fail_ownerless_trials,
+    on_this_host,
+    owner,
+    run_by,
+)
 from hpotool.storage import (
     fail_stale_trials,
     has_heartbeat,
@@ -134,11 +141,12 @@ def run_trials(
     start = time.monotonic()
     # Heartbeats are written every `interval` seconds, so a trial turns stale at that pace: looking once
     # per interval (not before every trial: ~10 ms of queries each) finds dead workers' trials as soon.
-    # Storages without a heartbeat (Redis, journal files) would wait forever for a dead worker's trial:
-    # there, the same look finds the RUNNING trials of dead processes of this machine (one query, and a
-    # signal 0 per running trial), as a resumed run does.
+    # The same look finds the RUNNING trials of dead processes of this machine (one query, and a signal 0
+    # per running trial), as a resumed run does: storages without a heartbeat (Redis, journal files) have
+    # nothing else, and a heartbeat never fails a trial whose worker died before its first beat (while
+    # it waited for a slot or for earlier brute-force draws), which then held its slot for good.
     interval, grace = heartbeat_settings()
-    dead_local_check = not has_heartbeat(storage)
+    beating = has_heartbeat(storage)
     next_stale_check = start
     # As Study.optimize does: a sampler with nothing left to try (grid, brute force) calls study.stop() from
     # `tell`, which Optuna allows only inside its optimize loop; this loop then ends the same way.
@@ -154,8 +162,7 @@ def run_trials(
                 break
             if now >= next_stale_check:
                 fail_stale_trials(study)
-                if dead_local_check:
-                    fail_dead_local_trials(study)
+                fail_dead_local_trials(study, silent_only=beating)
                 fail_ownerless_trials(study, grace)
                 next_stale_check = now + interval
             trials = _finished_and_running(study)
@@ -209,14 +216,16 @@ def run_trials(
 
 def _wait_for_earlier_draws(study: optuna.Study, number: int, plan: StudyPlan, poll: float) -> None:
     """Wait until every running trial asked before trial `number` has drawn its values (at most
-    `DRAW_WAIT_S`: a process that died between asking and drawing never will). Brute force draws a
-    trial's values from the trials stored as it draws, so two workers that asked at the same moment drew
-    the same point: a 3-point search with --workers 2 ran each point twice."""
+    `DRAW_WAIT_S`: a process of another machine that died between asking and drawing never will; one of
+    this machine that died is not waited for). Brute force draws a trial's values from the trials stored
+    as it draws, so two workers that asked at the same moment drew the same point: a 3-point search with
+    --workers 2 ran each point twice."""
     space, fixed = plan.opt.search_space, leaf_values(plan.run)
     deadline = time.monotonic() + DRAW_WAIT_S
     while time.monotonic() < deadline:
         running = study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,))
-        if all(_drawn(t.params, space, fixed) for t in running if t.number < number):
+        earlier = (t for t in running if t.number < number and not died_here(t))
+        if all(_drawn(t.params, space, fixed) for t in earlier):
             return
         time.sleep(poll)
 

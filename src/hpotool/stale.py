@@ -75,21 +75,23 @@ def died_here(trial: FrozenTrial) -> bool:
     return who["pid"] != os.getpid() and not _alive(who["pid"])
 
 
-def fail_dead_local_trials(study: optuna.Study) -> list[int]:
-    """Mark FAIL the RUNNING trials whose owner process on this host has died; returns their numbers."""
+def fail_dead_local_trials(study: optuna.Study, *, silent_only: bool = False) -> list[int]:
+    """Mark FAIL the RUNNING trials whose owner process on this host has died; returns their numbers.
+    `silent_only` leaves out those with a heartbeat record: the heartbeat's staleness check fails them."""
     from optuna.trial import TrialState
 
     storage = study._storage
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not died_here(trial):
+        if not died_here(trial) or (silent_only and _beating(storage, trial._trial_id)):
             continue
         who = trial.user_attrs["worker"]
         storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"worker died (pid {who['pid']})")
         if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
             continue  # another process got there first
         failed.append(trial.number)
-        if "retry_of" not in trial.user_attrs:  # re-run the configuration once, not forever
+        if trial.params and "retry_of" not in trial.user_attrs:  # re-run it once, not forever; one that
+            # drew nothing ran nothing (and queued empty, it fails under the grid sampler)
             study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
     return failed
 
