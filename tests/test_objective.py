@@ -323,11 +323,17 @@ def test_reopening_with_another_direction_or_metric_is_refused(
             {"search_space": {"model.width": {"type": "float", "low": 8, "high": 64, "step": 8}}},
             "in __init__); model.width is a whole number by default (8): use type: int",
         ),
-        ({"device": "cuda"}, {}, "device: 'cuda' was asked for but CUDA is not available here"),
+        (  # a value as the YAML spells it, as the progress lines do; it read model.hidden=['a'] ... got ['a']
+            {},
+            {"search_space": {"model.hidden": {"type": "categorical", "choices": [[16], ["a"]]}}},
+            "search_space.model.hidden: with model.hidden=[a]: model: model 'mlp' argument 'hidden': Input should "
+            "be a valid integer, got [a]",
+        ),
+        ({"device": "cuda"}, {}, "device: cuda was asked for but CUDA is not available here"),
         (  # every trial given cuda failed, one by one
             {},
             {"search_space": {"device": {"type": "categorical", "choices": ["cpu", "cuda"]}}},
-            "search_space.device: with device='cuda': device: 'cuda' was asked for but CUDA is not available here",
+            "search_space.device: with device=cuda: device: cuda was asked for but CUDA is not available here",
         ),
         (
             {"model": {"name": "mlp", "activation": "rleu"}},

@@ -80,12 +80,12 @@ def test_valid_params(spec: dict[str, Any], expected: Param) -> None:
         ({"type": "categorical", "choices": [1, 1]}, "choices must be distinct"),
         (
             {"type": "categorical", "choices": [1, True]},
-            "choices 1 and True are equal to Optuna, which would store True as 1; keep one",
+            "choices 1 and true are equal to Optuna, which would store true as 1; keep one",
         ),
-        ({"type": "categorical", "choices": [0.0, False, 0]}, "choices 0.0 and False are equal to Optuna"),
+        ({"type": "categorical", "choices": [0.0, False, 0]}, "choices 0.0 and false are equal to Optuna"),
         (  # a quoted number among numbers: a study would hold 16 and '32', which look the same everywhere
             {"type": "categorical", "choices": [16, "32", 64]},
-            "choices mix numbers and the text '32'; write it as a number, 32, without quotes in the YAML",
+            'choices mix numbers and the text "32"; write it as a number, 32, without quotes in the YAML',
         ),
         (
             {"type": "categorical", "choices": [[1, 2], {1: 2}]},

@@ -154,13 +154,14 @@ class CategoricalParam(_Param):
                         )
                 elif a == b:
                     raise ValueError(
-                        f"choices {a!r} and {b!r} are equal to Optuna, which would store {b!r} as {a!r}; keep one"
+                        f"choices {format_choice(a)} and {format_choice(b)} are equal to Optuna, which would store "
+                        f"{format_choice(b)} as {format_choice(a)}; keep one"
                     )
         numbers = [c for c in self.choices if isinstance(c, int | float) and not isinstance(c, bool)]
         quoted = next((c for c in self.choices if isinstance(c, str) and _is_number(c)), None)
         if numbers and quoted is not None:
             raise ValueError(
-                f"choices mix numbers and the text {quoted!r}; write it as a number, {quoted}, without quotes in "
+                f"choices mix numbers and the text {format_choice(quoted)}; write it as a number, {quoted}, without quotes in "
                 f"the YAML"
             )
         return self
