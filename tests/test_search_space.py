@@ -23,6 +23,7 @@ from hpotool.search_space import (
     grid_choices,
     same_value,
     suggest,
+    taken_as,
 )
 
 PARAM = TypeAdapter(Param)
@@ -296,3 +297,24 @@ def test_a_mapping_choice_has_one_label_however_its_keys_are_ordered() -> None:
     assert written.labels == reordered.labels == ["{alpha: 1.0e-05, eta0: 0.05, opts: {a: 2, b: 1}}"]
     assert list(reordered.value_of(written.labels[0])) == ["alpha", "opts", "eta0"]
     assert encode_params({"trainer.sgd": written.choices[0]}) == {"trainer.sgd": written.labels[0]}
+
+
+@pytest.mark.parametrize(
+    ("spec", "value", "taken"),
+    [  # another study's value as this space spells it: equal in value, never a boolean for a number
+        ({"type": "categorical", "choices": [[16], [1.0, 3.0]]}, [1, 3], [[1.0, 3.0]]),
+        ({"type": "categorical", "choices": [{"a": 1}]}, {"a": 1.0}, [{"a": 1}]),
+        ({"type": "categorical", "choices": [5.0, None]}, 5, [5.0]),
+        ({"type": "categorical", "choices": [None, 0]}, None, [None]),
+        ({"type": "categorical", "choices": [1, 2]}, True, []),
+        ({"type": "categorical", "choices": [[1, 2]]}, [1, 2, 3], []),
+        ({"type": "int", "low": 8, "high": 32, "step": 8}, 16.0, [16]),
+        ({"type": "int", "low": 8, "high": 32, "step": 8}, 16.5, []),
+        ({"type": "int", "low": 8, "high": 32, "step": 8}, 12, []),
+        ({"type": "float", "low": 0.0, "high": 1.0}, 1, [1]),
+        ({"type": "float", "low": 0.0, "high": 1.0}, "0.5", []),
+    ],
+)
+def test_taken_as(spec: dict[str, Any], value: Any, taken: list[Any]) -> None:
+    result = taken_as(PARAM.validate_python(spec), value)
+    assert result == taken and all(same_value(a, b) for a, b in zip(result, taken, strict=True))

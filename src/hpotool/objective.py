@@ -15,6 +15,7 @@ import warnings
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -66,6 +67,7 @@ from hpotool.search_space import (
 )
 from hpotool.storage import make_storage, shown_url
 from hpotool.trainer import EpochResult, NonFiniteLossError
+from hpotool.warm_start import carried_params, left_out_note
 
 if TYPE_CHECKING:
     from optuna.pruners import BasePruner
@@ -727,12 +729,16 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
     space = plan.opt.search_space
     grid, fixed = isinstance(plan.sampler, optuna.samplers.GridSampler), leaf_values(plan.run)
     picks: list[dict[str, Any]] = list(plan.opt.enqueue)
-    inside, attrs = 0, source.user_attrs
+    inside, attrs, read = 0, source.user_attrs, 0
+    left_out: dict[str, list[str]] = {}
     for t in ranked:
         if len(picks) - len(plan.opt.enqueue) >= top:
             break
         ran = trial_params(attrs, t)  # a list choice as the list, by the space the trial ran under
-        params = {k: v for k, v in ran.items() if k in space and contains(space[k], v)}
+        params, missed = carried_params(ran, space, partial(_trained, source, t))
+        read += 1
+        for name, reason in missed.items():
+            left_out.setdefault(name, []).append(reason)
         if grid and _unset_by(params, plan.opt, fixed):  # the grid sampler would fail its trial
             params = {}
         inside += bool(params)
@@ -758,7 +764,19 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
             f"--enqueue-from: no complete trial of {source.study_name!r} has parameters inside this space: {why}"
         )
     opt = validate_config(OptimizeConfig, {**plan.opt.model_dump(), "enqueue": picks}, "--enqueue-from")
-    return replace(plan, opt=opt, config_enqueue=len(plan.opt.enqueue))
+    note = left_out_note(source.study_name, left_out, read)
+    notes = (*plan.notes, note) if note else plan.notes
+    return replace(plan, opt=opt, config_enqueue=len(plan.opt.enqueue), notes=notes)
+
+
+def _trained(source: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
+    """Every path of the run config `trial` of `source` trained ({} for a study hpotool did not create)."""
+    from hpotool.export import trial_run_config
+
+    try:
+        return leaf_values(trial_run_config(source, trial, check_components=False))
+    except HpoError:
+        return {}
 
 
 def versions() -> dict[str, str]:
