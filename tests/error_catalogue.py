@@ -119,7 +119,7 @@ CASES = [
     Case(
         "wrong-type",
         "a value of the wrong type",
-        "error: run.yaml: epochs: Input should be a valid integer, unable to parse string as an integer, got 'many'",
+        "error: run.yaml: epochs: Input should be a valid integer, unable to parse string as an integer, got many",
         run={"epochs": "many"},
     ),
     Case(
@@ -209,7 +209,7 @@ CASES = [
     Case(
         "metrics-one-value",
         "one objective written under the several-objectives key metrics",
-        "error: optimize.yaml: metrics: 'val_accuracy' is one value: for one objective write metric: val_accuracy (metrics lists several objectives)",
+        "error: optimize.yaml: metrics: val_accuracy is one value: for one objective write metric: val_accuracy (metrics lists several objectives)",
         optimize={"metric": None, "metrics": "val_accuracy"},
     ),
     Case(
@@ -277,7 +277,7 @@ CASES = [
     Case(
         "argument-of-one-searched-component",
         "an argument that only some of the searched components take",
-        "error: optimize.yaml: search_space.optimizer.momentum: with optimizer.name='adam', optimizer.momentum=0.5: optimizer: optimizer 'adam' takes no argument 'momentum'; it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay; search it only with the optimizers that take it: when: {optimizer.name: sgd}",
+        "error: optimize.yaml: search_space.optimizer.momentum: with optimizer.name=adam, optimizer.momentum=0.5: optimizer: optimizer 'adam' takes no argument 'momentum'; it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay; search it only with the optimizers that take it: when: {optimizer.name: sgd}",
         optimize={
             "search_space": {
                 "optimizer.name": {"type": "categorical", "choices": ["sgd", "adam"]},
@@ -325,7 +325,7 @@ CASES = [
     Case(
         "bad-direction",
         "a direction that is neither minimize nor maximize",
-        "error: optimize.yaml: direction: Input should be 'minimize' or 'maximize', got 'max'",
+        "error: optimize.yaml: direction: Input should be 'minimize' or 'maximize', got max",
         optimize={"direction": "max"},
     ),
     Case(
@@ -437,14 +437,14 @@ CASES = [
     Case(
         "cuda-missing",
         "device: cuda without CUDA",
-        "error: device: 'cuda' was asked for but CUDA is not available here; use device: auto or cpu",
+        "error: device: cuda was asked for but CUDA is not available here; use device: auto or cpu",
         run={"device": "cuda"},
         needs_no_cuda=True,
     ),
     Case(
         "bad-device-flag",
         "--device with an unknown device",
-        "error: --device: device: device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'",
+        "error: --device: device: device must be auto, cpu, cuda, cuda:N or mps, got gpu",
         args=("--device", "gpu"),
     ),
     Case(
@@ -527,7 +527,7 @@ CASES = [
     Case(
         "condition-on-fixed-value",
         "a condition on a value the run config fixes otherwise (the parameter would never be searched)",
-        "error: optimize.yaml: search_space.optimizer.weight_decay: the condition optimizer.name: 'adamw' never holds: optimizer.name is not searched and the run config sets it to 'adam', so optimizer.weight_decay would never be set; search optimizer.name (above optimizer.weight_decay), or change or drop the condition",
+        "error: optimize.yaml: search_space.optimizer.weight_decay: the condition optimizer.name: adamw never holds: optimizer.name is not searched and the run config sets it to adam, so optimizer.weight_decay would never be set; search optimizer.name (above optimizer.weight_decay), or change or drop the condition",
         optimize={
             "search_space": {
                 "optimizer.weight_decay": {
@@ -542,7 +542,7 @@ CASES = [
     Case(
         "searched-dataset-task",
         "a searched dataset whose task does not measure the metric",
-        "error: optimize.yaml: search_space.data.name: with data.name='regression': this regression task does not measure val_accuracy; it measures: train_loss, val_loss, val_rmse, val_mae, n_params, epoch_time",
+        "error: optimize.yaml: search_space.data.name: with data.name=regression: this regression task does not measure val_accuracy; it measures: train_loss, val_loss, val_rmse, val_mae, n_params, epoch_time",
         optimize={
             "search_space": {"data.name": {"type": "categorical", "choices": ["digits", "regression"]}}
         },
@@ -550,7 +550,7 @@ CASES = [
     Case(
         "searched-dataset-monitor",
         "a searched dataset of another task than the run config's scheduler monitor or class weights",
-        "error: optimize.yaml: search_space.data.name: with data.name='regression': scheduler.monitor: 'val_accuracy' is not measured each epoch of this regression task; choose one of: train_loss, val_loss, val_rmse, val_mae (the run config's scheduler.monitor is for its classification data; search data.name over datasets of one task)",
+        "error: optimize.yaml: search_space.data.name: with data.name=regression: scheduler.monitor: 'val_accuracy' is not measured each epoch of this regression task; choose one of: train_loss, val_loss, val_rmse, val_mae (the run config's scheduler.monitor is for its classification data; search data.name over datasets of one task)",
         run={"scheduler": {"name": "plateau", "monitor": "val_accuracy", "mode": "max"}},
         optimize={
             "metric": "val_loss",
@@ -561,7 +561,7 @@ CASES = [
     Case(
         "conditional-dataset-searched-loss",
         "a searched value that does not fit a dataset a condition switches to",
-        "error: optimize.yaml: search_space.loss.name: with data.name='regression' (when batch_size=16), loss.name='cross_entropy': 'cross_entropy' scores classes, but y holds one floating-point number per sample (a regression task), over which it is 0 whatever the model predicts; use mse, l1, smooth_l1 or huber, or give y as integer class labels for classification (a trial may pair any loss.name value with any dataset: to search it only with those it fits, give it a when: on data.name)",
+        "error: optimize.yaml: search_space.loss.name: with data.name=regression (when batch_size=16), loss.name=cross_entropy: 'cross_entropy' scores classes, but y holds one floating-point number per sample (a regression task), over which it is 0 whatever the model predicts; use mse, l1, smooth_l1 or huber, or give y as integer class labels for classification (a trial may pair any loss.name value with any dataset: to search it only with those it fits, give it a when: on data.name)",
         optimize={
             "metric": "val_loss",
             "direction": "minimize",
@@ -618,7 +618,7 @@ CASES = [
     Case(
         "searched-batch-null",
         "a searched batch size that is not a number",
-        "error: optimize.yaml: search_space.batch_size: with batch_size=None: batch_size: Input should be a valid integer, got None",
+        "error: optimize.yaml: search_space.batch_size: with batch_size=null: batch_size: Input should be a valid integer, got null",
         optimize={"search_space": {"batch_size": {"type": "categorical", "choices": [32, None]}}},
     ),
     Case(
@@ -637,7 +637,7 @@ CASES = [
     Case(
         "quoted-number",
         "a quoted number for a built-in component's argument",
-        "error: run.yaml: model: model 'mlp' argument 'dropout': Input should be a valid number, got '0.1'",
+        "error: run.yaml: model: model 'mlp' argument 'dropout': Input should be a valid number, got \"0.1\"",
         run={"model": {"name": "mlp", "hidden": [16], "dropout": "0.1"}},
     ),
     Case(
@@ -655,7 +655,7 @@ CASES = [
     Case(
         "searched-loss",
         "a searched loss that does not fit the task",
-        "error: optimize.yaml: search_space.loss.name: with loss.name='l1': 'l1' compares numbers, but y holds class labels (a classification task of 10 classes); use cross_entropy (or auto), or give y as floating-point numbers for regression",
+        "error: optimize.yaml: search_space.loss.name: with loss.name=l1: 'l1' compares numbers, but y holds class labels (a classification task of 10 classes); use cross_entropy (or auto), or give y as floating-point numbers for regression",
         optimize={"search_space": {"loss.name": {"type": "categorical", "choices": ["cross_entropy", "l1"]}}},
     ),
     Case(
@@ -695,25 +695,25 @@ CASES = [
     Case(
         "loss-reduction",
         "a loss that sums or keeps each sample's loss",
-        "error: run.yaml: loss: loss 'cross_entropy' argument 'reduction': hpotool needs each batch's mean loss (it weights batches by their size for train_loss and val_loss), got 'sum'; drop reduction (for larger steps, raise optimizer.lr)",
+        "error: run.yaml: loss: loss 'cross_entropy' argument 'reduction': hpotool needs each batch's mean loss (it weights batches by their size for train_loss and val_loss), got sum; drop reduction (for larger steps, raise optimizer.lr)",
         run={"loss": {"name": "cross_entropy", "reduction": "sum"}},
     ),
     Case(
         "plateau-mode-max",
         "a plateau schedule set to mode max (it watches val_loss)",
-        "error: run.yaml: scheduler: 'torch.optim.lr_scheduler:ReduceLROnPlateau' watches val_loss, which is better lower, but its mode is 'max', which cuts the lr while val_loss falls; drop mode or set mode: min",
+        "error: run.yaml: scheduler: 'torch.optim.lr_scheduler:ReduceLROnPlateau' watches val_loss, which is better lower, but its mode is max, which cuts the lr while val_loss falls; drop mode or set mode: min",
         run={"scheduler": {"name": "torch.optim.lr_scheduler:ReduceLROnPlateau", "mode": "max"}},
     ),
     Case(
         "plateau-monitor-mode",
         "a plateau schedule watching val_accuracy in its default mode min",
-        "error: run.yaml: scheduler: 'plateau' watches val_accuracy, which is better higher, but its mode is 'min', which cuts the lr while val_accuracy rises; set mode: max",
+        "error: run.yaml: scheduler: 'plateau' watches val_accuracy, which is better higher, but its mode is min, which cuts the lr while val_accuracy rises; set mode: max",
         run={"scheduler": {"name": "plateau", "monitor": "val_accuracy"}},
     ),
     Case(
         "searched-monitor-mode",
         "a searched plateau monitor whose choices need different modes, under one fixed mode",
-        "error: optimize.yaml: search_space.scheduler.monitor: with scheduler.monitor='val_accuracy': 'plateau' watches val_accuracy, which is better higher, but its mode is 'min', which cuts the lr while val_accuracy rises; no one mode fits the choices val_loss, val_accuracy: search the mode with the monitor, adding below scheduler.monitor in search_space: scheduler.mode: {type: categorical, choices: [max], when: {scheduler.monitor: val_accuracy}} (the run config's mode, min, serves the other choices)",
+        "error: optimize.yaml: search_space.scheduler.monitor: with scheduler.monitor=val_accuracy: 'plateau' watches val_accuracy, which is better higher, but its mode is min, which cuts the lr while val_accuracy rises; no one mode fits the choices val_loss, val_accuracy: search the mode with the monitor, adding below scheduler.monitor in search_space: scheduler.mode: {type: categorical, choices: [max], when: {scheduler.monitor: val_accuracy}} (the run config's mode, min, serves the other choices)",
         run={"scheduler": {"name": "plateau"}},
         optimize={
             "search_space": {

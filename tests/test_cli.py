@@ -63,6 +63,27 @@ def test_dry_run_checks_everything_prints_the_plan_and_writes_nothing(
     assert bad.exit_code == 2 and bad.stderr.startswith("error: ")
 
 
+def test_the_dry_run_plan_spells_a_condition_as_the_yaml_does(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # It printed `when optimizer.name={'in': ['sgd']}`, Python's spelling of the YAML's {in: [sgd]}.
+    from .conftest import write_yaml
+
+    opt_dict["search_space"] = {
+        "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]},
+        "optimizer.momentum": {
+            "type": "float",
+            "low": 0.0,
+            "high": 0.9,
+            "when": {"optimizer.name": {"in": ["sgd"]}},
+        },
+    }
+    run_path, opt_path = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    result = runner.invoke(app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "float [0, 0.9] when optimizer.name={in: [sgd]}" in result.stdout, result.stdout
+
+
 def test_n_trials_null_runs_trials_until_the_timeout_and_resumes_the_same_way(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

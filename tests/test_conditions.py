@@ -107,7 +107,7 @@ def test_conditions_that_imply_no_single_value_are_checked_where_they_hold(
     prepare_study(run_path, opt_path)  # sgd with momentum, dropout 0.5 with a norm: both valid
     opt_dict["search_space"]["model.norm"]["when"] = {"model.dropout": {"gt": 0.7}}
     write_yaml(opt_path, opt_dict)
-    with pytest.raises(HpoError, match=r"model.norm: the condition model.dropout: \{'gt': 0.7\} never holds"):
+    with pytest.raises(HpoError, match=r"model.norm: the condition model.dropout: \{gt: 0.7\} never holds"):
         prepare_study(run_path, opt_path)
 
 
@@ -143,7 +143,7 @@ def test_an_argument_of_a_searched_component_is_checked_with_every_choice(
     with pytest.raises(HpoError) as info:
         prepare_study(run_path, opt_path)
     assert str(info.value).startswith(
-        f"{opt_path}: search_space.optimizer.momentum: with optimizer.name='adam', optimizer.momentum=0.5: "
+        f"{opt_path}: search_space.optimizer.momentum: with optimizer.name=adam, optimizer.momentum=0.5: "
         f"optimizer: optimizer 'adam' takes no argument 'momentum'"
     )
     assert str(info.value).endswith(
@@ -232,5 +232,5 @@ def test_a_condition_on_a_list_choice_compares_the_list(
         wide = t.params["model.hidden"] == "[32, 16]"
         assert set(t.params) == {"model.hidden", "model.dropout" if wide else "optimizer.lr"}
     opt_dict["search_space"]["optimizer.lr"]["when"] = {"model.hidden": {"in": [[8]]}}
-    with pytest.raises(HpoError, match=r"the condition model.hidden: \{'in': \[\[8\]\]\} never holds"):
+    with pytest.raises(HpoError, match=r"the condition model.hidden: \{in: \[\[8\]\]\} never holds"):
         prepare_study(run_path, write_yaml(tmp_path / "opt.yaml", opt_dict))

@@ -70,15 +70,15 @@ def test_component_arguments_are_flat_and_checked() -> None:
         ({"optimizer": {"name": "adamx"}}, "unknown optimizer 'adamx' (did you mean 'adam'?)"),
         ({"epochs": "many"}, "run.yaml: epochs: Input should be a valid integer"),
         ({"epochs": 0}, "run.yaml: epochs: Input should be greater than or equal to 1"),
-        ({"device": "gpu"}, "run.yaml: device: device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
+        ({"device": "gpu"}, "run.yaml: device: device must be auto, cpu, cuda, cuda:N or mps, got gpu"),
         ({"model": {"name": "mlp", "hiden": 3}}, "did you mean 'hidden'?"),
         ({"model": {"name": "mlp", "in_features": 3}}, "'in_features' is set by hpotool"),
         ({"data": {"val_fraction": 1.5}}, "run.yaml: data.val_fraction: Input should be less than 1"),
         ({"model": {"name": "nomodule.x:Y"}}, "cannot import 'nomodule.x:Y': No module named 'nomodule'"),
-        ({"model": "mlp"}, "run.yaml: model: expected a mapping, got 'mlp'; write model: {name: mlp}"),
+        ({"model": "mlp"}, "run.yaml: model: expected a mapping, got mlp; write model: {name: mlp}"),
         (
             {"trainer": "tests.trainers:never_reports"},
-            "run.yaml: trainer: expected a mapping, got 'tests.trainers:never_reports'; write trainer: "
+            "run.yaml: trainer: expected a mapping, got tests.trainers:never_reports; write trainer: "
             "{function: tests.trainers:never_reports}",
         ),
     ],
@@ -156,7 +156,7 @@ def test_pruner_null_means_no_pruning(tmp_path: Path) -> None:
         ),
         ({"study_name": "a" * 245}, "study_name: is 245 characters long; give at most 244"),
         ({"n_trials": 0}, "n_trials: Input should be greater than 0"),
-        ({"direction": "up"}, "direction: Input should be 'minimize' or 'maximize', got 'up'"),
+        ({"direction": "up"}, "direction: Input should be 'minimize' or 'maximize', got up"),
         ({"n_trial": 3}, "unknown key 'n_trial' (did you mean 'n_trials'?)"),
         (
             {"search_space": {}},
@@ -267,10 +267,13 @@ def test_a_loss_or_error_to_maximize_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("value", "hint"),
     [
-        (["relu", "gelu"], "; write a list of choices as {type: categorical, choices: ['relu', 'gelu']}"),
+        (
+            ["relu", "gelu"],
+            "[relu, gelu]; write a list of choices as {type: categorical, choices: [relu, gelu]}",
+        ),
         (
             32,
-            "; a fixed value belongs in the run config (model.activation: 32); to search it, give "
+            "32; a fixed value belongs in the run config (model.activation: 32); to search it, give "
             "{type: int, low: ..., high: ...}",
         ),
     ],
@@ -284,9 +287,7 @@ def test_a_search_space_entry_that_is_not_a_mapping_says_how_to_write_it(
     )
     with pytest.raises(HpoError) as info:
         load_optimize_config(path)
-    assert (
-        str(info.value) == f"{path}: search_space.model.activation: expected a mapping, got {value!r}{hint}"
-    )
+    assert str(info.value) == f"{path}: search_space.model.activation: expected a mapping, got {hint}"
 
 
 def test_a_run_config_and_an_optimize_config_given_the_wrong_way_round_is_one_line(
@@ -326,8 +327,8 @@ def test_an_enqueued_value_whose_condition_the_same_set_switches_off_is_refused(
     with pytest.raises(HpoError) as info:
         validate_config(OptimizeConfig, data, "o.yaml")
     assert str(info.value) == (
-        "o.yaml: enqueue.0: optimizer.momentum=0.9 would not be used: its condition optimizer.name: 'sgd' does "
-        "not hold for optimizer.name='adam'; drop optimizer.momentum from this set or change optimizer.name"
+        "o.yaml: enqueue.0: optimizer.momentum=0.9 would not be used: its condition optimizer.name: sgd does "
+        "not hold for optimizer.name=adam; drop optimizer.momentum from this set or change optimizer.name"
     )
     data["enqueue"] = [{"optimizer.name": "sgd", "optimizer.momentum": 0.9}, {"optimizer.name": "adam"}]
     assert len(validate_config(OptimizeConfig, data, "o.yaml").enqueue) == 2
@@ -394,8 +395,8 @@ def test_a_fixed_value_in_a_nested_section_of_the_space_is_named(tmp_path: Path)
     with pytest.raises(HpoError) as info:
         load_optimize_config(path)
     assert str(info.value) == (
-        f"{path}: search_space.optimizer.name: expected a mapping, got 'sgd'; a fixed value belongs in the run "
-        f"config (optimizer.name: 'sgd'); to search it, give {{type: categorical, choices: [...]}}"
+        f"{path}: search_space.optimizer.name: expected a mapping, got sgd; a fixed value belongs in the run "
+        f"config (optimizer.name: sgd); to search it, give {{type: categorical, choices: [...]}}"
     )
 
 

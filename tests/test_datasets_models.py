@@ -882,7 +882,7 @@ def test_a_searched_loss_is_checked_on_the_task_it_makes_of_0_1_float_labels(tmp
     with pytest.raises(HpoError) as info:
         prepare_study(run_path, opt_path)
     assert str(info.value).startswith(
-        f"{opt_path}: search_space.loss.name: with loss.name='cross_entropy': 'cross_entropy' scores classes, but "
+        f"{opt_path}: search_space.loss.name: with loss.name=cross_entropy: 'cross_entropy' scores classes, but "
         "y holds one floating-point number per sample (a regression task)"
     )
     run_path.write_text(yaml.safe_dump({**run, "loss": {"name": "mse"}}))
@@ -897,7 +897,7 @@ def test_a_searched_loss_is_checked_on_the_task_it_makes_of_0_1_float_labels(tmp
     with pytest.raises(HpoError) as info:
         prepare_study(run_path, opt_path)
     assert str(info.value) == (
-        f"{opt_path}: search_space.loss.name: with loss.name='bce_with_logits': this classification task does "
+        f"{opt_path}: search_space.loss.name: with loss.name=bce_with_logits: this classification task does "
         "not measure val_rmse; it measures: train_loss, val_loss, val_accuracy, n_params, epoch_time "
         "('bce_with_logits' reads the 0/1 float targets as two classes, a classification task, where other "
         "losses make them a regression that measures val_rmse; drop bce_with_logits from its choices to "
@@ -938,7 +938,7 @@ def test_a_searched_dataset_of_another_task_is_dry_run_with_the_class_weights(tm
         prepare_study(run_path, opt_path)
     message = str(info.value)
     assert message.startswith(
-        f"{opt_path}: search_space.data.name: with data.name='regression': loss: 'cross_entropy' scores classes"
+        f"{opt_path}: search_space.data.name: with data.name=regression: loss: 'cross_entropy' scores classes"
     )
     assert message.endswith(
         "(the run config's loss is for its classification data; search data.name over datasets of one task)"
@@ -1023,8 +1023,8 @@ def test_a_conditional_dataset_is_dry_run_with_the_searched_values_it_meets(tmp_
     with pytest.raises(HpoError) as info:
         prepare_study(run_path, opt_path)
     assert str(info.value).startswith(
-        f"{opt_path}: search_space.loss.name: with data.name='regression' (when model.activation='gelu'), "
-        f"loss.name='cross_entropy': 'cross_entropy' scores classes"
+        f"{opt_path}: search_space.loss.name: with data.name=regression (when model.activation=gelu), "
+        f"loss.name=cross_entropy: 'cross_entropy' scores classes"
     )
     # the same loss under the other branch of the condition, where the data stays digits, is fine
     cross_entropy = {**losses, "choices": ["cross_entropy"], "when": {"model.activation": "relu"}}

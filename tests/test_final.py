@@ -88,7 +88,7 @@ def test_a_run_that_cannot_start_is_refused_before_the_export_and_the_run_folder
     cmd = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--device", "cuda"]
     result = runner.invoke(app, cmd)
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: device: 'cuda' was asked for but CUDA is not available here")
+    assert result.stderr.startswith("error: device: cuda was asked for but CUDA is not available here")
     assert not (tmp_path / "studies" / "tiny").exists() and not (tmp_path / "runs").exists()
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -323,11 +324,17 @@ def test_reopening_with_another_direction_or_metric_is_refused(
             {"search_space": {"model.width": {"type": "float", "low": 8, "high": 64, "step": 8}}},
             "in __init__); model.width is a whole number by default (8): use type: int",
         ),
-        ({"device": "cuda"}, {}, "device: 'cuda' was asked for but CUDA is not available here"),
+        (  # a value as the YAML spells it, as the progress lines do; it read model.hidden=['a'] ... got ['a']
+            {},
+            {"search_space": {"model.hidden": {"type": "categorical", "choices": [[16], ["a"]]}}},
+            "search_space.model.hidden: with model.hidden=[a]: model: model 'mlp' argument 'hidden': Input should "
+            "be a valid integer, got [a]",
+        ),
+        ({"device": "cuda"}, {}, "device: cuda was asked for but CUDA is not available here"),
         (  # every trial given cuda failed, one by one
             {},
             {"search_space": {"device": {"type": "categorical", "choices": ["cpu", "cuda"]}}},
-            "search_space.device: with device='cuda': device: 'cuda' was asked for but CUDA is not available here",
+            "search_space.device: with device=cuda: device: cuda was asked for but CUDA is not available here",
         ),
         (
             {"model": {"name": "mlp", "activation": "rleu"}},
@@ -756,6 +763,98 @@ def test_a_list_can_grow_by_several_searched_items(tmp_path: Path, run_dict: dic
     _run(tmp_path, run_dict, opt_dict)  # hidden.2 is checked with hidden.1 in place, as trials set them
     (trial,) = _study(opt_dict).trials
     assert trial.state == TrialState.COMPLETE and set(trial.params) == {"model.hidden.1", "model.hidden.2"}
+
+
+def _finished_study(
+    url: str, name: str, run: dict, space: dict, trials: list[tuple[dict, dict, float]]
+) -> None:
+    """A study as hpotool optimize leaves it: its configs stored, and `trials` as (params as Optuna stores
+    them, their distributions, value)."""
+    study = optuna.create_study(study_name=name, storage=url, direction="maximize")
+    study.set_user_attr("run_config", run)
+    study.set_user_attr("optimize_config", {"search_space": space})
+    for params, distributions, value in trials:
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=value))
+
+
+def test_enqueue_from_carries_values_another_study_spells_otherwise(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """--enqueue-from dropped, without a word, a list choice the other study stored as [8.0, 8.0] where this
+    space lists [8, 8], and the 16.0 its float search gave an int parameter here."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    from hpotool.objective import with_warm_start
+
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    lists = {"type": "categorical", "choices": [[8.0, 8.0]]}
+    distributions = {
+        "model.hidden": CategoricalDistribution(["[8.0, 8.0]"]),
+        "batch_size": FloatDistribution(16, 32),
+        "optimizer.lr": FloatDistribution(1e-3, 1e-1, log=True),
+    }
+    params = {"model.hidden": "[8.0, 8.0]", "batch_size": 16.0, "optimizer.lr": 0.01}
+    _finished_study(url, "src", run_dict, {"model.hidden": lists}, [(params, distributions, 0.5)])
+    opt_dict["search_space"] = {
+        "model.hidden": {"type": "categorical", "choices": [[16], [8, 8]]},
+        "batch_size": {"type": "int", "low": 16, "high": 32, "step": 16},
+        "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+    }
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="src", storage=url), 1)
+    assert plan.opt.enqueue == [{"model.hidden": [8, 8], "batch_size": 16, "optimizer.lr": 0.01}]
+    assert not any("--enqueue-from" in n for n in plan.notes)
+
+
+def test_enqueue_from_translates_a_list_and_its_items_and_names_what_it_leaves_out(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A study that searched model.hidden.0 warm-starts one that searches model.hidden (the list its trial
+    trained), and the other way round; what cannot carry over is named once for the study, not per trial
+    (it was dropped silently)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    width, dropout = IntDistribution(8, 32), FloatDistribution(0.0, 0.5)
+    items = {"model.hidden.0": width, "model.dropout": dropout}
+    _finished_study(
+        url,
+        "items",
+        run_dict,  # model.hidden: [16]
+        {},
+        [
+            ({"model.hidden.0": 32, "model.dropout": 0.1}, items, 0.9),
+            ({"model.hidden.0": 24, "model.dropout": 0.2}, items, 0.8),
+            ({"model.hidden.0": 16, "model.dropout": 0.3}, items, 0.7),
+        ],
+    )
+    whole = {"type": "categorical", "choices": [[16], [24, 8]]}
+    lists = {"model.hidden": CategoricalDistribution(["[16]", "[24, 8]"])}
+    _finished_study(
+        url, "whole", run_dict, {"model.hidden": whole}, [({"model.hidden": "[24, 8]"}, lists, 0.9)]
+    )
+
+    def warm(source: str, space: dict) -> tuple[str, list[dict]]:
+        target = {**opt_dict, "search_space": space}
+        rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", target)
+        args = ["optimize", "-r", str(rp), "-o", str(op), "--dry-run", "--json", "--top", "3"]
+        result = CliRunner().invoke(app, [*args, "--enqueue-from", source, "--enqueue-from-storage", url])
+        assert result.exit_code == 0, result.output
+        return result.stderr, json.loads(result.stdout)["optimize_config"]["enqueue"]
+
+    stderr, enqueued = warm("items", {"model.hidden": {"type": "categorical", "choices": [[16], [32]]}})
+    assert enqueued == [{"model.hidden": [32]}, {"model.hidden": [16]}]
+    assert stderr.count("--enqueue-from") == 1, stderr
+    assert (
+        "note: --enqueue-from items: left out of its best trials (the sampler picks them instead): model.dropout "
+        "(not searched here), model.hidden (the trial's model.hidden.0 gave it [24], which lies outside this "
+        "space; in 1 of 3 trials)\n"
+    ) in stderr
+    stderr, enqueued = warm("whole", opt_dict["search_space"])  # model.hidden.0 and optimizer.lr
+    assert enqueued == [{"model.hidden.0": 24}] and "--enqueue-from" not in stderr
 
 
 def test_enqueue_from_failures_give_the_real_reason(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:

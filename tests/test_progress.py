@@ -74,3 +74,22 @@ def test_a_trial_line_shows_categorical_choices_as_the_yaml_spells_them() -> Non
     observer.progress.stop()
     line = next(line for line in out.getvalue().splitlines() if line.startswith("trial"))
     assert "loss.weight=null model.norm=true optimizer.momentum=5.0 model.hidden=[128, 64]" in line, line
+
+
+def test_a_text_choice_yaml_would_read_as_another_value_is_quoted() -> None:
+    # The choices null and "null" (or 0.1 and "0.1" in an error message) both read null: one spelling
+    # for two values. As the YAML spells them, the text is quoted.
+    out = io.StringIO()
+    console = Console(file=out, width=200, color_system=None)
+    study = optuna.create_study(direction="maximize")
+    observer = RichObserver(console, "val_accuracy")
+    observer.study_started(study, 1, 0)
+    trial = study.ask()
+    trial.suggest_categorical("loss.weight", ["null"])
+    trial.suggest_categorical("model.norm", ["0.1"])
+    trial.suggest_categorical("model.activation", ["relu"])
+    study.tell(trial, 0.9)
+    observer.trial_finished(study, study.trials[-1])
+    observer.progress.stop()
+    line = next(line for line in out.getvalue().splitlines() if line.startswith("trial"))
+    assert 'loss.weight="null" model.norm="0.1" model.activation=relu' in line, line

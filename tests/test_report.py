@@ -684,3 +684,20 @@ def test_report_gives_a_list_choice_of_the_best_trial_as_the_list(
     info = report_info(study, opt_dict["storage"])
     assert info.best[0]["params"] == {"model.hidden": [8, 8]}
     assert "(model.hidden=[8, 8])" in render_html(info, make_figures(study, info))
+
+
+def test_the_best_trial_row_shows_choices_as_the_yaml_spells_them() -> None:
+    """The best trial's row showed the choice null as `–`, the mark of a value not there, and the choice
+    0.0 as 0 (the choice 0 is another); it reads as `hpotool trials` and the progress lines do."""
+    study = optuna.create_study(study_name="choices")
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_categorical("loss.weight", [None, "[1.0, 2.0]"])
+        trial.suggest_categorical("optimizer.momentum", [0.0, 0.9])
+        trial.suggest_float("optimizer.lr", 0.0, 0.0)
+        return 1.0
+
+    study.enqueue_trial({"loss.weight": None, "optimizer.momentum": 0.0})
+    study.optimize(objective, n_trials=1)
+    row = dict(_header_rows(report_info(study, "memory")))["best trial #0"]
+    assert row == "1  (loss.weight=null, optimizer.momentum=0.0, optimizer.lr=0)"

@@ -97,9 +97,7 @@ def test_train_flag_errors_are_one_line(tmp_path: Path, run_dict: dict) -> None:
     run_path = write_yaml(tmp_path / "run.yaml", run_dict)
     result = runner.invoke(app, ["train", "-r", str(run_path), "--device", "gpu"])
     assert result.exit_code == 2
-    assert result.stderr.startswith(
-        "error: command line: with device='gpu': device: device must be auto, cpu"
-    )
+    assert result.stderr.startswith("error: command line: with device=gpu: device: device must be auto, cpu")
     run_dict["optimizer"] = {"name": "sgd", "lr": 1e30}
     write_yaml(run_path, run_dict)
     result = runner.invoke(app, ["train", "-r", str(run_path)])
@@ -220,5 +218,5 @@ def test_loading_onto_a_device_this_machine_lacks_says_so(tmp_path: Path, run_di
     run_path = write_yaml(tmp_path / "run.yaml", run_dict)
     result = runner.invoke(app, ["train", "-r", str(run_path), "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
-    with pytest.raises(HpoError, match=r"^device: 'cuda' was asked for but CUDA is not available here"):
+    with pytest.raises(HpoError, match=r"^device: cuda was asked for but CUDA is not available here"):
         load_model(tmp_path / "run" / "model.pt", device="cuda")  # was: "not a model saved by hpotool"

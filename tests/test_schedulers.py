@@ -275,7 +275,7 @@ PLATEAU = "torch.optim.lr_scheduler:ReduceLROnPlateau"
     [
         (
             {"name": "plateau", "monitor": "val_accuracy"},
-            "scheduler: 'plateau' watches val_accuracy, which is better higher, but its mode is 'min', which cuts "
+            "scheduler: 'plateau' watches val_accuracy, which is better higher, but its mode is min, which cuts "
             "the lr while val_accuracy rises; set mode: max",
         ),
         (
@@ -285,7 +285,7 @@ PLATEAU = "torch.optim.lr_scheduler:ReduceLROnPlateau"
         ),
         (
             {"name": "plateau", "monitor": "train_loss", "mode": "max"},
-            "scheduler: 'plateau' watches train_loss, which is better lower, but its mode is 'max', which cuts "
+            "scheduler: 'plateau' watches train_loss, which is better lower, but its mode is max, which cuts "
             "the lr while train_loss falls; set mode: min",
         ),
         (
@@ -363,7 +363,7 @@ def test_a_plateau_schedule_in_max_mode_is_refused_before_it_cuts_the_lr_while_v
         check_run(cfg, "run.yaml")
     assert str(info.value) == (
         "run.yaml: scheduler: 'torch.optim.lr_scheduler:ReduceLROnPlateau' watches "
-        "val_loss, which is better lower, but its mode is 'max', which cuts the lr while val_loss falls; drop "
+        "val_loss, which is better lower, but its mode is max, which cuts the lr while val_loss falls; drop "
         "mode or set mode: min"
     )
     _trainer({"name": "torch.optim.lr_scheduler:ReduceLROnPlateau", "mode": "min"})
@@ -498,6 +498,6 @@ def test_a_searched_monitor_takes_the_mode_searched_with_it_under_a_condition(tm
         )
     )
     with pytest.raises(
-        HpoError, match=r"search_space.scheduler.monitor: with scheduler.monitor='val_accuracy'"
+        HpoError, match=r"search_space.scheduler.monitor: with scheduler.monitor=val_accuracy"
     ):
         prepare_study(run_path, opt_path)

@@ -23,6 +23,7 @@ from hpotool.search_space import (
     grid_choices,
     same_value,
     suggest,
+    taken_as,
 )
 
 PARAM = TypeAdapter(Param)
@@ -80,12 +81,12 @@ def test_valid_params(spec: dict[str, Any], expected: Param) -> None:
         ({"type": "categorical", "choices": [1, 1]}, "choices must be distinct"),
         (
             {"type": "categorical", "choices": [1, True]},
-            "choices 1 and True are equal to Optuna, which would store True as 1; keep one",
+            "choices 1 and true are equal to Optuna, which would store true as 1; keep one",
         ),
-        ({"type": "categorical", "choices": [0.0, False, 0]}, "choices 0.0 and False are equal to Optuna"),
+        ({"type": "categorical", "choices": [0.0, False, 0]}, "choices 0.0 and false are equal to Optuna"),
         (  # a quoted number among numbers: a study would hold 16 and '32', which look the same everywhere
             {"type": "categorical", "choices": [16, "32", 64]},
-            "choices mix numbers and the text '32'; write it as a number, 32, without quotes in the YAML",
+            'choices mix numbers and the text "32"; write it as a number, 32, without quotes in the YAML',
         ),
         (
             {"type": "categorical", "choices": [[1, 2], {1: 2}]},
@@ -296,3 +297,24 @@ def test_a_mapping_choice_has_one_label_however_its_keys_are_ordered() -> None:
     assert written.labels == reordered.labels == ["{alpha: 1.0e-05, eta0: 0.05, opts: {a: 2, b: 1}}"]
     assert list(reordered.value_of(written.labels[0])) == ["alpha", "opts", "eta0"]
     assert encode_params({"trainer.sgd": written.choices[0]}) == {"trainer.sgd": written.labels[0]}
+
+
+@pytest.mark.parametrize(
+    ("spec", "value", "taken"),
+    [  # another study's value as this space spells it: equal in value, never a boolean for a number
+        ({"type": "categorical", "choices": [[16], [1.0, 3.0]]}, [1, 3], [[1.0, 3.0]]),
+        ({"type": "categorical", "choices": [{"a": 1}]}, {"a": 1.0}, [{"a": 1}]),
+        ({"type": "categorical", "choices": [5.0, None]}, 5, [5.0]),
+        ({"type": "categorical", "choices": [None, 0]}, None, [None]),
+        ({"type": "categorical", "choices": [1, 2]}, True, []),
+        ({"type": "categorical", "choices": [[1, 2]]}, [1, 2, 3], []),
+        ({"type": "int", "low": 8, "high": 32, "step": 8}, 16.0, [16]),
+        ({"type": "int", "low": 8, "high": 32, "step": 8}, 16.5, []),
+        ({"type": "int", "low": 8, "high": 32, "step": 8}, 12, []),
+        ({"type": "float", "low": 0.0, "high": 1.0}, 1, [1]),
+        ({"type": "float", "low": 0.0, "high": 1.0}, "0.5", []),
+    ],
+)
+def test_taken_as(spec: dict[str, Any], value: Any, taken: list[Any]) -> None:
+    result = taken_as(PARAM.validate_python(spec), value)
+    assert result == taken and all(same_value(a, b) for a, b in zip(result, taken, strict=True))

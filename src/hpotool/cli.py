@@ -21,7 +21,7 @@ import typer
 
 from hpotool import __version__
 from hpotool.errors import HpoError
-from hpotool.formatting import format_choice, format_value
+from hpotool.formatting import format_choice, format_params, format_value
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -226,7 +226,7 @@ def print_plan(plan: StudyPlan, as_json: bool) -> None:
     for path, param in opt.search_space.items():
         step = getattr(param, "step", None)
         extra = f" step {step:g}" if step not in (None, 1) else ""
-        when = f" when {', '.join(f'{k}={v}' for k, v in param.when.items())}" if param.when else ""
+        when = f" when {format_params(param.when)}" if param.when else ""
         table.add_row(f"  {path}", f"{param.type} {bounds_text(param)}{extra}{when}")
     if opt.enqueue:
         table.add_row("enqueued", f"{len(opt.enqueue)} parameter set(s) first")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from hpotool.formatting import format_choice
 from hpotool.resolve import check_kwargs, check_required, check_types, resolve
 
 Kind = Literal["data", "model", "optimizer", "scheduler", "loss"]
@@ -89,7 +90,7 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
     if kind == "loss" and kwargs.get("reduction", "mean") not in ("mean", "batchmean"):
         raise ValueError(
             f"loss {name!r} argument 'reduction': hpotool needs each batch's mean loss (it weights batches by "
-            f"their size for train_loss and val_loss), got {kwargs['reduction']!r}; drop reduction (for "
+            f"their size for train_loss and val_loss), got {format_choice(kwargs['reduction'])}; drop reduction (for "
             f"larger steps, raise optimizer.lr)"
         )
     inputs = loss_inputs(obj, kwargs) if kind == "loss" else ()

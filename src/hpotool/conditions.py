@@ -34,7 +34,7 @@ def check_condition(path: str, condition: Any) -> None:
             )
         ((test, operand),) = condition.items()
         if test == "in" and not isinstance(operand, list):
-            raise ValueError(f"when.{path}.in: expected a list of values, got {operand!r}")
+            raise ValueError(f"when.{path}.in: expected a list of values, got {format_choice(operand)}")
 
 
 def holds(condition: Any, value: Any) -> bool:

@@ -27,6 +27,7 @@ from pydantic import (
 from hpotool.components import WARMUP_SCHEDULES, Kind, check_component
 from hpotool.conditions import holds
 from hpotool.errors import HpoError
+from hpotool.formatting import format_choice, format_params
 from hpotool.resolve import did_you_mean
 from hpotool.search_space import PARAM_TYPES, Param, contains
 from hpotool.yamlfile import read_yaml_mapping
@@ -228,7 +229,7 @@ class RunConfig(_Frozen):
     @classmethod
     def _check_device(cls, v: str) -> str:
         if not _DEVICE.match(v):
-            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {v!r}")
+            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {format_choice(v)}")
         return v
 
     @model_validator(mode="after")
@@ -579,12 +580,15 @@ class OptimizeConfig(_Frozen):
                         f"enqueue.{i}: {path!r} is not in the search space{did_you_mean(path, self.search_space)}"
                     )
                 if not contains(param, value):
-                    raise ValueError(f"enqueue.{i}: {path}={value!r} lies outside its search space")
+                    raise ValueError(
+                        f"enqueue.{i}: {format_params({path: value})} lies outside its search space"
+                    )
                 for on, condition in (param.when or {}).items():
                     if on in params and not holds(condition, params[on]):
                         raise ValueError(
-                            f"enqueue.{i}: {path}={value!r} would not be used: its condition {on}: {condition!r} "
-                            f"does not hold for {on}={params[on]!r}; drop {path} from this set or change {on}"
+                            f"enqueue.{i}: {format_params({path: value})} would not be used: its condition {on}: "
+                            f"{format_choice(condition)} does not hold for {format_params({on: params[on]})}; drop "
+                            f"{path} from this set or change {on}"
                         )
         return self
 
@@ -670,14 +674,14 @@ def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
         elif kind == "union_tag_not_found":
             msg = f"a parameter needs a 'type' ({', '.join(PARAM_TYPES)})"
         elif kind in {"model_type", "model_attributes_type", "dict_type"}:
-            msg = f"expected a mapping, got {err['input']!r}"
+            msg = f"expected a mapping, got {format_choice(err['input'])}"
             if len(loc) == 2 and loc[0] == "search_space":
                 msg += _param_hint(str(loc[1]), err["input"])
             elif len(loc) == 1 and isinstance(err["input"], str) and root is RunConfig:
                 key = "function" if loc[0] == "trainer" else "name"
                 msg += f"; write {loc[0]}: {{{key}: {err['input']}}}"
         elif "input" in err and not kind.startswith("value_error") and kind != "assertion_error":
-            shown = repr(err["input"])
+            shown = format_choice(err["input"])
             msg = f"{msg}, got {shown if len(shown) < 60 else shown[:57] + '...'}"
         where = _display_loc(loc[:-1] if kind == "extra_forbidden" else loc)
         lines.append(f"{where}: {msg}" if where else msg)
@@ -709,12 +713,12 @@ def _one_line_per_missing_package(lines: list[str]) -> list[str]:
 def _param_hint(path: str, value: Any) -> str:
     """How to write a search-space entry given as a bare list or value."""
     if isinstance(value, list):
-        return f"; write a list of choices as {{type: categorical, choices: {value!r}}}"
+        return f"; write a list of choices as {{type: categorical, choices: {format_choice(value)}}}"
     if isinstance(value, bool) or not isinstance(value, int | float):
         search = "{type: categorical, choices: [...]}"
     else:
         search = f"{{type: {type(value).__name__}, low: ..., high: ...}}"
-    return f"; a fixed value belongs in the run config ({path}: {value!r}); to search it, give {search}"
+    return f"; a fixed value belongs in the run config ({path}: {format_choice(value)}); to search it, give {search}"
 
 
 def validate_config(
@@ -783,7 +787,7 @@ def _refuse_objectives_misspelled(raw: dict[str, Any], path: Path) -> None:
             )
         if isinstance(raw.get(several), str):
             raise HpoError(
-                f"{path}: {several}: {raw[several]!r} is one value: for one objective write {one}: "
+                f"{path}: {several}: {format_choice(raw[several])} is one value: for one objective write {one}: "
                 f"{raw[several]} ({several} lists several objectives)"
             )
 

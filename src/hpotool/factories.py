@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
+from hpotool.formatting import format_choice
 from hpotool.resolve import accepted_kwargs, check_kwargs, did_you_mean, resolve
 from hpotool.search_space import FloatParam, Param, choice_label, contains, grid_choices
 
@@ -76,7 +77,7 @@ def _check_objects(kind: str, name: str, cls: Any, kwargs: Mapping[str, Any]) ->
         if wants_object and isinstance(value, _YAML_VALUES):
             raise HpoError(
                 f"{kind}.kwargs.{key}: {kind} {name!r} takes {text} here, which a YAML value cannot be (got "
-                f"{value!r}); drop {key}, or build the {kind} in your own module and give its import path "
+                f"{format_choice(value)}); drop {key}, or build the {kind} in your own module and give its import path "
                 f"(package.module:Name) as name"
             )
 
@@ -152,7 +153,7 @@ def _check_grid(grid: Any, space: Mapping[str, Param]) -> None:
         outside = [v for v in values if not contains(space[path], v)]
         if outside:
             raise HpoError(
-                f"{where}.{path}: {outside[0]!r} lies outside search_space.{path}; widen the range or drop the value"
+                f"{where}.{path}: {format_choice(outside[0])} lies outside search_space.{path}; widen the range or drop the value"
             )
     missing = [path for path in space if path not in grid]
     if missing:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from hpotool.atomic import write_text
 from hpotool.config import FinalConfig, OptimizeConfig, RunConfig, validate_config
 from hpotool.errors import HpoError
+from hpotool.formatting import format_params
 from hpotool.overrides import apply_overrides, check_path, config_paths
 from hpotool.search_space import CategoricalParam
 
@@ -78,7 +79,7 @@ def check_final(run: RunConfig, opt: OptimizeConfig, source: str, data: Prepared
     if data is not None and ("batch_size" in on_base or other_data):
         from hpotool.runner import check_batch_size
 
-        shown = ", ".join(f"{k}={v!r}" for k, v in on_base.items() if k.startswith("data."))
+        shown = format_params({k: v for k, v in on_base.items() if k.startswith("data.")})
         where = f"final.overrides: with {shown}: batch_size" if other_data else "final.overrides.batch_size"
         check_batch_size(config.batch_size, data, f"{source}: {where}")
     if data is not None and any(p.partition(".")[0] in _COMPONENTS for p in on_base):
@@ -87,7 +88,7 @@ def check_final(run: RunConfig, opt: OptimizeConfig, source: str, data: Prepared
         try:
             dry_run(config, data)
         except RunCheckError as exc:
-            shown = ", ".join(f"{k}={v!r}" for k, v in on_base.items())
+            shown = format_params(on_base)
             raise HpoError(f"{source}: final.overrides: with {shown}: {exc.detail}") from None
 
 
@@ -134,7 +135,7 @@ def final_config(
             pass
         else:
             given = " ".join(f"--{k} {v}" for k, v in flags.items())
-            shown = ", ".join(f"{k}={v!r}" for k, v in {**changes, **flags}.items())
+            shown = format_params({**changes, **flags})
             detail = str(failure).removeprefix(f"with {shown}: ")  # the flag names the values instead
             raise HpoError(f"{where}: {given}: {detail}" if where else f"{given}: {detail}") from None
     raise HpoError(f"{source}: {failure}") from None

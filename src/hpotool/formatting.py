@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -22,10 +23,13 @@ def format_value(v: Any) -> str:
 
 
 def format_choice(v: Any) -> str:
-    """A categorical choice as the YAML spells it: 5.0 stays 5.0 (it is not the choice 5), None is null,
-    True is true; a float in full (the user wrote 0.12345, not 0.1235); a list or mapping in flow style,
-    `[128, 64]`, `{name: sgd, lr: 0.1}`, a string inside it quoted where YAML would read it otherwise
-    (`["1", null]`), so the text reads back as the value and two values never read alike."""
+    """A categorical choice, or any config value, as the YAML spells it: 5.0 stays 5.0 (it is not the choice
+    5), None is null, True is true; a float in full (the user wrote 0.12345, not 0.1235); a list or mapping
+    in flow style, `[128, 64]`, `{name: sgd, lr: 0.1}`; a string as it is (`sgd`), quoted where YAML would
+    read it otherwise (`"null"`, `"0.1"`, `["1", null]`), so the text reads back as the value and two values
+    never read alike."""
+    if isinstance(v, str) and _misread(v):
+        return _quoted(v)
     if isinstance(v, list):
         return "[" + ", ".join(map(_flow_item, v)) + "]"
     if isinstance(v, dict):
@@ -37,6 +41,22 @@ def format_choice(v: Any) -> str:
     if isinstance(v, float):
         return repr(v)
     return str(v)
+
+
+def format_params(params: Mapping[str, Any]) -> str:
+    """`path=value, ...` with each value as `format_choice` spells it: `optimizer.name=sgd, model.hidden=[8]`."""
+    return ", ".join(f"{path}={format_choice(v)}" for path, v in params.items())
+
+
+def _misread(text: str) -> bool:
+    """Whether YAML reads `text`, written bare, as something else: nothing, a number, null or a boolean."""
+    if not text or text != text.strip() or text.lower() in _YAML_WORDS or text == "~":
+        return True
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 # A string YAML reads back as itself inside a flow collection; any other is written quoted.

@@ -15,6 +15,7 @@ import warnings
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -36,6 +37,7 @@ from hpotool.config import (
 from hpotool.errors import HpoError
 from hpotool.factories import make_pruner, make_sampler
 from hpotool.final import check_final
+from hpotool.formatting import format_choice, format_params
 from hpotool.overrides import apply_overrides, check_path, config_paths, leaf_values
 from hpotool.resolve import closest
 from hpotool.runner import (
@@ -65,6 +67,7 @@ from hpotool.search_space import (
 )
 from hpotool.storage import make_storage, shown_url
 from hpotool.trainer import EpochResult, NonFiniteLossError
+from hpotool.warm_start import carried_params, left_out_note
 
 if TYPE_CHECKING:
     from optuna.pruners import BasePruner
@@ -165,11 +168,11 @@ def _condition_values(
                 says = (
                     "does not set it (a condition reads no default)"
                     if unset
-                    else f"sets it to {fixed[path]!r}"
+                    else f"sets it to {format_choice(fixed[path])}"
                 )
                 fix = f"set {path} in the run config, search it" if unset else f"search {path}"
                 raise HpoError(
-                    f"the condition {path}: {condition!r} never holds: {path} is not searched and the run config "
+                    f"the condition {path}: {format_choice(condition)} never holds: {path} is not searched and the run config "
                     f"{says}, so {name} would never be set; {fix} (above {name}), or change or drop the condition"
                 )
             continue
@@ -182,7 +185,7 @@ def _condition_values(
         value = next((c for c in candidates if contains(ref, c) and holds(condition, c)), _NONE)
         if value is _NONE:
             raise HpoError(
-                f"the condition {path}: {condition!r} never holds for {path}'s values, so it would never be set"
+                f"the condition {path}: {format_choice(condition)} never holds for {path}'s values, so it would never be set"
             )
         # a conditional parameter has a value only where its own conditions hold (sgd for momentum)
         out.update({**_condition_values(ref, opt, fixed, path), path: value})
@@ -201,7 +204,7 @@ def _whole_number_hint(path: str, param: Param, run: RunConfig, fixed: Mapping[s
         if section not in COMPONENT_SECTIONS or "." in arg:
             return ""
         value = component_default(section, str(getattr(run, section).name), arg)
-        where = f"by default ({value!r})"
+        where = f"by default ({format_choice(value)})"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"; {path} is a whole number {where}: use type: int"
     return ""
@@ -258,8 +261,8 @@ def _check_list_item(path: str, fixed: Mapping[str, Any]) -> None:
     parent, _, last = path.rpartition(".")
     if last.isdigit() and parent in fixed and not isinstance(fixed[parent], list):
         raise HpoError(
-            f"search_space.{path}: {parent} is {fixed[parent]!r}, not a list; search {parent} itself, or "
-            f"write it as a list ([{fixed[parent]!r}]) in the run config"
+            f"search_space.{path}: {parent} is {format_choice(fixed[parent])}, not a list; search {parent} itself, "
+            f"or write it as a list ({format_choice([fixed[parent]])}) in the run config"
         )
 
 
@@ -390,9 +393,11 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                             run, opt, data, path, param, value, {**extra, **context}, contexts, fixed
                         )
                     except HpoError as exc:
-                        message = str(exc).removeprefix(f"with {path}={value!r}: ")
+                        message = str(exc).removeprefix(f"with {format_params({path: value})}: ")
                         hint = _pair_hint(path, label.partition("=")[0], opt) if path != "data.name" else ""
-                        raise HpoError(f"with {label}, {path}={value!r}: {message}{hint}") from None
+                        raise HpoError(
+                            f"with {label}, {format_params({path: value})}: {message}{hint}"
+                        ) from None
         except HpoError as exc:
             message = str(exc)
             if not message.startswith("search_space."):
@@ -454,8 +459,8 @@ def _data_contexts(
             continue  # `context` reads what its condition reads otherwise: not in the same trial
         always = always or all_hold(p.when or {}, {**fixed, **context, path: value})
         shown = {k: v for k, v in needs.items() if k not in context}
-        when = f" (when {', '.join(f'{k}={v!r}' for k, v in shown.items())})" if shown else ""
-        out += [(f"{other}={v!r}{when}", {**needs, other: v}) for v in boundary_values(p)]
+        when = f" (when {format_params(shown)})" if shown else ""
+        out += [(f"{format_params({other: v})}{when}", {**needs, other: v}) for v in boundary_values(p)]
     return out, always
 
 
@@ -496,12 +501,12 @@ def _check_value(
         try:
             resolve_device(config.device)
         except HpoError as exc:
-            raise HpoError(f"with {path}={value!r}: {exc}") from None
+            raise HpoError(f"with {format_params({path: value})}: {exc}") from None
     section = path.partition(".")[0]
     other_data = section == "data" or config.data != run.data  # a searched dataset in `context` too
     # Another dataset, maybe another task: its metrics, then (below) a step.
     if data is not None and other_data:
-        _check_data(config, opt, f"with {path}={value!r}")
+        _check_data(config, opt, f"with {format_params({path: value})}")
     base_task = data.task if data is not None else None
     if data is not None and (section == "loss" or other_data):  # bce reads 0/1 float labels as two classes
         data = load_data(config.data, config.loss.name)
@@ -523,9 +528,9 @@ def _check_value(
                         f" (the run config's {exc.where} is for its {base_task} data; "
                         f"search {path} over datasets of one task)"
                     )
-            raise HpoError(f"with {path}={value!r}: {detail}{hint}") from None
+            raise HpoError(f"with {format_params({path: value})}: {detail}{hint}") from None
     if data is not None and section == "loss":  # another task: its metrics
-        _check_data(config, opt, f"with {path}={value!r}")
+        _check_data(config, opt, f"with {format_params({path: value})}")
 
 
 def _conditioned_on(
@@ -724,12 +729,16 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
     space = plan.opt.search_space
     grid, fixed = isinstance(plan.sampler, optuna.samplers.GridSampler), leaf_values(plan.run)
     picks: list[dict[str, Any]] = list(plan.opt.enqueue)
-    inside, attrs = 0, source.user_attrs
+    inside, attrs, read = 0, source.user_attrs, 0
+    left_out: dict[str, list[str]] = {}
     for t in ranked:
         if len(picks) - len(plan.opt.enqueue) >= top:
             break
         ran = trial_params(attrs, t)  # a list choice as the list, by the space the trial ran under
-        params = {k: v for k, v in ran.items() if k in space and contains(space[k], v)}
+        params, missed = carried_params(ran, space, partial(_trained, source, t))
+        read += 1
+        for name, reason in missed.items():
+            left_out.setdefault(name, []).append(reason)
         if grid and _unset_by(params, plan.opt, fixed):  # the grid sampler would fail its trial
             params = {}
         inside += bool(params)
@@ -755,7 +764,19 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
             f"--enqueue-from: no complete trial of {source.study_name!r} has parameters inside this space: {why}"
         )
     opt = validate_config(OptimizeConfig, {**plan.opt.model_dump(), "enqueue": picks}, "--enqueue-from")
-    return replace(plan, opt=opt, config_enqueue=len(plan.opt.enqueue))
+    note = left_out_note(source.study_name, left_out, read)
+    notes = (*plan.notes, note) if note else plan.notes
+    return replace(plan, opt=opt, config_enqueue=len(plan.opt.enqueue), notes=notes)
+
+
+def _trained(source: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
+    """Every path of the run config `trial` of `source` trained ({} for a study hpotool did not create)."""
+    from hpotool.export import trial_run_config
+
+    try:
+        return leaf_values(trial_run_config(source, trial, check_components=False))
+    except HpoError:
+        return {}
 
 
 def versions() -> dict[str, str]:

@@ -12,6 +12,7 @@ from typing import Any
 from hpotool.components import Kind, component_default, component_kwargs
 from hpotool.config import CHECK_COMPONENTS, RunConfig, error_lines
 from hpotool.errors import HpoError
+from hpotool.formatting import format_params
 from hpotool.resolve import closest
 
 _SECTIONS: tuple[Kind, ...] = ("data", "model", "optimizer", "scheduler", "loss")
@@ -72,7 +73,7 @@ def apply_overrides(run: RunConfig, params: Mapping[str, Any], *, check_componen
 
         if not isinstance(exc, ValidationError):
             raise
-        shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
+        shown = format_params(params)
         raise HpoError(f"with {shown}: " + "; ".join(error_lines(exc, RunConfig))) from None
 
 

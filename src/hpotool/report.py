@@ -24,6 +24,7 @@ from shlex import quote
 from typing import TYPE_CHECKING, Any
 
 import optuna
+from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.atomic import write_text
@@ -32,7 +33,7 @@ from hpotool.config import is_nop_pruner
 from hpotool.errors import HpoError
 from hpotool.export import is_feasible, ranked_trials, trial_params
 from hpotool.fingerprint import config_of
-from hpotool.formatting import format_choice
+from hpotool.formatting import format_choice, format_value
 from hpotool.importance import EVALUATOR, basis, make_evaluator, param_importances
 from hpotool.pruning import pruned_rows
 from hpotool.snapshot import StudySnapshot
@@ -194,7 +195,13 @@ def _best(study: optuna.Study, complete: list[FrozenTrial]) -> list[dict[str, An
     best = ranked_trials(study)[:1] if len(study.directions) == 1 else study.best_trials
     attrs = study.user_attrs
     return [  # a list choice as the list, as best_params.json has it
-        {"number": t.number, "values": t.values, "params": trial_params(attrs, t), "lr": _lrs(t)}
+        {
+            "number": t.number,
+            "values": t.values,
+            "params": trial_params(attrs, t),
+            "categorical": [k for k, d in t.distributions.items() if isinstance(d, CategoricalDistribution)],
+            "lr": _lrs(t),
+        }
         for t in best
     ]
 
@@ -468,13 +475,18 @@ def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]
 
 
 def _fmt(v: Any) -> str:
-    if isinstance(v, list | dict):
-        return format_choice(v)  # as the YAML spells it: [8, 8]
+    """A cell of the pruning table or a learning rate: a float to 4 significant digits, `–` for none."""
     if isinstance(v, float):
         return "–" if math.isnan(v) else f"{v:.4g}"
     if v is None:
         return "–"
     return str(v)
+
+
+def _param_text(name: str, value: Any, categorical: list[str]) -> str:
+    """A best trial's parameter as the progress lines and `hpotool trials` show it: a choice as the YAML
+    spells it (null, 0.0, [8, 8]), a number to 4 significant digits."""
+    return (format_choice if name in categorical else format_value)(value)
 
 
 def _seconds(s: float | None) -> str:
@@ -500,7 +512,7 @@ def _header_rows(info: ReportInfo) -> list[tuple[str, str]]:
         )
     for b in info.best[:10]:
         values = ", ".join(_fmt(v) for v in b["values"] or [])
-        params = ", ".join(f"{k}={_fmt(v)}" for k, v in b["params"].items())
+        params = ", ".join(f"{k}={_param_text(k, v, b['categorical'])}" for k, v in b["params"].items())
         rows.append((f"best trial #{b['number']}", f"{values}  ({params})"))
     if len(info.best) == 1 and info.best[0].get("lr"):  # a warm-up or a plateau cut shows here
         rows.append(("its lr by epoch", _lr_text(info.best[0]["lr"])))

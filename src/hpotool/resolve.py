@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from hpotool.errors import HpoError
+from hpotool.formatting import format_choice
 
 
 def closest(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
@@ -308,7 +309,7 @@ def check_types(obj: Callable[..., Any], kwargs: Mapping[str, Any], what: str) -
             _adapter(hints[key]).validate_python(value, strict=True)
         except ValidationError as exc:
             message = exc.errors()[0]["msg"]
-            raise ValueError(f"{what} argument {key!r}: {message}, got {value!r}") from None
+            raise ValueError(f"{what} argument {key!r}: {message}, got {format_choice(value)}") from None
 
 
 def pick_kwargs(obj: Callable[..., Any], offered: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from hpotool.components import loss_inputs, resolve_component
 from hpotool.config import CLASSIFICATION_METRICS, REGRESSION_METRICS, DataConfig, RunConfig
 from hpotool.datasets import DataError, SplitError, Task, TensorData, as_dataset, split, zero_one_labels
 from hpotool.errors import HpoError
+from hpotool.formatting import format_choice
 from hpotool.lean_step import defer_dynamo
 from hpotool.resolve import accepted_kwargs, first_line, pick_kwargs, user_frame
 from hpotool.schedulers import DEFAULT_MONITOR, HIGHER_IS_BETTER, steps_per_batch, takes_metric
@@ -110,12 +111,12 @@ def resolve_device(spec: str) -> torch.device:
     if spec.startswith("cuda"):
         if not torch.cuda.is_available():
             raise HpoError(
-                f"device: {spec!r} was asked for but CUDA is not available here; use device: auto or cpu"
+                f"device: {spec} was asked for but CUDA is not available here; use device: auto or cpu"
             )
         index = int(spec.partition(":")[2] or 0)
         if index >= torch.cuda.device_count():
             raise HpoError(
-                f"device: {spec!r} does not exist; this machine has {torch.cuda.device_count()} GPU(s)"
+                f"device: {spec} does not exist; this machine has {torch.cuda.device_count()} GPU(s)"
             )
     if spec == "mps" and not torch.backends.mps.is_available():
         raise HpoError("device: 'mps' was asked for but MPS is not available here; use device: auto or cpu")
@@ -267,13 +268,13 @@ def _watched(cfg: RunConfig, data: PreparedData, scheduler: Any, per_step: bool)
     if watched in HIGHER_IS_BETTER and mode == "min":  # it would cut the lr while the metric rises
         raise RunCheckError(
             "scheduler",
-            f"{name!r} watches {watched}, which is better higher, but its mode is {mode!r}, which cuts the lr "
+            f"{name!r} watches {watched}, which is better higher, but its mode is {mode}, which cuts the lr "
             f"while {watched} rises; set mode: max",
         )
     if watched not in HIGHER_IS_BETTER and mode == "max":  # it would cut the lr while the loss falls
         raise RunCheckError(
             "scheduler",
-            f"{name!r} watches {watched}, which is better lower, but its mode is 'max', which cuts the lr "
+            f"{name!r} watches {watched}, which is better lower, but its mode is max, which cuts the lr "
             f"while {watched} falls; " + ("set mode: min" if monitor else "drop mode or set mode: min"),
         )
     return watched
@@ -391,7 +392,7 @@ def _check_weights(cfg: RunConfig, data: PreparedData, loss: Any, kwargs: dict[s
         if isinstance(pos_weight, torch.Tensor) and pos_weight.numel() != 1:
             raise RunCheckError(
                 "loss",
-                f"pos_weight: {cfg.loss.kwargs['pos_weight']!r} holds {pos_weight.numel()} weights; with one "
+                f"pos_weight: {format_choice(cfg.loss.kwargs['pos_weight'])} holds {pos_weight.numel()} weights; with one "
                 f"logit per sample it is one number, the weight of class 1 against class 0 (pos_weight: 3.0 "
                 f"counts each class-1 sample three times)",
             )
@@ -402,7 +403,7 @@ def _check_weights(cfg: RunConfig, data: PreparedData, loss: Any, kwargs: dict[s
             )  # class 1's weight over class 0's
             raise RunCheckError(
                 "loss",
-                f"weight: {cfg.loss.kwargs['weight']!r}: for {cfg.loss.name!r} weight scales the loss of each "
+                f"weight: {format_choice(cfg.loss.kwargs['weight'])}: for {cfg.loss.name!r} weight scales the loss of each "
                 f"position in a batch, not of each class; to weight class 1 against class 0, give pos_weight: "
                 f"{ratio} instead",
             )
@@ -418,12 +419,12 @@ def _check_weights(cfg: RunConfig, data: PreparedData, loss: Any, kwargs: dict[s
             example = f" (such as {[1.0] * (n - 1) + [float(given)]})" if n <= 10 else ""
             raise RunCheckError(
                 "loss",
-                f"weight: {given!r} is one number, but {cfg.loss.name!r} takes one weight per class: give a list "
+                f"weight: {format_choice(given)} is one number, but {cfg.loss.name!r} takes one weight per class: give a list "
                 f"of {n} for the classes of y (labels {labels}), class 0's first{example}",
             )
         raise RunCheckError(
             "loss",
-            f"weight: {given!r} holds {weight.numel()} weights for the {n} classes of y (labels {labels}); "
+            f"weight: {format_choice(given)} holds {weight.numel()} weights for the {n} classes of y (labels {labels}); "
             f"give one weight per class, class 0's first",
         )
 

@@ -154,13 +154,14 @@ class CategoricalParam(_Param):
                         )
                 elif a == b:
                     raise ValueError(
-                        f"choices {a!r} and {b!r} are equal to Optuna, which would store {b!r} as {a!r}; keep one"
+                        f"choices {format_choice(a)} and {format_choice(b)} are equal to Optuna, which would store "
+                        f"{format_choice(b)} as {format_choice(a)}; keep one"
                     )
         numbers = [c for c in self.choices if isinstance(c, int | float) and not isinstance(c, bool)]
         quoted = next((c for c in self.choices if isinstance(c, str) and _is_number(c)), None)
         if numbers and quoted is not None:
             raise ValueError(
-                f"choices mix numbers and the text {quoted!r}; write it as a number, {quoted}, without quotes in "
+                f"choices mix numbers and the text {format_choice(quoted)}; write it as a number, {quoted}, without quotes in "
                 f"the YAML"
             )
         return self
@@ -215,6 +216,36 @@ def same_value(a: Any, b: Any) -> bool:
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(same_value(v, b[k]) for k, v in a.items())
     return bool(a == b)
+
+
+def equal_in_value(a: Any, b: Any) -> bool:
+    """`a == b` as numbers compare (1 == 1.0), through lists and mappings; a boolean equals only a boolean,
+    as a choice true is not 1 to Optuna's storage."""
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(equal_in_value, a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(equal_in_value(v, b[k]) for k, v in a.items())
+    if _numeric(a) and _numeric(b):
+        return bool(a == b)
+    return type(a) is type(b) and bool(a == b)
+
+
+def _numeric(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def taken_as(p: Param, value: Any) -> list[Any]:
+    """`value` as `p` spells it, in a one-item list (`[]` when `p` cannot take it): the choice equal to it in
+    value (another study's [1, 3] is this one's choice [1.0, 3.0]), a whole number for an int (32.0 as 32)."""
+    match p:
+        case CategoricalParam():
+            return [c for c in p.choices if equal_in_value(c, value)][:1]
+        case IntParam():
+            whole = int(value) if _numeric(value) and float(value).is_integer() else None
+            return [whole] if whole is not None and contains(p, whole) else []
+        case FloatParam():
+            return [value] if contains(p, value) else []
+    raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover
 
 
 def _is_number(text: str) -> bool:
