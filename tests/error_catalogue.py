@@ -325,7 +325,7 @@ CASES = [
     Case(
         "bad-direction",
         "a direction that is neither minimize nor maximize",
-        "error: optimize.yaml: direction: Input should be 'minimize' or 'maximize', got max",
+        "error: optimize.yaml: direction: Input should be minimize or maximize, got max",
         optimize={"direction": "max"},
     ),
     Case(
@@ -612,7 +612,7 @@ CASES = [
     Case(
         "float-for-integer",
         "a float range for a whole-number setting",
-        "error: optimize.yaml: search_space.batch_size: with batch_size=44.2: batch_size: Input should be a valid integer, got a number with a fractional part, got 44.2; batch_size takes whole numbers: use type: int",
+        "error: optimize.yaml: search_space.batch_size: with batch_size=44.2: batch_size: Input should be a valid integer, got a number with a fractional part (44.2); batch_size takes whole numbers: use type: int",
         optimize={"search_space": {"batch_size": {"type": "float", "low": 32, "high": 64}}},
     ),
     Case(

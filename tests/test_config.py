@@ -156,7 +156,7 @@ def test_pruner_null_means_no_pruning(tmp_path: Path) -> None:
         ),
         ({"study_name": "a" * 245}, "study_name: is 245 characters long; give at most 244"),
         ({"n_trials": 0}, "n_trials: Input should be greater than 0"),
-        ({"direction": "up"}, "direction: Input should be 'minimize' or 'maximize', got up"),
+        ({"direction": "up"}, "direction: Input should be minimize or maximize, got up"),
         ({"n_trial": 3}, "unknown key 'n_trial' (did you mean 'n_trials'?)"),
         (
             {"search_space": {}},

@@ -681,8 +681,14 @@ def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
                 key = "function" if loc[0] == "trainer" else "name"
                 msg += f"; write {loc[0]}: {{{key}: {err['input']}}}"
         elif "input" in err and not kind.startswith("value_error") and kind != "assertion_error":
+            if (
+                kind == "literal_error"
+            ):  # pydantic quotes the allowed words as Python does: spell them as YAML
+                msg = f"Input should be {err['ctx']['expected'].replace(chr(39), '')}"
             shown = format_choice(err["input"])
-            msg = f"{msg}, got {shown if len(shown) < 60 else shown[:57] + '...'}"
+            shown = shown if len(shown) < 60 else shown[:57] + "..."
+            # "got a number with a fractional part": the value goes after it, not in a second "got"
+            msg = f"{msg} ({shown})" if ", got " in msg else f"{msg}, got {shown}"
         where = _display_loc(loc[:-1] if kind == "extra_forbidden" else loc)
         lines.append(f"{where}: {msg}" if where else msg)
     return _one_line_per_missing_package(lines)
