@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 import optuna
 from optuna.trial import TrialState
@@ -55,41 +56,42 @@ def test_a_whole_number_shows_whole() -> None:
     assert format_value(3) == "3" and format_value("relu") == "relu"
 
 
-def test_a_trial_line_shows_categorical_choices_as_the_yaml_spells_them() -> None:
-    # The live line printed a null choice as None, true as True and the choice 5.0 as 5, where
-    # `hpotool trials` prints null, true and 5.0.
+def _trial_line(suggest: Callable[[optuna.Trial], None]) -> str:
+    """The live line of a finished trial whose values `suggest` draws."""
     out = io.StringIO()
     console = Console(file=out, width=200, color_system=None)
     study = optuna.create_study(direction="maximize")
     observer = RichObserver(console, "val_accuracy")
     observer.study_started(study, 1, 0)
     trial = study.ask()
-    trial.suggest_categorical("loss.weight", [None])
-    trial.suggest_categorical("model.norm", [True])
-    trial.suggest_categorical("optimizer.momentum", [5.0])
-    trial.suggest_categorical("model.hidden", ["[128, 64]"])  # a list choice, as Optuna stores it
-    trial.suggest_float("optimizer.lr", 0.0, 1.0)
+    suggest(trial)
     study.tell(trial, 0.9)
     observer.trial_finished(study, study.trials[-1])
     observer.progress.stop()
-    line = next(line for line in out.getvalue().splitlines() if line.startswith("trial"))
+    return next(line for line in out.getvalue().splitlines() if line.startswith("trial"))
+
+
+def test_a_trial_line_shows_categorical_choices_as_the_yaml_spells_them() -> None:
+    # The live line printed a null choice as None, true as True and the choice 5.0 as 5, where
+    # `hpotool trials` prints null, true and 5.0.
+    def suggest(trial: optuna.Trial) -> None:
+        trial.suggest_categorical("loss.weight", [None])
+        trial.suggest_categorical("model.norm", [True])
+        trial.suggest_categorical("optimizer.momentum", [5.0])
+        trial.suggest_categorical("model.hidden", ["[128, 64]"])  # a list choice, as Optuna stores it
+        trial.suggest_float("optimizer.lr", 0.0, 1.0)
+
+    line = _trial_line(suggest)
     assert "loss.weight=null model.norm=true optimizer.momentum=5.0 model.hidden=[128, 64]" in line, line
 
 
 def test_a_text_choice_yaml_would_read_as_another_value_is_quoted() -> None:
     # The choices null and "null" (or 0.1 and "0.1" in an error message) both read null: one spelling
     # for two values. As the YAML spells them, the text is quoted.
-    out = io.StringIO()
-    console = Console(file=out, width=200, color_system=None)
-    study = optuna.create_study(direction="maximize")
-    observer = RichObserver(console, "val_accuracy")
-    observer.study_started(study, 1, 0)
-    trial = study.ask()
-    trial.suggest_categorical("loss.weight", ["null"])
-    trial.suggest_categorical("model.norm", ["0.1"])
-    trial.suggest_categorical("model.activation", ["relu"])
-    study.tell(trial, 0.9)
-    observer.trial_finished(study, study.trials[-1])
-    observer.progress.stop()
-    line = next(line for line in out.getvalue().splitlines() if line.startswith("trial"))
+    def suggest(trial: optuna.Trial) -> None:
+        trial.suggest_categorical("loss.weight", ["null"])
+        trial.suggest_categorical("model.norm", ["0.1"])
+        trial.suggest_categorical("model.activation", ["relu"])
+
+    line = _trial_line(suggest)
     assert 'loss.weight="null" model.norm="0.1" model.activation=relu' in line, line
