@@ -475,6 +475,18 @@ def test_a_training_function_s_own_metric_may_be_the_scheduler_monitor(
             "1",
         ),
         (
+            "reports_without_the_epoch",
+            "TypeError: report({'val_loss': 0.5}): missing a required argument: 'metrics'; call "
+            "report(epoch, {'val_loss': 0.5}), the epoch counting from 0 (at tests/trainers.py:",
+            "1",
+        ),
+        (
+            "reports_metrics_as_keywords",
+            "TypeError: report(0, val_loss=0.5): missing a required argument: 'metrics'; call "
+            "report(epoch, {'val_loss': 0.5}), the epoch counting from 0 (at tests/trainers.py:",
+            "1",
+        ),
+        (
             "reports_a_number_as_text",
             "TypeError: report(0, ...): 'val_loss' is '0.5', not a number (at tests/trainers.py:",
             "1",
