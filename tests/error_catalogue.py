@@ -728,6 +728,13 @@ CASES = [
         run={"scheduler": {"name": "cosine", "warmup_epochs": 2}},
     ),
     Case(
+        "final-epochs-warmup",
+        "final runs as short as the base run's warm-up",
+        "error: optimize.yaml: final: with epochs=1: scheduler.warmup_epochs: 1 is not shorter than the run (epochs: 1), so the 'cosine' schedule would never start; use at most 0, or more epochs",
+        run={"scheduler": {"name": "cosine", "warmup_epochs": 1}},
+        optimize={"final": {"epochs": 1}},
+    ),
+    Case(
         "bce-labels",
         "binary cross-entropy on two classes labelled 1 and 2",
         "error: run.yaml: loss: 'bce_with_logits' is binary cross-entropy, which needs the labels 0 and 1, but y holds the labels 1 and 2; number the two classes 0 and 1 in the dataset function: (y == 2).long() turns 2 into 1 and 1 into 0",
