@@ -735,6 +735,18 @@ CASES = [
         optimize={"final": {"epochs": 1}},
     ),
     Case(
+        "scheduler-returns-other",
+        "a scheduler factory that returns no schedule",
+        "error: run.yaml: scheduler: TypeError: scheduler 'tests.helpers:not_a_scheduler' returned int, not a learning-rate schedule (an object with a step() method, such as torch.optim.lr_scheduler.StepLR)",
+        run={"scheduler": {"name": "tests.helpers:not_a_scheduler"}},
+    ),
+    Case(
+        "loss-returns-other",
+        "a loss factory that returns no loss",
+        "error: run.yaml: loss: TypeError: loss 'tests.helpers:not_a_loss' returned str, not a loss (a torch.nn.Module or function called with the prediction and the target)",
+        run={"loss": {"name": "tests.helpers:not_a_loss"}},
+    ),
+    Case(
         "bce-labels",
         "binary cross-entropy on two classes labelled 1 and 2",
         "error: run.yaml: loss: 'bce_with_logits' is binary cross-entropy, which needs the labels 0 and 1, but y holds the labels 1 and 2; number the two classes 0 and 1 in the dataset function: (y == 2).long() turns 2 into 1 and 1 into 0",

@@ -154,6 +154,16 @@ def not_an_optimizer(params: Any, lr: float = 0.1) -> Any:
     return list(params)
 
 
+def not_a_scheduler(optimizer: Any, epochs: int) -> Any:
+    """A scheduler factory that returns something else (here, the number of epochs)."""
+    return epochs
+
+
+def not_a_loss(reduction: str = "mean") -> Any:
+    """A loss factory that returns something else (here, its reduction's name)."""
+    return reduction
+
+
 def labels_read_as_floats(n: int = 200) -> Any:
     """Class labels 0/1 stored as floats, as np.loadtxt reads a CSV: a regression task to hpotool, but two
     classes with loss bce_with_logits."""

@@ -410,6 +410,34 @@ def test_an_optimizer_factory_returning_something_else_is_refused_before_trainin
     )
 
 
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        (
+            {"scheduler": {"name": "tests.helpers:not_a_scheduler"}},
+            "run.yaml: scheduler: TypeError: scheduler 'tests.helpers:not_a_scheduler' returned int, not a "
+            "learning-rate schedule (an object with a step() method, such as torch.optim.lr_scheduler.StepLR)",
+        ),
+        (
+            {"loss": {"name": "tests.helpers:not_a_loss"}},
+            "run.yaml: loss: TypeError: loss 'tests.helpers:not_a_loss' returned str, not a loss (a "
+            "torch.nn.Module or function called with the prediction and the target)",
+        ),
+    ],
+)
+def test_a_scheduler_or_loss_factory_returning_something_else_is_refused_saying_so(
+    section: dict[str, Any], message: str
+) -> None:
+    """They said `AttributeError: 'int' object has no attribute 'step'` and `one step on 8 samples failed:
+    TypeError: 'str' object is not callable; check that the loss fits this classification task`."""
+    from hpotool.errors import HpoError
+
+    run = {"data": {"name": "digits", "subset_fraction": 0.1}, "model": {"name": "mlp", "hidden": [8]}}
+    with pytest.raises(HpoError) as info:
+        check_run(RunConfig.model_validate({**run, **section, "device": "cpu"}), "run.yaml")
+    assert str(info.value) == message
+
+
 def test_a_training_step_that_fails_in_the_optimizer_says_so_not_to_check_the_loss() -> None:
     """LBFGS's step() needs a closure: the one-step check blamed the loss."""
     from hpotool.errors import HpoError

@@ -223,6 +223,11 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
     batches = steps_per_epoch(len(data.train), cfg.batch_size) if per_step else 1
     run_shape = {"epochs": cfg.epochs, "steps_per_epoch": batches}
     scheduler = sched_fn(optimizer, **pick_kwargs(sched_fn, run_shape), **cfg.scheduler.kwargs)
+    if scheduler is not None and not callable(getattr(scheduler, "step", None)):  # None: a constant lr
+        raise TypeError(
+            f"scheduler {cfg.scheduler.name!r} returned {type(scheduler).__name__}, not a learning-rate schedule "
+            f"(an object with a step() method, such as torch.optim.lr_scheduler.StepLR)"
+        )
     total = getattr(scheduler, "total_steps", None)  # OneCycleLR raises once stepped more than this
     if isinstance(total, int) and total < cfg.epochs * batches:
         per = (
@@ -303,6 +308,11 @@ def build_loss(
     built: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = loss(
         **pick_kwargs(loss, {"task": data.task}), **kwargs
     )
+    if not callable(built):
+        raise TypeError(
+            f"loss {cfg.loss.name!r} returned {type(built).__name__}, not a loss (a torch.nn.Module or function "
+            f"called with the prediction and the target)"
+        )
     if isinstance(built, nn.Module) and device is not None:
         built = to_device(built, device)
     return built
