@@ -747,6 +747,24 @@ CASES = [
         run={"loss": {"name": "tests.helpers:not_a_loss"}},
     ),
     Case(
+        "loss-not-a-tensor",
+        "a loss function that returns a Python number",
+        "error: run.yaml: loss: it returned float for 8 samples, not a tensor; hpotool calls backward() on it: compute it from the prediction with torch operations (no .item())",
+        run={"loss": {"name": "tests.helpers:loss_as_a_float"}},
+    ),
+    Case(
+        "loss-without-gradient",
+        "a loss no gradient flows back from",
+        "error: run.yaml: loss: its value for 8 samples does not depend on the model's parameters (no gradient reaches them): compute it from the prediction with differentiable torch operations (no .item(), .detach(), argmax or comparisons)",
+        run={"loss": {"name": "tests.helpers:loss_of_wrong_answers"}},
+    ),
+    Case(
+        "loss-nan-before-training",
+        "a loss that is NaN before any step",
+        "error: run.yaml: loss: it returned nan for the untrained model's finite output on 8 samples, before any step: check the loss function",
+        run={"loss": {"name": "tests.helpers:loss_that_is_nan"}},
+    ),
+    Case(
         "bce-labels",
         "binary cross-entropy on two classes labelled 1 and 2",
         "error: run.yaml: loss: 'bce_with_logits' is binary cross-entropy, which needs the labels 0 and 1, but y holds the labels 1 and 2; number the two classes 0 and 1 in the dataset function: (y == 2).long() turns 2 into 1 and 1 into 0",

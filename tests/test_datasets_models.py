@@ -438,6 +438,44 @@ def test_a_scheduler_or_loss_factory_returning_something_else_is_refused_saying_
     assert str(info.value) == message
 
 
+@pytest.mark.parametrize(
+    ("loss", "message"),
+    [
+        (
+            "loss_as_a_float",
+            "run.yaml: loss: it returned float for 8 samples, not a tensor; hpotool calls backward() on it: "
+            "compute it from the prediction with torch operations (no .item())",
+        ),
+        (
+            "loss_of_wrong_answers",
+            "run.yaml: loss: its value for 8 samples does not depend on the model's parameters (no gradient "
+            "reaches them): compute it from the prediction with differentiable torch operations (no .item(), "
+            ".detach(), argmax or comparisons)",
+        ),
+        (
+            "loss_that_is_nan",
+            "run.yaml: loss: it returned nan for the untrained model's finite output on 8 samples, before any "
+            "step: check the loss function",
+        ),
+    ],
+)
+def test_a_loss_the_trainer_cannot_step_on_is_named_as_the_fault(loss: str, message: str) -> None:
+    """They said `training: one step on 8 samples failed: AttributeError: 'float' object has no attribute
+    'backward'`, `RuntimeError: element 0 of tensors does not require grad ...` (both: check that the loss
+    fits this classification task) and `train_loss is nan in epoch 1; lower optimizer.lr or set grad_clip`."""
+    from hpotool.errors import HpoError
+
+    run = {
+        "data": {"name": "digits", "subset_fraction": 0.1},
+        "model": {"name": "mlp", "hidden": [8]},
+        "loss": {"name": f"tests.helpers:{loss}"},
+        "device": "cpu",
+    }
+    with pytest.raises(HpoError) as info:
+        check_run(RunConfig.model_validate(run), "run.yaml")
+    assert str(info.value) == message
+
+
 def test_a_training_step_that_fails_in_the_optimizer_says_so_not_to_check_the_loss() -> None:
     """LBFGS's step() needs a closure: the one-step check blamed the loss."""
     from hpotool.errors import HpoError
