@@ -289,6 +289,8 @@ def print_summary(summary: StudySummary, categorical: Collection[str] = ()) -> N
         _err().print(f"[yellow]note:[/yellow] {escape(summary.stopped)}")
     if summary.first_error:
         _err().print(f"[red]first error:[/red] {escape(summary.first_error)}")
+    elif summary.extra.get("failures") and summary.interrupted is None:  # an interrupt says so itself
+        _err().print(f"[yellow]note:[/yellow] {escape(summary.extra['failures'])}")
 
 
 @app.command(short_help="Run a study, or resume it.")
