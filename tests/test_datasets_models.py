@@ -119,8 +119,12 @@ def test_a_plain_loss_function_trains_as_its_class_does() -> None:
     }
     assert train_run(validate_config(RunConfig, regression, "run.yaml")).metrics["val_loss"] > 0
     run["loss"] = {"name": "tests.helpers:scaled_mse", "scael": 2.0}
-    with pytest.raises(HpoError, match="takes no argument 'scael'"):
+    with pytest.raises(HpoError) as info:
         validate_config(RunConfig, run, "run.yaml")
+    # the prediction and the target are hpotool's to pass: it listed them too (it takes: prediction, target, scale)
+    assert str(info.value).endswith(
+        "loss 'tests.helpers:scaled_mse' takes no argument 'scael' (did you mean 'scale'?); it takes: scale"
+    )
 
 
 @pytest.mark.parametrize(
