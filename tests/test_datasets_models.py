@@ -157,6 +157,16 @@ def test_a_plain_loss_function_trains_as_its_class_does() -> None:
             "data",
             r"must return hpotool.datasets.Dataset, an \(x, y\) pair or a torch Dataset of \(x, y\) samples, got str",
         ),
+        # what scikit-learn's train_test_split returns: it said only "got list"
+        (
+            [np.zeros((3, 2)), np.zeros((1, 2)), np.zeros(3), np.zeros(1)],
+            r"samples, got a list of 4 items; return x and y alone: the validation split is hpotool's "
+            r"\(data.val_fraction\)$",
+        ),
+        (
+            (torch.zeros(4, 2), torch.zeros(4), torch.ones(4)),
+            r"samples, got a tuple of 3 items; return x and y alone$",
+        ),
     ],
 )
 def test_a_dataset_hpotool_cannot_train_on_is_refused_saying_why(returned: object, message: str) -> None:
