@@ -794,7 +794,9 @@ def trials(
     top: Annotated[int | None, typer.Option("--top", min=1, help="Show only the N best.")] = None,
     state: Annotated[
         str | None,
-        typer.Option("--state", help="Only trials in this state: complete, pruned, fail, running."),
+        typer.Option(
+            "--state", help="Only trials in this state: complete, pruned, fail, running, waiting (queued)."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
