@@ -249,6 +249,10 @@ def test_final_epochs_the_warm_up_does_not_fit_fail_before_the_study_starts(
     )
     op = write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "final": {"epochs": 2}})
     prepare_study(rp, op)
+    # the trials' warm-up is their own, which the base's does not tell: each is checked by train-from-best
+    space = {**opt_dict["search_space"], "scheduler.warmup_epochs": {"type": "categorical", "choices": [0]}}
+    op = write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "search_space": space, "final": {"epochs": 1}})
+    prepare_study(rp, op)
     assert not (tmp_path / "studies").exists()
 
 

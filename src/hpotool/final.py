@@ -53,9 +53,10 @@ def check_final(run: RunConfig, opt: OptimizeConfig, source: str, data: Prepared
     the overrides give a valid config on the base run, whose model, optimizer, schedule and loss (with
     `data`) build and train one step: a value only the component refuses would otherwise surface in
     `train-from-best`, after the study, stored on it. `final.epochs` is applied with them: a warm-up it
-    leaves no run after is refused now too."""
+    leaves no run after is refused now too, unless the search sets the schedule (each trial's own)."""
     overrides = opt.final.overrides
-    epochs = {} if opt.final.epochs is None else {"epochs": opt.final.epochs}
+    searched = any(path.startswith("scheduler.") for path in opt.search_space)
+    epochs = {} if opt.final.epochs is None or searched else {"epochs": opt.final.epochs}
     if not overrides and not epochs:
         return
     any_component = config_paths(run, _switchable(opt))
