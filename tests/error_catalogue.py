@@ -728,6 +728,43 @@ CASES = [
         run={"scheduler": {"name": "cosine", "warmup_epochs": 2}},
     ),
     Case(
+        "final-epochs-warmup",
+        "final runs as short as the base run's warm-up",
+        "error: optimize.yaml: final: with epochs=1: scheduler.warmup_epochs: 1 is not shorter than the run (epochs: 1), so the 'cosine' schedule would never start; use at most 0, or more epochs",
+        run={"scheduler": {"name": "cosine", "warmup_epochs": 1}},
+        optimize={"final": {"epochs": 1}},
+    ),
+    Case(
+        "scheduler-returns-other",
+        "a scheduler factory that returns no schedule",
+        "error: run.yaml: scheduler: TypeError: scheduler 'tests.helpers:not_a_scheduler' returned int, not a learning-rate schedule (an object with a step() method, such as torch.optim.lr_scheduler.StepLR)",
+        run={"scheduler": {"name": "tests.helpers:not_a_scheduler"}},
+    ),
+    Case(
+        "loss-returns-other",
+        "a loss factory that returns no loss",
+        "error: run.yaml: loss: TypeError: loss 'tests.helpers:not_a_loss' returned str, not a loss (a torch.nn.Module or function called with the prediction and the target)",
+        run={"loss": {"name": "tests.helpers:not_a_loss"}},
+    ),
+    Case(
+        "loss-not-a-tensor",
+        "a loss function that returns a Python number",
+        "error: run.yaml: loss: it returned float for 8 samples, not a tensor; hpotool calls backward() on it: compute it from the prediction with torch operations (no .item())",
+        run={"loss": {"name": "tests.helpers:loss_as_a_float"}},
+    ),
+    Case(
+        "loss-without-gradient",
+        "a loss no gradient flows back from",
+        "error: run.yaml: loss: its value for 8 samples does not depend on the model's parameters (no gradient reaches them): compute it from the prediction with differentiable torch operations (no .item(), .detach(), argmax or comparisons)",
+        run={"loss": {"name": "tests.helpers:loss_of_wrong_answers"}},
+    ),
+    Case(
+        "loss-nan-before-training",
+        "a loss that is NaN before any step",
+        "error: run.yaml: loss: it returned nan for the untrained model's finite output on 8 samples, before any step: check the loss function",
+        run={"loss": {"name": "tests.helpers:loss_that_is_nan"}},
+    ),
+    Case(
         "bce-labels",
         "binary cross-entropy on two classes labelled 1 and 2",
         "error: run.yaml: loss: 'bce_with_logits' is binary cross-entropy, which needs the labels 0 and 1, but y holds the labels 1 and 2; number the two classes 0 and 1 in the dataset function: (y == 2).long() turns 2 into 1 and 1 into 0",

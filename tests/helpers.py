@@ -154,6 +154,31 @@ def not_an_optimizer(params: Any, lr: float = 0.1) -> Any:
     return list(params)
 
 
+def not_a_scheduler(optimizer: Any, epochs: int) -> Any:
+    """A scheduler factory that returns something else (here, the number of epochs)."""
+    return epochs
+
+
+def not_a_loss(reduction: str = "mean") -> Any:
+    """A loss factory that returns something else (here, its reduction's name)."""
+    return reduction
+
+
+def loss_as_a_float(prediction: torch.Tensor, target: torch.Tensor) -> Any:
+    """A loss read back as a Python number (`.item()`), which has no backward()."""
+    return torch.nn.functional.cross_entropy(prediction, target).item()
+
+
+def loss_of_wrong_answers(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """A count of wrong answers: a tensor, but no function of the parameters torch can differentiate."""
+    return (prediction.argmax(1) != target).float().mean()
+
+
+def loss_that_is_nan(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """NaN whatever the model predicts (a log of zero, say)."""
+    return torch.nn.functional.cross_entropy(prediction, target) * torch.tensor(float("nan"))
+
+
 def labels_read_as_floats(n: int = 200) -> Any:
     """Class labels 0/1 stored as floats, as np.loadtxt reads a CSV: a regression task to hpotool, but two
     classes with loss bce_with_logits."""

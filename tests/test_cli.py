@@ -21,6 +21,19 @@ def test_help_lists_commands_each_with_a_whole_summary_at_80_columns() -> None:
     assert not [line for line in commands if line.endswith("...")], commands  # click cut the docstring
 
 
+def test_trials_help_and_the_readme_name_every_state_it_takes() -> None:
+    """`--state waiting` (queued trials) works, but --help and the README named only four states."""
+    import re
+
+    from hpotool.browse import STATES
+
+    result = runner.invoke(app, ["trials", "--help"], catch_exceptions=False, terminal_width=200)
+    assert f"Only trials in this state: {', '.join(STATES)}" in result.output
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    shown = re.findall(r"--state\s+([a-z|]+)\]", readme)
+    assert shown and all(s == "|".join(STATES) for s in shown), shown
+
+
 def test_optimize_end_to_end_on_sqlite(configs: tuple[Path, Path], opt_dict: dict) -> None:
     run_path, opt_path = configs
     result = runner.invoke(

@@ -119,8 +119,12 @@ def test_a_plain_loss_function_trains_as_its_class_does() -> None:
     }
     assert train_run(validate_config(RunConfig, regression, "run.yaml")).metrics["val_loss"] > 0
     run["loss"] = {"name": "tests.helpers:scaled_mse", "scael": 2.0}
-    with pytest.raises(HpoError, match="takes no argument 'scael'"):
+    with pytest.raises(HpoError) as info:
         validate_config(RunConfig, run, "run.yaml")
+    # the prediction and the target are hpotool's to pass: it listed them too (it takes: prediction, target, scale)
+    assert str(info.value).endswith(
+        "loss 'tests.helpers:scaled_mse' takes no argument 'scael' (did you mean 'scale'?); it takes: scale"
+    )
 
 
 @pytest.mark.parametrize(
@@ -152,6 +156,16 @@ def test_a_plain_loss_function_trains_as_its_class_does() -> None:
         (
             "data",
             r"must return hpotool.datasets.Dataset, an \(x, y\) pair or a torch Dataset of \(x, y\) samples, got str",
+        ),
+        # what scikit-learn's train_test_split returns: it said only "got list"
+        (
+            [np.zeros((3, 2)), np.zeros((1, 2)), np.zeros(3), np.zeros(1)],
+            r"samples, got a list of 4 items; return x and y alone: the validation split is hpotool's "
+            r"\(data.val_fraction\)$",
+        ),
+        (
+            (torch.zeros(4, 2), torch.zeros(4), torch.ones(4)),
+            r"samples, got a tuple of 3 items; return x and y alone$",
         ),
     ],
 )
@@ -408,6 +422,72 @@ def test_an_optimizer_factory_returning_something_else_is_refused_before_trainin
         "run.yaml: optimizer: TypeError: optimizer 'tests.helpers:not_an_optimizer' returned list, not a "
         "torch.optim.Optimizer"
     )
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        (
+            {"scheduler": {"name": "tests.helpers:not_a_scheduler"}},
+            "run.yaml: scheduler: TypeError: scheduler 'tests.helpers:not_a_scheduler' returned int, not a "
+            "learning-rate schedule (an object with a step() method, such as torch.optim.lr_scheduler.StepLR)",
+        ),
+        (
+            {"loss": {"name": "tests.helpers:not_a_loss"}},
+            "run.yaml: loss: TypeError: loss 'tests.helpers:not_a_loss' returned str, not a loss (a "
+            "torch.nn.Module or function called with the prediction and the target)",
+        ),
+    ],
+)
+def test_a_scheduler_or_loss_factory_returning_something_else_is_refused_saying_so(
+    section: dict[str, Any], message: str
+) -> None:
+    """They said `AttributeError: 'int' object has no attribute 'step'` and `one step on 8 samples failed:
+    TypeError: 'str' object is not callable; check that the loss fits this classification task`."""
+    from hpotool.errors import HpoError
+
+    run = {"data": {"name": "digits", "subset_fraction": 0.1}, "model": {"name": "mlp", "hidden": [8]}}
+    with pytest.raises(HpoError) as info:
+        check_run(RunConfig.model_validate({**run, **section, "device": "cpu"}), "run.yaml")
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("loss", "message"),
+    [
+        (
+            "loss_as_a_float",
+            "run.yaml: loss: it returned float for 8 samples, not a tensor; hpotool calls backward() on it: "
+            "compute it from the prediction with torch operations (no .item())",
+        ),
+        (
+            "loss_of_wrong_answers",
+            "run.yaml: loss: its value for 8 samples does not depend on the model's parameters (no gradient "
+            "reaches them): compute it from the prediction with differentiable torch operations (no .item(), "
+            ".detach(), argmax or comparisons)",
+        ),
+        (
+            "loss_that_is_nan",
+            "run.yaml: loss: it returned nan for the untrained model's finite output on 8 samples, before any "
+            "step: check the loss function",
+        ),
+    ],
+)
+def test_a_loss_the_trainer_cannot_step_on_is_named_as_the_fault(loss: str, message: str) -> None:
+    """They said `training: one step on 8 samples failed: AttributeError: 'float' object has no attribute
+    'backward'`, `RuntimeError: element 0 of tensors does not require grad ...` (both: check that the loss
+    fits this classification task) and `train_loss is nan in epoch 1; lower optimizer.lr or set grad_clip`."""
+    from hpotool.errors import HpoError
+
+    run = {
+        "data": {"name": "digits", "subset_fraction": 0.1},
+        "model": {"name": "mlp", "hidden": [8]},
+        "loss": {"name": f"tests.helpers:{loss}"},
+        "device": "cpu",
+    }
+    with pytest.raises(HpoError) as info:
+        check_run(RunConfig.model_validate(run), "run.yaml")
+    assert str(info.value) == message
 
 
 def test_a_training_step_that_fails_in_the_optimizer_says_so_not_to_check_the_loss() -> None:

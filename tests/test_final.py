@@ -231,6 +231,31 @@ def test_bad_final_overrides_fail_before_the_study_starts(
     assert not (tmp_path / "studies").exists()
 
 
+def test_final_epochs_the_warm_up_does_not_fit_fail_before_the_study_starts(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """final.epochs: 1 with a one-epoch warm-up: optimize ran the whole study, and train-from-best refused it
+    afterwards (`final: with epochs=1: scheduler.warmup_epochs: 1 is not shorter than the run`)."""
+    from hpotool.objective import prepare_study
+
+    run_dict["scheduler"] = {"name": "cosine", "warmup_epochs": 1}
+    rp = write_yaml(tmp_path / "run.yaml", run_dict)
+    op = write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "final": {"epochs": 1}})
+    with pytest.raises(HpoError) as err:
+        prepare_study(rp, op)
+    assert str(err.value) == (
+        f"{op}: final: with epochs=1: scheduler.warmup_epochs: 1 is not shorter than the run (epochs: 1), so "
+        "the 'cosine' schedule would never start; use at most 0, or more epochs"
+    )
+    op = write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "final": {"epochs": 2}})
+    prepare_study(rp, op)
+    # the trials' warm-up is their own, which the base's does not tell: each is checked by train-from-best
+    space = {**opt_dict["search_space"], "scheduler.warmup_epochs": {"type": "categorical", "choices": [0]}}
+    op = write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "search_space": space, "final": {"epochs": 1}})
+    prepare_study(rp, op)
+    assert not (tmp_path / "studies").exists()
+
+
 def test_both_override_spellings_mean_the_same() -> None:
     nested = FinalConfig.model_validate(
         {"overrides": {"data": {"subset_fraction": 1.0}, "model.hidden.0": 64}}

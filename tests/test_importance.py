@@ -26,6 +26,26 @@ def test_too_few_trials_is_a_reason_not_a_crash() -> None:
         param_importances(study)
 
 
+def test_pruned_trials_that_reported_nothing_are_no_ranking_to_rest_on() -> None:
+    """Every trial diverged before it reported a value (pruned with a NaN loss in epoch 0): the ranking was
+    by trial number alone, and the report drew importances from it (lr 0.71, width 0.29)."""
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(4):
+        trial = study.ask()
+        trial.suggest_float("lr", 1e-3, 1e-1, log=True), trial.suggest_int("width", 4, 32)
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    with pytest.raises(
+        ValueError, match="needs at least 2 finished trials that reported a finite value, the study has 0"
+    ):
+        param_importances(study)
+    trial = study.ask()
+    trial.suggest_float("lr", 1e-3, 1e-1, log=True), trial.suggest_int("width", 4, 32)
+    trial.report(0.5, 0)
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    with pytest.raises(ValueError, match=r"the study has 1$"):
+        param_importances(study)
+
+
 def _study_where_infeasible_trials_score_best() -> optuna.Study:
     """`width` decides the constraint and (above it) the score; among the trials that meet the constraint
     only `lr` matters."""

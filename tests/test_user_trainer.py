@@ -475,6 +475,18 @@ def test_a_training_function_s_own_metric_may_be_the_scheduler_monitor(
             "1",
         ),
         (
+            "reports_without_the_epoch",
+            "TypeError: report({'val_loss': 0.5}): missing a required argument: 'metrics'; call "
+            "report(epoch, {'val_loss': 0.5}), the epoch counting from 0 (at tests/trainers.py:",
+            "1",
+        ),
+        (
+            "reports_metrics_as_keywords",
+            "TypeError: report(0, val_loss=0.5): missing a required argument: 'metrics'; call "
+            "report(epoch, {'val_loss': 0.5}), the epoch counting from 0 (at tests/trainers.py:",
+            "1",
+        ),
+        (
             "reports_a_number_as_text",
             "TypeError: report(0, ...): 'val_loss' is '0.5', not a number (at tests/trainers.py:",
             "1",
@@ -556,3 +568,36 @@ def test_a_mapping_of_the_run_config_is_searched_as_a_whole_choice(tmp_path: Pat
     assert result.exit_code == 0, result.output
     first = optuna.load_study(study_name="u", storage=opt["storage"]).trials[0]
     assert (first.params, first.value) == ({"trainer.opts": "{a: 0.5, b: 0.0}"}, 0.5)
+
+
+def test_the_summary_says_why_a_trial_failed_where_the_study_went_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One trial of three failed (its epochs were too many for the function): with -q the summary said
+    only `states: complete 2, fail 1`, and nothing of why."""
+    import yaml
+
+    monkeypatch.chdir(REPO)
+    run, opt = tmp_path / "run.yaml", tmp_path / "opt.yaml"
+    run.write_text(
+        yaml.safe_dump({"project": "u", "trainer": {"function": "tests.trainers:fails_on_long_runs"}})
+    )
+    space = {"epochs": {"type": "int", "low": 2, "high": 4}}
+    opt.write_text(
+        yaml.safe_dump(
+            {"study_name": "u", "sampler": {"name": "grid"}, "pruner": {"name": "nop"}, "search_space": space}
+        )
+    )
+    storage = f"sqlite:///{tmp_path / 'u.db'}"
+    result = optimize(run, opt, storage, 3)
+    (failed,) = [
+        t for t in optuna.load_study(study_name="u", storage=storage).trials if t.state == TrialState.FAIL
+    ]
+    said = " ".join(result.stderr.split())
+    assert (
+        f"note: 1 trial failed; the last, #{failed.number}: RuntimeError: CUDA-like failure in the "
+        "user's loop (at tests/trainers.py:"
+    ) in said
+    assert said.endswith(
+        f"in fails_on_long_runs); hpotool trials --study-name u --storage {storage} --state fail lists them"
+    )

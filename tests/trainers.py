@@ -98,6 +98,18 @@ def reports_a_number_as_text(report: Report) -> dict[str, float]:
     return {"val_loss": 0.5}
 
 
+def reports_without_the_epoch(report: Any) -> dict[str, float]:
+    """Passes only the metrics to report, leaving out the epoch."""
+    report({"val_loss": 0.5})
+    return {"val_loss": 0.5}
+
+
+def reports_metrics_as_keywords(report: Any) -> dict[str, float]:
+    """Passes each metric as a keyword argument of its own."""
+    report(0, val_loss=0.5)
+    return {"val_loss": 0.5}
+
+
 def returns_a_float(report: Report) -> float:
     """Returns the final loss itself, not a dict of metrics."""
     report(0, {"val_loss": 0.5})

@@ -289,6 +289,8 @@ def print_summary(summary: StudySummary, categorical: Collection[str] = ()) -> N
         _err().print(f"[yellow]note:[/yellow] {escape(summary.stopped)}")
     if summary.first_error:
         _err().print(f"[red]first error:[/red] {escape(summary.first_error)}")
+    elif summary.extra.get("failures") and summary.interrupted is None:  # an interrupt says so itself
+        _err().print(f"[yellow]note:[/yellow] {escape(summary.extra['failures'])}")
 
 
 @app.command(short_help="Run a study, or resume it.")
@@ -792,7 +794,9 @@ def trials(
     top: Annotated[int | None, typer.Option("--top", min=1, help="Show only the N best.")] = None,
     state: Annotated[
         str | None,
-        typer.Option("--state", help="Only trials in this state: complete, pruned, fail, running."),
+        typer.Option(
+            "--state", help="Only trials in this state: complete, pruned, fail, running, waiting (queued)."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -84,7 +84,8 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
         raise ValueError(str(exc)) from None
     if kind == "loss" and name == "auto" and kwargs:
         raise ValueError(f"loss 'auto' takes no arguments; {AUTO_LOSS_FIX.format(arg=next(iter(kwargs)))}")
-    check_kwargs(obj, kwargs, f"{kind} {name!r}", INJECTED[kind])
+    inputs = loss_inputs(obj, kwargs) if kind == "loss" else ()  # a loss function's (prediction, target)
+    check_kwargs(obj, kwargs, f"{kind} {name!r}", (*INJECTED[kind], *inputs))
     # A sum made train_loss (batch sums) and val_loss (the validation split's sum) differ by their sizes;
     # KLDivLoss's batchmean is a mean over the batch's samples.
     if kind == "loss" and kwargs.get("reduction", "mean") not in ("mean", "batchmean"):
@@ -93,7 +94,6 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
             f"their size for train_loss and val_loss), got {format_choice(kwargs['reduction'])}; drop reduction (for "
             f"larger steps, raise optimizer.lr)"
         )
-    inputs = loss_inputs(obj, kwargs) if kind == "loss" else ()
     check_required(obj, kwargs, f"{kind} {name!r}", kind, (*INJECTED[kind], *inputs))
     check_types(obj, kwargs, f"{kind} {name!r}")
 

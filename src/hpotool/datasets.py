@@ -272,9 +272,14 @@ def as_dataset(obj: Any, *, binary: bool = False) -> Dataset:
             )
         return ds
     bunch = isinstance(obj, dict) and "data" in obj and "target" in obj  # scikit-learn's Bunch is a dict
+    got = type(obj).__name__
+    if isinstance(obj, tuple | list):  # (x, y, weights), or train_test_split's four arrays
+        got = f"a {got} of {len(obj)} items; return x and y alone"
+        if len(obj) == 4:
+            got += ": the validation split is hpotool's (data.val_fraction)"
     raise DataError(
         f"a dataset function must return hpotool.datasets.Dataset, an (x, y) pair or a torch Dataset of (x, y) "
-        f"samples, got {type(obj).__name__}"
+        f"samples, got {got}"
         + ("; scikit-learn's loaders return (x, y) with return_X_y: true under data:" if bunch else "")
     )
 

@@ -53,9 +53,12 @@ def check_final(run: RunConfig, opt: OptimizeConfig, source: str, data: Prepared
     """Before trial 0: every `final.overrides` path exists (for some component the search may pick), and
     the overrides give a valid config on the base run, whose model, optimizer, schedule and loss (with
     `data`) build and train one step: a value only the component refuses would otherwise surface in
-    `train-from-best`, after the study, stored on it."""
+    `train-from-best`, after the study, stored on it. `final.epochs` is applied with them: a warm-up it
+    leaves no run after is refused now too, unless the search sets the schedule (each trial's own)."""
     overrides = opt.final.overrides
-    if not overrides:
+    searched = any(path.startswith("scheduler.") for path in opt.search_space)
+    epochs = {} if opt.final.epochs is None or searched else {"epochs": opt.final.epochs}
+    if not overrides and not epochs:
         return
     any_component = config_paths(run, _switchable(opt))
     base = config_paths(run)
@@ -65,9 +68,9 @@ def check_final(run: RunConfig, opt: OptimizeConfig, source: str, data: Prepared
             raise HpoError(f"{source}: final.overrides.{path}: {problem}")
     on_base = {p: v for p, v in overrides.items() if _path_error(p, base) is None}
     try:
-        config = apply_overrides(run, on_base)
+        config = apply_overrides(run, {**on_base, **epochs})
     except HpoError as exc:
-        raise HpoError(f"{source}: final.overrides: {exc}") from None
+        raise HpoError(f"{source}: {'final' if epochs else 'final.overrides'}: {exc}") from None
     other_data = any(p.startswith("data.") for p in on_base)
     if data is not None and other_data:  # the data the final runs train on: load it as train-from-best will
         from hpotool.runner import data_failure, load_data

@@ -198,6 +198,10 @@ def param_importances(
         kind = "complete trials that meet the constraints" if on.constrained else "complete trials"
         kind = "finished trials" if on.target is not None else kind
         raise ValueError(f"needs at least 2 {kind}, the study has {len(on.trials)}")
+    if on.target is not None and (told := sum(map(_reported, on.trials))) < 2:  # the rest tie, unranked
+        raise ValueError(
+            f"needs at least 2 finished trials that reported a finite value, the study has {told}"
+        )
     if len(study.directions) > 1 and target is None:
         raise ValueError("a multi-objective study needs a target objective")
     try:
@@ -213,3 +217,12 @@ def param_importances(
     if not result:
         raise ValueError("no parameter is shared by all complete trials")
     return {name: float(value) for name, value in result.items()}
+
+
+def _reported(trial: FrozenTrial) -> bool:
+    """Whether a ranked trial has a value to be ranked by (complete, or reported a finite value)."""
+    from optuna.trial import TrialState
+
+    return trial.state == TrialState.COMPLETE or any(
+        math.isfinite(v) for v in trial.intermediate_values.values()
+    )

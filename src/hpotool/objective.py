@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from shlex import quote
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
@@ -1185,7 +1186,27 @@ def summarize(study: optuna.Study, plan: StudyPlan, ran_now: int, wall_time: flo
     blind = _unpruneable(trials, plan)
     if blind:
         summary.extra["note"] = blind
+    failures = _failures(trials, plan)
+    if failures:
+        summary.extra["failures"] = failures
     return summary
+
+
+def _failures(trials: list[FrozenTrial], plan: StudyPlan) -> str | None:
+    """How many trials failed, why the last one did, and the command that lists them: the summary's
+    states say only `fail N`."""
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    if not failed:
+        return None
+    from hpotool.storage import shown_url
+
+    last = failed[-1]
+    reason = last.user_attrs.get("fail_reason", "unknown error")
+    where = f"--study-name {quote(plan.opt.study_name)} --storage {quote(shown_url(plan.storage_url))}"
+    return (
+        f"{len(failed)} trial{'s' if len(failed) > 1 else ''} failed; the last, #{last.number}: {reason}; "
+        f"hpotool trials {where} --state fail lists them"
+    )
 
 
 def _unpruneable(trials: list[FrozenTrial], plan: StudyPlan) -> str | None:

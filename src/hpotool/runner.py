@@ -224,6 +224,11 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
     batches = steps_per_epoch(len(data.train), cfg.batch_size) if per_step else 1
     run_shape = {"epochs": cfg.epochs, "steps_per_epoch": batches}
     scheduler = sched_fn(optimizer, **pick_kwargs(sched_fn, run_shape), **cfg.scheduler.kwargs)
+    if scheduler is not None and not callable(getattr(scheduler, "step", None)):  # None: a constant lr
+        raise TypeError(
+            f"scheduler {cfg.scheduler.name!r} returned {type(scheduler).__name__}, not a learning-rate schedule "
+            f"(an object with a step() method, such as torch.optim.lr_scheduler.StepLR)"
+        )
     total = getattr(scheduler, "total_steps", None)  # OneCycleLR raises once stepped more than this
     if isinstance(total, int) and total < cfg.epochs * batches:
         per = (
@@ -304,6 +309,11 @@ def build_loss(
     built: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = loss(
         **pick_kwargs(loss, {"task": data.task}), **kwargs
     )
+    if not callable(built):
+        raise TypeError(
+            f"loss {cfg.loss.name!r} returned {type(built).__name__}, not a loss (a torch.nn.Module or function "
+            f"called with the prediction and the target)"
+        )
     if isinstance(built, nn.Module) and device is not None:
         built = to_device(built, device)
     return built
@@ -676,18 +686,14 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             f"its output for {n_val} samples holds NaN or infinite values before any training; check "
             f"its forward()",
         )
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
+    try:  # with autograd on, to tell whether a gradient reaches the parameters
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            value = loss_fn(out, trainer.loss_targets(val).y)
+            value = loss_fn(model(val.x), trainer.loss_targets(val).y)
     except Exception:
-        value = None  # the training step below says what failed
-    if isinstance(value, torch.Tensor) and value.numel() != 1:  # backward() would say only "scalar outputs"
-        raise RunCheckError(
-            "loss",
-            f"it returned shape {tuple(value.shape)} for {n_val} samples, not one number; hpotool needs the "
-            f"batch's mean loss: return loss.mean()",
-        )
+        pass  # the training step below says what failed
+    else:
+        _check_loss_value(value, n_val)
     try:
         with warnings.catch_warnings():  # torch's warnings come again from the trial, if it gets that far
             warnings.simplefilter("ignore")
@@ -718,6 +724,40 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             hint = f"check that the loss fits this {data.task} task"
         samples = "1 sample" if k == 1 else f"{k} samples"
         raise RunCheckError("training", f"one step on {samples} failed: {described(exc)}; {hint}") from None
+
+
+def _check_loss_value(value: Any, n: int) -> None:
+    """The loss of the untrained model's (finite) output on `n` samples is one finite number that a
+    gradient flows back from: what backward() and the Trainer need, or only their own errors would say so.
+
+    Raises:
+        RunCheckError: naming the loss and what to change.
+    """
+    if not isinstance(value, torch.Tensor):
+        raise RunCheckError(
+            "loss",
+            f"it returned {type(value).__name__} for {n} samples, not a tensor; hpotool calls backward() on it: "
+            f"compute it from the prediction with torch operations (no .item())",
+        )
+    if value.numel() != 1:  # backward() would say only "scalar outputs"
+        raise RunCheckError(
+            "loss",
+            f"it returned shape {tuple(value.shape)} for {n} samples, not one number; hpotool needs the "
+            f"batch's mean loss: return loss.mean()",
+        )
+    if not bool(torch.isfinite(value.detach())):  # the Trainer would blame the lr
+        raise RunCheckError(
+            "loss",
+            f"it returned {value.item()} for the untrained model's finite output on {n} samples, before any "
+            f"step: check the loss function",
+        )
+    if not value.requires_grad:
+        raise RunCheckError(
+            "loss",
+            f"its value for {n} samples does not depend on the model's parameters (no gradient reaches them): "
+            f"compute it from the prediction with differentiable torch operations (no .item(), .detach(), "
+            f"argmax or comparisons)",
+        )
 
 
 def _raised_in(exc: BaseException, model: nn.Module, optimizer: torch.optim.Optimizer) -> str | None:

@@ -134,11 +134,12 @@ def run_user_trainer(
     last = time.perf_counter()
     stopped: list[BaseException] = []  # what report raised: it ends the run even if the function caught it
 
-    def report(epoch: int, metrics: dict[str, float]) -> None:
+    def report(*args: Any, **kwargs: Any) -> None:
         nonlocal last
         if stopped:
             raise stopped[0]
         try:
+            epoch, metrics = _report_arguments(args, kwargs)
             if isinstance(epoch, bool) or int(epoch) != epoch or epoch < 0:
                 raise _broken(
                     ValueError(
@@ -205,6 +206,30 @@ def run_user_trainer(
     if rows and "epoch_time" not in final:
         final["epoch_time"] = sum(r["epoch_time"] for r in rows) / len(rows)
     return final
+
+
+_REPORT = inspect.Signature(
+    [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in ("epoch", "metrics")]
+)
+
+
+def _report_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """The epoch and metrics of a call to `report`.
+
+    Raises:
+        TypeError: marked as breaking the contract, for a call that does not give exactly those two (the
+            epoch left out, each metric as a keyword of its own), showing the call and the right one.
+    """
+    try:
+        bound = _REPORT.bind(*args, **kwargs)
+    except TypeError as exc:
+        call = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
+        raise _broken(
+            TypeError(
+                f"report({call}): {exc}; call report(epoch, {{'val_loss': 0.5}}), the epoch counting from 0"
+            )
+        ) from None
+    return bound.arguments["epoch"], bound.arguments["metrics"]
 
 
 def _number(value: Any, message: str) -> float:
