@@ -668,6 +668,22 @@ CASES = [
         },
     ),
     Case(
+        "section-choices-split-differently",
+        "whole data sections as choices that split the data differently",
+        "error: optimize.yaml: search_space.data: its choices give val_fraction 0.2 and 0.3 (a choice that leaves it out has the default), so every trial would be measured on another validation split and their val_accuracy would not compare (the sampler would favour the easiest split); give every choice the same val_fraction",
+        optimize={
+            "search_space": {
+                "data": {
+                    "type": "categorical",
+                    "choices": [
+                        {"name": "digits", "subset_fraction": 0.1},
+                        {"name": "digits", "subset_fraction": 0.1, "val_fraction": 0.3},
+                    ],
+                }
+            }
+        },
+    ),
+    Case(
         "condition-inside-chosen-section",
         "a condition on a key inside a section the search chooses whole",
         "error: optimize.yaml: search_space.optimizer.momentum.when: 'optimizer.name' is inside optimizer, which the search chooses whole, so the condition would read the run config's optimizer.name, not the chosen section's; condition on the section itself (when: {optimizer: {in: [...]}}, the choices written whole), or search optimizer.name too",

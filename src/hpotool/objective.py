@@ -26,6 +26,8 @@ from hpotool import __version__, fingerprint
 from hpotool.components import AUTO_LOSS_FIX, Kind, component_default, component_kwargs
 from hpotool.conditions import all_hold, holds, satisfying_value
 from hpotool.config import (
+    CHECK_COMPONENTS,
+    DataConfig,
     OptimizeConfig,
     PrunerConfig,
     RunConfig,
@@ -371,6 +373,24 @@ _SPLIT_PATHS = {
 }
 
 
+def _check_one_split(param: Param, opt: OptimizeConfig) -> None:
+    """Whole data sections as choices that split the data differently would measure trials on different
+    validation splits, as searching `data.val_fraction` would (`check_section_param` has validated them)."""
+    sections = [
+        DataConfig.model_validate(c, context={CHECK_COMPONENTS: False}) for c in boundary_values(param)
+    ]
+    for key in ("val_fraction", "split_seed"):
+        values = list(dict.fromkeys(getattr(s, key) for s in sections))
+        if len(values) > 1:
+            metrics = " and ".join(opt.objectives)
+            raise HpoError(
+                f"its choices give {key} {' and '.join(map(str, values))} (a choice that leaves it out has "
+                f"the default), so every trial would be measured on another validation split and their "
+                f"{metrics} would not compare (the sampler would favour the easiest split); give every choice "
+                f"the same {key}"
+            )
+
+
 def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, source: str) -> None:
     """Before any trial runs: every path exists, and every bound or choice gives a RunConfig that
     validates and whose components build."""
@@ -390,6 +410,8 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                 check_path(path, valid)
             if path in _SPLIT_PATHS and run.trainer is None:
                 raise HpoError(_SPLIT_PATHS[path].format(metrics=" and ".join(opt.objectives)))
+            if path == "data" and run.trainer is None:
+                _check_one_split(param, opt)
             _check_condition_paths(path, param, opt, valid)
             _check_width_is_used(path, run, opt)
             # a conditional parameter is checked where it applies, a list item with the items before it
