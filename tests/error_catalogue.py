@@ -684,6 +684,19 @@ CASES = [
         },
     ),
     Case(
+        "trainer-choice-without-trainer",
+        "whole trainer sections searched where the run config trains with hpotool's Trainer",
+        "error: optimize.yaml: search_space.trainer: the run config sets no trainer, so its trials train with hpotool's Trainer; to choose among your training functions, set trainer: {function: ...} in the run config too",
+        optimize={
+            "search_space": {
+                "trainer": {
+                    "type": "categorical",
+                    "choices": [{"function": "tests.trainers:adds_its_options"}],
+                }
+            }
+        },
+    ),
+    Case(
         "condition-inside-chosen-section",
         "a condition on a key inside a section the search chooses whole",
         "error: optimize.yaml: search_space.optimizer.momentum.when: 'optimizer.name' is inside optimizer, which the search chooses whole, so the condition would read the run config's optimizer.name, not the chosen section's; condition on the section itself (when: {optimizer: {in: [...]}}, the choices written whole), or search optimizer.name too",

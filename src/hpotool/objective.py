@@ -644,13 +644,24 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
         except HpoError as exc:
             raise HpoError(f"{run_path}: {exc}") from None
         check_space(run, opt, None, str(opt_path))
+        no_report = [] if takes_report else [run.trainer.function]
+        for i, choice in enumerate(section_choices(opt.search_space).get("trainer", [])):
+            chosen = apply_overrides(run, {"trainer": choice})
+            assert chosen.trainer is not None
+            try:
+                if not check_user_trainer(
+                    chosen, pruning=pruning and pruner_chosen, opt_source=str(opt_path)
+                ):
+                    no_report.append(chosen.trainer.function)
+            except HpoError as exc:
+                raise HpoError(f"{opt_path}: search_space.trainer.choices.{i}: {exc}") from None
         schedule = schedule_note(run)
         notes: tuple[str, ...] = (schedule,) if schedule else ()
-        if pruning and not takes_report:  # the default pruner could never stop it: run without one
+        if pruning and no_report:  # the default pruner could never stop it: run without one
             opt = opt.model_copy(update={"pruner": PrunerConfig(name="nop")})
             notes += (
-                f"no pruning: trainer.function {run.trainer.function} takes no 'report' argument, so a pruner "
-                f"could never stop a trial ({opt_path} sets no pruner; add report to prune)",
+                f"no pruning: trainer.function {' and '.join(dict.fromkeys(no_report))} takes no 'report' "
+                f"argument, so a pruner could never stop a trial ({opt_path} sets no pruner; add report to prune)",
             )
         plan = _plan(run, opt, None, opt_path, overrides)
         return replace(plan, notes=plan.notes + notes)

@@ -1,5 +1,5 @@
 """A whole RunConfig section as a categorical choice: `optimizer: {type: categorical, choices: [{name: sgd,
-lr: 0.1, momentum: 0.9}, {name: adam}]}`.
+lr: 0.1, momentum: 0.9}, {name: adam}]}`, or among whole `trainer: {function: ...}` sections.
 
 A choice replaces the section, as if the run config spelled it so: keys the choice leaves out take the
 section's defaults, not the run config's values. Searched keys below the section (`optimizer.lr`) apply
@@ -21,6 +21,7 @@ from hpotool.config import (
     OptimizerConfig,
     RunConfig,
     SchedulerConfig,
+    TrainerConfig,
     error_lines,
 )
 from hpotool.errors import HpoError
@@ -33,6 +34,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "optimizer": OptimizerConfig,
     "scheduler": SchedulerConfig,
     "loss": LossConfig,
+    "trainer": TrainerConfig,
 }
 
 
@@ -54,6 +56,8 @@ def switchable(space: Mapping[str, Param]) -> dict[str, list[str]]:
         if isinstance(p, CategoricalParam) and path.count(".") == 1 and path.endswith(".name")
     }
     for section, choices in section_choices(space).items():
+        if "name" not in SECTIONS[section].model_fields:  # trainer: a function, no component
+            continue
         default = SECTIONS[section].model_fields["name"].default
         out[section] = [*out.get(section, []), *(str(c.get("name", default)) for c in choices)]
     return out
@@ -66,9 +70,14 @@ def check_section_param(path: str, param: Param, run: RunConfig) -> None:
     Raises:
         HpoError: `search_space.optimizer.choices.1: ...`, naming the choice and its bad key.
     """
+    if path == "trainer" and run.trainer is None:
+        raise HpoError(
+            f"search_space.{path}: the run config sets no trainer, so its trials train with hpotool's Trainer; "
+            f"to choose among your training functions, set trainer: {{function: ...}} in the run config too"
+        )
     if not isinstance(param, CategoricalParam):
         section = getattr(run, path).model_dump()
-        keys = [f"{path}.{k}" for k in section if k != "name"][:3] or [f"{path}.name"]
+        keys = [f"{path}.{k}" for k in section if k not in ("name", "function")][:3] or [f"{path}.name"]
         raise HpoError(
             f"search_space.{path}: {path} is a section; search one of its keys ({', '.join(keys)}, ...) or give "
             f"whole sections as categorical choices ({{type: categorical, choices: [{format_choice(section)}, "
