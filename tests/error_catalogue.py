@@ -611,7 +611,7 @@ CASES = [
     Case(
         "section-choice-not-a-mapping",
         "a choice for a whole section that is not a mapping",
-        "error: optimize.yaml: search_space.optimizer.choices.1: adam is not a mapping: each choice of optimizer is a whole section, such as {name: adam}; to choose only its component, search optimizer.name",
+        "error: optimize.yaml: search_space.optimizer.choices.1: adam is not a mapping: each choice of optimizer is a whole section, such as {name: adam}; to choose only its name, search optimizer.name",
         optimize={
             "search_space": {"optimizer": {"type": "categorical", "choices": [{"name": "sgd"}, "adam"]}}
         },

@@ -603,6 +603,15 @@ def test_whole_trainer_sections_are_a_categorical_choice(tmp_path: Path) -> None
         "tests.trainers:never_reports takes no 'report' argument, so the pruner can never stop a trial"
     ), result.output
 
+    opt["search_space"] = {"trainer": {"type": "categorical", "choices": [halves, silent["function"]]}}
+    (tmp_path / "opt.yaml").write_text(yaml.safe_dump(opt | {"enqueue": []}))
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and result.stderr == (
+        f"error: {tmp_path / 'opt.yaml'}: search_space.trainer.choices.1: tests.trainers:never_reports is not a "
+        'mapping: each choice of trainer is a whole section, such as {function: "tests.trainers:never_reports"}; '
+        "to choose only its function, search trainer.function\n"
+    ), result.output
+
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_chosen_trainer_that_breaks_the_contract_is_named_when_the_study_stops(

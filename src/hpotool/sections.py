@@ -87,10 +87,11 @@ def check_section_param(path: str, param: Param, run: RunConfig) -> None:
     for i, choice in enumerate(param.choices):
         where = f"search_space.{path}.choices.{i}"
         if not isinstance(choice, dict):
-            example = format_choice({"name": choice} if isinstance(choice, str) else {"name": "..."})
+            key = "name" if "name" in model.model_fields else "function"
+            example = format_choice({key: choice if isinstance(choice, str) else "..."})
             raise HpoError(
                 f"{where}: {format_choice(choice)} is not a mapping: each choice of {path} is a whole section, "
-                f"such as {example}; to choose only its component, search {path}.name"
+                f"such as {example}; to choose only its {key}, search {path}.{key}"
             )
         try:
             model.model_validate(choice, context={CHECK_COMPONENTS: True})
