@@ -603,6 +603,117 @@ CASES = [
         optimize={"search_space": {"model.hidden": {"type": "categorical", "choices": [[16], "[16]"]}}},
     ),
     Case(
+        "section-searched-as-number",
+        "a whole section searched as a float or int",
+        "error: optimize.yaml: search_space.optimizer: optimizer is a section; search one of its keys (optimizer.lr, optimizer.weight_decay, ...) or give whole sections as categorical choices ({type: categorical, choices: [{name: adam, lr: 0.01, weight_decay: 0.0}, ...]})",
+        optimize={"search_space": {"optimizer": {"type": "float", "low": 0.1, "high": 0.9}}},
+    ),
+    Case(
+        "section-choice-not-a-mapping",
+        "a choice for a whole section that is not a mapping",
+        "error: optimize.yaml: search_space.optimizer.choices.1: adam is not a mapping: each choice of optimizer is a whole section, such as {name: adam}; to choose only its name, search optimizer.name",
+        optimize={
+            "search_space": {"optimizer": {"type": "categorical", "choices": [{"name": "sgd"}, "adam"]}}
+        },
+    ),
+    Case(
+        "section-choice-bad-key",
+        "a whole-section choice its component refuses",
+        "error: optimize.yaml: search_space.optimizer.choices.1: optimizer 'adam' takes no argument 'momentum'; it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay",
+        optimize={
+            "search_space": {
+                "optimizer": {
+                    "type": "categorical",
+                    "choices": [{"name": "sgd", "momentum": 0.9}, {"name": "adam", "momentum": 0.9}],
+                }
+            }
+        },
+    ),
+    Case(
+        "section-choice-bad-value",
+        "a whole-section choice with a value its section refuses",
+        "error: optimize.yaml: search_space.optimizer.choices.0.lr: Input should be greater than 0, got -0.1",
+        optimize={
+            "search_space": {
+                "optimizer": {
+                    "type": "categorical",
+                    "choices": [{"name": "sgd", "lr": -0.1}, {"name": "adam"}],
+                }
+            }
+        },
+    ),
+    Case(
+        "section-choice-argument-not-taken",
+        "a key searched below a whole section that some of its choices do not take",
+        "error: optimize.yaml: search_space.optimizer.momentum: with optimizer={name: adam}, optimizer.momentum=0.5: optimizer: optimizer 'adam' takes no argument 'momentum'; it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay; search it only with the optimizer sections that take it: when: {optimizer: {in: [{name: sgd}]}}",
+        run={"optimizer": {"name": "sgd", "lr": 0.01}},
+        optimize={
+            "search_space": {
+                "optimizer": {"type": "categorical", "choices": [{"name": "sgd"}, {"name": "adam"}]},
+                "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.9},
+            }
+        },
+    ),
+    Case(
+        "section-choice-pairs-a-loss",
+        "a loss searched beside whole data sections of another task",
+        "error: optimize.yaml: search_space.loss.name: with data={name: regression}, loss.name=cross_entropy: 'cross_entropy' scores classes, but y holds one floating-point number per sample (a regression task), over which it is 0 whatever the model predicts; use mse, l1, smooth_l1 or huber, or give y as integer class labels for classification (a trial may pair any loss.name value with any dataset: to search it only with those it fits, give it a when: on data)",
+        optimize={
+            "metric": "val_loss",
+            "direction": "minimize",
+            "search_space": {
+                "data": {"type": "categorical", "choices": [{"name": "digits"}, {"name": "regression"}]},
+                "loss.name": {"type": "categorical", "choices": ["cross_entropy", "mse"]},
+            },
+        },
+    ),
+    Case(
+        "section-choices-split-differently",
+        "whole data sections as choices that split the data differently",
+        "error: optimize.yaml: search_space.data: its choices give val_fraction 0.2 and 0.3 (a choice that leaves it out has the default), so every trial would be measured on another validation split and their val_accuracy would not compare (the sampler would favour the easiest split); give every choice the same val_fraction",
+        optimize={
+            "search_space": {
+                "data": {
+                    "type": "categorical",
+                    "choices": [
+                        {"name": "digits", "subset_fraction": 0.1},
+                        {"name": "digits", "subset_fraction": 0.1, "val_fraction": 0.3},
+                    ],
+                }
+            }
+        },
+    ),
+    Case(
+        "trainer-choice-without-trainer",
+        "whole trainer sections searched where the run config trains with hpotool's Trainer",
+        "error: optimize.yaml: search_space.trainer: the run config sets no trainer, so its trials train with hpotool's Trainer; to choose among your training functions, set trainer: {function: ...} in the run config too",
+        optimize={
+            "search_space": {
+                "trainer": {
+                    "type": "categorical",
+                    "choices": [{"function": "tests.trainers:adds_its_options"}],
+                }
+            }
+        },
+    ),
+    Case(
+        "condition-inside-chosen-section",
+        "a condition on a key inside a section the search chooses whole",
+        "error: optimize.yaml: search_space.optimizer.momentum.when: 'optimizer.name' is inside optimizer, which the search chooses whole, so the condition would read the run config's optimizer.name, not the chosen section's; condition on the section itself (when: {optimizer: {in: [...]}}, the choices written whole), or search optimizer.name too",
+        run={"optimizer": {"name": "sgd", "lr": 0.01}},
+        optimize={
+            "search_space": {
+                "optimizer": {"type": "categorical", "choices": [{"name": "sgd"}, {"name": "adam"}]},
+                "optimizer.momentum": {
+                    "type": "float",
+                    "low": 0.5,
+                    "high": 0.9,
+                    "when": {"optimizer.name": "sgd"},
+                },
+            }
+        },
+    ),
+    Case(
         "unused-width",
         "a searched MLP width beyond the layers it has",
         "error: optimize.yaml: search_space.model.hidden.2: has no effect: model.layers is at most 2, so the MLP uses model.hidden.0 to model.hidden.1; search model.layers up to 3 too, or drop model.hidden.2",

@@ -352,6 +352,48 @@ def test_refine_drops_a_conditional_parameter_whose_condition_the_stage_fixes_aw
     ]
 
 
+@pytest.mark.parametrize("winner", ["sgd", "adam"])
+def test_refine_fixing_a_whole_section_settles_the_conditions_on_it(winner: str) -> None:
+    """A stage that fixes a section searched whole (`optimizer: {choices: [{name: sgd, ...}, ...]}`) writes it
+    into its run config, where a condition cannot read it: a condition on it that holds is dropped (the
+    stage searched optimizer.momentum under a `when:` on a section no longer searched, which optimize
+    refuses), one that fails removes its parameter, naming the fixed section."""
+    sgd, adam = {"name": "sgd", "lr": 0.01}, {"name": "adam", "lr": 0.001}
+    space = {
+        "optimizer": {"type": "categorical", "choices": [sgd, adam]},
+        "model.dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "optimizer.momentum": {
+            "type": "float",
+            "low": 0.5,
+            "high": 0.99,
+            "when": {"optimizer": {"in": [sgd]}},
+        },
+    }
+    opt = OptimizeConfig.model_validate({"study_name": "sec", "metric": "val_loss", "search_space": space})
+    study = optuna.create_study(study_name="sec", sampler=optuna.samplers.TPESampler(seed=0))
+    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+
+    def objective(trial: optuna.Trial) -> float:
+        p = suggest(trial, opt.search_space)
+        return (0.0 if p["optimizer"]["name"] == winner else 5.0) + (p["model.dropout"] - 0.2) ** 2
+
+    study.optimize(objective, n_trials=40)
+    ref = refine_study(study)
+    chosen = sgd if winner == "sgd" else adam
+    assert {k: ref.run["optimizer"][k] for k in chosen} == chosen and "optimizer" not in ref.optimize[
+        "search_space"
+    ]
+    momentum = ref.optimize["search_space"].get("optimizer.momentum")
+    if winner == "sgd":
+        assert momentum is not None and momentum["when"] is None
+    else:
+        assert momentum is None and (
+            "optimizer.momentum: its condition can no longer hold (optimizer is fixed at {name: adam, lr: 0.001}); "
+            "removed from the search" in ref.changes
+        )
+
+
 def test_audit_reads_each_pruned_trials_epochs_from_the_config_it_ran_under() -> None:
     study = synthetic_study("changed", SPACE, 4, seed=0, run={"epochs": 3})
     space = OptimizeConfig.model_validate({"study_name": "p", "search_space": SPACE}).search_space

@@ -507,3 +507,67 @@ def test_summary_and_export_best_show_a_choice_as_the_yaml_spells_it(
     assert exported.exit_code == 0, exported.output
     rows = {tuple(cell.strip() for cell in line.split("│")[1:3]) for line in exported.stdout.splitlines()}
     assert {("loss.weight", "null"), ("model.dropout", "0.0")} <= rows, exported.stdout
+
+
+def test_a_whole_section_is_a_categorical_choice(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+    """`optimizer: {type: categorical, choices: [{name: sgd, ...}, {name: adam, ...}]}` chooses the whole
+    section: the choice replaces it (keys it leaves out at the section's defaults, not the run config's), a
+    key searched below it applies after it, and export-best, train-from-best and `hpotool trials` give the
+    chosen section back. It was refused: "search_space.optimizer: the RunConfig has no such path"."""
+    import yaml
+
+    from hpotool.config import load_run_config
+
+    from .conftest import write_yaml
+
+    run_dict["epochs"] = 1
+    run_dict["optimizer"] = {"name": "adam", "lr": 0.01, "weight_decay": 0.001}
+    sgd, adam = {"name": "sgd", "momentum": 0.9}, {"name": "adam", "lr": 0.001}
+    opt_dict["n_trials"] = 2
+    opt_dict["search_space"] = {
+        "optimizer": {"type": "categorical", "choices": [sgd, adam]},
+        "optimizer.nesterov": {
+            "type": "categorical",
+            "choices": [True, False],
+            "when": {"optimizer": {"in": [sgd]}},
+        },
+    }
+    opt_dict["enqueue"] = [{"optimizer": sgd, "optimizer.nesterov": True}, {"optimizer": adam}]
+    run_path, opt_path = (
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "opt.yaml", opt_dict),
+    )
+    result = runner.invoke(
+        app, ["optimize", "-r", str(run_path), "-o", str(opt_path)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert "optimizer={momentum: 0.9, name: sgd} optimizer.nesterov=true" in result.stderr
+    (adam_line,) = [line for line in result.stderr.splitlines() if line.startswith("trial   1 ")]
+    assert (
+        "optimizer={lr: 0.001, name: adam}" in adam_line and "nesterov" not in adam_line
+    )  # its condition fails
+    study = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
+    assert [t.params["optimizer"] for t in study.trials] == [
+        "{momentum: 0.9, name: sgd}",
+        "{lr: 0.001, name: adam}",
+    ]
+    storage = ["--study-name", "tiny", "--storage", opt_dict["storage"]]
+    rows = json.loads(runner.invoke(app, ["trials", *storage, "--json"], catch_exceptions=False).stdout)
+    assert sorted(r["number"] for r in rows if r["params"]["optimizer"] == sgd) == [0]
+
+    exported = runner.invoke(app, ["export-best", *storage, "--out", "exp"], catch_exceptions=False)
+    assert exported.exit_code == 0, exported.output
+    best = study.best_trial
+    chosen = yaml.safe_load(best.params["optimizer"])
+    written = load_run_config(tmp_path / "exp" / "best_run.yaml")  # validates
+    expected = {"lr": 0.001, "weight_decay": 0.0, **chosen}  # the section's defaults, not the run config's
+    if chosen == sgd:
+        expected["nesterov"] = True
+    assert written.optimizer.model_dump() == expected
+    final = runner.invoke(app, ["train-from-best", *storage, "--out", "final"], catch_exceptions=False)
+    assert final.exit_code == 0, final.output
+    (candidate,) = json.loads((tmp_path / "final" / "summary.json").read_text())["candidates"]
+    assert (
+        candidate["params"]["optimizer"] == chosen
+        and candidate["runs"][0]["metrics"]["val_accuracy"] == best.value
+    )

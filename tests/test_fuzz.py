@@ -18,8 +18,10 @@ from hypothesis import strategies as st
 
 from hpotool.config import OptimizeConfig, RunConfig, load_optimize_config, load_run_config, validate_config
 from hpotool.errors import HpoError
+from hpotool.formatting import format_choice
 from hpotool.overrides import apply_overrides
 from hpotool.search_space import contains, suggest
+from hpotool.sections import SECTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = {
@@ -138,6 +140,16 @@ VALID_SPECS = {
     "model.hidden": st.lists(
         st.lists(st.integers(1, 64), min_size=1, max_size=3), min_size=1, max_size=4, unique_by=tuple
     ).map(lambda c: {"type": "categorical", "choices": c}),
+    # whole optimizer sections: each choice replaces the section, optimizer.lr (when searched) applies after
+    "optimizer": st.lists(
+        st.fixed_dictionaries(
+            {"name": st.sampled_from(["adam", "sgd", "rmsprop"])},
+            optional={"lr": st.floats(1e-4, 1e-1), "weight_decay": st.floats(0.0, 1e-2)},
+        ),
+        min_size=1,
+        max_size=3,
+        unique_by=lambda c: format_choice(c),
+    ).map(lambda c: {"type": "categorical", "choices": c}),
 }
 
 
@@ -164,6 +176,11 @@ def test_suggested_values_override_into_a_valid_run_config(specs: dict[str, Any]
             node: Any = dumped
             for part in path.split("."):
                 node = node[int(part)] if isinstance(node, list) else node[part]
+            if (
+                path in SECTIONS
+            ):  # the choice, its other keys at the section's defaults, then the keys below it
+                below = {k.partition(".")[2]: v for k, v in params.items() if k.startswith(f"{path}.")}
+                value = SECTIONS[path].model_validate({**value, **below}).model_dump()
             assert node == value
         study.tell(trial, 0.0)
 

@@ -36,6 +36,17 @@ def test_an_item_is_set_after_its_whole_list_whatever_the_order_of_the_paths() -
     ] == [40, 16]
 
 
+def test_a_whole_section_replaces_the_section_and_the_keys_below_it_apply_after() -> None:
+    """What a whole-section choice means (README): the section as the choice spells it, the keys it leaves out
+    at the section's defaults (weight_decay 0.0, not the run config's 0.1), then `optimizer.lr`, whatever
+    order the paths come in."""
+    base = RunConfig.model_validate({"optimizer": {"name": "adam", "lr": 0.01, "weight_decay": 0.1}})
+    new = apply_overrides(
+        base, {"optimizer.lr": 0.5, "optimizer": {"name": "sgd", "momentum": 0.9, "lr": 0.2}}
+    )
+    assert new.optimizer.model_dump() == {"name": "sgd", "lr": 0.5, "weight_decay": 0.0, "momentum": 0.9}
+
+
 def test_a_condition_reads_a_mapping_the_run_config_sets() -> None:
     """when: {trainer.opts: {in: [{a: 1.0}]}} with trainer.opts set in the run config, not searched: the
     condition read nothing there ("the run config does not set it") and was refused as never holding."""

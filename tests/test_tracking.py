@@ -100,17 +100,21 @@ def test_mlflow_logs_a_choice_as_the_yaml_spells_it(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:
     """A categorical choice is logged as `hpotool trials` shows it: the README's loss.weight null as null
-    (it was Python's None), a list choice as its label."""
+    (it was Python's None), a list choice or a whole section as its label."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     run_dict["loss"] = {"name": "cross_entropy"}
     opt_dict["search_space"] = {
         "loss.weight": {"type": "categorical", "choices": [None, [1.0] * 9 + [3.0]]},
         "model.hidden": {"type": "categorical", "choices": [[16], [8, 8]]},
+        "optimizer": {"type": "categorical", "choices": [{"name": "sgd"}, {"name": "adam", "lr": 0.001}]},
     }
-    opt_dict["enqueue"] = [{"loss.weight": None, "model.hidden": [8, 8]}]
+    opt_dict["enqueue"] = [
+        {"loss.weight": None, "model.hidden": [8, 8], "optimizer": {"name": "adam", "lr": 0.001}}
+    ]
     result = CliRunner().invoke(
         app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 1), catch_exceptions=False
     )
     assert result.exit_code == 0, result.output
     params = _logged_trials(uri, "tiny")["0"].data.params
     assert (params["loss.weight"], params["model.hidden"]) == ("null", "[8, 8]")
+    assert params["optimizer"] == "{lr: 0.001, name: adam}"  # a whole section, as hpotool trials shows it

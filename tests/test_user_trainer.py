@@ -601,3 +601,91 @@ def test_the_summary_says_why_a_trial_failed_where_the_study_went_on(
     assert said.endswith(
         f"in fails_on_long_runs); hpotool trials --study-name u --storage {storage} --state fail lists them"
     )
+
+
+def test_whole_trainer_sections_are_a_categorical_choice(tmp_path: Path) -> None:
+    """`trainer: {type: categorical, choices: [{function: ..., opts: ...}, ...]}` chooses the whole section,
+    each choice's function checked as the run config's is (a pruner the file sets needs `report`; with the
+    default one, a function without it runs the study unpruned, the note naming it). It was refused:
+    "search_space.trainer: the RunConfig has no such path"."""
+    import yaml
+
+    from hpotool.search_space import choice_label
+
+    run = {
+        "project": "u",
+        "epochs": 1,
+        "trainer": {"function": "tests.trainers:adds_its_options", "opts": {"a": 1.0, "b": 2.0}},
+    }
+    halves = {"function": "tests.trainers:adds_its_options", "opts": {"a": 0.5, "b": 0.0}}
+    silent = {"function": "tests.trainers:never_reports"}
+    opt: dict[str, Any] = {
+        "study_name": "u",
+        "metric": "val_loss",
+        "direction": "minimize",
+        "n_trials": 2,
+        "search_space": {"trainer": {"type": "categorical", "choices": [halves, silent]}},
+        "enqueue": [{"trainer": halves}],
+        "storage": f"sqlite:///{tmp_path / 'u.db'}",
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    (tmp_path / "opt.yaml").write_text(yaml.safe_dump(opt))
+    args = ["optimize", "-r", str(tmp_path / "run.yaml"), "-o", str(tmp_path / "opt.yaml")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (
+        "no pruning: trainer.function tests.trainers:never_reports takes no 'report' argument"
+        in result.stderr
+    )
+    first = optuna.load_study(study_name="u", storage=opt["storage"]).trials[0]
+    assert (first.params, first.value) == ({"trainer": choice_label(halves)}, 0.5)
+
+    opt["pruner"] = {"name": "median"}
+    (tmp_path / "opt.yaml").write_text(yaml.safe_dump(opt))
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and result.stderr.startswith(
+        f"error: {tmp_path / 'opt.yaml'}: search_space.trainer.choices.1: trainer.function: "
+        "tests.trainers:never_reports takes no 'report' argument, so the pruner can never stop a trial"
+    ), result.output
+
+    opt["search_space"] = {"trainer": {"type": "categorical", "choices": [halves, silent["function"]]}}
+    (tmp_path / "opt.yaml").write_text(yaml.safe_dump(opt | {"enqueue": []}))
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and result.stderr == (
+        f"error: {tmp_path / 'opt.yaml'}: search_space.trainer.choices.1: tests.trainers:never_reports is not a "
+        'mapping: each choice of trainer is a whole section, such as {function: "tests.trainers:never_reports"}; '
+        "to choose only its function, search trainer.function\n"
+    ), result.output
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_chosen_trainer_that_breaks_the_contract_is_named_when_the_study_stops(
+    tmp_path: Path, workers: str
+) -> None:
+    """With whole trainer sections as choices, the line that stops the study names the function the trial
+    ran, not the run config's (which reports as it should), in one process or with workers."""
+    import yaml
+
+    run = {
+        "project": "u",
+        "epochs": 1,
+        "trainer": {"function": "tests.trainers:adds_its_options", "opts": {}},
+    }
+    bare = {"function": "tests.trainers:reports_a_bare_number"}
+    opt = {
+        "study_name": "u",
+        "metric": "val_loss",
+        "direction": "minimize",
+        "n_trials": 2,
+        "pruner": {"name": "nop"},
+        "search_space": {"trainer": {"type": "categorical", "choices": [run["trainer"], bare]}},
+        "enqueue": [{"trainer": bare}],
+        "storage": f"sqlite:///{tmp_path / 'u.db'}",
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    (tmp_path / "opt.yaml").write_text(yaml.safe_dump(opt))
+    args = ["optimize", "-r", str(tmp_path / "run.yaml"), "-o", str(tmp_path / "opt.yaml"), "-q"]
+    result = CliRunner().invoke(app, [*args, "--workers", workers])
+    assert result.exit_code == 2 and result.stderr.startswith(
+        "error: trainer.function tests.trainers:reports_a_bare_number: trial 0 failed: TypeError: report(0, 0.25)"
+    ), result.output

@@ -19,7 +19,7 @@ from hpotool.config import FinalConfig, OptimizeConfig, RunConfig, validate_conf
 from hpotool.errors import HpoError
 from hpotool.formatting import format_params
 from hpotool.overrides import apply_overrides, check_path, config_paths
-from hpotool.search_space import CategoricalParam
+from hpotool.sections import switchable
 
 if TYPE_CHECKING:
     import optuna
@@ -30,15 +30,6 @@ if TYPE_CHECKING:
 
 
 _COMPONENTS = ("model", "optimizer", "scheduler", "loss")
-
-
-def _switchable(opt: OptimizeConfig) -> dict[str, list[str]]:
-    """Sections whose component the search switches (`optimizer.name: [adam, sgd]`)."""
-    return {
-        path.partition(".")[0]: [str(c) for c in p.choices]
-        for path, p in opt.search_space.items()
-        if isinstance(p, CategoricalParam) and path.count(".") == 1 and path.endswith(".name")
-    }
 
 
 def _path_error(path: str, valid: set[str]) -> str | None:
@@ -60,7 +51,7 @@ def check_final(run: RunConfig, opt: OptimizeConfig, source: str, data: Prepared
     epochs = {} if opt.final.epochs is None or searched else {"epochs": opt.final.epochs}
     if not overrides and not epochs:
         return
-    any_component = config_paths(run, _switchable(opt))
+    any_component = config_paths(run, switchable(opt.search_space))
     base = config_paths(run)
     for path in overrides:
         problem = _path_error(path, any_component)

@@ -38,7 +38,7 @@ from hpotool.objective import (
 )
 from hpotool.overrides import leaf_values
 from hpotool.runner import described
-from hpotool.search_space import encode_params
+from hpotool.search_space import CategoricalParam, encode_params
 from hpotool.stale import (
     died_here,
     fail_dead_local_trials,
@@ -83,13 +83,13 @@ def _run_trial(
     study: optuna.Study,
     trial: optuna.Trial,
     objective: Callable[[optuna.Trial], float | list[float]],
-    function: str | None = None,
+    trained_by: Callable[[optuna.Trial], str | None] = lambda _: None,
 ) -> None:
     """Run and tell one trial.
 
     Raises:
-        HpoError: the user's training `function` broke hpotool's contract (`broke_contract`), after the
-            trial is told FAIL: every trial would fail the same way.
+        HpoError: the user's training function (`trained_by` the trial) broke hpotool's contract
+            (`broke_contract`), after the trial is told FAIL: every trial would fail the same way.
     """
     state, value, reason = None, None, ""
     interrupted: KeyboardInterrupt | None = None
@@ -113,8 +113,20 @@ def _run_trial(
         study.tell(trial, value, state=state)
     if interrupted is not None:
         raise interrupted
-    if broken and function is not None:
+    function = trained_by(trial) if broken else None
+    if function is not None:
         raise contract_stop(function, trial.number, str(trial.user_attrs.get("fail_reason", reason)))
+
+
+def trained_by(plan: StudyPlan, trial: optuna.Trial | FrozenTrial) -> str | None:
+    """The user's training function `trial` ran: its whole trainer section's, where the search chooses one,
+    or the run config's (None: hpotool's Trainer)."""
+    sections = plan.opt.search_space.get("trainer")
+    if isinstance(sections, CategoricalParam) and "trainer" in trial.params:
+        chosen = sections.value_of(trial.params["trainer"])
+        if isinstance(chosen, dict) and "function" in chosen:
+            return str(chosen["function"])
+    return plan.run.trainer.function if plan.run.trainer else None
 
 
 def run_trials(
@@ -197,7 +209,7 @@ def run_trials(
                     trial.set_user_attr("fail_reason", "interrupted")
                     study.tell(trial, state=TrialState.FAIL)
                 raise
-            _run_trial(study, trial, objective, plan.run.trainer.function if plan.run.trainer else None)
+            _run_trial(study, trial, objective, lambda t: trained_by(plan, t))
             frozen = storage.get_trial(trial._trial_id)
             if observer is not None:
                 observer.trial_finished(study, frozen)

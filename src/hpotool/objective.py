@@ -28,6 +28,8 @@ from hpotool import __version__, fingerprint
 from hpotool.components import AUTO_LOSS_FIX, Kind, component_default, component_kwargs
 from hpotool.conditions import all_hold, holds, satisfying_value
 from hpotool.config import (
+    CHECK_COMPONENTS,
+    DataConfig,
     OptimizeConfig,
     PrunerConfig,
     RunConfig,
@@ -66,6 +68,7 @@ from hpotool.search_space import (
     encode_params,
     suggest,
 )
+from hpotool.sections import SECTIONS, check_section_param, section_choices, switchable
 from hpotool.storage import make_storage, shown_url
 from hpotool.trainer import EpochResult, NonFiniteLossError
 from hpotool.warm_start import carried_params, left_out_note
@@ -270,6 +273,14 @@ def _check_list_item(path: str, fixed: Mapping[str, Any]) -> None:
 def _check_condition_paths(path: str, param: Param, opt: OptimizeConfig, valid: set[str]) -> None:
     """Each `when:` path is a searched parameter or a RunConfig path: a typo would switch `path` off."""
     for cond in param.when or {}:
+        section = cond.partition(".")[0]
+        if cond != section and cond not in opt.search_space and section in section_choices(opt.search_space):
+            raise HpoError(
+                f"search_space.{path}.when: {cond!r} is inside {section}, which the search chooses whole, so the "
+                f"condition would read the run config's {cond}, not the chosen section's; condition on the "
+                f"section itself (when: {{{section}: {{in: [...]}}}}, the choices written whole), or search {cond} "
+                f"too"
+            )
         if cond not in opt.search_space and cond not in valid:
             near = closest(cond, sorted({*opt.search_space, *valid}), n=3)
             hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
@@ -297,14 +308,14 @@ def _earlier_items(path: str, opt: OptimizeConfig) -> dict[str, Any]:
 def _component_choices(
     path: str, param: Param, opt: OptimizeConfig, context: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """`context` once for each component a searched `section.name` may switch to (those `param`'s condition
-    on it allows): an argument checked with the base component alone failed, at run time, every trial that
-    drew another (momentum with adam)."""
+    """`context` once for each component a searched `section.name` may switch to, or else for each whole
+    section a searched `section` may choose (those `param`'s condition on it allows): an argument checked
+    with the base component alone failed, at run time, every trial that drew another (momentum with adam)."""
     section = path.partition(".")[0]
     name_path = f"{section}.name"
     names = opt.search_space.get(name_path)
     if section not in COMPONENT_SECTIONS or path == name_path or not isinstance(names, CategoricalParam):
-        return [context]
+        return _section_choices(path, param, opt, context)
     condition = (param.when or {}).get(name_path)
     if condition is None and name_path in context:  # set by the condition of a parameter `param` reads
         return [context]
@@ -312,21 +323,40 @@ def _component_choices(
     return [{**context, name_path: name} for name in allowed] or [context]
 
 
+def _section_choices(
+    path: str, param: Param, opt: OptimizeConfig, context: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """`context` once for each whole section a searched `section` may choose (those `param`'s condition on it
+    allows): `optimizer.momentum` beside `optimizer: {choices: [{name: sgd}, {name: adam}]}` meets adam."""
+    section = path.partition(".")[0]
+    sections = opt.search_space.get(section)
+    if path == section or section in context or not isinstance(sections, CategoricalParam):
+        return [context]
+    condition = (param.when or {}).get(section)
+    allowed = [c for c in sections.choices if condition is None or holds(condition, c)]
+    return [{**context, section: c} for c in allowed] or [context]
+
+
 def _taken_by_hint(path: str, contexts: list[dict[str, Any]]) -> str:
-    """How to search an argument only with the searched components that take it."""
+    """How to search an argument only with the searched components (or whole sections) that take it."""
     section, _, arg = path.partition(".")
     name_path = f"{section}.name"
+    by_name = name_path in contexts[0]
     takers = []
     for context in contexts:
-        name = str(context[name_path])
+        chosen = context[name_path] if by_name else context[section]
+        name = str(chosen if by_name else chosen.get("name", SECTIONS[section].model_fields["name"].default))
         try:
             kwargs = component_kwargs(cast("Kind", section), name)
         except HpoError:
             continue
         if not kwargs or arg.partition(".")[0] in kwargs:  # no names: it takes **kwargs
-            takers.append(name)
+            takers.append(chosen)
     if not takers:
         return ""
+    if not by_name:
+        shown = ", ".join(map(format_choice, takers))
+        return f"; search it only with the {section} sections that take it: when: {{{section}: {{in: [{shown}]}}}}"
     test = takers[0] if len(takers) == 1 else {"in": takers}
     shown = str(test).replace("'", "")  # YAML: {in: [sgd, rmsprop]}
     return f"; search it only with the {section}s that take it: when: {{{name_path}: {shown}}}"
@@ -346,15 +376,28 @@ _SPLIT_PATHS = {
 }
 
 
+def _check_one_split(param: Param, opt: OptimizeConfig) -> None:
+    """Whole data sections as choices that split the data differently would measure trials on different
+    validation splits, as searching `data.val_fraction` would (`check_section_param` has validated them)."""
+    sections = [
+        DataConfig.model_validate(c, context={CHECK_COMPONENTS: False}) for c in boundary_values(param)
+    ]
+    for key in ("val_fraction", "split_seed"):
+        values = list(dict.fromkeys(getattr(s, key) for s in sections))
+        if len(values) > 1:
+            metrics = " and ".join(opt.objectives)
+            raise HpoError(
+                f"its choices give {key} {' and '.join(map(str, values))} (a choice that leaves it out has "
+                f"the default), so every trial would be measured on another validation split and their "
+                f"{metrics} would not compare (the sampler would favour the easiest split); give every choice "
+                f"the same {key}"
+            )
+
+
 def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, source: str) -> None:
     """Before any trial runs: every path exists, and every bound or choice gives a RunConfig that
     validates and whose components build."""
-    switchable = {
-        path.partition(".")[0]: [str(c) for c in p.choices]
-        for path, p in opt.search_space.items()
-        if isinstance(p, CategoricalParam) and path.count(".") == 1 and path.endswith(".name")
-    }
-    valid = config_paths(run, switchable)
+    valid = config_paths(run, switchable(opt.search_space))
     fixed = leaf_values(run)
     for path, param in opt.search_space.items():
         try:
@@ -364,9 +407,14 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                     f"loss 'auto' takes no arguments; {AUTO_LOSS_FIX.format(arg=path.partition('.')[2])} in "
                     f"the run config"
                 )
-            check_path(path, valid)
+            if path in SECTIONS:
+                check_section_param(path, param, run)
+            else:
+                check_path(path, valid)
             if path in _SPLIT_PATHS and run.trainer is None:
                 raise HpoError(_SPLIT_PATHS[path].format(metrics=" and ".join(opt.objectives)))
+            if path == "data" and run.trainer is None:
+                _check_one_split(param, opt)
             _check_condition_paths(path, param, opt, valid)
             _check_width_is_used(path, run, opt)
             # a conditional parameter is checked where it applies, a list item with the items before it
@@ -395,7 +443,11 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                         )
                     except HpoError as exc:
                         message = str(exc).removeprefix(f"with {format_params({path: value})}: ")
-                        hint = _pair_hint(path, label.partition("=")[0], opt) if path != "data.name" else ""
+                        hint = (
+                            _pair_hint(path, label.partition("=")[0], opt)
+                            if path not in ("data.name", "data")
+                            else ""
+                        )
                         raise HpoError(
                             f"with {label}, {format_params({path: value})}: {message}{hint}"
                         ) from None
@@ -447,7 +499,7 @@ def _data_contexts(
     out: list[tuple[str, dict[str, Any]]] = []
     always = False
     for other, p in opt.search_space.items():
-        if other == path or not other.startswith("data.") or other in context:
+        if other == path or other.partition(".")[0] != "data" or other in context:
             continue
         try:
             needs = _condition_values(p, opt, fixed, other)
@@ -466,8 +518,9 @@ def _data_contexts(
 
 
 def _pair_hint(path: str, other: str, opt: OptimizeConfig) -> str:
-    """How to search `path` only with the datasets it fits, when `other` is the searched dataset."""
-    if other != "data.name":
+    """How to search `path` only with the datasets it fits, when `other` is the searched dataset (its name
+    or the whole data section)."""
+    if other not in ("data.name", "data"):
         return ""
     names = list(opt.search_space)
     before = names.index(path) < names.index(other)  # a condition reads earlier parameters only
@@ -596,13 +649,24 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
         except HpoError as exc:
             raise HpoError(f"{run_path}: {exc}") from None
         check_space(run, opt, None, str(opt_path))
+        no_report = [] if takes_report else [run.trainer.function]
+        for i, choice in enumerate(section_choices(opt.search_space).get("trainer", [])):
+            chosen = apply_overrides(run, {"trainer": choice})
+            assert chosen.trainer is not None
+            try:
+                if not check_user_trainer(
+                    chosen, pruning=pruning and pruner_chosen, opt_source=str(opt_path)
+                ):
+                    no_report.append(chosen.trainer.function)
+            except HpoError as exc:
+                raise HpoError(f"{opt_path}: search_space.trainer.choices.{i}: {exc}") from None
         schedule = schedule_note(run)
         notes: tuple[str, ...] = (schedule,) if schedule else ()
-        if pruning and not takes_report:  # the default pruner could never stop it: run without one
+        if pruning and no_report:  # the default pruner could never stop it: run without one
             opt = opt.model_copy(update={"pruner": PrunerConfig(name="nop")})
             notes += (
-                f"no pruning: trainer.function {run.trainer.function} takes no 'report' argument, so a pruner "
-                f"could never stop a trial ({opt_path} sets no pruner; add report to prune)",
+                f"no pruning: trainer.function {' and '.join(dict.fromkeys(no_report))} takes no 'report' "
+                f"argument, so a pruner could never stop a trial ({opt_path} sets no pruner; add report to prune)",
             )
         plan = _plan(run, opt, None, opt_path, overrides)
         return replace(plan, notes=plan.notes + notes)

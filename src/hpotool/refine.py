@@ -30,6 +30,7 @@ from hpotool.search_space import (
     decode_params,
     same_value,
 )
+from hpotool.sections import SECTIONS
 
 if TYPE_CHECKING:
     import optuna
@@ -267,7 +268,8 @@ def refine_study(
             f"study {study.study_name!r}: every parameter would be fixed; nothing is left to search"
         )
     stage_run = apply_overrides(run, fixed)
-    for dropped in _drop_dead_conditions(new_space, leaf_values(stage_run)):  # replaces its earlier change
+    settled = {**leaf_values(stage_run), **{k: v for k, v in fixed.items() if k in SECTIONS}}
+    for dropped in _drop_dead_conditions(new_space, settled):  # replaces its earlier change
         param = dropped.split(":", 1)[0]
         changes = [c for c in changes if not c.startswith(f"{param}: ")] + [dropped]
     if not new_space:
@@ -329,7 +331,9 @@ def _stage_grid(grid: dict[str, Any], space: dict[str, Param]) -> dict[str, list
 def _drop_dead_conditions(space: dict[str, Param], base: dict[str, Any]) -> list[str]:
     """Remove from `space` (in place, in order) each parameter whose `when` reads a value the stage no
     longer searches and that value fails it: its condition can never hold, so it would never be suggested
-    (`optimizer.momentum` when `optimizer.name: sgd`, with `optimizer.name` fixed at adam)."""
+    (`optimizer.momentum` when `optimizer.name: sgd`, with `optimizer.name` fixed at adam). A condition on a
+    whole section the stage fixes, which holds, is dropped: the stage's run config holds the section, which a
+    condition cannot read (only a searched section)."""
     changes = []
     for name, p in list(space.items()):
         fixed_paths = {path: cond for path, cond in (p.when or {}).items() if path not in space}
@@ -338,6 +342,9 @@ def _drop_dead_conditions(space: dict[str, Param], base: dict[str, Any]) -> list
             del space[name]
             reasons = ", ".join(f"{path} is fixed at {format_choice(base.get(path))}" for path in failed)
             changes.append(f"{name}: its condition can no longer hold ({reasons}); removed from the search")
+        elif SECTIONS.keys() & fixed_paths:
+            when = {path: cond for path, cond in (p.when or {}).items() if path not in SECTIONS} or None
+            space[name] = type(p).model_validate(p.model_dump() | {"when": when})
     return changes
 
 

@@ -39,6 +39,7 @@ from hpotool.loop import (
     prepare_resume,
     run_trials,
     timed_out,
+    trained_by,
     trial_target,
 )
 from hpotool.objective import (
@@ -323,12 +324,10 @@ def _run_workers(
 
         fails = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
         mine = [t for t in fails if t.number not in before] or fails
-        if mine:
-            first = mine[0]
+        function = trained_by(plan, mine[0]) if mine else None
+        if function is not None:
             raise contract_stop(
-                plan.run.trainer.function,
-                first.number,
-                str(first.user_attrs.get("fail_reason", "unknown error")),
+                function, mine[0].number, str(mine[0].user_attrs.get("fail_reason", "unknown error"))
             )
     dead = [p.name for p in procs if p.exitcode not in (0, None)]
     if done >= target:

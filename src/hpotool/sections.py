@@ -1,0 +1,104 @@
+"""A whole RunConfig section as a categorical choice: `optimizer: {type: categorical, choices: [{name: sgd,
+lr: 0.1, momentum: 0.9}, {name: adam}]}`, or among whole `trainer: {function: ...}` sections.
+
+A choice replaces the section, as if the run config spelled it so: keys the choice leaves out take the
+section's defaults, not the run config's values. Searched keys below the section (`optimizer.lr`) apply
+after it (`apply_overrides` sets the shallowest path first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from hpotool.config import (
+    CHECK_COMPONENTS,
+    DataConfig,
+    LossConfig,
+    ModelConfig,
+    OptimizerConfig,
+    RunConfig,
+    SchedulerConfig,
+    TrainerConfig,
+    error_lines,
+)
+from hpotool.errors import HpoError
+from hpotool.formatting import format_choice
+from hpotool.search_space import CategoricalParam, Param
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "optimizer": OptimizerConfig,
+    "scheduler": SchedulerConfig,
+    "loss": LossConfig,
+    "trainer": TrainerConfig,
+}
+
+
+def section_choices(space: Mapping[str, Param]) -> dict[str, list[dict[str, Any]]]:
+    """The sections `space` searches whole, with their choices (`{"optimizer": [{name: sgd, ...}, ...]}`)."""
+    return {
+        path: [c for c in p.choices if isinstance(c, dict)]
+        for path, p in space.items()
+        if path in SECTIONS and isinstance(p, CategoricalParam)
+    }
+
+
+def switchable(space: Mapping[str, Param]) -> dict[str, list[str]]:
+    """The components each section's search may switch to: a searched `optimizer.name`'s choices, and the
+    names of the whole `optimizer` sections it may choose."""
+    out: dict[str, list[str]] = {
+        path.partition(".")[0]: [str(c) for c in p.choices]
+        for path, p in space.items()
+        if isinstance(p, CategoricalParam) and path.count(".") == 1 and path.endswith(".name")
+    }
+    for section, choices in section_choices(space).items():
+        if "name" not in SECTIONS[section].model_fields:  # trainer: a function, no component
+            continue
+        default = SECTIONS[section].model_fields["name"].default
+        out[section] = [*out.get(section, []), *(str(c.get("name", default)) for c in choices)]
+    return out
+
+
+def check_section_param(path: str, param: Param, run: RunConfig) -> None:
+    """Raise `HpoError` unless `param` searches the section `path` as whole sections, each a mapping that
+    validates as that section (its component resolves and takes its arguments).
+
+    Raises:
+        HpoError: `search_space.optimizer.choices.1: ...`, naming the choice and its bad key.
+    """
+    if path == "trainer" and run.trainer is None:
+        raise HpoError(
+            f"search_space.{path}: the run config sets no trainer, so its trials train with hpotool's Trainer; "
+            f"to choose among your training functions, set trainer: {{function: ...}} in the run config too"
+        )
+    if not isinstance(param, CategoricalParam):
+        section = getattr(run, path).model_dump()
+        keys = [f"{path}.{k}" for k in section if k not in ("name", "function")][:3] or [f"{path}.name"]
+        raise HpoError(
+            f"search_space.{path}: {path} is a section; search one of its keys ({', '.join(keys)}, ...) or give "
+            f"whole sections as categorical choices ({{type: categorical, choices: [{format_choice(section)}, "
+            f"...]}})"
+        )
+    model = SECTIONS[path]
+    for i, choice in enumerate(param.choices):
+        where = f"search_space.{path}.choices.{i}"
+        if not isinstance(choice, dict):
+            key = "name" if "name" in model.model_fields else "function"
+            example = format_choice({key: choice if isinstance(choice, str) else "..."})
+            raise HpoError(
+                f"{where}: {format_choice(choice)} is not a mapping: each choice of {path} is a whole section, "
+                f"such as {example}; to choose only its {key}, search {path}.{key}"
+            )
+        try:
+            model.model_validate(choice, context={CHECK_COMPONENTS: True})
+        except ValidationError as exc:
+            locs = {".".join(map(str, e["loc"])) for e in exc.errors() if e["loc"]}
+            lines = [
+                f"{where}.{line}" if line.partition(": ")[0] in locs else f"{where}: {line}"
+                for line in error_lines(exc, model)
+            ]
+            raise HpoError("; ".join(lines)) from None
