@@ -395,3 +395,33 @@ def test_a_parameter_named_like_a_column_of_the_trials_table_is_headed_as_trials
         "epochs",
         "seconds",
     ]
+
+
+def _table_row(stdout: str, number: int) -> list[str]:
+    """The cells of trial `number`'s row in the `hpotool trials` table."""
+    line = next(line for line in stdout.splitlines() if re.match(rf"│ +{number} +│", line))
+    return [cell.strip() for cell in line.strip("│ \n").split("│")]
+
+
+def test_a_queued_trial_shows_the_values_it_will_run(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+    """A waiting trial's parameters were `-`: it has no params yet, only the fixed ones it was queued with
+    (`enqueue_trial`), which are shown decoded as the other rows' are (a list choice as the list)."""
+    run_dict["epochs"] = 1
+    opt_dict["n_trials"] = 1
+    opt_dict["search_space"] = {
+        "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+        "model.hidden": {"type": "categorical", "choices": [[16], [8, 8]]},
+    }
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    storage = opt_dict["storage"]
+    optuna.load_study(study_name="tiny", storage=storage).enqueue_trial(
+        {"optimizer.lr": 0.05, "model.hidden": "[8, 8]"}
+    )
+    args = ["trials", "--study-name", "tiny", "--storage", storage]
+    rows = json.loads(runner.invoke(app, [*args, "--json"], catch_exceptions=False).stdout)
+    assert [(r["state"], r["params"]) for r in rows][1] == (
+        "waiting",
+        {"optimizer.lr": 0.05, "model.hidden": [8, 8]},
+    )
+    table = runner.invoke(app, args, catch_exceptions=False).stdout
+    assert _table_row(table, 1)[:5] == ["1", "waiting", "-", "0.05", "[8, 8]"], table
