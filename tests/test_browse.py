@@ -425,3 +425,32 @@ def test_a_queued_trial_shows_the_values_it_will_run(tmp_path: Path, run_dict: d
     )
     table = runner.invoke(app, args, catch_exceptions=False).stdout
     assert _table_row(table, 1)[:5] == ["1", "waiting", "-", "0.05", "[8, 8]"], table
+
+
+def test_a_mapping_choice_is_spelt_with_sorted_keys_everywhere(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A whole section chosen was `{name: adam, lr: 0.001}` (the YAML's key order) in the optimize summary
+    and `hpotool trials`, but `{lr: 0.001, name: adam}` (the label the study stores) in the progress lines,
+    trials.csv and export-best: every place now shows the stored label."""
+    from .conftest import write_yaml
+
+    run_dict["epochs"] = 1
+    adam = {"name": "adam", "lr": 0.001}
+    opt_dict["n_trials"] = 1
+    opt_dict["search_space"] = {
+        "optimizer": {"type": "categorical", "choices": [{"name": "sgd", "lr": 0.1}, adam]}
+    }
+    opt_dict["enqueue"] = [{"optimizer": adam}]
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    opt_path = write_yaml(tmp_path / "opt.yaml", opt_dict)
+    label = "{lr: 0.001, name: adam}"
+    result = runner.invoke(
+        app, ["optimize", "-r", str(run_path), "-o", str(opt_path)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert f"optimizer={label}" in result.stderr  # the progress line
+    assert re.search(rf"│ +optimizer +│ {re.escape(label)} +│", result.stdout), result.stdout  # the summary
+    storage = ["--study-name", "tiny", "--storage", opt_dict["storage"]]
+    table = runner.invoke(app, ["trials", *storage], catch_exceptions=False).stdout
+    assert _table_row(table, 0)[3] == label, table

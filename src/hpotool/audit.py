@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import TypeAdapter, ValidationError
 
 from hpotool.errors import HpoError
-from hpotool.formatting import format_choice
+from hpotool.formatting import format_choice, format_param
 from hpotool.search_space import CategoricalParam, IntParam, Param, decode_params, same_value
 
 if TYPE_CHECKING:
@@ -148,7 +148,7 @@ def _fmt(v: Any) -> str:
 
 def _fmt_value(p: Param, v: Any) -> str:
     """A value of `p`: a choice as the YAML spells it (5.0, null), a number to three digits."""
-    return format_choice(v) if isinstance(p, CategoricalParam) else _fmt(v)
+    return format_param(v, True) if isinstance(p, CategoricalParam) else _fmt(v)
 
 
 def bounds_text(p: Param) -> str:

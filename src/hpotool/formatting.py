@@ -43,6 +43,25 @@ def format_choice(v: Any) -> str:
     return str(v)
 
 
+def format_param(value: Any, categorical: bool) -> str:
+    """A trial's parameter as every table and line shows it: a categorical choice as `format_choice` spells
+    it, a list or mapping as the label the study stores (`sorted_keys`: `{lr: 0.001, name: adam}` whichever
+    order the YAML gave the keys in), a sampled number as `format_value` does."""
+    if isinstance(value, list | dict):
+        return format_choice(sorted_keys(value))
+    return (format_choice if categorical else format_value)(value)
+
+
+def sorted_keys(value: Any) -> Any:
+    """`value` with every mapping's keys in sorted order: one spelling for one value, however the YAML
+    ordered them."""
+    if isinstance(value, list):
+        return [sorted_keys(v) for v in value]
+    if isinstance(value, dict):
+        return {k: sorted_keys(value[k]) for k in sorted(value)}
+    return value
+
+
 def format_params(params: Mapping[str, Any]) -> str:
     """`path=value, ...` with each value as `format_choice` spells it: `optimizer.name=sgd, model.hidden=[8]`."""
     return ", ".join(f"{path}={format_choice(v)}" for path, v in params.items())
