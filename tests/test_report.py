@@ -215,8 +215,9 @@ def test_a_multi_objective_report_names_no_pruner(tmp_path: Path, run_dict: dict
     info = report_info(study, "x")
     assert info.pruner is None and info.pruned == []
     assert "pruner" not in dict(_header_rows(info))
-    # nor says that pruning saved 0% of the epochs
+    # nor says that pruning saved 0% of the epochs, in the HTML or in the JSON
     assert dict(_header_rows(info))["epochs"] == f"{2 * run_dict['epochs']} run (no pruning)"
+    assert info.epochs["saved_fraction"] is None
 
 
 def test_report_command_errors_are_one_line() -> None:

@@ -151,6 +151,34 @@ def test_a_nan_loss_or_final_metric_prunes_the_trial_saying_which(
     assert trials[0].user_attrs["prune_reason"] == "val_loss is nan in epoch 1"  # not "train_loss"
 
 
+def test_the_report_counts_no_epochs_a_function_never_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With pruner nop and every trial NaN-pruned by a function that reports nothing, the JSON report had
+    saved_fraction 1.0 (0 epochs run of 6 planned) while the HTML said "0 run (no pruning)": neither is
+    true, as the function trained epochs hpotool never saw, and no pruner saved any."""
+    import json
+
+    from hpotool.report import _header_rows, report_info
+
+    monkeypatch.chdir(REPO)
+    _, trials = _study_with("returns_nan_without_report", tmp_path)
+    assert [t.state for t in trials] == [TrialState.PRUNED] * 2
+    storage = f"sqlite:///{tmp_path / 'u.db'}"
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["report", "--study-name", "u", "--storage", storage, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    why = "trainer.function reported no epochs, so hpotool cannot count them"
+    assert json.loads(out.read_text())["epochs"] == {
+        "run": None,
+        "planned": None,
+        "saved_fraction": None,
+        "not_recorded": why,
+    }
+    info = report_info(optuna.load_study(study_name="u", storage=storage), storage)
+    assert dict(_header_rows(info))["epochs"] == f"not recorded ({why})"
+
+
 def test_a_function_hpotool_cannot_call_is_refused_before_trial_0(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

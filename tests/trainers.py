@@ -121,3 +121,8 @@ def adds_its_options(config: dict[str, Any], report: Report) -> dict[str, float]
     loss = float(sum(config["trainer"]["opts"].values()))
     report(0, {"val_loss": loss})
     return {"val_loss": loss}
+
+
+def returns_nan_without_report(config: dict[str, Any]) -> dict[str, float]:
+    """Trains in its own loop, reporting nothing, and diverges: its final val_loss is NaN."""
+    return {"val_loss": float("nan")}

@@ -163,19 +163,39 @@ def _objectives(study: optuna.Study, opt: dict[str, Any]) -> list[dict[str, str]
     return [{"name": n, "direction": d} for n, d in zip(names, directions, strict=True)]
 
 
-def _epochs(study: optuna.Study, trials: list[FrozenTrial], run: dict[str, Any]) -> dict[str, Any]:
+def _epochs(
+    study: optuna.Study, trials: list[FrozenTrial], run: dict[str, Any], pruner: dict[str, Any] | None
+) -> dict[str, Any]:
     """Epochs the finished trials ran versus what they would have run without pruning (each under the run
-    config it ran with: `--allow-changed-config` may have changed the epochs on the way)."""
+    config it ran with: `--allow-changed-config` may have changed the epochs on the way), and the fraction
+    pruning saved (None without a pruner: trials that diverged stopped early, but no pruner saved those).
+    `not_recorded` says why the counts are None."""
     finished = [t for t in trials if t.state in FINISHED]
+
+    def unknown(why: str) -> dict[str, Any]:
+        return {"run": None, "planned": None, "saved_fraction": None, "not_recorded": why}
+
     if not run or any("epochs_run" not in t.user_attrs for t in finished):
-        return {"run": None, "planned": None, "saved_fraction": None}
-    ran = sum(int(t.user_attrs["epochs_run"]) for t in finished)
+        return unknown("not an hpotool study")
     attrs = study.user_attrs
     bases = [config_of(attrs, t.number, "run_config") or run for t in finished]
+    # A training function that reports no epoch trains in a loop hpotool never sees: its 0 is no count.
+    if any(
+        base.get("trainer") and not t.user_attrs.get("history")
+        for t, base in zip(finished, bases, strict=True)
+    ):
+        return unknown("trainer.function reported no epochs, so hpotool cannot count them")
+    ran = sum(int(t.user_attrs["epochs_run"]) for t in finished)
     planned = sum(
         int(t.params.get("epochs", base.get("epochs", 0))) for t, base in zip(finished, bases, strict=True)
     )
-    return {"run": ran, "planned": planned, "saved_fraction": 1 - ran / planned if planned else None}
+    saved = 1 - ran / planned if planned and _prunes(pruner) else None
+    return {"run": ran, "planned": planned, "saved_fraction": saved, "not_recorded": None}
+
+
+def _prunes(pruner: dict[str, Any] | None) -> bool:
+    """Whether a study's pruner section (None: several objectives, which nothing prunes) prunes at all."""
+    return pruner is not None and not is_nop_pruner(str(pruner.get("name")))
 
 
 def _time(trials: list[FrozenTrial]) -> dict[str, float | None]:
@@ -380,7 +400,7 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
         counts=counts,
         best=best,
         time=_time(trials),
-        epochs=_epochs(study, trials, run),
+        epochs=_epochs(study, trials, run, pruner),
         versions=dict(study.user_attrs.get("versions") or {}),
         evaluator=EVALUATOR,
         importances=importances,
@@ -528,8 +548,8 @@ def _header_rows(info: ReportInfo) -> list[tuple[str, str]]:
     )
     e = info.epochs
     if e["run"] is None:
-        rows.append(("epochs", "not recorded (not an hpotool study)"))
-    elif not info.pruner or is_nop_pruner(str(info.pruner.get("name"))):  # several objectives, or pruning off
+        rows.append(("epochs", f"not recorded ({e['not_recorded']})"))
+    elif not _prunes(info.pruner):  # several objectives, or pruning off
         rows.append(("epochs", f"{e['run']} run (no pruning)"))
     else:
         saved = "" if e["saved_fraction"] is None else f" — pruning saved {e['saved_fraction']:.0%}"
