@@ -38,9 +38,12 @@ def test_own_training_function(
         assert t.user_attrs["history"] and len(t.intermediate_values) == t.user_attrs["epochs_run"]
 
 
-def test_a_trainer_that_misses_the_metric_fails_the_trial_with_the_reason(
+def test_a_trainer_that_misses_the_metric_stops_the_study_at_trial_0(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A function whose returned dict lacks the study's metric fails every trial alike: it went on to
+    `--max-failures` (exit 1); it now stops at trial 0 with one line naming the function, the keys it
+    returned and the metric it must return (exit 2), as the other broken contracts do."""
     monkeypatch.chdir(REPO)
     storage = f"sqlite:///{tmp_path / 'u.db'}"
     opt = tmp_path / "o.yaml"
@@ -50,15 +53,16 @@ def test_a_trainer_that_misses_the_metric_fails_the_trial_with_the_reason(
         .replace("metric: val_loss", "metric: val_accuracy")
         .replace("direction: minimize", "direction: maximize")
     )
-    result = optimize(
-        "examples/torch_loop_run.yaml", str(opt), storage, 2, "--max-failures", "1", exit_code=1
+    result = optimize("examples/torch_loop_run.yaml", str(opt), storage, 3, exit_code=2)
+    reason = (
+        "TrainerOutputError: examples.torch_loop_trainer:fit returned {val_loss}, without val_accuracy, the "
+        "study's metric; return it from fit, such as {'val_accuracy': 0.5} (what report() is given is not "
+        "returned), or optimize a metric it returns"
     )
-    assert "stopped after 1 failed trials in a row" in result.stderr
+    assert result.stderr.startswith(f"error: trainer.function: trial 0 failed: {reason}; this mistake")
+    assert "\n" not in result.stderr.strip() and "Traceback" not in result.output
     (trial,) = optuna.load_study(study_name="sine_loop", storage=storage).trials
-    assert (
-        trial.user_attrs["fail_reason"]
-        == "ValueError: the run produced no val_accuracy; it produced: val_loss, epoch_time"
-    )
+    assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"] == reason
 
 
 def test_train_with_a_training_function_saves_no_model_and_says_so(

@@ -1137,9 +1137,9 @@ def make_objective(
             trial.set_user_attr("feasible", all(v <= 0 for v in values))
         missing = [m for m in opt.objectives if m not in result.metrics]
         if missing:
-            message = f"the run produced no {', '.join(missing)}; it produced: {', '.join(result.metrics)}"
-            trial.set_user_attr("fail_reason", f"ValueError: {message}")
-            raise ValueError(message)
+            error = _missing_metric_error(config, result.metrics, missing, bool(history))
+            trial.set_user_attr("fail_reason", described(error))
+            raise error
         diverged = [
             f"{m} is {result.metrics[m]}" for m in opt.objectives if not math.isfinite(result.metrics[m])
         ]
@@ -1152,6 +1152,18 @@ def make_objective(
         return result.metrics[opt.metric]
 
     return objective
+
+
+def _missing_metric_error(
+    config: RunConfig, metrics: dict[str, float], missing: list[str], reported: bool
+) -> Exception:
+    """A run that produced no value for the study's metric(s): a user's training function that returns
+    none breaks hpotool's contract (the study stops at once: every trial would fail alike)."""
+    if config.trainer is not None:
+        from hpotool.user_trainer import missing_metric
+
+        return missing_metric(config.trainer.function, metrics, missing, reported)
+    return ValueError(f"the run produced no {', '.join(missing)}; it produced: {', '.join(metrics)}")
 
 
 def fail_reason(exc: BaseException, config: RunConfig) -> str:

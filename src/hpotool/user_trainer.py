@@ -48,6 +48,20 @@ def broke_contract(exc: BaseException) -> bool:
     return False
 
 
+def missing_metric(
+    function: str, metrics: dict[str, float], missing: list[str], reported: bool
+) -> TrainerOutputError:
+    """The mistake of a function whose returned dict lacks the study's metric(s) `missing` (`metrics`: what
+    the run produced, with the epoch_time hpotool adds where the function `reported` epochs)."""
+    returned = [k for k in metrics if not (reported and k == "epoch_time")]
+    which = "the study's metric" if len(missing) == 1 else "metrics the study optimizes"
+    return TrainerOutputError(
+        f"{function} returned {{{', '.join(returned)}}}, without {', '.join(missing)}, {which}; return it from "
+        f"fit, such as {{{missing[0]!r}: 0.5}} (what report() is given is not returned), or optimize a metric "
+        f"it returns"
+    )
+
+
 class ContractStop(HpoError):
     """A trial failed on `broke_contract`: the study stops at once (see `contract_stop`)."""
 
