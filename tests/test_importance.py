@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 
 import optuna
 import pytest
@@ -82,6 +83,7 @@ def test_too_few_trials_that_meet_the_constraints_is_the_reason() -> None:
 
 _LEAN_IMPORT = """
 import sys
+import warnings
 import optuna
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 from hpotool.importance import import_without_sklearn, param_importances
@@ -120,3 +122,18 @@ def test_import_without_sklearn_leaves_an_earlier_sklearn_import_alone() -> None
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "True"
+
+
+def test_trials_that_all_tie_are_a_reason_not_a_warning() -> None:
+    """Three complete trials of one value: Optuna warned "Target and region quantiles select the same set
+    of trials" (a report printed it twice, once more for its figure) and gave equal importances, which the
+    report drew as a finding."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: 0.0 * t.suggest_float("x", 0, 1) + 0.0 * t.suggest_int("y", 0, 9), n_trials=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning either
+        with pytest.raises(
+            ValueError,
+            match="the 3 complete trials all have the same value, so no parameter sets the best apart",
+        ):
+            param_importances(study)

@@ -702,3 +702,27 @@ def test_the_best_trial_row_shows_choices_as_the_yaml_spells_them() -> None:
     study.optimize(objective, n_trials=1)
     row = dict(_header_rows(report_info(study, "memory")))["best trial #0"]
     assert row == "1  (loss.weight=null, optimizer.momentum=0.0, optimizer.lr=0)"
+
+
+def test_a_study_whose_trials_tie_reports_why_it_has_no_importances_without_a_warning(
+    tmp_path: Path, run_dict: dict[str, Any]
+) -> None:
+    """Three trials of one value: `hpotool report` printed Optuna's "Target and region quantiles select the
+    same set of trials" twice and drew equal importances; it now names the reason in the report instead."""
+    url = f"sqlite:///{tmp_path / 'tie.db'}"
+    study = optuna.create_study(study_name="tie", storage=url, direction="maximize")
+    study.set_user_attr("run_config", run_dict)
+    study.set_user_attr("optimize_config", {"metric": "val_accuracy", "pruner": {"name": "nop"}})
+    for _ in range(3):
+        trial = study.ask()
+        trial.suggest_float("optimizer.lr", 1e-3, 1e-1, log=True), trial.suggest_int("model.hidden.0", 8, 32)
+        trial.set_user_attr("epochs_run", run_dict["epochs"])
+        study.tell(trial, 0.5)
+    out = tmp_path / "r.html"
+    result = runner.invoke(app, ["report", "--study-name", "tie", "--storage", url, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "quantiles" not in result.stderr, result.stderr
+    assert (
+        "the 3 complete trials all have the same value, so no parameter sets the best apart"
+        in out.read_text()
+    )

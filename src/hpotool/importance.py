@@ -195,9 +195,7 @@ def param_importances(
 
     on = on or basis(study)
     if len(on.trials) < 2:
-        kind = "complete trials that meet the constraints" if on.constrained else "complete trials"
-        kind = "finished trials" if on.target is not None else kind
-        raise ValueError(f"needs at least 2 {kind}, the study has {len(on.trials)}")
+        raise ValueError(f"needs at least 2 {_kind(on)}, the study has {len(on.trials)}")
     if on.target is not None and (told := sum(map(_reported, on.trials))) < 2:  # the rest tie, unranked
         raise ValueError(
             f"needs at least 2 finished trials that reported a finite value, the study has {told}"
@@ -209,14 +207,33 @@ def param_importances(
             warnings.filterwarnings(
                 "ignore", message="PedAnovaImportanceEvaluator computes", category=UserWarning
             )
+            # The top 10% are every trial only when all of them tie: Optuna warns (once per call: a report
+            # said it twice) and returns equal importances, which a figure would show as a finding.
+            warnings.filterwarnings("error", message=_ALL_TIE, category=UserWarning)
             result = optuna.importance.get_param_importances(
                 on.study, evaluator=make_evaluator(), target=target or on.target
             )
+    except UserWarning as exc:
+        if _ALL_TIE not in str(exc):
+            raise
+        raise ValueError(
+            f"the {len(on.trials)} {_kind(on)} all have the same value, so no parameter sets the best apart"
+        ) from None
     except (RuntimeError, ValueError) as exc:
         raise ValueError(str(exc)) from None
     if not result:
         raise ValueError("no parameter is shared by all complete trials")
     return {name: float(value) for name, value in result.items()}
+
+
+_ALL_TIE = "Target and region quantiles select the same set of trials"
+
+
+def _kind(on: Basis) -> str:
+    """The trials `on` holds, as a reason names them."""
+    if on.target is not None:
+        return "finished trials"
+    return "complete trials that meet the constraints" if on.constrained else "complete trials"
 
 
 def _reported(trial: FrozenTrial) -> bool:
