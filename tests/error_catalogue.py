@@ -527,7 +527,7 @@ CASES = [
     Case(
         "condition-on-fixed-value",
         "a condition on a value the run config fixes otherwise (the parameter would never be searched)",
-        "error: optimize.yaml: search_space.optimizer.weight_decay: the condition optimizer.name: adamw never holds: optimizer.name is not searched and the run config sets it to adam, so optimizer.weight_decay would never be set; search optimizer.name (above optimizer.weight_decay), or change or drop the condition",
+        "error: optimize.yaml: search_space.optimizer.weight_decay: the condition optimizer.name: adamw never holds: optimizer.name is not searched and the run config sets it to adam, so optimizer.weight_decay would never be set; search optimizer.name (above optimizer.weight_decay), set it to adamw in the run config, or change or drop the condition",
         optimize={
             "search_space": {
                 "optimizer.weight_decay": {
@@ -535,6 +535,23 @@ CASES = [
                     "low": 1e-5,
                     "high": 1e-3,
                     "when": {"optimizer.name": "adamw"},
+                }
+            }
+        },
+    ),
+    Case(
+        "condition-on-fixed-component",
+        "an argument of a component the run config does not use, searched on a condition that never holds (it "
+        "was refused as a path the RunConfig lacks)",
+        "error: optimize.yaml: search_space.scheduler.patience: the condition scheduler.name: plateau never holds: scheduler.name is not searched and the run config sets it to cosine, so scheduler.patience would never be set; search scheduler.name (above scheduler.patience), set it to plateau in the run config, or change or drop the condition",
+        run={"scheduler": {"name": "cosine"}},
+        optimize={
+            "search_space": {
+                "scheduler.patience": {
+                    "type": "int",
+                    "low": 1,
+                    "high": 5,
+                    "when": {"scheduler.name": "plateau"},
                 }
             }
         },

@@ -169,7 +169,7 @@ def test_a_condition_on_a_fixed_value_that_does_not_hold_is_refused(
     assert str(info.value) == (
         f"{opt_path}: search_space.model.dropout: the condition model.layers: 2 never holds: model.layers is "
         f"not searched and the run config sets it to 1, so model.dropout would never be set; search "
-        f"model.layers (above model.dropout), or change or drop the condition"
+        f"model.layers (above model.dropout), set it to 2 in the run config, or change or drop the condition"
     )
     opt_dict["search_space"]["model.dropout"]["when"] = {"model.activation": "gelu"}  # left at its default
     write_yaml(opt_path, opt_dict)

@@ -174,10 +174,20 @@ def _condition_values(
                     if unset
                     else f"sets it to {format_choice(fixed[path])}"
                 )
-                fix = f"set {path} in the run config, search it" if unset else f"search {path}"
+                wanted = satisfying_value(condition)
+                fix = (
+                    f"set {path} in the run config, search it (above {name})"
+                    if unset
+                    else f"search {path} (above {name})"
+                    + (
+                        f", set it to {format_choice(wanted)} in the run config"
+                        if holds(condition, wanted)
+                        else ""
+                    )
+                )
                 raise HpoError(
                     f"the condition {path}: {format_choice(condition)} never holds: {path} is not searched and the run config "
-                    f"{says}, so {name} would never be set; {fix} (above {name}), or change or drop the condition"
+                    f"{says}, so {name} would never be set; {fix}, or change or drop the condition"
                 )
             continue
         if isinstance(ref, CategoricalParam):
@@ -410,6 +420,11 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
             if path in SECTIONS:
                 check_section_param(path, param, run)
             else:
+                if (
+                    path not in valid
+                ):  # an argument of the component only a condition that never holds asks for
+                    _check_condition_paths(path, param, opt, valid)
+                    _condition_values(param, opt, fixed, path)
                 check_path(path, valid)
             if path in _SPLIT_PATHS and run.trainer is None:
                 raise HpoError(_SPLIT_PATHS[path].format(metrics=" and ".join(opt.objectives)))
