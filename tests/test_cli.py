@@ -34,6 +34,16 @@ def test_trials_help_and_the_readme_name_every_state_it_takes() -> None:
     assert shown and all(s == "|".join(STATES) for s in shown), shown
 
 
+def test_train_from_best_help_says_its_epochs_override_final_epochs() -> None:
+    """`--epochs` said only "Override the epochs.", though on train-from-best it is what wins over the
+    study's final.epochs."""
+    result = runner.invoke(app, ["train-from-best", "--help"], catch_exceptions=False, terminal_width=200)
+    assert (
+        "Train for N epochs, overriding final.epochs (default: final.epochs, else the trial's epochs)."
+        in (" ".join(result.output.split()))
+    )
+
+
 def test_optimize_end_to_end_on_sqlite(configs: tuple[Path, Path], opt_dict: dict) -> None:
     run_path, opt_path = configs
     result = runner.invoke(

@@ -611,7 +611,14 @@ def train(
 def train_from_best(
     study_name: StudyNameReq,
     storage: ReadStorageOpt = None,
-    epochs: EpochsOpt = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            "--epochs",
+            min=1,
+            help="Train for N epochs, overriding final.epochs (default: final.epochs, else the trial's epochs).",
+        ),
+    ] = None,
     seeds: Annotated[
         int | None,
         typer.Option("--seeds", min=1, help="Train seeds seed, seed+1, ... (default: final.seeds or 1)."),
