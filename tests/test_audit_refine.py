@@ -851,3 +851,12 @@ def test_refine_change_lines_spell_choices_as_the_yaml_does() -> None:
     widths = CategoricalParam(type="categorical", choices=[[16], [32, 16], None])
     _, _, change = _narrow(widths, "model.hidden", [[32, 16], None])
     assert change == "model.hidden: choices [[16], [32, 16], null] -> [[32, 16], null]"
+
+
+def test_the_audit_counts_one_complete_trial_in_the_singular() -> None:
+    """It said "only 1 complete trials: too few to tell whether the study still improves."."""
+    report = audit_study(synthetic_study("one", SPACE, 1, seed=0))
+    assert report.improvement == "only 1 complete trial: too few to tell whether the study still improves."
+    assert audit_study(synthetic_study("two", SPACE, 2, seed=0)).improvement.startswith(
+        "only 2 complete trials:"
+    )

@@ -168,14 +168,16 @@ def _top_span(p: Param, name: str, top: list[FrozenTrial]) -> float | None:
 
 
 def _improvement(
-    complete: list[FrozenTrial], direction: str, kind: str = "complete trials"
+    complete: list[FrozenTrial], direction: str, constrained: bool = False
 ) -> tuple[bool | None, str]:
-    """Compare the best of the last third of `complete` (the `kind` of trials) with the best before it."""
+    """Compare the best of the last third of `complete` (those that meet the constraints where the study
+    has trials that break them: `constrained`) with the best before it."""
     if len(complete) < 6:
-        return (
-            None,
-            f"only {len(complete)} {kind}: too few to tell whether the study still improves.",
-        )
+        one = len(complete) == 1
+        kind = "complete trial" if one else "complete trials"
+        if constrained:
+            kind += " meets the constraints" if one else " meet the constraints"
+        return None, f"only {len(complete)} {kind}: too few to tell whether the study still improves."
     ordered = sorted(complete, key=lambda t: t.number)
     cut = len(ordered) - len(ordered) // 3
     pick = min if direction == "minimize" else max
@@ -290,8 +292,7 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
     epochs = [t.user_attrs.get("epochs_run") for t in pruned]
     known_epochs = [e for e in epochs if isinstance(e, int)]
     planned = _planned_epochs(study, pruned)
-    kind = "complete trials" if len(feasible) == len(complete) else "complete trials meet the constraints"
-    improving, improvement = _improvement(feasible, direction, kind)
+    improving, improvement = _improvement(feasible, direction, len(feasible) < len(complete))
     return AuditReport(
         study_name=study.study_name,
         metric=str(opt.get("metric", "value")),
