@@ -56,8 +56,8 @@ def test_a_trainer_that_misses_the_metric_stops_the_study_at_trial_0(
     result = optimize("examples/torch_loop_run.yaml", str(opt), storage, 3, exit_code=2)
     reason = (
         "TrainerOutputError: examples.torch_loop_trainer:fit returned {val_loss}, without val_accuracy, the "
-        "study's metric; return it from fit, such as {'val_accuracy': 0.5} (what report() is given is not "
-        "returned), or optimize a metric it returns"
+        "study's metric; return it from fit, such as {'val_accuracy': 0.5} (the values given to report() do "
+        "not count), or optimize a metric it returns"
     )
     assert result.stderr.startswith(f"error: trainer.function: trial 0 failed: {reason}; this mistake")
     assert "\n" not in result.stderr.strip() and "Traceback" not in result.output

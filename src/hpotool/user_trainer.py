@@ -54,11 +54,11 @@ def missing_metric(
     """The mistake of a function whose returned dict lacks the study's metric(s) `missing` (`metrics`: what
     the run produced, with the epoch_time hpotool adds where the function `reported` epochs)."""
     returned = [k for k in metrics if not (reported and k == "epoch_time")]
-    which = "the study's metric" if len(missing) == 1 else "metrics the study optimizes"
+    which, it = ("the study's metric", "it") if len(missing) == 1 else ("metrics the study optimizes", "them")
     return TrainerOutputError(
-        f"{function} returned {{{', '.join(returned)}}}, without {', '.join(missing)}, {which}; return it from "
-        f"fit, such as {{{missing[0]!r}: 0.5}} (what report() is given is not returned), or optimize a metric "
-        f"it returns"
+        f"{function} returned {{{', '.join(returned)}}}, without {', '.join(missing)}, {which}; return {it} "
+        f"from fit, such as {{{missing[0]!r}: 0.5}} (the values given to report() do not count), or optimize "
+        f"a metric it returns"
     )
 
 
