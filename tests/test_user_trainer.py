@@ -253,9 +253,11 @@ def test_a_prune_the_function_swallows_still_prunes_the_trial(
     assert trial.user_attrs["prune_reason"].startswith("pruned after 1 of 3 epochs (val_loss=10)")
 
 
-def test_a_constraint_on_a_value_the_function_does_not_return_fails_the_trial_naming_it(
+def test_a_constraint_on_a_value_the_function_does_not_return_stops_the_study_at_trial_0(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Every trial failed alike, to `--max-failures` (exit 1, "ValueError: constraints: ... which the run
+    did not produce"): a broken contract, as a missing metric is. The study stops at trial 0 (exit 2)."""
     import yaml
 
     monkeypatch.chdir(REPO)
@@ -263,16 +265,16 @@ def test_a_constraint_on_a_value_the_function_does_not_return_fails_the_trial_na
     opt["constraints"] = ["n_params <= 1000"]  # the wrapped loop keeps its model: no n_params
     (tmp_path / "o.yaml").write_text(yaml.safe_dump(opt))
     storage = f"sqlite:///{tmp_path / 'u.db'}"
-    result = optimize(
-        "examples/torch_loop_run.yaml", tmp_path / "o.yaml", storage, 1, "--max-failures", "1", exit_code=1
-    )
+    result = optimize("examples/torch_loop_run.yaml", tmp_path / "o.yaml", storage, 3, exit_code=2)
     (trial,) = optuna.load_study(study_name="sine_loop", storage=storage).trials
-    assert trial.state == TrialState.FAIL
-    assert trial.user_attrs["fail_reason"] == (
-        "ValueError: constraints: 'n_params <= 1000' reads n_params, which the run did not produce; it "
-        "produced: val_loss, epoch_time"
+    reason = (
+        "TrainerOutputError: examples.torch_loop_trainer:fit returned {val_loss}, without n_params, which "
+        "constraints: n_params <= 1000 reads; return it from fit, such as {'n_params': 0.5}, or drop the "
+        "constraint"
     )
-    assert "first error: ValueError: constraints: 'n_params <= 1000'" in result.stderr
+    assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"] == reason
+    assert result.stderr.startswith(f"error: trainer.function: trial 0 failed: {reason}; this mistake")
+    assert "\n" not in result.stderr.strip() and "Traceback" not in result.output
 
 
 def test_user_code_failing_in_train_or_train_from_best_is_one_line_saying_where(

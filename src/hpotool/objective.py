@@ -1137,13 +1137,11 @@ def make_objective(
         trial.set_user_attr("metrics", result.metrics)
         unmeasured = [c for c in limits if c.metric not in result.metrics]
         if unmeasured:  # a user's training function returns what it likes: say which value is missing
-            c = unmeasured[0]
-            message = (
-                f"constraints: {str(c)!r} reads {c.metric}, which the run did not produce; it produced: "
-                f"{', '.join(result.metrics)}"
+            error = _unmeasured_error(
+                config, result.metrics, str(unmeasured[0]), unmeasured[0].metric, bool(history)
             )
-            trial.set_user_attr("fail_reason", f"ValueError: {message}")
-            raise ValueError(message)
+            trial.set_user_attr("fail_reason", described(error))
+            raise error
         if limits:
             values = constraint_values(limits, result.metrics)
             for limit, value in zip(limits, values, strict=True):
@@ -1179,6 +1177,21 @@ def _missing_metric_error(
 
         return missing_metric(config.trainer.function, metrics, missing, reported)
     return ValueError(f"the run produced no {', '.join(missing)}; it produced: {', '.join(metrics)}")
+
+
+def _unmeasured_error(
+    config: RunConfig, metrics: dict[str, float], constraint: str, metric: str, reported: bool
+) -> Exception:
+    """A run that produced no value for a constraint's metric: from a user's training function, a broken
+    contract (the study stops at once: every trial would fail alike)."""
+    if config.trainer is not None:
+        from hpotool.user_trainer import unmeasured_constraint
+
+        return unmeasured_constraint(config.trainer.function, metrics, constraint, metric, reported)
+    return ValueError(
+        f"constraints: {constraint!r} reads {metric}, which the run did not produce; it produced: "
+        f"{', '.join(metrics)}"
+    )
 
 
 def fail_reason(exc: BaseException, config: RunConfig) -> str:

@@ -62,6 +62,17 @@ def missing_metric(
     )
 
 
+def unmeasured_constraint(
+    function: str, metrics: dict[str, float], constraint: str, metric: str, reported: bool
+) -> TrainerOutputError:
+    """The mistake of a function whose returned dict lacks the value `metric` that `constraint` reads."""
+    returned = [k for k in metrics if not (reported and k == "epoch_time")]
+    return TrainerOutputError(
+        f"{function} returned {{{', '.join(returned)}}}, without {metric}, which constraints: {constraint} "
+        f"reads; return it from fit, such as {{{metric!r}: 0.5}}, or drop the constraint"
+    )
+
+
 class ContractStop(HpoError):
     """A trial failed on `broke_contract`: the study stops at once (see `contract_stop`)."""
 
