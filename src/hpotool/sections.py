@@ -84,6 +84,7 @@ def check_section_param(path: str, param: Param, run: RunConfig) -> None:
             f"...]}})"
         )
     model = SECTIONS[path]
+    sections: list[dict[str, Any]] = []  # each choice as the section it gives, its defaults filled in
     for i, choice in enumerate(param.choices):
         where = f"search_space.{path}.choices.{i}"
         if not isinstance(choice, dict):
@@ -102,3 +103,21 @@ def check_section_param(path: str, param: Param, run: RunConfig) -> None:
                 for line in error_lines(exc, model)
             ]
             raise HpoError("; ".join(lines)) from None
+        sections.append(model.model_validate(choice).model_dump())
+        _check_distinct(where, param.choices, sections)
+
+
+def _check_distinct(where: str, choices: list[Any], sections: list[dict[str, Any]]) -> None:
+    """Raise `HpoError` if the last of `sections` is an earlier one: two choices that differ only in keys
+    one leaves at the section's default (`{name: adam}` and `{name: adam, lr: 0.001}`)."""
+    i = len(sections) - 1
+    same = next((j for j, section in enumerate(sections[:i]) if section == sections[i]), None)
+    if same is None:
+        return
+    a, b = choices[same], choices[i]
+    defaults = {k: sections[i][k] for k in sections[i] if (k in a) != (k in b)}
+    raise HpoError(
+        f"{where}: {format_choice(b)} is the section choices.{same} gives ({format_choice(a)}), which leaves "
+        f"{format_choice(defaults)} at the section's default: one configuration under two labels, which a "
+        f"study would train as two; keep one"
+    )
