@@ -857,6 +857,51 @@ def test_enqueue_from_translates_a_list_and_its_items_and_names_what_it_leaves_o
     assert enqueued == [{"model.hidden.0": 24}] and "--enqueue-from" not in stderr
 
 
+def test_enqueue_from_carries_whole_sections_as_the_trial_trained_them(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A space that searches `optimizer` whole takes the section a trial trained where the other study searched
+    optimizer.name and optimizer.lr (it left `optimizer` out, 'the trial has optimizer.name, optimizer.lr,
+    and no stored run config to read it from', though the run config was stored), and a choice that gives the
+    same section ({name: adam} is {name: adam, lr: 0.001} at adam's default lr: it 'lay outside this space')."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    from hpotool.objective import with_warm_start
+
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    split = {
+        "optimizer.name": CategoricalDistribution(["adam", "sgd"]),
+        "optimizer.lr": FloatDistribution(1e-3, 1),
+    }
+    _finished_study(
+        url,
+        "split",
+        run_dict,  # optimizer: {name: adam, lr: 0.01}
+        {},
+        [
+            ({"optimizer.name": "adam", "optimizer.lr": 0.001}, split, 0.9),
+            ({"optimizer.name": "sgd", "optimizer.lr": 0.1}, split, 0.8),
+            ({"optimizer.name": "sgd", "optimizer.lr": 0.5}, split, 0.7),
+        ],
+    )
+    whole = {"type": "categorical", "choices": [{"name": "adam"}]}
+    sections = {"optimizer": CategoricalDistribution(["{name: adam}"])}
+    _finished_study(
+        url, "whole", run_dict, {"optimizer": whole}, [({"optimizer": "{name: adam}"}, sections, 0.9)]
+    )
+    sgd, adam = {"name": "sgd", "lr": 0.1}, {"name": "adam", "lr": 0.001}
+    opt_dict["search_space"] = {"optimizer": {"type": "categorical", "choices": [sgd, adam]}}
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="split", storage=url), 3)
+    assert plan.opt.enqueue == [{"optimizer": adam}, {"optimizer": sgd}]
+    assert plan.notes[-1].endswith(
+        "optimizer (the trial's optimizer.name, optimizer.lr gave it {name: sgd, lr: 0.5, weight_decay: 0.0}, "
+        "which lies outside this space; in 1 of 3 trials)"
+    )
+    plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="whole", storage=url), 1)
+    assert plan.opt.enqueue == [{"optimizer": adam}]
+
+
 def test_enqueue_from_failures_give_the_real_reason(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
     from optuna.distributions import FloatDistribution
     from typer.testing import CliRunner

@@ -68,7 +68,7 @@ from hpotool.search_space import (
     encode_params,
     suggest,
 )
-from hpotool.sections import SECTIONS, check_section_param, section_choices, switchable
+from hpotool.sections import SECTIONS, check_section_param, section_choices, section_values, switchable
 from hpotool.storage import make_storage, shown_url
 from hpotool.trainer import EpochResult, NonFiniteLossError
 from hpotool.warm_start import carried_params, left_out_note
@@ -835,13 +835,15 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
 
 
 def _trained(source: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
-    """Every path of the run config `trial` of `source` trained ({} for a study hpotool did not create)."""
+    """Every path of the run config `trial` of `source` trained, and each section whole ({} for a study
+    hpotool did not create)."""
     from hpotool.export import trial_run_config
 
     try:
-        return leaf_values(trial_run_config(source, trial, check_components=False))
+        trained = trial_run_config(source, trial, check_components=False)
     except HpoError:
         return {}
+    return {**leaf_values(trained), **section_values(trained)}
 
 
 def versions() -> dict[str, str]:

@@ -63,6 +63,16 @@ def switchable(space: Mapping[str, Param]) -> dict[str, list[str]]:
     return out
 
 
+def as_section(path: str, choice: Mapping[str, Any]) -> dict[str, Any]:
+    """The section a choice of `path` gives: its keys, and the section's defaults for those it leaves out."""
+    return SECTIONS[path].model_validate(choice).model_dump()
+
+
+def section_values(run: RunConfig) -> dict[str, dict[str, Any]]:
+    """Each section of `run` as a whole (`{"optimizer": {name: adam, lr: 0.001, ...}, ...}`)."""
+    return {path: section.model_dump() for path in SECTIONS if (section := getattr(run, path)) is not None}
+
+
 def check_section_param(path: str, param: Param, run: RunConfig) -> None:
     """Raise `HpoError` unless `param` searches the section `path` as whole sections, each a mapping that
     validates as that section (its component resolves and takes its arguments).
@@ -103,7 +113,7 @@ def check_section_param(path: str, param: Param, run: RunConfig) -> None:
                 for line in error_lines(exc, model)
             ]
             raise HpoError("; ".join(lines)) from None
-        sections.append(model.model_validate(choice).model_dump())
+        sections.append(as_section(path, choice))
         _check_distinct(where, param.choices, sections)
 
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
 from hpotool.formatting import format_choice
-from hpotool.search_space import Param, taken_as
+from hpotool.search_space import CategoricalParam, Param, equal_in_value, taken_as
+from hpotool.sections import SECTIONS, as_section
 
 
 def carried_params(
@@ -16,9 +19,10 @@ def carried_params(
     """The values of `space` a trial that ran with `ran` gives, and why each other parameter is left out.
 
     A value carries over where this space can take one equal to it (1 == 1.0, in lists too), spelt as this
-    space spells it. A parameter this space searches as a whole list where the trial set its items
-    (`model.hidden` for `model.hidden.0`), or item by item where it set the whole list, takes the value the
-    trial trained there: `trained()`, every path of the trial's run config (`leaf_values`), read only then.
+    space spells it; a whole section, where a choice gives the same section (`_section_taken`). A parameter
+    this space searches as a whole list or section where the trial set its items (`model.hidden` for
+    `model.hidden.0`), or item by item where it set the whole list, takes the value the trial trained there:
+    `trained()`, every path of the trial's run config (`leaf_values`) and each section whole, read only then.
 
     Returns:
         `({path: value}, {parameter: why it is left out})`, a parameter named as the trial or this space
@@ -28,18 +32,18 @@ def carried_params(
     left_out: dict[str, str] = {}
     for name, value in ran.items():
         if name in space:
-            taken = taken_as(space[name], value)
+            taken = _taken(name, value, space)
             if taken:
                 params[name] = taken[0]
             else:
                 left_out[name] = f"{format_choice(value)} lies outside this space"
     values: Mapping[str, Any] | None = None
-    for path, p in space.items():
+    for path in space:
         related = [name for name in ran if _nested(name, path)]
         if path in ran or not related:
             continue
         values = trained() if values is None else values
-        taken = taken_as(p, values[path]) if path in values else []
+        taken = _taken(path, values[path], space) if path in values else []
         if taken:
             params[path] = taken[0]
         else:
@@ -53,6 +57,32 @@ def carried_params(
         if name not in space and not any(_nested(name, path) for path in space):
             left_out[name] = "not searched here"
     return params, left_out
+
+
+def _taken(path: str, value: Any, space: Mapping[str, Param]) -> list[Any]:
+    """`value` as the parameter `path` of `space` spells it (`taken_as`), a section by `_section_taken`."""
+    p = space[path]
+    if path in SECTIONS and isinstance(p, CategoricalParam) and isinstance(value, dict):
+        return _section_taken(path, value, p, space)
+    return taken_as(p, value)
+
+
+def _section_taken(
+    path: str, value: dict[str, Any], p: CategoricalParam, space: Mapping[str, Param]
+) -> list[Any]:
+    """The choice of the section `path` that gives the section `value` does, in a one-item list: equal once
+    each has the section's defaults (`{name: adam}` is `{name: adam, lr: 0.001}`), apart from the keys this
+    space searches below it (`optimizer.lr`), which apply after the choice."""
+    below = {name.split(".")[1] for name in space if name.startswith(f"{path}.")}
+
+    def key(section: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in as_section(path, section).items() if k not in below}
+
+    try:
+        theirs = key(value)
+    except ValidationError:
+        return []
+    return [c for c in p.choices if isinstance(c, dict) and equal_in_value(key(c), theirs)][:1]
 
 
 def _nested(a: str, b: str) -> bool:
