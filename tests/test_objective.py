@@ -854,7 +854,10 @@ def test_enqueue_from_translates_a_list_and_its_items_and_names_what_it_leaves_o
         "space; in 1 of 3 trials)\n"
     ) in stderr
     stderr, enqueued = warm("whole", opt_dict["search_space"])  # model.hidden.0 and optimizer.lr
-    assert enqueued == [{"model.hidden.0": 24}] and "--enqueue-from" not in stderr
+    assert enqueued == [{"model.hidden.0": 24}]  # on this run config's [16]: [24], not the trial's [24, 8]
+    assert (
+        "model.hidden.1 (the trial's model.hidden had 8, this study's has none: not searched here)" in stderr
+    )
 
 
 def test_enqueue_from_carries_whole_sections_as_the_trial_trained_them(
@@ -900,6 +903,35 @@ def test_enqueue_from_carries_whole_sections_as_the_trial_trained_them(
     )
     plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="whole", storage=url), 1)
     assert plan.opt.enqueue == [{"optimizer": adam}]
+
+
+def test_enqueue_from_names_the_keys_of_a_whole_section_it_leaves_out(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A trial that chose {name: sgd, lr: 0.1, momentum: 0.9} warm-starts a space that searches optimizer.name
+    and optimizer.lr as sgd at lr 0.1 without momentum; the note names optimizer.momentum (it said nothing,
+    as if the trial ran again as it was)."""
+    from optuna.distributions import CategoricalDistribution
+
+    from hpotool.objective import with_warm_start
+
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    sgd = {"name": "sgd", "lr": 0.1, "momentum": 0.9}
+    whole = {"type": "categorical", "choices": [sgd, {"name": "adam"}]}
+    sections = {"optimizer": CategoricalDistribution(["{lr: 0.1, momentum: 0.9, name: sgd}", "{name: adam}"])}
+    params = {"optimizer": "{lr: 0.1, momentum: 0.9, name: sgd}"}
+    _finished_study(url, "whole", run_dict, {"optimizer": whole}, [(params, sections, 0.9)])
+    opt_dict["search_space"] = {
+        "optimizer.name": {"type": "categorical", "choices": ["sgd", "adam"]},
+        "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+    }
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="whole", storage=url), 1)
+    assert plan.opt.enqueue == [{"optimizer.name": "sgd", "optimizer.lr": 0.1}]
+    assert plan.notes[-1] == (
+        "--enqueue-from whole: left out of its best trials (the sampler picks them instead): optimizer.momentum "
+        "(the trial's optimizer had 0.9, this study's has none: not searched here)"
+    )
 
 
 def test_enqueue_from_failures_give_the_real_reason(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:

@@ -4,6 +4,7 @@ the others do not (`hpotool optimize --enqueue-from`)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -14,7 +15,10 @@ from hpotool.sections import SECTIONS, as_section
 
 
 def carried_params(
-    ran: Mapping[str, Any], space: Mapping[str, Param], trained: Callable[[], Mapping[str, Any]]
+    ran: Mapping[str, Any],
+    space: Mapping[str, Param],
+    trained: Callable[[], Mapping[str, Any]],
+    ours: Callable[[Mapping[str, Any]], Mapping[str, Any]],
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The values of `space` a trial that ran with `ran` gives, and why each other parameter is left out.
 
@@ -23,11 +27,15 @@ def carried_params(
     this space searches as a whole list or section where the trial set its items (`model.hidden` for
     `model.hidden.0`), or item by item where it set the whole list, takes the value the trial trained there:
     `trained()`, every path of the trial's run config (`leaf_values`) and each section whole, read only then.
+    Where the trial set a whole list or section of which this space searches only parts, the parts it does
+    not search that `ours(params)` (the same paths of the config this study trains with them) gives otherwise
+    are left out too (`optimizer.momentum` of a chosen {name: sgd, momentum: 0.9}).
 
     Returns:
         `({path: value}, {parameter: why it is left out})`, a parameter named as the trial or this space
         names it.
     """
+    trained = cache(trained)
     params: dict[str, Any] = {}
     left_out: dict[str, str] = {}
     for name, value in ran.items():
@@ -37,12 +45,11 @@ def carried_params(
                 params[name] = taken[0]
             else:
                 left_out[name] = f"{format_choice(value)} lies outside this space"
-    values: Mapping[str, Any] | None = None
     for path in space:
         related = [name for name in ran if _nested(name, path)]
         if path in ran or not related:
             continue
-        values = trained() if values is None else values
+        values = trained()
         taken = _taken(path, values[path], space) if path in values else []
         if taken:
             params[path] = taken[0]
@@ -54,9 +61,46 @@ def carried_params(
                 else f"the trial has {', '.join(related)}, and no stored run config to read it from"
             )
     for name in ran:
+        below = [path for path in space if path.startswith(f"{name}.")]
         if name not in space and not any(_nested(name, path) for path in space):
             left_out[name] = "not searched here"
+        elif name not in space and below and name in trained():
+            left_out.update(_unsearched_parts(name, below, trained()[name], ours(params).get(name, _NONE)))
     return params, left_out
+
+
+_NONE = object()  # a key or list item a value does not have
+
+
+def _unsearched_parts(name: str, searched: list[str], theirs: Any, ours: Any) -> dict[str, str]:
+    """The keys (or items) of the list or section `name` that the trial trained as `theirs` and this study,
+    searching only `searched` inside it, trains otherwise (`ours`), each with why it is left out."""
+    if isinstance(theirs, dict) and isinstance(ours, dict):
+        keys: list[Any] = [*theirs, *(k for k in ours if k not in theirs)]
+    elif isinstance(theirs, list) and isinstance(ours, list):
+        keys = list(range(max(len(theirs), len(ours))))
+    else:
+        return {}
+    out: dict[str, str] = {}
+    for key in keys:
+        path = f"{name}.{key}"
+        a, b = _part(theirs, key), _part(ours, key)
+        if any(path == s or _nested(path, s) for s in searched) or (
+            a is not _NONE and b is not _NONE and equal_in_value(a, b)
+        ):
+            continue
+        out[path] = f"the trial's {name} had {_shown(a)}, this study's has {_shown(b)}: not searched here"
+    return out
+
+
+def _part(value: dict[str, Any] | list[Any], key: Any) -> Any:
+    if isinstance(value, dict):
+        return value.get(key, _NONE)
+    return value[key] if key < len(value) else _NONE
+
+
+def _shown(value: Any) -> str:
+    return "none" if value is _NONE else format_choice(value)
 
 
 def _taken(path: str, value: Any, space: Mapping[str, Param]) -> list[Any]:
