@@ -21,7 +21,7 @@ import typer
 
 from hpotool import __version__
 from hpotool.errors import HpoError
-from hpotool.formatting import format_choice, format_params, format_value
+from hpotool.formatting import format_param, format_params, format_value
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -247,7 +247,7 @@ def print_summary(summary: StudySummary, categorical: Collection[str] = ()) -> N
     (null, 0.0, [128, 64]), as `hpotool trials` shows it."""
 
     def shown(name: str, value: Any) -> str:
-        return (format_choice if name in categorical else format_value)(value)
+        return format_param(value, name in categorical)
 
     table = _table(f"study {summary.study_name}", show_header=False)
     table.add_column(style="bold")
@@ -545,7 +545,7 @@ def export_best(
                 k,
                 v,
             ) in trial.params.items():  # a choice as the YAML spells it (null, 0.0), as trials shows it
-                table.add_row(f"  {k}", (format_choice if k in categorical else format_value)(v))
+                table.add_row(f"  {k}", format_param(v, k in categorical))
         table.add_row("wrote", f"{result.folder}/: " + ", ".join(f.name for f in result.files))
         _out().print(table)
         for note in result.notes:
@@ -844,7 +844,7 @@ def trials(
         def cell(name: str, r: dict[str, Any]) -> str:
             if name not in r["params"]:
                 return "-"
-            return (format_choice if name in choices else format_value)(r["params"][name])
+            return format_param(r["params"][name], name in choices)
 
         shown = [[cell(p, r) for p in params] for r in rows]
         # One column per parameter where they fit the terminal, else one wrapped "params" column.
@@ -946,7 +946,7 @@ def _audit_table(report: AuditReport, title: str, wrap: tuple[str, ...] = ()) ->
     table.add_column("best (position)", overflow="fold", no_wrap="best" not in wrap)
     table.add_column("range", overflow="fold")
     for p in report.params:
-        best = format_choice(p.best) if p.kind == "categorical" else format_value(p.best)
+        best = format_param(p.best, p.kind == "categorical")
         table.add_row(
             p.name,
             "-" if p.importance is None else f"{p.importance:.2f}",

@@ -43,6 +43,22 @@ def format_choice(v: Any) -> str:
     return str(v)
 
 
+def format_param(value: Any, categorical: bool) -> str:
+    """A trial's parameter as every table and line shows it: a categorical choice as `format_choice` spells
+    its label (a mapping's keys sorted, as Optuna stores it, whatever order the YAML gave them), a number as
+    `format_value` does."""
+    return format_choice(keys_sorted(value)) if categorical else format_value(value)
+
+
+def keys_sorted(value: Any) -> Any:
+    """`value` with every mapping in it ordered by key: one label for one list or mapping choice."""
+    if isinstance(value, list):
+        return [keys_sorted(v) for v in value]
+    if isinstance(value, dict):
+        return {k: keys_sorted(value[k]) for k in sorted(value)}
+    return value
+
+
 def format_params(params: Mapping[str, Any]) -> str:
     """`path=value, ...` with each value as `format_choice` spells it: `optimizer.name=sgd, model.hidden=[8]`."""
     return ", ".join(f"{path}={format_choice(v)}" for path, v in params.items())

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from hpotool.formatting import format_choice, format_value
+from hpotool.formatting import format_param, format_value
 from hpotool.trainer import EpochResult
 
 _STATE_STYLE = {TrialState.COMPLETE: "green", TrialState.PRUNED: "yellow", TrialState.FAIL: "red"}
@@ -23,9 +23,7 @@ def format_params(trial: FrozenTrial) -> str:
     """The trial's parameters, a categorical choice as the YAML spells it (null, true, 5.0, [128, 64]) as
     `hpotool trials` shows it, a number to four digits."""
     categorical = {k for k, d in trial.distributions.items() if isinstance(d, CategoricalDistribution)}
-    return " ".join(
-        f"{k}={(format_choice if k in categorical else format_value)(v)}" for k, v in trial.params.items()
-    )
+    return " ".join(f"{k}={format_param(v, k in categorical)}" for k, v in trial.params.items())
 
 
 def duration(seconds: float) -> str:

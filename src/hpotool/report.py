@@ -33,7 +33,7 @@ from hpotool.config import is_nop_pruner
 from hpotool.errors import HpoError
 from hpotool.export import is_feasible, ranked_trials, trial_params
 from hpotool.fingerprint import config_of
-from hpotool.formatting import format_choice, format_value
+from hpotool.formatting import format_param
 from hpotool.importance import EVALUATOR, basis, make_evaluator, param_importances
 from hpotool.pruning import pruned_rows
 from hpotool.snapshot import StudySnapshot
@@ -486,7 +486,7 @@ def _fmt(v: Any) -> str:
 def _param_text(name: str, value: Any, categorical: list[str]) -> str:
     """A best trial's parameter as the progress lines and `hpotool trials` show it: a choice as the YAML
     spells it (null, 0.0, [8, 8]), a number to 4 significant digits."""
-    return (format_choice if name in categorical else format_value)(value)
+    return format_param(value, name in categorical)
 
 
 def _seconds(s: float | None) -> str:

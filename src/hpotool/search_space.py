@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hpotool.conditions import all_hold, check_condition
-from hpotool.formatting import format_choice
+from hpotool.formatting import format_choice, keys_sorted
 
 if TYPE_CHECKING:
     import optuna
@@ -187,15 +187,7 @@ def _value_of(label: Any, choices: list[Any]) -> Any:
 def choice_label(value: Any) -> Any:
     """What Optuna stores for a categorical choice: a scalar itself, a list or mapping its flow text, a
     mapping's keys in sorted order (the YAML may order them either way: one value, one label)."""
-    return format_choice(_keys_sorted(value)) if isinstance(value, list | dict) else value
-
-
-def _keys_sorted(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_keys_sorted(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _keys_sorted(value[k]) for k in sorted(value)}
-    return value
+    return format_choice(keys_sorted(value)) if isinstance(value, list | dict) else value
 
 
 def _plain(value: Any) -> bool:
