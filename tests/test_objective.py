@@ -905,6 +905,47 @@ def test_enqueue_from_carries_whole_sections_as_the_trial_trained_them(
     assert plan.opt.enqueue == [{"optimizer": adam}]
 
 
+def test_enqueue_from_compares_a_whole_section_as_the_trial_trained_it(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A trial that chose {name: adam} and searched optimizer.lr below it trained adam at that lr: a space
+    that searches optimizer whole without optimizer.lr takes its choice {name: adam} only where that lr is
+    adam's default; it took it for every such trial, which then ran at lr 0.001, and said nothing."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    from hpotool.objective import with_warm_start
+
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    space = {
+        "optimizer": {"type": "categorical", "choices": [{"name": "adam"}]},
+        "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+    }
+    found = {
+        "optimizer": CategoricalDistribution(["{name: adam}"]),
+        "optimizer.lr": FloatDistribution(1e-4, 1e-1, log=True),
+    }
+    _finished_study(
+        url,
+        "below",
+        run_dict,
+        space,
+        [
+            ({"optimizer": "{name: adam}", "optimizer.lr": lr}, found, value)
+            for lr, value in ((0.05, 0.9), (0.001, 0.8))
+        ],
+    )
+    opt_dict["search_space"] = {
+        "optimizer": {"type": "categorical", "choices": [{"name": "sgd"}, {"name": "adam"}]}
+    }
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="below", storage=url), 2)
+    assert plan.opt.enqueue == [{"optimizer": {"name": "adam"}}]  # the trial at lr 0.001
+    assert plan.notes[-1].endswith(
+        "optimizer (the trial's optimizer, optimizer.lr gave it {name: adam, lr: 0.05, weight_decay: 0.0}, "
+        "which lies outside this space; in 1 of 2 trials)"
+    )
+
+
 def test_enqueue_from_names_the_keys_of_a_whole_section_it_leaves_out(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

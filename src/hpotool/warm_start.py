@@ -23,10 +23,11 @@ def carried_params(
     """The values of `space` a trial that ran with `ran` gives, and why each other parameter is left out.
 
     A value carries over where this space can take one equal to it (1 == 1.0, in lists too), spelt as this
-    space spells it; a whole section, where a choice gives the same section (`_section_taken`). A parameter
-    this space searches as a whole list or section where the trial set its items (`model.hidden` for
-    `model.hidden.0`), or item by item where it set the whole list, takes the value the trial trained there:
-    `trained()`, every path of the trial's run config (`leaf_values`) and each section whole, read only then.
+    space spells it; a section searched whole, where a choice gives the section the trial trained
+    (`_section_taken`). A parameter this space searches as a whole list or section where the trial set its
+    items (`model.hidden` for `model.hidden.0`), or item by item where it set the whole list, takes the value
+    the trial trained there: `trained()`, every path of the trial's run config (`leaf_values`) and each
+    section whole.
     Where the trial set a whole list or section of which this space searches only parts, the parts it does
     not search that `ours(params)` (the same paths of the config this study trains with them) gives otherwise
     are left out too (`optimizer.momentum` of a chosen {name: sgd, momentum: 0.9}).
@@ -38,16 +39,22 @@ def carried_params(
     trained = cache(trained)
     params: dict[str, Any] = {}
     left_out: dict[str, str] = {}
+
+    def as_trained(path: str) -> bool:
+        """Whether `path` is a section this space searches whole, compared as the trial trained it (its
+        choice, and the keys its study searched below it)."""
+        return path in SECTIONS and path in trained()
+
     for name, value in ran.items():
-        if name in space:
+        if name in space and not as_trained(name):
             taken = _taken(name, value, space)
             if taken:
                 params[name] = taken[0]
             else:
                 left_out[name] = f"{format_choice(value)} lies outside this space"
     for path in space:
-        related = [name for name in ran if _nested(name, path)]
-        if path in ran or not related:
+        related = [name for name in ran if name == path or _nested(name, path)]
+        if not related or (path in ran and not as_trained(path)):
             continue
         values = trained()
         taken = _taken(path, values[path], space) if path in values else []
