@@ -112,10 +112,12 @@ def _seconds(trial: FrozenTrial) -> float | None:
 
 def trial_params(study_attrs: Mapping[str, Any], trial: FrozenTrial) -> dict[str, Any]:
     """The trial's parameters as values, a list choice as the list rather than the label Optuna stores,
-    decoded by the search space the trial ran under (`study_attrs`: the study's user attrs, read once)."""
+    decoded by the search space the trial ran under (`study_attrs`: the study's user attrs, read once); a
+    queued trial's, those it is queued with (a warm start, a retry)."""
     opt = config_of(study_attrs, trial.number, "optimize_config")
     space = opt.get("search_space") if isinstance(opt, dict) else None
-    return decode_params(trial.params, space if isinstance(space, dict) else {})
+    stored = trial.system_attrs.get("fixed_params", {}) if trial.state == TrialState.WAITING else trial.params
+    return decode_params(stored, space if isinstance(space, dict) else {})
 
 
 def trial_record(trial: FrozenTrial, study_attrs: Mapping[str, Any]) -> dict[str, Any]:
