@@ -394,6 +394,41 @@ def test_refine_fixing_a_whole_section_settles_the_conditions_on_it(winner: str)
         )
 
 
+@pytest.mark.parametrize("whole", [True, False])
+def test_refine_removes_a_parameter_whose_condition_no_kept_choice_meets(whole: bool) -> None:
+    """A stage that narrows optimizer (searched whole, or optimizer.name) to adam and rmsprop removes
+    optimizer.momentum, searched under a condition on the sgd choice it dropped: it kept it, and optimize
+    refused the stage it wrote (with the whole section: 'search_space.optimizer.momentum: the RunConfig has
+    no such path'; with optimizer.name: its condition never holds)."""
+    sgd, adam, rmsprop = ({"name": n} for n in ("sgd", "adam", "rmsprop"))
+    key = "optimizer" if whole else "optimizer.name"
+    choices = [sgd, adam, rmsprop] if whole else ["sgd", "adam", "rmsprop"]
+    space = {
+        key: {"type": "categorical", "choices": choices},
+        "model.dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.99, "when": {key: {"in": choices[:1]}}},
+    }
+    opt = OptimizeConfig.model_validate({"study_name": "sec", "metric": "val_loss", "search_space": space})
+    study = optuna.create_study(study_name="sec", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+
+    def objective(trial: optuna.Trial) -> float:
+        p = suggest(trial, opt.search_space)
+        name = p[key]["name"] if whole else p[key]
+        return {"sgd": 5.0, "adam": 0.0, "rmsprop": 0.01}[name] + (p["model.dropout"] - 0.2) ** 2
+
+    study.optimize(objective, n_trials=40)
+    ref = refine_study(study)
+    assert ref.optimize["search_space"].get(key, {}).get("choices") == choices[1:], ref.changes
+    assert "optimizer.momentum" not in ref.optimize["search_space"]
+    kept = "{name: adam}, {name: rmsprop}" if whole else "adam, rmsprop"
+    assert (
+        f"optimizer.momentum: its condition can no longer hold ({key} is searched only over {kept}); "
+        "removed from the search" in ref.changes
+    )
+
+
 def test_audit_reads_each_pruned_trials_epochs_from_the_config_it_ran_under() -> None:
     study = synthetic_study("changed", SPACE, 4, seed=0, run={"epochs": 3})
     space = OptimizeConfig.model_validate({"study_name": "p", "search_space": SPACE}).search_space

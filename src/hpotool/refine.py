@@ -331,16 +331,29 @@ def _stage_grid(grid: dict[str, Any], space: dict[str, Param]) -> dict[str, list
 def _drop_dead_conditions(space: dict[str, Param], base: dict[str, Any]) -> list[str]:
     """Remove from `space` (in place, in order) each parameter whose `when` reads a value the stage no
     longer searches and that value fails it: its condition can never hold, so it would never be suggested
-    (`optimizer.momentum` when `optimizer.name: sgd`, with `optimizer.name` fixed at adam). A condition on a
+    (`optimizer.momentum` when `optimizer.name: sgd`, with `optimizer.name` fixed at adam), or a searched
+    categorical none of whose choices meets it (narrowed to adam and rmsprop). A condition on a
     whole section the stage fixes, which holds, is dropped: the stage's run config holds the section, which a
     condition cannot read (only a searched section)."""
     changes = []
     for name, p in list(space.items()):
         fixed_paths = {path: cond for path, cond in (p.when or {}).items() if path not in space}
         failed = [path for path, cond in fixed_paths.items() if not holds(cond, base.get(path))]
-        if failed:
+        unmet = {  # a condition on a searched categorical none of whose (narrowed) choices meets it
+            path: q.choices
+            for path, cond in (p.when or {}).items()
+            if isinstance(q := space.get(path), CategoricalParam)
+            and not any(holds(cond, c) for c in q.choices)
+        }
+        if failed or unmet:
             del space[name]
-            reasons = ", ".join(f"{path} is fixed at {format_choice(base.get(path))}" for path in failed)
+            reasons = ", ".join(
+                [f"{path} is fixed at {format_choice(base.get(path))}" for path in failed]
+                + [
+                    f"{path} is searched only over {', '.join(map(format_choice, c))}"
+                    for path, c in unmet.items()
+                ]
+            )
             changes.append(f"{name}: its condition can no longer hold ({reasons}); removed from the search")
         elif SECTIONS.keys() & fixed_paths:
             when = {path: cond for path, cond in (p.when or {}).items() if path not in SECTIONS} or None
