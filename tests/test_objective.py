@@ -975,6 +975,38 @@ def test_enqueue_from_names_the_keys_of_a_whole_section_it_leaves_out(
     )
 
 
+def test_enqueue_from_says_a_trial_gave_no_value_where_its_run_config_has_none(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A trial that chose {name: adam} trained no optimizer.momentum: the note says so; it said 'the trial has
+    optimizer, and no stored run config to read it from', though the run config was read."""
+    from optuna.distributions import CategoricalDistribution
+
+    from hpotool.objective import with_warm_start
+
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    labels = ["{momentum: 0.9, name: sgd}", "{name: adam}"]
+    whole = {"type": "categorical", "choices": [{"name": "sgd", "momentum": 0.9}, {"name": "adam"}]}
+    sections = {"optimizer": CategoricalDistribution(labels)}
+    trials = [
+        ({"optimizer": label}, sections, value) for label, value in zip(labels, (0.9, 0.8), strict=True)
+    ]
+    _finished_study(url, "whole", run_dict, {"optimizer": whole}, trials)
+    opt_dict["search_space"] = {
+        "optimizer.name": {"type": "categorical", "choices": ["sgd", "adam"]},
+        "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.95, "when": {"optimizer.name": "sgd"}},
+    }
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="whole", storage=url), 2)
+    assert plan.opt.enqueue == [
+        {"optimizer.name": "sgd", "optimizer.momentum": 0.9},
+        {"optimizer.name": "adam"},
+    ]
+    assert plan.notes[-1].endswith(
+        "optimizer.momentum (the trial's optimizer gave it no value; in 1 of 2 trials)"
+    )
+
+
 def test_enqueue_from_failures_give_the_real_reason(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
     from optuna.distributions import FloatDistribution
     from typer.testing import CliRunner

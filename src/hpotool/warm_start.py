@@ -60,13 +60,15 @@ def carried_params(
         taken = _taken(path, values[path], space) if path in values else []
         if taken:
             params[path] = taken[0]
-        else:
+        elif path in values:
             left_out[path] = (
                 f"the trial's {', '.join(related)} gave it {format_choice(values[path])}, which lies outside "
                 f"this space"
-                if path in values
-                else f"the trial has {', '.join(related)}, and no stored run config to read it from"
             )
+        elif values:  # read, without this path: an sgd-only key where the trial chose adam, say
+            left_out[path] = f"the trial's {', '.join(related)} gave it no value"
+        else:
+            left_out[path] = f"the trial has {', '.join(related)}, and no stored run config to read it from"
     for name in ran:
         below = [path for path in space if path.startswith(f"{name}.")]
         if name not in space and not any(_nested(name, path) for path in space):
