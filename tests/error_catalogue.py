@@ -645,7 +645,7 @@ CASES = [
     Case(
         "section-choices-alike",
         "two whole-section choices that differ only in a key one leaves at its default",
-        "error: optimize.yaml: search_space.optimizer.choices.2: {lr: 0.001, name: adam} is the section choices.0 gives ({name: adam}), which leaves {lr: 0.001} at the section's default: one configuration under two labels, which a study would train as two; keep one",
+        "error: optimize.yaml: search_space.optimizer.choices.2: {lr: 0.001, name: adam} is the section choices.0 gives ({name: adam}), which leaves {lr: 0.001} at its default: one configuration under two labels, which a study would train as two; keep one",
         optimize={
             "search_space": {
                 "optimizer": {

@@ -777,6 +777,27 @@ def _finished_study(
         study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=value))
 
 
+def test_whole_section_choices_that_differ_only_in_a_component_default_are_one_choice(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """{name: sgd} and {name: sgd, momentum: 0.0} build the same optimizer (torch's SGD defaults momentum to
+    0): one configuration under two labels, refused as {name: adam} and {name: adam, lr: 0.001} are; it ran."""
+    opt_dict["search_space"] = {
+        "optimizer": {
+            "type": "categorical",
+            "choices": [{"name": "sgd"}, {"name": "adam"}, {"name": "sgd", "momentum": 0.0}],
+        }
+    }
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    with pytest.raises(HpoError) as err:
+        prepare_study(rp, op)
+    assert str(err.value).endswith(
+        "search_space.optimizer.choices.2: {name: sgd, momentum: 0.0} is the section choices.0 gives "
+        "({name: sgd}), which leaves {momentum: 0.0} at its default: one configuration under two labels, which "
+        "a study would train as two; keep one"
+    )
+
+
 def test_enqueue_from_carries_values_another_study_spells_otherwise(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
