@@ -887,7 +887,8 @@ def test_enqueue_from_carries_whole_sections_as_the_trial_trained_them(
     """A space that searches `optimizer` whole takes the section a trial trained where the other study searched
     optimizer.name and optimizer.lr (it left `optimizer` out, 'the trial has optimizer.name, optimizer.lr,
     and no stored run config to read it from', though the run config was stored), and a choice that gives the
-    same section ({name: adam} is {name: adam, lr: 0.001} at adam's default lr: it 'lay outside this space')."""
+    same section ({name: adam} is {name: adam, lr: 0.001} at adam's default lr: it 'lay outside this space'),
+    an argument at its component's default too (sgd's momentum 0.0)."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
     from hpotool.objective import with_warm_start
@@ -913,7 +914,7 @@ def test_enqueue_from_carries_whole_sections_as_the_trial_trained_them(
     _finished_study(
         url, "whole", run_dict, {"optimizer": whole}, [({"optimizer": "{name: adam}"}, sections, 0.9)]
     )
-    sgd, adam = {"name": "sgd", "lr": 0.1}, {"name": "adam", "lr": 0.001}
+    sgd, adam = {"name": "sgd", "lr": 0.1, "momentum": 0.0}, {"name": "adam", "lr": 0.001}  # torch's default
     opt_dict["search_space"] = {"optimizer": {"type": "categorical", "choices": [sgd, adam]}}
     rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
     plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="split", storage=url), 3)

@@ -114,13 +114,13 @@ def check_section_param(path: str, param: Param, run: RunConfig) -> None:
                 for line in error_lines(exc, model)
             ]
             raise HpoError("; ".join(lines)) from None
-        sections.append(_configured(path, choice))
+        sections.append(configured_section(path, choice))
         _check_distinct(where, param.choices, sections)
 
 
-def _configured(path: str, choice: Mapping[str, Any]) -> dict[str, Any]:
-    """The section a choice gives (`as_section`) without the arguments it sets to its component's default
-    (`momentum: 0.0` for sgd): what the component is built with."""
+def configured_section(path: str, choice: Mapping[str, Any]) -> dict[str, Any]:
+    """The section a choice (or a run config's section) gives (`as_section`), without the arguments it sets
+    to its component's default (`momentum: 0.0` for sgd): two that build one component are equal."""
     section = as_section(path, choice)
     model = SECTIONS[path]
     kind = getattr(model, "kind", None)

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from hpotool.formatting import format_choice
 from hpotool.search_space import CategoricalParam, Param, equal_in_value, taken_as
-from hpotool.sections import SECTIONS, as_section
+from hpotool.sections import SECTIONS, configured_section
 
 
 def carried_params(
@@ -123,13 +123,14 @@ def _taken(path: str, value: Any, space: Mapping[str, Param]) -> list[Any]:
 def _section_taken(
     path: str, value: dict[str, Any], p: CategoricalParam, space: Mapping[str, Param]
 ) -> list[Any]:
-    """The choice of the section `path` that gives the section `value` does, in a one-item list: equal once
-    each has the section's defaults (`{name: adam}` is `{name: adam, lr: 0.001}`), apart from the keys this
-    space searches below it (`optimizer.lr`), which apply after the choice."""
+    """The choice of the section `path` that gives the section `value` does, in a one-item list: equal as
+    `configured_section` gives them (`{name: adam}` is `{name: adam, lr: 0.001}`, `{name: sgd}` is
+    `{name: sgd, momentum: 0.0}`), apart from the keys this space searches below it (`optimizer.lr`), which
+    apply after the choice."""
     below = {name.split(".")[1] for name in space if name.startswith(f"{path}.")}
 
     def key(section: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in as_section(path, section).items() if k not in below}
+        return {k: v for k, v in configured_section(path, section).items() if k not in below}
 
     try:
         theirs = key(value)
