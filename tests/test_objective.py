@@ -979,10 +979,11 @@ def test_enqueue_from_names_the_keys_of_a_whole_section_it_leaves_out(
     from hpotool.objective import with_warm_start
 
     url = f"sqlite:///{tmp_path / 'src.db'}"
-    sgd = {"name": "sgd", "lr": 0.1, "momentum": 0.9}
+    sgd = {"name": "sgd", "lr": 0.1, "momentum": 0.9, "dampening": 0.0}  # dampening at torch's default
     whole = {"type": "categorical", "choices": [sgd, {"name": "adam"}]}
-    sections = {"optimizer": CategoricalDistribution(["{lr: 0.1, momentum: 0.9, name: sgd}", "{name: adam}"])}
-    params = {"optimizer": "{lr: 0.1, momentum: 0.9, name: sgd}"}
+    label = "{dampening: 0.0, lr: 0.1, momentum: 0.9, name: sgd}"
+    sections = {"optimizer": CategoricalDistribution([label, "{name: adam}"])}
+    params = {"optimizer": label}
     _finished_study(url, "whole", run_dict, {"optimizer": whole}, [(params, sections, 0.9)])
     opt_dict["search_space"] = {
         "optimizer.name": {"type": "categorical", "choices": ["sgd", "adam"]},

@@ -74,7 +74,10 @@ def carried_params(
         if name not in space and not any(_nested(name, path) for path in space):
             left_out[name] = "not searched here"
         elif name not in space and below and name in trained():
-            left_out.update(_unsearched_parts(name, below, trained()[name], ours(params).get(name, _NONE)))
+            theirs, mine = trained()[name], ours(params).get(name, _NONE)
+            if name in SECTIONS and isinstance(mine, dict):  # as built: an argument at its default is none
+                theirs, mine = configured_section(name, theirs), configured_section(name, mine)
+            left_out.update(_unsearched_parts(name, below, theirs, mine))
     return params, left_out
 
 
