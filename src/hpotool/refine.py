@@ -267,6 +267,7 @@ def refine_study(
         raise HpoError(
             f"study {study.study_name!r}: every parameter would be fixed; nothing is left to search"
         )
+    pinned = _pin_below_searched_sections(space, new_space, fixed, changes)
     stage_run = apply_overrides(run, fixed)
     settled = {**leaf_values(stage_run), **{k: v for k, v in fixed.items() if k in SECTIONS}}
     for dropped in _drop_dead_conditions(new_space, settled):  # replaces its earlier change
@@ -278,7 +279,7 @@ def refine_study(
         )
     enqueue = []
     for t in _best_first(feasible, direction)[:ENQUEUE_TOP]:  # never a trial that broke the constraints
-        params = {k: v for k, v in decoded[t.number].items() if k in new_space}
+        params = {k: pinned.get(k, v) for k, v in decoded[t.number].items() if k in new_space}
         if params and all(contains(new_space[k], v) for k, v in params.items()) and params not in enqueue:
             enqueue.append(params)
     changes.append(f"enqueued the {len(enqueue)} best trial(s) that fit the new space as a warm start")
@@ -326,6 +327,27 @@ def _stage_grid(grid: dict[str, Any], space: dict[str, Param]) -> dict[str, list
                 values.append(end)
         out[name] = sorted(values)
     return out
+
+
+def _pin_below_searched_sections(
+    space: dict[str, Param], new_space: dict[str, Param], fixed: dict[str, Any], changes: list[str]
+) -> dict[str, Any]:
+    """Keep each fixed key below a section the stage still searches whole (`optimizer.lr` beside `optimizer`)
+    in `new_space` as its one choice, where `space` had it: in the stage's run config, every trial's choice
+    would replace the section, and the fixed value with it. Updates `fixed`, `new_space` and the key's change
+    in `changes`; returns the keys pinned so, with their values."""
+    pinned = {k: fixed.pop(k) for k in list(fixed) if "." in k and k.partition(".")[0] in new_space}
+    for name, value in pinned.items():
+        new_space[name] = CategoricalParam(type="categorical", choices=[value], when=space[name].when)
+        i = next(i for i, c in enumerate(changes) if c.startswith(f"{name}: "))
+        changes[i] = changes[i].replace("removed from the search, fixed at", "fixed at") + (
+            f", as its one choice: {name.partition('.')[0]} is searched whole, and each choice replaces the "
+            f"section in the run config"
+        )
+    in_order = {k: new_space[k] for k in space if k in new_space}
+    new_space.clear()
+    new_space.update(in_order)
+    return pinned
 
 
 def _drop_dead_conditions(space: dict[str, Param], base: dict[str, Any]) -> list[str]:
