@@ -660,6 +660,19 @@ CASES = [
         },
     ),
     Case(
+        "section-choices-alike",
+        "two whole-section choices that differ only in a key one leaves at its default",
+        "error: optimize.yaml: search_space.optimizer.choices.2: {lr: 0.001, name: adam} is the section choices.0 gives ({name: adam}), which leaves {lr: 0.001} at its default: one configuration under two labels, which a study would train as two; keep one",
+        optimize={
+            "search_space": {
+                "optimizer": {
+                    "type": "categorical",
+                    "choices": [{"name": "adam"}, {"name": "sgd"}, {"name": "adam", "lr": 0.001}],
+                }
+            }
+        },
+    ),
+    Case(
         "section-choice-argument-not-taken",
         "a key searched below a whole section that some of its choices do not take",
         "error: optimize.yaml: search_space.optimizer.momentum: with optimizer={name: adam}, optimizer.momentum=0.5: optimizer: optimizer 'adam' takes no argument 'momentum'; it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay; search it only with the optimizer sections that take it: when: {optimizer: {in: [{name: sgd}]}}",

@@ -394,6 +394,77 @@ def test_refine_fixing_a_whole_section_settles_the_conditions_on_it(winner: str)
         )
 
 
+@pytest.mark.parametrize("whole", [True, False])
+def test_refine_removes_a_parameter_whose_condition_no_kept_choice_meets(whole: bool) -> None:
+    """A stage that narrows optimizer (searched whole, or optimizer.name) to adam and rmsprop removes
+    optimizer.momentum, searched under a condition on the sgd choice it dropped: it kept it, and optimize
+    refused the stage it wrote (with the whole section: 'search_space.optimizer.momentum: the RunConfig has
+    no such path'; with optimizer.name: its condition never holds)."""
+    sgd, adam, rmsprop = ({"name": n} for n in ("sgd", "adam", "rmsprop"))
+    key = "optimizer" if whole else "optimizer.name"
+    choices = [sgd, adam, rmsprop] if whole else ["sgd", "adam", "rmsprop"]
+    space = {
+        key: {"type": "categorical", "choices": choices},
+        "model.dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.99, "when": {key: {"in": choices[:1]}}},
+    }
+    opt = OptimizeConfig.model_validate({"study_name": "sec", "metric": "val_loss", "search_space": space})
+    study = optuna.create_study(study_name="sec", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+
+    def objective(trial: optuna.Trial) -> float:
+        p = suggest(trial, opt.search_space)
+        name = p[key]["name"] if whole else p[key]
+        return {"sgd": 5.0, "adam": 0.0, "rmsprop": 0.01}[name] + (p["model.dropout"] - 0.2) ** 2
+
+    study.optimize(objective, n_trials=40)
+    ref = refine_study(study)
+    assert ref.optimize["search_space"].get(key, {}).get("choices") == choices[1:], ref.changes
+    assert "optimizer.momentum" not in ref.optimize["search_space"]
+    kept = "{name: adam}, {name: rmsprop}" if whole else "adam, rmsprop"
+    assert (
+        f"optimizer.momentum: its condition can no longer hold ({key} is searched only over {kept}); "
+        "removed from the search" in ref.changes
+    )
+
+
+def test_refine_fixing_a_key_below_a_section_still_searched_whole_keeps_it_in_every_trial() -> None:
+    """optimizer.lr fixed (negligible) while optimizer is still searched whole: each stage trial's choice
+    replaces the section, so the lr refine wrote into the stage's run config never trained (the trials ran at
+    adam's and rmsprop's default 0.001). It now stays in the stage as its one value, set after the choice."""
+    from hpotool.overrides import apply_overrides
+
+    space = {
+        "optimizer": {
+            "type": "categorical",
+            "choices": [{"name": "sgd"}, {"name": "adam"}, {"name": "rmsprop"}],
+        },
+        "optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1, "log": True},
+        "model.dropout": {"type": "float", "low": 0.0, "high": 0.5},
+    }
+    opt = OptimizeConfig.model_validate({"study_name": "sec", "metric": "val_loss", "search_space": space})
+    study = optuna.create_study(study_name="sec", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+
+    def objective(trial: optuna.Trial) -> float:
+        p = suggest(trial, opt.search_space)
+        return {"sgd": 5.0, "adam": 0.0, "rmsprop": 0.1}[p["optimizer"]["name"]] + 10 * (
+            p["model.dropout"] - 0.2
+        ) ** 2
+
+    study.optimize(objective, n_trials=120)
+    ref = refine_study(study)
+    fixed = next(c for c in ref.changes if c.startswith("optimizer.lr: importance"))
+    lr = study.best_trial.params["optimizer.lr"]  # fixed at the best trial's value
+    stage = OptimizeConfig.model_validate(ref.optimize)
+    assert [c["name"] for c in stage.search_space["optimizer"].choices] == ["adam", "rmsprop"]
+    trial = optuna.create_study().ask()
+    trained = apply_overrides(RunConfig.model_validate(ref.run), suggest(trial, stage.search_space))
+    assert trained.optimizer.lr == lr, (fixed, trained.optimizer)
+
+
 def test_audit_reads_each_pruned_trials_epochs_from_the_config_it_ran_under() -> None:
     study = synthetic_study("changed", SPACE, 4, seed=0, run={"epochs": 3})
     space = OptimizeConfig.model_validate({"study_name": "p", "search_space": SPACE}).search_space

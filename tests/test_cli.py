@@ -519,6 +519,64 @@ def test_summary_and_export_best_show_a_choice_as_the_yaml_spells_it(
     assert {("loss.weight", "null"), ("model.dropout", "0.0")} <= rows, exported.stdout
 
 
+def test_a_mapping_choice_has_one_spelling_in_the_live_line_the_summary_and_trials(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A whole-section choice the YAML writes {name: sgd, lr: 0.1} is {lr: 0.1, name: sgd} in the live line
+    (its label, the keys sorted, so reordering them is the same experiment); the summary and `hpotool
+    trials` showed it {name: sgd, lr: 0.1}, as the YAML happened to order it."""
+    from .conftest import write_yaml
+
+    run_dict["epochs"] = 1
+    opt_dict["n_trials"] = 1
+    opt_dict["search_space"] = {"optimizer": {"type": "categorical", "choices": [{"name": "sgd", "lr": 0.1}]}}
+    run_path, opt_path = (
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "opt.yaml", opt_dict),
+    )
+    result = runner.invoke(
+        app, ["optimize", "-r", str(run_path), "-o", str(opt_path)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert "optimizer={lr: 0.1, name: sgd}" in result.stderr
+    (row,) = [line for line in result.stdout.splitlines() if "│   optimizer " in line]
+    assert row.split("│")[2].strip() == "{lr: 0.1, name: sgd}", result.stdout
+    storage = ["--study-name", "tiny", "--storage", opt_dict["storage"]]
+    table = runner.invoke(app, ["trials", *storage], catch_exceptions=False).stdout
+    assert "{lr: 0.1, name: sgd}" in table and "{name: sgd" not in table, table
+
+
+def test_trials_shows_the_values_a_waiting_trial_is_queued_with(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """`hpotool trials --state waiting` lists a warm start not yet run with the values it will run (a list or
+    a whole section as the value); it showed the trial without any parameters."""
+    from .conftest import write_yaml
+
+    run_dict["epochs"] = 1
+    adam = {"name": "adam", "lr": 0.001}
+    opt_dict["n_trials"] = 1
+    opt_dict["search_space"] = {
+        "optimizer": {"type": "categorical", "choices": [{"name": "sgd", "lr": 0.1}, adam]},
+        "model.hidden": {"type": "categorical", "choices": [[16], [8, 8]]},
+    }
+    opt_dict["enqueue"] = [{"model.hidden": [16]}, {"optimizer": adam, "model.hidden": [8, 8]}]
+    run_path, opt_path = (
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "opt.yaml", opt_dict),
+    )
+    result = runner.invoke(
+        app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "-q"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    storage = ["--study-name", "tiny", "--storage", opt_dict["storage"]]
+    listed = runner.invoke(app, ["trials", *storage, "--state", "waiting", "--json"], catch_exceptions=False)
+    assert [r["params"] for r in json.loads(listed.stdout)] == [{"optimizer": adam, "model.hidden": [8, 8]}]
+    table = runner.invoke(app, ["trials", *storage, "--state", "waiting"], catch_exceptions=False).stdout
+    (row,) = [line.split("│") for line in table.splitlines() if "waiting" in line]
+    assert [cell.strip() for cell in row[4:6]] == ["{lr: 0.001, name: adam}", "[8, 8]"], table
+
+
 def test_a_whole_section_is_a_categorical_choice(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
     """`optimizer: {type: categorical, choices: [{name: sgd, ...}, {name: adam, ...}]}` chooses the whole
     section: the choice replaces it (keys it leaves out at the section's defaults, not the run config's), a

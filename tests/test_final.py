@@ -253,6 +253,10 @@ def test_final_epochs_the_warm_up_does_not_fit_fail_before_the_study_starts(
     space = {**opt_dict["search_space"], "scheduler.warmup_epochs": {"type": "categorical", "choices": [0]}}
     op = write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "search_space": space, "final": {"epochs": 1}})
     prepare_study(rp, op)
+    # whole schedules as choices replace the base's, warm-up and all (it refused this too)
+    space = {"scheduler": {"type": "categorical", "choices": [{"name": "none"}, {"name": "cosine"}]}}
+    op = write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "search_space": space, "final": {"epochs": 1}})
+    prepare_study(rp, op)
     assert not (tmp_path / "studies").exists()
 
 

@@ -777,6 +777,27 @@ def _finished_study(
         study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=value))
 
 
+def test_whole_section_choices_that_differ_only_in_a_component_default_are_one_choice(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """{name: sgd} and {name: sgd, momentum: 0.0} build the same optimizer (torch's SGD defaults momentum to
+    0): one configuration under two labels, refused as {name: adam} and {name: adam, lr: 0.001} are; it ran."""
+    opt_dict["search_space"] = {
+        "optimizer": {
+            "type": "categorical",
+            "choices": [{"name": "sgd"}, {"name": "adam"}, {"name": "sgd", "momentum": 0.0}],
+        }
+    }
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    with pytest.raises(HpoError) as err:
+        prepare_study(rp, op)
+    assert str(err.value).endswith(
+        "search_space.optimizer.choices.2: {name: sgd, momentum: 0.0} is the section choices.0 gives "
+        "({name: sgd}), which leaves {momentum: 0.0} at its default: one configuration under two labels, which "
+        "a study would train as two; keep one"
+    )
+
+
 def test_enqueue_from_carries_values_another_study_spells_otherwise(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
@@ -854,7 +875,159 @@ def test_enqueue_from_translates_a_list_and_its_items_and_names_what_it_leaves_o
         "space; in 1 of 3 trials)\n"
     ) in stderr
     stderr, enqueued = warm("whole", opt_dict["search_space"])  # model.hidden.0 and optimizer.lr
-    assert enqueued == [{"model.hidden.0": 24}] and "--enqueue-from" not in stderr
+    assert enqueued == [{"model.hidden.0": 24}]  # on this run config's [16]: [24], not the trial's [24, 8]
+    assert (
+        "model.hidden.1 (the trial's model.hidden had 8, this study's has none: not searched here)" in stderr
+    )
+
+
+def test_enqueue_from_carries_whole_sections_as_the_trial_trained_them(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A space that searches `optimizer` whole takes the section a trial trained where the other study searched
+    optimizer.name and optimizer.lr (it left `optimizer` out, 'the trial has optimizer.name, optimizer.lr,
+    and no stored run config to read it from', though the run config was stored), and a choice that gives the
+    same section ({name: adam} is {name: adam, lr: 0.001} at adam's default lr: it 'lay outside this space'),
+    an argument at its component's default too (sgd's momentum 0.0)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    from hpotool.objective import with_warm_start
+
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    split = {
+        "optimizer.name": CategoricalDistribution(["adam", "sgd"]),
+        "optimizer.lr": FloatDistribution(1e-3, 1),
+    }
+    _finished_study(
+        url,
+        "split",
+        run_dict,  # optimizer: {name: adam, lr: 0.01}
+        {},
+        [
+            ({"optimizer.name": "adam", "optimizer.lr": 0.001}, split, 0.9),
+            ({"optimizer.name": "sgd", "optimizer.lr": 0.1}, split, 0.8),
+            ({"optimizer.name": "sgd", "optimizer.lr": 0.5}, split, 0.7),
+        ],
+    )
+    whole = {"type": "categorical", "choices": [{"name": "adam"}]}
+    sections = {"optimizer": CategoricalDistribution(["{name: adam}"])}
+    _finished_study(
+        url, "whole", run_dict, {"optimizer": whole}, [({"optimizer": "{name: adam}"}, sections, 0.9)]
+    )
+    sgd, adam = {"name": "sgd", "lr": 0.1, "momentum": 0.0}, {"name": "adam", "lr": 0.001}  # torch's default
+    opt_dict["search_space"] = {"optimizer": {"type": "categorical", "choices": [sgd, adam]}}
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="split", storage=url), 3)
+    assert plan.opt.enqueue == [{"optimizer": adam}, {"optimizer": sgd}]
+    assert plan.notes[-1].endswith(
+        "optimizer (the trial's optimizer.name, optimizer.lr gave it {name: sgd, lr: 0.5, weight_decay: 0.0}, "
+        "which lies outside this space; in 1 of 3 trials)"
+    )
+    plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="whole", storage=url), 1)
+    assert plan.opt.enqueue == [{"optimizer": adam}]
+
+
+def test_enqueue_from_compares_a_whole_section_as_the_trial_trained_it(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A trial that chose {name: adam} and searched optimizer.lr below it trained adam at that lr: a space
+    that searches optimizer whole without optimizer.lr takes its choice {name: adam} only where that lr is
+    adam's default; it took it for every such trial, which then ran at lr 0.001, and said nothing."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    from hpotool.objective import with_warm_start
+
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    space = {
+        "optimizer": {"type": "categorical", "choices": [{"name": "adam"}]},
+        "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+    }
+    found = {
+        "optimizer": CategoricalDistribution(["{name: adam}"]),
+        "optimizer.lr": FloatDistribution(1e-4, 1e-1, log=True),
+    }
+    _finished_study(
+        url,
+        "below",
+        run_dict,
+        space,
+        [
+            ({"optimizer": "{name: adam}", "optimizer.lr": lr}, found, value)
+            for lr, value in ((0.05, 0.9), (0.001, 0.8))
+        ],
+    )
+    opt_dict["search_space"] = {
+        "optimizer": {"type": "categorical", "choices": [{"name": "sgd"}, {"name": "adam"}]}
+    }
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="below", storage=url), 2)
+    assert plan.opt.enqueue == [{"optimizer": {"name": "adam"}}]  # the trial at lr 0.001
+    assert plan.notes[-1].endswith(
+        "optimizer (the trial's optimizer, optimizer.lr gave it {name: adam, lr: 0.05, weight_decay: 0.0}, "
+        "which lies outside this space; in 1 of 2 trials)"
+    )
+
+
+def test_enqueue_from_names_the_keys_of_a_whole_section_it_leaves_out(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A trial that chose {name: sgd, lr: 0.1, momentum: 0.9} warm-starts a space that searches optimizer.name
+    and optimizer.lr as sgd at lr 0.1 without momentum; the note names optimizer.momentum (it said nothing,
+    as if the trial ran again as it was)."""
+    from optuna.distributions import CategoricalDistribution
+
+    from hpotool.objective import with_warm_start
+
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    sgd = {"name": "sgd", "lr": 0.1, "momentum": 0.9, "dampening": 0.0}  # dampening at torch's default
+    whole = {"type": "categorical", "choices": [sgd, {"name": "adam"}]}
+    label = "{dampening: 0.0, lr: 0.1, momentum: 0.9, name: sgd}"
+    sections = {"optimizer": CategoricalDistribution([label, "{name: adam}"])}
+    params = {"optimizer": label}
+    _finished_study(url, "whole", run_dict, {"optimizer": whole}, [(params, sections, 0.9)])
+    opt_dict["search_space"] = {
+        "optimizer.name": {"type": "categorical", "choices": ["sgd", "adam"]},
+        "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+    }
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="whole", storage=url), 1)
+    assert plan.opt.enqueue == [{"optimizer.name": "sgd", "optimizer.lr": 0.1}]
+    assert plan.notes[-1] == (
+        "--enqueue-from whole: left out of its best trials (the sampler picks them instead): optimizer.momentum "
+        "(the trial's optimizer had 0.9, this study's has none: not searched here)"
+    )
+
+
+def test_enqueue_from_says_a_trial_gave_no_value_where_its_run_config_has_none(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A trial that chose {name: adam} trained no optimizer.momentum: the note says so; it said 'the trial has
+    optimizer, and no stored run config to read it from', though the run config was read."""
+    from optuna.distributions import CategoricalDistribution
+
+    from hpotool.objective import with_warm_start
+
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    labels = ["{momentum: 0.9, name: sgd}", "{name: adam}"]
+    whole = {"type": "categorical", "choices": [{"name": "sgd", "momentum": 0.9}, {"name": "adam"}]}
+    sections = {"optimizer": CategoricalDistribution(labels)}
+    trials = [
+        ({"optimizer": label}, sections, value) for label, value in zip(labels, (0.9, 0.8), strict=True)
+    ]
+    _finished_study(url, "whole", run_dict, {"optimizer": whole}, trials)
+    opt_dict["search_space"] = {
+        "optimizer.name": {"type": "categorical", "choices": ["sgd", "adam"]},
+        "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.95, "when": {"optimizer.name": "sgd"}},
+    }
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="whole", storage=url), 2)
+    assert plan.opt.enqueue == [
+        {"optimizer.name": "sgd", "optimizer.momentum": 0.9},
+        {"optimizer.name": "adam"},
+    ]
+    assert plan.notes[-1].endswith(
+        "optimizer.momentum (the trial's optimizer gave it no value; in 1 of 2 trials)"
+    )
 
 
 def test_enqueue_from_failures_give_the_real_reason(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:

@@ -47,7 +47,7 @@ def check_final(run: RunConfig, opt: OptimizeConfig, source: str, data: Prepared
     `train-from-best`, after the study, stored on it. `final.epochs` is applied with them: a warm-up it
     leaves no run after is refused now too, unless the search sets the schedule (each trial's own)."""
     overrides = opt.final.overrides
-    searched = any(path.startswith("scheduler.") for path in opt.search_space)
+    searched = any(path.partition(".")[0] == "scheduler" for path in opt.search_space)  # a key or all of it
     epochs = {} if opt.final.epochs is None or searched else {"epochs": opt.final.epochs}
     if not overrides and not epochs:
         return

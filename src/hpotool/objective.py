@@ -68,7 +68,7 @@ from hpotool.search_space import (
     encode_params,
     suggest,
 )
-from hpotool.sections import SECTIONS, check_section_param, section_choices, switchable
+from hpotool.sections import SECTIONS, check_section_param, section_choices, section_values, switchable
 from hpotool.storage import make_storage, shown_url
 from hpotool.trainer import EpochResult, NonFiniteLossError
 from hpotool.warm_start import carried_params, left_out_note
@@ -815,7 +815,7 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
         if len(picks) - len(plan.opt.enqueue) >= top:
             break
         ran = trial_params(attrs, t)  # a list choice as the list, by the space the trial ran under
-        params, missed = carried_params(ran, space, partial(_trained, source, t))
+        params, missed = carried_params(ran, space, partial(_trained, source, t), partial(_values, plan.run))
         read += 1
         for name, reason in missed.items():
             left_out.setdefault(name, []).append(reason)
@@ -850,13 +850,28 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
 
 
 def _trained(source: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
-    """Every path of the run config `trial` of `source` trained ({} for a study hpotool did not create)."""
+    """Every path of the run config `trial` of `source` trained, and each section whole ({} for a study
+    hpotool did not create)."""
     from hpotool.export import trial_run_config
 
     try:
-        return leaf_values(trial_run_config(source, trial, check_components=False))
+        return _paths(trial_run_config(source, trial, check_components=False))
     except HpoError:
         return {}
+
+
+def _values(run: RunConfig, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Every path of the run config this study trains with `params`, and each section whole ({} where they
+    do not give a valid config: the queued trial fails with the reason)."""
+    try:
+        return _paths(apply_overrides(run, params, check_components=False))
+    except HpoError:
+        return {}
+
+
+def _paths(config: RunConfig) -> dict[str, Any]:
+    """Every path of `config` (`leaf_values`), and each section whole."""
+    return {**leaf_values(config), **section_values(config)}
 
 
 def versions() -> dict[str, str]:

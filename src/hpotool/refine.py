@@ -267,6 +267,7 @@ def refine_study(
         raise HpoError(
             f"study {study.study_name!r}: every parameter would be fixed; nothing is left to search"
         )
+    pinned = _pin_below_searched_sections(space, new_space, fixed, changes)
     stage_run = apply_overrides(run, fixed)
     settled = {**leaf_values(stage_run), **{k: v for k, v in fixed.items() if k in SECTIONS}}
     for dropped in _drop_dead_conditions(new_space, settled):  # replaces its earlier change
@@ -278,7 +279,7 @@ def refine_study(
         )
     enqueue = []
     for t in _best_first(feasible, direction)[:ENQUEUE_TOP]:  # never a trial that broke the constraints
-        params = {k: v for k, v in decoded[t.number].items() if k in new_space}
+        params = {k: pinned.get(k, v) for k, v in decoded[t.number].items() if k in new_space}
         if params and all(contains(new_space[k], v) for k, v in params.items()) and params not in enqueue:
             enqueue.append(params)
     changes.append(f"enqueued the {len(enqueue)} best trial(s) that fit the new space as a warm start")
@@ -328,19 +329,53 @@ def _stage_grid(grid: dict[str, Any], space: dict[str, Param]) -> dict[str, list
     return out
 
 
+def _pin_below_searched_sections(
+    space: dict[str, Param], new_space: dict[str, Param], fixed: dict[str, Any], changes: list[str]
+) -> dict[str, Any]:
+    """Keep each fixed key below a section the stage still searches whole (`optimizer.lr` beside `optimizer`)
+    in `new_space` as its one choice, where `space` had it: in the stage's run config, every trial's choice
+    would replace the section, and the fixed value with it. Updates `fixed`, `new_space` and the key's change
+    in `changes`; returns the keys pinned so, with their values."""
+    pinned = {k: fixed.pop(k) for k in list(fixed) if "." in k and k.partition(".")[0] in new_space}
+    for name, value in pinned.items():
+        new_space[name] = CategoricalParam(type="categorical", choices=[value], when=space[name].when)
+        i = next(i for i, c in enumerate(changes) if c.startswith(f"{name}: "))
+        changes[i] = changes[i].replace("removed from the search, fixed at", "fixed at") + (
+            f", as its one choice: {name.partition('.')[0]} is searched whole, and each choice replaces the "
+            f"section in the run config"
+        )
+    in_order = {k: new_space[k] for k in space if k in new_space}
+    new_space.clear()
+    new_space.update(in_order)
+    return pinned
+
+
 def _drop_dead_conditions(space: dict[str, Param], base: dict[str, Any]) -> list[str]:
     """Remove from `space` (in place, in order) each parameter whose `when` reads a value the stage no
     longer searches and that value fails it: its condition can never hold, so it would never be suggested
-    (`optimizer.momentum` when `optimizer.name: sgd`, with `optimizer.name` fixed at adam). A condition on a
+    (`optimizer.momentum` when `optimizer.name: sgd`, with `optimizer.name` fixed at adam), or a searched
+    categorical none of whose choices meets it (narrowed to adam and rmsprop). A condition on a
     whole section the stage fixes, which holds, is dropped: the stage's run config holds the section, which a
     condition cannot read (only a searched section)."""
     changes = []
     for name, p in list(space.items()):
         fixed_paths = {path: cond for path, cond in (p.when or {}).items() if path not in space}
         failed = [path for path, cond in fixed_paths.items() if not holds(cond, base.get(path))]
-        if failed:
+        unmet = {  # a condition on a searched categorical none of whose (narrowed) choices meets it
+            path: q.choices
+            for path, cond in (p.when or {}).items()
+            if isinstance(q := space.get(path), CategoricalParam)
+            and not any(holds(cond, c) for c in q.choices)
+        }
+        if failed or unmet:
             del space[name]
-            reasons = ", ".join(f"{path} is fixed at {format_choice(base.get(path))}" for path in failed)
+            reasons = ", ".join(
+                [f"{path} is fixed at {format_choice(base.get(path))}" for path in failed]
+                + [
+                    f"{path} is searched only over {', '.join(map(format_choice, c))}"
+                    for path, c in unmet.items()
+                ]
+            )
             changes.append(f"{name}: its condition can no longer hold ({reasons}); removed from the search")
         elif SECTIONS.keys() & fixed_paths:
             when = {path: cond for path, cond in (p.when or {}).items() if path not in SECTIONS} or None

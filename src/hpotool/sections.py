@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from hpotool.components import component_default
 from hpotool.config import (
     CHECK_COMPONENTS,
     DataConfig,
@@ -26,7 +27,7 @@ from hpotool.config import (
 )
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
-from hpotool.search_space import CategoricalParam, Param
+from hpotool.search_space import CategoricalParam, Param, equal_in_value
 
 SECTIONS: dict[str, type[BaseModel]] = {
     "data": DataConfig,
@@ -63,6 +64,16 @@ def switchable(space: Mapping[str, Param]) -> dict[str, list[str]]:
     return out
 
 
+def as_section(path: str, choice: Mapping[str, Any]) -> dict[str, Any]:
+    """The section a choice of `path` gives: its keys, and the section's defaults for those it leaves out."""
+    return SECTIONS[path].model_validate(choice).model_dump()
+
+
+def section_values(run: RunConfig) -> dict[str, dict[str, Any]]:
+    """Each section of `run` as a whole (`{"optimizer": {name: adam, lr: 0.001, ...}, ...}`)."""
+    return {path: section.model_dump() for path in SECTIONS if (section := getattr(run, path)) is not None}
+
+
 def check_section_param(path: str, param: Param, run: RunConfig) -> None:
     """Raise `HpoError` unless `param` searches the section `path` as whole sections, each a mapping that
     validates as that section (its component resolves and takes its arguments).
@@ -84,6 +95,7 @@ def check_section_param(path: str, param: Param, run: RunConfig) -> None:
             f"...]}})"
         )
     model = SECTIONS[path]
+    sections: list[dict[str, Any]] = []  # each choice as the section it gives, its defaults filled in
     for i, choice in enumerate(param.choices):
         where = f"search_space.{path}.choices.{i}"
         if not isinstance(choice, dict):
@@ -102,3 +114,40 @@ def check_section_param(path: str, param: Param, run: RunConfig) -> None:
                 for line in error_lines(exc, model)
             ]
             raise HpoError("; ".join(lines)) from None
+        sections.append(configured_section(path, choice))
+        _check_distinct(where, param.choices, sections)
+
+
+def configured_section(path: str, choice: Mapping[str, Any]) -> dict[str, Any]:
+    """The section a choice (or a run config's section) gives (`as_section`), without the arguments it sets
+    to its component's default (`momentum: 0.0` for sgd): two that build one component are equal."""
+    section = as_section(path, choice)
+    model = SECTIONS[path]
+    kind = getattr(model, "kind", None)
+    if kind is None:  # trainer: a function hpotool calls with the section as it is
+        return section
+    name = str(section["name"])
+
+    def is_default(arg: str, value: Any) -> bool:
+        default = component_default(kind, name, arg)
+        default = list(default) if isinstance(default, tuple) else default
+        return default is not None and equal_in_value(value, default)
+
+    return {k: v for k, v in section.items() if k in model.model_fields or not is_default(k, v)}
+
+
+def _check_distinct(where: str, choices: list[Any], sections: list[dict[str, Any]]) -> None:
+    """Raise `HpoError` if the last of `sections` is an earlier one: two choices that differ only in keys
+    one leaves at their default (`{name: adam}` and `{name: adam, lr: 0.001}`, `{name: sgd}` and
+    `{name: sgd, momentum: 0.0}`)."""
+    i = len(sections) - 1
+    same = next((j for j, section in enumerate(sections[:i]) if equal_in_value(section, sections[i])), None)
+    if same is None:
+        return
+    a, b = choices[same], choices[i]
+    defaults = {k: (a if k in a else b)[k] for k in [*a, *b] if (k in a) != (k in b)}
+    raise HpoError(
+        f"{where}: {format_choice(b)} is the section choices.{same} gives ({format_choice(a)}), which leaves "
+        f"{format_choice(defaults)} at its default: one configuration under two labels, which a study would "
+        f"train as two; keep one"
+    )

@@ -4,55 +4,142 @@ the others do not (`hpotool optimize --enqueue-from`)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import cache
 from typing import Any
 
+from pydantic import ValidationError
+
 from hpotool.formatting import format_choice
-from hpotool.search_space import Param, taken_as
+from hpotool.search_space import CategoricalParam, Param, equal_in_value, taken_as
+from hpotool.sections import SECTIONS, configured_section
 
 
 def carried_params(
-    ran: Mapping[str, Any], space: Mapping[str, Param], trained: Callable[[], Mapping[str, Any]]
+    ran: Mapping[str, Any],
+    space: Mapping[str, Param],
+    trained: Callable[[], Mapping[str, Any]],
+    ours: Callable[[Mapping[str, Any]], Mapping[str, Any]],
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The values of `space` a trial that ran with `ran` gives, and why each other parameter is left out.
 
     A value carries over where this space can take one equal to it (1 == 1.0, in lists too), spelt as this
-    space spells it. A parameter this space searches as a whole list where the trial set its items
-    (`model.hidden` for `model.hidden.0`), or item by item where it set the whole list, takes the value the
-    trial trained there: `trained()`, every path of the trial's run config (`leaf_values`), read only then.
+    space spells it; a section searched whole, where a choice gives the section the trial trained
+    (`_section_taken`). A parameter this space searches as a whole list or section where the trial set its
+    items (`model.hidden` for `model.hidden.0`), or item by item where it set the whole list, takes the value
+    the trial trained there: `trained()`, every path of the trial's run config (`leaf_values`) and each
+    section whole.
+    Where the trial set a whole list or section of which this space searches only parts, the parts it does
+    not search that `ours(params)` (the same paths of the config this study trains with them) gives otherwise
+    are left out too (`optimizer.momentum` of a chosen {name: sgd, momentum: 0.9}).
 
     Returns:
         `({path: value}, {parameter: why it is left out})`, a parameter named as the trial or this space
         names it.
     """
+    trained = cache(trained)
     params: dict[str, Any] = {}
     left_out: dict[str, str] = {}
+
+    def as_trained(path: str) -> bool:
+        """Whether `path` is a section this space searches whole, compared as the trial trained it (its
+        choice, and the keys its study searched below it)."""
+        return path in SECTIONS and path in trained()
+
     for name, value in ran.items():
-        if name in space:
-            taken = taken_as(space[name], value)
+        if name in space and not as_trained(name):
+            taken = _taken(name, value, space)
             if taken:
                 params[name] = taken[0]
             else:
                 left_out[name] = f"{format_choice(value)} lies outside this space"
-    values: Mapping[str, Any] | None = None
-    for path, p in space.items():
-        related = [name for name in ran if _nested(name, path)]
-        if path in ran or not related:
+    for path in space:
+        related = [name for name in ran if name == path or _nested(name, path)]
+        if not related or (path in ran and not as_trained(path)):
             continue
-        values = trained() if values is None else values
-        taken = taken_as(p, values[path]) if path in values else []
+        values = trained()
+        taken = _taken(path, values[path], space) if path in values else []
         if taken:
             params[path] = taken[0]
-        else:
+        elif path in values:
             left_out[path] = (
                 f"the trial's {', '.join(related)} gave it {format_choice(values[path])}, which lies outside "
                 f"this space"
-                if path in values
-                else f"the trial has {', '.join(related)}, and no stored run config to read it from"
             )
+        elif values:  # read, without this path: an sgd-only key where the trial chose adam, say
+            left_out[path] = f"the trial's {', '.join(related)} gave it no value"
+        else:
+            left_out[path] = f"the trial has {', '.join(related)}, and no stored run config to read it from"
     for name in ran:
+        below = [path for path in space if path.startswith(f"{name}.")]
         if name not in space and not any(_nested(name, path) for path in space):
             left_out[name] = "not searched here"
+        elif name not in space and below and name in trained():
+            theirs, mine = trained()[name], ours(params).get(name, _NONE)
+            if name in SECTIONS and isinstance(mine, dict):  # as built: an argument at its default is none
+                theirs, mine = configured_section(name, theirs), configured_section(name, mine)
+            left_out.update(_unsearched_parts(name, below, theirs, mine))
     return params, left_out
+
+
+_NONE = object()  # a key or list item a value does not have
+
+
+def _unsearched_parts(name: str, searched: list[str], theirs: Any, ours: Any) -> dict[str, str]:
+    """The keys (or items) of the list or section `name` that the trial trained as `theirs` and this study,
+    searching only `searched` inside it, trains otherwise (`ours`), each with why it is left out."""
+    if isinstance(theirs, dict) and isinstance(ours, dict):
+        keys: list[Any] = [*theirs, *(k for k in ours if k not in theirs)]
+    elif isinstance(theirs, list) and isinstance(ours, list):
+        keys = list(range(max(len(theirs), len(ours))))
+    else:
+        return {}
+    out: dict[str, str] = {}
+    for key in keys:
+        path = f"{name}.{key}"
+        a, b = _part(theirs, key), _part(ours, key)
+        if any(path == s or _nested(path, s) for s in searched) or (
+            a is not _NONE and b is not _NONE and equal_in_value(a, b)
+        ):
+            continue
+        out[path] = f"the trial's {name} had {_shown(a)}, this study's has {_shown(b)}: not searched here"
+    return out
+
+
+def _part(value: dict[str, Any] | list[Any], key: Any) -> Any:
+    if isinstance(value, dict):
+        return value.get(key, _NONE)
+    return value[key] if key < len(value) else _NONE
+
+
+def _shown(value: Any) -> str:
+    return "none" if value is _NONE else format_choice(value)
+
+
+def _taken(path: str, value: Any, space: Mapping[str, Param]) -> list[Any]:
+    """`value` as the parameter `path` of `space` spells it (`taken_as`), a section by `_section_taken`."""
+    p = space[path]
+    if path in SECTIONS and isinstance(p, CategoricalParam) and isinstance(value, dict):
+        return _section_taken(path, value, p, space)
+    return taken_as(p, value)
+
+
+def _section_taken(
+    path: str, value: dict[str, Any], p: CategoricalParam, space: Mapping[str, Param]
+) -> list[Any]:
+    """The choice of the section `path` that gives the section `value` does, in a one-item list: equal as
+    `configured_section` gives them (`{name: adam}` is `{name: adam, lr: 0.001}`, `{name: sgd}` is
+    `{name: sgd, momentum: 0.0}`), apart from the keys this space searches below it (`optimizer.lr`), which
+    apply after the choice."""
+    below = {name.split(".")[1] for name in space if name.startswith(f"{path}.")}
+
+    def key(section: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in configured_section(path, section).items() if k not in below}
+
+    try:
+        theirs = key(value)
+    except ValidationError:
+        return []
+    return [c for c in p.choices if isinstance(c, dict) and equal_in_value(key(c), theirs)][:1]
 
 
 def _nested(a: str, b: str) -> bool:
