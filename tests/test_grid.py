@@ -395,3 +395,42 @@ def test_a_resumed_study_runs_every_point_when_a_worker_died_before_drawing_its_
     assert states.count((optuna.trial.TrialState.FAIL, "worker died")) == 1
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 3 == len(trials) - 1
     assert summary.stopped == EXHAUSTED
+
+
+class _KilledMidTrial(_OtherWorker):
+    """An observer that, once this process's first trial has finished, leaves a trial of a worker of this
+    machine killed while training: it drew its values and wrote a heartbeat, then died."""
+
+    def __init__(self) -> None:
+        super().__init__(suggested=True)
+
+    def trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if self.other is None:
+            self.other = _ask_as_a_dead_local_worker(study)
+            self.other.suggest_categorical("model.activation", ["relu", "gelu", "tanh"])
+            study._storage.record_heartbeat(self.other._trial_id)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_brute_force_runs_the_point_of_a_worker_killed_mid_trial_before_it_says_the_search_is_complete(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # Brute force counts a running point as run, so the worker that finished the last other point ended the
+    # search ('complete') and the command exited 0 with the killed worker's trial RUNNING and its point
+    # never run, as long as the heartbeat had not yet failed it (60 s). That worker's process is gone.
+    opt_dict.update(
+        n_trials=10,
+        sampler={"name": "bruteforce"},
+        search_space={"model.activation": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]}},
+    )
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
+    )
+    summary = run_study(plan, _KilledMidTrial())
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    complete = [t.params["model.activation"] for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted(complete) == ["gelu", "relu", "tanh"]
+    assert [t.user_attrs.get("fail_reason", "")[:11] for t in trials if t.state.name == "FAIL"] == [
+        "worker died"
+    ]
+    assert summary.stopped == EXHAUSTED

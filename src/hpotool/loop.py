@@ -204,7 +204,9 @@ def run_trials(
             if tracker is not None:
                 track(tracker, study, frozen)
             guard(study, frozen)
-            guard.exhausted = study._stop_flag  # set by the sampler's study.stop() in `tell`
+            guard.exhausted = study._stop_flag and _exhausted_but_for_the_dead(
+                study
+            )  # study.stop() in `tell`
             if guard.tripped or guard.exhausted:
                 if stop is not None:
                     stop.set()
@@ -212,6 +214,17 @@ def run_trials(
     finally:
         study._thread_local.in_optimize_loop = False
     return guard
+
+
+def _exhausted_but_for_the_dead(study: optuna.Study) -> bool:
+    """Whether the search is complete once the running trials of dead workers of this machine are failed
+    (heartbeat or not: their process is gone) and their points queued again. Brute force counts a running
+    point as run, so a worker killed mid-trial ended the search: the command exited with its trial RUNNING
+    and its point never run (the heartbeat fails it only after its grace period)."""
+    if not fail_dead_local_trials(study):
+        return True
+    study._stop_flag = sampler_exhausted(study)  # False while a retry waits in the queue
+    return study._stop_flag
 
 
 def _wait_for_earlier_draws(study: optuna.Study, number: int, plan: StudyPlan, poll: float) -> None:
