@@ -10,6 +10,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from hpotool.errors import HpoError
 from hpotool.interrupts import Interrupted, deferred, signals_interrupt
 from hpotool.loop import run_study
 from hpotool.objective import Overrides, prepare_study
@@ -186,6 +187,34 @@ def test_a_signal_while_the_study_is_created_waits_until_it_is_described(
         objective.open_study(plan)
     study = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"])
     assert {"run_config", "optimize_config", "versions", ATTR} <= study.user_attrs.keys()
+
+
+def test_a_study_whose_creator_died_before_describing_it_is_described_by_the_next_run(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A creator killed (kill -9, an OOM kill) between Optuna's create_study and the fingerprint, with its
+    # warm start queued: every later run waited for it, then used the study unchecked for good, and
+    # export-best wrote no best_run.yaml ('not created by hpotool optimize').
+    from hpotool import objective
+    from hpotool.fingerprint import ATTR
+
+    monkeypatch.setattr(objective, "CREATOR_WAIT_S", 0.5)
+    point = {"optimizer.lr": 0.0123, "model.hidden.0": 16}
+    opt_dict.update(n_trials=2, enqueue=[point])
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    )
+    dead = optuna.create_study(
+        study_name="tiny", storage=make_storage(opt_dict["storage"]), direction="maximize"
+    )
+    dead.enqueue_trial(point, user_attrs=plan.warm_start_attrs(0))  # as describe_new_study begins
+    run_study(plan)
+    study = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
+    assert {"run_config", "optimize_config", "versions", ATTR} <= study.user_attrs.keys()
+    assert [t.params for t in study.trials].count(point) == 1 and len(study.trials) == 2
+    opt_dict["search_space"]["optimizer.lr"]["high"] = 0.5  # a changed experiment is refused now
+    with pytest.raises(HpoError, match="changed"):
+        run_study(prepare_study(tmp_path / "run.yaml", write_yaml(tmp_path / "o.yaml", opt_dict)))
 
 
 def test_a_trial_left_running_before_it_recorded_its_owner_is_failed_and_frees_its_slot(
