@@ -143,6 +143,29 @@ def test_a_warm_start_point_whose_trial_was_interrupted_runs_on_resume(
     assert len(trials) == 4
 
 
+def test_a_signal_as_a_trial_ends_its_heartbeat_leaves_it_told_not_running(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C after the training, while the trial's heartbeat thread is joined (it may be writing a beat)
+    # and before the tell: the trial stayed RUNNING, though the summary said it ended. It trained to its
+    # end: it is told so, and the run stops.
+    from optuna.storages._heartbeat import HeartbeatThread
+
+    real_join = HeartbeatThread.join
+
+    def join_then_ctrl_c(self: HeartbeatThread) -> None:
+        real_join(self)
+        signal.raise_signal(signal.SIGINT)
+
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    )
+    monkeypatch.setattr(HeartbeatThread, "join", join_then_ctrl_c)
+    assert run_study(plan).interrupted == signal.SIGINT
+    trials = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"]).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] and trials[0].value is not None
+
+
 def test_a_signal_while_a_trial_draws_its_parameters_records_interrupted(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

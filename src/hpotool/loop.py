@@ -96,15 +96,19 @@ def _run_trial(
     broken = False  # the training function broke hpotool's contract: every trial would fail the same way
     from optuna.storages._heartbeat import get_heartbeat_thread
 
-    with get_heartbeat_thread(trial._trial_id, study._storage):  # what study.optimize does per trial
-        try:
-            value = objective(trial)
-        except optuna.TrialPruned:
-            state = TrialState.PRUNED
-        except Exception as exc:
-            state, reason, broken = TrialState.FAIL, described(exc), broke_contract(exc)
-        except KeyboardInterrupt as exc:
-            state, interrupted, reason = TrialState.FAIL, exc, "interrupted"
+    try:
+        with get_heartbeat_thread(trial._trial_id, study._storage):  # what study.optimize does per trial
+            try:
+                value = objective(trial)
+            except optuna.TrialPruned:
+                state = TrialState.PRUNED
+            except Exception as exc:
+                state, reason, broken = TrialState.FAIL, described(exc), broke_contract(exc)
+            except KeyboardInterrupt as exc:
+                state, interrupted, reason = TrialState.FAIL, exc, "interrupted"
+    except KeyboardInterrupt as exc:  # after the objective, as its heartbeat thread ended: the trial ran
+        # to its end, and is told so below (before: it stayed RUNNING), then the interrupt goes on
+        interrupted = exc
     with deferred():  # a signal now ends the study after the trial is told, not half-way through
         # The objective records why its training failed; a signal or error outside that (while the trial
         # draws its values, say) must not leave a FAIL trial without its reason.
