@@ -434,3 +434,29 @@ def test_brute_force_runs_the_point_of_a_worker_killed_mid_trial_before_it_says_
         "worker died"
     ]
     assert summary.stopped == EXHAUSTED
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_the_retry_of_a_grid_trial_whose_worker_died_while_drawing_runs_its_point(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # A worker killed between two of its trial's suggestions: the retry was queued with the one value
+    # drawn, which is no grid point, so it failed ('All parameters must be specified'), and the grid
+    # counted the dead trial's point as run: the search ended 'complete' with that point never run.
+    opt_dict.update(n_trials=10, sampler={"name": "grid"}, search_space=SPACE)
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
+    )
+    study, _ = open_study(plan)
+    dead = _ask_as_a_dead_local_worker(study)
+    dead.suggest_categorical("optimizer.lr", SPACE["optimizer.lr"]["choices"])  # killed after this one
+    assert run_study(plan).stopped == EXHAUSTED
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    complete = [t.params for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted((p["optimizer.lr"], p["model.hidden.0"]) for p in complete) == [
+        (0.01, 8),
+        (0.01, 16),
+        (0.1, 8),
+        (0.1, 16),
+    ]
+    assert [t.user_attrs["fail_reason"][:11] for t in trials if t.state.name == "FAIL"] == ["worker died"]
