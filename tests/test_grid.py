@@ -9,6 +9,7 @@ import pytest
 from hpotool.grid import GridSampler
 from hpotool.loop import EXHAUSTED, run_study
 from hpotool.objective import open_study, prepare_study
+from hpotool.stale import fail_dead_local_trials
 
 from .conftest import write_yaml
 
@@ -460,3 +461,46 @@ def test_the_retry_of_a_grid_trial_whose_worker_died_while_drawing_runs_its_poin
         (0.1, 16),
     ]
     assert [t.user_attrs["fail_reason"][:11] for t in trials if t.state.name == "FAIL"] == ["worker died"]
+
+
+class _FailedMidTrial(_OtherWorker):
+    """An observer that, while this process's first trial trains, leaves the study's other point to a
+    worker of this machine that is killed mid-trial and found dead (as the periodic look finds it): its
+    trial failed, its point queued again."""
+
+    def __init__(self) -> None:
+        super().__init__(suggested=True)
+        self.study: optuna.Study | None = None
+
+    def study_started(self, study: optuna.Study, target: int | None, already_done: int) -> None:
+        self.study = study
+
+    def trial_started(self, number: int, params: Any, epochs: int) -> None:
+        if self.other is None and self.study is not None:
+            self.other = _ask_as_a_dead_local_worker(self.study)
+            self.other.suggest_categorical("model.activation", ["relu", "gelu"])  # the point left
+            fail_dead_local_trials(self.study)
+
+    def trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        pass
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_brute_force_runs_a_dead_worker_s_queued_retry_before_it_says_the_search_is_complete(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # Brute force counts a failed point as run: the trial told after a dead worker's retry was queued ended
+    # the search ('complete'), and the retry was left waiting, its point never run in this command.
+    opt_dict.update(
+        n_trials=10,
+        sampler={"name": "bruteforce"},
+        search_space={"model.activation": {"type": "categorical", "choices": ["relu", "gelu"]}},
+    )
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
+    )
+    summary = run_study(plan, _FailedMidTrial())
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    complete = [t.params["model.activation"] for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted(complete) == ["gelu", "relu"] and summary.stopped == EXHAUSTED
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.WAITING]

@@ -208,9 +208,8 @@ def run_trials(
             if tracker is not None:
                 track(tracker, study, frozen)
             guard(study, frozen)
-            guard.exhausted = study._stop_flag and _exhausted_but_for_the_dead(
-                study
-            )  # study.stop() in `tell`
+            # study.stop() in `tell`: the sampler has nothing left, by its count of the dead workers' trials
+            guard.exhausted = study._stop_flag and _still_exhausted(study)
             if guard.tripped or guard.exhausted:
                 if stop is not None:
                     stop.set()
@@ -220,14 +219,16 @@ def run_trials(
     return guard
 
 
-def _exhausted_but_for_the_dead(study: optuna.Study) -> bool:
-    """Whether the search is complete once the running trials of dead workers of this machine are failed
-    (heartbeat or not: their process is gone) and their points queued again. Brute force counts a running
-    point as run, so a worker killed mid-trial ended the search: the command exited with its trial RUNNING
-    and its point never run (the heartbeat fails it only after its grace period)."""
-    if not fail_dead_local_trials(study):
-        return True
-    study._stop_flag = sampler_exhausted(study)  # False while a retry waits in the queue
+def _still_exhausted(study: optuna.Study) -> bool:
+    """Whether a grid or brute-force search that said it is complete still is once the running trials of
+    dead workers of this machine are failed (heartbeat or not: their process is gone) and their points
+    queued again: it is not while a point waits in the queue. Brute force counts a running or failed point
+    as run, so a worker killed mid-trial ended the search: the command exited with its trial RUNNING, or
+    its retry queued, and its point not run (the heartbeat fails such a trial only after its grace)."""
+    if not isinstance(study.sampler, optuna.samplers.GridSampler | optuna.samplers.BruteForceSampler):
+        return True  # another sampler's study.stop() is its own
+    fail_dead_local_trials(study)
+    study._stop_flag = sampler_exhausted(study)
     return study._stop_flag
 
 
