@@ -38,6 +38,7 @@ from hpotool.errors import HpoError
 from hpotool.factories import make_pruner, make_sampler
 from hpotool.final import check_final
 from hpotool.formatting import format_choice, format_params
+from hpotool.interrupts import deferred
 from hpotool.overrides import apply_overrides, check_path, config_paths, leaf_values
 from hpotool.resolve import closest
 from hpotool.runner import (
@@ -957,8 +958,6 @@ def _create_study(plan: StudyPlan, storage: Any) -> optuna.Study:
     """Create the study and describe it as one step: a signal meanwhile waits until it is described, and a
     failure (the storage going away) deletes it, so no study is left without its configs and fingerprint
     (the next run would wait for a creator that is gone, then run it unchecked)."""
-    from hpotool.interrupts import deferred
-
     opt = plan.opt
     with deferred():
         study = optuna.create_study(
@@ -1014,7 +1013,10 @@ def make_objective(
 
     def objective(trial: optuna.Trial) -> float | list[float]:
         try:
-            params = suggest(trial, opt.search_space, fixed)
+            # A signal waits for the whole point: a trial that ends with part of one (its values are stored
+            # one by one) reads to brute force as a whole point, and its retry fails ('param_name mismatch').
+            with deferred():
+                params = suggest(trial, opt.search_space, fixed)
             config = apply_overrides(plan.run, params)
         except Exception as exc:  # a sampler that cannot sample (bad kwargs), a value the config refuses
             trial.set_user_attr("fail_reason", fail_reason(exc, plan.run))
