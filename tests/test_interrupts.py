@@ -166,6 +166,48 @@ def test_a_signal_as_a_trial_ends_its_heartbeat_leaves_it_told_not_running(
     assert [t.state for t in trials] == [TrialState.COMPLETE] and trials[0].value is not None
 
 
+class _CtrlCInAFinalizer:
+    """An observer that, at the end of the first epoch, takes a Ctrl-C inside a finalizer (as the garbage
+    collector runs SQLAlchemy's weakref callbacks at any moment), where Python prints the interrupt as
+    'Exception ignored' and goes on."""
+
+    def study_started(self, study: optuna.Study, target: int | None, already_done: int) -> None:
+        pass
+
+    def trial_started(self, number: int, params: Any, epochs: int) -> None:
+        pass
+
+    def epoch_ended(self, number: int, result: Any) -> None:
+        if number == 0 and result.epoch == 0:
+            _Finalized()
+
+    def trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        pass
+
+
+class _Finalized:
+    def __del__(self) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+
+def test_a_signal_whose_interrupt_a_finalizer_swallowed_still_ends_the_trial(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], capfd: pytest.CaptureFixture[str]
+) -> None:
+    # The interrupt was lost: the study ran on to its end (in a worker, which ignores a second signal, the
+    # trial could not be stopped at all), after a traceback of the 'Exception ignored' kind.
+    run_dict["epochs"] = 3
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    )
+    assert run_study(plan, _CtrlCInAFinalizer()).interrupted == signal.SIGINT
+    assert "Exception ignored" not in capfd.readouterr().err
+    trials = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"]).trials
+    assert [(t.state, t.user_attrs.get("fail_reason"), t.user_attrs["epochs_run"]) for t in trials] == [
+        (TrialState.FAIL, "interrupted", 1)
+    ]
+    assert run_study(prepare_study(tmp_path / "run.yaml", tmp_path / "o.yaml")).interrupted is None
+
+
 def test_a_signal_while_a_trial_draws_its_parameters_records_interrupted(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

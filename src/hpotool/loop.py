@@ -24,7 +24,7 @@ from hpotool.conditions import all_hold
 from hpotool.errors import HpoError
 from hpotool.fallback import IndependentSampling, independent_sampling
 from hpotool.formatting import format_choice
-from hpotool.interrupts import deferred, signal_of, signals_interrupt
+from hpotool.interrupts import deferred, raise_dropped, signal_of, signals_interrupt
 from hpotool.objective import (
     FINISHED,
     WARM_START,
@@ -161,6 +161,7 @@ def run_trials(
     study._thread_local.in_optimize_loop = True
     try:
         while not (stop is not None and stop.is_set()):
+            raise_dropped()  # Ctrl-C, SIGTERM a finalizer swallowed between trials
             now = time.monotonic()
             if timeout is not None and now - start >= timeout:
                 break

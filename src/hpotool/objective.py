@@ -38,7 +38,7 @@ from hpotool.errors import HpoError
 from hpotool.factories import make_pruner, make_sampler
 from hpotool.final import check_final
 from hpotool.formatting import format_choice, format_params
-from hpotool.interrupts import deferred
+from hpotool.interrupts import deferred, raise_dropped
 from hpotool.overrides import apply_overrides, check_path, config_paths, leaf_values
 from hpotool.resolve import closest
 from hpotool.runner import (
@@ -1028,6 +1028,7 @@ def make_objective(
         def on_epoch_end(result: EpochResult) -> None:
             if observer is not None:
                 observer.epoch_ended(trial.number, result)
+            raise_dropped()  # Ctrl-C, SIGTERM a finalizer swallowed while this epoch trained
             for name in watched:  # pruned before Optuna sees a NaN it would report or store as a value
                 value = result.metrics.get(name)
                 if value is not None and not math.isfinite(value):
