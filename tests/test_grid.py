@@ -9,6 +9,7 @@ import pytest
 from hpotool.grid import GridSampler
 from hpotool.loop import EXHAUSTED, run_study
 from hpotool.objective import open_study, prepare_study
+from hpotool.stale import fail_dead_local_trials
 
 from .conftest import write_yaml
 
@@ -395,3 +396,153 @@ def test_a_resumed_study_runs_every_point_when_a_worker_died_before_drawing_its_
     assert states.count((optuna.trial.TrialState.FAIL, "worker died")) == 1
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 3 == len(trials) - 1
     assert summary.stopped == EXHAUSTED
+
+
+class _KilledMidTrial(_OtherWorker):
+    """An observer that, once this process's first trial has finished, leaves a trial of a worker of this
+    machine killed while training: it drew its values and wrote a heartbeat, then died."""
+
+    def __init__(self) -> None:
+        super().__init__(suggested=True)
+
+    def trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if self.other is None:
+            self.other = _ask_as_a_dead_local_worker(study)
+            self.other.suggest_categorical("model.activation", ["relu", "gelu", "tanh"])
+            study._storage.record_heartbeat(self.other._trial_id)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_brute_force_runs_the_point_of_a_worker_killed_mid_trial_before_it_says_the_search_is_complete(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # Brute force counts a running point as run, so the worker that finished the last other point ended the
+    # search ('complete') and the command exited 0 with the killed worker's trial RUNNING and its point
+    # never run, as long as the heartbeat had not yet failed it (60 s). That worker's process is gone.
+    opt_dict.update(
+        n_trials=10,
+        sampler={"name": "bruteforce"},
+        search_space={"model.activation": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]}},
+    )
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
+    )
+    summary = run_study(plan, _KilledMidTrial())
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    complete = [t.params["model.activation"] for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted(complete) == ["gelu", "relu", "tanh"]
+    assert [t.user_attrs.get("fail_reason", "")[:11] for t in trials if t.state.name == "FAIL"] == [
+        "worker died"
+    ]
+    assert summary.stopped == EXHAUSTED
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_the_retry_of_a_grid_trial_whose_worker_died_while_drawing_runs_its_point(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # A worker killed between two of its trial's suggestions: the retry was queued with the one value
+    # drawn, which is no grid point, so it failed ('All parameters must be specified'), and the grid
+    # counted the dead trial's point as run: the search ended 'complete' with that point never run.
+    opt_dict.update(n_trials=10, sampler={"name": "grid"}, search_space=SPACE)
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
+    )
+    study, _ = open_study(plan)
+    dead = _ask_as_a_dead_local_worker(study)
+    dead.suggest_categorical("optimizer.lr", SPACE["optimizer.lr"]["choices"])  # killed after this one
+    assert run_study(plan).stopped == EXHAUSTED
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    complete = [t.params for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted((p["optimizer.lr"], p["model.hidden.0"]) for p in complete) == [
+        (0.01, 8),
+        (0.01, 16),
+        (0.1, 8),
+        (0.1, 16),
+    ]
+    assert [t.user_attrs["fail_reason"][:11] for t in trials if t.state.name == "FAIL"] == ["worker died"]
+
+
+class _FailedMidTrial(_OtherWorker):
+    """An observer that, while this process's first trial trains, leaves the study's other point to a
+    worker of this machine that is killed mid-trial and found dead (as the periodic look finds it): its
+    trial failed, its point queued again."""
+
+    def __init__(self) -> None:
+        super().__init__(suggested=True)
+        self.study: optuna.Study | None = None
+
+    def study_started(self, study: optuna.Study, target: int | None, already_done: int) -> None:
+        self.study = study
+
+    def trial_started(self, number: int, params: Any, epochs: int) -> None:
+        if self.other is None and self.study is not None:
+            self.other = _ask_as_a_dead_local_worker(self.study)
+            self.other.suggest_categorical("model.activation", ["relu", "gelu"])  # the point left
+            fail_dead_local_trials(self.study)
+
+    def trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        pass
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_brute_force_runs_a_dead_worker_s_queued_retry_before_it_says_the_search_is_complete(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # Brute force counts a failed point as run: the trial told after a dead worker's retry was queued ended
+    # the search ('complete'), and the retry was left waiting, its point never run in this command.
+    opt_dict.update(
+        n_trials=10,
+        sampler={"name": "bruteforce"},
+        search_space={"model.activation": {"type": "categorical", "choices": ["relu", "gelu"]}},
+    )
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
+    )
+    summary = run_study(plan, _FailedMidTrial())
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    complete = [t.params["model.activation"] for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted(complete) == ["gelu", "relu"] and summary.stopped == EXHAUSTED
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
+
+
+@pytest.mark.parametrize("sampler", ["grid", "bruteforce"])
+def test_ctrl_c_between_two_of_a_trial_s_draws_waits_for_the_point_and_the_resume_runs_every_point(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    sampler: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Ctrl-C between two of a trial's suggestions left a FAIL trial with part of a point: brute force read
+    # it as a whole one, so on resume its retry (queued with that part) failed ('param_name mismatch') and
+    # the search ended 'complete' with two of its four points never run. The draw now ends first.
+    import signal
+
+    opt_dict.update(n_trials=10, sampler={"name": sampler}, search_space=SPACE)
+    run_path, opt_path = (
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "opt.yaml", opt_dict),
+    )
+    plan = prepare_study(run_path, opt_path)  # its checks suggest on a probe study: patched after them
+    real_suggest = optuna.Trial.suggest_categorical
+
+    def suggest_then_ctrl_c(self: optuna.Trial, name: str, choices: Any) -> Any:
+        value = real_suggest(self, name, choices)
+        if name == "optimizer.lr":  # the first of the two
+            signal.raise_signal(signal.SIGINT)
+        return value
+
+    monkeypatch.setattr(optuna.Trial, "suggest_categorical", suggest_then_ctrl_c)
+    assert run_study(plan).interrupted == signal.SIGINT
+    monkeypatch.undo()
+    assert run_study(prepare_study(run_path, opt_path)).stopped == EXHAUSTED
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    complete = [t.params for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted((p["optimizer.lr"], p["model.hidden.0"]) for p in complete) == [
+        (0.01, 8),
+        (0.01, 16),
+        (0.1, 8),
+        (0.1, 16),
+    ]
+    assert [t.user_attrs["fail_reason"] for t in trials if t.state.name == "FAIL"] == ["interrupted"]

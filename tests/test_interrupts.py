@@ -10,6 +10,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from hpotool.errors import HpoError
 from hpotool.interrupts import Interrupted, deferred, signals_interrupt
 from hpotool.loop import run_study
 from hpotool.objective import Overrides, prepare_study
@@ -142,6 +143,71 @@ def test_a_warm_start_point_whose_trial_was_interrupted_runs_on_resume(
     assert len(trials) == 4
 
 
+def test_a_signal_as_a_trial_ends_its_heartbeat_leaves_it_told_not_running(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C after the training, while the trial's heartbeat thread is joined (it may be writing a beat)
+    # and before the tell: the trial stayed RUNNING, though the summary said it ended. It trained to its
+    # end: it is told so, and the run stops.
+    from optuna.storages._heartbeat import HeartbeatThread
+
+    real_join = HeartbeatThread.join
+
+    def join_then_ctrl_c(self: HeartbeatThread) -> None:
+        real_join(self)
+        signal.raise_signal(signal.SIGINT)
+
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    )
+    monkeypatch.setattr(HeartbeatThread, "join", join_then_ctrl_c)
+    assert run_study(plan).interrupted == signal.SIGINT
+    trials = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"]).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] and trials[0].value is not None
+
+
+class _CtrlCInAFinalizer:
+    """An observer that, at the end of the first epoch, takes a Ctrl-C inside a finalizer (as the garbage
+    collector runs SQLAlchemy's weakref callbacks at any moment), where Python prints the interrupt as
+    'Exception ignored' and goes on."""
+
+    def study_started(self, study: optuna.Study, target: int | None, already_done: int) -> None:
+        pass
+
+    def trial_started(self, number: int, params: Any, epochs: int) -> None:
+        pass
+
+    def epoch_ended(self, number: int, result: Any) -> None:
+        if number == 0 and result.epoch == 0:
+            _Finalized()
+
+    def trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        pass
+
+
+class _Finalized:
+    def __del__(self) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+
+def test_a_signal_whose_interrupt_a_finalizer_swallowed_still_ends_the_trial(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], capfd: pytest.CaptureFixture[str]
+) -> None:
+    # The interrupt was lost: the study ran on to its end (in a worker, which ignores a second signal, the
+    # trial could not be stopped at all), after a traceback of the 'Exception ignored' kind.
+    run_dict["epochs"] = 3
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    )
+    assert run_study(plan, _CtrlCInAFinalizer()).interrupted == signal.SIGINT
+    assert "Exception ignored" not in capfd.readouterr().err
+    trials = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"]).trials
+    assert [(t.state, t.user_attrs.get("fail_reason"), t.user_attrs["epochs_run"]) for t in trials] == [
+        (TrialState.FAIL, "interrupted", 1)
+    ]
+    assert run_study(prepare_study(tmp_path / "run.yaml", tmp_path / "o.yaml")).interrupted is None
+
+
 def test_a_signal_while_a_trial_draws_its_parameters_records_interrupted(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -186,6 +252,34 @@ def test_a_signal_while_the_study_is_created_waits_until_it_is_described(
         objective.open_study(plan)
     study = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"])
     assert {"run_config", "optimize_config", "versions", ATTR} <= study.user_attrs.keys()
+
+
+def test_a_study_whose_creator_died_before_describing_it_is_described_by_the_next_run(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A creator killed (kill -9, an OOM kill) between Optuna's create_study and the fingerprint, with its
+    # warm start queued: every later run waited for it, then used the study unchecked for good, and
+    # export-best wrote no best_run.yaml ('not created by hpotool optimize').
+    from hpotool import objective
+    from hpotool.fingerprint import ATTR
+
+    monkeypatch.setattr(objective, "CREATOR_WAIT_S", 0.5)
+    point = {"optimizer.lr": 0.0123, "model.hidden.0": 16}
+    opt_dict.update(n_trials=2, enqueue=[point])
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    )
+    dead = optuna.create_study(
+        study_name="tiny", storage=make_storage(opt_dict["storage"]), direction="maximize"
+    )
+    dead.enqueue_trial(point, user_attrs=plan.warm_start_attrs(0))  # as describe_new_study begins
+    run_study(plan)
+    study = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
+    assert {"run_config", "optimize_config", "versions", ATTR} <= study.user_attrs.keys()
+    assert [t.params for t in study.trials].count(point) == 1 and len(study.trials) == 2
+    opt_dict["search_space"]["optimizer.lr"]["high"] = 0.5  # a changed experiment is refused now
+    with pytest.raises(HpoError, match="changed"):
+        run_study(prepare_study(tmp_path / "run.yaml", write_yaml(tmp_path / "o.yaml", opt_dict)))
 
 
 def test_a_trial_left_running_before_it_recorded_its_owner_is_failed_and_frees_its_slot(

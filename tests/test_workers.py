@@ -25,9 +25,9 @@ from typer.testing import CliRunner
 
 from hpotool.cli import app
 from hpotool.loop import has_slot, run_study
-from hpotool.objective import Overrides, prepare_study
-from hpotool.stale import fail_dead_local_trials
-from hpotool.storage import make_storage
+from hpotool.objective import Overrides, open_study, prepare_study
+from hpotool.stale import fail_dead_local_trials, owner
+from hpotool.storage import make_storage, retry_stale_trial
 from hpotool.workers import run_workers, worker_device, worker_threads
 from tests.conftest import write_yaml
 
@@ -525,6 +525,40 @@ def test_a_dead_local_worker_s_retry_carries_only_retry_of(tmp_path: Path) -> No
     )
     assert retry.state == TrialState.WAITING and retry.user_attrs == {"retry_of": 0}
     assert retry.system_attrs["fixed_params"] == trial.params  # enqueued: run with the same values
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_warm_start_whose_worker_died_before_drawing_its_values_runs_on_resume(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # A worker of this machine that took the queued warm start and was killed before its trial drew the
+    # values (while it waited for earlier brute-force draws, say) left a trial with no params: it was failed
+    # but not queued again, and as its queued values counted as tried, the warm start never ran.
+    point = {"optimizer.lr": 0.0123, "model.hidden.0": 16}
+    opt_dict.update(n_trials=2, enqueue=[point])
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
+    )
+    study, _ = open_study(plan)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    taken = study.ask()  # the warm start, taken from the queue
+    taken.set_user_attr("worker", {**owner(), "pid": int(gone.stdout)})
+    run_study(plan)
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    assert [t.user_attrs["fail_reason"][:11] for t in trials if t.state == TrialState.FAIL] == ["worker died"]
+    assert [t.params for t in trials if t.state == TrialState.COMPLETE].count(point) == 1
+
+
+def test_a_stale_warm_start_that_drew_no_values_is_queued_again() -> None:
+    # The heartbeat's retry (SQLite, PostgreSQL, MySQL) left out every trial without values: a warm start
+    # whose worker died right after taking it from the queue never ran.
+    study = optuna.create_study()
+    study.enqueue_trial({"x": 0.25})
+    taken = study.ask()
+    study._storage.set_trial_state_values(taken._trial_id, TrialState.FAIL)
+    retry_stale_trial(study, study._storage.get_trial(taken._trial_id))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    assert study.trials[1].params == {"x": 0.25} and study.trials[1].system_attrs["failed_trial"] == 0
 
 
 def test_workers_flag_runs_the_study_from_the_cli(configs: tuple[Path, Path]) -> None:

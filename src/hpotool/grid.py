@@ -7,7 +7,7 @@ are a grid point with that point, as Optuna marks its own trials, and gives a ne
 only while that point is still unvisited (else an unvisited one, as Optuna picks them): every grid point
 runs once, the warm start's included, and a study without a queue runs in Optuna's order. A trial that
 Ctrl-C or SIGTERM interrupted, or whose worker died before it drew its values, leaves its point unvisited,
-so the resumed run trains it.
+so the resumed run trains it; the retry of one whose worker died while it drew them runs its point.
 """
 
 from __future__ import annotations
@@ -70,6 +70,19 @@ class GridSampler(optuna.samplers.GridSampler):
         every = set(range(self._n_min_trials))
         return list(every - visited - running or every - visited)
 
+    def _retried_point(self, study: Study, trial: FrozenTrial) -> int | None:
+        """The grid point of the trial a dead worker's retry re-runs (`retry_of`): one killed while it drew
+        its values queued only those it had, which are no grid point. Without it the retry failed ('All
+        parameters must be specified') and the point, counted as run, never ran."""
+        number = trial.user_attrs.get("retry_of")
+        if not isinstance(number, int):
+            return None
+        for t in study._storage.get_all_trials(study._study_id, deepcopy=False):
+            if t.number == number and "grid_id" in t.system_attrs:
+                same = self._same_search_space(t.system_attrs["search_space"])
+                return int(t.system_attrs["grid_id"]) if same else None
+        return None
+
     def all_started(self, study: Study) -> bool:
         """Whether every point has finished or is running: a new trial would run a running point again
         (Optuna's choice, so that a study never stops before its last points finish)."""
@@ -82,6 +95,8 @@ class GridSampler(optuna.samplers.GridSampler):
             return
         if "fixed_params" in attrs:  # queued: it runs its own values; count them on their grid point
             grid_id = self._grid_id_of(attrs["fixed_params"])
+            if grid_id is None:
+                grid_id = self._retried_point(study, trial)
             if grid_id is not None:
                 study._storage.set_trial_system_attr(trial._trial_id, "search_space", self._search_space)
                 study._storage.set_trial_system_attr(trial._trial_id, "grid_id", grid_id)

@@ -8,6 +8,7 @@ CLI exits with the shell's code for the signal (130, 143).
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,7 +28,29 @@ def exit_code(signum: int) -> int:
     return 128 + signum
 
 
+# The signal of the interrupt being raised. Raised inside a finalizer (the garbage collector runs SQLAlchemy's
+# weakref callbacks at any moment), an exception is printed as 'Exception ignored' and dropped: the study
+# ran on, and a worker, which ignores a second signal, could not be stopped until its trial ended.
+_raised: list[int] = []
+
+
+def record(signum: int) -> None:
+    """Note that `signum` is being raised as an interrupt (see `raise_dropped`)."""
+    _raised[:] = [signum]
+
+
+def raise_dropped() -> None:
+    """Raise again the interrupt of a signal a finalizer dropped; nothing when there is none.
+
+    Raises:
+        Interrupted: a signal's interrupt was raised and has not ended the study.
+    """
+    if _raised:
+        raise Interrupted(_raised[0])
+
+
 def _raise(signum: int, frame: Any) -> None:
+    record(signum)
     raise Interrupted(signum)
 
 
@@ -49,8 +72,26 @@ def _handling(handler: Callable[[int, Any], None]) -> Iterator[dict[signal.Signa
 @contextmanager
 def signals_interrupt() -> Iterator[None]:
     """While inside, SIGINT and SIGTERM raise `Interrupted` in the main thread; handlers restored after."""
-    with _handling(_raise):
-        yield
+    _raised.clear()
+    hook = sys.unraisablehook
+    sys.unraisablehook = quiet_dropped(hook)
+    try:
+        with _handling(_raise):
+            yield
+    finally:
+        sys.unraisablehook = hook
+        _raised.clear()  # the interrupt has ended what it stopped
+
+
+def quiet_dropped(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`hook` (sys.unraisablehook), silent on an interrupt a finalizer dropped: `raise_dropped` raises it
+    again, and Python's 'Exception ignored ... KeyboardInterrupt' traceback is no news to the user."""
+
+    def quiet(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            hook(unraisable)
+
+    return quiet
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from hpotool.conditions import all_hold
 from hpotool.errors import HpoError
 from hpotool.fallback import IndependentSampling, independent_sampling
 from hpotool.formatting import format_choice
-from hpotool.interrupts import deferred, signal_of, signals_interrupt
+from hpotool.interrupts import deferred, raise_dropped, signal_of, signals_interrupt
 from hpotool.objective import (
     FINISHED,
     WARM_START,
@@ -96,15 +96,19 @@ def _run_trial(
     broken = False  # the training function broke hpotool's contract: every trial would fail the same way
     from optuna.storages._heartbeat import get_heartbeat_thread
 
-    with get_heartbeat_thread(trial._trial_id, study._storage):  # what study.optimize does per trial
-        try:
-            value = objective(trial)
-        except optuna.TrialPruned:
-            state = TrialState.PRUNED
-        except Exception as exc:
-            state, reason, broken = TrialState.FAIL, described(exc), broke_contract(exc)
-        except KeyboardInterrupt as exc:
-            state, interrupted, reason = TrialState.FAIL, exc, "interrupted"
+    try:
+        with get_heartbeat_thread(trial._trial_id, study._storage):  # what study.optimize does per trial
+            try:
+                value = objective(trial)
+            except optuna.TrialPruned:
+                state = TrialState.PRUNED
+            except Exception as exc:
+                state, reason, broken = TrialState.FAIL, described(exc), broke_contract(exc)
+            except KeyboardInterrupt as exc:
+                state, interrupted, reason = TrialState.FAIL, exc, "interrupted"
+    except KeyboardInterrupt as exc:  # after the objective, as its heartbeat thread ended: the trial ran
+        # to its end, and is told so below (before: it stayed RUNNING), then the interrupt goes on
+        interrupted = exc
     with deferred():  # a signal now ends the study after the trial is told, not half-way through
         # The objective records why its training failed; a signal or error outside that (while the trial
         # draws its values, say) must not leave a FAIL trial without its reason.
@@ -169,6 +173,7 @@ def run_trials(
     study._thread_local.in_optimize_loop = True
     try:
         while not (stop is not None and stop.is_set()):
+            raise_dropped()  # Ctrl-C, SIGTERM a finalizer swallowed between trials
             now = time.monotonic()
             if timeout is not None and now - start >= timeout:
                 break
@@ -216,7 +221,8 @@ def run_trials(
             if tracker is not None:
                 track(tracker, study, frozen)
             guard(study, frozen)
-            guard.exhausted = study._stop_flag  # set by the sampler's study.stop() in `tell`
+            # study.stop() in `tell`: the sampler has nothing left, by its count of the dead workers' trials
+            guard.exhausted = study._stop_flag and _still_exhausted(study)
             if guard.tripped or guard.exhausted:
                 if stop is not None:
                     stop.set()
@@ -224,6 +230,19 @@ def run_trials(
     finally:
         study._thread_local.in_optimize_loop = False
     return guard
+
+
+def _still_exhausted(study: optuna.Study) -> bool:
+    """Whether a grid or brute-force search that said it is complete still is once the running trials of
+    dead workers of this machine are failed (heartbeat or not: their process is gone) and their points
+    queued again: it is not while a point waits in the queue. Brute force counts a running or failed point
+    as run, so a worker killed mid-trial ended the search: the command exited with its trial RUNNING, or
+    its retry queued, and its point not run (the heartbeat fails such a trial only after its grace)."""
+    if not isinstance(study.sampler, optuna.samplers.GridSampler | optuna.samplers.BruteForceSampler):
+        return True  # another sampler's study.stop() is its own
+    fail_dead_local_trials(study)
+    study._stop_flag = sampler_exhausted(study)
+    return study._stop_flag
 
 
 def _wait_for_earlier_draws(study: optuna.Study, number: int, plan: StudyPlan, poll: float) -> None:

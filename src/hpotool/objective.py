@@ -41,6 +41,7 @@ from hpotool.errors import HpoError
 from hpotool.factories import make_pruner, make_sampler
 from hpotool.final import check_final
 from hpotool.formatting import format_choice, format_params
+from hpotool.interrupts import deferred, raise_dropped
 from hpotool.overrides import apply_overrides, check_path, config_paths, leaf_values
 from hpotool.resolve import closest
 from hpotool.runner import (
@@ -997,8 +998,13 @@ def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
             f"study {opt.study_name!r} in {shown_url(plan.storage_url)} optimizes {stored['metric']!r}, and the config "
             f"says {opt.metric!r}; use another study_name or storage"
         )
-    fingerprint.check(existing, plan.run, opt, allow_changed=plan.allow_changed_config)
     trials = existing.get_trials(deepcopy=False)
+    if fingerprint.ATTR not in existing.user_attrs and all(t.state == TrialState.WAITING for t in trials):
+        # Nothing has run in it and it was never described: its creator died in between (kill -9, an OOM
+        # kill), or plain Optuna code made it. Left so, it was used unchecked for good, and exported without
+        # a run config. The queue is left as it is: prepare_resume queues the warm starts it lacks.
+        describe_study(existing, plan)
+    fingerprint.check(existing, plan.run, opt, allow_changed=plan.allow_changed_config)
     # Others may be sampling it: a process created it a moment ago (it is empty, or we lost the race to
     # create it) or has a trial running. A resume of an idle study keeps reproducible seeds.
     others = joined or not trials or any(t.state == TrialState.RUNNING for t in trials)
@@ -1013,7 +1019,7 @@ def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
 # nothing to check against and mix its experiment into the creator's. It waits for the fingerprint, written
 # last, while nothing has run in the study: this long where it lost the race to create the study or sees the
 # creator's writes begin (a warm start queued, a config stored), and `QUIET_WAIT_S` where it found the study
-# empty and silent, as one made by plain Optuna code is (that one is used as it is, without a fingerprint).
+# empty and silent, as one made by plain Optuna code is (open_study then describes it: nothing ran in it).
 CREATOR_WAIT_S = 10.0
 QUIET_WAIT_S = 2.0
 _CREATOR_ATTRS = ("run_config", "optimize_config", "versions")
@@ -1047,8 +1053,6 @@ def _create_study(plan: StudyPlan, storage: Any) -> optuna.Study:
     """Create the study and describe it as one step: a signal meanwhile waits until it is described, and a
     failure (the storage going away) deletes it, so no study is left without its configs and fingerprint
     (the next run would wait for a creator that is gone, then run it unchecked)."""
-    from hpotool.interrupts import deferred
-
     opt = plan.opt
     with deferred():
         study = optuna.create_study(
@@ -1071,9 +1075,14 @@ def describe_new_study(study: optuna.Study, plan: StudyPlan) -> None:
     """Store the configs and versions on a study just made, queue its warm start, and last (others wait
     for it) its fingerprint: a process joining it then finds the warm start queued and does not queue the
     same points again (each would run twice)."""
-    opt = plan.opt
-    for i, params in enumerate(opt.enqueue):
+    for i, params in enumerate(plan.opt.enqueue):
         study.enqueue_trial(encode_params(params), user_attrs=plan.warm_start_attrs(i))
+    describe_study(study, plan)
+
+
+def describe_study(study: optuna.Study, plan: StudyPlan) -> None:
+    """Store the configs and versions on a study, and last its fingerprint."""
+    opt = plan.opt
     study.set_user_attr("run_config", plan.run.model_dump(mode="json"))
     study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
     study.set_user_attr("versions", versions())
@@ -1099,7 +1108,10 @@ def make_objective(
 
     def objective(trial: optuna.Trial) -> float | list[float]:
         try:
-            params = suggest(trial, opt.search_space, fixed)
+            # A signal waits for the whole point: a trial that ends with part of one (its values are stored
+            # one by one) reads to brute force as a whole point, and its retry fails ('param_name mismatch').
+            with deferred():
+                params = suggest(trial, opt.search_space, fixed)
             config = apply_overrides(plan.run, params)
         except Exception as exc:  # a sampler that cannot sample (bad kwargs), a value the config refuses
             trial.set_user_attr("fail_reason", fail_reason(exc, plan.run))
@@ -1111,6 +1123,7 @@ def make_objective(
         def on_epoch_end(result: EpochResult) -> None:
             if observer is not None:
                 observer.epoch_ended(trial.number, result)
+            raise_dropped()  # Ctrl-C, SIGTERM a finalizer swallowed while this epoch trained
             for name in watched:  # pruned before Optuna sees a NaN it would report or store as a value
                 value = result.metrics.get(name)
                 if value is not None and not math.isfinite(value):

@@ -76,8 +76,10 @@ def died_here(trial: FrozenTrial) -> bool:
 
 
 def fail_dead_local_trials(study: optuna.Study, *, silent_only: bool = False) -> list[int]:
-    """Mark FAIL the RUNNING trials whose owner process on this host has died; returns their numbers.
-    `silent_only` leaves out those with a heartbeat record: the heartbeat's staleness check fails them."""
+    """Mark FAIL the RUNNING trials whose owner process on this host has died, and queue each one's values
+    (those it drew, and a queued trial's, such as a warm start taken before it drew them) once more;
+    returns their numbers. `silent_only` leaves out those with a heartbeat record: the heartbeat's
+    staleness check fails them."""
     from optuna.trial import TrialState
 
     storage = study._storage
@@ -90,9 +92,10 @@ def fail_dead_local_trials(study: optuna.Study, *, silent_only: bool = False) ->
         if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
             continue  # another process got there first
         failed.append(trial.number)
-        if trial.params and "retry_of" not in trial.user_attrs:  # re-run it once, not forever; one that
-            # drew nothing ran nothing (and queued empty, it fails under the grid sampler)
-            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        values = {**trial.system_attrs.get("fixed_params", {}), **trial.params}  # a queued point's too
+        if values and "retry_of" not in trial.user_attrs:  # re-run it once, not forever; one that drew
+            # nothing and was not queued ran nothing (and queued empty, it fails under the grid sampler)
+            study.enqueue_trial(values, user_attrs={"retry_of": trial.number})
     return failed
 
 

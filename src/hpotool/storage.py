@@ -484,10 +484,11 @@ RUN_ATTRS = (
 def retry_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     """Queue a stale trial's parameters again (at most MAX_RETRY times), as Optuna's
     RetryHeartbeatStaleTrialCallback does (its `failed_trial` and `retry_history` system attributes), with
-    the user attributes the trial had before it ran, not those of its dead run. A trial that drew no value
-    is not queued: it ran nothing, and an empty queued trial fails under the grid sampler ("All parameters
-    must be specified"); the next trial draws its values as usual."""
-    if not trial.params:
+    the user attributes the trial had before it ran, not those of its dead run (and its system attributes,
+    a queued trial's values among them: a warm start taken before it drew them runs). A trial that drew no
+    value and was not queued is not queued: it ran nothing, and an empty queued trial fails under the grid
+    sampler ("All parameters must be specified"); the next trial draws its values as usual."""
+    if not trial.params and "fixed_params" not in trial.system_attrs:
         return
     import copy
     import warnings

@@ -28,7 +28,15 @@ from hpotool.errors import HpoError
 from hpotool.factories import make_pruner
 from hpotool.fallback import IndependentSampling, independent_sampling
 from hpotool.forkserver import start_worker_server, worker_context
-from hpotool.interrupts import deferred, signal_of, signals_ignored, signals_interrupt
+from hpotool.interrupts import (
+    deferred,
+    quiet_dropped,
+    raise_dropped,
+    record,
+    signal_of,
+    signals_ignored,
+    signals_interrupt,
+)
 from hpotool.loop import (
     EXHAUSTED,
     add_fallback_note,
@@ -107,6 +115,7 @@ def _interrupt_once(signum: int, frame: Any) -> None:
     """First SIGINT/SIGTERM: end the current trial as interrupted; later ones are ignored."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    record(signum)
     raise KeyboardInterrupt
 
 
@@ -149,6 +158,7 @@ def worker_main(
     puts what its sampler sampled independently on `fallbacks` (for the main process's summary)."""
     signal.signal(signal.SIGINT, _interrupt_once)
     signal.signal(signal.SIGTERM, _interrupt_once)
+    sys.unraisablehook = quiet_dropped(sys.unraisablehook)
     _end_with_the_main_process()
     try:
         run = worker_run_config(RunConfig.model_validate(args.run), args.n_workers, args.index)
@@ -296,6 +306,7 @@ def _run_workers(
                     for p in procs:
                         p.start()
             while True:
+                raise_dropped()  # Ctrl-C, SIGTERM a finalizer swallowed
                 with deferred():
                     monitor.poll()
                     gather()
