@@ -301,3 +301,55 @@ def test_top_k_beyond_the_trials_that_meet_the_constraints_says_so(
         "note: the study has only 1 complete trial(s) that meet its constraints (of 3); retraining those"
         in result.stderr
     )
+
+
+@pytest.mark.parametrize(
+    "searched",
+    [
+        {"optimizer.name": {"type": "categorical", "choices": ["sgd", "adam"]}},
+        {
+            "optimizer": {
+                "type": "categorical",
+                "choices": [{"name": "sgd", "lr": 0.1, "momentum": 0.9}, {"name": "adam", "lr": 0.001}],
+            }
+        },
+    ],
+    ids=["name", "section"],
+)
+def test_a_final_override_the_best_trials_component_takes_not_is_left_out_with_a_note(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, searched: dict
+) -> None:
+    adam = (
+        {"optimizer.name": "adam"}
+        if "optimizer.name" in searched
+        else {"optimizer": {"name": "adam", "lr": 0.001}}
+    )
+    opt_dict.update(search_space=searched, n_trials=1, enqueue=[adam])
+    opt_dict["final"] = {"epochs": 1, "overrides": {"optimizer.momentum": 0.5, "batch_size": 16}}
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    plan = plan_final(study)
+    (candidate,) = plan.candidates
+    assert candidate.config.optimizer.name == "adam" and candidate.config.batch_size == 16
+    assert plan.notes == [
+        "final.overrides.optimizer.momentum left out: the best trial's optimizer adam takes no momentum"
+    ]
+    result = _train_from_best(opt_dict["storage"])
+    assert result.exit_code == 0, result.output
+    assert (
+        "note: final.overrides.optimizer.momentum left out: the best trial's optimizer adam takes no momentum"
+        in (result.output)
+    )
+
+
+def test_a_final_override_no_choice_takes_is_refused_before_trial_0(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    from hpotool.objective import prepare_study
+
+    opt_dict["search_space"] = {"optimizer.name": {"type": "categorical", "choices": ["adam", "adamw"]}}
+    opt_dict["final"] = {"overrides": {"optimizer.momentum": 0.5}}
+    rp, op = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    with pytest.raises(
+        HpoError, match=r"final\.overrides\.optimizer\.momentum: the RunConfig has no such path"
+    ):
+        prepare_study(rp, op)

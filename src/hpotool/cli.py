@@ -659,7 +659,9 @@ def train_from_best(
         from hpotool.user_trainer import schedule_note
 
         notes = [schedule_note(c.config) for c in plan.candidates if c.config.trainer is not None]
-        for note in dict.fromkeys(n for n in notes if n):  # once each, as optimize and train note it
+        for note in dict.fromkeys(
+            n for n in [*plan.notes, *notes] if n
+        ):  # once each, as optimize and train note it
             _err().print(f"[yellow]note:[/yellow] {escape(note)}")
         folder = out if out is not None else new_run_dir(default_runs_dir(plan.candidates[0].config))
         from hpotool.progress import RunProgress

@@ -86,6 +86,16 @@ def check_final(run: RunConfig, opt: OptimizeConfig, source: str, data: Prepared
             raise HpoError(f"{source}: final.overrides: with {shown}: {exc.detail}") from None
 
 
+def _left_out_note(trial_config: RunConfig, path: str, whose: str) -> str | None:
+    """The note for an override of a component argument (`optimizer.momentum`) the trial's component takes
+    not; None for any other path."""
+    section, _, arg = path.partition(".")
+    if section not in _COMPONENTS or not arg or "." in arg:
+        return None
+    name = getattr(trial_config, section).name
+    return f"final.overrides.{path} left out: {whose} {section} {name} takes no {arg}"
+
+
 def final_rules(study: optuna.Study) -> FinalConfig:
     """The `final:` section of the study's stored OptimizeConfig (empty when absent)."""
     stored = study.user_attrs.get("optimize_config") or {}
@@ -101,8 +111,12 @@ def final_config(
     epochs: int | None = None,
     device: str | None = None,
     where: str = "",
-) -> RunConfig:
-    """The trial's config with the final overrides, then `final.epochs`, then the flags applied.
+    whose: str = "the trial's",
+) -> tuple[RunConfig, list[str]]:
+    """The trial's config with the final overrides, then `final.epochs`, then the flags applied, and a note
+    for each override left out: one for a component argument the trial's component (`whose`: "the best
+    trial's") takes not, which `check_final` let through because another component the search may pick
+    takes it (`optimizer.momentum` where the trial chose adam).
 
     Raises:
         HpoError: naming `where` (the study) and what the config does not accept: `final` (its overrides or
@@ -110,16 +124,21 @@ def final_config(
     """
     source = f"{where}: final" if where else "final"
     changes: dict[str, Any] = dict(rules.overrides)
-    if rules.epochs is not None:
-        changes["epochs"] = rules.epochs
-    flags = {k: v for k, v in (("epochs", epochs), ("device", device)) if v is not None}
+    notes = []
     valid = config_paths(trial_config)
     for path in rules.overrides:
         problem = _path_error(path, valid)
-        if problem:
+        note = _left_out_note(trial_config, path, whose) if problem else None
+        if problem and note is None:
             raise HpoError(f"{source}.overrides.{path}: {problem}")
+        if note is not None:
+            del changes[path]
+            notes.append(note)
+    if rules.epochs is not None:
+        changes["epochs"] = rules.epochs
+    flags = {k: v for k, v in (("epochs", epochs), ("device", device)) if v is not None}
     try:
-        return apply_overrides(trial_config, {**changes, **flags})
+        return apply_overrides(trial_config, {**changes, **flags}), notes
     except HpoError as exc:
         failure = exc
     if flags:  # a flag the user gave broke what the study's final rules accept: name the flag, not final
@@ -173,6 +192,7 @@ class FinalPlan:
     seeds: int
     candidates: list[Candidate]
     requested_top_k: int
+    notes: list[str] = field(default_factory=list)  # the final overrides left out, one line each
 
 
 def plan_final(
@@ -203,9 +223,13 @@ def plan_final(
     if not ranked:
         raise no_best_error(study)
     where = f"study {study.study_name!r}"
-    candidates, attrs = [], study.user_attrs
-    for trial in ranked[:top_k]:
-        cfg = final_config(trial_run_config(study, trial), rules, epochs=epochs, device=device, where=where)
+    candidates, attrs, notes = [], study.user_attrs, []
+    for i, trial in enumerate(ranked[:top_k]):
+        whose = "the best trial's" if i == 0 else f"trial {trial.number}'s"
+        cfg, left_out = final_config(
+            trial_run_config(study, trial), rules, epochs=epochs, device=device, where=where, whose=whose
+        )
+        notes += left_out
         params = trial_params(attrs, trial)
         candidates.append(Candidate(trial.number, float(trial.value or 0.0), params, cfg))
     return FinalPlan(
@@ -216,6 +240,7 @@ def plan_final(
         seeds=seeds if seeds is not None else rules.seeds or 1,
         candidates=candidates,
         requested_top_k=top_k,
+        notes=notes,
     )
 
 
