@@ -726,3 +726,56 @@ def test_a_study_whose_trials_tie_reports_why_it_has_no_importances_without_a_wa
         "the 3 complete trials all have the same value, so no parameter sets the best apart"
         in out.read_text()
     )
+
+
+def test_the_figures_label_categorical_values_as_the_yaml_spells_them() -> None:
+    """The slice labelled its categorical ticks with Python's quotes (`'relu'`, `'{lr: 0.001, name: adam}'`)
+    and the parallel coordinates and contour wrote null as `None` and true as `True`, where every table and
+    line spells a choice as the YAML does."""
+    study = optuna.create_study(study_name="labels")
+    dists = {
+        "model.act": optuna.distributions.CategoricalDistribution(["relu", "tanh"]),
+        "optimizer": optuna.distributions.CategoricalDistribution(["{lr: 0.001, name: adam}", "{name: sgd}"]),
+        "loss.weight": optuna.distributions.CategoricalDistribution([None, "null"]),
+        "optimizer.lr": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True),
+    }
+    for i in range(8):
+        params = {
+            "model.act": ["relu", "tanh"][i % 2],
+            "optimizer": ["{lr: 0.001, name: adam}", "{name: sgd}"][i // 2 % 2],
+            "loss.weight": [None, "null"][i // 4],
+            "optimizer.lr": 10 ** (-3 + i / 4),
+        }
+        value = float(i % 2) + float(i // 2 % 2) / 2 + params["optimizer.lr"]
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=value))
+    info = report_info(study, "memory")
+    figures = make_figures(study, info)
+    expected = {
+        "model.act": {"relu", "tanh"},
+        "optimizer": {"{lr: 0.001, name: adam}", "{name: sgd}"},
+        "loss.weight": {"null", '"null"'},
+    }
+
+    layout = figures["slice"].layout
+    slice_axes = {
+        layout[f"xaxis{i or ''}"].title.text: layout[f"xaxis{i or ''}"] for i in range(1 + len(dists))
+    }
+    for name, labels in expected.items():
+        assert set(slice_axes[name].categoryarray) == labels, name
+    slice_x = {v for trace in figures["slice"].data for v in trace.x if isinstance(v, str)}
+    assert slice_x == set().union(*expected.values())
+
+    parallel = figures["parallel"]
+    names = dict(zip(parallel.layout.xaxis.tickvals, parallel.layout.xaxis.ticktext, strict=True))
+    ticks: dict[str, set[str]] = {}
+    for note in parallel.layout.annotations:
+        ticks.setdefault(names[note.x], set()).add(note.text)
+    assert {name: ticks[name] for name in expected} == expected
+
+    contour = figures["contour"]
+    pair = [contour.layout.xaxis.title.text, contour.layout.yaxis.title.text]
+    assert set(pair) & set(expected), pair
+    for axis, name in zip("xy", pair, strict=True):
+        if name in expected:
+            values = {v for trace in contour.data for v in (trace[axis] or ())}
+            assert values == expected[name], name

@@ -32,6 +32,7 @@ from hpotool.audit import audit_findings
 from hpotool.config import is_nop_pruner
 from hpotool.errors import HpoError
 from hpotool.export import is_feasible, ranked_trials, trial_params
+from hpotool.figure_labels import categorical_choices, yaml_labels
 from hpotool.fingerprint import config_of
 from hpotool.formatting import format_param
 from hpotool.importance import EVALUATOR, basis, make_evaluator, param_importances
@@ -459,6 +460,7 @@ def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]
 
     figures: dict[str, go.Figure] = {}
     trials = study.get_trials(deepcopy=False)
+    choices = categorical_choices(trials)
     for f in info.figures:
         if f.reason is not None:
             continue
@@ -491,6 +493,8 @@ def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]
             case "pareto":
                 names = [o["name"] for o in info.objectives]
                 figures[f.key] = vis.plot_pareto_front(study, target_names=names)
+        if f.key in figures:
+            yaml_labels(figures[f.key], f.kind, choices)
     return figures
 
 
