@@ -1276,3 +1276,44 @@ def test_a_list_choice_and_an_item_of_it_searched_together_run_every_trial(
     _, summary = _run(tmp_path, run_dict, opt_dict)
     assert summary.counts == {"complete": 3}
     assert {t.params["model.hidden"] for t in _study(opt_dict).trials} <= {"[16]", "[32, 16]"}
+
+
+def test_enqueue_from_leaves_out_the_keys_below_a_section_it_leaves_out(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A trial of optimizer.name sgd, optimizer.lr 0.05 and optimizer.momentum 0.83 warm-starts a space that
+    searches optimizer whole (no choice at lr 0.05) and optimizer.momentum: it queued {optimizer.momentum:
+    0.83} alone, so the sampler might pick adam for it and the momentum went unused."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    from hpotool.objective import with_warm_start
+
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    split = {
+        "optimizer.name": CategoricalDistribution(["sgd", "adam"]),
+        "optimizer.lr": FloatDistribution(1e-3, 1e-1),
+        "optimizer.momentum": FloatDistribution(0.5, 0.95),
+    }
+    trials = [
+        ({"optimizer.name": "sgd", "optimizer.lr": lr, "optimizer.momentum": m}, split, value)
+        for lr, m, value in ((0.05, 0.83, 0.9), (0.01, 0.6, 0.8))
+    ]
+    _finished_study(url, "split", run_dict, {}, trials)
+    opt_dict["search_space"] = {
+        "optimizer": {"type": "categorical", "choices": [{"name": "sgd", "lr": 0.01}, {"name": "adam"}]},
+        "optimizer.momentum": {
+            "type": "float",
+            "low": 0.5,
+            "high": 0.95,
+            "when": {"optimizer": {"in": [{"name": "sgd", "lr": 0.01}]}},
+        },
+    }
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="split", storage=url), 2)
+    assert plan.opt.enqueue == [{"optimizer": {"name": "sgd", "lr": 0.01}, "optimizer.momentum": 0.6}]
+    assert plan.notes[-1] == (
+        "--enqueue-from split: left out of its best trials (the sampler picks them instead): optimizer (the "
+        "trial's optimizer.name, optimizer.lr, optimizer.momentum gave it {name: sgd, lr: 0.05, weight_decay: "
+        "0.0, momentum: 0.83}, which lies outside this space; in 1 of 2 trials), optimizer.momentum (left out "
+        "with optimizer, which it lies in; in 1 of 2 trials)"
+    )

@@ -30,7 +30,8 @@ def carried_params(
     section whole.
     Where the trial set a whole list or section of which this space searches only parts, the parts it does
     not search that `ours(params)` (the same paths of the config this study trains with them) gives otherwise
-    are left out too (`optimizer.momentum` of a chosen {name: sgd, momentum: 0.9}).
+    are left out too (`optimizer.momentum` of a chosen {name: sgd, momentum: 0.9}); so are the keys below a
+    section searched whole whose value is left out, which the sampler's choice of it may not take.
 
     Returns:
         `({path: value}, {parameter: why it is left out})`, a parameter named as the trial or this space
@@ -69,6 +70,9 @@ def carried_params(
             left_out[path] = f"the trial's {', '.join(related)} gave it no value"
         else:
             left_out[path] = f"the trial has {', '.join(related)}, and no stored run config to read it from"
+    for path in [p for p in params if _below_left_out(p, space, left_out)]:  # the sampler's section may not
+        del params[path]  # take it (adam for optimizer.momentum)
+        left_out[path] = f"left out with {path.partition('.')[0]}, which it lies in"
     for name in ran:
         below = [path for path in space if path.startswith(f"{name}.")]
         if name not in space and not any(_nested(name, path) for path in space):
@@ -140,6 +144,12 @@ def _section_taken(
     except ValidationError:
         return []
     return [c for c in p.choices if isinstance(c, dict) and equal_in_value(key(c), theirs)][:1]
+
+
+def _below_left_out(path: str, space: Mapping[str, Param], left_out: Mapping[str, str]) -> bool:
+    """Whether `path` lies in a section this space searches whole and the trial's choice of it is left out."""
+    section = path.partition(".")[0]
+    return section != path and section in SECTIONS and section in space and section in left_out
 
 
 def _nested(a: str, b: str) -> bool:
