@@ -18,7 +18,7 @@ from hpotool.conditions import holds
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.errors import HpoError
 from hpotool.export import best_trials, is_feasible, stored_run_config
-from hpotool.formatting import format_choice
+from hpotool.formatting import format_param
 from hpotool.importance import basis
 from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.search_space import (
@@ -117,7 +117,7 @@ def _extend_choices(p: CategoricalParam, edge: str, run: RunConfig, name: str) -
     """Add the next value of a numeric progression (32, 64, 128 -> 256) beyond the edge."""
     numbers = sorted(c for c in p.choices if isinstance(c, int | float) and not isinstance(c, bool))
     if len(numbers) < 2:
-        return p, f"{name}: best at an edge of {format_choice(p.choices)}; add choices beyond it by hand"
+        return p, f"{name}: best at an edge of {_choice(p.choices)}; add choices beyond it by hand"
     ratios = {round(b / a, 9) for a, b in itertools.pairwise(numbers)} if numbers[0] > 0 else set()
     if len(ratios) == 1:  # geometric: 32, 64, 128
         (ratio,) = ratios
@@ -128,15 +128,21 @@ def _extend_choices(p: CategoricalParam, edge: str, run: RunConfig, name: str) -
     if all(isinstance(c, int) for c in numbers):
         new = round(new)
     if new in p.choices or not _valid(run, name, new):
-        return p, f"{name}: best at an edge of {format_choice(p.choices)}; no valid choice beyond it"
+        return p, f"{name}: best at an edge of {_choice(p.choices)}; no valid choice beyond it"
     choices = [*p.choices, new] if edge == "high" else [new, *p.choices]
     widened = CategoricalParam.model_validate(p.model_dump() | {"choices": choices})  # keeps its `when`
     return widened, f"{name}: best at the {edge} edge; added choice {new}"
 
 
+def _choice(value: Any) -> str:
+    """A categorical choice, or a list of them, as every table and line shows it (`format_param`): a section
+    as the label the study stores, its keys sorted (`{lr: 0.001, name: adam}`)."""
+    return format_param(value, categorical=True)
+
+
 def _range(p: Param) -> str:
     if isinstance(p, CategoricalParam):
-        return format_choice(p.choices)
+        return _choice(p.choices)
     return f"[{p.low:g}, {p.high:g}]" + (" log" if p.log else "")
 
 
@@ -145,7 +151,7 @@ def _value(p: Param, value: Any) -> str:
     the ranges read (the configs keep it exact); a categorical choice as it is listed."""
     if isinstance(value, float) and not isinstance(p, CategoricalParam):
         return f"{value:.4g}"
-    return format_choice(value)
+    return _choice(value)
 
 
 def _narrow(p: Param, name: str, values: list[Any]) -> tuple[Param | None, Any, str]:
@@ -156,14 +162,14 @@ def _narrow(p: Param, name: str, values: list[Any]) -> tuple[Param | None, Any, 
             return (
                 None,
                 kept[0],
-                f"{name}: every top trial chose {format_choice(kept[0])}; fixed at {format_choice(kept[0])}",
+                f"{name}: every top trial chose {_choice(kept[0])}; fixed at {_choice(kept[0])}",
             )
         if len(kept) == len(p.choices) or not kept:
-            return p, None, f"{name}: top trials use every choice; kept {format_choice(p.choices)}"
+            return p, None, f"{name}: top trials use every choice; kept {_choice(p.choices)}"
         return (
             CategoricalParam.model_validate(p.model_dump() | {"choices": kept}),  # keeps its `when`
             None,
-            f"{name}: choices {format_choice(p.choices)} -> {format_choice(kept)}",
+            f"{name}: choices {_choice(p.choices)} -> {_choice(kept)}",
         )
     to = (lambda x: math.log(x)) if p.log else (lambda x: float(x))
     back = (lambda x: math.exp(x)) if p.log else (lambda x: x)
@@ -370,11 +376,8 @@ def _drop_dead_conditions(space: dict[str, Param], base: dict[str, Any]) -> list
         if failed or unmet:
             del space[name]
             reasons = ", ".join(
-                [f"{path} is fixed at {format_choice(base.get(path))}" for path in failed]
-                + [
-                    f"{path} is searched only over {', '.join(map(format_choice, c))}"
-                    for path, c in unmet.items()
-                ]
+                [f"{path} is fixed at {_choice(base.get(path))}" for path in failed]
+                + [f"{path} is searched only over {', '.join(map(_choice, c))}" for path, c in unmet.items()]
             )
             changes.append(f"{name}: its condition can no longer hold ({reasons}); removed from the search")
         elif SECTIONS.keys() & fixed_paths:
