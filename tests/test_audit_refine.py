@@ -934,3 +934,36 @@ def test_the_audit_counts_one_complete_trial_in_the_singular() -> None:
     assert audit_study(synthetic_study("two", SPACE, 2, seed=0)).improvement.startswith(
         "only 2 complete trials:"
     )
+
+
+def test_refine_removes_a_final_override_no_component_of_the_stage_takes() -> None:
+    """A study of optimizer.name over sgd and adam with final.overrides.optimizer.momentum (sgd takes it): a
+    stage that fixes adam kept the override, and optimize refused the stage refine wrote ('final.overrides.
+    optimizer.momentum: the RunConfig has no such path')."""
+    from hpotool.final import check_final
+
+    space = {
+        "optimizer.name": {"type": "categorical", "choices": ["sgd", "adam"]},
+        "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+    }
+    final = {"overrides": {"optimizer.momentum": 0.5, "epochs": 3}}
+    opt = OptimizeConfig.model_validate(
+        {"study_name": "fin", "metric": "val_loss", "search_space": space, "final": final}
+    )
+    study = optuna.create_study(study_name="fin", sampler=optuna.samplers.TPESampler(seed=0))
+    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+
+    def adam_wins(trial: optuna.Trial) -> float:
+        p = suggest(trial, opt.search_space)
+        return (5.0 if p["optimizer.name"] == "sgd" else 0.0) + (math.log10(p["optimizer.lr"]) + 2) ** 2
+
+    study.optimize(adam_wins, n_trials=40)
+    ref = refine_study(study)
+    assert ref.run["optimizer"]["name"] == "adam"
+    assert ref.optimize["final"]["overrides"] == {"epochs": 3}
+    assert (
+        "final.overrides.optimizer.momentum: removed; the stage fixes optimizer at adam, which takes no momentum"
+        in ref.changes
+    )
+    check_final(RunConfig.model_validate(ref.run), OptimizeConfig.model_validate(ref.optimize), "stage2.yaml")

@@ -8,7 +8,7 @@ stored OptimizeConfig (`final: {epochs, seeds, overrides}`); command-line flags 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from hpotool.runner import PreparedData
     from hpotool.saved import SavedRun
+    from hpotool.search_space import Param
     from hpotool.trainer import EpochResult
 
 
@@ -40,6 +41,21 @@ def _path_error(path: str, valid: set[str]) -> str | None:
     return None
 
 
+def unfit_overrides(
+    run: RunConfig, space: Mapping[str, Param], overrides: Mapping[str, Any]
+) -> dict[str, str]:
+    """The paths of `overrides` that `run` has for no component a search of `space` may pick, each with why
+    (`optimizer.momentum` where it picks adam or adamw)."""
+    valid = config_paths(run, switchable(space))
+    return {path: problem for path in overrides if (problem := _path_error(path, valid))}
+
+
+def component_arg(path: str) -> tuple[str, str] | None:
+    """`(section, argument)` for a path to an argument of a component (`optimizer.momentum`), else None."""
+    section, _, arg = path.partition(".")
+    return (section, arg) if section in _COMPONENTS and arg and "." not in arg else None
+
+
 def check_final(run: RunConfig, opt: OptimizeConfig, source: str, data: PreparedData | None = None) -> None:
     """Before trial 0: every `final.overrides` path exists (for some component the search may pick), and
     the overrides give a valid config on the base run, whose model, optimizer, schedule and loss (with
@@ -51,12 +67,9 @@ def check_final(run: RunConfig, opt: OptimizeConfig, source: str, data: Prepared
     epochs = {} if opt.final.epochs is None or searched else {"epochs": opt.final.epochs}
     if not overrides and not epochs:
         return
-    any_component = config_paths(run, switchable(opt.search_space))
+    for path, problem in unfit_overrides(run, opt.search_space, overrides).items():
+        raise HpoError(f"{source}: final.overrides.{path}: {problem}")
     base = config_paths(run)
-    for path in overrides:
-        problem = _path_error(path, any_component)
-        if problem:
-            raise HpoError(f"{source}: final.overrides.{path}: {problem}")
     on_base = {p: v for p, v in overrides.items() if _path_error(p, base) is None}
     try:
         config = apply_overrides(run, {**on_base, **epochs})
@@ -89,9 +102,10 @@ def check_final(run: RunConfig, opt: OptimizeConfig, source: str, data: Prepared
 def _left_out_note(trial_config: RunConfig, path: str, whose: str) -> str | None:
     """The note for an override of a component argument (`optimizer.momentum`) the trial's component takes
     not; None for any other path."""
-    section, _, arg = path.partition(".")
-    if section not in _COMPONENTS or not arg or "." in arg:
+    part = component_arg(path)
+    if part is None:
         return None
+    section, arg = part
     name = getattr(trial_config, section).name
     return f"final.overrides.{path} left out: {whose} {section} {name} takes no {arg}"
 

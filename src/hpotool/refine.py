@@ -18,6 +18,7 @@ from hpotool.conditions import holds
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.errors import HpoError
 from hpotool.export import best_trials, is_feasible, stored_run_config
+from hpotool.final import component_arg, unfit_overrides
 from hpotool.formatting import format_param
 from hpotool.importance import basis
 from hpotool.overrides import apply_overrides, leaf_values
@@ -30,7 +31,7 @@ from hpotool.search_space import (
     decode_params,
     same_value,
 )
-from hpotool.sections import SECTIONS
+from hpotool.sections import SECTIONS, switchable
 
 if TYPE_CHECKING:
     import optuna
@@ -300,6 +301,8 @@ def refine_study(
                 "sampler.kwargs.search_space: the grid keeps its values inside the new ranges, and each widened "
                 "range's new end"
             )
+    if stored_opt.get("final"):
+        stored_opt["final"] = _stage_final(stored_opt["final"], stage_run, new_space, changes)
     name = next_study_name(study.study_name)
     optimize = {
         **stored_opt,
@@ -315,6 +318,28 @@ def refine_study(
         stage_run.model_dump(mode="json"),
         changes,
     )
+
+
+def _stage_final(
+    final: dict[str, Any], stage_run: RunConfig, space: dict[str, Param], changes: list[str]
+) -> dict[str, Any]:
+    """The study's `final:` rules without the overrides of a component argument that no component the stage
+    may pick takes (`optimizer.momentum` where it fixes adam), which `optimize` would refuse; each removal
+    is added to `changes`."""
+    kept = dict(final.get("overrides") or {})
+    searched = switchable(space)
+    for path in unfit_overrides(stage_run, space, kept):
+        if (part := component_arg(path)) is None:
+            continue
+        section, arg = part
+        del kept[path]
+        why = (
+            f"none of the stage's {section} choices takes {arg}"
+            if section in searched
+            else f"the stage fixes {section} at {getattr(stage_run, section).name}, which takes no {arg}"
+        )
+        changes.append(f"final.overrides.{path}: removed; {why}")
+    return {**final, "overrides": kept}
 
 
 def _stage_grid(grid: dict[str, Any], space: dict[str, Param]) -> dict[str, list[Any]]:
