@@ -337,8 +337,24 @@ def test_a_final_override_the_best_trials_component_takes_not_is_left_out_with_a
     assert result.exit_code == 0, result.output
     assert (
         "note: final.overrides.optimizer.momentum left out: the best trial's optimizer adam takes no momentum"
-        in (result.output)
+        in result.output
     )
+
+
+def test_a_final_override_of_the_component_takes_its_arguments_with_it(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """final.overrides {optimizer.name: sgd, optimizer.momentum: 0.5} trains sgd at momentum 0.5 whichever
+    optimizer the best trial chose (the momentum is sgd's, not adam's)."""
+    opt_dict["search_space"] = {"optimizer.name": {"type": "categorical", "choices": ["sgd", "adam"]}}
+    opt_dict.update(n_trials=1, enqueue=[{"optimizer.name": "adam"}])
+    opt_dict["final"] = {"overrides": {"optimizer.name": "sgd", "optimizer.momentum": 0.5}}
+    plan = plan_final(run_tiny_study(tmp_path, run_dict, opt_dict))
+    (candidate,) = plan.candidates
+    assert candidate.config.optimizer.name == "sgd" and candidate.config.optimizer.model_extra == {
+        "momentum": 0.5
+    }
+    assert plan.notes == []
 
 
 def test_a_final_override_no_choice_takes_is_refused_before_trial_0(

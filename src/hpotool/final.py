@@ -139,7 +139,12 @@ def final_config(
     source = f"{where}: final" if where else "final"
     changes: dict[str, Any] = dict(rules.overrides)
     notes = []
-    valid = config_paths(trial_config)
+    named = {
+        p.partition(".")[0]: [v]
+        for p, v in rules.overrides.items()
+        if p.endswith(".name") and component_arg(p)
+    }
+    valid = config_paths(trial_config, named)  # the arguments of a component the overrides switch to, too
     for path in rules.overrides:
         problem = _path_error(path, valid)
         note = _left_out_note(trial_config, path, whose) if problem else None
