@@ -369,3 +369,16 @@ def test_a_final_override_no_choice_takes_is_refused_before_trial_0(
         HpoError, match=r"final\.overrides\.optimizer\.momentum: the RunConfig has no such path"
     ):
         prepare_study(rp, op)
+
+
+def test_final_overrides_that_switch_the_component_may_set_its_arguments(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """optimize refused final.overrides {optimizer.name: sgd, optimizer.momentum: 0.5} over a run config of
+    adam, where the search leaves the optimizer alone ('final.overrides.optimizer.momentum: the RunConfig has
+    no such path'), though the final run trains sgd."""
+    opt_dict.update(n_trials=1)
+    opt_dict["final"] = {"overrides": {"optimizer.name": "sgd", "optimizer.momentum": 0.5}}
+    (candidate,) = plan_final(run_tiny_study(tmp_path, run_dict, opt_dict)).candidates
+    assert candidate.config.optimizer.name == "sgd"
+    assert candidate.config.optimizer.model_extra == {"momentum": 0.5}

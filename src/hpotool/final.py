@@ -46,8 +46,21 @@ def unfit_overrides(
 ) -> dict[str, str]:
     """The paths of `overrides` that `run` has for no component a search of `space` may pick, each with why
     (`optimizer.momentum` where it picks adam or adamw)."""
-    valid = config_paths(run, switchable(space))
+    names = switchable(space)
+    for section, name in _switched_to(overrides).items():
+        names[section] = [*names.get(section, []), *name]
+    valid = config_paths(run, names)
     return {path: problem for path in overrides if (problem := _path_error(path, valid))}
+
+
+def _switched_to(overrides: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The component each section's `name` override switches to (`{"optimizer": ["sgd"]}`), whose arguments
+    the overrides may set."""
+    return {
+        p.partition(".")[0]: [str(v)]
+        for p, v in overrides.items()
+        if p.endswith(".name") and component_arg(p)
+    }
 
 
 def component_arg(path: str) -> tuple[str, str] | None:
@@ -139,12 +152,7 @@ def final_config(
     source = f"{where}: final" if where else "final"
     changes: dict[str, Any] = dict(rules.overrides)
     notes = []
-    named = {
-        p.partition(".")[0]: [v]
-        for p, v in rules.overrides.items()
-        if p.endswith(".name") and component_arg(p)
-    }
-    valid = config_paths(trial_config, named)  # the arguments of a component the overrides switch to, too
+    valid = config_paths(trial_config, _switched_to(rules.overrides))  # and the component they switch to
     for path in rules.overrides:
         problem = _path_error(path, valid)
         note = _left_out_note(trial_config, path, whose) if problem else None
