@@ -631,3 +631,56 @@ def test_a_grid_trial_sent_back_to_the_queue_picks_its_point_again_when_it_is_ta
     assert run_study(plan).stopped == EXHAUSTED
     trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
     assert _ran(trials) == [(0.01, 8), (0.01, 16), (0.1, 8), (0.1, 16)]
+
+
+LR = {"type": "categorical", "choices": [0.01, 0.1]}
+OPTIMIZERS = {
+    "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]},
+    "optimizer.momentum": {"type": "categorical", "choices": [0.0, 0.9], "when": {"optimizer.name": "sgd"}},
+}
+ON_THE_RUN_CONFIG = {  # the condition reads the run config's model.name (mlp): it holds
+    "optimizer.lr": LR,
+    "model.dropout": {"type": "categorical", "choices": [0.0, 0.1], "when": {"model.name": "mlp"}},
+}
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+@pytest.mark.parametrize(
+    ("space", "drew", "points"),
+    [
+        ({"optimizer.lr": LR, "model.dropout": {"type": "categorical", "choices": [0.0, 0.1]}}, 0.1, 4),
+        (OPTIMIZERS, "sgd", 3),
+        (ON_THE_RUN_CONFIG, 0.1, 4),
+    ],
+)
+def test_brute_force_runs_every_point_when_a_worker_died_between_two_of_a_trial_s_draws(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    space: dict[str, Any],
+    drew: Any,
+    points: int,
+) -> None:
+    # Brute force read the dead worker's trial (FAIL, its first value drawn) as a whole point with fewer
+    # values: the retry queued with that value failed ('param_name mismatch') and the search said it was
+    # complete with 2 of its 4 points run. (A trial that drew every value its conditions switch on, on
+    # searched values or the run config's, is a whole point.)
+    opt_dict.update(n_trials=10, sampler={"name": "bruteforce"}, search_space=space)
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
+    )
+    study, _ = open_study(plan)
+    dead = _ask_as_a_dead_local_worker(study)
+    first, spec = next(iter(space.items()))
+    study._storage.set_trial_param(  # the value it drew, killed before the next draw
+        dead._trial_id,
+        first,
+        spec["choices"].index(drew),
+        optuna.distributions.CategoricalDistribution(spec["choices"]),
+    )
+    assert run_study(plan).stopped == EXHAUSTED
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    complete = [tuple(t.params.items()) for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == len(set(complete)) == points
+    assert [t.user_attrs["fail_reason"][:11] for t in trials if t.state.name == "FAIL"] == ["worker died"]
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
