@@ -546,3 +546,141 @@ def test_ctrl_c_between_two_of_a_trial_s_draws_waits_for_the_point_and_the_resum
         (0.1, 16),
     ]
     assert [t.user_attrs["fail_reason"] for t in trials if t.state.name == "FAIL"] == ["interrupted"]
+
+
+GRID = {  # SPACE's distributions, as hpotool suggests them
+    "optimizer.lr": optuna.distributions.CategoricalDistribution([0.01, 0.1]),
+    "model.hidden.0": optuna.distributions.IntDistribution(8, 16, step=8),
+}
+
+
+def _ran(trials: list[optuna.trial.FrozenTrial]) -> list[tuple[Any, Any]]:
+    complete = [t.params for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    return sorted((p["optimizer.lr"], p["model.hidden.0"]) for p in complete)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_grid_trial_picks_its_point_after_the_trial_another_worker_asked_before_it(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # Two workers asking at the same moment both picked from the trials stored before either had recorded
+    # its point: the same one, which ran twice (3 workers, a 6-point grid). Here the other worker's trial
+    # is asked first and records its point only later, picked from what was stored before this process's
+    # trial recorded its own (the same point), unless this process waited for it to pick first.
+    import threading
+    import time
+
+    opt_dict.update(n_trials=10, sampler={"name": "grid"}, search_space=SPACE)
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
+    )
+    study, _ = open_study(plan)
+    storage, sampler = study._storage, study.sampler
+    assert isinstance(sampler, GridSampler)
+    other = storage.create_new_trial(study._study_id)  # asked, its point not yet picked
+    storage.set_trial_user_attr(other, "worker", {"host": "elsewhere", "pid": 1})
+
+    def pick_late() -> None:
+        deadline = time.monotonic() + 60
+        while len(storage.get_all_trials(study._study_id, deepcopy=False)) < 2:  # this process asked
+            if deadline < time.monotonic():
+                break
+            time.sleep(0.01)
+        mine = storage.get_all_trials(study._study_id, deepcopy=False)[-1]
+        deadline = time.monotonic() + 1.0
+        while "grid_id" not in mine.system_attrs and time.monotonic() < deadline:
+            time.sleep(0.01)
+            mine = storage.get_trial(mine._trial_id)
+        if "grid_id" in mine.system_attrs:  # recorded while the other worker was picking: the same point
+            for key in ("search_space", "grid_id"):
+                storage.set_trial_system_attr(other, key, mine.system_attrs[key])
+        else:
+            sampler.before_trial(study, storage.get_trial(other))
+        point = sampler._all_grids[storage.get_trial(other).system_attrs["grid_id"]]
+        for name, value in zip(sampler._param_names, point, strict=True):
+            storage.set_trial_param(other, name, GRID[name].to_internal_repr(value), GRID[name])
+        study.tell(0, 0.5)
+
+    worker = threading.Thread(target=pick_late)
+    worker.start()
+    assert run_study(plan).stopped == EXHAUSTED
+    worker.join()
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    assert _ran(trials) == [(0.01, 8), (0.01, 16), (0.1, 8), (0.1, 16)]
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_grid_trial_sent_back_to_the_queue_picks_its_point_again_when_it_is_taken_from_it(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # A trial that found no slot of n_trials left (another worker asked at the same moment) went back to
+    # the queue with the point it was given; taken from it later, it ran that point though another trial
+    # had run it meanwhile (3 workers: a point ran twice, and the study reached n_trials with one never run).
+    opt_dict.update(n_trials=10, sampler={"name": "grid"}, search_space=SPACE)
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
+    )
+    study, _ = open_study(plan)
+    first = study.ask()  # point 0, run by another worker
+    for name, distribution in GRID.items():
+        first._suggest(name, distribution)
+    sent_back = study.ask()  # given point 0 too (picked as the first trial picked it), then no slot
+    study._storage.set_trial_system_attr(sent_back._trial_id, "grid_id", 0)
+    study._storage.set_trial_state_values(sent_back._trial_id, optuna.trial.TrialState.WAITING)
+    study.tell(first, 0.5)
+    assert run_study(plan).stopped == EXHAUSTED
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    assert _ran(trials) == [(0.01, 8), (0.01, 16), (0.1, 8), (0.1, 16)]
+
+
+LR = {"type": "categorical", "choices": [0.01, 0.1]}
+OPTIMIZERS = {
+    "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]},
+    "optimizer.momentum": {"type": "categorical", "choices": [0.0, 0.9], "when": {"optimizer.name": "sgd"}},
+}
+ON_THE_RUN_CONFIG = {  # the condition reads the run config's model.name (mlp): it holds
+    "optimizer.lr": LR,
+    "model.dropout": {"type": "categorical", "choices": [0.0, 0.1], "when": {"model.name": "mlp"}},
+}
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+@pytest.mark.parametrize(
+    ("space", "drew", "points"),
+    [
+        ({"optimizer.lr": LR, "model.dropout": {"type": "categorical", "choices": [0.0, 0.1]}}, 0.1, 4),
+        (OPTIMIZERS, "sgd", 3),
+        (ON_THE_RUN_CONFIG, 0.1, 4),
+    ],
+)
+def test_brute_force_runs_every_point_when_a_worker_died_between_two_of_a_trial_s_draws(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    space: dict[str, Any],
+    drew: Any,
+    points: int,
+) -> None:
+    # Brute force read the dead worker's trial (FAIL, its first value drawn) as a whole point with fewer
+    # values: the retry queued with that value failed ('param_name mismatch') and the search said it was
+    # complete with 2 of its 4 points run. (A trial that drew every value its conditions switch on, on
+    # searched values or the run config's, is a whole point.)
+    opt_dict.update(n_trials=10, sampler={"name": "bruteforce"}, search_space=space)
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
+    )
+    study, _ = open_study(plan)
+    dead = _ask_as_a_dead_local_worker(study)
+    first, spec = next(iter(space.items()))
+    study._storage.set_trial_param(  # the value it drew, killed before the next draw
+        dead._trial_id,
+        first,
+        spec["choices"].index(drew),
+        optuna.distributions.CategoricalDistribution(spec["choices"]),
+    )
+    assert run_study(plan).stopped == EXHAUSTED
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    complete = [tuple(t.params.items()) for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == len(set(complete)) == points
+    assert [t.user_attrs["fail_reason"][:11] for t in trials if t.state.name == "FAIL"] == ["worker died"]
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.WAITING]

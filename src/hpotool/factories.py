@@ -88,10 +88,13 @@ def make_sampler(
     *,
     seed: int | None,
     space: Mapping[str, Param],
+    fixed: Mapping[str, Any] | None = None,
 ) -> optuna.samplers.BaseSampler:
     """The sampler `spec_name` names, seeded with `seed` unless `kwargs` sets one.
 
-    The grid sampler gets its grid from the search space when `kwargs` gives none.
+    The grid sampler gets its grid from the search space when `kwargs` gives none; the brute-force sampler
+    gets the search space and the run config's values `fixed` its conditions read, when given, to tell a
+    point drawn in part.
     """
     import optuna
 
@@ -102,9 +105,9 @@ def make_sampler(
         from hpotool.grid import GridSampler
 
         cls = GridSampler
-    if cls is optuna.samplers.BruteForceSampler:  # the same: one that a trial without values cannot break
-        from hpotool.brute_force import BruteForceSampler
+    from hpotool.brute_force import BruteForceSampler
 
+    if cls is optuna.samplers.BruteForceSampler:  # the same: one that a trial drawn in part cannot break
         cls = BruteForceSampler
     args = dict(kwargs)
     names, var_kw = accepted_kwargs(cls)
@@ -133,6 +136,8 @@ def make_sampler(
                     f"without step has infinitely many; give it a step, or use another sampler"
                 )
     sampler: optuna.samplers.BaseSampler = _instantiate("sampler", spec_name, cls, args)
+    if isinstance(sampler, BruteForceSampler) and fixed is not None:
+        sampler.knows(space, fixed)
     return sampler
 
 

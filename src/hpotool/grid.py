@@ -8,11 +8,19 @@ only while that point is still unvisited (else an unvisited one, as Optuna picks
 runs once, the warm start's included, and a study without a queue runs in Optuna's order. A trial that
 Ctrl-C or SIGTERM interrupted, or whose worker died before it drew its values, leaves its point unvisited,
 so the resumed run trains it; the retry of one whose worker died while it drew them runs its point.
+
+Workers pick points in the order of their trials' numbers: a trial picks once every running trial asked
+before it has recorded its point (each storage numbers a trial after every trial created before it, so
+those are all there to read), among the points no other trial holds. Optuna's grid let two workers asking
+at the same moment read the trials before either had recorded a point, and pick the same one. A trial
+sent back to the queue untrained (no slot of `n_trials` was left) picks again when it is taken from it:
+it kept the point it was given, which another trial may have run meanwhile.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -50,23 +58,34 @@ class GridSampler(optuna.samplers.GridSampler):
                 return grid_id
         return None
 
-    def _visits(self, study: Study) -> tuple[set[int], set[int]]:
-        """The points finished and running, where a trial Ctrl-C or SIGTERM interrupted (FAIL,
-        "interrupted"), or one that ended before it drew its values (its worker died), has not visited its
-        point: resuming runs it."""
+    def _point(self, trial: FrozenTrial) -> int | None:
+        """The grid point `trial` holds: the one recorded, or a running queued trial's values' until it
+        records it."""
+        attrs = trial.system_attrs
+        if "grid_id" in attrs:
+            return int(attrs["grid_id"]) if self._same_search_space(attrs["search_space"]) else None
+        if trial.state == TrialState.RUNNING and "fixed_params" in attrs:
+            return self._grid_id_of(attrs["fixed_params"])
+        return None
+
+    def _visits(self, study: Study, but: int | None = None) -> tuple[set[int], set[int]]:
+        """The points finished and running (by trials other than number `but`), where a trial Ctrl-C or
+        SIGTERM interrupted (FAIL, "interrupted"), or one that ended before it drew its values (its worker
+        died), has not visited its point: resuming runs it."""
         visited, running = set(), set()
         for t in study._storage.get_all_trials(study._study_id, deepcopy=False):
-            if "grid_id" not in t.system_attrs or not self._same_search_space(t.system_attrs["search_space"]):
+            point = self._point(t)
+            if point is None or t.number == but:
                 continue
             if t.state.is_finished() and t.params and not _interrupted(t):
-                visited.add(t.system_attrs["grid_id"])
+                visited.add(point)
             elif t.state == TrialState.RUNNING:
-                running.add(t.system_attrs["grid_id"])
+                running.add(point)
         return visited, running
 
-    def _get_unvisited_grid_ids(self, study: Study) -> list[int]:
+    def _get_unvisited_grid_ids(self, study: Study, but: int | None = None) -> list[int]:
         """Optuna's unvisited points: neither finished nor running, else (all started) not finished."""
-        visited, running = self._visits(study)
+        visited, running = self._visits(study, but)
         every = set(range(self._n_min_trials))
         return list(every - visited - running or every - visited)
 
@@ -89,10 +108,27 @@ class GridSampler(optuna.samplers.GridSampler):
         visited, running = self._visits(study)
         return not set(range(self._n_min_trials)) - visited - running
 
+    def _wait_for_earlier_points(self, study: Study, number: int) -> None:
+        """Wait until every running trial asked before trial `number` has recorded its point (at most
+        `DRAW_WAIT_S`: a process of another machine that died while it asked never will; one of this
+        machine that died is not waited for)."""
+        from hpotool.loop import DRAW_WAIT_S, POLL_S
+        from hpotool.stale import died_here
+
+        deadline = time.monotonic() + DRAW_WAIT_S
+        while time.monotonic() < deadline:
+            running = study._storage.get_all_trials(
+                study._study_id, deepcopy=False, states=(TrialState.RUNNING,)
+            )
+            earlier = (t for t in running if t.number < number and not died_here(t))
+            if all("grid_id" in t.system_attrs or "fixed_params" in t.system_attrs for t in earlier):
+                return
+            time.sleep(POLL_S)
+
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         attrs = trial.system_attrs
-        if "grid_id" in attrs:  # a retried trial keeps its point
-            return
+        if "grid_id" in attrs and ("failed_trial" in attrs or "fixed_params" in attrs):
+            return  # a retried trial keeps its point
         if "fixed_params" in attrs:  # queued: it runs its own values; count them on their grid point
             grid_id = self._grid_id_of(attrs["fixed_params"])
             if grid_id is None:
@@ -101,9 +137,9 @@ class GridSampler(optuna.samplers.GridSampler):
                 study._storage.set_trial_system_attr(trial._trial_id, "search_space", self._search_space)
                 study._storage.set_trial_system_attr(trial._trial_id, "grid_id", grid_id)
             return
-        unvisited = self._get_unvisited_grid_ids(study)
-        if not unvisited or trial.number in unvisited:
-            super().before_trial(study, trial)  # Optuna's order (point k for trial k), or its re-evaluation
-            return
+        self._wait_for_earlier_points(study, trial.number)
+        unvisited = self._get_unvisited_grid_ids(study, but=trial.number) or list(range(self._n_min_trials))
+        # Optuna's order (point k for trial k), else a random unvisited point (all visited: any point)
+        grid_id = trial.number if trial.number in unvisited else int(self._rng.rng.choice(unvisited))
         study._storage.set_trial_system_attr(trial._trial_id, "search_space", self._search_space)
-        study._storage.set_trial_system_attr(trial._trial_id, "grid_id", int(self._rng.rng.choice(unvisited)))
+        study._storage.set_trial_system_attr(trial._trial_id, "grid_id", grid_id)

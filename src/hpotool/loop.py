@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpotool.conditions import all_hold
 from hpotool.errors import HpoError
 from hpotool.fallback import IndependentSampling, independent_sampling
 from hpotool.formatting import format_choice
@@ -38,7 +37,7 @@ from hpotool.objective import (
 )
 from hpotool.overrides import leaf_values
 from hpotool.runner import described
-from hpotool.search_space import CategoricalParam, encode_params
+from hpotool.search_space import CategoricalParam, drawn, encode_params
 from hpotool.stale import (
     died_here,
     fail_dead_local_trials,
@@ -59,7 +58,6 @@ from hpotool.user_trainer import broke_contract, contract_stop
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
 
-    from hpotool.search_space import Param
 
 # How often a process waiting for a slot (every remaining trial is running elsewhere) looks again: when
 # the last trials end, idle workers notice within this and exit, so the command ends with its last trial.
@@ -256,22 +254,9 @@ def _wait_for_earlier_draws(study: optuna.Study, number: int, plan: StudyPlan, p
     while time.monotonic() < deadline:
         running = study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,))
         earlier = (t for t in running if t.number < number and not died_here(t))
-        if all(_drawn(t.params, space, fixed) for t in earlier):
+        if all(drawn(t.params, space, fixed) for t in earlier):
             return
         time.sleep(poll)
-
-
-def _drawn(params: Mapping[str, Any], space: Mapping[str, Param], fixed: Mapping[str, Any]) -> bool:
-    """Whether a trial with `params` has drawn all its values: each parameter is set, or switched off by
-    a condition on values it has."""
-    values = {**fixed, **params}
-    for name, param in space.items():
-        if name in params:
-            continue
-        when = param.when or {}
-        if not when or any(path not in values for path in when) or all_hold(when, values):
-            return False
-    return True
 
 
 def _all_started(study: optuna.Study) -> bool:

@@ -748,7 +748,7 @@ def _plan(
         except HpoError as exc:
             raise HpoError(f"{opt_path}: {exc}") from None
     try:
-        sampler = study_sampler(opt)
+        sampler = study_sampler(opt, fixed=leaf_values(run))
         _check_sampler_samples(opt, leaf_values(run))
         if isinstance(sampler, optuna.samplers.GridSampler):
             for i, params in enumerate(opt.enqueue):
@@ -890,7 +890,9 @@ def _check_sampler_samples(opt: OptimizeConfig, fixed: Mapping[str, Any]) -> Non
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            probe = optuna.create_study(directions=opt.study_directions, sampler=study_sampler(opt))
+            probe = optuna.create_study(
+                directions=opt.study_directions, sampler=study_sampler(opt, fixed=fixed)
+            )
             suggest(probe.ask(), opt.search_space, fixed)
     except (ValueError, TypeError, NotImplementedError) as exc:
         objectives = f"{len(opt.objectives)} objectives" if opt.multi_objective else "one objective"
@@ -902,9 +904,15 @@ def _check_sampler_samples(opt: OptimizeConfig, fixed: Mapping[str, Any]) -> Non
 
 
 def study_sampler(
-    opt: OptimizeConfig, *, worker: int = 0, existing: int = 0, salt: tuple[int, ...] = ()
+    opt: OptimizeConfig,
+    *,
+    fixed: Mapping[str, Any] | None = None,
+    worker: int = 0,
+    existing: int = 0,
+    salt: tuple[int, ...] = (),
 ) -> optuna.samplers.BaseSampler:
-    """The sampler of worker `worker` in a run that finds `existing` trials in the study.
+    """The sampler of worker `worker` in a run that finds `existing` trials in the study; `fixed`: the run
+    config's values (`leaf_values`), which brute force reads to tell a point drawn in part.
 
     A new study's first worker samples with the config's seed, worker i with seed + i. A run that resumes
     a study derives its seeds from the seed, the worker and the count: with the same seed, a resumed
@@ -928,7 +936,7 @@ def study_sampler(
     kwargs: dict[str, Any] = dict(opt.sampler.kwargs)
     if isinstance(kwargs.get("seed"), int):
         kwargs["seed"] = derive(kwargs["seed"])
-    return make_sampler(opt.sampler.name, kwargs, seed=derive(opt.seed), space=opt.search_space)
+    return make_sampler(opt.sampler.name, kwargs, seed=derive(opt.seed), space=opt.search_space, fixed=fixed)
 
 
 def process_salt() -> tuple[int, ...]:
@@ -1009,7 +1017,10 @@ def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
     # create it) or has a trial running. A resume of an idle study keeps reproducible seeds.
     others = joined or not trials or any(t.state == TrialState.RUNNING for t in trials)
     salt = process_salt() if others else ()
-    existing.sampler = study_sampler(opt, existing=len(trials), salt=salt) if trials or salt else plan.sampler
+    fixed = leaf_values(plan.run)
+    existing.sampler = (
+        study_sampler(opt, fixed=fixed, existing=len(trials), salt=salt) if trials or salt else plan.sampler
+    )
     existing.pruner = plan.pruner
     return existing, salt
 

@@ -277,6 +277,19 @@ def suggest(
     return params
 
 
+def drawn(params: Mapping[str, Any], space: Mapping[str, Param], fixed: Mapping[str, Any]) -> bool:
+    """Whether a trial with `params` has drawn all its values: each parameter is set, or switched off by
+    a condition on values it has."""
+    values = {**fixed, **params}
+    for name, param in space.items():
+        if name in params:
+            continue
+        when = param.when or {}
+        if not when or any(path not in values for path in when) or all_hold(when, values):
+            return False
+    return True
+
+
 def grid_choices(p: Param) -> list[Any]:
     """Every value a grid search visits for `p`, both ends included, as Optuna stores it (a list choice
     as its label).

@@ -59,6 +59,7 @@ from hpotool.objective import (
     study_sampler,
     summarize,
 )
+from hpotool.overrides import leaf_values
 from hpotool.runner import load_data
 from hpotool.storage import lost_connection, make_storage, storage_lost
 from hpotool.user_trainer import ContractStop
@@ -106,7 +107,7 @@ def worker_plan(
 ) -> StudyPlan:
     """The plan of worker `index` in a run that found `existing` trials in the study: its own seed stream
     (`objective.study_sampler`), so the workers' random start-up points differ."""
-    sampler = study_sampler(opt, worker=index, existing=existing, salt=salt)
+    sampler = study_sampler(opt, fixed=leaf_values(run), worker=index, existing=existing, salt=salt)
     pruner = make_pruner(opt.pruner.name, opt.pruner.kwargs)
     return StudyPlan(run, opt, load_data(run.data, run.loss.name), sampler, pruner, storage_url)
 
