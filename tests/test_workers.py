@@ -223,7 +223,11 @@ def test_a_killed_worker_s_trial_fails_and_is_rerun(
     trials = study.get_trials(deepcopy=False)
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 6
     killed = study.get_trials(deepcopy=False)[victim.number]
-    assert killed.state == TrialState.FAIL
+    assert killed.state == TrialState.FAIL  # with why: `hpotool trials` showed no reason
+    assert (
+        killed.user_attrs["fail_reason"]
+        == "stale: no heartbeat for 3 s (its worker died, or lost the storage)"
+    )
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
     assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
     assert retries[0].params == killed.params and retries[0].system_attrs["retry_history"] == [victim.number]

@@ -532,11 +532,24 @@ def fail_stale_trials(study: optuna.Study, *, every_running: bool = False) -> li
         return sorted(failed)
     if not has_heartbeat(study._storage):
         return []
+    # As optuna.storages.fail_stale_trials does, with the reason recorded first (a finished trial takes no
+    # attribute, and `hpotool trials` showed the trial failed without one).
+    storage = study._storage
+    reason = f"stale: no heartbeat for {heartbeat_settings()[1]} s (its worker died, or lost the storage)"
+    failed = []
+    assert isinstance(storage, optuna.storages._heartbeat.BaseHeartbeat)  # has_heartbeat says so
+    for trial_id in storage._get_stale_trial_ids(study._study_id):
+        try:
+            storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+            if storage.set_trial_state_values(trial_id, TrialState.FAIL):
+                failed.append(trial_id)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another process failed it first
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-    storage = study._storage
-    return sorted(n for i, n in running.items() if storage.get_trial(i).state == TrialState.FAIL)
+        for trial_id in failed:
+            retry_stale_trial(study, storage.get_trial(trial_id))
+    return sorted(running[i] if i in running else storage.get_trial(i).number for i in failed)
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
