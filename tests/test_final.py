@@ -49,11 +49,31 @@ def test_train_from_best_with_two_seeds(tmp_path: Path, run_dict: dict, opt_dict
         assert saved["metrics"] == r["metrics"] and saved["trial_number"] == best.number
     assert load_run_config(folder / f"trial{best.number}-seed1" / "config.yaml").seed == 1
     assert "ranked by mean val_accuracy (maximize)" in result.stdout
+
+
+def test_train_from_best_again_trains_only_the_runs_not_saved_completely(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    best = run_tiny_study(tmp_path, run_dict, opt_dict).best_trial.number
+    assert _train_from_best(opt_dict["storage"], "--seeds", "2").exit_code == 0
+    folder = tmp_path / "final"
+    first = json.loads((folder / "summary.json").read_text())["candidates"][0]["runs"][0]
+    (folder / f"trial{best}-seed1" / "config.yaml").unlink()  # killed while it saved: config.yaml is last
+    (folder / "summary.json").unlink()
+    again = _train_from_best(opt_dict["storage"], "--seeds", "2")
+    assert again.exit_code == 0, again.output
+    assert f"note: already saved in final, not trained again: trial{best}-seed0\n" in again.stderr
+    assert f"trial {best} seed 0:" not in again.stderr and f"trial {best} seed 1:" in again.stderr
+    (candidate,) = json.loads((folder / "summary.json").read_text())["candidates"]
+    assert candidate["runs"][0] == first and len(candidate["runs"]) == 2
+    assert load_run_config(folder / f"trial{best}-seed1" / "config.yaml").seed == 1
     shutil.rmtree(tmp_path / "studies" / "tiny")
-    again = _train_from_best(opt_dict["storage"], "--seeds", "2")  # the same --out: refused
-    assert (
-        again.exit_code == 2 and "already holds a saved run (model.pt); choose another --out" in again.stderr
+    other = _train_from_best(opt_dict["storage"], "--seeds", "2", "--epochs", "1")  # other flags: refused
+    assert other.exit_code == 2
+    assert other.stderr.startswith(
+        f"error: final/trial{best}-seed0: already holds a saved run of another config (epochs: "
     )
+    assert other.stderr.endswith(" saved, 1 now); choose another --out\n")
     assert not (tmp_path / "studies" / "tiny").exists()  # before the export was written
 
 

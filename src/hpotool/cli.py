@@ -644,7 +644,8 @@ def train_from_best(
         _refuse_stdout(out, "run folders and summary.json", "a folder, e.g. --out runs/final")
         study = find_study(study_name, storage)
         plan = plan_final(study, epochs=epochs, seeds=seeds, top_k=top_k, device=device)
-        check_jobs(plan, out)  # refused before anything is written, the export and the run folder included
+        # refused before anything is written, the export and the run folder included
+        saved = check_jobs(plan, out)
         exported = write_export(study, storage or default_storage_url(study_name))
         _err().print(f"exported the best trial to {escape(str(exported.folder))}")
         if len(plan.candidates) < top_k:
@@ -663,6 +664,11 @@ def train_from_best(
             n for n in [*plan.notes, *notes] if n
         ):  # once each, as optimize and train note it
             _err().print(f"[yellow]note:[/yellow] {escape(note)}")
+        if saved:
+            names = ", ".join(p.name for p in saved)
+            _err().print(
+                f"[yellow]note:[/yellow] already saved in {escape(str(out))}, not trained again: {escape(names)}"
+            )
         folder = out if out is not None else new_run_dir(default_runs_dir(plan.candidates[0].config))
         from hpotool.progress import RunProgress
 

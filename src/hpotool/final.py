@@ -332,17 +332,34 @@ def final_jobs(plan: FinalPlan, folder: Path) -> list[tuple[Candidate, RunConfig
     return jobs
 
 
-def check_jobs(plan: FinalPlan, folder: Path | None) -> None:
-    """Every run of the plan can start: its folder (when one is given) holds no run, and its config passes
-    `train`'s checks (the device, the data, one step), so a mistake stops the command before anything is
-    written or trained."""
-    from hpotool.runner import check_run
-    from hpotool.saved import check_run_dir
+def _info(plan: FinalPlan, c: Candidate) -> dict[str, Any]:
+    """What a final run's metrics.json says it came from."""
+    return {"study_name": plan.study_name, "trial_number": c.trial_number}
 
+
+def check_jobs(plan: FinalPlan, folder: Path | None) -> dict[Path, SavedRun]:
+    """Every run of the plan can start: its folder (when one is given) holds no run, or the same run saved
+    completely by an interrupted `train-from-best` (skipped), and its config passes `train`'s checks (the
+    device, the data, one step), so a mistake stops the command before anything is written or trained.
+
+    Returns:
+        The runs already saved, by folder: a second `train-from-best` trains only the others.
+
+    Raises:
+        HpoError: a run folder holds a run of another config or study, or cannot be made; a run cannot start.
+    """
+    from hpotool.runner import check_run
+    from hpotool.saved import check_run_path, saved_run_of
+
+    saved = {}
     for c, cfg, run_dir in final_jobs(plan, folder if folder is not None else Path()):
         if folder is not None:
-            check_run_dir(run_dir)
+            if (run := saved_run_of(run_dir, cfg, _info(plan, c))) is not None:
+                saved[run_dir] = run
+                continue
+            check_run_path(run_dir)
         check_run(cfg, f"{plan.study_name} trial {c.trial_number}")
+    return saved
 
 
 def train_from_best(
@@ -352,7 +369,8 @@ def train_from_best(
     export_folder: Path | None = None,
 ) -> dict[str, Any]:
     """Train every candidate with seeds seed, seed+1, ...; each run goes to
-    `folder/trial<N>-seed<S>/`, and `folder/summary.json` ranks the candidates by their mean.
+    `folder/trial<N>-seed<S>/`, and `folder/summary.json` ranks the candidates by their mean. A run the
+    folder already holds, saved completely from the same config (`check_jobs`), is read back, not trained.
 
     Returns:
         The summary written to summary.json.
@@ -360,15 +378,17 @@ def train_from_best(
     from hpotool.export import dump_json
     from hpotool.saved import train_and_save
 
-    check_jobs(plan, folder)  # every run can start before the first one trains
+    saved = check_jobs(plan, folder)  # every run can start before the first one trains
     for c, cfg, run_dir in final_jobs(plan, folder):
+        if run_dir in saved:
+            c.runs.append(saved[run_dir])
+            continue
         label = f"trial {c.trial_number} seed {cfg.seed}"
-        info = {"study_name": plan.study_name, "trial_number": c.trial_number}
         if observer is not None:
             observer.run_started(label, cfg)
         on_epoch: Callable[[EpochResult], None] | None = observer.epoch_ended if observer else None
         try:
-            run = train_and_save(cfg, run_dir, on_epoch_end=on_epoch, info=info)
+            run = train_and_save(cfg, run_dir, on_epoch_end=on_epoch, info=_info(plan, c))
         except HpoError as exc:
             raise HpoError(f"{plan.study_name} {label}: {exc}") from exc.__cause__
         c.runs.append(run)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from hpotool.atomic import atomic_open, write_text
 from hpotool.config import RunConfig, validate_config
 from hpotool.errors import HpoError
 from hpotool.export import dump_json, tool_versions
+from hpotool.formatting import format_choice
 from hpotool.yamlfile import dump_yaml
 
 if TYPE_CHECKING:
@@ -84,12 +86,62 @@ def check_run_dir(folder: Path) -> None:
     """Refuse a folder that already holds a saved run, so nothing is overwritten."""
     if (folder / "model.pt").exists():
         raise HpoError(f"{folder}: already holds a saved run (model.pt); choose another --out")
+    check_run_path(folder)
+
+
+def check_run_path(folder: Path) -> None:
+    """Refuse a run folder that cannot be made: a file has its name, or a file is above it."""
     if folder.exists() and not folder.is_dir():
         raise HpoError(f"{folder}: exists and is not a folder; choose another --out")
     # A file above it: the folder could not be made, and saving would fail only once training is over.
     blocker = next((p for p in reversed(folder.parents) if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise HpoError(f"{folder}: cannot be made: {blocker} is a file, not a folder; choose another --out")
+
+
+def saved_run_of(folder: Path, cfg: RunConfig, info: dict[str, Any]) -> SavedRun | None:
+    """The run `folder` holds when it was saved completely (every file `save_run` writes: config.yaml, the
+    last, is there) from `cfg` with `info` (the study and trial it came from); None when it holds no
+    complete run (a run interrupted while it was saved is trained again).
+
+    Raises:
+        HpoError: the folder holds a complete run of another config or study: nothing is overwritten.
+    """
+    import yaml
+
+    files = RUN_FILES if cfg.trainer is None else RUN_FILES[1:]
+    if not all((folder / name).is_file() for name in files):
+        return None
+    try:
+        saved = yaml.safe_load((folder / "config.yaml").read_text())
+        summary = json.loads((folder / "metrics.json").read_text())
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise HpoError(
+            f"{folder}: holds a saved run that cannot be read ({exc}); choose another --out"
+        ) from None
+    now = yaml.safe_load(dump_yaml(cfg.model_dump(mode="json")))  # as config.yaml reads back
+    shown = [(k, summary.get(k), v) for k, v in info.items() if summary.get(k) != v]
+    difference = shown[0] if shown else _difference(saved, now)
+    if difference is not None:
+        path, was, wanted = difference
+        raise HpoError(
+            f"{folder}: already holds a saved run of another config ({path}: {format_choice(was)} saved, "
+            f"{format_choice(wanted)} now); choose another --out"
+        )
+    return SavedRun(
+        folder, cfg, summary["metrics"], summary["epochs_run"], summary["seconds"], summary["device"], files
+    )
+
+
+def _difference(saved: Any, now: Any, path: str = "") -> tuple[str, Any, Any] | None:
+    """The first dotted path where two config dicts differ, with both values there."""
+    if isinstance(saved, dict) and isinstance(now, dict):
+        for key in dict.fromkeys([*now, *saved]):
+            found = _difference(saved.get(key), now.get(key), f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+        return None
+    return None if saved == now else (path or "config", saved, now)
 
 
 def history_csv(history: list[dict[str, float]]) -> str:
