@@ -779,3 +779,44 @@ def test_the_figures_label_categorical_values_as_the_yaml_spells_them() -> None:
         if name in expected:
             values = {v for trace in contour.data for v in (trace[axis] or ())}
             assert values == expected[name], name
+
+
+@pytest.mark.parametrize("directions", [["minimize"], ["minimize", "maximize"]])
+def test_the_hover_text_shows_each_trials_params_as_the_tables_do(directions: list[str]) -> None:
+    """The timeline's and the Pareto front's hover text was Optuna's JSON dump of the trial, a choice in
+    JSON's spelling (`"optimizer": "{lr: 0.001, name: adam}"`, `"model.act": "relu"`, `null` and `"null"`
+    alike in quotes but one); it shows the params as the report's tables do."""
+    study = optuna.create_study(study_name="hover", directions=directions)
+    dists = {
+        "model.act": optuna.distributions.CategoricalDistribution(["relu", "tanh"]),
+        "optimizer": optuna.distributions.CategoricalDistribution(["{lr: 0.001, name: adam}", "{name: sgd}"]),
+        "loss.weight": optuna.distributions.CategoricalDistribution([None, "null"]),
+        "optimizer.lr": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True),
+    }
+    params = {"model.act": "relu", "optimizer": "{lr: 0.001, name: adam}", "loss.weight": None}
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={**params, "optimizer.lr": 0.0123456},
+            distributions=dists,
+            values=[0.5] * len(directions),
+            user_attrs={"metrics": {"val_loss": 0.5}},
+        )
+    )
+    info = report_info(study, "memory")
+    figures = make_figures(study, info)
+    for key in ("timeline", "pareto") if len(directions) > 1 else ("timeline",):
+        texts = [t for trace in figures[key].data for t in (trace.text or ()) if "number" in t]
+        assert texts, key
+        assert texts[0] == "<br>".join(
+            [
+                "number: 0",
+                f"values: [{', '.join(['0.5'] * len(directions))}]",
+                "params:",
+                "  model.act: relu",
+                "  optimizer: {lr: 0.001, name: adam}",
+                "  loss.weight: null",
+                "  optimizer.lr: 0.01235",
+                "user_attrs:",
+                "  metrics: {val_loss: 0.5}",
+            ]
+        ), key

@@ -3,15 +3,18 @@ adam}`), as every table and line spells them (`format_choice`).
 
 Optuna writes them as Python does: the slice with `repr` (`'relu'`, `None`), the parallel coordinates and
 the contour with `str` (`None`, `True`). Each figure's labels are rewritten axis by axis, from the choices
-of the parameter the axis shows, so a number on another axis is never taken for a choice.
+of the parameter the axis shows, so a number on another axis is never taken for a choice. The timeline's
+and the Pareto front's hover text, Optuna's JSON dump of each trial (`"optimizer": "{lr: 0.001, name:
+adam}"`, `"loss.weight": null`), is written again with the parameters as the report's tables show them.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from hpotool.formatting import format_choice
+from hpotool.formatting import format_choice, format_value
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -78,3 +81,28 @@ def _relabel_parallel(figure: go.Figure, choices: Choices) -> None:
         name = names.get(note.x)
         if isinstance(name, str) and name in choices and isinstance(note.text, str):
             note.text = _labels(choices[name], str).get(note.text, note.text)
+
+
+def yaml_hovertext(figure: go.Figure, params: Mapping[int, Mapping[str, str]]) -> go.Figure:
+    """`figure` with each trial's hover text (Optuna's JSON dump of the trial) as YAML-like lines, showing
+    `params[number]`, the trial's parameters as the report spells them, in place."""
+    for trace in figure.data:
+        if "text" in trace and isinstance(trace.text, tuple | list):
+            trace.text = [_hovertext(text, params) for text in trace.text]
+    return figure
+
+
+def _hovertext(text: Any, params: Mapping[int, Mapping[str, str]]) -> Any:
+    try:
+        trial = json.loads(text.replace("<br>", "\n"))
+    except (AttributeError, ValueError):  # not a trial's dump: left as it is
+        return text
+    if not isinstance(trial, dict) or trial.get("number") not in params:
+        return text
+    values = trial.get("values")
+    shown = "null" if values is None else "[" + ", ".join(map(format_value, values)) + "]"
+    lines = [f"number: {trial['number']}", f"values: {shown}", "params:"]
+    lines += [f"  {name}: {value}" for name, value in params[trial["number"]].items()]
+    if trial.get("user_attrs"):
+        lines += ["user_attrs:", *(f"  {k}: {format_choice(v)}" for k, v in trial["user_attrs"].items())]
+    return "<br>".join(lines)

@@ -32,7 +32,7 @@ from hpotool.audit import audit_findings
 from hpotool.config import is_nop_pruner
 from hpotool.errors import HpoError
 from hpotool.export import is_feasible, ranked_trials, trial_params
-from hpotool.figure_labels import categorical_choices, yaml_labels
+from hpotool.figure_labels import categorical_choices, yaml_hovertext, yaml_labels
 from hpotool.fingerprint import config_of
 from hpotool.formatting import format_param
 from hpotool.importance import EVALUATOR, basis, make_evaluator, param_importances
@@ -220,11 +220,16 @@ def _best(study: optuna.Study, complete: list[FrozenTrial]) -> list[dict[str, An
             "number": t.number,
             "values": t.values,
             "params": trial_params(attrs, t),
-            "categorical": [k for k, d in t.distributions.items() if isinstance(d, CategoricalDistribution)],
+            "categorical": _categorical(t),
             "lr": _lrs(t),
         }
         for t in best
     ]
+
+
+def _categorical(trial: FrozenTrial) -> list[str]:
+    """The trial's categorical parameters."""
+    return [k for k, d in trial.distributions.items() if isinstance(d, CategoricalDistribution)]
 
 
 def _lrs(trial: FrozenTrial) -> list[float]:
@@ -495,7 +500,18 @@ def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]
                 figures[f.key] = vis.plot_pareto_front(study, target_names=names)
         if f.key in figures:
             yaml_labels(figures[f.key], f.kind, choices)
+        if f.kind in ("timeline", "pareto") and f.key in figures:
+            yaml_hovertext(figures[f.key], _shown_params(study, trials))
     return figures
+
+
+def _shown_params(study: optuna.Study, trials: list[FrozenTrial]) -> dict[int, dict[str, str]]:
+    """Each trial's parameters as the report's tables show them (`format_param`), by trial number."""
+    attrs = study.user_attrs
+    return {
+        t.number: {k: _param_text(k, v, _categorical(t)) for k, v in trial_params(attrs, t).items()}
+        for t in trials
+    }
 
 
 def _fmt(v: Any) -> str:
