@@ -11,9 +11,13 @@ step so LR schedulers keep working. The parameters come out bit for bit as with 
 It only takes a step where it knows exactly what torch would do: `Adam`, `AdamW` and `SGD` themselves
 (not subclasses) with `fused=True`, every parameter of a group on one device and dtype with a dense
 gradient, and no group option it does not know. Everything else goes through `optimizer.step()`: the
-first step of SGD with momentum (torch's kernel creates the buffers) or of float16/float64 parameters, a
-step where a parameter has no gradient, a tensor lr or beta, registered step hooks, a running torch
-profiler. Adam's first step creates the state torch would (float32 step count, zeroed moments).
+first step of float16/float64 parameters or of an optimizer whose state was loaded, a step where a
+parameter has no gradient, a tensor lr or beta, registered step hooks, a running torch profiler. The
+first step makes the state torch would, where torch would: Adam's before the kernel (float32 step count,
+zeroed moments); SGD's momentum buffers as `_fused_sgd` makes them, `torch.empty_like` of each gradient
+filled by the kernel's `is_first_step`, at the first step a group has momentum (a scheduler may switch
+it on later). Where torch's own step made only some of a group's buffers (a parameter without a
+gradient then), every later step of that group is torch's too.
 
 `defer_dynamo` keeps `torch.optim` from importing `torch._dynamo` (~1.7 s, more than torch itself on a
 small machine) just to mark its methods "do not compile" while nothing is compiling; with `LeanStep`
@@ -87,13 +91,15 @@ class LeanStep:
             group_grads = [p.grad for p in group.params]
             if not _steppable(group, group_grads, self._adam):
                 self.optimizer.step()
+                if not self._adam and any(g.options["momentum"] != 0 and not g.buffers[0] for g in groups):
+                    self._take_plan()  # torch's step may have made momentum buffers: take them
                 return
             grads.append(cast(list[torch.Tensor], group_grads))
         for group, ready in zip(groups, grads, strict=True):
             if self._adam:
                 _adam_step(group, ready)
             else:
-                _sgd_step(group, ready)
+                _sgd_step(group, ready, self.optimizer.state)
 
     def _take_plan(self) -> list[_Group] | None:
         self._groups = self._plan()
@@ -101,8 +107,8 @@ class LeanStep:
         return self._groups
 
     def _first_state(self) -> bool:
-        """The state the first `step()` would create (Adam: a float32 step count and zeroed moments; SGD
-        without momentum: none), where every parameter is a float32 tensor with a gradient on the CPU or a
+        """The state the first `step()` would create before the kernel runs (Adam: a float32 step count and
+        zeroed moments; SGD: none), where every parameter is a float32 tensor with a gradient on the CPU or a
         CUDA device (what the fused kernels take). False leaves the first step to torch."""
         optimizer = self.optimizer
         params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -112,7 +118,7 @@ class LeanStep:
         ):
             return False
         if not self._adam:
-            return all(group["momentum"] == 0 for group in optimizer.param_groups)
+            return True  # SGD's momentum buffers are made in the step itself, as torch's `_fused_sgd` does
         for group in optimizer.param_groups:
             for p in group["params"]:
                 state = optimizer.state[p]
@@ -142,12 +148,16 @@ class LeanStep:
                 if not all(all(k in s for k in keys) for s in states):
                     return None
                 buffers = [[s[k] for s in states] for k in keys] + ([] if options["amsgrad"] else [[]])
-            elif options["momentum"] != 0:
-                if not all(isinstance(s.get("momentum_buffer"), torch.Tensor) for s in states):
-                    return None
-                buffers = [[s["momentum_buffer"] for s in states]]
             else:
-                buffers = [[]]
+                # Every buffer, or none yet (the first step with momentum makes them); the same whatever
+                # the momentum now, since a scheduler may change it.
+                momentum_buffers = [s.get("momentum_buffer") for s in states]
+                if all(isinstance(b, torch.Tensor) for b in momentum_buffers):
+                    buffers = [cast(list[torch.Tensor], momentum_buffers)]
+                elif all(b is None for b in momentum_buffers):
+                    buffers = [[]]
+                else:
+                    return None
             groups.append(_Group(options, params, buffers))
         return groups
 
@@ -190,14 +200,15 @@ def _observed(optimizer: torch.optim.Optimizer) -> bool:
 
 
 def _steppable(group: _Group, grads: list[torch.Tensor | None], adam: bool) -> bool:
-    """Every parameter has a gradient and the hyperparameters are plain numbers."""
+    """Every parameter has a gradient and the hyperparameters are plain numbers (SGD: whatever the momentum,
+    as the step makes the buffers where there are none yet)."""
     options = group.options
     if any(g is None for g in grads) or isinstance(options["lr"], torch.Tensor):
         return False
     if adam:
         beta1, beta2 = options["betas"]
         return not isinstance(beta1, torch.Tensor) and not isinstance(beta2, torch.Tensor)
-    return options["momentum"] == 0 or bool(group.buffers[0])
+    return True
 
 
 def _adam_step(group: _Group, grads: list[torch.Tensor]) -> None:
@@ -226,21 +237,32 @@ def _adam_step(group: _Group, grads: list[torch.Tensor]) -> None:
     )
 
 
-def _sgd_step(group: _Group, grads: list[torch.Tensor]) -> None:
-    """What `torch.optim.sgd._fused_sgd` does after the first step, for one device and dtype."""
+def _sgd_step(group: _Group, grads: list[torch.Tensor], state: dict[Any, Any]) -> None:
+    """What `torch.optim.sgd._fused_sgd` does for one device and dtype, without grad scaling.
+
+    With momentum and no buffers yet (torch's first step with momentum), it makes them as torch does,
+    `torch.empty_like` of each gradient, which the kernel fills (`is_first_step`: the buffer becomes the
+    gradient), and puts them where `SGD.step()` does, `state[p]["momentum_buffer"]`, in the same order.
+    """
     options = group.options
     momentum = options["momentum"]
+    buffers = group.buffers[0]
+    first_step = momentum != 0 and not buffers
+    if first_step:
+        buffers.extend(torch.empty_like(g) for g in grads)
+        for p, buffer in zip(group.params, buffers, strict=True):
+            state.setdefault(p, {})["momentum_buffer"] = buffer
     torch._fused_sgd_(
         group.params,
         grads,
-        [] if momentum == 0 else group.buffers[0],
+        [] if momentum == 0 else buffers,
         weight_decay=options["weight_decay"],
         momentum=momentum,
         lr=options["lr"],
         dampening=options["dampening"],
         nesterov=options["nesterov"],
         maximize=options["maximize"],
-        is_first_step=False,
+        is_first_step=first_step,
         grad_scale=None,
         found_inf=None,
     )
