@@ -44,6 +44,21 @@ class FragileModel(nn.Module):
         return self.net(x)
 
 
+class SlippedHead(nn.Module):
+    """A user's bug the check before trial 0 cannot see, as it tries a searched range's ends: for `width` 16
+    its last layer gives `out_features + extra` columns, for the other widths `out_features`."""
+
+    def __init__(self, in_features: int, out_features: int, width: int = 8, extra: int = 2) -> None:
+        super().__init__()
+        columns = out_features + extra if width == 16 else out_features
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(in_features, width), nn.ReLU(), nn.Linear(width, columns)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
 class SlowModel(nn.Module):
     """A linear model that sleeps in every forward pass, so a trial is still running when a test acts."""
 

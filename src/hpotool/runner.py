@@ -530,6 +530,7 @@ def assemble_trainer(
         scheduler_metric=schedule.watched,
         grad_clip=cfg.grad_clip,
         seed=cfg.seed,
+        classes=data.out_features if data.task == "classification" else None,
     )
 
 
