@@ -1269,6 +1269,32 @@ def test_a_searched_batch_size_trains_one_step_before_trial_0(
         )
 
 
+def test_a_batch_size_larger_than_a_trials_training_split_fails_that_trial_saying_so(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # batch_size 64 with 100 samples at subset_fraction 0.2 leaves 16 training samples: only the three
+    # searched values together do, which the check before trial 0 (ends, in pairs) never builds. The trial
+    # trained on one batch of 16 an epoch while the study recorded batch_size 64.
+    run_dict["data"] = {"name": "tests.helpers:two_classes", "n": 600, "val_fraction": 0.2}
+    run_dict["batch_size"] = 16
+    opt_dict["search_space"] = {
+        "batch_size": {"type": "int", "low": 16, "high": 64, "step": 48},
+        "data.n": {"type": "int", "low": 100, "high": 1000, "step": 900},
+        "data.subset_fraction": {"type": "float", "low": 0.2, "high": 1.0, "step": 0.8},
+    }
+    opt_dict["sampler"] = {"name": "bruteforce"}
+    opt_dict["n_trials"] = 8
+    _run(tmp_path, run_dict, opt_dict)
+    trials = _study(opt_dict).trials
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert [t.params for t in failed] == [{"batch_size": 64, "data.n": 100, "data.subset_fraction": 0.2}]
+    assert failed[0].user_attrs["fail_reason"] == (
+        "RunCheckError: batch_size: 64 is larger than the 16 training samples; use a smaller batch_size or "
+        "more data (data.subset_fraction, data.val_fraction)"
+    )
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 7
+
+
 def test_a_journal_study_resumed_without_its_storage_is_refused_instead_of_started_over(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

@@ -588,11 +588,18 @@ def load_checked(cfg: RunConfig, source: str) -> PreparedData:
 def check_batch_size(size: int, data: PreparedData, where: str) -> None:
     """An `HpoError` when a batch of `size` is larger than the training split: every epoch would be one
     smaller batch, so the run would not train as configured. `where` names the file and key."""
-    if len(data.train) < size:
-        raise HpoError(
-            f"{where}: {size} is larger than the {len(data.train)} training samples; "
-            f"use a smaller batch_size or more data (data.subset_fraction, data.val_fraction)"
-        )
+    problem = _batch_size_problem(size, data)
+    if problem:
+        raise HpoError(f"{where}: {problem}")
+
+
+def _batch_size_problem(size: int, data: PreparedData) -> str | None:
+    if len(data.train) >= size:
+        return None
+    return (
+        f"{size} is larger than the {len(data.train)} training samples; "
+        f"use a smaller batch_size or more data (data.subset_fraction, data.val_fraction)"
+    )
 
 
 def check_run(cfg: RunConfig, source: str) -> None:
@@ -805,6 +812,12 @@ def train_run(
         return RunResult(metrics, rows, None, time.perf_counter() - start, "user code")
     device = resolve_device(cfg.device)
     data = load_data(cfg.data, cfg.loss.name)
+    # A trial's batch_size and data that fail together only inside the searched ranges, or with three or
+    # more searched keys (the check before trial 0 tries ends, in pairs), trained on one smaller batch an
+    # epoch while the study recorded the batch_size it was given.
+    problem = _batch_size_problem(cfg.batch_size, data)
+    if problem:
+        raise RunCheckError("batch_size", problem)
     train, val = _on_device(data, device)
     seed_everything(cfg.seed)
     model = to_device(build_model(cfg, data), device)
