@@ -497,6 +497,13 @@ CASES = [
         run={"data": {"name": "tests.helpers:labels_read_as_floats"}},
     ),
     Case(
+        "integer-targets-regression-metric",
+        "numbers to predict stored as integers, with a regression metric",
+        "error: optimize.yaml: metric: 'val_rmse' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time (the targets of 'tests.helpers:ages_as_integers' are integers, which make a classification task of 53 classes: to predict them as numbers give y as floats for regression, y.float() or y.astype('float32'))",
+        run={"data": {"name": "tests.helpers:ages_as_integers"}},
+        optimize={"metric": "val_rmse", "direction": "minimize"},
+    ),
+    Case(
         "bce-labels-regression-metric",
         "a regression metric for 0/1 float labels that bce_with_logits makes two classes",
         "error: optimize.yaml: metric: 'val_rmse' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time ('bce_with_logits' reads the 0/1 float targets of 'tests.helpers:labels_read_as_floats' as two classes, a classification task, where other losses make them a regression that measures val_rmse: set loss: {name: mse} for val_rmse, or measure val_accuracy)",

@@ -271,6 +271,13 @@ def ten_points(n: int = 10) -> Any:
     return x, (torch.arange(n) % 2).long()
 
 
+def ages_as_integers(n: int = 300) -> Any:
+    """Numbers to predict (ages 0..90) that a user's numpy code keeps as int64: read as class labels."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 4))
+    return x, np.clip((30 + 10 * x[:, 0]).round(), 0, 90).astype(np.int64)
+
+
 def two_classes(n: int = 120) -> Any:
     """A two-class problem a linear model separates."""
     x = torch.randn(n, 4, generator=torch.Generator().manual_seed(1))
