@@ -497,6 +497,12 @@ CASES = [
         run={"data": {"name": "tests.helpers:labels_read_as_floats"}},
     ),
     Case(
+        "layers-in-a-plain-list",
+        "a user's model keeping its layers in a plain list (never trained, nor saved)",
+        "error: run.yaml: model: ListedLayers keeps its Linear layers in a plain list, self.layers, which torch does not register: the optimizer would never train them, eval() would not switch them, the saved model would lack them and the device would not get them; use nn.ModuleList",
+        run={"model": {"name": "tests.helpers:ListedLayers"}},
+    ),
+    Case(
         "integer-targets-regression-metric",
         "numbers to predict stored as integers, with a regression metric",
         "error: optimize.yaml: metric: 'val_rmse' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time (the targets of 'tests.helpers:ages_as_integers' are integers, which make a classification task of 53 classes: to predict them as numbers give y as floats for regression, y.float() or y.astype('float32'))",

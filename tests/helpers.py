@@ -59,6 +59,22 @@ class SlippedHead(nn.Module):
         return self.net(x)
 
 
+class ListedLayers(nn.Module):
+    """A user's model keeping its hidden layers in a plain list, which torch does not register."""
+
+    def __init__(self, in_features: int, out_features: int, width: int = 16) -> None:
+        super().__init__()
+        self.layers = [nn.Linear(in_features, width), nn.Linear(width, width)]
+        self.acts = [nn.ReLU(), nn.Tanh()]  # nothing to train, move or switch: allowed
+        self.head = nn.Linear(width, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        for layer, act in zip(self.layers, self.acts, strict=True):
+            x = act(layer(x))
+        return self.head(x)
+
+
 class SlowModel(nn.Module):
     """A linear model that sleeps in every forward pass, so a trial is still running when a test acts."""
 

@@ -169,7 +169,69 @@ def make_model(cfg: RunConfig, input_shape: tuple[int, ...], out_features: int) 
     model = cls(**pick_kwargs(cls, shapes), **cfg.model.kwargs)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model {cfg.model.name!r} returned {type(model).__name__}, not a torch.nn.Module")
+    _check_registered(model)
     return model
+
+
+_MODULE_KEYS = frozenset(vars(nn.Module()))  # torch's own attributes of every module
+
+
+def _check_registered(model: nn.Module) -> None:
+    """Layers, parameters and trainable tensors a model keeps where torch does not look: in a plain list,
+    tuple or dict (`self.layers = [nn.Linear(...)]`), or a tensor that is not an nn.Parameter. On the CPU
+    the model trained without an error, those weights never updated (the optimizer is given
+    `model.parameters()`), missing from n_params and the saved model; `eval()` left their dropout on; on a
+    GPU they stayed on the CPU.
+
+    Raises:
+        RunCheckError: naming the attribute and the container to use.
+    """
+    modules = {id(m) for m in model.modules()}
+    params = {id(p) for p in model.parameters()}
+    dropout = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
+    name = type(model).__name__
+    for prefix, sub in model.named_modules():
+        for key, value in vars(sub).items():
+            if key in _MODULE_KEYS:
+                continue
+            where = f"{prefix}.{key}" if prefix else key
+            if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
+                if value.requires_grad and value.is_leaf:
+                    raise RunCheckError(
+                        "model",
+                        f"{name} keeps a trainable tensor in self.{where}, which is not an nn.Parameter, so the "
+                        f"optimizer never updates it and the saved model lacks it; wrap it: "
+                        f"nn.Parameter(tensor) (or register_buffer for a constant)",
+                    )
+                continue
+            if isinstance(value, dict):
+                items = list(value.values())
+            elif isinstance(value, list | tuple):
+                items = list(value)
+            else:
+                continue
+            for item in items:
+                if isinstance(item, nn.Module) and id(item) not in modules:
+                    weighty = any(True for _ in item.parameters()) or any(True for _ in item.buffers())
+                    if not weighty and not any(isinstance(m, dropout) for m in item.modules()):
+                        continue  # an activation kept in a list: nothing to train, move or switch
+                    kind = type(item).__name__
+                    fix = "nn.ModuleDict" if isinstance(value, dict) else "nn.ModuleList"
+                    raise RunCheckError(
+                        "model",
+                        f"{name} keeps its {kind} layers in a plain {type(value).__name__}, self.{where}, which "
+                        f"torch does not register: the optimizer would never train them, eval() would not "
+                        f"switch them, the saved model would lack them and the device would not get them; "
+                        f"use {fix}",
+                    )
+                if isinstance(item, nn.Parameter) and id(item) not in params:
+                    fix = "nn.ParameterDict" if isinstance(value, dict) else "nn.ParameterList"
+                    raise RunCheckError(
+                        "model",
+                        f"{name} keeps parameters in a plain {type(value).__name__}, self.{where}, which torch "
+                        f"does not register: the optimizer would never train them and the saved model would "
+                        f"lack them; use {fix}",
+                    )
 
 
 FUSED_DEVICES = ("cpu", "cuda")
