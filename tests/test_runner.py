@@ -200,5 +200,6 @@ def test_registered_containers_aliases_and_activation_lists_pass() -> None:
             self.order = [self.blocks[1], self.blocks[0]]  # registered through self.blocks
             self.acts = [nn.ReLU(), nn.GELU()]
             self.frozen = torch.ones(4)  # a constant, moved by to_device
+            self.teacher = [nn.Linear(4, 2).requires_grad_(False)]  # hidden from the optimizer on purpose
 
     _check_registered(Fine())

@@ -188,7 +188,6 @@ def _check_registered(model: nn.Module) -> None:
     """
     modules = {id(m) for m in model.modules()}
     params = {id(p) for p in model.parameters()}
-    dropout = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
     name = type(model).__name__
     for prefix, sub in model.named_modules():
         for key, value in vars(sub).items():
@@ -212,9 +211,11 @@ def _check_registered(model: nn.Module) -> None:
                 continue
             for item in items:
                 if isinstance(item, nn.Module) and id(item) not in modules:
-                    weighty = any(True for _ in item.parameters()) or any(True for _ in item.buffers())
-                    if not weighty and not any(isinstance(m, dropout) for m in item.modules()):
-                        continue  # an activation kept in a list: nothing to train, move or switch
+                    trainable = any(p.requires_grad for p in item.parameters())
+                    if not trainable and not any(
+                        isinstance(m, nn.modules.dropout._DropoutNd) for m in item.modules()
+                    ):
+                        continue  # an activation, or a frozen model hidden on purpose (a distillation teacher)
                     kind = type(item).__name__
                     fix = "nn.ModuleDict" if isinstance(value, dict) else "nn.ModuleList"
                     raise RunCheckError(
