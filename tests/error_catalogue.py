@@ -503,6 +503,12 @@ CASES = [
         run={"model": {"name": "tests.helpers:ListedLayers"}},
     ),
     Case(
+        "model-changes-its-input",
+        "a user's model whose forward() changes its input in place (the data every epoch and trial shares)",
+        "error: run.yaml: model: CentersInPlace's forward() changes its input in place (as x -= 0.5 or x.mul_(2) do): hpotool keeps the data in memory for every epoch and trial, so each evaluation would change the validation samples again; compute a new tensor instead (x = x - 0.5)",
+        run={"model": {"name": "tests.helpers:CentersInPlace"}},
+    ),
+    Case(
         "integer-targets-regression-metric",
         "numbers to predict stored as integers, with a regression metric",
         "error: optimize.yaml: metric: 'val_rmse' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time (the targets of 'tests.helpers:ages_as_integers' are integers, which make a classification task of 53 classes: to predict them as numbers give y as floats for regression, y.float() or y.astype('float32'))",

@@ -75,6 +75,18 @@ class ListedLayers(nn.Module):
         return self.head(x)
 
 
+class CentersInPlace(nn.Module):
+    """A user's model that centres its input in place (`x -= 0.5`), changing the data it is given."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(in_features, out_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x -= 0.5
+        return self.net(x)
+
+
 class SlowModel(nn.Module):
     """A linear model that sleeps in every forward pass, so a trial is still running when a test acts."""
 

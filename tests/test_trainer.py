@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from hpotool.datasets import TensorData
-from hpotool.trainer import EpochResult, NonFiniteLossError, OutputShapeError, Trainer
+from hpotool.trainer import EpochResult, InputChangedError, NonFiniteLossError, OutputShapeError, Trainer
 
 
 def _problem(n: int = 256) -> tuple[TensorData, TensorData]:
@@ -174,3 +174,26 @@ def test_two_logits_for_a_one_logit_loss_are_refused() -> None:
         match=r"^model Linear's output has 2 columns for a one-logit loss; it needs one logit per sample",
     ):
         trainer.fit(train, val, epochs=1)
+
+
+def test_a_model_changing_its_input_in_place_is_stopped_before_it_changes_the_data() -> None:
+    # Before, evaluation handed the model slices of the validation data kept in memory: `x -= 0.5` in
+    # forward() shifted it again each epoch and trial (the same trial run twice: accuracy 0.53, then 0.09).
+    from .helpers import CentersInPlace
+
+    train, val = _problem()
+    kept = (train.x.clone(), val.x.clone())
+    model = CentersInPlace(4, 2)
+    trainer = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        nn.CrossEntropyLoss(),
+        "classification",
+        16,
+        classes=2,
+    )
+    with pytest.raises(
+        InputChangedError, match=r"^model CentersInPlace's forward\(\) changes its input in place"
+    ):
+        trainer.fit(train, val, epochs=2)
+    assert torch.equal(train.x, kept[0]) and torch.equal(val.x, kept[1])

@@ -27,7 +27,14 @@ from hpotool.formatting import format_choice
 from hpotool.lean_step import defer_dynamo
 from hpotool.resolve import accepted_kwargs, first_line, pick_kwargs, user_frame
 from hpotool.schedulers import DEFAULT_MONITOR, HIGHER_IS_BETTER, steps_per_batch, takes_metric
-from hpotool.trainer import EpochResult, NonFiniteLossError, Trainer, steps_per_epoch
+from hpotool.trainer import (
+    EpochResult,
+    NonFiniteLossError,
+    Trainer,
+    input_changed,
+    same_values,
+    steps_per_epoch,
+)
 
 MEASURES = ("n_params", "epoch_time")
 
@@ -708,9 +715,10 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
         return
     # The step trains on a batch the run could take and validates on what the validation split has: a
     # validation split of one sample did not shrink the training batch to one (batch norm refuses that).
+    # Copies: a model changing its input in place would otherwise change the data every trial shares.
     k = max(1, min(len(data.train), cfg.batch_size, DRY_RUN_SAMPLES))
-    train = TensorData(data.train.x[:k], data.train.y[:k])
-    val = TensorData(data.val.x[:DRY_RUN_SAMPLES], data.val.y[:DRY_RUN_SAMPLES])
+    train = TensorData(data.train.x[:k].clone(), data.train.y[:k])
+    val = TensorData(data.val.x[:DRY_RUN_SAMPLES].clone(), data.val.y[:DRY_RUN_SAMPLES])
     with _part("model"), torch.no_grad():
         model.eval()
         try:
@@ -735,6 +743,8 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
                     f"{described(exc)}; the data's x is {x_type} and the model's parameters {p_type}: {fix}",
                 ) from None
             raise
+        if not same_values(val.x, data.val.x[:DRY_RUN_SAMPLES]):
+            raise RunCheckError("model", input_changed(model))
     n_val = len(val)
     want = (n_val, model_out_features(cfg, data)) if data.task == "classification" else tuple(val.y.shape)
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None

@@ -42,6 +42,26 @@ class OutputShapeError(ValueError):
     """The model's output does not fit the task: a column count other than the classes' or the targets'."""
 
 
+class InputChangedError(ValueError):
+    """The model's forward() changed its input in place, and with it the data hpotool keeps in memory."""
+
+
+def same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether `a` and `b` hold the same values, NaN in the same places counting as the same."""
+    if torch.equal(a, b):
+        return True
+    return a.is_floating_point() and bool(torch.allclose(a, b, rtol=0.0, atol=0.0, equal_nan=True))
+
+
+def input_changed(model: nn.Module) -> str:
+    """What to tell a user whose model's forward() changed its input in place."""
+    return (
+        f"{type(model).__name__}'s forward() changes its input in place (as x -= 0.5 or x.mul_(2) do): "
+        f"hpotool keeps the data in memory for every epoch and trial, so each evaluation would change the "
+        f"validation samples again; compute a new tensor instead (x = x - 0.5)"
+    )
+
+
 class NonFiniteLossError(RuntimeError):
     """A loss (the training loss by default) or the metric a study optimizes became NaN or infinite."""
 
@@ -111,7 +131,8 @@ class Trainer:
         """Train for `epochs` epochs; `train` and `val` must already be on the model's device.
 
         Raises:
-            OutputShapeError: the model's output does not fit the task (`check_output`), before any step.
+            OutputShapeError, InputChangedError: the model's output does not fit the task, or its forward()
+                changed its input in place (`check_output`), before any step.
             NonFiniteLossError: when the training loss becomes NaN or infinite.
             Whatever `on_epoch_end` raises, which ends training there.
         """
@@ -147,14 +168,22 @@ class Trainer:
         columns without an error, its accuracy meaningless, or failed with torch's 'Target 9 is out of
         bounds'. One forward pass in eval mode, so batch norm's running statistics stay as they are.
 
+        The model is given a copy of the samples: a forward() that changes its input in place would change
+        the data in memory for every later epoch and trial (evaluation passes slices of it), so that the
+        same trial run twice measured 0.53 and 0.09 accuracy.
+
         Raises:
+            InputChangedError: the model changed its input in place.
             OutputShapeError: naming the model, the shape it gave and the one it needs.
         """
-        x, y = data.x[:2], data.y[:2]
-        if self.task == "classification" and not self.one_logit and self.classes is None:
-            return
+        y = data.y[:2]
+        x = data.x[:2].clone()
         self.model.eval()
         out = self.model(x)
+        if not same_values(x, data.x[:2]):
+            raise InputChangedError(f"model {input_changed(self.model)}")
+        if self.task == "classification" and not self.one_logit and self.classes is None:
+            return
         name = type(self.model).__name__
         if not isinstance(out, torch.Tensor):
             raise OutputShapeError(f"model {name} returned a {type(out).__name__}, not a tensor of outputs")
