@@ -306,6 +306,13 @@ def ages_as_integers(n: int = 300) -> Any:
     return x, np.clip((30 + 10 * x[:, 0]).round(), 0, 90).astype(np.int64)
 
 
+def features_with_a_graph(n: int = 200) -> Any:
+    """Features from a user's torch encoder run without torch.no_grad(): x carries its autograd graph."""
+    raw = torch.randn(n, 8, generator=torch.Generator().manual_seed(0))
+    x = torch.tanh(nn.Linear(8, 4)(raw))
+    return x, (raw[:, 0] > 0).long()
+
+
 def two_classes(n: int = 120) -> Any:
     """A two-class problem a linear model separates."""
     x = torch.randn(n, 4, generator=torch.Generator().manual_seed(1))

@@ -11,7 +11,7 @@ from hpotool.config import RunConfig, validate_config
 from hpotool.datasets import DataError, Dataset, as_dataset, digits, split, synthetic_regression
 from hpotool.models import CNN, MLP, layer_widths
 from hpotool.runner import check_run, load_data, train_run
-from tests.helpers import numpy_regression
+from tests.helpers import features_with_a_graph, numpy_regression
 
 
 def test_digits_matches_scikit_learn() -> None:
@@ -1131,3 +1131,20 @@ def test_a_value_is_checked_with_the_dataset_its_condition_brings(tmp_path: Path
         loss="cross_entropy",
     )
     prepare_study(run_path, opt_path)
+
+
+def test_features_that_carry_an_autograd_graph_train() -> None:
+    """x computed by a torch encoder without no_grad() passed the one-step check, then every trial failed
+    at its second step: 'Trying to backward through the graph a second time'."""
+    assert not as_dataset(features_with_a_graph()).x.requires_grad
+    cfg = RunConfig.model_validate(
+        {
+            "data": {"name": "tests.helpers:features_with_a_graph"},
+            "device": "cpu",
+            "epochs": 2,
+            "batch_size": 16,
+        }
+    )
+    check_run(cfg, "run.yaml")
+    result = train_run(cfg)
+    assert result.epochs_run == 2 and 0 <= result.metrics["val_accuracy"] <= 1

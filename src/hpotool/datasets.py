@@ -199,7 +199,9 @@ def check_dataset(ds: Dataset) -> Dataset:
     """
     if ds.task not in ("classification", "regression"):
         raise DataError(f"task is {ds.task!r}; use 'classification' or 'regression'")
-    x, y = ds.x, ds.y
+    # Data, not part of a graph: features a user's torch encoder computed without torch.no_grad() passed
+    # the one-step check, then failed every trial's second step ("backward through the graph a second time").
+    x, y = ds.x.detach(), ds.y.detach()
     _not_complex(x, y)
     if x.ndim == 0 or y.ndim == 0:
         raise DataError(
