@@ -509,6 +509,12 @@ CASES = [
         run={"model": {"name": "tests.helpers:CentersInPlace"}},
     ),
     Case(
+        "width-under-another-name",
+        "a model taking its output width as num_classes (as torchvision's do), left at its default",
+        "error: run.yaml: model: its output for 8 samples has shape (8, 1000); this classification task needs (8, 10): (batch, classes) logits; tests.helpers:TorchvisionStyle takes its width as num_classes (1000 by default), which hpotool does not set (it passes out_features): set num_classes: 10 under model:, or name the argument out_features",
+        run={"model": {"name": "tests.helpers:TorchvisionStyle"}},
+    ),
+    Case(
         "integer-targets-regression-metric",
         "numbers to predict stored as integers, with a regression metric",
         "error: optimize.yaml: metric: 'val_rmse' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time (the targets of 'tests.helpers:ages_as_integers' are integers, which make a classification task of 53 classes: to predict them as numbers give y as floats for regression, y.float() or y.astype('float32'))",

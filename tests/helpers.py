@@ -87,6 +87,17 @@ class CentersInPlace(nn.Module):
         return self.net(x)
 
 
+class TorchvisionStyle(nn.Module):
+    """A model that takes its width as torchvision's do, `num_classes` (1000 by default)."""
+
+    def __init__(self, in_features: int, num_classes: int = 1000) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(in_features, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
 class SlowModel(nn.Module):
     """A linear model that sleeps in every forward pass, so a trial is still running when a test acts."""
 

@@ -6,6 +6,7 @@ Used by both `optimize` (one call per trial) and `train`. Knows nothing about Op
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import random
 import time
@@ -759,7 +760,9 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             if shape == (n_val, 1) and want[1] == 2:  # one logit for two classes: the loss takes one
                 need += "; for one logit per sample, set loss: {name: bce_with_logits}"
         raise RunCheckError(
-            "model", f"its output for {n_val} samples {given}; this {data.task} task needs {want}: {need}"
+            "model",
+            f"its output for {n_val} samples {given}; this {data.task} task needs {want}: {need}"
+            + _width_argument_hint(cfg, want[-1] if len(want) == 2 else None),
         )
     if out.is_floating_point() and not bool(torch.isfinite(out).all()):
         raise RunCheckError(
@@ -805,6 +808,30 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             hint = f"check that the loss fits this {data.task} task"
         samples = "1 sample" if k == 1 else f"{k} samples"
         raise RunCheckError("training", f"one step on {samples} failed: {described(exc)}; {hint}") from None
+
+
+# What other libraries call the output width (torchvision's num_classes): hpotool passes out_features.
+WIDTH_NAMES = ("num_classes", "n_classes", "classes", "num_outputs", "n_outputs", "output_dim", "output_size")
+
+
+def _width_argument_hint(cfg: RunConfig, width: int | None) -> str:
+    """Where the model takes its output width under another name than out_features, which the config leaves
+    at its default: how to set it."""
+    cls = resolve_component("model", cfg.model.name)
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return ""
+    for name in WIDTH_NAMES:
+        param = params.get(name)
+        if param is not None and name not in cfg.model.kwargs and "out_features" not in params:
+            default = "" if param.default is inspect.Parameter.empty else f" ({param.default!r} by default)"
+            value = f"{name}: {width}" if width is not None else name
+            return (
+                f"; {cfg.model.name} takes its width as {name}{default}, which hpotool does not set (it passes "
+                f"out_features): set {value} under model:, or name the argument out_features"
+            )
+    return ""
 
 
 def _check_loss_value(value: Any, n: int) -> None:
