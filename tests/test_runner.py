@@ -105,6 +105,26 @@ def test_a_models_plain_tensor_attributes_go_to_the_device_with_it() -> None:
     assert model.mask.device.type == "meta" and model.linear.weight.device.type == "meta"
 
 
+def test_tensors_in_a_models_plain_lists_tuples_and_dicts_go_to_the_device_with_it() -> None:
+    """`self.masks = [torch.ones(n)]` stayed on the CPU: on a GPU every step failed with 'Expected all
+    tensors to be on the same device'."""
+    from hpotool.runner import to_device
+
+    class Kept(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(4, 2)
+            self.masks = [torch.ones(4), torch.zeros(4)]
+            self.alias = self.masks  # another reference to the same list sees the moved tensors
+            self.pair = (torch.ones(2), "label")
+            self.table = {"scale": torch.ones(2), "name": "x"}
+
+    model = to_device(Kept(), torch.device("meta"))
+    assert [t.device.type for t in model.masks] == ["meta", "meta"] and model.alias is model.masks
+    assert model.pair[0].device.type == "meta" and model.pair[1] == "label"
+    assert model.table["scale"].device.type == "meta" and model.table["name"] == "x"
+
+
 @pytest.mark.gpu
 def test_a_model_with_a_plain_tensor_attribute_trains_on_cuda() -> None:
     if not torch.cuda.is_available():

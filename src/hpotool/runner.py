@@ -393,16 +393,29 @@ def build_loss(
 def to_device(module: nn.Module, device: torch.device) -> nn.Module:
     """`module.to(device)`, and the tensors it (or a layer of it) keeps as plain attributes too: a user's
     `self.weight = torch.tensor(weights)` rather than a buffer, which `.to()` leaves where it is, so on a GPU
-    the model or loss failed every step with 'Expected all tensors to be on the same device'."""
+    the model or loss failed every step with 'Expected all tensors to be on the same device'. So do tensors
+    in a plain list, tuple or dict attribute (`self.masks = [torch.ones(n), ...]`): lists and dicts are
+    changed in place, so other references to them see the moved tensors."""
     module = module.to(device)
+
+    def moved(value: Any) -> Any:
+        if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter) and value.device != device:
+            return value.to(device)
+        return value
+
     for sub in module.modules():
         for key, value in list(vars(sub).items()):
-            if (
-                isinstance(value, torch.Tensor)
-                and not isinstance(value, nn.Parameter)
-                and value.device != device
-            ):
-                setattr(sub, key, value.to(device))
+            if key in _MODULE_KEYS:  # torch's own: parameters and buffers are moved by .to()
+                continue
+            if isinstance(value, torch.Tensor):
+                if moved(value) is not value:
+                    setattr(sub, key, moved(value))
+            elif isinstance(value, list):
+                value[:] = [moved(v) for v in value]
+            elif isinstance(value, dict):
+                value.update({k: moved(v) for k, v in value.items()})
+            elif type(value) is tuple and any(moved(v) is not v for v in value):
+                setattr(sub, key, tuple(moved(v) for v in value))
     return module
 
 
