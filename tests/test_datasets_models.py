@@ -1148,3 +1148,30 @@ def test_features_that_carry_an_autograd_graph_train() -> None:
     check_run(cfg, "run.yaml")
     result = train_run(cfg)
     assert result.epochs_run == 2 and 0 <= result.metrics["val_accuracy"] <= 1
+
+
+def test_a_torch_dataset_with_a_random_transform_is_refused_saying_it_would_apply_once() -> None:
+    """Before, augmentation in __getitem__ was read once and frozen into the tensors every epoch trains on,
+    without a word."""
+
+    class Augmented(torch.utils.data.Dataset):  # type: ignore[type-arg]
+        def __len__(self) -> int:
+            return 20
+
+        def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+            return torch.full((3,), float(i)) + torch.randn(3), i % 2
+
+    with pytest.raises(DataError, match=r"^Augmented\[0\] differs between two reads \(a random transform"):
+        as_dataset(Augmented())
+
+    class Fixed(Augmented):
+        def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+            return torch.full((3,), float("nan") if i == 0 else float(i)), i % 2
+
+    assert len(_stack_samples(Fixed())[0]) == 20
+
+
+def _stack_samples(ds: Any) -> Any:
+    from hpotool.datasets import _stack_torch_dataset
+
+    return _stack_torch_dataset(ds)
