@@ -515,6 +515,12 @@ CASES = [
         run={"model": {"name": "tests.helpers:TorchvisionStyle"}},
     ),
     Case(
+        "random-transform",
+        "a torch Dataset whose samples change each read (augmentation would apply once)",
+        "error: run.yaml: data: 'tests.helpers:jittered' returned data hpotool cannot train on: Jittered[0] differs between two reads (a random transform, such as augmentation?); hpotool reads each sample once and trains on those tensors every epoch, so the transform would apply once, not per epoch: drop the random transforms, or train with your own function (trainer: {function: ...})",
+        run={"data": {"name": "tests.helpers:jittered"}},
+    ),
+    Case(
         "integer-targets-regression-metric",
         "numbers to predict stored as integers, with a regression metric",
         "error: optimize.yaml: metric: 'val_rmse' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time (the targets of 'tests.helpers:ages_as_integers' are integers, which make a classification task of 53 classes: to predict them as numbers give y as floats for regression, y.float() or y.astype('float32'))",

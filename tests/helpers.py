@@ -324,6 +324,20 @@ def features_with_a_graph(n: int = 200) -> Any:
     return x, (raw[:, 0] > 0).long()
 
 
+class Jittered(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """A torch Dataset that adds noise to each sample as it is read, as augmentation does."""
+
+    def __len__(self) -> int:
+        return 60
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return torch.full((4,), float(i % 2)) + 0.1 * torch.randn(4), i % 2
+
+
+def jittered() -> Any:
+    return Jittered()
+
+
 def two_classes(n: int = 120) -> Any:
     """A two-class problem a linear model separates."""
     x = torch.randn(n, 4, generator=torch.Generator().manual_seed(1))
