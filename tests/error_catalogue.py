@@ -497,6 +497,37 @@ CASES = [
         run={"data": {"name": "tests.helpers:labels_read_as_floats"}},
     ),
     Case(
+        "layers-in-a-plain-list",
+        "a user's model keeping its layers in a plain list (never trained, nor saved)",
+        "error: run.yaml: model: ListedLayers keeps its Linear layers in a plain list, self.layers, which torch does not register: the optimizer would never train them, eval() would not switch them, the saved model would lack them and the device would not get them; use nn.ModuleList",
+        run={"model": {"name": "tests.helpers:ListedLayers"}},
+    ),
+    Case(
+        "model-changes-its-input",
+        "a user's model whose forward() changes its input in place (the data every epoch and trial shares)",
+        "error: run.yaml: model: CentersInPlace's forward() changes its input in place (as x -= 0.5 or x.mul_(2) do): hpotool keeps the data in memory for every epoch and trial, so each evaluation would change the validation samples again; compute a new tensor instead (x = x - 0.5)",
+        run={"model": {"name": "tests.helpers:CentersInPlace"}},
+    ),
+    Case(
+        "width-under-another-name",
+        "a model taking its output width as num_classes (as torchvision's do), left at its default",
+        "error: run.yaml: model: its output for 8 samples has shape (8, 1000); this classification task needs (8, 10): (batch, classes) logits; tests.helpers:TorchvisionStyle takes its width as num_classes (1000 by default), which hpotool does not set (it passes out_features): set num_classes: 10 under model:, or name the argument out_features",
+        run={"model": {"name": "tests.helpers:TorchvisionStyle"}},
+    ),
+    Case(
+        "random-transform",
+        "a torch Dataset whose samples change each read (augmentation would apply once)",
+        "error: run.yaml: data: 'tests.helpers:jittered' returned data hpotool cannot train on: Jittered[0] differs between two reads (a random transform, such as augmentation?); hpotool reads each sample once and trains on those tensors every epoch, so the transform would apply once, not per epoch: drop the random transforms, or train with your own function (trainer: {function: ...})",
+        run={"data": {"name": "tests.helpers:jittered"}},
+    ),
+    Case(
+        "integer-targets-regression-metric",
+        "numbers to predict stored as integers, with a regression metric",
+        "error: optimize.yaml: metric: 'val_rmse' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time (the targets of 'tests.helpers:ages_as_integers' are integers, which make a classification task of 53 classes: to predict them as numbers give y as floats for regression, y.float() or y.astype('float32'))",
+        run={"data": {"name": "tests.helpers:ages_as_integers"}},
+        optimize={"metric": "val_rmse", "direction": "minimize"},
+    ),
+    Case(
         "bce-labels-regression-metric",
         "a regression metric for 0/1 float labels that bce_with_logits makes two classes",
         "error: optimize.yaml: metric: 'val_rmse' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time ('bce_with_logits' reads the 0/1 float targets of 'tests.helpers:labels_read_as_floats' as two classes, a classification task, where other losses make them a regression that measures val_rmse: set loss: {name: mse} for val_rmse, or measure val_accuracy)",

@@ -44,6 +44,60 @@ class FragileModel(nn.Module):
         return self.net(x)
 
 
+class SlippedHead(nn.Module):
+    """A user's bug the check before trial 0 cannot see, as it tries a searched range's ends: for `width` 16
+    its last layer gives `out_features + extra` columns, for the other widths `out_features`."""
+
+    def __init__(self, in_features: int, out_features: int, width: int = 8, extra: int = 2) -> None:
+        super().__init__()
+        columns = out_features + extra if width == 16 else out_features
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(in_features, width), nn.ReLU(), nn.Linear(width, columns)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ListedLayers(nn.Module):
+    """A user's model keeping its hidden layers in a plain list, which torch does not register."""
+
+    def __init__(self, in_features: int, out_features: int, width: int = 16) -> None:
+        super().__init__()
+        self.layers = [nn.Linear(in_features, width), nn.Linear(width, width)]
+        self.acts = [nn.ReLU(), nn.Tanh()]  # nothing to train, move or switch: allowed
+        self.head = nn.Linear(width, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        for layer, act in zip(self.layers, self.acts, strict=True):
+            x = act(layer(x))
+        return self.head(x)
+
+
+class CentersInPlace(nn.Module):
+    """A user's model that centres its input in place (`x -= 0.5`), changing the data it is given."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(in_features, out_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x -= 0.5
+        return self.net(x)
+
+
+class TorchvisionStyle(nn.Module):
+    """A model that takes its width as torchvision's do, `num_classes` (1000 by default)."""
+
+    def __init__(self, in_features: int, num_classes: int = 1000) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(in_features, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
 class SlowModel(nn.Module):
     """A linear model that sleeps in every forward pass, so a trial is still running when a test acts."""
 
@@ -254,6 +308,34 @@ def ten_points(n: int = 10) -> Any:
     """Ten samples of two classes: `val_fraction: 0.1` leaves one for validation."""
     x = torch.randn(n, 3, generator=torch.Generator().manual_seed(0))
     return x, (torch.arange(n) % 2).long()
+
+
+def ages_as_integers(n: int = 300) -> Any:
+    """Numbers to predict (ages 0..90) that a user's numpy code keeps as int64: read as class labels."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 4))
+    return x, np.clip((30 + 10 * x[:, 0]).round(), 0, 90).astype(np.int64)
+
+
+def features_with_a_graph(n: int = 200) -> Any:
+    """Features from a user's torch encoder run without torch.no_grad(): x carries its autograd graph."""
+    raw = torch.randn(n, 8, generator=torch.Generator().manual_seed(0))
+    x = torch.tanh(nn.Linear(8, 4)(raw))
+    return x, (raw[:, 0] > 0).long()
+
+
+class Jittered(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """A torch Dataset that adds noise to each sample as it is read, as augmentation does."""
+
+    def __len__(self) -> int:
+        return 60
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return torch.full((4,), float(i % 2)) + 0.1 * torch.randn(4), i % 2
+
+
+def jittered() -> Any:
+    return Jittered()
 
 
 def two_classes(n: int = 120) -> Any:

@@ -11,7 +11,7 @@ from hpotool.config import RunConfig, validate_config
 from hpotool.datasets import DataError, Dataset, as_dataset, digits, split, synthetic_regression
 from hpotool.models import CNN, MLP, layer_widths
 from hpotool.runner import check_run, load_data, train_run
-from tests.helpers import numpy_regression
+from tests.helpers import features_with_a_graph, numpy_regression
 
 
 def test_digits_matches_scikit_learn() -> None:
@@ -1131,3 +1131,47 @@ def test_a_value_is_checked_with_the_dataset_its_condition_brings(tmp_path: Path
         loss="cross_entropy",
     )
     prepare_study(run_path, opt_path)
+
+
+def test_features_that_carry_an_autograd_graph_train() -> None:
+    """x computed by a torch encoder without no_grad() passed the one-step check, then every trial failed
+    at its second step: 'Trying to backward through the graph a second time'."""
+    assert not as_dataset(features_with_a_graph()).x.requires_grad
+    cfg = RunConfig.model_validate(
+        {
+            "data": {"name": "tests.helpers:features_with_a_graph"},
+            "device": "cpu",
+            "epochs": 2,
+            "batch_size": 16,
+        }
+    )
+    check_run(cfg, "run.yaml")
+    result = train_run(cfg)
+    assert result.epochs_run == 2 and 0 <= result.metrics["val_accuracy"] <= 1
+
+
+def test_a_torch_dataset_with_a_random_transform_is_refused_saying_it_would_apply_once() -> None:
+    """Before, augmentation in __getitem__ was read once and frozen into the tensors every epoch trains on,
+    without a word."""
+
+    class Augmented(torch.utils.data.Dataset):  # type: ignore[type-arg]
+        def __len__(self) -> int:
+            return 20
+
+        def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+            return torch.full((3,), float(i)) + torch.randn(3), i % 2
+
+    with pytest.raises(DataError, match=r"^Augmented\[0\] differs between two reads \(a random transform"):
+        as_dataset(Augmented())
+
+    class Fixed(Augmented):
+        def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+            return torch.full((3,), float("nan") if i == 0 else float(i)), i % 2
+
+    assert len(_stack_samples(Fixed())[0]) == 20
+
+
+def _stack_samples(ds: Any) -> Any:
+    from hpotool.datasets import _stack_torch_dataset
+
+    return _stack_torch_dataset(ds)

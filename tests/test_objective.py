@@ -137,6 +137,31 @@ def test_user_code_failure_fails_the_trial_and_the_study_goes_on(
     assert summary.counts["complete"] == 4  # failures do not count towards n_trials
 
 
+@pytest.mark.parametrize(("extra", "columns"), [(2, 12), (-3, 7)])
+def test_a_model_whose_width_is_wrong_inside_a_searched_range_fails_those_trials_saying_so(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, extra: int, columns: int
+) -> None:
+    # More columns than classes trained without an error (the accuracy meaningless); fewer failed with
+    # torch's "IndexError: Target 9 is out of bounds". Width 16 is inside the range, which the check before
+    # trial 0 tries only the ends of.
+    run_dict["model"] = {"name": "tests.helpers:SlippedHead", "width": 8, "extra": extra}
+    opt_dict["search_space"] = {"model.width": {"type": "int", "low": 8, "high": 24, "step": 8}}
+    opt_dict["sampler"] = {"name": "bruteforce"}
+    _run(tmp_path, run_dict, opt_dict)
+    trials = _study(opt_dict).trials
+    assert {t.params["model.width"]: t.state for t in trials} == {
+        8: TrialState.COMPLETE,
+        16: TrialState.FAIL,
+        24: TrialState.COMPLETE,
+    }
+    (failed,) = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed.user_attrs["fail_reason"] == (
+        f"OutputShapeError: model SlippedHead's output has {columns} columns for 10 classes; it needs one "
+        f"logit per class, shape (batch, 10): give its last layer the out_features hpotool passes"
+    )
+    assert failed.user_attrs["epochs_run"] == 0
+
+
 def test_consecutive_failures_stop_the_study(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
     run_dict["model"] = {"name": "tests.helpers:ExplodingModel"}
     opt_dict["search_space"] = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}
@@ -1242,6 +1267,32 @@ def test_a_searched_batch_size_trains_one_step_before_trial_0(
         prepare_study(
             write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
         )
+
+
+def test_a_batch_size_larger_than_a_trials_training_split_fails_that_trial_saying_so(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # batch_size 64 with 100 samples at subset_fraction 0.2 leaves 16 training samples: only the three
+    # searched values together do, which the check before trial 0 (ends, in pairs) never builds. The trial
+    # trained on one batch of 16 an epoch while the study recorded batch_size 64.
+    run_dict["data"] = {"name": "tests.helpers:two_classes", "n": 600, "val_fraction": 0.2}
+    run_dict["batch_size"] = 16
+    opt_dict["search_space"] = {
+        "batch_size": {"type": "int", "low": 16, "high": 64, "step": 48},
+        "data.n": {"type": "int", "low": 100, "high": 1000, "step": 900},
+        "data.subset_fraction": {"type": "float", "low": 0.2, "high": 1.0, "step": 0.8},
+    }
+    opt_dict["sampler"] = {"name": "bruteforce"}
+    opt_dict["n_trials"] = 8
+    _run(tmp_path, run_dict, opt_dict)
+    trials = _study(opt_dict).trials
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert [t.params for t in failed] == [{"batch_size": 64, "data.n": 100, "data.subset_fraction": 0.2}]
+    assert failed[0].user_attrs["fail_reason"] == (
+        "RunCheckError: batch_size: 64 is larger than the 16 training samples; use a smaller batch_size or "
+        "more data (data.subset_fraction, data.val_fraction)"
+    )
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 7
 
 
 def test_a_journal_study_resumed_without_its_storage_is_refused_instead_of_started_over(

@@ -105,6 +105,26 @@ def test_a_models_plain_tensor_attributes_go_to_the_device_with_it() -> None:
     assert model.mask.device.type == "meta" and model.linear.weight.device.type == "meta"
 
 
+def test_tensors_in_a_models_plain_lists_tuples_and_dicts_go_to_the_device_with_it() -> None:
+    """`self.masks = [torch.ones(n)]` stayed on the CPU: on a GPU every step failed with 'Expected all
+    tensors to be on the same device'."""
+    from hpotool.runner import to_device
+
+    class Kept(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(4, 2)
+            self.masks = [torch.ones(4), torch.zeros(4)]
+            self.alias = self.masks  # another reference to the same list sees the moved tensors
+            self.pair = (torch.ones(2), "label")
+            self.table = {"scale": torch.ones(2), "name": "x"}
+
+    model = to_device(Kept(), torch.device("meta"))
+    assert [t.device.type for t in model.masks] == ["meta", "meta"] and model.alias is model.masks
+    assert model.pair[0].device.type == "meta" and model.pair[1] == "label"
+    assert model.table["scale"].device.type == "meta" and model.table["name"] == "x"
+
+
 @pytest.mark.gpu
 def test_a_model_with_a_plain_tensor_attribute_trains_on_cuda() -> None:
     if not torch.cuda.is_available():
@@ -133,3 +153,73 @@ def test_class_weights_and_one_logit_training_run_on_cuda(run: dict[str, Any]) -
     data = load_data(cfg.data)
     model = build_model(cfg, data).to("cuda")
     assert all(t.device.type == "cuda" for t in _loss_tensors(build_trainer(cfg, data, model).loss_fn))
+
+
+class _Tensor(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.ones(2, requires_grad=True)  # meant as a parameter
+        self.linear = nn.Linear(4, 2)
+
+
+class _Dict(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.heads = {"a": nn.Linear(4, 2)}
+
+
+class _Params(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = nn.Sequential(nn.Linear(4, 4))
+        self.inner.weights = [nn.Parameter(torch.ones(4))]  # type: ignore[assignment]
+
+
+class _Dropout(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 2)
+        self.drops = (nn.Dropout(0.5),)  # eval() would leave it dropping
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (
+            _Tensor(),
+            "_Tensor keeps a trainable tensor in self.scale, which is not an nn.Parameter, so the optimizer never updates it and the saved model lacks it; wrap it: nn.Parameter\\(tensor\\) \\(or register_buffer for a constant\\)",
+        ),
+        (
+            _Dict(),
+            "_Dict keeps its Linear layers in a plain dict, self.heads, which torch does not register: .*use nn.ModuleDict",
+        ),
+        (
+            _Params(),
+            "_Params keeps parameters in a plain list, self.inner.weights, which torch does not register: .*use nn.ParameterList",
+        ),
+        (_Dropout(), "_Dropout keeps its Dropout layers in a plain tuple, self.drops, .*use nn.ModuleList"),
+    ],
+    ids=["tensor", "dict", "parameter-list", "dropout"],
+)
+def test_weights_torch_does_not_register_are_refused(model: nn.Module, message: str) -> None:
+    """Before, such a model trained without an error on the CPU while those weights never changed (the
+    optimizer gets model.parameters()), and the saved model lacked them."""
+    from hpotool.runner import RunCheckError, _check_registered
+
+    with pytest.raises(RunCheckError, match=f"^model: {message}$"):
+        _check_registered(model)
+
+
+def test_registered_containers_aliases_and_activation_lists_pass() -> None:
+    from hpotool.runner import _check_registered
+
+    class Fine(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocks = nn.ModuleList([nn.Linear(4, 4), nn.Linear(4, 2)])
+            self.order = [self.blocks[1], self.blocks[0]]  # registered through self.blocks
+            self.acts = [nn.ReLU(), nn.GELU()]
+            self.frozen = torch.ones(4)  # a constant, moved by to_device
+            self.teacher = [nn.Linear(4, 2).requires_grad_(False)]  # hidden from the optimizer on purpose
+
+    _check_registered(Fine())

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from hpotool.datasets import TensorData
-from hpotool.trainer import EpochResult, NonFiniteLossError, Trainer
+from hpotool.trainer import EpochResult, InputChangedError, NonFiniteLossError, OutputShapeError, Trainer
 
 
 def _problem(n: int = 256) -> tuple[TensorData, TensorData]:
@@ -109,3 +109,91 @@ def test_chunked_batches_train_exactly_like_a_gather_per_step(
     assert last.metrics["val_loss"] == expected["val_loss"]
     assert last.metrics["val_accuracy"] == expected["val_accuracy"]
     assert last.metrics["train_loss"] == pytest.approx(expected["train_loss"], rel=1e-6)
+
+
+def test_too_many_logits_for_the_classes_stops_before_any_step() -> None:
+    # Before, three logits for two classes trained without an error, its accuracy meaningless.
+    train, val = _problem()
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
+    before = [p.clone() for p in model.parameters()]
+    trainer = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        nn.CrossEntropyLoss(),
+        "classification",
+        16,
+        classes=2,
+    )
+    with pytest.raises(
+        OutputShapeError,
+        match=r"^model Sequential's output has 3 columns for 2 classes; it needs one logit per class, shape \(batch, 2\)",
+    ):
+        trainer.fit(train, val, epochs=2)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_a_regression_output_that_would_broadcast_against_the_targets_is_refused() -> None:
+    # Before, an output of shape (n,) against targets (n, 1) trained on an (n, n) broadcast with only a warning.
+    x = torch.randn(64, 3)
+    y = x.sum(dim=1, keepdim=True)
+
+    class Flat(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(3, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.linear(x).squeeze(1)
+
+    model = Flat()
+    trainer = Trainer(model, torch.optim.Adam(model.parameters(), lr=0.1), nn.MSELoss(), "regression", 16)
+    with pytest.raises(
+        OutputShapeError,
+        match=r"^model Flat's output has shape \(2,\) for targets of shape \(2, 1\); it needs shape \(batch, 1\)",
+    ):
+        trainer.fit(TensorData(x, y), TensorData(x, y), epochs=1)
+    wide = nn.Linear(3, 2)
+    trainer = Trainer(wide, torch.optim.Adam(wide.parameters(), lr=0.1), nn.MSELoss(), "regression", 16)
+    with pytest.raises(OutputShapeError, match=r"^model Linear's output has 2 columns for 1 target; "):
+        trainer.fit(TensorData(x, y), TensorData(x, y), epochs=1)
+
+
+def test_two_logits_for_a_one_logit_loss_are_refused() -> None:
+    train, val = _problem()
+    model = nn.Linear(4, 2)
+    trainer = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        nn.BCEWithLogitsLoss(),
+        "classification",
+        16,
+        one_logit=True,
+    )
+    with pytest.raises(
+        OutputShapeError,
+        match=r"^model Linear's output has 2 columns for a one-logit loss; it needs one logit per sample",
+    ):
+        trainer.fit(train, val, epochs=1)
+
+
+def test_a_model_changing_its_input_in_place_is_stopped_before_it_changes_the_data() -> None:
+    # Before, evaluation handed the model slices of the validation data kept in memory: `x -= 0.5` in
+    # forward() shifted it again each epoch and trial (the same trial run twice: accuracy 0.53, then 0.09).
+    from .helpers import CentersInPlace
+
+    train, val = _problem()
+    kept = (train.x.clone(), val.x.clone())
+    model = CentersInPlace(4, 2)
+    trainer = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        nn.CrossEntropyLoss(),
+        "classification",
+        16,
+        classes=2,
+    )
+    with pytest.raises(
+        InputChangedError, match=r"^model CentersInPlace's forward\(\) changes its input in place"
+    ):
+        trainer.fit(train, val, epochs=2)
+    assert torch.equal(train.x, kept[0]) and torch.equal(val.x, kept[1])

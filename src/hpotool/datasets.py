@@ -199,7 +199,9 @@ def check_dataset(ds: Dataset) -> Dataset:
     """
     if ds.task not in ("classification", "regression"):
         raise DataError(f"task is {ds.task!r}; use 'classification' or 'regression'")
-    x, y = ds.x, ds.y
+    # Data, not part of a graph: features a user's torch encoder computed without torch.no_grad() passed
+    # the one-step check, then failed every trial's second step ("backward through the graph a second time").
+    x, y = ds.x.detach(), ds.y.detach()
     _not_complex(x, y)
     if x.ndim == 0 or y.ndim == 0:
         raise DataError(
@@ -312,6 +314,15 @@ def _stack_torch_dataset(ds: torch.utils.data.Dataset[Any]) -> tuple[torch.Tenso
         ys.append(_as_tensor(sample[1], "y"))
     if not xs:
         raise DataError("the dataset is empty (0 samples)")
+    again = ds[0]
+    if not all(
+        _same(a, _as_tensor(b, what)) for a, b, what in ((xs[0], again[0], "x"), (ys[0], again[1], "y"))
+    ):
+        raise DataError(
+            f"{name}[0] differs between two reads (a random transform, such as augmentation?); hpotool reads "
+            f"each sample once and trains on those tensors every epoch, so the transform would apply once, not "
+            f"per epoch: drop the random transforms, or train with your own function (trainer: {{function: ...}})"
+        )
     for values, what in ((xs, "x"), (ys, "y")):
         odd = next((i for i, v in enumerate(values) if v.shape != values[0].shape), None)
         if odd is not None:
@@ -320,6 +331,15 @@ def _stack_torch_dataset(ds: torch.utils.data.Dataset[Any]) -> tuple[torch.Tenso
                 f"{tuple(values[0].shape)}; hpotool stacks the samples, so give every {what} the same shape"
             )
     return torch.stack(xs), torch.stack(ys)
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """The same shape and values, NaN in the same places counting as the same."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.is_floating_point():
+        return bool(torch.allclose(a, b, rtol=0.0, atol=0.0, equal_nan=True))
+    return torch.equal(a, b)
 
 
 def split(

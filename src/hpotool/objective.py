@@ -691,7 +691,8 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
     for metric in opt.objectives:
         if metric not in data.metrics:
             key = "metrics" if opt.multi_objective else "metric"
-            from hpotool.config import CLASSIFICATION_METRICS
+            from hpotool.components import REGISTRIES
+            from hpotool.config import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
             binary = (
                 ", or set loss: {name: bce_with_logits} for these 0/1 labels" if data.zero_one_floats else ""
@@ -702,6 +703,16 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
                 if data.task == "regression" and metric in CLASSIFICATION_METRICS
                 else ""
             )
+            if (  # a user's numbers stored as integers (ages, counts): read as class labels
+                data.task == "classification"
+                and metric in REGRESSION_METRICS
+                and run.data.name not in REGISTRIES["data"]
+            ):
+                hint = (
+                    f" (the targets of {run.data.name!r} are integers, which make a classification task of "
+                    f"{data.out_features} classes: to predict them as numbers give y as floats for regression, "
+                    f"y.float() or y.astype('float32'))"
+                )
             if one_logit(run, data) and load_data(run.data).task == "regression":
                 hint = (
                     f" ({run.loss.name!r} reads the 0/1 float targets of {run.data.name!r} as two classes, a "

@@ -6,6 +6,7 @@ Used by both `optimize` (one call per trial) and `train`. Knows nothing about Op
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import random
 import time
@@ -27,7 +28,14 @@ from hpotool.formatting import format_choice
 from hpotool.lean_step import defer_dynamo
 from hpotool.resolve import accepted_kwargs, first_line, pick_kwargs, user_frame
 from hpotool.schedulers import DEFAULT_MONITOR, HIGHER_IS_BETTER, steps_per_batch, takes_metric
-from hpotool.trainer import EpochResult, NonFiniteLossError, Trainer, steps_per_epoch
+from hpotool.trainer import (
+    EpochResult,
+    NonFiniteLossError,
+    Trainer,
+    input_changed,
+    same_values,
+    steps_per_epoch,
+)
 
 MEASURES = ("n_params", "epoch_time")
 
@@ -169,7 +177,70 @@ def make_model(cfg: RunConfig, input_shape: tuple[int, ...], out_features: int) 
     model = cls(**pick_kwargs(cls, shapes), **cfg.model.kwargs)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model {cfg.model.name!r} returned {type(model).__name__}, not a torch.nn.Module")
+    _check_registered(model)
     return model
+
+
+_MODULE_KEYS = frozenset(vars(nn.Module()))  # torch's own attributes of every module
+
+
+def _check_registered(model: nn.Module) -> None:
+    """Layers, parameters and trainable tensors a model keeps where torch does not look: in a plain list,
+    tuple or dict (`self.layers = [nn.Linear(...)]`), or a tensor that is not an nn.Parameter. On the CPU
+    the model trained without an error, those weights never updated (the optimizer is given
+    `model.parameters()`), missing from n_params and the saved model; `eval()` left their dropout on; on a
+    GPU they stayed on the CPU.
+
+    Raises:
+        RunCheckError: naming the attribute and the container to use.
+    """
+    modules = {id(m) for m in model.modules()}
+    params = {id(p) for p in model.parameters()}
+    name = type(model).__name__
+    for prefix, sub in model.named_modules():
+        for key, value in vars(sub).items():
+            if key in _MODULE_KEYS:
+                continue
+            where = f"{prefix}.{key}" if prefix else key
+            if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
+                if value.requires_grad and value.is_leaf:
+                    raise RunCheckError(
+                        "model",
+                        f"{name} keeps a trainable tensor in self.{where}, which is not an nn.Parameter, so the "
+                        f"optimizer never updates it and the saved model lacks it; wrap it: "
+                        f"nn.Parameter(tensor) (or register_buffer for a constant)",
+                    )
+                continue
+            if isinstance(value, dict):
+                items = list(value.values())
+            elif isinstance(value, list | tuple):
+                items = list(value)
+            else:
+                continue
+            for item in items:
+                if isinstance(item, nn.Module) and id(item) not in modules:
+                    trainable = any(p.requires_grad for p in item.parameters())
+                    if not trainable and not any(
+                        isinstance(m, nn.modules.dropout._DropoutNd) for m in item.modules()
+                    ):
+                        continue  # an activation, or a frozen model hidden on purpose (a distillation teacher)
+                    kind = type(item).__name__
+                    fix = "nn.ModuleDict" if isinstance(value, dict) else "nn.ModuleList"
+                    raise RunCheckError(
+                        "model",
+                        f"{name} keeps its {kind} layers in a plain {type(value).__name__}, self.{where}, which "
+                        f"torch does not register: the optimizer would never train them, eval() would not "
+                        f"switch them, the saved model would lack them and the device would not get them; "
+                        f"use {fix}",
+                    )
+                if isinstance(item, nn.Parameter) and id(item) not in params:
+                    fix = "nn.ParameterDict" if isinstance(value, dict) else "nn.ParameterList"
+                    raise RunCheckError(
+                        "model",
+                        f"{name} keeps parameters in a plain {type(value).__name__}, self.{where}, which torch "
+                        f"does not register: the optimizer would never train them and the saved model would "
+                        f"lack them; use {fix}",
+                    )
 
 
 FUSED_DEVICES = ("cpu", "cuda")
@@ -322,16 +393,29 @@ def build_loss(
 def to_device(module: nn.Module, device: torch.device) -> nn.Module:
     """`module.to(device)`, and the tensors it (or a layer of it) keeps as plain attributes too: a user's
     `self.weight = torch.tensor(weights)` rather than a buffer, which `.to()` leaves where it is, so on a GPU
-    the model or loss failed every step with 'Expected all tensors to be on the same device'."""
+    the model or loss failed every step with 'Expected all tensors to be on the same device'. So do tensors
+    in a plain list, tuple or dict attribute (`self.masks = [torch.ones(n), ...]`): lists and dicts are
+    changed in place, so other references to them see the moved tensors."""
     module = module.to(device)
+
+    def moved(value: Any) -> Any:
+        if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter) and value.device != device:
+            return value.to(device)
+        return value
+
     for sub in module.modules():
         for key, value in list(vars(sub).items()):
-            if (
-                isinstance(value, torch.Tensor)
-                and not isinstance(value, nn.Parameter)
-                and value.device != device
-            ):
-                setattr(sub, key, value.to(device))
+            if key in _MODULE_KEYS:  # torch's own: parameters and buffers are moved by .to()
+                continue
+            if isinstance(value, torch.Tensor):
+                if moved(value) is not value:
+                    setattr(sub, key, moved(value))
+            elif isinstance(value, list):
+                value[:] = [moved(v) for v in value]
+            elif isinstance(value, dict):
+                value.update({k: moved(v) for k, v in value.items()})
+            elif type(value) is tuple and any(moved(v) is not v for v in value):
+                setattr(sub, key, tuple(moved(v) for v in value))
     return module
 
 
@@ -530,6 +614,7 @@ def assemble_trainer(
         scheduler_metric=schedule.watched,
         grad_clip=cfg.grad_clip,
         seed=cfg.seed,
+        classes=data.out_features if data.task == "classification" else None,
     )
 
 
@@ -587,11 +672,18 @@ def load_checked(cfg: RunConfig, source: str) -> PreparedData:
 def check_batch_size(size: int, data: PreparedData, where: str) -> None:
     """An `HpoError` when a batch of `size` is larger than the training split: every epoch would be one
     smaller batch, so the run would not train as configured. `where` names the file and key."""
-    if len(data.train) < size:
-        raise HpoError(
-            f"{where}: {size} is larger than the {len(data.train)} training samples; "
-            f"use a smaller batch_size or more data (data.subset_fraction, data.val_fraction)"
-        )
+    problem = _batch_size_problem(size, data)
+    if problem:
+        raise HpoError(f"{where}: {problem}")
+
+
+def _batch_size_problem(size: int, data: PreparedData) -> str | None:
+    if len(data.train) >= size:
+        return None
+    return (
+        f"{size} is larger than the {len(data.train)} training samples; "
+        f"use a smaller batch_size or more data (data.subset_fraction, data.val_fraction)"
+    )
 
 
 def check_run(cfg: RunConfig, source: str) -> None:
@@ -637,9 +729,10 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
         return
     # The step trains on a batch the run could take and validates on what the validation split has: a
     # validation split of one sample did not shrink the training batch to one (batch norm refuses that).
+    # Copies: a model changing its input in place would otherwise change the data every trial shares.
     k = max(1, min(len(data.train), cfg.batch_size, DRY_RUN_SAMPLES))
-    train = TensorData(data.train.x[:k], data.train.y[:k])
-    val = TensorData(data.val.x[:DRY_RUN_SAMPLES], data.val.y[:DRY_RUN_SAMPLES])
+    train = TensorData(data.train.x[:k].clone(), data.train.y[:k])
+    val = TensorData(data.val.x[:DRY_RUN_SAMPLES].clone(), data.val.y[:DRY_RUN_SAMPLES])
     with _part("model"), torch.no_grad():
         model.eval()
         try:
@@ -664,6 +757,8 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
                     f"{described(exc)}; the data's x is {x_type} and the model's parameters {p_type}: {fix}",
                 ) from None
             raise
+        if not same_values(val.x, data.val.x[:DRY_RUN_SAMPLES]):
+            raise RunCheckError("model", input_changed(model))
     n_val = len(val)
     want = (n_val, model_out_features(cfg, data)) if data.task == "classification" else tuple(val.y.shape)
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
@@ -678,7 +773,9 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             if shape == (n_val, 1) and want[1] == 2:  # one logit for two classes: the loss takes one
                 need += "; for one logit per sample, set loss: {name: bce_with_logits}"
         raise RunCheckError(
-            "model", f"its output for {n_val} samples {given}; this {data.task} task needs {want}: {need}"
+            "model",
+            f"its output for {n_val} samples {given}; this {data.task} task needs {want}: {need}"
+            + _width_argument_hint(cfg, want[-1] if len(want) == 2 else None),
         )
     if out.is_floating_point() and not bool(torch.isfinite(out).all()):
         raise RunCheckError(
@@ -724,6 +821,30 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             hint = f"check that the loss fits this {data.task} task"
         samples = "1 sample" if k == 1 else f"{k} samples"
         raise RunCheckError("training", f"one step on {samples} failed: {described(exc)}; {hint}") from None
+
+
+# What other libraries call the output width (torchvision's num_classes): hpotool passes out_features.
+WIDTH_NAMES = ("num_classes", "n_classes", "classes", "num_outputs", "n_outputs", "output_dim", "output_size")
+
+
+def _width_argument_hint(cfg: RunConfig, width: int | None) -> str:
+    """Where the model takes its output width under another name than out_features, which the config leaves
+    at its default: how to set it."""
+    cls = resolve_component("model", cfg.model.name)
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return ""
+    for name in WIDTH_NAMES:
+        param = params.get(name)
+        if param is not None and name not in cfg.model.kwargs and "out_features" not in params:
+            default = "" if param.default is inspect.Parameter.empty else f" ({param.default!r} by default)"
+            value = f"{name}: {width}" if width is not None else name
+            return (
+                f"; {cfg.model.name} takes its width as {name}{default}, which hpotool does not set (it passes "
+                f"out_features): set {value} under model:, or name the argument out_features"
+            )
+    return ""
 
 
 def _check_loss_value(value: Any, n: int) -> None:
@@ -804,6 +925,12 @@ def train_run(
         return RunResult(metrics, rows, None, time.perf_counter() - start, "user code")
     device = resolve_device(cfg.device)
     data = load_data(cfg.data, cfg.loss.name)
+    # A trial's batch_size and data that fail together only inside the searched ranges, or with three or
+    # more searched keys (the check before trial 0 tries ends, in pairs), trained on one smaller batch an
+    # epoch while the study recorded the batch_size it was given.
+    problem = _batch_size_problem(cfg.batch_size, data)
+    if problem:
+        raise RunCheckError("batch_size", problem)
     train, val = _on_device(data, device)
     seed_everything(cfg.seed)
     model = to_device(build_model(cfg, data), device)

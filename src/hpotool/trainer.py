@@ -38,6 +38,30 @@ class EpochResult:
         return {"epoch": self.epoch, **self.metrics, **lr, "epoch_time": self.seconds}
 
 
+class OutputShapeError(ValueError):
+    """The model's output does not fit the task: a column count other than the classes' or the targets'."""
+
+
+class InputChangedError(ValueError):
+    """The model's forward() changed its input in place, and with it the data hpotool keeps in memory."""
+
+
+def same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether `a` and `b` hold the same values, NaN in the same places counting as the same."""
+    if torch.equal(a, b):
+        return True
+    return a.is_floating_point() and bool(torch.allclose(a, b, rtol=0.0, atol=0.0, equal_nan=True))
+
+
+def input_changed(model: nn.Module) -> str:
+    """What to tell a user whose model's forward() changed its input in place."""
+    return (
+        f"{type(model).__name__}'s forward() changes its input in place (as x -= 0.5 or x.mul_(2) do): "
+        f"hpotool keeps the data in memory for every epoch and trial, so each evaluation would change the "
+        f"validation samples again; compute a new tensor instead (x = x - 0.5)"
+    )
+
+
 class NonFiniteLossError(RuntimeError):
     """A loss (the training loss by default) or the metric a study optimizes became NaN or infinite."""
 
@@ -74,7 +98,8 @@ class Trainer:
     """Trains `model` with `optimizer` on `loss_fn`, evaluating after each epoch.
 
     `scheduler` is stepped every batch when `scheduler_per_step`, else every epoch, with the epoch's
-    `scheduler_metric` where one is named (torch's ReduceLROnPlateau watches a value).
+    `scheduler_metric` where one is named (torch's ReduceLROnPlateau watches a value). `classes`, for a
+    classification task, is how many there are: `fit` checks that the model gives a logit for each.
     """
 
     model: nn.Module
@@ -90,6 +115,7 @@ class Trainer:
     scheduler_metric: str | None = None
     grad_clip: float | None = None
     seed: int = 0
+    classes: int | None = None  # None: the model's output width is not checked for a classification
     eval_batch_size: int = 4096
     _generator: torch.Generator | None = field(default=None, init=False, repr=False)
     _lean: LeanStep | None = field(default=None, init=False, repr=False)
@@ -105,11 +131,15 @@ class Trainer:
         """Train for `epochs` epochs; `train` and `val` must already be on the model's device.
 
         Raises:
+            OutputShapeError, InputChangedError: the model's output does not fit the task, or its forward()
+                changed its input in place (`check_output`), before any step.
             NonFiniteLossError: when the training loss becomes NaN or infinite.
             Whatever `on_epoch_end` raises, which ends training there.
         """
         device = train.x.device
         train, val = self.loss_targets(train), self.loss_targets(val)  # once per run, not per batch
+        if epochs > 0:
+            self.check_output(train)
         # A generator of our own: shuffling is reproducible whatever else draws random numbers.
         self._generator = torch.Generator(device=device).manual_seed(self.seed)
         self._lean = LeanStep(self.optimizer)
@@ -129,6 +159,60 @@ class Trainer:
             result = EpochResult(epoch, metrics, time.perf_counter() - start, lr)
             on_epoch_end(result)
         return result
+
+    @torch.no_grad()
+    def check_output(self, data: TensorData) -> None:
+        """The model's output for two samples of `data` (its targets as the loss takes them) has the shape
+        the task needs: a column per class, one logit, or the targets' shape. A model whose width depends
+        on a searched value (the check before trial 0 tries a range's ends) otherwise trained on too many
+        columns without an error, its accuracy meaningless, or failed with torch's 'Target 9 is out of
+        bounds'. One forward pass in eval mode, so batch norm's running statistics stay as they are.
+
+        The model is given a copy of the samples: a forward() that changes its input in place would change
+        the data in memory for every later epoch and trial (evaluation passes slices of it), so that the
+        same trial run twice measured 0.53 and 0.09 accuracy.
+
+        Raises:
+            InputChangedError: the model changed its input in place.
+            OutputShapeError: naming the model, the shape it gave and the one it needs.
+        """
+        y = data.y[:2]
+        x = data.x[:2].clone()
+        self.model.eval()
+        out = self.model(x)
+        if not same_values(x, data.x[:2]):
+            raise InputChangedError(f"model {input_changed(self.model)}")
+        if self.task == "classification" and not self.one_logit and self.classes is None:
+            return
+        name = type(self.model).__name__
+        if not isinstance(out, torch.Tensor):
+            raise OutputShapeError(f"model {name} returned a {type(out).__name__}, not a tensor of outputs")
+        if self.task == "regression":
+            if out.shape[1:] == y.shape[1:]:
+                return
+            targets = y.shape[1] if y.ndim == 2 else None
+            if out.ndim == 2 and targets is not None:
+                given = f"{out.shape[1]} columns for {targets} target{'s' if targets != 1 else ''}"
+            else:
+                given = f"shape {tuple(out.shape)} for targets of shape {tuple(y.shape)}"
+            raise OutputShapeError(
+                f"model {name}'s output has {given}; it needs shape (batch, {', '.join(map(str, y.shape[1:]))}), "
+                f"as the targets (the loss would broadcast one against the other)"
+            )
+        columns = 1 if self.one_logit else self.classes
+        if out.ndim == 2 and out.shape[1] == columns:
+            return
+        given = f"{out.shape[1]} columns" if out.ndim == 2 else f"shape {tuple(out.shape)}"
+        need = (
+            "one logit per sample, shape (batch, 1), as its binary loss takes"
+            if self.one_logit
+            else f"one logit per class, shape (batch, {columns})"
+        )
+        of = "for a one-logit loss" if self.one_logit else f"for {columns} classes"
+        raise OutputShapeError(
+            f"model {name}'s output has {given} {of}; it needs {need}: give its last layer the out_features "
+            f"hpotool passes"
+        )
 
     def current_lr(self) -> float:
         """The first parameter group's learning rate (read once an epoch: a tensor lr syncs the device)."""
