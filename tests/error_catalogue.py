@@ -834,6 +834,12 @@ CASES = [
         args=("--storage", "sqlite://"),
     ),
     Case(
+        "sqlite-url-slashes",
+        "a SQLite file URL with two slashes, as other URLs have (sqlite://studies/x.db)",
+        "error: storage 'sqlite://studies/x.db' is not a SQLite file URL: write three slashes before a relative path (sqlite:///studies/x.db) or four before an absolute one (sqlite:////studies/x.db)",
+        args=("--storage", "sqlite://studies/x.db"),
+    ),
+    Case(
         "loss-reduction",
         "a loss that sums or keeps each sample's loss",
         "error: run.yaml: loss: loss 'cross_entropy' argument 'reduction': hpotool needs each batch's mean loss (it weights batches by their size for train_loss and val_loss), got sum; drop reduction (for larger steps, raise optimizer.lr)",
