@@ -870,7 +870,8 @@ def test_enqueue_from_translates_a_list_and_its_items_and_names_what_it_leaves_o
     assert enqueued == [{"model.hidden": [32]}, {"model.hidden": [16]}]
     assert stderr.count("--enqueue-from") == 1, stderr
     assert (
-        "note: --enqueue-from items: left out of its best trials (the sampler picks them instead): model.dropout "
+        "note: --enqueue-from items: left out of its best trials (the sampler picks those this study searches, "
+        "its run config sets the rest): model.dropout "
         "(not searched here), model.hidden (the trial's model.hidden.0 gave it [24], which lies outside this "
         "space; in 1 of 3 trials)\n"
     ) in stderr
@@ -993,7 +994,8 @@ def test_enqueue_from_names_the_keys_of_a_whole_section_it_leaves_out(
     plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="whole", storage=url), 1)
     assert plan.opt.enqueue == [{"optimizer.name": "sgd", "optimizer.lr": 0.1}]
     assert plan.notes[-1] == (
-        "--enqueue-from whole: left out of its best trials (the sampler picks them instead): optimizer.momentum "
+        "--enqueue-from whole: left out of its best trials (the sampler picks those this study searches, "
+        "its run config sets the rest): optimizer.momentum "
         "(the trial's optimizer had 0.9, this study's has none: not searched here)"
     )
 
@@ -1312,7 +1314,8 @@ def test_enqueue_from_leaves_out_the_keys_below_a_section_it_leaves_out(
     plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="split", storage=url), 2)
     assert plan.opt.enqueue == [{"optimizer": {"name": "sgd", "lr": 0.01}, "optimizer.momentum": 0.6}]
     assert plan.notes[-1] == (
-        "--enqueue-from split: left out of its best trials (the sampler picks them instead): optimizer (the "
+        "--enqueue-from split: left out of its best trials (the sampler picks those this study searches, "
+        "its run config sets the rest): optimizer (the "
         "trial's optimizer.name, optimizer.lr, optimizer.momentum gave it {name: sgd, lr: 0.05, weight_decay: "
         "0.0, momentum: 0.83}, which lies outside this space; in 1 of 2 trials), optimizer.momentum (left out "
         "with optimizer, which it lies in; in 1 of 2 trials)"
