@@ -481,6 +481,22 @@ def test_enqueue_is_checked_against_the_space(tmp_path: Path, run_dict: dict, op
         _run(tmp_path, run_dict, {**opt_dict, "enqueue": [{"model.hidden.0": 12}]})
 
 
+def test_a_changed_pruner_is_named_before_the_kwargs_it_changes(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """Another pruner changes every kwarg too; the refusal names the pruner first, not its kwargs' changes."""
+    opt_dict["n_trials"] = 1
+    opt_dict["pruner"] = {"name": "successive_halving", "kwargs": {"min_resource": 1, "reduction_factor": 4}}
+    _run(tmp_path, run_dict, opt_dict)
+    opt_dict["pruner"] = {"name": "median", "kwargs": {"n_startup_trials": 2, "n_warmup_steps": 1}}
+    with pytest.raises(HpoError) as err:
+        _run(tmp_path, run_dict, opt_dict)
+    assert str(err.value).startswith(
+        'study \'tiny\' was created with another experiment: pruner.name: "successive_halving" -> "median"; '
+        "pruner.kwargs.min_resource: removed (was 1); "
+    ), str(err.value)
+
+
 def test_resuming_with_a_changed_experiment_is_refused_naming_the_change(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
