@@ -173,13 +173,13 @@ CASES = [
     Case(
         "unknown-sampler",
         "an unknown sampler name",
-        "error: optimize.yaml: unknown sampler 'tpee' (did you mean 'tpe'?); choose one of: tpe, rung_tpe, random, grid, cmaes, gp, qmc, nsga2, nsga3, bruteforce, or give an import path such as package.module:Name",
+        "error: optimize.yaml: sampler.name: unknown sampler 'tpee' (did you mean 'tpe'?); choose one of: tpe, rung_tpe, random, grid, cmaes, gp, qmc, nsga2, nsga3, bruteforce, or give an import path such as package.module:Name",
         optimize={"sampler": {"name": "tpee"}},
     ),
     Case(
         "unknown-pruner",
         "an unknown pruner name",
-        "error: optimize.yaml: unknown pruner 'medain' (did you mean 'median'?); choose one of: median, percentile, successive_halving, hyperband, threshold, patient, wilcoxon, nop, pfl, or give an import path such as package.module:Name",
+        "error: optimize.yaml: pruner.name: unknown pruner 'medain' (did you mean 'median'?); choose one of: median, percentile, successive_halving, hyperband, threshold, patient, wilcoxon, nop, pfl, or give an import path such as package.module:Name",
         optimize={"pruner": {"name": "medain"}},
     ),
     Case(
