@@ -716,15 +716,16 @@ def _objectives(row: dict[str, Any]) -> list[str]:
     return [f"{d} {m}" for d, m in zip(row["directions"], metrics, strict=True)]
 
 
-def _studies_table(rows: list[dict[str, Any]], *, stacked: tuple[str, ...] = ()) -> Table:
+def _studies_table(rows: list[dict[str, Any]], *, stacked: tuple[str, ...] = (), wrap: bool = False) -> Table:
     """The `studies` table. Cells of the `stacked` columns go on several lines: one trial state per line,
     one objective per line (a lone objective's direction above its metric), the date above the time
     (and "last" above "activity"). Only a name too long for the terminal folds: every other cell stays
-    whole."""
+    whole, unless `wrap` lets every cell wrap (a terminal too narrow for whole cells, where the name
+    column was left no width at all)."""
     table = _table("studies")
     for col in ("name", "objective", "trials", "best", "last activity"):
         header = col.replace(" ", "\n") if col in stacked else col
-        table.add_column(header, overflow="fold", no_wrap=col != "name")
+        table.add_column(header, overflow="fold", no_wrap=col != "name" and not wrap)
 
     def join(col: str, parts: list[str]) -> str:
         return ("\n" if col in stacked else ", ").join(parts)
@@ -794,6 +795,7 @@ def studies(
         # ("digits_" / "mlp", "comple" / "te 2, "), so cells go on several lines at their spaces instead.
         stackable = ("trials", "objective", "last activity")
         tables = [_studies_table(rows, stacked=stackable[:n]) for n in range(len(stackable) + 1)]
+        tables.append(_studies_table(rows, stacked=stackable, wrap=True))  # too narrow for whole cells
         unbounded = _out().options.update_width(1_000_000)  # measure() clamps to the terminal's width
         fits = [t for t in tables if _out().measure(t, options=unbounded).maximum <= _out().width]
         table = fits[0] if fits else tables[-1]
