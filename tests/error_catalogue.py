@@ -444,7 +444,7 @@ CASES = [
     Case(
         "bad-device-flag",
         "--device with an unknown device",
-        "error: --device: device: device must be auto, cpu, cuda, cuda:N or mps, got gpu",
+        "error: --device: must be auto, cpu, cuda, cuda:N or mps, got gpu",
         args=("--device", "gpu"),
     ),
     Case(

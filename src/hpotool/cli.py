@@ -568,6 +568,7 @@ def train(
         import functools
 
         from hpotool.config import load_run_config
+        from hpotool.formatting import format_params
         from hpotool.overrides import apply_overrides
         from hpotool.saved import check_run_dir, default_runs_dir, new_run_dir, train_and_save
 
@@ -576,11 +577,14 @@ def train(
         changes = {
             k: v for k, v in {"epochs": epochs, "device": device, "seed": seed}.items() if v is not None
         }
-        if changes:
+        for key, value in changes.items():  # one at a time, so a refusal names its flag
             try:
-                cfg = apply_overrides(cfg, changes)
-            except HpoError as exc:
-                raise HpoError(f"command line: {exc}") from None
+                cfg = apply_overrides(cfg, {key: value})
+            except HpoError as exc:  # "with device=gpu: device: must be ...": the flag names both
+                detail = (
+                    str(exc).removeprefix(f"with {format_params({key: value})}: ").removeprefix(f"{key}: ")
+                )
+                raise HpoError(f"--{key}: {detail}") from None
         from hpotool.runner import check_run
 
         if out is None:

@@ -129,7 +129,10 @@ class StudyPlan:
 
 def _with_overrides(run: RunConfig, opt: OptimizeConfig, o: Overrides) -> tuple[RunConfig, OptimizeConfig]:
     if o.device is not None:
-        run = validate_config(RunConfig, {**run.model_dump(), "device": o.device}, "--device")
+        try:
+            run = validate_config(RunConfig, {**run.model_dump(), "device": o.device}, "--device")
+        except HpoError as exc:  # "--device: device: must be ...": the flag names the key
+            raise HpoError(str(exc).replace("--device: device: ", "--device: ")) from None
     changes = {
         k: v
         for k, v in {
