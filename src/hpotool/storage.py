@@ -571,6 +571,10 @@ def load_study(study_name: str, storage_url: str | None) -> optuna.Study:
     try:
         return optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
+        from hpotool.resolve import did_you_mean
+
         names = study_names(storage)
         listed = ", ".join(names) if names else "none"
-        raise HpoError(f"no study {study_name!r} in {shown_url(url)}; studies there: {listed}") from None
+        raise HpoError(
+            f"no study {study_name!r} in {shown_url(url)}{did_you_mean(study_name, names)}; studies there: {listed}"
+        ) from None
