@@ -994,8 +994,6 @@ def _narrowest(table: Table) -> int:
 def audit(study_name: StudyNameReq, storage: ReadStorageOpt = None, as_json: JsonOpt = False) -> None:
     """Diagnose a finished study: importances, best values on range edges, pruning, whether it still improves."""
     with user_errors():
-        import textwrap
-
         from hpotool.audit import audit_study
         from hpotool.browse import find_study
         from hpotool.importance import import_without_sklearn
@@ -1012,16 +1010,23 @@ def audit(study_name: StudyNameReq, storage: ReadStorageOpt = None, as_json: Jso
         _out().print(next((t for t in tables if _narrowest(t) <= _out().width), tables[-1]))
         _out().print(f"importance: {escape(report.evaluator)}, over {escape(report.basis)}")
         for finding in report.findings:
-            # Wrapped at spaces with a hanging indent; a token ("[0.0001, 0.03, log]"'s parts) never folds
-            lines = textwrap.fill(
-                finding,
-                width=_out().width,
-                initial_indent="- ",
-                subsequent_indent="  ",
-                break_long_words=False,
-                break_on_hyphens=False,
-            )
-            _out().print(escape(lines), soft_wrap=True)
+            _print_bullet(finding)
+
+
+def _print_bullet(text: str) -> None:
+    """`- text`, wrapped at spaces with a hanging indent; a token ("[0.0001, 0.03, log]"'s parts) never
+    folds."""
+    import textwrap
+
+    lines = textwrap.fill(
+        text,
+        width=_out().width,
+        initial_indent="- ",
+        subsequent_indent="  ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    _out().print(escape(lines), soft_wrap=True)
 
 
 @app.command(short_help="Write the next stage's configs from a study.")
@@ -1066,7 +1071,7 @@ def refine(
         ref = refine_study(find_study(study_name, storage), keep_top)
         opt_path, run_path = write_refinement(ref, out, study_name)
         for change in ref.changes:
-            _out().print(f"- {escape(change)}")
+            _print_bullet(change)
         _out().print(f"wrote {escape(str(opt_path))} and {escape(str(run_path))}; next:")
         _out().print(
             f"  hpotool optimize --run-config {escape(quote(str(run_path)))} "
