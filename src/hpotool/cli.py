@@ -64,10 +64,11 @@ def _out() -> Console:
 
 @functools.cache
 def _err() -> Console:
-    """The rich console for progress, notes and errors (stderr)."""
+    """The rich console for progress, notes and errors (stderr). Its lines are not broken at the terminal's
+    width (the terminal wraps them): a note's command (`hpotool trials ... --state fail`) copies whole."""
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, soft_wrap=True)
 
 
 def escape(text: str) -> str:
