@@ -64,11 +64,16 @@ def _out() -> Console:
 
 @functools.cache
 def _err() -> Console:
-    """The rich console for progress, notes and errors (stderr). Its lines are not broken at the terminal's
-    width (the terminal wraps them): a note's command (`hpotool trials ... --state fail`) copies whole."""
+    """The rich console for progress, notes and errors (stderr)."""
     from rich.console import Console
 
-    return Console(stderr=True, soft_wrap=True)
+    return Console(stderr=True)
+
+
+def _note(text: str) -> None:
+    """`note: text` on stderr, one line however narrow the terminal (the terminal wraps it, rich does not
+    break it): a note's command (`hpotool trials ... --state fail`) copies whole."""
+    _err().print(f"[yellow]note:[/yellow] {escape(text)}", soft_wrap=True)
 
 
 def escape(text: str) -> str:
@@ -285,13 +290,13 @@ def print_summary(summary: StudySummary, categorical: Collection[str] = ()) -> N
     _out().print(table)
     for note in (summary.extra.get("note"), summary.extra.get("independent_sampling", {}).get("note")):
         if note:
-            _err().print(f"[yellow]note:[/yellow] {escape(str(note))}")
+            _note(str(note))
     if summary.stopped:
-        _err().print(f"[yellow]note:[/yellow] {escape(summary.stopped)}")
+        _note(summary.stopped)
     if summary.first_error:
-        _err().print(f"[red]first error:[/red] {escape(summary.first_error)}")
+        _err().print(f"[red]first error:[/red] {escape(summary.first_error)}", soft_wrap=True)
     elif summary.extra.get("failures") and summary.interrupted is None:  # an interrupt says so itself
-        _err().print(f"[yellow]note:[/yellow] {escape(summary.extra['failures'])}")
+        _note(summary.extra["failures"])
 
 
 @app.command(short_help="Run a study, or resume it.")
@@ -377,7 +382,7 @@ def optimize(
                 raise HpoError(f"--enqueue-from: {exc}") from None
             plan = with_warm_start(plan, source, top)
         for note in plan.notes:  # on stderr before the progress, so it stays in view
-            _err().print(f"[yellow]note:[/yellow] {escape(note)}")
+            _note(note)
         if dry_run:
             print_plan(plan, as_json)
             return
@@ -550,7 +555,7 @@ def export_best(
         table.add_row("wrote", f"{result.folder}/: " + ", ".join(f.name for f in result.files))
         _out().print(table)
         for note in result.notes:
-            _err().print(f"[yellow]note:[/yellow] {escape(note)}")
+            _note(note)
 
 
 @app.command(short_help="Train one run config and save the model.")
@@ -598,7 +603,7 @@ def train(
             from hpotool.user_trainer import schedule_note
 
             if note := schedule_note(cfg):
-                _err().print(f"[yellow]note:[/yellow] {escape(note)}")
+                _note(note)
         if out is not None:
             check_run_dir(out)
             folder: Any = out
@@ -658,22 +663,17 @@ def train_from_best(
 
             complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
             meet = "" if complete == len(plan.candidates) else f" that meet its constraints (of {complete})"
-            _err().print(
-                f"[yellow]note:[/yellow] the study has only {len(plan.candidates)} complete trial(s){meet}; "
-                f"retraining those"
-            )
+            _note(f"the study has only {len(plan.candidates)} complete trial(s){meet}; retraining those")
         from hpotool.user_trainer import schedule_note
 
         notes = [schedule_note(c.config) for c in plan.candidates if c.config.trainer is not None]
         for note in dict.fromkeys(
             n for n in [*plan.notes, *notes] if n
         ):  # once each, as optimize and train note it
-            _err().print(f"[yellow]note:[/yellow] {escape(note)}")
+            _note(note)
         if saved:
             names = ", ".join(p.name for p in saved)
-            _err().print(
-                f"[yellow]note:[/yellow] already saved in {escape(str(out))}, not trained again: {escape(names)}"
-            )
+            _note(f"already saved in {out}, not trained again: {names}")
         folder = out if out is not None else new_run_dir(default_runs_dir(plan.candidates[0].config))
         from hpotool.progress import RunProgress
 
@@ -788,7 +788,7 @@ def studies(
 
         rows, notes = study_rows(storage)
         for note in notes:
-            _err().print(f"[yellow]note:[/yellow] {escape(note)}")
+            _note(note)
         if as_json:
             _print_json(rows)
             return
