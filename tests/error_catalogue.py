@@ -173,13 +173,13 @@ CASES = [
     Case(
         "unknown-sampler",
         "an unknown sampler name",
-        "error: optimize.yaml: unknown sampler 'tpee' (did you mean 'tpe'?); choose one of: tpe, rung_tpe, random, grid, cmaes, gp, qmc, nsga2, nsga3, bruteforce, or give an import path such as package.module:Name",
+        "error: optimize.yaml: sampler.name: unknown sampler 'tpee' (did you mean 'tpe'?); choose one of: tpe, rung_tpe, random, grid, cmaes, gp, qmc, nsga2, nsga3, bruteforce, or give an import path such as package.module:Name",
         optimize={"sampler": {"name": "tpee"}},
     ),
     Case(
         "unknown-pruner",
         "an unknown pruner name",
-        "error: optimize.yaml: unknown pruner 'medain' (did you mean 'median'?); choose one of: median, percentile, successive_halving, hyperband, threshold, patient, wilcoxon, nop, pfl, or give an import path such as package.module:Name",
+        "error: optimize.yaml: pruner.name: unknown pruner 'medain' (did you mean 'median'?); choose one of: median, percentile, successive_halving, hyperband, threshold, patient, wilcoxon, nop, pfl, or give an import path such as package.module:Name",
         optimize={"pruner": {"name": "medain"}},
     ),
     Case(
@@ -444,7 +444,7 @@ CASES = [
     Case(
         "bad-device-flag",
         "--device with an unknown device",
-        "error: --device: device: device must be auto, cpu, cuda, cuda:N or mps, got gpu",
+        "error: --device: must be auto, cpu, cuda, cuda:N or mps, got gpu",
         args=("--device", "gpu"),
     ),
     Case(
@@ -863,6 +863,12 @@ CASES = [
         "an in-memory SQLite storage (sqlite://, sqlite:///:memory:)",
         "error: storage 'sqlite://' is an in-memory SQLite database: a study there ends with the command, and its heartbeat and workers could not see it; give a file, sqlite:///studies/NAME.db (or no storage: that default)",
         args=("--storage", "sqlite://"),
+    ),
+    Case(
+        "sqlite-url-slashes",
+        "a SQLite file URL with two slashes, as other URLs have (sqlite://studies/x.db)",
+        "error: storage 'sqlite://studies/x.db' is not a SQLite file URL: write three slashes before a relative path (sqlite:///studies/x.db) or four before an absolute one (sqlite:////studies/x.db)",
+        args=("--storage", "sqlite://studies/x.db"),
     ),
     Case(
         "loss-reduction",

@@ -614,6 +614,33 @@ def test_refine_prints_and_writes_a_next_command_that_the_shell_reads_back(tmp_p
     assert shlex.split(header.removeprefix("# Run it: ")) == expected
 
 
+def test_refine_lists_its_changes_wrapped_at_spaces_as_audit_lists_its_findings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At 80 columns a long change went on at the start of the next line, mid-range
+    # ("range widened [0.0001, 0.03] log -> " / "[0.0001, 0.3] log"), unlike the audit's findings.
+    import hpotool.cli
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    synthetic_study("wrapped", SPACE, 12, seed=0, storage=url)
+    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    out = tmp_path / "stage2.yaml"
+    result = CliRunner().invoke(
+        app,
+        ["refine", "--study-name", "wrapped", "--storage", url, "--out", str(out)],
+        catch_exceptions=False,
+    )
+    lines = result.stdout.splitlines()
+    changes = lines[: next(i for i, line in enumerate(lines) if line.startswith("wrote "))]
+    text = "\n".join(changes)
+    assert max(len(line) for line in changes) <= 80, text
+    assert all(line.startswith(("- ", "  ")) for line in changes), text
+    header = [
+        line.removeprefix("#   - ") for line in out.read_text().splitlines() if line.startswith("#   - ")
+    ]
+    assert _bullets(changes) == header, text
+
+
 def test_refine_out_a_folder_is_refused_before_the_study_is_read(tmp_path: Path) -> None:
     (tmp_path / "stages").mkdir()
     for force in ([], ["--force"]):

@@ -362,6 +362,22 @@ def test_studies_table_keeps_names_objectives_and_trial_counts_whole_at_80_colum
     assert re.search(r"│ maximize +│ complete 2 +│ 0\.51 +│ \d{4}-\d\d-\d\d +│", text), text
 
 
+def test_studies_table_keeps_every_name_on_a_terminal_too_narrow_for_whole_cells(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At 56 columns the other cells, kept whole, left the name column no width at all: no name showed
+    # (and at 52, cells were cut short: "minimize val_los"). Every cell now goes on several lines instead.
+    _studies_in_default_files(tmp_path, "digits_small_and_good")
+    table = _studies_table_at(56, monkeypatch)
+    text = "\n".join(table)
+    assert max(len(line) for line in table) <= 56, text
+    names = "".join(line.split("│")[1].strip() for line in table if line.startswith("│"))
+    for name in ("digits_mlp", "digits_small_and_good", "loss_and_size"):
+        assert name in names, text
+    cells = "".join(line.split("│")[2].strip() for line in table if line.startswith("│"))
+    assert "minimizeval_lossmaximizen_params" in cells, text
+
+
 def test_studies_table_puts_each_study_on_one_line_when_the_terminal_is_wide(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -70,7 +70,7 @@ def test_component_arguments_are_flat_and_checked() -> None:
         ({"optimizer": {"name": "adamx"}}, "unknown optimizer 'adamx' (did you mean 'adam'?)"),
         ({"epochs": "many"}, "run.yaml: epochs: Input should be a valid integer"),
         ({"epochs": 0}, "run.yaml: epochs: Input should be greater than or equal to 1"),
-        ({"device": "gpu"}, "run.yaml: device: device must be auto, cpu, cuda, cuda:N or mps, got gpu"),
+        ({"device": "gpu"}, "run.yaml: device: must be auto, cpu, cuda, cuda:N or mps, got gpu"),
         ({"model": {"name": "mlp", "hiden": 3}}, "did you mean 'hidden'?"),
         ({"model": {"name": "mlp", "in_features": 3}}, "'in_features' is set by hpotool"),
         ({"data": {"val_fraction": 1.5}}, "run.yaml: data.val_fraction: Input should be less than 1"),

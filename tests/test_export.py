@@ -272,12 +272,14 @@ def test_missing_study_lists_the_ones_that_exist(tmp_path: Path, run_dict: dict,
     run_tiny_study(tmp_path, run_dict, opt_dict)
     result = runner.invoke(app, ["export-best", "--study-name", "tinny", "--storage", opt_dict["storage"]])
     assert result.exit_code == 2
-    assert result.stderr == f"error: no study 'tinny' in {opt_dict['storage']}; studies there: tiny\n"
+    assert result.stderr == (
+        f"error: no study 'tinny' in {opt_dict['storage']} (did you mean 'tiny'?); studies there: tiny\n"
+    )
     # Without --storage: the default file is missing, so the studies under studies/ are listed.
     result = runner.invoke(app, ["export-best", "--study-name", "tinny"])
     assert result.exit_code == 2
     assert result.stderr == (
-        "error: no study 'tinny': studies/tinny.db does not exist; studies under studies/: "
+        "error: no study 'tinny': studies/tinny.db does not exist (did you mean 'tiny'?); studies under studies/: "
         "tiny (sqlite:///studies/tiny.db) (give --storage URL for a study stored elsewhere)\n"
     )
     # The study's file given for its name (it made studies/tiny.db.db in the optimize config): name it.

@@ -83,13 +83,24 @@ def test_patient_wraps_another_pruner() -> None:
     [
         (
             lambda: make_sampler("tpee", {}, seed=0, space=SPACE),
-            "unknown sampler 'tpee' (did you mean 'tpe'?); choose one of: tpe, rung_tpe, random",
+            "sampler.name: unknown sampler 'tpee' (did you mean 'tpe'?); choose one of: tpe, rung_tpe, random",
         ),
         (
             lambda: make_sampler("tpe", {"n_startup": 3}, seed=0, space=SPACE),
             "sampler.kwargs: sampler 'tpe' takes no argument 'n_startup' (did you mean 'n_startup_trials'?)",
         ),
-        (lambda: make_pruner("medain", {}), "unknown pruner 'medain' (did you mean 'median'?)"),
+        (lambda: make_pruner("medain", {}), "pruner.name: unknown pruner 'medain' (did you mean 'median'?)"),
+        # patient's inner pruner: the messages name the key inside pruner.kwargs that sets it
+        (
+            lambda: make_pruner("patient", {"patience": 3, "wrapped_pruner": {"name": "medain"}}),
+            "pruner.kwargs.wrapped_pruner.name: unknown pruner 'medain' (did you mean 'median'?)",
+        ),
+        (
+            lambda: make_pruner(
+                "patient", {"patience": 3, "wrapped_pruner": {"name": "median", "kwargs": {"n": 1}}}
+            ),
+            "pruner.kwargs.wrapped_pruner.kwargs: pruner 'median' takes no argument 'n'",
+        ),
         (
             lambda: make_pruner("median", {"warmup": 1}),
             "pruner.kwargs: pruner 'median' takes no argument 'warmup'",

@@ -506,6 +506,22 @@ def test_enqueue_is_checked_against_the_space(tmp_path: Path, run_dict: dict, op
         _run(tmp_path, run_dict, {**opt_dict, "enqueue": [{"model.hidden.0": 12}]})
 
 
+def test_a_changed_pruner_is_named_before_the_kwargs_it_changes(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """Another pruner changes every kwarg too; the refusal names the pruner first, not its kwargs' changes."""
+    opt_dict["n_trials"] = 1
+    opt_dict["pruner"] = {"name": "successive_halving", "kwargs": {"min_resource": 1, "reduction_factor": 4}}
+    _run(tmp_path, run_dict, opt_dict)
+    opt_dict["pruner"] = {"name": "median", "kwargs": {"n_startup_trials": 2, "n_warmup_steps": 1}}
+    with pytest.raises(HpoError) as err:
+        _run(tmp_path, run_dict, opt_dict)
+    assert str(err.value).startswith(
+        'study \'tiny\' was created with another experiment: pruner.name: "successive_halving" -> "median"; '
+        "pruner.kwargs.min_resource: removed (was 1); "
+    ), str(err.value)
+
+
 def test_resuming_with_a_changed_experiment_is_refused_naming_the_change(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
@@ -895,7 +911,8 @@ def test_enqueue_from_translates_a_list_and_its_items_and_names_what_it_leaves_o
     assert enqueued == [{"model.hidden": [32]}, {"model.hidden": [16]}]
     assert stderr.count("--enqueue-from") == 1, stderr
     assert (
-        "note: --enqueue-from items: left out of its best trials (the sampler picks them instead): model.dropout "
+        "note: --enqueue-from items: left out of its best trials (the sampler picks those this study searches, "
+        "its run config sets the rest): model.dropout "
         "(not searched here), model.hidden (the trial's model.hidden.0 gave it [24], which lies outside this "
         "space; in 1 of 3 trials)\n"
     ) in stderr
@@ -1018,7 +1035,8 @@ def test_enqueue_from_names_the_keys_of_a_whole_section_it_leaves_out(
     plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="whole", storage=url), 1)
     assert plan.opt.enqueue == [{"optimizer.name": "sgd", "optimizer.lr": 0.1}]
     assert plan.notes[-1] == (
-        "--enqueue-from whole: left out of its best trials (the sampler picks them instead): optimizer.momentum "
+        "--enqueue-from whole: left out of its best trials (the sampler picks those this study searches, "
+        "its run config sets the rest): optimizer.momentum "
         "(the trial's optimizer had 0.9, this study's has none: not searched here)"
     )
 
@@ -1363,7 +1381,8 @@ def test_enqueue_from_leaves_out_the_keys_below_a_section_it_leaves_out(
     plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="split", storage=url), 2)
     assert plan.opt.enqueue == [{"optimizer": {"name": "sgd", "lr": 0.01}, "optimizer.momentum": 0.6}]
     assert plan.notes[-1] == (
-        "--enqueue-from split: left out of its best trials (the sampler picks them instead): optimizer (the "
+        "--enqueue-from split: left out of its best trials (the sampler picks those this study searches, "
+        "its run config sets the rest): optimizer (the "
         "trial's optimizer.name, optimizer.lr, optimizer.momentum gave it {name: sgd, lr: 0.05, weight_decay: "
         "0.0, momentum: 0.83}, which lies outside this space; in 1 of 2 trials), optimizer.momentum (left out "
         "with optimizer, which it lies in; in 1 of 2 trials)"

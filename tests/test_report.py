@@ -113,6 +113,9 @@ def test_json_report_is_the_same_content_as_data(mixed_study: tuple[optuna.Study
     assert data["counts"] == info["counts"] and data["pruned"] == info["pruned"]
     figs = {f["key"]: f for f in data["figures"]}
     assert figs["history"]["plotly"]["data"] and figs["history"]["reason"] is None
+    import plotly.graph_objects as go
+
+    assert go.Figure(figs["history"]["plotly"]).data  # as the README says to read it back
 
 
 def test_a_study_with_one_trial_explains_the_figures_it_cannot_draw() -> None:

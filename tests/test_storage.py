@@ -57,6 +57,17 @@ def test_journal_file_storage(tmp_path: Path) -> None:
             r"no database or driver 'postgres' \(did you mean 'postgresql\+psycopg'\?\)",
         ),
         ("sqllite:///x.db", r"no database or driver 'sqllite' \(did you mean 'sqlite'\?\)"),
+        # a slash short of a file: SQLAlchemy refuses these (or would read a host), none is in memory
+        (
+            "sqlite://studies/x.db",
+            r"^storage 'sqlite://studies/x\.db' is not a SQLite file URL: write three slashes before a relative "
+            r"path \(sqlite:///studies/x\.db\) or four before an absolute one \(sqlite:////studies/x\.db\)$",
+        ),
+        (
+            "sqlite:/tmp/x.db",
+            r"not a SQLite file URL: .* \(sqlite:///tmp/x\.db\) .* \(sqlite:////tmp/x\.db\)$",
+        ),
+        ("sqlite:///:memory:", r"is an in-memory SQLite database"),
         ("mysql+pymsql://u@127.0.0.1/x", r"'mysql\+pymsql' \(did you mean 'mysql\+pymysql'\?\)"),
         # SQLAlchemy's default MySQL driver (MySQLdb) is not the one hpotool[mysql] installs
         (

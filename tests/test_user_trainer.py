@@ -637,6 +637,34 @@ def test_the_summary_says_why_a_trial_failed_where_the_study_went_on(
     )
 
 
+def test_a_note_naming_a_command_keeps_it_on_one_line_on_a_narrow_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns the note broke its command over lines ("... --storage" / "sqlite:///...")."""
+    import yaml
+
+    import hpotool.cli
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(hpotool.cli._err(), "width", 80)
+    run, opt = tmp_path / "run.yaml", tmp_path / "opt.yaml"
+    run.write_text(
+        yaml.safe_dump({"project": "u", "trainer": {"function": "tests.trainers:fails_on_long_runs"}})
+    )
+    space = {"epochs": {"type": "int", "low": 2, "high": 4}}
+    opt.write_text(
+        yaml.safe_dump(
+            {"study_name": "u", "sampler": {"name": "grid"}, "pruner": {"name": "nop"}, "search_space": space}
+        )
+    )
+    storage = f"sqlite:///{tmp_path / 'u.db'}"
+    result = optimize(run, opt, storage, 3)
+    (note,) = [line for line in result.stderr.splitlines() if line.startswith("note: 1 trial failed")]
+    assert note.endswith(f"; hpotool trials --study-name u --storage {storage} --state fail lists them"), (
+        result.stderr
+    )
+
+
 def test_whole_trainer_sections_are_a_categorical_choice(tmp_path: Path) -> None:
     """`trainer: {type: categorical, choices: [{function: ..., opts: ...}, ...]}` chooses the whole section,
     each choice's function checked as the run config's is (a pruner the file sets needs `report`; with the

@@ -70,6 +70,12 @@ def _err() -> Console:
     return Console(stderr=True)
 
 
+def _note(text: str) -> None:
+    """`note: text` on stderr, one line however narrow the terminal (the terminal wraps it, rich does not
+    break it): a note's command (`hpotool trials ... --state fail`) copies whole."""
+    _err().print(f"[yellow]note:[/yellow] {escape(text)}", soft_wrap=True)
+
+
 def escape(text: str) -> str:
     """Escape rich markup in `text` (rich.markup.escape, imported on first use)."""
     from rich.markup import escape as rich_escape
@@ -284,13 +290,13 @@ def print_summary(summary: StudySummary, categorical: Collection[str] = ()) -> N
     _out().print(table)
     for note in (summary.extra.get("note"), summary.extra.get("independent_sampling", {}).get("note")):
         if note:
-            _err().print(f"[yellow]note:[/yellow] {escape(str(note))}")
+            _note(str(note))
     if summary.stopped:
-        _err().print(f"[yellow]note:[/yellow] {escape(summary.stopped)}")
+        _note(summary.stopped)
     if summary.first_error:
-        _err().print(f"[red]first error:[/red] {escape(summary.first_error)}")
+        _err().print(f"[red]first error:[/red] {escape(summary.first_error)}", soft_wrap=True)
     elif summary.extra.get("failures") and summary.interrupted is None:  # an interrupt says so itself
-        _err().print(f"[yellow]note:[/yellow] {escape(summary.extra['failures'])}")
+        _note(summary.extra["failures"])
 
 
 @app.command(short_help="Run a study, or resume it.")
@@ -376,7 +382,7 @@ def optimize(
                 raise HpoError(f"--enqueue-from: {exc}") from None
             plan = with_warm_start(plan, source, top)
         for note in plan.notes:  # on stderr before the progress, so it stays in view
-            _err().print(f"[yellow]note:[/yellow] {escape(note)}")
+            _note(note)
         if dry_run:
             print_plan(plan, as_json)
             return
@@ -549,7 +555,7 @@ def export_best(
         table.add_row("wrote", f"{result.folder}/: " + ", ".join(f.name for f in result.files))
         _out().print(table)
         for note in result.notes:
-            _err().print(f"[yellow]note:[/yellow] {escape(note)}")
+            _note(note)
 
 
 @app.command(short_help="Train one run config and save the model.")
@@ -568,6 +574,7 @@ def train(
         import functools
 
         from hpotool.config import load_run_config
+        from hpotool.formatting import format_params
         from hpotool.overrides import apply_overrides
         from hpotool.saved import check_run_dir, default_runs_dir, new_run_dir, train_and_save
 
@@ -576,11 +583,14 @@ def train(
         changes = {
             k: v for k, v in {"epochs": epochs, "device": device, "seed": seed}.items() if v is not None
         }
-        if changes:
+        for key, value in changes.items():  # one at a time, so a refusal names its flag
             try:
-                cfg = apply_overrides(cfg, changes)
-            except HpoError as exc:
-                raise HpoError(f"command line: {exc}") from None
+                cfg = apply_overrides(cfg, {key: value})
+            except HpoError as exc:  # "with device=gpu: device: must be ...": the flag names both
+                detail = (
+                    str(exc).removeprefix(f"with {format_params({key: value})}: ").removeprefix(f"{key}: ")
+                )
+                raise HpoError(f"--{key}: {detail}") from None
         from hpotool.runner import check_run
 
         if out is None:
@@ -593,7 +603,7 @@ def train(
             from hpotool.user_trainer import schedule_note
 
             if note := schedule_note(cfg):
-                _err().print(f"[yellow]note:[/yellow] {escape(note)}")
+                _note(note)
         if out is not None:
             check_run_dir(out)
             folder: Any = out
@@ -653,22 +663,17 @@ def train_from_best(
 
             complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
             meet = "" if complete == len(plan.candidates) else f" that meet its constraints (of {complete})"
-            _err().print(
-                f"[yellow]note:[/yellow] the study has only {len(plan.candidates)} complete trial(s){meet}; "
-                f"retraining those"
-            )
+            _note(f"the study has only {len(plan.candidates)} complete trial(s){meet}; retraining those")
         from hpotool.user_trainer import schedule_note
 
         notes = [schedule_note(c.config) for c in plan.candidates if c.config.trainer is not None]
         for note in dict.fromkeys(
             n for n in [*plan.notes, *notes] if n
         ):  # once each, as optimize and train note it
-            _err().print(f"[yellow]note:[/yellow] {escape(note)}")
+            _note(note)
         if saved:
             names = ", ".join(p.name for p in saved)
-            _err().print(
-                f"[yellow]note:[/yellow] already saved in {escape(str(out))}, not trained again: {escape(names)}"
-            )
+            _note(f"already saved in {out}, not trained again: {names}")
         folder = out if out is not None else new_run_dir(default_runs_dir(plan.candidates[0].config))
         from hpotool.progress import RunProgress
 
@@ -716,15 +721,16 @@ def _objectives(row: dict[str, Any]) -> list[str]:
     return [f"{d} {m}" for d, m in zip(row["directions"], metrics, strict=True)]
 
 
-def _studies_table(rows: list[dict[str, Any]], *, stacked: tuple[str, ...] = ()) -> Table:
+def _studies_table(rows: list[dict[str, Any]], *, stacked: tuple[str, ...] = (), wrap: bool = False) -> Table:
     """The `studies` table. Cells of the `stacked` columns go on several lines: one trial state per line,
     one objective per line (a lone objective's direction above its metric), the date above the time
     (and "last" above "activity"). Only a name too long for the terminal folds: every other cell stays
-    whole."""
+    whole, unless `wrap` lets every cell wrap (a terminal too narrow for whole cells, where the name
+    column was left no width at all)."""
     table = _table("studies")
     for col in ("name", "objective", "trials", "best", "last activity"):
         header = col.replace(" ", "\n") if col in stacked else col
-        table.add_column(header, overflow="fold", no_wrap=col != "name")
+        table.add_column(header, overflow="fold", no_wrap=col != "name" and not wrap)
 
     def join(col: str, parts: list[str]) -> str:
         return ("\n" if col in stacked else ", ").join(parts)
@@ -782,7 +788,7 @@ def studies(
 
         rows, notes = study_rows(storage)
         for note in notes:
-            _err().print(f"[yellow]note:[/yellow] {escape(note)}")
+            _note(note)
         if as_json:
             _print_json(rows)
             return
@@ -794,6 +800,7 @@ def studies(
         # ("digits_" / "mlp", "comple" / "te 2, "), so cells go on several lines at their spaces instead.
         stackable = ("trials", "objective", "last activity")
         tables = [_studies_table(rows, stacked=stackable[:n]) for n in range(len(stackable) + 1)]
+        tables.append(_studies_table(rows, stacked=stackable, wrap=True))  # too narrow for whole cells
         unbounded = _out().options.update_width(1_000_000)  # measure() clamps to the terminal's width
         fits = [t for t in tables if _out().measure(t, options=unbounded).maximum <= _out().width]
         table = fits[0] if fits else tables[-1]
@@ -988,8 +995,6 @@ def _narrowest(table: Table) -> int:
 def audit(study_name: StudyNameReq, storage: ReadStorageOpt = None, as_json: JsonOpt = False) -> None:
     """Diagnose a finished study: importances, best values on range edges, pruning, whether it still improves."""
     with user_errors():
-        import textwrap
-
         from hpotool.audit import audit_study
         from hpotool.browse import find_study
         from hpotool.importance import import_without_sklearn
@@ -1006,16 +1011,23 @@ def audit(study_name: StudyNameReq, storage: ReadStorageOpt = None, as_json: Jso
         _out().print(next((t for t in tables if _narrowest(t) <= _out().width), tables[-1]))
         _out().print(f"importance: {escape(report.evaluator)}, over {escape(report.basis)}")
         for finding in report.findings:
-            # Wrapped at spaces with a hanging indent; a token ("[0.0001, 0.03, log]"'s parts) never folds
-            lines = textwrap.fill(
-                finding,
-                width=_out().width,
-                initial_indent="- ",
-                subsequent_indent="  ",
-                break_long_words=False,
-                break_on_hyphens=False,
-            )
-            _out().print(escape(lines), soft_wrap=True)
+            _print_bullet(finding)
+
+
+def _print_bullet(text: str) -> None:
+    """`- text`, wrapped at spaces with a hanging indent; a token ("[0.0001, 0.03, log]"'s parts) never
+    folds."""
+    import textwrap
+
+    lines = textwrap.fill(
+        text,
+        width=_out().width,
+        initial_indent="- ",
+        subsequent_indent="  ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    _out().print(escape(lines), soft_wrap=True)
 
 
 @app.command(short_help="Write the next stage's configs from a study.")
@@ -1060,7 +1072,7 @@ def refine(
         ref = refine_study(find_study(study_name, storage), keep_top)
         opt_path, run_path = write_refinement(ref, out, study_name)
         for change in ref.changes:
-            _out().print(f"- {escape(change)}")
+            _print_bullet(change)
         _out().print(f"wrote {escape(str(opt_path))} and {escape(str(run_path))}; next:")
         _out().print(
             f"  hpotool optimize --run-config {escape(quote(str(run_path)))} "

@@ -229,7 +229,7 @@ class RunConfig(_Frozen):
     @classmethod
     def _check_device(cls, v: str) -> str:
         if not _DEVICE.match(v):
-            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {format_choice(v)}")
+            raise ValueError(f"must be auto, cpu, cuda, cuda:N or mps, got {format_choice(v)}")
         return v
 
     @model_validator(mode="after")

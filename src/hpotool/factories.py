@@ -40,12 +40,26 @@ PRUNERS = {
 }
 
 
-def _instantiate(kind: str, name: str, cls: Any, kwargs: Mapping[str, Any]) -> Any:
+def sampler_class(name: str) -> Any:
+    """The class the `sampler.name` of an optimize config names."""
+    return _resolve(name, SAMPLERS, "sampler", "sampler")
+
+
+def _resolve(name: str, registry: Mapping[str, str], kind: str, key: str) -> Any:
+    """`resolve`, its error naming the config key (`pruner.kwargs.wrapped_pruner`) that gave the name."""
+    try:
+        return resolve(name, registry, kind)
+    except HpoError as exc:
+        raise HpoError(f"{key}.name: {exc}") from None
+
+
+def _instantiate(kind: str, name: str, cls: Any, kwargs: Mapping[str, Any], key: str | None = None) -> Any:
+    key = key or kind  # where the config sets it: pruner.kwargs.wrapped_pruner for patient's inner pruner
     try:
         check_kwargs(cls, kwargs, f"{kind} {name!r}")
     except ValueError as exc:
-        raise HpoError(f"{kind}.kwargs: {exc}") from None
-    _check_objects(kind, name, cls, kwargs)
+        raise HpoError(f"{key}.kwargs: {exc}") from None
+    _check_objects(kind, name, cls, kwargs, key)
     import warnings
 
     from optuna.exceptions import ExperimentalWarning
@@ -55,13 +69,13 @@ def _instantiate(kind: str, name: str, cls: Any, kwargs: Mapping[str, Any]) -> A
             warnings.simplefilter("ignore", ExperimentalWarning)
             return cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise HpoError(f"{kind}: {name!r} rejected its kwargs: {exc}") from None
+        raise HpoError(f"{key}: {name!r} rejected its kwargs: {exc}") from None
 
 
 _YAML_VALUES = (str, int, float, bool, list, dict)
 
 
-def _check_objects(kind: str, name: str, cls: Any, kwargs: Mapping[str, Any]) -> None:
+def _check_objects(kind: str, name: str, cls: Any, kwargs: Mapping[str, Any], path: str) -> None:
     """A function or object argument (TPE's `gamma`, CmaEs's `independent_sampler`) given a YAML value:
     the class may store it and call it only after its start-up trials, failing every later trial."""
     import inspect
@@ -76,7 +90,7 @@ def _check_objects(kind: str, name: str, cls: Any, kwargs: Mapping[str, Any]) ->
         wants_object = "Callable" in text or re.search(r"\bBase[A-Z]\w*", text) is not None
         if wants_object and isinstance(value, _YAML_VALUES):
             raise HpoError(
-                f"{kind}.kwargs.{key}: {kind} {name!r} takes {text} here, which a YAML value cannot be (got "
+                f"{path}.kwargs.{key}: {kind} {name!r} takes {text} here, which a YAML value cannot be (got "
                 f"{format_choice(value)}); drop {key}, or build the {kind} in your own module and give its import path "
                 f"(package.module:Name) as name"
             )
@@ -98,7 +112,7 @@ def make_sampler(
     """
     import optuna
 
-    cls = resolve(spec_name, SAMPLERS, "sampler")
+    cls = sampler_class(spec_name)
     if not (isinstance(cls, type) and issubclass(cls, optuna.samplers.BaseSampler)):
         raise HpoError(f"sampler: {spec_name!r} is not an optuna.samplers.BaseSampler subclass")
     if cls is optuna.samplers.GridSampler:  # by its import path too: the grid that counts a warm start
@@ -169,22 +183,24 @@ def _check_grid(grid: Any, space: Mapping[str, Param]) -> None:
         )
 
 
-def make_pruner(spec_name: str, kwargs: Mapping[str, Any]) -> optuna.pruners.BasePruner:
-    """The pruner `spec_name` names. `patient` wraps the pruner given as `wrapped_pruner: {name, kwargs}`."""
+def make_pruner(spec_name: str, kwargs: Mapping[str, Any], key: str = "pruner") -> optuna.pruners.BasePruner:
+    """The pruner `spec_name` names, set at `key` of the optimize config. `patient` wraps the pruner given as
+    `wrapped_pruner: {name, kwargs}`."""
     import optuna
 
-    cls = resolve(spec_name, PRUNERS, "pruner")
+    cls = _resolve(spec_name, PRUNERS, "pruner", key)
     if not (isinstance(cls, type) and issubclass(cls, optuna.pruners.BasePruner)):
-        raise HpoError(f"pruner: {spec_name!r} is not an optuna.pruners.BasePruner subclass")
+        raise HpoError(f"{key}: {spec_name!r} is not an optuna.pruners.BasePruner subclass")
     args = dict(kwargs)
     inner = args.get("wrapped_pruner")
     if isinstance(inner, str):
         inner = {"name": inner}
     if isinstance(inner, Mapping):
         if set(inner) - {"name", "kwargs"} or "name" not in inner:
-            raise HpoError("pruner.kwargs.wrapped_pruner: give it as {name: ..., kwargs: {...}}")
-        args["wrapped_pruner"] = make_pruner(str(inner["name"]), inner.get("kwargs") or {})
+            raise HpoError(f"{key}.kwargs.wrapped_pruner: give it as {{name: ..., kwargs: {{...}}}}")
+        inner_key = f"{key}.kwargs.wrapped_pruner"
+        args["wrapped_pruner"] = make_pruner(str(inner["name"]), inner.get("kwargs") or {}, inner_key)
     elif issubclass(cls, optuna.pruners.PatientPruner) and "wrapped_pruner" not in args:
         args["wrapped_pruner"] = None
-    pruner: optuna.pruners.BasePruner = _instantiate("pruner", spec_name, cls, args)
+    pruner: optuna.pruners.BasePruner = _instantiate("pruner", spec_name, cls, args, key)
     return pruner

@@ -56,10 +56,11 @@ def record(study: optuna.Study, run: RunConfig, opt: OptimizeConfig) -> None:
 
 
 def differences(old: Any, new: Any, path: str = "") -> list[str]:
-    """`path: old -> new` for every leaf that differs, in a stable order."""
+    """`path: old -> new` for every leaf that differs, in a stable order: a section's `name` first, since a
+    new sampler or pruner also changes each of its kwargs, which would otherwise hide it."""
     if isinstance(old, dict) and isinstance(new, dict):
         out: list[str] = []
-        for key in sorted(set(old) | set(new), key=str):
+        for key in sorted(set(old) | set(new), key=lambda k: (k != "name", str(k))):
             sub = f"{path}.{key}" if path else str(key)
             if key not in old:
                 out.append(f"{sub}: added {json.dumps(new[key])}")

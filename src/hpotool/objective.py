@@ -129,7 +129,10 @@ class StudyPlan:
 
 def _with_overrides(run: RunConfig, opt: OptimizeConfig, o: Overrides) -> tuple[RunConfig, OptimizeConfig]:
     if o.device is not None:
-        run = validate_config(RunConfig, {**run.model_dump(), "device": o.device}, "--device")
+        try:
+            run = validate_config(RunConfig, {**run.model_dump(), "device": o.device}, "--device")
+        except HpoError as exc:  # "--device: device: must be ...": the flag names the key
+            raise HpoError(str(exc).replace("--device: device: ", "--device: ")) from None
     changes = {
         k: v
         for k, v in {
@@ -932,10 +935,9 @@ def study_sampler(
     on several machines would otherwise propose the same values. Optuna's grid sampler keeps the config's
     seed everywhere, as its seed orders the grid points that every run and worker number alike.
     """
-    from hpotool.factories import SAMPLERS
-    from hpotool.resolve import resolve
+    from hpotool.factories import sampler_class
 
-    grid = issubclass(resolve(opt.sampler.name, SAMPLERS, "sampler"), optuna.samplers.GridSampler)
+    grid = issubclass(sampler_class(opt.sampler.name), optuna.samplers.GridSampler)
 
     def derive(seed: int | None) -> int | None:
         if seed is None or grid:

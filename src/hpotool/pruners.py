@@ -1,5 +1,5 @@
 """PFL ("predicted final loss"): prune a trial whose learning curve, extrapolated to the last epoch, ends
-worse than the worst of the best `top_k` finished trials.
+worse than the worst of the best `top_k` complete trials.
 
 The curve is smoothed (centred running median) and fitted with L(t) = a·e^(−b·t) + c: for each b on a
 log grid, a and c are a linear least-squares fit, and the b with the smallest error wins. That is

@@ -5,7 +5,7 @@ Compute data, then draw (Optuna's visualization modules do the same): `report_in
 draws the drawable ones with `optuna.visualization`; `render_html` / `render_json` lay them out.
 
 JSON format: the report info as data, plus `figures[i]["plotly"]`, the figure as plotly's JSON dict
-(`{"data": [...], "layout": {...}}`, what `plotly.io.from_json` reads back), or null with `reason`.
+(`{"data": [...], "layout": {...}}`, which `plotly.graph_objects.Figure(...)` takes), or null with `reason`.
 """
 
 from __future__ import annotations

@@ -165,6 +165,12 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
             return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
         path = _sqlite_path(url)
         if path is None and url.startswith("sqlite:"):
+            written = url.removeprefix("sqlite:").lstrip("/")
+            if written.split("?", 1)[0] not in ("", ":memory:"):  # sqlite://studies/x.db: a slash short
+                raise HpoError(
+                    f"storage {shown_url(url)!r} is not a SQLite file URL: write three slashes before a relative "
+                    f"path (sqlite:///{written}) or four before an absolute one (sqlite:////{written})"
+                )
             raise HpoError(
                 f"storage {shown_url(url)!r} is an in-memory SQLite database: a study there ends with the command, and its "
                 f"heartbeat and workers could not see it; give a file, sqlite:///studies/NAME.db (or no storage: "
@@ -565,6 +571,10 @@ def load_study(study_name: str, storage_url: str | None) -> optuna.Study:
     try:
         return optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
+        from hpotool.resolve import did_you_mean
+
         names = study_names(storage)
         listed = ", ".join(names) if names else "none"
-        raise HpoError(f"no study {study_name!r} in {shown_url(url)}; studies there: {listed}") from None
+        raise HpoError(
+            f"no study {study_name!r} in {shown_url(url)}{did_you_mean(study_name, names)}; studies there: {listed}"
+        ) from None

@@ -167,6 +167,7 @@ def left_out_note(source: str, left_out: Mapping[str, list[str]], n_trials: int)
         times = "" if len(reasons) == n_trials else f"; in {len(reasons)} of {n_trials} trials"
         parts.append(f"{name} ({reasons[0]}{times})")
     return (
-        f"--enqueue-from {source}: left out of its best trials (the sampler picks them instead): "
+        f"--enqueue-from {source}: left out of its best trials (the sampler picks those this study searches, "
+        "its run config sets the rest): "
         f"{', '.join(parts)}"
     )
