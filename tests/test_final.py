@@ -181,6 +181,21 @@ def test_an_epochs_flag_the_trials_warm_up_does_not_fit_names_the_flag_not_final
     assert plan_final(study, epochs=2).candidates[0].config.epochs == 2
 
 
+def test_a_device_flag_out_of_its_choices_names_the_flag_once(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """`train-from-best --device gpu` said `--device gpu: device: must be ...`, the key after the flag."""
+    opt_dict["n_trials"] = 1
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    result = runner.invoke(
+        app, ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--device", "gpu"]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: study 'tiny': --device gpu: must be auto, cpu, cuda, cuda:N or mps, got gpu\n"
+    )
+
+
 def test_top_k_retrains_and_ranks_by_mean(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
     study = run_tiny_study(tmp_path, run_dict, opt_dict)
     result = _train_from_best(opt_dict["storage"], "--top-k", "2", "--seeds", "2", "--epochs", "3")

@@ -177,6 +177,8 @@ def final_config(
             given = " ".join(f"--{k} {v}" for k, v in flags.items())
             shown = format_params({**changes, **flags})
             detail = str(failure).removeprefix(f"with {shown}: ")  # the flag names the values instead
+            if len(flags) == 1:  # "--device gpu: device: must be ...": the flag names the key too
+                detail = detail.removeprefix(f"{next(iter(flags))}: ")
             raise HpoError(f"{where}: {given}: {detail}" if where else f"{given}: {detail}") from None
     raise HpoError(f"{source}: {failure}") from None
 
