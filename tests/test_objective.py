@@ -798,6 +798,36 @@ def test_whole_section_choices_that_differ_only_in_a_component_default_are_one_c
     )
 
 
+def test_enqueue_and_conditions_match_a_whole_section_by_the_section_it_builds(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """With the choice {name: adam}, `enqueue: [{optimizer: {name: adam, lr: 0.001, weight_decay: 0.0}}]`
+    (adam at its defaults, the section the choice builds) was refused as outside the space, and a condition
+    naming the choice so never held (refused before trial 0). Both now name the choice: the queued trial
+    stores its label, and the condition holds where a trial draws it."""
+    sgd, adam = {"name": "sgd", "lr": 0.1, "momentum": 0.9}, {"name": "adam"}
+    spelt = {"name": "adam", "lr": 0.001, "weight_decay": 0.0}
+    opt_dict["n_trials"] = 2
+    opt_dict["search_space"] = {
+        "optimizer": {"type": "categorical", "choices": [sgd, adam]},
+        "model.dropout": {"type": "float", "low": 0.1, "high": 0.5, "when": {"optimizer": {"in": [spelt]}}},
+    }
+    opt_dict["enqueue"] = [{"optimizer": spelt, "model.dropout": 0.2}, {"optimizer": {**sgd, "dampening": 0}}]
+    plan, summary = _run(tmp_path, run_dict, opt_dict)
+    assert plan.opt.enqueue == [{"optimizer": adam, "model.dropout": 0.2}, {"optimizer": sgd}]
+    assert plan.opt.search_space["model.dropout"].when == {"optimizer": {"in": [adam]}}
+    assert summary.counts == {"complete": 2}
+    assert [t.params for t in _study(opt_dict).trials] == [
+        {"optimizer": "{name: adam}", "model.dropout": 0.2},
+        {"optimizer": "{lr: 0.1, momentum: 0.9, name: sgd}"},
+    ]
+    opt_dict["enqueue"] = [{"optimizer": {"name": "adam", "lr": 0.01}}]  # another section: still refused
+    with pytest.raises(
+        HpoError, match=r"enqueue.0: optimizer=\{name: adam, lr: 0.01\} lies outside its search space"
+    ):
+        _run(tmp_path, run_dict, opt_dict)
+
+
 def test_enqueue_from_carries_values_another_study_spells_otherwise(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

@@ -571,6 +571,40 @@ class OptimizeConfig(_Frozen):
         return self
 
     @model_validator(mode="after")
+    def _name_section_choices(self) -> OptimizeConfig:
+        """A whole section in `enqueue:` or a `when:` condition, written as it builds (`{name: adam, lr:
+        0.001}`), as the choice that builds it (`{name: adam}`): the queued trial stores that choice's label,
+        and the condition compares it with the choice a trial drew."""
+        from hpotool.sections import SECTIONS, choice_named
+
+        if not any(path in SECTIONS for path in self.search_space):
+            return self
+
+        def named(path: str, value: Any) -> Any:
+            param = self.search_space.get(path)
+            return value if param is None else choice_named(path, param, value)
+
+        def named_condition(path: str, condition: Any) -> Any:
+            if not isinstance(condition, dict):
+                return named(path, condition)
+            ((test, operand),) = condition.items()
+            if test == "in":
+                return {test: [named(path, v) for v in operand]}
+            return {test: named(path, operand)}
+
+        enqueue = [{path: named(path, v) for path, v in params.items()} for params in self.enqueue]
+        space = {
+            name: p.model_copy(update={"when": {k: named_condition(k, c) for k, c in p.when.items()}})
+            if p.when
+            else p
+            for name, p in self.search_space.items()
+        }
+        if enqueue == self.enqueue and space == self.search_space:
+            return self
+        # model_copy: the values are the choices the fields validated, and fields_set stays as written
+        return self.model_copy(update={"enqueue": enqueue, "search_space": space})
+
+    @model_validator(mode="after")
     def _check_enqueue(self) -> OptimizeConfig:
         for i, params in enumerate(self.enqueue):
             for path, value in params.items():

@@ -27,7 +27,7 @@ from hpotool.config import (
 )
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
-from hpotool.search_space import CategoricalParam, Param, equal_in_value
+from hpotool.search_space import CategoricalParam, Param, contains, equal_in_value
 
 SECTIONS: dict[str, type[BaseModel]] = {
     "data": DataConfig,
@@ -134,6 +134,31 @@ def configured_section(path: str, choice: Mapping[str, Any]) -> dict[str, Any]:
         return default is not None and equal_in_value(value, default)
 
     return {k: v for k, v in section.items() if k in model.model_fields or not is_default(k, v)}
+
+
+def choice_named(path: str, param: Param, value: Any) -> Any:
+    """`value` of the parameter `path` as the choice it names: where `path` is a section searched whole and
+    no choice is `value` itself, the choice that builds the same section (`configured_section`, as the check
+    of alike choices compares them: `{name: adam, lr: 0.001, weight_decay: 0.0}` is the choice
+    `{name: adam}`); `value` as it is where no choice builds its section."""
+    if not (path in SECTIONS and isinstance(param, CategoricalParam) and isinstance(value, dict)):
+        return value
+    if contains(param, value):
+        return value
+    built = _built(path, value)
+    if built is None:
+        return value
+    return next(
+        (c for c in param.choices if isinstance(c, dict) and equal_in_value(_built(path, c), built)), value
+    )
+
+
+def _built(path: str, section: Mapping[str, Any]) -> dict[str, Any] | None:
+    """`configured_section`, or None for a mapping that is no valid section (an unknown component)."""
+    try:
+        return configured_section(path, section)
+    except (ValidationError, HpoError):
+        return None
 
 
 def _check_distinct(where: str, choices: list[Any], sections: list[dict[str, Any]]) -> None:
