@@ -673,6 +673,16 @@ CASES = [
         },
     ),
     Case(
+        "section-choices-alike-loss",
+        "whole loss choices auto and the loss it stands for on the data's task",
+        "error: optimize.yaml: search_space.loss.choices.1: {name: cross_entropy} is the section choices.0 gives ({name: auto}), since the loss auto is cross_entropy on this classification task: one configuration under two labels, which a study would train as two; keep one",
+        optimize={
+            "search_space": {
+                "loss": {"type": "categorical", "choices": [{"name": "auto"}, {"name": "cross_entropy"}]}
+            }
+        },
+    ),
+    Case(
         "section-choice-argument-not-taken",
         "a key searched below a whole section that some of its choices do not take",
         "error: optimize.yaml: search_space.optimizer.momentum: with optimizer={name: adam}, optimizer.momentum=0.5: optimizer: optimizer 'adam' takes no argument 'momentum'; it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay; search it only with the optimizer sections that take it: when: {optimizer: {in: [{name: sgd}]}}",

@@ -798,6 +798,41 @@ def test_whole_section_choices_that_differ_only_in_a_component_default_are_one_c
     )
 
 
+def test_loss_choices_auto_and_the_loss_it_stands_for_on_the_task_are_one_choice(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """{name: auto} and {name: cross_entropy} train one loss on classification data (auto is cross_entropy
+    there): a study ran both, spending trials on the same configuration. Refused as other alike choices are,
+    only where every trial's data has that task (a searched dataset may make auto another loss)."""
+    opt_dict["search_space"] = {
+        "loss": {"type": "categorical", "choices": [{"name": "auto"}, {"name": "cross_entropy"}]},
+        "data.subset_fraction": {"type": "float", "low": 0.1, "high": 0.2},
+    }
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    with pytest.raises(HpoError) as err:
+        prepare_study(rp, op)
+    assert str(err.value).endswith(
+        "search_space.loss.choices.1: {name: cross_entropy} is the section choices.0 gives ({name: auto}), since "
+        "the loss auto is cross_entropy on this classification task: one configuration under two labels, which "
+        "a study would train as two; keep one"
+    )
+    run_dict["data"] = {"name": "regression"}
+    opt_dict["metric"], opt_dict["direction"] = "val_loss", "minimize"
+    opt_dict["search_space"] = {
+        "loss": {"type": "categorical", "choices": [{"name": "mse"}, {"name": "l1"}, {"name": "auto"}]},
+    }
+    write_yaml(rp, run_dict), write_yaml(op, opt_dict)
+    with pytest.raises(
+        HpoError, match=r"choices.2: \{name: auto\} is the section choices.0 gives \({name: mse}\), "
+    ):
+        prepare_study(rp, op)
+    opt_dict["search_space"] = {  # on this data auto is mse: it is no other choice
+        "loss": {"type": "categorical", "choices": [{"name": "l1"}, {"name": "auto"}]},
+    }
+    write_yaml(op, opt_dict)
+    prepare_study(rp, op)
+
+
 def test_enqueue_and_conditions_match_a_whole_section_by_the_section_it_builds(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

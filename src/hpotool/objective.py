@@ -405,6 +405,13 @@ def _check_one_split(param: Param, opt: OptimizeConfig) -> None:
             )
 
 
+def _fixed_task(opt: OptimizeConfig, data: PreparedData | None) -> str | None:
+    """The task of every trial's data: the run config's, where the search switches no dataset (searches
+    `data` or a data key other than how much of it a trial trains on); None where it may."""
+    searched = [p.partition(".")[2] for p in opt.search_space if p.partition(".")[0] == "data"]
+    return data.task if data is not None and all(key == "subset_fraction" for key in searched) else None
+
+
 def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, source: str) -> None:
     """Before any trial runs: every path exists, and every bound or choice gives a RunConfig that
     validates and whose components build."""
@@ -419,7 +426,7 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                     f"the run config"
                 )
             if path in SECTIONS:
-                check_section_param(path, param, run)
+                check_section_param(path, param, run, _fixed_task(opt, data))
             else:
                 if (
                     path not in valid

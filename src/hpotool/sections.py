@@ -74,9 +74,11 @@ def section_values(run: RunConfig) -> dict[str, dict[str, Any]]:
     return {path: section.model_dump() for path in SECTIONS if (section := getattr(run, path)) is not None}
 
 
-def check_section_param(path: str, param: Param, run: RunConfig) -> None:
+def check_section_param(path: str, param: Param, run: RunConfig, task: str | None = None) -> None:
     """Raise `HpoError` unless `param` searches the section `path` as whole sections, each a mapping that
-    validates as that section (its component resolves and takes its arguments).
+    validates as that section (its component resolves and takes its arguments), no two alike: building one
+    section, or (`task`: every trial's data is of that task) one loss there (`auto` and `cross_entropy` on
+    classification).
 
     Raises:
         HpoError: `search_space.optimizer.choices.1: ...`, naming the choice and its bad key.
@@ -114,8 +116,8 @@ def check_section_param(path: str, param: Param, run: RunConfig) -> None:
                 for line in error_lines(exc, model)
             ]
             raise HpoError("; ".join(lines)) from None
-        sections.append(configured_section(path, choice))
-        _check_distinct(where, param.choices, sections)
+        sections.append(_as_trained(path, configured_section(path, choice), task))
+        _check_distinct(path, where, param.choices, sections, task)
 
 
 def configured_section(path: str, choice: Mapping[str, Any]) -> dict[str, Any]:
@@ -161,18 +163,39 @@ def _built(path: str, section: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
 
 
-def _check_distinct(where: str, choices: list[Any], sections: list[dict[str, Any]]) -> None:
+def _as_trained(path: str, section: dict[str, Any], task: str | None) -> dict[str, Any]:
+    """`section` as a trial on data of `task` trains it: the loss `auto` as the loss it stands for there."""
+    if path == "loss" and task is not None and section.get("name") == "auto":
+        return {**section, "name": _auto_loss(task)}
+    return section
+
+
+def _auto_loss(task: str) -> str:
+    """The loss `auto` stands for on data of `task` (hpotool.losses.auto)."""
+    return "cross_entropy" if task == "classification" else "mse"
+
+
+def _check_distinct(
+    path: str, where: str, choices: list[Any], sections: list[dict[str, Any]], task: str | None
+) -> None:
     """Raise `HpoError` if the last of `sections` is an earlier one: two choices that differ only in keys
     one leaves at their default (`{name: adam}` and `{name: adam, lr: 0.001}`, `{name: sgd}` and
-    `{name: sgd, momentum: 0.0}`)."""
+    `{name: sgd, momentum: 0.0}`), or in a loss `auto` stands for on data of `task` (`{name: auto}` and
+    `{name: cross_entropy}` on classification)."""
     i = len(sections) - 1
     same = next((j for j, section in enumerate(sections[:i]) if equal_in_value(section, sections[i])), None)
     if same is None:
         return
     a, b = choices[same], choices[i]
-    defaults = {k: (a if k in a else b)[k] for k in [*a, *b] if (k in a) != (k in b)}
+    name = SECTIONS[path].model_fields["name"].default if "name" in SECTIONS[path].model_fields else None
+    auto = a.get("name", name) != b.get("name", name)  # equal as trained: one is auto, the other its loss
+    defaults = {
+        k: (a if k in a else b)[k] for k in [*a, *b] if (k in a) != (k in b) and not (auto and k == "name")
+    }
+    why = [f"which leaves {format_choice(defaults)} at its default"] if defaults else []
+    if auto and task is not None:
+        why.append(f"{'and ' if why else 'since '}the loss auto is {_auto_loss(task)} on this {task} task")
     raise HpoError(
-        f"{where}: {format_choice(b)} is the section choices.{same} gives ({format_choice(a)}), which leaves "
-        f"{format_choice(defaults)} at its default: one configuration under two labels, which a study would "
-        f"train as two; keep one"
+        f"{where}: {format_choice(b)} is the section choices.{same} gives ({format_choice(a)}), {', '.join(why)}: "
+        f"one configuration under two labels, which a study would train as two; keep one"
     )
