@@ -572,9 +572,10 @@ class OptimizeConfig(_Frozen):
 
     @model_validator(mode="after")
     def _name_section_choices(self) -> OptimizeConfig:
-        """A whole section in `enqueue:` or a `when:` condition, written as it builds (`{name: adam, lr:
-        0.001}`), as the choice that builds it (`{name: adam}`): the queued trial stores that choice's label,
-        and the condition compares it with the choice a trial drew."""
+        """A whole section in `enqueue:`, a `when:` condition or a grid's values (`sampler.kwargs.
+        search_space`), written as it builds (`{name: adam, lr: 0.001}`), as the choice that builds it
+        (`{name: adam}`): the queued trial stores that choice's label, the condition compares it with the
+        choice a trial drew, and the grid runs that choice."""
         from hpotool.sections import SECTIONS, choice_named
 
         if not any(path in SECTIONS for path in self.search_space):
@@ -599,10 +600,18 @@ class OptimizeConfig(_Frozen):
             else p
             for name, p in self.search_space.items()
         }
-        if enqueue == self.enqueue and space == self.search_space:
+        sampler, grid = self.sampler, self.sampler.kwargs.get("search_space")
+        if isinstance(grid, dict):
+            named_grid = {
+                path: [named(path, v) for v in values] if isinstance(values, list) else values
+                for path, values in grid.items()
+            }
+            kwargs = {**sampler.kwargs, "search_space": named_grid}
+            sampler = sampler if named_grid == grid else sampler.model_copy(update={"kwargs": kwargs})
+        if enqueue == self.enqueue and space == self.search_space and sampler == self.sampler:
             return self
         # model_copy: the values are the choices the fields validated, and fields_set stays as written
-        return self.model_copy(update={"enqueue": enqueue, "search_space": space})
+        return self.model_copy(update={"enqueue": enqueue, "search_space": space, "sampler": sampler})
 
     @model_validator(mode="after")
     def _check_enqueue(self) -> OptimizeConfig:
