@@ -683,6 +683,20 @@ CASES = [
         },
     ),
     Case(
+        "section-choices-alike-below",
+        "whole-section choices that differ only in a key searched below the section in every trial",
+        "error: optimize.yaml: search_space.optimizer.choices.1: {lr: 0.1, name: sgd} is the section choices.0 gives ({lr: 0.01, name: sgd}) but for lr, which optimizer.lr, searched in every trial of both, replaces: one configuration under two labels, which a study would train as two; keep one",
+        optimize={
+            "search_space": {
+                "optimizer": {
+                    "type": "categorical",
+                    "choices": [{"name": "sgd", "lr": 0.01}, {"name": "sgd", "lr": 0.1}],
+                },
+                "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+            }
+        },
+    ),
+    Case(
         "section-choice-argument-not-taken",
         "a key searched below a whole section that some of its choices do not take",
         "error: optimize.yaml: search_space.optimizer.momentum: with optimizer={name: adam}, optimizer.momentum=0.5: optimizer: optimizer 'adam' takes no argument 'momentum'; it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay; search it only with the optimizer sections that take it: when: {optimizer: {in: [{name: sgd}]}}",

@@ -833,6 +833,31 @@ def test_loss_choices_auto_and_the_loss_it_stands_for_on_the_task_are_one_choice
     prepare_study(rp, op)
 
 
+def test_whole_section_choices_that_differ_only_in_a_key_searched_below_them_are_one_choice(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """{name: sgd, lr: 0.1, momentum: 0.9} and {name: sgd, lr: 0.01, momentum: 0.9} beside a searched
+    optimizer.lr, which replaces the chosen lr in every trial, trained one configuration under two labels:
+    the study ran both. Refused; where optimizer.lr is searched only with one of them, they differ."""
+    fast, slow = {"name": "sgd", "lr": 0.1, "momentum": 0.9}, {"name": "sgd", "lr": 0.01, "momentum": 0.9}
+    lr = {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}
+    opt_dict["search_space"] = {
+        "optimizer": {"type": "categorical", "choices": [fast, {"name": "adam"}, slow]},
+        "optimizer.lr": lr,
+    }
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    with pytest.raises(HpoError) as err:
+        prepare_study(rp, op)
+    assert str(err.value).endswith(
+        "search_space.optimizer.choices.2: {name: sgd, lr: 0.01, momentum: 0.9} is the section choices.0 gives "
+        "({name: sgd, lr: 0.1, momentum: 0.9}) but for lr, which optimizer.lr, searched in every trial of both, "
+        "replaces: one configuration under two labels, which a study would train as two; keep one"
+    )
+    opt_dict["search_space"]["optimizer.lr"] = {**lr, "when": {"optimizer": {"in": [fast]}}}
+    write_yaml(op, opt_dict)
+    prepare_study(rp, op)
+
+
 def test_enqueue_and_conditions_match_a_whole_section_by_the_section_it_builds(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

@@ -426,7 +426,7 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                     f"the run config"
                 )
             if path in SECTIONS:
-                check_section_param(path, param, run, _fixed_task(opt, data))
+                check_section_param(path, param, run, _fixed_task(opt, data), opt.search_space)
             else:
                 if (
                     path not in valid

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from hpotool.components import component_default
+from hpotool.conditions import all_hold
 from hpotool.config import (
     CHECK_COMPONENTS,
     DataConfig,
@@ -74,10 +75,17 @@ def section_values(run: RunConfig) -> dict[str, dict[str, Any]]:
     return {path: section.model_dump() for path in SECTIONS if (section := getattr(run, path)) is not None}
 
 
-def check_section_param(path: str, param: Param, run: RunConfig, task: str | None = None) -> None:
+def check_section_param(
+    path: str,
+    param: Param,
+    run: RunConfig,
+    task: str | None = None,
+    space: Mapping[str, Param] | None = None,
+) -> None:
     """Raise `HpoError` unless `param` searches the section `path` as whole sections, each a mapping that
     validates as that section (its component resolves and takes its arguments), no two alike: building one
-    section, or (`task`: every trial's data is of that task) one loss there (`auto` and `cross_entropy` on
+    section, once the keys `space` searches below it in every trial that draws them replace theirs, or
+    (`task`: every trial's data is of that task) one loss there (`auto` and `cross_entropy` on
     classification).
 
     Raises:
@@ -116,8 +124,31 @@ def check_section_param(path: str, param: Param, run: RunConfig, task: str | Non
                 for line in error_lines(exc, model)
             ]
             raise HpoError("; ".join(lines)) from None
-        sections.append(_as_trained(path, configured_section(path, choice), task))
+        built = _as_trained(path, configured_section(path, choice), task)
+        sections.append({**built, **dict.fromkeys(_replaced(path, choice, space or {}), _SEARCHED)})
         _check_distinct(path, where, param.choices, sections, task)
+
+
+_SEARCHED = object()  # a key of a chosen section that a key searched below it replaces
+
+
+def _replaced(path: str, choice: dict[str, Any], space: Mapping[str, Param]) -> list[str]:
+    """The keys of the section `path` that a key `space` searches below it (`optimizer.lr`) replaces in
+    every trial that draws `choice`: one without a condition, or with one on the section alone that
+    `choice` meets."""
+    out = []
+    for name, p in space.items():
+        section, _, key = name.partition(".")
+        when = p.when or {}
+        if (
+            section == path
+            and key
+            and "." not in key
+            and set(when) <= {path}
+            and all_hold(when, {path: choice})
+        ):
+            out.append(key)
+    return out
 
 
 def configured_section(path: str, choice: Mapping[str, Any]) -> dict[str, Any]:
@@ -180,8 +211,9 @@ def _check_distinct(
 ) -> None:
     """Raise `HpoError` if the last of `sections` is an earlier one: two choices that differ only in keys
     one leaves at their default (`{name: adam}` and `{name: adam, lr: 0.001}`, `{name: sgd}` and
-    `{name: sgd, momentum: 0.0}`), or in a loss `auto` stands for on data of `task` (`{name: auto}` and
-    `{name: cross_entropy}` on classification)."""
+    `{name: sgd, momentum: 0.0}`), in keys a searched key below the section replaces (`lr` beside a searched
+    `optimizer.lr`), or in a loss `auto` stands for on data of `task` (`{name: auto}` and `{name: cross_entropy}`
+    on classification)."""
     i = len(sections) - 1
     same = next((j for j, section in enumerate(sections[:i]) if equal_in_value(section, sections[i])), None)
     if same is None:
@@ -189,13 +221,27 @@ def _check_distinct(
     a, b = choices[same], choices[i]
     name = SECTIONS[path].model_fields["name"].default if "name" in SECTIONS[path].model_fields else None
     auto = a.get("name", name) != b.get("name", name)  # equal as trained: one is auto, the other its loss
+    searched = [k for k, v in sections[i].items() if v is _SEARCHED]
+    replaced = [k for k in searched if not equal_in_value(a.get(k, _SEARCHED), b.get(k, _SEARCHED))]
     defaults = {
-        k: (a if k in a else b)[k] for k in [*a, *b] if (k in a) != (k in b) and not (auto and k == "name")
+        k: (a if k in a else b)[k]
+        for k in [*a, *b]
+        if (k in a) != (k in b) and k not in searched and not (auto and k == "name")
     }
-    why = [f"which leaves {format_choice(defaults)} at its default"] if defaults else []
+    head = f"{where}: {format_choice(b)} is the section choices.{same} gives ({format_choice(a)})"
+    if replaced:
+        keys = " and ".join(replaced)
+        paths = " and ".join(f"{path}.{k}" for k in replaced)
+        head += f" but for {keys}, which {paths}, searched in every trial of both, replace{'s' * (len(replaced) == 1)}"
+    why = (
+        [f"{'and ' if replaced else 'which '}leaves {format_choice(defaults)} at its default"]
+        if defaults
+        else []
+    )
     if auto and task is not None:
-        why.append(f"{'and ' if why else 'since '}the loss auto is {_auto_loss(task)} on this {task} task")
+        why.append(
+            f"{'and ' if why or replaced else 'since '}the loss auto is {_auto_loss(task)} on this {task} task"
+        )
     raise HpoError(
-        f"{where}: {format_choice(b)} is the section choices.{same} gives ({format_choice(a)}), {', '.join(why)}: "
-        f"one configuration under two labels, which a study would train as two; keep one"
+        f"{', '.join([head, *why])}: one configuration under two labels, which a study would train as two; keep one"
     )
