@@ -683,6 +683,14 @@ CASES = [
         },
     ),
     Case(
+        "loss-names-alike",
+        "searched loss names auto and the loss it stands for on the data's task",
+        "error: optimize.yaml: search_space.loss.name: choices auto and cross_entropy are one loss on this classification task (auto is cross_entropy there): one configuration under two labels, which a study would train as two; keep one",
+        optimize={
+            "search_space": {"loss.name": {"type": "categorical", "choices": ["auto", "cross_entropy"]}}
+        },
+    ),
+    Case(
         "section-choices-alike-below",
         "whole-section choices that differ only in a key searched below the section in every trial",
         "error: optimize.yaml: search_space.optimizer.choices.1: {lr: 0.1, name: sgd} is the section choices.0 gives ({lr: 0.01, name: sgd}) but for lr, which optimizer.lr, searched in every trial of both, replaces: one configuration under two labels, which a study would train as two; keep one",

@@ -833,6 +833,34 @@ def test_loss_choices_auto_and_the_loss_it_stands_for_on_the_task_are_one_choice
     prepare_study(rp, op)
 
 
+def test_searched_loss_names_auto_and_the_loss_it_stands_for_on_the_task_are_one_choice(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """loss.name choices [auto, cross_entropy] on classification data trained one loss under two labels;
+    refused. With another loss key searched for cross_entropy alone, the two differ."""
+    opt_dict["search_space"] = {
+        "loss.name": {"type": "categorical", "choices": ["auto", "cross_entropy", "l1"]}
+    }
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    with pytest.raises(HpoError) as err:
+        prepare_study(rp, op)
+    assert str(err.value).endswith(
+        "search_space.loss.name: choices auto and cross_entropy are one loss on this classification task (auto "
+        "is cross_entropy there): one configuration under two labels, which a study would train as two; keep one"
+    )
+    opt_dict["search_space"] = {
+        "loss.name": {"type": "categorical", "choices": ["auto", "cross_entropy"]},
+        "loss.label_smoothing": {
+            "type": "float",
+            "low": 0.0,
+            "high": 0.2,
+            "when": {"loss.name": "cross_entropy"},
+        },
+    }
+    write_yaml(op, opt_dict)
+    prepare_study(rp, op)
+
+
 def test_whole_section_choices_that_differ_only_in_a_key_searched_below_them_are_one_choice(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

@@ -25,7 +25,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool import __version__, fingerprint
-from hpotool.components import AUTO_LOSS_FIX, Kind, component_default, component_kwargs
+from hpotool.components import AUTO_LOSS_FIX, Kind, auto_loss, component_default, component_kwargs
 from hpotool.conditions import all_hold, holds, satisfying_value
 from hpotool.config import (
     CHECK_COMPONENTS,
@@ -412,6 +412,22 @@ def _fixed_task(opt: OptimizeConfig, data: PreparedData | None) -> str | None:
     return data.task if data is not None and all(key == "subset_fraction" for key in searched) else None
 
 
+def _check_auto_loss_name(param: Param, run: RunConfig, opt: OptimizeConfig, task: str | None) -> None:
+    """Searched loss names `auto` and the loss it stands for on `task` (every trial's) train one loss where
+    each trains bare: the run config's loss sets no arguments (auto takes none) and no other loss key is
+    searched."""
+    if task is None or not isinstance(param, CategoricalParam) or run.loss.kwargs:
+        return
+    if any(p == "loss" or (p.startswith("loss.") and p != "loss.name") for p in opt.search_space):
+        return
+    same = auto_loss(task)
+    if "auto" in param.choices and same in param.choices:
+        raise HpoError(
+            f"choices auto and {same} are one loss on this {task} task (auto is {same} there): one "
+            f"configuration under two labels, which a study would train as two; keep one"
+        )
+
+
 def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, source: str) -> None:
     """Before any trial runs: every path exists, and every bound or choice gives a RunConfig that
     validates and whose components build."""
@@ -434,6 +450,8 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                     _check_condition_paths(path, param, opt, valid)
                     _condition_values(param, opt, fixed, path)
                 check_path(path, valid)
+            if path == "loss.name" and run.trainer is None:
+                _check_auto_loss_name(param, run, opt, _fixed_task(opt, data))
             if path in _SPLIT_PATHS and run.trainer is None:
                 raise HpoError(_SPLIT_PATHS[path].format(metrics=" and ".join(opt.objectives)))
             if path == "data" and run.trainer is None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from hpotool.components import component_default
+from hpotool.components import auto_loss, component_default
 from hpotool.conditions import all_hold
 from hpotool.config import (
     CHECK_COMPONENTS,
@@ -197,13 +197,8 @@ def _built(path: str, section: Mapping[str, Any]) -> dict[str, Any] | None:
 def _as_trained(path: str, section: dict[str, Any], task: str | None) -> dict[str, Any]:
     """`section` as a trial on data of `task` trains it: the loss `auto` as the loss it stands for there."""
     if path == "loss" and task is not None and section.get("name") == "auto":
-        return {**section, "name": _auto_loss(task)}
+        return {**section, "name": auto_loss(task)}
     return section
-
-
-def _auto_loss(task: str) -> str:
-    """The loss `auto` stands for on data of `task` (hpotool.losses.auto)."""
-    return "cross_entropy" if task == "classification" else "mse"
 
 
 def _check_distinct(
@@ -240,7 +235,7 @@ def _check_distinct(
     )
     if auto and task is not None:
         why.append(
-            f"{'and ' if why or replaced else 'since '}the loss auto is {_auto_loss(task)} on this {task} task"
+            f"{'and ' if why or replaced else 'since '}the loss auto is {auto_loss(task)} on this {task} task"
         )
     raise HpoError(
         f"{', '.join([head, *why])}: one configuration under two labels, which a study would train as two; keep one"
