@@ -886,6 +886,29 @@ def test_whole_section_choices_that_differ_only_in_a_key_searched_below_them_are
     prepare_study(rp, op)
 
 
+def test_whole_section_choices_that_differ_only_in_a_searched_name_are_not_said_to_be_the_loss_auto(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """Choices {name: sgd, lr: 0.1} and {name: adam, lr: 0.1} beside a searched optimizer.name (which replaces
+    the chosen name) are alike; the refusal said "and the loss auto is cross_entropy on this classification
+    task", a reason that is about losses alone."""
+    opt_dict["search_space"] = {
+        "optimizer": {
+            "type": "categorical",
+            "choices": [{"name": "sgd", "lr": 0.1}, {"name": "adam", "lr": 0.1}],
+        },
+        "optimizer.name": {"type": "categorical", "choices": ["sgd", "adam"]},
+    }
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    with pytest.raises(HpoError) as err:
+        prepare_study(rp, op)
+    assert str(err.value).endswith(
+        "search_space.optimizer.choices.1: {name: adam, lr: 0.1} is the section choices.0 gives ({name: sgd, lr: "
+        "0.1}) but for name, which optimizer.name, searched in every trial of both, replaces: one configuration "
+        "under two labels, which a study would train as two; keep one"
+    )
+
+
 def test_enqueue_and_conditions_match_a_whole_section_by_the_section_it_builds(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

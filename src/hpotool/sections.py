@@ -214,9 +214,10 @@ def _check_distinct(
     if same is None:
         return
     a, b = choices[same], choices[i]
-    name = SECTIONS[path].model_fields["name"].default if "name" in SECTIONS[path].model_fields else None
-    auto = a.get("name", name) != b.get("name", name)  # equal as trained: one is auto, the other its loss
     searched = [k for k, v in sections[i].items() if v is _SEARCHED]
+    name = SECTIONS[path].model_fields["name"].default if "name" in SECTIONS[path].model_fields else None
+    # equal as trained with another name: one is the loss auto, the other the loss it stands for
+    auto = path == "loss" and "name" not in searched and a.get("name", name) != b.get("name", name)
     replaced = [k for k in searched if not equal_in_value(a.get(k, _SEARCHED), b.get(k, _SEARCHED))]
     defaults = {
         k: (a if k in a else b)[k]
