@@ -1109,6 +1109,31 @@ def test_enqueue_from_compares_a_whole_section_as_the_trial_trained_it(
     )
 
 
+def test_enqueue_from_takes_a_loss_as_the_choice_auto_where_auto_stands_for_it(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A trial that trained {name: cross_entropy} on this study's digits data was left out of a space whose
+    loss choices are {name: auto} (cross_entropy on this classification data) and a smoothed one: "lies outside
+    this space". It carries over as {name: auto}; one trained on other data does not (auto may be mse there)."""
+    from optuna.distributions import CategoricalDistribution
+
+    from hpotool.objective import with_warm_start
+
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    space = {"loss": {"type": "categorical", "choices": [{"name": "cross_entropy"}]}}
+    found = {"loss": CategoricalDistribution(["{name: cross_entropy}"])}
+    _finished_study(url, "ce", run_dict, space, [({"loss": "{name: cross_entropy}"}, found, 0.9)])
+    smooth = {"name": "cross_entropy", "label_smoothing": 0.1}
+    opt_dict["search_space"] = {"loss": {"type": "categorical", "choices": [smooth, {"name": "auto"}]}}
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="ce", storage=url), 1)
+    assert plan.opt.enqueue == [{"loss": {"name": "auto"}}] and not plan.notes
+    other = {**run_dict, "data": {"name": "digits", "val_fraction": 0.3}}
+    _finished_study(url, "other", other, space, [({"loss": "{name: cross_entropy}"}, found, 0.9)])
+    with pytest.raises(HpoError, match="no complete trial of 'other' has parameters inside this space"):
+        with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="other", storage=url), 1)
+
+
 def test_enqueue_from_names_the_keys_of_a_whole_section_it_leaves_out(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

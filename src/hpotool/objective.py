@@ -841,7 +841,13 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
         if len(picks) - len(plan.opt.enqueue) >= top:
             break
         ran = trial_params(attrs, t)  # a list choice as the list, by the space the trial ran under
-        params, missed = carried_params(ran, space, partial(_trained, source, t), partial(_values, plan.run))
+        params, missed = carried_params(
+            ran,
+            space,
+            partial(_trained, source, t),
+            partial(_values, plan.run),
+            _fixed_task(plan.opt, plan.data),
+        )
         read += 1
         for name, reason in missed.items():
             left_out.setdefault(name, []).append(reason)

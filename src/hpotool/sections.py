@@ -124,7 +124,7 @@ def check_section_param(
                 for line in error_lines(exc, model)
             ]
             raise HpoError("; ".join(lines)) from None
-        built = _as_trained(path, configured_section(path, choice), task)
+        built = as_trained(path, configured_section(path, choice), task)
         sections.append({**built, **dict.fromkeys(_replaced(path, choice, space or {}), _SEARCHED)})
         _check_distinct(path, where, param.choices, sections, task)
 
@@ -194,7 +194,7 @@ def _built(path: str, section: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
 
 
-def _as_trained(path: str, section: dict[str, Any], task: str | None) -> dict[str, Any]:
+def as_trained(path: str, section: dict[str, Any], task: str | None) -> dict[str, Any]:
     """`section` as a trial on data of `task` trains it: the loss `auto` as the loss it stands for there."""
     if path == "loss" and task is not None and section.get("name") == "auto":
         return {**section, "name": auto_loss(task)}
