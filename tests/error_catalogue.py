@@ -705,6 +705,25 @@ CASES = [
         },
     ),
     Case(
+        "section-condition-names-no-choice",
+        "a condition on a section searched whole that lists a section none of its choices gives",
+        "error: optimize.yaml: search_space.optimizer.momentum.when.optimizer: {lr: 0.01, name: sgd} is none of optimizer's choices and gives none of their sections, so no trial matches it; name one of: {lr: 0.1, name: sgd}, {name: adam}",
+        optimize={
+            "search_space": {
+                "optimizer": {
+                    "type": "categorical",
+                    "choices": [{"name": "sgd", "lr": 0.1}, {"name": "adam"}],
+                },
+                "optimizer.momentum": {
+                    "type": "float",
+                    "low": 0.0,
+                    "high": 0.9,
+                    "when": {"optimizer": {"in": [{"name": "sgd", "lr": 0.1}, {"name": "sgd", "lr": 0.01}]}},
+                },
+            }
+        },
+    ),
+    Case(
         "section-choice-argument-not-taken",
         "a key searched below a whole section that some of its choices do not take",
         "error: optimize.yaml: search_space.optimizer.momentum: with optimizer={name: adam}, optimizer.momentum=0.5: optimizer: optimizer 'adam' takes no argument 'momentum'; it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay; search it only with the optimizer sections that take it: when: {optimizer: {in: [{name: sgd}]}}",

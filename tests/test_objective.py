@@ -909,6 +909,31 @@ def test_whole_section_choices_that_differ_only_in_a_searched_name_are_not_said_
     )
 
 
+def test_a_condition_naming_a_section_no_choice_gives_is_refused(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """when: {optimizer: {in: [{name: sgd, lr: 0.1}, {name: adam, lr: 0.01}]}} beside the choices {name: sgd,
+    lr: 0.1} and {name: adam} (adam at lr 0.001): the adam entry names no choice, so the parameter was searched
+    with sgd alone, without a word. Refused, naming the choices."""
+    sgd = {"name": "sgd", "lr": 0.1}
+    opt_dict["search_space"] = {
+        "optimizer": {"type": "categorical", "choices": [sgd, {"name": "adam"}]},
+        "model.dropout": {
+            "type": "float",
+            "low": 0.0,
+            "high": 0.5,
+            "when": {"optimizer": {"in": [sgd, {"name": "adam", "lr": 0.01}]}},
+        },
+    }
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    with pytest.raises(HpoError) as err:
+        prepare_study(rp, op)
+    assert str(err.value).endswith(
+        "search_space.model.dropout.when.optimizer: {name: adam, lr: 0.01} is none of optimizer's choices and "
+        "gives none of their sections, so no trial matches it; name one of: {name: sgd, lr: 0.1}, {name: adam}"
+    )
+
+
 def test_enqueue_and_conditions_match_a_whole_section_by_the_section_it_builds(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

@@ -300,6 +300,24 @@ def _check_condition_paths(path: str, param: Param, opt: OptimizeConfig, valid: 
             )
 
 
+def _check_section_operands(path: str, param: Param, opt: OptimizeConfig) -> None:
+    """Each section a condition on a section searched whole lists (`in`, `ne`) is one of its choices (the
+    config named each that builds a choice's section so): one that builds none would never match, its
+    condition quietly narrower (or, with ne, wider) than written."""
+    for on, condition in (param.when or {}).items():
+        ref = opt.search_space.get(on)
+        if on not in SECTIONS or not isinstance(ref, CategoricalParam) or not isinstance(condition, dict):
+            continue
+        ((test, operand),) = condition.items()
+        operands = operand if test == "in" else [operand] if test == "ne" else []
+        stray = next((v for v in operands if isinstance(v, dict) and not contains(ref, v)), None)
+        if stray is not None:
+            raise HpoError(
+                f"search_space.{path}.when.{on}: {format_choice(stray)} is none of {on}'s choices and gives none "
+                f"of their sections, so no trial matches it; name one of: {', '.join(map(format_choice, ref.choices))}"
+            )
+
+
 def _earlier_items(path: str, opt: OptimizeConfig) -> dict[str, Any]:
     """For a list item, the searched items of the same list suggested before it (at their first value):
     model.hidden.3 exists only once model.hidden.2 does."""
@@ -457,6 +475,7 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
             if path == "data" and run.trainer is None:
                 _check_one_split(param, opt)
             _check_condition_paths(path, param, opt, valid)
+            _check_section_operands(path, param, opt)
             _check_width_is_used(path, run, opt)
             # a conditional parameter is checked where it applies, a list item with the items before it
             context = {**_earlier_items(path, opt), **_condition_values(param, opt, fixed, path)}
