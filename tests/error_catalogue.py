@@ -724,6 +724,17 @@ CASES = [
         },
     ),
     Case(
+        "enqueue-sections-alike",
+        "two enqueued sets whose sections build the same choice",
+        "error: optimize.yaml: enqueue.1: optimizer={lr: 0.001, name: adam} is the set enqueue.0 gives (optimizer={name: adam}): its sections build the same choices (optimizer={name: adam}), so the study would train it twice; drop one",
+        optimize={
+            "search_space": {
+                "optimizer": {"type": "categorical", "choices": [{"name": "sgd"}, {"name": "adam"}]}
+            },
+            "enqueue": [{"optimizer": {"name": "adam"}}, {"optimizer": {"name": "adam", "lr": 0.001}}],
+        },
+    ),
+    Case(
         "section-choice-argument-not-taken",
         "a key searched below a whole section that some of its choices do not take",
         "error: optimize.yaml: search_space.optimizer.momentum: with optimizer={name: adam}, optimizer.momentum=0.5: optimizer: optimizer 'adam' takes no argument 'momentum'; it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay; search it only with the optimizer sections that take it: when: {optimizer: {in: [{name: sgd}]}}",

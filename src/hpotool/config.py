@@ -594,6 +594,16 @@ class OptimizeConfig(_Frozen):
             return {test: named(path, operand)}
 
         enqueue = [{path: named(path, v) for path, v in params.items()} for params in self.enqueue]
+        for i, params in enumerate(enqueue):  # written apart, named alike: one configuration queued twice
+            same = next(
+                (j for j in range(i) if enqueue[j] == params and self.enqueue[j] != self.enqueue[i]), None
+            )
+            if same is not None:
+                raise ValueError(
+                    f"enqueue.{i}: {format_params(self.enqueue[i])} is the set enqueue.{same} gives "
+                    f"({format_params(self.enqueue[same])}): its sections build the same choices "
+                    f"({format_params(params)}), so the study would train it twice; drop one"
+                )
         space = {
             name: p.model_copy(update={"when": {k: named_condition(k, c) for k, c in p.when.items()}})
             if p.when
