@@ -704,6 +704,68 @@ CASES = [
         },
     ),
     Case(
+        "section-choices-alike-loss",
+        "whole loss choices auto and the loss it stands for on the data's task",
+        "error: optimize.yaml: search_space.loss.choices.1: {name: cross_entropy} is the section choices.0 gives ({name: auto}), since the loss auto is cross_entropy on this classification task: one configuration under two labels, which a study would train as two; keep one",
+        optimize={
+            "search_space": {
+                "loss": {"type": "categorical", "choices": [{"name": "auto"}, {"name": "cross_entropy"}]}
+            }
+        },
+    ),
+    Case(
+        "loss-names-alike",
+        "searched loss names auto and the loss it stands for on the data's task",
+        "error: optimize.yaml: search_space.loss.name: choices auto and cross_entropy are one loss on this classification task (auto is cross_entropy there): one configuration under two labels, which a study would train as two; keep one",
+        optimize={
+            "search_space": {"loss.name": {"type": "categorical", "choices": ["auto", "cross_entropy"]}}
+        },
+    ),
+    Case(
+        "section-choices-alike-below",
+        "whole-section choices that differ only in a key searched below the section in every trial",
+        "error: optimize.yaml: search_space.optimizer.choices.1: {lr: 0.1, name: sgd} is the section choices.0 gives ({lr: 0.01, name: sgd}) but for lr, which optimizer.lr, searched in every trial of both, replaces: one configuration under two labels, which a study would train as two; keep one",
+        optimize={
+            "search_space": {
+                "optimizer": {
+                    "type": "categorical",
+                    "choices": [{"name": "sgd", "lr": 0.01}, {"name": "sgd", "lr": 0.1}],
+                },
+                "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+            }
+        },
+    ),
+    Case(
+        "section-condition-names-no-choice",
+        "a condition on a section searched whole that lists a section none of its choices gives",
+        "error: optimize.yaml: search_space.optimizer.momentum.when.optimizer: {lr: 0.01, name: sgd} is none of optimizer's choices and gives none of their sections, so no trial matches it; name one of: {lr: 0.1, name: sgd}, {name: adam}",
+        optimize={
+            "search_space": {
+                "optimizer": {
+                    "type": "categorical",
+                    "choices": [{"name": "sgd", "lr": 0.1}, {"name": "adam"}],
+                },
+                "optimizer.momentum": {
+                    "type": "float",
+                    "low": 0.0,
+                    "high": 0.9,
+                    "when": {"optimizer": {"in": [{"name": "sgd", "lr": 0.1}, {"name": "sgd", "lr": 0.01}]}},
+                },
+            }
+        },
+    ),
+    Case(
+        "enqueue-sections-alike",
+        "two enqueued sets whose sections build the same choice",
+        "error: optimize.yaml: enqueue.1: optimizer={lr: 0.001, name: adam} is the set enqueue.0 gives (optimizer={name: adam}): its sections build the same choices (optimizer={name: adam}), so the study would train it twice; drop one",
+        optimize={
+            "search_space": {
+                "optimizer": {"type": "categorical", "choices": [{"name": "sgd"}, {"name": "adam"}]}
+            },
+            "enqueue": [{"optimizer": {"name": "adam"}}, {"optimizer": {"name": "adam", "lr": 0.001}}],
+        },
+    ),
+    Case(
         "section-choice-argument-not-taken",
         "a key searched below a whole section that some of its choices do not take",
         "error: optimize.yaml: search_space.optimizer.momentum: with optimizer={name: adam}, optimizer.momentum=0.5: optimizer: optimizer 'adam' takes no argument 'momentum'; it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay; search it only with the optimizer sections that take it: when: {optimizer: {in: [{name: sgd}]}}",

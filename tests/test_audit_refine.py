@@ -432,6 +432,38 @@ def test_refine_removes_a_parameter_whose_condition_no_kept_choice_meets(whole: 
     )
 
 
+def test_refine_drops_the_sections_it_no_longer_chooses_from_conditions_on_them() -> None:
+    """A stage that narrows optimizer (searched whole) to sgd and adam keeps optimizer.momentum, searched
+    when: {optimizer: {in: [rmsprop, sgd]}}, as when: {in: [sgd]}: optimize refuses a condition naming a
+    section that is no choice, as the rmsprop left in it was."""
+    sgd, adam, rmsprop = {"name": "sgd"}, {"name": "adam"}, {"name": "rmsprop", "lr": 0.01}
+    space = {
+        "optimizer": {"type": "categorical", "choices": [rmsprop, sgd, adam]},
+        "model.dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "optimizer.momentum": {
+            "type": "float",
+            "low": 0.0,
+            "high": 0.9,
+            "when": {"optimizer": {"in": [rmsprop, sgd]}},
+        },
+    }
+    opt = OptimizeConfig.model_validate({"study_name": "sec", "metric": "val_loss", "search_space": space})
+    study = optuna.create_study(study_name="sec", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+
+    def objective(trial: optuna.Trial) -> float:
+        p = suggest(trial, opt.search_space)
+        return {"sgd": 0.01, "adam": 0.0, "rmsprop": 5.0}[p["optimizer"]["name"]] + (
+            p["model.dropout"] - 0.2
+        ) ** 2
+
+    study.optimize(objective, n_trials=40)
+    ref = refine_study(study)
+    assert ref.optimize["search_space"]["optimizer"]["choices"] == [sgd, adam], ref.changes
+    assert ref.optimize["search_space"]["optimizer.momentum"]["when"] == {"optimizer": {"in": [sgd]}}
+
+
 def test_refine_fixing_a_key_below_a_section_still_searched_whole_keeps_it_in_every_trial() -> None:
     """optimizer.lr fixed (negligible) while optimizer is still searched whole: each stage trial's choice
     replaces the section, so the lr refine wrote into the stage's run config never trained (the trials ran at

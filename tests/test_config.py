@@ -334,6 +334,29 @@ def test_an_enqueued_value_whose_condition_the_same_set_switches_off_is_refused(
     assert len(validate_config(OptimizeConfig, data, "o.yaml").enqueue) == 2
 
 
+def test_enqueued_sets_that_name_one_section_choice_are_refused_as_one_set() -> None:
+    """`enqueue: [{optimizer: {name: adam}}, {optimizer: {name: adam, lr: 0.001}}]` name the one choice
+    {name: adam} (adam's default lr): a new study queued it twice and trained it twice."""
+    data = {
+        "study_name": "s",
+        "search_space": {
+            "optimizer": {"type": "categorical", "choices": [{"name": "sgd"}, {"name": "adam"}]}
+        },
+        "enqueue": [{"optimizer": {"name": "adam"}}, {"optimizer": {"name": "adam", "lr": 0.001}}],
+    }
+    with pytest.raises(HpoError) as info:
+        validate_config(OptimizeConfig, data, "o.yaml")
+    assert str(info.value) == (
+        "o.yaml: enqueue.1: optimizer={name: adam, lr: 0.001} is the set enqueue.0 gives (optimizer={name: adam}): "
+        "its sections build the same choices (optimizer={name: adam}), so the study would train it twice; drop one"
+    )
+    data["enqueue"] = [{"optimizer": {"name": "adam", "lr": 0.001}}, {"optimizer": {"name": "sgd"}}]
+    assert validate_config(OptimizeConfig, data, "o.yaml").enqueue == [
+        {"optimizer": {"name": "adam"}},
+        {"optimizer": {"name": "sgd"}},
+    ]
+
+
 def test_components_of_a_package_that_does_not_import_are_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

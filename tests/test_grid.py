@@ -202,6 +202,28 @@ def test_a_grid_of_list_choices_runs_each_point_once_with_its_warm_start(
     assert again.stopped == EXHAUSTED and again.ran_now == 0
 
 
+def test_a_grid_value_names_the_whole_section_choice_that_builds_its_section(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # A grid giving the choice {name: adam} as {name: adam, lr: 0.001} (adam's default lr, the same section)
+    # was refused: "sampler.kwargs.search_space.optimizer: {name: adam, lr: 0.001} lies outside
+    # search_space.optimizer". It runs that choice, each point once.
+    sgd, adam = {"name": "sgd", "lr": 0.1, "momentum": 0.9}, {"name": "adam"}
+    grid = {"optimizer": [sgd, {"name": "adam", "lr": 0.001}]}
+    opt_dict.update(n_trials=5, sampler={"name": "grid", "kwargs": {"search_space": grid}})
+    opt_dict["search_space"] = {"optimizer": {"type": "categorical", "choices": [sgd, adam]}}
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
+    )
+    assert plan.opt.sampler.kwargs["search_space"] == {"optimizer": [sgd, adam]}
+    assert run_study(plan).stopped == EXHAUSTED
+    study = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
+    assert sorted(t.params["optimizer"] for t in study.trials) == [
+        "{lr: 0.1, momentum: 0.9, name: sgd}",
+        "{name: adam}",
+    ]
+
+
 class _OtherWorker:
     """An observer that, once this process's first trial has finished, starts another worker's running
     trial (another machine, whose trial has a heartbeat) on the study's last unstarted point: `suggested`,

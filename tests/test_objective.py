@@ -839,6 +839,172 @@ def test_whole_section_choices_that_differ_only_in_a_component_default_are_one_c
     )
 
 
+def test_loss_choices_auto_and_the_loss_it_stands_for_on_the_task_are_one_choice(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """{name: auto} and {name: cross_entropy} train one loss on classification data (auto is cross_entropy
+    there): a study ran both, spending trials on the same configuration. Refused as other alike choices are,
+    only where every trial's data has that task (a searched dataset may make auto another loss)."""
+    opt_dict["search_space"] = {
+        "loss": {"type": "categorical", "choices": [{"name": "auto"}, {"name": "cross_entropy"}]},
+        "data.subset_fraction": {"type": "float", "low": 0.1, "high": 0.2},
+    }
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    with pytest.raises(HpoError) as err:
+        prepare_study(rp, op)
+    assert str(err.value).endswith(
+        "search_space.loss.choices.1: {name: cross_entropy} is the section choices.0 gives ({name: auto}), since "
+        "the loss auto is cross_entropy on this classification task: one configuration under two labels, which "
+        "a study would train as two; keep one"
+    )
+    run_dict["data"] = {"name": "regression"}
+    opt_dict["metric"], opt_dict["direction"] = "val_loss", "minimize"
+    opt_dict["search_space"] = {
+        "loss": {"type": "categorical", "choices": [{"name": "mse"}, {"name": "l1"}, {"name": "auto"}]},
+    }
+    write_yaml(rp, run_dict), write_yaml(op, opt_dict)
+    with pytest.raises(
+        HpoError, match=r"choices.2: \{name: auto\} is the section choices.0 gives \({name: mse}\), "
+    ):
+        prepare_study(rp, op)
+    opt_dict["search_space"] = {  # on this data auto is mse: it is no other choice
+        "loss": {"type": "categorical", "choices": [{"name": "l1"}, {"name": "auto"}]},
+    }
+    write_yaml(op, opt_dict)
+    prepare_study(rp, op)
+
+
+def test_searched_loss_names_auto_and_the_loss_it_stands_for_on_the_task_are_one_choice(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """loss.name choices [auto, cross_entropy] on classification data trained one loss under two labels;
+    refused. With another loss key searched for cross_entropy alone, the two differ."""
+    opt_dict["search_space"] = {
+        "loss.name": {"type": "categorical", "choices": ["auto", "cross_entropy", "l1"]}
+    }
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    with pytest.raises(HpoError) as err:
+        prepare_study(rp, op)
+    assert str(err.value).endswith(
+        "search_space.loss.name: choices auto and cross_entropy are one loss on this classification task (auto "
+        "is cross_entropy there): one configuration under two labels, which a study would train as two; keep one"
+    )
+    opt_dict["search_space"] = {
+        "loss.name": {"type": "categorical", "choices": ["auto", "cross_entropy"]},
+        "loss.label_smoothing": {
+            "type": "float",
+            "low": 0.0,
+            "high": 0.2,
+            "when": {"loss.name": "cross_entropy"},
+        },
+    }
+    write_yaml(op, opt_dict)
+    prepare_study(rp, op)
+
+
+def test_whole_section_choices_that_differ_only_in_a_key_searched_below_them_are_one_choice(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """{name: sgd, lr: 0.1, momentum: 0.9} and {name: sgd, lr: 0.01, momentum: 0.9} beside a searched
+    optimizer.lr, which replaces the chosen lr in every trial, trained one configuration under two labels:
+    the study ran both. Refused; where optimizer.lr is searched only with one of them, they differ."""
+    fast, slow = {"name": "sgd", "lr": 0.1, "momentum": 0.9}, {"name": "sgd", "lr": 0.01, "momentum": 0.9}
+    lr = {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}
+    opt_dict["search_space"] = {
+        "optimizer": {"type": "categorical", "choices": [fast, {"name": "adam"}, slow]},
+        "optimizer.lr": lr,
+    }
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    with pytest.raises(HpoError) as err:
+        prepare_study(rp, op)
+    assert str(err.value).endswith(
+        "search_space.optimizer.choices.2: {name: sgd, lr: 0.01, momentum: 0.9} is the section choices.0 gives "
+        "({name: sgd, lr: 0.1, momentum: 0.9}) but for lr, which optimizer.lr, searched in every trial of both, "
+        "replaces: one configuration under two labels, which a study would train as two; keep one"
+    )
+    opt_dict["search_space"]["optimizer.lr"] = {**lr, "when": {"optimizer": {"in": [fast]}}}
+    write_yaml(op, opt_dict)
+    prepare_study(rp, op)
+
+
+def test_whole_section_choices_that_differ_only_in_a_searched_name_are_not_said_to_be_the_loss_auto(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """Choices {name: sgd, lr: 0.1} and {name: adam, lr: 0.1} beside a searched optimizer.name (which replaces
+    the chosen name) are alike; the refusal said "and the loss auto is cross_entropy on this classification
+    task", a reason that is about losses alone."""
+    opt_dict["search_space"] = {
+        "optimizer": {
+            "type": "categorical",
+            "choices": [{"name": "sgd", "lr": 0.1}, {"name": "adam", "lr": 0.1}],
+        },
+        "optimizer.name": {"type": "categorical", "choices": ["sgd", "adam"]},
+    }
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    with pytest.raises(HpoError) as err:
+        prepare_study(rp, op)
+    assert str(err.value).endswith(
+        "search_space.optimizer.choices.1: {name: adam, lr: 0.1} is the section choices.0 gives ({name: sgd, lr: "
+        "0.1}) but for name, which optimizer.name, searched in every trial of both, replaces: one configuration "
+        "under two labels, which a study would train as two; keep one"
+    )
+
+
+def test_a_condition_naming_a_section_no_choice_gives_is_refused(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """when: {optimizer: {in: [{name: sgd, lr: 0.1}, {name: adam, lr: 0.01}]}} beside the choices {name: sgd,
+    lr: 0.1} and {name: adam} (adam at lr 0.001): the adam entry names no choice, so the parameter was searched
+    with sgd alone, without a word. Refused, naming the choices."""
+    sgd = {"name": "sgd", "lr": 0.1}
+    opt_dict["search_space"] = {
+        "optimizer": {"type": "categorical", "choices": [sgd, {"name": "adam"}]},
+        "model.dropout": {
+            "type": "float",
+            "low": 0.0,
+            "high": 0.5,
+            "when": {"optimizer": {"in": [sgd, {"name": "adam", "lr": 0.01}]}},
+        },
+    }
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    with pytest.raises(HpoError) as err:
+        prepare_study(rp, op)
+    assert str(err.value).endswith(
+        "search_space.model.dropout.when.optimizer: {name: adam, lr: 0.01} is none of optimizer's choices and "
+        "gives none of their sections, so no trial matches it; name one of: {name: sgd, lr: 0.1}, {name: adam}"
+    )
+
+
+def test_enqueue_and_conditions_match_a_whole_section_by_the_section_it_builds(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """With the choice {name: adam}, `enqueue: [{optimizer: {name: adam, lr: 0.001, weight_decay: 0.0}}]`
+    (adam at its defaults, the section the choice builds) was refused as outside the space, and a condition
+    naming the choice so never held (refused before trial 0). Both now name the choice: the queued trial
+    stores its label, and the condition holds where a trial draws it."""
+    sgd, adam = {"name": "sgd", "lr": 0.1, "momentum": 0.9}, {"name": "adam"}
+    spelt = {"name": "adam", "lr": 0.001, "weight_decay": 0.0}
+    opt_dict["n_trials"] = 2
+    opt_dict["search_space"] = {
+        "optimizer": {"type": "categorical", "choices": [sgd, adam]},
+        "model.dropout": {"type": "float", "low": 0.1, "high": 0.5, "when": {"optimizer": {"in": [spelt]}}},
+    }
+    opt_dict["enqueue"] = [{"optimizer": spelt, "model.dropout": 0.2}, {"optimizer": {**sgd, "dampening": 0}}]
+    plan, summary = _run(tmp_path, run_dict, opt_dict)
+    assert plan.opt.enqueue == [{"optimizer": adam, "model.dropout": 0.2}, {"optimizer": sgd}]
+    assert plan.opt.search_space["model.dropout"].when == {"optimizer": {"in": [adam]}}
+    assert summary.counts == {"complete": 2}
+    assert [t.params for t in _study(opt_dict).trials] == [
+        {"optimizer": "{name: adam}", "model.dropout": 0.2},
+        {"optimizer": "{lr: 0.1, momentum: 0.9, name: sgd}"},
+    ]
+    opt_dict["enqueue"] = [{"optimizer": {"name": "adam", "lr": 0.01}}]  # another section: still refused
+    with pytest.raises(
+        HpoError, match=r"enqueue.0: optimizer=\{name: adam, lr: 0.01\} lies outside its search space"
+    ):
+        _run(tmp_path, run_dict, opt_dict)
+
+
 def test_enqueue_from_carries_values_another_study_spells_otherwise(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
@@ -1008,6 +1174,31 @@ def test_enqueue_from_compares_a_whole_section_as_the_trial_trained_it(
         "optimizer (the trial's optimizer, optimizer.lr gave it {name: adam, lr: 0.05, weight_decay: 0.0}, "
         "which lies outside this space; in 1 of 2 trials)"
     )
+
+
+def test_enqueue_from_takes_a_loss_as_the_choice_auto_where_auto_stands_for_it(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A trial that trained {name: cross_entropy} on this study's digits data was left out of a space whose
+    loss choices are {name: auto} (cross_entropy on this classification data) and a smoothed one: "lies outside
+    this space". It carries over as {name: auto}; one trained on other data does not (auto may be mse there)."""
+    from optuna.distributions import CategoricalDistribution
+
+    from hpotool.objective import with_warm_start
+
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    space = {"loss": {"type": "categorical", "choices": [{"name": "cross_entropy"}]}}
+    found = {"loss": CategoricalDistribution(["{name: cross_entropy}"])}
+    _finished_study(url, "ce", run_dict, space, [({"loss": "{name: cross_entropy}"}, found, 0.9)])
+    smooth = {"name": "cross_entropy", "label_smoothing": 0.1}
+    opt_dict["search_space"] = {"loss": {"type": "categorical", "choices": [smooth, {"name": "auto"}]}}
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="ce", storage=url), 1)
+    assert plan.opt.enqueue == [{"loss": {"name": "auto"}}] and not plan.notes
+    other = {**run_dict, "data": {"name": "digits", "val_fraction": 0.3}}
+    _finished_study(url, "other", other, space, [({"loss": "{name: cross_entropy}"}, found, 0.9)])
+    with pytest.raises(HpoError, match="no complete trial of 'other' has parameters inside this space"):
+        with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="other", storage=url), 1)
 
 
 def test_enqueue_from_names_the_keys_of_a_whole_section_it_leaves_out(

@@ -67,6 +67,11 @@ def resolve_component(kind: Kind, name: str) -> Any:
     return resolve(name, REGISTRIES[kind], kind)
 
 
+def auto_loss(task: str) -> str:
+    """The loss `auto` stands for on data of `task` (`hpotool.losses:auto`)."""
+    return "cross_entropy" if task == "classification" else "mse"
+
+
 AUTO_LOSS_FIX = (
     "to give it {arg}, name the loss it stands for: loss: {{name: cross_entropy}} (integer class labels) or "
     "{{name: mse}} (float targets)"

@@ -571,6 +571,59 @@ class OptimizeConfig(_Frozen):
         return self
 
     @model_validator(mode="after")
+    def _name_section_choices(self) -> OptimizeConfig:
+        """A whole section in `enqueue:`, a `when:` condition or a grid's values (`sampler.kwargs.
+        search_space`), written as it builds (`{name: adam, lr: 0.001}`), as the choice that builds it
+        (`{name: adam}`): the queued trial stores that choice's label, the condition compares it with the
+        choice a trial drew, and the grid runs that choice."""
+        from hpotool.sections import SECTIONS, choice_named
+
+        if not any(path in SECTIONS for path in self.search_space):
+            return self
+
+        def named(path: str, value: Any) -> Any:
+            param = self.search_space.get(path)
+            return value if param is None else choice_named(path, param, value)
+
+        def named_condition(path: str, condition: Any) -> Any:
+            if not isinstance(condition, dict):
+                return named(path, condition)
+            ((test, operand),) = condition.items()
+            if test == "in":
+                return {test: [named(path, v) for v in operand]}
+            return {test: named(path, operand)}
+
+        enqueue = [{path: named(path, v) for path, v in params.items()} for params in self.enqueue]
+        for i, params in enumerate(enqueue):  # written apart, named alike: one configuration queued twice
+            same = next(
+                (j for j in range(i) if enqueue[j] == params and self.enqueue[j] != self.enqueue[i]), None
+            )
+            if same is not None:
+                raise ValueError(
+                    f"enqueue.{i}: {format_params(self.enqueue[i])} is the set enqueue.{same} gives "
+                    f"({format_params(self.enqueue[same])}): its sections build the same choices "
+                    f"({format_params(params)}), so the study would train it twice; drop one"
+                )
+        space = {
+            name: p.model_copy(update={"when": {k: named_condition(k, c) for k, c in p.when.items()}})
+            if p.when
+            else p
+            for name, p in self.search_space.items()
+        }
+        sampler, grid = self.sampler, self.sampler.kwargs.get("search_space")
+        if isinstance(grid, dict):
+            named_grid = {
+                path: [named(path, v) for v in values] if isinstance(values, list) else values
+                for path, values in grid.items()
+            }
+            kwargs = {**sampler.kwargs, "search_space": named_grid}
+            sampler = sampler if named_grid == grid else sampler.model_copy(update={"kwargs": kwargs})
+        if enqueue == self.enqueue and space == self.search_space and sampler == self.sampler:
+            return self
+        # model_copy: the values are the choices the fields validated, and fields_set stays as written
+        return self.model_copy(update={"enqueue": enqueue, "search_space": space, "sampler": sampler})
+
+    @model_validator(mode="after")
     def _check_enqueue(self) -> OptimizeConfig:
         for i, params in enumerate(self.enqueue):
             for path, value in params.items():

@@ -25,7 +25,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool import __version__, fingerprint
-from hpotool.components import AUTO_LOSS_FIX, Kind, component_default, component_kwargs
+from hpotool.components import AUTO_LOSS_FIX, Kind, auto_loss, component_default, component_kwargs
 from hpotool.conditions import all_hold, holds, satisfying_value
 from hpotool.config import (
     CHECK_COMPONENTS,
@@ -303,6 +303,24 @@ def _check_condition_paths(path: str, param: Param, opt: OptimizeConfig, valid: 
             )
 
 
+def _check_section_operands(path: str, param: Param, opt: OptimizeConfig) -> None:
+    """Each section a condition on a section searched whole lists (`in`, `ne`) is one of its choices (the
+    config named each that builds a choice's section so): one that builds none would never match, its
+    condition quietly narrower (or, with ne, wider) than written."""
+    for on, condition in (param.when or {}).items():
+        ref = opt.search_space.get(on)
+        if on not in SECTIONS or not isinstance(ref, CategoricalParam) or not isinstance(condition, dict):
+            continue
+        ((test, operand),) = condition.items()
+        operands = operand if test == "in" else [operand] if test == "ne" else []
+        stray = next((v for v in operands if isinstance(v, dict) and not contains(ref, v)), None)
+        if stray is not None:
+            raise HpoError(
+                f"search_space.{path}.when.{on}: {format_choice(stray)} is none of {on}'s choices and gives none "
+                f"of their sections, so no trial matches it; name one of: {', '.join(map(format_choice, ref.choices))}"
+            )
+
+
 def _earlier_items(path: str, opt: OptimizeConfig) -> dict[str, Any]:
     """For a list item, the searched items of the same list suggested before it (at their first value):
     model.hidden.3 exists only once model.hidden.2 does."""
@@ -408,6 +426,29 @@ def _check_one_split(param: Param, opt: OptimizeConfig) -> None:
             )
 
 
+def _fixed_task(opt: OptimizeConfig, data: PreparedData | None) -> str | None:
+    """The task of every trial's data: the run config's, where the search switches no dataset (searches
+    `data` or a data key other than how much of it a trial trains on); None where it may."""
+    searched = [p.partition(".")[2] for p in opt.search_space if p.partition(".")[0] == "data"]
+    return data.task if data is not None and all(key == "subset_fraction" for key in searched) else None
+
+
+def _check_auto_loss_name(param: Param, run: RunConfig, opt: OptimizeConfig, task: str | None) -> None:
+    """Searched loss names `auto` and the loss it stands for on `task` (every trial's) train one loss where
+    each trains bare: the run config's loss sets no arguments (auto takes none) and no other loss key is
+    searched."""
+    if task is None or not isinstance(param, CategoricalParam) or run.loss.kwargs:
+        return
+    if any(p == "loss" or (p.startswith("loss.") and p != "loss.name") for p in opt.search_space):
+        return
+    same = auto_loss(task)
+    if "auto" in param.choices and same in param.choices:
+        raise HpoError(
+            f"choices auto and {same} are one loss on this {task} task (auto is {same} there): one "
+            f"configuration under two labels, which a study would train as two; keep one"
+        )
+
+
 def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, source: str) -> None:
     """Before any trial runs: every path exists, and every bound or choice gives a RunConfig that
     validates and whose components build."""
@@ -422,7 +463,7 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                     f"the run config"
                 )
             if path in SECTIONS:
-                check_section_param(path, param, run)
+                check_section_param(path, param, run, _fixed_task(opt, data), opt.search_space)
             else:
                 if (
                     path not in valid
@@ -430,11 +471,14 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                     _check_condition_paths(path, param, opt, valid)
                     _condition_values(param, opt, fixed, path)
                 check_path(path, valid)
+            if path == "loss.name" and run.trainer is None:
+                _check_auto_loss_name(param, run, opt, _fixed_task(opt, data))
             if path in _SPLIT_PATHS and run.trainer is None:
                 raise HpoError(_SPLIT_PATHS[path].format(metrics=" and ".join(opt.objectives)))
             if path == "data" and run.trainer is None:
                 _check_one_split(param, opt)
             _check_condition_paths(path, param, opt, valid)
+            _check_section_operands(path, param, opt)
             _check_width_is_used(path, run, opt)
             # a conditional parameter is checked where it applies, a list item with the items before it
             context = {**_earlier_items(path, opt), **_condition_values(param, opt, fixed, path)}
@@ -830,7 +874,13 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
         if len(picks) - len(plan.opt.enqueue) >= top:
             break
         ran = trial_params(attrs, t)  # a list choice as the list, by the space the trial ran under
-        params, missed = carried_params(ran, space, partial(_trained, source, t), partial(_values, plan.run))
+        params, missed = carried_params(
+            ran,
+            space,
+            partial(_trained, source, t),
+            partial(_values, plan.run),
+            _fixed_task(plan.opt, plan.data),
+        )
         read += 1
         for name, reason in missed.items():
             left_out.setdefault(name, []).append(reason)

@@ -277,6 +277,7 @@ def refine_study(
     pinned = _pin_below_searched_sections(space, new_space, fixed, changes)
     stage_run = apply_overrides(run, fixed)
     settled = {**leaf_values(stage_run), **{k: v for k, v in fixed.items() if k in SECTIONS}}
+    _drop_unkept_sections(new_space)
     for dropped in _drop_dead_conditions(new_space, settled):  # replaces its earlier change
         param = dropped.split(":", 1)[0]
         changes = [c for c in changes if not c.startswith(f"{param}: ")] + [dropped]
@@ -379,6 +380,26 @@ def _pin_below_searched_sections(
     new_space.clear()
     new_space.update(in_order)
     return pinned
+
+
+def _drop_unkept_sections(space: dict[str, Param]) -> None:
+    """In `space` (in place), drop from each condition on a section the stage still searches whole the
+    sections it no longer chooses among: `in: [{name: sgd}, {name: rmsprop}]` where it keeps sgd and adam
+    lists sgd alone, and `ne: {name: rmsprop}` always holds, so goes (a condition naming no choice is refused
+    before trial 0). An `in` left with none stays, for `_drop_dead_conditions` to remove its parameter."""
+    for name, p in list(space.items()):
+        when = dict(p.when or {})
+        for on, condition in p.when.items() if p.when else []:
+            ref = space.get(on)
+            if on not in SECTIONS or not isinstance(ref, CategoricalParam) or not isinstance(condition, dict):
+                continue
+            ((test, operand),) = condition.items()
+            if test == "in" and any(contains(ref, v) for v in operand):
+                when[on] = {"in": [v for v in operand if contains(ref, v)]}
+            elif test == "ne" and not contains(ref, operand):
+                del when[on]
+        if when != (p.when or {}):
+            space[name] = type(p).model_validate(p.model_dump() | {"when": when or None})
 
 
 def _drop_dead_conditions(space: dict[str, Param], base: dict[str, Any]) -> list[str]:

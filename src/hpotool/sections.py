@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from hpotool.components import component_default
+from hpotool.components import auto_loss, component_default
+from hpotool.conditions import all_hold
 from hpotool.config import (
     CHECK_COMPONENTS,
     DataConfig,
@@ -27,7 +28,7 @@ from hpotool.config import (
 )
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
-from hpotool.search_space import CategoricalParam, Param, equal_in_value
+from hpotool.search_space import CategoricalParam, Param, contains, equal_in_value
 
 SECTIONS: dict[str, type[BaseModel]] = {
     "data": DataConfig,
@@ -74,9 +75,18 @@ def section_values(run: RunConfig) -> dict[str, dict[str, Any]]:
     return {path: section.model_dump() for path in SECTIONS if (section := getattr(run, path)) is not None}
 
 
-def check_section_param(path: str, param: Param, run: RunConfig) -> None:
+def check_section_param(
+    path: str,
+    param: Param,
+    run: RunConfig,
+    task: str | None = None,
+    space: Mapping[str, Param] | None = None,
+) -> None:
     """Raise `HpoError` unless `param` searches the section `path` as whole sections, each a mapping that
-    validates as that section (its component resolves and takes its arguments).
+    validates as that section (its component resolves and takes its arguments), no two alike: building one
+    section, once the keys `space` searches below it in every trial that draws them replace theirs, or
+    (`task`: every trial's data is of that task) one loss there (`auto` and `cross_entropy` on
+    classification).
 
     Raises:
         HpoError: `search_space.optimizer.choices.1: ...`, naming the choice and its bad key.
@@ -114,8 +124,31 @@ def check_section_param(path: str, param: Param, run: RunConfig) -> None:
                 for line in error_lines(exc, model)
             ]
             raise HpoError("; ".join(lines)) from None
-        sections.append(configured_section(path, choice))
-        _check_distinct(where, param.choices, sections)
+        built = as_trained(path, configured_section(path, choice), task)
+        sections.append({**built, **dict.fromkeys(_replaced(path, choice, space or {}), _SEARCHED)})
+        _check_distinct(path, where, param.choices, sections, task)
+
+
+_SEARCHED = object()  # a key of a chosen section that a key searched below it replaces
+
+
+def _replaced(path: str, choice: dict[str, Any], space: Mapping[str, Param]) -> list[str]:
+    """The keys of the section `path` that a key `space` searches below it (`optimizer.lr`) replaces in
+    every trial that draws `choice`: one without a condition, or with one on the section alone that
+    `choice` meets."""
+    out = []
+    for name, p in space.items():
+        section, _, key = name.partition(".")
+        when = p.when or {}
+        if (
+            section == path
+            and key
+            and "." not in key
+            and set(when) <= {path}
+            and all_hold(when, {path: choice})
+        ):
+            out.append(key)
+    return out
 
 
 def configured_section(path: str, choice: Mapping[str, Any]) -> dict[str, Any]:
@@ -136,18 +169,75 @@ def configured_section(path: str, choice: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in section.items() if k in model.model_fields or not is_default(k, v)}
 
 
-def _check_distinct(where: str, choices: list[Any], sections: list[dict[str, Any]]) -> None:
+def choice_named(path: str, param: Param, value: Any) -> Any:
+    """`value` of the parameter `path` as the choice it names: where `path` is a section searched whole and
+    no choice is `value` itself, the choice that builds the same section (`configured_section`, as the check
+    of alike choices compares them: `{name: adam, lr: 0.001, weight_decay: 0.0}` is the choice
+    `{name: adam}`); `value` as it is where no choice builds its section."""
+    if not (path in SECTIONS and isinstance(param, CategoricalParam) and isinstance(value, dict)):
+        return value
+    if contains(param, value):
+        return value
+    built = _built(path, value)
+    if built is None:
+        return value
+    return next(
+        (c for c in param.choices if isinstance(c, dict) and equal_in_value(_built(path, c), built)), value
+    )
+
+
+def _built(path: str, section: Mapping[str, Any]) -> dict[str, Any] | None:
+    """`configured_section`, or None for a mapping that is no valid section (an unknown component)."""
+    try:
+        return configured_section(path, section)
+    except (ValidationError, HpoError):
+        return None
+
+
+def as_trained(path: str, section: dict[str, Any], task: str | None) -> dict[str, Any]:
+    """`section` as a trial on data of `task` trains it: the loss `auto` as the loss it stands for there."""
+    if path == "loss" and task is not None and section.get("name") == "auto":
+        return {**section, "name": auto_loss(task)}
+    return section
+
+
+def _check_distinct(
+    path: str, where: str, choices: list[Any], sections: list[dict[str, Any]], task: str | None
+) -> None:
     """Raise `HpoError` if the last of `sections` is an earlier one: two choices that differ only in keys
     one leaves at their default (`{name: adam}` and `{name: adam, lr: 0.001}`, `{name: sgd}` and
-    `{name: sgd, momentum: 0.0}`)."""
+    `{name: sgd, momentum: 0.0}`), in keys a searched key below the section replaces (`lr` beside a searched
+    `optimizer.lr`), or in a loss `auto` stands for on data of `task` (`{name: auto}` and `{name: cross_entropy}`
+    on classification)."""
     i = len(sections) - 1
     same = next((j for j, section in enumerate(sections[:i]) if equal_in_value(section, sections[i])), None)
     if same is None:
         return
     a, b = choices[same], choices[i]
-    defaults = {k: (a if k in a else b)[k] for k in [*a, *b] if (k in a) != (k in b)}
+    searched = [k for k, v in sections[i].items() if v is _SEARCHED]
+    name = SECTIONS[path].model_fields["name"].default if "name" in SECTIONS[path].model_fields else None
+    # equal as trained with another name: one is the loss auto, the other the loss it stands for
+    auto = path == "loss" and "name" not in searched and a.get("name", name) != b.get("name", name)
+    replaced = [k for k in searched if not equal_in_value(a.get(k, _SEARCHED), b.get(k, _SEARCHED))]
+    defaults = {
+        k: (a if k in a else b)[k]
+        for k in [*a, *b]
+        if (k in a) != (k in b) and k not in searched and not (auto and k == "name")
+    }
+    head = f"{where}: {format_choice(b)} is the section choices.{same} gives ({format_choice(a)})"
+    if replaced:
+        keys = " and ".join(replaced)
+        paths = " and ".join(f"{path}.{k}" for k in replaced)
+        head += f" but for {keys}, which {paths}, searched in every trial of both, replace{'s' * (len(replaced) == 1)}"
+    why = (
+        [f"{'and ' if replaced else 'which '}leaves {format_choice(defaults)} at its default"]
+        if defaults
+        else []
+    )
+    if auto and task is not None:
+        why.append(
+            f"{'and ' if why or replaced else 'since '}the loss auto is {auto_loss(task)} on this {task} task"
+        )
     raise HpoError(
-        f"{where}: {format_choice(b)} is the section choices.{same} gives ({format_choice(a)}), which leaves "
-        f"{format_choice(defaults)} at its default: one configuration under two labels, which a study would "
-        f"train as two; keep one"
+        f"{', '.join([head, *why])}: one configuration under two labels, which a study would train as two; keep one"
     )

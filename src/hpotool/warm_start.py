@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from hpotool.formatting import format_choice
 from hpotool.search_space import CategoricalParam, Param, equal_in_value, taken_as
-from hpotool.sections import SECTIONS, configured_section
+from hpotool.sections import SECTIONS, as_trained, configured_section
 
 
 def carried_params(
@@ -19,6 +19,7 @@ def carried_params(
     space: Mapping[str, Param],
     trained: Callable[[], Mapping[str, Any]],
     ours: Callable[[Mapping[str, Any]], Mapping[str, Any]],
+    task: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The values of `space` a trial that ran with `ran` gives, and why each other parameter is left out.
 
@@ -27,7 +28,8 @@ def carried_params(
     (`_section_taken`). A parameter this space searches as a whole list or section where the trial set its
     items (`model.hidden` for `model.hidden.0`), or item by item where it set the whole list, takes the value
     the trial trained there: `trained()`, every path of the trial's run config (`leaf_values`) and each
-    section whole.
+    section whole. Where the trial trained this study's data and `task` is every trial's task here, a loss
+    `auto` is the loss it stands for there (`{name: cross_entropy}` is the choice `{name: auto}`).
     Where the trial set a whole list or section of which this space searches only parts, the parts it does
     not search that `ours(params)` (the same paths of the config this study trains with them) gives otherwise
     are left out too (`optimizer.momentum` of a chosen {name: sgd, momentum: 0.9}); so are the keys below a
@@ -41,6 +43,17 @@ def carried_params(
     params: dict[str, Any] = {}
     left_out: dict[str, str] = {}
 
+    @cache
+    def same_task() -> str | None:
+        """`task`, where the trial trained this study's data (however much of it)."""
+
+        def data(values: Mapping[str, Any]) -> Any:
+            section = values.get("data")
+            return {k: v for k, v in section.items() if k != "subset_fraction"} if section else None
+
+        theirs = data(trained())
+        return task if task is not None and theirs is not None and theirs == data(ours({})) else None
+
     def as_trained(path: str) -> bool:
         """Whether `path` is a section this space searches whole, compared as the trial trained it (its
         choice, and the keys its study searched below it)."""
@@ -48,7 +61,7 @@ def carried_params(
 
     for name, value in ran.items():
         if name in space and not as_trained(name):
-            taken = _taken(name, value, space)
+            taken = _taken(name, value, space, same_task())
             if taken:
                 params[name] = taken[0]
             else:
@@ -58,7 +71,7 @@ def carried_params(
         if not related or (path in ran and not as_trained(path)):
             continue
         values = trained()
-        taken = _taken(path, values[path], space) if path in values else []
+        taken = _taken(path, values[path], space, same_task()) if path in values else []
         if taken:
             params[path] = taken[0]
         elif path in values:
@@ -119,25 +132,26 @@ def _shown(value: Any) -> str:
     return "none" if value is _NONE else format_choice(value)
 
 
-def _taken(path: str, value: Any, space: Mapping[str, Param]) -> list[Any]:
+def _taken(path: str, value: Any, space: Mapping[str, Param], task: str | None) -> list[Any]:
     """`value` as the parameter `path` of `space` spells it (`taken_as`), a section by `_section_taken`."""
     p = space[path]
     if path in SECTIONS and isinstance(p, CategoricalParam) and isinstance(value, dict):
-        return _section_taken(path, value, p, space)
+        return _section_taken(path, value, p, space, task)
     return taken_as(p, value)
 
 
 def _section_taken(
-    path: str, value: dict[str, Any], p: CategoricalParam, space: Mapping[str, Param]
+    path: str, value: dict[str, Any], p: CategoricalParam, space: Mapping[str, Param], task: str | None
 ) -> list[Any]:
     """The choice of the section `path` that gives the section `value` does, in a one-item list: equal as
     `configured_section` gives them (`{name: adam}` is `{name: adam, lr: 0.001}`, `{name: sgd}` is
-    `{name: sgd, momentum: 0.0}`), apart from the keys this space searches below it (`optimizer.lr`), which
-    apply after the choice."""
+    `{name: sgd, momentum: 0.0}`, and on data of `task` a loss `auto` is the loss it stands for), apart from
+    the keys this space searches below it (`optimizer.lr`), which apply after the choice."""
     below = {name.split(".")[1] for name in space if name.startswith(f"{path}.")}
 
     def key(section: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in configured_section(path, section).items() if k not in below}
+        built = as_trained(path, configured_section(path, section), task)
+        return {k: v for k, v in built.items() if k not in below}
 
     try:
         theirs = key(value)
