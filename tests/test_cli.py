@@ -371,7 +371,8 @@ def test_python_m_hpotool_exits_with_the_commands_code_after_a_caught_ctrl_c(tmp
         ),
         (
             ["optimize", "-r", "run.yaml"],
-            "error: Missing option '--optimize-config' / '-o' (see hpotool optimize --help)",
+            "error: --run-config needs --optimize-config too; or give neither, with --study-name (and --storage), "
+            "to join a study with the configs stored on it",
         ),
         (["studies", "--bogus"], "error: No such option: --bogus (see hpotool studies --help)"),
     ],

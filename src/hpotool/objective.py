@@ -646,6 +646,45 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
     """
     budget_given = overrides.n_trials is not None or overrides.timeout is not None
     run, opt = load_run_config(run_path), load_optimize_config(opt_path, budget_given=budget_given)
+    return _prepare(run, opt, str(run_path), str(opt_path), overrides)
+
+
+def prepare_stored_study(
+    study_name: str, storage: str | None, overrides: Overrides = Overrides()
+) -> StudyPlan:
+    """Join an existing study with the configs stored on it (the same command on another machine, without
+    copies of the configs): checked as `prepare_study` checks files. The study is looked up, not changed.
+
+    Raises:
+        HpoError: no such study, one not made by `hpotool optimize`, or configs that do not check here (a
+            user's module this folder cannot import, a device this machine lacks).
+    """
+    from hpotool.browse import find_study
+    from hpotool.storage import default_storage_url
+
+    url = storage or default_storage_url(study_name)
+    try:
+        study = find_study(study_name, storage)
+    except HpoError as exc:
+        raise HpoError(f"{exc}; to start a study, give --run-config and --optimize-config") from None
+    attrs = study.user_attrs
+    if not isinstance(attrs.get("run_config"), dict) or not isinstance(attrs.get("optimize_config"), dict):
+        raise HpoError(
+            f"study {study_name!r} in {shown_url(url)} has no stored configs (user attrs 'run_config' and "
+            f"'optimize_config'): it was not created by hpotool optimize; give --run-config and --optimize-config"
+        )
+    run_src, opt_src = f"study {study_name!r}: run_config", f"study {study_name!r}: optimize_config"
+    run: RunConfig = validate_config(RunConfig, attrs["run_config"], run_src)
+    opt: OptimizeConfig = validate_config(
+        OptimizeConfig, attrs["optimize_config"], opt_src, budget_given=True
+    )
+    # The storage the study was found in, not the creator's URL (another host name, a relative SQLite path).
+    return _prepare(run, opt, run_src, opt_src, replace(overrides, study_name=study_name, storage=url))
+
+
+def _prepare(
+    run: RunConfig, opt: OptimizeConfig, run_path: str, opt_path: str, overrides: Overrides
+) -> StudyPlan:
     pruner_chosen = "pruner" in opt.model_fields_set  # before the overrides, which set every field
     if overrides.seed is not None and "seed" in opt.sampler.kwargs:
         raise HpoError(
@@ -659,20 +698,16 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
         resolve_device(run.device)  # the function is handed the device: one this machine lacks fails now
         pruning = not opt.multi_objective and not opt.pruner.is_nop
         try:
-            takes_report = check_user_trainer(
-                run, pruning=pruning and pruner_chosen, opt_source=str(opt_path)
-            )
+            takes_report = check_user_trainer(run, pruning=pruning and pruner_chosen, opt_source=opt_path)
         except HpoError as exc:
             raise HpoError(f"{run_path}: {exc}") from None
-        check_space(run, opt, None, str(opt_path))
+        check_space(run, opt, None, opt_path)
         no_report = [] if takes_report else [run.trainer.function]
         for i, choice in enumerate(section_choices(opt.search_space).get("trainer", [])):
             chosen = apply_overrides(run, {"trainer": choice})
             assert chosen.trainer is not None
             try:
-                if not check_user_trainer(
-                    chosen, pruning=pruning and pruner_chosen, opt_source=str(opt_path)
-                ):
+                if not check_user_trainer(chosen, pruning=pruning and pruner_chosen, opt_source=opt_path):
                     no_report.append(chosen.trainer.function)
             except HpoError as exc:
                 raise HpoError(f"{opt_path}: search_space.trainer.choices.{i}: {exc}") from None
@@ -687,7 +722,7 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
         plan = _plan(run, opt, None, opt_path, overrides)
         return replace(plan, notes=plan.notes + notes)
     resolve_device(run.device)
-    data = load_checked(run, str(run_path))
+    data = load_checked(run, run_path)
     for metric in opt.objectives:
         if metric not in data.metrics:
             key = "metrics" if opt.multi_objective else "metric"
@@ -724,7 +759,7 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
         dry_run(run, data)
     except RunCheckError as exc:
         raise HpoError(f"{run_path}: {exc}") from None
-    check_space(run, opt, data, str(opt_path))  # every searched batch_size is a valid one after this
+    check_space(run, opt, data, opt_path)  # every searched batch_size is a valid one after this
     batch_param = opt.search_space.get("batch_size")
     searched = (
         [apply_overrides(run, {"batch_size": v}).batch_size for v in boundary_values(batch_param)]
@@ -737,9 +772,9 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
 
 
 def _plan(
-    run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, opt_path: Path, overrides: Overrides
+    run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, opt_path: str, overrides: Overrides
 ) -> StudyPlan:
-    check_final(run, opt, str(opt_path), data)
+    check_final(run, opt, opt_path, data)
     if opt.tracking is not None and opt.tracking.mlflow is not None:
         from hpotool.tracking import check_mlflow
 
