@@ -8,6 +8,7 @@ from typing import Any
 
 import optuna
 import pytest
+import yaml
 
 from hpotool.errors import HpoError
 from hpotool.objective import prepare_study
@@ -360,11 +361,17 @@ def test_a_storage_password_stays_out_of_output_exports_and_reports(
             runner.invoke(app, ["studies", "--storage", url]),
             runner.invoke(app, ["studies", "--storage", url, "--json"]),
             runner.invoke(app, ["trials", "--study-name", "nosuch", "--storage", url]),
+            runner.invoke(app, ["refine", "--study-name", name, "--storage", url, "--out", "stage2.yaml"]),
         ]
-        assert [r.exit_code for r in outputs] == [0, 0, 0, 0, 0, 0, 0, 2], [r.output for r in outputs]
+        assert [r.exit_code for r in outputs] == [0, 0, 0, 0, 0, 0, 0, 2, 0], [r.output for r in outputs]
+        # the configs stored on the study, which everyone it is shared with reads (optuna-dashboard, a copy)
+        stored = optuna.load_study(study_name=name, storage=make_storage(server)).user_attrs
+        assert "s3cret" not in json.dumps(stored) and "postgres:***@" in stored["optimize_config"]["storage"]
+        # the next stage's config, written for the user, still reaches the study's storage
+        assert yaml.safe_load((tmp_path / "stage2.yaml").read_text())["storage"] == url
         for result in outputs:
             assert "s3cret" not in result.output
-        assert "postgres:***@" in outputs[0].output and "postgres:***@" in outputs[-1].stderr
+        assert "postgres:***@" in outputs[0].output and "postgres:***@" in outputs[7].stderr
         written = [*(tmp_path / "exported").iterdir(), tmp_path / "report.html", tmp_path / "report.json"]
         assert len(written) == 6
         for path in written:

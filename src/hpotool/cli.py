@@ -1095,7 +1095,7 @@ def refine(
         )
         check_stage_paths(out, force)  # before the study is read: a hand-edited stage is never lost
         import_without_sklearn()
-        ref = refine_study(find_study(study_name, storage), keep_top)
+        ref = refine_study(find_study(study_name, storage), keep_top, storage_url=storage)
         opt_path, run_path = write_refinement(ref, out, study_name)
         for change in ref.changes:
             _out().print(f"- {escape(change)}")

@@ -1130,7 +1130,7 @@ def describe_study(study: optuna.Study, plan: StudyPlan) -> None:
     """Store the configs and versions on a study, and last its fingerprint."""
     opt = plan.opt
     study.set_user_attr("run_config", plan.run.model_dump(mode="json"))
-    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    study.set_user_attr("optimize_config", fingerprint.stored_optimize_config(opt))
     study.set_user_attr("versions", versions())
     if opt.multi_objective:  # Optuna's own tools and trials_dataframe name the objectives too
         with warnings.catch_warnings():  # "experimental since 3.2"
