@@ -6,6 +6,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from hpotool.cli import app
@@ -640,3 +641,17 @@ def test_a_whole_section_is_a_categorical_choice(tmp_path: Path, run_dict: dict,
         candidate["params"]["optimizer"] == chosen
         and candidate["runs"][0]["metrics"]["val_accuracy"] == best.value
     )
+
+
+def test_a_machine_joining_by_name_aims_for_the_latest_run_s_target(configs: tuple[Path, Path]) -> None:
+    # The study kept the n_trials it was created with: after `--n-trials 3` raised the target, a machine
+    # joining with `--study-name` alone found "already 3 finished trials (target 2)" and ran nothing.
+    run, opt = configs
+    storage = yaml.safe_load(opt.read_text())["storage"]
+    for n in ("2", "3"):
+        result = runner.invoke(app, ["optimize", "-r", str(run), "-o", str(opt), "--n-trials", n, "-q"])
+        assert result.exit_code == 0, result.output
+    join = ["optimize", "--study-name", "tiny", "--storage", storage]
+    planned = runner.invoke(app, [*join, "--dry-run", "--json"], catch_exceptions=False)
+    assert planned.exit_code == 0, planned.output
+    assert json.loads(planned.stdout)["optimize_config"]["n_trials"] == 3

@@ -1048,6 +1048,7 @@ def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
         # a run config. The queue is left as it is: prepare_resume queues the warm starts it lacks.
         describe_study(existing, plan)
     fingerprint.check(existing, plan.run, opt, allow_changed=plan.allow_changed_config)
+    _record_budget(existing, opt)
     # Others may be sampling it: a process created it a moment ago (it is empty, or we lost the race to
     # create it) or has a trial running. A resume of an idle study keeps reproducible seeds.
     others = joined or not trials or any(t.state == TrialState.RUNNING for t in trials)
@@ -1058,6 +1059,16 @@ def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
     )
     existing.pruner = plan.pruner
     return existing, salt
+
+
+def _record_budget(study: optuna.Study, opt: OptimizeConfig) -> None:
+    """Keep the stored optimize config's n_trials and timeout at this run's: a machine joining the study by
+    its name alone (`prepare_stored_study`) aims for the target the latest run gave (`--n-trials 40` on a
+    study created with 20), not the one it was created with."""
+    stored = study.user_attrs.get("optimize_config")
+    budget = {"n_trials": opt.n_trials, "timeout": opt.timeout}
+    if isinstance(stored, dict) and any(stored.get(key) != value for key, value in budget.items()):
+        study.set_user_attr("optimize_config", {**stored, **budget})
 
 
 # A study exists from Optuna's create_study on, and its warm start, configs and fingerprint are written after
