@@ -678,6 +678,15 @@ def prepare_stored_study(
     opt: OptimizeConfig = validate_config(
         OptimizeConfig, attrs["optimize_config"], opt_src, budget_given=True
     )
+    if overrides.device is None:  # the creator's device: another machine may lack it
+        try:
+            resolve_device(run.device)
+        except HpoError as exc:
+            detail = str(exc).partition("; use device:")[0]
+            raise HpoError(
+                f"{run_src}: {detail}; the device is not part of the experiment: give --device auto (or cpu) to "
+                f"train this machine's trials here"
+            ) from None
     # The storage the study was found in, not the creator's URL (another host name, a relative SQLite path).
     return _prepare(run, opt, run_src, opt_src, replace(overrides, study_name=study_name, storage=url))
 
