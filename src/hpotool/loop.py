@@ -174,7 +174,6 @@ def run_trials(
         guard.exhausted = True
         return guard
     study._thread_local.in_optimize_loop = True
-    mine: set[int] = set()  # the trials this process asked
     try:
         while not (stop is not None and stop.is_set()):
             raise_dropped()  # Ctrl-C, SIGTERM a finalizer swallowed between trials
@@ -210,9 +209,9 @@ def run_trials(
                     time.sleep(poll)
                     continue
                 trial.set_user_attr("worker", owner())
-                mine.add(trial.number)
-                if alone_since is not None and _others_ask(study, alone_since, mine):
-                    _own_seeds(study, trial, plan, alone_since)
+                if alone_since is not None:  # this process's first trial: see _own_seeds
+                    if _others_asked(study, alone_since, trial.number):
+                        _own_seeds(study, trial, plan, alone_since)
                     alone_since = None
                 if isinstance(study.sampler, optuna.samplers.BruteForceSampler):
                     _wait_for_earlier_draws(study, trial.number, plan, poll)
@@ -240,12 +239,12 @@ def run_trials(
     return guard
 
 
-def _others_ask(study: optuna.Study, since: int, mine: set[int]) -> bool:
-    """Whether another process has asked a trial since the study held `since` trials (its number is at
-    least `since`, and it is not one of `mine`)."""
-    asked = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+def _others_asked(study: optuna.Study, since: int, mine: int) -> bool:
+    """Whether another process has asked a trial since the study held `since` trials (one numbered `since`
+    or more, other than this process's first, `mine`, has left the queue)."""
+    asked = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     trials = study._storage.get_all_trials(study._study_id, deepcopy=False, states=asked)
-    return any(t.number >= since and t.number not in mine for t in trials)
+    return any(t.number >= since and t.number != mine for t in trials)
 
 
 def _own_seeds(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan, existing: int) -> None:
@@ -255,6 +254,8 @@ def _own_seeds(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan, existi
     rerun gives the same study; the same command resumed at one moment on several machines did so on each
     and they drew the same values (trials 1 and 2 identical). Optuna draws at the first suggest, after
     `ask`: the later of two processes to ask sees the other's trial here at the latest, and draws its own.
+    Their first trials are the only ones to check: a process that opens the study later counts another
+    number of trials, which seeds it apart.
     """
     study.sampler = study_sampler(
         plan.opt, fixed=leaf_values(plan.run), existing=existing, salt=process_salt()
