@@ -171,7 +171,10 @@ RunConfigOpt = Annotated[
     Path,
     typer.Option("--run-config", "-r", help="RunConfig YAML: one training run."),
 ]
-StudyNameOpt = Annotated[str | None, typer.Option("--study-name", help="Override study_name.")]
+StudyNameOpt = Annotated[
+    str | None,
+    typer.Option("--study-name", help="Override study_name; without -r and -o: the stored study to join."),
+]
 StorageOpt = Annotated[
     str | None, typer.Option("--storage", help="Optuna storage URL (default: SQLite under studies/).")
 ]
@@ -294,7 +297,9 @@ def optimize(
     run_config: Annotated[
         Path | None,
         typer.Option(
-            "--run-config", "-r", help="RunConfig YAML: one training run (joining a study: its stored one)."
+            "--run-config",
+            "-r",
+            help="RunConfig YAML: one training run (left out with -o: the study's stored one).",
         ),
     ] = None,
     optimize_config: Annotated[
@@ -302,7 +307,7 @@ def optimize(
         typer.Option(
             "--optimize-config",
             "-o",
-            help="OptimizeConfig YAML: the study (joining a study: its stored one).",
+            help="OptimizeConfig YAML: the study (left out with -r: the study's stored one).",
         ),
     ] = None,
     study_name: StudyNameOpt = None,
