@@ -356,7 +356,7 @@ def optimize(
         typer.Option(
             "--dry-run",
             help="Check the configs, the data and one training step, print the plan and exit: no storage "
-            "opened, no trial run (--json: the validated configs).",
+            "opened (joining by name: read), no trial run (--json: the validated configs).",
         ),
     ] = False,
 ) -> None:
