@@ -426,3 +426,28 @@ def test_a_command_does_not_blame_a_server_an_earlier_command_of_the_process_ope
     locked = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("database is locked"))
     with pytest.raises(sqlalchemy.exc.OperationalError), user_errors():
         raise locked
+
+
+def test_a_redis_study_looked_for_under_another_prefix_names_the_one_it_is_under() -> None:
+    # `--storage redis://host:6379` for a study kept under ?prefix=NAME said "studies there: none", as if
+    # the server were empty.
+    import uuid
+
+    import redis
+
+    from .test_workers import _server_url
+
+    server = _server_url("redis")
+    prefix = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    try:
+        optuna.create_study(study_name="moons", storage=make_storage(f"{server}?prefix={prefix}"))
+        with pytest.raises(HpoError) as caught:
+            load_study("moons", f"{server}?prefix={prefix}-typo")
+        assert str(caught.value) == (
+            f"no study 'moons' in {server}?prefix={prefix}-typo; studies there: none; it is under another prefix: "
+            f"give --storage {server}?prefix={prefix}"
+        )
+    finally:
+        client = redis.Redis.from_url(server)
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)
