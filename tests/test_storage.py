@@ -440,13 +440,48 @@ def test_a_redis_study_looked_for_under_another_prefix_names_the_one_it_is_under
     server = _server_url("redis")
     prefix = f"hpotool-test-{uuid.uuid4().hex[:12]}"
     try:
-        optuna.create_study(study_name="moons", storage=make_storage(f"{server}?prefix={prefix}"))
+        optuna.create_study(study_name=prefix, storage=make_storage(f"{server}?prefix={prefix}"))
         with pytest.raises(HpoError) as caught:
-            load_study("moons", f"{server}?prefix={prefix}-typo")
+            load_study(prefix, f"{server}?prefix={prefix}-typo")
         assert str(caught.value) == (
-            f"no study 'moons' in {server}?prefix={prefix}-typo; studies there: none; it is under another prefix: "
+            f"no study {prefix!r} in {server}?prefix={prefix}-typo; studies there: none; it is under another prefix: "
             f"give --storage {server}?prefix={prefix}"
         )
+    finally:
+        client = redis.Redis.from_url(server)
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)
+
+
+def test_a_machine_whose_redis_url_lacks_the_others_prefix_does_not_start_a_study_of_its_own(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # Machine B's `--storage redis://host:6379` without the `?prefix=` machine A gave created a second study
+    # of the same name in the server's default journal and ran it alone, silently.
+    import uuid
+
+    import redis
+
+    from hpotool.objective import open_study
+
+    from .test_workers import _server_url
+
+    server = _server_url("redis")
+    prefix = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    try:
+        optuna.create_study(study_name=prefix, storage=make_storage(f"{server}?prefix={prefix}"))
+        typo = f"{server}?prefix={prefix}-b"
+        opt_dict["storage"], opt_dict["study_name"] = typo, prefix
+        plan = prepare_study(
+            write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+        )
+        with pytest.raises(HpoError) as caught:
+            open_study(plan)
+        assert str(caught.value) == (
+            f"study {prefix!r} is not in {typo} but under another prefix, and a new one would start here; give "
+            f"--storage {server}?prefix={prefix} to join it, or another study_name"
+        )
+        assert optuna.get_all_study_names(storage=make_storage(typo)) == []
     finally:
         client = redis.Redis.from_url(server)
         for key in client.scan_iter(f"{prefix}*"):

@@ -1015,6 +1015,24 @@ def _refuse_a_second_study_beside_a_journal(plan: StudyPlan) -> None:
         )
 
 
+def _refuse_a_second_study_under_another_prefix(plan: StudyPlan) -> None:
+    """A machine whose `--storage redis://...` left out (or misspelt) the `?prefix=` the others give would
+    start a study of its own, silently, instead of joining theirs: refused, naming the URL that holds it.
+
+    Raises:
+        HpoError: another journal on the Redis server holds a study of this name.
+    """
+    from hpotool.storage import redis_prefixes_holding
+
+    elsewhere = redis_prefixes_holding(plan.storage_url, plan.opt.study_name)
+    if elsewhere:
+        raise HpoError(
+            f"study {plan.opt.study_name!r} is not in {shown_url(plan.storage_url)} but under another prefix, "
+            f"and a new one would start here; give --storage {shown_url(elsewhere[0])} to join it, or another "
+            f"study_name"
+        )
+
+
 def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
     """Create the study, or load it and check it is the same experiment (metric, direction).
 
@@ -1032,6 +1050,7 @@ def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
         existing = None
     joined = False
     if existing is None:
+        _refuse_a_second_study_under_another_prefix(plan)
         try:
             return _create_study(plan, storage), ()
         except optuna.exceptions.DuplicatedStudyError:  # another process created it a moment ago

@@ -567,7 +567,7 @@ def load_study(study_name: str, storage_url: str | None) -> optuna.Study:
     except KeyError:
         names = study_names(storage)
         listed = ", ".join(names) if names else "none"
-        elsewhere = _redis_prefixes_holding(url, study_name)
+        elsewhere = redis_prefixes_holding(url, study_name)
         hint = f"; it is under another prefix: give --storage {shown_url(elsewhere[0])}" if elsewhere else ""
         raise HpoError(
             f"no study {study_name!r} in {shown_url(url)}; studies there: {listed}{hint}"
@@ -577,7 +577,7 @@ def load_study(study_name: str, storage_url: str | None) -> optuna.Study:
 _PREFIXES_LOOKED_AT = 50
 
 
-def _redis_prefixes_holding(url: str, study_name: str) -> list[str]:
+def redis_prefixes_holding(url: str, study_name: str) -> list[str]:
     """The URLs of the other journals on `url`'s Redis server (other `?prefix=`es, at most
     `_PREFIXES_LOOKED_AT` of them) that hold a study named `study_name`: a prefix left out or misspelt
     otherwise reads as an empty server."""
