@@ -29,6 +29,7 @@ class Case:
     args: tuple[str, ...] = ()
     existing_study: bool = False  # create the study first, then check the storage is unchanged
     needs_no_cuda: bool = False
+    without_configs: bool = False  # `optimize` with `args` alone, no --run-config/--optimize-config
 
     def configs(self) -> tuple[dict[str, Any], dict[str, Any]]:
         run, opt = copy.deepcopy(RUN), copy.deepcopy(OPTIMIZE)
@@ -919,6 +920,20 @@ CASES = [
         "a warm start from a study that does not exist",
         "error: --enqueue-from: no study 'nosuch': studies/nosuch.db does not exist; studies under studies/: none (give --enqueue-from-storage URL for a study stored elsewhere)",
         args=("--enqueue-from", "nosuch"),
+    ),
+    Case(
+        "config-without-its-pair",
+        "one config file without the other",
+        "error: --run-config needs --optimize-config too; or give neither, with --study-name (and --storage), to join a study with the configs stored on it",
+        args=("--run-config", "run.yaml"),
+        without_configs=True,
+    ),
+    Case(
+        "join-missing-study",
+        "joining a study (no config files) that does not exist",
+        "error: no study 'nosuch': studies/nosuch.db does not exist; studies under studies/: none (give --storage URL for a study stored elsewhere); to start a study, give --run-config and --optimize-config",
+        args=("--study-name", "nosuch"),
+        without_configs=True,
     ),
     Case(
         "sqlite-in-memory",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from hpotool.cli import app
@@ -371,7 +372,8 @@ def test_python_m_hpotool_exits_with_the_commands_code_after_a_caught_ctrl_c(tmp
         ),
         (
             ["optimize", "-r", "run.yaml"],
-            "error: Missing option '--optimize-config' / '-o' (see hpotool optimize --help)",
+            "error: --run-config needs --optimize-config too; or give neither, with --study-name (and --storage), "
+            "to join a study with the configs stored on it",
         ),
         (["studies", "--bogus"], "error: No such option: --bogus (see hpotool studies --help)"),
     ],
@@ -639,3 +641,43 @@ def test_a_whole_section_is_a_categorical_choice(tmp_path: Path, run_dict: dict,
         candidate["params"]["optimizer"] == chosen
         and candidate["runs"][0]["metrics"]["val_accuracy"] == best.value
     )
+
+
+def test_a_machine_joining_by_name_aims_for_the_latest_run_s_target(configs: tuple[Path, Path]) -> None:
+    # The study kept the n_trials it was created with: after `--n-trials 3` raised the target, a machine
+    # joining with `--study-name` alone found "already 3 finished trials (target 2)" and ran nothing.
+    run, opt = configs
+    storage = yaml.safe_load(opt.read_text())["storage"]
+    for n in ("2", "3"):
+        result = runner.invoke(app, ["optimize", "-r", str(run), "-o", str(opt), "--n-trials", n, "-q"])
+        assert result.exit_code == 0, result.output
+    join = ["optimize", "--study-name", "tiny", "--storage", storage]
+    planned = runner.invoke(app, [*join, "--dry-run", "--json"], catch_exceptions=False)
+    assert planned.exit_code == 0, planned.output
+    assert json.loads(planned.stdout)["optimize_config"]["n_trials"] == 3
+
+
+def test_a_machine_joining_by_name_without_the_creator_s_gpu_is_told_to_give_device(
+    configs: tuple[Path, Path],
+) -> None:
+    # The creator's run config said device: cuda; a CPU machine joining by name alone was told to "use
+    # device: auto or cpu" in a config it does not have.
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    run, opt = configs
+    storage = yaml.safe_load(opt.read_text())["storage"]
+    made = runner.invoke(app, ["optimize", "-r", str(run), "-o", str(opt), "--n-trials", "1", "-q"])
+    assert made.exit_code == 0, made.output
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    study.set_user_attr("run_config", {**study.user_attrs["run_config"], "device": "cuda"})  # a GPU machine's
+    join = ["optimize", "--study-name", "tiny", "--storage", storage, "--n-trials", "2", "-q"]
+    result = runner.invoke(app, join)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: study 'tiny': run_config: device: cuda was asked for but CUDA is not available here; the device "
+        "is not part of the experiment: give --device auto (or cpu) to train this machine's trials here\n"
+    )
+    result = runner.invoke(app, [*join, "--device", "cpu"], catch_exceptions=False)
+    assert result.exit_code == 0 and "2/2 finished" in result.stdout, result.output

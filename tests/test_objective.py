@@ -261,6 +261,37 @@ def test_processes_joining_a_study_others_sample_draw_their_own_values(
     assert salt == ()
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+@pytest.mark.parametrize("other_state", [TrialState.COMPLETE, TrialState.FAIL])
+def test_processes_resuming_an_idle_study_at_one_moment_draw_their_own_values(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, other_state: TrialState
+) -> None:
+    # The same command resumed on two machines at once: each found the study idle and seeded its sampler from
+    # the seed and the trial count alone, so their first trials drew the same values (trials 1 and 2 equal).
+    opt_dict["sampler"] = {"name": "random"}
+    rp, op = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    assert run_study(prepare_study(rp, op, Overrides(n_trials=1))).counts == {"complete": 1}
+    plan = prepare_study(rp, op, Overrides(n_trials=3))
+    other: list[dict[str, Any]] = []
+
+    class OtherMachine:  # asks and draws its trial once this process has opened the study, before its first ask
+        def study_started(self, study: optuna.Study, n_trials: int | None, done: int) -> None:
+            joined, salt = open_study(plan)
+            assert salt == ()  # it found the study idle too
+            trial = joined.ask()
+            other.append(suggest(trial, plan.opt.search_space, {}))
+            joined.tell(trial, 0.5 if other_state == TrialState.COMPLETE else None, state=other_state)
+
+        def __getattr__(self, name: str) -> Any:
+            return lambda *args, **kwargs: None
+
+    run_study(plan, OtherMachine())  # type: ignore[arg-type]
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    assert trials[1].params == other[0]  # the other machine's
+    assert trials[1].state == other_state
+    assert trials[2].params != other[0] and trials[2].state == TrialState.COMPLETE
+
+
 def _missing_once(load: Any) -> Any:
     calls = []
 

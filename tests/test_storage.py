@@ -8,6 +8,7 @@ from typing import Any
 
 import optuna
 import pytest
+import yaml
 
 from hpotool.errors import HpoError
 from hpotool.objective import prepare_study
@@ -371,11 +372,17 @@ def test_a_storage_password_stays_out_of_output_exports_and_reports(
             runner.invoke(app, ["studies", "--storage", url]),
             runner.invoke(app, ["studies", "--storage", url, "--json"]),
             runner.invoke(app, ["trials", "--study-name", "nosuch", "--storage", url]),
+            runner.invoke(app, ["refine", "--study-name", name, "--storage", url, "--out", "stage2.yaml"]),
         ]
-        assert [r.exit_code for r in outputs] == [0, 0, 0, 0, 0, 0, 0, 2], [r.output for r in outputs]
+        assert [r.exit_code for r in outputs] == [0, 0, 0, 0, 0, 0, 0, 2, 0], [r.output for r in outputs]
+        # the configs stored on the study, which everyone it is shared with reads (optuna-dashboard, a copy)
+        stored = optuna.load_study(study_name=name, storage=make_storage(server)).user_attrs
+        assert "s3cret" not in json.dumps(stored) and "postgres:***@" in stored["optimize_config"]["storage"]
+        # the next stage's config, written for the user, still reaches the study's storage
+        assert yaml.safe_load((tmp_path / "stage2.yaml").read_text())["storage"] == url
         for result in outputs:
             assert "s3cret" not in result.output
-        assert "postgres:***@" in outputs[0].output and "postgres:***@" in outputs[-1].stderr
+        assert "postgres:***@" in outputs[0].output and "postgres:***@" in outputs[7].stderr
         written = [*(tmp_path / "exported").iterdir(), tmp_path / "report.html", tmp_path / "report.json"]
         assert len(written) == 6
         for path in written:
@@ -430,3 +437,63 @@ def test_a_command_does_not_blame_a_server_an_earlier_command_of_the_process_ope
     locked = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("database is locked"))
     with pytest.raises(sqlalchemy.exc.OperationalError), user_errors():
         raise locked
+
+
+def test_a_redis_study_looked_for_under_another_prefix_names_the_one_it_is_under() -> None:
+    # `--storage redis://host:6379` for a study kept under ?prefix=NAME said "studies there: none", as if
+    # the server were empty.
+    import uuid
+
+    import redis
+
+    from .test_workers import _server_url
+
+    server = _server_url("redis")
+    prefix = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    try:
+        optuna.create_study(study_name=prefix, storage=make_storage(f"{server}?prefix={prefix}"))
+        with pytest.raises(HpoError) as caught:
+            load_study(prefix, f"{server}?prefix={prefix}-typo")
+        assert str(caught.value) == (
+            f"no study {prefix!r} in {server}?prefix={prefix}-typo; studies there: none; it is under another prefix: "
+            f"give --storage {server}?prefix={prefix}"
+        )
+    finally:
+        client = redis.Redis.from_url(server)
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)
+
+
+def test_a_machine_whose_redis_url_lacks_the_others_prefix_does_not_start_a_study_of_its_own(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # Machine B's `--storage redis://host:6379` without the `?prefix=` machine A gave created a second study
+    # of the same name in the server's default journal and ran it alone, silently.
+    import uuid
+
+    import redis
+
+    from hpotool.objective import open_study
+
+    from .test_workers import _server_url
+
+    server = _server_url("redis")
+    prefix = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    try:
+        optuna.create_study(study_name=prefix, storage=make_storage(f"{server}?prefix={prefix}"))
+        typo = f"{server}?prefix={prefix}-b"
+        opt_dict["storage"], opt_dict["study_name"] = typo, prefix
+        plan = prepare_study(
+            write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+        )
+        with pytest.raises(HpoError) as caught:
+            open_study(plan)
+        assert str(caught.value) == (
+            f"study {prefix!r} is not in {typo} but under another prefix, and a new one would start here; give "
+            f"--storage {server}?prefix={prefix} to join it, or another study_name"
+        )
+        assert optuna.get_all_study_names(storage=make_storage(typo)) == []
+    finally:
+        client = redis.Redis.from_url(server)
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)

@@ -823,3 +823,30 @@ def test_a_heartbeat_while_the_server_is_away_is_skipped_without_a_traceback(
         through.record_heartbeat(trial._trial_id)  # raised OperationalError
     finally:
         relay.close()
+
+
+def test_a_machine_joins_a_study_with_only_its_storage_url_and_name(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    storage: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The configs are stored on the study, yet a second machine had to bring copies of both files:
+    # `optimize --storage URL --study-name NAME` stopped at "Missing option '--run-config'".
+    (tmp_path / "machA").mkdir()
+    run, opt = _study_configs(tmp_path / "machA", run_dict, opt_dict, storage, 2)
+    monkeypatch.chdir(tmp_path / "machA")
+    made = CliRunner().invoke(app, ["optimize", "-r", str(run), "-o", str(opt), "-q"], catch_exceptions=False)
+    assert made.exit_code == 0, made.output
+    (tmp_path / "machB").mkdir()
+    monkeypatch.chdir(tmp_path / "machB")  # no configs here
+    args = ["optimize", "--storage", storage[0], "--study-name", storage[1], "--n-trials", "4", "-q"]
+    joined = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert joined.exit_code == 0, joined.output
+    study = optuna.load_study(study_name=storage[1], storage=make_storage(storage[0]))
+    finished = [t for t in study.trials if t.state.is_finished()]
+    assert len(finished) == 4
+    # the stored run config trained them: 1 epoch (the tiny config's default is 2)
+    assert all(len(t.intermediate_values) == 1 for t in finished)
+    assert "config_changes" not in study.user_attrs

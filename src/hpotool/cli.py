@@ -177,11 +177,10 @@ RunConfigOpt = Annotated[
     Path,
     typer.Option("--run-config", "-r", help="RunConfig YAML: one training run."),
 ]
-OptimizeConfigOpt = Annotated[
-    Path,
-    typer.Option("--optimize-config", "-o", help="OptimizeConfig YAML: the study."),
+StudyNameOpt = Annotated[
+    str | None,
+    typer.Option("--study-name", help="Override study_name; without -r and -o: the stored study to join."),
 ]
-StudyNameOpt = Annotated[str | None, typer.Option("--study-name", help="Override study_name.")]
 StorageOpt = Annotated[
     str | None, typer.Option("--storage", help="Optuna storage URL (default: SQLite under studies/).")
 ]
@@ -301,8 +300,22 @@ def print_summary(summary: StudySummary, categorical: Collection[str] = ()) -> N
 
 @app.command(short_help="Run a study, or resume it.")
 def optimize(
-    run_config: RunConfigOpt,
-    optimize_config: OptimizeConfigOpt,
+    run_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--run-config",
+            "-r",
+            help="RunConfig YAML: one training run (left out with -o: the study's stored one).",
+        ),
+    ] = None,
+    optimize_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--optimize-config",
+            "-o",
+            help="OptimizeConfig YAML: the study (left out with -r: the study's stored one).",
+        ),
+    ] = None,
     study_name: StudyNameOpt = None,
     storage: StorageOpt = None,
     n_trials: Annotated[
@@ -349,15 +362,18 @@ def optimize(
         typer.Option(
             "--dry-run",
             help="Check the configs, the data and one training step, print the plan and exit: no storage "
-            "opened, no trial run (--json: the validated configs).",
+            "opened (joining by name: read), no trial run (--json: the validated configs).",
         ),
     ] = False,
 ) -> None:
     """Run a study, or resume it: runs only the trials still missing from n_trials.
 
-    Ctrl-C or SIGTERM ends the running trial as FAIL, prints the summary and exits 130 or 143.
+    Without --run-config and --optimize-config, --study-name (and --storage) joins a study with the configs
+    stored on it, as another machine does. Ctrl-C or SIGTERM ends the running trial as FAIL, prints the
+    summary and exits 130 or 143.
     """
     with user_errors():
+        _check_config_options(run_config, optimize_config, study_name)
         if workers > 1 and not dry_run:
             from hpotool.forkserver import start_worker_server
 
@@ -366,7 +382,13 @@ def optimize(
         from hpotool.objective import Overrides, prepare_study
 
         overrides = Overrides(study_name, storage, n_trials, timeout, device, seed, allow_changed_config)
-        plan = prepare_study(run_config, optimize_config, overrides)
+        if run_config is None or optimize_config is None:
+            from hpotool.objective import prepare_stored_study
+
+            assert study_name is not None  # _check_config_options
+            plan = prepare_stored_study(study_name, storage, overrides)
+        else:
+            plan = prepare_study(run_config, optimize_config, overrides)
         if enqueue_from is not None:
             from hpotool.browse import find_study
             from hpotool.objective import with_warm_start
@@ -419,6 +441,27 @@ def optimize(
         raise typer.Exit(code=exit_code(summary.interrupted))
     if summary.failed:  # the trials failed, not the command: 1, as a test runner with failing tests
         raise typer.Exit(code=1)
+
+
+def _check_config_options(
+    run_config: Path | None, optimize_config: Path | None, study_name: str | None
+) -> None:
+    """optimize takes both config files, or neither and the name of a study that stores them."""
+    if (run_config is None) != (optimize_config is None):
+        given, missing = (
+            ("--run-config", "--optimize-config")
+            if optimize_config is None
+            else ("--optimize-config", "--run-config")
+        )
+        raise HpoError(
+            f"{given} needs {missing} too; or give neither, with --study-name (and --storage), to join a study "
+            f"with the configs stored on it"
+        )
+    if run_config is None and study_name is None:
+        raise HpoError(
+            "give --run-config and --optimize-config to run a study, or --study-name (and --storage) to join one "
+            "with the configs stored on it"
+        )
 
 
 def _write_report(study_name: str, storage: str | None, out: Path | None, fmt: str | None) -> None:
@@ -1069,7 +1112,7 @@ def refine(
         )
         check_stage_paths(out, force)  # before the study is read: a hand-edited stage is never lost
         import_without_sklearn()
-        ref = refine_study(find_study(study_name, storage), keep_top)
+        ref = refine_study(find_study(study_name, storage), keep_top, storage_url=storage)
         opt_path, run_path = write_refinement(ref, out, study_name)
         for change in ref.changes:
             _print_bullet(change)

@@ -140,7 +140,18 @@ def check(study: optuna.Study, run: RunConfig, opt: OptimizeConfig, *, allow_cha
     study.set_user_attr(CHANGES_ATTR, history)
     study.set_user_attr(ATTR, {"hash": digest(parts), "parts": parts})
     study.set_user_attr("run_config", run.model_dump(mode="json"))
-    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    study.set_user_attr("optimize_config", stored_optimize_config(opt))
+
+
+def stored_optimize_config(opt: OptimizeConfig) -> dict[str, Any]:
+    """The optimize config as a study stores it: its storage URL's password as `***` (a study's attributes
+    are read by everyone it is shared with: optuna-dashboard, a copy of the study, `hpotool trials`)."""
+    from hpotool.storage import shown_url
+
+    dump: dict[str, Any] = opt.model_dump(mode="json")
+    if dump.get("storage"):
+        dump["storage"] = shown_url(dump["storage"])
+    return dump
 
 
 def _undone_change(study: optuna.Study, parts: dict[str, Any]) -> dict[str, Any] | None:

@@ -33,6 +33,8 @@ from hpotool.objective import (
     StudySummary,
     make_objective,
     open_study,
+    process_salt,
+    study_sampler,
     summarize,
 )
 from hpotool.overrides import leaf_values
@@ -140,10 +142,13 @@ def run_trials(
     max_failures: int = 5,
     poll: float = POLL_S,
     tracker: Tracker | None = None,
+    alone_since: int | None = None,
 ) -> FailureGuard:
     """Run trials of `study` until it holds `n_trials` finished trials, the timeout passes, `stop` is set,
     `max_failures` trials in a row fail in this process, or the sampler has nothing left to try (the last
-    two set `stop`). `tracker` (`make_tracker`) logs each trial this process ran.
+    two set `stop`). `tracker` (`make_tracker`) logs each trial this process ran. `alone_since`: the number
+    of trials the study held when this process opened it seeing no other process (its sampler's seeds are
+    reproducible ones, `objective.study_sampler`), None where its seeds are its own already.
 
     Returns:
         The failure guard, which says whether failures or the sampler stopped the loop, and the first error.
@@ -204,6 +209,10 @@ def run_trials(
                     time.sleep(poll)
                     continue
                 trial.set_user_attr("worker", owner())
+                if alone_since is not None:  # this process's first trial: see _own_seeds
+                    if _others_asked(study, alone_since, trial.number):
+                        _own_seeds(study, trial, plan, alone_since)
+                    alone_since = None
                 if isinstance(study.sampler, optuna.samplers.BruteForceSampler):
                     _wait_for_earlier_draws(study, trial.number, plan, poll)
             except KeyboardInterrupt:
@@ -228,6 +237,30 @@ def run_trials(
     finally:
         study._thread_local.in_optimize_loop = False
     return guard
+
+
+def _others_asked(study: optuna.Study, since: int, mine: int) -> bool:
+    """Whether another process has asked a trial since the study held `since` trials (one numbered `since`
+    or more, other than this process's first, `mine`, has left the queue)."""
+    asked = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    trials = study._storage.get_all_trials(study._study_id, deepcopy=False, states=asked)
+    return any(t.number >= since and t.number != mine for t in trials)
+
+
+def _own_seeds(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan, existing: int) -> None:
+    """Give this process a sampler seeded with its host and process id, before `trial` draws a value.
+
+    A process that resumes an idle study seeds its sampler from the seed and the trial count alone, so a
+    rerun gives the same study; the same command resumed at one moment on several machines did so on each
+    and they drew the same values (trials 1 and 2 identical). Optuna draws at the first suggest, after
+    `ask`: the later of two processes to ask sees the other's trial here at the latest, and draws its own.
+    Their first trials are the only ones to check: a process that opens the study later counts another
+    number of trials, which seeds it apart.
+    """
+    study.sampler = study_sampler(
+        plan.opt, fixed=leaf_values(plan.run), existing=existing, salt=process_salt()
+    )
+    study.sampler.before_trial(study, study._storage.get_trial(trial._trial_id))
 
 
 def _still_exhausted(study: optuna.Study) -> bool:
@@ -513,7 +546,8 @@ def _run_study(plan: StudyPlan, observer: StudyObserver | None, max_failures: in
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the observer shows each trial instead
     start = time.perf_counter()
     tracker = make_tracker(plan)  # before the study: a tracking store that cannot be used writes nothing
-    study, _ = open_study(plan)
+    study, salt = open_study(plan)
+    existing = len(study.get_trials(deepcopy=False))  # before the warm start's queue: as open_study counts
     target = trial_target(plan)
     before = finished_numbers(study)
     done = prepare_resume(study, plan)
@@ -524,7 +558,14 @@ def _run_study(plan: StudyPlan, observer: StudyObserver | None, max_failures: in
     if done < target:
         with signals_interrupt(), independent_sampling(study.sampler, fallback):
             try:
-                guard = run_trials(study, plan, observer=observer, max_failures=max_failures, tracker=tracker)
+                guard = run_trials(
+                    study,
+                    plan,
+                    observer=observer,
+                    max_failures=max_failures,
+                    tracker=tracker,
+                    alone_since=None if salt else existing,
+                )
             except KeyboardInterrupt as exc:
                 interrupted = signal_of(exc)
     ran_now = count_ran_now(study, {os.getpid()}, before)

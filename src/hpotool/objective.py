@@ -693,6 +693,54 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
     """
     budget_given = overrides.n_trials is not None or overrides.timeout is not None
     run, opt = load_run_config(run_path), load_optimize_config(opt_path, budget_given=budget_given)
+    return _prepare(run, opt, str(run_path), str(opt_path), overrides)
+
+
+def prepare_stored_study(
+    study_name: str, storage: str | None, overrides: Overrides = Overrides()
+) -> StudyPlan:
+    """Join an existing study with the configs stored on it (the same command on another machine, without
+    copies of the configs): checked as `prepare_study` checks files. The study is looked up, not changed.
+
+    Raises:
+        HpoError: no such study, one not made by `hpotool optimize`, or configs that do not check here (a
+            user's module this folder cannot import, a device this machine lacks).
+    """
+    from hpotool.browse import find_study
+    from hpotool.storage import default_storage_url
+
+    url = storage or default_storage_url(study_name)
+    try:
+        study = find_study(study_name, storage)
+    except HpoError as exc:
+        raise HpoError(f"{exc}; to start a study, give --run-config and --optimize-config") from None
+    attrs = study.user_attrs
+    if not isinstance(attrs.get("run_config"), dict) or not isinstance(attrs.get("optimize_config"), dict):
+        raise HpoError(
+            f"study {study_name!r} in {shown_url(url)} has no stored configs (user attrs 'run_config' and "
+            f"'optimize_config'): it was not created by hpotool optimize; give --run-config and --optimize-config"
+        )
+    run_src, opt_src = f"study {study_name!r}: run_config", f"study {study_name!r}: optimize_config"
+    run: RunConfig = validate_config(RunConfig, attrs["run_config"], run_src)
+    opt: OptimizeConfig = validate_config(
+        OptimizeConfig, attrs["optimize_config"], opt_src, budget_given=True
+    )
+    if overrides.device is None:  # the creator's device: another machine may lack it
+        try:
+            resolve_device(run.device)
+        except HpoError as exc:
+            detail = str(exc).partition("; use device:")[0]
+            raise HpoError(
+                f"{run_src}: {detail}; the device is not part of the experiment: give --device auto (or cpu) to "
+                f"train this machine's trials here"
+            ) from None
+    # The storage the study was found in, not the creator's URL (another host name, a relative SQLite path).
+    return _prepare(run, opt, run_src, opt_src, replace(overrides, study_name=study_name, storage=url))
+
+
+def _prepare(
+    run: RunConfig, opt: OptimizeConfig, run_path: str, opt_path: str, overrides: Overrides
+) -> StudyPlan:
     pruner_chosen = "pruner" in opt.model_fields_set  # before the overrides, which set every field
     if overrides.seed is not None and "seed" in opt.sampler.kwargs:
         raise HpoError(
@@ -706,20 +754,16 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
         resolve_device(run.device)  # the function is handed the device: one this machine lacks fails now
         pruning = not opt.multi_objective and not opt.pruner.is_nop
         try:
-            takes_report = check_user_trainer(
-                run, pruning=pruning and pruner_chosen, opt_source=str(opt_path)
-            )
+            takes_report = check_user_trainer(run, pruning=pruning and pruner_chosen, opt_source=opt_path)
         except HpoError as exc:
             raise HpoError(f"{run_path}: {exc}") from None
-        check_space(run, opt, None, str(opt_path))
+        check_space(run, opt, None, opt_path)
         no_report = [] if takes_report else [run.trainer.function]
         for i, choice in enumerate(section_choices(opt.search_space).get("trainer", [])):
             chosen = apply_overrides(run, {"trainer": choice})
             assert chosen.trainer is not None
             try:
-                if not check_user_trainer(
-                    chosen, pruning=pruning and pruner_chosen, opt_source=str(opt_path)
-                ):
+                if not check_user_trainer(chosen, pruning=pruning and pruner_chosen, opt_source=opt_path):
                     no_report.append(chosen.trainer.function)
             except HpoError as exc:
                 raise HpoError(f"{opt_path}: search_space.trainer.choices.{i}: {exc}") from None
@@ -734,7 +778,7 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
         plan = _plan(run, opt, None, opt_path, overrides)
         return replace(plan, notes=plan.notes + notes)
     resolve_device(run.device)
-    data = load_checked(run, str(run_path))
+    data = load_checked(run, run_path)
     for metric in opt.objectives:
         if metric not in data.metrics:
             key = "metrics" if opt.multi_objective else "metric"
@@ -782,7 +826,7 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
         dry_run(run, data)
     except RunCheckError as exc:
         raise HpoError(f"{run_path}: {exc}") from None
-    check_space(run, opt, data, str(opt_path))  # every searched batch_size is a valid one after this
+    check_space(run, opt, data, opt_path)  # every searched batch_size is a valid one after this
     batch_param = opt.search_space.get("batch_size")
     searched = (
         [apply_overrides(run, {"batch_size": v}).batch_size for v in boundary_values(batch_param)]
@@ -795,9 +839,9 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
 
 
 def _plan(
-    run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, opt_path: Path, overrides: Overrides
+    run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, opt_path: str, overrides: Overrides
 ) -> StudyPlan:
-    check_final(run, opt, str(opt_path), data)
+    check_final(run, opt, opt_path, data)
     if opt.tracking is not None and opt.tracking.mlflow is not None:
         from hpotool.tracking import check_mlflow
 
@@ -1034,6 +1078,24 @@ def _refuse_a_second_study_beside_a_journal(plan: StudyPlan) -> None:
         )
 
 
+def _refuse_a_second_study_under_another_prefix(plan: StudyPlan) -> None:
+    """A machine whose `--storage redis://...` left out (or misspelt) the `?prefix=` the others give would
+    start a study of its own, silently, instead of joining theirs: refused, naming the URL that holds it.
+
+    Raises:
+        HpoError: another journal on the Redis server holds a study of this name.
+    """
+    from hpotool.storage import redis_prefixes_holding
+
+    elsewhere = redis_prefixes_holding(plan.storage_url, plan.opt.study_name)
+    if elsewhere:
+        raise HpoError(
+            f"study {plan.opt.study_name!r} is not in {shown_url(plan.storage_url)} but under another prefix, "
+            f"and a new one would start here; give --storage {shown_url(elsewhere[0])} to join it, or another "
+            f"study_name"
+        )
+
+
 def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
     """Create the study, or load it and check it is the same experiment (metric, direction).
 
@@ -1051,6 +1113,7 @@ def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
         existing = None
     joined = False
     if existing is None:
+        _refuse_a_second_study_under_another_prefix(plan)
         try:
             return _create_study(plan, storage), ()
         except optuna.exceptions.DuplicatedStudyError:  # another process created it a moment ago
@@ -1076,6 +1139,7 @@ def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
         # a run config. The queue is left as it is: prepare_resume queues the warm starts it lacks.
         describe_study(existing, plan)
     fingerprint.check(existing, plan.run, opt, allow_changed=plan.allow_changed_config)
+    _record_budget(existing, opt)
     # Others may be sampling it: a process created it a moment ago (it is empty, or we lost the race to
     # create it) or has a trial running. A resume of an idle study keeps reproducible seeds.
     others = joined or not trials or any(t.state == TrialState.RUNNING for t in trials)
@@ -1086,6 +1150,16 @@ def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
     )
     existing.pruner = plan.pruner
     return existing, salt
+
+
+def _record_budget(study: optuna.Study, opt: OptimizeConfig) -> None:
+    """Keep the stored optimize config's n_trials and timeout at this run's: a machine joining the study by
+    its name alone (`prepare_stored_study`) aims for the target the latest run gave (`--n-trials 40` on a
+    study created with 20), not the one it was created with."""
+    stored = study.user_attrs.get("optimize_config")
+    budget = {"n_trials": opt.n_trials, "timeout": opt.timeout}
+    if isinstance(stored, dict) and any(stored.get(key) != value for key, value in budget.items()):
+        study.set_user_attr("optimize_config", {**stored, **budget})
 
 
 # A study exists from Optuna's create_study on, and its warm start, configs and fingerprint are written after
@@ -1158,7 +1232,7 @@ def describe_study(study: optuna.Study, plan: StudyPlan) -> None:
     """Store the configs and versions on a study, and last its fingerprint."""
     opt = plan.opt
     study.set_user_attr("run_config", plan.run.model_dump(mode="json"))
-    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    study.set_user_attr("optimize_config", fingerprint.stored_optimize_config(opt))
     study.set_user_attr("versions", versions())
     if opt.multi_objective:  # Optuna's own tools and trials_dataframe name the objectives too
         with warnings.catch_warnings():  # "experimental since 3.2"

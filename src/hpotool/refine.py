@@ -211,7 +211,10 @@ def _spec(p: Param) -> dict[str, Any]:
 
 
 def refine_study(
-    study: optuna.Study, keep_top: float = 0.25, report: AuditReport | None = None
+    study: optuna.Study,
+    keep_top: float = 0.25,
+    report: AuditReport | None = None,
+    storage_url: str | None = None,
 ) -> Refinement:
     """The next stage of `study`: see the module docstring.
 
@@ -220,6 +223,8 @@ def refine_study(
         keep_top: share of the trials the audit ranks (`hpotool.importance.basis`) whose values the
             narrowed ranges cover.
         report: its audit, when already computed.
+        storage_url: the URL `study` was read from: the stage's storage where the stored one had its
+            password replaced by `***`.
     """
     from optuna.trial import TrialState
 
@@ -308,7 +313,7 @@ def refine_study(
     optimize = {
         **stored_opt,
         "study_name": name,
-        "storage": stored_opt.get("storage"),
+        "storage": _stage_storage(stored_opt.get("storage"), storage_url),
         "search_space": {k: _spec(p) for k, p in new_space.items()},
         "enqueue": enqueue,
     }
@@ -319,6 +324,14 @@ def refine_study(
         stage_run.model_dump(mode="json"),
         changes,
     )
+
+
+def _stage_storage(stored: str | None, read_from: str | None) -> str | None:
+    """The study's storage for its next stage: a study stores its URL with the password as `***`
+    (`fingerprint.stored_optimize_config`), so the URL refine read it from (or PGPASSWORD) reaches it."""
+    if stored and read_from and ":***@" in stored:
+        return read_from
+    return stored
 
 
 def _stage_final(

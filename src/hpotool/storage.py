@@ -575,6 +575,33 @@ def load_study(study_name: str, storage_url: str | None) -> optuna.Study:
 
         names = study_names(storage)
         listed = ", ".join(names) if names else "none"
+        elsewhere = redis_prefixes_holding(url, study_name)
+        hint = f"; it is under another prefix: give --storage {shown_url(elsewhere[0])}" if elsewhere else ""
         raise HpoError(
-            f"no study {study_name!r} in {shown_url(url)}{did_you_mean(study_name, names)}; studies there: {listed}"
+            f"no study {study_name!r} in {shown_url(url)}{did_you_mean(study_name, names)}; studies there: {listed}{hint}"
         ) from None
+
+
+_PREFIXES_LOOKED_AT = 50
+
+
+def redis_prefixes_holding(url: str, study_name: str) -> list[str]:
+    """The URLs of the other journals on `url`'s Redis server (other `?prefix=`es, at most
+    `_PREFIXES_LOOKED_AT` of them) that hold a study named `study_name`: a prefix left out or misspelt
+    otherwise reads as an empty server."""
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        return []
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    base, _, prefix = _redis_prefix(url)
+    client = make_storage(url, create=False)._backend._redis  # type: ignore[attr-defined]
+    keys = sorted(key.decode() for key in client.scan_iter(match="*:log_number", count=1000))
+    found = []
+    for other in (key.removesuffix(":log_number") for key in keys[:_PREFIXES_LOOKED_AT]):
+        if other == prefix:
+            continue
+        parts = urlsplit(base)
+        candidate = urlunsplit(parts._replace(query=urlencode([*parse_qsl(parts.query), ("prefix", other)])))
+        if study_name in study_names(make_storage(candidate, create=False)):
+            found.append(candidate)
+    return found

@@ -167,7 +167,8 @@ def worker_main(
         plan = worker_plan(run, opt, args.storage_url, args.index, args.existing, args.salt)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
-            if _run_worker_trials(plan, opt, stop, args.max_failures, fallbacks):
+            alone_since = None if args.salt else args.existing
+            if _run_worker_trials(plan, opt, stop, args.max_failures, fallbacks, alone_since):
                 exhausted.set()
         except ContractStop:  # the training function broke hpotool's contract: the main process says so
             stop.set()
@@ -182,10 +183,15 @@ def worker_main(
 
 
 def _run_worker_trials(
-    plan: StudyPlan, opt: OptimizeConfig, stop: Event, max_failures: int, fallbacks: SimpleQueue | None
+    plan: StudyPlan,
+    opt: OptimizeConfig,
+    stop: Event,
+    max_failures: int,
+    fallbacks: SimpleQueue | None,
+    alone_since: int | None = None,
 ) -> bool:
     """Join the study and run trials; returns whether the sampler has nothing left to try, and puts what
-    its sampler sampled independently on `fallbacks`."""
+    its sampler sampled independently on `fallbacks`. `alone_since`: as `loop.run_trials` takes it."""
     storage = make_storage(plan.storage_url, create=False)
     study = optuna.load_study(
         study_name=opt.study_name, storage=storage, sampler=plan.sampler, pruner=plan.pruner
@@ -197,7 +203,10 @@ def _run_worker_trials(
         tracker = None
     with independent_sampling(study.sampler) as fallback:
         try:
-            return run_trials(study, plan, stop, max_failures=max_failures, tracker=tracker).exhausted
+            guard = run_trials(
+                study, plan, stop, max_failures=max_failures, tracker=tracker, alone_since=alone_since
+            )
+            return guard.exhausted
         finally:
             if fallback.trials and fallbacks is not None:
                 fallbacks.put(fallback.as_dict())
