@@ -50,3 +50,30 @@ def test_an_unwritable_folder_is_an_hpo_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(HpoError, match=r"cannot write"):
         write_text(blocker / "out.txt", "x")
+
+
+def test_a_named_pipe_is_written_into_not_replaced(tmp_path: Path) -> None:
+    import threading
+
+    pipe = tmp_path / "out.html"  # as /dev/stdout or /dev/null would be: not a file to replace
+    os.mkfifo(pipe)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(pipe.read_text(encoding="utf-8")), daemon=True)
+    reader.start()
+    write_text(pipe, "report\n")
+    reader.join(timeout=10)
+    assert got == ["report\n"]
+    assert stat.S_ISFIFO(pipe.lstat().st_mode)
+    assert os.listdir(tmp_path) == ["out.html"]
+
+
+def test_a_link_is_written_through_and_kept(tmp_path: Path) -> None:
+    target = tmp_path / "shared" / "report.html"
+    target.parent.mkdir()
+    target.write_text("old")
+    link = tmp_path / "report.html"
+    link.symlink_to(target)
+    write_text(link, "new")
+    assert link.is_symlink()
+    assert target.read_text() == "new"
+    assert os.listdir(target.parent) == ["report.html"]

@@ -1,12 +1,15 @@
 """Atomic file writes: a temporary file in the target folder, then `os.replace`.
 
 A reader sees the old file or the new one, never half of one, and a failed or interrupted write leaves
-the old file as it was and no temporary file behind.
+the old file as it was and no temporary file behind. A symbolic link is written through (its target is
+replaced, the link kept), and a target that is no file to replace, such as `/dev/null`, `/dev/stdout` or a
+named pipe, is written into as it is: replacing it would put a plain file where the device was.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +38,18 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
+    encoding = None if "b" in mode else "utf-8"
+    newline = None if "b" in mode else ""
+    kind = _kind(path)
+    if kind is not None and not stat.S_ISREG(kind) and not stat.S_ISDIR(kind):
+        try:  # a device or pipe: nothing to replace, and nothing half-written to keep a reader from
+            with open(path, mode, encoding=encoding, newline=newline) as fh:
+                yield fh
+        except OSError as exc:
+            raise HpoError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        return
+    if path.is_symlink():  # replace the file the link points to, not the link
+        path = Path(os.path.realpath(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -47,8 +62,7 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
         raise HpoError(f"{path}: cannot write: {exc.strerror or exc}") from None
     tmp = Path(tmp_name)
     try:
-        encoding = None if "b" in mode else "utf-8"
-        with os.fdopen(fd, mode, encoding=encoding, newline=None if "b" in mode else "") as fh:
+        with os.fdopen(fd, mode, encoding=encoding, newline=newline) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -60,6 +74,14 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
         if isinstance(exc, OSError):
             raise HpoError(f"{path}: cannot write: {exc.strerror or exc}") from None
         raise
+
+
+def _kind(path: Path) -> int | None:
+    """The file type bits of what `path` names, through links; None when there is nothing there yet."""
+    try:
+        return os.stat(path).st_mode
+    except OSError:
+        return None
 
 
 def write_text(path: Path, text: str) -> None:
