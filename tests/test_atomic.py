@@ -77,3 +77,10 @@ def test_a_link_is_written_through_and_kept(tmp_path: Path) -> None:
     assert link.is_symlink()
     assert target.read_text() == "new"
     assert os.listdir(target.parent) == ["report.html"]
+
+
+def test_a_name_too_long_is_an_hpo_error(tmp_path: Path) -> None:
+    path = tmp_path / ("a" * 300) / "trials.csv"  # export-best --out with a folder name too long
+    with pytest.raises(HpoError, match=r"trials.csv: cannot write: File name too long$"):
+        write_text(path, "x")
+    assert os.listdir(tmp_path) == []

@@ -525,6 +525,18 @@ def test_report_out_a_folder_is_refused_naming_a_file_in_it(tmp_path: Path) -> N
     assert list((tmp_path / "out").iterdir()) == []
 
 
+def test_report_out_with_a_name_too_long_is_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    optuna.create_study(study_name="p", storage=url).optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=2
+    )
+    for out in ("a" * 300 + ".json", "a" * 300 + "/r.json"):  # the file's name, or a folder's
+        result = runner.invoke(app, ["report", "--study-name", "p", "--storage", url, "--out", out])
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert result.stderr == f"error: {out}: cannot write: File name too long\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("a")]
+
+
 def test_report_out_below_a_file_is_one_line_naming_the_file(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'p.db'}"
     optuna.create_study(study_name="p", storage=url).optimize(

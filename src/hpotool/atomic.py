@@ -48,13 +48,15 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
         except OSError as exc:
             raise HpoError(f"{path}: cannot write: {exc.strerror or exc}") from None
         return
-    if path.is_symlink():  # replace the file the link points to, not the link
+    if os.path.islink(path):  # replace the file the link points to, not the link
         path = Path(os.path.realpath(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        blocker = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
+        blocker = next(
+            (p for p in reversed(path.parents) if os.path.exists(p) and not os.path.isdir(p)), None
+        )
         if blocker is not None:
             raise HpoError(
                 f"{path}: cannot write: {blocker} is a file, not a folder; choose another path"
