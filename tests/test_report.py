@@ -832,3 +832,47 @@ def test_the_hover_text_shows_each_trials_params_as_the_tables_do(directions: li
                 "  metrics: {val_loss: 0.5}",
             ]
         ), key
+
+
+def test_a_running_trial_that_started_after_the_last_finish_gets_a_timeline_bar(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A worker killed during the study's last trial leaves it RUNNING, started after every finish: Optuna
+    drew its timeline bar with negative length (nothing shown) and logged 'The start and end times for
+    Trial 2 seem to be reversed' on the console; now the bar reaches the time of the report, unlogged."""
+    from datetime import datetime, timedelta
+
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import FrozenTrial, TrialState
+
+    study = optuna.create_study()
+    now = datetime.now()
+    for number, (start, end, state) in enumerate(
+        [
+            (-300, -290, TrialState.COMPLETE),
+            (-290, -280, TrialState.COMPLETE),
+            (-100, None, TrialState.RUNNING),
+        ]
+    ):  # the last trial started 3 minutes after the last finish, and runs 10 times longer than any took
+        study.add_trial(
+            FrozenTrial(
+                number=number,
+                state=state,
+                value=1.0 if end is not None else None,
+                datetime_start=now + timedelta(seconds=start),
+                datetime_complete=None if end is None else now + timedelta(seconds=end),
+                params={"x": 0.5},
+                distributions={"x": FloatDistribution(0, 1)},
+                user_attrs={},
+                system_attrs={},
+                intermediate_values={},
+                trial_id=number,
+            )
+        )
+    info = report_info(study, "memory")
+    with caplog.at_level(logging.WARNING):
+        figure = make_figures(study, info)["timeline"]
+    (running,) = [trace for trace in figure.data if trace.name == "RUNNING"]
+    assert list(running.y) == [2]
+    assert running.x[0] >= 100_000  # ms: from its start to the report
+    assert "reversed" not in caplog.text

@@ -19,6 +19,7 @@ import statistics
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from shlex import quote
 from typing import TYPE_CHECKING, Any
@@ -494,7 +495,7 @@ def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]
             case "intermediate":
                 figures[f.key] = vis.plot_intermediate_values(drawn)
             case "timeline":
-                figures[f.key] = vis.plot_timeline(study)
+                figures[f.key] = _timeline(study, trials)
             case "pareto":
                 names = [o["name"] for o in info.objectives]
                 figures[f.key] = vis.plot_pareto_front(study, target_names=names)
@@ -503,6 +504,46 @@ def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]
         if f.kind in ("timeline", "pareto") and f.key in figures:
             yaml_hovertext(figures[f.key], _shown_params(study, trials))
     return figures
+
+
+class _ReversedRunning(logging.Filter):
+    """Drops Optuna's "start and end times for Trial N seem to be reversed" for the RUNNING trials in
+    `numbers`, whose bars `_timeline` redraws; the warning stays for any other trial (clocks out of step)."""
+
+    def __init__(self, numbers: set[int]) -> None:
+        super().__init__()
+        self.numbers = numbers
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        found = re.match(r"The start and end times for Trial (\d+) seem to be reversed", record.getMessage())
+        return found is None or int(found[1]) not in self.numbers
+
+
+def _timeline(study: optuna.Study, trials: list[FrozenTrial]) -> go.Figure:
+    """Optuna's timeline, with every RUNNING trial's bar reaching the time the report was made.
+
+    Optuna ends a RUNNING trial's bar at the study's last finish when it takes the trial's worker for dead;
+    a trial that started after that (the usual case: the worker was killed during the last trial) got a bar
+    of negative length, which nothing showed, and a warning log line on the console.
+    """
+    import optuna.visualization as vis
+
+    running = {t.number for t in trials if t.state == TrialState.RUNNING}
+    logger = logging.getLogger("optuna.visualization._timeline")
+    quiet = _ReversedRunning(running)
+    logger.addFilter(quiet)
+    try:
+        figure = vis.plot_timeline(study)
+    finally:
+        logger.removeFilter(quiet)
+    now = datetime.now()  # naive local time, as Optuna stores a trial's start
+    for trace in figure.data:
+        if trace.name == "RUNNING" and trace.x is not None and trace.base is not None:
+            trace.x = [
+                x if x > 0 else max((now - datetime.fromisoformat(b)).total_seconds() * 1000, 1000.0)
+                for x, b in zip(trace.x, trace.base, strict=True)
+            ]
+    return figure
 
 
 def _shown_params(study: optuna.Study, trials: list[FrozenTrial]) -> dict[int, dict[str, str]]:
