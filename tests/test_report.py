@@ -876,3 +876,21 @@ def test_a_running_trial_that_started_after_the_last_finish_gets_a_timeline_bar(
     assert list(running.y) == [2]
     assert running.x[0] >= 100_000  # ms: from its start to the report
     assert "reversed" not in caplog.text
+
+
+def test_the_json_report_is_strict_json_when_a_value_is_infinite() -> None:
+    """A trial valued -inf was written `-Infinity` into the JSON report, which jq and JSON.parse refuse
+    (trials.json and `hpotool trials --json` write null); now the report writes null too."""
+    from hpotool.report import render_report
+
+    values = [1.0, -math.inf, 2.0]
+    study = optuna.create_study()
+    study.optimize(lambda t: (t.suggest_float("x", 0, 1), values[t.number])[1], n_trials=3)
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"not strict JSON: {constant}")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the figures leave out trial #1
+        data = json.loads(render_report(study, "memory", "json"), parse_constant=refuse)
+    assert data["best"][0]["number"] == 1 and data["best"][0]["values"] == [None]

@@ -32,7 +32,7 @@ from hpotool.atomic import write_text
 from hpotool.audit import audit_findings
 from hpotool.config import is_nop_pruner
 from hpotool.errors import HpoError
-from hpotool.export import is_feasible, ranked_trials, trial_params
+from hpotool.export import is_feasible, json_safe, ranked_trials, trial_params
 from hpotool.figure_labels import categorical_choices, yaml_hovertext, yaml_labels
 from hpotool.fingerprint import config_of
 from hpotool.formatting import format_param
@@ -716,7 +716,9 @@ def render_json(info: ReportInfo, figures: dict[str, go.Figure]) -> str:
     for f in data["figures"]:
         fig = figures.get(f["key"])
         f["plotly"] = json.loads(fig.to_json()) if fig is not None else None
-    return json.dumps(data, indent=2, default=str) + "\n"
+    # Strict JSON, as the exports write it: an infinite or NaN value (a trial's -inf) is null, not -Infinity,
+    # which jq and JSON.parse refuse.
+    return json.dumps(json_safe(data), indent=2, allow_nan=False, default=str) + "\n"
 
 
 def render_report(study: optuna.Study, storage: str, fmt: str = "html") -> str:
