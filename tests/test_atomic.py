@@ -84,3 +84,14 @@ def test_a_name_too_long_is_an_hpo_error(tmp_path: Path) -> None:
     with pytest.raises(HpoError, match=r"trials.csv: cannot write: File name too long$"):
         write_text(path, "x")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_replaced_file_keeps_its_permissions(tmp_path: Path) -> None:
+    """A file the user had made private (chmod 600) came back readable by everyone (0644 under the usual
+    umask) when a report or export replaced it; now it keeps its mode."""
+    path = tmp_path / "best_params.json"
+    path.write_text("old")
+    path.chmod(0o600)
+    write_text(path, "new")
+    assert path.read_text() == "new"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

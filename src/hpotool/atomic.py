@@ -1,9 +1,10 @@
 """Atomic file writes: a temporary file in the target folder, then `os.replace`.
 
 A reader sees the old file or the new one, never half of one, and a failed or interrupted write leaves
-the old file as it was and no temporary file behind. A symbolic link is written through (its target is
-replaced, the link kept), and a target that is no file to replace, such as `/dev/null`, `/dev/stdout` or a
-named pipe, is written into as it is: replacing it would put a plain file where the device was.
+the old file as it was and no temporary file behind. A replaced file keeps its permissions. A symbolic
+link is written through (its target is replaced, the link kept), and a target that is no file to
+replace, such as `/dev/null`, `/dev/stdout` or a named pipe, is written into as it is: replacing it would
+put a plain file where the device was.
 """
 
 from __future__ import annotations
@@ -68,8 +69,9 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        # mkstemp creates the file readable by its owner only; give it the mode a plain open() would.
-        os.chmod(tmp, 0o666 & ~_umask())
+        # mkstemp creates the file readable by its owner only; give it the mode a plain open() would, or
+        # the one the file it replaces has (a report the user made private stays private).
+        os.chmod(tmp, stat.S_IMODE(kind) if kind is not None and stat.S_ISREG(kind) else 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
