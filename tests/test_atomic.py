@@ -50,3 +50,48 @@ def test_an_unwritable_folder_is_an_hpo_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(HpoError, match=r"cannot write"):
         write_text(blocker / "out.txt", "x")
+
+
+def test_a_named_pipe_is_written_into_not_replaced(tmp_path: Path) -> None:
+    import threading
+
+    pipe = tmp_path / "out.html"  # as /dev/stdout or /dev/null would be: not a file to replace
+    os.mkfifo(pipe)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(pipe.read_text(encoding="utf-8")), daemon=True)
+    reader.start()
+    write_text(pipe, "report\n")
+    reader.join(timeout=10)
+    assert got == ["report\n"]
+    assert stat.S_ISFIFO(pipe.lstat().st_mode)
+    assert os.listdir(tmp_path) == ["out.html"]
+
+
+def test_a_link_is_written_through_and_kept(tmp_path: Path) -> None:
+    target = tmp_path / "shared" / "report.html"
+    target.parent.mkdir()
+    target.write_text("old")
+    link = tmp_path / "report.html"
+    link.symlink_to(target)
+    write_text(link, "new")
+    assert link.is_symlink()
+    assert target.read_text() == "new"
+    assert os.listdir(target.parent) == ["report.html"]
+
+
+def test_a_name_too_long_is_an_hpo_error(tmp_path: Path) -> None:
+    path = tmp_path / ("a" * 300) / "trials.csv"  # export-best --out with a folder name too long
+    with pytest.raises(HpoError, match=r"trials.csv: cannot write: File name too long$"):
+        write_text(path, "x")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_replaced_file_keeps_its_permissions(tmp_path: Path) -> None:
+    """A file the user had made private (chmod 600) came back readable by everyone (0644 under the usual
+    umask) when a report or export replaced it; now it keeps its mode."""
+    path = tmp_path / "best_params.json"
+    path.write_text("old")
+    path.chmod(0o600)
+    write_text(path, "new")
+    assert path.read_text() == "new"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -346,3 +346,18 @@ def test_trials_csv_keeps_a_float_choice_a_float_and_tells_a_null_choice_from_an
     records = json.loads((tmp_path / "studies" / "tiny" / "trials.json").read_text())
     assert [r["params"] for r in records] == [t.params for t in study.trials]
     assert "optimizer.momentum" not in records[0]["params"] and records[0]["params"]["grad_clip"] is None
+
+
+def test_trials_csv_shows_a_queued_trials_values_as_trials_and_trials_json_do() -> None:
+    """A waiting trial's cells were empty in trials.csv, while `hpotool trials` and trials.json showed the
+    values it was queued with (`enqueue_trial`); a parameter only a queued trial sets had no column."""
+    from hpotool.export import trial_records, trials_csv
+
+    study = optuna.create_study()
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) + t.suggest_int("n", 1, 9), n_trials=1)
+    study.enqueue_trial({"x": 0.5, "n": 3, "act": "relu"})
+    rows = list(csv.DictReader(trials_csv(study).splitlines()))
+    assert [r["state"] for r in rows] == ["COMPLETE", "WAITING"]
+    assert (rows[1]["x"], rows[1]["n"], rows[1]["act"]) == ("0.5", "3", "relu")
+    assert rows[0]["act"] == ""  # the complete trial never set it
+    assert trial_records(study)[1]["params"] == {"x": 0.5, "n": 3, "act": "relu"}

@@ -417,3 +417,16 @@ def test_final_overrides_that_switch_the_component_may_set_its_arguments(
     (candidate,) = plan_final(run_tiny_study(tmp_path, run_dict, opt_dict)).candidates
     assert candidate.config.optimizer.name == "sgd"
     assert candidate.config.optimizer.model_extra == {"momentum": 0.5}
+
+
+def test_train_from_best_out_with_a_name_too_long_is_one_line(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    best = run_tiny_study(tmp_path, run_dict, opt_dict).best_trial.number
+    out = "f" * 300
+    cmd = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--out", out]
+    result = runner.invoke(app, cmd)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr == (
+        f"error: {out}/trial{best}-seed0: cannot be made: File name too long; choose another --out\n"
+    )

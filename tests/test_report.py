@@ -528,6 +528,18 @@ def test_report_out_a_folder_is_refused_naming_a_file_in_it(tmp_path: Path) -> N
     assert list((tmp_path / "out").iterdir()) == []
 
 
+def test_report_out_with_a_name_too_long_is_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    optuna.create_study(study_name="p", storage=url).optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=2
+    )
+    for out in ("a" * 300 + ".json", "a" * 300 + "/r.json"):  # the file's name, or a folder's
+        result = runner.invoke(app, ["report", "--study-name", "p", "--storage", url, "--out", out])
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert result.stderr == f"error: {out}: cannot write: File name too long\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("a")]
+
+
 def test_report_out_below_a_file_is_one_line_naming_the_file(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'p.db'}"
     optuna.create_study(study_name="p", storage=url).optimize(
@@ -823,3 +835,65 @@ def test_the_hover_text_shows_each_trials_params_as_the_tables_do(directions: li
                 "  metrics: {val_loss: 0.5}",
             ]
         ), key
+
+
+def test_a_running_trial_that_started_after_the_last_finish_gets_a_timeline_bar(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A worker killed during the study's last trial leaves it RUNNING, started after every finish: Optuna
+    drew its timeline bar with negative length (nothing shown) and logged 'The start and end times for
+    Trial 2 seem to be reversed' on the console; now the bar reaches the time of the report, unlogged."""
+    from datetime import datetime, timedelta
+
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import FrozenTrial, TrialState
+
+    study = optuna.create_study()
+    now = datetime.now()
+    for number, (start, end, state) in enumerate(
+        [
+            (-300, -290, TrialState.COMPLETE),
+            (-290, -280, TrialState.COMPLETE),
+            (-100, None, TrialState.RUNNING),
+        ]
+    ):  # the last trial started 3 minutes after the last finish, and runs 10 times longer than any took
+        study.add_trial(
+            FrozenTrial(
+                number=number,
+                state=state,
+                value=1.0 if end is not None else None,
+                datetime_start=now + timedelta(seconds=start),
+                datetime_complete=None if end is None else now + timedelta(seconds=end),
+                params={"x": 0.5},
+                distributions={"x": FloatDistribution(0, 1)},
+                user_attrs={},
+                system_attrs={},
+                intermediate_values={},
+                trial_id=number,
+            )
+        )
+    info = report_info(study, "memory")
+    with caplog.at_level(logging.WARNING):
+        figure = make_figures(study, info)["timeline"]
+    (running,) = [trace for trace in figure.data if trace.name == "RUNNING"]
+    assert list(running.y) == [2]
+    assert running.x[0] >= 100_000  # ms: from its start to the report
+    assert "reversed" not in caplog.text
+
+
+def test_the_json_report_is_strict_json_when_a_value_is_infinite() -> None:
+    """A trial valued -inf was written `-Infinity` into the JSON report, which jq and JSON.parse refuse
+    (trials.json and `hpotool trials --json` write null); now the report writes null too."""
+    from hpotool.report import render_report
+
+    values = [1.0, -math.inf, 2.0]
+    study = optuna.create_study()
+    study.optimize(lambda t: (t.suggest_float("x", 0, 1), values[t.number])[1], n_trials=3)
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"not strict JSON: {constant}")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the figures leave out trial #1
+        data = json.loads(render_report(study, "memory", "json"), parse_constant=refuse)
+    assert data["best"][0]["number"] == 1 and data["best"][0]["values"] == [None]

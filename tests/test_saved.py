@@ -93,6 +93,17 @@ def test_an_out_folder_below_a_file_is_refused_before_training(tmp_path: Path, r
     assert "train_loss" not in result.stdout  # refused before training, not when saving
 
 
+def test_an_out_folder_with_a_name_too_long_is_refused_before_training(
+    tmp_path: Path, run_dict: dict
+) -> None:
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    out = "r" * 300
+    result = runner.invoke(app, ["train", "-r", str(run_path), "--out", out])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr == f"error: {out}: cannot be made: File name too long; choose another --out\n"
+    assert "train_loss" not in result.stdout
+
+
 def test_train_flag_errors_are_one_line(tmp_path: Path, run_dict: dict) -> None:
     run_path = write_yaml(tmp_path / "run.yaml", run_dict)
     result = runner.invoke(app, ["train", "-r", str(run_path), "--device", "gpu"])

@@ -1,12 +1,16 @@
 """Atomic file writes: a temporary file in the target folder, then `os.replace`.
 
 A reader sees the old file or the new one, never half of one, and a failed or interrupted write leaves
-the old file as it was and no temporary file behind.
+the old file as it was and no temporary file behind. A replaced file keeps its permissions. A symbolic
+link is written through (its target is replaced, the link kept), and a target that is no file to
+replace, such as `/dev/null`, `/dev/stdout` or a named pipe, is written into as it is: replacing it would
+put a plain file where the device was.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,11 +39,25 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
+    encoding = None if "b" in mode else "utf-8"
+    newline = None if "b" in mode else ""
+    kind = _kind(path)
+    if kind is not None and not stat.S_ISREG(kind) and not stat.S_ISDIR(kind):
+        try:  # a device or pipe: nothing to replace, and nothing half-written to keep a reader from
+            with open(path, mode, encoding=encoding, newline=newline) as fh:
+                yield fh
+        except OSError as exc:
+            raise HpoError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        return
+    if os.path.islink(path):  # replace the file the link points to, not the link
+        path = Path(os.path.realpath(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        blocker = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
+        blocker = next(
+            (p for p in reversed(path.parents) if os.path.exists(p) and not os.path.isdir(p)), None
+        )
         if blocker is not None:
             raise HpoError(
                 f"{path}: cannot write: {blocker} is a file, not a folder; choose another path"
@@ -47,19 +65,27 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
         raise HpoError(f"{path}: cannot write: {exc.strerror or exc}") from None
     tmp = Path(tmp_name)
     try:
-        encoding = None if "b" in mode else "utf-8"
-        with os.fdopen(fd, mode, encoding=encoding, newline=None if "b" in mode else "") as fh:
+        with os.fdopen(fd, mode, encoding=encoding, newline=newline) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        # mkstemp creates the file readable by its owner only; give it the mode a plain open() would.
-        os.chmod(tmp, 0o666 & ~_umask())
+        # mkstemp creates the file readable by its owner only; give it the mode a plain open() would, or
+        # the one the file it replaces has (a report the user made private stays private).
+        os.chmod(tmp, stat.S_IMODE(kind) if kind is not None and stat.S_ISREG(kind) else 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise HpoError(f"{path}: cannot write: {exc.strerror or exc}") from None
         raise
+
+
+def _kind(path: Path) -> int | None:
+    """The file type bits of what `path` names, through links; None when there is nothing there yet."""
+    try:
+        return os.stat(path).st_mode
+    except OSError:
+        return None
 
 
 def write_text(path: Path, text: str) -> None:

@@ -471,7 +471,7 @@ def _write_report(study_name: str, storage: str | None, out: Path | None, fmt: s
     from hpotool.storage import default_storage_url
 
     fmt = report_format(out, fmt)
-    if out is not None and out.is_dir():  # found before the figures are drawn, not when writing them
+    if out is not None and os.path.isdir(out):  # found before the figures are drawn, not when writing them
         raise HpoError(f"--out {out}: is a folder; give a file in it, e.g. --out {out / f'report.{fmt}'}")
     import_without_sklearn()
     url = storage or default_storage_url(study_name)

@@ -116,11 +116,16 @@ def trial_params(study_attrs: Mapping[str, Any], trial: FrozenTrial) -> dict[str
     queued trial, which has none yet, gives the values it was queued with (`enqueue_trial`)."""
     opt = config_of(study_attrs, trial.number, "optimize_config")
     space = opt.get("search_space") if isinstance(opt, dict) else None
-    stored = trial.params
-    if trial.state == TrialState.WAITING and not stored:
+    return decode_params(stored_params(trial), space if isinstance(space, dict) else {})
+
+
+def stored_params(trial: FrozenTrial) -> dict[str, Any]:
+    """The trial's parameters as the study stores them (a list choice as its label); a queued trial, which
+    has none yet, gives the values it was queued with (`enqueue_trial`)."""
+    if trial.state == TrialState.WAITING and not trial.params:
         fixed = trial.system_attrs.get("fixed_params")
-        stored = fixed if isinstance(fixed, dict) else {}
-    return decode_params(stored, space if isinstance(space, dict) else {})
+        return fixed if isinstance(fixed, dict) else {}
+    return trial.params
 
 
 def trial_record(trial: FrozenTrial, study_attrs: Mapping[str, Any]) -> dict[str, Any]:
@@ -163,7 +168,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """Every trial as one flat table (`trials.csv`), built on Optuna's `trials_dataframe`.
 
     Columns: number, state, value (multi-objective: `values_<name or index>`), one column per parameter
-    named by its dotted path, duration_s, epochs_run, prune_reason, fail_reason, the final metrics as
+    named by its dotted path (a queued trial's: the values it was queued with), duration_s, epochs_run, prune_reason, fail_reason, the final metrics as
     `metrics_<name>`, start and end times, other user attrs as `user_attrs_<name>` and the per-epoch
     history as JSON.
     """
@@ -188,7 +193,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     # by a column of the table (a plain Optuna study's "value" or "state") is spelt as Optuna does.
     params: list[str] = []
     for t in trials:
-        params += [p for p in t.params if p not in params]
+        params += [p for p in stored_params(t) if p not in params]
     param_columns: dict[str, pd.Series] = {}
     for name in params:
         taken = name in out or name in _COLUMNS or name.startswith(("values_", "metrics_", "user_attrs_"))
@@ -230,7 +235,7 @@ def _param_column(trials: list[FrozenTrial], name: str) -> pd.Series:
     (a conditional one, a failed trial's) as an empty cell."""
     import pandas as pd
 
-    values = [t.params.get(name, _UNSET) for t in trials]
+    values = [stored_params(t).get(name, _UNSET) for t in trials]
     given = [v for v in values if v is not _UNSET]
     if given and all(isinstance(v, int) and not isinstance(v, bool) for v in given):
         return pd.Series([None if v is _UNSET else v for v in values], dtype="Int64")

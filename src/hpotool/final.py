@@ -356,10 +356,10 @@ def check_jobs(plan: FinalPlan, folder: Path | None) -> dict[Path, SavedRun]:
     saved = {}
     for c, cfg, run_dir in final_jobs(plan, folder if folder is not None else Path()):
         if folder is not None:
+            check_run_path(run_dir)  # before reading it: a name too long to look up is refused here
             if (run := saved_run_of(run_dir, cfg, _info(plan, c))) is not None:
                 saved[run_dir] = run
                 continue
-            check_run_path(run_dir)
         check_run(cfg, f"{plan.study_name} trial {c.trial_number}")
     return saved
 

@@ -19,6 +19,7 @@ import statistics
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from shlex import quote
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ from hpotool.atomic import write_text
 from hpotool.audit import audit_findings
 from hpotool.config import is_nop_pruner
 from hpotool.errors import HpoError
-from hpotool.export import is_feasible, ranked_trials, trial_params
+from hpotool.export import is_feasible, json_safe, ranked_trials, trial_params
 from hpotool.figure_labels import categorical_choices, yaml_hovertext, yaml_labels
 from hpotool.fingerprint import config_of
 from hpotool.formatting import format_param
@@ -494,7 +495,7 @@ def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]
             case "intermediate":
                 figures[f.key] = vis.plot_intermediate_values(drawn)
             case "timeline":
-                figures[f.key] = vis.plot_timeline(study)
+                figures[f.key] = _timeline(study, trials)
             case "pareto":
                 names = [o["name"] for o in info.objectives]
                 figures[f.key] = vis.plot_pareto_front(study, target_names=names)
@@ -503,6 +504,46 @@ def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]
         if f.kind in ("timeline", "pareto") and f.key in figures:
             yaml_hovertext(figures[f.key], _shown_params(study, trials))
     return figures
+
+
+class _ReversedRunning(logging.Filter):
+    """Drops Optuna's "start and end times for Trial N seem to be reversed" for the RUNNING trials in
+    `numbers`, whose bars `_timeline` redraws; the warning stays for any other trial (clocks out of step)."""
+
+    def __init__(self, numbers: set[int]) -> None:
+        super().__init__()
+        self.numbers = numbers
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        found = re.match(r"The start and end times for Trial (\d+) seem to be reversed", record.getMessage())
+        return found is None or int(found[1]) not in self.numbers
+
+
+def _timeline(study: optuna.Study, trials: list[FrozenTrial]) -> go.Figure:
+    """Optuna's timeline, with every RUNNING trial's bar reaching the time the report was made.
+
+    Optuna ends a RUNNING trial's bar at the study's last finish when it takes the trial's worker for dead;
+    a trial that started after that (the usual case: the worker was killed during the last trial) got a bar
+    of negative length, which nothing showed, and a warning log line on the console.
+    """
+    import optuna.visualization as vis
+
+    running = {t.number for t in trials if t.state == TrialState.RUNNING}
+    logger = logging.getLogger("optuna.visualization._timeline")
+    quiet = _ReversedRunning(running)
+    logger.addFilter(quiet)
+    try:
+        figure = vis.plot_timeline(study)
+    finally:
+        logger.removeFilter(quiet)
+    now = datetime.now()  # naive local time, as Optuna stores a trial's start
+    for trace in figure.data:
+        if trace.name == "RUNNING" and trace.x is not None and trace.base is not None:
+            trace.x = [
+                x if x > 0 else max((now - datetime.fromisoformat(b)).total_seconds() * 1000, 1000.0)
+                for x, b in zip(trace.x, trace.base, strict=True)
+            ]
+    return figure
 
 
 def _shown_params(study: optuna.Study, trials: list[FrozenTrial]) -> dict[int, dict[str, str]]:
@@ -675,7 +716,9 @@ def render_json(info: ReportInfo, figures: dict[str, go.Figure]) -> str:
     for f in data["figures"]:
         fig = figures.get(f["key"])
         f["plotly"] = json.loads(fig.to_json()) if fig is not None else None
-    return json.dumps(data, indent=2, default=str) + "\n"
+    # Strict JSON, as the exports write it: an infinite or NaN value (a trial's -inf) is null, not -Infinity,
+    # which jq and JSON.parse refuse.
+    return json.dumps(json_safe(data), indent=2, allow_nan=False, default=str) + "\n"
 
 
 def render_report(study: optuna.Study, storage: str, fmt: str = "html") -> str:

@@ -13,8 +13,10 @@ A run folder holds:
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,17 +86,22 @@ def default_runs_dir(cfg: RunConfig) -> Path:
 
 def check_run_dir(folder: Path) -> None:
     """Refuse a folder that already holds a saved run, so nothing is overwritten."""
-    if (folder / "model.pt").exists():
+    if os.path.exists(folder / "model.pt"):
         raise HpoError(f"{folder}: already holds a saved run (model.pt); choose another --out")
     check_run_path(folder)
 
 
 def check_run_path(folder: Path) -> None:
     """Refuse a run folder that cannot be made: a file has its name, or a file is above it."""
-    if folder.exists() and not folder.is_dir():
+    try:
+        os.stat(folder)
+    except OSError as exc:  # a name too long, say: found now, not once training is over
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+            raise HpoError(f"{folder}: cannot be made: {exc.strerror or exc}; choose another --out") from None
+    if os.path.exists(folder) and not os.path.isdir(folder):
         raise HpoError(f"{folder}: exists and is not a folder; choose another --out")
     # A file above it: the folder could not be made, and saving would fail only once training is over.
-    blocker = next((p for p in reversed(folder.parents) if p.exists() and not p.is_dir()), None)
+    blocker = next((p for p in reversed(folder.parents) if os.path.exists(p) and not os.path.isdir(p)), None)
     if blocker is not None:
         raise HpoError(f"{folder}: cannot be made: {blocker} is a file, not a folder; choose another --out")
 
