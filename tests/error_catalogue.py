@@ -28,6 +28,7 @@ class Case:
     optimize_text: str | None = None
     args: tuple[str, ...] = ()
     existing_study: bool = False  # create the study first, then check the storage is unchanged
+    existing_optimize: dict[str, Any] = field(default_factory=dict)  # patches the config that creates it
     needs_no_cuda: bool = False
 
     def configs(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -433,6 +434,26 @@ CASES = [
         },
         args=("--allow-changed-config",),
         existing_study=True,
+    ),
+    Case(
+        "section-choice-respelt",
+        "resuming a study with a whole-section choice spelt otherwise that builds the same section",
+        "error: study 'tiny': search_space.optimizer.choices.1: {lr: 0.001, name: adam} builds the same optimizer as the choice {name: adam} the study's trials drew, but Optuna stores a choice as it is spelt, and every trial would fail: write it as stored, {name: adam}",
+        optimize={
+            "n_trials": 2,
+            "search_space": {
+                "optimizer": {
+                    "type": "categorical",
+                    "choices": [{"name": "sgd"}, {"name": "adam", "lr": 0.001}],
+                }
+            },
+        },
+        existing_study=True,
+        existing_optimize={
+            "search_space": {
+                "optimizer": {"type": "categorical", "choices": [{"name": "sgd"}, {"name": "adam"}]}
+            }
+        },
     ),
     Case(
         "cuda-missing",
