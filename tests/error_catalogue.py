@@ -787,6 +787,12 @@ CASES = [
         },
     ),
     Case(
+        "enqueue-twice",
+        "one enqueued set written twice",
+        "error: optimize.yaml: enqueue.1: optimizer.lr=0.01 is enqueue.0 again, so a new study would train it twice; drop one",
+        optimize={"enqueue": [{LR: 0.01}, {LR: 0.01}]},
+    ),
+    Case(
         "section-choice-argument-not-taken",
         "a key searched below a whole section that some of its choices do not take",
         "error: optimize.yaml: search_space.optimizer.momentum: with optimizer={name: adam}, optimizer.momentum=0.5: optimizer: optimizer 'adam' takes no argument 'momentum'; it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay; search it only with the optimizer sections that take it: when: {optimizer: {in: [{name: sgd}]}}",

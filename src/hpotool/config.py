@@ -633,6 +633,13 @@ class OptimizeConfig(_Frozen):
     @model_validator(mode="after")
     def _check_enqueue(self) -> OptimizeConfig:
         for i, params in enumerate(self.enqueue):
+            # a new study would queue and train it twice, a resume skip it as tried: refused as one
+            same = next((j for j in range(i) if self.enqueue[j] == params), None)
+            if same is not None:
+                raise ValueError(
+                    f"enqueue.{i}: {format_params(params)} is enqueue.{same} again, so a new study would train "
+                    f"it twice; drop one"
+                )
             for path, value in params.items():
                 param = self.search_space.get(path)
                 if param is None:
