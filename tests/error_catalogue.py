@@ -28,6 +28,7 @@ class Case:
     optimize_text: str | None = None
     args: tuple[str, ...] = ()
     existing_study: bool = False  # create the study first, then check the storage is unchanged
+    existing_optimize: dict[str, Any] = field(default_factory=dict)  # patches the config that creates it
     needs_no_cuda: bool = False
     without_configs: bool = False  # `optimize` with `args` alone, no --run-config/--optimize-config
 
@@ -436,6 +437,26 @@ CASES = [
         existing_study=True,
     ),
     Case(
+        "section-choice-respelt",
+        "resuming a study with a whole-section choice spelt otherwise that builds the same section",
+        "error: study 'tiny': search_space.optimizer.choices.1: {lr: 0.001, name: adam} builds the same optimizer as the choice {name: adam} the study's trials drew, but Optuna stores a choice as it is spelt, and every trial would fail: write it as stored, {name: adam}",
+        optimize={
+            "n_trials": 2,
+            "search_space": {
+                "optimizer": {
+                    "type": "categorical",
+                    "choices": [{"name": "sgd"}, {"name": "adam", "lr": 0.001}],
+                }
+            },
+        },
+        existing_study=True,
+        existing_optimize={
+            "search_space": {
+                "optimizer": {"type": "categorical", "choices": [{"name": "sgd"}, {"name": "adam"}]}
+            }
+        },
+    ),
+    Case(
         "cuda-missing",
         "device: cuda without CUDA",
         "error: device: cuda was asked for but CUDA is not available here; use device: auto or cpu",
@@ -765,6 +786,12 @@ CASES = [
             },
             "enqueue": [{"optimizer": {"name": "adam"}}, {"optimizer": {"name": "adam", "lr": 0.001}}],
         },
+    ),
+    Case(
+        "enqueue-twice",
+        "one enqueued set written twice",
+        "error: optimize.yaml: enqueue.1: optimizer.lr=0.01 is enqueue.0 again, so a new study would train it twice; drop one",
+        optimize={"enqueue": [{LR: 0.01}, {LR: 0.01}]},
     ),
     Case(
         "section-choice-argument-not-taken",

@@ -9,6 +9,7 @@ import pytest
 
 from hpotool.config import OptimizeConfig, RunConfig, load_optimize_config, load_run_config, validate_config
 from hpotool.errors import HpoError
+from hpotool.overrides import apply_overrides
 from hpotool.search_space import FloatParam, IntParam
 
 from .conftest import write_yaml
@@ -355,6 +356,64 @@ def test_enqueued_sets_that_name_one_section_choice_are_refused_as_one_set() -> 
         {"optimizer": {"name": "adam"}},
         {"optimizer": {"name": "sgd"}},
     ]
+
+
+def test_an_enqueued_set_written_twice_is_refused() -> None:
+    """`enqueue: [{optimizer.lr: 0.01}, {optimizer.lr: 0.01}]` was queued twice on a new study (two trials of
+    one configuration) but once on a resume (the second counted as tried): refused at load, as sets written
+    apart that name the same choices are; a whole section written twice alike too."""
+    data: dict[str, Any] = {
+        "study_name": "s",
+        "search_space": {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1, "log": True}},
+        "enqueue": [{"optimizer.lr": 0.01}, {"optimizer.lr": 0.02}, {"optimizer.lr": 0.01}],
+    }
+    with pytest.raises(HpoError) as info:
+        validate_config(OptimizeConfig, data, "o.yaml")
+    assert str(info.value) == (
+        "o.yaml: enqueue.2: optimizer.lr=0.01 is enqueue.0 again, so a new study would train it twice; drop one"
+    )
+    data["search_space"]["optimizer"] = {
+        "type": "categorical",
+        "choices": [{"name": "sgd"}, {"name": "adam"}],
+    }
+    data["enqueue"] = [{"optimizer": {"name": "adam"}}, {"optimizer": {"name": "adam"}}]
+    with pytest.raises(HpoError, match=r"enqueue.1: optimizer=\{name: adam\} is enqueue.0 again"):
+        validate_config(OptimizeConfig, data, "o.yaml")
+
+
+def test_an_enqueued_section_names_the_choice_whose_keys_the_set_searched_below_it_replaces() -> None:
+    """`{optimizer: {name: sgd, lr: 0.05, momentum: 0.9}, optimizer.lr: 0.05}` beside the choice {name: sgd,
+    lr: 0.1, momentum: 0.9} and a searched optimizer.lr trains sgd with lr 0.05 and momentum 0.9, as the set
+    says: it was refused as outside the search space; it now names that choice. A section that says another
+    lr than the set's optimizer.lr, or a choice whose lr the searched key does not replace, is still outside."""
+    sgd = {"name": "sgd", "lr": 0.1, "momentum": 0.9}
+    data: dict[str, Any] = {
+        "study_name": "s",
+        "search_space": {
+            "optimizer": {"type": "categorical", "choices": [sgd, {"name": "adam"}]},
+            "optimizer.lr": {"type": "float", "low": 0.001, "high": 0.2, "log": True},
+        },
+        "enqueue": [{"optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9}, "optimizer.lr": 0.05}],
+    }
+    (params,) = validate_config(OptimizeConfig, data, "o.yaml").enqueue
+    assert params == {"optimizer": sgd, "optimizer.lr": 0.05}
+    trained = apply_overrides(RunConfig(), params).optimizer.model_dump()
+    assert (trained["name"], trained["lr"], trained["momentum"]) == ("sgd", 0.05, 0.9)  # what the set says
+    data["enqueue"] = [{"optimizer": {"name": "sgd", "momentum": 0.9}, "optimizer.lr": 0.05}]
+    assert validate_config(OptimizeConfig, data, "o.yaml").enqueue == [
+        {"optimizer": sgd, "optimizer.lr": 0.05}
+    ]
+    data["enqueue"] = [{"optimizer": {"name": "sgd", "lr": 0.07, "momentum": 0.9}, "optimizer.lr": 0.05}]
+    with pytest.raises(
+        HpoError, match=r"enqueue.0: optimizer=\{name: sgd, lr: 0.07, momentum: 0.9\} lies outside"
+    ):
+        validate_config(OptimizeConfig, data, "o.yaml")
+    data["enqueue"] = [{"optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9}, "optimizer.lr": 0.05}]
+    data["search_space"]["optimizer.lr"]["when"] = {"optimizer": {"in": [{"name": "adam"}]}}
+    with pytest.raises(
+        HpoError, match=r"enqueue.0: optimizer=\{name: sgd, lr: 0.05, momentum: 0.9\} lies outside"
+    ):
+        validate_config(OptimizeConfig, data, "o.yaml")
 
 
 def test_components_of_a_package_that_does_not_import_are_one_line(

@@ -57,7 +57,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case) -> None:
     Path("studies").mkdir()
     before = None
     if case.existing_study:
-        _write(Case("base", "", ""))
+        _write(Case("base", "", "", optimize=case.existing_optimize))
         made = runner.invoke(app, [*ARGS, "--n-trials", "1", "-q"], catch_exceptions=False)
         assert made.exit_code == 0, made.output
         before = _snapshot()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -642,6 +643,32 @@ def test_changed_list_choices_are_refused_with_the_choices_as_the_yaml_spells_th
         f"keep it as it was, or use a new study_name"
     )
     assert len(_study(opt_dict).trials) == 1
+
+
+def test_a_section_choice_respelt_to_build_the_same_section_is_named_with_the_stored_spelling(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A study made with the choice {name: adam} and resumed with {name: adam, lr: 0.001} (adam's default):
+    one optimizer, but Optuna stores the choice by its spelling. It was refused as any change of choices,
+    naming neither; now the line names the choice and the stored spelling to write."""
+    opt_dict["n_trials"] = 1
+    opt_dict["search_space"] = {
+        "optimizer": {"type": "categorical", "choices": [{"name": "sgd", "lr": 0.1}, {"name": "adam"}]}
+    }
+    _run(tmp_path, run_dict, opt_dict)
+    respelt = copy.deepcopy(opt_dict)
+    respelt["n_trials"] = 2
+    respelt["search_space"]["optimizer"]["choices"][1] = {"name": "adam", "lr": 0.001}
+    with pytest.raises(HpoError) as refused:
+        _run(tmp_path, run_dict, respelt)
+    assert str(refused.value) == (
+        "study 'tiny': search_space.optimizer.choices.1: {name: adam, lr: 0.001} builds the same optimizer as the "
+        "choice {name: adam} the study's trials drew, but Optuna stores a choice as it is spelt, and every trial "
+        "would fail: write it as stored, {name: adam}"
+    )
+    assert len(_study(opt_dict).trials) == 1
+    _, summary = _run(tmp_path, run_dict, {**opt_dict, "n_trials": 2})  # written as stored: it goes on
+    assert summary.counts["complete"] == 2
 
 
 def test_a_choice_list_an_older_allow_changed_config_recorded_is_named_and_undone_by_putting_it_back(

@@ -593,7 +593,20 @@ class OptimizeConfig(_Frozen):
                 return {test: [named(path, v) for v in operand]}
             return {test: named(path, operand)}
 
-        enqueue = [{path: named(path, v) for path, v in params.items()} for params in self.enqueue]
+        space = {
+            name: p.model_copy(update={"when": {k: named_condition(k, c) for k, c in p.when.items()}})
+            if p.when
+            else p
+            for name, p in self.search_space.items()
+        }
+        # a section's keys the same set gives below it (optimizer.lr) replace the choice's own in its trial
+        enqueue = [
+            {
+                path: v if (param := space.get(path)) is None else choice_named(path, param, v, params, space)
+                for path, v in params.items()
+            }
+            for params in self.enqueue
+        ]
         for i, params in enumerate(enqueue):  # written apart, named alike: one configuration queued twice
             same = next(
                 (j for j in range(i) if enqueue[j] == params and self.enqueue[j] != self.enqueue[i]), None
@@ -604,12 +617,6 @@ class OptimizeConfig(_Frozen):
                     f"({format_params(self.enqueue[same])}): its sections build the same choices "
                     f"({format_params(params)}), so the study would train it twice; drop one"
                 )
-        space = {
-            name: p.model_copy(update={"when": {k: named_condition(k, c) for k, c in p.when.items()}})
-            if p.when
-            else p
-            for name, p in self.search_space.items()
-        }
         sampler, grid = self.sampler, self.sampler.kwargs.get("search_space")
         if isinstance(grid, dict):
             named_grid = {
@@ -626,6 +633,13 @@ class OptimizeConfig(_Frozen):
     @model_validator(mode="after")
     def _check_enqueue(self) -> OptimizeConfig:
         for i, params in enumerate(self.enqueue):
+            # a new study would queue and train it twice, a resume skip it as tried: refused as one
+            same = next((j for j in range(i) if self.enqueue[j] == params), None)
+            if same is not None:
+                raise ValueError(
+                    f"enqueue.{i}: {format_params(params)} is enqueue.{same} again, so a new study would train "
+                    f"it twice; drop one"
+                )
             for path, value in params.items():
                 param = self.search_space.get(path)
                 if param is None:

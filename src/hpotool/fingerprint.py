@@ -220,6 +220,9 @@ def _check_distributions(study: optuna.Study, opt: OptimizeConfig, *, recorded: 
         try:
             check_distribution_compatibility(drawn[name], new)
         except ValueError:
+            respelt = _respelt_section(name, p, drawn[name])
+            if respelt is not None:
+                raise HpoError(f"study {study.study_name!r}: {respelt}") from None
             if recorded:
                 raise HpoError(
                     f"study {study.study_name!r}: search_space.{name} is {_shown(new)} in this config and in the "
@@ -235,6 +238,47 @@ def _check_distributions(study: optuna.Study, opt: OptimizeConfig, *, recorded: 
                 f"scale or choices within one study (every trial would fail), not even with "
                 f"--allow-changed-config: keep it as it was, or use a new study_name"
             ) from None
+
+
+def _respelt_section(name: str, p: Any, drawn: Any) -> str | None:
+    """Where `name` is a section searched whole and a choice the study's trials never drew builds the same
+    section as one they drew (`{name: adam, lr: 0.001}` and the stored `{name: adam}`): what to write instead.
+    Optuna stores a choice by its spelling, so the stored one is the only one the study's trials can take."""
+    from optuna.distributions import CategoricalDistribution
+
+    from hpotool.formatting import format_choice
+    from hpotool.search_space import CategoricalParam, choice_label
+    from hpotool.sections import SECTIONS, choice_named
+
+    if name not in SECTIONS or not isinstance(drawn, CategoricalDistribution):
+        return None
+    stored = [c for c in map(_read_label, drawn.choices) if isinstance(c, dict)]
+    if not stored:
+        return None
+    stored_param = CategoricalParam(type="categorical", choices=stored)
+    for i, choice in enumerate(p.choices):
+        if choice_label(choice) in drawn.choices:
+            continue
+        twin = choice_named(name, stored_param, choice)
+        if twin is not choice and isinstance(twin, dict):
+            return (
+                f"search_space.{name}.choices.{i}: {format_choice(choice)} builds the same {name} as the choice "
+                f"{format_choice(twin)} the study's trials drew, but Optuna stores a choice as it is spelt, and "
+                f"every trial would fail: write it as stored, {format_choice(twin)}"
+            )
+    return None
+
+
+def _read_label(label: Any) -> Any:
+    """A stored choice label as the value it spells (`{lr: 0.1, name: sgd}` as a mapping)."""
+    import yaml
+
+    if not isinstance(label, str):
+        return label
+    try:
+        return yaml.safe_load(label)
+    except yaml.YAMLError:
+        return label
 
 
 def config_of(study_attrs: Mapping[str, Any], trial_number: int, key: str) -> Any:

@@ -169,11 +169,22 @@ def configured_section(path: str, choice: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in section.items() if k in model.model_fields or not is_default(k, v)}
 
 
-def choice_named(path: str, param: Param, value: Any) -> Any:
+def choice_named(
+    path: str,
+    param: Param,
+    value: Any,
+    given: Mapping[str, Any] | None = None,
+    space: Mapping[str, Param] | None = None,
+) -> Any:
     """`value` of the parameter `path` as the choice it names: where `path` is a section searched whole and
     no choice is `value` itself, the choice that builds the same section (`configured_section`, as the check
     of alike choices compares them: `{name: adam, lr: 0.001, weight_decay: 0.0}` is the choice
-    `{name: adam}`); `value` as it is where no choice builds its section."""
+    `{name: adam}`); `value` as it is where no choice builds its section.
+
+    `given`: the other values of an enqueued set, and `space` the search space: a key the set gives below
+    the section (`optimizer.lr: 0.05`, searched, its condition holding under the choice) replaces the
+    choice's own, so the choice `{name: sgd, lr: 0.1, momentum: 0.9}` is the one the section `{name: sgd,
+    lr: 0.05, momentum: 0.9}` names there (where the section leaves lr out or says 0.05 too)."""
     if not (path in SECTIONS and isinstance(param, CategoricalParam) and isinstance(value, dict)):
         return value
     if contains(param, value):
@@ -181,9 +192,29 @@ def choice_named(path: str, param: Param, value: Any) -> Any:
     built = _built(path, value)
     if built is None:
         return value
-    return next(
-        (c for c in param.choices if isinstance(c, dict) and equal_in_value(_built(path, c), built)), value
-    )
+    below = {
+        name.partition(".")[2]: v
+        for name, v in (given or {}).items()
+        if name.startswith(f"{path}.") and "." not in name.partition(".")[2] and name in (space or {})
+    }
+    below = {k: v for k, v in below.items() if k not in value or equal_in_value(value[k], v)}
+    choices = [
+        (c, theirs) for c in param.choices if isinstance(c, dict) and (theirs := _built(path, c)) is not None
+    ]
+    same = next((c for c, theirs in choices if equal_in_value(theirs, built)), None)
+    if same is not None or not below:
+        return value if same is None else same
+    for c, theirs in choices:
+        replaced = [
+            k for k in below if all_hold((space or {})[f"{path}.{k}"].when or {}, {**(given or {}), path: c})
+        ]
+        if equal_in_value(_without(theirs, replaced), _without(built, replaced)):
+            return c
+    return value
+
+
+def _without(section: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    return {k: v for k, v in section.items() if k not in keys}
 
 
 def _built(path: str, section: Mapping[str, Any]) -> dict[str, Any] | None:
