@@ -137,3 +137,26 @@ def test_trials_that_all_tie_are_a_reason_not_a_warning() -> None:
             match="the 3 complete trials all have the same value, so no parameter sets the best apart",
         ):
             param_importances(study)
+
+
+def test_a_conditional_parameter_is_scored_without_optunas_regime_warning() -> None:
+    """`momentum` drawn only where `name` is sgd: the report and audit printed Optuna's "Some regimes for
+    parameter `momentum` have less than 2 trials" (the inactive regime of one trial), which names nothing
+    to change."""
+
+    def objective(t: optuna.Trial) -> float:
+        name = t.suggest_categorical("name", ["sgd", "adam"])
+        momentum = t.suggest_float("momentum", 0, 1) if name == "sgd" else 0.0
+        return t.suggest_float("lr", 0, 1) + momentum
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.enqueue_trial({"name": "adam"})
+    study.optimize(objective, n_trials=1)
+    study.sampler = optuna.samplers.RandomSampler(seed=1)
+    for _ in range(12):
+        study.enqueue_trial({"name": "sgd"})
+    study.optimize(objective, n_trials=12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        imp = param_importances(study)
+    assert set(imp) == {"name", "momentum", "lr"}

@@ -184,8 +184,10 @@ def param_importances(
     """Importance of each parameter, summing to 1, most important first.
 
     Uses the trials of `on` (by default `basis(study)`: the complete trials that meet the study's
-    constraints, or in a pruned study every finished trial, ranked as successive halving ranks them) and
-    the parameters all of them share.
+    constraints, or in a pruned study every finished trial, ranked as successive halving ranks them). A
+    conditional parameter is scored over the trials that drew it (PED-ANOVA's regimes); Optuna's warning
+    that a regime has fewer than two trials is left out: it names nothing a user can change but the
+    number of trials, and a report or audit printed it per parameter.
 
     Raises:
         ValueError: with a one-line reason when importances cannot be computed (fewer than two complete
@@ -210,6 +212,7 @@ def param_importances(
             # The top 10% are every trial only when all of them tie: Optuna warns (once per call: a report
             # said it twice) and returns equal importances, which a figure would show as a finding.
             warnings.filterwarnings("error", message=_ALL_TIE, category=UserWarning)
+            warnings.filterwarnings("ignore", message="Some regimes for parameter", category=UserWarning)
             result = optuna.importance.get_param_importances(
                 on.study, evaluator=make_evaluator(), target=target or on.target
             )
