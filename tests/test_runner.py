@@ -221,5 +221,9 @@ def test_registered_containers_aliases_and_activation_lists_pass() -> None:
             self.acts = [nn.ReLU(), nn.GELU()]
             self.frozen = torch.ones(4)  # a constant, moved by to_device
             self.teacher = [nn.Linear(4, 2).requires_grad_(False)]  # hidden from the optimizer on purpose
+            # a frozen teacher with dropout, put in eval mode and hidden so that model.train() keeps it there
+            self.dropping_teacher = [
+                nn.Sequential(nn.Linear(4, 2), nn.Dropout(0.5)).requires_grad_(False).eval()
+            ]
 
     _check_registered(Fine())

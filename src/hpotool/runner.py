@@ -221,9 +221,11 @@ def _check_registered(model: nn.Module) -> None:
                 if isinstance(item, nn.Module) and id(item) not in modules:
                     trainable = any(p.requires_grad for p in item.parameters())
                     if not trainable and not any(
-                        isinstance(m, nn.modules.dropout._DropoutNd) for m in item.modules()
+                        isinstance(m, nn.modules.dropout._DropoutNd) and m.training for m in item.modules()
                     ):
-                        continue  # an activation, or a frozen model hidden on purpose (a distillation teacher)
+                        # an activation, or a frozen model hidden on purpose (a distillation teacher): its
+                        # dropout, if any, is off, and hidden so that model.train() would not switch it on
+                        continue
                     kind = type(item).__name__
                     fix = "nn.ModuleDict" if isinstance(value, dict) else "nn.ModuleList"
                     raise RunCheckError(
