@@ -125,6 +125,25 @@ def test_tensors_in_a_models_plain_lists_tuples_and_dicts_go_to_the_device_with_
     assert model.table["scale"].device.type == "meta" and model.table["name"] == "x"
 
 
+def test_layers_a_model_hides_in_a_plain_list_go_to_the_device_with_it() -> None:
+    """A frozen teacher kept in a plain list (hidden from the optimizer and from model.train(), which the
+    check of registered layers lets pass) stayed on the CPU: on a GPU every step failed with 'Expected all
+    tensors to be on the same device'."""
+    from hpotool.runner import to_device
+
+    class Distilled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.student = nn.Linear(4, 2)
+            self._teacher = [nn.Sequential(nn.Linear(4, 2), nn.Dropout(0.5)).requires_grad_(False).eval()]
+            self.by_name = {"teacher": self._teacher[0]}
+            self.student.owner = [self]  # type: ignore[assignment]  # a back reference: no endless loop
+
+    model = to_device(Distilled(), torch.device("meta"))
+    assert model._teacher[0][0].weight.device.type == "meta" and model.by_name["teacher"] is model._teacher[0]
+    assert not model._teacher[0].training and model.student.weight.device.type == "meta"
+
+
 @pytest.mark.gpu
 def test_a_model_with_a_plain_tensor_attribute_trains_on_cuda() -> None:
     if not torch.cuda.is_available():

@@ -392,17 +392,22 @@ def build_loss(
     return built
 
 
-def to_device(module: nn.Module, device: torch.device) -> nn.Module:
+def to_device(module: nn.Module, device: torch.device, _done: set[int] | None = None) -> nn.Module:
     """`module.to(device)`, and the tensors it (or a layer of it) keeps as plain attributes too: a user's
     `self.weight = torch.tensor(weights)` rather than a buffer, which `.to()` leaves where it is, so on a GPU
     the model or loss failed every step with 'Expected all tensors to be on the same device'. So do tensors
     in a plain list, tuple or dict attribute (`self.masks = [torch.ones(n), ...]`): lists and dicts are
-    changed in place, so other references to them see the moved tensors."""
+    changed in place, so other references to them see the moved tensors; and so do layers kept there, as a
+    frozen distillation teacher is (`self._teacher = [teacher]`, hidden from the optimizer and train())."""
     module = module.to(device)
+    done = _done if _done is not None else set()
+    done.update(id(m) for m in module.modules())  # moved by .to(), however else they are referenced
 
     def moved(value: Any) -> Any:
         if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter) and value.device != device:
             return value.to(device)
+        if isinstance(value, nn.Module) and id(value) not in done:
+            to_device(value, device, done)  # in place, as nn.Module.to is
         return value
 
     for sub in module.modules():
