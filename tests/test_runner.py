@@ -125,6 +125,26 @@ def test_tensors_in_a_models_plain_lists_tuples_and_dicts_go_to_the_device_with_
     assert model.table["scale"].device.type == "meta" and model.table["name"] == "x"
 
 
+def test_lists_and_dicts_holding_nothing_to_move_are_left_as_they_are() -> None:
+    """to_device rewrote every list and dict attribute in place, so a model keeping one that refuses
+    changes (torch.fx's immutable_list of sizes) failed with "TypeError: 'immutable_list' object does not
+    support mutation" before trial 0."""
+    from torch.fx.immutable_collections import immutable_dict, immutable_list
+
+    from hpotool.runner import to_device
+
+    class Sized(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(4, 2)
+            self.sizes = immutable_list([4, 2])
+            self.names = immutable_dict({"out": "logits"})
+
+    model = to_device(Sized(), torch.device("meta"))
+    assert model.sizes == [4, 2] and model.names == {"out": "logits"}
+    assert model.linear.weight.device.type == "meta"
+
+
 def test_layers_a_model_hides_in_a_plain_list_go_to_the_device_with_it() -> None:
     """A frozen teacher kept in a plain list (hidden from the optimizer and from model.train(), which the
     check of registered layers lets pass) stayed on the CPU: on a GPU every step failed with 'Expected all

@@ -417,9 +417,11 @@ def to_device(module: nn.Module, device: torch.device, _done: set[int] | None = 
             if isinstance(value, torch.Tensor):
                 if moved(value) is not value:
                     setattr(sub, key, moved(value))
-            elif isinstance(value, list):
+            # a list or dict holding nothing to move stays untouched: it may be one that refuses changes
+            # (torch.fx's immutable_list), or a long vocabulary not worth rewriting every trial
+            elif isinstance(value, list) and any(moved(v) is not v for v in value):
                 value[:] = [moved(v) for v in value]
-            elif isinstance(value, dict):
+            elif isinstance(value, dict) and any(moved(v) is not v for v in value.values()):
                 value.update({k: moved(v) for k, v in value.items()})
             elif type(value) is tuple and any(moved(v) is not v for v in value):
                 setattr(sub, key, tuple(moved(v) for v in value))
