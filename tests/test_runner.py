@@ -266,3 +266,17 @@ def test_registered_containers_aliases_and_activation_lists_pass() -> None:
             ]
 
     _check_registered(Fine())
+
+
+def test_a_model_adding_an_axis_to_its_input_in_place_passes_the_check_and_trains() -> None:
+    """`x.unsqueeze_(1)` in forward() changes the shape of the tensor object it is given, no value: the check
+    before trial 0 compared that object with the data and refused it as a model changing its input."""
+    from hpotool.runner import check_run, train_run
+
+    run = {
+        "data": {"name": "tests.helpers:two_classes"},
+        "model": {"name": "tests.helpers:UnsqueezesInPlace"},
+    }
+    cfg = RunConfig.model_validate({**run, "epochs": 2, "batch_size": 16})
+    check_run(cfg, "run.yaml")
+    assert math.isfinite(train_run(cfg).metrics["val_loss"])

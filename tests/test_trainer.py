@@ -227,3 +227,22 @@ def test_the_output_check_leaves_the_random_numbers_a_run_draws() -> None:
     state = torch.get_rng_state()
     trainer.check_output(train)
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_a_model_changing_its_inputs_shape_in_place_but_no_value_trains() -> None:
+    # Before, `x.unsqueeze_(1)` in forward() (a channel axis for a conv) changed the shape of the copy the
+    # check compared with the data, so the trial failed with InputChangedError though no value changed.
+    from .helpers import UnsqueezesInPlace
+
+    train, val = _problem()
+    model = UnsqueezesInPlace(4, 2)
+    trainer = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        nn.CrossEntropyLoss(),
+        "classification",
+        16,
+        classes=2,
+    )
+    result = trainer.fit(train, val, epochs=1)
+    assert result.metrics["val_accuracy"] > 0.5

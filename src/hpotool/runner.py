@@ -745,7 +745,7 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
     with _part("model"), torch.no_grad():
         model.eval()
         try:
-            out = model(val.x)
+            out = model(val.x[:])  # a view of its own: an unsqueeze_() in forward() leaves val.x's shape
         except Exception as exc:
             dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
             mismatch = (
@@ -795,7 +795,7 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
     try:  # with autograd on, to tell whether a gradient reaches the parameters
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            value = loss_fn(model(val.x), trainer.loss_targets(val).y)
+            value = loss_fn(model(val.x[:]), trainer.loss_targets(val).y)
     except Exception:
         pass  # the training step below says what failed
     else:

@@ -183,7 +183,8 @@ class Trainer:
         # The random numbers the run draws stay those it drew before this check: a model that draws in eval
         # mode too (Monte Carlo dropout) otherwise trained on other dropout masks than without it.
         with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
-            out = self.model(x)
+            # a view of its own: a shape change in place (x.unsqueeze_(1)) leaves x's shape as it is
+            out = self.model(x[:])
         if not same_values(x, data.x[:2]):
             raise InputChangedError(f"model {input_changed(self.model)}")
         if self.task == "classification" and not self.one_logit and self.classes is None:
