@@ -157,11 +157,13 @@ def test_layers_a_model_hides_in_a_plain_list_go_to_the_device_with_it() -> None
             self.student = nn.Linear(4, 2)
             self._teacher = [nn.Sequential(nn.Linear(4, 2), nn.Dropout(0.5)).requires_grad_(False).eval()]
             self.by_name = {"teacher": self._teacher[0]}
+            self.prototypes = [nn.Parameter(torch.ones(4), requires_grad=False)]
             self.student.owner = [self]  # type: ignore[assignment]  # a back reference: no endless loop
 
     model = to_device(Distilled(), torch.device("meta"))
     assert model._teacher[0][0].weight.device.type == "meta" and model.by_name["teacher"] is model._teacher[0]
     assert not model._teacher[0].training and model.student.weight.device.type == "meta"
+    assert model.prototypes[0].device.type == "meta" and not model.prototypes[0].requires_grad
 
 
 @pytest.mark.gpu
@@ -264,6 +266,7 @@ def test_registered_containers_aliases_and_activation_lists_pass() -> None:
             self.dropping_teacher = [
                 nn.Sequential(nn.Linear(4, 2), nn.Dropout(0.5)).requires_grad_(False).eval()
             ]
+            self.prototypes = [nn.Parameter(torch.ones(4), requires_grad=False)]  # frozen, as the teacher is
 
     _check_registered(Fine())
 

@@ -235,7 +235,7 @@ def _check_registered(model: nn.Module) -> None:
                         f"switch them, the saved model would lack them and the device would not get them; "
                         f"use {fix}",
                     )
-                if isinstance(item, nn.Parameter) and id(item) not in params:
+                if isinstance(item, nn.Parameter) and id(item) not in params and item.requires_grad:
                     fix = "nn.ParameterDict" if isinstance(value, dict) else "nn.ParameterList"
                     raise RunCheckError(
                         "model",
@@ -404,7 +404,11 @@ def to_device(module: nn.Module, device: torch.device, _done: set[int] | None = 
     done.update(id(m) for m in module.modules())  # moved by .to(), however else they are referenced
 
     def moved(value: Any) -> Any:
-        if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter) and value.device != device:
+        if (
+            isinstance(value, nn.Parameter) and value.device != device
+        ):  # a frozen one, which torch does not hold
+            return nn.Parameter(value.to(device), requires_grad=value.requires_grad)
+        if isinstance(value, torch.Tensor) and value.device != device:
             return value.to(device)
         if isinstance(value, nn.Module) and id(value) not in done:
             to_device(value, device, done)  # in place, as nn.Module.to is
