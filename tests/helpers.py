@@ -87,6 +87,21 @@ class CentersInPlace(nn.Module):
         return self.net(x)
 
 
+class UnsqueezesInPlace(nn.Module):
+    """A user's model that adds a channel axis to its input in place (`x.unsqueeze_(1)`): the tensor object
+    it is given changes shape, the data's values do not."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(1, 2, 3, padding=1)
+        self.head = nn.Linear(2 * in_features, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        x.unsqueeze_(1)
+        return self.head(torch.relu(self.conv(x)).flatten(1))
+
+
 class TorchvisionStyle(nn.Module):
     """A model that takes its width as torchvision's do, `num_classes` (1000 by default)."""
 

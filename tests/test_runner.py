@@ -125,6 +125,47 @@ def test_tensors_in_a_models_plain_lists_tuples_and_dicts_go_to_the_device_with_
     assert model.table["scale"].device.type == "meta" and model.table["name"] == "x"
 
 
+def test_lists_and_dicts_holding_nothing_to_move_are_left_as_they_are() -> None:
+    """to_device rewrote every list and dict attribute in place, so a model keeping one that refuses
+    changes (torch.fx's immutable_list of sizes) failed with "TypeError: 'immutable_list' object does not
+    support mutation" before trial 0."""
+    from torch.fx.immutable_collections import immutable_dict, immutable_list
+
+    from hpotool.runner import to_device
+
+    class Sized(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(4, 2)
+            self.sizes = immutable_list([4, 2])
+            self.names = immutable_dict({"out": "logits"})
+
+    model = to_device(Sized(), torch.device("meta"))
+    assert model.sizes == [4, 2] and model.names == {"out": "logits"}
+    assert model.linear.weight.device.type == "meta"
+
+
+def test_layers_a_model_hides_in_a_plain_list_go_to_the_device_with_it() -> None:
+    """A frozen teacher kept in a plain list (hidden from the optimizer and from model.train(), which the
+    check of registered layers lets pass) stayed on the CPU: on a GPU every step failed with 'Expected all
+    tensors to be on the same device'."""
+    from hpotool.runner import to_device
+
+    class Distilled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.student = nn.Linear(4, 2)
+            self._teacher = [nn.Sequential(nn.Linear(4, 2), nn.Dropout(0.5)).requires_grad_(False).eval()]
+            self.by_name = {"teacher": self._teacher[0]}
+            self.prototypes = [nn.Parameter(torch.ones(4), requires_grad=False)]
+            self.student.owner = [self]  # type: ignore[assignment]  # a back reference: no endless loop
+
+    model = to_device(Distilled(), torch.device("meta"))
+    assert model._teacher[0][0].weight.device.type == "meta" and model.by_name["teacher"] is model._teacher[0]
+    assert not model._teacher[0].training and model.student.weight.device.type == "meta"
+    assert model.prototypes[0].device.type == "meta" and not model.prototypes[0].requires_grad
+
+
 @pytest.mark.gpu
 def test_a_model_with_a_plain_tensor_attribute_trains_on_cuda() -> None:
     if not torch.cuda.is_available():
@@ -221,5 +262,24 @@ def test_registered_containers_aliases_and_activation_lists_pass() -> None:
             self.acts = [nn.ReLU(), nn.GELU()]
             self.frozen = torch.ones(4)  # a constant, moved by to_device
             self.teacher = [nn.Linear(4, 2).requires_grad_(False)]  # hidden from the optimizer on purpose
+            # a frozen teacher with dropout, put in eval mode and hidden so that model.train() keeps it there
+            self.dropping_teacher = [
+                nn.Sequential(nn.Linear(4, 2), nn.Dropout(0.5)).requires_grad_(False).eval()
+            ]
+            self.prototypes = [nn.Parameter(torch.ones(4), requires_grad=False)]  # frozen, as the teacher is
 
     _check_registered(Fine())
+
+
+def test_a_model_adding_an_axis_to_its_input_in_place_passes_the_check_and_trains() -> None:
+    """`x.unsqueeze_(1)` in forward() changes the shape of the tensor object it is given, no value: the check
+    before trial 0 compared that object with the data and refused it as a model changing its input."""
+    from hpotool.runner import check_run, train_run
+
+    run = {
+        "data": {"name": "tests.helpers:two_classes"},
+        "model": {"name": "tests.helpers:UnsqueezesInPlace"},
+    }
+    cfg = RunConfig.model_validate({**run, "epochs": 2, "batch_size": 16})
+    check_run(cfg, "run.yaml")
+    assert math.isfinite(train_run(cfg).metrics["val_loss"])

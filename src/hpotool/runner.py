@@ -221,9 +221,11 @@ def _check_registered(model: nn.Module) -> None:
                 if isinstance(item, nn.Module) and id(item) not in modules:
                     trainable = any(p.requires_grad for p in item.parameters())
                     if not trainable and not any(
-                        isinstance(m, nn.modules.dropout._DropoutNd) for m in item.modules()
+                        isinstance(m, nn.modules.dropout._DropoutNd) and m.training for m in item.modules()
                     ):
-                        continue  # an activation, or a frozen model hidden on purpose (a distillation teacher)
+                        # an activation, or a frozen model hidden on purpose (a distillation teacher): its
+                        # dropout, if any, is off, and hidden so that model.train() would not switch it on
+                        continue
                     kind = type(item).__name__
                     fix = "nn.ModuleDict" if isinstance(value, dict) else "nn.ModuleList"
                     raise RunCheckError(
@@ -233,7 +235,7 @@ def _check_registered(model: nn.Module) -> None:
                         f"switch them, the saved model would lack them and the device would not get them; "
                         f"use {fix}",
                     )
-                if isinstance(item, nn.Parameter) and id(item) not in params:
+                if isinstance(item, nn.Parameter) and id(item) not in params and item.requires_grad:
                     fix = "nn.ParameterDict" if isinstance(value, dict) else "nn.ParameterList"
                     raise RunCheckError(
                         "model",
@@ -390,17 +392,26 @@ def build_loss(
     return built
 
 
-def to_device(module: nn.Module, device: torch.device) -> nn.Module:
+def to_device(module: nn.Module, device: torch.device, _done: set[int] | None = None) -> nn.Module:
     """`module.to(device)`, and the tensors it (or a layer of it) keeps as plain attributes too: a user's
     `self.weight = torch.tensor(weights)` rather than a buffer, which `.to()` leaves where it is, so on a GPU
     the model or loss failed every step with 'Expected all tensors to be on the same device'. So do tensors
     in a plain list, tuple or dict attribute (`self.masks = [torch.ones(n), ...]`): lists and dicts are
-    changed in place, so other references to them see the moved tensors."""
+    changed in place, so other references to them see the moved tensors; and so do layers kept there, as a
+    frozen distillation teacher is (`self._teacher = [teacher]`, hidden from the optimizer and train())."""
     module = module.to(device)
+    done = _done if _done is not None else set()
+    done.update(id(m) for m in module.modules())  # moved by .to(), however else they are referenced
 
     def moved(value: Any) -> Any:
-        if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter) and value.device != device:
+        if (
+            isinstance(value, nn.Parameter) and value.device != device
+        ):  # a frozen one, which torch does not hold
+            return nn.Parameter(value.to(device), requires_grad=value.requires_grad)
+        if isinstance(value, torch.Tensor) and value.device != device:
             return value.to(device)
+        if isinstance(value, nn.Module) and id(value) not in done:
+            to_device(value, device, done)  # in place, as nn.Module.to is
         return value
 
     for sub in module.modules():
@@ -410,9 +421,11 @@ def to_device(module: nn.Module, device: torch.device) -> nn.Module:
             if isinstance(value, torch.Tensor):
                 if moved(value) is not value:
                     setattr(sub, key, moved(value))
-            elif isinstance(value, list):
+            # a list or dict holding nothing to move stays untouched: it may be one that refuses changes
+            # (torch.fx's immutable_list), or a long vocabulary not worth rewriting every trial
+            elif isinstance(value, list) and any(moved(v) is not v for v in value):
                 value[:] = [moved(v) for v in value]
-            elif isinstance(value, dict):
+            elif isinstance(value, dict) and any(moved(v) is not v for v in value.values()):
                 value.update({k: moved(v) for k, v in value.items()})
             elif type(value) is tuple and any(moved(v) is not v for v in value):
                 setattr(sub, key, tuple(moved(v) for v in value))
@@ -736,7 +749,7 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
     with _part("model"), torch.no_grad():
         model.eval()
         try:
-            out = model(val.x)
+            out = model(val.x[:])  # a view of its own: an unsqueeze_() in forward() leaves val.x's shape
         except Exception as exc:
             dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
             mismatch = (
@@ -786,7 +799,7 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
     try:  # with autograd on, to tell whether a gradient reaches the parameters
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            value = loss_fn(model(val.x), trainer.loss_targets(val).y)
+            value = loss_fn(model(val.x[:]), trainer.loss_targets(val).y)
     except Exception:
         pass  # the training step below says what failed
     else:

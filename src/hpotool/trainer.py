@@ -166,7 +166,8 @@ class Trainer:
         the task needs: a column per class, one logit, or the targets' shape. A model whose width depends
         on a searched value (the check before trial 0 tries a range's ends) otherwise trained on too many
         columns without an error, its accuracy meaningless, or failed with torch's 'Target 9 is out of
-        bounds'. One forward pass in eval mode, so batch norm's running statistics stay as they are.
+        bounds'. One forward pass in eval mode, so batch norm's running statistics stay as they are, and
+        on the random numbers' state forked, so that a model drawing some leaves the run's draws as they were.
 
         The model is given a copy of the samples: a forward() that changes its input in place would change
         the data in memory for every later epoch and trial (evaluation passes slices of it), so that the
@@ -179,7 +180,11 @@ class Trainer:
         y = data.y[:2]
         x = data.x[:2].clone()
         self.model.eval()
-        out = self.model(x)
+        # The random numbers the run draws stay those it drew before this check: a model that draws in eval
+        # mode too (Monte Carlo dropout) otherwise trained on other dropout masks than without it.
+        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+            # a view of its own: a shape change in place (x.unsqueeze_(1)) leaves x's shape as it is
+            out = self.model(x[:])
         if not same_values(x, data.x[:2]):
             raise InputChangedError(f"model {input_changed(self.model)}")
         if self.task == "classification" and not self.one_logit and self.classes is None:
