@@ -111,12 +111,14 @@ class GridSampler(optuna.samplers.GridSampler):
     def _wait_for_earlier_points(self, study: Study, number: int) -> None:
         """Wait until every running trial asked before trial `number` has recorded its point (at most
         `DRAW_WAIT_S`: a process of another machine that died while it asked never will; one of this
-        machine that died is not waited for)."""
+        machine that died is not waited for), or until Ctrl-C or SIGTERM: this runs inside `study.ask()`,
+        where a signal waits for `ask` to return (`deferred`), and the trial it ends runs no point."""
+        from hpotool.interrupts import interrupt_pending
         from hpotool.loop import DRAW_WAIT_S, POLL_S
         from hpotool.stale import died_here
 
         deadline = time.monotonic() + DRAW_WAIT_S
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not interrupt_pending():
             running = study._storage.get_all_trials(
                 study._study_id, deepcopy=False, states=(TrialState.RUNNING,)
             )
