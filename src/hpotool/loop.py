@@ -213,6 +213,15 @@ def run_trials(
                 trial.set_user_attr("worker", owner())
                 if isinstance(study.sampler, optuna.samplers.BruteForceSampler):
                     _wait_for_earlier_draws(study, trial.number, plan, poll)
+                    # Every point run or drawn by the trials asked before it, which this process saw as
+                    # free before it asked: Optuna's brute force would run one again (a queued trial, such
+                    # as a retry, runs its own values).
+                    own = storage.get_trial_system_attrs(trial._trial_id)
+                    drawn_by_others = not _brute_force_point_left(study, study.sampler)
+                    if not _own_values(own) and drawn_by_others and _waits_for_running(study):
+                        _send_back(study, trial)
+                        time.sleep(poll * (1 + random.random()))
+                        continue
             except KeyboardInterrupt:
                 # One sent back to the queue is left there: told FAIL, it raised 'Cannot tell a WAITING trial'
                 if trial is not None and storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
@@ -271,17 +280,17 @@ def _waits_for_running(study: optuna.Study) -> bool:
     return all(on_this_host(t) for t in running)
 
 
+def _own_values(system_attrs: Mapping[str, Any]) -> bool:
+    """Whether a trial with these system attributes runs values of its own: queued (a warm start, the retry
+    of a dead worker's trial) or a heartbeat's retry."""
+    return "fixed_params" in system_attrs or "failed_trial" in system_attrs
+
+
 def _spare(trial: FrozenTrial) -> bool:
     """Whether `trial` is waiting in the queue with no values of its own to run: sent back untrained (no
     slot of `n_trials` left, or no grid point), it runs whatever the sampler proposes when taken. Unlike a
     queued point (a warm start, a retry), it leaves a grid or brute-force search complete."""
-    attrs = trial.system_attrs
-    return (
-        trial.state == TrialState.WAITING
-        and not trial.params
-        and "fixed_params" not in attrs
-        and "failed_trial" not in attrs
-    )
+    return trial.state == TrialState.WAITING and not trial.params and not _own_values(trial.system_attrs)
 
 
 def _queued(study: optuna.Study) -> list[FrozenTrial]:
@@ -379,6 +388,12 @@ def _brute_force_done(
     return (
         built is not None and built[0].children is not None and not built[0].is_any_expandable(running_done)
     )
+
+
+def _brute_force_point_left(study: optuna.Study, sampler: optuna.samplers.BruteForceSampler) -> bool:
+    """Whether a point of the brute-force search is neither finished nor drawn by a running trial."""
+    built = _brute_force_tree(study, sampler)
+    return built is None or built[0].children is None or built[0].count_unexpanded(True) > 0
 
 
 def _brute_force_started(study: optuna.Study, sampler: optuna.samplers.BruteForceSampler) -> bool:
