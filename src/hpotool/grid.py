@@ -14,7 +14,11 @@ before it has recorded its point (each storage numbers a trial after every trial
 those are all there to read), among the points no other trial holds. Optuna's grid let two workers asking
 at the same moment read the trials before either had recorded a point, and pick the same one. A trial
 sent back to the queue untrained (no slot of `n_trials` was left) picks again when it is taken from it:
-it kept the point it was given, which another trial may have run meanwhile.
+it kept the point it was given, which another trial may have run meanwhile; its point is void while it
+waits there. Having recorded its point, a trial checks that no other trial runs or ran it (`holds_alone`),
+else it goes back to the queue untrained (the loop does this): the grid had no point left once it could
+pick (Optuna's grid then runs a running point again), or it was taken from the queue as a trial asked
+after it picked, and neither waited for the other.
 """
 
 from __future__ import annotations
@@ -42,6 +46,11 @@ def _same(value: Any, point: Any) -> bool:
     return type(value) is type(point) and bool(value == point)
 
 
+# The search space a trial sent back to the queue records in place of its point's (`void_point`): others
+# read it as holding no point until it picks one again.
+_VOID: dict[str, Any] = {}
+
+
 def _interrupted(trial: FrozenTrial) -> bool:
     return trial.state == TrialState.FAIL and trial.user_attrs.get("fail_reason") == "interrupted"
 
@@ -62,7 +71,7 @@ class GridSampler(optuna.samplers.GridSampler):
         """The grid point `trial` holds: the one recorded, or a running queued trial's values' until it
         records it."""
         attrs = trial.system_attrs
-        if "grid_id" in attrs:
+        if "grid_id" in attrs and "search_space" in attrs:  # recorded in this order: both, or no point
             return int(attrs["grid_id"]) if self._same_search_space(attrs["search_space"]) else None
         if trial.state == TrialState.RUNNING and "fixed_params" in attrs:
             return self._grid_id_of(attrs["fixed_params"])
@@ -111,17 +120,19 @@ class GridSampler(optuna.samplers.GridSampler):
     def _wait_for_earlier_points(self, study: Study, number: int) -> None:
         """Wait until every running trial asked before trial `number` has recorded its point (at most
         `DRAW_WAIT_S`: a process of another machine that died while it asked never will; one of this
-        machine that died is not waited for)."""
+        machine that died is not waited for), or until Ctrl-C or SIGTERM: this runs inside `study.ask()`,
+        where a signal waits for `ask` to return (`deferred`), and the trial it ends runs no point."""
+        from hpotool.interrupts import interrupt_pending
         from hpotool.loop import DRAW_WAIT_S, POLL_S
         from hpotool.stale import died_here
 
         deadline = time.monotonic() + DRAW_WAIT_S
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not interrupt_pending():
             running = study._storage.get_all_trials(
                 study._study_id, deepcopy=False, states=(TrialState.RUNNING,)
             )
             earlier = (t for t in running if t.number < number and not died_here(t))
-            if all("grid_id" in t.system_attrs or "fixed_params" in t.system_attrs for t in earlier):
+            if all(_picked(t) for t in earlier):
                 return
             time.sleep(POLL_S)
 
@@ -141,5 +152,39 @@ class GridSampler(optuna.samplers.GridSampler):
         unvisited = self._get_unvisited_grid_ids(study, but=trial.number) or list(range(self._n_min_trials))
         # Optuna's order (point k for trial k), else a random unvisited point (all visited: any point)
         grid_id = trial.number if trial.number in unvisited else int(self._rng.rng.choice(unvisited))
-        study._storage.set_trial_system_attr(trial._trial_id, "search_space", self._search_space)
+        # The point, then the search space that makes it count: a reader never takes the point a trial sent
+        # back to the queue held (`void_point`) for the one it picks now.
         study._storage.set_trial_system_attr(trial._trial_id, "grid_id", grid_id)
+        study._storage.set_trial_system_attr(trial._trial_id, "search_space", self._search_space)
+
+    def holds_alone(self, study: Study, trial_id: int) -> bool:
+        """Whether the trial `trial_id`, which picked a point in `before_trial`, holds one no other trial has
+        run or holds (a queued or retried trial runs its own values: always). Two trials pick the same point
+        when none was left (Optuna's grid then runs a running point again), or when one taken from the queue
+        picks as another trial asked after it picks too (it waited only for the trials asked before it, and
+        the other trial did not wait for it, in the queue as it began); each records its point before it
+        checks, so at least one of the two sees the other."""
+        trial = study._storage.get_trial(trial_id)
+        attrs = trial.system_attrs
+        point = self._point(trial)
+        if "fixed_params" in attrs or "failed_trial" in attrs or point is None:
+            return True
+        visited, running = self._visits(study, but=trial.number)
+        return point not in visited | running
+
+    @staticmethod
+    def void_point(study: Study, trial_id: int) -> None:
+        """Mark the point of the trial `trial_id` void, as it goes back to the queue untrained: until it picks
+        again, when it is taken from it, it holds none (others neither avoid nor wait for that point). A
+        queued or retried trial keeps its values, and its point."""
+        attrs = study._storage.get_trial_system_attrs(trial_id)
+        if "grid_id" in attrs and "fixed_params" not in attrs and "failed_trial" not in attrs:
+            study._storage.set_trial_system_attr(trial_id, "search_space", _VOID)
+
+
+def _picked(trial: FrozenTrial) -> bool:
+    """Whether running `trial` has its point: picked since it was last taken from the queue, or queued."""
+    attrs = trial.system_attrs
+    if "fixed_params" in attrs:
+        return True
+    return "grid_id" in attrs and attrs.get("search_space", _VOID) != _VOID

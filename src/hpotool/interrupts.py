@@ -102,17 +102,30 @@ def signals_ignored() -> Iterator[None]:
         yield
 
 
+# The signals each `deferred` block open now holds, innermost last (see `interrupt_pending`).
+_deferrals: list[list[int]] = []
+
+
+def interrupt_pending() -> bool:
+    """Whether a signal arrived inside a `deferred` block still open: a wait inside one (a grid trial
+    waiting in `study.ask()` for the points of trials asked before it) stops waiting, so that Ctrl-C ends
+    the trial at once rather than when the wait is over."""
+    return any(_deferrals)
+
+
 @contextmanager
 def deferred() -> Iterator[None]:
     """SIGINT and SIGTERM that arrive inside are handed to their handlers on leaving, so a storage write
     (`study.ask()` creating a trial it has not returned yet, `study.tell()`) is never cut in half and no
-    trial is left RUNNING by a well-timed Ctrl-C."""
+    trial is left RUNNING by a well-timed Ctrl-C. Code that waits inside polls `interrupt_pending`."""
     pending: list[int] = []
     previous: dict[signal.Signals, Any] | None = None
+    _deferrals.append(pending)
     try:
         with _handling(lambda signum, frame: pending.append(signum)) as previous:
             yield
     finally:
+        _deferrals.remove(pending)
         if pending and previous is not None:
             handler = previous[signal.Signals(pending[0])]
             if callable(handler):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import random
 import sys
 import time
 import warnings
@@ -205,18 +206,39 @@ def run_trials(
                     warnings.simplefilter("ignore", UserWarning)
                     trial = study.ask()
                 if not has_slot(study, trial, target):  # another process asked at the same moment
-                    storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
+                    _send_back(study, trial)
                     time.sleep(poll)
                     continue
+                if not _holds_its_point(study, trial):  # the grid had no point left to pick, or another
+                    # trial picked the same one: wait for the last points (random: two that both stepped back
+                    # do not meet again)
+                    _send_back(study, trial)
+                    time.sleep(poll * (1 + random.random()))
+                    continue
                 trial.set_user_attr("worker", owner())
-                if alone_since is not None:  # this process's first trial: see _own_seeds
-                    if _others_asked(study, alone_since, trial.number):
+                if alone_since is not None:  # this process's first trial: see _own_seeds (a grid or brute
+                    # force picks its points apart by the trials' numbers already, and a new sampler's
+                    # before_trial would pick this trial's grid point again)
+                    coordinated = isinstance(
+                        study.sampler, (optuna.samplers.GridSampler, optuna.samplers.BruteForceSampler)
+                    )
+                    if not coordinated and _others_asked(study, alone_since, trial.number):
                         _own_seeds(study, trial, plan, alone_since)
                     alone_since = None
                 if isinstance(study.sampler, optuna.samplers.BruteForceSampler):
                     _wait_for_earlier_draws(study, trial.number, plan, poll)
+                    # Every point run or drawn by the trials asked before it, which this process saw as
+                    # free before it asked: Optuna's brute force would run one again (a queued trial, such
+                    # as a retry, runs its own values).
+                    own = storage.get_trial_system_attrs(trial._trial_id)
+                    drawn_by_others = not _brute_force_point_left(study, study.sampler)
+                    if not _own_values(own) and drawn_by_others and _waits_for_running(study):
+                        _send_back(study, trial)
+                        time.sleep(poll * (1 + random.random()))
+                        continue
             except KeyboardInterrupt:
-                if trial is not None:
+                # One sent back to the queue is left there: told FAIL, it raised 'Cannot tell a WAITING trial'
+                if trial is not None and storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
                     trial.set_user_attr("worker", owner())
                     trial.set_user_attr("fail_reason", "interrupted")
                     study.tell(trial, state=TrialState.FAIL)
@@ -263,6 +285,57 @@ def _own_seeds(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan, existi
     study.sampler.before_trial(study, study._storage.get_trial(trial._trial_id))
 
 
+def _send_back(study: optuna.Study, trial: optuna.Trial) -> None:
+    """Put `trial` back in the queue untrained, for the next `ask` anywhere to take (its grid point void:
+    taken, it picks one again). A signal waits until it is there."""
+    from hpotool.grid import GridSampler
+
+    with deferred():
+        if isinstance(study.sampler, GridSampler):
+            study.sampler.void_point(study, trial._trial_id)
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
+
+
+def _holds_its_point(study: optuna.Study, trial: optuna.Trial) -> bool:
+    """Whether `trial` may run the grid point it picked: no other trial ran it or runs it, or (without a
+    heartbeat, with a trial of another machine running) running a running point again is what Optuna's grid
+    does, rather than wait for ever for a dead worker's. True for other samplers."""
+    from hpotool.grid import GridSampler
+
+    sampler = study.sampler
+    if not isinstance(sampler, GridSampler) or sampler.holds_alone(study, trial._trial_id):
+        return True
+    return not _waits_for_running(study)
+
+
+def _waits_for_running(study: optuna.Study) -> bool:
+    """Whether a worker waits for the running trials' points rather than run them again: with a heartbeat
+    (a dead worker's trial turns stale), or when every running trial is this machine's (a dead one is
+    found). Without a heartbeat, a dead worker of another machine would keep its trial RUNNING for ever."""
+    if has_heartbeat(study._storage):
+        return True
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return all(on_this_host(t) for t in running)
+
+
+def _own_values(system_attrs: Mapping[str, Any]) -> bool:
+    """Whether a trial with these system attributes runs values of its own: queued (a warm start, the retry
+    of a dead worker's trial) or a heartbeat's retry."""
+    return "fixed_params" in system_attrs or "failed_trial" in system_attrs
+
+
+def _spare(trial: FrozenTrial) -> bool:
+    """Whether `trial` is waiting in the queue with no values of its own to run: sent back untrained (no
+    slot of `n_trials` left, or no grid point), it runs whatever the sampler proposes when taken. Unlike a
+    queued point (a warm start, a retry), it leaves a grid or brute-force search complete."""
+    return trial.state == TrialState.WAITING and not trial.params and not _own_values(trial.system_attrs)
+
+
+def _queued(study: optuna.Study) -> list[FrozenTrial]:
+    """The waiting trials that run values of their own (not `_spare`)."""
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)) if not _spare(t)]
+
+
 def _still_exhausted(study: optuna.Study) -> bool:
     """Whether a grid or brute-force search that said it is complete still is once the running trials of
     dead workers of this machine are failed (heartbeat or not: their process is gone) and their points
@@ -304,14 +377,11 @@ def _all_started(study: optuna.Study) -> bool:
         started = _brute_force_started(study, sampler)
     else:
         return False
-    if not started:
-        return False
-    if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+    if not started or _queued(study):
         return False
     # Without a heartbeat, a dead worker of another machine would keep its trial RUNNING for ever: then
     # this process runs its point again, as Optuna's grid does, rather than wait for it.
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    return has_heartbeat(study._storage) or all(on_this_host(t) for t in running)
+    return _waits_for_running(study)
 
 
 def sampler_exhausted(study: optuna.Study, *, running_done: bool | None = None) -> bool:
@@ -321,7 +391,7 @@ def sampler_exhausted(study: optuna.Study, *, running_done: bool | None = None) 
     A brute-force point that is running counts as run as its sampler counts it (unless it was made with
     `avoid_premature_stop`), or as `running_done` says: False for a worker waiting for the last points."""
     sampler = study.sampler
-    if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):  # queued: they run whatever it says
+    if _queued(study):  # queued points: they run whatever it says
         return False
     if isinstance(sampler, optuna.samplers.GridSampler):
         return sampler.is_exhausted(study)
@@ -356,6 +426,12 @@ def _brute_force_done(
     return (
         built is not None and built[0].children is not None and not built[0].is_any_expandable(running_done)
     )
+
+
+def _brute_force_point_left(study: optuna.Study, sampler: optuna.samplers.BruteForceSampler) -> bool:
+    """Whether a point of the brute-force search is neither finished nor drawn by a running trial."""
+    built = _brute_force_tree(study, sampler)
+    return built is None or built[0].children is None or built[0].count_unexpanded(True) > 0
 
 
 def _brute_force_started(study: optuna.Study, sampler: optuna.samplers.BruteForceSampler) -> bool:
