@@ -288,6 +288,21 @@ def digits_samples(n: int = 300) -> Any:
     return Digits()
 
 
+def digits_behind_a_gate(n: int = 300) -> Any:
+    """`digits_samples`, loaded in a worker process only once the file HPOTOOL_TEST_GATE names exists (at
+    once where it is unset, and in a main process): the workers of a run wait there, before their first
+    trial, as a machine's workers do while they start, for as long as a test needs."""
+    import multiprocessing
+    import os
+    import time
+    from pathlib import Path
+
+    gate = os.environ.get("HPOTOOL_TEST_GATE")
+    while gate and multiprocessing.parent_process() is not None and not Path(gate).exists():
+        time.sleep(0.05)
+    return digits_samples(n)
+
+
 def scaled_mse(prediction: torch.Tensor, target: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     """A plain loss function, as users write them: (prediction, target, options...) -> loss."""
     return scale * torch.mean((prediction - target) ** 2)

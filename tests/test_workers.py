@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -850,3 +851,159 @@ def test_a_machine_joins_a_study_with_only_its_storage_url_and_name(
     # the stored run config trained them: 1 epoch (the tiny config's default is 2)
     assert all(len(t.intermediate_values) == 1 for t in finished)
     assert "config_changes" not in study.user_attrs
+
+
+_POINTS = [{"optimizer.lr": 0.005, "model.hidden.0": 16}, {"optimizer.lr": 0.02, "model.hidden.0": 24}]
+
+
+def _machines(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], storage: tuple[str, str]
+) -> tuple[Path, Path]:
+    """Two machines' folders with their own copies of the configs, the same but for the enqueue list: A
+    queues two warm starts, B none. Their workers load the data behind HPOTOOL_TEST_GATE (where it is set)."""
+    run = {
+        **run_dict,
+        "epochs": 1,
+        "data": {"name": "tests.helpers:digits_behind_a_gate", "val_fraction": 0.2},
+    }
+    opt = {**opt_dict, "storage": storage[0], "study_name": storage[1], "n_trials": 4}
+    for folder, enqueue in (("machA", _POINTS), ("machB", [])):
+        (tmp_path / folder).mkdir()
+        write_yaml(tmp_path / folder / "run.yaml", run)
+        write_yaml(tmp_path / folder / "optimize.yaml", {**opt, "enqueue": enqueue})
+    return tmp_path / "machA", tmp_path / "machB"
+
+
+def _queued_by_a(storage: tuple[str, str]) -> Any:
+    """A's two warm starts, once they wait in the study and its configs are stored."""
+    with contextlib.suppress(KeyError):  # not created yet
+        study = optuna.load_study(study_name=storage[1], storage=make_storage(storage[0]))
+        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        return len(waiting) == 2 and "fingerprint" in study.user_attrs and waiting
+    return None
+
+
+_OPTIMIZE = ["optimize", "-r", "run.yaml", "-o", "optimize.yaml", "-q"]
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "postgres", "redis"], indirect=True)
+def test_a_machine_joining_with_another_enqueue_list_leaves_the_warm_starts_of_a_live_one_queued(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], storage: tuple[str, str]
+) -> None:
+    # Machine A created the study with `enqueue: [p1, p2]` and --workers 2; machine B, whose copy of the
+    # configs lists no warm start, joined while A's workers were starting: B marked A's two queued points
+    # FAIL ("dropped: no longer in the optimize config's enqueue list"), and they never ran.
+    a_dir, b_dir = _machines(tmp_path, run_dict, opt_dict, storage)
+    gate = tmp_path / "gate"
+    a = _hpotool([*_OPTIMIZE, "--workers", "2"], a_dir, HPOTOOL_TEST_GATE=str(gate))
+    try:
+        _wait_for(lambda: _queued_by_a(storage))
+        b = subprocess.run(
+            [sys.executable, "-m", "hpotool", *_OPTIMIZE],
+            cwd=b_dir,
+            env={**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        gate.touch()
+        a_out, _ = a.communicate(timeout=300)
+    finally:
+        _kill_session(a)
+    assert b.returncode == 0, b.stdout + b.stderr
+    assert a.returncode == 0, a_out
+    assert "dropped" not in b.stderr + a_out
+    assert (
+        f"note: study '{storage[1]}' is in use (process {a.pid} of this host, which queued trial #0, is running): "
+        "2 point(s) queued from an enqueue list that this optimize config does not hold are left queued, and will "
+        "run: optimizer.lr=0.005, model.hidden.0=16; optimizer.lr=0.02, model.hidden.0=24"
+    ) in b.stderr.replace("\n", "")
+    study = optuna.load_study(study_name=storage[1], storage=make_storage(storage[0]))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+    assert [t.params for t in study.trials[:2]] == _POINTS
+
+
+def test_a_resume_of_an_idle_study_drops_the_warm_starts_of_a_machine_that_died(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """Machine A was killed while its workers started, its warm starts still queued: the study is idle, and
+    a resume whose configs no longer list them drops them, as the config rules."""
+    storage = (f"sqlite:///{tmp_path / 'w.db'}", "idle")
+    a_dir, b_dir = _machines(tmp_path, run_dict, opt_dict, storage)
+    a = _hpotool([*_OPTIMIZE, "--workers", "2"], a_dir, HPOTOOL_TEST_GATE=str(tmp_path / "never"))
+    try:
+        _wait_for(lambda: _queued_by_a(storage))
+    finally:
+        _kill_session(a)
+        a.wait(timeout=60)
+    b = subprocess.run(
+        [sys.executable, "-m", "hpotool", *_OPTIMIZE],
+        cwd=b_dir,
+        env={**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert b.returncode == 0, b.stdout + b.stderr
+    assert (
+        "2 point(s) an earlier run queued from the optimize config's enqueue list are no longer" in b.stderr
+    )
+    study = optuna.load_study(study_name="idle", storage=make_storage(storage[0]))
+    dropped = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert [t.system_attrs["fixed_params"] for t in dropped] == _POINTS
+    assert all(t.user_attrs["fail_reason"].startswith("dropped: ") for t in dropped)
+    assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 4
+
+
+@pytest.mark.parametrize(
+    ("queued_s_ago", "running", "kept_by"),
+    [
+        (1, None, "elsewhere (pid 4242) queued trial #0 1 s ago"),  # its workers may still be starting
+        (120, None, None),  # an idle study: whoever queued it stopped long ago
+        (120, "beating", "trial #0 is running"),
+        (120, "stale", None),  # a heartbeat older than the grace period: its worker is gone
+    ],
+)
+def test_warm_starts_another_host_queued_stay_queued_while_the_study_is_in_use(
+    configs: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    queued_s_ago: float,
+    running: str | None,
+    kept_by: str | None,
+) -> None:
+    from optuna.trial import create_trial
+
+    from hpotool.loop import prepare_resume
+    from hpotool.objective import WARM_START
+    from hpotool.stale import QUEUED_BY
+
+    monkeypatch.setenv("HPOTOOL_HEARTBEAT_GRACE", "3")  # seconds
+    plan = prepare_study(*configs)  # the tiny configs, without warm starts
+    study, _ = open_study(plan)
+    point = {"optimizer.lr": 0.005, "model.hidden.0": 16}
+    if running is not None:
+        with warnings.catch_warnings():  # "Heartbeat of storage is supposed to be used with Study.optimize."
+            warnings.simplefilter("ignore", UserWarning)
+            trial = study.ask()
+        trial.set_user_attr("worker", {"host": "elsewhere", "pid": 4242})
+        study._storage.record_heartbeat(trial._trial_id)
+        if running == "stale":
+            time.sleep(4)
+    queued_by = {"host": "elsewhere", "pid": 4242, "time": time.time() - queued_s_ago}
+    system_attrs = {"fixed_params": point, QUEUED_BY: queued_by}
+    study.add_trial(
+        create_trial(state=TrialState.WAITING, system_attrs=system_attrs, user_attrs={WARM_START: "enqueue"})
+    )
+    with caplog.at_level("WARNING", logger="hpotool"):
+        prepare_resume(study, plan)
+    state = study.trials[-1].state
+    lines = [r.getMessage() for r in caplog.records if r.name == "hpotool"]
+    if kept_by is None:
+        assert state == TrialState.FAIL and "dropped" in lines[0]
+    else:
+        assert state == TrialState.WAITING
+        assert lines == [
+            f"note: study 'tiny' is in use ({kept_by}): 1 point(s) queued from an enqueue list that this optimize "
+            "config does not hold are left queued, and will run: optimizer.lr=0.005, model.hidden.0=16"
+        ]

@@ -43,8 +43,10 @@ from hpotool.runner import described
 from hpotool.search_space import CategoricalParam, drawn, encode_params
 from hpotool.stale import (
     died_here,
+    enqueue_owned,
     fail_dead_local_trials,
     fail_ownerless_trials,
+    in_use,
     on_this_host,
     owner,
     run_by,
@@ -485,7 +487,7 @@ def prepare_resume(study: optuna.Study, plan: StudyPlan) -> int:
     for i, params in enumerate(plan.opt.enqueue):  # warm start: known-good configurations run first
         params = encode_params(params)  # as Optuna stores them: a list choice as its label
         if not any(_tried(trial, params) for trial in trials):
-            study.enqueue_trial(params, user_attrs=plan.warm_start_attrs(i))
+            enqueue_owned(study, params, plan.warm_start_attrs(i))
     if isinstance(study.sampler, optuna.samplers.BruteForceSampler):
         # It counts a configuration as run once its trial has ended, interrupted too: queue those again.
         retried = {t.user_attrs.get("retry_of") for t in trials}
@@ -501,10 +503,13 @@ def _drop_unlisted_warm_starts(study: optuna.Study, plan: StudyPlan, trials: lis
     """The config rules: a point an earlier run queued from the optimize config's enqueue list, still
     waiting, that the list no longer holds, is marked FAIL ('dropped: ...') so it does not run (Optuna
     cannot delete a trial; a FAIL trial takes no slot of n_trials). Studies of earlier hpotool versions
-    carry no mark: there a waiting point the stored config's enqueue list held counts as one."""
+    carry no mark: there a waiting point the stored config's enqueue list held counts as one.
+
+    Only on an idle study: while another process works on it (`in_use`: a machine that created it with its
+    own enqueue list and is starting its workers, say), its queued points are its work, and stay queued."""
     stored = [encode_params(p) for p in study.user_attrs.get("optimize_config", {}).get("enqueue") or []]
     listed = [encode_params(p) for p in plan.opt.enqueue]
-    dropped = []
+    unlisted = []
     for t in trials:
         if t.state != TrialState.WAITING or "retry_of" in t.user_attrs:
             continue
@@ -512,19 +517,35 @@ def _drop_unlisted_warm_starts(study: optuna.Study, plan: StudyPlan, trials: lis
             not t.user_attrs and any(_tried(t, params) for params in stored)  # an older hpotool's: unmarked
         )
         if queued and not any(_tried(t, params) for params in listed):
-            t_params = t.system_attrs.get("fixed_params", {})
-            study._storage.set_trial_user_attr(
-                t._trial_id, "fail_reason", "dropped: no longer in the optimize config's enqueue list"
-            )
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            dropped.append(", ".join(f"{k}={format_choice(v)}" for k, v in t_params.items()))
-    if dropped:
+            unlisted.append(t)
+    if not unlisted:
+        return
+    shown = "; ".join(
+        ", ".join(f"{k}={format_choice(v)}" for k, v in t.system_attrs.get("fixed_params", {}).items())
+        for t in unlisted
+    )
+    busy = in_use(study, trials, heartbeat_settings()[1])
+    if busy is not None:
         _log.warning(
-            "warning: %d point(s) an earlier run queued from the optimize config's enqueue list are no longer "
-            "listed there and will not run (marked FAIL, 'dropped'): %s",
-            len(dropped),
-            "; ".join(dropped),
+            "note: study %r is in use (%s): %d point(s) queued from an enqueue list that this optimize config "
+            "does not hold are left queued, and will run: %s",
+            study.study_name,
+            busy,
+            len(unlisted),
+            shown,
         )
+        return
+    for t in unlisted:
+        study._storage.set_trial_user_attr(
+            t._trial_id, "fail_reason", "dropped: no longer in the optimize config's enqueue list"
+        )
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    _log.warning(
+        "warning: %d point(s) an earlier run queued from the optimize config's enqueue list are no longer "
+        "listed there and will not run (marked FAIL, 'dropped'): %s",
+        len(unlisted),
+        shown,
+    )
 
 
 def _interrupted(trial: FrozenTrial) -> bool:

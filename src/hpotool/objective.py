@@ -70,6 +70,7 @@ from hpotool.search_space import (
     suggest,
 )
 from hpotool.sections import SECTIONS, check_section_param, section_choices, section_values, switchable
+from hpotool.stale import enqueue_owned
 from hpotool.storage import make_storage, shown_url
 from hpotool.trainer import EpochResult, NonFiniteLossError
 from hpotool.warm_start import carried_params, left_out_note
@@ -1224,7 +1225,7 @@ def describe_new_study(study: optuna.Study, plan: StudyPlan) -> None:
     for it) its fingerprint: a process joining it then finds the warm start queued and does not queue the
     same points again (each would run twice)."""
     for i, params in enumerate(plan.opt.enqueue):
-        study.enqueue_trial(encode_params(params), user_attrs=plan.warm_start_attrs(i))
+        enqueue_owned(study, encode_params(params), plan.warm_start_attrs(i))
     describe_study(study, plan)
 
 

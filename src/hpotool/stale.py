@@ -4,12 +4,16 @@ Each trial records its owner (`worker`: host and pid) when it starts. On resume,
 owner ran on this host and is gone is marked FAIL, and its parameters are queued once more so the
 configuration is not lost. RUNNING trials of live processes, or of other hosts, are left alone: those are
 the heartbeat's job (`storage.fail_stale_trials`, `hpotool fail-stale`).
+
+A queued warm start records its queuer too (`QUEUED_BY`: host, pid, and when), so a process that finds it
+can tell whether another process is still working on the study (`in_use`).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -26,6 +30,10 @@ def pid_namespace() -> int | None:
         return os.stat("/proc/self/ns/pid").st_ino
     except OSError:
         return None
+
+
+# The system attr of a queued warm start naming the process that queued it (`owner()`) and when (`time`).
+QUEUED_BY = "hpotool:queued_by"
 
 
 def owner() -> dict[str, Any]:
@@ -73,6 +81,57 @@ def died_here(trial: FrozenTrial) -> bool:
     if not isinstance(who, dict) or not _here(who) or not isinstance(who.get("pid"), int):
         return False
     return who["pid"] != os.getpid() and not _alive(who["pid"])
+
+
+def enqueue_owned(study: optuna.Study, params: dict[str, Any], user_attrs: dict[str, Any]) -> None:
+    """Queue `params` as `study.enqueue_trial` does, recording this process and the time as the queuer."""
+    from optuna.trial import TrialState, create_trial
+
+    queued_by = {**owner(), "time": time.time()}
+    system_attrs = {"fixed_params": params, QUEUED_BY: queued_by}
+    study.add_trial(create_trial(state=TrialState.WAITING, system_attrs=system_attrs, user_attrs=user_attrs))
+
+
+def in_use(study: optuna.Study, trials: list[FrozenTrial], grace_s: float) -> str | None:
+    """What shows that another process works on `study` now, in words, or None when nothing does.
+
+    A RUNNING trial does, unless its process of this host is gone or its heartbeat is older than `grace_s`
+    (one of another host without a heartbeat, on a journal storage, cannot be told from a live one); so
+    does a queued warm start (`QUEUED_BY`) whose queuer is a live process of this host, or one of another
+    host that queued it under `grace_s` ago: its workers may still be starting, before their first trial.
+    This process's own trials and queue are not another's.
+    """
+    from optuna.trial import TrialState
+
+    stale: set[int] = set()
+    if any(t.state == TrialState.RUNNING for t in trials):
+        from hpotool.storage import has_heartbeat
+
+        storage = study._storage
+        if has_heartbeat(storage):
+            from optuna.storages._heartbeat import BaseHeartbeat
+
+            assert isinstance(storage, BaseHeartbeat)  # has_heartbeat says so
+            stale = set(storage._get_stale_trial_ids(study._study_id))
+    for t in trials:
+        if t.state != TrialState.RUNNING or died_here(t) or t._trial_id in stale:
+            continue
+        who = t.user_attrs.get("worker")
+        if isinstance(who, dict) and _here(who) and who.get("pid") == os.getpid():
+            continue
+        return f"trial #{t.number} is running"
+    for t in trials:
+        who = t.system_attrs.get(QUEUED_BY)
+        if t.state != TrialState.WAITING or not isinstance(who, dict) or not isinstance(who.get("pid"), int):
+            continue
+        if _here(who):
+            if who["pid"] != os.getpid() and _alive(who["pid"]):
+                return f"process {who['pid']} of this host, which queued trial #{t.number}, is running"
+            continue
+        age = time.time() - float(who.get("time", 0))
+        if age < grace_s:
+            return f"{who.get('host')} (pid {who['pid']}) queued trial #{t.number} {max(age, 0):.0f} s ago"
+    return None
 
 
 def fail_dead_local_trials(study: optuna.Study, *, silent_only: bool = False) -> list[int]:
