@@ -1026,3 +1026,30 @@ def test_refine_removes_a_final_override_no_component_of_the_stage_takes() -> No
         in ref.changes
     )
     check_final(RunConfig.model_validate(ref.run), OptimizeConfig.model_validate(ref.optimize), "stage2.yaml")
+
+
+@pytest.mark.parametrize("where", ["seed", "sampler.kwargs.seed"])
+def test_a_refined_stage_draws_new_points_not_the_first_stages_again(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, where: str
+) -> None:
+    from .tiny_study import run_tiny_study
+
+    # 6 trials: the ranges are kept (too few to narrow by), as they are by a stage of a small study
+    opt_dict["n_trials"] = 6
+    if where == "sampler.kwargs.seed":
+        opt_dict["sampler"] = {"name": "random", "kwargs": {"seed": 7}}
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    ref = refine_study(study)
+    first = {tuple(sorted(t.params.items())) for t in study.trials}
+    out = tmp_path / "stage2.yaml"
+    stage_opt_path, stage_run_path = write_refinement(ref, out, "tiny")
+    stage = write_yaml(out, {**load_optimize_config(stage_opt_path).model_dump(mode="json"), "n_trials": 6})
+    result = CliRunner().invoke(
+        app, ["optimize", "-r", str(stage_run_path), "-o", str(stage), "-q"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    stage_study = optuna.load_study(study_name="tiny_stage2", storage=opt_dict["storage"])
+    again = [t.number for t in stage_study.trials if tuple(sorted(t.params.items())) in first]
+    # only the warm start: the best trials it enqueued, trials 0..2
+    assert again == list(range(len(ref.optimize["enqueue"])))
+    assert any(c.startswith(f"{where}: ") for c in ref.changes)

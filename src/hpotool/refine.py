@@ -307,6 +307,7 @@ def refine_study(
                 "sampler.kwargs.search_space: the grid keeps its values inside the new ranges, and each widened "
                 "range's new end"
             )
+    _next_seed(stored_opt, changes)
     if stored_opt.get("final"):
         stored_opt["final"] = _stage_final(stored_opt["final"], stage_run, new_space, changes)
     name = next_study_name(study.study_name)
@@ -324,6 +325,24 @@ def refine_study(
         stage_run.model_dump(mode="json"),
         changes,
     )
+
+
+def _next_seed(opt: dict[str, Any], changes: list[str]) -> None:
+    """Seed the stage's sampler one past the study's (in place, in `opt`): with the study's own seed, a sampler
+    draws the points it drew there again wherever a range is kept (a random sampler, TPE's startup trials),
+    so the stage would re-run the first stage's trials. Each change is added to `changes`."""
+    for where, holder in (
+        ("seed", opt),
+        ("sampler.kwargs.seed", (opt.get("sampler") or {}).get("kwargs") or {}),
+    ):
+        seed = holder.get("seed")
+        if isinstance(seed, int) and not isinstance(seed, bool):
+            new = (seed + 1) % 2**32
+            if holder is not opt:
+                opt["sampler"] = {**opt["sampler"], "kwargs": {**holder, "seed": new}}
+            else:
+                opt["seed"] = new
+            changes.append(f"{where}: {seed} -> {new}, so the sampler does not draw the study's trials again")
 
 
 def _stage_storage(stored: str | None, read_from: str | None) -> str | None:
