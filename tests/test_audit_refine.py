@@ -1053,3 +1053,33 @@ def test_a_refined_stage_draws_new_points_not_the_first_stages_again(
     # only the warm start: the best trials it enqueued, trials 0..2
     assert again == list(range(len(ref.optimize["enqueue"])))
     assert any(c.startswith(f"{where}: ") for c in ref.changes)
+
+
+def test_audit_advises_widening_only_a_range_that_refine_can_widen() -> None:
+    # dropout best at 0 and a layer count best at 1: nothing lies below either, and refine keeps both
+    # ranges ("no wider range is valid"); the audit said "widen the range" for each, stage after stage.
+    space = {
+        "model.dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "model.layers": {"type": "int", "low": 1, "high": 3},
+        "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+    }
+    opt = OptimizeConfig.model_validate({"study_name": "floor", "metric": "val_loss", "search_space": space})
+    study = optuna.create_study(study_name="floor", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    study.enqueue_trial({"model.dropout": 0.0, "model.layers": 1, "optimizer.lr": 1e-2})
+
+    def objective(t: optuna.Trial) -> float:
+        p = suggest(t, opt.search_space)
+        return p["model.dropout"] + p["model.layers"] - math.log10(p["optimizer.lr"]) / 10
+
+    study.optimize(objective, n_trials=8)
+    advice = {p.name: p.advice for p in audit_study(study).params}
+    assert advice["model.dropout"] == (
+        "model.dropout best at 0, the bottom of [0, 0.5], as low as it can go: nothing to widen."
+    )
+    assert advice["model.layers"].endswith(", as low as it can go: nothing to widen.")
+    assert advice["optimizer.lr"].endswith(": widen the range.")  # 1e-2 is not the highest lr there is
+    space_out = refine_study(study).optimize["search_space"]
+    assert space_out["model.dropout"]["low"] == 0.0 and space_out["model.layers"]["low"] == 1
+    assert space_out["optimizer.lr"]["high"] > 1e-2
