@@ -201,8 +201,18 @@ def test_prune_audit_measures_predictions_and_missed_winners(tmp_path: Path) -> 
     with pytest.raises(HpoError) as refused:
         missed_winners(pruned, baseline, top_k=2)
     assert str(refused.value) == (
-        "'pruned' optimizes val_loss and --against 'baseline' val_rmse; compare with a study of the same metric "
-        "run without pruning"
+        "'pruned' minimizes val_loss and --against 'baseline' minimizes val_rmse; compare with a study of the "
+        "same metric and direction run without pruning"
+    )
+    # the same space, the other direction: the line named neither study nor either direction
+    url2 = f"sqlite:///{tmp_path / 'up.db'}"
+    up = optuna.create_study(study_name="up", storage=make_storage(url2), direction="maximize")
+    up.set_user_attr("optimize_config", {**baseline.user_attrs["optimize_config"], "metric": "val_loss"})
+    with pytest.raises(HpoError) as refused:
+        missed_winners(pruned, up, top_k=2)
+    assert str(refused.value) == (
+        "'pruned' minimizes val_loss and --against 'up' maximizes val_loss; compare with a study of the "
+        "same metric and direction run without pruning"
     )
     # the table counts the epochs a prediction had seen: steps 2-8 are after 3-9 epochs
     firsts = re.findall(r"^\W+(\d+)\W+3\W", result.stdout, flags=re.M)

@@ -80,6 +80,11 @@ def _distance(space: dict[str, Any], a: dict[str, Any], b: dict[str, Any]) -> fl
     return math.sqrt(total)
 
 
+def _goal(direction: str, metric: str | None) -> str:
+    """`minimizes val_loss` (a study without a stored metric: `minimizes its objective`)."""
+    return f"{direction[:-1]}es {metric or 'its objective'}"
+
+
 def missed_winners(study: optuna.Study, baseline: optuna.Study, top_k: int = 5) -> MissedWinners:
     """Match this study's pruned trials to `baseline` (no pruning) and count those that beat the top-k bar."""
     from optuna.trial import TrialState
@@ -89,15 +94,15 @@ def missed_winners(study: optuna.Study, baseline: optuna.Study, top_k: int = 5) 
             f"--against {baseline.study_name!r} has {len(baseline.directions)} objectives; compare with a "
             f"single-objective study of the same search space run without pruning"
         )
-    if study.direction != baseline.direction:
+    ours, theirs = (
+        (s.direction.name.lower(), s.user_attrs.get("optimize_config", {}).get("metric"))
+        for s in (study, baseline)
+    )
+    # val_loss against val_rmse, or the same metric minimized and maximized: the values do not compare
+    if ours[0] != theirs[0] or (ours[1] and theirs[1] and ours[1] != theirs[1]):
         raise HpoError(
-            "the two studies optimize in different directions; compare studies of the same experiment"
-        )
-    ours, theirs = (s.user_attrs.get("optimize_config", {}).get("metric") for s in (study, baseline))
-    if ours and theirs and ours != theirs:  # val_loss against val_rmse: the values do not compare
-        raise HpoError(
-            f"{study.study_name!r} optimizes {ours} and --against {baseline.study_name!r} {theirs}; compare with "
-            f"a study of the same metric run without pruning"
+            f"{study.study_name!r} {_goal(*ours)} and --against {baseline.study_name!r} {_goal(*theirs)}; "
+            f"compare with a study of the same metric and direction run without pruning"
         )
     space = stored_space(study)
     other = stored_space(baseline)
