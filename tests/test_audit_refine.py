@@ -1083,3 +1083,31 @@ def test_audit_advises_widening_only_a_range_that_refine_can_widen() -> None:
     space_out = refine_study(study).optimize["search_space"]
     assert space_out["model.dropout"]["low"] == 0.0 and space_out["model.layers"]["low"] == 1
     assert space_out["optimizer.lr"]["high"] > 1e-2
+
+
+def test_the_stage_file_writes_each_parameter_as_the_templates_do(tmp_path: Path) -> None:
+    # Every range read {when: null, type: float, low: ..., high: ..., step: null, log: false}
+    space = {
+        **SPACE,
+        "model.hidden.0": {"type": "int", "low": 8, "high": 64, "step": 8},
+        "model.layers": {"type": "int", "low": 1, "high": 3},
+        "model.hidden.2": {"type": "int", "low": 8, "high": 32, "when": {"model.layers": {"ge": 3}}},
+        "model.activation": {"type": "categorical", "choices": ["relu", "gelu"]},
+    }
+    study = synthetic_study("synth", space, 8, seed=0)
+    ref = refine_study(study)
+    out, _ = write_refinement(ref, tmp_path / "stage2.yaml", "synth")
+    lines = out.read_text().split("search_space:\n", 1)[1].splitlines()[: len(space)]
+    assert [line.split(":", 1)[0].strip() for line in lines] == list(space)
+    form = {
+        "optimizer.lr": r"\{type: float, low: [\d.e-]+, high: [\d.e-]+, log: true\}",
+        "model.dropout": r"\{type: float, low: [\d.e-]+, high: [\d.e-]+\}",
+        "optimizer.weight_decay": r"\{type: float, low: [\d.e-]+, high: [\d.e-]+, log: true\}",
+        "model.hidden.0": r"\{type: int, low: \d+, high: \d+, step: 8\}",
+        "model.layers": r"\{type: int, low: 1, high: 3\}",
+        "model.hidden.2": r"\{type: int, low: 8, high: 32, when: \{model.layers: \{ge: 3\}\}\}",
+        "model.activation": r"\{type: categorical, choices: \[relu, gelu\]\}",
+    }
+    for line, (name, pattern) in zip(lines, form.items(), strict=True):
+        assert re.fullmatch(f"  {re.escape(name)}: {pattern}", line), line
+    assert load_optimize_config(out).search_space == OptimizeConfig.model_validate(ref.optimize).search_space

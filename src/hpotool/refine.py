@@ -13,6 +13,8 @@ from pathlib import Path
 from shlex import quote
 from typing import TYPE_CHECKING, Any
 
+from pydantic import TypeAdapter
+
 from hpotool.audit import MIN_EVIDENCE, AuditReport, ParamFinding, audit_study, stored_space
 from hpotool.conditions import holds
 from hpotool.config import OptimizeConfig, RunConfig
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     import optuna
 
 ENQUEUE_TOP = 3
+_PARAM: TypeAdapter[Param] = TypeAdapter(Param)
 
 
 @dataclass
@@ -199,15 +202,16 @@ def _narrow(p: Param, name: str, values: list[Any]) -> tuple[Param | None, Any, 
 
 
 def _spec(p: Param) -> dict[str, Any]:
-    """A parameter as it reads in YAML: only what differs from the defaults."""
-    data = p.model_dump()
+    """A parameter as it reads in YAML: only what differs from the defaults, its condition last."""
+    data = p.model_dump(mode="json")
+    when = data.pop("when", None)
     if isinstance(p, IntParam) and p.step == 1:
         data.pop("step")
     if isinstance(p, FloatParam) and p.step is None:
         data.pop("step")
     if not isinstance(p, CategoricalParam) and not p.log:
         data.pop("log")
-    return data
+    return data if when is None else {**data, "when": when}
 
 
 def refine_study(
@@ -500,7 +504,10 @@ def write_refinement(ref: Refinement, out: Path, source_study: str) -> tuple[Pat
 
     out, run_path = stage_paths(out)
     optimize = dict(ref.optimize)
-    optimize["search_space"] = {k: FlowMapping(v) for k, v in optimize["search_space"].items()}
+    # The data holds every field (`when: null, step: null, log: false`); the file only what differs from them
+    optimize["search_space"] = {
+        k: FlowMapping(_spec(_PARAM.validate_python(v))) for k, v in optimize["search_space"].items()
+    }
     header = [
         f"# Stage refined from study {source_study!r} by `hpotool refine`.",
         f"# Run it: hpotool optimize --run-config {quote(str(run_path))} --optimize-config {quote(str(out))}",
