@@ -990,6 +990,13 @@ def test_the_audit_counts_one_complete_trial_in_the_singular() -> None:
     """It said "only 1 complete trials: too few to tell whether the study still improves."."""
     report = audit_study(synthetic_study("one", SPACE, 1, seed=0))
     assert report.improvement == "only 1 complete trial: too few to tell whether the study still improves."
+    # and said "over 1 complete trials", "rest on 1 trials", "1 trials to rank"
+    assert report.basis == "1 complete trial"
+    assert "the importances and top trials rest on 1 trial, too few" in " ".join(report.findings)
+    changes = refine_study(synthetic_study("one", SPACE, 1, seed=0), report=report).changes
+    assert (
+        "optimizer.lr: kept [0.0001, 0.01] log; 1 trial to rank, too few to narrow by (30 needed)" in changes
+    )
     assert audit_study(synthetic_study("two", SPACE, 2, seed=0)).improvement.startswith(
         "only 2 complete trials:"
     )

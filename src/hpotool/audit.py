@@ -91,7 +91,7 @@ class AuditReport:
         out.append(self.improvement)
         if self.basis_trials < MIN_EVIDENCE:
             out.append(
-                f"the importances and top trials rest on {self.basis_trials} trials, too few to fix or narrow "
+                f"the importances and top trials rest on {trials_text(self.basis_trials)}, too few to fix or narrow "
                 f"parameters by (refine needs {MIN_EVIDENCE}); run more trials first."
             )
         if self.importance_note:
@@ -152,6 +152,11 @@ def _can_widen(p: Param, edge: str, run: RunConfig | None, name: str) -> bool:
     from hpotool.refine import _widen  # refine builds on the audit; the one rule for both
 
     return _widen(p, edge, run, name)[0] != p
+
+
+def trials_text(n: int) -> str:
+    """`1 trial`, `2 trials`."""
+    return f"{n} trial" if n == 1 else f"{n} trials"
 
 
 def _fmt(v: Any) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 
-from hpotool.audit import MIN_EVIDENCE, AuditReport, ParamFinding, audit_study, stored_space
+from hpotool.audit import MIN_EVIDENCE, AuditReport, ParamFinding, audit_study, stored_space, trials_text
 from hpotool.conditions import holds
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.errors import HpoError
@@ -266,7 +266,7 @@ def refine_study(
         elif report.basis_trials < MIN_EVIDENCE:
             new_space[name] = p
             changes.append(
-                f"{name}: kept {_range(p)}; {report.basis_trials} trials to rank, too few to narrow by "
+                f"{name}: kept {_range(p)}; {trials_text(report.basis_trials)} to rank, too few to narrow by "
                 f"({MIN_EVIDENCE} needed)"
             )
         elif values:
