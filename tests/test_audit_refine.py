@@ -1118,3 +1118,29 @@ def test_the_stage_file_writes_each_parameter_as_the_templates_do(tmp_path: Path
     for line, (name, pattern) in zip(lines, form.items(), strict=True):
         assert re.fullmatch(f"  {re.escape(name)}: {pattern}", line), line
     assert load_optimize_config(out).search_space == OptimizeConfig.model_validate(ref.optimize).search_space
+
+
+@pytest.mark.parametrize(
+    ("name", "choices", "edge", "added"),
+    [
+        ("model.dropout", [0.1, 0.2, 0.3], "high", 0.4),  # was 0.39999999999999997
+        ("model.dropout", [0.0, 0.1, 0.2], "high", 0.3),  # was 0.30000000000000004
+        ("model.dropout", [0.3, 0.6, 0.9], "high", 0.95),  # was 1.2: nn.Dropout refuses p > 1
+        ("model.dropout", [0.05, 0.2, 0.35], "low", 0.0),  # was -0.1
+        ("optimizer.weight_decay", [0.01, 0.02, 0.03], "low", 0.0),  # was 0.0 already, now by the rule too
+        ("model.layers", [2, 3, 4], "low", 1),
+        ("batch_size", [16, 32, 64], "low", 8),
+    ],
+)
+def test_an_added_choice_is_the_decimal_its_neighbours_spell_and_stays_in_their_domain(
+    name: str, choices: list[Any], edge: str, added: Any
+) -> None:
+    from hpotool.refine import _extend_choices
+    from hpotool.search_space import CategoricalParam
+
+    p = CategoricalParam(type="categorical", choices=choices)
+    widened, change = _extend_choices(p, edge, RunConfig(), name)
+    assert isinstance(widened, CategoricalParam)
+    new = widened.choices[-1] if edge == "high" else widened.choices[0]
+    assert new == added and repr(new) == repr(added), change
+    assert change == f"{name}: best at the {edge} edge; added choice {added}"

@@ -131,6 +131,14 @@ def _extend_choices(p: CategoricalParam, edge: str, run: RunConfig, name: str) -
         new = numbers[-1] + gap if edge == "high" else numbers[0] - gap
     if all(isinstance(c, int) for c in numbers):
         new = round(new)
+        if numbers[0] >= 1 > new:  # a count (width, layers, batch) stays >= 1, as a range's does
+            new = 1
+    else:  # the decimal the choices spell: 0.3 + 0.1 is 0.4, not 0.39999999999999997
+        new = float(f"{new:.10g}")
+        if numbers[0] >= 0 > new:  # never negative (weight decay, dropout), as a range's low end stays
+            new = 0.0
+        if numbers[0] >= 0 and numbers[-1] < 1 <= new:  # a share stays below 1 (dropout, fractions)
+            new = float(f"{(numbers[-1] + 1) / 2:.10g}")
     if new in p.choices or not _valid(run, name, new):
         return p, f"{name}: best at an edge of {_choice(p.choices)}; no valid choice beyond it"
     choices = [*p.choices, new] if edge == "high" else [new, *p.choices]
