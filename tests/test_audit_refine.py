@@ -990,6 +990,13 @@ def test_the_audit_counts_one_complete_trial_in_the_singular() -> None:
     """It said "only 1 complete trials: too few to tell whether the study still improves."."""
     report = audit_study(synthetic_study("one", SPACE, 1, seed=0))
     assert report.improvement == "only 1 complete trial: too few to tell whether the study still improves."
+    # and said "over 1 complete trials", "rest on 1 trials", "1 trials to rank"
+    assert report.basis == "1 complete trial"
+    assert "the importances and top trials rest on 1 trial, too few" in " ".join(report.findings)
+    changes = refine_study(synthetic_study("one", SPACE, 1, seed=0), report=report).changes
+    assert (
+        "optimizer.lr: kept [0.0001, 0.01] log; 1 trial to rank, too few to narrow by (30 needed)" in changes
+    )
     assert audit_study(synthetic_study("two", SPACE, 2, seed=0)).improvement.startswith(
         "only 2 complete trials:"
     )
@@ -1026,3 +1033,114 @@ def test_refine_removes_a_final_override_no_component_of_the_stage_takes() -> No
         in ref.changes
     )
     check_final(RunConfig.model_validate(ref.run), OptimizeConfig.model_validate(ref.optimize), "stage2.yaml")
+
+
+@pytest.mark.parametrize("where", ["seed", "sampler.kwargs.seed"])
+def test_a_refined_stage_draws_new_points_not_the_first_stages_again(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, where: str
+) -> None:
+    from .tiny_study import run_tiny_study
+
+    # 6 trials: the ranges are kept (too few to narrow by), as they are by a stage of a small study
+    opt_dict["n_trials"] = 6
+    if where == "sampler.kwargs.seed":
+        opt_dict["sampler"] = {"name": "random", "kwargs": {"seed": 7}}
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    ref = refine_study(study)
+    first = {tuple(sorted(t.params.items())) for t in study.trials}
+    out = tmp_path / "stage2.yaml"
+    stage_opt_path, stage_run_path = write_refinement(ref, out, "tiny")
+    stage = write_yaml(out, {**load_optimize_config(stage_opt_path).model_dump(mode="json"), "n_trials": 6})
+    result = CliRunner().invoke(
+        app, ["optimize", "-r", str(stage_run_path), "-o", str(stage), "-q"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    stage_study = optuna.load_study(study_name="tiny_stage2", storage=opt_dict["storage"])
+    again = [t.number for t in stage_study.trials if tuple(sorted(t.params.items())) in first]
+    # only the warm start: the best trials it enqueued, trials 0..2
+    assert again == list(range(len(ref.optimize["enqueue"])))
+    assert any(c.startswith(f"{where}: ") for c in ref.changes)
+
+
+def test_audit_advises_widening_only_a_range_that_refine_can_widen() -> None:
+    # dropout best at 0 and a layer count best at 1: nothing lies below either, and refine keeps both
+    # ranges ("no wider range is valid"); the audit said "widen the range" for each, stage after stage.
+    space = {
+        "model.dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "model.layers": {"type": "int", "low": 1, "high": 3},
+        "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+    }
+    opt = OptimizeConfig.model_validate({"study_name": "floor", "metric": "val_loss", "search_space": space})
+    study = optuna.create_study(study_name="floor", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    study.enqueue_trial({"model.dropout": 0.0, "model.layers": 1, "optimizer.lr": 1e-2})
+
+    def objective(t: optuna.Trial) -> float:
+        p = suggest(t, opt.search_space)
+        return p["model.dropout"] + p["model.layers"] - math.log10(p["optimizer.lr"]) / 10
+
+    study.optimize(objective, n_trials=8)
+    advice = {p.name: p.advice for p in audit_study(study).params}
+    assert advice["model.dropout"] == (
+        "model.dropout best at 0, the bottom of [0, 0.5], as low as it can go: nothing to widen."
+    )
+    assert advice["model.layers"].endswith(", as low as it can go: nothing to widen.")
+    assert advice["optimizer.lr"].endswith(": widen the range.")  # 1e-2 is not the highest lr there is
+    space_out = refine_study(study).optimize["search_space"]
+    assert space_out["model.dropout"]["low"] == 0.0 and space_out["model.layers"]["low"] == 1
+    assert space_out["optimizer.lr"]["high"] > 1e-2
+
+
+def test_the_stage_file_writes_each_parameter_as_the_templates_do(tmp_path: Path) -> None:
+    # Every range read {when: null, type: float, low: ..., high: ..., step: null, log: false}
+    space = {
+        **SPACE,
+        "model.hidden.0": {"type": "int", "low": 8, "high": 64, "step": 8},
+        "model.layers": {"type": "int", "low": 1, "high": 3},
+        "model.hidden.2": {"type": "int", "low": 8, "high": 32, "when": {"model.layers": {"ge": 3}}},
+        "model.activation": {"type": "categorical", "choices": ["relu", "gelu"]},
+    }
+    study = synthetic_study("synth", space, 8, seed=0)
+    ref = refine_study(study)
+    out, _ = write_refinement(ref, tmp_path / "stage2.yaml", "synth")
+    lines = out.read_text().split("search_space:\n", 1)[1].splitlines()[: len(space)]
+    assert [line.split(":", 1)[0].strip() for line in lines] == list(space)
+    form = {
+        "optimizer.lr": r"\{type: float, low: [\d.e-]+, high: [\d.e-]+, log: true\}",
+        "model.dropout": r"\{type: float, low: [\d.e-]+, high: [\d.e-]+\}",
+        "optimizer.weight_decay": r"\{type: float, low: [\d.e-]+, high: [\d.e-]+, log: true\}",
+        "model.hidden.0": r"\{type: int, low: \d+, high: \d+, step: 8\}",
+        "model.layers": r"\{type: int, low: 1, high: 3\}",
+        "model.hidden.2": r"\{type: int, low: 8, high: 32, when: \{model.layers: \{ge: 3\}\}\}",
+        "model.activation": r"\{type: categorical, choices: \[relu, gelu\]\}",
+    }
+    for line, (name, pattern) in zip(lines, form.items(), strict=True):
+        assert re.fullmatch(f"  {re.escape(name)}: {pattern}", line), line
+    assert load_optimize_config(out).search_space == OptimizeConfig.model_validate(ref.optimize).search_space
+
+
+@pytest.mark.parametrize(
+    ("name", "choices", "edge", "added"),
+    [
+        ("model.dropout", [0.1, 0.2, 0.3], "high", 0.4),  # was 0.39999999999999997
+        ("model.dropout", [0.0, 0.1, 0.2], "high", 0.3),  # was 0.30000000000000004
+        ("model.dropout", [0.3, 0.6, 0.9], "high", 0.95),  # was 1.2: nn.Dropout refuses p > 1
+        ("model.dropout", [0.05, 0.2, 0.35], "low", 0.0),  # was -0.1
+        ("optimizer.weight_decay", [0.01, 0.02, 0.03], "low", 0.0),  # was 0.0 already, now by the rule too
+        ("model.layers", [2, 3, 4], "low", 1),
+        ("batch_size", [16, 32, 64], "low", 8),
+    ],
+)
+def test_an_added_choice_is_the_decimal_its_neighbours_spell_and_stays_in_their_domain(
+    name: str, choices: list[Any], edge: str, added: Any
+) -> None:
+    from hpotool.refine import _extend_choices
+    from hpotool.search_space import CategoricalParam
+
+    p = CategoricalParam(type="categorical", choices=choices)
+    widened, change = _extend_choices(p, edge, RunConfig(), name)
+    assert isinstance(widened, CategoricalParam)
+    new = widened.choices[-1] if edge == "high" else widened.choices[0]
+    assert new == added and repr(new) == repr(added), change
+    assert change == f"{name}: best at the {edge} edge; added choice {added}"

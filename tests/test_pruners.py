@@ -140,6 +140,9 @@ def test_prune_audit_measures_predictions_and_missed_winners(tmp_path: Path) -> 
 
     url = f"sqlite:///{tmp_path / 's.db'}"
     pruned, baseline = _space_study(url, "pruned"), _space_study(url, "baseline")
+    baseline.set_user_attr(
+        "optimize_config", {**baseline.user_attrs["optimize_config"], "pruner": {"name": "nop"}}
+    )
     dist = {"x": FloatDistribution(0.0, 1.0)}
     for i, x in enumerate([0.1, 0.2, 0.3]):  # exact exponentials: predictions from epoch 2 on are exact
         pruned.add_trial(
@@ -201,8 +204,18 @@ def test_prune_audit_measures_predictions_and_missed_winners(tmp_path: Path) -> 
     with pytest.raises(HpoError) as refused:
         missed_winners(pruned, baseline, top_k=2)
     assert str(refused.value) == (
-        "'pruned' optimizes val_loss and --against 'baseline' val_rmse; compare with a study of the same metric "
-        "run without pruning"
+        "'pruned' minimizes val_loss and --against 'baseline' minimizes val_rmse; compare with a study of the "
+        "same metric and direction run without pruning"
+    )
+    # the same space, the other direction: the line named neither study nor either direction
+    url2 = f"sqlite:///{tmp_path / 'up.db'}"
+    up = optuna.create_study(study_name="up", storage=make_storage(url2), direction="maximize")
+    up.set_user_attr("optimize_config", {**baseline.user_attrs["optimize_config"], "metric": "val_loss"})
+    with pytest.raises(HpoError) as refused:
+        missed_winners(pruned, up, top_k=2)
+    assert str(refused.value) == (
+        "'pruned' minimizes val_loss and --against 'up' maximizes val_loss; compare with a study of the "
+        "same metric and direction run without pruning"
     )
     # the table counts the epochs a prediction had seen: steps 2-8 are after 3-9 epochs
     firsts = re.findall(r"^\W+(\d+)\W+3\W", result.stdout, flags=re.M)
@@ -296,6 +309,9 @@ def test_prune_audit_sets_the_bar_with_trials_that_meet_the_constraints(tmp_path
 
     url = f"sqlite:///{tmp_path / 's.db'}"
     pruned, baseline = _space_study(url, "pruned"), _space_study(url, "baseline")
+    baseline.set_user_attr(
+        "optimize_config", {**baseline.user_attrs["optimize_config"], "pruner": {"name": "nop"}}
+    )
     dist = {"x": FloatDistribution(0.0, 1.0)}
 
     def add(study: optuna.Study, x: float, value: float | None, constraint: float = -1.0) -> None:
@@ -333,7 +349,8 @@ def test_missed_winners_match_a_list_choice_by_value_not_by_its_label(tmp_path: 
     for name, weights in (("pruned", [1, 3]), ("baseline", [1.0, 3.0])):
         study = optuna.create_study(study_name=name, storage=make_storage(url))
         space = {"loss.weight": {"type": "categorical", "choices": [None, weights]}}
-        study.set_user_attr("optimize_config", {"search_space": space, "pruner": {"name": "median"}})
+        pruner = "median" if name == "pruned" else "nop"
+        study.set_user_attr("optimize_config", {"search_space": space, "pruner": {"name": pruner}})
         studies[name] = (
             study,
             CategoricalDistribution([None, "[1, 3]" if name == "pruned" else "[1.0, 3.0]"]),
@@ -360,3 +377,30 @@ def test_missed_winners_match_a_list_choice_by_value_not_by_its_label(tmp_path: 
         )
     missed = missed_winners(pruned, baseline, top_k=1)
     assert (missed.matched_exactly, missed.matched_nearest, missed.would_have_made_top_k) == (1, 0, 1)
+
+
+def test_prune_audit_against_itself_or_a_pruned_study_is_one_line(tmp_path: Path) -> None:
+    """Either gave figures: against itself, each pruned trial "would have won" by its nearest complete
+    neighbour there; against a pruned study, by the survivors of its pruner."""
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = _space_study(url, "pruned")
+    study.enqueue_trial({"x": 0.5})
+    study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=1)
+    _space_study(url, "halved").set_user_attr(
+        "optimize_config", {**study.user_attrs["optimize_config"], "pruner": {"name": "successive_halving"}}
+    )
+    base = ["prune-audit", "--study-name", "pruned", "--storage", url, "--against-storage", url]
+    itself = CliRunner().invoke(app, [*base, "--against", "pruned"])
+    assert itself.exit_code == 2 and itself.stderr == (
+        "error: --against names study 'pruned' itself; compare with a study of the same search space run "
+        "without pruning\n"
+    )
+    halved = CliRunner().invoke(app, [*base, "--against", "halved"])
+    assert halved.exit_code == 2 and halved.stderr == (
+        "error: --against 'halved' was run with the successive_halving pruner, which stops trials early; "
+        "compare with a study of the same search space run without pruning (pruner: {name: nop})\n"
+    )

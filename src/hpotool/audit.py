@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
+    from hpotool.config import RunConfig
+
 EDGE = 0.05  # a best value in the outer 5% of its range sits on an edge
 NEGLIGIBLE = 0.05  # importance below this share: fix the parameter
 TOP_SHARE = 0.10  # "top trials": the best 10% of complete trials (at least 3)
@@ -89,7 +91,7 @@ class AuditReport:
         out.append(self.improvement)
         if self.basis_trials < MIN_EVIDENCE:
             out.append(
-                f"the importances and top trials rest on {self.basis_trials} trials, too few to fix or narrow "
+                f"the importances and top trials rest on {trials_text(self.basis_trials)}, too few to fix or narrow "
                 f"parameters by (refine needs {MIN_EVIDENCE}); run more trials first."
             )
         if self.importance_note:
@@ -140,6 +142,21 @@ def _edge(p: Param, pos: float | None, value: Any) -> str | None:
     if isinstance(p, IntParam | CategoricalParam):  # discrete: only the end values themselves
         return "low" if pos == 0 else "high" if pos == 1 else None
     return "low" if pos <= EDGE else "high" if pos >= 1 - EDGE else None
+
+
+def _can_widen(p: Param, edge: str, run: RunConfig | None, name: str) -> bool:
+    """Whether `hpotool refine` finds a wider range past `edge` that the run config accepts (unknown
+    without a run config: then it may)."""
+    if run is None:
+        return True
+    from hpotool.refine import _widen  # refine builds on the audit; the one rule for both
+
+    return _widen(p, edge, run, name)[0] != p
+
+
+def trials_text(n: int) -> str:
+    """`1 trial`, `2 trials`."""
+    return f"{n} trial" if n == 1 else f"{n} trials"
 
 
 def _fmt(v: Any) -> str:
@@ -222,7 +239,7 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
     """
     from optuna.trial import TrialState
 
-    from hpotool.export import best_trials, is_feasible, no_best_error
+    from hpotool.export import best_trials, is_feasible, no_best_error, stored_run_config
     from hpotool.importance import EVALUATOR, basis, param_importances
 
     if len(study.directions) > 1:
@@ -249,6 +266,10 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
         except ValueError as exc:
             importances, note = {}, f"parameter importances unavailable: {exc}."
     top = on.top(direction, TOP_SHARE)
+    try:  # what refine may widen a range to; a component that fails to import: refine names it
+        run: RunConfig | None = stored_run_config(study, check_components=False)
+    except HpoError:
+        run = None
     findings = []
     best_params = decode_params(best.params, space)  # a list choice as the list
     for name, p in space.items():
@@ -276,8 +297,10 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
             )
         elif edge is not None:
             side = "top" if edge == "high" else "bottom"
-            advice = (
-                f"{name} best at {_fmt_value(p, value)}, the {side} of {bounds_text(p)}: widen the range."
+            advice = f"{name} best at {_fmt_value(p, value)}, the {side} of {bounds_text(p)}" + (
+                ": widen the range."
+                if _can_widen(p, edge, run, name)
+                else f", as {'low' if edge == 'low' else 'high'} as it can go: nothing to widen."
             )
         elif negligible:
             advice = f"{name} barely matters (importance {imp:.2f}): fix {name} at {_fmt_value(p, value)}."

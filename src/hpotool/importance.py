@@ -105,6 +105,8 @@ class Basis:
         """What the lessons rest on, as a phrase."""
         meet = " that meet the constraints" if self.constrained else ""
         if self.target is None:
+            if len(self.trials) == 1:
+                return "1 complete trial" + meet.replace("meet ", "meets ")
             return f"{len(self.trials)} complete trials{meet}"
         at = (
             f"by {metric}"

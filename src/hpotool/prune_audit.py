@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpotool.audit import position, stored_space
+from hpotool.config import is_nop_pruner
 from hpotool.errors import HpoError
 from hpotool.pruners import predict_final
 
@@ -80,6 +81,21 @@ def _distance(space: dict[str, Any], a: dict[str, Any], b: dict[str, Any]) -> fl
     return math.sqrt(total)
 
 
+def _same_study(a: optuna.Study, b: optuna.Study) -> bool:
+    """Whether `a` and `b` are one study, loaded twice (the same name and trials, started at the same times:
+    the storage URLs may differ in spelling)."""
+
+    def trials(s: optuna.Study) -> list[tuple[int, Any]]:
+        return [(t.number, t.datetime_start) for t in s.get_trials(deepcopy=False)]
+
+    return a.study_name == b.study_name and trials(a) == trials(b)
+
+
+def _goal(direction: str, metric: str | None) -> str:
+    """`minimizes val_loss` (a study without a stored metric: `minimizes its objective`)."""
+    return f"{direction[:-1]}es {metric or 'its objective'}"
+
+
 def missed_winners(study: optuna.Study, baseline: optuna.Study, top_k: int = 5) -> MissedWinners:
     """Match this study's pruned trials to `baseline` (no pruning) and count those that beat the top-k bar."""
     from optuna.trial import TrialState
@@ -89,15 +105,28 @@ def missed_winners(study: optuna.Study, baseline: optuna.Study, top_k: int = 5) 
             f"--against {baseline.study_name!r} has {len(baseline.directions)} objectives; compare with a "
             f"single-objective study of the same search space run without pruning"
         )
-    if study.direction != baseline.direction:
+    if _same_study(study, baseline):
         raise HpoError(
-            "the two studies optimize in different directions; compare studies of the same experiment"
+            f"--against names study {study.study_name!r} itself; compare with a study of the same search space "
+            f"run without pruning"
         )
-    ours, theirs = (s.user_attrs.get("optimize_config", {}).get("metric") for s in (study, baseline))
-    if ours and theirs and ours != theirs:  # val_loss against val_rmse: the values do not compare
+    pruner = baseline.user_attrs.get("optimize_config", {}).get("pruner") or {}
+    if isinstance(pruner.get("name"), str) and not is_nop_pruner(pruner["name"]):
+        # Its complete trials are those its pruner let finish: the twins of our pruned trials would be the
+        # nearest survivors, which are better than the trials themselves would have been
         raise HpoError(
-            f"{study.study_name!r} optimizes {ours} and --against {baseline.study_name!r} {theirs}; compare with "
-            f"a study of the same metric run without pruning"
+            f"--against {baseline.study_name!r} was run with the {pruner['name']} pruner, which stops trials "
+            f"early; compare with a study of the same search space run without pruning (pruner: {{name: nop}})"
+        )
+    ours, theirs = (
+        (s.direction.name.lower(), s.user_attrs.get("optimize_config", {}).get("metric"))
+        for s in (study, baseline)
+    )
+    # val_loss against val_rmse, or the same metric minimized and maximized: the values do not compare
+    if ours[0] != theirs[0] or (ours[1] and theirs[1] and ours[1] != theirs[1]):
+        raise HpoError(
+            f"{study.study_name!r} {_goal(*ours)} and --against {baseline.study_name!r} {_goal(*theirs)}; "
+            f"compare with a study of the same metric and direction run without pruning"
         )
     space = stored_space(study)
     other = stored_space(baseline)

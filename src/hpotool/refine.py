@@ -13,7 +13,9 @@ from pathlib import Path
 from shlex import quote
 from typing import TYPE_CHECKING, Any
 
-from hpotool.audit import MIN_EVIDENCE, AuditReport, ParamFinding, audit_study, stored_space
+from pydantic import TypeAdapter
+
+from hpotool.audit import MIN_EVIDENCE, AuditReport, ParamFinding, audit_study, stored_space, trials_text
 from hpotool.conditions import holds
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.errors import HpoError
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     import optuna
 
 ENQUEUE_TOP = 3
+_PARAM: TypeAdapter[Param] = TypeAdapter(Param)
 
 
 @dataclass
@@ -128,6 +131,14 @@ def _extend_choices(p: CategoricalParam, edge: str, run: RunConfig, name: str) -
         new = numbers[-1] + gap if edge == "high" else numbers[0] - gap
     if all(isinstance(c, int) for c in numbers):
         new = round(new)
+        if numbers[0] >= 1 > new:  # a count (width, layers, batch) stays >= 1, as a range's does
+            new = 1
+    else:  # the decimal the choices spell: 0.3 + 0.1 is 0.4, not 0.39999999999999997
+        new = float(f"{new:.10g}")
+        if numbers[0] >= 0 > new:  # never negative (weight decay, dropout), as a range's low end stays
+            new = 0.0
+        if numbers[0] >= 0 and numbers[-1] < 1 <= new:  # a share stays below 1 (dropout, fractions)
+            new = float(f"{(numbers[-1] + 1) / 2:.10g}")
     if new in p.choices or not _valid(run, name, new):
         return p, f"{name}: best at an edge of {_choice(p.choices)}; no valid choice beyond it"
     choices = [*p.choices, new] if edge == "high" else [new, *p.choices]
@@ -199,15 +210,16 @@ def _narrow(p: Param, name: str, values: list[Any]) -> tuple[Param | None, Any, 
 
 
 def _spec(p: Param) -> dict[str, Any]:
-    """A parameter as it reads in YAML: only what differs from the defaults."""
-    data = p.model_dump()
+    """A parameter as it reads in YAML: only what differs from the defaults, its condition last."""
+    data = p.model_dump(mode="json")
+    when = data.pop("when", None)
     if isinstance(p, IntParam) and p.step == 1:
         data.pop("step")
     if isinstance(p, FloatParam) and p.step is None:
         data.pop("step")
     if not isinstance(p, CategoricalParam) and not p.log:
         data.pop("log")
-    return data
+    return data if when is None else {**data, "when": when}
 
 
 def refine_study(
@@ -262,7 +274,7 @@ def refine_study(
         elif report.basis_trials < MIN_EVIDENCE:
             new_space[name] = p
             changes.append(
-                f"{name}: kept {_range(p)}; {report.basis_trials} trials to rank, too few to narrow by "
+                f"{name}: kept {_range(p)}; {trials_text(report.basis_trials)} to rank, too few to narrow by "
                 f"({MIN_EVIDENCE} needed)"
             )
         elif values:
@@ -307,6 +319,7 @@ def refine_study(
                 "sampler.kwargs.search_space: the grid keeps its values inside the new ranges, and each widened "
                 "range's new end"
             )
+    _next_seed(stored_opt, changes)
     if stored_opt.get("final"):
         stored_opt["final"] = _stage_final(stored_opt["final"], stage_run, new_space, changes)
     name = next_study_name(study.study_name)
@@ -324,6 +337,24 @@ def refine_study(
         stage_run.model_dump(mode="json"),
         changes,
     )
+
+
+def _next_seed(opt: dict[str, Any], changes: list[str]) -> None:
+    """Seed the stage's sampler one past the study's (in place, in `opt`): with the study's own seed, a sampler
+    draws the points it drew there again wherever a range is kept (a random sampler, TPE's startup trials),
+    so the stage would re-run the first stage's trials. Each change is added to `changes`."""
+    for where, holder in (
+        ("seed", opt),
+        ("sampler.kwargs.seed", (opt.get("sampler") or {}).get("kwargs") or {}),
+    ):
+        seed = holder.get("seed")
+        if isinstance(seed, int) and not isinstance(seed, bool):
+            new = (seed + 1) % 2**32
+            if holder is not opt:
+                opt["sampler"] = {**opt["sampler"], "kwargs": {**holder, "seed": new}}
+            else:
+                opt["seed"] = new
+            changes.append(f"{where}: {seed} -> {new}, so the sampler does not draw the study's trials again")
 
 
 def _stage_storage(stored: str | None, read_from: str | None) -> str | None:
@@ -481,7 +512,10 @@ def write_refinement(ref: Refinement, out: Path, source_study: str) -> tuple[Pat
 
     out, run_path = stage_paths(out)
     optimize = dict(ref.optimize)
-    optimize["search_space"] = {k: FlowMapping(v) for k, v in optimize["search_space"].items()}
+    # The data holds every field (`when: null, step: null, log: false`); the file only what differs from them
+    optimize["search_space"] = {
+        k: FlowMapping(_spec(_PARAM.validate_python(v))) for k, v in optimize["search_space"].items()
+    }
     header = [
         f"# Stage refined from study {source_study!r} by `hpotool refine`.",
         f"# Run it: hpotool optimize --run-config {quote(str(run_path))} --optimize-config {quote(str(out))}",
