@@ -243,6 +243,37 @@ def test_a_study_not_made_by_hpotool_exports_its_trials_and_is_not_trained(tmp_p
     assert [r["number"] for r in json.loads((folder / "trials.json").read_text())] == [0, 1, 2]
 
 
+def test_a_stored_run_config_an_older_hpotool_wrote_still_exports_the_trials(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    opt_dict["n_trials"] = 2
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    args = ["export-best", "--study-name", "tiny", "--storage", opt_dict["storage"]]
+    assert runner.invoke(app, args).exit_code == 0
+    folder = tmp_path / "studies" / "tiny"
+    (folder / "trials.json").write_text("previous export")
+    # A study an older hpotool made: its run config has a key this version no longer has.
+    study.set_user_attr("run_config", {**study.user_attrs["run_config"], "old_field": 1})
+    study.set_user_attr("versions", {**study.user_attrs["versions"], "hpotool": "0.0.9"})
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "error: studies/tiny/best_run.yaml not written: study 'tiny': run_config: unknown key 'old_field'; "
+        "valid keys: project, "
+    )
+    assert result.stderr.endswith(
+        "; the other exports were written; the study was made by hpotool 0.0.9, this is 0.1.0: export it with "
+        "that version (pip install 'hpotool==0.0.9'), or set best_params.json's params in a run config this "
+        "version accepts\n"
+    )
+    assert "Traceback" not in result.output and "wrote" in result.stdout
+    # The exports that need no run config are new; the former best_run.yaml, no longer the export's, is gone.
+    assert sorted(os.listdir(folder)) == ["best_params.json", "trials.csv", "trials.json"]
+    assert [r["number"] for r in json.loads((folder / "trials.json").read_text())] == [0, 1]
+    info = json.loads((folder / "best_params.json").read_text())
+    assert info["run_config"] is None and info["trial_number"] == study.best_trial.number
+
+
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_trials_csv_of_a_plain_optuna_study_keeps_every_value_and_attr() -> None:
     from hpotool.export import trials_frame

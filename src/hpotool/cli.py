@@ -599,6 +599,8 @@ def export_best(
         _out().print(table)
         for note in result.notes:
             _note(note)
+        if result.problems:
+            raise HpoError("\n".join(result.problems))
 
 
 @app.command(short_help="Train one run config and save the model.")

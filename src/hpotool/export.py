@@ -401,6 +401,8 @@ class ExportResult:
     best: list[FrozenTrial]
     metrics: list[str]
     notes: list[str] = field(default_factory=list)
+    # best_run files that could not be made (the stored run config no longer validates), one line each
+    problems: list[str] = field(default_factory=list)
 
 
 def _exported_run(path: Path, study_name: str) -> bool:
@@ -431,24 +433,28 @@ def _run_yaml(study: optuna.Study, trial: FrozenTrial, config: RunConfig) -> str
 def export_best(study: optuna.Study, storage_url: str, folder: Path | None = None) -> ExportResult:
     """Write best_params.json, best_run.yaml (or one per Pareto trial), trials.csv and trials.json. A
     study `hpotool optimize` did not make (plain Optuna) has no run config to write: the rest is written,
-    with a note saying so.
+    with a note saying so. A best run whose stored run config this hpotool refuses (a key an older version
+    had) is not written either: the rest is, and `ExportResult.problems` says why, for the CLI to fail on.
 
     Raises:
-        HpoError: no complete trial, a stored run config that is unusable, or a file that cannot be written.
+        HpoError: no complete trial, or a file that cannot be written.
     """
     folder = folder if folder is not None else default_export_dir(study.study_name)
     best = best_trials(study)
     multi = is_multi_objective(study)
     notes = []
+    problems: list[str] = []
     if isinstance(study.user_attrs.get("run_config"), dict):
-        names: dict[int, str | None] = {
-            t.number: f"best_run_{t.number}.yaml" if multi else "best_run.yaml" for t in best
-        }
-        # The run configs first: one that is unusable fails here, before anything else is read or written.
-        runs = {
-            str(names[t.number]): _run_yaml(study, t, trial_run_config(study, t, check_components=False))
-            for t in best
-        }
+        names: dict[int, str | None] = {}
+        runs = {}
+        for t in best:  # one a stored config this hpotool refuses cannot be made; the rest of the export can
+            name = f"best_run_{t.number}.yaml" if multi else "best_run.yaml"
+            try:
+                runs[name] = _run_yaml(study, t, trial_run_config(study, t, check_components=False))
+                names[t.number] = name
+            except HpoError as exc:
+                names[t.number] = None
+                problems.append(_unmade_run(study, folder / name, exc))
     else:
         names, runs = dict.fromkeys((t.number for t in best), None), {}
         notes.append(
@@ -464,4 +470,20 @@ def export_best(study: optuna.Study, storage_url: str, folder: Path | None = Non
     for old in folder.glob("best_run*.yaml"):  # a Pareto front that moved: its former members are not best
         if old.name not in texts and _exported_run(old, study.study_name):
             old.unlink()
-    return ExportResult(folder, files, best, objective_names(study), notes)
+    return ExportResult(folder, files, best, objective_names(study), notes, problems)
+
+
+def _unmade_run(study: optuna.Study, path: Path, exc: HpoError) -> str:
+    """One line: why `path` (a best_run file) could not be made from the stored run config, and what to do."""
+    reason = "; ".join(str(exc).splitlines())
+    versions = study.user_attrs.get("versions")
+    made_by = versions.get("hpotool") if isinstance(versions, dict) else None
+    if made_by and made_by != __version__:
+        fix = (
+            f"the study was made by hpotool {made_by}, this is {__version__}: export it with that version "
+            f"(pip install 'hpotool=={made_by}'), or set best_params.json's params in a run config this "
+            f"version accepts"
+        )
+    else:
+        fix = "set best_params.json's params in a run config this version accepts"
+    return f"{path} not written: {reason}; the other exports were written; {fix}"
