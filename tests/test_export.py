@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -125,37 +126,62 @@ def test_no_complete_trial_is_an_error_and_writes_nothing(
     assert not (tmp_path / "studies" / "tiny").exists()
 
 
-def test_an_interrupted_export_leaves_no_partial_file(
+def test_an_export_that_fails_or_is_interrupted_leaves_the_former_set_whole(
     tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     opt_dict["n_trials"] = 1
     study = run_tiny_study(tmp_path, run_dict, opt_dict)
     folder = tmp_path / "out"
-    calls: list[str] = []
-    real_replace = os.replace
+    names = ["best_params.json", "best_run.yaml", "trials.csv", "trials.json"]
+    folder.mkdir()
+    for name in names:
+        (folder / name).write_text("previous export")
+    real_fsync, real_replace = os.fsync, os.replace
+    fsyncs: list[int] = []
 
-    def replace_then_fail(src: Any, dst: Any) -> None:
-        calls.append(str(dst))
-        if len(calls) == 2:  # the first file lands, the second write is cut off before its rename
-            raise KeyboardInterrupt
-        real_replace(src, dst)
+    def third_fsync_fails(fd: int) -> None:
+        fsyncs.append(fd)
+        if len(fsyncs) == 3:
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
 
-    monkeypatch.setattr(hpotool.atomic.os, "replace", replace_then_fail)
+    monkeypatch.setattr(hpotool.atomic.os, "fsync", third_fsync_fails)
+    with pytest.raises(HpoError, match=r"out/best_run\.yaml: cannot write: No space left on device"):
+        export_best(study, opt_dict["storage"], folder)
+    assert sorted(os.listdir(folder)) == names  # no temporary file left beside them
+    assert all((folder / n).read_text() == "previous export" for n in names)
+
+    fsyncs.clear()
+
+    def third_fsync_interrupted(fd: int) -> None:  # Ctrl-C while the third file is written
+        fsyncs.append(fd)
+        if len(fsyncs) == 3:
+            signal.raise_signal(signal.SIGINT)
+        real_fsync(fd)
+
+    monkeypatch.setattr(hpotool.atomic.os, "fsync", third_fsync_interrupted)
     with pytest.raises(KeyboardInterrupt):
         export_best(study, opt_dict["storage"], folder)
-    assert os.listdir(folder) == ["trials.csv"]  # whole, and no temporary file beside it
-    monkeypatch.setattr(hpotool.atomic.os, "replace", real_replace)
+    assert sorted(os.listdir(folder)) == names
+    assert all((folder / n).read_text() == "previous export" for n in names)
+    monkeypatch.setattr(hpotool.atomic.os, "fsync", real_fsync)
 
-    (folder / "trials.json").write_text("previous export")
+    replaced: list[str] = []
 
-    def fsync_fails(*args: Any, **kwargs: Any) -> str:
-        raise OSError(28, "No space left on device")
+    def interrupted_after_two(
+        src: Any, dst: Any
+    ) -> None:  # Ctrl-C between two renames: it waits for the rest
+        replaced.append(str(dst))
+        if len(replaced) == 3:
+            signal.raise_signal(signal.SIGINT)
+        real_replace(src, dst)
 
-    monkeypatch.setattr(hpotool.atomic.os, "fsync", fsync_fails)
-    with pytest.raises(HpoError, match=r"trials\.csv: cannot write: No space left on device"):
+    monkeypatch.setattr(hpotool.atomic.os, "replace", interrupted_after_two)
+    with pytest.raises(KeyboardInterrupt):
         export_best(study, opt_dict["storage"], folder)
-    assert sorted(os.listdir(folder)) == ["trials.csv", "trials.json"]
-    assert (folder / "trials.json").read_text() == "previous export"
+    assert sorted(os.listdir(folder)) == names and len(replaced) == 4
+    assert not any((folder / n).read_text() == "previous export" for n in names)
+    assert load_run_config(folder / "best_run.yaml").optimizer.lr == study.best_params["optimizer.lr"]
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # set_metric_names

@@ -4,7 +4,7 @@ A reader sees the old file or the new one, never half of one, and a failed or in
 the old file as it was and no temporary file behind. A replaced file keeps its permissions. A symbolic
 link is written through (its target is replaced, the link kept), and a target that is no file to
 replace, such as `/dev/null`, `/dev/stdout` or a named pipe, is written into as it is: replacing it would
-put a plain file where the device was.
+put a plain file where the device was. `write_texts` writes several files as one set: all or none.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
 from hpotool.errors import HpoError
+from hpotool.interrupts import deferred
 
 
 def _umask() -> int:
@@ -49,6 +50,21 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
         except OSError as exc:
             raise HpoError(f"{path}: cannot write: {exc.strerror or exc}") from None
         return
+    path, fd, tmp = _temporary(path)
+    try:
+        with os.fdopen(fd, mode, encoding=encoding, newline=newline) as fh:
+            yield fh
+            _seal(fh, tmp, kind)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise HpoError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        raise
+
+
+def _temporary(path: Path) -> tuple[Path, int, Path]:
+    """The file to replace (a link's target), and an open temporary file beside it (descriptor, path)."""
     if os.path.islink(path):  # replace the file the link points to, not the link
         path = Path(os.path.realpath(path))
     try:
@@ -63,21 +79,58 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
                 f"{path}: cannot write: {blocker} is a file, not a folder; choose another path"
             ) from None
         raise HpoError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    tmp = Path(tmp_name)
+    return path, fd, Path(tmp_name)
+
+
+def _seal(fh: IO, tmp: Path, kind: int | None) -> None:
+    """Put a written temporary file on disk with the mode its target should have."""
+    fh.flush()
+    os.fsync(fh.fileno())
+    # mkstemp creates the file readable by its owner only; give it the mode a plain open() would, or
+    # the one the file it replaces has (a report the user made private stays private).
+    os.chmod(tmp, stat.S_IMODE(kind) if kind is not None and stat.S_ISREG(kind) else 0o666 & ~_umask())
+
+
+def write_texts(texts: Mapping[Path, str], remove: Iterable[Path] = ()) -> None:
+    """Write several files as one set: each text goes to a temporary file beside its target, and only when
+    all are on disk are they renamed into place (and `remove` deleted), in one burst that Ctrl-C and
+    SIGTERM wait for. A failed or interrupted write leaves every file as it was: old set or new, never a
+    mix. A target that is no file to replace (`/dev/null`) is written into after the burst.
+
+    Raises:
+        HpoError: when a folder or file cannot be written, naming the file; nothing is replaced then.
+    """
+    staged: list[tuple[Path, Path]] = []
+    devices: dict[Path, str] = {}
     try:
-        with os.fdopen(fd, mode, encoding=encoding, newline=newline) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        # mkstemp creates the file readable by its owner only; give it the mode a plain open() would, or
-        # the one the file it replaces has (a report the user made private stays private).
-        os.chmod(tmp, stat.S_IMODE(kind) if kind is not None and stat.S_ISREG(kind) else 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise HpoError(f"{path}: cannot write: {exc.strerror or exc}") from None
-        raise
+        for target, text in texts.items():
+            kind = _kind(target)
+            if kind is not None and not stat.S_ISREG(kind) and not stat.S_ISDIR(kind):
+                devices[target] = text
+                continue
+            path, fd, tmp = _temporary(target)
+            staged.append((tmp, path))
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+                    fh.write(text)
+                    _seal(fh, tmp, kind)
+            except OSError as exc:
+                raise HpoError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        with deferred():
+            while staged:
+                tmp, path = staged[0]
+                try:
+                    os.replace(tmp, path)
+                except OSError as exc:
+                    raise HpoError(f"{path}: cannot write: {exc.strerror or exc}") from None
+                staged.pop(0)
+            for old in remove:
+                old.unlink(missing_ok=True)
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+    for target, text in devices.items():
+        write_text(target, text)
 
 
 def _kind(path: Path) -> int | None:

@@ -7,7 +7,9 @@
   `hpotool train` (multi-objective: `best_run_<trial number>.yaml` per Pareto-optimal trial);
 - `trials.csv`, `trials.json`: every trial, parameters as columns named by their dotted paths.
 
-Everything is computed before the first file is written, and every file is written atomically.
+Everything is computed before the first file is written, and the files are written as one set: all of
+them to temporary files first, then renamed into place together (`atomic.write_texts`), so an export
+that fails or is interrupted leaves the former export whole.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool import __version__
-from hpotool.atomic import write_text
+from hpotool.atomic import write_texts
 from hpotool.config import RunConfig, validate_config
 from hpotool.errors import HpoError
 from hpotool.fingerprint import config_of
@@ -463,13 +465,12 @@ def export_best(study: optuna.Study, storage_url: str, folder: Path | None = Non
         )
     texts = {"trials.csv": trials_csv(study), "trials.json": dump_json_records(trial_records(study)), **runs}
     texts["best_params.json"] = dump_json(best_info(study, storage_url, names))
-    files = []
-    for name, text in texts.items():
-        write_text(folder / name, text)
-        files.append(folder / name)
-    for old in folder.glob("best_run*.yaml"):  # a Pareto front that moved: its former members are not best
-        if old.name not in texts and _exported_run(old, study.study_name):
-            old.unlink()
+    files = [folder / name for name in texts]
+    # A Pareto front that moved: its former members are not best (nor a best_run.yaml no longer made).
+    stale = [
+        p for p in folder.glob("best_run*.yaml") if p.name not in texts and _exported_run(p, study.study_name)
+    ]
+    write_texts({folder / name: text for name, text in texts.items()}, remove=stale)
     return ExportResult(folder, files, best, objective_names(study), notes, problems)
 
 
