@@ -1144,3 +1144,26 @@ def test_an_added_choice_is_the_decimal_its_neighbours_spell_and_stays_in_their_
     new = widened.choices[-1] if edge == "high" else widened.choices[0]
     assert new == added and repr(new) == repr(added), change
     assert change == f"{name}: best at the {edge} edge; added choice {added}"
+
+
+def test_audit_shows_each_range_with_its_step_as_the_config_spells_it(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    from .tiny_study import run_tiny_study
+
+    opt_dict["n_trials"] = 2
+    opt_dict["search_space"]["model.dropout"] = {"type": "float", "low": 0.0, "high": 0.5, "step": 0.05}
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    runner = CliRunner()
+    result = runner.invoke(app, ["audit", "--study-name", "tiny", "--storage", opt_dict["storage"], "--json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    ranges = {p["name"]: p["bounds"] for p in json.loads(result.stdout)["params"]}
+    assert ranges == {
+        "optimizer.lr": "[0.001, 0.1, log]",
+        "model.hidden.0": "[8, 32, step 8]",  # an int range's step 1 is left out, as configs leave it out
+        "model.dropout": "[0, 0.5, step 0.05]",
+    }
+    table = runner.invoke(app, ["audit", "--study-name", "tiny", "--storage", opt_dict["storage"]])
+    assert "[0, 0.5, step 0.05]" in table.stdout and "[8, 32, step 8]" in table.stdout

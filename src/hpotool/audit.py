@@ -169,10 +169,13 @@ def _fmt_value(p: Param, v: Any) -> str:
 
 
 def bounds_text(p: Param) -> str:
+    """A range as the config spells it: `[0.001, 0.1, log]`, `[0, 0.5, step 0.05]`, `{relu, gelu}` (an int
+    range's default step 1 left out)."""
     if isinstance(p, CategoricalParam):
         return "{" + ", ".join(map(format_choice, p.choices)) + "}"
     scale = ", log" if p.log else ""
-    return f"[{_fmt(p.low)}, {_fmt(p.high)}{scale}]"
+    step = f", step {p.step:g}" if p.step is not None and p.step != 1 else ""
+    return f"[{_fmt(p.low)}, {_fmt(p.high)}{scale}{step}]"
 
 
 def _top_span(p: Param, name: str, top: list[FrozenTrial]) -> float | None:

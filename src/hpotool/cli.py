@@ -229,10 +229,8 @@ def print_plan(plan: StudyPlan, as_json: bool) -> None:
     table.add_row("run", f"{trainer}, {run.epochs} epochs, batch {run.batch_size}, device {device}")
     table.add_row("seed", "none (unseeded)" if opt.seed is None else str(opt.seed))
     for path, param in opt.search_space.items():
-        step = getattr(param, "step", None)
-        extra = f" step {step:g}" if step not in (None, 1) else ""
         when = f" when {format_params(param.when)}" if param.when else ""
-        table.add_row(f"  {path}", f"{param.type} {bounds_text(param)}{extra}{when}")
+        table.add_row(f"  {path}", f"{param.type} {bounds_text(param)}{when}")
     if opt.enqueue:
         table.add_row("enqueued", f"{len(opt.enqueue)} parameter set(s) first")
     _out().print(table)
