@@ -404,3 +404,56 @@ def test_prune_audit_against_itself_or_a_pruned_study_is_one_line(tmp_path: Path
         "error: --against 'halved' was run with the successive_halving pruner, which stops trials early; "
         "compare with a study of the same search space run without pruning (pruner: {name: nop})\n"
     )
+
+
+def test_prune_audit_with_fewer_complete_trials_than_top_k_says_its_top_k_has_no_bar(tmp_path: Path) -> None:
+    from optuna.distributions import FloatDistribution
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    sh, nop = _space_study(url, "sh"), _space_study(url, "nop")
+    nop.set_user_attr("optimize_config", {**nop.user_attrs["optimize_config"], "pruner": {"name": "nop"}})
+    dist = {"x": FloatDistribution(0.0, 1.0)}
+    # As successive halving leaves a small study: 2 complete trials, the rest pruned at the first rung.
+    for x, value in ((0.1, 0.3), (0.2, 0.4), (0.7, None), (0.8, None), (0.9, None)):
+        state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.PRUNED
+        sh.add_trial(
+            optuna.trial.create_trial(
+                params={"x": x}, distributions=dist, value=value, state=state, intermediate_values={0: 2.0}
+            )
+        )
+    for x, value in ((0.7, 0.35), (0.8, 0.9), (0.9, 1.0), (0.1, 0.3)):  # 0.7 lands among the top 2
+        nop.add_trial(optuna.trial.create_trial(params={"x": x}, distributions=dist, value=value))
+    args = [
+        "prune-audit",
+        "--study-name",
+        "sh",
+        "--storage",
+        url,
+        "--against",
+        "nop",
+        "--against-storage",
+        url,
+    ]
+    result = CliRunner().invoke(app, [*args, "--top-k", "5"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    # Every pruned trial "would have beaten the top-5 bar", the worst complete trial, when the top-5 has free
+    # places: the figure is the top-2's, and says so.
+    assert " ".join(result.stdout.split()).endswith(
+        "1 of 3 pruned trials would have beaten sh's top-2 bar (0.4), going by what their twins reached in nop "
+        "(3 matched by identical params, 0 by the nearest) sh has only 2 complete trials that meet its "
+        "constraints, so its top-5 has no bar (any finished trial would make it): the bar above is its top-2's, "
+        "its worst complete trial"
+    ), result.stdout
+    as_json = CliRunner().invoke(app, [*args, "--top-k", "5", "--json"], catch_exceptions=False)
+    missed = json.loads(as_json.stdout)["missed_winners"]
+    assert (missed["top_k"], missed["bar_rank"], missed["bar"], missed["would_have_made_top_k"]) == (
+        5,
+        2,
+        0.4,
+        1,
+    )
+    exact = CliRunner().invoke(app, [*args, "--top-k", "2"], catch_exceptions=False)
+    assert "sh's top-2 bar (0.4)" in exact.stdout and "has no bar" not in exact.stdout

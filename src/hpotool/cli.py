@@ -1183,12 +1183,19 @@ def prune_audit(
             _out().print(f"({len(shown)} of {len(errors)} epochs shown, evenly spaced; --json has every one)")
         missed = data["missed_winners"]
         if missed is not None:
+            rank = missed["bar_rank"]
             _out().print(
                 f"{missed['would_have_made_top_k']} of {missed['pruned']} pruned trials would have beaten "
-                f"{study_name}'s top-{missed['top_k']} bar ({format_value(missed['bar'])}), going by what their twins "
+                f"{study_name}'s top-{rank} bar ({format_value(missed['bar'])}), going by what their twins "
                 f"reached in {against} ({missed['matched_exactly']} matched by identical params, "
                 f"{missed['matched_nearest']} by the nearest)"
             )
+            if rank < missed["top_k"]:
+                _out().print(
+                    f"{study_name} has only {rank} complete trial{'s' * (rank != 1)} that meet its constraints, so its "
+                    f"top-{missed['top_k']} has no bar (any finished trial would make it): the bar above is "
+                    f"its top-{rank}'s, its worst complete trial"
+                )
 
 
 def main() -> None:

@@ -42,9 +42,13 @@ class MissedWinners:
     matched_exactly: int
     matched_nearest: int
     would_have_made_top_k: int
-    top_k: int
+    top_k: int  # as asked (--top-k)
     bar: float
     examples: list[dict[str, Any]]
+    # The rank of the trial that sets the bar: top_k, or, when fewer complete trials meet the constraints
+    # (successive halving lets few finish), their number. A top-k with free places has no bar of its own:
+    # any finished trial would make it, so the figure is taken at the top-`bar_rank` instead and says so.
+    bar_rank: int = 0
 
 
 def _window(study: optuna.Study) -> int:
@@ -150,7 +154,8 @@ def missed_winners(study: optuna.Study, baseline: optuna.Study, top_k: int = 5) 
         raise HpoError(f"--against {baseline.study_name!r} has no complete trial to compare with")
     maximize = study.direction.name == "MAXIMIZE"
     finals = sorted((float(t.value) for t in complete), reverse=maximize)  # type: ignore[arg-type]
-    bar = finals[min(top_k, len(finals)) - 1]
+    bar_rank = min(top_k, len(finals))
+    bar = finals[bar_rank - 1]
     exact = nearest = wins = 0
     examples = []
     # Compared as values, a list choice as the list: [1, 3] here is the baseline's [1.0, 3.0] (the space
@@ -170,7 +175,7 @@ def missed_winners(study: optuna.Study, baseline: optuna.Study, top_k: int = 5) 
             examples.append(
                 {"trial": t.number, "matched": match.number, "value": value, "pruned_at": t.last_step}
             )
-    return MissedWinners(exact + nearest, exact, nearest, wins, top_k, bar, examples)
+    return MissedWinners(exact + nearest, exact, nearest, wins, top_k, bar, examples, bar_rank)
 
 
 def audit_pruning(
