@@ -236,6 +236,25 @@ def test_multi_objective_study_exports_the_pareto_front(
         "best_run_9.yaml",
         "best_run_mine.yaml",
     ]
+    study.enqueue_trial({"optimizer.lr": 0.05, "model.hidden.0": 32})  # joins the front: two members now
+    trial = study.ask()
+    trial.suggest_float("optimizer.lr", 1e-3, 1e-1)
+    trial.suggest_int("model.hidden.0", 8, 32)
+    study.tell(trial, [0.2, 500])
+    study.set_user_attr("run_config", {**study.user_attrs["run_config"], "old_field": 1})
+    result = runner.invoke(app, ["export-best", "--study-name", "multi", "--storage", storage])
+    assert result.exit_code == 2
+    assert (
+        result.stderr.startswith(  # one line for the two files the one reason keeps from being made
+            "error: studies/multi/best_run_3.yaml, studies/multi/best_run_4.yaml not written: study 'multi': "
+            "run_config: unknown key 'old_field'; "
+        )
+        and result.stderr.count("\n") == 1
+    )
+    assert result.stderr.endswith("; set best_params.json's params in a run config this version accepts\n")
+    assert sorted(f.name for f in folder.glob("best_run*")) == ["best_run_9.yaml", "best_run_mine.yaml"]
+    info = json.loads((folder / "best_params.json").read_text())
+    assert [(t["trial_number"], t["run_config"]) for t in info["pareto_trials"]] == [(3, None), (4, None)]
 
 
 def test_a_study_not_made_by_hpotool_exports_its_trials_and_is_not_trained(tmp_path: Path) -> None:

@@ -445,7 +445,7 @@ def export_best(study: optuna.Study, storage_url: str, folder: Path | None = Non
     best = best_trials(study)
     multi = is_multi_objective(study)
     notes = []
-    problems: list[str] = []
+    unmade: dict[str, list[Path]] = {}  # why a best_run file cannot be made -> the files
     if isinstance(study.user_attrs.get("run_config"), dict):
         names: dict[int, str | None] = {}
         runs = {}
@@ -456,7 +456,7 @@ def export_best(study: optuna.Study, storage_url: str, folder: Path | None = Non
                 names[t.number] = name
             except HpoError as exc:
                 names[t.number] = None
-                problems.append(_unmade_run(study, folder / name, exc))
+                unmade.setdefault("; ".join(str(exc).splitlines()), []).append(folder / name)
     else:
         names, runs = dict.fromkeys((t.number for t in best), None), {}
         notes.append(
@@ -471,12 +471,12 @@ def export_best(study: optuna.Study, storage_url: str, folder: Path | None = Non
         p for p in folder.glob("best_run*.yaml") if p.name not in texts and _exported_run(p, study.study_name)
     ]
     write_texts({folder / name: text for name, text in texts.items()}, remove=stale)
+    problems = [_unmade_runs(study, paths, reason) for reason, paths in unmade.items()]
     return ExportResult(folder, files, best, objective_names(study), notes, problems)
 
 
-def _unmade_run(study: optuna.Study, path: Path, exc: HpoError) -> str:
-    """One line: why `path` (a best_run file) could not be made from the stored run config, and what to do."""
-    reason = "; ".join(str(exc).splitlines())
+def _unmade_runs(study: optuna.Study, paths: list[Path], reason: str) -> str:
+    """One line: why `paths` (best_run files) could not be made from the stored run config, and what to do."""
     versions = study.user_attrs.get("versions")
     made_by = versions.get("hpotool") if isinstance(versions, dict) else None
     if made_by and made_by != __version__:
@@ -487,4 +487,4 @@ def _unmade_run(study: optuna.Study, path: Path, exc: HpoError) -> str:
         )
     else:
         fix = "set best_params.json's params in a run config this version accepts"
-    return f"{path} not written: {reason}; the other exports were written; {fix}"
+    return f"{', '.join(map(str, paths))} not written: {reason}; the other exports were written; {fix}"
