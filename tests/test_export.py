@@ -246,8 +246,8 @@ def test_multi_objective_study_exports_the_pareto_front(
     assert result.exit_code == 2
     assert (
         result.stderr.startswith(  # one line for the two files the one reason keeps from being made
-            "error: studies/multi/best_run_3.yaml, studies/multi/best_run_4.yaml not written: study 'multi': "
-            "run_config: unknown key 'old_field'; "
+            "error: studies/multi/best_run_3.yaml, studies/multi/best_run_4.yaml not written (the other "
+            "exports were): study 'multi': run_config: unknown key 'old_field'; "
         )
         and result.stderr.count("\n") == 1
     )
@@ -303,13 +303,13 @@ def test_a_stored_run_config_an_older_hpotool_wrote_still_exports_the_trials(
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert result.stderr.startswith(
-        "error: studies/tiny/best_run.yaml not written: study 'tiny': run_config: unknown key 'old_field'; "
+        "error: studies/tiny/best_run.yaml not written (the other exports were): study 'tiny': run_config: "
+        "unknown key 'old_field'; "
         "valid keys: project, "
     )
     assert result.stderr.endswith(
-        "; the other exports were written; the study was made by hpotool 0.0.9, this is 0.1.0: export it with "
-        "that version (pip install 'hpotool==0.0.9'), or set best_params.json's params in a run config this "
-        "version accepts\n"
+        "; the study was made by hpotool 0.0.9, this is 0.1.0: use that version for it (pip install "
+        "'hpotool==0.0.9'); or set best_params.json's params in a run config this version accepts\n"
     )
     assert "Traceback" not in result.output and "wrote" in result.stdout
     # The exports that need no run config are new; the former best_run.yaml, no longer the export's, is gone.
@@ -317,6 +317,11 @@ def test_a_stored_run_config_an_older_hpotool_wrote_still_exports_the_trials(
     assert [r["number"] for r in json.loads((folder / "trials.json").read_text())] == [0, 1]
     info = json.loads((folder / "best_params.json").read_text())
     assert info["run_config"] is None and info["trial_number"] == study.best_trial.number
+    trained = runner.invoke(app, ["train-from-best", *args[1:]])  # refused, with the same way out
+    assert trained.exit_code == 2 and trained.stderr.endswith(
+        "; the study was made by hpotool 0.0.9, this is 0.1.0: use that version for it (pip install "
+        "'hpotool==0.0.9')\n"
+    )
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")

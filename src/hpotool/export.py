@@ -271,10 +271,25 @@ def stored_run_config(
     data = attrs.get("run_config") if trial_number is None else config_of(attrs, trial_number, "run_config")
     if not isinstance(data, dict):
         raise not_hpotool_error(study)
-    result: RunConfig = validate_config(
-        RunConfig, data, f"study {study.study_name!r}: run_config", check_components=check_components
-    )
+    try:
+        result: RunConfig = validate_config(
+            RunConfig, data, f"study {study.study_name!r}: run_config", check_components=check_components
+        )
+    except HpoError as exc:
+        if made_by := _older_maker(attrs):
+            raise HpoError(
+                "; ".join(str(exc).splitlines()) + f"; the study was made by hpotool {made_by}, this is "
+                f"{__version__}: use that version for it (pip install 'hpotool=={made_by}')"
+            ) from None
+        raise
     return result
+
+
+def _older_maker(study_attrs: Mapping[str, Any]) -> str | None:
+    """The hpotool version that made the study, when it is not this one (None: this one, or unknown)."""
+    versions = study_attrs.get("versions")
+    made_by = versions.get("hpotool") if isinstance(versions, dict) else None
+    return str(made_by) if made_by and made_by != __version__ else None
 
 
 def not_hpotool_error(study: optuna.Study) -> HpoError:
@@ -471,20 +486,13 @@ def export_best(study: optuna.Study, storage_url: str, folder: Path | None = Non
         p for p in folder.glob("best_run*.yaml") if p.name not in texts and _exported_run(p, study.study_name)
     ]
     write_texts({folder / name: text for name, text in texts.items()}, remove=stale)
-    problems = [_unmade_runs(study, paths, reason) for reason, paths in unmade.items()]
+    problems = [_unmade_runs(paths, reason) for reason, paths in unmade.items()]
     return ExportResult(folder, files, best, objective_names(study), notes, problems)
 
 
-def _unmade_runs(study: optuna.Study, paths: list[Path], reason: str) -> str:
-    """One line: why `paths` (best_run files) could not be made from the stored run config, and what to do."""
-    versions = study.user_attrs.get("versions")
-    made_by = versions.get("hpotool") if isinstance(versions, dict) else None
-    if made_by and made_by != __version__:
-        fix = (
-            f"the study was made by hpotool {made_by}, this is {__version__}: export it with that version "
-            f"(pip install 'hpotool=={made_by}'), or set best_params.json's params in a run config this "
-            f"version accepts"
-        )
-    else:
-        fix = "set best_params.json's params in a run config this version accepts"
-    return f"{', '.join(map(str, paths))} not written: {reason}; the other exports were written; {fix}"
+def _unmade_runs(paths: list[Path], reason: str) -> str:
+    """One line: why `paths` (best_run files) could not be made from the stored run config, and what to do
+    (`stored_run_config` names the hpotool version that made the study, when another)."""
+    fix = "or set" if "pip install 'hpotool==" in reason else "set"
+    fix += " best_params.json's params in a run config this version accepts"
+    return f"{', '.join(map(str, paths))} not written (the other exports were): {reason}; {fix}"
