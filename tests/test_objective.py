@@ -671,6 +671,34 @@ def test_a_section_choice_respelt_to_build_the_same_section_is_named_with_the_st
     assert summary.counts["complete"] == 2
 
 
+@pytest.mark.parametrize("respell", [True, False])
+def test_section_choices_reordered_are_named_with_the_stored_order_and_spelling(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, respell: bool
+) -> None:
+    """Choices resumed reordered (and one respelt): the respelling was named alone, and once fixed Optuna's
+    line ('cannot change ... choices') followed, as it did for a reorder alone; now one line says both and
+    gives the stored list to write."""
+    opt_dict["n_trials"] = 1
+    opt_dict["search_space"] = {
+        "optimizer": {"type": "categorical", "choices": [{"name": "sgd", "lr": 0.1}, {"name": "adam"}]}
+    }
+    _run(tmp_path, run_dict, opt_dict)
+    changed = copy.deepcopy(opt_dict)
+    changed["n_trials"] = 2
+    adam = {"name": "adam", "lr": 0.001} if respell else {"name": "adam"}
+    changed["search_space"]["optimizer"]["choices"] = [adam, {"name": "sgd", "lr": 0.1}]
+    with pytest.raises(HpoError) as refused:
+        _run(tmp_path, run_dict, changed)
+    how = " and with {name: adam, lr: 0.001} stored as {name: adam} (the same optimizer)" if respell else ""
+    assert str(refused.value) == (
+        f"study 'tiny': search_space.optimizer: [{{name: adam{', lr: 0.001' if respell else ''}}}, {{name: sgd, "
+        f"lr: 0.1}}] are the choices the study's trials drew, reordered{how}, but Optuna stores choices as they "
+        f"are spelt, in their order, and every trial would fail: write them as stored, choices: [{{name: sgd, "
+        f"lr: 0.1}}, {{name: adam}}]"
+    )
+    assert len(_study(opt_dict).trials) == 1
+
+
 def test_a_choice_list_an_older_allow_changed_config_recorded_is_named_and_undone_by_putting_it_back(
     tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
