@@ -963,6 +963,38 @@ def test_loss_choices_auto_and_the_loss_it_stands_for_on_the_task_are_one_choice
     prepare_study(rp, op)
 
 
+def test_loss_auto_beside_bce_on_zero_one_float_targets_is_mse_as_its_trials_train_it(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """0/1 float targets under the run config's bce_with_logits are two classes, so the alike check took auto
+    as cross_entropy: {name: auto} and {name: mse} passed as two choices (a study trained both, the same
+    val_loss), and loss.name [auto, cross_entropy] was refused as one. A trial drawing auto loads those
+    targets as the regression they are and trains mse: the check now says so."""
+    run_dict["data"] = {"name": "tests.helpers:labels_read_as_floats", "val_fraction": 0.2}
+    run_dict["loss"] = {"name": "bce_with_logits"}
+    opt_dict.update(metric="val_loss", direction="minimize", n_trials=2, sampler={"name": "bruteforce"})
+    opt_dict["search_space"] = {
+        "loss": {"type": "categorical", "choices": [{"name": "auto"}, {"name": "bce_with_logits"}]}
+    }
+    _run(tmp_path, run_dict, opt_dict)
+    metrics = {t.params["loss"]: t.user_attrs["metrics"] for t in _study(opt_dict).trials}
+    assert "val_rmse" in metrics["{name: auto}"] and "val_accuracy" in metrics["{name: bce_with_logits}"]
+    opt_dict["study_name"] = "other"
+    opt_dict["search_space"] = {
+        "loss": {"type": "categorical", "choices": [{"name": "auto"}, {"name": "mse"}]}
+    }
+    with pytest.raises(HpoError) as err:
+        _run(tmp_path, run_dict, opt_dict)
+    assert str(err.value).endswith(
+        "search_space.loss.choices.1: {name: mse} is the section choices.0 gives ({name: auto}), since the loss "
+        "auto is mse on this regression task: one configuration under two labels, which a study would train as "
+        "two; keep one"
+    )
+    opt_dict["search_space"] = {"loss.name": {"type": "categorical", "choices": ["auto", "mse"]}}
+    with pytest.raises(HpoError, match=r"choices auto and mse are one loss on this regression task"):
+        _run(tmp_path, run_dict, opt_dict)
+
+
 def test_searched_loss_names_auto_and_the_loss_it_stands_for_on_the_task_are_one_choice(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
