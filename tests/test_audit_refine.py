@@ -1144,3 +1144,36 @@ def test_an_added_choice_is_the_decimal_its_neighbours_spell_and_stays_in_their_
     new = widened.choices[-1] if edge == "high" else widened.choices[0]
     assert new == added and repr(new) == repr(added), change
     assert change == f"{name}: best at the {edge} edge; added choice {added}"
+
+
+def test_a_key_below_a_searched_section_widens_as_the_drawn_section_takes_it() -> None:
+    # optimizer.momentum searched beside whole sgd choices, over a run config whose optimizer is adam: the
+    # audit said "as high as it can go: nothing to widen" and refine kept [0.5, 0.8] ("no wider range is
+    # valid"), both checking the wider momentum on adam, which takes none; the trials train sgd.
+    space = {
+        "optimizer": {
+            "type": "categorical",
+            "choices": [{"name": "sgd", "lr": 0.05}, {"name": "sgd", "lr": 0.1}],
+        },
+        "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.8},
+    }
+    opt = OptimizeConfig.model_validate({"study_name": "mom", "metric": "val_loss", "search_space": space})
+    run = RunConfig.model_validate({"optimizer": {"name": "adam"}})
+    study = optuna.create_study(study_name="mom", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_user_attr("run_config", run.model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    study.enqueue_trial({"optimizer": "{lr: 0.1, name: sgd}", "optimizer.momentum": 0.8})
+
+    def objective(t: optuna.Trial) -> float:
+        return 1 - suggest(t, opt.search_space)["optimizer.momentum"]
+
+    study.optimize(objective, n_trials=8)
+    advice = {p.name: p.advice for p in audit_study(study).params}
+    assert (
+        advice["optimizer.momentum"]
+        == "optimizer.momentum best at 0.8, the top of [0.5, 0.8]: widen the range."
+    )
+    ref = refine_study(study)
+    assert "optimizer.momentum: best at the high edge; range widened [0.5, 0.8] -> [0.5, 0.95]" in ref.changes
+    assert ref.optimize["search_space"]["optimizer.momentum"]["high"] == 0.95
+    assert ref.run["optimizer"]["name"] == "adam"  # the base stays; each trial's choice replaces it

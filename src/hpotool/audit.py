@@ -154,6 +154,20 @@ def _can_widen(p: Param, edge: str, run: RunConfig | None, name: str) -> bool:
     return _widen(p, edge, run, name)[0] != p
 
 
+def as_trained(run: RunConfig | None, params: dict[str, Any]) -> RunConfig | None:
+    """`run` with a trial's decoded `params` applied: the config the trial trained, which a wider range of
+    a key below a section searched whole is checked on (`optimizer.momentum` beside the drawn `{name: sgd}`,
+    where the run config's adam takes no momentum); `run` where they do not apply (a changed config)."""
+    if run is None:
+        return None
+    from hpotool.overrides import apply_overrides
+
+    try:
+        return apply_overrides(run, params, check_components=False)
+    except HpoError:
+        return run
+
+
 def trials_text(n: int) -> str:
     """`1 trial`, `2 trials`."""
     return f"{n} trial" if n == 1 else f"{n} trials"
@@ -272,6 +286,7 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
         run = None
     findings = []
     best_params = decode_params(best.params, space)  # a list choice as the list
+    run = as_trained(run, best_params)  # a range is widened around the best trial's config
     for name, p in space.items():
         imp = importances.get(name)
         value = best_params.get(name)
