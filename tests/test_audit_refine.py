@@ -841,6 +841,33 @@ def test_widening_a_count_below_its_range_stops_at_one() -> None:
     assert (stepped.low, stepped.high) == (32, 256) and "no wider range is valid" in change
 
 
+@pytest.mark.parametrize(
+    ("low", "high", "step", "edge", "widened"),
+    [
+        (0.1, 0.7, 0.3, "low", None),  # went to -0.2: nn.Dropout refused it, and optimize the stage
+        (0.3, 0.9, 0.3, "low", (0.0, 0.9)),
+        (0.45, 0.65, 0.2, "low", (0.25, 0.65)),
+        (0.1, 0.7, 0.3, "high", None),  # went to 1.0
+        (0.0, 0.9, 0.3, "high", None),  # went to 1.2
+        (0.1, 0.5, 0.4, "high", (0.1, 0.9)),
+    ],
+)
+def test_widening_a_stepped_share_keeps_to_its_steps_inside_zero_to_one(
+    low: float, high: float, step: float, edge: str, widened: tuple[float, float] | None
+) -> None:
+    # The step rounding ran after the rules that keep a share in [0, 1): dropout [0.1, 0.7] step 0.3 best at
+    # 0.1 was widened to [-0.2, 0.7], a stage whose every trial drawing -0.2 fails (optimize refused it).
+    from hpotool.refine import _widen
+    from hpotool.search_space import FloatParam
+
+    p = FloatParam(type="float", low=low, high=high, step=step)
+    out, change = _widen(p, edge, RunConfig(), "model.dropout")
+    if widened is None:
+        assert out == p and "no wider range is valid" in change, change
+    else:
+        assert (out.low, out.high) == widened, change
+
+
 def test_refined_bounds_are_the_four_digit_decimals_the_changes_show() -> None:
     # A narrowed bound was 1198 * 1e-05: the stage's YAML said low: 0.011980000000000001 where its change
     # line said 0.01198.

@@ -111,6 +111,10 @@ def _widen(p: Param, edge: str, run: RunConfig, name: str) -> tuple[Param, str]:
         elif p.step is not None:
             steps = math.ceil(abs(bound - (high if edge == "high" else low)) / p.step) or 1
             bound = round(high + steps * p.step if edge == "high" else low - steps * p.step, 12)
+            if edge == "low" and low >= 0 > bound:  # never negative: the lowest step at 0 or above
+                bound = round(low - math.floor(round(low / p.step, 9)) * p.step, 12)
+            if edge == "high" and low >= 0 and high < 1 <= bound:  # a share: the highest step below 1
+                bound = round(high + (math.ceil(round((1 - high) / p.step, 9)) - 1) * p.step, 12)
         else:
             bound = _round_out(bound, down=edge == "low")
         if bound in (low, high) or not _valid(run, name, bound):
