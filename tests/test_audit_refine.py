@@ -1204,3 +1204,32 @@ def test_a_key_below_a_searched_section_widens_as_the_drawn_section_takes_it() -
     assert "optimizer.momentum: best at the high edge; range widened [0.5, 0.8] -> [0.5, 0.95]" in ref.changes
     assert ref.optimize["search_space"]["optimizer.momentum"]["high"] == 0.95
     assert ref.run["optimizer"]["name"] == "adam"  # the base stays; each trial's choice replaces it
+
+
+def test_audit_says_a_choice_key_a_key_searched_below_the_section_replaced_never_trained() -> None:
+    # optimizer.lr searched beside the choice {name: sgd, lr: 0.1, momentum: 0.9}: the audit's range showed
+    # lr: 0.1 with no hint that every trial trained the searched optimizer.lr instead.
+    space = {
+        "optimizer": {
+            "type": "categorical",
+            "choices": [{"name": "sgd", "lr": 0.1, "momentum": 0.9}, {"name": "adam"}],
+        },
+        "optimizer.lr": {"type": "float", "low": 1e-4, "high": 0.3, "log": True},
+        "optimizer.momentum": {  # under a condition: left to it, not flagged
+            "type": "float",
+            "low": 0.5,
+            "high": 0.9,
+            "when": {"optimizer": {"in": [{"name": "sgd", "lr": 0.1, "momentum": 0.9}]}},
+        },
+    }
+    opt = OptimizeConfig.model_validate({"study_name": "both", "metric": "val_loss", "search_space": space})
+    study = optuna.create_study(study_name="both", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    study.optimize(lambda t: math.log10(suggest(t, opt.search_space)["optimizer.lr"]), n_trials=6)
+    findings = audit_study(study).findings
+    assert (
+        "optimizer.lr is searched below optimizer and applies after the chosen section: the lr that {name: sgd, "
+        "lr: 0.1, momentum: 0.9} sets never trained; every trial trained its optimizer.lr."
+    ) in findings
+    assert not any(f.startswith("optimizer.momentum is searched below") for f in findings)
