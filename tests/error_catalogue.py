@@ -457,6 +457,26 @@ CASES = [
         },
     ),
     Case(
+        "section-choices-reordered",
+        "resuming a study with a whole section's choices in another order, one spelt otherwise",
+        "error: study 'tiny': search_space.optimizer: [{lr: 0.001, name: adam}, {name: sgd}] are the choices the study's trials drew, reordered and with {lr: 0.001, name: adam} stored as {name: adam} (the same optimizer), but Optuna stores choices as they are spelt, in their order, and every trial would fail: write them as stored, choices: [{name: sgd}, {name: adam}]",
+        optimize={
+            "n_trials": 2,
+            "search_space": {
+                "optimizer": {
+                    "type": "categorical",
+                    "choices": [{"name": "adam", "lr": 0.001}, {"name": "sgd"}],
+                }
+            },
+        },
+        existing_study=True,
+        existing_optimize={
+            "search_space": {
+                "optimizer": {"type": "categorical", "choices": [{"name": "sgd"}, {"name": "adam"}]}
+            }
+        },
+    ),
+    Case(
         "cuda-missing",
         "device: cuda without CUDA",
         "error: device: cuda was asked for but CUDA is not available here; use device: auto or cpu",

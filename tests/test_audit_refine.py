@@ -841,6 +841,33 @@ def test_widening_a_count_below_its_range_stops_at_one() -> None:
     assert (stepped.low, stepped.high) == (32, 256) and "no wider range is valid" in change
 
 
+@pytest.mark.parametrize(
+    ("low", "high", "step", "edge", "widened"),
+    [
+        (0.1, 0.7, 0.3, "low", None),  # went to -0.2: nn.Dropout refused it, and optimize the stage
+        (0.3, 0.9, 0.3, "low", (0.0, 0.9)),
+        (0.45, 0.65, 0.2, "low", (0.25, 0.65)),
+        (0.1, 0.7, 0.3, "high", None),  # went to 1.0
+        (0.0, 0.9, 0.3, "high", None),  # went to 1.2
+        (0.1, 0.5, 0.4, "high", (0.1, 0.9)),
+    ],
+)
+def test_widening_a_stepped_share_keeps_to_its_steps_inside_zero_to_one(
+    low: float, high: float, step: float, edge: str, widened: tuple[float, float] | None
+) -> None:
+    # The step rounding ran after the rules that keep a share in [0, 1): dropout [0.1, 0.7] step 0.3 best at
+    # 0.1 was widened to [-0.2, 0.7], a stage whose every trial drawing -0.2 fails (optimize refused it).
+    from hpotool.refine import _widen
+    from hpotool.search_space import FloatParam
+
+    p = FloatParam(type="float", low=low, high=high, step=step)
+    out, change = _widen(p, edge, RunConfig(), "model.dropout")
+    if widened is None:
+        assert out == p and "no wider range is valid" in change, change
+    else:
+        assert (out.low, out.high) == widened, change
+
+
 def test_refined_bounds_are_the_four_digit_decimals_the_changes_show() -> None:
     # A narrowed bound was 1198 * 1e-05: the stage's YAML said low: 0.011980000000000001 where its change
     # line said 0.01198.
@@ -1167,3 +1194,65 @@ def test_audit_shows_each_range_with_its_step_as_the_config_spells_it(
     }
     table = runner.invoke(app, ["audit", "--study-name", "tiny", "--storage", opt_dict["storage"]])
     assert "[0, 0.5, step 0.05]" in table.stdout and "[8, 32, step 8]" in table.stdout
+
+
+def test_a_key_below_a_searched_section_widens_as_the_drawn_section_takes_it() -> None:
+    # optimizer.momentum searched beside whole sgd choices, over a run config whose optimizer is adam: the
+    # audit said "as high as it can go: nothing to widen" and refine kept [0.5, 0.8] ("no wider range is
+    # valid"), both checking the wider momentum on adam, which takes none; the trials train sgd.
+    space = {
+        "optimizer": {
+            "type": "categorical",
+            "choices": [{"name": "sgd", "lr": 0.05}, {"name": "sgd", "lr": 0.1}],
+        },
+        "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.8},
+    }
+    opt = OptimizeConfig.model_validate({"study_name": "mom", "metric": "val_loss", "search_space": space})
+    run = RunConfig.model_validate({"optimizer": {"name": "adam"}})
+    study = optuna.create_study(study_name="mom", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_user_attr("run_config", run.model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    study.enqueue_trial({"optimizer": "{lr: 0.1, name: sgd}", "optimizer.momentum": 0.8})
+
+    def objective(t: optuna.Trial) -> float:
+        return 1 - suggest(t, opt.search_space)["optimizer.momentum"]
+
+    study.optimize(objective, n_trials=8)
+    advice = {p.name: p.advice for p in audit_study(study).params}
+    assert (
+        advice["optimizer.momentum"]
+        == "optimizer.momentum best at 0.8, the top of [0.5, 0.8]: widen the range."
+    )
+    ref = refine_study(study)
+    assert "optimizer.momentum: best at the high edge; range widened [0.5, 0.8] -> [0.5, 0.95]" in ref.changes
+    assert ref.optimize["search_space"]["optimizer.momentum"]["high"] == 0.95
+    assert ref.run["optimizer"]["name"] == "adam"  # the base stays; each trial's choice replaces it
+
+
+def test_audit_says_a_choice_key_a_key_searched_below_the_section_replaced_never_trained() -> None:
+    # optimizer.lr searched beside the choice {name: sgd, lr: 0.1, momentum: 0.9}: the audit's range showed
+    # lr: 0.1 with no hint that every trial trained the searched optimizer.lr instead.
+    space = {
+        "optimizer": {
+            "type": "categorical",
+            "choices": [{"name": "sgd", "lr": 0.1, "momentum": 0.9}, {"name": "adam"}],
+        },
+        "optimizer.lr": {"type": "float", "low": 1e-4, "high": 0.3, "log": True},
+        "optimizer.momentum": {  # under a condition: left to it, not flagged
+            "type": "float",
+            "low": 0.5,
+            "high": 0.9,
+            "when": {"optimizer": {"in": [{"name": "sgd", "lr": 0.1, "momentum": 0.9}]}},
+        },
+    }
+    opt = OptimizeConfig.model_validate({"study_name": "both", "metric": "val_loss", "search_space": space})
+    study = optuna.create_study(study_name="both", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    study.optimize(lambda t: math.log10(suggest(t, opt.search_space)["optimizer.lr"]), n_trials=6)
+    findings = audit_study(study).findings
+    assert (
+        "optimizer.lr is searched below optimizer and applies after the chosen section: the lr that {name: sgd, "
+        "lr: 0.1, momentum: 0.9} sets never trained; every trial trained its optimizer.lr."
+    ) in findings
+    assert not any(f.startswith("optimizer.momentum is searched below") for f in findings)

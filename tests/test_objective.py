@@ -671,6 +671,34 @@ def test_a_section_choice_respelt_to_build_the_same_section_is_named_with_the_st
     assert summary.counts["complete"] == 2
 
 
+@pytest.mark.parametrize("respell", [True, False])
+def test_section_choices_reordered_are_named_with_the_stored_order_and_spelling(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, respell: bool
+) -> None:
+    """Choices resumed reordered (and one respelt): the respelling was named alone, and once fixed Optuna's
+    line ('cannot change ... choices') followed, as it did for a reorder alone; now one line says both and
+    gives the stored list to write."""
+    opt_dict["n_trials"] = 1
+    opt_dict["search_space"] = {
+        "optimizer": {"type": "categorical", "choices": [{"name": "sgd", "lr": 0.1}, {"name": "adam"}]}
+    }
+    _run(tmp_path, run_dict, opt_dict)
+    changed = copy.deepcopy(opt_dict)
+    changed["n_trials"] = 2
+    adam = {"name": "adam", "lr": 0.001} if respell else {"name": "adam"}
+    changed["search_space"]["optimizer"]["choices"] = [adam, {"name": "sgd", "lr": 0.1}]
+    with pytest.raises(HpoError) as refused:
+        _run(tmp_path, run_dict, changed)
+    how = " and with {name: adam, lr: 0.001} stored as {name: adam} (the same optimizer)" if respell else ""
+    assert str(refused.value) == (
+        f"study 'tiny': search_space.optimizer: [{{name: adam{', lr: 0.001' if respell else ''}}}, {{name: sgd, "
+        f"lr: 0.1}}] are the choices the study's trials drew, reordered{how}, but Optuna stores choices as they "
+        f"are spelt, in their order, and every trial would fail: write them as stored, choices: [{{name: sgd, "
+        f"lr: 0.1}}, {{name: adam}}]"
+    )
+    assert len(_study(opt_dict).trials) == 1
+
+
 def test_a_choice_list_an_older_allow_changed_config_recorded_is_named_and_undone_by_putting_it_back(
     tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -933,6 +961,38 @@ def test_loss_choices_auto_and_the_loss_it_stands_for_on_the_task_are_one_choice
     }
     write_yaml(op, opt_dict)
     prepare_study(rp, op)
+
+
+def test_loss_auto_beside_bce_on_zero_one_float_targets_is_mse_as_its_trials_train_it(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """0/1 float targets under the run config's bce_with_logits are two classes, so the alike check took auto
+    as cross_entropy: {name: auto} and {name: mse} passed as two choices (a study trained both, the same
+    val_loss), and loss.name [auto, cross_entropy] was refused as one. A trial drawing auto loads those
+    targets as the regression they are and trains mse: the check now says so."""
+    run_dict["data"] = {"name": "tests.helpers:labels_read_as_floats", "val_fraction": 0.2}
+    run_dict["loss"] = {"name": "bce_with_logits"}
+    opt_dict.update(metric="val_loss", direction="minimize", n_trials=2, sampler={"name": "bruteforce"})
+    opt_dict["search_space"] = {
+        "loss": {"type": "categorical", "choices": [{"name": "auto"}, {"name": "bce_with_logits"}]}
+    }
+    _run(tmp_path, run_dict, opt_dict)
+    metrics = {t.params["loss"]: t.user_attrs["metrics"] for t in _study(opt_dict).trials}
+    assert "val_rmse" in metrics["{name: auto}"] and "val_accuracy" in metrics["{name: bce_with_logits}"]
+    opt_dict["study_name"] = "other"
+    opt_dict["search_space"] = {
+        "loss": {"type": "categorical", "choices": [{"name": "auto"}, {"name": "mse"}]}
+    }
+    with pytest.raises(HpoError) as err:
+        _run(tmp_path, run_dict, opt_dict)
+    assert str(err.value).endswith(
+        "search_space.loss.choices.1: {name: mse} is the section choices.0 gives ({name: auto}), since the loss "
+        "auto is mse on this regression task: one configuration under two labels, which a study would train as "
+        "two; keep one"
+    )
+    opt_dict["search_space"] = {"loss.name": {"type": "categorical", "choices": ["auto", "mse"]}}
+    with pytest.raises(HpoError, match=r"choices auto and mse are one loss on this regression task"):
+        _run(tmp_path, run_dict, opt_dict)
 
 
 def test_searched_loss_names_auto_and_the_loss_it_stands_for_on_the_task_are_one_choice(

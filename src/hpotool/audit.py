@@ -73,11 +73,12 @@ class AuditReport:
     improvement: str
     params: list[ParamFinding] = field(default_factory=list)
     importance_note: str | None = None
+    shadowed: list[str] = field(default_factory=list)  # choice keys a key searched below replaced
 
     @property
     def findings(self) -> list[str]:
         """The audit as short sentences, most useful first."""
-        out = [p.advice for p in self.params if p.advice]
+        out = [p.advice for p in self.params if p.advice] + self.shadowed
         if self.pruned:
             # A count of epochs run (user_attrs epochs_run), not Optuna's step, which counts from 0
             # planned_epochs is None when the pruned trials planned different epochs (a changed config)
@@ -152,6 +153,49 @@ def _can_widen(p: Param, edge: str, run: RunConfig | None, name: str) -> bool:
     from hpotool.refine import _widen  # refine builds on the audit; the one rule for both
 
     return _widen(p, edge, run, name)[0] != p
+
+
+def as_trained(run: RunConfig | None, params: dict[str, Any]) -> RunConfig | None:
+    """`run` with a trial's decoded `params` applied: the config the trial trained, which a wider range of
+    a key below a section searched whole is checked on (`optimizer.momentum` beside the drawn `{name: sgd}`,
+    where the run config's adam takes no momentum); `run` where they do not apply (a changed config)."""
+    if run is None:
+        return None
+    from hpotool.overrides import apply_overrides
+
+    try:
+        return apply_overrides(run, params, check_components=False)
+    except HpoError:
+        return run
+
+
+def shadowed_keys(space: dict[str, Param]) -> list[str]:
+    """For each key searched below a section searched whole, without a condition (`optimizer.lr` beside
+    `optimizer`): the choices that set it too, whose value no trial trained, since the searched key applies
+    after the chosen section."""
+    from hpotool.sections import SECTIONS
+
+    out = []
+    for name, p in space.items():
+        section, _, key = name.partition(".")
+        whole = space.get(section)
+        if (
+            section not in SECTIONS
+            or not key
+            or "." in key
+            or p.when
+            or not isinstance(whole, CategoricalParam)
+        ):
+            continue
+        setting = [c for c in whole.choices if isinstance(c, dict) and key in c]
+        if setting:
+            shown = ", ".join(format_choice(c) for c in setting)
+            out.append(
+                f"{name} is searched below {section} and applies after the chosen section: the {key} that "
+                f"{shown} {'sets' if len(setting) == 1 else 'set'} never trained; every trial trained its "
+                f"{name}."
+            )
+    return out
 
 
 def trials_text(n: int) -> str:
@@ -275,6 +319,7 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
         run = None
     findings = []
     best_params = decode_params(best.params, space)  # a list choice as the list
+    run = as_trained(run, best_params)  # a range is widened around the best trial's config
     for name, p in space.items():
         imp = importances.get(name)
         value = best_params.get(name)
@@ -337,6 +382,7 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
         improvement=improvement,
         params=findings,
         importance_note=note,
+        shadowed=shadowed_keys(space),
     )
 
 

@@ -241,9 +241,10 @@ def _check_distributions(study: optuna.Study, opt: OptimizeConfig, *, recorded: 
 
 
 def _respelt_section(name: str, p: Any, drawn: Any) -> str | None:
-    """Where `name` is a section searched whole and a choice the study's trials never drew builds the same
-    section as one they drew (`{name: adam, lr: 0.001}` and the stored `{name: adam}`): what to write instead.
-    Optuna stores a choice by its spelling, so the stored one is the only one the study's trials can take."""
+    """Where `name` is a section searched whole and its choices are the ones the study's trials drew but
+    for spelling or order: a choice spelt otherwise that builds the same section as one they drew (`{name:
+    adam, lr: 0.001}` and the stored `{name: adam}`), or the stored choices in another order. Optuna stores a
+    choice by its spelling and compares the choices in order, so what to write is the stored list."""
     from optuna.distributions import CategoricalDistribution
 
     from hpotool.formatting import format_choice
@@ -256,17 +257,61 @@ def _respelt_section(name: str, p: Any, drawn: Any) -> str | None:
     if not stored:
         return None
     stored_param = CategoricalParam(type="categorical", choices=stored)
-    for i, choice in enumerate(p.choices):
-        if choice_label(choice) in drawn.choices:
-            continue
-        twin = choice_named(name, stored_param, choice)
-        if twin is not choice and isinstance(twin, dict):
-            return (
-                f"search_space.{name}.choices.{i}: {format_choice(choice)} builds the same {name} as the choice "
-                f"{format_choice(twin)} the study's trials drew, but Optuna stores a choice as it is spelt, and "
-                f"every trial would fail: write it as stored, {format_choice(twin)}"
+    as_stored = [choice_named(name, stored_param, c) for c in p.choices]
+    respelt = [
+        (i, c, twin)
+        for i, (c, twin) in enumerate(zip(p.choices, as_stored, strict=True))
+        if choice_label(c) not in drawn.choices and twin is not c and isinstance(twin, dict)
+    ]
+    labels = [choice_label(c) for c in as_stored]
+    if sorted(map(str, labels)) != sorted(map(str, drawn.choices)) or len(set(map(str, labels))) != len(
+        labels
+    ):
+        if not respelt:  # other choices too: Optuna's own line names both lists
+            return None
+        i, choice, twin = respelt[0]
+        return (
+            f"search_space.{name}.choices.{i}: {format_choice(choice)} builds the same {name} as the choice "
+            f"{format_choice(twin)} the study's trials drew, but Optuna stores a choice as it is spelt, and "
+            f"every trial would fail: write it as stored, {format_choice(twin)}"
+        )
+    if labels == list(drawn.choices):
+        i, choice, twin = respelt[0]
+        others = (
+            "" if len(respelt) == 1 else " (and " + ", ".join(f"choices.{j}" for j, *_ in respelt[1:]) + ")"
+        )
+        return (
+            f"search_space.{name}.choices.{i}: {format_choice(choice)} builds the same {name} as the choice "
+            f"{format_choice(twin)} the study's trials drew{others}, but Optuna stores a choice as it is spelt, "
+            f"and every trial would fail: write it as stored, {format_choice(twin)}"
+            + (
+                ""
+                if len(respelt) == 1
+                else f"; the choices as stored: {_stored_list(drawn.choices, as_stored)}"
             )
-    return None
+        )
+    how = "reordered" + (
+        " and with "
+        + ", ".join(f"{format_choice(c)} stored as {format_choice(t)}" for _, c, t in respelt)
+        + f" (the same {name})"
+        if respelt
+        else ""
+    )
+    return (
+        f"search_space.{name}: {format_choice(list(p.choices))} are the choices the study's trials drew, "
+        f"{how}, but Optuna stores choices as they are spelt, in their order, and every trial would fail: "
+        f"write them as stored, choices: {_stored_list(drawn.choices, as_stored)}"
+    )
+
+
+def _stored_list(stored_labels: Any, as_stored: list[Any]) -> str:
+    """The stored choices in the stored order, each as this config spells it where that is the stored label
+    (a mapping's keys in the config's order), else as stored."""
+    from hpotool.formatting import format_choice
+    from hpotool.search_space import choice_label
+
+    mine = {str(choice_label(c)): c for c in as_stored}
+    return "[" + ", ".join(format_choice(mine.get(str(s), _read_label(s))) for s in stored_labels) + "]"
 
 
 def _read_label(label: Any) -> Any:

@@ -427,11 +427,15 @@ def _check_one_split(param: Param, opt: OptimizeConfig) -> None:
             )
 
 
-def _fixed_task(opt: OptimizeConfig, data: PreparedData | None) -> str | None:
-    """The task of every trial's data: the run config's, where the search switches no dataset (searches
-    `data` or a data key other than how much of it a trial trains on); None where it may."""
+def _auto_task(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None) -> str | None:
+    """The task of the data a trial drawing the loss `auto` trains on, where the search switches no dataset
+    (searches `data` or a data key other than how much of it a trial trains on); None where it may. The run
+    config's task, but where its loss is bce_with_logits reading 0/1 float targets as two classes: auto is
+    no one-logit loss, so its trials load those targets as the regression they are (auto is mse there)."""
     searched = [p.partition(".")[2] for p in opt.search_space if p.partition(".")[0] == "data"]
-    return data.task if data is not None and all(key == "subset_fraction" for key in searched) else None
+    if data is None or not all(key == "subset_fraction" for key in searched):
+        return None
+    return load_data(run.data).task if one_logit(run, data) else data.task
 
 
 def _check_auto_loss_name(param: Param, run: RunConfig, opt: OptimizeConfig, task: str | None) -> None:
@@ -464,7 +468,7 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                     f"the run config"
                 )
             if path in SECTIONS:
-                check_section_param(path, param, run, _fixed_task(opt, data), opt.search_space)
+                check_section_param(path, param, run, _auto_task(run, opt, data), opt.search_space)
             else:
                 if (
                     path not in valid
@@ -473,7 +477,7 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                     _condition_values(param, opt, fixed, path)
                 check_path(path, valid)
             if path == "loss.name" and run.trainer is None:
-                _check_auto_loss_name(param, run, opt, _fixed_task(opt, data))
+                _check_auto_loss_name(param, run, opt, _auto_task(run, opt, data))
             if path in _SPLIT_PATHS and run.trainer is None:
                 raise HpoError(_SPLIT_PATHS[path].format(metrics=" and ".join(opt.objectives)))
             if path == "data" and run.trainer is None:
@@ -924,7 +928,7 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
             space,
             partial(_trained, source, t),
             partial(_values, plan.run),
-            _fixed_task(plan.opt, plan.data),
+            _auto_task(plan.run, plan.opt, plan.data),
         )
         read += 1
         for name, reason in missed.items():

@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 
-from hpotool.audit import MIN_EVIDENCE, AuditReport, ParamFinding, audit_study, stored_space, trials_text
+from hpotool.audit import (
+    MIN_EVIDENCE,
+    AuditReport,
+    ParamFinding,
+    as_trained,
+    audit_study,
+    stored_space,
+    trials_text,
+)
 from hpotool.conditions import holds
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.errors import HpoError
@@ -103,6 +111,10 @@ def _widen(p: Param, edge: str, run: RunConfig, name: str) -> tuple[Param, str]:
         elif p.step is not None:
             steps = math.ceil(abs(bound - (high if edge == "high" else low)) / p.step) or 1
             bound = round(high + steps * p.step if edge == "high" else low - steps * p.step, 12)
+            if edge == "low" and low >= 0 > bound:  # never negative: the lowest step at 0 or above
+                bound = round(low - math.floor(round(low / p.step, 9)) * p.step, 12)
+            if edge == "high" and low >= 0 and high < 1 <= bound:  # a share: the highest step below 1
+                bound = round(high + (math.ceil(round((1 - high) / p.step, 9)) - 1) * p.step, 12)
         else:
             bound = _round_out(bound, down=edge == "low")
         if bound in (low, high) or not _valid(run, name, bound):
@@ -256,11 +268,12 @@ def refine_study(
     new_space: dict[str, Param] = {}
     fixed: dict[str, Any] = {}
     changes: list[str] = []
+    at_best = as_trained(run, decode_params(best.params, space)) or run  # where a widened range must train
     for name, p in space.items():
         finding = by_name[name]
         values = [decoded[t.number][name] for t in top if name in t.params]
         if finding.edge is not None:  # before importance, as the audit advises: the best may lie beyond
-            new_space[name], change = _widen(p, finding.edge, run, name)
+            new_space[name], change = _widen(p, finding.edge, at_best, name)
             if finding.position is not None and not 0 <= finding.position <= 1:  # the space changed
                 side = "below" if finding.edge == "low" else "above"
                 change = change.replace(f"best at the {finding.edge} edge", f"best {side} the current range")
