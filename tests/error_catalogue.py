@@ -476,6 +476,12 @@ CASES = [
         run={"model": {"name": "mypkg.nets:Net"}},
     ),
     Case(
+        "import-file-path",
+        "a file path written where an import path goes",
+        "error: run.yaml: model: cannot import 'mypkg/nets.py:Net': 'mypkg/nets.py' is a file path, not an import path; write mypkg.nets:Net (folders joined by dots, without .py), run from the folder that holds mypkg/",
+        run={"model": {"name": "mypkg/nets.py:Net"}},
+    ),
+    Case(
         "import-attribute",
         "an import path naming no such attribute",
         "error: run.yaml: model: cannot import 'tests.helpers:SlowModle': module 'tests.helpers' has no attribute 'SlowModle' (did you mean 'SlowModel'?)",
