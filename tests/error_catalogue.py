@@ -584,6 +584,22 @@ CASES = [
         },
     ),
     Case(
+        "condition-list-for-in",
+        "a condition written as a list of values (a list is one value; any of several is {in: [...]})",
+        "error: optimize.yaml: search_space.optimizer.weight_decay: the condition optimizer.name: [adam, adamw] never holds for optimizer.name's values, so it would never be set; a list is one value (a list choice): for any of several, write {in: [adam, adamw]}",
+        optimize={
+            "search_space": {
+                "optimizer.name": {"type": "categorical", "choices": ["sgd", "adam", "adamw"]},
+                "optimizer.weight_decay": {
+                    "type": "float",
+                    "low": 1e-5,
+                    "high": 1e-3,
+                    "when": {"optimizer.name": ["adam", "adamw"]},
+                },
+            }
+        },
+    ),
+    Case(
         "condition-on-fixed-value",
         "a condition on a value the run config fixes otherwise (the parameter would never be searched)",
         "error: optimize.yaml: search_space.optimizer.weight_decay: the condition optimizer.name: adamw never holds: optimizer.name is not searched and the run config sets it to adam, so optimizer.weight_decay would never be set; search optimizer.name (above optimizer.weight_decay), set it to adamw in the run config, or change or drop the condition",
