@@ -1,7 +1,8 @@
 """Log every finished trial to MLflow (optional: `pip install 'hpotool[mlflow]'`).
 
 One MLflow run per trial, named `<study>-trial-<number>`: its parameters (dotted paths), per-epoch metrics
-(step = epoch), final metrics, and tags for the state and the prune or failure reason. Logged from the
+(step = epoch), final metrics, and tags for the state, the prune or failure reason and, in a study with
+constraints, whether the trial meets them (`hpotool.feasible`). Logged from the
 trial as stored, after it ends, by whichever process ran it, so it works the same for one worker or many.
 """
 
@@ -88,6 +89,8 @@ class MlflowTracker:
         final: dict[str, Any] = trial.user_attrs.get("metrics", {})
         for key, value in final.items():
             self.client.log_metric(run_id, f"final_{key}", float(value))
+        if "feasible" in trial.user_attrs:  # a constrained study: whether the study could pick this trial
+            self.client.set_tag(run_id, "hpotool.feasible", str(bool(trial.user_attrs["feasible"])).lower())
         for key in ("prune_reason", "fail_reason"):
             if key in trial.user_attrs:
                 self.client.set_tag(run_id, f"hpotool.{key}", str(trial.user_attrs[key])[:5000])
