@@ -138,3 +138,25 @@ def test_mlflow_tags_whether_a_trial_meets_the_constraints(
     runs = _logged_trials(uri, "tiny")
     tags = {t.params["model.hidden.0"]: runs[str(t.number)].data.tags["hpotool.feasible"] for t in trials}
     assert tags == {2: "true", 64: "false"}
+
+
+def test_an_unreachable_tracking_server_is_one_line_within_seconds(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """`tracking_uri: http://...` with no server there hung before trial 0 for about four minutes (MLflow's
+    7 retries with a growing backoff) before its one line; now the opening check retries once."""
+    import socket
+    import time
+
+    with socket.socket() as s:  # a local port with nothing listening: connections are refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    result = CliRunner().invoke(
+        app, _tracked_configs(tmp_path, run_dict, opt_dict, f"http://127.0.0.1:{port}", 1)
+    )
+    assert time.monotonic() - started < 30
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith(
+        f"error: tracking.mlflow: cannot use experiment 'tiny' at 'http://127.0.0.1:{port}': MlflowException:"
+    )

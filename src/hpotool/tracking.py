@@ -9,6 +9,7 @@ trial as stored, after it ends, by whichever process ran it, so it works the sam
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
@@ -49,6 +50,11 @@ class MlflowTracker:
         levels = [logger.level for logger in loggers]
         for logger in loggers:
             logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+        # An HTTP server that is not there took MLflow's 7 retries with a growing backoff, about four minutes
+        # of silence before trial 0: the opening check retries once, unless the user set these.
+        quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+        quick = {k: v for k, v in quick.items() if k not in os.environ}
+        os.environ.update(quick)
         try:
             self.client = mlflow.MlflowClient(tracking_uri=config.tracking_uri)
             found = self.client.get_experiment_by_name(name)
@@ -58,6 +64,8 @@ class MlflowTracker:
                 f"tracking.mlflow: cannot use experiment {name!r} at {config.tracking_uri!r}: {first_line(exc)}"
             ) from None
         finally:
+            for key in quick:
+                os.environ.pop(key, None)
             for logger, level in zip(loggers, levels, strict=True):
                 logger.setLevel(level)
 
