@@ -496,6 +496,12 @@ CASES = [
         run={"model": {"name": "mypkg.nets:Net"}},
     ),
     Case(
+        "import-file-path",
+        "a file path written where an import path goes",
+        "error: run.yaml: model: cannot import 'mypkg/nets.py:Net': 'mypkg/nets.py' is a file path, not an import path; write mypkg.nets:Net (folders joined by dots, without .py), run from the folder that holds mypkg/",
+        run={"model": {"name": "mypkg/nets.py:Net"}},
+    ),
+    Case(
         "import-attribute",
         "an import path naming no such attribute",
         "error: run.yaml: model: cannot import 'tests.helpers:SlowModle': module 'tests.helpers' has no attribute 'SlowModle' (did you mean 'SlowModel'?)",
@@ -594,6 +600,22 @@ CASES = [
                     "high": 1e-3,
                     "when": {"optimizer.nam": "adam"},
                 }
+            }
+        },
+    ),
+    Case(
+        "condition-list-for-in",
+        "a condition written as a list of values (a list is one value; any of several is {in: [...]})",
+        "error: optimize.yaml: search_space.optimizer.weight_decay: the condition optimizer.name: [adam, adamw] never holds for optimizer.name's values, so it would never be set; a list is one value (a list choice): for any of several, write {in: [adam, adamw]}",
+        optimize={
+            "search_space": {
+                "optimizer.name": {"type": "categorical", "choices": ["sgd", "adam", "adamw"]},
+                "optimizer.weight_decay": {
+                    "type": "float",
+                    "low": 1e-5,
+                    "high": 1e-3,
+                    "when": {"optimizer.name": ["adam", "adamw"]},
+                },
             }
         },
     ),

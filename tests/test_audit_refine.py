@@ -1256,3 +1256,23 @@ def test_audit_says_a_choice_key_a_key_searched_below_the_section_replaced_never
         "lr: 0.1, momentum: 0.9} sets never trained; every trial trained its optimizer.lr."
     ) in findings
     assert not any(f.startswith("optimizer.momentum is searched below") for f in findings)
+
+
+def test_the_improvement_finding_shows_values_that_differ() -> None:
+    """A study whose late best (0.5011) beat its earlier best (0.5012) by little was said to have "found
+    0.501, better than 0.501 before it": both rounded to three digits."""
+    from hpotool.audit import _improvement
+
+    values = [0.5012, 0.5013, 0.5014, 0.5015, 0.5011, 0.5016]
+    trials = [optuna.trial.create_trial(value=v, params={}, distributions={}) for v in values]
+    for number, t in enumerate(trials):
+        t.number = number
+    improving, text = _improvement(trials, "minimize")
+    assert improving is True
+    assert text.startswith(
+        "still improving: the last third of trials found 0.5011, better than 0.5012 before"
+    )
+    for t, v in zip(trials, [0.50152, 0.3, 0.3, 0.3, 0.50151, 0.3], strict=True):
+        t.value = v
+    improving, text = _improvement(trials, "maximize")
+    assert improving is False and "(0.50151) did not beat 0.50152;" in text

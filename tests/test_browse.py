@@ -470,3 +470,23 @@ def test_a_mapping_choice_is_spelt_with_sorted_keys_everywhere(
     storage = ["--study-name", "tiny", "--storage", opt_dict["storage"]]
     table = runner.invoke(app, ["trials", *storage], catch_exceptions=False).stdout
     assert _table_row(table, 0)[3] == label, table
+
+
+def test_trials_of_a_multi_objective_study_list_the_pareto_front_first(tmp_path: Path) -> None:
+    """`trials --top 2` of a two-objective study listed the two lowest first values, one of them dominated
+    (0.17 at 53421 parameters, worse on both counts than 0.13 at 14632), and left out Pareto-optimal trials
+    such as the smallest model; the note column did not say which trials make up the front."""
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    study = optuna.create_study(study_name="m", storage=url, directions=["minimize", "minimize"])
+    for values in [(0.17, 53421.0), (0.13, 14632.0), (1.0, 755.0), (0.25, 12000.0)]:
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+        study.tell(trial, list(values))
+    rows = trial_rows(study)
+    assert [(r["number"], r["pareto"]) for r in rows] == [(1, True), (3, True), (2, True), (0, False)]
+    assert [r["number"] for r in trial_rows(study, top=2)] == [1, 3]
+    table = runner.invoke(
+        app, ["trials", "--study-name", "m", "--storage", url], env={"COLUMNS": "200"}, catch_exceptions=False
+    )
+    assert table.exit_code == 0
+    lines = [line for line in table.stdout.splitlines() if re.match(r"^│ \d ", line)]
+    assert [("Pareto front" in line) for line in lines] == [True, True, True, False]

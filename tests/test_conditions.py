@@ -234,3 +234,56 @@ def test_a_condition_on_a_list_choice_compares_the_list(
     opt_dict["search_space"]["optimizer.lr"]["when"] = {"model.hidden": {"in": [[8]]}}
     with pytest.raises(HpoError, match=r"the condition model.hidden: \{in: \[\[8\]\]\} never holds"):
         prepare_study(run_path, write_yaml(tmp_path / "opt.yaml", opt_dict))
+
+
+def test_a_condition_written_as_a_list_of_values_points_to_in(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """`when: {optimizer.name: [adam, rmsprop]}` (meaning "either") was refused as a condition that never
+    holds, with no word that a list is one value and `{in: [...]}` means any of several."""
+    opt_dict["search_space"] = {
+        "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd", "rmsprop"]},
+        "optimizer.weight_decay": {
+            "type": "float",
+            "low": 1e-5,
+            "high": 1e-3,
+            "when": {"optimizer.name": ["adam", "rmsprop"]},
+        },
+    }
+    run_path, opt_path = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    with pytest.raises(HpoError) as info:
+        prepare_study(run_path, opt_path)
+    assert str(info.value) == (
+        f"{opt_path}: search_space.optimizer.weight_decay: the condition optimizer.name: [adam, rmsprop] never "
+        f"holds for optimizer.name's values, so it would never be set; a list is one value (a list choice): for "
+        f"any of several, write {{in: [adam, rmsprop]}}"
+    )
+    opt_dict["search_space"]["optimizer.weight_decay"]["when"] = {
+        "optimizer.name": {"in": ["adam", "rmsprop"]}
+    }
+    prepare_study(run_path, write_yaml(opt_path, opt_dict))
+
+
+def test_a_list_condition_on_a_fixed_value_points_to_in(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """With optimizer.name fixed at adam, `when: {optimizer.name: [adam, rmsprop]}` told the user to "set it
+    to [adam, rmsprop] in the run config", a value no optimizer has."""
+    run_dict["optimizer"]["name"] = "adam"
+    opt_dict["search_space"] = {
+        "optimizer.weight_decay": {
+            "type": "float",
+            "low": 1e-5,
+            "high": 1e-3,
+            "when": {"optimizer.name": ["adam", "rmsprop"]},
+        },
+    }
+    run_path, opt_path = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    with pytest.raises(HpoError) as info:
+        prepare_study(run_path, opt_path)
+    assert str(info.value) == (
+        f"{opt_path}: search_space.optimizer.weight_decay: the condition optimizer.name: [adam, rmsprop] never "
+        f"holds: optimizer.name is not searched and the run config sets it to adam, so optimizer.weight_decay "
+        f"would never be set; a list is one value (a list choice): for any of several, write {{in: [adam, "
+        f"rmsprop]}}, or change or drop the condition"
+    )

@@ -75,5 +75,41 @@ def test_a_mistake_in_an_import_path_or_its_module_says_where(project: Path, pat
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        (
+            "labnets/models.py:Net",
+            "cannot import 'labnets/models.py:Net': 'labnets/models.py' is a file path, not an import path; write "
+            "labnets.models:Net (folders joined by dots, without .py), run from the folder that holds labnets/",
+        ),
+        (
+            "./labnets/models:Net",
+            "cannot import './labnets/models:Net': './labnets/models' is a file path, not an import path; write "
+            "labnets.models:Net (folders joined by dots, without .py), run from the folder that holds labnets/",
+        ),
+        (
+            "train.py:fit",
+            "cannot import 'train.py:fit': 'train.py' is a file path, not an import path; write train:fit "
+            "(folders joined by dots, without .py), run from the folder that holds train.py",
+        ),
+        (
+            "/home/me/proj/train.py:fit",
+            "cannot import '/home/me/proj/train.py:fit': '/home/me/proj/train.py' is a file path, not an import "
+            "path; write train:fit and run hpotool from /home/me/proj (or add it to PYTHONPATH)",
+        ),
+    ],
+)
+def test_a_file_path_given_for_an_import_path_is_refused_with_the_import_path(
+    project: Path, path: str, message: str
+) -> None:
+    """`trainer: {function: train.py:fit}` said "No module named 'train.py'; 'train' is not a package", and
+    `labnets/models.py:Net` told the user to run from the folder holding `labnets/models/`: neither said what
+    to write."""
+    with pytest.raises(HpoError) as info:
+        import_object(path)
+    assert str(info.value) == message
+
+
 def test_a_good_path_imports(project: Path) -> None:
     assert import_object("labnets.models:Net").__name__ == "Net"

@@ -118,3 +118,45 @@ def test_mlflow_logs_a_choice_as_the_yaml_spells_it(
     params = _logged_trials(uri, "tiny")["0"].data.params
     assert (params["loss.weight"], params["model.hidden"]) == ("null", "[8, 8]")
     assert params["optimizer"] == "{lr: 0.001, name: adam}"  # a whole section, as hpotool trials shows it
+
+
+def test_mlflow_tags_whether_a_trial_meets_the_constraints(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """In a constrained study an infeasible trial was logged like any other: its MLflow run showed the best
+    final metric with nothing saying the study could never pick it (hpotool trials says 'violates the
+    constraints'). Each run is now tagged hpotool.feasible."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    opt_dict["constraints"] = ["n_params <= 200"]
+    opt_dict["search_space"] = {"model.hidden.0": {"type": "categorical", "choices": [2, 64]}}
+    opt_dict["enqueue"] = [{"model.hidden.0": 2}, {"model.hidden.0": 64}]
+    result = CliRunner().invoke(
+        app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 2), catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    runs = _logged_trials(uri, "tiny")
+    tags = {t.params["model.hidden.0"]: runs[str(t.number)].data.tags["hpotool.feasible"] for t in trials}
+    assert tags == {2: "true", 64: "false"}
+
+
+def test_an_unreachable_tracking_server_is_one_line_within_seconds(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """`tracking_uri: http://...` with no server there hung before trial 0 for about four minutes (MLflow's
+    7 retries with a growing backoff) before its one line; now the opening check retries once."""
+    import socket
+    import time
+
+    with socket.socket() as s:  # a local port with nothing listening: connections are refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    result = CliRunner().invoke(
+        app, _tracked_configs(tmp_path, run_dict, opt_dict, f"http://127.0.0.1:{port}", 1)
+    )
+    assert time.monotonic() - started < 30
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith(
+        f"error: tracking.mlflow: cannot use experiment 'tiny' at 'http://127.0.0.1:{port}': MlflowException:"
+    )

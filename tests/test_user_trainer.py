@@ -525,6 +525,20 @@ def test_a_training_function_s_own_metric_may_be_the_scheduler_monitor(
             "TypeError: report(0, ...): 'val_loss' is '0.5', not a number (at tests/trainers.py:",
             "1",
         ),
+        (  # argparse exits on hpotool's command line: the process ended, the trial stayed RUNNING
+            "parses_the_command_line",
+            "RuntimeError: tests.trainers:parses_the_command_line called sys.exit(2) instead of returning its "
+            "metrics (argparse's parse_args() does so on hpotool's command line); read the settings from "
+            "config and return a dict of numbers (at tests/trainers.py:",
+            "1",
+        ),
+        (
+            "exits_when_done",
+            "RuntimeError: tests.trainers:exits_when_done called sys.exit(0) instead of returning its metrics "
+            "(argparse's parse_args() does so on hpotool's command line); read the settings from config and "
+            "return a dict of numbers (at tests/trainers.py:",
+            "2",
+        ),
     ],
 )
 def test_a_training_function_that_breaks_the_contract_stops_the_study_at_the_first_trial(
@@ -564,6 +578,10 @@ def test_a_training_function_that_breaks_the_contract_stops_the_study_at_the_fir
     assert {t.state for t in trials} == {TrialState.FAIL}
     assert str(trials[0].user_attrs["fail_reason"]).startswith(reason)
     line = result.stderr.strip()
+    if function == "parses_the_command_line":  # argparse's own usage and error lines come first
+        usage, _, line = line.partition("\n")
+        assert usage.startswith("usage: ") and "arguments are required: --data-dir" in line.split("\n")[0]
+        line = line.partition("\n")[2]
     named = "" if function in reason else f" tests.trainers:{function}"  # the function named once
     assert "\n" not in line and line.startswith(f"error: trainer.function{named}: trial 0 failed: {reason}")
     assert line.endswith(

@@ -126,3 +126,21 @@ def adds_its_options(config: dict[str, Any], report: Report) -> dict[str, float]
 def returns_nan_without_report(config: dict[str, Any]) -> dict[str, float]:
     """Trains in its own loop, reporting nothing, and diverges: its final val_loss is NaN."""
     return {"val_loss": float("nan")}
+
+
+def parses_the_command_line(report: Report) -> dict[str, float]:
+    """An existing script's loop that reads its options with argparse: parse_args() exits (code 2) on
+    hpotool's own command line."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data-dir", required=True)
+    return {"val_loss": float(len(parser.parse_args().data_dir))}
+
+
+def exits_when_done(report: Report) -> dict[str, float]:
+    """A script's loop that ends with sys.exit(0) instead of returning."""
+    import sys
+
+    report(0, {"val_loss": 0.5})
+    sys.exit(0)

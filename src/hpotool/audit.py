@@ -207,6 +207,15 @@ def _fmt(v: Any) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
+def _distinct(a: float, b: float) -> tuple[str, str]:
+    """`a` and `b` to three digits, or to as many more as it takes to tell them apart (0.5011, 0.5012)."""
+    for digits in range(3, 12):
+        shown = f"{a:.{digits}g}", f"{b:.{digits}g}"
+        if shown[0] != shown[1] or a == b:
+            return shown
+    return f"{a!r}", f"{b!r}"
+
+
 def _fmt_value(p: Param, v: Any) -> str:
     """A value of `p`: a choice as the YAML spells it (5.0, null), a number to three digits."""
     return format_param(v, True) if isinstance(p, CategoricalParam) else _fmt(v)
@@ -248,13 +257,14 @@ def _improvement(
     before = pick(float(t.value or 0.0) for t in ordered[:cut])
     late = pick(float(t.value or 0.0) for t in ordered[cut:])
     better = late < before if direction == "minimize" else late > before
+    late_text, before_text = _distinct(late, before)
     if better:
         return True, (
-            f"still improving: the last third of trials found {_fmt(late)}, better than {_fmt(before)} before "
+            f"still improving: the last third of trials found {late_text}, better than {before_text} before "
             f"it; more trials are likely worth it."
         )
     return False, (
-        f"no longer improving: the best of the last third of trials ({_fmt(late)}) did not beat {_fmt(before)}; "
+        f"no longer improving: the best of the last third of trials ({late_text}) did not beat {before_text}; "
         f"refine the space (hpotool refine) rather than add trials."
     )
 

@@ -105,16 +105,18 @@ def study_rows(
     return rows, notes
 
 
-def _sort_key(direction: StudyDirection) -> Any:
+def _sort_key(direction: StudyDirection, front: set[int]) -> Any:
+    """Complete feasible trials first (those on the Pareto `front`, for several objectives, before the
+    ones it dominates), then complete infeasible ones, pruned ones, the rest; by the first value."""
     sign = -1.0 if direction == StudyDirection.MAXIMIZE else 1.0
 
     def key(t: FrozenTrial) -> tuple[int, float, int]:
         if t.state == TrialState.COMPLETE:
-            group = 0 if is_feasible(t) else 1
+            group = (0 if not front or t.number in front else 1) if is_feasible(t) else 2
         else:
-            group = 2 if t.state == TrialState.PRUNED else 3
+            group = 3 if t.state == TrialState.PRUNED else 4
         if t.values is None:
-            return (4, 0.0, t.number)
+            return (5, 0.0, t.number)
         return (group, sign * float(t.values[0]), t.number)
 
     return key
@@ -122,7 +124,8 @@ def _sort_key(direction: StudyDirection) -> Any:
 
 def trial_rows(study: optuna.Study, top: int | None = None, state: str | None = None) -> list[dict[str, Any]]:
     """The study's trials as rows, best first: complete trials that meet the study's constraints by value
-    (the first objective's, respecting its direction), then complete trials that violate them (never the
+    (the first objective's, respecting its direction; with several objectives, those on the Pareto front,
+    marked `pareto`, before the ones it dominates), then complete trials that violate them (never the
     best, as export-best has it), then pruned trials by their last reported value (what Optuna stores as
     a pruned trial's value; it was measured before training ended, so it does not rank against complete
     trials), then trials without a value. Optionally only one state, and only the first `top`.
@@ -134,7 +137,9 @@ def trial_rows(study: optuna.Study, top: int | None = None, state: str | None = 
     trials = study.get_trials(deepcopy=False)
     if state is not None:
         trials = [t for t in trials if t.state.name.lower() == state]
-    trials = sorted(trials, key=_sort_key(study.directions[0]))
+    multi = len(study.directions) > 1
+    front = {t.number for t in study.best_trials} if multi else set()  # feasible ones only, as Optuna has it
+    trials = sorted(trials, key=_sort_key(study.directions[0], front))
     if top is not None:
         trials = trials[:top]
     rows, attrs = [], study.user_attrs
@@ -143,6 +148,8 @@ def trial_rows(study: optuna.Study, top: int | None = None, state: str | None = 
         del row["history"]
         row["state"] = row["state"].lower()
         row["feasible"] = is_feasible(t)
+        if multi:
+            row["pareto"] = t.number in front
         row["datetime_start"] = t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None
         row["datetime_complete"] = (
             t.datetime_complete.isoformat(timespec="seconds") if t.datetime_complete else None

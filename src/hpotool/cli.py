@@ -885,10 +885,20 @@ def trials(
         params: list[str] = []
         for r in rows:
             params += [p for p in r["params"] if p not in params]
-        # A note only where it says more than the state and epochs columns do.
+        # A note only where it says more than the state and epochs columns do: "Pareto front" where the
+        # front leaves out some complete trial that meets the constraints.
+        from optuna.trial import TrialState
+
+        from hpotool.export import is_feasible
+
+        feasible = [
+            t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if is_feasible(t)
+        ]
+        dominated = len(study.directions) > 1 and len(study.best_trials) < len(feasible)
         notes = [
             r["fail_reason"]
             or ("" if r["feasible"] else "violates the constraints")
+            or ("Pareto front" if dominated and r.get("pareto") else "")
             or (
                 ""
                 if (r["prune_reason"] or "").startswith(("pruned after", "pruned at epoch"))

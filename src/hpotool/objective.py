@@ -67,6 +67,7 @@ from hpotool.search_space import (
     contains,
     decode_params,
     encode_params,
+    same_value,
     suggest,
 )
 from hpotool.sections import SECTIONS, check_section_param, section_choices, section_values, switchable
@@ -190,6 +191,12 @@ def _condition_values(
                         else ""
                     )
                 )
+                if (
+                    isinstance(condition, list)
+                    and not unset
+                    and any(same_value(fixed[path], c) for c in condition)
+                ):
+                    fix = f"a list is one value (a list choice): for any of several, write {{in: {format_choice(condition)}}}"
                 raise HpoError(
                     f"the condition {path}: {format_choice(condition)} never holds: {path} is not searched and the run config "
                     f"{says}, so {name} would never be set; {fix}, or change or drop the condition"
@@ -203,8 +210,12 @@ def _condition_values(
             candidates.append(satisfying_value(condition))
         value = next((c for c in candidates if contains(ref, c) and holds(condition, c)), _NONE)
         if value is _NONE:
+            hint = ""
+            if isinstance(condition, list) and any(contains(ref, c) for c in condition):
+                # `when: {model.name: [rf, svc]}` reads as the one list value [rf, svc], not "any of them"
+                hint = f"; a list is one value (a list choice): for any of several, write {{in: {format_choice(condition)}}}"
             raise HpoError(
-                f"the condition {path}: {format_choice(condition)} never holds for {path}'s values, so it would never be set"
+                f"the condition {path}: {format_choice(condition)} never holds for {path}'s values, so it would never be set{hint}"
             )
         # a conditional parameter has a value only where its own conditions hold (sgd for momentum)
         out.update({**_condition_values(ref, opt, fixed, path), path: value})

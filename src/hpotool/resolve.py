@@ -12,6 +12,7 @@ import sys
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import PurePath
 from typing import Any
 
 from hpotool.errors import HpoError
@@ -100,6 +101,8 @@ def import_object(path: str) -> Any:
         module_name, _, attr = path.rpartition(".")
     if not module_name or not attr:
         raise HpoError(f"{path!r} is not an import path; write it as package.module:Name")
+    if "/" in module_name or "\\" in module_name:  # never a module name; a relative one fails otherwise
+        raise _file_path(path, module_name, attr)
     # Users run hpotool from their project folder and expect its modules to import, as `python -m` does.
     cwd = os.getcwd()
     if cwd not in sys.path:
@@ -116,6 +119,8 @@ def import_object(path: str) -> Any:
             raise HpoError(
                 f"cannot import {path!r}: importing {module_name!r} raised {first_line(exc)} at {inside}"
             ) from None
+        if wrong_path and module_name.endswith(".py"):
+            raise _file_path(path, module_name, attr) from None
         hint = _similar_module(missing) if wrong_path else ""
         if wrong_path and "." not in missing:
             hint += (
@@ -143,6 +148,24 @@ def import_object(path: str) -> Any:
         found.append(part)
         owner = repr(f"{module_name}:{'.'.join(found)}")
     return obj
+
+
+def _file_path(path: str, module_name: str, attr: str) -> HpoError:
+    """The mistake of a file path written where an import path goes (`train.py:fit`, `src/nets.py:Net`):
+    the import path to write instead, and the folder to run hpotool from."""
+    file = PurePath(module_name.replace("\\", "/"))
+    file = file.with_suffix("") if file.suffix == ".py" else file
+    said = f"cannot import {path!r}: {module_name!r} is a file path, not an import path; write"
+    parts = [p for p in file.parts if p != "."]
+    if file.is_absolute() or ".." in parts:
+        return HpoError(
+            f"{said} {file.name}:{attr} and run hpotool from {file.parent} (or add it to PYTHONPATH)"
+        )
+    top = f"{parts[0]}/" if len(parts) > 1 else f"{parts[0]}.py"
+    return HpoError(
+        f"{said} {'.'.join(parts)}:{attr} (folders joined by dots, without .py), run from the folder that "
+        f"holds {top}"
+    )
 
 
 def _refuse_a_module(path: str, name: str) -> None:

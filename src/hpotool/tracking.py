@@ -1,13 +1,15 @@
 """Log every finished trial to MLflow (optional: `pip install 'hpotool[mlflow]'`).
 
 One MLflow run per trial, named `<study>-trial-<number>`: its parameters (dotted paths), per-epoch metrics
-(step = epoch), final metrics, and tags for the state and the prune or failure reason. Logged from the
+(step = epoch), final metrics, and tags for the state, the prune or failure reason and, in a study with
+constraints, whether the trial meets them (`hpotool.feasible`). Logged from the
 trial as stored, after it ends, by whichever process ran it, so it works the same for one worker or many.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
@@ -48,6 +50,11 @@ class MlflowTracker:
         levels = [logger.level for logger in loggers]
         for logger in loggers:
             logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+        # An HTTP server that is not there took MLflow's 7 retries with a growing backoff, about four minutes
+        # of silence before trial 0: the opening check retries once, unless the user set these.
+        quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+        quick = {k: v for k, v in quick.items() if k not in os.environ}
+        os.environ.update(quick)
         try:
             self.client = mlflow.MlflowClient(tracking_uri=config.tracking_uri)
             found = self.client.get_experiment_by_name(name)
@@ -57,6 +64,8 @@ class MlflowTracker:
                 f"tracking.mlflow: cannot use experiment {name!r} at {config.tracking_uri!r}: {first_line(exc)}"
             ) from None
         finally:
+            for key in quick:
+                os.environ.pop(key, None)
             for logger, level in zip(loggers, levels, strict=True):
                 logger.setLevel(level)
 
@@ -88,6 +97,8 @@ class MlflowTracker:
         final: dict[str, Any] = trial.user_attrs.get("metrics", {})
         for key, value in final.items():
             self.client.log_metric(run_id, f"final_{key}", float(value))
+        if "feasible" in trial.user_attrs:  # a constrained study: whether the study could pick this trial
+            self.client.set_tag(run_id, "hpotool.feasible", str(bool(trial.user_attrs["feasible"])).lower())
         for key in ("prune_reason", "fail_reason"):
             if key in trial.user_attrs:
                 self.client.set_tag(run_id, f"hpotool.{key}", str(trial.user_attrs[key])[:5000])

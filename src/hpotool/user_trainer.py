@@ -212,7 +212,16 @@ def run_user_trainer(
             raise
 
     offered: dict[str, Any] = {"config": cfg.model_dump(mode="json"), "run_config": cfg, "report": report}
-    metrics = fn(**pick_kwargs(fn, offered))
+    try:
+        metrics = fn(**pick_kwargs(fn, offered))
+    except SystemExit as exc:  # it would end hpotool, leaving the trial RUNNING and the study without a word
+        raise _broken(
+            RuntimeError(
+                f"{cfg.trainer.function} called sys.exit({exc.code!r}) instead of returning its metrics "
+                f"(argparse's parse_args() does so on hpotool's command line); read the settings from config "
+                f"and return a dict of numbers"
+            )
+        ).with_traceback(exc.__traceback__) from None
     if stopped:  # the function caught what report raised and carried on
         raise stopped[0]
     if not isinstance(metrics, dict):
