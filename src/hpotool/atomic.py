@@ -43,7 +43,7 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
     encoding = None if "b" in mode else "utf-8"
     newline = None if "b" in mode else ""
     kind = _kind(path)
-    if kind is not None and not stat.S_ISREG(kind) and not stat.S_ISDIR(kind):
+    if _written_into(kind):
         try:  # a device or pipe: nothing to replace, and nothing half-written to keep a reader from
             with open(path, mode, encoding=encoding, newline=newline) as fh:
                 yield fh
@@ -105,7 +105,7 @@ def write_texts(texts: Mapping[Path, str], remove: Iterable[Path] = ()) -> None:
     try:
         for target, text in texts.items():
             kind = _kind(target)
-            if kind is not None and not stat.S_ISREG(kind) and not stat.S_ISDIR(kind):
+            if _written_into(kind):
                 devices[target] = text
                 continue
             path, fd, tmp = _temporary(target)
@@ -131,6 +131,11 @@ def write_texts(texts: Mapping[Path, str], remove: Iterable[Path] = ()) -> None:
             tmp.unlink(missing_ok=True)
     for target, text in devices.items():
         write_text(target, text)
+
+
+def _written_into(kind: int | None) -> bool:
+    """Whether a target of file type `kind` (`_kind`) is a device or pipe: written into, never replaced."""
+    return kind is not None and not stat.S_ISREG(kind) and not stat.S_ISDIR(kind)
 
 
 def _kind(path: Path) -> int | None:
