@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from torch import nn
@@ -26,6 +28,12 @@ def _trainer(lr: float = 0.05, seed: int = 0) -> Trainer:
         16,
         seed=seed,
     )
+
+
+def _classifier(model: nn.Module, loss: nn.Module | None = None, **kwargs: Any) -> Trainer:
+    """A Trainer of `model` for classification: SGD at lr 0.1, batch 16, cross-entropy unless `loss`."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    return Trainer(model, opt, loss or nn.CrossEntropyLoss(), "classification", 16, **kwargs)
 
 
 def test_loss_goes_down_and_metrics_are_reported() -> None:
@@ -116,14 +124,7 @@ def test_too_many_logits_for_the_classes_stops_before_any_step() -> None:
     train, val = _problem()
     model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
     before = [p.clone() for p in model.parameters()]
-    trainer = Trainer(
-        model,
-        torch.optim.SGD(model.parameters(), lr=0.1),
-        nn.CrossEntropyLoss(),
-        "classification",
-        16,
-        classes=2,
-    )
+    trainer = _classifier(model, classes=2)
     with pytest.raises(
         OutputShapeError,
         match=r"^model Sequential's output has 3 columns for 2 classes; it needs one logit per class, shape \(batch, 2\)",
@@ -161,14 +162,7 @@ def test_a_regression_output_that_would_broadcast_against_the_targets_is_refused
 def test_two_logits_for_a_one_logit_loss_are_refused() -> None:
     train, val = _problem()
     model = nn.Linear(4, 2)
-    trainer = Trainer(
-        model,
-        torch.optim.SGD(model.parameters(), lr=0.1),
-        nn.BCEWithLogitsLoss(),
-        "classification",
-        16,
-        one_logit=True,
-    )
+    trainer = _classifier(model, nn.BCEWithLogitsLoss(), one_logit=True)
     with pytest.raises(
         OutputShapeError,
         match=r"^model Linear's output has 2 columns for a one-logit loss; it needs one logit per sample",
@@ -184,14 +178,7 @@ def test_a_model_changing_its_input_in_place_is_stopped_before_it_changes_the_da
     train, val = _problem()
     kept = (train.x.clone(), val.x.clone())
     model = CentersInPlace(4, 2)
-    trainer = Trainer(
-        model,
-        torch.optim.SGD(model.parameters(), lr=0.1),
-        nn.CrossEntropyLoss(),
-        "classification",
-        16,
-        classes=2,
-    )
+    trainer = _classifier(model, classes=2)
     with pytest.raises(
         InputChangedError, match=r"^model CentersInPlace's forward\(\) changes its input in place"
     ):
@@ -215,14 +202,7 @@ def test_the_output_check_leaves_the_random_numbers_a_run_draws() -> None:
     # later mask differed from those the run drew without the check (val_loss 0.896 where it was 0.858).
     train, _ = _problem()
     model = _MonteCarloDropout()
-    trainer = Trainer(
-        model,
-        torch.optim.SGD(model.parameters(), lr=0.1),
-        nn.CrossEntropyLoss(),
-        "classification",
-        16,
-        classes=2,
-    )
+    trainer = _classifier(model, classes=2)
     torch.manual_seed(3)
     state = torch.get_rng_state()
     trainer.check_output(train)
@@ -236,13 +216,6 @@ def test_a_model_changing_its_inputs_shape_in_place_but_no_value_trains() -> Non
 
     train, val = _problem()
     model = UnsqueezesInPlace(4, 2)
-    trainer = Trainer(
-        model,
-        torch.optim.SGD(model.parameters(), lr=0.1),
-        nn.CrossEntropyLoss(),
-        "classification",
-        16,
-        classes=2,
-    )
+    trainer = _classifier(model, classes=2)
     result = trainer.fit(train, val, epochs=1)
     assert result.metrics["val_accuracy"] > 0.5
