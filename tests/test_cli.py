@@ -376,6 +376,12 @@ def test_python_m_hpotool_exits_with_the_commands_code_after_a_caught_ctrl_c(tmp
             "to join a study with the configs stored on it",
         ),
         (["studies", "--bogus"], "error: No such option: --bogus (see hpotool studies --help)"),
+        (
+            # -1 ("never", as the help's 0 is) stopped the study at its first failed trial
+            ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "--max-failures", "-1"],
+            "error: Invalid value for '--max-failures': Input should be greater than or equal to 0 "
+            "(see hpotool optimize --help)",
+        ),
     ],
 )
 def test_a_mistake_on_the_command_line_is_one_line(args: list[str], line: str) -> None:
