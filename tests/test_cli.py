@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -687,3 +688,27 @@ def test_a_machine_joining_by_name_without_the_creator_s_gpu_is_told_to_give_dev
     )
     result = runner.invoke(app, [*join, "--device", "cpu"], catch_exceptions=False)
     assert result.exit_code == 0 and "2/2 finished" in result.stdout, result.output
+
+
+def test_the_readme_commands_block_names_every_command_and_option_as_help_has_them() -> None:
+    """README's "## Commands" synopsis against the CLI itself: every command, and for each the options its
+    --help lists (by their long or short name), no more and no fewer, so a renamed or added flag cannot
+    leave it behind."""
+    import re
+
+    import typer.main
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("## Commands\n\n```\n", 1)[1].split("```", 1)[0]
+    shown: dict[str, set[str]] = {}
+    command = ""
+    for line in block.splitlines():
+        if line.startswith("hpotool "):
+            command = line.split()[1]
+        shown.setdefault(command, set()).update(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", line))
+    group: Any = typer.main.get_command(app)
+    assert set(shown) == set(group.commands), set(shown) ^ set(group.commands)
+    for name, cmd in group.commands.items():
+        params = [set(p.opts) for p in cmd.params if "--help" not in p.opts]
+        assert not [p for p in params if not p & shown[name]], (name, "not in the README")
+        assert not [o for o in shown[name] if not any(o in p for p in params)], (name, "not an option")
