@@ -31,6 +31,7 @@ class Case:
     existing_optimize: dict[str, Any] = field(default_factory=dict)  # patches the config that creates it
     needs_no_cuda: bool = False
     without_configs: bool = False  # `optimize` with `args` alone, no --run-config/--optimize-config
+    env: dict[str, str] = field(default_factory=dict)  # environment variables set for the command
 
     def configs(self) -> tuple[dict[str, Any], dict[str, Any]]:
         run, opt = copy.deepcopy(RUN), copy.deepcopy(OPTIMIZE)
@@ -1138,5 +1139,11 @@ CASES = [
         "batch norm with batch_size: 1",
         "error: run.yaml: training: one step on 1 sample failed: ValueError: Expected more than 1 value per channel when training, got input size torch.Size([1, 16]); batch norm cannot train on a batch of one sample: set batch_size to 2 or more",
         run={"model": {"name": "mlp", "hidden": [16], "norm": "batch"}, "batch_size": 1},
+    ),
+    Case(
+        "heartbeat-env",
+        "a heartbeat setting in the environment that is not a whole number of seconds",
+        "error: environment variable HPOTOOL_HEARTBEAT_INTERVAL='2.5': give a whole number of seconds, 1 or more (default 10), or unset it",
+        env={"HPOTOOL_HEARTBEAT_INTERVAL": "2.5"},
     ),
 ]

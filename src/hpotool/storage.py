@@ -38,9 +38,27 @@ MAX_RETRY = 2
 
 def heartbeat_settings() -> tuple[int, int]:
     """(interval, grace) in seconds; HPOTOOL_HEARTBEAT_INTERVAL / HPOTOOL_HEARTBEAT_GRACE override them."""
-    interval = int(os.environ.get("HPOTOOL_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL_S))
-    grace = int(os.environ.get("HPOTOOL_HEARTBEAT_GRACE", HEARTBEAT_GRACE_S))
-    return interval, grace
+    return _seconds_from_env("HPOTOOL_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL_S), _seconds_from_env(
+        "HPOTOOL_HEARTBEAT_GRACE", HEARTBEAT_GRACE_S
+    )
+
+
+def _seconds_from_env(name: str, default: int) -> int:
+    """A whole number of seconds >= 1 from the environment variable `name` (Optuna's heartbeat takes
+    positive integers); a value that is not one was reported as the storage failing to open."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise HpoError(
+            f"environment variable {name}={raw!r}: give a whole number of seconds, 1 or more "
+            f"(default {default}), or unset it"
+        )
+    return value
 
 
 def _redis_prefix(url: str) -> tuple[str, bool, str]:
