@@ -64,3 +64,25 @@ def test_other_records_of_the_samplers_loggers_pass_and_the_filter_goes_away() -
         assert len(seen) == 2 and seen[1].startswith("The parameter `x` in Trial#7 is sampled independently")
     finally:
         logger.removeHandler(handler)
+
+
+def test_multivariate_tpe_samples_a_conditional_parameter_without_a_word_unless_asked() -> None:
+    """README: `tpe` (multivariate by default with one objective) gives no independent-sampling note since
+    Optuna 4.9 turned its warning off by default; the README said it did, as cmaes does."""
+    import warnings
+
+    def objective(trial: optuna.Trial) -> float:
+        layers = trial.suggest_int("model.layers", 1, 3)
+        width = trial.suggest_int("model.hidden.2", 16, 64) if layers >= 2 else 0
+        return layers + width / 100
+
+    noted = []
+    for kwargs in ({}, {"warn_independent_sampling": True}):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # the argument is deprecated
+            sampler = optuna.samplers.TPESampler(n_startup_trials=2, seed=0, **kwargs)
+        study = optuna.create_study(sampler=sampler)
+        with independent_sampling(sampler) as gathered:
+            study.optimize(objective, n_trials=8)
+        noted.append(sorted(gathered.trials))
+    assert noted == [[], ["model.hidden.2"]]

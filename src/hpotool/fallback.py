@@ -2,7 +2,8 @@
 
 CMA-ES, GP, QMC and multivariate TPE model only part of some spaces (categorical or conditional
 parameters) and sample the rest with their independent sampler, logging one warning per parameter per
-trial: a dozen lines between trials, printed through the progress display. The fact is the same every
+trial (TPE only with its deprecated `warn_independent_sampling=True`, off by default since Optuna 4.9):
+a dozen lines between trials, printed through the progress display. The fact is the same every
 time, so a run keeps the parameters, trials and reason, and its summary states them once. Other log
 records pass untouched.
 """
