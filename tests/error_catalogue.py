@@ -480,7 +480,7 @@ CASES = [
     Case(
         "cuda-missing",
         "device: cuda without CUDA",
-        "error: device: cuda was asked for but CUDA is not available here; use device: auto or cpu",
+        "error: run.yaml: device: cuda was asked for but CUDA is not available here; use device: auto or cpu",
         run={"device": "cuda"},
         needs_no_cuda=True,
     ),

@@ -712,3 +712,27 @@ def test_the_readme_commands_block_names_every_command_and_option_as_help_has_th
         params = [set(p.opts) for p in cmd.params if "--help" not in p.opts]
         assert not [p for p in params if not p & shown[name]], (name, "not in the README")
         assert not [o for o in shown[name] if not any(o in p for p in params)], (name, "not an option")
+
+
+def test_a_device_this_machine_lacks_names_the_flag_or_the_file_that_asked_for_it(
+    configs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """ "error: device: cuda was asked for ...; use device: auto or cpu" named neither; given by --device,
+    editing the config it pointed to changed nothing."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    run_path, opt_path = configs
+    for cmd in (["train", "-r", str(run_path)], ["optimize", "-r", str(run_path), "-o", str(opt_path)]):
+        result = runner.invoke(app, [*cmd, "--device", "cuda"])
+        assert result.exit_code == 2, result.output
+        assert (
+            result.stderr == "error: --device cuda: CUDA is not available here; give --device auto or cpu\n"
+        )
+    run_path.write_text(run_path.read_text().replace("device: cpu", "device: cuda"))
+    result = runner.invoke(app, ["train", "-r", str(run_path)])
+    assert result.exit_code == 2 and result.stderr == (
+        f"error: {run_path}: device: cuda was asked for but CUDA is not available here; use device: auto or cpu\n"
+    )
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "studies").exists()

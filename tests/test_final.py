@@ -108,7 +108,17 @@ def test_a_run_that_cannot_start_is_refused_before_the_export_and_the_run_folder
     cmd = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--device", "cuda"]
     result = runner.invoke(app, cmd)
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: device: cuda was asked for but CUDA is not available here")
+    # the flag is named, and so is the fix: "use device: auto or cpu" sent users to a config the flag overrides
+    assert result.stderr == "error: --device cuda: CUDA is not available here; give --device auto or cpu\n"
+    assert not (tmp_path / "studies" / "tiny").exists() and not (tmp_path / "runs").exists()
+    # the study's own device (it ran on a GPU machine): the trial, and the flag that picks another
+    study = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
+    study.set_user_attr("run_config", {**study.user_attrs["run_config"], "device": "cuda"})
+    result = runner.invoke(app, cmd[:-2])
+    assert result.exit_code == 2 and result.stderr == (
+        f"error: tiny trial {study.best_trial.number}: device: cuda was asked for but CUDA is not available "
+        "here; give --device auto (or cpu) to train it here\n"
+    )
     assert not (tmp_path / "studies" / "tiny").exists() and not (tmp_path / "runs").exists()
 
 

@@ -635,8 +635,10 @@ def train(
                     str(exc).removeprefix(f"with {format_params({key: value})}: ").removeprefix(f"{key}: ")
                 )
                 raise HpoError(f"--{key}: {detail}") from None
-        from hpotool.runner import check_run
+        from hpotool.runner import check_run, resolve_device
 
+        if device is not None:  # the flag wins over the file's device: a refusal names the flag
+            resolve_device(cfg.device, "--device")
         if out is None:
             try:
                 runs_dir = default_runs_dir(cfg)
@@ -698,6 +700,10 @@ def train_from_best(
         _refuse_stdout(out, "run folders and summary.json", "a folder, e.g. --out runs/final")
         study = find_study(study_name, storage)
         plan = plan_final(study, epochs=epochs, seeds=seeds, top_k=top_k, device=device)
+        if device is not None:  # the flag wins over the study's device: a refusal names the flag
+            from hpotool.runner import resolve_device
+
+            resolve_device(device, "--device")
         # refused before anything is written, the export and the run folder included
         saved = check_jobs(plan, out)
         exported = write_export(study, storage or default_storage_url(study_name))

@@ -350,7 +350,7 @@ def check_jobs(plan: FinalPlan, folder: Path | None) -> dict[Path, SavedRun]:
     Raises:
         HpoError: a run folder holds a run of another config or study, or cannot be made; a run cannot start.
     """
-    from hpotool.runner import check_run
+    from hpotool.runner import check_run, resolve_device
     from hpotool.saved import check_run_path, saved_run_of
 
     saved = {}
@@ -360,7 +360,13 @@ def check_jobs(plan: FinalPlan, folder: Path | None) -> dict[Path, SavedRun]:
             if (run := saved_run_of(run_dir, cfg, _info(plan, c))) is not None:
                 saved[run_dir] = run
                 continue
-        check_run(cfg, f"{plan.study_name} trial {c.trial_number}")
+        where = f"{plan.study_name} trial {c.trial_number}"
+        try:
+            resolve_device(cfg.device)
+        except HpoError as exc:  # the device the study ran on, which this machine lacks: the flag picks one
+            detail = str(exc).partition("; use device:")[0]
+            raise HpoError(f"{where}: {detail}; give --device auto (or cpu) to train it here") from None
+        check_run(cfg, where)
     return saved
 
 

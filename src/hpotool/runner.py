@@ -108,8 +108,9 @@ def _on_device(data: PreparedData, device: torch.device) -> tuple[TensorData, Te
     return _DEVICE_CACHE[key]
 
 
-def resolve_device(spec: str) -> torch.device:
-    """`auto` picks cuda, then mps, then cpu; an explicit device that is absent is an `HpoError`."""
+def resolve_device(spec: str, source: str | None = None) -> torch.device:
+    """`auto` picks cuda, then mps, then cpu; an explicit device that is absent is an `HpoError` naming
+    `source`, where the device was given: a file (`run.yaml`) or the flag `--device`."""
     if spec == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -118,17 +119,22 @@ def resolve_device(spec: str) -> torch.device:
         return torch.device("cpu")
     if spec.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise HpoError(
-                f"device: {spec} was asked for but CUDA is not available here; use device: auto or cpu"
-            )
+            raise HpoError(_absent_device(spec, "CUDA is not available here", source))
         index = int(spec.partition(":")[2] or 0)
         if index >= torch.cuda.device_count():
-            raise HpoError(
-                f"device: {spec} does not exist; this machine has {torch.cuda.device_count()} GPU(s)"
-            )
+            count = torch.cuda.device_count()
+            given = "--device " if source == "--device" else f"{source}: device: " if source else "device: "
+            raise HpoError(f"{given}{spec} does not exist; this machine has {count} GPU(s)")
     if spec == "mps" and not torch.backends.mps.is_available():
-        raise HpoError("device: 'mps' was asked for but MPS is not available here; use device: auto or cpu")
+        raise HpoError(_absent_device(spec, "MPS is not available here", source))
     return torch.device(spec)
+
+
+def _absent_device(spec: str, why: str, source: str | None) -> str:
+    if source == "--device":  # the flag wins over the config's device: the fix is the flag
+        return f"--device {spec}: {why}; give --device auto or cpu"
+    where = f"{source}: " if source else ""
+    return f"{where}device: {spec} was asked for but {why}; use device: auto or cpu"
 
 
 def seed_everything(seed: int) -> None:
@@ -703,7 +709,7 @@ def check_run(cfg: RunConfig, source: str) -> None:
     """What `train` checks before it trains: the device, the data, the batch size (as `optimize` does) and
     `dry_run`, each failure an `HpoError` naming `source`. A user's own training function is checked only
     for the device and whether hpotool can call it."""
-    resolve_device(cfg.device)  # a user's training function is handed the device too
+    resolve_device(cfg.device, source)  # a user's training function is handed the device too
     if cfg.trainer is not None:
         from hpotool.user_trainer import check_user_trainer
 
