@@ -88,6 +88,21 @@ def test_dry_run_checks_everything_prints_the_plan_and_writes_nothing(
     assert bad.exit_code == 2 and bad.stderr.startswith("error: ")
 
 
+def test_the_dry_run_json_shows_a_storage_password_as_stars(configs: tuple[Path, Path]) -> None:
+    """--dry-run --json masked the top-level storage but printed the optimize config's own storage with
+    the password in it; the dry run opens nothing, so the unreachable server is never asked."""
+    run_path, opt_path = configs
+    opt = yaml.safe_load(opt_path.read_text())
+    opt_path.write_text(yaml.safe_dump({**opt, "storage": "postgresql+psycopg://u:s3cret@127.0.0.1:1/x"}))
+    for args in ([], ["--storage", "postgresql+psycopg://u:s3cret@127.0.0.1:1/x"]):
+        cmd = ["optimize", "-r", str(run_path), "-o", str(opt_path), "--dry-run", "--json", *args]
+        result = runner.invoke(app, cmd, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        plan = json.loads(result.stdout)
+        assert plan["optimize_config"]["storage"] == "postgresql+psycopg://u:***@127.0.0.1:1/x"
+        assert "s3cret" not in result.output
+
+
 def test_the_dry_run_plan_spells_a_condition_as_the_yaml_does(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

@@ -197,7 +197,10 @@ def print_plan(plan: StudyPlan, as_json: bool) -> None:
     """What `optimize --dry-run` checked and would run (the storage is not opened)."""
     run, opt = plan.run, plan.opt
     if as_json:
-        configs = {"run_config": run.model_dump(mode="json"), "optimize_config": opt.model_dump(mode="json")}
+        opt_dump = opt.model_dump(mode="json")
+        if opt_dump.get("storage"):  # a password in it as ***, as everywhere hpotool prints the URL
+            opt_dump["storage"] = shown_url(opt_dump["storage"])
+        configs = {"run_config": run.model_dump(mode="json"), "optimize_config": opt_dump}
         sys.stdout.write(json.dumps({"storage": shown_url(plan.storage_url), **configs}, indent=2) + "\n")
         return
     from hpotool.audit import bounds_text
