@@ -751,3 +751,17 @@ def test_a_device_this_machine_lacks_names_the_flag_or_the_file_that_asked_for_i
         f"error: {run_path}: device: cuda was asked for but CUDA is not available here; use device: auto or cpu\n"
     )
     assert not (tmp_path / "runs").exists() and not (tmp_path / "studies").exists()
+
+
+def test_a_bad_heartbeat_setting_writes_no_journal(configs: tuple[Path, Path], tmp_path: Path) -> None:
+    """Journal storages have no heartbeat, so the setting was first read after the journal had been
+    created with the study in it; it is now refused before anything is written, as on SQLite."""
+    run_path, opt_path = configs
+    journal = tmp_path / "tiny.log"
+    cmd = ["optimize", "-r", str(run_path), "-o", str(opt_path), "--storage", f"journal:{journal}", "-q"]
+    result = runner.invoke(app, cmd, env={"HPOTOOL_HEARTBEAT_GRACE": "0"})
+    assert result.exit_code == 2 and result.stderr == (
+        "error: environment variable HPOTOOL_HEARTBEAT_GRACE='0': give a whole number of seconds, 1 or more "
+        "(default 60), or unset it\n"
+    )
+    assert not journal.exists()

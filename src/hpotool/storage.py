@@ -155,6 +155,7 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
     """
     import optuna
 
+    heartbeat_settings()  # a bad setting fails here, before a journal (which has no heartbeat) is written
     try:
         if url.startswith(("redis://", "rediss://", "unix://")):
             import warnings
