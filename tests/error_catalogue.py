@@ -1139,4 +1139,10 @@ CASES = [
         "error: run.yaml: training: one step on 1 sample failed: ValueError: Expected more than 1 value per channel when training, got input size torch.Size([1, 16]); batch norm cannot train on a batch of one sample: set batch_size to 2 or more",
         run={"model": {"name": "mlp", "hidden": [16], "norm": "batch"}, "batch_size": 1},
     ),
+    Case(
+        "schedule-lr-not-positive",
+        "a schedule argument that would take the lr to 0 or below (onecycle max_lr, cosine eta_min, step gamma)",
+        "error: run.yaml: scheduler: ValueError: max_lr must be greater than 0 (the peak lr of the cycle), got 0",
+        run={"scheduler": {"name": "onecycle", "max_lr": 0.0}},
+    ),
 ]

@@ -169,6 +169,55 @@ def test_a_step_size_below_one_is_refused(step_size: int) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("scheduler", "message"),
+    [
+        (
+            {"name": "cosine", "eta_min": -0.01},
+            "eta_min must be 0 or more (the lr the cosine ends at), got -0.01",
+        ),
+        (
+            {"name": "step", "gamma": -0.5},
+            "gamma must be 0 or more (the lr is multiplied by it every step_size epochs), got -0.5",
+        ),
+        (
+            {"name": "onecycle", "max_lr": 0.0},
+            "max_lr must be greater than 0 (the peak lr of the cycle), got 0",
+        ),
+        (
+            {"name": "onecycle", "max_lr": -0.1},
+            "max_lr must be greater than 0 (the peak lr of the cycle), got -0.1",
+        ),
+        (
+            {"name": "onecycle", "div_factor": 0},
+            "div_factor must be greater than 0 (the cycle starts at max_lr / div_factor), got 0",
+        ),
+        (
+            {"name": "onecycle", "final_div_factor": -2},
+            "final_div_factor must be greater than 0 (the cycle ends at its start / final_div_factor), got -2",
+        ),
+    ],
+)
+def test_a_schedule_that_would_take_the_lr_to_zero_or_below_is_refused(
+    scheduler: dict[str, Any], message: str
+) -> None:
+    """These trained on: a negative eta_min, gamma or max_lr made the lr negative (the epochs climbed the
+    loss), a max_lr of 0 trained nothing, every trial alike, and a div_factor of 0 failed with a bare
+    ZeroDivisionError."""
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    cfg = RunConfig.model_validate({"scheduler": scheduler, "device": "cpu"})
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    assert str(info.value) == f"run.yaml: scheduler: ValueError: {message}"
+
+
+def test_a_step_schedule_with_gamma_zero_still_trains() -> None:
+    lrs, _ = _lrs({"name": "step", "gamma": 0.0})
+    assert lrs[0] == LR and lrs[-1] == 0.0
+
+
 @pytest.mark.parametrize("interval", ["epoch", "step"])
 def test_step_decays_every_third_of_the_run(interval: str) -> None:
     lrs, per_epoch = _lrs({"name": "step", "gamma": 0.5, "interval": interval})
