@@ -1145,4 +1145,10 @@ CASES = [
         "error: run.yaml: scheduler: ValueError: max_lr must be greater than 0 (the peak lr of the cycle), got 0",
         run={"scheduler": {"name": "onecycle", "max_lr": 0.0}},
     ),
+    Case(
+        "lr-under-one-cycle-max-lr",
+        "a searched optimizer.lr that a onecycle schedule's max_lr overrides",
+        "error: optimize.yaml: search_space.optimizer.lr: has no effect: the 'onecycle' schedule sets max_lr: 0.05, and runs every trial's lr from max_lr / div_factor up to max_lr and down whatever optimizer.lr is; search scheduler.max_lr instead, or drop max_lr from the scheduler section (the cycle then peaks at optimizer.lr)",
+        run={"scheduler": {"name": "onecycle", "max_lr": 0.05}},
+    ),
 ]

@@ -550,3 +550,56 @@ def test_a_searched_monitor_takes_the_mode_searched_with_it_under_a_condition(tm
         HpoError, match=r"search_space.scheduler.monitor: with scheduler.monitor=val_accuracy"
     ):
         prepare_study(run_path, opt_path)
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "space", "message"),
+    [
+        (
+            {"name": "onecycle", "max_lr": 0.05},
+            {},
+            "sets max_lr: 0.05, and runs every trial's lr from max_lr / div_factor up to max_lr and down whatever "
+            "optimizer.lr is; search scheduler.max_lr instead, or drop max_lr from the scheduler section (the cycle "
+            "then peaks at optimizer.lr)",
+        ),
+        (
+            {"name": "onecycle"},
+            {"scheduler.max_lr": {"type": "float", "low": 0.01, "high": 0.1}},
+            "searches scheduler.max_lr, and runs every trial's lr from max_lr / div_factor up to max_lr and down "
+            "whatever optimizer.lr is; drop optimizer.lr from the search space",
+        ),
+    ],
+)
+def test_a_searched_lr_that_a_one_cycle_max_lr_overrides_is_refused(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    scheduler: dict[str, Any],
+    space: dict[str, Any],
+    message: str,
+) -> None:
+    """Every trial trained the same run (val_accuracy 0.3705 three times over): the cycle's lrs come from
+    max_lr alone, so the searched optimizer.lr was suggested, stored and never used."""
+    from hpotool.errors import HpoError
+    from hpotool.objective import prepare_study
+
+    from .conftest import write_yaml
+
+    run = write_yaml(tmp_path / "run.yaml", {**run_dict, "scheduler": scheduler})
+    opt_dict["search_space"] = {**opt_dict["search_space"], **space}
+    opt = write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    with pytest.raises(HpoError) as info:
+        prepare_study(run, opt)
+    assert (
+        str(info.value)
+        == f"{opt}: search_space.optimizer.lr: has no effect: the 'onecycle' schedule {message}"
+    )
+
+
+def test_a_one_cycle_without_max_lr_peaks_at_each_trials_lr(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    from .tiny_study import run_tiny_study
+
+    study = run_tiny_study(tmp_path, {**run_dict, "scheduler": {"name": "onecycle"}}, opt_dict)
+    assert len({t.value for t in study.trials}) == len(study.trials) == 3

@@ -257,6 +257,32 @@ def _check_width_is_used(path: str, run: RunConfig, opt: OptimizeConfig) -> None
         )
 
 
+def _check_lr_is_used(path: str, run: RunConfig, opt: OptimizeConfig) -> None:
+    """The built-in one-cycle schedule given `max_lr` sets every lr of the run from it (max_lr / div_factor up
+    to max_lr and down), so a searched optimizer.lr would be suggested, stored and never trained: every
+    trial the same run."""
+    if path != "optimizer.lr" or run.scheduler.name != "onecycle" or run.trainer is not None:
+        return
+    if {"scheduler", "scheduler.name"} & opt.search_space.keys():
+        return  # a trial may draw another schedule, which reads the lr
+    searched = "scheduler.max_lr" in opt.search_space
+    max_lr = (run.scheduler.model_extra or {}).get("max_lr")
+    if max_lr is None and not searched:
+        return  # the cycle peaks at optimizer.lr
+    if searched:
+        given, fix = "searches scheduler.max_lr", "drop optimizer.lr from the search space"
+    else:
+        given = f"sets max_lr: {format_choice(max_lr)}"
+        fix = (
+            "search scheduler.max_lr instead, or drop max_lr from the scheduler section (the cycle then peaks "
+            "at optimizer.lr)"
+        )
+    raise HpoError(
+        f"search_space.optimizer.lr: has no effect: the 'onecycle' schedule {given}, and runs every trial's lr "
+        f"from max_lr / div_factor up to max_lr and down whatever optimizer.lr is; {fix}"
+    )
+
+
 def _check_data(run: RunConfig, opt: OptimizeConfig, where: str) -> None:
     """The data `run` names loads, measures every objective (a searched dataset may be another task) and
     holds a batch (a searched subset_fraction may leave fewer training samples than batch_size)."""
@@ -496,6 +522,7 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
             _check_condition_paths(path, param, opt, valid)
             _check_section_operands(path, param, opt)
             _check_width_is_used(path, run, opt)
+            _check_lr_is_used(path, run, opt)
             # a conditional parameter is checked where it applies, a list item with the items before it
             context = {**_earlier_items(path, opt), **_condition_values(param, opt, fixed, path)}
             values = boundary_values(param)
