@@ -43,7 +43,7 @@ from hpotool.final import check_final
 from hpotool.formatting import format_choice, format_params
 from hpotool.interrupts import deferred, raise_dropped
 from hpotool.overrides import apply_overrides, check_path, config_paths, leaf_values
-from hpotool.resolve import closest
+from hpotool.resolve import closest, did_you_mean
 from hpotool.runner import (
     MEASURES,
     PreparedData,
@@ -853,8 +853,14 @@ def _prepare(
                     f"classification task, where other losses make them a regression that measures {metric}: "
                     f"set loss: {{name: mse}} for {metric}, or measure val_accuracy)"
                 )
+            # a misspelling (val_acuracy) gets the closest name; another task's metric the hint above
+            near = (
+                ""
+                if metric in (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
+                else did_you_mean(metric, data.metrics)
+            )
             raise HpoError(
-                f"{opt_path}: {key}: {metric!r} is not produced for this {data.task} task; "
+                f"{opt_path}: {key}: {metric!r} is not produced for this {data.task} task{near}; "
                 f"choose one of: {', '.join(data.metrics)}{hint}"
             )
     for text in opt.constraints:
