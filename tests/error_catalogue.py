@@ -479,7 +479,7 @@ CASES = [
     Case(
         "cuda-missing",
         "device: cuda without CUDA",
-        "error: device: cuda was asked for but CUDA is not available here; use device: auto or cpu",
+        "error: run.yaml: device: cuda was asked for but CUDA is not available here; use device: auto or cpu",
         run={"device": "cuda"},
         needs_no_cuda=True,
     ),
@@ -1150,5 +1150,12 @@ CASES = [
         "a searched optimizer.lr that a onecycle schedule's max_lr overrides",
         "error: optimize.yaml: search_space.optimizer.lr: has no effect: the 'onecycle' schedule sets max_lr: 0.05, and runs every trial's lr from max_lr / div_factor up to max_lr and down whatever optimizer.lr is; search scheduler.max_lr instead, or drop max_lr from the scheduler section (the cycle then peaks at optimizer.lr)",
         run={"scheduler": {"name": "onecycle", "max_lr": 0.05}},
+    ),
+    Case(
+        "cuda-flag-missing",
+        "--device cuda without CUDA",
+        "error: --device: cuda was asked for but CUDA is not available here; give --device auto or cpu",
+        args=("--device", "cuda"),
+        needs_no_cuda=True,
     ),
 ]

@@ -108,8 +108,32 @@ def test_a_run_that_cannot_start_is_refused_before_the_export_and_the_run_folder
     cmd = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--device", "cuda"]
     result = runner.invoke(app, cmd)
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: device: cuda was asked for but CUDA is not available here")
+    assert result.stderr == (
+        "error: --device: cuda was asked for but CUDA is not available here; give --device auto or cpu\n"
+    )
     assert not (tmp_path / "studies" / "tiny").exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_study_trained_on_a_device_this_machine_lacks_is_retrained_here_with_device(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A study run on a GPU machine, retrained on one without: the refusal said 'use device: auto or cpu',
+    naming neither the study nor a file to edit (the config is stored in the study); the fix is --device."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    study.set_user_attr("run_config", {**study.user_attrs["run_config"], "device": "cuda"})
+    cmd = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"]]
+    result = runner.invoke(app, cmd)
+    assert result.exit_code == 2
+    best = study.best_trial.number
+    assert result.stderr == (
+        f"error: tiny trial {best}: device: cuda was asked for but CUDA is not available here; the device is not "
+        f"part of the experiment: give --device auto (or cpu) to train it here\n"
+    )
+    assert runner.invoke(app, [*cmd, "--device", "auto"]).exit_code == 0
 
 
 def test_a_first_run_that_fails_leaves_no_empty_run_folder(

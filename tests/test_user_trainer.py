@@ -317,7 +317,10 @@ def test_cuda_without_cuda_is_refused_for_a_training_function_too(
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
     monkeypatch.chdir(REPO)
-    message = "error: device: cuda was asked for but CUDA is not available here; use device: auto or cpu\n"
+    message = (
+        f"error: {tmp_path / 'run.yaml'}: device: cuda was asked for but CUDA is not available here; use device: "
+        f"auto or cpu\n"
+    )
     result, _ = _study_with("diverges_at_the_end", tmp_path, device="cuda")
     assert result.exit_code == 2 and result.stderr == message and not (tmp_path / "u.db").exists()
     train = CliRunner().invoke(app, ["train", "-r", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "r")])

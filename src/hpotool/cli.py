@@ -641,7 +641,7 @@ def train(
                 runs_dir = default_runs_dir(cfg)
             except HpoError as exc:
                 raise HpoError(f"{run_config}: {exc}") from None
-        check_run(cfg, str(run_config))
+        check_run(cfg, str(run_config), device_flag=device is not None)
         if cfg.trainer is not None:
             from hpotool.user_trainer import schedule_note
 

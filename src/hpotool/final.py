@@ -222,6 +222,7 @@ class FinalPlan:
     candidates: list[Candidate]
     requested_top_k: int
     notes: list[str] = field(default_factory=list)  # the final overrides left out, one line each
+    device: str | None = None  # --device, which replaces the device each trial trained on
 
 
 def plan_final(
@@ -270,6 +271,7 @@ def plan_final(
         candidates=candidates,
         requested_top_k=top_k,
         notes=notes,
+        device=device,
     )
 
 
@@ -350,7 +352,7 @@ def check_jobs(plan: FinalPlan, folder: Path | None) -> dict[Path, SavedRun]:
     Raises:
         HpoError: a run folder holds a run of another config or study, or cannot be made; a run cannot start.
     """
-    from hpotool.runner import check_run
+    from hpotool.runner import check_run, resolve_device
     from hpotool.saved import check_run_path, saved_run_of
 
     saved = {}
@@ -360,7 +362,16 @@ def check_jobs(plan: FinalPlan, folder: Path | None) -> dict[Path, SavedRun]:
             if (run := saved_run_of(run_dir, cfg, _info(plan, c))) is not None:
                 saved[run_dir] = run
                 continue
-        check_run(cfg, f"{plan.study_name} trial {c.trial_number}")
+        source = f"{plan.study_name} trial {c.trial_number}"
+        if plan.device is None:  # the device the study trained on, which this machine may lack
+            try:
+                resolve_device(cfg.device, source)
+            except HpoError as exc:
+                raise HpoError(
+                    f"{str(exc).partition('; use device:')[0]}; the device is not part of the experiment: give "
+                    f"--device auto (or cpu) to train it here"
+                ) from None
+        check_run(cfg, source, device_flag=plan.device is not None)
     return saved
 
 

@@ -794,7 +794,8 @@ def _prepare(
     if run.trainer is not None:  # the user's own training code: it owns data, model and metrics
         from hpotool.user_trainer import check_user_trainer, schedule_note
 
-        resolve_device(run.device)  # the function is handed the device: one this machine lacks fails now
+        # the function is handed the device: one this machine lacks fails now
+        resolve_device(run.device, run_path, flag=overrides.device is not None)
         pruning = not opt.multi_objective and not opt.pruner.is_nop
         try:
             takes_report = check_user_trainer(run, pruning=pruning and pruner_chosen, opt_source=opt_path)
@@ -820,7 +821,7 @@ def _prepare(
             )
         plan = _plan(run, opt, None, opt_path, overrides)
         return replace(plan, notes=plan.notes + notes)
-    resolve_device(run.device)
+    resolve_device(run.device, run_path, flag=overrides.device is not None)
     data = load_checked(run, run_path)
     for metric in opt.objectives:
         if metric not in data.metrics:

@@ -108,26 +108,27 @@ def _on_device(data: PreparedData, device: torch.device) -> tuple[TensorData, Te
     return _DEVICE_CACHE[key]
 
 
-def resolve_device(spec: str) -> torch.device:
-    """`auto` picks cuda, then mps, then cpu; an explicit device that is absent is an `HpoError`."""
+def resolve_device(spec: str, source: str = "", *, flag: bool = False) -> torch.device:
+    """`auto` picks cuda, then mps, then cpu; an explicit device that is absent is an `HpoError` naming
+    `source` (the config file) or, with `flag`, --device, the one that asked for it."""
     if spec == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
+    problem = None
     if spec.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise HpoError(
-                f"device: {spec} was asked for but CUDA is not available here; use device: auto or cpu"
-            )
-        index = int(spec.partition(":")[2] or 0)
-        if index >= torch.cuda.device_count():
-            raise HpoError(
-                f"device: {spec} does not exist; this machine has {torch.cuda.device_count()} GPU(s)"
-            )
+            problem = f"{spec} was asked for but CUDA is not available here"
+        elif int(spec.partition(":")[2] or 0) >= torch.cuda.device_count():
+            problem = f"{spec} does not exist; this machine has {torch.cuda.device_count()} GPU(s)"
     if spec == "mps" and not torch.backends.mps.is_available():
-        raise HpoError("device: 'mps' was asked for but MPS is not available here; use device: auto or cpu")
+        problem = "'mps' was asked for but MPS is not available here"
+    if problem is not None:
+        if flag:
+            raise HpoError(f"--device: {problem}; give --device auto or cpu")
+        raise HpoError(f"{source + ': ' if source else ''}device: {problem}; use device: auto or cpu")
     return torch.device(spec)
 
 
@@ -699,11 +700,11 @@ def _batch_size_problem(size: int, data: PreparedData) -> str | None:
     )
 
 
-def check_run(cfg: RunConfig, source: str) -> None:
+def check_run(cfg: RunConfig, source: str, *, device_flag: bool = False) -> None:
     """What `train` checks before it trains: the device, the data, the batch size (as `optimize` does) and
-    `dry_run`, each failure an `HpoError` naming `source`. A user's own training function is checked only
-    for the device and whether hpotool can call it."""
-    resolve_device(cfg.device)  # a user's training function is handed the device too
+    `dry_run`, each failure an `HpoError` naming `source` (--device for a device `device_flag` says came from
+    it). A user's own training function is checked only for the device and whether hpotool can call it."""
+    resolve_device(cfg.device, source, flag=device_flag)  # a user's training function is handed it too
     if cfg.trainer is not None:
         from hpotool.user_trainer import check_user_trainer
 
