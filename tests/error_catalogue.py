@@ -1158,4 +1158,11 @@ CASES = [
         args=("--device", "cuda"),
         needs_no_cuda=True,
     ),
+    Case(
+        "layer-option-without-layers",
+        "a searched dropout, activation or norm of an MLP with no hidden layer",
+        "error: optimize.yaml: search_space.model.dropout: has no effect: the MLP has no hidden layer (model.hidden: []), and dropout applies after each hidden layer, so every trial would train the same model; give it a hidden layer (model.hidden: [64]), or search model.hidden, or drop model.dropout",
+        run={"model": {"name": "mlp", "hidden": []}},
+        optimize={"search_space": {"model.dropout": {"type": "float", "low": 0.0, "high": 0.5}}},
+    ),
 ]

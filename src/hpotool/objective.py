@@ -257,6 +257,37 @@ def _check_width_is_used(path: str, run: RunConfig, opt: OptimizeConfig) -> None
         )
 
 
+_PER_HIDDEN_LAYER = ("model.dropout", "model.activation", "model.norm")  # the MLP's, applied after each
+
+
+def _check_layer_option_is_used(path: str, run: RunConfig, opt: OptimizeConfig) -> None:
+    """An MLP with no hidden layer (hidden: [] or layers: 0) is one linear layer: a searched dropout,
+    activation or norm, which apply after each hidden layer, would be suggested, stored and never trained."""
+    if path not in _PER_HIDDEN_LAYER or run.model.name != "mlp":
+        return
+    if any(
+        p in ("model", "model.name", "model.layers") or p.startswith("model.hidden") for p in opt.search_space
+    ):
+        return  # some trials may have hidden layers
+    from hpotool.models import layer_widths
+
+    args = run.model.kwargs
+    try:
+        widths = layer_widths(args.get("hidden", (128,)), args.get("layers"))
+    except (TypeError, ValueError):
+        return  # the model's own check says what is wrong
+    if widths:
+        return
+    if args.get("layers") == 0:
+        given, fix = "model.layers: 0", "set model.layers to 1 or more, or search it"
+    else:
+        given, fix = "model.hidden: []", "give it a hidden layer (model.hidden: [64]), or search model.hidden"
+    raise HpoError(
+        f"search_space.{path}: has no effect: the MLP has no hidden layer ({given}), and {path.partition('.')[2]} "
+        f"applies after each hidden layer, so every trial would train the same model; {fix}, or drop {path}"
+    )
+
+
 def _check_lr_is_used(path: str, run: RunConfig, opt: OptimizeConfig) -> None:
     """The built-in one-cycle schedule given `max_lr` sets every lr of the run from it (max_lr / div_factor up
     to max_lr and down), so a searched optimizer.lr would be suggested, stored and never trained: every
@@ -523,6 +554,7 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
             _check_section_operands(path, param, opt)
             _check_width_is_used(path, run, opt)
             _check_lr_is_used(path, run, opt)
+            _check_layer_option_is_used(path, run, opt)
             # a conditional parameter is checked where it applies, a list item with the items before it
             context = {**_earlier_items(path, opt), **_condition_values(param, opt, fixed, path)}
             values = boundary_values(param)
