@@ -281,6 +281,16 @@ def test_bad_final_overrides_fail_before_the_study_starts(
             "optimize.yaml: final.overrides: with data.subset_fraction=0.03: batch_size: 64 is larger than the "
             "43 training samples",
         ),
+        (  # the arguments of a component the overrides switch to: left out here, refused by train-from-best
+            {"overrides": {"scheduler.name": "step", "scheduler.step_size": 0}},
+            "optimize.yaml: final.overrides: with scheduler.name=step, scheduler.step_size=0: ValueError: "
+            "step_size must be at least 1 (the epochs between decays), got 0",
+        ),
+        (
+            {"overrides": {"optimizer.name": "sgd", "optimizer.momentum": -1}},
+            "optimize.yaml: final.overrides: with optimizer.name=sgd, optimizer.momentum=-1: ValueError: Invalid "
+            "momentum value: -1",
+        ),
     ]
     for final, message in cases:
         op = write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "final": final})

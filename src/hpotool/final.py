@@ -82,7 +82,9 @@ def check_final(run: RunConfig, opt: OptimizeConfig, source: str, data: Prepared
         return
     for path, problem in unfit_overrides(run, opt.search_space, overrides).items():
         raise HpoError(f"{source}: final.overrides.{path}: {problem}")
-    base = config_paths(run)
+    # the base run's paths, and those of a component the overrides switch it to (scheduler.name: onecycle
+    # with scheduler.max_lr: the argument was left out of this check, and failed in train-from-best instead)
+    base = config_paths(run, _switched_to(overrides))
     on_base = {p: v for p, v in overrides.items() if _path_error(p, base) is None}
     try:
         config = apply_overrides(run, {**on_base, **epochs})
