@@ -218,6 +218,34 @@ def test_a_step_schedule_with_gamma_zero_still_trains() -> None:
     assert lrs[0] == LR and lrs[-1] == 0.0
 
 
+@pytest.mark.parametrize(
+    ("scheduler", "message"),
+    [
+        (
+            {"name": "step", "step_size": 4},
+            "step_size 4 is not shorter than the 4 epochs the schedule runs, so the lr would never decay; use at "
+            "most 3, or more epochs",
+        ),
+        (
+            {"name": "step", "step_size": 1, "warmup_epochs": 3},
+            "step_size 1 is not shorter than the 1 epoch the schedule runs after the warm-up, so the lr would "
+            "never decay; use the 'none' schedule, or more epochs",
+        ),
+    ],
+)
+def test_a_step_schedule_that_would_never_decay_is_refused(scheduler: dict[str, Any], message: str) -> None:
+    """step_size 5 in a 2-epoch run kept the lr constant: a searched gamma trained every trial alike."""
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    cfg = RunConfig.model_validate({"scheduler": scheduler, "epochs": EPOCHS, "device": "cpu"})
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    assert str(info.value) == f"run.yaml: scheduler: ValueError: {message}"
+    lrs, per_epoch = _lrs({"name": "step", "step_size": EPOCHS - 1, "gamma": 0.5})
+    assert lrs[-1] == LR * 0.5 and lrs[(EPOCHS - 1) * per_epoch - 1] == LR  # it decays in the last epoch
+
+
 @pytest.mark.parametrize("interval", ["epoch", "step"])
 def test_step_decays_every_third_of_the_run(interval: str) -> None:
     lrs, per_epoch = _lrs({"name": "step", "gamma": 0.5, "interval": interval})

@@ -145,11 +145,20 @@ def step(
         raise ValueError(
             f"gamma must be 0 or more (the lr is multiplied by it every step_size epochs), got {gamma:g}"
         )
+
+    def build(left: int) -> LRScheduler:
+        if step_size is not None and step_size >= left:  # a constant lr, and a searched gamma changed nothing
+            after = " after the warm-up" if warmup_epochs else ""
+            fix = f"use at most {left - 1}" if left > 1 else "use the 'none' schedule"
+            raise ValueError(
+                f"step_size {step_size} is not shorter than the {left} epoch{'s' if left != 1 else ''} the schedule "
+                f"runs{after}, so the lr would never decay; {fix}, or more epochs"
+            )
+        return StepLR(optimizer, step_size=(step_size or max(1, left // 3)) * steps_per_epoch, gamma=gamma)
+
     return _warm_up(
         optimizer,
-        lambda left: StepLR(
-            optimizer, step_size=(step_size or max(1, left // 3)) * steps_per_epoch, gamma=gamma
-        ),
+        build,
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
         warmup_epochs=warmup_epochs,
