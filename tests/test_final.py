@@ -300,6 +300,26 @@ def test_bad_final_overrides_fail_before_the_study_starts(
     assert not (tmp_path / "studies").exists()
 
 
+def test_final_epochs_a_schedule_cannot_span_fail_before_the_study_starts(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """final.epochs: 2 under a step schedule of step_size 3: the study ran, and train-from-best refused the
+    final runs afterwards (the check before trial 0 built the schedule only for final.overrides)."""
+    from hpotool.objective import prepare_study
+
+    run_dict.update(epochs=4, scheduler={"name": "step", "step_size": 3})
+    rp = write_yaml(tmp_path / "run.yaml", run_dict)
+    op = write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "final": {"epochs": 2}})
+    with pytest.raises(HpoError) as err:
+        prepare_study(rp, op)
+    assert str(err.value) == (
+        f"{op}: final: with epochs=2: ValueError: step_size 3 is not shorter than the 2 epochs the schedule "
+        f"runs, so the lr would never decay; use at most 1, or more epochs"
+    )
+    write_yaml(op, {**opt_dict, "final": {"epochs": 8}})
+    prepare_study(rp, op)
+
+
 def test_final_epochs_the_warm_up_does_not_fit_fail_before_the_study_starts(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
