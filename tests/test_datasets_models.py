@@ -540,6 +540,30 @@ def test_a_training_step_that_fails_in_the_optimizer_says_so_not_to_check_the_lo
         check_run(RunConfig.model_validate(run), "run.yaml")
 
 
+@pytest.mark.parametrize(
+    ("data", "loss", "args"),
+    [
+        ({"name": "regression", "n_samples": 100}, {"name": "huber", "delta": 0}, "delta: 0"),
+        ({"name": "regression", "n_samples": 100}, {"name": "smooth_l1", "beta": -1}, "beta: -1"),
+        ({"name": "digits"}, {"name": "cross_entropy", "label_smoothing": 1.5}, "label_smoothing: 1.5"),
+    ],
+)
+def test_a_loss_argument_torch_refuses_as_the_loss_runs_is_named(
+    data: dict[str, Any], loss: dict[str, Any], args: str
+) -> None:
+    """huber's delta: 0 failed with 'huber_loss does not support non-positive values for delta.; check that the
+    loss fits this regression task': the loss fits, its argument does not."""
+    from hpotool.errors import HpoError
+
+    cfg = RunConfig.model_validate({"data": data, "loss": loss, "device": "cpu"})
+    task = "classification" if data["name"] == "digits" else "regression"
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    assert str(info.value).endswith(
+        f"; check the loss section's arguments ({args}), and that the loss fits this {task} task"
+    )
+
+
 def test_class_weights_written_as_a_list_reach_the_loss_as_a_tensor_on_the_models_device() -> None:
     """`loss: {name: cross_entropy, weight: [...]}` is the only way YAML can give class weights; torch needs a
     tensor on the model's device (a loss module's buffers were left on the CPU)."""
