@@ -1146,4 +1146,30 @@ CASES = [
         "error: environment variable HPOTOOL_HEARTBEAT_INTERVAL='2.5': give a whole number of seconds, 1 or more (default 10), or unset it",
         env={"HPOTOOL_HEARTBEAT_INTERVAL": "2.5"},
     ),
+    Case(
+        "schedule-lr-not-positive",
+        "a schedule argument that would take the lr to 0 or below (onecycle max_lr, cosine eta_min, step gamma)",
+        "error: run.yaml: scheduler: ValueError: max_lr must be greater than 0 (the peak lr of the cycle), got 0",
+        run={"scheduler": {"name": "onecycle", "max_lr": 0.0}},
+    ),
+    Case(
+        "lr-under-one-cycle-max-lr",
+        "a searched optimizer.lr that a onecycle schedule's max_lr overrides",
+        "error: optimize.yaml: search_space.optimizer.lr: has no effect: the 'onecycle' schedule sets max_lr: 0.05, and runs every trial's lr from max_lr / div_factor up to max_lr and down whatever optimizer.lr is; search scheduler.max_lr instead, or drop max_lr from the scheduler section (the cycle then peaks at optimizer.lr)",
+        run={"scheduler": {"name": "onecycle", "max_lr": 0.05}},
+    ),
+    Case(
+        "cuda-flag-missing",
+        "--device cuda without CUDA",
+        "error: --device cuda: CUDA is not available here; give --device auto or cpu",
+        args=("--device", "cuda"),
+        needs_no_cuda=True,
+    ),
+    Case(
+        "layer-option-without-layers",
+        "a searched dropout, activation or norm of an MLP with no hidden layer",
+        "error: optimize.yaml: search_space.model.dropout: has no effect: the MLP has no hidden layer (model.hidden: []), and dropout applies after each hidden layer, so every trial would train the same model; give it a hidden layer (model.hidden: [64]), or search model.hidden, or drop model.dropout",
+        run={"model": {"name": "mlp", "hidden": []}},
+        optimize={"search_space": {"model.dropout": {"type": "float", "low": 0.0, "high": 0.5}}},
+    ),
 ]

@@ -122,6 +122,28 @@ def test_a_run_that_cannot_start_is_refused_before_the_export_and_the_run_folder
     assert not (tmp_path / "studies" / "tiny").exists() and not (tmp_path / "runs").exists()
 
 
+def test_a_study_trained_on_a_device_this_machine_lacks_is_retrained_here_with_device(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A study run on a GPU machine, retrained on one without: the refusal said 'use device: auto or cpu',
+    naming neither the study nor a file to edit (the config is stored in the study); the fix is --device."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    study.set_user_attr("run_config", {**study.user_attrs["run_config"], "device": "cuda"})
+    cmd = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"]]
+    result = runner.invoke(app, cmd)
+    assert result.exit_code == 2
+    best = study.best_trial.number
+    assert result.stderr == (
+        f"error: tiny trial {best}: device: cuda was asked for but CUDA is not available here; give --device auto "
+        f"(or cpu) to train it here\n"
+    )
+    assert runner.invoke(app, [*cmd, "--device", "auto"]).exit_code == 0
+
+
 def test_a_first_run_that_fails_leaves_no_empty_run_folder(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
@@ -267,6 +289,16 @@ def test_bad_final_overrides_fail_before_the_study_starts(
             "optimize.yaml: final.overrides: with data.subset_fraction=0.03: batch_size: 64 is larger than the "
             "43 training samples",
         ),
+        (  # the arguments of a component the overrides switch to: left out here, refused by train-from-best
+            {"overrides": {"scheduler.name": "step", "scheduler.step_size": 0}},
+            "optimize.yaml: final.overrides: with scheduler.name=step, scheduler.step_size=0: ValueError: "
+            "step_size must be at least 1 (the epochs between decays), got 0",
+        ),
+        (
+            {"overrides": {"optimizer.name": "sgd", "optimizer.momentum": -1}},
+            "optimize.yaml: final.overrides: with optimizer.name=sgd, optimizer.momentum=-1: ValueError: Invalid "
+            "momentum value: -1",
+        ),
     ]
     for final, message in cases:
         op = write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "final": final})
@@ -274,6 +306,26 @@ def test_bad_final_overrides_fail_before_the_study_starts(
             prepare_study(rp, op)
         assert message in str(err.value), str(err.value)
     assert not (tmp_path / "studies").exists()
+
+
+def test_final_epochs_a_schedule_cannot_span_fail_before_the_study_starts(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """final.epochs: 2 under a step schedule of step_size 3: the study ran, and train-from-best refused the
+    final runs afterwards (the check before trial 0 built the schedule only for final.overrides)."""
+    from hpotool.objective import prepare_study
+
+    run_dict.update(epochs=4, scheduler={"name": "step", "step_size": 3})
+    rp = write_yaml(tmp_path / "run.yaml", run_dict)
+    op = write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "final": {"epochs": 2}})
+    with pytest.raises(HpoError) as err:
+        prepare_study(rp, op)
+    assert str(err.value) == (
+        f"{op}: final: with epochs=2: ValueError: step_size 3 is not shorter than the 2 epochs the schedule "
+        f"runs, so the lr would never decay; use at most 1, or more epochs"
+    )
+    write_yaml(op, {**opt_dict, "final": {"epochs": 8}})
+    prepare_study(rp, op)
 
 
 def test_final_epochs_the_warm_up_does_not_fit_fail_before_the_study_starts(

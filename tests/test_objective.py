@@ -334,6 +334,12 @@ def test_reopening_with_another_direction_or_metric_is_refused(
             {"metric": "val_rmse", "direction": "minimize"},
             "metric: 'val_rmse' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy",
         ),
+        (  # a misspelling gets the closest name; val_rmse above, the other task's metric, gets none
+            {},
+            {"metric": "val_acuracy", "direction": "maximize"},
+            "metric: 'val_acuracy' is not produced for this classification task (did you mean 'val_accuracy'?); "
+            "choose one of: train_loss, val_loss, val_accuracy",
+        ),
         (
             {},
             {"search_space": {"optimizer.lrr": {"type": "float", "low": 0.1, "high": 1}}},
@@ -350,6 +356,20 @@ def test_reopening_with_another_direction_or_metric_is_refused(
             "search_space.epochs: with epochs=0: epochs: Input should be greater than or equal to 1",
         ),
         ({"batch_size": 4096}, {}, "batch_size: 4096 is larger than the 144 training samples"),
+        (  # every trial trained the same one-layer model (val_accuracy 0.3788 three times)
+            {"model": {"name": "mlp", "hidden": []}},
+            {"search_space": {"model.dropout": {"type": "float", "low": 0.0, "high": 0.5}}},
+            "search_space.model.dropout: has no effect: the MLP has no hidden layer (model.hidden: []), and "
+            "dropout applies after each hidden layer, so every trial would train the same model; give it a hidden "
+            "layer (model.hidden: [64]), or search model.hidden, or drop model.dropout",
+        ),
+        (
+            {"model": {"name": "mlp", "hidden": [16], "layers": 0}},
+            {"search_space": {"model.activation": {"type": "categorical", "choices": ["relu", "tanh"]}}},
+            "search_space.model.activation: has no effect: the MLP has no hidden layer (model.layers: 0), and "
+            "activation applies after each hidden layer, so every trial would train the same model; set "
+            "model.layers to 1 or more, or search it, or drop model.activation",
+        ),
         (  # each trial was measured on its own validation split
             {},
             {"search_space": {"data.val_fraction": {"type": "float", "low": 0.1, "high": 0.3}}},

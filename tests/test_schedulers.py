@@ -169,6 +169,83 @@ def test_a_step_size_below_one_is_refused(step_size: int) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("scheduler", "message"),
+    [
+        (
+            {"name": "cosine", "eta_min": -0.01},
+            "eta_min must be 0 or more (the lr the cosine ends at), got -0.01",
+        ),
+        (
+            {"name": "step", "gamma": -0.5},
+            "gamma must be 0 or more (the lr is multiplied by it every step_size epochs), got -0.5",
+        ),
+        (
+            {"name": "onecycle", "max_lr": 0.0},
+            "max_lr must be greater than 0 (the peak lr of the cycle), got 0",
+        ),
+        (
+            {"name": "onecycle", "max_lr": -0.1},
+            "max_lr must be greater than 0 (the peak lr of the cycle), got -0.1",
+        ),
+        (
+            {"name": "onecycle", "div_factor": 0},
+            "div_factor must be greater than 0 (the cycle starts at max_lr / div_factor), got 0",
+        ),
+        (
+            {"name": "onecycle", "final_div_factor": -2},
+            "final_div_factor must be greater than 0 (the cycle ends at its start / final_div_factor), got -2",
+        ),
+    ],
+)
+def test_a_schedule_that_would_take_the_lr_to_zero_or_below_is_refused(
+    scheduler: dict[str, Any], message: str
+) -> None:
+    """These trained on: a negative eta_min, gamma or max_lr made the lr negative (the epochs climbed the
+    loss), a max_lr of 0 trained nothing, every trial alike, and a div_factor of 0 failed with a bare
+    ZeroDivisionError."""
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    cfg = RunConfig.model_validate({"scheduler": scheduler, "device": "cpu"})
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    assert str(info.value) == f"run.yaml: scheduler: ValueError: {message}"
+
+
+def test_a_step_schedule_with_gamma_zero_still_trains() -> None:
+    lrs, _ = _lrs({"name": "step", "gamma": 0.0})
+    assert lrs[0] == LR and lrs[-1] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "message"),
+    [
+        (
+            {"name": "step", "step_size": 4},
+            "step_size 4 is not shorter than the 4 epochs the schedule runs, so the lr would never decay; use at "
+            "most 3, or more epochs",
+        ),
+        (
+            {"name": "step", "step_size": 1, "warmup_epochs": 3},
+            "step_size 1 is not shorter than the 1 epoch the schedule runs after the warm-up, so the lr would "
+            "never decay; use the 'none' schedule, or more epochs",
+        ),
+    ],
+)
+def test_a_step_schedule_that_would_never_decay_is_refused(scheduler: dict[str, Any], message: str) -> None:
+    """step_size 5 in a 2-epoch run kept the lr constant: a searched gamma trained every trial alike."""
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    cfg = RunConfig.model_validate({"scheduler": scheduler, "epochs": EPOCHS, "device": "cpu"})
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    assert str(info.value) == f"run.yaml: scheduler: ValueError: {message}"
+    lrs, per_epoch = _lrs({"name": "step", "step_size": EPOCHS - 1, "gamma": 0.5})
+    assert lrs[-1] == LR * 0.5 and lrs[(EPOCHS - 1) * per_epoch - 1] == LR  # it decays in the last epoch
+
+
 @pytest.mark.parametrize("interval", ["epoch", "step"])
 def test_step_decays_every_third_of_the_run(interval: str) -> None:
     lrs, per_epoch = _lrs({"name": "step", "gamma": 0.5, "interval": interval})
@@ -501,3 +578,56 @@ def test_a_searched_monitor_takes_the_mode_searched_with_it_under_a_condition(tm
         HpoError, match=r"search_space.scheduler.monitor: with scheduler.monitor=val_accuracy"
     ):
         prepare_study(run_path, opt_path)
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "space", "message"),
+    [
+        (
+            {"name": "onecycle", "max_lr": 0.05},
+            {},
+            "sets max_lr: 0.05, and runs every trial's lr from max_lr / div_factor up to max_lr and down whatever "
+            "optimizer.lr is; search scheduler.max_lr instead, or drop max_lr from the scheduler section (the cycle "
+            "then peaks at optimizer.lr)",
+        ),
+        (
+            {"name": "onecycle"},
+            {"scheduler.max_lr": {"type": "float", "low": 0.01, "high": 0.1}},
+            "searches scheduler.max_lr, and runs every trial's lr from max_lr / div_factor up to max_lr and down "
+            "whatever optimizer.lr is; drop optimizer.lr from the search space",
+        ),
+    ],
+)
+def test_a_searched_lr_that_a_one_cycle_max_lr_overrides_is_refused(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    scheduler: dict[str, Any],
+    space: dict[str, Any],
+    message: str,
+) -> None:
+    """Every trial trained the same run (val_accuracy 0.3705 three times over): the cycle's lrs come from
+    max_lr alone, so the searched optimizer.lr was suggested, stored and never used."""
+    from hpotool.errors import HpoError
+    from hpotool.objective import prepare_study
+
+    from .conftest import write_yaml
+
+    run = write_yaml(tmp_path / "run.yaml", {**run_dict, "scheduler": scheduler})
+    opt_dict["search_space"] = {**opt_dict["search_space"], **space}
+    opt = write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    with pytest.raises(HpoError) as info:
+        prepare_study(run, opt)
+    assert (
+        str(info.value)
+        == f"{opt}: search_space.optimizer.lr: has no effect: the 'onecycle' schedule {message}"
+    )
+
+
+def test_a_one_cycle_without_max_lr_peaks_at_each_trials_lr(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    from .tiny_study import run_tiny_study
+
+    study = run_tiny_study(tmp_path, {**run_dict, "scheduler": {"name": "onecycle"}}, opt_dict)
+    assert len({t.value for t in study.trials}) == len(study.trials) == 3

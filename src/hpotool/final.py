@@ -82,7 +82,9 @@ def check_final(run: RunConfig, opt: OptimizeConfig, source: str, data: Prepared
         return
     for path, problem in unfit_overrides(run, opt.search_space, overrides).items():
         raise HpoError(f"{source}: final.overrides.{path}: {problem}")
-    base = config_paths(run)
+    # the base run's paths, and those of a component the overrides switch it to (scheduler.name: onecycle
+    # with scheduler.max_lr: the argument was left out of this check, and failed in train-from-best instead)
+    base = config_paths(run, _switched_to(overrides))
     on_base = {p: v for p, v in overrides.items() if _path_error(p, base) is None}
     try:
         config = apply_overrides(run, {**on_base, **epochs})
@@ -102,14 +104,17 @@ def check_final(run: RunConfig, opt: OptimizeConfig, source: str, data: Prepared
         shown = format_params({k: v for k, v in on_base.items() if k.startswith("data.")})
         where = f"final.overrides: with {shown}: batch_size" if other_data else "final.overrides.batch_size"
         check_batch_size(config.batch_size, data, f"{source}: {where}")
-    if data is not None and any(p.partition(".")[0] in _COMPONENTS for p in on_base):
+    # final.epochs too: a schedule is built for the run's length (a step_size it leaves no decay after)
+    if data is not None and (epochs or any(p.partition(".")[0] in _COMPONENTS for p in on_base)):
         from hpotool.runner import RunCheckError, dry_run
 
         try:
             dry_run(config, data)
         except RunCheckError as exc:
-            shown = format_params(on_base)
-            raise HpoError(f"{source}: final.overrides: with {shown}: {exc.detail}") from None
+            shown = format_params({**on_base, **epochs})
+            raise HpoError(
+                f"{source}: {'final' if epochs else 'final.overrides'}: with {shown}: {exc.detail}"
+            ) from None
 
 
 def _left_out_note(trial_config: RunConfig, path: str, whose: str) -> str | None:

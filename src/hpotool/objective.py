@@ -43,7 +43,7 @@ from hpotool.final import check_final
 from hpotool.formatting import format_choice, format_params
 from hpotool.interrupts import deferred, raise_dropped
 from hpotool.overrides import apply_overrides, check_path, config_paths, leaf_values
-from hpotool.resolve import closest
+from hpotool.resolve import closest, did_you_mean
 from hpotool.runner import (
     MEASURES,
     PreparedData,
@@ -255,6 +255,63 @@ def _check_width_is_used(path: str, run: RunConfig, opt: OptimizeConfig) -> None
             f"model.hidden.0 to model.hidden.{layers - 1}; search model.layers up to {int(index) + 1} too, or "
             f"drop {path}"
         )
+
+
+_PER_HIDDEN_LAYER = ("model.dropout", "model.activation", "model.norm")  # the MLP's, applied after each
+
+
+def _check_layer_option_is_used(path: str, run: RunConfig, opt: OptimizeConfig) -> None:
+    """An MLP with no hidden layer (hidden: [] or layers: 0) is one linear layer: a searched dropout,
+    activation or norm, which apply after each hidden layer, would be suggested, stored and never trained."""
+    if path not in _PER_HIDDEN_LAYER or run.model.name != "mlp":
+        return
+    if any(
+        p in ("model", "model.name", "model.layers") or p.startswith("model.hidden") for p in opt.search_space
+    ):
+        return  # some trials may have hidden layers
+    from hpotool.models import layer_widths
+
+    args = run.model.kwargs
+    try:
+        widths = layer_widths(args.get("hidden", (128,)), args.get("layers"))
+    except (TypeError, ValueError):
+        return  # the model's own check says what is wrong
+    if widths:
+        return
+    if args.get("layers") == 0:
+        given, fix = "model.layers: 0", "set model.layers to 1 or more, or search it"
+    else:
+        given, fix = "model.hidden: []", "give it a hidden layer (model.hidden: [64]), or search model.hidden"
+    raise HpoError(
+        f"search_space.{path}: has no effect: the MLP has no hidden layer ({given}), and {path.partition('.')[2]} "
+        f"applies after each hidden layer, so every trial would train the same model; {fix}, or drop {path}"
+    )
+
+
+def _check_lr_is_used(path: str, run: RunConfig, opt: OptimizeConfig) -> None:
+    """The built-in one-cycle schedule given `max_lr` sets every lr of the run from it (max_lr / div_factor up
+    to max_lr and down), so a searched optimizer.lr would be suggested, stored and never trained: every
+    trial the same run."""
+    if path != "optimizer.lr" or run.scheduler.name != "onecycle" or run.trainer is not None:
+        return
+    if {"scheduler", "scheduler.name"} & opt.search_space.keys():
+        return  # a trial may draw another schedule, which reads the lr
+    searched = "scheduler.max_lr" in opt.search_space
+    max_lr = (run.scheduler.model_extra or {}).get("max_lr")
+    if max_lr is None and not searched:
+        return  # the cycle peaks at optimizer.lr
+    if searched:
+        given, fix = "searches scheduler.max_lr", "drop optimizer.lr from the search space"
+    else:
+        given = f"sets max_lr: {format_choice(max_lr)}"
+        fix = (
+            "search scheduler.max_lr instead, or drop max_lr from the scheduler section (the cycle then peaks "
+            "at optimizer.lr)"
+        )
+    raise HpoError(
+        f"search_space.optimizer.lr: has no effect: the 'onecycle' schedule {given}, and runs every trial's lr "
+        f"from max_lr / div_factor up to max_lr and down whatever optimizer.lr is; {fix}"
+    )
 
 
 def _check_data(run: RunConfig, opt: OptimizeConfig, where: str) -> None:
@@ -496,6 +553,8 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
             _check_condition_paths(path, param, opt, valid)
             _check_section_operands(path, param, opt)
             _check_width_is_used(path, run, opt)
+            _check_lr_is_used(path, run, opt)
+            _check_layer_option_is_used(path, run, opt)
             # a conditional parameter is checked where it applies, a list item with the items before it
             context = {**_earlier_items(path, opt), **_condition_values(param, opt, fixed, path)}
             values = boundary_values(param)
@@ -827,8 +886,14 @@ def _prepare(
                     f"classification task, where other losses make them a regression that measures {metric}: "
                     f"set loss: {{name: mse}} for {metric}, or measure val_accuracy)"
                 )
+            # a misspelling (val_acuracy) gets the closest name; another task's metric the hint above
+            near = (
+                ""
+                if metric in (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
+                else did_you_mean(metric, data.metrics)
+            )
             raise HpoError(
-                f"{opt_path}: {key}: {metric!r} is not produced for this {data.task} task; "
+                f"{opt_path}: {key}: {metric!r} is not produced for this {data.task} task{near}; "
                 f"choose one of: {', '.join(data.metrics)}{hint}"
             )
     for text in opt.constraints:

@@ -836,6 +836,11 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             )
         elif part == "model":
             hint = "the model raised it in training mode: check its forward()"
+        elif cfg.loss.kwargs:  # torch refuses an argument's value as the loss runs (huber's delta: 0)
+            args = ", ".join(f"{k}: {format_choice(v)}" for k, v in cfg.loss.kwargs.items())
+            hint = (
+                f"check the loss section's arguments ({args}), and that the loss fits this {data.task} task"
+            )
         else:
             hint = f"check that the loss fits this {data.task} task"
         samples = "1 sample" if k == 1 else f"{k} samples"

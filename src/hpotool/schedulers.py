@@ -110,6 +110,8 @@ def cosine(
     """Cosine decay from the optimizer's lr to `eta_min` over the run, after a linear warm-up from
     `warmup_start` x lr over the first `warmup_epochs` epochs (none by default)."""
     lr = optimizer.param_groups[0]["lr"]
+    if eta_min < 0:  # the lr went below 0 near the run's end: the last epochs climbed the loss
+        raise ValueError(f"eta_min must be 0 or more (the lr the cosine ends at), got {eta_min:g}")
     if eta_min > lr:  # CosineAnnealingLR would raise the lr towards eta_min
         raise ValueError(
             f"eta_min {eta_min:g} is above the optimizer's lr {lr:g}: the cosine would raise the lr to it; give "
@@ -139,11 +141,24 @@ def step(
     after a linear warm-up from `warmup_start` x lr over the first `warmup_epochs` epochs (none by default)."""
     if step_size is not None and step_size < 1:  # 0 meant the default, and a negative one decayed at random
         raise ValueError(f"step_size must be at least 1 (the epochs between decays), got {step_size}")
+    if gamma < 0:  # the lr turned negative at every other decay: those epochs climbed the loss
+        raise ValueError(
+            f"gamma must be 0 or more (the lr is multiplied by it every step_size epochs), got {gamma:g}"
+        )
+
+    def build(left: int) -> LRScheduler:
+        if step_size is not None and step_size >= left:  # a constant lr, and a searched gamma changed nothing
+            after = " after the warm-up" if warmup_epochs else ""
+            fix = f"use at most {left - 1}" if left > 1 else "use the 'none' schedule"
+            raise ValueError(
+                f"step_size {step_size} is not shorter than the {left} epoch{'s' if left != 1 else ''} the schedule "
+                f"runs{after}, so the lr would never decay; {fix}, or more epochs"
+            )
+        return StepLR(optimizer, step_size=(step_size or max(1, left // 3)) * steps_per_epoch, gamma=gamma)
+
     return _warm_up(
         optimizer,
-        lambda left: StepLR(
-            optimizer, step_size=(step_size or max(1, left // 3)) * steps_per_epoch, gamma=gamma
-        ),
+        build,
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
         warmup_epochs=warmup_epochs,
@@ -163,6 +178,19 @@ def onecycle(
 ) -> LRScheduler:
     """The one-cycle policy (stepped every batch unless `interval: epoch`); `max_lr` defaults to the
     optimizer's lr."""
+    # torch takes these as they come: a peak of 0 trained nothing, a negative one climbed the loss, and a
+    # div_factor of 0 failed with a bare ZeroDivisionError
+    if max_lr is not None and not max_lr > 0:
+        raise ValueError(f"max_lr must be greater than 0 (the peak lr of the cycle), got {max_lr:g}")
+    if not div_factor > 0:
+        raise ValueError(
+            f"div_factor must be greater than 0 (the cycle starts at max_lr / div_factor), got {div_factor:g}"
+        )
+    if not final_div_factor > 0:
+        raise ValueError(
+            f"final_div_factor must be greater than 0 (the cycle ends at its start / final_div_factor), got "
+            f"{final_div_factor:g}"
+        )
     peak = max_lr if max_lr is not None else optimizer.param_groups[0]["lr"]
     return OneCycleLR(
         optimizer,
