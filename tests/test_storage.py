@@ -45,6 +45,18 @@ def test_journal_file_storage(tmp_path: Path) -> None:
     assert len(study.trials) == 2
 
 
+@pytest.mark.parametrize("url", ["sqlite:///~/hpo/x.db", "journal:~/hpo/x.log"])
+def test_a_tilde_in_a_storage_path_is_the_home_folder(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A folder named ~ was made in the current one (and `rm -rf ~` is how people clean that up).
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    optuna.create_study(study_name="s", storage=make_storage(url))
+    assert not (tmp_path / "~").exists()
+    assert (tmp_path / "home" / "hpo" / Path(url).name).is_file()
+    assert load_study("s", url).study_name == "s"
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [

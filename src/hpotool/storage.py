@@ -78,7 +78,8 @@ def _sqlite_path(url: str) -> Path | None:
     if not url.startswith("sqlite:///"):
         return None
     path = url.removeprefix("sqlite:///").split("?", 1)[0]
-    return None if path in ("", ":memory:") else Path(path)
+    # `~` as the shell reads it: SQLite takes it as a folder named ~ under the current one
+    return None if path in ("", ":memory:") else Path(path).expanduser()
 
 
 # The engines of the SQLite storages this process opened, checkpointed and closed at exit. Weakly held:
@@ -152,7 +153,7 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
         if url.startswith("journal:"):
             from optuna.storages.journal import JournalFileBackend
 
-            journal = Path(url.removeprefix("journal:"))
+            journal = Path(url.removeprefix("journal:")).expanduser()
             if not create and not journal.exists():
                 raise HpoError(f"storage {shown_url(url)!r}: no such journal file")
             if not is_optuna_journal(journal):
