@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +58,61 @@ def test_a_tilde_in_a_storage_path_is_the_home_folder(
     assert not (tmp_path / "~").exists()
     assert (tmp_path / "home" / "hpo" / Path(url).name).is_file()
     assert load_study("s", url).study_name == "s"
+
+
+@pytest.fixture
+def lock_read_only() -> Iterator[Callable[[Path], None]]:
+    """Makes a folder read-only: a read-only mount as root, whom file modes do not stop; its modes
+    otherwise. Undone after the test."""
+    undo: list[Callable[[], None]] = []
+
+    def lock(folder: Path) -> None:
+        if os.geteuid() != 0:
+            paths = [*folder.iterdir(), folder]
+            for path in paths:
+                path.chmod(0o555 if path.is_dir() else 0o444)
+            undo.append(lambda: [path.chmod(0o755) for path in paths] and None)
+            return
+        bind = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
+        if bind.returncode != 0:
+            pytest.skip(f"cannot make a read-only mount here: {bind.stderr.decode().strip()}")
+        undo.append(lambda: subprocess.run(["umount", "--lazy", str(folder)], check=True) and None)
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
+
+    yield lock
+    for step in undo:
+        step()
+
+
+def test_a_study_in_a_folder_that_cannot_be_written_says_so(
+    tmp_path: Path, lock_read_only: Callable[[Path], None]
+) -> None:
+    # A study copied to a read-only place was "not an Optuna storage (it has no Optuna tables)" for every
+    # command (SQLite cannot open a WAL database there without writing beside it), and a journal there made
+    # `optimize` end in a traceback from Optuna's lock file.
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    sqlite_url, journal_url = f"sqlite:///{read_only / 's.db'}", f"journal:{read_only / 's.log'}"
+    for url in (sqlite_url, journal_url):
+        optuna.create_study(study_name="s", storage=make_storage(url)).optimize(lambda t: 1.0, n_trials=1)
+    from hpotool.storage import _close_sqlite_storages
+
+    _close_sqlite_storages()  # as the CLI does at exit: the WAL goes back into s.db
+    for extra in read_only.glob("s.db-*"):
+        extra.unlink()
+    lock_read_only(read_only)
+    with pytest.raises(HpoError) as caught:
+        load_study("s", sqlite_url)
+    assert str(caught.value).endswith(
+        f"; this process cannot write to {str(read_only / 's.db')!r}, and SQLite writes to the file and beside "
+        f"it (its -wal and -shm files) even to read a study: copy it to a folder you can write to and give "
+        f"that path"
+    )
+    assert load_study("s", journal_url).trials[0].value == 1.0  # reading a journal writes nothing
+    with pytest.raises(HpoError, match=r"cannot run a study in it; this process cannot write to .*s\.log"):
+        make_storage(journal_url)
+    with pytest.raises(HpoError, match=r"cannot write to .*': give a path in a folder you can write to$"):
+        make_storage(f"sqlite:///{read_only / 'new' / 'n.db'}")
 
 
 @pytest.mark.parametrize(

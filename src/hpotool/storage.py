@@ -162,6 +162,9 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
                     f"journal record); give the journal hpotool optimize wrote to, or a new file name (nothing "
                     f"was written to this one)"
                 )
+            unwritable = _file_hint(url) if create else ""  # reading a journal writes nothing
+            if unwritable:
+                raise HpoError(f"storage {shown_url(url)!r}: cannot run a study in it{unwritable}")
             journal.parent.mkdir(parents=True, exist_ok=True)
             return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
         path = _sqlite_path(url)
@@ -212,9 +215,36 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
         if type(exc).__name__ == "NoSuchModuleError":  # SQLAlchemy knows no such database or driver
             raise HpoError(f"storage {shown_url(url)!r}: {_unknown_scheme(url)}") from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        hint = _open_hint(url, str(exc))
+        hint = _file_hint(url) or _open_hint(url, str(exc))
         first = first.rstrip(".") if hint else first
         raise HpoError(f"storage {shown_url(url)!r}: cannot open it: {first}{hint}") from None
+
+
+def _file_hint(url: str) -> str:
+    """What to do about a SQLite or journal file that did not open because this process cannot write it or
+    its folder (a read-only mount, another user's file), which SQLite and Optuna's journal need even to read
+    a study (SQLite's -wal and -shm files, the journal's lock file beside it); "" otherwise."""
+    journal = url.startswith("journal:")
+    path = Path(url.removeprefix("journal:")).expanduser() if journal else _sqlite_path(url)
+    if path is None:
+        return ""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    blocked = next((p for p in (path, folder) if p.exists() and not os.access(p, os.W_OK)), None)
+    if blocked is None:
+        return ""
+    if not path.exists():
+        return f"; this process cannot write to {str(blocked)!r}: give a path in a folder you can write to"
+    what = (
+        "a study run writes to the file and beside it (its lock file)"
+        if journal
+        else "SQLite writes to the file and beside it (its -wal and -shm files) even to read a study"
+    )
+    return (
+        f"; this process cannot write to {str(blocked)!r}, and {what}: copy it to a folder you can write to "
+        f"and give that path"
+    )
 
 
 def _open_hint(url: str, error: str) -> str:
@@ -365,9 +395,18 @@ def _refuse_foreign_sqlite(url: str, path: Path) -> None:
 
 def sqlite_tables(path: Path) -> set[str] | None:
     """The tables of the SQLite file `path`, read-only (an empty file has none); None when it is not one."""
+    uri = path.resolve().as_uri()
     try:
-        with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as conn:
+        with sqlite3.connect(f"{uri}?mode=ro", uri=True) as conn:
             return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.OperationalError:
+        # A WAL database in a folder this process cannot write (a read-only mount, another user's folder)
+        # cannot be opened read-only without its -shm file: read the file as it is
+        try:
+            with sqlite3.connect(f"{uri}?immutable=1", uri=True) as conn:
+                return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError:
+            return None
     except sqlite3.DatabaseError:
         return None
 
