@@ -600,6 +600,14 @@ def test_allow_changed_config_records_the_change(tmp_path: Path, run_dict: dict,
     trials = study.trials
     assert [trial_run_config(study, t).epochs for t in trials] == [2, 3, 3]  # each with the base it ran
     assert [t.user_attrs["epochs_run"] for t in trials] == [2, 3, 3]
+    # Going back to the configs it was created with is a change too, and the line says from when: it said
+    # "was created with another experiment: run_config.epochs: 3 -> 2", and the study was created with 2.
+    with pytest.raises(HpoError) as err:
+        _run(tmp_path, run_dict, {**opt_dict, "n_trials": 4})
+    assert str(err.value).startswith(
+        f"study 'tiny' has run another experiment since the change --allow-changed-config recorded on "
+        f"{changes[0]['time']}: run_config.epochs: 3 -> 2. Resuming would mix two experiments"
+    ), str(err.value)
 
 
 @pytest.mark.parametrize(

@@ -103,8 +103,19 @@ def check(study: optuna.Study, run: RunConfig, opt: OptimizeConfig, *, allow_cha
         )
     elif not allow_changed:
         shown = "; ".join(changes[:5]) + (f"; and {len(changes) - 5} more" if len(changes) > 5 else "")
+        history = study.user_attrs.get(CHANGES_ATTR)
+        last = (
+            history[-1] if isinstance(history, list) and history and isinstance(history[-1], dict) else None
+        )
+        # After a recorded change the stored experiment is that change's, not the one the study was created with
+        since = (
+            f"has run another experiment since the change --allow-changed-config recorded on "
+            f"{last.get('time', '?')}"
+            if last is not None
+            else "was created with another experiment"
+        )
         raise HpoError(
-            f"study {study.study_name!r} was created with another experiment: {shown}. Resuming would mix two "
+            f"study {study.study_name!r} {since}: {shown}. Resuming would mix two "
             f"experiments: use a new study_name, or pass --allow-changed-config to continue it anyway"
         )
     # A process still running the study keeps training with the configs in force until now, and its next
