@@ -410,6 +410,17 @@ CASES = [
         existing_study=True,
     ),
     Case(
+        "other-metrics",
+        "an existing study of several objectives resumed with other metrics, or the same reordered",
+        "error: study 'tiny' in sqlite:///studies/tiny.db optimizes metrics [val_loss, n_params], and the config says [n_params, val_loss]; its trials' values are those metrics in that order, so not even --allow-changed-config can change them: use another study_name or storage",
+        optimize={"metric": None, "direction": None, "metrics": ["n_params", "val_loss"]}
+        | {"directions": ["minimize", "minimize"], "n_trials": 4},
+        args=("--allow-changed-config",),
+        existing_study=True,
+        existing_optimize={"metric": None, "direction": None, "metrics": ["val_loss", "n_params"]}
+        | {"directions": ["minimize", "minimize"]},
+    ),
+    Case(
         "changed-experiment",
         "resuming a study whose search space changed",
         "error: study 'tiny' was created with another experiment: search_space.optimizer.lr.high: 0.1 -> 0.3. Resuming would mix two experiments: use a new study_name, or pass --allow-changed-config to continue it anyway",

@@ -1148,6 +1148,15 @@ def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
             f"study {opt.study_name!r} in {shown_url(plan.storage_url)} optimizes {stored['metric']!r}, and the config "
             f"says {opt.metric!r}; use another study_name or storage"
         )
+    # Several objectives: each trial's values are the stored metrics in their order, which Optuna compares
+    # position by position (another metric, or the same ones reordered, would rank n_params against val_loss).
+    stored_metrics = stored.get("metrics")
+    if opt.multi_objective and isinstance(stored_metrics, list) and stored_metrics != opt.objectives:
+        raise HpoError(
+            f"study {opt.study_name!r} in {shown_url(plan.storage_url)} optimizes metrics [{', '.join(map(str, stored_metrics))}], and the "
+            f"config says [{', '.join(opt.objectives)}]; its trials' values are those metrics in that order, so not even "
+            f"--allow-changed-config can change them: use another study_name or storage"
+        )
     trials = existing.get_trials(deepcopy=False)
     if fingerprint.ATTR not in existing.user_attrs and all(t.state == TrialState.WAITING for t in trials):
         # Nothing has run in it and it was never described: its creator died in between (kill -9, an OOM
