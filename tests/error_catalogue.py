@@ -421,6 +421,17 @@ CASES = [
         | {"directions": ["minimize", "minimize"]},
     ),
     Case(
+        "brute-force-range",
+        "a brute-force study resumed with another range or step of a parameter its trials drew",
+        "error: study 'tiny': search_space.model.hidden.0 takes other values than the study's trials drew it from (8 to 32 step 8 there, 8 to 40 step 8 here), and Optuna's brute force fails every trial of such a study, not even with --allow-changed-config: keep search_space.model.hidden.0 as it was, or use a new study_name",
+        optimize={"sampler": {"name": "bruteforce"}, "n_trials": 4}
+        | {"search_space": {"model.hidden.0": {"type": "int", "low": 8, "high": 40, "step": 8}}},
+        args=("--allow-changed-config",),
+        existing_study=True,
+        existing_optimize={"sampler": {"name": "bruteforce"}}
+        | {"search_space": {"model.hidden.0": {"type": "int", "low": 8, "high": 32, "step": 8}}},
+    ),
+    Case(
         "changed-experiment",
         "resuming a study whose search space changed",
         "error: study 'tiny' was created with another experiment: search_space.optimizer.lr.high: 0.1 -> 0.3. Resuming would mix two experiments: use a new study_name, or pass --allow-changed-config to continue it anyway",

@@ -610,6 +610,35 @@ def test_allow_changed_config_records_the_change(tmp_path: Path, run_dict: dict,
     ), str(err.value)
 
 
+@pytest.mark.parametrize(("high", "step", "here"), [(40, 8, "8 to 40 step 8"), (32, 4, "8 to 32 step 4")])
+def test_a_brute_force_study_refuses_another_range_or_step_even_with_the_flag(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, high: int, step: int, here: str
+) -> None:
+    # Optuna's brute force failed every trial ("search_space mismatch in model.hidden.0: [8, 16, 24, 32,
+    # 40] != (8, 16, 24, 32)"), and the study stopped after 5 failures, exit code 1.
+    opt_dict.update(n_trials=1, sampler={"name": "bruteforce"})
+    opt_dict["search_space"] = {"model.hidden.0": {"type": "int", "low": 8, "high": 32, "step": 8}}
+    _run(tmp_path, run_dict, opt_dict)
+    opt_dict.update(
+        n_trials=2, search_space={"model.hidden.0": {"type": "int", "low": 8, "high": high, "step": step}}
+    )
+    with pytest.raises(HpoError) as err:
+        _run(tmp_path, run_dict, opt_dict, allow_changed_config=True)
+    assert str(err.value) == (
+        f"study 'tiny': search_space.model.hidden.0 takes other values than the study's trials drew it from (8 "
+        f"to 32 step 8 there, {here} here), and Optuna's brute force fails every trial of such a study, not even "
+        f"with --allow-changed-config: keep search_space.model.hidden.0 as it was, or use a new study_name"
+    )
+    assert len(_study(opt_dict).trials) == 1
+    # A parameter added (or left out) is one Optuna's brute force goes on with.
+    opt_dict["search_space"] = {
+        "model.hidden.0": {"type": "int", "low": 8, "high": 32, "step": 8},
+        "model.dropout": {"type": "categorical", "choices": [0.0, 0.1]},
+    }
+    _, summary = _run(tmp_path, run_dict, opt_dict, allow_changed_config=True)
+    assert summary.counts == {"complete": 2}
+
+
 @pytest.mark.parametrize(
     ("param", "drawn"),
     [
