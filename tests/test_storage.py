@@ -104,15 +104,64 @@ def test_a_study_in_a_folder_that_cannot_be_written_says_so(
     with pytest.raises(HpoError) as caught:
         load_study("s", sqlite_url)
     assert str(caught.value).endswith(
-        f"; this process cannot write to {str(read_only / 's.db')!r}, and SQLite writes to the file and beside "
-        f"it (its -wal and -shm files) even to read a study: copy it to a folder you can write to and give "
-        f"that path"
+        f"; this process cannot write to {str(read_only)!r}, and SQLite writes beside the file (its -wal and "
+        f"-shm files) even to read a study: copy it to a folder you can write to and give that path"
     )
     assert load_study("s", journal_url).trials[0].value == 1.0  # reading a journal writes nothing
-    with pytest.raises(HpoError, match=r"cannot run a study in it; this process cannot write to .*s\.log"):
+    with pytest.raises(
+        HpoError,
+        match=r"cannot run a study in it; this process cannot write to .*/ro', and a study run writes beside",
+    ):
         make_storage(journal_url)
     with pytest.raises(HpoError, match=r"cannot write to .*': give a path in a folder you can write to$"):
         make_storage(f"sqlite:///{read_only / 'new' / 'n.db'}")
+
+
+@pytest.fixture
+def lock_file() -> Iterator[Callable[[Path], None]]:
+    """Makes a file read-only: immutable as root, whom file modes do not stop; its mode otherwise."""
+    locked: list[Path] = []
+
+    def lock(path: Path) -> None:
+        if os.geteuid() != 0:
+            path.chmod(0o444)
+            return
+        done = subprocess.run(["chattr", "+i", str(path)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot make a file immutable here: {done.stderr.decode().strip()}")
+        locked.append(path)
+
+    yield lock
+    for path in locked:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_optimize_on_a_study_file_it_cannot_write_says_so(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], lock_file: Callable[[Path], None]
+) -> None:
+    # SQLite opens a file it cannot write read-only, and the first write failed "attempt to write a readonly
+    # database", which optimize took for a storage that stopped answering: "Once it answers again, run the
+    # same command to resume".
+    from hpotool.loop import run_study
+    from hpotool.objective import Overrides
+    from hpotool.storage import _close_sqlite_storages
+
+    opt_dict["n_trials"] = 1
+    paths = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
+    run_study(prepare_study(*paths))
+    _close_sqlite_storages()
+    db = Path(opt_dict["storage"].removeprefix("sqlite:///"))
+    lock_file(db)
+    with pytest.raises(HpoError) as caught:
+        run_study(prepare_study(*paths, Overrides(n_trials=2)))
+    assert str(caught.value).startswith(
+        f"storage {opt_dict['storage']!r} cannot be written (OperationalError: "
+    )
+    assert str(caught.value).endswith(
+        f"attempt to write a readonly database); this process cannot write to {str(db)!r}, and a study run "
+        f"writes to the file: copy it to a folder you can write to and give that path"
+    )
+    assert load_study("tiny", opt_dict["storage"]).trials[0].state.name == "COMPLETE"  # it still reads
 
 
 @pytest.mark.parametrize(

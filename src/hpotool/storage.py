@@ -221,9 +221,9 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
 
 
 def _file_hint(url: str) -> str:
-    """What to do about a SQLite or journal file that did not open because this process cannot write it or
-    its folder (a read-only mount, another user's file), which SQLite and Optuna's journal need even to read
-    a study (SQLite's -wal and -shm files, the journal's lock file beside it); "" otherwise."""
+    """What to do about a SQLite or journal file this process cannot write, or whose folder it cannot write
+    (a read-only mount, another user's file): a study run writes to both (SQLite's -wal and -shm files, the
+    journal's lock file, beside the file), and SQLite writes beside a file even to read it; "" otherwise."""
     journal = url.startswith("journal:")
     path = Path(url.removeprefix("journal:")).expanduser() if journal else _sqlite_path(url)
     if path is None:
@@ -231,16 +231,17 @@ def _file_hint(url: str) -> str:
     folder = path.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
-    blocked = next((p for p in (path, folder) if p.exists() and not os.access(p, os.W_OK)), None)
+    blocked = next((p for p in (folder, path) if p.exists() and not os.access(p, os.W_OK)), None)
     if blocked is None:
         return ""
     if not path.exists():
         return f"; this process cannot write to {str(blocked)!r}: give a path in a folder you can write to"
-    what = (
-        "a study run writes to the file and beside it (its lock file)"
-        if journal
-        else "SQLite writes to the file and beside it (its -wal and -shm files) even to read a study"
-    )
+    if blocked == path:
+        what = "a study run writes to the file"
+    elif journal:
+        what = "a study run writes beside the file (its lock file)"
+    else:
+        what = "SQLite writes beside the file (its -wal and -shm files) even to read a study"
     return (
         f"; this process cannot write to {str(blocked)!r}, and {what}: copy it to a folder you can write to "
         f"and give that path"
@@ -342,6 +343,13 @@ def storage_lost(url: str, exc: BaseException) -> HpoError:
     cause = lost_connection(exc) or exc
     text = str(cause).strip()
     first = f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
+    if (
+        "readonly database" in text
+    ):  # SQLite opened a file it cannot write read-only: it answers, and will not
+        hint = _file_hint(url) or (
+            "; make the file and its folder writable, or copy it to a folder you can write to and give that path"
+        )
+        return HpoError(f"storage {shown_url(url)!r} cannot be written ({first}){hint}")
     return HpoError(
         f"storage {shown_url(url)!r} stopped answering during the study ({first}); the trials it holds are "
         f"kept, and those that were running stay RUNNING there. Once it answers again, run the same command to "
