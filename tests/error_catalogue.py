@@ -405,7 +405,7 @@ CASES = [
     Case(
         "other-direction",
         "an existing study created with another direction",
-        "error: study 'tiny' in sqlite:///studies/tiny.db was created to maximize its metric, and the config says minimize; use another study_name or storage",
+        "error: study 'tiny' in sqlite:///studies/tiny.db was created to maximize val_accuracy, and the config says minimize val_loss; use another study_name or storage",
         optimize={"direction": "minimize", "metric": "val_loss"},
         existing_study=True,
     ),
