@@ -60,6 +60,22 @@ def test_a_tilde_in_a_storage_path_is_the_home_folder(
     assert load_study("s", url).study_name == "s"
 
 
+def test_a_percent_encoded_sqlite_path_is_the_file_optuna_opens(tmp_path: Path) -> None:
+    # hpotool wrote sqlite:///.../my%20studies/x.db to a folder named "my%20studies", and Optuna's own CLI
+    # (or optuna-dashboard) given the same URL opened "my studies/x.db" and found no study.
+    url = f"sqlite:///{tmp_path}/my%20studies/x.db"
+    optuna.create_study(study_name="s", storage=make_storage(url))
+    assert (tmp_path / "my studies" / "x.db").is_file() and not (tmp_path / "my%20studies").exists()
+    assert optuna.load_study(study_name="s", storage=url).study_name == "s"  # Optuna's own reading of the URL
+    # A study an older hpotool made under the name as written is found where it is.
+    optuna.create_study(study_name="o", storage=make_storage(f"sqlite:///{tmp_path / 'plain' / 'x.db'}"))
+    from hpotool.storage import _close_sqlite_storages
+
+    _close_sqlite_storages()
+    (tmp_path / "plain").rename(tmp_path / "old%20place")
+    assert load_study("o", f"sqlite:///{tmp_path}/old%20place/x.db").study_name == "o"
+
+
 @pytest.fixture
 def lock_read_only() -> Iterator[Callable[[Path], None]]:
     """Makes a folder read-only: a read-only mount as root, whom file modes do not stop; its modes

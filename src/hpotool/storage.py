@@ -77,9 +77,17 @@ def default_storage_url(study_name: str) -> str:
 def _sqlite_path(url: str) -> Path | None:
     if not url.startswith("sqlite:///"):
         return None
+    from urllib.parse import unquote
+
     path = url.removeprefix("sqlite:///").split("?", 1)[0]
+    if path in ("", ":memory:"):
+        return None
     # `~` as the shell reads it: SQLite takes it as a folder named ~ under the current one
-    return None if path in ("", ":memory:") else Path(path).expanduser()
+    written = Path(path).expanduser()
+    # `%20` as SQLAlchemy reads it, so Optuna's CLI and optuna-dashboard given the same URL open this file;
+    # a file an older hpotool made under the name as written is still found there
+    decoded = Path(unquote(path)).expanduser()
+    return written if decoded != written and written.exists() and not decoded.exists() else decoded
 
 
 # The engines of the SQLite storages this process opened, checkpointed and closed at exit. Weakly held:
