@@ -793,7 +793,10 @@ def test_going_back_to_the_configs_before_a_change_trials_finished_under_needs_t
     opt_dict["n_trials"] = 1
     _run(tmp_path, run_dict, opt_dict)
     _run(tmp_path, {**run_dict, "epochs": 3}, {**opt_dict, "n_trials": 2}, allow_changed_config=True)
-    with pytest.raises(HpoError, match=r"created with another experiment: run_config.epochs: 3 -> 2\."):
+    with pytest.raises(
+        HpoError,
+        match=r"has run another experiment since the change --allow-changed-config recorded on .*: run_config.epochs: 3 -> 2\.",
+    ):
         _run(tmp_path, run_dict, {**opt_dict, "n_trials": 3})  # trial 1 ran 3 epochs: going back mixes
 
 
