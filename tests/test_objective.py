@@ -590,12 +590,21 @@ def test_resuming_with_a_changed_experiment_is_refused_naming_the_change(
     )
 
 
-def test_allow_changed_config_records_the_change(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+def test_allow_changed_config_records_the_change(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, caplog: pytest.LogCaptureFixture
+) -> None:
     opt_dict["n_trials"] = 1
     _run(tmp_path, run_dict, opt_dict)
-    _, summary = _run(
-        tmp_path, {**run_dict, "epochs": 3}, {**opt_dict, "n_trials": 2}, allow_changed_config=True
-    )
+    with caplog.at_level("WARNING", logger="hpotool"):
+        _, summary = _run(
+            tmp_path, {**run_dict, "epochs": 3}, {**opt_dict, "n_trials": 2}, allow_changed_config=True
+        )
+    # The flag changed the study silently: nothing said what it recorded, or from which trial.
+    assert [r.getMessage() for r in caplog.records if "recorded the change" in r.getMessage()] == [
+        "note: study 'tiny': --allow-changed-config recorded the change (run_config.epochs: 2 -> 3); trials #1 on "
+        "run with these configs, and the earlier ones keep theirs (export-best and train-from-best rebuild each "
+        "with its own)"
+    ]
     assert summary.ran_now == 1
     changes = _study(opt_dict).user_attrs["config_changes"]
     assert len(changes) == 1 and changes[0]["changes"] == ["run_config.epochs: 2 -> 3"]

@@ -153,6 +153,14 @@ def check(study: optuna.Study, run: RunConfig, opt: OptimizeConfig, *, allow_cha
     study.set_user_attr(ATTR, {"hash": digest(parts), "parts": parts})
     study.set_user_attr("run_config", run.model_dump(mode="json"))
     study.set_user_attr("optimize_config", stored_optimize_config(opt))
+    if undone is None:  # the flag took effect: say what it changed, which the summary does not show
+        _log.warning(
+            "note: study %r: --allow-changed-config recorded the change (%s); trials #%d on run with these configs, "
+            "and the earlier ones keep theirs (export-best and train-from-best rebuild each with its own)",
+            study.study_name,
+            "; ".join(changes[:3]) + ("; ..." if len(changes) > 3 else ""),
+            history[-1]["from_trial"],
+        )
 
 
 def _check_brute_force_space(study: optuna.Study, opt: OptimizeConfig) -> None:
