@@ -406,9 +406,31 @@ CASES = [
     Case(
         "other-direction",
         "an existing study created with another direction",
-        "error: study 'tiny' in sqlite:///studies/tiny.db was created to maximize its metric, and the config says minimize; use another study_name or storage",
+        "error: study 'tiny' in sqlite:///studies/tiny.db was created to maximize val_accuracy, and the config says minimize val_loss; use another study_name or storage",
         optimize={"direction": "minimize", "metric": "val_loss"},
         existing_study=True,
+    ),
+    Case(
+        "other-metrics",
+        "an existing study of several objectives resumed with other metrics, or the same reordered",
+        "error: study 'tiny' in sqlite:///studies/tiny.db optimizes metrics [val_loss, n_params], and the config says [n_params, val_loss]; its trials' values are those metrics in that order, so not even --allow-changed-config can change them: use another study_name or storage",
+        optimize={"metric": None, "direction": None, "metrics": ["n_params", "val_loss"]}
+        | {"directions": ["minimize", "minimize"], "n_trials": 4},
+        args=("--allow-changed-config",),
+        existing_study=True,
+        existing_optimize={"metric": None, "direction": None, "metrics": ["val_loss", "n_params"]}
+        | {"directions": ["minimize", "minimize"]},
+    ),
+    Case(
+        "brute-force-range",
+        "a brute-force study resumed with another range or step of a parameter its trials drew",
+        "error: study 'tiny': search_space.model.hidden.0 takes other values than the study's trials drew it from (8 to 32 step 8 there, 8 to 40 step 8 here), and Optuna's brute force fails every trial of such a study, not even with --allow-changed-config: keep search_space.model.hidden.0 as it was, or use a new study_name",
+        optimize={"sampler": {"name": "bruteforce"}, "n_trials": 4}
+        | {"search_space": {"model.hidden.0": {"type": "int", "low": 8, "high": 40, "step": 8}}},
+        args=("--allow-changed-config",),
+        existing_study=True,
+        existing_optimize={"sampler": {"name": "bruteforce"}}
+        | {"search_space": {"model.hidden.0": {"type": "int", "low": 8, "high": 32, "step": 8}}},
     ),
     Case(
         "changed-experiment",

@@ -601,6 +601,38 @@ def test_trials_shows_the_values_a_waiting_trial_is_queued_with(
     assert [cell.strip() for cell in row[4:6]] == ["{lr: 0.001, name: adam}", "[8, 8]"], table
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_trials_says_a_running_trial_whose_process_died_runs_no_more(tmp_path: Path) -> None:
+    """After a kill -9, `hpotool trials` showed the dead process's trial as running, like a live one."""
+    import socket
+    import subprocess
+    import sys
+
+    from hpotool.storage import make_storage
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(study_name="s", storage=make_storage(url))
+    gone = int(
+        subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True).stdout
+    )
+    dead, live = study.ask(), study.ask()
+    dead.suggest_float("x", 0, 1)
+    dead.set_user_attr("worker", {"host": socket.gethostname(), "pid": gone})
+    live.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
+    table = runner.invoke(
+        app, ["trials", "--study-name", "s", "--storage", url], catch_exceptions=False
+    ).stdout
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[-2].strip()
+        for line in table.splitlines()
+        if "running" in line
+    }
+    assert rows == {
+        "0": f"its process (pid {gone}) is gone: the next optimize marks it FAIL and runs its values again",
+        "1": "",
+    }, table
+
+
 def test_a_whole_section_is_a_categorical_choice(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
     """`optimizer: {type: categorical, choices: [{name: sgd, ...}, {name: adam, ...}]}` chooses the whole
     section: the choice replaces it (keys it leaves out at the section's defaults, not the run config's), a

@@ -320,8 +320,17 @@ def test_reopening_with_another_direction_or_metric_is_refused(
 ) -> None:
     opt_dict["n_trials"] = 1
     _run(tmp_path, run_dict, opt_dict)
-    with pytest.raises(HpoError, match="was created to maximize its metric, and the config says minimize"):
+    with pytest.raises(
+        HpoError, match="was created to maximize val_accuracy, and the config says minimize val_loss;"
+    ):
         _run(tmp_path, run_dict, {**opt_dict, "direction": "minimize", "metric": "val_loss"})
+    # The metric changed alone, its direction left out (a loss is minimized): the line named only directions,
+    # "was created to maximize its metric, and the config says minimize".
+    alone = {k: v for k, v in opt_dict.items() if k != "direction"}
+    with pytest.raises(
+        HpoError, match="was created to maximize val_accuracy, and the config says minimize val_loss;"
+    ):
+        _run(tmp_path, run_dict, {**alone, "metric": "val_loss"})
     with pytest.raises(HpoError, match="optimizes 'val_accuracy', and the config says 'n_params'"):
         _run(tmp_path, run_dict, {**opt_dict, "metric": "n_params"})  # the same direction, another metric
 
@@ -601,12 +610,21 @@ def test_resuming_with_a_changed_experiment_is_refused_naming_the_change(
     )
 
 
-def test_allow_changed_config_records_the_change(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+def test_allow_changed_config_records_the_change(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, caplog: pytest.LogCaptureFixture
+) -> None:
     opt_dict["n_trials"] = 1
     _run(tmp_path, run_dict, opt_dict)
-    _, summary = _run(
-        tmp_path, {**run_dict, "epochs": 3}, {**opt_dict, "n_trials": 2}, allow_changed_config=True
-    )
+    with caplog.at_level("WARNING", logger="hpotool"):
+        _, summary = _run(
+            tmp_path, {**run_dict, "epochs": 3}, {**opt_dict, "n_trials": 2}, allow_changed_config=True
+        )
+    # The flag changed the study silently: nothing said what it recorded, or from which trial.
+    assert [r.getMessage() for r in caplog.records if "recorded the change" in r.getMessage()] == [
+        "note: study 'tiny': --allow-changed-config recorded the change (run_config.epochs: 2 -> 3); trials #1 on "
+        "run with these configs, and the earlier ones keep theirs (export-best and train-from-best rebuild each "
+        "with its own)"
+    ]
     assert summary.ran_now == 1
     changes = _study(opt_dict).user_attrs["config_changes"]
     assert len(changes) == 1 and changes[0]["changes"] == ["run_config.epochs: 2 -> 3"]
@@ -620,6 +638,43 @@ def test_allow_changed_config_records_the_change(tmp_path: Path, run_dict: dict,
     trials = study.trials
     assert [trial_run_config(study, t).epochs for t in trials] == [2, 3, 3]  # each with the base it ran
     assert [t.user_attrs["epochs_run"] for t in trials] == [2, 3, 3]
+    # Going back to the configs it was created with is a change too, and the line says from when: it said
+    # "was created with another experiment: run_config.epochs: 3 -> 2", and the study was created with 2.
+    with pytest.raises(HpoError) as err:
+        _run(tmp_path, run_dict, {**opt_dict, "n_trials": 4})
+    assert str(err.value).startswith(
+        f"study 'tiny' has run another experiment since the change --allow-changed-config recorded on "
+        f"{changes[0]['time']}: run_config.epochs: 3 -> 2. Resuming would mix two experiments"
+    ), str(err.value)
+
+
+@pytest.mark.parametrize(("high", "step", "here"), [(40, 8, "8 to 40 step 8"), (32, 4, "8 to 32 step 4")])
+def test_a_brute_force_study_refuses_another_range_or_step_even_with_the_flag(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, high: int, step: int, here: str
+) -> None:
+    # Optuna's brute force failed every trial ("search_space mismatch in model.hidden.0: [8, 16, 24, 32,
+    # 40] != (8, 16, 24, 32)"), and the study stopped after 5 failures, exit code 1.
+    opt_dict.update(n_trials=1, sampler={"name": "bruteforce"})
+    opt_dict["search_space"] = {"model.hidden.0": {"type": "int", "low": 8, "high": 32, "step": 8}}
+    _run(tmp_path, run_dict, opt_dict)
+    opt_dict.update(
+        n_trials=2, search_space={"model.hidden.0": {"type": "int", "low": 8, "high": high, "step": step}}
+    )
+    with pytest.raises(HpoError) as err:
+        _run(tmp_path, run_dict, opt_dict, allow_changed_config=True)
+    assert str(err.value) == (
+        f"study 'tiny': search_space.model.hidden.0 takes other values than the study's trials drew it from (8 "
+        f"to 32 step 8 there, {here} here), and Optuna's brute force fails every trial of such a study, not even "
+        f"with --allow-changed-config: keep search_space.model.hidden.0 as it was, or use a new study_name"
+    )
+    assert len(_study(opt_dict).trials) == 1
+    # A parameter added (or left out) is one Optuna's brute force goes on with.
+    opt_dict["search_space"] = {
+        "model.hidden.0": {"type": "int", "low": 8, "high": 32, "step": 8},
+        "model.dropout": {"type": "categorical", "choices": [0.0, 0.1]},
+    }
+    _, summary = _run(tmp_path, run_dict, opt_dict, allow_changed_config=True)
+    assert summary.counts == {"complete": 2}
 
 
 @pytest.mark.parametrize(
@@ -767,7 +822,10 @@ def test_going_back_to_the_configs_before_a_change_trials_finished_under_needs_t
     opt_dict["n_trials"] = 1
     _run(tmp_path, run_dict, opt_dict)
     _run(tmp_path, {**run_dict, "epochs": 3}, {**opt_dict, "n_trials": 2}, allow_changed_config=True)
-    with pytest.raises(HpoError, match=r"created with another experiment: run_config.epochs: 3 -> 2\."):
+    with pytest.raises(
+        HpoError,
+        match=r"has run another experiment since the change --allow-changed-config recorded on .*: run_config.epochs: 3 -> 2\.",
+    ):
         _run(tmp_path, run_dict, {**opt_dict, "n_trials": 3})  # trial 1 ran 3 epochs: going back mixes
 
 

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,138 @@ def test_journal_file_storage(tmp_path: Path) -> None:
     study = optuna.create_study(study_name="j", storage=storage)
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
     assert len(study.trials) == 2
+
+
+@pytest.mark.parametrize("url", ["sqlite:///~/hpo/x.db", "journal:~/hpo/x.log"])
+def test_a_tilde_in_a_storage_path_is_the_home_folder(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A folder named ~ was made in the current one (and `rm -rf ~` is how people clean that up).
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    optuna.create_study(study_name="s", storage=make_storage(url))
+    assert not (tmp_path / "~").exists()
+    assert (tmp_path / "home" / "hpo" / Path(url).name).is_file()
+    assert load_study("s", url).study_name == "s"
+
+
+def test_a_percent_encoded_sqlite_path_is_the_file_optuna_opens(tmp_path: Path) -> None:
+    # hpotool wrote sqlite:///.../my%20studies/x.db to a folder named "my%20studies", and Optuna's own CLI
+    # (or optuna-dashboard) given the same URL opened "my studies/x.db" and found no study.
+    url = f"sqlite:///{tmp_path}/my%20studies/x.db"
+    optuna.create_study(study_name="s", storage=make_storage(url))
+    assert (tmp_path / "my studies" / "x.db").is_file() and not (tmp_path / "my%20studies").exists()
+    assert optuna.load_study(study_name="s", storage=url).study_name == "s"  # Optuna's own reading of the URL
+    # A study an older hpotool made under the name as written is found where it is.
+    optuna.create_study(study_name="o", storage=make_storage(f"sqlite:///{tmp_path / 'plain' / 'x.db'}"))
+    from hpotool.storage import _close_sqlite_storages
+
+    _close_sqlite_storages()
+    (tmp_path / "plain").rename(tmp_path / "old%20place")
+    assert load_study("o", f"sqlite:///{tmp_path}/old%20place/x.db").study_name == "o"
+
+
+@pytest.fixture
+def lock_read_only() -> Iterator[Callable[[Path], None]]:
+    """Makes a folder read-only: a read-only mount as root, whom file modes do not stop; its modes
+    otherwise. Undone after the test."""
+    undo: list[Callable[[], None]] = []
+
+    def lock(folder: Path) -> None:
+        if os.geteuid() != 0:
+            paths = [*folder.iterdir(), folder]
+            for path in paths:
+                path.chmod(0o555 if path.is_dir() else 0o444)
+            undo.append(lambda: [path.chmod(0o755) for path in paths] and None)
+            return
+        bind = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
+        if bind.returncode != 0:
+            pytest.skip(f"cannot make a read-only mount here: {bind.stderr.decode().strip()}")
+        undo.append(lambda: subprocess.run(["umount", "--lazy", str(folder)], check=True) and None)
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
+
+    yield lock
+    for step in undo:
+        step()
+
+
+def test_a_study_in_a_folder_that_cannot_be_written_says_so(
+    tmp_path: Path, lock_read_only: Callable[[Path], None]
+) -> None:
+    # A study copied to a read-only place was "not an Optuna storage (it has no Optuna tables)" for every
+    # command (SQLite cannot open a WAL database there without writing beside it), and a journal there made
+    # `optimize` end in a traceback from Optuna's lock file.
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    sqlite_url, journal_url = f"sqlite:///{read_only / 's.db'}", f"journal:{read_only / 's.log'}"
+    for url in (sqlite_url, journal_url):
+        optuna.create_study(study_name="s", storage=make_storage(url)).optimize(lambda t: 1.0, n_trials=1)
+    from hpotool.storage import _close_sqlite_storages
+
+    _close_sqlite_storages()  # as the CLI does at exit: the WAL goes back into s.db
+    for extra in read_only.glob("s.db-*"):
+        extra.unlink()
+    lock_read_only(read_only)
+    with pytest.raises(HpoError) as caught:
+        load_study("s", sqlite_url)
+    assert str(caught.value).endswith(
+        f"; this process cannot write to {str(read_only)!r}, and SQLite writes beside the file (its -wal and "
+        f"-shm files) even to read a study: copy it to a folder you can write to and give that path"
+    )
+    assert load_study("s", journal_url).trials[0].value == 1.0  # reading a journal writes nothing
+    with pytest.raises(
+        HpoError,
+        match=r"cannot run a study in it; this process cannot write to .*/ro', and a study run writes beside",
+    ):
+        make_storage(journal_url)
+    with pytest.raises(HpoError, match=r"cannot write to .*': give a path in a folder you can write to$"):
+        make_storage(f"sqlite:///{read_only / 'new' / 'n.db'}")
+
+
+@pytest.fixture
+def lock_file() -> Iterator[Callable[[Path], None]]:
+    """Makes a file read-only: immutable as root, whom file modes do not stop; its mode otherwise."""
+    locked: list[Path] = []
+
+    def lock(path: Path) -> None:
+        if os.geteuid() != 0:
+            path.chmod(0o444)
+            return
+        done = subprocess.run(["chattr", "+i", str(path)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot make a file immutable here: {done.stderr.decode().strip()}")
+        locked.append(path)
+
+    yield lock
+    for path in locked:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_optimize_on_a_study_file_it_cannot_write_says_so(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], lock_file: Callable[[Path], None]
+) -> None:
+    # SQLite opens a file it cannot write read-only, and the first write failed "attempt to write a readonly
+    # database", which optimize took for a storage that stopped answering: "Once it answers again, run the
+    # same command to resume".
+    from hpotool.loop import run_study
+    from hpotool.objective import Overrides
+    from hpotool.storage import _close_sqlite_storages
+
+    opt_dict["n_trials"] = 1
+    paths = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
+    run_study(prepare_study(*paths))
+    _close_sqlite_storages()
+    db = Path(opt_dict["storage"].removeprefix("sqlite:///"))
+    lock_file(db)
+    with pytest.raises(HpoError) as caught:
+        run_study(prepare_study(*paths, Overrides(n_trials=2)))
+    assert str(caught.value).startswith(
+        f"storage {opt_dict['storage']!r} cannot be written (OperationalError: "
+    )
+    assert str(caught.value).endswith(
+        f"attempt to write a readonly database); this process cannot write to {str(db)!r}, and a study run "
+        f"writes to the file: copy it to a folder you can write to and give that path"
+    )
+    assert load_study("tiny", opt_dict["storage"]).trials[0].state.name == "COMPLETE"  # it still reads
 
 
 @pytest.mark.parametrize(

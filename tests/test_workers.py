@@ -533,6 +533,46 @@ def test_a_dead_local_worker_s_retry_carries_only_retry_of(tmp_path: Path) -> No
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+@pytest.mark.parametrize("how", ["kill -9", "heartbeat"])
+def test_a_dead_trial_s_retry_outside_a_narrowed_range_does_not_run(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], how: str
+) -> None:
+    # A worker killed mid-trial, then the study resumed with a narrower range (--allow-changed-config): the
+    # dead trial's queued retry ran its old value, outside the new range, as a trial of the new experiment
+    # (and its best), with only Optuna's warning ("Fixed parameter ... is out of range"), or none at all
+    # for the heartbeat's retry, which carries its old params.
+    opt_dict["n_trials"] = 1
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
+    )
+    study, _ = open_study(plan)
+    trial = study.ask()
+    trial.suggest_float("optimizer.lr", 1e-3, 1e-1, log=True)  # drawn before its worker was killed
+    if how == "kill -9":
+        gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+        trial.set_user_attr("worker", {**owner(), "pid": int(gone.stdout)})
+    else:  # the heartbeat (or fail-stale) failed it and queued its retry
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        retry_stale_trial(study, study._storage.get_trial(trial._trial_id))
+    lr = study.trials[0].params["optimizer.lr"]
+    narrowed = {"type": "float", "low": 1e-4, "high": lr / 2, "log": True}
+    opt_dict["search_space"] = {**opt_dict["search_space"], "optimizer.lr": narrowed}
+    plan = prepare_study(
+        tmp_path / "run.yaml",
+        write_yaml(tmp_path / "opt.yaml", opt_dict),
+        Overrides(allow_changed_config=True),
+    )
+    summary = run_study(plan)
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    (ran,) = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert 1e-4 <= ran.params["optimizer.lr"] <= lr / 2 and summary.counts["complete"] == 1
+    (retry,) = [t for t in trials if t.number == 1]
+    assert retry.state == TrialState.FAIL and retry.user_attrs["fail_reason"].startswith(
+        "dropped: optimizer.lr="
+    )
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_a_warm_start_whose_worker_died_before_drawing_its_values_runs_on_resume(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:

@@ -905,8 +905,18 @@ def trials(
             t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if is_feasible(t)
         ]
         dominated = len(study.directions) > 1 and len(study.best_trials) < len(feasible)
+        from hpotool.stale import died_here
+
+        # A RUNNING trial whose process of this machine is gone (kill -9, an OOM kill) runs no more.
+        dead = {
+            t.number: f"its process (pid {t.user_attrs['worker']['pid']}) is gone: the next optimize marks it "
+            f"FAIL" + (" and runs its values again" if t.params or "fixed_params" in t.system_attrs else "")
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if died_here(t)
+        }
         notes = [
-            r["fail_reason"]
+            dead.get(r["number"])
+            or r["fail_reason"]
             or ("" if r["feasible"] else "violates the constraints")
             or ("Pareto front" if dominated and r.get("pareto") else "")
             or (

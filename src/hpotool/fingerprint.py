@@ -92,6 +92,7 @@ def check(study: optuna.Study, run: RunConfig, opt: OptimizeConfig, *, allow_cha
         return
     changes = differences(stored.get("parts", {}), parts)
     _check_distributions(study, opt)  # not even --allow-changed-config makes these work
+    _check_brute_force_space(study, opt)
     undone = _undone_change(study, parts)
     if undone is not None:  # the configs before the last change, and nothing finished under it: no mix
         _log.warning(
@@ -103,8 +104,19 @@ def check(study: optuna.Study, run: RunConfig, opt: OptimizeConfig, *, allow_cha
         )
     elif not allow_changed:
         shown = "; ".join(changes[:5]) + (f"; and {len(changes) - 5} more" if len(changes) > 5 else "")
+        history = study.user_attrs.get(CHANGES_ATTR)
+        last = (
+            history[-1] if isinstance(history, list) and history and isinstance(history[-1], dict) else None
+        )
+        # After a recorded change the stored experiment is that change's, not the one the study was created with
+        since = (
+            f"has run another experiment since the change --allow-changed-config recorded on "
+            f"{last.get('time', '?')}"
+            if last is not None
+            else "was created with another experiment"
+        )
         raise HpoError(
-            f"study {study.study_name!r} was created with another experiment: {shown}. Resuming would mix two "
+            f"study {study.study_name!r} {since}: {shown}. Resuming would mix two "
             f"experiments: use a new study_name, or pass --allow-changed-config to continue it anyway"
         )
     # A process still running the study keeps training with the configs in force until now, and its next
@@ -141,6 +153,44 @@ def check(study: optuna.Study, run: RunConfig, opt: OptimizeConfig, *, allow_cha
     study.set_user_attr(ATTR, {"hash": digest(parts), "parts": parts})
     study.set_user_attr("run_config", run.model_dump(mode="json"))
     study.set_user_attr("optimize_config", stored_optimize_config(opt))
+    if undone is None:  # the flag took effect: say what it changed, which the summary does not show
+        _log.warning(
+            "note: study %r: --allow-changed-config recorded the change (%s); trials #%d on run with these configs, "
+            "and the earlier ones keep theirs (export-best and train-from-best rebuild each with its own)",
+            study.study_name,
+            "; ".join(changes[:3]) + ("; ..." if len(changes) > 3 else ""),
+            history[-1]["from_trial"],
+        )
+
+
+def _check_brute_force_space(study: optuna.Study, opt: OptimizeConfig) -> None:
+    """Refuse another range or step for a parameter of a brute-force study whose trials drew it: Optuna's
+    brute force builds its tree from every trial, and fails each new trial whose parameter's values differ
+    from theirs ("search_space mismatch"), so the study stopped after `--max-failures` failed trials."""
+    import optuna
+
+    from hpotool.factories import sampler_class
+
+    if not issubclass(sampler_class(opt.sampler.name), optuna.samplers.BruteForceSampler):
+        return
+    drawn: dict[str, Any] = {}
+    for t in study.get_trials(deepcopy=False):
+        for name, d in t.distributions.items():
+            drawn.setdefault(name, d)
+    for name, p in opt.search_space.items():
+        if name in drawn and _distribution(p) != drawn[name]:
+            raise HpoError(
+                f"study {study.study_name!r}: search_space.{name} takes other values than the study's trials drew "
+                f"it from ({_values(drawn[name])} there, {_values(_distribution(p))} here), and Optuna's brute "
+                f"force fails every trial of such a study, not even with --allow-changed-config: keep "
+                f"search_space.{name} as it was, or use a new study_name"
+            )
+
+
+def _values(d: Any) -> str:
+    """An int or float distribution's values in words: `8 to 32 step 8`."""
+    step = getattr(d, "step", None)
+    return f"{d.low:g} to {d.high:g}" + (f" step {step:g}" if step not in (None, 1) else "")
 
 
 def stored_optimize_config(opt: OptimizeConfig) -> dict[str, Any]:
@@ -190,18 +240,24 @@ def _shown(d: Any) -> str:
     return ("int" if isinstance(d, IntDistribution) else "float") + (" log" if d.log else "")
 
 
+def _distribution(p: Any) -> Any:
+    """The Optuna distribution `suggest` draws the parameter `p` from."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from hpotool.search_space import CategoricalParam, FloatParam
+
+    if isinstance(p, CategoricalParam):
+        return CategoricalDistribution(p.labels)
+    if isinstance(p, FloatParam):
+        return FloatDistribution(p.low, p.high, log=p.log, step=p.step)
+    return IntDistribution(p.low, p.high, log=p.log, step=p.step)
+
+
 def _check_distributions(study: optuna.Study, opt: OptimizeConfig, *, recorded: bool = False) -> None:
     """Refuse a search space whose parameter changes its kind, log scale or choices from what the study's
     trials drew: Optuna's storage refuses such a suggestion, so every trial would fail. `recorded`: the
     study's stored configs are this space already (an older hpotool's --allow-changed-config recorded it)."""
-    from optuna.distributions import (
-        CategoricalDistribution,
-        FloatDistribution,
-        IntDistribution,
-        check_distribution_compatibility,
-    )
-
-    from hpotool.search_space import CategoricalParam, FloatParam
+    from optuna.distributions import check_distribution_compatibility
 
     drawn: dict[str, Any] = {}
     for t in study.get_trials(deepcopy=False):
@@ -210,13 +266,7 @@ def _check_distributions(study: optuna.Study, opt: OptimizeConfig, *, recorded: 
     for name, p in opt.search_space.items():
         if name not in drawn:
             continue
-        new: Any
-        if isinstance(p, CategoricalParam):
-            new = CategoricalDistribution(p.labels)
-        elif isinstance(p, FloatParam):
-            new = FloatDistribution(p.low, p.high, log=p.log, step=p.step)
-        else:
-            new = IntDistribution(p.low, p.high, log=p.log, step=p.step)
+        new = _distribution(p)
         try:
             check_distribution_compatibility(drawn[name], new)
         except ValueError:

@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.errors import HpoError
 from hpotool.fallback import IndependentSampling, independent_sampling
-from hpotool.formatting import format_choice
+from hpotool.formatting import format_choice, format_value
 from hpotool.interrupts import deferred, raise_dropped, signal_of, signals_interrupt
 from hpotool.objective import (
     FINISHED,
@@ -40,7 +40,7 @@ from hpotool.objective import (
 )
 from hpotool.overrides import leaf_values
 from hpotool.runner import described
-from hpotool.search_space import CategoricalParam, drawn, encode_params
+from hpotool.search_space import CategoricalParam, FloatParam, IntParam, contains, drawn, encode_params
 from hpotool.stale import (
     died_here,
     enqueue_owned,
@@ -482,6 +482,7 @@ def prepare_resume(study: optuna.Study, plan: StudyPlan) -> int:
     fail_dead_local_trials(study)
     fail_ownerless_trials(study, heartbeat_settings()[1])
     trials = study.get_trials(deepcopy=False)
+    _drop_retries_outside_the_space(study, plan, trials)
     _drop_unlisted_warm_starts(study, plan, trials)
     trials = study.get_trials(deepcopy=False)
     for i, params in enumerate(plan.opt.enqueue):  # warm start: known-good configurations run first
@@ -497,6 +498,45 @@ def prepare_resume(study: optuna.Study, plan: StudyPlan) -> int:
             if again and not any(_tried(q, t.params) for q in queued):
                 study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
     return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def _drop_retries_outside_the_space(study: optuna.Study, plan: StudyPlan, trials: list[FrozenTrial]) -> None:
+    """A dead trial's retry (`retry_of`, or Optuna's heartbeat retry: `failed_trial`) still waiting with
+    a value the search space no longer holds (a range or step changed with --allow-changed-config since its
+    worker died) is marked FAIL ('dropped: ...'): it would run that value, outside the space, in the new
+    experiment, with only Optuna's warning (none for a heartbeat retry, which carries its old params)."""
+    for t in trials:
+        if t.state != TrialState.WAITING:
+            continue
+        if "retry_of" not in t.user_attrs and "failed_trial" not in t.system_attrs:
+            continue
+        values = {**t.system_attrs.get("fixed_params", {}), **t.params}
+        outside = [
+            f"{name}={format_value(values[name])} (the space: {_range(p)})"
+            for name, p in plan.opt.search_space.items()
+            if name in values and isinstance(p, IntParam | FloatParam) and not contains(p, values[name])
+        ]
+        if not outside:
+            continue
+        reason = f"dropped: {', '.join(outside)} lies outside the search space"
+        study._storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
+        if study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
+            failed = t.user_attrs.get("retry_of", t.system_attrs.get("failed_trial"))
+            _log.warning(
+                "warning: trial #%d, queued to run dead trial #%s's values again, is not run: %s now (marked "
+                "FAIL)",
+                t.number,
+                failed,
+                reason.removeprefix("dropped: "),
+            )
+
+
+def _range(p: IntParam | FloatParam) -> str:
+    """`p`'s values in words: `0.001 to 0.005`, `8 to 32 step 16`."""
+    step = p.step not in (None, 1) or (isinstance(p, FloatParam) and p.step is not None)
+    return f"{format_value(p.low)} to {format_value(p.high)}" + (
+        f" step {format_value(p.step)}" if step else ""
+    )
 
 
 def _drop_unlisted_warm_starts(study: optuna.Study, plan: StudyPlan, trials: list[FrozenTrial]) -> None:

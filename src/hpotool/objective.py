@@ -1205,14 +1205,32 @@ def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
     stored = existing.user_attrs.get("optimize_config", {})
     stored_directions = [d.name.lower() for d in existing.directions]
     if stored_directions != opt.study_directions:
+        # Each direction with its metric: a metric changed alone (val_accuracy to val_loss, its direction
+        # left out) is what the user wrote, not a direction
+        names = stored.get("metrics") or ([stored["metric"]] if stored.get("metric") else None)
+        was = (
+            ", ".join(f"{d} {m}" for d, m in zip(stored_directions, names, strict=True))
+            if isinstance(names, list) and len(names) == len(stored_directions)
+            else f"{', '.join(stored_directions)} its metric"
+        )
+        now = ", ".join(f"{d} {m}" for d, m in zip(opt.study_directions, opt.objectives, strict=True))
         raise HpoError(
-            f"study {opt.study_name!r} in {shown_url(plan.storage_url)} was created to {', '.join(stored_directions)} "
-            f"its metric, and the config says {', '.join(opt.study_directions)}; use another study_name or storage"
+            f"study {opt.study_name!r} in {shown_url(plan.storage_url)} was created to {was}, and the config says "
+            f"{now}; use another study_name or storage"
         )
     if not opt.multi_objective and stored.get("metric", opt.metric) != opt.metric:
         raise HpoError(
             f"study {opt.study_name!r} in {shown_url(plan.storage_url)} optimizes {stored['metric']!r}, and the config "
             f"says {opt.metric!r}; use another study_name or storage"
+        )
+    # Several objectives: each trial's values are the stored metrics in their order, which Optuna compares
+    # position by position (another metric, or the same ones reordered, would rank n_params against val_loss).
+    stored_metrics = stored.get("metrics")
+    if opt.multi_objective and isinstance(stored_metrics, list) and stored_metrics != opt.objectives:
+        raise HpoError(
+            f"study {opt.study_name!r} in {shown_url(plan.storage_url)} optimizes metrics [{', '.join(map(str, stored_metrics))}], and the "
+            f"config says [{', '.join(opt.objectives)}]; its trials' values are those metrics in that order, so not even "
+            f"--allow-changed-config can change them: use another study_name or storage"
         )
     trials = existing.get_trials(deepcopy=False)
     if fingerprint.ATTR not in existing.user_attrs and all(t.state == TrialState.WAITING for t in trials):

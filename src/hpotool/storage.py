@@ -95,8 +95,17 @@ def default_storage_url(study_name: str) -> str:
 def _sqlite_path(url: str) -> Path | None:
     if not url.startswith("sqlite:///"):
         return None
+    from urllib.parse import unquote
+
     path = url.removeprefix("sqlite:///").split("?", 1)[0]
-    return None if path in ("", ":memory:") else Path(path)
+    if path in ("", ":memory:"):
+        return None
+    # `~` as the shell reads it: SQLite takes it as a folder named ~ under the current one
+    written = Path(path).expanduser()
+    # `%20` as SQLAlchemy reads it, so Optuna's CLI and optuna-dashboard given the same URL open this file;
+    # a file an older hpotool made under the name as written is still found there
+    decoded = Path(unquote(path)).expanduser()
+    return written if decoded != written and written.exists() and not decoded.exists() else decoded
 
 
 # The engines of the SQLite storages this process opened, checkpointed and closed at exit. Weakly held:
@@ -171,7 +180,7 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
         if url.startswith("journal:"):
             from optuna.storages.journal import JournalFileBackend
 
-            journal = Path(url.removeprefix("journal:"))
+            journal = Path(url.removeprefix("journal:")).expanduser()
             if not create and not journal.exists():
                 raise HpoError(f"storage {shown_url(url)!r}: no such journal file")
             if not is_optuna_journal(journal):
@@ -180,6 +189,9 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
                     f"journal record); give the journal hpotool optimize wrote to, or a new file name (nothing "
                     f"was written to this one)"
                 )
+            unwritable = _file_hint(url) if create else ""  # reading a journal writes nothing
+            if unwritable:
+                raise HpoError(f"storage {shown_url(url)!r}: cannot run a study in it{unwritable}")
             journal.parent.mkdir(parents=True, exist_ok=True)
             return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
         path = _sqlite_path(url)
@@ -230,9 +242,37 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
         if type(exc).__name__ == "NoSuchModuleError":  # SQLAlchemy knows no such database or driver
             raise HpoError(f"storage {shown_url(url)!r}: {_unknown_scheme(url)}") from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        hint = _open_hint(url, str(exc))
+        hint = _file_hint(url) or _open_hint(url, str(exc))
         first = first.rstrip(".") if hint else first
         raise HpoError(f"storage {shown_url(url)!r}: cannot open it: {first}{hint}") from None
+
+
+def _file_hint(url: str) -> str:
+    """What to do about a SQLite or journal file this process cannot write, or whose folder it cannot write
+    (a read-only mount, another user's file): a study run writes to both (SQLite's -wal and -shm files, the
+    journal's lock file, beside the file), and SQLite writes beside a file even to read it; "" otherwise."""
+    journal = url.startswith("journal:")
+    path = Path(url.removeprefix("journal:")).expanduser() if journal else _sqlite_path(url)
+    if path is None:
+        return ""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    blocked = next((p for p in (folder, path) if p.exists() and not os.access(p, os.W_OK)), None)
+    if blocked is None:
+        return ""
+    if not path.exists():
+        return f"; this process cannot write to {str(blocked)!r}: give a path in a folder you can write to"
+    if blocked == path:
+        what = "a study run writes to the file"
+    elif journal:
+        what = "a study run writes beside the file (its lock file)"
+    else:
+        what = "SQLite writes beside the file (its -wal and -shm files) even to read a study"
+    return (
+        f"; this process cannot write to {str(blocked)!r}, and {what}: copy it to a folder you can write to "
+        f"and give that path"
+    )
 
 
 def _open_hint(url: str, error: str) -> str:
@@ -330,6 +370,12 @@ def storage_lost(url: str, exc: BaseException) -> HpoError:
     cause = lost_connection(exc) or exc
     text = str(cause).strip()
     first = f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
+    # SQLite opened a file it cannot write read-only: it answers, and will not write
+    if "readonly database" in text:
+        hint = _file_hint(url) or (
+            "; make the file and its folder writable, or copy it to a folder you can write to and give that path"
+        )
+        return HpoError(f"storage {shown_url(url)!r} cannot be written ({first}){hint}")
     return HpoError(
         f"storage {shown_url(url)!r} stopped answering during the study ({first}); the trials it holds are "
         f"kept, and those that were running stay RUNNING there. Once it answers again, run the same command to "
@@ -383,9 +429,18 @@ def _refuse_foreign_sqlite(url: str, path: Path) -> None:
 
 def sqlite_tables(path: Path) -> set[str] | None:
     """The tables of the SQLite file `path`, read-only (an empty file has none); None when it is not one."""
+    uri = path.resolve().as_uri()
     try:
-        with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as conn:
+        with sqlite3.connect(f"{uri}?mode=ro", uri=True) as conn:
             return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.OperationalError:
+        # A WAL database in a folder this process cannot write (a read-only mount, another user's folder)
+        # cannot be opened read-only without its -shm file: read the file as it is
+        try:
+            with sqlite3.connect(f"{uri}?immutable=1", uri=True) as conn:
+                return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError:
+            return None
     except sqlite3.DatabaseError:
         return None
 
