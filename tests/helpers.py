@@ -218,6 +218,25 @@ def sgd_with_required_lr(params: Any, lr: float) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=lr)
 
 
+class SGDOfMyOwn(torch.optim.Optimizer):
+    """A user's optimizer whose first argument is not called `params`, as torch's are."""
+
+    def __init__(self, model_params: Any, lr: float = 0.1) -> None:
+        super().__init__(model_params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad, alpha=-group["lr"])
+
+
+def halving(opt: torch.optim.Optimizer, epochs: int, every: int = 1) -> Any:
+    """A user's schedule whose first argument is not called `optimizer`."""
+    return torch.optim.lr_scheduler.StepLR(opt, step_size=every, gamma=0.5)
+
+
 def not_an_optimizer(params: Any, lr: float = 0.1) -> Any:
     """An optimizer factory that returns something else (here, the parameters' list)."""
     return list(params)

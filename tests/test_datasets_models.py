@@ -386,6 +386,29 @@ def test_a_model_that_names_its_sizes_otherwise_is_told_the_names_hpotool_fills_
     )
 
 
+def test_a_user_optimizer_and_schedule_may_name_their_first_argument_as_they_like() -> None:
+    """hpotool passes the model's parameters and the optimizer by position: `model_params` and `opt` were
+    refused at load time, the line telling the user to set them under optimizer: and scheduler:."""
+    from hpotool.errors import HpoError
+
+    run = {
+        "data": {"name": "digits", "subset_fraction": 0.1},
+        "model": {"name": "mlp", "hidden": [8]},
+        "optimizer": {"name": "tests.helpers:SGDOfMyOwn", "lr": 0.05},
+        "scheduler": {"name": "tests.helpers:halving", "every": 1},
+        "epochs": 2,
+        "device": "cpu",
+    }
+    cfg = validate_config(RunConfig, run, "run.yaml")
+    check_run(cfg, "run.yaml")
+    history = train_run(cfg).history
+    assert [row["lr"] for row in history] == [0.05, 0.025]
+    with pytest.raises(HpoError, match=r"'opt' is set by hpotool for scheduler 'tests.helpers:halving'"):
+        validate_config(
+            RunConfig, {**run, "scheduler": {"name": "tests.helpers:halving", "opt": 1}}, "run.yaml"
+        )
+
+
 def test_a_user_optimizer_without_weight_decay_is_usable_unless_weight_decay_is_set() -> None:
     from hpotool.errors import HpoError
 
