@@ -1121,6 +1121,15 @@ CASES = [
         optimize={"metric": "val_loss", "direction": "minimize"},
     ),
     Case(
+        "token-ids-as-a-pair",
+        "token ids for an embedding returned as an (x, y) pair, whose x hpotool casts to float32",
+        "error: run.yaml: model: RuntimeError: Expected tensor for argument #1 'indices' to have one of the following scalar types: Long, Int; but got torch.FloatTensor instead (while checking arguments for embedding_bag); the data's x is float32 (hpotool casts the x of an (x, y) pair to float32): to keep integer x, such as token ids for an embedding, return hpotool.datasets.Dataset(x, y, 'classification') from the dataset function",
+        run={
+            "data": {"name": "tests.helpers:token_ids_as_pair"},
+            "model": {"name": "torch.nn:EmbeddingBag", "num_embeddings": 50, "embedding_dim": 2},
+        },
+    ),
+    Case(
         "one-cycle-too-short",
         "a one-cycle schedule whose total_steps end before the run does",
         "error: run.yaml: scheduler: ValueError: scheduler 'torch.optim.lr_scheduler:OneCycleLR' has total_steps 3, but the run steps it 10 times (2 epochs x 5 batches), and it fails past its end; drop total_steps (hpotool passes epochs and steps_per_epoch)",

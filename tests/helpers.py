@@ -149,6 +149,12 @@ def token_ids(n: int = 400) -> Any:
     return Dataset(x, (x.sum(1) > 196).long(), "classification")
 
 
+def token_ids_as_pair(n: int = 400) -> Any:
+    """The same token ids as an (x, y) pair, whose x hpotool casts to float32."""
+    ds = token_ids(n)
+    return ds.x, ds.y
+
+
 class BagOfTokens(nn.Module):
     """An embedding model: it needs integer inputs."""
 

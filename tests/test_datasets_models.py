@@ -76,6 +76,22 @@ def test_a_dataset_object_keeps_integer_inputs_for_an_embedding_model() -> None:
     assert train_run(cfg).metrics["val_accuracy"] > 0.6
 
 
+def test_token_ids_returned_as_a_pair_are_told_to_come_as_a_dataset_object() -> None:
+    """A pair's x is cast to float32: the embedding's "got torch.FloatTensor" left a user who returned
+    integers with no idea why, nor how to keep them."""
+    from hpotool.errors import HpoError
+
+    cfg = RunConfig.model_validate(
+        {
+            "data": {"name": "tests.helpers:token_ids_as_pair"},
+            "model": {"name": "tests.helpers:BagOfTokens"},
+            "device": "cpu",
+        }
+    )
+    with pytest.raises(HpoError, match=r"return hpotool\.datasets\.Dataset\(x, y, 'classification'\)"):
+        check_run(cfg, "run.yaml")
+
+
 def test_a_loss_class_without_its_own_init_builds_and_takes_no_arguments() -> None:
     from hpotool.errors import HpoError
 

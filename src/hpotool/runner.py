@@ -769,6 +769,13 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
                     "model",
                     f"{described(exc)}; the data's x is {x_type} and the model's parameters {p_type}: {fix}",
                 ) from None
+            if _wants_integer_ids(exc, val.x):
+                raise RunCheckError(
+                    "model",
+                    f"{described(exc)}; the data's x is {str(val.x.dtype).removeprefix('torch.')} (hpotool casts "
+                    f"the x of an (x, y) pair to float32): to keep integer x, such as token ids for an "
+                    f"embedding, return hpotool.datasets.Dataset(x, y, {data.task!r}) from the dataset function",
+                ) from None
             raise
         if not same_values(val.x, data.val.x[:DRY_RUN_SAMPLES]):
             raise RunCheckError("model", input_changed(model))
@@ -834,6 +841,17 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             hint = f"check that the loss fits this {data.task} task"
         samples = "1 sample" if k == 1 else f"{k} samples"
         raise RunCheckError("training", f"one step on {samples} failed: {described(exc)}; {hint}") from None
+
+
+def _wants_integer_ids(exc: BaseException, x: torch.Tensor) -> bool:
+    """Whether the model refused floating-point `x` of whole numbers where it takes integer indices (an
+    embedding's "Expected tensor for argument #1 'indices' to have one of the following scalar types: Long,
+    Int; but got torch.FloatTensor"): token ids a dataset returned as an (x, y) pair, which hpotool cast to
+    float32, so the user, who gave integers, read that the model got floats."""
+    if not x.is_floating_point() or not bool((x == x.round()).all()):
+        return False
+    text = str(exc).lower()
+    return any(word in text for word in ("indices", "index tensor", "long"))
 
 
 # What other libraries call the output width (torchvision's num_classes): hpotool passes out_features.
