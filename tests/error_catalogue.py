@@ -1130,6 +1130,12 @@ CASES = [
         },
     ),
     Case(
+        "model-returns-a-tuple-in-training",
+        "a model that returns (logits, aux_logits) in training mode and the logits in eval mode",
+        "error: run.yaml: training: one step on 8 samples failed: TypeError: cross_entropy_loss(): argument 'input' (position 1) must be Tensor, not tuple; in training mode the model returns a tuple, not a tensor (in eval mode it returns one), and hpotool gives the loss what forward() returns: return the prediction alone in training mode too (torchvision's inception_v3 and googlenet: set aux_logits: false under model:)",
+        run={"model": {"name": "tests.helpers:AuxHeadNet"}},
+    ),
+    Case(
         "one-cycle-too-short",
         "a one-cycle schedule whose total_steps end before the run does",
         "error: run.yaml: scheduler: ValueError: scheduler 'torch.optim.lr_scheduler:OneCycleLR' has total_steps 3, but the run steps it 10 times (2 epochs x 5 batches), and it fails past its end; drop total_steps (hpotool passes epochs and steps_per_epoch)",

@@ -149,6 +149,19 @@ def token_ids(n: int = 400) -> Any:
     return Dataset(x, (x.sum(1) > 196).long(), "classification")
 
 
+class AuxHeadNet(nn.Module):
+    """Inception-style: `(logits, aux_logits)` in training mode, the logits alone in eval mode."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.main = nn.Linear(in_features, out_features)
+        self.aux = nn.Linear(in_features, out_features)
+
+    def forward(self, x: torch.Tensor) -> Any:
+        x = x.flatten(1)
+        return (self.main(x), self.aux(x)) if self.training else self.main(x)
+
+
 def token_ids_as_pair(n: int = 400) -> Any:
     """The same token ids as an (x, y) pair, whose x hpotool casts to float32."""
     ds = token_ids(n)

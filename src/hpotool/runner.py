@@ -837,10 +837,29 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             )
         elif part == "model":
             hint = "the model raised it in training mode: check its forward()"
+        elif (returned := _training_output(model, train.x)) is not None:
+            hint = (
+                f"in training mode the model returns a {returned}, not a tensor (in eval mode it returns one), "
+                f"and hpotool gives the loss what forward() returns: return the prediction alone in training "
+                f"mode too (torchvision's inception_v3 and googlenet: set aux_logits: false under model:)"
+            )
         else:
             hint = f"check that the loss fits this {data.task} task"
         samples = "1 sample" if k == 1 else f"{k} samples"
         raise RunCheckError("training", f"one step on {samples} failed: {described(exc)}; {hint}") from None
+
+
+def _training_output(model: nn.Module, x: torch.Tensor) -> str | None:
+    """The type of what `model` returns for `x` in training mode when it is not a tensor (an Inception-style
+    model's `(logits, aux_logits)`), else None. The check before it ran the model in eval mode, so the loss
+    that then failed on the tuple was blamed, with "check that the loss fits this classification task"."""
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        model.train()
+        try:
+            out = model(x.clone())
+        except Exception:
+            return None
+    return None if isinstance(out, torch.Tensor) else type(out).__name__
 
 
 def _wants_integer_ids(exc: BaseException, x: torch.Tensor) -> bool:
