@@ -191,6 +191,12 @@ CASES = [
         optimize={"sampler": {"name": "tpe", "kwargs": {"n_startup": 5}}},
     ),
     Case(
+        "sampler-function-returns-no-sampler",
+        "a sampler function of the user's that returns something else than a sampler",
+        "error: optimize.yaml: sampler: 'tests.helpers:not_a_sampler' returned int, not an optuna.samplers.BaseSampler; return the sampler it builds",
+        optimize={"sampler": {"name": "tests.helpers:not_a_sampler"}},
+    ),
+    Case(
         "bruteforce-continuous",
         "the brute-force sampler over a float without step",
         "error: optimize.yaml: sampler: the brute-force sampler needs a finite set of values: search_space.optimizer.lr: a float without step has infinitely many; give it a step, or use another sampler",

@@ -497,3 +497,22 @@ class Float64Net(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x)
+
+
+def my_tpe(seed: int | None = None, n_startup_trials: int = 2) -> Any:
+    """A sampler factory, the way to set what YAML cannot hold (a function argument) or to fix defaults."""
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials, multivariate=True)
+
+
+def median_after(warmup: int = 1) -> Any:
+    """A pruner factory."""
+    import optuna
+
+    return optuna.pruners.MedianPruner(n_warmup_steps=warmup)
+
+
+def not_a_sampler(seed: int | None = None) -> Any:
+    """A sampler factory that returns something else (here, its seed)."""
+    return seed

@@ -1045,9 +1045,9 @@ def study_sampler(
     on several machines would otherwise propose the same values. Optuna's grid sampler keeps the config's
     seed everywhere, as its seed orders the grid points that every run and worker number alike.
     """
-    from hpotool.factories import sampler_class
+    from hpotool.factories import is_subclass, sampler_class
 
-    grid = issubclass(sampler_class(opt.sampler.name), optuna.samplers.GridSampler)
+    grid = is_subclass(sampler_class(opt.sampler.name), optuna.samplers.GridSampler)
 
     def derive(seed: int | None) -> int | None:
         if seed is None or grid:
