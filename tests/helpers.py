@@ -516,3 +516,9 @@ def median_after(warmup: int = 1) -> Any:
 def not_a_sampler(seed: int | None = None) -> Any:
     """A sampler factory that returns something else (here, its seed)."""
     return seed
+
+
+def labels_from_one(n: int = 120) -> Any:
+    """Two classes numbered 1 and 2, as R and MATLAB number them."""
+    x = torch.randn(n, 3, generator=torch.Generator().manual_seed(0))
+    return x, (x[:, 0] > 0).long() + 1

@@ -674,6 +674,27 @@ def data_failure(cfg: DataConfig, exc: Exception) -> str:
     return f"loading {cfg.name!r} failed: {described(exc)}"
 
 
+def unused_classes_note(data: PreparedData, name: str) -> str | None:
+    """A note when a classification's labels skip class ids: labels 1..K (as R and MATLAB number them) or
+    sparse codes (10, 20) give the model an output for every id up to the largest, some for classes no
+    sample has, and integer amounts (counts, ages) read as class ids look the same. None when 0..K-1 all
+    occur (in the training and validation samples)."""
+    if data.task != "classification":
+        return None
+    labels = torch.unique(torch.cat([data.train.y, data.val.y]))
+    classes = data.out_features if data.out_features > 1 else 2  # one logit: two classes
+    unused = classes - len(labels)
+    if unused <= 0:
+        return None
+    missing = sorted(set(range(classes)) - set(labels.tolist()))
+    shown = ", ".join(map(str, missing[:3])) + (", ..." if len(missing) > 3 else "")
+    return (
+        f"data: the labels of {name} run up to {classes - 1}, so the model has {classes} outputs, but {unused} "
+        f"of those classes {'has' if unused == 1 else 'have'} no sample ({shown}); number the classes 0..{len(labels) - 1} in the dataset "
+        f"function (np.unique(y, return_inverse=True)[1]), or give y as floats if it holds amounts (regression)"
+    )
+
+
 def load_checked(cfg: RunConfig, source: str) -> PreparedData:
     """`load_data`, with a failure as an `HpoError` naming `source` (the config file) and its data section."""
     try:
