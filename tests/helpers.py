@@ -44,6 +44,13 @@ class FragileModel(nn.Module):
         return self.net(x)
 
 
+class ForwardsItsArguments(FragileModel):
+    """A subclass that hands its keyword arguments on to its parent, which takes no input_shape."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+
+
 class SlippedHead(nn.Module):
     """A user's bug the check before trial 0 cannot see, as it tries a searched range's ends: for `width` 16
     its last layer gives `out_features + extra` columns, for the other widths `out_features`."""

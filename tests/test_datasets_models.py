@@ -10,7 +10,7 @@ import torch
 from hpotool.config import RunConfig, validate_config
 from hpotool.datasets import DataError, Dataset, as_dataset, digits, split, synthetic_regression
 from hpotool.models import CNN, MLP, layer_widths
-from hpotool.runner import check_run, load_data, train_run
+from hpotool.runner import build_model, check_run, load_data, train_run
 from tests.helpers import features_with_a_graph, numpy_regression
 
 
@@ -90,6 +90,27 @@ def test_token_ids_returned_as_a_pair_are_told_to_come_as_a_dataset_object() -> 
     )
     with pytest.raises(HpoError, match=r"return hpotool\.datasets\.Dataset\(x, y, 'classification'\)"):
         check_run(cfg, "run.yaml")
+
+
+def test_a_model_that_hands_its_keyword_arguments_to_its_parent_is_built() -> None:
+    """`def __init__(self, **kwargs): super().__init__(**kwargs)` was offered every shape and failed with the
+    parent's "unexpected keyword argument 'input_shape'", which no config could fix."""
+    run = {
+        "data": {"name": "digits", "subset_fraction": 0.1},
+        "model": {"name": "tests.helpers:ForwardsItsArguments", "width": 12},
+        "epochs": 1,
+        "device": "cpu",
+    }
+    cfg = RunConfig.model_validate(run)
+    check_run(cfg, "run.yaml")
+    model = train_run(cfg).model
+    assert model is not None and model.width == 12
+    torch.manual_seed(0)
+    built = build_model(cfg, load_data(cfg.data))
+    torch.manual_seed(0)  # built on the draws the parent class alone makes
+    cfg = RunConfig.model_validate({**run, "model": {"name": "tests.helpers:FragileModel", "width": 12}})
+    parent = build_model(cfg, load_data(cfg.data))
+    assert all(torch.equal(a, b) for a, b in zip(built.parameters(), parent.parameters(), strict=True))
 
 
 def test_a_loss_class_without_its_own_init_builds_and_takes_no_arguments() -> None:

@@ -9,6 +9,7 @@ import functools
 import inspect
 import json
 import random
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -174,11 +175,28 @@ def make_model(cfg: RunConfig, input_shape: tuple[int, ...], out_features: int) 
         "out_features": out_features,
         "input_shape": tuple(input_shape),
     }
-    model = cls(**pick_kwargs(cls, shapes), **cfg.model.kwargs)
+    model = _construct(cls, pick_kwargs(cls, shapes), cfg.model.kwargs)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model {cfg.model.name!r} returned {type(model).__name__}, not a torch.nn.Module")
     _check_registered(model)
     return model
+
+
+def _construct(cls: Any, shapes: dict[str, Any], kwargs: dict[str, Any]) -> Any:
+    """`cls(**shapes, **kwargs)`. A model taking `**kwargs` is offered every shape, and one that hands them
+    on to a parent class (`def __init__(self, **kwargs): super().__init__(**kwargs)`) failed with the
+    parent's "unexpected keyword argument 'input_shape'", which no config could fix: such a shape is left
+    out and the model built again, on the random numbers' state it was first built on."""
+    state = torch.random.get_rng_state()
+    while True:
+        try:
+            return cls(**shapes, **kwargs)
+        except TypeError as exc:
+            found = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+            if found is None or found.group(1) not in shapes or not accepted_kwargs(cls)[1]:
+                raise
+            shapes = {k: v for k, v in shapes.items() if k != found.group(1)}
+            torch.random.set_rng_state(state)
 
 
 _MODULE_KEYS = frozenset(vars(nn.Module()))  # torch's own attributes of every module
