@@ -263,6 +263,11 @@ def halving(opt: torch.optim.Optimizer, epochs: int, every: int = 1) -> Any:
     return torch.optim.lr_scheduler.StepLR(opt, step_size=every, gamma=0.5)
 
 
+def cosine_of_mine(optimizer: torch.optim.Optimizer, **kwargs: Any) -> Any:
+    """A schedule that hands its keyword arguments on to torch's, which takes no epochs."""
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, **kwargs)
+
+
 def not_an_optimizer(params: Any, lr: float = 0.1) -> Any:
     """An optimizer factory that returns something else (here, the parameters' list)."""
     return list(params)

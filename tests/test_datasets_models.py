@@ -113,6 +113,22 @@ def test_a_model_that_hands_its_keyword_arguments_to_its_parent_is_built() -> No
     assert all(torch.equal(a, b) for a, b in zip(built.parameters(), parent.parameters(), strict=True))
 
 
+def test_a_schedule_that_hands_its_keyword_arguments_on_is_built() -> None:
+    """`def cosine(optimizer, **kw): return CosineAnnealingLR(optimizer, **kw)` was offered epochs and
+    steps_per_epoch and failed with torch's "unexpected keyword argument 'epochs'"."""
+    run = {
+        "data": {"name": "digits", "subset_fraction": 0.1},
+        "model": {"name": "mlp", "hidden": [8]},
+        "optimizer": {"name": "sgd", "lr": 0.1},
+        "scheduler": {"name": "tests.helpers:cosine_of_mine", "T_max": 2},
+        "epochs": 2,
+        "device": "cpu",
+    }
+    cfg = RunConfig.model_validate(run)
+    check_run(cfg, "run.yaml")
+    assert [row["lr"] for row in train_run(cfg).history] == pytest.approx([0.1, 0.05])
+
+
 def test_a_loss_class_without_its_own_init_builds_and_takes_no_arguments() -> None:
     from hpotool.errors import HpoError
 

@@ -175,27 +175,29 @@ def make_model(cfg: RunConfig, input_shape: tuple[int, ...], out_features: int) 
         "out_features": out_features,
         "input_shape": tuple(input_shape),
     }
-    model = _construct(cls, pick_kwargs(cls, shapes), cfg.model.kwargs)
+    model = construct(cls, (), pick_kwargs(cls, shapes), cfg.model.kwargs)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model {cfg.model.name!r} returned {type(model).__name__}, not a torch.nn.Module")
     _check_registered(model)
     return model
 
 
-def _construct(cls: Any, shapes: dict[str, Any], kwargs: dict[str, Any]) -> Any:
-    """`cls(**shapes, **kwargs)`. A model taking `**kwargs` is offered every shape, and one that hands them
-    on to a parent class (`def __init__(self, **kwargs): super().__init__(**kwargs)`) failed with the
-    parent's "unexpected keyword argument 'input_shape'", which no config could fix: such a shape is left
-    out and the model built again, on the random numbers' state it was first built on."""
+def construct(factory: Any, args: tuple[Any, ...], offered: dict[str, Any], kwargs: dict[str, Any]) -> Any:
+    """`factory(*args, **offered, **kwargs)`, `offered` being what hpotool passes (a model's shapes, a
+    schedule's epochs). A factory taking `**kwargs` is offered all of it, and one that hands them on
+    (`def __init__(self, **kwargs): super().__init__(**kwargs)`, `def cosine(optimizer, **kw): return
+    CosineAnnealingLR(optimizer, **kw)`) failed with "unexpected keyword argument 'input_shape'" (or
+    'epochs'), which no config could fix: such an argument is left out and the factory called again, on the
+    random numbers' state of the first call."""
     state = torch.random.get_rng_state()
     while True:
         try:
-            return cls(**shapes, **kwargs)
+            return factory(*args, **offered, **kwargs)
         except TypeError as exc:
             found = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
-            if found is None or found.group(1) not in shapes or not accepted_kwargs(cls)[1]:
+            if found is None or found.group(1) not in offered or not accepted_kwargs(factory)[1]:
                 raise
-            shapes = {k: v for k, v in shapes.items() if k != found.group(1)}
+            offered = {k: v for k, v in offered.items() if k != found.group(1)}
             torch.random.set_rng_state(state)
 
 
@@ -314,7 +316,7 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
     # The run's length in the schedule's own steps: batches when it steps per batch, else epochs.
     batches = steps_per_epoch(len(data.train), cfg.batch_size) if per_step else 1
     run_shape = {"epochs": cfg.epochs, "steps_per_epoch": batches}
-    scheduler = sched_fn(optimizer, **pick_kwargs(sched_fn, run_shape), **cfg.scheduler.kwargs)
+    scheduler = construct(sched_fn, (optimizer,), pick_kwargs(sched_fn, run_shape), cfg.scheduler.kwargs)
     if scheduler is not None and not callable(getattr(scheduler, "step", None)):  # None: a constant lr
         raise TypeError(
             f"scheduler {cfg.scheduler.name!r} returned {type(scheduler).__name__}, not a learning-rate schedule "
