@@ -115,7 +115,8 @@ def test_a_model_that_hands_its_keyword_arguments_to_its_parent_is_built() -> No
 
 def test_a_schedule_that_hands_its_keyword_arguments_on_is_built() -> None:
     """`def cosine(optimizer, **kw): return CosineAnnealingLR(optimizer, **kw)` was offered epochs and
-    steps_per_epoch and failed with torch's "unexpected keyword argument 'epochs'"."""
+    steps_per_epoch and failed with torch's "unexpected keyword argument 'epochs'"; a loss class doing the
+    same, offered task, with "unexpected keyword argument 'task'"."""
     run = {
         "data": {"name": "digits", "subset_fraction": 0.1},
         "model": {"name": "mlp", "hidden": [8]},
@@ -127,6 +128,11 @@ def test_a_schedule_that_hands_its_keyword_arguments_on_is_built() -> None:
     cfg = RunConfig.model_validate(run)
     check_run(cfg, "run.yaml")
     assert [row["lr"] for row in train_run(cfg).history] == pytest.approx([0.1, 0.05])
+    run["loss"] = {
+        "name": "tests.helpers:SmoothedCrossEntropy",
+        "reduction": "mean",
+    }  # and a loss, offered task
+    check_run(RunConfig.model_validate(run), "run.yaml")
 
 
 def test_a_loss_class_without_its_own_init_builds_and_takes_no_arguments() -> None:

@@ -399,8 +399,8 @@ def build_loss(
     _check_weights(cfg, data, loss, kwargs)
     if loss_inputs(loss, cfg.loss.kwargs):
         return functools.partial(loss, **kwargs)
-    built: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = loss(
-        **pick_kwargs(loss, {"task": data.task}), **kwargs
+    built: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = construct(
+        loss, (), pick_kwargs(loss, {"task": data.task}), kwargs
     )
     if not callable(built):
         raise TypeError(
