@@ -191,6 +191,17 @@ CASES = [
         optimize={"sampler": {"name": "tpe", "kwargs": {"n_startup": 5}}},
     ),
     Case(
+        "trainer-key-not-in-run-config",
+        "a training function's key searched that the run config's trainer section does not set",
+        "error: optimize.yaml: search_space.trainer.alpha: the RunConfig has no such path; a training function's keys are those the run config's trainer: section sets: add alpha: <its default> under trainer:",
+        run={"trainer": {"function": "tests.trainers:adds_its_options"}},
+        optimize={
+            "metric": "val_loss",
+            "direction": "minimize",
+            "search_space": {"trainer.alpha": {"type": "float", "low": 0.1, "high": 1.0}},
+        },
+    ),
+    Case(
         "sampler-function-returns-no-sampler",
         "a sampler function of the user's that returns something else than a sampler",
         "error: optimize.yaml: sampler: 'tests.helpers:not_a_sampler' returned int, not an optuna.samplers.BaseSampler; return the sampler it builds",
