@@ -151,3 +151,15 @@ def exits_when_done(report: Report) -> dict[str, float]:
 
     report(0, {"val_loss": 0.5})
     sys.exit(0)
+
+
+START_METHODS = ("fork", "spawn", "forkserver")
+
+
+def reports_its_start_method(report: Report) -> dict[str, float]:
+    """The start method a DataLoader with workers (or any multiprocessing) in this process would use."""
+    import multiprocessing
+
+    method = float(START_METHODS.index(multiprocessing.get_start_method()))
+    report(0, {"val_loss": 1.0, "start_method": method})
+    return {"val_loss": 1.0, "start_method": method}
