@@ -192,6 +192,23 @@ CASES = [
         optimize={"sampler": {"name": "tpe", "kwargs": {"n_startup": 5}}},
     ),
     Case(
+        "trainer-key-not-in-run-config",
+        "a training function's key searched that the run config's trainer section does not set",
+        "error: optimize.yaml: search_space.trainer.alpha: the RunConfig has no such path; a training function's keys are those the run config's trainer: section sets: add alpha: <its default> under trainer:",
+        run={"trainer": {"function": "tests.trainers:adds_its_options"}},
+        optimize={
+            "metric": "val_loss",
+            "direction": "minimize",
+            "search_space": {"trainer.alpha": {"type": "float", "low": 0.1, "high": 1.0}},
+        },
+    ),
+    Case(
+        "sampler-function-returns-no-sampler",
+        "a sampler function of the user's that returns something else than a sampler",
+        "error: optimize.yaml: sampler: 'tests.helpers:not_a_sampler' returned int, not an optuna.samplers.BaseSampler; return the sampler it builds",
+        optimize={"sampler": {"name": "tests.helpers:not_a_sampler"}},
+    ),
+    Case(
         "bruteforce-continuous",
         "the brute-force sampler over a float without step",
         "error: optimize.yaml: sampler: the brute-force sampler needs a finite set of values: search_space.optimizer.lr: a float without step has infinitely many; give it a step, or use another sampler",
@@ -1142,6 +1159,21 @@ CASES = [
         "error: run.yaml: model: RuntimeError: mat1 and mat2 must have the same dtype, but got Double and Float; the data's x is float64 and the model's parameters float32: give x as float32 in the dataset function (x.float())",
         run={"data": {"name": "tests.helpers:float64_dataset"}},
         optimize={"metric": "val_loss", "direction": "minimize"},
+    ),
+    Case(
+        "token-ids-as-a-pair",
+        "token ids for an embedding returned as an (x, y) pair, whose x hpotool casts to float32",
+        "error: run.yaml: model: RuntimeError: Expected tensor for argument #1 'indices' to have one of the following scalar types: Long, Int; but got torch.FloatTensor instead (while checking arguments for embedding_bag); the data's x is float32 (hpotool casts the x of an (x, y) pair to float32): to keep integer x, such as token ids for an embedding, return hpotool.datasets.Dataset(x, y, 'classification') from the dataset function",
+        run={
+            "data": {"name": "tests.helpers:token_ids_as_pair"},
+            "model": {"name": "torch.nn:EmbeddingBag", "num_embeddings": 50, "embedding_dim": 2},
+        },
+    ),
+    Case(
+        "model-returns-a-tuple-in-training",
+        "a model that returns (logits, aux_logits) in training mode and the logits in eval mode",
+        "error: run.yaml: training: one step on 8 samples failed: TypeError: cross_entropy_loss(): argument 'input' (position 1) must be Tensor, not tuple; in training mode the model returns a tuple, not a tensor (in eval mode it returns one), and hpotool gives the loss what forward() returns: return the prediction alone in training mode too (torchvision's inception_v3 and googlenet: set aux_logits: false under model:)",
+        run={"model": {"name": "tests.helpers:AuxHeadNet"}},
     ),
     Case(
         "one-cycle-too-short",

@@ -44,6 +44,13 @@ class FragileModel(nn.Module):
         return self.net(x)
 
 
+class ForwardsItsArguments(FragileModel):
+    """A subclass that hands its keyword arguments on to its parent, which takes no input_shape."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+
+
 class SlippedHead(nn.Module):
     """A user's bug the check before trial 0 cannot see, as it tries a searched range's ends: for `width` 16
     its last layer gives `out_features + extra` columns, for the other widths `out_features`."""
@@ -149,6 +156,25 @@ def token_ids(n: int = 400) -> Any:
     return Dataset(x, (x.sum(1) > 196).long(), "classification")
 
 
+class AuxHeadNet(nn.Module):
+    """Inception-style: `(logits, aux_logits)` in training mode, the logits alone in eval mode."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.main = nn.Linear(in_features, out_features)
+        self.aux = nn.Linear(in_features, out_features)
+
+    def forward(self, x: torch.Tensor) -> Any:
+        x = x.flatten(1)
+        return (self.main(x), self.aux(x)) if self.training else self.main(x)
+
+
+def token_ids_as_pair(n: int = 400) -> Any:
+    """The same token ids as an (x, y) pair, whose x hpotool casts to float32."""
+    ds = token_ids(n)
+    return ds.x, ds.y
+
+
 class BagOfTokens(nn.Module):
     """An embedding model: it needs integer inputs."""
 
@@ -216,6 +242,37 @@ class DeepNet(nn.Module):
 def sgd_with_required_lr(params: Any, lr: float) -> torch.optim.Optimizer:
     """An optimizer factory whose `lr` has no default: the run config's optimizer.lr gives it."""
     return torch.optim.SGD(params, lr=lr)
+
+
+class SGDOfMyOwn(torch.optim.Optimizer):
+    """A user's optimizer whose first argument is not called `params`, as torch's are."""
+
+    def __init__(self, model_params: Any, lr: float = 0.1) -> None:
+        super().__init__(model_params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad, alpha=-group["lr"])
+
+
+def halving(opt: torch.optim.Optimizer, epochs: int, every: int = 1) -> Any:
+    """A user's schedule whose first argument is not called `optimizer`."""
+    return torch.optim.lr_scheduler.StepLR(opt, step_size=every, gamma=0.5)
+
+
+def cosine_of_mine(optimizer: torch.optim.Optimizer, **kwargs: Any) -> Any:
+    """A schedule that hands its keyword arguments on to torch's, which takes no epochs."""
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, **kwargs)
+
+
+class SmoothedCrossEntropy(nn.CrossEntropyLoss):
+    """A loss that hands its keyword arguments on to torch's, which takes no task."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**{"label_smoothing": 0.1, **kwargs})
 
 
 def not_an_optimizer(params: Any, lr: float = 0.1) -> Any:
@@ -459,3 +516,28 @@ class Float64Net(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x)
+
+
+def my_tpe(seed: int | None = None, n_startup_trials: int = 2) -> Any:
+    """A sampler factory, the way to set what YAML cannot hold (a function argument) or to fix defaults."""
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials, multivariate=True)
+
+
+def median_after(warmup: int = 1) -> Any:
+    """A pruner factory."""
+    import optuna
+
+    return optuna.pruners.MedianPruner(n_warmup_steps=warmup)
+
+
+def not_a_sampler(seed: int | None = None) -> Any:
+    """A sampler factory that returns something else (here, its seed)."""
+    return seed
+
+
+def labels_from_one(n: int = 120) -> Any:
+    """Two classes numbered 1 and 2, as R and MATLAB number them."""
+    x = torch.randn(n, 3, generator=torch.Generator().manual_seed(0))
+    return x, (x[:, 0] > 0).long() + 1

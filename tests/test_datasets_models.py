@@ -10,7 +10,7 @@ import torch
 from hpotool.config import RunConfig, validate_config
 from hpotool.datasets import DataError, Dataset, as_dataset, digits, split, synthetic_regression
 from hpotool.models import CNN, MLP, layer_widths
-from hpotool.runner import check_run, load_data, train_run
+from hpotool.runner import build_model, check_run, load_data, train_run
 from tests.helpers import features_with_a_graph, numpy_regression
 
 
@@ -95,6 +95,65 @@ def test_a_dataset_object_keeps_integer_inputs_for_an_embedding_model() -> None:
     assert load_data(cfg.data).train.x.dtype == torch.int64
     check_run(cfg, "run.yaml")  # the one-step check passes
     assert train_run(cfg).metrics["val_accuracy"] > 0.6
+
+
+def test_token_ids_returned_as_a_pair_are_told_to_come_as_a_dataset_object() -> None:
+    """A pair's x is cast to float32: the embedding's "got torch.FloatTensor" left a user who returned
+    integers with no idea why, nor how to keep them."""
+    from hpotool.errors import HpoError
+
+    cfg = RunConfig.model_validate(
+        {
+            "data": {"name": "tests.helpers:token_ids_as_pair"},
+            "model": {"name": "tests.helpers:BagOfTokens"},
+            "device": "cpu",
+        }
+    )
+    with pytest.raises(HpoError, match=r"return hpotool\.datasets\.Dataset\(x, y, 'classification'\)"):
+        check_run(cfg, "run.yaml")
+
+
+def test_a_model_that_hands_its_keyword_arguments_to_its_parent_is_built() -> None:
+    """`def __init__(self, **kwargs): super().__init__(**kwargs)` was offered every shape and failed with the
+    parent's "unexpected keyword argument 'input_shape'", which no config could fix."""
+    run = {
+        "data": {"name": "digits", "subset_fraction": 0.1},
+        "model": {"name": "tests.helpers:ForwardsItsArguments", "width": 12},
+        "epochs": 1,
+        "device": "cpu",
+    }
+    cfg = RunConfig.model_validate(run)
+    check_run(cfg, "run.yaml")
+    model = train_run(cfg).model
+    assert model is not None and model.width == 12
+    torch.manual_seed(0)
+    built = build_model(cfg, load_data(cfg.data))
+    torch.manual_seed(0)  # built on the draws the parent class alone makes
+    cfg = RunConfig.model_validate({**run, "model": {"name": "tests.helpers:FragileModel", "width": 12}})
+    parent = build_model(cfg, load_data(cfg.data))
+    assert all(torch.equal(a, b) for a, b in zip(built.parameters(), parent.parameters(), strict=True))
+
+
+def test_a_schedule_that_hands_its_keyword_arguments_on_is_built() -> None:
+    """`def cosine(optimizer, **kw): return CosineAnnealingLR(optimizer, **kw)` was offered epochs and
+    steps_per_epoch and failed with torch's "unexpected keyword argument 'epochs'"; a loss class doing the
+    same, offered task, with "unexpected keyword argument 'task'"."""
+    run = {
+        "data": {"name": "digits", "subset_fraction": 0.1},
+        "model": {"name": "mlp", "hidden": [8]},
+        "optimizer": {"name": "sgd", "lr": 0.1},
+        "scheduler": {"name": "tests.helpers:cosine_of_mine", "T_max": 2},
+        "epochs": 2,
+        "device": "cpu",
+    }
+    cfg = RunConfig.model_validate(run)
+    check_run(cfg, "run.yaml")
+    assert [row["lr"] for row in train_run(cfg).history] == pytest.approx([0.1, 0.05])
+    run["loss"] = {
+        "name": "tests.helpers:SmoothedCrossEntropy",
+        "reduction": "mean",
+    }  # and a loss, offered task
+    check_run(RunConfig.model_validate(run), "run.yaml")
 
 
 def test_a_loss_class_without_its_own_init_builds_and_takes_no_arguments() -> None:
@@ -405,6 +464,29 @@ def test_a_model_that_names_its_sizes_otherwise_is_told_the_names_hpotool_fills_
         "config does not set; add input_dim: ..., num_classes: ... under model:, or rename input_dim to "
         "in_features and num_classes to out_features, which hpotool fills in from the data"
     )
+
+
+def test_a_user_optimizer_and_schedule_may_name_their_first_argument_as_they_like() -> None:
+    """hpotool passes the model's parameters and the optimizer by position: `model_params` and `opt` were
+    refused at load time, the line telling the user to set them under optimizer: and scheduler:."""
+    from hpotool.errors import HpoError
+
+    run = {
+        "data": {"name": "digits", "subset_fraction": 0.1},
+        "model": {"name": "mlp", "hidden": [8]},
+        "optimizer": {"name": "tests.helpers:SGDOfMyOwn", "lr": 0.05},
+        "scheduler": {"name": "tests.helpers:halving", "every": 1},
+        "epochs": 2,
+        "device": "cpu",
+    }
+    cfg = validate_config(RunConfig, run, "run.yaml")
+    check_run(cfg, "run.yaml")
+    history = train_run(cfg).history
+    assert [row["lr"] for row in history] == [0.05, 0.025]
+    with pytest.raises(HpoError, match=r"'opt' is set by hpotool for scheduler 'tests.helpers:halving'"):
+        validate_config(
+            RunConfig, {**run, "scheduler": {"name": "tests.helpers:halving", "opt": 1}}, "run.yaml"
+        )
 
 
 def test_a_user_optimizer_without_weight_decay_is_usable_unless_weight_decay_is_set() -> None:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import optuna
 import pytest
 
@@ -162,3 +165,46 @@ def test_factory_errors(call: object, message: str) -> None:
     with pytest.raises(HpoError) as err:
         call()  # type: ignore[operator]
     assert message in str(err.value)
+
+
+def test_a_function_that_builds_the_sampler_or_pruner_is_used_as_a_class_is(
+    configs: tuple[Path, Path], opt_dict: dict[str, Any]
+) -> None:
+    """`sampler: {name: mypkg.hpo:my_tpe}`, a function returning a TPESampler, crashed optimize with
+    "TypeError: issubclass() arg 1 must be a class"; the line about a function argument (TPE's gamma) had told
+    users to write one."""
+    import yaml
+
+    from tests.cli_run import optimize
+
+    sampler = make_sampler("tests.helpers:my_tpe", {"n_startup_trials": 3}, seed=7, space=SPACE)
+    assert isinstance(sampler, optuna.samplers.TPESampler) and sampler._n_startup_trials == 3
+    assert isinstance(make_pruner("tests.helpers:median_after", {"warmup": 2}), optuna.pruners.MedianPruner)
+    run_path, opt_path = configs
+    opt_dict["sampler"] = {"name": "tests.helpers:my_tpe", "kwargs": {"n_startup_trials": 1}}
+    opt_dict["pruner"] = {"name": "tests.helpers:median_after"}
+    opt_path.write_text(yaml.safe_dump(opt_dict))
+    optimize(run_path, opt_path, opt_dict["storage"], 2)
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (
+            "tests.helpers:not_a_sampler",
+            "sampler: 'tests.helpers:not_a_sampler' returned int, not an optuna.samplers.BaseSampler; return the "
+            "sampler it builds",
+        ),
+        (
+            "optuna.pruners:MedianPruner",
+            "sampler: 'optuna.pruners:MedianPruner' is not an optuna.samplers.BaseSampler subclass (it is the "
+            "class MedianPruner); name such a class, or a function that builds the sampler from the kwargs",
+        ),
+    ],
+)
+def test_a_sampler_function_or_class_that_builds_no_sampler_is_refused(name: str, message: str) -> None:
+    with pytest.raises(HpoError) as info:
+        make_sampler(name, {}, seed=1, space=SPACE)
+    assert str(info.value) == message

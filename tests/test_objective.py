@@ -1777,3 +1777,22 @@ def test_enqueue_from_leaves_out_the_keys_below_a_section_it_leaves_out(
         "0.0, momentum: 0.83}, which lies outside this space; in 1 of 2 trials), optimizer.momentum (left out "
         "with optimizer, which it lies in; in 1 of 2 trials)"
     )
+
+
+def test_labels_that_skip_class_ids_are_noted_before_trial_0(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """Labels 1 and 2 made a 3-class model, one output for a class no sample has, without a word (the
+    same for counts read as class ids); labels 0..K-1 get no note."""
+    run_dict["data"] = {"name": "tests.helpers:labels_from_one"}
+    run_dict["model"] = {"name": "mlp", "hidden": [8]}
+    run_path, opt_path = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    opt_dict["search_space"] = {"optimizer.lr": opt_dict["search_space"]["optimizer.lr"]}
+    write_yaml(opt_path, opt_dict)
+    assert prepare_study(run_path, opt_path).notes == (
+        "data: the labels of tests.helpers:labels_from_one run up to 2, so the model has 3 outputs, but 1 of "
+        "those classes has no sample (0); number the classes 0..1 in the dataset function "
+        "(np.unique(y, return_inverse=True)[1]), or give y as floats if it holds amounts (regression)",
+    )
+    run_dict["data"] = {"name": "digits", "subset_fraction": 0.1}
+    assert prepare_study(write_yaml(run_path, run_dict), opt_path).notes == ()

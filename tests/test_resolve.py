@@ -113,3 +113,18 @@ def test_a_file_path_given_for_an_import_path_is_refused_with_the_import_path(
 
 def test_a_good_path_imports(project: Path) -> None:
     assert import_object("labnets.models:Net").__name__ == "Net"
+
+
+def test_a_module_of_the_users_named_as_one_python_already_imported_is_told_to_be_renamed(
+    project: Path,
+) -> None:
+    """A `tokenize.py` in the current folder: Python's own `tokenize` is imported already, so the import
+    path named it, and the line said "module 'tokenize' has no attribute 'load'", of the user's function."""
+    (project / "tokenize.py").write_text("def load():\n    pass\n")
+    with pytest.raises(HpoError) as info:
+        import_object("tokenize:load")
+    assert str(info.value) == (
+        f"cannot import 'tokenize:load': the module tokenize Python had already imported is "
+        f"{sys.modules['tokenize'].__file__}, not tokenize.py in the current folder, which it never reads; "
+        f"rename yours (and the import path) to a name Python and the installed packages do not use"
+    )

@@ -155,6 +155,19 @@ def test_a_nan_loss_or_final_metric_prunes_the_trial_saying_which(
     assert trials[0].user_attrs["prune_reason"] == "val_loss is nan in epoch 1"  # not "train_loss"
 
 
+def test_a_nan_in_a_metric_the_study_does_not_optimize_is_recorded_not_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An undefined val_f1 beside a finite val_loss (the study's metric) failed every trial (ValueError:
+    val_f1 is nan), and the study stopped after five; the built-in Trainer looks only at the losses and
+    the study's metrics too."""
+    monkeypatch.chdir(REPO)
+    _, trials = _study_with("reports_an_undefined_metric", tmp_path)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    history = trials[0].user_attrs["history"]
+    assert [row["val_loss"] for row in history] == [1.0, 0.5] and history[1]["val_f1"] == 0.7
+
+
 def test_the_report_counts_no_epochs_a_function_never_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

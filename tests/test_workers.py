@@ -1047,3 +1047,24 @@ def test_warm_starts_another_host_queued_stay_queued_while_the_study_is_in_use(
             f"note: study 'tiny' is in use ({kept_by}): 1 point(s) queued from an enqueue list that this optimize "
             "config does not hold are left queued, and will run: optimizer.lr=0.005, model.hidden.0=16"
         ]
+
+
+def test_a_worker_starts_processes_of_its_own_as_one_process_does(tmp_path: Path) -> None:
+    """A worker the forkserver started kept forkserver as its default start method, so a user's
+    DataLoader(num_workers=2) in a training function started another forkserver (24 s to its first batch)."""
+    import multiprocessing
+
+    from tests.trainers import START_METHODS
+
+    run = write_yaml(
+        tmp_path / "r.yaml", {"epochs": 1, "trainer": {"function": "tests.trainers:reports_its_start_method"}}
+    )
+    space = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}
+    opt = write_yaml(tmp_path / "o.yaml", {"study_name": "m", "n_trials": 2, "search_space": space})
+    with contextlib.chdir(REPO):
+        args = ["optimize", "-r", str(run), "-o", str(opt), "--storage", f"sqlite:///{tmp_path / 'm.db'}"]
+        result = CliRunner().invoke(app, [*args, "--workers", "2", "-q"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    trials = optuna.load_study(study_name="m", storage=f"sqlite:///{tmp_path / 'm.db'}").trials
+    expected = START_METHODS.index(multiprocessing.get_all_start_methods()[0])  # the platform's default
+    assert [t.user_attrs["metrics"]["start_method"] for t in trials] == [expected, expected]

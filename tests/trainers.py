@@ -20,6 +20,13 @@ def diverges_in_validation(report: Report) -> dict[str, float]:
     return {"val_loss": 1.0}
 
 
+def reports_an_undefined_metric(report: Report) -> dict[str, float]:
+    """A metric beside the loss that is undefined in the first epoch (an F1 with no positive prediction)."""
+    report(0, {"val_loss": 1.0, "val_f1": float("nan")})
+    report(1, {"val_loss": 0.5, "val_f1": 0.7})
+    return {"val_loss": 0.5, "val_f1": 0.7}
+
+
 def needs_data_path(report: Report, data_path: str) -> dict[str, float]:
     """Requires an argument hpotool cannot pass."""
     return {"val_loss": 1.0}
@@ -144,3 +151,15 @@ def exits_when_done(report: Report) -> dict[str, float]:
 
     report(0, {"val_loss": 0.5})
     sys.exit(0)
+
+
+START_METHODS = ("fork", "spawn", "forkserver")
+
+
+def reports_its_start_method(report: Report) -> dict[str, float]:
+    """The start method a DataLoader with workers (or any multiprocessing) in this process would use."""
+    import multiprocessing
+
+    method = float(START_METHODS.index(multiprocessing.get_start_method()))
+    report(0, {"val_loss": 1.0, "start_method": method})
+    return {"val_loss": 1.0, "start_method": method}

@@ -90,7 +90,8 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
     if kind == "loss" and name == "auto" and kwargs:
         raise ValueError(f"loss 'auto' takes no arguments; {AUTO_LOSS_FIX.format(arg=next(iter(kwargs)))}")
     inputs = loss_inputs(obj, kwargs) if kind == "loss" else ()  # a loss function's (prediction, target)
-    check_kwargs(obj, kwargs, f"{kind} {name!r}", (*INJECTED[kind], *inputs))
+    injected = (*INJECTED[kind], *inputs, *first_argument(kind, obj))
+    check_kwargs(obj, kwargs, f"{kind} {name!r}", injected)
     # A sum made train_loss (batch sums) and val_loss (the validation split's sum) differ by their sizes;
     # KLDivLoss's batchmean is a mean over the batch's samples.
     if kind == "loss" and kwargs.get("reduction", "mean") not in ("mean", "batchmean"):
@@ -99,8 +100,24 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
             f"their size for train_loss and val_loss), got {format_choice(kwargs['reduction'])}; drop reduction (for "
             f"larger steps, raise optimizer.lr)"
         )
-    check_required(obj, kwargs, f"{kind} {name!r}", kind, (*INJECTED[kind], *inputs))
+    check_required(obj, kwargs, f"{kind} {name!r}", kind, injected)
     check_types(obj, kwargs, f"{kind} {name!r}")
+
+
+def first_argument(kind: Kind, obj: Any) -> tuple[str, ...]:
+    """The name of an optimizer's or a schedule's first parameter, which hpotool fills in by position (the
+    model's parameters, the optimizer) whatever it is called: a user's `MyOptimizer(model_params, lr)` or
+    `my_schedule(opt, epochs)` was refused, told to set `model_params` or `opt` in the config."""
+    import inspect
+
+    if kind not in ("optimizer", "scheduler"):
+        return ()
+    try:
+        params = list(inspect.signature(obj).parameters.values())
+    except (TypeError, ValueError):
+        return ()
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return (params[0].name,) if params and params[0].kind in positional else ()
 
 
 def loss_inputs(obj: Any, kwargs: Mapping[str, Any]) -> tuple[str, ...]:
@@ -131,8 +148,9 @@ def component_kwargs(kind: Kind, name: str) -> list[str]:
     """The argument names a user may set for this component (empty when it takes `**kwargs`)."""
     from hpotool.resolve import accepted_kwargs
 
-    names, _ = accepted_kwargs(resolve_component(kind, name))
-    return [n for n in names if n not in INJECTED[kind] and n != "self"]
+    obj = resolve_component(kind, name)
+    names, _ = accepted_kwargs(obj)
+    return [n for n in names if n not in (*INJECTED[kind], *first_argument(kind, obj)) and n != "self"]
 
 
 def component_default(kind: Kind, name: str, arg: str) -> Any:

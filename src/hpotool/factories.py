@@ -113,8 +113,7 @@ def make_sampler(
     import optuna
 
     cls = sampler_class(spec_name)
-    if not (isinstance(cls, type) and issubclass(cls, optuna.samplers.BaseSampler)):
-        raise HpoError(f"sampler: {spec_name!r} is not an optuna.samplers.BaseSampler subclass")
+    _check_factory("sampler", spec_name, cls, optuna.samplers.BaseSampler, "sampler")
     if cls is optuna.samplers.GridSampler:  # by its import path too: the grid that counts a warm start
         from hpotool.grid import GridSampler
 
@@ -127,7 +126,7 @@ def make_sampler(
     names, var_kw = accepted_kwargs(cls)
     if seed is not None and "seed" not in args and ("seed" in names or var_kw):
         args["seed"] = seed
-    if issubclass(cls, optuna.samplers.GridSampler) and "search_space" not in args:
+    if is_subclass(cls, optuna.samplers.GridSampler) and "search_space" not in args:
         grid = {}
         for path, p in space.items():
             try:
@@ -137,12 +136,12 @@ def make_sampler(
                     f"sampler: the grid sampler needs a finite grid: search_space.{path}: {exc}"
                 ) from None
         args["search_space"] = grid
-    elif issubclass(cls, optuna.samplers.GridSampler):
+    elif is_subclass(cls, optuna.samplers.GridSampler):
         _check_grid(args["search_space"], space)
         args["search_space"] = {  # as Optuna stores the values: a list choice as its label
             path: [choice_label(v) for v in values] for path, values in args["search_space"].items()
         }
-    if issubclass(cls, optuna.samplers.BruteForceSampler):  # it fails trial 0 on a continuous float
+    if is_subclass(cls, optuna.samplers.BruteForceSampler):  # it fails trial 0 on a continuous float
         for path, p in space.items():
             if isinstance(p, FloatParam) and p.step is None:
                 raise HpoError(
@@ -150,6 +149,7 @@ def make_sampler(
                     f"without step has infinitely many; give it a step, or use another sampler"
                 )
     sampler: optuna.samplers.BaseSampler = _instantiate("sampler", spec_name, cls, args)
+    _check_built("sampler", spec_name, sampler, optuna.samplers.BaseSampler, "sampler")
     if isinstance(sampler, BruteForceSampler) and fixed is not None:
         sampler.knows(space, fixed)
     return sampler
@@ -189,8 +189,7 @@ def make_pruner(spec_name: str, kwargs: Mapping[str, Any], key: str = "pruner") 
     import optuna
 
     cls = _resolve(spec_name, PRUNERS, "pruner", key)
-    if not (isinstance(cls, type) and issubclass(cls, optuna.pruners.BasePruner)):
-        raise HpoError(f"{key}: {spec_name!r} is not an optuna.pruners.BasePruner subclass")
+    _check_factory("pruner", spec_name, cls, optuna.pruners.BasePruner, key)
     args = dict(kwargs)
     inner = args.get("wrapped_pruner")
     if isinstance(inner, str):
@@ -200,7 +199,37 @@ def make_pruner(spec_name: str, kwargs: Mapping[str, Any], key: str = "pruner") 
             raise HpoError(f"{key}.kwargs.wrapped_pruner: give it as {{name: ..., kwargs: {{...}}}}")
         inner_key = f"{key}.kwargs.wrapped_pruner"
         args["wrapped_pruner"] = make_pruner(str(inner["name"]), inner.get("kwargs") or {}, inner_key)
-    elif issubclass(cls, optuna.pruners.PatientPruner) and "wrapped_pruner" not in args:
+    elif is_subclass(cls, optuna.pruners.PatientPruner) and "wrapped_pruner" not in args:
         args["wrapped_pruner"] = None
     pruner: optuna.pruners.BasePruner = _instantiate("pruner", spec_name, cls, args, key)
+    _check_built("pruner", spec_name, pruner, optuna.pruners.BasePruner, key)
     return pruner
+
+
+def is_subclass(obj: Any, base: type) -> bool:
+    """Whether `obj` is a class derived from `base` (False for a function that builds one)."""
+    return isinstance(obj, type) and issubclass(obj, base)
+
+
+def _check_factory(kind: str, name: str, obj: Any, base: type, key: str) -> None:
+    """`obj` is a subclass of `base` or a function that may build one: a function (`def my_tpe(seed=None):
+    return TPESampler(gamma=...)`, the way to give TPE a gamma) crashed with "issubclass() arg 1 must be a
+    class", and a ready-made instance would be called."""
+    if is_subclass(obj, base):
+        return
+    wanted = f"{base.__module__.rsplit('._', 1)[0]}.{base.__name__}"
+    if isinstance(obj, type) or not callable(obj) or isinstance(obj, base):
+        what = f"the class {obj.__name__}" if isinstance(obj, type) else f"a {type(obj).__name__} object"
+        raise HpoError(
+            f"{key}: {name!r} is not an {wanted} subclass (it is {what}); name such a class, or a function "
+            f"that builds the {kind} from the kwargs"
+        )
+
+
+def _check_built(kind: str, name: str, built: Any, base: type, key: str) -> None:
+    """What a user's function built is an Optuna sampler or pruner."""
+    if not isinstance(built, base):
+        raise HpoError(
+            f"{key}: {name!r} returned {type(built).__name__}, not an {base.__module__.rsplit('._', 1)[0]}."
+            f"{base.__name__}; return the {kind} it builds"
+        )

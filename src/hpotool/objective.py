@@ -57,6 +57,7 @@ from hpotool.runner import (
     one_logit,
     resolve_device,
     train_run,
+    unused_classes_note,
 )
 from hpotool.schedulers import HIGHER_IS_BETTER
 from hpotool.search_space import (
@@ -917,7 +918,9 @@ def _prepare(
     )
     check_batch_size(run.batch_size, data, f"{run_path}: batch_size")
     check_batch_size(max(searched, default=0), data, f"{opt_path}: search_space.batch_size")
-    return _plan(run, opt, data, opt_path, overrides)
+    plan = _plan(run, opt, data, opt_path, overrides)
+    unused = unused_classes_note(data, run.data.name)
+    return replace(plan, notes=(*plan.notes, unused)) if unused else plan
 
 
 def _plan(
@@ -1111,9 +1114,9 @@ def study_sampler(
     on several machines would otherwise propose the same values. Optuna's grid sampler keeps the config's
     seed everywhere, as its seed orders the grid points that every run and worker number alike.
     """
-    from hpotool.factories import sampler_class
+    from hpotool.factories import is_subclass, sampler_class
 
-    grid = issubclass(sampler_class(opt.sampler.name), optuna.samplers.GridSampler)
+    grid = is_subclass(sampler_class(opt.sampler.name), optuna.samplers.GridSampler)
 
     def derive(seed: int | None) -> int | None:
         if seed is None or grid:

@@ -156,4 +156,10 @@ def check_path(path: str, valid: set[str]) -> None:
     same_key = sorted(v for v in valid if v.endswith(f".{path}"))  # `lr` for `optimizer.lr`
     near = list(dict.fromkeys([*same_key, *closest(path, sorted(valid), n=3)]))[:3]
     hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+    if parent == "trainer" and "trainer.function" in valid and not near:
+        # a training function reads its keys from config["trainer"]: none is known until the config sets it
+        hint = (
+            f"; a training function's keys are those the run config's trainer: section sets: add {last}: "
+            f"<its default> under trainer:"
+        )
     raise HpoError(f"search_space.{path}: the RunConfig has no such path{hint}")

@@ -8,6 +8,7 @@ import importlib
 import importlib.util
 import inspect
 import os
+import re
 import sys
 import types
 import typing
@@ -139,6 +140,7 @@ def import_object(path: str) -> Any:
         try:
             obj = getattr(obj, part)
         except AttributeError:
+            _refuse_a_shadowed_module(path, module_name, attr.split(".")[0])
             if isinstance(obj, types.ModuleType):
                 _refuse_a_module(path, f"{obj.__name__}.{part}")
             names = [n for n in dir(obj) if not n.startswith("_")]
@@ -166,6 +168,31 @@ def _file_path(path: str, module_name: str, attr: str) -> HpoError:
         f"{said} {'.'.join(parts)}:{attr} (folders joined by dots, without .py), run from the folder that "
         f"holds {top}"
     )
+
+
+def _refuse_a_shadowed_module(path: str, module_name: str, attr: str) -> None:
+    """Raise `HpoError` when the current folder holds a module `module_name.py` that defines `attr` (the
+    user's `tokenize.py`) but Python had already imported another module of that name (its own
+    `tokenize`), which the import then returned: the user was told their module lacks what it defines."""
+    loaded = sys.modules.get(module_name)
+    where = getattr(loaded, "__file__", None)
+    cwd = os.getcwd()
+    local = os.path.join(cwd, f"{module_name}.py")
+    if "." in module_name or where is None or os.path.abspath(where) == local or not os.path.isfile(local):
+        return
+    try:
+        with open(local, encoding="utf-8", errors="replace") as fh:
+            defines = re.search(
+                rf"^(def|class)\s+{re.escape(attr)}\b|^{re.escape(attr)}\s*=", fh.read(), re.M
+            )
+    except OSError:
+        return
+    if defines:
+        raise HpoError(
+            f"cannot import {path!r}: the module {module_name} Python had already imported is {where}, not "
+            f"{module_name}.py in the current folder, which it never reads; rename yours (and the import path) "
+            f"to a name Python and the installed packages do not use"
+        )
 
 
 def _refuse_a_module(path: str, name: str) -> None:

@@ -9,6 +9,7 @@ import functools
 import inspect
 import json
 import random
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -180,11 +181,30 @@ def make_model(cfg: RunConfig, input_shape: tuple[int, ...], out_features: int) 
         "out_features": out_features,
         "input_shape": tuple(input_shape),
     }
-    model = cls(**pick_kwargs(cls, shapes), **cfg.model.kwargs)
+    model = construct(cls, (), pick_kwargs(cls, shapes), cfg.model.kwargs)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model {cfg.model.name!r} returned {type(model).__name__}, not a torch.nn.Module")
     _check_registered(model)
     return model
+
+
+def construct(factory: Any, args: tuple[Any, ...], offered: dict[str, Any], kwargs: dict[str, Any]) -> Any:
+    """`factory(*args, **offered, **kwargs)`, `offered` being what hpotool passes (a model's shapes, a
+    schedule's epochs). A factory taking `**kwargs` is offered all of it, and one that hands them on
+    (`def __init__(self, **kwargs): super().__init__(**kwargs)`, `def cosine(optimizer, **kw): return
+    CosineAnnealingLR(optimizer, **kw)`) failed with "unexpected keyword argument 'input_shape'" (or
+    'epochs'), which no config could fix: such an argument is left out and the factory called again, on the
+    random numbers' state of the first call."""
+    state = torch.random.get_rng_state()
+    while True:
+        try:
+            return factory(*args, **offered, **kwargs)
+        except TypeError as exc:
+            found = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+            if found is None or found.group(1) not in offered or not accepted_kwargs(factory)[1]:
+                raise
+            offered = {k: v for k, v in offered.items() if k != found.group(1)}
+            torch.random.set_rng_state(state)
 
 
 _MODULE_KEYS = frozenset(vars(nn.Module()))  # torch's own attributes of every module
@@ -302,7 +322,7 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
     # The run's length in the schedule's own steps: batches when it steps per batch, else epochs.
     batches = steps_per_epoch(len(data.train), cfg.batch_size) if per_step else 1
     run_shape = {"epochs": cfg.epochs, "steps_per_epoch": batches}
-    scheduler = sched_fn(optimizer, **pick_kwargs(sched_fn, run_shape), **cfg.scheduler.kwargs)
+    scheduler = construct(sched_fn, (optimizer,), pick_kwargs(sched_fn, run_shape), cfg.scheduler.kwargs)
     if scheduler is not None and not callable(getattr(scheduler, "step", None)):  # None: a constant lr
         raise TypeError(
             f"scheduler {cfg.scheduler.name!r} returned {type(scheduler).__name__}, not a learning-rate schedule "
@@ -385,8 +405,8 @@ def build_loss(
     _check_weights(cfg, data, loss, kwargs)
     if loss_inputs(loss, cfg.loss.kwargs):
         return functools.partial(loss, **kwargs)
-    built: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = loss(
-        **pick_kwargs(loss, {"task": data.task}), **kwargs
+    built: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = construct(
+        loss, (), pick_kwargs(loss, {"task": data.task}), kwargs
     )
     if not callable(built):
         raise TypeError(
@@ -680,6 +700,27 @@ def data_failure(cfg: DataConfig, exc: Exception) -> str:
     return f"loading {cfg.name!r} failed: {described(exc)}"
 
 
+def unused_classes_note(data: PreparedData, name: str) -> str | None:
+    """A note when a classification's labels skip class ids: labels 1..K (as R and MATLAB number them) or
+    sparse codes (10, 20) give the model an output for every id up to the largest, some for classes no
+    sample has, and integer amounts (counts, ages) read as class ids look the same. None when 0..K-1 all
+    occur (in the training and validation samples)."""
+    if data.task != "classification":
+        return None
+    labels = torch.unique(torch.cat([data.train.y, data.val.y]))
+    classes = data.out_features if data.out_features > 1 else 2  # one logit: two classes
+    unused = classes - len(labels)
+    if unused <= 0:
+        return None
+    missing = sorted(set(range(classes)) - set(labels.tolist()))
+    shown = ", ".join(map(str, missing[:3])) + (", ..." if len(missing) > 3 else "")
+    return (
+        f"data: the labels of {name} run up to {classes - 1}, so the model has {classes} outputs, but {unused} "
+        f"of those classes {'has' if unused == 1 else 'have'} no sample ({shown}); number the classes 0..{len(labels) - 1} in the dataset "
+        f"function (np.unique(y, return_inverse=True)[1]), or give y as floats if it holds amounts (regression)"
+    )
+
+
 def load_checked(cfg: RunConfig, source: str) -> PreparedData:
     """`load_data`, with a failure as an `HpoError` naming `source` (the config file) and its data section."""
     try:
@@ -775,6 +816,13 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
                     "model",
                     f"{described(exc)}; the data's x is {x_type} and the model's parameters {p_type}: {fix}",
                 ) from None
+            if _wants_integer_ids(exc, val.x):
+                raise RunCheckError(
+                    "model",
+                    f"{described(exc)}; the data's x is {str(val.x.dtype).removeprefix('torch.')} (hpotool casts "
+                    f"the x of an (x, y) pair to float32): to keep integer x, such as token ids for an "
+                    f"embedding, return hpotool.datasets.Dataset(x, y, {data.task!r}) from the dataset function",
+                ) from None
             raise
         if not same_values(val.x, data.val.x[:DRY_RUN_SAMPLES]):
             raise RunCheckError("model", input_changed(model))
@@ -836,6 +884,12 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             )
         elif part == "model":
             hint = "the model raised it in training mode: check its forward()"
+        elif (returned := _training_output(model, train.x)) is not None:
+            hint = (
+                f"in training mode the model returns a {returned}, not a tensor (in eval mode it returns one), "
+                f"and hpotool gives the loss what forward() returns: return the prediction alone in training "
+                f"mode too (torchvision's inception_v3 and googlenet: set aux_logits: false under model:)"
+            )
         elif cfg.loss.kwargs:  # torch refuses an argument's value as the loss runs (huber's delta: 0)
             args = ", ".join(f"{k}: {format_choice(v)}" for k, v in cfg.loss.kwargs.items())
             hint = (
@@ -845,6 +899,30 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             hint = f"check that the loss fits this {data.task} task"
         samples = "1 sample" if k == 1 else f"{k} samples"
         raise RunCheckError("training", f"one step on {samples} failed: {described(exc)}; {hint}") from None
+
+
+def _training_output(model: nn.Module, x: torch.Tensor) -> str | None:
+    """The type of what `model` returns for `x` in training mode when it is not a tensor (an Inception-style
+    model's `(logits, aux_logits)`), else None. The check before it ran the model in eval mode, so the loss
+    that then failed on the tuple was blamed, with "check that the loss fits this classification task"."""
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        model.train()
+        try:
+            out = model(x.clone())
+        except Exception:
+            return None
+    return None if isinstance(out, torch.Tensor) else type(out).__name__
+
+
+def _wants_integer_ids(exc: BaseException, x: torch.Tensor) -> bool:
+    """Whether the model refused floating-point `x` of whole numbers where it takes integer indices (an
+    embedding's "Expected tensor for argument #1 'indices' to have one of the following scalar types: Long,
+    Int; but got torch.FloatTensor"): token ids a dataset returned as an (x, y) pair, which hpotool cast to
+    float32, so the user, who gave integers, read that the model got floats."""
+    if not x.is_floating_point() or not bool((x == x.round()).all()):
+        return False
+    text = str(exc).lower()
+    return any(word in text for word in ("indices", "index tensor", "long"))
 
 
 # What other libraries call the output width (torchvision's num_classes): hpotool passes out_features.

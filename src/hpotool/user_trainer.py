@@ -196,13 +196,11 @@ def run_user_trainer(
                 }
             except TypeError as exc:
                 raise _broken(exc) from None
+            # A loss that is NaN: the run diverged. Another metric may be undefined in an epoch (an F1 with no
+            # positive prediction) and is recorded; one the study optimizes prunes the trial (the objective).
             for k, v in values.items():
-                if not math.isfinite(v):
-                    raise (
-                        NonFiniteLossError(epoch, v, k)
-                        if "loss" in k
-                        else ValueError(f"{k} is {v} in epoch {epoch + 1}")
-                    )
+                if not math.isfinite(v) and "loss" in k:
+                    raise NonFiniteLossError(epoch, v, k)
             result = EpochResult(epoch, values, now - last)
             last = now
             rows.append(result.as_row())
