@@ -303,3 +303,64 @@ def test_a_trial_left_running_before_it_recorded_its_owner_is_failed_and_frees_i
     assert trials[orphan.number].state == TrialState.FAIL
     assert trials[orphan.number].user_attrs["fail_reason"].startswith("abandoned")
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 3
+
+
+@pytest.mark.parametrize(("how", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_before_the_first_trial_exits_as_a_later_one_does(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], how: signal.Signals, code: int
+) -> None:
+    # A SIGTERM in the first seconds (torch and optuna imported, the configs checked, the study created)
+    # killed the process (-15 to its parent) with nothing said; a Ctrl-C exited 130 without a word.
+    model = tmp_path / "early_signal.py"
+    model.write_text(
+        "import os, signal, time\n"
+        f"os.kill(os.getpid(), {int(how)})\n"
+        "time.sleep(30)  # the signal ends this import at once\n"
+        "from tests.helpers import SlowModel as Net\n"
+    )
+    args = _configs(tmp_path, {**run_dict}, opt_dict, 2)
+    run = tmp_path / "run.yaml"
+    run.write_text(run.read_text().replace("tests.helpers:SlowModel", "early_signal:Net"))
+    proc = _hpotool(args, tmp_path)
+    try:
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, output
+    assert output.strip() == "interrupted: no trial was running; run the same command to resume"
+    assert _study_or_none(make_storage(opt_dict["storage"])) is None
+    model.write_text("from tests.helpers import SlowModel as Net\n")
+    resumed = _hpotool(args, tmp_path)
+    output, _ = resumed.communicate(timeout=180)
+    assert resumed.returncode == 0, output
+
+
+def test_a_signal_while_optimize_writes_its_report_says_it_was_not_written(
+    tmp_path: Path, configs: tuple[Path, Path], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A SIGTERM while `optimize --report` drew its figures (seconds, after the summary) killed the process
+    # (-15) with nothing said, and a Ctrl-C exited 130 in silence: no word that the report was missing.
+    from hpotool import report
+
+    from .cli_run import optimize
+
+    real_write = report.write_report
+
+    def sigterm_then_write(*args: Any, **kwargs: Any) -> Path:
+        signal.raise_signal(signal.SIGTERM)
+        return real_write(*args, **kwargs)
+
+    def killed(signum: int, frame: Any) -> None:  # SIGTERM's default would end pytest
+        raise AssertionError("the SIGTERM reached the default action: the process would be killed")
+
+    monkeypatch.setattr(report, "write_report", sigterm_then_write)
+    previous = signal.signal(signal.SIGTERM, killed)
+    try:
+        result = optimize(*configs, opt_dict["storage"], 1, "--report", exit_code=143)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result.stderr.splitlines()[-1] == (
+        f"interrupted: the report was not written; hpotool report --study-name tiny --storage "
+        f"{opt_dict['storage']} writes it"
+    )
+    assert not (tmp_path / "studies" / "tiny" / "report.html").exists()
