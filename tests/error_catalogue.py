@@ -31,6 +31,7 @@ class Case:
     existing_optimize: dict[str, Any] = field(default_factory=dict)  # patches the config that creates it
     needs_no_cuda: bool = False
     without_configs: bool = False  # `optimize` with `args` alone, no --run-config/--optimize-config
+    env: dict[str, str] = field(default_factory=dict)  # environment variables set for the command
 
     def configs(self) -> tuple[dict[str, Any], dict[str, Any]]:
         run, opt = copy.deepcopy(RUN), copy.deepcopy(OPTIMIZE)
@@ -1003,6 +1004,14 @@ CASES = [
         "error: no study 'nosuch': studies/nosuch.db does not exist; studies under studies/: none (give --storage URL for a study stored elsewhere); to start a study, give --run-config and --optimize-config",
         args=("--study-name", "nosuch"),
         without_configs=True,
+    ),
+    Case(
+        "join-wait-not-seconds",
+        "joining a study with HPOTOOL_JOIN_WAIT (how long to wait for it to be created) not a number",
+        "error: HPOTOOL_JOIN_WAIT='soon': give the seconds to wait for the study, e.g. 120 (0: no wait)",
+        args=("--study-name", "tiny", "--storage", "sqlite:///studies/tiny.db"),
+        without_configs=True,
+        env={"HPOTOOL_JOIN_WAIT": "soon"},
     ),
     Case(
         "sqlite-in-memory",

@@ -62,7 +62,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case) -> None:
         assert made.exit_code == 0, made.output
         before = _snapshot()
     _write(case)
-    result = runner.invoke(app, [*(ARGS[:1] if case.without_configs else ARGS), *case.args])
+    result = runner.invoke(app, [*(ARGS[:1] if case.without_configs else ARGS), *case.args], env=case.env)
     assert result.exit_code == 2, result.output
     assert result.stderr == case.message + "\n"
     assert "Traceback" not in result.output

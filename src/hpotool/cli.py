@@ -468,7 +468,7 @@ def _optimize(
             from hpotool.objective import prepare_stored_study
 
             assert study_name is not None  # _check_config_options
-            plan = prepare_stored_study(study_name, storage, overrides)
+            plan = prepare_stored_study(study_name, storage, overrides, on_wait=_note)
         else:
             plan = prepare_study(run_config, optimize_config, overrides)
         if enqueue_from is not None:
