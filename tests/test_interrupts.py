@@ -364,3 +364,29 @@ def test_a_signal_while_optimize_writes_its_report_says_it_was_not_written(
         f"{opt_dict['storage']} writes it"
     )
     assert not (tmp_path / "studies" / "tiny" / "report.html").exists()
+
+
+def test_a_signal_as_a_trial_s_heartbeat_starts_stops_the_heartbeat_and_fails_the_trial(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A signal just after Optuna started a trial's heartbeat thread, before its `with` block was entered,
+    # skipped the thread's stop: it beat on for good, and a worker waited for it at exit, so the main
+    # process of `--workers 2` hung in its wait for that worker after a SIGTERM (until kill -9).
+    import threading
+
+    from optuna.storages._heartbeat import HeartbeatThread
+
+    real_start = HeartbeatThread.start
+
+    def start_then_ctrl_c(self: HeartbeatThread) -> None:
+        real_start(self)
+        signal.raise_signal(signal.SIGINT)
+
+    rp = write_yaml(tmp_path / "run.yaml", run_dict)
+    plan = prepare_study(rp, write_yaml(tmp_path / "optimize.yaml", opt_dict))
+    monkeypatch.setattr(HeartbeatThread, "start", start_then_ctrl_c)
+    assert run_study(plan).interrupted == signal.SIGINT
+    beating = [t for t in threading.enumerate() if "_record_heartbeat" in t.name]
+    assert beating == []
+    trials = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"]).trials
+    assert [(t.state, t.user_attrs.get("fail_reason")) for t in trials] == [(TrialState.FAIL, "interrupted")]
