@@ -390,3 +390,23 @@ def test_a_signal_as_a_trial_s_heartbeat_starts_stops_the_heartbeat_and_fails_th
     assert beating == []
     trials = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"]).trials
     assert [(t.state, t.user_attrs.get("fail_reason")) for t in trials] == [(TrialState.FAIL, "interrupted")]
+
+
+def test_a_second_signal_as_optimize_prints_its_summary_waits_for_it(
+    configs: tuple[Path, Path], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C twice: the second, as the summary of the first was printed, cut it short or left nothing at
+    # all on the screen (exit 130, not a word).
+    from hpotool import cli
+
+    from .cli_run import optimize
+
+    real_print = cli.print_summary
+
+    def ctrl_c_then_print(*args: Any) -> None:
+        signal.raise_signal(signal.SIGINT)
+        real_print(*args)
+
+    monkeypatch.setattr(cli, "print_summary", ctrl_c_then_print)
+    result = optimize(*configs, opt_dict["storage"], 1, exit_code=130)
+    assert "study tiny" in result.stdout and "best trial" in result.stdout

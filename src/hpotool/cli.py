@@ -508,14 +508,17 @@ def _optimize(
             with RichObserver(_err(), plan.opt.objectives[0]) as observer:
                 summary = run(observer)
         outcome.summary = summary
-        if as_json:
-            shown = {**summary.as_dict(), "storage": shown_url(summary.storage)}
-            sys.stdout.write(json.dumps(shown, indent=2, default=str) + "\n")
-        else:
-            from hpotool.search_space import CategoricalParam
+        from hpotool.interrupts import deferred
 
-            space = plan.opt.search_space
-            print_summary(summary, {k for k, p in space.items() if isinstance(p, CategoricalParam)})
+        with deferred():  # a second Ctrl-C waits for the summary it would cut short (or leave unprinted)
+            if as_json:
+                shown = {**summary.as_dict(), "storage": shown_url(summary.storage)}
+                sys.stdout.write(json.dumps(shown, indent=2, default=str) + "\n")
+            else:
+                from hpotool.search_space import CategoricalParam
+
+                space = plan.opt.search_space
+                print_summary(summary, {k for k, p in space.items() if isinstance(p, CategoricalParam)})
         if report:
             outcome.writing_report = True
             _write_report(summary.study_name, summary.storage, None, "html")
