@@ -410,3 +410,32 @@ def test_a_second_signal_as_optimize_prints_its_summary_waits_for_it(
     monkeypatch.setattr(cli, "print_summary", ctrl_c_then_print)
     result = optimize(*configs, opt_dict["storage"], 1, exit_code=130)
     assert "study tiny" in result.stdout and "best trial" in result.stdout
+
+
+def test_a_second_signal_as_an_interrupted_trial_is_told_waits_for_it(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C twice as a trial was set up (asked, its place checked): the second, as the first failed the
+    # trial, left it RUNNING, for the next run's dead-process check to find.
+    from hpotool import loop
+
+    real_holds, real_set = loop._holds_its_point, optuna.Trial.set_user_attr
+
+    def holds_then_ctrl_c(*args: Any) -> bool:
+        real_holds(*args)
+        signal.raise_signal(signal.SIGINT)
+        return True
+
+    def ctrl_c_again(self: optuna.Trial, key: str, value: Any) -> None:
+        if key == "fail_reason":
+            signal.raise_signal(signal.SIGINT)
+        real_set(self, key, value)
+
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    )
+    monkeypatch.setattr(loop, "_holds_its_point", holds_then_ctrl_c)
+    monkeypatch.setattr(optuna.Trial, "set_user_attr", ctrl_c_again)
+    assert run_study(plan).interrupted == signal.SIGINT
+    trials = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"]).trials
+    assert [(t.state, t.user_attrs.get("fail_reason")) for t in trials] == [(TrialState.FAIL, "interrupted")]

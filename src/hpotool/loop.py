@@ -252,11 +252,13 @@ def run_trials(
                         time.sleep(poll * (1 + random.random()))
                         continue
             except KeyboardInterrupt:
-                # One sent back to the queue is left there: told FAIL, it raised 'Cannot tell a WAITING trial'
-                if trial is not None and storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
-                    trial.set_user_attr("worker", owner())
-                    trial.set_user_attr("fail_reason", "interrupted")
-                    study.tell(trial, state=TrialState.FAIL)
+                # One sent back to the queue is left there: told FAIL, it raised 'Cannot tell a WAITING trial'.
+                # A second signal waits until it is told (it left the trial RUNNING).
+                with deferred():
+                    if trial is not None and storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
+                        trial.set_user_attr("worker", owner())
+                        trial.set_user_attr("fail_reason", "interrupted")
+                        study.tell(trial, state=TrialState.FAIL)
                 raise
             _run_trial(study, trial, objective, lambda t: trained_by(plan, t))
             frozen = storage.get_trial(trial._trial_id)
