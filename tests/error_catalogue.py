@@ -1006,6 +1006,12 @@ CASES = [
         without_configs=True,
     ),
     Case(
+        "heartbeat-not-whole-seconds",
+        "HPOTOOL_HEARTBEAT_GRACE (or _INTERVAL) set to anything but whole seconds above 0",
+        "error: HPOTOOL_HEARTBEAT_GRACE='2.5': give whole seconds above 0, e.g. 60",
+        env={"HPOTOOL_HEARTBEAT_GRACE": "2.5"},
+    ),
+    Case(
         "join-wait-not-seconds",
         "joining a study with HPOTOOL_JOIN_WAIT (how long to wait for it to be created) not a number",
         "error: HPOTOOL_JOIN_WAIT='soon': give the seconds to wait for the study, e.g. 120 (0: no wait)",

@@ -37,10 +37,28 @@ MAX_RETRY = 2
 
 
 def heartbeat_settings() -> tuple[int, int]:
-    """(interval, grace) in seconds; HPOTOOL_HEARTBEAT_INTERVAL / HPOTOOL_HEARTBEAT_GRACE override them."""
-    interval = int(os.environ.get("HPOTOOL_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL_S))
-    grace = int(os.environ.get("HPOTOOL_HEARTBEAT_GRACE", HEARTBEAT_GRACE_S))
-    return interval, grace
+    """(interval, grace) in seconds; HPOTOOL_HEARTBEAT_INTERVAL / HPOTOOL_HEARTBEAT_GRACE override them.
+
+    Raises:
+        HpoError: a variable set to anything but whole seconds above 0 (Optuna's heartbeat takes no other).
+    """
+    return (
+        _whole_seconds("HPOTOOL_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL_S),
+        _whole_seconds("HPOTOOL_HEARTBEAT_GRACE", HEARTBEAT_GRACE_S),
+    )
+
+
+def _whole_seconds(name: str, default: int) -> int:
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:  # int('2.5') said 'storage ...: cannot open it: invalid literal for int()'
+        raise HpoError(f"{name}={text!r}: give whole seconds above 0, e.g. {default}")
+    return value
 
 
 def _redis_prefix(url: str) -> tuple[str, bool, str]:
