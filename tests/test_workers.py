@@ -413,6 +413,37 @@ def test_sigterm_stops_every_worker_and_prints_the_summary(
     assert sum(t.state == TrialState.COMPLETE for t in trials) < 20
 
 
+def test_sigterm_to_each_worker_alone_ends_the_run_as_interrupted(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # A SIGTERM to each worker's pid (not to the main process): each ended its trial as FAIL and exited 0
+    # as if its work were done, and the command ended with 0 of 20 trials finished, no reason, exit code 0.
+    args = _slow_configs(tmp_path, run_dict, opt_dict, 20)
+    proc = _hpotool(args, tmp_path)
+    try:
+        study = _wait_for(lambda: _study_or_none(make_storage(opt_dict["storage"])))
+
+        def both_running() -> set[int]:
+            pids = {
+                t.user_attrs["worker"]["pid"]
+                for t in study.get_trials(deepcopy=False)
+                if t.state == TrialState.RUNNING and "worker" in t.user_attrs
+            }
+            return pids if len(pids) == 2 else set()
+
+        for pid in _wait_for(both_running):
+            os.kill(pid, signal.SIGTERM)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 143, output
+    assert (
+        "interrupted: 2 of 2 workers (hpotool-worker-0, hpotool-worker-1) ended their trial as FAIL on SIGTERM; "
+        "run the same command to resume" in output
+    )
+    assert not [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+
+
 def test_workers_end_their_trials_and_exit_when_the_main_process_is_killed(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:
