@@ -1045,6 +1045,14 @@ CASES = [
         without_configs=True,
     ),
     Case(
+        "join-wait-not-seconds",
+        "joining a study with HPOTOOL_JOIN_WAIT (how long to wait for it to be created) not a number",
+        "error: HPOTOOL_JOIN_WAIT='soon': give the seconds to wait for the study, e.g. 120 (0: no wait)",
+        args=("--study-name", "tiny", "--storage", "sqlite:///studies/tiny.db"),
+        without_configs=True,
+        env={"HPOTOOL_JOIN_WAIT": "soon"},
+    ),
+    Case(
         "sqlite-in-memory",
         "an in-memory SQLite storage (sqlite://, sqlite:///:memory:)",
         "error: storage 'sqlite://' is an in-memory SQLite database: a study there ends with the command, and its heartbeat and workers could not see it; give a file, sqlite:///studies/NAME.db (or no storage: that default)",

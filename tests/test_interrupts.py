@@ -303,3 +303,139 @@ def test_a_trial_left_running_before_it_recorded_its_owner_is_failed_and_frees_i
     assert trials[orphan.number].state == TrialState.FAIL
     assert trials[orphan.number].user_attrs["fail_reason"].startswith("abandoned")
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 3
+
+
+@pytest.mark.parametrize(("how", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_before_the_first_trial_exits_as_a_later_one_does(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], how: signal.Signals, code: int
+) -> None:
+    # A SIGTERM in the first seconds (torch and optuna imported, the configs checked, the study created)
+    # killed the process (-15 to its parent) with nothing said; a Ctrl-C exited 130 without a word.
+    model = tmp_path / "early_signal.py"
+    model.write_text(
+        "import os, signal, time\n"
+        f"os.kill(os.getpid(), {int(how)})\n"
+        "time.sleep(30)  # the signal ends this import at once\n"
+        "from tests.helpers import SlowModel as Net\n"
+    )
+    args = _configs(tmp_path, {**run_dict}, opt_dict, 2)
+    run = tmp_path / "run.yaml"
+    run.write_text(run.read_text().replace("tests.helpers:SlowModel", "early_signal:Net"))
+    proc = _hpotool(args, tmp_path)
+    try:
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, output
+    assert output.strip() == "interrupted: no trial was running; run the same command to resume"
+    assert _study_or_none(make_storage(opt_dict["storage"])) is None
+    model.write_text("from tests.helpers import SlowModel as Net\n")
+    resumed = _hpotool(args, tmp_path)
+    output, _ = resumed.communicate(timeout=180)
+    assert resumed.returncode == 0, output
+
+
+def test_a_signal_while_optimize_writes_its_report_says_it_was_not_written(
+    tmp_path: Path, configs: tuple[Path, Path], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A SIGTERM while `optimize --report` drew its figures (seconds, after the summary) killed the process
+    # (-15) with nothing said, and a Ctrl-C exited 130 in silence: no word that the report was missing.
+    from hpotool import report
+
+    from .cli_run import optimize
+
+    real_write = report.write_report
+
+    def sigterm_then_write(*args: Any, **kwargs: Any) -> Path:
+        signal.raise_signal(signal.SIGTERM)
+        return real_write(*args, **kwargs)
+
+    def killed(signum: int, frame: Any) -> None:  # SIGTERM's default would end pytest
+        raise AssertionError("the SIGTERM reached the default action: the process would be killed")
+
+    monkeypatch.setattr(report, "write_report", sigterm_then_write)
+    previous = signal.signal(signal.SIGTERM, killed)
+    try:
+        result = optimize(*configs, opt_dict["storage"], 1, "--report", exit_code=143)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result.stderr.splitlines()[-1] == (
+        f"interrupted: the report was not written; hpotool report --study-name tiny --storage "
+        f"{opt_dict['storage']} writes it"
+    )
+    assert not (tmp_path / "studies" / "tiny" / "report.html").exists()
+
+
+def test_a_signal_as_a_trial_s_heartbeat_starts_stops_the_heartbeat_and_fails_the_trial(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A signal just after Optuna started a trial's heartbeat thread, before its `with` block was entered,
+    # skipped the thread's stop: it beat on for good, and a worker waited for it at exit, so the main
+    # process of `--workers 2` hung in its wait for that worker after a SIGTERM (until kill -9).
+    import threading
+
+    from optuna.storages._heartbeat import HeartbeatThread
+
+    real_start = HeartbeatThread.start
+
+    def start_then_ctrl_c(self: HeartbeatThread) -> None:
+        real_start(self)
+        signal.raise_signal(signal.SIGINT)
+
+    rp = write_yaml(tmp_path / "run.yaml", run_dict)
+    plan = prepare_study(rp, write_yaml(tmp_path / "optimize.yaml", opt_dict))
+    monkeypatch.setattr(HeartbeatThread, "start", start_then_ctrl_c)
+    assert run_study(plan).interrupted == signal.SIGINT
+    beating = [t for t in threading.enumerate() if "_record_heartbeat" in t.name]
+    assert beating == []
+    trials = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"]).trials
+    assert [(t.state, t.user_attrs.get("fail_reason")) for t in trials] == [(TrialState.FAIL, "interrupted")]
+
+
+def test_a_second_signal_as_optimize_prints_its_summary_waits_for_it(
+    configs: tuple[Path, Path], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C twice: the second, as the summary of the first was printed, cut it short or left nothing at
+    # all on the screen (exit 130, not a word).
+    from hpotool import cli
+
+    from .cli_run import optimize
+
+    real_print = cli.print_summary
+
+    def ctrl_c_then_print(*args: Any) -> None:
+        signal.raise_signal(signal.SIGINT)
+        real_print(*args)
+
+    monkeypatch.setattr(cli, "print_summary", ctrl_c_then_print)
+    result = optimize(*configs, opt_dict["storage"], 1, exit_code=130)
+    assert "study tiny" in result.stdout and "best trial" in result.stdout
+
+
+def test_a_second_signal_as_an_interrupted_trial_is_told_waits_for_it(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C twice as a trial was set up (asked, its place checked): the second, as the first failed the
+    # trial, left it RUNNING, for the next run's dead-process check to find.
+    from hpotool import loop
+
+    real_holds, real_set = loop._holds_its_point, optuna.Trial.set_user_attr
+
+    def holds_then_ctrl_c(*args: Any) -> bool:
+        real_holds(*args)
+        signal.raise_signal(signal.SIGINT)
+        return True
+
+    def ctrl_c_again(self: optuna.Trial, key: str, value: Any) -> None:
+        if key == "fail_reason":
+            signal.raise_signal(signal.SIGINT)
+        real_set(self, key, value)
+
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    )
+    monkeypatch.setattr(loop, "_holds_its_point", holds_then_ctrl_c)
+    monkeypatch.setattr(optuna.Trial, "set_user_attr", ctrl_c_again)
+    assert run_study(plan).interrupted == signal.SIGINT
+    trials = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"]).trials
+    assert [(t.state, t.user_attrs.get("fail_reason")) for t in trials] == [(TrialState.FAIL, "interrupted")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -410,6 +411,37 @@ def test_sigterm_stops_every_worker_and_prints_the_summary(
     failed = [t for t in trials if t.state == TrialState.FAIL]
     assert failed and all(t.user_attrs["fail_reason"] == "interrupted" for t in failed)
     assert sum(t.state == TrialState.COMPLETE for t in trials) < 20
+
+
+def test_sigterm_to_each_worker_alone_ends_the_run_as_interrupted(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # A SIGTERM to each worker's pid (not to the main process): each ended its trial as FAIL and exited 0
+    # as if its work were done, and the command ended with 0 of 20 trials finished, no reason, exit code 0.
+    args = _slow_configs(tmp_path, run_dict, opt_dict, 20)
+    proc = _hpotool(args, tmp_path)
+    try:
+        study = _wait_for(lambda: _study_or_none(make_storage(opt_dict["storage"])))
+
+        def both_running() -> set[int]:
+            pids = {
+                t.user_attrs["worker"]["pid"]
+                for t in study.get_trials(deepcopy=False)
+                if t.state == TrialState.RUNNING and "worker" in t.user_attrs
+            }
+            return pids if len(pids) == 2 else set()
+
+        for pid in _wait_for(both_running):
+            os.kill(pid, signal.SIGTERM)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 143, output
+    assert (
+        "interrupted: 2 of 2 workers (hpotool-worker-0, hpotool-worker-1) ended their trial as FAIL on SIGTERM; "
+        "run the same command to resume" in output
+    )
+    assert not [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
 
 
 def test_workers_end_their_trials_and_exit_when_the_main_process_is_killed(
@@ -891,6 +923,60 @@ def test_a_machine_joins_a_study_with_only_its_storage_url_and_name(
     # the stored run config trained them: 1 epoch (the tiny config's default is 2)
     assert all(len(t.intermediate_values) == 1 for t in finished)
     assert "config_changes" not in study.user_attrs
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "postgres"], indirect=True)
+def test_a_machine_joining_by_name_before_the_study_exists_waits_for_its_creator(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    storage: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A cluster script starts every machine at once; one joining by name found no study yet (its creator was
+    # still importing torch and checking the data) and failed at once: "no study ... studies there: none".
+    (tmp_path / "machB").mkdir()
+    args = ["optimize", "--storage", storage[0], "--study-name", storage[1], "-q"]
+    joiner = _hpotool(args, tmp_path / "machB")
+    try:
+        assert joiner.stdout is not None
+        first = joiner.stdout.readline()  # once it has looked for the study and not found it
+        assert first == (
+            f"note: no study {storage[1]!r} there yet: waiting up to 120 s for the machine that creates it "
+            f"(HPOTOOL_JOIN_WAIT sets how long)\n"
+        )
+        (tmp_path / "machA").mkdir()
+        run, opt = _study_configs(tmp_path / "machA", run_dict, opt_dict, storage, 4)
+        monkeypatch.chdir(tmp_path / "machA")
+        made = CliRunner().invoke(
+            app, ["optimize", "-r", str(run), "-o", str(opt), "-q"], catch_exceptions=False
+        )
+        assert made.exit_code == 0, made.output
+        output, _ = joiner.communicate(timeout=180)
+    finally:
+        _kill_session(joiner)
+    assert joiner.returncode == 0, first + output
+    assert "error" not in output
+    study = optuna.load_study(study_name=storage[1], storage=make_storage(storage[0]))
+    trials = study.get_trials(deepcopy=False)
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 4 and len(trials) == 4
+
+
+def test_a_machine_joining_by_name_gives_up_after_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HPOTOOL_JOIN_WAIT", "0.5")
+    args = ["optimize", "--storage", "sqlite:///studies/none.db", "--study-name", "none", "-q"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    note, error = result.stderr.splitlines()
+    assert note == (
+        "note: no study 'none' there yet: waiting up to 0.5 s for the machine that creates it (HPOTOOL_JOIN_WAIT "
+        "sets how long)"
+    )
+    assert re.fullmatch(
+        r"error: storage 'sqlite:///studies/none.db': no such SQLite file 'studies/none.db'; waited \d+ s for "
+        r"another machine to create it; to start a study, give --run-config and --optimize-config",
+        error,
+    )
 
 
 _POINTS = [{"optimizer.lr": 0.005, "model.hidden.0": 16}, {"optimizer.lr": 0.02, "model.hidden.0": 24}]

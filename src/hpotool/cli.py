@@ -374,6 +374,90 @@ def optimize(
     stored on it, as another machine does. Ctrl-C or SIGTERM ends the running trial as FAIL, prints the
     summary and exits 130 or 143.
     """
+    from hpotool.interrupts import exit_code, signal_of, signals_ignored, signals_interrupt
+
+    # Ctrl-C and SIGTERM raise from the first line on, not only while trials run: a SIGTERM while torch and
+    # optuna were imported or the study was created killed the process (-15), with nothing said.
+    outcome = _Outcome()
+    try:
+        with signals_interrupt():
+            _optimize(
+                outcome,
+                run_config,
+                optimize_config,
+                study_name,
+                storage,
+                n_trials,
+                timeout,
+                device,
+                seed,
+                max_failures,
+                quiet,
+                as_json,
+                report,
+                workers,
+                enqueue_from,
+                enqueue_from_storage,
+                top,
+                allow_changed_config,
+                dry_run,
+            )
+    except KeyboardInterrupt as exc:
+        with signals_ignored():  # one line, however many signals follow
+            _say_interrupted(outcome)
+        raise typer.Exit(code=exit_code(signal_of(exc))) from None
+    summary = outcome.summary
+    if summary is None:  # --dry-run
+        return
+    if summary.interrupted is not None:
+        raise typer.Exit(code=exit_code(summary.interrupted))
+    if summary.failed:  # the trials failed, not the command: 1, as a test runner with failing tests
+        raise typer.Exit(code=1)
+
+
+@dataclass
+class _Outcome:
+    """How far `optimize` got: its summary once the trials have ended, and whether it writes the report."""
+
+    summary: StudySummary | None = None
+    writing_report: bool = False
+
+
+def _say_interrupted(outcome: _Outcome) -> None:
+    """What a signal outside the trials stopped (the trials' own interrupt is in the summary)."""
+    summary = outcome.summary
+    if summary is None:
+        _err().print("interrupted: no trial was running; run the same command to resume", soft_wrap=True)
+    elif outcome.writing_report:
+        _err().print(
+            f"interrupted: the report was not written; hpotool report --study-name {summary.study_name} "
+            f"--storage {shown_url(summary.storage)} writes it",
+            soft_wrap=True,
+        )
+
+
+def _optimize(
+    outcome: _Outcome,
+    run_config: Path | None,
+    optimize_config: Path | None,
+    study_name: str | None,
+    storage: str | None,
+    n_trials: int | None,
+    timeout: float | None,
+    device: str | None,
+    seed: int | None,
+    max_failures: int,
+    quiet: bool,
+    as_json: bool,
+    report: bool,
+    workers: int,
+    enqueue_from: str | None,
+    enqueue_from_storage: str | None,
+    top: int,
+    allow_changed_config: bool,
+    dry_run: bool,
+) -> None:
+    """The body of `optimize`; puts its summary on `outcome` (none for --dry-run)."""
     with user_errors():
         _check_config_options(run_config, optimize_config, study_name)
         if workers > 1 and not dry_run:
@@ -388,7 +472,7 @@ def optimize(
             from hpotool.objective import prepare_stored_study
 
             assert study_name is not None  # _check_config_options
-            plan = prepare_stored_study(study_name, storage, overrides)
+            plan = prepare_stored_study(study_name, storage, overrides, on_wait=_note)
         else:
             plan = prepare_study(run_config, optimize_config, overrides)
         if enqueue_from is not None:
@@ -427,22 +511,21 @@ def optimize(
 
             with RichObserver(_err(), plan.opt.objectives[0]) as observer:
                 summary = run(observer)
-        if as_json:
-            shown = {**summary.as_dict(), "storage": shown_url(summary.storage)}
-            sys.stdout.write(json.dumps(shown, indent=2, default=str) + "\n")
-        else:
-            from hpotool.search_space import CategoricalParam
+        outcome.summary = summary
+        from hpotool.interrupts import deferred
 
-            space = plan.opt.search_space
-            print_summary(summary, {k for k, p in space.items() if isinstance(p, CategoricalParam)})
+        with deferred():  # a second Ctrl-C waits for the summary it would cut short (or leave unprinted)
+            if as_json:
+                shown = {**summary.as_dict(), "storage": shown_url(summary.storage)}
+                sys.stdout.write(json.dumps(shown, indent=2, default=str) + "\n")
+            else:
+                from hpotool.search_space import CategoricalParam
+
+                space = plan.opt.search_space
+                print_summary(summary, {k for k, p in space.items() if isinstance(p, CategoricalParam)})
         if report:
+            outcome.writing_report = True
             _write_report(summary.study_name, summary.storage, None, "html")
-    if summary.interrupted is not None:
-        from hpotool.interrupts import exit_code
-
-        raise typer.Exit(code=exit_code(summary.interrupted))
-    if summary.failed:  # the trials failed, not the command: 1, as a test runner with failing tests
-        raise typer.Exit(code=1)
 
 
 def _check_config_options(

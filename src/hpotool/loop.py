@@ -99,16 +99,29 @@ def _run_trial(
     broken = False  # the training function broke hpotool's contract: every trial would fail the same way
     from optuna.storages._heartbeat import get_heartbeat_thread
 
+    # What study.optimize does per trial, with the thread's start and stop out of a signal's reach: one
+    # between Optuna's starting the thread and entering its `with` block skipped the stop, and the thread
+    # beat on for good (a worker waited for it at exit, and the main process for that worker).
+    heartbeat = get_heartbeat_thread(trial._trial_id, study._storage)
+    started = False
     try:
-        with get_heartbeat_thread(trial._trial_id, study._storage):  # what study.optimize does per trial
-            try:
-                value = objective(trial)
-            except optuna.TrialPruned:
-                state = TrialState.PRUNED
-            except Exception as exc:
-                state, reason, broken = TrialState.FAIL, described(exc), broke_contract(exc)
-            except KeyboardInterrupt as exc:
-                state, interrupted, reason = TrialState.FAIL, exc, "interrupted"
+        with deferred():
+            heartbeat.start()
+            started = True
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            state = TrialState.PRUNED
+        except Exception as exc:
+            state, reason, broken = TrialState.FAIL, described(exc), broke_contract(exc)
+        except KeyboardInterrupt as exc:
+            state, interrupted, reason = TrialState.FAIL, exc, "interrupted"
+    except KeyboardInterrupt as exc:  # as the heartbeat started: the objective never ran
+        state, interrupted, reason = TrialState.FAIL, exc, "interrupted"
+    try:
+        with deferred():
+            if started:
+                heartbeat.join()
     except KeyboardInterrupt as exc:  # after the objective, as its heartbeat thread ended: the trial ran
         # to its end, and is told so below (before: it stayed RUNNING), then the interrupt goes on
         interrupted = exc
@@ -239,11 +252,13 @@ def run_trials(
                         time.sleep(poll * (1 + random.random()))
                         continue
             except KeyboardInterrupt:
-                # One sent back to the queue is left there: told FAIL, it raised 'Cannot tell a WAITING trial'
-                if trial is not None and storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
-                    trial.set_user_attr("worker", owner())
-                    trial.set_user_attr("fail_reason", "interrupted")
-                    study.tell(trial, state=TrialState.FAIL)
+                # One sent back to the queue is left there: told FAIL, it raised 'Cannot tell a WAITING trial'.
+                # A second signal waits until it is told (it left the trial RUNNING).
+                with deferred():
+                    if trial is not None and storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
+                        trial.set_user_attr("worker", owner())
+                        trial.set_user_attr("fail_reason", "interrupted")
+                        study.tell(trial, state=TrialState.FAIL)
                 raise
             _run_trial(study, trial, objective, lambda t: trained_by(plan, t))
             frozen = storage.get_trial(trial._trial_id)

@@ -773,21 +773,28 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
 
 
 def prepare_stored_study(
-    study_name: str, storage: str | None, overrides: Overrides = Overrides()
+    study_name: str,
+    storage: str | None,
+    overrides: Overrides = Overrides(),
+    on_wait: Callable[[str], None] | None = None,
 ) -> StudyPlan:
     """Join an existing study with the configs stored on it (the same command on another machine, without
-    copies of the configs): checked as `prepare_study` checks files. The study is looked up, not changed.
+    copies of the configs): checked as `prepare_study` checks files. The study is looked up, not changed;
+    one not there yet in the `storage` given is waited for a while (`joining.await_study`, which calls
+    `on_wait` with a note first).
 
     Raises:
         HpoError: no such study, one not made by `hpotool optimize`, or configs that do not check here (a
             user's module this folder cannot import, a device this machine lacks).
     """
     from hpotool.browse import find_study
+    from hpotool.joining import await_study, join_wait
     from hpotool.storage import default_storage_url
 
     url = storage or default_storage_url(study_name)
+    wait = join_wait() if storage is not None else 0.0
     try:
-        study = find_study(study_name, storage)
+        study = await_study(study_name, storage, partial(find_study, study_name, storage), wait, on_wait)
     except HpoError as exc:
         raise HpoError(f"{exc}; to start a study, give --run-config and --optimize-config") from None
     attrs = study.user_attrs

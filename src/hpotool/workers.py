@@ -30,7 +30,9 @@ from hpotool.factories import make_pruner
 from hpotool.fallback import IndependentSampling, independent_sampling
 from hpotool.forkserver import start_worker_server, worker_context
 from hpotool.interrupts import (
+    Interrupted,
     deferred,
+    exit_code,
     quiet_dropped,
     raise_dropped,
     record,
@@ -118,7 +120,7 @@ def _interrupt_once(signum: int, frame: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     record(signum)
-    raise KeyboardInterrupt
+    raise Interrupted(signum)
 
 
 @dataclass(frozen=True)
@@ -183,8 +185,10 @@ def worker_main(
                 raise
             # The storage stopped answering: the main process, which reads it too, says so in one line.
             sys.exit(LOST_STORAGE_EXIT)
-    except KeyboardInterrupt:
-        pass
+    except KeyboardInterrupt as exc:
+        # The shell's code for the signal: a worker signalled alone (its pid killed) tells the main process
+        # why it stopped; it exited 0 as if its work were done, and the run ended short with exit code 0.
+        sys.exit(exit_code(signal_of(exc)))
 
 
 def _run_worker_trials(
@@ -356,11 +360,20 @@ def _run_workers(
                 function, mine[0].number, str(mine[0].user_attrs.get("fail_reason", "unknown error"))
             )
     dead = [p.name for p in procs if p.exitcode not in (0, None)]
+    signalled = [p for p in procs if p.exitcode in (exit_code(signal.SIGINT), exit_code(signal.SIGTERM))]
     if done >= target:
         summary.stopped = already_done(done, target)
     elif interrupted is not None:
         summary.interrupted = interrupted
         summary.stopped = "interrupted: every worker ended its trial as FAIL; run the same command to resume"
+    elif signalled and finished < target:  # signals sent to the workers alone, not to this process
+        signum = signalled[0].exitcode - 128
+        summary.interrupted = signum
+        names = ", ".join(p.name for p in signalled)
+        summary.stopped = (
+            f"interrupted: {len(signalled)} of {n_workers} workers ({names}) ended their trial as FAIL on "
+            f"{signal.Signals(signum).name}; run the same command to resume"
+        )
     elif dead and finished < target:
         summary.stopped = f"{len(dead)} of {n_workers} workers died ({', '.join(dead)}); run again to resume"
     elif exhausted.is_set():

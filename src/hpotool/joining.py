@@ -1,0 +1,125 @@
+"""A machine joining a study by its name alone waits a while for the machine that creates it.
+
+A cluster script starts every worker at once: `hpotool optimize -r RUN -o OPT --storage URL` on one machine and
+`hpotool optimize --study-name NAME --storage URL` on the others. The creator spends seconds (imports, the
+data, the checks before trial 0) before the study exists, and the joiners failed at once with 'no study'.
+Now a joiner given a storage that answers and lacks the study says so in one note and looks again every
+second, for `HPOTOOL_JOIN_WAIT` seconds (default `JOIN_WAIT_S`), then fails with the same line as before.
+Without `--storage` (the default SQLite file of this folder) it fails at once: the creator is this machine.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hpotool.errors import HpoError
+
+if TYPE_CHECKING:
+    import optuna
+
+JOIN_WAIT_S = 120.0
+POLL_S = 1.0
+DESCRIBE_WAIT_S = 10.0  # as `objective.CREATOR_WAIT_S`: a study plain Optuna code made is never described
+
+
+def join_wait() -> float:
+    """How long a joiner waits for its study, in seconds: HPOTOOL_JOIN_WAIT, else `JOIN_WAIT_S`.
+
+    Raises:
+        HpoError: HPOTOOL_JOIN_WAIT is not a number of seconds.
+    """
+    text = os.environ.get("HPOTOOL_JOIN_WAIT")
+    if text is None:
+        return JOIN_WAIT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # NaN too
+        raise HpoError(
+            f"HPOTOOL_JOIN_WAIT={text!r}: give the seconds to wait for the study, e.g. 120 (0: no wait)"
+        )
+    return value
+
+
+def await_study(
+    study_name: str,
+    storage_url: str | None,
+    find: Callable[[], optuna.Study],
+    limit: float,
+    on_wait: Callable[[str], None] | None = None,
+) -> optuna.Study:
+    """`find()` the study; while the storage given answers and lacks it, or holds it made a moment ago and not
+    yet described, try again every second for `limit` seconds, calling `on_wait` once with a note.
+
+    Raises:
+        HpoError: what `find` raises once the wait is over (or at once where no other machine can create it).
+    """
+    from hpotool.fingerprint import ATTR
+
+    if storage_url is None:
+        limit = 0.0
+    start = time.monotonic()
+    deadline = start + limit
+    found_by: float | None = None  # found undescribed: its creator describes it within seconds, if at all
+    noted = False
+    while True:
+        try:
+            study = find()
+        except HpoError as exc:
+            if time.monotonic() >= deadline or not _may_appear(study_name, storage_url):
+                if noted:
+                    waited = time.monotonic() - start
+                    raise HpoError(f"{exc}; waited {waited:.0f} s for another machine to create it") from None
+                raise
+            reason = f"no study {study_name!r} there yet"
+        else:
+            if found_by is None:
+                found_by = min(deadline, time.monotonic() + DESCRIBE_WAIT_S)
+            if time.monotonic() >= found_by or not _being_described(study, ATTR):
+                return study
+            reason = f"study {study_name!r} is being created"
+        if not noted and on_wait is not None:
+            on_wait(
+                f"{reason}: waiting up to {limit:g} s for the machine that creates it (HPOTOOL_JOIN_WAIT sets "
+                f"how long)"
+            )
+        noted = True
+        time.sleep(POLL_S)
+
+
+def _being_described(study: optuna.Study, attr: str) -> bool:
+    """Whether `study` looks like one its creator is still describing: no fingerprint, no configs stored
+    yet or some but not all, and nothing run in it."""
+    from optuna.trial import TrialState
+
+    attrs = study.user_attrs
+    if attr in attrs:
+        return False
+    return all(t.state == TrialState.WAITING for t in study.get_trials(deepcopy=False))
+
+
+def _may_appear(study_name: str, storage_url: str | None) -> bool:
+    """Whether the storage answers and lacks the study, so that another machine may create it there: a
+    file storage whose file is not there yet, or a server that holds no study of that name (and no
+    other Redis prefix on it does). A URL that is wrong or a server that does not answer: no."""
+    if storage_url is None:
+        return False
+    from hpotool.storage import _sqlite_path, make_storage, redis_prefixes_holding, study_names
+
+    path = (
+        Path(storage_url.removeprefix("journal:"))
+        if storage_url.startswith("journal:")
+        else _sqlite_path(storage_url)
+    )
+    if path is not None and not path.exists():
+        return True
+    try:
+        names = study_names(make_storage(storage_url, create=False))
+        return study_name not in names and not redis_prefixes_holding(storage_url, study_name)
+    except Exception:
+        return False
