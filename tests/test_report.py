@@ -796,6 +796,33 @@ def test_the_figures_label_categorical_values_as_the_yaml_spells_them() -> None:
             assert values == expected[name], name
 
 
+def test_the_parallel_coordinates_tell_a_null_choice_from_a_parameter_not_set() -> None:
+    """Optuna ticks a conditional parameter's missing value `None` and a null choice beside it `None
+    (value)`: the report relabelled the marker `null`, so trials that never drew the parameter read as
+    trials that chose null, and the choice stayed `None (value)`. A parameter of 20 characters or more,
+    whose axis Optuna shortens to 17 and `...`, kept Python's spelling (`True`, `None`)."""
+    study = optuna.create_study(study_name="unset")
+    kind = optuna.distributions.CategoricalDistribution(["a", "b"])
+    weight = optuna.distributions.CategoricalDistribution([None, 1.5])
+    flag = optuna.distributions.CategoricalDistribution([True, False])
+    long = "model.use_batch_normalization"
+    for i in range(8):
+        params: dict[str, Any] = {"kind": "ab"[i % 2], long: i < 4}
+        dists: dict[str, Any] = {"kind": kind, long: flag}
+        if i % 2 == 0:  # only kind a draws loss.weight, and only trial 0 draws its null
+            params["loss.weight"], dists["loss.weight"] = (None if i == 0 else 1.5), weight
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=float(i)))
+    figures = make_figures(study, report_info(study, "memory"))
+
+    parallel = figures["parallel"]
+    names = dict(zip(parallel.layout.xaxis.tickvals, parallel.layout.xaxis.ticktext, strict=True))
+    ticks: dict[str, list[str]] = {}
+    for note in parallel.layout.annotations:
+        ticks.setdefault(names[note.x], []).append(note.text)
+    assert ticks["loss.weight"] == ["not set", "null", "1.5"]
+    assert sorted(ticks["model.use_batch_n..."]) == ["false", "true"]
+
+
 @pytest.mark.parametrize("directions", [["minimize"], ["minimize", "maximize"]])
 def test_the_hover_text_shows_each_trials_params_as_the_tables_do(directions: list[str]) -> None:
     """The timeline's and the Pareto front's hover text was Optuna's JSON dump of the trial, a choice in

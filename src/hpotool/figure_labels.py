@@ -11,7 +11,7 @@ adam}"`, `"loss.weight": null`), is written again with the parameters as the rep
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hpotool.formatting import format_choice, format_value
@@ -35,15 +35,22 @@ def categorical_choices(trials: Sequence[FrozenTrial]) -> dict[str, list[Any]]:
     }
 
 
-def yaml_labels(figure: go.Figure, kind: str, choices: Choices) -> go.Figure:
-    """`figure` (a `kind` the report draws) with its categorical values relabelled, in place."""
+def yaml_labels(
+    figure: go.Figure, kind: str, choices: Choices, unset: Collection[str] = frozenset()
+) -> go.Figure:
+    """`figure` (a `kind` the report draws) with its categorical values relabelled, in place. `unset`: the
+    parameters some trial the parallel coordinates draw did not set (Optuna ticks them `None` there)."""
     if kind == "slice":
         _relabel_axes(figure, choices, repr)
     elif kind == "contour":
         _relabel_axes(figure, choices, str)
     elif kind == "parallel":
-        _relabel_parallel(figure, choices)
+        _relabel_parallel(figure, choices, unset)
     return figure
+
+
+NOT_SET = "not set"  # the parallel coordinates' tick for the trials without the parameter (Optuna: None)
+_OPTUNA_MISSING = "None"  # ... which Optuna writes as a choice None is written, that choice as "None (value)"
 
 
 def _labels(choices: Sequence[Any], spelt: Callable[[Any], str]) -> dict[str, str]:
@@ -74,13 +81,34 @@ def _relabel_axes(figure: go.Figure, choices: Choices, spelt: Callable[[Any], st
                 trace[letter] = _relabel(trace[letter], labels)
 
 
-def _relabel_parallel(figure: go.Figure, choices: Choices) -> None:
-    """The parallel coordinates: each dimension's tick labels are annotations at its index on the x axis."""
+def _relabel_parallel(figure: go.Figure, choices: Choices, unset: Collection[str]) -> None:
+    """The parallel coordinates: each dimension's tick labels are annotations at its index on the x axis,
+    the dimension named by the parameter, shortened by Optuna to 17 characters and `...` from 20 on. On the
+    axis of a parameter some trials did not set, Optuna's first tick, `None`, stands for those trials (and
+    a choice None is `None (value)`)."""
+    full: dict[str, str | None] = {}  # None: two parameters shortened alike, told apart by neither
+    for param in sorted({*choices, *unset}):
+        full[_optuna_label(param)] = None if _optuna_label(param) in full else param
     names = dict(zip(figure.layout.xaxis.tickvals or (), figure.layout.xaxis.ticktext or (), strict=False))
+    marked: set[Any] = set()  # the dimensions whose missing tick has been relabelled
     for note in figure.layout.annotations:
-        name = names.get(note.x)
-        if isinstance(name, str) and name in choices and isinstance(note.text, str):
-            note.text = _labels(choices[name], str).get(note.text, note.text)
+        axis = names.get(note.x)
+        name = full.get(axis) if isinstance(axis, str) else None
+        if name is None or not isinstance(note.text, str):
+            continue
+        if name in unset and note.x not in marked and note.text == _OPTUNA_MISSING:
+            marked.add(note.x)
+            note.text = NOT_SET
+        elif name in choices:
+            text = (
+                _OPTUNA_MISSING if name in unset and note.text == f"{_OPTUNA_MISSING} (value)" else note.text
+            )
+            note.text = _labels(choices[name], str).get(text, note.text)
+
+
+def _optuna_label(name: str) -> str:
+    """The parallel coordinates' name for a dimension (`optuna.visualization._parallel_coordinate`)."""
+    return name if len(name) < 20 else f"{name[:17]}..."
 
 
 def yaml_hovertext(figure: go.Figure, params: Mapping[int, Mapping[str, str]]) -> go.Figure:

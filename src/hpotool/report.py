@@ -500,10 +500,25 @@ def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]
                 names = [o["name"] for o in info.objectives]
                 figures[f.key] = vis.plot_pareto_front(study, target_names=names)
         if f.key in figures:
-            yaml_labels(figures[f.key], f.kind, choices)
+            unset = _unset(drawn.get_trials(deepcopy=False), target) if f.kind == "parallel" else set()
+            yaml_labels(figures[f.key], f.kind, choices, unset)
         if f.kind in ("timeline", "pareto") and f.key in figures:
             yaml_hovertext(figures[f.key], _shown_params(study, trials))
     return figures
+
+
+def _unset(trials: list[FrozenTrial], target: Callable[[FrozenTrial], float] | None) -> set[str]:
+    """The parameters that some trial the parallel coordinates draw (the complete ones with finite values,
+    or a finite `target`) did not set."""
+    drawn = [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE
+        and t.values is not None
+        and all(math.isfinite(v) for v in ([target(t)] if target is not None else t.values))
+    ]
+    every = {name for t in drawn for name in t.params}
+    return {name for name in every if any(name not in t.params for t in drawn)}
 
 
 class _ReversedRunning(logging.Filter):
