@@ -796,6 +796,28 @@ def test_the_figures_label_categorical_values_as_the_yaml_spells_them() -> None:
             assert values == expected[name], name
 
 
+def test_the_importance_figure_of_a_conditional_parameter_draws_without_optunas_regime_warning() -> None:
+    """The audit and the importance table left out Optuna's "Some regimes for parameter `momentum` have less
+    than 2 trials" (the inactive regime of one trial; it names nothing to change), but the report's
+    importance figure, computing the importances again, still printed it."""
+
+    def objective(t: optuna.Trial) -> float:
+        name = t.suggest_categorical("name", ["sgd", "adam"])
+        momentum = t.suggest_float("momentum", 0, 1) if name == "sgd" else 0.0
+        return t.suggest_float("lr", 0, 1) + momentum
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    study.enqueue_trial({"name": "adam"})
+    for _ in range(12):
+        study.enqueue_trial({"name": "sgd"})
+    study.optimize(objective, n_trials=13)
+    info = report_info(study, "memory")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figures = make_figures(study, info)
+    assert "momentum" in {name for bar in figures["importances"].data for name in bar.y}
+
+
 def test_the_parallel_coordinates_tell_a_null_choice_from_a_parameter_not_set() -> None:
     """Optuna ticks a conditional parameter's missing value `None` and a null choice beside it `None
     (value)`: the report relabelled the marker `null`, so trials that never drew the parameter read as

@@ -214,7 +214,7 @@ def param_importances(
             # The top 10% are every trial only when all of them tie: Optuna warns (once per call: a report
             # said it twice) and returns equal importances, which a figure would show as a finding.
             warnings.filterwarnings("error", message=_ALL_TIE, category=UserWarning)
-            warnings.filterwarnings("ignore", message="Some regimes for parameter", category=UserWarning)
+            warnings.filterwarnings("ignore", message=FEW_IN_REGIME, category=UserWarning)
             result = optuna.importance.get_param_importances(
                 on.study, evaluator=make_evaluator(), target=target or on.target
             )
@@ -232,6 +232,9 @@ def param_importances(
 
 
 _ALL_TIE = "Target and region quantiles select the same set of trials"
+# Optuna's warning that a conditional parameter's regime has fewer than two trials: left out wherever
+# importances are computed (it names nothing to change but the number of trials).
+FEW_IN_REGIME = "Some regimes for parameter"
 
 
 def _kind(on: Basis) -> str:

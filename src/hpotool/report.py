@@ -36,7 +36,7 @@ from hpotool.export import is_feasible, json_safe, ranked_trials, trial_params
 from hpotool.figure_labels import categorical_choices, yaml_hovertext, yaml_labels
 from hpotool.fingerprint import config_of
 from hpotool.formatting import format_param
-from hpotool.importance import EVALUATOR, basis, make_evaluator, param_importances
+from hpotool.importance import EVALUATOR, FEW_IN_REGIME, basis, make_evaluator, param_importances
 from hpotool.pruning import pruned_rows
 from hpotool.snapshot import StudySnapshot
 
@@ -481,6 +481,7 @@ def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]
                 target = _importance_target(study, f.objective) or on.target
                 with warnings.catch_warnings():  # "lower target values are better": the target is so
                     warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
+                    warnings.filterwarnings("ignore", message=FEW_IN_REGIME, category=UserWarning)
                     figures[f.key] = vis.plot_param_importances(
                         on.study, evaluator=make_evaluator(), **{**kw, "target": target}
                     )
