@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shlex
@@ -265,6 +266,8 @@ def test_audit_of_a_study_without_hpotool_attrs_is_one_line(tmp_path: Path) -> N
     assert pointed[0] == "report"
     report = CliRunner().invoke(app, [*pointed, "--out", str(tmp_path / "r.json")])
     assert report.exit_code == 0, report.output
+    (said,) = json.loads((tmp_path / "r.json").read_text())["audit"]  # the report's audit says it alike
+    assert said == "no audit: " + result.stderr.removeprefix("error: ").rstrip("\n")
     pruned = CliRunner().invoke(app, ["prune-audit", *pointed[1:]])
     assert pruned.exit_code == 0, pruned.output
 

@@ -562,7 +562,8 @@ def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
     return [s.study_name for s in storage.get_all_studies()]
 
 
-# The URL each study `load_study` opened came from, for the commands a message points to.
+# The URL of each storage `load_study` opened a study from (keyed by the study's storage object, which a
+# StudySnapshot of the study shares), for the commands a message points to.
 _LOADED_FROM: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
@@ -572,7 +573,7 @@ def study_options(study: optuna.Study) -> str:
     from shlex import quote
 
     options = f"--study-name {quote(study.study_name)}"
-    url = _LOADED_FROM.get(study)
+    url = _LOADED_FROM.get(study._storage)
     if url is not None and url != default_storage_url(study.study_name):
         options += f" --storage {quote(shown_url(url))}"
     return options
@@ -586,7 +587,7 @@ def load_study(study_name: str, storage_url: str | None) -> optuna.Study:
     storage = make_storage(url, create=False)
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
-        _LOADED_FROM[study] = url
+        _LOADED_FROM[study._storage] = url
         return study
     except KeyError:
         from hpotool.resolve import did_you_mean
