@@ -796,6 +796,31 @@ def test_the_figures_label_categorical_values_as_the_yaml_spells_them() -> None:
             assert values == expected[name], name
 
 
+def test_trials_valued_inf_are_not_counted_as_the_importances_and_contour_basis() -> None:
+    """Three of four complete trials valued inf: the report said "PED-ANOVA over 4 complete trials" and
+    drew the importances Optuna computed from the one finite trial, after its warning "The number of
+    trials is too small to compute importances. Parameter importances will be equal" (equal bars that read
+    as a finding), and a contour of that one trial. Both now say why they are not drawn."""
+    study = optuna.create_study(study_name="inf")
+    dists = {n: optuna.distributions.FloatDistribution(0, 1) for n in ("x", "y")}
+    for i, value in enumerate([math.inf, math.inf, 1.0, math.inf]):
+        params = {"x": i / 4, "y": 1 - i / 4}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=value))
+    info = report_info(study, "memory")
+    assert info.importances == [None]
+    reasons = {f.kind: f.reason for f in info.figures}
+    assert (
+        reasons["importances"]
+        == "importances cannot be computed: needs at least 2 complete trials, the study has 1"
+    )
+    assert (
+        reasons["contour"]
+        == "a contour needs at least 2 complete trials with a finite value, the study has 1"
+    )
+    titles = {f.kind: f.title for f in info.figures}
+    assert titles["importances"] == "Parameter importances (PED-ANOVA over 1 complete trial)"
+
+
 def test_the_importance_figure_of_a_conditional_parameter_draws_without_optunas_regime_warning() -> None:
     """The audit and the importance table left out Optuna's "Some regimes for parameter `momentum` have less
     than 2 trials" (the inactive regime of one trial; it names nothing to change), but the report's

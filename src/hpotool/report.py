@@ -259,9 +259,12 @@ def _figure_infos(
     importance_reasons: list[str | None],
     importance_basis: str,
 ) -> list[FigureInfo]:
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    every = [t for t in trials if t.state == TrialState.COMPLETE]
+    none_complete = "no complete trial yet" if not every else None
+    # The figures leave out a trial whose value is inf or nan (the report warns of them)
+    complete = [t for t in every if t.values is not None and all(map(math.isfinite, t.values))]
+    finite = " with a finite value" if len(complete) < len(every) else ""
     params = list(dict.fromkeys(p for t in complete for p in t.params))
-    none_complete = "no complete trial yet" if not complete else None
     multi = len(objectives) > 1
     figs: list[FigureInfo] = []
     if multi:
@@ -284,7 +287,7 @@ def _figure_infos(
             )
         elif len(complete) < 2:
             contour_reason, pair = (
-                f"a contour needs at least 2 complete trials, the study has {len(complete)}",
+                f"a contour needs at least 2 complete trials{finite}, the study has {len(complete)}",
                 None,
             )
         else:
