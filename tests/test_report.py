@@ -867,7 +867,29 @@ def test_the_parallel_coordinates_tell_a_null_choice_from_a_parameter_not_set() 
     for note in parallel.layout.annotations:
         ticks.setdefault(names[note.x], []).append(note.text)
     assert ticks["loss.weight"] == ["not set", "null", "1.5"]
-    assert sorted(ticks["model.use_batch_n..."]) == ["false", "true"]
+    assert sorted(ticks["model.<br>use_batch_normalizat<br>ion"]) == ["false", "true"]
+
+
+def test_the_parallel_coordinates_name_each_long_parameter_whole() -> None:
+    """Optuna shortens a dimension's name to 17 characters and `...` from 20 on: `model.hidden_sizes.0`
+    and `.1` both read `model.hidden_size...`, and which axis was which could not be told."""
+    study = optuna.create_study(study_name="long")
+    width = optuna.distributions.IntDistribution(8, 64)
+    dists = {
+        "model.hidden_sizes.0": width,
+        "model.hidden_sizes.1": width,
+        "lr": optuna.distributions.FloatDistribution(0, 1),
+    }
+    for i in range(6):
+        params = {"model.hidden_sizes.0": 8 + i, "model.hidden_sizes.1": 64 - i, "lr": i / 10}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=float(i)))
+    parallel = make_figures(study, report_info(study, "memory"))["parallel"]
+    assert list(parallel.layout.xaxis.ticktext) == [
+        "objective 0",
+        "lr",
+        "model.hidden_sizes.0",
+        "model.hidden_sizes.1",
+    ]
 
 
 @pytest.mark.parametrize("directions", [["minimize"], ["minimize", "maximize"]])

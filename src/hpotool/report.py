@@ -504,8 +504,9 @@ def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]
                 names = [o["name"] for o in info.objectives]
                 figures[f.key] = vis.plot_pareto_front(study, target_names=names)
         if f.key in figures:
-            unset = _unset(drawn.get_trials(deepcopy=False), target) if f.kind == "parallel" else set()
-            yaml_labels(figures[f.key], f.kind, choices, unset)
+            plotted = drawn.get_trials(deepcopy=False) if f.kind == "parallel" else []
+            params = {p for t in plotted for p in t.params}
+            yaml_labels(figures[f.key], f.kind, choices, _unset(plotted, target), params)
         if f.kind in ("timeline", "pareto") and f.key in figures:
             yaml_hovertext(figures[f.key], _shown_params(study, trials))
     return figures
