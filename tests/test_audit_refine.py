@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -254,12 +256,19 @@ def test_audit_of_a_study_without_hpotool_attrs_is_one_line(tmp_path: Path) -> N
     assert result.exit_code == 2
     assert result.stderr == (
         "error: study 'plain' has no stored search space (user attr 'optimize_config'): it was not created by "
-        "hpotool optimize, which stores the ranges audit, refine and prune-audit --against read; hpotool report "
-        "--study-name plain draws its importances and figures, and prune-audit (without --against) reads its "
-        "pruned trials\n"
+        f"hpotool optimize, which stores the ranges audit, refine and prune-audit --against read; hpotool report "
+        f"--study-name plain --storage {url} draws its importances and figures, and prune-audit (without "
+        "--against) reads its pruned trials\n"
     )
-    # the command the message points to runs on such a study
-    pruned = CliRunner().invoke(app, ["prune-audit", "--study-name", "plain", "--storage", url])
+    # the commands the message points to run on such a study as written (the storage was left out: they
+    # looked for studies/plain.db)
+    pointed = shlex.split(result.stderr.split("; hpotool ")[1].split(" draws")[0])
+    assert pointed[0] == "report"
+    report = CliRunner().invoke(app, [*pointed, "--out", str(tmp_path / "r.json")])
+    assert report.exit_code == 0, report.output
+    (said,) = json.loads((tmp_path / "r.json").read_text())["audit"]  # the report's audit says it alike
+    assert said == "no audit: " + result.stderr.removeprefix("error: ").rstrip("\n")
+    pruned = CliRunner().invoke(app, ["prune-audit", *pointed[1:]])
     assert pruned.exit_code == 0, pruned.output
 
 
@@ -563,7 +572,9 @@ def test_audit_says_a_parameter_added_after_the_best_trial_is_new_not_conditiona
     )
 
 
-def test_refine_of_a_multi_objective_study_names_refine_and_what_to_run(tmp_path: Path) -> None:
+def test_refine_of_a_multi_objective_study_names_refine_and_what_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = f"sqlite:///{tmp_path / 'mo.db'}"
     optuna.create_study(study_name="mo", storage=url, directions=["minimize", "minimize"])
     for command in (["audit"], ["refine", "--out", str(tmp_path / "stage2.yaml")]):
@@ -571,8 +582,15 @@ def test_refine_of_a_multi_objective_study_names_refine_and_what_to_run(tmp_path
         assert result.exit_code == 2
         assert result.stderr == (
             "error: study 'mo' has 2 objectives; audit and refine work on single-objective studies (hpotool "
-            "report --study-name mo shows each objective's importances and the Pareto front)\n"
+            f"report --study-name mo --storage {url} shows each objective's importances and the Pareto front)\n"
         )
+    # a study in the default storage is named without it
+    default = tmp_path / "studies" / "mo.db"
+    default.parent.mkdir()
+    default.write_bytes((tmp_path / "mo.db").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["audit", "--study-name", "mo"])
+    assert "(hpotool report --study-name mo shows each" in result.stderr, result.stderr
 
 
 def test_audit_says_how_few_trials_meet_the_constraints() -> None:

@@ -202,6 +202,31 @@ def test_trials_rank_complete_trials_that_violate_the_constraints_after_those_th
     assert ["violates the constraints" in line for line in lines] == [False, False, True, True]
 
 
+def test_trials_of_a_plain_study_show_its_own_reason_attrs_of_any_type(tmp_path: Path) -> None:
+    """A plain Optuna study may keep anything under the user attrs hpotool names fail_reason and
+    prune_reason: `hpotool trials` crashed on a mapping (rich cannot render a dict) and on a list
+    (`'list' object has no attribute 'startswith'`). They are shown as the YAML spells them."""
+    url = f"sqlite:///{tmp_path / 'own.db'}"
+    study = optuna.create_study(study_name="own", storage=url)
+    for number, (attr, value, state) in enumerate(
+        [
+            ("fail_reason", {"code": 3}, optuna.trial.TrialState.FAIL),
+            ("prune_reason", ["rung", 2], optuna.trial.TrialState.PRUNED),
+            ("prune_reason", 7, optuna.trial.TrialState.PRUNED),
+        ]
+    ):
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+        trial.set_user_attr(attr, value)
+        trial.report(float(number), 0)
+        study.tell(trial, state=state)
+    table = runner.invoke(app, ["trials", "--study-name", "own", "--storage", url], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    notes = {
+        line.split()[1]: line.split("│")[-2].strip() for line in table.stdout.splitlines() if "│ " in line
+    }
+    assert notes == {"0": "{code: 3}", "1": "[rung, 2]", "2": "7"}
+
+
 def test_trials_of_a_multi_objective_study_show_each_value_formatted(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'mo.db'}"
     study = optuna.create_study(study_name="mo", storage=url, directions=["minimize", "minimize"])

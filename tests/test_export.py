@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -271,8 +272,12 @@ def test_a_study_not_made_by_hpotool_exports_its_trials_and_is_not_trained(tmp_p
     assert result.stderr == (
         "error: study 'plain' has no stored run config (user attr 'run_config'): it was not created by hpotool "
         "optimize, so there is no RunConfig to merge its parameters into; hpotool trials --study-name plain "
-        "--json lists its trials and parameters\n"
+        f"--storage {storage} --json lists its trials and parameters\n"
     )
+    pointed = shlex.split(result.stderr.split("; hpotool ")[1].split(" lists")[0])
+    listed = runner.invoke(app, pointed)  # as written: without the storage it looked for studies/plain.db
+    assert listed.exit_code == 0, listed.output
+    assert sorted(t["number"] for t in json.loads(listed.stdout)) == [0, 1, 2]
     assert not (tmp_path / "studies").exists()  # refused before the export
     result = runner.invoke(app, ["export-best", "--study-name", "plain", "--storage", storage])
     assert result.exit_code == 0, result.output

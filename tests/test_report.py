@@ -796,6 +796,102 @@ def test_the_figures_label_categorical_values_as_the_yaml_spells_them() -> None:
             assert values == expected[name], name
 
 
+def test_trials_valued_inf_are_not_counted_as_the_importances_and_contour_basis() -> None:
+    """Three of four complete trials valued inf: the report said "PED-ANOVA over 4 complete trials" and
+    drew the importances Optuna computed from the one finite trial, after its warning "The number of
+    trials is too small to compute importances. Parameter importances will be equal" (equal bars that read
+    as a finding), and a contour of that one trial. Both now say why they are not drawn."""
+    study = optuna.create_study(study_name="inf")
+    dists = {n: optuna.distributions.FloatDistribution(0, 1) for n in ("x", "y")}
+    for i, value in enumerate([math.inf, math.inf, 1.0, math.inf]):
+        params = {"x": i / 4, "y": 1 - i / 4}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=value))
+    info = report_info(study, "memory")
+    assert info.importances == [None]
+    reasons = {f.kind: f.reason for f in info.figures}
+    assert (
+        reasons["importances"]
+        == "importances cannot be computed: needs at least 2 complete trials, the study has 1"
+    )
+    assert (
+        reasons["contour"]
+        == "a contour needs at least 2 complete trials with a finite value, the study has 1"
+    )
+    titles = {f.kind: f.title for f in info.figures}
+    assert titles["importances"] == "Parameter importances (PED-ANOVA over 1 complete trial)"
+
+
+def test_the_importance_figure_of_a_conditional_parameter_draws_without_optunas_regime_warning() -> None:
+    """The audit and the importance table left out Optuna's "Some regimes for parameter `momentum` have less
+    than 2 trials" (the inactive regime of one trial; it names nothing to change), but the report's
+    importance figure, computing the importances again, still printed it."""
+
+    def objective(t: optuna.Trial) -> float:
+        name = t.suggest_categorical("name", ["sgd", "adam"])
+        momentum = t.suggest_float("momentum", 0, 1) if name == "sgd" else 0.0
+        return t.suggest_float("lr", 0, 1) + momentum
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    study.enqueue_trial({"name": "adam"})
+    for _ in range(12):
+        study.enqueue_trial({"name": "sgd"})
+    study.optimize(objective, n_trials=13)
+    info = report_info(study, "memory")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figures = make_figures(study, info)
+    assert "momentum" in {name for bar in figures["importances"].data for name in bar.y}
+
+
+def test_the_parallel_coordinates_tell_a_null_choice_from_a_parameter_not_set() -> None:
+    """Optuna ticks a conditional parameter's missing value `None` and a null choice beside it `None
+    (value)`: the report relabelled the marker `null`, so trials that never drew the parameter read as
+    trials that chose null, and the choice stayed `None (value)`. A parameter of 20 characters or more,
+    whose axis Optuna shortens to 17 and `...`, kept Python's spelling (`True`, `None`)."""
+    study = optuna.create_study(study_name="unset")
+    kind = optuna.distributions.CategoricalDistribution(["a", "b"])
+    weight = optuna.distributions.CategoricalDistribution([None, 1.5])
+    flag = optuna.distributions.CategoricalDistribution([True, False])
+    long = "model.use_batch_normalization"
+    for i in range(8):
+        params: dict[str, Any] = {"kind": "ab"[i % 2], long: i < 4}
+        dists: dict[str, Any] = {"kind": kind, long: flag}
+        if i % 2 == 0:  # only kind a draws loss.weight, and only trial 0 draws its null
+            params["loss.weight"], dists["loss.weight"] = (None if i == 0 else 1.5), weight
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=float(i)))
+    figures = make_figures(study, report_info(study, "memory"))
+
+    parallel = figures["parallel"]
+    names = dict(zip(parallel.layout.xaxis.tickvals, parallel.layout.xaxis.ticktext, strict=True))
+    ticks: dict[str, list[str]] = {}
+    for note in parallel.layout.annotations:
+        ticks.setdefault(names[note.x], []).append(note.text)
+    assert ticks["loss.weight"] == ["not set", "null", "1.5"]
+    assert sorted(ticks["model.<br>use_batch_normalizat<br>ion"]) == ["false", "true"]
+
+
+def test_the_parallel_coordinates_name_each_long_parameter_whole() -> None:
+    """Optuna shortens a dimension's name to 17 characters and `...` from 20 on: `model.hidden_sizes.0`
+    and `.1` both read `model.hidden_size...`, and which axis was which could not be told."""
+    study = optuna.create_study(study_name="long")
+    width = optuna.distributions.IntDistribution(8, 64)
+    dists = {
+        "model.hidden_sizes.0": width,
+        "model.hidden_sizes.1": width,
+        "lr": optuna.distributions.FloatDistribution(0, 1),
+    }
+    for i in range(6):
+        params = {"model.hidden_sizes.0": 8 + i, "model.hidden_sizes.1": 64 - i, "lr": i / 10}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=float(i)))
+    parallel = make_figures(study, report_info(study, "memory"))["parallel"]
+    assert list(parallel.layout.xaxis.ticktext) == [
+        "objective 0",
+        "lr",
+        "model.hidden_sizes.0",
+        "model.hidden_sizes.1",
+    ]
+
+
 @pytest.mark.parametrize("directions", [["minimize"], ["minimize", "maximize"]])
 def test_the_hover_text_shows_each_trials_params_as_the_tables_do(directions: list[str]) -> None:
     """The timeline's and the Pareto front's hover text was Optuna's JSON dump of the trial, a choice in

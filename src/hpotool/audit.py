@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import asdict, dataclass, field
-from shlex import quote
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -18,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice, format_param
 from hpotool.search_space import CategoricalParam, IntParam, Param, decode_params, same_value
+from hpotool.storage import study_options
 
 if TYPE_CHECKING:
     import optuna
@@ -112,7 +112,7 @@ def stored_space(study: optuna.Study) -> dict[str, Param]:
         raise HpoError(
             f"study {study.study_name!r} has no stored search space (user attr 'optimize_config'): it was not "
             f"created by hpotool optimize, which stores the ranges audit, refine and prune-audit --against read; "
-            f"hpotool report --study-name {quote(study.study_name)} draws its importances and figures, and "
+            f"hpotool report {study_options(study)} draws its importances and figures, and "
             f"prune-audit (without --against) reads its pruned trials"
         )
     try:
@@ -302,7 +302,7 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
     if len(study.directions) > 1:
         raise HpoError(
             f"study {study.study_name!r} has {len(study.directions)} objectives; audit and refine work on "
-            f"single-objective studies (hpotool report --study-name {quote(study.study_name)} shows each "
+            f"single-objective studies (hpotool report {study_options(study)} shows each "
             f"objective's importances and the Pareto front)"
         )
     space = stored_space(study)

@@ -21,7 +21,7 @@ import typer
 
 from hpotool import __version__
 from hpotool.errors import HpoError
-from hpotool.formatting import format_param, format_params, format_value
+from hpotool.formatting import format_choice, format_param, format_params, format_value
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -999,13 +999,13 @@ def trials(
         }
         notes = [
             dead.get(r["number"])
-            or r["fail_reason"]
+            or _reason(r["fail_reason"])
             or ("" if r["feasible"] else "violates the constraints")
             or ("Pareto front" if dominated and r.get("pareto") else "")
             or (
                 ""
-                if (r["prune_reason"] or "").startswith(("pruned after", "pruned at epoch"))
-                else r["prune_reason"]
+                if _reason(r["prune_reason"]).startswith(("pruned after", "pruned at epoch"))
+                else _reason(r["prune_reason"])
             )
             for r in rows
         ]
@@ -1054,6 +1054,14 @@ def trials(
             ]
             table.add_row(*cells)
         _out().print(table)
+
+
+def _reason(value: Any) -> str:
+    """A trial's fail_reason or prune_reason attr as text: hpotool stores a string, but a plain Optuna study
+    may keep anything under the name (a number, a list, a mapping: as the YAML spells it)."""
+    if value is None or isinstance(value, str):
+        return value or ""
+    return format_choice(value)
 
 
 @app.command("fail-stale", short_help="Mark the trials of dead workers failed.")

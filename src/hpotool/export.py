@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from shlex import quote
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -36,7 +35,7 @@ from hpotool.errors import HpoError
 from hpotool.fingerprint import config_of
 from hpotool.overrides import apply_overrides
 from hpotool.search_space import decode_params
-from hpotool.storage import shown_url
+from hpotool.storage import shown_url, study_options
 from hpotool.yamlfile import dump_yaml
 
 if TYPE_CHECKING:
@@ -297,7 +296,7 @@ def not_hpotool_error(study: optuna.Study) -> HpoError:
     return HpoError(
         f"study {study.study_name!r} has no stored run config (user attr 'run_config'): it was not created by "
         f"hpotool optimize, so there is no RunConfig to merge its parameters into; hpotool trials "
-        f"--study-name {quote(study.study_name)} --json lists its trials and parameters"
+        f"{study_options(study)} --json lists its trials and parameters"
     )
 
 

@@ -10,8 +10,10 @@ adam}"`, `"loss.weight": null`), is written again with the parameters as the rep
 
 from __future__ import annotations
 
+import html
 import json
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hpotool.formatting import format_choice, format_value
@@ -35,15 +37,27 @@ def categorical_choices(trials: Sequence[FrozenTrial]) -> dict[str, list[Any]]:
     }
 
 
-def yaml_labels(figure: go.Figure, kind: str, choices: Choices) -> go.Figure:
-    """`figure` (a `kind` the report draws) with its categorical values relabelled, in place."""
+def yaml_labels(
+    figure: go.Figure,
+    kind: str,
+    choices: Choices,
+    unset: Collection[str] = frozenset(),
+    params: Collection[str] = frozenset(),
+) -> go.Figure:
+    """`figure` (a `kind` the report draws) with its categorical values relabelled, in place. For the
+    parallel coordinates, `unset`: the parameters some trial it draws did not set (Optuna ticks them
+    `None` there); `params`: every parameter it draws (a long name is written whole)."""
     if kind == "slice":
         _relabel_axes(figure, choices, repr)
     elif kind == "contour":
         _relabel_axes(figure, choices, str)
     elif kind == "parallel":
-        _relabel_parallel(figure, choices)
+        _relabel_parallel(figure, choices, unset, params)
     return figure
+
+
+NOT_SET = "not set"  # the parallel coordinates' tick for the trials without the parameter (Optuna: None)
+_OPTUNA_MISSING = "None"  # ... which Optuna writes as a choice None is written, that choice as "None (value)"
 
 
 def _labels(choices: Sequence[Any], spelt: Callable[[Any], str]) -> dict[str, str]:
@@ -74,13 +88,70 @@ def _relabel_axes(figure: go.Figure, choices: Choices, spelt: Callable[[Any], st
                 trace[letter] = _relabel(trace[letter], labels)
 
 
-def _relabel_parallel(figure: go.Figure, choices: Choices) -> None:
-    """The parallel coordinates: each dimension's tick labels are annotations at its index on the x axis."""
-    names = dict(zip(figure.layout.xaxis.tickvals or (), figure.layout.xaxis.ticktext or (), strict=False))
+def _relabel_parallel(
+    figure: go.Figure, choices: Choices, unset: Collection[str], params: Collection[str]
+) -> None:
+    """The parallel coordinates: each dimension's tick labels are annotations at its index on the x axis,
+    the dimension named by the parameter, shortened by Optuna to 17 characters and `...` from 20 on (two
+    alike where names differ only further on: `model.hidden_size...` twice); such a name is written whole
+    again, on lines broken at its dots. On the axis of a parameter some trials did not set, Optuna's
+    first tick, `None`, stands for those trials (and a choice None is `None (value)`)."""
+    axes = _parallel_axes(figure, {*choices, *unset, *params})
+    if figure.layout.xaxis.ticktext:
+        figure.layout.xaxis.ticktext = [
+            _wrapped(axes[x]) if x in axes and axes[x] != label else label
+            for x, label in zip(figure.layout.xaxis.tickvals, figure.layout.xaxis.ticktext, strict=False)
+        ]
+    marked: set[Any] = set()  # the dimensions whose missing tick has been relabelled
     for note in figure.layout.annotations:
-        name = names.get(note.x)
-        if isinstance(name, str) and name in choices and isinstance(note.text, str):
-            note.text = _labels(choices[name], str).get(note.text, note.text)
+        name = axes.get(note.x)
+        if name is None or not isinstance(note.text, str):
+            continue
+        if name in unset and note.x not in marked and note.text == _OPTUNA_MISSING:
+            marked.add(note.x)
+            note.text = NOT_SET
+        elif name in choices:
+            text = (
+                _OPTUNA_MISSING if name in unset and note.text == f"{_OPTUNA_MISSING} (value)" else note.text
+            )
+            note.text = _labels(choices[name], str).get(text, note.text)
+
+
+def _parallel_axes(figure: go.Figure, params: Collection[str]) -> dict[Any, str]:
+    """Each parallel-coordinates dimension's x position -> the parameter it shows. Optuna orders the
+    parameters by name, so the k-th axis labelled alike shows the k-th of the parameters shortened so."""
+    alike: dict[str, list[str]] = {}
+    for name in sorted(params):
+        alike.setdefault(_optuna_label(name), []).append(name)
+    axes: dict[Any, str] = {}
+    seen: dict[str, int] = {}
+    dimensions = zip(figure.layout.xaxis.tickvals or (), figure.layout.xaxis.ticktext or (), strict=False)
+    for x, label in list(dimensions)[1:]:  # the first is the objective (the report gives one target)
+        names = alike.get(label, []) if isinstance(label, str) else []
+        k = seen.get(label, 0)
+        if k < len(names):
+            axes[x], seen[label] = names[k], k + 1
+    return axes
+
+
+def _optuna_label(name: str) -> str:
+    """The parallel coordinates' name for a dimension (`optuna.visualization._parallel_coordinate`)."""
+    return name if len(name) < 20 else f"{name[:17]}..."
+
+
+def _wrapped(name: str, width: int = 20) -> str:
+    """A long dotted name on lines of at most `width` characters, broken after its dots where it can be
+    (past three lines: the first, and `…` and the name's last characters), as plotly's text (`<br>` between lines, `<` and `&`
+    escaped)."""
+    lines = [""]
+    for part in re.findall(r"[^.]*\.|[^.]+$", name):
+        for piece in (part[i : i + width] for i in range(0, len(part), width)):
+            if lines[-1] and len(lines[-1]) + len(piece) > width:
+                lines.append("")
+            lines[-1] += piece
+    if len(lines) > 3:  # the start and the end, where dotted names that start alike differ
+        lines = [lines[0], "…" + name[1 - width :]]
+    return "<br>".join(html.escape(line, quote=False) for line in lines)
 
 
 def yaml_hovertext(figure: go.Figure, params: Mapping[int, Mapping[str, str]]) -> go.Figure:

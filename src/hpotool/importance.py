@@ -79,7 +79,7 @@ class Basis:
     """The trials a study's lessons (importances, top trials) rest on, best first.
 
     In a study without pruned trials (or with several objectives): its complete trials that meet the
-    constraints, valued by their objectives (`target` None). In a pruned single-objective study: every
+    constraints and have finite values, valued by their objectives (`target` None). In a pruned single-objective study: every
     finished trial, ranked as successive halving ranks them (see `basis`); `target` gives each its rank
     (0 the best, lower better, as PED-ANOVA reads a target) and `study` is a view in which they all read
     as complete.
@@ -139,11 +139,13 @@ def basis(study: optuna.Study) -> Basis:
     view = feasible_view(study)
     trials = view.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    # Optuna's evaluators leave out a value that is inf or nan: such a trial neither counts nor ranks.
+    finite = [t for t in complete if t.values is not None and all(map(math.isfinite, t.values))]
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     min_trials = max((len(t.distributions) for t in finished), default=0) + 1
     constrained = view is not study
     if len(study.directions) > 1 or len(finished) == len(complete):
-        return Basis(view, complete, None, None, len(complete), constrained, min_trials)
+        return Basis(view, finite, None, None, len(complete), constrained, min_trials)
     sign = 1.0 if study.direction.name == "MINIMIZE" else -1.0
     step = None if len(complete) >= min_trials else rung_step(finished, min_trials)
 
@@ -214,7 +216,7 @@ def param_importances(
             # The top 10% are every trial only when all of them tie: Optuna warns (once per call: a report
             # said it twice) and returns equal importances, which a figure would show as a finding.
             warnings.filterwarnings("error", message=_ALL_TIE, category=UserWarning)
-            warnings.filterwarnings("ignore", message="Some regimes for parameter", category=UserWarning)
+            warnings.filterwarnings("ignore", message=FEW_IN_REGIME, category=UserWarning)
             result = optuna.importance.get_param_importances(
                 on.study, evaluator=make_evaluator(), target=target or on.target
             )
@@ -232,6 +234,9 @@ def param_importances(
 
 
 _ALL_TIE = "Target and region quantiles select the same set of trials"
+# Optuna's warning that a conditional parameter's regime has fewer than two trials: left out wherever
+# importances are computed (it names nothing to change but the number of trials).
+FEW_IN_REGIME = "Some regimes for parameter"
 
 
 def _kind(on: Basis) -> str:

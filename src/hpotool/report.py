@@ -36,7 +36,7 @@ from hpotool.export import is_feasible, json_safe, ranked_trials, trial_params
 from hpotool.figure_labels import categorical_choices, yaml_hovertext, yaml_labels
 from hpotool.fingerprint import config_of
 from hpotool.formatting import format_param
-from hpotool.importance import EVALUATOR, basis, make_evaluator, param_importances
+from hpotool.importance import EVALUATOR, FEW_IN_REGIME, basis, make_evaluator, param_importances
 from hpotool.pruning import pruned_rows
 from hpotool.snapshot import StudySnapshot
 
@@ -259,9 +259,12 @@ def _figure_infos(
     importance_reasons: list[str | None],
     importance_basis: str,
 ) -> list[FigureInfo]:
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    every = [t for t in trials if t.state == TrialState.COMPLETE]
+    none_complete = "no complete trial yet" if not every else None
+    # The figures leave out a trial whose value is inf or nan (the report warns of them)
+    complete = [t for t in every if t.values is not None and all(map(math.isfinite, t.values))]
+    finite = " with a finite value" if len(complete) < len(every) else ""
     params = list(dict.fromkeys(p for t in complete for p in t.params))
-    none_complete = "no complete trial yet" if not complete else None
     multi = len(objectives) > 1
     figs: list[FigureInfo] = []
     if multi:
@@ -284,7 +287,7 @@ def _figure_infos(
             )
         elif len(complete) < 2:
             contour_reason, pair = (
-                f"a contour needs at least 2 complete trials, the study has {len(complete)}",
+                f"a contour needs at least 2 complete trials{finite}, the study has {len(complete)}",
                 None,
             )
         else:
@@ -481,6 +484,7 @@ def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]
                 target = _importance_target(study, f.objective) or on.target
                 with warnings.catch_warnings():  # "lower target values are better": the target is so
                     warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
+                    warnings.filterwarnings("ignore", message=FEW_IN_REGIME, category=UserWarning)
                     figures[f.key] = vis.plot_param_importances(
                         on.study, evaluator=make_evaluator(), **{**kw, "target": target}
                     )
@@ -500,10 +504,26 @@ def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]
                 names = [o["name"] for o in info.objectives]
                 figures[f.key] = vis.plot_pareto_front(study, target_names=names)
         if f.key in figures:
-            yaml_labels(figures[f.key], f.kind, choices)
+            plotted = drawn.get_trials(deepcopy=False) if f.kind == "parallel" else []
+            params = {p for t in plotted for p in t.params}
+            yaml_labels(figures[f.key], f.kind, choices, _unset(plotted, target), params)
         if f.kind in ("timeline", "pareto") and f.key in figures:
             yaml_hovertext(figures[f.key], _shown_params(study, trials))
     return figures
+
+
+def _unset(trials: list[FrozenTrial], target: Callable[[FrozenTrial], float] | None) -> set[str]:
+    """The parameters that some trial the parallel coordinates draw (the complete ones with finite values,
+    or a finite `target`) did not set."""
+    drawn = [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE
+        and t.values is not None
+        and all(math.isfinite(v) for v in ([target(t)] if target is not None else t.values))
+    ]
+    every = {name for t in drawn for name in t.params}
+    return {name for name in every if any(name not in t.params for t in drawn)}
 
 
 class _ReversedRunning(logging.Filter):

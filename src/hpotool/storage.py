@@ -636,6 +636,23 @@ def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
     return [s.study_name for s in storage.get_all_studies()]
 
 
+# The URL of each storage `load_study` opened a study from (keyed by the study's storage object, which a
+# StudySnapshot of the study shares), for the commands a message points to.
+_LOADED_FROM: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def study_options(study: optuna.Study) -> str:
+    """`--study-name NAME` for a command a message points to, with `--storage URL` (its password as
+    `***`) where `load_study` opened the study from another storage than the default one."""
+    from shlex import quote
+
+    options = f"--study-name {quote(study.study_name)}"
+    url = _LOADED_FROM.get(study._storage)
+    if url is not None and url != default_storage_url(study.study_name):
+        options += f" --storage {quote(shown_url(url))}"
+    return options
+
+
 def load_study(study_name: str, storage_url: str | None) -> optuna.Study:
     """Open an existing study; a missing one is an `HpoError` listing the studies that exist."""
     import optuna
@@ -643,7 +660,9 @@ def load_study(study_name: str, storage_url: str | None) -> optuna.Study:
     url = storage_url or default_storage_url(study_name)
     storage = make_storage(url, create=False)
     try:
-        return optuna.load_study(study_name=study_name, storage=storage)
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        _LOADED_FROM[study._storage] = url
+        return study
     except KeyError:
         from hpotool.resolve import did_you_mean
 
