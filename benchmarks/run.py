@@ -324,7 +324,7 @@ def pruning_study(run_path: Path, opt_path: Path) -> tuple[int, float, float, li
     import optuna
 
     from hpotool.loop import run_study
-    from hpotool.objective import prepare_study
+    from hpotool.plan import prepare_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     plan = prepare_study(run_path, opt_path)
@@ -790,7 +790,7 @@ _MEMORY = """
 import resource, sys
 from pathlib import Path
 from hpotool.loop import run_study
-from hpotool.objective import prepare_study
+from hpotool.plan import prepare_study
 plan = prepare_study(Path(sys.argv[1]), Path(sys.argv[2]))
 run_study(plan)
 # VmHWM: this process's own peak. ru_maxrss would also count the parent's memory at fork time on Linux

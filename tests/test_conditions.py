@@ -9,7 +9,7 @@ import pytest
 from hpotool.conditions import holds, satisfying_value
 from hpotool.config import OptimizeConfig, validate_config
 from hpotool.errors import HpoError
-from hpotool.objective import prepare_study
+from hpotool.plan import prepare_study
 from tests.cli_run import optimize
 from tests.conftest import write_yaml
 

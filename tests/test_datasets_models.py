@@ -1065,7 +1065,7 @@ def test_a_searched_loss_is_checked_on_the_task_it_makes_of_0_1_float_labels(tmp
     import yaml
 
     from hpotool.errors import HpoError
-    from hpotool.objective import prepare_study
+    from hpotool.plan import prepare_study
 
     run = {
         "data": {"name": "tests.helpers:labels_read_as_floats"},
@@ -1122,7 +1122,7 @@ def test_a_searched_dataset_of_another_task_is_dry_run_with_the_class_weights(tm
     import yaml
 
     from hpotool.errors import HpoError
-    from hpotool.objective import prepare_study
+    from hpotool.plan import prepare_study
 
     weight = [1.0] * 9 + [2.0]
     run = {
@@ -1161,7 +1161,7 @@ def test_class_weights_are_searched_as_whole_lists_or_item_by_item(tmp_path: Pat
     import yaml
 
     from hpotool.errors import HpoError
-    from hpotool.objective import prepare_study
+    from hpotool.plan import prepare_study
 
     run = {
         "data": {"name": "digits", "subset_fraction": 0.2},
@@ -1219,7 +1219,7 @@ def test_a_conditional_dataset_is_dry_run_with_the_searched_values_it_meets(tmp_
     """A searched value was dry-run on the run config's data alone: cross_entropy passed on digits and failed
     every trial where the condition switched the data to the regression set."""
     from hpotool.errors import HpoError
-    from hpotool.objective import prepare_study
+    from hpotool.plan import prepare_study
 
     gelu = {"model.activation": {"type": "categorical", "choices": ["relu", "gelu"]}}
     regression = {"type": "categorical", "choices": ["regression"], "when": {"model.activation": "gelu"}}
@@ -1244,7 +1244,7 @@ def test_a_conditional_dataset_is_dry_run_with_the_searched_values_it_meets(tmp_
 def test_a_value_is_checked_with_the_dataset_its_condition_brings(tmp_path: Path) -> None:
     """mse under the condition that also switches to the regression set was dry-run on digits and refused,
     though no trial trains mse on digits (nor the regression set with the run config's cross_entropy)."""
-    from hpotool.objective import prepare_study
+    from hpotool.plan import prepare_study
 
     gelu = {"model.activation": {"type": "categorical", "choices": ["relu", "gelu"]}}
     when = {"when": {"model.activation": "gelu"}}

@@ -245,7 +245,7 @@ def test_top_k_retrains_and_ranks_by_mean(tmp_path: Path, run_dict: dict, opt_di
 def test_bad_final_overrides_fail_before_the_study_starts(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
-    from hpotool.objective import prepare_study
+    from hpotool.plan import prepare_study
 
     rp = write_yaml(tmp_path / "run.yaml", run_dict)
     cases = [
@@ -313,7 +313,7 @@ def test_final_epochs_a_schedule_cannot_span_fail_before_the_study_starts(
 ) -> None:
     """final.epochs: 2 under a step schedule of step_size 3: the study ran, and train-from-best refused the
     final runs afterwards (the check before trial 0 built the schedule only for final.overrides)."""
-    from hpotool.objective import prepare_study
+    from hpotool.plan import prepare_study
 
     run_dict.update(epochs=4, scheduler={"name": "step", "step_size": 3})
     rp = write_yaml(tmp_path / "run.yaml", run_dict)
@@ -333,7 +333,7 @@ def test_final_epochs_the_warm_up_does_not_fit_fail_before_the_study_starts(
 ) -> None:
     """final.epochs: 1 with a one-epoch warm-up: optimize ran the whole study, and train-from-best refused it
     afterwards (`final: with epochs=1: scheduler.warmup_epochs: 1 is not shorter than the run`)."""
-    from hpotool.objective import prepare_study
+    from hpotool.plan import prepare_study
 
     run_dict["scheduler"] = {"name": "cosine", "warmup_epochs": 1}
     rp = write_yaml(tmp_path / "run.yaml", run_dict)
@@ -457,7 +457,7 @@ def test_a_final_override_of_the_component_takes_its_arguments_with_it(
 def test_a_final_override_no_choice_takes_is_refused_before_trial_0(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
-    from hpotool.objective import prepare_study
+    from hpotool.plan import prepare_study
 
     opt_dict["search_space"] = {"optimizer.name": {"type": "categorical", "choices": ["adam", "adamw"]}}
     opt_dict["final"] = {"overrides": {"optimizer.momentum": 0.5}}

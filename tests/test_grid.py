@@ -10,8 +10,9 @@ from optuna.trial import TrialState
 
 from hpotool.grid import GridSampler
 from hpotool.loop import EXHAUSTED, run_study
-from hpotool.objective import open_study, prepare_study
+from hpotool.plan import prepare_study
 from hpotool.stale import fail_dead_local_trials
+from hpotool.study import open_study
 
 from .conftest import write_yaml
 
@@ -115,7 +116,7 @@ def test_a_worker_waits_for_the_last_grid_point_another_runs_instead_of_running_
 ) -> None:
     # With --workers, a worker asking while the other ran the grid's last point ran that point again
     # (Optuna's grid re-evaluates a running point once every point has started).
-    from hpotool.objective import Overrides
+    from hpotool.plan import Overrides
 
     opt_dict.update(n_trials=10, timeout=2, sampler={"name": "grid"}, search_space=SPACE)
     run_path, opt_path = (
@@ -146,7 +147,7 @@ def test_without_a_heartbeat_a_worker_does_not_wait_for_another_machines_grid_po
 ) -> None:
     # A journal file has no heartbeat: a dead worker of another machine would hold its point RUNNING for
     # ever, so the point runs again here, as Optuna's grid runs it, and the study ends.
-    from hpotool.objective import Overrides
+    from hpotool.plan import Overrides
 
     opt_dict.update(
         n_trials=10, sampler={"name": "grid"}, search_space=SPACE, storage=f"journal:{tmp_path / 'g.log'}"
@@ -771,7 +772,7 @@ def test_a_trial_that_finds_every_grid_point_taken_once_it_may_pick_goes_back_to
     import threading
     import time
 
-    from hpotool.objective import Overrides
+    from hpotool.plan import Overrides
 
     opt_dict.update(n_trials=10, timeout=3, sampler={"name": "grid"}, search_space=SPACE)
     run_path, opt_path = (

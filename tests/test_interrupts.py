@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from hpotool.errors import HpoError
 from hpotool.interrupts import Interrupted, deferred, signals_interrupt
 from hpotool.loop import run_study
-from hpotool.objective import Overrides, prepare_study
+from hpotool.plan import Overrides, prepare_study
 from hpotool.storage import make_storage
 
 from .conftest import write_yaml
@@ -235,10 +235,10 @@ def test_a_signal_while_the_study_is_created_waits_until_it_is_described(
     # Ctrl-C between Optuna's create_study and the configs and fingerprint hpotool stores next (several
     # round trips on a database server) left a study without them: the next run waited for a creator that
     # was gone, then ran it with no resume check, and export-best could not rebuild its configs.
-    from hpotool import objective
+    from hpotool import study as study_module
     from hpotool.fingerprint import ATTR
 
-    real_versions = objective.versions
+    real_versions = study_module.versions
 
     def versions_then_ctrl_c() -> dict[str, str]:
         signal.raise_signal(signal.SIGINT)
@@ -247,9 +247,9 @@ def test_a_signal_while_the_study_is_created_waits_until_it_is_described(
     plan = prepare_study(
         write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
     )
-    monkeypatch.setattr(objective, "versions", versions_then_ctrl_c)
+    monkeypatch.setattr(study_module, "versions", versions_then_ctrl_c)
     with signals_interrupt(), pytest.raises(Interrupted):
-        objective.open_study(plan)
+        study_module.open_study(plan)
     study = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"])
     assert {"run_config", "optimize_config", "versions", ATTR} <= study.user_attrs.keys()
 
@@ -260,10 +260,10 @@ def test_a_study_whose_creator_died_before_describing_it_is_described_by_the_nex
     # A creator killed (kill -9, an OOM kill) between Optuna's create_study and the fingerprint, with its
     # warm start queued: every later run waited for it, then used the study unchecked for good, and
     # export-best wrote no best_run.yaml ('not created by hpotool optimize').
-    from hpotool import objective
+    from hpotool import study as study_module
     from hpotool.fingerprint import ATTR
 
-    monkeypatch.setattr(objective, "CREATOR_WAIT_S", 0.5)
+    monkeypatch.setattr(study_module, "CREATOR_WAIT_S", 0.5)
     point = {"optimizer.lr": 0.0123, "model.hidden.0": 16}
     opt_dict.update(n_trials=2, enqueue=[point])
     plan = prepare_study(

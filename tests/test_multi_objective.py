@@ -98,7 +98,7 @@ def test_a_sampler_that_cannot_sample_several_objectives_is_refused_before_trial
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
     """CmaEsSampler raises in every trial of a multi-objective study: refused once, nothing written."""
-    from hpotool.objective import prepare_study
+    from hpotool.plan import prepare_study
 
     from .conftest import write_yaml
 
@@ -124,7 +124,7 @@ def test_kwargs_of_the_nop_pruner_are_checked_with_several_objectives(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
     """They were dropped unchecked; with one objective the same kwargs are refused."""
-    from hpotool.objective import prepare_study
+    from hpotool.plan import prepare_study
 
     from .conftest import write_yaml
 
@@ -149,7 +149,7 @@ def test_the_nop_pruner_by_its_import_path_is_accepted_with_several_objectives(
 ) -> None:
     """`pruner: optuna.pruners.NopPruner` was refused ("cannot be used with several metrics") where `nop`
     was accepted; both are no pruning."""
-    from hpotool.objective import prepare_study
+    from hpotool.plan import prepare_study
 
     from .conftest import write_yaml
 

@@ -12,9 +12,11 @@ import pytest
 from optuna.trial import TrialState
 
 from hpotool.errors import HpoError
+from hpotool.factories import process_salt
 from hpotool.loop import EXHAUSTED, run_study
-from hpotool.objective import Overrides, open_study, prepare_study, process_salt
+from hpotool.plan import Overrides, prepare_study
 from hpotool.search_space import decode_params, suggest
+from hpotool.study import open_study
 from hpotool.workers import run_workers
 
 from .conftest import write_yaml
@@ -509,7 +511,7 @@ def test_warm_starts_from_another_study_stay_queued_on_a_resume_without_the_flag
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
     # --enqueue-from is not the config's enqueue list: a resume without the flag does not drop its points.
-    from hpotool.objective import with_warm_start
+    from hpotool.plan import with_warm_start
 
     _run(tmp_path, run_dict, opt_dict)
     source = _study(opt_dict)
@@ -530,7 +532,7 @@ def test_list_choice_warm_starts_run_once_and_carry_to_another_study(
     # The enqueue list holds lists as the YAML writes them, the study their labels: a resume must match the
     # two (else it queues a point again, or drops a waiting one as no longer listed), and --enqueue-from
     # must decode another study's labels by the search space that study stored.
-    from hpotool.objective import with_warm_start
+    from hpotool.plan import with_warm_start
 
     opt_dict["search_space"] = {
         "model.hidden": {
@@ -1211,7 +1213,7 @@ def test_enqueue_from_carries_values_another_study_spells_otherwise(
     space lists [8, 8], and the 16.0 its float search gave an int parameter here."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-    from hpotool.objective import with_warm_start
+    from hpotool.plan import with_warm_start
 
     url = f"sqlite:///{tmp_path / 'src.db'}"
     lists = {"type": "categorical", "choices": [[8.0, 8.0]]}
@@ -1298,7 +1300,7 @@ def test_enqueue_from_carries_whole_sections_as_the_trial_trained_them(
     an argument at its component's default too (sgd's momentum 0.0)."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-    from hpotool.objective import with_warm_start
+    from hpotool.plan import with_warm_start
 
     url = f"sqlite:///{tmp_path / 'src.db'}"
     split = {
@@ -1342,7 +1344,7 @@ def test_enqueue_from_compares_a_whole_section_as_the_trial_trained_it(
     adam's default; it took it for every such trial, which then ran at lr 0.001, and said nothing."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-    from hpotool.objective import with_warm_start
+    from hpotool.plan import with_warm_start
 
     url = f"sqlite:///{tmp_path / 'src.db'}"
     space = {
@@ -1383,7 +1385,7 @@ def test_enqueue_from_takes_a_loss_as_the_choice_auto_where_auto_stands_for_it(
     this space". It carries over as {name: auto}; one trained on other data does not (auto may be mse there)."""
     from optuna.distributions import CategoricalDistribution
 
-    from hpotool.objective import with_warm_start
+    from hpotool.plan import with_warm_start
 
     url = f"sqlite:///{tmp_path / 'src.db'}"
     space = {"loss": {"type": "categorical", "choices": [{"name": "cross_entropy"}]}}
@@ -1408,7 +1410,7 @@ def test_enqueue_from_names_the_keys_of_a_whole_section_it_leaves_out(
     as if the trial ran again as it was)."""
     from optuna.distributions import CategoricalDistribution
 
-    from hpotool.objective import with_warm_start
+    from hpotool.plan import with_warm_start
 
     url = f"sqlite:///{tmp_path / 'src.db'}"
     sgd = {"name": "sgd", "lr": 0.1, "momentum": 0.9, "dampening": 0.0}  # dampening at torch's default
@@ -1438,7 +1440,7 @@ def test_enqueue_from_says_a_trial_gave_no_value_where_its_run_config_has_none(
     optimizer, and no stored run config to read it from', though the run config was read."""
     from optuna.distributions import CategoricalDistribution
 
-    from hpotool.objective import with_warm_start
+    from hpotool.plan import with_warm_start
 
     url = f"sqlite:///{tmp_path / 'src.db'}"
     labels = ["{momentum: 0.9, name: sgd}", "{name: adam}"]
@@ -1549,7 +1551,7 @@ def test_a_process_joining_a_study_while_its_creator_describes_it_checks_the_cre
     # Two `optimize` commands started at once with different run configs: the one that lost the race to
     # create the study found it without configs or fingerprint yet, checked nothing, and both ran their
     # trials into one study.
-    from hpotool.objective import describe_new_study
+    from hpotool.study import describe_new_study
 
     creator, joiner, study = _creator_joiner_and_new_study(tmp_path, run_dict, opt_dict)
     _joiner_is_refused_while(joiner, describe_new_study, study, creator)
@@ -1576,11 +1578,11 @@ def test_an_empty_study_made_by_plain_optuna_is_used_after_a_short_wait(
     # Such a study never gets a fingerprint: the first optimize on it waited the creator's full 10 s.
     import time
 
-    from hpotool import objective
+    from hpotool import study as study_module
     from hpotool.storage import make_storage
 
-    monkeypatch.setattr(objective, "CREATOR_WAIT_S", 60.0)
-    monkeypatch.setattr(objective, "QUIET_WAIT_S", 0.2)
+    monkeypatch.setattr(study_module, "CREATOR_WAIT_S", 60.0)
+    monkeypatch.setattr(study_module, "QUIET_WAIT_S", 0.2)
     plan = prepare_study(
         write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
     )
@@ -1602,8 +1604,8 @@ def test_a_new_study_has_its_warm_start_queued_before_its_fingerprint(
     # fingerprint) checked the queue before the creator had filled it, and both queued the points, so
     # each ran twice.
     from hpotool.loop import prepare_resume
-    from hpotool.objective import describe_new_study
     from hpotool.storage import make_storage
+    from hpotool.study import describe_new_study
 
     points = [{"optimizer.lr": 0.0123, "model.hidden.0": 16}, {"optimizer.lr": 0.0456, "model.hidden.0": 32}]
     plan = prepare_study(
@@ -1745,7 +1747,7 @@ def test_enqueue_from_leaves_out_the_keys_below_a_section_it_leaves_out(
     0.83} alone, so the sampler might pick adam for it and the momentum went unused."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-    from hpotool.objective import with_warm_start
+    from hpotool.plan import with_warm_start
 
     url = f"sqlite:///{tmp_path / 'src.db'}"
     split = {

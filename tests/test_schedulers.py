@@ -524,7 +524,7 @@ def test_a_searched_monitor_takes_the_mode_searched_with_it_under_a_condition(tm
     each monitor was checked against the run config's mode alone."""
     from hpotool.errors import HpoError
     from hpotool.loop import run_study
-    from hpotool.objective import prepare_study
+    from hpotool.plan import prepare_study
     from hpotool.storage import load_study
 
     monitor = {"type": "categorical", "choices": ["val_loss", "val_accuracy"]}
@@ -609,7 +609,7 @@ def test_a_searched_lr_that_a_one_cycle_max_lr_overrides_is_refused(
     """Every trial trained the same run (val_accuracy 0.3705 three times over): the cycle's lrs come from
     max_lr alone, so the searched optimizer.lr was suggested, stored and never used."""
     from hpotool.errors import HpoError
-    from hpotool.objective import prepare_study
+    from hpotool.plan import prepare_study
 
     from .conftest import write_yaml
 

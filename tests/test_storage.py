@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from hpotool.errors import HpoError
-from hpotool.objective import prepare_study
+from hpotool.plan import prepare_study
 from hpotool.storage import load_study, make_storage
 
 from .conftest import write_yaml
@@ -159,7 +159,7 @@ def test_optimize_on_a_study_file_it_cannot_write_says_so(
     # database", which optimize took for a storage that stopped answering: "Once it answers again, run the
     # same command to resume".
     from hpotool.loop import run_study
-    from hpotool.objective import Overrides
+    from hpotool.plan import Overrides
     from hpotool.storage import _close_sqlite_storages
 
     opt_dict["n_trials"] = 1
@@ -534,7 +534,7 @@ def test_a_study_whose_creation_fails_half_way_is_not_left_behind(
 ) -> None:
     # The storage failing after Optuna's create_study and before hpotool stored the configs and fingerprint
     # (a server going away) left a study without them, which the next run took for a plain Optuna study.
-    from hpotool import objective
+    from hpotool import study as study_module
 
     def failing() -> dict[str, str]:
         raise RuntimeError("server closed the connection unexpectedly")
@@ -542,16 +542,16 @@ def test_a_study_whose_creation_fails_half_way_is_not_left_behind(
     plan = prepare_study(
         write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
     )
-    monkeypatch.setattr(objective, "versions", failing)
+    monkeypatch.setattr(study_module, "versions", failing)
     with pytest.raises(RuntimeError, match="server closed"):
-        objective.open_study(plan)
+        study_module.open_study(plan)
     assert opt_dict["study_name"] not in optuna.get_all_study_names(storage=opt_dict["storage"])
 
 
 def test_a_process_joining_a_study_its_creator_deleted_says_so(tmp_path: Path) -> None:
     # The creator failed part-way and deleted the study while another process waited for its fingerprint:
     # that one died with KeyError: 'Record does not exist.'
-    from hpotool.objective import _wait_for_creator
+    from hpotool.study import _wait_for_creator
 
     storage = make_storage(f"sqlite:///{tmp_path / 'j.db'}")
     study = optuna.create_study(study_name="joined", storage=storage)
@@ -608,7 +608,7 @@ def test_a_machine_whose_redis_url_lacks_the_others_prefix_does_not_start_a_stud
 
     import redis
 
-    from hpotool.objective import open_study
+    from hpotool.study import open_study
 
     from .test_workers import _server_url
 

@@ -27,9 +27,10 @@ from typer.testing import CliRunner
 
 from hpotool.cli import app
 from hpotool.loop import has_slot, run_study
-from hpotool.objective import Overrides, open_study, prepare_study
+from hpotool.plan import Overrides, prepare_study
 from hpotool.stale import fail_dead_local_trials, owner
 from hpotool.storage import make_storage, retry_stale_trial
+from hpotool.study import open_study
 from hpotool.workers import run_workers, worker_device, worker_threads
 from tests.conftest import write_yaml
 
@@ -710,7 +711,7 @@ def test_a_dead_pid_of_another_container_with_this_host_name_is_not_taken_for_a_
     import sys
 
     from hpotool import stale
-    from hpotool.objective import process_salt
+    from hpotool.factories import process_salt
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
@@ -1101,7 +1102,7 @@ def test_warm_starts_another_host_queued_stay_queued_while_the_study_is_in_use(
     from optuna.trial import create_trial
 
     from hpotool.loop import prepare_resume
-    from hpotool.objective import WARM_START
+    from hpotool.plan import WARM_START
     from hpotool.stale import QUEUED_BY
 
     monkeypatch.setenv("HPOTOOL_HEARTBEAT_GRACE", "3")  # seconds

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from hpotool.audit import AuditReport
-    from hpotool.objective import StudyPlan, StudySummary
+    from hpotool.plan import StudyPlan
+    from hpotool.summary import StudySummary
 
 app = typer.Typer(
     help="Config-driven hyperparameter optimization for PyTorch: two YAML files, one command.",
@@ -465,11 +466,11 @@ def _optimize(
 
             start_worker_server()  # imports torch there while this process checks the configs
         from hpotool.loop import run_study
-        from hpotool.objective import Overrides, prepare_study
+        from hpotool.plan import Overrides, prepare_study
 
         overrides = Overrides(study_name, storage, n_trials, timeout, device, seed, allow_changed_config)
         if run_config is None or optimize_config is None:
-            from hpotool.objective import prepare_stored_study
+            from hpotool.plan import prepare_stored_study
 
             assert study_name is not None  # _check_config_options
             plan = prepare_stored_study(study_name, storage, overrides, on_wait=_note)
@@ -477,7 +478,7 @@ def _optimize(
             plan = prepare_study(run_config, optimize_config, overrides)
         if enqueue_from is not None:
             from hpotool.browse import find_study
-            from hpotool.objective import with_warm_start
+            from hpotool.plan import with_warm_start
 
             try:
                 source = find_study(

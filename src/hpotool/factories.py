@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import zlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +16,8 @@ from hpotool.search_space import FloatParam, Param, choice_label, contains, grid
 
 if TYPE_CHECKING:
     import optuna
+
+    from hpotool.config import OptimizeConfig
 
 SAMPLERS = {
     "tpe": "optuna.samplers:TPESampler",
@@ -233,3 +238,47 @@ def _check_built(kind: str, name: str, built: Any, base: type, key: str) -> None
             f"{key}: {name!r} returned {type(built).__name__}, not an {base.__module__.rsplit('._', 1)[0]}."
             f"{base.__name__}; return the {kind} it builds"
         )
+
+
+def study_sampler(
+    opt: OptimizeConfig,
+    *,
+    fixed: Mapping[str, Any] | None = None,
+    worker: int = 0,
+    existing: int = 0,
+    salt: tuple[int, ...] = (),
+) -> optuna.samplers.BaseSampler:
+    """The sampler of worker `worker` in a run that finds `existing` trials in the study; `fixed`: the run
+    config's values (`leaf_values`), which brute force reads to tell a point drawn in part.
+
+    A new study's first worker samples with the config's seed, worker i with seed + i. A run that resumes
+    a study derives its seeds from the seed, the worker and the count: with the same seed, a resumed
+    sampler would propose its first trials' values again. A process that joins a study other processes
+    are sampling (`salt`: `process_salt()`) mixes in its host and process id, as the same command started
+    on several machines would otherwise propose the same values. Optuna's grid sampler keeps the config's
+    seed everywhere, as its seed orders the grid points that every run and worker number alike.
+    """
+    import numpy as np
+    import optuna
+
+    grid = is_subclass(sampler_class(opt.sampler.name), optuna.samplers.GridSampler)
+
+    def derive(seed: int | None) -> int | None:
+        if seed is None or grid:
+            return seed
+        if existing == 0 and not salt:
+            return (seed + worker) % 2**32  # a sampler takes seeds below 2**32
+        return int(np.random.SeedSequence([seed, worker, existing, *salt]).generate_state(1)[0])
+
+    kwargs: dict[str, Any] = dict(opt.sampler.kwargs)
+    if isinstance(kwargs.get("seed"), int):
+        kwargs["seed"] = derive(kwargs["seed"])
+    return make_sampler(opt.sampler.name, kwargs, seed=derive(opt.seed), space=opt.search_space, fixed=fixed)
+
+
+def process_salt() -> tuple[int, ...]:
+    """This process's host, PID namespace and id, which make its seeds its own among processes sampling one
+    study (containers sharing a host name each have their own namespace, and often the same pids)."""
+    from hpotool.stale import pid_namespace
+
+    return (zlib.crc32(socket.gethostname().encode()), pid_namespace() or 0, os.getpid())

@@ -20,6 +20,8 @@ PRELOAD = [
     "optuna",
     "hpotool.runner",
     "hpotool.objective",
+    "hpotool.plan",
+    "hpotool.study",
     "hpotool.workers",
 ]
 

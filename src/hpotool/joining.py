@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 JOIN_WAIT_S = 120.0
 POLL_S = 1.0
-DESCRIBE_WAIT_S = 10.0  # as `objective.CREATOR_WAIT_S`: a study plain Optuna code made is never described
+DESCRIBE_WAIT_S = 10.0  # as `study.CREATOR_WAIT_S`: a study plain Optuna code made is never described
 
 
 def join_wait() -> float:

@@ -22,23 +22,13 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.errors import HpoError
+from hpotool.factories import process_salt, study_sampler
 from hpotool.fallback import IndependentSampling, independent_sampling
 from hpotool.formatting import format_choice, format_value
 from hpotool.interrupts import deferred, raise_dropped, signal_of, signals_interrupt
-from hpotool.objective import (
-    FINISHED,
-    WARM_START,
-    FailureGuard,
-    StudyObserver,
-    StudyPlan,
-    StudySummary,
-    make_objective,
-    open_study,
-    process_salt,
-    study_sampler,
-    summarize,
-)
+from hpotool.objective import FailureGuard, StudyObserver, make_objective
 from hpotool.overrides import leaf_values
+from hpotool.plan import WARM_START, StudyPlan
 from hpotool.runner import described
 from hpotool.search_space import CategoricalParam, FloatParam, IntParam, contains, drawn, encode_params
 from hpotool.stale import (
@@ -58,6 +48,8 @@ from hpotool.storage import (
     lost_connection,
     storage_lost,
 )
+from hpotool.study import FINISHED, open_study
+from hpotool.summary import StudySummary, summarize
 from hpotool.user_trainer import broke_contract, contract_stop
 
 if TYPE_CHECKING:
@@ -164,7 +156,7 @@ def run_trials(
     `max_failures` trials in a row fail in this process, or the sampler has nothing left to try (the last
     two set `stop`). `tracker` (`make_tracker`) logs each trial this process ran. `alone_since`: the number
     of trials the study held when this process opened it seeing no other process (its sampler's seeds are
-    reproducible ones, `objective.study_sampler`), None where its seeds are its own already.
+    reproducible ones, `factories.study_sampler`), None where its seeds are its own already.
 
     Returns:
         The failure guard, which says whether failures or the sampler stopped the loop, and the first error.

@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 
 from hpotool.config import OptimizeConfig, RunConfig, validate_config
 from hpotool.errors import HpoError
-from hpotool.factories import make_pruner
+from hpotool.factories import make_pruner, study_sampler
 from hpotool.fallback import IndependentSampling, independent_sampling
 from hpotool.forkserver import start_worker_server, worker_context
 from hpotool.interrupts import (
@@ -53,18 +53,13 @@ from hpotool.loop import (
     trained_by,
     trial_target,
 )
-from hpotool.objective import (
-    FINISHED,
-    StudyObserver,
-    StudyPlan,
-    StudySummary,
-    open_study,
-    study_sampler,
-    summarize,
-)
+from hpotool.objective import StudyObserver
 from hpotool.overrides import leaf_values
+from hpotool.plan import StudyPlan
 from hpotool.runner import load_data
 from hpotool.storage import lost_connection, make_storage, storage_lost
+from hpotool.study import FINISHED, open_study
+from hpotool.summary import StudySummary, summarize
 from hpotool.user_trainer import ContractStop
 
 if TYPE_CHECKING:
@@ -109,7 +104,7 @@ def worker_plan(
     salt: tuple[int, ...] = (),
 ) -> StudyPlan:
     """The plan of worker `index` in a run that found `existing` trials in the study: its own seed stream
-    (`objective.study_sampler`), so the workers' random start-up points differ."""
+    (`factories.study_sampler`), so the workers' random start-up points differ."""
     sampler = study_sampler(opt, fixed=leaf_values(run), worker=index, existing=existing, salt=salt)
     pruner = make_pruner(opt.pruner.name, opt.pruner.kwargs)
     return StudyPlan(run, opt, load_data(run.data, run.loss.name), sampler, pruner, storage_url)
@@ -134,7 +129,7 @@ class WorkerArgs:
     n_workers: int
     max_failures: int
     existing: int  # trials in the study when the run started
-    salt: tuple[int, ...] = ()  # `objective.process_salt()` where other processes sample the study too
+    salt: tuple[int, ...] = ()  # `factories.process_salt()` where other processes sample the study too
 
 
 def _end_with_the_main_process() -> None:

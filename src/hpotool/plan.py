@@ -1,0 +1,453 @@
+"""A study's plan from two configs (or the configs a stored study holds), checked before anything is
+stored: `prepare_study` validates the whole plan (paths, values, data, metric, components, sampler,
+pruner, storage) and writes nothing; `with_warm_start` queues another study's best points."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from hpotool.conditions import all_hold
+from hpotool.config import (
+    OptimizeConfig,
+    PrunerConfig,
+    RunConfig,
+    load_optimize_config,
+    load_run_config,
+    validate_config,
+)
+from hpotool.errors import HpoError
+from hpotool.factories import make_pruner, study_sampler
+from hpotool.final import check_final
+from hpotool.overrides import apply_overrides, leaf_values
+from hpotool.resolve import did_you_mean
+from hpotool.runner import (
+    PreparedData,
+    RunCheckError,
+    check_batch_size,
+    dry_run,
+    load_checked,
+    load_data,
+    one_logit,
+    resolve_device,
+    unused_classes_note,
+)
+from hpotool.search_space import (
+    boundary_values,
+    suggest,
+)
+from hpotool.sections import section_choices, section_values
+from hpotool.space_checks import auto_task, check_space
+from hpotool.storage import shown_url
+from hpotool.warm_start import carried_params, left_out_note
+
+if TYPE_CHECKING:
+    from optuna.pruners import BasePruner
+    from optuna.samplers import BaseSampler
+
+
+# The user attr of a queued warm start: "enqueue" (the config's list) or "--enqueue-from".
+WARM_START = "warm_start"
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line flags that override the configs; None leaves the config's value."""
+
+    study_name: str | None = None
+    storage: str | None = None
+    n_trials: int | None = None
+    timeout: float | None = None
+    device: str | None = None
+    seed: int | None = None
+    allow_changed_config: bool = False
+
+
+@dataclass
+class StudyPlan:
+    """Everything `run_study` needs, checked."""
+
+    run: RunConfig
+    opt: OptimizeConfig
+    data: PreparedData | None  # None for a user's own training function
+    sampler: BaseSampler
+    pruner: BasePruner
+    storage_url: str
+    allow_changed_config: bool = False
+    notes: tuple[str, ...] = ()  # what the checks decided for the user, printed before trial 0
+    config_enqueue: int | None = None  # how many of opt.enqueue the config lists (None: all; the rest came
+    # from --enqueue-from): a resume drops only the config's, so one without the flag keeps the others
+
+    def warm_start_attrs(self, index: int) -> dict[str, Any]:
+        """The user attrs of the trial queued for `opt.enqueue[index]`: where the point came from."""
+        listed = self.config_enqueue is None or index < self.config_enqueue
+        return {WARM_START: "enqueue" if listed else "--enqueue-from"}
+
+
+def _with_overrides(run: RunConfig, opt: OptimizeConfig, o: Overrides) -> tuple[RunConfig, OptimizeConfig]:
+    if o.device is not None:
+        try:
+            run = validate_config(RunConfig, {**run.model_dump(), "device": o.device}, "--device")
+        except HpoError as exc:  # "--device: device: must be ...": the flag names the key
+            raise HpoError(str(exc).replace("--device: device: ", "--device: ")) from None
+    changes = {
+        k: v
+        for k, v in {
+            "study_name": o.study_name,
+            "storage": o.storage,
+            "n_trials": o.n_trials,
+            "timeout": o.timeout,
+            "seed": o.seed,
+        }.items()
+        if v is not None
+    }
+    for key, value in changes.items():  # one at a time, so a refusal names its flag
+        try:
+            opt = validate_config(OptimizeConfig, {**opt.model_dump(), key: value}, "command line")
+        except HpoError as exc:
+            raise HpoError(
+                str(exc).replace(f"command line: {key}: ", f"--{key.replace('_', '-')}: ")
+            ) from None
+    return run, opt
+
+
+def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrides()) -> StudyPlan:
+    """Load and check both configs, the data, the components, the sampler and the pruner.
+
+    Writes nothing: every mistake a user can make in the configs is an `HpoError` here, before trial 0.
+    """
+    budget_given = overrides.n_trials is not None or overrides.timeout is not None
+    run, opt = load_run_config(run_path), load_optimize_config(opt_path, budget_given=budget_given)
+    return _prepare(run, opt, str(run_path), str(opt_path), overrides)
+
+
+def prepare_stored_study(
+    study_name: str,
+    storage: str | None,
+    overrides: Overrides = Overrides(),
+    on_wait: Callable[[str], None] | None = None,
+) -> StudyPlan:
+    """Join an existing study with the configs stored on it (the same command on another machine, without
+    copies of the configs): checked as `prepare_study` checks files. The study is looked up, not changed;
+    one not there yet in the `storage` given is waited for a while (`joining.await_study`, which calls
+    `on_wait` with a note first).
+
+    Raises:
+        HpoError: no such study, one not made by `hpotool optimize`, or configs that do not check here (a
+            user's module this folder cannot import, a device this machine lacks).
+    """
+    from hpotool.browse import find_study
+    from hpotool.joining import await_study, join_wait
+    from hpotool.storage import default_storage_url
+
+    url = storage or default_storage_url(study_name)
+    wait = join_wait() if storage is not None else 0.0
+    try:
+        study = await_study(study_name, storage, partial(find_study, study_name, storage), wait, on_wait)
+    except HpoError as exc:
+        raise HpoError(f"{exc}; to start a study, give --run-config and --optimize-config") from None
+    attrs = study.user_attrs
+    if not isinstance(attrs.get("run_config"), dict) or not isinstance(attrs.get("optimize_config"), dict):
+        raise HpoError(
+            f"study {study_name!r} in {shown_url(url)} has no stored configs (user attrs 'run_config' and "
+            f"'optimize_config'): it was not created by hpotool optimize; give --run-config and --optimize-config"
+        )
+    run_src, opt_src = f"study {study_name!r}: run_config", f"study {study_name!r}: optimize_config"
+    run: RunConfig = validate_config(RunConfig, attrs["run_config"], run_src)
+    opt: OptimizeConfig = validate_config(
+        OptimizeConfig, attrs["optimize_config"], opt_src, budget_given=True
+    )
+    if overrides.device is None:  # the creator's device: another machine may lack it
+        try:
+            resolve_device(run.device)
+        except HpoError as exc:
+            detail = str(exc).partition("; use device:")[0]
+            raise HpoError(
+                f"{run_src}: {detail}; the device is not part of the experiment: give --device auto (or cpu) to "
+                f"train this machine's trials here"
+            ) from None
+    # The storage the study was found in, not the creator's URL (another host name, a relative SQLite path).
+    return _prepare(run, opt, run_src, opt_src, replace(overrides, study_name=study_name, storage=url))
+
+
+def _prepare(
+    run: RunConfig, opt: OptimizeConfig, run_path: str, opt_path: str, overrides: Overrides
+) -> StudyPlan:
+    pruner_chosen = "pruner" in opt.model_fields_set  # before the overrides, which set every field
+    if overrides.seed is not None and "seed" in opt.sampler.kwargs:
+        raise HpoError(
+            f"{opt_path}: sampler.kwargs.seed fixes the sampler's seed, so --seed would be ignored; move it to "
+            f"the top-level seed: (which --seed overrides) or drop --seed"
+        )
+    run, opt = _with_overrides(run, opt, overrides)
+    device_src = "--device" if overrides.device is not None else run_path
+    if run.trainer is not None:  # the user's own training code: it owns data, model and metrics
+        from hpotool.user_trainer import check_user_trainer, schedule_note
+
+        resolve_device(run.device, device_src)  # the function is handed it: one this machine lacks fails now
+        pruning = not opt.multi_objective and not opt.pruner.is_nop
+        try:
+            takes_report = check_user_trainer(run, pruning=pruning and pruner_chosen, opt_source=opt_path)
+        except HpoError as exc:
+            raise HpoError(f"{run_path}: {exc}") from None
+        check_space(run, opt, None, opt_path)
+        no_report = [] if takes_report else [run.trainer.function]
+        for i, choice in enumerate(section_choices(opt.search_space).get("trainer", [])):
+            chosen = apply_overrides(run, {"trainer": choice})
+            assert chosen.trainer is not None
+            try:
+                if not check_user_trainer(chosen, pruning=pruning and pruner_chosen, opt_source=opt_path):
+                    no_report.append(chosen.trainer.function)
+            except HpoError as exc:
+                raise HpoError(f"{opt_path}: search_space.trainer.choices.{i}: {exc}") from None
+        schedule = schedule_note(run)
+        notes: tuple[str, ...] = (schedule,) if schedule else ()
+        if pruning and no_report:  # the default pruner could never stop it: run without one
+            opt = opt.model_copy(update={"pruner": PrunerConfig(name="nop")})
+            notes += (
+                f"no pruning: trainer.function {' and '.join(dict.fromkeys(no_report))} takes no 'report' "
+                f"argument, so a pruner could never stop a trial ({opt_path} sets no pruner; add report to prune)",
+            )
+        plan = _plan(run, opt, None, opt_path, overrides)
+        return replace(plan, notes=plan.notes + notes)
+    resolve_device(run.device, device_src)
+    data = load_checked(run, run_path)
+    for metric in opt.objectives:
+        if metric not in data.metrics:
+            key = "metrics" if opt.multi_objective else "metric"
+            from hpotool.components import REGISTRIES
+            from hpotool.config import CLASSIFICATION_METRICS, REGRESSION_METRICS
+
+            binary = (
+                ", or set loss: {name: bce_with_logits} for these 0/1 labels" if data.zero_one_floats else ""
+            )
+            hint = (
+                f" (the targets of {run.data.name!r} are floating-point numbers, which make a regression task: "
+                f"give class labels as integers for classification{binary})"
+                if data.task == "regression" and metric in CLASSIFICATION_METRICS
+                else ""
+            )
+            if (  # a user's numbers stored as integers (ages, counts): read as class labels
+                data.task == "classification"
+                and metric in REGRESSION_METRICS
+                and run.data.name not in REGISTRIES["data"]
+            ):
+                hint = (
+                    f" (the targets of {run.data.name!r} are integers, which make a classification task of "
+                    f"{data.out_features} classes: to predict them as numbers give y as floats for regression, "
+                    f"y.float() or y.astype('float32'))"
+                )
+            if one_logit(run, data) and load_data(run.data).task == "regression":
+                hint = (
+                    f" ({run.loss.name!r} reads the 0/1 float targets of {run.data.name!r} as two classes, a "
+                    f"classification task, where other losses make them a regression that measures {metric}: "
+                    f"set loss: {{name: mse}} for {metric}, or measure val_accuracy)"
+                )
+            # a misspelling (val_acuracy) gets the closest name; another task's metric the hint above
+            near = (
+                ""
+                if metric in (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
+                else did_you_mean(metric, data.metrics)
+            )
+            raise HpoError(
+                f"{opt_path}: {key}: {metric!r} is not produced for this {data.task} task{near}; "
+                f"choose one of: {', '.join(data.metrics)}{hint}"
+            )
+    for text in opt.constraints:
+        from hpotool.constraints import parse_constraint
+
+        if parse_constraint(text).metric not in data.metrics:
+            raise HpoError(
+                f"{opt_path}: constraints: {text!r} names a value this {data.task} task does not measure; "
+                f"choose from: {', '.join(data.metrics)}"
+            )
+    try:  # build the base run and train it one step, so a mistake fails now and not in every trial
+        dry_run(run, data)
+    except RunCheckError as exc:
+        raise HpoError(f"{run_path}: {exc}") from None
+    check_space(run, opt, data, opt_path)  # every searched batch_size is a valid one after this
+    batch_param = opt.search_space.get("batch_size")
+    searched = (
+        [apply_overrides(run, {"batch_size": v}).batch_size for v in boundary_values(batch_param)]
+        if batch_param
+        else []
+    )
+    check_batch_size(run.batch_size, data, f"{run_path}: batch_size")
+    check_batch_size(max(searched, default=0), data, f"{opt_path}: search_space.batch_size")
+    plan = _plan(run, opt, data, opt_path, overrides)
+    unused = unused_classes_note(data, run.data.name)
+    return replace(plan, notes=(*plan.notes, unused)) if unused else plan
+
+
+def _plan(
+    run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, opt_path: str, overrides: Overrides
+) -> StudyPlan:
+    check_final(run, opt, opt_path, data)
+    if opt.tracking is not None and opt.tracking.mlflow is not None:
+        from hpotool.tracking import check_mlflow
+
+        try:
+            check_mlflow()
+        except HpoError as exc:
+            raise HpoError(f"{opt_path}: {exc}") from None
+    try:
+        sampler = study_sampler(opt, fixed=leaf_values(run))
+        _check_sampler_samples(opt, leaf_values(run))
+        if isinstance(sampler, optuna.samplers.GridSampler):
+            for i, params in enumerate(opt.enqueue):
+                missing = _unset_by(params, opt, leaf_values(run))
+                if missing:
+                    raise HpoError(
+                        f"enqueue.{i}: the grid sampler fails a queued set that leaves out a searched parameter; "
+                        f"add {', '.join(missing)} to it, or drop it"
+                    )
+        pruner = make_pruner(  # several objectives: the pruner the file sets is nop (load_optimize_config)
+            "nop" if opt.multi_objective else opt.pruner.name,
+            opt.pruner.kwargs if not opt.multi_objective or opt.pruner.is_nop else {},
+        )
+    except HpoError as exc:
+        raise HpoError(f"{opt_path}: {exc}") from None
+    conditional = [path for path, p in opt.search_space.items() if p.when]
+    notes = (
+        (
+            f"the grid sampler runs every value of {', '.join(conditional)} also where its condition does not "
+            f"hold, so those trials repeat one configuration; bruteforce runs each configuration once",
+        )
+        if isinstance(sampler, optuna.samplers.GridSampler) and conditional
+        else ()
+    )
+    return StudyPlan(
+        run, opt, data, sampler, pruner, opt.storage_url, overrides.allow_changed_config, notes=notes
+    )
+
+
+def _unset_by(params: Mapping[str, Any], opt: OptimizeConfig, fixed: Mapping[str, Any]) -> list[str]:
+    """The searched parameters a trial enqueued with `params` would still ask the sampler for (those whose
+    conditions hold), which Optuna's grid sampler refuses in a queued trial."""
+    missing: list[str] = []
+    values = {**fixed, **params}
+    for path, p in opt.search_space.items():
+        if path not in params and (not p.when or all_hold(p.when, values)):
+            missing.append(path)
+            values[path] = boundary_values(p)[0]  # a later condition may read it
+    return missing
+
+
+def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPlan:
+    """`plan` with the `top` best complete trials of `source` that meet its constraints enqueued (params
+    in this space, within it)."""
+    from hpotool.export import ranked_trials, trial_params
+
+    if len(source.directions) > 1:
+        raise HpoError(
+            f"--enqueue-from: {source.study_name!r} is multi-objective; give a single-objective study"
+        )
+    ranked = ranked_trials(source)
+    if not ranked:
+        counts: dict[str, int] = {}
+        for t in source.get_trials(deepcopy=False):
+            counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+        shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no trials"
+        what = "meets its constraints" if counts.get("complete") else "to start from"
+        raise HpoError(f"--enqueue-from: {source.study_name!r} has no complete trial that {what} ({shown})")
+    space = plan.opt.search_space
+    grid, fixed = isinstance(plan.sampler, optuna.samplers.GridSampler), leaf_values(plan.run)
+    picks: list[dict[str, Any]] = list(plan.opt.enqueue)
+    inside, attrs, read = 0, source.user_attrs, 0
+    left_out: dict[str, list[str]] = {}
+    for t in ranked:
+        if len(picks) - len(plan.opt.enqueue) >= top:
+            break
+        ran = trial_params(attrs, t)  # a list choice as the list, by the space the trial ran under
+        params, missed = carried_params(
+            ran,
+            space,
+            partial(_trained, source, t),
+            partial(_values, plan.run),
+            auto_task(plan.run, plan.opt, plan.data),
+        )
+        read += 1
+        for name, reason in missed.items():
+            left_out.setdefault(name, []).append(reason)
+        if grid and _unset_by(params, plan.opt, fixed):  # the grid sampler would fail its trial
+            params = {}
+        inside += bool(params)
+        if params and params not in picks:
+            picks.append(params)
+    if len(picks) == len(plan.opt.enqueue):
+        theirs = list(dict.fromkeys(k for t in ranked for k in t.params))
+        shared = [k for k in theirs if k in space]
+        why = (
+            f"its values of {', '.join(shared)} lie outside this space's ranges"
+            if shared
+            else f"it searched {', '.join(theirs) or 'no parameters'}, this space searches {', '.join(space)}"
+        )
+        if inside:
+            why = "those inside it are in the optimize config's enqueue list already"
+        elif grid and shared:
+            lacking = [k for k in space if k not in shared]
+            why = (
+                f"the grid sampler runs only sets that give every searched parameter, and its trials have no "
+                f"{', '.join(lacking)}"
+            )
+        raise HpoError(
+            f"--enqueue-from: no complete trial of {source.study_name!r} has parameters inside this space: {why}"
+        )
+    opt = validate_config(OptimizeConfig, {**plan.opt.model_dump(), "enqueue": picks}, "--enqueue-from")
+    note = left_out_note(source.study_name, left_out, read)
+    notes = (*plan.notes, note) if note else plan.notes
+    return replace(plan, opt=opt, config_enqueue=len(plan.opt.enqueue), notes=notes)
+
+
+def _trained(source: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
+    """Every path of the run config `trial` of `source` trained, and each section whole ({} for a study
+    hpotool did not create)."""
+    from hpotool.export import trial_run_config
+
+    try:
+        return _paths(trial_run_config(source, trial, check_components=False))
+    except HpoError:
+        return {}
+
+
+def _values(run: RunConfig, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Every path of the run config this study trains with `params`, and each section whole ({} where they
+    do not give a valid config: the queued trial fails with the reason)."""
+    try:
+        return _paths(apply_overrides(run, params, check_components=False))
+    except HpoError:
+        return {}
+
+
+def _paths(config: RunConfig) -> dict[str, Any]:
+    """Every path of `config` (`leaf_values`), and each section whole."""
+    return {**leaf_values(config), **section_values(config)}
+
+
+def _check_sampler_samples(opt: OptimizeConfig, fixed: Mapping[str, Any]) -> None:
+    """A fresh sampler as configured proposes one trial of an in-memory study with the study's directions:
+    one that cannot handle them or the space (CmaEsSampler with several objectives) fails here, once,
+    instead of failing every trial."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            probe = optuna.create_study(
+                directions=opt.study_directions, sampler=study_sampler(opt, fixed=fixed)
+            )
+            suggest(probe.ask(), opt.search_space, fixed)
+    except (ValueError, TypeError, NotImplementedError) as exc:
+        objectives = f"{len(opt.objectives)} objectives" if opt.multi_objective else "one objective"
+        raise HpoError(
+            f"sampler: {opt.sampler.name!r} cannot sample this study ({objectives}): {type(exc).__name__}: {exc}"
+        ) from None
+    finally:
+        optuna.logging.set_verbosity(verbosity)

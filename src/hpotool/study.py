@@ -1,0 +1,248 @@
+"""The stored study a plan runs in: opened or created (its configs, versions and budget recorded once, a
+joining machine waiting for its creator), and described on the console."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.trial import TrialState
+
+from hpotool import __version__, fingerprint
+from hpotool.config import (
+    OptimizeConfig,
+)
+from hpotool.errors import HpoError
+from hpotool.factories import process_salt, study_sampler
+from hpotool.interrupts import deferred
+from hpotool.overrides import leaf_values
+from hpotool.plan import StudyPlan
+from hpotool.search_space import (
+    encode_params,
+)
+from hpotool.stale import enqueue_owned
+from hpotool.storage import make_storage, shown_url
+
+if TYPE_CHECKING:
+    pass
+
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def versions() -> dict[str, str]:
+    import torch
+
+    return {"hpotool": __version__, "optuna": optuna.__version__, "torch": torch.__version__}
+
+
+def _refuse_a_second_study_beside_a_journal(plan: StudyPlan) -> None:
+    """A study run with `--storage journal:studies/NAME.log` and resumed without it would start over in a
+    new studies/NAME.db, silently: refused, naming the journal, before the SQLite file is made.
+
+    Raises:
+        HpoError: the default SQLite file does not exist and studies/NAME.log holds a study of this name.
+    """
+    from hpotool.storage import is_optuna_journal
+
+    name = plan.opt.study_name
+    default, journal = Path("studies") / f"{name}.db", Path("studies") / f"{name}.log"
+    if plan.storage_url != f"sqlite:///{default}" or default.exists() or not journal.is_file():
+        return
+    if not journal.stat().st_size or not is_optuna_journal(journal):
+        return
+    url = f"journal:{journal}"
+    names = [s.study_name for s in make_storage(url, create=False).get_all_studies()]
+    if name in names:
+        raise HpoError(
+            f"study {name!r} is in {url}, and without --storage a new one would start in {shown_url(plan.storage_url)}; "
+            f"give --storage {url} (or storage: in the config) to resume it, or another study_name"
+        )
+
+
+def _refuse_a_second_study_under_another_prefix(plan: StudyPlan) -> None:
+    """A machine whose `--storage redis://...` left out (or misspelt) the `?prefix=` the others give would
+    start a study of its own, silently, instead of joining theirs: refused, naming the URL that holds it.
+
+    Raises:
+        HpoError: another journal on the Redis server holds a study of this name.
+    """
+    from hpotool.storage import redis_prefixes_holding
+
+    elsewhere = redis_prefixes_holding(plan.storage_url, plan.opt.study_name)
+    if elsewhere:
+        raise HpoError(
+            f"study {plan.opt.study_name!r} is not in {shown_url(plan.storage_url)} but under another prefix, "
+            f"and a new one would start here; give --storage {shown_url(elsewhere[0])} to join it, or another "
+            f"study_name"
+        )
+
+
+def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
+    """Create the study, or load it and check it is the same experiment (metric, direction).
+
+    Returns:
+        The study, with this process's sampler, and the salt of its seeds: `process_salt()` where other
+        processes may be sampling the study (a trial is running, or another process created it and it has
+        no trial yet), else () (see `study_sampler`).
+    """
+    opt = plan.opt
+    _refuse_a_second_study_beside_a_journal(plan)
+    storage = make_storage(plan.storage_url)
+    try:
+        existing = optuna.load_study(study_name=opt.study_name, storage=storage)
+    except KeyError:
+        existing = None
+    joined = False
+    if existing is None:
+        _refuse_a_second_study_under_another_prefix(plan)
+        try:
+            return _create_study(plan, storage), ()
+        except optuna.exceptions.DuplicatedStudyError:  # another process created it a moment ago
+            existing = optuna.load_study(study_name=opt.study_name, storage=storage)
+            joined = True
+    _wait_for_creator(existing, joined=joined)
+    stored = existing.user_attrs.get("optimize_config", {})
+    stored_directions = [d.name.lower() for d in existing.directions]
+    if stored_directions != opt.study_directions:
+        # Each direction with its metric: a metric changed alone (val_accuracy to val_loss, its direction
+        # left out) is what the user wrote, not a direction
+        names = stored.get("metrics") or ([stored["metric"]] if stored.get("metric") else None)
+        was = (
+            ", ".join(f"{d} {m}" for d, m in zip(stored_directions, names, strict=True))
+            if isinstance(names, list) and len(names) == len(stored_directions)
+            else f"{', '.join(stored_directions)} its metric"
+        )
+        now = ", ".join(f"{d} {m}" for d, m in zip(opt.study_directions, opt.objectives, strict=True))
+        raise HpoError(
+            f"study {opt.study_name!r} in {shown_url(plan.storage_url)} was created to {was}, and the config says "
+            f"{now}; use another study_name or storage"
+        )
+    if not opt.multi_objective and stored.get("metric", opt.metric) != opt.metric:
+        raise HpoError(
+            f"study {opt.study_name!r} in {shown_url(plan.storage_url)} optimizes {stored['metric']!r}, and the config "
+            f"says {opt.metric!r}; use another study_name or storage"
+        )
+    # Several objectives: each trial's values are the stored metrics in their order, which Optuna compares
+    # position by position (another metric, or the same ones reordered, would rank n_params against val_loss).
+    stored_metrics = stored.get("metrics")
+    if opt.multi_objective and isinstance(stored_metrics, list) and stored_metrics != opt.objectives:
+        raise HpoError(
+            f"study {opt.study_name!r} in {shown_url(plan.storage_url)} optimizes metrics [{', '.join(map(str, stored_metrics))}], and the "
+            f"config says [{', '.join(opt.objectives)}]; its trials' values are those metrics in that order, so not even "
+            f"--allow-changed-config can change them: use another study_name or storage"
+        )
+    trials = existing.get_trials(deepcopy=False)
+    if fingerprint.ATTR not in existing.user_attrs and all(t.state == TrialState.WAITING for t in trials):
+        # Nothing has run in it and it was never described: its creator died in between (kill -9, an OOM
+        # kill), or plain Optuna code made it. Left so, it was used unchecked for good, and exported without
+        # a run config. The queue is left as it is: prepare_resume queues the warm starts it lacks.
+        describe_study(existing, plan)
+    fingerprint.check(existing, plan.run, opt, allow_changed=plan.allow_changed_config)
+    _record_budget(existing, opt)
+    # Others may be sampling it: a process created it a moment ago (it is empty, or we lost the race to
+    # create it) or has a trial running. A resume of an idle study keeps reproducible seeds.
+    others = joined or not trials or any(t.state == TrialState.RUNNING for t in trials)
+    salt = process_salt() if others else ()
+    fixed = leaf_values(plan.run)
+    existing.sampler = (
+        study_sampler(opt, fixed=fixed, existing=len(trials), salt=salt) if trials or salt else plan.sampler
+    )
+    existing.pruner = plan.pruner
+    return existing, salt
+
+
+def _record_budget(study: optuna.Study, opt: OptimizeConfig) -> None:
+    """Keep the stored optimize config's n_trials and timeout at this run's: a machine joining the study by
+    its name alone (`prepare_stored_study`) aims for the target the latest run gave (`--n-trials 40` on a
+    study created with 20), not the one it was created with."""
+    stored = study.user_attrs.get("optimize_config")
+    budget = {"n_trials": opt.n_trials, "timeout": opt.timeout}
+    if isinstance(stored, dict) and any(stored.get(key) != value for key, value in budget.items()):
+        study.set_user_attr("optimize_config", {**stored, **budget})
+
+
+# A study exists from Optuna's create_study on, and its warm start, configs and fingerprint are written after
+# that, one by one: a process joining it in that moment (the same command started twice at once) would find
+# nothing to check against and mix its experiment into the creator's. It waits for the fingerprint, written
+# last, while nothing has run in the study: this long where it lost the race to create the study or sees the
+# creator's writes begin (a warm start queued, a config stored), and `QUIET_WAIT_S` where it found the study
+# empty and silent, as one made by plain Optuna code is (open_study then describes it: nothing ran in it).
+CREATOR_WAIT_S = 10.0
+
+
+QUIET_WAIT_S = 2.0
+
+
+_CREATOR_ATTRS = ("run_config", "optimize_config", "versions")
+
+
+def _wait_for_creator(study: optuna.Study, *, joined: bool) -> None:
+    import time
+
+    start = time.monotonic()
+    while True:
+        try:
+            attrs = study.user_attrs
+        except KeyError:  # its creator failed part-way and deleted it (`_create_study`)
+            raise HpoError(
+                f"study {study.study_name!r}: the process creating it failed before it was ready, and deleted "
+                f"it; run the same command again to create it"
+            ) from None
+        if fingerprint.ATTR in attrs:
+            return
+        trials = study.get_trials(deepcopy=False)
+        if any(t.state != TrialState.WAITING for t in trials):
+            return  # trials have run in it: it is in use as it is
+        described = bool(trials) or any(key in attrs for key in _CREATOR_ATTRS)
+        limit = CREATOR_WAIT_S if joined or described else QUIET_WAIT_S
+        if time.monotonic() - start > limit:
+            return
+        time.sleep(0.05)
+
+
+def _create_study(plan: StudyPlan, storage: Any) -> optuna.Study:
+    """Create the study and describe it as one step: a signal meanwhile waits until it is described, and a
+    failure (the storage going away) deletes it, so no study is left without its configs and fingerprint
+    (the next run would wait for a creator that is gone, then run it unchecked)."""
+    opt = plan.opt
+    with deferred():
+        study = optuna.create_study(
+            study_name=opt.study_name,
+            storage=storage,
+            sampler=plan.sampler,
+            pruner=plan.pruner,
+            directions=opt.study_directions,
+        )
+        try:
+            describe_new_study(study, plan)
+        except Exception:
+            with contextlib.suppress(Exception):  # a storage that stopped answering cannot delete it either
+                optuna.delete_study(study_name=opt.study_name, storage=storage)
+            raise
+    return study
+
+
+def describe_new_study(study: optuna.Study, plan: StudyPlan) -> None:
+    """Store the configs and versions on a study just made, queue its warm start, and last (others wait
+    for it) its fingerprint: a process joining it then finds the warm start queued and does not queue the
+    same points again (each would run twice)."""
+    for i, params in enumerate(plan.opt.enqueue):
+        enqueue_owned(study, encode_params(params), plan.warm_start_attrs(i))
+    describe_study(study, plan)
+
+
+def describe_study(study: optuna.Study, plan: StudyPlan) -> None:
+    """Store the configs and versions on a study, and last its fingerprint."""
+    opt = plan.opt
+    study.set_user_attr("run_config", plan.run.model_dump(mode="json"))
+    study.set_user_attr("optimize_config", fingerprint.stored_optimize_config(opt))
+    study.set_user_attr("versions", versions())
+    if opt.multi_objective:  # Optuna's own tools and trials_dataframe name the objectives too
+        with warnings.catch_warnings():  # "experimental since 3.2"
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(opt.objectives)
+    fingerprint.record(study, plan.run, opt)

@@ -1,0 +1,125 @@
+"""What `optimize` prints and returns at the end: the study's states, best trial and what went wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from shlex import quote
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from hpotool.plan import StudyPlan
+from hpotool.search_space import (
+    Param,
+    decode_params,
+)
+
+if TYPE_CHECKING:
+    pass
+
+
+@dataclass
+class StudySummary:
+    """The outcome of `run_study`, for the summary table and `--json`."""
+
+    study_name: str
+    storage: str
+    metric: str
+    direction: str
+    target: int | None  # None: n_trials null, the timeout ends the study
+    counts: dict[str, int]
+    ran_now: int
+    wall_time: float
+    best: dict[str, Any] | None
+    stopped: str | None = None
+    first_error: str | None = None
+    interrupted: int | None = None  # the signal that stopped the run (SIGINT 2, SIGTERM 15)
+    failed: bool = False  # stopped by --max-failures failed trials in a row (exit code 1)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def summarize(study: optuna.Study, plan: StudyPlan, ran_now: int, wall_time: float) -> StudySummary:
+    trials = study.get_trials(deepcopy=False)
+    counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
+    best, pareto, space = None, [], plan.opt.search_space
+    if counts["complete"] and plan.opt.multi_objective:
+        pareto = [_trial_summary(t, space) for t in sorted(study.best_trials, key=lambda t: t.number)]
+    elif counts["complete"]:
+        from hpotool.export import ranked_trials
+
+        ranked = ranked_trials(study)  # constraints respected, as Optuna's best_trial does
+        best = _trial_summary(ranked[0], space) if ranked else None
+    summary = StudySummary(
+        study_name=plan.opt.study_name,
+        storage=plan.storage_url,
+        metric=", ".join(plan.opt.objectives),
+        direction=", ".join(plan.opt.study_directions),
+        target=plan.opt.n_trials,
+        counts={k: v for k, v in counts.items() if v},
+        ran_now=ran_now,
+        wall_time=wall_time,
+        best=best,
+    )
+    if pareto:
+        summary.extra["pareto"] = pareto
+    blind = _unpruneable(trials, plan)
+    if blind:
+        summary.extra["note"] = blind
+    failures = _failures(trials, plan)
+    if failures:
+        summary.extra["failures"] = failures
+    return summary
+
+
+def _failures(trials: list[FrozenTrial], plan: StudyPlan) -> str | None:
+    """How many trials failed, why the last one did, and the command that lists them: the summary's
+    states say only `fail N`."""
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    if not failed:
+        return None
+    from hpotool.storage import shown_url
+
+    last = failed[-1]
+    reason = last.user_attrs.get("fail_reason", "unknown error")
+    where = f"--study-name {quote(plan.opt.study_name)} --storage {quote(shown_url(plan.storage_url))}"
+    return (
+        f"{len(failed)} trial{'s' if len(failed) > 1 else ''} failed; the last, #{last.number}: {reason}; "
+        f"hpotool trials {where} --state fail lists them"
+    )
+
+
+def _unpruneable(trials: list[FrozenTrial], plan: StudyPlan) -> str | None:
+    """With a pruner, complete trials that reported no value of the metric to it could not have been
+    stopped: a training function that never calls `report` (or reports other names) makes the pruner idle."""
+    opt = plan.opt
+    if opt.multi_objective or opt.pruner.is_nop:
+        return None
+    blind = [t for t in trials if t.state == TrialState.COMPLETE and not t.intermediate_values]
+    if not blind:
+        return None
+    how = (
+        f"; {plan.run.trainer.function} must call report(epoch, {{{opt.metric!r}: value}}) after each epoch"
+        if plan.run.trainer is not None
+        else ""
+    )
+    return (
+        f"the pruner saw no {opt.metric} from {len(blind)} complete trial(s), so it could not stop them{how}"
+    )
+
+
+def _trial_summary(t: FrozenTrial, space: Mapping[str, Param]) -> dict[str, Any]:
+    return {
+        "number": t.number,
+        "value": t.value if len(t.values or []) == 1 else None,
+        "values": t.values,
+        "params": decode_params(t.params, space),
+        "metrics": t.user_attrs.get("metrics", {}),
+        "duration": t.duration.total_seconds() if t.duration else None,
+    }
