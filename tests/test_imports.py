@@ -96,3 +96,13 @@ def test_ctrl_c_while_typer_builds_the_commands_exits_130_quietly(tmp_path: Path
     for args in (["-m", "hpotool", "--help"], ["-c", script, "--help"]):
         result = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env)
         assert (result.returncode, result.stdout, result.stderr) == (130, "", ""), args
+
+
+def test_the_readme_code_layout_names_every_module_once() -> None:
+    # The README's table of modules by stage is how a newcomer finds their way: a module added, split or
+    # renamed without it made the table wrong.
+    root = Path(__file__).resolve().parents[1]
+    table = (root / "README.md").read_text().split("**Code layout.**", 1)[1].split("\n\n", 2)[1]
+    named = [name for row in table.splitlines()[2:] for name in row.split("|")[2].split("`")[1::2]]
+    modules = [p.stem for p in (root / "src" / "hpotool").glob("*.py") if not p.stem.startswith("__")]
+    assert {m: named.count(m) for m in modules if named.count(m) != 1} == {}
