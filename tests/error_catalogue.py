@@ -554,6 +554,12 @@ CASES = [
         run={"data": {"name": "tests.helpers:points_with_a_gap"}},
     ),
     Case(
+        "data-several-labels",
+        "integer targets with several labels per sample, as one class per sample",
+        "error: run.yaml: data: 'tests.helpers:several_labels' returned data hpotool cannot train on: y has shape (160, 3) of 0/1 labels, with several labels (or none) for 97 of 160 samples, but a classification task takes one class per sample; for several labels per sample set loss: {name: bce_with_logits} (a multilabel task, scored by val_accuracy per label), or for one class per sample give class ids 0..K-1",
+        run={"data": {"name": "tests.helpers:several_labels", "dtype": "int64"}},
+    ),
+    Case(
         "import-module-typo",
         "a misspelt module in an import path",
         "error: run.yaml: model: cannot import 'tests.helper:SlowModel': No module named 'tests.helper' (did you mean 'tests.helpers'?)",

@@ -541,3 +541,16 @@ def labels_from_one(n: int = 120) -> Any:
     """Two classes numbered 1 and 2, as R and MATLAB number them."""
     x = torch.randn(n, 3, generator=torch.Generator().manual_seed(0))
     return x, (x[:, 0] > 0).long() + 1
+
+
+def one_hot_floats(n: int = 160) -> Any:
+    """Three classes stored one-hot as floats, as np.eye(3, dtype=float32)[k] makes them."""
+    x = np.random.default_rng(0).normal(size=(n, 5)).astype(np.float32)
+    k = (x[:, 0] > 0).astype(int) + (x[:, 1] > 0).astype(int)
+    return x, np.eye(3, dtype=np.float32)[k]
+
+
+def several_labels(n: int = 160, dtype: Any = np.float32) -> Any:
+    """Three labels per sample, each 0 or 1 (multi-label)."""
+    x = np.random.default_rng(0).normal(size=(n, 5)).astype(np.float32)
+    return x, (x[:, :3] > 0).astype(dtype)

@@ -884,7 +884,7 @@ def test_0_1_labels_stored_as_floats_with_binary_cross_entropy_train_as_two_clas
     assert as_dataset((x, torch.zeros(20)), binary=True).task == "regression"  # one value is no two classes
     named = Dataset(x, (x[:, 0] > 0).float(), "regression")
     assert as_dataset(named, binary=True).task == "regression"
-    assert as_dataset((x, (x[:, :2] > 0).float()), binary=True).task == "regression"  # two targets a sample
+    assert as_dataset((x, (x[:, :2] > 0).float()), binary=True).task == "multilabel"  # two labels a sample
 
 
 def test_class_weights_that_fit_train() -> None:

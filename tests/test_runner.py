@@ -283,3 +283,52 @@ def test_a_model_adding_an_axis_to_its_input_in_place_passes_the_check_and_train
     cfg = RunConfig.model_validate({**run, "epochs": 2, "batch_size": 16})
     check_run(cfg, "run.yaml")
     assert math.isfinite(train_run(cfg).metrics["val_loss"])
+
+
+def _label_run(data: dict[str, Any], loss: str) -> RunConfig:
+    return RunConfig.model_validate(
+        {
+            "data": data,
+            "model": {"name": "mlp", "hidden": [16]},
+            "loss": {"name": loss},
+            "epochs": 3,
+            "device": "cpu",
+            "optimizer": {"name": "adam", "lr": 0.02},
+        }
+    )
+
+
+def test_one_hot_float_targets_with_cross_entropy_are_class_ids_measured_by_accuracy() -> None:
+    """They trained as a regression (val_rmse of logits against 0/1), with no val_accuracy."""
+    from hpotool.runner import train_run
+
+    cfg = _label_run({"name": "tests.helpers:one_hot_floats"}, "cross_entropy")
+    data = load_data(cfg.data, cfg.loss.name)
+    assert (data.task, data.out_features, data.train.y.ndim) == ("classification", 3, 1)
+    metrics = train_run(cfg).metrics
+    assert "val_rmse" not in metrics
+    assert metrics["val_accuracy"] > 0.5  # a third is chance
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int64"])
+def test_several_labels_per_sample_with_bce_with_logits_are_a_multilabel_task(dtype: str) -> None:
+    """Float 0/1 label columns trained as a regression (val_rmse), integer ones were refused."""
+    from hpotool.runner import train_run
+
+    cfg = _label_run({"name": "tests.helpers:several_labels", "dtype": dtype}, "bce_with_logits")
+    data = load_data(cfg.data, cfg.loss.name)
+    assert (data.task, data.out_features, data.train.y.dtype) == ("multilabel", 3, torch.float32)
+    metrics = train_run(cfg).metrics
+    assert set(metrics) >= {"train_loss", "val_loss", "val_accuracy"} and "val_rmse" not in metrics
+    assert metrics["val_accuracy"] > 0.7  # per label; the labels are the signs of three inputs
+
+
+@pytest.mark.parametrize(("dtype", "loss"), [("int64", "auto"), ("float32", "cross_entropy")])
+def test_several_labels_per_sample_for_one_class_per_sample_are_refused_saying_so(
+    dtype: str, loss: str
+) -> None:
+    from hpotool.datasets import DataError
+
+    cfg = _label_run({"name": "tests.helpers:several_labels", "dtype": dtype}, loss)
+    with pytest.raises(DataError, match=r"several labels .*set loss: \{name: bce_with_logits\}"):
+        load_data(cfg.data, cfg.loss.name)

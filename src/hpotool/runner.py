@@ -62,7 +62,7 @@ class PreparedData:
     @property
     def metrics(self) -> tuple[str, ...]:
         """Every value a run on this data reports: the task's epoch metrics, then the measures."""
-        epoch_metrics = CLASSIFICATION_METRICS if self.task == "classification" else REGRESSION_METRICS
+        epoch_metrics = REGRESSION_METRICS if self.task == "regression" else CLASSIFICATION_METRICS
         return epoch_metrics + MEASURES
 
 
@@ -90,12 +90,14 @@ def load_data(cfg: DataConfig, loss: str | None = None) -> PreparedData:
     """Load and split the dataset once per process; trials with the same data section share it.
 
     `loss` is the run's loss name: with binary cross-entropy with logits, floating-point 0/1 targets are two
-    classes (val_accuracy), not a regression (val_rmse); see `as_dataset`."""
+    classes (val_accuracy), not a regression (val_rmse), and a matrix of 0/1 floats a multilabel task; with
+    cross-entropy, one-hot float rows are class ids; see `as_dataset`."""
     binary = loss is not None and _one_logit_loss(loss)
-    key = json.dumps([cfg.model_dump(mode="json"), binary], sort_keys=True)
+    classes = loss is not None and _class_loss(loss)
+    key = json.dumps([cfg.model_dump(mode="json"), binary, classes], sort_keys=True)
     if key not in _DATA_CACHE:
         factory = resolve_component("data", cfg.name)
-        ds = as_dataset(factory(**cfg.kwargs), binary=binary)
+        ds = as_dataset(factory(**cfg.kwargs), binary=binary, classes=classes)
         train, val = split(ds, cfg.val_fraction, cfg.subset_fraction, cfg.split_seed)
         _DATA_CACHE[key] = PreparedData(train, val, ds.task, ds.out_features)
     return _DATA_CACHE[key]
@@ -161,6 +163,16 @@ def _one_logit_loss(name: str) -> bool:
         return False
     binary: Any = nn.functional.binary_cross_entropy_with_logits
     return loss is binary or (isinstance(loss, type) and issubclass(loss, nn.BCEWithLogitsLoss))
+
+
+def _class_loss(name: str) -> bool:
+    """Whether the loss `name` resolves to takes one class id per sample: torch's cross-entropy or negative
+    log-likelihood (class or function)."""
+    try:
+        loss = resolve_component("loss", name)
+    except HpoError:
+        return False
+    return _takes_class_weights(loss)
 
 
 def model_out_features(cfg: RunConfig, data: PreparedData) -> int:
@@ -833,6 +845,8 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
         given = f"has shape {shape}" if shape is not None else f"is a {type(out).__name__}"
         if data.task == "regression":
             need = "(batch, outputs), as the targets"
+        elif data.task == "multilabel":
+            need = "one logit per label, as the targets' columns"
         elif want[1] == 1:
             need = f"one logit per sample, as loss {cfg.loss.name!r} takes"
         else:
