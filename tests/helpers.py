@@ -554,3 +554,9 @@ def several_labels(n: int = 160, dtype: Any = np.float32) -> Any:
     """Three labels per sample, each 0 or 1 (multi-label)."""
     x = np.random.default_rng(0).normal(size=(n, 5)).astype(np.float32)
     return x, (x[:, :3] > 0).astype(dtype)
+
+
+def grayscale_images(n: int = 60) -> Any:
+    """Images shaped (n, H, W), without a channel axis, as MNIST-style arrays come."""
+    x = np.random.default_rng(0).normal(size=(n, 8, 8)).astype(np.float32)
+    return x, (x[:, 0, 0] > 0).astype(np.int64)

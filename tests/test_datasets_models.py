@@ -1302,3 +1302,19 @@ def _stack_samples(ds: Any) -> Any:
     from hpotool.datasets import _stack_torch_dataset
 
     return _stack_torch_dataset(ds)
+
+
+def test_cnn_on_images_without_a_channel_axis_says_to_add_one() -> None:
+    """x of shape (n, H, W) was refused with 'cnn needs inputs shaped (channels, height, width), got (8, 8)'
+    alone, which did not say the missing axis is the channel."""
+    from hpotool.errors import HpoError
+
+    cfg = RunConfig.model_validate(
+        {"data": {"name": "tests.helpers:grayscale_images"}, "model": {"name": "cnn"}, "device": "cpu"}
+    )
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    assert str(info.value).endswith(
+        "got (8, 8); for one-channel (grayscale) images add the channel axis in the dataset function: "
+        "x.unsqueeze(1) (numpy: x[:, None])"
+    )
