@@ -560,6 +560,12 @@ CASES = [
         run={"data": {"name": "tests.helpers:several_labels", "dtype": "int64"}},
     ),
     Case(
+        "import-main-block",
+        'a model class defined under if __name__ == "__main__":, which does not run on import',
+        "error: run.yaml: model: cannot import 'tests.helpers:ScriptNet': module 'tests.helpers' defines 'ScriptNet' only under if __name__ == \"__main__\": (line 567), which does not run when hpotool imports it; move the definition to the module's top level",
+        run={"model": {"name": "tests.helpers:ScriptNet"}},
+    ),
+    Case(
         "import-module-typo",
         "a misspelt module in an import path",
         "error: run.yaml: model: cannot import 'tests.helper:SlowModel': No module named 'tests.helper' (did you mean 'tests.helpers'?)",

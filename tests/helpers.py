@@ -560,3 +560,9 @@ def grayscale_images(n: int = 60) -> Any:
     """Images shaped (n, H, W), without a channel axis, as MNIST-style arrays come."""
     x = np.random.default_rng(0).normal(size=(n, 8, 8)).astype(np.float32)
     return x, (x[:, 0, 0] > 0).astype(np.int64)
+
+
+if __name__ == "__main__":  # a script's part: ScriptNet does not exist when hpotool imports this module
+
+    class ScriptNet(nn.Module):
+        pass
