@@ -566,6 +566,13 @@ CASES = [
         run={"model": {"name": "tests.helpers:ScriptNet"}},
     ),
     Case(
+        "loss-pairwise",
+        "a loss function that compares every prediction with every target ((pred.squeeze() - target) ** 2)",
+        "error: run.yaml: loss: for 8 samples it compares the prediction and the targets as shapes (8,) and (8, 1), which broadcast to (8, 8): every prediction against every target, so its value is not the batch's loss (a .squeeze() or .view(-1) on one of them?); the model's output and the targets have the same shape (batch, outputs): compare them as they come, or to compare every pair on purpose write pred.reshape(-1, 1) - target.reshape(1, -1)",
+        run={"data": {"name": "regression"}, "loss": {"name": "tests.helpers:squeezed_mse"}},
+        optimize={"metric": "val_loss", "direction": "minimize"},
+    ),
+    Case(
         "import-module-typo",
         "a misspelt module in an import path",
         "error: run.yaml: model: cannot import 'tests.helper:SlowModel': No module named 'tests.helper' (did you mean 'tests.helpers'?)",

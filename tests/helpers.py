@@ -566,3 +566,19 @@ if __name__ == "__main__":  # a script's part: ScriptNet does not exist when hpo
 
     class ScriptNet(nn.Module):
         pass
+
+
+def squeezed_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """A user's MSE written for 1-D targets: against hpotool's (n, 1) targets it broadcasts to (n, n)."""
+    return ((pred.squeeze() - target) ** 2).mean()
+
+
+def flat_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Both flattened alike: the batch's mean squared error."""
+    return ((pred.reshape(-1) - target.reshape(-1)) ** 2).mean()
+
+
+def pairwise_kernel_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Every prediction against every target on purpose (a kernel two-sample statistic), written explicitly."""
+    cross = torch.exp(-((pred.reshape(-1, 1) - target.reshape(1, -1)) ** 2)).mean()
+    return ((pred - target) ** 2).mean() - 0.1 * cross

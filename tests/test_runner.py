@@ -332,3 +332,27 @@ def test_several_labels_per_sample_for_one_class_per_sample_are_refused_saying_s
     cfg = _label_run({"name": "tests.helpers:several_labels", "dtype": dtype}, loss)
     with pytest.raises(DataError, match=r"several labels .*set loss: \{name: bce_with_logits\}"):
         load_data(cfg.data, cfg.loss.name)
+
+
+def test_a_loss_comparing_every_prediction_with_every_target_is_refused_before_training() -> None:
+    """`((pred.squeeze() - target) ** 2).mean()` against (n, 1) targets is the mean over (n, n) pairs: it
+    trained towards the targets' mean without an error (val_rmse 3.9 where mse reaches 3.7)."""
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    def run(loss: str) -> RunConfig:
+        return RunConfig.model_validate(
+            {"data": {"name": "regression"}, "loss": {"name": loss}, "epochs": 1, "device": "cpu"}
+        )
+
+    with pytest.raises(HpoError) as info:
+        check_run(run("tests.helpers:squeezed_mse"), "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: loss: for 8 samples it compares the prediction and the targets as shapes (8,) and (8, 1), "
+        "which broadcast to (8, 8): every prediction against every target, so its value is not the batch's loss "
+        "(a .squeeze() or .view(-1) on one of them?); the model's output and the targets have the same shape "
+        "(batch, outputs): compare them as they come, or to compare every pair on purpose write "
+        "pred.reshape(-1, 1) - target.reshape(1, -1)"
+    )
+    for fine in ("tests.helpers:flat_mse", "tests.helpers:pairwise_kernel_loss", "mse", "huber"):
+        check_run(run(fine), "run.yaml")

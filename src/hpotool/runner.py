@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from hpotool.components import loss_inputs, resolve_component
 from hpotool.config import CLASSIFICATION_METRICS, REGRESSION_METRICS, DataConfig, RunConfig
@@ -865,13 +866,15 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             f"its forward()",
         )
     try:  # with autograd on, to tell whether a gradient reaches the parameters
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _PairwiseWatch(model(val.x[:]), trainer.loss_targets(val).y) as watch:
             warnings.simplefilter("ignore")
-            value = loss_fn(model(val.x[:]), trainer.loss_targets(val).y)
+            value = loss_fn(watch.pred, watch.target)
     except Exception:
         pass  # the training step below says what failed
     else:
         _check_loss_value(value, n_val)
+        if watch.found is not None:
+            _refuse_pairwise_loss(watch.found, n_val, data.task)
     try:
         with warnings.catch_warnings():  # torch's warnings come again from the trial, if it gets that far
             warnings.simplefilter("ignore")
@@ -995,6 +998,70 @@ def _check_loss_value(value: Any, n: int) -> None:
             f"compute it from the prediction with differentiable torch operations (no .item(), .detach(), "
             f"argmax or comparisons)",
         )
+
+
+class _PairwiseWatch(TorchFunctionMode):
+    """Watches a loss function's torch operations for the prediction compared with the targets across
+    samples: a 1-D (n,) tensor from one against an (n, 1) one from the other, which broadcast to (n, n).
+    `(pred.squeeze() - target) ** 2` with hpotool's (n, 1) regression targets (or a 1-D target against the
+    (n, 1) output) gave a scalar all the same: the mean over every prediction against every target, which
+    trained towards the targets' mean with no error. `found` holds the two shapes and the result's."""
+
+    def __init__(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        super().__init__()
+        self.pred, self.target = pred, target
+        self.found: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None = None
+        # where each tensor came from, by id; `keep` holds them, so no id is reused while the loss runs
+        self._origin: dict[int, frozenset[str]] = {
+            id(pred): frozenset({"pred"}),
+            id(target): frozenset({"target"}),
+        }
+        self._keep: list[torch.Tensor] = [pred, target]
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        result = func(*args, **(kwargs or {}))
+        inputs = [a for a in (*args, *(kwargs or {}).values()) if isinstance(a, torch.Tensor)]
+        origin = frozenset().union(*(self._origin.get(id(t), frozenset()) for t in inputs))
+        if isinstance(result, torch.Tensor):
+            outputs = [result]
+        elif isinstance(result, tuple | list):
+            outputs = [r for r in result if isinstance(r, torch.Tensor)]
+        else:
+            outputs = []
+        for out in outputs:
+            self._keep.append(out)
+            self._origin[id(out)] = origin
+        if self.found is None and len(inputs) == 2 and len(outputs) == 1:
+            n = len(self.pred)
+            sides = {self._origin.get(id(t), frozenset()) for t in inputs}
+            shapes = sorted((tuple(t.shape) for t in inputs), key=len)
+            out_shape = tuple(outputs[0].shape)
+            if (
+                n > 1
+                and sides == {frozenset({"pred"}), frozenset({"target"})}
+                and shapes[0] == (n,)
+                and len(shapes[1]) == 2
+                and shapes[1] == (n, 1)
+                and out_shape == (n, n)
+            ):
+                self.found = (shapes[0], shapes[1], out_shape)
+        return result
+
+
+def _refuse_pairwise_loss(found: tuple[tuple[int, ...], ...], n: int, task: str) -> None:
+    vector, column, out = found
+    same = (
+        "the model's output and the targets have the same shape (batch, outputs): compare them as they come"
+        if task != "classification"
+        else "compare each sample's prediction with its own target"
+    )
+    raise RunCheckError(
+        "loss",
+        f"for {n} samples it compares the prediction and the targets as shapes {vector} and {column}, which "
+        f"broadcast to {out}: every prediction against every target, so its value is not the batch's loss "
+        f"(a .squeeze() or .view(-1) on one of them?); {same}, or to compare every pair on purpose write "
+        f"pred.reshape(-1, 1) - target.reshape(1, -1)",
+    )
 
 
 def _raised_in(exc: BaseException, model: nn.Module, optimizer: torch.optim.Optimizer) -> str | None:
