@@ -573,6 +573,13 @@ CASES = [
         optimize={"metric": "val_loss", "direction": "minimize"},
     ),
     Case(
+        "loss-sum",
+        "a loss function that sums over the samples instead of averaging",
+        "error: run.yaml: loss: its value for 8 samples is the sum of its values for their two halves of 4, not their mean: it sums over the samples, so train_loss and val_loss would grow with the batch and the validation split's sizes; hpotool needs each batch's mean loss (it weights batches by their size): return the mean, .mean() or reduction='mean' (for larger steps, raise optimizer.lr)",
+        run={"data": {"name": "regression"}, "loss": {"name": "tests.helpers:summed_mse"}},
+        optimize={"metric": "val_loss", "direction": "minimize"},
+    ),
+    Case(
         "import-module-typo",
         "a misspelt module in an import path",
         "error: run.yaml: model: cannot import 'tests.helper:SlowModel': No module named 'tests.helper' (did you mean 'tests.helpers'?)",

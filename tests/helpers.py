@@ -582,3 +582,8 @@ def pairwise_kernel_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tens
     """Every prediction against every target on purpose (a kernel two-sample statistic), written explicitly."""
     cross = torch.exp(-((pred.reshape(-1, 1) - target.reshape(1, -1)) ** 2)).mean()
     return ((pred - target) ** 2).mean() - 0.1 * cross
+
+
+def summed_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared errors summed over the batch (reduction 'sum'), not averaged."""
+    return ((pred - target) ** 2).sum()

@@ -356,3 +356,38 @@ def test_a_loss_comparing_every_prediction_with_every_target_is_refused_before_t
     )
     for fine in ("tests.helpers:flat_mse", "tests.helpers:pairwise_kernel_loss", "mse", "huber"):
         check_run(run(fine), "run.yaml")
+
+
+def test_a_loss_that_sums_over_the_samples_is_refused_before_training() -> None:
+    """A user's ((pred - target) ** 2).sum() trained with train_loss 378 and val_loss 2692 for one model (the
+    batch of 32 against the validation split of 200), where a built-in loss's reduction: sum is refused."""
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    def run(loss: str, data: str = "regression") -> RunConfig:
+        return RunConfig.model_validate(
+            {"data": {"name": data}, "loss": {"name": loss}, "epochs": 1, "device": "cpu"}
+        )
+
+    with pytest.raises(HpoError) as info:
+        check_run(run("tests.helpers:summed_mse"), "run.yaml")
+    message = str(info.value)
+    assert message == (
+        "run.yaml: loss: its value for 8 samples is the sum of its values for their two halves of 4, not their "
+        "mean: it sums over the samples, so train_loss and val_loss would grow with the batch and the validation "
+        "split's sizes; hpotool needs each batch's mean loss (it weights batches by their size): return the "
+        "mean, .mean() or reduction='mean' (for larger steps, raise optimizer.lr)"
+    )
+    check_run(run("tests.helpers:flat_mse"), "run.yaml")  # a mean
+    check_run(run("tests.helpers:pairwise_kernel_loss"), "run.yaml")  # pairs the samples: neither
+    check_run(  # a weighted mean: sum of weighted losses over the sum of weights
+        RunConfig.model_validate(
+            {
+                "data": {"name": "digits"},
+                "loss": {"name": "cross_entropy", "weight": [1.0] * 9 + [5.0]},
+                "device": "cpu",
+                "epochs": 1,
+            }
+        ),
+        "run.yaml",
+    )

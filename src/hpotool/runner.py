@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import math
 import random
 import re
 import time
@@ -875,6 +876,7 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
         _check_loss_value(value, n_val)
         if watch.found is not None:
             _refuse_pairwise_loss(watch.found, n_val, data.task)
+        _check_loss_is_a_mean(model, loss_fn, trainer.loss_targets(val))
     try:
         with warnings.catch_warnings():  # torch's warnings come again from the trial, if it gets that far
             warnings.simplefilter("ignore")
@@ -1046,6 +1048,49 @@ class _PairwiseWatch(TorchFunctionMode):
             ):
                 self.found = (shapes[0], shapes[1], out_shape)
         return result
+
+
+@torch.no_grad()
+def _check_loss_is_a_mean(
+    model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], val: TensorData
+) -> None:
+    """A loss whose value on a batch is the sum of its values on the batch's two halves sums over the
+    samples (reduction 'sum' inside a user's function): hpotool weights each batch's loss by its size, so
+    train_loss and val_loss came out scaled by the batch size, val_loss by its own (the validation split's)
+    where a built-in loss's reduction: sum is refused. Only exact additivity counts, which a mean (half the
+    sum of the halves) or a loss pairing the samples does not show; a loss of 0, or one that raises or
+    returns other than one finite number, is left to the other checks.
+
+    Raises:
+        RunCheckError: naming the loss, the three values and the fix.
+    """
+    half = len(val) // 2
+    if half < 1:
+        return
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            out = model(val.x[: 2 * half].clone())
+            y = val.y[: 2 * half]
+            values = [loss_fn(out, y), loss_fn(out[:half], y[:half]), loss_fn(out[half:], y[half:])]
+        except Exception:
+            return
+    if not all(isinstance(v, torch.Tensor) and v.numel() == 1 for v in values):
+        return
+    whole, first, second = (float(v.detach().float()) for v in values)
+    if not all(math.isfinite(v) for v in (whole, first, second)) or min(abs(first), abs(second)) == 0:
+        return
+    if math.isclose(whole, first + second, rel_tol=1e-4) and not math.isclose(
+        whole, (first + second) / 2, rel_tol=1e-2
+    ):
+        raise RunCheckError(
+            "loss",
+            f"its value for {2 * half} samples is the sum of its values for their two halves of {half}, not "
+            f"their mean: it sums over the samples, so train_loss and val_loss would grow with "
+            f"the batch and the validation split's sizes; hpotool needs each batch's mean loss (it weights "
+            f"batches by their size): return the mean, .mean() or reduction='mean' (for larger steps, raise "
+            f"optimizer.lr)",
+        )
 
 
 def _refuse_pairwise_loss(found: tuple[tuple[int, ...], ...], n: int, task: str) -> None:
