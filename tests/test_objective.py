@@ -1814,3 +1814,14 @@ def test_searched_loss_names_auto_and_bce_on_label_columns_are_two_tasks(
         HpoError, match=r"with loss.name=auto: this regression task does not measure val_accuracy"
     ):
         prepare_study(rp, write_yaml(op, opt_dict))
+
+
+def test_val_accuracy_on_label_columns_read_as_a_regression_names_bce_with_logits(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """0/1 float label columns with loss auto are a regression; asking for val_accuracy said only 'give class
+    labels as integers', which for several labels per sample is refused too: bce_with_logits is the fix."""
+    run_dict["data"] = {"name": "tests.helpers:several_labels"}
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    with pytest.raises(HpoError, match=r"or set loss: \{name: bce_with_logits\} for these 0/1 labels\)$"):
+        prepare_study(rp, op)

@@ -25,7 +25,16 @@ from torch.overrides import TorchFunctionMode
 
 from hpotool.components import loss_inputs, resolve_component
 from hpotool.config import CLASSIFICATION_METRICS, REGRESSION_METRICS, DataConfig, RunConfig
-from hpotool.datasets import DataError, SplitError, Task, TensorData, as_dataset, split, zero_one_labels
+from hpotool.datasets import (
+    DataError,
+    SplitError,
+    Task,
+    TensorData,
+    as_dataset,
+    label_matrix,
+    split,
+    zero_one_labels,
+)
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
 from hpotool.lean_step import defer_dynamo
@@ -58,8 +67,12 @@ class PreparedData:
 
     @property
     def zero_one_floats(self) -> bool:
-        """Regression targets that are each 0 or 1: class labels stored as floats."""
-        return self.task == "regression" and zero_one_labels(torch.cat([self.train.y, self.val.y]))
+        """Regression targets that are each 0 or 1: class labels stored as floats, one per sample or several
+        (a multi-label matrix, which bce_with_logits reads as a multilabel task)."""
+        if self.task != "regression":
+            return False
+        y = torch.cat([self.train.y, self.val.y])
+        return zero_one_labels(y) or label_matrix(y) == "multi-label"
 
     @property
     def metrics(self) -> tuple[str, ...]:
