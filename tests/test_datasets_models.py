@@ -1318,3 +1318,15 @@ def test_cnn_on_images_without_a_channel_axis_says_to_add_one() -> None:
         "got (8, 8); for one-channel (grayscale) images add the channel axis in the dataset function: "
         "x.unsqueeze(1) (numpy: x[:, None])"
     )
+
+
+def test_one_hot_integer_or_boolean_targets_are_class_ids() -> None:
+    """Integer one-hot y was refused ('needs one class index per sample'); boolean one-hot (np.eye(3,
+    dtype=bool)[k]) failed in argmax ('not implemented for Bool'). Float one-hot is class ids with a loss
+    that scores classes, and stays numbers with any other."""
+    x, k = torch.randn(6, 2), torch.tensor([0, 1, 2, 0, 1, 2])
+    for dtype in (torch.int64, torch.bool):
+        ds = as_dataset((x, torch.eye(3, dtype=dtype)[k]))
+        assert ds.task == "classification" and torch.equal(ds.y, k)
+    assert as_dataset((x, torch.eye(3)[k]), classes=True).task == "classification"
+    assert as_dataset((x, torch.eye(3)[k])).task == "regression"

@@ -284,7 +284,7 @@ def as_dataset(obj: Any, *, binary: bool = False, classes: bool = False) -> Data
         if matrix is not None and binary:
             y, task = y.float(), "multilabel"
         elif matrix == "one-hot" and (classes or not y.is_floating_point()):
-            y, task = y.argmax(dim=1), "classification"
+            y, task = y.long().argmax(dim=1), "classification"
         elif matrix == "multi-label" and (classes or not y.is_floating_point()):
             raise DataError(_several_labels(y, "cross-entropy" if classes else None))
         ds = check_dataset(Dataset(x.float(), y, task))
