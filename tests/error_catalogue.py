@@ -554,6 +554,32 @@ CASES = [
         run={"data": {"name": "tests.helpers:points_with_a_gap"}},
     ),
     Case(
+        "data-several-labels",
+        "integer targets with several labels per sample, as one class per sample",
+        "error: run.yaml: data: 'tests.helpers:several_labels' returned data hpotool cannot train on: y has shape (160, 3) of 0/1 labels, with several labels (or none) for 97 of 160 samples, but a classification task takes one class per sample; for several labels per sample set loss: {name: bce_with_logits} (a multilabel task, scored by val_accuracy per label), or for one class per sample give class ids 0..K-1",
+        run={"data": {"name": "tests.helpers:several_labels", "dtype": "int64"}},
+    ),
+    Case(
+        "import-main-block",
+        'a model class defined under if __name__ == "__main__":, which does not run on import',
+        "error: run.yaml: model: cannot import 'tests.script_model:ScriptNet': module 'tests.script_model' defines 'ScriptNet' only under if __name__ == \"__main__\": (line 8), which does not run when hpotool imports it; move the definition to the module's top level",
+        run={"model": {"name": "tests.script_model:ScriptNet"}},
+    ),
+    Case(
+        "loss-pairwise",
+        "a loss function that compares every prediction with every target ((pred.squeeze() - target) ** 2)",
+        "error: run.yaml: loss: for 8 samples it compares the prediction and the targets as shapes (8,) and (8, 1), which broadcast to (8, 8): every prediction against every target, so its value is not the batch's loss (a .squeeze() or .view(-1) on one of them?); the model's output and the targets have the same shape (batch, outputs): compare them as they come, or to compare every pair on purpose write pred.reshape(-1, 1) - target.reshape(1, -1)",
+        run={"data": {"name": "regression"}, "loss": {"name": "tests.helpers:squeezed_mse"}},
+        optimize={"metric": "val_loss", "direction": "minimize"},
+    ),
+    Case(
+        "loss-sum",
+        "a loss function that sums over the samples instead of averaging",
+        "error: run.yaml: loss: its value for 8 samples is the sum of its values for their two halves of 4, not their mean: it sums over the samples, so train_loss and val_loss would grow with the batch and the validation split's sizes; hpotool needs each batch's mean loss (it weights batches by their size): return the mean, .mean() or reduction='mean' (for larger steps, raise optimizer.lr)",
+        run={"data": {"name": "regression"}, "loss": {"name": "tests.helpers:summed_mse"}},
+        optimize={"metric": "val_loss", "direction": "minimize"},
+    ),
+    Case(
         "import-module-typo",
         "a misspelt module in an import path",
         "error: run.yaml: model: cannot import 'tests.helper:SlowModel': No module named 'tests.helper' (did you mean 'tests.helpers'?)",

@@ -541,3 +541,43 @@ def labels_from_one(n: int = 120) -> Any:
     """Two classes numbered 1 and 2, as R and MATLAB number them."""
     x = torch.randn(n, 3, generator=torch.Generator().manual_seed(0))
     return x, (x[:, 0] > 0).long() + 1
+
+
+def one_hot_floats(n: int = 160) -> Any:
+    """Three classes stored one-hot as floats, as np.eye(3, dtype=float32)[k] makes them."""
+    x = np.random.default_rng(0).normal(size=(n, 5)).astype(np.float32)
+    k = (x[:, 0] > 0).astype(int) + (x[:, 1] > 0).astype(int)
+    return x, np.eye(3, dtype=np.float32)[k]
+
+
+def several_labels(n: int = 160, dtype: Any = np.float32) -> Any:
+    """Three labels per sample, each 0 or 1 (multi-label)."""
+    x = np.random.default_rng(0).normal(size=(n, 5)).astype(np.float32)
+    return x, (x[:, :3] > 0).astype(dtype)
+
+
+def grayscale_images(n: int = 60) -> Any:
+    """Images shaped (n, H, W), without a channel axis, as MNIST-style arrays come."""
+    x = np.random.default_rng(0).normal(size=(n, 8, 8)).astype(np.float32)
+    return x, (x[:, 0, 0] > 0).astype(np.int64)
+
+
+def squeezed_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """A user's MSE written for 1-D targets: against hpotool's (n, 1) targets it broadcasts to (n, n)."""
+    return ((pred.squeeze() - target) ** 2).mean()
+
+
+def flat_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Both flattened alike: the batch's mean squared error."""
+    return ((pred.reshape(-1) - target.reshape(-1)) ** 2).mean()
+
+
+def pairwise_kernel_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Every prediction against every target on purpose (a kernel two-sample statistic), written explicitly."""
+    cross = torch.exp(-((pred.reshape(-1, 1) - target.reshape(1, -1)) ** 2)).mean()
+    return ((pred - target) ** 2).mean() - 0.1 * cross
+
+
+def summed_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared errors summed over the batch (reduction 'sum'), not averaged."""
+    return ((pred - target) ** 2).sum()

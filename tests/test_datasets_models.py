@@ -884,7 +884,7 @@ def test_0_1_labels_stored_as_floats_with_binary_cross_entropy_train_as_two_clas
     assert as_dataset((x, torch.zeros(20)), binary=True).task == "regression"  # one value is no two classes
     named = Dataset(x, (x[:, 0] > 0).float(), "regression")
     assert as_dataset(named, binary=True).task == "regression"
-    assert as_dataset((x, (x[:, :2] > 0).float()), binary=True).task == "regression"  # two targets a sample
+    assert as_dataset((x, (x[:, :2] > 0).float()), binary=True).task == "multilabel"  # two labels a sample
 
 
 def test_class_weights_that_fit_train() -> None:
@@ -1302,3 +1302,31 @@ def _stack_samples(ds: Any) -> Any:
     from hpotool.datasets import _stack_torch_dataset
 
     return _stack_torch_dataset(ds)
+
+
+def test_cnn_on_images_without_a_channel_axis_says_to_add_one() -> None:
+    """x of shape (n, H, W) was refused with 'cnn needs inputs shaped (channels, height, width), got (8, 8)'
+    alone, which did not say the missing axis is the channel."""
+    from hpotool.errors import HpoError
+
+    cfg = RunConfig.model_validate(
+        {"data": {"name": "tests.helpers:grayscale_images"}, "model": {"name": "cnn"}, "device": "cpu"}
+    )
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    assert str(info.value).endswith(
+        "got (8, 8); for one-channel (grayscale) images add the channel axis in the dataset function: "
+        "x.unsqueeze(1) (numpy: x[:, None])"
+    )
+
+
+def test_one_hot_integer_or_boolean_targets_are_class_ids() -> None:
+    """Integer one-hot y was refused ('needs one class index per sample'); boolean one-hot (np.eye(3,
+    dtype=bool)[k]) failed in argmax ('not implemented for Bool'). Float one-hot is class ids with a loss
+    that scores classes, and stays numbers with any other."""
+    x, k = torch.randn(6, 2), torch.tensor([0, 1, 2, 0, 1, 2])
+    for dtype in (torch.int64, torch.bool):
+        ds = as_dataset((x, torch.eye(3, dtype=dtype)[k]))
+        assert ds.task == "classification" and torch.equal(ds.y, k)
+    assert as_dataset((x, torch.eye(3)[k]), classes=True).task == "classification"
+    assert as_dataset((x, torch.eye(3)[k])).task == "regression"

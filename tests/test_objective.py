@@ -1798,3 +1798,32 @@ def test_labels_that_skip_class_ids_are_noted_before_trial_0(
     )
     run_dict["data"] = {"name": "digits", "subset_fraction": 0.1}
     assert prepare_study(write_yaml(run_path, run_dict), opt_path).notes == ()
+
+
+def test_searched_loss_names_auto_and_bce_on_label_columns_are_two_tasks(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """0/1 float label columns are a multilabel task with bce_with_logits, a regression with auto (mse):
+    loss.name choices [auto, bce_with_logits] were refused as one loss ('auto is bce_with_logits there')."""
+    run_dict["data"] = {"name": "tests.helpers:several_labels"}
+    run_dict["loss"] = {"name": "bce_with_logits"}
+    opt_dict["metric"], opt_dict["direction"] = "val_loss", "minimize"
+    opt_dict["search_space"] = {"loss.name": {"type": "categorical", "choices": ["auto", "bce_with_logits"]}}
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    prepare_study(rp, op)  # no error: two losses on two tasks
+    opt_dict["metric"], opt_dict["direction"] = "val_accuracy", "maximize"
+    with pytest.raises(
+        HpoError, match=r"with loss.name=auto: this regression task does not measure val_accuracy"
+    ):
+        prepare_study(rp, write_yaml(op, opt_dict))
+
+
+def test_val_accuracy_on_label_columns_read_as_a_regression_names_bce_with_logits(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """0/1 float label columns with loss auto are a regression; asking for val_accuracy said only 'give class
+    labels as integers', which for several labels per sample is refused too: bce_with_logits is the fix."""
+    run_dict["data"] = {"name": "tests.helpers:several_labels"}
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    with pytest.raises(HpoError, match=r"or set loss: \{name: bce_with_logits\} for these 0/1 labels\)$"):
+        prepare_study(rp, op)

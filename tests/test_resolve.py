@@ -21,6 +21,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     (pkg / "models.py").write_text("class Net:\n    pass\n")
     (pkg / "broken.py").write_text("x = 1\ndef f(:\n    pass\n")
     (pkg / "needs.py").write_text("import os\nimport not_installed_anywhere_xyz\n")
+    (pkg / "script.py").write_text(
+        "import torch\n\nif __name__ == '__main__':\n    class Net(torch.nn.Module):\n        pass\n"
+    )
     (pkg / "raises.py").write_text(
         "x = 1\nraise ValueError('no settings file\\nsee the README\\nthird line')\n"
     )
@@ -60,6 +63,12 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         (  # a nested name: the class is found, its attribute is not
             "labnets.models:Net.Builder",
             "cannot import 'labnets.models:Net.Builder': 'labnets.models:Net' has no attribute 'Builder'",
+        ),
+        (  # a class defined in the script part of a module: it is not there on import
+            "labnets.script:Net",
+            "cannot import 'labnets.script:Net': module 'labnets.script' defines 'Net' only under if __name__ == "
+            '"__main__": (line 4), which does not run when hpotool imports it; move the definition to the '
+            "module's top level",
         ),
         (
             "labnets.raises:Net",  # a multi-line message: its first line, and where

@@ -283,3 +283,111 @@ def test_a_model_adding_an_axis_to_its_input_in_place_passes_the_check_and_train
     cfg = RunConfig.model_validate({**run, "epochs": 2, "batch_size": 16})
     check_run(cfg, "run.yaml")
     assert math.isfinite(train_run(cfg).metrics["val_loss"])
+
+
+def _label_run(data: dict[str, Any], loss: str) -> RunConfig:
+    return RunConfig.model_validate(
+        {
+            "data": data,
+            "model": {"name": "mlp", "hidden": [16]},
+            "loss": {"name": loss},
+            "epochs": 3,
+            "device": "cpu",
+            "optimizer": {"name": "adam", "lr": 0.02},
+        }
+    )
+
+
+def test_one_hot_float_targets_with_cross_entropy_are_class_ids_measured_by_accuracy() -> None:
+    """They trained as a regression (val_rmse of logits against 0/1), with no val_accuracy."""
+    from hpotool.runner import train_run
+
+    cfg = _label_run({"name": "tests.helpers:one_hot_floats"}, "cross_entropy")
+    data = load_data(cfg.data, cfg.loss.name)
+    assert (data.task, data.out_features, data.train.y.ndim) == ("classification", 3, 1)
+    metrics = train_run(cfg).metrics
+    assert "val_rmse" not in metrics
+    assert metrics["val_accuracy"] > 0.5  # a third is chance
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int64"])
+def test_several_labels_per_sample_with_bce_with_logits_are_a_multilabel_task(dtype: str) -> None:
+    """Float 0/1 label columns trained as a regression (val_rmse), integer ones were refused."""
+    from hpotool.runner import train_run
+
+    cfg = _label_run({"name": "tests.helpers:several_labels", "dtype": dtype}, "bce_with_logits")
+    data = load_data(cfg.data, cfg.loss.name)
+    assert (data.task, data.out_features, data.train.y.dtype) == ("multilabel", 3, torch.float32)
+    metrics = train_run(cfg).metrics
+    assert set(metrics) >= {"train_loss", "val_loss", "val_accuracy"} and "val_rmse" not in metrics
+    assert metrics["val_accuracy"] > 0.7  # per label; the labels are the signs of three inputs
+
+
+@pytest.mark.parametrize(("dtype", "loss"), [("int64", "auto"), ("float32", "cross_entropy")])
+def test_several_labels_per_sample_for_one_class_per_sample_are_refused_saying_so(
+    dtype: str, loss: str
+) -> None:
+    from hpotool.datasets import DataError
+
+    cfg = _label_run({"name": "tests.helpers:several_labels", "dtype": dtype}, loss)
+    with pytest.raises(DataError, match=r"several labels .*set loss: \{name: bce_with_logits\}"):
+        load_data(cfg.data, cfg.loss.name)
+
+
+def test_a_loss_comparing_every_prediction_with_every_target_is_refused_before_training() -> None:
+    """`((pred.squeeze() - target) ** 2).mean()` against (n, 1) targets is the mean over (n, n) pairs: it
+    trained towards the targets' mean without an error (val_rmse 3.9 where mse reaches 3.7)."""
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    def run(loss: str) -> RunConfig:
+        return RunConfig.model_validate(
+            {"data": {"name": "regression"}, "loss": {"name": loss}, "epochs": 1, "device": "cpu"}
+        )
+
+    with pytest.raises(HpoError) as info:
+        check_run(run("tests.helpers:squeezed_mse"), "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: loss: for 8 samples it compares the prediction and the targets as shapes (8,) and (8, 1), "
+        "which broadcast to (8, 8): every prediction against every target, so its value is not the batch's loss "
+        "(a .squeeze() or .view(-1) on one of them?); the model's output and the targets have the same shape "
+        "(batch, outputs): compare them as they come, or to compare every pair on purpose write "
+        "pred.reshape(-1, 1) - target.reshape(1, -1)"
+    )
+    for fine in ("tests.helpers:flat_mse", "tests.helpers:pairwise_kernel_loss", "mse", "huber"):
+        check_run(run(fine), "run.yaml")
+
+
+def test_a_loss_that_sums_over_the_samples_is_refused_before_training() -> None:
+    """A user's ((pred - target) ** 2).sum() trained with train_loss 378 and val_loss 2692 for one model (the
+    batch of 32 against the validation split of 200), where a built-in loss's reduction: sum is refused."""
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    def run(loss: str, data: str = "regression") -> RunConfig:
+        return RunConfig.model_validate(
+            {"data": {"name": data}, "loss": {"name": loss}, "epochs": 1, "device": "cpu"}
+        )
+
+    with pytest.raises(HpoError) as info:
+        check_run(run("tests.helpers:summed_mse"), "run.yaml")
+    message = str(info.value)
+    assert message == (
+        "run.yaml: loss: its value for 8 samples is the sum of its values for their two halves of 4, not their "
+        "mean: it sums over the samples, so train_loss and val_loss would grow with the batch and the validation "
+        "split's sizes; hpotool needs each batch's mean loss (it weights batches by their size): return the "
+        "mean, .mean() or reduction='mean' (for larger steps, raise optimizer.lr)"
+    )
+    check_run(run("tests.helpers:flat_mse"), "run.yaml")  # a mean
+    check_run(run("tests.helpers:pairwise_kernel_loss"), "run.yaml")  # pairs the samples: neither
+    check_run(  # a weighted mean: sum of weighted losses over the sum of weights
+        RunConfig.model_validate(
+            {
+                "data": {"name": "digits"},
+                "loss": {"name": "cross_entropy", "weight": [1.0] * 9 + [5.0]},
+                "device": "cpu",
+                "epochs": 1,
+            }
+        ),
+        "run.yaml",
+    )

@@ -69,6 +69,8 @@ def resolve_component(kind: Kind, name: str) -> Any:
 
 def auto_loss(task: str) -> str:
     """The loss `auto` stands for on data of `task` (`hpotool.losses:auto`)."""
+    if task == "multilabel":
+        return "bce_with_logits"
     return "cross_entropy" if task == "classification" else "mse"
 
 

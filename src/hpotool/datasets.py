@@ -17,7 +17,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-Task = Literal["classification", "regression"]
+# multilabel: several labels per sample, y an (n, labels) matrix of 0/1, scored by one logit per label.
+Task = Literal["classification", "regression", "multilabel"]
 
 
 @dataclass(frozen=True)
@@ -197,8 +198,8 @@ def check_dataset(ds: Dataset) -> Dataset:
         DataError: an unknown task, no samples, x and y of different lengths, NaN or infinite values,
             classification targets that are not class indices 0..K-1 of at least two classes.
     """
-    if ds.task not in ("classification", "regression"):
-        raise DataError(f"task is {ds.task!r}; use 'classification' or 'regression'")
+    if ds.task not in ("classification", "regression", "multilabel"):
+        raise DataError(f"task is {ds.task!r}; use 'classification', 'regression' or 'multilabel'")
     # Data, not part of a graph: features a user's torch encoder computed without torch.no_grad() passed
     # the one-step check, then failed every trial's second step ("backward through the graph a second time").
     x, y = ds.x.detach(), ds.y.detach()
@@ -214,20 +215,31 @@ def check_dataset(ds: Dataset) -> Dataset:
     if x.ndim == 1:
         x = x.unsqueeze(1)
     _non_finite(x, "x")
-    if ds.task == "regression":
+    if ds.task != "classification":
         # Targets in the inputs' float type (float32 unless a Dataset keeps x otherwise): numpy's float64 made
         # huber_loss fail against a float32 model's output ("Found dtype Double but expected Float").
         want = x.dtype if x.is_floating_point() else torch.float32
         if y.dtype != want:
             y = y.to(want)
         _non_finite(y, "y")
-        return Dataset(x, y.reshape(len(y), -1), "regression")
+        if ds.task == "multilabel" and not bool(((y >= 0) & (y <= 1)).all()):
+            raise DataError(
+                "y holds values outside 0..1 for a multilabel task; give each label as 0 or 1 (one column per label)"
+            )
+        return Dataset(x, y.reshape(len(y), -1), ds.task)
     if y.is_floating_point() or y.is_complex():
         raise DataError(
             f"y holds {str(y.dtype).removeprefix('torch.')} values for a classification task; give class "
             f"indices 0..K-1 as integers (y.long()), or use task 'regression'"
         )
     if y.ndim > 1 and y[0].numel() != 1:
+        if label_matrix(y) == "one-hot":
+            raise DataError(
+                f"y has shape {tuple(y.shape)}, one-hot encoded; a classification task needs one class index "
+                f"per sample: give y.argmax(1)"
+            )
+        if label_matrix(y) == "multi-label":
+            raise DataError(_several_labels(y, None))
         raise DataError(
             f"y has shape {tuple(y.shape)}; a classification task needs one class index per sample"
         )
@@ -243,15 +255,20 @@ def check_dataset(ds: Dataset) -> Dataset:
     return Dataset(x, y, "classification")
 
 
-def as_dataset(obj: Any, *, binary: bool = False) -> Dataset:
+def as_dataset(obj: Any, *, binary: bool = False, classes: bool = False) -> Dataset:
     """Accept what a user's dataset function returns: a `Dataset`, an `(x, y)` pair of tensors, numpy
     arrays, pandas objects or lists, or a map-style torch Dataset of `(x, y)` samples (stacked into
     tensors: the Trainer slices batches from memory); checked with `check_dataset`.
 
     For a pair or a torch Dataset, integer targets mean classification; floating-point targets regression,
     except with `binary` (the loss is binary cross-entropy with logits), where one floating-point target
-    per sample holding only 0 and 1 is two classes, as np.loadtxt or `(x > 0).float()` store labels. A
-    `Dataset` keeps the task it names.
+    per sample holding only 0 and 1 is two classes, as np.loadtxt or `(x > 0).float()` store labels.
+
+    An `(n, C)` matrix of 0/1 targets is labels, not C numbers to regress: one-hot rows (a single 1 each)
+    become class ids where the loss scores classes (`classes`: cross-entropy) or y holds integers; with
+    `binary` the matrix is a multilabel task (a logit per label); several 1s in a row with a loss that picks
+    one class, or integer y, are refused. Before, one-hot or multi-label floats trained as a regression and
+    reported the RMSE of logits against 0/1 targets, with no accuracy. A `Dataset` keeps the task it names.
     """
     if isinstance(obj, Dataset):
         return check_dataset(obj)
@@ -263,6 +280,13 @@ def as_dataset(obj: Any, *, binary: bool = False) -> Dataset:
         task: Task = "regression" if y.is_floating_point() else "classification"
         if binary and zero_one_labels(y):
             y, task = y.reshape(-1).long(), "classification"
+        matrix = label_matrix(y)
+        if matrix is not None and binary:
+            y, task = y.float(), "multilabel"
+        elif matrix == "one-hot" and (classes or not y.is_floating_point()):
+            y, task = y.long().argmax(dim=1), "classification"
+        elif matrix == "multi-label" and (classes or not y.is_floating_point()):
+            raise DataError(_several_labels(y, "cross-entropy" if classes else None))
         ds = check_dataset(Dataset(x.float(), y, task))
         n_classes = ds.n_classes or 0
         if n_classes > len(ds.y):  # quantities stored as integers (prices, counts), not class ids
@@ -291,6 +315,30 @@ def zero_one_labels(y: torch.Tensor) -> bool:
     if not y.is_floating_point() or len(y) == 0 or (y.ndim > 1 and y[0].numel() != 1):
         return False
     return set(torch.unique(y).tolist()) == {0.0, 1.0}
+
+
+def label_matrix(y: torch.Tensor) -> Literal["one-hot", "multi-label"] | None:
+    """Whether `y` is an (n, C) matrix of 0/1 labels, C > 1: "one-hot" when each row holds a single 1,
+    "multi-label" when some row holds several or none; None for anything else."""
+    if y.ndim != 2 or y.shape[1] < 2 or len(y) == 0 or y.is_complex():
+        return None
+    if not bool(((y == 0) | (y == 1)).all()):
+        return None
+    return "one-hot" if bool((y.sum(dim=1) == 1).all()) else "multi-label"
+
+
+def _several_labels(y: torch.Tensor, loss: str | None) -> str:
+    """Why a multi-label y (several 1s in a row) cannot be one class per sample, and what to do."""
+    several = int((y.sum(dim=1) != 1).sum())
+    picks = (
+        f"{loss} picks one class per sample" if loss else "a classification task takes one class per sample"
+    )
+    return (
+        f"y has shape {tuple(y.shape)} of 0/1 labels, with several labels (or none) for {several} of "
+        f"{len(y)} samples, but {picks}; for several labels per sample set loss: {{name: bce_with_logits}} "
+        f"(a multilabel task, scored by val_accuracy per label), or for one class per sample give class ids "
+        f"0..K-1"
+    )
 
 
 def _stack_torch_dataset(ds: torch.utils.data.Dataset[Any]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -112,7 +112,16 @@ class CNN(nn.Module):
     ) -> None:
         super().__init__()
         if len(input_shape) != 3:
-            raise ValueError(f"cnn needs inputs shaped (channels, height, width), got {tuple(input_shape)}")
+            # a grayscale image batch (n, H, W) has no channel axis: say how to add one
+            hint = (
+                "; for one-channel (grayscale) images add the channel axis in the dataset function: "
+                "x.unsqueeze(1) (numpy: x[:, None])"
+                if len(input_shape) == 2
+                else ""
+            )
+            raise ValueError(
+                f"cnn needs inputs shaped (channels, height, width), got {tuple(input_shape)}{hint}"
+            )
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd and >= 1, got {kernel_size}")
         # As MLP's checks: torch built a dropout of 1 and a hidden layer of 0 units without a word, and the

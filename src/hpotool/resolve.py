@@ -13,7 +13,7 @@ import sys
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 from hpotool.errors import HpoError
@@ -143,6 +143,13 @@ def import_object(path: str) -> Any:
             _refuse_a_shadowed_module(path, module_name, attr.split(".")[0])
             if isinstance(obj, types.ModuleType):
                 _refuse_a_module(path, f"{obj.__name__}.{part}")
+                line = _main_block_definition(obj, part)
+                if line is not None:
+                    raise HpoError(
+                        f"cannot import {path!r}: {owner} defines {part!r} only under "
+                        f'if __name__ == "__main__": (line {line}), which does not run when hpotool imports '
+                        f"it; move the definition to the module's top level"
+                    ) from None
             names = [n for n in dir(obj) if not n.startswith("_")]
             raise HpoError(
                 f"cannot import {path!r}: {owner} has no attribute {part!r}{did_you_mean(part, names)}"
@@ -150,6 +157,41 @@ def import_object(path: str) -> Any:
         found.append(part)
         owner = repr(f"{module_name}:{'.'.join(found)}")
     return obj
+
+
+def _main_block_definition(module: types.ModuleType, name: str) -> int | None:
+    """The line where `module` defines `name` (a class, function or assignment) inside an `if __name__ ==
+    "__main__":` block, which runs only as a script, not on import; None when it does not (or its source
+    cannot be read). Such a name was reported as a bare "has no attribute", though the file defines it."""
+    import ast
+
+    file = getattr(module, "__file__", None)
+    if not file or not str(file).endswith(".py"):
+        return None
+    try:
+        tree = ast.parse(Path(file).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        test = node.test if isinstance(node, ast.If) else None
+        if not (
+            isinstance(test, ast.Compare)
+            and isinstance(test.left, ast.Name)
+            and test.left.id == "__name__"
+            and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators)
+        ):
+            continue
+        for inner in ast.walk(node):
+            if (
+                isinstance(inner, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+                and inner.name == name
+            ):
+                return inner.lineno
+            if isinstance(inner, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == name for t in inner.targets
+            ):
+                return inner.lineno
+    return None
 
 
 def _file_path(path: str, module_name: str, attr: str) -> HpoError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import math
 import random
 import re
 import time
@@ -20,10 +21,20 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from hpotool.components import loss_inputs, resolve_component
 from hpotool.config import CLASSIFICATION_METRICS, REGRESSION_METRICS, DataConfig, RunConfig
-from hpotool.datasets import DataError, SplitError, Task, TensorData, as_dataset, split, zero_one_labels
+from hpotool.datasets import (
+    DataError,
+    SplitError,
+    Task,
+    TensorData,
+    as_dataset,
+    label_matrix,
+    split,
+    zero_one_labels,
+)
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
 from hpotool.lean_step import defer_dynamo
@@ -56,13 +67,17 @@ class PreparedData:
 
     @property
     def zero_one_floats(self) -> bool:
-        """Regression targets that are each 0 or 1: class labels stored as floats."""
-        return self.task == "regression" and zero_one_labels(torch.cat([self.train.y, self.val.y]))
+        """Regression targets that are each 0 or 1: class labels stored as floats, one per sample or several
+        (a multi-label matrix, which bce_with_logits reads as a multilabel task)."""
+        if self.task != "regression":
+            return False
+        y = torch.cat([self.train.y, self.val.y])
+        return zero_one_labels(y) or label_matrix(y) == "multi-label"
 
     @property
     def metrics(self) -> tuple[str, ...]:
         """Every value a run on this data reports: the task's epoch metrics, then the measures."""
-        epoch_metrics = CLASSIFICATION_METRICS if self.task == "classification" else REGRESSION_METRICS
+        epoch_metrics = REGRESSION_METRICS if self.task == "regression" else CLASSIFICATION_METRICS
         return epoch_metrics + MEASURES
 
 
@@ -90,12 +105,14 @@ def load_data(cfg: DataConfig, loss: str | None = None) -> PreparedData:
     """Load and split the dataset once per process; trials with the same data section share it.
 
     `loss` is the run's loss name: with binary cross-entropy with logits, floating-point 0/1 targets are two
-    classes (val_accuracy), not a regression (val_rmse); see `as_dataset`."""
+    classes (val_accuracy), not a regression (val_rmse), and a matrix of 0/1 floats a multilabel task; with
+    cross-entropy, one-hot float rows are class ids; see `as_dataset`."""
     binary = loss is not None and _one_logit_loss(loss)
-    key = json.dumps([cfg.model_dump(mode="json"), binary], sort_keys=True)
+    classes = loss is not None and _class_loss(loss)
+    key = json.dumps([cfg.model_dump(mode="json"), binary, classes], sort_keys=True)
     if key not in _DATA_CACHE:
         factory = resolve_component("data", cfg.name)
-        ds = as_dataset(factory(**cfg.kwargs), binary=binary)
+        ds = as_dataset(factory(**cfg.kwargs), binary=binary, classes=classes)
         train, val = split(ds, cfg.val_fraction, cfg.subset_fraction, cfg.split_seed)
         _DATA_CACHE[key] = PreparedData(train, val, ds.task, ds.out_features)
     return _DATA_CACHE[key]
@@ -161,6 +178,16 @@ def _one_logit_loss(name: str) -> bool:
         return False
     binary: Any = nn.functional.binary_cross_entropy_with_logits
     return loss is binary or (isinstance(loss, type) and issubclass(loss, nn.BCEWithLogitsLoss))
+
+
+def _class_loss(name: str) -> bool:
+    """Whether the loss `name` resolves to takes one class id per sample: torch's cross-entropy or negative
+    log-likelihood (class or function)."""
+    try:
+        loss = resolve_component("loss", name)
+    except HpoError:
+        return False
+    return _takes_class_weights(loss)
 
 
 def model_out_features(cfg: RunConfig, data: PreparedData) -> int:
@@ -833,6 +860,8 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
         given = f"has shape {shape}" if shape is not None else f"is a {type(out).__name__}"
         if data.task == "regression":
             need = "(batch, outputs), as the targets"
+        elif data.task == "multilabel":
+            need = "one logit per label, as the targets' columns"
         elif want[1] == 1:
             need = f"one logit per sample, as loss {cfg.loss.name!r} takes"
         else:
@@ -851,13 +880,16 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             f"its forward()",
         )
     try:  # with autograd on, to tell whether a gradient reaches the parameters
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _PairwiseWatch(model(val.x[:]), trainer.loss_targets(val).y) as watch:
             warnings.simplefilter("ignore")
-            value = loss_fn(model(val.x[:]), trainer.loss_targets(val).y)
+            value = loss_fn(watch.pred, watch.target)
     except Exception:
         pass  # the training step below says what failed
     else:
         _check_loss_value(value, n_val)
+        if watch.found is not None:
+            _refuse_pairwise_loss(watch.found, n_val, data.task)
+        _check_loss_is_a_mean(model, loss_fn, trainer.loss_targets(val))
     try:
         with warnings.catch_warnings():  # torch's warnings come again from the trial, if it gets that far
             warnings.simplefilter("ignore")
@@ -981,6 +1013,113 @@ def _check_loss_value(value: Any, n: int) -> None:
             f"compute it from the prediction with differentiable torch operations (no .item(), .detach(), "
             f"argmax or comparisons)",
         )
+
+
+class _PairwiseWatch(TorchFunctionMode):
+    """Watches a loss function's torch operations for the prediction compared with the targets across
+    samples: a 1-D (n,) tensor from one against an (n, 1) one from the other, which broadcast to (n, n).
+    `(pred.squeeze() - target) ** 2` with hpotool's (n, 1) regression targets (or a 1-D target against the
+    (n, 1) output) gave a scalar all the same: the mean over every prediction against every target, which
+    trained towards the targets' mean with no error. `found` holds the two shapes and the result's."""
+
+    def __init__(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        super().__init__()
+        self.pred, self.target = pred, target
+        self.found: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None = None
+        # where each tensor came from, by id; `keep` holds them, so no id is reused while the loss runs
+        self._origin: dict[int, frozenset[str]] = {
+            id(pred): frozenset({"pred"}),
+            id(target): frozenset({"target"}),
+        }
+        self._keep: list[torch.Tensor] = [pred, target]
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        result = func(*args, **(kwargs or {}))
+        inputs = [a for a in (*args, *(kwargs or {}).values()) if isinstance(a, torch.Tensor)]
+        origin = frozenset().union(*(self._origin.get(id(t), frozenset()) for t in inputs))
+        if isinstance(result, torch.Tensor):
+            outputs = [result]
+        elif isinstance(result, tuple | list):
+            outputs = [r for r in result if isinstance(r, torch.Tensor)]
+        else:
+            outputs = []
+        for out in outputs:
+            self._keep.append(out)
+            self._origin[id(out)] = origin
+        if self.found is None and len(inputs) == 2 and len(outputs) == 1:
+            n = len(self.pred)
+            sides = {self._origin.get(id(t), frozenset()) for t in inputs}
+            shapes = sorted((tuple(t.shape) for t in inputs), key=len)
+            out_shape = tuple(outputs[0].shape)
+            if (
+                n > 1
+                and sides == {frozenset({"pred"}), frozenset({"target"})}
+                and shapes[0] == (n,)
+                and len(shapes[1]) == 2
+                and shapes[1] == (n, 1)
+                and out_shape == (n, n)
+            ):
+                self.found = (shapes[0], shapes[1], out_shape)
+        return result
+
+
+@torch.no_grad()
+def _check_loss_is_a_mean(
+    model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], val: TensorData
+) -> None:
+    """A loss whose value on a batch is the sum of its values on the batch's two halves sums over the
+    samples (reduction 'sum' inside a user's function): hpotool weights each batch's loss by its size, so
+    train_loss and val_loss came out scaled by the batch size, val_loss by its own (the validation split's)
+    where a built-in loss's reduction: sum is refused. Only exact additivity counts, which a mean (half the
+    sum of the halves) or a loss pairing the samples does not show; a loss of 0, or one that raises or
+    returns other than one finite number, is left to the other checks.
+
+    Raises:
+        RunCheckError: naming the loss, the three values and the fix.
+    """
+    half = len(val) // 2
+    if half < 1:
+        return
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            out = model(val.x[: 2 * half].clone())
+            y = val.y[: 2 * half]
+            values = [loss_fn(out, y), loss_fn(out[:half], y[:half]), loss_fn(out[half:], y[half:])]
+        except Exception:
+            return
+    if not all(isinstance(v, torch.Tensor) and v.numel() == 1 for v in values):
+        return
+    whole, first, second = (float(v.detach().float()) for v in values)
+    if not all(math.isfinite(v) for v in (whole, first, second)) or min(abs(first), abs(second)) == 0:
+        return
+    if math.isclose(whole, first + second, rel_tol=1e-4) and not math.isclose(
+        whole, (first + second) / 2, rel_tol=1e-2
+    ):
+        raise RunCheckError(
+            "loss",
+            f"its value for {2 * half} samples is the sum of its values for their two halves of {half}, not "
+            f"their mean: it sums over the samples, so train_loss and val_loss would grow with "
+            f"the batch and the validation split's sizes; hpotool needs each batch's mean loss (it weights "
+            f"batches by their size): return the mean, .mean() or reduction='mean' (for larger steps, raise "
+            f"optimizer.lr)",
+        )
+
+
+def _refuse_pairwise_loss(found: tuple[tuple[int, ...], ...], n: int, task: str) -> None:
+    vector, column, out = found
+    same = (
+        "the model's output and the targets have the same shape (batch, outputs): compare them as they come"
+        if task != "classification"
+        else "compare each sample's prediction with its own target"
+    )
+    raise RunCheckError(
+        "loss",
+        f"for {n} samples it compares the prediction and the targets as shapes {vector} and {column}, which "
+        f"broadcast to {out}: every prediction against every target, so its value is not the batch's loss "
+        f"(a .squeeze() or .view(-1) on one of them?); {same}, or to compare every pair on purpose write "
+        f"pred.reshape(-1, 1) - target.reshape(1, -1)",
+    )
 
 
 def _raised_in(exc: BaseException, model: nn.Module, optimizer: torch.optim.Optimizer) -> str | None:

@@ -395,7 +395,7 @@ def auto_task(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None) ->
     searched = [p.partition(".")[2] for p in opt.search_space if p.partition(".")[0] == "data"]
     if data is None or not all(key == "subset_fraction" for key in searched):
         return None
-    return load_data(run.data).task if one_logit(run, data) else data.task
+    return load_data(run.data).task if one_logit(run, data) or data.task == "multilabel" else data.task
 
 
 def _check_auto_loss_name(param: Param, run: RunConfig, opt: OptimizeConfig, task: str | None) -> None:

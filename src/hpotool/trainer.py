@@ -192,7 +192,7 @@ class Trainer:
         name = type(self.model).__name__
         if not isinstance(out, torch.Tensor):
             raise OutputShapeError(f"model {name} returned a {type(out).__name__}, not a tensor of outputs")
-        if self.task == "regression":
+        if self.task != "classification":  # regression, or multilabel: a logit per label
             if out.shape[1:] == y.shape[1:]:
                 return
             targets = y.shape[1] if y.ndim == 2 else None
@@ -268,7 +268,8 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, data: TensorData) -> dict[str, float]:
-        """Validation metrics: val_loss, plus val_accuracy (classification) or val_rmse/val_mae (regression)."""
+        """Validation metrics: val_loss, plus val_accuracy (classification; per label for multilabel) or
+        val_rmse/val_mae (regression)."""
         self.model.eval()
         data = self.loss_targets(data)
         n = len(data)
@@ -281,6 +282,8 @@ class Trainer:
                 parts.append(((out.reshape(-1) > 0) == (y.reshape(-1) > 0.5)).sum().float())
             elif self.task == "classification":
                 parts.append((out.argmax(dim=1) == y).sum().float())
+            elif self.task == "multilabel":  # the share of a sample's labels a positive logit gets right
+                parts.append(((out > 0) == (y > 0.5)).float().reshape(len(x), -1).mean(dim=1).sum())
             else:
                 diff = (out - y).reshape(len(x), -1).float()
                 parts += [diff.square().mean(dim=1).sum(), diff.abs().mean(dim=1).sum()]
@@ -288,7 +291,7 @@ class Trainer:
         total = sums[0] if len(sums) == 1 else torch.stack(sums).sum(dim=0)
         values = total.tolist()  # the one host sync
         metrics = {"val_loss": values[0] / n}
-        if self.task == "classification":
+        if self.task != "regression":
             metrics["val_accuracy"] = values[1] / n
         else:
             metrics["val_rmse"] = math.sqrt(values[1] / n)
