@@ -13,7 +13,7 @@ import sys
 import warnings
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -74,6 +74,18 @@ def _note(text: str) -> None:
     """`note: text` on stderr, one line however narrow the terminal (the terminal wraps it, rich does not
     break it): a note's command (`hpotool trials ... --state fail`) copies whole."""
     _err().print(f"[yellow]note:[/yellow] {escape(text)}", soft_wrap=True)
+
+
+def _short_of_top(plan: Any, source: Any, top: int) -> str | None:
+    """The note saying why --enqueue-from queued fewer than --top points, or None."""
+    from optuna.trial import TrialState
+
+    from hpotool.export import ranked_trials
+    from hpotool.warm_start import short_of_top_note
+
+    queued = len(plan.opt.enqueue) - (plan.config_enqueue or 0)
+    complete = len(source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    return short_of_top_note(source.study_name, top, queued, len(ranked_trials(source)), complete)
 
 
 def escape(text: str) -> str:
@@ -489,6 +501,9 @@ def _optimize(
             except HpoError as exc:
                 raise HpoError(f"--enqueue-from: {exc}") from None
             plan = with_warm_start(plan, source, top)
+            short = _short_of_top(plan, source, top)
+            if short:
+                plan = replace(plan, notes=(*plan.notes, short))
         for note in plan.notes:  # on stderr before the progress, so it stays in view
             _note(note)
         if dry_run:
