@@ -193,6 +193,21 @@ def test_refine_shows_a_fixed_value_rounded_as_the_ranges_and_writes_it_exact(tm
     assert f"fixed at {exact:.4g}\n" in (tmp_path / "stage2.yaml").read_text()  # the header's line
 
 
+def test_refine_writes_its_two_files_as_one_set(tmp_path: Path) -> None:
+    """write_refinement wrote the OptimizeConfig, then the RunConfig: when the second could not be written,
+    the first was already replaced, a new stage beside the old stage's run config. Now neither is."""
+    ref = refine_study(synthetic_study("synth", SPACE, 12, seed=0))
+    out = tmp_path / "stage2.yaml"
+    out.write_text("# the stage written before\n")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    (tmp_path / "stage2.run.yaml").symlink_to(blocker / "run.yaml")  # its folder cannot be made
+    with pytest.raises(HpoError, match="blocker is a file, not a folder"):
+        write_refinement(ref, out, "synth")
+    assert out.read_text() == "# the stage written before\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "stage2.run.yaml", "stage2.yaml"]
+
+
 def test_stage_names() -> None:
     assert next_study_name("digits") == "digits_stage2"
     assert next_study_name("digits_stage2") == "digits_stage3"
