@@ -145,6 +145,47 @@ def test_an_empty_study_is_a_report_not_a_crash() -> None:
     assert "no complete trial yet" in render_html(info, make_figures(study, info))
 
 
+@pytest.mark.parametrize("optimize_config", ["oops", {"metric": "val_loss", "pruner": {"name": "median"}}])
+def test_a_study_whose_stored_configs_are_no_mapping_is_read_as_a_plain_study(
+    tmp_path: Path, optimize_config: Any
+) -> None:
+    """A study whose `run_config` user attr is a string (and whose trials store `epochs_run`/`history` as
+    strings) crashed report with AttributeError: 'str' object has no attribute 'get', and so did export-best,
+    studies, audit and prune-audit where `optimize_config` was one; now each reads it as a plain study."""
+    from optuna.distributions import FloatDistribution
+
+    storage = f"sqlite:///{tmp_path / 'odd.db'}"
+    study = optuna.create_study(study_name="odd", storage=storage)
+    study.set_user_attr("run_config", "oops")
+    study.set_user_attr("optimize_config", optimize_config)
+    for i in range(6):
+        trial = study.ask({"x": FloatDistribution(0, 1)})
+        trial.set_user_attr("epochs_run", "three")
+        trial.set_user_attr("history", "garbage")
+        trial.report(float(i), 0)
+        study.tell(trial, float(i))
+    info = report_info(study, storage)
+    assert info.epochs["not_recorded"] == "not an hpotool study" and info.reproduce == []
+    names = ["--study-name", "odd", "--storage", storage]
+    for args in (
+        ["report", *names, "--out", str(tmp_path / "r.html")],
+        ["export-best", *names, "--out", str(tmp_path / "export")],
+        ["studies", "--storage", storage],
+        ["trials", *names],
+        ["prune-audit", *names],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (args, result.output)
+    for args in (
+        ["audit", *names],
+        ["refine", *names, "--out", str(tmp_path / "s.yaml")],
+        ["train-from-best", *names],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "was not created by hpotool optimize" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
 def _multi_objective_study(storage: str) -> optuna.Study:
     study = optuna.create_study(
         study_name="mo",

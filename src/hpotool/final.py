@@ -130,8 +130,9 @@ def _left_out_note(trial_config: RunConfig, path: str, whose: str) -> str | None
 
 def final_rules(study: optuna.Study) -> FinalConfig:
     """The `final:` section of the study's stored OptimizeConfig (empty when absent)."""
-    stored = study.user_attrs.get("optimize_config") or {}
-    data = stored.get("final") or {}
+    from hpotool.fingerprint import stored_config
+
+    data = stored_config(study.user_attrs, "optimize_config").get("final") or {}
     result: FinalConfig = validate_config(FinalConfig, data, f"study {study.study_name!r}: final")
     return result
 

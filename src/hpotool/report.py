@@ -34,7 +34,7 @@ from hpotool.config import is_nop_pruner
 from hpotool.errors import HpoError
 from hpotool.export import is_feasible, json_safe, ranked_trials, trial_params
 from hpotool.figure_labels import categorical_choices, yaml_hovertext, yaml_labels
-from hpotool.fingerprint import config_of
+from hpotool.fingerprint import config_of, stored_config
 from hpotool.formatting import format_param
 from hpotool.importance import EVALUATOR, FEW_IN_REGIME, basis, make_evaluator, param_importances
 from hpotool.pruning import pruned_rows
@@ -177,7 +177,7 @@ def _epochs(
     def unknown(why: str) -> dict[str, Any]:
         return {"run": None, "planned": None, "saved_fraction": None, "not_recorded": why}
 
-    if not run or any("epochs_run" not in t.user_attrs for t in finished):
+    if not run or any(not _count(t.user_attrs.get("epochs_run")) for t in finished):
         return unknown("not an hpotool study")
     attrs = study.user_attrs
     bases = [config_of(attrs, t.number, "run_config") or run for t in finished]
@@ -187,12 +187,17 @@ def _epochs(
         for t, base in zip(finished, bases, strict=True)
     ):
         return unknown("trainer.function reported no epochs, so hpotool cannot count them")
-    ran = sum(int(t.user_attrs["epochs_run"]) for t in finished)
+    ran = sum(t.user_attrs["epochs_run"] for t in finished)
     planned = sum(
         int(t.params.get("epochs", base.get("epochs", 0))) for t, base in zip(finished, bases, strict=True)
     )
     saved = 1 - ran / planned if planned and _prunes(pruner) else None
     return {"run": ran, "planned": planned, "saved_fraction": saved, "not_recorded": None}
+
+
+def _count(value: Any) -> bool:
+    """Whether a trial's `epochs_run` is a count hpotool recorded (not a string another tool stored)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _prunes(pruner: dict[str, Any] | None) -> bool:
@@ -370,8 +375,8 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
     storage = shown_url(storage)  # the report is shared: no password in it
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    opt = study.user_attrs.get("optimize_config") or {}
-    run = study.user_attrs.get("run_config") or {}
+    opt = stored_config(study.user_attrs, "optimize_config")
+    run = stored_config(study.user_attrs, "run_config")
     objectives = _objectives(study, opt)
     importances: list[dict[str, float] | None] = []
     reasons: list[str | None] = []
