@@ -361,6 +361,46 @@ def test_the_browser_check_sees_a_report_without_plotlyjs_as_broken(
     assert drawn and all(v == (0, 0) for v in drawn.values())
 
 
+def _long_named_study() -> optuna.Study:
+    """A study of two parameters named with 300 characters each (and one short), whose names differ at the end."""
+    long = "model." + "very_long_parameter_name_" * 12
+    names = [f"{long}a", f"{long}b", "lr"]
+    study = optuna.create_study(study_name="long", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(
+        lambda t: sum(t.suggest_float(n, 0, 1) * (i + 1) for i, n in enumerate(names)), n_trials=16
+    )
+    return study
+
+
+def test_the_importance_figure_shortens_long_names_and_hovers_them_whole() -> None:
+    """Two 300-character parameter names took the importance figure's left margin, leaving its bars no room;
+    their ticks are now at most 40 characters (head and tail, so the two still differ), the hover whole."""
+    study = _long_named_study()
+    figure = make_figures(study, report_info(study, "memory"))["importances"]
+    (bar,) = figure.data
+    ticks = dict(zip(figure.layout.yaxis.tickvals, figure.layout.yaxis.ticktext, strict=True))
+    assert set(ticks) == set(bar.y) == set(study.best_params)
+    assert all(len(text) <= 40 for text in ticks.values()) and len(set(ticks.values())) == 3
+    assert ticks["lr"] == "lr"
+    assert all(name in "".join(bar.hovertemplate) for name in bar.y)
+
+
+@pytest.mark.browser
+def test_the_header_table_of_long_parameter_names_fits_the_page(tmp_path: Path) -> None:
+    """The best trial's row of two 300-character names ran past the page's right edge."""
+    chromium = _chromium()
+    study = _long_named_study()
+    page = write_report(study, "memory", tmp_path / "report.html")
+    measure = (
+        "<script>addEventListener('load', () => setTimeout(() => {const e = document.documentElement;"
+        "document.body.setAttribute('data-overflow', String(e.scrollWidth - e.clientWidth));}, 100));</script>"
+    )
+    page.write_text(page.read_text().replace("</body>", f"{measure}</body>"))
+    dom = dump_dom(chromium, page, tmp_path / "profile")
+    found = re.search(r'data-overflow="(-?\d+)"', dom)
+    assert found is not None and int(found[1]) <= 0, found
+
+
 def test_planned_epochs_follow_a_searched_epochs_parameter() -> None:
     study = optuna.create_study(study_name="ep", sampler=optuna.samplers.RandomSampler(seed=0))
     study.set_user_attr("run_config", {"epochs": 10})

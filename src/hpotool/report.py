@@ -493,6 +493,7 @@ def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]
                     figures[f.key] = vis.plot_param_importances(
                         on.study, evaluator=make_evaluator(), **{**kw, "target": target}
                     )
+                _short_ticks(figures[f.key])
             case "parallel":
                 figures[f.key] = vis.plot_parallel_coordinate(drawn, **kw)
             case "slice":
@@ -515,6 +516,22 @@ def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]
         if f.kind in ("timeline", "pareto") and f.key in figures:
             yaml_hovertext(figures[f.key], _shown_params(study, trials))
     return figures
+
+
+_TICK_CHARS = 40  # the importance figure's longest parameter name on its axis; the hover names it whole
+
+
+def _short_ticks(figure: go.Figure) -> None:
+    """Shorten the importance bars' parameter names past `_TICK_CHARS` to their head, `…` and tail (two
+    `model.hidden_sizes.<n>` stay apart), in place: whole, a long name takes the figure's width from its
+    bars. Optuna's hover text names each parameter whole."""
+    names = [name for trace in figure.data for name in (trace.y or ())]
+    if not any(len(name) > _TICK_CHARS for name in names):
+        return
+    tail = _TICK_CHARS // 3
+    head = _TICK_CHARS - tail - 1
+    short = [name if len(name) <= _TICK_CHARS else f"{name[:head]}…{name[-tail:]}" for name in names]
+    figure.update_yaxes(tickmode="array", tickvals=names, ticktext=short)
 
 
 def _unset(trials: list[FrozenTrial], target: Callable[[FrozenTrial], float] | None) -> set[str]:
@@ -682,10 +699,10 @@ def _pruning_html(info: ReportInfo) -> str:
 
 
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;overflow-wrap:anywhere}
 h1{margin-bottom:.2em} h2{margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.5em 0} th,td{padding:.25em .8em;text-align:left;vertical-align:top}
-table.kv th{color:#555;font-weight:600} table.grid th{background:#f3f3f3} table.grid td{border-top:1px solid #eee}
+table.kv th{color:#555;font-weight:600;white-space:nowrap} table.grid th{background:#f3f3f3} table.grid td{border-top:1px solid #eee}
 code{background:#f3f3f3;padding:.1em .3em} .note{color:#777;font-style:italic}
 section.figure{margin:1em 0;overflow-x:auto}
 """
