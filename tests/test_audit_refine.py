@@ -316,6 +316,34 @@ def test_audit_reads_a_chosen_null_as_a_value_and_counts_every_complete_trial() 
     assert report.complete == 8  # infeasible trials are complete too; only the best must be feasible
 
 
+def test_audit_shows_a_conditional_parameter_the_best_trial_did_not_set_as_not_set(tmp_path: Path) -> None:
+    """The audit table showed momentum, which the best trial (adam) did not set, as `None`, which reads as a
+    value (and is no spelling hpotool uses: a chosen null is `null`)."""
+    space = {
+        "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]},
+        "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.9, "when": {"optimizer.name": "sgd"}},
+    }
+    opt = OptimizeConfig.model_validate({"study_name": "cond", "metric": "val_loss", "search_space": space})
+    storage = f"sqlite:///{tmp_path / 'cond.db'}"
+    study = optuna.create_study(study_name="cond", storage=storage, sampler=optuna.samplers.RandomSampler(0))
+    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    study.enqueue_trial({"optimizer.name": "adam"})
+    for i in range(6):
+        trial = study.ask()
+        suggest(trial, opt.search_space)
+        study.tell(trial, float(i))
+    result = CliRunner().invoke(
+        app, ["audit", "--study-name", "cond", "--storage", storage], terminal_width=200
+    )
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if "optimizer.momentum" in line and "│" in line)
+    assert "not set" in row and "None" not in row
+    shown = CliRunner().invoke(app, ["audit", "--study-name", "cond", "--storage", storage, "--json"])
+    momentum = next(p for p in json.loads(shown.stdout)["params"] if p["name"] == "optimizer.momentum")
+    assert momentum["best"] is None and momentum["set_in_best"] is False
+
+
 def test_audit_of_a_study_without_a_complete_trial_says_what_it_has_and_what_to_do() -> None:
     study = synthetic_study("pruned", SPACE, 0, seed=0)
     for _ in range(2):

@@ -50,6 +50,7 @@ class ParamFinding:
     top_span: float | None  # share of the range the top trials cover
     advice: str
     kind: str  # the search space's type: "float", "int" or "categorical"
+    set_in_best: bool = True  # False: the best trial did not set it (a conditional parameter); `best` is None
 
 
 @dataclass
@@ -371,7 +372,9 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
         else:
             advice = ""
         findings.append(
-            ParamFinding(name, imp, value, bounds_text(p), pos, edge, negligible, span, advice, p.type)
+            ParamFinding(
+                name, imp, value, bounds_text(p), pos, edge, negligible, span, advice, p.type, not absent
+            )
         )
     findings.sort(key=lambda f: -(f.importance or 0.0))
     epochs = [t.user_attrs.get("epochs_run") for t in pruned]

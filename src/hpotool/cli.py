@@ -1147,7 +1147,7 @@ def _audit_table(report: AuditReport, title: str, wrap: tuple[str, ...] = ()) ->
     table.add_column("best (position)", overflow="fold", no_wrap="best" not in wrap)
     table.add_column("range", overflow="fold")
     for p in report.params:
-        best = format_param(p.best, p.kind == "categorical")
+        best = format_param(p.best, p.kind == "categorical") if p.set_in_best else "not set"
         table.add_row(
             p.name,
             "-" if p.importance is None else f"{p.importance:.2f}",
