@@ -6,6 +6,7 @@ import json
 import math
 import re
 import shlex
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -822,7 +823,11 @@ def test_a_pruned_study_ranks_every_finished_trial_as_successive_halving_does() 
     assert [on.target(t) for t in on.trials] == list(range(24))  # type: ignore[misc]
     assert on.describe("val_loss") == (
         "24 finished trials ranked as successive halving ranks them: first those that got furthest, compared "
-        "by val_loss after 5 epochs, the deepest epoch 4 or more reached (2 complete)"
+        "by val_loss after 5 epochs, the deepest 4 or more trials reached (2 complete)"
+    )
+    one = replace(on, step=0)  # read "after 1 epochs"
+    assert "compared by val_loss after 1 epoch, the deepest 4 or more trials reached" in one.describe(
+        "val_loss"
     )
     enough = basis(pruned_synthetic_study(24, complete=4))  # complete trials first as soon as a rung's worth
     assert enough.step is None and {t.number for t in enough.trials[:4]} == {0, 1, 2, 3}
