@@ -349,6 +349,12 @@ def no_best_error(study: optuna.Study) -> HpoError:
     """Why `study` has no best trial yet: no complete trial, or none that meets its constraints."""
     counts = _state_counts(study)
     shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no trials"
+    if counts.get("complete") and not stored_config(study.user_attrs, "optimize_config"):
+        return HpoError(  # a plain Optuna study: no optimize config, no hpotool optimize to run again
+            f"study {study.study_name!r} has no complete trial that meets its constraints ({shown}); every "
+            f"complete trial reported a constraint value above 0: loosen the constraints it was run with, or run "
+            f"more trials that meet them"
+        )
     if counts.get("complete"):
         return HpoError(
             f"study {study.study_name!r} has no complete trial that meets its constraints ({shown}); "
