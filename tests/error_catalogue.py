@@ -355,6 +355,12 @@ CASES = [
         optimize={"n_trials": 0},
     ),
     Case(
+        "endless-timeout",
+        "timeout: .inf (a run that would never end)",
+        "error: optimize.yaml: timeout: must be a finite number of seconds, got inf; give e.g. timeout: 3600, or timeout: null for no time limit (with n_trials set)",
+        optimize={"n_trials": None, "timeout": float("inf")},
+    ),
+    Case(
         "zero-trials-flag",
         "--n-trials 0",
         "error: --n-trials: Input should be greater than 0, got 0",

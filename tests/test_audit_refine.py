@@ -6,6 +6,7 @@ import json
 import math
 import re
 import shlex
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,21 @@ def test_refine_shows_a_fixed_value_rounded_as_the_ranges_and_writes_it_exact(tm
     assert f"fixed at {exact:.4g}\n" in (tmp_path / "stage2.yaml").read_text()  # the header's line
 
 
+def test_refine_writes_its_two_files_as_one_set(tmp_path: Path) -> None:
+    """write_refinement wrote the OptimizeConfig, then the RunConfig: when the second could not be written,
+    the first was already replaced, a new stage beside the old stage's run config. Now neither is."""
+    ref = refine_study(synthetic_study("synth", SPACE, 12, seed=0))
+    out = tmp_path / "stage2.yaml"
+    out.write_text("# the stage written before\n")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    (tmp_path / "stage2.run.yaml").symlink_to(blocker / "run.yaml")  # its folder cannot be made
+    with pytest.raises(HpoError, match="blocker is a file, not a folder"):
+        write_refinement(ref, out, "synth")
+    assert out.read_text() == "# the stage written before\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "stage2.run.yaml", "stage2.yaml"]
+
+
 def test_stage_names() -> None:
     assert next_study_name("digits") == "digits_stage2"
     assert next_study_name("digits_stage2") == "digits_stage3"
@@ -299,6 +315,34 @@ def test_audit_reads_a_chosen_null_as_a_value_and_counts_every_complete_trial() 
     grad_clip = next(p for p in report.params if p.name == "grad_clip")
     assert grad_clip.best is None and "not set in the best trial" not in grad_clip.advice
     assert report.complete == 8  # infeasible trials are complete too; only the best must be feasible
+
+
+def test_audit_shows_a_conditional_parameter_the_best_trial_did_not_set_as_not_set(tmp_path: Path) -> None:
+    """The audit table showed momentum, which the best trial (adam) did not set, as `None`, which reads as a
+    value (and is no spelling hpotool uses: a chosen null is `null`)."""
+    space = {
+        "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]},
+        "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.9, "when": {"optimizer.name": "sgd"}},
+    }
+    opt = OptimizeConfig.model_validate({"study_name": "cond", "metric": "val_loss", "search_space": space})
+    storage = f"sqlite:///{tmp_path / 'cond.db'}"
+    study = optuna.create_study(study_name="cond", storage=storage, sampler=optuna.samplers.RandomSampler(0))
+    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    study.enqueue_trial({"optimizer.name": "adam"})
+    for i in range(6):
+        trial = study.ask()
+        suggest(trial, opt.search_space)
+        study.tell(trial, float(i))
+    result = CliRunner().invoke(
+        app, ["audit", "--study-name", "cond", "--storage", storage], terminal_width=200
+    )
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if "optimizer.momentum" in line and "│" in line)
+    assert "not set" in row and "None" not in row
+    shown = CliRunner().invoke(app, ["audit", "--study-name", "cond", "--storage", storage, "--json"])
+    momentum = next(p for p in json.loads(shown.stdout)["params"] if p["name"] == "optimizer.momentum")
+    assert momentum["best"] is None and momentum["set_in_best"] is False
 
 
 def test_audit_of_a_study_without_a_complete_trial_says_what_it_has_and_what_to_do() -> None:
@@ -779,7 +823,11 @@ def test_a_pruned_study_ranks_every_finished_trial_as_successive_halving_does() 
     assert [on.target(t) for t in on.trials] == list(range(24))  # type: ignore[misc]
     assert on.describe("val_loss") == (
         "24 finished trials ranked as successive halving ranks them: first those that got furthest, compared "
-        "by val_loss after 5 epochs, the deepest epoch 4 or more reached (2 complete)"
+        "by val_loss after 5 epochs, the deepest 4 or more trials reached (2 complete)"
+    )
+    one = replace(on, step=0)  # read "after 1 epochs"
+    assert "compared by val_loss after 1 epoch, the deepest 4 or more trials reached" in one.describe(
+        "val_loss"
     )
     enough = basis(pruned_synthetic_study(24, complete=4))  # complete trials first as soon as a rung's worth
     assert enough.step is None and {t.number for t in enough.trials[:4]} == {0, 1, 2, 3}

@@ -185,6 +185,31 @@ def test_a_file_leaving_the_budget_to_the_command_line_runs_with_timeout_or_n_tr
     )
 
 
+def test_an_endless_timeout_is_refused_naming_the_key_or_flag(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    from .conftest import write_yaml
+
+    """`timeout: .inf` with `n_trials: null` passed the "both null" check: the run never ended, and
+    --dry-run planned trials "until the timeout, infs"."""
+    opt_path = tmp_path / "optimize.yaml"
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    write_yaml(opt_path, {**opt_dict, "n_trials": None, "timeout": 1})
+    opt_path.write_text(opt_path.read_text().replace("timeout: 1", "timeout: .inf"))
+    args = ["optimize", "-r", str(run_path), "-o", str(opt_path), "--dry-run"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"error: {opt_path}: timeout: must be a finite number of seconds, got inf; give e.g. timeout: 3600, "
+        f"or timeout: null for no time limit (with n_trials set)\n"
+    )
+    write_yaml(opt_path, {**opt_dict, "n_trials": None, "timeout": 1})
+    flag = runner.invoke(app, [*args, "--timeout", "inf"])
+    assert flag.exit_code == 2, flag.output
+    assert flag.stderr.startswith("error: --timeout: must be a finite number of seconds, got inf;")
+    assert "infs" not in flag.stdout
+
+
 def test_json_summary_and_overrides(configs: tuple[Path, Path], tmp_path: Path) -> None:
     run_path, opt_path = configs
     storage = f"sqlite:///{tmp_path / 'other.db'}"

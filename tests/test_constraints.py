@@ -54,8 +54,13 @@ def test_a_study_where_no_complete_trial_meets_the_constraints_has_no_best() -> 
     assert ranked_trials(study) == []
     with pytest.raises(
         HpoError,
-        match=re.escape("'tight' has no complete trial that meets its constraints (complete 1); loosen"),
-    ):
+        match=re.escape("'tight' has no complete trial that meets its constraints (complete 1); every"),
+    ) as plain:
+        best_trials(study)
+    # a plain Optuna study was told to "loosen the optimize config's constraints", which it has none of
+    assert "optimize" not in str(plain.value)
+    study.set_user_attr("optimize_config", {"constraints": ["n_params <= 10"]})
+    with pytest.raises(HpoError, match=re.escape("(complete 1); loosen the optimize config's constraints")):
         best_trials(study)
 
 

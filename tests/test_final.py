@@ -308,6 +308,24 @@ def test_bad_final_overrides_fail_before_the_study_starts(
     assert not (tmp_path / "studies").exists()
 
 
+def test_an_epochs_flag_a_step_schedule_cannot_span_names_the_flag(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """`--epochs 2` under a step schedule of step_size 3 read `tiny trial 0: scheduler: ValueError: ...`,
+    as if the trial were broken; the trial's own 4 epochs are fine, so the error names the flag."""
+    run_dict.update(epochs=4, scheduler={"name": "step", "step_size": 3})
+    opt_dict["n_trials"] = 1
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    args = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"]]
+    result = runner.invoke(app, [*args, "--epochs", "2", "--out", str(tmp_path / "final")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        "error: tiny trial 0: --epochs 2: scheduler: ValueError: step_size 3 is not shorter than the 2 epochs "
+        "the schedule runs, so the lr would never decay; use at most 1, or more epochs\n"
+    )
+    assert not (tmp_path / "final").exists()
+
+
 def test_final_epochs_a_schedule_cannot_span_fail_before_the_study_starts(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

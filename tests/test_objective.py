@@ -1465,6 +1465,42 @@ def test_enqueue_from_says_a_trial_gave_no_value_where_its_run_config_has_none(
     )
 
 
+def test_enqueue_from_says_when_it_queues_fewer_than_top(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """--top 5 from a study of two complete trials (one infeasible, one pruned) queued two points without a
+    word; a note now says how many it queued and why."""
+    from optuna.distributions import FloatDistribution
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    lr = {"optimizer.lr": FloatDistribution(1e-3, 1e-1, log=True)}
+    source = optuna.create_study(study_name="few", storage=url, direction="maximize")
+    for value, constraint in ((0.5, -1.0), (0.6, -1.0), (0.7, 1.0)):
+        trial = source.ask(lr)
+        trial.set_constraint("n_params <= 10", constraint)
+        source.tell(trial, value)
+    source.tell(source.ask(lr), state=optuna.trial.TrialState.PRUNED)
+    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+
+    def warm(top: str) -> tuple[str, list[dict]]:
+        args = ["optimize", "-r", str(rp), "-o", str(op), "--dry-run", "--json", "--top", top]
+        result = CliRunner().invoke(app, [*args, "--enqueue-from", "few", "--enqueue-from-storage", url])
+        assert result.exit_code == 0, result.output
+        return result.stderr, json.loads(result.stdout)["optimize_config"]["enqueue"]
+
+    stderr, enqueued = warm("5")
+    assert len(enqueued) == 2
+    assert stderr == (
+        "note: --top 5: queued 2 of the best trials of 'few', not 5: 'few' has only 2 complete trials that meet "
+        "its constraints (of 3 complete)\n"
+    )
+    stderr, enqueued = warm("2")
+    assert len(enqueued) == 2 and stderr == ""
+
+
 def test_enqueue_from_failures_give_the_real_reason(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
     from optuna.distributions import FloatDistribution
     from typer.testing import CliRunner

@@ -145,6 +145,47 @@ def test_an_empty_study_is_a_report_not_a_crash() -> None:
     assert "no complete trial yet" in render_html(info, make_figures(study, info))
 
 
+@pytest.mark.parametrize("optimize_config", ["oops", {"metric": "val_loss", "pruner": {"name": "median"}}])
+def test_a_study_whose_stored_configs_are_no_mapping_is_read_as_a_plain_study(
+    tmp_path: Path, optimize_config: Any
+) -> None:
+    """A study whose `run_config` user attr is a string (and whose trials store `epochs_run`/`history` as
+    strings) crashed report with AttributeError: 'str' object has no attribute 'get', and so did export-best,
+    studies, audit and prune-audit where `optimize_config` was one; now each reads it as a plain study."""
+    from optuna.distributions import FloatDistribution
+
+    storage = f"sqlite:///{tmp_path / 'odd.db'}"
+    study = optuna.create_study(study_name="odd", storage=storage)
+    study.set_user_attr("run_config", "oops")
+    study.set_user_attr("optimize_config", optimize_config)
+    for i in range(6):
+        trial = study.ask({"x": FloatDistribution(0, 1)})
+        trial.set_user_attr("epochs_run", "three")
+        trial.set_user_attr("history", "garbage")
+        trial.report(float(i), 0)
+        study.tell(trial, float(i))
+    info = report_info(study, storage)
+    assert info.epochs["not_recorded"] == "not an hpotool study" and info.reproduce == []
+    names = ["--study-name", "odd", "--storage", storage]
+    for args in (
+        ["report", *names, "--out", str(tmp_path / "r.html")],
+        ["export-best", *names, "--out", str(tmp_path / "export")],
+        ["studies", "--storage", storage],
+        ["trials", *names],
+        ["prune-audit", *names],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (args, result.output)
+    for args in (
+        ["audit", *names],
+        ["refine", *names, "--out", str(tmp_path / "s.yaml")],
+        ["train-from-best", *names],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "was not created by hpotool optimize" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
 def _multi_objective_study(storage: str) -> optuna.Study:
     study = optuna.create_study(
         study_name="mo",
@@ -318,6 +359,46 @@ def test_the_browser_check_sees_a_report_without_plotlyjs_as_broken(
     page.write_text(page.read_text().replace(get_plotlyjs(), ""))
     drawn = drawn_figures(dump_dom(chromium, page, tmp_path / "profile"))
     assert drawn and all(v == (0, 0) for v in drawn.values())
+
+
+def _long_named_study() -> optuna.Study:
+    """A study of two parameters named with 300 characters each (and one short), whose names differ at the end."""
+    long = "model." + "very_long_parameter_name_" * 12
+    names = [f"{long}a", f"{long}b", "lr"]
+    study = optuna.create_study(study_name="long", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(
+        lambda t: sum(t.suggest_float(n, 0, 1) * (i + 1) for i, n in enumerate(names)), n_trials=16
+    )
+    return study
+
+
+def test_the_importance_figure_shortens_long_names_and_hovers_them_whole() -> None:
+    """Two 300-character parameter names took the importance figure's left margin, leaving its bars no room;
+    their ticks are now at most 40 characters (head and tail, so the two still differ), the hover whole."""
+    study = _long_named_study()
+    figure = make_figures(study, report_info(study, "memory"))["importances"]
+    (bar,) = figure.data
+    ticks = dict(zip(figure.layout.yaxis.tickvals, figure.layout.yaxis.ticktext, strict=True))
+    assert set(ticks) == set(bar.y) == set(study.best_params)
+    assert all(len(text) <= 40 for text in ticks.values()) and len(set(ticks.values())) == 3
+    assert ticks["lr"] == "lr"
+    assert all(name in "".join(bar.hovertemplate) for name in bar.y)
+
+
+@pytest.mark.browser
+def test_the_header_table_of_long_parameter_names_fits_the_page(tmp_path: Path) -> None:
+    """The best trial's row of two 300-character names ran past the page's right edge."""
+    chromium = _chromium()
+    study = _long_named_study()
+    page = write_report(study, "memory", tmp_path / "report.html")
+    measure = (
+        "<script>addEventListener('load', () => setTimeout(() => {const e = document.documentElement;"
+        "document.body.setAttribute('data-overflow', String(e.scrollWidth - e.clientWidth));}, 100));</script>"
+    )
+    page.write_text(page.read_text().replace("</body>", f"{measure}</body>"))
+    dom = dump_dom(chromium, page, tmp_path / "profile")
+    found = re.search(r'data-overflow="(-?\d+)"', dom)
+    assert found is not None and int(found[1]) <= 0, found
 
 
 def test_planned_epochs_follow_a_searched_epochs_parameter() -> None:

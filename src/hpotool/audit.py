@@ -50,6 +50,7 @@ class ParamFinding:
     top_span: float | None  # share of the range the top trials cover
     advice: str
     kind: str  # the search space's type: "float", "int" or "categorical"
+    set_in_best: bool = True  # False: the best trial did not set it (a conditional parameter); `best` is None
 
 
 @dataclass
@@ -107,7 +108,9 @@ class AuditReport:
 
 def stored_space(study: optuna.Study) -> dict[str, Param]:
     """The search space hpotool stored on the study, validated."""
-    raw = study.user_attrs.get("optimize_config", {}).get("search_space")
+    from hpotool.fingerprint import stored_config
+
+    raw = stored_config(study.user_attrs, "optimize_config").get("search_space")
     if not isinstance(raw, dict) or not raw:
         raise HpoError(
             f"study {study.study_name!r} has no stored search space (user attr 'optimize_config'): it was not "
@@ -282,7 +285,7 @@ def _planned_epochs(study: optuna.Study, trials: list[FrozenTrial]) -> set[int]:
     planned = set()
     for t in trials:
         base = config_of(attrs, t.number, "run_config")
-        epochs = t.params.get("epochs", base.get("epochs") if isinstance(base, dict) else None)
+        epochs = t.params.get("epochs", base.get("epochs") if base is not None else None)
         if isinstance(epochs, int):
             planned.add(epochs)
     return planned
@@ -306,7 +309,9 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
             f"objective's importances and the Pareto front)"
         )
     space = stored_space(study)
-    opt = study.user_attrs.get("optimize_config", {})
+    from hpotool.fingerprint import stored_config
+
+    opt = stored_config(study.user_attrs, "optimize_config")
     direction = study.direction.name.lower()
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -367,7 +372,9 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
         else:
             advice = ""
         findings.append(
-            ParamFinding(name, imp, value, bounds_text(p), pos, edge, negligible, span, advice, p.type)
+            ParamFinding(
+                name, imp, value, bounds_text(p), pos, edge, negligible, span, advice, p.type, not absent
+            )
         )
     findings.sort(key=lambda f: -(f.importance or 0.0))
     epochs = [t.user_attrs.get("epochs_run") for t in pruned]

@@ -12,6 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.errors import HpoError
 from hpotool.export import is_feasible, trial_record
+from hpotool.fingerprint import stored_config
 from hpotool.resolve import did_you_mean
 from hpotool.storage import is_optuna_journal, is_optuna_sqlite, load_study, make_storage, shown_url
 
@@ -64,7 +65,7 @@ def storage_studies(url: str) -> list[dict[str, Any]]:
                 "name": frozen.study_name,
                 "storage": shown_url(url),
                 "directions": [d.name.lower() for d in frozen.directions],
-                "metric": _metric(frozen.user_attrs.get("optimize_config", {})),
+                "metric": _metric(stored_config(frozen.user_attrs, "optimize_config")),
                 "trials": counts,
                 "n_trials": len(trials),
                 "best_value": best[0] if best else None,

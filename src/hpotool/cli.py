@@ -13,7 +13,7 @@ import sys
 import warnings
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -75,6 +75,18 @@ def _note(text: str) -> None:
     """`note: text` on stderr, one line however narrow the terminal (the terminal wraps it, rich does not
     break it): a note's command (`hpotool trials ... --state fail`) copies whole."""
     _err().print(f"[yellow]note:[/yellow] {escape(text)}", soft_wrap=True)
+
+
+def _short_of_top(plan: Any, source: Any, top: int) -> str | None:
+    """The note saying why --enqueue-from queued fewer than --top points, or None."""
+    from optuna.trial import TrialState
+
+    from hpotool.export import ranked_trials
+    from hpotool.warm_start import short_of_top_note
+
+    queued = len(plan.opt.enqueue) - (plan.config_enqueue or 0)
+    complete = len(source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    return short_of_top_note(source.study_name, top, queued, len(ranked_trials(source)), complete)
 
 
 def escape(text: str) -> str:
@@ -490,6 +502,9 @@ def _optimize(
             except HpoError as exc:
                 raise HpoError(f"--enqueue-from: {exc}") from None
             plan = with_warm_start(plan, source, top)
+            short = _short_of_top(plan, source, top)
+            if short:
+                plan = replace(plan, notes=(*plan.notes, short))
         for note in plan.notes:  # on stderr before the progress, so it stays in view
             _note(note)
         if dry_run:
@@ -1133,7 +1148,7 @@ def _audit_table(report: AuditReport, title: str, wrap: tuple[str, ...] = ()) ->
     table.add_column("best (position)", overflow="fold", no_wrap="best" not in wrap)
     table.add_column("range", overflow="fold")
     for p in report.params:
-        best = format_param(p.best, p.kind == "categorical")
+        best = format_param(p.best, p.kind == "categorical") if p.set_in_best else "not set"
         table.add_row(
             p.name,
             "-" if p.importance is None else f"{p.importance:.2f}",

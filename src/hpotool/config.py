@@ -7,6 +7,7 @@ and the search space, keyed by dotted RunConfig paths. Both are validated once a
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -491,6 +492,16 @@ class OptimizeConfig(_Frozen):
             raise ValueError(
                 f"{v!r} ends in .{suffix}, and its default storage adds .db (studies/{v}.db); name the study "
                 f"{stem!r} (its file is then studies/{stem}.db)"
+            )
+        return v
+
+    @field_validator("timeout")
+    @classmethod
+    def _check_timeout(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):  # `gt=0` lets .inf through: a run that never ends
+            raise ValueError(
+                f"must be a finite number of seconds, got {v}; give e.g. timeout: 3600, or timeout: null "
+                f"for no time limit (with n_trials set)"
             )
         return v
 

@@ -32,7 +32,7 @@ from hpotool import __version__
 from hpotool.atomic import write_texts
 from hpotool.config import RunConfig, validate_config
 from hpotool.errors import HpoError
-from hpotool.fingerprint import config_of
+from hpotool.fingerprint import config_of, stored_config
 from hpotool.overrides import apply_overrides
 from hpotool.search_space import decode_params
 from hpotool.storage import shown_url, study_options
@@ -59,7 +59,7 @@ def objective_names(study: optuna.Study) -> list[str]:
     """The name of each objective: Optuna's metric names, else the hpotool config's metric(s)."""
     if study.metric_names:
         return list(study.metric_names)
-    opt = study.user_attrs.get("optimize_config", {})
+    opt = stored_config(study.user_attrs, "optimize_config")
     if not is_multi_objective(study):
         return [str(opt.get("metric", "value"))]
     metrics = opt.get("metrics")  # a study made before hpotool named its objectives in Optuna
@@ -116,7 +116,7 @@ def trial_params(study_attrs: Mapping[str, Any], trial: FrozenTrial) -> dict[str
     decoded by the search space the trial ran under (`study_attrs`: the study's user attrs, read once). A
     queued trial, which has none yet, gives the values it was queued with (`enqueue_trial`)."""
     opt = config_of(study_attrs, trial.number, "optimize_config")
-    space = opt.get("search_space") if isinstance(opt, dict) else None
+    space = opt.get("search_space") if opt is not None else None
     return decode_params(stored_params(trial), space if isinstance(space, dict) else {})
 
 
@@ -349,6 +349,12 @@ def no_best_error(study: optuna.Study) -> HpoError:
     """Why `study` has no best trial yet: no complete trial, or none that meets its constraints."""
     counts = _state_counts(study)
     shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no trials"
+    if counts.get("complete") and not stored_config(study.user_attrs, "optimize_config"):
+        return HpoError(  # a plain Optuna study: no optimize config, no hpotool optimize to run again
+            f"study {study.study_name!r} has no complete trial that meets its constraints ({shown}); every "
+            f"complete trial reported a constraint value above 0: loosen the constraints it was run with, or run "
+            f"more trials that meet them"
+        )
     if counts.get("complete"):
         return HpoError(
             f"study {study.study_name!r} has no complete trial that meets its constraints ({shown}); "

@@ -130,8 +130,9 @@ def _left_out_note(trial_config: RunConfig, path: str, whose: str) -> str | None
 
 def final_rules(study: optuna.Study) -> FinalConfig:
     """The `final:` section of the study's stored OptimizeConfig (empty when absent)."""
-    stored = study.user_attrs.get("optimize_config") or {}
-    data = stored.get("final") or {}
+    from hpotool.fingerprint import stored_config
+
+    data = stored_config(study.user_attrs, "optimize_config").get("final") or {}
     result: FinalConfig = validate_config(FinalConfig, data, f"study {study.study_name!r}: final")
     return result
 
@@ -197,6 +198,7 @@ class Candidate:
     params: dict[str, Any]
     config: RunConfig
     runs: list[SavedRun] = field(default_factory=list)
+    epochs_without_flag: int | None = None  # what `config.epochs` would be without --epochs (None: no flag)
 
     def values(self, metric: str) -> list[float]:
         return [r.metrics[metric] for r in self.runs]
@@ -265,7 +267,8 @@ def plan_final(
         )
         notes += left_out
         params = trial_params(attrs, trial)
-        candidates.append(Candidate(trial.number, float(trial.value or 0.0), params, cfg))
+        unflagged = None if epochs is None else rules.epochs or trial_run_config(study, trial).epochs
+        candidates.append(Candidate(trial.number, float(trial.value or 0.0), params, cfg, [], unflagged))
     return FinalPlan(
         study_name=study.study_name,
         metric=objective_names(study)[0],
@@ -371,8 +374,25 @@ def check_jobs(plan: FinalPlan, folder: Path | None) -> dict[Path, SavedRun]:
         except HpoError as exc:  # the device the study ran on, which this machine lacks: the flag picks one
             detail = str(exc).partition("; use device:")[0]
             raise HpoError(f"{where}: {detail}; give --device auto (or cpu) to train it here") from None
-        check_run(cfg, where)
+        try:
+            check_run(cfg, where)
+        except HpoError as exc:
+            raise _flag_error(c, cfg, where, exc) from None
     return saved
+
+
+def _flag_error(c: Candidate, cfg: RunConfig, where: str, exc: HpoError) -> HpoError:
+    """`exc`, naming --epochs where the run passes the checks with the epochs it has without the flag (a
+    step schedule's step_size 3 under --epochs 2, which only building the schedule finds)."""
+    from hpotool.runner import check_run
+
+    if c.epochs_without_flag is None or c.epochs_without_flag == cfg.epochs:
+        return exc
+    try:
+        check_run(apply_overrides(cfg, {"epochs": c.epochs_without_flag}), where)
+    except HpoError:
+        return exc
+    return HpoError(f"{where}: --epochs {cfg.epochs}: {str(exc).removeprefix(f'{where}: ')}")
 
 
 def train_from_best(

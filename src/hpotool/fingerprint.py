@@ -376,11 +376,22 @@ def _read_label(label: Any) -> Any:
         return label
 
 
-def config_of(study_attrs: Mapping[str, Any], trial_number: int, key: str) -> Any:
+def stored_config(study_attrs: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """The study's stored `run_config` or `optimize_config` user attr; {} where there is none, or where it is
+    no mapping (a study hpotool did not make, or whose attr someone else set): read as a plain study."""
+    value = study_attrs.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def config_of(study_attrs: Mapping[str, Any], trial_number: int, key: str) -> dict[str, Any] | None:
     """The stored `run_config` or `optimize_config` trial `trial_number` ran under, from the study's user
     attrs (read them once: each read of `study.user_attrs` queries the storage): the current one, or, for a
-    trial started before an allowed change, the one recorded in that change."""
-    for change in study_attrs.get(CHANGES_ATTR, []):
+    trial started before an allowed change, the one recorded in that change; None where it is no mapping."""
+    value = study_attrs.get(key)
+    changes = study_attrs.get(CHANGES_ATTR)
+    for change in changes if isinstance(changes, list) else []:
         if isinstance(change, dict) and trial_number < change.get("from_trial", -1):
-            return change.get("previous", {}).get(key)
-    return study_attrs.get(key)
+            previous = change.get("previous")
+            value = previous.get(key) if isinstance(previous, dict) else None
+            break
+    return value if isinstance(value, dict) else None

@@ -108,10 +108,11 @@ class Basis:
             if len(self.trials) == 1:
                 return "1 complete trial" + meet.replace("meet ", "meets ")
             return f"{len(self.trials)} complete trials{meet}"
+        epochs = None if self.step is None else f"{self.step + 1} epoch{'' if self.step == 0 else 's'}"
         at = (
             f"by {metric}"
-            if self.step is None
-            else f"by {metric} after {self.step + 1} epochs, the deepest epoch {self.min_trials} or more reached"
+            if epochs is None
+            else f"by {metric} after {epochs}, the deepest {self.min_trials} or more trials reached"
         )
         return (
             f"{len(self.trials)} finished trials ranked as successive halving ranks them: first those that got "

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from hpotool.audit import position, stored_space
 from hpotool.config import is_nop_pruner
 from hpotool.errors import HpoError
+from hpotool.fingerprint import stored_config
 from hpotool.pruners import predict_final
 
 if TYPE_CHECKING:
@@ -52,7 +53,9 @@ class MissedWinners:
 
 
 def _window(study: optuna.Study) -> int:
-    pruner = study.user_attrs.get("optimize_config", {}).get("pruner", {})
+    pruner = stored_config(study.user_attrs, "optimize_config").get("pruner") or {}
+    if not isinstance(pruner, dict):
+        return 3
     return int(pruner.get("kwargs", {}).get("window", 3)) if pruner.get("name") == "pfl" else 3
 
 
@@ -114,7 +117,7 @@ def missed_winners(study: optuna.Study, baseline: optuna.Study, top_k: int = 5) 
             f"--against names study {study.study_name!r} itself; compare with a study of the same search space "
             f"run without pruning"
         )
-    pruner = baseline.user_attrs.get("optimize_config", {}).get("pruner") or {}
+    pruner = stored_config(baseline.user_attrs, "optimize_config").get("pruner") or {}
     if isinstance(pruner.get("name"), str) and not is_nop_pruner(pruner["name"]):
         # Its complete trials are those its pruner let finish: the twins of our pruned trials would be the
         # nearest survivors, which are better than the trials themselves would have been
@@ -123,7 +126,7 @@ def missed_winners(study: optuna.Study, baseline: optuna.Study, top_k: int = 5) 
             f"early; compare with a study of the same search space run without pruning (pruner: {{name: nop}})"
         )
     ours, theirs = (
-        (s.direction.name.lower(), s.user_attrs.get("optimize_config", {}).get("metric"))
+        (s.direction.name.lower(), stored_config(s.user_attrs, "optimize_config").get("metric"))
         for s in (study, baseline)
     )
     # val_loss against val_rmse, or the same metric minimized and maximized: the values do not compare

@@ -519,8 +519,9 @@ def check_stage_paths(out: Path, force: bool = False) -> None:
 
 def write_refinement(ref: Refinement, out: Path, source_study: str) -> tuple[Path, Path]:
     """Write the stage's OptimizeConfig to `out` and its RunConfig beside it (`<out stem>.run.yaml`),
-    replacing them if they exist (`hpotool refine` calls `check_stage_paths` first)."""
-    from hpotool.atomic import write_text
+    replacing them if they exist (`hpotool refine` calls `check_stage_paths` first), as one set: when either
+    cannot be written, neither is replaced."""
+    from hpotool.atomic import write_texts
     from hpotool.yamlfile import FlowMapping, dump_yaml
 
     out, run_path = stage_paths(out)
@@ -535,7 +536,8 @@ def write_refinement(ref: Refinement, out: Path, source_study: str) -> tuple[Pat
         "# Changes:",
         *[f"#   - {c}" for c in ref.changes],
     ]
-    write_text(out, "\n".join(header) + "\n" + dump_yaml(optimize))
     run_header = f"# RunConfig for study {ref.study_name!r}: the base config of {source_study!r} with the fixed parameters applied.\n"
-    write_text(run_path, run_header + dump_yaml(ref.run))
+    write_texts(
+        {out: "\n".join(header) + "\n" + dump_yaml(optimize), run_path: run_header + dump_yaml(ref.run)}
+    )
     return out, run_path

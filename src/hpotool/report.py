@@ -34,7 +34,7 @@ from hpotool.config import is_nop_pruner
 from hpotool.errors import HpoError
 from hpotool.export import is_feasible, json_safe, ranked_trials, trial_params
 from hpotool.figure_labels import categorical_choices, yaml_hovertext, yaml_labels
-from hpotool.fingerprint import config_of
+from hpotool.fingerprint import config_of, stored_config
 from hpotool.formatting import format_param
 from hpotool.importance import EVALUATOR, FEW_IN_REGIME, basis, make_evaluator, param_importances
 from hpotool.pruning import pruned_rows
@@ -177,7 +177,7 @@ def _epochs(
     def unknown(why: str) -> dict[str, Any]:
         return {"run": None, "planned": None, "saved_fraction": None, "not_recorded": why}
 
-    if not run or any("epochs_run" not in t.user_attrs for t in finished):
+    if not run or any(not _count(t.user_attrs.get("epochs_run")) for t in finished):
         return unknown("not an hpotool study")
     attrs = study.user_attrs
     bases = [config_of(attrs, t.number, "run_config") or run for t in finished]
@@ -187,12 +187,17 @@ def _epochs(
         for t, base in zip(finished, bases, strict=True)
     ):
         return unknown("trainer.function reported no epochs, so hpotool cannot count them")
-    ran = sum(int(t.user_attrs["epochs_run"]) for t in finished)
+    ran = sum(t.user_attrs["epochs_run"] for t in finished)
     planned = sum(
         int(t.params.get("epochs", base.get("epochs", 0))) for t, base in zip(finished, bases, strict=True)
     )
     saved = 1 - ran / planned if planned and _prunes(pruner) else None
     return {"run": ran, "planned": planned, "saved_fraction": saved, "not_recorded": None}
+
+
+def _count(value: Any) -> bool:
+    """Whether a trial's `epochs_run` is a count hpotool recorded (not a string another tool stored)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _prunes(pruner: dict[str, Any] | None) -> bool:
@@ -370,8 +375,8 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
     storage = shown_url(storage)  # the report is shared: no password in it
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    opt = study.user_attrs.get("optimize_config") or {}
-    run = study.user_attrs.get("run_config") or {}
+    opt = stored_config(study.user_attrs, "optimize_config")
+    run = stored_config(study.user_attrs, "run_config")
     objectives = _objectives(study, opt)
     importances: list[dict[str, float] | None] = []
     reasons: list[str | None] = []
@@ -488,6 +493,7 @@ def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]
                     figures[f.key] = vis.plot_param_importances(
                         on.study, evaluator=make_evaluator(), **{**kw, "target": target}
                     )
+                _short_ticks(figures[f.key])
             case "parallel":
                 figures[f.key] = vis.plot_parallel_coordinate(drawn, **kw)
             case "slice":
@@ -510,6 +516,22 @@ def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]
         if f.kind in ("timeline", "pareto") and f.key in figures:
             yaml_hovertext(figures[f.key], _shown_params(study, trials))
     return figures
+
+
+_TICK_CHARS = 40  # the importance figure's longest parameter name on its axis; the hover names it whole
+
+
+def _short_ticks(figure: go.Figure) -> None:
+    """Shorten the importance bars' parameter names past `_TICK_CHARS` to their head, `…` and tail (two
+    `model.hidden_sizes.<n>` stay apart), in place: whole, a long name takes the figure's width from its
+    bars. Optuna's hover text names each parameter whole."""
+    names = [name for trace in figure.data for name in (trace.y or ())]
+    if not any(len(name) > _TICK_CHARS for name in names):
+        return
+    tail = _TICK_CHARS // 3
+    head = _TICK_CHARS - tail - 1
+    short = [name if len(name) <= _TICK_CHARS else f"{name[:head]}…{name[-tail:]}" for name in names]
+    figure.update_yaxes(tickmode="array", tickvals=names, ticktext=short)
 
 
 def _unset(trials: list[FrozenTrial], target: Callable[[FrozenTrial], float] | None) -> set[str]:
@@ -677,10 +699,10 @@ def _pruning_html(info: ReportInfo) -> str:
 
 
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;overflow-wrap:anywhere}
 h1{margin-bottom:.2em} h2{margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.5em 0} th,td{padding:.25em .8em;text-align:left;vertical-align:top}
-table.kv th{color:#555;font-weight:600} table.grid th{background:#f3f3f3} table.grid td{border-top:1px solid #eee}
+table.kv th{color:#555;font-weight:600;white-space:nowrap} table.grid th{background:#f3f3f3} table.grid td{border-top:1px solid #eee}
 code{background:#f3f3f3;padding:.1em .3em} .note{color:#777;font-style:italic}
 section.figure{margin:1em 0;overflow-x:auto}
 """

@@ -185,3 +185,23 @@ def left_out_note(source: str, left_out: Mapping[str, list[str]], n_trials: int)
         "its run config sets the rest): "
         f"{', '.join(parts)}"
     )
+
+
+def short_of_top_note(source: str, top: int, queued: int, ranked: int, complete: int) -> str | None:
+    """One line saying why `--top top` queued only `queued` points from study `source`, which has `complete`
+    complete trials, `ranked` of them meeting its constraints (`with_warm_start` reads each of those when it
+    queues fewer than `top`); None where it queued `top`."""
+    if queued >= top:
+        return None
+    why = []
+    if ranked < top:
+        trials = f"{ranked} complete trial{'' if ranked == 1 else 's'}"
+        meeting = f" that meet its constraints (of {complete} complete)" if ranked < complete else ""
+        why.append(f"{source!r} has only {trials}{meeting}")
+    if ranked > queued:
+        n = ranked - queued
+        why.append(
+            f"{n} of {'them' if ranked < top else f'its {ranked} complete trials'} gave no point inside this "
+            f"space, or one queued already"
+        )
+    return f"--top {top}: queued {queued} of the best trials of {source!r}, not {top}: {'; '.join(why)}"
