@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
@@ -35,6 +37,24 @@ def first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
+@contextmanager
+def _quick_requests() -> Iterator[None]:
+    """MLflow's HTTP requests with one retry, unless the user set these variables: a server that is not
+    there (or went away mid-study) took MLflow's 7 retries with a growing backoff, about four minutes of
+    silence before trial 0, or after every trial."""
+    quick = {
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    }
+    quick = {k: v for k, v in quick.items() if k not in os.environ}
+    os.environ.update(quick)
+    try:
+        yield
+    finally:
+        for key in quick:
+            os.environ.pop(key, None)
+
+
 class MlflowTracker:
     """A trial callback: `tracker(study, frozen_trial)` logs the trial as one MLflow run."""
 
@@ -50,26 +70,32 @@ class MlflowTracker:
         levels = [logger.level for logger in loggers]
         for logger in loggers:
             logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
-        # An HTTP server that is not there took MLflow's 7 retries with a growing backoff, about four minutes
-        # of silence before trial 0: the opening check retries once, unless the user set these.
-        quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
-        quick = {k: v for k, v in quick.items() if k not in os.environ}
-        os.environ.update(quick)
+        self.off = False  # set by the first trial MLflow could not log: the rest of the run logs none
         try:
-            self.client = mlflow.MlflowClient(tracking_uri=config.tracking_uri)
-            found = self.client.get_experiment_by_name(name)
-            self.experiment_id = found.experiment_id if found else self.client.create_experiment(name)
+            with _quick_requests():
+                self.client = mlflow.MlflowClient(tracking_uri=config.tracking_uri)
+                found = self.client.get_experiment_by_name(name)
+                self.experiment_id = found.experiment_id if found else self.client.create_experiment(name)
         except Exception as exc:
             raise HpoError(
                 f"tracking.mlflow: cannot use experiment {name!r} at {config.tracking_uri!r}: {first_line(exc)}"
             ) from None
         finally:
-            for key in quick:
-                os.environ.pop(key, None)
             for logger, level in zip(loggers, levels, strict=True):
                 logger.setLevel(level)
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Log `trial`; after the first error, log nothing more (the caller warns once)."""
+        if self.off:
+            return
+        try:
+            with _quick_requests():
+                self._log(study, trial)
+        except Exception:
+            self.off = True
+            raise
+
+    def _log(self, study: optuna.Study, trial: FrozenTrial) -> None:
         run = self.client.create_run(
             self.experiment_id,
             run_name=f"{study.study_name}-trial-{trial.number}",
