@@ -171,3 +171,81 @@ def test_a_tracking_server_that_goes_away_is_one_warning_and_tracking_stops(
         "tracking is off for the rest of this run, and the study goes on"
     )
     assert asked.count("runs/create") == 1
+
+
+def test_an_http_tracking_server_prints_nothing_on_stdout(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """With an HTTP tracking server MLflow wrote two lines per trial on stdout ("View run tiny-trial-0 at:
+    http://...", "View experiment at: ..."), between the progress lines and into `--json` output."""
+    uri, asked = _serve_mlflow(die_after_runs=0)
+    result = CliRunner().invoke(app, [*_tracked_configs(tmp_path, run_dict, opt_dict, uri, 2), "--json"])
+    assert result.exit_code == 0, result.output
+    assert isinstance(json.loads(result.stdout), dict), result.stdout  # nothing but the summary
+    assert asked.count("runs/update") == 2 and "runs/get" not in asked
+
+
+def test_mlflow_logs_a_choice_as_the_yaml_spells_it(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """A categorical choice is logged as `hpotool trials` shows it: the README's loss.weight null as null
+    (it was Python's None), a list choice or a whole section as its label."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_dict["loss"] = {"name": "cross_entropy"}
+    opt_dict["search_space"] = {
+        "loss.weight": {"type": "categorical", "choices": [None, [1.0] * 9 + [3.0]]},
+        "model.hidden": {"type": "categorical", "choices": [[16], [8, 8]]},
+        "optimizer": {"type": "categorical", "choices": [{"name": "sgd"}, {"name": "adam", "lr": 0.001}]},
+    }
+    opt_dict["enqueue"] = [
+        {"loss.weight": None, "model.hidden": [8, 8], "optimizer": {"name": "adam", "lr": 0.001}}
+    ]
+    result = CliRunner().invoke(
+        app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 1), catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    params = _logged_trials(uri, "tiny")["0"].data.params
+    assert (params["loss.weight"], params["model.hidden"]) == ("null", "[8, 8]")
+    assert params["optimizer"] == "{lr: 0.001, name: adam}"  # a whole section, as hpotool trials shows it
+
+
+def test_mlflow_tags_whether_a_trial_meets_the_constraints(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """In a constrained study an infeasible trial was logged like any other: its MLflow run showed the best
+    final metric with nothing saying the study could never pick it (hpotool trials says 'violates the
+    constraints'). Each run is now tagged hpotool.feasible."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    opt_dict["constraints"] = ["n_params <= 200"]
+    opt_dict["search_space"] = {"model.hidden.0": {"type": "categorical", "choices": [2, 64]}}
+    opt_dict["enqueue"] = [{"model.hidden.0": 2}, {"model.hidden.0": 64}]
+    result = CliRunner().invoke(
+        app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 2), catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    runs = _logged_trials(uri, "tiny")
+    tags = {t.params["model.hidden.0"]: runs[str(t.number)].data.tags["hpotool.feasible"] for t in trials}
+    assert tags == {2: "true", 64: "false"}
+
+
+def test_an_unreachable_tracking_server_is_one_line_within_seconds(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """`tracking_uri: http://...` with no server there hung before trial 0 for about four minutes (MLflow's
+    7 retries with a growing backoff) before its one line; now the opening check retries once."""
+    import socket
+    import time
+
+    with socket.socket() as s:  # a local port with nothing listening: connections are refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    result = CliRunner().invoke(
+        app, _tracked_configs(tmp_path, run_dict, opt_dict, f"http://127.0.0.1:{port}", 1)
+    )
+    assert time.monotonic() - started < 30
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith(
+        f"error: tracking.mlflow: cannot use experiment 'tiny' at 'http://127.0.0.1:{port}': MlflowException:"
+    )

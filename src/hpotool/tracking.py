@@ -39,12 +39,17 @@ def first_line(exc: BaseException) -> str:
 
 @contextmanager
 def _quick_requests() -> Iterator[None]:
-    """MLflow's HTTP requests with one retry, unless the user set these variables: a server that is not
-    there (or went away mid-study) took MLflow's 7 retries with a growing backoff, about four minutes of
-    silence before trial 0, or after every trial."""
+    """MLflow's HTTP requests with one retry, and no "View run ... at: URL" lines on stdout, unless the user
+    set these variables.
+
+    A server that is not there (or went away mid-study) took MLflow's 7 retries with a growing backoff:
+    about four minutes of silence before trial 0, or after every trial. With an HTTP server MLflow printed
+    two lines on stdout per trial (in `--json` output too), and read the run back to print them.
+    """
     quick = {
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
         "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
     }
     quick = {k: v for k, v in quick.items() if k not in os.environ}
     os.environ.update(quick)
