@@ -46,6 +46,9 @@ def test_every_trial_is_logged_to_mlflow(tmp_path: Path) -> None:
         assert float(r.data.params["optimizer.lr"]) == pytest.approx(t.params["optimizer.lr"])
         history = client.get_metric_history(r.info.run_id, "val_accuracy")
         assert [m.step for m in history] == list(range(t.user_attrs["epochs_run"]))
+        # MLflow's duration is the trial's: it was the time logging took, after the trial
+        assert r.info.start_time == int(t.datetime_start.timestamp() * 1000)
+        assert r.info.end_time == int(t.datetime_complete.timestamp() * 1000)
 
 
 def _tracked_configs(

@@ -18,6 +18,8 @@ from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import optuna
     from optuna.trial import FrozenTrial
 
@@ -101,8 +103,11 @@ class MlflowTracker:
             raise
 
     def _log(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        # The run's start and end are the trial's (MLflow's Duration column), not the moments it was logged.
+        start, end = (_ms(when) for when in (trial.datetime_start, trial.datetime_complete))
         run = self.client.create_run(
             self.experiment_id,
+            start_time=start,
             run_name=f"{study.study_name}-trial-{trial.number}",
             tags={
                 "hpotool.study": study.study_name,
@@ -134,4 +139,9 @@ class MlflowTracker:
             if key in trial.user_attrs:
                 self.client.set_tag(run_id, f"hpotool.{key}", str(trial.user_attrs[key])[:5000])
         status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}.get(trial.state.name, "FAILED")
-        self.client.set_terminated(run_id, status=status)
+        self.client.set_terminated(run_id, status=status, end_time=end)
+
+
+def _ms(when: datetime | None) -> int | None:
+    """A trial's datetime (naive, local time, as Optuna stores it) in MLflow's milliseconds since the epoch."""
+    return None if when is None else int(when.timestamp() * 1000)
