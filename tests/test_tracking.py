@@ -82,24 +82,23 @@ def test_workers_log_every_trial_to_a_fresh_tracking_db(
     assert set(_logged_trials(uri, "tiny")) == {str(t.number) for t in trials if t.state.is_finished()}
 
 
-def test_a_tracking_error_is_one_warning_and_the_study_goes_on(
+def test_a_deleted_experiment_is_one_line_before_trial_0(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:
-    # A real MLflow error: the experiment exists but is deleted, so MLflow refuses every new run in it.
+    """An experiment in MLflow's trash was taken as found: MLflow then refused every run in it, a warning
+    after every trial (and no run logged) for a study that had said nothing before it started."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = mlflow.MlflowClient(tracking_uri=uri)
-    client.delete_experiment(client.create_experiment("tiny"))
-    proc = _hpotool(_tracked_configs(tmp_path, run_dict, opt_dict, uri, 3), tmp_path)
-    try:
-        output, _ = proc.communicate(timeout=120)
-    finally:
-        _kill_session(proc)
-    assert proc.returncode == 0, output
-    assert "Traceback" not in output and "3/3 finished" in output
-    warnings = [line for line in output.splitlines() if "could not log" in line]
-    assert len(warnings) == 1, output  # once: tracking is off for the rest of the run
-    assert warnings[0].startswith("warning: MLflow could not log trial #0 (MlflowException: ")
-    assert warnings[0].endswith("); tracking is off for the rest of this run, and the study goes on")
+    experiment_id = client.create_experiment("tiny")
+    client.delete_experiment(experiment_id)
+    result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 3))
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"error: tracking.mlflow: experiment 'tiny' at '{uri}' is deleted (in MLflow's trash); restore it "
+        f"(MLFLOW_TRACKING_URI={uri} mlflow experiments restore -x {experiment_id}) or set "
+        f"tracking.mlflow.experiment to another name\n"
+    )
+    assert not Path(opt_dict["storage"].removeprefix("sqlite:///")).exists()  # no study started
 
 
 def _serve_mlflow(die_after_runs: int) -> tuple[str, list[str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -90,6 +91,12 @@ class MlflowTracker:
         finally:
             for logger, level in zip(loggers, levels, strict=True):
                 logger.setLevel(level)
+        if found is not None and found.lifecycle_stage == "deleted":  # MLflow refuses every run in it
+            raise HpoError(
+                f"tracking.mlflow: experiment {name!r} at {config.tracking_uri!r} is deleted (in MLflow's trash); "
+                f"restore it (MLFLOW_TRACKING_URI={shlex.quote(config.tracking_uri)} mlflow experiments restore "
+                f"-x {found.experiment_id}) or set tracking.mlflow.experiment to another name"
+            )
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """Log `trial`; after the first error, log nothing more (the caller warns once)."""
