@@ -101,6 +101,25 @@ def test_a_deleted_experiment_is_one_line_before_trial_0(
     assert not Path(opt_dict["storage"].removeprefix("sqlite:///")).exists()  # no study started
 
 
+def test_metric_names_mlflow_refuses_are_logged_with_underscores(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """A training function's `top@5` or `f1(macro)` made MLflow refuse the trial: no metric of it was logged,
+    and its run was left RUNNING."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_dict["trainer"] = {"function": "tests.trainers:names_metrics_freely"}
+    opt_dict |= {"metric": "val_loss", "direction": "minimize"}
+    result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 1))
+    assert result.exit_code == 0, result.output
+    run = _logged_trials(uri, "tiny")["0"]
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics == {
+        "val_loss": 0.5, "top_5": 0.7, "final_val_loss": 0.5, "final_top_5": 0.7, "final_f1_macro_": 0.6,
+    } | {k: v for k, v in run.data.metrics.items() if "epoch_time" in k}  # fmt: skip
+    history = mlflow.MlflowClient(tracking_uri=uri).get_metric_history(run.info.run_id, "top_5")
+    assert [(m.step, m.value) for m in history] == [(0, 0.5), (1, 0.7)]
+
+
 def _serve_mlflow(die_after_runs: int) -> tuple[str, list[str]]:
     """A local HTTP server answering the MLflow REST calls hpotool makes, which goes away (its port closed:
     connections refused) once `die_after_runs` runs have ended; returns its URI and the paths it was asked."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,6 +62,12 @@ def _quick_requests() -> Iterator[None]:
     finally:
         for key in quick:
             os.environ.pop(key, None)
+
+
+def metric_name(name: str) -> str:
+    """`name` as MLflow takes a metric's name: each character it refuses (`top@5`, `f1(macro)`: a user's
+    training function names its metrics) as `_`, at most 250 characters. MLflow refused the whole trial."""
+    return re.sub(r"[^\w./\- :]", "_", name)[:250]
 
 
 class MlflowTracker:
@@ -136,10 +143,10 @@ class MlflowTracker:
             step = int(row.get("epoch", 0))
             for key, value in row.items():
                 if key != "epoch" and isinstance(value, int | float):
-                    self.client.log_metric(run_id, key, float(value), step=step)
+                    self.client.log_metric(run_id, metric_name(key), float(value), step=step)
         final: dict[str, Any] = trial.user_attrs.get("metrics", {})
         for key, value in final.items():
-            self.client.log_metric(run_id, f"final_{key}", float(value))
+            self.client.log_metric(run_id, metric_name(f"final_{key}"), float(value))
         if "feasible" in trial.user_attrs:  # a constrained study: whether the study could pick this trial
             self.client.set_tag(run_id, "hpotool.feasible", str(bool(trial.user_attrs["feasible"])).lower())
         for key in ("prune_reason", "fail_reason"):
