@@ -180,6 +180,51 @@ def test_optimize_on_a_study_file_it_cannot_write_says_so(
     assert load_study("tiny", opt_dict["storage"]).trials[0].state.name == "COMPLETE"  # it still reads
 
 
+def _study_with_a_dead_trial(url: str) -> None:
+    """A study whose one RUNNING trial belongs to a process of this machine that is gone."""
+    import sys
+
+    from hpotool.stale import owner
+    from hpotool.storage import _close_sqlite_storages
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    trial = optuna.create_study(study_name="s", storage=make_storage(url)).ask()
+    trial.set_user_attr("worker", {**owner(), "pid": dead.pid})
+    _close_sqlite_storages()
+
+
+def test_fail_stale_on_a_study_it_cannot_write_says_so(
+    tmp_path: Path, lock_file: Callable[[Path], None], lock_read_only: Callable[[Path], None]
+) -> None:
+    # It read the study and found the dead trial, then ended in a traceback when marking it: Optuna's
+    # "invalid data in the commit, e.g. exceeding max length" for a read-only SQLite file, an OSError from
+    # the journal's lock file in a read-only folder.
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    db, journal = tmp_path / "s.db", tmp_path / "ro" / "s.log"
+    journal.parent.mkdir()
+    _study_with_a_dead_trial(f"sqlite:///{db}")
+    _study_with_a_dead_trial(f"journal:{journal}")
+    lock_file(db)
+    lock_read_only(journal.parent)
+    for url, blocked, what in [
+        (f"sqlite:///{db}", db, "a study run writes to the file"),
+        (f"journal:{journal}", journal.parent, "a study run writes beside the file (its lock file)"),
+    ]:
+        result = CliRunner().invoke(app, ["fail-stale", "--study-name", "s", "--storage", url])
+        assert result.exit_code == 2, result.output
+        line = result.stderr.strip()
+        assert line.startswith(f"error: storage {url!r} cannot be written (") and "\n" not in line, line
+        assert line.endswith(
+            f"; this process cannot write to {str(blocked)!r}, and {what}: copy it to a folder you can write "
+            f"to and give that path"
+        ), line
+        assert load_study("s", url).trials[0].state.name == "RUNNING"  # nothing half-written
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [

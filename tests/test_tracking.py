@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,9 @@ def test_every_trial_is_logged_to_mlflow(tmp_path: Path) -> None:
         assert float(r.data.params["optimizer.lr"]) == pytest.approx(t.params["optimizer.lr"])
         history = client.get_metric_history(r.info.run_id, "val_accuracy")
         assert [m.step for m in history] == list(range(t.user_attrs["epochs_run"]))
+        # MLflow's duration is the trial's: it was the time logging took, after the trial
+        assert r.info.start_time == int(t.datetime_start.timestamp() * 1000)
+        assert r.info.end_time == int(t.datetime_complete.timestamp() * 1000)
 
 
 def _tracked_configs(
@@ -76,24 +82,128 @@ def test_workers_log_every_trial_to_a_fresh_tracking_db(
     assert set(_logged_trials(uri, "tiny")) == {str(t.number) for t in trials if t.state.is_finished()}
 
 
-def test_a_tracking_error_is_one_warning_and_the_study_goes_on(
+def test_a_deleted_experiment_is_one_line_before_trial_0(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:
-    # A real MLflow error: the experiment exists but is deleted, so MLflow refuses every new run in it.
+    """An experiment in MLflow's trash was taken as found: MLflow then refused every run in it, a warning
+    after every trial (and no run logged) for a study that had said nothing before it started."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = mlflow.MlflowClient(tracking_uri=uri)
-    client.delete_experiment(client.create_experiment("tiny"))
-    proc = _hpotool(_tracked_configs(tmp_path, run_dict, opt_dict, uri, 3), tmp_path)
-    try:
-        output, _ = proc.communicate(timeout=120)
-    finally:
-        _kill_session(proc)
-    assert proc.returncode == 0, output
-    assert "Traceback" not in output and "3/3 finished" in output
-    warnings = [line for line in output.splitlines() if "could not log" in line]
-    assert len(warnings) == 3 and all(
-        line.startswith("warning: MLflow could not log trial #") for line in warnings
+    experiment_id = client.create_experiment("tiny")
+    client.delete_experiment(experiment_id)
+    result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 3))
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"error: tracking.mlflow: experiment 'tiny' at '{uri}' is deleted (in MLflow's trash); restore it "
+        f"(MLFLOW_TRACKING_URI={uri} mlflow experiments restore -x {experiment_id}) or set "
+        f"tracking.mlflow.experiment to another name\n"
     )
+    assert not Path(opt_dict["storage"].removeprefix("sqlite:///")).exists()  # no study started
+
+
+def test_metric_names_mlflow_refuses_are_logged_with_underscores(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """A training function's `top@5` or `f1(macro)` made MLflow refuse the trial: no metric of it was logged,
+    and its run was left RUNNING."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_dict["trainer"] = {"function": "tests.trainers:names_metrics_freely"}
+    opt_dict |= {"metric": "val_loss", "direction": "minimize"}
+    result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 1))
+    assert result.exit_code == 0, result.output
+    run = _logged_trials(uri, "tiny")["0"]
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics == {
+        "val_loss": 0.5, "top_5": 0.7, "final_val_loss": 0.5, "final_top_5": 0.7, "final_f1_macro_": 0.6,
+    } | {k: v for k, v in run.data.metrics.items() if "epoch_time" in k}  # fmt: skip
+    history = mlflow.MlflowClient(tracking_uri=uri).get_metric_history(run.info.run_id, "top_5")
+    assert [(m.step, m.value) for m in history] == [(0, 0.5), (1, 0.7)]
+
+
+def _serve_mlflow(die_after_runs: int) -> tuple[str, list[str]]:
+    """A local HTTP server answering the MLflow REST calls hpotool makes, which goes away (its port closed:
+    connections refused) once `die_after_runs` runs have ended; returns its URI and the paths it was asked."""
+    asked: list[str] = []
+    runs: dict[str, dict[str, Any]] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _answer(self, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            path = self.path.split("?")[0].removeprefix("/api/2.0/mlflow/")
+            asked.append(path)
+            if path == "experiments/get-by-name":
+                self._answer(
+                    {"experiment": {"experiment_id": "1", "name": "tiny", "lifecycle_stage": "active"}}
+                )
+            else:  # runs/get
+                self._answer({"run": {"info": next(iter(runs.values())), "data": {}}})
+
+        def do_POST(self) -> None:
+            path = self.path.removeprefix("/api/2.0/mlflow/")
+            asked.append(path)
+            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+            if path == "runs/create":
+                run_id = f"r{len(runs)}"
+                runs[run_id] = {"run_id": run_id, "run_uuid": run_id, "experiment_id": "1",
+                                "run_name": request.get("run_name", ""), "status": "RUNNING",
+                                "lifecycle_stage": "active"}  # fmt: skip
+                self._answer({"run": {"info": runs[run_id], "data": {}}})
+            elif path == "runs/update":
+                self._answer({"run_info": runs[request["run_id"]]})
+                if asked.count("runs/update") == die_after_runs:
+                    threading.Thread(target=lambda: (server.shutdown(), server.server_close())).start()
+            else:
+                self._answer({})
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}", asked
+
+
+def test_a_tracking_server_that_goes_away_is_one_warning_and_tracking_stops(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A tracking server that went away mid-study cost every later trial MLflow's retries (about four
+    minutes each by default) and a warning; now the first failure is one warning and no later trial tries."""
+    monkeypatch.setenv(
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0"
+    )  # the old code's retries, out of the test's time
+    uri, asked = _serve_mlflow(die_after_runs=1)
+    result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 4))
+    assert result.exit_code == 0, result.output
+    assert "4/4 finished" in result.stdout and "Traceback" not in result.output
+    warnings = [r.getMessage() for r in caplog.records if "could not log" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "Connection refused" in warnings[0] and warnings[0].endswith(
+        "tracking is off for the rest of this run, and the study goes on"
+    )
+    assert asked.count("runs/create") == 1
+
+
+def test_an_http_tracking_server_prints_nothing_on_stdout(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """With an HTTP tracking server MLflow wrote two lines per trial on stdout ("View run tiny-trial-0 at:
+    http://...", "View experiment at: ..."), between the progress lines and into `--json` output."""
+    uri, asked = _serve_mlflow(die_after_runs=0)
+    result = CliRunner().invoke(app, [*_tracked_configs(tmp_path, run_dict, opt_dict, uri, 2), "--json"])
+    assert result.exit_code == 0, result.output
+    assert isinstance(json.loads(result.stdout), dict), result.stdout  # nothing but the summary
+    assert asked.count("runs/update") == 2 and "runs/get" not in asked
 
 
 def test_mlflow_logs_a_choice_as_the_yaml_spells_it(

@@ -163,3 +163,10 @@ def reports_its_start_method(report: Report) -> dict[str, float]:
     method = float(START_METHODS.index(multiprocessing.get_start_method()))
     report(0, {"val_loss": 1.0, "start_method": method})
     return {"val_loss": 1.0, "start_method": method}
+
+
+def names_metrics_freely(report: Report) -> dict[str, float]:
+    """Metric names with characters MLflow refuses in a name."""
+    report(0, {"val_loss": 1.0, "top@5": 0.5})
+    report(1, {"val_loss": 0.5, "top@5": 0.7})
+    return {"val_loss": 0.5, "top@5": 0.7, "f1(macro)": 0.6}

@@ -1099,16 +1099,29 @@ def fail_stale(
 
         from hpotool.browse import find_study
         from hpotool.stale import fail_dead_local_trials, fail_ownerless_trials
-        from hpotool.storage import fail_stale_trials, has_heartbeat, heartbeat_settings
+        from hpotool.storage import (
+            cannot_write,
+            fail_stale_trials,
+            has_heartbeat,
+            heartbeat_settings,
+            storage_url_of,
+        )
 
         # A missing study is named with the studies that exist, as `trials` does.
         study = find_study(study_name, storage)
         heartbeat = has_heartbeat(study._storage)
-        # A process of this machine that is gone is surely dead, heartbeat or not (`kill -9`, an OOM kill).
-        failed = [] if all_running else fail_dead_local_trials(study)
-        failed += [] if all_running else fail_ownerless_trials(study, heartbeat_settings()[1])
-        if all_running or heartbeat:
-            failed += fail_stale_trials(study, every_running=all_running)
+        try:
+            # A process of this machine that is gone is surely dead, heartbeat or not (`kill -9`, an OOM kill).
+            failed = [] if all_running else fail_dead_local_trials(study)
+            failed += [] if all_running else fail_ownerless_trials(study, heartbeat_settings()[1])
+            if all_running or heartbeat:
+                failed += fail_stale_trials(study, every_running=all_running)
+        except Exception as exc:  # a read-only file or folder: it read the study, and cannot mark a trial
+            url = storage_url_of(study)
+            refused = cannot_write(url, exc) if url is not None and not isinstance(exc, HpoError) else None
+            if refused is None:
+                raise
+            raise refused from None
         alive = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
         if not heartbeat and alive and not failed:
             raise HpoError(

@@ -473,14 +473,18 @@ def make_tracker(plan: StudyPlan) -> Tracker | None:
 
 
 def track(tracker: Tracker, study: optuna.Study, trial: FrozenTrial) -> None:
-    """Log `trial`; an error of the tracker is one warning line, and the study goes on."""
+    """Log `trial`; an error of the tracker is one warning line, the tracker logs no later trial of this
+    process (a server that went away cost minutes of retries after every trial), and the study goes on."""
     from hpotool.tracking import first_line
 
     try:
         tracker(study, trial)
     except Exception as exc:
         _log.warning(
-            "warning: MLflow could not log trial #%d (%s); the study goes on", trial.number, first_line(exc)
+            "warning: MLflow could not log trial #%d (%s); tracking is off for the rest of this run, and the "
+            "study goes on",
+            trial.number,
+            first_line(exc),
         )
 
 

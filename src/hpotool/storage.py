@@ -365,6 +365,25 @@ def server_lost(exc: BaseException) -> HpoError | None:
     )
 
 
+def cannot_write(url: str, exc: BaseException) -> HpoError | None:
+    """What a command that writes to a study (`fail-stale`) says when the write failed because this process
+    cannot write the SQLite or journal file or its folder (`_file_hint`); None for any other error."""
+    hint = _file_hint(url)
+    if not hint:
+        return None
+    cause = (
+        lost_connection(exc) or exc
+    )  # not Optuna's "invalid data in the commit, e.g. exceeding max length"
+    text = str(cause).strip()
+    first = f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
+    return HpoError(f"storage {shown_url(url)!r} cannot be written ({first}){hint}")
+
+
+def storage_url_of(study: optuna.Study) -> str | None:
+    """The URL `load_study` opened `study` from, or None."""
+    return _LOADED_FROM.get(study._storage)
+
+
 def storage_lost(url: str, exc: BaseException) -> HpoError:
     """What `optimize` says when its storage stopped answering during the study (`lost_connection(exc)`)."""
     cause = lost_connection(exc) or exc

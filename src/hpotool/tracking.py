@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import optuna
     from optuna.trial import FrozenTrial
 
@@ -35,6 +41,35 @@ def first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
+@contextmanager
+def _quick_requests() -> Iterator[None]:
+    """MLflow's HTTP requests with one retry, and no "View run ... at: URL" lines on stdout, unless the user
+    set these variables.
+
+    A server that is not there (or went away mid-study) took MLflow's 7 retries with a growing backoff:
+    about four minutes of silence before trial 0, or after every trial. With an HTTP server MLflow printed
+    two lines on stdout per trial (in `--json` output too), and read the run back to print them.
+    """
+    quick = {
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+    }
+    quick = {k: v for k, v in quick.items() if k not in os.environ}
+    os.environ.update(quick)
+    try:
+        yield
+    finally:
+        for key in quick:
+            os.environ.pop(key, None)
+
+
+def metric_name(name: str) -> str:
+    """`name` as MLflow takes a metric's name: each character it refuses (`top@5`, `f1(macro)`: a user's
+    training function names its metrics) as `_`, at most 250 characters. MLflow refused the whole trial."""
+    return re.sub(r"[^\w./\- :]", "_", name)[:250]
+
+
 class MlflowTracker:
     """A trial callback: `tracker(study, frozen_trial)` logs the trial as one MLflow run."""
 
@@ -50,28 +85,43 @@ class MlflowTracker:
         levels = [logger.level for logger in loggers]
         for logger in loggers:
             logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
-        # An HTTP server that is not there took MLflow's 7 retries with a growing backoff, about four minutes
-        # of silence before trial 0: the opening check retries once, unless the user set these.
-        quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
-        quick = {k: v for k, v in quick.items() if k not in os.environ}
-        os.environ.update(quick)
+        self.off = False  # set by the first trial MLflow could not log: the rest of the run logs none
         try:
-            self.client = mlflow.MlflowClient(tracking_uri=config.tracking_uri)
-            found = self.client.get_experiment_by_name(name)
-            self.experiment_id = found.experiment_id if found else self.client.create_experiment(name)
+            with _quick_requests():
+                self.client = mlflow.MlflowClient(tracking_uri=config.tracking_uri)
+                found = self.client.get_experiment_by_name(name)
+                self.experiment_id = found.experiment_id if found else self.client.create_experiment(name)
         except Exception as exc:
             raise HpoError(
                 f"tracking.mlflow: cannot use experiment {name!r} at {config.tracking_uri!r}: {first_line(exc)}"
             ) from None
         finally:
-            for key in quick:
-                os.environ.pop(key, None)
             for logger, level in zip(loggers, levels, strict=True):
                 logger.setLevel(level)
+        if found is not None and found.lifecycle_stage == "deleted":  # MLflow refuses every run in it
+            raise HpoError(
+                f"tracking.mlflow: experiment {name!r} at {config.tracking_uri!r} is deleted (in MLflow's trash); "
+                f"restore it (MLFLOW_TRACKING_URI={shlex.quote(config.tracking_uri)} mlflow experiments restore "
+                f"-x {found.experiment_id}) or set tracking.mlflow.experiment to another name"
+            )
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Log `trial`; after the first error, log nothing more (the caller warns once)."""
+        if self.off:
+            return
+        try:
+            with _quick_requests():
+                self._log(study, trial)
+        except Exception:
+            self.off = True
+            raise
+
+    def _log(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        # The run's start and end are the trial's (MLflow's Duration column), not the moments it was logged.
+        start, end = (_ms(when) for when in (trial.datetime_start, trial.datetime_complete))
         run = self.client.create_run(
             self.experiment_id,
+            start_time=start,
             run_name=f"{study.study_name}-trial-{trial.number}",
             tags={
                 "hpotool.study": study.study_name,
@@ -93,14 +143,19 @@ class MlflowTracker:
             step = int(row.get("epoch", 0))
             for key, value in row.items():
                 if key != "epoch" and isinstance(value, int | float):
-                    self.client.log_metric(run_id, key, float(value), step=step)
+                    self.client.log_metric(run_id, metric_name(key), float(value), step=step)
         final: dict[str, Any] = trial.user_attrs.get("metrics", {})
         for key, value in final.items():
-            self.client.log_metric(run_id, f"final_{key}", float(value))
+            self.client.log_metric(run_id, metric_name(f"final_{key}"), float(value))
         if "feasible" in trial.user_attrs:  # a constrained study: whether the study could pick this trial
             self.client.set_tag(run_id, "hpotool.feasible", str(bool(trial.user_attrs["feasible"])).lower())
         for key in ("prune_reason", "fail_reason"):
             if key in trial.user_attrs:
                 self.client.set_tag(run_id, f"hpotool.{key}", str(trial.user_attrs[key])[:5000])
         status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}.get(trial.state.name, "FAILED")
-        self.client.set_terminated(run_id, status=status)
+        self.client.set_terminated(run_id, status=status, end_time=end)
+
+
+def _ms(when: datetime | None) -> int | None:
+    """A trial's datetime (naive, local time, as Optuna stores it) in MLflow's milliseconds since the epoch."""
+    return None if when is None else int(when.timestamp() * 1000)
