@@ -64,6 +64,7 @@ from hpotool.objective import (
 )
 from hpotool.overrides import leaf_values
 from hpotool.runner import load_data
+from hpotool.stale import fail_dead_local_trials
 from hpotool.storage import lost_connection, make_storage, storage_lost
 from hpotool.user_trainer import ContractStop
 
@@ -252,6 +253,18 @@ def _stop_workers(procs: list[Any], stop: Event, signum: int) -> None:
             p.join()
 
 
+def _fail_trials_of_exited(study: optuna.Study, procs: list[Any], exited: set[int]) -> None:
+    """Mark FAIL the RUNNING trials of the workers that have exited since the last look, and queue their
+    values again (`stale.fail_dead_local_trials`): a worker killed outright (kill -9, the OOM killer)
+    cannot end its trial, and its trial stayed RUNNING for the heartbeat's whole grace period (60 s) while
+    this process knew at once that its worker was gone. Only the trials that name an exited worker's pid
+    (and whose process no longer exists) are touched: never a live worker's."""
+    gone = {p.pid for p in procs if p.pid is not None and p.pid not in exited and p.exitcode is not None}
+    if gone:
+        exited |= gone
+        fail_dead_local_trials(study, pids=gone)
+
+
 def run_workers(
     plan: StudyPlan, n_workers: int, observer: StudyObserver | None = None, *, max_failures: int = 5
 ) -> StudySummary:
@@ -315,6 +328,7 @@ def _run_workers(
         for i in range(n_workers)
     ]
     interrupted: int | None = None
+    exited: set[int] = set()  # the pids of the workers whose trials _fail_trials_of_exited has looked at
     start_worker_server()  # started already by the CLI; this makes it ignore a process group's SIGTERM
     # Ctrl-C or SIGTERM (to this process or to the whole group) stops every worker: each ends its trial
     # as FAIL ("interrupted"), and this process waits for them, then prints the summary.
@@ -330,6 +344,7 @@ def _run_workers(
                     monitor.poll()
                     gather()
                     alive = [p.sentinel for p in procs if p.is_alive()]
+                    _fail_trials_of_exited(study, procs, exited)
                 if not alive:
                     break
                 wait(alive, timeout=DISPLAY_S)  # wakes as soon as a worker exits
@@ -340,6 +355,8 @@ def _run_workers(
     for p in procs:
         if p.pid is not None:  # none is started on a study that already has its trials
             p.join()
+    with deferred():
+        _fail_trials_of_exited(study, procs, exited)
     monitor.poll()
     gather()
     pids = {os.getpid(), *(p.pid for p in procs if p.pid is not None)}
