@@ -233,6 +233,35 @@ def test_a_killed_worker_s_trial_fails_at_once_and_is_rerun(
     (retry,) = [t for t in trials if t.user_attrs.get("retry_of") == victim.number]
     assert retry.state == TrialState.COMPLETE and retry.params == killed.params
     assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert re.search(
+        rf"note: worker hpotool-worker-\d \(pid {pid}\) was killed by SIGKILL: its trial #{victim.number} "
+        rf"ended as FAIL \(worker died \(pid {pid}\)\), its values queued again; the other workers ran on",
+        output,
+    ), output
+
+
+def test_a_worker_stopped_alone_while_the_others_finish_the_study_is_named_in_the_summary(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # SIGTERM to one worker's pid, the other ran the study to its end: exit code 0, and the only hint that
+    # a worker had gone was '1 trial failed; the last, #N: interrupted'.
+    args = _slow_configs(tmp_path, run_dict, opt_dict, 6)
+    proc = _hpotool(args, tmp_path)
+    try:
+        study = _wait_for(lambda: _study_or_none(make_storage(opt_dict["storage"])))
+        victim = _wait_for(lambda: _running_with_epochs(study))
+        pid = victim.user_attrs["worker"]["pid"]
+        os.kill(pid, signal.SIGTERM)
+        output, _ = proc.communicate(timeout=180)
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 0, output
+    assert sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)) == 6
+    assert re.search(
+        rf"note: worker hpotool-worker-\d \(pid {pid}\) was stopped by SIGTERM: its trial #{victim.number} "
+        r"ended as FAIL \(interrupted\); the other workers ran on",
+        output,
+    ), output
 
 
 def _study_or_none(storage: optuna.storages.BaseStorage, name: str = "tiny") -> optuna.Study | None:

@@ -291,6 +291,8 @@ def print_summary(summary: StudySummary, categorical: Collection[str] = ()) -> N
     for note in (summary.extra.get("note"), summary.extra.get("independent_sampling", {}).get("note")):
         if note:
             _note(str(note))
+    for ended in summary.extra.get("workers_ended", []):
+        _note(f"worker {ended}")
     if summary.stopped:
         _note(summary.stopped)
     if summary.first_error:

@@ -64,7 +64,7 @@ from hpotool.objective import (
 )
 from hpotool.overrides import leaf_values
 from hpotool.runner import load_data
-from hpotool.stale import fail_dead_local_trials
+from hpotool.stale import fail_dead_local_trials, run_by
 from hpotool.storage import lost_connection, make_storage, storage_lost
 from hpotool.user_trainer import ContractStop
 
@@ -265,6 +265,33 @@ def _fail_trials_of_exited(study: optuna.Study, procs: list[Any], exited: set[in
         fail_dead_local_trials(study, pids=gone)
 
 
+def _worker_ended(study: optuna.Study, proc: Any, before: set[int]) -> str:
+    """What happened to worker `proc`, which exited before the run ended, and to its last trial, in words."""
+    code = proc.exitcode
+    if code < 0 or code in (exit_code(signal.SIGINT), exit_code(signal.SIGTERM)):
+        signum = -code if code < 0 else code - 128
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        how = f"was stopped by {name}" if code > 0 else f"was killed by {name}"
+    else:
+        how = f"exited with code {code}"
+    mine = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        if t.number not in before and run_by(t, {proc.pid})
+    ]
+    what = f"{proc.name} (pid {proc.pid}) {how}"
+    if not mine:
+        return f"{what}; the other workers ran on"
+    last = mine[-1]
+    reason = str(last.user_attrs.get("fail_reason", "unknown error"))
+    queued = any(t.user_attrs.get("retry_of") == last.number for t in study.get_trials(deepcopy=False))
+    again = ", its values queued again" if queued else ""
+    return f"{what}: its trial #{last.number} ended as FAIL ({reason}){again}; the other workers ran on"
+
+
 def run_workers(
     plan: StudyPlan, n_workers: int, observer: StudyObserver | None = None, *, max_failures: int = 5
 ) -> StudySummary:
@@ -378,6 +405,12 @@ def _run_workers(
             )
     dead = [p.name for p in procs if p.exitcode not in (0, None)]
     signalled = [p for p in procs if p.exitcode in (exit_code(signal.SIGINT), exit_code(signal.SIGTERM))]
+    if interrupted is None and finished >= target:
+        # A worker stopped alone while the others ran the study on: the run ended as usual, exit code 0,
+        # and only '1 trial failed ... interrupted' hinted that a worker had gone.
+        ended = [_worker_ended(study, p, before) for p in procs if p.exitcode not in (0, None)]
+        if ended:
+            summary.extra["workers_ended"] = ended
     if done >= target:
         summary.stopped = already_done(done, target)
     elif interrupted is not None:
