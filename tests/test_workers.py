@@ -469,6 +469,7 @@ def test_sigterm_to_each_worker_alone_ends_the_run_as_interrupted(
         "interrupted: 2 of 2 workers (hpotool-worker-0, hpotool-worker-1) ended their trial as FAIL on SIGTERM; "
         "run the same command to resume" in output
     )
+    assert re.search(r"finished, \d+ run now \((complete \d+, )?(pruned \d+, )?fail 2\)", output), output
     assert not [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
 
 

@@ -43,11 +43,12 @@ from hpotool.interrupts import (
 from hpotool.loop import (
     EXHAUSTED,
     add_fallback_note,
+    add_ran_now_states,
     already_done,
-    count_ran_now,
     finished_numbers,
     make_tracker,
     prepare_resume,
+    ran_now_states,
     run_trials,
     timed_out,
     trained_by,
@@ -387,7 +388,9 @@ def _run_workers(
     monitor.poll()
     gather()
     pids = {os.getpid(), *(p.pid for p in procs if p.pid is not None)}
-    summary = summarize(study, plan, count_ran_now(study, pids, before), time.perf_counter() - start)
+    ran_now = ran_now_states(study, pids, before)
+    summary = summarize(study, plan, sum(ran_now.values()), time.perf_counter() - start)
+    add_ran_now_states(summary, ran_now)
     summary.extra["workers"] = n_workers
     add_fallback_note(summary, fallback)
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
