@@ -1181,5 +1181,39 @@ def test_a_worker_starts_processes_of_its_own_as_one_process_does(tmp_path: Path
         result = CliRunner().invoke(app, [*args, "--workers", "2", "-q"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     trials = optuna.load_study(study_name="m", storage=f"sqlite:///{tmp_path / 'm.db'}").trials
+    trials = [t for t in trials if t.state.is_finished()]  # not one asked in the race at the end (WAITING)
     expected = START_METHODS.index(multiprocessing.get_all_start_methods()[0])  # the platform's default
     assert [t.user_attrs["metrics"]["start_method"] for t in trials] == [expected, expected]
+
+
+def test_a_training_function_that_fails_to_import_in_the_workers_is_one_line(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # It imports in the main process (its checks pass) but not in a worker (a library the workers'
+    # environment lacks): each worker printed a pydantic traceback, the summary said '2 of 2 workers died
+    # ...; run again to resume' (it fails the same way again) and the command exited 0.
+    (tmp_path / "fit_in_main.py").write_text(
+        "import multiprocessing\n"
+        "if multiprocessing.parent_process() is not None:\n"
+        "    raise ImportError('libcuda.so.1: cannot open shared object file')\n"
+        "def fit(config, report):\n"
+        "    report(0, {'val_loss': config['trainer']['lr']})\n"
+        "    return {'val_loss': config['trainer']['lr']}\n"
+    )
+    run = {**run_dict, "trainer": {"function": "fit_in_main:fit", "lr": 0.1}}
+    space = {"trainer.lr": {"type": "float", "low": 0.01, "high": 1.0}}
+    opt = {**opt_dict, "metric": "val_loss", "direction": "minimize", "search_space": space, "n_trials": 3}
+    paths = write_yaml(tmp_path / "run.yaml", run), write_yaml(tmp_path / "optimize.yaml", opt)
+    proc = _hpotool(["optimize", "-r", str(paths[0]), "-o", str(paths[1]), "--workers", "2", "-q"], tmp_path)
+    try:
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 2, output
+    assert "Traceback" not in output, output
+    assert (
+        ": run config: trainer.function: cannot import 'fit_in_main:fit': importing 'fit_in_main' raised "
+        "ImportError: libcuda.so.1: cannot open shared object file at fit_in_main.py:3; it passed in the main "
+        "process but not in a worker: check what the workers' environment lacks"
+    ) in output, output
+    assert re.match(r"error: hpotool-worker-\d: run config: ", output), output

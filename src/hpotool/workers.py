@@ -76,6 +76,7 @@ if TYPE_CHECKING:
 DISPLAY_S = 0.5  # how often the main process shows the workers' newly finished trials
 LOST_STORAGE_EXIT = 3  # a worker's exit code when the storage stopped answering
 CONTRACT_EXIT = 4  # a worker's exit code when the training function broke hpotool's contract
+SETUP_EXIT = 5  # a worker's exit code when its configs or data, checked in the main process, failed here
 
 
 def worker_threads(n_workers: int, configured: int | None, cores: int | None = None) -> int:
@@ -158,10 +159,15 @@ def _end_with_the_main_process() -> None:
 
 
 def worker_main(
-    args: WorkerArgs, stop: Event, exhausted: Event, fallbacks: SimpleQueue | None = None
+    args: WorkerArgs,
+    stop: Event,
+    exhausted: Event,
+    fallbacks: SimpleQueue | None = None,
+    problems: SimpleQueue | None = None,
 ) -> None:
-    """The entry point of a worker process; sets `exhausted` when its sampler has nothing left to try, and
-    puts what its sampler sampled independently on `fallbacks` (for the main process's summary)."""
+    """The entry point of a worker process; sets `exhausted` when its sampler has nothing left to try, puts
+    what its sampler sampled independently on `fallbacks` (for the main process's summary), and on
+    `problems` why its configs or data could not be set up here (then it exits `SETUP_EXIT`)."""
     # A process the forkserver started takes forkserver as its default start method: a user's DataLoader
     # with num_workers then started a forkserver of its own, importing torch again (its first batch took
     # 24 s instead of 0.1 s), where one process forks. The platform's default again, as in one process.
@@ -171,9 +177,19 @@ def worker_main(
     sys.unraisablehook = quiet_dropped(sys.unraisablehook)
     _end_with_the_main_process()
     try:
-        run = worker_run_config(RunConfig.model_validate(args.run), args.n_workers, args.index)
-        opt = OptimizeConfig.model_validate(args.opt)
-        plan = worker_plan(run, opt, args.storage_url, args.index, args.existing, args.salt)
+        try:
+            run = validate_config(RunConfig, args.run, "run config")
+            run = worker_run_config(run, args.n_workers, args.index)
+            opt = validate_config(OptimizeConfig, args.opt, "optimize config", budget_given=True)
+            plan = worker_plan(run, opt, args.storage_url, args.index, args.existing, args.salt)
+        except HpoError as exc:
+            # What passed the main process's checks fails here (a user's module that imports there, not
+            # here): each worker printed a traceback, and the command exited 0 saying 'run again'. The main
+            # process says it in one line, and the other workers stop after their trial.
+            if problems is not None:
+                problems.put(f"{multiprocessing.current_process().name}: {exc}")
+            stop.set()
+            sys.exit(SETUP_EXIT)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
             alone_since = None if args.salt else args.existing
@@ -334,7 +350,7 @@ def _run_workers(
         observer.study_started(study, plan.opt.n_trials, done)
     monitor = _Monitor(study, observer)
     ctx: Any = worker_context()
-    stop, exhausted, fallbacks = ctx.Event(), ctx.Event(), ctx.SimpleQueue()
+    stop, exhausted, fallbacks, problems = ctx.Event(), ctx.Event(), ctx.SimpleQueue(), ctx.SimpleQueue()
     fallback = IndependentSampling()
 
     def gather() -> None:  # drained while the workers run too, so a worker's put never waits on a full pipe
@@ -350,6 +366,7 @@ def _run_workers(
                 stop,
                 exhausted,
                 fallbacks,
+                problems,
             ),
             name=f"hpotool-worker-{i}",
         )
@@ -396,6 +413,11 @@ def _run_workers(
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     if any(p.exitcode == LOST_STORAGE_EXIT for p in procs):  # this process could read it again: say so
         raise storage_lost(plan.storage_url, ConnectionError("a worker lost its connection"))
+    if any(p.exitcode == SETUP_EXIT for p in procs) and not problems.empty():
+        raise HpoError(
+            f"{problems.get()}; it passed in the main process but not in a worker: check what the workers' "
+            "environment lacks"
+        )
     if any(p.exitcode == CONTRACT_EXIT for p in procs) and plan.run.trainer is not None:
         from hpotool.user_trainer import contract_stop
 
