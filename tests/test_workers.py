@@ -240,6 +240,34 @@ def test_a_killed_worker_s_trial_fails_at_once_and_is_rerun(
     ), output
 
 
+def test_workers_all_killed_short_of_the_target_exit_with_the_signal_s_code(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # kill -9 (the OOM killer) on every worker: '2 of 2 workers died ...; run again to resume', exit code 0,
+    # as if the study were done.
+    args = _slow_configs(tmp_path, run_dict, opt_dict, 20)
+    proc = _hpotool(args, tmp_path)
+    try:
+        study = _wait_for(lambda: _study_or_none(make_storage(opt_dict["storage"])))
+
+        def both_running() -> set[int]:
+            pids = {
+                t.user_attrs["worker"]["pid"]
+                for t in study.get_trials(deepcopy=False)
+                if t.state == TrialState.RUNNING and "worker" in t.user_attrs
+            }
+            return pids if len(pids) == 2 else set()
+
+        for pid in _wait_for(both_running):
+            os.kill(pid, signal.SIGKILL)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 128 + signal.SIGKILL, output
+    assert "2 of 2 workers died (hpotool-worker-0, hpotool-worker-1); run again to resume" in output
+    assert not [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+
+
 def test_a_worker_stopped_alone_while_the_others_finish_the_study_is_named_in_the_summary(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:

@@ -451,6 +451,13 @@ def _run_workers(
         )
     elif dead and finished < target:
         summary.stopped = f"{len(dead)} of {n_workers} workers died ({', '.join(dead)}); run again to resume"
+        # The command exited 0, as if the study were done: now the shell's code for the signal that killed
+        # a worker (137 for kill -9, the OOM killer), or 1 for a worker that crashed.
+        killed = [p.exitcode for p in procs if p.exitcode is not None and p.exitcode < 0]
+        if killed:
+            summary.interrupted = -killed[0]
+        else:
+            summary.failed = True
     elif exhausted.is_set():
         summary.stopped = EXHAUSTED
     elif stop.is_set() and finished < target:
