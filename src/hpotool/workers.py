@@ -430,12 +430,7 @@ def _run_workers(
             )
     dead = [p.name for p in procs if p.exitcode not in (0, None)]
     signalled = [p for p in procs if p.exitcode in (exit_code(signal.SIGINT), exit_code(signal.SIGTERM))]
-    if interrupted is None and finished >= target:
-        # A worker stopped alone while the others ran the study on: the run ended as usual, exit code 0,
-        # and only '1 trial failed ... interrupted' hinted that a worker had gone.
-        ended = [_worker_ended(study, p, before) for p in procs if p.exitcode not in (0, None)]
-        if ended:
-            summary.extra["workers_ended"] = ended
+    named = False  # whether summary.stopped names the workers that ended early
     if done >= target:
         summary.stopped = already_done(done, target)
     elif interrupted is not None:
@@ -444,13 +439,14 @@ def _run_workers(
     elif signalled and finished < target:  # signals sent to the workers alone, not to this process
         signum = signalled[0].exitcode - 128
         summary.interrupted = signum
-        names = ", ".join(p.name for p in signalled)
+        names, named = ", ".join(p.name for p in signalled), True
         summary.stopped = (
             f"interrupted: {len(signalled)} of {n_workers} workers ({names}) ended their trial as FAIL on "
             f"{signal.Signals(signum).name}; run the same command to resume"
         )
-    elif dead and finished < target:
+    elif len(dead) == n_workers and finished < target:  # one dead worker's trial is retried by the others
         summary.stopped = f"{len(dead)} of {n_workers} workers died ({', '.join(dead)}); run again to resume"
+        named = True
         # The command exited 0, as if the study were done: now the shell's code for the signal that killed
         # a worker (137 for kill -9, the OOM killer), or 1 for a worker that crashed.
         killed = [p.exitcode for p in procs if p.exitcode is not None and p.exitcode < 0]
@@ -468,4 +464,10 @@ def _run_workers(
             summary.first_error = str(fails[-1].user_attrs.get("fail_reason", "unknown error"))
     else:
         summary.stopped = timed_out(plan, study, target)
+    if interrupted is None and not named:
+        # A worker stopped alone while the others ran on: the run ended as usual (exit code 0 when they
+        # finished the study), and only '1 trial failed ... interrupted' hinted that a worker had gone.
+        ended = [_worker_ended(study, p, before) for p in procs if p.exitcode not in (0, None)]
+        if ended:
+            summary.extra["workers_ended"] = ended
     return summary
