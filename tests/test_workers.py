@@ -268,6 +268,26 @@ def test_workers_all_killed_short_of_the_target_exit_with_the_signal_s_code(
     assert not [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
 
 
+def test_one_worker_killed_before_the_timeout_ends_the_run_is_a_note_beside_the_timeout(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # The summary said '1 of 2 workers died (...); run again to resume', not that the timeout had ended the
+    # run, although the other worker had run the dead one's trial again and went on to the timeout.
+    args = [*_slow_configs(tmp_path, run_dict, opt_dict, 400), "--timeout", "8"]
+    proc = _hpotool(args, tmp_path)
+    try:
+        study = _wait_for(lambda: _study_or_none(make_storage(opt_dict["storage"])))
+        victim = _wait_for(lambda: _running_with_epochs(study))
+        pid = victim.user_attrs["worker"]["pid"]
+        os.kill(pid, signal.SIGKILL)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 0, output
+    assert "note: the timeout (8 s) ended the run with" in output and "workers died" not in output, output
+    assert re.search(rf"note: worker hpotool-worker-\d \(pid {pid}\) was killed by SIGKILL", output), output
+
+
 def test_a_worker_stopped_alone_while_the_others_finish_the_study_is_named_in_the_summary(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:
