@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,8 @@ def test_a_signal_ends_the_trial_as_interrupted_and_the_study_resumes(
     returncode, output, study = _interrupt_mid_trial(tmp_path, args, opt_dict["storage"], how)
     assert returncode == code, output
     assert "interrupted: the running trial ended as FAIL" in output and "Traceback" not in output
+    # 'run now' counts the interrupted trial too: '0/3 finished, 1 run now' read as one trial running
+    assert re.search(r"finished, \d+ run now \((complete \d+, )?(pruned \d+, )?fail 1\)", output), output
     trials = study.get_trials(deepcopy=False)
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     assert [t.user_attrs.get("fail_reason") for t in trials if t.state == TrialState.FAIL] == ["interrupted"]

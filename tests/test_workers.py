@@ -209,32 +209,108 @@ def _running_with_epochs(study: optuna.Study) -> optuna.trial.FrozenTrial | None
     return None
 
 
-def test_a_killed_worker_s_trial_fails_and_is_rerun(
+def test_a_killed_worker_s_trial_fails_at_once_and_is_rerun(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:
+    # kill -9 on one worker: its trial stayed RUNNING for the heartbeat's whole grace period (60 s), then
+    # failed as "stale: no heartbeat for 60 s", while the main process knew at once that the worker died.
     args = _slow_configs(tmp_path, run_dict, opt_dict, 6)
-    proc = _hpotool(args, tmp_path, HPOTOOL_HEARTBEAT_INTERVAL="1", HPOTOOL_HEARTBEAT_GRACE="3")
+    proc = _hpotool(args, tmp_path, HPOTOOL_HEARTBEAT_INTERVAL="1")  # the grace: 60 s, as by default
     try:
         storage = make_storage(opt_dict["storage"])
         study = _wait_for(lambda: _study_or_none(storage))
         victim = _wait_for(lambda: _running_with_epochs(study))
-        os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
+        pid = victim.user_attrs["worker"]["pid"]
+        os.kill(pid, signal.SIGKILL)
         output, _ = proc.communicate(timeout=180)
     finally:
-        proc.kill()
+        _kill_session(proc)
     assert proc.returncode == 0, output
     trials = study.get_trials(deepcopy=False)
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 6
-    killed = study.get_trials(deepcopy=False)[victim.number]
+    killed = trials[victim.number]
     assert killed.state == TrialState.FAIL  # with why: `hpotool trials` showed no reason
-    assert (
-        killed.user_attrs["fail_reason"]
-        == "stale: no heartbeat for 3 s (its worker died, or lost the storage)"
-    )
-    retries = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
-    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
-    assert retries[0].params == killed.params and retries[0].system_attrs["retry_history"] == [victim.number]
+    assert killed.user_attrs["fail_reason"] == f"worker died (pid {pid})"
+    (retry,) = [t for t in trials if t.user_attrs.get("retry_of") == victim.number]
+    assert retry.state == TrialState.COMPLETE and retry.params == killed.params
     assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert re.search(
+        rf"note: worker hpotool-worker-\d \(pid {pid}\) was killed by SIGKILL: its trial #{victim.number} "
+        rf"ended as FAIL \(worker died \(pid {pid}\)\), its values queued again; the other workers ran on",
+        output,
+    ), output
+
+
+def test_workers_all_killed_short_of_the_target_exit_with_the_signal_s_code(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # kill -9 (the OOM killer) on every worker: '2 of 2 workers died ...; run again to resume', exit code 0,
+    # as if the study were done.
+    args = _slow_configs(tmp_path, run_dict, opt_dict, 20)
+    proc = _hpotool(args, tmp_path)
+    try:
+        study = _wait_for(lambda: _study_or_none(make_storage(opt_dict["storage"])))
+
+        def both_running() -> set[int]:
+            pids = {
+                t.user_attrs["worker"]["pid"]
+                for t in study.get_trials(deepcopy=False)
+                if t.state == TrialState.RUNNING and "worker" in t.user_attrs
+            }
+            return pids if len(pids) == 2 else set()
+
+        for pid in _wait_for(both_running):
+            os.kill(pid, signal.SIGKILL)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 128 + signal.SIGKILL, output
+    assert "2 of 2 workers died (hpotool-worker-0, hpotool-worker-1); run again to resume" in output
+    assert not [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+
+
+def test_one_worker_killed_before_the_timeout_ends_the_run_is_a_note_beside_the_timeout(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # The summary said '1 of 2 workers died (...); run again to resume', not that the timeout had ended the
+    # run, although the other worker had run the dead one's trial again and went on to the timeout.
+    args = [*_slow_configs(tmp_path, run_dict, opt_dict, 400), "--timeout", "8"]
+    proc = _hpotool(args, tmp_path)
+    try:
+        study = _wait_for(lambda: _study_or_none(make_storage(opt_dict["storage"])))
+        victim = _wait_for(lambda: _running_with_epochs(study))
+        pid = victim.user_attrs["worker"]["pid"]
+        os.kill(pid, signal.SIGKILL)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 0, output
+    assert "note: the timeout (8 s) ended the run with" in output and "workers died" not in output, output
+    assert re.search(rf"note: worker hpotool-worker-\d \(pid {pid}\) was killed by SIGKILL", output), output
+
+
+def test_a_worker_stopped_alone_while_the_others_finish_the_study_is_named_in_the_summary(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # SIGTERM to one worker's pid, the other ran the study to its end: exit code 0, and the only hint that
+    # a worker had gone was '1 trial failed; the last, #N: interrupted'.
+    args = _slow_configs(tmp_path, run_dict, opt_dict, 6)
+    proc = _hpotool(args, tmp_path)
+    try:
+        study = _wait_for(lambda: _study_or_none(make_storage(opt_dict["storage"])))
+        victim = _wait_for(lambda: _running_with_epochs(study))
+        pid = victim.user_attrs["worker"]["pid"]
+        os.kill(pid, signal.SIGTERM)
+        output, _ = proc.communicate(timeout=180)
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 0, output
+    assert sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)) == 6
+    assert re.search(
+        rf"note: worker hpotool-worker-\d \(pid {pid}\) was stopped by SIGTERM: its trial #{victim.number} "
+        r"ended as FAIL \(interrupted\); the other workers ran on",
+        output,
+    ), output
 
 
 def _study_or_none(storage: optuna.storages.BaseStorage, name: str = "tiny") -> optuna.Study | None:
@@ -442,6 +518,7 @@ def test_sigterm_to_each_worker_alone_ends_the_run_as_interrupted(
         "interrupted: 2 of 2 workers (hpotool-worker-0, hpotool-worker-1) ended their trial as FAIL on SIGTERM; "
         "run the same command to resume" in output
     )
+    assert re.search(r"finished, \d+ run now \((complete \d+, )?(pruned \d+, )?fail 2\)", output), output
     assert not [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
 
 
@@ -1153,5 +1230,39 @@ def test_a_worker_starts_processes_of_its_own_as_one_process_does(tmp_path: Path
         result = CliRunner().invoke(app, [*args, "--workers", "2", "-q"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     trials = optuna.load_study(study_name="m", storage=f"sqlite:///{tmp_path / 'm.db'}").trials
+    trials = [t for t in trials if t.state.is_finished()]  # not one asked in the race at the end (WAITING)
     expected = START_METHODS.index(multiprocessing.get_all_start_methods()[0])  # the platform's default
     assert [t.user_attrs["metrics"]["start_method"] for t in trials] == [expected, expected]
+
+
+def test_a_training_function_that_fails_to_import_in_the_workers_is_one_line(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # It imports in the main process (its checks pass) but not in a worker (a library the workers'
+    # environment lacks): each worker printed a pydantic traceback, the summary said '2 of 2 workers died
+    # ...; run again to resume' (it fails the same way again) and the command exited 0.
+    (tmp_path / "fit_in_main.py").write_text(
+        "import multiprocessing\n"
+        "if multiprocessing.parent_process() is not None:\n"
+        "    raise ImportError('libcuda.so.1: cannot open shared object file')\n"
+        "def fit(config, report):\n"
+        "    report(0, {'val_loss': config['trainer']['lr']})\n"
+        "    return {'val_loss': config['trainer']['lr']}\n"
+    )
+    run = {**run_dict, "trainer": {"function": "fit_in_main:fit", "lr": 0.1}}
+    space = {"trainer.lr": {"type": "float", "low": 0.01, "high": 1.0}}
+    opt = {**opt_dict, "metric": "val_loss", "direction": "minimize", "search_space": space, "n_trials": 3}
+    paths = write_yaml(tmp_path / "run.yaml", run), write_yaml(tmp_path / "optimize.yaml", opt)
+    proc = _hpotool(["optimize", "-r", str(paths[0]), "-o", str(paths[1]), "--workers", "2", "-q"], tmp_path)
+    try:
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 2, output
+    assert "Traceback" not in output, output
+    assert (
+        ": run config: trainer.function: cannot import 'fit_in_main:fit': importing 'fit_in_main' raised "
+        "ImportError: libcuda.so.1: cannot open shared object file at fit_in_main.py:3; it passed in the main "
+        "process but not in a worker: check what the workers' environment lacks"
+    ) in output, output
+    assert re.match(r"error: hpotool-worker-\d: run config: ", output), output

@@ -275,7 +275,11 @@ def print_summary(summary: StudySummary, categorical: Collection[str] = ()) -> N
     table.add_row("metric", f"{summary.metric} ({summary.direction})")
     finished = summary.counts.get("complete", 0) + summary.counts.get("pruned", 0)
     of = "" if summary.target is None else f"/{summary.target}"
-    table.add_row("trials", f"{finished}{of} finished, {summary.ran_now} run now")
+    # 'run now': the trials this command ran to their end, failed ones too: their states when some failed
+    # ('0/20 finished, 2 run now' read as two trials running, where both had failed)
+    states = summary.extra.get("ran_now_states")
+    states = f" ({', '.join(f'{k} {v}' for k, v in states.items())})" if states else ""
+    table.add_row("trials", f"{finished}{of} finished, {summary.ran_now} run now{states}")
     table.add_row("states", ", ".join(f"{k} {v}" for k, v in summary.counts.items()) or "none")
     table.add_row("wall time", f"{summary.wall_time:.1f}s")
     if summary.best:
@@ -304,6 +308,8 @@ def print_summary(summary: StudySummary, categorical: Collection[str] = ()) -> N
     for note in (summary.extra.get("note"), summary.extra.get("independent_sampling", {}).get("note")):
         if note:
             _note(str(note))
+    for ended in summary.extra.get("workers_ended", []):
+        _note(f"worker {ended}")
     if summary.stopped:
         _note(summary.stopped)
     if summary.first_error:

@@ -626,14 +626,23 @@ def finished_numbers(study: optuna.Study) -> set[int]:
     return {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
 
 
-def count_ran_now(study: optuna.Study, pids: Collection[int], finished_before: set[int]) -> int:
-    """How many trials the processes `pids` (this one and its workers) ended in this run: not the other
-    processes' trials in a shared study, and every trial this run took from the queue (warm start,
-    retries) or asked itself."""
-    return sum(
-        t.state.is_finished() and t.number not in finished_before and run_by(t, pids)
-        for t in study.get_trials(deepcopy=False)
-    )
+def ran_now_states(study: optuna.Study, pids: Collection[int], finished_before: set[int]) -> dict[str, int]:
+    """How many trials the processes `pids` (this one and its workers) ended in this run, by state
+    (`complete`, `pruned`, `fail`): not the other processes' trials in a shared study, and every trial this
+    run took from the queue (warm start, retries) or asked itself. Their sum is the summary's 'run now'."""
+    states: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        if t.state.is_finished() and t.number not in finished_before and run_by(t, pids):
+            states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
+    return states
+
+
+def add_ran_now_states(summary: StudySummary, states: Mapping[str, int]) -> None:
+    """Put the states of the trials this run ended on the summary when some failed: 'trials 0/20 finished,
+    2 run now' read as two trials running, or finished, where both had failed (interrupted)."""
+    if states.get("fail"):
+        order = ("complete", "pruned", "fail")
+        summary.extra["ran_now_states"] = {k: states[k] for k in order if states.get(k)}
 
 
 UNBOUNDED = sys.maxsize  # the trial target of `n_trials: null`: the timeout ends the study
@@ -716,8 +725,9 @@ def _run_study(plan: StudyPlan, observer: StudyObserver | None, max_failures: in
                 )
             except KeyboardInterrupt as exc:
                 interrupted = signal_of(exc)
-    ran_now = count_ran_now(study, {os.getpid()}, before)
-    summary = summarize(study, plan, ran_now, time.perf_counter() - start)
+    ran_now = ran_now_states(study, {os.getpid()}, before)
+    summary = summarize(study, plan, sum(ran_now.values()), time.perf_counter() - start)
+    add_ran_now_states(summary, ran_now)
     add_fallback_note(summary, fallback)
     if done >= target:
         summary.stopped = already_done(done, target)

@@ -134,22 +134,34 @@ def in_use(study: optuna.Study, trials: list[FrozenTrial], grace_s: float) -> st
     return None
 
 
-def fail_dead_local_trials(study: optuna.Study, *, silent_only: bool = False) -> list[int]:
+def fail_dead_local_trials(
+    study: optuna.Study, *, silent_only: bool = False, pids: Collection[int] | None = None
+) -> list[int]:
     """Mark FAIL the RUNNING trials whose owner process on this host has died, and queue each one's values
     (those it drew, and a queued trial's, such as a warm start taken before it drew them) once more;
     returns their numbers. `silent_only` leaves out those with a heartbeat record: the heartbeat's
-    staleness check fails them."""
+    staleness check fails them. `pids`: only the trials of these processes, heartbeat or not (the workers
+    a main process saw exit: it need not wait out the heartbeat's grace period to know they are gone)."""
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     storage = study._storage
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not died_here(trial) or (silent_only and _beating(storage, trial._trial_id)):
+        if not died_here(trial):
+            continue
+        if pids is not None:
+            if trial.user_attrs["worker"]["pid"] not in pids:
+                continue
+        elif silent_only and _beating(storage, trial._trial_id):
             continue
         who = trial.user_attrs["worker"]
-        storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"worker died (pid {who['pid']})")
-        if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-            continue  # another process got there first
+        try:
+            storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"worker died (pid {who['pid']})")
+            if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+                continue  # another process got there first
+        except UpdateFinishedTrialError:  # another process (a worker's look, the main process) failed it
+            continue  # first: it queued the retry
         failed.append(trial.number)
         values = {**trial.system_attrs.get("fixed_params", {}), **trial.params}  # a queued point's too
         if values and "retry_of" not in trial.user_attrs:  # re-run it once, not forever; one that drew

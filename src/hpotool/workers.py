@@ -43,11 +43,12 @@ from hpotool.interrupts import (
 from hpotool.loop import (
     EXHAUSTED,
     add_fallback_note,
+    add_ran_now_states,
     already_done,
-    count_ran_now,
     finished_numbers,
     make_tracker,
     prepare_resume,
+    ran_now_states,
     run_trials,
     timed_out,
     trained_by,
@@ -57,6 +58,7 @@ from hpotool.objective import StudyObserver
 from hpotool.overrides import leaf_values
 from hpotool.plan import StudyPlan
 from hpotool.runner import load_data
+from hpotool.stale import fail_dead_local_trials, run_by
 from hpotool.storage import lost_connection, make_storage, storage_lost
 from hpotool.study import FINISHED, open_study
 from hpotool.summary import StudySummary, summarize
@@ -69,6 +71,7 @@ if TYPE_CHECKING:
 DISPLAY_S = 0.5  # how often the main process shows the workers' newly finished trials
 LOST_STORAGE_EXIT = 3  # a worker's exit code when the storage stopped answering
 CONTRACT_EXIT = 4  # a worker's exit code when the training function broke hpotool's contract
+SETUP_EXIT = 5  # a worker's exit code when its configs or data, checked in the main process, failed here
 
 
 def worker_threads(n_workers: int, configured: int | None, cores: int | None = None) -> int:
@@ -151,10 +154,15 @@ def _end_with_the_main_process() -> None:
 
 
 def worker_main(
-    args: WorkerArgs, stop: Event, exhausted: Event, fallbacks: SimpleQueue | None = None
+    args: WorkerArgs,
+    stop: Event,
+    exhausted: Event,
+    fallbacks: SimpleQueue | None = None,
+    problems: SimpleQueue | None = None,
 ) -> None:
-    """The entry point of a worker process; sets `exhausted` when its sampler has nothing left to try, and
-    puts what its sampler sampled independently on `fallbacks` (for the main process's summary)."""
+    """The entry point of a worker process; sets `exhausted` when its sampler has nothing left to try, puts
+    what its sampler sampled independently on `fallbacks` (for the main process's summary), and on
+    `problems` why its configs or data could not be set up here (then it exits `SETUP_EXIT`)."""
     # A process the forkserver started takes forkserver as its default start method: a user's DataLoader
     # with num_workers then started a forkserver of its own, importing torch again (its first batch took
     # 24 s instead of 0.1 s), where one process forks. The platform's default again, as in one process.
@@ -164,9 +172,19 @@ def worker_main(
     sys.unraisablehook = quiet_dropped(sys.unraisablehook)
     _end_with_the_main_process()
     try:
-        run = worker_run_config(RunConfig.model_validate(args.run), args.n_workers, args.index)
-        opt = OptimizeConfig.model_validate(args.opt)
-        plan = worker_plan(run, opt, args.storage_url, args.index, args.existing, args.salt)
+        try:
+            run = validate_config(RunConfig, args.run, "run config")
+            run = worker_run_config(run, args.n_workers, args.index)
+            opt = validate_config(OptimizeConfig, args.opt, "optimize config", budget_given=True)
+            plan = worker_plan(run, opt, args.storage_url, args.index, args.existing, args.salt)
+        except HpoError as exc:
+            # What passed the main process's checks fails here (a user's module that imports there, not
+            # here): each worker printed a traceback, and the command exited 0 saying 'run again'. The main
+            # process says it in one line, and the other workers stop after their trial.
+            if problems is not None:
+                problems.put(f"{multiprocessing.current_process().name}: {exc}")
+            stop.set()
+            sys.exit(SETUP_EXIT)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
             alone_since = None if args.salt else args.existing
@@ -247,6 +265,45 @@ def _stop_workers(procs: list[Any], stop: Event, signum: int) -> None:
             p.join()
 
 
+def _fail_trials_of_exited(study: optuna.Study, procs: list[Any], exited: set[int]) -> None:
+    """Mark FAIL the RUNNING trials of the workers that have exited since the last look, and queue their
+    values again (`stale.fail_dead_local_trials`): a worker killed outright (kill -9, the OOM killer)
+    cannot end its trial, and its trial stayed RUNNING for the heartbeat's whole grace period (60 s) while
+    this process knew at once that its worker was gone. Only the trials that name an exited worker's pid
+    (and whose process no longer exists) are touched: never a live worker's."""
+    gone = {p.pid for p in procs if p.pid is not None and p.pid not in exited and p.exitcode is not None}
+    if gone:
+        exited |= gone
+        fail_dead_local_trials(study, pids=gone)
+
+
+def _worker_ended(study: optuna.Study, proc: Any, before: set[int]) -> str:
+    """What happened to worker `proc`, which exited before the run ended, and to its last trial, in words."""
+    code = proc.exitcode
+    if code < 0 or code in (exit_code(signal.SIGINT), exit_code(signal.SIGTERM)):
+        signum = -code if code < 0 else code - 128
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        how = f"was stopped by {name}" if code > 0 else f"was killed by {name}"
+    else:
+        how = f"exited with code {code}"
+    mine = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        if t.number not in before and run_by(t, {proc.pid})
+    ]
+    what = f"{proc.name} (pid {proc.pid}) {how}"
+    if not mine:
+        return f"{what}; the other workers ran on"
+    last = mine[-1]
+    reason = str(last.user_attrs.get("fail_reason", "unknown error"))
+    queued = any(t.user_attrs.get("retry_of") == last.number for t in study.get_trials(deepcopy=False))
+    again = ", its values queued again" if queued else ""
+    return f"{what}: its trial #{last.number} ended as FAIL ({reason}){again}; the other workers ran on"
+
+
 def run_workers(
     plan: StudyPlan, n_workers: int, observer: StudyObserver | None = None, *, max_failures: int = 5
 ) -> StudySummary:
@@ -288,7 +345,7 @@ def _run_workers(
         observer.study_started(study, plan.opt.n_trials, done)
     monitor = _Monitor(study, observer)
     ctx: Any = worker_context()
-    stop, exhausted, fallbacks = ctx.Event(), ctx.Event(), ctx.SimpleQueue()
+    stop, exhausted, fallbacks, problems = ctx.Event(), ctx.Event(), ctx.SimpleQueue(), ctx.SimpleQueue()
     fallback = IndependentSampling()
 
     def gather() -> None:  # drained while the workers run too, so a worker's put never waits on a full pipe
@@ -304,12 +361,14 @@ def _run_workers(
                 stop,
                 exhausted,
                 fallbacks,
+                problems,
             ),
             name=f"hpotool-worker-{i}",
         )
         for i in range(n_workers)
     ]
     interrupted: int | None = None
+    exited: set[int] = set()  # the pids of the workers whose trials _fail_trials_of_exited has looked at
     start_worker_server()  # started already by the CLI; this makes it ignore a process group's SIGTERM
     # Ctrl-C or SIGTERM (to this process or to the whole group) stops every worker: each ends its trial
     # as FAIL ("interrupted"), and this process waits for them, then prints the summary.
@@ -325,6 +384,7 @@ def _run_workers(
                     monitor.poll()
                     gather()
                     alive = [p.sentinel for p in procs if p.is_alive()]
+                    _fail_trials_of_exited(study, procs, exited)
                 if not alive:
                     break
                 wait(alive, timeout=DISPLAY_S)  # wakes as soon as a worker exits
@@ -335,15 +395,24 @@ def _run_workers(
     for p in procs:
         if p.pid is not None:  # none is started on a study that already has its trials
             p.join()
+    with deferred():
+        _fail_trials_of_exited(study, procs, exited)
     monitor.poll()
     gather()
     pids = {os.getpid(), *(p.pid for p in procs if p.pid is not None)}
-    summary = summarize(study, plan, count_ran_now(study, pids, before), time.perf_counter() - start)
+    ran_now = ran_now_states(study, pids, before)
+    summary = summarize(study, plan, sum(ran_now.values()), time.perf_counter() - start)
+    add_ran_now_states(summary, ran_now)
     summary.extra["workers"] = n_workers
     add_fallback_note(summary, fallback)
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     if any(p.exitcode == LOST_STORAGE_EXIT for p in procs):  # this process could read it again: say so
         raise storage_lost(plan.storage_url, ConnectionError("a worker lost its connection"))
+    if any(p.exitcode == SETUP_EXIT for p in procs) and not problems.empty():
+        raise HpoError(
+            f"{problems.get()}; it passed in the main process but not in a worker: check what the workers' "
+            "environment lacks"
+        )
     if any(p.exitcode == CONTRACT_EXIT for p in procs) and plan.run.trainer is not None:
         from hpotool.user_trainer import contract_stop
 
@@ -356,6 +425,7 @@ def _run_workers(
             )
     dead = [p.name for p in procs if p.exitcode not in (0, None)]
     signalled = [p for p in procs if p.exitcode in (exit_code(signal.SIGINT), exit_code(signal.SIGTERM))]
+    named = False  # whether summary.stopped names the workers that ended early
     if done >= target:
         summary.stopped = already_done(done, target)
     elif interrupted is not None:
@@ -364,13 +434,21 @@ def _run_workers(
     elif signalled and finished < target:  # signals sent to the workers alone, not to this process
         signum = signalled[0].exitcode - 128
         summary.interrupted = signum
-        names = ", ".join(p.name for p in signalled)
+        names, named = ", ".join(p.name for p in signalled), True
         summary.stopped = (
             f"interrupted: {len(signalled)} of {n_workers} workers ({names}) ended their trial as FAIL on "
             f"{signal.Signals(signum).name}; run the same command to resume"
         )
-    elif dead and finished < target:
+    elif len(dead) == n_workers and finished < target:  # one dead worker's trial is retried by the others
         summary.stopped = f"{len(dead)} of {n_workers} workers died ({', '.join(dead)}); run again to resume"
+        named = True
+        # The command exited 0, as if the study were done: now the shell's code for the signal that killed
+        # a worker (137 for kill -9, the OOM killer), or 1 for a worker that crashed.
+        killed = [p.exitcode for p in procs if p.exitcode is not None and p.exitcode < 0]
+        if killed:
+            summary.interrupted = -killed[0]
+        else:
+            summary.failed = True
     elif exhausted.is_set():
         summary.stopped = EXHAUSTED
     elif stop.is_set() and finished < target:
@@ -381,4 +459,10 @@ def _run_workers(
             summary.first_error = str(fails[-1].user_attrs.get("fail_reason", "unknown error"))
     else:
         summary.stopped = timed_out(plan, study, target)
+    if interrupted is None and not named:
+        # A worker stopped alone while the others ran on: the run ended as usual (exit code 0 when they
+        # finished the study), and only '1 trial failed ... interrupted' hinted that a worker had gone.
+        ended = [_worker_ended(study, p, before) for p in procs if p.exitcode not in (0, None)]
+        if ended:
+            summary.extra["workers_ended"] = ended
     return summary
