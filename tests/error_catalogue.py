@@ -600,7 +600,7 @@ CASES = [
     Case(
         "trainer-required-arg",
         "a training function with an argument hpotool cannot pass",
-        "error: run.yaml: trainer.function: tests.trainers:needs_data_path requires 'data_path', which hpotool cannot pass: it passes only config, run_config, report (by name); give 'data_path' a default, or read it from config['trainer'] (trainer: keys in the run config)",
+        "error: run.yaml: trainer.function: tests.trainers:needs_data_path requires 'data_path', which hpotool cannot pass: it passes config, run_config, report and the trainer: keys the function names (by name); set 'data_path' under trainer: in the run config, or give it a default",
         run={"trainer": {"function": "tests.trainers:needs_data_path"}},
     ),
     Case(

@@ -204,8 +204,8 @@ def test_a_function_hpotool_cannot_call_is_refused_before_trial_0(
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr == (
         f"error: {tmp_path / 'a' / 'run.yaml'}: trainer.function: tests.trainers:needs_data_path requires "
-        f"'data_path', which hpotool cannot pass: it passes only config, run_config, report (by name); give "
-        f"'data_path' a default, or read it from config['trainer'] (trainer: keys in the run config)\n"
+        f"'data_path', which hpotool cannot pass: it passes config, run_config, report and the trainer: keys "
+        f"the function names (by name); set 'data_path' under trainer: in the run config, or give it a default\n"
     )
     assert not (tmp_path / "a" / "u.db").exists()
     train = CliRunner().invoke(app, ["train", "-r", str(tmp_path / "a" / "run.yaml")])
@@ -783,3 +783,34 @@ def test_a_chosen_trainer_that_breaks_the_contract_is_named_when_the_study_stops
     assert result.exit_code == 2 and result.stderr.startswith(
         "error: trainer.function tests.trainers:reports_a_bare_number: trial 0 failed: TypeError: report(0, 0.25)"
     ), result.output
+
+
+def test_trainer_keys_the_function_names_as_parameters_are_passed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `def fit(report, lr=0.1)` with `trainer.lr` searched: hpotool passed only config, run_config and
+    # report, so lr kept its default and every trial measured 0.1, without a word.
+    import yaml
+
+    monkeypatch.chdir(REPO)
+    run = {"project": "u", "epochs": 1, "trainer": {"function": "tests.trainers:takes_its_lr", "lr": 0.5}}
+    opt = {
+        "study_name": "u",
+        "metric": "val_loss",
+        "direction": "minimize",
+        "pruner": {"name": "nop"},
+        "search_space": {"trainer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    (tmp_path / "opt.yaml").write_text(yaml.safe_dump(opt))
+    storage = f"sqlite:///{tmp_path / 'u.db'}"
+    args = ["-r", str(tmp_path / "run.yaml"), "-o", str(tmp_path / "opt.yaml"), "--storage", storage]
+    result = CliRunner().invoke(app, ["optimize", *args, "--n-trials", "3", "-q"])
+    assert result.exit_code == 0, result.output
+    trials = optuna.load_study(study_name="u", storage=storage).trials
+    assert [t.value for t in trials] == [t.params["trainer.lr"] for t in trials]
+    # a required parameter is satisfied by the trainer: key of its name
+    run["trainer"] = {"function": "tests.trainers:needs_data_path", "data_path": "d"}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    train = CliRunner().invoke(app, ["train", "-r", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "r")])
+    assert train.exit_code == 0, train.output

@@ -32,6 +32,12 @@ def needs_data_path(report: Report, data_path: str) -> dict[str, float]:
     return {"val_loss": 1.0}
 
 
+def takes_its_lr(report: Report, lr: float = 0.1) -> dict[str, float]:
+    """Names a trainer: key as a parameter of its own, with a default."""
+    report(0, {"val_loss": lr})
+    return {"val_loss": lr}
+
+
 def never_reports(config: dict[str, Any]) -> dict[str, float]:
     """Takes no `report`, so no pruner can stop it."""
     return {"val_loss": 1.0}

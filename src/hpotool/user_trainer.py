@@ -1,8 +1,9 @@
 """Your own training code: `trainer: {function: mypkg.train:fit}` in the RunConfig.
 
 hpotool calls `fit` with the keyword arguments its signature asks for: `config` (the resolved RunConfig as a
-plain dict), `run_config` (the pydantic model) and `report` (call `report(epoch, {"val_loss": ...})` after
-each epoch, counting from 0; it records the history and lets the pruner stop the trial by raising). `fit`
+plain dict), `run_config` (the pydantic model), `report` (call `report(epoch, {"val_loss": ...})` after
+each epoch, counting from 0; it records the history and lets the pruner stop the trial by raising), and
+each key of the `trainer:` section that it names as a parameter (`def fit(config, report, lr=0.1)`). `fit`
 returns its final metrics as a dict. Pruning, storage, exports and reports work as for the built-in Trainer.
 """
 
@@ -113,12 +114,13 @@ def check_user_trainer(cfg: RunConfig, *, pruning: bool, opt_source: str = "the 
         if p.default is inspect.Parameter.empty
         and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
         and (p.name not in OFFERED or p.kind is inspect.Parameter.POSITIONAL_ONLY)
+        and (p.name not in cfg.trainer.kwargs or p.kind is inspect.Parameter.POSITIONAL_ONLY)
     ]
     if required:
         raise HpoError(
             f"trainer.function: {path} requires {', '.join(repr(r) for r in required)}, which hpotool cannot "
-            f"pass: it passes only {', '.join(OFFERED)} (by name); give {required[0]!r} a default, or read it "
-            f"from config['trainer'] (trainer: keys in the run config)"
+            f"pass: it passes {', '.join(OFFERED)} and the trainer: keys the function names (by name); set "
+            f"{required[0]!r} under trainer: in the run config, or give it a default"
         )
     names, var_kw = accepted_kwargs(fn)
     if pruning and "report" not in names and not var_kw:
@@ -211,7 +213,7 @@ def run_user_trainer(
 
     offered: dict[str, Any] = {"config": cfg.model_dump(mode="json"), "run_config": cfg, "report": report}
     try:
-        metrics = fn(**pick_kwargs(fn, offered))
+        metrics = fn(**pick_kwargs(fn, offered), **_named_trainer_keys(fn, cfg))
     except SystemExit as exc:  # it would end hpotool, leaving the trial RUNNING and the study without a word
         raise _broken(
             RuntimeError(
@@ -243,6 +245,15 @@ def run_user_trainer(
 _REPORT = inspect.Signature(
     [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in ("epoch", "metrics")]
 )
+
+
+def _named_trainer_keys(fn: Callable[..., Any], cfg: RunConfig) -> dict[str, Any]:
+    """The `trainer:` keys that `fn` names as parameters of its own (`def fit(config, report, lr=0.1)` with
+    `trainer: {lr: 0.01}`), passed by name. Before, only config, run_config and report were passed, so such
+    a parameter kept its default: a searched trainer.lr trained every trial alike, without a word."""
+    assert cfg.trainer is not None
+    names, _ = accepted_kwargs(fn)  # named ones only: a **kwargs of fn gets what it got before
+    return {k: v for k, v in cfg.trainer.kwargs.items() if k in names and k not in OFFERED}
 
 
 def _report_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
