@@ -348,7 +348,11 @@ def optimize(
     seed: Annotated[int | None, typer.Option("--seed", help="Override the sampler seed.")] = None,
     max_failures: Annotated[
         int,
-        typer.Option("--max-failures", min=0, help="Stop after this many failed trials in a row (0: never)."),
+        typer.Option(
+            "--max-failures",
+            min=0,
+            help="Stop after this many failed trials in a row (0: never); with --workers, in a row in one worker.",
+        ),
     ] = 5,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.")] = False,
     as_json: Annotated[
