@@ -902,6 +902,12 @@ def test_out_of_memory_is_recorded_with_a_hint(tmp_path: Path, run_dict: dict, o
         "out of memory (OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB); "
         "try a smaller batch_size than 32 or a smaller model"
     )
+    # a user's training function: hpotool's batch_size is not what its batches are
+    own = RunConfig.model_validate({**run_dict, "trainer": {"function": "tests.trainers:takes_its_lr"}})
+    assert fail_reason(MemoryError(), own) == (
+        "out of memory (MemoryError); tests.trainers:takes_its_lr needs less memory (smaller batches or "
+        "model, set under trainer:)"
+    )
     assert fail_reason(KeyboardInterrupt(), config) == "interrupted"
     assert fail_reason(ValueError("bad\nsecond line"), config) == "ValueError: bad"
 

@@ -177,10 +177,13 @@ def fail_reason(exc: BaseException, config: RunConfig) -> str:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError):
         _free_device_memory(config.device)
-        return (
-            f"out of memory ({type(exc).__name__}: {first}); try a smaller batch_size than {config.batch_size} "
-            f"or a smaller model"
+        # a user's training function builds its own model and batches: hpotool's batch_size may be unused
+        hint = (
+            f"{config.trainer.function} needs less memory (smaller batches or model, set under trainer:)"
+            if config.trainer is not None
+            else f"try a smaller batch_size than {config.batch_size} or a smaller model"
         )
+        return f"out of memory ({type(exc).__name__}{f': {first}' if first else ''}); {hint}"
     return described(exc)
 
 
