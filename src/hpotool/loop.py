@@ -16,7 +16,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Collection, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -699,17 +699,34 @@ def run_study(
         raise storage_lost(plan.storage_url, exc) from None
 
 
-def _run_study(plan: StudyPlan, observer: StudyObserver | None, max_failures: int) -> StudySummary:
+class OpenedStudy(NamedTuple):
+    """A study opened for a run (`open_for_run`), with what the run's summary compares against."""
+
+    study: optuna.Study
+    salt: tuple[int, ...]  # `factories.process_salt()` where other processes sample the study too
+    existing: int  # trials it held when opened, before the warm start's queue: as open_study counts
+    target: int  # `trial_target`
+    before: set[int]  # the numbers of the trials finished before this run
+    done: int  # finished trials that count towards the target, once the resume is prepared
+
+
+def open_for_run(plan: StudyPlan, observer: StudyObserver | None) -> OpenedStudy:
+    """Open (or create) the study, prepare its resume and tell the observer: the start of a run of one
+    process or of several workers alike."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the observer shows each trial instead
-    start = time.perf_counter()
-    tracker = make_tracker(plan)  # before the study: a tracking store that cannot be used writes nothing
     study, salt = open_study(plan)
-    existing = len(study.get_trials(deepcopy=False))  # before the warm start's queue: as open_study counts
-    target = trial_target(plan)
-    before = finished_numbers(study)
+    existing = len(study.get_trials(deepcopy=False))
+    target, before = trial_target(plan), finished_numbers(study)
     done = prepare_resume(study, plan)
     if observer is not None:
         observer.study_started(study, plan.opt.n_trials, done)
+    return OpenedStudy(study, salt, existing, target, before, done)
+
+
+def _run_study(plan: StudyPlan, observer: StudyObserver | None, max_failures: int) -> StudySummary:
+    start = time.perf_counter()
+    tracker = make_tracker(plan)  # before the study: a tracking store that cannot be used writes nothing
+    study, salt, existing, target, before, done = open_for_run(plan, observer)
     guard, interrupted = None, None
     fallback = IndependentSampling()
     if done < target:

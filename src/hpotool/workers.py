@@ -45,14 +45,12 @@ from hpotool.loop import (
     add_fallback_note,
     add_ran_now_states,
     already_done,
-    finished_numbers,
     make_tracker,
-    prepare_resume,
+    open_for_run,
     ran_now_states,
     run_trials,
     timed_out,
     trained_by,
-    trial_target,
 )
 from hpotool.objective import StudyObserver
 from hpotool.overrides import leaf_values
@@ -60,7 +58,7 @@ from hpotool.plan import StudyPlan
 from hpotool.runner import load_data
 from hpotool.stale import fail_dead_local_trials, run_by
 from hpotool.storage import lost_connection, make_storage, storage_lost
-from hpotool.study import FINISHED, open_study
+from hpotool.study import FINISHED
 from hpotool.summary import StudySummary, summarize
 from hpotool.user_trainer import ContractStop
 
@@ -333,16 +331,9 @@ def run_workers(
 def _run_workers(
     plan: StudyPlan, n_workers: int, observer: StudyObserver | None, max_failures: int, procs: list[Any]
 ) -> StudySummary:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     start = time.perf_counter()
     make_tracker(plan)  # creates the MLflow store and experiment once, here, before any worker starts
-    study, salt = open_study(plan)  # created once, here, before any worker starts
-    existing = len(study.get_trials(deepcopy=False))  # before the warm start's queue: as open_study counts
-    target = trial_target(plan)
-    before = finished_numbers(study)
-    done = prepare_resume(study, plan)
-    if observer is not None:
-        observer.study_started(study, plan.opt.n_trials, done)
+    study, salt, existing, target, before, done = open_for_run(plan, observer)  # before any worker starts
     monitor = _Monitor(study, observer)
     ctx: Any = worker_context()
     stop, exhausted, fallbacks, problems = ctx.Event(), ctx.Event(), ctx.SimpleQueue(), ctx.SimpleQueue()
