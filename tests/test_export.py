@@ -447,3 +447,32 @@ def test_trials_csv_shows_a_queued_trials_values_as_trials_and_trials_json_do() 
     assert (rows[1]["x"], rows[1]["n"], rows[1]["act"]) == ("0.5", "3", "relu")
     assert rows[0]["act"] == ""  # the complete trial never set it
     assert trial_records(study)[1]["params"] == {"x": 0.5, "n": 3, "act": "relu"}
+
+
+def test_a_plain_studys_reported_values_are_its_exported_history(tmp_path: Path) -> None:
+    # Optuna code that reports intermediate values: trials.csv, trials.json and best_params.json showed an
+    # empty history (hpotool's history attr is what they read), so the curves were in no export.
+    storage = f"sqlite:///{tmp_path / 'plain.db'}"
+
+    def objective(t: optuna.Trial) -> float:
+        x = t.suggest_float("x", 0, 1)
+        for step in range(3):
+            t.report(x * step, step)
+        return x
+
+    optuna.create_study(study_name="plain", storage=storage).optimize(objective, n_trials=2)
+    result = runner.invoke(
+        app, ["export-best", "--study-name", "plain", "--storage", storage, "--out", str(tmp_path / "e")]
+    )
+    assert result.exit_code == 0, result.output
+    trials = json.loads((tmp_path / "e" / "trials.json").read_text())
+    x = trials[0]["params"]["x"]
+    assert trials[0]["history"] == [
+        {"step": 0, "value": 0.0},
+        {"step": 1, "value": x},
+        {"step": 2, "value": 2 * x},
+    ]
+    best = json.loads((tmp_path / "e" / "best_params.json").read_text())
+    assert [row["step"] for row in best["history"]] == [0, 1, 2]
+    with open(tmp_path / "e" / "trials.csv", newline="") as f:
+        assert json.loads(next(csv.DictReader(f))["history"])[2]["step"] == 2

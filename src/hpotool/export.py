@@ -145,11 +145,20 @@ def trial_record(trial: FrozenTrial, study_attrs: Mapping[str, Any]) -> dict[str
         "prune_reason": attrs.get("prune_reason"),
         "fail_reason": attrs.get("fail_reason"),
         "metrics": attrs.get("metrics", {}),
-        "history": attrs.get("history", []),
+        "history": trial_history(trial),
         "user_attrs": {k: v for k, v in attrs.items() if k not in _KNOWN_ATTRS},
         "datetime_start": trial.datetime_start,
         "datetime_complete": trial.datetime_complete,
     }
+
+
+def trial_history(trial: FrozenTrial) -> Any:
+    """The values a trial reported, epoch by epoch: hpotool's `history` attr (every metric of each epoch),
+    else, for a study plain Optuna code ran, its intermediate values (`{"step": s, "value": v}`), which no
+    export showed before."""
+    if "history" in trial.user_attrs:
+        return trial.user_attrs["history"]
+    return [{"step": step, "value": value} for step, value in sorted(trial.intermediate_values.items())]
 
 
 def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
@@ -216,7 +225,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     for name, column in attrs.items():
         if name not in _KNOWN_ATTRS or (name == "metrics" and own_metrics):
             out[f"user_attrs_{name}"] = column.map(_cell)
-    out["history"] = [_cell(t.user_attrs.get("history", [])) for t in trials]
+    out["history"] = [_cell(trial_history(t)) for t in trials]
     # Nullable dtypes, so an int column with a gap stays "8", not "8.0". The parameters keep their own
     # types (convert_dtypes would write a float choice 5.0 as 5), and the objective values are floats.
     frame = pd.DataFrame(out).convert_dtypes()
@@ -380,7 +389,7 @@ def _trial_summary(trial: FrozenTrial, study_attrs: Mapping[str, Any]) -> dict[s
         "metrics": trial.user_attrs.get("metrics", {}),
         "epochs_run": trial.user_attrs.get("epochs_run"),
         "duration_s": _seconds(trial),
-        "history": trial.user_attrs.get("history", []),
+        "history": trial_history(trial),
     }
 
 
