@@ -241,13 +241,12 @@ def test_a_killed_worker_s_trial_fails_at_once_and_is_rerun(
     ), output
 
 
-def test_workers_all_killed_short_of_the_target_exit_with_the_signal_s_code(
-    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
-) -> None:
-    # kill -9 (the OOM killer) on every worker: '2 of 2 workers died ...; run again to resume', exit code 0,
-    # as if the study were done.
-    args = _slow_configs(tmp_path, run_dict, opt_dict, 20)
-    proc = _hpotool(args, tmp_path)
+def _signal_both_workers(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], signum: int
+) -> tuple[subprocess.Popen[str], str, optuna.Study]:
+    """`optimize --workers 2` of 20 slow trials, `signum` sent to each worker's pid (not the main process's)
+    once both run a trial; the command, what it printed, and the study."""
+    proc = _hpotool(_slow_configs(tmp_path, run_dict, opt_dict, 20), tmp_path)
     try:
         study = _wait_for(lambda: _study_or_none(make_storage(opt_dict["storage"])))
 
@@ -260,10 +259,19 @@ def test_workers_all_killed_short_of_the_target_exit_with_the_signal_s_code(
             return pids if len(pids) == 2 else set()
 
         for pid in _wait_for(both_running):
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signum)
         output, _ = proc.communicate(timeout=120)
     finally:
         _kill_session(proc)
+    return proc, output, study
+
+
+def test_workers_all_killed_short_of_the_target_exit_with_the_signal_s_code(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # kill -9 (the OOM killer) on every worker: '2 of 2 workers died ...; run again to resume', exit code 0,
+    # as if the study were done.
+    proc, output, study = _signal_both_workers(tmp_path, run_dict, opt_dict, signal.SIGKILL)
     assert proc.returncode == 128 + signal.SIGKILL, output
     assert "2 of 2 workers died (hpotool-worker-0, hpotool-worker-1); run again to resume" in output
     assert not [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
@@ -495,24 +503,7 @@ def test_sigterm_to_each_worker_alone_ends_the_run_as_interrupted(
 ) -> None:
     # A SIGTERM to each worker's pid (not to the main process): each ended its trial as FAIL and exited 0
     # as if its work were done, and the command ended with 0 of 20 trials finished, no reason, exit code 0.
-    args = _slow_configs(tmp_path, run_dict, opt_dict, 20)
-    proc = _hpotool(args, tmp_path)
-    try:
-        study = _wait_for(lambda: _study_or_none(make_storage(opt_dict["storage"])))
-
-        def both_running() -> set[int]:
-            pids = {
-                t.user_attrs["worker"]["pid"]
-                for t in study.get_trials(deepcopy=False)
-                if t.state == TrialState.RUNNING and "worker" in t.user_attrs
-            }
-            return pids if len(pids) == 2 else set()
-
-        for pid in _wait_for(both_running):
-            os.kill(pid, signal.SIGTERM)
-        output, _ = proc.communicate(timeout=120)
-    finally:
-        _kill_session(proc)
+    proc, output, study = _signal_both_workers(tmp_path, run_dict, opt_dict, signal.SIGTERM)
     assert proc.returncode == 143, output
     assert (
         "interrupted: 2 of 2 workers (hpotool-worker-0, hpotool-worker-1) ended their trial as FAIL on SIGTERM; "
