@@ -1257,3 +1257,35 @@ def test_a_training_function_that_fails_to_import_in_the_workers_is_one_line(
         "process but not in a worker: check what the workers' environment lacks"
     ) in output, output
     assert re.match(r"error: hpotool-worker-\d: run config: ", output), output
+
+
+def test_a_dataset_that_fails_in_the_workers_alone_is_one_line(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # A user's dataset class that loads in the main process (its checks pass) but raises a plain exception
+    # in a worker (a file only the main process can reach): each worker printed a traceback, the summary
+    # said '2 of 2 workers died ...; run again to resume' and the command exited 1.
+    (tmp_path / "data_in_main.py").write_text(
+        "import multiprocessing\n"
+        "from tests.helpers import digits_samples\n"
+        "class Digits:\n"
+        "    def __new__(cls, n=100):\n"
+        "        if multiprocessing.parent_process() is not None:\n"
+        "            raise RuntimeError('cannot reach /data/train.csv')\n"
+        "        return digits_samples(n)\n"
+    )
+    run = {**run_dict, "epochs": 1, "data": {"name": "data_in_main:Digits", "val_fraction": 0.2}}
+    paths = write_yaml(tmp_path / "run.yaml", run), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    proc = _hpotool(["optimize", "-r", str(paths[0]), "-o", str(paths[1]), "--workers", "2", "-q"], tmp_path)
+    try:
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 2, output
+    assert "Traceback" not in output and output.count("error:") == 1, output
+    assert re.fullmatch(
+        r"error: hpotool-worker-\d: run config: data: loading 'data_in_main:Digits' failed: RuntimeError: "
+        r"cannot reach /data/train.csv \(at data_in_main.py:6 in __new__\); it passed in the main process but "
+        r"not in a worker: check what the workers' environment lacks\n",
+        output,
+    ), output

@@ -55,7 +55,7 @@ from hpotool.loop import (
 from hpotool.objective import StudyObserver
 from hpotool.overrides import leaf_values
 from hpotool.plan import StudyPlan
-from hpotool.runner import load_data
+from hpotool.runner import load_checked
 from hpotool.stale import fail_dead_local_trials, run_by
 from hpotool.storage import lost_connection, make_storage, storage_lost
 from hpotool.study import FINISHED
@@ -105,10 +105,12 @@ def worker_plan(
     salt: tuple[int, ...] = (),
 ) -> StudyPlan:
     """The plan of worker `index` in a run that found `existing` trials in the study: its own seed stream
-    (`factories.study_sampler`), so the workers' random start-up points differ."""
+    (`factories.study_sampler`), so the workers' random start-up points differ. What fails is an `HpoError`
+    naming the config and key: a user's dataset that raises in a worker alone (a file or library only the
+    main process can reach) printed a traceback in each worker."""
     sampler = study_sampler(opt, fixed=leaf_values(run), worker=index, existing=existing, salt=salt)
     pruner = make_pruner(opt.pruner.name, opt.pruner.kwargs)
-    return StudyPlan(run, opt, load_data(run.data, run.loss.name), sampler, pruner, storage_url)
+    return StudyPlan(run, opt, load_checked(run, "run config"), sampler, pruner, storage_url)
 
 
 def _interrupt_once(signum: int, frame: Any) -> None:
