@@ -32,6 +32,7 @@ class Case:
     needs_no_cuda: bool = False
     without_configs: bool = False  # `optimize` with `args` alone, no --run-config/--optimize-config
     env: dict[str, str] = field(default_factory=dict)  # environment variables set for the command
+    files: dict[str, str] = field(default_factory=dict)  # the user's own modules, written beside the configs
 
     def configs(self) -> tuple[dict[str, Any], dict[str, Any]]:
         run, opt = copy.deepcopy(RUN), copy.deepcopy(OPTIMIZE)
@@ -207,6 +208,16 @@ CASES = [
         "a sampler function of the user's that returns something else than a sampler",
         "error: optimize.yaml: sampler: 'tests.helpers:not_a_sampler' returned int, not an optuna.samplers.BaseSampler; return the sampler it builds",
         optimize={"sampler": {"name": "tests.helpers:not_a_sampler"}},
+    ),
+    Case(
+        "sampler-raises-when-built",
+        "a sampler class of the user's that raises when hpotool builds it",
+        "error: optimize.yaml: sampler: building 'licensed_sampler:Sampler' failed: RuntimeError: no licence server at 10.0.0.7 (at licensed_sampler.py:6 in __init__)",
+        optimize={"sampler": {"name": "licensed_sampler:Sampler"}},
+        files={
+            "licensed_sampler.py": "import optuna\n\n\nclass Sampler(optuna.samplers.RandomSampler):\n"
+            "    def __init__(self, seed=None):\n        raise RuntimeError('no licence server at 10.0.0.7')\n"
+        },
     ),
     Case(
         "bruteforce-continuous",

@@ -27,6 +27,8 @@ def _write(case: Case) -> None:
     Path("optimize.yaml").write_text(
         case.optimize_text if case.optimize_text is not None else yaml.safe_dump(opt)
     )
+    for name, text in case.files.items():
+        Path(name).write_text(text)
     if case.name == "unreadable":
         Path("run.yaml").write_bytes(b"\xff\xfe")
 

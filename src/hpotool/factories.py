@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
-from hpotool.resolve import accepted_kwargs, check_kwargs, did_you_mean, resolve
+from hpotool.resolve import accepted_kwargs, check_kwargs, described, did_you_mean, resolve
 from hpotool.search_space import FloatParam, Param, choice_label, contains, grid_choices
 
 if TYPE_CHECKING:
@@ -73,8 +73,12 @@ def _instantiate(kind: str, name: str, cls: Any, kwargs: Mapping[str, Any], key:
         with warnings.catch_warnings():  # the user asked for this class by name; no need to warn
             warnings.simplefilter("ignore", ExperimentalWarning)
             return cls(**kwargs)
+    except HpoError:
+        raise
     except (TypeError, ValueError) as exc:
         raise HpoError(f"{key}: {name!r} rejected its kwargs: {exc}") from None
+    except Exception as exc:  # a user's class that cannot start (a licence server, a file): a traceback
+        raise HpoError(f"{key}: building {name!r} failed: {described(exc)}") from None
 
 
 _YAML_VALUES = (str, int, float, bool, list, dict)

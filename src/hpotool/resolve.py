@@ -74,6 +74,13 @@ def first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
+def described(exc: BaseException) -> str:
+    """An exception in one line: its type, the first line of its message, and where in the user's own code
+    it was raised (a user's multi-line message would otherwise be a wall of `error:` lines)."""
+    where = user_frame(exc)
+    return first_line(exc) + (f" (at {where})" if where else "")
+
+
 def _similar_module(missing: str) -> str:
     """` (did you mean 'pkg.models'?)` for a misspelt module: its siblings in the package above it, or the
     modules in the current folder for a top-level one."""

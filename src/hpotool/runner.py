@@ -38,7 +38,7 @@ from hpotool.datasets import (
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
 from hpotool.lean_step import defer_dynamo
-from hpotool.resolve import accepted_kwargs, first_line, pick_kwargs, user_frame
+from hpotool.resolve import accepted_kwargs, described, pick_kwargs
 from hpotool.schedulers import DEFAULT_MONITOR, HIGHER_IS_BETTER, steps_per_batch, takes_metric
 from hpotool.trainer import (
     EpochResult,
@@ -698,13 +698,6 @@ class RunCheckError(ValueError):
         super().__init__(f"{where}: {detail}")
         self.where = where
         self.detail = detail
-
-
-def described(exc: BaseException) -> str:
-    """An exception in one line: its type, the first line of its message, and where in the user's own code
-    it was raised (a user's multi-line message would otherwise be a wall of `error:` lines)."""
-    where = user_frame(exc)
-    return first_line(exc) + (f" (at {where})" if where else "")
 
 
 @contextmanager

@@ -107,9 +107,12 @@ def worker_plan(
     """The plan of worker `index` in a run that found `existing` trials in the study: its own seed stream
     (`factories.study_sampler`), so the workers' random start-up points differ. What fails is an `HpoError`
     naming the config and key: a user's dataset that raises in a worker alone (a file or library only the
-    main process can reach) printed a traceback in each worker."""
-    sampler = study_sampler(opt, fixed=leaf_values(run), worker=index, existing=existing, salt=salt)
-    pruner = make_pruner(opt.pruner.name, opt.pruner.kwargs)
+    main process can reach), or a sampler's, printed a traceback in each worker."""
+    try:
+        sampler = study_sampler(opt, fixed=leaf_values(run), worker=index, existing=existing, salt=salt)
+        pruner = make_pruner(opt.pruner.name, opt.pruner.kwargs)
+    except HpoError as exc:
+        raise HpoError(f"optimize config: {exc}") from None
     return StudyPlan(run, opt, load_checked(run, "run config"), sampler, pruner, storage_url)
 
 
