@@ -194,6 +194,27 @@ def test_a_tracking_server_that_goes_away_is_one_warning_and_tracking_stops(
     assert asked.count("runs/create") == 1
 
 
+def test_a_tracking_server_that_goes_away_is_one_warning_for_all_workers(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """Each worker printed its own 'tracking is off for the rest of this run' (two for two workers), and
+    went on trying the dead server until its own first failure; now the main process prints it once."""
+    uri, _ = _serve_mlflow(die_after_runs=1)
+    args = [*_tracked_configs(tmp_path, run_dict, opt_dict, uri, 6), "--workers", "2"]
+    proc = _hpotool(args, tmp_path, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    try:
+        output, _ = proc.communicate(timeout=180)
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 0, output
+    assert "Traceback" not in output, output
+    warnings = [line for line in output.splitlines() if "could not log" in line]
+    assert len(warnings) == 1, output
+    assert "Connection refused" in warnings[0] and warnings[0].endswith(
+        "tracking is off for the rest of this run, and the study goes on"
+    )
+
+
 def test_an_http_tracking_server_prints_nothing_on_stdout(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:

@@ -472,20 +472,23 @@ def make_tracker(plan: StudyPlan) -> Tracker | None:
     return MlflowTracker(tracking.mlflow, plan.opt.study_name)
 
 
+def tracking_off(number: int, exc: BaseException) -> str:
+    """The warning for trial `number`, which the tracker could not log: `exc`, in one line."""
+    from hpotool.tracking import first_line
+
+    return (
+        f"warning: MLflow could not log trial #{number} ({first_line(exc)}); tracking is off for the rest of "
+        "this run, and the study goes on"
+    )
+
+
 def track(tracker: Tracker, study: optuna.Study, trial: FrozenTrial) -> None:
     """Log `trial`; an error of the tracker is one warning line, the tracker logs no later trial of this
     process (a server that went away cost minutes of retries after every trial), and the study goes on."""
-    from hpotool.tracking import first_line
-
     try:
         tracker(study, trial)
     except Exception as exc:
-        _log.warning(
-            "warning: MLflow could not log trial #%d (%s); tracking is off for the rest of this run, and the "
-            "study goes on",
-            trial.number,
-            first_line(exc),
-        )
+        _log.warning("%s", tracking_off(trial.number, exc))
 
 
 def prepare_resume(study: optuna.Study, plan: StudyPlan) -> int:

@@ -50,6 +50,7 @@ from hpotool.loop import (
     ran_now_states,
     run_trials,
     timed_out,
+    tracking_off,
     trained_by,
 )
 from hpotool.objective import StudyObserver
@@ -65,6 +66,8 @@ from hpotool.user_trainer import ContractStop
 if TYPE_CHECKING:
     from multiprocessing.queues import SimpleQueue
     from multiprocessing.synchronize import Event
+
+    from hpotool.loop import Tracker
 
 DISPLAY_S = 0.5  # how often the main process shows the workers' newly finished trials
 LOST_STORAGE_EXIT = 3  # a worker's exit code when the storage stopped answering
@@ -156,16 +159,45 @@ def _end_with_the_main_process() -> None:
     threading.Thread(target=watch, name="hpotool-main-watch", daemon=True).start()
 
 
+@dataclass(frozen=True)
+class TrackingOff:
+    """What the workers of a run share about MLflow tracking: `off`, set by the first worker that cannot log
+    a trial (then no worker tries again), and `warnings`, on which that worker puts the warning for the main
+    process to print once. Each worker printed its own 'tracking is off for the rest of this run' (as many
+    warnings as workers when the server went away), and the others went on trying, each paying the retries."""
+
+    off: Event
+    warnings: SimpleQueue
+
+
+class _SharedTracker:
+    """A worker's tracker that logs nothing once `TrackingOff.off` is set, and sets it at its first error."""
+
+    def __init__(self, tracker: Tracker, shared: TrackingOff) -> None:
+        self.tracker, self.shared = tracker, shared
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if self.shared.off.is_set():
+            return
+        try:
+            self.tracker(study, trial)
+        except Exception as exc:
+            self.shared.off.set()
+            self.shared.warnings.put(tracking_off(trial.number, exc))
+
+
 def worker_main(
     args: WorkerArgs,
     stop: Event,
     exhausted: Event,
     fallbacks: SimpleQueue | None = None,
     problems: SimpleQueue | None = None,
+    tracking: TrackingOff | None = None,
 ) -> None:
     """The entry point of a worker process; sets `exhausted` when its sampler has nothing left to try, puts
-    what its sampler sampled independently on `fallbacks` (for the main process's summary), and on
-    `problems` why its configs or data could not be set up here (then it exits `SETUP_EXIT`)."""
+    what its sampler sampled independently on `fallbacks` (for the main process's summary), on `problems`
+    why its configs or data could not be set up here (then it exits `SETUP_EXIT`), and on `tracking` why
+    MLflow tracking went off."""
     # A process the forkserver started takes forkserver as its default start method: a user's DataLoader
     # with num_workers then started a forkserver of its own, importing torch again (its first batch took
     # 24 s instead of 0.1 s), where one process forks. The platform's default again, as in one process.
@@ -191,7 +223,7 @@ def worker_main(
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
             alone_since = None if args.salt else args.existing
-            if _run_worker_trials(plan, opt, stop, args.max_failures, fallbacks, alone_since):
+            if _run_worker_trials(plan, opt, stop, args.max_failures, fallbacks, alone_since, tracking):
                 exhausted.set()
         except ContractStop:  # the training function broke hpotool's contract: the main process says so
             stop.set()
@@ -214,6 +246,7 @@ def _run_worker_trials(
     max_failures: int,
     fallbacks: SimpleQueue | None,
     alone_since: int | None = None,
+    tracking: TrackingOff | None = None,
 ) -> bool:
     """Join the study and run trials; returns whether the sampler has nothing left to try, and puts what
     its sampler sampled independently on `fallbacks`. `alone_since`: as `loop.run_trials` takes it."""
@@ -221,11 +254,19 @@ def _run_worker_trials(
     study = optuna.load_study(
         study_name=opt.study_name, storage=storage, sampler=plan.sampler, pruner=plan.pruner
     )
-    try:
-        tracker = make_tracker(plan)  # the main process created the store and the experiment
-    except HpoError as exc:
-        logging.getLogger("hpotool").warning("warning: %s; this worker logs no trials", exc)
-        tracker = None
+    tracker: Tracker | None = None
+    if tracking is None or not tracking.off.is_set():
+        try:
+            tracker = make_tracker(plan)  # the main process created the store and the experiment
+        except HpoError as exc:
+            warning = f"warning: {exc}; tracking is off for the rest of this run, and the study goes on"
+            if tracking is None:
+                logging.getLogger("hpotool").warning("%s", warning)
+            else:
+                tracking.off.set()
+                tracking.warnings.put(warning)
+    if tracker is not None and tracking is not None:
+        tracker = _SharedTracker(tracker, tracking)
     with independent_sampling(study.sampler) as fallback:
         try:
             guard = run_trials(
@@ -342,11 +383,20 @@ def _run_workers(
     monitor = _Monitor(study, observer)
     ctx: Any = worker_context()
     stop, exhausted, fallbacks, problems = ctx.Event(), ctx.Event(), ctx.SimpleQueue(), ctx.SimpleQueue()
+    tracking = TrackingOff(ctx.Event(), ctx.SimpleQueue())
     fallback = IndependentSampling()
+    warned: list[
+        str
+    ] = []  # the tracking warning printed: one for the run, whichever workers found tracking broken
 
     def gather() -> None:  # drained while the workers run too, so a worker's put never waits on a full pipe
         while not fallbacks.empty():
             fallback.merge(fallbacks.get())
+        while not tracking.warnings.empty():
+            warning = tracking.warnings.get()
+            if not warned:
+                logging.getLogger("hpotool").warning("%s", warning)
+                warned.append(warning)
 
     run_dump, opt_dump = plan.run.model_dump(mode="json"), plan.opt.model_dump(mode="json")
     procs += [
@@ -358,6 +408,7 @@ def _run_workers(
                 exhausted,
                 fallbacks,
                 problems,
+                tracking,
             ),
             name=f"hpotool-worker-{i}",
         )
