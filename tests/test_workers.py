@@ -1289,3 +1289,63 @@ def test_a_dataset_that_fails_in_the_workers_alone_is_one_line(
         r"not in a worker: check what the workers' environment lacks\n",
         output,
     ), output
+
+
+def test_max_failures_counts_the_failed_trials_in_a_row_of_all_workers(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # Each worker counted its own failures in a row: with --max-failures 3 two workers failing every trial
+    # ran about 6 failed trials ('stopped after 3 failed trials in a row in one worker'). Now the run stops
+    # at the study's third failure in a row; the other worker ends the trial it is running.
+    (tmp_path / "slow_failure.py").write_text(
+        "import time\n"
+        "from tests.helpers import ExplodingModel\n"
+        "class SlowlyExploding(ExplodingModel):\n"
+        "    def forward(self, x):\n"
+        "        time.sleep(0.3)\n"
+        "        return super().forward(x)\n"
+    )
+    run = {**run_dict, "epochs": 1, "model": {"name": "slow_failure:SlowlyExploding"}}
+    opt = {
+        **opt_dict,
+        "n_trials": 20,
+        "search_space": {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1}},
+    }
+    paths = write_yaml(tmp_path / "run.yaml", run), write_yaml(tmp_path / "optimize.yaml", opt)
+    args = ["optimize", "-r", str(paths[0]), "-o", str(paths[1]), "--workers", "2", "--max-failures", "3"]
+    proc = _hpotool([*args, "-q"], tmp_path)
+    try:
+        output, _ = proc.communicate(timeout=180)
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 1, output
+    assert "note: stopped after 3 failed trials in a row\n" in output, output
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert 3 <= len(failed) <= 4 and len({t.user_attrs["worker"]["pid"] for t in failed}) == 2, output
+
+
+def test_the_run_s_streak_is_read_from_the_storage_in_the_order_the_trials_ended() -> None:
+    from hpotool.stale import owner
+    from hpotool.workers import run_streak
+
+    study = optuna.create_study()
+    main, other = 1001, 1002
+
+    def ended(state: TrialState, pid: int, run: int = main) -> None:
+        trial = study.ask()
+        trial.set_user_attr("worker", {**owner(), "pid": pid, "main": run})
+        study.tell(trial, 0.5 if state == TrialState.COMPLETE else None, state=state)
+
+    ended(TrialState.FAIL, 1)  # before the run started: not counted
+    time.sleep(0.01)
+    since = datetime.now()
+    ended(TrialState.COMPLETE, 1)
+    assert run_streak(study, main, since) == 0
+    ended(TrialState.FAIL, 1)
+    ended(TrialState.FAIL, 2)  # another worker of the run
+    ended(TrialState.FAIL, 3, run=other)  # another command's worker: not counted
+    ended(TrialState.FAIL, 1)
+    assert run_streak(study, main, since) == 3
+    ended(TrialState.PRUNED, 2)
+    assert run_streak(study, main, since) == 0

@@ -351,7 +351,7 @@ def optimize(
         typer.Option(
             "--max-failures",
             min=0,
-            help="Stop after this many failed trials in a row (0: never); with --workers, in a row in one worker.",
+            help="Stop after this many failed trials in a row (0: never); with --workers, in a row in the run, whichever workers ran them.",
         ),
     ] = 5,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.")] = False,

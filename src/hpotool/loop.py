@@ -151,12 +151,14 @@ def run_trials(
     poll: float = POLL_S,
     tracker: Tracker | None = None,
     alone_since: int | None = None,
+    streak_of: Callable[[optuna.Study], int] | None = None,
 ) -> FailureGuard:
     """Run trials of `study` until it holds `n_trials` finished trials, the timeout passes, `stop` is set,
-    `max_failures` trials in a row fail in this process, or the sampler has nothing left to try (the last
+    `max_failures` trials in a row fail in this run, or the sampler has nothing left to try (the last
     two set `stop`). `tracker` (`make_tracker`) logs each trial this process ran. `alone_since`: the number
     of trials the study held when this process opened it seeing no other process (its sampler's seeds are
-    reproducible ones, `factories.study_sampler`), None where its seeds are its own already.
+    reproducible ones, `factories.study_sampler`), None where its seeds are its own already. `streak_of`:
+    the run's failed trials in a row, where other processes share the run (`FailureGuard`).
 
     Returns:
         The failure guard, which says whether failures or the sampler stopped the loop, and the first error.
@@ -164,7 +166,7 @@ def run_trials(
     storage = study._storage
     objective = make_objective(plan, observer)
     target, timeout = trial_target(plan), plan.opt.timeout
-    guard = FailureGuard(max_failures)
+    guard = FailureGuard(max_failures, streak_of=streak_of)
     start = time.monotonic()
     # Heartbeats are written every `interval` seconds, so a trial turns stale at that pace: looking once
     # per interval (not before every trial: ~10 ms of queries each) finds dead workers' trials as soon.

@@ -197,19 +197,22 @@ def _free_device_memory(device: str) -> None:
 
 @dataclass
 class FailureGuard:
-    """Stops the study after `limit` consecutive failed trials, keeping the first error."""
+    """Stops the study after `limit` consecutive failed trials, keeping the first error. `streak_of`, where
+    several processes share the run, counts them in the storage (`workers.run_streak`): this process's own
+    trials in a row stopped a run of N workers only after about N times `limit` failures."""
 
     limit: int
     streak: int = 0
     first_error: str | None = None
     tripped: bool = False
     exhausted: bool = False  # not a failure: the sampler stopped the study (grid, brute force: all tried)
+    streak_of: Callable[[optuna.Study], int] | None = None
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.state != TrialState.FAIL:
             self.streak = 0
             return
-        self.streak += 1
+        self.streak = self.streak_of(study) if self.streak_of and self.limit else self.streak + 1
         if self.first_error is None:
             self.first_error = str(trial.user_attrs.get("fail_reason", "unknown error"))
         if self.limit and self.streak >= self.limit:

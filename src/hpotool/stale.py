@@ -37,11 +37,17 @@ QUEUED_BY = "hpotool:queued_by"
 
 
 def owner() -> dict[str, Any]:
-    """This process, as recorded on the trials it runs."""
+    """This process, as recorded on the trials it runs; in a worker, also its command's main process
+    (`main`), which tells the trials of one run of several workers (`of_run`)."""
+    import multiprocessing
+
     who: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
     namespace = pid_namespace()
     if namespace is not None:
         who["pidns"] = namespace
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid is not None:
+        who["main"] = parent.pid
     return who
 
 
@@ -63,6 +69,12 @@ def run_by(trial: FrozenTrial, pids: Collection[int]) -> bool:
     """Whether `trial` was run by one of the processes `pids` of this host (its `worker` attribute)."""
     who = trial.user_attrs.get("worker")
     return isinstance(who, dict) and _here(who) and who.get("pid") in pids
+
+
+def of_run(trial: FrozenTrial, main: int) -> bool:
+    """Whether `trial` was run by a worker of the command whose main process, on this host, is `main`."""
+    who = trial.user_attrs.get("worker")
+    return isinstance(who, dict) and _here(who) and who.get("main") == main
 
 
 def _alive(pid: int) -> bool:

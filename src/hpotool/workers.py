@@ -11,13 +11,16 @@ workers racing at the end never overshoot the target.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import multiprocessing
 import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from multiprocessing.connection import wait
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +60,7 @@ from hpotool.objective import StudyObserver
 from hpotool.overrides import leaf_values
 from hpotool.plan import StudyPlan
 from hpotool.runner import load_checked
-from hpotool.stale import fail_dead_local_trials, run_by
+from hpotool.stale import fail_dead_local_trials, of_run, run_by
 from hpotool.storage import lost_connection, make_storage, storage_lost
 from hpotool.study import FINISHED
 from hpotool.summary import StudySummary, summarize
@@ -139,6 +142,7 @@ class WorkerArgs:
     max_failures: int
     existing: int  # trials in the study when the run started
     salt: tuple[int, ...] = ()  # `factories.process_salt()` where other processes sample the study too
+    started: float = 0.0  # when the run started (time.time() in the main process)
 
 
 def _end_with_the_main_process() -> None:
@@ -223,7 +227,11 @@ def worker_main(
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
             alone_since = None if args.salt else args.existing
-            if _run_worker_trials(plan, opt, stop, args.max_failures, fallbacks, alone_since, tracking):
+            since = datetime.fromtimestamp(args.started)  # naive local time, as Optuna stores its times
+            main = multiprocessing.parent_process()  # as `stale.owner` records it on each trial
+            streak_of = functools.partial(run_streak, main=(main and main.pid) or os.getpid(), since=since)
+            guard = (args.max_failures, streak_of)
+            if _run_worker_trials(plan, opt, stop, guard, fallbacks, alone_since, tracking):
                 exhausted.set()
         except ContractStop:  # the training function broke hpotool's contract: the main process says so
             stop.set()
@@ -243,7 +251,7 @@ def _run_worker_trials(
     plan: StudyPlan,
     opt: OptimizeConfig,
     stop: Event,
-    max_failures: int,
+    guard: tuple[int, Callable[[optuna.Study], int]],
     fallbacks: SimpleQueue | None,
     alone_since: int | None = None,
     tracking: TrackingOff | None = None,
@@ -269,13 +277,41 @@ def _run_worker_trials(
         tracker = _SharedTracker(tracker, tracking)
     with independent_sampling(study.sampler) as fallback:
         try:
-            guard = run_trials(
-                study, plan, stop, max_failures=max_failures, tracker=tracker, alone_since=alone_since
-            )
-            return guard.exhausted
+            max_failures, streak_of = guard
+            return run_trials(
+                study,
+                plan,
+                stop,
+                max_failures=max_failures,
+                tracker=tracker,
+                alone_since=alone_since,
+                streak_of=streak_of,
+            ).exhausted
         finally:
             if fallback.trials and fallbacks is not None:
                 fallbacks.put(fallback.as_dict())
+
+
+def run_streak(study: optuna.Study, main: int, since: datetime) -> int:
+    """The failed trials in a row that the workers of one run (its main process `main`, on this host,
+    started at `since`) ended last, in the order they ended, whichever workers ran them: `--max-failures`
+    counts them, where each worker counted its own (two workers failing every trial in turn ran about
+    twice as many failed trials as asked). Read from the storage, so no worker needs the others' pids."""
+    ended = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL))
+        if t.datetime_complete is not None
+        and t.datetime_start is not None
+        and t.datetime_start >= since
+        and of_run(t, main)
+    ]
+    ended.sort(key=lambda t: (t.datetime_complete, t.number))
+    streak = 0
+    for t in reversed(ended):
+        if t.state != TrialState.FAIL:
+            break
+        streak += 1
+    return streak
 
 
 class _Monitor:
@@ -399,11 +435,14 @@ def _run_workers(
                 warned.append(warning)
 
     run_dump, opt_dump = plan.run.model_dump(mode="json"), plan.opt.model_dump(mode="json")
+    started = time.time()  # the trials the workers start from now on are this run's (`run_streak`)
     procs += [
         ctx.Process(
             target=worker_main,
             args=(
-                WorkerArgs(run_dump, opt_dump, plan.storage_url, i, n_workers, max_failures, existing, salt),
+                WorkerArgs(
+                    run_dump, opt_dump, plan.storage_url, i, n_workers, max_failures, existing, salt, started
+                ),
                 stop,
                 exhausted,
                 fallbacks,
@@ -499,7 +538,7 @@ def _run_workers(
     elif exhausted.is_set():
         summary.stopped = EXHAUSTED
     elif stop.is_set() and finished < target:
-        summary.stopped = f"stopped after {max_failures} failed trials in a row in one worker"
+        summary.stopped = f"stopped after {max_failures} failed trials in a row"
         summary.failed = True
         fails = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
         if fails:
