@@ -1349,3 +1349,34 @@ def test_the_run_s_streak_is_read_from_the_storage_in_the_order_the_trials_ended
     assert run_streak(study, main, since) == 3
     ended(TrialState.PRUNED, 2)
     assert run_streak(study, main, since) == 0
+
+
+def test_a_sampler_that_fails_in_the_workers_alone_is_one_line(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # A user's sampler class that raises a plain exception when built in a worker (a licence server only
+    # the main process's host reaches): each worker printed a traceback, and the command exited 1.
+    (tmp_path / "sampler_in_main.py").write_text(
+        "import multiprocessing\n"
+        "import optuna\n"
+        "class Sampler(optuna.samplers.RandomSampler):\n"
+        "    def __init__(self, seed=None):\n"
+        "        if multiprocessing.parent_process() is not None:\n"
+        "            raise RuntimeError('no licence server')\n"
+        "        super().__init__(seed=seed)\n"
+    )
+    opt = {**opt_dict, "sampler": {"name": "sampler_in_main:Sampler"}}
+    paths = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt)
+    proc = _hpotool(["optimize", "-r", str(paths[0]), "-o", str(paths[1]), "--workers", "2", "-q"], tmp_path)
+    try:
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 2, output
+    assert "Traceback" not in output and output.count("error:") == 1, output
+    assert re.fullmatch(
+        r"error: hpotool-worker-\d: optimize config: sampler: building 'sampler_in_main:Sampler' failed: "
+        r"RuntimeError: no licence server \(at sampler_in_main.py:6 in __init__\); it passed in the main "
+        r"process but not in a worker: check what the workers' environment lacks\n",
+        output,
+    ), output
