@@ -1103,6 +1103,19 @@ CASES = [
         run={"loss": {"name": "cross_entropy", "reduction": "sum"}},
     ),
     Case(
+        "label-smoothing-one",
+        "label smoothing of 1 (every target the uniform one)",
+        "error: run.yaml: loss: loss 'cross_entropy' argument 'label_smoothing': 1.0 trains every sample towards the same uniform target whatever its label, so the model learns nothing; give a value from 0 up to but not including 1, such as 0.1",
+        run={"loss": {"name": "cross_entropy", "label_smoothing": 1.0}},
+    ),
+    Case(
+        "label-smoothing-searched-to-one",
+        "label smoothing searched up to 1",
+        "error: optimize.yaml: search_space.loss.label_smoothing: with loss.label_smoothing=1.0: loss: loss 'cross_entropy' argument 'label_smoothing': 1.0 trains every sample towards the same uniform target whatever its label, so the model learns nothing; give a value from 0 up to but not including 1, such as 0.1",
+        run={"loss": {"name": "cross_entropy"}},
+        optimize={"search_space": {"loss.label_smoothing": {"type": "float", "low": 0.0, "high": 1.0}}},
+    ),
+    Case(
         "plateau-mode-max",
         "a plateau schedule set to mode max (it watches val_loss)",
         "error: run.yaml: scheduler: 'torch.optim.lr_scheduler:ReduceLROnPlateau' watches val_loss, which is better lower, but its mode is max, which cuts the lr while val_loss falls; drop mode or set mode: min",

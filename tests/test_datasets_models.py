@@ -627,7 +627,6 @@ def test_a_training_step_that_fails_in_the_optimizer_says_so_not_to_check_the_lo
     [
         ({"name": "regression", "n_samples": 100}, {"name": "huber", "delta": 0}, "delta: 0"),
         ({"name": "regression", "n_samples": 100}, {"name": "smooth_l1", "beta": -1}, "beta: -1"),
-        ({"name": "digits"}, {"name": "cross_entropy", "label_smoothing": 1.5}, "label_smoothing: 1.5"),
     ],
 )
 def test_a_loss_argument_torch_refuses_as_the_loss_runs_is_named(
