@@ -1006,8 +1006,15 @@ CASES = [
     Case(
         "split-too-small",
         "a dataset too small for the validation split",
-        "error: run.yaml: data: val_fraction: 0.1 of the dataset's 4 samples leaves no validation sample; raise it to at least 0.25, or give more data",
+        "error: run.yaml: data: val_fraction: 0.1 of the dataset's 4 samples leaves no validation sample; raise it to at least 0.5, or give more data",
         run={"data": {"name": "regression", "n_samples": 4, "val_fraction": 0.1}},
+        optimize={"metric": "val_loss", "direction": "minimize"},
+    ),
+    Case(
+        "split-one-validation-sample",
+        "a validation split of one sample",
+        "error: run.yaml: data: val_fraction: 0.1 of the dataset's 10 samples leaves 1 validation sample, whose accuracy is 0 or 1 and error one prediction's: too few to compare runs; raise it to at least 0.2, or give more data",
+        run={"data": {"name": "regression", "n_samples": 10, "val_fraction": 0.1}, "batch_size": 4},
         optimize={"metric": "val_loss", "direction": "minimize"},
     ),
     Case(

@@ -390,6 +390,11 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
     return torch.equal(a, b)
 
 
+# The fewest samples a validation split may hold: one sample's accuracy is 0 or 1, so trials tie or differ
+# by chance, and a study run on it ranked nothing, without a word.
+MIN_VAL_SAMPLES = 2
+
+
 def split(
     ds: Dataset, val_fraction: float, subset_fraction: float = 1.0, seed: int = 0
 ) -> tuple[TensorData, TensorData]:
@@ -397,16 +402,24 @@ def split(
 
     The validation split does not depend on `subset_fraction`, so trials on a subset and the final run
     on everything are measured on the same samples.
+
+    Raises:
+        SplitError: fewer than `MIN_VAL_SAMPLES` validation samples, or no training sample.
     """
     n = len(ds.x)
     n_val = round(n * val_fraction)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = perm[:n_val], perm[n_val:]
-    if n_val < 1:
-        raise SplitError(
-            f"val_fraction: {val_fraction} of the dataset's {n} samples leaves no validation sample; raise it "
-            f"to at least {1 / n:.3g}, or give more data"
+    if n_val < MIN_VAL_SAMPLES:
+        left = "no validation sample"
+        if n_val == 1:
+            left = "1 validation sample, whose accuracy is 0 or 1 and error one prediction's: too few to compare runs"
+        fix = (
+            f"raise it to at least {MIN_VAL_SAMPLES / n:.3g}, or give more data"
+            if n > MIN_VAL_SAMPLES
+            else f"give more data (at least {MIN_VAL_SAMPLES + 1} samples: {MIN_VAL_SAMPLES} to validate, 1 to train)"
         )
+        raise SplitError(f"val_fraction: {val_fraction} of the dataset's {n} samples leaves {left}; {fix}")
     if len(train_idx) < 1:
         raise SplitError(
             f"val_fraction: {val_fraction} of the dataset's {n} samples leaves no training sample; lower it, "
