@@ -1004,6 +1004,17 @@ CASES = [
         optimize={"search_space": {"batch_size": {"type": "categorical", "choices": ["32", "512"]}}},
     ),
     Case(
+        "batch-norm-searched-with-batch-of-one",
+        "batch norm searched beside a batch size that reaches 1",
+        "error: optimize.yaml: search_space.batch_size: with model.norm=batch, batch_size=1: one step on 1 sample failed: ValueError: Expected more than 1 value per channel when training, got input size torch.Size([1, 16]); batch norm cannot train on a batch of one sample: set batch_size to 2 or more (a trial may pair any batch_size with any model.norm: search batch_size from 2, or search model.norm below batch_size with when: {batch_size: {ge: 2}})",
+        optimize={
+            "search_space": {
+                "model.norm": {"type": "categorical", "choices": ["none", "batch"]},
+                "batch_size": {"type": "int", "low": 1, "high": 32},
+            }
+        },
+    ),
+    Case(
         "split-too-small",
         "a dataset too small for the validation split",
         "error: run.yaml: data: val_fraction: 0.1 of the dataset's 4 samples leaves no validation sample; raise it to at least 0.5, or give more data",

@@ -1721,6 +1721,50 @@ def test_a_searched_batch_size_trains_one_step_before_trial_0(
         )
 
 
+def test_batch_norm_searched_beside_a_batch_size_reaching_1_is_refused_before_trial_0(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """model.norm [none, batch] and batch_size [1, 32] each passed the check at the run config's other value
+    (norm none, batch 32), and every trial drawing both failed with torch's 'Expected more than 1 value per
+    channel when training'. The smallest batch is now tried with each searched model value; searched apart
+    (norm only where batch_size >= 2, as the hint says) the study runs."""
+    run_dict["model"] = {"name": "mlp", "hidden": [16]}
+    space = {
+        "model.norm": {"type": "categorical", "choices": ["none", "batch"]},
+        "batch_size": {"type": "categorical", "choices": [32, 1]},
+    }
+    opt_dict["search_space"] = space
+    rp, op = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    with pytest.raises(HpoError) as refused:
+        prepare_study(rp, op)
+    assert re.fullmatch(
+        r".*optimize\.yaml: search_space\.batch_size: with model\.norm=batch, batch_size=1: one step on 1 sample "
+        r"failed: ValueError: Expected more than 1 value per channel when training, .*; batch norm cannot "
+        r"train on a batch of one sample: set batch_size to 2 or more \(a trial may pair any batch_size with "
+        r"any model\.norm: search batch_size from 2, or search model\.norm below batch_size with when: "
+        r"\{batch_size: \{ge: 2\}\}\)",
+        str(refused.value),
+    )
+    opt_dict["search_space"] = {
+        "batch_size": {"type": "int", "low": 1, "high": 32},
+        "model": {"type": "categorical", "choices": [{"name": "mlp", "hidden": [16], "norm": "batch"}]},
+    }
+    write_yaml(op, opt_dict)
+    with pytest.raises(
+        HpoError, match=r"with model=\{name: mlp, hidden: \[16\], norm: batch\}, batch_size=1: "
+    ):
+        prepare_study(rp, op)
+    opt_dict["search_space"] = {
+        "batch_size": space["batch_size"],
+        "model.norm": {**space["model.norm"], "when": {"batch_size": {"ge": 2}}},
+    }
+    opt_dict["n_trials"] = 4
+    opt_dict["sampler"] = {"name": "bruteforce"}
+    _run(tmp_path, run_dict, opt_dict)
+    trials = _study(opt_dict).trials
+    assert {t.state for t in trials} == {TrialState.COMPLETE} and len(trials) == 3
+
+
 def test_a_batch_size_larger_than_a_trials_training_split_fails_that_trial_saying_so(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

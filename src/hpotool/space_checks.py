@@ -457,9 +457,12 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
             trains = data is not None and (
                 path.partition(".")[0] in (*COMPONENT_SECTIONS, "data") or path in _SIZES
             )
+            smallest = _smallest_batch(values) if path == "batch_size" else None
             for context, value in [(c, v) for c in contexts for v in values]:
+                # the smallest batch meets every searched model too: batch norm trains on no batch of one
+                paired = ("data", "model") if smallest is not None and value == smallest else ("data",)
                 datasets, always = (
-                    _data_contexts(path, param, value, context, opt, fixed) if trains else ([], False)
+                    _data_contexts(path, param, value, context, opt, fixed, paired) if trains else ([], False)
                 )
                 try:
                     _check_in_context(run, opt, data, path, param, value, context, contexts, fixed)
@@ -474,7 +477,7 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                     except HpoError as exc:
                         message = str(exc).removeprefix(f"with {format_params({path: value})}: ")
                         hint = (
-                            _pair_hint(path, label.partition("=")[0], opt)
+                            _pair_hint(path, label.partition("=")[0], opt, message)
                             if path not in ("data.name", "data")
                             else ""
                         )
@@ -514,6 +517,12 @@ def _check_in_context(
             raise exc from None
 
 
+def _smallest_batch(values: list[Any]) -> Any:
+    """The smallest of a searched batch_size's values (a categorical's may be strings, "32"), or None."""
+    sizes = [v for v in values if str(v).isdigit()]
+    return min(sizes, key=int) if sizes else None
+
+
 def _data_contexts(
     path: str,
     param: Param,
@@ -521,15 +530,17 @@ def _data_contexts(
     context: Mapping[str, Any],
     opt: OptimizeConfig,
     fixed: Mapping[str, Any],
+    sections: tuple[str, ...] = ("data",),
 ) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
     """The searched data a trial with `path` at `value` (and `context`) may train on, as (label, values)
     pairs: each value of each other searched data.* parameter that can apply there, with the values its
     condition reads. And whether one of them always applies there, so the run config's data never meets
-    `value` (mse beside a regression dataset under the same condition)."""
+    `value` (mse beside a regression dataset under the same condition). `sections` ("data", "model") pairs
+    it with the searched model keys too (the smallest batch_size: batch norm cannot train on one sample)."""
     out: list[tuple[str, dict[str, Any]]] = []
     always = False
     for other, p in opt.search_space.items():
-        if other == path or other.partition(".")[0] != "data" or other in context:
+        if other == path or other.partition(".")[0] not in sections or other in context:
             continue
         try:
             needs = _condition_values(p, opt, fixed, other)
@@ -547,9 +558,15 @@ def _data_contexts(
     return out, always
 
 
-def _pair_hint(path: str, other: str, opt: OptimizeConfig) -> str:
+def _pair_hint(path: str, other: str, opt: OptimizeConfig, message: str = "") -> str:
     """How to search `path` only with the datasets it fits, when `other` is the searched dataset (its name
-    or the whole data section)."""
+    or the whole data section); or, for a batch of one that a searched model's batch norm cannot train on
+    (`message` says so), how to search the two apart."""
+    if path == "batch_size" and other.partition(".")[0] == "model" and "batch norm" in message:
+        return (
+            f" (a trial may pair any batch_size with any {other}: search batch_size from 2, or search {other} "
+            f"below batch_size with when: {{batch_size: {{ge: 2}}}})"
+        )
     if other not in ("data.name", "data"):
         return ""
     names = list(opt.search_space)
