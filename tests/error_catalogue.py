@@ -1015,6 +1015,12 @@ CASES = [
         },
     ),
     Case(
+        "nll-loss-on-soft-labels",
+        "negative log-likelihood on class probabilities (soft labels)",
+        "error: run.yaml: loss: 'torch.nn:NLLLoss' takes one class id per sample, but y holds each sample's class probabilities (soft labels); use cross_entropy, which takes probabilities, or give class ids (y.argmax(1))",
+        run={"data": {"name": "tests.helpers:soft_labels"}, "loss": {"name": "torch.nn:NLLLoss"}},
+    ),
+    Case(
         "split-too-small",
         "a dataset too small for the validation split",
         "error: run.yaml: data: val_fraction: 0.1 of the dataset's 4 samples leaves no validation sample; raise it to at least 0.5, or give more data",

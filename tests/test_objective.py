@@ -1904,6 +1904,22 @@ def test_searched_loss_names_auto_and_bce_on_label_columns_are_two_tasks(
         prepare_study(rp, write_yaml(op, opt_dict))
 
 
+@pytest.mark.parametrize("data", ["one_hot_floats", "soft_labels"])
+def test_searched_loss_names_auto_and_cross_entropy_on_class_rows_of_floats_are_two_tasks(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, data: str
+) -> None:
+    """One-hot float rows and rows of class probabilities are a classification with cross_entropy, a regression
+    with auto (mse): loss.name choices [auto, cross_entropy] were refused as one loss ('auto is cross_entropy
+    there'), though each trial drawing auto trained mse and reported val_rmse."""
+    run_dict["data"] = {"name": f"tests.helpers:{data}"}
+    run_dict["loss"] = {"name": "cross_entropy"}
+    opt_dict.update(metric="val_loss", direction="minimize", n_trials=2, sampler={"name": "bruteforce"})
+    opt_dict["search_space"] = {"loss.name": {"type": "categorical", "choices": ["auto", "cross_entropy"]}}
+    _run(tmp_path, run_dict, opt_dict)
+    metrics = {t.params["loss.name"]: t.user_attrs["metrics"] for t in _study(opt_dict).trials}
+    assert "val_rmse" in metrics["auto"] and "val_accuracy" in metrics["cross_entropy"]
+
+
 def test_val_accuracy_on_label_columns_read_as_a_regression_names_bce_with_logits(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

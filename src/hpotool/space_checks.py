@@ -390,12 +390,15 @@ def _check_one_split(param: Param, opt: OptimizeConfig) -> None:
 def auto_task(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None) -> str | None:
     """The task of the data a trial drawing the loss `auto` trains on, where the search switches no dataset
     (searches `data` or a data key other than how much of it a trial trains on); None where it may. The run
-    config's task, but where its loss is bce_with_logits reading 0/1 float targets as two classes: auto is
-    no one-logit loss, so its trials load those targets as the regression they are (auto is mse there)."""
+    config's task, but where its loss reads float targets as classes (bce_with_logits' 0/1 targets as two
+    classes or labels, cross-entropy's one-hot rows or class probabilities): auto reads them as no loss
+    does, so its trials load those targets as the regression they are (auto is mse there)."""
     searched = [p.partition(".")[2] for p in opt.search_space if p.partition(".")[0] == "data"]
     if data is None or not all(key == "subset_fraction" for key in searched):
         return None
-    return load_data(run.data).task if one_logit(run, data) or data.task == "multilabel" else data.task
+    # bce_with_logits' two classes or labels, cross-entropy's one-hot rows or class probabilities: auto
+    # loads them as the regression they are (the data loaded with no loss says)
+    return load_data(run.data).task if data.task != "regression" else data.task
 
 
 def _check_auto_loss_name(param: Param, run: RunConfig, opt: OptimizeConfig, task: str | None) -> None:
