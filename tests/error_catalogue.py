@@ -1015,10 +1015,34 @@ CASES = [
         optimize={"search_space": {"batch_size": {"type": "categorical", "choices": ["32", "512"]}}},
     ),
     Case(
+        "batch-norm-searched-with-batch-of-one",
+        "batch norm searched beside a batch size that reaches 1",
+        "error: optimize.yaml: search_space.batch_size: with model.norm=batch, batch_size=1: one step on 1 sample failed: ValueError: Expected more than 1 value per channel when training, got input size torch.Size([1, 16]); batch norm cannot train on a batch of one sample: set batch_size to 2 or more (a trial may pair any batch_size with any model.norm: search batch_size from 2, or search model.norm below batch_size with when: {batch_size: {ge: 2}})",
+        optimize={
+            "search_space": {
+                "model.norm": {"type": "categorical", "choices": ["none", "batch"]},
+                "batch_size": {"type": "int", "low": 1, "high": 32},
+            }
+        },
+    ),
+    Case(
+        "nll-loss-on-soft-labels",
+        "negative log-likelihood on class probabilities (soft labels)",
+        "error: run.yaml: loss: 'torch.nn:NLLLoss' takes one class id per sample, but y holds each sample's class probabilities (soft labels); use cross_entropy, which takes probabilities, or give class ids (y.argmax(1))",
+        run={"data": {"name": "tests.helpers:soft_labels"}, "loss": {"name": "torch.nn:NLLLoss"}},
+    ),
+    Case(
         "split-too-small",
         "a dataset too small for the validation split",
-        "error: run.yaml: data: val_fraction: 0.1 of the dataset's 4 samples leaves no validation sample; raise it to at least 0.25, or give more data",
+        "error: run.yaml: data: val_fraction: 0.1 of the dataset's 4 samples leaves no validation sample; raise it to at least 0.5, or give more data",
         run={"data": {"name": "regression", "n_samples": 4, "val_fraction": 0.1}},
+        optimize={"metric": "val_loss", "direction": "minimize"},
+    ),
+    Case(
+        "split-one-validation-sample",
+        "a validation split of one sample",
+        "error: run.yaml: data: val_fraction: 0.1 of the dataset's 10 samples leaves 1 validation sample, whose accuracy is 0 or 1 and error one prediction's: too few to compare runs; raise it to at least 0.2, or give more data",
+        run={"data": {"name": "regression", "n_samples": 10, "val_fraction": 0.1}, "batch_size": 4},
         optimize={"metric": "val_loss", "direction": "minimize"},
     ),
     Case(
@@ -1112,6 +1136,19 @@ CASES = [
         "a loss that sums or keeps each sample's loss",
         "error: run.yaml: loss: loss 'cross_entropy' argument 'reduction': hpotool needs each batch's mean loss (it weights batches by their size for train_loss and val_loss), got sum; drop reduction (for larger steps, raise optimizer.lr)",
         run={"loss": {"name": "cross_entropy", "reduction": "sum"}},
+    ),
+    Case(
+        "label-smoothing-one",
+        "label smoothing of 1 (every target the uniform one)",
+        "error: run.yaml: loss: loss 'cross_entropy' argument 'label_smoothing': 1.0 trains every sample towards the same uniform target whatever its label, so the model learns nothing; give a value from 0 up to but not including 1, such as 0.1",
+        run={"loss": {"name": "cross_entropy", "label_smoothing": 1.0}},
+    ),
+    Case(
+        "label-smoothing-searched-to-one",
+        "label smoothing searched up to 1",
+        "error: optimize.yaml: search_space.loss.label_smoothing: with loss.label_smoothing=1.0: loss: loss 'cross_entropy' argument 'label_smoothing': 1.0 trains every sample towards the same uniform target whatever its label, so the model learns nothing; give a value from 0 up to but not including 1, such as 0.1",
+        run={"loss": {"name": "cross_entropy"}},
+        optimize={"search_space": {"loss.label_smoothing": {"type": "float", "low": 0.0, "high": 1.0}}},
     ),
     Case(
         "plateau-mode-max",

@@ -550,6 +550,15 @@ def one_hot_floats(n: int = 160) -> Any:
     return x, np.eye(3, dtype=np.float32)[k]
 
 
+def soft_labels(n: int = 300) -> Any:
+    """Three classes given as each sample's class probabilities (soft labels, rows summing to 1), as a
+    teacher model's softmax or annotators' votes give them."""
+    x = np.random.default_rng(0).normal(size=(n, 5)).astype(np.float32)
+    logits = 2 * x[:, :3]
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return x, (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
 def several_labels(n: int = 160, dtype: Any = np.float32) -> Any:
     """Three labels per sample, each 0 or 1 (multi-label)."""
     x = np.random.default_rng(0).normal(size=(n, 5)).astype(np.float32)

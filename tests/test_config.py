@@ -444,6 +444,40 @@ def test_an_argument_of_the_auto_loss_says_to_name_the_loss(run_dict: dict[str, 
     )
 
 
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        (1.0, "1.0 trains every sample towards the same uniform target whatever its label"),
+        (1, "1 trains every sample towards the same uniform target whatever its label"),
+        (1.5, "1.5 is outside what it means"),
+        (-0.1, "-0.1 is outside what it means"),
+    ],
+)
+def test_label_smoothing_outside_0_to_1_is_refused_with_the_config(
+    run_dict: dict[str, Any], value: float, why: str
+) -> None:
+    """label_smoothing: 1.0, which torch accepts, trained every sample towards the uniform target: the model
+    learned nothing and val_accuracy stayed at chance (0.11 on digits), without a word; 1.5 failed only at
+    the one-step check, naming no valid range."""
+    loss = {"name": "cross_entropy", "label_smoothing": value}
+    with pytest.raises(HpoError) as info:
+        validate_config(RunConfig, {**run_dict, "loss": loss}, "r.yaml")
+    assert str(info.value) == (
+        f"r.yaml: loss: loss 'cross_entropy' argument 'label_smoothing': {why}"
+        + (
+            ", so the model learns nothing"
+            if value == 1
+            else " (a share of the target spread over the classes)"
+        )
+        + "; give a value from 0 up to but not including 1, such as 0.1"
+    )
+    functional = {"name": "torch.nn.functional:cross_entropy", "label_smoothing": value}
+    with pytest.raises(HpoError, match="argument 'label_smoothing'"):
+        validate_config(RunConfig, {**run_dict, "loss": functional}, "r.yaml")
+    for fine in (0.0, 0.99):
+        validate_config(RunConfig, {**run_dict, "loss": {**loss, "label_smoothing": fine}}, "r.yaml")
+
+
 @pytest.mark.parametrize("seed", [-1, 2**32])
 def test_a_seed_no_sampler_takes_is_refused_as_the_seed(seed: int) -> None:
     """It was "sampler: 'tpe' rejected its kwargs: Seed must be between 0 and 2**32 - 1", naming kwargs the

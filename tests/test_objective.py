@@ -1721,6 +1721,50 @@ def test_a_searched_batch_size_trains_one_step_before_trial_0(
         )
 
 
+def test_batch_norm_searched_beside_a_batch_size_reaching_1_is_refused_before_trial_0(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """model.norm [none, batch] and batch_size [1, 32] each passed the check at the run config's other value
+    (norm none, batch 32), and every trial drawing both failed with torch's 'Expected more than 1 value per
+    channel when training'. The smallest batch is now tried with each searched model value; searched apart
+    (norm only where batch_size >= 2, as the hint says) the study runs."""
+    run_dict["model"] = {"name": "mlp", "hidden": [16]}
+    space = {
+        "model.norm": {"type": "categorical", "choices": ["none", "batch"]},
+        "batch_size": {"type": "categorical", "choices": [32, 1]},
+    }
+    opt_dict["search_space"] = space
+    rp, op = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    with pytest.raises(HpoError) as refused:
+        prepare_study(rp, op)
+    assert re.fullmatch(
+        r".*optimize\.yaml: search_space\.batch_size: with model\.norm=batch, batch_size=1: one step on 1 sample "
+        r"failed: ValueError: Expected more than 1 value per channel when training, .*; batch norm cannot "
+        r"train on a batch of one sample: set batch_size to 2 or more \(a trial may pair any batch_size with "
+        r"any model\.norm: search batch_size from 2, or search model\.norm below batch_size with when: "
+        r"\{batch_size: \{ge: 2\}\}\)",
+        str(refused.value),
+    )
+    opt_dict["search_space"] = {
+        "batch_size": {"type": "int", "low": 1, "high": 32},
+        "model": {"type": "categorical", "choices": [{"name": "mlp", "hidden": [16], "norm": "batch"}]},
+    }
+    write_yaml(op, opt_dict)
+    with pytest.raises(
+        HpoError, match=r"with model=\{name: mlp, hidden: \[16\], norm: batch\}, batch_size=1: "
+    ):
+        prepare_study(rp, op)
+    opt_dict["search_space"] = {
+        "batch_size": space["batch_size"],
+        "model.norm": {**space["model.norm"], "when": {"batch_size": {"ge": 2}}},
+    }
+    opt_dict["n_trials"] = 4
+    opt_dict["sampler"] = {"name": "bruteforce"}
+    _run(tmp_path, run_dict, opt_dict)
+    trials = _study(opt_dict).trials
+    assert {t.state for t in trials} == {TrialState.COMPLETE} and len(trials) == 3
+
+
 def test_a_batch_size_larger_than_a_trials_training_split_fails_that_trial_saying_so(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
@@ -1858,6 +1902,22 @@ def test_searched_loss_names_auto_and_bce_on_label_columns_are_two_tasks(
         HpoError, match=r"with loss.name=auto: this regression task does not measure val_accuracy"
     ):
         prepare_study(rp, write_yaml(op, opt_dict))
+
+
+@pytest.mark.parametrize("data", ["one_hot_floats", "soft_labels"])
+def test_searched_loss_names_auto_and_cross_entropy_on_class_rows_of_floats_are_two_tasks(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, data: str
+) -> None:
+    """One-hot float rows and rows of class probabilities are a classification with cross_entropy, a regression
+    with auto (mse): loss.name choices [auto, cross_entropy] were refused as one loss ('auto is cross_entropy
+    there'), though each trial drawing auto trained mse and reported val_rmse."""
+    run_dict["data"] = {"name": f"tests.helpers:{data}"}
+    run_dict["loss"] = {"name": "cross_entropy"}
+    opt_dict.update(metric="val_loss", direction="minimize", n_trials=2, sampler={"name": "bruteforce"})
+    opt_dict["search_space"] = {"loss.name": {"type": "categorical", "choices": ["auto", "cross_entropy"]}}
+    _run(tmp_path, run_dict, opt_dict)
+    metrics = {t.params["loss.name"]: t.user_attrs["metrics"] for t in _study(opt_dict).trials}
+    assert "val_rmse" in metrics["auto"] and "val_accuracy" in metrics["cross_entropy"]
 
 
 def test_val_accuracy_on_label_columns_read_as_a_regression_names_bce_with_logits(

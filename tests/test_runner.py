@@ -310,6 +310,44 @@ def test_one_hot_float_targets_with_cross_entropy_are_class_ids_measured_by_accu
     assert metrics["val_accuracy"] > 0.5  # a third is chance
 
 
+def test_soft_labels_with_cross_entropy_are_a_classification_measured_against_the_most_likely_class() -> None:
+    """Rows of class probabilities with loss cross_entropy trained as a regression and reported val_rmse (0.49)
+    and val_mae of logits against probabilities, with no val_accuracy. Now a classification: the loss gets the
+    probabilities as they are (torch's cross-entropy takes them), and val_accuracy is the share of samples
+    whose largest logit is their most likely class. With auto (mse) they stay a regression, as one-hot rows do."""
+    from hpotool.datasets import DataError, Dataset, as_dataset
+    from hpotool.runner import build_loss, train_run
+
+    from .helpers import soft_labels
+
+    cfg = _label_run({"name": "tests.helpers:soft_labels"}, "cross_entropy")
+    data = load_data(cfg.data, cfg.loss.name)
+    assert (data.task, data.out_features, data.train.y.dtype) == ("classification", 3, torch.float32)
+    assert torch.allclose(data.train.y.sum(dim=1), torch.ones(len(data.train)))  # kept as probabilities
+    result = train_run(cfg)
+    metrics = result.metrics
+    assert "val_rmse" not in metrics and metrics["val_accuracy"] > 0.7  # a third is chance
+    assert result.model is not None
+    result.model.eval()
+    with torch.no_grad():
+        out = result.model(data.val.x)
+    hits = (out.argmax(dim=1) == data.val.y.argmax(dim=1)).float().mean().item()
+    assert metrics["val_accuracy"] == pytest.approx(hits)
+    expected = torch.nn.functional.cross_entropy(out, data.val.y).item()
+    assert metrics["val_loss"] == pytest.approx(expected, rel=1e-5)
+    assert build_loss(cfg, data)(out, data.val.y).item() == pytest.approx(expected, rel=1e-5)
+    assert load_data(cfg.data, "auto").task == "regression"
+    x, p = soft_labels()
+    assert as_dataset((x, p), classes=True).task == "classification"
+    assert as_dataset((x, p)).task == "regression"
+    named = as_dataset(Dataset(torch.as_tensor(x), torch.as_tensor(p), "classification"))
+    assert named.n_classes == 3 and named.y.is_floating_point()
+    not_rows = torch.as_tensor(p) * 0.5  # sums to 0.5: no distribution, not classes
+    assert as_dataset((x, not_rows), classes=True).task == "regression"
+    with pytest.raises(DataError, match=r"or each sample's class probabilities \(rows summing to 1\)"):
+        as_dataset(Dataset(torch.as_tensor(x), not_rows, "classification"))
+
+
 @pytest.mark.parametrize("dtype", ["float32", "int64"])
 def test_several_labels_per_sample_with_bce_with_logits_are_a_multilabel_task(dtype: str) -> None:
     """Float 0/1 label columns trained as a regression (val_rmse), integer ones were refused."""

@@ -129,7 +129,7 @@ def test_train_flag_errors_are_one_line(tmp_path: Path, run_dict: dict) -> None:
         (
             {"data": {"name": "regression", "n_samples": 4, "val_fraction": 0.1}},
             "data: val_fraction: 0.1 of the dataset's 4 samples leaves no validation sample; raise it to at "
-            "least 0.25, or give more data",
+            "least 0.5, or give more data",
         ),
         (  # it said 'loading 'digits' failed: ValueError: the dataset has 1797 samples: too few for ...'
             {"data": {"name": "digits", "subset_fraction": 0.0001}},

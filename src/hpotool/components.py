@@ -104,6 +104,26 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
         )
     check_required(obj, kwargs, f"{kind} {name!r}", kind, injected)
     check_types(obj, kwargs, f"{kind} {name!r}")
+    if kind == "loss":
+        _check_label_smoothing(name, kwargs.get("label_smoothing"))
+
+
+def _check_label_smoothing(name: str, value: Any) -> None:
+    """Label smoothing of 1 trains towards the uniform target whatever the label (torch accepts it: every
+    class equally likely, the model learns nothing, val_accuracy at chance, silently); above 1 or below 0
+    torch refuses only as the loss runs."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and not 0 <= value < 1:
+        why = (
+            "trains every sample towards the same uniform target whatever its label, so the model learns "
+            "nothing"
+            if value == 1
+            else "is outside what it means (a share of the target spread over the classes)"
+        )
+        raise ValueError(
+            f"loss {name!r} argument 'label_smoothing': {format_choice(value)} {why}; give a value from 0 up to "
+            f"but not including 1, such as 0.1"
+        )
 
 
 def first_argument(kind: Kind, obj: Any) -> tuple[str, ...]:

@@ -37,7 +37,8 @@ class TensorData:
 
 @dataclass(frozen=True)
 class Dataset:
-    """A whole dataset before splitting. Classification targets are class indices (int64)."""
+    """A whole dataset before splitting. Classification targets are class indices (int64), or each sample's
+    class probabilities (soft labels: an (n, classes) float matrix whose rows sum to 1)."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -45,7 +46,9 @@ class Dataset:
 
     @property
     def n_classes(self) -> int | None:
-        return int(self.y.max().item()) + 1 if self.task == "classification" else None
+        if self.task != "classification":
+            return None
+        return int(self.y.shape[1]) if self.y.is_floating_point() else int(self.y.max().item()) + 1
 
     @property
     def out_features(self) -> int:
@@ -227,10 +230,13 @@ def check_dataset(ds: Dataset) -> Dataset:
                 "y holds values outside 0..1 for a multilabel task; give each label as 0 or 1 (one column per label)"
             )
         return Dataset(x, y.reshape(len(y), -1), ds.task)
+    if soft_labels(y):  # class probabilities: cross-entropy takes them as they are
+        return Dataset(x, y.to(x.dtype if x.is_floating_point() else torch.float32), "classification")
     if y.is_floating_point() or y.is_complex():
         raise DataError(
             f"y holds {str(y.dtype).removeprefix('torch.')} values for a classification task; give class "
-            f"indices 0..K-1 as integers (y.long()), or use task 'regression'"
+            f"indices 0..K-1 as integers (y.long()), or each sample's class probabilities (rows summing to 1), "
+            f"or use task 'regression'"
         )
     if y.ndim > 1 and y[0].numel() != 1:
         if label_matrix(y) == "one-hot":
@@ -268,7 +274,10 @@ def as_dataset(obj: Any, *, binary: bool = False, classes: bool = False) -> Data
     become class ids where the loss scores classes (`classes`: cross-entropy) or y holds integers; with
     `binary` the matrix is a multilabel task (a logit per label); several 1s in a row with a loss that picks
     one class, or integer y, are refused. Before, one-hot or multi-label floats trained as a regression and
-    reported the RMSE of logits against 0/1 targets, with no accuracy. A `Dataset` keeps the task it names.
+    reported the RMSE of logits against 0/1 targets, with no accuracy. Floating-point rows of class
+    probabilities (soft labels, each row summing to 1) with a loss that scores classes are a classification
+    too, kept as probabilities for the loss (torch's cross-entropy takes them), its accuracy the share of
+    samples whose most likely class the model's largest logit names. A `Dataset` keeps the task it names.
     """
     if isinstance(obj, Dataset):
         return check_dataset(obj)
@@ -287,6 +296,8 @@ def as_dataset(obj: Any, *, binary: bool = False, classes: bool = False) -> Data
             y, task = y.long().argmax(dim=1), "classification"
         elif matrix == "multi-label" and (classes or not y.is_floating_point()):
             raise DataError(_several_labels(y, "cross-entropy" if classes else None))
+        elif matrix is None and classes and soft_labels(y):  # class probabilities: soft labels
+            task = "classification"
         ds = check_dataset(Dataset(x.float(), y, task))
         n_classes = ds.n_classes or 0
         if n_classes > len(ds.y):  # quantities stored as integers (prices, counts), not class ids
@@ -315,6 +326,19 @@ def zero_one_labels(y: torch.Tensor) -> bool:
     if not y.is_floating_point() or len(y) == 0 or (y.ndim > 1 and y[0].numel() != 1):
         return False
     return set(torch.unique(y).tolist()) == {0.0, 1.0}
+
+
+def soft_labels(y: torch.Tensor) -> bool:
+    """Whether `y` is an (n, C) floating-point matrix of class probabilities, C > 1: each value from 0 to 1,
+    each row summing to 1 (within 1e-3: probabilities rounded when written to a file). A one-hot matrix is
+    one too (its rows hold a single 1)."""
+    if not y.is_floating_point() or y.ndim != 2 or y.shape[1] < 2 or len(y) == 0:
+        return False
+    if not bool(torch.isfinite(y).all()) or not bool(((y >= 0) & (y <= 1)).all()):
+        return False
+    return bool(
+        torch.allclose(y.double().sum(dim=1), torch.ones(len(y), dtype=torch.float64), atol=1e-3, rtol=0)
+    )
 
 
 def label_matrix(y: torch.Tensor) -> Literal["one-hot", "multi-label"] | None:
@@ -390,6 +414,11 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
     return torch.equal(a, b)
 
 
+# The fewest samples a validation split may hold: one sample's accuracy is 0 or 1, so trials tie or differ
+# by chance, and a study run on it ranked nothing, without a word.
+MIN_VAL_SAMPLES = 2
+
+
 def split(
     ds: Dataset, val_fraction: float, subset_fraction: float = 1.0, seed: int = 0
 ) -> tuple[TensorData, TensorData]:
@@ -397,16 +426,24 @@ def split(
 
     The validation split does not depend on `subset_fraction`, so trials on a subset and the final run
     on everything are measured on the same samples.
+
+    Raises:
+        SplitError: fewer than `MIN_VAL_SAMPLES` validation samples, or no training sample.
     """
     n = len(ds.x)
     n_val = round(n * val_fraction)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = perm[:n_val], perm[n_val:]
-    if n_val < 1:
-        raise SplitError(
-            f"val_fraction: {val_fraction} of the dataset's {n} samples leaves no validation sample; raise it "
-            f"to at least {1 / n:.3g}, or give more data"
+    if n_val < MIN_VAL_SAMPLES:
+        left = "no validation sample"
+        if n_val == 1:
+            left = "1 validation sample, whose accuracy is 0 or 1 and error one prediction's: too few to compare runs"
+        fix = (
+            f"raise it to at least {MIN_VAL_SAMPLES / n:.3g}, or give more data"
+            if n > MIN_VAL_SAMPLES
+            else f"give more data (at least {MIN_VAL_SAMPLES + 1} samples: {MIN_VAL_SAMPLES} to validate, 1 to train)"
         )
+        raise SplitError(f"val_fraction: {val_fraction} of the dataset's {n} samples leaves {left}; {fix}")
     if len(train_idx) < 1:
         raise SplitError(
             f"val_fraction: {val_fraction} of the dataset's {n} samples leaves no training sample; lower it, "

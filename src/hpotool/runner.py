@@ -501,6 +501,12 @@ def _check_loss_fits_task(cfg: RunConfig, data: PreparedData, loss: Any) -> None
         return (isinstance(loss, type) and issubclass(loss, classes)) or any(loss is f for f in functions)
 
     if data.task == "classification":
+        if among((nn.NLLLoss,), (F.nll_loss,)) and data.train.y.is_floating_point():
+            raise RunCheckError(
+                "loss",
+                f"{name!r} takes one class id per sample, but y holds each sample's class probabilities (soft "
+                f"labels); use cross_entropy, which takes probabilities, or give class ids (y.argmax(1))",
+            )
         if among((nn.NLLLoss,), (F.nll_loss,)) and cfg.model.name in REGISTRIES["model"]:
             raise RunCheckError(
                 "loss",
@@ -725,7 +731,7 @@ def unused_classes_note(data: PreparedData, name: str) -> str | None:
     sparse codes (10, 20) give the model an output for every id up to the largest, some for classes no
     sample has, and integer amounts (counts, ages) read as class ids look the same. None when 0..K-1 all
     occur (in the training and validation samples)."""
-    if data.task != "classification":
+    if data.task != "classification" or data.train.y.is_floating_point():  # soft labels: a column per class
         return None
     labels = torch.unique(torch.cat([data.train.y, data.val.y]))
     classes = data.out_features if data.out_features > 1 else 2  # one logit: two classes

@@ -390,12 +390,15 @@ def _check_one_split(param: Param, opt: OptimizeConfig) -> None:
 def auto_task(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None) -> str | None:
     """The task of the data a trial drawing the loss `auto` trains on, where the search switches no dataset
     (searches `data` or a data key other than how much of it a trial trains on); None where it may. The run
-    config's task, but where its loss is bce_with_logits reading 0/1 float targets as two classes: auto is
-    no one-logit loss, so its trials load those targets as the regression they are (auto is mse there)."""
+    config's task, but where its loss reads float targets as classes (bce_with_logits' 0/1 targets as two
+    classes or labels, cross-entropy's one-hot rows or class probabilities): auto reads them as no loss
+    does, so its trials load those targets as the regression they are (auto is mse there)."""
     searched = [p.partition(".")[2] for p in opt.search_space if p.partition(".")[0] == "data"]
     if data is None or not all(key == "subset_fraction" for key in searched):
         return None
-    return load_data(run.data).task if one_logit(run, data) or data.task == "multilabel" else data.task
+    # bce_with_logits' two classes or labels, cross-entropy's one-hot rows or class probabilities: auto
+    # loads them as the regression they are (the data loaded with no loss says)
+    return load_data(run.data).task if data.task != "regression" else data.task
 
 
 def _check_auto_loss_name(param: Param, run: RunConfig, opt: OptimizeConfig, task: str | None) -> None:
@@ -457,9 +460,12 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
             trains = data is not None and (
                 path.partition(".")[0] in (*COMPONENT_SECTIONS, "data") or path in _SIZES
             )
+            smallest = _smallest_batch(values) if path == "batch_size" else None
             for context, value in [(c, v) for c in contexts for v in values]:
+                # the smallest batch meets every searched model too: batch norm trains on no batch of one
+                paired = ("data", "model") if smallest is not None and value == smallest else ("data",)
                 datasets, always = (
-                    _data_contexts(path, param, value, context, opt, fixed) if trains else ([], False)
+                    _data_contexts(path, param, value, context, opt, fixed, paired) if trains else ([], False)
                 )
                 try:
                     _check_in_context(run, opt, data, path, param, value, context, contexts, fixed)
@@ -474,7 +480,7 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                     except HpoError as exc:
                         message = str(exc).removeprefix(f"with {format_params({path: value})}: ")
                         hint = (
-                            _pair_hint(path, label.partition("=")[0], opt)
+                            _pair_hint(path, label.partition("=")[0], opt, message)
                             if path not in ("data.name", "data")
                             else ""
                         )
@@ -514,6 +520,12 @@ def _check_in_context(
             raise exc from None
 
 
+def _smallest_batch(values: list[Any]) -> Any:
+    """The smallest of a searched batch_size's values (a categorical's may be strings, "32"), or None."""
+    sizes = [v for v in values if str(v).isdigit()]
+    return min(sizes, key=int) if sizes else None
+
+
 def _data_contexts(
     path: str,
     param: Param,
@@ -521,15 +533,17 @@ def _data_contexts(
     context: Mapping[str, Any],
     opt: OptimizeConfig,
     fixed: Mapping[str, Any],
+    sections: tuple[str, ...] = ("data",),
 ) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
     """The searched data a trial with `path` at `value` (and `context`) may train on, as (label, values)
     pairs: each value of each other searched data.* parameter that can apply there, with the values its
     condition reads. And whether one of them always applies there, so the run config's data never meets
-    `value` (mse beside a regression dataset under the same condition)."""
+    `value` (mse beside a regression dataset under the same condition). `sections` ("data", "model") pairs
+    it with the searched model keys too (the smallest batch_size: batch norm cannot train on one sample)."""
     out: list[tuple[str, dict[str, Any]]] = []
     always = False
     for other, p in opt.search_space.items():
-        if other == path or other.partition(".")[0] != "data" or other in context:
+        if other == path or other.partition(".")[0] not in sections or other in context:
             continue
         try:
             needs = _condition_values(p, opt, fixed, other)
@@ -547,9 +561,15 @@ def _data_contexts(
     return out, always
 
 
-def _pair_hint(path: str, other: str, opt: OptimizeConfig) -> str:
+def _pair_hint(path: str, other: str, opt: OptimizeConfig, message: str = "") -> str:
     """How to search `path` only with the datasets it fits, when `other` is the searched dataset (its name
-    or the whole data section)."""
+    or the whole data section); or, for a batch of one that a searched model's batch norm cannot train on
+    (`message` says so), how to search the two apart."""
+    if path == "batch_size" and other.partition(".")[0] == "model" and "batch norm" in message:
+        return (
+            f" (a trial may pair any batch_size with any {other}: search batch_size from 2, or search {other} "
+            f"below batch_size with when: {{batch_size: {{ge: 2}}}})"
+        )
     if other not in ("data.name", "data"):
         return ""
     names = list(opt.search_space)

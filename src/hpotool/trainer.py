@@ -280,8 +280,9 @@ class Trainer:
             parts = [self.loss_fn(out, y).float() * len(x)]
             if self.one_logit:
                 parts.append(((out.reshape(-1) > 0) == (y.reshape(-1) > 0.5)).sum().float())
-            elif self.task == "classification":
-                parts.append((out.argmax(dim=1) == y).sum().float())
+            elif self.task == "classification":  # soft labels: against each sample's most likely class
+                target = y.argmax(dim=1) if y.is_floating_point() else y
+                parts.append((out.argmax(dim=1) == target).sum().float())
             elif self.task == "multilabel":  # the share of a sample's labels a positive logit gets right
                 parts.append(((out > 0) == (y > 0.5)).float().reshape(len(x), -1).mean(dim=1).sum())
             else:
