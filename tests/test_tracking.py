@@ -270,3 +270,35 @@ def test_an_unreachable_tracking_server_is_one_line_within_seconds(
     assert result.stderr.strip().startswith(
         f"error: tracking.mlflow: cannot use experiment 'tiny' at 'http://127.0.0.1:{port}': MlflowException:"
     )
+
+
+def test_a_tracking_server_that_never_answers_is_one_line_within_seconds(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that takes connections and never answers (hung) held the command 120 s per request (MLflow's
+    timeout): 4 min 23 s before its one line, with one retry. Now a request gives up after 10 s, unless the
+    user set MLFLOW_HTTP_REQUEST_TIMEOUT."""
+    import socket
+    import time
+
+    held: list[socket.socket] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(
+        target=lambda: [held.append(listener.accept()[0]) for _ in range(10)], daemon=True
+    ).start()
+    uri = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # one request: the test's time
+    try:
+        started = time.monotonic()
+        result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 1))
+        assert time.monotonic() - started < 40
+        assert result.exit_code == 2
+        assert result.stderr.startswith(f"error: tracking.mlflow: cannot use experiment 'tiny' at '{uri}'")
+        assert "read timeout=10)" in result.stderr
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "1")  # the user's own is kept
+        result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 1))
+        assert result.exit_code == 2 and "read timeout=1)" in result.stderr
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()

@@ -41,18 +41,24 @@ def first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
+REQUEST_TIMEOUT_S = 10  # MLflow's is 120 s: one request to a server that takes but never answers
+
+
 @contextmanager
 def _quick_requests() -> Iterator[None]:
-    """MLflow's HTTP requests with one retry, and no "View run ... at: URL" lines on stdout, unless the user
-    set these variables.
+    """MLflow's HTTP requests with one retry, each given up after REQUEST_TIMEOUT_S seconds, and no
+    "View run ... at: URL" lines on stdout, unless the user set these variables.
 
     A server that is not there (or went away mid-study) took MLflow's 7 retries with a growing backoff:
-    about four minutes of silence before trial 0, or after every trial. With an HTTP server MLflow printed
-    two lines on stdout per trial (in `--json` output too), and read the run back to print them.
+    about four minutes of silence before trial 0, or after every trial. One that takes connections and
+    never answers (hung) took 2 × 120 s once retries were 1: 4 min 23 s before the one line. With an HTTP
+    server MLflow printed two lines on stdout per trial (in `--json` output too), and read the run back to
+    print them.
     """
     quick = {
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
         "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT_S),
         "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
     }
     quick = {k: v for k, v in quick.items() if k not in os.environ}
