@@ -396,3 +396,26 @@ def test_ctrl_c_while_a_trial_is_logged_ends_its_run_killed(
     assert result.exit_code == 130, result.output
     assert [r["status"] for r in runs.values()] == ["KILLED"]
     assert asked.count("runs/create") == 1
+
+
+def test_a_diverged_trial_logs_the_value_it_diverged_with(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """A trial pruned as diverged logged the epochs before, but not the NaN or infinite value that pruned it
+    (one that diverged in its first epoch logged no metric at all): MLflow's chart now ends where it
+    diverged. Its run ends KILLED, as every pruned trial's, tagged with the state and the reason."""
+    import sys
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_dict["trainer"] = {"function": "tests.trainers:diverges_in_epoch_2"}
+    opt_dict |= {"metric": "val_loss", "direction": "minimize"}
+    result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 1))
+    assert result.exit_code == 0, result.output
+    run = _logged_trials(uri, "tiny")["0"]
+    assert run.info.status == "KILLED"
+    assert run.data.tags["hpotool.state"] == "PRUNED"
+    assert run.data.tags["hpotool.prune_reason"] == "val_loss is inf in epoch 2"
+    history = mlflow.MlflowClient(tracking_uri=uri).get_metric_history(run.info.run_id, "val_loss")
+    assert [m.step for m in history] == [0, 1]
+    # a SQL store keeps infinity as the largest float
+    assert [m.value for m in history] == [1.0, sys.float_info.max]

@@ -161,6 +161,10 @@ class MlflowTracker:
             for key, value in row.items():
                 if key != "epoch" and isinstance(value, int | float):
                     self.client.log_metric(run_id, metric_name(key), float(value), step=step)
+        diverged = trial.user_attrs.get("diverged_at")
+        if isinstance(diverged, dict):  # the NaN or infinite value that pruned it, at its epoch
+            name, value, step = diverged["metric"], float(diverged["value"]), int(diverged["epoch"])
+            self.client.log_metric(run_id, metric_name(name), value, step=step)
         final: dict[str, Any] = trial.user_attrs.get("metrics", {})
         for key, value in final.items():
             self.client.log_metric(run_id, metric_name(f"final_{key}"), float(value))
