@@ -419,3 +419,29 @@ def test_a_diverged_trial_logs_the_value_it_diverged_with(
     assert [m.step for m in history] == [0, 1]
     # a SQL store keeps infinity as the largest float
     assert [m.value for m in history] == [1.0, sys.float_info.max]
+
+
+def test_a_failed_trial_ends_failed_with_its_reason_and_the_epochs_it_ran(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """Each state's run: COMPLETE as FINISHED, FAIL as FAILED with hpotool.fail_reason and the epochs it
+    ran, each tagged with its trial's number and state."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_dict["trainer"] = {"function": "tests.trainers:fails_on_long_runs"}
+    opt_dict |= {"metric": "val_loss", "direction": "minimize"}
+    opt_dict["search_space"] = {"epochs": {"type": "categorical", "choices": [2, 5]}}
+    opt_dict["enqueue"] = [{"epochs": 2}, {"epochs": 5}]
+    result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 2))
+    assert result.exit_code == 0, result.output
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    runs = _logged_trials(uri, "tiny")
+    assert set(runs) == {str(t.number) for t in trials}
+    statuses = {"COMPLETE": "FINISHED", "FAIL": "FAILED"}
+    for t in trials:
+        assert runs[str(t.number)].data.tags["hpotool.state"] == t.state.name
+        assert runs[str(t.number)].info.status == statuses[t.state.name]
+    failed = [runs[str(t.number)] for t in trials if t.state.name == "FAIL"]
+    assert failed and len(failed) < len(trials)
+    assert failed[0].data.tags["hpotool.fail_reason"].startswith("RuntimeError: CUDA-like failure")
+    history = mlflow.MlflowClient(tracking_uri=uri).get_metric_history(failed[0].info.run_id, "val_loss")
+    assert [m.step for m in history] == [0, 1, 2]
