@@ -445,3 +445,26 @@ def test_a_failed_trial_ends_failed_with_its_reason_and_the_epochs_it_ran(
     assert failed[0].data.tags["hpotool.fail_reason"].startswith("RuntimeError: CUDA-like failure")
     history = mlflow.MlflowClient(tracking_uri=uri).get_metric_history(failed[0].info.run_id, "val_loss")
     assert [m.step for m in history] == [0, 1, 2]
+
+
+def test_the_clean_up_of_a_cut_off_run_makes_one_request_inside_the_logging_s_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ending a run whose logging was cut off is one request with no retry (the store's retries were just
+    spent); it runs inside the logging's own settings, which took its retry count of 1 for the user's."""
+    import os
+
+    from hpotool.tracking import _quick_requests
+
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")  # the user's
+    with _quick_requests():
+        assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "1"
+        with _quick_requests(retries=0):
+            assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"
+            assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "3"
+        assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "1"
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "5")  # the user's, kept inside both
+    with _quick_requests(), _quick_requests(retries=0):
+        assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "5"

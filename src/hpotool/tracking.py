@@ -42,6 +42,7 @@ def first_line(exc: BaseException) -> str:
 
 
 REQUEST_TIMEOUT_S = 10  # MLflow's is 120 s: one request to a server that takes but never answers
+_ours: set[str] = set()  # the variables _quick_requests has set (the others in os.environ are the user's)
 
 
 @contextmanager
@@ -61,13 +62,19 @@ def _quick_requests(retries: int = 1) -> Iterator[None]:
         "MLFLOW_HTTP_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT_S),
         "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
     }
-    quick = {k: v for k, v in quick.items() if k not in os.environ}
+    quick = {k: v for k, v in quick.items() if k not in os.environ or k in _ours}
+    outer = {k: os.environ[k] for k in quick if k in os.environ}  # set by an enclosing _quick_requests
     os.environ.update(quick)
+    _ours.update(quick)
     try:
         yield
     finally:
         for key in quick:
-            os.environ.pop(key, None)
+            if key in outer:
+                os.environ[key] = outer[key]
+            else:
+                os.environ.pop(key, None)
+                _ours.discard(key)
 
 
 def metric_name(name: str) -> str:
