@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -120,11 +121,17 @@ def test_metric_names_mlflow_refuses_are_logged_with_underscores(
     assert [(m.step, m.value) for m in history] == [(0, 0.5), (1, 0.7)]
 
 
-def _serve_mlflow(die_after_runs: int) -> tuple[str, list[str]]:
+def _serve_mlflow(
+    die_after_runs: int,
+    runs: dict[str, dict[str, Any]] | None = None,
+    unavailable: Callable[[str, dict[str, Any]], bool] = lambda path, request: False,
+) -> tuple[str, list[str]]:
     """A local HTTP server answering the MLflow REST calls hpotool makes, which goes away (its port closed:
-    connections refused) once `die_after_runs` runs have ended; returns its URI and the paths it was asked."""
+    connections refused) once `die_after_runs` runs have ended; returns its URI and the paths it was asked.
+    `runs`: filled with the runs it holds, by id; it answers 503 (Service Unavailable) to each request for
+    which `unavailable(path, request)` is true."""
     asked: list[str] = []
-    runs: dict[str, dict[str, Any]] = {}
+    runs = {} if runs is None else runs
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:
@@ -152,13 +159,18 @@ def _serve_mlflow(die_after_runs: int) -> tuple[str, list[str]]:
             path = self.path.removeprefix("/api/2.0/mlflow/")
             asked.append(path)
             request = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
-            if path == "runs/create":
+            if unavailable(path, request):
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            elif path == "runs/create":
                 run_id = f"r{len(runs)}"
                 runs[run_id] = {"run_id": run_id, "run_uuid": run_id, "experiment_id": "1",
                                 "run_name": request.get("run_name", ""), "status": "RUNNING",
                                 "lifecycle_stage": "active"}  # fmt: skip
                 self._answer({"run": {"info": runs[run_id], "data": {}}})
             elif path == "runs/update":
+                runs[request["run_id"]]["status"] = request.get("status", "RUNNING")
                 self._answer({"run_info": runs[request["run_id"]]})
                 if asked.count("runs/update") == die_after_runs:
                     threading.Thread(target=lambda: (server.shutdown(), server.server_close())).start()
@@ -291,3 +303,189 @@ def test_an_unreachable_tracking_server_is_one_line_within_seconds(
     assert result.stderr.strip().startswith(
         f"error: tracking.mlflow: cannot use experiment 'tiny' at 'http://127.0.0.1:{port}': MlflowException:"
     )
+
+
+def test_a_tracking_server_that_never_answers_is_one_line_within_seconds(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that takes connections and never answers (hung) held the command 120 s per request (MLflow's
+    timeout): 4 min 23 s before its one line, with one retry. Now a request gives up after 10 s, unless the
+    user set MLFLOW_HTTP_REQUEST_TIMEOUT."""
+    import socket
+    import time
+
+    held: list[socket.socket] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(
+        target=lambda: [held.append(listener.accept()[0]) for _ in range(10)], daemon=True
+    ).start()
+    uri = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # one request: the test's time
+    try:
+        started = time.monotonic()
+        result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 1))
+        assert time.monotonic() - started < 40
+        assert result.exit_code == 2
+        assert result.stderr.startswith(f"error: tracking.mlflow: cannot use experiment 'tiny' at '{uri}'")
+        assert "read timeout=10)" in result.stderr
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "1")  # the user's own is kept
+        result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 1))
+        assert result.exit_code == 2 and "read timeout=1)" in result.stderr
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
+
+
+def test_a_run_whose_logging_was_cut_off_is_ended_failed_once_the_server_is_back(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A server that went away while a trial was being logged (after its run was created) left that MLflow
+    run RUNNING for good. Now hpotool ends it FAILED, tagged hpotool.log_error: at once where the server
+    answers, else as the command stops, where it is back by then."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    down = {"log-parameter": True, "update": True}
+
+    def unavailable(path: str, request: dict[str, Any]) -> bool:
+        if path == "runs/log-parameter" and down["log-parameter"]:
+            down["log-parameter"] = False  # back for good after this one
+            return True
+        if path == "runs/update" and down["update"]:  # away still when hpotool ends the run at once
+            down["update"] = False
+            return True
+        return False
+
+    runs: dict[str, dict[str, Any]] = {}
+    uri, asked = _serve_mlflow(die_after_runs=0, runs=runs, unavailable=unavailable)
+    result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 2))
+    assert result.exit_code == 0, result.output
+    warnings = [r.getMessage() for r in caplog.records if "could not log" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: MLflow could not log trial #0"), warnings
+    assert asked.count("runs/create") == 1  # tracking is off for the rest of the run, as before
+    assert [r["status"] for r in runs.values()] == ["FAILED"]
+    assert asked.count("runs/update") == 2  # refused at once, then as the command stopped
+    assert asked[-1] == "runs/set-tag"  # hpotool.log_error: why
+
+
+def test_a_resumed_study_ends_the_runs_a_dead_process_left_running_and_logs_no_trial_twice(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """A process that died while it logged a trial (killed, or its store away until it stopped) left the
+    trial's MLflow run RUNNING for good. Resuming the study now ends it FAILED, tagged hpotool.log_error;
+    each trial keeps one run (those logged before are not logged again)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = _hpotool(_tracked_configs(tmp_path, run_dict, opt_dict, uri, 2), tmp_path)
+    try:
+        output, _ = proc.communicate(timeout=180)
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 0, output
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    cut_off = _logged_trials(uri, "tiny")["1"].info.run_id
+    client.update_run(cut_off, status="RUNNING")  # as the dead process left it: logged up to its status
+    result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 3))
+    assert result.exit_code == 0, result.output
+    experiment = client.get_experiment_by_name("tiny").experiment_id
+    runs = client.search_runs([experiment])
+    assert sorted(r.data.tags["hpotool.trial"] for r in runs) == ["0", "1", "2"]
+    assert {r.data.tags["hpotool.trial"]: r.info.status for r in runs} == {
+        "0": "FINISHED", "1": "FAILED", "2": "FINISHED"
+    }  # fmt: skip
+    tags = client.get_run(cut_off).data.tags
+    assert tags["hpotool.log_error"] == "logging this trial was cut off: the process that logged it stopped"
+
+
+def test_ctrl_c_while_a_trial_is_logged_ends_its_run_killed(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """Ctrl-C while a trial was being logged left its MLflow run RUNNING for good; now it ends KILLED."""
+    import os
+    import signal
+
+    def ctrl_c(path: str, request: dict[str, Any]) -> bool:
+        if path == "runs/log-parameter":
+            os.kill(os.getpid(), signal.SIGINT)
+        return False
+
+    runs: dict[str, dict[str, Any]] = {}
+    uri, asked = _serve_mlflow(die_after_runs=0, runs=runs, unavailable=ctrl_c)
+    result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 3))
+    assert result.exit_code == 130, result.output
+    assert [r["status"] for r in runs.values()] == ["KILLED"]
+    assert asked.count("runs/create") == 1
+
+
+def test_a_diverged_trial_logs_the_value_it_diverged_with(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """A trial pruned as diverged logged the epochs before, but not the NaN or infinite value that pruned it
+    (one that diverged in its first epoch logged no metric at all): MLflow's chart now ends where it
+    diverged. Its run ends KILLED, as every pruned trial's, tagged with the state and the reason."""
+    import sys
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_dict["trainer"] = {"function": "tests.trainers:diverges_in_epoch_2"}
+    opt_dict |= {"metric": "val_loss", "direction": "minimize"}
+    result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 1))
+    assert result.exit_code == 0, result.output
+    run = _logged_trials(uri, "tiny")["0"]
+    assert run.info.status == "KILLED"
+    assert run.data.tags["hpotool.state"] == "PRUNED"
+    assert run.data.tags["hpotool.prune_reason"] == "val_loss is inf in epoch 2"
+    history = mlflow.MlflowClient(tracking_uri=uri).get_metric_history(run.info.run_id, "val_loss")
+    assert [m.step for m in history] == [0, 1]
+    # a SQL store keeps infinity as the largest float
+    assert [m.value for m in history] == [1.0, sys.float_info.max]
+
+
+def test_a_failed_trial_ends_failed_with_its_reason_and_the_epochs_it_ran(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """Each state's run: COMPLETE as FINISHED, FAIL as FAILED with hpotool.fail_reason and the epochs it
+    ran, each tagged with its trial's number and state."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_dict["trainer"] = {"function": "tests.trainers:fails_on_long_runs"}
+    opt_dict |= {"metric": "val_loss", "direction": "minimize"}
+    opt_dict["search_space"] = {"epochs": {"type": "categorical", "choices": [2, 5]}}
+    opt_dict["enqueue"] = [{"epochs": 2}, {"epochs": 5}]
+    result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 2))
+    assert result.exit_code == 0, result.output
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    runs = _logged_trials(uri, "tiny")
+    assert set(runs) == {str(t.number) for t in trials}
+    statuses = {"COMPLETE": "FINISHED", "FAIL": "FAILED"}
+    for t in trials:
+        assert runs[str(t.number)].data.tags["hpotool.state"] == t.state.name
+        assert runs[str(t.number)].info.status == statuses[t.state.name]
+    failed = [runs[str(t.number)] for t in trials if t.state.name == "FAIL"]
+    assert failed and len(failed) < len(trials)
+    assert failed[0].data.tags["hpotool.fail_reason"].startswith("RuntimeError: CUDA-like failure")
+    history = mlflow.MlflowClient(tracking_uri=uri).get_metric_history(failed[0].info.run_id, "val_loss")
+    assert [m.step for m in history] == [0, 1, 2]
+
+
+def test_the_clean_up_of_a_cut_off_run_makes_one_request_inside_the_logging_s_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ending a run whose logging was cut off is one request with no retry (the store's retries were just
+    spent); it runs inside the logging's own settings, which took its retry count of 1 for the user's."""
+    import os
+
+    from hpotool.tracking import _quick_requests
+
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")  # the user's
+    with _quick_requests():
+        assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "1"
+        with _quick_requests(retries=0):
+            assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"
+            assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "3"
+        assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "1"
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "5")  # the user's, kept inside both
+    with _quick_requests(), _quick_requests(retries=0):
+        assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "5"

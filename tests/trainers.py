@@ -20,6 +20,12 @@ def diverges_in_validation(report: Report) -> dict[str, float]:
     return {"val_loss": 1.0}
 
 
+def diverges_in_epoch_2(report: Report) -> dict[str, float]:
+    report(0, {"val_loss": 1.0})
+    report(1, {"val_loss": float("inf")})
+    return {"val_loss": 1.0}
+
+
 def reports_an_undefined_metric(report: Report) -> dict[str, float]:
     """A metric beside the loss that is undefined in the first epoch (an F1 with no positive prediction)."""
     report(0, {"val_loss": 1.0, "val_f1": float("nan")})

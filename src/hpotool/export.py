@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # User attrs the objective sets, shown as their own columns rather than as `user_attrs_<name>`.
-_KNOWN_ATTRS = ("epochs_run", "prune_reason", "fail_reason", "metrics", "history")
+_KNOWN_ATTRS = ("epochs_run", "prune_reason", "fail_reason", "metrics", "history", "diverged_at")
 # The columns of trials.csv besides parameters, values and prefixed metrics and user attrs.
 _COLUMNS = ("duration_s", *_KNOWN_ATTRS[:3], "datetime_start", "datetime_complete", "history")
 

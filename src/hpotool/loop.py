@@ -16,7 +16,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Collection, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -54,6 +54,8 @@ from hpotool.user_trainer import broke_contract, contract_stop
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
+
+    from hpotool.tracking import MlflowTracker
 
 
 # How often a process waiting for a slot (every remaining trial is running elsewhere) looks again: when
@@ -456,7 +458,7 @@ def _brute_force_started(study: optuna.Study, sampler: optuna.samplers.BruteForc
     return bool(tree.count_unexpanded(True) <= unsampled)
 
 
-Tracker = Callable[[optuna.Study, FrozenTrial], None]
+Tracker: TypeAlias = "MlflowTracker"
 _log = logging.getLogger("hpotool")
 
 
@@ -734,6 +736,8 @@ def _run_study(plan: StudyPlan, observer: StudyObserver | None, max_failures: in
     study, salt, existing, target, before, done = open_for_run(plan, observer)
     guard, interrupted = None, None
     fallback = IndependentSampling()
+    if tracker is not None:
+        tracker.end_cut_off_runs(study)
     if done < target:
         with signals_interrupt(), independent_sampling(study.sampler, fallback):
             try:
@@ -747,6 +751,9 @@ def _run_study(plan: StudyPlan, observer: StudyObserver | None, max_failures: in
                 )
             except KeyboardInterrupt as exc:
                 interrupted = signal_of(exc)
+            finally:
+                if tracker is not None:
+                    tracker.close()
     ran_now = ran_now_states(study, {os.getpid()}, before)
     summary = summarize(study, plan, sum(ran_now.values()), time.perf_counter() - start)
     add_ran_now_states(summary, ran_now)

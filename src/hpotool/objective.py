@@ -94,6 +94,8 @@ def make_objective(
             raise
         except NonFiniteLossError as exc:
             attrs["prune_reason"] = str(exc)
+            # the value the epoch ended with (not in the history): MLflow logs it at its step
+            attrs["diverged_at"] = {"epoch": exc.epoch, "metric": exc.name, "value": str(exc.value)}
             raise optuna.TrialPruned(str(exc)) from None
         except (Exception, KeyboardInterrupt) as exc:
             attrs["fail_reason"] = fail_reason(exc, config)

@@ -572,6 +572,7 @@ RUN_ATTRS = (
     "worker",
     "fail_reason",
     "prune_reason",
+    "diverged_at",
     "history",
     "epochs_run",
     "metrics",

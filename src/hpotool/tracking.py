@@ -41,27 +41,40 @@ def first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
+REQUEST_TIMEOUT_S = 10  # MLflow's is 120 s: one request to a server that takes but never answers
+_ours: set[str] = set()  # the variables _quick_requests has set (the others in os.environ are the user's)
+
+
 @contextmanager
-def _quick_requests() -> Iterator[None]:
-    """MLflow's HTTP requests with one retry, and no "View run ... at: URL" lines on stdout, unless the user
-    set these variables.
+def _quick_requests(retries: int = 1) -> Iterator[None]:
+    """MLflow's HTTP requests with `retries` retries, each given up after REQUEST_TIMEOUT_S seconds, and no
+    "View run ... at: URL" lines on stdout, unless the user set these variables.
 
     A server that is not there (or went away mid-study) took MLflow's 7 retries with a growing backoff:
-    about four minutes of silence before trial 0, or after every trial. With an HTTP server MLflow printed
-    two lines on stdout per trial (in `--json` output too), and read the run back to print them.
+    about four minutes of silence before trial 0, or after every trial. One that takes connections and
+    never answers (hung) took 2 × 120 s once retries were 1: 4 min 23 s before the one line. With an HTTP
+    server MLflow printed two lines on stdout per trial (in `--json` output too), and read the run back to
+    print them.
     """
     quick = {
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(retries),
         "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT_S),
         "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
     }
-    quick = {k: v for k, v in quick.items() if k not in os.environ}
+    quick = {k: v for k, v in quick.items() if k not in os.environ or k in _ours}
+    outer = {k: os.environ[k] for k in quick if k in os.environ}  # set by an enclosing _quick_requests
     os.environ.update(quick)
+    _ours.update(quick)
     try:
         yield
     finally:
         for key in quick:
-            os.environ.pop(key, None)
+            if key in outer:
+                os.environ[key] = outer[key]
+            else:
+                os.environ.pop(key, None)
+                _ours.discard(key)
 
 
 def metric_name(name: str) -> str:
@@ -86,6 +99,8 @@ class MlflowTracker:
         for logger in loggers:
             logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
         self.off = False  # set by the first trial MLflow could not log: the rest of the run logs none
+        # runs whose logging was cut off and which the store could not end then: id -> status, end, why
+        self.unended: dict[str, tuple[str, int | None, str]] = {}
         try:
             with _quick_requests():
                 self.client = mlflow.MlflowClient(tracking_uri=config.tracking_uri)
@@ -130,6 +145,15 @@ class MlflowTracker:
             },
         )
         run_id = run.info.run_id
+        try:
+            self._fill(run_id, trial)
+            status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}.get(trial.state.name, "FAILED")
+            self.client.set_terminated(run_id, status=status, end_time=end)
+        except BaseException as exc:  # the store went away, Ctrl-C: the run was left RUNNING for good
+            self._end_cut_off(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", end, exc)
+            raise
+
+    def _fill(self, run_id: str, trial: FrozenTrial) -> None:
         from optuna.distributions import CategoricalDistribution
 
         for key, value in trial.params.items():  # a choice as the YAML spells it (null, 5.0, [128, 64])
@@ -144,6 +168,10 @@ class MlflowTracker:
             for key, value in row.items():
                 if key != "epoch" and isinstance(value, int | float):
                     self.client.log_metric(run_id, metric_name(key), float(value), step=step)
+        diverged = trial.user_attrs.get("diverged_at")
+        if isinstance(diverged, dict):  # the NaN or infinite value that pruned it, at its epoch
+            name, value, step = diverged["metric"], float(diverged["value"]), int(diverged["epoch"])
+            self.client.log_metric(run_id, metric_name(name), value, step=step)
         final: dict[str, Any] = trial.user_attrs.get("metrics", {})
         for key, value in final.items():
             self.client.log_metric(run_id, metric_name(f"final_{key}"), float(value))
@@ -152,8 +180,70 @@ class MlflowTracker:
         for key in ("prune_reason", "fail_reason"):
             if key in trial.user_attrs:
                 self.client.set_tag(run_id, f"hpotool.{key}", str(trial.user_attrs[key])[:5000])
-        status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}.get(trial.state.name, "FAILED")
-        self.client.set_terminated(run_id, status=status, end_time=end)
+
+    def _end_cut_off(self, run_id: str, status: str, end: int | None, exc: BaseException) -> None:
+        """End a run whose logging was cut off as `status`, tagged `hpotool.log_error`; where the store
+        refuses that too, keep it for `close` to try again. A signal waits until it is done."""
+        from hpotool.interrupts import deferred
+
+        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else first_line(exc)
+        try:
+            with deferred(), _quick_requests(retries=0):  # a store gone: one try, the retries were spent
+                self.client.set_terminated(run_id, status=status, end_time=end)
+                self.client.set_tag(
+                    run_id, "hpotool.log_error", f"logging this trial was cut off: {why}"[:5000]
+                )
+        except Exception:
+            self.unended[run_id] = (status, end, why)
+
+    def close(self) -> None:
+        """End the runs whose logging was cut off and which the store could not end then (it had gone
+        away); where it is still away, they stay RUNNING until a later run of the study ends them
+        (`end_cut_off_runs`). Called as the process stops trials, after Ctrl-C or SIGTERM too."""
+        from hpotool.interrupts import deferred
+
+        for run_id, (status, end, why) in list(self.unended.items()):
+            try:
+                with deferred(), _quick_requests(retries=0):
+                    self.client.set_terminated(run_id, status=status, end_time=end)
+                    self.client.set_tag(
+                        run_id, "hpotool.log_error", f"logging this trial was cut off: {why}"[:5000]
+                    )
+            except Exception:
+                return  # still away: one try, not one per run
+            del self.unended[run_id]
+
+    def end_cut_off_runs(self, study: optuna.Study) -> None:
+        """End FAILED the runs of `study` a process of this host left RUNNING as it died (killed, or its
+        store away as it stopped): their trials are finished, and their process is gone. A process of
+        another host is not known to be gone: its runs are left as they are. Quiet: the store answered a
+        moment ago, and a store that fails now fails the next trial's logging with its warning."""
+        from hpotool.stale import died_here
+
+        if self.off:
+            return
+        try:
+            with _quick_requests():
+                running = self.client.search_runs(
+                    [self.experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000
+                )
+                trials = {str(t.number): t for t in study.get_trials(deepcopy=False)}
+                for run in running:
+                    tags = run.data.tags
+                    trial = trials.get(tags.get("hpotool.trial", ""))
+                    if tags.get("hpotool.study") != study.study_name or trial is None:
+                        continue
+                    if trial.state.is_finished() and died_here(trial):
+                        self.client.set_terminated(
+                            run.info.run_id, status="FAILED", end_time=_ms(trial.datetime_complete)
+                        )
+                        self.client.set_tag(
+                            run.info.run_id,
+                            "hpotool.log_error",
+                            "logging this trial was cut off: the process that logged it stopped",
+                        )
+        except Exception as exc:
+            logging.getLogger("hpotool").debug("could not end the runs left RUNNING: %s", first_line(exc))
 
 
 def _ms(when: datetime | None) -> int | None:

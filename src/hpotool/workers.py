@@ -288,6 +288,8 @@ def _run_worker_trials(
                 streak_of=streak_of,
             ).exhausted
         finally:
+            if tracker is not None:
+                tracker.close()
             if fallback.trials and fallbacks is not None:
                 fallbacks.put(fallback.as_dict())
 
@@ -414,8 +416,11 @@ def _run_workers(
     plan: StudyPlan, n_workers: int, observer: StudyObserver | None, max_failures: int, procs: list[Any]
 ) -> StudySummary:
     start = time.perf_counter()
-    make_tracker(plan)  # creates the MLflow store and experiment once, here, before any worker starts
+    # creates the MLflow store and experiment once, here, before any worker starts
+    tracker = make_tracker(plan)
     study, salt, existing, target, before, done = open_for_run(plan, observer)  # before any worker starts
+    if tracker is not None:
+        tracker.end_cut_off_runs(study)
     monitor = _Monitor(study, observer)
     ctx: Any = worker_context()
     stop, exhausted, fallbacks, problems = ctx.Event(), ctx.Event(), ctx.SimpleQueue(), ctx.SimpleQueue()
