@@ -151,7 +151,7 @@ def run_trials(
     observer: StudyObserver | None = None,
     max_failures: int = 5,
     poll: float = POLL_S,
-    tracker: Tracker | None = None,
+    tracker: Callable[[optuna.Study, FrozenTrial], None] | None = None,
     alone_since: int | None = None,
     streak_of: Callable[[optuna.Study], int] | None = None,
 ) -> FailureGuard:
@@ -486,7 +486,9 @@ def tracking_off(number: int, exc: BaseException) -> str:
     )
 
 
-def track(tracker: Tracker, study: optuna.Study, trial: FrozenTrial) -> None:
+def track(
+    tracker: Callable[[optuna.Study, FrozenTrial], None], study: optuna.Study, trial: FrozenTrial
+) -> None:
     """Log `trial`; an error of the tracker is one warning line, the tracker logs no later trial of this
     process (a server that went away cost minutes of retries after every trial), and the study goes on."""
     try:

@@ -262,10 +262,10 @@ def _run_worker_trials(
     study = optuna.load_study(
         study_name=opt.study_name, storage=storage, sampler=plan.sampler, pruner=plan.pruner
     )
-    tracker: Tracker | None = None
+    own: Tracker | None = None
     if tracking is None or not tracking.off.is_set():
         try:
-            tracker = make_tracker(plan)  # the main process created the store and the experiment
+            own = make_tracker(plan)  # the main process created the store and the experiment
         except HpoError as exc:
             warning = f"warning: {exc}; tracking is off for the rest of this run, and the study goes on"
             if tracking is None:
@@ -273,8 +273,7 @@ def _run_worker_trials(
             else:
                 tracking.off.set()
                 tracking.warnings.put(warning)
-    if tracker is not None and tracking is not None:
-        tracker = _SharedTracker(tracker, tracking)
+    tracker = _SharedTracker(own, tracking) if own is not None and tracking is not None else own
     with independent_sampling(study.sampler) as fallback:
         try:
             max_failures, streak_of = guard
@@ -288,8 +287,8 @@ def _run_worker_trials(
                 streak_of=streak_of,
             ).exhausted
         finally:
-            if tracker is not None:
-                tracker.close()
+            if own is not None:
+                own.close()
             if fallback.trials and fallbacks is not None:
                 fallbacks.put(fallback.as_dict())
 
