@@ -1060,7 +1060,8 @@ def test_a_running_trial_that_started_after_the_last_finish_gets_a_timeline_bar(
 
 def test_the_json_report_is_strict_json_when_a_value_is_infinite() -> None:
     """A trial valued -inf was written `-Infinity` into the JSON report, which jq and JSON.parse refuse
-    (trials.json and `hpotool trials --json` write null); now the report writes null too."""
+    (trials.json and `hpotool trials --json` write null); now the report writes "-Infinity", as they
+    now do, which tells it from a missing value."""
     from hpotool.report import render_report
 
     values = [1.0, -math.inf, 2.0]
@@ -1073,4 +1074,4 @@ def test_the_json_report_is_strict_json_when_a_value_is_infinite() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the figures leave out trial #1
         data = json.loads(render_report(study, "memory", "json"), parse_constant=refuse)
-    assert data["best"][0]["number"] == 1 and data["best"][0]["values"] == [None]
+    assert data["best"][0]["number"] == 1 and data["best"][0]["values"] == ["-Infinity"]

@@ -72,10 +72,16 @@ def direction_names(study: optuna.Study) -> list[str]:
     return [d.name.lower() for d in study.directions]
 
 
+# Strict JSON has no numbers for these; null would say "no value". Spelt as the Protocol Buffers JSON
+# mapping does, which pandas' read_json reads back as floats, and float() in Python.
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
 def json_safe(value: Any) -> Any:
-    """Plain JSON data: NaN and infinities become null (strict JSON has no spelling for them)."""
+    """Plain JSON data: NaN and infinities become the strings "NaN", "Infinity" and "-Infinity" (strict
+    JSON has no spelling for them, and null is a missing value), datetimes ISO 8601 text."""
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return value if math.isfinite(value) else _NON_FINITE[str(value)]
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -168,9 +174,12 @@ def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
 
 
 def _cell(value: Any) -> Any:
-    """A CSV cell: lists and mappings as JSON, NaN and infinities kept as pandas writes them."""
+    """A CSV cell: lists and mappings as JSON (`json_safe`), a NaN as `NaN` (pandas leaves it empty, as a
+    missing value), infinities as pandas writes them (`inf`, `-inf`)."""
     if isinstance(value, dict | list | tuple):
         return json.dumps(json_safe(value))
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
     return value
 
 
@@ -217,7 +226,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     for t in trials:
         metric_names += [m for m in _metrics(t) if m not in metric_names]
     for m in metric_names:
-        out[f"metrics_{m}"] = [_metrics(t).get(m) for t in trials]
+        out[f"metrics_{m}"] = [_cell(_metrics(t).get(m)) for t in trials]
     out["datetime_start"] = raw[("datetime_start", "")]
     out["datetime_complete"] = raw[("datetime_complete", "")]
     # A "metrics" attr that is not the mapping hpotool stores (the metrics_ columns) is a plain study's own.

@@ -758,8 +758,8 @@ def render_json(info: ReportInfo, figures: dict[str, go.Figure]) -> str:
     for f in data["figures"]:
         fig = figures.get(f["key"])
         f["plotly"] = json.loads(fig.to_json()) if fig is not None else None
-    # Strict JSON, as the exports write it: an infinite or NaN value (a trial's -inf) is null, not -Infinity,
-    # which jq and JSON.parse refuse.
+    # Strict JSON, as the exports write it: an infinite or NaN value (a trial's -inf) is the string
+    # "-Infinity", not the bare -Infinity that jq and JSON.parse refuse, nor null (no value).
     return json.dumps(json_safe(data), indent=2, allow_nan=False, default=str) + "\n"
 
 
