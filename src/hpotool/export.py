@@ -167,6 +167,12 @@ def trial_history(trial: FrozenTrial) -> Any:
     return [{"step": step, "value": value} for step, value in sorted(trial.intermediate_values.items())]
 
 
+def epochs_count(value: Any) -> int | None:
+    """A trial's `epochs_run` attr as the count of epochs hpotool records; None for anything else, such as a
+    plain Optuna script's own attr of that name ("10", "ten", 2.0)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
     """Every trial of the study, in trial order (`trials.json`)."""
     attrs = study.user_attrs
