@@ -994,10 +994,9 @@ def trials(
             _print_json(rows)
             return
         if not rows:  # an empty table says less than a line naming what the study has
-            counts: dict[str, int] = {}
-            for t in study.get_trials(deepcopy=False):
-                counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
-            has = ", ".join(f"{k} {v}" for k, v in counts.items())
+            from hpotool.export import state_counts
+
+            has = ", ".join(f"{k} {v}" for k, v in state_counts(study.get_trials(deepcopy=False)).items())
             which = f"{state.lower()} trial" if state else "trial"
             _out().print(f"study {escape(study_name)} has no {which}" + (f" ({has})" if has else ""))
             return

@@ -18,7 +18,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -371,7 +371,7 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 def no_best_error(study: optuna.Study) -> HpoError:
     """Why `study` has no best trial yet: no complete trial, or none that meets its constraints."""
-    counts = _state_counts(study)
+    counts = state_counts(study.get_trials(deepcopy=False))
     shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no trials"
     if counts.get("complete") and not stored_config(study.user_attrs, "optimize_config"):
         return HpoError(  # a plain Optuna study: no optimize config, no hpotool optimize to run again
@@ -390,9 +390,11 @@ def no_best_error(study: optuna.Study) -> HpoError:
     )
 
 
-def _state_counts(study: optuna.Study) -> dict[str, int]:
+def state_counts(trials: Iterable[FrozenTrial]) -> dict[str, int]:
+    """How many of `trials` are in each state ("complete", "pruned", ...), the states in order of the first
+    trial in each."""
     counts: dict[str, int] = {}
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
     return counts
 
@@ -432,7 +434,7 @@ def best_info(study: optuna.Study, storage_url: str, run_files: dict[int, str | 
             "run_config": run_files[trial.number],
         }
     return head | {
-        "trials": _state_counts(study),
+        "trials": state_counts(study.get_trials(deepcopy=False)),
         "versions": {**tool_versions(), "study": study.user_attrs.get("versions", {})},
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
