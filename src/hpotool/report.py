@@ -260,9 +260,15 @@ def _figure_infos(
     importance_basis: str,
 ) -> list[FigureInfo]:
     every = [t for t in trials if t.state == TrialState.COMPLETE]
-    none_complete = "no complete trial yet" if not every else None
     # The figures leave out a trial whose value is inf or nan (the report warns of them)
     complete = [t for t in every if t.values is not None and all(map(math.isfinite, t.values))]
+    none_complete = (
+        "no complete trial yet"
+        if not every
+        else None
+        if complete
+        else f"no complete trial with a finite value ({len(every)} complete, each inf or nan)"
+    )
     finite = " with a finite value" if len(complete) < len(every) else ""
     params = list(dict.fromkeys(p for t in complete for p in t.params))
     multi = len(objectives) > 1
