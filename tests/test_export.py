@@ -534,3 +534,22 @@ def test_infinite_and_nan_values_read_back_from_every_export_as_they_were(tmp_pa
     assert listed.exit_code == 0, listed.output
     shown = {t["number"]: t["value"] for t in json.loads(listed.stdout, parse_constant=refuse)}
     assert shown == {0: 1.0, 1: "-Infinity", 2: "Infinity", 3: 2.0}
+
+
+def test_a_plain_study_without_a_complete_trial_is_not_told_to_run_hpotool_optimize(tmp_path: Path) -> None:
+    # A study plain Optuna code ran, its trials all pruned: export-best said "run hpotool optimize until one
+    # completes", which has no optimize config to run it with. It now says to run more of its trials.
+    storage = f"sqlite:///{tmp_path / 'plain.db'}"
+
+    def objective(t: optuna.Trial) -> float:
+        t.report(t.suggest_float("x", 0, 1), 0)
+        raise optuna.TrialPruned()
+
+    optuna.create_study(study_name="plain", storage=storage).optimize(objective, n_trials=2)
+    result = runner.invoke(app, ["export-best", "--study-name", "plain", "--storage", storage])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: study 'plain' has no complete trial yet (pruned 2); it was not created by hpotool optimize: "
+        "run more of its trials (with the Optuna code that made it) until one completes\n"
+    )
+    assert not (tmp_path / "studies").exists()

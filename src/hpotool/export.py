@@ -385,6 +385,11 @@ def no_best_error(study: optuna.Study) -> HpoError:
             f"loosen the optimize config's constraints or narrow the search space towards them, and run "
             f"hpotool optimize again"
         )
+    if not stored_config(study.user_attrs, "optimize_config"):  # no hpotool optimize to run again
+        return HpoError(
+            f"study {study.study_name!r} has no complete trial yet ({shown}); it was not created by hpotool "
+            f"optimize: run more of its trials (with the Optuna code that made it) until one completes"
+        )
     return HpoError(
         f"study {study.study_name!r} has no complete trial yet ({shown}); run hpotool optimize until one completes"
     )
