@@ -542,8 +542,11 @@ def _optimize(
 
         with deferred():  # a second Ctrl-C waits for the summary it would cut short (or leave unprinted)
             if as_json:
+                from hpotool.export import json_safe
+
                 shown = {**summary.as_dict(), "storage": shown_url(summary.storage)}
-                sys.stdout.write(json.dumps(shown, indent=2, default=str) + "\n")
+                # strict JSON, as every JSON hpotool writes: a NaN metric is "NaN", not a bare NaN
+                sys.stdout.write(json.dumps(json_safe(shown), indent=2, allow_nan=False, default=str) + "\n")
             else:
                 from hpotool.search_space import CategoricalParam
 
