@@ -515,3 +515,47 @@ def test_trials_of_a_multi_objective_study_list_the_pareto_front_first(tmp_path:
     assert table.exit_code == 0
     lines = [line for line in table.stdout.splitlines() if re.match(r"^│ \d ", line)]
     assert [("Pareto front" in line) for line in lines] == [True, True, True, False]
+
+
+def test_trials_of_a_plain_study_that_stores_epochs_as_text_show_no_count_and_say_so(tmp_path: Path) -> None:
+    """A plain Optuna script may keep its own `epochs_run` attr, as text ("10", "ten") or a float:
+    `hpotool trials` showed it in the epochs column as if hpotool had counted it, and the report's pruning
+    table did too ("ten" epochs run). Now only a count is shown, one line names the trials whose attr is
+    not one, and the report counts a pruned trial's epochs from its reported steps, as for a plain study."""
+    url = f"sqlite:///{tmp_path / 'own.db'}"
+    study = optuna.create_study(study_name="own", storage=url)
+    for epochs, state in [("10", "COMPLETE"), (7, "COMPLETE"), ("ten", "PRUNED"), (2.0, "COMPLETE")]:
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+        trial.set_user_attr("epochs_run", epochs)
+        trial.set_user_attr("history", [{"epoch": str(e), "val_loss": 1.0} for e in (10, 2)])
+        for step in range(3):
+            trial.report(float(trial.number + step), step)
+        study.tell(
+            trial,
+            float(trial.number) if state == "COMPLETE" else None,
+            state=getattr(optuna.trial.TrialState, state),
+        )
+    table = runner.invoke(app, ["trials", "--study-name", "own", "--storage", url], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    epochs = {
+        line.split()[1]: line.split("│")[-3].strip() for line in table.stdout.splitlines() if "│ " in line
+    }
+    assert epochs == {"0": "-", "1": "7", "2": "-", "3": "-"}
+    assert " ".join(table.stderr.split()) == (
+        "note: trials 0, 2, 3 store user attr 'epochs_run' as '10', 'ten', 2.0, not as the count of epochs "
+        "hpotool records: shown as -; hpotool trials --json lists each as stored"
+    )
+    listed = runner.invoke(app, ["trials", "--study-name", "own", "--storage", url, "--json"])
+    assert {r["number"]: r["epochs_run"] for r in json.loads(listed.stdout)} == {
+        0: "10",
+        1: 7,
+        2: "ten",
+        3: 2.0,
+    }
+    from hpotool.report import report_info
+
+    (pruned,) = report_info(optuna.load_study(study_name="own", storage=url), url).pruned
+    assert (pruned["number"], pruned["epochs_run"]) == (
+        2,
+        None,
+    )  # the report's table: last step 2 + 1 = 3 epochs

@@ -236,13 +236,13 @@ def test_a_condition_on_a_list_choice_compares_the_list(
         prepare_study(run_path, write_yaml(tmp_path / "opt.yaml", opt_dict))
 
 
-def test_a_condition_written_as_a_list_of_values_points_to_in(
-    tmp_path: Path, run_dict: dict, opt_dict: dict
-) -> None:
-    """`when: {optimizer.name: [adam, rmsprop]}` (meaning "either") was refused as a condition that never
-    holds, with no word that a list is one value and `{in: [...]}` means any of several."""
+def _refused_list_condition(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, searched: dict[str, Any]
+) -> tuple[str, Path, Path]:
+    """The space `searched`, then optimizer.weight_decay `when: {optimizer.name: [adam, rmsprop]}` (a list
+    written for "either"): the line prepare_study refuses it with, and the run and optimize config files."""
     opt_dict["search_space"] = {
-        "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd", "rmsprop"]},
+        **searched,
         "optimizer.weight_decay": {
             "type": "float",
             "low": 1e-5,
@@ -253,7 +253,17 @@ def test_a_condition_written_as_a_list_of_values_points_to_in(
     run_path, opt_path = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
     with pytest.raises(HpoError) as info:
         prepare_study(run_path, opt_path)
-    assert str(info.value) == (
+    return str(info.value), run_path, opt_path
+
+
+def test_a_condition_written_as_a_list_of_values_points_to_in(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """`when: {optimizer.name: [adam, rmsprop]}` (meaning "either") was refused as a condition that never
+    holds, with no word that a list is one value and `{in: [...]}` means any of several."""
+    searched = {"optimizer.name": {"type": "categorical", "choices": ["adam", "sgd", "rmsprop"]}}
+    message, run_path, opt_path = _refused_list_condition(tmp_path, run_dict, opt_dict, searched)
+    assert message == (
         f"{opt_path}: search_space.optimizer.weight_decay: the condition optimizer.name: [adam, rmsprop] never "
         f"holds for optimizer.name's values, so it would never be set; a list is one value (a list choice): for "
         f"any of several, write {{in: [adam, rmsprop]}}"
@@ -270,18 +280,8 @@ def test_a_list_condition_on_a_fixed_value_points_to_in(
     """With optimizer.name fixed at adam, `when: {optimizer.name: [adam, rmsprop]}` told the user to "set it
     to [adam, rmsprop] in the run config", a value no optimizer has."""
     run_dict["optimizer"]["name"] = "adam"
-    opt_dict["search_space"] = {
-        "optimizer.weight_decay": {
-            "type": "float",
-            "low": 1e-5,
-            "high": 1e-3,
-            "when": {"optimizer.name": ["adam", "rmsprop"]},
-        },
-    }
-    run_path, opt_path = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    with pytest.raises(HpoError) as info:
-        prepare_study(run_path, opt_path)
-    assert str(info.value) == (
+    message, _, opt_path = _refused_list_condition(tmp_path, run_dict, opt_dict, {})
+    assert message == (
         f"{opt_path}: search_space.optimizer.weight_decay: the condition optimizer.name: [adam, rmsprop] never "
         f"holds: optimizer.name is not searched and the run config sets it to adam, so optimizer.weight_decay "
         f"would never be set; a list is one value (a list choice): for any of several, write {{in: [adam, "

@@ -476,3 +476,80 @@ def test_a_plain_studys_reported_values_are_its_exported_history(tmp_path: Path)
     assert [row["step"] for row in best["history"]] == [0, 1, 2]
     with open(tmp_path / "e" / "trials.csv", newline="") as f:
         assert json.loads(next(csv.DictReader(f))["history"])[2]["step"] == 2
+
+
+def test_infinite_and_nan_values_read_back_from_every_export_as_they_were(tmp_path: Path) -> None:
+    # trials.json, best_params.json and the CSV's JSON cells wrote NaN, +inf and -inf all as null, the
+    # spelling of a missing value, and trials.csv wrote a NaN metric as an empty cell, as one never stored:
+    # a -inf objective or an undefined F1 could not be told from no value. Now JSON spells them "NaN",
+    # "Infinity" and "-Infinity" (strict JSON still; pandas' read_json reads them as floats), the CSV NaN.
+    import math
+
+    import pandas as pd
+
+    storage = f"sqlite:///{tmp_path / 'plain.db'}"
+    values = [1.0, -math.inf, math.inf, 2.0]
+    metrics = [math.nan, 0.5, -math.inf, None]
+
+    def objective(t: optuna.Trial) -> float:
+        t.suggest_float("x", 0, 1)
+        t.report(values[t.number], 0)
+        t.report(math.nan, 1)
+        if metrics[t.number] is not None:
+            t.set_user_attr("metrics", {"f1": metrics[t.number]})
+        return values[t.number]
+
+    study = optuna.create_study(study_name="plain", storage=storage, direction="maximize")
+    study.optimize(objective, n_trials=4)
+    result = runner.invoke(
+        app, ["export-best", "--study-name", "plain", "--storage", storage, "--out", str(tmp_path / "e")]
+    )
+    assert result.exit_code == 0, result.output
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"not strict JSON: {constant}")
+
+    trials = json.loads((tmp_path / "e" / "trials.json").read_text(), parse_constant=refuse)
+    assert [t["value"] for t in trials] == [1.0, "-Infinity", "Infinity", 2.0]
+    assert [t["metrics"] for t in trials] == [{"f1": "NaN"}, {"f1": 0.5}, {"f1": "-Infinity"}, {}]
+    assert [[h["value"] for h in t["history"]] for t in trials] == [
+        [1.0, "NaN"],
+        ["-Infinity", "NaN"],
+        ["Infinity", "NaN"],
+        [2.0, "NaN"],
+    ]
+    read = pd.read_json(tmp_path / "e" / "trials.json")
+    assert read["value"].tolist() == [1.0, -math.inf, math.inf, 2.0]
+    best = json.loads((tmp_path / "e" / "best_params.json").read_text(), parse_constant=refuse)
+    assert best["best_value"] == "Infinity" and best["trial_number"] == 2
+    assert best["metrics"] == {"f1": "-Infinity"}
+    with open(tmp_path / "e" / "trials.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["value"] for r in rows] == ["1.0", "-inf", "inf", "2.0"]
+    assert [r["metrics_f1"] for r in rows] == ["NaN", "0.5", "-inf", ""]
+    assert [h["value"] for h in json.loads(rows[1]["history"])] == ["-Infinity", "NaN"]
+    frame = pd.read_csv(tmp_path / "e" / "trials.csv")
+    assert frame["value"].tolist() == [1.0, -math.inf, math.inf, 2.0]
+    listed = runner.invoke(app, ["trials", "--study-name", "plain", "--storage", storage, "--json"])
+    assert listed.exit_code == 0, listed.output
+    shown = {t["number"]: t["value"] for t in json.loads(listed.stdout, parse_constant=refuse)}
+    assert shown == {0: 1.0, 1: "-Infinity", 2: "Infinity", 3: 2.0}
+
+
+def test_a_plain_study_without_a_complete_trial_is_not_told_to_run_hpotool_optimize(tmp_path: Path) -> None:
+    # A study plain Optuna code ran, its trials all pruned: export-best said "run hpotool optimize until one
+    # completes", which has no optimize config to run it with. It now says to run more of its trials.
+    storage = f"sqlite:///{tmp_path / 'plain.db'}"
+
+    def objective(t: optuna.Trial) -> float:
+        t.report(t.suggest_float("x", 0, 1), 0)
+        raise optuna.TrialPruned()
+
+    optuna.create_study(study_name="plain", storage=storage).optimize(objective, n_trials=2)
+    result = runner.invoke(app, ["export-best", "--study-name", "plain", "--storage", storage])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: study 'plain' has no complete trial yet (pruned 2); it was not created by hpotool optimize: "
+        "run more of its trials (with the Optuna code that made it) until one completes\n"
+    )
+    assert not (tmp_path / "studies").exists()

@@ -890,9 +890,8 @@ def test_trials_valued_inf_are_not_counted_as_the_importances_and_contour_basis(
     info = report_info(study, "memory")
     assert info.importances == [None]
     reasons = {f.kind: f.reason for f in info.figures}
-    assert (
-        reasons["importances"]
-        == "importances cannot be computed: needs at least 2 complete trials, the study has 1"
+    assert reasons["importances"] == (
+        "importances cannot be computed: needs at least 2 complete trials with a finite value, the study has 1"
     )
     assert (
         reasons["contour"]
@@ -1060,7 +1059,8 @@ def test_a_running_trial_that_started_after_the_last_finish_gets_a_timeline_bar(
 
 def test_the_json_report_is_strict_json_when_a_value_is_infinite() -> None:
     """A trial valued -inf was written `-Infinity` into the JSON report, which jq and JSON.parse refuse
-    (trials.json and `hpotool trials --json` write null); now the report writes null too."""
+    (trials.json and `hpotool trials --json` write null); now the report writes "-Infinity", as they
+    now do, which tells it from a missing value."""
     from hpotool.report import render_report
 
     values = [1.0, -math.inf, 2.0]
@@ -1073,4 +1073,29 @@ def test_the_json_report_is_strict_json_when_a_value_is_infinite() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the figures leave out trial #1
         data = json.loads(render_report(study, "memory", "json"), parse_constant=refuse)
-    assert data["best"][0]["number"] == 1 and data["best"][0]["values"] == [None]
+    assert data["best"][0]["number"] == 1 and data["best"][0]["values"] == ["-Infinity"]
+
+
+def test_a_study_whose_every_complete_value_is_infinite_says_so_instead_of_drawing_empty_figures(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Three complete trials valued inf: the report drew an empty history and EDF (Optuna logging "There
+    are no complete trials."), said the parallel and slice plots were not drawn as "the trials have no
+    parameters" (they have x) and that importances needed 2 complete trials where "the study has 0" (it
+    has 3). Now each says the complete trials' values are all inf or nan."""
+    study = optuna.create_study()
+    study.optimize(lambda t: (t.suggest_float("x", 0, 1), math.inf)[1], n_trials=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the figures leave out trials #0 to #2
+        info = report_info(study, "memory")
+        with caplog.at_level(logging.WARNING, logger="optuna"):
+            make_figures(study, info)
+    reasons = {f.key: f.reason for f in info.figures}
+    none_finite = "no complete trial with a finite value (3 complete, each inf or nan)"
+    assert {k: reasons[k] for k in ("history", "parallel", "slice", "contour", "edf")} == dict.fromkeys(
+        ("history", "parallel", "slice", "contour", "edf"), none_finite
+    )
+    assert reasons["importances"] == (
+        "importances cannot be computed: needs at least 2 complete trials with a finite value, the study has 0"
+    )
+    assert "There are no complete trials" not in caplog.text

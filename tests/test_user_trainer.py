@@ -814,3 +814,31 @@ def test_trainer_keys_the_function_names_as_parameters_are_passed(
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
     train = CliRunner().invoke(app, ["train", "-r", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "r")])
     assert train.exit_code == 0, train.output
+
+
+def test_optimize_json_is_strict_json_when_the_best_trial_has_an_undefined_metric(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`optimize --json` wrote the best trial's undefined val_f1 as a bare NaN, which jq and JSON.parse
+    refuse (every other JSON hpotool writes is strict); now it is "NaN", as in trials.json."""
+    import json
+
+    import yaml
+
+    monkeypatch.chdir(REPO)
+    run_path, opt_path = tmp_path / "run.yaml", tmp_path / "opt.yaml"
+    trainer = {"function": "tests.trainers:ends_with_an_undefined_metric"}
+    run_path.write_text(yaml.safe_dump({"project": "u", "epochs": 1, "trainer": trainer}))
+    space = {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}}
+    opt = {"study_name": "u", "metric": "val_loss", "direction": "minimize", "search_space": space}
+    opt_path.write_text(yaml.safe_dump(opt))
+    storage = f"sqlite:///{tmp_path / 'u.db'}"
+    args = ["optimize", "-r", str(run_path), "-o", str(opt_path), "--storage", storage, "--n-trials", "1"]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"not strict JSON: {constant}")
+
+    summary = json.loads(result.stdout, parse_constant=refuse)
+    assert summary["best"]["metrics"]["val_f1"] == "NaN" and summary["best"]["value"] == 0.5

@@ -266,6 +266,23 @@ def _signal_both_workers(
     return proc, output, study
 
 
+def _signal_one_worker(
+    args: list[str], tmp_path: Path, opt_dict: dict[str, Any], signum: int, timeout: float
+) -> tuple[subprocess.Popen[str], str, optuna.Study, optuna.trial.FrozenTrial]:
+    """`hpotool args`, `signum` sent to the pid of one worker (not the main process's) once its trial has
+    trained a while (`_running_with_epochs`); the command, what it printed within `timeout` s, the study
+    and that trial."""
+    proc = _hpotool(args, tmp_path)
+    try:
+        study = _wait_for(lambda: _study_or_none(make_storage(opt_dict["storage"])))
+        victim = _wait_for(lambda: _running_with_epochs(study))
+        os.kill(victim.user_attrs["worker"]["pid"], signum)
+        output, _ = proc.communicate(timeout=timeout)
+    finally:
+        _kill_session(proc)
+    return proc, output, study, victim
+
+
 def test_workers_all_killed_short_of_the_target_exit_with_the_signal_s_code(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:
@@ -283,15 +300,8 @@ def test_one_worker_killed_before_the_timeout_ends_the_run_is_a_note_beside_the_
     # The summary said '1 of 2 workers died (...); run again to resume', not that the timeout had ended the
     # run, although the other worker had run the dead one's trial again and went on to the timeout.
     args = [*_slow_configs(tmp_path, run_dict, opt_dict, 400), "--timeout", "8"]
-    proc = _hpotool(args, tmp_path)
-    try:
-        study = _wait_for(lambda: _study_or_none(make_storage(opt_dict["storage"])))
-        victim = _wait_for(lambda: _running_with_epochs(study))
-        pid = victim.user_attrs["worker"]["pid"]
-        os.kill(pid, signal.SIGKILL)
-        output, _ = proc.communicate(timeout=120)
-    finally:
-        _kill_session(proc)
+    proc, output, _, victim = _signal_one_worker(args, tmp_path, opt_dict, signal.SIGKILL, 120)
+    pid = victim.user_attrs["worker"]["pid"]
     assert proc.returncode == 0, output
     assert "note: the timeout (8 s) ended the run with" in output and "workers died" not in output, output
     assert re.search(rf"note: worker hpotool-worker-\d \(pid {pid}\) was killed by SIGKILL", output), output
@@ -303,15 +313,8 @@ def test_a_worker_stopped_alone_while_the_others_finish_the_study_is_named_in_th
     # SIGTERM to one worker's pid, the other ran the study to its end: exit code 0, and the only hint that
     # a worker had gone was '1 trial failed; the last, #N: interrupted'.
     args = _slow_configs(tmp_path, run_dict, opt_dict, 6)
-    proc = _hpotool(args, tmp_path)
-    try:
-        study = _wait_for(lambda: _study_or_none(make_storage(opt_dict["storage"])))
-        victim = _wait_for(lambda: _running_with_epochs(study))
-        pid = victim.user_attrs["worker"]["pid"]
-        os.kill(pid, signal.SIGTERM)
-        output, _ = proc.communicate(timeout=180)
-    finally:
-        _kill_session(proc)
+    proc, output, study, victim = _signal_one_worker(args, tmp_path, opt_dict, signal.SIGTERM, 180)
+    pid = victim.user_attrs["worker"]["pid"]
     assert proc.returncode == 0, output
     assert sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)) == 6
     assert re.search(

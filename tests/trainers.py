@@ -33,6 +33,12 @@ def reports_an_undefined_metric(report: Report) -> dict[str, float]:
     return {"val_loss": 0.5, "val_f1": 0.7}
 
 
+def ends_with_an_undefined_metric(report: Report) -> dict[str, float]:
+    """A final metric beside the loss that is undefined (an F1 with no positive prediction)."""
+    report(0, {"val_loss": 0.5, "val_f1": float("nan")})
+    return {"val_loss": 0.5, "val_f1": float("nan")}
+
+
 def needs_data_path(report: Report, data_path: str) -> dict[str, float]:
     """Requires an argument hpotool cannot pass."""
     return {"val_loss": 1.0}

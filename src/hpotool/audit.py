@@ -299,7 +299,7 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
     """
     from optuna.trial import TrialState
 
-    from hpotool.export import best_trials, is_feasible, no_best_error, stored_run_config
+    from hpotool.export import best_trials, epochs_count, is_feasible, no_best_error, stored_run_config
     from hpotool.importance import EVALUATOR, basis, param_importances
 
     if len(study.directions) > 1:
@@ -377,8 +377,8 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
             )
         )
     findings.sort(key=lambda f: -(f.importance or 0.0))
-    epochs = [t.user_attrs.get("epochs_run") for t in pruned]
-    known_epochs = [e for e in epochs if isinstance(e, int)]
+    epochs = [epochs_count(t.user_attrs.get("epochs_run")) for t in pruned]
+    known_epochs = [e for e in epochs if e is not None]
     planned = _planned_epochs(study, pruned)
     improving, improvement = _improvement(feasible, direction, len(feasible) < len(complete))
     return AuditReport(

@@ -11,7 +11,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.errors import HpoError
-from hpotool.export import is_feasible, trial_record
+from hpotool.export import is_feasible, state_counts, trial_record
 from hpotool.fingerprint import stored_config
 from hpotool.resolve import did_you_mean
 from hpotool.storage import is_optuna_journal, is_optuna_sqlite, load_study, make_storage, shown_url
@@ -55,9 +55,7 @@ def storage_studies(url: str) -> list[dict[str, Any]]:
     rows = []
     for frozen in storage.get_all_studies():
         trials = storage.get_all_trials(storage.get_study_id_from_name(frozen.study_name), deepcopy=False)
-        counts: dict[str, int] = {}
-        for t in trials:
-            counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+        counts = state_counts(trials)
         best = _best_values(frozen.directions, trials)
         last = _last_activity(trials)
         rows.append(

@@ -542,8 +542,11 @@ def _optimize(
 
         with deferred():  # a second Ctrl-C waits for the summary it would cut short (or leave unprinted)
             if as_json:
+                from hpotool.export import json_safe
+
                 shown = {**summary.as_dict(), "storage": shown_url(summary.storage)}
-                sys.stdout.write(json.dumps(shown, indent=2, default=str) + "\n")
+                # strict JSON, as every JSON hpotool writes: a NaN metric is "NaN", not a bare NaN
+                sys.stdout.write(json.dumps(json_safe(shown), indent=2, allow_nan=False, default=str) + "\n")
             else:
                 from hpotool.search_space import CategoricalParam
 
@@ -994,10 +997,9 @@ def trials(
             _print_json(rows)
             return
         if not rows:  # an empty table says less than a line naming what the study has
-            counts: dict[str, int] = {}
-            for t in study.get_trials(deepcopy=False):
-                counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
-            has = ", ".join(f"{k} {v}" for k, v in counts.items())
+            from hpotool.export import state_counts
+
+            has = ", ".join(f"{k} {v}" for k, v in state_counts(study.get_trials(deepcopy=False)).items())
             which = f"{state.lower()} trial" if state else "trial"
             _out().print(f"study {escape(study_name)} has no {which}" + (f" ({has})" if has else ""))
             return
@@ -1052,7 +1054,7 @@ def trials(
 
         shown = [[cell(p, r) for p in params] for r in rows]
         # One column per parameter where they fit the terminal, else one wrapped "params" column.
-        from hpotool.export import is_multi_objective, objective_names
+        from hpotool.export import epochs_count, is_multi_objective, objective_names
 
         value_header = ", ".join(objective_names(study)) if is_multi_objective(study) else "value"
         # A parameter named like a column of the table (a searched epochs) is spelt as trials.csv spells it.
@@ -1074,12 +1076,22 @@ def trials(
                 r["state"],
                 value,
                 *(values if split else [" ".join(f"{p}={v}" for p, v in zip(params, values, strict=True))]),
-                str(r["epochs_run"]) if r["epochs_run"] is not None else "-",
+                str(epochs_count(r["epochs_run"]) if epochs_count(r["epochs_run"]) is not None else "-"),
                 f"{r['duration_s']:.3g}" if r["duration_s"] is not None else "-",
                 *([note or ""] if any(notes) else []),
             ]
             table.add_row(*cells)
         _out().print(table)
+        # A plain Optuna script's own epochs_run attr ("10", "ten"): no count hpotool recorded.
+        odd = [r for r in rows if r["epochs_run"] is not None and epochs_count(r["epochs_run"]) is None]
+        if odd:
+            numbers = ", ".join(str(r["number"]) for r in sorted(odd, key=lambda r: r["number"]))
+            stored = ", ".join(repr(r["epochs_run"]) for r in sorted(odd, key=lambda r: r["number"]))
+            _note(
+                f"trial{'s' if len(odd) > 1 else ''} {numbers} store{'' if len(odd) > 1 else 's'} user attr "
+                f"'epochs_run' as {stored}, not as the count of epochs hpotool records: shown as -; hpotool "
+                f"trials --json lists each as stored"
+            )
 
 
 def _reason(value: Any) -> str:

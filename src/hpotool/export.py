@@ -18,7 +18,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -72,10 +72,16 @@ def direction_names(study: optuna.Study) -> list[str]:
     return [d.name.lower() for d in study.directions]
 
 
+# Strict JSON has no numbers for these; null would say "no value". Spelt as the Protocol Buffers JSON
+# mapping does, which pandas' read_json reads back as floats, and float() in Python.
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
 def json_safe(value: Any) -> Any:
-    """Plain JSON data: NaN and infinities become null (strict JSON has no spelling for them)."""
+    """Plain JSON data: NaN and infinities become the strings "NaN", "Infinity" and "-Infinity" (strict
+    JSON has no spelling for them, and null is a missing value), datetimes ISO 8601 text."""
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return value if math.isfinite(value) else _NON_FINITE[str(value)]
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -161,6 +167,12 @@ def trial_history(trial: FrozenTrial) -> Any:
     return [{"step": step, "value": value} for step, value in sorted(trial.intermediate_values.items())]
 
 
+def epochs_count(value: Any) -> int | None:
+    """A trial's `epochs_run` attr as the count of epochs hpotool records; None for anything else, such as a
+    plain Optuna script's own attr of that name ("10", "ten", 2.0)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
     """Every trial of the study, in trial order (`trials.json`)."""
     attrs = study.user_attrs
@@ -168,9 +180,12 @@ def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
 
 
 def _cell(value: Any) -> Any:
-    """A CSV cell: lists and mappings as JSON, NaN and infinities kept as pandas writes them."""
+    """A CSV cell: lists and mappings as JSON (`json_safe`), a NaN as `NaN` (pandas leaves it empty, as a
+    missing value), infinities as pandas writes them (`inf`, `-inf`)."""
     if isinstance(value, dict | list | tuple):
         return json.dumps(json_safe(value))
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
     return value
 
 
@@ -217,7 +232,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     for t in trials:
         metric_names += [m for m in _metrics(t) if m not in metric_names]
     for m in metric_names:
-        out[f"metrics_{m}"] = [_metrics(t).get(m) for t in trials]
+        out[f"metrics_{m}"] = [_cell(_metrics(t).get(m)) for t in trials]
     out["datetime_start"] = raw[("datetime_start", "")]
     out["datetime_complete"] = raw[("datetime_complete", "")]
     # A "metrics" attr that is not the mapping hpotool stores (the metrics_ columns) is a plain study's own.
@@ -356,7 +371,7 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 def no_best_error(study: optuna.Study) -> HpoError:
     """Why `study` has no best trial yet: no complete trial, or none that meets its constraints."""
-    counts = _state_counts(study)
+    counts = state_counts(study.get_trials(deepcopy=False))
     shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no trials"
     if counts.get("complete") and not stored_config(study.user_attrs, "optimize_config"):
         return HpoError(  # a plain Optuna study: no optimize config, no hpotool optimize to run again
@@ -370,14 +385,21 @@ def no_best_error(study: optuna.Study) -> HpoError:
             f"loosen the optimize config's constraints or narrow the search space towards them, and run "
             f"hpotool optimize again"
         )
+    if not stored_config(study.user_attrs, "optimize_config"):  # no hpotool optimize to run again
+        return HpoError(
+            f"study {study.study_name!r} has no complete trial yet ({shown}); it was not created by hpotool "
+            f"optimize: run more of its trials (with the Optuna code that made it) until one completes"
+        )
     return HpoError(
         f"study {study.study_name!r} has no complete trial yet ({shown}); run hpotool optimize until one completes"
     )
 
 
-def _state_counts(study: optuna.Study) -> dict[str, int]:
+def state_counts(trials: Iterable[FrozenTrial]) -> dict[str, int]:
+    """How many of `trials` are in each state ("complete", "pruned", ...), the states in order of the first
+    trial in each."""
     counts: dict[str, int] = {}
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
     return counts
 
@@ -417,7 +439,7 @@ def best_info(study: optuna.Study, storage_url: str, run_files: dict[int, str | 
             "run_config": run_files[trial.number],
         }
     return head | {
-        "trials": _state_counts(study),
+        "trials": state_counts(study.get_trials(deepcopy=False)),
         "versions": {**tool_versions(), "study": study.user_attrs.get("versions", {})},
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -173,10 +173,7 @@ def _check_brute_force_space(study: optuna.Study, opt: OptimizeConfig) -> None:
 
     if not issubclass(sampler_class(opt.sampler.name), optuna.samplers.BruteForceSampler):
         return
-    drawn: dict[str, Any] = {}
-    for t in study.get_trials(deepcopy=False):
-        for name, d in t.distributions.items():
-            drawn.setdefault(name, d)
+    drawn = _drawn(study)
     for name, p in opt.search_space.items():
         if name in drawn and _distribution(p) != drawn[name]:
             raise HpoError(
@@ -185,6 +182,15 @@ def _check_brute_force_space(study: optuna.Study, opt: OptimizeConfig) -> None:
                 f"force fails every trial of such a study, not even with --allow-changed-config: keep "
                 f"search_space.{name} as it was, or use a new study_name"
             )
+
+
+def _drawn(study: optuna.Study) -> dict[str, Any]:
+    """Each parameter's distribution as the study's first trial to draw it stored it."""
+    drawn: dict[str, Any] = {}
+    for t in study.get_trials(deepcopy=False):
+        for name, d in t.distributions.items():
+            drawn.setdefault(name, d)
+    return drawn
 
 
 def _values(d: Any) -> str:
@@ -259,10 +265,7 @@ def _check_distributions(study: optuna.Study, opt: OptimizeConfig, *, recorded: 
     study's stored configs are this space already (an older hpotool's --allow-changed-config recorded it)."""
     from optuna.distributions import check_distribution_compatibility
 
-    drawn: dict[str, Any] = {}
-    for t in study.get_trials(deepcopy=False):
-        for name, d in t.distributions.items():
-            drawn.setdefault(name, d)
+    drawn = _drawn(study)
     for name, p in opt.search_space.items():
         if name not in drawn:
             continue

@@ -202,7 +202,8 @@ def param_importances(
 
     on = on or basis(study)
     if len(on.trials) < 2:
-        raise ValueError(f"needs at least 2 {_kind(on)}, the study has {len(on.trials)}")
+        finite = " with a finite value" if on.target is None and len(on.trials) < on.complete else ""
+        raise ValueError(f"needs at least 2 {_kind(on)}{finite}, the study has {len(on.trials)}")
     if on.target is not None and (told := sum(map(_reported, on.trials))) < 2:  # the rest tie, unranked
         raise ValueError(
             f"needs at least 2 finished trials that reported a finite value, the study has {told}"

@@ -343,7 +343,7 @@ def _unset_by(params: Mapping[str, Any], opt: OptimizeConfig, fixed: Mapping[str
 def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPlan:
     """`plan` with the `top` best complete trials of `source` that meet its constraints enqueued (params
     in this space, within it)."""
-    from hpotool.export import ranked_trials, trial_params
+    from hpotool.export import ranked_trials, state_counts, trial_params
 
     if len(source.directions) > 1:
         raise HpoError(
@@ -351,9 +351,7 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
         )
     ranked = ranked_trials(source)
     if not ranked:
-        counts: dict[str, int] = {}
-        for t in source.get_trials(deepcopy=False):
-            counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+        counts = state_counts(source.get_trials(deepcopy=False))
         shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no trials"
         what = "meets its constraints" if counts.get("complete") else "to start from"
         raise HpoError(f"--enqueue-from: {source.study_name!r} has no complete trial that {what} ({shown})")

@@ -148,6 +148,7 @@ def pruned_rows(study: optuna.Study, pruner: Mapping[str, Any] | None) -> list[P
         pruner: the optimize config's `pruner` section (`{name, kwargs}`), or None when unknown. A trial
             that ran before `--allow-changed-config` changed the pruner is judged by the one it ran under.
     """
+    from hpotool.export import epochs_count
     from hpotool.fingerprint import CHANGES_ATTR, config_of
 
     attrs = study.user_attrs
@@ -175,7 +176,7 @@ def pruned_rows(study: optuna.Study, pruner: Mapping[str, Any] | None) -> list[P
             PrunedRow(
                 number=t.number,
                 epoch=step,
-                epochs_run=t.user_attrs.get("epochs_run"),
+                epochs_run=epochs_count(t.user_attrs.get("epochs_run")),
                 value=value,
                 threshold=threshold,
                 threshold_note=note,

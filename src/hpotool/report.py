@@ -32,7 +32,7 @@ from hpotool.atomic import write_text
 from hpotool.audit import audit_findings
 from hpotool.config import is_nop_pruner
 from hpotool.errors import HpoError
-from hpotool.export import is_feasible, json_safe, ranked_trials, trial_params
+from hpotool.export import epochs_count, is_feasible, json_safe, ranked_trials, trial_params
 from hpotool.figure_labels import categorical_choices, yaml_hovertext, yaml_labels
 from hpotool.fingerprint import config_of, stored_config
 from hpotool.formatting import format_param
@@ -177,7 +177,7 @@ def _epochs(
     def unknown(why: str) -> dict[str, Any]:
         return {"run": None, "planned": None, "saved_fraction": None, "not_recorded": why}
 
-    if not run or any(not _count(t.user_attrs.get("epochs_run")) for t in finished):
+    if not run or any(epochs_count(t.user_attrs.get("epochs_run")) is None for t in finished):
         return unknown("not an hpotool study")
     attrs = study.user_attrs
     bases = [config_of(attrs, t.number, "run_config") or run for t in finished]
@@ -193,11 +193,6 @@ def _epochs(
     )
     saved = 1 - ran / planned if planned and _prunes(pruner) else None
     return {"run": ran, "planned": planned, "saved_fraction": saved, "not_recorded": None}
-
-
-def _count(value: Any) -> bool:
-    """Whether a trial's `epochs_run` is a count hpotool recorded (not a string another tool stored)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _prunes(pruner: dict[str, Any] | None) -> bool:
@@ -265,9 +260,15 @@ def _figure_infos(
     importance_basis: str,
 ) -> list[FigureInfo]:
     every = [t for t in trials if t.state == TrialState.COMPLETE]
-    none_complete = "no complete trial yet" if not every else None
     # The figures leave out a trial whose value is inf or nan (the report warns of them)
     complete = [t for t in every if t.values is not None and all(map(math.isfinite, t.values))]
+    none_complete = (
+        "no complete trial yet"
+        if not every
+        else None
+        if complete
+        else f"no complete trial with a finite value ({len(every)} complete, each inf or nan)"
+    )
     finite = " with a finite value" if len(complete) < len(every) else ""
     params = list(dict.fromkeys(p for t in complete for p in t.params))
     multi = len(objectives) > 1
@@ -758,8 +759,8 @@ def render_json(info: ReportInfo, figures: dict[str, go.Figure]) -> str:
     for f in data["figures"]:
         fig = figures.get(f["key"])
         f["plotly"] = json.loads(fig.to_json()) if fig is not None else None
-    # Strict JSON, as the exports write it: an infinite or NaN value (a trial's -inf) is null, not -Infinity,
-    # which jq and JSON.parse refuse.
+    # Strict JSON, as the exports write it: an infinite or NaN value (a trial's -inf) is the string
+    # "-Infinity", not the bare -Infinity that jq and JSON.parse refuse, nor null (no value).
     return json.dumps(json_safe(data), indent=2, allow_nan=False, default=str) + "\n"
 
 

@@ -5,6 +5,7 @@ components that build and train one step. Each refusal names the optimize config
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from hpotool.components import AUTO_LOSS_FIX, Kind, auto_loss, component_default, component_kwargs
@@ -461,6 +462,7 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                 path.partition(".")[0] in (*COMPONENT_SECTIONS, "data") or path in _SIZES
             )
             smallest = _smallest_batch(values) if path == "batch_size" else None
+            searched = _Searched(run, opt, data, path, param, contexts, fixed)
             for context, value in [(c, v) for c in contexts for v in values]:
                 # the smallest batch meets every searched model too: batch norm trains on no batch of one
                 paired = ("data", "model") if smallest is not None and value == smallest else ("data",)
@@ -468,15 +470,13 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                     _data_contexts(path, param, value, context, opt, fixed, paired) if trains else ([], False)
                 )
                 try:
-                    _check_in_context(run, opt, data, path, param, value, context, contexts, fixed)
+                    _check_in_context(searched, value, context)
                 except HpoError:
                     if not always:  # the run config's data meets this value in some trial
                         raise
                 for label, extra in datasets:  # and so does each searched dataset a trial may pair it with
                     try:
-                        _check_in_context(
-                            run, opt, data, path, param, value, {**extra, **context}, contexts, fixed
-                        )
+                        _check_in_context(searched, value, {**extra, **context})
                     except HpoError as exc:
                         message = str(exc).removeprefix(f"with {format_params({path: value})}: ")
                         hint = (
@@ -494,28 +494,32 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
             raise HpoError(f"{source}: {message}") from None
 
 
-def _check_in_context(
-    run: RunConfig,
-    opt: OptimizeConfig,
-    data: PreparedData | None,
-    path: str,
-    param: Param,
-    value: Any,
-    context: dict[str, Any],
-    contexts: list[dict[str, Any]],
-    fixed: Mapping[str, Any],
-) -> None:
+@dataclass(frozen=True)
+class _Searched:
+    """One searched parameter as `check_space` tries its values: the configs, the data a step trains on
+    (None: none loaded), the component contexts it is tried in and the run config's own values."""
+
+    run: RunConfig
+    opt: OptimizeConfig
+    data: PreparedData | None
+    path: str
+    param: Param
+    contexts: list[dict[str, Any]]
+    fixed: Mapping[str, Any]
+
+
+def _check_in_context(s: _Searched, value: Any, context: dict[str, Any]) -> None:
     """`_check_value`, or where that fails, again with the parameters a trial picking `value` sets too."""
     try:
-        _check_value(run, opt, data, path, param, value, context, contexts, fixed)
+        _check_value(s, value, context)
     except HpoError as exc:
         # A trial that picks `value` also sets the parameters conditioned on it (scheduler.mode
         # when: {scheduler.monitor: val_accuracy}): the value is fine where they make it so.
-        later = _conditioned_on(path, value, context, opt, fixed)
+        later = _conditioned_on(s.path, value, context, s.opt, s.fixed)
         if not later:
             raise
         try:
-            _check_value(run, opt, data, path, param, value, {**context, **later}, contexts, fixed)
+            _check_value(s, value, {**context, **later})
         except HpoError:
             raise exc from None
 
@@ -580,19 +584,10 @@ def _pair_hint(path: str, other: str, opt: OptimizeConfig, message: str = "") ->
     )
 
 
-def _check_value(
-    run: RunConfig,
-    opt: OptimizeConfig,
-    data: PreparedData | None,
-    path: str,
-    param: Param,
-    value: Any,
-    context: dict[str, Any],
-    contexts: list[dict[str, Any]],
-    fixed: Mapping[str, Any],
-) -> None:
-    """`path` at `value`, with the other searched values `context`, gives a config that validates, and
-    (with `data`) whose components build and train a step. `contexts` are all the contexts tried."""
+def _check_value(s: _Searched, value: Any, context: dict[str, Any]) -> None:
+    """`s.path` at `value`, with the other searched values `context`, gives a config that validates, and
+    (with `s.data`) whose components build and train a step."""
+    run, opt, data, path, param, contexts, fixed = s.run, s.opt, s.data, s.path, s.param, s.contexts, s.fixed
     try:
         config = apply_overrides(run, {**context, path: value})
     except HpoError as exc:
