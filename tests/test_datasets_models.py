@@ -1309,6 +1309,45 @@ def test_a_torch_dataset_with_a_random_transform_is_refused_saying_it_would_appl
     assert len(_stack_samples(Fixed())[0]) == 20
 
 
+@pytest.mark.parametrize("n", [2, 5, 1000])
+def test_a_torch_dataset_whose_augmentation_skips_the_first_sample_is_refused(n: int) -> None:
+    """Only sample 0 was read twice, so augmentation that leaves it alone (or a first sample that happens to
+    be fixed) passed, and the random transform was frozen into the tensors every epoch trains on."""
+
+    class SkipsFirst(torch.utils.data.Dataset):  # type: ignore[type-arg]
+        def __len__(self) -> int:
+            return n
+
+        def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+            x = torch.full((3,), float(i))
+            return (x if i == 0 else x + torch.randn(3)), i % 2
+
+    with pytest.raises(DataError, match=r"^SkipsFirst\[\d+\] differs between two reads \(a random transform"):
+        as_dataset(SkipsFirst())
+
+
+def test_a_torch_dataset_flipping_half_the_time_is_refused() -> None:
+    """A flip drawn per read gives the same sample twice with odds 1/2: eight samples read again miss it once
+    in 256 tries; sample 0 alone missed it every other time."""
+
+    class Flips(torch.utils.data.Dataset):  # type: ignore[type-arg]
+        def __len__(self) -> int:
+            return 100
+
+        def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+            x = torch.arange(4.0) + i
+            return (x.flip(0) if torch.rand(()) < 0.5 else x), i % 2
+
+    torch.manual_seed(0)
+    refused = 0
+    for _ in range(20):
+        try:
+            _stack_samples(Flips())
+        except DataError:
+            refused += 1
+    assert refused >= 19
+
+
 def _stack_samples(ds: Any) -> Any:
     from hpotool.datasets import _stack_torch_dataset
 

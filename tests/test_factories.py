@@ -208,3 +208,50 @@ def test_a_sampler_function_or_class_that_builds_no_sampler_is_refused(name: str
     with pytest.raises(HpoError) as info:
         make_sampler(name, {}, seed=1, space=SPACE)
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize("error", ["ValueError", "TypeError"])
+def test_a_user_pruner_that_raises_for_its_own_reasons_is_not_said_to_reject_its_kwargs(
+    tmp_path: Path, error: str
+) -> None:
+    """A ValueError or TypeError the user's class raised after taking its kwargs read "pruner: 'x' rejected
+    its kwargs: licence key missing", sending the user to kwargs that were fine."""
+    module = f"keyed_pruner_{error.lower()}"
+    (tmp_path / f"{module}.py").write_text(
+        "import optuna\n\n\nclass Pruner(optuna.pruners.NopPruner):\n"
+        f"    def __init__(self, key_file='key.txt'):\n        raise {error}('licence key missing')\n"
+    )
+    with pytest.raises(HpoError) as info:
+        make_pruner(f"{module}:Pruner", {"key_file": "k.txt"})
+    assert str(info.value) == (
+        f"pruner: building '{module}:Pruner' failed: {error}: licence key missing (at {module}.py:6 in __init__)"
+    )
+
+
+def test_a_user_sampler_that_passes_a_bad_value_to_optuna_names_its_own_line(tmp_path: Path) -> None:
+    """The user's class, not the config, gave Optuna the value it refused: the line in the user's code."""
+    (tmp_path / "own_seed_sampler.py").write_text(
+        "import optuna\n\n\nclass Sampler(optuna.samplers.RandomSampler):\n"
+        "    def __init__(self, seed=None):\n        super().__init__(seed=-1)\n"
+    )
+    with pytest.raises(HpoError) as info:
+        make_sampler("own_seed_sampler:Sampler", {}, seed=0, space=SPACE)
+    assert str(info.value).startswith("sampler: building 'own_seed_sampler:Sampler' failed: ValueError: ")
+    # the line in the user's code, not numpy's compiled frame ("at numpy/random/_mt19937.pyx:182 in ...")
+    assert str(info.value).endswith("(at own_seed_sampler.py:6 in __init__)")
+
+
+def test_a_call_that_does_not_bind_or_a_value_optuna_refuses_still_reads_rejected_its_kwargs(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "needy_pruner.py").write_text(
+        "import optuna\n\n\nclass Pruner(optuna.pruners.NopPruner):\n"
+        "    def __init__(self, level):\n        raise ValueError('never reached')\n"
+    )
+    with pytest.raises(HpoError, match=r"^pruner: 'needy_pruner:Pruner' rejected its kwargs: .*'level'"):
+        make_pruner("needy_pruner:Pruner", {})
+    with pytest.raises(HpoError, match=r"^pruner: 'median' rejected its kwargs: .*startup trials"):
+        make_pruner("median", {"n_startup_trials": -1})
+    with pytest.raises(HpoError) as info:  # numpy's compiled code refuses it, in a frame of a .pyx
+        make_sampler("random", {"seed": -1}, seed=None, space=SPACE)
+    assert str(info.value) == "sampler: 'random' rejected its kwargs: Seed must be between 0 and 2**32 - 1"

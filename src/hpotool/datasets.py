@@ -365,6 +365,10 @@ def _several_labels(y: torch.Tensor, loss: str | None) -> str:
     )
 
 
+# Samples of a torch Dataset read twice to find a random transform (a flip half the time: 1 in 256 missed).
+REREAD = 8
+
+
 def _stack_torch_dataset(ds: torch.utils.data.Dataset[Any]) -> tuple[torch.Tensor, torch.Tensor]:
     """A map-style torch Dataset's samples as two stacked tensors (a TensorDataset's own tensors)."""
     name = type(ds).__name__
@@ -386,15 +390,13 @@ def _stack_torch_dataset(ds: torch.utils.data.Dataset[Any]) -> tuple[torch.Tenso
         ys.append(_as_tensor(sample[1], "y"))
     if not xs:
         raise DataError("the dataset is empty (0 samples)")
-    again = ds[0]
-    if not all(
-        _same(a, _as_tensor(b, what)) for a, b, what in ((xs[0], again[0], "x"), (ys[0], again[1], "y"))
-    ):
-        raise DataError(
-            f"{name}[0] differs between two reads (a random transform, such as augmentation?); hpotool reads "
-            f"each sample once and trains on those tensors every epoch, so the transform would apply once, not "
-            f"per epoch: drop the random transforms, or train with your own function (trainer: {{function: ...}})"
-        )
+    # A few samples, spread from the first to the last, read again at a cost that does not grow with the
+    # dataset: a transform random for some samples only (augmentation that skips index 0) or only at
+    # times (a flip half the time reads the same twice with odds 1/2) passed when sample 0 alone was.
+    n = len(xs)
+    for i in sorted({round(k * (n - 1) / (REREAD - 1)) for k in range(REREAD)}):
+        if not _reads_the_same(ds[i], xs[i], ys[i]):
+            raise _random_transform(name, i)
     for values, what in ((xs, "x"), (ys, "y")):
         odd = next((i for i, v in enumerate(values) if v.shape != values[0].shape), None)
         if odd is not None:
@@ -403,6 +405,21 @@ def _stack_torch_dataset(ds: torch.utils.data.Dataset[Any]) -> tuple[torch.Tenso
                 f"{tuple(values[0].shape)}; hpotool stacks the samples, so give every {what} the same shape"
             )
     return torch.stack(xs), torch.stack(ys)
+
+
+def _reads_the_same(again: Any, x: torch.Tensor, y: torch.Tensor) -> bool:
+    """Whether a sample read again is the (x, y) pair first read as `x` and `y`."""
+    if not (isinstance(again, tuple | list) and len(again) == 2):
+        return False
+    return _same(x, _as_tensor(again[0], "x")) and _same(y, _as_tensor(again[1], "y"))
+
+
+def _random_transform(name: str, i: int) -> DataError:
+    return DataError(
+        f"{name}[{i}] differs between two reads (a random transform, such as augmentation?); hpotool reads "
+        f"each sample once and trains on those tensors every epoch, so the transform would apply once, not "
+        f"per epoch: drop the random transforms, or train with your own function (trainer: {{function: ...}})"
+    )
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:

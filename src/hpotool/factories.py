@@ -75,10 +75,33 @@ def _instantiate(kind: str, name: str, cls: Any, kwargs: Mapping[str, Any], key:
             return cls(**kwargs)
     except HpoError:
         raise
-    except (TypeError, ValueError) as exc:
-        raise HpoError(f"{key}: {name!r} rejected its kwargs: {exc}") from None
     except Exception as exc:  # a user's class that cannot start (a licence server, a file): a traceback
+        if _refused_kwargs(cls, kwargs, exc):
+            raise HpoError(f"{key}: {name!r} rejected its kwargs: {exc}") from None
         raise HpoError(f"{key}: building {name!r} failed: {described(exc)}") from None
+
+
+def _refused_kwargs(cls: Any, kwargs: Mapping[str, Any], exc: Exception) -> bool:
+    """Whether `cls(**kwargs)` raised `exc` over its arguments: the call does not bind to its signature (a
+    required one left out), or the constructor is Optuna's (or hpotool's), which checks its values with
+    TypeError and ValueError (`ThresholdPruner` with neither `lower` nor `upper`). One a user's class raises
+    for its own reasons (`raise ValueError("licence key missing")`, or an Optuna class it builds with values
+    of its own) read as its kwargs rejected, though the config's kwargs were fine."""
+    import inspect
+
+    if not isinstance(exc, TypeError | ValueError):
+        return False
+    try:
+        inspect.signature(cls).bind(**kwargs)
+    except TypeError:
+        return True
+    except ValueError:  # no signature (a builtin): let the frames tell
+        pass
+    inner = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+    if inner is None:  # raised by the call itself, before any code of the class ran
+        return True
+    module = str(inner.tb_frame.f_globals.get("__name__", ""))  # the constructor's: who checked the values
+    return module.split(".")[0] in ("optuna", "hpotool")
 
 
 _YAML_VALUES = (str, int, float, bool, list, dict)

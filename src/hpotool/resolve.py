@@ -61,8 +61,8 @@ def user_frame(exc: BaseException) -> str | None:
         frames = [(f.filename, f.lineno, f.name) for f in traceback.extract_tb(exc.__traceback__)]
     for filename, lineno, name in reversed(frames):
         path = os.path.abspath(filename)
-        if filename.startswith("<") or path.startswith(library):
-            continue
+        if filename.startswith("<") or path.startswith(library) or not os.path.isfile(path):
+            continue  # not a file of the user's: a compiled module's frame names its source relatively
         shown = os.path.relpath(path) if path.startswith(os.getcwd() + os.sep) else path
         return f"{shown}:{lineno}" + (f" in {name}" if name and name != "<module>" else "")
     return None
