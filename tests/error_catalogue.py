@@ -32,6 +32,8 @@ class Case:
     needs_no_cuda: bool = False
     without_configs: bool = False  # `optimize` with `args` alone, no --run-config/--optimize-config
     env: dict[str, str] = field(default_factory=dict)  # environment variables set for the command
+    elsewhere: str | None = None  # a folder the configs are written to and the study created in, run from
+    # there; the command, run from here, names that folder's configs in `args`. `<cwd>` in `message`: here
 
     def configs(self) -> tuple[dict[str, Any], dict[str, Any]]:
         run, opt = copy.deepcopy(RUN), copy.deepcopy(OPTIMIZE)
@@ -1095,6 +1097,13 @@ CASES = [
         "a SQLite file URL with two slashes, as other URLs have (sqlite://studies/x.db)",
         "error: storage 'sqlite://studies/x.db' is not a SQLite file URL: write three slashes before a relative path (sqlite:///studies/x.db) or four before an absolute one (sqlite:////studies/x.db)",
         args=("--storage", "sqlite://studies/x.db"),
+    ),
+    Case(
+        "relative-storage-elsewhere",
+        "a config's relative storage (or the default studies/NAME.db) run from another folder than the study's",
+        "error: study 'tiny' is in <cwd>/sub/studies/tiny.db, beside sub/optimize.yaml, but the relative storage sqlite:///studies/tiny.db is read from the folder the command runs in, where a new study would start (<cwd>/studies/tiny.db); run from <cwd>/sub, or give --storage sqlite:///<cwd>/sub/studies/tiny.db, to resume it (--storage sqlite:///studies/tiny.db starts a new one here)",
+        args=("--run-config", "sub/run.yaml", "--optimize-config", "sub/optimize.yaml"),
+        elsewhere="sub",
     ),
     Case(
         "loss-reduction",

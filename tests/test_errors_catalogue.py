@@ -56,6 +56,16 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case) -> None:
             pytest.skip("CUDA is available here")
     Path("studies").mkdir()
     before = None
+    if case.elsewhere is not None:
+        here = Path.cwd()
+        Path(case.elsewhere).mkdir()
+        os.chdir(case.elsewhere)
+        try:
+            _write(Case("base", "", ""))
+            made = runner.invoke(app, [*ARGS, "--n-trials", "1", "-q"], catch_exceptions=False)
+        finally:
+            os.chdir(here)
+        assert made.exit_code == 0, made.output
     if case.existing_study:
         _write(Case("base", "", "", optimize=case.existing_optimize))
         made = runner.invoke(app, [*ARGS, "--n-trials", "1", "-q"], catch_exceptions=False)
@@ -64,7 +74,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case) -> None:
     _write(case)
     result = runner.invoke(app, [*(ARGS[:1] if case.without_configs else ARGS), *case.args], env=case.env)
     assert result.exit_code == 2, result.output
-    assert result.stderr == case.message + "\n"
+    assert result.stderr == case.message.replace("<cwd>", str(Path.cwd())) + "\n"
     assert "Traceback" not in result.output
     if before is None:
         assert not Path("studies/tiny.db").exists()
@@ -80,7 +90,7 @@ def render_doc() -> str:
         "is written to the study's storage. `hpotool --debug ...` shows the traceback instead. The page is",
         "generated from `tests/error_catalogue.py`, and `tests/test_errors_catalogue.py` runs every case",
         "through the real CLI, so what you read here is what hpotool prints (paths as in the tests:",
-        "`run.yaml`, `optimize.yaml`, the default `studies/tiny.db`).",
+        "`run.yaml`, `optimize.yaml`, the default `studies/tiny.db`; `<cwd>`: the folder the command runs in).",
         "",
     ]
     for i, case in enumerate(CASES, 1):

@@ -77,6 +77,12 @@ def _note(text: str) -> None:
     _err().print(f"[yellow]note:[/yellow] {escape(text)}", soft_wrap=True)
 
 
+def _say(text: str) -> None:
+    """`text` on stderr as one line (as `_note`, without its label): what a command did, e.g. the study
+    `optimize` created and where (`new study 'NAME' in /abs/studies/NAME.db`)."""
+    _err().print(escape(text), soft_wrap=True)
+
+
 def _short_of_top(plan: Any, source: Any, top: int) -> str | None:
     """The note saying why --enqueue-from queued fewer than --top points, or None."""
     from optuna.trial import TrialState
@@ -524,11 +530,11 @@ def _optimize(
             from hpotool.workers import run_workers
 
             def run(observer: Any = None) -> StudySummary:
-                return run_workers(plan, workers, observer, max_failures=max_failures)
+                return run_workers(plan, workers, observer, max_failures=max_failures, on_new_study=_say)
         else:
 
             def run(observer: Any = None) -> StudySummary:
-                return run_study(plan, observer, max_failures=max_failures)
+                return run_study(plan, observer, max_failures=max_failures, on_new_study=_say)
 
         if quiet or as_json:
             summary = run()

@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import TYPE_CHECKING, Any
@@ -303,7 +304,12 @@ def _worker_ended(study: optuna.Study, proc: Any, before: set[int]) -> str:
 
 
 def run_workers(
-    plan: StudyPlan, n_workers: int, observer: StudyObserver | None = None, *, max_failures: int = 5
+    plan: StudyPlan,
+    n_workers: int,
+    observer: StudyObserver | None = None,
+    *,
+    max_failures: int = 5,
+    on_new_study: Callable[[str], None] | None = None,
 ) -> StudySummary:
     """Run the study with `n_workers` local worker processes; Ctrl-C or SIGTERM stops them all cleanly
     (each ends its trial as FAIL, "interrupted") and the summary carries the signal in `interrupted`.
@@ -313,7 +319,7 @@ def run_workers(
     """
     procs: list[Any] = []
     try:
-        return _run_workers(plan, n_workers, observer, max_failures, procs)
+        return _run_workers(plan, n_workers, observer, max_failures, procs, on_new_study)
     except Exception as exc:
         if isinstance(exc, HpoError) or lost_connection(exc) is None:
             raise
@@ -329,11 +335,18 @@ def run_workers(
 
 
 def _run_workers(
-    plan: StudyPlan, n_workers: int, observer: StudyObserver | None, max_failures: int, procs: list[Any]
+    plan: StudyPlan,
+    n_workers: int,
+    observer: StudyObserver | None,
+    max_failures: int,
+    procs: list[Any],
+    on_new_study: Callable[[str], None] | None = None,
 ) -> StudySummary:
     start = time.perf_counter()
     make_tracker(plan)  # creates the MLflow store and experiment once, here, before any worker starts
-    study, salt, existing, target, before, done = open_for_run(plan, observer)  # before any worker starts
+    study, salt, existing, target, before, done = open_for_run(
+        plan, observer, on_new_study
+    )  # before any worker
     monitor = _Monitor(study, observer)
     ctx: Any = worker_context()
     stop, exhausted, fallbacks, problems = ctx.Event(), ctx.Event(), ctx.SimpleQueue(), ctx.SimpleQueue()
