@@ -34,6 +34,8 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)  # environment variables set for the command
     elsewhere: str | None = None  # a folder the configs are written to and the study created in, run from
     # there; the command, run from here, names that folder's configs in `args`. `<cwd>` in `message`: here
+    command: tuple[str, ...] = ()  # another command than `optimize` (its whole argv; `args` unused)
+    files: dict[str, str] = field(default_factory=dict)  # files written before the command, path -> text
 
     def configs(self) -> tuple[dict[str, Any], dict[str, Any]]:
         run, opt = copy.deepcopy(RUN), copy.deepcopy(OPTIMIZE)
@@ -1104,6 +1106,14 @@ CASES = [
         "error: study 'tiny' is in <cwd>/sub/studies/tiny.db, beside sub/optimize.yaml, but the relative storage sqlite:///studies/tiny.db is read from the folder the command runs in, where a new study would start (<cwd>/studies/tiny.db); run from <cwd>/sub, or give --storage sqlite:///<cwd>/sub/studies/tiny.db, to resume it (--storage sqlite:///studies/tiny.db starts a new one here)",
         args=("--run-config", "sub/run.yaml", "--optimize-config", "sub/optimize.yaml"),
         elsewhere="sub",
+    ),
+    Case(
+        "export-into-another-studys-export",
+        "export-best --out a folder that holds another study's export",
+        "error: exp: holds the export of study 'other' (best_run.yaml), and an export of study 'tiny' there would mix the two studies' files; give another --out, e.g. --out tiny, or move those files away",
+        command=("export-best", "--study-name", "tiny", "--out", "exp"),
+        existing_study=True,
+        files={"exp/best_run.yaml": "# Best run of study 'other': trial 0 (val_accuracy=0.5).\n"},
     ),
     Case(
         "loss-reduction",

@@ -72,7 +72,11 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case) -> None:
         assert made.exit_code == 0, made.output
         before = _snapshot()
     _write(case)
-    result = runner.invoke(app, [*(ARGS[:1] if case.without_configs else ARGS), *case.args], env=case.env)
+    for name, text in case.files.items():
+        Path(name).parent.mkdir(parents=True, exist_ok=True)
+        Path(name).write_text(text)
+    argv = list(case.command) or [*(ARGS[:1] if case.without_configs else ARGS), *case.args]
+    result = runner.invoke(app, argv, env=case.env)
     assert result.exit_code == 2, result.output
     assert result.stderr == case.message.replace("<cwd>", str(Path.cwd())) + "\n"
     assert "Traceback" not in result.output
@@ -80,6 +84,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case) -> None:
         assert not Path("studies/tiny.db").exists()
     else:
         assert _snapshot() == before
+    assert {name: Path(name).read_text() for name in case.files} == case.files
 
 
 def render_doc() -> str:
