@@ -878,3 +878,30 @@ def test_a_relative_storage_run_from_another_folder_is_refused_where_the_config_
     assert "2/2 finished, 1 run now" in resumed.output
     new = runner.invoke(app, [*args, "--storage", url], catch_exceptions=False)  # on purpose: a new one
     assert new.exit_code == 0 and f"new study 'tiny' in {tmp_path / 'sub' / file}" in new.output
+
+
+def test_a_new_study_of_a_name_close_to_a_stored_one_says_which_it_may_have_meant(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A misspelt --study-name (or study_name) started a new study, silently, instead of resuming the one
+    meant: the read commands say "did you mean", optimize said nothing."""
+    from .conftest import write_yaml
+
+    del opt_dict["storage"]  # the default: studies/<name>.db, one file per study
+    opt_dict.update(study_name="digits_mlp", n_trials=1)
+    rp, op = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    args = ["optimize", "-r", str(rp), "-o", str(op), "-q"]
+    assert runner.invoke(app, args, catch_exceptions=False).exit_code == 0
+    typo = runner.invoke(app, [*args, "--study-name", "digts_mlp"], catch_exceptions=False)
+    assert typo.stderr.splitlines()[0] == (
+        f"new study 'digts_mlp' in {tmp_path / 'studies' / 'digts_mlp.db'} (did you mean 'digits_mlp', in "
+        f"{tmp_path / 'studies' / 'digits_mlp.db'}?)"
+    )
+    shared = ["--storage", "sqlite:///studies/digits_mlp.db"]  # one storage holding several studies
+    typo = runner.invoke(app, [*args, *shared, "--study-name", "digits_mpl"], catch_exceptions=False)
+    assert typo.stderr.splitlines()[0] == (
+        f"new study 'digits_mpl' in {tmp_path / 'studies' / 'digits_mlp.db'} (did you mean 'digits_mlp', in "
+        f"{tmp_path / 'studies' / 'digits_mlp.db'}?)"
+    )
+    other = runner.invoke(app, [*args, *shared, "--study-name", "resnet"], catch_exceptions=False)
+    assert other.stderr.splitlines()[0] == f"new study 'resnet' in {tmp_path / 'studies' / 'digits_mlp.db'}"

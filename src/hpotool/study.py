@@ -148,7 +148,8 @@ def open_study(
             joined = True
         else:
             if on_new_study is not None:
-                on_new_study(f"new study {opt.study_name!r} in {location(plan.storage_url)}")
+                near = _near_study(plan, storage)
+                on_new_study(f"new study {opt.study_name!r} in {location(plan.storage_url)}{near}")
             return created, ()
     _wait_for_creator(existing, joined=joined)
     stored = existing.user_attrs.get("optimize_config", {})
@@ -199,6 +200,22 @@ def open_study(
     )
     existing.pruner = plan.pruner
     return existing, salt
+
+
+def _near_study(plan: StudyPlan, storage: Any) -> str:
+    """` (did you mean 'NAME', in WHERE?)` for a study of a name close to the one just created, in its storage
+    or (default storage) in a studies/NAME.db beside its file: a misspelt study_name or --study-name started
+    a new study instead of resuming that one; "" when there is none."""
+    from hpotool.resolve import closest
+    from hpotool.storage import default_storage_url, study_names
+
+    name = plan.opt.study_name
+    here = {n: location(plan.storage_url) for n in study_names(storage) if n != name}
+    default = Path("studies") / f"{name}.db"
+    if plan.storage_url == default_storage_url(name) and default.parent.is_dir():
+        here |= {p.stem: location(f"sqlite:///{p}") for p in default.parent.glob("*.db") if p.stem != name}
+    near = closest(name, here, n=1)
+    return f" (did you mean {near[0]!r}, in {here[near[0]]}?)" if near else ""
 
 
 def _record_budget(study: optuna.Study, opt: OptimizeConfig) -> None:
