@@ -210,7 +210,10 @@ def _near_study(plan: StudyPlan, storage: Any) -> str:
     from hpotool.storage import default_storage_url, study_names
 
     name = plan.opt.study_name
-    here = {n: location(plan.storage_url) for n in study_names(storage) if n != name}
+    try:
+        here = {n: location(plan.storage_url) for n in study_names(storage) if n != name}
+    except Exception:  # a hint only: a storage that stops answering now fails the run where it writes
+        here = {}
     default = Path("studies") / f"{name}.db"
     if plan.storage_url == default_storage_url(name) and default.parent.is_dir():
         here |= {p.stem: location(f"sqlite:///{p}") for p in default.parent.glob("*.db") if p.stem != name}
