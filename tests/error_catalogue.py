@@ -36,6 +36,7 @@ class Case:
     # there; the command, run from here, names that folder's configs in `args`. `<cwd>` in `message`: here
     command: tuple[str, ...] = ()  # another command than `optimize` (its whole argv; `args` unused)
     files: dict[str, str] = field(default_factory=dict)  # files written before the command, path -> text
+    run_in: str | None = None  # a subfolder the command runs in (made for it)
 
     def configs(self) -> tuple[dict[str, Any], dict[str, Any]]:
         run, opt = copy.deepcopy(RUN), copy.deepcopy(OPTIMIZE)
@@ -1114,6 +1115,14 @@ CASES = [
         command=("export-best", "--study-name", "tiny", "--out", "exp"),
         existing_study=True,
         files={"exp/best_run.yaml": "# Best run of study 'other': trial 0 (val_accuracy=0.5).\n"},
+    ),
+    Case(
+        "study-in-a-folder-above",
+        "a command that reads a study by its name, run from a subfolder of the folder that holds studies/",
+        "error: no study 'tiny' in studies/tiny.db: studies/tiny.db is read from the folder the command runs in, and the study is in <cwd>/studies/tiny.db; run from <cwd>, or give --storage sqlite:///<cwd>/studies/tiny.db",
+        command=("trials", "--study-name", "tiny"),
+        existing_study=True,
+        run_in="sub",
     ),
     Case(
         "loss-reduction",

@@ -515,3 +515,30 @@ def test_trials_of_a_multi_objective_study_list_the_pareto_front_first(tmp_path:
     assert table.exit_code == 0
     lines = [line for line in table.stdout.splitlines() if re.match(r"^│ \d ", line)]
     assert [("Pareto front" in line) for line in lines] == [True, True, True, False]
+
+
+def test_a_study_read_from_a_subfolder_names_the_studies_folder_above(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`hpotool trials --study-name NAME` from a subfolder of the project said only "studies/NAME.db does not
+    exist; studies under studies/: none", with the study one folder up."""
+    from .conftest import write_yaml
+
+    del opt_dict["storage"]  # the default, studies/tiny.db
+    opt_dict["n_trials"] = 1
+    rp, op = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    assert CliRunner().invoke(app, ["optimize", "-r", str(rp), "-o", str(op), "-q"]).exit_code == 0
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "a" / "b")
+    for command in (["trials"], ["export-best"], ["optimize"]):
+        result = CliRunner().invoke(app, [*command, "--study-name", "tiny"])
+        assert result.exit_code == 2 and result.stderr.startswith(
+            f"error: no study 'tiny' in studies/tiny.db: studies/tiny.db is read from the folder the command runs "
+            f"in, and the study is in {tmp_path / 'studies' / 'tiny.db'}; run from {tmp_path}, or give --storage "
+            f"sqlite:///{tmp_path / 'studies' / 'tiny.db'}"
+        ), result.stderr
+    assert not (tmp_path / "a" / "b" / "studies").exists()
+    given = CliRunner().invoke(
+        app, ["trials", "--study-name", "tiny", "--storage", f"sqlite:///{tmp_path}/studies/tiny.db"]
+    )
+    assert given.exit_code == 0 and "study tiny: 1 trial(s)" in given.output

@@ -76,7 +76,14 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case) -> None:
         Path(name).parent.mkdir(parents=True, exist_ok=True)
         Path(name).write_text(text)
     argv = list(case.command) or [*(ARGS[:1] if case.without_configs else ARGS), *case.args]
-    result = runner.invoke(app, argv, env=case.env)
+    here = Path.cwd()
+    if case.run_in is not None:
+        Path(case.run_in).mkdir()
+        os.chdir(case.run_in)
+    try:
+        result = runner.invoke(app, argv, env=case.env)
+    finally:
+        os.chdir(here)
     assert result.exit_code == 2, result.output
     assert result.stderr == case.message.replace("<cwd>", str(Path.cwd())) + "\n"
     assert "Traceback" not in result.output
