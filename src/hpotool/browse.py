@@ -173,6 +173,25 @@ def _in_a_folder_above(study_name: str, folder: Path) -> Path | None:
     return None
 
 
+def studies_folder_above(folder: Path = Path("studies")) -> Path | None:
+    """The nearest `folder` of a folder above this one that holds Optuna files (*.db, *.log), absolute;
+    None when there is none (or `folder` is absolute)."""
+    from hpotool.storage import is_optuna_journal, is_optuna_sqlite
+
+    if folder.is_absolute():
+        return None
+    for parent in Path.cwd().parents:
+        candidate = parent / folder
+        if not candidate.is_dir():
+            continue
+        files = [p for p in candidate.iterdir() if p.is_file()]
+        if any(is_optuna_sqlite(p) for p in files if p.suffix == ".db") or any(
+            is_optuna_journal(p) for p in files if p.suffix == ".log" and p.stat().st_size
+        ):
+            return candidate
+    return None
+
+
 def find_study(
     study_name: str,
     storage_url: str | None,

@@ -962,7 +962,13 @@ def studies(
             return
         if not rows:
             where = storage or "studies/*.db or studies/*.log"
-            _err().print(f"no studies in {escape(where)}")
+            from hpotool.browse import studies_folder_above
+
+            above = studies_folder_above() if storage is None else None
+            hint = (
+                f" of this folder; {above} holds some: run from {above.parent}" if above is not None else ""
+            )
+            _err().print(f"no studies in {escape(where)}{escape(hint)}", soft_wrap=True)
             return
         # The first layout that fits the terminal: on 80 columns a cell folded mid-word reads as noise
         # ("digits_" / "mlp", "comple" / "te 2, "), so cells go on several lines at their spaces instead.
