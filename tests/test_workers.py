@@ -1053,6 +1053,29 @@ def test_a_machine_joining_by_name_gives_up_after_the_wait(monkeypatch: pytest.M
 _POINTS = [{"optimizer.lr": 0.005, "model.hidden.0": 16}, {"optimizer.lr": 0.02, "model.hidden.0": 24}]
 
 
+def test_a_study_created_just_after_a_joiner_looked_is_joined_not_reported_missing(tmp_path: Path) -> None:
+    """A study created between the joiner's look (no study) and its check that the storage may still get
+    one made the joiner give up at once with 'no study ...; waited 9 s', while the study was there."""
+    from hpotool.errors import HpoError
+    from hpotool.joining import await_study
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    optuna.create_study(study_name="other", storage=make_storage(url))
+    looks = []
+
+    def find() -> optuna.Study:
+        looks.append(1)
+        if len(looks) == 1:  # not there when looked for; its creator makes it a moment later
+            optuna.create_study(study_name="s", storage=make_storage(url))
+            raise HpoError(f"no study 's' in {url}")
+        return optuna.load_study(study_name="s", storage=make_storage(url))
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("hpotool.joining.DESCRIBE_WAIT_S", 0.0)  # a plain Optuna study: never described
+        study = await_study("s", url, find, 10.0)
+    assert study.study_name == "s" and len(looks) == 2
+
+
 def test_a_machine_joining_a_misspelt_study_name_is_told_the_close_one_there(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

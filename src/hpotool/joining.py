@@ -120,7 +120,8 @@ def _being_described(study: optuna.Study, attr: str) -> bool:
 def _may_appear(study_name: str, storage_url: str | None) -> bool:
     """Whether the storage answers and lacks the study, so that another machine may create it there: a
     file storage whose file is not there yet, or a server that holds no study of that name (and no
-    other Redis prefix on it does). A URL that is wrong or a server that does not answer: no."""
+    other Redis prefix on it does), or one that holds it now, made after find() looked (a joiner gave up
+    with 'no study' then). A URL that is wrong or a server that does not answer: no."""
     if storage_url is None:
         return False
     from hpotool.storage import _sqlite_path, make_storage, redis_prefixes_holding, study_names
@@ -134,6 +135,8 @@ def _may_appear(study_name: str, storage_url: str | None) -> bool:
         return True
     try:
         names = study_names(make_storage(storage_url, create=False))
-        return study_name not in names and not redis_prefixes_holding(storage_url, study_name)
+        if study_name in names:  # made since find() looked (its creator is this fast): find it next time
+            return True
+        return not redis_prefixes_holding(storage_url, study_name)
     except Exception:
         return False
