@@ -360,7 +360,12 @@ def optimize(
             help="Stop after this many failed trials in a row (0: never); with --workers, in a row in one worker.",
         ),
     ] = 5,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.")] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="No progress: only the final summary (and notes, and where a new study is)."
+        ),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a machine-readable summary to stdout.")
     ] = False,
