@@ -32,7 +32,11 @@ class Case:
     needs_no_cuda: bool = False
     without_configs: bool = False  # `optimize` with `args` alone, no --run-config/--optimize-config
     env: dict[str, str] = field(default_factory=dict)  # environment variables set for the command
-    files: dict[str, str] = field(default_factory=dict)  # the user's own modules, written beside the configs
+    elsewhere: str | None = None  # a folder the configs are written to and the study created in, run from
+    # there; the command, run from here, names that folder's configs in `args`. `<cwd>` in `message`: here
+    command: tuple[str, ...] = ()  # another command than `optimize` (its whole argv; `args` unused)
+    files: dict[str, str] = field(default_factory=dict)  # files written before the command, path -> text
+    run_in: str | None = None  # a subfolder the command runs in (made for it)
 
     def configs(self) -> tuple[dict[str, Any], dict[str, Any]]:
         run, opt = copy.deepcopy(RUN), copy.deepcopy(OPTIMIZE)
@@ -1130,6 +1134,29 @@ CASES = [
         "a SQLite file URL with two slashes, as other URLs have (sqlite://studies/x.db)",
         "error: storage 'sqlite://studies/x.db' is not a SQLite file URL: write three slashes before a relative path (sqlite:///studies/x.db) or four before an absolute one (sqlite:////studies/x.db)",
         args=("--storage", "sqlite://studies/x.db"),
+    ),
+    Case(
+        "relative-storage-elsewhere",
+        "a config's relative storage (or the default studies/NAME.db) run from another folder than the study's",
+        "error: study 'tiny' is in <cwd>/sub/studies/tiny.db, beside sub/optimize.yaml, but the relative storage sqlite:///studies/tiny.db is read from the folder the command runs in, where a new study would start (<cwd>/studies/tiny.db); run from <cwd>/sub, or give --storage sqlite:///<cwd>/sub/studies/tiny.db, to resume it (--storage sqlite:///studies/tiny.db starts a new one here)",
+        args=("--run-config", "sub/run.yaml", "--optimize-config", "sub/optimize.yaml"),
+        elsewhere="sub",
+    ),
+    Case(
+        "export-into-another-studys-export",
+        "export-best --out a folder that holds another study's export",
+        "error: exp: holds the export of study 'other' (best_run.yaml), and an export of study 'tiny' there would mix the two studies' files; give another --out, e.g. --out tiny, or move those files away",
+        command=("export-best", "--study-name", "tiny", "--out", "exp"),
+        existing_study=True,
+        files={"exp/best_run.yaml": "# Best run of study 'other': trial 0 (val_accuracy=0.5).\n"},
+    ),
+    Case(
+        "study-in-a-folder-above",
+        "a command that reads a study by its name, run from a subfolder of the folder that holds studies/",
+        "error: no study 'tiny' in studies/tiny.db: studies/tiny.db is read from the folder the command runs in, and the study is in <cwd>/studies/tiny.db; run from <cwd>, or give --storage sqlite:///<cwd>/studies/tiny.db",
+        command=("trials", "--study-name", "tiny"),
+        existing_study=True,
+        run_in="sub",
     ),
     Case(
         "loss-reduction",

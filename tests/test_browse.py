@@ -559,3 +559,35 @@ def test_trials_of_a_plain_study_that_stores_epochs_as_text_show_no_count_and_sa
         2,
         None,
     )  # the report's table: last step 2 + 1 = 3 epochs
+
+
+def test_a_study_read_from_a_subfolder_names_the_studies_folder_above(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`hpotool trials --study-name NAME` from a subfolder of the project said only "studies/NAME.db does not
+    exist; studies under studies/: none", with the study one folder up."""
+    from .conftest import write_yaml
+
+    del opt_dict["storage"]  # the default, studies/tiny.db
+    opt_dict["n_trials"] = 1
+    rp, op = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    assert CliRunner().invoke(app, ["optimize", "-r", str(rp), "-o", str(op), "-q"]).exit_code == 0
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "a" / "b")
+    for command in (["trials"], ["export-best"], ["optimize"]):
+        result = CliRunner().invoke(app, [*command, "--study-name", "tiny"])
+        assert result.exit_code == 2 and result.stderr.startswith(
+            f"error: no study 'tiny' in studies/tiny.db: studies/tiny.db is read from the folder the command runs "
+            f"in, and the study is in {tmp_path / 'studies' / 'tiny.db'}; run from {tmp_path}, or give --storage "
+            f"sqlite:///{tmp_path / 'studies' / 'tiny.db'}"
+        ), result.stderr
+    assert not (tmp_path / "a" / "b" / "studies").exists()
+    listed = CliRunner().invoke(app, ["studies"])
+    assert listed.exit_code == 0 and listed.stderr == (
+        f"no studies in studies/*.db or studies/*.log of this folder; {tmp_path / 'studies'} holds some: run "
+        f"from {tmp_path}\n"
+    )
+    given = CliRunner().invoke(
+        app, ["trials", "--study-name", "tiny", "--storage", f"sqlite:///{tmp_path}/studies/tiny.db"]
+    )
+    assert given.exit_code == 0 and "study tiny: 1 trial(s)" in given.output

@@ -822,3 +822,86 @@ def test_a_bad_heartbeat_setting_writes_no_journal(configs: tuple[Path, Path], t
         "(default 60), or unset it\n"
     )
     assert not journal.exists()
+
+
+def test_optimize_says_when_it_creates_a_study_and_where_and_not_when_it_resumes(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A relative storage run from another folder made a new, empty study in another file without a word
+    (only the summary's "3 run now" hinted at it): a user who meant to resume lost track of the study."""
+    from .conftest import write_yaml
+
+    opt_dict.update(storage="sqlite:///studies/tiny.db", n_trials=1)
+    rp, op = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    args = ["optimize", "-r", str(rp), "-o", str(op), "-q"]
+    created = runner.invoke(app, args, catch_exceptions=False)
+    assert created.exit_code == 0, created.output
+    assert created.stderr.splitlines()[0] == f"new study 'tiny' in {tmp_path / 'studies' / 'tiny.db'}"
+    resumed = runner.invoke(app, [*args, "--n-trials", "2"], catch_exceptions=False)
+    assert resumed.exit_code == 0 and "new study" not in resumed.output, resumed.output
+    as_json = runner.invoke(app, [*args, "--json", "--storage", "journal:j.log"], catch_exceptions=False)
+    assert as_json.stderr == f"new study 'tiny' in {tmp_path / 'j.log'}\n"
+    assert json.loads(as_json.stdout)["study_name"] == "tiny"  # stdout stays machine-readable
+
+
+@pytest.mark.parametrize("storage", ["sqlite:///studies/tiny.db", "journal:studies/tiny.log", None])
+def test_a_relative_storage_run_from_another_folder_is_refused_where_the_config_holds_the_study(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch, storage: str | None
+) -> None:
+    """The config's `storage: sqlite:///studies/x.db` (or the default) is read from the folder the command
+    runs in: `hpotool optimize -o ../optimize.yaml` from a subfolder started a new study in sub/studies/,
+    silently, while the study to resume sat beside the config."""
+    from .conftest import write_yaml
+
+    opt_dict["n_trials"] = 1
+    if storage is None:
+        del opt_dict["storage"]
+    else:
+        opt_dict["storage"] = storage
+    write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    assert runner.invoke(app, ["optimize", "-r", "run.yaml", "-o", "optimize.yaml", "-q"]).exit_code == 0
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    args = ["optimize", "-r", "../run.yaml", "-o", "../optimize.yaml", "-q", "--n-trials", "2"]
+    refused = runner.invoke(app, args, catch_exceptions=False)
+    url = storage or "sqlite:///studies/tiny.db"
+    file = url.partition(":")[2].lstrip("/")
+    beside = url.replace(file, str(tmp_path / file))
+    assert refused.exit_code == 2 and refused.output == (
+        f"error: study 'tiny' is in {tmp_path / file}, beside ../optimize.yaml, but the relative storage {url} "
+        f"is read from the folder the command runs in, where a new study would start ({tmp_path / 'sub' / file}); "
+        f"run from {tmp_path}, or give --storage {beside}, to resume it (--storage {url} starts a new one here)\n"
+    )
+    assert not (tmp_path / "sub" / "studies").exists()
+    resumed = runner.invoke(app, [*args, "--storage", beside], catch_exceptions=False)
+    assert resumed.exit_code == 0 and "new study" not in resumed.output, resumed.output
+    assert "2/2 finished, 1 run now" in resumed.output
+    new = runner.invoke(app, [*args, "--storage", url], catch_exceptions=False)  # on purpose: a new one
+    assert new.exit_code == 0 and f"new study 'tiny' in {tmp_path / 'sub' / file}" in new.output
+
+
+def test_a_new_study_of_a_name_close_to_a_stored_one_says_which_it_may_have_meant(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A misspelt --study-name (or study_name) started a new study, silently, instead of resuming the one
+    meant: the read commands say "did you mean", optimize said nothing."""
+    from .conftest import write_yaml
+
+    del opt_dict["storage"]  # the default: studies/<name>.db, one file per study
+    opt_dict.update(study_name="digits_mlp", n_trials=1)
+    rp, op = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    args = ["optimize", "-r", str(rp), "-o", str(op), "-q"]
+    assert runner.invoke(app, args, catch_exceptions=False).exit_code == 0
+    typo = runner.invoke(app, [*args, "--study-name", "digts_mlp"], catch_exceptions=False)
+    assert typo.stderr.splitlines()[0] == (
+        f"new study 'digts_mlp' in {tmp_path / 'studies' / 'digts_mlp.db'} (did you mean 'digits_mlp', in "
+        f"{tmp_path / 'studies' / 'digits_mlp.db'}?)"
+    )
+    shared = ["--storage", "sqlite:///studies/digits_mlp.db"]  # one storage holding several studies
+    typo = runner.invoke(app, [*args, *shared, "--study-name", "digits_mpl"], catch_exceptions=False)
+    assert typo.stderr.splitlines()[0] == (
+        f"new study 'digits_mpl' in {tmp_path / 'studies' / 'digits_mlp.db'} (did you mean 'digits_mlp', in "
+        f"{tmp_path / 'studies' / 'digits_mlp.db'}?)"
+    )
+    other = runner.invoke(app, [*args, *shared, "--study-name", "resnet"], catch_exceptions=False)
+    assert other.stderr.splitlines()[0] == f"new study 'resnet' in {tmp_path / 'studies' / 'digits_mlp.db'}"

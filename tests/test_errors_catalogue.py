@@ -28,6 +28,7 @@ def _write(case: Case) -> None:
         case.optimize_text if case.optimize_text is not None else yaml.safe_dump(opt)
     )
     for name, text in case.files.items():
+        Path(name).parent.mkdir(parents=True, exist_ok=True)
         Path(name).write_text(text)
     if case.name == "unreadable":
         Path("run.yaml").write_bytes(b"\xff\xfe")
@@ -58,20 +59,39 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case) -> None:
             pytest.skip("CUDA is available here")
     Path("studies").mkdir()
     before = None
+    if case.elsewhere is not None:
+        here = Path.cwd()
+        Path(case.elsewhere).mkdir()
+        os.chdir(case.elsewhere)
+        try:
+            _write(Case("base", "", ""))
+            made = runner.invoke(app, [*ARGS, "--n-trials", "1", "-q"], catch_exceptions=False)
+        finally:
+            os.chdir(here)
+        assert made.exit_code == 0, made.output
     if case.existing_study:
         _write(Case("base", "", "", optimize=case.existing_optimize))
         made = runner.invoke(app, [*ARGS, "--n-trials", "1", "-q"], catch_exceptions=False)
         assert made.exit_code == 0, made.output
         before = _snapshot()
     _write(case)
-    result = runner.invoke(app, [*(ARGS[:1] if case.without_configs else ARGS), *case.args], env=case.env)
+    argv = list(case.command) or [*(ARGS[:1] if case.without_configs else ARGS), *case.args]
+    here = Path.cwd()
+    if case.run_in is not None:
+        Path(case.run_in).mkdir()
+        os.chdir(case.run_in)
+    try:
+        result = runner.invoke(app, argv, env=case.env)
+    finally:
+        os.chdir(here)
     assert result.exit_code == 2, result.output
-    assert result.stderr == case.message + "\n"
+    assert result.stderr == case.message.replace("<cwd>", str(Path.cwd())) + "\n"
     assert "Traceback" not in result.output
     if before is None:
         assert not Path("studies/tiny.db").exists()
     else:
         assert _snapshot() == before
+    assert {name: Path(name).read_text() for name in case.files} == case.files
 
 
 def render_doc() -> str:
@@ -82,7 +102,7 @@ def render_doc() -> str:
         "is written to the study's storage. `hpotool --debug ...` shows the traceback instead. The page is",
         "generated from `tests/error_catalogue.py`, and `tests/test_errors_catalogue.py` runs every case",
         "through the real CLI, so what you read here is what hpotool prints (paths as in the tests:",
-        "`run.yaml`, `optimize.yaml`, the default `studies/tiny.db`).",
+        "`run.yaml`, `optimize.yaml`, the default `studies/tiny.db`; `<cwd>`: the folder the command runs in).",
         "",
     ]
     for i, case in enumerate(CASES, 1):

@@ -553,3 +553,43 @@ def test_a_plain_study_without_a_complete_trial_is_not_told_to_run_hpotool_optim
         "run more of its trials (with the Optuna code that made it) until one completes\n"
     )
     assert not (tmp_path / "studies").exists()
+
+
+def test_an_export_into_a_folder_holding_another_studys_export_is_refused_and_writes_nothing(
+    configs: tuple[Path, Path], opt_dict: dict, tmp_path: Path
+) -> None:
+    """`export-best --out exp` of a plain Optuna study (no best_run.yaml) into the folder of another study's
+    export left that study's best_run.yaml beside the new best_params.json: two studies' files in one
+    folder, the run config of one beside the parameters of the other."""
+    run_path, opt_path = configs
+    assert runner.invoke(app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "-q"]).exit_code == 0
+    plain = optuna.create_study(study_name="plain", storage=opt_dict["storage"], direction="maximize")
+    plain.optimize(lambda t: t.suggest_float("a", 0, 1), n_trials=2)
+    storage = ["--storage", opt_dict["storage"]]
+    assert (
+        runner.invoke(app, ["export-best", "--study-name", "tiny", *storage, "--out", "exp"]).exit_code == 0
+    )
+    before = {p.name: p.read_bytes() for p in (tmp_path / "exp").iterdir()}
+    refused = runner.invoke(app, ["export-best", "--study-name", "plain", *storage, "--out", "exp"])
+    assert refused.exit_code == 2 and refused.stderr == (
+        "error: exp: holds the export of study 'tiny' (best_params.json, best_run.yaml), and an export of study "
+        "'plain' there would mix the two studies' files; give another --out, e.g. --out plain, or move those "
+        "files away\n"
+    )
+    assert {p.name: p.read_bytes() for p in (tmp_path / "exp").iterdir()} == before
+    again = runner.invoke(app, ["export-best", "--study-name", "tiny", *storage, "--out", "exp"])
+    assert again.exit_code == 0, again.output  # the same study's export is replaced, as before
+    mine = runner.invoke(app, ["export-best", "--study-name", "plain", *storage, "--out", "plain"])
+    assert mine.exit_code == 0 and sorted(os.listdir("plain")) == [
+        "best_params.json",
+        "trials.csv",
+        "trials.json",
+    ]
+    # train-from-best exports into studies/<name>/: another study's export put there is refused too
+    (tmp_path / "studies" / "plain").mkdir()
+    (tmp_path / "studies" / "plain" / "best_run.yaml").write_bytes(before["best_run.yaml"])
+    refused = runner.invoke(app, ["export-best", "--study-name", "plain", *storage])
+    assert refused.exit_code == 2 and refused.stderr == (
+        f"error: {Path('studies') / 'plain'}: holds the export of study 'tiny' (best_run.yaml), and an export of "
+        "study 'plain' there would mix the two studies' files; move those files away\n"
+    )

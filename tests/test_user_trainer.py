@@ -59,8 +59,10 @@ def test_a_trainer_that_misses_the_metric_stops_the_study_at_trial_0(
         "study's metric; return it from fit, such as {'val_accuracy': 0.5} (the values given to report() do "
         "not count), or optimize a metric it returns"
     )
-    assert result.stderr.startswith(f"error: trainer.function: trial 0 failed: {reason}; this mistake")
-    assert "\n" not in result.stderr.strip() and "Traceback" not in result.output
+    created, error = result.stderr.strip().split("\n")  # the study it made, then the one line
+    assert created == f"new study 'sine_loop' in {tmp_path / 'u.db'}"
+    assert error.startswith(f"error: trainer.function: trial 0 failed: {reason}; this mistake")
+    assert "Traceback" not in result.output
     (trial,) = optuna.load_study(study_name="sine_loop", storage=storage).trials
     assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"] == reason
 
@@ -286,8 +288,10 @@ def test_a_constraint_on_a_value_the_function_does_not_return_stops_the_study_at
         "constraint"
     )
     assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"] == reason
-    assert result.stderr.startswith(f"error: trainer.function: trial 0 failed: {reason}; this mistake")
-    assert "\n" not in result.stderr.strip() and "Traceback" not in result.output
+    created, error = result.stderr.strip().split("\n")  # the study it made, then the one line
+    assert created == f"new study 'sine_loop' in {tmp_path / 'u.db'}"
+    assert error.startswith(f"error: trainer.function: trial 0 failed: {reason}; this mistake")
+    assert "Traceback" not in result.output
 
 
 def test_user_code_failing_in_train_or_train_from_best_is_one_line_saying_where(
@@ -780,7 +784,10 @@ def test_a_chosen_trainer_that_breaks_the_contract_is_named_when_the_study_stops
     (tmp_path / "opt.yaml").write_text(yaml.safe_dump(opt))
     args = ["optimize", "-r", str(tmp_path / "run.yaml"), "-o", str(tmp_path / "opt.yaml"), "-q"]
     result = CliRunner().invoke(app, [*args, "--workers", workers])
-    assert result.exit_code == 2 and result.stderr.startswith(
+    assert result.exit_code == 2, result.output
+    created, error = result.stderr.strip().split("\n")  # the study it made, then the one line
+    assert created == f"new study 'u' in {tmp_path / 'u.db'}"
+    assert error.startswith(
         "error: trainer.function tests.trainers:reports_a_bare_number: trial 0 failed: TypeError: report(0, 0.25)"
     ), result.output
 

@@ -157,6 +157,39 @@ def trial_rows(study: optuna.Study, top: int | None = None, state: str | None = 
     return rows
 
 
+def _in_a_folder_above(study_name: str, folder: Path) -> Path | None:
+    """The nearest `folder/NAME.db` of a folder above this one that is an Optuna SQLite file, absolute;
+    None when there is none (or `folder` is absolute)."""
+    from hpotool.storage import is_optuna_sqlite
+
+    if folder.is_absolute():
+        return None
+    for parent in Path.cwd().parents:
+        candidate = parent / folder / f"{study_name}.db"
+        if candidate.is_file() and is_optuna_sqlite(candidate):
+            return candidate
+    return None
+
+
+def studies_folder_above(folder: Path = Path("studies")) -> Path | None:
+    """The nearest `folder` of a folder above this one that holds Optuna files (*.db, *.log), absolute;
+    None when there is none (or `folder` is absolute)."""
+    from hpotool.storage import is_optuna_journal, is_optuna_sqlite
+
+    if folder.is_absolute():
+        return None
+    for parent in Path.cwd().parents:
+        candidate = parent / folder
+        if not candidate.is_dir():
+            continue
+        files = [p for p in candidate.iterdir() if p.is_file()]
+        if any(is_optuna_sqlite(p) for p in files if p.suffix == ".db") or any(
+            is_optuna_journal(p) for p in files if p.suffix == ".log" and p.stat().st_size
+        ):
+            return candidate
+    return None
+
+
 def find_study(
     study_name: str,
     storage_url: str | None,
@@ -181,6 +214,13 @@ def find_study(
         if len(here) == 1:  # in a file of another name there (a journal, studies/NAME.log): say which
             raise HpoError(
                 f"no study {study_name!r} in {default}: it is in {here[0]}; give {storage_option} {here[0]}"
+            ) from None
+        above = _in_a_folder_above(study_name, folder) if not here else None
+        if above is not None:  # run from a subfolder of the project: the study is up there
+            raise HpoError(
+                f"no study {study_name!r} in {default}: {default} is read from the folder the command runs in, "
+                f"and the study is in {above}; run from {above.parent.parent}, or give {storage_option} "
+                f"sqlite:///{above}"
             ) from None
         found = ", ".join(f"{r['name']} ({r['storage']})" for r in rows) or "none"
         file = Path(study_name)  # a study's file given for its name: studies/a.db -> a

@@ -77,6 +77,12 @@ def _note(text: str) -> None:
     _err().print(f"[yellow]note:[/yellow] {escape(text)}", soft_wrap=True)
 
 
+def _say(text: str) -> None:
+    """`text` on stderr as one line (as `_note`, without its label): what a command did, e.g. the study
+    `optimize` created and where (`new study 'NAME' in /abs/studies/NAME.db`)."""
+    _err().print(escape(text), soft_wrap=True)
+
+
 def _short_of_top(plan: Any, source: Any, top: int) -> str | None:
     """The note saying why --enqueue-from queued fewer than --top points, or None."""
     from optuna.trial import TrialState
@@ -354,7 +360,12 @@ def optimize(
             help="Stop after this many failed trials in a row (0: never); with --workers, in a row in the run, whichever workers ran them.",
         ),
     ] = 5,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.")] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="No progress: only the final summary (and notes, and where a new study is)."
+        ),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a machine-readable summary to stdout.")
     ] = False,
@@ -524,11 +535,11 @@ def _optimize(
             from hpotool.workers import run_workers
 
             def run(observer: Any = None) -> StudySummary:
-                return run_workers(plan, workers, observer, max_failures=max_failures)
+                return run_workers(plan, workers, observer, max_failures=max_failures, on_new_study=_say)
         else:
 
             def run(observer: Any = None) -> StudySummary:
-                return run_study(plan, observer, max_failures=max_failures)
+                return run_study(plan, observer, max_failures=max_failures, on_new_study=_say)
 
         if quiet or as_json:
             summary = run()
@@ -959,7 +970,13 @@ def studies(
             return
         if not rows:
             where = storage or "studies/*.db or studies/*.log"
-            _err().print(f"no studies in {escape(where)}")
+            from hpotool.browse import studies_folder_above
+
+            above = studies_folder_above() if storage is None else None
+            hint = (
+                f" of this folder; {above} holds some: run from {above.parent}" if above is not None else ""
+            )
+            _err().print(f"no studies in {escape(where)}{escape(hint)}", soft_wrap=True)
             return
         # The first layout that fits the terminal: on 80 columns a cell folded mid-word reads as noise
         # ("digits_" / "mlp", "comple" / "te 2, "), so cells go on several lines at their spaces instead.

@@ -9,11 +9,13 @@
 
 Everything is computed before the first file is written, and the files are written as one set: all of
 them to temporary files first, then renamed into place together (`atomic.write_texts`), so an export
-that fails or is interrupted leaves the former export whole.
+that fails or is interrupted leaves the former export whole. A folder holding another study's export is
+refused: the two studies' files would be mixed in it.
 """
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import math
@@ -458,6 +460,58 @@ class ExportResult:
     problems: list[str] = field(default_factory=list)
 
 
+_RUN_HEADER = "# Best run of study "
+
+
+def _exported_by(folder: Path) -> dict[str, list[str]]:
+    """The studies whose export files are in `folder`, each with its files there: best_params.json by its
+    study_name, a best_run file by its header (a user's own files, or unreadable ones, name no study)."""
+    found: dict[str, list[str]] = {}
+    try:
+        params = json.loads((folder / "best_params.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        params = None
+    if isinstance(params, dict) and isinstance(params.get("study_name"), str):
+        found.setdefault(params["study_name"], []).append("best_params.json")
+    for path in sorted(folder.glob("best_run*.yaml")) if folder.is_dir() else []:
+        if not re.fullmatch(r"best_run(_\d+)?\.yaml", path.name):
+            continue
+        try:
+            with path.open(encoding="utf-8") as f:
+                first = f.readline()
+        except (OSError, UnicodeDecodeError):
+            continue
+        name, sep, _ = first.removeprefix(_RUN_HEADER).rpartition(": trial ")
+        if first.startswith(_RUN_HEADER) and sep:
+            try:
+                found.setdefault(str(ast.literal_eval(name)), []).append(path.name)
+            except (ValueError, SyntaxError):
+                continue
+    return found
+
+
+def _refuse_another_study(folder: Path, study_name: str, *, chosen: bool) -> None:
+    """An export into a folder holding another study's export left that study's best_run files beside the
+    new ones (a plain Optuna study's export, which has no best_run.yaml, beside another's best_run.yaml):
+    refused, naming the files, before anything is written. `chosen`: the folder came from --out.
+
+    Raises:
+        HpoError: `folder` holds export files of a study other than `study_name`.
+    """
+    others = {name: files for name, files in _exported_by(folder).items() if name != study_name}
+    if not others:
+        return
+    other, files = next(iter(others.items()))
+    fix = "move those files away"
+    if chosen:
+        elsewhere = folder.parent / study_name if folder.name != study_name else folder / study_name
+        fix = f"give another --out, e.g. --out {elsewhere}, or {fix}"
+    raise HpoError(
+        f"{folder}: holds the export of study {other!r} ({', '.join(files)}), and an export of study "
+        f"{study_name!r} there would mix the two studies' files; {fix}"
+    )
+
+
 def _exported_run(path: Path, study_name: str) -> bool:
     """Whether `path` is a best_run file export-best wrote for `study_name` (a user's own file of a similar
     name in the folder, or one they edited the header of, is theirs to keep)."""
@@ -468,7 +522,7 @@ def _exported_run(path: Path, study_name: str) -> bool:
             first = f.readline()
     except (OSError, UnicodeDecodeError):
         return False
-    return first.startswith(f"# Best run of study {study_name!r}: trial ")
+    return first.startswith(f"{_RUN_HEADER}{study_name!r}: trial ")
 
 
 def _run_yaml(study: optuna.Study, trial: FrozenTrial, config: RunConfig) -> str:
@@ -476,7 +530,7 @@ def _run_yaml(study: optuna.Study, trial: FrozenTrial, config: RunConfig) -> str
         f"{name}={v:.6g}" for name, v in zip(objective_names(study), trial.values or [], strict=False)
     )
     header = (
-        f"# Best run of study {study.study_name!r}: trial {trial.number} ({values}).\n"
+        f"{_RUN_HEADER}{study.study_name!r}: trial {trial.number} ({values}).\n"
         f"# The study's base run config with the trial's parameters; train it with\n"
         f"#   hpotool train --run-config <this file>\n"
     )
@@ -490,9 +544,12 @@ def export_best(study: optuna.Study, storage_url: str, folder: Path | None = Non
     had) is not written either: the rest is, and `ExportResult.problems` says why, for the CLI to fail on.
 
     Raises:
-        HpoError: no complete trial, or a file that cannot be written.
+        HpoError: no complete trial, a file that cannot be written, or a folder holding another study's
+            export (which this one would be mixed with).
     """
+    chosen = folder is not None
     folder = folder if folder is not None else default_export_dir(study.study_name)
+    _refuse_another_study(folder, study.study_name, chosen=chosen)
     best = best_trials(study)
     multi = is_multi_objective(study)
     notes = []

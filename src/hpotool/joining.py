@@ -76,7 +76,7 @@ def await_study(
                     waited = time.monotonic() - start
                     raise HpoError(f"{exc}; waited {waited:.0f} s for another machine to create it") from None
                 raise
-            reason = f"no study {study_name!r} there yet"
+            reason = f"no study {study_name!r} there yet{'' if noted else _near(study_name, storage_url)}"
         else:
             if found_by is None:
                 found_by = min(deadline, time.monotonic() + DESCRIBE_WAIT_S)
@@ -90,6 +90,20 @@ def await_study(
             )
         noted = True
         time.sleep(POLL_S)
+
+
+def _near(study_name: str, storage_url: str | None) -> str:
+    """` (did you mean 'NAME'?)` for a study of a close name the storage holds: a misspelt --study-name
+    waited the whole HPOTOOL_JOIN_WAIT for a study no machine creates; "" when none is close."""
+    from hpotool.resolve import did_you_mean
+    from hpotool.storage import make_storage, study_names
+
+    if storage_url is None:
+        return ""
+    try:
+        return did_you_mean(study_name, study_names(make_storage(storage_url, create=False)))
+    except Exception:  # a file not there yet, a server that stopped answering: nothing to suggest
+        return ""
 
 
 def _being_described(study: optuna.Study, attr: str) -> bool:
@@ -106,7 +120,8 @@ def _being_described(study: optuna.Study, attr: str) -> bool:
 def _may_appear(study_name: str, storage_url: str | None) -> bool:
     """Whether the storage answers and lacks the study, so that another machine may create it there: a
     file storage whose file is not there yet, or a server that holds no study of that name (and no
-    other Redis prefix on it does). A URL that is wrong or a server that does not answer: no."""
+    other Redis prefix on it does), or one that holds it now, made after find() looked (a joiner gave up
+    with 'no study' then). A URL that is wrong or a server that does not answer: no."""
     if storage_url is None:
         return False
     from hpotool.storage import _sqlite_path, make_storage, redis_prefixes_holding, study_names
@@ -120,6 +135,8 @@ def _may_appear(study_name: str, storage_url: str | None) -> bool:
         return True
     try:
         names = study_names(make_storage(storage_url, create=False))
-        return study_name not in names and not redis_prefixes_holding(storage_url, study_name)
+        if study_name in names:  # made since find() looked (its creator is this fast): find it next time
+            return True
+        return not redis_prefixes_holding(storage_url, study_name)
     except Exception:
         return False

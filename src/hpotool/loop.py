@@ -689,7 +689,11 @@ def add_fallback_note(summary: StudySummary, fallback: IndependentSampling) -> N
 
 
 def run_study(
-    plan: StudyPlan, observer: StudyObserver | None = None, *, max_failures: int = 5
+    plan: StudyPlan,
+    observer: StudyObserver | None = None,
+    *,
+    max_failures: int = 5,
+    on_new_study: Callable[[str], None] | None = None,
 ) -> StudySummary:
     """Run the study in this process until it holds `n_trials` finished trials, the timeout passes, or
     `max_failures` trials in a row fail. Re-running after an interruption runs only what is missing.
@@ -701,7 +705,7 @@ def run_study(
         HpoError: the configs or the study do not fit, or the storage stopped answering (`storage_lost`).
     """
     try:
-        return _run_study(plan, observer, max_failures)
+        return _run_study(plan, observer, max_failures, on_new_study)
     except Exception as exc:
         if isinstance(exc, HpoError) or lost_connection(exc) is None:
             raise
@@ -719,11 +723,13 @@ class OpenedStudy(NamedTuple):
     done: int  # finished trials that count towards the target, once the resume is prepared
 
 
-def open_for_run(plan: StudyPlan, observer: StudyObserver | None) -> OpenedStudy:
+def open_for_run(
+    plan: StudyPlan, observer: StudyObserver | None, on_new_study: Callable[[str], None] | None = None
+) -> OpenedStudy:
     """Open (or create) the study, prepare its resume and tell the observer: the start of a run of one
-    process or of several workers alike."""
+    process or of several workers alike. `on_new_study`: see `open_study`."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the observer shows each trial instead
-    study, salt = open_study(plan)
+    study, salt = open_study(plan, on_new_study)
     existing = len(study.get_trials(deepcopy=False))
     target, before = trial_target(plan), finished_numbers(study)
     done = prepare_resume(study, plan)
@@ -732,10 +738,15 @@ def open_for_run(plan: StudyPlan, observer: StudyObserver | None) -> OpenedStudy
     return OpenedStudy(study, salt, existing, target, before, done)
 
 
-def _run_study(plan: StudyPlan, observer: StudyObserver | None, max_failures: int) -> StudySummary:
+def _run_study(
+    plan: StudyPlan,
+    observer: StudyObserver | None,
+    max_failures: int,
+    on_new_study: Callable[[str], None] | None,
+) -> StudySummary:
     start = time.perf_counter()
     tracker = make_tracker(plan)  # before the study: a tracking store that cannot be used writes nothing
-    study, salt, existing, target, before, done = open_for_run(plan, observer)
+    study, salt, existing, target, before, done = open_for_run(plan, observer, on_new_study)
     guard, interrupted = None, None
     fallback = IndependentSampling()
     if tracker is not None:

@@ -82,6 +82,8 @@ class StudyPlan:
     storage_url: str
     allow_changed_config: bool = False
     notes: tuple[str, ...] = ()  # what the checks decided for the user, printed before trial 0
+    storage_from: str | None = None  # the optimize config file the storage URL came from (its own, or the
+    # default), not --storage: a relative path in it is read from the folder the command runs in
     config_enqueue: int | None = None  # how many of opt.enqueue the config lists (None: all; the rest came
     # from --enqueue-from): a resume drops only the config's, so one without the flag keeps the others
 
@@ -125,7 +127,8 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
     """
     budget_given = overrides.n_trials is not None or overrides.timeout is not None
     run, opt = load_run_config(run_path), load_optimize_config(opt_path, budget_given=budget_given)
-    return _prepare(run, opt, str(run_path), str(opt_path), overrides)
+    plan = _prepare(run, opt, str(run_path), str(opt_path), overrides)
+    return plan if overrides.storage is not None else replace(plan, storage_from=str(opt_path))
 
 
 def prepare_stored_study(

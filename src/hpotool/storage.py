@@ -92,6 +92,28 @@ def default_storage_url(study_name: str) -> str:
     return f"sqlite:///studies/{study_name}.db"
 
 
+def storage_file(url: str) -> Path | None:
+    """The file a SQLite or journal URL names (relative: to the folder the command runs in); None for a server."""
+    return (
+        Path(url.removeprefix("journal:")).expanduser() if url.startswith("journal:") else _sqlite_path(url)
+    )
+
+
+def with_file(url: str, path: Path) -> str:
+    """`url`, a SQLite or journal URL, naming `path` instead (its query kept)."""
+    if url.startswith("journal:"):
+        return f"journal:{path}"
+    query = url.partition("?")[2]
+    return f"sqlite:///{path}" + (f"?{query}" if query else "")
+
+
+def location(url: str) -> str:
+    """Where a study in `url` is kept, as a user looks for it: a SQLite or journal file's absolute path (a
+    relative one is read from the folder the command runs in), else the URL as shown."""
+    path = storage_file(url)
+    return os.path.abspath(path) if path is not None else shown_url(url)
+
+
 def _sqlite_path(url: str) -> Path | None:
     if not url.startswith("sqlite:///"):
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ from hpotool.search_space import (
     encode_params,
 )
 from hpotool.stale import enqueue_owned
-from hpotool.storage import make_storage, shown_url
+from hpotool.storage import location, make_storage, shown_url
 
 if TYPE_CHECKING:
     pass
@@ -63,6 +64,41 @@ def _refuse_a_second_study_beside_a_journal(plan: StudyPlan) -> None:
         )
 
 
+def _refuse_a_second_study_beside_the_config(plan: StudyPlan) -> None:
+    """A relative path in the optimize config's storage (or the default studies/NAME.db) is read from the
+    folder the command runs in, as every relative path in the configs is: run from another folder, a resume
+    would start a new study in a new file, silently, while the study sits beside the config. Refused, naming
+    both; `--storage` with the same relative path starts the new one on purpose.
+
+    Raises:
+        HpoError: the file is missing here, and the same path from the config's folder holds this study.
+    """
+    import os
+
+    from hpotool.storage import storage_file, study_names, with_file
+
+    name, url = plan.opt.study_name, plan.storage_url
+    path = storage_file(url)
+    if plan.storage_from is None or path is None or path.is_absolute() or path.exists():
+        return
+    folder = os.path.abspath(Path(plan.storage_from).parent)
+    there = Path(folder) / path
+    if os.path.abspath(there) == os.path.abspath(path) or not there.is_file() or not there.stat().st_size:
+        return
+    beside = with_file(url, Path(os.path.abspath(there)))
+    try:
+        names = study_names(make_storage(beside, create=False))
+    except HpoError:  # not an Optuna file: nothing of this study's there
+        return
+    if name in names:
+        raise HpoError(
+            f"study {name!r} is in {os.path.abspath(there)}, beside {plan.storage_from}, but the relative "
+            f"storage {shown_url(url)} is read from the folder the command runs in, where a new study would "
+            f"start ({os.path.abspath(path)}); run from {folder}, or give --storage {shown_url(beside)}, to "
+            f"resume it (--storage {shown_url(url)} starts a new one here)"
+        )
+
+
 def _refuse_a_second_study_under_another_prefix(plan: StudyPlan) -> None:
     """A machine whose `--storage redis://...` left out (or misspelt) the `?prefix=` the others give would
     start a study of its own, silently, instead of joining theirs: refused, naming the URL that holds it.
@@ -81,8 +117,13 @@ def _refuse_a_second_study_under_another_prefix(plan: StudyPlan) -> None:
         )
 
 
-def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
+def open_study(
+    plan: StudyPlan, on_new_study: Callable[[str], None] | None = None
+) -> tuple[optuna.Study, tuple[int, ...]]:
     """Create the study, or load it and check it is the same experiment (metric, direction).
+
+    `on_new_study` is told `new study 'NAME' in WHERE` (a file's absolute path, or the URL) when this
+    process creates it: a relative path run from another folder makes a new file, which a resume did not mean.
 
     Returns:
         The study, with this process's sampler, and the salt of its seeds: `process_salt()` where other
@@ -91,6 +132,7 @@ def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
     """
     opt = plan.opt
     _refuse_a_second_study_beside_a_journal(plan)
+    _refuse_a_second_study_beside_the_config(plan)
     storage = make_storage(plan.storage_url)
     try:
         existing = optuna.load_study(study_name=opt.study_name, storage=storage)
@@ -100,10 +142,15 @@ def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
     if existing is None:
         _refuse_a_second_study_under_another_prefix(plan)
         try:
-            return _create_study(plan, storage), ()
+            created = _create_study(plan, storage)
         except optuna.exceptions.DuplicatedStudyError:  # another process created it a moment ago
             existing = optuna.load_study(study_name=opt.study_name, storage=storage)
             joined = True
+        else:
+            if on_new_study is not None:
+                near = _near_study(plan, storage)
+                on_new_study(f"new study {opt.study_name!r} in {location(plan.storage_url)}{near}")
+            return created, ()
     _wait_for_creator(existing, joined=joined)
     stored = existing.user_attrs.get("optimize_config", {})
     stored_directions = [d.name.lower() for d in existing.directions]
@@ -153,6 +200,25 @@ def open_study(plan: StudyPlan) -> tuple[optuna.Study, tuple[int, ...]]:
     )
     existing.pruner = plan.pruner
     return existing, salt
+
+
+def _near_study(plan: StudyPlan, storage: Any) -> str:
+    """` (did you mean 'NAME', in WHERE?)` for a study of a name close to the one just created, in its storage
+    or (default storage) in a studies/NAME.db beside its file: a misspelt study_name or --study-name started
+    a new study instead of resuming that one; "" when there is none."""
+    from hpotool.resolve import closest
+    from hpotool.storage import default_storage_url, study_names
+
+    name = plan.opt.study_name
+    try:
+        here = {n: location(plan.storage_url) for n in study_names(storage) if n != name}
+    except Exception:  # a hint only: a storage that stops answering now fails the run where it writes
+        here = {}
+    default = Path("studies") / f"{name}.db"
+    if plan.storage_url == default_storage_url(name) and default.parent.is_dir():
+        here |= {p.stem: location(f"sqlite:///{p}") for p in default.parent.glob("*.db") if p.stem != name}
+    near = closest(name, here, n=1)
+    return f" (did you mean {near[0]!r}, in {here[near[0]]}?)" if near else ""
 
 
 def _record_budget(study: optuna.Study, opt: OptimizeConfig) -> None:

@@ -386,7 +386,12 @@ def _worker_ended(study: optuna.Study, proc: Any, before: set[int]) -> str:
 
 
 def run_workers(
-    plan: StudyPlan, n_workers: int, observer: StudyObserver | None = None, *, max_failures: int = 5
+    plan: StudyPlan,
+    n_workers: int,
+    observer: StudyObserver | None = None,
+    *,
+    max_failures: int = 5,
+    on_new_study: Callable[[str], None] | None = None,
 ) -> StudySummary:
     """Run the study with `n_workers` local worker processes; Ctrl-C or SIGTERM stops them all cleanly
     (each ends its trial as FAIL, "interrupted") and the summary carries the signal in `interrupted`.
@@ -396,7 +401,7 @@ def run_workers(
     """
     procs: list[Any] = []
     try:
-        return _run_workers(plan, n_workers, observer, max_failures, procs)
+        return _run_workers(plan, n_workers, observer, max_failures, procs, on_new_study)
     except Exception as exc:
         if isinstance(exc, HpoError) or lost_connection(exc) is None:
             raise
@@ -412,12 +417,19 @@ def run_workers(
 
 
 def _run_workers(
-    plan: StudyPlan, n_workers: int, observer: StudyObserver | None, max_failures: int, procs: list[Any]
+    plan: StudyPlan,
+    n_workers: int,
+    observer: StudyObserver | None,
+    max_failures: int,
+    procs: list[Any],
+    on_new_study: Callable[[str], None] | None = None,
 ) -> StudySummary:
     start = time.perf_counter()
     # creates the MLflow store and experiment once, here, before any worker starts
     tracker = make_tracker(plan)
-    study, salt, existing, target, before, done = open_for_run(plan, observer)  # before any worker starts
+    study, salt, existing, target, before, done = open_for_run(
+        plan, observer, on_new_study
+    )  # before any worker starts
     if tracker is not None:
         tracker.end_cut_off_runs(study)
     monitor = _Monitor(study, observer)
