@@ -78,6 +78,18 @@ CASES = [
         run_text="epochs: [1, 2\n",
     ),
     Case(
+        "yaml-indentation",
+        "a key indented under a value (a YAML indentation mistake)",
+        "error: run.yaml: line 4, column 11: mapping values are not allowed here; check the indentation of this line and the one above: the keys of one mapping start in the same column, a section's keys further right than its name, and a ': ' inside a value needs quotes",
+        run_text="epochs: 2\nmodel:\n  name: mlp\n    hidden: [8]\n",
+    ),
+    Case(
+        "yaml-tab",
+        "a tab used to indent a YAML file",
+        "error: run.yaml: line 2, column 1: found character '\\t' that cannot start any token; YAML indents with spaces only: replace the tab with spaces",
+        run_text="epochs: 2\n\tbatch_size: 8\n",
+    ),
+    Case(
         "yaml-tag",
         "a YAML tag such as !!python/object",
         "error: run.yaml: line 1, column 9: could not determine a constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system' (configs are loaded safely: YAML tags such as !!python/object are not allowed)",
