@@ -126,6 +126,18 @@ CASES = [
         run={"model": {"name": "mlp", "hiden": [16]}},
     ),
     Case(
+        "yaml-bool-argument",
+        "an unquoted no (YAML's false) for a component's word argument",
+        "error: run.yaml: model: model 'mlp' argument 'norm': Input should be a valid string, got false; YAML reads an unquoted yes, no, on, off, true or false as a boolean: put the word in quotes",
+        run_text="project: tiny\ndevice: cpu\ndata: {name: digits, subset_fraction: 0.1}\nmodel: {name: mlp, hidden: [16], norm: no}\nepochs: 2\n",
+    ),
+    Case(
+        "yaml-bool-key",
+        "an unquoted yes (YAML's true) for a word of the configs",
+        "error: optimize.yaml: direction: Input should be minimize or maximize, got true; YAML reads an unquoted yes, no, on, off, true or false as a boolean: put the word in quotes",
+        optimize_text="study_name: tiny\nstorage: sqlite:///studies/tiny.db\nmetric: val_accuracy\ndirection: yes\nsearch_space:\n  optimizer.lr: {type: float, low: 1.0e-3, high: 1.0e-1}\n",
+    ),
+    Case(
         "unknown-component",
         "an unknown built-in name",
         "error: run.yaml: optimizer: unknown optimizer 'adamw2' (did you mean 'adamw'?); choose one of: adam, adamw, sgd, rmsprop, or give an import path such as package.module:Name",

@@ -28,7 +28,7 @@ from pydantic import (
 from hpotool.components import WARMUP_SCHEDULES, Kind, check_component
 from hpotool.conditions import holds
 from hpotool.errors import HpoError
-from hpotool.formatting import format_choice, format_params
+from hpotool.formatting import format_choice, format_params, yaml_bool_hint
 from hpotool.resolve import did_you_mean
 from hpotool.search_space import PARAM_TYPES, Param, contains
 from hpotool.yamlfile import read_yaml_mapping
@@ -767,6 +767,7 @@ def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
             shown = shown if len(shown) < 60 else shown[:57] + "..."
             # "got a number with a fractional part": the value goes after it, not in a second "got"
             msg = f"{msg} ({shown})" if ", got " in msg else f"{msg}, got {shown}"
+            msg += yaml_bool_hint(err["input"], kind)
         where = _display_loc(loc[:-1] if kind == "extra_forbidden" else loc)
         lines.append(f"{where}: {msg}" if where else msg)
     return _one_line_per_missing_package(lines)
