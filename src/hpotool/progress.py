@@ -141,6 +141,8 @@ class RichObserver:
             self.progress.update(self.trials_task, info=best)
         except ValueError:  # no complete trial yet
             pass
+        if trial.state == TrialState.COMPLETE and trial.user_attrs.get("feasible") is False:
+            mark = f"  violates the constraints{mark}"  # why a better value is not the new best
         # A pruned trial's parameters are noise in the stream (most trials of a pruned study end so):
         # `hpotool trials --state pruned` lists them, as Optuna's own log says only "Trial N pruned".
         params = "" if trial.state == TrialState.PRUNED else f"{escape(format_params(trial))}  "
