@@ -84,6 +84,24 @@ CASES = [
         run_text="epochs: 2\nmodel:\n  name: mlp\n    hidden: [8]\n",
     ),
     Case(
+        "section-keys-not-indented",
+        "a section's keys written at the top level, under an empty section",
+        "error: run.yaml: model: is empty, and name, hidden after it sit at its level; indent them under model: (further right than model)",
+        run_text="project: tiny\ndevice: cpu\ndata: {name: digits, subset_fraction: 0.1}\nmodel:\nname: mlp\nhidden: [16]\nepochs: 2\n",
+    ),
+    Case(
+        "param-keys-not-indented",
+        "a searched parameter's keys written beside it, not under it",
+        "error: optimize.yaml: search_space.optimizer.lr: is empty, and type, low, high after it sit at its level; indent them under optimizer.lr: (further right than optimizer.lr)",
+        optimize_text="study_name: tiny\nstorage: sqlite:///studies/tiny.db\nmetric: val_accuracy\ndirection: maximize\nsearch_space:\n  optimizer.lr:\n  type: float\n  low: 1.0e-3\n  high: 1.0e-1\n",
+    ),
+    Case(
+        "param-empty",
+        "a searched parameter with nothing after its colon",
+        "error: optimize.yaml: search_space.optimizer.lr: expected a mapping, got null; give what to search on its line (optimizer.lr: {type: float, low: ..., high: ...}) or indented under it, or drop it",
+        optimize_text="study_name: tiny\nstorage: sqlite:///studies/tiny.db\nmetric: val_accuracy\ndirection: maximize\nsearch_space:\n  optimizer.lr:\n  model.hidden.0: {type: int, low: 8, high: 32}\n",
+    ),
+    Case(
         "yaml-tab",
         "a tab used to indent a YAML file",
         "error: run.yaml: line 2, column 1: found character '\\t' that cannot start any token; YAML indents with spaces only: replace the tab with spaces",
