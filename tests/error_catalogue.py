@@ -102,6 +102,12 @@ CASES = [
         optimize_text="study_name: tiny\nstorage: sqlite:///studies/tiny.db\nmetric: val_accuracy\ndirection: maximize\nsearch_space:\n  optimizer.lr:\n  model.hidden.0: {type: int, low: 8, high: 32}\n",
     ),
     Case(
+        "list-item-past-the-end",
+        "a searched list item past the end of the run config's list",
+        "error: optimize.yaml: search_space.model.hidden.5: model.hidden.5: no list item '5' (the list has 1); give model.hidden more items in the run config, or search its items in order (model.hidden.1 adds one)",
+        optimize={"search_space": {"model.hidden.5": {"type": "int", "low": 8, "high": 32}}},
+    ),
+    Case(
         "yaml-tab",
         "a tab used to indent a YAML file",
         "error: run.yaml: line 2, column 1: found character '\\t' that cannot start any token; YAML indents with spaces only: replace the tab with spaces",
