@@ -98,7 +98,12 @@ class RichObserver:
         self.progress.start()
         self.trials_task = self.progress.add_task("trials", total=target, completed=already_done, info="")
         self.epochs_task = self.progress.add_task("epochs", total=1, info="", visible=False)
-        if already_done:
+        if target is not None and already_done >= target:
+            self.console.print(
+                f"study [bold]{escape(study.study_name)}[/] already holds {already_done} finished trials (n_trials: "
+                f"{target}): nothing to run; --n-trials {already_done + 10}, say, runs 10 more"
+            )
+        elif already_done:
             of = "" if target is None else f"/{target}"
             self.console.print(
                 f"resuming study [bold]{escape(study.study_name)}[/]: {already_done}{of} trials done"
