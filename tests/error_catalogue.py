@@ -108,6 +108,12 @@ CASES = [
         optimize={"search_space": {"model.hidden.5": {"type": "int", "low": 8, "high": 32}}},
     ),
     Case(
+        "quoted-list",
+        "a list of choices written in quotes (YAML text, not a list)",
+        'error: optimize.yaml: search_space.model.activation.choices: Input should be a valid list, got the text "[relu, tanh]"; drop the quotes around the list',
+        optimize={"search_space": {"model.activation": {"type": "categorical", "choices": "[relu, tanh]"}}},
+    ),
+    Case(
         "yaml-tab",
         "a tab used to indent a YAML file",
         "error: run.yaml: line 2, column 1: found character '\\t' that cannot start any token; YAML indents with spaces only: replace the tab with spaces",

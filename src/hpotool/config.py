@@ -7,6 +7,7 @@ and the search space, keyed by dotted RunConfig paths. Both are validated once a
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -826,6 +827,13 @@ def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
             # "got a number with a fractional part": the value goes after it, not in a second "got"
             msg = f"{msg} ({shown})" if ", got " in msg else f"{msg}, got {shown}"
             msg += yaml_bool_hint(err["input"], kind)
+            if (
+                kind == "list_type"
+                and isinstance(err["input"], str)
+                and err["input"].lstrip().startswith("[")
+            ):
+                msg = msg.replace(f"got {shown}", f"got the text {json.dumps(err['input'])}")
+                msg += "; drop the quotes around the list"
         where = _display_loc(loc[:-1] if kind == "extra_forbidden" else loc)
         lines.append(f"{where}: {msg}" if where else msg)
     return _one_line_per_missing_package(lines)
