@@ -83,6 +83,48 @@ CASES = [
         run_text="epochs: [1, 2\n",
     ),
     Case(
+        "yaml-indentation",
+        "a key indented under a value (a YAML indentation mistake)",
+        "error: run.yaml: line 4, column 11: mapping values are not allowed here; check the indentation of this line and the one above: the keys of one mapping start in the same column, a section's keys further right than its name, and a ': ' inside a value needs quotes",
+        run_text="epochs: 2\nmodel:\n  name: mlp\n    hidden: [8]\n",
+    ),
+    Case(
+        "section-keys-not-indented",
+        "a section's keys written at the top level, under an empty section",
+        "error: run.yaml: model: is empty, and name, hidden after it sit at its level; indent them under model: (further right than model)",
+        run_text="project: tiny\ndevice: cpu\ndata: {name: digits, subset_fraction: 0.1}\nmodel:\nname: mlp\nhidden: [16]\nepochs: 2\n",
+    ),
+    Case(
+        "param-keys-not-indented",
+        "a searched parameter's keys written beside it, not under it",
+        "error: optimize.yaml: search_space.optimizer.lr: is empty, and type, low, high after it sit at its level; indent them under optimizer.lr: (further right than optimizer.lr)",
+        optimize_text="study_name: tiny\nstorage: sqlite:///studies/tiny.db\nmetric: val_accuracy\ndirection: maximize\nsearch_space:\n  optimizer.lr:\n  type: float\n  low: 1.0e-3\n  high: 1.0e-1\n",
+    ),
+    Case(
+        "param-empty",
+        "a searched parameter with nothing after its colon",
+        "error: optimize.yaml: search_space.optimizer.lr: expected a mapping, got null; give what to search on its line (optimizer.lr: {type: float, low: ..., high: ...}) or indented under it, or drop it",
+        optimize_text="study_name: tiny\nstorage: sqlite:///studies/tiny.db\nmetric: val_accuracy\ndirection: maximize\nsearch_space:\n  optimizer.lr:\n  model.hidden.0: {type: int, low: 8, high: 32}\n",
+    ),
+    Case(
+        "list-item-past-the-end",
+        "a searched list item past the end of the run config's list",
+        "error: optimize.yaml: search_space.model.hidden.5: model.hidden.5: no list item '5' (the list has 1); give model.hidden more items in the run config, or search its items in order (model.hidden.1 adds one)",
+        optimize={"search_space": {"model.hidden.5": {"type": "int", "low": 8, "high": 32}}},
+    ),
+    Case(
+        "quoted-list",
+        "a list of choices written in quotes (YAML text, not a list)",
+        'error: optimize.yaml: search_space.model.activation.choices: Input should be a valid list, got the text "[relu, tanh]"; drop the quotes around the list',
+        optimize={"search_space": {"model.activation": {"type": "categorical", "choices": "[relu, tanh]"}}},
+    ),
+    Case(
+        "yaml-tab",
+        "a tab used to indent a YAML file",
+        "error: run.yaml: line 2, column 1: found character '\\t' that cannot start any token; YAML indents with spaces only: replace the tab with spaces",
+        run_text="epochs: 2\n\tbatch_size: 8\n",
+    ),
+    Case(
         "yaml-tag",
         "a YAML tag such as !!python/object",
         "error: run.yaml: line 1, column 9: could not determine a constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system' (configs are loaded safely: YAML tags such as !!python/object are not allowed)",
@@ -117,6 +159,18 @@ CASES = [
         "a misspelt component argument",
         "error: run.yaml: model: model 'mlp' takes no argument 'hiden' (did you mean 'hidden'?); it takes: hidden, layers, activation, dropout, norm",
         run={"model": {"name": "mlp", "hiden": [16]}},
+    ),
+    Case(
+        "yaml-bool-argument",
+        "an unquoted no (YAML's false) for a component's word argument",
+        "error: run.yaml: model: model 'mlp' argument 'norm': Input should be a valid string, got false; YAML reads an unquoted yes, no, on, off, true or false as a boolean: put the word in quotes",
+        run_text="project: tiny\ndevice: cpu\ndata: {name: digits, subset_fraction: 0.1}\nmodel: {name: mlp, hidden: [16], norm: no}\nepochs: 2\n",
+    ),
+    Case(
+        "yaml-bool-key",
+        "an unquoted yes (YAML's true) for a word of the configs",
+        "error: optimize.yaml: direction: Input should be minimize or maximize, got true; YAML reads an unquoted yes, no, on, off, true or false as a boolean: put the word in quotes",
+        optimize_text="study_name: tiny\nstorage: sqlite:///studies/tiny.db\nmetric: val_accuracy\ndirection: yes\nsearch_space:\n  optimizer.lr: {type: float, low: 1.0e-3, high: 1.0e-1}\n",
     ),
     Case(
         "unknown-component",

@@ -62,6 +62,31 @@ def test_optimize_end_to_end_on_sqlite(configs: tuple[Path, Path], opt_dict: dic
     assert set(study.best_trial.params) == {"optimizer.lr", "model.hidden.0"}
 
 
+def test_a_categorical_of_one_choice_is_noted_unless_a_condition_or_a_searched_section_needs_it(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """`{type: categorical, choices: [relu]}` searched nothing and ran without a word."""
+    from tests.conftest import write_yaml
+
+    opt_dict["search_space"] = {
+        "model.activation": {"type": "categorical", "choices": ["relu"]},
+        "model.dropout": {"type": "categorical", "choices": [0.1], "when": {"model.activation": "relu"}},
+        "optimizer": {"type": "categorical", "choices": [{"name": "sgd", "lr": 0.1}, {"name": "adam"}]},
+        "optimizer.weight_decay": {"type": "categorical", "choices": [0.0001]},
+    }
+    run_path, opt_path = (
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "o.yaml", opt_dict),
+    )
+    result = runner.invoke(app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if "one choice" in line]
+    assert notes == [
+        f"note: {opt_path}: search_space.model.activation has one choice, relu: every trial uses it and nothing "
+        f"is searched; set model.activation: relu in the run config, or list more choices"
+    ], result.stderr
+
+
 def test_dry_run_checks_everything_prints_the_plan_and_writes_nothing(
     configs: tuple[Path, Path], tmp_path: Path, opt_dict: dict
 ) -> None:

@@ -10,7 +10,7 @@ from rich.console import Console
 from hpotool.progress import RichObserver
 
 
-def _lines(trials: list[tuple[TrialState, float | None, dict[str, str]]]) -> list[str]:
+def _lines(trials: list[tuple[TrialState, float | None, dict[str, object]]]) -> list[str]:
     """What the live display prints for `trials` (state, value, user attrs), one line each, at 80 columns."""
     out = io.StringIO()
     console = Console(file=out, width=80, color_system=None)
@@ -22,6 +22,8 @@ def _lines(trials: list[tuple[TrialState, float | None, dict[str, str]]]) -> lis
         trial.suggest_float("optimizer.lr", 1e-4, 1e-1, log=True)
         for key, text in attrs.items():
             trial.set_user_attr(key, text)
+        if "feasible" in attrs:  # as the objective records a constraint: for Optuna, then for the exports
+            trial.set_constraint("n_params <= 20000", -1.0 if attrs["feasible"] else 1.0)
         study.tell(trial, value, state=state)
         observer.trial_finished(study, study.trials[-1])
     observer.progress.stop()
@@ -44,6 +46,36 @@ def test_each_trial_is_one_line_at_80_columns_and_only_news_is_marked() -> None:
     assert "optimizer.lr" not in lines[1] and lines[1].endswith("s")
     assert "new best" not in lines[2] and "optimizer.lr=" in lines[2]  # worse than trial 0
     assert lines[3].endswith("s  new best")
+
+
+def test_a_trial_that_violates_the_constraints_says_so() -> None:
+    """In a constrained study a trial of a better value than the best showed no mark, not saying why it was
+    not the new best; `hpotool trials` says "violates the constraints"."""
+    lines = _lines(
+        [
+            (TrialState.COMPLETE, 0.9, {"feasible": True}),
+            (TrialState.COMPLETE, 0.95, {"feasible": False}),
+        ]
+    )
+    assert lines[0].endswith("s  new best")
+    second = " ".join(lines[1:])  # a long lr may fold it at 80 columns
+    assert second.startswith("trial   1 COMPLETE 0.95  optimizer.lr=")
+    assert second.endswith("violates the constraints") and "new best" not in second
+
+
+def test_a_study_that_already_holds_its_trials_says_nothing_runs_and_how_to_run_more() -> None:
+    """Running the demo's command again printed "resuming study digits_mlp: 20/20 trials done" and then
+    the summary, without saying that nothing would run or how to run more."""
+    out = io.StringIO()
+    observer = RichObserver(Console(file=out, width=200, color_system=None), "val_accuracy")
+    study = optuna.create_study(study_name="digits_mlp", direction="maximize")
+    observer.study_started(study, 20, 20)
+    observer.progress.stop()
+    assert (
+        "study digits_mlp already holds 20 finished trials (n_trials: 20): nothing to run; --n-trials 30, say, "
+        "runs 10 more" in out.getvalue()
+    )
+    assert "resuming" not in out.getvalue()
 
 
 def test_a_whole_number_shows_whole() -> None:

@@ -66,3 +66,31 @@ def test_missing_empty_and_non_mapping_files(tmp_path: Path) -> None:
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(HpoError, match="expected a YAML mapping at the top level, got list"):
         read_yaml_mapping(tmp_path / "list.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("model:\n  name: mlp\n    hidden: [32]\n", "line 3, column 11: mapping values are not allowed here"),
+        ("data:\n  name: digits\n val_fraction: 0.2\n", "line 3, column 2: expected <block end>"),
+        ("project p\nepochs: 2\n", "line 2, column 7: mapping values are not allowed here"),
+    ],
+)
+def test_an_indentation_mistake_says_to_check_the_indentation(text: str, where: str) -> None:
+    with pytest.raises(HpoError) as info:
+        parse_yaml(text, "f.yaml")
+    message = str(info.value)
+    assert message.startswith(f"f.yaml: {where}")
+    assert message.endswith(
+        "; check the indentation of this line and the one above: the keys of one mapping start in the same "
+        "column, a section's keys further right than its name, and a ': ' inside a value needs quotes"
+    )
+
+
+def test_a_tab_says_to_indent_with_spaces() -> None:
+    with pytest.raises(HpoError) as info:
+        parse_yaml("search_space:\n\toptimizer.lr: {type: float, low: 0.1, high: 1.0}\n", "f.yaml")
+    assert str(info.value) == (
+        "f.yaml: line 2, column 1: found character '\\t' that cannot start any token; "
+        "YAML indents with spaces only: replace the tab with spaces"
+    )

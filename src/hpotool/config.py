@@ -7,6 +7,7 @@ and the search space, keyed by dotted RunConfig paths. Both are validated once a
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -28,7 +29,7 @@ from pydantic import (
 from hpotool.components import WARMUP_SCHEDULES, Kind, check_component
 from hpotool.conditions import holds
 from hpotool.errors import HpoError
-from hpotool.formatting import format_choice, format_params
+from hpotool.formatting import format_choice, format_params, yaml_bool_hint
 from hpotool.resolve import did_you_mean
 from hpotool.search_space import PARAM_TYPES, Param, contains
 from hpotool.yamlfile import read_yaml_mapping
@@ -716,10 +717,68 @@ def _display_loc(loc: tuple[str | int, ...]) -> str:
     return ".".join(parts)
 
 
+_MAPPING_ERRORS = frozenset({"model_type", "model_attributes_type", "dict_type"})
+_PARAM_KEYS = frozenset({"type", "low", "high", "min", "max", "step", "log", "choices", "when"})
+
+
+def _under_indented(errors: list[Any], root: type[BaseModel]) -> tuple[list[str], list[Any]]:
+    """A section (or a search-space parameter) left empty with its keys one level out, beside it:
+
+        data:               search_space:
+        name: digits          optimizer.lr:
+                              type: float
+
+    One line per such section, naming the keys to indent, instead of "expected a mapping, got null" and a
+    line per stray key ("unknown key 'name'", "search_space.type: expected a mapping"). Returns those lines
+    and the errors they leave to report."""
+    top = _valid_keys(root, ())
+    lines: list[str] = []
+    for prefix in ((), ("search_space",)):
+        empty = [
+            e
+            for e in errors
+            if e["type"] in _MAPPING_ERRORS
+            and e["input"] is None
+            and len(e["loc"]) == len(prefix) + 1
+            and tuple(e["loc"][:-1]) == prefix
+        ]
+        if len(empty) != 1:
+            continue
+        if prefix:
+            strays = [
+                e
+                for e in errors
+                if e["type"] in _MAPPING_ERRORS
+                and e["input"] is not None
+                and len(e["loc"]) == 2
+                and tuple(e["loc"][:-1]) == prefix
+                and e["loc"][-1] in _PARAM_KEYS
+            ]
+        else:
+            strays = [
+                e
+                for e in errors
+                if e["type"] == "extra_forbidden"
+                and len(e["loc"]) == 1
+                and not did_you_mean(str(e["loc"][0]), top)
+            ]
+        if not strays:
+            continue
+        section = str(empty[0]["loc"][-1])
+        keys = ", ".join(str(e["loc"][-1]) for e in strays)
+        lines.append(
+            f"{_display_loc(tuple(empty[0]['loc']))}: is empty, and {keys} after it "
+            f"{'sits' if len(strays) == 1 else 'sit'} at its level; indent {'it' if len(strays) == 1 else 'them'} "
+            f"under {section}: (further right than {section})"
+        )
+        errors = [e for e in errors if e is not empty[0] and not any(e is x for x in strays)]
+    return lines, errors
+
+
 def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
     """One `location: message` line per validation error, worded for a config author."""
-    lines = []
     errors = exc.errors(include_url=False)
+    lines, errors = _under_indented(errors, root)
     # A misspelt key also makes its correct spelling "missing": report the misspelling alone.
     misspelt = {
         (tuple(e["loc"][:-1]), did_you_mean(str(e["loc"][-1]), _valid_keys(root, tuple(e["loc"][:-1]))))
@@ -767,6 +826,14 @@ def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
             shown = shown if len(shown) < 60 else shown[:57] + "..."
             # "got a number with a fractional part": the value goes after it, not in a second "got"
             msg = f"{msg} ({shown})" if ", got " in msg else f"{msg}, got {shown}"
+            msg += yaml_bool_hint(err["input"], kind)
+            if (
+                kind == "list_type"
+                and isinstance(err["input"], str)
+                and err["input"].lstrip().startswith("[")
+            ):
+                msg = msg.replace(f"got {shown}", f"got the text {json.dumps(err['input'])}")
+                msg += "; drop the quotes around the list"
         where = _display_loc(loc[:-1] if kind == "extra_forbidden" else loc)
         lines.append(f"{where}: {msg}" if where else msg)
     return _one_line_per_missing_package(lines)
@@ -796,6 +863,11 @@ def _one_line_per_missing_package(lines: list[str]) -> list[str]:
 
 def _param_hint(path: str, value: Any) -> str:
     """How to write a search-space entry given as a bare list or value."""
+    if value is None:
+        return (
+            f"; give what to search on its line ({path}: {{type: float, low: ..., high: ...}}) or indented "
+            f"under it, or drop it"
+        )
     if isinstance(value, list):
         return f"; write a list of choices as {{type: categorical, choices: {format_choice(value)}}}"
     if isinstance(value, bool) or not isinstance(value, int | float):

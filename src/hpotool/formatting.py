@@ -22,6 +22,18 @@ def format_value(v: Any) -> str:
     return str(v)
 
 
+# pydantic's error types for a value that should have been a word.
+_WORD_ERRORS = frozenset({"string_type", "literal_error", "enum"})
+
+
+def yaml_bool_hint(value: Any, error_type: str) -> str:
+    """What to add to "should be a valid string, got false": YAML 1.1, which PyYAML reads, makes an
+    unquoted yes, no, on, off, true or false a boolean (`norm: no`)."""
+    if isinstance(value, bool) and error_type in _WORD_ERRORS:
+        return "; YAML reads an unquoted yes, no, on, off, true or false as a boolean: put the word in quotes"
+    return ""
+
+
 def format_choice(v: Any) -> str:
     """A categorical choice, or any config value, as the YAML spells it: 5.0 stays 5.0 (it is not the choice
     5), None is null, True is true; a float in full (the user wrote 0.12345, not 0.1235); a list or mapping

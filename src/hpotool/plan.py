@@ -26,6 +26,7 @@ from hpotool.config import (
 from hpotool.errors import HpoError
 from hpotool.factories import make_pruner, study_sampler
 from hpotool.final import check_final
+from hpotool.formatting import format_choice
 from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.resolve import did_you_mean
 from hpotool.runner import (
@@ -40,6 +41,7 @@ from hpotool.runner import (
     unused_classes_note,
 )
 from hpotool.search_space import (
+    CategoricalParam,
     boundary_values,
     suggest,
 )
@@ -289,6 +291,22 @@ def _prepare(
     return replace(plan, notes=(*plan.notes, unused)) if unused else plan
 
 
+def _single_choice_notes(opt: OptimizeConfig, opt_path: str) -> list[str]:
+    """A note per categorical of one choice that fixes a value the run config could hold: one under a
+    `when:` sets it only where the condition holds, and one below a section searched whole (as `refine`
+    writes them) must stand beside each chosen section, so those are left alone."""
+    return [
+        f"{opt_path}: search_space.{path} has one choice, {format_choice(p.choices[0])}: every trial uses it "
+        f"and nothing is searched; set {path}: {format_choice(p.choices[0])} in the run config, or list more "
+        f"choices"
+        for path, p in opt.search_space.items()
+        if isinstance(p, CategoricalParam)
+        and len(p.choices) == 1
+        and not p.when
+        and not any(path.startswith(f"{section}.") for section in opt.search_space)
+    ]
+
+
 def _plan(
     run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, opt_path: str, overrides: Overrides
 ) -> StudyPlan:
@@ -326,6 +344,7 @@ def _plan(
         if isinstance(sampler, optuna.samplers.GridSampler) and conditional
         else ()
     )
+    notes = (*notes, *_single_choice_notes(opt, opt_path))
     return StudyPlan(
         run, opt, data, sampler, pruner, opt.storage_url, overrides.allow_changed_config, notes=notes
     )

@@ -98,7 +98,12 @@ class RichObserver:
         self.progress.start()
         self.trials_task = self.progress.add_task("trials", total=target, completed=already_done, info="")
         self.epochs_task = self.progress.add_task("epochs", total=1, info="", visible=False)
-        if already_done:
+        if target is not None and already_done >= target:
+            self.console.print(
+                f"study [bold]{escape(study.study_name)}[/] already holds {already_done} finished trials (n_trials: "
+                f"{target}): nothing to run; --n-trials {already_done + 10}, say, runs 10 more"
+            )
+        elif already_done:
             of = "" if target is None else f"/{target}"
             self.console.print(
                 f"resuming study [bold]{escape(study.study_name)}[/]: {already_done}{of} trials done"
@@ -141,6 +146,8 @@ class RichObserver:
             self.progress.update(self.trials_task, info=best)
         except ValueError:  # no complete trial yet
             pass
+        if trial.state == TrialState.COMPLETE and trial.user_attrs.get("feasible") is False:
+            mark = f"  violates the constraints{mark}"  # why a better value is not the new best
         # A pruned trial's parameters are noise in the stream (most trials of a pruned study end so):
         # `hpotool trials --state pruned` lists them, as Optuna's own log says only "Trial N pruned".
         params = "" if trial.state == TrialState.PRUNED else f"{escape(format_params(trial))}  "

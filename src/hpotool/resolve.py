@@ -17,7 +17,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from hpotool.errors import HpoError
-from hpotool.formatting import format_choice
+from hpotool.formatting import format_choice, yaml_bool_hint
 
 
 def closest(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
@@ -407,8 +407,11 @@ def check_types(obj: Callable[..., Any], kwargs: Mapping[str, Any], what: str) -
         try:
             _adapter(hints[key]).validate_python(value, strict=True)
         except ValidationError as exc:
-            message = exc.errors()[0]["msg"]
-            raise ValueError(f"{what} argument {key!r}: {message}, got {format_choice(value)}") from None
+            error = exc.errors()[0]
+            hint = yaml_bool_hint(value, error["type"])
+            raise ValueError(
+                f"{what} argument {key!r}: {error['msg']}, got {format_choice(value)}{hint}"
+            ) from None
 
 
 def pick_kwargs(obj: Callable[..., Any], offered: Mapping[str, Any]) -> dict[str, Any]:

@@ -59,6 +59,19 @@ for _first in list("-+0123456789."):
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 
 
+# What PyYAML says of a line indented too far or not far enough (or of a line above it that lacks its ':').
+_INDENTATION_SIGNS = (
+    "mapping values are not allowed here",
+    "expected <block end>",
+    "did not find expected key",
+    "could not find expected ':'",
+)
+_INDENTATION_FIX = (
+    "check the indentation of this line and the one above: the keys of one mapping start in the same "
+    "column, a section's keys further right than its name, and a ': ' inside a value needs quotes"
+)
+
+
 def parse_yaml(text: str, source: str) -> Any:
     """Parse YAML text; any syntax or safety problem becomes one `HpoError` line."""
     try:
@@ -69,6 +82,10 @@ def parse_yaml(text: str, source: str) -> Any:
         problem = exc.problem or str(exc)
         if "could not determine a constructor" in problem:
             problem += " (configs are loaded safely: YAML tags such as !!python/object are not allowed)"
+        elif "'\\t'" in problem:
+            problem += "; YAML indents with spaces only: replace the tab with spaces"
+        elif any(sign in problem for sign in _INDENTATION_SIGNS):
+            problem += f"; {_INDENTATION_FIX}"
         raise HpoError(f"{source}: {where}{problem}") from None
     except yaml.YAMLError as exc:
         raise HpoError(f"{source}: invalid YAML: {exc}") from None
