@@ -930,3 +930,30 @@ def test_a_new_study_of_a_name_close_to_a_stored_one_says_which_it_may_have_mean
     )
     other = runner.invoke(app, [*args, *shared, "--study-name", "resnet"], catch_exceptions=False)
     assert other.stderr.splitlines()[0] == f"new study 'resnet' in {tmp_path / 'studies' / 'digits_mlp.db'}"
+
+
+def test_a_new_study_in_a_series_gets_no_did_you_mean_and_a_typo_still_does(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """Studies named in a series (run-12-01, run-12-02; exp1, exp10; digits_mlp, digits_mlp_v2) are one
+    character apart: each new one was told '(did you mean' the one before. A typo still is."""
+    import optuna
+
+    from .conftest import write_yaml
+
+    url = opt_dict["storage"]
+    (tmp_path / "studies").mkdir()
+    for name in ("run-12-01", "exp1", "digits_mlp"):
+        optuna.create_study(study_name=name, storage=url)
+    opt_dict.update(n_trials=1)
+    rp, op = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    args = ["optimize", "-r", str(rp), "-o", str(op), "-q", "--study-name"]
+    where = tmp_path / "studies" / "tiny.db"
+    for name in ("run-12-02", "exp10", "digits_mlp_v2"):
+        new = runner.invoke(app, [*args, name], catch_exceptions=False)
+        assert new.stderr.splitlines()[0] == f"new study {name!r} in {where}"
+    typo = runner.invoke(app, [*args, "digits_mpl"], catch_exceptions=False)
+    assert (
+        typo.stderr.splitlines()[0]
+        == f"new study 'digits_mpl' in {where} (did you mean 'digits_mlp', in {where}?)"
+    )

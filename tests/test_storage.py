@@ -677,3 +677,23 @@ def test_a_machine_whose_redis_url_lacks_the_others_prefix_does_not_start_a_stud
         client = redis.Redis.from_url(server)
         for key in client.scan_iter(f"{prefix}*"):
             client.delete(key)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "series"),
+    [
+        ("run-12-01", "run-12-02", True),
+        ("exp1", "exp2", True),
+        ("exp1", "exp10", True),
+        ("exp", "exp2", True),
+        ("digits_mlp", "digits_mlp_v2", True),
+        ("sweep", "sweep-2026-12-05", True),
+        ("digits_mpl", "digits_mlp", False),
+        ("digts_mlp", "digits_mlp", False),
+        ("digts_mlp2", "digits_mlp1", False),
+    ],
+)
+def test_study_names_in_a_series_are_told_from_typos(a: str, b: str, series: bool) -> None:
+    from hpotool.study import same_series
+
+    assert same_series(a, b) is series and same_series(b, a) is series

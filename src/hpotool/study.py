@@ -4,6 +4,7 @@ joining machine waiting for its creator), and described on the console."""
 from __future__ import annotations
 
 import contextlib
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -217,8 +218,22 @@ def _near_study(plan: StudyPlan, storage: Any) -> str:
     default = Path("studies") / f"{name}.db"
     if plan.storage_url == default_storage_url(name) and default.parent.is_dir():
         here |= {p.stem: location(f"sqlite:///{p}") for p in default.parent.glob("*.db") if p.stem != name}
-    near = closest(name, here, n=1)
+    near = closest(name, [n for n in here if not same_series(name, n)], n=1)
     return f" (did you mean {near[0]!r}, in {here[near[0]]}?)" if near else ""
+
+
+_NUMBER = re.compile(r"\d+")
+# A trailing number or date, with the separator and version letter before it: _2, -v3, -2026-12-05, .1
+_TRAILING_NUMBER = re.compile(r"[-_.]*[vV]?\d[\d\-_.:]*$")
+
+
+def same_series(a: str, b: str) -> bool:
+    """Whether two study names differ only in their numbers (run-12-01 and run-12-02, exp1 and exp10) or in
+    a trailing number or date (exp and exp2, digits_mlp and digits_mlp_v2): a series named on purpose,
+    where a did-you-mean on each new one is noise; a typo (digits_mpl, digts_mlp) is not one."""
+    return _NUMBER.sub("#", a) == _NUMBER.sub("#", b) or _TRAILING_NUMBER.sub("", a) == _TRAILING_NUMBER.sub(
+        "", b
+    )
 
 
 def _record_budget(study: optuna.Study, opt: OptimizeConfig) -> None:
