@@ -697,3 +697,21 @@ def test_study_names_in_a_series_are_told_from_typos(a: str, b: str, series: boo
     from hpotool.study import same_series
 
     assert same_series(a, b) is series and same_series(b, a) is series
+
+
+def test_study_names_on_a_database_reads_the_names_alone(tmp_path: Path) -> None:
+    """Each new study's did-you-mean looks up the storage's study names: Optuna's get_all_studies read every
+    study's attributes too (hpotool's configs, ~2 KB a study), 3.5 s for 2,000 studies on PostgreSQL."""
+    import sqlalchemy
+
+    from hpotool.storage import study_names
+
+    url = f"sqlite:///{tmp_path / 'many.db'}"
+    storage = make_storage(url)
+    for name in ("b", "a", "c"):
+        optuna.create_study(study_name=name, storage=storage).set_user_attr("run_config", {"big": "x" * 1000})
+    statements: list[str] = []
+    engine = storage._backend.engine  # type: ignore[attr-defined]
+    sqlalchemy.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    assert study_names(storage) == ["b", "a", "c"]  # oldest first, as before
+    assert statements and not [s for s in statements if "attributes" in s or "directions" in s]

@@ -675,7 +675,20 @@ def fail_stale_trials(study: optuna.Study, *, every_running: bool = False) -> li
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
-    return [s.study_name for s in storage.get_all_studies()]
+    """The names of the studies `storage` holds, oldest first. On a database, the names alone:
+    `get_all_studies` reads every study's attributes too (hpotool's configs and fingerprint, ~2 KB a
+    study), 3.5 s for 2,000 studies on PostgreSQL where the names take 27 ms."""
+    from optuna.storages import RDBStorage
+
+    backend = getattr(storage, "_backend", storage)
+    if not isinstance(backend, RDBStorage):
+        return [s.study_name for s in storage.get_all_studies()]
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(backend.scoped_session) as session:
+        query = session.query(models.StudyModel.study_name).order_by(models.StudyModel.study_id)
+        return [name for (name,) in query.all()]
 
 
 # The URL of each storage `load_study` opened a study from (keyed by the study's storage object, which a
