@@ -1213,6 +1213,20 @@ CASES = [
         run_in="sub",
     ),
     Case(
+        "storage-in-a-folder-above",
+        "a command that reads a study from a relative --storage, run from a subfolder of the folder it is read from",
+        "error: storage 'sqlite:///studies/tiny.db': no such SQLite file '<cwd>/sub/studies/tiny.db': studies/tiny.db is read from the folder the command runs in, and the study is in <cwd>/studies/tiny.db; run from <cwd>, or give --storage sqlite:///<cwd>/studies/tiny.db",
+        command=("trials", "--study-name", "tiny", "--storage", "sqlite:///studies/tiny.db"),
+        existing_study=True,
+        run_in="sub",
+    ),
+    Case(
+        "storage-file-missing",
+        "a command that reads a study from a --storage file that is not there",
+        "error: storage 'sqlite:///runs/tiny.db': no such SQLite file '<cwd>/runs/tiny.db'",
+        command=("trials", "--study-name", "tiny", "--storage", "sqlite:///runs/tiny.db"),
+    ),
+    Case(
         "loss-reduction",
         "a loss that sums or keeps each sample's loss",
         "error: run.yaml: loss: loss 'cross_entropy' argument 'reduction': hpotool needs each batch's mean loss (it weights batches by their size for train_loss and val_loss), got sum; drop reduction (for larger steps, raise optimizer.lr)",

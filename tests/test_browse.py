@@ -591,3 +591,33 @@ def test_a_study_read_from_a_subfolder_names_the_studies_folder_above(
         app, ["trials", "--study-name", "tiny", "--storage", f"sqlite:///{tmp_path}/studies/tiny.db"]
     )
     assert given.exit_code == 0 and "study tiny: 1 trial(s)" in given.output
+
+
+def test_a_relative_storage_read_from_a_subfolder_names_the_folder_above_that_holds_the_study(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cd sub && hpotool trials --study-name s --storage sqlite:///studies/s.db` said only "no such SQLite
+    file 'studies/s.db'", neither where that was read (sub/studies/s.db) nor that the study is one folder up."""
+    from hpotool.storage import make_storage
+
+    (tmp_path / "studies").mkdir()
+    _plain_study("sqlite:///studies/s.db", "s", "minimize", [1.0])
+    optuna.create_study(study_name="j", storage=make_storage("journal:studies/j.log"))
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "a" / "b")
+    here = tmp_path / "a" / "b"
+    for name, url, file in (("s", "sqlite:///studies/s.db", "s.db"), ("j", "journal:studies/j.log", "j.log")):
+        result = CliRunner().invoke(app, ["trials", "--study-name", name, "--storage", url])
+        kind = "SQLite" if file.endswith(".db") else "journal"
+        found = tmp_path / "studies" / file
+        assert result.exit_code == 2 and result.stderr == (
+            f"error: storage {url!r}: no such {kind} file {str(here / 'studies' / file)!r}: studies/{file} is read "
+            f"from the folder the command runs in, and the study is in {found}; run from {tmp_path}, or give "
+            f"--storage {url.split(':')[0]}:{'///' if kind == 'SQLite' else ''}{found}\n"
+        )
+    # a file above that does not hold the study: only where the path was read
+    result = CliRunner().invoke(app, ["trials", "--study-name", "t", "--storage", "sqlite:///studies/s.db"])
+    assert result.exit_code == 2 and result.stderr == (
+        f"error: storage 'sqlite:///studies/s.db': no such SQLite file {str(here / 'studies' / 's.db')!r}\n"
+    )
+    assert not (here / "studies").exists()

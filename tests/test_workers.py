@@ -1046,8 +1046,9 @@ def test_a_machine_joining_by_name_gives_up_after_the_wait(monkeypatch: pytest.M
         "note: no study 'none' there yet: waiting up to 0.5 s for the machine that creates it (HPOTOOL_JOIN_WAIT "
         "sets how long)"
     )
+    missing = re.escape(str(Path.cwd() / "studies" / "none.db"))
     assert re.fullmatch(
-        r"error: storage 'sqlite:///studies/none.db': no such SQLite file 'studies/none.db'; waited \d+ s for "
+        rf"error: storage 'sqlite:///studies/none.db': no such SQLite file '{missing}'; waited \d+ s for "
         r"another machine to create it; to start a study, give --run-config and --optimize-config",
         error,
     )

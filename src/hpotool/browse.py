@@ -14,7 +14,15 @@ from hpotool.errors import HpoError
 from hpotool.export import is_feasible, state_counts, trial_record
 from hpotool.fingerprint import stored_config
 from hpotool.resolve import did_you_mean
-from hpotool.storage import is_optuna_journal, is_optuna_sqlite, load_study, make_storage, shown_url
+from hpotool.storage import (
+    is_optuna_journal,
+    is_optuna_sqlite,
+    load_study,
+    make_storage,
+    shown_url,
+    storage_file,
+    with_file,
+)
 
 STATES = ("complete", "pruned", "fail", "running", "waiting")
 
@@ -190,6 +198,24 @@ def studies_folder_above(folder: Path = Path("studies")) -> Path | None:
     return None
 
 
+def _folder_above(study_name: str, url: str, path: Path) -> Path | None:
+    """The nearest folder above this one from which the relative `path`, the file `url` names, is a storage
+    holding `study_name`; None when there is none (or `path` is absolute)."""
+    from hpotool.storage import study_names
+
+    if path.is_absolute():
+        return None
+    for parent in Path.cwd().parents:
+        if not (parent / path).is_file():
+            continue
+        try:
+            if study_name in study_names(make_storage(with_file(url, parent / path), create=False)):
+                return parent
+        except Exception:  # not an Optuna file: not the one meant
+            continue
+    return None
+
+
 def find_study(
     study_name: str,
     storage_url: str | None,
@@ -205,9 +231,18 @@ def find_study(
     """
     try:
         return load_study(study_name, storage_url)
-    except HpoError:
+    except HpoError as exc:
         default = folder / f"{study_name}.db"
-        if storage_url is not None or default.exists():
+        if storage_url is not None:
+            given = storage_file(storage_url)
+            root = _folder_above(study_name, storage_url, given) if given and not given.exists() else None
+            if root is None or given is None:
+                raise
+            raise HpoError(  # run from a subfolder of the project: the study is up there
+                f"{exc}: {given} is read from the folder the command runs in, and the study is in {root / given}; "
+                f"run from {root}, or give {storage_option} {with_file(storage_url, root / given)}"
+            ) from None
+        if default.exists():
             raise
         rows, _ = study_rows(None, folder)
         here = [r["storage"] for r in rows if r["name"] == study_name]

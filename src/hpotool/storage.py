@@ -204,7 +204,9 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
 
             journal = Path(url.removeprefix("journal:")).expanduser()
             if not create and not journal.exists():
-                raise HpoError(f"storage {shown_url(url)!r}: no such journal file")
+                raise HpoError(
+                    f"storage {shown_url(url)!r}: no such journal file {os.path.abspath(journal)!r}"
+                )
             if not is_optuna_journal(journal):
                 raise HpoError(
                     f"storage {shown_url(url)!r}: {str(journal)!r} is not an Optuna journal file (its first line is not a "
@@ -231,7 +233,7 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
             )
         if path is not None:
             if not create and not path.exists():
-                raise HpoError(f"storage {shown_url(url)!r}: no such SQLite file {str(path)!r}")
+                raise HpoError(f"storage {shown_url(url)!r}: no such SQLite file {os.path.abspath(path)!r}")
             if not create and not is_optuna_sqlite(path):
                 raise _not_optuna(url)
             if create and path.exists():
