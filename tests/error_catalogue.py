@@ -268,6 +268,12 @@ CASES = [
         optimize={"sampler": {"name": "tests.helpers:not_a_sampler"}},
     ),
     Case(
+        "pruner-required-arg",
+        "a pruner of the user's missing an argument it requires",
+        "error: optimize.yaml: pruner.kwargs: pruner 'tests.helpers:pruner_at_level' requires 'level', which the config does not set; add level: ... under pruner.kwargs:",
+        optimize={"pruner": {"name": "tests.helpers:pruner_at_level"}},
+    ),
+    Case(
         "sampler-raises-when-built",
         "a sampler class of the user's that raises when hpotool builds it",
         "error: optimize.yaml: sampler: building 'licensed_sampler:Sampler' failed: RuntimeError: no licence server at 10.0.0.7 (at licensed_sampler.py:6 in __init__)",
