@@ -442,6 +442,12 @@ CASES = [
         args=("--n-trials", "0"),
     ),
     Case(
+        "zero-workers-flag",
+        "--workers 0",
+        "error: --workers: Input should be greater than or equal to 1, got 0",
+        args=("--workers", "0"),
+    ),
+    Case(
         "seed-out-of-range",
         "a seed no sampler takes",
         "error: --seed: must be from 0 to 4294967295 (what Optuna's samplers take), got -1",

@@ -434,7 +434,7 @@ def test_python_m_hpotool_exits_with_the_commands_code_after_a_caught_ctrl_c(tmp
         (["optimise"], "error: No such command 'optimise'. Did you mean 'optimize'? (see hpotool --help)"),
         (
             ["trials", "--study-name", "x", "--top", "0"],
-            "error: Invalid value for '--top': Input should be greater than or equal to 1 (see hpotool trials --help)",
+            "error: --top: Input should be greater than or equal to 1, got 0",
         ),
         (
             ["optimize", "-r", "run.yaml"],
@@ -445,8 +445,16 @@ def test_python_m_hpotool_exits_with_the_commands_code_after_a_caught_ctrl_c(tmp
         (
             # -1 ("never", as the help's 0 is) stopped the study at its first failed trial
             ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "--max-failures", "-1"],
-            "error: Invalid value for '--max-failures': Input should be greater than or equal to 0 "
-            "(see hpotool optimize --help)",
+            "error: --max-failures: Input should be greater than or equal to 0, got -1",
+        ),
+        (
+            # read "Invalid value for '--workers': ..." without the value, unlike --n-trials 0 (got 0)
+            ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "--workers", "0"],
+            "error: --workers: Input should be greater than or equal to 1, got 0",
+        ),
+        (
+            ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "--timeout", "1h"],
+            "error: --timeout: Input should be a valid number, unable to parse string as a number, got 1h",
         ),
     ],
 )

@@ -46,8 +46,28 @@ def _show_usage_error(self: Any, file: Any = None) -> None:
     """A mistake on the command line (a missing or unknown option, a value out of range) as one line, like
     every other hpotool error; click printed four (usage, a hint, a blank line, the error). Exit code 2."""
     command = self.ctx.command_path if self.ctx is not None else "hpotool"
+    bad_value = _bad_option_value(self)
+    if bad_value is not None:  # as --n-trials 0 reads: "--n-trials: Input should be greater than 0, got 0"
+        typer.echo(f"error: {bad_value}", file=file, err=True)
+        return
     message = self.format_message().rstrip(".")
     typer.echo(f"error: {message} (see {command} --help)", file=file, err=True)
+
+
+def _bad_option_value(error: Any) -> str | None:
+    """`--workers: Input should be greater than or equal to 1, got 0` for a value typer's type check
+    refused (it raises from pydantic's ValidationError), or None for any other mistake on the command line.
+    It read "Invalid value for '--workers': Input should be ..." without the value given."""
+    cause, param = error.__cause__, getattr(error, "param", None)
+    if param is None or not param.opts or type(cause).__name__ != "ValidationError":
+        return None
+    found = cause.errors()
+    if not found or "input" not in found[0]:
+        return None
+    flag = next((o for o in param.opts if o.startswith("--")), param.opts[0])
+    given = found[0]["input"]
+    shown = given if isinstance(given, str) and given else format_choice(given)  # the text as typed
+    return f"{flag}: {found[0]['msg']}, got {shown}"
 
 
 # click's UsageError, which typer vendors (typer._click) and exports only as BadParameter's base class.
