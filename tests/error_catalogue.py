@@ -109,7 +109,7 @@ CASES = [
     Case(
         "list-item-past-the-end",
         "a searched list item past the end of the run config's list",
-        "error: optimize.yaml: search_space.model.hidden.5: model.hidden.5: no list item '5' (the list has 1); give model.hidden more items in the run config, or search its items in order (model.hidden.1 adds one)",
+        "error: optimize.yaml: search_space.model.hidden.5: no list item '5' in model.hidden (the list has 1); give model.hidden more items in the run config, or search its items in order (model.hidden.1 adds one)",
         optimize={"search_space": {"model.hidden.5": {"type": "int", "low": 8, "high": 32}}},
     ),
     Case(
