@@ -232,15 +232,20 @@ def shown_url(url: str) -> str:
     return shown(url)
 
 
-def print_plan(plan: StudyPlan, as_json: bool) -> None:
-    """What `optimize --dry-run` checked and would run (the storage is not opened)."""
+def print_plan(plan: StudyPlan, as_json: bool, done: int | None = None) -> None:
+    """What `optimize --dry-run` checked and would run (the storage is not written): `done`, the finished
+    trials the study holds already (None: not read, a server's)."""
     run, opt = plan.run, plan.opt
+    to_run = None if opt.n_trials is None or done is None else max(opt.n_trials - done, 0)
     if as_json:
         opt_dump = opt.model_dump(mode="json")
         if opt_dump.get("storage"):  # a password in it as ***, as everywhere hpotool prints the URL
             opt_dump["storage"] = shown_url(opt_dump["storage"])
         configs = {"run_config": run.model_dump(mode="json"), "optimize_config": opt_dump}
-        sys.stdout.write(json.dumps({"storage": shown_url(plan.storage_url), **configs}, indent=2) + "\n")
+        counts = {"finished_trials": done, "trials_to_run": to_run}
+        sys.stdout.write(
+            json.dumps({"storage": shown_url(plan.storage_url), **counts, **configs}, indent=2) + "\n"
+        )
         return
     from hpotool.audit import bounds_text
     from hpotool.runner import resolve_device
@@ -250,10 +255,14 @@ def print_plan(plan: StudyPlan, as_json: bool) -> None:
     table.add_column()
     table.add_row("storage", shown_url(plan.storage_url))
     timeout = f", timeout {opt.timeout:g}s" if opt.timeout else ""
-    table.add_row(
-        "trials",
-        f"{opt.n_trials} in all{timeout}" if opt.n_trials else f"until the timeout, {opt.timeout:g}s",
-    )
+    trials = f"{opt.n_trials} in all{timeout}" if opt.n_trials else f"until the timeout, {opt.timeout:g}s"
+    if opt.n_trials is not None and done is not None and to_run == 0:
+        from hpotool.study import nothing_to_run
+
+        trials += f"; the study {nothing_to_run(done, opt.n_trials)}"
+    elif done:
+        trials += f"; {done} finished already" + (f", {to_run} to run" if to_run is not None else "")
+    table.add_row("trials", escape(trials))
     table.add_row(
         "objective", ", ".join(f"{d} {m}" for d, m in zip(opt.study_directions, opt.objectives, strict=True))
     )
@@ -417,8 +426,9 @@ def optimize(
         bool,
         typer.Option(
             "--dry-run",
-            help="Check the configs, the data and one training step, print the plan and exit: no storage "
-            "opened (joining by name: read), no trial run (--json: the validated configs).",
+            help="Check the configs, the data and one training step, print the plan and exit: nothing "
+            "written (a SQLite or journal file, or a study joined by name, is read for its finished trials), "
+            "no trial run (--json: the validated configs and trial counts).",
         ),
     ] = False,
 ) -> None:
@@ -549,7 +559,11 @@ def _optimize(
         for note in plan.notes:  # on stderr before the progress, so it stays in view
             _note(note)
         if dry_run:
-            print_plan(plan, as_json)
+            from hpotool.study import finished_so_far
+
+            # Joining by name, the storage was read already; a config's server is not asked.
+            done = finished_so_far(plan.opt.study_name, plan.storage_url, ask_server=run_config is None)
+            print_plan(plan, as_json, done)
             return
         if workers > 1:
             from hpotool.workers import run_workers
