@@ -1374,6 +1374,8 @@ def prune_audit(
 ) -> None:
     """Check the pruner: PFL's prediction error by epoch, and pruned trials a no-pruning study says would have won."""
     with user_errors():
+        from optuna.trial import TrialState
+
         from hpotool.browse import find_study
         from hpotool.prune_audit import audit_pruning
 
@@ -1397,6 +1399,13 @@ def prune_audit(
             )
         if errors:
             _out().print(table)
+        elif not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            # It read "no complete trial of s reported 4 or more epochs", as if some had reported fewer.
+            _out().print(
+                f"no PFL predictions to measure: {escape(study_name)} has no complete trial yet, and a prediction is "
+                f"measured against the final value a complete trial reached (a pruned trial has none); run "
+                f"hpotool optimize on it until some trials complete, then audit again"
+            )
         else:  # an empty table said nothing of why
             _out().print(
                 f"no PFL predictions to measure: no complete trial of {escape(study_name)} reported 4 or more "
