@@ -109,7 +109,7 @@ CASES = [
     Case(
         "list-item-past-the-end",
         "a searched list item past the end of the run config's list",
-        "error: optimize.yaml: search_space.model.hidden.5: model.hidden.5: no list item '5' (the list has 1); give model.hidden more items in the run config, or search its items in order (model.hidden.1 adds one)",
+        "error: optimize.yaml: search_space.model.hidden.5: no list item '5' in model.hidden (the list has 1); give model.hidden more items in the run config, or search its items in order (model.hidden.1 adds one)",
         optimize={"search_space": {"model.hidden.5": {"type": "int", "low": 8, "high": 32}}},
     ),
     Case(
@@ -266,6 +266,12 @@ CASES = [
         "a sampler function of the user's that returns something else than a sampler",
         "error: optimize.yaml: sampler: 'tests.helpers:not_a_sampler' returned int, not an optuna.samplers.BaseSampler; return the sampler it builds",
         optimize={"sampler": {"name": "tests.helpers:not_a_sampler"}},
+    ),
+    Case(
+        "pruner-required-arg",
+        "a pruner of the user's missing an argument it requires",
+        "error: optimize.yaml: pruner.kwargs: pruner 'tests.helpers:pruner_at_level' requires 'level', which the config does not set; add level: ... under pruner.kwargs:",
+        optimize={"pruner": {"name": "tests.helpers:pruner_at_level"}},
     ),
     Case(
         "sampler-raises-when-built",
@@ -434,6 +440,12 @@ CASES = [
         "--n-trials 0",
         "error: --n-trials: Input should be greater than 0, got 0",
         args=("--n-trials", "0"),
+    ),
+    Case(
+        "zero-workers-flag",
+        "--workers 0",
+        "error: --workers: Input should be greater than or equal to 1, got 0",
+        args=("--workers", "0"),
     ),
     Case(
         "seed-out-of-range",

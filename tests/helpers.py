@@ -532,6 +532,13 @@ def median_after(warmup: int = 1) -> Any:
     return optuna.pruners.MedianPruner(n_warmup_steps=warmup)
 
 
+def pruner_at_level(level: int) -> Any:
+    """A pruner factory with an argument it requires (no default)."""
+    import optuna
+
+    return optuna.pruners.PercentilePruner(percentile=level)
+
+
 def not_a_sampler(seed: int | None = None) -> Any:
     """A sampler factory that returns something else (here, its seed)."""
     return seed

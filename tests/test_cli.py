@@ -106,6 +106,7 @@ def test_dry_run_checks_everything_prints_the_plan_and_writes_nothing(
     assert plan["storage"] == opt_dict["storage"]
     assert plan["optimize_config"]["search_space"].keys() == opt_dict["search_space"].keys()
     assert plan["run_config"]["project"] == "tiny" and not (tmp_path / "studies").exists()
+    assert (plan["finished_trials"], plan["trials_to_run"]) == (0, opt_dict["n_trials"])
     # A mistake fails the dry run as it fails the study: one line, exit 2.
     bad = runner.invoke(
         app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "--dry-run", "--device", "tpu"]
@@ -125,6 +126,7 @@ def test_the_dry_run_json_shows_a_storage_password_as_stars(configs: tuple[Path,
         assert result.exit_code == 0, result.output
         plan = json.loads(result.stdout)
         assert plan["optimize_config"]["storage"] == "postgresql+psycopg://u:***@127.0.0.1:1/x"
+        assert plan["finished_trials"] is None and plan["trials_to_run"] is None  # the server: not asked
         assert "s3cret" not in result.output
 
 
@@ -434,7 +436,7 @@ def test_python_m_hpotool_exits_with_the_commands_code_after_a_caught_ctrl_c(tmp
         (["optimise"], "error: No such command 'optimise'. Did you mean 'optimize'? (see hpotool --help)"),
         (
             ["trials", "--study-name", "x", "--top", "0"],
-            "error: Invalid value for '--top': Input should be greater than or equal to 1 (see hpotool trials --help)",
+            "error: --top: Input should be greater than or equal to 1, got 0",
         ),
         (
             ["optimize", "-r", "run.yaml"],
@@ -445,8 +447,16 @@ def test_python_m_hpotool_exits_with_the_commands_code_after_a_caught_ctrl_c(tmp
         (
             # -1 ("never", as the help's 0 is) stopped the study at its first failed trial
             ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "--max-failures", "-1"],
-            "error: Invalid value for '--max-failures': Input should be greater than or equal to 0 "
-            "(see hpotool optimize --help)",
+            "error: --max-failures: Input should be greater than or equal to 0, got -1",
+        ),
+        (
+            # read "Invalid value for '--workers': ..." without the value, unlike --n-trials 0 (got 0)
+            ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "--workers", "0"],
+            "error: --workers: Input should be greater than or equal to 1, got 0",
+        ),
+        (
+            ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "--timeout", "1h"],
+            "error: --timeout: Input should be a valid number, unable to parse string as a number, got 1h",
         ),
     ],
 )
@@ -759,6 +769,29 @@ def test_a_machine_joining_by_name_aims_for_the_latest_run_s_target(configs: tup
     planned = runner.invoke(app, [*join, "--dry-run", "--json"], catch_exceptions=False)
     assert planned.exit_code == 0, planned.output
     assert json.loads(planned.stdout)["optimize_config"]["n_trials"] == 3
+
+
+def test_the_dry_run_of_a_study_holding_its_n_trials_says_nothing_would_run(
+    configs: tuple[Path, Path],
+) -> None:
+    # It read "2 in all", while the run itself says the study holds its trials and runs nothing.
+    run, opt = configs
+    storage = yaml.safe_load(opt.read_text())["storage"]
+    made = runner.invoke(app, ["optimize", "-r", str(run), "-o", str(opt), "--n-trials", "2", "-q"])
+    assert made.exit_code == 0, made.output
+    dry = ["optimize", "-r", str(run), "-o", str(opt), "--n-trials", "2", "--dry-run"]
+    planned = runner.invoke(app, dry, catch_exceptions=False)
+    assert planned.exit_code == 0, planned.output
+    assert (
+        "2 in all; the study already holds 2 finished trials (n_trials: 2): nothing to run; --n-trials 12, say, "
+        "runs 10 more" in " ".join(planned.stdout.replace("│", " ").split())
+    )
+    as_json = json.loads(runner.invoke(app, [*dry, "--json"], catch_exceptions=False).stdout)
+    assert (as_json["finished_trials"], as_json["trials_to_run"]) == (2, 0)
+    more = json.loads(runner.invoke(app, [*dry[:-3], "--n-trials", "5", "--dry-run", "--json"]).stdout)
+    assert (more["finished_trials"], more["trials_to_run"]) == (2, 3)
+    joined = ["optimize", "--study-name", "tiny", "--storage", storage, "--dry-run", "--json"]
+    assert json.loads(runner.invoke(app, joined, catch_exceptions=False).stdout)["trials_to_run"] == 0
 
 
 def test_a_machine_joining_by_name_without_the_creator_s_gpu_is_told_to_give_device(

@@ -241,15 +241,37 @@ def test_a_user_sampler_that_passes_a_bad_value_to_optuna_names_its_own_line(tmp
     assert str(info.value).endswith("(at own_seed_sampler.py:6 in __init__)")
 
 
-def test_a_call_that_does_not_bind_or_a_value_optuna_refuses_still_reads_rejected_its_kwargs(
-    tmp_path: Path,
-) -> None:
+def test_a_user_pruner_or_sampler_missing_a_required_argument_says_what_to_add(tmp_path: Path) -> None:
+    """It was "pruner: 'needy_pruner:Pruner' rejected its kwargs: Pruner.__init__() missing 1 required
+    positional argument: 'level'"; models said what to add, samplers and pruners now say it too."""
     (tmp_path / "needy_pruner.py").write_text(
         "import optuna\n\n\nclass Pruner(optuna.pruners.NopPruner):\n"
         "    def __init__(self, level):\n        raise ValueError('never reached')\n"
     )
-    with pytest.raises(HpoError, match=r"^pruner: 'needy_pruner:Pruner' rejected its kwargs: .*'level'"):
+    with pytest.raises(HpoError) as info:
         make_pruner("needy_pruner:Pruner", {})
+    assert str(info.value) == (
+        "pruner.kwargs: pruner 'needy_pruner:Pruner' requires 'level', which the config does not set; add "
+        "level: ... under pruner.kwargs:"
+    )
+    (tmp_path / "needy_sampler.py").write_text(
+        "import optuna\n\n\nclass Sampler(optuna.samplers.RandomSampler):\n"
+        "    def __init__(self, level, *, width, seed=None):\n        super().__init__(seed=seed)\n"
+    )
+    with pytest.raises(HpoError) as info:
+        make_sampler("needy_sampler:Sampler", {"width": 2}, seed=0, space=SPACE)
+    assert str(info.value) == (
+        "sampler.kwargs: sampler 'needy_sampler:Sampler' requires 'level', which the config does not set; add "
+        "level: ... under sampler.kwargs:"
+    )
+    with pytest.raises(HpoError) as info:  # patient's inner pruner: the key it is set at
+        make_pruner("patient", {"patience": 1, "wrapped_pruner": {"name": "needy_pruner:Pruner"}})
+    assert str(info.value).startswith(
+        "pruner.kwargs.wrapped_pruner.kwargs: pruner 'needy_pruner:Pruner' requires"
+    )
+
+
+def test_a_value_optuna_refuses_still_reads_rejected_its_kwargs() -> None:
     with pytest.raises(HpoError, match=r"^pruner: 'median' rejected its kwargs: .*startup trials"):
         make_pruner("median", {"n_startup_trials": -1})
     with pytest.raises(HpoError) as info:  # numpy's compiled code refuses it, in a frame of a .pyx

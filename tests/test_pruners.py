@@ -302,6 +302,35 @@ def test_prune_audit_of_short_curves_says_there_is_nothing_to_measure(tmp_path: 
     )
 
 
+def test_prune_audit_of_a_study_without_a_complete_trial_says_so(tmp_path: Path) -> None:
+    """It read "no complete trial of s reported 4 or more epochs", as if trials had completed too short."""
+    from optuna.distributions import FloatDistribution
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = _space_study(url, "s")
+    for _ in range(2):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": 0.5},
+                distributions={"x": FloatDistribution(0.0, 1.0)},
+                state=optuna.trial.TrialState.PRUNED,
+                intermediate_values={0: 0.9, 1: 0.7, 2: 0.6, 3: 0.55, 4: 0.5},
+            )
+        )
+    result = CliRunner().invoke(
+        app, ["prune-audit", "--study-name", "s", "--storage", url], catch_exceptions=False
+    )
+    assert result.exit_code == 0
+    assert " ".join(result.stdout.split()) == (
+        "no PFL predictions to measure: s has no complete trial yet, and a prediction is measured against the "
+        "final value a complete trial reached (a pruned trial has none); run hpotool optimize on it until some "
+        "trials complete, then audit again"
+    )
+
+
 def test_prune_audit_sets_the_bar_with_trials_that_meet_the_constraints(tmp_path: Path) -> None:
     from optuna.distributions import FloatDistribution
 

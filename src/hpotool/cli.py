@@ -46,8 +46,28 @@ def _show_usage_error(self: Any, file: Any = None) -> None:
     """A mistake on the command line (a missing or unknown option, a value out of range) as one line, like
     every other hpotool error; click printed four (usage, a hint, a blank line, the error). Exit code 2."""
     command = self.ctx.command_path if self.ctx is not None else "hpotool"
+    bad_value = _bad_option_value(self)
+    if bad_value is not None:  # as --n-trials 0 reads: "--n-trials: Input should be greater than 0, got 0"
+        typer.echo(f"error: {bad_value}", file=file, err=True)
+        return
     message = self.format_message().rstrip(".")
     typer.echo(f"error: {message} (see {command} --help)", file=file, err=True)
+
+
+def _bad_option_value(error: Any) -> str | None:
+    """`--workers: Input should be greater than or equal to 1, got 0` for a value typer's type check
+    refused (it raises from pydantic's ValidationError), or None for any other mistake on the command line.
+    It read "Invalid value for '--workers': Input should be ..." without the value given."""
+    cause, param = error.__cause__, getattr(error, "param", None)
+    if param is None or not param.opts or type(cause).__name__ != "ValidationError":
+        return None
+    found = cause.errors()
+    if not found or "input" not in found[0]:
+        return None
+    flag = next((o for o in param.opts if o.startswith("--")), param.opts[0])
+    given = found[0]["input"]
+    shown = given if isinstance(given, str) and given else format_choice(given)  # the text as typed
+    return f"{flag}: {found[0]['msg']}, got {shown}"
 
 
 # click's UsageError, which typer vendors (typer._click) and exports only as BadParameter's base class.
@@ -212,15 +232,20 @@ def shown_url(url: str) -> str:
     return shown(url)
 
 
-def print_plan(plan: StudyPlan, as_json: bool) -> None:
-    """What `optimize --dry-run` checked and would run (the storage is not opened)."""
+def print_plan(plan: StudyPlan, as_json: bool, done: int | None = None) -> None:
+    """What `optimize --dry-run` checked and would run (the storage is not written): `done`, the finished
+    trials the study holds already (None: not read, a server's)."""
     run, opt = plan.run, plan.opt
+    to_run = None if opt.n_trials is None or done is None else max(opt.n_trials - done, 0)
     if as_json:
         opt_dump = opt.model_dump(mode="json")
         if opt_dump.get("storage"):  # a password in it as ***, as everywhere hpotool prints the URL
             opt_dump["storage"] = shown_url(opt_dump["storage"])
         configs = {"run_config": run.model_dump(mode="json"), "optimize_config": opt_dump}
-        sys.stdout.write(json.dumps({"storage": shown_url(plan.storage_url), **configs}, indent=2) + "\n")
+        counts = {"finished_trials": done, "trials_to_run": to_run}
+        sys.stdout.write(
+            json.dumps({"storage": shown_url(plan.storage_url), **counts, **configs}, indent=2) + "\n"
+        )
         return
     from hpotool.audit import bounds_text
     from hpotool.runner import resolve_device
@@ -230,10 +255,14 @@ def print_plan(plan: StudyPlan, as_json: bool) -> None:
     table.add_column()
     table.add_row("storage", shown_url(plan.storage_url))
     timeout = f", timeout {opt.timeout:g}s" if opt.timeout else ""
-    table.add_row(
-        "trials",
-        f"{opt.n_trials} in all{timeout}" if opt.n_trials else f"until the timeout, {opt.timeout:g}s",
-    )
+    trials = f"{opt.n_trials} in all{timeout}" if opt.n_trials else f"until the timeout, {opt.timeout:g}s"
+    if opt.n_trials is not None and done is not None and to_run == 0:
+        from hpotool.study import nothing_to_run
+
+        trials += f"; the study {nothing_to_run(done, opt.n_trials)}"
+    elif done:
+        trials += f"; {done} finished already" + (f", {to_run} to run" if to_run is not None else "")
+    table.add_row("trials", escape(trials))
     table.add_row(
         "objective", ", ".join(f"{d} {m}" for d, m in zip(opt.study_directions, opt.objectives, strict=True))
     )
@@ -397,8 +426,9 @@ def optimize(
         bool,
         typer.Option(
             "--dry-run",
-            help="Check the configs, the data and one training step, print the plan and exit: no storage "
-            "opened (joining by name: read), no trial run (--json: the validated configs).",
+            help="Check the configs, the data and one training step, print the plan and exit: nothing "
+            "written (a SQLite or journal file, or a study joined by name, is read for its finished trials), "
+            "no trial run (--json: the validated configs and trial counts).",
         ),
     ] = False,
 ) -> None:
@@ -529,7 +559,11 @@ def _optimize(
         for note in plan.notes:  # on stderr before the progress, so it stays in view
             _note(note)
         if dry_run:
-            print_plan(plan, as_json)
+            from hpotool.study import finished_so_far
+
+            # Joining by name, the storage was read already; a config's server is not asked.
+            done = finished_so_far(plan.opt.study_name, plan.storage_url, ask_server=run_config is None)
+            print_plan(plan, as_json, done)
             return
         if workers > 1:
             from hpotool.workers import run_workers
@@ -1340,6 +1374,8 @@ def prune_audit(
 ) -> None:
     """Check the pruner: PFL's prediction error by epoch, and pruned trials a no-pruning study says would have won."""
     with user_errors():
+        from optuna.trial import TrialState
+
         from hpotool.browse import find_study
         from hpotool.prune_audit import audit_pruning
 
@@ -1363,6 +1399,13 @@ def prune_audit(
             )
         if errors:
             _out().print(table)
+        elif not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            # It read "no complete trial of s reported 4 or more epochs", as if some had reported fewer.
+            _out().print(
+                f"no PFL predictions to measure: {escape(study_name)} has no complete trial yet, and a prediction is "
+                f"measured against the final value a complete trial reached (a pruned trial has none); run "
+                f"hpotool optimize on it until some trials complete, then audit again"
+            )
         else:  # an empty table said nothing of why
             _out().print(
                 f"no PFL predictions to measure: no complete trial of {escape(study_name)} reported 4 or more "

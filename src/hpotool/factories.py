@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
-from hpotool.resolve import accepted_kwargs, check_kwargs, described, did_you_mean, resolve
+from hpotool.resolve import accepted_kwargs, check_kwargs, check_required, described, did_you_mean, resolve
 from hpotool.search_space import FloatParam, Param, choice_label, contains, grid_choices
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ def _instantiate(kind: str, name: str, cls: Any, kwargs: Mapping[str, Any], key:
     key = key or kind  # where the config sets it: pruner.kwargs.wrapped_pruner for patient's inner pruner
     try:
         check_kwargs(cls, kwargs, f"{kind} {name!r}")
+        check_required(cls, kwargs, f"{kind} {name!r}", f"{key}.kwargs")
     except ValueError as exc:
         raise HpoError(f"{key}.kwargs: {exc}") from None
     _check_objects(kind, name, cls, kwargs, key)

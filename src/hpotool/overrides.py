@@ -31,7 +31,7 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
             if not part.isdigit() or int(part) > len(node):
                 listed = ".".join(parts[:i])
                 raise KeyError(
-                    f"{'.'.join(parts[: i + 1])}: no list item {part!r} (the list has {len(node)}); give {listed} "
+                    f"no list item {part!r} in {listed} (the list has {len(node)}); give {listed} "
                     f"more items in the run config, or search its items in order ({listed}.{len(node)} adds one)"
                 )
             index = int(part)

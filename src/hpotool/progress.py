@@ -99,9 +99,10 @@ class RichObserver:
         self.trials_task = self.progress.add_task("trials", total=target, completed=already_done, info="")
         self.epochs_task = self.progress.add_task("epochs", total=1, info="", visible=False)
         if target is not None and already_done >= target:
+            from hpotool.study import nothing_to_run
+
             self.console.print(
-                f"study [bold]{escape(study.study_name)}[/] already holds {already_done} finished trials (n_trials: "
-                f"{target}): nothing to run; --n-trials {already_done + 10}, say, runs 10 more"
+                f"study [bold]{escape(study.study_name)}[/] {escape(nothing_to_run(already_done, target))}"
             )
         elif already_done:
             of = "" if target is None else f"/{target}"

@@ -327,3 +327,29 @@ def describe_study(study: optuna.Study, plan: StudyPlan) -> None:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(opt.objectives)
     fingerprint.record(study, plan.run, opt)
+
+
+def nothing_to_run(done: int, target: int) -> str:
+    """What a run (and its dry run) says of a study that already holds `target` finished trials."""
+    return (
+        f"already holds {done} finished trials (n_trials: {target}): nothing to run; --n-trials {done + 10}, say, "
+        f"runs 10 more"
+    )
+
+
+def finished_so_far(study_name: str, url: str, *, ask_server: bool) -> int | None:
+    """How many finished trials the study holds in `url` already (0: no such study yet), read without
+    writing, for `optimize --dry-run`; None where it could not tell: a server not asked (`ask_server`
+    false: a dry run of configs contacts none), or a storage that does not open."""
+    from hpotool.storage import load_study, storage_file
+
+    path = storage_file(url)
+    if path is None and not ask_server:
+        return None
+    if path is not None and not path.exists():
+        return 0
+    try:
+        study = load_study(study_name, url)
+    except HpoError as exc:
+        return 0 if str(exc).startswith(f"no study {study_name!r} in ") else None
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
