@@ -18,7 +18,7 @@ from hpotool.plan import Overrides, prepare_study
 from hpotool.storage import make_storage
 
 from .conftest import write_yaml
-from .test_workers import _hpotool, _running_with_epochs, _study_or_none, _wait_for
+from .test_workers import _hpotool, _signal_in_trials, _study_or_none, _wait_for
 
 
 def _configs(tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], n: int) -> list[str]:
@@ -34,8 +34,7 @@ def _interrupt_mid_trial(
     proc = _hpotool(args, tmp_path)
     try:
         study = _wait_for(lambda: _study_or_none(make_storage(url)))
-        _wait_for(lambda: _running_with_epochs(study))
-        proc.send_signal(how)
+        _signal_in_trials(study, how)  # the trial runs in the command itself (no workers)
         output, _ = proc.communicate(timeout=60)
     finally:
         proc.kill()

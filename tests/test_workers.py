@@ -21,6 +21,7 @@ from typing import Any
 
 import optuna
 import pytest
+import sqlalchemy
 import yaml
 from optuna.trial import TrialState
 from typer.testing import CliRunner
@@ -197,16 +198,53 @@ def _wait_for(check: Any, timeout: float = 60.0) -> Any:
 
 def _running_with_epochs(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     """A RUNNING trial of a worker, training for a while (its epochs may not be written yet: reports of
-    sub-second epochs are written together, see hpotool.rdb)."""
+    sub-second epochs are written together, see hpotool.rdb). It has drawn its values: under load, a trial
+    0.3 s old could still be short of its draw, and one killed there had no values to queue again."""
     for t in study.get_trials(deepcopy=False):
         started = t.datetime_start or datetime.now()
         if (
             t.state == TrialState.RUNNING
             and "worker" in t.user_attrs
+            and t.params
             and (datetime.now() - started).total_seconds() > 0.3
         ):
             return t
     return None
+
+
+def _signal_in_trials(
+    study: optuna.Study,
+    signum: int,
+    pick: Any = lambda study: [t] if (t := _running_with_epochs(study)) else [],
+) -> list[optuna.trial.FrozenTrial]:
+    """Send `signum` to the worker of each trial `pick` returns, while those trials are still RUNNING; the
+    trials. Each worker is stopped (SIGSTOP) while its trial is read again: this process, late under load,
+    killed a worker whose trial had ended since `pick` saw it (between two trials, or in the next one)."""
+
+    def signalled() -> list[optuna.trial.FrozenTrial]:
+        victims = pick(study)
+        pids = [t.user_attrs["worker"]["pid"] for t in victims]
+        stopped, running = [], False
+        try:
+            for pid in pids:
+                os.kill(pid, signal.SIGSTOP)
+                stopped.append(pid)
+            with contextlib.suppress(sqlalchemy.exc.OperationalError):  # a stopped worker holds SQLite's lock
+                running = all(
+                    study._storage.get_trial(t._trial_id).state == TrialState.RUNNING for t in victims
+                )
+            if running:
+                for pid in pids:
+                    os.kill(pid, signum)
+        except ProcessLookupError:  # a worker exited since `pick`
+            running = False
+        finally:
+            for pid in stopped:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+        return victims if running and victims else []
+
+    return _wait_for(signalled)
 
 
 def test_a_killed_worker_s_trial_fails_at_once_and_is_rerun(
@@ -219,9 +257,8 @@ def test_a_killed_worker_s_trial_fails_at_once_and_is_rerun(
     try:
         storage = make_storage(opt_dict["storage"])
         study = _wait_for(lambda: _study_or_none(storage))
-        victim = _wait_for(lambda: _running_with_epochs(study))
+        (victim,) = _signal_in_trials(study, signal.SIGKILL)
         pid = victim.user_attrs["worker"]["pid"]
-        os.kill(pid, signal.SIGKILL)
         output, _ = proc.communicate(timeout=180)
     finally:
         _kill_session(proc)
@@ -250,16 +287,15 @@ def _signal_both_workers(
     try:
         study = _wait_for(lambda: _study_or_none(make_storage(opt_dict["storage"])))
 
-        def both_running() -> set[int]:
-            pids = {
-                t.user_attrs["worker"]["pid"]
+        def both_running(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+            trials = {
+                t.user_attrs["worker"]["pid"]: t
                 for t in study.get_trials(deepcopy=False)
                 if t.state == TrialState.RUNNING and "worker" in t.user_attrs
             }
-            return pids if len(pids) == 2 else set()
+            return list(trials.values()) if len(trials) == 2 else []
 
-        for pid in _wait_for(both_running):
-            os.kill(pid, signum)
+        _signal_in_trials(study, signum, both_running)
         output, _ = proc.communicate(timeout=120)
     finally:
         _kill_session(proc)
@@ -275,8 +311,7 @@ def _signal_one_worker(
     proc = _hpotool(args, tmp_path)
     try:
         study = _wait_for(lambda: _study_or_none(make_storage(opt_dict["storage"])))
-        victim = _wait_for(lambda: _running_with_epochs(study))
-        os.kill(victim.user_attrs["worker"]["pid"], signum)
+        (victim,) = _signal_in_trials(study, signum)
         output, _ = proc.communicate(timeout=timeout)
     finally:
         _kill_session(proc)
@@ -342,8 +377,7 @@ def test_a_killed_worker_s_trial_is_rerun_on_storages_without_heartbeat(
     proc = _hpotool(args, tmp_path, HPOTOOL_HEARTBEAT_INTERVAL="1")
     try:
         study = _wait_for(lambda: _study_or_none(make_storage(url), name))
-        victim = _wait_for(lambda: _running_with_epochs(study))
-        os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
+        (victim,) = _signal_in_trials(study, signal.SIGKILL)
         output, _ = proc.communicate(timeout=90)
     finally:
         _kill_session(proc)
