@@ -595,7 +595,8 @@ def test_a_training_function_that_breaks_the_contract_stops_the_study_at_the_fir
     assert len(trials) <= int(workers)  # each worker's first trial at most
     assert {t.state for t in trials} == {TrialState.FAIL}
     assert str(trials[0].user_attrs["fail_reason"]).startswith(reason)
-    line = result.stderr.strip()
+    created, _, line = result.stderr.strip().partition("\n")  # the study it made, then the one line
+    assert created == f"new study 'u' in {tmp_path / 'u.db'}"
     if function == "parses_the_command_line":  # argparse's own usage and error lines come first
         usage, _, line = line.partition("\n")
         assert usage.startswith("usage: ") and "arguments are required: --data-dir" in line.split("\n")[0]

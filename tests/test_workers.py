@@ -1306,6 +1306,13 @@ def test_a_worker_starts_processes_of_its_own_as_one_process_does(tmp_path: Path
     assert [t.user_attrs["metrics"]["start_method"] for t in trials] == [expected, expected]
 
 
+def _after_the_new_study(output: str, tmp_path: Path) -> str:
+    """What `optimize` printed after its first line, which says where it created the study."""
+    created, _, rest = output.partition("\n")
+    assert created == f"new study 'tiny' in {tmp_path / 'studies' / 'tiny.db'}", output
+    return rest
+
+
 def test_a_training_function_that_fails_to_import_in_the_workers_is_one_line(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:
@@ -1329,6 +1336,7 @@ def test_a_training_function_that_fails_to_import_in_the_workers_is_one_line(
         output, _ = proc.communicate(timeout=120)
     finally:
         _kill_session(proc)
+    output = _after_the_new_study(output, tmp_path)
     assert proc.returncode == 2, output
     assert "Traceback" not in output, output
     assert (
@@ -1361,6 +1369,7 @@ def test_a_dataset_that_fails_in_the_workers_alone_is_one_line(
         output, _ = proc.communicate(timeout=120)
     finally:
         _kill_session(proc)
+    output = _after_the_new_study(output, tmp_path)
     assert proc.returncode == 2, output
     assert "Traceback" not in output and output.count("error:") == 1, output
     assert re.fullmatch(
@@ -1452,6 +1461,7 @@ def test_a_sampler_that_fails_in_the_workers_alone_is_one_line(
         output, _ = proc.communicate(timeout=120)
     finally:
         _kill_session(proc)
+    output = _after_the_new_study(output, tmp_path)
     assert proc.returncode == 2, output
     assert "Traceback" not in output and output.count("error:") == 1, output
     assert re.fullmatch(
