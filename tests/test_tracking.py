@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -223,8 +222,9 @@ def test_a_tracking_server_that_goes_away_is_one_warning_for_all_workers(
     assert "Traceback" not in output, output
     warnings = [line for line in output.splitlines() if "could not log" in line]
     assert len(warnings) == 1, output
-    # the server dies after its first run: a worker's request then finds it gone, or cut off mid-answer
-    assert re.search("Connection (refused|reset)", warnings[0]) and warnings[0].endswith(
+    # the server dies after its first run: a worker's request finds it gone, cut off mid-answer or closed
+    # without an answer (the reason's wording is urllib3's, and depends on the moment): one warning is the point
+    assert warnings[0].startswith("warning: MLflow could not log trial #") and warnings[0].endswith(
         "tracking is off for the rest of this run, and the study goes on"
     )
 
