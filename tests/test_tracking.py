@@ -220,11 +220,13 @@ def test_a_tracking_server_that_goes_away_is_one_warning_for_all_workers(
         _kill_session(proc)
     assert proc.returncode == 0, output
     assert "Traceback" not in output, output
-    warnings = [line for line in output.splitlines() if "could not log" in line]
+    # a worker that opens its tracker after the server died says "cannot use experiment", one that was
+    # logging "could not log trial #N": either way one line for the run
+    warnings = [line for line in output.splitlines() if "tracking is off for the rest of this run" in line]
     assert len(warnings) == 1, output
     # the server dies after its first run: a worker's request finds it gone, cut off mid-answer or closed
     # without an answer (the reason's wording is urllib3's, and depends on the moment): one warning is the point
-    assert warnings[0].startswith("warning: MLflow could not log trial #") and warnings[0].endswith(
+    assert warnings[0].startswith("warning: ") and warnings[0].endswith(
         "tracking is off for the rest of this run, and the study goes on"
     )
 
