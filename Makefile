@@ -1,8 +1,9 @@
 # All set-up lives here: `make demo` and `make test` create .venv and install what they need.
 #
-# torch: the default below is the CPU wheel this project is developed against. To use the build for
-# your hardware, install it into .venv first (see README) and run make with TORCH_SPEC= (empty), or
-# point TORCH_SPEC at another requirement, e.g. TORCH_SPEC="torch==2.13.0 --index-url <your index>".
+# torch: the default below is the version this project is developed against, as the pip index serves it
+# (on Linux, PyPI's wheel is the CUDA build). To use another build, install it into .venv first (see README)
+# and run make with TORCH_SPEC= (empty), or point TORCH_SPEC at another requirement, e.g. the CPU wheel:
+# TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu".
 
 PYTHON ?= python3
 VENV ?= .venv

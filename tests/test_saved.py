@@ -82,6 +82,27 @@ def test_run_folders_are_unique_and_never_overwritten(tmp_path: Path, run_dict: 
     assert again.stderr == "error: mine: already holds a saved run (model.pt); choose another --out\n"
 
 
+def test_a_run_of_a_users_training_function_is_never_overwritten_either(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Such a run saves no model.pt, and `train --out` looked only for model.pt: a second `train` into the
+    folder replaced its metrics.json, history.csv and config.yaml without a word (README: an --out folder
+    that already holds a run is refused)."""
+    monkeypatch.chdir(REPO)  # tests.trainers is imported from the repository root
+    run = write_yaml(
+        tmp_path / "run.yaml",
+        {"project": "u", "epochs": 2, "trainer": {"function": "tests.trainers:takes_its_lr"}},
+    )
+    out = tmp_path / "mine"
+    assert runner.invoke(app, ["train", "-r", str(run), "--out", str(out)]).exit_code == 0
+    saved = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(saved) == ["config.yaml", "history.csv", "metrics.json"]
+    again = runner.invoke(app, ["train", "-r", str(run), "--out", str(out), "--seed", "1"])
+    assert again.exit_code == 2
+    assert again.stderr == f"error: {out}: already holds a saved run (metrics.json); choose another --out\n"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == saved
+
+
 def test_an_out_folder_below_a_file_is_refused_before_training(tmp_path: Path, run_dict: dict) -> None:
     run_path = write_yaml(tmp_path / "run.yaml", run_dict)
     (tmp_path / "afile").write_text("mine\n")

@@ -218,8 +218,29 @@ def _near_study(plan: StudyPlan, storage: Any) -> str:
     default = Path("studies") / f"{name}.db"
     if plan.storage_url == default_storage_url(name) and default.parent.is_dir():
         here |= {p.stem: location(f"sqlite:///{p}") for p in default.parent.glob("*.db") if p.stem != name}
-    near = closest(name, [n for n in here if not same_series(name, n)], n=1)
+    near = closest(name, [n for n in here if typo_of(name, n) and not same_series(name, n)], n=1)
     return f" (did you mean {near[0]!r}, in {here[near[0]]}?)" if near else ""
+
+
+def typo_of(a: str, b: str) -> bool:
+    """Whether `a` could be `b` mistyped: one edit (a character added, dropped, changed, or two swapped)
+    per four characters, at most two. A name sharing a stem on purpose (digits_warm, digits_pfl,
+    digits_mlp_stage2 beside digits_mlp) is further off; digits_mpl, digts_mlp and digits-mlp are not."""
+    return _edits(a, b) <= max(1, min(2, len(a) // 4))
+
+
+def _edits(a: str, b: str) -> int:
+    """Edits (insert, delete, substitute, swap two neighbours) between `a` and `b`: the optimal string
+    alignment distance."""
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            row[j] = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[-2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
 
 
 _NUMBER = re.compile(r"\d+")
