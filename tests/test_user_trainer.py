@@ -641,14 +641,11 @@ def test_a_mapping_of_the_run_config_is_searched_as_a_whole_choice(tmp_path: Pat
     assert (first.params, first.value) == ({"trainer.opts": "{a: 0.5, b: 0.0}"}, 0.5)
 
 
-def test_the_summary_says_why_a_trial_failed_where_the_study_went_on(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """One trial of three failed (its epochs were too many for the function): with -q the summary said
-    only `states: complete 2, fail 1`, and nothing of why."""
+def _one_of_three_trials_fails(tmp_path: Path) -> tuple[Any, str]:
+    """`optimize -q` of a grid of three epochs, 2 to 4, whose function fails where epochs are too many, and
+    the study's storage."""
     import yaml
 
-    monkeypatch.chdir(REPO)
     run, opt = tmp_path / "run.yaml", tmp_path / "opt.yaml"
     run.write_text(
         yaml.safe_dump({"project": "u", "trainer": {"function": "tests.trainers:fails_on_long_runs"}})
@@ -660,7 +657,16 @@ def test_the_summary_says_why_a_trial_failed_where_the_study_went_on(
         )
     )
     storage = f"sqlite:///{tmp_path / 'u.db'}"
-    result = optimize(run, opt, storage, 3)
+    return optimize(run, opt, storage, 3), storage
+
+
+def test_the_summary_says_why_a_trial_failed_where_the_study_went_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One trial of three failed (its epochs were too many for the function): with -q the summary said
+    only `states: complete 2, fail 1`, and nothing of why."""
+    monkeypatch.chdir(REPO)
+    result, storage = _one_of_three_trials_fails(tmp_path)
     (failed,) = [
         t for t in optuna.load_study(study_name="u", storage=storage).trials if t.state == TrialState.FAIL
     ]
@@ -678,24 +684,11 @@ def test_a_note_naming_a_command_keeps_it_on_one_line_on_a_narrow_terminal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """At 80 columns the note broke its command over lines ("... --storage" / "sqlite:///...")."""
-    import yaml
-
     import hpotool.cli
 
     monkeypatch.chdir(REPO)
     monkeypatch.setattr(hpotool.cli._err(), "width", 80)
-    run, opt = tmp_path / "run.yaml", tmp_path / "opt.yaml"
-    run.write_text(
-        yaml.safe_dump({"project": "u", "trainer": {"function": "tests.trainers:fails_on_long_runs"}})
-    )
-    space = {"epochs": {"type": "int", "low": 2, "high": 4}}
-    opt.write_text(
-        yaml.safe_dump(
-            {"study_name": "u", "sampler": {"name": "grid"}, "pruner": {"name": "nop"}, "search_space": space}
-        )
-    )
-    storage = f"sqlite:///{tmp_path / 'u.db'}"
-    result = optimize(run, opt, storage, 3)
+    result, storage = _one_of_three_trials_fails(tmp_path)
     (note,) = [line for line in result.stderr.splitlines() if line.startswith("note: 1 trial failed")]
     assert note.endswith(f"; hpotool trials --study-name u --storage {storage} --state fail lists them"), (
         result.stderr
