@@ -295,11 +295,7 @@ def test_a_brute_force_trial_draws_its_values_after_the_trial_another_worker_ask
     import threading
     import time
 
-    opt_dict.update(
-        n_trials=10,
-        sampler={"name": "bruteforce"},
-        search_space=ACTIVATIONS,
-    )
+    opt_dict.update(n_trials=10, sampler={"name": "bruteforce"}, search_space=ACTIVATIONS)
     run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
     plan = prepare_study(run_path, opt_path)
     study, _ = open_study(plan)
@@ -375,11 +371,7 @@ def test_a_brute_force_trial_does_not_wait_for_an_earlier_trial_whose_local_work
 
     monkeypatch.setattr(hpotool.loop, "DRAW_WAIT_S", 3600.0)
     monkeypatch.setenv("HPOTOOL_HEARTBEAT_INTERVAL", "1")  # how often the loop looks for dead workers
-    opt_dict.update(
-        n_trials=4,
-        sampler={"name": "bruteforce"},
-        search_space=ACTIVATIONS,
-    )
+    opt_dict.update(n_trials=4, sampler={"name": "bruteforce"}, search_space=ACTIVATIONS)
     plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
     runner = threading.Thread(target=run_study, args=(plan, _DyingWorker()), daemon=True)
     runner.start()
@@ -437,11 +429,7 @@ def test_brute_force_runs_the_point_of_a_worker_killed_mid_trial_before_it_says_
     # Brute force counts a running point as run, so the worker that finished the last other point ended the
     # search ('complete') and the command exited 0 with the killed worker's trial RUNNING and its point
     # never run, as long as the heartbeat had not yet failed it (60 s). That worker's process is gone.
-    opt_dict.update(
-        n_trials=10,
-        sampler={"name": "bruteforce"},
-        search_space=ACTIVATIONS,
-    )
+    opt_dict.update(n_trials=10, sampler={"name": "bruteforce"}, search_space=ACTIVATIONS)
     plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
     summary = run_study(plan, _KilledMidTrial())
     trials = load_study(opt_dict).trials
