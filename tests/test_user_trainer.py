@@ -88,6 +88,15 @@ def test_train_with_a_training_function_saves_no_model_and_says_so(
         load_model(out / "model.pt")
 
 
+def _write(tmp_path: Path, run: dict[str, Any], opt: dict[str, Any]) -> list[str]:
+    """`run` and `opt` written to tmp_path/run.yaml and opt.yaml, and the `-r RUN -o OPT` that name them."""
+    import yaml
+
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    (tmp_path / "opt.yaml").write_text(yaml.safe_dump(opt))
+    return ["-r", str(tmp_path / "run.yaml"), "-o", str(tmp_path / "opt.yaml")]
+
+
 def _study_with(
     function: str,
     tmp_path: Path,
@@ -612,8 +621,6 @@ def test_a_training_function_that_breaks_the_contract_stops_the_study_at_the_fir
 def test_a_mapping_of_the_run_config_is_searched_as_a_whole_choice(tmp_path: Path) -> None:
     """README: a categorical choice may be a whole mapping. trainer.opts, a mapping in the run config, was
     refused as a search-space path ("the RunConfig has no such path; did you mean 'trainer.opts.a'")."""
-    import yaml
-
     run = {
         "project": "u",
         "epochs": 1,
@@ -631,11 +638,7 @@ def test_a_mapping_of_the_run_config_is_searched_as_a_whole_choice(tmp_path: Pat
         "enqueue": [{"trainer.opts": {"a": 0.5, "b": 0.0}}],
         "storage": f"sqlite:///{tmp_path / 'u.db'}",
     }
-    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
-    (tmp_path / "opt.yaml").write_text(yaml.safe_dump(opt))
-    result = CliRunner().invoke(
-        app, ["optimize", "-r", str(tmp_path / "run.yaml"), "-o", str(tmp_path / "opt.yaml"), "-q"]
-    )
+    result = CliRunner().invoke(app, ["optimize", *_write(tmp_path, run, opt), "-q"])
     assert result.exit_code == 0, result.output
     first = optuna.load_study(study_name="u", storage=opt["storage"]).trials[0]
     assert (first.params, first.value) == ({"trainer.opts": "{a: 0.5, b: 0.0}"}, 0.5)
@@ -720,9 +723,7 @@ def test_whole_trainer_sections_are_a_categorical_choice(tmp_path: Path) -> None
         "enqueue": [{"trainer": halves}],
         "storage": f"sqlite:///{tmp_path / 'u.db'}",
     }
-    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
-    (tmp_path / "opt.yaml").write_text(yaml.safe_dump(opt))
-    args = ["optimize", "-r", str(tmp_path / "run.yaml"), "-o", str(tmp_path / "opt.yaml")]
+    args = ["optimize", *_write(tmp_path, run, opt)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert (
@@ -756,8 +757,6 @@ def test_a_chosen_trainer_that_breaks_the_contract_is_named_when_the_study_stops
 ) -> None:
     """With whole trainer sections as choices, the line that stops the study names the function the trial
     ran, not the run config's (which reports as it should), in one process or with workers."""
-    import yaml
-
     run = {
         "project": "u",
         "epochs": 1,
@@ -774,9 +773,7 @@ def test_a_chosen_trainer_that_breaks_the_contract_is_named_when_the_study_stops
         "enqueue": [{"trainer": bare}],
         "storage": f"sqlite:///{tmp_path / 'u.db'}",
     }
-    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
-    (tmp_path / "opt.yaml").write_text(yaml.safe_dump(opt))
-    args = ["optimize", "-r", str(tmp_path / "run.yaml"), "-o", str(tmp_path / "opt.yaml"), "-q"]
+    args = ["optimize", *_write(tmp_path, run, opt), "-q"]
     result = CliRunner().invoke(app, [*args, "--workers", workers])
     assert result.exit_code == 2, result.output
     created, error = result.stderr.strip().split("\n")  # the study it made, then the one line
@@ -802,10 +799,8 @@ def test_trainer_keys_the_function_names_as_parameters_are_passed(
         "pruner": {"name": "nop"},
         "search_space": {"trainer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
     }
-    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
-    (tmp_path / "opt.yaml").write_text(yaml.safe_dump(opt))
     storage = f"sqlite:///{tmp_path / 'u.db'}"
-    args = ["-r", str(tmp_path / "run.yaml"), "-o", str(tmp_path / "opt.yaml"), "--storage", storage]
+    args = [*_write(tmp_path, run, opt), "--storage", storage]
     result = CliRunner().invoke(app, ["optimize", *args, "--n-trials", "3", "-q"])
     assert result.exit_code == 0, result.output
     trials = optuna.load_study(study_name="u", storage=storage).trials
