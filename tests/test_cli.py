@@ -23,13 +23,16 @@ def _optimize_args(tmp_path: Path, run_dict: dict, opt_dict: dict) -> list[str]:
     return ["optimize", "-r", str(run_path), "-o", str(opt_path)]
 
 
-def _optimize(tmp_path: Path, run_dict: dict, opt_dict: dict, *args: str) -> Any:
-    """`hpotool optimize` on these configs, which succeeds."""
-    result = runner.invoke(
-        app, [*_optimize_args(tmp_path, run_dict, opt_dict), *args], catch_exceptions=False
-    )
+def _ok(*args: str) -> Any:
+    """`hpotool ARGS`, which succeeds."""
+    result = runner.invoke(app, list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result
+
+
+def _optimize(tmp_path: Path, run_dict: dict, opt_dict: dict, *args: str) -> Any:
+    """`hpotool optimize` on these configs, which succeeds."""
+    return _ok(*_optimize_args(tmp_path, run_dict, opt_dict), *args)
 
 
 def test_help_lists_commands_each_with_a_whole_summary_at_80_columns() -> None:
@@ -65,12 +68,7 @@ def test_train_from_best_help_says_its_epochs_override_final_epochs() -> None:
 
 def test_optimize_end_to_end_on_sqlite(configs: tuple[Path, Path], opt_dict: dict) -> None:
     run_path, opt_path = configs
-    result = runner.invoke(
-        app,
-        ["optimize", "--run-config", str(run_path), "--optimize-config", str(opt_path)],
-        catch_exceptions=False,
-    )
-    assert result.exit_code == 0, result.output
+    result = _ok("optimize", "--run-config", str(run_path), "--optimize-config", str(opt_path))
     assert "best val_accuracy" in result.stdout
     assert "trial   0 COMPLETE" in result.stderr
     # Read back with plain Optuna: parameters are named by their dotted paths.
@@ -89,12 +87,10 @@ def test_a_categorical_of_one_choice_is_noted_unless_a_condition_or_a_searched_s
         "optimizer": {"type": "categorical", "choices": [{"name": "sgd", "lr": 0.1}, {"name": "adam"}]},
         "optimizer.weight_decay": {"type": "categorical", "choices": [0.0001]},
     }
-    run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
-    result = runner.invoke(app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "--dry-run"])
-    assert result.exit_code == 0, result.output
+    result = _optimize(tmp_path, run_dict, opt_dict, "--dry-run")
     notes = [line for line in result.stderr.splitlines() if "one choice" in line]
     assert notes == [
-        f"note: {opt_path}: search_space.model.activation has one choice, relu: every trial uses it and nothing "
+        f"note: {tmp_path / 'optimize.yaml'}: search_space.model.activation has one choice, relu: every trial uses it and nothing "
         f"is searched; set model.activation: relu in the run config, or list more choices"
     ], result.stderr
 
@@ -103,8 +99,7 @@ def test_dry_run_checks_everything_prints_the_plan_and_writes_nothing(
     configs: tuple[Path, Path], tmp_path: Path, opt_dict: dict
 ) -> None:
     run_path, opt_path = configs
-    result = runner.invoke(app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "--dry-run"])
-    assert result.exit_code == 0, result.output
+    result = _ok("optimize", "-r", str(run_path), "-o", str(opt_path), "--dry-run")
     assert "plan of study tiny (dry run)" in result.stdout
     for path in opt_dict["search_space"]:
         assert f"  {path}" in result.stdout
@@ -134,8 +129,7 @@ def test_the_dry_run_json_shows_a_storage_password_as_stars(configs: tuple[Path,
     opt_path.write_text(yaml.safe_dump({**opt, "storage": "postgresql+psycopg://u:s3cret@127.0.0.1:1/x"}))
     for args in ([], ["--storage", "postgresql+psycopg://u:s3cret@127.0.0.1:1/x"]):
         cmd = ["optimize", "-r", str(run_path), "-o", str(opt_path), "--dry-run", "--json", *args]
-        result = runner.invoke(app, cmd, catch_exceptions=False)
-        assert result.exit_code == 0, result.output
+        result = _ok(*cmd)
         plan = json.loads(result.stdout)
         assert plan["optimize_config"]["storage"] == "postgresql+psycopg://u:***@127.0.0.1:1/x"
         assert plan["finished_trials"] is None and plan["trials_to_run"] is None  # the server: not asked
@@ -155,8 +149,7 @@ def test_the_dry_run_plan_spells_a_condition_as_the_yaml_does(
             "when": {"optimizer.name": {"in": ["sgd"]}},
         },
     }
-    result = runner.invoke(app, [*_optimize_args(tmp_path, run_dict, opt_dict), "--dry-run"])
-    assert result.exit_code == 0, result.output
+    result = _optimize(tmp_path, run_dict, opt_dict, "--dry-run")
     assert "float [0, 0.9] when optimizer.name={in: [sgd]}" in result.stdout, result.stdout
 
 
@@ -197,12 +190,10 @@ def test_a_file_leaving_the_budget_to_the_command_line_runs_with_timeout_or_n_tr
     # ("timeout is null too") before --timeout or --n-trials were applied.
     opt_dict.update(n_trials=None, timeout=None)
     args = [*_optimize_args(tmp_path, run_dict, opt_dict), "--json"]
-    by_timeout = runner.invoke(app, [*args, "--timeout", "1"])
-    assert by_timeout.exit_code == 0, by_timeout.output
+    by_timeout = _ok(*args, "--timeout", "1")
     ran = json.loads(by_timeout.stdout)["ran_now"]
     assert ran >= 1
-    by_count = runner.invoke(app, [*args, "--n-trials", str(ran + 2)])
-    assert by_count.exit_code == 0, by_count.output
+    by_count = _ok(*args, "--n-trials", str(ran + 2))
     assert json.loads(by_count.stdout)["ran_now"] == 2
     neither = runner.invoke(app, args)
     assert neither.exit_code == 2
@@ -256,8 +247,7 @@ def test_json_summary_and_overrides(configs: tuple[Path, Path], tmp_path: Path) 
         "--seed",
         "3",
     ]
-    result = runner.invoke(app, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    result = _ok(*args)
     summary = json.loads(result.stdout)
     assert summary["study_name"] == "renamed" and summary["counts"] == {"complete": 2}
     assert summary["best"]["params"].keys() == {"optimizer.lr", "model.hidden.0"}
@@ -313,8 +303,7 @@ def test_a_librarys_warning_is_one_line_without_its_path_and_shown_once(
     monkeypatch.setattr(browse, "study_rows", warn_twice)
     monkeypatch.chdir(tmp_path)
     before = warnings.showwarning
-    result = runner.invoke(app, ["studies"])
-    assert result.exit_code == 0, result.output
+    result = _ok("studies")
     assert result.stderr.splitlines()[0] == "warning: Some regimes for parameter `x` have less than 2 trials."
     assert result.stderr.count("Some regimes") == 1 and "site-packages" not in result.stderr
     assert warnings.showwarning is before  # the command's printer ends with the command
@@ -529,8 +518,7 @@ def test_list_choices_run_export_and_train_as_lists(tmp_path: Path, run_dict: di
     assert all(r["params"]["model.hidden"] in choices for r in rows)
     assert "[8, 8, 8]" in runner.invoke(app, ["trials", *storage], catch_exceptions=False).stdout
 
-    exported = runner.invoke(app, ["export-best", *storage, "--out", "exp"], catch_exceptions=False)
-    assert exported.exit_code == 0, exported.output
+    _ok("export-best", *storage, "--out", "exp")
     best = study.best_trial
     hidden = yaml.safe_load(best.params["model.hidden"])
     assert load_run_config(tmp_path / "exp" / "best_run.yaml").model.kwargs["hidden"] == hidden
@@ -544,15 +532,9 @@ def test_list_choices_run_export_and_train_as_lists(tmp_path: Path, run_dict: di
             t.params["model.hidden"] for t in study.trials
         ]
 
-    trained = runner.invoke(
-        app,
-        ["train", "--run-config", str(tmp_path / "exp" / "best_run.yaml"), "--out", "mine"],
-        catch_exceptions=False,
-    )
-    assert trained.exit_code == 0, trained.output
+    _ok("train", "--run-config", str(tmp_path / "exp" / "best_run.yaml"), "--out", "mine")
     assert load_run_config(tmp_path / "mine" / "config.yaml").model.kwargs["hidden"] == hidden
-    final = runner.invoke(app, ["train-from-best", *storage, "--out", "final"], catch_exceptions=False)
-    assert final.exit_code == 0, final.output
+    _ok("train-from-best", *storage, "--out", "final")
     (candidate,) = json.loads((tmp_path / "final" / "summary.json").read_text())["candidates"]
     assert (
         candidate["params"]["model.hidden"] == hidden
@@ -577,8 +559,7 @@ def test_summary_and_export_best_show_a_choice_as_the_yaml_spells_it(
     rows = {tuple(cell.strip() for cell in line.split("│")[1:3]) for line in result.stdout.splitlines()}
     assert {("loss.weight", "null"), ("model.dropout", "0.0")} <= rows, result.stdout
     storage = ["--study-name", "tiny", "--storage", opt_dict["storage"]]
-    exported = runner.invoke(app, ["export-best", *storage, "--out", "exp"], catch_exceptions=False)
-    assert exported.exit_code == 0, exported.output
+    exported = _ok("export-best", *storage, "--out", "exp")
     rows = {tuple(cell.strip() for cell in line.split("│")[1:3]) for line in exported.stdout.splitlines()}
     assert {("loss.weight", "null"), ("model.dropout", "0.0")} <= rows, exported.stdout
 
@@ -692,8 +673,7 @@ def test_a_whole_section_is_a_categorical_choice(tmp_path: Path, run_dict: dict,
     rows = json.loads(runner.invoke(app, ["trials", *storage, "--json"], catch_exceptions=False).stdout)
     assert sorted(r["number"] for r in rows if r["params"]["optimizer"] == sgd) == [0]
 
-    exported = runner.invoke(app, ["export-best", *storage, "--out", "exp"], catch_exceptions=False)
-    assert exported.exit_code == 0, exported.output
+    _ok("export-best", *storage, "--out", "exp")
     best = study.best_trial
     chosen = yaml.safe_load(best.params["optimizer"])
     written = load_run_config(tmp_path / "exp" / "best_run.yaml")  # validates
@@ -701,8 +681,7 @@ def test_a_whole_section_is_a_categorical_choice(tmp_path: Path, run_dict: dict,
     if chosen == sgd:
         expected["nesterov"] = True
     assert written.optimizer.model_dump() == expected
-    final = runner.invoke(app, ["train-from-best", *storage, "--out", "final"], catch_exceptions=False)
-    assert final.exit_code == 0, final.output
+    _ok("train-from-best", *storage, "--out", "final")
     (candidate,) = json.loads((tmp_path / "final" / "summary.json").read_text())["candidates"]
     assert (
         candidate["params"]["optimizer"] == chosen
@@ -716,11 +695,9 @@ def test_a_machine_joining_by_name_aims_for_the_latest_run_s_target(configs: tup
     run, opt = configs
     storage = yaml.safe_load(opt.read_text())["storage"]
     for n in ("2", "3"):
-        result = runner.invoke(app, ["optimize", "-r", str(run), "-o", str(opt), "--n-trials", n, "-q"])
-        assert result.exit_code == 0, result.output
+        _ok("optimize", "-r", str(run), "-o", str(opt), "--n-trials", n, "-q")
     join = ["optimize", "--study-name", "tiny", "--storage", storage]
-    planned = runner.invoke(app, [*join, "--dry-run", "--json"], catch_exceptions=False)
-    assert planned.exit_code == 0, planned.output
+    planned = _ok(*join, "--dry-run", "--json")
     assert json.loads(planned.stdout)["optimize_config"]["n_trials"] == 3
 
 
@@ -730,11 +707,9 @@ def test_the_dry_run_of_a_study_holding_its_n_trials_says_nothing_would_run(
     # It read "2 in all", while the run itself says the study holds its trials and runs nothing.
     run, opt = configs
     storage = yaml.safe_load(opt.read_text())["storage"]
-    made = runner.invoke(app, ["optimize", "-r", str(run), "-o", str(opt), "--n-trials", "2", "-q"])
-    assert made.exit_code == 0, made.output
+    _ok("optimize", "-r", str(run), "-o", str(opt), "--n-trials", "2", "-q")
     dry = ["optimize", "-r", str(run), "-o", str(opt), "--n-trials", "2", "--dry-run"]
-    planned = runner.invoke(app, dry, catch_exceptions=False)
-    assert planned.exit_code == 0, planned.output
+    planned = _ok(*dry)
     assert (
         "2 in all; the study already holds 2 finished trials (n_trials: 2): nothing to run; --n-trials 12, say, "
         "runs 10 more" in " ".join(planned.stdout.replace("│", " ").split())
@@ -758,8 +733,7 @@ def test_a_machine_joining_by_name_without_the_creator_s_gpu_is_told_to_give_dev
         pytest.skip("CUDA is available here")
     run, opt = configs
     storage = yaml.safe_load(opt.read_text())["storage"]
-    made = runner.invoke(app, ["optimize", "-r", str(run), "-o", str(opt), "--n-trials", "1", "-q"])
-    assert made.exit_code == 0, made.output
+    _ok("optimize", "-r", str(run), "-o", str(opt), "--n-trials", "1", "-q")
     study = optuna.load_study(study_name="tiny", storage=storage)
     study.set_user_attr("run_config", {**study.user_attrs["run_config"], "device": "cuda"})  # a GPU machine's
     join = ["optimize", "--study-name", "tiny", "--storage", storage, "--n-trials", "2", "-q"]
@@ -842,8 +816,7 @@ def test_optimize_says_when_it_creates_a_study_and_where_and_not_when_it_resumes
     (only the summary's "3 run now" hinted at it): a user who meant to resume lost track of the study."""
     opt_dict.update(storage="sqlite:///studies/tiny.db", n_trials=1)
     args = [*_optimize_args(tmp_path, run_dict, opt_dict), "-q"]
-    created = runner.invoke(app, args, catch_exceptions=False)
-    assert created.exit_code == 0, created.output
+    created = _ok(*args)
     assert created.stderr.splitlines()[0] == f"new study 'tiny' in {tmp_path / 'studies' / 'tiny.db'}"
     resumed = runner.invoke(app, [*args, "--n-trials", "2"], catch_exceptions=False)
     assert resumed.exit_code == 0 and "new study" not in resumed.output, resumed.output
