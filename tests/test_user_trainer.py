@@ -15,6 +15,7 @@ from hpotool.errors import HpoError
 from tests.cli_run import optimize
 
 REPO = Path(__file__).resolve().parents[1]
+LOSS_STUDY = {"study_name": "u", "metric": "val_loss", "direction": "minimize"}  # the tests' optimize configs
 
 
 @pytest.mark.parametrize(
@@ -115,9 +116,7 @@ def _study_with(
     trainer = {"function": f"tests.trainers:{function}", **run.pop("trainer", {})}
     run_path.write_text(yaml.safe_dump({"project": "u", "epochs": 3, "trainer": trainer, **run}))
     opt = {
-        "study_name": "u",
-        "metric": "val_loss",
-        "direction": "minimize",
+        **LOSS_STUDY,
         "pruner": pruner or {"name": "nop"},
         "search_space": {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
     }
@@ -627,9 +626,7 @@ def test_a_mapping_of_the_run_config_is_searched_as_a_whole_choice(tmp_path: Pat
         "trainer": {"function": "tests.trainers:adds_its_options", "opts": {"a": 1.0, "b": 2.0}},
     }
     opt = {
-        "study_name": "u",
-        "metric": "val_loss",
-        "direction": "minimize",
+        **LOSS_STUDY,
         "n_trials": 2,
         "pruner": {"name": "nop"},
         "search_space": {
@@ -715,9 +712,7 @@ def test_whole_trainer_sections_are_a_categorical_choice(tmp_path: Path) -> None
     halves = {"function": "tests.trainers:adds_its_options", "opts": {"a": 0.5, "b": 0.0}}
     silent = {"function": "tests.trainers:never_reports"}
     opt: dict[str, Any] = {
-        "study_name": "u",
-        "metric": "val_loss",
-        "direction": "minimize",
+        **LOSS_STUDY,
         "n_trials": 2,
         "search_space": {"trainer": {"type": "categorical", "choices": [halves, silent]}},
         "enqueue": [{"trainer": halves}],
@@ -764,9 +759,7 @@ def test_a_chosen_trainer_that_breaks_the_contract_is_named_when_the_study_stops
     }
     bare = {"function": "tests.trainers:reports_a_bare_number"}
     opt = {
-        "study_name": "u",
-        "metric": "val_loss",
-        "direction": "minimize",
+        **LOSS_STUDY,
         "n_trials": 2,
         "pruner": {"name": "nop"},
         "search_space": {"trainer": {"type": "categorical", "choices": [run["trainer"], bare]}},
@@ -793,9 +786,7 @@ def test_trainer_keys_the_function_names_as_parameters_are_passed(
     monkeypatch.chdir(REPO)
     run = {"project": "u", "epochs": 1, "trainer": {"function": "tests.trainers:takes_its_lr", "lr": 0.5}}
     opt = {
-        "study_name": "u",
-        "metric": "val_loss",
-        "direction": "minimize",
+        **LOSS_STUDY,
         "pruner": {"name": "nop"},
         "search_space": {"trainer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
     }
@@ -826,7 +817,7 @@ def test_optimize_json_is_strict_json_when_the_best_trial_has_an_undefined_metri
     trainer = {"function": "tests.trainers:ends_with_an_undefined_metric"}
     run_path.write_text(yaml.safe_dump({"project": "u", "epochs": 1, "trainer": trainer}))
     space = {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}}
-    opt = {"study_name": "u", "metric": "val_loss", "direction": "minimize", "search_space": space}
+    opt = {**LOSS_STUDY, "search_space": space}
     opt_path.write_text(yaml.safe_dump(opt))
     storage = f"sqlite:///{tmp_path / 'u.db'}"
     args = ["optimize", "-r", str(run_path), "-o", str(opt_path), "--storage", storage, "--n-trials", "1"]
