@@ -17,10 +17,17 @@ from tests.helpers import features_with_a_graph, numpy_regression
 SMALL = {"data": {"name": "digits", "subset_fraction": 0.1}, "model": {"name": "mlp", "hidden": [8]}}  # quick
 
 
-def _check_refusal(run: dict[str, Any]) -> str:
-    """What check_run says, refusing `run` (read from run.yaml)."""
+def _check_refusal(run: dict[str, Any] | RunConfig) -> str:
+    """What check_run says, refusing the run config `run` (read from run.yaml)."""
     with pytest.raises(HpoError) as info:
-        check_run(RunConfig.model_validate(run), "run.yaml")
+        check_run(run if isinstance(run, RunConfig) else RunConfig.model_validate(run), "run.yaml")
+    return str(info.value)
+
+
+def _load_refusal(run: dict[str, Any]) -> str:
+    """What loading the run config `run` (from run.yaml) says, refusing it."""
+    with pytest.raises(HpoError) as info:
+        validate_config(RunConfig, run, "run.yaml")
     return str(info.value)
 
 
@@ -79,9 +86,7 @@ def test_cnn_arguments_that_leave_nothing_to_train_are_refused(kwargs: dict[str,
     digits, every trial alike); channels 0 failed with torch's 'expected weight to be at least 1 at dimension
     0', naming no argument."""
     cfg = RunConfig.model_validate({"model": {"name": "cnn", **kwargs}, "device": "cpu"})
-    with pytest.raises(HpoError) as info:
-        check_run(cfg, "run.yaml")
-    assert str(info.value) == f"run.yaml: model: ValueError: {message}"
+    assert _check_refusal(cfg) == f"run.yaml: model: ValueError: {message}"
 
 
 def test_layer_widths() -> None:
@@ -439,9 +444,7 @@ def test_a_user_class_missing_a_required_argument_is_named_at_load_time() -> Non
         "epochs": 1,
         "device": "cpu",
     }
-    with pytest.raises(HpoError) as info:
-        validate_config(RunConfig, run, "run.yaml")
-    assert str(info.value) == (
+    assert _load_refusal(run) == (
         "run.yaml: model: model 'tests.helpers:DeepNet' requires 'depth', which the config does not set; add "
         "depth: ... under model:"
     )  # in_features and out_features come from the data; lr from the config
@@ -452,9 +455,7 @@ def test_a_user_class_missing_a_required_argument_is_named_at_load_time() -> Non
 
 def test_a_model_that_names_its_sizes_otherwise_is_told_the_names_hpotool_fills_in() -> None:
     run = {"data": {"name": "digits"}, "model": {"name": "tests.helpers:KerasStyleNet"}, "device": "cpu"}
-    with pytest.raises(HpoError) as info:
-        validate_config(RunConfig, run, "run.yaml")
-    assert str(info.value) == (
+    assert _load_refusal(run) == (
         "run.yaml: model: model 'tests.helpers:KerasStyleNet' requires 'input_dim', 'num_classes', which the "
         "config does not set; add input_dim: ..., num_classes: ... under model:, or rename input_dim to "
         "in_features and num_classes to out_features, which hpotool fills in from the data"
@@ -498,17 +499,8 @@ def test_a_user_optimizer_without_weight_decay_is_usable_unless_weight_decay_is_
 
 
 def test_an_optimizer_factory_returning_something_else_is_refused_before_training() -> None:
-    cfg = RunConfig.model_validate(
-        {
-            "data": {"name": "digits", "subset_fraction": 0.1},
-            "model": {"name": "mlp", "hidden": [8]},
-            "optimizer": {"name": "tests.helpers:not_an_optimizer"},
-            "device": "cpu",
-        }
-    )
-    with pytest.raises(HpoError) as info:
-        check_run(cfg, "run.yaml")
-    assert str(info.value) == (
+    run = {**SMALL, "optimizer": {"name": "tests.helpers:not_an_optimizer"}, "device": "cpu"}
+    assert _check_refusal(run) == (
         "run.yaml: optimizer: TypeError: optimizer 'tests.helpers:not_an_optimizer' returned list, not a "
         "torch.optim.Optimizer"
     )
@@ -608,9 +600,7 @@ def test_a_loss_argument_torch_refuses_as_the_loss_runs_is_named(
     loss fits this regression task': the loss fits, its argument does not."""
     cfg = RunConfig.model_validate({"data": data, "loss": loss, "device": "cpu"})
     task = "classification" if data["name"] == "digits" else "regression"
-    with pytest.raises(HpoError) as info:
-        check_run(cfg, "run.yaml")
-    assert str(info.value).endswith(
+    assert _check_refusal(cfg).endswith(
         f"; check the loss section's arguments ({args}), and that the loss fits this {task} task"
     )
 
@@ -802,9 +792,7 @@ def test_a_classification_loss_on_regression_targets_is_refused(loss: str, messa
     """cross_entropy trained with val_loss 0 (one output: its softmax is 1 whatever the model predicts), and
     bce_with_logits with a negative val_loss (targets outside 0..1), both without a word."""
     run = {"data": {"name": "regression"}, "loss": {"name": loss}, "device": "cpu"}
-    with pytest.raises(HpoError) as info:
-        check_run(RunConfig.model_validate(run), "run.yaml")
-    assert str(info.value).startswith(f"run.yaml: loss: {message}")
+    assert _check_refusal(run).startswith(f"run.yaml: loss: {message}")
 
 
 @pytest.mark.parametrize("loss", ["torch.nn:NLLLoss", "torch.nn.functional:nll_loss"])
@@ -917,10 +905,9 @@ def test_a_loss_that_does_not_average_is_refused_at_load_time(loss: dict[str, An
 def test_a_float64_x_kept_by_a_dataset_object_is_named_as_the_cause_of_the_models_dtype_error() -> None:
     """The message was torch's alone ('mat1 and mat2 must have the same dtype, but got Double and Float')."""
     cfg = RunConfig.model_validate({"data": {"name": "tests.helpers:float64_dataset"}, "device": "cpu"})
-    with pytest.raises(HpoError) as info:
-        check_run(cfg, "run.yaml")
-    assert str(info.value).startswith("run.yaml: model: RuntimeError: ")
-    assert str(info.value).endswith(
+    said = _check_refusal(cfg)
+    assert said.startswith("run.yaml: model: RuntimeError: ")
+    assert said.endswith(
         "; the data's x is float64 and the model's parameters float32: give x as float32 in the dataset "
         "function (x.float())"
     )
@@ -933,10 +920,9 @@ def test_uint8_pixels_kept_by_a_dataset_object_are_named_as_the_cause_of_the_mod
     """torch's message alone: 'mat1 and mat2 must have the same dtype, but got Byte and Float' (mlp), 'Input
     type (unsigned char) and bias type (float) should be the same' (cnn)."""
     run = {"data": {"name": "tests.helpers:uint8_images"}, "model": {"name": model}, "batch_size": 16}
-    with pytest.raises(HpoError) as info:
-        check_run(RunConfig.model_validate({**run, "device": "cpu"}), "run.yaml")
-    assert str(info.value).startswith("run.yaml: model: RuntimeError: ")
-    assert str(info.value).endswith(
+    said = _check_refusal({**run, "device": "cpu"})
+    assert said.startswith("run.yaml: model: RuntimeError: ")
+    assert said.endswith(
         "; the data's x is uint8 and the model's parameters float32: give x as float32 in the dataset function, "
         "scaled as the model expects (pixels: x.float() / 255); integer x is kept as it is for a model that "
         "embeds token ids"
@@ -949,9 +935,7 @@ def test_a_loss_function_returning_one_value_per_sample_is_told_to_return_the_me
     cfg = RunConfig.model_validate(
         {"data": {"name": "regression"}, "loss": {"name": "tests.helpers:squared_errors"}, "device": "cpu"}
     )
-    with pytest.raises(HpoError) as info:
-        check_run(cfg, "run.yaml")
-    assert str(info.value) == (
+    assert _check_refusal(cfg) == (
         "run.yaml: loss: it returned shape (8,) for 8 samples, not one number; hpotool needs the batch's mean "
         "loss: return loss.mean()"
     )
@@ -987,14 +971,11 @@ def test_batch_norm_given_batches_of_one_sample_is_told_to_raise_batch_size() ->
         "batch_size": 1,
         "device": "cpu",
     }
-    with pytest.raises(HpoError) as info:
-        check_run(RunConfig.model_validate(run), "run.yaml")
-    assert str(info.value).startswith(
+    said = _check_refusal(run)
+    assert said.startswith(
         "run.yaml: training: one step on 1 sample failed: ValueError: Expected more than 1 value per channel"
     )
-    assert str(info.value).endswith(
-        "; batch norm cannot train on a batch of one sample: set batch_size to 2 or more"
-    )
+    assert said.endswith("; batch norm cannot train on a batch of one sample: set batch_size to 2 or more")
 
 
 def test_numpy_float64_regression_targets_train_with_every_built_in_loss() -> None:
@@ -1296,9 +1277,7 @@ def test_cnn_on_images_without_a_channel_axis_says_to_add_one() -> None:
     cfg = RunConfig.model_validate(
         {"data": {"name": "tests.helpers:grayscale_images"}, "model": {"name": "cnn"}, "device": "cpu"}
     )
-    with pytest.raises(HpoError) as info:
-        check_run(cfg, "run.yaml")
-    assert str(info.value).endswith(
+    assert _check_refusal(cfg).endswith(
         "got (8, 8); for one-channel (grayscale) images add the channel axis in the dataset function: "
         "x.unsqueeze(1) (numpy: x[:, None])"
     )
