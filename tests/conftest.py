@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
 import yaml
 
@@ -49,6 +50,16 @@ def write_yaml(path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
+def write_configs(folder: Path, run: dict[str, Any], opt: dict[str, Any]) -> tuple[Path, Path]:
+    """`run` and `opt` written to folder/run.yaml and folder/optimize.yaml, as a test has just set them."""
+    return write_yaml(folder / "run.yaml", run), write_yaml(folder / "optimize.yaml", opt)
+
+
+def load_study(opt: dict[str, Any]) -> optuna.Study:
+    """The study `opt` names, read back from its storage."""
+    return optuna.load_study(study_name=opt["study_name"], storage=opt["storage"])
+
+
 @pytest.fixture
 def run_dict() -> dict[str, Any]:
     import copy
@@ -68,7 +79,7 @@ def opt_dict(tmp_path: Path) -> dict[str, Any]:
 @pytest.fixture
 def configs(tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]) -> tuple[Path, Path]:
     """The tiny run and optimize configs, written to files."""
-    return write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    return write_configs(tmp_path, run_dict, opt_dict)
 
 
 @pytest.fixture(autouse=True)

@@ -37,6 +37,27 @@ def loss(params: dict[str, Any]) -> float:
     return lr_term + 40 * (params["model.dropout"] - 0.2) ** 2
 
 
+def stored_study(
+    name: str,
+    space: dict[str, Any],
+    sampler: optuna.samplers.BaseSampler | None = None,
+    run: dict[str, Any] | None = None,
+    storage: str | None = None,
+    **settings: Any,
+) -> tuple[OptimizeConfig, optuna.Study]:
+    """A study stored the way `hpotool optimize` stores one, before its first trial: its run config (the
+    default one unless `run`) and its optimize config (metric val_loss, `space`, `settings`), sampled by
+    `sampler` (random, seed 0, unless given)."""
+    opt = OptimizeConfig.model_validate(
+        {"study_name": name, "metric": "val_loss", "search_space": space, **settings}
+    )
+    sampler = sampler or optuna.samplers.RandomSampler(seed=0)
+    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler)
+    study.set_user_attr("run_config", run or RunConfig().model_dump(mode="json"))
+    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    return opt, study
+
+
 def synthetic_study(
     name: str,
     space: dict[str, Any],
@@ -46,14 +67,7 @@ def synthetic_study(
     storage: str | None = None,
 ) -> optuna.Study:
     """A study stored the way `hpotool optimize` stores one, over a plain function of the params."""
-    opt = OptimizeConfig.model_validate(
-        {"study_name": name, "metric": "val_loss", "search_space": space, "seed": seed}
-    )
-    study = optuna.create_study(
-        study_name=name, storage=storage, sampler=optuna.samplers.TPESampler(seed=seed)
-    )
-    study.set_user_attr("run_config", run or RunConfig().model_dump(mode="json"))
-    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    opt, study = stored_study(name, space, optuna.samplers.TPESampler(seed=seed), run, storage, seed=seed)
     for params in opt.enqueue:
         study.enqueue_trial(params)
     study.optimize(lambda t: loss({**(run_fixed(run)), **suggest(t, opt.search_space)}), n_trials=n_trials)
@@ -301,10 +315,7 @@ def test_audit_reads_a_chosen_null_as_a_value_and_counts_every_complete_trial() 
         "grad_clip": {"type": "categorical", "choices": [None, 1000.0]},
         "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
     }
-    opt = OptimizeConfig.model_validate({"study_name": "gc", "metric": "val_loss", "search_space": space})
-    study = optuna.create_study(study_name="gc", sampler=optuna.samplers.RandomSampler(seed=0))
-    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
-    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    opt, study = stored_study("gc", space)
     study.enqueue_trial({"grad_clip": None, "optimizer.lr": 1e-3})
     for i in range(8):
         trial = study.ask()
@@ -324,11 +335,8 @@ def test_audit_shows_a_conditional_parameter_the_best_trial_did_not_set_as_not_s
         "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]},
         "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.9, "when": {"optimizer.name": "sgd"}},
     }
-    opt = OptimizeConfig.model_validate({"study_name": "cond", "metric": "val_loss", "search_space": space})
     storage = f"sqlite:///{tmp_path / 'cond.db'}"
-    study = optuna.create_study(study_name="cond", storage=storage, sampler=optuna.samplers.RandomSampler(0))
-    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
-    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    opt, study = stored_study("cond", space, storage=storage)
     study.enqueue_trial({"optimizer.name": "adam"})
     for i in range(6):
         trial = study.ask()
@@ -381,10 +389,7 @@ def test_refine_drops_a_conditional_parameter_whose_condition_the_stage_fixes_aw
         "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
         "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.99, "when": {"optimizer.name": "sgd"}},
     }
-    opt = OptimizeConfig.model_validate({"study_name": "cond", "metric": "val_loss", "search_space": space})
-    study = optuna.create_study(study_name="cond", sampler=optuna.samplers.TPESampler(seed=0))
-    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
-    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    opt, study = stored_study("cond", space, optuna.samplers.TPESampler(seed=0))
 
     def adam_wins(trial: optuna.Trial) -> float:
         p = suggest(trial, opt.search_space)
@@ -422,10 +427,7 @@ def test_refine_fixing_a_whole_section_settles_the_conditions_on_it(winner: str)
             "when": {"optimizer": {"in": [sgd]}},
         },
     }
-    opt = OptimizeConfig.model_validate({"study_name": "sec", "metric": "val_loss", "search_space": space})
-    study = optuna.create_study(study_name="sec", sampler=optuna.samplers.TPESampler(seed=0))
-    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
-    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    opt, study = stored_study("sec", space, optuna.samplers.TPESampler(seed=0))
 
     def objective(trial: optuna.Trial) -> float:
         p = suggest(trial, opt.search_space)
@@ -464,10 +466,7 @@ def test_refine_removes_a_parameter_whose_condition_no_kept_choice_meets(whole: 
         "model.dropout": {"type": "float", "low": 0.0, "high": 0.5},
         "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.99, "when": {key: {"in": choices[:1]}}},
     }
-    opt = OptimizeConfig.model_validate({"study_name": "sec", "metric": "val_loss", "search_space": space})
-    study = optuna.create_study(study_name="sec", sampler=optuna.samplers.RandomSampler(seed=0))
-    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
-    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    opt, study = stored_study("sec", space)
 
     def objective(trial: optuna.Trial) -> float:
         p = suggest(trial, opt.search_space)
@@ -500,10 +499,7 @@ def test_refine_drops_the_sections_it_no_longer_chooses_from_conditions_on_them(
             "when": {"optimizer": {"in": [rmsprop, sgd]}},
         },
     }
-    opt = OptimizeConfig.model_validate({"study_name": "sec", "metric": "val_loss", "search_space": space})
-    study = optuna.create_study(study_name="sec", sampler=optuna.samplers.RandomSampler(seed=0))
-    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
-    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    opt, study = stored_study("sec", space)
 
     def objective(trial: optuna.Trial) -> float:
         p = suggest(trial, opt.search_space)
@@ -531,10 +527,7 @@ def test_refine_fixing_a_key_below_a_section_still_searched_whole_keeps_it_in_ev
         "optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1, "log": True},
         "model.dropout": {"type": "float", "low": 0.0, "high": 0.5},
     }
-    opt = OptimizeConfig.model_validate({"study_name": "sec", "metric": "val_loss", "search_space": space})
-    study = optuna.create_study(study_name="sec", sampler=optuna.samplers.RandomSampler(seed=0))
-    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
-    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    opt, study = stored_study("sec", space)
 
     def objective(trial: optuna.Trial) -> float:
         p = suggest(trial, opt.search_space)
@@ -638,10 +631,7 @@ def test_refine_of_a_multi_objective_study_names_refine_and_what_to_run(
 
 
 def test_audit_says_how_few_trials_meet_the_constraints() -> None:
-    study = optuna.create_study(study_name="few", sampler=optuna.samplers.RandomSampler(seed=0))
-    opt = OptimizeConfig.model_validate({"study_name": "few", "metric": "val_loss", "search_space": SPACE})
-    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
-    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    opt, study = stored_study("few", SPACE)
     for i in range(8):
         trial = study.ask()
         params = suggest(trial, opt.search_space)
@@ -656,10 +646,7 @@ def test_audit_says_how_few_trials_meet_the_constraints() -> None:
 
 
 def test_refine_warm_starts_only_with_trials_that_meet_the_constraints() -> None:
-    opt = OptimizeConfig.model_validate({"study_name": "ws", "metric": "val_loss", "search_space": SPACE})
-    study = optuna.create_study(study_name="ws", sampler=optuna.samplers.TPESampler(seed=0))
-    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
-    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    opt, study = stored_study("ws", SPACE, optuna.samplers.TPESampler(seed=0))
     for _ in range(30):
         trial = study.ask()
         params = suggest(trial, opt.search_space)
@@ -786,12 +773,9 @@ def pruned_synthetic_study(
     """A study of the synthetic loss whose trials report 10 epochs (the loss shrinking towards its final
     value) and, but for the first `complete`, stop after 2 epochs, or after 5 for every third trial;
     its first trials take the `enqueue`d values."""
-    opt = OptimizeConfig.model_validate({"study_name": "pruned", "metric": "val_loss", "search_space": SPACE})
-    study = optuna.create_study(study_name="pruned", sampler=optuna.samplers.RandomSampler(seed=0))
+    opt, study = stored_study("pruned", SPACE)
     for params in enqueue:
         study.enqueue_trial(params)
-    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
-    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
     for i in range(n_trials):
         trial = study.ask()
         final = loss({**run_fixed(None), **suggest(trial, opt.search_space)})
@@ -999,10 +983,7 @@ def test_trials_and_audit_show_a_choice_as_the_yaml_spells_it(tmp_path: Path) ->
         "grad_clip": {"type": "categorical", "choices": [None, 5.0]},
         "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
     }
-    opt = OptimizeConfig.model_validate({"study_name": "gc", "metric": "val_loss", "search_space": space})
-    study = optuna.create_study(study_name="gc", storage=url, sampler=optuna.samplers.RandomSampler(seed=0))
-    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
-    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    opt, study = stored_study("gc", space, storage=url)
     study.enqueue_trial({"grad_clip": 5.0, "optimizer.lr": 1e-3})
     study.enqueue_trial({"grad_clip": None, "optimizer.lr": 2e-3})
     for i in range(2):
@@ -1106,12 +1087,7 @@ def test_refine_removes_a_final_override_no_component_of_the_stage_takes() -> No
         "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
     }
     final = {"overrides": {"optimizer.momentum": 0.5, "epochs": 3}}
-    opt = OptimizeConfig.model_validate(
-        {"study_name": "fin", "metric": "val_loss", "search_space": space, "final": final}
-    )
-    study = optuna.create_study(study_name="fin", sampler=optuna.samplers.TPESampler(seed=0))
-    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
-    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    opt, study = stored_study("fin", space, optuna.samplers.TPESampler(seed=0), final=final)
 
     def adam_wins(trial: optuna.Trial) -> float:
         p = suggest(trial, opt.search_space)
@@ -1163,10 +1139,7 @@ def test_audit_advises_widening_only_a_range_that_refine_can_widen() -> None:
         "model.layers": {"type": "int", "low": 1, "high": 3},
         "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
     }
-    opt = OptimizeConfig.model_validate({"study_name": "floor", "metric": "val_loss", "search_space": space})
-    study = optuna.create_study(study_name="floor", sampler=optuna.samplers.RandomSampler(seed=0))
-    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
-    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    opt, study = stored_study("floor", space)
     study.enqueue_trial({"model.dropout": 0.0, "model.layers": 1, "optimizer.lr": 1e-2})
 
     def objective(t: optuna.Trial) -> float:
@@ -1273,11 +1246,8 @@ def test_a_key_below_a_searched_section_widens_as_the_drawn_section_takes_it() -
         },
         "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.8},
     }
-    opt = OptimizeConfig.model_validate({"study_name": "mom", "metric": "val_loss", "search_space": space})
     run = RunConfig.model_validate({"optimizer": {"name": "adam"}})
-    study = optuna.create_study(study_name="mom", sampler=optuna.samplers.RandomSampler(seed=0))
-    study.set_user_attr("run_config", run.model_dump(mode="json"))
-    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    opt, study = stored_study("mom", space, run=run.model_dump(mode="json"))
     study.enqueue_trial({"optimizer": "{lr: 0.1, name: sgd}", "optimizer.momentum": 0.8})
 
     def objective(t: optuna.Trial) -> float:
@@ -1311,10 +1281,7 @@ def test_audit_says_a_choice_key_a_key_searched_below_the_section_replaced_never
             "when": {"optimizer": {"in": [{"name": "sgd", "lr": 0.1, "momentum": 0.9}]}},
         },
     }
-    opt = OptimizeConfig.model_validate({"study_name": "both", "metric": "val_loss", "search_space": space})
-    study = optuna.create_study(study_name="both", sampler=optuna.samplers.RandomSampler(seed=0))
-    study.set_user_attr("run_config", RunConfig().model_dump(mode="json"))
-    study.set_user_attr("optimize_config", opt.model_dump(mode="json"))
+    opt, study = stored_study("both", space)
     study.optimize(lambda t: math.log10(suggest(t, opt.search_space)["optimizer.lr"]), n_trials=6)
     findings = audit_study(study).findings
     assert (

@@ -352,7 +352,9 @@ def _studies_in_default_files(tmp_path: Path, *more: str) -> None:
     )
 
 
-def _studies_table_at(width: int, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def _studies_table_at(width: int, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], str]:
+    """`hpotool studies` on a terminal `width` columns wide, which it fits: the table's lines, and them
+    joined (to show where an assertion fails)."""
     import hpotool.cli
 
     monkeypatch.setattr(hpotool.cli._out(), "width", width)
@@ -360,16 +362,15 @@ def _studies_table_at(width: int, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[-1] == "storage: sqlite:///studies/<name>.db for each"
-    return lines[:-1]
+    assert max(len(line) for line in lines) <= width, result.stdout
+    return lines[:-1], "\n".join(lines[:-1])
 
 
 def test_studies_table_keeps_names_objectives_and_trial_counts_whole_at_80_columns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _studies_in_default_files(tmp_path, "digits_small_and_good")
-    table = _studies_table_at(80, monkeypatch)
-    text = "\n".join(table)
-    assert max(len(line) for line in table) <= 80, text
+    table, text = _studies_table_at(80, monkeypatch)
     # Every cell whole, none folded mid-word ("digits_" / "mlp", "val_acc" / "uracy", "comple" / "te 2, "):
     # cells that do not fit go on several lines at their spaces.
     cells = {cell.strip() for line in table for cell in line.split("│")[1:-1]}
@@ -393,9 +394,7 @@ def test_studies_table_keeps_every_name_on_a_terminal_too_narrow_for_whole_cells
     # At 56 columns the other cells, kept whole, left the name column no width at all: no name showed
     # (and at 52, cells were cut short: "minimize val_los"). Every cell now goes on several lines instead.
     _studies_in_default_files(tmp_path, "digits_small_and_good")
-    table = _studies_table_at(56, monkeypatch)
-    text = "\n".join(table)
-    assert max(len(line) for line in table) <= 56, text
+    table, text = _studies_table_at(56, monkeypatch)
     names = "".join(line.split("│")[1].strip() for line in table if line.startswith("│"))
     for name in ("digits_mlp", "digits_small_and_good", "loss_and_size"):
         assert name in names, text
@@ -407,9 +406,7 @@ def test_studies_table_puts_each_study_on_one_line_when_the_terminal_is_wide(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _studies_in_default_files(tmp_path)
-    table = _studies_table_at(120, monkeypatch)
-    text = "\n".join(table)
-    assert max(len(line) for line in table) <= 120, text
+    table, text = _studies_table_at(120, monkeypatch)
     rows = [line for line in table if line.startswith("│")]
     assert len(rows) == 2, text
     assert re.search(

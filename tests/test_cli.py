@@ -12,7 +12,27 @@ from typer.testing import CliRunner
 
 from hpotool.cli import app
 
+from .conftest import write_configs, write_yaml
+
 runner = CliRunner()
+
+
+def _optimize_args(tmp_path: Path, run_dict: dict, opt_dict: dict) -> list[str]:
+    """`optimize -r run.yaml -o optimize.yaml`, the configs written to tmp_path as the test has set them."""
+    run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
+    return ["optimize", "-r", str(run_path), "-o", str(opt_path)]
+
+
+def _ok(*args: str) -> Any:
+    """`hpotool ARGS`, which succeeds."""
+    result = runner.invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _optimize(tmp_path: Path, run_dict: dict, opt_dict: dict, *args: str) -> Any:
+    """`hpotool optimize` on these configs, which succeeds."""
+    return _ok(*_optimize_args(tmp_path, run_dict, opt_dict), *args)
 
 
 def test_help_lists_commands_each_with_a_whole_summary_at_80_columns() -> None:
@@ -48,12 +68,7 @@ def test_train_from_best_help_says_its_epochs_override_final_epochs() -> None:
 
 def test_optimize_end_to_end_on_sqlite(configs: tuple[Path, Path], opt_dict: dict) -> None:
     run_path, opt_path = configs
-    result = runner.invoke(
-        app,
-        ["optimize", "--run-config", str(run_path), "--optimize-config", str(opt_path)],
-        catch_exceptions=False,
-    )
-    assert result.exit_code == 0, result.output
+    result = _ok("optimize", "--run-config", str(run_path), "--optimize-config", str(opt_path))
     assert "best val_accuracy" in result.stdout
     assert "trial   0 COMPLETE" in result.stderr
     # Read back with plain Optuna: parameters are named by their dotted paths.
@@ -66,23 +81,16 @@ def test_a_categorical_of_one_choice_is_noted_unless_a_condition_or_a_searched_s
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
     """`{type: categorical, choices: [relu]}` searched nothing and ran without a word."""
-    from tests.conftest import write_yaml
-
     opt_dict["search_space"] = {
         "model.activation": {"type": "categorical", "choices": ["relu"]},
         "model.dropout": {"type": "categorical", "choices": [0.1], "when": {"model.activation": "relu"}},
         "optimizer": {"type": "categorical", "choices": [{"name": "sgd", "lr": 0.1}, {"name": "adam"}]},
         "optimizer.weight_decay": {"type": "categorical", "choices": [0.0001]},
     }
-    run_path, opt_path = (
-        write_yaml(tmp_path / "run.yaml", run_dict),
-        write_yaml(tmp_path / "o.yaml", opt_dict),
-    )
-    result = runner.invoke(app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "--dry-run"])
-    assert result.exit_code == 0, result.output
+    result = _optimize(tmp_path, run_dict, opt_dict, "--dry-run")
     notes = [line for line in result.stderr.splitlines() if "one choice" in line]
     assert notes == [
-        f"note: {opt_path}: search_space.model.activation has one choice, relu: every trial uses it and nothing "
+        f"note: {tmp_path / 'optimize.yaml'}: search_space.model.activation has one choice, relu: every trial uses it and nothing "
         f"is searched; set model.activation: relu in the run config, or list more choices"
     ], result.stderr
 
@@ -91,8 +99,7 @@ def test_dry_run_checks_everything_prints_the_plan_and_writes_nothing(
     configs: tuple[Path, Path], tmp_path: Path, opt_dict: dict
 ) -> None:
     run_path, opt_path = configs
-    result = runner.invoke(app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "--dry-run"])
-    assert result.exit_code == 0, result.output
+    result = _ok("optimize", "-r", str(run_path), "-o", str(opt_path), "--dry-run")
     assert "plan of study tiny (dry run)" in result.stdout
     for path in opt_dict["search_space"]:
         assert f"  {path}" in result.stdout
@@ -122,8 +129,7 @@ def test_the_dry_run_json_shows_a_storage_password_as_stars(configs: tuple[Path,
     opt_path.write_text(yaml.safe_dump({**opt, "storage": "postgresql+psycopg://u:s3cret@127.0.0.1:1/x"}))
     for args in ([], ["--storage", "postgresql+psycopg://u:s3cret@127.0.0.1:1/x"]):
         cmd = ["optimize", "-r", str(run_path), "-o", str(opt_path), "--dry-run", "--json", *args]
-        result = runner.invoke(app, cmd, catch_exceptions=False)
-        assert result.exit_code == 0, result.output
+        result = _ok(*cmd)
         plan = json.loads(result.stdout)
         assert plan["optimize_config"]["storage"] == "postgresql+psycopg://u:***@127.0.0.1:1/x"
         assert plan["finished_trials"] is None and plan["trials_to_run"] is None  # the server: not asked
@@ -134,8 +140,6 @@ def test_the_dry_run_plan_spells_a_condition_as_the_yaml_does(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
     # It printed `when optimizer.name={'in': ['sgd']}`, Python's spelling of the YAML's {in: [sgd]}.
-    from .conftest import write_yaml
-
     opt_dict["search_space"] = {
         "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]},
         "optimizer.momentum": {
@@ -145,20 +149,15 @@ def test_the_dry_run_plan_spells_a_condition_as_the_yaml_does(
             "when": {"optimizer.name": {"in": ["sgd"]}},
         },
     }
-    run_path, opt_path = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    result = runner.invoke(app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "--dry-run"])
-    assert result.exit_code == 0, result.output
+    result = _optimize(tmp_path, run_dict, opt_dict, "--dry-run")
     assert "float [0, 0.9] when optimizer.name={in: [sgd]}" in result.stdout, result.stdout
 
 
 def test_n_trials_null_runs_trials_until_the_timeout_and_resumes_the_same_way(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
-    from .conftest import write_yaml
-
     opt_dict.update(n_trials=None, timeout=1.5)
-    args = ["optimize", "-r", str(write_yaml(tmp_path / "run.yaml", run_dict))]
-    args += ["-o", str(write_yaml(tmp_path / "optimize.yaml", opt_dict)), "--json"]
+    args = [*_optimize_args(tmp_path, run_dict, opt_dict), "--json"]
     first = json.loads(runner.invoke(app, args, catch_exceptions=False).stdout)
     assert first["target"] is None and first["ran_now"] >= 2
     assert first["stopped"] == "the timeout (1.5 s) ended the run"
@@ -173,11 +172,8 @@ def test_a_run_the_timeout_ends_short_of_n_trials_says_so(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
     # The summary read "25/200 finished" with no word of why the run stopped.
-    from .conftest import write_yaml
-
     opt_dict.update(n_trials=500, timeout=1)
-    args = ["optimize", "-r", str(write_yaml(tmp_path / "run.yaml", run_dict))]
-    args += ["-o", str(write_yaml(tmp_path / "optimize.yaml", opt_dict)), "--quiet"]
+    args = [*_optimize_args(tmp_path, run_dict, opt_dict), "--quiet"]
     result = runner.invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0
     finished = len(optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials)
@@ -192,17 +188,12 @@ def test_a_file_leaving_the_budget_to_the_command_line_runs_with_timeout_or_n_tr
 ) -> None:
     # n_trials: null and timeout: null in the file, the budget given as a flag: the file was refused
     # ("timeout is null too") before --timeout or --n-trials were applied.
-    from .conftest import write_yaml
-
     opt_dict.update(n_trials=None, timeout=None)
-    args = ["optimize", "-r", str(write_yaml(tmp_path / "run.yaml", run_dict))]
-    args += ["-o", str(write_yaml(tmp_path / "optimize.yaml", opt_dict)), "--json"]
-    by_timeout = runner.invoke(app, [*args, "--timeout", "1"])
-    assert by_timeout.exit_code == 0, by_timeout.output
+    args = [*_optimize_args(tmp_path, run_dict, opt_dict), "--json"]
+    by_timeout = _ok(*args, "--timeout", "1")
     ran = json.loads(by_timeout.stdout)["ran_now"]
     assert ran >= 1
-    by_count = runner.invoke(app, [*args, "--n-trials", str(ran + 2)])
-    assert by_count.exit_code == 0, by_count.output
+    by_count = _ok(*args, "--n-trials", str(ran + 2))
     assert json.loads(by_count.stdout)["ran_now"] == 2
     neither = runner.invoke(app, args)
     assert neither.exit_code == 2
@@ -215,8 +206,6 @@ def test_a_file_leaving_the_budget_to_the_command_line_runs_with_timeout_or_n_tr
 def test_an_endless_timeout_is_refused_naming_the_key_or_flag(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
-    from .conftest import write_yaml
-
     """`timeout: .inf` with `n_trials: null` passed the "both null" check: the run never ended, and
     --dry-run planned trials "until the timeout, infs"."""
     opt_path = tmp_path / "optimize.yaml"
@@ -258,8 +247,7 @@ def test_json_summary_and_overrides(configs: tuple[Path, Path], tmp_path: Path) 
         "--seed",
         "3",
     ]
-    result = runner.invoke(app, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    result = _ok(*args)
     summary = json.loads(result.stdout)
     assert summary["study_name"] == "renamed" and summary["counts"] == {"complete": 2}
     assert summary["best"]["params"].keys() == {"optimizer.lr", "model.hidden.0"}
@@ -315,8 +303,7 @@ def test_a_librarys_warning_is_one_line_without_its_path_and_shown_once(
     monkeypatch.setattr(browse, "study_rows", warn_twice)
     monkeypatch.chdir(tmp_path)
     before = warnings.showwarning
-    result = runner.invoke(app, ["studies"])
-    assert result.exit_code == 0, result.output
+    result = _ok("studies")
     assert result.stderr.splitlines()[0] == "warning: Some regimes for parameter `x` have less than 2 trials."
     assert result.stderr.count("Some regimes") == 1 and "site-packages" not in result.stderr
     assert warnings.showwarning is before  # the command's printer ends with the command
@@ -512,22 +499,13 @@ def test_list_choices_run_export_and_train_as_lists(tmp_path: Path, run_dict: di
 
     from hpotool.config import load_run_config
 
-    from .conftest import write_yaml
-
     choices = [[16], [32, 16], [8, 8, 8]]
     opt_dict["search_space"] = {
         "model.hidden": {"type": "categorical", "choices": choices},
         "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
     }
     opt_dict["enqueue"] = [{"model.hidden": [8, 8, 8], "optimizer.lr": 0.01}]  # a warm start, as written
-    run_path, opt_path = (
-        write_yaml(tmp_path / "run.yaml", run_dict),
-        write_yaml(tmp_path / "opt.yaml", opt_dict),
-    )
-    result = runner.invoke(
-        app, ["optimize", "-r", str(run_path), "-o", str(opt_path)], catch_exceptions=False
-    )
-    assert result.exit_code == 0, result.output
+    result = _optimize(tmp_path, run_dict, opt_dict)
     assert (
         "trial   0 COMPLETE" in result.stderr and "model.hidden=[8, 8, 8] optimizer.lr=0.01" in result.stderr
     )
@@ -540,8 +518,7 @@ def test_list_choices_run_export_and_train_as_lists(tmp_path: Path, run_dict: di
     assert all(r["params"]["model.hidden"] in choices for r in rows)
     assert "[8, 8, 8]" in runner.invoke(app, ["trials", *storage], catch_exceptions=False).stdout
 
-    exported = runner.invoke(app, ["export-best", *storage, "--out", "exp"], catch_exceptions=False)
-    assert exported.exit_code == 0, exported.output
+    _ok("export-best", *storage, "--out", "exp")
     best = study.best_trial
     hidden = yaml.safe_load(best.params["model.hidden"])
     assert load_run_config(tmp_path / "exp" / "best_run.yaml").model.kwargs["hidden"] == hidden
@@ -555,15 +532,9 @@ def test_list_choices_run_export_and_train_as_lists(tmp_path: Path, run_dict: di
             t.params["model.hidden"] for t in study.trials
         ]
 
-    trained = runner.invoke(
-        app,
-        ["train", "--run-config", str(tmp_path / "exp" / "best_run.yaml"), "--out", "mine"],
-        catch_exceptions=False,
-    )
-    assert trained.exit_code == 0, trained.output
+    _ok("train", "--run-config", str(tmp_path / "exp" / "best_run.yaml"), "--out", "mine")
     assert load_run_config(tmp_path / "mine" / "config.yaml").model.kwargs["hidden"] == hidden
-    final = runner.invoke(app, ["train-from-best", *storage, "--out", "final"], catch_exceptions=False)
-    assert final.exit_code == 0, final.output
+    _ok("train-from-best", *storage, "--out", "final")
     (candidate,) = json.loads((tmp_path / "final" / "summary.json").read_text())["candidates"]
     assert (
         candidate["params"]["model.hidden"] == hidden
@@ -577,8 +548,6 @@ def test_summary_and_export_best_show_a_choice_as_the_yaml_spells_it(
     """The summary after a study and export-best's table show the best trial's choices as `hpotool trials`
     and the progress lines do: the README's loss.weight choice null as null, a float choice 0.0 as 0.0.
     They showed Python's None, and 0 (the choice 0 is another one)."""
-    from .conftest import write_yaml
-
     run_dict["loss"] = {"name": "cross_entropy"}
     opt_dict["n_trials"] = 1
     opt_dict["search_space"] = {
@@ -586,19 +555,11 @@ def test_summary_and_export_best_show_a_choice_as_the_yaml_spells_it(
         "model.dropout": {"type": "categorical", "choices": [0.0, 0.25]},
     }
     opt_dict["enqueue"] = [{"loss.weight": None, "model.dropout": 0.0}]
-    run_path, opt_path = (
-        write_yaml(tmp_path / "run.yaml", run_dict),
-        write_yaml(tmp_path / "opt.yaml", opt_dict),
-    )
-    result = runner.invoke(
-        app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "--quiet"], catch_exceptions=False
-    )
-    assert result.exit_code == 0, result.output
+    result = _optimize(tmp_path, run_dict, opt_dict, "--quiet")
     rows = {tuple(cell.strip() for cell in line.split("│")[1:3]) for line in result.stdout.splitlines()}
     assert {("loss.weight", "null"), ("model.dropout", "0.0")} <= rows, result.stdout
     storage = ["--study-name", "tiny", "--storage", opt_dict["storage"]]
-    exported = runner.invoke(app, ["export-best", *storage, "--out", "exp"], catch_exceptions=False)
-    assert exported.exit_code == 0, exported.output
+    exported = _ok("export-best", *storage, "--out", "exp")
     rows = {tuple(cell.strip() for cell in line.split("│")[1:3]) for line in exported.stdout.splitlines()}
     assert {("loss.weight", "null"), ("model.dropout", "0.0")} <= rows, exported.stdout
 
@@ -609,19 +570,10 @@ def test_a_mapping_choice_has_one_spelling_in_the_live_line_the_summary_and_tria
     """A whole-section choice the YAML writes {name: sgd, lr: 0.1} is {lr: 0.1, name: sgd} in the live line
     (its label, the keys sorted, so reordering them is the same experiment); the summary and `hpotool
     trials` showed it {name: sgd, lr: 0.1}, as the YAML happened to order it."""
-    from .conftest import write_yaml
-
     run_dict["epochs"] = 1
     opt_dict["n_trials"] = 1
     opt_dict["search_space"] = {"optimizer": {"type": "categorical", "choices": [{"name": "sgd", "lr": 0.1}]}}
-    run_path, opt_path = (
-        write_yaml(tmp_path / "run.yaml", run_dict),
-        write_yaml(tmp_path / "opt.yaml", opt_dict),
-    )
-    result = runner.invoke(
-        app, ["optimize", "-r", str(run_path), "-o", str(opt_path)], catch_exceptions=False
-    )
-    assert result.exit_code == 0, result.output
+    result = _optimize(tmp_path, run_dict, opt_dict)
     assert "optimizer={lr: 0.1, name: sgd}" in result.stderr
     (row,) = [line for line in result.stdout.splitlines() if "│   optimizer " in line]
     assert row.split("│")[2].strip() == "{lr: 0.1, name: sgd}", result.stdout
@@ -635,8 +587,6 @@ def test_trials_shows_the_values_a_waiting_trial_is_queued_with(
 ) -> None:
     """`hpotool trials --state waiting` lists a warm start not yet run with the values it will run (a list or
     a whole section as the value); it showed the trial without any parameters."""
-    from .conftest import write_yaml
-
     run_dict["epochs"] = 1
     adam = {"name": "adam", "lr": 0.001}
     opt_dict["n_trials"] = 1
@@ -645,14 +595,7 @@ def test_trials_shows_the_values_a_waiting_trial_is_queued_with(
         "model.hidden": {"type": "categorical", "choices": [[16], [8, 8]]},
     }
     opt_dict["enqueue"] = [{"model.hidden": [16]}, {"optimizer": adam, "model.hidden": [8, 8]}]
-    run_path, opt_path = (
-        write_yaml(tmp_path / "run.yaml", run_dict),
-        write_yaml(tmp_path / "opt.yaml", opt_dict),
-    )
-    result = runner.invoke(
-        app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "-q"], catch_exceptions=False
-    )
-    assert result.exit_code == 0, result.output
+    _optimize(tmp_path, run_dict, opt_dict, "-q")
     storage = ["--study-name", "tiny", "--storage", opt_dict["storage"]]
     listed = runner.invoke(app, ["trials", *storage, "--state", "waiting", "--json"], catch_exceptions=False)
     assert [r["params"] for r in json.loads(listed.stdout)] == [{"optimizer": adam, "model.hidden": [8, 8]}]
@@ -702,8 +645,6 @@ def test_a_whole_section_is_a_categorical_choice(tmp_path: Path, run_dict: dict,
 
     from hpotool.config import load_run_config
 
-    from .conftest import write_yaml
-
     run_dict["epochs"] = 1
     run_dict["optimizer"] = {"name": "adam", "lr": 0.01, "weight_decay": 0.001}
     sgd, adam = {"name": "sgd", "momentum": 0.9}, {"name": "adam", "lr": 0.001}
@@ -717,14 +658,7 @@ def test_a_whole_section_is_a_categorical_choice(tmp_path: Path, run_dict: dict,
         },
     }
     opt_dict["enqueue"] = [{"optimizer": sgd, "optimizer.nesterov": True}, {"optimizer": adam}]
-    run_path, opt_path = (
-        write_yaml(tmp_path / "run.yaml", run_dict),
-        write_yaml(tmp_path / "opt.yaml", opt_dict),
-    )
-    result = runner.invoke(
-        app, ["optimize", "-r", str(run_path), "-o", str(opt_path)], catch_exceptions=False
-    )
-    assert result.exit_code == 0, result.output
+    result = _optimize(tmp_path, run_dict, opt_dict)
     assert "optimizer={momentum: 0.9, name: sgd} optimizer.nesterov=true" in result.stderr
     (adam_line,) = [line for line in result.stderr.splitlines() if line.startswith("trial   1 ")]
     assert (
@@ -739,8 +673,7 @@ def test_a_whole_section_is_a_categorical_choice(tmp_path: Path, run_dict: dict,
     rows = json.loads(runner.invoke(app, ["trials", *storage, "--json"], catch_exceptions=False).stdout)
     assert sorted(r["number"] for r in rows if r["params"]["optimizer"] == sgd) == [0]
 
-    exported = runner.invoke(app, ["export-best", *storage, "--out", "exp"], catch_exceptions=False)
-    assert exported.exit_code == 0, exported.output
+    _ok("export-best", *storage, "--out", "exp")
     best = study.best_trial
     chosen = yaml.safe_load(best.params["optimizer"])
     written = load_run_config(tmp_path / "exp" / "best_run.yaml")  # validates
@@ -748,8 +681,7 @@ def test_a_whole_section_is_a_categorical_choice(tmp_path: Path, run_dict: dict,
     if chosen == sgd:
         expected["nesterov"] = True
     assert written.optimizer.model_dump() == expected
-    final = runner.invoke(app, ["train-from-best", *storage, "--out", "final"], catch_exceptions=False)
-    assert final.exit_code == 0, final.output
+    _ok("train-from-best", *storage, "--out", "final")
     (candidate,) = json.loads((tmp_path / "final" / "summary.json").read_text())["candidates"]
     assert (
         candidate["params"]["optimizer"] == chosen
@@ -763,11 +695,9 @@ def test_a_machine_joining_by_name_aims_for_the_latest_run_s_target(configs: tup
     run, opt = configs
     storage = yaml.safe_load(opt.read_text())["storage"]
     for n in ("2", "3"):
-        result = runner.invoke(app, ["optimize", "-r", str(run), "-o", str(opt), "--n-trials", n, "-q"])
-        assert result.exit_code == 0, result.output
+        _ok("optimize", "-r", str(run), "-o", str(opt), "--n-trials", n, "-q")
     join = ["optimize", "--study-name", "tiny", "--storage", storage]
-    planned = runner.invoke(app, [*join, "--dry-run", "--json"], catch_exceptions=False)
-    assert planned.exit_code == 0, planned.output
+    planned = _ok(*join, "--dry-run", "--json")
     assert json.loads(planned.stdout)["optimize_config"]["n_trials"] == 3
 
 
@@ -777,11 +707,9 @@ def test_the_dry_run_of_a_study_holding_its_n_trials_says_nothing_would_run(
     # It read "2 in all", while the run itself says the study holds its trials and runs nothing.
     run, opt = configs
     storage = yaml.safe_load(opt.read_text())["storage"]
-    made = runner.invoke(app, ["optimize", "-r", str(run), "-o", str(opt), "--n-trials", "2", "-q"])
-    assert made.exit_code == 0, made.output
+    _ok("optimize", "-r", str(run), "-o", str(opt), "--n-trials", "2", "-q")
     dry = ["optimize", "-r", str(run), "-o", str(opt), "--n-trials", "2", "--dry-run"]
-    planned = runner.invoke(app, dry, catch_exceptions=False)
-    assert planned.exit_code == 0, planned.output
+    planned = _ok(*dry)
     assert (
         "2 in all; the study already holds 2 finished trials (n_trials: 2): nothing to run; --n-trials 12, say, "
         "runs 10 more" in " ".join(planned.stdout.replace("│", " ").split())
@@ -805,8 +733,7 @@ def test_a_machine_joining_by_name_without_the_creator_s_gpu_is_told_to_give_dev
         pytest.skip("CUDA is available here")
     run, opt = configs
     storage = yaml.safe_load(opt.read_text())["storage"]
-    made = runner.invoke(app, ["optimize", "-r", str(run), "-o", str(opt), "--n-trials", "1", "-q"])
-    assert made.exit_code == 0, made.output
+    _ok("optimize", "-r", str(run), "-o", str(opt), "--n-trials", "1", "-q")
     study = optuna.load_study(study_name="tiny", storage=storage)
     study.set_user_attr("run_config", {**study.user_attrs["run_config"], "device": "cuda"})  # a GPU machine's
     join = ["optimize", "--study-name", "tiny", "--storage", storage, "--n-trials", "2", "-q"]
@@ -887,13 +814,9 @@ def test_optimize_says_when_it_creates_a_study_and_where_and_not_when_it_resumes
 ) -> None:
     """A relative storage run from another folder made a new, empty study in another file without a word
     (only the summary's "3 run now" hinted at it): a user who meant to resume lost track of the study."""
-    from .conftest import write_yaml
-
     opt_dict.update(storage="sqlite:///studies/tiny.db", n_trials=1)
-    rp, op = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
-    args = ["optimize", "-r", str(rp), "-o", str(op), "-q"]
-    created = runner.invoke(app, args, catch_exceptions=False)
-    assert created.exit_code == 0, created.output
+    args = [*_optimize_args(tmp_path, run_dict, opt_dict), "-q"]
+    created = _ok(*args)
     assert created.stderr.splitlines()[0] == f"new study 'tiny' in {tmp_path / 'studies' / 'tiny.db'}"
     resumed = runner.invoke(app, [*args, "--n-trials", "2"], catch_exceptions=False)
     assert resumed.exit_code == 0 and "new study" not in resumed.output, resumed.output
@@ -909,14 +832,12 @@ def test_a_relative_storage_run_from_another_folder_is_refused_where_the_config_
     """The config's `storage: sqlite:///studies/x.db` (or the default) is read from the folder the command
     runs in: `hpotool optimize -o ../optimize.yaml` from a subfolder started a new study in sub/studies/,
     silently, while the study to resume sat beside the config."""
-    from .conftest import write_yaml
-
     opt_dict["n_trials"] = 1
     if storage is None:
         del opt_dict["storage"]
     else:
         opt_dict["storage"] = storage
-    write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    write_configs(tmp_path, run_dict, opt_dict)
     assert runner.invoke(app, ["optimize", "-r", "run.yaml", "-o", "optimize.yaml", "-q"]).exit_code == 0
     (tmp_path / "sub").mkdir()
     monkeypatch.chdir(tmp_path / "sub")
@@ -943,12 +864,9 @@ def test_a_new_study_of_a_name_close_to_a_stored_one_says_which_it_may_have_mean
 ) -> None:
     """A misspelt --study-name (or study_name) started a new study, silently, instead of resuming the one
     meant: the read commands say "did you mean", optimize said nothing."""
-    from .conftest import write_yaml
-
     del opt_dict["storage"]  # the default: studies/<name>.db, one file per study
     opt_dict.update(study_name="digits_mlp", n_trials=1)
-    rp, op = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
-    args = ["optimize", "-r", str(rp), "-o", str(op), "-q"]
+    args = [*_optimize_args(tmp_path, run_dict, opt_dict), "-q"]
     assert runner.invoke(app, args, catch_exceptions=False).exit_code == 0
     typo = runner.invoke(app, [*args, "--study-name", "digts_mlp"], catch_exceptions=False)
     assert typo.stderr.splitlines()[0] == (
@@ -972,15 +890,12 @@ def test_a_new_study_in_a_series_gets_no_did_you_mean_and_a_typo_still_does(
     character apart: each new one was told '(did you mean' the one before. A typo still is."""
     import optuna
 
-    from .conftest import write_yaml
-
     url = opt_dict["storage"]
     (tmp_path / "studies").mkdir()
     for name in ("run-12-01", "exp1", "digits_mlp"):
         optuna.create_study(study_name=name, storage=url)
     opt_dict.update(n_trials=1)
-    rp, op = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
-    args = ["optimize", "-r", str(rp), "-o", str(op), "-q", "--study-name"]
+    args = [*_optimize_args(tmp_path, run_dict, opt_dict), "-q", "--study-name"]
     where = tmp_path / "studies" / "tiny.db"
     for name in ("run-12-02", "exp10", "digits_mlp_v2"):
         new = runner.invoke(app, [*args, name], catch_exceptions=False)

@@ -15,7 +15,7 @@ from hpotool.config import FinalConfig, OptimizeConfig, load_run_config
 from hpotool.errors import HpoError
 from hpotool.final import plan_final
 
-from .conftest import write_yaml
+from .conftest import write_configs, write_yaml
 from .tiny_study import run_tiny_study
 
 runner = CliRunner()
@@ -242,12 +242,23 @@ def test_top_k_retrains_and_ranks_by_mean(tmp_path: Path, run_dict: dict, opt_di
     assert len([p for p in (tmp_path / "final").iterdir() if p.is_dir()]) == 4
 
 
+def _plan(tmp_path: Path, run_dict: dict, opt_dict: dict, **settings: Any) -> Any:
+    """prepare_study on run_dict and opt_dict with `settings` (final:, search_space:) set."""
+    from hpotool.plan import prepare_study
+
+    return prepare_study(*write_configs(tmp_path, run_dict, {**opt_dict, **settings}))
+
+
+def _refusal(tmp_path: Path, run_dict: dict, opt_dict: dict, **settings: Any) -> str:
+    """What prepare_study says, refusing opt_dict with `settings` set."""
+    with pytest.raises(HpoError) as err:
+        _plan(tmp_path, run_dict, opt_dict, **settings)
+    return str(err.value)
+
+
 def test_bad_final_overrides_fail_before_the_study_starts(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
-    from hpotool.plan import prepare_study
-
-    rp = write_yaml(tmp_path / "run.yaml", run_dict)
     cases = [
         (
             {"overrides": {"data.subset_fractoin": 1.0}},
@@ -301,10 +312,8 @@ def test_bad_final_overrides_fail_before_the_study_starts(
         ),
     ]
     for final, message in cases:
-        op = write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "final": final})
-        with pytest.raises(HpoError) as err:
-            prepare_study(rp, op)
-        assert message in str(err.value), str(err.value)
+        said = _refusal(tmp_path, run_dict, opt_dict, final=final)
+        assert message in said, said
     assert not (tmp_path / "studies").exists()
 
 
@@ -331,19 +340,12 @@ def test_final_epochs_a_schedule_cannot_span_fail_before_the_study_starts(
 ) -> None:
     """final.epochs: 2 under a step schedule of step_size 3: the study ran, and train-from-best refused the
     final runs afterwards (the check before trial 0 built the schedule only for final.overrides)."""
-    from hpotool.plan import prepare_study
-
     run_dict.update(epochs=4, scheduler={"name": "step", "step_size": 3})
-    rp = write_yaml(tmp_path / "run.yaml", run_dict)
-    op = write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "final": {"epochs": 2}})
-    with pytest.raises(HpoError) as err:
-        prepare_study(rp, op)
-    assert str(err.value) == (
-        f"{op}: final: with epochs=2: ValueError: step_size 3 is not shorter than the 2 epochs the schedule "
-        f"runs, so the lr would never decay; use at most 1, or more epochs"
+    assert _refusal(tmp_path, run_dict, opt_dict, final={"epochs": 2}) == (
+        f"{tmp_path / 'optimize.yaml'}: final: with epochs=2: ValueError: step_size 3 is not shorter than "
+        "the 2 epochs the schedule runs, so the lr would never decay; use at most 1, or more epochs"
     )
-    write_yaml(op, {**opt_dict, "final": {"epochs": 8}})
-    prepare_study(rp, op)
+    _plan(tmp_path, run_dict, opt_dict, final={"epochs": 8})
 
 
 def test_final_epochs_the_warm_up_does_not_fit_fail_before_the_study_starts(
@@ -351,27 +353,18 @@ def test_final_epochs_the_warm_up_does_not_fit_fail_before_the_study_starts(
 ) -> None:
     """final.epochs: 1 with a one-epoch warm-up: optimize ran the whole study, and train-from-best refused it
     afterwards (`final: with epochs=1: scheduler.warmup_epochs: 1 is not shorter than the run`)."""
-    from hpotool.plan import prepare_study
-
     run_dict["scheduler"] = {"name": "cosine", "warmup_epochs": 1}
-    rp = write_yaml(tmp_path / "run.yaml", run_dict)
-    op = write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "final": {"epochs": 1}})
-    with pytest.raises(HpoError) as err:
-        prepare_study(rp, op)
-    assert str(err.value) == (
-        f"{op}: final: with epochs=1: scheduler.warmup_epochs: 1 is not shorter than the run (epochs: 1), so "
-        "the 'cosine' schedule would never start; use at most 0, or more epochs"
+    assert _refusal(tmp_path, run_dict, opt_dict, final={"epochs": 1}) == (
+        f"{tmp_path / 'optimize.yaml'}: final: with epochs=1: scheduler.warmup_epochs: 1 is not shorter than "
+        "the run (epochs: 1), so the 'cosine' schedule would never start; use at most 0, or more epochs"
     )
-    op = write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "final": {"epochs": 2}})
-    prepare_study(rp, op)
+    _plan(tmp_path, run_dict, opt_dict, final={"epochs": 2})
     # the trials' warm-up is their own, which the base's does not tell: each is checked by train-from-best
     space = {**opt_dict["search_space"], "scheduler.warmup_epochs": {"type": "categorical", "choices": [0]}}
-    op = write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "search_space": space, "final": {"epochs": 1}})
-    prepare_study(rp, op)
+    _plan(tmp_path, run_dict, opt_dict, search_space=space, final={"epochs": 1})
     # whole schedules as choices replace the base's, warm-up and all (it refused this too)
     space = {"scheduler": {"type": "categorical", "choices": [{"name": "none"}, {"name": "cosine"}]}}
-    op = write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "search_space": space, "final": {"epochs": 1}})
-    prepare_study(rp, op)
+    _plan(tmp_path, run_dict, opt_dict, search_space=space, final={"epochs": 1})
     assert not (tmp_path / "studies").exists()
 
 

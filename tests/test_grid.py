@@ -14,12 +14,39 @@ from hpotool.plan import prepare_study
 from hpotool.stale import fail_dead_local_trials
 from hpotool.study import open_study
 
-from .conftest import write_yaml
+from .conftest import load_study, write_configs
 
 SPACE = {
     "optimizer.lr": {"type": "categorical", "choices": [0.01, 0.1]},
     "model.hidden.0": {"type": "int", "low": 8, "high": 16, "step": 8},
 }
+GRID = {  # SPACE's distributions, as hpotool suggests them
+    "optimizer.lr": optuna.distributions.CategoricalDistribution([0.01, 0.1]),
+    "model.hidden.0": optuna.distributions.IntDistribution(8, 16, step=8),
+}
+POINTS = [(0.01, 8), (0.01, 16), (0.1, 8), (0.1, 16)]  # SPACE's grid, sorted
+ACTIVATIONS = {"model.activation": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]}}
+ELSEWHERE = {"host": "elsewhere", "pid": 1}  # the worker of a trial another machine runs
+
+
+def _ran(trials: list[optuna.trial.FrozenTrial]) -> list[tuple[Any, Any]]:
+    """The points of SPACE the complete trials ran, sorted."""
+    complete = [t.params for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    return sorted((p["optimizer.lr"], p["model.hidden.0"]) for p in complete)
+
+
+def _asked_elsewhere(study: optuna.Study) -> int:
+    """A trial another machine's worker has asked, its point not yet picked."""
+    trial_id = study._storage.create_new_trial(study._study_id)
+    study._storage.set_trial_user_attr(trial_id, "worker", ELSEWHERE)
+    return trial_id
+
+
+def _store_picked_point(study: optuna.Study, sampler: GridSampler, trial_id: int) -> None:
+    """Stores the values of the grid point the trial picked (its grid_id), as its suggestions would."""
+    point = sampler._all_grids[study._storage.get_trial(trial_id).system_attrs["grid_id"]]
+    for name, value in zip(sampler._param_names, point, strict=True):
+        study._storage.set_trial_param(trial_id, name, GRID[name].to_internal_repr(value), GRID[name])
 
 
 @pytest.mark.parametrize("name", ["grid", "optuna.samplers.GridSampler"])
@@ -30,15 +57,13 @@ def test_a_warm_start_on_a_grid_point_runs_once_and_the_grid_ends_after_its_four
     # study ran 5 trials for a 4-point grid.
     opt_dict.update(n_trials=10, sampler={"name": name}, search_space=SPACE)
     opt_dict["enqueue"] = [{"optimizer.lr": 0.1, "model.hidden.0": 16}]
-    plan = prepare_study(
-        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
-    )
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
     assert isinstance(plan.sampler, GridSampler)
     summary = run_study(plan)
-    study = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
+    study = load_study(opt_dict)
     points = [(t.params["optimizer.lr"], t.params["model.hidden.0"]) for t in study.trials]
     assert points[0] == (0.1, 16)
-    assert sorted(points) == [(0.01, 8), (0.01, 16), (0.1, 8), (0.1, 16)]
+    assert sorted(points) == POINTS
     assert summary.stopped == EXHAUSTED
 
 
@@ -69,14 +94,11 @@ def test_resuming_a_complete_grid_runs_no_point_again(
     # The same command again (or with more --n-trials) on a finished grid ran one of its points a second
     # time ("GridSampler is re-evaluating a configuration") before it stopped.
     opt_dict.update(n_trials=10, sampler={"name": name}, search_space=SPACE)
-    run_path, opt_path = (
-        write_yaml(tmp_path / "run.yaml", run_dict),
-        write_yaml(tmp_path / "opt.yaml", opt_dict),
-    )
+    run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
     assert run_study(prepare_study(run_path, opt_path)).stopped == EXHAUSTED
     again = run_study(prepare_study(run_path, opt_path))
     assert again.stopped == EXHAUSTED and again.ran_now == 0
-    assert len(optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials) == 4
+    assert len(load_study(opt_dict).trials) == 4
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
@@ -87,10 +109,7 @@ def test_a_point_whose_trial_was_interrupted_runs_on_resume(
     # Ctrl-C ends the running trial as FAIL ("interrupted"), which Optuna's grid and brute-force samplers
     # count as that point run: the resumed run ended the search without ever training it.
     opt_dict.update(n_trials=10, sampler={"name": sampler}, search_space=SPACE)
-    run_path, opt_path = (
-        write_yaml(tmp_path / "run.yaml", run_dict),
-        write_yaml(tmp_path / "opt.yaml", opt_dict),
-    )
+    run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
     study, _ = open_study(prepare_study(run_path, opt_path))
     trial = study.ask()  # as run_trials ends a trial Ctrl-C stopped
     interrupted = (
@@ -101,13 +120,8 @@ def test_a_point_whose_trial_was_interrupted_runs_on_resume(
     study.tell(trial, state=optuna.trial.TrialState.FAIL)
     for _ in range(2):  # resumed, then run again: the point is queued once
         assert run_study(prepare_study(run_path, opt_path)).stopped == EXHAUSTED
-    done = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
-    complete = [
-        (t.params["optimizer.lr"], t.params["model.hidden.0"])
-        for t in done.trials
-        if t.state.name == "COMPLETE"
-    ]
-    assert interrupted in complete and sorted(complete) == [(0.01, 8), (0.01, 16), (0.1, 8), (0.1, 16)]
+    ran = _ran(load_study(opt_dict).trials)
+    assert interrupted in ran and ran == POINTS
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
@@ -119,27 +133,24 @@ def test_a_worker_waits_for_the_last_grid_point_another_runs_instead_of_running_
     from hpotool.plan import Overrides
 
     opt_dict.update(n_trials=10, timeout=2, sampler={"name": "grid"}, search_space=SPACE)
-    run_path, opt_path = (
-        write_yaml(tmp_path / "run.yaml", run_dict),
-        write_yaml(tmp_path / "opt.yaml", opt_dict),
-    )
+    run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
     run_study(prepare_study(run_path, opt_path, Overrides(n_trials=3)))
     study, _ = open_study(prepare_study(run_path, opt_path))
     other = study.ask()  # the last point, running in another process
-    other.set_user_attr("worker", {"host": "elsewhere", "pid": 1})
+    other.set_user_attr("worker", ELSEWHERE)
     last = (
         other.suggest_categorical("optimizer.lr", [0.01, 0.1]),
         other.suggest_int("model.hidden.0", 8, 16, step=8),
     )
     summary = run_study(prepare_study(run_path, opt_path))
     assert summary.ran_now == 0 and "timeout" in (summary.stopped or "")
-    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    trials = load_study(opt_dict).trials
     assert len(trials) == 4 and last not in [
         (t.params["optimizer.lr"], t.params["model.hidden.0"]) for t in trials[:3]
     ]
-    optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).tell(other.number, 0.5)  # it ends
+    load_study(opt_dict).tell(other.number, 0.5)  # it ends
     assert run_study(prepare_study(run_path, opt_path)).stopped == EXHAUSTED
-    assert len(optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials) == 4
+    assert len(load_study(opt_dict).trials) == 4
 
 
 def test_without_a_heartbeat_a_worker_does_not_wait_for_another_machines_grid_point(
@@ -152,14 +163,11 @@ def test_without_a_heartbeat_a_worker_does_not_wait_for_another_machines_grid_po
     opt_dict.update(
         n_trials=10, sampler={"name": "grid"}, search_space=SPACE, storage=f"journal:{tmp_path / 'g.log'}"
     )
-    run_path, opt_path = (
-        write_yaml(tmp_path / "run.yaml", run_dict),
-        write_yaml(tmp_path / "opt.yaml", opt_dict),
-    )
+    run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
     run_study(prepare_study(run_path, opt_path, Overrides(n_trials=3)))
     study, _ = open_study(prepare_study(run_path, opt_path))
     other = study.ask()
-    other.set_user_attr("worker", {"host": "elsewhere", "pid": 1})
+    other.set_user_attr("worker", ELSEWHERE)
     other.suggest_categorical("optimizer.lr", [0.01, 0.1])
     other.suggest_int("model.hidden.0", 8, 16, step=8)
     summary = run_study(prepare_study(run_path, opt_path))
@@ -193,12 +201,9 @@ def test_a_grid_of_list_choices_runs_each_point_once_with_its_warm_start(
     # queued with, so the queued point counts on the grid and the grid ends after its points.
     opt_dict.update(n_trials=10, sampler=sampler, search_space=LISTS)
     opt_dict["enqueue"] = [{"model.hidden": [16, 8], "optimizer.lr": 0.1}]
-    run_path, opt_path = (
-        write_yaml(tmp_path / "run.yaml", run_dict),
-        write_yaml(tmp_path / "opt.yaml", opt_dict),
-    )
+    run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
     assert run_study(prepare_study(run_path, opt_path)).stopped == EXHAUSTED
-    study = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
+    study = load_study(opt_dict)
     ran = [(t.params["model.hidden"], t.params["optimizer.lr"]) for t in study.trials]
     assert ran[0] == ("[16, 8]", 0.1) and len(ran) == len(set(ran)) == points
     again = run_study(prepare_study(run_path, opt_path))  # a finished grid runs no point again
@@ -215,12 +220,10 @@ def test_a_grid_value_names_the_whole_section_choice_that_builds_its_section(
     grid = {"optimizer": [sgd, {"name": "adam", "lr": 0.001}]}
     opt_dict.update(n_trials=5, sampler={"name": "grid", "kwargs": {"search_space": grid}})
     opt_dict["search_space"] = {"optimizer": {"type": "categorical", "choices": [sgd, adam]}}
-    plan = prepare_study(
-        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
-    )
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
     assert plan.opt.sampler.kwargs["search_space"] == {"optimizer": [sgd, adam]}
     assert run_study(plan).stopped == EXHAUSTED
-    study = optuna.load_study(study_name="tiny", storage=opt_dict["storage"])
+    study = load_study(opt_dict)
     assert sorted(t.params["optimizer"] for t in study.trials) == [
         "{lr: 0.1, momentum: 0.9, name: sgd}",
         "{name: adam}",
@@ -248,7 +251,7 @@ class _OtherWorker:
     def trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if self.other is None:
             self.other = study.ask()
-            self.other.set_user_attr("worker", {"host": "elsewhere", "pid": 1})
+            self.other.set_user_attr("worker", ELSEWHERE)
             if self.suggested:
                 self.other.suggest_categorical("optimizer.lr", [0.01, 0.1])
 
@@ -267,21 +270,18 @@ def test_a_worker_waits_for_the_last_brute_force_point_another_runs_instead_of_r
         sampler={"name": "bruteforce"},
         search_space={"optimizer.lr": {"type": "categorical", "choices": [0.01, 0.1]}},
     )
-    run_path, opt_path = (
-        write_yaml(tmp_path / "run.yaml", run_dict),
-        write_yaml(tmp_path / "opt.yaml", opt_dict),
-    )
+    run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
     worker = _OtherWorker(suggested)
     summary = run_study(prepare_study(run_path, opt_path), worker)
     assert summary.ran_now == 1 and "timeout" in (summary.stopped or "")
     assert worker.other is not None
     if not suggested:  # it draws its value now: the point left
         worker.other.suggest_categorical("optimizer.lr", [0.01, 0.1])
-    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    trials = load_study(opt_dict).trials
     assert sorted(t.params["optimizer.lr"] for t in trials) == [0.01, 0.1]
-    optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).tell(worker.other.number, 0.5)
+    load_study(opt_dict).tell(worker.other.number, 0.5)
     assert run_study(prepare_study(run_path, opt_path)).stopped == EXHAUSTED
-    assert len(optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials) == 2
+    assert len(load_study(opt_dict).trials) == 2
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
@@ -295,19 +295,12 @@ def test_a_brute_force_trial_draws_its_values_after_the_trial_another_worker_ask
     import threading
     import time
 
-    opt_dict.update(
-        n_trials=10,
-        sampler={"name": "bruteforce"},
-        search_space={"model.activation": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]}},
-    )
-    run_path, opt_path = (
-        write_yaml(tmp_path / "run.yaml", run_dict),
-        write_yaml(tmp_path / "opt.yaml", opt_dict),
-    )
+    opt_dict.update(n_trials=10, sampler={"name": "bruteforce"}, search_space=ACTIVATIONS)
+    run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
     plan = prepare_study(run_path, opt_path)
     study, _ = open_study(plan)
     other = study.ask()  # asked before this process's first trial, its value not yet drawn
-    other.set_user_attr("worker", {"host": "elsewhere", "pid": 1})
+    other.set_user_attr("worker", ELSEWHERE)
     storage = study._storage
 
     def draw_late() -> None:
@@ -334,7 +327,7 @@ def test_a_brute_force_trial_draws_its_values_after_the_trial_another_worker_ask
     worker.start()
     run_study(plan)
     worker.join()
-    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    trials = load_study(opt_dict).trials
     assert sorted(t.params["model.activation"] for t in trials) == ["gelu", "relu", "tanh"]
 
 
@@ -378,19 +371,13 @@ def test_a_brute_force_trial_does_not_wait_for_an_earlier_trial_whose_local_work
 
     monkeypatch.setattr(hpotool.loop, "DRAW_WAIT_S", 3600.0)
     monkeypatch.setenv("HPOTOOL_HEARTBEAT_INTERVAL", "1")  # how often the loop looks for dead workers
-    opt_dict.update(
-        n_trials=4,
-        sampler={"name": "bruteforce"},
-        search_space={"model.activation": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]}},
-    )
-    plan = prepare_study(
-        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
-    )
+    opt_dict.update(n_trials=4, sampler={"name": "bruteforce"}, search_space=ACTIVATIONS)
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
     runner = threading.Thread(target=run_study, args=(plan, _DyingWorker()), daemon=True)
     runner.start()
     runner.join(timeout=120)
     assert not runner.is_alive(), "the trials waited for the dead worker's trial to draw"
-    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    trials = load_study(opt_dict).trials
     assert sorted(t.params["model.activation"] for t in trials if t.params) == ["gelu", "relu", "tanh"]
 
 
@@ -409,13 +396,11 @@ def test_a_resumed_study_runs_every_point_when_a_worker_died_before_drawing_its_
         sampler={"name": sampler},
         search_space={"model.activation": {"type": "categorical", "choices": choices}},
     )
-    plan = prepare_study(
-        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
-    )
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
     study, _ = open_study(plan)
     _ask_as_a_dead_local_worker(study)
     summary = run_study(plan)
-    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    trials = load_study(opt_dict).trials
     assert sorted(t.params["model.activation"] for t in trials if t.params) == sorted(choices)
     states = [(t.state, t.user_attrs.get("fail_reason", "")[:11]) for t in trials]
     assert states.count((optuna.trial.TrialState.FAIL, "worker died")) == 1
@@ -444,16 +429,10 @@ def test_brute_force_runs_the_point_of_a_worker_killed_mid_trial_before_it_says_
     # Brute force counts a running point as run, so the worker that finished the last other point ended the
     # search ('complete') and the command exited 0 with the killed worker's trial RUNNING and its point
     # never run, as long as the heartbeat had not yet failed it (60 s). That worker's process is gone.
-    opt_dict.update(
-        n_trials=10,
-        sampler={"name": "bruteforce"},
-        search_space={"model.activation": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]}},
-    )
-    plan = prepare_study(
-        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
-    )
+    opt_dict.update(n_trials=10, sampler={"name": "bruteforce"}, search_space=ACTIVATIONS)
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
     summary = run_study(plan, _KilledMidTrial())
-    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    trials = load_study(opt_dict).trials
     complete = [t.params["model.activation"] for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert sorted(complete) == ["gelu", "relu", "tanh"]
     assert [t.user_attrs.get("fail_reason", "")[:11] for t in trials if t.state.name == "FAIL"] == [
@@ -470,21 +449,13 @@ def test_the_retry_of_a_grid_trial_whose_worker_died_while_drawing_runs_its_poin
     # drawn, which is no grid point, so it failed ('All parameters must be specified'), and the grid
     # counted the dead trial's point as run: the search ended 'complete' with that point never run.
     opt_dict.update(n_trials=10, sampler={"name": "grid"}, search_space=SPACE)
-    plan = prepare_study(
-        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
-    )
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
     study, _ = open_study(plan)
     dead = _ask_as_a_dead_local_worker(study)
     dead.suggest_categorical("optimizer.lr", SPACE["optimizer.lr"]["choices"])  # killed after this one
     assert run_study(plan).stopped == EXHAUSTED
-    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
-    complete = [t.params for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert sorted((p["optimizer.lr"], p["model.hidden.0"]) for p in complete) == [
-        (0.01, 8),
-        (0.01, 16),
-        (0.1, 8),
-        (0.1, 16),
-    ]
+    trials = load_study(opt_dict).trials
+    assert _ran(trials) == POINTS
     assert [t.user_attrs["fail_reason"][:11] for t in trials if t.state.name == "FAIL"] == ["worker died"]
 
 
@@ -521,11 +492,9 @@ def test_brute_force_runs_a_dead_worker_s_queued_retry_before_it_says_the_search
         sampler={"name": "bruteforce"},
         search_space={"model.activation": {"type": "categorical", "choices": ["relu", "gelu"]}},
     )
-    plan = prepare_study(
-        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
-    )
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
     summary = run_study(plan, _FailedMidTrial())
-    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    trials = load_study(opt_dict).trials
     complete = [t.params["model.activation"] for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert sorted(complete) == ["gelu", "relu"] and summary.stopped == EXHAUSTED
     assert not [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
@@ -545,10 +514,7 @@ def test_ctrl_c_between_two_of_a_trial_s_draws_waits_for_the_point_and_the_resum
     import signal
 
     opt_dict.update(n_trials=10, sampler={"name": sampler}, search_space=SPACE)
-    run_path, opt_path = (
-        write_yaml(tmp_path / "run.yaml", run_dict),
-        write_yaml(tmp_path / "opt.yaml", opt_dict),
-    )
+    run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
     plan = prepare_study(run_path, opt_path)  # its checks suggest on a probe study: patched after them
     real_suggest = optuna.Trial.suggest_categorical
 
@@ -562,26 +528,9 @@ def test_ctrl_c_between_two_of_a_trial_s_draws_waits_for_the_point_and_the_resum
     assert run_study(plan).interrupted == signal.SIGINT
     monkeypatch.undo()
     assert run_study(prepare_study(run_path, opt_path)).stopped == EXHAUSTED
-    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
-    complete = [t.params for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert sorted((p["optimizer.lr"], p["model.hidden.0"]) for p in complete) == [
-        (0.01, 8),
-        (0.01, 16),
-        (0.1, 8),
-        (0.1, 16),
-    ]
+    trials = load_study(opt_dict).trials
+    assert _ran(trials) == POINTS
     assert [t.user_attrs["fail_reason"] for t in trials if t.state.name == "FAIL"] == ["interrupted"]
-
-
-GRID = {  # SPACE's distributions, as hpotool suggests them
-    "optimizer.lr": optuna.distributions.CategoricalDistribution([0.01, 0.1]),
-    "model.hidden.0": optuna.distributions.IntDistribution(8, 16, step=8),
-}
-
-
-def _ran(trials: list[optuna.trial.FrozenTrial]) -> list[tuple[Any, Any]]:
-    complete = [t.params for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    return sorted((p["optimizer.lr"], p["model.hidden.0"]) for p in complete)
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
@@ -596,14 +545,11 @@ def test_a_grid_trial_picks_its_point_after_the_trial_another_worker_asked_befor
     import time
 
     opt_dict.update(n_trials=10, sampler={"name": "grid"}, search_space=SPACE)
-    plan = prepare_study(
-        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
-    )
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
     study, _ = open_study(plan)
     storage, sampler = study._storage, study.sampler
     assert isinstance(sampler, GridSampler)
-    other = storage.create_new_trial(study._study_id)  # asked, its point not yet picked
-    storage.set_trial_user_attr(other, "worker", {"host": "elsewhere", "pid": 1})
+    other = _asked_elsewhere(study)
 
     def pick_late() -> None:
         deadline = time.monotonic() + 60
@@ -621,17 +567,14 @@ def test_a_grid_trial_picks_its_point_after_the_trial_another_worker_asked_befor
                 storage.set_trial_system_attr(other, key, mine.system_attrs[key])
         else:
             sampler.before_trial(study, storage.get_trial(other))
-        point = sampler._all_grids[storage.get_trial(other).system_attrs["grid_id"]]
-        for name, value in zip(sampler._param_names, point, strict=True):
-            storage.set_trial_param(other, name, GRID[name].to_internal_repr(value), GRID[name])
+        _store_picked_point(study, sampler, other)
         study.tell(0, 0.5)
 
     worker = threading.Thread(target=pick_late)
     worker.start()
     assert run_study(plan).stopped == EXHAUSTED
     worker.join()
-    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
-    assert _ran(trials) == [(0.01, 8), (0.01, 16), (0.1, 8), (0.1, 16)]
+    assert _ran(load_study(opt_dict).trials) == POINTS
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
@@ -642,9 +585,7 @@ def test_a_grid_trial_sent_back_to_the_queue_picks_its_point_again_when_it_is_ta
     # the queue with the point it was given; taken from it later, it ran that point though another trial
     # had run it meanwhile (3 workers: a point ran twice, and the study reached n_trials with one never run).
     opt_dict.update(n_trials=10, sampler={"name": "grid"}, search_space=SPACE)
-    plan = prepare_study(
-        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
-    )
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
     study, _ = open_study(plan)
     first = study.ask()  # point 0, run by another worker
     for name, distribution in GRID.items():
@@ -654,8 +595,7 @@ def test_a_grid_trial_sent_back_to_the_queue_picks_its_point_again_when_it_is_ta
     study._storage.set_trial_state_values(sent_back._trial_id, optuna.trial.TrialState.WAITING)
     study.tell(first, 0.5)
     assert run_study(plan).stopped == EXHAUSTED
-    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
-    assert _ran(trials) == [(0.01, 8), (0.01, 16), (0.1, 8), (0.1, 16)]
+    assert _ran(load_study(opt_dict).trials) == POINTS
 
 
 LR = {"type": "categorical", "choices": [0.01, 0.1]}
@@ -691,9 +631,7 @@ def test_brute_force_runs_every_point_when_a_worker_died_between_two_of_a_trial_
     # complete with 2 of its 4 points run. (A trial that drew every value its conditions switch on, on
     # searched values or the run config's, is a whole point.)
     opt_dict.update(n_trials=10, sampler={"name": "bruteforce"}, search_space=space)
-    plan = prepare_study(
-        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
-    )
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
     study, _ = open_study(plan)
     dead = _ask_as_a_dead_local_worker(study)
     first, spec = next(iter(space.items()))
@@ -704,7 +642,7 @@ def test_brute_force_runs_every_point_when_a_worker_died_between_two_of_a_trial_
         optuna.distributions.CategoricalDistribution(spec["choices"]),
     )
     assert run_study(plan).stopped == EXHAUSTED
-    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    trials = load_study(opt_dict).trials
     complete = [tuple(t.params.items()) for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == len(set(complete)) == points
     assert [t.user_attrs["fail_reason"][:11] for t in trials if t.state.name == "FAIL"] == ["worker died"]
@@ -733,13 +671,9 @@ def test_a_signal_while_a_trial_waits_for_an_earlier_trial_s_point_stops_the_com
     from .test_workers import _hpotool, _kill_session, _wait_for
 
     opt_dict.update(n_trials=10, sampler={"name": sampler}, search_space=SPACE)
-    run_path, opt_path = (
-        write_yaml(tmp_path / "run.yaml", run_dict),
-        write_yaml(tmp_path / "opt.yaml", opt_dict),
-    )
+    run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
     study, _ = open_study(prepare_study(run_path, opt_path))
-    other = study._storage.create_new_trial(study._study_id)  # another machine's: it never picks a point
-    study._storage.set_trial_user_attr(other, "worker", {"host": "elsewhere", "pid": 1})
+    other = _asked_elsewhere(study)  # it never picks a point
     args = ["optimize", "-r", str(run_path), "-o", str(opt_path), "-q", "--workers", str(workers)]
     proc = _hpotool(args, tmp_path)
     try:
@@ -775,25 +709,19 @@ def test_a_trial_that_finds_every_grid_point_taken_once_it_may_pick_goes_back_to
     from hpotool.plan import Overrides
 
     opt_dict.update(n_trials=10, timeout=3, sampler={"name": "grid"}, search_space=SPACE)
-    run_path, opt_path = (
-        write_yaml(tmp_path / "run.yaml", run_dict),
-        write_yaml(tmp_path / "opt.yaml", opt_dict),
-    )
+    run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
     run_study(prepare_study(run_path, opt_path, Overrides(n_trials=3)))
     study, _ = open_study(prepare_study(run_path, opt_path))
     storage, sampler = study._storage, study.sampler
     assert isinstance(sampler, GridSampler)
-    other = storage.create_new_trial(study._study_id)  # the other worker's, its point (the last) not picked
-    storage.set_trial_user_attr(other, "worker", {"host": "elsewhere", "pid": 1})
+    other = _asked_elsewhere(study)  # its point (the last) not yet picked
 
     def pick_late() -> None:
         deadline = time.monotonic() + 60
         while len(storage.get_all_trials(study._study_id, deepcopy=False)) < 5 < deadline - time.monotonic():
             time.sleep(0.01)  # until this process asked, while the last point was free
         sampler.before_trial(study, storage.get_trial(other))
-        point = sampler._all_grids[storage.get_trial(other).system_attrs["grid_id"]]
-        for name, value in zip(sampler._param_names, point, strict=True):
-            storage.set_trial_param(other, name, GRID[name].to_internal_repr(value), GRID[name])
+        _store_picked_point(study, sampler, other)
 
     worker = threading.Thread(target=pick_late)
     worker.start()
@@ -802,9 +730,6 @@ def test_a_trial_that_finds_every_grid_point_taken_once_it_may_pick_goes_back_to
     assert summary.ran_now == 0 and "timeout" in (summary.stopped or "")
     mine = storage.get_all_trials(study._study_id, deepcopy=False)[-1]
     assert mine.state == TrialState.WAITING and not mine.params  # untrained, for a later ask to take
-    optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).tell(
-        storage.get_trial(other).number, 0.5
-    )
+    load_study(opt_dict).tell(storage.get_trial(other).number, 0.5)
     assert run_study(prepare_study(run_path, opt_path)).stopped == EXHAUSTED  # waiting: it runs nothing
-    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
-    assert _ran(trials) == [(0.01, 8), (0.01, 16), (0.1, 8), (0.1, 16)]
+    assert _ran(load_study(opt_dict).trials) == POINTS

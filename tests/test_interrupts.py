@@ -17,8 +17,21 @@ from hpotool.loop import run_study
 from hpotool.plan import Overrides, prepare_study
 from hpotool.storage import make_storage
 
-from .conftest import write_yaml
+from .conftest import load_study, write_configs, write_yaml
 from .test_workers import _hpotool, _signal_in_trials, _study_or_none, _wait_for
+
+
+def _signal_after(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> None:
+    """Patches owner.name (a function, or a method of a class) so that a Ctrl-C reaches this process as each
+    call returns."""
+    real = getattr(owner, name)
+
+    def then_ctrl_c(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        signal.raise_signal(signal.SIGINT)
+        return result
+
+    monkeypatch.setattr(owner, name, then_ctrl_c)
 
 
 def _configs(tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], n: int) -> list[str]:
@@ -96,20 +109,11 @@ def test_a_signal_as_ask_creates_the_trial_leaves_it_failed_not_running(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Ctrl-C landing inside `study.ask()`, after the trial's row exists: it must not stay RUNNING.
-    real_ask = optuna.Study.ask
-
-    def ask_then_ctrl_c(self: optuna.Study, *args: Any, **kwargs: Any) -> optuna.Trial:
-        trial = real_ask(self, *args, **kwargs)
-        signal.raise_signal(signal.SIGINT)
-        return trial
-
-    rp = write_yaml(tmp_path / "run.yaml", run_dict)
-    op = write_yaml(tmp_path / "optimize.yaml", opt_dict)
-    plan = prepare_study(rp, op)  # its check asks a probe study for a trial: patched after it
-    monkeypatch.setattr(optuna.Study, "ask", ask_then_ctrl_c)
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    _signal_after(monkeypatch, optuna.Study, "ask")  # prepare_study's check asks a probe study: after it
     summary = run_study(plan)
     assert summary.interrupted == signal.SIGINT
-    trials = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"]).trials
+    trials = load_study(opt_dict).trials
     assert [(t.state, t.user_attrs.get("fail_reason")) for t in trials] == [(TrialState.FAIL, "interrupted")]
 
 
@@ -120,22 +124,14 @@ def test_a_warm_start_point_whose_trial_was_interrupted_runs_on_resume(
     # study" (Optuna's skip_if_exists counts the interrupted FAIL), so it was never evaluated.
     point = {"optimizer.lr": 0.0123, "model.hidden.0": 16}
     opt_dict = {**opt_dict, "n_trials": 2, "enqueue": [point]}
-    rp = write_yaml(tmp_path / "run.yaml", run_dict)
-    op = write_yaml(tmp_path / "optimize.yaml", opt_dict)
-    real_ask = optuna.Study.ask
-
-    def ask_then_ctrl_c(self: optuna.Study, *args: Any, **kwargs: Any) -> optuna.Trial:
-        trial = real_ask(self, *args, **kwargs)
-        signal.raise_signal(signal.SIGINT)
-        return trial
-
-    plan = prepare_study(rp, op)  # its check asks a probe study for a trial: patched after it
-    monkeypatch.setattr(optuna.Study, "ask", ask_then_ctrl_c)
+    rp, op = write_configs(tmp_path, run_dict, opt_dict)
+    plan = prepare_study(rp, op)
+    _signal_after(monkeypatch, optuna.Study, "ask")  # prepare_study's check asks a probe study: after it
     assert run_study(plan).interrupted == signal.SIGINT
     monkeypatch.undo()
     run_study(prepare_study(rp, op))
     run_study(prepare_study(rp, op, Overrides(n_trials=3)))  # queued once, not on every resume
-    trials = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"]).trials
+    trials = load_study(opt_dict).trials
     ran = [
         (t.system_attrs.get("fixed_params", t.params), t.state, t.user_attrs.get("fail_reason"))
         for t in trials
@@ -153,18 +149,10 @@ def test_a_signal_as_a_trial_ends_its_heartbeat_leaves_it_told_not_running(
     # end: it is told so, and the run stops.
     from optuna.storages._heartbeat import HeartbeatThread
 
-    real_join = HeartbeatThread.join
-
-    def join_then_ctrl_c(self: HeartbeatThread) -> None:
-        real_join(self)
-        signal.raise_signal(signal.SIGINT)
-
-    plan = prepare_study(
-        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    )
-    monkeypatch.setattr(HeartbeatThread, "join", join_then_ctrl_c)
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    _signal_after(monkeypatch, HeartbeatThread, "join")
     assert run_study(plan).interrupted == signal.SIGINT
-    trials = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"]).trials
+    trials = load_study(opt_dict).trials
     assert [t.state for t in trials] == [TrialState.COMPLETE] and trials[0].value is not None
 
 
@@ -198,16 +186,14 @@ def test_a_signal_whose_interrupt_a_finalizer_swallowed_still_ends_the_trial(
     # The interrupt was lost: the study ran on to its end (in a worker, which ignores a second signal, the
     # trial could not be stopped at all), after a traceback of the 'Exception ignored' kind.
     run_dict["epochs"] = 3
-    plan = prepare_study(
-        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    )
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
     assert run_study(plan, _CtrlCInAFinalizer()).interrupted == signal.SIGINT
     assert "Exception ignored" not in capfd.readouterr().err
-    trials = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"]).trials
+    trials = load_study(opt_dict).trials
     assert [(t.state, t.user_attrs.get("fail_reason"), t.user_attrs["epochs_run"]) for t in trials] == [
         (TrialState.FAIL, "interrupted", 1)
     ]
-    assert run_study(prepare_study(tmp_path / "run.yaml", tmp_path / "o.yaml")).interrupted is None
+    assert run_study(prepare_study(tmp_path / "run.yaml", tmp_path / "optimize.yaml")).interrupted is None
 
 
 def test_a_signal_while_a_trial_draws_its_parameters_records_interrupted(
@@ -215,19 +201,12 @@ def test_a_signal_while_a_trial_draws_its_parameters_records_interrupted(
 ) -> None:
     # Ctrl-C after `ask`, while the trial suggests its values (TPE takes a while there) and before training:
     # the trial ended FAIL with no fail_reason (a worker test flaked on it under load).
-    real_suggest = optuna.Trial.suggest_float
-
-    def suggest_then_ctrl_c(self: optuna.Trial, *args: Any, **kwargs: Any) -> float:
-        value = real_suggest(self, *args, **kwargs)
-        signal.raise_signal(signal.SIGINT)
-        return value
-
-    rp = write_yaml(tmp_path / "run.yaml", run_dict)
-    op = write_yaml(tmp_path / "optimize.yaml", opt_dict)
-    plan = prepare_study(rp, op)  # its checks suggest on a probe study: patched after them
-    monkeypatch.setattr(optuna.Trial, "suggest_float", suggest_then_ctrl_c)
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    _signal_after(
+        monkeypatch, optuna.Trial, "suggest_float"
+    )  # its checks suggest on a probe study: after them
     assert run_study(plan).interrupted == signal.SIGINT
-    trials = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"]).trials
+    trials = load_study(opt_dict).trials
     assert [(t.state, t.user_attrs.get("fail_reason")) for t in trials] == [(TrialState.FAIL, "interrupted")]
 
 
@@ -246,13 +225,11 @@ def test_a_signal_while_the_study_is_created_waits_until_it_is_described(
         signal.raise_signal(signal.SIGINT)
         return real_versions()
 
-    plan = prepare_study(
-        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    )
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
     monkeypatch.setattr(study_module, "versions", versions_then_ctrl_c)
     with signals_interrupt(), pytest.raises(Interrupted):
         study_module.open_study(plan)
-    study = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"])
+    study = load_study(opt_dict)
     assert {"run_config", "optimize_config", "versions", ATTR} <= study.user_attrs.keys()
 
 
@@ -268,9 +245,7 @@ def test_a_study_whose_creator_died_before_describing_it_is_described_by_the_nex
     monkeypatch.setattr(study_module, "CREATOR_WAIT_S", 0.5)
     point = {"optimizer.lr": 0.0123, "model.hidden.0": 16}
     opt_dict.update(n_trials=2, enqueue=[point])
-    plan = prepare_study(
-        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    )
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
     dead = optuna.create_study(
         study_name="tiny", storage=make_storage(opt_dict["storage"]), direction="maximize"
     )
@@ -281,7 +256,7 @@ def test_a_study_whose_creator_died_before_describing_it_is_described_by_the_nex
     assert [t.params for t in study.trials].count(point) == 1 and len(study.trials) == 2
     opt_dict["search_space"]["optimizer.lr"]["high"] = 0.5  # a changed experiment is refused now
     with pytest.raises(HpoError, match="changed"):
-        run_study(prepare_study(tmp_path / "run.yaml", write_yaml(tmp_path / "o.yaml", opt_dict)))
+        run_study(prepare_study(*write_configs(tmp_path, run_dict, opt_dict)))
 
 
 def test_a_trial_left_running_before_it_recorded_its_owner_is_failed_and_frees_its_slot(
@@ -296,7 +271,7 @@ def test_a_trial_left_running_before_it_recorded_its_owner_is_failed_and_frees_i
     rp = write_yaml(tmp_path / "run.yaml", run_dict)
     op = write_yaml(tmp_path / "optimize.yaml", {**opt_dict, "n_trials": 3, "timeout": 20})
     run_study(prepare_study(rp, op, Overrides(n_trials=1)))
-    study = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"])
+    study = load_study(opt_dict)
     orphan = study.ask()  # RUNNING, with no owner: its process is gone
     time.sleep(1.5)
     summary = run_study(prepare_study(rp, op))
@@ -378,19 +353,12 @@ def test_a_signal_as_a_trial_s_heartbeat_starts_stops_the_heartbeat_and_fails_th
 
     from optuna.storages._heartbeat import HeartbeatThread
 
-    real_start = HeartbeatThread.start
-
-    def start_then_ctrl_c(self: HeartbeatThread) -> None:
-        real_start(self)
-        signal.raise_signal(signal.SIGINT)
-
-    rp = write_yaml(tmp_path / "run.yaml", run_dict)
-    plan = prepare_study(rp, write_yaml(tmp_path / "optimize.yaml", opt_dict))
-    monkeypatch.setattr(HeartbeatThread, "start", start_then_ctrl_c)
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    _signal_after(monkeypatch, HeartbeatThread, "start")
     assert run_study(plan).interrupted == signal.SIGINT
     beating = [t for t in threading.enumerate() if "_record_heartbeat" in t.name]
     assert beating == []
-    trials = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"]).trials
+    trials = load_study(opt_dict).trials
     assert [(t.state, t.user_attrs.get("fail_reason")) for t in trials] == [(TrialState.FAIL, "interrupted")]
 
 
@@ -433,11 +401,9 @@ def test_a_second_signal_as_an_interrupted_trial_is_told_waits_for_it(
             signal.raise_signal(signal.SIGINT)
         real_set(self, key, value)
 
-    plan = prepare_study(
-        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
-    )
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
     monkeypatch.setattr(loop, "_holds_its_point", holds_then_ctrl_c)
     monkeypatch.setattr(optuna.Trial, "set_user_attr", ctrl_c_again)
     assert run_study(plan).interrupted == signal.SIGINT
-    trials = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"]).trials
+    trials = load_study(opt_dict).trials
     assert [(t.state, t.user_attrs.get("fail_reason")) for t in trials] == [(TrialState.FAIL, "interrupted")]

@@ -19,23 +19,31 @@ from hpotool.search_space import decode_params, suggest
 from hpotool.study import open_study
 from hpotool.workers import run_workers
 
-from .conftest import write_yaml
+from .conftest import load_study, write_configs, write_yaml
 
 
 def _run(tmp_path: Path, run: dict[str, Any], opt: dict[str, Any], **kw: Any) -> Any:
-    rp = write_yaml(tmp_path / "run.yaml", run)
-    op = write_yaml(tmp_path / "optimize.yaml", opt)
-    plan = prepare_study(rp, op, Overrides(**kw))
+    plan = prepare_study(*write_configs(tmp_path, run, opt), Overrides(**kw))
     return plan, run_study(plan)
 
 
-def _study(opt: dict[str, Any]) -> optuna.Study:
-    return optuna.load_study(study_name=opt["study_name"], storage=opt["storage"])
+def _run_refused(tmp_path: Path, run: dict[str, Any], opt: dict[str, Any], **kw: Any) -> str:
+    """What _run says, refusing these configs (on the study as it stands)."""
+    with pytest.raises(HpoError) as err:
+        _run(tmp_path, run, opt, **kw)
+    return str(err.value)
+
+
+def _plan_refused(tmp_path: Path, run: dict[str, Any], opt: dict[str, Any]) -> str:
+    """What prepare_study says, refusing these configs."""
+    with pytest.raises(HpoError) as err:
+        prepare_study(*write_configs(tmp_path, run, opt))
+    return str(err.value)
 
 
 def test_study_runs_and_stores_configs_and_history(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
     _, summary = _run(tmp_path, run_dict, opt_dict)
-    study = _study(opt_dict)
+    study = load_study(opt_dict)
     assert summary.counts == {"complete": 3} and summary.ran_now == 3
     assert study.user_attrs["run_config"]["model"]["hidden"] == [16]
     assert study.user_attrs["optimize_config"]["metric"] == "val_accuracy"
@@ -53,7 +61,7 @@ def test_threshold_pruner_gives_a_deterministic_pruned_trial(
     opt_dict["pruner"] = {"name": "threshold", "kwargs": {"lower": 0.999}}
     opt_dict["n_trials"] = 1
     _, summary = _run(tmp_path, run_dict, opt_dict)
-    (trial,) = _study(opt_dict).trials
+    (trial,) = load_study(opt_dict).trials
     assert trial.state == TrialState.PRUNED and summary.counts == {"pruned": 1}
     assert re.match(r"pruned after 1 of \d+ epochs \(val_accuracy=", trial.user_attrs["prune_reason"])
     assert trial.user_attrs["epochs_run"] == 1
@@ -69,7 +77,7 @@ def test_a_trial_that_ran_every_epoch_completes_whatever_the_pruner_says(
     opt_dict["n_trials"] = 1
     run_dict["epochs"] = 1
     _, summary = _run(tmp_path, run_dict, opt_dict)
-    (trial,) = _study(opt_dict).trials
+    (trial,) = load_study(opt_dict).trials
     assert trial.state == TrialState.COMPLETE and summary.counts == {"complete": 1}
     assert trial.user_attrs["epochs_run"] == 1 and list(trial.intermediate_values) == [0]
 
@@ -79,7 +87,7 @@ def test_non_finite_loss_prunes_with_the_reason(tmp_path: Path, run_dict: dict, 
     opt_dict["search_space"] = {"optimizer.momentum": {"type": "float", "low": 0.9, "high": 0.99}}
     opt_dict["n_trials"] = 1
     _run(tmp_path, run_dict, opt_dict)
-    (trial,) = _study(opt_dict).trials
+    (trial,) = load_study(opt_dict).trials
     assert trial.state == TrialState.PRUNED
     assert "train_loss is" in trial.user_attrs["prune_reason"]
 
@@ -91,7 +99,7 @@ def test_a_model_whose_output_turns_nan_prunes_the_trial_saying_so(
     opt_dict["search_space"] = {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-2}}
     opt_dict["n_trials"] = 1
     _, summary = _run(tmp_path, run_dict, opt_dict)
-    (trial,) = _study(opt_dict).trials
+    (trial,) = load_study(opt_dict).trials
     assert trial.state == TrialState.PRUNED and summary.counts == {"pruned": 1}
     assert trial.user_attrs["prune_reason"] == "val_loss is nan in epoch 1"  # val_accuracy alone looks fine
     assert not trial.intermediate_values  # no NaN reported to the pruner
@@ -112,13 +120,12 @@ def test_a_user_model_refusing_its_arguments_is_one_line_saying_where(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
     run_dict["model"] = {"name": "tests.helpers:FussyModel", "width": 8}
-    with pytest.raises(HpoError) as info:
-        _run(tmp_path, run_dict, opt_dict)
-    assert "\n" not in str(info.value)
+    said = _run_refused(tmp_path, run_dict, opt_dict)
+    assert "\n" not in said
     assert re.fullmatch(
         r".*run\.yaml: model: ValueError: width must be a multiple of 3, got 8 "
         r"\(at \S*tests/helpers\.py:\d+ in __init__\)",
-        str(info.value),
+        said,
     )
 
 
@@ -129,7 +136,7 @@ def test_user_code_failure_fails_the_trial_and_the_study_goes_on(
     opt_dict["search_space"] = {"model.width": {"type": "categorical", "choices": [8, 32]}}
     opt_dict["n_trials"] = 4
     _, summary = _run(tmp_path, run_dict, opt_dict)
-    trials = _study(opt_dict).trials
+    trials = load_study(opt_dict).trials
     failed = [t for t in trials if t.state == TrialState.FAIL]
     assert failed and all(t.params["model.width"] == 32 for t in failed)
     # the first line of the message, and where in the user's code it was raised
@@ -151,7 +158,7 @@ def test_a_model_whose_width_is_wrong_inside_a_searched_range_fails_those_trials
     opt_dict["search_space"] = {"model.width": {"type": "int", "low": 8, "high": 24, "step": 8}}
     opt_dict["sampler"] = {"name": "bruteforce"}
     _run(tmp_path, run_dict, opt_dict)
-    trials = _study(opt_dict).trials
+    trials = load_study(opt_dict).trials
     assert {t.params["model.width"]: t.state for t in trials} == {
         8: TrialState.COMPLETE,
         16: TrialState.FAIL,
@@ -168,7 +175,7 @@ def test_a_model_whose_width_is_wrong_inside_a_searched_range_fails_those_trials
 def test_consecutive_failures_stop_the_study(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
     run_dict["model"] = {"name": "tests.helpers:ExplodingModel"}
     opt_dict["search_space"] = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}
-    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    rp, op = write_configs(tmp_path, run_dict, opt_dict)
     summary = run_study(prepare_study(rp, op), max_failures=2)
     assert summary.counts == {"fail": 2}
     assert summary.stopped == "stopped after 2 failed trials in a row"
@@ -187,7 +194,7 @@ def test_a_sampler_that_cannot_sample_fails_the_trial_with_its_error(
     from hpotool.factories import make_sampler
 
     opt_dict["sampler"] = {"name": "tpe", "kwargs": {"n_startup_trials": "ten"}}  # compared with a count
-    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    rp, op = write_configs(tmp_path, run_dict, opt_dict)
     with pytest.raises(
         HpoError, match=r"sampler: 'tpe' cannot sample this study \(one objective\): TypeError: "
     ):
@@ -200,7 +207,7 @@ def test_a_sampler_that_cannot_sample_fails_the_trial_with_its_error(
     summary = run_study(replace(plan, sampler=bad), max_failures=2)
     assert summary.counts == {"fail": 2}
     assert summary.first_error is not None and summary.first_error.startswith("TypeError: ")
-    assert all(t.user_attrs["fail_reason"] == summary.first_error for t in _study(opt_dict).trials)
+    assert all(t.user_attrs["fail_reason"] == summary.first_error for t in load_study(opt_dict).trials)
 
 
 def test_resume_runs_only_what_is_missing(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
@@ -210,7 +217,7 @@ def test_resume_runs_only_what_is_missing(tmp_path: Path, run_dict: dict, opt_di
     _, more = _run(tmp_path, run_dict, opt_dict, n_trials=3)
     assert (first.ran_now, again.ran_now, more.ran_now) == (2, 0, 1)
     assert "already has 2 finished trials" in (again.stopped or "")
-    assert len(_study(opt_dict).trials) == 3
+    assert len(load_study(opt_dict).trials) == 3
 
 
 @pytest.mark.parametrize("sampler", ["random", "tpe"])
@@ -221,13 +228,13 @@ def test_a_resumed_seeded_study_draws_new_values_and_stays_reproducible(
     opt_dict["n_trials"] = 2
     _run(tmp_path, run_dict, opt_dict)
     _run(tmp_path, run_dict, opt_dict, n_trials=4)
-    lrs = [t.params["optimizer.lr"] for t in _study(opt_dict).trials]
+    lrs = [t.params["optimizer.lr"] for t in load_study(opt_dict).trials]
     assert len(set(lrs)) == 4  # the resumed run did not propose trials 0 and 1 again
     again = {**opt_dict, "storage": f"sqlite:///{tmp_path / 'again.db'}"}
     (tmp_path / "a").mkdir()
     _run(tmp_path / "a", run_dict, again)
     _run(tmp_path / "a", run_dict, again, n_trials=4)
-    assert [t.params["optimizer.lr"] for t in _study(again).trials] == lrs
+    assert [t.params["optimizer.lr"] for t in load_study(again).trials] == lrs
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
@@ -235,7 +242,7 @@ def test_processes_joining_a_study_others_sample_draw_their_own_values(
     tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     opt_dict["sampler"] = {"name": "random"}
-    rp, op = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    rp, op = write_configs(tmp_path, run_dict, opt_dict)
     plan = prepare_study(rp, op)
 
     def first_lr(study: optuna.Study) -> float:
@@ -272,7 +279,7 @@ def test_processes_resuming_an_idle_study_at_one_moment_draw_their_own_values(
     # The same command resumed on two machines at once: each found the study idle and seeded its sampler from
     # the seed and the trial count alone, so their first trials drew the same values (trials 1 and 2 equal).
     opt_dict["sampler"] = {"name": "random"}
-    rp, op = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    rp, op = write_configs(tmp_path, run_dict, opt_dict)
     assert run_study(prepare_study(rp, op, Overrides(n_trials=1))).counts == {"complete": 1}
     plan = prepare_study(rp, op, Overrides(n_trials=3))
     other: list[dict[str, Any]] = []
@@ -444,9 +451,7 @@ def test_bad_plans_fail_before_anything_is_stored(
 
         if torch.cuda.is_available():
             pytest.skip("CUDA is available here")
-    with pytest.raises(HpoError) as err:
-        _run(tmp_path, {**run_dict, **run_change}, {**opt_dict, **opt_change})
-    assert message in str(err.value)
+    assert message in _run_refused(tmp_path, {**run_dict, **run_change}, {**opt_dict, **opt_change})
     assert not (tmp_path / "studies" / "tiny.db").exists()
 
 
@@ -459,7 +464,7 @@ def test_enqueued_trials_run_first_with_exactly_those_values(
     ]
     _run(tmp_path, run_dict, opt_dict)
     _run(tmp_path, run_dict, {**opt_dict, "n_trials": 4})  # resuming does not enqueue them again
-    trials = _study(opt_dict).trials
+    trials = load_study(opt_dict).trials
     assert [t.params for t in trials[:2]] == opt_dict["enqueue"]
     assert len(trials) == 4 and trials[2].params not in opt_dict["enqueue"][:1]
 
@@ -473,7 +478,7 @@ def test_warm_starts_dropped_from_the_config_do_not_run_on_resume(
     kept = points[2:]  # the user keeps one of the two waiting points
     with caplog.at_level("WARNING", logger="hpotool"):
         _, summary = _run(tmp_path, run_dict, {**opt_dict, "enqueue": kept, "n_trials": 3})
-    trials = _study(opt_dict).trials
+    trials = load_study(opt_dict).trials
     dropped = [t for t in trials if t.user_attrs.get("fail_reason", "").startswith("dropped")]
     assert [t.system_attrs["fixed_params"] for t in dropped] == [points[1]]
     assert dropped[0].state == TrialState.FAIL
@@ -511,15 +516,12 @@ def test_warm_starts_from_another_study_stay_queued_on_a_resume_without_the_flag
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
     # --enqueue-from is not the config's enqueue list: a resume without the flag does not drop its points.
-    from hpotool.plan import with_warm_start
-
     _run(tmp_path, run_dict, opt_dict)
-    source = _study(opt_dict)
+    source = load_study(opt_dict)
     target = {**opt_dict, "study_name": "warm", "storage": f"sqlite:///{tmp_path / 'warm.db'}", "n_trials": 1}
-    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", target)
-    run_study(with_warm_start(prepare_study(rp, op), source, 3))
+    run_study(_enqueue_from(write_configs(tmp_path, run_dict, target), opt_dict["storage"], "tiny", 3))
     _, summary = _run(tmp_path, run_dict, {**target, "n_trials": 3})
-    trials = _study(target).trials
+    trials = load_study(target).trials
     assert summary.counts == {"complete": 3}  # nothing dropped
     assert [t.params for t in trials] == [
         t.params for t in sorted(source.trials, key=lambda t: -float(t.value or 0))
@@ -532,8 +534,6 @@ def test_list_choice_warm_starts_run_once_and_carry_to_another_study(
     # The enqueue list holds lists as the YAML writes them, the study their labels: a resume must match the
     # two (else it queues a point again, or drops a waiting one as no longer listed), and --enqueue-from
     # must decode another study's labels by the search space that study stored.
-    from hpotool.plan import with_warm_start
-
     opt_dict["search_space"] = {
         "model.hidden": {
             "type": "categorical",
@@ -544,19 +544,18 @@ def test_list_choice_warm_starts_run_once_and_carry_to_another_study(
     points = [{"model.hidden": [8, 8], "optimizer.lr": 0.01}, {"model.hidden": 12, "optimizer.lr": 0.02}]
     _run(tmp_path, run_dict, {**opt_dict, "enqueue": points, "n_trials": 1})
     _, summary = _run(tmp_path, run_dict, {**opt_dict, "enqueue": points, "n_trials": 3})
-    trials = _study(opt_dict).trials
+    trials = load_study(opt_dict).trials
     assert summary.counts == {"complete": 3}  # the waiting point ran, not dropped
     assert [t.params for t in trials[:2]] == [{"model.hidden": "[8, 8]", "optimizer.lr": 0.01}, points[1]]
     assert [t.params["optimizer.lr"] for t in trials].count(0.01) == 1  # not queued again
-    source = _study(opt_dict)
+    source = load_study(opt_dict)
     target = {**opt_dict, "study_name": "warm", "storage": f"sqlite:///{tmp_path / 'warm.db'}", "n_trials": 3}
-    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", target)
-    plan = with_warm_start(prepare_study(rp, op), source, 3)
+    plan = _enqueue_from(write_configs(tmp_path, run_dict, target), opt_dict["storage"], "tiny", 3)
     ranked = sorted(source.trials, key=lambda t: (-float(t.value or 0), t.number))
     assert plan.opt.enqueue == [decode_params(t.params, plan.opt.search_space) for t in ranked]
     assert any(isinstance(p["model.hidden"], list) for p in plan.opt.enqueue)
     run_study(plan)
-    assert [t.params for t in _study(target).trials] == [t.params for t in ranked]
+    assert [t.params for t in load_study(target).trials] == [t.params for t in ranked]
 
 
 def test_enqueue_is_checked_against_the_space(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
@@ -577,12 +576,11 @@ def test_a_changed_pruner_is_named_before_the_kwargs_it_changes(
     opt_dict["pruner"] = {"name": "successive_halving", "kwargs": {"min_resource": 1, "reduction_factor": 4}}
     _run(tmp_path, run_dict, opt_dict)
     opt_dict["pruner"] = {"name": "median", "kwargs": {"n_startup_trials": 2, "n_warmup_steps": 1}}
-    with pytest.raises(HpoError) as err:
-        _run(tmp_path, run_dict, opt_dict)
-    assert str(err.value).startswith(
+    said = _run_refused(tmp_path, run_dict, opt_dict)
+    assert said.startswith(
         'study \'tiny\' was created with another experiment: pruner.name: "successive_halving" -> "median"; '
         "pruner.kwargs.min_resource: removed (was 1); "
-    ), str(err.value)
+    ), said
 
 
 def test_resuming_with_a_changed_experiment_is_refused_naming_the_change(
@@ -595,13 +593,12 @@ def test_resuming_with_a_changed_experiment_is_refused_naming_the_change(
         **opt_dict["search_space"],
         "optimizer.lr": {"type": "float", "low": 1e-3, "high": 0.3, "log": True},
     }
-    with pytest.raises(HpoError) as err:
-        _run(tmp_path, run_dict, wider)
+    said = _run_refused(tmp_path, run_dict, wider)
     assert (
         "study 'tiny' was created with another experiment: search_space.optimizer.lr.high: 0.1 -> 0.3."
-        in str(err.value)
+        in said
     )
-    assert "pass --allow-changed-config" in str(err.value)
+    assert "pass --allow-changed-config" in said
     with pytest.raises(HpoError, match=r"run_config.epochs: 2 -> 3"):
         _run(tmp_path, {**run_dict, "epochs": 3}, opt_dict)
     # What only says how long or where to run is not part of the experiment.
@@ -628,12 +625,12 @@ def test_allow_changed_config_records_the_change(
         "with its own)"
     ]
     assert summary.ran_now == 1
-    changes = _study(opt_dict).user_attrs["config_changes"]
+    changes = load_study(opt_dict).user_attrs["config_changes"]
     assert len(changes) == 1 and changes[0]["changes"] == ["run_config.epochs: 2 -> 3"]
     _run(
         tmp_path, {**run_dict, "epochs": 3}, {**opt_dict, "n_trials": 3}
     )  # the accepted config resumes freely
-    study = _study(opt_dict)
+    study = load_study(opt_dict)
     assert study.user_attrs["run_config"]["epochs"] == 3  # what report, audit and refine read now
     from hpotool.export import trial_run_config
 
@@ -642,12 +639,11 @@ def test_allow_changed_config_records_the_change(
     assert [t.user_attrs["epochs_run"] for t in trials] == [2, 3, 3]
     # Going back to the configs it was created with is a change too, and the line says from when: it said
     # "was created with another experiment: run_config.epochs: 3 -> 2", and the study was created with 2.
-    with pytest.raises(HpoError) as err:
-        _run(tmp_path, run_dict, {**opt_dict, "n_trials": 4})
-    assert str(err.value).startswith(
+    said = _run_refused(tmp_path, run_dict, {**opt_dict, "n_trials": 4})
+    assert said.startswith(
         f"study 'tiny' has run another experiment since the change --allow-changed-config recorded on "
         f"{changes[0]['time']}: run_config.epochs: 3 -> 2. Resuming would mix two experiments"
-    ), str(err.value)
+    ), said
 
 
 @pytest.mark.parametrize(("high", "step", "here"), [(40, 8, "8 to 40 step 8"), (32, 4, "8 to 32 step 4")])
@@ -662,14 +658,12 @@ def test_a_brute_force_study_refuses_another_range_or_step_even_with_the_flag(
     opt_dict.update(
         n_trials=2, search_space={"model.hidden.0": {"type": "int", "low": 8, "high": high, "step": step}}
     )
-    with pytest.raises(HpoError) as err:
-        _run(tmp_path, run_dict, opt_dict, allow_changed_config=True)
-    assert str(err.value) == (
+    assert _run_refused(tmp_path, run_dict, opt_dict, allow_changed_config=True) == (
         f"study 'tiny': search_space.model.hidden.0 takes other values than the study's trials drew it from (8 "
         f"to 32 step 8 there, {here} here), and Optuna's brute force fails every trial of such a study, not even "
         f"with --allow-changed-config: keep search_space.model.hidden.0 as it was, or use a new study_name"
     )
-    assert len(_study(opt_dict).trials) == 1
+    assert len(load_study(opt_dict).trials) == 1
     # A parameter added (or left out) is one Optuna's brute force goes on with.
     opt_dict["search_space"] = {
         "model.hidden.0": {"type": "int", "low": 8, "high": 32, "step": 8},
@@ -691,11 +685,11 @@ def test_allow_changed_config_refuses_a_parameter_optuna_cannot_change(
 ) -> None:
     opt_dict["n_trials"] = 1
     _run(tmp_path, run_dict, opt_dict)
-    before = _study(opt_dict).user_attrs
+    before = load_study(opt_dict).user_attrs
     changed = {**opt_dict, "n_trials": 2, "search_space": {**opt_dict["search_space"], "optimizer.lr": param}}
     with pytest.raises(HpoError, match=rf"but the study's trials drew it as {drawn}; Optuna cannot change"):
         _run(tmp_path, run_dict, changed, allow_changed_config=True)
-    study = _study(opt_dict)
+    study = load_study(opt_dict)
     assert study.user_attrs == before and len(study.trials) == 1  # no change recorded, no trial failed
 
 
@@ -711,15 +705,13 @@ def test_changed_list_choices_are_refused_with_the_choices_as_the_yaml_spells_th
     changed = {**opt_dict, "n_trials": 2, "search_space": {**opt_dict["search_space"]}}
     changed["search_space"]["loss.weight"] = {"type": "categorical", "choices": [None, [1.0] * 9 + [2.0]]}
     ones = "1.0, " * 9
-    with pytest.raises(HpoError) as refused:
-        _run(tmp_path, run_dict, changed, allow_changed_config=True)
-    assert str(refused.value) == (
+    assert _run_refused(tmp_path, run_dict, changed, allow_changed_config=True) == (
         f"study 'tiny': search_space.loss.weight is categorical [null, [{ones}2.0]] in this config, but the "
         f"study's trials drew it as categorical [null, [{ones}3.0]]; Optuna cannot change a parameter's kind, "
         f"log scale or choices within one study (every trial would fail), not even with --allow-changed-config: "
         f"keep it as it was, or use a new study_name"
     )
-    assert len(_study(opt_dict).trials) == 1
+    assert len(load_study(opt_dict).trials) == 1
 
 
 def test_a_section_choice_respelt_to_build_the_same_section_is_named_with_the_stored_spelling(
@@ -736,14 +728,12 @@ def test_a_section_choice_respelt_to_build_the_same_section_is_named_with_the_st
     respelt = copy.deepcopy(opt_dict)
     respelt["n_trials"] = 2
     respelt["search_space"]["optimizer"]["choices"][1] = {"name": "adam", "lr": 0.001}
-    with pytest.raises(HpoError) as refused:
-        _run(tmp_path, run_dict, respelt)
-    assert str(refused.value) == (
+    assert _run_refused(tmp_path, run_dict, respelt) == (
         "study 'tiny': search_space.optimizer.choices.1: {name: adam, lr: 0.001} builds the same optimizer as the "
         "choice {name: adam} the study's trials drew, but Optuna stores a choice as it is spelt, and every trial "
         "would fail: write it as stored, {name: adam}"
     )
-    assert len(_study(opt_dict).trials) == 1
+    assert len(load_study(opt_dict).trials) == 1
     _, summary = _run(tmp_path, run_dict, {**opt_dict, "n_trials": 2})  # written as stored: it goes on
     assert summary.counts["complete"] == 2
 
@@ -764,16 +754,14 @@ def test_section_choices_reordered_are_named_with_the_stored_order_and_spelling(
     changed["n_trials"] = 2
     adam = {"name": "adam", "lr": 0.001} if respell else {"name": "adam"}
     changed["search_space"]["optimizer"]["choices"] = [adam, {"name": "sgd", "lr": 0.1}]
-    with pytest.raises(HpoError) as refused:
-        _run(tmp_path, run_dict, changed)
     how = " and with {name: adam, lr: 0.001} stored as {name: adam} (the same optimizer)" if respell else ""
-    assert str(refused.value) == (
+    assert _run_refused(tmp_path, run_dict, changed) == (
         f"study 'tiny': search_space.optimizer: [{{name: adam{', lr: 0.001' if respell else ''}}}, {{name: sgd, "
         f"lr: 0.1}}] are the choices the study's trials drew, reordered{how}, but Optuna stores choices as they "
         f"are spelt, in their order, and every trial would fail: write them as stored, choices: [{{name: sgd, "
         f"lr: 0.1}}, {{name: adam}}]"
     )
-    assert len(_study(opt_dict).trials) == 1
+    assert len(load_study(opt_dict).trials) == 1
 
 
 def test_a_choice_list_an_older_allow_changed_config_recorded_is_named_and_undone_by_putting_it_back(
@@ -793,10 +781,10 @@ def test_a_choice_list_an_older_allow_changed_config_recorded_is_named_and_undon
     rp, op = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "damaged.yaml", damaged)
     with monkeypatch.context() as older:  # what the older hpotool did: no check of the drawn distributions
         older.setattr(fingerprint, "_check_distributions", lambda *a, **k: None)
-        fingerprint.check(_study(opt_dict), load_run_config(rp), load_optimize_config(op), allow_changed=True)
-    with pytest.raises(HpoError) as refused:
-        _run(tmp_path, run_dict, {**damaged, "n_trials": 2})
-    assert str(refused.value) == (
+        fingerprint.check(
+            load_study(opt_dict), load_run_config(rp), load_optimize_config(op), allow_changed=True
+        )
+    assert _run_refused(tmp_path, run_dict, {**damaged, "n_trials": 2}) == (
         "study 'tiny': search_space.model.activation is categorical [relu, gelu, tanh] in this config and in the "
         "study's stored configs, but its trials drew it as categorical [relu, gelu]: an --allow-changed-config of "
         "an older hpotool recorded a change Optuna cannot make, and every trial would fail; put "
@@ -804,10 +792,10 @@ def test_a_choice_list_an_older_allow_changed_config_recorded_is_named_and_undon
         "again, which undoes it while no trial has finished under it, or use a new study_name (--enqueue-from tiny "
         "starts it from this study's best trials)"
     )
-    assert len(_study(opt_dict).trials) == 1
+    assert len(load_study(opt_dict).trials) == 1
     _, summary = _run(tmp_path, run_dict, {**opt_dict, "n_trials": 2})  # the config put back: no flag needed
     assert summary.ran_now == 1 and summary.counts["complete"] == 2
-    study = _study(opt_dict)
+    study = load_study(opt_dict)
     assert study.user_attrs["optimize_config"]["search_space"]["model.activation"]["choices"] == [
         "relu",
         "gelu",
@@ -846,7 +834,7 @@ def test_a_plain_optuna_study_whose_trials_drew_a_parameter_otherwise_is_refused
         HpoError, match=r"search_space.optimizer.lr is float log in this config, but the study's "
     ):
         _run(tmp_path, run_dict, {**opt_dict, "n_trials": 4})
-    assert len(_study(opt_dict).trials) == 2
+    assert len(load_study(opt_dict).trials) == 2
 
 
 def test_allow_changed_config_is_refused_while_another_process_runs_the_study(
@@ -858,27 +846,22 @@ def test_allow_changed_config_is_refused_while_another_process_runs_the_study(
 
     opt_dict["n_trials"] = 1
     _run(tmp_path, run_dict, opt_dict)
-    study = _study(opt_dict)
+    study = load_study(opt_dict)
     live = study.ask()  # A's trial, running now
     live.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getppid()})
-    with pytest.raises(HpoError) as err:  # (the timeout: a study that takes the change waits for A's trial)
-        _run(
-            tmp_path,
-            {**run_dict, "epochs": 3},
-            {**opt_dict, "n_trials": 2},
-            allow_changed_config=True,
-            timeout=3,
-        )
-    assert str(err.value) == (
+    refused = _run_refused(  # (the timeout: a study that takes the change waits for A's trial)
+        tmp_path, {**run_dict, "epochs": 3}, {**opt_dict, "n_trials": 2}, allow_changed_config=True, timeout=3
+    )
+    assert refused == (
         f"study 'tiny' has 1 running trial(s) (#{live.number}): another hpotool optimize is running it with the "
         f"experiment --allow-changed-config would replace, and its next trials would be exported with the new "
         f"configs; stop it first (after a crash on another machine: hpotool fail-stale --all-running)"
     )
-    assert "config_changes" not in _study(opt_dict).user_attrs
+    assert "config_changes" not in load_study(opt_dict).user_attrs
     # A process of this machine that died (kill -9) is no obstacle: its trial is marked FAIL on resume.
     live.set_user_attr("worker", {"host": socket.gethostname(), "pid": _dead_pid()})
     _run(tmp_path, {**run_dict, "epochs": 3}, {**opt_dict, "n_trials": 2}, allow_changed_config=True)
-    assert len(_study(opt_dict).user_attrs["config_changes"]) == 1
+    assert len(load_study(opt_dict).user_attrs["config_changes"]) == 1
 
 
 def _dead_pid() -> int:
@@ -919,7 +902,7 @@ def test_enqueue_from_runs_another_studys_best_first(tmp_path: Path, run_dict: d
 
     opt_dict["n_trials"] = 4
     _run(tmp_path, run_dict, opt_dict)
-    source = _study(opt_dict)
+    source = load_study(opt_dict)
     best_two = sorted(source.trials, key=lambda t: -float(t.value or 0))[:2]
     target = {**opt_dict, "study_name": "warm", "storage": f"sqlite:///{tmp_path / 'warm.db'}", "n_trials": 3}
     rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", target)
@@ -952,7 +935,7 @@ def test_a_search_that_has_tried_everything_ends_the_study_with_a_note(
     opt_dict["n_trials"] = 5
     _, summary = _run(tmp_path, run_dict, opt_dict)
     assert summary.counts == {"complete": 2} and summary.stopped == EXHAUSTED
-    assert sorted(t.params["model.hidden.0"] for t in _study(opt_dict).trials) == [8, 16]
+    assert sorted(t.params["model.hidden.0"] for t in load_study(opt_dict).trials) == [8, 16]
 
 
 def test_grid_search_over_two_workers_ends_when_the_grid_is_done(
@@ -961,11 +944,11 @@ def test_grid_search_over_two_workers_ends_when_the_grid_is_done(
     opt_dict["sampler"] = {"name": "grid"}
     opt_dict["search_space"] = {"model.hidden.0": {"type": "categorical", "choices": [4, 8, 12, 16]}}
     opt_dict["n_trials"] = 10
-    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    rp, op = write_configs(tmp_path, run_dict, opt_dict)
     summary = run_workers(prepare_study(rp, op), 2)
     assert summary.stopped == EXHAUSTED
     # each point once; a worker that found none left to pick left its trial untrained in the queue
-    trials = _study(opt_dict).trials
+    trials = load_study(opt_dict).trials
     assert sorted(t.params["model.hidden.0"] for t in trials if t.params) == [4, 8, 12, 16]
     assert all(t.state == TrialState.WAITING for t in trials if not t.params)
 
@@ -977,8 +960,16 @@ def test_a_list_can_grow_by_several_searched_items(tmp_path: Path, run_dict: dic
     }
     opt_dict["n_trials"] = 1
     _run(tmp_path, run_dict, opt_dict)  # hidden.2 is checked with hidden.1 in place, as trials set them
-    (trial,) = _study(opt_dict).trials
+    (trial,) = load_study(opt_dict).trials
     assert trial.state == TrialState.COMPLETE and set(trial.params) == {"model.hidden.1", "model.hidden.2"}
+
+
+def _enqueue_from(configs: tuple[Path, Path], url: str, name: str, top: int) -> Any:
+    """The plan for `configs`, with the best `top` trials of the study `name` at `url` queued as
+    --enqueue-from queues them."""
+    from hpotool.plan import with_warm_start
+
+    return with_warm_start(prepare_study(*configs), optuna.load_study(study_name=name, storage=url), top)
 
 
 def _finished_study(
@@ -1004,10 +995,7 @@ def test_whole_section_choices_that_differ_only_in_a_component_default_are_one_c
             "choices": [{"name": "sgd"}, {"name": "adam"}, {"name": "sgd", "momentum": 0.0}],
         }
     }
-    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    with pytest.raises(HpoError) as err:
-        prepare_study(rp, op)
-    assert str(err.value).endswith(
+    assert _plan_refused(tmp_path, run_dict, opt_dict).endswith(
         "search_space.optimizer.choices.2: {name: sgd, momentum: 0.0} is the section choices.0 gives "
         "({name: sgd}), which leaves {momentum: 0.0} at its default: one configuration under two labels, which "
         "a study would train as two; keep one"
@@ -1024,10 +1012,7 @@ def test_loss_choices_auto_and_the_loss_it_stands_for_on_the_task_are_one_choice
         "loss": {"type": "categorical", "choices": [{"name": "auto"}, {"name": "cross_entropy"}]},
         "data.subset_fraction": {"type": "float", "low": 0.1, "high": 0.2},
     }
-    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    with pytest.raises(HpoError) as err:
-        prepare_study(rp, op)
-    assert str(err.value).endswith(
+    assert _plan_refused(tmp_path, run_dict, opt_dict).endswith(
         "search_space.loss.choices.1: {name: cross_entropy} is the section choices.0 gives ({name: auto}), since "
         "the loss auto is cross_entropy on this classification task: one configuration under two labels, which "
         "a study would train as two; keep one"
@@ -1037,16 +1022,13 @@ def test_loss_choices_auto_and_the_loss_it_stands_for_on_the_task_are_one_choice
     opt_dict["search_space"] = {
         "loss": {"type": "categorical", "choices": [{"name": "mse"}, {"name": "l1"}, {"name": "auto"}]},
     }
-    write_yaml(rp, run_dict), write_yaml(op, opt_dict)
-    with pytest.raises(
-        HpoError, match=r"choices.2: \{name: auto\} is the section choices.0 gives \({name: mse}\), "
-    ):
-        prepare_study(rp, op)
+    assert "choices.2: {name: auto} is the section choices.0 gives ({name: mse}), " in _plan_refused(
+        tmp_path, run_dict, opt_dict
+    )
     opt_dict["search_space"] = {  # on this data auto is mse: it is no other choice
         "loss": {"type": "categorical", "choices": [{"name": "l1"}, {"name": "auto"}]},
     }
-    write_yaml(op, opt_dict)
-    prepare_study(rp, op)
+    prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
 
 
 def test_loss_auto_beside_bce_on_zero_one_float_targets_is_mse_as_its_trials_train_it(
@@ -1063,15 +1045,13 @@ def test_loss_auto_beside_bce_on_zero_one_float_targets_is_mse_as_its_trials_tra
         "loss": {"type": "categorical", "choices": [{"name": "auto"}, {"name": "bce_with_logits"}]}
     }
     _run(tmp_path, run_dict, opt_dict)
-    metrics = {t.params["loss"]: t.user_attrs["metrics"] for t in _study(opt_dict).trials}
+    metrics = {t.params["loss"]: t.user_attrs["metrics"] for t in load_study(opt_dict).trials}
     assert "val_rmse" in metrics["{name: auto}"] and "val_accuracy" in metrics["{name: bce_with_logits}"]
     opt_dict["study_name"] = "other"
     opt_dict["search_space"] = {
         "loss": {"type": "categorical", "choices": [{"name": "auto"}, {"name": "mse"}]}
     }
-    with pytest.raises(HpoError) as err:
-        _run(tmp_path, run_dict, opt_dict)
-    assert str(err.value).endswith(
+    assert _run_refused(tmp_path, run_dict, opt_dict).endswith(
         "search_space.loss.choices.1: {name: mse} is the section choices.0 gives ({name: auto}), since the loss "
         "auto is mse on this regression task: one configuration under two labels, which a study would train as "
         "two; keep one"
@@ -1089,10 +1069,7 @@ def test_searched_loss_names_auto_and_the_loss_it_stands_for_on_the_task_are_one
     opt_dict["search_space"] = {
         "loss.name": {"type": "categorical", "choices": ["auto", "cross_entropy", "l1"]}
     }
-    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    with pytest.raises(HpoError) as err:
-        prepare_study(rp, op)
-    assert str(err.value).endswith(
+    assert _plan_refused(tmp_path, run_dict, opt_dict).endswith(
         "search_space.loss.name: choices auto and cross_entropy are one loss on this classification task (auto "
         "is cross_entropy there): one configuration under two labels, which a study would train as two; keep one"
     )
@@ -1105,8 +1082,7 @@ def test_searched_loss_names_auto_and_the_loss_it_stands_for_on_the_task_are_one
             "when": {"loss.name": "cross_entropy"},
         },
     }
-    write_yaml(op, opt_dict)
-    prepare_study(rp, op)
+    prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
 
 
 def test_whole_section_choices_that_differ_only_in_a_key_searched_below_them_are_one_choice(
@@ -1121,17 +1097,13 @@ def test_whole_section_choices_that_differ_only_in_a_key_searched_below_them_are
         "optimizer": {"type": "categorical", "choices": [fast, {"name": "adam"}, slow]},
         "optimizer.lr": lr,
     }
-    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    with pytest.raises(HpoError) as err:
-        prepare_study(rp, op)
-    assert str(err.value).endswith(
+    assert _plan_refused(tmp_path, run_dict, opt_dict).endswith(
         "search_space.optimizer.choices.2: {name: sgd, lr: 0.01, momentum: 0.9} is the section choices.0 gives "
         "({name: sgd, lr: 0.1, momentum: 0.9}) but for lr, which optimizer.lr, searched in every trial of both, "
         "replaces: one configuration under two labels, which a study would train as two; keep one"
     )
     opt_dict["search_space"]["optimizer.lr"] = {**lr, "when": {"optimizer": {"in": [fast]}}}
-    write_yaml(op, opt_dict)
-    prepare_study(rp, op)
+    prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
 
 
 def test_whole_section_choices_that_differ_only_in_a_searched_name_are_not_said_to_be_the_loss_auto(
@@ -1147,10 +1119,7 @@ def test_whole_section_choices_that_differ_only_in_a_searched_name_are_not_said_
         },
         "optimizer.name": {"type": "categorical", "choices": ["sgd", "adam"]},
     }
-    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    with pytest.raises(HpoError) as err:
-        prepare_study(rp, op)
-    assert str(err.value).endswith(
+    assert _plan_refused(tmp_path, run_dict, opt_dict).endswith(
         "search_space.optimizer.choices.1: {name: adam, lr: 0.1} is the section choices.0 gives ({name: sgd, lr: "
         "0.1}) but for name, which optimizer.name, searched in every trial of both, replaces: one configuration "
         "under two labels, which a study would train as two; keep one"
@@ -1173,10 +1142,7 @@ def test_a_condition_naming_a_section_no_choice_gives_is_refused(
             "when": {"optimizer": {"in": [sgd, {"name": "adam", "lr": 0.01}]}},
         },
     }
-    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    with pytest.raises(HpoError) as err:
-        prepare_study(rp, op)
-    assert str(err.value).endswith(
+    assert _plan_refused(tmp_path, run_dict, opt_dict).endswith(
         "search_space.model.dropout.when.optimizer: {name: adam, lr: 0.01} is none of optimizer's choices and "
         "gives none of their sections, so no trial matches it; name one of: {name: sgd, lr: 0.1}, {name: adam}"
     )
@@ -1201,7 +1167,7 @@ def test_enqueue_and_conditions_match_a_whole_section_by_the_section_it_builds(
     assert plan.opt.enqueue == [{"optimizer": adam, "model.dropout": 0.2}, {"optimizer": sgd}]
     assert plan.opt.search_space["model.dropout"].when == {"optimizer": {"in": [adam]}}
     assert summary.counts == {"complete": 2}
-    assert [t.params for t in _study(opt_dict).trials] == [
+    assert [t.params for t in load_study(opt_dict).trials] == [
         {"optimizer": "{name: adam}", "model.dropout": 0.2},
         {"optimizer": "{lr: 0.1, momentum: 0.9, name: sgd}"},
     ]
@@ -1219,8 +1185,6 @@ def test_enqueue_from_carries_values_another_study_spells_otherwise(
     space lists [8, 8], and the 16.0 its float search gave an int parameter here."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-    from hpotool.plan import with_warm_start
-
     url = f"sqlite:///{tmp_path / 'src.db'}"
     lists = {"type": "categorical", "choices": [[8.0, 8.0]]}
     distributions = {
@@ -1235,8 +1199,7 @@ def test_enqueue_from_carries_values_another_study_spells_otherwise(
         "batch_size": {"type": "int", "low": 16, "high": 32, "step": 16},
         "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
     }
-    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="src", storage=url), 1)
+    plan = _enqueue_from(write_configs(tmp_path, run_dict, opt_dict), url, "src", 1)
     assert plan.opt.enqueue == [{"model.hidden": [8, 8], "batch_size": 16, "optimizer.lr": 0.01}]
     assert not any("--enqueue-from" in n for n in plan.notes)
 
@@ -1306,8 +1269,6 @@ def test_enqueue_from_carries_whole_sections_as_the_trial_trained_them(
     an argument at its component's default too (sgd's momentum 0.0)."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-    from hpotool.plan import with_warm_start
-
     url = f"sqlite:///{tmp_path / 'src.db'}"
     split = {
         "optimizer.name": CategoricalDistribution(["adam", "sgd"]),
@@ -1331,14 +1292,14 @@ def test_enqueue_from_carries_whole_sections_as_the_trial_trained_them(
     )
     sgd, adam = {"name": "sgd", "lr": 0.1, "momentum": 0.0}, {"name": "adam", "lr": 0.001}  # torch's default
     opt_dict["search_space"] = {"optimizer": {"type": "categorical", "choices": [sgd, adam]}}
-    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="split", storage=url), 3)
+    configs = write_configs(tmp_path, run_dict, opt_dict)
+    plan = _enqueue_from(configs, url, "split", 3)
     assert plan.opt.enqueue == [{"optimizer": adam}, {"optimizer": sgd}]
     assert plan.notes[-1].endswith(
         "optimizer (the trial's optimizer.name, optimizer.lr gave it {name: sgd, lr: 0.5, weight_decay: 0.0}, "
         "which lies outside this space; in 1 of 3 trials)"
     )
-    plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="whole", storage=url), 1)
+    plan = _enqueue_from(configs, url, "whole", 1)
     assert plan.opt.enqueue == [{"optimizer": adam}]
 
 
@@ -1349,8 +1310,6 @@ def test_enqueue_from_compares_a_whole_section_as_the_trial_trained_it(
     that searches optimizer whole without optimizer.lr takes its choice {name: adam} only where that lr is
     adam's default; it took it for every such trial, which then ran at lr 0.001, and said nothing."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution
-
-    from hpotool.plan import with_warm_start
 
     url = f"sqlite:///{tmp_path / 'src.db'}"
     space = {
@@ -1374,8 +1333,7 @@ def test_enqueue_from_compares_a_whole_section_as_the_trial_trained_it(
     opt_dict["search_space"] = {
         "optimizer": {"type": "categorical", "choices": [{"name": "sgd"}, {"name": "adam"}]}
     }
-    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="below", storage=url), 2)
+    plan = _enqueue_from(write_configs(tmp_path, run_dict, opt_dict), url, "below", 2)
     assert plan.opt.enqueue == [{"optimizer": {"name": "adam"}}]  # the trial at lr 0.001
     assert plan.notes[-1].endswith(
         "optimizer (the trial's optimizer, optimizer.lr gave it {name: adam, lr: 0.05, weight_decay: 0.0}, "
@@ -1391,21 +1349,19 @@ def test_enqueue_from_takes_a_loss_as_the_choice_auto_where_auto_stands_for_it(
     this space". It carries over as {name: auto}; one trained on other data does not (auto may be mse there)."""
     from optuna.distributions import CategoricalDistribution
 
-    from hpotool.plan import with_warm_start
-
     url = f"sqlite:///{tmp_path / 'src.db'}"
     space = {"loss": {"type": "categorical", "choices": [{"name": "cross_entropy"}]}}
     found = {"loss": CategoricalDistribution(["{name: cross_entropy}"])}
     _finished_study(url, "ce", run_dict, space, [({"loss": "{name: cross_entropy}"}, found, 0.9)])
     smooth = {"name": "cross_entropy", "label_smoothing": 0.1}
     opt_dict["search_space"] = {"loss": {"type": "categorical", "choices": [smooth, {"name": "auto"}]}}
-    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="ce", storage=url), 1)
+    configs = write_configs(tmp_path, run_dict, opt_dict)
+    plan = _enqueue_from(configs, url, "ce", 1)
     assert plan.opt.enqueue == [{"loss": {"name": "auto"}}] and not plan.notes
     other = {**run_dict, "data": {"name": "digits", "val_fraction": 0.3}}
     _finished_study(url, "other", other, space, [({"loss": "{name: cross_entropy}"}, found, 0.9)])
     with pytest.raises(HpoError, match="no complete trial of 'other' has parameters inside this space"):
-        with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="other", storage=url), 1)
+        _enqueue_from(configs, url, "other", 1)
 
 
 def test_enqueue_from_names_the_keys_of_a_whole_section_it_leaves_out(
@@ -1415,8 +1371,6 @@ def test_enqueue_from_names_the_keys_of_a_whole_section_it_leaves_out(
     and optimizer.lr as sgd at lr 0.1 without momentum; the note names optimizer.momentum (it said nothing,
     as if the trial ran again as it was)."""
     from optuna.distributions import CategoricalDistribution
-
-    from hpotool.plan import with_warm_start
 
     url = f"sqlite:///{tmp_path / 'src.db'}"
     sgd = {"name": "sgd", "lr": 0.1, "momentum": 0.9, "dampening": 0.0}  # dampening at torch's default
@@ -1429,8 +1383,7 @@ def test_enqueue_from_names_the_keys_of_a_whole_section_it_leaves_out(
         "optimizer.name": {"type": "categorical", "choices": ["sgd", "adam"]},
         "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
     }
-    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="whole", storage=url), 1)
+    plan = _enqueue_from(write_configs(tmp_path, run_dict, opt_dict), url, "whole", 1)
     assert plan.opt.enqueue == [{"optimizer.name": "sgd", "optimizer.lr": 0.1}]
     assert plan.notes[-1] == (
         "--enqueue-from whole: left out of its best trials (the sampler picks those this study searches, "
@@ -1446,8 +1399,6 @@ def test_enqueue_from_says_a_trial_gave_no_value_where_its_run_config_has_none(
     optimizer, and no stored run config to read it from', though the run config was read."""
     from optuna.distributions import CategoricalDistribution
 
-    from hpotool.plan import with_warm_start
-
     url = f"sqlite:///{tmp_path / 'src.db'}"
     labels = ["{momentum: 0.9, name: sgd}", "{name: adam}"]
     whole = {"type": "categorical", "choices": [{"name": "sgd", "momentum": 0.9}, {"name": "adam"}]}
@@ -1460,8 +1411,7 @@ def test_enqueue_from_says_a_trial_gave_no_value_where_its_run_config_has_none(
         "optimizer.name": {"type": "categorical", "choices": ["sgd", "adam"]},
         "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.95, "when": {"optimizer.name": "sgd"}},
     }
-    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="whole", storage=url), 2)
+    plan = _enqueue_from(write_configs(tmp_path, run_dict, opt_dict), url, "whole", 2)
     assert plan.opt.enqueue == [
         {"optimizer.name": "sgd", "optimizer.momentum": 0.9},
         {"optimizer.name": "adam"},
@@ -1489,7 +1439,7 @@ def test_enqueue_from_says_when_it_queues_fewer_than_top(
         trial.set_constraint("n_params <= 10", constraint)
         source.tell(trial, value)
     source.tell(source.ask(lr), state=optuna.trial.TrialState.PRUNED)
-    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    rp, op = write_configs(tmp_path, run_dict, opt_dict)
 
     def warm(top: str) -> tuple[str, list[dict]]:
         args = ["optimize", "-r", str(rp), "-o", str(op), "--dry-run", "--json", "--top", top]
@@ -1523,7 +1473,7 @@ def test_enqueue_from_failures_give_the_real_reason(tmp_path: Path, run_dict: di
     wide = optuna.create_study(study_name="wide", storage=url, direction="maximize")
     wide.enqueue_trial({"optimizer.lr": 0.5})
     wide.optimize(lambda t: t.suggest_float("optimizer.lr", 1e-3, 1.0), n_trials=1)
-    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    rp, op = write_configs(tmp_path, run_dict, opt_dict)
 
     def warm(source: str, storage: str = url) -> str:
         args = ["optimize", "-r", str(rp), "-o", str(op), "-q", "--enqueue-from", source]
@@ -1686,7 +1636,7 @@ def test_a_grid_study_refuses_warm_starts_that_leave_out_a_parameter(
         "optimizer.lr": {"type": "categorical", "choices": [0.01, 0.1]},
         "model.hidden.0": {"type": "int", "low": 8, "high": 16, "step": 8},
     }
-    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    rp, op = write_configs(tmp_path, run_dict, opt_dict)
     args = ["optimize", "-r", str(rp), "-o", str(op), "-q"]
     result = CliRunner().invoke(app, [*args, "--enqueue-from", "half", "--enqueue-from-storage", url])
     assert result.exit_code == 2 and result.stderr == (
@@ -1704,8 +1654,8 @@ def test_a_grid_study_refuses_warm_starts_that_leave_out_a_parameter(
     opt_dict["enqueue"] = [{"optimizer.lr": 0.1, "model.hidden.0": 16}]
     write_yaml(op, opt_dict)
     CliRunner().invoke(app, args, catch_exceptions=False)
-    assert _study(opt_dict).trials[0].params == {"optimizer.lr": 0.1, "model.hidden.0": 16}
-    assert {t.state for t in _study(opt_dict).trials} == {TrialState.COMPLETE}
+    assert load_study(opt_dict).trials[0].params == {"optimizer.lr": 0.1, "model.hidden.0": 16}
+    assert {t.state for t in load_study(opt_dict).trials} == {TrialState.COMPLETE}
 
 
 def test_a_searched_batch_size_trains_one_step_before_trial_0(
@@ -1734,26 +1684,20 @@ def test_batch_norm_searched_beside_a_batch_size_reaching_1_is_refused_before_tr
         "batch_size": {"type": "categorical", "choices": [32, 1]},
     }
     opt_dict["search_space"] = space
-    rp, op = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
-    with pytest.raises(HpoError) as refused:
-        prepare_study(rp, op)
     assert re.fullmatch(
         r".*optimize\.yaml: search_space\.batch_size: with model\.norm=batch, batch_size=1: one step on 1 sample "
         r"failed: ValueError: Expected more than 1 value per channel when training, .*; batch norm cannot "
         r"train on a batch of one sample: set batch_size to 2 or more \(a trial may pair any batch_size with "
         r"any model\.norm: search batch_size from 2, or search model\.norm below batch_size with when: "
         r"\{batch_size: \{ge: 2\}\}\)",
-        str(refused.value),
+        _plan_refused(tmp_path, run_dict, opt_dict),
     )
     opt_dict["search_space"] = {
         "batch_size": {"type": "int", "low": 1, "high": 32},
         "model": {"type": "categorical", "choices": [{"name": "mlp", "hidden": [16], "norm": "batch"}]},
     }
-    write_yaml(op, opt_dict)
-    with pytest.raises(
-        HpoError, match=r"with model=\{name: mlp, hidden: \[16\], norm: batch\}, batch_size=1: "
-    ):
-        prepare_study(rp, op)
+    said = _plan_refused(tmp_path, run_dict, opt_dict)
+    assert re.search(r"with model=\{name: mlp, hidden: \[16\], norm: batch\}, batch_size=1: ", said), said
     opt_dict["search_space"] = {
         "batch_size": space["batch_size"],
         "model.norm": {**space["model.norm"], "when": {"batch_size": {"ge": 2}}},
@@ -1761,7 +1705,7 @@ def test_batch_norm_searched_beside_a_batch_size_reaching_1_is_refused_before_tr
     opt_dict["n_trials"] = 4
     opt_dict["sampler"] = {"name": "bruteforce"}
     _run(tmp_path, run_dict, opt_dict)
-    trials = _study(opt_dict).trials
+    trials = load_study(opt_dict).trials
     assert {t.state for t in trials} == {TrialState.COMPLETE} and len(trials) == 3
 
 
@@ -1781,7 +1725,7 @@ def test_a_batch_size_larger_than_a_trials_training_split_fails_that_trial_sayin
     opt_dict["sampler"] = {"name": "bruteforce"}
     opt_dict["n_trials"] = 8
     _run(tmp_path, run_dict, opt_dict)
-    trials = _study(opt_dict).trials
+    trials = load_study(opt_dict).trials
     failed = [t for t in trials if t.state == TrialState.FAIL]
     assert [t.params for t in failed] == [{"batch_size": 64, "data.n": 100, "data.subset_fraction": 0.2}]
     assert failed[0].user_attrs["fail_reason"] == (
@@ -1799,9 +1743,7 @@ def test_a_journal_study_resumed_without_its_storage_is_refused_instead_of_start
     opt_dict["n_trials"] = 1
     _run(tmp_path, run_dict, opt_dict, storage="journal:studies/tiny.log")
     del opt_dict["storage"]  # the default: sqlite:///studies/tiny.db
-    with pytest.raises(HpoError) as refused:
-        _run(tmp_path, run_dict, {**opt_dict, "n_trials": 2})
-    assert str(refused.value) == (
+    assert _run_refused(tmp_path, run_dict, {**opt_dict, "n_trials": 2}) == (
         "study 'tiny' is in journal:studies/tiny.log, and without --storage a new one would start in "
         "sqlite:///studies/tiny.db; give --storage journal:studies/tiny.log (or storage: in the config) to "
         "resume it, or another study_name"
@@ -1822,7 +1764,7 @@ def test_a_list_choice_and_an_item_of_it_searched_together_run_every_trial(
     }
     _, summary = _run(tmp_path, run_dict, opt_dict)
     assert summary.counts == {"complete": 3}
-    assert {t.params["model.hidden"] for t in _study(opt_dict).trials} <= {"[16]", "[32, 16]"}
+    assert {t.params["model.hidden"] for t in load_study(opt_dict).trials} <= {"[16]", "[32, 16]"}
 
 
 def test_enqueue_from_leaves_out_the_keys_below_a_section_it_leaves_out(
@@ -1832,8 +1774,6 @@ def test_enqueue_from_leaves_out_the_keys_below_a_section_it_leaves_out(
     searches optimizer whole (no choice at lr 0.05) and optimizer.momentum: it queued {optimizer.momentum:
     0.83} alone, so the sampler might pick adam for it and the momentum went unused."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution
-
-    from hpotool.plan import with_warm_start
 
     url = f"sqlite:///{tmp_path / 'src.db'}"
     split = {
@@ -1855,8 +1795,7 @@ def test_enqueue_from_leaves_out_the_keys_below_a_section_it_leaves_out(
             "when": {"optimizer": {"in": [{"name": "sgd", "lr": 0.01}]}},
         },
     }
-    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    plan = with_warm_start(prepare_study(rp, op), optuna.load_study(study_name="split", storage=url), 2)
+    plan = _enqueue_from(write_configs(tmp_path, run_dict, opt_dict), url, "split", 2)
     assert plan.opt.enqueue == [{"optimizer": {"name": "sgd", "lr": 0.01}, "optimizer.momentum": 0.6}]
     assert plan.notes[-1] == (
         "--enqueue-from split: left out of its best trials (the sampler picks those this study searches, "
@@ -1895,7 +1834,7 @@ def test_searched_loss_names_auto_and_bce_on_label_columns_are_two_tasks(
     run_dict["loss"] = {"name": "bce_with_logits"}
     opt_dict["metric"], opt_dict["direction"] = "val_loss", "minimize"
     opt_dict["search_space"] = {"loss.name": {"type": "categorical", "choices": ["auto", "bce_with_logits"]}}
-    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    rp, op = write_configs(tmp_path, run_dict, opt_dict)
     prepare_study(rp, op)  # no error: two losses on two tasks
     opt_dict["metric"], opt_dict["direction"] = "val_accuracy", "maximize"
     with pytest.raises(
@@ -1916,7 +1855,7 @@ def test_searched_loss_names_auto_and_cross_entropy_on_class_rows_of_floats_are_
     opt_dict.update(metric="val_loss", direction="minimize", n_trials=2, sampler={"name": "bruteforce"})
     opt_dict["search_space"] = {"loss.name": {"type": "categorical", "choices": ["auto", "cross_entropy"]}}
     _run(tmp_path, run_dict, opt_dict)
-    metrics = {t.params["loss.name"]: t.user_attrs["metrics"] for t in _study(opt_dict).trials}
+    metrics = {t.params["loss.name"]: t.user_attrs["metrics"] for t in load_study(opt_dict).trials}
     assert "val_rmse" in metrics["auto"] and "val_accuracy" in metrics["cross_entropy"]
 
 
@@ -1926,6 +1865,6 @@ def test_val_accuracy_on_label_columns_read_as_a_regression_names_bce_with_logit
     """0/1 float label columns with loss auto are a regression; asking for val_accuracy said only 'give class
     labels as integers', which for several labels per sample is refused too: bce_with_logits is the fix."""
     run_dict["data"] = {"name": "tests.helpers:several_labels"}
-    rp, op = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    rp, op = write_configs(tmp_path, run_dict, opt_dict)
     with pytest.raises(HpoError, match=r"or set loss: \{name: bce_with_logits\} for these 0/1 labels\)$"):
         prepare_study(rp, op)

@@ -7,6 +7,7 @@ import math
 import multiprocessing
 import re
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -124,67 +125,61 @@ def test_constructor_checks(kwargs: dict, message: str) -> None:
         PFLPruner(**kwargs)
 
 
-def _space_study(url: str, name: str) -> optuna.Study:
+def _space_study(url: str, name: str, pruner: str = "pfl") -> optuna.Study:
+    """A study of x in [0, 1], stored as run with `pruner`, no trial yet."""
     study = optuna.create_study(study_name=name, storage=make_storage(url))
     space = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
-    study.set_user_attr("optimize_config", {"search_space": space, "pruner": {"name": "pfl", "kwargs": {}}})
+    study.set_user_attr("optimize_config", {"search_space": space, "pruner": {"name": pruner, "kwargs": {}}})
     return study
 
 
-def test_prune_audit_measures_predictions_and_missed_winners(tmp_path: Path) -> None:
+def _x_trial(x: float, **fields: Any) -> optuna.trial.FrozenTrial:
+    """A finished trial of a _space_study at `x` (complete unless `fields` say otherwise)."""
     from optuna.distributions import FloatDistribution
+
+    distributions = {"x": FloatDistribution(0.0, 1.0)}
+    return optuna.trial.create_trial(params={"x": x}, distributions=distributions, **fields)
+
+
+def _prune_audit(*args: str) -> Any:
+    """`hpotool prune-audit ARGS`."""
     from typer.testing import CliRunner
 
     from hpotool.cli import app
+
+    return CliRunner().invoke(app, ["prune-audit", *args], catch_exceptions=False)
+
+
+def test_prune_audit_measures_predictions_and_missed_winners(tmp_path: Path) -> None:
     from hpotool.prune_audit import missed_winners, prediction_errors
 
     url = f"sqlite:///{tmp_path / 's.db'}"
-    pruned, baseline = _space_study(url, "pruned"), _space_study(url, "baseline")
-    baseline.set_user_attr(
-        "optimize_config", {**baseline.user_attrs["optimize_config"], "pruner": {"name": "nop"}}
-    )
-    dist = {"x": FloatDistribution(0.0, 1.0)}
+    pruned, baseline = _space_study(url, "pruned"), _space_study(url, "baseline", pruner="nop")
     for i, x in enumerate([0.1, 0.2, 0.3]):  # exact exponentials: predictions from epoch 2 on are exact
-        pruned.add_trial(
-            optuna.trial.create_trial(
-                params={"x": x},
-                distributions=dist,
-                value=0.3 + 0.1 * i,
-                intermediate_values=dict(enumerate(curve(2.0, 0.3 + 0.1 * i, 0.4, 10))),
-            )
-        )
+        values = curve(2.0, 0.3 + 0.1 * i, 0.4, 10)
+        pruned.add_trial(_x_trial(x, value=0.3 + 0.1 * i, intermediate_values=dict(enumerate(values))))
     for x in (0.8, 0.9):
         pruned.add_trial(
-            optuna.trial.create_trial(
-                params={"x": x},
-                distributions=dist,
-                state=optuna.trial.TrialState.PRUNED,
-                intermediate_values={0: 2.0, 1: 1.8},
-            )
+            _x_trial(x, state=optuna.trial.TrialState.PRUNED, intermediate_values={0: 2.0, 1: 1.8})
         )
     for x, value in ((0.8, 0.25), (0.9, 0.9), (0.1, 0.3)):  # x=0.8 would have won; x=0.9 would not
-        baseline.add_trial(optuna.trial.create_trial(params={"x": x}, distributions=dist, value=value))
+        baseline.add_trial(_x_trial(x, value=value))
     errors = prediction_errors(pruned)
     assert [e.epoch for e in errors] == list(range(2, 9)) and all(e.trials == 3 for e in errors)
     assert max(e.max_abs_error for e in errors) < 0.02  # the fit's rate grid is the only error
     missed = missed_winners(pruned, baseline, top_k=2)
     assert (missed.pruned, missed.matched_exactly, missed.would_have_made_top_k, missed.bar) == (2, 2, 1, 0.4)
-    result = CliRunner().invoke(
-        app,
-        [
-            "prune-audit",
-            "--study-name",
-            "pruned",
-            "--storage",
-            url,
-            "--against",
-            "baseline",
-            "--against-storage",
-            url,
-            "--top-k",
-            "2",
-        ],
-        catch_exceptions=False,
+    result = _prune_audit(
+        "--study-name",
+        "pruned",
+        "--storage",
+        url,
+        "--against",
+        "baseline",
+        "--against-storage",
+        url,
+        "--top-k",
+        "2",
     )
     assert (
         result.exit_code == 0
@@ -225,21 +220,17 @@ def test_prune_audit_measures_predictions_and_missed_winners(tmp_path: Path) -> 
 
 
 def test_prune_audit_of_or_against_a_multi_objective_study_is_one_line(tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
-    from hpotool.cli import app
-
     url = f"sqlite:///{tmp_path / 's.db'}"
     _space_study(url, "single")
     optuna.create_study(study_name="two", storage=url, directions=["minimize", "minimize"])
-    base = ["prune-audit", "--storage", url, "--against-storage", url]
-    against = CliRunner().invoke(app, [*base, "--study-name", "single", "--against", "two"])
+    base = ["--storage", url, "--against-storage", url]
+    against = _prune_audit(*base, "--study-name", "single", "--against", "two")
     assert against.exit_code == 2 and "Traceback" not in against.output
     assert against.stderr == (
         "error: --against 'two' has 2 objectives; compare with a single-objective study of the same "
         "search space run without pruning\n"
     )
-    of = CliRunner().invoke(app, [*base, "--study-name", "two"])
+    of = _prune_audit(*base, "--study-name", "two")
     assert of.exit_code == 2
     assert of.stderr == (
         "error: study 'two' has 2 objectives, and multi-objective studies do not prune: there is no pruner "
@@ -248,53 +239,26 @@ def test_prune_audit_of_or_against_a_multi_objective_study_is_one_line(tmp_path:
 
 
 def test_prune_audit_of_long_curves_prints_a_short_table(tmp_path: Path) -> None:
-    from optuna.distributions import FloatDistribution
-    from typer.testing import CliRunner
-
-    from hpotool.cli import app
-
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = _space_study(url, "long")
     for i in range(3):
         values = curve(2.0, 0.3 + 0.1 * i, 0.1, 100)
-        study.add_trial(
-            optuna.trial.create_trial(
-                params={"x": 0.1 * i},
-                distributions={"x": FloatDistribution(0.0, 1.0)},
-                value=values[-1],
-                intermediate_values=dict(enumerate(values)),
-            )
-        )
-    result = CliRunner().invoke(
-        app, ["prune-audit", "--study-name", "long", "--storage", url], catch_exceptions=False
-    )
+        study.add_trial(_x_trial(0.1 * i, value=values[-1], intermediate_values=dict(enumerate(values))))
+    result = _prune_audit("--study-name", "long", "--storage", url)
     assert result.exit_code == 0
     rows = re.findall(r"^\W+(\d+)\W+3\W", result.stdout, flags=re.M)
     assert rows[0] == "3" and rows[-1] == "99" and len(rows) == 12, result.stdout
     assert "(12 of 97 epochs shown, evenly spaced; --json has every one)" in result.stdout
-    as_json = CliRunner().invoke(app, ["prune-audit", "--study-name", "long", "--storage", url, "--json"])
+    as_json = _prune_audit("--study-name", "long", "--storage", url, "--json")
     assert len(json.loads(as_json.stdout)["prediction_errors"]) == 97
 
 
 def test_prune_audit_of_short_curves_says_there_is_nothing_to_measure(tmp_path: Path) -> None:
-    from optuna.distributions import FloatDistribution
-    from typer.testing import CliRunner
-
-    from hpotool.cli import app
-
     url = f"sqlite:///{tmp_path / 's.db'}"
-    study = _space_study(url, "short")
-    study.add_trial(
-        optuna.trial.create_trial(
-            params={"x": 0.5},
-            distributions={"x": FloatDistribution(0.0, 1.0)},
-            value=0.5,
-            intermediate_values={0: 0.9, 1: 0.7, 2: 0.5},
-        )
+    _space_study(url, "short").add_trial(
+        _x_trial(0.5, value=0.5, intermediate_values={0: 0.9, 1: 0.7, 2: 0.5})
     )
-    result = CliRunner().invoke(
-        app, ["prune-audit", "--study-name", "short", "--storage", url], catch_exceptions=False
-    )
+    result = _prune_audit("--study-name", "short", "--storage", url)
     assert result.exit_code == 0
     assert " ".join(result.stdout.split()) == (
         "no PFL predictions to measure: no complete trial of short reported 4 or more epochs (the fit needs 3 "
@@ -304,25 +268,12 @@ def test_prune_audit_of_short_curves_says_there_is_nothing_to_measure(tmp_path: 
 
 def test_prune_audit_of_a_study_without_a_complete_trial_says_so(tmp_path: Path) -> None:
     """It read "no complete trial of s reported 4 or more epochs", as if trials had completed too short."""
-    from optuna.distributions import FloatDistribution
-    from typer.testing import CliRunner
-
-    from hpotool.cli import app
-
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = _space_study(url, "s")
+    reported = {0: 0.9, 1: 0.7, 2: 0.6, 3: 0.55, 4: 0.5}
     for _ in range(2):
-        study.add_trial(
-            optuna.trial.create_trial(
-                params={"x": 0.5},
-                distributions={"x": FloatDistribution(0.0, 1.0)},
-                state=optuna.trial.TrialState.PRUNED,
-                intermediate_values={0: 0.9, 1: 0.7, 2: 0.6, 3: 0.55, 4: 0.5},
-            )
-        )
-    result = CliRunner().invoke(
-        app, ["prune-audit", "--study-name", "s", "--storage", url], catch_exceptions=False
-    )
+        study.add_trial(_x_trial(0.5, state=optuna.trial.TrialState.PRUNED, intermediate_values=reported))
+    result = _prune_audit("--study-name", "s", "--storage", url)
     assert result.exit_code == 0
     assert " ".join(result.stdout.split()) == (
         "no PFL predictions to measure: s has no complete trial yet, and a prediction is measured against the "
@@ -332,28 +283,17 @@ def test_prune_audit_of_a_study_without_a_complete_trial_says_so(tmp_path: Path)
 
 
 def test_prune_audit_sets_the_bar_with_trials_that_meet_the_constraints(tmp_path: Path) -> None:
-    from optuna.distributions import FloatDistribution
-
     from hpotool.prune_audit import missed_winners
 
     url = f"sqlite:///{tmp_path / 's.db'}"
-    pruned, baseline = _space_study(url, "pruned"), _space_study(url, "baseline")
-    baseline.set_user_attr(
-        "optimize_config", {**baseline.user_attrs["optimize_config"], "pruner": {"name": "nop"}}
-    )
-    dist = {"x": FloatDistribution(0.0, 1.0)}
+    pruned, baseline = _space_study(url, "pruned"), _space_study(url, "baseline", pruner="nop")
 
     def add(study: optuna.Study, x: float, value: float | None, constraint: float = -1.0) -> None:
         state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.PRUNED
-        trial = optuna.trial.create_trial(
-            params={"x": x},
-            distributions=dist,
-            value=value,
-            state=state,
-            intermediate_values={0: 2.0},
-            system_attrs={"constraints": [constraint]},
+        constraints = {"constraints": [constraint]}
+        study.add_trial(
+            _x_trial(x, value=value, state=state, intermediate_values={0: 2.0}, system_attrs=constraints)
         )
-        study.add_trial(trial)
 
     add(pruned, 0.1, 0.1, constraint=1.0)  # the lowest loss, but it breaks the constraints
     add(pruned, 0.2, 0.5)
@@ -411,24 +351,18 @@ def test_missed_winners_match_a_list_choice_by_value_not_by_its_label(tmp_path: 
 def test_prune_audit_against_itself_or_a_pruned_study_is_one_line(tmp_path: Path) -> None:
     """Either gave figures: against itself, each pruned trial "would have won" by its nearest complete
     neighbour there; against a pruned study, by the survivors of its pruner."""
-    from typer.testing import CliRunner
-
-    from hpotool.cli import app
-
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = _space_study(url, "pruned")
     study.enqueue_trial({"x": 0.5})
     study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=1)
-    _space_study(url, "halved").set_user_attr(
-        "optimize_config", {**study.user_attrs["optimize_config"], "pruner": {"name": "successive_halving"}}
-    )
-    base = ["prune-audit", "--study-name", "pruned", "--storage", url, "--against-storage", url]
-    itself = CliRunner().invoke(app, [*base, "--against", "pruned"])
+    _space_study(url, "halved", pruner="successive_halving")
+    base = ["--study-name", "pruned", "--storage", url, "--against-storage", url]
+    itself = _prune_audit(*base, "--against", "pruned")
     assert itself.exit_code == 2 and itself.stderr == (
         "error: --against names study 'pruned' itself; compare with a study of the same search space run "
         "without pruning\n"
     )
-    halved = CliRunner().invoke(app, [*base, "--against", "halved"])
+    halved = _prune_audit(*base, "--against", "halved")
     assert halved.exit_code == 2 and halved.stderr == (
         "error: --against 'halved' was run with the successive_halving pruner, which stops trials early; "
         "compare with a study of the same search space run without pruning (pruner: {name: nop})\n"
@@ -436,37 +370,16 @@ def test_prune_audit_against_itself_or_a_pruned_study_is_one_line(tmp_path: Path
 
 
 def test_prune_audit_with_fewer_complete_trials_than_top_k_says_its_top_k_has_no_bar(tmp_path: Path) -> None:
-    from optuna.distributions import FloatDistribution
-    from typer.testing import CliRunner
-
-    from hpotool.cli import app
-
     url = f"sqlite:///{tmp_path / 's.db'}"
-    sh, nop = _space_study(url, "sh"), _space_study(url, "nop")
-    nop.set_user_attr("optimize_config", {**nop.user_attrs["optimize_config"], "pruner": {"name": "nop"}})
-    dist = {"x": FloatDistribution(0.0, 1.0)}
+    sh, nop = _space_study(url, "sh"), _space_study(url, "nop", pruner="nop")
     # As successive halving leaves a small study: 2 complete trials, the rest pruned at the first rung.
     for x, value in ((0.1, 0.3), (0.2, 0.4), (0.7, None), (0.8, None), (0.9, None)):
         state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.PRUNED
-        sh.add_trial(
-            optuna.trial.create_trial(
-                params={"x": x}, distributions=dist, value=value, state=state, intermediate_values={0: 2.0}
-            )
-        )
+        sh.add_trial(_x_trial(x, value=value, state=state, intermediate_values={0: 2.0}))
     for x, value in ((0.7, 0.35), (0.8, 0.9), (0.9, 1.0), (0.1, 0.3)):  # 0.7 lands among the top 2
-        nop.add_trial(optuna.trial.create_trial(params={"x": x}, distributions=dist, value=value))
-    args = [
-        "prune-audit",
-        "--study-name",
-        "sh",
-        "--storage",
-        url,
-        "--against",
-        "nop",
-        "--against-storage",
-        url,
-    ]
-    result = CliRunner().invoke(app, [*args, "--top-k", "5"], catch_exceptions=False)
+        nop.add_trial(_x_trial(x, value=value))
+    args = ["--study-name", "sh", "--storage", url, "--against", "nop", "--against-storage", url]
+    result = _prune_audit(*args, "--top-k", "5")
     assert result.exit_code == 0, result.output
     # Every pruned trial "would have beaten the top-5 bar", the worst complete trial, when the top-5 has free
     # places: the figure is the top-2's, and says so.
@@ -476,7 +389,7 @@ def test_prune_audit_with_fewer_complete_trials_than_top_k_says_its_top_k_has_no
         "constraints, so its top-5 has no bar (any finished trial would make it): the bar above is its top-2's, "
         "its worst complete trial"
     ), result.stdout
-    as_json = CliRunner().invoke(app, [*args, "--top-k", "5", "--json"], catch_exceptions=False)
+    as_json = _prune_audit(*args, "--top-k", "5", "--json")
     missed = json.loads(as_json.stdout)["missed_winners"]
     assert (missed["top_k"], missed["bar_rank"], missed["bar"], missed["would_have_made_top_k"]) == (
         5,
@@ -484,5 +397,5 @@ def test_prune_audit_with_fewer_complete_trials_than_top_k_says_its_top_k_has_no
         0.4,
         1,
     )
-    exact = CliRunner().invoke(app, [*args, "--top-k", "2"], catch_exceptions=False)
+    exact = _prune_audit(*args, "--top-k", "2")
     assert "sh's top-2 bar (0.4)" in exact.stdout and "has no bar" not in exact.stdout

@@ -15,6 +15,17 @@ from hpotool.rdb import BufferedRDBStorage
 from hpotool.storage import make_storage
 
 
+def _buffered_study(tmp_path: Path, **settings: float) -> tuple[str, optuna.Study]:
+    """The URL of tmp_path/s.db, and study 's' there through a BufferedRDBStorage with `settings` (flush_s,
+    refresh_s)."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    storage = make_storage(url)
+    assert isinstance(storage, BufferedRDBStorage)
+    for name, value in settings.items():
+        setattr(storage, name, value)
+    return url, optuna.create_study(study_name="s", storage=storage)
+
+
 def _other_process_view(url: str, name: str) -> optuna.Study:
     """A second, independent connection: what another worker or optuna-dashboard sees."""
     return optuna.load_study(study_name=name, storage=url)
@@ -26,8 +37,7 @@ def test_make_storage_wraps_every_rdb_url(tmp_path: Path) -> None:
 
 
 def test_reports_of_a_fast_trial_are_written_together_and_before_it_finishes(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 's.db'}"
-    study = optuna.create_study(study_name="s", storage=make_storage(url))
+    url, study = _buffered_study(tmp_path)
     trial = study.ask()
     for step in range(5):
         trial.report(float(step), step)
@@ -38,11 +48,7 @@ def test_reports_of_a_fast_trial_are_written_together_and_before_it_finishes(tmp
 
 
 def test_reports_are_written_at_once_when_epochs_are_slower_than_the_flush_interval(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 's.db'}"
-    storage = make_storage(url)
-    assert isinstance(storage, BufferedRDBStorage)
-    storage.flush_s = 0.05
-    study = optuna.create_study(study_name="s", storage=storage)
+    url, study = _buffered_study(tmp_path, flush_s=0.05)
     trial = study.ask()
     time.sleep(0.06)
     trial.report(0.5, 0)
@@ -51,7 +57,7 @@ def test_reports_are_written_at_once_when_epochs_are_slower_than_the_flush_inter
 
 
 def test_reading_the_running_trial_back_writes_its_reports_first(tmp_path: Path) -> None:
-    study = optuna.create_study(study_name="s", storage=make_storage(f"sqlite:///{tmp_path / 's.db'}"))
+    _, study = _buffered_study(tmp_path)
     trial = study.ask()
     trial.report(3.0, 7)
     assert study._storage.get_trial(trial._trial_id).intermediate_values == {7: 3.0}
@@ -59,8 +65,7 @@ def test_reading_the_running_trial_back_writes_its_reports_first(tmp_path: Path)
 
 
 def test_a_failed_trial_keeps_its_curve(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 's.db'}"
-    study = optuna.create_study(study_name="s", storage=make_storage(url))
+    url, study = _buffered_study(tmp_path)
     trial = study.ask()
     trial.report(1.0, 0)
     trial.report(2.0, 1)
@@ -70,7 +75,7 @@ def test_a_failed_trial_keeps_its_curve(tmp_path: Path) -> None:
 
 
 def test_a_report_on_a_finished_trial_is_still_refused(tmp_path: Path) -> None:
-    study = optuna.create_study(study_name="s", storage=make_storage(f"sqlite:///{tmp_path / 's.db'}"))
+    _, study = _buffered_study(tmp_path)
     trial = study.ask()
     study.tell(trial, 1.0)
     with pytest.raises(RuntimeError):
@@ -92,11 +97,7 @@ def test_another_worker_s_finished_trial_reaches_the_pruner_within_refresh_s(
 ) -> None:
     clock = _Clock()
     monkeypatch.setattr("hpotool.rdb.time", clock)
-    url = f"sqlite:///{tmp_path / 's.db'}"
-    storage = make_storage(url)
-    assert isinstance(storage, BufferedRDBStorage)
-    storage.refresh_s = 0.2
-    study = optuna.create_study(study_name="s", storage=storage)
+    url, study = _buffered_study(tmp_path, refresh_s=0.2)
     mine = study.ask()
     done = (TrialState.COMPLETE,)
     assert study.get_trials(states=done) == []
@@ -112,8 +113,7 @@ def test_another_worker_s_finished_trial_reaches_the_pruner_within_refresh_s(
 
 
 def test_with_no_trial_running_here_every_query_reads_the_database(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 's.db'}"
-    study = optuna.create_study(study_name="s", storage=make_storage(url))
+    url, study = _buffered_study(tmp_path)
     study.tell(study.ask(), 1.0)
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 1
     other = _other_process_view(url, "s")
@@ -236,8 +236,7 @@ def test_a_trial_created_during_a_read_is_left_for_the_next_read(tmp_path: Path)
 
     from hpotool.rdb import FastReadRDBStorage
 
-    url = f"sqlite:///{tmp_path / 's.db'}"
-    study = optuna.create_study(study_name="s", storage=make_storage(url))
+    url, study = _buffered_study(tmp_path)
     study.tell(study.ask(), 1.0)
     fast, other = FastReadRDBStorage(url), optuna.load_study(study_name="s", storage=url)
     fired: list[str] = []

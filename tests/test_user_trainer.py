@@ -15,6 +15,7 @@ from hpotool.errors import HpoError
 from tests.cli_run import optimize
 
 REPO = Path(__file__).resolve().parents[1]
+LOSS_STUDY = {"study_name": "u", "metric": "val_loss", "direction": "minimize"}  # the tests' optimize configs
 
 
 @pytest.mark.parametrize(
@@ -88,6 +89,15 @@ def test_train_with_a_training_function_saves_no_model_and_says_so(
         load_model(out / "model.pt")
 
 
+def _write(tmp_path: Path, run: dict[str, Any], opt: dict[str, Any]) -> list[str]:
+    """`run` and `opt` written to tmp_path/run.yaml and opt.yaml, and the `-r RUN -o OPT` that name them."""
+    import yaml
+
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    (tmp_path / "opt.yaml").write_text(yaml.safe_dump(opt))
+    return ["-r", str(tmp_path / "run.yaml"), "-o", str(tmp_path / "opt.yaml")]
+
+
 def _study_with(
     function: str,
     tmp_path: Path,
@@ -106,9 +116,7 @@ def _study_with(
     trainer = {"function": f"tests.trainers:{function}", **run.pop("trainer", {})}
     run_path.write_text(yaml.safe_dump({"project": "u", "epochs": 3, "trainer": trainer, **run}))
     opt = {
-        "study_name": "u",
-        "metric": "val_loss",
-        "direction": "minimize",
+        **LOSS_STUDY,
         "pruner": pruner or {"name": "nop"},
         "search_space": {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
     }
@@ -612,17 +620,13 @@ def test_a_training_function_that_breaks_the_contract_stops_the_study_at_the_fir
 def test_a_mapping_of_the_run_config_is_searched_as_a_whole_choice(tmp_path: Path) -> None:
     """README: a categorical choice may be a whole mapping. trainer.opts, a mapping in the run config, was
     refused as a search-space path ("the RunConfig has no such path; did you mean 'trainer.opts.a'")."""
-    import yaml
-
     run = {
         "project": "u",
         "epochs": 1,
         "trainer": {"function": "tests.trainers:adds_its_options", "opts": {"a": 1.0, "b": 2.0}},
     }
     opt = {
-        "study_name": "u",
-        "metric": "val_loss",
-        "direction": "minimize",
+        **LOSS_STUDY,
         "n_trials": 2,
         "pruner": {"name": "nop"},
         "search_space": {
@@ -631,24 +635,17 @@ def test_a_mapping_of_the_run_config_is_searched_as_a_whole_choice(tmp_path: Pat
         "enqueue": [{"trainer.opts": {"a": 0.5, "b": 0.0}}],
         "storage": f"sqlite:///{tmp_path / 'u.db'}",
     }
-    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
-    (tmp_path / "opt.yaml").write_text(yaml.safe_dump(opt))
-    result = CliRunner().invoke(
-        app, ["optimize", "-r", str(tmp_path / "run.yaml"), "-o", str(tmp_path / "opt.yaml"), "-q"]
-    )
+    result = CliRunner().invoke(app, ["optimize", *_write(tmp_path, run, opt), "-q"])
     assert result.exit_code == 0, result.output
     first = optuna.load_study(study_name="u", storage=opt["storage"]).trials[0]
     assert (first.params, first.value) == ({"trainer.opts": "{a: 0.5, b: 0.0}"}, 0.5)
 
 
-def test_the_summary_says_why_a_trial_failed_where_the_study_went_on(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """One trial of three failed (its epochs were too many for the function): with -q the summary said
-    only `states: complete 2, fail 1`, and nothing of why."""
+def _one_of_three_trials_fails(tmp_path: Path) -> tuple[Any, str]:
+    """`optimize -q` of a grid of three epochs, 2 to 4, whose function fails where epochs are too many, and
+    the study's storage."""
     import yaml
 
-    monkeypatch.chdir(REPO)
     run, opt = tmp_path / "run.yaml", tmp_path / "opt.yaml"
     run.write_text(
         yaml.safe_dump({"project": "u", "trainer": {"function": "tests.trainers:fails_on_long_runs"}})
@@ -660,7 +657,16 @@ def test_the_summary_says_why_a_trial_failed_where_the_study_went_on(
         )
     )
     storage = f"sqlite:///{tmp_path / 'u.db'}"
-    result = optimize(run, opt, storage, 3)
+    return optimize(run, opt, storage, 3), storage
+
+
+def test_the_summary_says_why_a_trial_failed_where_the_study_went_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One trial of three failed (its epochs were too many for the function): with -q the summary said
+    only `states: complete 2, fail 1`, and nothing of why."""
+    monkeypatch.chdir(REPO)
+    result, storage = _one_of_three_trials_fails(tmp_path)
     (failed,) = [
         t for t in optuna.load_study(study_name="u", storage=storage).trials if t.state == TrialState.FAIL
     ]
@@ -678,24 +684,11 @@ def test_a_note_naming_a_command_keeps_it_on_one_line_on_a_narrow_terminal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """At 80 columns the note broke its command over lines ("... --storage" / "sqlite:///...")."""
-    import yaml
-
     import hpotool.cli
 
     monkeypatch.chdir(REPO)
     monkeypatch.setattr(hpotool.cli._err(), "width", 80)
-    run, opt = tmp_path / "run.yaml", tmp_path / "opt.yaml"
-    run.write_text(
-        yaml.safe_dump({"project": "u", "trainer": {"function": "tests.trainers:fails_on_long_runs"}})
-    )
-    space = {"epochs": {"type": "int", "low": 2, "high": 4}}
-    opt.write_text(
-        yaml.safe_dump(
-            {"study_name": "u", "sampler": {"name": "grid"}, "pruner": {"name": "nop"}, "search_space": space}
-        )
-    )
-    storage = f"sqlite:///{tmp_path / 'u.db'}"
-    result = optimize(run, opt, storage, 3)
+    result, storage = _one_of_three_trials_fails(tmp_path)
     (note,) = [line for line in result.stderr.splitlines() if line.startswith("note: 1 trial failed")]
     assert note.endswith(f"; hpotool trials --study-name u --storage {storage} --state fail lists them"), (
         result.stderr
@@ -719,17 +712,13 @@ def test_whole_trainer_sections_are_a_categorical_choice(tmp_path: Path) -> None
     halves = {"function": "tests.trainers:adds_its_options", "opts": {"a": 0.5, "b": 0.0}}
     silent = {"function": "tests.trainers:never_reports"}
     opt: dict[str, Any] = {
-        "study_name": "u",
-        "metric": "val_loss",
-        "direction": "minimize",
+        **LOSS_STUDY,
         "n_trials": 2,
         "search_space": {"trainer": {"type": "categorical", "choices": [halves, silent]}},
         "enqueue": [{"trainer": halves}],
         "storage": f"sqlite:///{tmp_path / 'u.db'}",
     }
-    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
-    (tmp_path / "opt.yaml").write_text(yaml.safe_dump(opt))
-    args = ["optimize", "-r", str(tmp_path / "run.yaml"), "-o", str(tmp_path / "opt.yaml")]
+    args = ["optimize", *_write(tmp_path, run, opt)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert (
@@ -763,8 +752,6 @@ def test_a_chosen_trainer_that_breaks_the_contract_is_named_when_the_study_stops
 ) -> None:
     """With whole trainer sections as choices, the line that stops the study names the function the trial
     ran, not the run config's (which reports as it should), in one process or with workers."""
-    import yaml
-
     run = {
         "project": "u",
         "epochs": 1,
@@ -772,18 +759,14 @@ def test_a_chosen_trainer_that_breaks_the_contract_is_named_when_the_study_stops
     }
     bare = {"function": "tests.trainers:reports_a_bare_number"}
     opt = {
-        "study_name": "u",
-        "metric": "val_loss",
-        "direction": "minimize",
+        **LOSS_STUDY,
         "n_trials": 2,
         "pruner": {"name": "nop"},
         "search_space": {"trainer": {"type": "categorical", "choices": [run["trainer"], bare]}},
         "enqueue": [{"trainer": bare}],
         "storage": f"sqlite:///{tmp_path / 'u.db'}",
     }
-    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
-    (tmp_path / "opt.yaml").write_text(yaml.safe_dump(opt))
-    args = ["optimize", "-r", str(tmp_path / "run.yaml"), "-o", str(tmp_path / "opt.yaml"), "-q"]
+    args = ["optimize", *_write(tmp_path, run, opt), "-q"]
     result = CliRunner().invoke(app, [*args, "--workers", workers])
     assert result.exit_code == 2, result.output
     created, error = result.stderr.strip().split("\n")  # the study it made, then the one line
@@ -803,16 +786,12 @@ def test_trainer_keys_the_function_names_as_parameters_are_passed(
     monkeypatch.chdir(REPO)
     run = {"project": "u", "epochs": 1, "trainer": {"function": "tests.trainers:takes_its_lr", "lr": 0.5}}
     opt = {
-        "study_name": "u",
-        "metric": "val_loss",
-        "direction": "minimize",
+        **LOSS_STUDY,
         "pruner": {"name": "nop"},
         "search_space": {"trainer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
     }
-    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
-    (tmp_path / "opt.yaml").write_text(yaml.safe_dump(opt))
     storage = f"sqlite:///{tmp_path / 'u.db'}"
-    args = ["-r", str(tmp_path / "run.yaml"), "-o", str(tmp_path / "opt.yaml"), "--storage", storage]
+    args = [*_write(tmp_path, run, opt), "--storage", storage]
     result = CliRunner().invoke(app, ["optimize", *args, "--n-trials", "3", "-q"])
     assert result.exit_code == 0, result.output
     trials = optuna.load_study(study_name="u", storage=storage).trials
@@ -838,7 +817,7 @@ def test_optimize_json_is_strict_json_when_the_best_trial_has_an_undefined_metri
     trainer = {"function": "tests.trainers:ends_with_an_undefined_metric"}
     run_path.write_text(yaml.safe_dump({"project": "u", "epochs": 1, "trainer": trainer}))
     space = {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}}
-    opt = {"study_name": "u", "metric": "val_loss", "direction": "minimize", "search_space": space}
+    opt = {**LOSS_STUDY, "search_space": space}
     opt_path.write_text(yaml.safe_dump(opt))
     storage = f"sqlite:///{tmp_path / 'u.db'}"
     args = ["optimize", "-r", str(run_path), "-o", str(opt_path), "--storage", storage, "--n-trials", "1"]
