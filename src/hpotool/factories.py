@@ -7,6 +7,7 @@ import re
 import socket
 import zlib
 from collections.abc import Mapping
+from types import CodeType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
@@ -101,8 +102,28 @@ def _refused_kwargs(cls: Any, kwargs: Mapping[str, Any], exc: Exception) -> bool
     inner = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
     if inner is None:  # raised by the call itself, before any code of the class ran
         return True
-    module = str(inner.tb_frame.f_globals.get("__name__", ""))  # the constructor's: who checked the values
+    # The constructor's own frame: who checked the values. A decorator's wrapper (Optuna's
+    # experimental_class) runs first, and its module is not the class's.
+    own = _constructor_code(cls)
+    frame: TracebackType | None = inner
+    while own is not None and frame is not None and frame.tb_frame.f_code is not own:
+        frame = frame.tb_next
+    module = str((frame or inner).tb_frame.f_globals.get("__name__", ""))
     return module.split(".")[0] in ("optuna", "hpotool")
+
+
+def _constructor_code(cls: Any) -> CodeType | None:
+    """The code of what `cls(...)` runs as the constructor (a class's `__init__`, or the function), under
+    any decorator that wraps it with functools.wraps; None when it has none (a builtin)."""
+    import inspect
+
+    target: Any = getattr(cls, "__init__", None) if isinstance(cls, type) else cls
+    try:
+        target = inspect.unwrap(target)
+    except ValueError:  # a cycle of __wrapped__
+        return None
+    code = getattr(target, "__code__", None)
+    return code if isinstance(code, CodeType) else None
 
 
 _YAML_VALUES = (str, int, float, bool, list, dict)
