@@ -1102,6 +1102,32 @@ CASES = [
         run={"data": {"name": "tests.helpers:soft_labels"}, "loss": {"name": "torch.nn:NLLLoss"}},
     ),
     Case(
+        "mse-loss-on-soft-labels",
+        "mse on class probabilities a dataset names a classification",
+        "error: run.yaml: loss: 'mse' compares numbers, but y holds each sample's class probabilities (soft labels of a classification task of 3 classes); use cross_entropy (or auto), which takes probabilities, or to fit them as numbers return hpotool.datasets.Dataset(x, y, 'regression')",
+        run={"data": {"name": "soft_mse_data:probabilities"}, "loss": {"name": "mse"}},
+        files={
+            "soft_mse_data.py": "import numpy as np\nimport torch\nfrom hpotool.datasets import Dataset\n\n\n"
+            "def probabilities():\n    x = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)\n"
+            "    p = np.exp(x[:, :3])\n"
+            "    return Dataset(torch.as_tensor(x), torch.as_tensor(p / p.sum(axis=1, keepdims=True)), "
+            "'classification')\n"
+        },
+    ),
+    Case(
+        "bce-loss-on-soft-labels",
+        "bce_with_logits on class probabilities a dataset names a classification",
+        "error: run.yaml: loss: 'bce_with_logits' scores two classes with one logit per sample, but y holds each sample's probabilities over 3 classes (soft labels); use cross_entropy (or auto), which takes probabilities, or for 3 independent targets from 0 to 1 return hpotool.datasets.Dataset(x, y, 'multilabel')",
+        run={"data": {"name": "soft_bce_data:probabilities"}, "loss": {"name": "bce_with_logits"}},
+        files={
+            "soft_bce_data.py": "import numpy as np\nimport torch\nfrom hpotool.datasets import Dataset\n\n\n"
+            "def probabilities():\n    x = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)\n"
+            "    p = np.exp(x[:, :3])\n"
+            "    return Dataset(torch.as_tensor(x), torch.as_tensor(p / p.sum(axis=1, keepdims=True)), "
+            "'classification')\n"
+        },
+    ),
+    Case(
         "split-too-small",
         "a dataset too small for the validation split",
         "error: run.yaml: data: val_fraction: 0.1 of the dataset's 4 samples leaves no validation sample; raise it to at least 0.5, or give more data",

@@ -429,3 +429,62 @@ def test_a_loss_that_sums_over_the_samples_is_refused_before_training() -> None:
         ),
         "run.yaml",
     )
+
+
+SOFT_LABELS_MODULE = (
+    "import numpy as np\nimport torch\nfrom hpotool.datasets import Dataset\n\n\n"
+    "def probabilities(task='classification'):\n"
+    "    x = np.random.default_rng(0).normal(size=(120, 4)).astype(np.float32)\n"
+    "    p = np.exp(2 * x[:, :3])\n"
+    "    return Dataset(torch.as_tensor(x), torch.as_tensor(p / p.sum(axis=1, keepdims=True)), task)\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("loss", "message"),
+    [
+        (
+            "mse",
+            "run.yaml: loss: 'mse' compares numbers, but y holds each sample's class probabilities (soft labels "
+            "of a classification task of 3 classes); use cross_entropy (or auto), which takes probabilities, or "
+            "to fit them as numbers return hpotool.datasets.Dataset(x, y, 'regression')",
+        ),
+        (
+            "bce_with_logits",
+            "run.yaml: loss: 'bce_with_logits' scores two classes with one logit per sample, but y holds each "
+            "sample's probabilities over 3 classes (soft labels); use cross_entropy (or auto), which takes "
+            "probabilities, or for 3 independent targets from 0 to 1 return "
+            "hpotool.datasets.Dataset(x, y, 'multilabel')",
+        ),
+    ],
+)
+def test_class_probabilities_with_a_loss_that_compares_numbers_or_scores_one_logit_say_so(
+    tmp_path: Any, loss: str, message: str
+) -> None:
+    """A dataset returning Dataset(x, probabilities, 'classification'): with mse the check said "y holds class
+    labels ...; give y as floating-point numbers for regression" (y held floats already); with
+    bce_with_logits the probabilities read as labels 0 and 1 (truncated), the model got one output, and the
+    step failed on a shape mismatch, "check that the loss fits this classification task". The fixes each
+    line gives train."""
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    (tmp_path / "soft_label_data.py").write_text(SOFT_LABELS_MODULE)
+
+    def run(task: str, loss: str) -> RunConfig:
+        return RunConfig.model_validate(
+            {
+                "data": {"name": "soft_label_data:probabilities", "task": task},
+                "model": {"name": "mlp", "hidden": [8]},
+                "loss": {"name": loss},
+                "epochs": 1,
+                "batch_size": 16,
+                "device": "cpu",
+            }
+        )
+
+    with pytest.raises(HpoError) as info:
+        check_run(run("classification", loss), "run.yaml")
+    assert str(info.value) == message
+    check_run(run("classification", "cross_entropy"), "run.yaml")
+    check_run(run("regression" if loss == "mse" else "multilabel", loss), "run.yaml")

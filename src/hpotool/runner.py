@@ -515,7 +515,15 @@ def _check_loss_fits_task(cfg: RunConfig, data: PreparedData, loss: Any) -> None
                 f"cross_entropy (log_softmax and NLL in one), or a model of your own ending in log_softmax",
             )
         numeric = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)
-        if among(numeric, (F.mse_loss, F.l1_loss, F.smooth_l1_loss, F.huber_loss)):
+        numbers = among(numeric, (F.mse_loss, F.l1_loss, F.smooth_l1_loss, F.huber_loss))
+        if numbers and data.train.y.is_floating_point():  # told "y holds class labels ... give floats"
+            raise RunCheckError(
+                "loss",
+                f"{name!r} compares numbers, but y holds each sample's class probabilities (soft labels of a "
+                f"classification task of {data.out_features} classes); use cross_entropy (or auto), which takes "
+                f"probabilities, or to fit them as numbers return hpotool.datasets.Dataset(x, y, 'regression')",
+            )
+        if numbers:
             raise RunCheckError(
                 "loss",
                 f"{name!r} compares numbers, but y holds class labels (a classification task of "
@@ -606,6 +614,14 @@ def _shown_labels(labels: list[int]) -> str:
 def _check_binary_labels(name: str, data: PreparedData) -> None:
     """A one-logit loss (binary cross-entropy) takes the labels 0 and 1: a `RunCheckError` saying which
     labels y holds and how to number them, or to use cross_entropy for more than two classes."""
+    if data.train.y.is_floating_point():  # soft labels: read as labels, truncated to 0, and one logit
+        raise RunCheckError(  # against a column per class failed the step with a shape mismatch
+            "loss",
+            f"{name!r} scores two classes with one logit per sample, but y holds each sample's probabilities "
+            f"over {data.out_features} classes (soft labels); use cross_entropy (or auto), which takes "
+            f"probabilities, or for {data.out_features} independent targets from 0 to 1 return "
+            f"hpotool.datasets.Dataset(x, y, 'multilabel')",
+        )
     labels = sorted(
         int(v) for v in torch.unique(torch.cat([data.train.y.reshape(-1), data.val.y.reshape(-1)]))
     )
