@@ -1422,6 +1422,12 @@ CASES = [
         env={"HPOTOOL_HEARTBEAT_INTERVAL": "2.5"},
     ),
     Case(
+        "schedule-takes-a-function",
+        "a schedule that takes a function (LambdaLR's lr_lambda), which no YAML value can be",
+        "error: run.yaml: scheduler: scheduler 'torch.optim.lr_scheduler:LambdaLR' requires 'lr_lambda', a function, which a YAML value cannot be; build the scheduler in a function of your own module (def my_schedule(optimizer, epochs): return LambdaLR(optimizer, lambda epoch: 0.95 ** epoch)) and give its import path (package.module:Name) as name",
+        run={"scheduler": {"name": "torch.optim.lr_scheduler:LambdaLR"}},
+    ),
+    Case(
         "schedule-lr-not-positive",
         "a schedule argument that would take the lr to 0 or below (onecycle max_lr, cosine eta_min, step gamma)",
         "error: run.yaml: scheduler: ValueError: max_lr must be greater than 0 (the peak lr of the cycle), got 0",

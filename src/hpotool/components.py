@@ -102,10 +102,69 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
             f"their size for train_loss and val_loss), got {format_choice(kwargs['reduction'])}; drop reduction (for "
             f"larger steps, raise optimizer.lr)"
         )
+    _check_objects(kind, name, obj, kwargs, injected)
     check_required(obj, kwargs, f"{kind} {name!r}", kind, injected)
     check_types(obj, kwargs, f"{kind} {name!r}")
     if kind == "loss":
         _check_label_smoothing(name, kwargs.get("label_smoothing"))
+
+
+# How to build a schedule that takes a function: the one kind whose built-ins (torch's) take one.
+_SCHEDULE_EXAMPLE = (
+    "def my_schedule(optimizer, epochs): return LambdaLR(optimizer, lambda epoch: 0.95 ** epoch)"
+)
+
+
+def _check_objects(
+    kind: Kind, name: str, obj: Any, kwargs: Mapping[str, Any], injected: tuple[str, ...]
+) -> None:
+    """An argument annotated as a function or a schedule object (LambdaLR's and MultiplicativeLR's
+    lr_lambda, SequentialLR's schedulers), which no YAML value can be: a required one was "add lr_lambda: ...
+    under scheduler:", and the value added then failed with "TypeError: 'float' object is not callable"."""
+    import inspect
+
+    try:
+        params = inspect.signature(obj).parameters.values()
+    except (TypeError, ValueError):
+        return
+    for param in params:
+        if param.name in injected or param.name == "self":
+            continue
+        text = _object_annotation(param.annotation)
+        if text is None:
+            continue
+        value = kwargs.get(param.name)
+        if param.name in kwargs and value is not None:
+            said = f"argument {param.name!r} takes {text}, which a YAML value cannot be (got {format_choice(value)})"
+        elif param.name not in kwargs and param.default is inspect.Parameter.empty:
+            said = f"requires {param.name!r}, {text}, which a YAML value cannot be"
+        else:
+            continue
+        raise ValueError(
+            f"{kind} {name!r} {said}; build the {kind} in a function of your own module"
+            + (f" ({_SCHEDULE_EXAMPLE})" if kind == "scheduler" else "")
+            + " and give its import path (package.module:Name) as name"
+        )
+
+
+def _object_annotation(annotation: Any) -> str | None:
+    """The annotation, as text, of a parameter that takes a function or an LRScheduler and nothing a YAML value
+    can be (str, a number, a bool); None otherwise."""
+    import inspect
+    import re
+
+    if annotation is inspect.Parameter.empty:
+        return None
+    if isinstance(annotation, str):
+        text = annotation
+    else:  # a typing object's __name__ drops its arguments: Optional[Callable] is "Optional"
+        text = annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
+    if not re.search(r"\bCallable\b|\bLRScheduler\b", text):
+        return None
+    bare = re.sub(r"Callable\[\[[^\]]*\],[^\]]*\]", "Callable", text)  # Callable[[int], float]: not an int
+    if re.search(r"\b(str|int|float|bool|Any)\b", bare):
+        return None
+    return "a function" if "Callable" in bare and "LRScheduler" not in bare else f"an object ({text})"
 
 
 def _check_label_smoothing(name: str, value: Any) -> None:
