@@ -629,6 +629,12 @@ CASES = [
         run={"model": {"name": "mypkg/nets.py:Net"}},
     ),
     Case(
+        "import-relative",
+        "a relative import path, as a package's own imports read",
+        "error: run.yaml: model: cannot import '.mypkg.nets:Net': '.mypkg.nets' is a relative import, which has no package to start from here; write mypkg.nets:Net, the path from the folder hpotool runs in",
+        run={"model": {"name": ".mypkg.nets:Net"}},
+    ),
+    Case(
         "import-attribute",
         "an import path naming no such attribute",
         "error: run.yaml: model: cannot import 'tests.helpers:SlowModle': module 'tests.helpers' has no attribute 'SlowModle' (did you mean 'SlowModel'?)",

@@ -137,3 +137,16 @@ def test_a_module_of_the_users_named_as_one_python_already_imported_is_told_to_b
         f"{sys.modules['tokenize'].__file__}, not tokenize.py in the current folder, which it never reads; "
         f"rename yours (and the import path) to a name Python and the installed packages do not use"
     )
+
+
+def test_a_relative_import_path_says_what_to_write(project: Path) -> None:
+    """`.labnets.models:Net` (as a package's own `from .models import Net` reads) said "importing
+    '.labnets.models' raised TypeError: the 'package' argument is required to perform a relative import"."""
+    with pytest.raises(HpoError) as info:
+        import_object(".labnets.models:Net")
+    assert str(info.value) == (
+        "cannot import '.labnets.models:Net': '.labnets.models' is a relative import, which has no package to "
+        "start from here; write labnets.models:Net, the path from the folder hpotool runs in"
+    )
+    with pytest.raises(HpoError, match=r"; write labnets.models:Net, "):
+        import_object("..labnets.models.Net")

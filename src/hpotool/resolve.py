@@ -111,6 +111,11 @@ def import_object(path: str) -> Any:
         raise HpoError(f"{path!r} is not an import path; write it as package.module:Name")
     if "/" in module_name or "\\" in module_name:  # never a module name; a relative one fails otherwise
         raise _file_path(path, module_name, attr)
+    if module_name.startswith("."):  # a package's own `from .models import Net`: no package to start from
+        raise HpoError(
+            f"cannot import {path!r}: {module_name!r} is a relative import, which has no package to start from "
+            f"here; write {module_name.lstrip('.')}:{attr}, the path from the folder hpotool runs in"
+        )
     # Users run hpotool from their project folder and expect its modules to import, as `python -m` does.
     cwd = os.getcwd()
     if cwd not in sys.path:
