@@ -635,6 +635,13 @@ CASES = [
         run={"model": {"name": ".mypkg.nets:Net"}},
     ),
     Case(
+        "import-module-alone",
+        "a module of the user's named without the object in it",
+        "error: run.yaml: model: cannot import 'module_alone_nets': it names the module module_alone_nets, not an object in it; write module_alone_nets:Name (it defines: Net)",
+        run={"model": {"name": "module_alone_nets"}},
+        files={"module_alone_nets.py": "import torch\n\n\nclass Net(torch.nn.Module):\n    pass\n"},
+    ),
+    Case(
         "import-attribute",
         "an import path naming no such attribute",
         "error: run.yaml: model: cannot import 'tests.helpers:SlowModle': module 'tests.helpers' has no attribute 'SlowModle' (did you mean 'SlowModel'?)",

@@ -283,10 +283,26 @@ def resolve(name: str, registry: Mapping[str, str], kind: str) -> Any:
         return import_object(registry[name])
     if is_import_path(name):
         return import_object(name)
+    if _local_module(name):  # `mynets` for mynets.py: the module, without the object in it
+        _refuse_a_module(name, name)
     raise HpoError(
         f"unknown {kind} {name!r}{did_you_mean(name, registry)}; choose one of: {', '.join(registry)}, "
         f"or give an import path such as package.module:Name"
     )
+
+
+def _local_module(name: str) -> bool:
+    """Whether `name` is a module of the user's in the current folder (`name.py`, or a package `name/`; not
+    any folder, such as data/)."""
+    cwd = os.getcwd()
+    if not name.isidentifier():
+        return False
+    here = os.path.join(cwd, name)
+    if not (os.path.isfile(f"{here}.py") or os.path.isfile(os.path.join(here, "__init__.py"))):
+        return False
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    return True
 
 
 def accepted_kwargs(obj: Callable[..., Any]) -> tuple[list[str], bool]:
