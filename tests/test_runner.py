@@ -488,3 +488,23 @@ def test_class_probabilities_with_a_loss_that_compares_numbers_or_scores_one_log
     assert str(info.value) == message
     check_run(run("classification", "cross_entropy"), "run.yaml")
     check_run(run("regression" if loss == "mse" else "multilabel", loss), "run.yaml")
+
+
+def test_an_optimizer_function_that_reads_the_parameters_twice_gets_them_all(tmp_path: Any) -> None:
+    """hpotool handed a user's optimizer function model.parameters(), a generator: a function splitting it
+    into weight-decay groups (two list comprehensions over params, as many training scripts do) found the
+    second group empty, so the biases were never trained, without an error."""
+    from hpotool.runner import build_optimizer
+
+    (tmp_path / "grouped_optimizer.py").write_text(
+        "import torch\n\n\ndef grouped(params, lr, weight_decay=0.01):\n"
+        "    decay = [p for p in params if p.ndim > 1]\n"
+        "    no_decay = [p for p in params if p.ndim <= 1]\n"
+        "    groups = [{'params': decay, 'weight_decay': weight_decay}, {'params': no_decay, 'weight_decay': 0.0}]\n"
+        "    return torch.optim.AdamW(groups, lr=lr)\n"
+    )
+    cfg = RunConfig.model_validate({"optimizer": {"name": "grouped_optimizer:grouped", "lr": 0.01}})
+    model = _model()
+    optimizer = build_optimizer(cfg, model)
+    held = [len(group["params"]) for group in optimizer.param_groups]
+    assert held == [2, 2]  # the two weight matrices, the two biases

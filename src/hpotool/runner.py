@@ -325,7 +325,10 @@ def build_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
     """The optimizer the config names, over `model`'s parameters (torch's fused kernel where it has one)."""
     opt_cls = resolve_component("optimizer", cfg.optimizer.name)
     defer_dynamo()
-    optimizer = opt_cls(model.parameters(), **fast_optimizer_kwargs(opt_cls, model, cfg.optimizer.kwargs))
+    # A list, not the generator model.parameters(): a user's function reading it twice (weight-decay groups
+    # by two comprehensions) found it empty the second time, leaving those parameters untrained.
+    params = list(model.parameters())
+    optimizer = opt_cls(params, **fast_optimizer_kwargs(opt_cls, model, cfg.optimizer.kwargs))
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(
             f"optimizer {cfg.optimizer.name!r} returned {type(optimizer).__name__}, not a torch.optim.Optimizer"
