@@ -1435,6 +1435,16 @@ CASES = [
         env={"HPOTOOL_HEARTBEAT_INTERVAL": "2.5"},
     ),
     Case(
+        "optimizer-function-takes-the-model",
+        "an optimizer function of the user's written to take the model, not its parameters",
+        "error: run.yaml: optimizer: AttributeError: 'list' object has no attribute 'parameters' (at model_optimizer.py:5 in make_optimizer); hpotool calls 'model_optimizer:make_optimizer' with the model's parameters (a list) first, not the model: take them and pass them on (def make_optimizer(params, lr): return torch.optim.AdamW(params, lr=lr))",
+        run={"optimizer": {"name": "model_optimizer:make_optimizer", "lr": 0.01}},
+        files={
+            "model_optimizer.py": "import torch\n\n\ndef make_optimizer(model, lr):\n"
+            "    return torch.optim.SGD(model.parameters(), lr=lr)\n"
+        },
+    ),
+    Case(
         "schedule-takes-a-function",
         "a schedule that takes a function (LambdaLR's lr_lambda), which no YAML value can be",
         "error: run.yaml: scheduler: scheduler 'torch.optim.lr_scheduler:LambdaLR' requires 'lr_lambda', a function, which a YAML value cannot be; build the scheduler in a function of your own module (def my_schedule(optimizer, epochs): return LambdaLR(optimizer, lambda epoch: 0.95 ** epoch)) and give its import path (package.module:Name) as name",

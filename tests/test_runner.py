@@ -508,3 +508,27 @@ def test_an_optimizer_function_that_reads_the_parameters_twice_gets_them_all(tmp
     optimizer = build_optimizer(cfg, model)
     held = [len(group["params"]) for group in optimizer.param_groups]
     assert held == [2, 2]  # the two weight matrices, the two biases
+
+
+def test_an_optimizer_function_given_the_model_says_it_is_given_the_parameters(tmp_path: Any) -> None:
+    """A training script's `def make_optimizer(model, lr): ... model.parameters()` failed the check with
+    "optimizer: AttributeError: 'generator' object has no attribute 'parameters'", not saying what hpotool
+    passes."""
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    (tmp_path / "model_optimizer.py").write_text(
+        "import torch\n\n\ndef make_optimizer(model, lr):\n"
+        "    return torch.optim.SGD(model.parameters(), lr=lr)\n"
+    )
+    cfg = RunConfig.model_validate(
+        {"optimizer": {"name": "model_optimizer:make_optimizer", "lr": 0.01}, "device": "cpu"}
+    )
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: optimizer: AttributeError: 'list' object has no attribute 'parameters' (at "
+        "model_optimizer.py:5 in make_optimizer); hpotool calls 'model_optimizer:make_optimizer' with the "
+        "model's parameters (a list) first, not the model: take them and pass them on (def "
+        "make_optimizer(params, lr): return torch.optim.AdamW(params, lr=lr))"
+    )

@@ -328,7 +328,17 @@ def build_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
     # A list, not the generator model.parameters(): a user's function reading it twice (weight-decay groups
     # by two comprehensions) found it empty the second time, leaving those parameters untrained.
     params = list(model.parameters())
-    optimizer = opt_cls(params, **fast_optimizer_kwargs(opt_cls, model, cfg.optimizer.kwargs))
+    try:
+        optimizer = opt_cls(params, **fast_optimizer_kwargs(opt_cls, model, cfg.optimizer.kwargs))
+    except AttributeError as exc:  # a training script's `def make_optimizer(model, lr)`: model.parameters()
+        if not str(exc).startswith("'list' object has no attribute") or isinstance(opt_cls, type):
+            raise
+        raise RunCheckError(
+            "optimizer",
+            f"{described(exc)}; hpotool calls {cfg.optimizer.name!r} with the model's parameters (a list) first, "
+            f"not the model: take them and pass them on (def make_optimizer(params, lr): return "
+            f"torch.optim.AdamW(params, lr=lr))",
+        ) from None
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(
             f"optimizer {cfg.optimizer.name!r} returned {type(optimizer).__name__}, not a torch.optim.Optimizer"
