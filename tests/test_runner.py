@@ -532,3 +532,24 @@ def test_an_optimizer_function_given_the_model_says_it_is_given_the_parameters(t
         "model's parameters (a list) first, not the model: take them and pass them on (def "
         "make_optimizer(params, lr): return torch.optim.AdamW(params, lr=lr))"
     )
+
+
+def test_a_training_function_is_handed_the_device_auto_picked(tmp_path: Any) -> None:
+    """With device: auto (the default), a user's function got config['device'] == 'auto' and
+    run_config.device == 'auto', which torch.device() refuses: every trial of such a study failed with
+    "RuntimeError: Expected one of cpu, cuda, ... device type at start of device string: auto"."""
+    from hpotool.runner import resolve_device, train_run
+
+    (tmp_path / "device_fit.py").write_text(
+        "import torch\n\n\ndef fit(config, run_config, report):\n"
+        "    devices = [str(torch.device(config['device'])), str(torch.device(run_config.device))]\n"
+        "    report(0, {'val_loss': 1.0})\n"
+        "    return {'val_loss': 1.0, 'devices': len(set(devices)), 'cpu': float(devices[0] == 'cpu')}\n"
+    )
+    cfg = RunConfig.model_validate({"trainer": {"function": "device_fit:fit"}})
+    assert cfg.device == "auto"
+    metrics = train_run(cfg).metrics
+    assert metrics["devices"] == 1 and metrics["cpu"] == float(resolve_device("auto").type == "cpu")
+    assert cfg.device == "auto"  # the config itself, as saved and exported, keeps what was written
+    explicit = RunConfig.model_validate({"trainer": {"function": "device_fit:fit"}, "device": "cpu"})
+    assert train_run(explicit).metrics["cpu"] == 1.0

@@ -24,7 +24,13 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from hpotool.components import loss_inputs, resolve_component
-from hpotool.config import CLASSIFICATION_METRICS, REGRESSION_METRICS, DataConfig, RunConfig
+from hpotool.config import (
+    CHECK_COMPONENTS,
+    CLASSIFICATION_METRICS,
+    REGRESSION_METRICS,
+    DataConfig,
+    RunConfig,
+)
 from hpotool.datasets import (
     DataError,
     SplitError,
@@ -1168,6 +1174,15 @@ def _raised_in(exc: BaseException, model: nn.Module, optimizer: torch.optim.Opti
     return None
 
 
+def _device_picked(cfg: RunConfig) -> RunConfig:
+    """`cfg` with device `auto` replaced by the device it picks, for a user's training function: given
+    'auto', which torch.device() refuses, every trial of the default config failed."""
+    if cfg.device != "auto":
+        return cfg
+    data = {**cfg.model_dump(mode="python"), "device": str(resolve_device("auto"))}
+    return RunConfig.model_validate(data, context={CHECK_COMPONENTS: False})
+
+
 def train_run(
     cfg: RunConfig,
     *,
@@ -1190,7 +1205,7 @@ def train_run(
         from hpotool.user_trainer import run_user_trainer
 
         seed_everything(cfg.seed)
-        metrics = run_user_trainer(cfg, on_epoch_end, rows)
+        metrics = run_user_trainer(_device_picked(cfg), on_epoch_end, rows)
         return RunResult(metrics, rows, None, time.perf_counter() - start, "user code")
     device = resolve_device(cfg.device)
     data = load_data(cfg.data, cfg.loss.name)
