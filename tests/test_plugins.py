@@ -35,3 +35,59 @@ def test_a_saved_run_of_a_users_model_loads_from_its_folder(tmp_path: Path) -> N
     assert config == cfg and metrics == saved.metrics and not model.training
     x = torch.randn(3, 10)
     assert torch.equal(model(x), same(x))
+
+
+TIMED_FIT = """import time
+
+
+def timed(fn):
+    def wrapper(*args, **kwargs):  # no functools.wraps: the signature hpotool reads is (*args, **kwargs)
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        out['seconds'] = time.perf_counter() - start
+        return out
+    return wrapper
+
+
+@timed
+def fit(config, report):
+    for epoch in range(config['epochs']):
+        report(epoch, {'val_loss': 1.0 / (epoch + 1)})
+    return {'val_loss': 1.0 / config['epochs']}
+
+
+def load(path):
+    return {}
+
+
+def called_wrongly(config, report):
+    return load('x.csv', config=config)  # a TypeError of the function's own, over an argument hpotool passes
+
+
+@timed
+def timed_called_wrongly(config, report):
+    return called_wrongly(config, report)
+"""
+
+
+def test_a_training_function_under_a_decorator_that_hides_its_signature_is_called_with_what_it_takes(
+    tmp_path: Path,
+) -> None:
+    """A timing or logging decorator without functools.wraps gives the function the signature
+    (*args, **kwargs): hpotool passed it config, run_config and report, and `def fit(config, report)` failed
+    every trial with "TypeError: fit() got an unexpected keyword argument 'run_config'"."""
+    import pytest
+
+    from hpotool.runner import train_run
+
+    (tmp_path / "timed_fit.py").write_text(TIMED_FIT)
+    cfg = RunConfig.model_validate({"trainer": {"function": "timed_fit:fit"}, "epochs": 2, "device": "cpu"})
+    result = train_run(cfg)
+    assert result.metrics["val_loss"] == 0.5 and "seconds" in result.metrics
+    assert [row["epoch"] for row in result.history] == [0, 1]
+    # a TypeError the function raises itself is its own, as before
+    cfg = RunConfig.model_validate(
+        {"trainer": {"function": "timed_fit:timed_called_wrongly"}, "device": "cpu"}
+    )
+    with pytest.raises(TypeError, match=r"^load\(\) got an unexpected keyword argument 'config'$"):
+        train_run(cfg)

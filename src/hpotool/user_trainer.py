@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -213,7 +214,9 @@ def run_user_trainer(
 
     offered: dict[str, Any] = {"config": cfg.model_dump(mode="json"), "run_config": cfg, "report": report}
     try:
-        metrics = fn(**pick_kwargs(fn, offered), **_named_trainer_keys(fn, cfg))
+        metrics = _call(
+            fn, pick_kwargs(fn, offered), _named_trainer_keys(fn, cfg), lambda: bool(rows or stopped)
+        )
     except SystemExit as exc:  # it would end hpotool, leaving the trial RUNNING and the study without a word
         raise _broken(
             RuntimeError(
@@ -240,6 +243,28 @@ def run_user_trainer(
     if rows and "epoch_time" not in final:
         final["epoch_time"] = sum(r["epoch_time"] for r in rows) / len(rows)
     return final
+
+
+def _call(
+    fn: Callable[..., Any], offered: dict[str, Any], named: dict[str, Any], reported: Callable[[], bool]
+) -> Any:
+    """`fn(**offered, **named)`. A decorator without functools.wraps (a timer, a logger) shows the signature
+    `(*args, **kwargs)`, so `fn` is offered config, run_config and report all: `def fit(config, report)`
+    under it failed every trial with "fit() got an unexpected keyword argument 'run_config'". The argument
+    it refuses is left out and the call made again, where the refusal came from the wrapper's own call into
+    the function (no code of the function ran) and nothing was reported yet."""
+    while True:
+        try:
+            return fn(**offered, **named)
+        except TypeError as exc:
+            found = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+            tb = exc.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            in_wrapper = tb is not None and tb.tb_frame.f_code is getattr(fn, "__code__", None)
+            if found is None or found.group(1) not in offered or not in_wrapper or reported():
+                raise
+            offered = {k: v for k, v in offered.items() if k != found.group(1)}
 
 
 _REPORT = inspect.Signature(
