@@ -91,3 +91,23 @@ def test_a_training_function_under_a_decorator_that_hides_its_signature_is_calle
     )
     with pytest.raises(TypeError, match=r"^load\(\) got an unexpected keyword argument 'config'$"):
         train_run(cfg)
+
+
+def test_an_optimizer_function_under_a_decorator_that_hides_its_signature_builds(tmp_path: Path) -> None:
+    """Under a decorator without functools.wraps, a user's optimizer function shows (*args, **kwargs), so
+    hpotool's default weight_decay: 0.0, which it leaves out for a function that takes no such argument, was
+    passed: "TypeError: make_sgd() got an unexpected keyword argument 'weight_decay'", for an argument the
+    config never set."""
+    from hpotool.runner import build_optimizer
+
+    (tmp_path / "logged_optimizer.py").write_text(
+        "import torch\n\n\ndef logged(fn):\n    def wrapper(*args, **kwargs):\n"
+        "        return fn(*args, **kwargs)\n    return wrapper\n\n\n"
+        "@logged\ndef make_sgd(params, lr, momentum=0.9):\n"
+        "    return torch.optim.SGD(params, lr=lr, momentum=momentum)\n"
+    )
+    cfg = RunConfig.model_validate(
+        {"optimizer": {"name": "logged_optimizer:make_sgd", "lr": 0.05, "momentum": 0.5}}
+    )
+    optimizer = build_optimizer(cfg, torch.nn.Linear(3, 2))
+    assert optimizer.defaults["momentum"] == 0.5 and optimizer.defaults["lr"] == 0.05

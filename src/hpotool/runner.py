@@ -334,8 +334,12 @@ def build_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
     # A list, not the generator model.parameters(): a user's function reading it twice (weight-decay groups
     # by two comprehensions) found it empty the second time, leaving those parameters untrained.
     params = list(model.parameters())
+    kwargs = dict(fast_optimizer_kwargs(opt_cls, model, cfg.optimizer.kwargs))
+    # weight_decay 0 (none, the default) is offered, not insisted on: a user's function under a decorator
+    # without functools.wraps shows (*args, **kwargs), and failed on a weight_decay the config never set.
+    offered = {"weight_decay": kwargs.pop("weight_decay")} if kwargs.get("weight_decay") == 0.0 else {}
     try:
-        optimizer = opt_cls(params, **fast_optimizer_kwargs(opt_cls, model, cfg.optimizer.kwargs))
+        optimizer = construct(opt_cls, (params,), offered, kwargs)
     except AttributeError as exc:  # a training script's `def make_optimizer(model, lr)`: model.parameters()
         if not str(exc).startswith("'list' object has no attribute") or isinstance(opt_cls, type):
             raise
