@@ -308,3 +308,20 @@ def test_a_value_optuna_refuses_still_reads_rejected_its_kwargs() -> None:
     with pytest.raises(HpoError) as info:  # numpy's compiled code refuses it, in a frame of a .pyx
         make_sampler("random", {"seed": -1}, seed=None, space=SPACE)
     assert str(info.value) == "sampler: 'random' rejected its kwargs: Seed must be between 0 and 2**32 - 1"
+
+
+def test_a_sampler_function_under_a_decorator_that_hides_its_signature_is_not_given_a_seed(
+    tmp_path: Path,
+) -> None:
+    """A decorator without functools.wraps shows (*args, **kwargs), so the study's seed was passed to a
+    function that takes none: "sampler: building 'x:my_tpe' failed: TypeError: my_tpe() got an unexpected
+    keyword argument 'seed'". It is left out, as for a function whose signature shows no seed."""
+    (tmp_path / "logged_sampler.py").write_text(
+        "import optuna\n\n\ndef logged(fn):\n    def wrapper(*args, **kwargs):\n"
+        "        return fn(*args, **kwargs)\n    return wrapper\n\n\n"
+        "@logged\ndef my_tpe(n_startup=1):\n    return optuna.samplers.TPESampler(n_startup_trials=n_startup)\n"
+    )
+    sampler = make_sampler("logged_sampler:my_tpe", {"n_startup": 3}, seed=7, space=SPACE)
+    assert isinstance(sampler, optuna.samplers.TPESampler) and sampler._n_startup_trials == 3
+    with pytest.raises(HpoError, match=r"my_tpe\(\) got an unexpected keyword argument 'seed'"):
+        make_sampler("logged_sampler:my_tpe", {"seed": 3}, seed=7, space=SPACE)  # the config's own: refused
