@@ -692,6 +692,24 @@ CASES = [
         run={"model": {"name": "tests.helpers:DeepNet"}},
     ),
     Case(
+        "trainer-method-of-a-class",
+        "a training method named through its class, which needs an instance",
+        "error: run.yaml: trainer.function: class_runner:Runner.fit is a method of the class Runner, called on an instance; make one at the module's top level (runner = Runner(...)) and name its method (class_runner:runner.fit), or name a function",
+        run={"trainer": {"function": "class_runner:Runner.fit"}},
+        files={
+            "class_runner.py": "class Runner:\n    def fit(self, config, report):\n        return {'val_loss': 1.0}\n"
+        },
+    ),
+    Case(
+        "trainer-a-class",
+        "a class named as the training function",
+        "error: run.yaml: trainer.function: class_runner:Runner is a class, and calling it makes a Runner, not the dict of metrics; name the function that trains, or the method of an instance (class_runner:obj.fit for obj = Runner(...) in the module)",
+        run={"trainer": {"function": "class_runner:Runner"}},
+        files={
+            "class_runner.py": "class Runner:\n    def fit(self, config, report):\n        return {'val_loss': 1.0}\n"
+        },
+    ),
+    Case(
         "trainer-required-arg",
         "a training function with an argument hpotool cannot pass",
         "error: run.yaml: trainer.function: tests.trainers:needs_data_path requires 'data_path', which hpotool cannot pass: it passes config, run_config, report and the trainer: keys the function names (by name); set 'data_path' under trainer: in the run config, or give it a default",

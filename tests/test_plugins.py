@@ -111,3 +111,56 @@ def test_an_optimizer_function_under_a_decorator_that_hides_its_signature_builds
     )
     optimizer = build_optimizer(cfg, torch.nn.Linear(3, 2))
     assert optimizer.defaults["momentum"] == 0.5 and optimizer.defaults["lr"] == 0.05
+
+
+RUNNER_CLASS = """class Runner:
+    def __init__(self, scale=1.0):
+        self.scale = scale
+
+    def fit(self, config, report):
+        report(0, {'val_loss': self.scale})
+        return {'val_loss': self.scale}
+
+    @staticmethod
+    def plain(config, report):
+        report(0, {'val_loss': 2.0})
+        return {'val_loss': 2.0}
+
+
+runner = Runner(0.5)
+"""
+
+
+def test_a_training_function_named_as_a_class_or_its_method_says_to_name_an_instances_method(
+    tmp_path: Path,
+) -> None:
+    """`trainer: {function: x:Runner.fit}` said "requires 'self' ...; set 'self' under trainer: in the run
+    config", which no config can; `x:Runner` passed the check and failed trial 0 with "returned Runner; it
+    must return a dict". An instance's method and a static method train, as before."""
+    import pytest
+
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run, train_run
+
+    (tmp_path / "class_trainer.py").write_text(RUNNER_CLASS)
+
+    def cfg(function: str) -> RunConfig:
+        return RunConfig.model_validate({"trainer": {"function": function}, "device": "cpu"})
+
+    with pytest.raises(HpoError) as info:
+        check_run(cfg("class_trainer:Runner.fit"), "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: trainer.function: class_trainer:Runner.fit is a method of the class Runner, called on an "
+        "instance; make one at the module's top level (runner = Runner(...)) and name its method "
+        "(class_trainer:runner.fit), or name a function"
+    )
+    with pytest.raises(HpoError) as info:
+        check_run(cfg("class_trainer:Runner"), "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: trainer.function: class_trainer:Runner is a class, and calling it makes a Runner, not the "
+        "dict of metrics; name the function that trains, or the method of an instance (class_trainer:obj.fit "
+        "for obj = Runner(...) in the module)"
+    )
+    for good, value in (("class_trainer:runner.fit", 0.5), ("class_trainer:Runner.plain", 2.0)):
+        check_run(cfg(good), "run.yaml")
+        assert train_run(cfg(good)).metrics["val_loss"] == value

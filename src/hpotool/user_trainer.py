@@ -13,6 +13,7 @@ import inspect
 import math
 import re
 import time
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -105,6 +106,7 @@ def check_user_trainer(cfg: RunConfig, *, pruning: bool, opt_source: str = "the 
         raise HpoError(f"trainer.function: {exc}") from None
     if not callable(fn):
         raise HpoError(f"trainer.function: {path!r} is a {type(fn).__name__}, not a function")
+    _refuse_a_class(path, fn)
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
@@ -131,6 +133,36 @@ def check_user_trainer(cfg: RunConfig, *, pruning: bool, opt_source: str = "the 
             f"{{name: nop}} in {opt_source}"
         )
     return "report" in names or var_kw
+
+
+def _refuse_a_class(path: str, fn: Any) -> None:
+    """Raise `HpoError` for a class, whose call makes an instance rather than the metrics (it failed trial 0),
+    or a method named through its class (`x:Runner.fit`), which needs an instance: told to set 'self' in the
+    config, which no config can."""
+    module, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
+    if isinstance(fn, type):
+        raise HpoError(
+            f"trainer.function: {path} is a class, and calling it makes a {fn.__name__}, not the dict of "
+            f"metrics; name the function that trains, or the method of an instance ({module}:obj.fit for obj = "
+            f"{fn.__name__}(...) in the module)"
+        )
+    owner_path, _, method = attr.rpartition(".")
+    if not owner_path:
+        return
+    try:
+        owner = import_object(f"{module}:{owner_path}")
+    except HpoError:
+        return
+    if isinstance(owner, type) and isinstance(
+        inspect.getattr_static(owner, method, None), types.FunctionType
+    ):
+        instance = owner.__name__[:1].lower() + owner.__name__[1:]
+        instance = instance if instance != owner.__name__ else f"{instance}_"
+        raise HpoError(
+            f"trainer.function: {path} is a method of the class {owner.__name__}, called on an instance; make "
+            f"one at the module's top level ({instance} = {owner.__name__}(...)) and name its method "
+            f"({module}:{instance}.{method}), or name a function"
+        )
 
 
 def schedule_note(cfg: RunConfig) -> str | None:
