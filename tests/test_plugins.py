@@ -164,3 +164,25 @@ def test_a_training_function_named_as_a_class_or_its_method_says_to_name_an_inst
     for good, value in (("class_trainer:runner.fit", 0.5), ("class_trainer:Runner.plain", 2.0)):
         check_run(cfg(good), "run.yaml")
         assert train_run(cfg(good)).metrics["val_loss"] == value
+
+
+def test_a_torch_dataset_of_dict_samples_says_which_keys_to_return() -> None:
+    """A Dataset returning {'image': x, 'label': y}, as Hugging Face and many torchvision-style datasets do,
+    read "DictSamples[0] is a dict; each sample must be an (x, y) pair", not saying what to return."""
+    import pytest
+
+    from hpotool.datasets import DataError, as_dataset
+
+    class DictSamples(torch.utils.data.Dataset):  # type: ignore[type-arg]
+        def __len__(self) -> int:
+            return 4
+
+        def __getitem__(self, i: int) -> dict[str, object]:
+            return {"image": torch.zeros(3), "label": i % 2}
+
+    with pytest.raises(DataError) as info:
+        as_dataset(DictSamples())
+    assert str(info.value) == (
+        "DictSamples[0] is a dict; each sample must be an (x, y) pair (its keys: 'image', 'label'): return "
+        "(sample['image'], sample['label']) from __getitem__"
+    )
