@@ -517,18 +517,18 @@ def test_an_optimizer_function_given_the_model_says_it_is_given_the_parameters(t
     from hpotool.errors import HpoError
     from hpotool.runner import check_run
 
-    (tmp_path / "model_optimizer.py").write_text(
+    (tmp_path / "model_taking_optimizer.py").write_text(
         "import torch\n\n\ndef make_optimizer(model, lr):\n"
         "    return torch.optim.SGD(model.parameters(), lr=lr)\n"
     )
     cfg = RunConfig.model_validate(
-        {"optimizer": {"name": "model_optimizer:make_optimizer", "lr": 0.01}, "device": "cpu"}
+        {"optimizer": {"name": "model_taking_optimizer:make_optimizer", "lr": 0.01}, "device": "cpu"}
     )
     with pytest.raises(HpoError) as info:
         check_run(cfg, "run.yaml")
     assert str(info.value) == (
         "run.yaml: optimizer: AttributeError: 'list' object has no attribute 'parameters' (at "
-        "model_optimizer.py:5 in make_optimizer); hpotool calls 'model_optimizer:make_optimizer' with the "
+        "model_taking_optimizer.py:5 in make_optimizer); hpotool calls 'model_taking_optimizer:make_optimizer' with the "
         "model's parameters (a list) first, not the model: take them and pass them on (def "
         "make_optimizer(params, lr): return torch.optim.AdamW(params, lr=lr))"
     )
