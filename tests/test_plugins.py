@@ -186,3 +186,33 @@ def test_a_torch_dataset_of_dict_samples_says_which_keys_to_return() -> None:
         "DictSamples[0] is a dict; each sample must be an (x, y) pair (its keys: 'image', 'label'): return "
         "(sample['image'], sample['label']) from __getitem__"
     )
+
+
+def test_a_torchvision_style_model_function_taking_kwargs_is_told_to_set_num_classes(tmp_path: Path) -> None:
+    """torchvision's and timm's model functions take `(*, weights=None, progress=True, **kwargs)` and hand
+    num_classes on to the model, 1000 by default: the check said only "its output for 8 samples has shape
+    (8, 1000); this classification task needs (8, 2)", where a class naming num_classes is told to set it."""
+    import pytest
+
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    (tmp_path / "vision_like.py").write_text(
+        "from torch import nn\n\n\nclass ResNet(nn.Module):\n"
+        "    def __init__(self, num_classes=1000):\n        super().__init__()\n"
+        "        self.f = nn.LazyLinear(num_classes)\n\n    def forward(self, x):\n        return self.f(x.flatten(1))\n\n\n"
+        "def resnet18(*, weights=None, progress=True, **kwargs):\n    return ResNet(**kwargs)\n"
+    )
+    run = {"data": {"name": "digits", "subset_fraction": 0.1}, "device": "cpu"}
+    cfg = RunConfig.model_validate({**run, "model": {"name": "vision_like:resnet18"}})
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: model: its output for 8 samples has shape (8, 1000); this classification task needs (8, 10): "
+        "(batch, classes) logits; vision_like:resnet18 takes **kwargs and names no width: if it hands them to "
+        "a model taking num_classes (torchvision's and timm's do), set num_classes: 10 under model:"
+    )
+    check_run(
+        RunConfig.model_validate({**run, "model": {"name": "vision_like:resnet18", "num_classes": 10}}),
+        "run.yaml",
+    )

@@ -1016,6 +1016,13 @@ def _width_argument_hint(cfg: RunConfig, width: int | None) -> str:
                 f"; {cfg.model.name} takes its width as {name}{default}, which hpotool does not set (it passes "
                 f"out_features): set {value} under model:, or name the argument out_features"
             )
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    given = {*WIDTH_NAMES, "out_features"} & set(cfg.model.kwargs)
+    if var_kw and width is not None and "out_features" not in params and not given:
+        return (  # torchvision's resnet18(*, weights=None, progress=True, **kwargs) hands num_classes on
+            f"; {cfg.model.name} takes **kwargs and names no width: if it hands them to a model taking "
+            f"num_classes (torchvision's and timm's do), set num_classes: {width} under model:"
+        )
     return ""
 
 
