@@ -1453,6 +1453,16 @@ CASES = [
         env={"HPOTOOL_HEARTBEAT_INTERVAL": "2.5"},
     ),
     Case(
+        "optimizer-function-without-lr",
+        "an optimizer function of the user's whose learning rate is not called lr",
+        "error: run.yaml: optimizer: optimizer 'keras_optimizer:make' takes no argument 'lr', which hpotool gives every optimizer (optimizer.lr, 0.01 here, which a search varies): name its learning_rate argument lr",
+        run={"optimizer": {"name": "keras_optimizer:make", "lr": 0.01}},
+        files={
+            "keras_optimizer.py": "import torch\n\n\ndef make(params, learning_rate=0.001):\n"
+            "    return torch.optim.SGD(params, lr=learning_rate)\n"
+        },
+    ),
+    Case(
         "optimizer-function-takes-the-model",
         "an optimizer function of the user's written to take the model, not its parameters",
         "error: run.yaml: optimizer: AttributeError: 'list' object has no attribute 'parameters' (at model_optimizer.py:5 in make_optimizer); hpotool calls 'model_optimizer:make_optimizer' with the model's parameters (a list) first, not the model: take them and pass them on (def make_optimizer(params, lr): return torch.optim.AdamW(params, lr=lr))",

@@ -216,3 +216,36 @@ def test_a_torchvision_style_model_function_taking_kwargs_is_told_to_set_num_cla
         RunConfig.model_validate({**run, "model": {"name": "vision_like:resnet18", "num_classes": 10}}),
         "run.yaml",
     )
+
+
+def test_an_optimizer_function_without_an_lr_argument_is_told_to_take_one(tmp_path: Path) -> None:
+    """hpotool passes every optimizer optimizer.lr (a field with a default): a function taking learning_rate
+    was told "takes no argument 'lr'; it takes: learning_rate, momentum", and setting learning_rate, or
+    leaving lr out, changed nothing."""
+    import pytest
+
+    from hpotool.config import load_run_config
+    from hpotool.errors import HpoError
+
+    (tmp_path / "keras_named_optimizer.py").write_text(
+        "import torch\n\n\ndef make(params, learning_rate=1e-3, momentum=0.9):\n"
+        "    return torch.optim.SGD(params, lr=learning_rate, momentum=momentum)\n\n\n"
+        "def fixed(params):\n    return torch.optim.SGD(params, lr=0.1)\n"
+    )
+    path = tmp_path / "run.yaml"
+    path.write_text("optimizer: {name: 'keras_named_optimizer:make', learning_rate: 0.05}\n")
+    with pytest.raises(HpoError) as info:
+        load_run_config(path)
+    assert str(info.value) == (
+        f"{path}: optimizer: optimizer 'keras_named_optimizer:make' takes no argument 'lr', which hpotool gives "
+        f"every optimizer (optimizer.lr, 0.001 by default, which a search varies): name its learning_rate "
+        f"argument lr"
+    )
+    path.write_text("optimizer: {name: 'keras_named_optimizer:fixed', lr: 0.1}\n")
+    with pytest.raises(HpoError) as info:
+        load_run_config(path)
+    assert str(info.value) == (
+        f"{path}: optimizer: optimizer 'keras_named_optimizer:fixed' takes no argument 'lr', which hpotool gives "
+        f"every optimizer (optimizer.lr, 0.1 here, which a search varies): give the function an lr argument "
+        f"and build the optimizer with it"
+    )

@@ -91,6 +91,8 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
         raise ValueError(str(exc)) from None
     if kind == "loss" and name == "auto" and kwargs:
         raise ValueError(f"loss 'auto' takes no arguments; {AUTO_LOSS_FIX.format(arg=next(iter(kwargs)))}")
+    if kind == "optimizer" and "lr" in kwargs:
+        _check_takes_lr(name, obj, kwargs["lr"])
     inputs = loss_inputs(obj, kwargs) if kind == "loss" else ()  # a loss function's (prediction, target)
     injected = (*INJECTED[kind], *inputs, *first_argument(kind, obj))
     check_kwargs(obj, kwargs, f"{kind} {name!r}", injected)
@@ -107,6 +109,32 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
     check_types(obj, kwargs, f"{kind} {name!r}")
     if kind == "loss":
         _check_label_smoothing(name, kwargs.get("label_smoothing"))
+
+
+# What optimizer functions written for other libraries call their learning rate.
+_LR_NAMES = ("learning_rate", "base_lr", "init_lr", "initial_lr", "lr0", "eta")
+_DEFAULT_LR = 1e-3  # OptimizerConfig.lr's default
+
+
+def _check_takes_lr(name: str, obj: Any, lr: Any) -> None:
+    """hpotool gives every optimizer `lr` (optimizer.lr has a default): one whose signature lacks it was
+    told "takes no argument 'lr'; it takes: learning_rate, ...", which no change to the config fixed."""
+    from hpotool.resolve import accepted_kwargs
+
+    names, var_kw = accepted_kwargs(obj)
+    if "lr" in names or var_kw:
+        return
+    given = f"{format_choice(lr)} by default" if lr == _DEFAULT_LR else f"{format_choice(lr)} here"
+    other = next((n for n in _LR_NAMES if n in names), None)
+    fix = (
+        f"name its {other} argument lr"
+        if other
+        else "give the function an lr argument and build the optimizer with it"
+    )
+    raise ValueError(
+        f"optimizer {name!r} takes no argument 'lr', which hpotool gives every optimizer (optimizer.lr, {given}, "
+        f"which a search varies): {fix}"
+    )
 
 
 # How to build a schedule that takes a function: the one kind whose built-ins (torch's) take one.
