@@ -692,6 +692,16 @@ CASES = [
         run={"model": {"name": "tests.helpers:DeepNet"}},
     ),
     Case(
+        "trainer-optuna-objective",
+        "an Optuna objective, def objective(trial), named as the training function",
+        "error: run.yaml: trainer.function: optuna_objective:objective requires 'trial', which hpotool cannot pass: it passes config, run_config, report and the trainer: keys the function names (by name); hpotool passes no Optuna trial: it samples search_space itself and hands the picked values in config (config['optimizer']['lr']) and as the trainer: keys the function names; take config and report instead, call report(epoch, {'val_loss': 0.5}) where it called trial.report, and drop its trial.suggest_* calls",
+        run={"trainer": {"function": "optuna_objective:objective"}},
+        files={
+            "optuna_objective.py": "def objective(trial):\n    lr = trial.suggest_float('lr', 1e-4, 1e-1, log=True)\n"
+            "    return lr\n"
+        },
+    ),
+    Case(
         "trainer-method-of-a-class",
         "a training method named through its class, which needs an instance",
         "error: run.yaml: trainer.function: class_runner:Runner.fit is a method of the class Runner, called on an instance; make one at the module's top level (runner = Runner(...)) and name its method (class_runner:runner.fit), or name a function",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from hpotool.config import RunConfig
@@ -248,4 +249,42 @@ def test_an_optimizer_function_without_an_lr_argument_is_told_to_take_one(tmp_pa
         f"{path}: optimizer: optimizer 'keras_named_optimizer:fixed' takes no argument 'lr', which hpotool gives "
         f"every optimizer (optimizer.lr, 0.1 here, which a search varies): give the function an lr argument "
         f"and build the optimizer with it"
+    )
+
+
+@pytest.mark.parametrize(
+    ("signature", "fix"),
+    [
+        ("cfg, report", "rename 'cfg' config (the run config as a dict) or run_config (the RunConfig)"),
+        (
+            "config, callback",
+            "rename 'callback' report (call report(epoch, {'val_loss': 0.5}) after each epoch)",
+        ),
+        (
+            "trial",
+            "hpotool passes no Optuna trial: it samples search_space itself and hands the picked values in "
+            "config (config['optimizer']['lr']) and as the trainer: keys the function names; take config and "
+            "report instead, call report(epoch, {'val_loss': 0.5}) where it called trial.report, and drop its "
+            "trial.suggest_* calls",
+        ),
+        ("config, data_path", "set 'data_path' under trainer: in the run config, or give it a default"),
+    ],
+)
+def test_a_training_function_whose_parameter_hpotool_cannot_pass_is_told_the_fix_for_that_name(
+    tmp_path: Path, signature: str, fix: str
+) -> None:
+    """`def fit(cfg, report)`, `def fit(config, callback)` and an Optuna objective `def objective(trial)`
+    were told "set 'cfg' (or 'trial') under trainer: in the run config", which no value there can fix."""
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    module = "named_fit_" + "".join(c for c in signature if c.isalnum())
+    (tmp_path / f"{module}.py").write_text(f"def fit({signature}):\n    return {{'val_loss': 1.0}}\n")
+    cfg = RunConfig.model_validate({"trainer": {"function": f"{module}:fit"}, "device": "cpu"})
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    missing = next(p.strip() for p in signature.split(",") if p.strip() not in ("config", "report"))
+    assert str(info.value) == (
+        f"run.yaml: trainer.function: {module}:fit requires {missing!r}, which hpotool cannot pass: it passes "
+        f"config, run_config, report and the trainer: keys the function names (by name); {fix}"
     )

@@ -122,8 +122,8 @@ def check_user_trainer(cfg: RunConfig, *, pruning: bool, opt_source: str = "the 
     if required:
         raise HpoError(
             f"trainer.function: {path} requires {', '.join(repr(r) for r in required)}, which hpotool cannot "
-            f"pass: it passes {', '.join(OFFERED)} and the trainer: keys the function names (by name); set "
-            f"{required[0]!r} under trainer: in the run config, or give it a default"
+            f"pass: it passes {', '.join(OFFERED)} and the trainer: keys the function names (by name); "
+            f"{_required_fix(required[0])}"
         )
     names, var_kw = accepted_kwargs(fn)
     if pruning and "report" not in names and not var_kw:
@@ -163,6 +163,31 @@ def _refuse_a_class(path: str, fn: Any) -> None:
             f"one at the module's top level ({instance} = {owner.__name__}(...)) and name its method "
             f"({module}:{instance}.{method}), or name a function"
         )
+
+
+# What training scripts call the settings and the per-epoch callback that hpotool passes as config and report.
+_CONFIG_NAMES = frozenset(
+    {"cfg", "conf", "hparams", "hyperparams", "hp", "params", "args", "opt", "opts", "options", "settings"}
+)
+_REPORT_NAMES = frozenset({"callback", "reporter", "report_fn", "on_epoch", "on_epoch_end", "log_metrics"})
+
+
+def _required_fix(name: str) -> str:
+    """How to fix a parameter `name` of the training function that hpotool cannot pass: rename what is the
+    config or the report callback under another name, or replace an Optuna objective's trial; set any other
+    under trainer:."""
+    if name == "trial":
+        return (
+            "hpotool passes no Optuna trial: it samples search_space itself and hands the picked values in config "
+            "(config['optimizer']['lr']) and as the trainer: keys the function names; take config and report "
+            "instead, call report(epoch, {'val_loss': 0.5}) where it called trial.report, and drop its "
+            "trial.suggest_* calls"
+        )
+    if name in _CONFIG_NAMES:
+        return f"rename {name!r} config (the run config as a dict) or run_config (the RunConfig)"
+    if name in _REPORT_NAMES:
+        return f"rename {name!r} report (call report(epoch, {{'val_loss': 0.5}}) after each epoch)"
+    return f"set {name!r} under trainer: in the run config, or give it a default"
 
 
 def schedule_note(cfg: RunConfig) -> str | None:
