@@ -642,6 +642,17 @@ CASES = [
         files={"module_alone_nets.py": "import torch\n\n\nclass Net(torch.nn.Module):\n    pass\n"},
     ),
     Case(
+        "model-object-already-built",
+        "a model object built at a script's top level, named where hpotool wants its class",
+        "error: run.yaml: model: model 'built_model:model' is a Net object, already built, where hpotool builds a new one for every trial; name its class, built_model:Net, and set its arguments under model:",
+        run={"model": {"name": "built_model:model"}},
+        files={
+            "built_model.py": "from torch import nn\n\n\nclass Net(nn.Module):\n"
+            "    def __init__(self, in_features, out_features):\n        super().__init__()\n"
+            "        self.f = nn.Linear(in_features, out_features)\n\n\nmodel = Net(64, 10)\n"
+        },
+    ),
+    Case(
         "import-attribute",
         "an import path naming no such attribute",
         "error: run.yaml: model: cannot import 'tests.helpers:SlowModle': module 'tests.helpers' has no attribute 'SlowModle' (did you mean 'SlowModel'?)",

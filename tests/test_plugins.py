@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+import yaml
 
 from hpotool.config import RunConfig
 
@@ -288,3 +290,54 @@ def test_a_training_function_whose_parameter_hpotool_cannot_pass_is_told_the_fix
         f"run.yaml: trainer.function: {module}:fit requires {missing!r}, which hpotool cannot pass: it passes "
         f"config, run_config, report and the trainer: keys the function names (by name); {fix}"
     )
+
+
+BUILT_OBJECTS = """import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        self.f = nn.Linear(in_features, out_features)
+
+    def forward(self, x):
+        return self.f(x.flatten(1))
+
+
+model = Net(64, 10)
+criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
+"""
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        (
+            {"model": {"name": "built_objects:model"}},
+            "model: model 'built_objects:model' is a Net object, already built, where hpotool builds a new one "
+            "for every trial; name its class, built_objects:Net, and set its arguments under model:",
+        ),
+        (
+            {"loss": {"name": "built_objects:criterion"}},
+            "loss: loss 'built_objects:criterion' is a CrossEntropyLoss object, already built, where hpotool "
+            "builds a new one for every trial; name its class, torch.nn.modules.loss:CrossEntropyLoss, and set "
+            "its arguments under loss:",
+        ),
+    ],
+)
+def test_a_model_or_loss_object_built_in_the_users_module_says_to_name_its_class(
+    tmp_path: Path, section: dict[str, Any], message: str
+) -> None:
+    """`model = Net(64, 10)` and `criterion = nn.CrossEntropyLoss(...)` at a training script's top level,
+    named by import path, failed with "TypeError: Net.forward() missing 1 required positional argument: 'x'"
+    and "CrossEntropyLoss.forward() missing 2 required positional arguments": hpotool called the object."""
+    from hpotool.config import load_run_config
+    from hpotool.errors import HpoError
+
+    (tmp_path / "built_objects.py").write_text(BUILT_OBJECTS)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(section))
+    with pytest.raises(HpoError) as info:
+        load_run_config(path)
+    assert str(info.value) == f"{path}: {message}"

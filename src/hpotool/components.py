@@ -89,6 +89,7 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
         obj = resolve_component(kind, name)
     except HpoError as exc:
         raise ValueError(str(exc)) from None
+    _refuse_a_built_object(kind, name, obj)
     if kind == "loss" and name == "auto" and kwargs:
         raise ValueError(f"loss 'auto' takes no arguments; {AUTO_LOSS_FIX.format(arg=next(iter(kwargs)))}")
     if kind == "optimizer" and "lr" in kwargs:
@@ -109,6 +110,31 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
     check_types(obj, kwargs, f"{kind} {name!r}")
     if kind == "loss":
         _check_label_smoothing(name, kwargs.get("label_smoothing"))
+
+
+# The torch classes whose objects a training script builds at its top level (model = Net(...),
+# criterion = nn.CrossEntropyLoss()): (module prefix, class name) of a base class.
+_BUILT = (
+    ("torch.nn.modules.module", "Module"),
+    ("torch.optim.optimizer", "Optimizer"),
+    ("torch.optim.lr_scheduler", "LRScheduler"),
+    ("torch.optim.lr_scheduler", "ReduceLROnPlateau"),
+)
+
+
+def _refuse_a_built_object(kind: Kind, name: str, obj: Any) -> None:
+    """Raise `ValueError` for an object already built (a model, loss, optimizer or schedule made at a script's
+    top level) where hpotool calls a class or function to build one: it called the object, and a model failed
+    with "Net.forward() missing 1 required positional argument: 'x'"."""
+    if kind == "data" or isinstance(obj, type):
+        return
+    cls = type(obj)
+    if not any((c.__module__, c.__name__) in _BUILT for c in cls.__mro__):
+        return
+    raise ValueError(
+        f"{kind} {name!r} is a {cls.__name__} object, already built, where hpotool builds a new one for every "
+        f"trial; name its class, {cls.__module__}:{cls.__qualname__}, and set its arguments under {kind}:"
+    )
 
 
 # What optimizer functions written for other libraries call their learning rate.
