@@ -653,6 +653,17 @@ CASES = [
         },
     ),
     Case(
+        "data-object-already-built",
+        "a Dataset object made on import, named where hpotool wants a function or class",
+        "error: run.yaml: data: data 'built_data:train_ds' is a Samples object, not a function or class that returns the data; name its class, built_data:Samples, with its arguments under data:, or a function that returns it",
+        run={"data": {"name": "built_data:train_ds"}},
+        files={
+            "built_data.py": "import torch\n\n\nclass Samples(torch.utils.data.Dataset):\n"
+            "    def __len__(self):\n        return 4\n\n    def __getitem__(self, i):\n"
+            "        return torch.zeros(3), i % 2\n\n\ntrain_ds = Samples()\n"
+        },
+    ),
+    Case(
         "import-attribute",
         "an import path naming no such attribute",
         "error: run.yaml: model: cannot import 'tests.helpers:SlowModle': module 'tests.helpers' has no attribute 'SlowModle' (did you mean 'SlowModel'?)",

@@ -305,8 +305,17 @@ class Net(nn.Module):
         return self.f(x.flatten(1))
 
 
+class Samples(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return torch.zeros(3), i % 2
+
+
 model = Net(64, 10)
 criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
+train_ds = Samples()
 """
 
 
@@ -324,6 +333,12 @@ criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
             "builds a new one for every trial; name its class, torch.nn.modules.loss:CrossEntropyLoss, and set "
             "its arguments under loss:",
         ),
+        (
+            {"data": {"name": "built_objects:train_ds"}},
+            "data: data 'built_objects:train_ds' is a Samples object, not a function or class that returns the "
+            "data; name its class, built_objects:Samples, with its arguments under data:, or a function that "
+            "returns it",
+        ),
     ],
 )
 def test_a_model_or_loss_object_built_in_the_users_module_says_to_name_its_class(
@@ -331,7 +346,8 @@ def test_a_model_or_loss_object_built_in_the_users_module_says_to_name_its_class
 ) -> None:
     """`model = Net(64, 10)` and `criterion = nn.CrossEntropyLoss(...)` at a training script's top level,
     named by import path, failed with "TypeError: Net.forward() missing 1 required positional argument: 'x'"
-    and "CrossEntropyLoss.forward() missing 2 required positional arguments": hpotool called the object."""
+    and "CrossEntropyLoss.forward() missing 2 required positional arguments": hpotool called the object; a
+    Dataset object as data with "'Samples' object is not callable"."""
     from hpotool.config import load_run_config
     from hpotool.errors import HpoError
 

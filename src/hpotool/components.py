@@ -124,11 +124,20 @@ _BUILT = (
 
 def _refuse_a_built_object(kind: Kind, name: str, obj: Any) -> None:
     """Raise `ValueError` for an object already built (a model, loss, optimizer or schedule made at a script's
-    top level) where hpotool calls a class or function to build one: it called the object, and a model failed
-    with "Net.forward() missing 1 required positional argument: 'x'"."""
-    if kind == "data" or isinstance(obj, type):
+    top level, or the data) where hpotool calls a class or function to build one: it called the object, and a
+    model failed with "Net.forward() missing 1 required positional argument: 'x'", data with "'PairDS' object
+    is not callable"."""
+    if isinstance(obj, type):
         return
     cls = type(obj)
+    if kind == "data" and not callable(obj):  # train_ds = MyDataset(...), or (x, y), made on import
+        its_class = f"its class, {cls.__module__}:{cls.__qualname__}, with its arguments under data:, or "
+        raise ValueError(
+            f"data {name!r} is a {cls.__name__} object, not a function or class that returns the data; name "
+            f"{its_class if cls.__module__ != 'builtins' else ''}a function that returns it"
+        )
+    if kind == "data":
+        return
     if not any((c.__module__, c.__name__) in _BUILT for c in cls.__mro__):
         return
     raise ValueError(
