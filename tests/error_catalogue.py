@@ -629,6 +629,41 @@ CASES = [
         run={"model": {"name": "mypkg/nets.py:Net"}},
     ),
     Case(
+        "import-relative",
+        "a relative import path, as a package's own imports read",
+        "error: run.yaml: model: cannot import '.mypkg.nets:Net': '.mypkg.nets' is a relative import, which has no package to start from here; write mypkg.nets:Net, the path from the folder hpotool runs in",
+        run={"model": {"name": ".mypkg.nets:Net"}},
+    ),
+    Case(
+        "import-module-alone",
+        "a module of the user's named without the object in it",
+        "error: run.yaml: model: cannot import 'module_alone_nets': it names the module module_alone_nets, not an object in it; write module_alone_nets:Name (it defines: Net)",
+        run={"model": {"name": "module_alone_nets"}},
+        files={"module_alone_nets.py": "import torch\n\n\nclass Net(torch.nn.Module):\n    pass\n"},
+    ),
+    Case(
+        "model-object-already-built",
+        "a model object built at a script's top level, named where hpotool wants its class",
+        "error: run.yaml: model: model 'built_model:model' is a Net object, already built, where hpotool builds a new one for every trial; name its class, built_model:Net, and set its arguments under model:",
+        run={"model": {"name": "built_model:model"}},
+        files={
+            "built_model.py": "from torch import nn\n\n\nclass Net(nn.Module):\n"
+            "    def __init__(self, in_features, out_features):\n        super().__init__()\n"
+            "        self.f = nn.Linear(in_features, out_features)\n\n\nmodel = Net(64, 10)\n"
+        },
+    ),
+    Case(
+        "data-object-already-built",
+        "a Dataset object made on import, named where hpotool wants a function or class",
+        "error: run.yaml: data: data 'built_data:train_ds' is a Samples object, not a function or class that returns the data; name its class, built_data:Samples, with its arguments under data:, or a function that returns it",
+        run={"data": {"name": "built_data:train_ds"}},
+        files={
+            "built_data.py": "import torch\n\n\nclass Samples(torch.utils.data.Dataset):\n"
+            "    def __len__(self):\n        return 4\n\n    def __getitem__(self, i):\n"
+            "        return torch.zeros(3), i % 2\n\n\ntrain_ds = Samples()\n"
+        },
+    ),
+    Case(
         "import-attribute",
         "an import path naming no such attribute",
         "error: run.yaml: model: cannot import 'tests.helpers:SlowModle': module 'tests.helpers' has no attribute 'SlowModle' (did you mean 'SlowModel'?)",
@@ -677,6 +712,34 @@ CASES = [
         "a user's model missing an argument it requires",
         "error: run.yaml: model: model 'tests.helpers:DeepNet' requires 'depth', which the config does not set; add depth: ... under model:",
         run={"model": {"name": "tests.helpers:DeepNet"}},
+    ),
+    Case(
+        "trainer-optuna-objective",
+        "an Optuna objective, def objective(trial), named as the training function",
+        "error: run.yaml: trainer.function: optuna_objective:objective requires 'trial', which hpotool cannot pass: it passes config, run_config, report and the trainer: keys the function names (by name); hpotool passes no Optuna trial: it samples search_space itself and hands the picked values in config (config['optimizer']['lr']) and as the trainer: keys the function names; take config and report instead, call report(epoch, {'val_loss': 0.5}) where it called trial.report, and drop its trial.suggest_* calls",
+        run={"trainer": {"function": "optuna_objective:objective"}},
+        files={
+            "optuna_objective.py": "def objective(trial):\n    lr = trial.suggest_float('lr', 1e-4, 1e-1, log=True)\n"
+            "    return lr\n"
+        },
+    ),
+    Case(
+        "trainer-method-of-a-class",
+        "a training method named through its class, which needs an instance",
+        "error: run.yaml: trainer.function: class_runner:Runner.fit is a method of the class Runner, called on an instance; make one at the module's top level (runner = Runner(...)) and name its method (class_runner:runner.fit), or name a function",
+        run={"trainer": {"function": "class_runner:Runner.fit"}},
+        files={
+            "class_runner.py": "class Runner:\n    def fit(self, config, report):\n        return {'val_loss': 1.0}\n"
+        },
+    ),
+    Case(
+        "trainer-a-class",
+        "a class named as the training function",
+        "error: run.yaml: trainer.function: class_runner:Runner is a class, and calling it makes a Runner, not the dict of metrics; name the function that trains, or the method of an instance (class_runner:obj.fit for obj = Runner(...) in the module)",
+        run={"trainer": {"function": "class_runner:Runner"}},
+        files={
+            "class_runner.py": "class Runner:\n    def fit(self, config, report):\n        return {'val_loss': 1.0}\n"
+        },
     ),
     Case(
         "trainer-required-arg",
@@ -1102,6 +1165,32 @@ CASES = [
         run={"data": {"name": "tests.helpers:soft_labels"}, "loss": {"name": "torch.nn:NLLLoss"}},
     ),
     Case(
+        "mse-loss-on-soft-labels",
+        "mse on class probabilities a dataset names a classification",
+        "error: run.yaml: loss: 'mse' compares numbers, but y holds each sample's class probabilities (soft labels of a classification task of 3 classes); use cross_entropy (or auto), which takes probabilities, or to fit them as numbers return hpotool.datasets.Dataset(x, y, 'regression')",
+        run={"data": {"name": "soft_mse_data:probabilities"}, "loss": {"name": "mse"}},
+        files={
+            "soft_mse_data.py": "import numpy as np\nimport torch\nfrom hpotool.datasets import Dataset\n\n\n"
+            "def probabilities():\n    x = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)\n"
+            "    p = np.exp(x[:, :3])\n"
+            "    return Dataset(torch.as_tensor(x), torch.as_tensor(p / p.sum(axis=1, keepdims=True)), "
+            "'classification')\n"
+        },
+    ),
+    Case(
+        "bce-loss-on-soft-labels",
+        "bce_with_logits on class probabilities a dataset names a classification",
+        "error: run.yaml: loss: 'bce_with_logits' scores two classes with one logit per sample, but y holds each sample's probabilities over 3 classes (soft labels); use cross_entropy (or auto), which takes probabilities, or for 3 independent targets from 0 to 1 return hpotool.datasets.Dataset(x, y, 'multilabel')",
+        run={"data": {"name": "soft_bce_data:probabilities"}, "loss": {"name": "bce_with_logits"}},
+        files={
+            "soft_bce_data.py": "import numpy as np\nimport torch\nfrom hpotool.datasets import Dataset\n\n\n"
+            "def probabilities():\n    x = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)\n"
+            "    p = np.exp(x[:, :3])\n"
+            "    return Dataset(torch.as_tensor(x), torch.as_tensor(p / p.sum(axis=1, keepdims=True)), "
+            "'classification')\n"
+        },
+    ),
+    Case(
         "split-too-small",
         "a dataset too small for the validation split",
         "error: run.yaml: data: val_fraction: 0.1 of the dataset's 4 samples leaves no validation sample; raise it to at least 0.5, or give more data",
@@ -1394,6 +1483,32 @@ CASES = [
         "a heartbeat setting in the environment that is not a whole number of seconds",
         "error: environment variable HPOTOOL_HEARTBEAT_INTERVAL='2.5': give a whole number of seconds, 1 or more (default 10), or unset it",
         env={"HPOTOOL_HEARTBEAT_INTERVAL": "2.5"},
+    ),
+    Case(
+        "optimizer-function-without-lr",
+        "an optimizer function of the user's whose learning rate is not called lr",
+        "error: run.yaml: optimizer: optimizer 'keras_optimizer:make' takes no argument 'lr', which hpotool gives every optimizer (optimizer.lr, 0.01 here, which a search varies): name its learning_rate argument lr",
+        run={"optimizer": {"name": "keras_optimizer:make", "lr": 0.01}},
+        files={
+            "keras_optimizer.py": "import torch\n\n\ndef make(params, learning_rate=0.001):\n"
+            "    return torch.optim.SGD(params, lr=learning_rate)\n"
+        },
+    ),
+    Case(
+        "optimizer-function-takes-the-model",
+        "an optimizer function of the user's written to take the model, not its parameters",
+        "error: run.yaml: optimizer: AttributeError: 'list' object has no attribute 'parameters' (at model_optimizer.py:5 in make_optimizer); hpotool calls 'model_optimizer:make_optimizer' with the model's parameters (a list) first, not the model: take them and pass them on (def make_optimizer(params, lr): return torch.optim.AdamW(params, lr=lr))",
+        run={"optimizer": {"name": "model_optimizer:make_optimizer", "lr": 0.01}},
+        files={
+            "model_optimizer.py": "import torch\n\n\ndef make_optimizer(model, lr):\n"
+            "    return torch.optim.SGD(model.parameters(), lr=lr)\n"
+        },
+    ),
+    Case(
+        "schedule-takes-a-function",
+        "a schedule that takes a function (LambdaLR's lr_lambda), which no YAML value can be",
+        "error: run.yaml: scheduler: scheduler 'torch.optim.lr_scheduler:LambdaLR' requires 'lr_lambda', a function, which a YAML value cannot be; build the scheduler in a function of your own module (def my_schedule(optimizer, epochs): return LambdaLR(optimizer, lambda epoch: 0.95 ** epoch)) and give its import path (package.module:Name) as name",
+        run={"scheduler": {"name": "torch.optim.lr_scheduler:LambdaLR"}},
     ),
     Case(
         "schedule-lr-not-positive",

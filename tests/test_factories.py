@@ -228,6 +228,37 @@ def test_a_user_pruner_that_raises_for_its_own_reasons_is_not_said_to_reject_its
     )
 
 
+def test_a_user_class_or_function_under_an_optuna_decorator_that_raises_is_not_said_to_reject_its_kwargs(
+    tmp_path: Path,
+) -> None:
+    """Optuna's `experimental_class` (and `experimental_func`) wrap the constructor in a function of
+    optuna._experimental, whose frame stood first after the call: a user's sampler raising for its own
+    reasons read "sampler: 'x' rejected its kwargs: licence key missing", though its kwargs were fine."""
+    (tmp_path / "decorated_plugins.py").write_text(
+        "import optuna\nfrom optuna._experimental import experimental_class, experimental_func\n\n\n"
+        "@experimental_class('4.0.0')\nclass Sampler(optuna.samplers.RandomSampler):\n"
+        "    def __init__(self, key_file='key.txt', seed=None):\n"
+        "        raise ValueError('licence key missing')\n\n\n"
+        "@experimental_func('4.0.0')\ndef pruner(level=1):\n    raise TypeError('licence key missing')\n\n\n"
+        "@experimental_class('4.0.0')\nclass Strict(optuna.pruners.MedianPruner):\n    pass\n"
+    )
+    with pytest.raises(HpoError) as info:
+        make_sampler("decorated_plugins:Sampler", {"key_file": "k.txt"}, seed=0, space=SPACE)
+    assert str(info.value) == (
+        "sampler: building 'decorated_plugins:Sampler' failed: ValueError: licence key missing "
+        "(at decorated_plugins.py:8 in __init__)"
+    )
+    with pytest.raises(HpoError) as info:
+        make_pruner("decorated_plugins:pruner", {"level": 2})
+    assert str(info.value) == (
+        "pruner: building 'decorated_plugins:pruner' failed: TypeError: licence key missing "
+        "(at decorated_plugins.py:13 in pruner)"
+    )
+    # Optuna's own constructor under the decorator still checks the config's values
+    with pytest.raises(HpoError, match=r"^pruner: 'decorated_plugins:Strict' rejected its kwargs: "):
+        make_pruner("decorated_plugins:Strict", {"n_startup_trials": -1})
+
+
 def test_a_user_sampler_that_passes_a_bad_value_to_optuna_names_its_own_line(tmp_path: Path) -> None:
     """The user's class, not the config, gave Optuna the value it refused: the line in the user's code."""
     (tmp_path / "own_seed_sampler.py").write_text(
@@ -277,3 +308,20 @@ def test_a_value_optuna_refuses_still_reads_rejected_its_kwargs() -> None:
     with pytest.raises(HpoError) as info:  # numpy's compiled code refuses it, in a frame of a .pyx
         make_sampler("random", {"seed": -1}, seed=None, space=SPACE)
     assert str(info.value) == "sampler: 'random' rejected its kwargs: Seed must be between 0 and 2**32 - 1"
+
+
+def test_a_sampler_function_under_a_decorator_that_hides_its_signature_is_not_given_a_seed(
+    tmp_path: Path,
+) -> None:
+    """A decorator without functools.wraps shows (*args, **kwargs), so the study's seed was passed to a
+    function that takes none: "sampler: building 'x:my_tpe' failed: TypeError: my_tpe() got an unexpected
+    keyword argument 'seed'". It is left out, as for a function whose signature shows no seed."""
+    (tmp_path / "logged_sampler.py").write_text(
+        "import optuna\n\n\ndef logged(fn):\n    def wrapper(*args, **kwargs):\n"
+        "        return fn(*args, **kwargs)\n    return wrapper\n\n\n"
+        "@logged\ndef my_tpe(n_startup=1):\n    return optuna.samplers.TPESampler(n_startup_trials=n_startup)\n"
+    )
+    sampler = make_sampler("logged_sampler:my_tpe", {"n_startup": 3}, seed=7, space=SPACE)
+    assert isinstance(sampler, optuna.samplers.TPESampler) and sampler._n_startup_trials == 3
+    with pytest.raises(HpoError, match=r"my_tpe\(\) got an unexpected keyword argument 'seed'"):
+        make_sampler("logged_sampler:my_tpe", {"seed": 3}, seed=7, space=SPACE)  # the config's own: refused

@@ -137,3 +137,35 @@ def test_a_module_of_the_users_named_as_one_python_already_imported_is_told_to_b
         f"{sys.modules['tokenize'].__file__}, not tokenize.py in the current folder, which it never reads; "
         f"rename yours (and the import path) to a name Python and the installed packages do not use"
     )
+
+
+def test_a_relative_import_path_says_what_to_write(project: Path) -> None:
+    """`.labnets.models:Net` (as a package's own `from .models import Net` reads) said "importing
+    '.labnets.models' raised TypeError: the 'package' argument is required to perform a relative import"."""
+    with pytest.raises(HpoError) as info:
+        import_object(".labnets.models:Net")
+    assert str(info.value) == (
+        "cannot import '.labnets.models:Net': '.labnets.models' is a relative import, which has no package to "
+        "start from here; write labnets.models:Net, the path from the folder hpotool runs in"
+    )
+    with pytest.raises(HpoError, match=r"; write labnets.models:Net, "):
+        import_object("..labnets.models.Net")
+
+
+def test_a_module_of_the_users_named_without_an_object_lists_what_it_defines(project: Path) -> None:
+    """`model: {name: labnets}` or a module file's name alone (`alone_nets` for alone_nets.py) read "unknown model
+    'alone_nets'; choose one of: mlp, cnn, or give an import path", though the module was there."""
+    from hpotool.components import REGISTRIES
+    from hpotool.resolve import resolve
+
+    (project / "alone_nets.py").write_text("class Net:\n    pass\n\n\ndef small():\n    pass\n")
+    with pytest.raises(HpoError) as info:
+        resolve("alone_nets", REGISTRIES["model"], "model")
+    assert str(info.value) == (
+        "cannot import 'alone_nets': it names the module alone_nets, not an object in it; write alone_nets:Name (it "
+        "defines: Net, small)"
+    )
+    with pytest.raises(HpoError) as info:  # a name that is no module here: the built-ins, as before
+        resolve("mlpp", REGISTRIES["model"], "model")
+    assert str(info.value).startswith("unknown model 'mlpp' (did you mean 'mlp'?); choose one of: mlp, cnn")
+    sys.modules.pop("alone_nets", None)

@@ -429,3 +429,127 @@ def test_a_loss_that_sums_over_the_samples_is_refused_before_training() -> None:
         ),
         "run.yaml",
     )
+
+
+SOFT_LABELS_MODULE = (
+    "import numpy as np\nimport torch\nfrom hpotool.datasets import Dataset\n\n\n"
+    "def probabilities(task='classification'):\n"
+    "    x = np.random.default_rng(0).normal(size=(120, 4)).astype(np.float32)\n"
+    "    p = np.exp(2 * x[:, :3])\n"
+    "    return Dataset(torch.as_tensor(x), torch.as_tensor(p / p.sum(axis=1, keepdims=True)), task)\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("loss", "message"),
+    [
+        (
+            "mse",
+            "run.yaml: loss: 'mse' compares numbers, but y holds each sample's class probabilities (soft labels "
+            "of a classification task of 3 classes); use cross_entropy (or auto), which takes probabilities, or "
+            "to fit them as numbers return hpotool.datasets.Dataset(x, y, 'regression')",
+        ),
+        (
+            "bce_with_logits",
+            "run.yaml: loss: 'bce_with_logits' scores two classes with one logit per sample, but y holds each "
+            "sample's probabilities over 3 classes (soft labels); use cross_entropy (or auto), which takes "
+            "probabilities, or for 3 independent targets from 0 to 1 return "
+            "hpotool.datasets.Dataset(x, y, 'multilabel')",
+        ),
+    ],
+)
+def test_class_probabilities_with_a_loss_that_compares_numbers_or_scores_one_logit_say_so(
+    tmp_path: Any, loss: str, message: str
+) -> None:
+    """A dataset returning Dataset(x, probabilities, 'classification'): with mse the check said "y holds class
+    labels ...; give y as floating-point numbers for regression" (y held floats already); with
+    bce_with_logits the probabilities read as labels 0 and 1 (truncated), the model got one output, and the
+    step failed on a shape mismatch, "check that the loss fits this classification task". The fixes each
+    line gives train."""
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    (tmp_path / "soft_label_data.py").write_text(SOFT_LABELS_MODULE)
+
+    def run(task: str, loss: str) -> RunConfig:
+        return RunConfig.model_validate(
+            {
+                "data": {"name": "soft_label_data:probabilities", "task": task},
+                "model": {"name": "mlp", "hidden": [8]},
+                "loss": {"name": loss},
+                "epochs": 1,
+                "batch_size": 16,
+                "device": "cpu",
+            }
+        )
+
+    with pytest.raises(HpoError) as info:
+        check_run(run("classification", loss), "run.yaml")
+    assert str(info.value) == message
+    check_run(run("classification", "cross_entropy"), "run.yaml")
+    check_run(run("regression" if loss == "mse" else "multilabel", loss), "run.yaml")
+
+
+def test_an_optimizer_function_that_reads_the_parameters_twice_gets_them_all(tmp_path: Any) -> None:
+    """hpotool handed a user's optimizer function model.parameters(), a generator: a function splitting it
+    into weight-decay groups (two list comprehensions over params, as many training scripts do) found the
+    second group empty, so the biases were never trained, without an error."""
+    from hpotool.runner import build_optimizer
+
+    (tmp_path / "grouped_optimizer.py").write_text(
+        "import torch\n\n\ndef grouped(params, lr, weight_decay=0.01):\n"
+        "    decay = [p for p in params if p.ndim > 1]\n"
+        "    no_decay = [p for p in params if p.ndim <= 1]\n"
+        "    groups = [{'params': decay, 'weight_decay': weight_decay}, {'params': no_decay, 'weight_decay': 0.0}]\n"
+        "    return torch.optim.AdamW(groups, lr=lr)\n"
+    )
+    cfg = RunConfig.model_validate({"optimizer": {"name": "grouped_optimizer:grouped", "lr": 0.01}})
+    model = _model()
+    optimizer = build_optimizer(cfg, model)
+    held = [len(group["params"]) for group in optimizer.param_groups]
+    assert held == [2, 2]  # the two weight matrices, the two biases
+
+
+def test_an_optimizer_function_given_the_model_says_it_is_given_the_parameters(tmp_path: Any) -> None:
+    """A training script's `def make_optimizer(model, lr): ... model.parameters()` failed the check with
+    "optimizer: AttributeError: 'generator' object has no attribute 'parameters'", not saying what hpotool
+    passes."""
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    (tmp_path / "model_taking_optimizer.py").write_text(
+        "import torch\n\n\ndef make_optimizer(model, lr):\n"
+        "    return torch.optim.SGD(model.parameters(), lr=lr)\n"
+    )
+    cfg = RunConfig.model_validate(
+        {"optimizer": {"name": "model_taking_optimizer:make_optimizer", "lr": 0.01}, "device": "cpu"}
+    )
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: optimizer: AttributeError: 'list' object has no attribute 'parameters' (at "
+        "model_taking_optimizer.py:5 in make_optimizer); hpotool calls 'model_taking_optimizer:make_optimizer' with the "
+        "model's parameters (a list) first, not the model: take them and pass them on (def "
+        "make_optimizer(params, lr): return torch.optim.AdamW(params, lr=lr))"
+    )
+
+
+def test_a_training_function_is_handed_the_device_auto_picked(tmp_path: Any) -> None:
+    """With device: auto (the default), a user's function got config['device'] == 'auto' and
+    run_config.device == 'auto', which torch.device() refuses: every trial of such a study failed with
+    "RuntimeError: Expected one of cpu, cuda, ... device type at start of device string: auto"."""
+    from hpotool.runner import resolve_device, train_run
+
+    (tmp_path / "device_fit.py").write_text(
+        "import torch\n\n\ndef fit(config, run_config, report):\n"
+        "    devices = [str(torch.device(config['device'])), str(torch.device(run_config.device))]\n"
+        "    report(0, {'val_loss': 1.0})\n"
+        "    return {'val_loss': 1.0, 'devices': len(set(devices)), 'cpu': float(devices[0] == 'cpu')}\n"
+    )
+    cfg = RunConfig.model_validate({"trainer": {"function": "device_fit:fit"}})
+    assert cfg.device == "auto"
+    metrics = train_run(cfg).metrics
+    assert metrics["devices"] == 1 and metrics["cpu"] == float(resolve_device("auto").type == "cpu")
+    assert cfg.device == "auto"  # the config itself, as saved and exported, keeps what was written
+    explicit = RunConfig.model_validate({"trainer": {"function": "device_fit:fit"}, "device": "cpu"})
+    assert train_run(explicit).metrics["cpu"] == 1.0

@@ -631,3 +631,51 @@ def test_a_one_cycle_without_max_lr_peaks_at_each_trials_lr(
 
     study = run_tiny_study(tmp_path, {**run_dict, "scheduler": {"name": "onecycle"}}, opt_dict)
     assert len({t.value for t in study.trials}) == len(study.trials) == 3
+
+
+SCHEDULE_IN_A_FUNCTION = (
+    "build the scheduler in a function of your own module (def my_schedule(optimizer, epochs): return "
+    "LambdaLR(optimizer, lambda epoch: 0.95 ** epoch)) and give its import path (package.module:Name) as name"
+)
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "message"),
+    [
+        (
+            {"name": "torch.optim.lr_scheduler:LambdaLR"},
+            "scheduler 'torch.optim.lr_scheduler:LambdaLR' requires 'lr_lambda', a function, which a YAML value "
+            "cannot be",
+        ),
+        (
+            {"name": "torch.optim.lr_scheduler:MultiplicativeLR", "lr_lambda": 0.95},
+            "scheduler 'torch.optim.lr_scheduler:MultiplicativeLR' argument 'lr_lambda' takes a function, which a "
+            "YAML value cannot be (got 0.95)",
+        ),
+        (
+            {"name": "torch.optim.lr_scheduler:SequentialLR", "milestones": [2]},
+            "scheduler 'torch.optim.lr_scheduler:SequentialLR' requires 'schedulers', an object "
+            "(list[LRScheduler]), which a YAML value cannot be",
+        ),
+    ],
+)
+def test_a_schedule_taking_a_function_says_to_build_it_in_a_function(
+    scheduler: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    """LambdaLR without lr_lambda said "add lr_lambda: ... under scheduler:", and any value added then failed
+    with "TypeError: 'float' object is not callable": no YAML value is a function."""
+    from hpotool.config import load_run_config
+    from hpotool.errors import HpoError
+
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"scheduler": scheduler}))
+    with pytest.raises(HpoError) as info:
+        load_run_config(path)
+    assert str(info.value) == f"{path}: scheduler: {message}; {SCHEDULE_IN_A_FUNCTION}"
+    # what the line says to write trains
+    (tmp_path / "decay_schedule.py").write_text(
+        "from torch.optim.lr_scheduler import LambdaLR\n\n\n"
+        "def my_schedule(optimizer, epochs):\n    return LambdaLR(optimizer, lambda epoch: 0.95 ** epoch)\n"
+    )
+    lrs, _ = _lrs({"name": "decay_schedule:my_schedule"})
+    assert lrs[0] == LR and lrs[-1] < LR

@@ -89,8 +89,11 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
         obj = resolve_component(kind, name)
     except HpoError as exc:
         raise ValueError(str(exc)) from None
+    _refuse_a_built_object(kind, name, obj)
     if kind == "loss" and name == "auto" and kwargs:
         raise ValueError(f"loss 'auto' takes no arguments; {AUTO_LOSS_FIX.format(arg=next(iter(kwargs)))}")
+    if kind == "optimizer" and "lr" in kwargs:
+        _check_takes_lr(name, obj, kwargs["lr"])
     inputs = loss_inputs(obj, kwargs) if kind == "loss" else ()  # a loss function's (prediction, target)
     injected = (*INJECTED[kind], *inputs, *first_argument(kind, obj))
     check_kwargs(obj, kwargs, f"{kind} {name!r}", injected)
@@ -102,10 +105,129 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
             f"their size for train_loss and val_loss), got {format_choice(kwargs['reduction'])}; drop reduction (for "
             f"larger steps, raise optimizer.lr)"
         )
+    _check_objects(kind, name, obj, kwargs, injected)
     check_required(obj, kwargs, f"{kind} {name!r}", kind, injected)
     check_types(obj, kwargs, f"{kind} {name!r}")
     if kind == "loss":
         _check_label_smoothing(name, kwargs.get("label_smoothing"))
+
+
+# The torch classes whose objects a training script builds at its top level (model = Net(...),
+# criterion = nn.CrossEntropyLoss()): (module prefix, class name) of a base class.
+_BUILT = (
+    ("torch.nn.modules.module", "Module"),
+    ("torch.optim.optimizer", "Optimizer"),
+    ("torch.optim.lr_scheduler", "LRScheduler"),
+    ("torch.optim.lr_scheduler", "ReduceLROnPlateau"),
+)
+
+
+def _refuse_a_built_object(kind: Kind, name: str, obj: Any) -> None:
+    """Raise `ValueError` for an object already built (a model, loss, optimizer or schedule made at a script's
+    top level, or the data) where hpotool calls a class or function to build one: it called the object, and a
+    model failed with "Net.forward() missing 1 required positional argument: 'x'", data with "'PairDS' object
+    is not callable"."""
+    if isinstance(obj, type):
+        return
+    cls = type(obj)
+    if kind == "data" and not callable(obj):  # train_ds = MyDataset(...), or (x, y), made on import
+        its_class = f"its class, {cls.__module__}:{cls.__qualname__}, with its arguments under data:, or "
+        raise ValueError(
+            f"data {name!r} is a {cls.__name__} object, not a function or class that returns the data; name "
+            f"{its_class if cls.__module__ != 'builtins' else ''}a function that returns it"
+        )
+    if kind == "data":
+        return
+    if not any((c.__module__, c.__name__) in _BUILT for c in cls.__mro__):
+        return
+    raise ValueError(
+        f"{kind} {name!r} is a {cls.__name__} object, already built, where hpotool builds a new one for every "
+        f"trial; name its class, {cls.__module__}:{cls.__qualname__}, and set its arguments under {kind}:"
+    )
+
+
+# What optimizer functions written for other libraries call their learning rate.
+_LR_NAMES = ("learning_rate", "base_lr", "init_lr", "initial_lr", "lr0", "eta")
+_DEFAULT_LR = 1e-3  # OptimizerConfig.lr's default
+
+
+def _check_takes_lr(name: str, obj: Any, lr: Any) -> None:
+    """hpotool gives every optimizer `lr` (optimizer.lr has a default): one whose signature lacks it was
+    told "takes no argument 'lr'; it takes: learning_rate, ...", which no change to the config fixed."""
+    from hpotool.resolve import accepted_kwargs
+
+    names, var_kw = accepted_kwargs(obj)
+    if "lr" in names or var_kw:
+        return
+    given = f"{format_choice(lr)} by default" if lr == _DEFAULT_LR else f"{format_choice(lr)} here"
+    other = next((n for n in _LR_NAMES if n in names), None)
+    fix = (
+        f"name its {other} argument lr"
+        if other
+        else "give the function an lr argument and build the optimizer with it"
+    )
+    raise ValueError(
+        f"optimizer {name!r} takes no argument 'lr', which hpotool gives every optimizer (optimizer.lr, {given}, "
+        f"which a search varies): {fix}"
+    )
+
+
+# How to build a schedule that takes a function: the one kind whose built-ins (torch's) take one.
+_SCHEDULE_EXAMPLE = (
+    "def my_schedule(optimizer, epochs): return LambdaLR(optimizer, lambda epoch: 0.95 ** epoch)"
+)
+
+
+def _check_objects(
+    kind: Kind, name: str, obj: Any, kwargs: Mapping[str, Any], injected: tuple[str, ...]
+) -> None:
+    """An argument annotated as a function or a schedule object (LambdaLR's and MultiplicativeLR's
+    lr_lambda, SequentialLR's schedulers), which no YAML value can be: a required one was "add lr_lambda: ...
+    under scheduler:", and the value added then failed with "TypeError: 'float' object is not callable"."""
+    import inspect
+
+    try:
+        params = inspect.signature(obj).parameters.values()
+    except (TypeError, ValueError):
+        return
+    for param in params:
+        if param.name in injected or param.name == "self":
+            continue
+        text = _object_annotation(param.annotation)
+        if text is None:
+            continue
+        value = kwargs.get(param.name)
+        if param.name in kwargs and value is not None:
+            said = f"argument {param.name!r} takes {text}, which a YAML value cannot be (got {format_choice(value)})"
+        elif param.name not in kwargs and param.default is inspect.Parameter.empty:
+            said = f"requires {param.name!r}, {text}, which a YAML value cannot be"
+        else:
+            continue
+        raise ValueError(
+            f"{kind} {name!r} {said}; build the {kind} in a function of your own module"
+            + (f" ({_SCHEDULE_EXAMPLE})" if kind == "scheduler" else "")
+            + " and give its import path (package.module:Name) as name"
+        )
+
+
+def _object_annotation(annotation: Any) -> str | None:
+    """The annotation, as text, of a parameter that takes a function or an LRScheduler and nothing a YAML value
+    can be (str, a number, a bool); None otherwise."""
+    import inspect
+    import re
+
+    if annotation is inspect.Parameter.empty:
+        return None
+    if isinstance(annotation, str):
+        text = annotation
+    else:  # a typing object's __name__ drops its arguments: Optional[Callable] is "Optional"
+        text = annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
+    if not re.search(r"\bCallable\b|\bLRScheduler\b", text):
+        return None
+    bare = re.sub(r"Callable\[\[[^\]]*\],[^\]]*\]", "Callable", text)  # Callable[[int], float]: not an int
+    if re.search(r"\b(str|int|float|bool|Any)\b", bare):
+        return None
+    return "a function" if "Callable" in bare and "LRScheduler" not in bare else f"an object ({text})"
 
 
 def _check_label_smoothing(name: str, value: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -385,7 +386,7 @@ def _stack_torch_dataset(ds: torch.utils.data.Dataset[Any]) -> tuple[torch.Tenso
         if not (isinstance(sample, tuple | list) and len(sample) == 2):
             kind = type(sample).__name__
             got = f"a {len(sample)}-item {kind}" if isinstance(sample, tuple | list) else f"a {kind}"
-            raise DataError(f"{name}[{i}] is {got}; each sample must be an (x, y) pair")
+            raise DataError(f"{name}[{i}] is {got}; each sample must be an (x, y) pair{_pair_of(sample)}")
         xs.append(_as_tensor(sample[0], "x"))
         ys.append(_as_tensor(sample[1], "y"))
     if not xs:
@@ -405,6 +406,27 @@ def _stack_torch_dataset(ds: torch.utils.data.Dataset[Any]) -> tuple[torch.Tenso
                 f"{tuple(values[0].shape)}; hpotool stacks the samples, so give every {what} the same shape"
             )
     return torch.stack(xs), torch.stack(ys)
+
+
+# What a dict sample calls its target, as Hugging Face and torchvision-style datasets name it.
+_TARGET_KEYS = ("label", "labels", "target", "targets", "y")
+
+
+def _pair_of(sample: Any) -> str:
+    """For a dict sample (`{'image': x, 'label': y}`): its keys, and the pair to return when one key is the
+    target and one other is left; "" for anything else."""
+    if not isinstance(sample, Mapping) or not sample:
+        return ""
+    keys = list(sample)
+    listed = ", ".join(repr(k) for k in keys[:6]) + (", ..." if len(keys) > 6 else "")
+    targets = [k for k in keys if str(k).lower() in _TARGET_KEYS]
+    inputs = [k for k in keys if k not in targets]
+    pair = (
+        f": return (sample[{inputs[0]!r}], sample[{targets[0]!r}]) from __getitem__"
+        if len(targets) == 1 and len(inputs) == 1
+        else ": return the input and its target as a tuple from __getitem__"
+    )
+    return f" (its keys: {listed}){pair}"
 
 
 def _reads_the_same(again: Any, x: torch.Tensor, y: torch.Tensor) -> bool:

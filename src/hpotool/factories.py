@@ -7,6 +7,7 @@ import re
 import socket
 import zlib
 from collections.abc import Mapping
+from types import CodeType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
@@ -58,7 +59,16 @@ def _resolve(name: str, registry: Mapping[str, str], kind: str, key: str) -> Any
         raise HpoError(f"{key}.name: {exc}") from None
 
 
-def _instantiate(kind: str, name: str, cls: Any, kwargs: Mapping[str, Any], key: str | None = None) -> Any:
+def _instantiate(
+    kind: str,
+    name: str,
+    cls: Any,
+    kwargs: Mapping[str, Any],
+    key: str | None = None,
+    offered: frozenset[str] = frozenset(),
+) -> Any:
+    """`cls(**kwargs)`, checked; `offered`: the kwargs hpotool added (the study's seed), left out where the
+    call refuses them (a function under a decorator without functools.wraps shows `(*args, **kwargs)`)."""
     key = key or kind  # where the config sets it: pruner.kwargs.wrapped_pruner for patient's inner pruner
     try:
         check_kwargs(cls, kwargs, f"{kind} {name!r}")
@@ -73,13 +83,25 @@ def _instantiate(kind: str, name: str, cls: Any, kwargs: Mapping[str, Any], key:
     try:
         with warnings.catch_warnings():  # the user asked for this class by name; no need to warn
             warnings.simplefilter("ignore", ExperimentalWarning)
-            return cls(**kwargs)
+            return _build(cls, kwargs, offered)
     except HpoError:
         raise
     except Exception as exc:  # a user's class that cannot start (a licence server, a file): a traceback
         if _refused_kwargs(cls, kwargs, exc):
             raise HpoError(f"{key}: {name!r} rejected its kwargs: {exc}") from None
         raise HpoError(f"{key}: building {name!r} failed: {described(exc)}") from None
+
+
+def _build(cls: Any, kwargs: Mapping[str, Any], offered: frozenset[str]) -> Any:
+    while True:
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            found = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+            if found is None or found.group(1) not in offered:
+                raise
+            kwargs = {k: v for k, v in kwargs.items() if k != found.group(1)}
+            offered = offered - {found.group(1)}
 
 
 def _refused_kwargs(cls: Any, kwargs: Mapping[str, Any], exc: Exception) -> bool:
@@ -101,8 +123,28 @@ def _refused_kwargs(cls: Any, kwargs: Mapping[str, Any], exc: Exception) -> bool
     inner = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
     if inner is None:  # raised by the call itself, before any code of the class ran
         return True
-    module = str(inner.tb_frame.f_globals.get("__name__", ""))  # the constructor's: who checked the values
+    # The constructor's own frame: who checked the values. A decorator's wrapper (Optuna's
+    # experimental_class) runs first, and its module is not the class's.
+    own = _constructor_code(cls)
+    frame: TracebackType | None = inner
+    while own is not None and frame is not None and frame.tb_frame.f_code is not own:
+        frame = frame.tb_next
+    module = str((frame or inner).tb_frame.f_globals.get("__name__", ""))
     return module.split(".")[0] in ("optuna", "hpotool")
+
+
+def _constructor_code(cls: Any) -> CodeType | None:
+    """The code of what `cls(...)` runs as the constructor (a class's `__init__`, or the function), under
+    any decorator that wraps it with functools.wraps; None when it has none (a builtin)."""
+    import inspect
+
+    target: Any = getattr(cls, "__init__", None) if isinstance(cls, type) else cls
+    try:
+        target = inspect.unwrap(target)
+    except ValueError:  # a cycle of __wrapped__
+        return None
+    code = getattr(target, "__code__", None)
+    return code if isinstance(code, CodeType) else None
 
 
 _YAML_VALUES = (str, int, float, bool, list, dict)
@@ -157,8 +199,10 @@ def make_sampler(
         cls = BruteForceSampler
     args = dict(kwargs)
     names, var_kw = accepted_kwargs(cls)
+    offered: frozenset[str] = frozenset()
     if seed is not None and "seed" not in args and ("seed" in names or var_kw):
         args["seed"] = seed
+        offered = frozenset({"seed"})
     if is_subclass(cls, optuna.samplers.GridSampler) and "search_space" not in args:
         grid = {}
         for path, p in space.items():
@@ -181,7 +225,7 @@ def make_sampler(
                     f"sampler: the brute-force sampler needs a finite set of values: search_space.{path}: a float "
                     f"without step has infinitely many; give it a step, or use another sampler"
                 )
-    sampler: optuna.samplers.BaseSampler = _instantiate("sampler", spec_name, cls, args)
+    sampler: optuna.samplers.BaseSampler = _instantiate("sampler", spec_name, cls, args, offered=offered)
     _check_built("sampler", spec_name, sampler, optuna.samplers.BaseSampler, "sampler")
     if isinstance(sampler, BruteForceSampler) and fixed is not None:
         sampler.knows(space, fixed)

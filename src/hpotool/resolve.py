@@ -111,6 +111,11 @@ def import_object(path: str) -> Any:
         raise HpoError(f"{path!r} is not an import path; write it as package.module:Name")
     if "/" in module_name or "\\" in module_name:  # never a module name; a relative one fails otherwise
         raise _file_path(path, module_name, attr)
+    if module_name.startswith("."):  # a package's own `from .models import Net`: no package to start from
+        raise HpoError(
+            f"cannot import {path!r}: {module_name!r} is a relative import, which has no package to start from "
+            f"here; write {module_name.lstrip('.')}:{attr}, the path from the folder hpotool runs in"
+        )
     # Users run hpotool from their project folder and expect its modules to import, as `python -m` does.
     cwd = os.getcwd()
     if cwd not in sys.path:
@@ -278,10 +283,26 @@ def resolve(name: str, registry: Mapping[str, str], kind: str) -> Any:
         return import_object(registry[name])
     if is_import_path(name):
         return import_object(name)
+    if _local_module(name):  # `mynets` for mynets.py: the module, without the object in it
+        _refuse_a_module(name, name)
     raise HpoError(
         f"unknown {kind} {name!r}{did_you_mean(name, registry)}; choose one of: {', '.join(registry)}, "
         f"or give an import path such as package.module:Name"
     )
+
+
+def _local_module(name: str) -> bool:
+    """Whether `name` is a module of the user's in the current folder (`name.py`, or a package `name/`; not
+    any folder, such as data/)."""
+    cwd = os.getcwd()
+    if not name.isidentifier():
+        return False
+    here = os.path.join(cwd, name)
+    if not (os.path.isfile(f"{here}.py") or os.path.isfile(os.path.join(here, "__init__.py"))):
+        return False
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    return True
 
 
 def accepted_kwargs(obj: Callable[..., Any]) -> tuple[list[str], bool]:

@@ -24,7 +24,13 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from hpotool.components import loss_inputs, resolve_component
-from hpotool.config import CLASSIFICATION_METRICS, REGRESSION_METRICS, DataConfig, RunConfig
+from hpotool.config import (
+    CHECK_COMPONENTS,
+    CLASSIFICATION_METRICS,
+    REGRESSION_METRICS,
+    DataConfig,
+    RunConfig,
+)
 from hpotool.datasets import (
     DataError,
     SplitError,
@@ -325,7 +331,24 @@ def build_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
     """The optimizer the config names, over `model`'s parameters (torch's fused kernel where it has one)."""
     opt_cls = resolve_component("optimizer", cfg.optimizer.name)
     defer_dynamo()
-    optimizer = opt_cls(model.parameters(), **fast_optimizer_kwargs(opt_cls, model, cfg.optimizer.kwargs))
+    # A list, not the generator model.parameters(): a user's function reading it twice (weight-decay groups
+    # by two comprehensions) found it empty the second time, leaving those parameters untrained.
+    params = list(model.parameters())
+    kwargs = dict(fast_optimizer_kwargs(opt_cls, model, cfg.optimizer.kwargs))
+    # weight_decay 0 (none, the default) is offered, not insisted on: a user's function under a decorator
+    # without functools.wraps shows (*args, **kwargs), and failed on a weight_decay the config never set.
+    offered = {"weight_decay": kwargs.pop("weight_decay")} if kwargs.get("weight_decay") == 0.0 else {}
+    try:
+        optimizer = construct(opt_cls, (params,), offered, kwargs)
+    except AttributeError as exc:  # a training script's `def make_optimizer(model, lr)`: model.parameters()
+        if not str(exc).startswith("'list' object has no attribute") or isinstance(opt_cls, type):
+            raise
+        raise RunCheckError(
+            "optimizer",
+            f"{described(exc)}; hpotool calls {cfg.optimizer.name!r} with the model's parameters (a list) first, "
+            f"not the model: take them and pass them on (def make_optimizer(params, lr): return "
+            f"torch.optim.AdamW(params, lr=lr))",
+        ) from None
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(
             f"optimizer {cfg.optimizer.name!r} returned {type(optimizer).__name__}, not a torch.optim.Optimizer"
@@ -515,7 +538,15 @@ def _check_loss_fits_task(cfg: RunConfig, data: PreparedData, loss: Any) -> None
                 f"cross_entropy (log_softmax and NLL in one), or a model of your own ending in log_softmax",
             )
         numeric = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)
-        if among(numeric, (F.mse_loss, F.l1_loss, F.smooth_l1_loss, F.huber_loss)):
+        numbers = among(numeric, (F.mse_loss, F.l1_loss, F.smooth_l1_loss, F.huber_loss))
+        if numbers and data.train.y.is_floating_point():  # told "y holds class labels ... give floats"
+            raise RunCheckError(
+                "loss",
+                f"{name!r} compares numbers, but y holds each sample's class probabilities (soft labels of a "
+                f"classification task of {data.out_features} classes); use cross_entropy (or auto), which takes "
+                f"probabilities, or to fit them as numbers return hpotool.datasets.Dataset(x, y, 'regression')",
+            )
+        if numbers:
             raise RunCheckError(
                 "loss",
                 f"{name!r} compares numbers, but y holds class labels (a classification task of "
@@ -606,6 +637,14 @@ def _shown_labels(labels: list[int]) -> str:
 def _check_binary_labels(name: str, data: PreparedData) -> None:
     """A one-logit loss (binary cross-entropy) takes the labels 0 and 1: a `RunCheckError` saying which
     labels y holds and how to number them, or to use cross_entropy for more than two classes."""
+    if data.train.y.is_floating_point():  # soft labels: read as labels, truncated to 0, and one logit
+        raise RunCheckError(  # against a column per class failed the step with a shape mismatch
+            "loss",
+            f"{name!r} scores two classes with one logit per sample, but y holds each sample's probabilities "
+            f"over {data.out_features} classes (soft labels); use cross_entropy (or auto), which takes "
+            f"probabilities, or for {data.out_features} independent targets from 0 to 1 return "
+            f"hpotool.datasets.Dataset(x, y, 'multilabel')",
+        )
     labels = sorted(
         int(v) for v in torch.unique(torch.cat([data.train.y.reshape(-1), data.val.y.reshape(-1)]))
     )
@@ -977,6 +1016,13 @@ def _width_argument_hint(cfg: RunConfig, width: int | None) -> str:
                 f"; {cfg.model.name} takes its width as {name}{default}, which hpotool does not set (it passes "
                 f"out_features): set {value} under model:, or name the argument out_features"
             )
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    given = {*WIDTH_NAMES, "out_features"} & set(cfg.model.kwargs)
+    if var_kw and width is not None and "out_features" not in params and not given:
+        return (  # torchvision's resnet18(*, weights=None, progress=True, **kwargs) hands num_classes on
+            f"; {cfg.model.name} takes **kwargs and names no width: if it hands them to a model taking "
+            f"num_classes (torchvision's and timm's do), set num_classes: {width} under model:"
+        )
     return ""
 
 
@@ -1139,6 +1185,15 @@ def _raised_in(exc: BaseException, model: nn.Module, optimizer: torch.optim.Opti
     return None
 
 
+def _device_picked(cfg: RunConfig) -> RunConfig:
+    """`cfg` with device `auto` replaced by the device it picks, for a user's training function: given
+    'auto', which torch.device() refuses, every trial of the default config failed."""
+    if cfg.device != "auto":
+        return cfg
+    data = {**cfg.model_dump(mode="python"), "device": str(resolve_device("auto"))}
+    return RunConfig.model_validate(data, context={CHECK_COMPONENTS: False})
+
+
 def train_run(
     cfg: RunConfig,
     *,
@@ -1161,7 +1216,7 @@ def train_run(
         from hpotool.user_trainer import run_user_trainer
 
         seed_everything(cfg.seed)
-        metrics = run_user_trainer(cfg, on_epoch_end, rows)
+        metrics = run_user_trainer(_device_picked(cfg), on_epoch_end, rows)
         return RunResult(metrics, rows, None, time.perf_counter() - start, "user code")
     device = resolve_device(cfg.device)
     data = load_data(cfg.data, cfg.loss.name)

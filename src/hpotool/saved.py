@@ -272,8 +272,8 @@ def _user_trained(config_yaml: Path) -> bool:
 
 
 def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunConfig, dict[str, float]]:
-    """Load a saved `model.pt`: the model (weights loaded, in eval mode, on `device`), its RunConfig and
-    its final metrics.
+    """Load a saved `model.pt` (or the run folder that holds it): the model (weights loaded, in eval mode,
+    on `device`), its RunConfig and its final metrics.
 
     A custom model (`package.module:Name`) must be importable, as when training; the dataset need not be.
 
@@ -285,6 +285,8 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     from hpotool.runner import make_model, resolve_device
 
     path = Path(path)
+    if path.is_dir():  # the run folder, as train and train-from-best print it
+        path = path / "model.pt"
     target = resolve_device(device)  # a device this machine lacks is said so, not blamed on the file
     try:
         payload = torch.load(path, map_location=target, weights_only=True)

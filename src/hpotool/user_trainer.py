@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 import time
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -104,6 +106,7 @@ def check_user_trainer(cfg: RunConfig, *, pruning: bool, opt_source: str = "the 
         raise HpoError(f"trainer.function: {exc}") from None
     if not callable(fn):
         raise HpoError(f"trainer.function: {path!r} is a {type(fn).__name__}, not a function")
+    _refuse_a_class(path, fn)
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
@@ -119,8 +122,8 @@ def check_user_trainer(cfg: RunConfig, *, pruning: bool, opt_source: str = "the 
     if required:
         raise HpoError(
             f"trainer.function: {path} requires {', '.join(repr(r) for r in required)}, which hpotool cannot "
-            f"pass: it passes {', '.join(OFFERED)} and the trainer: keys the function names (by name); set "
-            f"{required[0]!r} under trainer: in the run config, or give it a default"
+            f"pass: it passes {', '.join(OFFERED)} and the trainer: keys the function names (by name); "
+            f"{_required_fix(required[0])}"
         )
     names, var_kw = accepted_kwargs(fn)
     if pruning and "report" not in names and not var_kw:
@@ -130,6 +133,61 @@ def check_user_trainer(cfg: RunConfig, *, pruning: bool, opt_source: str = "the 
             f"{{name: nop}} in {opt_source}"
         )
     return "report" in names or var_kw
+
+
+def _refuse_a_class(path: str, fn: Any) -> None:
+    """Raise `HpoError` for a class, whose call makes an instance rather than the metrics (it failed trial 0),
+    or a method named through its class (`x:Runner.fit`), which needs an instance: told to set 'self' in the
+    config, which no config can."""
+    module, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
+    if isinstance(fn, type):
+        raise HpoError(
+            f"trainer.function: {path} is a class, and calling it makes a {fn.__name__}, not the dict of "
+            f"metrics; name the function that trains, or the method of an instance ({module}:obj.fit for obj = "
+            f"{fn.__name__}(...) in the module)"
+        )
+    owner_path, _, method = attr.rpartition(".")
+    if not owner_path:
+        return
+    try:
+        owner = import_object(f"{module}:{owner_path}")
+    except HpoError:
+        return
+    if isinstance(owner, type) and isinstance(
+        inspect.getattr_static(owner, method, None), types.FunctionType
+    ):
+        instance = owner.__name__[:1].lower() + owner.__name__[1:]
+        instance = instance if instance != owner.__name__ else f"{instance}_"
+        raise HpoError(
+            f"trainer.function: {path} is a method of the class {owner.__name__}, called on an instance; make "
+            f"one at the module's top level ({instance} = {owner.__name__}(...)) and name its method "
+            f"({module}:{instance}.{method}), or name a function"
+        )
+
+
+# What training scripts call the settings and the per-epoch callback that hpotool passes as config and report.
+_CONFIG_NAMES = frozenset(
+    {"cfg", "conf", "hparams", "hyperparams", "hp", "params", "args", "opt", "opts", "options", "settings"}
+)
+_REPORT_NAMES = frozenset({"callback", "reporter", "report_fn", "on_epoch", "on_epoch_end", "log_metrics"})
+
+
+def _required_fix(name: str) -> str:
+    """How to fix a parameter `name` of the training function that hpotool cannot pass: rename what is the
+    config or the report callback under another name, or replace an Optuna objective's trial; set any other
+    under trainer:."""
+    if name == "trial":
+        return (
+            "hpotool passes no Optuna trial: it samples search_space itself and hands the picked values in config "
+            "(config['optimizer']['lr']) and as the trainer: keys the function names; take config and report "
+            "instead, call report(epoch, {'val_loss': 0.5}) where it called trial.report, and drop its "
+            "trial.suggest_* calls"
+        )
+    if name in _CONFIG_NAMES:
+        return f"rename {name!r} config (the run config as a dict) or run_config (the RunConfig)"
+    if name in _REPORT_NAMES:
+        return f"rename {name!r} report (call report(epoch, {{'val_loss': 0.5}}) after each epoch)"
+    return f"set {name!r} under trainer: in the run config, or give it a default"
 
 
 def schedule_note(cfg: RunConfig) -> str | None:
@@ -213,7 +271,9 @@ def run_user_trainer(
 
     offered: dict[str, Any] = {"config": cfg.model_dump(mode="json"), "run_config": cfg, "report": report}
     try:
-        metrics = fn(**pick_kwargs(fn, offered), **_named_trainer_keys(fn, cfg))
+        metrics = _call(
+            fn, pick_kwargs(fn, offered), _named_trainer_keys(fn, cfg), lambda: bool(rows or stopped)
+        )
     except SystemExit as exc:  # it would end hpotool, leaving the trial RUNNING and the study without a word
         raise _broken(
             RuntimeError(
@@ -240,6 +300,28 @@ def run_user_trainer(
     if rows and "epoch_time" not in final:
         final["epoch_time"] = sum(r["epoch_time"] for r in rows) / len(rows)
     return final
+
+
+def _call(
+    fn: Callable[..., Any], offered: dict[str, Any], named: dict[str, Any], reported: Callable[[], bool]
+) -> Any:
+    """`fn(**offered, **named)`. A decorator without functools.wraps (a timer, a logger) shows the signature
+    `(*args, **kwargs)`, so `fn` is offered config, run_config and report all: `def fit(config, report)`
+    under it failed every trial with "fit() got an unexpected keyword argument 'run_config'". The argument
+    it refuses is left out and the call made again, where the refusal came from the wrapper's own call into
+    the function (no code of the function ran) and nothing was reported yet."""
+    while True:
+        try:
+            return fn(**offered, **named)
+        except TypeError as exc:
+            found = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+            tb = exc.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            in_wrapper = tb is not None and tb.tb_frame.f_code is getattr(fn, "__code__", None)
+            if found is None or found.group(1) not in offered or not in_wrapper or reported():
+                raise
+            offered = {k: v for k, v in offered.items() if k != found.group(1)}
 
 
 _REPORT = inspect.Signature(

@@ -1,0 +1,359 @@
+"""What users plug in by import path, end to end: their own model trained, saved and loaded back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+from hpotool.config import RunConfig
+
+
+def test_a_saved_run_of_a_users_model_loads_from_its_folder(tmp_path: Path) -> None:
+    """`load_model("runs/x/20261205-141011")`, the folder train and train-from-best print, said "not a model
+    saved by hpotool: IsADirectoryError: [Errno 21] Is a directory"; it takes the folder now too."""
+    from hpotool.saved import load_model, train_and_save
+
+    (tmp_path / "wide_net.py").write_text(
+        "from torch import nn\n\n\nclass Net(nn.Module):\n"
+        "    def __init__(self, in_features, out_features, width):\n        super().__init__()\n"
+        "        self.f = nn.Sequential(nn.Linear(in_features, width), nn.ReLU(), nn.Linear(width, out_features))\n\n"
+        "    def forward(self, x):\n        return self.f(x)\n"
+    )
+    cfg = RunConfig.model_validate(
+        {
+            "data": {"name": "regression", "n_samples": 64},
+            "model": {"name": "wide_net:Net", "width": 4},
+            "epochs": 1,
+            "batch_size": 16,
+            "device": "cpu",
+        }
+    )
+    saved = train_and_save(cfg, tmp_path / "run")
+    model, config, metrics = load_model(saved.folder)
+    same, _, _ = load_model(saved.folder / "model.pt")
+    assert config == cfg and metrics == saved.metrics and not model.training
+    x = torch.randn(3, 10)
+    assert torch.equal(model(x), same(x))
+
+
+TIMED_FIT = """import time
+
+
+def timed(fn):
+    def wrapper(*args, **kwargs):  # no functools.wraps: the signature hpotool reads is (*args, **kwargs)
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        out['seconds'] = time.perf_counter() - start
+        return out
+    return wrapper
+
+
+@timed
+def fit(config, report):
+    for epoch in range(config['epochs']):
+        report(epoch, {'val_loss': 1.0 / (epoch + 1)})
+    return {'val_loss': 1.0 / config['epochs']}
+
+
+def load(path):
+    return {}
+
+
+def called_wrongly(config, report):
+    return load('x.csv', config=config)  # a TypeError of the function's own, over an argument hpotool passes
+
+
+@timed
+def timed_called_wrongly(config, report):
+    return called_wrongly(config, report)
+"""
+
+
+def test_a_training_function_under_a_decorator_that_hides_its_signature_is_called_with_what_it_takes(
+    tmp_path: Path,
+) -> None:
+    """A timing or logging decorator without functools.wraps gives the function the signature
+    (*args, **kwargs): hpotool passed it config, run_config and report, and `def fit(config, report)` failed
+    every trial with "TypeError: fit() got an unexpected keyword argument 'run_config'"."""
+    import pytest
+
+    from hpotool.runner import train_run
+
+    (tmp_path / "timed_fit.py").write_text(TIMED_FIT)
+    cfg = RunConfig.model_validate({"trainer": {"function": "timed_fit:fit"}, "epochs": 2, "device": "cpu"})
+    result = train_run(cfg)
+    assert result.metrics["val_loss"] == 0.5 and "seconds" in result.metrics
+    assert [row["epoch"] for row in result.history] == [0, 1]
+    # a TypeError the function raises itself is its own, as before
+    cfg = RunConfig.model_validate(
+        {"trainer": {"function": "timed_fit:timed_called_wrongly"}, "device": "cpu"}
+    )
+    with pytest.raises(TypeError, match=r"^load\(\) got an unexpected keyword argument 'config'$"):
+        train_run(cfg)
+
+
+def test_an_optimizer_function_under_a_decorator_that_hides_its_signature_builds(tmp_path: Path) -> None:
+    """Under a decorator without functools.wraps, a user's optimizer function shows (*args, **kwargs), so
+    hpotool's default weight_decay: 0.0, which it leaves out for a function that takes no such argument, was
+    passed: "TypeError: make_sgd() got an unexpected keyword argument 'weight_decay'", for an argument the
+    config never set."""
+    from hpotool.runner import build_optimizer
+
+    (tmp_path / "logged_optimizer.py").write_text(
+        "import torch\n\n\ndef logged(fn):\n    def wrapper(*args, **kwargs):\n"
+        "        return fn(*args, **kwargs)\n    return wrapper\n\n\n"
+        "@logged\ndef make_sgd(params, lr, momentum=0.9):\n"
+        "    return torch.optim.SGD(params, lr=lr, momentum=momentum)\n"
+    )
+    cfg = RunConfig.model_validate(
+        {"optimizer": {"name": "logged_optimizer:make_sgd", "lr": 0.05, "momentum": 0.5}}
+    )
+    optimizer = build_optimizer(cfg, torch.nn.Linear(3, 2))
+    assert optimizer.defaults["momentum"] == 0.5 and optimizer.defaults["lr"] == 0.05
+
+
+RUNNER_CLASS = """class Runner:
+    def __init__(self, scale=1.0):
+        self.scale = scale
+
+    def fit(self, config, report):
+        report(0, {'val_loss': self.scale})
+        return {'val_loss': self.scale}
+
+    @staticmethod
+    def plain(config, report):
+        report(0, {'val_loss': 2.0})
+        return {'val_loss': 2.0}
+
+
+runner = Runner(0.5)
+"""
+
+
+def test_a_training_function_named_as_a_class_or_its_method_says_to_name_an_instances_method(
+    tmp_path: Path,
+) -> None:
+    """`trainer: {function: x:Runner.fit}` said "requires 'self' ...; set 'self' under trainer: in the run
+    config", which no config can; `x:Runner` passed the check and failed trial 0 with "returned Runner; it
+    must return a dict". An instance's method and a static method train, as before."""
+    import pytest
+
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run, train_run
+
+    (tmp_path / "class_trainer.py").write_text(RUNNER_CLASS)
+
+    def cfg(function: str) -> RunConfig:
+        return RunConfig.model_validate({"trainer": {"function": function}, "device": "cpu"})
+
+    with pytest.raises(HpoError) as info:
+        check_run(cfg("class_trainer:Runner.fit"), "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: trainer.function: class_trainer:Runner.fit is a method of the class Runner, called on an "
+        "instance; make one at the module's top level (runner = Runner(...)) and name its method "
+        "(class_trainer:runner.fit), or name a function"
+    )
+    with pytest.raises(HpoError) as info:
+        check_run(cfg("class_trainer:Runner"), "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: trainer.function: class_trainer:Runner is a class, and calling it makes a Runner, not the "
+        "dict of metrics; name the function that trains, or the method of an instance (class_trainer:obj.fit "
+        "for obj = Runner(...) in the module)"
+    )
+    for good, value in (("class_trainer:runner.fit", 0.5), ("class_trainer:Runner.plain", 2.0)):
+        check_run(cfg(good), "run.yaml")
+        assert train_run(cfg(good)).metrics["val_loss"] == value
+
+
+def test_a_torch_dataset_of_dict_samples_says_which_keys_to_return() -> None:
+    """A Dataset returning {'image': x, 'label': y}, as Hugging Face and many torchvision-style datasets do,
+    read "DictSamples[0] is a dict; each sample must be an (x, y) pair", not saying what to return."""
+    import pytest
+
+    from hpotool.datasets import DataError, as_dataset
+
+    class DictSamples(torch.utils.data.Dataset):  # type: ignore[type-arg]
+        def __len__(self) -> int:
+            return 4
+
+        def __getitem__(self, i: int) -> dict[str, object]:
+            return {"image": torch.zeros(3), "label": i % 2}
+
+    with pytest.raises(DataError) as info:
+        as_dataset(DictSamples())
+    assert str(info.value) == (
+        "DictSamples[0] is a dict; each sample must be an (x, y) pair (its keys: 'image', 'label'): return "
+        "(sample['image'], sample['label']) from __getitem__"
+    )
+
+
+def test_a_torchvision_style_model_function_taking_kwargs_is_told_to_set_num_classes(tmp_path: Path) -> None:
+    """torchvision's and timm's model functions take `(*, weights=None, progress=True, **kwargs)` and hand
+    num_classes on to the model, 1000 by default: the check said only "its output for 8 samples has shape
+    (8, 1000); this classification task needs (8, 2)", where a class naming num_classes is told to set it."""
+    import pytest
+
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    (tmp_path / "vision_like.py").write_text(
+        "from torch import nn\n\n\nclass ResNet(nn.Module):\n"
+        "    def __init__(self, num_classes=1000):\n        super().__init__()\n"
+        "        self.f = nn.LazyLinear(num_classes)\n\n    def forward(self, x):\n        return self.f(x.flatten(1))\n\n\n"
+        "def resnet18(*, weights=None, progress=True, **kwargs):\n    return ResNet(**kwargs)\n"
+    )
+    run = {"data": {"name": "digits", "subset_fraction": 0.1}, "device": "cpu"}
+    cfg = RunConfig.model_validate({**run, "model": {"name": "vision_like:resnet18"}})
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: model: its output for 8 samples has shape (8, 1000); this classification task needs (8, 10): "
+        "(batch, classes) logits; vision_like:resnet18 takes **kwargs and names no width: if it hands them to "
+        "a model taking num_classes (torchvision's and timm's do), set num_classes: 10 under model:"
+    )
+    check_run(
+        RunConfig.model_validate({**run, "model": {"name": "vision_like:resnet18", "num_classes": 10}}),
+        "run.yaml",
+    )
+
+
+def test_an_optimizer_function_without_an_lr_argument_is_told_to_take_one(tmp_path: Path) -> None:
+    """hpotool passes every optimizer optimizer.lr (a field with a default): a function taking learning_rate
+    was told "takes no argument 'lr'; it takes: learning_rate, momentum", and setting learning_rate, or
+    leaving lr out, changed nothing."""
+    import pytest
+
+    from hpotool.config import load_run_config
+    from hpotool.errors import HpoError
+
+    (tmp_path / "keras_named_optimizer.py").write_text(
+        "import torch\n\n\ndef make(params, learning_rate=1e-3, momentum=0.9):\n"
+        "    return torch.optim.SGD(params, lr=learning_rate, momentum=momentum)\n\n\n"
+        "def fixed(params):\n    return torch.optim.SGD(params, lr=0.1)\n"
+    )
+    path = tmp_path / "run.yaml"
+    path.write_text("optimizer: {name: 'keras_named_optimizer:make', learning_rate: 0.05}\n")
+    with pytest.raises(HpoError) as info:
+        load_run_config(path)
+    assert str(info.value) == (
+        f"{path}: optimizer: optimizer 'keras_named_optimizer:make' takes no argument 'lr', which hpotool gives "
+        f"every optimizer (optimizer.lr, 0.001 by default, which a search varies): name its learning_rate "
+        f"argument lr"
+    )
+    path.write_text("optimizer: {name: 'keras_named_optimizer:fixed', lr: 0.1}\n")
+    with pytest.raises(HpoError) as info:
+        load_run_config(path)
+    assert str(info.value) == (
+        f"{path}: optimizer: optimizer 'keras_named_optimizer:fixed' takes no argument 'lr', which hpotool gives "
+        f"every optimizer (optimizer.lr, 0.1 here, which a search varies): give the function an lr argument "
+        f"and build the optimizer with it"
+    )
+
+
+@pytest.mark.parametrize(
+    ("signature", "fix"),
+    [
+        ("cfg, report", "rename 'cfg' config (the run config as a dict) or run_config (the RunConfig)"),
+        (
+            "config, callback",
+            "rename 'callback' report (call report(epoch, {'val_loss': 0.5}) after each epoch)",
+        ),
+        (
+            "trial",
+            "hpotool passes no Optuna trial: it samples search_space itself and hands the picked values in "
+            "config (config['optimizer']['lr']) and as the trainer: keys the function names; take config and "
+            "report instead, call report(epoch, {'val_loss': 0.5}) where it called trial.report, and drop its "
+            "trial.suggest_* calls",
+        ),
+        ("config, data_path", "set 'data_path' under trainer: in the run config, or give it a default"),
+    ],
+)
+def test_a_training_function_whose_parameter_hpotool_cannot_pass_is_told_the_fix_for_that_name(
+    tmp_path: Path, signature: str, fix: str
+) -> None:
+    """`def fit(cfg, report)`, `def fit(config, callback)` and an Optuna objective `def objective(trial)`
+    were told "set 'cfg' (or 'trial') under trainer: in the run config", which no value there can fix."""
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    module = "named_fit_" + "".join(c for c in signature if c.isalnum())
+    (tmp_path / f"{module}.py").write_text(f"def fit({signature}):\n    return {{'val_loss': 1.0}}\n")
+    cfg = RunConfig.model_validate({"trainer": {"function": f"{module}:fit"}, "device": "cpu"})
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    missing = next(p.strip() for p in signature.split(",") if p.strip() not in ("config", "report"))
+    assert str(info.value) == (
+        f"run.yaml: trainer.function: {module}:fit requires {missing!r}, which hpotool cannot pass: it passes "
+        f"config, run_config, report and the trainer: keys the function names (by name); {fix}"
+    )
+
+
+BUILT_OBJECTS = """import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        self.f = nn.Linear(in_features, out_features)
+
+    def forward(self, x):
+        return self.f(x.flatten(1))
+
+
+class Samples(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return torch.zeros(3), i % 2
+
+
+model = Net(64, 10)
+criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
+train_ds = Samples()
+"""
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        (
+            {"model": {"name": "built_objects:model"}},
+            "model: model 'built_objects:model' is a Net object, already built, where hpotool builds a new one "
+            "for every trial; name its class, built_objects:Net, and set its arguments under model:",
+        ),
+        (
+            {"loss": {"name": "built_objects:criterion"}},
+            "loss: loss 'built_objects:criterion' is a CrossEntropyLoss object, already built, where hpotool "
+            "builds a new one for every trial; name its class, torch.nn.modules.loss:CrossEntropyLoss, and set "
+            "its arguments under loss:",
+        ),
+        (
+            {"data": {"name": "built_objects:train_ds"}},
+            "data: data 'built_objects:train_ds' is a Samples object, not a function or class that returns the "
+            "data; name its class, built_objects:Samples, with its arguments under data:, or a function that "
+            "returns it",
+        ),
+    ],
+)
+def test_a_model_or_loss_object_built_in_the_users_module_says_to_name_its_class(
+    tmp_path: Path, section: dict[str, Any], message: str
+) -> None:
+    """`model = Net(64, 10)` and `criterion = nn.CrossEntropyLoss(...)` at a training script's top level,
+    named by import path, failed with "TypeError: Net.forward() missing 1 required positional argument: 'x'"
+    and "CrossEntropyLoss.forward() missing 2 required positional arguments": hpotool called the object; a
+    Dataset object as data with "'Samples' object is not callable"."""
+    from hpotool.config import load_run_config
+    from hpotool.errors import HpoError
+
+    (tmp_path / "built_objects.py").write_text(BUILT_OBJECTS)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(section))
+    with pytest.raises(HpoError) as info:
+        load_run_config(path)
+    assert str(info.value) == f"{path}: {message}"
