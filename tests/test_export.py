@@ -593,3 +593,21 @@ def test_an_export_into_a_folder_holding_another_studys_export_is_refused_and_wr
         f"error: {Path('studies') / 'plain'}: holds the export of study 'tiny' (best_run.yaml), and an export of "
         "study 'plain' there would mix the two studies' files; move those files away\n"
     )
+
+
+def test_studies_leaves_another_program_s_wal_database_untouched(tmp_path: Path) -> None:
+    # `hpotool studies` skips a database that holds no study "untouched", and left -wal and -shm files beside
+    # it: SQLite's read-only mode makes them for a WAL database, and a reader may not delete them.
+    import sqlite3
+
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    with sqlite3.connect(folder / "notes.db") as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE notes (text TEXT)")
+    conn.close()
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
+    result = runner.invoke(app, ["studies"])
+    assert result.exit_code == 0, result.output
+    assert "studies/notes.db: not an Optuna database, skipped" in result.stderr
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()} == before

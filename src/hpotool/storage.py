@@ -10,6 +10,7 @@ storage on Redis; `journal:PATH` uses the journal file storage; anything else go
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import json
 import os
@@ -470,17 +471,38 @@ def _refuse_foreign_sqlite(url: str, path: Path) -> None:
     )
 
 
+def read_only_uri(path: Path) -> str:
+    """A URI that opens the SQLite file `path` for reading without writing anything, beside it either. A
+    WAL database with no -wal file beside it (no process has it open: everything is in the file) is read as
+    immutable: SQLite's read-only mode would create its -wal and -shm files, and leave them there (a reader
+    may not delete them). With a -wal file there (a study running now), read-only mode reads its commits."""
+    uri = path.resolve().as_uri()
+    if not Path(f"{path}-wal").exists() and _wal_mode(path):
+        return f"{uri}?immutable=1"
+    return f"{uri}?mode=ro"
+
+
+def _wal_mode(path: Path) -> bool:
+    """Whether the SQLite file `path` is in WAL mode (its header's read and write versions are 2)."""
+    try:
+        with path.open("rb") as f:
+            header = f.read(20)
+    except OSError:
+        return False
+    return header.startswith(b"SQLite format 3\x00") and header[18:20] == b"\x02\x02"
+
+
 def sqlite_tables(path: Path) -> set[str] | None:
     """The tables of the SQLite file `path`, read-only (an empty file has none); None when it is not one."""
     uri = path.resolve().as_uri()
     try:
-        with sqlite3.connect(f"{uri}?mode=ro", uri=True) as conn:
+        with contextlib.closing(sqlite3.connect(read_only_uri(path), uri=True)) as conn:
             return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.OperationalError:
         # A WAL database in a folder this process cannot write (a read-only mount, another user's folder)
         # cannot be opened read-only without its -shm file: read the file as it is
         try:
-            with sqlite3.connect(f"{uri}?immutable=1", uri=True) as conn:
+            with contextlib.closing(sqlite3.connect(f"{uri}?immutable=1", uri=True)) as conn:
                 return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError:
             return None
