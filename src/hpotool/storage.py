@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import contextvars
 import functools
 import json
 import os
 import sqlite3
 import sys
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -159,6 +161,28 @@ def _close_sqlite_storages() -> None:
 atexit.register(_close_sqlite_storages)
 
 
+# Set while a command may read storages and must write nothing (`optimize --dry-run`): `make_storage` then
+# opens a SQLite file read-only (`read_only_uri`), and makes no file or folder. Opened as a run opens it, a
+# dry run turned a plain Optuna database to WAL mode (rewriting its header) and made -wal and -shm files
+# beside an hpotool one.
+_READ_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("hpotool_read_only", default=False)
+
+
+@contextlib.contextmanager
+def reading_only() -> Iterator[None]:
+    """Within it, every storage `make_storage` opens is read, never written (see `_READ_ONLY`)."""
+    token = _READ_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _READ_ONLY.reset(token)
+
+
+def _connect_sqlite_read_only(path: str) -> sqlite3.Connection:
+    uri = read_only_uri(Path(path))
+    return sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False)
+
+
 def _connect_sqlite(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False)
     # WAL: readers never block the writer; NORMAL sync is durable against a crashed process (the
@@ -188,6 +212,8 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
     import optuna
 
     heartbeat_settings()  # a bad setting fails here, before a journal (which has no heartbeat) is written
+    read_only = _READ_ONLY.get()
+    create = create and not read_only
     try:
         if url.startswith(("redis://", "rediss://", "unix://")):
             import warnings
@@ -239,6 +265,9 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
                 raise _not_optuna(url)
             if create and path.exists():
                 _refuse_foreign_sqlite(url, path)
+            if read_only:
+                creator = functools.partial(_connect_sqlite_read_only, str(path))
+                return _rdb_storage(url, {"creator": creator})
             path.parent.mkdir(parents=True, exist_ok=True)
             engine_kwargs: dict[str, Any] = {"creator": functools.partial(_connect_sqlite, str(path))}
             storage = _created_rdb_storage(url, engine_kwargs)
