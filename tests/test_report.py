@@ -1099,3 +1099,19 @@ def test_a_study_whose_every_complete_value_is_infinite_says_so_instead_of_drawi
         "importances cannot be computed: needs at least 2 complete trials with a finite value, the study has 0"
     )
     assert "There are no complete trials" not in caplog.text
+
+
+@pytest.mark.parametrize("versions", ["1.2", ["optuna 4"], 3])
+def test_a_plain_optuna_study_s_own_versions_attr_does_not_break_the_report(
+    tmp_path: Path, versions: Any
+) -> None:
+    # A study plain Optuna code made may keep a user attr of the name hpotool stores its versions under: the
+    # report failed with 'ValueError: dictionary update sequence element #0 ...', a traceback, exit code 1.
+    url = f"sqlite:///{tmp_path / 'plain.db'}"
+    study = optuna.create_study(study_name="plain", storage=url)
+    study.set_user_attr("versions", versions)
+    study.optimize(lambda t: t.suggest_float("x", -1, 1) ** 2, n_trials=3)
+    out = tmp_path / "report.json"
+    result = runner.invoke(app, ["report", "--study-name", "plain", "--storage", url, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["versions"] == {}
