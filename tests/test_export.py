@@ -611,3 +611,27 @@ def test_studies_leaves_another_program_s_wal_database_untouched(tmp_path: Path)
     assert result.exit_code == 0, result.output
     assert "studies/notes.db: not an Optuna database, skipped" in result.stderr
     assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()} == before
+
+
+def test_train_from_best_of_a_multi_objective_study_none_of_whose_trials_meets_its_constraints(
+    tmp_path: Path, run_dict: dict[str, Any]
+) -> None:
+    # It said 'run hpotool export-best, pick one of the Pareto-optimal best_run_<trial>.yaml files', and
+    # export-best then refused the study: no trial meets its constraints, so there is no Pareto front.
+    url = f"sqlite:///{tmp_path / 'mo.db'}"
+    study = optuna.create_study(study_name="mo", storage=url, directions=["minimize", "minimize"])
+    study.set_user_attr("run_config", run_dict)
+    for i in range(3):
+        trial = optuna.trial.create_trial(values=[0.5 + i, 1000.0 - i])
+        trial.set_constraint("n_params <= 10", 990.0 - i)
+        study.add_trial(trial)
+    args = ["--study-name", "mo", "--storage", url]
+    exported = runner.invoke(app, ["export-best", *args, "--out", str(tmp_path / "export")])
+    trained = runner.invoke(app, ["train-from-best", *args, "--out", str(tmp_path / "final")])
+    for result in (exported, trained):
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(
+            "error: study 'mo' has no complete trial that meets its constraints"
+        ), result.stderr
+    assert "best_run_" not in trained.stderr
+    assert not (tmp_path / "final").exists() and not (tmp_path / "export").exists()

@@ -353,6 +353,8 @@ def is_feasible(trial: FrozenTrial) -> bool:
 def ranked_trials(study: optuna.Study) -> list[FrozenTrial]:
     """Complete trials of a single-objective study that meet its constraints, best first."""
     if is_multi_objective(study):
+        if not study.best_trials:  # export-best, which the advice below names, would refuse it for this
+            raise no_best_error(study)
         raise HpoError(
             f"study {study.study_name!r} has {len(study.directions)} objectives, so its trials have no single "
             f"ranking; run hpotool export-best, pick one of the Pareto-optimal best_run_<trial>.yaml files "
