@@ -544,8 +544,37 @@ def test_a_study_the_workers_cannot_open_is_one_line_naming_the_storage(
     (line,) = [line for line in output.splitlines() if line.startswith("error:")]
     assert re.fullmatch(
         rf"error: hpotool-worker-[01]: storage '{re.escape(opt_dict['storage'])}': no such SQLite file "
-        rf"'{re.escape(str(db))}'; this command opened the study a moment before, and its workers could not .*"
-        rf"put the study back where the storage names it, then run the same command to resume",
+        rf"'{re.escape(str(db))}'; this command opened the study a moment before, and its workers could not "
+        rf"\(the file moved or deleted\?\): put it back where the storage names it, run the same command to resume",
         line,
     ), line
     assert (db.parent / "tiny.db.moved").exists()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_study_deleted_while_it_runs_is_one_line(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], workers: int
+) -> None:
+    # Another process deleted the study mid-run (optuna delete-study): Optuna's storage raised
+    # KeyError('Record does not exist.'), a traceback in the command (and in each worker), exit code 1.
+    from .moving_storage import DELETE
+
+    run = {**run_dict, "model": {"name": "tests.moving_storage:DeletesTheStudy"}}
+    opt = {
+        **opt_dict,
+        "search_space": {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
+    }
+    paths = write_yaml(tmp_path / "run.yaml", run), write_yaml(tmp_path / "optimize.yaml", opt)
+    args = ["optimize", "-r", str(paths[0]), "-o", str(paths[1]), "--workers", str(workers), "-q"]
+    proc = _hpotool(args, tmp_path, **{DELETE: f"tiny {opt_dict['storage']}"})
+    try:
+        output, _ = proc.communicate(timeout=240)
+    finally:
+        proc.kill()
+    assert proc.returncode == 2, output
+    assert "Traceback" not in output, output
+    (line,) = [line for line in output.splitlines() if line.startswith("error:")]
+    assert line == (
+        f"error: study 'tiny' in {opt_dict['storage']} was deleted while this command ran it (by another process: "
+        f"optuna delete-study, a script); its trials went with it. Run the same command to start the study again"
+    )

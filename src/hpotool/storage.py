@@ -433,6 +433,24 @@ def cannot_write(url: str, exc: BaseException) -> HpoError | None:
     return HpoError(f"storage {shown_url(url)!r} cannot be written ({first}){hint}")
 
 
+def study_deleted(study_name: str, url: str, exc: BaseException) -> HpoError | None:
+    """What a command running study `study_name` says when the study vanished from its storage under it
+    (another process deleted it, `optuna delete-study`, or its tables were emptied): Optuna's storages then
+    raise KeyError('Record does not exist.'), which printed a traceback; None for any other error."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyError) and current.args == ("Record does not exist.",):
+            return HpoError(
+                f"study {study_name!r} in {shown_url(url)} was deleted while this command ran it (by another "
+                f"process: optuna delete-study, a script); its trials went with it. Run the same command to "
+                f"start the study again"
+            )
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def storage_url_of(study: optuna.Study) -> str | None:
     """The URL `load_study` opened `study` from, or None."""
     return _LOADED_FROM.get(study._storage)

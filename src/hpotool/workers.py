@@ -61,7 +61,14 @@ from hpotool.overrides import leaf_values
 from hpotool.plan import StudyPlan
 from hpotool.runner import load_checked
 from hpotool.stale import fail_dead_local_trials, of_run, run_by
-from hpotool.storage import lost_connection, make_storage, shown_url, storage_lost
+from hpotool.storage import (
+    lost_connection,
+    make_storage,
+    shown_url,
+    storage_file,
+    storage_lost,
+    study_deleted,
+)
 from hpotool.study import FINISHED
 from hpotool.summary import StudySummary, summarize
 from hpotool.user_trainer import ContractStop
@@ -247,6 +254,12 @@ def worker_main(
             stop.set()
             sys.exit(ERROR_EXIT)
         except Exception as exc:  # after the data is loaded: a user's database error there is not ours
+            deleted = study_deleted(opt.study_name, args.storage_url, exc)
+            if deleted is not None:  # the main process finds it gone too, and says so
+                if problems is not None:
+                    problems.put((ERROR_EXIT, f"{multiprocessing.current_process().name}: {deleted}"))
+                stop.set()
+                sys.exit(ERROR_EXIT)
             if lost_connection(exc) is None:
                 raise
             # The storage stopped answering: the main process, which reads it too, says so in one line.
@@ -322,10 +335,13 @@ def _open_study(plan: StudyPlan, opt: OptimizeConfig) -> optuna.Study:
         text = str(exc).strip()
         first = f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
         what = f"storage {shown_url(plan.storage_url)!r}: cannot open study {opt.study_name!r}: {first}"
+    if storage_file(plan.storage_url) is not None:
+        fix = "(the file moved or deleted?): put it back where the storage names it"
+    else:
+        fix = "(the server gone, the database or the study dropped?): once the server holds the study again"
     raise HpoError(
-        f"{what}; this command opened the study a moment before, and its workers could not (the file moved or "
-        f"deleted, the database dropped, its server gone?): put the study back where the storage names it, "
-        f"then run the same command to resume"
+        f"{what}; this command opened the study a moment before, and its workers could not {fix}, run the "
+        f"same command to resume"
     )
 
 
@@ -433,13 +449,17 @@ def run_workers(
     (each ends its trial as FAIL, "interrupted") and the summary carries the signal in `interrupted`.
 
     Raises:
-        HpoError: the storage stopped answering (`storage_lost`), once every worker has ended.
+        HpoError: the storage stopped answering (`storage_lost`), or the study was deleted under the run
+            (`study_deleted`), once every worker has ended.
     """
     procs: list[Any] = []
     try:
         return _run_workers(plan, n_workers, observer, max_failures, procs, on_new_study)
     except Exception as exc:
-        if isinstance(exc, HpoError) or lost_connection(exc) is None:
+        if isinstance(exc, HpoError):
+            raise
+        deleted = study_deleted(plan.opt.study_name, plan.storage_url, exc)
+        if deleted is None and lost_connection(exc) is None:
             raise
         with signals_ignored():  # the workers cannot write either: they end, and this process says why
             for p in procs:
@@ -449,7 +469,7 @@ def run_workers(
             for p in procs:
                 if p.pid is not None:
                     p.join()
-        raise storage_lost(plan.storage_url, exc) from None
+        raise (deleted or storage_lost(plan.storage_url, exc)) from None
 
 
 def _run_workers(
