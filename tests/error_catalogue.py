@@ -1421,4 +1421,22 @@ CASES = [
         run={"model": {"name": "mlp", "hidden": []}},
         optimize={"search_space": {"model.dropout": {"type": "float", "low": 0.0, "high": 0.5}}},
     ),
+    Case(
+        "storage-is-a-folder",
+        "--storage naming the folder the studies go in, not a file",
+        "error: storage 'sqlite:///studies': 'studies' is a folder, not a SQLite file; give a file in it, sqlite:///studies/NAME.db (NAME: the study's name)",
+        args=("--storage", "sqlite:///studies"),
+    ),
+    Case(
+        "storage-is-a-folder-dry-run",
+        "--dry-run with a --storage that names a folder (the run would refuse it)",
+        "error: storage 'sqlite:///studies': 'studies' is a folder, not a SQLite file; give a file in it, sqlite:///studies/NAME.db (NAME: the study's name)",
+        args=("--storage", "sqlite:///studies", "--dry-run"),
+    ),
+    Case(
+        "journal-storage-is-a-folder",
+        "a command that reads a study from a journal --storage that names a folder",
+        "error: storage 'journal:studies': 'studies' is a folder, not a journal file; give a file in it, journal:studies/NAME.log (NAME: the study's name)",
+        command=("trials", "--study-name", "tiny", "--storage", "journal:studies"),
+    ),
 ]

@@ -230,6 +230,7 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
             from optuna.storages.journal import JournalFileBackend
 
             journal = Path(url.removeprefix("journal:")).expanduser()
+            refuse_a_folder(url, journal)
             if not create and not journal.exists():
                 raise HpoError(
                     f"storage {shown_url(url)!r}: no such journal file {os.path.abspath(journal)!r}"
@@ -259,6 +260,7 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
                 f"that default)"
             )
         if path is not None:
+            refuse_a_folder(url, path)
             if not create and not path.exists():
                 raise HpoError(f"storage {shown_url(url)!r}: no such SQLite file {os.path.abspath(path)!r}")
             if not create and not is_optuna_sqlite(path):
@@ -299,6 +301,23 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
         hint = _file_hint(url) or _open_hint(url, str(exc))
         first = first.rstrip(".") if hint else first
         raise HpoError(f"storage {shown_url(url)!r}: cannot open it: {first}{hint}") from None
+
+
+def refuse_a_folder(url: str, path: Path) -> None:
+    """A storage URL naming a folder (`--storage sqlite:///studies`, for the folder the studies go in) was
+    read as a file: 'is not a SQLite database; hpotool would add Optuna's tables to it', or 'is not an
+    Optuna storage (it has no Optuna tables)' for a read, or '[Errno 21] Is a directory' for a journal.
+
+    Raises:
+        HpoError: `path` is a folder, naming a file in it to give instead.
+    """
+    if path.is_dir():
+        journal = url.startswith("journal:")
+        kind, scheme, suffix = ("journal", "journal:", ".log") if journal else ("SQLite", "sqlite:///", ".db")
+        raise HpoError(
+            f"storage {shown_url(url)!r}: {str(path)!r} is a folder, not a {kind} file; give a file in it, "
+            f"{scheme}{(path / 'NAME').as_posix()}{suffix} (NAME: the study's name)"
+        )
 
 
 def _file_hint(url: str) -> str:

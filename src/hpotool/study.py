@@ -341,11 +341,13 @@ def finished_so_far(study_name: str, url: str, *, ask_server: bool) -> int | Non
     """How many finished trials the study holds in `url` already (0: no such study yet), read without
     writing, for `optimize --dry-run`; None where it could not tell: a server not asked (`ask_server`
     false: a dry run of configs contacts none), or a storage that does not open."""
-    from hpotool.storage import load_study, storage_file
+    from hpotool.storage import load_study, refuse_a_folder, storage_file
 
     path = storage_file(url)
     if path is None and not ask_server:
         return None
+    if path is not None:  # the run would refuse it: so does its dry run
+        refuse_a_folder(url, path)
     if path is not None and not path.exists():
         return 0
     try:
