@@ -1439,4 +1439,11 @@ CASES = [
         "error: storage 'journal:studies': 'studies' is a folder, not a journal file; give a file in it, journal:studies/NAME.log (NAME: the study's name)",
         command=("trials", "--study-name", "tiny", "--storage", "journal:studies"),
     ),
+    Case(
+        "storage-file-damaged",
+        "a study file that starts as a SQLite database and cannot be read as one (a copy cut short)",
+        "error: storage 'sqlite:///studies/copy.db': 'studies/copy.db' is a damaged SQLite file (file is not a database): restore it from a backup, or copy it again whole (a copy cut short reads so); nothing was written to it",
+        command=("trials", "--study-name", "tiny", "--storage", "sqlite:///studies/copy.db"),
+        files={"studies/copy.db": "SQLite format 3\x00cut short by a copy that stopped here\n"},
+    ),
 ]

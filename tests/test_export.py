@@ -635,3 +635,32 @@ def test_train_from_best_of_a_multi_objective_study_none_of_whose_trials_meets_i
         ), result.stderr
     assert "best_run_" not in trained.stderr
     assert not (tmp_path / "final").exists() and not (tmp_path / "export").exists()
+
+
+def test_a_damaged_study_file_is_called_damaged_not_a_database_without_optuna_s_tables(
+    tmp_path: Path,
+) -> None:
+    # A study file cut short (a copy interrupted, a full disk) read as "is not an Optuna storage (it has no
+    # Optuna tables)", and `studies` skipped it as "not an Optuna database": both untrue, and no hint.
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    storage = optuna.storages.RDBStorage(f"sqlite:///{folder / 'whole.db'}")
+    study = optuna.create_study(study_name="cut", storage=storage)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    storage.engine.dispose()
+    whole = (folder / "whole.db").read_bytes()
+    (folder / "whole.db").unlink()
+    (folder / "cut.db").write_bytes(whole[: len(whole) // 2])
+    result = runner.invoke(app, ["trials", "--study-name", "cut"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        "error: storage 'sqlite:///studies/cut.db': 'studies/cut.db' is a damaged SQLite file (database disk image "
+        "is malformed): restore it from a backup, or copy it again whole (a copy cut short reads so); nothing was "
+        "written to it\n"
+    )
+    listed = runner.invoke(app, ["studies"])
+    assert (
+        "note: studies/cut.db: a damaged SQLite file (database disk image is malformed), skipped"
+        in listed.stderr
+    )
+    assert (folder / "cut.db").read_bytes() == whole[: len(whole) // 2]

@@ -264,7 +264,8 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
             if not create and not path.exists():
                 raise HpoError(f"storage {shown_url(url)!r}: no such SQLite file {os.path.abspath(path)!r}")
             if not create and not is_optuna_sqlite(path):
-                raise _not_optuna(url)
+                damage = sqlite_damage(path)
+                raise damaged_error(url, path, damage) if damage else _not_optuna(url)
             if create and path.exists():
                 _refuse_foreign_sqlite(url, path)
             if read_only:
@@ -524,6 +525,9 @@ def _refuse_foreign_sqlite(url: str, path: Path) -> None:
     """An `HpoError` when `path` exists and is not a SQLite file a study can go in (empty, or Optuna's): a
     mistyped path to some other database would get Optuna's tables added to it."""
     tables = sqlite_tables(path)
+    damage = sqlite_damage(path) if tables is None else None
+    if damage:
+        raise damaged_error(url, path, damage)
     if tables is None:
         what = "is not a SQLite database"
     elif tables and not tables >= _OPTUNA_TABLES and not tables <= _ALL_OPTUNA_TABLES:  # some: being created
@@ -574,6 +578,33 @@ def sqlite_tables(path: Path) -> set[str] | None:
             return None
     except sqlite3.DatabaseError:
         return None
+
+
+def sqlite_damage(path: Path) -> str | None:
+    """Why the file `path`, which starts as a SQLite database does, cannot be read as one (a copy cut
+    short, a disk that filled: "database disk image is malformed"); None for a readable file or any other."""
+    try:
+        with path.open("rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                return None
+    except OSError:
+        return None
+    if sqlite_tables(path) is not None:
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)) as conn:
+            conn.execute("SELECT name FROM sqlite_master").fetchall()
+    except sqlite3.DatabaseError as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def damaged_error(url: str, path: Path, damage: str) -> HpoError:
+    """A SQLite file that cannot be read: named, and not called 'not an Optuna storage'."""
+    return HpoError(
+        f"storage {shown_url(url)!r}: {str(path)!r} is a damaged SQLite file ({damage}): restore it from a "
+        f"backup, or copy it again whole (a copy cut short reads so); nothing was written to it"
+    )
 
 
 _OPTUNA_TABLES = {"studies", "trials", "version_info"}
