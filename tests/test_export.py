@@ -664,3 +664,31 @@ def test_a_damaged_study_file_is_called_damaged_not_a_database_without_optuna_s_
         in listed.stderr
     )
     assert (folder / "cut.db").read_bytes() == whole[: len(whole) // 2]
+
+
+def test_a_study_whose_only_trial_is_running_says_to_wait_for_it(tmp_path: Path) -> None:
+    # export-best (audit, refine, train-from-best) of a study another process is running, none of whose
+    # trials has completed yet, said "run hpotool optimize until one completes": one is running it now.
+    from hpotool.stale import owner
+
+    url = f"sqlite:///{tmp_path / 'busy.db'}"
+    study = optuna.create_study(study_name="busy", storage=url)
+    study.set_user_attr("optimize_config", {"metric": "val_loss"})
+    trial = study.ask()  # running, in a live process (this one)
+    args = ["--study-name", "busy", "--storage", url]
+    result = runner.invoke(app, ["export-best", *args, "--out", str(tmp_path / "export")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"error: study 'busy' has no complete trial yet (running 1); its running trial may complete one: wait for it "
+        f"to finish (hpotool trials --study-name busy --storage {url} shows it), or run hpotool optimize until one "
+        f"completes\n"
+    )
+    # A trial whose process of this machine is gone completes nothing: the advice is to run optimize.
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    study._storage.set_trial_user_attr(trial._trial_id, "worker", {**owner(), "pid": int(dead.stdout)})
+    result = runner.invoke(app, ["export-best", *args, "--out", str(tmp_path / "export")])
+    assert result.stderr == (
+        "error: study 'busy' has no complete trial yet (running 1); run hpotool optimize until one completes\n"
+    )

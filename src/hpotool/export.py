@@ -394,6 +394,17 @@ def no_best_error(study: optuna.Study) -> HpoError:
             f"study {study.study_name!r} has no complete trial yet ({shown}); it was not created by hpotool "
             f"optimize: run more of its trials (with the Optuna code that made it) until one completes"
         )
+    from hpotool.stale import died_here
+
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    live = [t for t in running if not died_here(t)]
+    if live:  # a process runs the study now: another optimize is not what it takes
+        which = "its running trial" if len(live) == 1 else f"its {len(live)} running trials"
+        return HpoError(
+            f"study {study.study_name!r} has no complete trial yet ({shown}); {which} may complete one: wait for "
+            f"it to finish (hpotool trials {study_options(study)} shows it), or run hpotool optimize until one "
+            f"completes"
+        )
     return HpoError(
         f"study {study.study_name!r} has no complete trial yet ({shown}); run hpotool optimize until one completes"
     )
