@@ -1446,4 +1446,16 @@ CASES = [
         command=("trials", "--study-name", "tiny", "--storage", "sqlite:///studies/copy.db"),
         files={"studies/copy.db": "SQLite format 3\x00cut short by a copy that stopped here\n"},
     ),
+    Case(
+        "sqlite-not-a-database-dry-run",
+        "--dry-run with a sqlite: storage naming a file that is not a SQLite database (the run would refuse it)",
+        "error: storage 'sqlite:///run.yaml': 'run.yaml' is not a SQLite database; hpotool would add Optuna's tables to it, so give a new file or one hpotool wrote (nothing was written to this one)",
+        args=("--storage", "sqlite:///run.yaml", "--dry-run"),
+    ),
+    Case(
+        "malformed-storage-dry-run",
+        "--dry-run with a storage that is not a URL (the run would refuse it)",
+        "error: storage 'studies/tiny.db' is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., mysql+pymysql://..., redis://host:6379 or journal:path.log",
+        args=("--storage", "studies/tiny.db", "--dry-run"),
+    ),
 ]

@@ -209,13 +209,33 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
             `journal:path.log`, or any URL SQLAlchemy understands.
         create: make the SQLite file's folder when missing; when false, a missing file is an error.
     """
+    storage = _make_storage(url, create=create)
+    assert storage is not None
+    return storage
+
+
+def check_storage(url: str) -> None:
+    """What a run refuses in `url`, found without connecting to a server or writing anything (`optimize
+    --dry-run`): not a URL, an unknown scheme or a missing driver, an in-memory SQLite database, a folder,
+    an existing file that is not a SQLite database (or is a damaged one, or holds another program's tables)
+    or not an Optuna journal. A dry run passed all of those, and the run then refused them.
+
+    Raises:
+        HpoError: the line the run would print.
+    """
+    _make_storage(url, create=True, check_only=True)
+
+
+def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna.storages.BaseStorage | None:
     import optuna
 
     heartbeat_settings()  # a bad setting fails here, before a journal (which has no heartbeat) is written
     read_only = _READ_ONLY.get()
-    create = create and not read_only
+    create = (create and not read_only) or check_only
     try:
         if url.startswith(("redis://", "rediss://", "unix://")):
+            if check_only:
+                return None
             import warnings
 
             from optuna.storages.journal import JournalRedisBackend
@@ -244,6 +264,8 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
             unwritable = _file_hint(url) if create else ""  # reading a journal writes nothing
             if unwritable:
                 raise HpoError(f"storage {shown_url(url)!r}: cannot run a study in it{unwritable}")
+            if check_only:
+                return None
             journal.parent.mkdir(parents=True, exist_ok=True)
             return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
         path = _sqlite_path(url)
@@ -268,6 +290,8 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
                 raise damaged_error(url, path, damage) if damage else _not_optuna(url)
             if create and path.exists():
                 _refuse_foreign_sqlite(url, path)
+            if check_only:
+                return None
             if read_only:
                 creator = functools.partial(_connect_sqlite_read_only, str(path))
                 return _rdb_storage(url, {"creator": creator})
@@ -281,6 +305,11 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
                 f"storage {shown_url(url)!r} is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., "
                 f"mysql+pymysql://..., redis://host:6379 or journal:path.log"
             )
+        if check_only:  # the dialect and its driver, as the engine loads them; no connection
+            import sqlalchemy
+
+            sqlalchemy.engine.make_url(url).get_dialect()
+            return None
         if not create and not _has_optuna_tables(url):
             raise _not_optuna(url)
         opened = _created_rdb_storage(url, {"pool_pre_ping": True})
