@@ -1536,4 +1536,41 @@ CASES = [
         run={"model": {"name": "mlp", "hidden": []}},
         optimize={"search_space": {"model.dropout": {"type": "float", "low": 0.0, "high": 0.5}}},
     ),
+    Case(
+        "storage-is-a-folder",
+        "--storage naming the folder the studies go in, not a file",
+        "error: storage 'sqlite:///studies': 'studies' is a folder, not a SQLite file; give a file in it, sqlite:///studies/NAME.db (NAME: the study's name)",
+        args=("--storage", "sqlite:///studies"),
+    ),
+    Case(
+        "storage-is-a-folder-dry-run",
+        "--dry-run with a --storage that names a folder (the run would refuse it)",
+        "error: storage 'sqlite:///studies': 'studies' is a folder, not a SQLite file; give a file in it, sqlite:///studies/NAME.db (NAME: the study's name)",
+        args=("--storage", "sqlite:///studies", "--dry-run"),
+    ),
+    Case(
+        "journal-storage-is-a-folder",
+        "a command that reads a study from a journal --storage that names a folder",
+        "error: storage 'journal:studies': 'studies' is a folder, not a journal file; give a file in it, journal:studies/NAME.log (NAME: the study's name)",
+        command=("trials", "--study-name", "tiny", "--storage", "journal:studies"),
+    ),
+    Case(
+        "storage-file-damaged",
+        "a study file that starts as a SQLite database and cannot be read as one (a copy cut short)",
+        "error: storage 'sqlite:///studies/copy.db': 'studies/copy.db' is a damaged SQLite file (file is not a database): restore it from a backup, or copy it again whole (a copy cut short reads so); nothing was written to it",
+        command=("trials", "--study-name", "tiny", "--storage", "sqlite:///studies/copy.db"),
+        files={"studies/copy.db": "SQLite format 3\x00cut short by a copy that stopped here\n"},
+    ),
+    Case(
+        "sqlite-not-a-database-dry-run",
+        "--dry-run with a sqlite: storage naming a file that is not a SQLite database (the run would refuse it)",
+        "error: storage 'sqlite:///run.yaml': 'run.yaml' is not a SQLite database; hpotool would add Optuna's tables to it, so give a new file or one hpotool wrote (nothing was written to this one)",
+        args=("--storage", "sqlite:///run.yaml", "--dry-run"),
+    ),
+    Case(
+        "malformed-storage-dry-run",
+        "--dry-run with a storage that is not a URL (the run would refuse it)",
+        "error: storage 'studies/tiny.db' is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., mysql+pymysql://..., redis://host:6379 or journal:path.log",
+        args=("--storage", "studies/tiny.db", "--dry-run"),
+    ),
 ]

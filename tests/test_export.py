@@ -593,3 +593,102 @@ def test_an_export_into_a_folder_holding_another_studys_export_is_refused_and_wr
         f"error: {Path('studies') / 'plain'}: holds the export of study 'tiny' (best_run.yaml), and an export of "
         "study 'plain' there would mix the two studies' files; move those files away\n"
     )
+
+
+def test_studies_leaves_another_program_s_wal_database_untouched(tmp_path: Path) -> None:
+    # `hpotool studies` skips a database that holds no study "untouched", and left -wal and -shm files beside
+    # it: SQLite's read-only mode makes them for a WAL database, and a reader may not delete them.
+    import sqlite3
+
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    with sqlite3.connect(folder / "notes.db") as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE notes (text TEXT)")
+    conn.close()
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
+    result = runner.invoke(app, ["studies"])
+    assert result.exit_code == 0, result.output
+    assert "studies/notes.db: not an Optuna database, skipped" in result.stderr
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()} == before
+
+
+def test_train_from_best_of_a_multi_objective_study_none_of_whose_trials_meets_its_constraints(
+    tmp_path: Path, run_dict: dict[str, Any]
+) -> None:
+    # It said 'run hpotool export-best, pick one of the Pareto-optimal best_run_<trial>.yaml files', and
+    # export-best then refused the study: no trial meets its constraints, so there is no Pareto front.
+    url = f"sqlite:///{tmp_path / 'mo.db'}"
+    study = optuna.create_study(study_name="mo", storage=url, directions=["minimize", "minimize"])
+    study.set_user_attr("run_config", run_dict)
+    for i in range(3):
+        trial = optuna.trial.create_trial(values=[0.5 + i, 1000.0 - i])
+        trial.set_constraint("n_params <= 10", 990.0 - i)
+        study.add_trial(trial)
+    args = ["--study-name", "mo", "--storage", url]
+    exported = runner.invoke(app, ["export-best", *args, "--out", str(tmp_path / "export")])
+    trained = runner.invoke(app, ["train-from-best", *args, "--out", str(tmp_path / "final")])
+    for result in (exported, trained):
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(
+            "error: study 'mo' has no complete trial that meets its constraints"
+        ), result.stderr
+    assert "best_run_" not in trained.stderr
+    assert not (tmp_path / "final").exists() and not (tmp_path / "export").exists()
+
+
+def test_a_damaged_study_file_is_called_damaged_not_a_database_without_optuna_s_tables(
+    tmp_path: Path,
+) -> None:
+    # A study file cut short (a copy interrupted, a full disk) read as "is not an Optuna storage (it has no
+    # Optuna tables)", and `studies` skipped it as "not an Optuna database": both untrue, and no hint.
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    storage = optuna.storages.RDBStorage(f"sqlite:///{folder / 'whole.db'}")
+    study = optuna.create_study(study_name="cut", storage=storage)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    storage.engine.dispose()
+    whole = (folder / "whole.db").read_bytes()
+    (folder / "whole.db").unlink()
+    (folder / "cut.db").write_bytes(whole[: len(whole) // 2])
+    result = runner.invoke(app, ["trials", "--study-name", "cut"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        "error: storage 'sqlite:///studies/cut.db': 'studies/cut.db' is a damaged SQLite file (database disk image "
+        "is malformed): restore it from a backup, or copy it again whole (a copy cut short reads so); nothing was "
+        "written to it\n"
+    )
+    listed = runner.invoke(app, ["studies"])
+    assert (
+        "note: studies/cut.db: a damaged SQLite file (database disk image is malformed), skipped"
+        in listed.stderr
+    )
+    assert (folder / "cut.db").read_bytes() == whole[: len(whole) // 2]
+
+
+def test_a_study_whose_only_trial_is_running_says_to_wait_for_it(tmp_path: Path) -> None:
+    # export-best (audit, refine, train-from-best) of a study another process is running, none of whose
+    # trials has completed yet, said "run hpotool optimize until one completes": one is running it now.
+    from hpotool.stale import owner
+
+    url = f"sqlite:///{tmp_path / 'busy.db'}"
+    study = optuna.create_study(study_name="busy", storage=url)
+    study.set_user_attr("optimize_config", {"metric": "val_loss"})
+    trial = study.ask()  # running, in a live process (this one)
+    args = ["--study-name", "busy", "--storage", url]
+    result = runner.invoke(app, ["export-best", *args, "--out", str(tmp_path / "export")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"error: study 'busy' has no complete trial yet (running 1); its running trial may complete one: wait for it "
+        f"to finish (hpotool trials --study-name busy --storage {url} shows it), or run hpotool optimize until one "
+        f"completes\n"
+    )
+    # A trial whose process of this machine is gone completes nothing: the advice is to run optimize.
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    study._storage.set_trial_user_attr(trial._trial_id, "worker", {**owner(), "pid": int(dead.stdout)})
+    result = runner.invoke(app, ["export-best", *args, "--out", str(tmp_path / "export")])
+    assert result.stderr == (
+        "error: study 'busy' has no complete trial yet (running 1); run hpotool optimize until one completes\n"
+    )

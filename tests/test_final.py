@@ -387,6 +387,9 @@ def test_train_from_best_refuses_multi_objective_and_missing_studies(tmp_path: P
     storage = f"sqlite:///{tmp_path / 'multi.db'}"
     study = optuna.create_study(study_name="tiny", storage=storage, directions=["minimize", "maximize"])
     study.set_user_attr("run_config", {})  # made by hpotool optimize: its Pareto trials have run configs
+    study.add_trial(
+        optuna.trial.create_trial(values=[0.5, 0.9])
+    )  # a front to pick from (none: no_best_error)
     result = runner.invoke(app, ["train-from-best", "--study-name", "tiny", "--storage", storage])
     assert result.exit_code == 2
     assert "study 'tiny' has 2 objectives, so its trials have no single ranking" in result.stderr

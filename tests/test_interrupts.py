@@ -407,3 +407,140 @@ def test_a_second_signal_as_an_interrupted_trial_is_told_waits_for_it(
     assert run_study(plan).interrupted == signal.SIGINT
     trials = load_study(opt_dict).trials
     assert [(t.state, t.user_attrs.get("fail_reason")) for t in trials] == [(TrialState.FAIL, "interrupted")]
+
+
+def _folder_state(folder: Path) -> dict[str, Any]:
+    """Every file under `folder` with its bytes and modification time, and the folder's own time: what a
+    command that writes nothing leaves as it was."""
+    files = {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*")}
+    return {"files": files, "folder": folder.stat().st_mtime_ns}
+
+
+def test_a_dry_run_writes_nothing_to_the_storage_nor_beside_it(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # A dry run opened an existing SQLite study as a run does: a plain Optuna database (rollback journal) was
+    # switched to WAL mode, its header rewritten, and an hpotool one (WAL) got -wal and -shm files beside it.
+    import sqlite3
+
+    from optuna.storages.journal import JournalFileBackend
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+    from hpotool.study import describe_study
+
+    run_path, opt_path = (
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "optimize.yaml", opt_dict),
+    )
+    plan = prepare_study(run_path, opt_path)
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    journal = optuna.storages.JournalStorage(JournalFileBackend(str(folder / "tiny.log")))
+    rdb = optuna.storages.RDBStorage(f"sqlite:///{folder / 'plain.db'}")
+    for storage in (rdb, journal):
+        study = optuna.create_study(study_name="tiny", storage=storage, direction="maximize")
+        describe_study(study, plan)  # joinable by name, as hpotool optimize leaves it
+        for value in (0.5, 0.6):
+            study.add_trial(optuna.trial.create_trial(value=value))
+    rdb.engine.dispose()
+    with sqlite3.connect(folder / "wal.db") as wal, sqlite3.connect(folder / "plain.db") as plain:
+        plain.backup(wal)
+        wal.execute("PRAGMA journal_mode=WAL")
+    wal.close()
+    plain.close()
+    assert sorted(p.name for p in folder.iterdir()) == ["plain.db", "tiny.log", "wal.db"]
+    urls = [
+        f"sqlite:///{folder / 'plain.db'}",
+        f"sqlite:///{folder / 'wal.db'}",
+        f"journal:{folder / 'tiny.log'}",
+    ]
+    before = _folder_state(folder)
+    for url in urls:
+        for how in (["-r", str(run_path), "-o", str(opt_path)], ["--study-name", "tiny"]):
+            result = CliRunner().invoke(
+                app, ["optimize", *how, "--storage", url, "--n-trials", "5", "--dry-run"]
+            )
+            assert result.exit_code == 0, result.output
+            assert "2 finished already, 3 to run" in result.stdout, result.output
+            assert _folder_state(folder) == before, (url, how)
+    # A storage that does not exist yet: neither it nor its folder is made.
+    result = CliRunner().invoke(
+        app,
+        [
+            "optimize",
+            "-r",
+            str(run_path),
+            "-o",
+            str(opt_path),
+            "--storage",
+            "sqlite:///new/x.db",
+            "--dry-run",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_study_the_workers_cannot_open_is_one_line_naming_the_storage(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # The study's file moved away between the main process's open and the workers' (a real dataset that
+    # moves it as a worker loads it): each worker printed make_storage's HpoError as a traceback, and the
+    # command said '2 of 2 workers died (...); run again to resume', exit code 1.
+    from .moving_storage import MOVE
+
+    run = {
+        **run_dict,
+        "data": {"name": "tests.moving_storage:digits_that_move_the_study", "val_fraction": 0.2},
+    }
+    paths = write_yaml(tmp_path / "run.yaml", run), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    db = tmp_path / "studies" / "tiny.db"
+    proc = _hpotool(
+        ["optimize", "-r", str(paths[0]), "-o", str(paths[1]), "--workers", "2", "-q"],
+        tmp_path,
+        **{MOVE: str(db)},
+    )
+    try:
+        output, _ = proc.communicate(timeout=240)
+    finally:
+        proc.kill()
+    assert proc.returncode == 2, output
+    assert "Traceback" not in output and "workers died" not in output, output
+    (line,) = [line for line in output.splitlines() if line.startswith("error:")]
+    assert re.fullmatch(
+        rf"error: hpotool-worker-[01]: storage '{re.escape(opt_dict['storage'])}': no such SQLite file "
+        rf"'{re.escape(str(db))}'; this command opened the study a moment before, and its workers could not "
+        rf"\(the file moved or deleted\?\): put it back where the storage names it, run the same command to resume",
+        line,
+    ), line
+    assert (db.parent / "tiny.db.moved").exists()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_study_deleted_while_it_runs_is_one_line(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], workers: int
+) -> None:
+    # Another process deleted the study mid-run (optuna delete-study): Optuna's storage raised
+    # KeyError('Record does not exist.'), a traceback in the command (and in each worker), exit code 1.
+    from .moving_storage import DELETE
+
+    run = {**run_dict, "model": {"name": "tests.moving_storage:DeletesTheStudy"}}
+    opt = {
+        **opt_dict,
+        "search_space": {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
+    }
+    paths = write_yaml(tmp_path / "run.yaml", run), write_yaml(tmp_path / "optimize.yaml", opt)
+    args = ["optimize", "-r", str(paths[0]), "-o", str(paths[1]), "--workers", str(workers), "-q"]
+    proc = _hpotool(args, tmp_path, **{DELETE: f"tiny {opt_dict['storage']}"})
+    try:
+        output, _ = proc.communicate(timeout=240)
+    finally:
+        proc.kill()
+    assert proc.returncode == 2, output
+    assert "Traceback" not in output, output
+    (line,) = [line for line in output.splitlines() if line.startswith("error:")]
+    assert line == (
+        f"error: study 'tiny' in {opt_dict['storage']} was deleted while this command ran it (by another process: "
+        f"optuna delete-study, a script); its trials went with it. Run the same command to start the study again"
+    )

@@ -1099,3 +1099,69 @@ def test_a_study_whose_every_complete_value_is_infinite_says_so_instead_of_drawi
         "importances cannot be computed: needs at least 2 complete trials with a finite value, the study has 0"
     )
     assert "There are no complete trials" not in caplog.text
+
+
+@pytest.mark.parametrize("versions", ["1.2", ["optuna 4"], 3])
+def test_a_plain_optuna_study_s_own_versions_attr_does_not_break_the_report(
+    tmp_path: Path, versions: Any
+) -> None:
+    # A study plain Optuna code made may keep a user attr of the name hpotool stores its versions under: the
+    # report failed with 'ValueError: dictionary update sequence element #0 ...', a traceback, exit code 1.
+    url = f"sqlite:///{tmp_path / 'plain.db'}"
+    study = optuna.create_study(study_name="plain", storage=url)
+    study.set_user_attr("versions", versions)
+    study.optimize(lambda t: t.suggest_float("x", -1, 1) ** 2, n_trials=3)
+    out = tmp_path / "report.json"
+    result = runner.invoke(app, ["report", "--study-name", "plain", "--storage", url, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["versions"] == {}
+
+
+def test_refine_and_audit_of_a_study_whose_trials_all_tie_narrow_and_widen_nothing(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # Every complete trial scored the same (a metric stuck at chance, a saturated accuracy): refine still
+    # narrowed each range "around the top trials", the first ones by number, and the audit could advise
+    # widening a range whose "best" was trial 0, while it said no parameter sets the best apart.
+    import yaml
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    from hpotool.study import describe_study
+
+    plan = prepare_study(
+        write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    )
+    (tmp_path / "studies").mkdir()
+    study = optuna.create_study(study_name="tiny", storage=opt_dict["storage"], direction="maximize")
+    describe_study(study, plan)
+    lr, hidden = FloatDistribution(1e-3, 1e-1, log=True), IntDistribution(8, 32, step=8)
+    for i in range(40):  # trial 0 at both ranges' top ends: the "best" of a tie
+        params = {
+            "optimizer.lr": 1e-1 if i == 0 else 1e-3 * 1.1**i,
+            "model.hidden.0": 32 if i == 0 else 8 + 8 * (i % 3),
+        }
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=params,
+                distributions={"optimizer.lr": lr, "model.hidden.0": hidden},
+                value=0.5,
+                user_attrs={"epochs_run": 2, "metrics": {"val_accuracy": 0.5}},
+            )
+        )
+    args = ["--study-name", "tiny", "--storage", opt_dict["storage"]]
+    audit = runner.invoke(app, ["audit", *args, "--json"])
+    assert audit.exit_code == 0, audit.output
+    assert [p["edge"] for p in json.loads(audit.stdout)["params"]] == [None, None]
+    assert not any("widen" in f for f in json.loads(audit.stdout)["findings"])
+    out = tmp_path / "stage2.yaml"
+    refined = runner.invoke(app, ["refine", *args, "--out", str(out)])
+    assert refined.exit_code == 0, refined.output
+    assert (
+        "the 40 trials to rank all have the same value (0.5), so none is better to narrow around"
+        in refined.stdout
+    )
+    stage = yaml.safe_load(out.read_text())["search_space"]
+    assert {k: (v["low"], v["high"]) for k, v in stage.items()} == {
+        "optimizer.lr": (1e-3, 1e-1),
+        "model.hidden.0": (8, 32),
+    }

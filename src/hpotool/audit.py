@@ -340,7 +340,7 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
         value = best_params.get(name)
         absent = name not in best.params  # a conditional parameter; None can also be a chosen value
         pos = None if absent else position(p, value)
-        edge = _edge(p, pos, value)
+        edge = None if on.tied else _edge(p, pos, value)  # tied: the "best" is the first trial, no more
         negligible = (
             imp is not None and imp < NEGLIGIBLE and len(importances) > 1 and len(on.trials) >= MIN_EVIDENCE
         )

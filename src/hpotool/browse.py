@@ -20,6 +20,7 @@ from hpotool.storage import (
     load_study,
     make_storage,
     shown_url,
+    sqlite_damage,
     storage_file,
     with_file,
 )
@@ -96,7 +97,12 @@ def study_rows(
     notes: list[str] = []
     for path in sorted(folder.glob("*.db")):
         if not is_optuna_sqlite(path):
-            notes.append(f"{path}: not an Optuna database, skipped")
+            damage = sqlite_damage(path)
+            notes.append(
+                f"{path}: a damaged SQLite file ({damage}), skipped"
+                if damage
+                else f"{path}: not an Optuna database, skipped"
+            )
             continue
         try:
             rows += storage_studies(f"sqlite:///{path}")

@@ -444,7 +444,7 @@ def optimize(
     # optuna were imported or the study was created killed the process (-15), with nothing said.
     outcome = _Outcome()
     try:
-        with signals_interrupt():
+        with signals_interrupt(), _reading_only(dry_run):
             _optimize(
                 outcome,
                 run_config,
@@ -477,6 +477,19 @@ def optimize(
         raise typer.Exit(code=exit_code(summary.interrupted))
     if summary.failed:  # the trials failed, not the command: 1, as a test runner with failing tests
         raise typer.Exit(code=1)
+
+
+@contextmanager
+def _reading_only(dry_run: bool) -> Iterator[None]:
+    """A dry run reads storages (a study joined by name, its finished trials) and writes none of them: not a
+    byte, nor a file beside them (`storage.reading_only`)."""
+    if not dry_run:
+        yield
+        return
+    from hpotool.storage import reading_only
+
+    with reading_only():
+        yield
 
 
 @dataclass

@@ -353,6 +353,8 @@ def is_feasible(trial: FrozenTrial) -> bool:
 def ranked_trials(study: optuna.Study) -> list[FrozenTrial]:
     """Complete trials of a single-objective study that meet its constraints, best first."""
     if is_multi_objective(study):
+        if not study.best_trials:  # export-best, which the advice below names, would refuse it for this
+            raise no_best_error(study)
         raise HpoError(
             f"study {study.study_name!r} has {len(study.directions)} objectives, so its trials have no single "
             f"ranking; run hpotool export-best, pick one of the Pareto-optimal best_run_<trial>.yaml files "
@@ -391,6 +393,17 @@ def no_best_error(study: optuna.Study) -> HpoError:
         return HpoError(
             f"study {study.study_name!r} has no complete trial yet ({shown}); it was not created by hpotool "
             f"optimize: run more of its trials (with the Optuna code that made it) until one completes"
+        )
+    from hpotool.stale import died_here
+
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    live = [t for t in running if not died_here(t)]
+    if live:  # a process runs the study now: another optimize is not what it takes
+        which = "its running trial" if len(live) == 1 else f"its {len(live)} running trials"
+        return HpoError(
+            f"study {study.study_name!r} has no complete trial yet ({shown}); {which} may complete one: wait for "
+            f"it to finish (hpotool trials {study_options(study)} shows it), or run hpotool optimize until one "
+            f"completes"
         )
     return HpoError(
         f"study {study.study_name!r} has no complete trial yet ({shown}); run hpotool optimize until one completes"

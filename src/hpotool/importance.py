@@ -93,6 +93,12 @@ class Basis:
     constrained: bool  # the study has complete trials that break its constraints
     min_trials: int  # the number of parameters plus one
 
+    @property
+    def tied(self) -> bool:
+        """Whether the trials all have the same value: none is better than another, so their "top" trials
+        are the first ones by number, and neither a best value nor a range around the top says anything."""
+        return self.target is None and len(self.trials) > 1 and len({t.value for t in self.trials}) == 1
+
     def top(self, direction: str, share: float) -> list[FrozenTrial]:
         """The best `share` of the trials, at least three (all of them when fewer)."""
         n = max(3, math.ceil(len(self.trials) * share))

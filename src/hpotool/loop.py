@@ -47,6 +47,7 @@ from hpotool.storage import (
     heartbeat_settings,
     lost_connection,
     storage_lost,
+    study_deleted,
 )
 from hpotool.study import FINISHED, open_study
 from hpotool.summary import StudySummary, summarize
@@ -707,7 +708,12 @@ def run_study(
     try:
         return _run_study(plan, observer, max_failures, on_new_study)
     except Exception as exc:
-        if isinstance(exc, HpoError) or lost_connection(exc) is None:
+        if isinstance(exc, HpoError):
+            raise
+        deleted = study_deleted(plan.opt.study_name, plan.storage_url, exc)
+        if deleted is not None:
+            raise deleted from None
+        if lost_connection(exc) is None:
             raise
         raise storage_lost(plan.storage_url, exc) from None
 

@@ -29,7 +29,7 @@ from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.errors import HpoError
 from hpotool.export import best_trials, is_feasible, stored_run_config
 from hpotool.final import component_arg, unfit_overrides
-from hpotool.formatting import format_param
+from hpotool.formatting import format_param, format_value
 from hpotool.importance import basis
 from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.search_space import (
@@ -261,7 +261,8 @@ def refine_study(
     direction = study.direction.name.lower()
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     feasible = [t for t in complete if is_feasible(t)]
-    top = basis(study).top(direction, keep_top)  # the trials the audit's importances rest on
+    on = basis(study)
+    top = on.top(direction, keep_top)  # the trials the audit's importances rest on
     best = best_trials(study)[0]
     by_name: dict[str, ParamFinding] = {f.name: f for f in report.params}
     decoded = {t.number: decode_params(t.params, space) for t in [*top, *feasible]}  # list choices as lists
@@ -283,6 +284,12 @@ def refine_study(
             changes.append(
                 f"{name}: importance {finding.importance:.2f}; removed from the search, "
                 f"fixed at {_value(p, finding.best)}"
+            )
+        elif on.tied:  # the "top" trials would be the first ones by number: a range around them means nothing
+            new_space[name] = p
+            changes.append(
+                f"{name}: kept {_range(p)}; the {trials_text(len(on.trials))} to rank all have the same value "
+                f"({format_value(on.trials[0].value)}), so none is better to narrow around"
             )
         elif report.basis_trials < MIN_EVIDENCE:
             new_space[name] = p

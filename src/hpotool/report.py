@@ -228,6 +228,13 @@ def _best(study: optuna.Study, complete: list[FrozenTrial]) -> list[dict[str, An
     ]
 
 
+def _versions(stored: Any) -> dict[str, str]:
+    """The versions hpotool stored on the study (`{"hpotool": ..., "optuna": ..., "torch": ...}`); none where
+    the attr is not such a mapping: a plain Optuna study's own `versions` attr ("1.2", a list) failed the
+    report with a ValueError traceback."""
+    return {str(k): str(v) for k, v in stored.items()} if isinstance(stored, dict) else {}
+
+
 def _categorical(trial: FrozenTrial) -> list[str]:
     """The trial's categorical parameters."""
     return [k for k, d in trial.distributions.items() if isinstance(d, CategoricalDistribution)]
@@ -417,7 +424,7 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
         best=best,
         time=_time(trials),
         epochs=_epochs(study, trials, run, pruner),
-        versions=dict(study.user_attrs.get("versions") or {}),
+        versions=_versions(study.user_attrs.get("versions")),
         evaluator=EVALUATOR,
         importances=importances,
         reproduce=reproduce,

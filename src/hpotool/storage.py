@@ -10,12 +10,15 @@ storage on Redis; `journal:PATH` uses the journal file storage; anything else go
 from __future__ import annotations
 
 import atexit
+import contextlib
+import contextvars
 import functools
 import json
 import os
 import sqlite3
 import sys
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -158,6 +161,28 @@ def _close_sqlite_storages() -> None:
 atexit.register(_close_sqlite_storages)
 
 
+# Set while a command may read storages and must write nothing (`optimize --dry-run`): `make_storage` then
+# opens a SQLite file read-only (`read_only_uri`), and makes no file or folder. Opened as a run opens it, a
+# dry run turned a plain Optuna database to WAL mode (rewriting its header) and made -wal and -shm files
+# beside an hpotool one.
+_READ_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("hpotool_read_only", default=False)
+
+
+@contextlib.contextmanager
+def reading_only() -> Iterator[None]:
+    """Within it, every storage `make_storage` opens is read, never written (see `_READ_ONLY`)."""
+    token = _READ_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _READ_ONLY.reset(token)
+
+
+def _connect_sqlite_read_only(path: str) -> sqlite3.Connection:
+    uri = read_only_uri(Path(path))
+    return sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False)
+
+
 def _connect_sqlite(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False)
     # WAL: readers never block the writer; NORMAL sync is durable against a crashed process (the
@@ -184,11 +209,33 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
             `journal:path.log`, or any URL SQLAlchemy understands.
         create: make the SQLite file's folder when missing; when false, a missing file is an error.
     """
+    storage = _make_storage(url, create=create)
+    assert storage is not None
+    return storage
+
+
+def check_storage(url: str) -> None:
+    """What a run refuses in `url`, found without connecting to a server or writing anything (`optimize
+    --dry-run`): not a URL, an unknown scheme or a missing driver, an in-memory SQLite database, a folder,
+    an existing file that is not a SQLite database (or is a damaged one, or holds another program's tables)
+    or not an Optuna journal. A dry run passed all of those, and the run then refused them.
+
+    Raises:
+        HpoError: the line the run would print.
+    """
+    _make_storage(url, create=True, check_only=True)
+
+
+def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna.storages.BaseStorage | None:
     import optuna
 
     heartbeat_settings()  # a bad setting fails here, before a journal (which has no heartbeat) is written
+    read_only = _READ_ONLY.get()
+    create = (create and not read_only) or check_only
     try:
         if url.startswith(("redis://", "rediss://", "unix://")):
+            if check_only:
+                return None
             import warnings
 
             from optuna.storages.journal import JournalRedisBackend
@@ -203,6 +250,7 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
             from optuna.storages.journal import JournalFileBackend
 
             journal = Path(url.removeprefix("journal:")).expanduser()
+            refuse_a_folder(url, journal)
             if not create and not journal.exists():
                 raise HpoError(
                     f"storage {shown_url(url)!r}: no such journal file {os.path.abspath(journal)!r}"
@@ -216,6 +264,8 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
             unwritable = _file_hint(url) if create else ""  # reading a journal writes nothing
             if unwritable:
                 raise HpoError(f"storage {shown_url(url)!r}: cannot run a study in it{unwritable}")
+            if check_only:
+                return None
             journal.parent.mkdir(parents=True, exist_ok=True)
             return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
         path = _sqlite_path(url)
@@ -232,12 +282,19 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
                 f"that default)"
             )
         if path is not None:
+            refuse_a_folder(url, path)
             if not create and not path.exists():
                 raise HpoError(f"storage {shown_url(url)!r}: no such SQLite file {os.path.abspath(path)!r}")
             if not create and not is_optuna_sqlite(path):
-                raise _not_optuna(url)
+                damage = sqlite_damage(path)
+                raise damaged_error(url, path, damage) if damage else _not_optuna(url)
             if create and path.exists():
                 _refuse_foreign_sqlite(url, path)
+            if check_only:
+                return None
+            if read_only:
+                creator = functools.partial(_connect_sqlite_read_only, str(path))
+                return _rdb_storage(url, {"creator": creator})
             path.parent.mkdir(parents=True, exist_ok=True)
             engine_kwargs: dict[str, Any] = {"creator": functools.partial(_connect_sqlite, str(path))}
             storage = _created_rdb_storage(url, engine_kwargs)
@@ -248,6 +305,11 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
                 f"storage {shown_url(url)!r} is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., "
                 f"mysql+pymysql://..., redis://host:6379 or journal:path.log"
             )
+        if check_only:  # the dialect and its driver, as the engine loads them; no connection
+            import sqlalchemy
+
+            sqlalchemy.engine.make_url(url).get_dialect()
+            return None
         if not create and not _has_optuna_tables(url):
             raise _not_optuna(url)
         opened = _created_rdb_storage(url, {"pool_pre_ping": True})
@@ -269,6 +331,23 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
         hint = _file_hint(url) or _open_hint(url, str(exc))
         first = first.rstrip(".") if hint else first
         raise HpoError(f"storage {shown_url(url)!r}: cannot open it: {first}{hint}") from None
+
+
+def refuse_a_folder(url: str, path: Path) -> None:
+    """A storage URL naming a folder (`--storage sqlite:///studies`, for the folder the studies go in) was
+    read as a file: 'is not a SQLite database; hpotool would add Optuna's tables to it', or 'is not an
+    Optuna storage (it has no Optuna tables)' for a read, or '[Errno 21] Is a directory' for a journal.
+
+    Raises:
+        HpoError: `path` is a folder, naming a file in it to give instead.
+    """
+    if path.is_dir():
+        journal = url.startswith("journal:")
+        kind, scheme, suffix = ("journal", "journal:", ".log") if journal else ("SQLite", "sqlite:///", ".db")
+        raise HpoError(
+            f"storage {shown_url(url)!r}: {str(path)!r} is a folder, not a {kind} file; give a file in it, "
+            f"{scheme}{(path / 'NAME').as_posix()}{suffix} (NAME: the study's name)"
+        )
 
 
 def _file_hint(url: str) -> str:
@@ -403,6 +482,24 @@ def cannot_write(url: str, exc: BaseException) -> HpoError | None:
     return HpoError(f"storage {shown_url(url)!r} cannot be written ({first}){hint}")
 
 
+def study_deleted(study_name: str, url: str, exc: BaseException) -> HpoError | None:
+    """What a command running study `study_name` says when the study vanished from its storage under it
+    (another process deleted it, `optuna delete-study`, or its tables were emptied): Optuna's storages then
+    raise KeyError('Record does not exist.'), which printed a traceback; None for any other error."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyError) and current.args == ("Record does not exist.",):
+            return HpoError(
+                f"study {study_name!r} in {shown_url(url)} was deleted while this command ran it (by another "
+                f"process: optuna delete-study, a script); its trials went with it. Run the same command to "
+                f"start the study again"
+            )
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def storage_url_of(study: optuna.Study) -> str | None:
     """The URL `load_study` opened `study` from, or None."""
     return _LOADED_FROM.get(study._storage)
@@ -457,6 +554,9 @@ def _refuse_foreign_sqlite(url: str, path: Path) -> None:
     """An `HpoError` when `path` exists and is not a SQLite file a study can go in (empty, or Optuna's): a
     mistyped path to some other database would get Optuna's tables added to it."""
     tables = sqlite_tables(path)
+    damage = sqlite_damage(path) if tables is None else None
+    if damage:
+        raise damaged_error(url, path, damage)
     if tables is None:
         what = "is not a SQLite database"
     elif tables and not tables >= _OPTUNA_TABLES and not tables <= _ALL_OPTUNA_TABLES:  # some: being created
@@ -470,22 +570,70 @@ def _refuse_foreign_sqlite(url: str, path: Path) -> None:
     )
 
 
+def read_only_uri(path: Path) -> str:
+    """A URI that opens the SQLite file `path` for reading without writing anything, beside it either. A
+    WAL database with no -wal file beside it (no process has it open: everything is in the file) is read as
+    immutable: SQLite's read-only mode would create its -wal and -shm files, and leave them there (a reader
+    may not delete them). With a -wal file there (a study running now), read-only mode reads its commits."""
+    uri = path.resolve().as_uri()
+    if not Path(f"{path}-wal").exists() and _wal_mode(path):
+        return f"{uri}?immutable=1"
+    return f"{uri}?mode=ro"
+
+
+def _wal_mode(path: Path) -> bool:
+    """Whether the SQLite file `path` is in WAL mode (its header's read and write versions are 2)."""
+    try:
+        with path.open("rb") as f:
+            header = f.read(20)
+    except OSError:
+        return False
+    return header.startswith(b"SQLite format 3\x00") and header[18:20] == b"\x02\x02"
+
+
 def sqlite_tables(path: Path) -> set[str] | None:
     """The tables of the SQLite file `path`, read-only (an empty file has none); None when it is not one."""
     uri = path.resolve().as_uri()
     try:
-        with sqlite3.connect(f"{uri}?mode=ro", uri=True) as conn:
+        with contextlib.closing(sqlite3.connect(read_only_uri(path), uri=True)) as conn:
             return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.OperationalError:
         # A WAL database in a folder this process cannot write (a read-only mount, another user's folder)
         # cannot be opened read-only without its -shm file: read the file as it is
         try:
-            with sqlite3.connect(f"{uri}?immutable=1", uri=True) as conn:
+            with contextlib.closing(sqlite3.connect(f"{uri}?immutable=1", uri=True)) as conn:
                 return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError:
             return None
     except sqlite3.DatabaseError:
         return None
+
+
+def sqlite_damage(path: Path) -> str | None:
+    """Why the file `path`, which starts as a SQLite database does, cannot be read as one (a copy cut
+    short, a disk that filled: "database disk image is malformed"); None for a readable file or any other."""
+    try:
+        with path.open("rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                return None
+    except OSError:
+        return None
+    if sqlite_tables(path) is not None:
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)) as conn:
+            conn.execute("SELECT name FROM sqlite_master").fetchall()
+    except sqlite3.DatabaseError as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def damaged_error(url: str, path: Path, damage: str) -> HpoError:
+    """A SQLite file that cannot be read: named, and not called 'not an Optuna storage'."""
+    return HpoError(
+        f"storage {shown_url(url)!r}: {str(path)!r} is a damaged SQLite file ({damage}): restore it from a "
+        f"backup, or copy it again whole (a copy cut short reads so); nothing was written to it"
+    )
 
 
 _OPTUNA_TABLES = {"studies", "trials", "version_info"}

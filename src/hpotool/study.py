@@ -361,9 +361,14 @@ def nothing_to_run(done: int, target: int) -> str:
 def finished_so_far(study_name: str, url: str, *, ask_server: bool) -> int | None:
     """How many finished trials the study holds in `url` already (0: no such study yet), read without
     writing, for `optimize --dry-run`; None where it could not tell: a server not asked (`ask_server`
-    false: a dry run of configs contacts none), or a storage that does not open."""
-    from hpotool.storage import load_study, storage_file
+    false: a dry run of configs contacts none), or a storage that does not open.
 
+    Raises:
+        HpoError: what the run would refuse in `url` (`storage.check_storage`).
+    """
+    from hpotool.storage import check_storage, load_study, storage_file
+
+    check_storage(url)  # what the run would refuse, its dry run refuses
     path = storage_file(url)
     if path is None and not ask_server:
         return None

@@ -61,7 +61,14 @@ from hpotool.overrides import leaf_values
 from hpotool.plan import StudyPlan
 from hpotool.runner import load_checked
 from hpotool.stale import fail_dead_local_trials, of_run, run_by
-from hpotool.storage import lost_connection, make_storage, storage_lost
+from hpotool.storage import (
+    lost_connection,
+    make_storage,
+    shown_url,
+    storage_file,
+    storage_lost,
+    study_deleted,
+)
 from hpotool.study import FINISHED
 from hpotool.summary import StudySummary, summarize
 from hpotool.user_trainer import ContractStop
@@ -76,6 +83,8 @@ DISPLAY_S = 0.5  # how often the main process shows the workers' newly finished 
 LOST_STORAGE_EXIT = 3  # a worker's exit code when the storage stopped answering
 CONTRACT_EXIT = 4  # a worker's exit code when the training function broke hpotool's contract
 SETUP_EXIT = 5  # a worker's exit code when its configs or data, checked in the main process, failed here
+ERROR_EXIT = 6  # a worker's exit code when it met one of hpotool's own errors after set-up (its storage
+# would not open), which the main process says in one line
 
 
 def worker_threads(n_workers: int, configured: int | None, cores: int | None = None) -> int:
@@ -221,7 +230,7 @@ def worker_main(
             # here): each worker printed a traceback, and the command exited 0 saying 'run again'. The main
             # process says it in one line, and the other workers stop after their trial.
             if problems is not None:
-                problems.put(f"{multiprocessing.current_process().name}: {exc}")
+                problems.put((SETUP_EXIT, f"{multiprocessing.current_process().name}: {exc}"))
             stop.set()
             sys.exit(SETUP_EXIT)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -236,7 +245,21 @@ def worker_main(
         except ContractStop:  # the training function broke hpotool's contract: the main process says so
             stop.set()
             sys.exit(CONTRACT_EXIT)
+        except HpoError as exc:
+            # The study would not open here (its file moved or deleted, its database dropped since the main
+            # process opened it): each worker printed a traceback, and the command said 'N of N workers died;
+            # run again to resume', exit code 1. The main process says why in one line; the others stop.
+            if problems is not None:
+                problems.put((ERROR_EXIT, f"{multiprocessing.current_process().name}: {exc}"))
+            stop.set()
+            sys.exit(ERROR_EXIT)
         except Exception as exc:  # after the data is loaded: a user's database error there is not ours
+            deleted = study_deleted(opt.study_name, args.storage_url, exc)
+            if deleted is not None:  # the main process finds it gone too, and says so
+                if problems is not None:
+                    problems.put((ERROR_EXIT, f"{multiprocessing.current_process().name}: {deleted}"))
+                stop.set()
+                sys.exit(ERROR_EXIT)
             if lost_connection(exc) is None:
                 raise
             # The storage stopped answering: the main process, which reads it too, says so in one line.
@@ -258,10 +281,7 @@ def _run_worker_trials(
 ) -> bool:
     """Join the study and run trials; returns whether the sampler has nothing left to try, and puts what
     its sampler sampled independently on `fallbacks`. `alone_since`: as `loop.run_trials` takes it."""
-    storage = make_storage(plan.storage_url, create=False)
-    study = optuna.load_study(
-        study_name=opt.study_name, storage=storage, sampler=plan.sampler, pruner=plan.pruner
-    )
+    study = _open_study(plan, opt)
     own: Tracker | None = None
     if tracking is None or not tracking.off.is_set():
         try:
@@ -291,6 +311,38 @@ def _run_worker_trials(
                 own.close()
             if fallback.trials and fallbacks is not None:
                 fallbacks.put(fallback.as_dict())
+
+
+def _open_study(plan: StudyPlan, opt: OptimizeConfig) -> optuna.Study:
+    """The study the main process opened (and created) a moment ago, opened in this worker.
+
+    Raises:
+        HpoError: it does not open here, naming the storage, why, and what to do.
+    """
+    what = ""
+    try:
+        storage = make_storage(plan.storage_url, create=False)
+        return optuna.load_study(
+            study_name=opt.study_name, storage=storage, sampler=plan.sampler, pruner=plan.pruner
+        )
+    except HpoError as exc:
+        what = str(exc)
+    except KeyError:
+        what = f"storage {shown_url(plan.storage_url)!r} no longer holds study {opt.study_name!r}"
+    except Exception as exc:
+        if lost_connection(exc) is not None:  # the server stopped answering: LOST_STORAGE_EXIT
+            raise
+        text = str(exc).strip()
+        first = f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+        what = f"storage {shown_url(plan.storage_url)!r}: cannot open study {opt.study_name!r}: {first}"
+    if storage_file(plan.storage_url) is not None:
+        fix = "(the file moved or deleted?): put it back where the storage names it"
+    else:
+        fix = "(the server gone, the database or the study dropped?): once the server holds the study again"
+    raise HpoError(
+        f"{what}; this command opened the study a moment before, and its workers could not {fix}, run the "
+        f"same command to resume"
+    )
 
 
 def run_streak(study: optuna.Study, main: int, since: datetime) -> int:
@@ -397,13 +449,17 @@ def run_workers(
     (each ends its trial as FAIL, "interrupted") and the summary carries the signal in `interrupted`.
 
     Raises:
-        HpoError: the storage stopped answering (`storage_lost`), once every worker has ended.
+        HpoError: the storage stopped answering (`storage_lost`), or the study was deleted under the run
+            (`study_deleted`), once every worker has ended.
     """
     procs: list[Any] = []
     try:
         return _run_workers(plan, n_workers, observer, max_failures, procs, on_new_study)
     except Exception as exc:
-        if isinstance(exc, HpoError) or lost_connection(exc) is None:
+        if isinstance(exc, HpoError):
+            raise
+        deleted = study_deleted(plan.opt.study_name, plan.storage_url, exc)
+        if deleted is None and lost_connection(exc) is None:
             raise
         with signals_ignored():  # the workers cannot write either: they end, and this process says why
             for p in procs:
@@ -413,7 +469,7 @@ def run_workers(
             for p in procs:
                 if p.pid is not None:
                     p.join()
-        raise storage_lost(plan.storage_url, exc) from None
+        raise (deleted or storage_lost(plan.storage_url, exc)) from None
 
 
 def _run_workers(
@@ -510,9 +566,15 @@ def _run_workers(
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     if any(p.exitcode == LOST_STORAGE_EXIT for p in procs):  # this process could read it again: say so
         raise storage_lost(plan.storage_url, ConnectionError("a worker lost its connection"))
-    if any(p.exitcode == SETUP_EXIT for p in procs) and not problems.empty():
+    said: dict[int, str] = {}  # the first problem a worker put, by its exit code
+    while not problems.empty():
+        code, problem = problems.get()
+        said.setdefault(code, problem)
+    if any(p.exitcode == ERROR_EXIT for p in procs) and ERROR_EXIT in said:
+        raise HpoError(said[ERROR_EXIT])
+    if any(p.exitcode == SETUP_EXIT for p in procs) and SETUP_EXIT in said:
         raise HpoError(
-            f"{problems.get()}; it passed in the main process but not in a worker: check what the workers' "
+            f"{said[SETUP_EXIT]}; it passed in the main process but not in a worker: check what the workers' "
             "environment lacks"
         )
     if any(p.exitcode == CONTRACT_EXIT for p in procs) and plan.run.trainer is not None:
