@@ -179,11 +179,31 @@ def _kill_session(proc: subprocess.Popen[str]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _run_hpotool(args: list[str], cwd: Path, timeout: float = 180, **env: str) -> tuple[int, str]:
+    """`python -m hpotool ARGS` (`_hpotool`) run to its end: its exit code and what it and its workers
+    printed. Whatever it left running (after `timeout` s) is killed."""
+    proc = _hpotool(args, cwd, **env)
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    finally:
+        _kill_session(proc)
+    return proc.returncode, output
+
+
+WORKERS = ("--workers", "2", "-q")  # the command line's end for a quiet run of two workers
+
+
+def _optimize_args(tmp_path: Path, run: dict[str, Any], opt: dict[str, Any], *extra: str) -> list[str]:
+    """`optimize -r RUN -o OPT EXTRA...` of these configs, written to run.yaml and optimize.yaml there."""
+    paths = write_yaml(tmp_path / "run.yaml", run), write_yaml(tmp_path / "optimize.yaml", opt)
+    return ["optimize", "-r", str(paths[0]), "-o", str(paths[1]), *extra]
+
+
 def _slow_configs(tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], n: int) -> list[str]:
+    """`optimize ... --workers 2 -q` of `n` trials of 4 epochs, each forward pass 0.05 s (~1.4 s a trial)."""
     run = {**run_dict, "epochs": 4, "model": {"name": "tests.helpers:SlowModel", "sleep": 0.05}}
     opt = {**opt_dict, "n_trials": n, "search_space": {"model.width": {"type": "int", "low": 4, "high": 64}}}
-    paths = write_yaml(tmp_path / "run.yaml", run), write_yaml(tmp_path / "optimize.yaml", opt)
-    return ["optimize", "-r", str(paths[0]), "-o", str(paths[1]), "--workers", "2", "-q"]
+    return _optimize_args(tmp_path, run, opt, *WORKERS)
 
 
 def _wait_for(check: Any, timeout: float = 60.0) -> Any:
@@ -194,6 +214,11 @@ def _wait_for(check: Any, timeout: float = 60.0) -> Any:
             return found
         time.sleep(0.1)
     raise AssertionError("timed out waiting for the study")
+
+
+def _study_of(url: str, name: str = "tiny") -> optuna.Study:
+    """The study `name` at `url`, once a command started elsewhere has created it."""
+    return _wait_for(lambda: _study_or_none(make_storage(url), name))
 
 
 def _running_with_epochs(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
@@ -247,21 +272,32 @@ def _signal_in_trials(
     return _wait_for(signalled)
 
 
+def _signal_one_worker(
+    args: list[str], tmp_path: Path, url: str, signum: int, timeout: float, name: str = "tiny", **env: str
+) -> tuple[subprocess.Popen[str], str, optuna.Study, optuna.trial.FrozenTrial]:
+    """`hpotool args` (with `env`) on study `name` at `url`, `signum` sent to the pid of one worker (not the
+    main process's) once its trial has trained a while (`_running_with_epochs`); the command, what it
+    printed within `timeout` s, the study and that trial."""
+    proc = _hpotool(args, tmp_path, **env)
+    try:
+        study = _study_of(url, name)
+        (victim,) = _signal_in_trials(study, signum)
+        output, _ = proc.communicate(timeout=timeout)
+    finally:
+        _kill_session(proc)
+    return proc, output, study, victim
+
+
 def test_a_killed_worker_s_trial_fails_at_once_and_is_rerun(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:
     # kill -9 on one worker: its trial stayed RUNNING for the heartbeat's whole grace period (60 s), then
     # failed as "stale: no heartbeat for 60 s", while the main process knew at once that the worker died.
     args = _slow_configs(tmp_path, run_dict, opt_dict, 6)
-    proc = _hpotool(args, tmp_path, HPOTOOL_HEARTBEAT_INTERVAL="1")  # the grace: 60 s, as by default
-    try:
-        storage = make_storage(opt_dict["storage"])
-        study = _wait_for(lambda: _study_or_none(storage))
-        (victim,) = _signal_in_trials(study, signal.SIGKILL)
-        pid = victim.user_attrs["worker"]["pid"]
-        output, _ = proc.communicate(timeout=180)
-    finally:
-        _kill_session(proc)
+    proc, output, study, victim = _signal_one_worker(
+        args, tmp_path, opt_dict["storage"], signal.SIGKILL, 180, HPOTOOL_HEARTBEAT_INTERVAL="1"
+    )  # the grace: 60 s, as by default
+    pid = victim.user_attrs["worker"]["pid"]
     assert proc.returncode == 0, output
     trials = study.get_trials(deepcopy=False)
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 6
@@ -285,7 +321,7 @@ def _signal_both_workers(
     once both run a trial; the command, what it printed, and the study."""
     proc = _hpotool(_slow_configs(tmp_path, run_dict, opt_dict, 20), tmp_path)
     try:
-        study = _wait_for(lambda: _study_or_none(make_storage(opt_dict["storage"])))
+        study = _study_of(opt_dict["storage"])
 
         def both_running(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
             trials = {
@@ -300,22 +336,6 @@ def _signal_both_workers(
     finally:
         _kill_session(proc)
     return proc, output, study
-
-
-def _signal_one_worker(
-    args: list[str], tmp_path: Path, opt_dict: dict[str, Any], signum: int, timeout: float
-) -> tuple[subprocess.Popen[str], str, optuna.Study, optuna.trial.FrozenTrial]:
-    """`hpotool args`, `signum` sent to the pid of one worker (not the main process's) once its trial has
-    trained a while (`_running_with_epochs`); the command, what it printed within `timeout` s, the study
-    and that trial."""
-    proc = _hpotool(args, tmp_path)
-    try:
-        study = _wait_for(lambda: _study_or_none(make_storage(opt_dict["storage"])))
-        (victim,) = _signal_in_trials(study, signum)
-        output, _ = proc.communicate(timeout=timeout)
-    finally:
-        _kill_session(proc)
-    return proc, output, study, victim
 
 
 def test_workers_all_killed_short_of_the_target_exit_with_the_signal_s_code(
@@ -335,7 +355,7 @@ def test_one_worker_killed_before_the_timeout_ends_the_run_is_a_note_beside_the_
     # The summary said '1 of 2 workers died (...); run again to resume', not that the timeout had ended the
     # run, although the other worker had run the dead one's trial again and went on to the timeout.
     args = [*_slow_configs(tmp_path, run_dict, opt_dict, 400), "--timeout", "8"]
-    proc, output, _, victim = _signal_one_worker(args, tmp_path, opt_dict, signal.SIGKILL, 120)
+    proc, output, _, victim = _signal_one_worker(args, tmp_path, opt_dict["storage"], signal.SIGKILL, 120)
     pid = victim.user_attrs["worker"]["pid"]
     assert proc.returncode == 0, output
     assert "note: the timeout (8 s) ended the run with" in output and "workers died" not in output, output
@@ -348,7 +368,7 @@ def test_a_worker_stopped_alone_while_the_others_finish_the_study_is_named_in_th
     # SIGTERM to one worker's pid, the other ran the study to its end: exit code 0, and the only hint that
     # a worker had gone was '1 trial failed; the last, #N: interrupted'.
     args = _slow_configs(tmp_path, run_dict, opt_dict, 6)
-    proc, output, study, victim = _signal_one_worker(args, tmp_path, opt_dict, signal.SIGTERM, 180)
+    proc, output, study, victim = _signal_one_worker(args, tmp_path, opt_dict["storage"], signal.SIGTERM, 180)
     pid = victim.user_attrs["worker"]["pid"]
     assert proc.returncode == 0, output
     assert sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)) == 6
@@ -374,13 +394,9 @@ def test_a_killed_worker_s_trial_is_rerun_on_storages_without_heartbeat(
     # itself, not wait forever for its RUNNING trial (the study would never reach n_trials).
     url, name = storage
     args = _slow_configs(tmp_path, run_dict, {**opt_dict, "storage": url, "study_name": name}, 4)
-    proc = _hpotool(args, tmp_path, HPOTOOL_HEARTBEAT_INTERVAL="1")
-    try:
-        study = _wait_for(lambda: _study_or_none(make_storage(url), name))
-        (victim,) = _signal_in_trials(study, signal.SIGKILL)
-        output, _ = proc.communicate(timeout=90)
-    finally:
-        _kill_session(proc)
+    proc, output, study, victim = _signal_one_worker(
+        args, tmp_path, url, signal.SIGKILL, 90, name, HPOTOOL_HEARTBEAT_INTERVAL="1"
+    )
     assert proc.returncode == 0, output
     trials = study.get_trials(deepcopy=False)
     killed = trials[victim.number]
@@ -398,8 +414,7 @@ def test_ctrl_c_stops_every_worker_and_the_study_resumes(
     args = _slow_configs(tmp_path, run_dict, opt_dict, 8)
     proc = _hpotool(args, tmp_path)
     try:
-        storage = make_storage(opt_dict["storage"])
-        study = _wait_for(lambda: _study_or_none(storage))
+        study = _study_of(opt_dict["storage"])
         _wait_for(lambda: _running_with_epochs(study))
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends the main process (a terminal also tells workers)
         output, _ = proc.communicate(timeout=60)
@@ -411,9 +426,8 @@ def test_ctrl_c_stops_every_worker_and_the_study_resumes(
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     failed = [t for t in trials if t.state == TrialState.FAIL]
     assert failed and all(t.user_attrs["fail_reason"] == "interrupted" for t in failed)
-    resumed = _hpotool(args, tmp_path)
-    output, _ = resumed.communicate(timeout=180)
-    assert resumed.returncode == 0, output
+    code, output = _run_hpotool(args, tmp_path)  # resumed
+    assert code == 0, output
     assert sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)) == 8
 
 
@@ -511,7 +525,7 @@ def test_sigterm_stops_every_worker_and_prints_the_summary(
     args = _slow_configs(tmp_path, run_dict, opt_dict, 20)
     proc = _hpotool(args, tmp_path)
     try:
-        study = _wait_for(lambda: _study_or_none(make_storage(opt_dict["storage"])))
+        study = _study_of(opt_dict["storage"])
         _wait_for(lambda: _running_with_epochs(study))
         if group:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -558,7 +572,7 @@ def test_workers_end_their_trials_and_exit_when_the_main_process_is_killed(
     args = _slow_configs(tmp_path, run_dict, opt_dict, 400)
     proc = _hpotool(args, tmp_path)
     try:
-        study = _wait_for(lambda: _study_or_none(make_storage(opt_dict["storage"])))
+        study = _study_of(opt_dict["storage"])
         _wait_for(lambda: _running_with_epochs(study))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
@@ -907,7 +921,7 @@ def test_a_storage_server_that_goes_away_ends_the_study_in_one_line_and_it_resum
     args[args.index("--workers") + 1] = str(workers)
     proc = _hpotool(args, tmp_path)
     try:
-        study = _wait_for(lambda: _study_or_none(make_storage(url), name))
+        study = _study_of(url, name)
         _wait_for(lambda: _running_with_epochs(study))
         relay.close()
         proc.wait(timeout=60)
@@ -925,9 +939,8 @@ def test_a_storage_server_that_goes_away_ends_the_study_in_one_line_and_it_resum
     opt_path = Path(args[args.index("-o") + 1])  # the same study, reached directly: the server is back
     write_yaml(opt_path, {**yaml.safe_load(opt_path.read_text()), "storage": url})
     # A trial the server went away from before it recorded its owner is failed after the grace period.
-    resumed = _hpotool(args, tmp_path, HPOTOOL_HEARTBEAT_INTERVAL="1", HPOTOOL_HEARTBEAT_GRACE="2")
-    output, _ = resumed.communicate(timeout=180)
-    assert resumed.returncode == 0, output
+    code, output = _run_hpotool(args, tmp_path, HPOTOOL_HEARTBEAT_INTERVAL="1", HPOTOOL_HEARTBEAT_GRACE="2")
+    assert code == 0, output
     trials = study.get_trials(deepcopy=False)
     reasons = [trials[n].user_attrs["fail_reason"] for n in stranded]
     assert all(r.startswith(("worker died", "abandoned")) for r in reasons), reasons
@@ -1004,6 +1017,23 @@ def test_a_heartbeat_while_the_server_is_away_is_skipped_without_a_traceback(
         relay.close()
 
 
+def _machine_a_creates_the_study(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    storage: tuple[str, str],
+    n: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Machine A, in its folder machA with its copies of the configs, creates the study and runs its `n`
+    trials (in this process, left in that folder)."""
+    (tmp_path / "machA").mkdir()
+    run, opt = _study_configs(tmp_path / "machA", run_dict, opt_dict, storage, n)
+    monkeypatch.chdir(tmp_path / "machA")
+    made = CliRunner().invoke(app, ["optimize", "-r", str(run), "-o", str(opt), "-q"], catch_exceptions=False)
+    assert made.exit_code == 0, made.output
+
+
 def test_a_machine_joins_a_study_with_only_its_storage_url_and_name(
     tmp_path: Path,
     run_dict: dict[str, Any],
@@ -1013,11 +1043,7 @@ def test_a_machine_joins_a_study_with_only_its_storage_url_and_name(
 ) -> None:
     # The configs are stored on the study, yet a second machine had to bring copies of both files:
     # `optimize --storage URL --study-name NAME` stopped at "Missing option '--run-config'".
-    (tmp_path / "machA").mkdir()
-    run, opt = _study_configs(tmp_path / "machA", run_dict, opt_dict, storage, 2)
-    monkeypatch.chdir(tmp_path / "machA")
-    made = CliRunner().invoke(app, ["optimize", "-r", str(run), "-o", str(opt), "-q"], catch_exceptions=False)
-    assert made.exit_code == 0, made.output
+    _machine_a_creates_the_study(tmp_path, run_dict, opt_dict, storage, 2, monkeypatch)
     (tmp_path / "machB").mkdir()
     monkeypatch.chdir(tmp_path / "machB")  # no configs here
     args = ["optimize", "--storage", storage[0], "--study-name", storage[1], "--n-trials", "4", "-q"]
@@ -1053,13 +1079,7 @@ def test_a_machine_joining_by_name_before_the_study_exists_waits_for_its_creator
             rf"120 s for the machine that creates it \(HPOTOOL_JOIN_WAIT sets how long\)\n",
             first,
         ), first
-        (tmp_path / "machA").mkdir()
-        run, opt = _study_configs(tmp_path / "machA", run_dict, opt_dict, storage, 4)
-        monkeypatch.chdir(tmp_path / "machA")
-        made = CliRunner().invoke(
-            app, ["optimize", "-r", str(run), "-o", str(opt), "-q"], catch_exceptions=False
-        )
-        assert made.exit_code == 0, made.output
+        _machine_a_creates_the_study(tmp_path, run_dict, opt_dict, storage, 4, monkeypatch)
         output, _ = joiner.communicate(timeout=180)
     finally:
         _kill_session(joiner)
@@ -1306,10 +1326,14 @@ def test_a_worker_starts_processes_of_its_own_as_one_process_does(tmp_path: Path
     assert [t.user_attrs["metrics"]["start_method"] for t in trials] == [expected, expected]
 
 
-def _after_the_new_study(output: str, tmp_path: Path) -> str:
-    """What `optimize` printed after its first line, which says where it created the study."""
+def _workers_setup_error(tmp_path: Path, run: dict[str, Any], opt: dict[str, Any]) -> str:
+    """What `optimize --workers 2` of configs the workers cannot set up printed after its first line (where it
+    created the study), once it exited 2 without a traceback."""
+    code, output = _run_hpotool(_optimize_args(tmp_path, run, opt, *WORKERS), tmp_path, timeout=120)
     created, _, rest = output.partition("\n")
     assert created == f"new study 'tiny' in {tmp_path / 'studies' / 'tiny.db'}", output
+    assert code == 2, rest
+    assert "Traceback" not in rest, rest
     return rest
 
 
@@ -1330,15 +1354,7 @@ def test_a_training_function_that_fails_to_import_in_the_workers_is_one_line(
     run = {**run_dict, "trainer": {"function": "fit_in_main:fit", "lr": 0.1}}
     space = {"trainer.lr": {"type": "float", "low": 0.01, "high": 1.0}}
     opt = {**opt_dict, "metric": "val_loss", "direction": "minimize", "search_space": space, "n_trials": 3}
-    paths = write_yaml(tmp_path / "run.yaml", run), write_yaml(tmp_path / "optimize.yaml", opt)
-    proc = _hpotool(["optimize", "-r", str(paths[0]), "-o", str(paths[1]), "--workers", "2", "-q"], tmp_path)
-    try:
-        output, _ = proc.communicate(timeout=120)
-    finally:
-        _kill_session(proc)
-    output = _after_the_new_study(output, tmp_path)
-    assert proc.returncode == 2, output
-    assert "Traceback" not in output, output
+    output = _workers_setup_error(tmp_path, run, opt)
     assert (
         ": run config: trainer.function: cannot import 'fit_in_main:fit': importing 'fit_in_main' raised "
         "ImportError: libcuda.so.1: cannot open shared object file at fit_in_main.py:3; it passed in the main "
@@ -1363,15 +1379,8 @@ def test_a_dataset_that_fails_in_the_workers_alone_is_one_line(
         "        return digits_samples(n)\n"
     )
     run = {**run_dict, "epochs": 1, "data": {"name": "data_in_main:Digits", "val_fraction": 0.2}}
-    paths = write_yaml(tmp_path / "run.yaml", run), write_yaml(tmp_path / "optimize.yaml", opt_dict)
-    proc = _hpotool(["optimize", "-r", str(paths[0]), "-o", str(paths[1]), "--workers", "2", "-q"], tmp_path)
-    try:
-        output, _ = proc.communicate(timeout=120)
-    finally:
-        _kill_session(proc)
-    output = _after_the_new_study(output, tmp_path)
-    assert proc.returncode == 2, output
-    assert "Traceback" not in output and output.count("error:") == 1, output
+    output = _workers_setup_error(tmp_path, run, opt_dict)
+    assert output.count("error:") == 1, output
     assert re.fullmatch(
         r"error: hpotool-worker-\d: run config: data: loading 'data_in_main:Digits' failed: RuntimeError: "
         r"cannot reach /data/train.csv \(at data_in_main.py:6 in __new__\); it passed in the main process but "
@@ -1400,14 +1409,8 @@ def test_max_failures_counts_the_failed_trials_in_a_row_of_all_workers(
         "n_trials": 20,
         "search_space": {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1}},
     }
-    paths = write_yaml(tmp_path / "run.yaml", run), write_yaml(tmp_path / "optimize.yaml", opt)
-    args = ["optimize", "-r", str(paths[0]), "-o", str(paths[1]), "--workers", "2", "--max-failures", "3"]
-    proc = _hpotool([*args, "-q"], tmp_path)
-    try:
-        output, _ = proc.communicate(timeout=180)
-    finally:
-        _kill_session(proc)
-    assert proc.returncode == 1, output
+    code, output = _run_hpotool(_optimize_args(tmp_path, run, opt, *WORKERS, "--max-failures", "3"), tmp_path)
+    assert code == 1, output
     assert "note: stopped after 3 failed trials in a row\n" in output, output
     trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
     failed = [t for t in trials if t.state == TrialState.FAIL]
@@ -1455,15 +1458,8 @@ def test_a_sampler_that_fails_in_the_workers_alone_is_one_line(
         "        super().__init__(seed=seed)\n"
     )
     opt = {**opt_dict, "sampler": {"name": "sampler_in_main:Sampler"}}
-    paths = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt)
-    proc = _hpotool(["optimize", "-r", str(paths[0]), "-o", str(paths[1]), "--workers", "2", "-q"], tmp_path)
-    try:
-        output, _ = proc.communicate(timeout=120)
-    finally:
-        _kill_session(proc)
-    output = _after_the_new_study(output, tmp_path)
-    assert proc.returncode == 2, output
-    assert "Traceback" not in output and output.count("error:") == 1, output
+    output = _workers_setup_error(tmp_path, run_dict, opt)
+    assert output.count("error:") == 1, output
     assert re.fullmatch(
         r"error: hpotool-worker-\d: optimize config: sampler: building 'sampler_in_main:Sampler' failed: "
         r"RuntimeError: no licence server \(at sampler_in_main.py:6 in __init__\); it passed in the main "
