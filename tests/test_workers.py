@@ -361,11 +361,13 @@ def test_one_worker_killed_before_the_timeout_ends_the_run_is_a_note_beside_the_
 ) -> None:
     # The summary said '1 of 2 workers died (...); run again to resume', not that the timeout had ended the
     # run, although the other worker had run the dead one's trial again and went on to the timeout.
-    args = [*_slow_configs(tmp_path, run_dict, opt_dict, 400), "--timeout", "8"]
+    # Each worker's timeout counts from the start of its trial loop: they run trials to kill for 4 s, where
+    # one is killed within a second (once a trial has trained 0.3 s).
+    args = [*_slow_configs(tmp_path, run_dict, opt_dict, 400), "--timeout", "4"]
     proc, output, _, victim = _signal_one_worker(args, tmp_path, opt_dict["storage"], signal.SIGKILL, 120)
     pid = victim.user_attrs["worker"]["pid"]
     assert proc.returncode == 0, output
-    assert "note: the timeout (8 s) ended the run with" in output and "workers died" not in output, output
+    assert "note: the timeout (4 s) ended the run with" in output and "workers died" not in output, output
     assert re.search(rf"note: worker hpotool-worker-\d \(pid {pid}\) was killed by SIGKILL", output), output
 
 
