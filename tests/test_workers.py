@@ -800,21 +800,18 @@ def test_two_commands_on_one_study_each_count_only_their_own_trials(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:
     args = _slow_configs(tmp_path, run_dict, opt_dict, 6)
-    procs = [
-        _hpotool([*args[:-3], "--json"], tmp_path),
-        _hpotool([*args, "--json"], tmp_path),
-    ]  # 1 and 2 workers
+    workers = _hpotool([*args, "--json"], tmp_path)  # 2 workers
     try:
-        outputs = [p.communicate(timeout=180)[0] for p in procs]
+        study = _study_of(opt_dict["storage"])
+        _wait_for(lambda: _running_with_epochs(study))  # the second command joins while they train
+        single = _in_this_process([*args[:-3], "--json"])  # 1 process: this one
+        output, _ = workers.communicate(timeout=180)
     finally:
-        for p in procs:
-            _kill_session(p)
-    assert [p.returncode for p in procs] == [0, 0], outputs
-    summaries = [json.loads(out[out.index("{") :]) for out in outputs]
+        _kill_session(workers)
+    assert workers.returncode == 0, output
+    summaries = [json.loads(single.stdout), json.loads(output[output.index("{") :])]
     trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
-    ran_by_single = sum(
-        t.user_attrs["worker"]["pid"] == procs[0].pid for t in trials if t.state.is_finished()
-    )
+    ran_by_single = sum(t.user_attrs["worker"]["pid"] == os.getpid() for t in trials if t.state.is_finished())
     assert summaries[0]["ran_now"] == ran_by_single
     assert summaries[1]["ran_now"] == sum(t.state.is_finished() for t in trials) - ran_by_single
 
