@@ -1410,8 +1410,8 @@ def test_max_failures_counts_the_failed_trials_in_a_row_of_all_workers(
         "n_trials": 20,
         "search_space": {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1}},
     }
-    code, output = _run_hpotool(_optimize_args(tmp_path, run, opt, *WORKERS, "--max-failures", "3"), tmp_path)
-    assert code == 1, output
+    args = _optimize_args(tmp_path, run, opt, *WORKERS, "--max-failures", "3")
+    output = _in_this_process(args, exit_code=1).output
     assert "note: stopped after 3 failed trials in a row\n" in output, output
     trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
     failed = [t for t in trials if t.state == TrialState.FAIL]
