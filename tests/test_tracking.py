@@ -12,12 +12,13 @@ from typing import Any
 import optuna
 import pytest
 import yaml
+from click.testing import Result
 from typer.testing import CliRunner
 
 from hpotool.cli import app
 
 from .conftest import write_yaml
-from .test_workers import _hpotool, _kill_session
+from .test_workers import _run_hpotool
 
 REPO = Path(__file__).resolve().parents[1]
 mlflow = pytest.importorskip("mlflow", reason="MLflow is not installed (pip install 'hpotool[mlflow]')")
@@ -60,10 +61,45 @@ def _tracked_configs(
     return ["optimize", "-r", str(run), "-o", str(opt_path), "-q"]
 
 
+def _tracked(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    uri: str,
+    n: int,
+    *extra: str,
+    exit_code: int = 0,
+) -> Result:
+    """`optimize` of these configs in this process, `n` trials logged to MLflow at `uri`; it must exit
+    `exit_code`."""
+    result = CliRunner().invoke(
+        app, [*_tracked_configs(tmp_path, run_dict, opt_dict, uri, n), *extra], catch_exceptions=False
+    )
+    assert result.exit_code == exit_code, result.output
+    return result
+
+
 def _logged_trials(tracking_uri: str, experiment: str) -> dict[str, Any]:
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     found = client.get_experiment_by_name(experiment)
     return {r.data.tags["hpotool.trial"]: r for r in client.search_runs([found.experiment_id])}
+
+
+def _one_trial_of(
+    function: str, tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> tuple[str, Any]:
+    """One trial of training function `function`, minimizing its val_loss, logged to a new local MLflow
+    store: the store's URI and the trial's MLflow run."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_dict["trainer"] = {"function": function}
+    opt_dict |= {"metric": "val_loss", "direction": "minimize"}
+    _tracked(tmp_path, run_dict, opt_dict, uri, 1)
+    return uri, _logged_trials(uri, "tiny")["0"]
+
+
+def _could_not_log(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The warnings this process logged that MLflow could not log a trial."""
+    return [r.getMessage() for r in caplog.records if "could not log" in r.getMessage()]
 
 
 def test_workers_log_every_trial_to_a_fresh_tracking_db(
@@ -71,12 +107,10 @@ def test_workers_log_every_trial_to_a_fresh_tracking_db(
 ) -> None:
     # Both workers used to create the MLflow database (its migrations) and the experiment at once.
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proc = _hpotool([*_tracked_configs(tmp_path, run_dict, opt_dict, uri, 4), "--workers", "2"], tmp_path)
-    try:
-        output, _ = proc.communicate(timeout=180)
-    finally:
-        _kill_session(proc)
-    assert proc.returncode == 0, output
+    code, output = _run_hpotool(
+        [*_tracked_configs(tmp_path, run_dict, opt_dict, uri, 4), "--workers", "2"], tmp_path
+    )
+    assert code == 0, output
     assert "Traceback" not in output and "warning" not in output, output
     assert "INFO" not in output, output  # MLflow's "Creating initial MLflow database tables..."
     trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
@@ -92,8 +126,7 @@ def test_a_deleted_experiment_is_one_line_before_trial_0(
     client = mlflow.MlflowClient(tracking_uri=uri)
     experiment_id = client.create_experiment("tiny")
     client.delete_experiment(experiment_id)
-    result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 3))
-    assert result.exit_code == 2, result.output
+    result = _tracked(tmp_path, run_dict, opt_dict, uri, 3, exit_code=2)
     assert result.stderr == (
         f"error: tracking.mlflow: experiment 'tiny' at '{uri}' is deleted (in MLflow's trash); restore it "
         f"(MLFLOW_TRACKING_URI={uri} mlflow experiments restore -x {experiment_id}) or set "
@@ -107,12 +140,7 @@ def test_metric_names_mlflow_refuses_are_logged_with_underscores(
 ) -> None:
     """A training function's `top@5` or `f1(macro)` made MLflow refuse the trial: no metric of it was logged,
     and its run was left RUNNING."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    run_dict["trainer"] = {"function": "tests.trainers:names_metrics_freely"}
-    opt_dict |= {"metric": "val_loss", "direction": "minimize"}
-    result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 1))
-    assert result.exit_code == 0, result.output
-    run = _logged_trials(uri, "tiny")["0"]
+    uri, run = _one_trial_of("tests.trainers:names_metrics_freely", tmp_path, run_dict, opt_dict)
     assert run.info.status == "FINISHED"
     assert run.data.metrics == {
         "val_loss": 0.5, "top_5": 0.7, "final_val_loss": 0.5, "final_top_5": 0.7, "final_f1_macro_": 0.6,
@@ -195,10 +223,9 @@ def test_a_tracking_server_that_goes_away_is_one_warning_and_tracking_stops(
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0"
     )  # the old code's retries, out of the test's time
     uri, asked = _serve_mlflow(die_after_runs=1)
-    result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 4))
-    assert result.exit_code == 0, result.output
+    result = _tracked(tmp_path, run_dict, opt_dict, uri, 4)
     assert "4/4 finished" in result.stdout and "Traceback" not in result.output
-    warnings = [r.getMessage() for r in caplog.records if "could not log" in r.getMessage()]
+    warnings = _could_not_log(caplog)
     assert len(warnings) == 1, warnings
     assert "Connection refused" in warnings[0] and warnings[0].endswith(
         "tracking is off for the rest of this run, and the study goes on"
@@ -213,12 +240,8 @@ def test_a_tracking_server_that_goes_away_is_one_warning_for_all_workers(
     went on trying the dead server until its own first failure; now the main process prints it once."""
     uri, _ = _serve_mlflow(die_after_runs=1)
     args = [*_tracked_configs(tmp_path, run_dict, opt_dict, uri, 6), "--workers", "2"]
-    proc = _hpotool(args, tmp_path, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
-    try:
-        output, _ = proc.communicate(timeout=180)
-    finally:
-        _kill_session(proc)
-    assert proc.returncode == 0, output
+    code, output = _run_hpotool(args, tmp_path, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    assert code == 0, output
     assert "Traceback" not in output, output
     # a worker that opens its tracker after the server died says "cannot use experiment", one that was
     # logging "could not log trial #N": either way one line for the run
@@ -237,8 +260,7 @@ def test_an_http_tracking_server_prints_nothing_on_stdout(
     """With an HTTP tracking server MLflow wrote two lines per trial on stdout ("View run tiny-trial-0 at:
     http://...", "View experiment at: ..."), between the progress lines and into `--json` output."""
     uri, asked = _serve_mlflow(die_after_runs=0)
-    result = CliRunner().invoke(app, [*_tracked_configs(tmp_path, run_dict, opt_dict, uri, 2), "--json"])
-    assert result.exit_code == 0, result.output
+    result = _tracked(tmp_path, run_dict, opt_dict, uri, 2, "--json")
     assert isinstance(json.loads(result.stdout), dict), result.stdout  # nothing but the summary
     assert asked.count("runs/update") == 2 and "runs/get" not in asked
 
@@ -258,10 +280,7 @@ def test_mlflow_logs_a_choice_as_the_yaml_spells_it(
     opt_dict["enqueue"] = [
         {"loss.weight": None, "model.hidden": [8, 8], "optimizer": {"name": "adam", "lr": 0.001}}
     ]
-    result = CliRunner().invoke(
-        app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 1), catch_exceptions=False
-    )
-    assert result.exit_code == 0, result.output
+    _tracked(tmp_path, run_dict, opt_dict, uri, 1)
     params = _logged_trials(uri, "tiny")["0"].data.params
     assert (params["loss.weight"], params["model.hidden"]) == ("null", "[8, 8]")
     assert params["optimizer"] == "{lr: 0.001, name: adam}"  # a whole section, as hpotool trials shows it
@@ -277,10 +296,7 @@ def test_mlflow_tags_whether_a_trial_meets_the_constraints(
     opt_dict["constraints"] = ["n_params <= 200"]
     opt_dict["search_space"] = {"model.hidden.0": {"type": "categorical", "choices": [2, 64]}}
     opt_dict["enqueue"] = [{"model.hidden.0": 2}, {"model.hidden.0": 64}]
-    result = CliRunner().invoke(
-        app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 2), catch_exceptions=False
-    )
-    assert result.exit_code == 0, result.output
+    _tracked(tmp_path, run_dict, opt_dict, uri, 2)
     trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
     runs = _logged_trials(uri, "tiny")
     tags = {t.params["model.hidden.0"]: runs[str(t.number)].data.tags["hpotool.feasible"] for t in trials}
@@ -299,11 +315,8 @@ def test_an_unreachable_tracking_server_is_one_line_within_seconds(
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     started = time.monotonic()
-    result = CliRunner().invoke(
-        app, _tracked_configs(tmp_path, run_dict, opt_dict, f"http://127.0.0.1:{port}", 1)
-    )
+    result = _tracked(tmp_path, run_dict, opt_dict, f"http://127.0.0.1:{port}", 1, exit_code=2)
     assert time.monotonic() - started < 30
-    assert result.exit_code == 2
     assert result.stderr.strip().startswith(
         f"error: tracking.mlflow: cannot use experiment 'tiny' at 'http://127.0.0.1:{port}': MlflowException:"
     )
@@ -318,6 +331,8 @@ def test_a_tracking_server_that_never_answers_is_one_line_within_seconds(
     import socket
     import time
 
+    from hpotool import tracking
+
     held: list[socket.socket] = []
     listener = socket.create_server(("127.0.0.1", 0))
     threading.Thread(
@@ -325,16 +340,16 @@ def test_a_tracking_server_that_never_answers_is_one_line_within_seconds(
     ).start()
     uri = f"http://127.0.0.1:{listener.getsockname()[1]}"
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # one request: the test's time
+    assert tracking.REQUEST_TIMEOUT_S == 10
+    monkeypatch.setattr(tracking, "REQUEST_TIMEOUT_S", 1)  # the same code, its 10 s not waited out
     try:
         started = time.monotonic()
-        result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 1))
-        assert time.monotonic() - started < 40
-        assert result.exit_code == 2
+        result = _tracked(tmp_path, run_dict, opt_dict, uri, 1, exit_code=2)
+        assert time.monotonic() - started < 30
         assert result.stderr.startswith(f"error: tracking.mlflow: cannot use experiment 'tiny' at '{uri}'")
-        assert "read timeout=10)" in result.stderr
-        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "1")  # the user's own is kept
-        result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 1))
-        assert result.exit_code == 2 and "read timeout=1)" in result.stderr
+        assert "read timeout=1)" in result.stderr
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")  # the user's own is kept
+        assert "read timeout=2)" in _tracked(tmp_path, run_dict, opt_dict, uri, 1, exit_code=2).stderr
     finally:
         listener.close()
         for conn in held:
@@ -365,9 +380,8 @@ def test_a_run_whose_logging_was_cut_off_is_ended_failed_once_the_server_is_back
 
     runs: dict[str, dict[str, Any]] = {}
     uri, asked = _serve_mlflow(die_after_runs=0, runs=runs, unavailable=unavailable)
-    result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 2))
-    assert result.exit_code == 0, result.output
-    warnings = [r.getMessage() for r in caplog.records if "could not log" in r.getMessage()]
+    _tracked(tmp_path, run_dict, opt_dict, uri, 2)
+    warnings = _could_not_log(caplog)
     assert len(warnings) == 1 and warnings[0].startswith("warning: MLflow could not log trial #0"), warnings
     assert asked.count("runs/create") == 1  # tracking is off for the rest of the run, as before
     assert [r["status"] for r in runs.values()] == ["FAILED"]
@@ -382,17 +396,12 @@ def test_a_resumed_study_ends_the_runs_a_dead_process_left_running_and_logs_no_t
     trial's MLflow run RUNNING for good. Resuming the study now ends it FAILED, tagged hpotool.log_error;
     each trial keeps one run (those logged before are not logged again)."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proc = _hpotool(_tracked_configs(tmp_path, run_dict, opt_dict, uri, 2), tmp_path)
-    try:
-        output, _ = proc.communicate(timeout=180)
-    finally:
-        _kill_session(proc)
-    assert proc.returncode == 0, output
+    code, output = _run_hpotool(_tracked_configs(tmp_path, run_dict, opt_dict, uri, 2), tmp_path)
+    assert code == 0, output
     client = mlflow.MlflowClient(tracking_uri=uri)
     cut_off = _logged_trials(uri, "tiny")["1"].info.run_id
     client.update_run(cut_off, status="RUNNING")  # as the dead process left it: logged up to its status
-    result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 3))
-    assert result.exit_code == 0, result.output
+    _tracked(tmp_path, run_dict, opt_dict, uri, 3)
     experiment = client.get_experiment_by_name("tiny").experiment_id
     runs = client.search_runs([experiment])
     assert sorted(r.data.tags["hpotool.trial"] for r in runs) == ["0", "1", "2"]
@@ -417,8 +426,7 @@ def test_ctrl_c_while_a_trial_is_logged_ends_its_run_killed(
 
     runs: dict[str, dict[str, Any]] = {}
     uri, asked = _serve_mlflow(die_after_runs=0, runs=runs, unavailable=ctrl_c)
-    result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 3))
-    assert result.exit_code == 130, result.output
+    _tracked(tmp_path, run_dict, opt_dict, uri, 3, exit_code=130)
     assert [r["status"] for r in runs.values()] == ["KILLED"]
     assert asked.count("runs/create") == 1
 
@@ -431,12 +439,7 @@ def test_a_diverged_trial_logs_the_value_it_diverged_with(
     diverged. Its run ends KILLED, as every pruned trial's, tagged with the state and the reason."""
     import sys
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    run_dict["trainer"] = {"function": "tests.trainers:diverges_in_epoch_2"}
-    opt_dict |= {"metric": "val_loss", "direction": "minimize"}
-    result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 1))
-    assert result.exit_code == 0, result.output
-    run = _logged_trials(uri, "tiny")["0"]
+    uri, run = _one_trial_of("tests.trainers:diverges_in_epoch_2", tmp_path, run_dict, opt_dict)
     assert run.info.status == "KILLED"
     assert run.data.tags["hpotool.state"] == "PRUNED"
     assert run.data.tags["hpotool.prune_reason"] == "val_loss is inf in epoch 2"
@@ -456,8 +459,7 @@ def test_a_failed_trial_ends_failed_with_its_reason_and_the_epochs_it_ran(
     opt_dict |= {"metric": "val_loss", "direction": "minimize"}
     opt_dict["search_space"] = {"epochs": {"type": "categorical", "choices": [2, 5]}}
     opt_dict["enqueue"] = [{"epochs": 2}, {"epochs": 5}]
-    result = CliRunner().invoke(app, _tracked_configs(tmp_path, run_dict, opt_dict, uri, 2))
-    assert result.exit_code == 0, result.output
+    _tracked(tmp_path, run_dict, opt_dict, uri, 2)
     trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
     runs = _logged_trials(uri, "tiny")
     assert set(runs) == {str(t.number) for t in trials}
