@@ -26,7 +26,7 @@ from hpotool.factories import process_salt, study_sampler
 from hpotool.fallback import IndependentSampling, independent_sampling
 from hpotool.formatting import format_choice, format_value
 from hpotool.interrupts import deferred, raise_dropped, signal_of, signals_interrupt
-from hpotool.objective import FailureGuard, StudyObserver, make_objective
+from hpotool.objective import FailureGuard, StorageLostInTrial, StudyObserver, make_objective
 from hpotool.overrides import leaf_values
 from hpotool.plan import WARM_START, StudyPlan
 from hpotool.runner import described
@@ -90,6 +90,7 @@ def _run_trial(
     """
     state, value, reason = None, None, ""
     interrupted: KeyboardInterrupt | None = None
+    lost: StorageLostInTrial | None = None
     broken = False  # the training function broke hpotool's contract: every trial would fail the same way
     from optuna.storages._heartbeat import get_heartbeat_thread
 
@@ -106,6 +107,8 @@ def _run_trial(
             value = objective(trial)
         except optuna.TrialPruned:
             state = TrialState.PRUNED
+        except StorageLostInTrial as exc:  # the trial stays RUNNING: the next run fails it and runs it again
+            lost = exc
         except Exception as exc:
             state, reason, broken = TrialState.FAIL, described(exc), broke_contract(exc)
         except KeyboardInterrupt as exc:
@@ -119,6 +122,8 @@ def _run_trial(
     except KeyboardInterrupt as exc:  # after the objective, as its heartbeat thread ended: the trial ran
         # to its end, and is told so below (before: it stayed RUNNING), then the interrupt goes on
         interrupted = exc
+    if lost is not None:
+        raise lost  # `storage_lost` says so in one line
     with deferred():  # a signal now ends the study after the trial is told, not half-way through
         # The objective records why its training failed; a signal or error outside that (while the trial
         # draws its values, say) must not leave a FAIL trial without its reason.
