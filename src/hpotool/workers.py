@@ -323,6 +323,17 @@ class _Monitor:
         self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
 
     def poll(self) -> None:
+        """Show the newly finished trials. A connection the server dropped (a restart, a failover) is only
+        a look missed: the next one reconnects. Before, this process stopped every worker (their trials
+        ended FAIL, "interrupted", never run again) while the server answered them; one gone for good,
+        the workers meet at their next write, and end the run (`LOST_STORAGE_EXIT`)."""
+        try:
+            self._poll()
+        except Exception as exc:
+            if lost_connection(exc) is None:
+                raise
+
+    def _poll(self) -> None:
         new = [
             t
             for t in self.study.get_trials(deepcopy=False)
