@@ -18,50 +18,89 @@ from .test_workers import _server_url
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-# A user's training function whose second epoch ends as the database server drops the connection that
-# writes its report: the server (a restart, a failover) ends that backend in the middle of the write, as
-# `pg_terminate_backend` does. Only the backends of this test's study (its `application_name`) are ended.
+# A user's training function whose first trial to reach its second epoch has the database server drop one
+# connection in the middle of a query, as a restart or a failover does (`pg_terminate_backend`): with `cut:
+# report`, this process's own as it writes the epoch's report; with `cut: main`, that of the command's main
+# process (`--workers`) as it looks for finished trials. Only the backends of this test's study (its
+# `application_name`) and of that process (its sockets' ports) are ended.
 CUT_FIT = """
+import multiprocessing
+import os
 import threading
 import time
-from pathlib import Path
 
 import psycopg
+
+DSN = "host=127.0.0.1 user=postgres dbname=test"
 
 
 def fit(config, report):
     options = config["trainer"]
     metrics = {}
     for epoch in range(config["epochs"]):
-        if epoch == 1 and not Path("cut.done").exists():  # once: the server answers the next command
-            Path("cut.done").touch()
-            _cut(options["app"])
+        if epoch == 1 and _first():  # once: the server answers the next command
+            if options["cut"] == "report":
+                _cut(options["app"], os.getpid(), "trial_intermediate_values").start()
+                time.sleep(1.1)  # longer than the storage's flush interval: the report is written at once
+            else:
+                cut = _cut(options["app"], multiprocessing.parent_process().pid, "trials")
+                cut.start()
+                cut.join()
         metrics = {"val_loss": options["x"] + epoch}
         report(epoch, metrics)
+        time.sleep(0.2)
     return metrics
 
 
-def _cut(app):
-    lock = psycopg.connect("host=127.0.0.1 user=postgres dbname=test")
-    lock.execute("LOCK TABLE trial_intermediate_values IN ACCESS EXCLUSIVE MODE")
+def _first():
+    try:
+        os.close(os.open("cut.done", os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return False
+    return True
 
-    def end_the_blocked_write():
-        with psycopg.connect("host=127.0.0.1 user=postgres dbname=test", autocommit=True) as admin:
-            for _ in range(200):
+
+def _ports(pid):
+    \"\"\"The local TCP ports of process `pid`'s sockets.\"\"\"
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:  # closed since (the listing's own)
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    ports = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in open(table).read().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.append(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def _cut(app, pid, table):
+    \"\"\"A thread that ends the query of process `pid` that waits for `table`, locked until then.\"\"\"
+    lock = psycopg.connect(DSN)
+    lock.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+
+    def end_the_blocked_query():
+        with psycopg.connect(DSN, autocommit=True) as admin:
+            for _ in range(400):
                 blocked = admin.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND %s = ANY(pg_blocking_pids(pid))",
-                    (app, lock.info.backend_pid),
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND client_port = ANY(%s) "
+                    "AND %s = ANY(pg_blocking_pids(pid))",
+                    (app, _ports(pid), lock.info.backend_pid),
                 ).fetchall()
                 if blocked:
                     break
                 time.sleep(0.05)
-            for (pid,) in blocked:
-                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            ended = [admin.execute("SELECT pg_terminate_backend(%s)", row).fetchone()[0] for row in blocked]
         lock.rollback()
         lock.close()
+        assert ended == [True], ended
 
-    threading.Thread(target=end_the_blocked_write).start()
-    time.sleep(1.1)  # an epoch longer than the storage's flush interval: its report is written at once
+    return threading.Thread(target=end_the_blocked_query)
 """
 
 
@@ -94,7 +133,7 @@ def test_a_connection_the_server_drops_during_a_report_ends_the_run_and_the_tria
         "project": "cut",
         "seed": 0,
         "epochs": 3,
-        "trainer": {"function": "cut:fit", "x": 0.5, "app": name},
+        "trainer": {"function": "cut:fit", "x": 0.5, "cut": "report", "app": name},
     }
     opt = {
         "study_name": name,
@@ -130,83 +169,6 @@ def test_a_connection_the_server_drops_during_a_report_ends_the_run_and_the_tria
         optuna.delete_study(study_name=name, storage=make_storage(server))
 
 
-# A worker's training function that, in the first trial to reach its second epoch, has the server drop the
-# connection of its command's main process (the one that shows the trials) in the middle of a query.
-CUT_MAIN_FIT = '''
-import multiprocessing
-import os
-import threading
-import time
-
-import psycopg
-
-DSN = "host=127.0.0.1 user=postgres dbname=test"
-
-
-def fit(config, report):
-    metrics = {}
-    for epoch in range(config["epochs"]):
-        if epoch == 1 and _first():
-            _cut_main(config["trainer"]["app"])
-        metrics = {"val_loss": config["trainer"]["x"] + epoch}
-        report(epoch, metrics)
-        time.sleep(0.2)
-    return metrics
-
-
-def _first():
-    try:
-        os.close(os.open("cut.done", os.O_CREAT | os.O_EXCL))
-    except FileExistsError:
-        return False
-    return True
-
-
-def _ports(pid):
-    """The local TCP ports of process `pid`'s sockets."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        if link.startswith("socket:["):
-            inodes.add(link[8:-1])
-    ports = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in open(table).read().splitlines()[1:]:
-            fields = line.split()
-            if fields[9] in inodes:
-                ports.append(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports
-
-
-def _cut_main(app):
-    main = multiprocessing.parent_process().pid  # the command's main process (a forkserver started this one)
-    lock = psycopg.connect(DSN)
-    lock.execute("LOCK TABLE trials IN ACCESS EXCLUSIVE MODE")
-    ended = []
-
-    def end_the_blocked_query():
-        with psycopg.connect(DSN, autocommit=True) as admin:
-            for _ in range(400):
-                blocked = admin.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND client_port = ANY(%s) "
-                    "AND %s = ANY(pg_blocking_pids(pid))",
-                    (app, _ports(main), lock.info.backend_pid),
-                ).fetchall()
-                if blocked:
-                    break
-                time.sleep(0.05)
-            for (pid,) in blocked:
-                ended.append(admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0])
-        lock.rollback()
-        lock.close()
-
-    thread = threading.Thread(target=end_the_blocked_query)
-    thread.start()
-    thread.join()
-    assert ended == [True], ended
-'''
-
-
 def test_a_connection_the_server_drops_under_the_main_process_of_workers_stops_no_worker(
     tmp_path: Path,
 ) -> None:
@@ -219,12 +181,12 @@ def test_a_connection_the_server_drops_under_the_main_process_of_workers_stops_n
     server = _server_url("postgres")
     name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
     url = f"{server}?application_name={name}"
-    (tmp_path / "cutmain.py").write_text(CUT_MAIN_FIT)
+    (tmp_path / "cut.py").write_text(CUT_FIT)
     run = {
         "project": "cut",
         "seed": 0,
         "epochs": 3,
-        "trainer": {"function": "cutmain:fit", "x": 0.5, "app": name},
+        "trainer": {"function": "cut:fit", "x": 0.5, "cut": "main", "app": name},
     }
     opt = {
         "study_name": name,
