@@ -208,3 +208,54 @@ def test_a_connection_the_server_drops_under_the_main_process_of_workers_stops_n
         assert ended == [(TrialState.COMPLETE, None)] * 4
     finally:
         optuna.delete_study(study_name=name, storage=make_storage(server))
+
+
+def test_a_worker_whose_connection_the_server_drops_leaves_its_trial_to_the_others_and_the_study_ends_well(
+    tmp_path: Path,
+) -> None:
+    # The server dropped one worker's connection as it wrote its trial's report: that worker ended, the
+    # main process failed its trial ("worker died") and queued its values, and the other worker ran them
+    # and finished the study; the command then ended with "error: storage ... stopped answering during the
+    # study (ConnectionError: a worker lost its connection); ... those that were running stay RUNNING
+    # there. Once it answers again, run the same command to resume", exit code 2, on a study with every
+    # trial it asked for and nothing running. Now it exits 0 with a note naming the worker, as for a worker
+    # that ended otherwise.
+    server = _server_url("postgres")
+    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    url = f"{server}?application_name={name}"
+    (tmp_path / "cut.py").write_text(CUT_FIT)
+    run = {
+        "project": "cut",
+        "seed": 0,
+        "epochs": 3,
+        "trainer": {"function": "cut:fit", "x": 0.5, "cut": "report", "app": name},
+    }
+    opt = {
+        "study_name": name,
+        "n_trials": 4,
+        "seed": 0,
+        "metric": "val_loss",
+        "direction": "minimize",
+        "storage": url,
+        "search_space": {"trainer.x": {"type": "float", "low": 0.0, "high": 1.0}},
+    }
+    write_yaml(tmp_path / "run.yaml", run)
+    write_yaml(tmp_path / "optimize.yaml", opt)
+    try:
+        ran = _optimize(tmp_path, "-r", "run.yaml", "-o", "optimize.yaml", "-q", "--workers", "2")
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        study = optuna.load_study(study_name=name, storage=make_storage(url))
+        trials = study.get_trials()
+        [cut] = [t for t in trials if t.state == TrialState.FAIL]
+        assert cut.user_attrs["fail_reason"].startswith("worker died")
+        assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 4
+        [retry] = [t for t in trials if t.user_attrs.get("retry_of") == cut.number]
+        assert retry.state == TrialState.COMPLETE and retry.params == cut.params
+        pid = cut.user_attrs["worker"]["pid"]
+        assert "error" not in ran.stderr
+        assert (
+            f"(pid {pid}) lost its connection to the storage: its trial #{cut.number} ended as FAIL"
+            in " ".join(ran.stderr.split())
+        ), ran.stderr
+    finally:
+        optuna.delete_study(study_name=name, storage=make_storage(server))

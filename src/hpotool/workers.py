@@ -379,6 +379,8 @@ def _worker_ended(study: optuna.Study, proc: Any, before: set[int]) -> str:
         except ValueError:
             name = f"signal {signum}"
         how = f"was stopped by {name}" if code > 0 else f"was killed by {name}"
+    elif code == LOST_STORAGE_EXIT:
+        how = "lost its connection to the storage"
     else:
         how = f"exited with code {code}"
     mine = [
@@ -519,7 +521,9 @@ def _run_workers(
     summary.extra["workers"] = n_workers
     add_fallback_note(summary, fallback)
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
-    if any(p.exitcode == LOST_STORAGE_EXIT for p in procs):  # this process could read it again: say so
+    # A worker that lost its connection, where the others finished the study (its trial failed and run
+    # again by them), is named in a note below, as one that ended otherwise.
+    if any(p.exitcode == LOST_STORAGE_EXIT for p in procs) and finished < target:
         raise storage_lost(plan.storage_url, ConnectionError("a worker lost its connection"))
     if any(p.exitcode == SETUP_EXIT for p in procs) and not problems.empty():
         raise HpoError(
