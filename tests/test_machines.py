@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -259,3 +260,78 @@ def test_a_worker_whose_connection_the_server_drops_leaves_its_trial_to_the_othe
         ), ran.stderr
     finally:
         optuna.delete_study(study_name=name, storage=make_storage(server))
+
+
+QUICK_FIT = """
+def fit(config, report):
+    metrics = {"val_loss": config["trainer"]["x"]}
+    report(0, metrics)
+    return metrics
+"""
+
+
+def test_ctrl_c_while_the_last_trial_runs_on_another_machine_says_no_trial_of_this_one_failed(
+    tmp_path: Path,
+) -> None:
+    # Machine A waited for the study's last trial, running on machine B (a Redis or journal study has no
+    # heartbeat to tell a dead machine from a live one, so A waits as long as it runs). Ctrl-C on A said
+    # "interrupted: the running trial ended as FAIL", where A ran no trial and B's went on RUNNING.
+    import signal
+
+    (tmp_path / "quick.py").write_text(QUICK_FIT)
+    url = f"journal:{tmp_path / 'studies' / 'j.log'}"
+    run = {"project": "quick", "seed": 0, "epochs": 1, "trainer": {"function": "quick:fit", "x": 0.5}}
+    opt = {
+        "study_name": "shared",
+        "n_trials": 2,
+        "seed": 0,
+        "metric": "val_loss",
+        "direction": "minimize",
+        "storage": url,
+        "search_space": {"trainer.x": {"type": "float", "low": 0.0, "high": 1.0}},
+    }
+    write_yaml(tmp_path / "run.yaml", run)
+    write_yaml(tmp_path / "optimize.yaml", opt)
+    first = _optimize(tmp_path, "-r", "run.yaml", "-o", "optimize.yaml", "-q")
+    assert first.returncode == 0, first.stdout + first.stderr
+    study = optuna.load_study(study_name="shared", storage=make_storage(url))
+    on_b = study.ask()  # machine B's trial, running as long as B does
+    on_b.set_user_attr("worker", {"host": "machine-b.example", "pid": 4242})
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{tmp_path}", "COLUMNS": "300"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hpotool",
+            "optimize",
+            "-r",
+            "run.yaml",
+            "-o",
+            "optimize.yaml",
+            "--n-trials",
+            "3",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # "resuming study 'shared': 2/3 trials done": it waits for a slot
+        assert "resuming study" in line, line
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        output = line + proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output
+    assert "the running trial ended as FAIL" not in output
+    text = " ".join(output.split())
+    assert f"interrupted while waiting for the trials that other processes run (#{on_b.number})" in text, (
+        output
+    )
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 2 + [TrialState.RUNNING]

@@ -613,6 +613,22 @@ def _drop_unlisted_warm_starts(study: optuna.Study, plan: StudyPlan, trials: lis
     )
 
 
+def interrupted_idle(study: optuna.Study, pids: Collection[int], before: set[int]) -> str | None:
+    """What the summary says of a Ctrl-C or SIGTERM that found none of the processes `pids` (this one, its
+    workers) running a trial, or None when one ended its trial so ("interrupted"). The study's last trials
+    run elsewhere (another machine, another command): this run waited for them, and they run on."""
+    fails = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    if any(t.number not in before and _interrupted(t) and run_by(t, pids) for t in fails):
+        return None
+    others = [f"#{t.number}" for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+    if not others:
+        return "interrupted between trials: none was running; run the same command to resume"
+    return (
+        f"interrupted while waiting for the trials that other processes run ({', '.join(others)}): no trial "
+        f"of this run was running; run the same command to resume"
+    )
+
+
 def _interrupted(trial: FrozenTrial) -> bool:
     """Whether Ctrl-C or SIGTERM ended `trial` (FAIL, "interrupted"): it never finished its run."""
     return trial.state == TrialState.FAIL and trial.user_attrs.get("fail_reason") == "interrupted"
@@ -780,7 +796,9 @@ def _run_study(
         summary.stopped = already_done(done, target)
     elif interrupted is not None:
         summary.interrupted = interrupted
-        summary.stopped = "interrupted: the running trial ended as FAIL; run the same command to resume"
+        summary.stopped = interrupted_idle(study, {os.getpid()}, before) or (
+            "interrupted: the running trial ended as FAIL; run the same command to resume"
+        )
     elif guard is not None and guard.exhausted:
         summary.stopped = EXHAUSTED
     elif guard is not None and guard.tripped:

@@ -48,6 +48,7 @@ from hpotool.loop import (
     add_fallback_note,
     add_ran_now_states,
     already_done,
+    interrupted_idle,
     make_tracker,
     open_for_run,
     ran_now_states,
@@ -547,7 +548,9 @@ def _run_workers(
         summary.stopped = already_done(done, target)
     elif interrupted is not None:
         summary.interrupted = interrupted
-        summary.stopped = "interrupted: every worker ended its trial as FAIL; run the same command to resume"
+        summary.stopped = interrupted_idle(study, pids, before) or (
+            "interrupted: every worker ended its trial as FAIL; run the same command to resume"
+        )
     elif signalled and finished < target:  # signals sent to the workers alone, not to this process
         signum = signalled[0].exitcode - 128
         summary.interrupted = signum
