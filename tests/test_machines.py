@@ -270,14 +270,11 @@ def fit(config, report):
 """
 
 
-def test_ctrl_c_while_the_last_trial_runs_on_another_machine_says_no_trial_of_this_one_failed(
-    tmp_path: Path,
-) -> None:
-    # Machine A waited for the study's last trial, running on machine B (a Redis or journal study has no
-    # heartbeat to tell a dead machine from a live one, so A waits as long as it runs). Ctrl-C on A said
-    # "interrupted: the running trial ended as FAIL", where A ran no trial and B's went on RUNNING.
-    import signal
-
+def _waiting_for_machine_b(
+    tmp_path: Path, **env: str
+) -> tuple[optuna.Study, optuna.Trial, subprocess.Popen[str]]:
+    """A journal study of 2 finished trials and a third running on machine B; `hpotool optimize --n-trials
+    3` started on it (this machine), which waits for B's trial, its first line read."""
     (tmp_path / "quick.py").write_text(QUICK_FIT)
     url = f"journal:{tmp_path / 'studies' / 'j.log'}"
     run = {"project": "quick", "seed": 0, "epochs": 1, "trainer": {"function": "quick:fit", "x": 0.5}}
@@ -297,7 +294,6 @@ def test_ctrl_c_while_the_last_trial_runs_on_another_machine_says_no_trial_of_th
     study = optuna.load_study(study_name="shared", storage=make_storage(url))
     on_b = study.ask()  # machine B's trial, running as long as B does
     on_b.set_user_attr("worker", {"host": "machine-b.example", "pid": 4242})
-    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{tmp_path}", "COLUMNS": "300"}
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -312,21 +308,37 @@ def test_ctrl_c_while_the_last_trial_runs_on_another_machine_says_no_trial_of_th
             "3",
         ],
         cwd=tmp_path,
-        env=env,
+        env={**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{tmp_path}", "COLUMNS": "300", **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # "resuming study 'shared': 2/3 trials done": it waits for a slot
+    assert "resuming study" in line, line
+    return study, on_b, proc
+
+
+def _interrupt(proc: subprocess.Popen[str]) -> str:
+    import signal
+
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # "resuming study 'shared': 2/3 trials done": it waits for a slot
-        assert "resuming study" in line, line
-        time.sleep(1.0)
         proc.send_signal(signal.SIGINT)
-        output = line + proc.communicate(timeout=60)[0]
+        return proc.communicate(timeout=60)[0]
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_ctrl_c_while_the_last_trial_runs_on_another_machine_says_no_trial_of_this_one_failed(
+    tmp_path: Path,
+) -> None:
+    # Machine A waited for the study's last trial, running on machine B (a Redis or journal study has no
+    # heartbeat to tell a dead machine from a live one, so A waits as long as it runs). Ctrl-C on A said
+    # "interrupted: the running trial ended as FAIL", where A ran no trial and B's went on RUNNING.
+    study, on_b, proc = _waiting_for_machine_b(tmp_path)
+    time.sleep(1.0)
+    output = _interrupt(proc)
     assert proc.returncode == 130, output
     assert "Traceback" not in output
     assert "the running trial ended as FAIL" not in output
@@ -335,3 +347,30 @@ def test_ctrl_c_while_the_last_trial_runs_on_another_machine_says_no_trial_of_th
         output
     )
     assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 2 + [TrialState.RUNNING]
+
+
+def test_a_run_waiting_for_another_machine_on_a_storage_without_heartbeat_says_so_and_what_to_do(
+    tmp_path: Path,
+) -> None:
+    # Machine A waited for the study's last trial, running on machine B, without a word: on a Redis or
+    # journal study, a B gone for good (kill -9, power cut) kept A waiting silently for ever. Now, after
+    # the heartbeat's grace period, A says once which trial it waits for, where it runs, and the command
+    # that fails it should that machine be gone.
+    _, on_b, proc = _waiting_for_machine_b(tmp_path, HPOTOOL_HEARTBEAT_GRACE="1")
+    assert proc.stdout is not None
+    import select
+
+    started = time.monotonic()
+    ready = select.select([proc.stdout], [], [], 20)[0]  # before: nothing came, however long it waited
+    note = proc.stdout.readline() if ready else ""
+    waited = time.monotonic() - started
+    output = note + _interrupt(proc)
+    url = f"journal:{tmp_path / 'studies' / 'j.log'}"
+    assert " ".join(note.split()) == (
+        f"note: waiting for the study's last trials, running on other machines: #{on_b.number} "
+        f"(machine-b.example, pid 4242). This storage has no heartbeat to tell a dead machine from a live one: "
+        f"if one is gone, stop every run of the study and run hpotool fail-stale --study-name shared "
+        f"--storage {url} --all-running"
+    ), output
+    assert 0.5 < waited < 20, waited
+    assert output.count("note: waiting for") == 1, output

@@ -16,6 +16,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Collection, Mapping
+from shlex import quote
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 import optuna
@@ -184,6 +185,7 @@ def run_trials(
     interval, grace = heartbeat_settings()
     beating = has_heartbeat(storage)
     next_stale_check = start
+    waiting_since: float | None = None  # since when other processes' trials have taken every slot
     # As Study.optimize does: a sampler with nothing left to try (grid, brute force) calls study.stop() from
     # `tell`, which Optuna allows only inside its optimize loop; this loop then ends the same way.
     study._stop_flag = False
@@ -206,6 +208,11 @@ def run_trials(
             if sum(t.state in FINISHED for t in trials) >= target:
                 break
             if len(trials) >= target:  # every slot is taken: wait for one to finish or fail
+                if waiting_since is None:
+                    waiting_since = now
+                elif not beating and now - waiting_since >= grace:
+                    waiting_since = math.inf  # said once
+                    _waiting_for_other_machines(plan, trials)
                 time.sleep(poll)
                 continue
             if _all_started(study):  # other workers run the last points: wait, run none twice
@@ -277,6 +284,32 @@ def run_trials(
     finally:
         study._thread_local.in_optimize_loop = False
     return guard
+
+
+def _waiting_for_other_machines(plan: StudyPlan, trials: list[FrozenTrial]) -> None:
+    """Say, once, that this run (a single process: workers would each say it) has waited the heartbeat's
+    grace period for the study's last trials, running on other machines, on a storage without heartbeat
+    (Redis, journal files), where a machine gone for good would keep it waiting silently for ever."""
+    import multiprocessing
+
+    elsewhere = [t for t in trials if t.state == TrialState.RUNNING and not on_this_host(t)]
+    if not elsewhere or multiprocessing.parent_process() is not None:
+        return
+    from hpotool.storage import shown_url
+
+    def where(t: FrozenTrial) -> str:
+        who = t.user_attrs.get("worker")
+        return f" ({who.get('host')}, pid {who.get('pid')})" if isinstance(who, dict) else ""
+
+    listed = ", ".join(f"#{t.number}{where(t)}" for t in elsewhere)
+    _log.warning(
+        "note: waiting for the study's last trials, running on other machines: %s. This storage has no "
+        "heartbeat to tell a dead machine from a live one: if one is gone, stop every run of the study and "
+        "run hpotool fail-stale --study-name %s --storage %s --all-running",
+        listed,
+        quote(plan.opt.study_name),
+        quote(shown_url(plan.storage_url)),
+    )
 
 
 def _others_asked(study: optuna.Study, since: int, mine: int) -> bool:
