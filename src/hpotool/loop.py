@@ -215,6 +215,8 @@ def run_trials(
                     _waiting_for_other_machines(plan, trials)
                 time.sleep(poll)
                 continue
+            if waiting_since != math.inf:
+                waiting_since = None  # a slot came free: a later wait counts from its own start
             if _all_started(study):  # other workers run the last points: wait, run none twice
                 if sampler_exhausted(study, running_done=False):
                     guard.exhausted = True
