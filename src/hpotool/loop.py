@@ -16,6 +16,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Collection, Mapping
+from shlex import quote
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 import optuna
@@ -26,7 +27,7 @@ from hpotool.factories import process_salt, study_sampler
 from hpotool.fallback import IndependentSampling, independent_sampling
 from hpotool.formatting import format_choice, format_value
 from hpotool.interrupts import deferred, raise_dropped, signal_of, signals_interrupt
-from hpotool.objective import FailureGuard, StudyObserver, make_objective
+from hpotool.objective import FailureGuard, StorageLostInTrial, StudyObserver, make_objective
 from hpotool.overrides import leaf_values
 from hpotool.plan import WARM_START, StudyPlan
 from hpotool.runner import described
@@ -91,6 +92,7 @@ def _run_trial(
     """
     state, value, reason = None, None, ""
     interrupted: KeyboardInterrupt | None = None
+    lost: StorageLostInTrial | None = None
     broken = False  # the training function broke hpotool's contract: every trial would fail the same way
     from optuna.storages._heartbeat import get_heartbeat_thread
 
@@ -107,6 +109,8 @@ def _run_trial(
             value = objective(trial)
         except optuna.TrialPruned:
             state = TrialState.PRUNED
+        except StorageLostInTrial as exc:  # the trial stays RUNNING: the next run fails it and runs it again
+            lost = exc
         except Exception as exc:
             state, reason, broken = TrialState.FAIL, described(exc), broke_contract(exc)
         except KeyboardInterrupt as exc:
@@ -120,6 +124,8 @@ def _run_trial(
     except KeyboardInterrupt as exc:  # after the objective, as its heartbeat thread ended: the trial ran
         # to its end, and is told so below (before: it stayed RUNNING), then the interrupt goes on
         interrupted = exc
+    if lost is not None:
+        raise lost  # `storage_lost` says so in one line
     with deferred():  # a signal now ends the study after the trial is told, not half-way through
         # The objective records why its training failed; a signal or error outside that (while the trial
         # draws its values, say) must not leave a FAIL trial without its reason.
@@ -180,6 +186,7 @@ def run_trials(
     interval, grace = heartbeat_settings()
     beating = has_heartbeat(storage)
     next_stale_check = start
+    waiting_since: float | None = None  # since when other processes' trials have taken every slot
     # As Study.optimize does: a sampler with nothing left to try (grid, brute force) calls study.stop() from
     # `tell`, which Optuna allows only inside its optimize loop; this loop then ends the same way.
     study._stop_flag = False
@@ -202,8 +209,15 @@ def run_trials(
             if sum(t.state in FINISHED for t in trials) >= target:
                 break
             if len(trials) >= target:  # every slot is taken: wait for one to finish or fail
+                if waiting_since is None:
+                    waiting_since = now
+                elif not beating and now - waiting_since >= grace:
+                    waiting_since = math.inf  # said once
+                    _waiting_for_other_machines(plan, trials)
                 time.sleep(poll)
                 continue
+            if waiting_since != math.inf:
+                waiting_since = None  # a slot came free: a later wait counts from its own start
             if _all_started(study):  # other workers run the last points: wait, run none twice
                 if sampler_exhausted(study, running_done=False):
                     guard.exhausted = True
@@ -273,6 +287,32 @@ def run_trials(
     finally:
         study._thread_local.in_optimize_loop = False
     return guard
+
+
+def _waiting_for_other_machines(plan: StudyPlan, trials: list[FrozenTrial]) -> None:
+    """Say, once, that this run (a single process: workers would each say it) has waited the heartbeat's
+    grace period for the study's last trials, running on other machines, on a storage without heartbeat
+    (Redis, journal files), where a machine gone for good would keep it waiting silently for ever."""
+    import multiprocessing
+
+    elsewhere = [t for t in trials if t.state == TrialState.RUNNING and not on_this_host(t)]
+    if not elsewhere or multiprocessing.parent_process() is not None:
+        return
+    from hpotool.storage import shown_url
+
+    def where(t: FrozenTrial) -> str:
+        who = t.user_attrs.get("worker")
+        return f" ({who.get('host')}, pid {who.get('pid')})" if isinstance(who, dict) else ""
+
+    listed = ", ".join(f"#{t.number}{where(t)}" for t in elsewhere)
+    _log.warning(
+        "note: waiting for the study's last trials, running on other machines: %s. This storage has no "
+        "heartbeat to tell a dead machine from a live one: if one is gone, stop every run of the study and "
+        "run hpotool fail-stale --study-name %s --storage %s --all-running",
+        listed,
+        quote(plan.opt.study_name),
+        quote(shown_url(plan.storage_url)),
+    )
 
 
 def _others_asked(study: optuna.Study, since: int, mine: int) -> bool:
@@ -609,6 +649,22 @@ def _drop_unlisted_warm_starts(study: optuna.Study, plan: StudyPlan, trials: lis
     )
 
 
+def interrupted_idle(study: optuna.Study, pids: Collection[int], before: set[int]) -> str | None:
+    """What the summary says of a Ctrl-C or SIGTERM that found none of the processes `pids` (this one, its
+    workers) running a trial, or None when one ended its trial so ("interrupted"). The study's last trials
+    run elsewhere (another machine, another command): this run waited for them, and they run on."""
+    fails = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    if any(t.number not in before and _interrupted(t) and run_by(t, pids) for t in fails):
+        return None
+    others = [f"#{t.number}" for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+    if not others:
+        return "interrupted between trials: none was running; run the same command to resume"
+    return (
+        f"interrupted while waiting for the trials that other processes run ({', '.join(others)}): no trial "
+        f"of this run was running; run the same command to resume"
+    )
+
+
 def _interrupted(trial: FrozenTrial) -> bool:
     """Whether Ctrl-C or SIGTERM ended `trial` (FAIL, "interrupted"): it never finished its run."""
     return trial.state == TrialState.FAIL and trial.user_attrs.get("fail_reason") == "interrupted"
@@ -781,7 +837,9 @@ def _run_study(
         summary.stopped = already_done(done, target)
     elif interrupted is not None:
         summary.interrupted = interrupted
-        summary.stopped = "interrupted: the running trial ended as FAIL; run the same command to resume"
+        summary.stopped = interrupted_idle(study, {os.getpid()}, before) or (
+            "interrupted: the running trial ended as FAIL; run the same command to resume"
+        )
     elif guard is not None and guard.exhausted:
         summary.stopped = EXHAUSTED
     elif guard is not None and guard.tripped:

@@ -25,10 +25,17 @@ from hpotool.runner import (
 from hpotool.search_space import (
     suggest,
 )
+from hpotool.storage import lost_connection
 from hpotool.trainer import EpochResult, NonFiniteLossError
 
 if TYPE_CHECKING:
     pass
+
+
+class StorageLostInTrial(Exception):
+    """The storage stopped answering as the objective wrote a trial's report to it (`lost_connection`): not
+    the training's failure. The trial is left RUNNING, as a server gone for good would leave it, and the
+    run ends; the next run marks it FAIL ("worker died") and runs its values again."""
 
 
 class StudyObserver(Protocol):
@@ -77,18 +84,28 @@ def make_objective(
                     raise NonFiniteLossError(result.epoch, value, name)
             if report_metric and opt.metric in result.metrics:
                 value = result.metrics[opt.metric]
-                trial.report(value, step=result.epoch)
                 # After the last epoch the training is spent: the trial completes, whatever a pruner says
                 # (successive halving with a rung there, the median pruner, marked every such trial PRUNED).
                 last = config.trainer is None and result.epoch + 1 >= config.epochs
-                if not last and trial.should_prune():
+                try:
+                    trial.report(value, step=result.epoch)
+                    prune = not last and trial.should_prune()
+                except Exception as exc:  # told apart here: a user's own database error is the training's
+                    if lost_connection(exc) is None:
+                        raise
+                    raise StorageLostInTrial(str(exc)) from exc
+                if prune:
                     raise optuna.TrialPruned(
                         f"pruned after {result.epoch + 1} of {config.epochs} epochs ({opt.metric}={value:.4g})"
                     )
 
         attrs: dict[str, Any] = {}
+        lost = False  # the storage stopped answering: nothing more is written to it
         try:
             result = train_run(config, on_epoch_end=on_epoch_end, history=history)
+        except StorageLostInTrial:
+            lost = True
+            raise
         except optuna.TrialPruned as exc:
             attrs["prune_reason"] = str(exc)
             raise
@@ -106,10 +123,11 @@ def make_objective(
                 attrs["feasible"] = False
             raise
         finally:
-            attrs["history"] = history
-            attrs["epochs_run"] = len(history)
-            for key, value in attrs.items():
-                trial.set_user_attr(key, value)
+            if not lost:
+                attrs["history"] = history
+                attrs["epochs_run"] = len(history)
+                for key, value in attrs.items():
+                    trial.set_user_attr(key, value)
             _free_device_memory(config.device)
         trial.set_user_attr("metrics", result.metrics)
         unmeasured = [c for c in limits if c.metric not in result.metrics]

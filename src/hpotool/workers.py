@@ -48,6 +48,7 @@ from hpotool.loop import (
     add_fallback_note,
     add_ran_now_states,
     already_done,
+    interrupted_idle,
     make_tracker,
     open_for_run,
     ran_now_states,
@@ -375,6 +376,17 @@ class _Monitor:
         self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
 
     def poll(self) -> None:
+        """Show the newly finished trials. A connection the server dropped (a restart, a failover) is only
+        a look missed: the next one reconnects. Before, this process stopped every worker (their trials
+        ended FAIL, "interrupted", never run again) while the server answered them; one gone for good,
+        the workers meet at their next write, and end the run (`LOST_STORAGE_EXIT`)."""
+        try:
+            self._poll()
+        except Exception as exc:
+            if lost_connection(exc) is None:
+                raise
+
+    def _poll(self) -> None:
         new = [
             t
             for t in self.study.get_trials(deepcopy=False)
@@ -420,6 +432,8 @@ def _worker_ended(study: optuna.Study, proc: Any, before: set[int]) -> str:
         except ValueError:
             name = f"signal {signum}"
         how = f"was stopped by {name}" if code > 0 else f"was killed by {name}"
+    elif code == LOST_STORAGE_EXIT:
+        how = "lost its connection to the storage"
     else:
         how = f"exited with code {code}"
     mine = [
@@ -564,7 +578,9 @@ def _run_workers(
     summary.extra["workers"] = n_workers
     add_fallback_note(summary, fallback)
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
-    if any(p.exitcode == LOST_STORAGE_EXIT for p in procs):  # this process could read it again: say so
+    # A worker that lost its connection, where the others finished the study (its trial failed and run
+    # again by them), is named in a note below, as one that ended otherwise.
+    if any(p.exitcode == LOST_STORAGE_EXIT for p in procs) and finished < target:
         raise storage_lost(plan.storage_url, ConnectionError("a worker lost its connection"))
     said: dict[int, str] = {}  # the first problem a worker put, by its exit code
     while not problems.empty():
@@ -594,7 +610,9 @@ def _run_workers(
         summary.stopped = already_done(done, target)
     elif interrupted is not None:
         summary.interrupted = interrupted
-        summary.stopped = "interrupted: every worker ended its trial as FAIL; run the same command to resume"
+        summary.stopped = interrupted_idle(study, pids, before) or (
+            "interrupted: every worker ended its trial as FAIL; run the same command to resume"
+        )
     elif signalled and finished < target:  # signals sent to the workers alone, not to this process
         signum = signalled[0].exitcode - 128
         summary.interrupted = signum

@@ -1,0 +1,376 @@
+"""Several `hpotool optimize` commands sharing one study on a database server, as several machines do."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from hpotool.storage import make_storage
+
+from .conftest import write_yaml
+from .test_workers import _server_url
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+# A user's training function whose first trial to reach its second epoch has the database server drop one
+# connection in the middle of a query, as a restart or a failover does (`pg_terminate_backend`): with `cut:
+# report`, this process's own as it writes the epoch's report; with `cut: main`, that of the command's main
+# process (`--workers`) as it looks for finished trials. Only the backends of this test's study (its
+# `application_name`) and of that process (its sockets' ports) are ended.
+CUT_FIT = """
+import multiprocessing
+import os
+import threading
+import time
+
+import psycopg
+
+DSN = "host=127.0.0.1 user=postgres dbname=test"
+
+
+def fit(config, report):
+    options = config["trainer"]
+    metrics = {}
+    for epoch in range(config["epochs"]):
+        if epoch == 1 and _first():  # once: the server answers the next command
+            if options["cut"] == "report":
+                _cut(options["app"], os.getpid(), "trial_intermediate_values").start()
+                time.sleep(1.1)  # longer than the storage's flush interval: the report is written at once
+            else:
+                cut = _cut(options["app"], multiprocessing.parent_process().pid, "trials")
+                cut.start()
+                cut.join()
+        metrics = {"val_loss": options["x"] + epoch}
+        report(epoch, metrics)
+        time.sleep(0.2)
+    return metrics
+
+
+def _first():
+    try:
+        os.close(os.open("cut.done", os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return False
+    return True
+
+
+def _ports(pid):
+    \"\"\"The local TCP ports of process `pid`'s sockets.\"\"\"
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:  # closed since (the listing's own)
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    ports = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in open(table).read().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.append(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def _cut(app, pid, table):
+    \"\"\"A thread that ends the query of process `pid` that waits for `table`, locked until then.\"\"\"
+    lock = psycopg.connect(DSN)
+    lock.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+
+    def end_the_blocked_query():
+        with psycopg.connect(DSN, autocommit=True) as admin:
+            for _ in range(400):
+                blocked = admin.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND client_port = ANY(%s) "
+                    "AND %s = ANY(pg_blocking_pids(pid))",
+                    (app, _ports(pid), lock.info.backend_pid),
+                ).fetchall()
+                if blocked:
+                    break
+                time.sleep(0.05)
+            ended = [admin.execute("SELECT pg_terminate_backend(%s)", row).fetchone()[0] for row in blocked]
+        lock.rollback()
+        lock.close()
+        assert ended == [True], ended
+
+    return threading.Thread(target=end_the_blocked_query)
+"""
+
+
+def _optimize(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{cwd}", "COLUMNS": "300"}
+    return subprocess.run(
+        [sys.executable, "-m", "hpotool", "optimize", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_connection_the_server_drops_during_a_report_ends_the_run_and_the_trial_runs_again(
+    tmp_path: Path,
+) -> None:
+    # The server dropped the connection writing a trial's report (`trial.report` in the user's epoch):
+    # the trial was marked FAIL with Optuna's "StorageInternalError: ... invalid data in the commit, e.g.
+    # exceeding max length. (at cut.py:... in fit)", blaming the user's code, its values never ran again,
+    # and the command went on to its next trial and exited 0. Now the command ends with the one line
+    # `optimize` gives for a server that stopped answering, exit code 2, the trial stays RUNNING, and the
+    # same command marks it FAIL ("worker died") and runs its values again.
+    server = _server_url("postgres")
+    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    url = f"{server}?application_name={name}"
+    (tmp_path / "cut.py").write_text(CUT_FIT)
+    run = {
+        "project": "cut",
+        "seed": 0,
+        "epochs": 3,
+        "trainer": {"function": "cut:fit", "x": 0.5, "cut": "report", "app": name},
+    }
+    opt = {
+        "study_name": name,
+        "n_trials": 2,
+        "seed": 0,
+        "metric": "val_loss",
+        "direction": "minimize",
+        "storage": url,
+        "search_space": {"trainer.x": {"type": "float", "low": 0.0, "high": 1.0}},
+    }
+    write_yaml(tmp_path / "run.yaml", run)
+    write_yaml(tmp_path / "optimize.yaml", opt)
+    try:
+        cut = _optimize(tmp_path, "-r", "run.yaml", "-o", "optimize.yaml", "-q")
+        assert cut.returncode == 2, cut.stdout + cut.stderr
+        assert "Traceback" not in cut.stderr
+        assert f"error: storage {url!r} stopped answering during the study" in cut.stderr
+        study = optuna.load_study(study_name=name, storage=make_storage(url))
+        [trial] = study.get_trials()
+        assert trial.state == TrialState.RUNNING, trial.user_attrs.get("fail_reason")
+
+        # The server answers again: the same command resumes the study.
+        resumed = _optimize(tmp_path, "-r", "run.yaml", "-o", "optimize.yaml", "-q")
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        trials = study.get_trials()
+        assert trials[0].state == TrialState.FAIL
+        assert trials[0].user_attrs["fail_reason"].startswith("worker died")
+        retries = [t for t in trials if t.user_attrs.get("retry_of") == 0]
+        assert [t.state for t in retries] == [TrialState.COMPLETE]
+        assert retries[0].params == trials[0].params
+        assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 2
+    finally:
+        optuna.delete_study(study_name=name, storage=make_storage(server))
+
+
+def test_a_connection_the_server_drops_under_the_main_process_of_workers_stops_no_worker(
+    tmp_path: Path,
+) -> None:
+    # The server dropped the connection of `--workers`' main process in the middle of its look for newly
+    # finished trials (a restart, a failover): the main process stopped every worker, which ended its trial
+    # as FAIL ("interrupted", never run again), and the command ended with "storage ... stopped answering
+    # ... those that were running stay RUNNING there", exit code 2, while the server answered again at
+    # once (the workers wrote their FAIL). Now the main process's next look reconnects, the workers go on,
+    # and the study ends with its trials.
+    server = _server_url("postgres")
+    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    url = f"{server}?application_name={name}"
+    (tmp_path / "cut.py").write_text(CUT_FIT)
+    run = {
+        "project": "cut",
+        "seed": 0,
+        "epochs": 3,
+        "trainer": {"function": "cut:fit", "x": 0.5, "cut": "main", "app": name},
+    }
+    opt = {
+        "study_name": name,
+        "n_trials": 4,
+        "seed": 0,
+        "metric": "val_loss",
+        "direction": "minimize",
+        "storage": url,
+        "search_space": {"trainer.x": {"type": "float", "low": 0.0, "high": 1.0}},
+    }
+    write_yaml(tmp_path / "run.yaml", run)
+    write_yaml(tmp_path / "optimize.yaml", opt)
+    try:
+        ran = _optimize(tmp_path, "-r", "run.yaml", "-o", "optimize.yaml", "-q", "--workers", "2")
+        assert (tmp_path / "cut.done").exists()
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        study = optuna.load_study(study_name=name, storage=make_storage(url))
+        ended = [(t.state, t.user_attrs.get("fail_reason")) for t in study.get_trials()]
+        assert ended == [(TrialState.COMPLETE, None)] * 4
+    finally:
+        optuna.delete_study(study_name=name, storage=make_storage(server))
+
+
+def test_a_worker_whose_connection_the_server_drops_leaves_its_trial_to_the_others_and_the_study_ends_well(
+    tmp_path: Path,
+) -> None:
+    # The server dropped one worker's connection as it wrote its trial's report: that worker ended, the
+    # main process failed its trial ("worker died") and queued its values, and the other worker ran them
+    # and finished the study; the command then ended with "error: storage ... stopped answering during the
+    # study (ConnectionError: a worker lost its connection); ... those that were running stay RUNNING
+    # there. Once it answers again, run the same command to resume", exit code 2, on a study with every
+    # trial it asked for and nothing running. Now it exits 0 with a note naming the worker, as for a worker
+    # that ended otherwise.
+    server = _server_url("postgres")
+    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    url = f"{server}?application_name={name}"
+    (tmp_path / "cut.py").write_text(CUT_FIT)
+    run = {
+        "project": "cut",
+        "seed": 0,
+        "epochs": 3,
+        "trainer": {"function": "cut:fit", "x": 0.5, "cut": "report", "app": name},
+    }
+    opt = {
+        "study_name": name,
+        "n_trials": 4,
+        "seed": 0,
+        "metric": "val_loss",
+        "direction": "minimize",
+        "storage": url,
+        "search_space": {"trainer.x": {"type": "float", "low": 0.0, "high": 1.0}},
+    }
+    write_yaml(tmp_path / "run.yaml", run)
+    write_yaml(tmp_path / "optimize.yaml", opt)
+    try:
+        ran = _optimize(tmp_path, "-r", "run.yaml", "-o", "optimize.yaml", "-q", "--workers", "2")
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        study = optuna.load_study(study_name=name, storage=make_storage(url))
+        trials = study.get_trials()
+        [cut] = [t for t in trials if t.state == TrialState.FAIL]
+        assert cut.user_attrs["fail_reason"].startswith("worker died")
+        assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 4
+        [retry] = [t for t in trials if t.user_attrs.get("retry_of") == cut.number]
+        assert retry.state == TrialState.COMPLETE and retry.params == cut.params
+        pid = cut.user_attrs["worker"]["pid"]
+        assert "error" not in ran.stderr
+        assert (
+            f"(pid {pid}) lost its connection to the storage: its trial #{cut.number} ended as FAIL"
+            in " ".join(ran.stderr.split())
+        ), ran.stderr
+    finally:
+        optuna.delete_study(study_name=name, storage=make_storage(server))
+
+
+QUICK_FIT = """
+def fit(config, report):
+    metrics = {"val_loss": config["trainer"]["x"]}
+    report(0, metrics)
+    return metrics
+"""
+
+
+def _waiting_for_machine_b(
+    tmp_path: Path, **env: str
+) -> tuple[optuna.Study, optuna.Trial, subprocess.Popen[str]]:
+    """A journal study of 2 finished trials and a third running on machine B; `hpotool optimize --n-trials
+    3` started on it (this machine), which waits for B's trial, its first line read."""
+    (tmp_path / "quick.py").write_text(QUICK_FIT)
+    url = f"journal:{tmp_path / 'studies' / 'j.log'}"
+    run = {"project": "quick", "seed": 0, "epochs": 1, "trainer": {"function": "quick:fit", "x": 0.5}}
+    opt = {
+        "study_name": "shared",
+        "n_trials": 2,
+        "seed": 0,
+        "metric": "val_loss",
+        "direction": "minimize",
+        "storage": url,
+        "search_space": {"trainer.x": {"type": "float", "low": 0.0, "high": 1.0}},
+    }
+    write_yaml(tmp_path / "run.yaml", run)
+    write_yaml(tmp_path / "optimize.yaml", opt)
+    first = _optimize(tmp_path, "-r", "run.yaml", "-o", "optimize.yaml", "-q")
+    assert first.returncode == 0, first.stdout + first.stderr
+    study = optuna.load_study(study_name="shared", storage=make_storage(url))
+    on_b = study.ask()  # machine B's trial, running as long as B does
+    on_b.set_user_attr("worker", {"host": "machine-b.example", "pid": 4242})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hpotool",
+            "optimize",
+            "-r",
+            "run.yaml",
+            "-o",
+            "optimize.yaml",
+            "--n-trials",
+            "3",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{tmp_path}", "COLUMNS": "300", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # "resuming study 'shared': 2/3 trials done": it waits for a slot
+    assert "resuming study" in line, line
+    return study, on_b, proc
+
+
+def _interrupt(proc: subprocess.Popen[str]) -> str:
+    import signal
+
+    try:
+        proc.send_signal(signal.SIGINT)
+        return proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_ctrl_c_while_the_last_trial_runs_on_another_machine_says_no_trial_of_this_one_failed(
+    tmp_path: Path,
+) -> None:
+    # Machine A waited for the study's last trial, running on machine B (a Redis or journal study has no
+    # heartbeat to tell a dead machine from a live one, so A waits as long as it runs). Ctrl-C on A said
+    # "interrupted: the running trial ended as FAIL", where A ran no trial and B's went on RUNNING.
+    study, on_b, proc = _waiting_for_machine_b(tmp_path)
+    time.sleep(1.0)
+    output = _interrupt(proc)
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output
+    assert "the running trial ended as FAIL" not in output
+    text = " ".join(output.split())
+    assert f"interrupted while waiting for the trials that other processes run (#{on_b.number})" in text, (
+        output
+    )
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 2 + [TrialState.RUNNING]
+
+
+def test_a_run_waiting_for_another_machine_on_a_storage_without_heartbeat_says_so_and_what_to_do(
+    tmp_path: Path,
+) -> None:
+    # Machine A waited for the study's last trial, running on machine B, without a word: on a Redis or
+    # journal study, a B gone for good (kill -9, power cut) kept A waiting silently for ever. Now, after
+    # the heartbeat's grace period, A says once which trial it waits for, where it runs, and the command
+    # that fails it should that machine be gone.
+    _, on_b, proc = _waiting_for_machine_b(tmp_path, HPOTOOL_HEARTBEAT_GRACE="1")
+    assert proc.stdout is not None
+    import select
+
+    started = time.monotonic()
+    ready = select.select([proc.stdout], [], [], 20)[0]  # before: nothing came, however long it waited
+    note = proc.stdout.readline() if ready else ""
+    waited = time.monotonic() - started
+    output = note + _interrupt(proc)
+    url = f"journal:{tmp_path / 'studies' / 'j.log'}"
+    assert " ".join(note.split()) == (
+        f"note: waiting for the study's last trials, running on other machines: #{on_b.number} "
+        f"(machine-b.example, pid 4242). This storage has no heartbeat to tell a dead machine from a live one: "
+        f"if one is gone, stop every run of the study and run hpotool fail-stale --study-name shared "
+        f"--storage {url} --all-running"
+    ), output
+    assert 0.5 < waited < 20, waited
+    assert output.count("note: waiting for") == 1, output
