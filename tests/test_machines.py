@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -117,6 +119,32 @@ def _optimize(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@contextlib.contextmanager
+def _cut_study(tmp_path: Path, cut: str, n_trials: int) -> Iterator[tuple[str, str]]:
+    """(storage URL, study name) of a fresh PostgreSQL study of `CUT_FIT` trials, its configs written to
+    tmp_path (run.yaml, optimize.yaml); `cut` says whose connection the server drops. Deleted after."""
+    server = _server_url("postgres")
+    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    url = f"{server}?application_name={name}"
+    (tmp_path / "cut.py").write_text(CUT_FIT)
+    trainer = {"function": "cut:fit", "x": 0.5, "cut": cut, "app": name}
+    write_yaml(tmp_path / "run.yaml", {"project": "cut", "seed": 0, "epochs": 3, "trainer": trainer})
+    opt = {
+        "study_name": name,
+        "n_trials": n_trials,
+        "seed": 0,
+        "metric": "val_loss",
+        "direction": "minimize",
+        "storage": url,
+        "search_space": {"trainer.x": {"type": "float", "low": 0.0, "high": 1.0}},
+    }
+    write_yaml(tmp_path / "optimize.yaml", opt)
+    try:
+        yield url, name
+    finally:
+        optuna.delete_study(study_name=name, storage=make_storage(server))
+
+
 def test_a_connection_the_server_drops_during_a_report_ends_the_run_and_the_trial_runs_again(
     tmp_path: Path,
 ) -> None:
@@ -126,28 +154,7 @@ def test_a_connection_the_server_drops_during_a_report_ends_the_run_and_the_tria
     # and the command went on to its next trial and exited 0. Now the command ends with the one line
     # `optimize` gives for a server that stopped answering, exit code 2, the trial stays RUNNING, and the
     # same command marks it FAIL ("worker died") and runs its values again.
-    server = _server_url("postgres")
-    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
-    url = f"{server}?application_name={name}"
-    (tmp_path / "cut.py").write_text(CUT_FIT)
-    run = {
-        "project": "cut",
-        "seed": 0,
-        "epochs": 3,
-        "trainer": {"function": "cut:fit", "x": 0.5, "cut": "report", "app": name},
-    }
-    opt = {
-        "study_name": name,
-        "n_trials": 2,
-        "seed": 0,
-        "metric": "val_loss",
-        "direction": "minimize",
-        "storage": url,
-        "search_space": {"trainer.x": {"type": "float", "low": 0.0, "high": 1.0}},
-    }
-    write_yaml(tmp_path / "run.yaml", run)
-    write_yaml(tmp_path / "optimize.yaml", opt)
-    try:
+    with _cut_study(tmp_path, "report", 2) as (url, name):
         cut = _optimize(tmp_path, "-r", "run.yaml", "-o", "optimize.yaml", "-q")
         assert cut.returncode == 2, cut.stdout + cut.stderr
         assert "Traceback" not in cut.stderr
@@ -166,8 +173,6 @@ def test_a_connection_the_server_drops_during_a_report_ends_the_run_and_the_tria
         assert [t.state for t in retries] == [TrialState.COMPLETE]
         assert retries[0].params == trials[0].params
         assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 2
-    finally:
-        optuna.delete_study(study_name=name, storage=make_storage(server))
 
 
 def test_a_connection_the_server_drops_under_the_main_process_of_workers_stops_no_worker(
@@ -179,36 +184,13 @@ def test_a_connection_the_server_drops_under_the_main_process_of_workers_stops_n
     # ... those that were running stay RUNNING there", exit code 2, while the server answered again at
     # once (the workers wrote their FAIL). Now the main process's next look reconnects, the workers go on,
     # and the study ends with its trials.
-    server = _server_url("postgres")
-    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
-    url = f"{server}?application_name={name}"
-    (tmp_path / "cut.py").write_text(CUT_FIT)
-    run = {
-        "project": "cut",
-        "seed": 0,
-        "epochs": 3,
-        "trainer": {"function": "cut:fit", "x": 0.5, "cut": "main", "app": name},
-    }
-    opt = {
-        "study_name": name,
-        "n_trials": 4,
-        "seed": 0,
-        "metric": "val_loss",
-        "direction": "minimize",
-        "storage": url,
-        "search_space": {"trainer.x": {"type": "float", "low": 0.0, "high": 1.0}},
-    }
-    write_yaml(tmp_path / "run.yaml", run)
-    write_yaml(tmp_path / "optimize.yaml", opt)
-    try:
+    with _cut_study(tmp_path, "main", 4) as (url, name):
         ran = _optimize(tmp_path, "-r", "run.yaml", "-o", "optimize.yaml", "-q", "--workers", "2")
         assert (tmp_path / "cut.done").exists()
         assert ran.returncode == 0, ran.stdout + ran.stderr
         study = optuna.load_study(study_name=name, storage=make_storage(url))
         ended = [(t.state, t.user_attrs.get("fail_reason")) for t in study.get_trials()]
         assert ended == [(TrialState.COMPLETE, None)] * 4
-    finally:
-        optuna.delete_study(study_name=name, storage=make_storage(server))
 
 
 def test_a_worker_whose_connection_the_server_drops_leaves_its_trial_to_the_others_and_the_study_ends_well(
@@ -221,28 +203,7 @@ def test_a_worker_whose_connection_the_server_drops_leaves_its_trial_to_the_othe
     # there. Once it answers again, run the same command to resume", exit code 2, on a study with every
     # trial it asked for and nothing running. Now it exits 0 with a note naming the worker, as for a worker
     # that ended otherwise.
-    server = _server_url("postgres")
-    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
-    url = f"{server}?application_name={name}"
-    (tmp_path / "cut.py").write_text(CUT_FIT)
-    run = {
-        "project": "cut",
-        "seed": 0,
-        "epochs": 3,
-        "trainer": {"function": "cut:fit", "x": 0.5, "cut": "report", "app": name},
-    }
-    opt = {
-        "study_name": name,
-        "n_trials": 4,
-        "seed": 0,
-        "metric": "val_loss",
-        "direction": "minimize",
-        "storage": url,
-        "search_space": {"trainer.x": {"type": "float", "low": 0.0, "high": 1.0}},
-    }
-    write_yaml(tmp_path / "run.yaml", run)
-    write_yaml(tmp_path / "optimize.yaml", opt)
-    try:
+    with _cut_study(tmp_path, "report", 4) as (url, name):
         ran = _optimize(tmp_path, "-r", "run.yaml", "-o", "optimize.yaml", "-q", "--workers", "2")
         assert ran.returncode == 0, ran.stdout + ran.stderr
         study = optuna.load_study(study_name=name, storage=make_storage(url))
@@ -258,8 +219,6 @@ def test_a_worker_whose_connection_the_server_drops_leaves_its_trial_to_the_othe
             f"(pid {pid}) lost its connection to the storage: its trial #{cut.number} ended as FAIL"
             in " ".join(ran.stderr.split())
         ), ran.stderr
-    finally:
-        optuna.delete_study(study_name=name, storage=make_storage(server))
 
 
 QUICK_FIT = """
