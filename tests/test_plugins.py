@@ -357,3 +357,21 @@ def test_a_model_or_loss_object_built_in_the_users_module_says_to_name_its_class
     with pytest.raises(HpoError) as info:
         load_run_config(path)
     assert str(info.value) == f"{path}: {message}"
+
+
+def test_an_import_path_misspelt_only_in_case_is_told_the_name_the_module_defines(tmp_path: Path) -> None:
+    """`case_data:pairds` for a module defining `PairDS` said "module 'case_data' has no attribute 'pairds'"
+    without a hint: the suggestion compared names case-sensitively, and `pairds` is far from `PairDS` so."""
+    from hpotool.errors import HpoError
+    from hpotool.resolve import import_object
+
+    (tmp_path / "case_data.py").write_text(
+        "import torch\n\n\nclass PairDS(torch.utils.data.Dataset):\n    pass\n\n\nclass Other:\n    pass\n"
+    )
+    for wrong in ("pairds", "PAIRDS", "pairDs"):
+        with pytest.raises(HpoError) as info:
+            import_object(f"case_data:{wrong}")
+        assert str(info.value) == (
+            f"cannot import 'case_data:{wrong}': module 'case_data' has no attribute {wrong!r} "
+            "(did you mean 'PairDS'?)"
+        )
