@@ -1376,6 +1376,16 @@ CASES = [
         run={"scheduler": {"name": "cosine", "warmup_epochs": 2}},
     ),
     Case(
+        "warmup-on-a-users-schedule",
+        "hpotool's warm-up set on a schedule of the user's, which has its own",
+        "error: run.yaml: scheduler: scheduler 'warm_schedule:make' takes no argument 'warmup_epochs': warmup_epochs and warmup_start are hpotool's warm-up of the built-in schedules cosine, none, step only; remove warmup_epochs, and set the schedule's own warm-up, if it has one (it takes: warmup)",
+        run={"scheduler": {"name": "warm_schedule:make", "warmup_epochs": 1}},
+        files={
+            "warm_schedule.py": "import torch\n\n\ndef make(optimizer, epochs, warmup=0):\n"
+            "    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: min(1.0, (e + 1) / (warmup + 1)))\n"
+        },
+    ),
+    Case(
         "final-epochs-warmup",
         "final runs as short as the base run's warm-up",
         "error: optimize.yaml: final: with epochs=1: scheduler.warmup_epochs: 1 is not shorter than the run (epochs: 1), so the 'cosine' schedule would never start; use at most 0, or more epochs",

@@ -375,3 +375,22 @@ def test_an_import_path_misspelt_only_in_case_is_told_the_name_the_module_define
             f"cannot import 'case_data:{wrong}': module 'case_data' has no attribute {wrong!r} "
             "(did you mean 'PairDS'?)"
         )
+
+
+def test_hpotools_warm_up_on_a_users_schedule_says_it_is_for_the_built_in_schedules(tmp_path: Path) -> None:
+    """`warmup_epochs: 1` on a schedule by import path that takes `warmup` said only "takes no argument
+    'warmup_epochs' (did you mean 'warmup'?)": not that warmup_epochs is hpotool's, for its own schedules."""
+    from pydantic import ValidationError
+
+    (tmp_path / "my_warm_schedule.py").write_text(
+        "import torch\n\n\ndef make(optimizer, epochs, warmup=0):\n"
+        "    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0)\n"
+    )
+    for key, value in (("warmup_epochs", 1), ("warmup_start", 0.5)):
+        with pytest.raises(ValidationError) as info:
+            RunConfig.model_validate({"scheduler": {"name": "my_warm_schedule:make", key: value}})
+        assert (
+            f"scheduler 'my_warm_schedule:make' takes no argument {key!r}: warmup_epochs and warmup_start are "
+            f"hpotool's warm-up of the built-in schedules cosine, none, step only; remove {key}, and set the "
+            "schedule's own warm-up, if it has one (it takes: warmup)"
+        ) in str(info.value)
