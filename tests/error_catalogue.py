@@ -653,6 +653,18 @@ CASES = [
         },
     ),
     Case(
+        "model-forward-requires-a-mask",
+        "a model whose forward() requires a second argument (a mask) besides the batch",
+        "error: run.yaml: model: TypeError: Net.forward() missing 1 required positional argument: 'mask'; hpotool calls forward(x) with one batch tensor, and Net.forward (mask_model.py:9) also requires mask: give it a default (def forward(self, x, mask=None)), or wrap the model in a module whose forward takes x alone",
+        run={"model": {"name": "mask_model:Net"}},
+        files={
+            "mask_model.py": "from torch import nn\n\n\nclass Net(nn.Module):\n"
+            "    def __init__(self, in_features, out_features):\n        super().__init__()\n"
+            "        self.f = nn.Linear(in_features, out_features)\n\n"
+            "    def forward(self, x, mask):\n        return self.f(x * mask)\n"
+        },
+    ),
+    Case(
         "data-object-already-built",
         "a Dataset object made on import, named where hpotool wants a function or class",
         "error: run.yaml: data: data 'built_data:train_ds' is a Samples object, not a function or class that returns the data; name its class, built_data:Samples, with its arguments under data:, or a function that returns it",

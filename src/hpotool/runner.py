@@ -9,6 +9,7 @@ import functools
 import inspect
 import json
 import math
+import os
 import random
 import re
 import time
@@ -881,6 +882,8 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
                     "model",
                     f"{described(exc)}; the data's x is {x_type} and the model's parameters {p_type}: {fix}",
                 ) from None
+            if (more := _forward_needs_more(model, exc)) is not None:
+                raise RunCheckError("model", f"{described(exc)}; {more}") from None
             if _wants_integer_ids(exc, val.x):
                 raise RunCheckError(
                     "model",
@@ -982,6 +985,45 @@ def _training_output(model: nn.Module, x: torch.Tensor) -> str | None:
         except Exception:
             return None
     return None if isinstance(out, torch.Tensor) else type(out).__name__
+
+
+def _forward_needs_more(model: nn.Module, exc: BaseException) -> str | None:
+    """What to do where the model's forward() requires more than the one batch tensor hpotool calls it with
+    (`forward(self, x, mask)`), naming its file and line; None when it does not. The step said only
+    "Net.forward() missing 1 required positional argument: 'mask'", without where or why."""
+    if not isinstance(exc, TypeError):
+        return None
+    forward = inspect.unwrap(type(model).forward)
+    try:
+        params = list(inspect.signature(forward).parameters.values())[1:]  # after self
+    except (TypeError, ValueError):
+        return None
+    required = [
+        p.name
+        for p in params
+        if p.default is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    ]
+    if len(required) < 2 or not any(repr(n) in str(exc) for n in required[1:]):
+        return None
+    try:
+        file = inspect.getsourcefile(forward)
+        line = inspect.getsourcelines(forward)[1]
+    except (OSError, TypeError):
+        file = None
+    where = ""
+    if file is not None:
+        path = os.path.abspath(file)
+        shown = os.path.relpath(path) if path.startswith(os.getcwd() + os.sep) else path
+        where = f" ({shown}:{line})"
+    extra = ", ".join(required[1:])
+    defaults = ", ".join(f"{n}=None" for n in required[1:])
+    return (
+        f"hpotool calls forward(x) with one batch tensor, and {type(model).__name__}.forward{where} also "
+        f"requires {extra}: give {'them defaults' if len(required) > 2 else 'it a default'} "
+        f"(def forward(self, {required[0]}, {defaults})), or wrap the model in a module whose forward takes "
+        f"x alone"
+    )
 
 
 def _wants_integer_ids(exc: BaseException, x: torch.Tensor) -> bool:
