@@ -1203,6 +1203,25 @@ CASES = [
         },
     ),
     Case(
+        "probability-bce-on-soft-labels",
+        "binary cross-entropy on probabilities (torch's BCELoss) for class probabilities a dataset names a classification",
+        "error: run.yaml: training: one step on 8 samples failed: RuntimeError: all elements of input should be between 0 and 1; 'torch.nn:BCELoss' takes probabilities (after a sigmoid), but the model outputs one logit per class, and y holds each sample's probabilities over 3 classes (soft labels); use cross_entropy (or auto), which takes the logits and probabilities, or for 3 independent targets from 0 to 1 return hpotool.datasets.Dataset(x, y, 'multilabel') with loss bce_with_logits",
+        run={"data": {"name": "soft_prob_data:probabilities"}, "loss": {"name": "torch.nn:BCELoss"}},
+        files={
+            "soft_prob_data.py": "import numpy as np\nimport torch\nfrom hpotool.datasets import Dataset\n\n\n"
+            "def probabilities():\n    x = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)\n"
+            "    p = np.exp(x[:, :3])\n"
+            "    return Dataset(torch.as_tensor(x), torch.as_tensor(p / p.sum(axis=1, keepdims=True)), "
+            "'classification')\n"
+        },
+    ),
+    Case(
+        "probability-bce-on-class-labels",
+        "binary cross-entropy on probabilities (torch's BCELoss) for class labels",
+        "error: run.yaml: training: one step on 8 samples failed: ValueError: Using a target size (torch.Size([8])) that is different to the input size (torch.Size([8, 10])) is deprecated. Please ensure they have the same size.; 'torch.nn:BCELoss' takes probabilities (after a sigmoid), but the model outputs one logit per class, and y holds class labels (10 classes); use cross_entropy (or auto), or bce_with_logits for two classes labelled 0 and 1 (one logit per sample)",
+        run={"loss": {"name": "torch.nn:BCELoss"}},
+    ),
+    Case(
         "split-too-small",
         "a dataset too small for the validation split",
         "error: run.yaml: data: val_fraction: 0.1 of the dataset's 4 samples leaves no validation sample; raise it to at least 0.5, or give more data",

@@ -425,3 +425,34 @@ def test_a_models_forward_that_requires_a_mask_names_its_line_and_how_hpotool_ca
         "calls forward(x) with one batch tensor, and Net.forward (masked_net.py:9) also requires mask: give it "
         "a default (def forward(self, x, mask=None)), or wrap the model in a module whose forward takes x alone"
     )
+
+
+@pytest.mark.parametrize("loss", ["torch.nn:BCELoss", "torch.nn.functional:binary_cross_entropy"])
+def test_binary_cross_entropy_on_probabilities_for_soft_labels_names_the_soft_labels_and_the_fix(
+    loss: str, tmp_path: Path
+) -> None:
+    """BCELoss (by import path) on class probabilities a dataset names a classification failed the one-step
+    check with "all elements of input should be between 0 and 1; check that the loss fits this
+    classification task": now the line says what the recent soft-label lines say, and what to use."""
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    (tmp_path / "soft_probs.py").write_text(
+        "import numpy as np\nimport torch\nfrom hpotool.datasets import Dataset\n\n\n"
+        "def probabilities():\n    x = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)\n"
+        "    p = np.exp(x[:, :3])\n"
+        "    return Dataset(torch.as_tensor(x), torch.as_tensor(p / p.sum(axis=1, keepdims=True)), "
+        "'classification')\n"
+    )
+    cfg = RunConfig.model_validate(
+        {"data": {"name": "soft_probs:probabilities"}, "loss": {"name": loss}, "epochs": 1, "device": "cpu"}
+    )
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: training: one step on 8 samples failed: RuntimeError: all elements of input should be "
+        f"between 0 and 1; {loss!r} takes probabilities (after a sigmoid), but the model outputs one logit per "
+        "class, and y holds each sample's probabilities over 3 classes (soft labels); use cross_entropy (or "
+        "auto), which takes the logits and probabilities, or for 3 independent targets from 0 to 1 return "
+        "hpotool.datasets.Dataset(x, y, 'multilabel') with loss bce_with_logits"
+    )

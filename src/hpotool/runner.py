@@ -963,6 +963,8 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
                 f"and hpotool gives the loss what forward() returns: return the prediction alone in training "
                 f"mode too (torchvision's inception_v3 and googlenet: set aux_logits: false under model:)"
             )
+        elif (bce := _probability_loss_hint(cfg, data)) is not None:
+            hint = bce
         elif cfg.loss.kwargs:  # torch refuses an argument's value as the loss runs (huber's delta: 0)
             args = ", ".join(f"{k}: {format_choice(v)}" for k, v in cfg.loss.kwargs.items())
             hint = (
@@ -972,6 +974,34 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             hint = f"check that the loss fits this {data.task} task"
         samples = "1 sample" if k == 1 else f"{k} samples"
         raise RunCheckError("training", f"one step on {samples} failed: {described(exc)}; {hint}") from None
+
+
+def _probability_loss_hint(cfg: RunConfig, data: PreparedData) -> str | None:
+    """Why binary cross-entropy on probabilities (torch's BCELoss, or `binary_cross_entropy`) failed a
+    classification's step, as the soft-label lines of `_check_loss_fits_task` say it; None for another loss
+    or task. It takes probabilities after a sigmoid, but a classification model outputs a logit per class,
+    and the step failed on "all elements of input should be between 0 and 1; check that the loss fits this
+    classification task" (a size mismatch, for class labels)."""
+    if data.task != "classification":
+        return None
+    try:
+        loss = resolve_component("loss", cfg.loss.name)
+    except HpoError:
+        return None
+    F, name, n = nn.functional, cfg.loss.name, data.out_features
+    if not (loss is F.binary_cross_entropy or (isinstance(loss, type) and issubclass(loss, nn.BCELoss))):
+        return None
+    said = f"{name!r} takes probabilities (after a sigmoid), but the model outputs one logit per class"
+    if data.train.y.is_floating_point():
+        return (
+            f"{said}, and y holds each sample's probabilities over {n} classes (soft labels); use cross_entropy "
+            f"(or auto), which takes the logits and probabilities, or for {n} independent targets from 0 to 1 "
+            f"return hpotool.datasets.Dataset(x, y, 'multilabel') with loss bce_with_logits"
+        )
+    return (
+        f"{said}, and y holds class labels ({n} classes); use cross_entropy (or auto), or bce_with_logits "
+        f"for two classes labelled 0 and 1 (one logit per sample)"
+    )
 
 
 def _training_output(model: nn.Module, x: torch.Tensor) -> str | None:
