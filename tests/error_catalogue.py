@@ -1337,6 +1337,13 @@ CASES = [
         files={"exp/best_run.yaml": "# Best run of study 'other': trial 0 (val_accuracy=0.5).\n"},
     ),
     Case(
+        "refine-out-a-device",
+        "refine --out /dev/null, a device where it writes the stage's config and a .run.yaml beside it",
+        "error: --out: /dev/null is a device, not a file; refine writes two files, the stage's config and its .run.yaml beside it: give a file, e.g. --out stage2.yaml",
+        command=("refine", "--study-name", "tiny", "--out", "/dev/null", "--force"),
+        existing_study=True,
+    ),
+    Case(
         "study-in-a-folder-above",
         "a command that reads a study by its name, run from a subfolder of the folder that holds studies/",
         "error: no study 'tiny' in studies/tiny.db: studies/tiny.db is read from the folder the command runs in, and the study is in <cwd>/studies/tiny.db; run from <cwd>, or give --storage sqlite:///<cwd>/studies/tiny.db",

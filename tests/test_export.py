@@ -692,3 +692,19 @@ def test_a_study_whose_only_trial_is_running_says_to_wait_for_it(tmp_path: Path)
     assert result.stderr == (
         "error: study 'busy' has no complete trial yet (running 1); run hpotool optimize until one completes\n"
     )
+
+
+def test_refine_out_dev_null_is_refused_and_writes_no_run_yaml_beside_it(tmp_path: Path) -> None:
+    """`refine --out /dev/null --force` wrote the stage into /dev/null and its RunConfig to
+    /dev/null.run.yaml, a file in /dev (without --force: "/dev/null already exists; ... pass --force"). A
+    device or pipe is refused now, before the study is read, with or without --force."""
+    os.mkfifo(tmp_path / "pipe.yaml")
+    for out, kind in (("/dev/null", "a device"), (str(tmp_path / "pipe.yaml"), "a named pipe")):
+        for force in ([], ["--force"]):
+            result = runner.invoke(app, ["refine", "--study-name", "nope", "--out", out, *force])
+            assert result.exit_code == 2, result.output
+            assert result.stderr == (
+                f"error: --out: {out} is {kind}, not a file; refine writes two files, the stage's config and "
+                "its .run.yaml beside it: give a file, e.g. --out stage2.yaml\n"
+            )
+    assert not os.path.exists("/dev/null.run.yaml") and not (tmp_path / "pipe.run.yaml").exists()
