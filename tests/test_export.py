@@ -708,3 +708,35 @@ def test_refine_out_dev_null_is_refused_and_writes_no_run_yaml_beside_it(tmp_pat
                 "its .run.yaml beside it: give a file, e.g. --out stage2.yaml\n"
             )
     assert not os.path.exists("/dev/null.run.yaml") and not (tmp_path / "pipe.run.yaml").exists()
+
+
+def test_a_file_where_the_export_folder_goes_names_the_flag_that_gives_another(
+    configs: tuple[Path, Path], opt_dict: dict, tmp_path: Path
+) -> None:
+    """A file named studies/tiny, where export-best writes by default and train-from-best always exports,
+    said "studies/tiny/trials.csv: cannot write: studies/tiny is a file, not a folder; choose another path",
+    and export-best --out /dev/null said so of /dev/null: now each line says which flag (if any) to give."""
+    run_path, opt_path = configs
+    assert runner.invoke(app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "-q"]).exit_code == 0
+    storage = ["--storage", opt_dict["storage"]]
+    (tmp_path / "studies" / "tiny").write_text("notes\n")
+    folder = Path("studies") / "tiny"
+    result = runner.invoke(app, ["export-best", "--study-name", "tiny", *storage])
+    assert result.exit_code == 2 and result.stderr == (
+        f"error: {folder}: is a file, not a folder, and export-best writes into {folder}/ by default; give a "
+        f"folder with --out PATH, e.g. --out {Path('exports') / 'tiny'}, or move that file away\n"
+    )
+    result = runner.invoke(app, ["train-from-best", "--study-name", "tiny", *storage])
+    assert result.exit_code == 2 and result.stderr == (
+        f"error: {folder}: is a file, not a folder, and train-from-best exports the best trial into {folder}/ "
+        "(no flag changes that folder); move or rename that file\n"
+    )
+    assert not (tmp_path / "runs").exists() and (tmp_path / "studies" / "tiny").read_text() == "notes\n"
+    for out, said in (("/dev/null", "is a device"), ("/dev/null/tiny", "/dev/null is a device")):
+        result = runner.invoke(app, ["export-best", "--study-name", "tiny", *storage, "--out", out])
+        assert result.exit_code == 2 and result.stderr == (
+            f"error: --out {out}: {said}, not a folder; export-best writes several files into a folder: give "
+            f"one, e.g. --out {Path('exports') / 'tiny'}\n"
+        )
+    exported = runner.invoke(app, ["export-best", "--study-name", "tiny", *storage, "--out", "exp"])
+    assert exported.exit_code == 0, exported.output

@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import math
 import re
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from shlex import quote
@@ -518,10 +517,10 @@ def check_stage_paths(out: Path, force: bool = False) -> None:
     """
     special = next((p for p in stage_paths(out) if p.exists() and not p.is_dir() and not p.is_file()), None)
     if special is not None:  # /dev/null: written into, and its .run.yaml made beside it, in /dev
-        mode = special.stat().st_mode
-        kind = "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        from hpotool.atomic import kind_of
+
         raise HpoError(
-            f"--out: {special} is {kind}, not a file; refine writes two files, the stage's "
+            f"--out: {special} is {kind_of(special)}, not a file; refine writes two files, the stage's "
             f"config and its .run.yaml beside it: give a file, e.g. --out stage2.yaml"
         )
     folder = next((p for p in stage_paths(out) if p.is_dir()), None)
