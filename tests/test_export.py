@@ -740,3 +740,21 @@ def test_a_file_where_the_export_folder_goes_names_the_flag_that_gives_another(
         )
     exported = runner.invoke(app, ["export-best", "--study-name", "tiny", *storage, "--out", "exp"])
     assert exported.exit_code == 0, exported.output
+
+
+def test_train_from_best_out_dev_null_calls_it_a_device(
+    configs: tuple[Path, Path], opt_dict: dict, tmp_path: Path
+) -> None:
+    """train-from-best --out /dev/null said "/dev/null/trial0-seed0: cannot be made: /dev/null is a file, not
+    a folder": a device, which the user can see is no file they made."""
+    run_path, opt_path = configs
+    assert runner.invoke(app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "-q"]).exit_code == 0
+    best = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).best_trial.number
+    result = runner.invoke(
+        app,
+        ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--out", "/dev/null"],
+    )
+    assert result.exit_code == 2 and result.stderr == (
+        f"error: /dev/null/trial{best}-seed0: cannot be made: /dev/null is a device, not a folder; choose "
+        "another --out\n"
+    )
