@@ -653,6 +653,18 @@ CASES = [
         },
     ),
     Case(
+        "model-forward-requires-a-mask",
+        "a model whose forward() requires a second argument (a mask) besides the batch",
+        "error: run.yaml: model: TypeError: Net.forward() missing 1 required positional argument: 'mask'; hpotool calls forward(x) with one batch tensor, and Net.forward (mask_model.py:9) also requires mask: give it a default (def forward(self, x, mask=None)), or wrap the model in a module whose forward takes x alone",
+        run={"model": {"name": "mask_model:Net"}},
+        files={
+            "mask_model.py": "from torch import nn\n\n\nclass Net(nn.Module):\n"
+            "    def __init__(self, in_features, out_features):\n        super().__init__()\n"
+            "        self.f = nn.Linear(in_features, out_features)\n\n"
+            "    def forward(self, x, mask):\n        return self.f(x * mask)\n"
+        },
+    ),
+    Case(
         "data-object-already-built",
         "a Dataset object made on import, named where hpotool wants a function or class",
         "error: run.yaml: data: data 'built_data:train_ds' is a Samples object, not a function or class that returns the data; name its class, built_data:Samples, with its arguments under data:, or a function that returns it",
@@ -1191,6 +1203,25 @@ CASES = [
         },
     ),
     Case(
+        "probability-bce-on-soft-labels",
+        "binary cross-entropy on probabilities (torch's BCELoss) for class probabilities a dataset names a classification",
+        "error: run.yaml: training: one step on 8 samples failed: RuntimeError: all elements of input should be between 0 and 1; 'torch.nn:BCELoss' takes probabilities (after a sigmoid), but the model outputs one logit per class, and y holds each sample's probabilities over 3 classes (soft labels); use cross_entropy (or auto), which takes the logits and probabilities, or for 3 independent targets from 0 to 1 return hpotool.datasets.Dataset(x, y, 'multilabel') with loss bce_with_logits",
+        run={"data": {"name": "soft_prob_data:probabilities"}, "loss": {"name": "torch.nn:BCELoss"}},
+        files={
+            "soft_prob_data.py": "import numpy as np\nimport torch\nfrom hpotool.datasets import Dataset\n\n\n"
+            "def probabilities():\n    x = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)\n"
+            "    p = np.exp(x[:, :3])\n"
+            "    return Dataset(torch.as_tensor(x), torch.as_tensor(p / p.sum(axis=1, keepdims=True)), "
+            "'classification')\n"
+        },
+    ),
+    Case(
+        "probability-bce-on-class-labels",
+        "binary cross-entropy on probabilities (torch's BCELoss) for class labels",
+        "error: run.yaml: training: one step on 8 samples failed: ValueError: Using a target size (torch.Size([8])) that is different to the input size (torch.Size([8, 10])) is deprecated. Please ensure they have the same size.; 'torch.nn:BCELoss' takes probabilities (after a sigmoid), but the model outputs one logit per class, and y holds class labels (10 classes); use cross_entropy (or auto), or bce_with_logits for two classes labelled 0 and 1 (one logit per sample)",
+        run={"loss": {"name": "torch.nn:BCELoss"}},
+    ),
+    Case(
         "split-too-small",
         "a dataset too small for the validation split",
         "error: run.yaml: data: val_fraction: 0.1 of the dataset's 4 samples leaves no validation sample; raise it to at least 0.5, or give more data",
@@ -1306,6 +1337,44 @@ CASES = [
         files={"exp/best_run.yaml": "# Best run of study 'other': trial 0 (val_accuracy=0.5).\n"},
     ),
     Case(
+        "refine-out-a-device",
+        "refine --out /dev/null, a device where it writes the stage's config and a .run.yaml beside it",
+        "error: --out: /dev/null is a device, not a file; refine writes two files, the stage's config and its .run.yaml beside it: give a file, e.g. --out stage2.yaml",
+        command=("refine", "--study-name", "tiny", "--out", "/dev/null", "--force"),
+        existing_study=True,
+    ),
+    Case(
+        "export-default-folder-a-file",
+        "export-best where a file holds the name of its default folder, studies/<study-name>",
+        "error: studies/tiny: is a file, not a folder, and export-best writes into studies/tiny/ by default; give a folder with --out PATH, e.g. --out exports/tiny, or move that file away",
+        command=("export-best", "--study-name", "tiny"),
+        existing_study=True,
+        files={"studies/tiny": "notes\n"},
+    ),
+    Case(
+        "report-default-folder-a-file",
+        "report where a file holds the name of its default folder, studies/<study-name>",
+        "error: studies/tiny: is a file, not a folder, and report writes studies/tiny/report.html by default; give another file with --out PATH, e.g. --out tiny-report.html, or move that file away",
+        command=("report", "--study-name", "tiny"),
+        existing_study=True,
+        files={"studies/tiny": "notes\n"},
+    ),
+    Case(
+        "train-from-best-export-folder-a-file",
+        "train-from-best where a file holds the name of the folder it exports the best trial into",
+        "error: studies/tiny: is a file, not a folder, and train-from-best exports the best trial into studies/tiny/ (no flag changes that folder); move or rename that file",
+        command=("train-from-best", "--study-name", "tiny"),
+        existing_study=True,
+        files={"studies/tiny": "notes\n"},
+    ),
+    Case(
+        "export-out-a-device",
+        "export-best --out /dev/null, a device where it writes several files into a folder",
+        "error: --out /dev/null: is a device, not a folder; export-best writes several files into a folder: give one, e.g. --out exports/tiny",
+        command=("export-best", "--study-name", "tiny", "--out", "/dev/null"),
+        existing_study=True,
+    ),
+    Case(
         "study-in-a-folder-above",
         "a command that reads a study by its name, run from a subfolder of the folder that holds studies/",
         "error: no study 'tiny' in studies/tiny.db: studies/tiny.db is read from the folder the command runs in, and the study is in <cwd>/studies/tiny.db; run from <cwd>, or give --storage sqlite:///<cwd>/studies/tiny.db",
@@ -1374,6 +1443,16 @@ CASES = [
         "a warm-up as long as the run",
         "error: run.yaml: scheduler.warmup_epochs: 2 is not shorter than the run (epochs: 2), so the 'cosine' schedule would never start; use at most 1, or more epochs",
         run={"scheduler": {"name": "cosine", "warmup_epochs": 2}},
+    ),
+    Case(
+        "warmup-on-a-users-schedule",
+        "hpotool's warm-up set on a schedule of the user's, which has its own",
+        "error: run.yaml: scheduler: scheduler 'warm_schedule:make' takes no argument 'warmup_epochs': warmup_epochs and warmup_start are hpotool's warm-up of the built-in schedules cosine, none, step only; remove warmup_epochs, and set the schedule's own warm-up, if it has one (it takes: warmup)",
+        run={"scheduler": {"name": "warm_schedule:make", "warmup_epochs": 1}},
+        files={
+            "warm_schedule.py": "import torch\n\n\ndef make(optimizer, epochs, warmup=0):\n"
+            "    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: min(1.0, (e + 1) / (warmup + 1)))\n"
+        },
     ),
     Case(
         "final-epochs-warmup",

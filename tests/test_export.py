@@ -692,3 +692,69 @@ def test_a_study_whose_only_trial_is_running_says_to_wait_for_it(tmp_path: Path)
     assert result.stderr == (
         "error: study 'busy' has no complete trial yet (running 1); run hpotool optimize until one completes\n"
     )
+
+
+def test_refine_out_dev_null_is_refused_and_writes_no_run_yaml_beside_it(tmp_path: Path) -> None:
+    """`refine --out /dev/null --force` wrote the stage into /dev/null and its RunConfig to
+    /dev/null.run.yaml, a file in /dev (without --force: "/dev/null already exists; ... pass --force"). A
+    device or pipe is refused now, before the study is read, with or without --force."""
+    os.mkfifo(tmp_path / "pipe.yaml")
+    for out, kind in (("/dev/null", "a device"), (str(tmp_path / "pipe.yaml"), "a named pipe")):
+        for force in ([], ["--force"]):
+            result = runner.invoke(app, ["refine", "--study-name", "nope", "--out", out, *force])
+            assert result.exit_code == 2, result.output
+            assert result.stderr == (
+                f"error: --out: {out} is {kind}, not a file; refine writes two files, the stage's config and "
+                "its .run.yaml beside it: give a file, e.g. --out stage2.yaml\n"
+            )
+    assert not os.path.exists("/dev/null.run.yaml") and not (tmp_path / "pipe.run.yaml").exists()
+
+
+def test_a_file_where_the_export_folder_goes_names_the_flag_that_gives_another(
+    configs: tuple[Path, Path], opt_dict: dict, tmp_path: Path
+) -> None:
+    """A file named studies/tiny, where export-best writes by default and train-from-best always exports,
+    said "studies/tiny/trials.csv: cannot write: studies/tiny is a file, not a folder; choose another path",
+    and export-best --out /dev/null said so of /dev/null: now each line says which flag (if any) to give."""
+    run_path, opt_path = configs
+    assert runner.invoke(app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "-q"]).exit_code == 0
+    storage = ["--storage", opt_dict["storage"]]
+    (tmp_path / "studies" / "tiny").write_text("notes\n")
+    folder = Path("studies") / "tiny"
+    result = runner.invoke(app, ["export-best", "--study-name", "tiny", *storage])
+    assert result.exit_code == 2 and result.stderr == (
+        f"error: {folder}: is a file, not a folder, and export-best writes into {folder}/ by default; give a "
+        f"folder with --out PATH, e.g. --out {Path('exports') / 'tiny'}, or move that file away\n"
+    )
+    result = runner.invoke(app, ["train-from-best", "--study-name", "tiny", *storage])
+    assert result.exit_code == 2 and result.stderr == (
+        f"error: {folder}: is a file, not a folder, and train-from-best exports the best trial into {folder}/ "
+        "(no flag changes that folder); move or rename that file\n"
+    )
+    assert not (tmp_path / "runs").exists() and (tmp_path / "studies" / "tiny").read_text() == "notes\n"
+    for out, said in (("/dev/null", "is a device"), ("/dev/null/tiny", "/dev/null is a device")):
+        result = runner.invoke(app, ["export-best", "--study-name", "tiny", *storage, "--out", out])
+        assert result.exit_code == 2 and result.stderr == (
+            f"error: --out {out}: {said}, not a folder; export-best writes several files into a folder: give "
+            f"one, e.g. --out {Path('exports') / 'tiny'}\n"
+        )
+    exported = runner.invoke(app, ["export-best", "--study-name", "tiny", *storage, "--out", "exp"])
+    assert exported.exit_code == 0, exported.output
+
+
+def test_train_from_best_out_dev_null_calls_it_a_device(
+    configs: tuple[Path, Path], opt_dict: dict, tmp_path: Path
+) -> None:
+    """train-from-best --out /dev/null said "/dev/null/trial0-seed0: cannot be made: /dev/null is a file, not
+    a folder": a device, which the user can see is no file they made."""
+    run_path, opt_path = configs
+    assert runner.invoke(app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "-q"]).exit_code == 0
+    best = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).best_trial.number
+    result = runner.invoke(
+        app,
+        ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--out", "/dev/null"],
+    )
+    assert result.exit_code == 2 and result.stderr == (
+        f"error: /dev/null/trial{best}-seed0: cannot be made: /dev/null is a device, not a folder; choose "
+        "another --out\n"
+    )

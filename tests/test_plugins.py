@@ -357,3 +357,102 @@ def test_a_model_or_loss_object_built_in_the_users_module_says_to_name_its_class
     with pytest.raises(HpoError) as info:
         load_run_config(path)
     assert str(info.value) == f"{path}: {message}"
+
+
+def test_an_import_path_misspelt_only_in_case_is_told_the_name_the_module_defines(tmp_path: Path) -> None:
+    """`case_data:pairds` for a module defining `PairDS` said "module 'case_data' has no attribute 'pairds'"
+    without a hint: the suggestion compared names case-sensitively, and `pairds` is far from `PairDS` so."""
+    from hpotool.errors import HpoError
+    from hpotool.resolve import import_object
+
+    (tmp_path / "case_data.py").write_text(
+        "import torch\n\n\nclass PairDS(torch.utils.data.Dataset):\n    pass\n\n\nclass Other:\n    pass\n"
+    )
+    for wrong in ("pairds", "PAIRDS", "pairDs"):
+        with pytest.raises(HpoError) as info:
+            import_object(f"case_data:{wrong}")
+        assert str(info.value) == (
+            f"cannot import 'case_data:{wrong}': module 'case_data' has no attribute {wrong!r} "
+            "(did you mean 'PairDS'?)"
+        )
+
+
+def test_hpotools_warm_up_on_a_users_schedule_says_it_is_for_the_built_in_schedules(tmp_path: Path) -> None:
+    """`warmup_epochs: 1` on a schedule by import path that takes `warmup` said only "takes no argument
+    'warmup_epochs' (did you mean 'warmup'?)": not that warmup_epochs is hpotool's, for its own schedules."""
+    from pydantic import ValidationError
+
+    (tmp_path / "my_warm_schedule.py").write_text(
+        "import torch\n\n\ndef make(optimizer, epochs, warmup=0):\n"
+        "    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0)\n"
+    )
+    for key, value in (("warmup_epochs", 1), ("warmup_start", 0.5)):
+        with pytest.raises(ValidationError) as info:
+            RunConfig.model_validate({"scheduler": {"name": "my_warm_schedule:make", key: value}})
+        assert (
+            f"scheduler 'my_warm_schedule:make' takes no argument {key!r}: warmup_epochs and warmup_start are "
+            f"hpotool's warm-up of the built-in schedules cosine, none, step only; remove {key}, and set the "
+            "schedule's own warm-up, if it has one (it takes: warmup)"
+        ) in str(info.value)
+
+
+def test_a_models_forward_that_requires_a_mask_names_its_line_and_how_hpotool_calls_it(
+    tmp_path: Path,
+) -> None:
+    """A model with `forward(self, x, mask)` failed the one-step check with "Net.forward() missing 1 required
+    positional argument: 'mask'" alone: not where forward is, nor that hpotool calls forward(x)."""
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    (tmp_path / "masked_net.py").write_text(
+        "from torch import nn\n\n\nclass Net(nn.Module):\n"
+        "    def __init__(self, in_features, out_features):\n        super().__init__()\n"
+        "        self.f = nn.Linear(in_features, out_features)\n\n"
+        "    def forward(self, x, mask):\n        return self.f(x * mask)\n"
+    )
+    cfg = RunConfig.model_validate(
+        {
+            "data": {"name": "regression", "n_samples": 64},
+            "model": {"name": "masked_net:Net"},
+            "epochs": 1,
+            "device": "cpu",
+        }
+    )
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: model: TypeError: Net.forward() missing 1 required positional argument: 'mask'; hpotool "
+        "calls forward(x) with one batch tensor, and Net.forward (masked_net.py:9) also requires mask: give it "
+        "a default (def forward(self, x, mask=None)), or wrap the model in a module whose forward takes x alone"
+    )
+
+
+@pytest.mark.parametrize("loss", ["torch.nn:BCELoss", "torch.nn.functional:binary_cross_entropy"])
+def test_binary_cross_entropy_on_probabilities_for_soft_labels_names_the_soft_labels_and_the_fix(
+    loss: str, tmp_path: Path
+) -> None:
+    """BCELoss (by import path) on class probabilities a dataset names a classification failed the one-step
+    check with "all elements of input should be between 0 and 1; check that the loss fits this
+    classification task": now the line says what the recent soft-label lines say, and what to use."""
+    from hpotool.errors import HpoError
+    from hpotool.runner import check_run
+
+    (tmp_path / "soft_probs.py").write_text(
+        "import numpy as np\nimport torch\nfrom hpotool.datasets import Dataset\n\n\n"
+        "def probabilities():\n    x = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)\n"
+        "    p = np.exp(x[:, :3])\n"
+        "    return Dataset(torch.as_tensor(x), torch.as_tensor(p / p.sum(axis=1, keepdims=True)), "
+        "'classification')\n"
+    )
+    cfg = RunConfig.model_validate(
+        {"data": {"name": "soft_probs:probabilities"}, "loss": {"name": loss}, "epochs": 1, "device": "cpu"}
+    )
+    with pytest.raises(HpoError) as info:
+        check_run(cfg, "run.yaml")
+    assert str(info.value) == (
+        "run.yaml: training: one step on 8 samples failed: RuntimeError: all elements of input should be "
+        f"between 0 and 1; {loss!r} takes probabilities (after a sigmoid), but the model outputs one logit per "
+        "class, and y holds each sample's probabilities over 3 classes (soft labels); use cross_entropy (or "
+        "auto), which takes the logits and probabilities, or for 3 independent targets from 0 to 1 return "
+        "hpotool.datasets.Dataset(x, y, 'multilabel') with loss bce_with_logits"
+    )

@@ -634,7 +634,8 @@ def test_report_out_below_a_file_is_one_line_naming_the_file(tmp_path: Path) -> 
         )
         assert result.exit_code == 2 and "Traceback" not in result.output
         assert result.stderr == (
-            f"error: {out}: cannot write: {tmp_path / 'afile'} is a file, not a folder; choose another path\n"
+            f"error: --out {out}: {tmp_path / 'afile'} is a file, not a folder; give a file, e.g. --out "
+            f"p-report.{fmt}\n"
         )
     assert (tmp_path / "afile").read_text() == ""
 
@@ -1165,3 +1166,32 @@ def test_refine_and_audit_of_a_study_whose_trials_all_tie_narrow_and_widen_nothi
         "optimizer.lr": (1e-3, 1e-1),
         "model.hidden.0": (8, 32),
     }
+
+
+def test_a_file_where_the_default_report_folder_goes_is_refused_naming_out(tmp_path: Path) -> None:
+    """A file named studies/p, where the report goes by default, said "studies/p/report.html: cannot write:
+    studies/p is a file, not a folder; choose another path", not which flag gives one; a report under
+    /dev/null said the same of it."""
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    optuna.create_study(study_name="p", storage=url).optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=2
+    )
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "p").write_text("notes\n")
+    result = runner.invoke(app, ["report", "--study-name", "p", "--storage", url])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {Path('studies') / 'p'}: is a file, not a folder, and report writes "
+        f"{Path('studies') / 'p' / 'report.html'} by default; give another file with --out PATH, e.g. --out "
+        "p-report.html, or move that file away\n"
+    )
+    assert (tmp_path / "studies" / "p").read_text() == "notes\n"
+    result = runner.invoke(
+        app, ["report", "--study-name", "p", "--storage", url, "--out", "/dev/null/r.json"]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: --out /dev/null/r.json: /dev/null is a device, not a folder; give a file, e.g. --out p-report.json\n"
+    )
+    shown = runner.invoke(app, ["report", "--study-name", "p", "--storage", url, "--out", "/dev/null"])
+    assert shown.exit_code == 0, shown.output  # a report into /dev/null is written into it, as asked

@@ -133,6 +133,25 @@ def write_texts(texts: Mapping[Path, str], remove: Iterable[Path] = ()) -> None:
         write_text(target, text)
 
 
+def not_a_folder(folder: Path) -> Path | None:
+    """The first of the folders above `folder`, and `folder` itself, that exists and is no folder (a file,
+    `/dev/null`): what keeps a file from being written into `folder`; None when nothing does."""
+    return next(
+        (p for p in (*reversed(folder.parents), folder) if os.path.exists(p) and not os.path.isdir(p)),
+        None,
+    )
+
+
+def kind_of(path: Path) -> str:
+    """What `path`, which exists and is no folder, is: "a file", "a device", "a named pipe" or "a socket"."""
+    mode = os.stat(path).st_mode
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a file"
+
+
 def _written_into(kind: int | None) -> bool:
     """Whether a target of file type `kind` (`_kind`) is a device or pipe: written into, never replaced."""
     return kind is not None and not stat.S_ISREG(kind) and not stat.S_ISDIR(kind)

@@ -645,6 +645,8 @@ def _write_report(study_name: str, storage: str | None, out: Path | None, fmt: s
     fmt = report_format(out, fmt)
     if out is not None and os.path.isdir(out):  # found before the figures are drawn, not when writing them
         raise HpoError(f"--out {out}: is a folder; give a file in it, e.g. --out {out / f'report.{fmt}'}")
+    if not _is_stdout(out):
+        _check_folder_of_report(study_name, out, fmt)
     import_without_sklearn()
     url = storage or default_storage_url(study_name)
     if _is_stdout(out):  # `--out -`: the report on stdout, as `-` means for most tools (curl -o -, tar -f -)
@@ -655,6 +657,60 @@ def _write_report(study_name: str, storage: str | None, out: Path | None, fmt: s
         find_study(study_name, storage), url, out or default_report_path(study_name, fmt), fmt
     )
     _err().print(f"report written to {escape(str(path))}", soft_wrap=True)
+
+
+def _check_folder_of_report(study_name: str, out: Path | None, fmt: str) -> None:
+    """Refuse a report path under something that is no folder (a file named studies/<name>, /dev/null),
+    naming --out: the line said "choose another path", not which flag gives one."""
+    from hpotool.atomic import kind_of, not_a_folder
+    from hpotool.report import default_report_path
+
+    path = out if out is not None else default_report_path(study_name, fmt)
+    blocker = not_a_folder(path.parent)
+    if blocker is None:
+        return
+    other = f"--out {study_name}-report.{fmt}"
+    if out is None:
+        raise HpoError(
+            f"{blocker}: is {kind_of(blocker)}, not a folder, and report writes {path} by default; give another "
+            f"file with --out PATH, e.g. {other}, or move that file away"
+        )
+    raise HpoError(f"--out {out}: {_is_no_folder(blocker, out)}; give a file, e.g. {other}")
+
+
+def _check_export_folder(study_name: str, out: Path | None, command: str) -> None:
+    """Refuse an export folder that is no folder, or under one that is not (a file named studies/<name>,
+    /dev/null), naming the flag that gives another: the line said "choose another path"."""
+    from hpotool.atomic import kind_of, not_a_folder
+    from hpotool.export import default_export_dir
+
+    folder = out if out is not None else default_export_dir(study_name)
+    blocker = not_a_folder(folder)
+    if blocker is None:
+        return
+    what = f"{blocker}: is {kind_of(blocker)}, not a folder"
+    if command == "train-from-best":  # its export always goes to studies/<name>/
+        raise HpoError(
+            f"{what}, and train-from-best exports the best trial into {folder}/ (no flag changes that folder); "
+            f"move or rename that file"
+        )
+    other = f"--out {Path('exports') / study_name}"
+    if out is None:
+        raise HpoError(
+            f"{what}, and export-best writes into {folder}/ by default; give a folder with --out PATH, e.g. "
+            f"{other}, or move that file away"
+        )
+    raise HpoError(
+        f"--out {out}: {_is_no_folder(blocker, out)}; export-best writes several files into a folder: give one, "
+        f"e.g. {other}"
+    )
+
+
+def _is_no_folder(blocker: Path, out: Path) -> str:
+    """`is a device, not a folder` for --out itself, `/dev/null is a device, not a folder` for one above it."""
+    from hpotool.atomic import kind_of
+
+    return f"{'' if blocker == out else f'{blocker} '}is {kind_of(blocker)}, not a folder"
 
 
 def _is_stdout(out: Path | None) -> bool:
@@ -748,6 +804,7 @@ def export_best(
             out, "several files into a folder", f"a folder, e.g. --out {Path('exports') / study_name}"
         )
         study = find_study(study_name, storage)
+        _check_export_folder(study_name, out, "export-best")
         result = write_export(study, storage or default_storage_url(study_name), out)
         from optuna.distributions import CategoricalDistribution
 
@@ -878,6 +935,7 @@ def train_from_best(
 
             resolve_device(device, "--device")
         # refused before anything is written, the export and the run folder included
+        _check_export_folder(study_name, None, "train-from-best")
         saved = check_jobs(plan, out)
         exported = write_export(study, storage or default_storage_url(study_name))
         _err().print(f"exported the best trial to {escape(str(exported.folder))}")

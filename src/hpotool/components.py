@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from hpotool.formatting import format_choice
-from hpotool.resolve import check_kwargs, check_required, check_types, resolve
+from hpotool.resolve import accepted_kwargs, check_kwargs, check_required, check_types, resolve
 
 Kind = Literal["data", "model", "optimizer", "scheduler", "loss"]
 
@@ -96,6 +96,8 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
         _check_takes_lr(name, obj, kwargs["lr"])
     inputs = loss_inputs(obj, kwargs) if kind == "loss" else ()  # a loss function's (prediction, target)
     injected = (*INJECTED[kind], *inputs, *first_argument(kind, obj))
+    if kind == "scheduler":
+        _refuse_warmup(name, obj, kwargs, injected)
     check_kwargs(obj, kwargs, f"{kind} {name!r}", injected)
     # A sum made train_loss (batch sums) and val_loss (the validation split's sum) differ by their sizes;
     # KLDivLoss's batchmean is a mean over the batch's samples.
@@ -110,6 +112,23 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
     check_types(obj, kwargs, f"{kind} {name!r}")
     if kind == "loss":
         _check_label_smoothing(name, kwargs.get("label_smoothing"))
+
+
+def _refuse_warmup(name: str, obj: Any, kwargs: Mapping[str, Any], injected: tuple[str, ...]) -> None:
+    """Raise `ValueError` where a schedule without hpotool's warm-up (a user's, by import path, or onecycle,
+    plateau) is given warmup_epochs or warmup_start that it does not take: it was told "takes no argument
+    'warmup_epochs' (did you mean 'warmup'?)", not that the key belongs to the built-in schedules."""
+    names, var_kw = accepted_kwargs(obj)
+    key = next((k for k in ("warmup_epochs", "warmup_start") if k in kwargs and k not in names), None)
+    if name in WARMUP_SCHEDULES or var_kw or key is None:
+        return
+    takes = [n for n in names if n not in injected and n != "self"]
+    own = f" (it takes: {', '.join(takes)})" if takes else " (it takes no arguments)"
+    raise ValueError(
+        f"scheduler {name!r} takes no argument {key!r}: warmup_epochs and warmup_start are hpotool's warm-up "
+        f"of the built-in schedules {', '.join(sorted(WARMUP_SCHEDULES))} only; remove {key}, and set the "
+        f"schedule's own warm-up, if it has one{own}"
+    )
 
 
 # The torch classes whose objects a training script builds at its top level (model = Net(...),

@@ -512,8 +512,17 @@ def check_stage_paths(out: Path, force: bool = False) -> None:
     """Refuse to replace existing stage files (a next-stage config may have been edited by hand).
 
     Raises:
-        HpoError: when OUT or its .run.yaml sibling exists and `force` is false, naming the file(s).
+        HpoError: when OUT or its .run.yaml sibling exists and `force` is false, naming the file(s); when
+            either is a folder, or no file at all (`--out /dev/null`: its .run.yaml would go into /dev).
     """
+    special = next((p for p in stage_paths(out) if p.exists() and not p.is_dir() and not p.is_file()), None)
+    if special is not None:  # /dev/null: written into, and its .run.yaml made beside it, in /dev
+        from hpotool.atomic import kind_of
+
+        raise HpoError(
+            f"--out: {special} is {kind_of(special)}, not a file; refine writes two files, the stage's "
+            f"config and its .run.yaml beside it: give a file, e.g. --out stage2.yaml"
+        )
     folder = next((p for p in stage_paths(out) if p.is_dir()), None)
     if folder is not None:  # no --force replaces a folder; found before the study is read, not when writing
         raise HpoError(f"--out: {folder} is a folder; give a file, e.g. --out {out / 'stage2.yaml'}")

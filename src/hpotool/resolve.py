@@ -20,14 +20,24 @@ from hpotool.errors import HpoError
 from hpotool.formatting import format_choice, yaml_bool_hint
 
 
-def closest(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
-    """The candidates that look most like `word`, best first."""
-    return difflib.get_close_matches(word, list(candidates), n=n, cutoff=0.6)
+def closest(word: str, candidates: Iterable[str], n: int = 3, ignore_case: bool = False) -> list[str]:
+    """The candidates that look most like `word`, best first; with `ignore_case`, compared in lower case
+    (`pairds` finds `PairDS`), those that differ from `word` only in case first."""
+    if not ignore_case:
+        return difflib.get_close_matches(word, list(candidates), n=n, cutoff=0.6)
+    lowered: dict[str, list[str]] = {}
+    for name in candidates:
+        lowered.setdefault(name.casefold(), []).append(name)
+    key = word.casefold()
+    near = ([key] if key in lowered else []) + [
+        k for k in difflib.get_close_matches(key, list(lowered), n=n, cutoff=0.6) if k != key
+    ]
+    return [name for k in near for name in lowered[k]][:n]
 
 
-def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+def did_you_mean(word: str, candidates: Iterable[str], ignore_case: bool = False) -> str:
     """`" (did you mean 'x'?)"`, or an empty string when nothing is close."""
-    near = closest(word, candidates, n=1)
+    near = closest(word, candidates, n=1, ignore_case=ignore_case)
     return f" (did you mean {near[0]!r}?)" if near else ""
 
 
@@ -97,7 +107,7 @@ def _similar_module(missing: str) -> str:
     else:
         search = [os.getcwd()]
     names = [m.name for m in pkgutil.iter_modules(search)]
-    near = closest(last, names, n=1)
+    near = closest(last, names, n=1, ignore_case=True)
     return f" (did you mean {'.'.join([parent, near[0]]).lstrip('.')!r}?)" if near else ""
 
 
@@ -164,7 +174,7 @@ def import_object(path: str) -> Any:
                     ) from None
             names = [n for n in dir(obj) if not n.startswith("_")]
             raise HpoError(
-                f"cannot import {path!r}: {owner} has no attribute {part!r}{did_you_mean(part, names)}"
+                f"cannot import {path!r}: {owner} has no attribute {part!r}{did_you_mean(part, names, ignore_case=True)}"
             ) from None
         found.append(part)
         owner = repr(f"{module_name}:{'.'.join(found)}")

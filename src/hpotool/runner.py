@@ -9,6 +9,7 @@ import functools
 import inspect
 import json
 import math
+import os
 import random
 import re
 import time
@@ -881,6 +882,8 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
                     "model",
                     f"{described(exc)}; the data's x is {x_type} and the model's parameters {p_type}: {fix}",
                 ) from None
+            if (more := _forward_needs_more(model, exc)) is not None:
+                raise RunCheckError("model", f"{described(exc)}; {more}") from None
             if _wants_integer_ids(exc, val.x):
                 raise RunCheckError(
                     "model",
@@ -960,6 +963,8 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
                 f"and hpotool gives the loss what forward() returns: return the prediction alone in training "
                 f"mode too (torchvision's inception_v3 and googlenet: set aux_logits: false under model:)"
             )
+        elif (bce := _probability_loss_hint(cfg, data)) is not None:
+            hint = bce
         elif cfg.loss.kwargs:  # torch refuses an argument's value as the loss runs (huber's delta: 0)
             args = ", ".join(f"{k}: {format_choice(v)}" for k, v in cfg.loss.kwargs.items())
             hint = (
@@ -969,6 +974,34 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             hint = f"check that the loss fits this {data.task} task"
         samples = "1 sample" if k == 1 else f"{k} samples"
         raise RunCheckError("training", f"one step on {samples} failed: {described(exc)}; {hint}") from None
+
+
+def _probability_loss_hint(cfg: RunConfig, data: PreparedData) -> str | None:
+    """Why binary cross-entropy on probabilities (torch's BCELoss, or `binary_cross_entropy`) failed a
+    classification's step, as the soft-label lines of `_check_loss_fits_task` say it; None for another loss
+    or task. It takes probabilities after a sigmoid, but a classification model outputs a logit per class,
+    and the step failed on "all elements of input should be between 0 and 1; check that the loss fits this
+    classification task" (a size mismatch, for class labels)."""
+    if data.task != "classification":
+        return None
+    try:
+        loss = resolve_component("loss", cfg.loss.name)
+    except HpoError:
+        return None
+    F, name, n = nn.functional, cfg.loss.name, data.out_features
+    if not (loss is F.binary_cross_entropy or (isinstance(loss, type) and issubclass(loss, nn.BCELoss))):
+        return None
+    said = f"{name!r} takes probabilities (after a sigmoid), but the model outputs one logit per class"
+    if data.train.y.is_floating_point():
+        return (
+            f"{said}, and y holds each sample's probabilities over {n} classes (soft labels); use cross_entropy "
+            f"(or auto), which takes the logits and probabilities, or for {n} independent targets from 0 to 1 "
+            f"return hpotool.datasets.Dataset(x, y, 'multilabel') with loss bce_with_logits"
+        )
+    return (
+        f"{said}, and y holds class labels ({n} classes); use cross_entropy (or auto), or bce_with_logits "
+        f"for two classes labelled 0 and 1 (one logit per sample)"
+    )
 
 
 def _training_output(model: nn.Module, x: torch.Tensor) -> str | None:
@@ -982,6 +1015,45 @@ def _training_output(model: nn.Module, x: torch.Tensor) -> str | None:
         except Exception:
             return None
     return None if isinstance(out, torch.Tensor) else type(out).__name__
+
+
+def _forward_needs_more(model: nn.Module, exc: BaseException) -> str | None:
+    """What to do where the model's forward() requires more than the one batch tensor hpotool calls it with
+    (`forward(self, x, mask)`), naming its file and line; None when it does not. The step said only
+    "Net.forward() missing 1 required positional argument: 'mask'", without where or why."""
+    if not isinstance(exc, TypeError):
+        return None
+    forward = inspect.unwrap(type(model).forward)
+    try:
+        params = list(inspect.signature(forward).parameters.values())[1:]  # after self
+    except (TypeError, ValueError):
+        return None
+    required = [
+        p.name
+        for p in params
+        if p.default is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    ]
+    if len(required) < 2 or not any(repr(n) in str(exc) for n in required[1:]):
+        return None
+    try:
+        file = inspect.getsourcefile(forward)
+        line = inspect.getsourcelines(forward)[1]
+    except (OSError, TypeError):
+        file = None
+    where = ""
+    if file is not None:
+        path = os.path.abspath(file)
+        shown = os.path.relpath(path) if path.startswith(os.getcwd() + os.sep) else path
+        where = f" ({shown}:{line})"
+    extra = ", ".join(required[1:])
+    defaults = ", ".join(f"{n}=None" for n in required[1:])
+    return (
+        f"hpotool calls forward(x) with one batch tensor, and {type(model).__name__}.forward{where} also "
+        f"requires {extra}: give {'them defaults' if len(required) > 2 else 'it a default'} "
+        f"(def forward(self, {required[0]}, {defaults})), or wrap the model in a module whose forward takes "
+        f"x alone"
+    )
 
 
 def _wants_integer_ids(exc: BaseException, x: torch.Tensor) -> bool:

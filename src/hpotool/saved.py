@@ -105,7 +105,11 @@ def check_run_path(folder: Path) -> None:
     # A file above it: the folder could not be made, and saving would fail only once training is over.
     blocker = next((p for p in reversed(folder.parents) if os.path.exists(p) and not os.path.isdir(p)), None)
     if blocker is not None:
-        raise HpoError(f"{folder}: cannot be made: {blocker} is a file, not a folder; choose another --out")
+        from hpotool.atomic import kind_of
+
+        raise HpoError(
+            f"{folder}: cannot be made: {blocker} is {kind_of(blocker)}, not a folder; choose another --out"
+        )
 
 
 def saved_run_of(folder: Path, cfg: RunConfig, info: dict[str, Any]) -> SavedRun | None:
