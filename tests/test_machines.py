@@ -262,6 +262,65 @@ def test_a_worker_whose_connection_the_server_drops_leaves_its_trial_to_the_othe
         optuna.delete_study(study_name=name, storage=make_storage(server))
 
 
+CUT_EVERY_FIT = """
+import os
+import time
+
+import cut
+
+
+def fit(config, report):
+    options = config["trainer"]
+    metrics = {}
+    for epoch in range(config["epochs"]):
+        if epoch == 1:  # in every worker: the server drops its connection as it writes this report
+            cut._cut(options["app"], os.getpid(), "trial_intermediate_values").start()
+            time.sleep(1.1)
+        metrics = {"val_loss": options["x"] + epoch}
+        report(epoch, metrics)
+    return metrics
+"""
+
+
+def test_workers_that_lose_the_storage_say_why_in_the_one_line(tmp_path: Path) -> None:
+    # Every worker lost its connection (the main process's stayed): the command ended with "storage ...
+    # stopped answering during the study (ConnectionError: a worker lost its connection)", the workers'
+    # own error dropped, so a cause that has a hint of its own (a read-only SQLite file) never got it. Now
+    # the line names the error a worker met, as a single process does.
+    server = _server_url("postgres")
+    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    url = f"{server}?application_name={name}"
+    (tmp_path / "cut.py").write_text(CUT_FIT)
+    (tmp_path / "cut_every.py").write_text(CUT_EVERY_FIT)
+    run = {
+        "project": "cut",
+        "seed": 0,
+        "epochs": 3,
+        "trainer": {"function": "cut_every:fit", "x": 0.5, "app": name},
+    }
+    opt = {
+        "study_name": name,
+        "n_trials": 4,
+        "seed": 0,
+        "metric": "val_loss",
+        "direction": "minimize",
+        "storage": url,
+        "search_space": {"trainer.x": {"type": "float", "low": 0.0, "high": 1.0}},
+    }
+    write_yaml(tmp_path / "run.yaml", run)
+    write_yaml(tmp_path / "optimize.yaml", opt)
+    try:
+        ran = _optimize(tmp_path, "-r", "run.yaml", "-o", "optimize.yaml", "-q", "--workers", "2")
+        assert ran.returncode == 2, ran.stdout + ran.stderr
+        (line,) = [line for line in ran.stderr.splitlines() if line.startswith("error:")]
+        assert line.startswith(
+            f"error: storage '{url}' stopped answering during the study (OperationalError: "
+        ), ran.stderr
+        assert "a worker lost its connection" not in line and "Traceback" not in ran.stderr, ran.stderr
+    finally:
+        optuna.delete_study(study_name=name, storage=make_storage(server))
+
+
 QUICK_FIT = """
 def fit(config, report):
     metrics = {"val_loss": config["trainer"]["x"]}

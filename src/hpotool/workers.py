@@ -63,6 +63,7 @@ from hpotool.plan import StudyPlan
 from hpotool.runner import load_checked
 from hpotool.stale import fail_dead_local_trials, of_run, run_by
 from hpotool.storage import (
+    lost_cause,
     lost_connection,
     make_storage,
     shown_url,
@@ -263,7 +264,10 @@ def worker_main(
                 sys.exit(ERROR_EXIT)
             if lost_connection(exc) is None:
                 raise
-            # The storage stopped answering: the main process, which reads it too, says so in one line.
+            # The storage stopped answering: the main process says so in one line, naming this cause (it
+            # said "ConnectionError: a worker lost its connection", which hid a locked or read-only file).
+            if problems is not None:
+                problems.put((LOST_STORAGE_EXIT, lost_cause(exc)))
             sys.exit(LOST_STORAGE_EXIT)
     except KeyboardInterrupt as exc:
         # The shell's code for the signal: a worker signalled alone (its pid killed) tells the main process
@@ -580,12 +584,12 @@ def _run_workers(
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     # A worker that lost its connection, where the others finished the study (its trial failed and run
     # again by them), is named in a note below, as one that ended otherwise.
-    if any(p.exitcode == LOST_STORAGE_EXIT for p in procs) and finished < target:
-        raise storage_lost(plan.storage_url, ConnectionError("a worker lost its connection"))
     said: dict[int, str] = {}  # the first problem a worker put, by its exit code
     while not problems.empty():
         code, problem = problems.get()
         said.setdefault(code, problem)
+    if any(p.exitcode == LOST_STORAGE_EXIT for p in procs) and finished < target:
+        raise storage_lost(plan.storage_url, said.get(LOST_STORAGE_EXIT, "a worker lost its connection"))
     if any(p.exitcode == ERROR_EXIT for p in procs) and ERROR_EXIT in said:
         raise HpoError(said[ERROR_EXIT])
     if any(p.exitcode == SETUP_EXIT for p in procs) and SETUP_EXIT in said:
