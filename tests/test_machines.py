@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from hpotool.storage import make_storage
@@ -330,10 +331,10 @@ def fit(config, report):
 
 
 def _waiting_for_machine_b(
-    tmp_path: Path, **env: str
+    tmp_path: Path, *args: str, **env: str
 ) -> tuple[optuna.Study, optuna.Trial, subprocess.Popen[str]]:
     """A journal study of 2 finished trials and a third running on machine B; `hpotool optimize --n-trials
-    3` started on it (this machine), which waits for B's trial, its first line read."""
+    3` (and `args`) started on it (this machine), which waits for B's trial, its first line read."""
     (tmp_path / "quick.py").write_text(QUICK_FIT)
     url = f"journal:{tmp_path / 'studies' / 'j.log'}"
     run = {"project": "quick", "seed": 0, "epochs": 1, "trainer": {"function": "quick:fit", "x": 0.5}}
@@ -365,6 +366,7 @@ def _waiting_for_machine_b(
             "optimize.yaml",
             "--n-trials",
             "3",
+            *args,
         ],
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{tmp_path}", "COLUMNS": "300", **env},
@@ -408,14 +410,16 @@ def test_ctrl_c_while_the_last_trial_runs_on_another_machine_says_no_trial_of_th
     assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 2 + [TrialState.RUNNING]
 
 
+@pytest.mark.parametrize("workers", [(), ("--workers", "2")], ids=["one-process", "workers"])
 def test_a_run_waiting_for_another_machine_on_a_storage_without_heartbeat_says_so_and_what_to_do(
-    tmp_path: Path,
+    tmp_path: Path, workers: tuple[str, ...]
 ) -> None:
     # Machine A waited for the study's last trial, running on machine B, without a word: on a Redis or
     # journal study, a B gone for good (kill -9, power cut) kept A waiting silently for ever. Now, after
     # the heartbeat's grace period, A says once which trial it waits for, where it runs, and the command
-    # that fails it should that machine be gone.
-    _, on_b, proc = _waiting_for_machine_b(tmp_path, HPOTOOL_HEARTBEAT_GRACE="1")
+    # that fails it should that machine be gone. With --workers it still waited silently (a worker does
+    # not say it, each would); now their main process says it, once.
+    _, on_b, proc = _waiting_for_machine_b(tmp_path, *workers, HPOTOOL_HEARTBEAT_GRACE="1")
     assert proc.stdout is not None
     import select
 
