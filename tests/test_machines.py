@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from hpotool.storage import make_storage
@@ -120,14 +124,17 @@ def _optimize(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextlib.contextmanager
-def _cut_study(tmp_path: Path, cut: str, n_trials: int) -> Iterator[tuple[str, str]]:
-    """(storage URL, study name) of a fresh PostgreSQL study of `CUT_FIT` trials, its configs written to
-    tmp_path (run.yaml, optimize.yaml); `cut` says whose connection the server drops. Deleted after."""
+def _cut_study(
+    tmp_path: Path, cut: str | None, n_trials: int, function: str = "cut:fit"
+) -> Iterator[tuple[str, str]]:
+    """(storage URL, study name) of a fresh PostgreSQL study of `function`'s trials (cut.py, `CUT_FIT`, is
+    written beside the configs, run.yaml and optimize.yaml, in tmp_path); `cut` says whose connection
+    CUT_FIT has the server drop. Deleted after."""
     server = _server_url("postgres")
     name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
     url = f"{server}?application_name={name}"
     (tmp_path / "cut.py").write_text(CUT_FIT)
-    trainer = {"function": "cut:fit", "x": 0.5, "cut": cut, "app": name}
+    trainer = {"function": function, "x": 0.5, "app": name, **({"cut": cut} if cut else {})}
     write_yaml(tmp_path / "run.yaml", {"project": "cut", "seed": 0, "epochs": 3, "trainer": trainer})
     opt = {
         "study_name": name,
@@ -221,8 +228,49 @@ def test_a_worker_whose_connection_the_server_drops_leaves_its_trial_to_the_othe
         ), ran.stderr
 
 
-QUICK_FIT = """
+CUT_EVERY_FIT = """
+import os
+import time
+
+import cut
+
+
 def fit(config, report):
+    options = config["trainer"]
+    metrics = {}
+    for epoch in range(config["epochs"]):
+        if epoch == 1:  # in every worker: the server drops its connection as it writes this report
+            cut._cut(options["app"], os.getpid(), "trial_intermediate_values").start()
+            time.sleep(1.1)
+        metrics = {"val_loss": options["x"] + epoch}
+        report(epoch, metrics)
+    return metrics
+"""
+
+
+def test_workers_that_lose_the_storage_say_why_in_the_one_line(tmp_path: Path) -> None:
+    # Every worker lost its connection (the main process's stayed): the command ended with "storage ...
+    # stopped answering during the study (ConnectionError: a worker lost its connection)", the workers'
+    # own error dropped, so a cause that has a hint of its own (a read-only SQLite file) never got it. Now
+    # the line names the error a worker met, as a single process does.
+    (tmp_path / "cut_every.py").write_text(CUT_EVERY_FIT)
+    with _cut_study(tmp_path, None, 4, function="cut_every:fit") as (url, _):
+        ran = _optimize(tmp_path, "-r", "run.yaml", "-o", "optimize.yaml", "-q", "--workers", "2")
+        assert ran.returncode == 2, ran.stdout + ran.stderr
+        (line,) = [line for line in ran.stderr.splitlines() if line.startswith("error:")]
+        assert line.startswith(
+            f"error: storage '{url}' stopped answering during the study (OperationalError: "
+        ), ran.stderr
+        assert "a worker lost its connection" not in line and "Traceback" not in ran.stderr, ran.stderr
+
+
+QUICK_FIT = """
+import os
+import time
+
+
+def fit(config, report):
+    time.sleep(float(os.environ.get("QUICK_FIT_SLEEP", "0")))
     metrics = {"val_loss": config["trainer"]["x"]}
     report(0, metrics)
     return metrics
@@ -230,10 +278,11 @@ def fit(config, report):
 
 
 def _waiting_for_machine_b(
-    tmp_path: Path, **env: str
+    tmp_path: Path, *args: str, on_b: int = 1, **env: str
 ) -> tuple[optuna.Study, optuna.Trial, subprocess.Popen[str]]:
-    """A journal study of 2 finished trials and a third running on machine B; `hpotool optimize --n-trials
-    3` started on it (this machine), which waits for B's trial, its first line read."""
+    """A journal study of 2 finished trials and `on_b` more running on machine B (the first returned);
+    `hpotool optimize --n-trials 2+on_b` (and `args`) started on it (this machine), which waits for B's
+    trials, its first line read."""
     (tmp_path / "quick.py").write_text(QUICK_FIT)
     url = f"journal:{tmp_path / 'studies' / 'j.log'}"
     run = {"project": "quick", "seed": 0, "epochs": 1, "trainer": {"function": "quick:fit", "x": 0.5}}
@@ -251,8 +300,9 @@ def _waiting_for_machine_b(
     first = _optimize(tmp_path, "-r", "run.yaml", "-o", "optimize.yaml", "-q")
     assert first.returncode == 0, first.stdout + first.stderr
     study = optuna.load_study(study_name="shared", storage=make_storage(url))
-    on_b = study.ask()  # machine B's trial, running as long as B does
-    on_b.set_user_attr("worker", {"host": "machine-b.example", "pid": 4242})
+    on_b_trials = [study.ask() for _ in range(on_b)]  # machine B's trials, running as long as B does
+    for trial in on_b_trials:
+        trial.set_user_attr("worker", {"host": "machine-b.example", "pid": 4242})
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -264,7 +314,8 @@ def _waiting_for_machine_b(
             "-o",
             "optimize.yaml",
             "--n-trials",
-            "3",
+            str(2 + on_b),
+            *args,
         ],
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{tmp_path}", "COLUMNS": "300", **env},
@@ -275,7 +326,7 @@ def _waiting_for_machine_b(
     assert proc.stdout is not None
     line = proc.stdout.readline()  # "resuming study 'shared': 2/3 trials done": it waits for a slot
     assert "resuming study" in line, line
-    return study, on_b, proc
+    return study, on_b_trials[0], proc
 
 
 def _interrupt(proc: subprocess.Popen[str]) -> str:
@@ -308,14 +359,16 @@ def test_ctrl_c_while_the_last_trial_runs_on_another_machine_says_no_trial_of_th
     assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 2 + [TrialState.RUNNING]
 
 
+@pytest.mark.parametrize("workers", [(), ("--workers", "2")], ids=["one-process", "workers"])
 def test_a_run_waiting_for_another_machine_on_a_storage_without_heartbeat_says_so_and_what_to_do(
-    tmp_path: Path,
+    tmp_path: Path, workers: tuple[str, ...]
 ) -> None:
     # Machine A waited for the study's last trial, running on machine B, without a word: on a Redis or
     # journal study, a B gone for good (kill -9, power cut) kept A waiting silently for ever. Now, after
     # the heartbeat's grace period, A says once which trial it waits for, where it runs, and the command
-    # that fails it should that machine be gone.
-    _, on_b, proc = _waiting_for_machine_b(tmp_path, HPOTOOL_HEARTBEAT_GRACE="1")
+    # that fails it should that machine be gone. With --workers it still waited silently (a worker does
+    # not say it, each would); now their main process says it, once.
+    _, on_b, proc = _waiting_for_machine_b(tmp_path, *workers, HPOTOOL_HEARTBEAT_GRACE="1")
     assert proc.stdout is not None
     import select
 
@@ -333,3 +386,52 @@ def test_a_run_waiting_for_another_machine_on_a_storage_without_heartbeat_says_s
     ), output
     assert 0.5 < waited < 20, waited
     assert output.count("note: waiting for") == 1, output
+
+
+def test_the_note_on_waiting_for_other_machines_counts_each_wait_from_its_own_start(tmp_path: Path) -> None:
+    # The wait was timed from the first one of the run: a run that waited a moment, ran a trial longer than
+    # the grace period, then waited again said "note: waiting for the study's last trials ..." at once.
+    # Now a wait says it once it has itself lasted the grace period (2 s here).
+    study, first_on_b, proc = _waiting_for_machine_b(
+        tmp_path, on_b=2, HPOTOOL_HEARTBEAT_GRACE="2", QUICK_FIT_SLEEP="3"
+    )
+    assert proc.stdout is not None
+    lines: list[tuple[float, str]] = []  # when each line of A's came, read as it comes
+
+    def read(stdout: IO[str]) -> None:
+        for line in stdout:
+            lines.append((time.time(), line))
+
+    reader = threading.Thread(target=read, args=(proc.stdout,), daemon=True)
+    reader.start()
+    try:
+        time.sleep(0.5)  # A waits, every slot taken: 2 finished, B's 2 running
+        study.tell(first_on_b, state=TrialState.FAIL)  # a slot comes free: A runs a trial, 3 s long
+        _wait_until(lambda: len(study.get_trials(states=(TrialState.RUNNING,))) == 2)  # B's other one and A's
+        third_on_b = study.ask()  # B takes the slot A's trial leaves: A waits again once it ends
+        third_on_b.set_user_attr("worker", {"host": "machine-b.example", "pid": 4242})
+        _wait_until(lambda: len(study.get_trials(states=(TrialState.COMPLETE,))) == 3, timeout=20)
+        _wait_until(lambda: any(line.startswith("note: waiting") for _, line in lines), timeout=20)
+    finally:
+        proc.send_signal(signal.SIGINT)  # the reader reads what it says
+        try:
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        reader.join(timeout=10)
+    output = "".join(line for _, line in lines)
+    [(said, note)] = [(when, line) for when, line in lines if line.startswith("note: waiting")]
+    assert note.startswith("note: waiting for the study's last trials, running on other machines"), output
+    # A's trial ended, and its second wait began, as that trial completed (by this machine's clock)
+    [a_trial] = [t for t in study.get_trials() if t.state == TrialState.COMPLETE and t.number > 2]
+    assert a_trial.datetime_complete is not None
+    waited = said - a_trial.datetime_complete.timestamp()
+    assert waited > 1.5, (waited, note)  # before: at once (under 0.5 s)
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

@@ -1242,7 +1242,7 @@ def fail_stale(
         from optuna.trial import TrialState
 
         from hpotool.browse import find_study
-        from hpotool.stale import fail_dead_local_trials, fail_ownerless_trials
+        from hpotool.stale import fail_dead_local_trials, fail_ownerless_trials, heartbeat_ages
         from hpotool.storage import (
             cannot_write,
             fail_stale_trials,
@@ -1275,9 +1275,17 @@ def fail_stale(
             )
         _out().print(f"marked {len(failed)} stale trial(s) FAIL: {_numbers(sorted(failed)) or 'none'}")
         if alive and heartbeat:
+            # A trial whose machine was killed seconds ago is left too: its heartbeat is not yet stale.
+            grace = heartbeat_settings()[1]
+            ages = heartbeat_ages(study)
+            listed = ", ".join(
+                f"#{n} (heartbeat {ages[n]:.0f} s old)" if n in ages else f"#{n} (no heartbeat yet)"
+                for n in alive
+            )
             _out().print(
-                f"left {len(alive)} running trial(s) alone, their heartbeat younger than the "
-                f"{heartbeat_settings()[1]} s grace period (a live worker): {_numbers(alive)}"
+                f"left {len(alive)} running trial(s) alone, their heartbeat younger than the {grace} s grace "
+                f"period: {listed}; each is a live worker's, or one that died less than {grace} s ago (run "
+                f"fail-stale again once its heartbeat is older)"
             )
         elif alive:
             _out().print(

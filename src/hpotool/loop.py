@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
 import os
 import random
 import sys
@@ -186,7 +187,7 @@ def run_trials(
     interval, grace = heartbeat_settings()
     beating = has_heartbeat(storage)
     next_stale_check = start
-    waiting_since: float | None = None  # since when other processes' trials have taken every slot
+    wait_note = WaitNote(plan, grace)  # other processes' trials have taken every slot for so long
     # As Study.optimize does: a sampler with nothing left to try (grid, brute force) calls study.stop() from
     # `tell`, which Optuna allows only inside its optimize loop; this loop then ends the same way.
     study._stop_flag = False
@@ -208,16 +209,12 @@ def run_trials(
             trials = _finished_and_running(study)
             if sum(t.state in FINISHED for t in trials) >= target:
                 break
-            if len(trials) >= target:  # every slot is taken: wait for one to finish or fail
-                if waiting_since is None:
-                    waiting_since = now
-                elif not beating and now - waiting_since >= grace:
-                    waiting_since = math.inf  # said once
-                    _waiting_for_other_machines(plan, trials)
+            waiting = len(trials) >= target  # every slot is taken: wait for one to finish or fail
+            if not beating and multiprocessing.parent_process() is None:  # a worker's main process says it
+                wait_note.look(trials, waiting, now)
+            if waiting:
                 time.sleep(poll)
                 continue
-            if waiting_since != math.inf:
-                waiting_since = None  # a slot came free: a later wait counts from its own start
             if _all_started(study):  # other workers run the last points: wait, run none twice
                 if sampler_exhausted(study, running_done=False):
                     guard.exhausted = True
@@ -289,15 +286,34 @@ def run_trials(
     return guard
 
 
-def _waiting_for_other_machines(plan: StudyPlan, trials: list[FrozenTrial]) -> None:
-    """Say, once, that this run (a single process: workers would each say it) has waited the heartbeat's
-    grace period for the study's last trials, running on other machines, on a storage without heartbeat
-    (Redis, journal files), where a machine gone for good would keep it waiting silently for ever."""
-    import multiprocessing
+class WaitNote:
+    """Says once (`_waiting_for_other_machines`) that a run has waited the heartbeat's grace period for the
+    study's last trials, running on other machines, on a storage without heartbeat (Redis, journal files),
+    where a machine gone for good would keep it waiting silently for ever. A single process looks before
+    each trial; with --workers, their main process looks (each worker would say it)."""
 
+    def __init__(self, plan: StudyPlan, grace: float) -> None:
+        self.plan, self.grace = plan, grace
+        self.since: float | None = None  # since when this wait has lasted; None while not waiting
+        self.said = False
+
+    def look(self, trials: list[FrozenTrial], waiting: bool, now: float) -> None:
+        """`trials`: the study's finished and running trials; `waiting`: whether the run waits for a slot."""
+        if self.said or not waiting:
+            self.since = None  # a slot came free: a later wait counts from its own start
+            return
+        if self.since is None:
+            self.since = now
+        elif now - self.since >= self.grace:
+            self.said = _waiting_for_other_machines(self.plan, trials)
+
+
+def _waiting_for_other_machines(plan: StudyPlan, trials: list[FrozenTrial]) -> bool:
+    """Say that the run waits for the study's last trials, running on other machines (`WaitNote`); returns
+    whether it said it (False where none runs elsewhere: other processes of this machine)."""
     elsewhere = [t for t in trials if t.state == TrialState.RUNNING and not on_this_host(t)]
-    if not elsewhere or multiprocessing.parent_process() is not None:
-        return
+    if not elsewhere:
+        return False
     from hpotool.storage import shown_url
 
     def where(t: FrozenTrial) -> str:
@@ -313,6 +329,7 @@ def _waiting_for_other_machines(plan: StudyPlan, trials: list[FrozenTrial]) -> N
         quote(plan.opt.study_name),
         quote(shown_url(plan.storage_url)),
     )
+    return True
 
 
 def _others_asked(study: optuna.Study, since: int, mine: int) -> bool:

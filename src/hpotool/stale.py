@@ -229,3 +229,34 @@ def _beating(storage: Any, trial_id: int) -> bool:
 
     with _create_scoped_session(backend.scoped_session) as session:
         return models.TrialHeartbeatModel.where_trial_id(trial_id, session) is not None
+
+
+def heartbeat_ages(study: optuna.Study) -> dict[int, float]:
+    """Seconds since the last heartbeat of each RUNNING trial of `study` that has one, by trial number, as
+    the database's clock tells it (Optuna's staleness check compares the same two); empty on storages
+    without a heartbeat."""
+    from optuna.storages import RDBStorage
+
+    storage = study._storage
+    backend = getattr(storage, "_backend", storage)
+    if not isinstance(backend, RDBStorage) or backend.heartbeat_interval is None:
+        return {}
+    import sqlalchemy
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+    from optuna.trial import TrialState
+
+    with _create_scoped_session(backend.scoped_session) as session:
+        now = session.execute(sqlalchemy.func.now()).scalar()
+        assert now is not None
+        now = now.replace(tzinfo=None)  # PostgreSQL's is timezone-aware, the stored heartbeats are not
+        rows = (
+            session.query(models.TrialModel.number, models.TrialHeartbeatModel.heartbeat)
+            .join(
+                models.TrialHeartbeatModel, models.TrialHeartbeatModel.trial_id == models.TrialModel.trial_id
+            )
+            .filter(models.TrialModel.study_id == study._study_id)
+            .filter(models.TrialModel.state == TrialState.RUNNING)
+            .all()
+        )
+    return {number: max((now - beat).total_seconds(), 0.0) for number, beat in rows}

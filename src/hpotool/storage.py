@@ -505,13 +505,20 @@ def storage_url_of(study: optuna.Study) -> str | None:
     return _LOADED_FROM.get(study._storage)
 
 
-def storage_lost(url: str, exc: BaseException) -> HpoError:
-    """What `optimize` says when its storage stopped answering during the study (`lost_connection(exc)`)."""
+def lost_cause(exc: BaseException) -> str:
+    """The error behind `exc` (`lost_connection`) in one line, its type and first line: what a worker that
+    lost the storage passes on to its main process, which says it (`storage_lost`)."""
     cause = lost_connection(exc) or exc
     text = str(cause).strip()
-    first = f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
+    return f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
+
+
+def storage_lost(url: str, exc: BaseException | str) -> HpoError:
+    """What `optimize` says when its storage stopped answering during the study (`lost_connection(exc)`);
+    `exc` is the error, or a worker's `lost_cause` of it."""
+    first = exc if isinstance(exc, str) else lost_cause(exc)
     # SQLite opened a file it cannot write read-only: it answers, and will not write
-    if "readonly database" in text:
+    if "readonly database" in first:
         hint = _file_hint(url) or (
             "; make the file and its folder writable, or copy it to a folder you can write to and give that path"
         )

@@ -25,7 +25,7 @@ from multiprocessing.connection import wait
 from typing import TYPE_CHECKING, Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.config import OptimizeConfig, RunConfig, validate_config
 from hpotool.errors import HpoError
@@ -45,6 +45,7 @@ from hpotool.interrupts import (
 )
 from hpotool.loop import (
     EXHAUSTED,
+    WaitNote,
     add_fallback_note,
     add_ran_now_states,
     already_done,
@@ -63,6 +64,9 @@ from hpotool.plan import StudyPlan
 from hpotool.runner import load_checked
 from hpotool.stale import fail_dead_local_trials, of_run, run_by
 from hpotool.storage import (
+    has_heartbeat,
+    heartbeat_settings,
+    lost_cause,
     lost_connection,
     make_storage,
     shown_url,
@@ -263,7 +267,10 @@ def worker_main(
                 sys.exit(ERROR_EXIT)
             if lost_connection(exc) is None:
                 raise
-            # The storage stopped answering: the main process, which reads it too, says so in one line.
+            # The storage stopped answering: the main process says so in one line, naming this cause (it
+            # said "ConnectionError: a worker lost its connection", which hid a locked or read-only file).
+            if problems is not None:
+                problems.put((LOST_STORAGE_EXIT, lost_cause(exc)))
             sys.exit(LOST_STORAGE_EXIT)
     except KeyboardInterrupt as exc:
         # The shell's code for the signal: a worker signalled alone (its pid killed) tells the main process
@@ -373,7 +380,8 @@ class _Monitor:
 
     def __init__(self, study: optuna.Study, observer: StudyObserver | None) -> None:
         self.study, self.observer = study, observer
-        self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+        self.trials = study.get_trials(deepcopy=False)  # as the last look found them
+        self.seen = {t.number for t in self.trials if t.state.is_finished()}
 
     def poll(self) -> None:
         """Show the newly finished trials. A connection the server dropped (a restart, a failover) is only
@@ -387,15 +395,23 @@ class _Monitor:
                 raise
 
     def _poll(self) -> None:
-        new = [
-            t
-            for t in self.study.get_trials(deepcopy=False)
-            if t.state.is_finished() and t.number not in self.seen
-        ]
+        self.trials = self.study.get_trials(deepcopy=False)
+        new = [t for t in self.trials if t.state.is_finished() and t.number not in self.seen]
         for t in sorted(new, key=lambda t: (t.datetime_complete or t.datetime_start, t.number)):
             self.seen.add(t.number)
             if self.observer is not None:
                 self.observer.trial_finished(self.study, t)
+
+
+def _look_for_a_wait(note: WaitNote, trials: list[FrozenTrial], target: int, procs: list[Any]) -> None:
+    """Whether a worker waits for a slot, every one taken by the study's finished and running trials, and
+    fewer of them run by the live workers than there are: `note` says once that the run waits for the
+    other machines' (each worker would say it; a single process says it itself, `loop.run_trials`)."""
+    taken = [t for t in trials if t.state in FINISHED or t.state == TrialState.RUNNING]
+    alive = {p.pid for p in procs if p.pid is not None and p.is_alive()}
+    busy = sum(t.state == TrialState.RUNNING and run_by(t, alive) for t in taken)
+    finished = sum(t.state in FINISHED for t in taken)
+    note.look(taken, len(taken) >= target > finished and busy < len(alive), time.monotonic())
 
 
 def _stop_workers(procs: list[Any], stop: Event, signum: int) -> None:
@@ -503,6 +519,8 @@ def _run_workers(
     if tracker is not None:
         tracker.end_cut_off_runs(study)
     monitor = _Monitor(study, observer)
+    # Storages without a heartbeat (Redis, journal files): a wait for other machines' trials is said once.
+    wait_note = None if has_heartbeat(study._storage) else WaitNote(plan, heartbeat_settings()[1])
     ctx: Any = worker_context()
     stop, exhausted, fallbacks, problems = ctx.Event(), ctx.Event(), ctx.SimpleQueue(), ctx.SimpleQueue()
     tracking = TrackingOff(ctx.Event(), ctx.SimpleQueue())
@@ -555,6 +573,8 @@ def _run_workers(
                 with deferred():
                     monitor.poll()
                     gather()
+                    if wait_note is not None:
+                        _look_for_a_wait(wait_note, monitor.trials, target, procs)
                     alive = [p.sentinel for p in procs if p.is_alive()]
                     _fail_trials_of_exited(study, procs, exited)
                 if not alive:
@@ -580,12 +600,12 @@ def _run_workers(
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     # A worker that lost its connection, where the others finished the study (its trial failed and run
     # again by them), is named in a note below, as one that ended otherwise.
-    if any(p.exitcode == LOST_STORAGE_EXIT for p in procs) and finished < target:
-        raise storage_lost(plan.storage_url, ConnectionError("a worker lost its connection"))
     said: dict[int, str] = {}  # the first problem a worker put, by its exit code
     while not problems.empty():
         code, problem = problems.get()
         said.setdefault(code, problem)
+    if any(p.exitcode == LOST_STORAGE_EXIT for p in procs) and finished < target:
+        raise storage_lost(plan.storage_url, said.get(LOST_STORAGE_EXIT, "a worker lost its connection"))
     if any(p.exitcode == ERROR_EXIT for p in procs) and ERROR_EXIT in said:
         raise HpoError(said[ERROR_EXIT])
     if any(p.exitcode == SETUP_EXIT for p in procs) and SETUP_EXIT in said:
