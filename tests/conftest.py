@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,13 @@ os.environ["NO_COLOR"] = "1"
 for _console in (hpotool.cli._out(), hpotool.cli._err()):
     _console.width = 3000
     _console.no_color = True
+
+# A test run started in the background by a non-interactive shell (`make test &` in a script, `nohup ... &`
+# in a subshell) inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler, in this
+# process or in the commands the tests start: every Ctrl-C test saw nothing (exit 0, no KeyboardInterrupt).
+# Python's own handler restores what an interactive run has; the commands started get SIGINT's default.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 RUN: dict[str, Any] = {
     "project": "tiny",
