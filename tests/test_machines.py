@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import optuna
 import pytest
@@ -123,6 +123,22 @@ def _optimize(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _write_configs(folder: Path, run: dict[str, Any], study_name: str, n_trials: int, storage: str) -> None:
+    """run.yaml (`run`, seed 0) and optimize.yaml in `folder`: a study of `n_trials` minimizing val_loss over
+    trainer.x in [0, 1], which the training functions here report."""
+    write_yaml(folder / "run.yaml", {"seed": 0, **run})
+    opt = {
+        "study_name": study_name,
+        "n_trials": n_trials,
+        "seed": 0,
+        "metric": "val_loss",
+        "direction": "minimize",
+        "storage": storage,
+        "search_space": {"trainer.x": {"type": "float", "low": 0.0, "high": 1.0}},
+    }
+    write_yaml(folder / "optimize.yaml", opt)
+
+
 @contextlib.contextmanager
 def _cut_study(
     tmp_path: Path, cut: str | None, n_trials: int, function: str = "cut:fit"
@@ -135,17 +151,7 @@ def _cut_study(
     url = f"{server}?application_name={name}"
     (tmp_path / "cut.py").write_text(CUT_FIT)
     trainer = {"function": function, "x": 0.5, "app": name, **({"cut": cut} if cut else {})}
-    write_yaml(tmp_path / "run.yaml", {"project": "cut", "seed": 0, "epochs": 3, "trainer": trainer})
-    opt = {
-        "study_name": name,
-        "n_trials": n_trials,
-        "seed": 0,
-        "metric": "val_loss",
-        "direction": "minimize",
-        "storage": url,
-        "search_space": {"trainer.x": {"type": "float", "low": 0.0, "high": 1.0}},
-    }
-    write_yaml(tmp_path / "optimize.yaml", opt)
+    _write_configs(tmp_path, {"project": "cut", "epochs": 3, "trainer": trainer}, name, n_trials, url)
     try:
         yield url, name
     finally:
@@ -285,18 +291,8 @@ def _waiting_for_machine_b(
     trials, its first line read."""
     (tmp_path / "quick.py").write_text(QUICK_FIT)
     url = f"journal:{tmp_path / 'studies' / 'j.log'}"
-    run = {"project": "quick", "seed": 0, "epochs": 1, "trainer": {"function": "quick:fit", "x": 0.5}}
-    opt = {
-        "study_name": "shared",
-        "n_trials": 2,
-        "seed": 0,
-        "metric": "val_loss",
-        "direction": "minimize",
-        "storage": url,
-        "search_space": {"trainer.x": {"type": "float", "low": 0.0, "high": 1.0}},
-    }
-    write_yaml(tmp_path / "run.yaml", run)
-    write_yaml(tmp_path / "optimize.yaml", opt)
+    run = {"project": "quick", "epochs": 1, "trainer": {"function": "quick:fit", "x": 0.5}}
+    _write_configs(tmp_path, run, "shared", 2, url)
     first = _optimize(tmp_path, "-r", "run.yaml", "-o", "optimize.yaml", "-q")
     assert first.returncode == 0, first.stdout + first.stderr
     study = optuna.load_study(study_name="shared", storage=make_storage(url))

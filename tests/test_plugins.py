@@ -12,6 +12,15 @@ import yaml
 from hpotool.config import RunConfig
 
 
+def _refused(call: Any, *args: Any) -> str:
+    """The one line hpotool's error gives when `call(*args)` refuses what a user plugged in."""
+    from hpotool.errors import HpoError
+
+    with pytest.raises(HpoError) as info:
+        call(*args)
+    return str(info.value)
+
+
 def test_a_saved_run_of_a_users_model_loads_from_its_folder(tmp_path: Path) -> None:
     """`load_model("runs/x/20261205-141011")`, the folder train and train-from-best print, said "not a model
     saved by hpotool: IsADirectoryError: [Errno 21] Is a directory"; it takes the folder now too."""
@@ -140,9 +149,7 @@ def test_a_training_function_named_as_a_class_or_its_method_says_to_name_an_inst
     """`trainer: {function: x:Runner.fit}` said "requires 'self' ...; set 'self' under trainer: in the run
     config", which no config can; `x:Runner` passed the check and failed trial 0 with "returned Runner; it
     must return a dict". An instance's method and a static method train, as before."""
-    import pytest
 
-    from hpotool.errors import HpoError
     from hpotool.runner import check_run, train_run
 
     (tmp_path / "class_trainer.py").write_text(RUNNER_CLASS)
@@ -150,16 +157,14 @@ def test_a_training_function_named_as_a_class_or_its_method_says_to_name_an_inst
     def cfg(function: str) -> RunConfig:
         return RunConfig.model_validate({"trainer": {"function": function}, "device": "cpu"})
 
-    with pytest.raises(HpoError) as info:
-        check_run(cfg("class_trainer:Runner.fit"), "run.yaml")
-    assert str(info.value) == (
+    refused = _refused(check_run, cfg("class_trainer:Runner.fit"), "run.yaml")
+    assert refused == (
         "run.yaml: trainer.function: class_trainer:Runner.fit is a method of the class Runner, called on an "
         "instance; make one at the module's top level (runner = Runner(...)) and name its method "
         "(class_trainer:runner.fit), or name a function"
     )
-    with pytest.raises(HpoError) as info:
-        check_run(cfg("class_trainer:Runner"), "run.yaml")
-    assert str(info.value) == (
+    refused = _refused(check_run, cfg("class_trainer:Runner"), "run.yaml")
+    assert refused == (
         "run.yaml: trainer.function: class_trainer:Runner is a class, and calling it makes a Runner, not the "
         "dict of metrics; name the function that trains, or the method of an instance (class_trainer:obj.fit "
         "for obj = Runner(...) in the module)"
@@ -195,9 +200,7 @@ def test_a_torchvision_style_model_function_taking_kwargs_is_told_to_set_num_cla
     """torchvision's and timm's model functions take `(*, weights=None, progress=True, **kwargs)` and hand
     num_classes on to the model, 1000 by default: the check said only "its output for 8 samples has shape
     (8, 1000); this classification task needs (8, 2)", where a class naming num_classes is told to set it."""
-    import pytest
 
-    from hpotool.errors import HpoError
     from hpotool.runner import check_run
 
     (tmp_path / "vision_like.py").write_text(
@@ -208,9 +211,8 @@ def test_a_torchvision_style_model_function_taking_kwargs_is_told_to_set_num_cla
     )
     run = {"data": {"name": "digits", "subset_fraction": 0.1}, "device": "cpu"}
     cfg = RunConfig.model_validate({**run, "model": {"name": "vision_like:resnet18"}})
-    with pytest.raises(HpoError) as info:
-        check_run(cfg, "run.yaml")
-    assert str(info.value) == (
+    refused = _refused(check_run, cfg, "run.yaml")
+    assert refused == (
         "run.yaml: model: its output for 8 samples has shape (8, 1000); this classification task needs (8, 10): "
         "(batch, classes) logits; vision_like:resnet18 takes **kwargs and names no width: if it hands them to "
         "a model taking num_classes (torchvision's and timm's do), set num_classes: 10 under model:"
@@ -225,10 +227,8 @@ def test_an_optimizer_function_without_an_lr_argument_is_told_to_take_one(tmp_pa
     """hpotool passes every optimizer optimizer.lr (a field with a default): a function taking learning_rate
     was told "takes no argument 'lr'; it takes: learning_rate, momentum", and setting learning_rate, or
     leaving lr out, changed nothing."""
-    import pytest
 
     from hpotool.config import load_run_config
-    from hpotool.errors import HpoError
 
     (tmp_path / "keras_named_optimizer.py").write_text(
         "import torch\n\n\ndef make(params, learning_rate=1e-3, momentum=0.9):\n"
@@ -237,17 +237,15 @@ def test_an_optimizer_function_without_an_lr_argument_is_told_to_take_one(tmp_pa
     )
     path = tmp_path / "run.yaml"
     path.write_text("optimizer: {name: 'keras_named_optimizer:make', learning_rate: 0.05}\n")
-    with pytest.raises(HpoError) as info:
-        load_run_config(path)
-    assert str(info.value) == (
+    refused = _refused(load_run_config, path)
+    assert refused == (
         f"{path}: optimizer: optimizer 'keras_named_optimizer:make' takes no argument 'lr', which hpotool gives "
         f"every optimizer (optimizer.lr, 0.001 by default, which a search varies): name its learning_rate "
         f"argument lr"
     )
     path.write_text("optimizer: {name: 'keras_named_optimizer:fixed', lr: 0.1}\n")
-    with pytest.raises(HpoError) as info:
-        load_run_config(path)
-    assert str(info.value) == (
+    refused = _refused(load_run_config, path)
+    assert refused == (
         f"{path}: optimizer: optimizer 'keras_named_optimizer:fixed' takes no argument 'lr', which hpotool gives "
         f"every optimizer (optimizer.lr, 0.1 here, which a search varies): give the function an lr argument "
         f"and build the optimizer with it"
@@ -277,16 +275,14 @@ def test_a_training_function_whose_parameter_hpotool_cannot_pass_is_told_the_fix
 ) -> None:
     """`def fit(cfg, report)`, `def fit(config, callback)` and an Optuna objective `def objective(trial)`
     were told "set 'cfg' (or 'trial') under trainer: in the run config", which no value there can fix."""
-    from hpotool.errors import HpoError
     from hpotool.runner import check_run
 
     module = "named_fit_" + "".join(c for c in signature if c.isalnum())
     (tmp_path / f"{module}.py").write_text(f"def fit({signature}):\n    return {{'val_loss': 1.0}}\n")
     cfg = RunConfig.model_validate({"trainer": {"function": f"{module}:fit"}, "device": "cpu"})
-    with pytest.raises(HpoError) as info:
-        check_run(cfg, "run.yaml")
+    refused = _refused(check_run, cfg, "run.yaml")
     missing = next(p.strip() for p in signature.split(",") if p.strip() not in ("config", "report"))
-    assert str(info.value) == (
+    assert refused == (
         f"run.yaml: trainer.function: {module}:fit requires {missing!r}, which hpotool cannot pass: it passes "
         f"config, run_config, report and the trainer: keys the function names (by name); {fix}"
     )
@@ -349,14 +345,12 @@ def test_a_model_or_loss_object_built_in_the_users_module_says_to_name_its_class
     and "CrossEntropyLoss.forward() missing 2 required positional arguments": hpotool called the object; a
     Dataset object as data with "'Samples' object is not callable"."""
     from hpotool.config import load_run_config
-    from hpotool.errors import HpoError
 
     (tmp_path / "built_objects.py").write_text(BUILT_OBJECTS)
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(section))
-    with pytest.raises(HpoError) as info:
-        load_run_config(path)
-    assert str(info.value) == f"{path}: {message}"
+    refused = _refused(load_run_config, path)
+    assert refused == f"{path}: {message}"
 
 
 def test_an_import_path_misspelt_only_in_case_is_told_the_name_the_module_defines(tmp_path: Path) -> None:
@@ -401,7 +395,6 @@ def test_a_models_forward_that_requires_a_mask_names_its_line_and_how_hpotool_ca
 ) -> None:
     """A model with `forward(self, x, mask)` failed the one-step check with "Net.forward() missing 1 required
     positional argument: 'mask'" alone: not where forward is, nor that hpotool calls forward(x)."""
-    from hpotool.errors import HpoError
     from hpotool.runner import check_run
 
     (tmp_path / "masked_net.py").write_text(
@@ -418,9 +411,8 @@ def test_a_models_forward_that_requires_a_mask_names_its_line_and_how_hpotool_ca
             "device": "cpu",
         }
     )
-    with pytest.raises(HpoError) as info:
-        check_run(cfg, "run.yaml")
-    assert str(info.value) == (
+    refused = _refused(check_run, cfg, "run.yaml")
+    assert refused == (
         "run.yaml: model: TypeError: Net.forward() missing 1 required positional argument: 'mask'; hpotool "
         "calls forward(x) with one batch tensor, and Net.forward (masked_net.py:9) also requires mask: give it "
         "a default (def forward(self, x, mask=None)), or wrap the model in a module whose forward takes x alone"
@@ -434,7 +426,6 @@ def test_binary_cross_entropy_on_probabilities_for_soft_labels_names_the_soft_la
     """BCELoss (by import path) on class probabilities a dataset names a classification failed the one-step
     check with "all elements of input should be between 0 and 1; check that the loss fits this
     classification task": now the line says what the recent soft-label lines say, and what to use."""
-    from hpotool.errors import HpoError
     from hpotool.runner import check_run
 
     (tmp_path / "soft_probs.py").write_text(
@@ -447,9 +438,8 @@ def test_binary_cross_entropy_on_probabilities_for_soft_labels_names_the_soft_la
     cfg = RunConfig.model_validate(
         {"data": {"name": "soft_probs:probabilities"}, "loss": {"name": loss}, "epochs": 1, "device": "cpu"}
     )
-    with pytest.raises(HpoError) as info:
-        check_run(cfg, "run.yaml")
-    assert str(info.value) == (
+    refused = _refused(check_run, cfg, "run.yaml")
+    assert refused == (
         "run.yaml: training: one step on 8 samples failed: RuntimeError: all elements of input should be "
         f"between 0 and 1; {loss!r} takes probabilities (after a sigmoid), but the model outputs one logit per "
         "class, and y holds each sample's probabilities over 3 classes (soft labels); use cross_entropy (or "
