@@ -19,6 +19,42 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
 _NORMS = ("none", "batch", "layer")
 
 
+def _plain(module: nn.Module) -> bool:
+    """Whether `module(x)` would just return `module.forward(x)`: no hooks of its own, not compiled in place."""
+    return not (
+        module._forward_hooks
+        or module._forward_pre_hooks
+        or module._backward_hooks
+        or module._backward_pre_hooks
+        or module._compiled_call_impl is not None
+    )
+
+
+def run_layers(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """`net(x)`, calling each layer's forward() directly where no hook or tracer could tell the difference.
+
+    `nn.Module.__call__` costs ~2 us of Python a module; on the digits MLP (batch 32) the Sequential and its
+    four layers were ~8% of a training step. Any hook (global, on `net` or on a layer), a compiled layer or a
+    TorchScript trace goes through `net(x)` as before.
+    """
+    mod = nn.modules.module
+    if (
+        mod._global_forward_hooks
+        or mod._global_forward_pre_hooks
+        or mod._global_backward_hooks
+        or mod._global_backward_pre_hooks
+        or torch._C._get_tracing_state()
+        or not _plain(net)
+    ):
+        return net(x)
+    layers = net._modules.values()
+    if not all(_plain(layer) for layer in layers):
+        return net(x)
+    for layer in layers:
+        x = layer.forward(x)
+    return x
+
+
 def make_activation(name: str) -> nn.Module:
     """A fresh activation module by name."""
     try:
@@ -84,7 +120,7 @@ class MLP(nn.Module):
         self.net = nn.Sequential(*blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return run_layers(self.net, x)
 
 
 class CNN(nn.Module):
@@ -153,4 +189,4 @@ class CNN(nn.Module):
         self.net = nn.Sequential(*blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return run_layers(self.net, x)
