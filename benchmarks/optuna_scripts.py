@@ -4,7 +4,8 @@
     python -m benchmarks.optuna_scripts usual     --trials 20 --storage sqlite:///y.db
 
 `efficient` trains exactly as hpotool does (the epoch's tensors gathered in shuffled order and sliced
-into batches, torch's fused Adam stepped through `hpotool.lean_step` with `torch._dynamo`'s import deferred,
+into batches, torch's fused Adam stepped and the loss's backward run through `hpotool.lean_step` with
+`torch._dynamo`'s import deferred,
 one host sync per epoch, one torch thread, SQLite in WAL mode): the baseline for hpotool's own overhead. `usual` is the Optuna PyTorch
 example's way: a DataLoader over a TensorDataset, `.item()` every step, torch's default threads, Optuna's
 default SQLite set-up. Both use hpotool's digits loader and split so the data are identical, and the same
@@ -23,7 +24,7 @@ from torch import nn
 
 from benchmarks.common import RUN
 from hpotool.datasets import digits, split
-from hpotool.lean_step import LeanStep, defer_dynamo
+from hpotool.lean_step import LeanStep, backward, defer_dynamo
 
 
 def _data() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -73,7 +74,7 @@ def efficient(trials: int, storage: str) -> None:
             for x, y in zip(xt[perm].split(batch), yt[perm].split(batch), strict=True):
                 opt.zero_grad()
                 loss = loss_fn(model(x), y)
-                loss.backward()
+                backward(loss)
                 opt.step()
                 losses.append(loss.detach())
             float(torch.stack(losses).sum())  # the train loss, read once per epoch

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import subprocess
 import sys
 import types
@@ -12,7 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from hpotool.lean_step import LeanStep
+from hpotool import lean_step
+from hpotool.lean_step import LeanStep, backward
 
 from .conftest import RUN, write_yaml
 
@@ -339,3 +341,77 @@ def test_hpotool_train_with_sgd_momentum_never_imports_dynamo(tmp_path: Path) ->
     imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line]
     assert "torch.optim" in imported
     assert [m for m in imported if m.startswith("torch._dynamo")] == []
+
+
+def _grads_after(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, run: Callable[[torch.Tensor], None]
+) -> list:
+    model.zero_grad(set_to_none=True)
+    run(nn.functional.cross_entropy(model(x), y))
+    return [p.grad.clone() for p in model.parameters()]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lean_backward_calls_the_engine_and_gives_torchs_gradients_bit_for_bit(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.LayerNorm(16), nn.Linear(16, 4))
+    x, y = torch.randn(9, 6), torch.randint(0, 4, (9,))
+    calls: list[int] = []
+    engine = lean_step._ENGINE
+
+    class Counting:
+        def run_backward(self, *args: Any, **kwargs: Any) -> Any:
+            calls.append(1)
+            return engine.run_backward(*args, **kwargs)
+
+    monkeypatch.setattr(lean_step, "_ENGINE", Counting())
+    ours = _grads_after(model, x, y, backward)
+    theirs = _grads_after(model, x, y, lambda loss: loss.backward())
+    assert calls == [1]  # the engine itself, not loss.backward() (which goes through torch.autograd.backward)
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("loss", "message"),
+    [
+        (lambda: torch.ones(3, requires_grad=True) * 2, "grad can be implicitly created only for scalar"),
+        (lambda: torch.ones(()), "does not require grad"),
+        (lambda: torch.ones((), dtype=torch.complex64, requires_grad=True) * 2, "real scalar outputs"),
+    ],
+)
+def test_lean_backward_leaves_what_it_does_not_take_to_torch_and_its_errors(
+    loss: Callable[[], torch.Tensor], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lean_step, "_ENGINE", None)  # the engine would not be reached either way
+    with pytest.raises(RuntimeError, match=message):
+        backward(loss())
+
+
+def test_lean_backward_leaves_tensor_subclasses_and_autograd_debug_logging_to_torch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[str] = []
+
+    class Recorded(torch.Tensor):
+        def backward(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+            seen.append("subclass")
+            super().backward(*args, **kwargs)
+
+    monkeypatch.setattr(lean_step, "_ENGINE", None)  # would fail if reached: `None.run_backward`
+    w = torch.ones(2, requires_grad=True)
+    backward((w * 3).sum().as_subclass(Recorded))
+    assert seen == ["subclass"]
+    assert w.grad is not None and w.grad.tolist() == [3.0, 3.0]
+    log = logging.getLogger("torch.autograd.graph")
+    monkeypatch.setattr(log, "level", logging.DEBUG)
+    log.manager._clear_cache()  # type: ignore[attr-defined]
+    taken: list[int] = []
+    monkeypatch.setattr(
+        lean_step, "_ENGINE", types.SimpleNamespace(run_backward=lambda *a, **k: taken.append(1))
+    )
+    w.grad = None
+    backward((w * 2).sum())
+    log.manager._clear_cache()  # type: ignore[attr-defined]
+    assert taken == [] and w.grad is not None and w.grad.tolist() == [2.0, 2.0]

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from hpotool.datasets import Task, TensorData
-from hpotool.lean_step import LeanStep
+from hpotool.lean_step import LeanStep, backward
 
 
 @dataclass(frozen=True)
@@ -234,7 +234,7 @@ class Trainer:
         for x, y in self._shuffled_batches(data, perm):
             optimizer.zero_grad()
             loss = loss_fn(model(x), y)
-            loss.backward()
+            backward(loss)
             if self.grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
             optimizer.step()
