@@ -219,3 +219,43 @@ def test_a_model_changing_its_inputs_shape_in_place_but_no_value_trains() -> Non
     trainer = _classifier(model, classes=2)
     result = trainer.fit(train, val, epochs=1)
     assert result.metrics["val_accuracy"] > 0.5
+
+
+def test_the_training_step_calls_forward_directly_until_a_hook_listens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """nn.Module.__call__ is Python only where no hook listens (~2 us a call): the Trainer calls the model's
+    and the loss's forward() itself then; a hook registered between epochs sees every later step, and a
+    model class with its own __call__ keeps it."""
+    train, val = _problem()  # 128 training rows, batch 16: 8 steps an epoch
+    calls: list[str] = []
+    call = nn.Module.__call__
+
+    def counted(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        calls.append(type(self).__name__)
+        return call(self, *args, **kwargs)
+
+    monkeypatch.setattr(nn.Module, "__call__", counted)
+    trainer = _trainer()
+    steps: list[int] = []
+
+    def listen(result: EpochResult) -> None:
+        if result.epoch == 0:
+            trainer.model.register_forward_hook(lambda m, i, o: steps.append(result.epoch))
+            trainer.loss_fn.register_forward_pre_hook(lambda m, i: steps.append(-1))  # type: ignore[union-attr]
+
+    trainer.fit(train, val, epochs=2, on_epoch_end=listen)
+    # Epoch 0: the Sequential's layers (called by its forward), never the Sequential or the loss themselves,
+    # plus evaluation's whole-module calls; epoch 1 goes through __call__ for the hooks.
+    assert steps.count(0) == 8 + 1 and steps.count(-1) == 8 + 1  # 8 steps and one evaluation each
+    assert calls.count("CrossEntropyLoss") == 1 + 1 + 8  # evaluations of epochs 0 and 1, epoch 1's steps
+
+    class OwnCall(nn.Sequential):
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            calls.append("own")
+            return super().__call__(*args, **kwargs)
+
+    torch.manual_seed(0)
+    calls.clear()
+    _classifier(OwnCall(nn.Linear(4, 2))).fit(train, val, epochs=1)
+    assert calls.count("own") == 1 + 8 + 1  # the output check, every step, the evaluation

@@ -19,6 +19,7 @@ from torch import nn
 
 from hpotool.datasets import Task, TensorData
 from hpotool.lean_step import LeanStep, backward
+from hpotool.models import direct_call
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,9 @@ class Trainer:
         self.model.train()
         n = len(data)
         perm = torch.randperm(n, device=data.x.device, generator=self._generator)
-        model, optimizer, loss_fn = self.model, self._lean or LeanStep(self.optimizer), self.loss_fn
+        # The model's and the loss's forward() themselves where their __call__ would add only Python (no hooks)
+        model, loss_fn = direct_call(self.model), direct_call(self.loss_fn)
+        optimizer = self._lean or LeanStep(self.optimizer)
         step_scheduler = self.scheduler if self.scheduler_per_step else None
         losses: list[torch.Tensor] = []  # kept on the device: no tensor op per step to sum them
         for x, y in self._shuffled_batches(data, perm):
@@ -236,7 +239,7 @@ class Trainer:
             loss = loss_fn(model(x), y)
             backward(loss)
             if self.grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
             optimizer.step()
             if step_scheduler is not None:
                 step_scheduler.step()
