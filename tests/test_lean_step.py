@@ -415,3 +415,20 @@ def test_lean_backward_leaves_tensor_subclasses_and_autograd_debug_logging_to_to
     backward((w * 2).sum())
     log.manager._clear_cache()  # type: ignore[attr-defined]
     assert taken == [] and w.grad is not None and w.grad.tolist() == [2.0, 2.0]
+
+
+def test_lean_backward_inside_a_functorch_transform_raises_torchs_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    taken: list[int] = []
+    monkeypatch.setattr(
+        lean_step, "_ENGINE", types.SimpleNamespace(run_backward=lambda *a, **k: taken.append(1))
+    )
+
+    def f(w: torch.Tensor) -> torch.Tensor:
+        backward((w * 2).sum())
+        return (w * 2).sum()
+
+    with pytest.raises(RuntimeError, match="inside a functorch transform"):
+        torch.func.grad(f)(torch.ones(2, requires_grad=True))
+    assert taken == []

@@ -275,6 +275,10 @@ def _sgd_step(group: _Group, grads: list[torch.Tensor], state: dict[Any, Any]) -
 
 _ENGINE = getattr(getattr(torch.autograd, "variable", None), "Variable", None)
 _ENGINE = getattr(_ENGINE, "_execution_engine", None)
+# What torch.autograd.backward checks first; a torch without it gets loss.backward() every time.
+_TRANSFORMS_ACTIVE = getattr(torch._C, "_are_functorch_transforms_active", None)
+if _TRANSFORMS_ACTIVE is None:
+    _ENGINE = None
 _AUTOGRAD_LOG = logging.getLogger("torch.autograd.graph")  # torch hooks every node when it logs at DEBUG
 
 
@@ -293,7 +297,7 @@ def backward(loss: torch.Tensor) -> None:
         or loss.dim() != 0
         or not loss.requires_grad
         or not loss.is_floating_point()
-        or torch._C._are_functorch_transforms_active()
+        or _TRANSFORMS_ACTIVE()  # type: ignore[misc]
         or _AUTOGRAD_LOG.isEnabledFor(logging.DEBUG)
     ):
         loss.backward()
