@@ -679,3 +679,35 @@ def test_a_schedule_taking_a_function_says_to_build_it_in_a_function(
     )
     lrs, _ = _lrs({"name": "decay_schedule:my_schedule"})
     assert lrs[0] == LR and lrs[-1] < LR
+
+
+HF_LINEAR = """from torch.optim.lr_scheduler import LambdaLR
+
+
+def get_linear_schedule_with_warmup(optimizer, num_warmup_steps, num_training_steps, last_epoch=-1):
+    def lr_lambda(step):
+        if step < num_warmup_steps:
+            return step / max(1, num_warmup_steps)
+        return max(0.0, (num_training_steps - step) / max(1, num_training_steps - num_warmup_steps))
+    return LambdaLR(optimizer, lr_lambda, last_epoch)
+"""
+
+
+def test_a_hugging_face_style_schedule_is_stepped_per_batch_over_the_runs_steps(tmp_path: Path) -> None:
+    """transformers' get_linear_schedule_with_warmup(optimizer, num_warmup_steps, num_training_steps) counts
+    batches, but was stepped once per epoch: with num_warmup_steps: 5 the lr rose for the whole 4-epoch run
+    and never decayed. It steps per batch now, and hpotool gives it num_training_steps."""
+    (tmp_path / "hf_schedules.py").write_text(HF_LINEAR)
+    lrs, per_epoch = _lrs({"name": "hf_schedules:get_linear_schedule_with_warmup", "num_warmup_steps": 5})
+    assert per_epoch > 1 and len(lrs) == EPOCHS * per_epoch
+    assert lrs[:6] == pytest.approx([LR * s / 5 for s in range(6)])  # the warm-up, over 5 batches
+    assert all(b < a for a, b in itertools.pairwise(lrs[5:]))  # then a linear decay to the run's end
+    assert lrs[-1] == pytest.approx(LR / (EPOCHS * per_epoch - 5))
+    with pytest.raises(ValueError, match="'num_training_steps' is set by hpotool"):
+        RunConfig.model_validate(
+            {"scheduler": {"name": "hf_schedules:get_linear_schedule_with_warmup", "num_training_steps": 9}}
+        )
+    lrs, _ = _lrs(  # interval: epoch still steps it per epoch, over the run's epochs
+        {"name": "hf_schedules:get_linear_schedule_with_warmup", "num_warmup_steps": 1, "interval": "epoch"}
+    )
+    assert sorted(set(lrs), reverse=True) == pytest.approx([LR, LR * 2 / 3, LR / 3, 0.0])

@@ -57,7 +57,7 @@ INJECTED: dict[Kind, tuple[str, ...]] = {
     "data": (),
     "model": ("in_features", "out_features", "input_shape"),
     "optimizer": ("params",),
-    "scheduler": ("optimizer", "epochs", "steps_per_epoch"),
+    "scheduler": ("optimizer", "epochs", "steps_per_epoch", "num_training_steps"),
     "loss": ("task",),
 }
 

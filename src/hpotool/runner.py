@@ -372,7 +372,9 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
     per_step = steps_per_batch(cfg.scheduler.name, cfg.scheduler.interval, sched_fn)
     # The run's length in the schedule's own steps: batches when it steps per batch, else epochs.
     batches = steps_per_epoch(len(data.train), cfg.batch_size) if per_step else 1
-    run_shape = {"epochs": cfg.epochs, "steps_per_epoch": batches}
+    # num_training_steps: a Hugging Face schedule's length, which its users worked out by hand (and a searched
+    # epochs or batch_size changed under them)
+    run_shape = {"epochs": cfg.epochs, "steps_per_epoch": batches, "num_training_steps": cfg.epochs * batches}
     scheduler = construct(sched_fn, (optimizer,), pick_kwargs(sched_fn, run_shape), cfg.scheduler.kwargs)
     if scheduler is not None and not callable(getattr(scheduler, "step", None)):  # None: a constant lr
         raise TypeError(

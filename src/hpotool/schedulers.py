@@ -26,6 +26,11 @@ from hpotool.resolve import accepted_kwargs
 
 # Built-ins stepped after every batch rather than every epoch.
 PER_STEP = frozenset({"onecycle"})
+# Arguments that count a schedule's length in batches: torch's OneCycleLR (steps_per_epoch) and the Hugging
+# Face schedules, get_linear_schedule_with_warmup(optimizer, num_warmup_steps, num_training_steps) and its
+# kin. A schedule by path that asks for one is stepped after every batch; stepped per epoch, a warm-up of
+# 100 steps took 100 epochs.
+STEP_COUNTED = ("steps_per_epoch", "num_training_steps", "num_warmup_steps")
 # What a schedule whose step() takes a metric (torch's ReduceLROnPlateau) is given once per epoch, unless
 # the scheduler section's `monitor` names another of the epoch's metrics.
 DEFAULT_MONITOR = "val_loss"
@@ -36,12 +41,14 @@ HIGHER_IS_BETTER = frozenset({"val_accuracy"})
 def steps_per_batch(name: str, interval: str | None, factory: Any) -> bool:
     """Whether the schedule is stepped after every batch: `interval` where the config sets it; else the
     built-ins' own rule (onecycle per batch), and per batch for a schedule by path whose signature asks for
-    `steps_per_epoch` (torch's OneCycleLR), per epoch for any other."""
+    `steps_per_epoch` (torch's OneCycleLR), `num_training_steps` or `num_warmup_steps` (a Hugging Face
+    schedule), per epoch for any other."""
     if interval is not None:
         return interval == "step"
     if name in REGISTRIES["scheduler"]:
         return name in PER_STEP
-    return "steps_per_epoch" in accepted_kwargs(factory)[0]
+    names = accepted_kwargs(factory)[0]
+    return any(n in names for n in STEP_COUNTED)
 
 
 def takes_metric(scheduler: Any) -> bool:
