@@ -1576,11 +1576,11 @@ CASES = [
     Case(
         "optimizer-function-takes-the-model",
         "an optimizer function of the user's written to take the model, not its parameters",
-        "error: run.yaml: optimizer: AttributeError: 'list' object has no attribute 'parameters' (at model_optimizer.py:5 in make_optimizer); hpotool calls 'model_optimizer:make_optimizer' with the model's parameters (a list) first, not the model: take them and pass them on (def make_optimizer(params, lr): return torch.optim.AdamW(params, lr=lr))",
+        "error: run.yaml: optimizer: AttributeError: 'list' object has no attribute 'parameters' (at model_optimizer.py:5 in make_optimizer); hpotool calls 'model_optimizer:make_optimizer' with the model's parameters (a list); name that argument model to be given the model, or named_parameters to be given its (name, parameter) pairs",
         run={"optimizer": {"name": "model_optimizer:make_optimizer", "lr": 0.01}},
         files={
-            "model_optimizer.py": "import torch\n\n\ndef make_optimizer(model, lr):\n"
-            "    return torch.optim.SGD(model.parameters(), lr=lr)\n"
+            "model_optimizer.py": "import torch\n\n\ndef make_optimizer(m, lr):\n"
+            "    return torch.optim.SGD(m.parameters(), lr=lr)\n"
         },
     ),
     Case(

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from hpotool.components import loss_inputs, resolve_component
+from hpotool.components import first_argument, loss_inputs, resolve_component
 from hpotool.config import (
     CHECK_COMPONENTS,
     CLASSIFICATION_METRICS,
@@ -328,27 +328,54 @@ def fast_optimizer_kwargs(opt_cls: Any, model: nn.Module, kwargs: dict[str, Any]
     return {**kwargs, "fused": True}
 
 
+# What a user's optimizer function calls its first argument when it wants the model itself, or its
+# (name, parameter) pairs: to leave biases and norms out of weight decay, which needs the names.
+_MODEL_ARGUMENTS = ("model", "module", "net", "network")
+_NAMED_ARGUMENTS = ("named_parameters", "named_params")
+_GIVES = (
+    "the model's parameters (a list); name that argument model to be given the model, or named_parameters "
+    "to be given its (name, parameter) pairs"
+)
+
+
+def optimizer_input(opt_cls: Any, model: nn.Module) -> Any:
+    """What the optimizer is built on: the model's parameters (a list), or, for a function whose first
+    argument is named `model` (`module`, `net`, `network`), the model, and for one whose first argument is
+    named `named_parameters` (`named_params`), the model's (name, parameter) pairs."""
+    first = first_argument("optimizer", opt_cls) if not isinstance(opt_cls, type) else ()
+    if first and first[0] in _MODEL_ARGUMENTS:
+        return model
+    if first and first[0] in _NAMED_ARGUMENTS:
+        return list(model.named_parameters())
+    # A list, not the generator model.parameters(): a user's function reading it twice (weight-decay groups
+    # by two comprehensions) found it empty the second time, leaving those parameters untrained.
+    return list(model.parameters())
+
+
 def build_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
     """The optimizer the config names, over `model`'s parameters (torch's fused kernel where it has one)."""
     opt_cls = resolve_component("optimizer", cfg.optimizer.name)
     defer_dynamo()
-    # A list, not the generator model.parameters(): a user's function reading it twice (weight-decay groups
-    # by two comprehensions) found it empty the second time, leaving those parameters untrained.
-    params = list(model.parameters())
+    given = optimizer_input(opt_cls, model)
     kwargs = dict(fast_optimizer_kwargs(opt_cls, model, cfg.optimizer.kwargs))
     # weight_decay 0 (none, the default) is offered, not insisted on: a user's function under a decorator
     # without functools.wraps shows (*args, **kwargs), and failed on a weight_decay the config never set.
     offered = {"weight_decay": kwargs.pop("weight_decay")} if kwargs.get("weight_decay") == 0.0 else {}
     try:
-        optimizer = construct(opt_cls, (params,), offered, kwargs)
-    except AttributeError as exc:  # a training script's `def make_optimizer(model, lr)`: model.parameters()
-        if not str(exc).startswith("'list' object has no attribute") or isinstance(opt_cls, type):
+        optimizer = construct(opt_cls, (given,), offered, kwargs)
+    except (AttributeError, ValueError) as exc:
+        # a training script's `def make_optimizer(net_, lr)` calling net_.parameters(), or `for name, p in
+        # params`, given the parameters themselves: "too many values to unpack (expected 2)"
+        wrong = (
+            str(exc).startswith("'list' object has no attribute")
+            if isinstance(exc, AttributeError)
+            else "values to unpack" in str(exc)
+        )
+        plain = isinstance(given, list) and not (given and isinstance(given[0], tuple))
+        if not wrong or not plain or isinstance(opt_cls, type):
             raise
         raise RunCheckError(
-            "optimizer",
-            f"{described(exc)}; hpotool calls {cfg.optimizer.name!r} with the model's parameters (a list) first, "
-            f"not the model: take them and pass them on (def make_optimizer(params, lr): return "
-            f"torch.optim.AdamW(params, lr=lr))",
+            "optimizer", f"{described(exc)}; hpotool calls {cfg.optimizer.name!r} with {_GIVES}"
         ) from None
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(
