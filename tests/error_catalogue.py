@@ -161,6 +161,12 @@ CASES = [
         run={"model": {"name": "mlp", "hiden": [16]}},
     ),
     Case(
+        "schedule-last-epoch",
+        "a schedule's last_epoch, which resumes it from a checkpoint",
+        "error: run.yaml: scheduler: scheduler 'torch.optim.lr_scheduler:StepLR' argument 'last_epoch' resumes a schedule part-way through, from a checkpoint's optimizer state, and hpotool starts every run's schedule at its beginning; remove last_epoch",
+        run={"scheduler": {"name": "torch.optim.lr_scheduler:StepLR", "step_size": 1, "last_epoch": 1}},
+    ),
+    Case(
         "yaml-bool-argument",
         "an unquoted no (YAML's false) for a component's word argument",
         "error: run.yaml: model: model 'mlp' argument 'norm': Input should be a valid string, got false; YAML reads an unquoted yes, no, on, off, true or false as a boolean: put the word in quotes",

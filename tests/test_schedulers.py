@@ -711,3 +711,40 @@ def test_a_hugging_face_style_schedule_is_stepped_per_batch_over_the_runs_steps(
         {"name": "hf_schedules:get_linear_schedule_with_warmup", "num_warmup_steps": 1, "interval": "epoch"}
     )
     assert sorted(set(lrs), reverse=True) == pytest.approx([LR, LR * 2 / 3, LR / 3, 0.0])
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (
+            "last_epch",
+            "scheduler 'torch.optim.lr_scheduler:StepLR' takes no argument 'last_epch'; it takes: step_size, gamma",
+        ),
+        (
+            "last_epoch",
+            "scheduler 'torch.optim.lr_scheduler:StepLR' argument 'last_epoch' resumes a schedule part-way "
+            "through, from a checkpoint's optimizer state, and hpotool starts every run's schedule at its "
+            "beginning; remove last_epoch",
+        ),
+    ],
+)
+def test_a_schedules_last_epoch_is_neither_suggested_nor_taken(
+    key: str, message: str, tmp_path: Path
+) -> None:
+    """StepLR's arguments were listed as "step_size, gamma, last_epoch" and `last_epch` got "did you mean
+    'last_epoch'?", whose value then failed the run with torch's KeyError about 'initial_lr' ("when resuming
+    scheduler with last_epoch >= 0"): a fresh run has nothing to resume."""
+    from hpotool.config import load_run_config
+    from hpotool.errors import HpoError
+
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        yaml.safe_dump({"scheduler": {"name": "torch.optim.lr_scheduler:StepLR", "step_size": 1, key: 1}})
+    )
+    with pytest.raises(HpoError) as info:
+        load_run_config(path)
+    assert str(info.value) == f"{path}: scheduler: {message}"
+    (tmp_path / "hf_schedules.py").write_text(HF_LINEAR)  # nor a Hugging Face schedule's
+    hf = {"name": "hf_schedules:get_linear_schedule_with_warmup", "num_warmup_steps": 1, "last_epoch": 1}
+    with pytest.raises(ValueError, match="'last_epoch' resumes a schedule"):
+        RunConfig.model_validate({"scheduler": hf})

@@ -61,6 +61,21 @@ INJECTED: dict[Kind, tuple[str, ...]] = {
     "loss": ("task",),
 }
 
+# Arguments a component takes that hpotool leaves at their defaults and a config must not set: torch's
+# schedules (and Hugging Face's) take last_epoch to resume part-way from a checkpoint; a fresh run given
+# one failed with a KeyError about 'initial_lr' ("not specified in param_groups[0] when resuming"), and a
+# misspelt argument was told "did you mean 'last_epoch'?".
+MANAGED: dict[Kind, dict[str, str]] = {
+    "data": {},
+    "model": {},
+    "optimizer": {},
+    "scheduler": {
+        "last_epoch": "resumes a schedule part-way through, from a checkpoint's optimizer state, and hpotool "
+        "starts every run's schedule at its beginning"
+    },
+    "loss": {},
+}
+
 
 def resolve_component(kind: Kind, name: str) -> Any:
     """The class or function behind a section's `name`."""
@@ -95,7 +110,10 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
     if kind == "optimizer" and "lr" in kwargs:
         _check_takes_lr(name, obj, kwargs["lr"])
     inputs = loss_inputs(obj, kwargs) if kind == "loss" else ()  # a loss function's (prediction, target)
-    injected = (*INJECTED[kind], *inputs, *first_argument(kind, obj))
+    injected = (*INJECTED[kind], *inputs, *first_argument(kind, obj), *MANAGED[kind])
+    for key, why in MANAGED[kind].items():
+        if key in kwargs:
+            raise ValueError(f"{kind} {name!r} argument {key!r} {why}; remove {key}")
     if kind == "scheduler":
         _refuse_warmup(name, obj, kwargs, injected)
     check_kwargs(obj, kwargs, f"{kind} {name!r}", injected)
@@ -313,7 +331,8 @@ def component_kwargs(kind: Kind, name: str) -> list[str]:
 
     obj = resolve_component(kind, name)
     names, _ = accepted_kwargs(obj)
-    return [n for n in names if n not in (*INJECTED[kind], *first_argument(kind, obj)) and n != "self"]
+    hidden = (*INJECTED[kind], *first_argument(kind, obj), *MANAGED[kind])
+    return [n for n in names if n not in hidden and n != "self"]
 
 
 def component_default(kind: Kind, name: str, arg: str) -> Any:
