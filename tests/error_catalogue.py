@@ -1282,6 +1282,16 @@ CASES = [
         run={"scheduler": {"name": "torch.optim.lr_scheduler:ReduceLROnPlateau", "interval": "step"}},
     ),
     Case(
+        "epoch-schedule-per-step",
+        "a schedule told the run's length in epochs, stepped per batch",
+        "error: run.yaml: scheduler: 'epoch_schedule:cosine' takes the run's length as epochs (it asks for epochs, not steps_per_epoch or num_training_steps), but interval: step steps it after every batch, so it would run its course in the first 2 batches; drop interval: step, or give it a steps_per_epoch argument and span epochs * steps_per_epoch steps",
+        run={"scheduler": {"name": "epoch_schedule:cosine", "interval": "step"}},
+        files={
+            "epoch_schedule.py": "from torch.optim.lr_scheduler import CosineAnnealingLR\n\n\n"
+            "def cosine(optimizer, epochs):\n    return CosineAnnealingLR(optimizer, T_max=epochs)\n"
+        },
+    ),
+    Case(
         "enqueue-outside",
         "a warm-start value outside the space",
         "error: optimize.yaml: enqueue.0: optimizer.lr=0.5 lies outside its search space",

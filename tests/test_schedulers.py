@@ -748,3 +748,40 @@ def test_a_schedules_last_epoch_is_neither_suggested_nor_taken(
     hf = {"name": "hf_schedules:get_linear_schedule_with_warmup", "num_warmup_steps": 1, "last_epoch": 1}
     with pytest.raises(ValueError, match="'last_epoch' resumes a schedule"):
         RunConfig.model_validate({"scheduler": hf})
+
+
+EPOCH_COSINE = """from torch.optim.lr_scheduler import CosineAnnealingLR
+
+
+def cosine(optimizer, epochs):
+    return CosineAnnealingLR(optimizer, T_max=epochs)
+
+
+def cosine_over_steps(optimizer, epochs, steps_per_epoch):
+    return CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
+"""
+
+
+def test_a_schedule_counted_in_epochs_and_stepped_per_batch_is_refused(tmp_path: Path) -> None:
+    """`def cosine(optimizer, epochs): return CosineAnnealingLR(optimizer, T_max=epochs)` with interval: step
+    ran its cosine over the first 4 batches and then went up and down every 8, without a word: the history
+    showed an lr that looked like a decay."""
+    from hpotool.runner import RunCheckError
+
+    (tmp_path / "epoch_cosine.py").write_text(EPOCH_COSINE)
+    with pytest.raises(RunCheckError) as info:
+        _trainer({"name": "epoch_cosine:cosine", "interval": "step"})
+    assert str(info.value) == (
+        "scheduler: 'epoch_cosine:cosine' takes the run's length as epochs (it asks for epochs, not steps_per_epoch or "
+        "num_training_steps), but interval: step steps it after every batch, so it would run its course in the "
+        f"first {EPOCHS} batches; drop interval: step, or give it a steps_per_epoch argument and span epochs * "
+        "steps_per_epoch steps"
+    )
+    lrs, per_epoch = _lrs({"name": "epoch_cosine:cosine"})  # per epoch, as by default, it decays over the run
+    assert [lrs[e * per_epoch] for e in range(EPOCHS)] == pytest.approx(
+        [LR * (1 + math.cos(math.pi * e / EPOCHS)) / 2 for e in range(EPOCHS)]
+    )
+    lrs, _ = _lrs(
+        {"name": "epoch_cosine:cosine_over_steps", "interval": "step"}
+    )  # what the line says to write
+    assert all(b <= a for a, b in itertools.pairwise(lrs)) and lrs[-1] < LR * 0.01

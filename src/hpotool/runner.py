@@ -46,7 +46,13 @@ from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
 from hpotool.lean_step import defer_dynamo
 from hpotool.resolve import accepted_kwargs, described, pick_kwargs
-from hpotool.schedulers import DEFAULT_MONITOR, HIGHER_IS_BETTER, steps_per_batch, takes_metric
+from hpotool.schedulers import (
+    DEFAULT_MONITOR,
+    HIGHER_IS_BETTER,
+    counts_epochs,
+    steps_per_batch,
+    takes_metric,
+)
 from hpotool.trainer import (
     EpochResult,
     NonFiniteLossError,
@@ -397,6 +403,14 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
     """The schedule the config names, built for the run's length in the steps it takes."""
     sched_fn = resolve_component("scheduler", cfg.scheduler.name)
     per_step = steps_per_batch(cfg.scheduler.name, cfg.scheduler.interval, sched_fn)
+    if per_step and counts_epochs(cfg.scheduler.name, sched_fn):
+        raise RunCheckError(
+            "scheduler",
+            f"{cfg.scheduler.name!r} takes the run's length as epochs (it asks for epochs, not steps_per_epoch "
+            f"or num_training_steps), but interval: step steps it after every batch, so it would run its course "
+            f"in the first {cfg.epochs} batches; drop interval: step, or give it a steps_per_epoch argument and "
+            f"span epochs * steps_per_epoch steps",
+        )
     # The run's length in the schedule's own steps: batches when it steps per batch, else epochs.
     batches = steps_per_epoch(len(data.train), cfg.batch_size) if per_step else 1
     # num_training_steps: a Hugging Face schedule's length, which its users worked out by hand (and a searched

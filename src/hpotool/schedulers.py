@@ -51,6 +51,16 @@ def steps_per_batch(name: str, interval: str | None, factory: Any) -> bool:
     return any(n in names for n in STEP_COUNTED)
 
 
+def counts_epochs(name: str, factory: Any) -> bool:
+    """Whether a schedule by path is told the run's length in epochs only: its signature asks for `epochs`
+    and for none of `STEP_COUNTED`, so stepped after every batch it would end after `epochs` batches (a
+    cosine over them restarted every few batches)."""
+    if name in REGISTRIES["scheduler"]:
+        return False
+    names, var_kw = accepted_kwargs(factory)
+    return not var_kw and "epochs" in names and not any(n in names for n in STEP_COUNTED)
+
+
 def takes_metric(scheduler: Any) -> bool:
     """Whether `scheduler.step` needs a value to watch (torch's ReduceLROnPlateau: `step(metrics)`)."""
     try:
