@@ -1292,6 +1292,16 @@ CASES = [
         },
     ),
     Case(
+        "epoch-counting-schedule-per-step",
+        "a schedule whose step() takes the epoch (timm's), stepped per batch",
+        "error: run.yaml: scheduler: 'timm_schedule:Cosine' is given the number of epochs done in step(epoch), once per epoch; drop interval: step",
+        run={"scheduler": {"name": "timm_schedule:Cosine", "interval": "step"}},
+        files={
+            "timm_schedule.py": "class Cosine:\n    def __init__(self, optimizer):\n        self.optimizer = optimizer\n\n"
+            "    def step(self, epoch, metric=None):\n        pass\n"
+        },
+    ),
+    Case(
         "enqueue-outside",
         "a warm-start value outside the space",
         "error: optimize.yaml: enqueue.0: optimizer.lr=0.5 lies outside its search space",

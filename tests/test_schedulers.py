@@ -785,3 +785,38 @@ def test_a_schedule_counted_in_epochs_and_stepped_per_batch_is_refused(tmp_path:
         {"name": "epoch_cosine:cosine_over_steps", "interval": "step"}
     )  # what the line says to write
     assert all(b <= a for a, b in itertools.pairwise(lrs)) and lrs[-1] < LR * 0.01
+
+
+TIMM_LIKE = """import math
+
+
+class CosineLRScheduler:
+    # as timm.scheduler.CosineLRScheduler is called: step(epoch, metric=None) after each epoch
+
+    def __init__(self, optimizer, t_initial):
+        self.optimizer, self.t_initial = optimizer, t_initial
+        self.base = [group["lr"] for group in optimizer.param_groups]
+
+    def step(self, epoch, metric=None):
+        for group, base in zip(self.optimizer.param_groups, self.base):
+            group["lr"] = 0.5 * base * (1 + math.cos(math.pi * epoch / self.t_initial))
+"""
+
+
+def test_a_timm_style_schedule_is_given_the_epochs_done_not_val_loss(tmp_path: Path) -> None:
+    """A schedule whose step takes the epoch (timm's `step(epoch, metric=None)`) was taken for one that
+    watches a metric and given val_loss as the epoch: its lr followed the loss (rising as it fell) instead of
+    its cosine, silently."""
+    from hpotool.runner import RunCheckError
+
+    (tmp_path / "timm_like.py").write_text(TIMM_LIKE)
+    lrs, per_epoch = _lrs({"name": "timm_like:CosineLRScheduler", "t_initial": EPOCHS})
+    assert [lrs[e * per_epoch] for e in range(EPOCHS)] == pytest.approx(
+        [LR * (1 + math.cos(math.pi * e / EPOCHS)) / 2 for e in range(EPOCHS)]
+    )
+    with pytest.raises(RunCheckError) as info:
+        _trainer({"name": "timm_like:CosineLRScheduler", "t_initial": EPOCHS, "interval": "step"})
+    assert str(info.value) == (
+        "scheduler: 'timm_like:CosineLRScheduler' is given the number of epochs done in step(epoch), once per "
+        "epoch; drop interval: step"
+    )

@@ -51,6 +51,7 @@ from hpotool.schedulers import (
     HIGHER_IS_BETTER,
     counts_epochs,
     steps_per_batch,
+    takes_epoch,
     takes_metric,
 )
 from hpotool.trainer import (
@@ -397,6 +398,7 @@ class Schedule:
     scheduler: Any  # an LRScheduler, ReduceLROnPlateau, or None
     per_step: bool
     watched: str | None  # the metric its step() is given, for a schedule that watches one
+    by_epoch: bool = False  # its step() is given the number of epochs done (timm's step(epoch))
 
 
 def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Optimizer) -> Schedule:
@@ -432,7 +434,14 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
             f"{cfg.epochs * batches} times ({per}), and it fails past its end; drop total_steps (hpotool "
             f"passes epochs and steps_per_epoch)"
         )
-    return Schedule(scheduler, per_step, _watched(cfg, data, scheduler, per_step))
+    by_epoch = scheduler is not None and takes_epoch(scheduler)
+    if by_epoch and per_step:
+        raise RunCheckError(
+            "scheduler",
+            f"{cfg.scheduler.name!r} is given the number of epochs done in step(epoch), once per epoch; drop "
+            f"interval: step",
+        )
+    return Schedule(scheduler, per_step, _watched(cfg, data, scheduler, per_step), by_epoch)
 
 
 def _watched(cfg: RunConfig, data: PreparedData, scheduler: Any, per_step: bool) -> str | None:
@@ -767,6 +776,7 @@ def assemble_trainer(
         scheduler=schedule.scheduler,
         scheduler_per_step=schedule.per_step,
         scheduler_metric=schedule.watched,
+        scheduler_epoch=schedule.by_epoch,
         grad_clip=cfg.grad_clip,
         seed=cfg.seed,
         classes=data.out_features if data.task == "classification" else None,

@@ -61,14 +61,27 @@ def counts_epochs(name: str, factory: Any) -> bool:
     return not var_kw and "epochs" in names and not any(n in names for n in STEP_COUNTED)
 
 
-def takes_metric(scheduler: Any) -> bool:
-    """Whether `scheduler.step` needs a value to watch (torch's ReduceLROnPlateau: `step(metrics)`)."""
+def _first_step_argument(scheduler: Any) -> str | None:
+    """The name of `scheduler.step`'s first parameter where a call must give it (positional, no default)."""
     try:
         params = list(inspect.signature(scheduler.step).parameters.values())
     except (TypeError, ValueError):
-        return False
+        return None
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return bool(params) and params[0].kind in positional and params[0].default is inspect.Parameter.empty
+    if params and params[0].kind in positional and params[0].default is inspect.Parameter.empty:
+        return params[0].name
+    return None
+
+
+def takes_epoch(scheduler: Any) -> bool:
+    """Whether `scheduler.step` needs the epoch (timm's schedules: `step(epoch, metric=None)`, called with
+    the number of epochs done after each); given a metric instead, the lr followed val_loss."""
+    return _first_step_argument(scheduler) == "epoch"
+
+
+def takes_metric(scheduler: Any) -> bool:
+    """Whether `scheduler.step` needs a value to watch (torch's ReduceLROnPlateau: `step(metrics)`)."""
+    return _first_step_argument(scheduler) not in (None, "epoch")
 
 
 def _warm_up(
