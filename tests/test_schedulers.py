@@ -820,3 +820,18 @@ def test_a_timm_style_schedule_is_given_the_epochs_done_not_val_loss(tmp_path: P
         "scheduler: 'timm_like:CosineLRScheduler' is given the number of epochs done in step(epoch), once per "
         "epoch; drop interval: step"
     )
+
+
+def test_torchs_cyclic_schedule_by_path_is_stepped_per_batch() -> None:
+    """torch's CyclicLR says it is stepped "after a batch has been used for training" (its step_size_up
+    counts batches), but by path it was stepped once per epoch: a cycle of 2 batches up took 2 epochs."""
+    scheduler = {
+        "name": "torch.optim.lr_scheduler:CyclicLR",
+        "base_lr": LR / 10,
+        "max_lr": LR,
+        "step_size_up": 2,
+    }
+    lrs, per_epoch = _lrs(scheduler)
+    assert per_epoch > 2 and lrs[:5] == pytest.approx([LR / 10, LR * 0.55, LR, LR * 0.55, LR / 10])
+    lrs, per_epoch = _lrs({**scheduler, "interval": "epoch"})  # interval still chooses
+    assert [lrs[e * per_epoch] for e in range(3)] == pytest.approx([LR / 10, LR * 0.55, LR])

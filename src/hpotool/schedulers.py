@@ -14,6 +14,7 @@ from typing import Any
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import (
     CosineAnnealingLR,
+    CyclicLR,
     LinearLR,
     LRScheduler,
     OneCycleLR,
@@ -42,11 +43,13 @@ def steps_per_batch(name: str, interval: str | None, factory: Any) -> bool:
     """Whether the schedule is stepped after every batch: `interval` where the config sets it; else the
     built-ins' own rule (onecycle per batch), and per batch for a schedule by path whose signature asks for
     `steps_per_epoch` (torch's OneCycleLR), `num_training_steps` or `num_warmup_steps` (a Hugging Face
-    schedule), per epoch for any other."""
+    schedule), and for torch's CyclicLR, whose step_size_up counts batches; per epoch for any other."""
     if interval is not None:
         return interval == "step"
     if name in REGISTRIES["scheduler"]:
         return name in PER_STEP
+    if isinstance(factory, type) and issubclass(factory, CyclicLR):  # torch: "step after every batch"
+        return True
     names = accepted_kwargs(factory)[0]
     return any(n in names for n in STEP_COUNTED)
 
