@@ -1571,6 +1571,12 @@ CASES = [
         run={"scheduler": {"name": "torch.optim.lr_scheduler:OneCycleLR", "max_lr": 0.1, "total_steps": 3}},
     ),
     Case(
+        "one-cycle-too-long",
+        "a one-cycle schedule whose total_steps end after the run does",
+        "error: run.yaml: scheduler: ValueError: scheduler 'torch.optim.lr_scheduler:OneCycleLR' has total_steps 100, but the run steps it 10 times (2 epochs x 5 batches), so its cycle would stop 10% of the way through, before the lr anneals; drop total_steps (hpotool passes epochs and steps_per_epoch)",
+        run={"scheduler": {"name": "torch.optim.lr_scheduler:OneCycleLR", "max_lr": 0.1, "total_steps": 100}},
+    ),
+    Case(
         "loss-per-sample",
         "a loss function that returns one value per sample",
         "error: run.yaml: loss: it returned shape (8,) for 8 samples, not one number; hpotool needs the batch's mean loss: return loss.mean()",

@@ -463,8 +463,21 @@ def test_a_one_cycle_schedule_shorter_than_the_run_is_refused_before_it_fails_at
     with pytest.raises(ValueError, match=r"steps it 4 times \(once per epoch, 4 epochs\)"):
         _trainer({**scheduler, "interval": "epoch"})
     _trainer({**scheduler, "total_steps": EPOCHS, "interval": "epoch"})  # exactly the run: it trains
-    trainer, data = _trainer({**scheduler, "total_steps": EPOCHS * 5})
-    trainer.fit(data.train, data.val, epochs=EPOCHS)
+
+
+def test_a_one_cycle_schedule_longer_than_the_run_is_refused_before_its_cycle_stops_part_way() -> None:
+    """total_steps: 1000 on a run of 16 steps trained without a word: the lr climbed for the whole run, a
+    fiftieth of its warm-up, and never reached max_lr or annealed."""
+    scheduler = {"name": "torch.optim.lr_scheduler:OneCycleLR", "max_lr": 0.1, "total_steps": 1000}
+    with pytest.raises(ValueError) as info:
+        _trainer(scheduler)
+    assert str(info.value) == (
+        "scheduler 'torch.optim.lr_scheduler:OneCycleLR' has total_steps 1000, but the run steps it 16 times (4 "
+        "epochs x 4 batches), so its cycle would stop 2% of the way through, before the lr anneals; drop "
+        "total_steps (hpotool passes epochs and steps_per_epoch)"
+    )
+    lrs, _ = _lrs({**scheduler, "total_steps": None})  # as the line says: the cycle spans the run
+    assert max(lrs) == pytest.approx(0.1, rel=0.2) and lrs[-1] < 0.1 / 100
 
 
 @pytest.mark.parametrize(

@@ -425,14 +425,21 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
             f"(an object with a step() method, such as torch.optim.lr_scheduler.StepLR)"
         )
     total = getattr(scheduler, "total_steps", None)  # OneCycleLR raises once stepped more than this
-    if isinstance(total, int) and total < cfg.epochs * batches:
+    run_steps = cfg.epochs * batches
+    # and stepped fewer times, its cycle stopped part-way, the lr never annealed: a one-cycle's whole point
+    one_cycle = isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)
+    if isinstance(total, int) and (total < run_steps or (one_cycle and total > run_steps)):
         per = (
             f"{cfg.epochs} epochs x {batches} batches" if per_step else f"once per epoch, {cfg.epochs} epochs"
         )
+        what = (
+            "and it fails past its end"
+            if total < run_steps
+            else f"so its cycle would stop {run_steps / total:.0%} of the way through, before the lr anneals"
+        )
         raise ValueError(
-            f"scheduler {cfg.scheduler.name!r} has total_steps {total}, but the run steps it "
-            f"{cfg.epochs * batches} times ({per}), and it fails past its end; drop total_steps (hpotool "
-            f"passes epochs and steps_per_epoch)"
+            f"scheduler {cfg.scheduler.name!r} has total_steps {total}, but the run steps it {run_steps} times "
+            f"({per}), {what}; drop total_steps (hpotool passes epochs and steps_per_epoch)"
         )
     by_epoch = scheduler is not None and takes_epoch(scheduler)
     if by_epoch and per_step:
