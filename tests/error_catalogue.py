@@ -694,6 +694,16 @@ CASES = [
         run={"data": {"name": "tests.helpers:points_with_a_gap"}},
     ),
     Case(
+        "data-two-splits",
+        "a dataset function returning its own training and validation splits",
+        "error: run.yaml: data: 'split_data:load' returned data hpotool cannot train on: got two (x, y) pairs, a training and a validation split?; return all the samples as one (x, y) pair: hpotool makes the validation split itself (data.val_fraction, data.split_seed)",
+        run={"data": {"name": "split_data:load"}},
+        files={
+            "split_data.py": "import torch\n\n\ndef load():\n    x, y = torch.randn(50, 3), torch.randint(0, 2, (50,))\n"
+            "    return (x[:40], y[:40]), (x[40:], y[40:])\n"
+        },
+    ),
+    Case(
         "data-several-labels",
         "integer targets with several labels per sample, as one class per sample",
         "error: run.yaml: data: 'tests.helpers:several_labels' returned data hpotool cannot train on: y has shape (160, 3) of 0/1 labels, with several labels (or none) for 97 of 160 samples, but a classification task takes one class per sample; for several labels per sample set loss: {name: bce_with_logits} (a multilabel task, scored by val_accuracy per label), or for one class per sample give class ids 0..K-1",

@@ -251,6 +251,21 @@ def test_a_plain_loss_function_trains_as_its_class_does() -> None:
             (torch.zeros(4, 2), torch.zeros(4), torch.ones(4)),
             r"samples, got a tuple of 3 items; return x and y alone$",
         ),
+        # a training and a validation split, as a script keeps them: numpy's "setting an array element with a
+        # sequence ... inhomogeneous shape", or torch's for two Datasets, said nothing of what was returned
+        (
+            ((np.zeros((6, 2)), np.zeros(6)), [np.zeros((2, 2)), np.zeros(2)]),
+            r"^got two \(x, y\) pairs, a training and a validation split\?; return all the samples as one \(x, y\) "
+            r"pair: hpotool makes the validation split itself \(data.val_fraction, data.split_seed\)$",
+        ),
+        (
+            tuple(
+                torch.utils.data.random_split(
+                    torch.utils.data.TensorDataset(torch.zeros(8, 2), torch.zeros(8)), [6, 2]
+                )
+            ),
+            r"^got two torch Datasets, a training and a validation split\?",
+        ),
     ],
 )
 def test_a_dataset_hpotool_cannot_train_on_is_refused_saying_why(returned: object, message: str) -> None:
