@@ -1516,6 +1516,12 @@ CASES = [
         run={"loss": {"name": "tests.helpers:loss_as_a_float"}},
     ),
     Case(
+        "loss-with-its-parts",
+        "a loss function that returns the loss with the values it logs",
+        "error: run.yaml: loss: it returned a tuple of 2 items for 8 samples, not a tensor; hpotool calls backward() on the loss alone: return the loss tensor by itself",
+        run={"loss": {"name": "tests.helpers:loss_with_its_parts"}},
+    ),
+    Case(
         "loss-without-gradient",
         "a loss no gradient flows back from",
         "error: run.yaml: loss: its value for 8 samples does not depend on the model's parameters (no gradient reaches them): compute it from the prediction with differentiable torch operations (no .item(), .detach(), argmax or comparisons)",

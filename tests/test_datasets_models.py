@@ -553,6 +553,16 @@ def test_a_scheduler_or_loss_factory_returning_something_else_is_refused_saying_
             "compute it from the prediction with torch operations (no .item())",
         ),
         (
+            "loss_with_its_parts",
+            "run.yaml: loss: it returned a tuple of 2 items for 8 samples, not a tensor; hpotool calls backward() "
+            "on the loss alone: return the loss tensor by itself",
+        ),
+        (
+            "loss_as_a_dict",
+            "run.yaml: loss: it returned a dict with keys 'loss' for 8 samples, not a tensor; hpotool calls "
+            "backward() on the loss alone: return the loss tensor by itself",
+        ),
+        (
             "loss_of_wrong_answers",
             "run.yaml: loss: its value for 8 samples does not depend on the model's parameters (no gradient "
             "reaches them): compute it from the prediction with differentiable torch operations (no .item(), "
@@ -567,7 +577,7 @@ def test_a_scheduler_or_loss_factory_returning_something_else_is_refused_saying_
 )
 def test_a_loss_the_trainer_cannot_step_on_is_named_as_the_fault(loss: str, message: str) -> None:
     """They said `training: one step on 8 samples failed: AttributeError: 'float' object has no attribute
-    'backward'`, `RuntimeError: element 0 of tensors does not require grad ...` (both: check that the loss
+    'backward'` (a tuple or dict of the loss and what it logs: "compute it ... (no .item())"), `RuntimeError: element 0 of tensors does not require grad ...` (both: check that the loss
     fits this classification task) and `train_loss is nan in epoch 1; lower optimizer.lr or set grad_clip`."""
     run = {
         **SMALL,

@@ -1165,6 +1165,18 @@ def _check_loss_value(value: Any, n: int) -> None:
     Raises:
         RunCheckError: naming the loss and what to change.
     """
+    if isinstance(value, tuple | list | dict):  # (loss, logs) or {"loss": ...}: not a number to fix
+        kind = type(value).__name__
+        got = (
+            f"a {kind} with keys {', '.join(map(repr, value))}"
+            if isinstance(value, dict)
+            else f"a {kind} of {len(value)} items"
+        )
+        raise RunCheckError(
+            "loss",
+            f"it returned {got} for {n} samples, not a tensor; hpotool calls backward() on the loss alone: "
+            f"return the loss tensor by itself",
+        )
     if not isinstance(value, torch.Tensor):
         raise RunCheckError(
             "loss",
