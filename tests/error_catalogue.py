@@ -161,6 +161,12 @@ CASES = [
         run={"model": {"name": "mlp", "hiden": [16]}},
     ),
     Case(
+        "optimizer-maximize",
+        "an optimizer told to maximize, which climbs the loss",
+        "error: run.yaml: optimizer: optimizer 'adam' argument 'maximize': true makes the optimizer climb the loss, and hpotool trains by lowering it; remove maximize (to maximize a metric such as val_accuracy, set direction: maximize in the optimize config)",
+        run={"optimizer": {"name": "adam", "maximize": True}},
+    ),
+    Case(
         "schedule-last-epoch",
         "a schedule's last_epoch, which resumes it from a checkpoint",
         "error: run.yaml: scheduler: scheduler 'torch.optim.lr_scheduler:StepLR' argument 'last_epoch' resumes a schedule part-way through, from a checkpoint's optimizer state, and hpotool starts every run's schedule at its beginning; remove last_epoch",

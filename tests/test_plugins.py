@@ -446,3 +446,19 @@ def test_binary_cross_entropy_on_probabilities_for_soft_labels_names_the_soft_la
         "auto), which takes the logits and probabilities, or for 3 independent targets from 0 to 1 return "
         "hpotool.datasets.Dataset(x, y, 'multilabel') with loss bce_with_logits"
     )
+
+
+def test_an_optimizer_told_to_maximize_is_refused_at_load_time(tmp_path: Path) -> None:
+    """torch's optimizers take `maximize: true`, read as "maximize the metric": the optimizer climbed the
+    loss, and the run trained to 8% accuracy on digits without a word."""
+    from hpotool.config import load_run_config
+
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"optimizer": {"name": "torch.optim:SGD", "lr": 0.1, "maximize": True}}))
+    assert _refused(load_run_config, path) == (
+        f"{path}: optimizer: optimizer 'torch.optim:SGD' argument 'maximize': true makes the optimizer climb the "
+        "loss, and hpotool trains by lowering it; remove maximize (to maximize a metric such as val_accuracy, "
+        "set direction: maximize in the optimize config)"
+    )
+    path.write_text(yaml.safe_dump({"optimizer": {"name": "adam", "maximize": False}}))
+    assert load_run_config(path).optimizer.kwargs["maximize"] is False  # torch's default, as it was

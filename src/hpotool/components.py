@@ -109,6 +109,12 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
         raise ValueError(f"loss 'auto' takes no arguments; {AUTO_LOSS_FIX.format(arg=next(iter(kwargs)))}")
     if kind == "optimizer" and "lr" in kwargs:
         _check_takes_lr(name, obj, kwargs["lr"])
+    if kind == "optimizer" and kwargs.get("maximize") is True:  # it trained, climbing the loss, silently
+        raise ValueError(
+            f"optimizer {name!r} argument 'maximize': true makes the optimizer climb the loss, and hpotool trains "
+            f"by lowering it; remove maximize (to maximize a metric such as val_accuracy, set direction: "
+            f"maximize in the optimize config)"
+        )
     inputs = loss_inputs(obj, kwargs) if kind == "loss" else ()  # a loss function's (prediction, target)
     injected = (*INJECTED[kind], *inputs, *first_argument(kind, obj), *MANAGED[kind])
     for key, why in MANAGED[kind].items():
