@@ -376,6 +376,13 @@ CASES = [
         optimize={"search_space": {"optimizer.lrate": {"type": "float", "low": 0.001, "high": 0.1}}},
     ),
     Case(
+        "searched-last-epoch",
+        "a schedule's last_epoch searched, which hpotool leaves at its default",
+        "error: optimize.yaml: search_space.scheduler.last_epoch: scheduler argument 'last_epoch' resumes a schedule part-way through, from a checkpoint's optimizer state, and hpotool starts every run's schedule at its beginning; remove it",
+        run={"scheduler": {"name": "torch.optim.lr_scheduler:StepLR", "step_size": 1}},
+        optimize={"search_space": {"scheduler.last_epoch": {"type": "int", "low": 0, "high": 2}}},
+    ),
+    Case(
         "auto-loss-argument",
         "an argument of the auto loss searched (label smoothing)",
         "error: optimize.yaml: search_space.loss.label_smoothing: loss 'auto' takes no arguments; to give it label_smoothing, name the loss it stands for: loss: {name: cross_entropy} (integer class labels) or {name: mse} (float targets) in the run config",

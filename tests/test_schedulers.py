@@ -757,6 +757,14 @@ def test_a_schedules_last_epoch_is_neither_suggested_nor_taken(
     with pytest.raises(HpoError) as info:
         load_run_config(path)
     assert str(info.value) == f"{path}: scheduler: {message}"
+    from hpotool.overrides import check_path, config_paths
+
+    run = RunConfig.model_validate({"scheduler": {"name": "torch.optim.lr_scheduler:StepLR", "step_size": 1}})
+    with pytest.raises(HpoError) as info:  # nor searched: it said "the RunConfig has no such path"
+        check_path("scheduler.last_epoch", config_paths(run))
+    assert str(info.value).startswith(
+        "search_space.scheduler.last_epoch: scheduler argument 'last_epoch' resumes a schedule part-way"
+    )
     (tmp_path / "hf_schedules.py").write_text(HF_LINEAR)  # nor a Hugging Face schedule's
     hf = {"name": "hf_schedules:get_linear_schedule_with_warmup", "num_warmup_steps": 1, "last_epoch": 1}
     with pytest.raises(ValueError, match="'last_epoch' resumes a schedule"):
