@@ -1600,6 +1600,12 @@ CASES = [
         run={"scheduler": {"name": "torch.optim.lr_scheduler:OneCycleLR", "max_lr": 0.1, "total_steps": 3}},
     ),
     Case(
+        "cosine-shorter-than-the-run",
+        "torch's CosineAnnealingLR by path with a T_max shorter than the run, whose lr climbs back after it",
+        "error: run.yaml: scheduler: 'torch.optim.lr_scheduler:CosineAnnealingLR' has T_max 1, but the run steps it 2 times (once per epoch, 2 epochs), and past T_max its cosine climbs back up to the lr; set T_max to the run's steps, or use name: cosine (hpotool's, which spans every trial's run)",
+        run={"scheduler": {"name": "torch.optim.lr_scheduler:CosineAnnealingLR", "T_max": 1}},
+    ),
+    Case(
         "one-cycle-too-long",
         "a one-cycle schedule whose total_steps end after the run does",
         "error: run.yaml: scheduler: ValueError: scheduler 'torch.optim.lr_scheduler:OneCycleLR' has total_steps 100, but the run steps it 10 times (2 epochs x 5 batches), so its cycle would stop 10% of the way through, before the lr anneals; drop total_steps (hpotool passes epochs and steps_per_epoch)",

@@ -856,3 +856,22 @@ def test_torchs_cyclic_schedule_by_path_is_stepped_per_batch() -> None:
     assert per_epoch > 2 and lrs[:5] == pytest.approx([LR / 10, LR * 0.55, LR, LR * 0.55, LR / 10])
     lrs, per_epoch = _lrs({**scheduler, "interval": "epoch"})  # interval still chooses
     assert [lrs[e * per_epoch] for e in range(3)] == pytest.approx([LR / 10, LR * 0.55, LR])
+
+
+def test_a_cosine_by_path_shorter_than_the_run_is_refused_before_its_lr_climbs_back() -> None:
+    """torch's CosineAnnealingLR with T_max: 4 on an 8-epoch run took the lr to 0 by epoch 4 and back up to
+    the full lr by epoch 8, without a word (its cosine goes on past T_max)."""
+    from hpotool.runner import RunCheckError
+
+    scheduler = {"name": "torch.optim.lr_scheduler:CosineAnnealingLR", "T_max": EPOCHS - 1}
+    with pytest.raises(RunCheckError) as info:
+        _trainer(scheduler)
+    assert str(info.value) == (
+        f"scheduler: 'torch.optim.lr_scheduler:CosineAnnealingLR' has T_max {EPOCHS - 1}, but the run steps it "
+        f"{EPOCHS} times (once per epoch, {EPOCHS} epochs), and past T_max its cosine climbs back up to the lr; "
+        "set T_max to the run's steps, or use name: cosine (hpotool's, which spans every trial's run)"
+    )
+    lrs, _ = _lrs({**scheduler, "T_max": EPOCHS})  # the run's length: it decays over the run
+    assert all(b <= a for a, b in itertools.pairwise(lrs))
+    lrs, _ = _lrs({**scheduler, "T_max": EPOCHS * 2})  # longer: it stops part-way, as asked
+    assert lrs[-1] == pytest.approx(LR * (1 + math.cos(math.pi * (EPOCHS - 1) / (EPOCHS * 2))) / 2)

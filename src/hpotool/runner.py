@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import CosineAnnealingLR
 from torch.overrides import TorchFunctionMode
 
-from hpotool.components import first_argument, loss_inputs, resolve_component
+from hpotool.components import REGISTRIES, first_argument, loss_inputs, resolve_component
 from hpotool.config import (
     CHECK_COMPONENTS,
     CLASSIFICATION_METRICS,
@@ -440,6 +441,18 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
         raise ValueError(
             f"scheduler {cfg.scheduler.name!r} has total_steps {total}, but the run steps it {run_steps} times "
             f"({per}), {what}; drop total_steps (hpotool passes epochs and steps_per_epoch)"
+        )
+    t_max = getattr(scheduler, "T_max", None)
+    by_path = cfg.scheduler.name not in REGISTRIES["scheduler"]  # the built-in cosine spans the run itself
+    if isinstance(scheduler, CosineAnnealingLR) and by_path and isinstance(t_max, int) and t_max < run_steps:
+        per = (
+            f"{cfg.epochs} epochs x {batches} batches" if per_step else f"once per epoch, {cfg.epochs} epochs"
+        )
+        raise RunCheckError(
+            "scheduler",
+            f"{cfg.scheduler.name!r} has T_max {t_max}, but the run steps it {run_steps} times ({per}), and past "
+            f"T_max its cosine climbs back up to the lr; set T_max to the run's steps, or use name: cosine "
+            f"(hpotool's, which spans every trial's run)",
         )
     by_epoch = scheduler is not None and takes_epoch(scheduler)
     if by_epoch and per_step:
