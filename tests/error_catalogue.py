@@ -1523,6 +1523,29 @@ CASES = [
         run={"loss": {"name": "tests.helpers:not_a_loss"}},
     ),
     Case(
+        "model-all-frozen",
+        "a model whose parameters are all frozen",
+        "error: run.yaml: model: every one of Frozen's 2 parameters is frozen (requires_grad=False), so training would change nothing; leave the layers to train trainable (freeze a backbone, not the head)",
+        run={"model": {"name": "frozen_model:Frozen"}},
+        files={
+            "frozen_model.py": "from torch import nn\n\n\nclass Frozen(nn.Module):\n"
+            "    def __init__(self, in_features, out_features):\n        super().__init__()\n"
+            "        self.fc = nn.Linear(in_features, out_features).requires_grad_(False)\n\n"
+            "    def forward(self, x):\n        return self.fc(x.flatten(1))\n"
+        },
+    ),
+    Case(
+        "model-no-parameters",
+        "a model without parameters",
+        "error: run.yaml: model: Slice has no parameters, so there is nothing to train; build its layers as attributes in __init__ (self.fc = nn.Linear(in_features, out_features))",
+        run={"model": {"name": "slice_model:Slice"}},
+        files={
+            "slice_model.py": "from torch import nn\n\n\nclass Slice(nn.Module):\n"
+            "    def __init__(self, out_features):\n        super().__init__()\n        self.n = out_features\n\n"
+            "    def forward(self, x):\n        return x.flatten(1)[:, : self.n]\n"
+        },
+    ),
+    Case(
         "loss-not-a-tensor",
         "a loss function that returns a Python number",
         "error: run.yaml: loss: it returned float for 8 samples, not a tensor; hpotool calls backward() on it: compute it from the prediction with torch operations (no .item())",

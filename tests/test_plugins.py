@@ -462,3 +462,64 @@ def test_an_optimizer_told_to_maximize_is_refused_at_load_time(tmp_path: Path) -
     )
     path.write_text(yaml.safe_dump({"optimizer": {"name": "adam", "maximize": False}}))
     assert load_run_config(path).optimizer.kwargs["maximize"] is False  # torch's default, as it was
+
+
+UNTRAINABLE = """import torch
+from torch import nn
+
+
+class NoLayers(nn.Module):
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        self.out_features = out_features
+
+    def forward(self, x):
+        return x.flatten(1)[:, : self.out_features]
+
+
+class AllFrozen(nn.Module):
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        self.fc = nn.Linear(in_features, out_features).requires_grad_(False)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+class HeadOnly(AllFrozen):
+    def __init__(self, in_features, out_features):
+        super().__init__(in_features, out_features)
+        self.fc.bias.requires_grad_(True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (
+            "NoLayers",
+            "NoLayers has no parameters, so there is nothing to train; build its layers as attributes in __init__ "
+            "(self.fc = nn.Linear(in_features, out_features))",
+        ),
+        (
+            "AllFrozen",
+            "every one of AllFrozen's 2 parameters is frozen (requires_grad=False), so training would change "
+            "nothing; leave the layers to train trainable (freeze a backbone, not the head)",
+        ),
+    ],
+)
+def test_a_model_with_nothing_to_train_is_named_as_the_fault(
+    tmp_path: Path, model: str, message: str
+) -> None:
+    """A model without parameters failed in the optimizer section ("ValueError: optimizer got an empty
+    parameter list"); one with every parameter frozen blamed the loss ("does not depend on the model's
+    parameters ... compute it from the prediction with differentiable torch operations")."""
+    from hpotool.runner import check_run
+
+    (tmp_path / "untrainable.py").write_text(UNTRAINABLE)
+    run = {"data": {"name": "digits", "subset_fraction": 0.1}, "model": {"name": f"untrainable:{model}"}}
+    cfg = RunConfig.model_validate({**run, "device": "cpu"})
+    assert _refused(check_run, cfg, "run.yaml") == f"run.yaml: model: {message}"
+    check_run(
+        RunConfig.model_validate({**run, "model": {"name": "untrainable:HeadOnly"}, "device": "cpu"}), "r"
+    )

@@ -917,6 +917,7 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
     """
     with _part("model"):
         model = build_model(cfg, data)
+        _check_trainable(model)
     with _part("optimizer"):
         optimizer = build_optimizer(cfg, model)
     with _part("scheduler"):
@@ -1169,6 +1170,30 @@ def _width_argument_hint(cfg: RunConfig, width: int | None) -> str:
             f"num_classes (torchvision's and timm's do), set num_classes: {width} under model:"
         )
     return ""
+
+
+def _check_trainable(model: nn.Module) -> None:
+    """A model with something to train: with no parameter the optimizer said "ValueError: optimizer got an
+    empty parameter list", and with every parameter frozen the loss was blamed ("does not depend on the
+    model's parameters ... compute it from the prediction with differentiable torch operations").
+
+    Raises:
+        RunCheckError: naming the model and what to change.
+    """
+    params = list(model.parameters())
+    name = type(model).__name__
+    if not params:
+        raise RunCheckError(
+            "model",
+            f"{name} has no parameters, so there is nothing to train; build its layers as attributes in "
+            f"__init__ (self.fc = nn.Linear(in_features, out_features))",
+        )
+    if not any(p.requires_grad for p in params):
+        raise RunCheckError(
+            "model",
+            f"every one of {name}'s {len(params)} parameters is frozen (requires_grad=False), so training would "
+            f"change nothing; leave the layers to train trainable (freeze a backbone, not the head)",
+        )
 
 
 def _check_loss_value(value: Any, n: int) -> None:
