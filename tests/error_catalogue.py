@@ -1623,6 +1623,16 @@ CASES = [
         run={"scheduler": {"name": "torch.optim.lr_scheduler:OneCycleLR", "max_lr": 0.1, "total_steps": 3}},
     ),
     Case(
+        "schedule-length-by-another-name",
+        "a schedule asking for the run's length by another name than the one hpotool fills in",
+        "error: run.yaml: scheduler: scheduler 'named_schedule:cosine' requires 'num_epochs', which the config does not set; add num_epochs: ... under scheduler:, or rename num_epochs to epochs, which hpotool fills in for each run",
+        run={"scheduler": {"name": "named_schedule:cosine"}},
+        files={
+            "named_schedule.py": "from torch.optim.lr_scheduler import CosineAnnealingLR\n\n\n"
+            "def cosine(optimizer, num_epochs):\n    return CosineAnnealingLR(optimizer, T_max=num_epochs)\n"
+        },
+    ),
+    Case(
         "cosine-shorter-than-the-run",
         "torch's CosineAnnealingLR by path with a T_max shorter than the run, whose lr climbs back after it",
         "error: run.yaml: scheduler: 'torch.optim.lr_scheduler:CosineAnnealingLR' has T_max 1, but the run steps it 2 times (once per epoch, 2 epochs), and past T_max its cosine climbs back up to the lr; set T_max to the run's steps, or use name: cosine (hpotool's, which spans every trial's run)",

@@ -875,3 +875,46 @@ def test_a_cosine_by_path_shorter_than_the_run_is_refused_before_its_lr_climbs_b
     assert all(b <= a for a, b in itertools.pairwise(lrs))
     lrs, _ = _lrs({**scheduler, "T_max": EPOCHS * 2})  # longer: it stops part-way, as asked
     assert lrs[-1] == pytest.approx(LR * (1 + math.cos(math.pi * (EPOCHS - 1) / (EPOCHS * 2))) / 2)
+
+
+LENGTH_NAMES = """from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR
+
+
+def cosine(optimizer, num_epochs):
+    return CosineAnnealingLR(optimizer, T_max=num_epochs)
+
+
+def linear(optimizer, total_steps):
+    return LambdaLR(optimizer, lambda step: 1 - step / total_steps)
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (
+            "cosine",
+            "requires 'num_epochs', which the config does not set; add num_epochs: ... under scheduler:, or rename "
+            "num_epochs to epochs, which hpotool fills in for each run",
+        ),
+        (
+            "linear",
+            "requires 'total_steps', which the config does not set; add total_steps: ... under scheduler:, or "
+            "rename total_steps to num_training_steps, which hpotool fills in for each run",
+        ),
+    ],
+)
+def test_a_schedule_asking_for_the_runs_length_by_another_name_is_told_the_name_hpotool_fills(
+    tmp_path: Path, name: str, message: str
+) -> None:
+    """`def cosine(optimizer, num_epochs)` was told only to set num_epochs in the config, which then stayed
+    the same whatever epochs a trial or --epochs ran."""
+    from hpotool.config import load_run_config
+    from hpotool.errors import HpoError
+
+    (tmp_path / "length_names.py").write_text(LENGTH_NAMES)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"scheduler": {"name": f"length_names:{name}"}}))
+    with pytest.raises(HpoError) as info:
+        load_run_config(path)
+    assert str(info.value) == f"{path}: scheduler: scheduler 'length_names:{name}' {message}"
