@@ -1546,6 +1546,16 @@ CASES = [
         },
     ),
     Case(
+        "loss-requires-the-model",
+        "a loss that requires the model (a weight penalty)",
+        "error: run.yaml: loss: loss 'penalty_loss:penalised' requires the model ('model'), which hpotool does not give a loss (it calls it with the prediction and the target); for a penalty on the weights set optimizer.weight_decay, or train with your own function (trainer: {function: package.module:fit})",
+        run={"loss": {"name": "penalty_loss:penalised"}},
+        files={
+            "penalty_loss.py": "import torch.nn.functional as F\n\n\ndef penalised(prediction, target, model):\n"
+            "    return F.cross_entropy(prediction, target) + sum(p.pow(2).sum() for p in model.parameters())\n"
+        },
+    ),
+    Case(
         "loss-not-a-tensor",
         "a loss function that returns a Python number",
         "error: run.yaml: loss: it returned float for 8 samples, not a tensor; hpotool calls backward() on it: compute it from the prediction with torch operations (no .item())",

@@ -523,3 +523,39 @@ def test_a_model_with_nothing_to_train_is_named_as_the_fault(
     check_run(
         RunConfig.model_validate({**run, "model": {"name": "untrainable:HeadOnly"}, "device": "cpu"}), "r"
     )
+
+
+MODEL_LOSSES = """import torch.nn.functional as F
+from torch import nn
+
+
+def penalised(prediction, target, model, alpha=1e-4):
+    return F.cross_entropy(prediction, target) + alpha * sum(p.pow(2).sum() for p in model.parameters())
+
+
+class Penalised(nn.Module):
+    def __init__(self, net, alpha=1e-4):
+        super().__init__()
+        self.net, self.alpha = net, alpha
+
+    def forward(self, prediction, target):
+        return F.cross_entropy(prediction, target)
+"""
+
+
+@pytest.mark.parametrize(("name", "argument"), [("penalised", "model"), ("Penalised", "net")])
+def test_a_loss_that_requires_the_model_is_told_hpotool_does_not_give_it(
+    tmp_path: Path, name: str, argument: str
+) -> None:
+    """A weight penalty written as `loss(prediction, target, model)` was told "add model: ... under loss:",
+    which no YAML value could satisfy."""
+    from hpotool.config import load_run_config
+
+    (tmp_path / "model_losses.py").write_text(MODEL_LOSSES)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"loss": {"name": f"model_losses:{name}"}}))
+    assert _refused(load_run_config, path) == (
+        f"{path}: loss: loss 'model_losses:{name}' requires the model ({argument!r}), which hpotool does not give "
+        "a loss (it calls it with the prediction and the target); for a penalty on the weights set "
+        "optimizer.weight_decay, or train with your own function (trainer: {function: package.module:fit})"
+    )

@@ -132,6 +132,8 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
             f"larger steps, raise optimizer.lr)"
         )
     _check_objects(kind, name, obj, kwargs, injected)
+    if kind == "loss":
+        _refuse_a_model_argument(name, obj, kwargs, injected)
     check_required(obj, kwargs, f"{kind} {name!r}", kind, injected)
     check_types(obj, kwargs, f"{kind} {name!r}")
     if kind == "loss":
@@ -153,6 +155,36 @@ def _refuse_warmup(name: str, obj: Any, kwargs: Mapping[str, Any], injected: tup
         f"of the built-in schedules {', '.join(sorted(WARMUP_SCHEDULES))} only; remove {key}, and set the "
         f"schedule's own warm-up, if it has one{own}"
     )
+
+
+def _refuse_a_model_argument(
+    name: str, obj: Any, kwargs: Mapping[str, Any], injected: tuple[str, ...]
+) -> None:
+    """Raise `ValueError` for a loss that requires the model (a weight penalty: `def loss(pred, target,
+    model)`, `MyLoss(model)`): it was told "add model: ... under loss:", and no YAML value is a model."""
+    import inspect
+
+    try:
+        params = inspect.signature(obj).parameters.values()
+    except (TypeError, ValueError):
+        return
+    wanted = next(
+        (
+            p.name
+            for p in params
+            if p.name in ("model", "module", "net", "network")
+            and p.default is inspect.Parameter.empty
+            and p.name not in kwargs
+            and p.name not in injected
+        ),
+        None,
+    )
+    if wanted is not None:
+        raise ValueError(
+            f"loss {name!r} requires the model ({wanted!r}), which hpotool does not give a loss (it calls it with "
+            f"the prediction and the target); for a penalty on the weights set optimizer.weight_decay, or train "
+            f"with your own function (trainer: {{function: package.module:fit}})"
+        )
 
 
 # The torch classes whose objects a training script builds at its top level (model = Net(...),
