@@ -8,7 +8,7 @@ Registries hold import paths, so nothing heavy is imported until a component is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from hpotool.formatting import format_choice
@@ -95,9 +95,10 @@ AUTO_LOSS_FIX = (
 )
 
 
-def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
+def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any], own: Iterable[str] = ()) -> None:
     """Raise `ValueError` when `name` does not resolve, does not take one of `kwargs`, or (a built-in)
-    annotates another type for one of their values."""
+    annotates another type for one of their values; `own` are the section's keys hpotool reads itself
+    (`data.val_fraction`, `scheduler.interval`), which a misspelt argument may have meant."""
     from hpotool.errors import HpoError
 
     try:
@@ -122,7 +123,7 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
             raise ValueError(f"{kind} {name!r} argument {key!r} {why}; remove {key}")
     if kind == "scheduler":
         _refuse_warmup(name, obj, kwargs, injected)
-    check_kwargs(obj, kwargs, f"{kind} {name!r}", injected)
+    check_kwargs(obj, kwargs, f"{kind} {name!r}", injected, also=own)
     # A sum made train_loss (batch sums) and val_loss (the validation split's sum) differ by their sizes;
     # KLDivLoss's batchmean is a mean over the batch's samples.
     if kind == "loss" and kwargs.get("reduction", "mean") not in ("mean", "batchmean"):

@@ -344,7 +344,11 @@ def _inherits_bare_init(cls: type) -> bool:
 
 
 def check_kwargs(
-    obj: Callable[..., Any], kwargs: Iterable[str], what: str, injected: Iterable[str] = ()
+    obj: Callable[..., Any],
+    kwargs: Iterable[str],
+    what: str,
+    injected: Iterable[str] = (),
+    also: Iterable[str] = (),
 ) -> None:
     """Raise `ValueError` naming the valid arguments when `obj` does not take one of `kwargs`.
 
@@ -353,6 +357,7 @@ def check_kwargs(
         kwargs: argument names the user gave.
         what: how to name `obj` in the message ("model 'mlp'").
         injected: arguments hpotool passes itself; the user may not set them.
+        also: other keys the user may set beside `obj`'s (the section's own), suggested for a misspelt one.
     """
     names, var_kw = accepted_kwargs(obj)
     hidden = set(injected)
@@ -362,7 +367,7 @@ def check_kwargs(
             raise ValueError(f"{key!r} is set by hpotool for {what}; remove it from the config")
         if not var_kw and key not in valid:
             raise ValueError(
-                f"{what} takes no argument {key!r}{did_you_mean(key, valid)}; "
+                f"{what} takes no argument {key!r}{did_you_mean(key, [*valid, *also])}; "
                 f"it takes: {', '.join(valid) or 'no arguments'}"
             )
 
