@@ -821,6 +821,20 @@ class CosineLRScheduler:
     def step(self, epoch, metric=None):
         for group, base in zip(self.optimizer.param_groups, self.base):
             group["lr"] = 0.5 * base * (1 + math.cos(math.pi * epoch / self.t_initial))
+
+
+class PlateauLRScheduler:
+    # as timm's: step(epoch, metric=None), halving the lr when the metric does not improve
+
+    def __init__(self, optimizer):
+        self.optimizer, self.seen, self.best = optimizer, [], None
+
+    def step(self, epoch, metric=None):
+        self.seen.append((epoch, metric))
+        if metric is not None and self.best is not None and metric >= self.best:
+            for group in self.optimizer.param_groups:
+                group["lr"] *= 0.5
+        self.best = metric if self.best is None or metric < self.best else self.best
 """
 
 
@@ -835,6 +849,14 @@ def test_a_timm_style_schedule_is_given_the_epochs_done_not_val_loss(tmp_path: P
     assert [lrs[e * per_epoch] for e in range(EPOCHS)] == pytest.approx(
         [LR * (1 + math.cos(math.pi * e / EPOCHS)) / 2 for e in range(EPOCHS)]
     )
+    trainer, data = _trainer({"name": "timm_like:PlateauLRScheduler", "monitor": "train_loss"})
+    rows: list[dict[str, float]] = []
+    trainer.fit(data.train, data.val, epochs=EPOCHS, on_epoch_end=lambda r: rows.append(r.metrics))
+    # the metric monitor names follows the epoch; "watches no metric (its step() takes none)" before
+    assert trainer.scheduler.seen == [(e + 1, row["train_loss"]) for e, row in enumerate(rows)]  # type: ignore[union-attr]
+    trainer, data = _trainer({"name": "timm_like:PlateauLRScheduler"})  # no monitor: the epoch alone
+    trainer.fit(data.train, data.val, epochs=2)
+    assert trainer.scheduler.seen == [(1, None), (2, None)]  # type: ignore[union-attr]
     with pytest.raises(RunCheckError) as info:
         _trainer({"name": "timm_like:CosineLRScheduler", "t_initial": EPOCHS, "interval": "step"})
     assert str(info.value) == (

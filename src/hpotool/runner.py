@@ -53,6 +53,7 @@ from hpotool.schedulers import (
     counts_epochs,
     steps_per_batch,
     takes_epoch,
+    takes_epoch_and_metric,
     takes_metric,
 )
 from hpotool.trainer import (
@@ -473,7 +474,9 @@ def _watched(cfg: RunConfig, data: PreparedData, scheduler: Any, per_step: bool)
             watching schedule stepped per batch, or `monitor` set for a schedule that watches nothing.
     """
     name, monitor = cfg.scheduler.name, cfg.scheduler.monitor
-    if scheduler is None or not takes_metric(scheduler):
+    # timm's step(epoch, metric=None) is given the metric only where monitor names one
+    optional = scheduler is not None and monitor is not None and takes_epoch_and_metric(scheduler)
+    if scheduler is None or not (takes_metric(scheduler) or optional):
         if monitor is not None:
             raise RunCheckError(
                 "scheduler.monitor",

@@ -82,6 +82,15 @@ def takes_epoch(scheduler: Any) -> bool:
     return _first_step_argument(scheduler) == "epoch"
 
 
+def takes_epoch_and_metric(scheduler: Any) -> bool:
+    """Whether a schedule given the epoch also takes the watched metric after it (timm's `step(epoch,
+    metric=None)`, which its PlateauLRScheduler reads)."""
+    if not takes_epoch(scheduler):
+        return False
+    params = list(inspect.signature(scheduler.step).parameters.values())
+    return len(params) > 1 and params[1].name in ("metric", "metrics")
+
+
 def takes_metric(scheduler: Any) -> bool:
     """Whether `scheduler.step` needs a value to watch (torch's ReduceLROnPlateau: `step(metrics)`)."""
     return _first_step_argument(scheduler) not in (None, "epoch")

@@ -155,10 +155,11 @@ class Trainer:
                 raise NonFiniteLossError(epoch, train_loss)
             metrics = {"train_loss": train_loss, **self.evaluate(val)}
             if self.scheduler is not None and not self.scheduler_per_step:
-                if self.scheduler_metric is not None:
+                if self.scheduler_epoch:  # timm's step(epoch, metric=None), the metric where one is named
+                    watched = () if self.scheduler_metric is None else (metrics[self.scheduler_metric],)
+                    self.scheduler.step(epoch + 1, *watched)
+                elif self.scheduler_metric is not None:
                     self.scheduler.step(metrics[self.scheduler_metric])  # type: ignore[arg-type]
-                elif self.scheduler_epoch:
-                    self.scheduler.step(epoch + 1)
                 else:
                     self.scheduler.step()
             result = EpochResult(epoch, metrics, time.perf_counter() - start, lr)
