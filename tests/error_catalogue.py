@@ -161,6 +161,18 @@ CASES = [
         run={"model": {"name": "mlp", "hiden": [16]}},
     ),
     Case(
+        "optimizer-maximize",
+        "an optimizer told to maximize, which climbs the loss",
+        "error: run.yaml: optimizer: optimizer 'adam' argument 'maximize': true makes the optimizer climb the loss, and hpotool trains by lowering it; remove maximize (to maximize a metric such as val_accuracy, set direction: maximize in the optimize config)",
+        run={"optimizer": {"name": "adam", "maximize": True}},
+    ),
+    Case(
+        "schedule-last-epoch",
+        "a schedule's last_epoch, which resumes it from a checkpoint",
+        "error: run.yaml: scheduler: scheduler 'torch.optim.lr_scheduler:StepLR' argument 'last_epoch' resumes a schedule part-way through, from a checkpoint's optimizer state, and hpotool starts every run's schedule at its beginning; remove last_epoch",
+        run={"scheduler": {"name": "torch.optim.lr_scheduler:StepLR", "step_size": 1, "last_epoch": 1}},
+    ),
+    Case(
         "yaml-bool-argument",
         "an unquoted no (YAML's false) for a component's word argument",
         "error: run.yaml: model: model 'mlp' argument 'norm': Input should be a valid string, got false; YAML reads an unquoted yes, no, on, off, true or false as a boolean: put the word in quotes",
@@ -362,6 +374,13 @@ CASES = [
         "a search path the RunConfig does not have",
         "error: optimize.yaml: search_space.optimizer.lrate: the RunConfig has no such path; did you mean 'optimizer.lr', 'optimizer.name', 'optimizer.eps'?",
         optimize={"search_space": {"optimizer.lrate": {"type": "float", "low": 0.001, "high": 0.1}}},
+    ),
+    Case(
+        "searched-last-epoch",
+        "a schedule's last_epoch searched, which hpotool leaves at its default",
+        "error: optimize.yaml: search_space.scheduler.last_epoch: scheduler argument 'last_epoch' resumes a schedule part-way through, from a checkpoint's optimizer state, and hpotool starts every run's schedule at its beginning; remove it",
+        run={"scheduler": {"name": "torch.optim.lr_scheduler:StepLR", "step_size": 1}},
+        optimize={"search_space": {"scheduler.last_epoch": {"type": "int", "low": 0, "high": 2}}},
     ),
     Case(
         "auto-loss-argument",
@@ -686,6 +705,16 @@ CASES = [
         "a dataset with NaN features",
         "error: run.yaml: data: 'tests.helpers:points_with_a_gap' returned data hpotool cannot train on: x holds NaN or infinite values in 1 sample(s) (the first is sample 5); drop or fill them in the dataset function",
         run={"data": {"name": "tests.helpers:points_with_a_gap"}},
+    ),
+    Case(
+        "data-two-splits",
+        "a dataset function returning its own training and validation splits",
+        "error: run.yaml: data: 'split_data:load' returned data hpotool cannot train on: got two (x, y) pairs, a training and a validation split?; return all the samples as one (x, y) pair: hpotool makes the validation split itself (data.val_fraction, data.split_seed)",
+        run={"data": {"name": "split_data:load"}},
+        files={
+            "split_data.py": "import torch\n\n\ndef load():\n    x, y = torch.randn(50, 3), torch.randint(0, 2, (50,))\n"
+            "    return (x[:40], y[:40]), (x[40:], y[40:])\n"
+        },
     ),
     Case(
         "data-several-labels",
@@ -1276,6 +1305,26 @@ CASES = [
         run={"scheduler": {"name": "torch.optim.lr_scheduler:ReduceLROnPlateau", "interval": "step"}},
     ),
     Case(
+        "epoch-schedule-per-step",
+        "a schedule told the run's length in epochs, stepped per batch",
+        "error: run.yaml: scheduler: 'epoch_schedule:cosine' takes the run's length as epochs (it asks for epochs, not steps_per_epoch or num_training_steps), but interval: step steps it after every batch, so it would run its course in the first 2 batches; drop interval: step, or give it a steps_per_epoch argument and span epochs * steps_per_epoch steps",
+        run={"scheduler": {"name": "epoch_schedule:cosine", "interval": "step"}},
+        files={
+            "epoch_schedule.py": "from torch.optim.lr_scheduler import CosineAnnealingLR\n\n\n"
+            "def cosine(optimizer, epochs):\n    return CosineAnnealingLR(optimizer, T_max=epochs)\n"
+        },
+    ),
+    Case(
+        "epoch-counting-schedule-per-step",
+        "a schedule whose step() takes the epoch (timm's), stepped per batch",
+        "error: run.yaml: scheduler: 'timm_schedule:Cosine' is given the number of epochs done in step(epoch), once per epoch; drop interval: step",
+        run={"scheduler": {"name": "timm_schedule:Cosine", "interval": "step"}},
+        files={
+            "timm_schedule.py": "class Cosine:\n    def __init__(self, optimizer):\n        self.optimizer = optimizer\n\n"
+            "    def step(self, epoch, metric=None):\n        pass\n"
+        },
+    ),
+    Case(
         "enqueue-outside",
         "a warm-start value outside the space",
         "error: optimize.yaml: enqueue.0: optimizer.lr=0.5 lies outside its search space",
@@ -1474,10 +1523,49 @@ CASES = [
         run={"loss": {"name": "tests.helpers:not_a_loss"}},
     ),
     Case(
+        "model-all-frozen",
+        "a model whose parameters are all frozen",
+        "error: run.yaml: model: every one of Frozen's 2 parameters is frozen (requires_grad=False), so training would change nothing; leave the layers to train trainable (freeze a backbone, not the head)",
+        run={"model": {"name": "frozen_model:Frozen"}},
+        files={
+            "frozen_model.py": "from torch import nn\n\n\nclass Frozen(nn.Module):\n"
+            "    def __init__(self, in_features, out_features):\n        super().__init__()\n"
+            "        self.fc = nn.Linear(in_features, out_features).requires_grad_(False)\n\n"
+            "    def forward(self, x):\n        return self.fc(x.flatten(1))\n"
+        },
+    ),
+    Case(
+        "model-no-parameters",
+        "a model without parameters",
+        "error: run.yaml: model: Slice has no parameters, so there is nothing to train; build its layers as attributes in __init__ (self.fc = nn.Linear(in_features, out_features))",
+        run={"model": {"name": "slice_model:Slice"}},
+        files={
+            "slice_model.py": "from torch import nn\n\n\nclass Slice(nn.Module):\n"
+            "    def __init__(self, out_features):\n        super().__init__()\n        self.n = out_features\n\n"
+            "    def forward(self, x):\n        return x.flatten(1)[:, : self.n]\n"
+        },
+    ),
+    Case(
+        "loss-requires-the-model",
+        "a loss that requires the model (a weight penalty)",
+        "error: run.yaml: loss: loss 'penalty_loss:penalised' requires the model ('model'), which hpotool does not give a loss (it calls it with the prediction and the target); for a penalty on the weights set optimizer.weight_decay, or train with your own function (trainer: {function: package.module:fit})",
+        run={"loss": {"name": "penalty_loss:penalised"}},
+        files={
+            "penalty_loss.py": "import torch.nn.functional as F\n\n\ndef penalised(prediction, target, model):\n"
+            "    return F.cross_entropy(prediction, target) + sum(p.pow(2).sum() for p in model.parameters())\n"
+        },
+    ),
+    Case(
         "loss-not-a-tensor",
         "a loss function that returns a Python number",
         "error: run.yaml: loss: it returned float for 8 samples, not a tensor; hpotool calls backward() on it: compute it from the prediction with torch operations (no .item())",
         run={"loss": {"name": "tests.helpers:loss_as_a_float"}},
+    ),
+    Case(
+        "loss-with-its-parts",
+        "a loss function that returns the loss with the values it logs",
+        "error: run.yaml: loss: it returned a tuple of 2 items for 8 samples, not a tensor; hpotool calls backward() on the loss alone: return the loss tensor by itself",
+        run={"loss": {"name": "tests.helpers:loss_with_its_parts"}},
     ),
     Case(
         "loss-without-gradient",
@@ -1545,6 +1633,28 @@ CASES = [
         run={"scheduler": {"name": "torch.optim.lr_scheduler:OneCycleLR", "max_lr": 0.1, "total_steps": 3}},
     ),
     Case(
+        "schedule-length-by-another-name",
+        "a schedule asking for the run's length by another name than the one hpotool fills in",
+        "error: run.yaml: scheduler: scheduler 'named_schedule:cosine' requires 'num_epochs', which the config does not set; add num_epochs: ... under scheduler:, or rename num_epochs to epochs, which hpotool fills in for each run",
+        run={"scheduler": {"name": "named_schedule:cosine"}},
+        files={
+            "named_schedule.py": "from torch.optim.lr_scheduler import CosineAnnealingLR\n\n\n"
+            "def cosine(optimizer, num_epochs):\n    return CosineAnnealingLR(optimizer, T_max=num_epochs)\n"
+        },
+    ),
+    Case(
+        "cosine-shorter-than-the-run",
+        "torch's CosineAnnealingLR by path with a T_max shorter than the run, whose lr climbs back after it",
+        "error: run.yaml: scheduler: 'torch.optim.lr_scheduler:CosineAnnealingLR' has T_max 1, but the run steps it 2 times (once per epoch, 2 epochs), and past T_max its cosine climbs back up to the lr; set T_max to the run's steps, or use name: cosine (hpotool's, which spans every trial's run)",
+        run={"scheduler": {"name": "torch.optim.lr_scheduler:CosineAnnealingLR", "T_max": 1}},
+    ),
+    Case(
+        "one-cycle-too-long",
+        "a one-cycle schedule whose total_steps end after the run does",
+        "error: run.yaml: scheduler: ValueError: scheduler 'torch.optim.lr_scheduler:OneCycleLR' has total_steps 100, but the run steps it 10 times (2 epochs x 5 batches), so its cycle would stop 10% of the way through, before the lr anneals; drop total_steps (hpotool passes epochs and steps_per_epoch)",
+        run={"scheduler": {"name": "torch.optim.lr_scheduler:OneCycleLR", "max_lr": 0.1, "total_steps": 100}},
+    ),
+    Case(
         "loss-per-sample",
         "a loss function that returns one value per sample",
         "error: run.yaml: loss: it returned shape (8,) for 8 samples, not one number; hpotool needs the batch's mean loss: return loss.mean()",
@@ -1576,11 +1686,11 @@ CASES = [
     Case(
         "optimizer-function-takes-the-model",
         "an optimizer function of the user's written to take the model, not its parameters",
-        "error: run.yaml: optimizer: AttributeError: 'list' object has no attribute 'parameters' (at model_optimizer.py:5 in make_optimizer); hpotool calls 'model_optimizer:make_optimizer' with the model's parameters (a list) first, not the model: take them and pass them on (def make_optimizer(params, lr): return torch.optim.AdamW(params, lr=lr))",
+        "error: run.yaml: optimizer: AttributeError: 'list' object has no attribute 'parameters' (at model_optimizer.py:5 in make_optimizer); hpotool calls 'model_optimizer:make_optimizer' with the model's parameters (a list); name that argument model to be given the model, or named_parameters to be given its (name, parameter) pairs",
         run={"optimizer": {"name": "model_optimizer:make_optimizer", "lr": 0.01}},
         files={
-            "model_optimizer.py": "import torch\n\n\ndef make_optimizer(model, lr):\n"
-            "    return torch.optim.SGD(model.parameters(), lr=lr)\n"
+            "model_optimizer.py": "import torch\n\n\ndef make_optimizer(m, lr):\n"
+            "    return torch.optim.SGD(m.parameters(), lr=lr)\n"
         },
     ),
     Case(

@@ -290,6 +290,17 @@ def not_a_loss(reduction: str = "mean") -> Any:
     return reduction
 
 
+def loss_with_its_parts(prediction: torch.Tensor, target: torch.Tensor) -> Any:
+    """A loss returned with the values it logs, as (loss, parts)."""
+    loss = torch.nn.functional.cross_entropy(prediction, target)
+    return loss, {"cross_entropy": loss.detach()}
+
+
+def loss_as_a_dict(prediction: torch.Tensor, target: torch.Tensor) -> Any:
+    """A loss returned in a dict, as some training loops read it."""
+    return {"loss": torch.nn.functional.cross_entropy(prediction, target)}
+
+
 def loss_as_a_float(prediction: torch.Tensor, target: torch.Tensor) -> Any:
     """A loss read back as a Python number (`.item()`), which has no backward()."""
     return torch.nn.functional.cross_entropy(prediction, target).item()

@@ -65,6 +65,30 @@ def test_component_arguments_are_flat_and_checked() -> None:
 
 
 @pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        (
+            {"scheduler": {"name": "cosine", "intervall": "step"}},
+            "scheduler: scheduler 'cosine' takes no argument 'intervall' (did you mean 'interval'?); it takes: "
+            "eta_min, warmup_epochs, warmup_start",
+        ),
+        (
+            {"data": {"name": "digits", "val_fracion": 0.3}},
+            "data: data 'digits' takes no argument 'val_fracion' (did you mean 'val_fraction'?); it takes: no "
+            "arguments",
+        ),
+    ],
+)
+def test_a_misspelt_key_of_the_section_itself_is_suggested(section: dict[str, Any], message: str) -> None:
+    """The section's own keys (scheduler.interval and monitor, data.val_fraction, subset_fraction and
+    split_seed) were left out of the suggestions: `intervall: step` got no "did you mean", only the
+    schedule's arguments."""
+    with pytest.raises(HpoError) as err:
+        validate_config(RunConfig, section, "run.yaml")
+    assert str(err.value) == f"run.yaml: {message}"
+
+
+@pytest.mark.parametrize(
     ("data", "message"),
     [
         ({"optimizr": {}}, "run.yaml: unknown key 'optimizr' (did you mean 'optimizer'?)"),

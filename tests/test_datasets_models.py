@@ -251,6 +251,21 @@ def test_a_plain_loss_function_trains_as_its_class_does() -> None:
             (torch.zeros(4, 2), torch.zeros(4), torch.ones(4)),
             r"samples, got a tuple of 3 items; return x and y alone$",
         ),
+        # a training and a validation split, as a script keeps them: numpy's "setting an array element with a
+        # sequence ... inhomogeneous shape", or torch's for two Datasets, said nothing of what was returned
+        (
+            ((np.zeros((6, 2)), np.zeros(6)), [np.zeros((2, 2)), np.zeros(2)]),
+            r"^got two \(x, y\) pairs, a training and a validation split\?; return all the samples as one \(x, y\) "
+            r"pair: hpotool makes the validation split itself \(data.val_fraction, data.split_seed\)$",
+        ),
+        (
+            tuple(
+                torch.utils.data.random_split(
+                    torch.utils.data.TensorDataset(torch.zeros(8, 2), torch.zeros(8)), [6, 2]
+                )
+            ),
+            r"^got two torch Datasets, a training and a validation split\?",
+        ),
     ],
 )
 def test_a_dataset_hpotool_cannot_train_on_is_refused_saying_why(returned: object, message: str) -> None:
@@ -538,6 +553,16 @@ def test_a_scheduler_or_loss_factory_returning_something_else_is_refused_saying_
             "compute it from the prediction with torch operations (no .item())",
         ),
         (
+            "loss_with_its_parts",
+            "run.yaml: loss: it returned a tuple of 2 items for 8 samples, not a tensor; hpotool calls backward() "
+            "on the loss alone: return the loss tensor by itself",
+        ),
+        (
+            "loss_as_a_dict",
+            "run.yaml: loss: it returned a dict with keys 'loss' for 8 samples, not a tensor; hpotool calls "
+            "backward() on the loss alone: return the loss tensor by itself",
+        ),
+        (
             "loss_of_wrong_answers",
             "run.yaml: loss: its value for 8 samples does not depend on the model's parameters (no gradient "
             "reaches them): compute it from the prediction with differentiable torch operations (no .item(), "
@@ -552,7 +577,7 @@ def test_a_scheduler_or_loss_factory_returning_something_else_is_refused_saying_
 )
 def test_a_loss_the_trainer_cannot_step_on_is_named_as_the_fault(loss: str, message: str) -> None:
     """They said `training: one step on 8 samples failed: AttributeError: 'float' object has no attribute
-    'backward'`, `RuntimeError: element 0 of tensors does not require grad ...` (both: check that the loss
+    'backward'` (a tuple or dict of the loss and what it logs: "compute it ... (no .item())"), `RuntimeError: element 0 of tensors does not require grad ...` (both: check that the loss
     fits this classification task) and `train_loss is nan in epoch 1; lower optimizer.lr or set grad_clip`."""
     run = {
         **SMALL,

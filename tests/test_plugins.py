@@ -446,3 +446,116 @@ def test_binary_cross_entropy_on_probabilities_for_soft_labels_names_the_soft_la
         "auto), which takes the logits and probabilities, or for 3 independent targets from 0 to 1 return "
         "hpotool.datasets.Dataset(x, y, 'multilabel') with loss bce_with_logits"
     )
+
+
+def test_an_optimizer_told_to_maximize_is_refused_at_load_time(tmp_path: Path) -> None:
+    """torch's optimizers take `maximize: true`, read as "maximize the metric": the optimizer climbed the
+    loss, and the run trained to 8% accuracy on digits without a word."""
+    from hpotool.config import load_run_config
+
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"optimizer": {"name": "torch.optim:SGD", "lr": 0.1, "maximize": True}}))
+    assert _refused(load_run_config, path) == (
+        f"{path}: optimizer: optimizer 'torch.optim:SGD' argument 'maximize': true makes the optimizer climb the "
+        "loss, and hpotool trains by lowering it; remove maximize (to maximize a metric such as val_accuracy, "
+        "set direction: maximize in the optimize config)"
+    )
+    path.write_text(yaml.safe_dump({"optimizer": {"name": "adam", "maximize": False}}))
+    assert load_run_config(path).optimizer.kwargs["maximize"] is False  # torch's default, as it was
+
+
+UNTRAINABLE = """import torch
+from torch import nn
+
+
+class NoLayers(nn.Module):
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        self.out_features = out_features
+
+    def forward(self, x):
+        return x.flatten(1)[:, : self.out_features]
+
+
+class AllFrozen(nn.Module):
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        self.fc = nn.Linear(in_features, out_features).requires_grad_(False)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+class HeadOnly(AllFrozen):
+    def __init__(self, in_features, out_features):
+        super().__init__(in_features, out_features)
+        self.fc.bias.requires_grad_(True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (
+            "NoLayers",
+            "NoLayers has no parameters, so there is nothing to train; build its layers as attributes in __init__ "
+            "(self.fc = nn.Linear(in_features, out_features))",
+        ),
+        (
+            "AllFrozen",
+            "every one of AllFrozen's 2 parameters is frozen (requires_grad=False), so training would change "
+            "nothing; leave the layers to train trainable (freeze a backbone, not the head)",
+        ),
+    ],
+)
+def test_a_model_with_nothing_to_train_is_named_as_the_fault(
+    tmp_path: Path, model: str, message: str
+) -> None:
+    """A model without parameters failed in the optimizer section ("ValueError: optimizer got an empty
+    parameter list"); one with every parameter frozen blamed the loss ("does not depend on the model's
+    parameters ... compute it from the prediction with differentiable torch operations")."""
+    from hpotool.runner import check_run
+
+    (tmp_path / "untrainable.py").write_text(UNTRAINABLE)
+    run = {"data": {"name": "digits", "subset_fraction": 0.1}, "model": {"name": f"untrainable:{model}"}}
+    cfg = RunConfig.model_validate({**run, "device": "cpu"})
+    assert _refused(check_run, cfg, "run.yaml") == f"run.yaml: model: {message}"
+    check_run(
+        RunConfig.model_validate({**run, "model": {"name": "untrainable:HeadOnly"}, "device": "cpu"}), "r"
+    )
+
+
+MODEL_LOSSES = """import torch.nn.functional as F
+from torch import nn
+
+
+def penalised(prediction, target, model, alpha=1e-4):
+    return F.cross_entropy(prediction, target) + alpha * sum(p.pow(2).sum() for p in model.parameters())
+
+
+class Penalised(nn.Module):
+    def __init__(self, net, alpha=1e-4):
+        super().__init__()
+        self.net, self.alpha = net, alpha
+
+    def forward(self, prediction, target):
+        return F.cross_entropy(prediction, target)
+"""
+
+
+@pytest.mark.parametrize(("name", "argument"), [("penalised", "model"), ("Penalised", "net")])
+def test_a_loss_that_requires_the_model_is_told_hpotool_does_not_give_it(
+    tmp_path: Path, name: str, argument: str
+) -> None:
+    """A weight penalty written as `loss(prediction, target, model)` was told "add model: ... under loss:",
+    which no YAML value could satisfy."""
+    from hpotool.config import load_run_config
+
+    (tmp_path / "model_losses.py").write_text(MODEL_LOSSES)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"loss": {"name": f"model_losses:{name}"}}))
+    assert _refused(load_run_config, path) == (
+        f"{path}: loss: loss 'model_losses:{name}' requires the model ({argument!r}), which hpotool does not give "
+        "a loss (it calls it with the prediction and the target); for a penalty on the weights set "
+        "optimizer.weight_decay, or train with your own function (trainer: {function: package.module:fit})"
+    )

@@ -510,27 +510,91 @@ def test_an_optimizer_function_that_reads_the_parameters_twice_gets_them_all(tmp
     assert held == [2, 2]  # the two weight matrices, the two biases
 
 
-def test_an_optimizer_function_given_the_model_says_it_is_given_the_parameters(tmp_path: Any) -> None:
-    """A training script's `def make_optimizer(model, lr): ... model.parameters()` failed the check with
-    "optimizer: AttributeError: 'generator' object has no attribute 'parameters'", not saying what hpotool
-    passes."""
+NO_DECAY_OPTIMIZERS = """import torch
+
+
+def _groups(named, weight_decay):
+    decay, biases = [], []
+    for n, p in named:
+        (biases if n.endswith("bias") else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": biases, "weight_decay": 0.0}]
+
+
+def by_model(model, lr, weight_decay=0.0):
+    return torch.optim.AdamW(_groups(list(model.named_parameters()), weight_decay), lr=lr)
+
+
+def by_names(named_parameters, lr, weight_decay=0.0):
+    return torch.optim.AdamW(_groups(named_parameters, weight_decay), lr=lr)
+
+
+def by_other_name(net_, lr, weight_decay=0.0):
+    return torch.optim.AdamW(_groups(list(net_.named_parameters()), weight_decay), lr=lr)
+
+
+def unpacking(params, lr, weight_decay=0.0):
+    return torch.optim.AdamW(_groups(params, weight_decay), lr=lr)
+"""
+
+
+@pytest.mark.parametrize("name", ["by_model", "by_names"])
+def test_an_optimizer_function_taking_the_model_or_its_named_parameters_is_given_them(
+    tmp_path: Any, name: str
+) -> None:
+    """The common way to leave biases and norms out of weight decay reads the parameters' names:
+    `def make(model, lr)` calling model.named_parameters() was refused ("'list' object has no attribute
+    'named_parameters'"), and `def make(named_parameters, lr)` failed with "ValueError: too many values to
+    unpack (expected 2)". A first argument named model gets the model, one named named_parameters the pairs."""
+    (tmp_path / "no_decay_optimizers.py").write_text(NO_DECAY_OPTIMIZERS)
+    cfg = RunConfig.model_validate(
+        {
+            "optimizer": {"name": f"no_decay_optimizers:{name}", "lr": 0.01, "weight_decay": 0.1},
+            "device": "cpu",
+        }
+    )
+    from hpotool.runner import build_optimizer
+
+    model = _model()
+    optimizer = build_optimizer(cfg, model)
+    decay, biases = optimizer.param_groups
+    assert [p is q for p, q in zip(decay["params"], [model[0].weight, model[2].weight], strict=True)] == [
+        True
+    ] * 2
+    assert decay["weight_decay"] == 0.1 and biases["weight_decay"] == 0.0 and len(biases["params"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "failure"),
+    [
+        (
+            "by_other_name",
+            "AttributeError: 'list' object has no attribute 'named_parameters' (at "
+            "refused_{name}.py:20 in by_other_name)",
+        ),
+        (
+            "unpacking",
+            "ValueError: too many values to unpack (expected 2) (at refused_{name}.py:6 in _groups)",
+        ),
+    ],
+)
+def test_an_optimizer_function_expecting_what_hpotool_does_not_give_says_what_it_gives(
+    tmp_path: Any, name: str, failure: str
+) -> None:
+    """A first argument of another name is given the parameters (a list); a function that treats it as the
+    model or as (name, parameter) pairs is told what to name it."""
     from hpotool.errors import HpoError
     from hpotool.runner import check_run
 
-    (tmp_path / "model_taking_optimizer.py").write_text(
-        "import torch\n\n\ndef make_optimizer(model, lr):\n"
-        "    return torch.optim.SGD(model.parameters(), lr=lr)\n"
-    )
+    (tmp_path / f"refused_{name}.py").write_text(NO_DECAY_OPTIMIZERS)  # one module each: imports are kept
     cfg = RunConfig.model_validate(
-        {"optimizer": {"name": "model_taking_optimizer:make_optimizer", "lr": 0.01}, "device": "cpu"}
+        {"optimizer": {"name": f"refused_{name}:{name}", "lr": 0.01}, "device": "cpu"}
     )
     with pytest.raises(HpoError) as info:
         check_run(cfg, "run.yaml")
     assert str(info.value) == (
-        "run.yaml: optimizer: AttributeError: 'list' object has no attribute 'parameters' (at "
-        "model_taking_optimizer.py:5 in make_optimizer); hpotool calls 'model_taking_optimizer:make_optimizer' with the "
-        "model's parameters (a list) first, not the model: take them and pass them on (def "
-        "make_optimizer(params, lr): return torch.optim.AdamW(params, lr=lr))"
+        f"run.yaml: optimizer: {failure.format(name=name)}; hpotool calls 'refused_{name}:{name}' with the model's parameters "
+        f"(a list); name that argument model to be given the model, or named_parameters to be given its (name, "
+        f"parameter) pairs"
     )
 
 

@@ -463,8 +463,21 @@ def test_a_one_cycle_schedule_shorter_than_the_run_is_refused_before_it_fails_at
     with pytest.raises(ValueError, match=r"steps it 4 times \(once per epoch, 4 epochs\)"):
         _trainer({**scheduler, "interval": "epoch"})
     _trainer({**scheduler, "total_steps": EPOCHS, "interval": "epoch"})  # exactly the run: it trains
-    trainer, data = _trainer({**scheduler, "total_steps": EPOCHS * 5})
-    trainer.fit(data.train, data.val, epochs=EPOCHS)
+
+
+def test_a_one_cycle_schedule_longer_than_the_run_is_refused_before_its_cycle_stops_part_way() -> None:
+    """total_steps: 1000 on a run of 16 steps trained without a word: the lr climbed for the whole run, a
+    fiftieth of its warm-up, and never reached max_lr or annealed."""
+    scheduler = {"name": "torch.optim.lr_scheduler:OneCycleLR", "max_lr": 0.1, "total_steps": 1000}
+    with pytest.raises(ValueError) as info:
+        _trainer(scheduler)
+    assert str(info.value) == (
+        "scheduler 'torch.optim.lr_scheduler:OneCycleLR' has total_steps 1000, but the run steps it 16 times (4 "
+        "epochs x 4 batches), so its cycle would stop 2% of the way through, before the lr anneals; drop "
+        "total_steps (hpotool passes epochs and steps_per_epoch)"
+    )
+    lrs, _ = _lrs({**scheduler, "total_steps": None})  # as the line says: the cycle spans the run
+    assert max(lrs) == pytest.approx(0.1, rel=0.2) and lrs[-1] < 0.1 / 100
 
 
 @pytest.mark.parametrize(
@@ -679,3 +692,251 @@ def test_a_schedule_taking_a_function_says_to_build_it_in_a_function(
     )
     lrs, _ = _lrs({"name": "decay_schedule:my_schedule"})
     assert lrs[0] == LR and lrs[-1] < LR
+
+
+HF_LINEAR = """from torch.optim.lr_scheduler import LambdaLR
+
+
+def get_linear_schedule_with_warmup(optimizer, num_warmup_steps, num_training_steps, last_epoch=-1):
+    def lr_lambda(step):
+        if step < num_warmup_steps:
+            return step / max(1, num_warmup_steps)
+        return max(0.0, (num_training_steps - step) / max(1, num_training_steps - num_warmup_steps))
+    return LambdaLR(optimizer, lr_lambda, last_epoch)
+"""
+
+
+def test_a_hugging_face_style_schedule_is_stepped_per_batch_over_the_runs_steps(tmp_path: Path) -> None:
+    """transformers' get_linear_schedule_with_warmup(optimizer, num_warmup_steps, num_training_steps) counts
+    batches, but was stepped once per epoch: with num_warmup_steps: 5 the lr rose for the whole 4-epoch run
+    and never decayed. It steps per batch now, and hpotool gives it num_training_steps."""
+    (tmp_path / "hf_schedules.py").write_text(HF_LINEAR)
+    lrs, per_epoch = _lrs({"name": "hf_schedules:get_linear_schedule_with_warmup", "num_warmup_steps": 5})
+    assert per_epoch > 1 and len(lrs) == EPOCHS * per_epoch
+    assert lrs[:6] == pytest.approx([LR * s / 5 for s in range(6)])  # the warm-up, over 5 batches
+    assert all(b < a for a, b in itertools.pairwise(lrs[5:]))  # then a linear decay to the run's end
+    assert lrs[-1] == pytest.approx(LR / (EPOCHS * per_epoch - 5))
+    with pytest.raises(ValueError, match="'num_training_steps' is set by hpotool"):
+        RunConfig.model_validate(
+            {"scheduler": {"name": "hf_schedules:get_linear_schedule_with_warmup", "num_training_steps": 9}}
+        )
+    lrs, _ = _lrs(  # interval: epoch still steps it per epoch, over the run's epochs
+        {"name": "hf_schedules:get_linear_schedule_with_warmup", "num_warmup_steps": 1, "interval": "epoch"}
+    )
+    assert sorted(set(lrs), reverse=True) == pytest.approx([LR, LR * 2 / 3, LR / 3, 0.0])
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (
+            "last_epch",
+            "scheduler 'torch.optim.lr_scheduler:StepLR' takes no argument 'last_epch'; it takes: step_size, gamma",
+        ),
+        (
+            "last_epoch",
+            "scheduler 'torch.optim.lr_scheduler:StepLR' argument 'last_epoch' resumes a schedule part-way "
+            "through, from a checkpoint's optimizer state, and hpotool starts every run's schedule at its "
+            "beginning; remove last_epoch",
+        ),
+    ],
+)
+def test_a_schedules_last_epoch_is_neither_suggested_nor_taken(
+    key: str, message: str, tmp_path: Path
+) -> None:
+    """StepLR's arguments were listed as "step_size, gamma, last_epoch" and `last_epch` got "did you mean
+    'last_epoch'?", whose value then failed the run with torch's KeyError about 'initial_lr' ("when resuming
+    scheduler with last_epoch >= 0"): a fresh run has nothing to resume."""
+    from hpotool.config import load_run_config
+    from hpotool.errors import HpoError
+
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        yaml.safe_dump({"scheduler": {"name": "torch.optim.lr_scheduler:StepLR", "step_size": 1, key: 1}})
+    )
+    with pytest.raises(HpoError) as info:
+        load_run_config(path)
+    assert str(info.value) == f"{path}: scheduler: {message}"
+    from hpotool.overrides import check_path, config_paths
+
+    run = RunConfig.model_validate({"scheduler": {"name": "torch.optim.lr_scheduler:StepLR", "step_size": 1}})
+    with pytest.raises(HpoError) as info:  # nor searched: it said "the RunConfig has no such path"
+        check_path("scheduler.last_epoch", config_paths(run))
+    assert str(info.value).startswith(
+        "search_space.scheduler.last_epoch: scheduler argument 'last_epoch' resumes a schedule part-way"
+    )
+    (tmp_path / "hf_schedules.py").write_text(HF_LINEAR)  # nor a Hugging Face schedule's
+    hf = {"name": "hf_schedules:get_linear_schedule_with_warmup", "num_warmup_steps": 1, "last_epoch": 1}
+    with pytest.raises(ValueError, match="'last_epoch' resumes a schedule"):
+        RunConfig.model_validate({"scheduler": hf})
+
+
+EPOCH_COSINE = """from torch.optim.lr_scheduler import CosineAnnealingLR
+
+
+def cosine(optimizer, epochs):
+    return CosineAnnealingLR(optimizer, T_max=epochs)
+
+
+def cosine_over_steps(optimizer, epochs, steps_per_epoch):
+    return CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
+"""
+
+
+def test_a_schedule_counted_in_epochs_and_stepped_per_batch_is_refused(tmp_path: Path) -> None:
+    """`def cosine(optimizer, epochs): return CosineAnnealingLR(optimizer, T_max=epochs)` with interval: step
+    ran its cosine over the first 4 batches and then went up and down every 8, without a word: the history
+    showed an lr that looked like a decay."""
+    from hpotool.runner import RunCheckError
+
+    (tmp_path / "epoch_cosine.py").write_text(EPOCH_COSINE)
+    with pytest.raises(RunCheckError) as info:
+        _trainer({"name": "epoch_cosine:cosine", "interval": "step"})
+    assert str(info.value) == (
+        "scheduler: 'epoch_cosine:cosine' takes the run's length as epochs (it asks for epochs, not steps_per_epoch or "
+        "num_training_steps), but interval: step steps it after every batch, so it would run its course in the "
+        f"first {EPOCHS} batches; drop interval: step, or give it a steps_per_epoch argument and span epochs * "
+        "steps_per_epoch steps"
+    )
+    lrs, per_epoch = _lrs({"name": "epoch_cosine:cosine"})  # per epoch, as by default, it decays over the run
+    assert [lrs[e * per_epoch] for e in range(EPOCHS)] == pytest.approx(
+        [LR * (1 + math.cos(math.pi * e / EPOCHS)) / 2 for e in range(EPOCHS)]
+    )
+    lrs, _ = _lrs(
+        {"name": "epoch_cosine:cosine_over_steps", "interval": "step"}
+    )  # what the line says to write
+    assert all(b <= a for a, b in itertools.pairwise(lrs)) and lrs[-1] < LR * 0.01
+
+
+TIMM_LIKE = """import math
+
+
+class CosineLRScheduler:
+    # as timm.scheduler.CosineLRScheduler is called: step(epoch, metric=None) after each epoch
+
+    def __init__(self, optimizer, t_initial):
+        self.optimizer, self.t_initial = optimizer, t_initial
+        self.base = [group["lr"] for group in optimizer.param_groups]
+
+    def step(self, epoch, metric=None):
+        for group, base in zip(self.optimizer.param_groups, self.base):
+            group["lr"] = 0.5 * base * (1 + math.cos(math.pi * epoch / self.t_initial))
+
+
+class PlateauLRScheduler:
+    # as timm's: step(epoch, metric=None), halving the lr when the metric does not improve
+
+    def __init__(self, optimizer):
+        self.optimizer, self.seen, self.best = optimizer, [], None
+
+    def step(self, epoch, metric=None):
+        self.seen.append((epoch, metric))
+        if metric is not None and self.best is not None and metric >= self.best:
+            for group in self.optimizer.param_groups:
+                group["lr"] *= 0.5
+        self.best = metric if self.best is None or metric < self.best else self.best
+"""
+
+
+def test_a_timm_style_schedule_is_given_the_epochs_done_not_val_loss(tmp_path: Path) -> None:
+    """A schedule whose step takes the epoch (timm's `step(epoch, metric=None)`) was taken for one that
+    watches a metric and given val_loss as the epoch: its lr followed the loss (rising as it fell) instead of
+    its cosine, silently."""
+    from hpotool.runner import RunCheckError
+
+    (tmp_path / "timm_like.py").write_text(TIMM_LIKE)
+    lrs, per_epoch = _lrs({"name": "timm_like:CosineLRScheduler", "t_initial": EPOCHS})
+    assert [lrs[e * per_epoch] for e in range(EPOCHS)] == pytest.approx(
+        [LR * (1 + math.cos(math.pi * e / EPOCHS)) / 2 for e in range(EPOCHS)]
+    )
+    trainer, data = _trainer({"name": "timm_like:PlateauLRScheduler", "monitor": "train_loss"})
+    rows: list[dict[str, float]] = []
+    trainer.fit(data.train, data.val, epochs=EPOCHS, on_epoch_end=lambda r: rows.append(r.metrics))
+    # the metric monitor names follows the epoch; "watches no metric (its step() takes none)" before
+    assert trainer.scheduler.seen == [(e + 1, row["train_loss"]) for e, row in enumerate(rows)]  # type: ignore[union-attr]
+    trainer, data = _trainer({"name": "timm_like:PlateauLRScheduler"})  # no monitor: the epoch alone
+    trainer.fit(data.train, data.val, epochs=2)
+    assert trainer.scheduler.seen == [(1, None), (2, None)]  # type: ignore[union-attr]
+    with pytest.raises(RunCheckError) as info:
+        _trainer({"name": "timm_like:CosineLRScheduler", "t_initial": EPOCHS, "interval": "step"})
+    assert str(info.value) == (
+        "scheduler: 'timm_like:CosineLRScheduler' is given the number of epochs done in step(epoch), once per "
+        "epoch; drop interval: step"
+    )
+
+
+def test_torchs_cyclic_schedule_by_path_is_stepped_per_batch() -> None:
+    """torch's CyclicLR says it is stepped "after a batch has been used for training" (its step_size_up
+    counts batches), but by path it was stepped once per epoch: a cycle of 2 batches up took 2 epochs."""
+    scheduler = {
+        "name": "torch.optim.lr_scheduler:CyclicLR",
+        "base_lr": LR / 10,
+        "max_lr": LR,
+        "step_size_up": 2,
+    }
+    lrs, per_epoch = _lrs(scheduler)
+    assert per_epoch > 2 and lrs[:5] == pytest.approx([LR / 10, LR * 0.55, LR, LR * 0.55, LR / 10])
+    lrs, per_epoch = _lrs({**scheduler, "interval": "epoch"})  # interval still chooses
+    assert [lrs[e * per_epoch] for e in range(3)] == pytest.approx([LR / 10, LR * 0.55, LR])
+
+
+def test_a_cosine_by_path_shorter_than_the_run_is_refused_before_its_lr_climbs_back() -> None:
+    """torch's CosineAnnealingLR with T_max: 4 on an 8-epoch run took the lr to 0 by epoch 4 and back up to
+    the full lr by epoch 8, without a word (its cosine goes on past T_max)."""
+    from hpotool.runner import RunCheckError
+
+    scheduler = {"name": "torch.optim.lr_scheduler:CosineAnnealingLR", "T_max": EPOCHS - 1}
+    with pytest.raises(RunCheckError) as info:
+        _trainer(scheduler)
+    assert str(info.value) == (
+        f"scheduler: 'torch.optim.lr_scheduler:CosineAnnealingLR' has T_max {EPOCHS - 1}, but the run steps it "
+        f"{EPOCHS} times (once per epoch, {EPOCHS} epochs), and past T_max its cosine climbs back up to the lr; "
+        "set T_max to the run's steps, or use name: cosine (hpotool's, which spans every trial's run)"
+    )
+    lrs, _ = _lrs({**scheduler, "T_max": EPOCHS})  # the run's length: it decays over the run
+    assert all(b <= a for a, b in itertools.pairwise(lrs))
+    lrs, _ = _lrs({**scheduler, "T_max": EPOCHS * 2})  # longer: it stops part-way, as asked
+    assert lrs[-1] == pytest.approx(LR * (1 + math.cos(math.pi * (EPOCHS - 1) / (EPOCHS * 2))) / 2)
+
+
+LENGTH_NAMES = """from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR
+
+
+def cosine(optimizer, num_epochs):
+    return CosineAnnealingLR(optimizer, T_max=num_epochs)
+
+
+def linear(optimizer, total_steps):
+    return LambdaLR(optimizer, lambda step: 1 - step / total_steps)
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (
+            "cosine",
+            "requires 'num_epochs', which the config does not set; add num_epochs: ... under scheduler:, or rename "
+            "num_epochs to epochs, which hpotool fills in for each run",
+        ),
+        (
+            "linear",
+            "requires 'total_steps', which the config does not set; add total_steps: ... under scheduler:, or "
+            "rename total_steps to num_training_steps, which hpotool fills in for each run",
+        ),
+    ],
+)
+def test_a_schedule_asking_for_the_runs_length_by_another_name_is_told_the_name_hpotool_fills(
+    tmp_path: Path, name: str, message: str
+) -> None:
+    """`def cosine(optimizer, num_epochs)` was told only to set num_epochs in the config, which then stayed
+    the same whatever epochs a trial or --epochs ran."""
+    from hpotool.config import load_run_config
+    from hpotool.errors import HpoError
+
+    (tmp_path / "length_names.py").write_text(LENGTH_NAMES)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"scheduler": {"name": f"length_names:{name}"}}))
+    with pytest.raises(HpoError) as info:
+        load_run_config(path)
+    assert str(info.value) == f"{path}: scheduler: scheduler 'length_names:{name}' {message}"

@@ -8,7 +8,7 @@ Registries hold import paths, so nothing heavy is imported until a component is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from hpotool.formatting import format_choice
@@ -57,8 +57,23 @@ INJECTED: dict[Kind, tuple[str, ...]] = {
     "data": (),
     "model": ("in_features", "out_features", "input_shape"),
     "optimizer": ("params",),
-    "scheduler": ("optimizer", "epochs", "steps_per_epoch"),
+    "scheduler": ("optimizer", "epochs", "steps_per_epoch", "num_training_steps"),
     "loss": ("task",),
+}
+
+# Arguments a component takes that hpotool leaves at their defaults and a config must not set: torch's
+# schedules (and Hugging Face's) take last_epoch to resume part-way from a checkpoint; a fresh run given
+# one failed with a KeyError about 'initial_lr' ("not specified in param_groups[0] when resuming"), and a
+# misspelt argument was told "did you mean 'last_epoch'?".
+MANAGED: dict[Kind, dict[str, str]] = {
+    "data": {},
+    "model": {},
+    "optimizer": {},
+    "scheduler": {
+        "last_epoch": "resumes a schedule part-way through, from a checkpoint's optimizer state, and hpotool "
+        "starts every run's schedule at its beginning"
+    },
+    "loss": {},
 }
 
 
@@ -80,9 +95,10 @@ AUTO_LOSS_FIX = (
 )
 
 
-def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
+def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any], own: Iterable[str] = ()) -> None:
     """Raise `ValueError` when `name` does not resolve, does not take one of `kwargs`, or (a built-in)
-    annotates another type for one of their values."""
+    annotates another type for one of their values; `own` are the section's keys hpotool reads itself
+    (`data.val_fraction`, `scheduler.interval`), which a misspelt argument may have meant."""
     from hpotool.errors import HpoError
 
     try:
@@ -94,11 +110,20 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
         raise ValueError(f"loss 'auto' takes no arguments; {AUTO_LOSS_FIX.format(arg=next(iter(kwargs)))}")
     if kind == "optimizer" and "lr" in kwargs:
         _check_takes_lr(name, obj, kwargs["lr"])
+    if kind == "optimizer" and kwargs.get("maximize") is True:  # it trained, climbing the loss, silently
+        raise ValueError(
+            f"optimizer {name!r} argument 'maximize': true makes the optimizer climb the loss, and hpotool trains "
+            f"by lowering it; remove maximize (to maximize a metric such as val_accuracy, set direction: "
+            f"maximize in the optimize config)"
+        )
     inputs = loss_inputs(obj, kwargs) if kind == "loss" else ()  # a loss function's (prediction, target)
-    injected = (*INJECTED[kind], *inputs, *first_argument(kind, obj))
+    injected = (*INJECTED[kind], *inputs, *first_argument(kind, obj), *MANAGED[kind])
+    for key, why in MANAGED[kind].items():
+        if key in kwargs:
+            raise ValueError(f"{kind} {name!r} argument {key!r} {why}; remove {key}")
     if kind == "scheduler":
         _refuse_warmup(name, obj, kwargs, injected)
-    check_kwargs(obj, kwargs, f"{kind} {name!r}", injected)
+    check_kwargs(obj, kwargs, f"{kind} {name!r}", injected, also=own)
     # A sum made train_loss (batch sums) and val_loss (the validation split's sum) differ by their sizes;
     # KLDivLoss's batchmean is a mean over the batch's samples.
     if kind == "loss" and kwargs.get("reduction", "mean") not in ("mean", "batchmean"):
@@ -108,6 +133,8 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any]) -> None:
             f"larger steps, raise optimizer.lr)"
         )
     _check_objects(kind, name, obj, kwargs, injected)
+    if kind == "loss":
+        _refuse_a_model_argument(name, obj, kwargs, injected)
     check_required(obj, kwargs, f"{kind} {name!r}", kind, injected)
     check_types(obj, kwargs, f"{kind} {name!r}")
     if kind == "loss":
@@ -129,6 +156,36 @@ def _refuse_warmup(name: str, obj: Any, kwargs: Mapping[str, Any], injected: tup
         f"of the built-in schedules {', '.join(sorted(WARMUP_SCHEDULES))} only; remove {key}, and set the "
         f"schedule's own warm-up, if it has one{own}"
     )
+
+
+def _refuse_a_model_argument(
+    name: str, obj: Any, kwargs: Mapping[str, Any], injected: tuple[str, ...]
+) -> None:
+    """Raise `ValueError` for a loss that requires the model (a weight penalty: `def loss(pred, target,
+    model)`, `MyLoss(model)`): it was told "add model: ... under loss:", and no YAML value is a model."""
+    import inspect
+
+    try:
+        params = inspect.signature(obj).parameters.values()
+    except (TypeError, ValueError):
+        return
+    wanted = next(
+        (
+            p.name
+            for p in params
+            if p.name in ("model", "module", "net", "network")
+            and p.default is inspect.Parameter.empty
+            and p.name not in kwargs
+            and p.name not in injected
+        ),
+        None,
+    )
+    if wanted is not None:
+        raise ValueError(
+            f"loss {name!r} requires the model ({wanted!r}), which hpotool does not give a loss (it calls it with "
+            f"the prediction and the target); for a penalty on the weights set optimizer.weight_decay, or train "
+            f"with your own function (trainer: {{function: package.module:fit}})"
+        )
 
 
 # The torch classes whose objects a training script builds at its top level (model = Net(...),
@@ -313,7 +370,8 @@ def component_kwargs(kind: Kind, name: str) -> list[str]:
 
     obj = resolve_component(kind, name)
     names, _ = accepted_kwargs(obj)
-    return [n for n in names if n not in (*INJECTED[kind], *first_argument(kind, obj)) and n != "self"]
+    hidden = (*INJECTED[kind], *first_argument(kind, obj), *MANAGED[kind])
+    return [n for n in names if n not in hidden and n != "self"]
 
 
 def component_default(kind: Kind, name: str, arg: str) -> Any:

@@ -85,7 +85,8 @@ class _Component(BaseModel):
     @model_validator(mode="after")
     def _check_signature(self, info: ValidationInfo) -> _Component:
         if (info.context or {}).get(CHECK_COMPONENTS, True):
-            check_component(self.kind, self.name, self.kwargs)
+            own = sorted(self.own_fields - {"name"})  # a misspelt interval was suggested none of them
+            check_component(self.kind, self.name, self.kwargs, own)
         return self
 
 

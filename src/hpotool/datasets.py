@@ -284,6 +284,13 @@ def as_dataset(obj: Any, *, binary: bool = False, classes: bool = False) -> Data
         return check_dataset(obj)
     if isinstance(obj, torch.utils.data.Dataset):
         obj = _stack_torch_dataset(obj)
+    if isinstance(obj, tuple | list) and len(obj) == 2 and all(map(_a_split, obj)):
+        # numpy's "setting an array element with a sequence ... inhomogeneous shape" said nothing of this
+        raise DataError(
+            f"got two {'(x, y) pairs' if isinstance(obj[0], tuple | list) else 'torch Datasets'}, a training "
+            f"and a validation split?; return all the samples as one (x, y) pair: hpotool makes the "
+            f"validation split itself (data.val_fraction, data.split_seed)"
+        )
     if isinstance(obj, tuple | list) and len(obj) == 2:
         x, y = _as_tensor(obj[0], "x"), _as_tensor(obj[1], "y")
         _not_complex(x, y)  # before x is cast to float32, which drops imaginary parts with only a warning
@@ -319,6 +326,22 @@ def as_dataset(obj: Any, *, binary: bool = False, classes: bool = False) -> Data
         f"a dataset function must return hpotool.datasets.Dataset, an (x, y) pair or a torch Dataset of (x, y) "
         f"samples, got {got}"
         + ("; scikit-learn's loaders return (x, y) with return_X_y: true under data:" if bunch else "")
+    )
+
+
+def _a_split(part: Any) -> bool:
+    """Whether `part` is a whole split rather than x or y: a torch Dataset, or an (x, y) pair of
+    equal-length arrays (x and y of two samples hold numbers, not arrays, in y)."""
+    if isinstance(part, torch.utils.data.Dataset):
+        return True
+    if not isinstance(part, tuple | list) or len(part) != 2:
+        return False
+    x, y = part
+    arrays = all(hasattr(a, "__len__") and not isinstance(a, str | bytes) for a in (x, y))
+    return (
+        arrays
+        and len(x) == len(y)
+        and all(hasattr(v, "__len__") or hasattr(v, "shape") for v in (x[0], y[0]))
     )
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
-from hpotool.components import Kind, component_default, component_kwargs
+from hpotool.components import MANAGED, Kind, component_default, component_kwargs
 from hpotool.config import CHECK_COMPONENTS, RunConfig, error_lines
 from hpotool.errors import HpoError
 from hpotool.formatting import format_params
@@ -152,6 +152,10 @@ def check_path(path: str, valid: set[str]) -> None:
     """Raise `HpoError` unless `path` is settable, naming the closest valid paths."""
     if path in valid:
         return
+    section, _, key = path.partition(".")
+    managed = MANAGED.get(cast("Kind", section), {}).get(key)
+    if managed is not None:  # a schedule's last_epoch: "no such path", though the schedule takes it
+        raise HpoError(f"search_space.{path}: {section} argument {key!r} {managed}; remove it")
     parent, _, last = path.rpartition(".")
     if last.isdigit() and parent in valid:  # a new list item: model.hidden.2 when hidden has two items
         return

@@ -344,7 +344,11 @@ def _inherits_bare_init(cls: type) -> bool:
 
 
 def check_kwargs(
-    obj: Callable[..., Any], kwargs: Iterable[str], what: str, injected: Iterable[str] = ()
+    obj: Callable[..., Any],
+    kwargs: Iterable[str],
+    what: str,
+    injected: Iterable[str] = (),
+    also: Iterable[str] = (),
 ) -> None:
     """Raise `ValueError` naming the valid arguments when `obj` does not take one of `kwargs`.
 
@@ -353,6 +357,7 @@ def check_kwargs(
         kwargs: argument names the user gave.
         what: how to name `obj` in the message ("model 'mlp'").
         injected: arguments hpotool passes itself; the user may not set them.
+        also: other keys the user may set beside `obj`'s (the section's own), suggested for a misspelt one.
     """
     names, var_kw = accepted_kwargs(obj)
     hidden = set(injected)
@@ -362,7 +367,7 @@ def check_kwargs(
             raise ValueError(f"{key!r} is set by hpotool for {what}; remove it from the config")
         if not var_kw and key not in valid:
             raise ValueError(
-                f"{what} takes no argument {key!r}{did_you_mean(key, valid)}; "
+                f"{what} takes no argument {key!r}{did_you_mean(key, [*valid, *also])}; "
                 f"it takes: {', '.join(valid) or 'no arguments'}"
             )
 
@@ -386,16 +391,16 @@ def check_required(
     ]
     if missing:
         renames = [f"{m} to {_SIZE_NAMES[m]}" for m in missing if _SIZE_NAMES.get(m) in set(injected)]
-        rename = (
-            f", or rename {' and '.join(renames)}, which hpotool fills in from the data" if renames else ""
-        )
+        source = "for each run" if section == "scheduler" else "from the data"
+        rename = f", or rename {' and '.join(renames)}, which hpotool fills in {source}" if renames else ""
         raise ValueError(
             f"{what} requires {', '.join(repr(m) for m in missing)}, which the config does not set; add "
             f"{', '.join(f'{m}: ...' for m in missing)} under {section}:{rename}"
         )
 
 
-# What models elsewhere call the sizes hpotool passes as in_features and out_features.
+# What models elsewhere call the sizes hpotool passes as in_features and out_features, and schedules the
+# run's length it passes as epochs and num_training_steps.
 _SIZE_NAMES = {
     **dict.fromkeys(
         ("input_dim", "in_dim", "input_size", "n_features", "num_features", "n_inputs"), "in_features"
@@ -403,6 +408,11 @@ _SIZE_NAMES = {
     **dict.fromkeys(
         ("num_classes", "n_classes", "output_dim", "out_dim", "output_size", "n_outputs", "num_outputs"),
         "out_features",
+    ),
+    # a schedule's length, which a config could not follow as a search changed epochs or batch_size
+    **dict.fromkeys(("num_epochs", "n_epochs", "max_epochs", "total_epochs"), "epochs"),
+    **dict.fromkeys(
+        ("total_steps", "num_steps", "max_steps", "t_total", "num_total_steps"), "num_training_steps"
     ),
 }
 

@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import CosineAnnealingLR
 from torch.overrides import TorchFunctionMode
 
-from hpotool.components import loss_inputs, resolve_component
+from hpotool.components import REGISTRIES, first_argument, loss_inputs, resolve_component
 from hpotool.config import (
     CHECK_COMPONENTS,
     CLASSIFICATION_METRICS,
@@ -46,7 +47,15 @@ from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
 from hpotool.lean_step import defer_dynamo
 from hpotool.resolve import accepted_kwargs, described, pick_kwargs
-from hpotool.schedulers import DEFAULT_MONITOR, HIGHER_IS_BETTER, steps_per_batch, takes_metric
+from hpotool.schedulers import (
+    DEFAULT_MONITOR,
+    HIGHER_IS_BETTER,
+    counts_epochs,
+    steps_per_batch,
+    takes_epoch,
+    takes_epoch_and_metric,
+    takes_metric,
+)
 from hpotool.trainer import (
     EpochResult,
     NonFiniteLossError,
@@ -328,27 +337,54 @@ def fast_optimizer_kwargs(opt_cls: Any, model: nn.Module, kwargs: dict[str, Any]
     return {**kwargs, "fused": True}
 
 
+# What a user's optimizer function calls its first argument when it wants the model itself, or its
+# (name, parameter) pairs: to leave biases and norms out of weight decay, which needs the names.
+_MODEL_ARGUMENTS = ("model", "module", "net", "network")
+_NAMED_ARGUMENTS = ("named_parameters", "named_params")
+_GIVES = (
+    "the model's parameters (a list); name that argument model to be given the model, or named_parameters "
+    "to be given its (name, parameter) pairs"
+)
+
+
+def optimizer_input(opt_cls: Any, model: nn.Module) -> Any:
+    """What the optimizer is built on: the model's parameters (a list), or, for a function whose first
+    argument is named `model` (`module`, `net`, `network`), the model, and for one whose first argument is
+    named `named_parameters` (`named_params`), the model's (name, parameter) pairs."""
+    first = first_argument("optimizer", opt_cls) if not isinstance(opt_cls, type) else ()
+    if first and first[0] in _MODEL_ARGUMENTS:
+        return model
+    if first and first[0] in _NAMED_ARGUMENTS:
+        return list(model.named_parameters())
+    # A list, not the generator model.parameters(): a user's function reading it twice (weight-decay groups
+    # by two comprehensions) found it empty the second time, leaving those parameters untrained.
+    return list(model.parameters())
+
+
 def build_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
     """The optimizer the config names, over `model`'s parameters (torch's fused kernel where it has one)."""
     opt_cls = resolve_component("optimizer", cfg.optimizer.name)
     defer_dynamo()
-    # A list, not the generator model.parameters(): a user's function reading it twice (weight-decay groups
-    # by two comprehensions) found it empty the second time, leaving those parameters untrained.
-    params = list(model.parameters())
+    given = optimizer_input(opt_cls, model)
     kwargs = dict(fast_optimizer_kwargs(opt_cls, model, cfg.optimizer.kwargs))
     # weight_decay 0 (none, the default) is offered, not insisted on: a user's function under a decorator
     # without functools.wraps shows (*args, **kwargs), and failed on a weight_decay the config never set.
     offered = {"weight_decay": kwargs.pop("weight_decay")} if kwargs.get("weight_decay") == 0.0 else {}
     try:
-        optimizer = construct(opt_cls, (params,), offered, kwargs)
-    except AttributeError as exc:  # a training script's `def make_optimizer(model, lr)`: model.parameters()
-        if not str(exc).startswith("'list' object has no attribute") or isinstance(opt_cls, type):
+        optimizer = construct(opt_cls, (given,), offered, kwargs)
+    except (AttributeError, ValueError) as exc:
+        # a training script's `def make_optimizer(net_, lr)` calling net_.parameters(), or `for name, p in
+        # params`, given the parameters themselves: "too many values to unpack (expected 2)"
+        wrong = (
+            str(exc).startswith("'list' object has no attribute")
+            if isinstance(exc, AttributeError)
+            else "values to unpack" in str(exc)
+        )
+        plain = isinstance(given, list) and not (given and isinstance(given[0], tuple))
+        if not wrong or not plain or isinstance(opt_cls, type):
             raise
         raise RunCheckError(
-            "optimizer",
-            f"{described(exc)}; hpotool calls {cfg.optimizer.name!r} with the model's parameters (a list) first, "
-            f"not the model: take them and pass them on (def make_optimizer(params, lr): return "
-            f"torch.optim.AdamW(params, lr=lr))",
+            "optimizer", f"{described(exc)}; hpotool calls {cfg.optimizer.name!r} with {_GIVES}"
         ) from None
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(
@@ -364,15 +400,26 @@ class Schedule:
     scheduler: Any  # an LRScheduler, ReduceLROnPlateau, or None
     per_step: bool
     watched: str | None  # the metric its step() is given, for a schedule that watches one
+    by_epoch: bool = False  # its step() is given the number of epochs done (timm's step(epoch))
 
 
 def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Optimizer) -> Schedule:
     """The schedule the config names, built for the run's length in the steps it takes."""
     sched_fn = resolve_component("scheduler", cfg.scheduler.name)
     per_step = steps_per_batch(cfg.scheduler.name, cfg.scheduler.interval, sched_fn)
+    if per_step and counts_epochs(cfg.scheduler.name, sched_fn):
+        raise RunCheckError(
+            "scheduler",
+            f"{cfg.scheduler.name!r} takes the run's length as epochs (it asks for epochs, not steps_per_epoch "
+            f"or num_training_steps), but interval: step steps it after every batch, so it would run its course "
+            f"in the first {cfg.epochs} batches; drop interval: step, or give it a steps_per_epoch argument and "
+            f"span epochs * steps_per_epoch steps",
+        )
     # The run's length in the schedule's own steps: batches when it steps per batch, else epochs.
     batches = steps_per_epoch(len(data.train), cfg.batch_size) if per_step else 1
-    run_shape = {"epochs": cfg.epochs, "steps_per_epoch": batches}
+    # num_training_steps: a Hugging Face schedule's length, which its users worked out by hand (and a searched
+    # epochs or batch_size changed under them)
+    run_shape = {"epochs": cfg.epochs, "steps_per_epoch": batches, "num_training_steps": cfg.epochs * batches}
     scheduler = construct(sched_fn, (optimizer,), pick_kwargs(sched_fn, run_shape), cfg.scheduler.kwargs)
     if scheduler is not None and not callable(getattr(scheduler, "step", None)):  # None: a constant lr
         raise TypeError(
@@ -380,16 +427,42 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
             f"(an object with a step() method, such as torch.optim.lr_scheduler.StepLR)"
         )
     total = getattr(scheduler, "total_steps", None)  # OneCycleLR raises once stepped more than this
-    if isinstance(total, int) and total < cfg.epochs * batches:
+    run_steps = cfg.epochs * batches
+    # and stepped fewer times, its cycle stopped part-way, the lr never annealed: a one-cycle's whole point
+    one_cycle = isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)
+    if isinstance(total, int) and (total < run_steps or (one_cycle and total > run_steps)):
         per = (
             f"{cfg.epochs} epochs x {batches} batches" if per_step else f"once per epoch, {cfg.epochs} epochs"
         )
-        raise ValueError(
-            f"scheduler {cfg.scheduler.name!r} has total_steps {total}, but the run steps it "
-            f"{cfg.epochs * batches} times ({per}), and it fails past its end; drop total_steps (hpotool "
-            f"passes epochs and steps_per_epoch)"
+        what = (
+            "and it fails past its end"
+            if total < run_steps
+            else f"so its cycle would stop {run_steps / total:.0%} of the way through, before the lr anneals"
         )
-    return Schedule(scheduler, per_step, _watched(cfg, data, scheduler, per_step))
+        raise ValueError(
+            f"scheduler {cfg.scheduler.name!r} has total_steps {total}, but the run steps it {run_steps} times "
+            f"({per}), {what}; drop total_steps (hpotool passes epochs and steps_per_epoch)"
+        )
+    t_max = getattr(scheduler, "T_max", None)
+    by_path = cfg.scheduler.name not in REGISTRIES["scheduler"]  # the built-in cosine spans the run itself
+    if isinstance(scheduler, CosineAnnealingLR) and by_path and isinstance(t_max, int) and t_max < run_steps:
+        per = (
+            f"{cfg.epochs} epochs x {batches} batches" if per_step else f"once per epoch, {cfg.epochs} epochs"
+        )
+        raise RunCheckError(
+            "scheduler",
+            f"{cfg.scheduler.name!r} has T_max {t_max}, but the run steps it {run_steps} times ({per}), and past "
+            f"T_max its cosine climbs back up to the lr; set T_max to the run's steps, or use name: cosine "
+            f"(hpotool's, which spans every trial's run)",
+        )
+    by_epoch = scheduler is not None and takes_epoch(scheduler)
+    if by_epoch and per_step:
+        raise RunCheckError(
+            "scheduler",
+            f"{cfg.scheduler.name!r} is given the number of epochs done in step(epoch), once per epoch; drop "
+            f"interval: step",
+        )
+    return Schedule(scheduler, per_step, _watched(cfg, data, scheduler, per_step), by_epoch)
 
 
 def _watched(cfg: RunConfig, data: PreparedData, scheduler: Any, per_step: bool) -> str | None:
@@ -401,7 +474,9 @@ def _watched(cfg: RunConfig, data: PreparedData, scheduler: Any, per_step: bool)
             watching schedule stepped per batch, or `monitor` set for a schedule that watches nothing.
     """
     name, monitor = cfg.scheduler.name, cfg.scheduler.monitor
-    if scheduler is None or not takes_metric(scheduler):
+    # timm's step(epoch, metric=None) is given the metric only where monitor names one
+    optional = scheduler is not None and monitor is not None and takes_epoch_and_metric(scheduler)
+    if scheduler is None or not (takes_metric(scheduler) or optional):
         if monitor is not None:
             raise RunCheckError(
                 "scheduler.monitor",
@@ -724,6 +799,7 @@ def assemble_trainer(
         scheduler=schedule.scheduler,
         scheduler_per_step=schedule.per_step,
         scheduler_metric=schedule.watched,
+        scheduler_epoch=schedule.by_epoch,
         grad_clip=cfg.grad_clip,
         seed=cfg.seed,
         classes=data.out_features if data.task == "classification" else None,
@@ -844,6 +920,7 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
     """
     with _part("model"):
         model = build_model(cfg, data)
+        _check_trainable(model)
     with _part("optimizer"):
         optimizer = build_optimizer(cfg, model)
     with _part("scheduler"):
@@ -1098,6 +1175,30 @@ def _width_argument_hint(cfg: RunConfig, width: int | None) -> str:
     return ""
 
 
+def _check_trainable(model: nn.Module) -> None:
+    """A model with something to train: with no parameter the optimizer said "ValueError: optimizer got an
+    empty parameter list", and with every parameter frozen the loss was blamed ("does not depend on the
+    model's parameters ... compute it from the prediction with differentiable torch operations").
+
+    Raises:
+        RunCheckError: naming the model and what to change.
+    """
+    params = list(model.parameters())
+    name = type(model).__name__
+    if not params:
+        raise RunCheckError(
+            "model",
+            f"{name} has no parameters, so there is nothing to train; build its layers as attributes in "
+            f"__init__ (self.fc = nn.Linear(in_features, out_features))",
+        )
+    if not any(p.requires_grad for p in params):
+        raise RunCheckError(
+            "model",
+            f"every one of {name}'s {len(params)} parameters is frozen (requires_grad=False), so training would "
+            f"change nothing; leave the layers to train trainable (freeze a backbone, not the head)",
+        )
+
+
 def _check_loss_value(value: Any, n: int) -> None:
     """The loss of the untrained model's (finite) output on `n` samples is one finite number that a
     gradient flows back from: what backward() and the Trainer need, or only their own errors would say so.
@@ -1105,6 +1206,18 @@ def _check_loss_value(value: Any, n: int) -> None:
     Raises:
         RunCheckError: naming the loss and what to change.
     """
+    if isinstance(value, tuple | list | dict):  # (loss, logs) or {"loss": ...}: not a number to fix
+        kind = type(value).__name__
+        got = (
+            f"a {kind} with keys {', '.join(map(repr, value))}"
+            if isinstance(value, dict)
+            else f"a {kind} of {len(value)} items"
+        )
+        raise RunCheckError(
+            "loss",
+            f"it returned {got} for {n} samples, not a tensor; hpotool calls backward() on the loss alone: "
+            f"return the loss tensor by itself",
+        )
     if not isinstance(value, torch.Tensor):
         raise RunCheckError(
             "loss",

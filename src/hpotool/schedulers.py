@@ -14,6 +14,7 @@ from typing import Any
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import (
     CosineAnnealingLR,
+    CyclicLR,
     LinearLR,
     LRScheduler,
     OneCycleLR,
@@ -26,6 +27,11 @@ from hpotool.resolve import accepted_kwargs
 
 # Built-ins stepped after every batch rather than every epoch.
 PER_STEP = frozenset({"onecycle"})
+# Arguments that count a schedule's length in batches: torch's OneCycleLR (steps_per_epoch) and the Hugging
+# Face schedules, get_linear_schedule_with_warmup(optimizer, num_warmup_steps, num_training_steps) and its
+# kin. A schedule by path that asks for one is stepped after every batch; stepped per epoch, a warm-up of
+# 100 steps took 100 epochs.
+STEP_COUNTED = ("steps_per_epoch", "num_training_steps", "num_warmup_steps")
 # What a schedule whose step() takes a metric (torch's ReduceLROnPlateau) is given once per epoch, unless
 # the scheduler section's `monitor` names another of the epoch's metrics.
 DEFAULT_MONITOR = "val_loss"
@@ -36,22 +42,58 @@ HIGHER_IS_BETTER = frozenset({"val_accuracy"})
 def steps_per_batch(name: str, interval: str | None, factory: Any) -> bool:
     """Whether the schedule is stepped after every batch: `interval` where the config sets it; else the
     built-ins' own rule (onecycle per batch), and per batch for a schedule by path whose signature asks for
-    `steps_per_epoch` (torch's OneCycleLR), per epoch for any other."""
+    `steps_per_epoch` (torch's OneCycleLR), `num_training_steps` or `num_warmup_steps` (a Hugging Face
+    schedule), and for torch's CyclicLR, whose step_size_up counts batches; per epoch for any other."""
     if interval is not None:
         return interval == "step"
     if name in REGISTRIES["scheduler"]:
         return name in PER_STEP
-    return "steps_per_epoch" in accepted_kwargs(factory)[0]
+    if isinstance(factory, type) and issubclass(factory, CyclicLR):  # torch: "step after every batch"
+        return True
+    names = accepted_kwargs(factory)[0]
+    return any(n in names for n in STEP_COUNTED)
+
+
+def counts_epochs(name: str, factory: Any) -> bool:
+    """Whether a schedule by path is told the run's length in epochs only: its signature asks for `epochs`
+    and for none of `STEP_COUNTED`, so stepped after every batch it would end after `epochs` batches (a
+    cosine over them restarted every few batches)."""
+    if name in REGISTRIES["scheduler"]:
+        return False
+    names, var_kw = accepted_kwargs(factory)
+    return not var_kw and "epochs" in names and not any(n in names for n in STEP_COUNTED)
+
+
+def _first_step_argument(scheduler: Any) -> str | None:
+    """The name of `scheduler.step`'s first parameter where a call must give it (positional, no default)."""
+    try:
+        params = list(inspect.signature(scheduler.step).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if params and params[0].kind in positional and params[0].default is inspect.Parameter.empty:
+        return params[0].name
+    return None
+
+
+def takes_epoch(scheduler: Any) -> bool:
+    """Whether `scheduler.step` needs the epoch (timm's schedules: `step(epoch, metric=None)`, called with
+    the number of epochs done after each); given a metric instead, the lr followed val_loss."""
+    return _first_step_argument(scheduler) == "epoch"
+
+
+def takes_epoch_and_metric(scheduler: Any) -> bool:
+    """Whether a schedule given the epoch also takes the watched metric after it (timm's `step(epoch,
+    metric=None)`, which its PlateauLRScheduler reads)."""
+    if not takes_epoch(scheduler):
+        return False
+    params = list(inspect.signature(scheduler.step).parameters.values())
+    return len(params) > 1 and params[1].name in ("metric", "metrics")
 
 
 def takes_metric(scheduler: Any) -> bool:
     """Whether `scheduler.step` needs a value to watch (torch's ReduceLROnPlateau: `step(metrics)`)."""
-    try:
-        params = list(inspect.signature(scheduler.step).parameters.values())
-    except (TypeError, ValueError):
-        return False
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return bool(params) and params[0].kind in positional and params[0].default is inspect.Parameter.empty
+    return _first_step_argument(scheduler) not in (None, "epoch")
 
 
 def _warm_up(

@@ -99,7 +99,8 @@ class Trainer:
     """Trains `model` with `optimizer` on `loss_fn`, evaluating after each epoch.
 
     `scheduler` is stepped every batch when `scheduler_per_step`, else every epoch, with the epoch's
-    `scheduler_metric` where one is named (torch's ReduceLROnPlateau watches a value). `classes`, for a
+    `scheduler_metric` where one is named (torch's ReduceLROnPlateau watches a value), or with the number
+    of epochs done for `scheduler_epoch` (timm's `step(epoch)`). `classes`, for a
     classification task, is how many there are: `fit` checks that the model gives a logit for each.
     """
 
@@ -114,6 +115,7 @@ class Trainer:
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     scheduler_per_step: bool = False
     scheduler_metric: str | None = None
+    scheduler_epoch: bool = False  # step(epochs done), as timm's schedules take it
     grad_clip: float | None = None
     seed: int = 0
     classes: int | None = None  # None: the model's output width is not checked for a classification
@@ -153,7 +155,10 @@ class Trainer:
                 raise NonFiniteLossError(epoch, train_loss)
             metrics = {"train_loss": train_loss, **self.evaluate(val)}
             if self.scheduler is not None and not self.scheduler_per_step:
-                if self.scheduler_metric is not None:
+                if self.scheduler_epoch:  # timm's step(epoch, metric=None), the metric where one is named
+                    watched = () if self.scheduler_metric is None else (metrics[self.scheduler_metric],)
+                    self.scheduler.step(epoch + 1, *watched)
+                elif self.scheduler_metric is not None:
                     self.scheduler.step(metrics[self.scheduler_metric])  # type: ignore[arg-type]
                 else:
                     self.scheduler.step()
