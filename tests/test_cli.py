@@ -95,6 +95,28 @@ def test_a_categorical_of_one_choice_is_noted_unless_a_condition_or_a_searched_s
     ], result.stderr
 
 
+def test_a_range_whose_low_is_its_high_is_noted_as_a_categorical_of_one_choice_is(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """`{type: float, low: 0.1, high: 0.1}` (a typo for 0.5, say) searched nothing and ran without a word,
+    where a categorical of one choice got a note."""
+    opt_dict["search_space"] = {
+        "model.dropout": {"type": "float", "low": 0.1, "high": 0.1},
+        "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
+        "batch_size": {"type": "int", "low": 16, "high": 16},
+        "optimizer.weight_decay": {"type": "float", "low": 0.0, "high": 0.0, "when": {"batch_size": 16}},
+    }
+    result = _optimize(tmp_path, run_dict, opt_dict, "--dry-run")
+    notes = [line for line in result.stderr.splitlines() if "nothing is searched" in line]
+    opt_path = tmp_path / "optimize.yaml"
+    assert notes == [
+        f"note: {opt_path}: search_space.model.dropout has low = high = 0.1: every trial uses it and nothing "
+        f"is searched; set model.dropout: 0.1 in the run config, or widen the range",
+        f"note: {opt_path}: search_space.batch_size has low = high = 16: every trial uses it and nothing is "
+        f"searched; set batch_size: 16 in the run config, or widen the range",
+    ], result.stderr
+
+
 def test_dry_run_checks_everything_prints_the_plan_and_writes_nothing(
     configs: tuple[Path, Path], tmp_path: Path, opt_dict: dict
 ) -> None:
