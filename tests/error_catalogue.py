@@ -405,6 +405,12 @@ CASES = [
         optimize={"direction": None},
     ),
     Case(
+        "metric-misspelt-without-direction",
+        "a misspelt metric with no direction (fixing the direction alone would meet the metric's error next)",
+        "error: optimize.yaml: metric: 'val_acuracy' is not a metric hpotool measures (did you mean 'val_accuracy'?), and direction is not given; fix the name, or, for a metric your trainer returns, add direction: maximize or minimize",
+        optimize={"metric": "val_acuracy", "direction": None},
+    ),
+    Case(
         "loss-maximized",
         "a loss or an error to maximize",
         "error: optimize.yaml: direction: maximize would search for the largest val_loss, the worst model; use minimize",

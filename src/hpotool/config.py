@@ -960,6 +960,13 @@ def load_optimize_config(path: Path, *, budget_given: bool = False) -> OptimizeC
     result: OptimizeConfig = validate_config(OptimizeConfig, raw, str(path), budget_given=budget_given)
     if not result.multi_objective and "direction" not in raw and not _minimized_by_default(result.metric):
         add = "maximize (or direction: minimize)" if "accuracy" in result.metric else "maximize or minimize"
+        builtin = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS, *_MINIMIZED)
+        near = "" if result.metric in builtin else did_you_mean(result.metric, dict.fromkeys(builtin))
+        if near:  # a misspelt val_accuracy: fixing the direction alone would only meet the next error
+            raise HpoError(
+                f"{path}: metric: {result.metric!r} is not a metric hpotool measures{near}, and direction is "
+                f"not given; fix the name, or, for a metric your trainer returns, add direction: {add}"
+            )
         raise HpoError(
             f"{path}: direction: not given, so {result.metric} would be minimized (the default); add "
             f"direction: {add}"
