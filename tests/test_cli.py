@@ -905,6 +905,28 @@ def test_a_new_study_of_a_name_close_to_a_stored_one_says_which_it_may_have_mean
     assert other.stderr.splitlines()[0] == f"new study 'resnet' in {tmp_path / 'studies' / 'digits_mlp.db'}"
 
 
+def test_a_typo_is_told_the_name_it_swapped_letters_of_not_another_as_close_to_difflib(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """Beside the README's digits_mlp and digits_pfl (examples/pfl_optimize.yaml), `digits_mpl` (two letters
+    of digits_mlp swapped) was asked "did you mean 'digits_pfl'": difflib rates both alike and, at a tie,
+    puts the name that sorts last first. The one fewer edits away comes first now, in every did-you-mean."""
+    import optuna
+
+    (tmp_path / "studies").mkdir()
+    for name in ("digits_mlp", "digits_pfl"):
+        optuna.create_study(study_name=name, storage=f"sqlite:///{tmp_path / 'studies' / name}.db")
+    read = runner.invoke(app, ["trials", "--study-name", "digits_mpl"])
+    assert read.exit_code == 2 and "(did you mean 'digits_mlp'?)" in read.stderr, read.stderr
+    del opt_dict["storage"]  # the default: studies/<name>.db, one file per study
+    opt_dict.update(study_name="digits_mpl", n_trials=1)
+    new = runner.invoke(app, [*_optimize_args(tmp_path, run_dict, opt_dict), "-q"], catch_exceptions=False)
+    assert new.stderr.splitlines()[0] == (
+        f"new study 'digits_mpl' in {tmp_path / 'studies' / 'digits_mpl.db'} (did you mean 'digits_mlp', in "
+        f"{tmp_path / 'studies' / 'digits_mlp.db'}?)"
+    )
+
+
 def test_a_new_study_in_a_series_gets_no_did_you_mean_and_a_typo_still_does(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

@@ -226,21 +226,9 @@ def typo_of(a: str, b: str) -> bool:
     """Whether `a` could be `b` mistyped: one edit (a character added, dropped, changed, or two swapped)
     per four characters, at most two. A name sharing a stem on purpose (digits_warm, digits_pfl,
     digits_mlp_stage2 beside digits_mlp) is further off; digits_mpl, digts_mlp and digits-mlp are not."""
-    return _edits(a, b) <= max(1, min(2, len(a) // 4))
+    from hpotool.resolve import edit_distance
 
-
-def _edits(a: str, b: str) -> int:
-    """Edits (insert, delete, substitute, swap two neighbours) between `a` and `b`: the optimal string
-    alignment distance."""
-    rows = [list(range(len(b) + 1))]
-    for i in range(1, len(a) + 1):
-        row = [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            row[j] = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + (a[i - 1] != b[j - 1]))
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                row[j] = min(row[j], rows[-2][j - 2] + 1)
-        rows.append(row)
-    return rows[-1][-1]
+    return edit_distance(a, b) <= max(1, min(2, len(a) // 4))
 
 
 _NUMBER = re.compile(r"\d+")
