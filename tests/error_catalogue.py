@@ -251,6 +251,12 @@ CASES = [
         optimize={"sampler": {"name": "tpe", "kwargs": {"n_startup": 5}}},
     ),
     Case(
+        "sampler-kwarg-type",
+        "a sampler argument of the wrong type (a seed written 1.5, or 1e3, which YAML reads as 1000.0)",
+        "error: optimize.yaml: sampler.kwargs: sampler 'tpe' argument 'seed': Input should be a valid integer, got 1000.0",
+        optimize={"sampler": {"name": "tpe", "kwargs": {"seed": 1000.0}}},
+    ),
+    Case(
         "trainer-key-not-in-run-config",
         "a training function's key searched that the run config's trainer section does not set",
         "error: optimize.yaml: search_space.trainer.alpha: the RunConfig has no such path; a training function's keys are those the run config's trainer: section sets: add alpha: <its default> under trainer:",

@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
-from hpotool.resolve import accepted_kwargs, check_kwargs, check_required, described, did_you_mean, resolve
+from hpotool.resolve import (
+    accepted_kwargs,
+    check_kwargs,
+    check_required,
+    check_types,
+    described,
+    did_you_mean,
+    resolve,
+)
 from hpotool.search_space import FloatParam, Param, choice_label, contains, grid_choices
 
 if TYPE_CHECKING:
@@ -73,6 +81,7 @@ def _instantiate(
     try:
         check_kwargs(cls, kwargs, f"{kind} {name!r}")
         check_required(cls, kwargs, f"{kind} {name!r}", f"{key}.kwargs")
+        check_types(cls, kwargs, f"{kind} {name!r}")
     except ValueError as exc:
         raise HpoError(f"{key}.kwargs: {exc}") from None
     _check_objects(kind, name, cls, kwargs, key)

@@ -446,16 +446,47 @@ def _adapter(hint: Any) -> Any:
     return TypeAdapter(hint)
 
 
+# The plain annotations of Optuna's samplers and pruners (`seed: int | None`, `n_startup_trials: int`), as
+# their source spells them: a string under `from __future__ import annotations`, which a TYPE_CHECKING import
+# elsewhere in the signature keeps typing.get_type_hints from evaluating.
+_SCALARS: dict[str, Any] = {"int": int, "float": float, "bool": bool, "str": str, "None": type(None)}
+
+
+@functools.cache
+def _scalar_hints(obj: Callable[..., Any]) -> dict[str, Any]:
+    """The arguments of `obj` annotated with scalars alone (`int`, `float | None`, `str | int`), by name."""
+    import operator
+
+    try:
+        function = getattr(obj, "__init__") if isinstance(obj, type) else obj  # noqa: B009
+        params = inspect.signature(inspect.unwrap(function)).parameters
+    except (TypeError, ValueError):
+        return {}
+    hints = {}
+    for name, param in params.items():
+        ann = param.annotation
+        parts = [part.strip() for part in ann.split("|")] if isinstance(ann, str) else [ann]
+        types = [_SCALARS.get(part) if isinstance(part, str) else part for part in parts]
+        if types and all(t in _SCALARS.values() for t in types):
+            hints[name] = functools.reduce(operator.or_, types)
+    return hints
+
+
 def check_types(obj: Callable[..., Any], kwargs: Mapping[str, Any], what: str) -> None:
     """Raise `ValueError` when a value in `kwargs` does not have the type `obj`'s signature annotates
     (strictly: `"0.1"` is not a float), so `dropout: "0.1"` fails at load time naming the argument, not
-    with a TypeError from inside the component. Only for hpotool's own components, whose annotations are
-    exact; other code checks its own arguments."""
+    with a TypeError from inside the component. For hpotool's own components, whose annotations are
+    exact, and for the scalar arguments of Optuna's samplers and pruners (`seed: 1.5` was numpy's "Cannot
+    cast scalar from dtype('float64') to dtype('int64')"); other code checks its own arguments."""
     from pydantic import ValidationError
 
-    if not str(getattr(obj, "__module__", "")).startswith("hpotool."):
+    module = str(getattr(obj, "__module__", ""))
+    if module.startswith("hpotool."):
+        hints = _hints(obj)
+    elif module.startswith("optuna."):
+        hints = _scalar_hints(obj)
+    else:
         return
-    hints = _hints(obj)
     for key, value in kwargs.items():
         if key not in hints:
             continue
