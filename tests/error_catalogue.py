@@ -245,6 +245,18 @@ CASES = [
         optimize={"pruner": {"name": "medain"}},
     ),
     Case(
+        "pruner-none",
+        "no pruning spelt as a schedule says it (pruner: none; scheduler: {name: none} is a name there)",
+        "error: optimize.yaml: pruner.name: unknown pruner 'none'; for no pruning write pruner: null, or name: nop",
+        optimize={"pruner": "none"},
+    ),
+    Case(
+        "pruner-off",
+        "pruner: off (or no), which YAML reads as false",
+        "error: optimize.yaml: pruner: expected a mapping, got false; for no pruning write pruner: null, or pruner: {name: nop}",
+        optimize={"pruner": False},
+    ),
+    Case(
         "sampler-kwargs",
         "sampler kwargs the class does not take",
         "error: optimize.yaml: sampler.kwargs: sampler 'tpe' takes no argument 'n_startup' (did you mean 'n_startup_trials'?); it takes: consider_prior, prior_weight, consider_magic_clip, consider_endpoints, n_startup_trials, n_ei_candidates, gamma, weights, seed, multivariate, group, warn_independent_sampling, constant_liar, constraints_func",

@@ -817,6 +817,8 @@ def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
             elif len(loc) == 1 and isinstance(err["input"], str) and root is RunConfig:
                 key = "function" if loc[0] == "trainer" else "name"
                 msg += f"; write {loc[0]}: {{{key}: {err['input']}}}"
+            elif loc == ("pruner",) and err["input"] is False:  # pruner: off (YAML reads off and no as false)
+                msg += "; for no pruning write pruner: null, or pruner: {name: nop}"
         elif "input" in err and not kind.startswith("value_error") and kind != "assertion_error":
             if (
                 kind == "literal_error"

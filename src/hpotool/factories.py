@@ -53,6 +53,9 @@ PRUNERS = {
     "pfl": "hpotool.pruners:PFLPruner",
 }
 
+# Names a user may give for no pruner: the run config's `none` (scheduler, norm), or YAML's words for off.
+_NO_PRUNER = frozenset({"none", "null", "no", "off", "false", "disabled"})
+
 
 def sampler_class(name: str) -> Any:
     """The class the `sampler.name` of an optimize config names."""
@@ -274,6 +277,10 @@ def make_pruner(spec_name: str, kwargs: Mapping[str, Any], key: str = "pruner") 
     `wrapped_pruner: {name, kwargs}`."""
     import optuna
 
+    if spec_name.casefold() in _NO_PRUNER:  # as a schedule or a norm says it (scheduler: {name: none})
+        raise HpoError(
+            f"{key}.name: unknown pruner {spec_name!r}; for no pruning write {key}: null, or name: nop"
+        )
     cls = _resolve(spec_name, PRUNERS, "pruner", key)
     _check_factory("pruner", spec_name, cls, optuna.pruners.BasePruner, key)
     args = dict(kwargs)
