@@ -89,6 +89,18 @@ CASES = [
         run_text="epochs: 2\nmodel:\n  name: mlp\n    hidden: [8]\n",
     ),
     Case(
+        "scheduler-null",
+        "scheduler: null, meant as no schedule (a section left null: leave it out, or name one)",
+        "error: run.yaml: scheduler: expected a mapping, got null; for no schedule leave scheduler out, or write scheduler: {name: none}",
+        run_text="project: tiny\ndevice: cpu\ndata: {name: digits, subset_fraction: 0.1}\nscheduler: null\nepochs: 2\n",
+    ),
+    Case(
+        "model-null",
+        "a component section left null",
+        "error: run.yaml: model: expected a mapping, got null; leave model out for its default ({name: mlp}), or write model: {name: ...}",
+        run_text="project: tiny\ndevice: cpu\ndata: {name: digits, subset_fraction: 0.1}\nmodel: null\nepochs: 2\n",
+    ),
+    Case(
         "section-keys-not-indented",
         "a section's keys written at the top level, under an empty section",
         "error: run.yaml: model: is empty, and name, hidden after it sit at its level; indent them under model: (further right than model)",

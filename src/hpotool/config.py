@@ -775,6 +775,18 @@ def _under_indented(errors: list[Any], root: type[BaseModel]) -> tuple[list[str]
     return lines, errors
 
 
+def _null_section_hint(section: str) -> str:
+    """How to write a run config section left null (`scheduler: null`, meant as no schedule): its default
+    by leaving it out, or a name."""
+    field = RunConfig.model_fields.get(section)
+    default = getattr(field.get_default(call_default_factory=True), "name", None) if field else None
+    if default is None:
+        return ""
+    if section == "scheduler":
+        return "; for no schedule leave scheduler out, or write scheduler: {name: none}"
+    return f"; leave {section} out for its default ({{name: {default}}}), or write {section}: {{name: ...}}"
+
+
 def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
     """One `location: message` line per validation error, worded for a config author."""
     errors = exc.errors(include_url=False)
@@ -817,6 +829,8 @@ def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
             elif len(loc) == 1 and isinstance(err["input"], str) and root is RunConfig:
                 key = "function" if loc[0] == "trainer" else "name"
                 msg += f"; write {loc[0]}: {{{key}: {err['input']}}}"
+            elif len(loc) == 1 and err["input"] is None and root is RunConfig:  # scheduler: null for none
+                msg += _null_section_hint(str(loc[0]))
             elif loc == ("pruner",) and err["input"] is False:  # pruner: off (YAML reads off and no as false)
                 msg += "; for no pruning write pruner: null, or pruner: {name: nop}"
         elif "input" in err and not kind.startswith("value_error") and kind != "assertion_error":
