@@ -275,6 +275,12 @@ CASES = [
         optimize={"sampler": {"name": "tpe", "kwargs": {"n_startup": 5}}},
     ),
     Case(
+        "debug-after-the-command",
+        "--debug given after the command, where it is not an option of the command",
+        "error: --debug is an option of hpotool itself: give it before the command (hpotool --debug optimize ...)",
+        args=("--debug",),
+    ),
+    Case(
         "sampler-kwarg-type",
         "a sampler argument of the wrong type (a seed written 1.5, or 1e3, which YAML reads as 1000.0)",
         "error: optimize.yaml: sampler.kwargs: sampler 'tpe' argument 'seed': Input should be a valid integer, got 1000.0",

@@ -454,6 +454,11 @@ def test_python_m_hpotool_exits_with_the_commands_code_after_a_caught_ctrl_c(tmp
         ),
         (["studies", "--bogus"], "error: No such option: --bogus (see hpotool studies --help)"),
         (
+            # was "No such option: --debug (see hpotool optimize --help)", a help without it
+            ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "--debug"],
+            "error: --debug is an option of hpotool itself: give it before the command (hpotool --debug optimize ...)",
+        ),
+        (
             # -1 ("never", as the help's 0 is) stopped the study at its first failed trial
             ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "--max-failures", "-1"],
             "error: --max-failures: Input should be greater than or equal to 0, got -1",

@@ -50,6 +50,20 @@ def _show_usage_error(self: Any, file: Any = None) -> None:
     if bad_value is not None:  # as --n-trials 0 reads: "--n-trials: Input should be greater than 0, got 0"
         typer.echo(f"error: {bad_value}", file=file, err=True)
         return
+    if (
+        getattr(self, "option_name", None) == "--debug"
+        and self.ctx is not None
+        and self.ctx.parent is not None
+    ):
+        # `hpotool optimize ... --debug`, after the command, as the README's --debug looks: it read "No such
+        # option: --debug (see hpotool optimize --help)", whose help does not have it
+        typer.echo(
+            f"error: --debug is an option of hpotool itself: give it before the command "
+            f"(hpotool --debug {self.ctx.info_name} ...)",
+            file=file,
+            err=True,
+        )
+        return
     message = self.format_message().rstrip(".")
     typer.echo(f"error: {message} (see {command} --help)", file=file, err=True)
 
