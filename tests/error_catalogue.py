@@ -282,9 +282,9 @@ CASES = [
     ),
     Case(
         "sampler-kwarg-type",
-        "a sampler argument of the wrong type (a seed written 1.5, or 1e3, which YAML reads as 1000.0)",
-        "error: optimize.yaml: sampler.kwargs: sampler 'tpe' argument 'seed': Input should be a valid integer, got 1000.0",
-        optimize={"sampler": {"name": "tpe", "kwargs": {"seed": 1000.0}}},
+        "a sampler argument of the wrong type (1e3 is read as 1000.0 and converted to 1000, as config fields are)",
+        "error: optimize.yaml: sampler.kwargs: sampler 'tpe' argument 'seed': Input should be a valid integer, got a number with a fractional part (1.5)",
+        optimize={"sampler": {"name": "tpe", "kwargs": {"seed": 1.5}}},
     ),
     Case(
         "trainer-key-not-in-run-config",

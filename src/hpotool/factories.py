@@ -16,7 +16,7 @@ from hpotool.resolve import (
     accepted_kwargs,
     check_kwargs,
     check_required,
-    check_types,
+    coerce_scalars,
     described,
     did_you_mean,
     resolve,
@@ -84,7 +84,7 @@ def _instantiate(
     try:
         check_kwargs(cls, kwargs, f"{kind} {name!r}")
         check_required(cls, kwargs, f"{kind} {name!r}", f"{key}.kwargs")
-        check_types(cls, kwargs, f"{kind} {name!r}")
+        kwargs = coerce_scalars(cls, kwargs, f"{kind} {name!r}")
     except ValueError as exc:
         raise HpoError(f"{key}.kwargs: {exc}") from None
     _check_objects(kind, name, cls, kwargs, key)
