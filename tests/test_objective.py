@@ -244,6 +244,25 @@ def test_a_resumed_seeded_study_draws_new_values_and_stays_reproducible(
     assert [t.params["optimizer.lr"] for t in load_study(again).trials] == lrs
 
 
+def test_a_resumed_study_seeded_1e3_in_the_sampler_kwargs_draws_new_values(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """`sampler.kwargs.seed: 1e3`, read as 1000.0, failed inside numpy; built as 1000, it must also be
+    derived per run as an int seed is, or a resumed run would propose the first trials' values again."""
+    opt_dict["sampler"] = {"name": "random", "kwargs": {"seed": 1000.0}}
+    opt_dict["n_trials"] = 2
+    _run(tmp_path, run_dict, opt_dict)
+    _run(tmp_path, run_dict, opt_dict, n_trials=4)
+    lrs = [t.params["optimizer.lr"] for t in load_study(opt_dict).trials]
+    assert len(set(lrs)) == 4, lrs
+    again = {**opt_dict, "sampler": {"name": "random", "kwargs": {"seed": 1000}}}
+    again["storage"] = f"sqlite:///{tmp_path / 'again.db'}"
+    (tmp_path / "a").mkdir()
+    _run(tmp_path / "a", run_dict, again)
+    _run(tmp_path / "a", run_dict, again, n_trials=4)
+    assert [t.params["optimizer.lr"] for t in load_study(again).trials] == lrs  # 1e3 is the seed 1000
+
+
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
 def test_processes_joining_a_study_others_sample_draw_their_own_values(
     tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch

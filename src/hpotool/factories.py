@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -359,7 +360,11 @@ def study_sampler(
         return int(np.random.SeedSequence([seed, worker, existing, *salt]).generate_state(1)[0])
 
     kwargs: dict[str, Any] = dict(opt.sampler.kwargs)
-    if isinstance(kwargs.get("seed"), int):
+    # a seed written 1e3 (1000.0) or "7" is derived as the int it builds the sampler with; one that cannot
+    # be converted is refused by make_sampler, naming the argument
+    with contextlib.suppress(ValueError):
+        kwargs = coerce_scalars(sampler_class(opt.sampler.name), kwargs, "sampler")
+    if isinstance(kwargs.get("seed"), int) and not isinstance(kwargs["seed"], bool):
         kwargs["seed"] = derive(kwargs["seed"])
     return make_sampler(opt.sampler.name, kwargs, seed=derive(opt.seed), space=opt.search_space, fixed=fixed)
 
