@@ -190,7 +190,7 @@ def open_study(
         # a run config. The queue is left as it is: prepare_resume queues the warm starts it lacks.
         describe_study(existing, plan)
     fingerprint.check(existing, plan.run, opt, allow_changed=plan.allow_changed_config)
-    _record_budget(existing, opt)
+    _record_run_settings(existing, opt)
     # Others may be sampling it: a process created it a moment ago (it is empty, or we lost the race to
     # create it) or has a trial running. A resume of an idle study keeps reproducible seeds.
     others = joined or not trials or any(t.state == TrialState.RUNNING for t in trials)
@@ -245,14 +245,15 @@ def same_series(a: str, b: str) -> bool:
     )
 
 
-def _record_budget(study: optuna.Study, opt: OptimizeConfig) -> None:
-    """Keep the stored optimize config's n_trials and timeout at this run's: a machine joining the study by
-    its name alone (`prepare_stored_study`) aims for the target the latest run gave (`--n-trials 40` on a
-    study created with 20), not the one it was created with."""
+def _record_run_settings(study: optuna.Study, opt: OptimizeConfig) -> None:
+    """Keep the stored optimize config's n_trials, timeout and `final:` rules at this run's: a machine joining
+    the study by its name alone (`prepare_stored_study`) aims for the target the latest run gave (`--n-trials
+    40` on a study created with 20), not the one it was created with; and `train-from-best` trains as the
+    latest run's `final:` says (an edited `final: {epochs: 60}` was run again, accepted, and ignored)."""
     stored = study.user_attrs.get("optimize_config")
-    budget = {"n_trials": opt.n_trials, "timeout": opt.timeout}
-    if isinstance(stored, dict) and any(stored.get(key) != value for key, value in budget.items()):
-        study.set_user_attr("optimize_config", {**stored, **budget})
+    latest = {"n_trials": opt.n_trials, "timeout": opt.timeout, "final": opt.model_dump(mode="json")["final"]}
+    if isinstance(stored, dict) and any(stored.get(key) != value for key, value in latest.items()):
+        study.set_user_attr("optimize_config", {**stored, **latest})
 
 
 # A study exists from Optuna's create_study on, and its warm start, configs and fingerprint are written after
