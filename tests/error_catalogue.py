@@ -1320,8 +1320,17 @@ CASES = [
     Case(
         "enqueue-outside",
         "a warm-start value outside the space",
-        "error: optimize.yaml: enqueue.0: optimizer.lr=0.5 lies outside its search space",
+        "error: optimize.yaml: enqueue.0: optimizer.lr=0.5 lies outside its search space ([0.001, 0.1], log)",
         optimize={"enqueue": [{LR: 0.5}]},
+    ),
+    Case(
+        "enqueue-not-a-choice",
+        "a warm-start value that is not one of its categorical's choices",
+        "error: optimize.yaml: enqueue.0: model.activation=gelu lies outside its search space (one of relu, tanh)",
+        optimize={
+            "search_space": {"model.activation": {"type": "categorical", "choices": ["relu", "tanh"]}},
+            "enqueue": [{"model.activation": "gelu"}],
+        },
     ),
     Case(
         "enqueue-from-missing",
