@@ -89,6 +89,18 @@ CASES = [
         run_text="epochs: 2\nmodel:\n  name: mlp\n    hidden: [8]\n",
     ),
     Case(
+        "scheduler-null",
+        "scheduler: null, meant as no schedule (a section left null: leave it out, or name one)",
+        "error: run.yaml: scheduler: expected a mapping, got null; for no schedule leave scheduler out, or write scheduler: {name: none}",
+        run_text="project: tiny\ndevice: cpu\ndata: {name: digits, subset_fraction: 0.1}\nscheduler: null\nepochs: 2\n",
+    ),
+    Case(
+        "model-null",
+        "a component section left null",
+        "error: run.yaml: model: expected a mapping, got null; leave model out for its default ({name: mlp}), or write model: {name: ...}",
+        run_text="project: tiny\ndevice: cpu\ndata: {name: digits, subset_fraction: 0.1}\nmodel: null\nepochs: 2\n",
+    ),
+    Case(
         "section-keys-not-indented",
         "a section's keys written at the top level, under an empty section",
         "error: run.yaml: model: is empty, and name, hidden after it sit at its level; indent them under model: (further right than model)",
@@ -257,10 +269,34 @@ CASES = [
         optimize={"pruner": {"name": "medain"}},
     ),
     Case(
+        "pruner-none",
+        "no pruning spelt as a schedule says it (pruner: none; scheduler: {name: none} is a name there)",
+        "error: optimize.yaml: pruner.name: unknown pruner 'none'; for no pruning write pruner: null, or name: nop",
+        optimize={"pruner": "none"},
+    ),
+    Case(
+        "pruner-off",
+        "pruner: off (or no), which YAML reads as false",
+        "error: optimize.yaml: pruner: expected a mapping, got false; for no pruning write pruner: null, or pruner: {name: nop}",
+        optimize={"pruner": False},
+    ),
+    Case(
         "sampler-kwargs",
         "sampler kwargs the class does not take",
         "error: optimize.yaml: sampler.kwargs: sampler 'tpe' takes no argument 'n_startup' (did you mean 'n_startup_trials'?); it takes: consider_prior, prior_weight, consider_magic_clip, consider_endpoints, n_startup_trials, n_ei_candidates, gamma, weights, seed, multivariate, group, warn_independent_sampling, constant_liar, constraints_func",
         optimize={"sampler": {"name": "tpe", "kwargs": {"n_startup": 5}}},
+    ),
+    Case(
+        "debug-after-the-command",
+        "--debug given after the command, where it is not an option of the command",
+        "error: --debug is an option of hpotool itself: give it before the command (hpotool --debug optimize ...)",
+        args=("--debug",),
+    ),
+    Case(
+        "sampler-kwarg-type",
+        "a sampler argument of the wrong type (1e3 is read as 1000.0 and converted to 1000, as config fields are)",
+        "error: optimize.yaml: sampler.kwargs: sampler 'tpe' argument 'seed': Input should be a valid integer, got a number with a fractional part (1.5)",
+        optimize={"sampler": {"name": "tpe", "kwargs": {"seed": 1.5}}},
     ),
     Case(
         "trainer-key-not-in-run-config",
@@ -422,6 +458,12 @@ CASES = [
         "a metric to maximize with no direction (the default would minimize it)",
         "error: optimize.yaml: direction: not given, so val_accuracy would be minimized (the default); add direction: maximize (or direction: minimize)",
         optimize={"direction": None},
+    ),
+    Case(
+        "metric-misspelt-without-direction",
+        "a misspelt metric with no direction (fixing the direction alone would meet the metric's error next)",
+        "error: optimize.yaml: metric: 'val_acuracy' is not a metric hpotool measures (did you mean 'val_accuracy'?), and direction is not given; fix the name, or, for a metric your trainer returns, add direction: maximize or minimize",
+        optimize={"metric": "val_acuracy", "direction": None},
     ),
     Case(
         "loss-maximized",
@@ -1327,8 +1369,17 @@ CASES = [
     Case(
         "enqueue-outside",
         "a warm-start value outside the space",
-        "error: optimize.yaml: enqueue.0: optimizer.lr=0.5 lies outside its search space",
+        "error: optimize.yaml: enqueue.0: optimizer.lr=0.5 lies outside its search space ([0.001, 0.1], log)",
         optimize={"enqueue": [{LR: 0.5}]},
+    ),
+    Case(
+        "enqueue-not-a-choice",
+        "a warm-start value that is not one of its categorical's choices",
+        "error: optimize.yaml: enqueue.0: model.activation=gelu lies outside its search space (one of relu, tanh)",
+        optimize={
+            "search_space": {"model.activation": {"type": "categorical", "choices": ["relu", "tanh"]}},
+            "enqueue": [{"model.activation": "gelu"}],
+        },
     ),
     Case(
         "enqueue-from-missing",

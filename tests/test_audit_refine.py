@@ -1309,3 +1309,18 @@ def test_the_improvement_finding_shows_values_that_differ() -> None:
         t.value = v
     improving, text = _improvement(trials, "maximize")
     assert improving is False and "(0.50151) did not beat 0.50152;" in text
+
+
+def test_refine_seeds_the_next_stage_one_past_a_seed_written_1e3() -> None:
+    """`sampler.kwargs.seed: 1e3` (read as 1000.0) seeds the sampler as 1000; refine left it as it was, and the
+    stage's sampler drew the study's trials again wherever a range was kept."""
+    from hpotool.refine import _next_seed
+
+    opt: dict[str, Any] = {"seed": 42, "sampler": {"name": "random", "kwargs": {"seed": 1000.0}}}
+    changes: list[str] = []
+    _next_seed(opt, changes)
+    assert (opt["seed"], opt["sampler"]["kwargs"]["seed"]) == (43, 1001)
+    assert (
+        changes[1]
+        == "sampler.kwargs.seed: 1000 -> 1001, so the sampler does not draw the study's trials again"
+    )

@@ -402,6 +402,22 @@ def test_studies_table_keeps_every_name_on_a_terminal_too_narrow_for_whole_cells
     assert "minimizeval_lossmaximizen_params" in cells, text
 
 
+def test_studies_table_folds_only_a_name_too_long_for_the_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name too long for the terminal (70 columns) left every layout too wide as measured with the name
+    whole, so every cell folded mid-word ("val_acc" / "uracy", "comple" / "te 2") beside it; only the name
+    folds now, as the README says."""
+    long_name = "digits_mlp_sweep_of_the_learning_rate_and_the_widths_2026_12_05_v3"
+    _studies_in_default_files(tmp_path, long_name)
+    table, text = _studies_table_at(70, monkeypatch)
+    cells = {cell.strip() for line in table for cell in line.split("│")[1:-1]}
+    for whole in ("digits_mlp", "val_accuracy", "complete 2", "pruned 18", "minimize val_loss"):
+        assert whole in cells, text
+    names = "".join(line.split("│")[1].strip() for line in table if line.startswith("│"))
+    assert long_name in names, text
+
+
 def test_studies_table_puts_each_study_on_one_line_when_the_terminal_is_wide(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -95,6 +95,28 @@ def test_a_categorical_of_one_choice_is_noted_unless_a_condition_or_a_searched_s
     ], result.stderr
 
 
+def test_a_range_whose_low_is_its_high_is_noted_as_a_categorical_of_one_choice_is(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """`{type: float, low: 0.1, high: 0.1}` (a typo for 0.5, say) searched nothing and ran without a word,
+    where a categorical of one choice got a note."""
+    opt_dict["search_space"] = {
+        "model.dropout": {"type": "float", "low": 0.1, "high": 0.1},
+        "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
+        "batch_size": {"type": "int", "low": 16, "high": 16},
+        "optimizer.weight_decay": {"type": "float", "low": 0.0, "high": 0.0, "when": {"batch_size": 16}},
+    }
+    result = _optimize(tmp_path, run_dict, opt_dict, "--dry-run")
+    notes = [line for line in result.stderr.splitlines() if "nothing is searched" in line]
+    opt_path = tmp_path / "optimize.yaml"
+    assert notes == [
+        f"note: {opt_path}: search_space.model.dropout has low = high = 0.1: every trial uses it and nothing "
+        f"is searched; set model.dropout: 0.1 in the run config, or widen the range",
+        f"note: {opt_path}: search_space.batch_size has low = high = 16: every trial uses it and nothing is "
+        f"searched; set batch_size: 16 in the run config, or widen the range",
+    ], result.stderr
+
+
 def test_dry_run_checks_everything_prints_the_plan_and_writes_nothing(
     configs: tuple[Path, Path], tmp_path: Path, opt_dict: dict
 ) -> None:
@@ -431,6 +453,11 @@ def test_python_m_hpotool_exits_with_the_commands_code_after_a_caught_ctrl_c(tmp
             "to join a study with the configs stored on it",
         ),
         (["studies", "--bogus"], "error: No such option: --bogus (see hpotool studies --help)"),
+        (
+            # was "No such option: --debug (see hpotool optimize --help)", a help without it
+            ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "--debug"],
+            "error: --debug is an option of hpotool itself: give it before the command (hpotool --debug optimize ...)",
+        ),
         (
             # -1 ("never", as the help's 0 is) stopped the study at its first failed trial
             ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "--max-failures", "-1"],
@@ -881,6 +908,28 @@ def test_a_new_study_of_a_name_close_to_a_stored_one_says_which_it_may_have_mean
     )
     other = runner.invoke(app, [*args, *shared, "--study-name", "resnet"], catch_exceptions=False)
     assert other.stderr.splitlines()[0] == f"new study 'resnet' in {tmp_path / 'studies' / 'digits_mlp.db'}"
+
+
+def test_a_typo_is_told_the_name_it_swapped_letters_of_not_another_as_close_to_difflib(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """Beside the README's digits_mlp and digits_pfl (examples/pfl_optimize.yaml), `digits_mpl` (two letters
+    of digits_mlp swapped) was asked "did you mean 'digits_pfl'": difflib rates both alike and, at a tie,
+    puts the name that sorts last first. The one fewer edits away comes first now, in every did-you-mean."""
+    import optuna
+
+    (tmp_path / "studies").mkdir()
+    for name in ("digits_mlp", "digits_pfl"):
+        optuna.create_study(study_name=name, storage=f"sqlite:///{tmp_path / 'studies' / name}.db")
+    read = runner.invoke(app, ["trials", "--study-name", "digits_mpl"])
+    assert read.exit_code == 2 and "(did you mean 'digits_mlp'?)" in read.stderr, read.stderr
+    del opt_dict["storage"]  # the default: studies/<name>.db, one file per study
+    opt_dict.update(study_name="digits_mpl", n_trials=1)
+    new = runner.invoke(app, [*_optimize_args(tmp_path, run_dict, opt_dict), "-q"], catch_exceptions=False)
+    assert new.stderr.splitlines()[0] == (
+        f"new study 'digits_mpl' in {tmp_path / 'studies' / 'digits_mpl.db'} (did you mean 'digits_mlp', in "
+        f"{tmp_path / 'studies' / 'digits_mlp.db'}?)"
+    )
 
 
 def test_a_new_study_in_a_series_gets_no_did_you_mean_and_a_typo_still_does(

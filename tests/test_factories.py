@@ -159,12 +159,49 @@ def test_patient_wraps_another_pruner() -> None:
             lambda: make_sampler("cmaes", {"independent_sampler": "random"}, seed=0, space=SPACE),
             "sampler.kwargs.independent_sampler: sampler 'cmaes' takes BaseSampler | None here",
         ),
+        # An Optuna argument of the wrong type failed inside numpy or in the first trial's sampling:
+        # "Cannot cast scalar from dtype('float64') to dtype('int64') according to the rule 'safe'".
+        (
+            lambda: make_sampler("tpe", {"seed": 1.5}, seed=0, space=SPACE),
+            "sampler.kwargs: sampler 'tpe' argument 'seed': Input should be a valid integer, got a number with a "
+            "fractional part (1.5)",
+        ),
+        (  # "'<' not supported between instances of 'int' and 'str'" once the study sampled
+            lambda: make_sampler("tpe", {"n_startup_trials": "ten"}, seed=0, space=SPACE),
+            "sampler.kwargs: sampler 'tpe' argument 'n_startup_trials': Input should be a valid integer, unable "
+            "to parse string as an integer, got ten",
+        ),
+        (  # pydantic would read true as 1
+            lambda: make_pruner("median", {"n_warmup_steps": True}),
+            "pruner.kwargs: pruner 'median' argument 'n_warmup_steps': expected int, got true",
+        ),
     ],
 )
 def test_factory_errors(call: object, message: str) -> None:
     with pytest.raises(HpoError) as err:
         call()  # type: ignore[operator]
     assert message in str(err.value)
+
+
+def test_optuna_arguments_of_their_annotated_types_build() -> None:
+    """The check of Optuna's scalar arguments lets through what their annotations take: an int for a float, a
+    str or an int for successive halving's min_resource, None where it is optional; and converts a value
+    written as another type to the one annotated."""
+    tpe = make_sampler("tpe", {"seed": 3, "prior_weight": 2, "consider_prior": True}, seed=0, space=SPACE)
+    assert isinstance(tpe, optuna.samplers.TPESampler)
+    # converted as pydantic converts a config's fields: `seed: 1e3` (1000.0) or "7" failed inside numpy
+    for seed, same in ((1000.0, 1000), ("7", 7)):
+        for name in ("tpe", "rung_tpe", "random"):  # rung_tpe passes its kwargs on to Optuna's TPESampler
+            drawn = make_sampler(name, {"seed": seed}, seed=0, space=SPACE)
+            assert drawn._rng.rng.randint(10**9) == make_sampler(
+                name, {"seed": same}, seed=0, space=SPACE
+            )._rng.rng.randint(10**9)
+    assert make_pruner("median", {"n_warmup_steps": 2.0})._n_warmup_steps == 2  # type: ignore[attr-defined]
+    for min_resource in ("auto", 2):
+        assert isinstance(
+            make_pruner("successive_halving", {"min_resource": min_resource}), optuna.pruners.BasePruner
+        )
+    assert isinstance(make_pruner("threshold", {"lower": 0, "upper": None}), optuna.pruners.ThresholdPruner)
 
 
 def test_a_function_that_builds_the_sampler_or_pruner_is_used_as_a_class_is(

@@ -51,6 +51,20 @@ def test_train_from_best_with_two_seeds(tmp_path: Path, run_dict: dict, opt_dict
     assert "ranked by mean val_accuracy (maximize)" in result.stdout
 
 
+def test_train_from_best_trains_as_the_latest_run_of_optimize_says(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """`final:` edited in the optimize config and the study run again (nothing left to run, or more trials)
+    was accepted and ignored: train-from-best trained as the config that created the study said."""
+    best = run_tiny_study(tmp_path, run_dict, {**opt_dict, "final": {"epochs": 3}}).best_trial.number
+    run_tiny_study(tmp_path, run_dict, {**opt_dict, "final": {"epochs": 1, "seeds": 2}})
+    result = _train_from_best(opt_dict["storage"])
+    assert result.exit_code == 0, result.output
+    runs = json.loads((tmp_path / "final" / "summary.json").read_text())["candidates"][0]["runs"]
+    assert [r["seed"] for r in runs] == [0, 1]
+    assert load_run_config(tmp_path / "final" / f"trial{best}-seed0" / "config.yaml").epochs == 1
+
+
 def test_train_from_best_again_trains_only_the_runs_not_saved_completely(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

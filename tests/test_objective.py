@@ -193,17 +193,24 @@ def test_a_sampler_that_cannot_sample_fails_the_trial_with_its_error(
 
     from hpotool.factories import make_sampler
 
-    opt_dict["sampler"] = {"name": "tpe", "kwargs": {"n_startup_trials": "ten"}}  # compared with a count
+    # (TPE's n_startup_trials: "ten", compared with a count, did this; its type is checked at load time now)
+    (tmp_path / "broken_sampler.py").write_text(
+        "import optuna\n\n\nclass Broken(optuna.samplers.RandomSampler):\n"
+        "    def sample_independent(self, *args, **kwargs):\n"
+        "        raise TypeError(\"'<' not supported between instances of 'int' and 'str'\")\n"
+    )
+    opt_dict["sampler"] = {"name": "broken_sampler:Broken"}
     rp, op = write_configs(tmp_path, run_dict, opt_dict)
     with pytest.raises(
-        HpoError, match=r"sampler: 'tpe' cannot sample this study \(one objective\): TypeError: "
+        HpoError,
+        match=r"sampler: 'broken_sampler:Broken' cannot sample this study \(one objective\): TypeError: ",
     ):
         prepare_study(
             rp, op
         )  # refused before trial 0 when it fails at once; one failing later fails its trial:
     opt_dict["sampler"] = {"name": "tpe"}
     plan = prepare_study(rp, write_yaml(op, opt_dict))
-    bad = make_sampler("tpe", {"n_startup_trials": "ten"}, seed=0, space=plan.opt.search_space)
+    bad = make_sampler("broken_sampler:Broken", {}, seed=0, space=plan.opt.search_space)
     summary = run_study(replace(plan, sampler=bad), max_failures=2)
     assert summary.counts == {"fail": 2}
     assert summary.first_error is not None and summary.first_error.startswith("TypeError: ")
@@ -235,6 +242,25 @@ def test_a_resumed_seeded_study_draws_new_values_and_stays_reproducible(
     _run(tmp_path / "a", run_dict, again)
     _run(tmp_path / "a", run_dict, again, n_trials=4)
     assert [t.params["optimizer.lr"] for t in load_study(again).trials] == lrs
+
+
+def test_a_resumed_study_seeded_1e3_in_the_sampler_kwargs_draws_new_values(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """`sampler.kwargs.seed: 1e3`, read as 1000.0, failed inside numpy; built as 1000, it must also be
+    derived per run as an int seed is, or a resumed run would propose the first trials' values again."""
+    opt_dict["sampler"] = {"name": "random", "kwargs": {"seed": 1000.0}}
+    opt_dict["n_trials"] = 2
+    _run(tmp_path, run_dict, opt_dict)
+    _run(tmp_path, run_dict, opt_dict, n_trials=4)
+    lrs = [t.params["optimizer.lr"] for t in load_study(opt_dict).trials]
+    assert len(set(lrs)) == 4, lrs
+    again = {**opt_dict, "sampler": {"name": "random", "kwargs": {"seed": 1000}}}
+    again["storage"] = f"sqlite:///{tmp_path / 'again.db'}"
+    (tmp_path / "a").mkdir()
+    _run(tmp_path / "a", run_dict, again)
+    _run(tmp_path / "a", run_dict, again, n_trials=4)
+    assert [t.params["optimizer.lr"] for t in load_study(again).trials] == lrs  # 1e3 is the seed 1000
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")

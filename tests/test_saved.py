@@ -180,9 +180,15 @@ def test_train_checks_the_run_before_training_as_optimize_does(
 def test_load_model_refuses_other_files(tmp_path: Path) -> None:
     with pytest.raises(HpoError, match="no such file"):
         load_model(tmp_path / "none.pt")
-    (tmp_path / "x.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(HpoError, match="not a model saved by hpotool"):
-        load_model(tmp_path / "x.pt")
+    for name, text in (("x.pt", b"not a checkpoint"), ("config.yaml", b"project: tiny\n")):
+        (tmp_path / name).write_bytes(text)
+        # was torch's page of a message, advising weights_only=False, after "not a model saved by hpotool"
+        with pytest.raises(HpoError) as refused:
+            load_model(tmp_path / name)
+        assert str(refused.value) == (
+            f"{tmp_path / name}: not a model saved by hpotool (not a PyTorch checkpoint); give the model.pt of "
+            f"a run folder, or the folder, as hpotool train and train-from-best print it"
+        )
     import torch
 
     torch.save({"weights": torch.zeros(2)}, tmp_path / "plain.pt")

@@ -50,6 +50,20 @@ def _show_usage_error(self: Any, file: Any = None) -> None:
     if bad_value is not None:  # as --n-trials 0 reads: "--n-trials: Input should be greater than 0, got 0"
         typer.echo(f"error: {bad_value}", file=file, err=True)
         return
+    if (
+        getattr(self, "option_name", None) == "--debug"
+        and self.ctx is not None
+        and self.ctx.parent is not None
+    ):
+        # `hpotool optimize ... --debug`, after the command, as the README's --debug looks: it read "No such
+        # option: --debug (see hpotool optimize --help)", whose help does not have it
+        typer.echo(
+            f"error: --debug is an option of hpotool itself: give it before the command "
+            f"(hpotool --debug {self.ctx.info_name} ...)",
+            file=file,
+            err=True,
+        )
+        return
     message = self.format_message().rstrip(".")
     typer.echo(f"error: {message} (see {command} --help)", file=file, err=True)
 
@@ -1002,6 +1016,10 @@ def _objectives(row: dict[str, Any]) -> list[str]:
     return [f"{d} {m}" for d, m in zip(row["directions"], metrics, strict=True)]
 
 
+# The fewest characters of a study name a line of the `studies` table shows before it folds.
+_NAME_MIN = 10
+
+
 def _studies_table(rows: list[dict[str, Any]], *, stacked: tuple[str, ...] = (), wrap: bool = False) -> Table:
     """The `studies` table. Cells of the `stacked` columns go on several lines: one trial state per line,
     one objective per line (a lone objective's direction above its metric), the date above the time
@@ -1086,11 +1104,24 @@ def studies(
         # The first layout that fits the terminal: on 80 columns a cell folded mid-word reads as noise
         # ("digits_" / "mlp", "comple" / "te 2, "), so cells go on several lines at their spaces instead.
         stackable = ("trials", "objective", "last activity")
-        tables = [_studies_table(rows, stacked=stackable[:n]) for n in range(len(stackable) + 1)]
-        tables.append(_studies_table(rows, stacked=stackable, wrap=True))  # too narrow for whole cells
+        layouts = [stackable[:n] for n in range(len(stackable) + 1)]
         unbounded = _out().options.update_width(1_000_000)  # measure() clamps to the terminal's width
-        fits = [t for t in tables if _out().measure(t, options=unbounded).maximum <= _out().width]
-        table = fits[0] if fits else tables[-1]
+
+        def fitting(names: list[dict[str, Any]]) -> tuple[str, ...] | None:
+            widths = [_out().measure(_studies_table(names, stacked=s), options=unbounded) for s in layouts]
+            return next((s for s, w in zip(layouts, widths, strict=True) if w.maximum <= _out().width), None)
+
+        # Every cell whole where a layout allows it; else every cell but the names, which fold (rich narrows
+        # the one column that may wrap): measured with the names whole only, a name longer than the
+        # terminal allowed left every layout too wide, and every cell folded mid-word beside it.
+        stacked = fitting(rows)
+        if stacked is None:
+            stacked = fitting([{**r, "name": r["name"][:_NAME_MIN]} for r in rows])
+        table = (
+            _studies_table(rows, stacked=stacked)
+            if stacked is not None
+            else _studies_table(rows, stacked=stackable, wrap=True)  # too narrow for whole cells
+        )
         _out().print(table)
         for line in _storage_lines(rows):
             _out().print(escape(line), soft_wrap=True)  # whole, to copy and paste

@@ -31,7 +31,7 @@ from hpotool.conditions import holds
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice, format_params, yaml_bool_hint
 from hpotool.resolve import did_you_mean
-from hpotool.search_space import PARAM_TYPES, Param, contains
+from hpotool.search_space import PARAM_TYPES, CategoricalParam, Param, contains
 from hpotool.yamlfile import read_yaml_mapping
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -404,6 +404,15 @@ class TrackingConfig(_Frozen):
     mlflow: MlflowConfig | None = Field(None, description="Log every trial as an MLflow run.")
 
 
+def _values_text(p: Param) -> str:
+    """What a parameter takes, as its YAML spells it: `one of relu, tanh`, `[0.001, 0.1], log`,
+    `[8, 32], step 8` (an enqueued value outside them is refused naming them)."""
+    if isinstance(p, CategoricalParam):
+        return "one of " + ", ".join(map(format_choice, p.choices))
+    step = f", step {format_choice(p.step)}" if p.step is not None and p.step != 1 else ""
+    return f"[{format_choice(p.low)}, {format_choice(p.high)}]" + (", log" if p.log else "") + step
+
+
 class OptimizeConfig(_Frozen):
     """One study: where it is stored, what it optimizes, how it searches and over what."""
 
@@ -661,7 +670,8 @@ class OptimizeConfig(_Frozen):
                     )
                 if not contains(param, value):
                     raise ValueError(
-                        f"enqueue.{i}: {format_params({path: value})} lies outside its search space"
+                        f"enqueue.{i}: {format_params({path: value})} lies outside its search space "
+                        f"({_values_text(param)})"
                     )
                 for on, condition in (param.when or {}).items():
                     if on in params and not holds(condition, params[on]):
@@ -776,6 +786,18 @@ def _under_indented(errors: list[Any], root: type[BaseModel]) -> tuple[list[str]
     return lines, errors
 
 
+def _null_section_hint(section: str) -> str:
+    """How to write a run config section left null (`scheduler: null`, meant as no schedule): its default
+    by leaving it out, or a name."""
+    field = RunConfig.model_fields.get(section)
+    default = getattr(field.get_default(call_default_factory=True), "name", None) if field else None
+    if default is None:
+        return ""
+    if section == "scheduler":
+        return "; for no schedule leave scheduler out, or write scheduler: {name: none}"
+    return f"; leave {section} out for its default ({{name: {default}}}), or write {section}: {{name: ...}}"
+
+
 def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
     """One `location: message` line per validation error, worded for a config author."""
     errors = exc.errors(include_url=False)
@@ -818,6 +840,10 @@ def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
             elif len(loc) == 1 and isinstance(err["input"], str) and root is RunConfig:
                 key = "function" if loc[0] == "trainer" else "name"
                 msg += f"; write {loc[0]}: {{{key}: {err['input']}}}"
+            elif len(loc) == 1 and err["input"] is None and root is RunConfig:  # scheduler: null for none
+                msg += _null_section_hint(str(loc[0]))
+            elif loc == ("pruner",) and err["input"] is False:  # pruner: off (YAML reads off and no as false)
+                msg += "; for no pruning write pruner: null, or pruner: {name: nop}"
         elif "input" in err and not kind.startswith("value_error") and kind != "assertion_error":
             if (
                 kind == "literal_error"
@@ -961,6 +987,13 @@ def load_optimize_config(path: Path, *, budget_given: bool = False) -> OptimizeC
     result: OptimizeConfig = validate_config(OptimizeConfig, raw, str(path), budget_given=budget_given)
     if not result.multi_objective and "direction" not in raw and not _minimized_by_default(result.metric):
         add = "maximize (or direction: minimize)" if "accuracy" in result.metric else "maximize or minimize"
+        builtin = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS, *_MINIMIZED)
+        near = "" if result.metric in builtin else did_you_mean(result.metric, dict.fromkeys(builtin))
+        if near:  # a misspelt val_accuracy: fixing the direction alone would only meet the next error
+            raise HpoError(
+                f"{path}: metric: {result.metric!r} is not a metric hpotool measures{near}, and direction is "
+                f"not given; fix the name, or, for a metric your trainer returns, add direction: {add}"
+            )
         raise HpoError(
             f"{path}: direction: not given, so {result.metric} would be minimized (the default); add "
             f"direction: {add}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -12,7 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
-from hpotool.resolve import accepted_kwargs, check_kwargs, check_required, described, did_you_mean, resolve
+from hpotool.resolve import (
+    accepted_kwargs,
+    check_kwargs,
+    check_required,
+    coerce_scalars,
+    described,
+    did_you_mean,
+    resolve,
+)
 from hpotool.search_space import FloatParam, Param, choice_label, contains, grid_choices
 
 if TYPE_CHECKING:
@@ -45,6 +54,9 @@ PRUNERS = {
     "pfl": "hpotool.pruners:PFLPruner",
 }
 
+# Names a user may give for no pruner: the run config's `none` (scheduler, norm), or YAML's words for off.
+_NO_PRUNER = frozenset({"none", "null", "no", "off", "false", "disabled"})
+
 
 def sampler_class(name: str) -> Any:
     """The class the `sampler.name` of an optimize config names."""
@@ -73,6 +85,7 @@ def _instantiate(
     try:
         check_kwargs(cls, kwargs, f"{kind} {name!r}")
         check_required(cls, kwargs, f"{kind} {name!r}", f"{key}.kwargs")
+        kwargs = coerce_scalars(cls, kwargs, f"{kind} {name!r}")
     except ValueError as exc:
         raise HpoError(f"{key}.kwargs: {exc}") from None
     _check_objects(kind, name, cls, kwargs, key)
@@ -265,6 +278,10 @@ def make_pruner(spec_name: str, kwargs: Mapping[str, Any], key: str = "pruner") 
     `wrapped_pruner: {name, kwargs}`."""
     import optuna
 
+    if spec_name.casefold() in _NO_PRUNER:  # as a schedule or a norm says it (scheduler: {name: none})
+        raise HpoError(
+            f"{key}.name: unknown pruner {spec_name!r}; for no pruning write {key}: null, or name: nop"
+        )
     cls = _resolve(spec_name, PRUNERS, "pruner", key)
     _check_factory("pruner", spec_name, cls, optuna.pruners.BasePruner, key)
     args = dict(kwargs)
@@ -343,7 +360,11 @@ def study_sampler(
         return int(np.random.SeedSequence([seed, worker, existing, *salt]).generate_state(1)[0])
 
     kwargs: dict[str, Any] = dict(opt.sampler.kwargs)
-    if isinstance(kwargs.get("seed"), int):
+    # a seed written 1e3 (1000.0) or "7" is derived as the int it builds the sampler with; one that cannot
+    # be converted is refused by make_sampler, naming the argument
+    with contextlib.suppress(ValueError):
+        kwargs = coerce_scalars(sampler_class(opt.sampler.name), kwargs, "sampler")
+    if isinstance(kwargs.get("seed"), int) and not isinstance(kwargs["seed"], bool):
         kwargs["seed"] = derive(kwargs["seed"])
     return make_sampler(opt.sampler.name, kwargs, seed=derive(opt.seed), space=opt.search_space, fixed=fixed)
 

@@ -42,6 +42,8 @@ from hpotool.runner import (
 )
 from hpotool.search_space import (
     CategoricalParam,
+    FloatParam,
+    IntParam,
     boundary_values,
     suggest,
 )
@@ -292,19 +294,27 @@ def _prepare(
 
 
 def _single_choice_notes(opt: OptimizeConfig, opt_path: str) -> list[str]:
-    """A note per categorical of one choice that fixes a value the run config could hold: one under a
-    `when:` sets it only where the condition holds, and one below a section searched whole (as `refine`
-    writes them) must stand beside each chosen section, so those are left alone."""
-    return [
-        f"{opt_path}: search_space.{path} has one choice, {format_choice(p.choices[0])}: every trial uses it "
-        f"and nothing is searched; set {path}: {format_choice(p.choices[0])} in the run config, or list more "
-        f"choices"
-        for path, p in opt.search_space.items()
-        if isinstance(p, CategoricalParam)
-        and len(p.choices) == 1
-        and not p.when
-        and not any(path.startswith(f"{section}.") for section in opt.search_space)
-    ]
+    """A note per parameter of one value (a categorical of one choice, a range whose low is its high) that
+    fixes a value the run config could hold: one under a `when:` sets it only where the condition holds,
+    and one below a section searched whole (as `refine` writes them) must stand beside each chosen section,
+    so those are left alone."""
+    notes = []
+    for path, p in opt.search_space.items():
+        if p.when or any(path.startswith(f"{section}.") for section in opt.search_space):
+            continue
+        if isinstance(p, CategoricalParam) and len(p.choices) == 1:
+            value = format_choice(p.choices[0])
+            notes.append(
+                f"{opt_path}: search_space.{path} has one choice, {value}: every trial uses it and nothing is "
+                f"searched; set {path}: {value} in the run config, or list more choices"
+            )
+        elif isinstance(p, IntParam | FloatParam) and p.low == p.high:
+            value = format_choice(p.low)
+            notes.append(
+                f"{opt_path}: search_space.{path} has low = high = {value}: every trial uses it and nothing is "
+                f"searched; set {path}: {value} in the run config, or widen the range"
+            )
+    return notes
 
 
 def _plan(

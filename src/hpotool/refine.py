@@ -368,6 +368,8 @@ def _next_seed(opt: dict[str, Any], changes: list[str]) -> None:
         ("sampler.kwargs.seed", (opt.get("sampler") or {}).get("kwargs") or {}),
     ):
         seed = holder.get("seed")
+        if isinstance(seed, float) and seed.is_integer():  # 1e3, read as 1000.0, seeds the sampler as 1000
+            seed = int(seed)
         if isinstance(seed, int) and not isinstance(seed, bool):
             new = (seed + 1) % 2**32
             if holder is not opt:

@@ -22,17 +22,41 @@ from hpotool.formatting import format_choice, yaml_bool_hint
 
 def closest(word: str, candidates: Iterable[str], n: int = 3, ignore_case: bool = False) -> list[str]:
     """The candidates that look most like `word`, best first; with `ignore_case`, compared in lower case
-    (`pairds` finds `PairDS`), those that differ from `word` only in case first."""
+    (`pairds` finds `PairDS`), those that differ from `word` only in case first. Of two that look alike
+    (difflib's ratio), the fewer edits away comes first: `digits_mpl` is `digits_mlp` with two letters
+    swapped, where difflib alone, at a tie, put `digits_pfl` first for sorting after it."""
     if not ignore_case:
-        return difflib.get_close_matches(word, list(candidates), n=n, cutoff=0.6)
+        return _ranked(word, list(candidates), n)
     lowered: dict[str, list[str]] = {}
     for name in candidates:
         lowered.setdefault(name.casefold(), []).append(name)
     key = word.casefold()
-    near = ([key] if key in lowered else []) + [
-        k for k in difflib.get_close_matches(key, list(lowered), n=n, cutoff=0.6) if k != key
-    ]
+    near = ([key] if key in lowered else []) + [k for k in _ranked(key, list(lowered), n) if k != key]
     return [name for k in near for name in lowered[k]][:n]
+
+
+def _ranked(word: str, candidates: list[str], n: int) -> list[str]:
+    """difflib's close matches (cutoff 0.6), best ratio first and, among equal ratios, fewest edits first."""
+    matches = difflib.get_close_matches(word, candidates, n=max(n, len(candidates)), cutoff=0.6)
+
+    def ratio(x: str) -> float:  # as get_close_matches measures it
+        return difflib.SequenceMatcher(None, x, word).ratio()
+
+    return sorted(matches, key=lambda x: (-ratio(x), edit_distance(word, x)))[:n]
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Edits (insert, delete, substitute, swap two neighbours) between `a` and `b`: the optimal string
+    alignment distance."""
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            row[j] = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[-2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
 
 
 def did_you_mean(word: str, candidates: Iterable[str], ignore_case: bool = False) -> str:
@@ -430,6 +454,80 @@ def _adapter(hint: Any) -> Any:
     from pydantic import TypeAdapter
 
     return TypeAdapter(hint)
+
+
+# The plain annotations of Optuna's samplers and pruners (`seed: int | None`, `n_startup_trials: int`), as
+# their source spells them: a string under `from __future__ import annotations`, which a TYPE_CHECKING import
+# elsewhere in the signature keeps typing.get_type_hints from evaluating.
+_SCALARS: dict[str, Any] = {"int": int, "float": float, "bool": bool, "str": str, "None": type(None)}
+
+
+@functools.cache
+def _scalar_hints(obj: Callable[..., Any]) -> dict[str, Any]:
+    """The arguments of `obj` annotated with scalars alone (`int`, `float | None`, `str | int`), by name; for
+    a class, its bases' too (hpotool's `RungTPESampler(**kwargs)` passes them on to Optuna's TPESampler)."""
+    import operator
+
+    functions = (
+        [getattr(c, "__init__") for c in obj.__mro__ if "__init__" in vars(c)]  # noqa: B009
+        if isinstance(obj, type)
+        else [obj]
+    )
+    hints: dict[str, Any] = {}
+    for function in reversed(functions):  # a subclass's annotation wins over its base's
+        try:
+            params = inspect.signature(inspect.unwrap(function)).parameters
+        except (TypeError, ValueError):
+            continue
+        for name, param in params.items():
+            ann = param.annotation
+            parts = [part.strip() for part in ann.split("|")] if isinstance(ann, str) else [ann]
+            types = [_SCALARS.get(part) if isinstance(part, str) else part for part in parts]
+            if types and all(t in _SCALARS.values() for t in types):
+                hints[name] = functools.reduce(operator.or_, types)
+            else:
+                hints.pop(name, None)
+    return hints
+
+
+def coerce_scalars(obj: Callable[..., Any], kwargs: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """`kwargs` with each scalar argument of an Optuna sampler or pruner (or hpotool's, built on them)
+    converted to the type its signature annotates, as pydantic converts a config's fields (`seed: 1e3`, read
+    as 1000.0, is 1000; `n_warmup_steps: 2.0` is 2): `seed: 1.5` or `n_startup_trials: ten` failed inside
+    numpy ("Cannot cast scalar from dtype('float64') to dtype('int64')") or at the first trial, naming no
+    argument. Other classes check their own arguments and get `kwargs` as they are.
+
+    Raises:
+        ValueError: a value that is not of its argument's type, naming the argument.
+    """
+    from pydantic import ValidationError
+
+    if not str(getattr(obj, "__module__", "")).startswith(("optuna.", "hpotool.")):
+        return dict(kwargs)
+    hints = _scalar_hints(obj)
+    converted = dict(kwargs)
+    for key, value in kwargs.items():
+        hint = hints.get(key)
+        if hint is None:
+            continue
+        if isinstance(value, bool) and bool not in (typing.get_args(hint) or (hint,)):  # read as 1 otherwise
+            raise ValueError(
+                f"{what} argument {key!r}: expected {_hint_text(hint)}, got {format_choice(value)}"
+            )
+        try:
+            converted[key] = _adapter(hint).validate_python(value)
+        except ValidationError as exc:
+            msg, shown = exc.errors()[0]["msg"], format_choice(value)
+            # "got a number with a fractional part": the value goes after it, not in a second "got"
+            msg = f"{msg} ({shown})" if ", got " in msg else f"{msg}, got {shown}"
+            raise ValueError(f"{what} argument {key!r}: {msg}") from None
+    return converted
+
+
+def _hint_text(hint: Any) -> str:
+    """`int | None` as a reader writes it."""
+    args = typing.get_args(hint) or (hint,)
+    return " | ".join("null" if a is type(None) else a.__name__ for a in args)
 
 
 def check_types(obj: Callable[..., Any], kwargs: Mapping[str, Any], what: str) -> None:

@@ -302,7 +302,16 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
             ) from None
         raise HpoError(f"{path}: no such file") from None
     except Exception as exc:
-        raise HpoError(f"{path}: not a model saved by hpotool: {type(exc).__name__}: {exc}") from None
+        import pickle
+
+        from hpotool.resolve import first_line
+
+        # torch's refusal of any other file (a config.yaml, a notebook) is a page that advises weights_only=False
+        why = "not a PyTorch checkpoint" if isinstance(exc, pickle.UnpicklingError) else first_line(exc)
+        raise HpoError(
+            f"{path}: not a model saved by hpotool ({why}); give the model.pt of a run folder, or the folder, "
+            f"as hpotool train and train-from-best print it"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise HpoError(f"{path}: not a model saved by hpotool (expected format {MODEL_FORMAT!r})")
     # the model alone is rebuilt, from the shapes saved beside it: the data's code need not be importable

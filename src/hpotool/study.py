@@ -190,7 +190,7 @@ def open_study(
         # a run config. The queue is left as it is: prepare_resume queues the warm starts it lacks.
         describe_study(existing, plan)
     fingerprint.check(existing, plan.run, opt, allow_changed=plan.allow_changed_config)
-    _record_budget(existing, opt)
+    _record_run_settings(existing, opt)
     # Others may be sampling it: a process created it a moment ago (it is empty, or we lost the race to
     # create it) or has a trial running. A resume of an idle study keeps reproducible seeds.
     others = joined or not trials or any(t.state == TrialState.RUNNING for t in trials)
@@ -226,21 +226,9 @@ def typo_of(a: str, b: str) -> bool:
     """Whether `a` could be `b` mistyped: one edit (a character added, dropped, changed, or two swapped)
     per four characters, at most two. A name sharing a stem on purpose (digits_warm, digits_pfl,
     digits_mlp_stage2 beside digits_mlp) is further off; digits_mpl, digts_mlp and digits-mlp are not."""
-    return _edits(a, b) <= max(1, min(2, len(a) // 4))
+    from hpotool.resolve import edit_distance
 
-
-def _edits(a: str, b: str) -> int:
-    """Edits (insert, delete, substitute, swap two neighbours) between `a` and `b`: the optimal string
-    alignment distance."""
-    rows = [list(range(len(b) + 1))]
-    for i in range(1, len(a) + 1):
-        row = [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            row[j] = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + (a[i - 1] != b[j - 1]))
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                row[j] = min(row[j], rows[-2][j - 2] + 1)
-        rows.append(row)
-    return rows[-1][-1]
+    return edit_distance(a, b) <= max(1, min(2, len(a) // 4))
 
 
 _NUMBER = re.compile(r"\d+")
@@ -257,14 +245,15 @@ def same_series(a: str, b: str) -> bool:
     )
 
 
-def _record_budget(study: optuna.Study, opt: OptimizeConfig) -> None:
-    """Keep the stored optimize config's n_trials and timeout at this run's: a machine joining the study by
-    its name alone (`prepare_stored_study`) aims for the target the latest run gave (`--n-trials 40` on a
-    study created with 20), not the one it was created with."""
+def _record_run_settings(study: optuna.Study, opt: OptimizeConfig) -> None:
+    """Keep the stored optimize config's n_trials, timeout and `final:` rules at this run's: a machine joining
+    the study by its name alone (`prepare_stored_study`) aims for the target the latest run gave (`--n-trials
+    40` on a study created with 20), not the one it was created with; and `train-from-best` trains as the
+    latest run's `final:` says (an edited `final: {epochs: 60}` was run again, accepted, and ignored)."""
     stored = study.user_attrs.get("optimize_config")
-    budget = {"n_trials": opt.n_trials, "timeout": opt.timeout}
-    if isinstance(stored, dict) and any(stored.get(key) != value for key, value in budget.items()):
-        study.set_user_attr("optimize_config", {**stored, **budget})
+    latest = {"n_trials": opt.n_trials, "timeout": opt.timeout, "final": opt.model_dump(mode="json")["final"]}
+    if isinstance(stored, dict) and any(stored.get(key) != value for key, value in latest.items()):
+        study.set_user_attr("optimize_config", {**stored, **latest})
 
 
 # A study exists from Optuna's create_study on, and its warm start, configs and fingerprint are written after
