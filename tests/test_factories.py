@@ -187,8 +187,10 @@ def test_optuna_arguments_of_their_annotated_types_build() -> None:
     """The check of Optuna's scalar arguments lets through what their annotations take: an int for a float, a
     str or an int for successive halving's min_resource, None where it is optional; and converts a value
     written as another type to the one annotated."""
-    tpe = make_sampler("tpe", {"seed": 3, "prior_weight": 2, "consider_prior": True}, seed=0, space=SPACE)
+    tpe = make_sampler("tpe", {"seed": 3, "n_startup_trials": 4}, seed=0, space=SPACE)
     assert isinstance(tpe, optuna.samplers.TPESampler)
+    # an int for a float (without TPE's prior_weight, which Optuna 5 deprecates with a FutureWarning)
+    assert make_pruner("percentile", {"percentile": 25})._percentile == 25.0  # type: ignore[attr-defined]
     # converted as pydantic converts a config's fields: `seed: 1e3` (1000.0) or "7" failed inside numpy
     for seed, same in ((1000.0, 1000), ("7", 7)):
         for name in ("tpe", "rung_tpe", "random"):  # rung_tpe passes its kwargs on to Optuna's TPESampler
