@@ -206,7 +206,7 @@ def test_a_lock_another_process_takes_during_a_trial_leaves_it_running_and_says_
         run_study(prepare_study(*paths))
     where = str(db.resolve())
     assert str(caught.value) == (
-        f"storage {opt['storage']!r}: another process kept {where!r} locked for over 1 s, so this run could not "
+        f"storage {opt['storage']!r}: another process kept {where!r} locked for over 1 s, so this command could not "
         f"write to it (OperationalError: (sqlite3.OperationalError) database is locked). End that process or its "
         f"open transaction (a sqlite3 shell, a database browser; fuser {where} lists the processes that have the "
         f"file open), then run the same command to resume: it marks the trials left RUNNING FAIL ('worker "
@@ -267,6 +267,36 @@ def test_fail_stale_on_a_study_it_cannot_write_says_so(
             f"to and give that path"
         ), line
         assert load_study("s", url).trials[0].state.name == "RUNNING"  # nothing half-written
+
+
+def test_fail_stale_on_a_study_another_process_keeps_locked_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `fail-stale` read the study, found the dead trial and ended in a traceback (Optuna's "invalid data in
+    # the commit, e.g. exceeding max length") when a sqlite3 shell held the file in `BEGIN EXCLUSIVE;`.
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}"
+    _study_with_a_dead_trial(url)
+    monkeypatch.setenv("HPOTOOL_SQLITE_BUSY_TIMEOUT", "1")
+    lock = sqlite3.connect(db, isolation_level=None)
+    try:
+        lock.execute("BEGIN EXCLUSIVE")
+        result = CliRunner().invoke(app, ["fail-stale", "--study-name", "s", "--storage", url])
+    finally:
+        lock.close()
+    assert result.exit_code == 2, result.output
+    where = str(db.resolve())
+    assert result.stderr == (
+        f"error: storage {url!r}: another process kept {where!r} locked for over 1 s, so this command could not "
+        f"write to it (OperationalError: (sqlite3.OperationalError) database is locked). End that process or "
+        f"its open transaction (a sqlite3 shell, a database browser; fuser {where} lists the processes that "
+        f"have the file open), then run the same command again\n"
+    )
+    assert load_study("s", url).trials[0].state.name == "RUNNING"  # nothing half-written
 
 
 @pytest.mark.parametrize(

@@ -1073,7 +1073,7 @@ def _sqlite_locked(db: Path) -> Iterator[None]:
 def _lock_line(url: str, db: Path, causes: str, timeout: int, resume: str) -> str:
     where = str(db.resolve())
     return (
-        f"error: storage {url!r}: another process kept {where!r} locked for over {timeout} s, so this run "
+        f"error: storage {url!r}: another process kept {where!r} locked for over {timeout} s, so this command "
         f"could not write to it ({causes}). End that process or its open transaction (a sqlite3 shell, a "
         f"database browser; fuser {where} lists the processes that have the file open), then run the same "
         f"command to resume: {resume}"

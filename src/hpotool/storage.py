@@ -480,14 +480,30 @@ def cannot_write(url: str, exc: BaseException) -> HpoError | None:
     """What a command that writes to a study (`fail-stale`) says when the write failed because this process
     cannot write the SQLite or journal file or its folder (`_file_hint`); None for any other error."""
     hint = _file_hint(url)
+    first = lost_cause(exc)  # not Optuna's "invalid data in the commit, e.g. exceeding max length"
     if not hint:
-        return None
-    cause = (
-        lost_connection(exc) or exc
-    )  # not Optuna's "invalid data in the commit, e.g. exceeding max length"
-    text = str(cause).strip()
-    first = f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
+        # another process keeps the SQLite file locked (it printed a traceback)
+        return _locked(url, first, "then run the same command again") if lost_connection(exc) else None
     return HpoError(f"storage {shown_url(url)!r} cannot be written ({first}){hint}")
+
+
+def _locked(url: str, first: str, then: str) -> HpoError | None:
+    """What a command says when another process kept the SQLite file of `url` locked past the busy timeout
+    (`first`, the error, says "database is locked"); None for any other error or storage."""
+    path = storage_file(url)
+    if "database is locked" not in first or path is None:
+        return None
+    # A sqlite3 shell or a database browser inside a transaction: the server is not gone, and waiting
+    # longer is no fix. `optimize` said the storage "stopped answering ... once it answers again", naming
+    # neither the file nor the lock; `fail-stale` printed a traceback.
+    from shlex import quote
+
+    where = os.path.abspath(path)
+    return HpoError(
+        f"storage {shown_url(url)!r}: another process kept {where!r} locked for over {sqlite_busy_timeout()} s, "
+        f"so this command could not write to it ({first}). End that process or its open transaction (a sqlite3 "
+        f"shell, a database browser; fuser {quote(where)} lists the processes that have the file open), {then}"
+    )
 
 
 def study_deleted(study_name: str, url: str, exc: BaseException) -> HpoError | None:
@@ -537,20 +553,9 @@ def storage_lost(url: str, exc: BaseException | str, *, left_running: bool = Tru
         resume = "it marks the trials left RUNNING FAIL ('worker died') and runs their parameters again"
     else:
         resume = "the trials that were running are marked FAIL ('worker died'), their parameters queued again"
-    path = storage_file(url)
-    if "database is locked" in first and path is not None:
-        # Another process holds a write lock on the file (a sqlite3 shell or a database browser inside a
-        # transaction): the server is not gone, and waiting longer is no fix. It said the storage "stopped
-        # answering ... once it answers again", naming neither the file nor what to end.
-        from shlex import quote
-
-        where = os.path.abspath(path)
-        return HpoError(
-            f"storage {shown_url(url)!r}: another process kept {where!r} locked for over "
-            f"{sqlite_busy_timeout()} s, so this run could not write to it ({first}). End that process or its "
-            f"open transaction (a sqlite3 shell, a database browser; fuser {quote(where)} lists the processes that "
-            f"have the file open), then run the same command to resume: {resume}"
-        )
+    locked = _locked(url, first, f"then run the same command to resume: {resume}")
+    if locked is not None:
+        return locked
     if not left_running:
         return HpoError(
             f"storage {shown_url(url)!r} stopped answering during the study ({first}); the trials it holds are "
