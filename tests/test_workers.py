@@ -1056,6 +1056,19 @@ def test_workers_that_lose_a_redis_journal_while_their_main_process_reaches_it_a
     assert sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)) == 6
 
 
+def test_the_causes_of_a_lost_storage_are_named_once_each_after_the_processes_that_met_them() -> None:
+    from hpotool.workers import lost_causes
+
+    refused = "ConnectionError: Error 111 connecting to 127.0.0.1:6379. Connection refused."
+    closed = "ConnectionError: Connection closed by server."
+    assert lost_causes(
+        [("hpotool-worker-1", closed), ("hpotool-worker-0", refused), ("hpotool-worker-2", closed)]
+    ) == (f"hpotool-worker-1, hpotool-worker-2: {closed}; hpotool-worker-0: {refused}")
+    assert lost_causes([("the main process", closed), ("hpotool-worker-0", closed)]) == (
+        f"the main process, hpotool-worker-0: {closed}"
+    )
+
+
 @contextlib.contextmanager
 def _sqlite_locked(db: Path) -> Iterator[None]:
     """Another process's write lock on the SQLite file `db`, as a sqlite3 shell holds it after `BEGIN
