@@ -1725,6 +1725,12 @@ CASES = [
         env={"HPOTOOL_HEARTBEAT_INTERVAL": "2.5"},
     ),
     Case(
+        "sqlite-busy-timeout-env",
+        "a SQLite busy timeout in the environment that is not a whole number of seconds",
+        "error: environment variable HPOTOOL_SQLITE_BUSY_TIMEOUT='soon': give a whole number of seconds, 1 or more (default 60), or unset it",
+        env={"HPOTOOL_SQLITE_BUSY_TIMEOUT": "soon"},
+    ),
+    Case(
         "optimizer-function-without-lr",
         "an optimizer function of the user's whose learning rate is not called lr",
         "error: run.yaml: optimizer: optimizer 'keras_optimizer:make' takes no argument 'lr', which hpotool gives every optimizer (optimizer.lr, 0.01 here, which a search varies): name its learning_rate argument lr",

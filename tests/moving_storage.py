@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +46,39 @@ class DeletesTheStudy(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x.flatten(1))
+
+
+LOCK = (
+    "HPOTOOL_TEST_LOCK_STUDY"  # "PATH SECONDS": the SQLite file to lock as a trial builds its model, how long
+)
+
+
+class LocksTheStudy(nn.Module):
+    """A model whose constructor, in the first trial that builds it (not in the checks before trial 0: no
+    trial runs then), has another connection take a write lock on the study's SQLite file for SECONDS, as a
+    sqlite3 shell's `BEGIN EXCLUSIVE;` does, while the trial goes on to train and write its attributes."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        path, seconds = os.environ[LOCK].rsplit(" ", 1)
+        running = 0
+        if Path(path).exists():  # the checks before trial 0 build the model before the study exists
+            with contextlib.closing(sqlite3.connect(path)) as look:
+                running = look.execute("SELECT count(*) FROM trials WHERE state = 'RUNNING'").fetchone()[0]
+        if running and _first(f"{path}.locked"):
+            lock = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            lock.execute("BEGIN EXCLUSIVE")
+            threading.Timer(float(seconds), lock.close).start()  # closed, its transaction rolls back
+        self.linear = nn.Linear(in_features, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1))
+
+
+def _first(marker: str) -> bool:
+    """Whether this is the first call for `marker` (a file it creates)."""
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return False
+    return True

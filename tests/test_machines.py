@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -227,9 +228,11 @@ def test_a_worker_whose_connection_the_server_drops_leaves_its_trial_to_the_othe
         [retry] = [t for t in trials if t.user_attrs.get("retry_of") == cut.number]
         assert retry.state == TrialState.COMPLETE and retry.params == cut.params
         pid = cut.user_attrs["worker"]["pid"]
-        assert "error" not in ran.stderr
+        assert "error:" not in ran.stderr
+        # The note names the error the worker met (it said only "lost its connection to the storage").
         assert (
-            f"(pid {pid}) lost its connection to the storage: its trial #{cut.number} ended as FAIL"
+            f"(pid {pid}) lost its connection to the storage (OperationalError: (psycopg.errors.AdminShutdown) "
+            f"terminating connection due to administrator command): its trial #{cut.number} ended as FAIL"
             in " ".join(ran.stderr.split())
         ), ran.stderr
 
@@ -260,14 +263,26 @@ def test_workers_that_lose_the_storage_say_why_in_the_one_line(tmp_path: Path) -
     # own error dropped, so a cause that has a hint of its own (a read-only SQLite file) never got it. Now
     # the line names the error a worker met, as a single process does.
     (tmp_path / "cut_every.py").write_text(CUT_EVERY_FIT)
-    with _cut_study(tmp_path, None, 4, function="cut_every:fit") as (url, _):
+    with _cut_study(tmp_path, None, 4, function="cut_every:fit") as (url, name):
         ran = _optimize(tmp_path, "-r", "run.yaml", "-o", "optimize.yaml", "-q", "--workers", "2")
         assert ran.returncode == 2, ran.stdout + ran.stderr
         (line,) = [line for line in ran.stderr.splitlines() if line.startswith("error:")]
-        assert line.startswith(
-            f"error: storage '{url}' stopped answering during the study (OperationalError: "
+        # Each worker's cause, once for the workers that met the same one (it named the first worker's).
+        cause = "OperationalError: (psycopg.errors.AdminShutdown) terminating connection due to administrator command"
+        assert re.match(
+            rf"error: storage '{re.escape(url)}' stopped answering during the study "
+            rf"\(hpotool-worker-[01], hpotool-worker-[01]: {re.escape(cause)}\); ",
+            line,
         ), ran.stderr
         assert "a worker lost its connection" not in line and "Traceback" not in ran.stderr, ran.stderr
+        # The main process, which still reached the server, failed their trials and queued them again: the
+        # line said "those that were running stay RUNNING there".
+        assert line.endswith(
+            "; the trials it holds are kept, and the trials that were running are marked FAIL ('worker died'), "
+            "their parameters queued again. Once it answers again, run the same command to resume"
+        ), line
+        study = optuna.load_study(study_name=name, storage=make_storage(url))
+        assert not study.get_trials(states=(TrialState.RUNNING,))
 
 
 QUICK_FIT = """

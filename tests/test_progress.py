@@ -127,3 +127,28 @@ def test_a_text_choice_yaml_would_read_as_another_value_is_quoted() -> None:
 
     line = _trial_line(suggest)
     assert 'loss.weight="null" model.norm="0.1" model.activation=relu' in line, line
+
+
+def test_the_trials_of_other_commands_and_machines_are_marked_with_where_they_ran() -> None:
+    # With --workers the main process shows every trial the study finishes: on a study shared with another
+    # command or machine, their trials were listed as this run's, unmarked (the summary's "run now" counted
+    # only this run's). Now each says where it ran.
+    import os
+
+    from hpotool.stale import owner
+
+    here = owner()
+    lines = _lines(
+        [
+            (TrialState.COMPLETE, 0.9, {"worker": {**here, "pid": 1, "main": os.getpid()}}),  # this run's
+            (TrialState.COMPLETE, 0.8, {"worker": {**here, "pid": 4243}}),
+            (TrialState.COMPLETE, 0.95, {"worker": {"host": "machine-b.example", "pid": 4242}}),
+            (TrialState.COMPLETE, 0.5, {}),  # a trial without an owner recorded: not marked
+        ]
+    )
+    import re
+
+    trials = re.split(r" (?=trial \d+ )", " ".join(" ".join(lines).split()))  # a long line wraps at 80
+    assert "(" not in trials[0] and "(" not in trials[3], lines
+    assert trials[1].endswith("(another command, pid 4243)"), lines
+    assert trials[2].endswith("(machine-b.example, pid 4242) new best"), lines

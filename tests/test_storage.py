@@ -180,6 +180,50 @@ def test_optimize_on_a_study_file_it_cannot_write_says_so(
     assert load_study("tiny", opt_dict["storage"]).trials[0].state.name == "COMPLETE"  # it still reads
 
 
+def test_a_lock_another_process_takes_during_a_trial_leaves_it_running_and_says_so(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process took a write lock on the study's file as a trial trained (a sqlite3 shell's `BEGIN
+    # EXCLUSIVE;`) and held it past the busy timeout: the trial's next write failed, and the trial was told
+    # FAIL (the lock gone by then) with Optuna's "StorageInternalError: ... invalid data in the commit, e.g.
+    # exceeding max length" as its reason, blaming the data; its values never ran again. Now the run ends
+    # in one line naming the file and the lock, the trial stays RUNNING, and the same command runs it again.
+    from hpotool.loop import run_study
+
+    from .moving_storage import LOCK
+
+    db = Path(opt_dict["storage"].removeprefix("sqlite:///"))
+    monkeypatch.setenv("HPOTOOL_SQLITE_BUSY_TIMEOUT", "1")
+    monkeypatch.setenv(LOCK, f"{db} 2")
+    run = {**run_dict, "model": {"name": "tests.moving_storage:LocksTheStudy"}}
+    opt = {
+        **opt_dict,
+        "n_trials": 1,
+        "search_space": {"optimizer.lr": opt_dict["search_space"]["optimizer.lr"]},
+    }
+    paths = write_yaml(tmp_path / "run.yaml", run), write_yaml(tmp_path / "opt.yaml", opt)
+    with pytest.raises(HpoError) as caught:
+        run_study(prepare_study(*paths))
+    where = str(db.resolve())
+    assert str(caught.value) == (
+        f"storage {opt['storage']!r}: another process kept {where!r} locked for over 1 s, so this command could not "
+        f"write to it (OperationalError: (sqlite3.OperationalError) database is locked). End that process or its "
+        f"open transaction (a sqlite3 shell, a database browser; fuser {where} lists the processes that have the "
+        f"file open), then run the same command to resume: it marks the trials left RUNNING FAIL ('worker "
+        f"died') and runs their parameters again"
+    )
+    [trial] = load_study("tiny", opt["storage"]).trials
+    assert trial.state.name == "RUNNING" and "fail_reason" not in trial.user_attrs
+    # The lock is gone: the next run fails the trial and runs its values again (a process that is gone would
+    # be found at once, 'worker died'; this one lives on, so its trial's heartbeat goes stale first).
+    monkeypatch.setenv("HPOTOOL_HEARTBEAT_INTERVAL", "1")
+    monkeypatch.setenv("HPOTOOL_HEARTBEAT_GRACE", "1")
+    run_study(prepare_study(*paths))
+    first, retry = load_study("tiny", opt["storage"]).trials
+    assert first.state.name == "FAIL" and first.user_attrs["fail_reason"].startswith("stale: no heartbeat")
+    assert retry.state.name == "COMPLETE" and retry.params == first.params
+
+
 def _study_with_a_dead_trial(url: str) -> None:
     """A study whose one RUNNING trial belongs to a process of this machine that is gone."""
     import sys
@@ -223,6 +267,36 @@ def test_fail_stale_on_a_study_it_cannot_write_says_so(
             f"to and give that path"
         ), line
         assert load_study("s", url).trials[0].state.name == "RUNNING"  # nothing half-written
+
+
+def test_fail_stale_on_a_study_another_process_keeps_locked_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `fail-stale` read the study, found the dead trial and ended in a traceback (Optuna's "invalid data in
+    # the commit, e.g. exceeding max length") when a sqlite3 shell held the file in `BEGIN EXCLUSIVE;`.
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}"
+    _study_with_a_dead_trial(url)
+    monkeypatch.setenv("HPOTOOL_SQLITE_BUSY_TIMEOUT", "1")
+    lock = sqlite3.connect(db, isolation_level=None)
+    try:
+        lock.execute("BEGIN EXCLUSIVE")
+        result = CliRunner().invoke(app, ["fail-stale", "--study-name", "s", "--storage", url])
+    finally:
+        lock.close()
+    assert result.exit_code == 2, result.output
+    where = str(db.resolve())
+    assert result.stderr == (
+        f"error: storage {url!r}: another process kept {where!r} locked for over 1 s, so this command could not "
+        f"write to it (OperationalError: (sqlite3.OperationalError) database is locked). End that process or "
+        f"its open transaction (a sqlite3 shell, a database browser; fuser {where} lists the processes that "
+        f"have the file open), then run the same command again\n"
+    )
+    assert load_study("s", url).trials[0].state.name == "RUNNING"  # nothing half-written
 
 
 @pytest.mark.parametrize(

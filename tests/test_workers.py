@@ -954,6 +954,204 @@ def test_a_storage_server_that_goes_away_ends_the_study_in_one_line_and_it_resum
     assert not [t for t in trials if t.state == TrialState.RUNNING]
 
 
+def _local_ports(pid: int) -> set[int]:
+    """The local TCP ports of process `pid`'s sockets (read from /proc)."""
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):  # closed since the listing
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+class _WorkerCut(_Relay):
+    """A relay that can cut some processes off the server (`cut(pids)`: their connections dropped, new ones
+    closed at once) while it passes on everyone else's: a worker that loses the storage while its command's
+    main process still reaches it (a network fault on one process's connections, a server that ended them)."""
+
+    def __init__(self, port: int) -> None:
+        self.cut_off: set[int] = set()
+        self.pairs: list[tuple[int, socket.socket, socket.socket]] = []  # (client's port, client, upstream)
+        super().__init__(port)
+
+    def _cut_ports(self) -> set[int]:
+        return set().union(*(_local_ports(pid) for pid in self.cut_off)) if self.cut_off else set()
+
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        port = client.getpeername()[1]
+        if port in self._cut_ports():
+            for s in (client, upstream):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            return
+        self.pairs.append((port, client, upstream))
+        super()._relay(client, upstream)
+
+    def cut(self, pids: set[int]) -> None:
+        self.cut_off |= pids
+        ports = self._cut_ports()
+        for port, client, upstream in self.pairs:
+            if port in ports:
+                for s in (client, upstream):
+                    with contextlib.suppress(OSError):
+                        s.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.mark.parametrize("storage", ["redis"], indirect=True)
+def test_workers_that_lose_a_redis_journal_while_their_main_process_reaches_it_are_named_with_their_cause(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], storage: tuple[str, str]
+) -> None:
+    # Every worker of `--workers 2` lost its connection to the Redis server that keeps the study's journal,
+    # while their main process still reached it: the line named the first worker's error alone, and said
+    # "those that were running stay RUNNING there", where the main process had failed them ("worker died")
+    # and queued their values again. Now it names each worker that lost the storage, each cause once, and
+    # what became of their trials; the same command finishes the study.
+    url, name = storage
+    relay = _WorkerCut(6379)
+    through = url.replace("127.0.0.1:6379", f"127.0.0.1:{relay.port}")
+    args = _slow_configs(tmp_path, run_dict, {**opt_dict, "storage": through, "study_name": name}, 6)
+    proc = _hpotool(args, tmp_path)
+    try:
+        study = _study_of(url, name)
+
+        def both_training() -> list[optuna.trial.FrozenTrial]:
+            running = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+            trained = [t for t in running if t.params and "worker" in t.user_attrs and t.intermediate_values]
+            return trained if len(trained) == 2 else []
+
+        victims = _wait_for(both_training)
+        relay.cut({t.user_attrs["worker"]["pid"] for t in victims})
+        output = proc.communicate(timeout=60)[0]
+    finally:
+        relay.close()
+        _kill_session(proc)
+    assert proc.returncode == 2, output
+    assert "Traceback" not in output, output
+    (line,) = [line for line in output.splitlines() if line.startswith("error:")]
+    assert re.fullmatch(
+        rf"error: storage '{re.escape(through)}' stopped answering during the study \("
+        r"hpotool-worker-[01], hpotool-worker-[01]: ConnectionError: [^;]+\); the trials it holds are kept, "
+        r"and the trials that were running are marked FAIL \('worker died'\), their parameters queued again\. "
+        r"Once it answers again, run the same command to resume",
+        line,
+    ), output
+    trials = study.get_trials(deepcopy=False)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    for victim in victims:
+        assert trials[victim.number].user_attrs["fail_reason"].startswith("worker died")
+        assert any(t.user_attrs.get("retry_of") == victim.number for t in trials)
+    opt_path = Path(args[args.index("-o") + 1])  # the same study, reached directly
+    write_yaml(opt_path, {**yaml.safe_load(opt_path.read_text()), "storage": url})
+    code, output = _run_hpotool(args, tmp_path)
+    assert code == 0, output
+    assert sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)) == 6
+
+
+def test_the_causes_of_a_lost_storage_are_named_once_each_after_the_processes_that_met_them() -> None:
+    from hpotool.workers import lost_causes
+
+    refused = "ConnectionError: Error 111 connecting to 127.0.0.1:6379. Connection refused."
+    closed = "ConnectionError: Connection closed by server."
+    assert lost_causes(
+        [("hpotool-worker-1", closed), ("hpotool-worker-0", refused), ("hpotool-worker-2", closed)]
+    ) == (f"hpotool-worker-1, hpotool-worker-2: {closed}; hpotool-worker-0: {refused}")
+    assert lost_causes([("the main process", closed), ("hpotool-worker-0", closed)]) == (
+        f"the main process, hpotool-worker-0: {closed}"
+    )
+
+
+@contextlib.contextmanager
+def _sqlite_locked(db: Path) -> Iterator[None]:
+    """Another process's write lock on the SQLite file `db`, as a sqlite3 shell holds it after `BEGIN
+    EXCLUSIVE;` (a WAL database's readers read on)."""
+    import sqlite3
+
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("BEGIN EXCLUSIVE")
+        yield
+    finally:
+        conn.close()
+
+
+def _lock_line(url: str, db: Path, causes: str, timeout: int, resume: str) -> str:
+    where = str(db.resolve())
+    return (
+        f"error: storage {url!r}: another process kept {where!r} locked for over {timeout} s, so this command "
+        f"could not write to it ({causes}). End that process or its open transaction (a sqlite3 shell, a "
+        f"database browser; fuser {where} lists the processes that have the file open), then run the same "
+        f"command to resume: {resume}"
+    )
+
+
+LOCKED = "OperationalError: (sqlite3.OperationalError) database is locked"
+LEFT_RUNNING = "it marks the trials left RUNNING FAIL ('worker died') and runs their parameters again"
+
+
+def test_workers_on_a_sqlite_study_another_process_keeps_locked_say_so_in_one_line(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # `sqlite3 studies/tiny.db 'BEGIN EXCLUSIVE;'` held open beside `optimize --workers 2`: after the busy
+    # timeout the command said the storage "stopped answering during the study ... once it answers again",
+    # naming neither the file nor the lock. Now one line names the file, the lock and what to do.
+    args = _slow_configs(tmp_path, run_dict, opt_dict, 2)
+    url = opt_dict["storage"]
+    db = Path(url.removeprefix("sqlite:///"))
+    _in_this_process([*args[:-3], "-q", "--n-trials", "1"])  # the study, with one trial
+    with _sqlite_locked(db):
+        code, output = _run_hpotool(args, tmp_path, HPOTOOL_SQLITE_BUSY_TIMEOUT="1")
+    assert code == 2, output
+    assert output.strip() == _lock_line(url, db, LOCKED, 1, LEFT_RUNNING), output
+    trials = _study_of(url).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE]  # nothing written, nothing half-written
+
+
+def test_a_lock_taken_while_workers_train_ends_the_run_in_one_line_and_the_study_resumes(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # The lock taken mid-study: a worker whose write waited it out told its trial FAIL with Optuna's
+    # "StorageInternalError: ... invalid data in the commit, e.g. exceeding max length" (once the lock was
+    # gone), its values never run again. Now every process that met the lock is named, the trials it
+    # caught stay RUNNING, and the same command fails them ('worker died') and runs their values again.
+    args = _slow_configs(tmp_path, run_dict, opt_dict, 6)
+    url = opt_dict["storage"]
+    db = Path(url.removeprefix("sqlite:///"))
+    proc = _hpotool(args, tmp_path, HPOTOOL_SQLITE_BUSY_TIMEOUT="1")
+    try:
+        study = _study_of(url)
+        caught = _wait_for(lambda: _running_with_epochs(study))
+        with _sqlite_locked(db):
+            output = proc.communicate(timeout=60)[0]
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 2, output
+    assert "Traceback" not in output, output
+    (line,) = [line for line in output.splitlines() if line.startswith("error:")]
+    names = re.search(r"could not write to it \((.*): OperationalError", line)
+    assert names is not None and "the main process" in names.group(1), line
+    assert line == _lock_line(url, db, f"{names.group(1)}: {LOCKED}", 1, LEFT_RUNNING), line
+    trials = study.get_trials(deepcopy=False)
+    assert trials[caught.number].state == TrialState.RUNNING
+    assert not [t for t in trials if "StorageInternalError" in str(t.user_attrs.get("fail_reason"))]
+    code, output = _run_hpotool(args, tmp_path)
+    assert code == 0, output
+    trials = study.get_trials(deepcopy=False)
+    assert trials[caught.number].user_attrs["fail_reason"].startswith("worker died")
+    [retry] = [t for t in trials if t.user_attrs.get("retry_of") == caught.number]
+    assert retry.state == TrialState.COMPLETE and retry.params == caught.params
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 6
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
 class _Tripwire(_Relay):
     """A relay that goes away when the client sends `trigger` (a query the command makes after it opened
     the storage), dropping every connection instead of passing it on."""

@@ -61,6 +61,22 @@ def make_objective(
     watched = tuple(dict.fromkeys(("val_loss", *opt.objectives)))  # NaN in these: the run diverged
 
     def objective(trial: optuna.Trial) -> float | list[float]:
+        """`run(trial)`, where the storage failing under one of hpotool's own writes (the trial's values,
+        its attributes: a SQLite file another process keeps locked, a server gone) is `StorageLostInTrial`,
+        not the training's failure. The trial was told FAIL with Optuna's "StorageInternalError: ...
+        invalid data in the commit, e.g. exceeding max length" as its reason, where the write after it got
+        through (a lock released), and its values never ran again."""
+        training: list[BaseException] = []  # what the training itself raised: a user's own database error
+        try:
+            return run(trial, training)
+        except Exception as exc:
+            if isinstance(exc, (StorageLostInTrial, optuna.TrialPruned)) or any(exc is e for e in training):
+                raise
+            if lost_connection(exc) is None:
+                raise
+            raise StorageLostInTrial(str(exc)) from exc
+
+    def run(trial: optuna.Trial, training: list[BaseException]) -> float | list[float]:
         try:
             # A signal waits for the whole point: a trial that ends with part of one (its values are stored
             # one by one) reads to brute force as a whole point, and its retry fails ('param_name mismatch').
@@ -68,7 +84,8 @@ def make_objective(
                 params = suggest(trial, opt.search_space, fixed)
             config = apply_overrides(plan.run, params)
         except Exception as exc:  # a sampler that cannot sample (bad kwargs), a value the config refuses
-            trial.set_user_attr("fail_reason", fail_reason(exc, plan.run))
+            if lost_connection(exc) is None:  # not the storage failing under its values: `objective`
+                trial.set_user_attr("fail_reason", fail_reason(exc, plan.run))
             raise
         if observer is not None:
             observer.trial_started(trial.number, params, config.epochs)
@@ -115,6 +132,7 @@ def make_objective(
             attrs["diverged_at"] = {"epoch": exc.epoch, "metric": exc.name, "value": str(exc.value)}
             raise optuna.TrialPruned(str(exc)) from None
         except (Exception, KeyboardInterrupt) as exc:
+            training.append(exc)
             attrs["fail_reason"] = fail_reason(exc, config)
             if limits and attrs["fail_reason"].startswith("out of memory"):
                 attrs["constraints"] = [INFEASIBLE] * len(

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from hpotool.formatting import format_param, format_value
+from hpotool.stale import ran_elsewhere
 from hpotool.trainer import EpochResult
 
 _STATE_STYLE = {TrialState.COMPLETE: "green", TrialState.PRUNED: "yellow", TrialState.FAIL: "red"}
@@ -153,6 +154,11 @@ class RichObserver:
         # `hpotool trials --state pruned` lists them, as Optuna's own log says only "Trial N pruned".
         params = "" if trial.state == TrialState.PRUNED else f"{escape(format_params(trial))}  "
         took = duration(seconds)
+        # With --workers this process shows every trial the study finishes: another command's or another
+        # machine's, on a shared study, were listed as this run's (the summary's "run now" left them out).
+        elsewhere = ran_elsewhere(trial)
+        if elsewhere is not None:
+            mark = f"  [dim]({escape(elsewhere)})[/]{mark}"
         self.console.print(
             f"trial {trial.number:>3} [{style}]{trial.state.name:<8}[/] {escape(detail)}  "
             f"[dim]{params}{took}[/]{mark}"

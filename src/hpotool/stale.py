@@ -71,6 +71,19 @@ def run_by(trial: FrozenTrial, pids: Collection[int]) -> bool:
     return isinstance(who, dict) and _here(who) and who.get("pid") in pids
 
 
+def ran_elsewhere(trial: FrozenTrial) -> str | None:
+    """Where `trial` ran when not in this process or one of its workers (another command on this machine,
+    another machine), in words for the trial's line; None for this run's own trials and unrecorded ones."""
+    who = trial.user_attrs.get("worker")
+    if not isinstance(who, dict):
+        return None
+    if _here(who):
+        if os.getpid() in (who.get("pid"), who.get("main")):
+            return None
+        return f"another command, pid {who.get('pid')}"
+    return f"{who.get('host')}, pid {who.get('pid')}"
+
+
 def of_run(trial: FrozenTrial, main: int) -> bool:
     """Whether `trial` was run by a worker of the command whose main process, on this host, is `main`."""
     who = trial.user_attrs.get("worker")

@@ -27,7 +27,14 @@ from hpotool.errors import HpoError
 if TYPE_CHECKING:
     import optuna
 
-SQLITE_BUSY_TIMEOUT_S = 60.0
+SQLITE_BUSY_TIMEOUT_S = 60  # how long a write waits for another process's lock on a SQLite file
+
+
+def sqlite_busy_timeout() -> int:
+    """Seconds a SQLite write waits for another process's lock (`SQLITE_BUSY_TIMEOUT_S`); the environment
+    variable HPOTOOL_SQLITE_BUSY_TIMEOUT overrides it (tests, or a run that should give up sooner)."""
+    return _seconds_from_env("HPOTOOL_SQLITE_BUSY_TIMEOUT", SQLITE_BUSY_TIMEOUT_S)
+
 
 # Heartbeat (RDB storages: SQLite, PostgreSQL, MySQL): a running trial writes a heartbeat every
 # HEARTBEAT_INTERVAL_S; one silent for HEARTBEAT_GRACE_S belongs to a dead worker and is marked FAIL by
@@ -180,11 +187,11 @@ def reading_only() -> Iterator[None]:
 
 def _connect_sqlite_read_only(path: str) -> sqlite3.Connection:
     uri = read_only_uri(Path(path))
-    return sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False)
+    return sqlite3.connect(uri, uri=True, timeout=sqlite_busy_timeout(), check_same_thread=False)
 
 
 def _connect_sqlite(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False)
+    conn = sqlite3.connect(path, timeout=sqlite_busy_timeout(), check_same_thread=False)
     # WAL: readers never block the writer; NORMAL sync is durable against a crashed process (the
     # trade-off: the last commits may be lost on a power cut or OS crash, never corrupted).
     conn.execute("PRAGMA journal_mode=WAL")
@@ -230,6 +237,7 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
     import optuna
 
     heartbeat_settings()  # a bad setting fails here, before a journal (which has no heartbeat) is written
+    sqlite_busy_timeout()
     read_only = _READ_ONLY.get()
     create = (create and not read_only) or check_only
     try:
@@ -472,14 +480,30 @@ def cannot_write(url: str, exc: BaseException) -> HpoError | None:
     """What a command that writes to a study (`fail-stale`) says when the write failed because this process
     cannot write the SQLite or journal file or its folder (`_file_hint`); None for any other error."""
     hint = _file_hint(url)
+    first = lost_cause(exc)  # not Optuna's "invalid data in the commit, e.g. exceeding max length"
     if not hint:
-        return None
-    cause = (
-        lost_connection(exc) or exc
-    )  # not Optuna's "invalid data in the commit, e.g. exceeding max length"
-    text = str(cause).strip()
-    first = f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
+        # another process keeps the SQLite file locked (it printed a traceback)
+        return _locked(url, first, "then run the same command again") if lost_connection(exc) else None
     return HpoError(f"storage {shown_url(url)!r} cannot be written ({first}){hint}")
+
+
+def _locked(url: str, first: str, then: str) -> HpoError | None:
+    """What a command says when another process kept the SQLite file of `url` locked past the busy timeout
+    (`first`, the error, says "database is locked"); None for any other error or storage."""
+    path = storage_file(url)
+    if "database is locked" not in first or path is None:
+        return None
+    # A sqlite3 shell or a database browser inside a transaction: the server is not gone, and waiting
+    # longer is no fix. `optimize` said the storage "stopped answering ... once it answers again", naming
+    # neither the file nor the lock; `fail-stale` printed a traceback.
+    from shlex import quote
+
+    where = os.path.abspath(path)
+    return HpoError(
+        f"storage {shown_url(url)!r}: another process kept {where!r} locked for over {sqlite_busy_timeout()} s, "
+        f"so this command could not write to it ({first}). End that process or its open transaction (a sqlite3 "
+        f"shell, a database browser; fuser {quote(where)} lists the processes that have the file open), {then}"
+    )
 
 
 def study_deleted(study_name: str, url: str, exc: BaseException) -> HpoError | None:
@@ -513,9 +537,11 @@ def lost_cause(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
 
 
-def storage_lost(url: str, exc: BaseException | str) -> HpoError:
+def storage_lost(url: str, exc: BaseException | str, *, left_running: bool = True) -> HpoError:
     """What `optimize` says when its storage stopped answering during the study (`lost_connection(exc)`);
-    `exc` is the error, or a worker's `lost_cause` of it."""
+    `exc` is the error, or the workers' `lost_cause`s of it. `left_running`: whether trials of the run may
+    be left RUNNING (False where the main process of `--workers`, which still reaches the storage, has
+    marked its lost workers' trials FAIL and queued their values again)."""
     first = exc if isinstance(exc, str) else lost_cause(exc)
     # SQLite opened a file it cannot write read-only: it answers, and will not write
     if "readonly database" in first:
@@ -523,6 +549,18 @@ def storage_lost(url: str, exc: BaseException | str) -> HpoError:
             "; make the file and its folder writable, or copy it to a folder you can write to and give that path"
         )
         return HpoError(f"storage {shown_url(url)!r} cannot be written ({first}){hint}")
+    if left_running:
+        resume = "it marks the trials left RUNNING FAIL ('worker died') and runs their parameters again"
+    else:
+        resume = "the trials that were running are marked FAIL ('worker died'), their parameters queued again"
+    locked = _locked(url, first, f"then run the same command to resume: {resume}")
+    if locked is not None:
+        return locked
+    if not left_running:
+        return HpoError(
+            f"storage {shown_url(url)!r} stopped answering during the study ({first}); the trials it holds are "
+            f"kept, and {resume}. Once it answers again, run the same command to resume"
+        )
     return HpoError(
         f"storage {shown_url(url)!r} stopped answering during the study ({first}); the trials it holds are "
         f"kept, and those that were running stay RUNNING there. Once it answers again, run the same command to "

@@ -235,7 +235,8 @@ def worker_main(
             # here): each worker printed a traceback, and the command exited 0 saying 'run again'. The main
             # process says it in one line, and the other workers stop after their trial.
             if problems is not None:
-                problems.put((SETUP_EXIT, f"{multiprocessing.current_process().name}: {exc}"))
+                name = multiprocessing.current_process().name
+                problems.put((SETUP_EXIT, f"{name}: {exc}", name))
             stop.set()
             sys.exit(SETUP_EXIT)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -255,14 +256,16 @@ def worker_main(
             # process opened it): each worker printed a traceback, and the command said 'N of N workers died;
             # run again to resume', exit code 1. The main process says why in one line; the others stop.
             if problems is not None:
-                problems.put((ERROR_EXIT, f"{multiprocessing.current_process().name}: {exc}"))
+                name = multiprocessing.current_process().name
+                problems.put((ERROR_EXIT, f"{name}: {exc}", name))
             stop.set()
             sys.exit(ERROR_EXIT)
         except Exception as exc:  # after the data is loaded: a user's database error there is not ours
             deleted = study_deleted(opt.study_name, args.storage_url, exc)
             if deleted is not None:  # the main process finds it gone too, and says so
                 if problems is not None:
-                    problems.put((ERROR_EXIT, f"{multiprocessing.current_process().name}: {deleted}"))
+                    name = multiprocessing.current_process().name
+                    problems.put((ERROR_EXIT, f"{name}: {deleted}", name))
                 stop.set()
                 sys.exit(ERROR_EXIT)
             if lost_connection(exc) is None:
@@ -270,7 +273,7 @@ def worker_main(
             # The storage stopped answering: the main process says so in one line, naming this cause (it
             # said "ConnectionError: a worker lost its connection", which hid a locked or read-only file).
             if problems is not None:
-                problems.put((LOST_STORAGE_EXIT, lost_cause(exc)))
+                problems.put((LOST_STORAGE_EXIT, lost_cause(exc), multiprocessing.current_process().name))
             sys.exit(LOST_STORAGE_EXIT)
     except KeyboardInterrupt as exc:
         # The shell's code for the signal: a worker signalled alone (its pid killed) tells the main process
@@ -438,8 +441,9 @@ def _fail_trials_of_exited(study: optuna.Study, procs: list[Any], exited: set[in
         fail_dead_local_trials(study, pids=gone)
 
 
-def _worker_ended(study: optuna.Study, proc: Any, before: set[int]) -> str:
-    """What happened to worker `proc`, which exited before the run ended, and to its last trial, in words."""
+def _worker_ended(study: optuna.Study, proc: Any, before: set[int], lost: str | None = None) -> str:
+    """What happened to worker `proc`, which exited before the run ended, and to its last trial, in words;
+    `lost`: the storage error it exited on (`LOST_STORAGE_EXIT`), which the note names."""
     code = proc.exitcode
     if code < 0 or code in (exit_code(signal.SIGINT), exit_code(signal.SIGTERM)):
         signum = -code if code < 0 else code - 128
@@ -449,7 +453,7 @@ def _worker_ended(study: optuna.Study, proc: Any, before: set[int]) -> str:
             name = f"signal {signum}"
         how = f"was stopped by {name}" if code > 0 else f"was killed by {name}"
     elif code == LOST_STORAGE_EXIT:
-        how = "lost its connection to the storage"
+        how = "lost its connection to the storage" + (f" ({lost})" if lost else "")
     else:
         how = f"exited with code {code}"
     mine = [
@@ -483,8 +487,9 @@ def run_workers(
             (`study_deleted`), once every worker has ended.
     """
     procs: list[Any] = []
+    problems = _Problems()
     try:
-        return _run_workers(plan, n_workers, observer, max_failures, procs, on_new_study)
+        return _run_workers(plan, n_workers, observer, max_failures, procs, problems, on_new_study)
     except Exception as exc:
         if isinstance(exc, HpoError):
             raise
@@ -499,7 +504,46 @@ def run_workers(
             for p in procs:
                 if p.pid is not None:
                     p.join()
-        raise (deleted or storage_lost(plan.storage_url, exc)) from None
+        if deleted is not None:
+            raise deleted from None
+        # This process's own cause, and those of the workers that lost the storage before it (a worker's
+        # may differ: a locked file there, a connection the server dropped): the line named only this one.
+        problems.drain()
+        workers = problems.lost(procs)
+        causes = lost_causes([("the main process", lost_cause(exc)), *workers]) if workers else exc
+        raise storage_lost(plan.storage_url, causes) from None
+
+
+class _Problems:
+    """What the workers put on `queue` (their exit code, the problem in words, their name), gathered."""
+
+    def __init__(self) -> None:
+        self.queue: SimpleQueue | None = None  # made with the workers' context (`_run_workers`)
+        self.said: list[tuple[int, str, str]] = []
+
+    def drain(self) -> None:
+        while self.queue is not None and not self.queue.empty():
+            self.said.append(self.queue.get())
+
+    def first(self, code: int) -> str | None:
+        """The first problem a worker that exited with `code` put."""
+        return next((text for said, text, _ in self.said if said == code), None)
+
+    def lost(self, procs: list[Any]) -> list[tuple[str, str]]:
+        """(worker name, cause) of each worker that exited because it lost the storage."""
+        gone = {p.name for p in procs if p.exitcode == LOST_STORAGE_EXIT}
+        return [(name, text) for code, text, name in self.said if code == LOST_STORAGE_EXIT and name in gone]
+
+
+def lost_causes(causes: list[tuple[str, str]]) -> str:
+    """Why the storage failed the processes `causes` names, in one line: each cause once, after the names of
+    the processes that met it (`hpotool-worker-0, hpotool-worker-1: OperationalError: ...`)."""
+    by_cause: dict[str, list[str]] = {}
+    for name, cause in causes:
+        names = by_cause.setdefault(cause, [])
+        if name not in names:
+            names.append(name)
+    return "; ".join(f"{', '.join(names)}: {cause}" for cause, names in by_cause.items())
 
 
 def _run_workers(
@@ -508,6 +552,7 @@ def _run_workers(
     observer: StudyObserver | None,
     max_failures: int,
     procs: list[Any],
+    problems: _Problems,
     on_new_study: Callable[[str], None] | None = None,
 ) -> StudySummary:
     start = time.perf_counter()
@@ -522,7 +567,8 @@ def _run_workers(
     # Storages without a heartbeat (Redis, journal files): a wait for other machines' trials is said once.
     wait_note = None if has_heartbeat(study._storage) else WaitNote(plan, heartbeat_settings()[1])
     ctx: Any = worker_context()
-    stop, exhausted, fallbacks, problems = ctx.Event(), ctx.Event(), ctx.SimpleQueue(), ctx.SimpleQueue()
+    stop, exhausted, fallbacks = ctx.Event(), ctx.Event(), ctx.SimpleQueue()
+    problems.queue = ctx.SimpleQueue()
     tracking = TrackingOff(ctx.Event(), ctx.SimpleQueue())
     fallback = IndependentSampling()
     warned: list[
@@ -532,6 +578,7 @@ def _run_workers(
     def gather() -> None:  # drained while the workers run too, so a worker's put never waits on a full pipe
         while not fallbacks.empty():
             fallback.merge(fallbacks.get())
+        problems.drain()
         while not tracking.warnings.empty():
             warning = tracking.warnings.get()
             if not warned:
@@ -550,7 +597,7 @@ def _run_workers(
                 stop,
                 exhausted,
                 fallbacks,
-                problems,
+                problems.queue,
                 tracking,
             ),
             name=f"hpotool-worker-{i}",
@@ -600,17 +647,22 @@ def _run_workers(
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     # A worker that lost its connection, where the others finished the study (its trial failed and run
     # again by them), is named in a note below, as one that ended otherwise.
-    said: dict[int, str] = {}  # the first problem a worker put, by its exit code
-    while not problems.empty():
-        code, problem = problems.get()
-        said.setdefault(code, problem)
+    problems.drain()
+    lost = problems.lost(procs)
     if any(p.exitcode == LOST_STORAGE_EXIT for p in procs) and finished < target:
-        raise storage_lost(plan.storage_url, said.get(LOST_STORAGE_EXIT, "a worker lost its connection"))
-    if any(p.exitcode == ERROR_EXIT for p in procs) and ERROR_EXIT in said:
-        raise HpoError(said[ERROR_EXIT])
-    if any(p.exitcode == SETUP_EXIT for p in procs) and SETUP_EXIT in said:
+        # every worker that lost it, each cause once: the line named the first worker's alone
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        raise storage_lost(
+            plan.storage_url,
+            lost_causes(lost) or "a worker lost its connection",
+            left_running=any(run_by(t, pids) or "worker" not in t.user_attrs for t in running),
+        )
+    error, setup = problems.first(ERROR_EXIT), problems.first(SETUP_EXIT)
+    if any(p.exitcode == ERROR_EXIT for p in procs) and error is not None:
+        raise HpoError(error)
+    if any(p.exitcode == SETUP_EXIT for p in procs) and setup is not None:
         raise HpoError(
-            f"{said[SETUP_EXIT]}; it passed in the main process but not in a worker: check what the workers' "
+            f"{setup}; it passed in the main process but not in a worker: check what the workers' "
             "environment lacks"
         )
     if any(p.exitcode == CONTRACT_EXIT for p in procs) and plan.run.trainer is not None:
@@ -664,7 +716,10 @@ def _run_workers(
     if interrupted is None and not named:
         # A worker stopped alone while the others ran on: the run ended as usual (exit code 0 when they
         # finished the study), and only '1 trial failed ... interrupted' hinted that a worker had gone.
-        ended = [_worker_ended(study, p, before) for p in procs if p.exitcode not in (0, None)]
+        causes = dict(lost)
+        ended = [
+            _worker_ended(study, p, before, causes.get(p.name)) for p in procs if p.exitcode not in (0, None)
+        ]
         if ended:
             summary.extra["workers_ended"] = ended
     return summary
