@@ -1444,6 +1444,13 @@ CASES = [
         existing_study=True,
     ),
     Case(
+        "export-out-empty",
+        "export-best --out '' (typer reads it as the current folder; every command with --out refuses it)",
+        "error: --out: is empty; give a folder, e.g. --out exports/best",
+        command=("export-best", "--study-name", "tiny", "--out", ""),
+        existing_study=True,
+    ),
+    Case(
         "export-default-folder-a-file",
         "export-best where a file holds the name of its default folder, studies/<study-name>",
         "error: studies/tiny: is a file, not a folder, and export-best writes into studies/tiny/ by default; give a folder with --out PATH, e.g. --out exports/tiny, or move that file away",

@@ -507,6 +507,24 @@ def test_out_dash_where_a_command_writes_files_is_refused(tmp_path: Path, args: 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("args", "example"),
+    [
+        (["export-best", "--study-name", "s"], "a folder, e.g. --out exports/best"),
+        (["train-from-best", "--study-name", "s"], "a folder, e.g. --out runs/final"),
+        (["train", "--run-config", "run.yaml"], "a folder, e.g. --out runs/mine"),
+        (["report", "--study-name", "s"], "a file, e.g. --out report.html"),
+        (["refine", "--study-name", "s"], "a file, e.g. --out stage2.yaml"),
+    ],
+)
+def test_an_empty_out_is_refused_by_every_command(tmp_path: Path, args: list[str], example: str) -> None:
+    # typer read --out '' as `.`: export-best wrote its files into the current folder, report said "--out .:
+    # is a folder"
+    result = runner.invoke(app, [*args, "--out", ""])
+    assert result.exit_code == 2 and result.stderr == f"error: --out: is empty; give {example}\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_train_out_dash_is_refused(configs: tuple[Path, Path], tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", "--run-config", str(configs[0]), "--out", "-"])
     assert result.exit_code == 2 and result.stderr == (
