@@ -1444,6 +1444,13 @@ CASES = [
         existing_study=True,
     ),
     Case(
+        "refine-out-not-yaml",
+        "refine --out s.json, a suffix naming another format than the YAML refine writes",
+        "error: --out s.json: refine writes YAML (the stage's config and its .run.yaml beside it), not .json; give a .yaml or .yml file, e.g. --out s.yaml",
+        command=("refine", "--study-name", "tiny", "--out", "s.json"),
+        existing_study=True,
+    ),
+    Case(
         "export-out-empty",
         "export-best --out '' (typer reads it as the current folder; every command with --out refuses it)",
         "error: --out: is empty; give a folder, e.g. --out exports/best",
