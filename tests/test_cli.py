@@ -95,6 +95,24 @@ def test_a_categorical_of_one_choice_is_noted_unless_a_condition_or_a_searched_s
     ], result.stderr
 
 
+@pytest.mark.parametrize("storage", ["studies", "sqlite:///studies"])
+def test_a_storage_mistake_is_the_one_line_printed_without_the_plans_notes(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, storage: str
+) -> None:
+    # the note of the one-choice parameter came first, then the storage error
+    opt_dict["search_space"] = {
+        **opt_dict["search_space"],
+        "model.activation": {"type": "categorical", "choices": ["relu"]},
+    }
+    (tmp_path / "studies").mkdir()
+    result = runner.invoke(app, [*_optimize_args(tmp_path, run_dict, opt_dict), "--storage", storage])
+    assert result.exit_code == 2
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(f"error: storage {storage!r}")
+    assert list((tmp_path / "studies").iterdir()) == []
+    ok = _optimize(tmp_path, run_dict, opt_dict, "--storage", "sqlite:///studies/ok.db", "--n-trials", "1")
+    assert "note: " in ok.stderr and "one choice, relu" in ok.stderr  # a correct run still notes it
+
+
 def test_a_range_whose_low_is_its_high_is_noted_as_a_categorical_of_one_choice_is(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

@@ -586,6 +586,11 @@ def _optimize(
             short = _short_of_top(plan, source, top)
             if short:
                 plan = replace(plan, notes=(*plan.notes, short))
+        from hpotool.storage import check_storage
+
+        # A storage the run refuses (a folder, no URL, a file of another kind) is the one line printed: the
+        # notes came first, then the error. Checked without connecting to a server or writing anything.
+        check_storage(plan.storage_url)
         for note in plan.notes:  # on stderr before the progress, so it stays in view
             _note(note)
         if dry_run:
