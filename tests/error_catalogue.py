@@ -1444,6 +1444,20 @@ CASES = [
         existing_study=True,
     ),
     Case(
+        "refine-out-not-yaml",
+        "refine --out s.json, a suffix naming another format than the YAML refine writes",
+        "error: --out s.json: refine writes YAML (the stage's config and its .run.yaml beside it), not .json; give a .yaml or .yml file, e.g. --out s.yaml",
+        command=("refine", "--study-name", "tiny", "--out", "s.json"),
+        existing_study=True,
+    ),
+    Case(
+        "export-out-empty",
+        "export-best --out '' (typer reads it as the current folder; every command with --out refuses it)",
+        "error: --out: is empty; give a folder, e.g. --out exports/best",
+        command=("export-best", "--study-name", "tiny", "--out", ""),
+        existing_study=True,
+    ),
+    Case(
         "export-default-folder-a-file",
         "export-best where a file holds the name of its default folder, studies/<study-name>",
         "error: studies/tiny: is a file, not a folder, and export-best writes into studies/tiny/ by default; give a folder with --out PATH, e.g. --out exports/tiny, or move that file away",

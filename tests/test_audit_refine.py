@@ -735,6 +735,22 @@ def test_refine_out_a_folder_is_refused_before_the_study_is_read(tmp_path: Path)
         )
 
 
+@pytest.mark.parametrize("name", ["s.json", "s.txt"])
+def test_refine_out_with_a_suffix_it_does_not_write_is_refused(tmp_path: Path, name: str) -> None:
+    # it wrote YAML with comments into s.json and named the partner s.run.yaml
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    source = synthetic_study("again", SPACE, 12, seed=0)
+    optuna.copy_study(from_study_name="again", from_storage=source._storage, to_storage=url)
+    out = tmp_path / name
+    result = CliRunner().invoke(app, ["refine", "--study-name", "again", "--storage", url, "--out", str(out)])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: --out {out}: refine writes YAML (the stage's config and its .run.yaml beside it), not "
+        f"{out.suffix}; give a .yaml or .yml file, e.g. --out {tmp_path / 's.yaml'}\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db"]
+
+
 def test_refine_never_overwrites_a_stage_without_force(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     source = synthetic_study("again", SPACE, 12, seed=0)

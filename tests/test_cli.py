@@ -95,6 +95,24 @@ def test_a_categorical_of_one_choice_is_noted_unless_a_condition_or_a_searched_s
     ], result.stderr
 
 
+@pytest.mark.parametrize("storage", ["studies", "sqlite:///studies"])
+def test_a_storage_mistake_is_the_one_line_printed_without_the_plans_notes(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, storage: str
+) -> None:
+    # the note of the one-choice parameter came first, then the storage error
+    opt_dict["search_space"] = {
+        **opt_dict["search_space"],
+        "model.activation": {"type": "categorical", "choices": ["relu"]},
+    }
+    (tmp_path / "studies").mkdir()
+    result = runner.invoke(app, [*_optimize_args(tmp_path, run_dict, opt_dict), "--storage", storage])
+    assert result.exit_code == 2
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(f"error: storage {storage!r}")
+    assert list((tmp_path / "studies").iterdir()) == []
+    ok = _optimize(tmp_path, run_dict, opt_dict, "--storage", "sqlite:///studies/ok.db", "--n-trials", "1")
+    assert "note: " in ok.stderr and "one choice, relu" in ok.stderr  # a correct run still notes it
+
+
 def test_a_range_whose_low_is_its_high_is_noted_as_a_categorical_of_one_choice_is(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
@@ -504,6 +522,24 @@ def test_out_dash_where_a_command_writes_files_is_refused(tmp_path: Path, args: 
     # refused before the study is looked up (there is none): no folder or file named '-' is made
     result = runner.invoke(app, [*args, "--out", "-"])
     assert result.exit_code == 2 and result.stderr == f"error: {line}\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "example"),
+    [
+        (["export-best", "--study-name", "s"], "a folder, e.g. --out exports/best"),
+        (["train-from-best", "--study-name", "s"], "a folder, e.g. --out runs/final"),
+        (["train", "--run-config", "run.yaml"], "a folder, e.g. --out runs/mine"),
+        (["report", "--study-name", "s"], "a file, e.g. --out report.html"),
+        (["refine", "--study-name", "s"], "a file, e.g. --out stage2.yaml"),
+    ],
+)
+def test_an_empty_out_is_refused_by_every_command(tmp_path: Path, args: list[str], example: str) -> None:
+    # typer read --out '' as `.`: export-best wrote its files into the current folder, report said "--out .:
+    # is a folder"
+    result = runner.invoke(app, [*args, "--out", ""])
+    assert result.exit_code == 2 and result.stderr == f"error: --out: is empty; give {example}\n"
     assert list(tmp_path.iterdir()) == []
 
 

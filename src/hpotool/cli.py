@@ -46,6 +46,9 @@ def _show_usage_error(self: Any, file: Any = None) -> None:
     """A mistake on the command line (a missing or unknown option, a value out of range) as one line, like
     every other hpotool error; click printed four (usage, a hint, a blank line, the error). Exit code 2."""
     command = self.ctx.command_path if self.ctx is not None else "hpotool"
+    if isinstance(self, _OptionError):  # its message is the whole line, as an HpoError's
+        typer.echo(f"error: {self.message}", file=file, err=True)
+        return
     bad_value = _bad_option_value(self)
     if bad_value is not None:  # as --n-trials 0 reads: "--n-trials: Input should be greater than 0, got 0"
         typer.echo(f"error: {bad_value}", file=file, err=True)
@@ -583,6 +586,11 @@ def _optimize(
             short = _short_of_top(plan, source, top)
             if short:
                 plan = replace(plan, notes=(*plan.notes, short))
+        from hpotool.storage import check_storage
+
+        # A storage the run refuses (a folder, no URL, a file of another kind) is the one line printed: the
+        # notes came first, then the error. Checked without connecting to a server or writing anything.
+        check_storage(plan.storage_url)
         for note in plan.notes:  # on stderr before the progress, so it stays in view
             _note(note)
         if dry_run:
@@ -727,6 +735,26 @@ def _is_no_folder(blocker: Path, out: Path) -> str:
     return f"{'' if blocker == out else f'{blocker} '}is {kind_of(blocker)}, not a folder"
 
 
+class _OptionError(typer.BadParameter):
+    """An option value refused while the command line is read, with the whole line to print."""
+
+
+def _out_path(example: str) -> Callable[[str], Path]:
+    """The parser of an --out option: the text as a Path, or a refusal of `--out ''`, which typer read as `.`
+    (export-best wrote into the current folder) and report refused as "--out .: is a folder".
+
+    Args:
+        example: what to give instead, e.g. "a folder, e.g. --out runs/mine".
+    """
+
+    def parse(text: str) -> Path:
+        if not text:
+            raise _OptionError(f"--out: is empty; give {example}")
+        return Path(text)
+
+    return parse
+
+
 def _is_stdout(out: Path | None) -> bool:
     return out is not None and str(out) == "-"
 
@@ -749,6 +777,8 @@ def report(
         Path | None,
         typer.Option(
             "--out",
+            parser=_out_path("a file, e.g. --out report.html"),
+            metavar="<path>",
             help="Output file (default: studies/<name>/report.<format>), or - for stdout; "
             "a .json or .html suffix sets the format.",
         ),
@@ -805,7 +835,13 @@ def export_best(
     study_name: StudyNameReq,
     storage: ReadStorageOpt = None,
     out: Annotated[
-        Path | None, typer.Option("--out", file_okay=False, help="Folder (default: studies/<study-name>/).")
+        Path | None,
+        typer.Option(
+            "--out",
+            parser=_out_path(f"a folder, e.g. --out {Path('exports') / 'best'}"),
+            metavar="<dir>",
+            help="Folder (default: studies/<study-name>/).",
+        ),
     ] = None,
 ) -> None:
     """Write the best trial (best_params.json, best_run.yaml) and every trial (trials.csv, trials.json)."""
@@ -854,7 +890,12 @@ def train(
     seed: Annotated[int | None, typer.Option("--seed", help="Override the seed.")] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", file_okay=False, help="Run folder (default: runs/<project>/<timestamp>/)."),
+        typer.Option(
+            "--out",
+            parser=_out_path("a folder, e.g. --out runs/mine"),
+            metavar="<dir>",
+            help="Run folder (default: runs/<project>/<timestamp>/).",
+        ),
     ] = None,
 ) -> None:
     """Train one run config outside any study; save model.pt, metrics.json, history.csv and config.yaml."""
@@ -929,7 +970,12 @@ def train_from_best(
     device: DeviceOpt = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", file_okay=False, help="Folder (default: runs/<project>/<timestamp>/)."),
+        typer.Option(
+            "--out",
+            parser=_out_path("a folder, e.g. --out runs/final"),
+            metavar="<dir>",
+            help="Folder (default: runs/<project>/<timestamp>/).",
+        ),
     ] = None,
 ) -> None:
     """export-best, then train the best trial (or the --top-k best) under the study's final: rules."""
@@ -1413,6 +1459,8 @@ def refine(
         Path,
         typer.Option(
             "--out",
+            parser=_out_path("a file, e.g. --out stage2.yaml"),
+            metavar="<path>",
             help="Where to write the next stage's OptimizeConfig YAML; its RunConfig goes beside it "
             "(<stem>.run.yaml; .run.yml for a .yml).",
         ),

@@ -515,8 +515,14 @@ def check_stage_paths(out: Path, force: bool = False) -> None:
 
     Raises:
         HpoError: when OUT or its .run.yaml sibling exists and `force` is false, naming the file(s); when
-            either is a folder, or no file at all (`--out /dev/null`: its .run.yaml would go into /dev).
+            either is a folder, or no file at all (`--out /dev/null`: its .run.yaml would go into /dev); when
+            OUT's suffix names another format than YAML (`--out s.json` got YAML and a partner s.run.yaml).
     """
+    if out.suffix and out.suffix.lower() not in (".yaml", ".yml"):  # as report refuses HTML in a .json
+        raise HpoError(
+            f"--out {out}: refine writes YAML (the stage's config and its .run.yaml beside it), not "
+            f"{out.suffix}; give a .yaml or .yml file, e.g. --out {out.with_suffix('.yaml')}"
+        )
     special = next((p for p in stage_paths(out) if p.exists() and not p.is_dir() and not p.is_file()), None)
     if special is not None:  # /dev/null: written into, and its .run.yaml made beside it, in /dev
         from hpotool.atomic import kind_of
