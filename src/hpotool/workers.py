@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import wait
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -234,11 +234,7 @@ def worker_main(
             # What passed the main process's checks fails here (a user's module that imports there, not
             # here): each worker printed a traceback, and the command exited 0 saying 'run again'. The main
             # process says it in one line, and the other workers stop after their trial.
-            if problems is not None:
-                name = multiprocessing.current_process().name
-                problems.put((SETUP_EXIT, f"{name}: {exc}", name))
-            stop.set()
-            sys.exit(SETUP_EXIT)
+            _tell_and_exit(problems, stop, SETUP_EXIT, str(exc))
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
             alone_since = None if args.salt else args.existing
@@ -255,19 +251,11 @@ def worker_main(
             # The study would not open here (its file moved or deleted, its database dropped since the main
             # process opened it): each worker printed a traceback, and the command said 'N of N workers died;
             # run again to resume', exit code 1. The main process says why in one line; the others stop.
-            if problems is not None:
-                name = multiprocessing.current_process().name
-                problems.put((ERROR_EXIT, f"{name}: {exc}", name))
-            stop.set()
-            sys.exit(ERROR_EXIT)
+            _tell_and_exit(problems, stop, ERROR_EXIT, str(exc))
         except Exception as exc:  # after the data is loaded: a user's database error there is not ours
             deleted = study_deleted(opt.study_name, args.storage_url, exc)
             if deleted is not None:  # the main process finds it gone too, and says so
-                if problems is not None:
-                    name = multiprocessing.current_process().name
-                    problems.put((ERROR_EXIT, f"{name}: {deleted}", name))
-                stop.set()
-                sys.exit(ERROR_EXIT)
+                _tell_and_exit(problems, stop, ERROR_EXIT, str(deleted))
             if lost_connection(exc) is None:
                 raise
             # The storage stopped answering: the main process says so in one line, naming this cause (it
@@ -279,6 +267,16 @@ def worker_main(
         # The shell's code for the signal: a worker signalled alone (its pid killed) tells the main process
         # why it stopped; it exited 0 as if its work were done, and the run ended short with exit code 0.
         sys.exit(exit_code(signal_of(exc)))
+
+
+def _tell_and_exit(problems: SimpleQueue | None, stop: Event, code: int, why: str) -> NoReturn:
+    """Put why this worker ends, named, on `problems` for the main process's one line; stop the other
+    workers after their trial; exit with `code`."""
+    if problems is not None:
+        name = multiprocessing.current_process().name
+        problems.put((code, f"{name}: {why}", name))
+    stop.set()
+    sys.exit(code)
 
 
 def _run_worker_trials(
