@@ -940,3 +940,41 @@ def test_a_schedule_asking_for_the_runs_length_by_another_name_is_told_the_name_
     with pytest.raises(HpoError) as info:
         load_run_config(path)
     assert str(info.value) == f"{path}: scheduler: scheduler 'length_names:{name}' {message}"
+
+
+STEP_NAMES = """from torch.optim.lr_scheduler import LambdaLR
+
+
+def warm_up(optimizer, warmup_steps):
+    return LambdaLR(optimizer, lambda step: min(1.0, step / warmup_steps))
+
+
+def warmup_linear(optimizer, warmup_steps, t_total):  # pytorch-transformers' WarmupLinearSchedule
+    return LambdaLR(
+        optimizer,
+        lambda step: step / warmup_steps if step < warmup_steps else (t_total - step) / (t_total - warmup_steps),
+    )
+
+
+def decay(optimizer, decay_steps):  # TensorFlow's: decay_steps counts optimizer steps
+    return LambdaLR(optimizer, lambda step: 0.5 ** (step / decay_steps))
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [("warm_up", {"warmup_steps": 3}), ("warmup_linear", {"warmup_steps": 3, "t_total": 30})],
+)
+def test_a_schedule_counting_its_warm_up_in_steps_by_another_name_is_stepped_per_batch(
+    tmp_path: Path, name: str, kwargs: dict[str, Any]
+) -> None:
+    """`def warm_up(optimizer, warmup_steps)` (not one of Hugging Face's argument names) was stepped once per
+    epoch: a warm-up of 3 steps took 3 epochs. Any argument named `*_steps` or `t_total` counts batches."""
+    (tmp_path / "step_names.py").write_text(STEP_NAMES)
+    lrs, per_epoch = _lrs({"name": f"step_names:{name}", **kwargs})
+    assert per_epoch > 3
+    assert lrs[:4] == pytest.approx([0.0, LR / 3, LR * 2 / 3, LR])  # over 3 batches, not 3 epochs
+    lrs, per_epoch = _lrs({"name": "step_names:decay", "decay_steps": per_epoch})
+    assert lrs[per_epoch] == pytest.approx(LR / 2) and lrs[1] < LR  # halved after an epoch's batches
+    lrs, per_epoch = _lrs({"name": f"step_names:{name}", **kwargs, "interval": "epoch"})  # interval chooses
+    assert [lrs[e * per_epoch] for e in range(4)] == pytest.approx([0.0, LR / 3, LR * 2 / 3, LR])

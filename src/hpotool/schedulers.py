@@ -30,8 +30,17 @@ PER_STEP = frozenset({"onecycle"})
 # Arguments that count a schedule's length in batches: torch's OneCycleLR (steps_per_epoch) and the Hugging
 # Face schedules, get_linear_schedule_with_warmup(optimizer, num_warmup_steps, num_training_steps) and its
 # kin. A schedule by path that asks for one is stepped after every batch; stepped per epoch, a warm-up of
-# 100 steps took 100 epochs.
+# 100 steps took 100 epochs. So is one asking for any other `*_steps` argument, or `t_total`: users' own and
+# older libraries' names for the same counts (warmup_steps, total_steps, max_steps, decay_steps, and
+# pytorch-transformers' WarmupLinearSchedule(optimizer, warmup_steps, t_total)).
 STEP_COUNTED = ("steps_per_epoch", "num_training_steps", "num_warmup_steps")
+
+
+def counts_steps(arg: str) -> bool:
+    """Whether a schedule's argument `arg` counts batches (optimizer steps) rather than epochs."""
+    return arg in STEP_COUNTED or arg == "t_total" or arg.endswith("_steps")
+
+
 # What a schedule whose step() takes a metric (torch's ReduceLROnPlateau) is given once per epoch, unless
 # the scheduler section's `monitor` names another of the epoch's metrics.
 DEFAULT_MONITOR = "val_loss"
@@ -43,25 +52,25 @@ def steps_per_batch(name: str, interval: str | None, factory: Any) -> bool:
     """Whether the schedule is stepped after every batch: `interval` where the config sets it; else the
     built-ins' own rule (onecycle per batch), and per batch for a schedule by path whose signature asks for
     `steps_per_epoch` (torch's OneCycleLR), `num_training_steps` or `num_warmup_steps` (a Hugging Face
-    schedule), and for torch's CyclicLR, whose step_size_up counts batches; per epoch for any other."""
+    schedule), or any other argument that `counts_steps` (`warmup_steps`, `t_total`), and for torch's
+    CyclicLR, whose step_size_up counts batches; per epoch for any other."""
     if interval is not None:
         return interval == "step"
     if name in REGISTRIES["scheduler"]:
         return name in PER_STEP
     if isinstance(factory, type) and issubclass(factory, CyclicLR):  # torch: "step after every batch"
         return True
-    names = accepted_kwargs(factory)[0]
-    return any(n in names for n in STEP_COUNTED)
+    return any(counts_steps(n) for n in accepted_kwargs(factory)[0])
 
 
 def counts_epochs(name: str, factory: Any) -> bool:
     """Whether a schedule by path is told the run's length in epochs only: its signature asks for `epochs`
-    and for none of `STEP_COUNTED`, so stepped after every batch it would end after `epochs` batches (a
-    cosine over them restarted every few batches)."""
+    and for nothing counted in steps (`counts_steps`), so stepped after every batch it would end after
+    `epochs` batches (a cosine over them restarted every few batches)."""
     if name in REGISTRIES["scheduler"]:
         return False
     names, var_kw = accepted_kwargs(factory)
-    return not var_kw and "epochs" in names and not any(n in names for n in STEP_COUNTED)
+    return not var_kw and "epochs" in names and not any(counts_steps(n) for n in names)
 
 
 def _first_step_argument(scheduler: Any) -> str | None:
