@@ -978,3 +978,48 @@ def test_a_schedule_counting_its_warm_up_in_steps_by_another_name_is_stepped_per
     assert lrs[per_epoch] == pytest.approx(LR / 2) and lrs[1] < LR  # halved after an epoch's batches
     lrs, per_epoch = _lrs({"name": f"step_names:{name}", **kwargs, "interval": "epoch"})  # interval chooses
     assert [lrs[e * per_epoch] for e in range(4)] == pytest.approx([0.0, LR / 3, LR * 2 / 3, LR])
+
+
+EPOCHS_AND_STEPS = """import math
+
+from torch.optim.lr_scheduler import LambdaLR
+
+
+def warm_cosine(optimizer, epochs, num_warmup_steps):
+    # a warm-up counted in steps, then a cosine over `epochs` of the same steps
+    def factor(step):
+        return min(1.0, step / num_warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(step, epochs) / epochs))
+
+    return LambdaLR(optimizer, factor)
+
+
+def warm_cosine_over_steps(optimizer, num_training_steps, num_warmup_steps):
+    def factor(step):
+        return min(1.0, step / num_warmup_steps) * 0.5 * (1 + math.cos(math.pi * step / num_training_steps))
+
+    return LambdaLR(optimizer, factor)
+"""
+
+
+def test_a_schedule_given_epochs_but_counting_its_warm_up_in_steps_is_refused(tmp_path: Path) -> None:
+    """`def warm_cosine(optimizer, epochs, num_warmup_steps)` was stepped per batch (for num_warmup_steps) and
+    given the run's 4 epochs as its length: its cosine ended after 4 batches and the lr stayed at 0 for the
+    other 12 of the run's 16 steps, without a word."""
+    from hpotool.runner import RunCheckError
+
+    (tmp_path / "epochs_and_steps.py").write_text(EPOCHS_AND_STEPS)
+    scheduler = {"name": "epochs_and_steps:warm_cosine", "num_warmup_steps": 2}
+    with pytest.raises(RunCheckError) as info:
+        _trainer(scheduler)
+    assert str(info.value) == (
+        "scheduler: 'epochs_and_steps:warm_cosine' asks for epochs, the run's length in epochs, but counts "
+        f"num_warmup_steps in batches, so stepped after every batch it would run its course in the first {EPOCHS} "
+        "batches; ask for num_training_steps (the run's batches, which hpotool fills in) instead of epochs, or "
+        "for steps_per_epoch beside it, or set interval: epoch to count num_warmup_steps in epochs too"
+    )
+    lrs, per_epoch = _lrs({**scheduler, "name": "epochs_and_steps:warm_cosine_over_steps"})  # as it says
+    assert lrs[2] == pytest.approx(LR * 0.5 * (1 + math.cos(math.pi * 2 / (EPOCHS * per_epoch))))
+    assert lrs[-1] > 0 and all(b < a for a, b in itertools.pairwise(lrs[2:]))
+    lrs, per_epoch = _lrs({**scheduler, "interval": "epoch"})  # or both in epochs
+    warm_cosine = [min(1, e / 2) * 0.5 * (1 + math.cos(math.pi * e / EPOCHS)) for e in range(EPOCHS)]
+    assert [lrs[e * per_epoch] for e in range(EPOCHS)] == pytest.approx([LR * f for f in warm_cosine])

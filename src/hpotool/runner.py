@@ -51,6 +51,7 @@ from hpotool.schedulers import (
     DEFAULT_MONITOR,
     HIGHER_IS_BETTER,
     counts_epochs,
+    step_counted_argument,
     steps_per_batch,
     takes_epoch,
     takes_epoch_and_metric,
@@ -407,6 +408,20 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
     """The schedule the config names, built for the run's length in the steps it takes."""
     sched_fn = resolve_component("scheduler", cfg.scheduler.name)
     per_step = steps_per_batch(cfg.scheduler.name, cfg.scheduler.interval, sched_fn)
+    counted = step_counted_argument(sched_fn)
+    if (
+        per_step
+        and counts_epochs(cfg.scheduler.name, sched_fn)
+        and cfg.scheduler.interval is None
+        and counted
+    ):
+        raise RunCheckError(  # stepped per batch for `counted`, but told the run's length in epochs
+            "scheduler",
+            f"{cfg.scheduler.name!r} asks for epochs, the run's length in epochs, but counts {counted} in "
+            f"batches, so stepped after every batch it would run its course in the first {cfg.epochs} batches; "
+            f"ask for num_training_steps (the run's batches, which hpotool fills in) instead of epochs, or for "
+            f"steps_per_epoch beside it, or set interval: epoch to count {counted} in epochs too",
+        )
     if per_step and counts_epochs(cfg.scheduler.name, sched_fn):
         raise RunCheckError(
             "scheduler",

@@ -63,14 +63,35 @@ def steps_per_batch(name: str, interval: str | None, factory: Any) -> bool:
     return any(counts_steps(n) for n in accepted_kwargs(factory)[0])
 
 
+# Arguments from which a schedule knows the run's length in steps: the two hpotool fills in, and the names
+# of a total the config sets (which check_required suggests renaming to num_training_steps).
+RUN_STEPS = frozenset(
+    {
+        "steps_per_epoch",
+        "num_training_steps",
+        "total_steps",
+        "t_total",
+        "num_steps",
+        "max_steps",
+        "num_total_steps",
+    }
+)
+
+
 def counts_epochs(name: str, factory: Any) -> bool:
     """Whether a schedule by path is told the run's length in epochs only: its signature asks for `epochs`
-    and for nothing counted in steps (`counts_steps`), so stepped after every batch it would end after
-    `epochs` batches (a cosine over them restarted every few batches)."""
+    and for nothing that gives the run's length in steps (`RUN_STEPS`), so stepped after every batch it
+    would end after `epochs` batches (a cosine over them restarted every few batches); a warm-up counted
+    in steps beside it (`num_warmup_steps`) does not tell it the run's length."""
     if name in REGISTRIES["scheduler"]:
         return False
     names, var_kw = accepted_kwargs(factory)
-    return not var_kw and "epochs" in names and not any(counts_steps(n) for n in names)
+    return not var_kw and "epochs" in names and not any(n in RUN_STEPS for n in names)
+
+
+def step_counted_argument(factory: Any) -> str | None:
+    """The first argument of the schedule's signature that `counts_steps`, if any."""
+    return next((n for n in accepted_kwargs(factory)[0] if counts_steps(n)), None)
 
 
 def _first_step_argument(scheduler: Any) -> str | None:
