@@ -1023,3 +1023,48 @@ def test_a_schedule_given_epochs_but_counting_its_warm_up_in_steps_is_refused(tm
     lrs, per_epoch = _lrs({**scheduler, "interval": "epoch"})  # or both in epochs
     warm_cosine = [min(1, e / 2) * 0.5 * (1 + math.cos(math.pi * e / EPOCHS)) for e in range(EPOCHS)]
     assert [lrs[e * per_epoch] for e in range(EPOCHS)] == pytest.approx([LR * f for f in warm_cosine])
+
+
+TIMM_UPDATES = """class LinearWarmup:
+    # timm's Scheduler protocol: step(epoch, metric=None) after each epoch and step_update(num_updates,
+    # metric=None) after each optimizer step; with t_in_epochs=False its times count updates, and step() does
+    # nothing (as timm's, whose _get_update_values is None when t_in_epochs)
+
+    def __init__(self, optimizer, warmup_t, t_in_epochs=True):
+        self.optimizer, self.warmup_t, self.t_in_epochs = optimizer, warmup_t, t_in_epochs
+        self.base = [group["lr"] for group in optimizer.param_groups]
+        self.updates, self.epochs = [], []
+        self._set(0)
+
+    def _set(self, t):
+        for group, base in zip(self.optimizer.param_groups, self.base):
+            group["lr"] = base * min(1.0, t / self.warmup_t)
+
+    def step(self, epoch, metric=None):
+        self.epochs.append(epoch)
+        if self.t_in_epochs:
+            self._set(epoch)
+
+    def step_update(self, num_updates, metric=None):
+        self.updates.append(num_updates)
+        if not self.t_in_epochs:
+            self._set(num_updates)
+"""
+
+
+def test_a_timm_style_schedule_has_step_update_called_after_every_optimizer_step(tmp_path: Path) -> None:
+    """timm's schedules move per batch through `step_update(num_updates)`, which timm's training loop calls
+    after each optimizer step; hpotool called only `step(epoch)`, so `t_in_epochs: false` (a warm-up of 3
+    updates) left the lr at 0 for the whole run."""
+    (tmp_path / "timm_updates.py").write_text(TIMM_UPDATES)
+    scheduler = {"name": "timm_updates:LinearWarmup", "warmup_t": 3, "t_in_epochs": False}
+    trainer, data = _trainer(scheduler)
+    seen: list[float] = []
+    trainer.optimizer.register_step_pre_hook(lambda opt, *_: seen.append(opt.param_groups[0]["lr"]))
+    trainer.fit(data.train, data.val, epochs=EPOCHS)
+    steps = EPOCHS * steps_per_epoch(len(data.train), 64)
+    assert trainer.scheduler.updates == list(range(1, steps + 1))  # type: ignore[union-attr]  # across epochs
+    assert trainer.scheduler.epochs == list(range(1, EPOCHS + 1))  # type: ignore[union-attr]
+    assert seen[:5] == pytest.approx([0.0, LR / 3, LR * 2 / 3, LR, LR])  # over 3 updates
+    lrs, per_epoch = _lrs({**scheduler, "t_in_epochs": True})  # counted in epochs it follows step(epoch)
+    assert [lrs[e * per_epoch] for e in range(EPOCHS)] == pytest.approx([0.0, LR / 3, LR * 2 / 3, LR])

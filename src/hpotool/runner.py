@@ -402,6 +402,7 @@ class Schedule:
     per_step: bool
     watched: str | None  # the metric its step() is given, for a schedule that watches one
     by_epoch: bool = False  # its step() is given the number of epochs done (timm's step(epoch))
+    updates: bool = False  # its step_update(num_updates) is called after each optimizer step (timm's)
 
 
 def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Optimizer) -> Schedule:
@@ -477,7 +478,8 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
             f"{cfg.scheduler.name!r} is given the number of epochs done in step(epoch), once per epoch; drop "
             f"interval: step",
         )
-    return Schedule(scheduler, per_step, _watched(cfg, data, scheduler, per_step), by_epoch)
+    updates = scheduler is not None and callable(getattr(scheduler, "step_update", None))
+    return Schedule(scheduler, per_step, _watched(cfg, data, scheduler, per_step), by_epoch, updates)
 
 
 def _watched(cfg: RunConfig, data: PreparedData, scheduler: Any, per_step: bool) -> str | None:
@@ -815,6 +817,7 @@ def assemble_trainer(
         scheduler_per_step=schedule.per_step,
         scheduler_metric=schedule.watched,
         scheduler_epoch=schedule.by_epoch,
+        scheduler_updates=schedule.updates,
         grad_clip=cfg.grad_clip,
         seed=cfg.seed,
         classes=data.out_features if data.task == "classification" else None,

@@ -100,8 +100,10 @@ class Trainer:
 
     `scheduler` is stepped every batch when `scheduler_per_step`, else every epoch, with the epoch's
     `scheduler_metric` where one is named (torch's ReduceLROnPlateau watches a value), or with the number
-    of epochs done for `scheduler_epoch` (timm's `step(epoch)`). `classes`, for a
-    classification task, is how many there are: `fit` checks that the model gives a logit for each.
+    of epochs done for `scheduler_epoch` (timm's `step(epoch)`); for `scheduler_updates`, its
+    `step_update(num_updates)` is called after every optimizer step with the run's updates so far, as timm's
+    training loop does. `classes`, for a classification task, is how many there are: `fit` checks that the
+    model gives a logit for each.
     """
 
     model: nn.Module
@@ -116,12 +118,14 @@ class Trainer:
     scheduler_per_step: bool = False
     scheduler_metric: str | None = None
     scheduler_epoch: bool = False  # step(epochs done), as timm's schedules take it
+    scheduler_updates: bool = False  # step_update(updates done) after each optimizer step, as timm's take it
     grad_clip: float | None = None
     seed: int = 0
     classes: int | None = None  # None: the model's output width is not checked for a classification
     eval_batch_size: int = 4096
     _generator: torch.Generator | None = field(default=None, init=False, repr=False)
     _lean: LeanStep | None = field(default=None, init=False, repr=False)
+    _updates: int = field(default=0, init=False, repr=False)  # optimizer steps of this fit() so far
 
     def fit(
         self,
@@ -146,6 +150,7 @@ class Trainer:
         # A generator of our own: shuffling is reproducible whatever else draws random numbers.
         self._generator = torch.Generator(device=device).manual_seed(self.seed)
         self._lean = LeanStep(self.optimizer)
+        self._updates = 0
         result = EpochResult(-1, {}, 0.0)
         for epoch in range(epochs):
             start = time.perf_counter()
@@ -238,6 +243,7 @@ class Trainer:
         model, loss_fn = direct_call(self.model), direct_call(self.loss_fn)
         optimizer = self._lean or LeanStep(self.optimizer)
         step_scheduler = self.scheduler if self.scheduler_per_step else None
+        update = getattr(self.scheduler, "step_update", None) if self.scheduler_updates else None
         losses: list[torch.Tensor] = []  # kept on the device: no tensor op per step to sum them
         for x, y in self._shuffled_batches(data, perm):
             optimizer.zero_grad()
@@ -248,6 +254,9 @@ class Trainer:
             optimizer.step()
             if step_scheduler is not None:
                 step_scheduler.step()
+            if update is not None:  # timm's per-update schedule (t_in_epochs=False) moves the lr here
+                self._updates += 1
+                update(self._updates)
             losses.append(loss.detach())
         # Batch losses are means: weight each by its batch's size (the last batch may be smaller or larger).
         values = torch.stack(losses).tolist()  # the one host sync of the epoch
