@@ -1725,6 +1725,18 @@ CASES = [
         run={"scheduler": {"name": "torch.optim.lr_scheduler:CosineAnnealingLR", "T_max": 1}},
     ),
     Case(
+        "held-cosine-shorter-than-its-part",
+        "a cosine inside a user's SequentialLR with a T_max shorter than its part of the run",
+        "error: run.yaml: scheduler: 'nested_schedule:warm_cosine' holds a CosineAnnealingLR (schedule 2 of its SequentialLR) with T_max 1, but the run steps it 2 times (its part of the run's 3 steps, once per epoch, 3 epochs), and past T_max its cosine climbs back up to the lr; build it with T_max from the arguments hpotool fills in (epochs, steps_per_epoch, num_training_steps), to span its part of the run",
+        run={"epochs": 3, "scheduler": {"name": "nested_schedule:warm_cosine", "t_max": 1}},
+        files={
+            "nested_schedule.py": "from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR\n\n\n"
+            "def warm_cosine(optimizer, t_max):\n"
+            "    warm = LinearLR(optimizer, start_factor=0.1, total_iters=1)\n"
+            "    return SequentialLR(optimizer, [warm, CosineAnnealingLR(optimizer, T_max=t_max)], milestones=[1])\n"
+        },
+    ),
+    Case(
         "one-cycle-too-long",
         "a one-cycle schedule whose total_steps end after the run does",
         "error: run.yaml: scheduler: ValueError: scheduler 'torch.optim.lr_scheduler:OneCycleLR' has total_steps 100, but the run steps it 10 times (2 epochs x 5 batches), so its cycle would stop 10% of the way through, before the lr anneals; drop total_steps (hpotool passes epochs and steps_per_epoch)",

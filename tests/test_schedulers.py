@@ -1068,3 +1068,55 @@ def test_a_timm_style_schedule_has_step_update_called_after_every_optimizer_step
     assert seen[:5] == pytest.approx([0.0, LR / 3, LR * 2 / 3, LR, LR])  # over 3 updates
     lrs, per_epoch = _lrs({**scheduler, "t_in_epochs": True})  # counted in epochs it follows step(epoch)
     assert [lrs[e * per_epoch] for e in range(EPOCHS)] == pytest.approx([0.0, LR / 3, LR * 2 / 3, LR])
+
+
+NESTED = """from torch.optim.lr_scheduler import ChainedScheduler, CosineAnnealingLR, LinearLR, OneCycleLR, SequentialLR
+
+
+def warm_cosine(optimizer, epochs, t_max):
+    # a warm-up of an epoch, then a cosine over t_max epochs
+    warm = LinearLR(optimizer, start_factor=0.1, total_iters=1)
+    return SequentialLR(optimizer, [warm, CosineAnnealingLR(optimizer, T_max=t_max)], milestones=[1])
+
+
+def chained_cycle(optimizer, total_steps):
+    return ChainedScheduler([OneCycleLR(optimizer, max_lr=0.1, total_steps=total_steps)])
+"""
+
+
+def test_the_schedules_inside_a_sequential_or_chained_one_are_checked_as_the_run_steps_them(
+    tmp_path: Path,
+) -> None:
+    """The T_max and total_steps checks looked only at the schedule the factory returned: a cosine inside a
+    SequentialLR shorter than its part of the run took the lr back up to the full lr, without a word, and a
+    OneCycleLR inside a ChainedScheduler failed the run with torch's 'Tried to step 5 times' after 4 batches."""
+    from hpotool.runner import RunCheckError
+
+    (tmp_path / "nested.py").write_text(NESTED)
+    with pytest.raises(RunCheckError) as info:
+        _trainer({"name": "nested:warm_cosine", "t_max": EPOCHS - 2})
+    assert str(info.value) == (
+        f"scheduler: 'nested:warm_cosine' holds a CosineAnnealingLR (schedule 2 of its SequentialLR) with T_max "
+        f"{EPOCHS - 2}, but the run steps it {EPOCHS - 1} times (its part of the run's {EPOCHS} steps, once per "
+        f"epoch, {EPOCHS} epochs), and past T_max its cosine climbs back up to the lr; build it with T_max from the "
+        "arguments hpotool fills in (epochs, steps_per_epoch, num_training_steps), to span its part of the run"
+    )
+    lrs, per_epoch = _lrs(
+        {"name": "nested:warm_cosine", "t_max": EPOCHS - 1}
+    )  # its part of the run: it trains
+    assert lrs[per_epoch] == LR and all(b <= a for a, b in itertools.pairwise(lrs[per_epoch:]))
+    steps = EPOCHS * per_epoch
+    for total, what in [
+        (steps - 1, "and it fails past its end"),
+        (steps * 2, "so its cycle would stop 50% of the way through, before the lr anneals"),
+    ]:
+        with pytest.raises(RunCheckError) as info:
+            _trainer({"name": "nested:chained_cycle", "total_steps": total})
+        assert str(info.value) == (
+            f"scheduler: 'nested:chained_cycle' holds a OneCycleLR (schedule 1 of its ChainedScheduler) with "
+            f"total_steps {total}, but the run steps it {steps} times ({EPOCHS} epochs x {per_epoch} batches), "
+            f"{what}; build it with total_steps from the arguments hpotool fills in (epochs, steps_per_epoch, "
+            "num_training_steps), to span its part of the run"
+        )
+    lrs, _ = _lrs({"name": "nested:chained_cycle", "total_steps": steps})
+    assert max(lrs) == pytest.approx(0.1, rel=0.2) and lrs[-1] < 0.1 / 100

@@ -51,6 +51,7 @@ from hpotool.schedulers import (
     DEFAULT_MONITOR,
     HIGHER_IS_BETTER,
     counts_epochs,
+    held_schedules,
     step_counted_argument,
     steps_per_batch,
     takes_epoch,
@@ -444,12 +445,10 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
         )
     total = getattr(scheduler, "total_steps", None)  # OneCycleLR raises once stepped more than this
     run_steps = cfg.epochs * batches
+    per = f"{cfg.epochs} epochs x {batches} batches" if per_step else f"once per epoch, {cfg.epochs} epochs"
     # and stepped fewer times, its cycle stopped part-way, the lr never annealed: a one-cycle's whole point
     one_cycle = isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)
     if isinstance(total, int) and (total < run_steps or (one_cycle and total > run_steps)):
-        per = (
-            f"{cfg.epochs} epochs x {batches} batches" if per_step else f"once per epoch, {cfg.epochs} epochs"
-        )
         what = (
             "and it fails past its end"
             if total < run_steps
@@ -462,15 +461,14 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
     t_max = getattr(scheduler, "T_max", None)
     by_path = cfg.scheduler.name not in REGISTRIES["scheduler"]  # the built-in cosine spans the run itself
     if isinstance(scheduler, CosineAnnealingLR) and by_path and isinstance(t_max, int) and t_max < run_steps:
-        per = (
-            f"{cfg.epochs} epochs x {batches} batches" if per_step else f"once per epoch, {cfg.epochs} epochs"
-        )
         raise RunCheckError(
             "scheduler",
             f"{cfg.scheduler.name!r} has T_max {t_max}, but the run steps it {run_steps} times ({per}), and past "
             f"T_max its cosine climbs back up to the lr; set T_max to the run's steps, or use name: cosine "
             f"(hpotool's, which spans every trial's run)",
         )
+    if by_path:
+        _check_held(cfg.scheduler.name, scheduler, run_steps, per)
     by_epoch = scheduler is not None and takes_epoch(scheduler)
     if by_epoch and per_step:
         raise RunCheckError(
@@ -480,6 +478,40 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
         )
     updates = scheduler is not None and callable(getattr(scheduler, "step_update", None))
     return Schedule(scheduler, per_step, _watched(cfg, data, scheduler, per_step), by_epoch, updates)
+
+
+def _check_held(name: str, scheduler: Any, run_steps: int, per: str) -> None:
+    """The total_steps and T_max checks above, for the schedules a SequentialLR or ChainedScheduler of a
+    user's factory holds, against their part of the run (`held_schedules`).
+
+    Raises:
+        RunCheckError: naming the schedule held, its place, and its part of the run.
+    """
+    fix = "from the arguments hpotool fills in (epochs, steps_per_epoch, num_training_steps), to span its part of the run"
+    for held in held_schedules(scheduler, run_steps):
+        inner, span = held.scheduler, held.span
+        part = f"its part of the run's {run_steps} steps, " if span != run_steps else ""
+        said = f"{name!r} holds a {type(inner).__name__} ({held.where})"
+        total = getattr(inner, "total_steps", None)
+        one_cycle = isinstance(inner, torch.optim.lr_scheduler.OneCycleLR)
+        if isinstance(total, int) and (total < held.stepped or (one_cycle and total > span)):
+            what = (
+                "and it fails past its end"
+                if total < held.stepped
+                else f"so its cycle would stop {span / total:.0%} of the way through, before the lr anneals"
+            )
+            raise RunCheckError(
+                "scheduler",
+                f"{said} with total_steps {total}, but the run steps it {span} times ({part}{per}), {what}; build "
+                f"it with total_steps {fix}",
+            )
+        t_max = getattr(inner, "T_max", None)
+        if isinstance(inner, CosineAnnealingLR) and isinstance(t_max, int) and t_max < span:
+            raise RunCheckError(
+                "scheduler",
+                f"{said} with T_max {t_max}, but the run steps it {span} times ({part}{per}), and past T_max its "
+                f"cosine climbs back up to the lr; build it with T_max {fix}",
+            )
 
 
 def _watched(cfg: RunConfig, data: PreparedData, scheduler: Any, per_step: bool) -> str | None:

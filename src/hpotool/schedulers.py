@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import (
+    ChainedScheduler,
     CosineAnnealingLR,
     CyclicLR,
     LinearLR,
@@ -92,6 +94,41 @@ def counts_epochs(name: str, factory: Any) -> bool:
 def step_counted_argument(factory: Any) -> str | None:
     """The first argument of the schedule's signature that `counts_steps`, if any."""
     return next((n for n in accepted_kwargs(factory)[0] if counts_steps(n)), None)
+
+
+@dataclass(frozen=True)
+class Held:
+    """A schedule inside a SequentialLR or ChainedScheduler, and its part of the run."""
+
+    scheduler: Any
+    span: int  # the run's steps whose lr it sets
+    stepped: int  # the times it is stepped in them (its last_epoch at the end)
+    where: str  # "schedule 2 of its SequentialLR"
+
+
+def held_schedules(scheduler: Any, run_steps: int) -> list[Held]:
+    """The schedules a SequentialLR or ChainedScheduler holds (and those they hold), each with its part of a
+    run of `run_steps` steps: a SequentialLR restarts each at its milestone (`step(0)`), so it sets the lr
+    from there to the next milestone, and is stepped once less than that but for the last; a
+    ChainedScheduler steps all of them every step of the run."""
+    inner = getattr(scheduler, "_schedulers", None)
+    if not isinstance(scheduler, SequentialLR | ChainedScheduler) or not isinstance(inner, list | tuple):
+        return []
+    kind = type(scheduler).__name__
+    bounds = [0, *getattr(scheduler, "_milestones", []), run_steps]
+    held: list[Held] = []
+    for i, sub in enumerate(inner):
+        if isinstance(scheduler, SequentialLR):
+            start, end = min(bounds[i], run_steps), min(bounds[i + 1], run_steps)
+            span = end - start if i < len(inner) - 1 else run_steps - start
+            stepped = span if i == len(inner) - 1 else span - 1
+        else:
+            span = stepped = run_steps
+        if span <= 0:  # past the run's end: it never sets the lr
+            continue
+        held.append(Held(sub, span, stepped, f"schedule {i + 1} of its {kind}"))
+        held += held_schedules(sub, span)
+    return held
 
 
 def _first_step_argument(scheduler: Any) -> str | None:
