@@ -1120,3 +1120,59 @@ def test_the_schedules_inside_a_sequential_or_chained_one_are_checked_as_the_run
         )
     lrs, _ = _lrs({"name": "nested:chained_cycle", "total_steps": steps})
     assert max(lrs) == pytest.approx(0.1, rel=0.2) and lrs[-1] < 0.1 / 100
+
+
+GET_SCHEDULER = """from torch.optim.lr_scheduler import LambdaLR
+
+
+def get_scheduler(name, optimizer, num_warmup_steps=None, num_training_steps=None, scheduler_specific_kwargs=None):
+    # transformers.get_scheduler's signature: the schedule's name first, then the optimizer
+    if name != "linear":
+        raise ValueError(f"unknown schedule {name}")
+    return get_linear_schedule_with_warmup(optimizer, num_warmup_steps, num_training_steps)
+
+
+def get_linear_schedule_with_warmup(optimizer, num_warmup_steps, num_training_steps):
+    return LambdaLR(optimizer, lambda step: min(step / num_warmup_steps, (num_training_steps - step) / (num_training_steps - num_warmup_steps)))
+
+
+def linear(optimizer, num_warmup_steps, num_training_steps):  # the wrapper the message suggests
+    return get_scheduler("linear", optimizer, num_warmup_steps, num_training_steps)
+"""
+
+
+def test_a_schedule_taking_its_name_before_the_optimizer_is_refused_naming_the_function_to_use(
+    tmp_path: Path,
+) -> None:
+    """transformers' `get_scheduler(name, optimizer, num_warmup_steps, num_training_steps)` loaded, then failed
+    the run with "get_scheduler() missing 1 required positional argument: 'optimizer'": hpotool passes the
+    optimizer first, into `name`, and the section's `name` is the import path, so no config could run it."""
+    from hpotool.config import load_run_config
+    from hpotool.errors import HpoError
+
+    (tmp_path / "hf_like.py").write_text(GET_SCHEDULER)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"scheduler": {"name": "hf_like:get_scheduler", "num_warmup_steps": 2}}))
+    with pytest.raises(HpoError) as info:
+        load_run_config(path)
+    assert str(info.value) == (
+        f"{path}: scheduler: scheduler 'hf_like:get_scheduler' takes 'name' before the optimizer, which hpotool "
+        "passes first, and the section's name is the import path; name the schedule's own function, which takes "
+        "the optimizer first (transformers' get_scheduler('linear', ...) is get_linear_schedule_with_warmup, "
+        "'cosine' get_cosine_schedule_with_warmup), or wrap it in one of your own: def schedule(optimizer, "
+        "num_warmup_steps, num_training_steps): return get_scheduler('linear', optimizer, num_warmup_steps, "
+        "num_training_steps)"
+    )
+    path.write_text(yaml.safe_dump({"scheduler": {"name": "torch.optim.lr_scheduler:ChainedScheduler"}}))
+    with pytest.raises(HpoError) as info:  # ChainedScheduler(schedulers, optimizer=None): loaded, then failed
+        load_run_config(path)
+    assert str(info.value) == (
+        f"{path}: scheduler: scheduler 'torch.optim.lr_scheduler:ChainedScheduler' takes 'schedulers' before the "
+        "optimizer, which hpotool passes first; build it in a function of your own module that takes the "
+        "optimizer first (def my_schedule(optimizer, epochs): ...) and give its import path (package.module:Name) "
+        "as name"
+    )
+    for name in ("get_linear_schedule_with_warmup", "linear"):  # what the message says: both train per batch
+        lrs, per_epoch = _lrs({"name": f"hf_like:{name}", "num_warmup_steps": 2})
+        assert len(lrs) == EPOCHS * per_epoch and lrs[:3] == pytest.approx([0.0, LR / 2, LR])
+        assert lrs[-1] == pytest.approx(LR / (EPOCHS * per_epoch - 2))

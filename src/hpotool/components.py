@@ -133,6 +133,8 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any], own: Itera
             f"larger steps, raise optimizer.lr)"
         )
     _check_objects(kind, name, obj, kwargs, injected)
+    if kind == "scheduler":  # after _check_objects: ChainedScheduler(schedulers, optimizer) wants a function
+        _refuse_optimizer_second(name, obj)
     if kind == "loss":
         _refuse_a_model_argument(name, obj, kwargs, injected)
     check_required(obj, kwargs, f"{kind} {name!r}", kind, injected)
@@ -322,6 +324,37 @@ def _check_label_smoothing(name: str, value: Any) -> None:
             f"loss {name!r} argument 'label_smoothing': {format_choice(value)} {why}; give a value from 0 up to "
             f"but not including 1, such as 0.1"
         )
+
+
+def _refuse_optimizer_second(name: str, obj: Any) -> None:
+    """A schedule whose first parameter is not its optimizer, one named `optimizer` coming later: transformers'
+    `get_scheduler(name, optimizer, num_warmup_steps, num_training_steps)` loaded, then failed the run with
+    "missing 1 required positional argument: 'optimizer'" (hpotool passes the optimizer first), and its
+    `name` cannot be set: the section's name is the import path. A `ValueError` naming what to use."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(obj).parameters.values())
+    except (TypeError, ValueError):
+        return
+    if len(params) < 2 or params[0].name == "optimizer" or "optimizer" not in [p.name for p in params[1:]]:
+        return
+    first = params[0].name
+    use = (
+        "name the schedule's own function, which takes the optimizer first (transformers' "
+        "get_scheduler('linear', ...) is get_linear_schedule_with_warmup, 'cosine' "
+        "get_cosine_schedule_with_warmup), or wrap it in one of your own: def schedule(optimizer, "
+        "num_warmup_steps, num_training_steps): return get_scheduler('linear', optimizer, num_warmup_steps, "
+        "num_training_steps)"
+        if first == "name"
+        else "build it in a function of your own module that takes the optimizer first (def my_schedule("
+        "optimizer, epochs): ...) and give its import path (package.module:Name) as name"
+    )
+    raise ValueError(
+        f"scheduler {name!r} takes {first!r} before the optimizer, which hpotool passes first"
+        + (", and the section's name is the import path" if first == "name" else "")
+        + f"; {use}"
+    )
 
 
 def first_argument(kind: Kind, obj: Any) -> tuple[str, ...]:
