@@ -1017,6 +1017,9 @@ def test_a_schedule_given_epochs_but_counting_its_warm_up_in_steps_is_refused(tm
         "batches; ask for num_training_steps (the run's batches, which hpotool fills in) instead of epochs, or "
         "for steps_per_epoch beside it, or set interval: epoch to count num_warmup_steps in epochs too"
     )
+    with pytest.raises(RunCheckError) as again:  # "drop interval: step" led to the line above
+        _trainer({**scheduler, "interval": "step"})
+    assert str(again.value) == str(info.value)
     lrs, per_epoch = _lrs({**scheduler, "name": "epochs_and_steps:warm_cosine_over_steps"})  # as it says
     assert lrs[2] == pytest.approx(LR * 0.5 * (1 + math.cos(math.pi * 2 / (EPOCHS * per_epoch))))
     assert lrs[-1] > 0 and all(b < a for a, b in itertools.pairwise(lrs[2:]))

@@ -411,12 +411,7 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
     sched_fn = resolve_component("scheduler", cfg.scheduler.name)
     per_step = steps_per_batch(cfg.scheduler.name, cfg.scheduler.interval, sched_fn)
     counted = step_counted_argument(sched_fn)
-    if (
-        per_step
-        and counts_epochs(cfg.scheduler.name, sched_fn)
-        and cfg.scheduler.interval is None
-        and counted
-    ):
+    if per_step and counts_epochs(cfg.scheduler.name, sched_fn) and counted:
         raise RunCheckError(  # stepped per batch for `counted`, but told the run's length in epochs
             "scheduler",
             f"{cfg.scheduler.name!r} asks for epochs, the run's length in epochs, but counts {counted} in "
