@@ -1359,10 +1359,10 @@ CASES = [
     Case(
         "epoch-length-schedule-with-step-warm-up",
         "a schedule told the run's length in epochs whose warm-up counts steps",
-        "error: run.yaml: scheduler: 'warm_schedule:warm_cosine' asks for epochs, the run's length in epochs, but counts num_warmup_steps in batches, so stepped after every batch it would run its course in the first 2 batches; ask for num_training_steps (the run's batches, which hpotool fills in) instead of epochs, or for steps_per_epoch beside it, or set interval: epoch to count num_warmup_steps in epochs too",
-        run={"scheduler": {"name": "warm_schedule:warm_cosine", "num_warmup_steps": 2}},
+        "error: run.yaml: scheduler: 'steps_warm_schedule:warm_cosine' asks for epochs, the run's length in epochs, but counts num_warmup_steps in batches, so stepped after every batch it would run its course in the first 2 batches; ask for num_training_steps (the run's batches, which hpotool fills in) instead of epochs, or for steps_per_epoch beside it, or set interval: epoch to count num_warmup_steps in epochs too",
+        run={"scheduler": {"name": "steps_warm_schedule:warm_cosine", "num_warmup_steps": 2}},
         files={
-            "warm_schedule.py": "from torch.optim.lr_scheduler import LambdaLR\n\n\n"
+            "steps_warm_schedule.py": "from torch.optim.lr_scheduler import LambdaLR\n\n\n"
             "def warm_cosine(optimizer, epochs, num_warmup_steps):\n"
             "    return LambdaLR(optimizer, lambda step: min(1.0, step / num_warmup_steps))\n"
         },
