@@ -1084,6 +1084,11 @@ def warm_cosine(optimizer, epochs, t_max):
 
 def chained_cycle(optimizer, total_steps):
     return ChainedScheduler([OneCycleLR(optimizer, max_lr=0.1, total_steps=total_steps)])
+
+
+def cycle_then_constant(optimizer, total_steps, milestone):
+    cycle = OneCycleLR(optimizer, max_lr=0.1, total_steps=total_steps)
+    return SequentialLR(optimizer, [cycle, LinearLR(optimizer, 1.0, 1.0)], milestones=[milestone])
 """
 
 
@@ -1123,6 +1128,14 @@ def test_the_schedules_inside_a_sequential_or_chained_one_are_checked_as_the_run
         )
     lrs, _ = _lrs({"name": "nested:chained_cycle", "total_steps": steps})
     assert max(lrs) == pytest.approx(0.1, rel=0.2) and lrs[-1] < 0.1 / 100
+    # a milestone past the run's end: the cycle is stepped at every step of the run, as if alone
+    cycle = {"name": "nested:cycle_then_constant", "milestone": steps * 2}
+    with pytest.raises(RunCheckError, match=f"total_steps {steps - 1}, but the run steps it {steps} times"):
+        _trainer({**cycle, "total_steps": steps - 1})
+    lrs, _ = _lrs({**cycle, "total_steps": steps})
+    assert lrs[-1] < 0.1 / 100
+    lrs, _ = _lrs({**cycle, "total_steps": steps - 1, "milestone": steps - 1})  # it ends at its milestone
+    assert lrs[-2] < 0.1 / 100  # the cycle's last step anneals, and the next schedule sets the run's last
 
 
 GET_SCHEDULER = """from torch.optim.lr_scheduler import LambdaLR

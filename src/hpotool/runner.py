@@ -482,7 +482,10 @@ def _check_held(name: str, scheduler: Any, run_steps: int, per: str) -> None:
     Raises:
         RunCheckError: naming the schedule held, its place, and its part of the run.
     """
-    fix = "from the arguments hpotool fills in (epochs, steps_per_epoch, num_training_steps), to span its part of the run"
+    fix = (
+        "from the arguments hpotool fills in (epochs, steps_per_epoch, num_training_steps), to span its part of "
+        "the run"
+    )
     for held in held_schedules(scheduler, run_steps):
         inner, span = held.scheduler, held.span
         part = f"its part of the run's {run_steps} steps, " if span != run_steps else ""

@@ -109,8 +109,9 @@ class Held:
 def held_schedules(scheduler: Any, run_steps: int) -> list[Held]:
     """The schedules a SequentialLR or ChainedScheduler holds (and those they hold), each with its part of a
     run of `run_steps` steps: a SequentialLR restarts each at its milestone (`step(0)`), so it sets the lr
-    from there to the next milestone, and is stepped once less than that but for the last; a
-    ChainedScheduler steps all of them every step of the run."""
+    from there to the next milestone, and is stepped once less than that, but for the last one and one whose
+    next milestone lies past the run's end, stepped at each of its steps; a ChainedScheduler steps all of
+    them every step of the run."""
     inner = getattr(scheduler, "_schedulers", None)
     if not isinstance(scheduler, SequentialLR | ChainedScheduler) or not isinstance(inner, list | tuple):
         return []
@@ -121,7 +122,7 @@ def held_schedules(scheduler: Any, run_steps: int) -> list[Held]:
         if isinstance(scheduler, SequentialLR):
             start, end = min(bounds[i], run_steps), min(bounds[i + 1], run_steps)
             span = end - start if i < len(inner) - 1 else run_steps - start
-            stepped = span if i == len(inner) - 1 else span - 1
+            stepped = span if i == len(inner) - 1 or bounds[i + 1] > run_steps else span - 1
         else:
             span = stepped = run_steps
         if span <= 0:  # past the run's end: it never sets the lr
