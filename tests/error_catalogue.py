@@ -1370,10 +1370,10 @@ CASES = [
     Case(
         "schedule-name-before-optimizer",
         "transformers' get_scheduler(name, optimizer, ...) by import path, which takes the optimizer second",
-        "error: run.yaml: scheduler: scheduler 'hf_schedules:get_scheduler' takes 'name' before the optimizer, which hpotool passes first, and the section's name is the import path; name the schedule's own function, which takes the optimizer first (transformers' get_scheduler('linear', ...) is get_linear_schedule_with_warmup, 'cosine' get_cosine_schedule_with_warmup), or wrap it in one of your own: def schedule(optimizer, num_warmup_steps, num_training_steps): return get_scheduler('linear', optimizer, num_warmup_steps, num_training_steps)",
-        run={"scheduler": {"name": "hf_schedules:get_scheduler", "num_warmup_steps": 2}},
+        "error: run.yaml: scheduler: scheduler 'hf_named_schedules:get_scheduler' takes 'name' before the optimizer, which hpotool passes first, and the section's name is the import path; name the schedule's own function, which takes the optimizer first (transformers' get_scheduler('linear', ...) is get_linear_schedule_with_warmup, 'cosine' get_cosine_schedule_with_warmup), or wrap it in one of your own: def schedule(optimizer, num_warmup_steps, num_training_steps): return get_scheduler('linear', optimizer, num_warmup_steps, num_training_steps)",
+        run={"scheduler": {"name": "hf_named_schedules:get_scheduler", "num_warmup_steps": 2}},
         files={
-            "hf_schedules.py": "from torch.optim.lr_scheduler import LambdaLR\n\n\n"
+            "hf_named_schedules.py": "from torch.optim.lr_scheduler import LambdaLR\n\n\n"
             "def get_scheduler(name, optimizer, num_warmup_steps=None, num_training_steps=None):\n"
             "    return LambdaLR(optimizer, lambda step: 1.0)\n"
         },
