@@ -95,6 +95,26 @@ def test_a_categorical_of_one_choice_is_noted_unless_a_condition_or_a_searched_s
     ], result.stderr
 
 
+def test_a_searched_seed_is_noted(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+    """`seed: {type: int, ...}` in the search space ran without a word, though each trial then trains with
+    another seed and the best trial may be the luckiest one. Searched on purpose it still runs: a note, not a
+    refusal."""
+    opt_dict["search_space"] = {
+        **opt_dict["search_space"],
+        "seed": {"type": "int", "low": 0, "high": 1000},
+    }
+    result = _optimize(tmp_path, run_dict, opt_dict, "--dry-run")
+    assert result.exit_code == 0, result.output
+    opt_path = tmp_path / "optimize.yaml"
+    notes = [line for line in result.stderr.splitlines() if "seed" in line]
+    assert notes == [
+        f"note: {opt_path}: search_space.seed searches the seed: each trial trains with another one, so trials "
+        f"differ by luck as well as by their values, and the best may be the luckiest; drop it to compare values "
+        f"fairly (every trial then trains with the run config's seed, 0); train-from-best --seeds N shows how "
+        f"much the seed moves the best trial's metric"
+    ], result.stderr
+
+
 @pytest.mark.parametrize("storage", ["studies", "sqlite:///studies"])
 def test_a_storage_mistake_is_the_one_line_printed_without_the_plans_notes(
     tmp_path: Path, run_dict: dict, opt_dict: dict, storage: str
