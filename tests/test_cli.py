@@ -133,6 +133,45 @@ def test_a_storage_mistake_is_the_one_line_printed_without_the_plans_notes(
     assert "note: " in ok.stderr and "one choice, relu" in ok.stderr  # a correct run still notes it
 
 
+@pytest.mark.parametrize(
+    ("storage", "workers", "error"),
+    [
+        (
+            "sqlite:///studies/tiny.db",
+            "1",
+            "error: study 'tiny' in sqlite:///studies/tiny.db was created to ",
+        ),
+        (
+            "sqlite:///studies/tiny.db",
+            "2",
+            "error: study 'tiny' in sqlite:///studies/tiny.db was created to ",
+        ),
+        ("redis://127.0.0.1:1", "1", "error: storage 'redis://127.0.0.1:1': cannot open it: "),
+        (
+            "postgresql+psycopg://u@127.0.0.1:1/test",
+            "1",
+            "error: storage 'postgresql+psycopg://u@127.0.0.1:1/test'",
+        ),
+    ],
+)
+def test_a_study_that_will_not_open_is_the_one_line_printed_without_the_plans_notes(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, storage: str, workers: str, error: str
+) -> None:
+    # The plan's notes (a one-choice parameter) were printed, then the refusal to open the study (another
+    # direction than the existing study's, a server refusing the connection): notes about a run that would
+    # not happen, read before the reason why.
+    _optimize(tmp_path, run_dict, opt_dict, "--n-trials", "1", "-q")  # the study, to maximize
+    opt_dict["direction"] = "minimize"
+    opt_dict["search_space"] = {
+        **opt_dict["search_space"],
+        "model.activation": {"type": "categorical", "choices": ["relu"]},
+    }
+    args = [*_optimize_args(tmp_path, run_dict, opt_dict), "--storage", storage, "--workers", workers]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(error), result.stderr
+
+
 def test_a_range_whose_low_is_its_high_is_noted_as_a_categorical_of_one_choice_is(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

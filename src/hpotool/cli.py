@@ -591,24 +591,33 @@ def _optimize(
         # A storage the run refuses (a folder, no URL, a file of another kind) is the one line printed: the
         # notes came first, then the error. Checked without connecting to a server or writing anything.
         check_storage(plan.storage_url)
-        for note in plan.notes:  # on stderr before the progress, so it stays in view
-            _note(note)
         if dry_run:
+            for note in plan.notes:
+                _note(note)
             from hpotool.study import finished_so_far
 
             # Joining by name, the storage was read already; a config's server is not asked.
             done = finished_so_far(plan.opt.study_name, plan.storage_url, ask_server=run_config is None)
             print_plan(plan, as_json, done)
             return
+
+        def opened(new_study: str | None) -> None:
+            # Once the study is open: a study that will not open (a server that refuses, another direction)
+            # is the one line printed, not read after notes about a run that will not happen.
+            for note in plan.notes:  # on stderr before the progress, so it stays in view
+                _note(note)
+            if new_study is not None:
+                _say(new_study)
+
         if workers > 1:
             from hpotool.workers import run_workers
 
             def run(observer: Any = None) -> StudySummary:
-                return run_workers(plan, workers, observer, max_failures=max_failures, on_new_study=_say)
+                return run_workers(plan, workers, observer, max_failures=max_failures, on_open=opened)
         else:
 
             def run(observer: Any = None) -> StudySummary:
-                return run_study(plan, observer, max_failures=max_failures, on_new_study=_say)
+                return run_study(plan, observer, max_failures=max_failures, on_open=opened)
 
         if quiet or as_json:
             summary = run()
