@@ -619,13 +619,16 @@ def _optimize(
             def run(observer: Any = None) -> StudySummary:
                 return run_study(plan, observer, max_failures=max_failures, on_open=opened)
 
-        if quiet or as_json:
-            summary = run()
-        else:
-            from hpotool.progress import RichObserver
+        from hpotool.lock_watch import saying_lock_waits
 
-            with RichObserver(_err(), plan.opt.objectives[0]) as observer:
-                summary = run(observer)
+        with saying_lock_waits(plan.storage_url, _note):  # not a silent minute behind another's lock
+            if quiet or as_json:
+                summary = run()
+            else:
+                from hpotool.progress import RichObserver
+
+                with RichObserver(_err(), plan.opt.objectives[0]) as observer:
+                    summary = run(observer)
         outcome.summary = summary
         from hpotool.interrupts import deferred
 
