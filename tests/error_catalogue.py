@@ -37,6 +37,9 @@ class Case:
     command: tuple[str, ...] = ()  # another command than `optimize` (its whole argv; `args` unused)
     files: dict[str, str] = field(default_factory=dict)  # files written before the command, path -> text
     run_in: str | None = None  # a subfolder the command runs in (made for it)
+    # another connection holds a write lock on studies/tiny.db while the command runs, as a sqlite3 shell's
+    # `BEGIN EXCLUSIVE;` does (with existing_study)
+    lock_held: bool = False
 
     def configs(self) -> tuple[dict[str, Any], dict[str, Any]]:
         run, opt = copy.deepcopy(RUN), copy.deepcopy(OPTIMIZE)
@@ -1866,5 +1869,15 @@ CASES = [
         "--dry-run with a storage that is not a URL (the run would refuse it)",
         "error: storage 'studies/tiny.db' is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., mysql+pymysql://..., redis://host:6379 or journal:path.log",
         args=("--storage", "studies/tiny.db", "--dry-run"),
+    ),
+    Case(
+        "sqlite-locked",
+        "a study whose SQLite file another process keeps locked (a sqlite3 shell or database browser inside a "
+        "transaction) for longer than the busy timeout",
+        "error: storage 'sqlite:///studies/tiny.db': another process kept '<cwd>/studies/tiny.db' locked for over 1 s, so this command could not write to it (OperationalError: (sqlite3.OperationalError) database is locked). End that process or its open transaction (a sqlite3 shell, a database browser; fuser <cwd>/studies/tiny.db lists the processes that have the file open), then run the same command to resume: it marks the trials left RUNNING FAIL ('worker died') and runs their parameters again",
+        args=("--n-trials", "2"),
+        existing_study=True,
+        lock_held=True,
+        env={"HPOTOOL_SQLITE_BUSY_TIMEOUT": "1"},
     ),
 ]

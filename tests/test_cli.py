@@ -95,6 +95,26 @@ def test_a_categorical_of_one_choice_is_noted_unless_a_condition_or_a_searched_s
     ], result.stderr
 
 
+def test_a_searched_seed_is_noted(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+    """`seed: {type: int, ...}` in the search space ran without a word, though each trial then trains with
+    another seed and the best trial may be the luckiest one. Searched on purpose it still runs: a note, not a
+    refusal."""
+    opt_dict["search_space"] = {
+        **opt_dict["search_space"],
+        "seed": {"type": "int", "low": 0, "high": 1000},
+    }
+    result = _optimize(tmp_path, run_dict, opt_dict, "--dry-run")
+    assert result.exit_code == 0, result.output
+    opt_path = tmp_path / "optimize.yaml"
+    notes = [line for line in result.stderr.splitlines() if "seed" in line]
+    assert notes == [
+        f"note: {opt_path}: search_space.seed searches the seed: each trial trains with another one, so trials "
+        f"differ by luck as well as by their values, and the best may be the luckiest; drop it to compare values "
+        f"fairly (every trial then trains with the run config's seed, 0); train-from-best --seeds N shows how "
+        f"much the seed moves the best trial's metric"
+    ], result.stderr
+
+
 @pytest.mark.parametrize("storage", ["studies", "sqlite:///studies"])
 def test_a_storage_mistake_is_the_one_line_printed_without_the_plans_notes(
     tmp_path: Path, run_dict: dict, opt_dict: dict, storage: str
@@ -111,6 +131,45 @@ def test_a_storage_mistake_is_the_one_line_printed_without_the_plans_notes(
     assert list((tmp_path / "studies").iterdir()) == []
     ok = _optimize(tmp_path, run_dict, opt_dict, "--storage", "sqlite:///studies/ok.db", "--n-trials", "1")
     assert "note: " in ok.stderr and "one choice, relu" in ok.stderr  # a correct run still notes it
+
+
+@pytest.mark.parametrize(
+    ("storage", "workers", "error"),
+    [
+        (
+            "sqlite:///studies/tiny.db",
+            "1",
+            "error: study 'tiny' in sqlite:///studies/tiny.db was created to ",
+        ),
+        (
+            "sqlite:///studies/tiny.db",
+            "2",
+            "error: study 'tiny' in sqlite:///studies/tiny.db was created to ",
+        ),
+        ("redis://127.0.0.1:1", "1", "error: storage 'redis://127.0.0.1:1': cannot open it: "),
+        (
+            "postgresql+psycopg://u@127.0.0.1:1/test",
+            "1",
+            "error: storage 'postgresql+psycopg://u@127.0.0.1:1/test'",
+        ),
+    ],
+)
+def test_a_study_that_will_not_open_is_the_one_line_printed_without_the_plans_notes(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, storage: str, workers: str, error: str
+) -> None:
+    # The plan's notes (a one-choice parameter) were printed, then the refusal to open the study (another
+    # direction than the existing study's, a server refusing the connection): notes about a run that would
+    # not happen, read before the reason why.
+    _optimize(tmp_path, run_dict, opt_dict, "--n-trials", "1", "-q")  # the study, to maximize
+    opt_dict["direction"] = "minimize"
+    opt_dict["search_space"] = {
+        **opt_dict["search_space"],
+        "model.activation": {"type": "categorical", "choices": ["relu"]},
+    }
+    args = [*_optimize_args(tmp_path, run_dict, opt_dict), "--storage", storage, "--workers", workers]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(error), result.stderr
 
 
 def test_a_range_whose_low_is_its_high_is_noted_as_a_categorical_of_one_choice_is(

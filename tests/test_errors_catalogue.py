@@ -4,6 +4,7 @@ written or changed. docs/ERRORS.md is generated from the same table."""
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import optuna
@@ -80,10 +81,16 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case) -> None:
     if case.run_in is not None:
         Path(case.run_in).mkdir()
         os.chdir(case.run_in)
+    lock = None
+    if case.lock_held:
+        lock = sqlite3.connect(here / "studies" / "tiny.db", isolation_level=None)
+        lock.execute("BEGIN EXCLUSIVE")
     try:
         result = runner.invoke(app, argv, env=case.env)
     finally:
         os.chdir(here)
+        if lock is not None:
+            lock.close()  # its transaction rolls back
     assert result.exit_code == 2, result.output
     assert result.stderr == case.message.replace("<cwd>", str(Path.cwd())) + "\n"
     assert "Traceback" not in result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from hpotool.storage import make_storage
 
 from .conftest import load_study, write_configs, write_yaml
 from .test_workers import _hpotool, _signal_in_trials, _study_or_none, _wait_for
+from .tiny_study import run_tiny_study
 
 
 def _signal_after(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> None:
@@ -544,3 +546,53 @@ def test_a_study_deleted_while_it_runs_is_one_line(
         f"error: study 'tiny' in {opt_dict['storage']} was deleted while this command ran it (by another process: "
         f"optuna delete-study, a script); its trials went with it. Run the same command to start the study again"
     )
+
+
+def _slow_run(run_dict: dict[str, Any], epochs: int) -> dict[str, Any]:
+    return {**run_dict, "epochs": epochs, "model": {"name": "tests.helpers:SlowModel", "sleep": 0.05}}
+
+
+def _ctrl_c_when(proc: Any, ready: Any) -> str:
+    """Ctrl-C to `proc` once `ready()` is true; its output once it has exited."""
+    try:
+        _wait_for(ready)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    return str(output)
+
+
+def test_ctrl_c_in_train_says_nothing_was_saved_and_exits_130(
+    tmp_path: Path, run_dict: dict[str, Any]
+) -> None:
+    # The command ended with exit code 130 and printed nothing: the user could not tell whether the run
+    # folder had been written.
+    path = write_yaml(tmp_path / "run.yaml", _slow_run(run_dict, 500))
+    started = time.monotonic()
+    proc = _hpotool(["train", "-r", str(path), "--out", "mine"], tmp_path)
+    output = _ctrl_c_when(proc, lambda: time.monotonic() - started > 3)
+    assert proc.returncode == 130, output
+    assert output.strip().splitlines()[-1] == (
+        "interrupted: training stopped before its end; nothing was saved (mine was not written)"
+    ), output
+    assert "Traceback" not in output and not (tmp_path / "mine").exists()
+
+
+def test_ctrl_c_in_train_from_best_says_which_runs_were_saved_and_exits_130(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # As in train: exit code 130 and not a word, though the first seed's run was saved and the same command
+    # with the same --out trains only the rest.
+    opt = {**opt_dict, "n_trials": 1, "search_space": {"model.width": {"type": "int", "low": 4, "high": 8}}}
+    best = run_tiny_study(tmp_path, _slow_run(run_dict, 1), opt).best_trial.number
+    args = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--out", "final"]
+    proc = _hpotool([*args, "--seeds", "2", "--epochs", "40"], tmp_path)
+    first = tmp_path / "final" / f"trial{best}-seed0" / "config.yaml"  # written last
+    output = _ctrl_c_when(proc, first.exists)
+    assert proc.returncode == 130, output
+    assert output.strip().splitlines()[-1] == (
+        "interrupted: 1 of 2 runs saved in final (summary.json not written); the same command trains only "
+        "the rest"
+    ), output
+    assert "Traceback" not in output and not (tmp_path / "final" / f"trial{best}-seed1").exists()

@@ -180,6 +180,41 @@ def test_optimize_on_a_study_file_it_cannot_write_says_so(
     assert load_study("tiny", opt_dict["storage"]).trials[0].state.name == "COMPLETE"  # it still reads
 
 
+def test_a_relative_storage_that_cannot_be_written_is_named_by_its_absolute_path(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    lock_file: Callable[[Path], None],
+    lock_read_only: Callable[[Path], None],
+) -> None:
+    # `--storage sqlite:///studies/tiny.db` in a place it cannot write: the message named 'studies/tiny.db'
+    # (and a folder 'ro'), relative to wherever the command ran, which `ls -l` from elsewhere cannot find.
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+    from hpotool.storage import _close_sqlite_storages
+
+    opt_dict["n_trials"] = 1
+    opt_dict["storage"] = "sqlite:///studies/tiny.db"  # the tests run in tmp_path
+    paths = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
+    assert (
+        CliRunner().invoke(app, ["optimize", "-r", str(paths[0]), "-o", str(paths[1]), "-q"]).exit_code == 0
+    )
+    _close_sqlite_storages()
+    (tmp_path / "ro").mkdir()
+    shutil.copy(tmp_path / "studies" / "tiny.db", tmp_path / "ro" / "tiny.db")
+    lock_file(tmp_path / "studies" / "tiny.db")
+    lock_read_only(tmp_path / "ro")
+    optimize = ["optimize", "-r", str(paths[0]), "-o", str(paths[1]), "--n-trials", "2"]
+    for args, blocked in [
+        (optimize, tmp_path / "studies" / "tiny.db"),
+        (["trials", "--study-name", "tiny", "--storage", "sqlite:///ro/tiny.db"], tmp_path / "ro"),
+    ]:
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert f"; this process cannot write to {str(blocked)!r}, and " in result.stderr, result.stderr
+
+
 def test_a_lock_another_process_takes_during_a_trial_leaves_it_running_and_says_so(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1115,6 +1115,38 @@ def test_workers_on_a_sqlite_study_another_process_keeps_locked_say_so_in_one_li
     assert [t.state for t in trials] == [TrialState.COMPLETE]  # nothing written, nothing half-written
 
 
+@pytest.mark.parametrize("workers", [2, 1])
+def test_a_lock_held_for_seconds_while_the_run_waits_is_said_once(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], workers: int
+) -> None:
+    # Another process held the study's SQLite file locked for a while (under the busy timeout, 60 s): the
+    # run waited, silent, as long as the lock lasted (up to a minute per write). Now a note says, after a
+    # few seconds, which file is locked and what the run waits for; the run goes on once the lock is gone.
+    args = _slow_configs(tmp_path, run_dict, opt_dict, 3)
+    args = args if workers > 1 else [*args[:-3], "-q"]
+    url = opt_dict["storage"]
+    db = Path(url.removeprefix("sqlite:///"))
+    proc = _hpotool(args, tmp_path, HPOTOOL_SQLITE_BUSY_TIMEOUT="60")
+    try:
+        study = _study_of(url)
+        _wait_for(lambda: [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING])
+        with _sqlite_locked(db):
+            time.sleep(9)  # the note comes after 5 s (lock_watch.NOTE_AFTER_S)
+        output = proc.communicate(timeout=120)[0]
+    finally:
+        _kill_session(proc)
+    assert proc.returncode == 0, output
+    where = str(db.resolve())
+    note = (
+        f"note: another process has kept the study's SQLite file {where!r} locked for over 5 s; this run waits "
+        f"for it, up to 60 s per write (HPOTOOL_SQLITE_BUSY_TIMEOUT), then stops. End that process or its open "
+        f"transaction (a sqlite3 shell, a database browser; fuser {where} lists the processes that have the "
+        f"file open)"
+    )
+    assert [line for line in output.splitlines() if "locked" in line] == [note], output
+    assert sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)) == 3
+
+
 def test_a_lock_taken_while_workers_train_ends_the_run_in_one_line_and_the_study_resumes(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:

@@ -591,32 +591,44 @@ def _optimize(
         # A storage the run refuses (a folder, no URL, a file of another kind) is the one line printed: the
         # notes came first, then the error. Checked without connecting to a server or writing anything.
         check_storage(plan.storage_url)
-        for note in plan.notes:  # on stderr before the progress, so it stays in view
-            _note(note)
         if dry_run:
+            for note in plan.notes:
+                _note(note)
             from hpotool.study import finished_so_far
 
             # Joining by name, the storage was read already; a config's server is not asked.
             done = finished_so_far(plan.opt.study_name, plan.storage_url, ask_server=run_config is None)
             print_plan(plan, as_json, done)
             return
+
+        def opened(new_study: str | None) -> None:
+            # Once the study is open: a study that will not open (a server that refuses, another direction)
+            # is the one line printed, not read after notes about a run that will not happen.
+            for note in plan.notes:  # on stderr before the progress, so it stays in view
+                _note(note)
+            if new_study is not None:
+                _say(new_study)
+
         if workers > 1:
             from hpotool.workers import run_workers
 
             def run(observer: Any = None) -> StudySummary:
-                return run_workers(plan, workers, observer, max_failures=max_failures, on_new_study=_say)
+                return run_workers(plan, workers, observer, max_failures=max_failures, on_open=opened)
         else:
 
             def run(observer: Any = None) -> StudySummary:
-                return run_study(plan, observer, max_failures=max_failures, on_new_study=_say)
+                return run_study(plan, observer, max_failures=max_failures, on_open=opened)
 
-        if quiet or as_json:
-            summary = run()
-        else:
-            from hpotool.progress import RichObserver
+        from hpotool.lock_watch import saying_lock_waits
 
-            with RichObserver(_err(), plan.opt.objectives[0]) as observer:
-                summary = run(observer)
+        with saying_lock_waits(plan.storage_url, _note):  # not a silent minute behind another's lock
+            if quiet or as_json:
+                summary = run()
+            else:
+                from hpotool.progress import RichObserver
+
+                with RichObserver(_err(), plan.opt.objectives[0]) as observer:
+                    summary = run(observer)
         outcome.summary = summary
         from hpotool.interrupts import deferred
 
@@ -898,10 +910,36 @@ def train(
         ),
     ] = None,
 ) -> None:
-    """Train one run config outside any study; save model.pt, metrics.json, history.csv and config.yaml."""
-    with user_errors():
-        import functools
+    """Train one run config outside any study; save model.pt, metrics.json, history.csv and config.yaml.
 
+    Ctrl-C or SIGTERM stops training, says whether the run was saved and exits 130 or 143.
+    """
+    from hpotool.interrupts import exit_code, signal_of, signals_ignored, signals_interrupt
+
+    made: list[Path] = []  # the run folder, once known
+    try:
+        with signals_interrupt():
+            _train(run_config, epochs, device, seed, out, made)
+    except KeyboardInterrupt as exc:
+        with signals_ignored():  # one line, however many signals follow
+            if made and (made[0] / "config.yaml").exists():  # written last (saving defers a signal)
+                said = f"the run was saved in {made[0]}"
+            else:
+                where = f" ({out} was not written)" if out is not None else ""
+                said = f"training stopped before its end; nothing was saved{where}"
+            _err().print(f"interrupted: {escape(said)}", soft_wrap=True)
+        raise typer.Exit(code=exit_code(signal_of(exc))) from None
+
+
+def _train(
+    run_config: Path,
+    epochs: int | None,
+    device: str | None,
+    seed: int | None,
+    out: Path | None,
+    made: list[Path],
+) -> None:
+    with user_errors():
         from hpotool.config import load_run_config
         from hpotool.formatting import format_params
         from hpotool.overrides import apply_overrides
@@ -938,8 +976,14 @@ def train(
         if out is not None:
             check_run_dir(out)
             folder: Any = out
+            made.append(out)
         else:
-            folder = functools.partial(new_run_dir, runs_dir)  # made once training succeeds
+
+            def make_folder() -> Path:  # once training succeeds
+                made.append(new_run_dir(runs_dir))
+                return made[0]
+
+            folder = make_folder
         from hpotool.progress import RunProgress
 
         with RunProgress(_err()) as progress:
@@ -978,7 +1022,56 @@ def train_from_best(
         ),
     ] = None,
 ) -> None:
-    """export-best, then train the best trial (or the --top-k best) under the study's final: rules."""
+    """export-best, then train the best trial (or the --top-k best) under the study's final: rules.
+
+    Ctrl-C or SIGTERM stops training, says which runs were saved and exits 130 or 143; the same command with
+    the same --out trains only the runs not saved.
+    """
+    from hpotool.interrupts import exit_code, signal_of, signals_ignored, signals_interrupt
+
+    training: list[tuple[Any, Path]] = []  # the plan and its folder, once training starts
+    try:
+        with signals_interrupt():
+            _train_from_best(study_name, storage, epochs, seeds, top_k, device, out, training)
+    except KeyboardInterrupt as exc:
+        with signals_ignored():  # one line, however many signals follow
+            _say_final_interrupted(training, out)
+        raise typer.Exit(code=exit_code(signal_of(exc))) from None
+
+
+def _say_final_interrupted(training: list[tuple[Any, Path]], out: Path | None) -> None:
+    """Which runs an interrupted train-from-best saved, and how to train the rest."""
+    if not training:
+        _err().print("interrupted: no run was trained or saved", soft_wrap=True)
+        return
+    from hpotool.final import final_jobs
+
+    plan, folder = training[0]
+    jobs = final_jobs(plan, folder)
+    saved = sum((run_dir / "config.yaml").exists() for _, _, run_dir in jobs)  # written last
+    if not saved:
+        _err().print("interrupted: no run was saved", soft_wrap=True)
+        return
+    again = "the same command" if out is not None else f"the same command with --out {folder}"
+    _err().print(
+        escape(
+            f"interrupted: {saved} of {len(jobs)} runs saved in {folder} (summary.json not written); {again} "
+            "trains only the rest"
+        ),
+        soft_wrap=True,
+    )
+
+
+def _train_from_best(
+    study_name: str,
+    storage: str | None,
+    epochs: int | None,
+    seeds: int | None,
+    top_k: int,
+    device: str | None,
+    out: Path | None,
+    training: list[tuple[Any, Path]],
+) -> None:
     with user_errors():
         from hpotool.browse import find_study
         from hpotool.export import export_best as write_export
@@ -1016,6 +1109,7 @@ def train_from_best(
             names = ", ".join(p.name for p in saved)
             _note(f"already saved in {out}, not trained again: {names}")
         folder = out if out is not None else new_run_dir(default_runs_dir(plan.candidates[0].config))
+        training.append((plan, folder))
         from hpotool.progress import RunProgress
 
         try:

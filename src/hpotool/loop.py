@@ -767,7 +767,7 @@ def run_study(
     observer: StudyObserver | None = None,
     *,
     max_failures: int = 5,
-    on_new_study: Callable[[str], None] | None = None,
+    on_open: Callable[[str | None], None] | None = None,
 ) -> StudySummary:
     """Run the study in this process until it holds `n_trials` finished trials, the timeout passes, or
     `max_failures` trials in a row fail. Re-running after an interruption runs only what is missing.
@@ -779,7 +779,7 @@ def run_study(
         HpoError: the configs or the study do not fit, or the storage stopped answering (`storage_lost`).
     """
     try:
-        return _run_study(plan, observer, max_failures, on_new_study)
+        return _run_study(plan, observer, max_failures, on_open)
     except Exception as exc:
         if isinstance(exc, HpoError):
             raise
@@ -803,12 +803,18 @@ class OpenedStudy(NamedTuple):
 
 
 def open_for_run(
-    plan: StudyPlan, observer: StudyObserver | None, on_new_study: Callable[[str], None] | None = None
+    plan: StudyPlan, observer: StudyObserver | None, on_open: Callable[[str | None], None] | None = None
 ) -> OpenedStudy:
     """Open (or create) the study, prepare its resume and tell the observer: the start of a run of one
-    process or of several workers alike. `on_new_study`: see `open_study`."""
+    process or of several workers alike. `on_open` is called once the study is open and checked (a study
+    that will not open, or not as the config says, raises first), with the `new study ...` line when this
+    process created it (see `open_study`), else None: the CLI prints the plan's notes then, so that a
+    refusal is not read after notes about a run that will not happen."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the observer shows each trial instead
-    study, salt = open_study(plan, on_new_study)
+    created: list[str] = []
+    study, salt = open_study(plan, created.append if on_open is not None else None)
+    if on_open is not None:
+        on_open(created[0] if created else None)
     existing = len(study.get_trials(deepcopy=False))
     target, before = trial_target(plan), finished_numbers(study)
     done = prepare_resume(study, plan)
@@ -821,11 +827,11 @@ def _run_study(
     plan: StudyPlan,
     observer: StudyObserver | None,
     max_failures: int,
-    on_new_study: Callable[[str], None] | None,
+    on_open: Callable[[str | None], None] | None,
 ) -> StudySummary:
     start = time.perf_counter()
     tracker = make_tracker(plan)  # before the study: a tracking store that cannot be used writes nothing
-    study, salt, existing, target, before, done = open_for_run(plan, observer, on_new_study)
+    study, salt, existing, target, before, done = open_for_run(plan, observer, on_open)
     guard, interrupted = None, None
     fallback = IndependentSampling()
     if tracker is not None:

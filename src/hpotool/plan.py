@@ -317,6 +317,21 @@ def _single_choice_notes(opt: OptimizeConfig, opt_path: str) -> list[str]:
     return notes
 
 
+def _seed_notes(run: RunConfig, opt: OptimizeConfig, opt_path: str) -> list[str]:
+    """A note for a searched `seed`: usually a mistake (trials then differ by luck as well as by their values),
+    sometimes meant (how much does the seed matter?), so the run goes on; `data.split_seed`, which scores each
+    trial on other data, is refused (`space_checks`)."""
+    notes = []
+    if "seed" in opt.search_space:
+        notes.append(
+            f"{opt_path}: search_space.seed searches the seed: each trial trains with another one, so trials "
+            f"differ by luck as well as by their values, and the best may be the luckiest; drop it to compare "
+            f"values fairly (every trial then trains with the run config's seed, {run.seed}); train-from-best "
+            f"--seeds N shows how much the seed moves the best trial's metric"
+        )
+    return notes
+
+
 def _plan(
     run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, opt_path: str, overrides: Overrides
 ) -> StudyPlan:
@@ -354,7 +369,7 @@ def _plan(
         if isinstance(sampler, optuna.samplers.GridSampler) and conditional
         else ()
     )
-    notes = (*notes, *_single_choice_notes(opt, opt_path))
+    notes = (*notes, *_single_choice_notes(opt, opt_path), *_seed_notes(run, opt, opt_path))
     return StudyPlan(
         run, opt, data, sampler, pruner, opt.storage_url, overrides.allow_changed_config, notes=notes
     )

@@ -261,7 +261,10 @@ def train_and_save(
         raise HpoError(
             f"training failed: {first_line(exc)} (raised at {where}; hpotool --debug shows the traceback)"
         ) from exc
-    return save_run(folder if isinstance(folder, Path) else folder(), cfg, result, info)
+    from hpotool.interrupts import deferred
+
+    with deferred():  # a Ctrl-C while saving waits for the save: a run folder is whole or not there
+        return save_run(folder if isinstance(folder, Path) else folder(), cfg, result, info)
 
 
 def _user_trained(config_yaml: Path) -> bool:

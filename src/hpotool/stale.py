@@ -216,7 +216,12 @@ def fail_ownerless_trials(study: optuna.Study, grace_s: float) -> list[int]:
         if "worker" in trial.user_attrs or trial.params or started is None:
             continue
         if (now - started).total_seconds() < grace_s:
-            continue  # its process may be about to record itself
+            # Its process may be about to record itself: a live one waits up to its busy timeout (60 s) for
+            # a SQLite lock, without bound for a server, so a shorter grace would fail a live trial under it
+            # (its owner write then raises). Only the process whose owner write failed knows the owner is
+            # missing, and it cannot say so: the storage just refused it. It failed after its busy timeout,
+            # so with the defaults its trial is past the grace when the same command resumes.
+            continue
         if _beating(storage, trial._trial_id):
             continue  # another program's trial (hpotool records the owner before the first heartbeat)
         reason = "abandoned: its process ended before the trial started (no owner recorded)"

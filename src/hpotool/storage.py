@@ -372,6 +372,7 @@ def _file_hint(url: str) -> str:
     blocked = next((p for p in (folder, path) if p.exists() and not os.access(p, os.W_OK)), None)
     if blocked is None:
         return ""
+    blocked = Path(os.path.abspath(blocked))  # a relative URL's: `ls -l` it from anywhere
     if not path.exists():
         return f"; this process cannot write to {str(blocked)!r}: give a path in a folder you can write to"
     if blocked == path:

@@ -475,7 +475,7 @@ def run_workers(
     observer: StudyObserver | None = None,
     *,
     max_failures: int = 5,
-    on_new_study: Callable[[str], None] | None = None,
+    on_open: Callable[[str | None], None] | None = None,
 ) -> StudySummary:
     """Run the study with `n_workers` local worker processes; Ctrl-C or SIGTERM stops them all cleanly
     (each ends its trial as FAIL, "interrupted") and the summary carries the signal in `interrupted`.
@@ -487,7 +487,7 @@ def run_workers(
     procs: list[Any] = []
     problems = _Problems()
     try:
-        return _run_workers(plan, n_workers, observer, max_failures, procs, problems, on_new_study)
+        return _run_workers(plan, n_workers, observer, max_failures, procs, problems, on_open)
     except Exception as exc:
         if isinstance(exc, HpoError):
             raise
@@ -551,13 +551,13 @@ def _run_workers(
     max_failures: int,
     procs: list[Any],
     problems: _Problems,
-    on_new_study: Callable[[str], None] | None = None,
+    on_open: Callable[[str | None], None] | None = None,
 ) -> StudySummary:
     start = time.perf_counter()
     # creates the MLflow store and experiment once, here, before any worker starts
     tracker = make_tracker(plan)
     study, salt, existing, target, before, done = open_for_run(
-        plan, observer, on_new_study
+        plan, observer, on_open
     )  # before any worker starts
     if tracker is not None:
         tracker.end_cut_off_runs(study)
