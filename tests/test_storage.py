@@ -244,8 +244,8 @@ def test_a_lock_another_process_takes_during_a_trial_leaves_it_running_and_says_
         f"storage {opt['storage']!r}: another process kept {where!r} locked for over 1 s, so this command could not "
         f"write to it (OperationalError: (sqlite3.OperationalError) database is locked). End that process or its "
         f"open transaction (a sqlite3 shell, a database browser; fuser {where} lists the processes that have the "
-        f"file open), then run the same command to resume: it marks the trials left RUNNING FAIL ('worker "
-        f"died') and runs their parameters again"
+        f"file open), then run the same command to resume: it marks any trial left RUNNING FAIL ('worker "
+        f"died') and runs its parameters again"
     )
     [trial] = load_study("tiny", opt["storage"]).trials
     assert trial.state.name == "RUNNING" and "fail_reason" not in trial.user_attrs

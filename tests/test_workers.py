@@ -1094,7 +1094,7 @@ def _lock_line(url: str, db: Path, causes: str, timeout: int, resume: str) -> st
 
 
 LOCKED = "OperationalError: (sqlite3.OperationalError) database is locked"
-LEFT_RUNNING = "it marks the trials left RUNNING FAIL ('worker died') and runs their parameters again"
+LEFT_RUNNING = "it marks any trial left RUNNING FAIL ('worker died') and runs its parameters again"
 
 
 def test_workers_on_a_sqlite_study_another_process_keeps_locked_say_so_in_one_line(

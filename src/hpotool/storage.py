@@ -551,7 +551,7 @@ def storage_lost(url: str, exc: BaseException | str, *, left_running: bool = Tru
         )
         return HpoError(f"storage {shown_url(url)!r} cannot be written ({first}){hint}")
     if left_running:
-        resume = "it marks the trials left RUNNING FAIL ('worker died') and runs their parameters again"
+        resume = "it marks any trial left RUNNING FAIL ('worker died') and runs its parameters again"
     else:
         resume = "the trials that were running are marked FAIL ('worker died'), their parameters queued again"
     locked = _locked(url, first, f"then run the same command to resume: {resume}")
