@@ -1725,11 +1725,24 @@ CASES = [
     Case(
         "schedule-length-by-another-name",
         "a schedule asking for the run's length by another name than the one hpotool fills in",
-        "error: run.yaml: scheduler: scheduler 'named_schedule:cosine' requires 'num_epochs', which the config does not set; add num_epochs: ... under scheduler:, or rename num_epochs to epochs, which hpotool fills in for each run",
+        "error: run.yaml: scheduler: scheduler 'named_schedule:cosine' requires 'max_epochs', which the config does not set; add max_epochs: ... under scheduler:, or rename max_epochs to epochs, which hpotool fills in for each run",
         run={"scheduler": {"name": "named_schedule:cosine"}},
         files={
             "named_schedule.py": "from torch.optim.lr_scheduler import CosineAnnealingLR\n\n\n"
-            "def cosine(optimizer, num_epochs):\n    return CosineAnnealingLR(optimizer, T_max=num_epochs)\n"
+            "def cosine(optimizer, max_epochs):\n    return CosineAnnealingLR(optimizer, T_max=max_epochs)\n"
+        },
+    ),
+    Case(
+        "timm-pair-epochs-differ",
+        "a factory returning (schedule, epochs), as timm's create_scheduler_v2 does, whose epochs are not the run's",
+        "error: run.yaml: scheduler: 'timm_pair:create_scheduler_v2' returned (Cosine, 3): a schedule and the epochs to train it for (as timm's create_scheduler_v2 does, adding cooldown_epochs, a warmup_prefix's warm-up and cycle_limit's cycles to num_epochs), but the run trains 2 epochs, so the schedule's last 1 epoch would never run; drop cooldown_epochs, warmup_prefix and cycle_limit, so that it spans the run (hpotool fills in num_epochs and updates_per_epoch for each run)",
+        run={"scheduler": {"name": "timm_pair:create_scheduler_v2", "cooldown_epochs": 1}},
+        files={
+            "timm_pair.py": "class Cosine:\n"
+            "    def __init__(self, optimizer):\n        self.optimizer = optimizer\n\n"
+            "    def step(self, epoch, metric=None):\n        pass\n\n\n"
+            "def create_scheduler_v2(optimizer, num_epochs=300, cooldown_epochs=0, updates_per_epoch=0):\n"
+            "    return Cosine(optimizer), num_epochs + cooldown_epochs\n"
         },
     ),
     Case(

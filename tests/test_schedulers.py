@@ -902,8 +902,8 @@ def test_a_cosine_by_path_shorter_than_the_run_is_refused_before_its_lr_climbs_b
 LENGTH_NAMES = """from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR
 
 
-def cosine(optimizer, num_epochs):
-    return CosineAnnealingLR(optimizer, T_max=num_epochs)
+def cosine(optimizer, max_epochs):
+    return CosineAnnealingLR(optimizer, T_max=max_epochs)
 
 
 def linear(optimizer, total_steps):
@@ -916,8 +916,8 @@ def linear(optimizer, total_steps):
     [
         (
             "cosine",
-            "requires 'num_epochs', which the config does not set; add num_epochs: ... under scheduler:, or rename "
-            "num_epochs to epochs, which hpotool fills in for each run",
+            "requires 'max_epochs', which the config does not set; add max_epochs: ... under scheduler:, or rename "
+            "max_epochs to epochs, which hpotool fills in for each run",
         ),
         (
             "linear",
@@ -929,7 +929,7 @@ def linear(optimizer, total_steps):
 def test_a_schedule_asking_for_the_runs_length_by_another_name_is_told_the_name_hpotool_fills(
     tmp_path: Path, name: str, message: str
 ) -> None:
-    """`def cosine(optimizer, num_epochs)` was told only to set num_epochs in the config, which then stayed
+    """`def cosine(optimizer, max_epochs)` was told only to set max_epochs in the config, which then stayed
     the same whatever epochs a trial or --epochs ran."""
     from hpotool.config import load_run_config
     from hpotool.errors import HpoError
@@ -1192,3 +1192,82 @@ def test_a_schedule_taking_its_name_before_the_optimizer_is_refused_naming_the_f
         lrs, per_epoch = _lrs({"name": f"hf_like:{name}", "num_warmup_steps": 2})
         assert len(lrs) == EPOCHS * per_epoch and lrs[:3] == pytest.approx([0.0, LR / 2, LR])
         assert lrs[-1] == pytest.approx(LR / (EPOCHS * per_epoch - 2))
+
+
+TIMM_V2 = """import math
+
+
+class CosineLRScheduler:
+    # timm's Scheduler protocol: step(epoch, metric=None) after each epoch, step_update(num_updates,
+    # metric=None) after each optimizer step; t_in_epochs says which of the two moves the lr
+    def __init__(self, optimizer, t_initial, lr_min=0.0, t_in_epochs=True):
+        self.optimizer, self.t_initial, self.lr_min, self.t_in_epochs = optimizer, t_initial, lr_min, t_in_epochs
+        self.base = [group["lr"] for group in optimizer.param_groups]
+
+    def get_cycle_length(self):
+        return self.t_initial
+
+    def _set(self, t):
+        for group, base in zip(self.optimizer.param_groups, self.base):
+            t = min(t, self.t_initial)  # past its cycle timm holds lr_min
+            group["lr"] = self.lr_min + 0.5 * (base - self.lr_min) * (1 + math.cos(math.pi * t / self.t_initial))
+
+    def step(self, epoch, metric=None):
+        if self.t_in_epochs:
+            self._set(epoch)
+
+    def step_update(self, num_updates, metric=None):
+        if not self.t_in_epochs:
+            self._set(num_updates)
+
+
+def create_scheduler_v2(
+    optimizer, sched="cosine", num_epochs=300, cooldown_epochs=0, min_lr=0.0, step_on_epochs=True, updates_per_epoch=0
+):
+    # timm.scheduler.create_scheduler_v2's arithmetic, for its cosine: the epochs to train come back with it
+    t_initial, cooldown_t = num_epochs, cooldown_epochs
+    if not step_on_epochs:
+        assert updates_per_epoch > 0, "updates_per_epoch must be set to number of dataloader batches"
+        t_initial, cooldown_t = t_initial * updates_per_epoch, cooldown_t * updates_per_epoch
+    scheduler = CosineLRScheduler(optimizer, t_initial=t_initial, lr_min=min_lr, t_in_epochs=step_on_epochs)
+    t_with_cooldown = scheduler.get_cycle_length() + cooldown_t
+    return scheduler, t_with_cooldown if step_on_epochs else t_with_cooldown // updates_per_epoch
+"""
+
+
+def test_timms_create_scheduler_v2_is_given_the_runs_epochs_and_updates_and_its_pair_unpacked(
+    tmp_path: Path,
+) -> None:
+    """timm's `create_scheduler_v2(optimizer, sched, num_epochs, ..., updates_per_epoch)` returns
+    `(scheduler, num_epochs)`: by path it was refused ("returned tuple, not a learning-rate schedule"), and
+    neither num_epochs nor updates_per_epoch followed the run."""
+    from hpotool.config import load_run_config
+    from hpotool.errors import HpoError
+    from hpotool.runner import RunCheckError
+
+    (tmp_path / "timm_v2.py").write_text(TIMM_V2)
+    name = "timm_v2:create_scheduler_v2"
+    lrs, per_epoch = _lrs({"name": name, "sched": "cosine"})  # per epoch, over the run's epochs
+    assert [lrs[e * per_epoch] for e in range(EPOCHS)] == pytest.approx(
+        [LR * (1 + math.cos(math.pi * e / EPOCHS)) / 2 for e in range(EPOCHS)]
+    )
+    lrs, per_epoch = _lrs({"name": name, "step_on_epochs": False})  # per update, over the run's updates
+    steps = EPOCHS * per_epoch
+    assert lrs == pytest.approx([LR * (1 + math.cos(math.pi * i / steps)) / 2 for i in range(steps)])
+    for extra in ({}, {"step_on_epochs": False}):
+        with pytest.raises(RunCheckError) as info:  # the run would stop before its cooldown
+            _trainer({"name": name, "cooldown_epochs": 2, **extra})
+        assert str(info.value) == (
+            f"scheduler: '{name}' returned (CosineLRScheduler, {EPOCHS + 2}): a schedule and the epochs to train "
+            f"it for (as timm's create_scheduler_v2 does, adding cooldown_epochs, a warmup_prefix's warm-up and "
+            f"cycle_limit's cycles to num_epochs), but the run trains {EPOCHS} epochs, so the schedule's last 2 "
+            "epochs would never run; drop cooldown_epochs, warmup_prefix and cycle_limit, so that it spans the run "
+            "(hpotool fills in num_epochs and updates_per_epoch for each run)"
+        )
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"scheduler": {"name": name, "num_epochs": 10}}))
+    with pytest.raises(HpoError) as refused:  # it would not follow a searched epochs
+        load_run_config(path)
+    assert str(refused.value) == (
+        f"{path}: scheduler: 'num_epochs' is set by hpotool for scheduler '{name}'; remove it from the config"
+    )

@@ -57,7 +57,16 @@ INJECTED: dict[Kind, tuple[str, ...]] = {
     "data": (),
     "model": ("in_features", "out_features", "input_shape"),
     "optimizer": ("params",),
-    "scheduler": ("optimizer", "epochs", "steps_per_epoch", "num_training_steps"),
+    # num_epochs and updates_per_epoch: timm's create_scheduler_v2 (updates: optimizer steps, whatever the
+    # schedule is stepped by)
+    "scheduler": (
+        "optimizer",
+        "epochs",
+        "steps_per_epoch",
+        "num_training_steps",
+        "num_epochs",
+        "updates_per_epoch",
+    ),
     "loss": ("task",),
 }
 

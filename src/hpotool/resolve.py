@@ -434,7 +434,7 @@ _SIZE_NAMES = {
         "out_features",
     ),
     # a schedule's length, which a config could not follow as a search changed epochs or batch_size
-    **dict.fromkeys(("num_epochs", "n_epochs", "max_epochs", "total_epochs"), "epochs"),
+    **dict.fromkeys(("n_epochs", "max_epochs", "total_epochs"), "epochs"),
     **dict.fromkeys(
         ("total_steps", "num_steps", "max_steps", "t_total", "num_total_steps"), "num_training_steps"
     ),

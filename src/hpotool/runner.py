@@ -431,8 +431,18 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
     batches = steps_per_epoch(len(data.train), cfg.batch_size) if per_step else 1
     # num_training_steps: a Hugging Face schedule's length, which its users worked out by hand (and a searched
     # epochs or batch_size changed under them)
-    run_shape = {"epochs": cfg.epochs, "steps_per_epoch": batches, "num_training_steps": cfg.epochs * batches}
-    scheduler = construct(sched_fn, (optimizer,), pick_kwargs(sched_fn, run_shape), cfg.scheduler.kwargs)
+    run_shape = {
+        "epochs": cfg.epochs,
+        "steps_per_epoch": batches,
+        "num_training_steps": cfg.epochs * batches,
+        # timm's create_scheduler_v2: num_epochs, and updates_per_epoch, the optimizer steps of an epoch (its
+        # step_update is given them after each, however the schedule is stepped)
+        "num_epochs": cfg.epochs,
+        "updates_per_epoch": steps_per_epoch(len(data.train), cfg.batch_size),
+    }
+    scheduler = _unpacked(
+        cfg, construct(sched_fn, (optimizer,), pick_kwargs(sched_fn, run_shape), cfg.scheduler.kwargs)
+    )
     if scheduler is not None and not callable(getattr(scheduler, "step", None)):  # None: a constant lr
         raise TypeError(
             f"scheduler {cfg.scheduler.name!r} returned {type(scheduler).__name__}, not a learning-rate schedule "
@@ -473,6 +483,39 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
         )
     updates = scheduler is not None and callable(getattr(scheduler, "step_update", None))
     return Schedule(scheduler, per_step, _watched(cfg, data, scheduler, per_step), by_epoch, updates)
+
+
+def _unpacked(cfg: RunConfig, built: Any) -> Any:
+    """The schedule of a factory that returns it with the epochs to train it for, `(schedule, num_epochs)`
+    as timm's create_scheduler_v2 does (it was refused: "returned tuple, not a learning-rate schedule");
+    anything else as it is.
+
+    Raises:
+        RunCheckError: those epochs are not the run's: timm added its cooldown, a warmup_prefix's warm-up
+            or more cycles to num_epochs, which the run would stop before (or, fewer, train past).
+    """
+    if not (isinstance(built, tuple) and len(built) == 2 and callable(getattr(built[0], "step", None))):
+        return built
+    scheduler, epochs = built
+    if not isinstance(epochs, int) or isinstance(epochs, bool):
+        return built  # refused below as a tuple
+    if epochs != cfg.epochs:
+        extra = epochs - cfg.epochs
+        counted = f"{abs(extra)} epoch{'s' if abs(extra) != 1 else ''}"
+        what = (
+            f"so the schedule's last {counted} would never run"
+            if extra > 0
+            else f"so the run would train {counted} past the schedule's end"
+        )
+        raise RunCheckError(
+            "scheduler",
+            f"{cfg.scheduler.name!r} returned ({type(scheduler).__name__}, {epochs}): a schedule and the epochs to "
+            f"train it for (as timm's create_scheduler_v2 does, adding cooldown_epochs, a warmup_prefix's warm-up "
+            f"and cycle_limit's cycles to num_epochs), but the run trains {cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}, {what}; drop "
+            f"cooldown_epochs, warmup_prefix and cycle_limit, so that it spans the run (hpotool fills in num_epochs "
+            f"and updates_per_epoch for each run)",
+        )
+    return scheduler
 
 
 def _check_held(name: str, scheduler: Any, run_steps: int, per: str) -> None:
