@@ -1746,6 +1746,30 @@ CASES = [
         },
     ),
     Case(
+        "held-schedule-resumed",
+        "a schedule inside a user's ChainedScheduler built with last_epoch, which resumes it part-way",
+        "error: run.yaml: scheduler: 'resumed_schedule:chained' holds a LinearLR (schedule 2 of its ChainedScheduler) that starts part-way through, at its step 2 (built with last_epoch 1, which resumes a schedule from a checkpoint, or stepped before it was returned), and hpotool starts every run's schedule at its beginning; build it without last_epoch",
+        run={"scheduler": {"name": "resumed_schedule:chained"}},
+        files={
+            "resumed_schedule.py": "from torch.optim.lr_scheduler import ChainedScheduler, LinearLR, StepLR\n\n\n"
+            "def chained(optimizer):\n"
+            "    decay = StepLR(optimizer, step_size=1, gamma=0.5)\n"
+            "    return ChainedScheduler([decay, LinearLR(optimizer, start_factor=0.1, total_iters=3, last_epoch=1)])\n"
+        },
+    ),
+    Case(
+        "schedule-resumed",
+        "a schedule a user's factory built with last_epoch, which resumes it part-way",
+        "error: run.yaml: scheduler: 'resumed_step:decay' returned a StepLR that starts part-way through, at its step 3 (built with last_epoch 2, which resumes a schedule from a checkpoint, or stepped before it was returned), and hpotool starts every run's schedule at its beginning; build it without last_epoch",
+        run={"scheduler": {"name": "resumed_step:decay"}},
+        files={
+            "resumed_step.py": "from torch.optim.lr_scheduler import StepLR\n\n\n"
+            "def decay(optimizer):\n"
+            "    optimizer.param_groups[0]['initial_lr'] = optimizer.param_groups[0]['lr']\n"
+            "    return StepLR(optimizer, step_size=1, gamma=0.5, last_epoch=2)\n"
+        },
+    ),
+    Case(
         "cosine-shorter-than-the-run",
         "torch's CosineAnnealingLR by path with a T_max shorter than the run, whose lr climbs back after it",
         "error: run.yaml: scheduler: 'torch.optim.lr_scheduler:CosineAnnealingLR' has T_max 1, but the run steps it 2 times (once per epoch, 2 epochs), and past T_max its cosine climbs back up to the lr; set T_max to the run's steps, or use name: cosine (hpotool's, which spans every trial's run)",

@@ -3,6 +3,7 @@ metric `scheduler.monitor` names."""
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import math
 from pathlib import Path
@@ -1271,3 +1272,67 @@ def test_timms_create_scheduler_v2_is_given_the_runs_epochs_and_updates_and_its_
     assert str(refused.value) == (
         f"{path}: scheduler: 'num_epochs' is set by hpotool for scheduler '{name}'; remove it from the config"
     )
+
+
+RESUMED = """from torch.optim.lr_scheduler import ChainedScheduler, LinearLR, SequentialLR, StepLR
+
+
+def _warm_and_decay(optimizer, warm_from, decay_from):
+    for group in optimizer.param_groups:  # as a checkpoint's optimizer state has it: last_epoch needs it
+        group.setdefault("initial_lr", group["lr"])
+    warm = LinearLR(optimizer, start_factor=0.1, total_iters=2, last_epoch=warm_from)
+    return warm, StepLR(optimizer, step_size=2, gamma=0.5, last_epoch=decay_from)
+
+
+def chained(optimizer, warm_from=-1, decay_from=-1):
+    return ChainedScheduler(list(_warm_and_decay(optimizer, warm_from, decay_from)))
+
+
+def sequential(optimizer, warm_from=-1, decay_from=-1):
+    return SequentialLR(optimizer, list(_warm_and_decay(optimizer, warm_from, decay_from)), milestones=[2])
+
+
+def resumed(optimizer, decay_from=-1):
+    return _warm_and_decay(optimizer, -1, decay_from)[1]
+"""
+
+
+def test_a_schedule_a_factory_resumed_part_way_is_refused_unless_torch_restarts_it(tmp_path: Path) -> None:
+    """`last_epoch` was refused in the config only: a factory's own, on a schedule inside its ChainedScheduler
+    (or the first of its SequentialLR, or the one it returns), started that schedule part-way through without
+    a word (here the warm-up was skipped). A SequentialLR restarts the schedules after its first at their
+    milestones, so theirs changes nothing and is let through."""
+    from hpotool.runner import RunCheckError
+
+    (tmp_path / "resumed.py").write_text(RESUMED)
+    fresh, per_epoch = _lrs({"name": "resumed:chained"})
+    assert [fresh[e * per_epoch] for e in range(EPOCHS)] == pytest.approx(
+        [LR * 0.1, LR * 0.55, LR / 2, LR / 2]
+    )
+    cases = [
+        ("chained", "warm_from", "LinearLR (schedule 1 of its ChainedScheduler)"),
+        ("chained", "decay_from", "StepLR (schedule 2 of its ChainedScheduler)"),
+        ("sequential", "warm_from", "LinearLR (schedule 1 of its SequentialLR)"),
+    ]
+    for factory, arg, said in cases:
+        with pytest.raises(RunCheckError) as info:
+            _trainer({"name": f"resumed:{factory}", arg: 1})
+        assert str(info.value) == (
+            f"scheduler: 'resumed:{factory}' holds a {said} that starts part-way through, at its step 2 (built "
+            "with last_epoch 1, which resumes a schedule from a checkpoint, or stepped before it was returned), "
+            "and hpotool starts every run's schedule at its beginning; build it without last_epoch"
+        )
+    with pytest.raises(RunCheckError) as info:
+        _trainer({"name": "resumed:resumed", "decay_from": 3})
+    assert str(info.value) == (
+        "scheduler: 'resumed:resumed' returned a StepLR that starts part-way through, at its step 4 (built with "
+        "last_epoch 3, which resumes a schedule from a checkpoint, or stepped before it was returned), and "
+        "hpotool starts every run's schedule at its beginning; build it without last_epoch"
+    )
+    # the claim the refusal leaves out: a SequentialLR restarts a later schedule at its milestone (step(0))...
+    lrs, _ = _lrs({"name": "resumed:sequential", "decay_from": 3})
+    assert lrs == _lrs({"name": "resumed:sequential"})[0]
+    # ...but not its first, which torch steps on from where it was built: the warm-up was skipped
+    sequential = importlib.import_module("resumed").sequential  # the module above, called without hpotool
+    optimizer = torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=LR)
+    assert sequential(optimizer, warm_from=1).get_last_lr() == pytest.approx([LR])  # not LR * 0.1

@@ -52,6 +52,7 @@ from hpotool.schedulers import (
     HIGHER_IS_BETTER,
     counts_epochs,
     held_schedules,
+    resumed_at,
     step_counted_argument,
     steps_per_batch,
     takes_epoch,
@@ -472,6 +473,11 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
             f"T_max its cosine climbs back up to the lr; set T_max to the run's steps, or use name: cosine "
             f"(hpotool's, which spans every trial's run)",
         )
+    if by_path and (at := resumed_at(scheduler)) is not None:
+        raise RunCheckError(
+            "scheduler",
+            f"{cfg.scheduler.name!r} returned a {type(scheduler).__name__} {_resumed_part_way(at)}",
+        )
     if by_path:
         _check_held(cfg.scheduler.name, scheduler, run_steps, per)
     by_epoch = scheduler is not None and takes_epoch(scheduler)
@@ -518,9 +524,19 @@ def _unpacked(cfg: RunConfig, built: Any) -> Any:
     return scheduler
 
 
+def _resumed_part_way(at: int) -> str:
+    """Why a schedule a factory built at its step `at` (a config's last_epoch is refused at load time)."""
+    return (
+        f"that starts part-way through, at its step {at} (built with last_epoch {at - 1}, which resumes a schedule "
+        f"from a checkpoint, or stepped before it was returned), and hpotool starts every run's schedule at its "
+        f"beginning; build it without last_epoch"
+    )
+
+
 def _check_held(name: str, scheduler: Any, run_steps: int, per: str) -> None:
     """The total_steps and T_max checks above, for the schedules a SequentialLR or ChainedScheduler of a
-    user's factory holds, against their part of the run (`held_schedules`).
+    user's factory holds, against their part of the run (`held_schedules`), and the refusal of a schedule
+    resumed part-way, for those torch steps on from where they were built.
 
     Raises:
         RunCheckError: naming the schedule held, its place, and its part of the run.
@@ -533,6 +549,8 @@ def _check_held(name: str, scheduler: Any, run_steps: int, per: str) -> None:
         inner, span = held.scheduler, held.span
         part = f"its part of the run's {run_steps} steps, " if span != run_steps else ""
         said = f"{name!r} holds a {type(inner).__name__} ({held.where})"
+        if held.from_built and (at := resumed_at(inner)) is not None:
+            raise RunCheckError("scheduler", f"{said} {_resumed_part_way(at)}")
         total = getattr(inner, "total_steps", None)
         one_cycle = isinstance(inner, torch.optim.lr_scheduler.OneCycleLR)
         if isinstance(total, int) and (total < held.stepped or (one_cycle and total > span)):

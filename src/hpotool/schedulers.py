@@ -104,14 +104,17 @@ class Held:
     span: int  # the run's steps whose lr it sets
     stepped: int  # the times it is stepped in them (its last_epoch at the end)
     where: str  # "schedule 2 of its SequentialLR"
+    # torch steps it on from where it was built: a ChainedScheduler's, and the first of a SequentialLR (which
+    # restarts the others at their milestones, whatever their last_epoch)
+    from_built: bool = True
 
 
-def held_schedules(scheduler: Any, run_steps: int) -> list[Held]:
+def held_schedules(scheduler: Any, run_steps: int, from_built: bool = True) -> list[Held]:
     """The schedules a SequentialLR or ChainedScheduler holds (and those they hold), each with its part of a
     run of `run_steps` steps: a SequentialLR restarts each at its milestone (`step(0)`), so it sets the lr
     from there to the next milestone, and is stepped once less than that, but for the last one and one whose
     next milestone lies past the run's end, stepped at each of its steps; a ChainedScheduler steps all of
-    them every step of the run."""
+    them every step of the run. `from_built`: `scheduler` itself is stepped on from where it was built."""
     inner = getattr(scheduler, "_schedulers", None)
     if not isinstance(scheduler, SequentialLR | ChainedScheduler) or not isinstance(inner, list | tuple):
         return []
@@ -123,13 +126,30 @@ def held_schedules(scheduler: Any, run_steps: int) -> list[Held]:
             start, end = min(bounds[i], run_steps), min(bounds[i + 1], run_steps)
             span = end - start if i < len(inner) - 1 else run_steps - start
             stepped = span if i == len(inner) - 1 or bounds[i + 1] > run_steps else span - 1
+            on = from_built and start == 0  # one starting at a milestone is restarted there, at 0
         else:
             span = stepped = run_steps
+            on = from_built
         if span <= 0:  # past the run's end: it never sets the lr
             continue
-        held.append(Held(sub, span, stepped, f"schedule {i + 1} of its {kind}"))
-        held += held_schedules(sub, span)
+        held.append(Held(sub, span, stepped, f"schedule {i + 1} of its {kind}", on))
+        held += held_schedules(sub, span, on)
     return held
+
+
+def resumed_at(scheduler: Any) -> int | None:
+    """The step a schedule starts the run at, where it is not its first: torch's schedules are at
+    `last_epoch` 0 once built, and one built with `last_epoch` (which resumes it from a checkpoint) or stepped
+    since is further on. None for a fresh one, and for one that holds others (SequentialLR, ChainedScheduler:
+    `held_schedules` looks at those)."""
+    last = getattr(scheduler, "last_epoch", None)
+    if (
+        isinstance(scheduler, SequentialLR | ChainedScheduler)
+        or not isinstance(last, int)
+        or isinstance(last, bool)
+    ):
+        return None
+    return last if last > 0 else None
 
 
 def _first_step_argument(scheduler: Any) -> str | None:
