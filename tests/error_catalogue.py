@@ -1772,13 +1772,20 @@ CASES = [
     Case(
         "cosine-shorter-than-the-run",
         "torch's CosineAnnealingLR by path with a T_max shorter than the run, whose lr climbs back after it",
-        "error: run.yaml: scheduler: 'torch.optim.lr_scheduler:CosineAnnealingLR' has T_max 1, but the run steps it 2 times (once per epoch, 2 epochs), and past T_max its cosine climbs back up to the lr; set T_max to the run's steps, or use name: cosine (hpotool's, which spans every trial's run)",
+        "error: run.yaml: scheduler: 'torch.optim.lr_scheduler:CosineAnnealingLR' has T_max 1, but the run steps it 3 times (once per epoch, 3 epochs), and past T_max its cosine climbs back up towards the lr; set T_max to the run's steps, or use name: cosine (hpotool's, which spans every trial's run)",
+        run={"epochs": 3, "scheduler": {"name": "torch.optim.lr_scheduler:CosineAnnealingLR", "T_max": 1}},
+    ),
+    Case(
+        "cosine-ends-a-step-early",
+        "torch's CosineAnnealingLR by path with T_max one step short of the run and eta_min 0, so the run's last "
+        "step trains at lr 0",
+        "error: run.yaml: scheduler: 'torch.optim.lr_scheduler:CosineAnnealingLR' has T_max 1, but the run steps it 2 times (once per epoch, 2 epochs), so its cosine ends at T_max, at eta_min 0, and the run's last epoch trains at lr 0, which moves no weight; set T_max to the run's steps, or eta_min above 0, or use name: cosine (hpotool's, which spans every trial's run)",
         run={"scheduler": {"name": "torch.optim.lr_scheduler:CosineAnnealingLR", "T_max": 1}},
     ),
     Case(
         "held-cosine-shorter-than-its-part",
         "a cosine inside a user's SequentialLR with a T_max shorter than its part of the run",
-        "error: run.yaml: scheduler: 'nested_schedule:warm_cosine' holds a CosineAnnealingLR (schedule 2 of its SequentialLR) with T_max 1, but the run steps it 2 times (its part of the run's 3 steps, once per epoch, 3 epochs), and past T_max its cosine climbs back up to the lr; build it with T_max from the arguments hpotool fills in (epochs, steps_per_epoch, num_training_steps), to span its part of the run",
+        "error: run.yaml: scheduler: 'nested_schedule:warm_cosine' holds a CosineAnnealingLR (schedule 2 of its SequentialLR) with T_max 1, but the run steps it 2 times (its part of the run's 3 steps, once per epoch, 3 epochs), so its cosine ends at T_max, at eta_min 0, and the last epoch of its part trains at lr 0, which moves no weight; build it with T_max from the arguments hpotool fills in (epochs, steps_per_epoch, num_training_steps), to span its part of the run, or with eta_min above 0",
         run={"epochs": 3, "scheduler": {"name": "nested_schedule:warm_cosine", "t_max": 1}},
         files={
             "nested_schedule.py": "from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR\n\n\n"

@@ -881,23 +881,70 @@ def test_torchs_cyclic_schedule_by_path_is_stepped_per_batch() -> None:
     assert [lrs[e * per_epoch] for e in range(3)] == pytest.approx([LR / 10, LR * 0.55, LR])
 
 
+def _cosine_lrs(t_max: int, steps: int, eta_min: float = 0.0) -> list[float]:
+    """The lr each of `steps` steps trains with under torch's CosineAnnealingLR, stepped after each."""
+    optimizer = torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=LR)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=t_max, eta_min=eta_min)
+    lrs = []
+    for _ in range(steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        cosine.step()
+    return lrs
+
+
 def test_a_cosine_by_path_shorter_than_the_run_is_refused_before_its_lr_climbs_back() -> None:
     """torch's CosineAnnealingLR with T_max: 4 on an 8-epoch run took the lr to 0 by epoch 4 and back up to
     the full lr by epoch 8, without a word (its cosine goes on past T_max)."""
     from hpotool.runner import RunCheckError
 
-    scheduler = {"name": "torch.optim.lr_scheduler:CosineAnnealingLR", "T_max": EPOCHS - 1}
+    scheduler = {"name": "torch.optim.lr_scheduler:CosineAnnealingLR", "T_max": EPOCHS - 2}
     with pytest.raises(RunCheckError) as info:
         _trainer(scheduler)
     assert str(info.value) == (
-        f"scheduler: 'torch.optim.lr_scheduler:CosineAnnealingLR' has T_max {EPOCHS - 1}, but the run steps it "
-        f"{EPOCHS} times (once per epoch, {EPOCHS} epochs), and past T_max its cosine climbs back up to the lr; "
-        "set T_max to the run's steps, or use name: cosine (hpotool's, which spans every trial's run)"
+        f"scheduler: 'torch.optim.lr_scheduler:CosineAnnealingLR' has T_max {EPOCHS - 2}, but the run steps it "
+        f"{EPOCHS} times (once per epoch, {EPOCHS} epochs), and past T_max its cosine climbs back up towards the "
+        "lr; set T_max to the run's steps, or use name: cosine (hpotool's, which spans every trial's run)"
     )
+    assert _cosine_lrs(EPOCHS - 2, EPOCHS) == pytest.approx([LR, LR / 2, 0.0, LR / 2])  # what it says
     lrs, _ = _lrs({**scheduler, "T_max": EPOCHS})  # the run's length: it decays over the run
     assert all(b <= a for a, b in itertools.pairwise(lrs))
     lrs, _ = _lrs({**scheduler, "T_max": EPOCHS * 2})  # longer: it stops part-way, as asked
     assert lrs[-1] == pytest.approx(LR * (1 + math.cos(math.pi * (EPOCHS - 1) / (EPOCHS * 2))) / 2)
+
+
+def test_a_cosine_by_path_one_step_short_is_refused_for_its_last_step_at_lr_zero_unless_eta_min_is_above() -> (
+    None
+):
+    """T_max one less than the run's steps was refused saying "past T_max its cosine climbs back up to the lr",
+    which it does not: the cosine reaches eta_min at T_max, the run's last step, and stops there. At eta_min 0
+    that step (stepped per epoch, the whole last epoch) trains at lr 0 and moves no weight, so it is still
+    refused, saying so; above 0 it trains at eta_min, as a cosine ending there should, and is let through."""
+    from hpotool.runner import RunCheckError
+
+    assert _cosine_lrs(EPOCHS - 1, EPOCHS) == pytest.approx([LR, LR * 0.75, LR * 0.25, 0.0])
+    name = "torch.optim.lr_scheduler:CosineAnnealingLR"
+    with pytest.raises(RunCheckError) as info:
+        _trainer({"name": name, "T_max": EPOCHS - 1})
+    assert str(info.value) == (
+        f"scheduler: '{name}' has T_max {EPOCHS - 1}, but the run steps it {EPOCHS} times (once per epoch, "
+        f"{EPOCHS} epochs), so its cosine ends at T_max, at eta_min 0, and the run's last epoch trains at lr 0, "
+        "which moves no weight; set T_max to the run's steps, or eta_min above 0, or use name: cosine (hpotool's, "
+        "which spans every trial's run)"
+    )
+    _, per_epoch = _lrs({"name": "cosine"})
+    steps = EPOCHS * per_epoch
+    with pytest.raises(
+        RunCheckError,
+        match=r"steps it \d+ times \(4 epochs x \d+ batches\), so its cosine ends at T_max, "
+        r"at eta_min 0, and the run's last batch trains at lr 0",
+    ):
+        _trainer({"name": name, "T_max": steps - 1, "interval": "step"})
+    lrs, _ = _lrs({"name": name, "T_max": EPOCHS - 1, "eta_min": LR / 10})
+    assert [lrs[e * per_epoch] for e in range(EPOCHS)] == pytest.approx(
+        _cosine_lrs(EPOCHS - 1, EPOCHS, LR / 10)
+    )
+    assert lrs[-1] == pytest.approx(LR / 10)  # the last epoch trains at eta_min
 
 
 LENGTH_NAMES = """from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR
@@ -1102,14 +1149,23 @@ def test_the_schedules_inside_a_sequential_or_chained_one_are_checked_as_the_run
     from hpotool.runner import RunCheckError
 
     (tmp_path / "nested.py").write_text(NESTED)
-    with pytest.raises(RunCheckError) as info:
-        _trainer({"name": "nested:warm_cosine", "t_max": EPOCHS - 2})
-    assert str(info.value) == (
-        f"scheduler: 'nested:warm_cosine' holds a CosineAnnealingLR (schedule 2 of its SequentialLR) with T_max "
-        f"{EPOCHS - 2}, but the run steps it {EPOCHS - 1} times (its part of the run's {EPOCHS} steps, once per "
-        f"epoch, {EPOCHS} epochs), and past T_max its cosine climbs back up to the lr; build it with T_max from the "
-        "arguments hpotool fills in (epochs, steps_per_epoch, num_training_steps), to span its part of the run"
-    )
+    for t_max, what in [
+        (EPOCHS - 3, "and past T_max its cosine climbs back up towards the lr"),
+        (
+            EPOCHS - 2,
+            "so its cosine ends at T_max, at eta_min 0, and the last epoch of its part trains at lr 0, which moves "
+            "no weight",
+        ),
+    ]:
+        with pytest.raises(RunCheckError) as info:
+            _trainer({"name": "nested:warm_cosine", "t_max": t_max})
+        assert str(info.value) == (
+            f"scheduler: 'nested:warm_cosine' holds a CosineAnnealingLR (schedule 2 of its SequentialLR) with T_max "
+            f"{t_max}, but the run steps it {EPOCHS - 1} times (its part of the run's {EPOCHS} steps, once per "
+            f"epoch, {EPOCHS} epochs), {what}; build it with T_max from the arguments hpotool fills in (epochs, "
+            "steps_per_epoch, num_training_steps), to span its part of the run"
+            + (", or with eta_min above 0" if t_max == EPOCHS - 2 else "")
+        )
     lrs, per_epoch = _lrs(
         {"name": "nested:warm_cosine", "t_max": EPOCHS - 1}
     )  # its part of the run: it trains

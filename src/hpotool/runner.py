@@ -464,14 +464,15 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
             f"scheduler {cfg.scheduler.name!r} has total_steps {total}, but the run steps it {run_steps} times "
             f"({per}), {what}; drop total_steps (hpotool passes epochs and steps_per_epoch)"
         )
-    t_max = getattr(scheduler, "T_max", None)
     by_path = cfg.scheduler.name not in REGISTRIES["scheduler"]  # the built-in cosine spans the run itself
-    if isinstance(scheduler, CosineAnnealingLR) and by_path and isinstance(t_max, int) and t_max < run_steps:
+    unit = "batch" if per_step else "epoch"
+    if by_path and (ends := _cosine_past_end(scheduler, run_steps, f"the run's last {unit}")) is not None:
+        zero = "" if ends == _CLIMBS else ", or eta_min above 0"
         raise RunCheckError(
             "scheduler",
-            f"{cfg.scheduler.name!r} has T_max {t_max}, but the run steps it {run_steps} times ({per}), and past "
-            f"T_max its cosine climbs back up to the lr; set T_max to the run's steps, or use name: cosine "
-            f"(hpotool's, which spans every trial's run)",
+            f"{cfg.scheduler.name!r} has T_max {scheduler.T_max}, but the run steps it {run_steps} times ({per}), "
+            f"{ends}; set T_max to the run's steps{zero}, or use name: cosine (hpotool's, which spans every trial's "
+            f"run)",
         )
     if by_path and (at := resumed_at(scheduler)) is not None:
         raise RunCheckError(
@@ -479,7 +480,7 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
             f"{cfg.scheduler.name!r} returned a {type(scheduler).__name__} {_resumed_part_way(at)}",
         )
     if by_path:
-        _check_held(cfg.scheduler.name, scheduler, run_steps, per)
+        _check_held(cfg.scheduler.name, scheduler, run_steps, per, unit)
     by_epoch = scheduler is not None and takes_epoch(scheduler)
     if by_epoch and per_step:
         raise RunCheckError(
@@ -533,7 +534,27 @@ def _resumed_part_way(at: int) -> str:
     )
 
 
-def _check_held(name: str, scheduler: Any, run_steps: int, per: str) -> None:
+_CLIMBS = "and past T_max its cosine climbs back up towards the lr"
+
+
+def _cosine_past_end(scheduler: Any, span: int, last: str) -> str | None:
+    """What goes wrong where torch's CosineAnnealingLR sets the lr of `span` steps and its T_max is shorter
+    than that (`last`: the last of them, "the run's last epoch"), or None. The lr of step t is its cosine at
+    t, which reaches eta_min at T_max: with T_max below span - 1 the steps after it climb back up towards
+    the lr, and with T_max at span - 1 the last step trains at eta_min, which at 0 moves no weight (stepped
+    per epoch, a trial pays for a whole last epoch that changes none of its weights). Above 0 that is where a
+    cosine ending at eta_min should end."""
+    t_max = getattr(scheduler, "T_max", None)
+    if not isinstance(scheduler, CosineAnnealingLR) or not isinstance(t_max, int) or t_max >= span:
+        return None
+    if t_max < span - 1:
+        return _CLIMBS
+    if scheduler.eta_min != 0:
+        return None
+    return f"so its cosine ends at T_max, at eta_min 0, and {last} trains at lr 0, which moves no weight"
+
+
+def _check_held(name: str, scheduler: Any, run_steps: int, per: str, unit: str) -> None:
     """The total_steps and T_max checks above, for the schedules a SequentialLR or ChainedScheduler of a
     user's factory holds, against their part of the run (`held_schedules`), and the refusal of a schedule
     resumed part-way, for those torch steps on from where they were built.
@@ -564,12 +585,13 @@ def _check_held(name: str, scheduler: Any, run_steps: int, per: str) -> None:
                 f"{said} with total_steps {total}, but the run steps it {span} times ({part}{per}), {what}; build "
                 f"it with total_steps {fix}",
             )
-        t_max = getattr(inner, "T_max", None)
-        if isinstance(inner, CosineAnnealingLR) and isinstance(t_max, int) and t_max < span:
+        last = f"the last {unit} of its part" if part else f"the run's last {unit}"
+        if (ends := _cosine_past_end(inner, span, last)) is not None:
+            zero = "" if ends == _CLIMBS else ", or with eta_min above 0"
             raise RunCheckError(
                 "scheduler",
-                f"{said} with T_max {t_max}, but the run steps it {span} times ({part}{per}), and past T_max its "
-                f"cosine climbs back up to the lr; build it with T_max {fix}",
+                f"{said} with T_max {inner.T_max}, but the run steps it {span} times ({part}{per}), {ends}; build it "
+                f"with T_max {fix}{zero}",
             )
 
 
