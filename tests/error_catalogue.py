@@ -1758,6 +1758,19 @@ CASES = [
         },
     ),
     Case(
+        "held-schedule-restarted",
+        "a ChainedScheduler after the first schedule of a user's SequentialLR, which restarts it with step(0)",
+        "error: run.yaml: scheduler: 'restarted_chain:warm_then_decay' holds a ChainedScheduler (schedule 2 of its SequentialLR), which the SequentialLR restarts at its milestone with step(0), and torch's ChainedScheduler cannot take that: the run would fail there, part-way through; put the schedules it holds into the outer SequentialLR (or a ChainedScheduler around it) instead",
+        run={"scheduler": {"name": "restarted_chain:warm_then_decay"}},
+        files={
+            "restarted_chain.py": "from torch.optim.lr_scheduler import ChainedScheduler, ExponentialLR, LinearLR, SequentialLR\n\n\n"
+            "def warm_then_decay(optimizer):\n"
+            "    warm = LinearLR(optimizer, start_factor=0.1, total_iters=1)\n"
+            "    decay = ChainedScheduler([ExponentialLR(optimizer, 0.9)])\n"
+            "    return SequentialLR(optimizer, [warm, decay], milestones=[1])\n"
+        },
+    ),
+    Case(
         "schedule-resumed",
         "a schedule a user's factory built with last_epoch, which resumes it part-way",
         "error: run.yaml: scheduler: 'resumed_step:decay' returned a StepLR that starts part-way through, at its step 3 (built with last_epoch 2, which resumes a schedule from a checkpoint, or stepped before it was returned), and hpotool starts every run's schedule at its beginning; build it without last_epoch",

@@ -1195,6 +1195,50 @@ def test_the_schedules_inside_a_sequential_or_chained_one_are_checked_as_the_run
     assert lrs[-2] < 0.1 / 100  # the cycle's last step anneals, and the next schedule sets the run's last
 
 
+RESTARTED = """from torch.optim.lr_scheduler import ChainedScheduler, ExponentialLR, LinearLR, SequentialLR
+
+
+def warm_then(optimizer, kind):
+    # a warm-up of an epoch, then a ChainedScheduler or another SequentialLR from the milestone on
+    warm = LinearLR(optimizer, start_factor=0.1, total_iters=1)
+    if kind == "chained":
+        then = ChainedScheduler([ExponentialLR(optimizer, 0.9)])
+    else:
+        then = SequentialLR(optimizer, [ExponentialLR(optimizer, 0.9), ExponentialLR(optimizer, 0.5)], milestones=[1])
+    return SequentialLR(optimizer, [warm, then], milestones=[1])
+
+
+def chained_first(optimizer):
+    # the same ChainedScheduler first: torch steps it on from where it was built, never step(0)
+    chained = ChainedScheduler([ExponentialLR(optimizer, 0.9)])
+    return SequentialLR(optimizer, [chained, LinearLR(optimizer, 1.0, 1.0)], milestones=[2])
+"""
+
+
+def test_a_sequential_lr_restarting_a_schedule_that_holds_others_is_refused_before_the_run(
+    tmp_path: Path,
+) -> None:
+    """A SequentialLR restarts each schedule after its first at its milestone with step(0), which torch's
+    ChainedScheduler and SequentialLR cannot take: the run passed every check and failed at the milestone,
+    part-way through the trial, with a bare NotImplementedError from torch."""
+    from hpotool.runner import RunCheckError
+
+    (tmp_path / "restarted.py").write_text(RESTARTED)
+    for kind, held in [("chained", "ChainedScheduler"), ("sequential", "SequentialLR")]:
+        with pytest.raises(RunCheckError) as info:
+            _trainer({"name": "restarted:warm_then", "kind": kind})
+        assert str(info.value) == (
+            f"scheduler: 'restarted:warm_then' holds a {held} (schedule 2 of its SequentialLR), which the "
+            f"SequentialLR restarts at its milestone with step(0), and torch's {held} cannot take that: the run "
+            "would fail there, part-way through; put the schedules it holds into the outer SequentialLR (or a "
+            "ChainedScheduler around it) instead"
+        )
+    # first, it is never restarted: it trains, decaying by 0.9 an epoch (torch's SequentialLR steps it once
+    # as it is built, so the run starts at 0.9 x lr)
+    lrs, per_epoch = _lrs({"name": "restarted:chained_first"})
+    assert lrs[0] == pytest.approx(LR * 0.9) and lrs[per_epoch] == pytest.approx(LR * 0.81)
+
+
 GET_SCHEDULER = """from torch.optim.lr_scheduler import LambdaLR
 
 

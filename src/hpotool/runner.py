@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.optim.lr_scheduler import CosineAnnealingLR
+from torch.optim.lr_scheduler import ChainedScheduler, CosineAnnealingLR, SequentialLR
 from torch.overrides import TorchFunctionMode
 
 from hpotool.components import REGISTRIES, first_argument, loss_inputs, resolve_component
@@ -569,7 +569,16 @@ def _check_held(name: str, scheduler: Any, run_steps: int, per: str, unit: str) 
     for held in held_schedules(scheduler, run_steps):
         inner, span = held.scheduler, held.span
         part = f"its part of the run's {run_steps} steps, " if span != run_steps else ""
-        said = f"{name!r} holds a {type(inner).__name__} ({held.where})"
+        kind = type(inner).__name__
+        said = f"{name!r} holds a {kind} ({held.where})"
+        if not held.from_built and isinstance(inner, SequentialLR | ChainedScheduler):
+            # torch: SequentialLR restarts it with step(0), which these two take to LRScheduler.get_lr
+            raise RunCheckError(
+                "scheduler",
+                f"{said}, which the SequentialLR restarts at its milestone with step(0), and torch's {kind} cannot "
+                "take that: the run would fail there, part-way through; put the schedules it holds into the outer "
+                "SequentialLR (or a ChainedScheduler around it) instead",
+            )
         if held.from_built and (at := resumed_at(inner)) is not None:
             raise RunCheckError("scheduler", f"{said} {_resumed_part_way(at)}")
         total = getattr(inner, "total_steps", None)
