@@ -19,7 +19,15 @@ from hpotool.plan import Overrides, prepare_study
 from hpotool.storage import make_storage
 
 from .conftest import load_study, write_configs, write_yaml
-from .test_workers import _hpotool, _signal_in_trials, _study_or_none, _wait_for
+from .test_workers import (
+    _hpotool,
+    _in_this_process,
+    _optimize_args,
+    _run_hpotool,
+    _signal_in_trials,
+    _study_or_none,
+    _wait_for,
+)
 from .tiny_study import run_tiny_study
 
 
@@ -282,6 +290,36 @@ def test_a_trial_left_running_before_it_recorded_its_owner_is_failed_and_frees_i
     assert trials[orphan.number].state == TrialState.FAIL
     assert trials[orphan.number].user_attrs["fail_reason"].startswith("abandoned")
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 3
+
+
+@pytest.mark.parametrize("workers", [(), ("--workers", "2")], ids=["one-process", "workers"])
+def test_a_run_waiting_for_a_trial_with_no_owner_says_for_which_and_how_long_at_most(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    workers: tuple[str, ...],
+) -> None:
+    # A resumed run whose last slot a trial held, left RUNNING with no owner by a process whose owner write
+    # failed (a lock between `ask` and the write, a server gone), waited out the grace period (60 s) without
+    # a word before it failed that trial. Now it says at once which trial it waits for and how long at most.
+    args = _optimize_args(tmp_path, run_dict, {**opt_dict, "n_trials": 2}, *workers)
+    _in_this_process([*args, "--n-trials", "1"])
+    study = load_study(opt_dict)
+    orphan = study.ask()  # RUNNING, with no owner: its process is gone, or still waiting to record itself
+    code, output = _run_hpotool(args, tmp_path, HPOTOOL_HEARTBEAT_GRACE="10")
+    assert code == 0, output
+    [note] = [line for line in output.splitlines() if line.startswith("note: waiting up to")]
+    said = re.fullmatch(
+        rf"note: waiting up to (\d+) s for trial #{orphan.number}, RUNNING with no owner recorded \(the process "
+        r"that started it ended or lost the storage before recording itself, or is still waiting to\); a "
+        r"trial still without one 10 s after its start is marked FAIL, and this run takes its slot",
+        note,
+    )
+    assert said is not None, output
+    assert 0 < int(said[1]) <= 10, note
+    trials = study.get_trials(deepcopy=False)
+    assert trials[orphan.number].user_attrs["fail_reason"].startswith("abandoned")
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 2
 
 
 @pytest.mark.parametrize(("how", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
