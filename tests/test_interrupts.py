@@ -634,3 +634,27 @@ def test_ctrl_c_in_train_from_best_says_which_runs_were_saved_and_exits_130(
         "the rest"
     ), output
     assert "Traceback" not in output and not (tmp_path / "final" / f"trial{best}-seed1").exists()
+
+
+@pytest.mark.parametrize("there", ["", "runs", "runs/tiny"], ids=["nothing", "runs", "runs-tiny"])
+def test_ctrl_c_in_train_from_best_removes_the_default_folders_it_made_and_no_other(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], there: str
+) -> None:
+    # Stopped before its first run was saved, train-from-best removed its empty runs/tiny/<timestamp> but
+    # left the empty runs/tiny (and runs) it had made for it. Now those go too; a folder that was there
+    # before the command stays.
+    opt = {**opt_dict, "n_trials": 1, "search_space": {"model.width": {"type": "int", "low": 4, "high": 8}}}
+    run_tiny_study(tmp_path, _slow_run(run_dict, 1), opt)
+    if there:
+        (tmp_path / there).mkdir(parents=True)
+
+    def folders() -> list[str]:  # runs/ and the folders under it, as they are now
+        return sorted(str(p.relative_to(tmp_path)) for p in tmp_path.glob("runs/**"))
+
+    before = folders()
+    args = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--epochs", "40"]
+    proc = _hpotool(args, tmp_path)
+    output = _ctrl_c_when(proc, lambda: any((tmp_path / "runs" / "tiny").glob("*")))
+    assert proc.returncode == 130, output
+    assert output.strip().splitlines()[-1] == "interrupted: no run was saved", output
+    assert folders() == before
