@@ -469,6 +469,8 @@ def test_a_dry_run_writes_nothing_to_the_storage_nor_beside_it(
     from hpotool.cli import app
     from hpotool.study import describe_study
 
+    from .cli_run import optimize
+
     run_path, opt_path = (
         write_yaml(tmp_path / "run.yaml", run_dict),
         write_yaml(tmp_path / "optimize.yaml", opt_dict),
@@ -505,20 +507,7 @@ def test_a_dry_run_writes_nothing_to_the_storage_nor_beside_it(
             assert "2 finished already, 3 to run" in result.stdout, result.output
             assert _folder_state(folder) == before, (url, how)
     # A storage that does not exist yet: neither it nor its folder is made.
-    result = CliRunner().invoke(
-        app,
-        [
-            "optimize",
-            "-r",
-            str(run_path),
-            "-o",
-            str(opt_path),
-            "--storage",
-            "sqlite:///new/x.db",
-            "--dry-run",
-        ],
-    )
-    assert result.exit_code == 0, result.output
+    optimize(run_path, opt_path, "sqlite:///new/x.db", 5, "--dry-run")
     assert not (tmp_path / "new").exists()
 
 
