@@ -22,7 +22,7 @@ from hpotool.errors import HpoError
 from hpotool.export import export_best
 from hpotool.overrides import apply_overrides
 
-from .tiny_study import run_tiny_study
+from .tiny_study import run_tiny_study, two_objective_study
 
 runner = CliRunner()
 
@@ -618,9 +618,7 @@ def test_train_from_best_of_a_multi_objective_study_none_of_whose_trials_meets_i
 ) -> None:
     # It said 'run hpotool export-best, pick one of the Pareto-optimal best_run_<trial>.yaml files', and
     # export-best then refused the study: no trial meets its constraints, so there is no Pareto front.
-    url = f"sqlite:///{tmp_path / 'mo.db'}"
-    study = optuna.create_study(study_name="mo", storage=url, directions=["minimize", "minimize"])
-    study.set_user_attr("run_config", run_dict)
+    study, url = two_objective_study(tmp_path, run_dict)
     for i in range(3):
         trial = optuna.trial.create_trial(values=[0.5 + i, 1000.0 - i])
         trial.set_constraint("n_params <= 10", 990.0 - i)

@@ -19,7 +19,15 @@ from hpotool.plan import Overrides, prepare_study
 from hpotool.storage import make_storage
 
 from .conftest import load_study, write_configs, write_yaml
-from .test_workers import _hpotool, _signal_in_trials, _study_or_none, _wait_for
+from .test_workers import (
+    _hpotool,
+    _in_this_process,
+    _optimize_args,
+    _run_hpotool,
+    _signal_in_trials,
+    _study_or_none,
+    _wait_for,
+)
 from .tiny_study import run_tiny_study
 
 
@@ -284,6 +292,36 @@ def test_a_trial_left_running_before_it_recorded_its_owner_is_failed_and_frees_i
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 3
 
 
+@pytest.mark.parametrize("workers", [(), ("--workers", "2")], ids=["one-process", "workers"])
+def test_a_run_waiting_for_a_trial_with_no_owner_says_for_which_and_how_long_at_most(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    workers: tuple[str, ...],
+) -> None:
+    # A resumed run whose last slot a trial held, left RUNNING with no owner by a process whose owner write
+    # failed (a lock between `ask` and the write, a server gone), waited out the grace period (60 s) without
+    # a word before it failed that trial. Now it says at once which trial it waits for and how long at most.
+    args = _optimize_args(tmp_path, run_dict, {**opt_dict, "n_trials": 2}, *workers)
+    _in_this_process([*args, "--n-trials", "1"])
+    study = load_study(opt_dict)
+    orphan = study.ask()  # RUNNING, with no owner: its process is gone, or still waiting to record itself
+    code, output = _run_hpotool(args, tmp_path, HPOTOOL_HEARTBEAT_GRACE="10")
+    assert code == 0, output
+    [note] = [line for line in output.splitlines() if line.startswith("note: waiting up to")]
+    said = re.fullmatch(
+        rf"note: waiting up to (\d+) s for trial #{orphan.number}, RUNNING with no owner recorded \(the process "
+        r"that started it ended or lost the storage before recording itself, or is still waiting to\); a "
+        r"trial still without one 10 s after its start is marked FAIL, and this run takes its slot",
+        note,
+    )
+    assert said is not None, output
+    assert 0 < int(said[1]) <= 10, note
+    trials = study.get_trials(deepcopy=False)
+    assert trials[orphan.number].user_attrs["fail_reason"].startswith("abandoned")
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 2
+
+
 @pytest.mark.parametrize(("how", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_before_the_first_trial_exits_as_a_later_one_does(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], how: signal.Signals, code: int
@@ -431,6 +469,8 @@ def test_a_dry_run_writes_nothing_to_the_storage_nor_beside_it(
     from hpotool.cli import app
     from hpotool.study import describe_study
 
+    from .cli_run import optimize
+
     run_path, opt_path = (
         write_yaml(tmp_path / "run.yaml", run_dict),
         write_yaml(tmp_path / "optimize.yaml", opt_dict),
@@ -467,20 +507,7 @@ def test_a_dry_run_writes_nothing_to_the_storage_nor_beside_it(
             assert "2 finished already, 3 to run" in result.stdout, result.output
             assert _folder_state(folder) == before, (url, how)
     # A storage that does not exist yet: neither it nor its folder is made.
-    result = CliRunner().invoke(
-        app,
-        [
-            "optimize",
-            "-r",
-            str(run_path),
-            "-o",
-            str(opt_path),
-            "--storage",
-            "sqlite:///new/x.db",
-            "--dry-run",
-        ],
-    )
-    assert result.exit_code == 0, result.output
+    optimize(run_path, opt_path, "sqlite:///new/x.db", 5, "--dry-run")
     assert not (tmp_path / "new").exists()
 
 
@@ -596,3 +623,27 @@ def test_ctrl_c_in_train_from_best_says_which_runs_were_saved_and_exits_130(
         "the rest"
     ), output
     assert "Traceback" not in output and not (tmp_path / "final" / f"trial{best}-seed1").exists()
+
+
+@pytest.mark.parametrize("there", ["", "runs", "runs/tiny"], ids=["nothing", "runs", "runs-tiny"])
+def test_ctrl_c_in_train_from_best_removes_the_default_folders_it_made_and_no_other(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], there: str
+) -> None:
+    # Stopped before its first run was saved, train-from-best removed its empty runs/tiny/<timestamp> but
+    # left the empty runs/tiny (and runs) it had made for it. Now those go too; a folder that was there
+    # before the command stays.
+    opt = {**opt_dict, "n_trials": 1, "search_space": {"model.width": {"type": "int", "low": 4, "high": 8}}}
+    run_tiny_study(tmp_path, _slow_run(run_dict, 1), opt)
+    if there:
+        (tmp_path / there).mkdir(parents=True)
+
+    def folders() -> list[str]:  # runs/ and the folders under it, as they are now
+        return sorted(str(p.relative_to(tmp_path)) for p in tmp_path.glob("runs/**"))
+
+    before = folders()
+    args = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--epochs", "40"]
+    proc = _hpotool(args, tmp_path)
+    output = _ctrl_c_when(proc, lambda: any((tmp_path / "runs" / "tiny").glob("*")))
+    assert proc.returncode == 130, output
+    assert output.strip().splitlines()[-1] == "interrupted: no run was saved", output
+    assert folders() == before

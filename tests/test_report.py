@@ -24,6 +24,7 @@ from hpotool.plan import prepare_study
 from hpotool.report import _epochs_run, _header_rows, make_figures, render_html, report_info, write_report
 from hpotool.storage import load_study
 from tests.conftest import write_yaml
+from tests.tiny_study import two_objective_study
 
 runner = CliRunner()
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -222,9 +223,7 @@ def test_multi_objective_report_has_a_pareto_front_and_per_objective_figures(tmp
 def test_a_multi_objective_report_says_how_to_reproduce_a_pareto_optimal_trial(
     tmp_path: Path, run_dict: dict[str, Any]
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'mo.db'}"
-    study = optuna.create_study(study_name="mo", storage=url, directions=["minimize", "minimize"])
-    study.set_user_attr("run_config", run_dict)
+    study, url = two_objective_study(tmp_path, run_dict)
     for lr, values in [(0.01, [0.5, 90]), (0.02, [0.4, 170]), (0.03, [0.6, 250])]:
         study.enqueue_trial({"optimizer.lr": lr})
         trial = study.ask()

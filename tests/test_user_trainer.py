@@ -124,23 +124,7 @@ def _study_with(
         del opt["pruner"]
     opt_path.write_text(yaml.safe_dump(opt))
     storage = f"sqlite:///{tmp_path / 'u.db'}"
-    result = CliRunner().invoke(
-        app,
-        [
-            "optimize",
-            "-r",
-            str(run_path),
-            "-o",
-            str(opt_path),
-            "--storage",
-            storage,
-            "--n-trials",
-            str(n_trials),
-            "-q",
-            "--max-failures",
-            "1",
-        ],
-    )
+    result = optimize(run_path, opt_path, storage, n_trials, "--max-failures", "1", exit_code=None)
     if result.exit_code == 2 and not (tmp_path / "u.db").exists():  # refused before the study was made
         return result, []
     return result, optuna.load_study(study_name="u", storage=storage).trials

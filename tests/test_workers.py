@@ -1083,6 +1083,14 @@ def _sqlite_locked(db: Path) -> Iterator[None]:
         conn.close()
 
 
+def _lock_test(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], n: int
+) -> tuple[list[str], str, Path]:
+    """A lock test's command (`_slow_configs` of `n` trials), its study's SQLite URL and that file."""
+    url = opt_dict["storage"]
+    return _slow_configs(tmp_path, run_dict, opt_dict, n), url, Path(url.removeprefix("sqlite:///"))
+
+
 def _lock_line(url: str, db: Path, causes: str, timeout: int, resume: str) -> str:
     where = str(db.resolve())
     return (
@@ -1103,9 +1111,7 @@ def test_workers_on_a_sqlite_study_another_process_keeps_locked_say_so_in_one_li
     # `sqlite3 studies/tiny.db 'BEGIN EXCLUSIVE;'` held open beside `optimize --workers 2`: after the busy
     # timeout the command said the storage "stopped answering during the study ... once it answers again",
     # naming neither the file nor the lock. Now one line names the file, the lock and what to do.
-    args = _slow_configs(tmp_path, run_dict, opt_dict, 2)
-    url = opt_dict["storage"]
-    db = Path(url.removeprefix("sqlite:///"))
+    args, url, db = _lock_test(tmp_path, run_dict, opt_dict, 2)
     _in_this_process([*args[:-3], "-q", "--n-trials", "1"])  # the study, with one trial
     with _sqlite_locked(db):
         code, output = _run_hpotool(args, tmp_path, HPOTOOL_SQLITE_BUSY_TIMEOUT="1")
@@ -1122,10 +1128,8 @@ def test_a_lock_held_for_seconds_while_the_run_waits_is_said_once(
     # Another process held the study's SQLite file locked for a while (under the busy timeout, 60 s): the
     # run waited, silent, as long as the lock lasted (up to a minute per write). Now a note says, after a
     # few seconds, which file is locked and what the run waits for; the run goes on once the lock is gone.
-    args = _slow_configs(tmp_path, run_dict, opt_dict, 3)
+    args, url, db = _lock_test(tmp_path, run_dict, opt_dict, 3)
     args = args if workers > 1 else [*args[:-3], "-q"]
-    url = opt_dict["storage"]
-    db = Path(url.removeprefix("sqlite:///"))
     proc = _hpotool(args, tmp_path, HPOTOOL_SQLITE_BUSY_TIMEOUT="60")
     try:
         study = _study_of(url)
@@ -1154,9 +1158,7 @@ def test_a_lock_taken_while_workers_train_ends_the_run_in_one_line_and_the_study
     # "StorageInternalError: ... invalid data in the commit, e.g. exceeding max length" (once the lock was
     # gone), its values never run again. Now every process that met the lock is named, the trials it
     # caught stay RUNNING, and the same command fails them ('worker died') and runs their values again.
-    args = _slow_configs(tmp_path, run_dict, opt_dict, 6)
-    url = opt_dict["storage"]
-    db = Path(url.removeprefix("sqlite:///"))
+    args, url, db = _lock_test(tmp_path, run_dict, opt_dict, 6)
     proc = _hpotool(args, tmp_path, HPOTOOL_SQLITE_BUSY_TIMEOUT="1")
     try:
         study = _study_of(url)

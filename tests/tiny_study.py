@@ -19,3 +19,12 @@ def run_tiny_study(tmp_path: Path, run: dict[str, Any], opt: dict[str, Any]) -> 
     op = write_yaml(tmp_path / "optimize.yaml", opt)
     run_study(prepare_study(rp, op))
     return optuna.load_study(study_name=opt["study_name"], storage=opt["storage"])
+
+
+def two_objective_study(tmp_path: Path, run: dict[str, Any]) -> tuple[optuna.Study, str]:
+    """An empty study 'mo' in tmp_path/mo.db that minimizes two values, with `run` as the run config
+    hpotool records on its studies; and its storage URL."""
+    url = f"sqlite:///{tmp_path / 'mo.db'}"
+    study = optuna.create_study(study_name="mo", storage=url, directions=["minimize", "minimize"])
+    study.set_user_attr("run_config", run)
+    return study, url

@@ -1077,7 +1077,7 @@ def _train_from_best(
         from hpotool.export import export_best as write_export
         from hpotool.final import check_jobs, plan_final
         from hpotool.final import train_from_best as run_final
-        from hpotool.saved import default_runs_dir, new_run_dir
+        from hpotool.saved import default_runs_dir, first_missing, new_run_dir, remove_empty_run_dir
         from hpotool.storage import default_storage_url
 
         _refuse_stdout(out, "run folders and summary.json", "a folder, e.g. --out runs/final")
@@ -1108,16 +1108,19 @@ def _train_from_best(
         if saved:
             names = ", ".join(p.name for p in saved)
             _note(f"already saved in {out}, not trained again: {names}")
-        folder = out if out is not None else new_run_dir(default_runs_dir(plan.candidates[0].config))
-        training.append((plan, folder))
-        from hpotool.progress import RunProgress
+        from hpotool.progress import RunProgress  # before the folder is made: a Ctrl-C meanwhile left it
 
+        if out is None:
+            runs_dir = default_runs_dir(plan.candidates[0].config)
+            made_from = first_missing(runs_dir)  # runs/<project>, runs: removed again if left empty
+        folder = out if out is not None else new_run_dir(runs_dir)
         try:
+            training.append((plan, folder))
             with RunProgress(_err()) as progress:
                 summary = run_final(plan, folder, progress, exported.folder)
         except BaseException:
-            if out is None and not any(folder.iterdir()):  # the first run failed: no empty folder left
-                folder.rmdir()
+            if out is None:  # the first run failed: no empty folder left
+                remove_empty_run_dir(folder, made_from)
             raise
         metric = summary["metric"]
         trained = f" ({summary['epochs']} epochs)" if summary["epochs"] is not None else ""

@@ -41,6 +41,7 @@ from hpotool.stale import (
     in_use,
     on_this_host,
     owner,
+    ownerless_left,
     run_by,
 )
 from hpotool.storage import (
@@ -188,6 +189,7 @@ def run_trials(
     beating = has_heartbeat(storage)
     next_stale_check = start
     wait_note = WaitNote(plan, grace)  # other processes' trials have taken every slot for so long
+    ownerless_note = OwnerlessNote(grace)
     # As Study.optimize does: a sampler with nothing left to try (grid, brute force) calls study.stop() from
     # `tell`, which Optuna allows only inside its optimize loop; this loop then ends the same way.
     study._stop_flag = False
@@ -210,9 +212,13 @@ def run_trials(
             if sum(t.state in FINISHED for t in trials) >= target:
                 break
             waiting = len(trials) >= target  # every slot is taken: wait for one to finish or fail
-            if not beating and multiprocessing.parent_process() is None:  # a worker's main process says it
+            alone = multiprocessing.parent_process() is None  # a worker's main process says it
+            if not beating and alone:
                 wait_note.look(trials, waiting, now)
             if waiting:
+                due = ownerless_note.look(study, trials, say=alone)
+                if due is not None:  # fail it as its grace ends, not up to `interval` later
+                    next_stale_check = min(next_stale_check, now + due)
                 time.sleep(poll)
                 continue
             if _all_started(study):  # other workers run the last points: wait, run none twice
@@ -306,6 +312,39 @@ class WaitNote:
             self.since = now
         elif now - self.since >= self.grace:
             self.said = _waiting_for_other_machines(self.plan, trials)
+
+
+class OwnerlessNote:
+    """Says once that a run waiting for a slot waits for a trial left RUNNING with no owner recorded, for
+    how long at most, and what then (`stale.fail_ownerless_trials`): a resumed run waited up to the grace
+    period (60 s) without a word before it failed that trial. The grace is not shortened: the trial's
+    process may be alive, waiting out a lock to record itself."""
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self.said: set[int] = set()
+
+    def look(self, study: optuna.Study, trials: list[FrozenTrial], *, say: bool) -> float | None:
+        """Called while the run waits for a slot, every one taken by `trials`; returns the seconds until the
+        first of their ownerless trials is past its grace (None where there is none), and says so where
+        `say` (once for each such trial)."""
+        left = ownerless_left(trials, self.grace, study._storage)
+        if not left:
+            return None
+        if say and not left.keys() <= self.said and max(left.values()) > 0:  # one past it: failed next look
+            self.said |= left.keys()
+            one = len(left) == 1
+            _log.warning(
+                "note: waiting up to %d s for %s %s, RUNNING with no owner recorded (%s ended or lost the "
+                "storage before recording itself, or is still waiting to); a trial still without one %d s "
+                "after its start is marked FAIL, and this run takes its slot",
+                math.ceil(max(left.values())),
+                "trial" if one else "trials",
+                ", ".join(f"#{n}" for n in sorted(left)),
+                "the process that started it" if one else "the processes that started them",
+                self.grace,
+            )
+        return min(left.values())
 
 
 def _waiting_for_other_machines(plan: StudyPlan, trials: list[FrozenTrial]) -> bool:

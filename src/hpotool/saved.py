@@ -74,6 +74,31 @@ def new_run_dir(parent: Path) -> Path:
     raise HpoError(f"{parent}: 999 run folders for {stamp} already exist")  # pragma: no cover
 
 
+def first_missing(folder: Path) -> Path | None:
+    """The outermost of `folder` and its parents that does not exist yet (what making `folder` creates),
+    or None where `folder` exists."""
+    missing = None
+    for f in (folder, *folder.parents):
+        if f.exists():
+            break
+        missing = f
+    return missing
+
+
+def remove_empty_run_dir(folder: Path, made_from: Path | None) -> None:
+    """Remove `folder` where it is empty, then each parent up to `made_from` (`first_missing` of its parent
+    before `new_run_dir` made it: the folders this command made) while each is empty; a folder that
+    existed before is never removed."""
+    ours = [folder]
+    if made_from is not None:
+        ours += [p for p in folder.parents if p == made_from or made_from in p.parents]
+    for f in ours:
+        try:
+            f.rmdir()  # only an empty one: another run saved in it meanwhile keeps it
+        except OSError:
+            return
+
+
 def default_runs_dir(cfg: RunConfig) -> Path:
     """`runs/<project>`; the project must be usable as a folder name."""
     if not _SAFE_NAME.match(cfg.project) or ".." in cfg.project:

@@ -235,6 +235,25 @@ def fail_ownerless_trials(study: optuna.Study, grace_s: float) -> list[int]:
     return failed
 
 
+def ownerless_left(trials: Collection[FrozenTrial], grace_s: float, storage: Any) -> dict[int, float]:
+    """The seconds left before `fail_ownerless_trials` fails each RUNNING trial of `trials` that has no
+    owner recorded and drew no parameter yet, by trial number (0 for one past the grace already)."""
+    from datetime import datetime
+
+    from optuna.trial import TrialState
+
+    now = datetime.now()  # Optuna's datetime_start is local time, as here
+    return {
+        t.number: max(grace_s - (now - t.datetime_start).total_seconds(), 0.0)
+        for t in trials
+        if t.state == TrialState.RUNNING
+        and "worker" not in t.user_attrs
+        and not t.params
+        and t.datetime_start is not None
+        and not _beating(storage, t._trial_id)
+    }
+
+
 def _beating(storage: Any, trial_id: int) -> bool:
     """Whether `trial_id` has a heartbeat record (RDB storages; False on storages without a heartbeat)."""
     from optuna.storages import RDBStorage

@@ -45,6 +45,7 @@ from hpotool.interrupts import (
 )
 from hpotool.loop import (
     EXHAUSTED,
+    OwnerlessNote,
     WaitNote,
     add_fallback_note,
     add_ran_now_states,
@@ -404,15 +405,27 @@ class _Monitor:
                 self.observer.trial_finished(self.study, t)
 
 
-def _look_for_a_wait(note: WaitNote, trials: list[FrozenTrial], target: int, procs: list[Any]) -> None:
+def _look_for_a_wait(
+    note: WaitNote | None,
+    ownerless: OwnerlessNote,
+    study: optuna.Study,
+    trials: list[FrozenTrial],
+    target: int,
+    procs: list[Any],
+) -> None:
     """Whether a worker waits for a slot, every one taken by the study's finished and running trials, and
     fewer of them run by the live workers than there are: `note` says once that the run waits for the
-    other machines' (each worker would say it; a single process says it itself, `loop.run_trials`)."""
+    other machines' (each worker would say it; a single process says it itself, `loop.run_trials`), and
+    `ownerless` that it waits for a trial with no owner recorded."""
     taken = [t for t in trials if t.state in FINISHED or t.state == TrialState.RUNNING]
     alive = {p.pid for p in procs if p.pid is not None and p.is_alive()}
     busy = sum(t.state == TrialState.RUNNING and run_by(t, alive) for t in taken)
     finished = sum(t.state in FINISHED for t in taken)
-    note.look(taken, len(taken) >= target > finished and busy < len(alive), time.monotonic())
+    waiting = len(taken) >= target > finished and busy < len(alive)
+    if note is not None:
+        note.look(taken, waiting, time.monotonic())
+    if waiting:
+        ownerless.look(study, taken, say=True)
 
 
 def _stop_workers(procs: list[Any], stop: Event, signum: int) -> None:
@@ -564,6 +577,7 @@ def _run_workers(
     monitor = _Monitor(study, observer)
     # Storages without a heartbeat (Redis, journal files): a wait for other machines' trials is said once.
     wait_note = None if has_heartbeat(study._storage) else WaitNote(plan, heartbeat_settings()[1])
+    ownerless_note = OwnerlessNote(heartbeat_settings()[1])
     ctx: Any = worker_context()
     stop, exhausted, fallbacks = ctx.Event(), ctx.Event(), ctx.SimpleQueue()
     problems.queue = ctx.SimpleQueue()
@@ -618,8 +632,7 @@ def _run_workers(
                 with deferred():
                     monitor.poll()
                     gather()
-                    if wait_note is not None:
-                        _look_for_a_wait(wait_note, monitor.trials, target, procs)
+                    _look_for_a_wait(wait_note, ownerless_note, study, monitor.trials, target, procs)
                     alive = [p.sentinel for p in procs if p.is_alive()]
                     _fail_trials_of_exited(study, procs, exited)
                 if not alive:
