@@ -608,3 +608,24 @@ def pairwise_kernel_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tens
 def summed_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Squared errors summed over the batch (reduction 'sum'), not averaged."""
     return ((pred - target) ** 2).sum()
+
+
+class KeepsALock(nn.Module):
+    """A user's model whose extra state (in its state_dict) is a lock, which pickle cannot save: training
+    works, saving model.pt fails."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        import threading
+
+        self.linear = nn.Linear(in_features, out_features)
+        self.lock = threading.Lock()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1))
+
+    def get_extra_state(self) -> Any:
+        return self.lock
+
+    def set_extra_state(self, state: Any) -> None:
+        self.lock = state

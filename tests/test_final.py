@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 from pathlib import Path
@@ -168,6 +169,46 @@ def test_a_first_run_that_fails_leaves_no_empty_run_folder(
     result = runner.invoke(app, ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"]])
     assert result.exit_code == 2 and "training diverged" in result.stderr
     assert not (tmp_path / "runs").exists()  # runs/tiny/<timestamp>, and runs/tiny and runs it made, are gone
+
+
+def test_a_run_whose_save_fails_is_not_left_half_written_and_summary_json_not_written(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A folder named metrics.json in the second seed's run folder failed its save after model.pt was
+    written: the run folder was left with model.pt and no metrics.json. Now nothing of that run is written,
+    the run saved before stays whole, summary.json is not written, and the same command trains the rest."""
+    best = run_tiny_study(tmp_path, run_dict, opt_dict).best_trial.number
+    second = tmp_path / "final" / f"trial{best}-seed1"
+    (second / "metrics.json").mkdir(parents=True)
+    result = runner.invoke(
+        app,
+        [
+            "train-from-best",
+            "--study-name",
+            "tiny",
+            "--storage",
+            opt_dict["storage"],
+            "--out",
+            "final",
+            "--seeds",
+            "2",
+        ],
+    )
+    assert os.listdir(second) == ["metrics.json"] and os.listdir(second / "metrics.json") == []
+    assert result.exit_code == 2, result.output
+    assert result.stderr.endswith(
+        f"\nerror: tiny trial {best} seed 1: final/trial{best}-seed1/metrics.json: cannot write: a folder has "
+        "its name; the run was not saved: move it away, or choose another --out\n"
+    )
+    first = tmp_path / "final" / f"trial{best}-seed0"
+    assert sorted(os.listdir(first)) == ["config.yaml", "history.csv", "metrics.json", "model.pt"]
+    assert sorted(os.listdir(tmp_path / "final")) == [f"trial{best}-seed0", f"trial{best}-seed1"]
+    (second / "metrics.json").rmdir()
+    again = _train_from_best(opt_dict["storage"], "--seeds", "2")
+    assert again.exit_code == 0, again.output
+    assert f"not trained again: trial{best}-seed0\n" in again.stderr
+    runs = json.loads((tmp_path / "final" / "summary.json").read_text())["candidates"][0]["runs"]
+    assert [r["seed"] for r in runs] == [0, 1]
 
 
 def test_a_plain_multi_objective_study_is_refused_as_plain(tmp_path: Path) -> None:

@@ -103,6 +103,49 @@ def test_a_run_of_a_users_training_function_is_never_overwritten_either(
     assert {p.name: p.read_bytes() for p in out.iterdir()} == saved
 
 
+def test_a_save_that_fails_leaves_no_run_folder_and_says_so_in_one_line(
+    tmp_path: Path, run_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model torch.save cannot pickle failed the save after training with a traceback, and left the run
+    folder behind (empty, or with the files written before the failure): now one line, exit 2, and neither
+    the --out folder nor runs/<project>/<timestamp> (nor runs/ itself, made by this command) is there."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(REPO))  # tests.helpers, as a user's own model
+    run_dict["model"] = {"name": "tests.helpers:KeepsALock"}
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    for out in (["--out", "deep/mine"], []):
+        result = runner.invoke(app, ["train", "-r", str(run_path), *out])
+        assert result.exit_code == 2, result.output
+        line = result.stderr.strip("\n")  # after the progress display's blank line
+        assert line.startswith(f"error: {'deep/mine' if out else 'runs/tiny/'}"), result.stderr
+        assert line.endswith(
+            "/model.pt: cannot save the model: TypeError: cannot pickle '_thread.lock' object; the run was "
+            "not saved: make tests.helpers:KeepsALock's state_dict() hold only tensors and values pickle can "
+            "save"
+        )
+        assert "\n" not in line and "Traceback" not in result.output
+        assert sorted(os.listdir(tmp_path)) == ["run.yaml"]  # no deep/, no runs/, nothing hidden
+
+
+def test_a_save_into_an_out_folder_holding_other_files_keeps_them(tmp_path: Path, run_dict: dict) -> None:
+    run_dict["epochs"] = 1
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    out = tmp_path / "mine"
+    out.mkdir(mode=0o750)
+    (out / "notes.txt").write_text("mine\n")
+    result = runner.invoke(app, ["train", "-r", str(run_path), "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    names = ["config.yaml", "history.csv", "metrics.json", "model.pt", "notes.txt"]
+    assert sorted(os.listdir(out)) == names and (out / "notes.txt").read_text() == "mine\n"
+    assert (out.stat().st_mode & 0o777) == 0o750  # the user's folder, kept
+    empty = tmp_path / "empty"
+    empty.mkdir(mode=0o750)
+    result = runner.invoke(app, ["train", "-r", str(run_path), "--out", str(empty)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert sorted(os.listdir(empty)) == names[:4] and (empty.stat().st_mode & 0o777) == 0o750
+    assert sorted(os.listdir(tmp_path)) == ["empty", "mine", "run.yaml"]  # no staging folder left
+
+
 def test_an_out_folder_below_a_file_is_refused_before_training(tmp_path: Path, run_dict: dict) -> None:
     run_path = write_yaml(tmp_path / "run.yaml", run_dict)
     (tmp_path / "afile").write_text("mine\n")

@@ -4,12 +4,15 @@ A reader sees the old file or the new one, never half of one, and a failed or in
 the old file as it was and no temporary file behind. A replaced file keeps its permissions. A symbolic
 link is written through (its target is replaced, the link kept), and a target that is no file to
 replace, such as `/dev/null`, `/dev/stdout` or a named pipe, is written into as it is: replacing it would
-put a plain file where the device was. `write_texts` writes several files as one set: all or none.
+put a plain file where the device was. `write_texts` writes several files as one set: all or none, and
+`atomic_folder` a folder's files: the whole folder or nothing.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -131,6 +134,103 @@ def write_texts(texts: Mapping[Path, str], remove: Iterable[Path] = ()) -> None:
             tmp.unlink(missing_ok=True)
     for target, text in devices.items():
         write_text(target, text)
+
+
+@contextmanager
+def atomic_folder(folder: Path, last: str | None = None) -> Iterator[Path]:
+    """Yield an empty staging folder to write `folder`'s files into; on a clean exit they become `folder`'s
+    in one step, and on any failure (the writer's too) the staging folder, and any folder above `folder`
+    made for it, is removed: `folder` is as it was.
+
+    `folder` missing or empty: the staging folder is made beside it (with the mode `folder` has or would
+    have) and renamed onto it, which is atomic. `folder` holding other files (a user's --out with notes in
+    it, or a run folder part of which an older save left), or beside which nothing can be made: the staging
+    folder is made inside it and its files are moved up, `last` last, in a burst Ctrl-C and SIGTERM wait
+    for, once no name is taken by anything but a file.
+
+    Raises:
+        HpoError: a folder cannot be made or a name is taken, naming it; `folder` is as it was then.
+    """
+    made = [p for p in (*reversed(folder.parents), folder) if not os.path.lexists(p)][:-1]  # above it
+    try:
+        staging, beside = _staging(folder)
+    except OSError as exc:
+        _remove_made(made)
+        raise cannot_write(folder, exc) from None
+    try:
+        yield staging
+        with deferred():
+            if beside:
+                os.rename(staging, folder)
+            else:
+                _move_up(staging, folder, last)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        _remove_made(made)
+        if isinstance(exc, OSError):
+            raise cannot_write(folder, exc) from None
+        raise
+
+
+def _staging(folder: Path) -> tuple[Path, bool]:
+    """An empty staging folder for `folder` (its parents made), and whether it is beside `folder` (renamed
+    onto it) rather than inside it (its files moved up)."""
+    empty = os.path.isdir(folder) and not os.path.islink(folder) and not os.listdir(folder)
+    if not os.path.lexists(folder) or empty:
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".hpotool-", suffix=".tmp", dir=folder.parent))
+        except OSError:
+            if not empty:
+                raise
+        else:  # mkdtemp makes it private: give it the mode the folder has, or a plain mkdir would give
+            mode = stat.S_IMODE(os.stat(folder).st_mode) if empty else 0o777 & ~_umask()
+            os.chmod(staging, mode)
+            return staging, True
+    return Path(tempfile.mkdtemp(prefix=".hpotool-", suffix=".tmp", dir=folder)), False
+
+
+def _move_up(staging: Path, folder: Path, last: str | None) -> None:
+    """Move the files of `staging` (inside `folder`) into `folder`, `last` last, then remove `staging`."""
+    names = sorted(os.listdir(staging), key=lambda name: name == last)
+    for name in names:
+        target = folder / name
+        if os.path.lexists(target) and not os.path.isfile(target):
+            kind = "a folder" if os.path.isdir(target) else kind_of(target)
+            raise HpoError(
+                f"{target}: cannot write: {kind} has its name; the run was not saved: move it away, or "
+                "choose another --out"
+            )
+    moved: list[Path] = []
+    try:
+        for name in names:
+            os.replace(staging / name, folder / name)
+            moved.append(folder / name)
+    except OSError:
+        for path in moved:  # not half of the files
+            path.unlink(missing_ok=True)
+        raise
+    staging.rmdir()
+
+
+def _remove_made(made: list[Path]) -> None:
+    """Remove the folders in `made` (outermost first), innermost first, while each is empty."""
+    for f in reversed(made):
+        try:
+            f.rmdir()
+        except OSError:
+            return
+
+
+def cannot_write(path: Path, exc: OSError) -> HpoError:
+    """The error for `path` that could not be written because of `exc`, with what to do about it."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free some space, or choose another --out on another disk"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "choose another --out, one you can write"
+    else:
+        fix = "choose another --out"
+    return HpoError(f"{path}: cannot write: {exc.strerror or exc}; the run was not saved: {fix}")
 
 
 def not_a_folder(folder: Path) -> Path | None:

@@ -943,7 +943,14 @@ def _train(
         from hpotool.config import load_run_config
         from hpotool.formatting import format_params
         from hpotool.overrides import apply_overrides
-        from hpotool.saved import check_run_dir, default_runs_dir, new_run_dir, train_and_save
+        from hpotool.saved import (
+            check_run_dir,
+            default_runs_dir,
+            first_missing,
+            new_run_dir,
+            remove_empty_run_dir,
+            train_and_save,
+        )
 
         _refuse_stdout(out, "a run folder (model.pt, metrics.json, ...)", "a folder, e.g. --out runs/mine")
         cfg = load_run_config(run_config)
@@ -978,6 +985,7 @@ def _train(
             folder: Any = out
             made.append(out)
         else:
+            made_from = first_missing(runs_dir)  # runs/<project>, runs: removed again if left empty
 
             def make_folder() -> Path:  # once training succeeds
                 made.append(new_run_dir(runs_dir))
@@ -986,9 +994,14 @@ def _train(
             folder = make_folder
         from hpotool.progress import RunProgress
 
-        with RunProgress(_err()) as progress:
-            progress.run_started(f"{cfg.project} seed {cfg.seed}", cfg)
-            run = train_and_save(cfg, folder, on_epoch_end=progress.epoch_ended)
+        try:
+            with RunProgress(_err()) as progress:
+                progress.run_started(f"{cfg.project} seed {cfg.seed}", cfg)
+                run = train_and_save(cfg, folder, on_epoch_end=progress.epoch_ended)
+        except BaseException:
+            if out is None and made:  # the save failed: no empty runs/<project>/<timestamp> left
+                remove_empty_run_dir(made[0], made_from)
+            raise
         _print_run(run)
 
 

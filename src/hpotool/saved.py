@@ -17,6 +17,7 @@ import errno
 import io
 import json
 import os
+import pickle
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpotool import __version__
-from hpotool.atomic import atomic_open, write_text
+from hpotool.atomic import atomic_folder, cannot_write
 from hpotool.config import RunConfig, validate_config
 from hpotool.errors import HpoError
 from hpotool.export import dump_json, tool_versions
@@ -194,18 +195,21 @@ def history_csv(history: list[dict[str, float]]) -> str:
 
 
 def save_run(folder: Path, cfg: RunConfig, result: RunResult, info: dict[str, Any] | None = None) -> SavedRun:
-    """Write model.pt, metrics.json, history.csv and config.yaml into `folder`, each atomically (no model.pt
-    for a user's training function, which keeps its own model).
+    """Write model.pt, metrics.json, history.csv and config.yaml into `folder` as one set (no model.pt for a
+    user's training function, which keeps its own model): into a staging folder that becomes `folder` once
+    every file is on disk (`atomic_folder`), so a save that fails part-way leaves nothing behind.
 
     Args:
-        folder: the run folder (created when missing).
+        folder: the run folder (created when missing; an empty one is replaced, another keeps its files).
         cfg: the RunConfig that was trained.
         result: what `runner.train_run` returned.
         info: extra provenance for metrics.json (e.g. the study and trial it came from).
+
+    Raises:
+        HpoError: a file cannot be written (a full disk, a folder in the way) or the model cannot be saved,
+            naming the file and the fix; `folder` is as it was then.
     """
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    if result.model is not None:
-        _save_model(folder / "model.pt", cfg, result.model, result.metrics)
     summary = {
         "metrics": result.metrics,
         "epochs_run": result.epochs_run,
@@ -216,24 +220,40 @@ def save_run(folder: Path, cfg: RunConfig, result: RunResult, info: dict[str, An
         "hpotool": __version__,
         **(info or {}),
     }
-    write_text(folder / "metrics.json", dump_json(summary))
-    write_text(folder / "history.csv", history_csv(result.history))
-    write_text(folder / "config.yaml", dump_yaml(cfg.model_dump(mode="json")))
+    texts = {  # config.yaml last: a folder that holds it holds the whole run
+        "metrics.json": dump_json(summary),
+        "history.csv": history_csv(result.history),
+        "config.yaml": dump_yaml(cfg.model_dump(mode="json")),
+    }
+    with atomic_folder(folder, last="config.yaml") as staging:
+        if result.model is not None:
+            _save_model(staging / "model.pt", folder / "model.pt", cfg, result.model, result.metrics)
+        for name, text in texts.items():
+            try:
+                with open(staging / name, "w", encoding="utf-8", newline="") as fh:
+                    fh.write(text)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except OSError as exc:
+                raise cannot_write(folder / name, exc) from None
     files = RUN_FILES if result.model is not None else RUN_FILES[1:]
     return SavedRun(
         folder, cfg, dict(result.metrics), result.epochs_run, result.seconds, result.device, files
     )
 
 
-def _save_model(path: Path, cfg: RunConfig, model: nn.Module, metrics: dict[str, float]) -> None:
+def _save_model(path: Path, shown: Path, cfg: RunConfig, model: nn.Module, metrics: dict[str, float]) -> None:
+    """Save the model to `path` (`shown` in messages: where it will be)."""
     import torch
 
     from hpotool.runner import load_data, model_out_features
 
     data = load_data(cfg.data, cfg.loss.name)  # cached: the same object the run trained on
+    # a user's extra state (get_extra_state) is any object, not a tensor
+    state = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in model.state_dict().items()}
     payload = {
         "format": MODEL_FORMAT,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": state,
         "config": cfg.model_dump(mode="json"),
         "metrics": dict(metrics),
         "data": {
@@ -243,8 +263,22 @@ def _save_model(path: Path, cfg: RunConfig, model: nn.Module, metrics: dict[str,
         },
         "versions": tool_versions(),
     }
-    with atomic_open(path, "wb") as fh:
-        torch.save(payload, fh)
+    try:
+        with open(path, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise cannot_write(shown, exc) from None
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:  # what pickle raises for an object
+        if ":" not in cfg.model.name:  # a built-in model: hpotool's bug
+            raise
+        from hpotool.resolve import first_line
+
+        raise HpoError(
+            f"{shown}: cannot save the model: {first_line(exc)}; the run was not saved: make "
+            f"{cfg.model.name}'s state_dict() hold only tensors and values pickle can save"
+        ) from exc
 
 
 def _ignore(_: EpochResult) -> None:
