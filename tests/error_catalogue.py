@@ -1507,6 +1507,14 @@ CASES = [
         files={"studies/tiny": "notes\n"},
     ),
     Case(
+        "run-file-name-a-folder",
+        "train-from-best --out where a run folder holds a folder named as a file a run saves (metrics.json)",
+        "error: final/trial0-seed0/metrics.json: is a folder, not the file a run saves there; move it away, or choose another --out",
+        command=("train-from-best", "--study-name", "tiny", "--out", "final"),
+        existing_study=True,
+        files={"final/trial0-seed0/metrics.json/notes.txt": "mine\n"},
+    ),
+    Case(
         "export-out-a-device",
         "export-best --out /dev/null, a device where it writes several files into a folder",
         "error: --out /dev/null: is a device, not a folder; export-best writes several files into a folder: give one, e.g. --out exports/tiny",

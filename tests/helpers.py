@@ -629,3 +629,13 @@ class KeepsALock(nn.Module):
 
     def set_extra_state(self, state: Any) -> None:
         self.lock = state
+
+
+class LockedOnOddSeeds(KeepsALock):
+    """`KeepsALock` built under an odd torch seed; under an even one its extra state is None, which pickle
+    saves: of a run's seeds 0 and 1, the first saves and the second fails."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__(in_features, out_features)
+        if torch.initial_seed() % 2 == 0:
+            self.lock = None  # type: ignore[assignment]

@@ -17,6 +17,7 @@ from hpotool.errors import HpoError
 from hpotool.final import plan_final
 
 from .conftest import write_configs, write_yaml
+from .helpers import LockedOnOddSeeds
 from .tiny_study import run_tiny_study
 
 runner = CliRunner()
@@ -172,43 +173,52 @@ def test_a_first_run_that_fails_leaves_no_empty_run_folder(
 
 
 def test_a_run_whose_save_fails_is_not_left_half_written_and_summary_json_not_written(
-    tmp_path: Path, run_dict: dict, opt_dict: dict
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A folder named metrics.json in the second seed's run folder failed its save after model.pt was
-    written: the run folder was left with model.pt and no metrics.json. Now nothing of that run is written,
-    the run saved before stays whole, summary.json is not written, and the same command trains the rest."""
+    """A save that failed part-way (here the second seed's model, which torch.save cannot pickle) left that
+    run's folder behind, with a traceback. Now nothing of that run is written, the run saved before stays
+    whole, summary.json is not written, and the same command with a model that saves trains the rest."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))  # tests.helpers: a user's model
+    run_dict["model"] = {"name": "tests.helpers:LockedOnOddSeeds"}
+    opt_dict["search_space"] = {"optimizer.lr": opt_dict["search_space"]["optimizer.lr"]}
     best = run_tiny_study(tmp_path, run_dict, opt_dict).best_trial.number
-    second = tmp_path / "final" / f"trial{best}-seed1"
-    (second / "metrics.json").mkdir(parents=True)
-    result = runner.invoke(
-        app,
-        [
-            "train-from-best",
-            "--study-name",
-            "tiny",
-            "--storage",
-            opt_dict["storage"],
-            "--out",
-            "final",
-            "--seeds",
-            "2",
-        ],
-    )
-    assert os.listdir(second) == ["metrics.json"] and os.listdir(second / "metrics.json") == []
+    cmd = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--out", "final"]
+    result = runner.invoke(app, [*cmd, "--seeds", "2"])
+    first = tmp_path / "final" / f"trial{best}-seed0"
+    assert sorted(os.listdir(tmp_path / "final")) == [first.name]  # no trial-seed1, no summary.json
+    assert sorted(os.listdir(first)) == ["config.yaml", "history.csv", "metrics.json", "model.pt"]
     assert result.exit_code == 2, result.output
     assert result.stderr.endswith(
-        f"\nerror: tiny trial {best} seed 1: final/trial{best}-seed1/metrics.json: cannot write: a folder has "
-        "its name; the run was not saved: move it away, or choose another --out\n"
+        f"\nerror: tiny trial {best} seed 1: final/trial{best}-seed1/model.pt: cannot save the model: "
+        "TypeError: cannot pickle '_thread.lock' object; the run was not saved: make "
+        "tests.helpers:LockedOnOddSeeds's state_dict() hold only tensors and values pickle can save\n"
     )
-    first = tmp_path / "final" / f"trial{best}-seed0"
-    assert sorted(os.listdir(first)) == ["config.yaml", "history.csv", "metrics.json", "model.pt"]
-    assert sorted(os.listdir(tmp_path / "final")) == [f"trial{best}-seed0", f"trial{best}-seed1"]
-    (second / "metrics.json").rmdir()
+    # the user fixes the model's code (same name, same config): the same command trains the rest
+    monkeypatch.setattr(LockedOnOddSeeds, "get_extra_state", lambda self: None)
     again = _train_from_best(opt_dict["storage"], "--seeds", "2")
     assert again.exit_code == 0, again.output
     assert f"not trained again: trial{best}-seed0\n" in again.stderr
     runs = json.loads((tmp_path / "final" / "summary.json").read_text())["candidates"][0]["runs"]
     assert [r["seed"] for r in runs] == [0, 1]
+
+
+def test_a_folder_named_as_a_run_file_is_refused_before_anything_is_trained(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A folder named metrics.json in a run folder was found only when that run was saved, after training
+    (and left model.pt beside it); now it is refused before the export and the first run."""
+    best = run_tiny_study(tmp_path, run_dict, opt_dict).best_trial.number
+    second = tmp_path / "final" / f"trial{best}-seed1"
+    (second / "metrics.json").mkdir(parents=True)
+    cmd = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--out", "final"]
+    result = runner.invoke(app, [*cmd, "--seeds", "2"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"error: final/trial{best}-seed1/metrics.json: is a folder, not the file a run saves there; move it "
+        "away, or choose another --out\n"
+    )
+    assert os.listdir(tmp_path / "final") == [second.name] and os.listdir(second) == ["metrics.json"]
+    assert not (tmp_path / "studies" / "tiny").exists()  # before the export
 
 
 def test_a_plain_multi_objective_study_is_refused_as_plain(tmp_path: Path) -> None:

@@ -120,7 +120,8 @@ def check_run_dir(folder: Path) -> None:
 
 
 def check_run_path(folder: Path) -> None:
-    """Refuse a run folder that cannot be made: a file has its name, or a file is above it."""
+    """Refuse a run folder that cannot be made, or saved into: a file has its name, a file is above it, or
+    something other than a file (a folder) has the name of a file a run saves in it."""
     try:
         os.stat(folder)
     except OSError as exc:  # a name too long, say: found now, not once training is over
@@ -136,6 +137,16 @@ def check_run_path(folder: Path) -> None:
         raise HpoError(
             f"{folder}: cannot be made: {blocker} is {kind_of(blocker)}, not a folder; choose another --out"
         )
+    # A folder named metrics.json in it: the save would fail once training is over, as well.
+    for name in RUN_FILES:
+        path = folder / name
+        if os.path.isdir(folder) and os.path.exists(path) and not os.path.isfile(path):
+            from hpotool.atomic import kind_of
+
+            kind = "a folder" if os.path.isdir(path) else kind_of(path)
+            raise HpoError(
+                f"{path}: is {kind}, not the file a run saves there; move it away, or choose another --out"
+            )
 
 
 def saved_run_of(folder: Path, cfg: RunConfig, info: dict[str, Any]) -> SavedRun | None:
