@@ -191,7 +191,16 @@ def test_a_run_whose_save_fails_is_not_left_half_written_and_summary_json_not_wr
     assert result.stderr.endswith(
         f"\nerror: tiny trial {best} seed 1: final/trial{best}-seed1/model.pt: cannot save the model: "
         "TypeError: cannot pickle '_thread.lock' object; the run was not saved: make "
-        "tests.helpers:LockedOnOddSeeds's state_dict() hold only tensors and values pickle can save\n"
+        "tests.helpers:LockedOnOddSeeds's state_dict() hold only tensors and values pickle can save; 1 of 2 "
+        "runs saved in final (summary.json not written); the same command trains only the rest\n"
+    )
+    default = runner.invoke(app, [*cmd[:-2], "--seeds", "2"])  # no --out: runs/tiny/<timestamp>
+    assert default.exit_code == 2, default.output
+    (made,) = (tmp_path / "runs" / "tiny").iterdir()
+    assert os.listdir(made) == [first.name]
+    assert default.stderr.endswith(
+        f"; 1 of 2 runs saved in runs/tiny/{made.name} (summary.json not written); the same command with "
+        f"--out runs/tiny/{made.name} trains only the rest\n"
     )
     # the user fixes the model's code (same name, same config): the same command trains the rest
     monkeypatch.setattr(LockedOnOddSeeds, "get_extra_state", lambda self: None)

@@ -1057,22 +1057,21 @@ def _say_final_interrupted(training: list[tuple[Any, Path]], out: Path | None) -
     if not training:
         _err().print("interrupted: no run was trained or saved", soft_wrap=True)
         return
+    said = _final_saved(training, out)
+    _err().print(escape(f"interrupted: {said}" if said else "interrupted: no run was saved"), soft_wrap=True)
+
+
+def _final_saved(training: list[tuple[Any, Path]], out: Path | None) -> str | None:
+    """Which runs a stopped train-from-best saved, and how to train the rest; None when it saved none."""
     from hpotool.final import final_jobs
 
     plan, folder = training[0]
     jobs = final_jobs(plan, folder)
     saved = sum((run_dir / "config.yaml").exists() for _, _, run_dir in jobs)  # written last
     if not saved:
-        _err().print("interrupted: no run was saved", soft_wrap=True)
-        return
+        return None
     again = "the same command" if out is not None else f"the same command with --out {folder}"
-    _err().print(
-        escape(
-            f"interrupted: {saved} of {len(jobs)} runs saved in {folder} (summary.json not written); {again} "
-            "trains only the rest"
-        ),
-        soft_wrap=True,
-    )
+    return f"{saved} of {len(jobs)} runs saved in {folder} (summary.json not written); {again} trains only the rest"
 
 
 def _train_from_best(
@@ -1131,9 +1130,11 @@ def _train_from_best(
             training.append((plan, folder))
             with RunProgress(_err()) as progress:
                 summary = run_final(plan, folder, progress, exported.folder)
-        except BaseException:
+        except BaseException as exc:
             if out is None:  # the first run failed: no empty folder left
                 remove_empty_run_dir(folder, made_from)
+            if isinstance(exc, HpoError) and (said := _final_saved(training, out)):
+                raise HpoError(f"{exc}; {said}") from exc.__cause__  # the runs before it are kept
             raise
         metric = summary["metric"]
         trained = f" ({summary['epochs']} epochs)" if summary["epochs"] is not None else ""
