@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from hpotool.trainer import EpochResult
 
 MODEL_FORMAT = "hpotool-model/1"
-FILES = ("model.pt", "metrics.json", "history.csv", "config.yaml")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
