@@ -301,3 +301,18 @@ def test_loading_onto_a_device_this_machine_lacks_says_so(tmp_path: Path, run_di
     assert result.exit_code == 0, result.output
     with pytest.raises(HpoError, match=r"^device: cuda was asked for but CUDA is not available here"):
         load_model(tmp_path / "run" / "model.pt", device="cuda")  # was: "not a model saved by hpotool"
+
+
+def test_train_into_an_out_folder_holding_a_folder_named_as_a_run_file_names_that_folder(
+    tmp_path: Path, run_dict: dict
+) -> None:
+    """`train --out mine` where mine/metrics.json is a folder said 'mine: already holds a saved run
+    (metrics.json)', which it does not: the line names the folder in the way, as train-from-best's does."""
+    run_path = write_yaml(tmp_path / "run.yaml", {**run_dict, "epochs": 1})
+    (tmp_path / "mine" / "metrics.json").mkdir(parents=True)
+    result = runner.invoke(app, ["train", "-r", str(run_path), "--out", "mine"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: mine/metrics.json: is a folder, not the file a run saves there; move it away, or choose another "
+        "--out\n"
+    )

@@ -112,7 +112,7 @@ def default_runs_dir(cfg: RunConfig) -> Path:
 def check_run_dir(folder: Path) -> None:
     """Refuse a folder that already holds a saved run, so nothing is overwritten: any file a run saves (a
     user's training function saves no model.pt)."""
-    found = next((name for name in RUN_FILES if os.path.exists(folder / name)), None)
+    found = next((name for name in RUN_FILES if os.path.isfile(folder / name)), None)
     if found is not None:
         raise HpoError(f"{folder}: already holds a saved run ({found}); choose another --out")
     check_run_path(folder)
