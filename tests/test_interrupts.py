@@ -324,6 +324,31 @@ def test_a_run_waiting_for_a_trial_with_no_owner_says_for_which_and_how_long_at_
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 2
 
 
+def test_a_trial_that_has_not_recorded_its_owner_yet_is_no_wait_to_announce(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A live process records its trial's owner milliseconds after `ask`: a run that polls in between (it
+    waits for the last slot, which that process has just taken) said 'waiting up to 60 s for trial #0, RUNNING
+    with no owner recorded', a false alarm. Only a trial that has gone without an owner for seconds is one."""
+    import copy
+    from datetime import timedelta
+
+    from hpotool.loop import OwnerlessNote
+
+    study = optuna.create_study()
+    fresh = study.ask()
+    [trial] = study.get_trials(deepcopy=False)
+    note = OwnerlessNote(60)
+    with caplog.at_level("WARNING", logger="hpotool"):
+        assert 59 < note.look(study, [trial], say=True) <= 60  # its grace still runs: the run wakes for it
+        assert not [r for r in caplog.records if r.name == "hpotool"]
+        old = copy.deepcopy(trial)
+        old.datetime_start = trial.datetime_start - timedelta(seconds=10)  # 10 s without an owner
+        assert 49 < note.look(study, [old], say=True) <= 50
+    [said] = [r.getMessage() for r in caplog.records if r.name == "hpotool"]
+    assert said.startswith(f"note: waiting up to 50 s for trial #{fresh.number}, RUNNING with no owner"), said
+
+
 @pytest.mark.parametrize(("how", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_before_the_first_trial_exits_as_a_later_one_does(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], how: signal.Signals, code: int

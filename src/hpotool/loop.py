@@ -314,6 +314,9 @@ class WaitNote:
             self.said = _waiting_for_other_machines(self.plan, trials)
 
 
+OWNERLESS_NOTE_AFTER_S = 5.0  # an ownerless trial this old is no owner write on its way (those take ms)
+
+
 class OwnerlessNote:
     """Says once that a run waiting for a slot waits for a trial left RUNNING with no owner recorded, for
     how long at most, and what then (`stale.fail_ownerless_trials`): a resumed run waited up to the grace
@@ -331,16 +334,22 @@ class OwnerlessNote:
         left = ownerless_left(trials, self.grace, study._storage)
         if not left:
             return None
-        if say and not left.keys() <= self.said and max(left.values()) > 0:  # one past it: failed next look
-            self.said |= left.keys()
-            one = len(left) == 1
+        # A live process records its owner milliseconds after `ask`: one just asked (the last slot, which
+        # this run waits for) is no wait to announce; one without an owner for seconds is.
+        after = min(OWNERLESS_NOTE_AFTER_S, self.grace / 2)
+        old = {n: s for n, s in left.items() if self.grace - s >= after}
+        if (
+            say and old and not old.keys() <= self.said and max(old.values()) > 0
+        ):  # one past it: failed next look
+            self.said |= old.keys()
+            one = len(old) == 1
             _log.warning(
                 "note: waiting up to %d s for %s %s, RUNNING with no owner recorded (%s ended or lost the "
                 "storage before recording itself, or is still waiting to); a trial still without one %d s "
                 "after its start is marked FAIL, and this run takes its slot",
-                math.ceil(max(left.values())),
+                math.ceil(max(old.values())),
                 "trial" if one else "trials",
-                ", ".join(f"#{n}" for n in sorted(left)),
+                ", ".join(f"#{n}" for n in sorted(old)),
                 "the process that started it" if one else "the processes that started them",
                 self.grace,
             )
