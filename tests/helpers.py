@@ -639,3 +639,27 @@ class LockedOnOddSeeds(KeepsALock):
         super().__init__(in_features, out_features)
         if torch.initial_seed() % 2 == 0:
             self.lock = None  # type: ignore[assignment]
+
+
+class StallsWhileSaved(nn.Module):
+    """A user's model that, once training is over and its state is being saved, creates the file
+    `saving` names and sleeps: a process killed then dies in the middle of its save."""
+
+    def __init__(self, in_features: int, out_features: int, saving: str = "saving") -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+        self.saving = saving
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1))
+
+    def get_extra_state(self) -> Any:  # state_dict() asks for it: only saving model.pt calls that
+        import time
+        from pathlib import Path
+
+        Path(self.saving).touch()
+        time.sleep(600)
+        return None
+
+    def set_extra_state(self, state: Any) -> None:
+        return None

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,3 +97,38 @@ def test_a_replaced_file_keeps_its_permissions(tmp_path: Path) -> None:
     write_text(path, "new")
     assert path.read_text() == "new"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def _left(folder: Path, name: str) -> Path:
+    """A staging folder named `name`, with a file in it, as a save that died left it."""
+    staging = folder / name
+    staging.mkdir(parents=True)
+    (staging / "model.pt").write_bytes(b"half")
+    return staging
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc (Linux)")
+def test_only_staging_folders_of_a_provably_dead_process_are_removed(tmp_path: Path) -> None:
+    """A save killed outright left its `.hpotool-*.tmp` staging folder for good; now the next save beside
+    (or inside) it removes those of this machine whose process is gone, or whose pid another process has
+    taken since (another start time), and keeps the others: a live process's, another machine's or
+    container's, one named the old way (no maker in its name)."""
+    from hpotool.atomic import atomic_folder
+    from hpotool.leftovers import tag
+
+    machine, pid, start = tag().rsplit("-", 2)
+    assert int(pid) == os.getpid() and int(start) > 0
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a pid no process has now (reaped)
+    dead = _left(tmp_path, f".hpotool-{machine}-{child.pid}-{start}-abcd_123.tmp")
+    reused = _left(tmp_path / "run", f".hpotool-{machine}-{pid}-{int(start) + 1}-abcd_123.tmp")  # inside
+    alive = _left(tmp_path, f".hpotool-{tag()}-abcd_123.tmp")
+    elsewhere = _left(tmp_path, f".hpotool-box~0123456789-{child.pid}-{start}-abcd_123.tmp")
+    old = _left(tmp_path, ".hpotool-abcd_123.tmp")
+    (tmp_path / "run" / "notes.txt").write_text("mine\n")
+    with atomic_folder(tmp_path / "run") as staging:
+        (staging / "config.yaml").write_text("x\n")
+    assert not dead.exists() and not reused.exists()
+    assert sorted(os.listdir(tmp_path)) == sorted([alive.name, elsewhere.name, old.name, "run"])
+    assert sorted(os.listdir(tmp_path / "run")) == ["config.yaml", "notes.txt"]
+    assert os.listdir(alive) == ["model.pt"]

@@ -316,3 +316,45 @@ def test_train_into_an_out_folder_holding_a_folder_named_as_a_run_file_names_tha
         "error: mine/metrics.json: is a folder, not the file a run saves there; move it away, or choose another "
         "--out\n"
     )
+
+
+def _staging_folders(folder: Path) -> list[str]:
+    return sorted(name for name in os.listdir(folder) if name.startswith(".hpotool-"))
+
+
+def test_a_save_killed_midway_leaves_its_staging_folder_only_until_the_next_save(
+    tmp_path: Path, run_dict: dict
+) -> None:
+    """`train --out` killed (SIGKILL) while it saved left its hidden staging folder `.hpotool-*.tmp` there
+    for good; now the next save into the same place removes it, and never while its process lives."""
+    import signal
+    import time
+
+    run_dict["epochs"] = 1
+    saving = tmp_path / "saving"
+    stalls = write_yaml(
+        tmp_path / "stalls.yaml",
+        {**run_dict, "model": {"name": "tests.helpers:StallsWhileSaved", "saving": str(saving)}},
+    )
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
+    cmd = [sys.executable, "-m", "hpotool", "train", "-r", str(stalls), "--out", "out"]
+    killed = subprocess.Popen(cmd, env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not saving.exists() and killed.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert saving.exists(), "the run never reached its save"
+        (left,) = _staging_folders(tmp_path)
+        # its process lives: a save beside it leaves its staging folder alone
+        other = runner.invoke(app, ["train", "-r", str(run_path), "--out", str(tmp_path / "other")])
+        assert other.exit_code == 0, other.output
+        assert _staging_folders(tmp_path) == [left]
+    finally:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+    assert killed.returncode == -signal.SIGKILL and _staging_folders(tmp_path) == [left]
+    again = runner.invoke(app, ["train", "-r", str(run_path), "--out", str(tmp_path / "out")])
+    assert again.exit_code == 0, again.output
+    assert sorted(os.listdir(tmp_path)) == ["other", "out", "run.yaml", "saving", "stalls.yaml"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["config.yaml", "history.csv", "metrics.json", "model.pt"]

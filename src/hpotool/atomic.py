@@ -22,6 +22,7 @@ from typing import IO
 
 from hpotool.errors import HpoError
 from hpotool.interrupts import deferred
+from hpotool.leftovers import remove_dead, tag
 
 
 def _umask() -> int:
@@ -174,12 +175,17 @@ def atomic_folder(folder: Path, last: str | None = None) -> Iterator[Path]:
 
 def _staging(folder: Path) -> tuple[Path, bool]:
     """An empty staging folder for `folder` (its parents made), and whether it is beside `folder` (renamed
-    onto it) rather than inside it (its files moved up)."""
+    onto it) rather than inside it (its files moved up). The staging folders that a process killed while
+    it saved left beside or inside `folder` are removed first (`leftovers.remove_dead`)."""
+    remove_dead(folder.parent)
+    if os.path.isdir(folder):
+        remove_dead(folder)
+    prefix = f".hpotool-{tag()}-"
     empty = os.path.isdir(folder) and not os.path.islink(folder) and not os.listdir(folder)
     if not os.path.lexists(folder) or empty:
         try:
             folder.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=".hpotool-", suffix=".tmp", dir=folder.parent))
+            staging = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=folder.parent))
         except OSError:
             if not empty:
                 raise
@@ -187,7 +193,7 @@ def _staging(folder: Path) -> tuple[Path, bool]:
             mode = stat.S_IMODE(os.stat(folder).st_mode) if empty else 0o777 & ~_umask()
             os.chmod(staging, mode)
             return staging, True
-    return Path(tempfile.mkdtemp(prefix=".hpotool-", suffix=".tmp", dir=folder)), False
+    return Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=folder)), False
 
 
 def _move_up(staging: Path, folder: Path, last: str | None) -> None:
