@@ -132,3 +132,37 @@ def test_only_staging_folders_of_a_provably_dead_process_are_removed(tmp_path: P
     assert sorted(os.listdir(tmp_path)) == sorted([alive.name, elsewhere.name, old.name, "run"])
     assert sorted(os.listdir(tmp_path / "run")) == ["config.yaml", "notes.txt"]
     assert os.listdir(alive) == ["model.pt"]
+
+
+def test_a_failed_move_up_puts_back_the_files_it_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder holding other files gets a save's files moved up one by one; when a later one failed (here a
+    folder put in the way of config.yaml after the check, as another process could), the files already
+    moved were deleted, and with them the older files of the same name they had replaced (a run folder part
+    of which an older save left): the folder was not as it was. Now the replaced files are put back."""
+    from hpotool.atomic import atomic_folder
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine\n")
+    (folder / "metrics.json").write_text("old\n")
+    (folder / "metrics.json").chmod(0o600)
+    real = os.replace
+
+    def race(src: str | Path, dst: str | Path) -> None:
+        if Path(dst).name == "config.yaml":
+            os.mkdir(dst)  # made by someone else between the check and the move
+        real(src, dst)
+
+    monkeypatch.setattr(hpotool.atomic.os, "replace", race)
+    with (
+        pytest.raises(HpoError, match=r"run: cannot write: Is a directory"),
+        atomic_folder(folder, last="config.yaml") as staging,
+    ):
+        for name in ("history.csv", "metrics.json", "config.yaml"):
+            (staging / name).write_text("new\n")
+    assert sorted(os.listdir(folder)) == ["config.yaml", "metrics.json", "notes.txt"]  # the folder in the way
+    assert (folder / "metrics.json").read_text() == "old\n"
+    assert stat.S_IMODE((folder / "metrics.json").stat().st_mode) == 0o600
+    assert (folder / "notes.txt").read_text() == "mine\n"

@@ -197,7 +197,8 @@ def _staging(folder: Path) -> tuple[Path, bool]:
 
 
 def _move_up(staging: Path, folder: Path, last: str | None) -> None:
-    """Move the files of `staging` (inside `folder`) into `folder`, `last` last, then remove `staging`."""
+    """Move the files of `staging` (inside `folder`) into `folder`, `last` last, then remove `staging`.
+    When one cannot be moved, those moved before it are removed and the files they replaced put back."""
     names = sorted(os.listdir(staging), key=lambda name: name == last)
     for name in names:
         target = folder / name
@@ -207,16 +208,32 @@ def _move_up(staging: Path, folder: Path, last: str | None) -> None:
                 f"{target}: cannot write: {kind} has its name; the run was not saved: move it away, or "
                 "choose another --out"
             )
-    moved: list[Path] = []
+    aside = Path(tempfile.mkdtemp(dir=staging))  # the files replaced, until every file is moved
+    moved: list[tuple[Path, Path | None]] = []  # each file moved up, and the one it replaced
     try:
         for name in names:
-            os.replace(staging / name, folder / name)
-            moved.append(folder / name)
+            target = folder / name
+            kept = aside / name if os.path.lexists(target) else None
+            if kept is not None:
+                _keep(target, kept)
+            os.replace(staging / name, target)
+            moved.append((target, kept))
     except OSError:
-        for path in moved:  # not half of the files
-            path.unlink(missing_ok=True)
+        for target, kept in reversed(moved):  # not half of the files: the folder as it was
+            if kept is None:
+                target.unlink(missing_ok=True)
+            else:
+                os.replace(kept, target)
         raise
-    staging.rmdir()
+    shutil.rmtree(staging)
+
+
+def _keep(path: Path, kept: Path) -> None:
+    """Keep the file (or link) `path` as `kept` too: a second name for it (a copy where the disk has none)."""
+    try:
+        os.link(path, kept, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(path, kept, follow_symlinks=False)
 
 
 def _remove_made(made: list[Path]) -> None:
