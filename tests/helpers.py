@@ -663,3 +663,18 @@ class StallsWhileSaved(nn.Module):
 
     def set_extra_state(self, state: Any) -> None:
         return None
+
+
+class FullDisk:
+    """The `os` module, as a module that saves files sees it on a full disk: `fsync` fails with ENOSPC."""
+
+    def __getattr__(self, name: str) -> Any:
+        import os
+
+        return getattr(os, name)
+
+    def fsync(self, fd: int) -> None:
+        import errno
+        import os
+
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

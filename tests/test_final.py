@@ -580,3 +580,24 @@ def test_train_from_best_out_with_a_name_too_long_is_one_line(
     assert result.stderr == (
         f"error: {out}/trial{best}-seed0: cannot be made: File name too long; choose another --out\n"
     )
+
+
+def test_a_full_disk_without_out_tells_to_give_one(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that filled while train-from-best saved a run in runs/<project>/<timestamp> (no --out typed)
+    said "choose another --out on another disk"; now it tells to give --out a folder on another disk."""
+    import hpotool.saved
+
+    from .helpers import FullDisk
+
+    best = run_tiny_study(tmp_path, run_dict, opt_dict).best_trial.number
+    monkeypatch.setattr(hpotool.saved, "os", FullDisk())  # a run's files, once written, do not fit
+    result = runner.invoke(app, ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"]])
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip("\n").splitlines()[-1]
+    assert line.startswith(f"error: tiny trial {best} seed 0: runs/tiny/") and line.endswith(
+        f"/trial{best}-seed0/model.pt: cannot write: No space left on device; the run was not saved: free some "
+        "space, or give --out a folder on another disk"
+    ), line
+    assert not (tmp_path / "runs").exists()

@@ -358,3 +358,32 @@ def test_a_save_killed_midway_leaves_its_staging_folder_only_until_the_next_save
     assert again.exit_code == 0, again.output
     assert sorted(os.listdir(tmp_path)) == ["other", "out", "run.yaml", "saving", "stalls.yaml"]
     assert sorted(os.listdir(tmp_path / "out")) == ["config.yaml", "history.csv", "metrics.json", "model.pt"]
+
+
+def test_a_full_disk_names_the_fix_for_what_the_user_typed(
+    tmp_path: Path, run_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that filled while a run was saved said "choose another --out on another disk" to a user who
+    had typed no --out (the run went to runs/<project>/<timestamp>); now that user is told to give one."""
+    import hpotool.saved
+
+    from .helpers import FullDisk
+
+    monkeypatch.chdir(tmp_path)
+    run_dict["epochs"] = 1
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    monkeypatch.setattr(hpotool.saved, "os", FullDisk())  # a run's files, once written, do not fit
+    given = runner.invoke(app, ["train", "-r", str(run_path), "--out", "mine"])
+    assert given.exit_code == 2, given.output
+    assert given.stderr.strip("\n") == (
+        "error: mine/model.pt: cannot write: No space left on device; the run was not saved: free some space, "
+        "or choose another --out on another disk"
+    )
+    default = runner.invoke(app, ["train", "-r", str(run_path)])
+    assert default.exit_code == 2, default.output
+    line = default.stderr.strip("\n")
+    assert line.startswith("error: runs/tiny/") and line.endswith(
+        "/model.pt: cannot write: No space left on device; the run was not saved: free some space, or give "
+        "--out a folder on another disk"
+    ), line
+    assert sorted(os.listdir(tmp_path)) == ["run.yaml"]

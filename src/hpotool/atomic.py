@@ -15,7 +15,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -138,7 +138,9 @@ def write_texts(texts: Mapping[Path, str], remove: Iterable[Path] = ()) -> None:
 
 
 @contextmanager
-def atomic_folder(folder: Path, last: str | None = None) -> Iterator[Path]:
+def atomic_folder(
+    folder: Path, last: str | None = None, refuse: Callable[[Path, OSError], HpoError] | None = None
+) -> Iterator[Path]:
     """Yield an empty staging folder to write `folder`'s files into; on a clean exit they become `folder`'s
     in one step, and on any failure (the writer's too) the staging folder, and any folder above `folder`
     made for it, is removed: `folder` is as it was.
@@ -149,15 +151,22 @@ def atomic_folder(folder: Path, last: str | None = None) -> Iterator[Path]:
     folder is made inside it and its files are moved up, `last` last, in a burst Ctrl-C and SIGTERM wait
     for, once no name is taken by anything but a file.
 
+    Args:
+        folder: the folder to write.
+        last: the name of the file moved up last (the one whose presence says the folder is whole).
+        refuse: the error for a path that cannot be written because of an OSError, with what to do about
+            it for the command that writes (`cannot_write` by default: the path and the reason alone).
+
     Raises:
         HpoError: a folder cannot be made or a name is taken, naming it; `folder` is as it was then.
     """
+    refuse = refuse or cannot_write
     made = [p for p in (*reversed(folder.parents), folder) if not os.path.lexists(p)][:-1]  # above it
     try:
         staging, beside = _staging(folder)
     except OSError as exc:
         _remove_made(made)
-        raise cannot_write(folder, exc) from None
+        raise refuse(folder, exc) from None
     try:
         yield staging
         with deferred():
@@ -168,8 +177,10 @@ def atomic_folder(folder: Path, last: str | None = None) -> Iterator[Path]:
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         _remove_made(made)
+        if isinstance(exc, _NotMoved):
+            raise refuse(exc.path, exc.error) from None
         if isinstance(exc, OSError):
-            raise cannot_write(folder, exc) from None
+            raise refuse(folder, exc) from None
         raise
 
 
@@ -196,18 +207,28 @@ def _staging(folder: Path) -> tuple[Path, bool]:
     return Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=folder)), False
 
 
+class _NotMoved(Exception):
+    """A file of the staging folder that could not be moved up to `path` because of `error`."""
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        super().__init__(path, error)
+        self.path = path
+        self.error = error
+
+
 def _move_up(staging: Path, folder: Path, last: str | None) -> None:
     """Move the files of `staging` (inside `folder`) into `folder`, `last` last, then remove `staging`.
-    When one cannot be moved, those moved before it are removed and the files they replaced put back."""
+    When one cannot be moved, those moved before it are removed and the files they replaced put back.
+
+    Raises:
+        _NotMoved: a file cannot be moved up (its name is taken by a folder, say); `folder` is as it was.
+    """
     names = sorted(os.listdir(staging), key=lambda name: name == last)
     for name in names:
         target = folder / name
         if os.path.lexists(target) and not os.path.isfile(target):
             kind = "a folder" if os.path.isdir(target) else kind_of(target)
-            raise HpoError(
-                f"{target}: cannot write: {kind} has its name; the run was not saved: move it away, or "
-                "choose another --out"
-            )
+            raise _NotMoved(target, FileExistsError(errno.EEXIST, f"{kind} has its name"))
     aside = Path(tempfile.mkdtemp(dir=staging))  # the files replaced, until every file is moved
     moved: list[tuple[Path, Path | None]] = []  # each file moved up, and the one it replaced
     try:
@@ -218,13 +239,13 @@ def _move_up(staging: Path, folder: Path, last: str | None) -> None:
                 _keep(target, kept)
             os.replace(staging / name, target)
             moved.append((target, kept))
-    except OSError:
-        for target, kept in reversed(moved):  # not half of the files: the folder as it was
+    except OSError as exc:
+        for moved_up, kept in reversed(moved):  # not half of the files: the folder as it was
             if kept is None:
-                target.unlink(missing_ok=True)
+                moved_up.unlink(missing_ok=True)
             else:
-                os.replace(kept, target)
-        raise
+                os.replace(kept, moved_up)
+        raise _NotMoved(target, exc) from None
     shutil.rmtree(staging)
 
 
@@ -246,14 +267,8 @@ def _remove_made(made: list[Path]) -> None:
 
 
 def cannot_write(path: Path, exc: OSError) -> HpoError:
-    """The error for `path` that could not be written because of `exc`, with what to do about it."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        fix = "free some space, or choose another --out on another disk"
-    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        fix = "choose another --out, one you can write"
-    else:
-        fix = "choose another --out"
-    return HpoError(f"{path}: cannot write: {exc.strerror or exc}; the run was not saved: {fix}")
+    """The error for `path` that could not be written because of `exc`: the path and the reason."""
+    return HpoError(f"{path}: cannot write: {exc.strerror or exc}")
 
 
 def not_a_folder(folder: Path) -> Path | None:

@@ -997,7 +997,9 @@ def _train(
         try:
             with RunProgress(_err()) as progress:
                 progress.run_started(f"{cfg.project} seed {cfg.seed}", cfg)
-                run = train_and_save(cfg, folder, on_epoch_end=progress.epoch_ended)
+                run = train_and_save(
+                    cfg, folder, on_epoch_end=progress.epoch_ended, out_given=out is not None
+                )
         except BaseException:
             if out is None and made:  # the save failed: no empty runs/<project>/<timestamp> left
                 remove_empty_run_dir(made[0], made_from)
@@ -1129,7 +1131,7 @@ def _train_from_best(
         try:
             training.append((plan, folder))
             with RunProgress(_err()) as progress:
-                summary = run_final(plan, folder, progress, exported.folder)
+                summary = run_final(plan, folder, progress, exported.folder, out_given=out is not None)
         except BaseException as exc:
             if out is None:  # the first run failed: no empty folder left
                 remove_empty_run_dir(folder, made_from)

@@ -400,10 +400,13 @@ def train_from_best(
     folder: Path,
     observer: FinalObserver | None = None,
     export_folder: Path | None = None,
+    *,
+    out_given: bool = True,
 ) -> dict[str, Any]:
     """Train every candidate with seeds seed, seed+1, ...; each run goes to
     `folder/trial<N>-seed<S>/`, and `folder/summary.json` ranks the candidates by their mean. A run the
     folder already holds, saved completely from the same config (`check_jobs`), is read back, not trained.
+    `out_given`: whether the user chose `folder` (--out), which a failure to save names.
 
     Returns:
         The summary written to summary.json.
@@ -421,7 +424,9 @@ def train_from_best(
             observer.run_started(label, cfg)
         on_epoch: Callable[[EpochResult], None] | None = observer.epoch_ended if observer else None
         try:
-            run = train_and_save(cfg, run_dir, on_epoch_end=on_epoch, info=_info(plan, c))
+            run = train_and_save(
+                cfg, run_dir, on_epoch_end=on_epoch, info=_info(plan, c), out_given=out_given
+            )
         except HpoError as exc:
             raise HpoError(f"{plan.study_name} {label}: {exc}") from exc.__cause__
         c.runs.append(run)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpotool import __version__
-from hpotool.atomic import atomic_folder, cannot_write
+from hpotool.atomic import atomic_folder
 from hpotool.config import RunConfig, validate_config
 from hpotool.errors import HpoError
 from hpotool.export import dump_json, tool_versions
@@ -204,7 +204,30 @@ def history_csv(history: list[dict[str, float]]) -> str:
     return buffer.getvalue()
 
 
-def save_run(folder: Path, cfg: RunConfig, result: RunResult, info: dict[str, Any] | None = None) -> SavedRun:
+def not_saved(path: Path, exc: OSError, out_given: bool) -> HpoError:
+    """The error for a run file or folder `path` that could not be written because of `exc`, with what to
+    do about it: choose another --out where the user gave one (`out_given`), else give one."""
+    other = "choose another --out" if out_given else "give --out another folder"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        disk = "choose another --out" if out_given else "give --out a folder"
+        fix = f"free some space, or {disk} on another disk"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "choose another --out, one you can write" if out_given else "give --out a folder you can write"
+    elif exc.errno == errno.EEXIST:  # a folder has the name of a run file
+        fix = f"move it away, or {other}"
+    else:
+        fix = other
+    return HpoError(f"{path}: cannot write: {exc.strerror or exc}; the run was not saved: {fix}")
+
+
+def save_run(
+    folder: Path,
+    cfg: RunConfig,
+    result: RunResult,
+    info: dict[str, Any] | None = None,
+    *,
+    out_given: bool = True,
+) -> SavedRun:
     """Write model.pt, metrics.json, history.csv and config.yaml into `folder` as one set (no model.pt for a
     user's training function, which keeps its own model): into a staging folder that becomes `folder` once
     every file is on disk (`atomic_folder`), so a save that fails part-way leaves nothing behind.
@@ -214,6 +237,7 @@ def save_run(folder: Path, cfg: RunConfig, result: RunResult, info: dict[str, An
         cfg: the RunConfig that was trained.
         result: what `runner.train_run` returned.
         info: extra provenance for metrics.json (e.g. the study and trial it came from).
+        out_given: whether the user chose the folder (--out): what a failure tells them to do.
 
     Raises:
         HpoError: a file cannot be written (a full disk, a folder in the way) or the model cannot be saved,
@@ -235,9 +259,13 @@ def save_run(folder: Path, cfg: RunConfig, result: RunResult, info: dict[str, An
         "history.csv": history_csv(result.history),
         "config.yaml": dump_yaml(cfg.model_dump(mode="json")),
     }
-    with atomic_folder(folder, last="config.yaml") as staging:
+
+    def refuse(path: Path, exc: OSError) -> HpoError:
+        return not_saved(path, exc, out_given)
+
+    with atomic_folder(folder, last="config.yaml", refuse=refuse) as staging:
         if result.model is not None:
-            _save_model(staging / "model.pt", folder / "model.pt", cfg, result.model, result.metrics)
+            _save_model(staging / "model.pt", folder / "model.pt", cfg, result.model, result.metrics, refuse)
         for name, text in texts.items():
             try:
                 with open(staging / name, "w", encoding="utf-8", newline="") as fh:
@@ -245,15 +273,23 @@ def save_run(folder: Path, cfg: RunConfig, result: RunResult, info: dict[str, An
                     fh.flush()
                     os.fsync(fh.fileno())
             except OSError as exc:
-                raise cannot_write(folder / name, exc) from None
+                raise refuse(folder / name, exc) from None
     files = RUN_FILES if result.model is not None else RUN_FILES[1:]
     return SavedRun(
         folder, cfg, dict(result.metrics), result.epochs_run, result.seconds, result.device, files
     )
 
 
-def _save_model(path: Path, shown: Path, cfg: RunConfig, model: nn.Module, metrics: dict[str, float]) -> None:
-    """Save the model to `path` (`shown` in messages: where it will be)."""
+def _save_model(
+    path: Path,
+    shown: Path,
+    cfg: RunConfig,
+    model: nn.Module,
+    metrics: dict[str, float],
+    refuse: Callable[[Path, OSError], HpoError],
+) -> None:
+    """Save the model to `path` (`shown` in messages: where it will be; `refuse` makes the error for a file
+    that cannot be written)."""
     import torch
 
     from hpotool.runner import load_data, model_out_features
@@ -279,7 +315,7 @@ def _save_model(path: Path, shown: Path, cfg: RunConfig, model: nn.Module, metri
             fh.flush()
             os.fsync(fh.fileno())
     except OSError as exc:
-        raise cannot_write(shown, exc) from None
+        raise refuse(shown, exc) from None
     except (pickle.PicklingError, TypeError, AttributeError) as exc:  # what pickle raises for an object
         if ":" not in cfg.model.name:  # a built-in model: hpotool's bug
             raise
@@ -301,8 +337,10 @@ def train_and_save(
     *,
     on_epoch_end: Callable[[EpochResult], None] | None = None,
     info: dict[str, Any] | None = None,
+    out_given: bool = True,
 ) -> SavedRun:
-    """Train `cfg` with the runner's Trainer, then save it into `folder` (or the folder `folder()` makes).
+    """Train `cfg` with the runner's Trainer, then save it into `folder` (or the folder `folder()` makes;
+    `out_given`: whether the user chose it, with --out).
 
     The folder is made only after training succeeds, so a failed run leaves nothing behind.
 
@@ -333,7 +371,8 @@ def train_and_save(
     from hpotool.interrupts import deferred
 
     with deferred():  # a Ctrl-C while saving waits for the save: a run folder is whole or not there
-        return save_run(folder if isinstance(folder, Path) else folder(), cfg, result, info)
+        run_dir = folder if isinstance(folder, Path) else folder()
+        return save_run(run_dir, cfg, result, info, out_given=out_given)
 
 
 def _user_trained(config_yaml: Path) -> bool:
