@@ -756,3 +756,50 @@ def test_train_from_best_out_dev_null_calls_it_a_device(
         f"error: /dev/null/trial{best}-seed0: cannot be made: /dev/null is a device, not a folder; choose "
         "another --out\n"
     )
+
+
+_STALLS_WHILE_WRITING = """
+import pathlib, sys, time
+import hpotool.atomic
+from hpotool.cli import main
+
+sealed = hpotool.atomic._seal
+
+def stall(fh, tmp, kind):  # the first file is written and on disk, not yet renamed into place
+    sealed(fh, tmp, kind)
+    pathlib.Path("writing").touch()
+    time.sleep(600)
+
+hpotool.atomic._seal = stall
+sys.argv[0] = "hpotool"
+main()
+"""
+
+
+def test_an_export_killed_midway_leaves_its_temporary_file_only_until_the_next_write(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """export-best killed (SIGKILL) while it wrote left a hidden temporary file
+    (studies/tiny/.best_params.json.*.tmp) there for good; now the next write into that folder removes it."""
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    folder = tmp_path / "studies" / "tiny"
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo / "src")}
+    cmd = [sys.executable, "-c", _STALLS_WHILE_WRITING, "export-best", "--study-name", "tiny"]
+    killed = subprocess.Popen([*cmd, "--storage", opt_dict["storage"]], env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 300
+        while not (tmp_path / "writing").exists() and killed.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (tmp_path / "writing").exists(), "the export never wrote"
+    finally:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+    (left,) = [name for name in os.listdir(folder) if name.endswith(".tmp")]
+    assert left.startswith(".")
+    again = runner.invoke(app, ["export-best", "--study-name", "tiny", "--storage", opt_dict["storage"]])
+    assert again.exit_code == 0, again.output
+    assert sorted(os.listdir(folder)) == ["best_params.json", "best_run.yaml", "trials.csv", "trials.json"]

@@ -1,7 +1,8 @@
 """Atomic file writes: a temporary file in the target folder, then `os.replace`.
 
 A reader sees the old file or the new one, never half of one, and a failed or interrupted write leaves
-the old file as it was and no temporary file behind. A replaced file keeps its permissions. A symbolic
+the old file as it was and no temporary file behind (a process killed outright, SIGKILL, leaves its
+temporaries until the next write into the same folder, `leftovers.remove_dead`). A replaced file keeps its permissions. A symbolic
 link is written through (its target is replaced, the link kept), and a target that is no file to
 replace, such as `/dev/null`, `/dev/stdout` or a named pipe, is written into as it is: replacing it would
 put a plain file where the device was. `write_texts` writes several files as one set: all or none, and
@@ -68,12 +69,16 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
 
 
 def _temporary(path: Path) -> tuple[Path, int, Path]:
-    """The file to replace (a link's target), and an open temporary file beside it (descriptor, path)."""
+    """The file to replace (a link's target), and an open temporary file beside it (descriptor, path),
+    named for its maker (`leftovers.tag`): once a process killed while it wrote has ended, the next write
+    into the same folder removes what it left."""
     if os.path.islink(path):  # replace the file the link points to, not the link
         path = Path(os.path.realpath(path))
+    remove_dead(path.parent)  # the temporary files of a write killed outright (SIGKILL)
+    short = os.fsdecode(os.fsencode(path.name)[:100])  # the name with the maker's tag must stay a name
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{short}.{tag()}-", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         blocker = next(
             (p for p in reversed(path.parents) if os.path.exists(p) and not os.path.isdir(p)), None
