@@ -166,3 +166,27 @@ def test_a_failed_move_up_puts_back_the_files_it_replaced(
     assert (folder / "metrics.json").read_text() == "old\n"
     assert stat.S_IMODE((folder / "metrics.json").stat().st_mode) == 0o600
     assert (folder / "notes.txt").read_text() == "mine\n"
+
+
+def test_a_set_whose_later_file_cannot_be_replaced_leaves_the_earlier_ones_as_they_were(
+    tmp_path: Path,
+) -> None:
+    """export-best into a folder where trials.json was a folder replaced trials.csv (renamed first) and then
+    failed: the folder held the new trials.csv beside the former best_params.json, a mix of two exports,
+    though write_texts said "old set or new, never a mix". Now the files renamed before the failure are
+    put back (or removed, where there was none)."""
+    from hpotool.atomic import write_texts
+
+    (tmp_path / "trials.csv").write_text("old\n")
+    (tmp_path / "trials.csv").chmod(0o600)
+    (tmp_path / "trials.json").mkdir()
+    texts = {
+        tmp_path / "trials.csv": "new\n",
+        tmp_path / "best_run.yaml": "new\n",
+        tmp_path / "trials.json": "new\n",
+    }
+    with pytest.raises(HpoError, match=r"/trials.json: cannot write: Is a directory$"):
+        write_texts(texts)
+    assert sorted(os.listdir(tmp_path)) == ["trials.csv", "trials.json"]
+    assert (tmp_path / "trials.csv").read_text() == "old\n"
+    assert stat.S_IMODE((tmp_path / "trials.csv").stat().st_mode) == 0o600

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 import shutil
 import stat
 import tempfile
@@ -104,12 +105,14 @@ def write_texts(texts: Mapping[Path, str], remove: Iterable[Path] = ()) -> None:
     """Write several files as one set: each text goes to a temporary file beside its target, and only when
     all are on disk are they renamed into place (and `remove` deleted), in one burst that Ctrl-C and
     SIGTERM wait for. A failed or interrupted write leaves every file as it was: old set or new, never a
-    mix. A target that is no file to replace (`/dev/null`) is written into after the burst.
+    mix (a file that cannot be renamed into place puts back those renamed before it). A target that is no
+    file to replace (`/dev/null`) is written into after the burst.
 
     Raises:
         HpoError: when a folder or file cannot be written, naming the file; nothing is replaced then.
     """
     staged: list[tuple[Path, Path]] = []
+    replaced: list[tuple[Path, Path | None]] = []  # each file renamed into place, and its former self kept
     devices: dict[Path, str] = {}
     try:
         for target, text in texts.items():
@@ -129,15 +132,21 @@ def write_texts(texts: Mapping[Path, str], remove: Iterable[Path] = ()) -> None:
             while staged:
                 tmp, path = staged[0]
                 try:
+                    kept = _second_name(path) if os.path.lexists(path) else None
                     os.replace(tmp, path)
                 except OSError as exc:
+                    _put_back(replaced)
                     raise HpoError(f"{path}: cannot write: {exc.strerror or exc}") from None
+                replaced.append((path, kept))
                 staged.pop(0)
             for old in remove:
                 old.unlink(missing_ok=True)
     finally:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
+        for _, kept in replaced:
+            if kept is not None:
+                kept.unlink(missing_ok=True)
     for target, text in devices.items():
         write_text(target, text)
 
@@ -245,11 +254,7 @@ def _move_up(staging: Path, folder: Path, last: str | None) -> None:
             os.replace(staging / name, target)
             moved.append((target, kept))
     except OSError as exc:
-        for moved_up, kept in reversed(moved):  # not half of the files: the folder as it was
-            if kept is None:
-                moved_up.unlink(missing_ok=True)
-            else:
-                os.replace(kept, moved_up)
+        _put_back(moved)  # not half of the files: the folder as it was
         raise _NotMoved(target, exc) from None
     shutil.rmtree(staging)
 
@@ -258,8 +263,33 @@ def _keep(path: Path, kept: Path) -> None:
     """Keep the file (or link) `path` as `kept` too: a second name for it (a copy where the disk has none)."""
     try:
         os.link(path, kept, follow_symlinks=False)
+    except FileExistsError:
+        raise
     except OSError:
         shutil.copy2(path, kept, follow_symlinks=False)
+
+
+def _second_name(path: Path) -> Path:
+    """A second name beside the file `path` (`_keep`), a temporary named for its maker, as `_temporary`'s."""
+    short = os.fsdecode(os.fsencode(path.name)[:100])
+    while True:
+        kept = path.parent / f".{short}.{tag()}-{secrets.token_hex(4)}.tmp"
+        try:
+            _keep(path, kept)
+        except FileExistsError:
+            continue
+        return kept
+
+
+def _put_back(replaced: list[tuple[Path, Path | None]]) -> None:
+    """Undo the renames of `replaced` (each file and its former self kept, None where there was none),
+    last first: the folder as it was."""
+    while replaced:
+        path, kept = replaced.pop()
+        if kept is None:
+            path.unlink(missing_ok=True)
+        else:
+            os.replace(kept, path)
 
 
 def _remove_made(made: list[Path]) -> None:
