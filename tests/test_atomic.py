@@ -190,3 +190,21 @@ def test_a_set_whose_later_file_cannot_be_replaced_leaves_the_earlier_ones_as_th
     assert sorted(os.listdir(tmp_path)) == ["trials.csv", "trials.json"]
     assert (tmp_path / "trials.csv").read_text() == "old\n"
     assert stat.S_IMODE((tmp_path / "trials.csv").stat().st_mode) == 0o600
+
+
+def test_a_failed_write_removes_the_folders_it_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`export-best --out exports/deep/x` or `report --out reports/deep/r.html` on a full disk failed and left
+    the empty folders it had made for the files (a run's save removed them already); now they go too, and
+    a folder that was there before stays."""
+    from hpotool.atomic import write_texts
+
+    from .helpers import FullDisk
+
+    (tmp_path / "exports").mkdir()
+    monkeypatch.setattr(hpotool.atomic, "os", FullDisk())
+    folder = tmp_path / "exports" / "deep" / "x"
+    with pytest.raises(HpoError, match=r"x/trials.csv: cannot write: No space left on device$"):
+        write_texts({folder / "trials.csv": "a\n", folder / "trials.json": "[]\n"})
+    with pytest.raises(HpoError, match=r"r.html: cannot write: No space left on device$"):
+        write_text(tmp_path / "reports" / "deep" / "r.html", "<html>\n")
+    assert os.listdir(tmp_path) == ["exports"] and os.listdir(tmp_path / "exports") == []

@@ -56,7 +56,12 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
         except OSError as exc:
             raise HpoError(f"{path}: cannot write: {exc.strerror or exc}") from None
         return
-    path, fd, tmp = _temporary(path)
+    made = _missing(path.parent)  # removed again when the write fails
+    try:
+        path, fd, tmp = _temporary(path)
+    except HpoError:
+        _remove_made(made)
+        raise
     try:
         with os.fdopen(fd, mode, encoding=encoding, newline=newline) as fh:
             yield fh
@@ -64,6 +69,7 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
         os.replace(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        _remove_made(made)
         if isinstance(exc, OSError):
             raise HpoError(f"{path}: cannot write: {exc.strerror or exc}") from None
         raise
@@ -109,8 +115,10 @@ def write_texts(texts: Mapping[Path, str], remove: Iterable[Path] = ()) -> None:
     file to replace (`/dev/null`) is written into after the burst.
 
     Raises:
-        HpoError: when a folder or file cannot be written, naming the file; nothing is replaced then.
+        HpoError: when a folder or file cannot be written, naming the file; nothing is replaced then, and
+            the folders made for the files are removed.
     """
+    made: list[list[Path]] = []  # the folders made for each file, removed again when the write fails
     staged: list[tuple[Path, Path]] = []
     replaced: list[tuple[Path, Path | None]] = []  # each file renamed into place, and its former self kept
     devices: dict[Path, str] = {}
@@ -120,6 +128,7 @@ def write_texts(texts: Mapping[Path, str], remove: Iterable[Path] = ()) -> None:
             if _written_into(kind):
                 devices[target] = text
                 continue
+            made.append(_missing(target.parent))
             path, fd, tmp = _temporary(target)
             staged.append((tmp, path))
             try:
@@ -141,6 +150,12 @@ def write_texts(texts: Mapping[Path, str], remove: Iterable[Path] = ()) -> None:
                 staged.pop(0)
             for old in remove:
                 old.unlink(missing_ok=True)
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        for folders in reversed(made):
+            _remove_made(folders)
+        raise
     finally:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
@@ -175,7 +190,7 @@ def atomic_folder(
         HpoError: a folder cannot be made or a name is taken, naming it; `folder` is as it was then.
     """
     refuse = refuse or cannot_write
-    made = [p for p in (*reversed(folder.parents), folder) if not os.path.lexists(p)][:-1]  # above it
+    made = _missing(folder.parent)  # above it
     try:
         staging, beside = _staging(folder)
     except OSError as exc:
@@ -290,6 +305,11 @@ def _put_back(replaced: list[tuple[Path, Path | None]]) -> None:
             path.unlink(missing_ok=True)
         else:
             os.replace(kept, path)
+
+
+def _missing(folder: Path) -> list[Path]:
+    """`folder` and the folders above it that do not exist (what making it makes), outermost first."""
+    return [p for p in (*reversed(folder.parents), folder) if not os.path.lexists(p)]
 
 
 def _remove_made(made: list[Path]) -> None:
