@@ -208,3 +208,28 @@ def test_a_failed_write_removes_the_folders_it_made(tmp_path: Path, monkeypatch:
     with pytest.raises(HpoError, match=r"r.html: cannot write: No space left on device$"):
         write_text(tmp_path / "reports" / "deep" / "r.html", "<html>\n")
     assert os.listdir(tmp_path) == ["exports"] and os.listdir(tmp_path / "exports") == []
+
+
+def test_a_file_that_cannot_be_replaced_keeps_no_second_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second name write_texts gives a file it replaces, to put it back, is removed when that file's
+    own rename fails (here the disk refuses it, as a busy file on some mounts), not left as a stray
+    hidden file."""
+    from hpotool.atomic import write_texts
+
+    (tmp_path / "trials.csv").write_text("old\n")
+    (tmp_path / "trials.json").write_text("old\n")
+    real = os.replace
+
+    def busy(src: str | Path, dst: str | Path) -> None:
+        if Path(dst).name == "trials.json":
+            raise OSError(16, "Device or resource busy")
+        real(src, dst)
+
+    monkeypatch.setattr(hpotool.atomic.os, "replace", busy)
+    with pytest.raises(HpoError, match=r"/trials.json: cannot write: Device or resource busy$"):
+        write_texts({tmp_path / "trials.csv": "new\n", tmp_path / "trials.json": "new\n"})
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["trials.csv", "trials.json"]
+    assert [(tmp_path / n).read_text() for n in ("trials.csv", "trials.json")] == ["old\n", "old\n"]

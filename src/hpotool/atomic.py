@@ -140,10 +140,14 @@ def write_texts(texts: Mapping[Path, str], remove: Iterable[Path] = ()) -> None:
         with deferred():
             while staged:
                 tmp, path = staged[0]
+                kept = None
                 try:
-                    kept = _second_name(path) if os.path.lexists(path) else None
+                    if os.path.isfile(path):
+                        kept = _second_name(path)
                     os.replace(tmp, path)
                 except OSError as exc:
+                    if kept is not None:
+                        kept.unlink()
                     _put_back(replaced)
                     raise HpoError(f"{path}: cannot write: {exc.strerror or exc}") from None
                 replaced.append((path, kept))
