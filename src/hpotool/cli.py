@@ -721,6 +721,7 @@ def _check_export_folder(study_name: str, out: Path | None, command: str) -> Non
     folder = out if out is not None else default_export_dir(study_name)
     blocker = not_a_folder(folder)
     if blocker is None:
+        _check_export_names(folder, out, command)
         return
     what = f"{blocker}: is {kind_of(blocker)}, not a folder"
     if command == "train-from-best":  # its export always goes to studies/<name>/
@@ -738,6 +739,23 @@ def _check_export_folder(study_name: str, out: Path | None, command: str) -> Non
         f"--out {out}: {_is_no_folder(blocker, out)}; export-best writes several files into a folder: give one, "
         f"e.g. {other}"
     )
+
+
+def _check_export_names(folder: Path, out: Path | None, command: str) -> None:
+    """Refuse a folder in the export folder named as a file the export writes (trials.json/): the export
+    failed only once its files were written, with "cannot write: Is a directory"."""
+    from hpotool.export import EXPORT_FILES
+
+    taken = next((folder / name for name in EXPORT_FILES if os.path.isdir(folder / name)), None)
+    if taken is None:
+        return
+    what = f"{taken}: is a folder, not the file {command} writes there"
+    if command == "train-from-best":
+        raise HpoError(f"{what} when it exports the best trial (no flag changes that folder); move it away")
+    if out is None:
+        other = f"--out {Path('exports') / folder.name}"
+        raise HpoError(f"{what}; move it away, or give a folder with --out PATH, e.g. {other}")
+    raise HpoError(f"{what}; move it away, or choose another --out")
 
 
 def _is_no_folder(blocker: Path, out: Path) -> str:

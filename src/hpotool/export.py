@@ -49,6 +49,10 @@ _KNOWN_ATTRS = ("epochs_run", "prune_reason", "fail_reason", "metrics", "history
 _COLUMNS = ("duration_s", *_KNOWN_ATTRS[:3], "datetime_start", "datetime_complete", "history")
 
 
+# The files an export writes (a multi-objective study's best_run_<N>.yaml aside).
+EXPORT_FILES = ("trials.csv", "trials.json", "best_run.yaml", "best_params.json")
+
+
 def default_export_dir(study_name: str) -> Path:
     return Path("studies") / study_name
 
