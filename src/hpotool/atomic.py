@@ -2,10 +2,10 @@
 
 A reader sees the old file or the new one, never half of one, and a failed or interrupted write leaves
 the old file as it was and no temporary file behind (a process killed outright, SIGKILL, leaves its
-temporaries until the next write into the same folder, `leftovers.remove_dead`). A replaced file keeps its permissions. A symbolic
-link is written through (its target is replaced, the link kept), and a target that is no file to
-replace, such as `/dev/null`, `/dev/stdout` or a named pipe, is written into as it is: replacing it would
-put a plain file where the device was. `write_texts` writes several files as one set: all or none, and
+temporaries until the next write into the same folder: `leftovers.remove_dead`). A replaced file keeps
+its permissions. A symbolic link is written through (its target is replaced, the link kept), and a
+target that is no file to replace, such as `/dev/null`, `/dev/stdout` or a named pipe, is written into as
+it is: replacing it would put a plain file where the device was. `write_texts` writes several files as one set: all or none, and
 `atomic_folder` a folder's files: the whole folder or nothing.
 """
 
