@@ -233,3 +233,21 @@ def test_a_file_that_cannot_be_replaced_keeps_no_second_name(
     monkeypatch.undo()
     assert sorted(os.listdir(tmp_path)) == ["trials.csv", "trials.json"]
     assert [(tmp_path / n).read_text() for n in ("trials.csv", "trials.json")] == ["old\n", "old\n"]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc (Linux)")
+def test_a_staging_name_with_no_pid_in_it_is_kept_and_the_save_goes_on(tmp_path: Path) -> None:
+    """A name in the staging form but whose pid no process can have (99999999999999999999, 0) made the next
+    save fail with an OverflowError traceback (or asked about this process group); now it is kept, as
+    anything not proven to be a dead process's, and the save goes on."""
+    from hpotool.atomic import atomic_folder
+    from hpotool.leftovers import tag
+
+    machine, _, start = tag().rsplit("-", 2)
+    odd = [
+        _left(tmp_path, f".hpotool-{machine}-{pid}-{start}-abcd_123.tmp")
+        for pid in ("99999999999999999999", "0")
+    ]
+    with atomic_folder(tmp_path / "run") as staging:
+        (staging / "config.yaml").write_text("x\n")
+    assert sorted(os.listdir(tmp_path)) == sorted([*(p.name for p in odd), "run"])

@@ -59,6 +59,8 @@ def tag() -> str:
 
 def _dead(pid: int, start: int) -> bool:
     """Whether the process `pid` that started at `start` (0: unknown) on this machine has ended."""
+    if not 0 < pid < 2**22:  # no pid (0 would ask about this process group): nothing proves it dead
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
