@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
@@ -11,6 +14,7 @@ from typing import Any
 
 import optuna
 import pytest
+import sqlalchemy
 import yaml
 
 from hpotool.errors import HpoError
@@ -424,6 +428,83 @@ def test_rediss_against_a_redis_without_tls_names_tls() -> None:
         "with TLS: if the Redis on 127.0.0.1:6379 does not take TLS connections, use redis://127.0.0.1:6379; "
         "otherwise is the server running there? check the host and port in the URL"
     )
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that takes connections and never answers (another service there, a stuck server or proxy)."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield listener.getsockname()[1]
+    listener.close()
+    for conn in held:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("scheme", "error"),
+    [
+        (
+            "postgresql+psycopg://postgres",
+            r"\(psycopg\.errors\.ConnectionTimeout\) connection timeout expired",
+        ),
+        ("mysql+pymysql://root", r"\(pymysql\.err\.OperationalError\) \(2013, .*\(timed out\)'\)"),
+    ],
+)
+@pytest.mark.parametrize("command", ["trials", "optimize"])
+def test_a_server_port_that_never_answers_ends_the_command(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    silent_port: int,
+    scheme: str,
+    error: str,
+    command: str,
+) -> None:
+    # Both drivers waited for such a server's first reply without a limit: the command hung for good.
+    url = f"{scheme}@127.0.0.1:{silent_port}/test"
+    args = [command, "--study-name", "tiny", "--storage", url]
+    if command == "optimize":
+        args += ["-r", str(write_yaml(tmp_path / "run.yaml", run_dict))]
+        args += ["-o", str(write_yaml(tmp_path / "optimize.yaml", opt_dict))]
+    proc = _hpotool(args, tmp_path)
+    try:
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 2, output
+    assert re.fullmatch(
+        f"error: storage '{re.escape(url)}': cannot open it: {error}; is the server running on "
+        f"127\\.0\\.0\\.1:{silent_port}\\? check the host and port in the URL\n",
+        output,
+    ), output
+
+
+def test_a_mysql_connection_keeps_no_read_timeout_once_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The greeting is read with a timeout; a query after it (one waiting for a lock) may take longer.
+    from hpotool import storage as storage_module
+    from tests.test_workers import _server_url
+
+    url = _server_url("mysql")  # skips where the server is absent
+    monkeypatch.setattr(storage_module, "CONNECT_TIMEOUT_S", 1)
+    engine = sqlalchemy.create_engine(url, **storage_module.server_connect_kwargs(url))
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sqlalchemy.text("SELECT SLEEP(2)")).scalar() == 0
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize("workers", [1, 2])

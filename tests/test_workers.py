@@ -581,6 +581,9 @@ def test_workers_end_their_trials_and_exit_when_the_main_process_is_killed(
     finally:
         _kill_session(proc)
     assert left == [], f"processes left running after the main process was killed: {left}"
+    # Its resource tracker freed the semaphores the main process left, and warned of them on the terminal.
+    output = proc.stdout.read() if proc.stdout else ""
+    assert "resource_tracker" not in output and "Warning" not in output, output
     trials = study.get_trials(deepcopy=False)
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     assert all(t.user_attrs["fail_reason"] == "interrupted" for t in trials if t.state == TrialState.FAIL)

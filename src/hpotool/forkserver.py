@@ -48,6 +48,7 @@ def start_worker_server() -> None:
     if START_METHOD == "forkserver":
         import atexit
         import signal
+        import sys
         import threading
         from multiprocessing import forkserver
 
@@ -59,7 +60,15 @@ def start_worker_server() -> None:
         from multiprocessing import resource_tracker
 
         # Its own start unblocks SIGINT in this process (it blocks it while it spawns): start it first.
-        resource_tracker.ensure_running()
+        # A main process killed outright (kill -9, the OOM killer) leaves the semaphores of its queues to
+        # the tracker, which frees them, and warned "UserWarning: resource_tracker: There appear to be 21
+        # leaked semaphore objects to clean up at shutdown" on the user's terminal; it starts with that
+        # warning off (the -W options it is given are this process's `sys.warnoptions`).
+        sys.warnoptions.append(_LEAK_WARNING_OFF)
+        try:
+            resource_tracker.ensure_running()
+        finally:
+            sys.warnoptions.remove(_LEAK_WARNING_OFF)
         previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)  # inherited through fork and exec
         # SIGINT is blocked until the server ignores it (`hpotool.server_signals`, its first preload): a
         # Ctrl-C to the process group while Python started up there killed it with a traceback. Blocked,
@@ -70,6 +79,9 @@ def start_worker_server() -> None:
         finally:
             signal.signal(signal.SIGTERM, previous)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # last: a pending Ctrl-C raises here
+
+
+_LEAK_WARNING_OFF = "ignore::UserWarning:multiprocessing.resource_tracker"
 
 
 def _stop_server() -> None:

@@ -320,7 +320,7 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
             return None
         if not create and not _has_optuna_tables(url):
             raise _not_optuna(url)
-        opened = _created_rdb_storage(url, {"pool_pre_ping": True})
+        opened = _created_rdb_storage(url, {"pool_pre_ping": True, **server_connect_kwargs(url)})
         _OPENED_SERVERS.append(url)
         return opened
     except HpoError:
@@ -722,12 +722,46 @@ def _has_optuna_tables(url: str) -> bool:
     """Whether the database at a SQLAlchemy `url` holds Optuna's tables (read without writing)."""
     import sqlalchemy
 
-    engine = sqlalchemy.create_engine(url)
+    engine = sqlalchemy.create_engine(url, **server_connect_kwargs(url))
     try:
         with engine.connect() as conn:
             return set(sqlalchemy.inspect(conn).get_table_names()) >= _OPTUNA_TABLES
     finally:
         engine.dispose()
+
+
+# A PostgreSQL or MySQL URL naming a host and port that take the connection and never answer (another
+# service on that port, a stuck server or proxy) hung the command for good: psycopg waits for the server's
+# reply, and PyMySQL for its greeting, without a limit. Opening a connection now gives up after this many
+# seconds, and the command ends with the usual line ("...; is the server running on HOST:PORT?").
+CONNECT_TIMEOUT_S = 10
+
+
+def server_connect_kwargs(url: str) -> dict[str, Any]:
+    """SQLAlchemy engine arguments that bound how long opening a connection to `url`'s server waits (none
+    where the URL, or PGCONNECT_TIMEOUT, sets its own limit)."""
+    import sqlalchemy
+
+    parsed = sqlalchemy.engine.make_url(url)
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend == "postgresql":
+        if "connect_timeout" in parsed.query or os.environ.get("PGCONNECT_TIMEOUT"):
+            return {}
+        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
+    if backend in ("mysql", "mariadb") and driver == "pymysql" and "read_timeout" not in parsed.query:
+        # PyMySQL's connect_timeout (10 s) covers the TCP connection alone; its greeting is read with the
+        # read timeout, which must not stay on the connection: a query may wait longer for a lock.
+        cargs, cparams = sqlalchemy.create_engine(parsed).dialect.create_connect_args(parsed)
+        return {"creator": functools.partial(_connect_pymysql, tuple(cargs), dict(cparams))}
+    return {}
+
+
+def _connect_pymysql(cargs: tuple[Any, ...], cparams: dict[str, Any]) -> Any:
+    import pymysql
+
+    conn = pymysql.connect(*cargs, **{**cparams, "read_timeout": CONNECT_TIMEOUT_S})
+    conn._read_timeout = None  # PyMySQL's default once connected; it has no public setter
+    return conn
 
 
 def _not_optuna(url: str) -> HpoError:
