@@ -844,6 +844,43 @@ def test_the_dry_run_of_a_study_holding_its_n_trials_says_nothing_would_run(
     assert json.loads(runner.invoke(app, joined, catch_exceptions=False).stdout)["trials_to_run"] == 0
 
 
+def test_the_dry_run_of_a_resume_refuses_what_the_run_refuses(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A dry run of a study resumed with a changed run config or direction printed '1 to run' and exited 0,
+    where the run itself refuses the resume: now it refuses with the run's line, and writes nothing."""
+    storage_file = tmp_path / "studies" / "tiny.db"
+    _optimize(tmp_path, run_dict, {**opt_dict, "n_trials": 1}, "-q")
+    before = storage_file.read_bytes()
+    for run, opt, line in (
+        (
+            {**run_dict, "epochs": 3},
+            opt_dict,
+            "error: study 'tiny' was created with another experiment: run_config.epochs: 2 -> 3. Resuming would "
+            "mix two experiments: use a new study_name, or pass --allow-changed-config to continue it anyway",
+        ),
+        (
+            run_dict,
+            {**opt_dict, "direction": "minimize"},
+            f"error: study 'tiny' in {opt_dict['storage']} was created to maximize val_accuracy, and the config "
+            f"says minimize val_accuracy; use another study_name or storage",
+        ),
+    ):
+        args = _optimize_args(tmp_path, run, opt)
+        for command in ([*args, "--n-trials", "2"], [*args, "--n-trials", "2", "--dry-run"]):
+            result = runner.invoke(app, command)
+            assert result.exit_code == 2, result.output
+            assert result.stderr.strip() == line, result.stderr
+    # The flag the line offers makes the dry run go on, still writing nothing.
+    args = _optimize_args(tmp_path, {**run_dict, "epochs": 3}, opt_dict)
+    planned = _ok(*args, "--n-trials", "2", "--dry-run", "--allow-changed-config", "--json")
+    assert (json.loads(planned.stdout)["finished_trials"], json.loads(planned.stdout)["trials_to_run"]) == (
+        1,
+        1,
+    )
+    assert storage_file.read_bytes() == before
+
+
 def test_a_machine_joining_by_name_without_the_creator_s_gpu_is_told_to_give_device(
     configs: tuple[Path, Path],
 ) -> None:

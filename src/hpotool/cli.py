@@ -597,7 +597,7 @@ def _optimize(
             from hpotool.study import finished_so_far
 
             # Joining by name, the storage was read already; a config's server is not asked.
-            done = finished_so_far(plan.opt.study_name, plan.storage_url, ask_server=run_config is None)
+            done = finished_so_far(plan, ask_server=run_config is None)
             print_plan(plan, as_json, done)
             return
 
