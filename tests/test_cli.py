@@ -459,7 +459,7 @@ def test_the_console_script_flushes_its_output_and_keeps_its_exit_code(
         text=True,
     )
     assert again.returncode == 0, again.stderr
-    assert "already has 3 finished trials" in json.loads(again.stdout)["stopped"]
+    assert "already holds 3 finished trials" in json.loads(again.stdout)["stopped"]
     missing = subprocess.run(
         [
             str(script),
@@ -842,6 +842,24 @@ def test_the_dry_run_of_a_study_holding_its_n_trials_says_nothing_would_run(
     assert (more["finished_trials"], more["trials_to_run"]) == (2, 3)
     joined = ["optimize", "--study-name", "tiny", "--storage", storage, "--dry-run", "--json"]
     assert json.loads(runner.invoke(app, joined, catch_exceptions=False).stdout)["trials_to_run"] == 0
+
+
+def test_running_a_finished_study_again_says_so_once(configs: tuple[Path, Path]) -> None:
+    """Run again, the demo's command printed 'study digits_mlp already holds 20 finished trials (n_trials:
+    20): nothing to run; --n-trials 30, say, runs 10 more' and, under the summary, 'note: the study already
+    has 20 finished trials (target 20); raise --n-trials to run more': one fact, twice, in two wordings."""
+    run, opt = configs
+    args = ["optimize", "-r", str(run), "-o", str(opt)]
+    _ok(*args, "-q")
+    for extra in ([], ["-q"]):
+        again = _ok(*args, *extra)
+        assert "3/3 finished, 0 run now" in again.stdout
+        said = " ".join(again.stderr.split())
+        line = (
+            "note: the study already holds 3 finished trials (n_trials: 3): nothing to run; --n-trials 13, say, "
+            "runs 10 more"
+        )
+        assert line in said and said.count("finished trials") == 1, again.stderr
 
 
 def test_the_dry_run_of_a_resume_refuses_what_the_run_refuses(
