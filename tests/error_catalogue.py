@@ -729,6 +729,18 @@ CASES = [
         },
     ),
     Case(
+        "model-linear-on-image-samples",
+        "a model of the user's whose first layer is nn.Linear(in_features, ...) on digits' 1x8x8 images, unflattened",
+        "error: run.yaml: model: RuntimeError: mat1 and mat2 shapes cannot be multiplied (64x8 and 64x10) (at flat_linear_nets.py:10 in forward); each sample of the data's x is shaped (1, 8, 8), and in_features (64) is that size flattened: flatten it first in forward() (x = x.flatten(1)), as the built-in mlp does, or ask for input_shape",
+        run={"model": {"name": "flat_linear_nets:Net"}},
+        files={
+            "flat_linear_nets.py": "from torch import nn\n\n\nclass Net(nn.Module):\n"
+            "    def __init__(self, in_features, out_features):\n        super().__init__()\n"
+            "        self.f = nn.Linear(in_features, out_features)\n\n"
+            "    def forward(self, x):\n        return self.f(x)\n"
+        },
+    ),
+    Case(
         "data-object-already-built",
         "a Dataset object made on import, named where hpotool wants a function or class",
         "error: run.yaml: data: data 'built_data:train_ds' is a Samples object, not a function or class that returns the data; name its class, built_data:Samples, with its arguments under data:, or a function that returns it",
