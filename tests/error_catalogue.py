@@ -1466,6 +1466,13 @@ CASES = [
         elsewhere="sub",
     ),
     Case(
+        "relative-storage-elsewhere-dry-run",
+        "--dry-run of a config's relative storage run from another folder than the study's (the run would refuse it)",
+        "error: study 'tiny' is in <cwd>/sub/studies/tiny.db, beside sub/optimize.yaml, but the relative storage sqlite:///studies/tiny.db is read from the folder the command runs in, where a new study would start (<cwd>/studies/tiny.db); run from <cwd>/sub, or give --storage sqlite:///<cwd>/sub/studies/tiny.db, to resume it (--storage sqlite:///studies/tiny.db starts a new one here)",
+        args=("--run-config", "sub/run.yaml", "--optimize-config", "sub/optimize.yaml", "--dry-run"),
+        elsewhere="sub",
+    ),
+    Case(
         "export-into-another-studys-export",
         "export-best --out a folder that holds another study's export",
         "error: exp: holds the export of study 'other' (best_run.yaml), and an export of study 'tiny' there would mix the two studies' files; give another --out, e.g. --out tiny, or move those files away",

@@ -899,6 +899,25 @@ def test_the_dry_run_of_a_resume_refuses_what_the_run_refuses(
     assert storage_file.read_bytes() == before
 
 
+def test_the_dry_run_refuses_a_second_study_beside_a_journal_as_the_run_does(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A study kept in journal:studies/tiny.log, dry-run again without --storage, printed '3 in all' and
+    exit 0, while the run refuses to start a second study in studies/tiny.db."""
+    opt = {k: v for k, v in opt_dict.items() if k != "storage"}
+    args = _optimize_args(tmp_path, run_dict, opt)
+    _ok(*args, "--storage", "journal:studies/tiny.log", "-q")
+    line = (
+        "error: study 'tiny' is in journal:studies/tiny.log, and without --storage a new one would start in "
+        "sqlite:///studies/tiny.db; give --storage journal:studies/tiny.log (or storage: in the config) to resume "
+        "it, or another study_name"
+    )
+    for extra in ([], ["--dry-run"]):
+        result = runner.invoke(app, [*args, *extra])
+        assert result.exit_code == 2 and result.stderr.strip() == line, result.output
+    assert not (tmp_path / "studies" / "tiny.db").exists()
+
+
 def test_a_machine_joining_by_name_without_the_creator_s_gpu_is_told_to_give_device(
     configs: tuple[Path, Path],
 ) -> None:

@@ -363,13 +363,18 @@ def finished_so_far(plan: StudyPlan, *, ask_server: bool) -> int | None:
     false: a dry run of configs contacts none), or a storage that does not open.
 
     Raises:
-        HpoError: what the run would refuse in that storage (`storage.check_storage`), or of the study it
-            holds: another metric or direction, another experiment (`fingerprint.check`).
+        HpoError: what the run would refuse in that storage (`storage.check_storage`), a second study beside
+            one of its name, or of the study it holds: another metric or direction, another experiment
+            (`fingerprint.check`).
     """
     from hpotool.storage import check_storage, load_study, storage_file
 
     study_name, url = plan.opt.study_name, plan.storage_url
     check_storage(url)  # what the run would refuse, its dry run refuses
+    # A study in journal:studies/NAME.log, or beside the config run from another folder: the run refuses to
+    # start a second one in the default file (both read files only, opened read-only in a dry run).
+    _refuse_a_second_study_beside_a_journal(plan)
+    _refuse_a_second_study_beside_the_config(plan)
     path = storage_file(url)
     if path is None and not ask_server:
         return None
