@@ -1372,26 +1372,50 @@ def trials(
         headers = [f"params_{p}" if p in own else p for p in params]
         widest = [max([len(h), *(len(v[i]) for v in shown)]) + 3 for i, h in enumerate(headers)]
         split = sum(widest) + 60 <= _out().width
-        columns = ["#", "state", value_header, *(headers if split else ["params"]), "epochs", "seconds"]
-        columns += ["note"] if any(notes) else []
-        table = _table(f"study {study_name}: {len(rows)} trial(s)")
-        for col in columns:  # several objectives' names one under the other, as their values
-            table.add_column(col.replace(", ", "\n") if col == value_header else col, overflow="fold")
-        for r, values, note in zip(rows, shown, notes, strict=True):
-            shown_values = r["values"] if r["values"] is not None else [r["value"]]
-            # Several objectives one under the other: a narrow column leaves the params room to stay whole.
-            value = "\n".join("-" if v is None else format_value(v) for v in shown_values)
-            cells = [
-                str(r["number"]),
-                r["state"],
-                value,
-                *(values if split else [" ".join(f"{p}={v}" for p, v in zip(params, values, strict=True))]),
-                str(epochs_count(r["epochs_run"]) if epochs_count(r["epochs_run"]) is not None else "-"),
-                f"{r['duration_s']:.3g}" if r["duration_s"] is not None else "-",
-                *([note or ""] if any(notes) else []),
-            ]
-            table.add_row(*cells)
+
+        def trials_table(with_notes: bool) -> Table:
+            columns = ["#", "state", value_header, *(headers if split else ["params"]), "epochs", "seconds"]
+            columns += ["note"] if with_notes else []
+            table = _table(f"study {study_name}: {len(rows)} trial(s)")
+            for col in columns:  # several objectives' names one under the other, as their values
+                table.add_column(col.replace(", ", "\n") if col == value_header else col, overflow="fold")
+            for r, values, note in zip(rows, shown, notes, strict=True):
+                shown_values = r["values"] if r["values"] is not None else [r["value"]]
+                # Several objectives one under the other: a narrow column leaves the params room to stay whole.
+                value = "\n".join("-" if v is None else format_value(v) for v in shown_values)
+                cells = [
+                    str(r["number"]),
+                    r["state"],
+                    value,
+                    *(
+                        values
+                        if split
+                        else [" ".join(f"{p}={v}" for p, v in zip(params, values, strict=True))]
+                    ),
+                    str(epochs_count(r["epochs_run"]) if epochs_count(r["epochs_run"]) is not None else "-"),
+                    f"{r['duration_s']:.3g}" if r["duration_s"] is not None else "-",
+                    *([note or ""] if with_notes else []),
+                ]
+                table.add_row(*cells)
+            return table
+
+        table = trials_table(any(notes))
+        # A note column that leaves the others too narrow for their words folded a value mid-number
+        # ("optimizer.lr=0.02" over "527" at 80 columns): the notes then go under the table, by trial number.
+        below = (
+            any(notes)
+            and _narrowest(table) > _out().width
+            and _narrowest(trials_table(False)) <= _out().width
+        )
+        if below:
+            table = trials_table(False)
         _out().print(table)
+        if below:
+            from rich.text import Text
+
+            for r, note in zip(rows, notes, strict=True):
+                if note:
+                    _out().print(Text(f"#{r['number']}: {note}"))
         # A plain Optuna script's own epochs_run attr ("10", "ten"): no count hpotool recorded.
         odd = [r for r in rows if r["epochs_run"] is not None and epochs_count(r["epochs_run"]) is None]
         if odd:
