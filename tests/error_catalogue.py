@@ -520,8 +520,20 @@ CASES = [
     Case(
         "malformed-storage",
         "a storage that is not a URL",
-        "error: storage 'studies/tiny.db' is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., mysql+pymysql://..., redis://host:6379 or journal:path.log",
+        "error: storage 'studies/tiny.db' is not a storage URL; for the SQLite file studies/tiny.db, write sqlite:///studies/tiny.db",
         args=("--storage", "studies/tiny.db"),
+    ),
+    Case(
+        "malformed-storage-no-file",
+        "a storage that is not a URL nor the path of a SQLite file or journal",
+        "error: storage 'postgres' is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., mysql+pymysql://..., redis://host:6379 or journal:path.log",
+        args=("--storage", "postgres"),
+    ),
+    Case(
+        "malformed-storage-journal-path",
+        "a journal file's path given as the storage, without journal:",
+        "error: storage 'studies/tiny.log' is not a storage URL; for the journal file studies/tiny.log, write journal:studies/tiny.log",
+        args=("--storage", "studies/tiny.log"),
     ),
     Case(
         "sqlite-not-a-database",
@@ -1951,7 +1963,7 @@ CASES = [
     Case(
         "malformed-storage-dry-run",
         "--dry-run with a storage that is not a URL (the run would refuse it)",
-        "error: storage 'studies/tiny.db' is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., mysql+pymysql://..., redis://host:6379 or journal:path.log",
+        "error: storage 'studies/tiny.db' is not a storage URL; for the SQLite file studies/tiny.db, write sqlite:///studies/tiny.db",
         args=("--storage", "studies/tiny.db", "--dry-run"),
     ),
     Case(
