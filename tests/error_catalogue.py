@@ -411,8 +411,20 @@ CASES = [
     Case(
         "missing-path",
         "a search path the RunConfig does not have",
-        "error: optimize.yaml: search_space.optimizer.lrate: the RunConfig has no such path; did you mean 'optimizer.lr', 'optimizer.name', 'optimizer.eps'?",
+        "error: optimize.yaml: search_space.optimiser.lr: the RunConfig has no such path; did you mean 'optimizer.lr', 'optimizer.eps', 'optimizer.name'?",
+        optimize={"search_space": {"optimiser.lr": {"type": "float", "low": 0.001, "high": 0.1}}},
+    ),
+    Case(
+        "component-argument-typo",
+        "a search path naming an argument the run config's optimizer does not take, misspelt",
+        "error: optimize.yaml: search_space.optimizer.lrate: optimizer 'adam' takes no argument 'lrate' (did you mean 'optimizer.lr'?); it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay",
         optimize={"search_space": {"optimizer.lrate": {"type": "float", "low": 0.001, "high": 0.1}}},
+    ),
+    Case(
+        "component-argument-of-another",
+        "a search path naming an argument other optimizers take (momentum) beside the run config's adam",
+        "error: optimize.yaml: search_space.optimizer.momentum: optimizer 'adam' takes no argument 'momentum'; it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay; sgd, rmsprop take it: set optimizer.name in the run config, or search optimizer.name with optimizer.momentum under when: {optimizer.name: sgd}",
+        optimize={"search_space": {"optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.99}}},
     ),
     Case(
         "searched-last-epoch",

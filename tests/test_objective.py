@@ -387,7 +387,7 @@ def test_reopening_with_another_direction_or_metric_is_refused(
         (
             {},
             {"search_space": {"optimizer.lrr": {"type": "float", "low": 0.1, "high": 1}}},
-            "search_space.optimizer.lrr: the RunConfig has no such path; did you mean 'optimizer.lr'",
+            "search_space.optimizer.lrr: optimizer 'adam' takes no argument 'lrr' (did you mean 'optimizer.lr'?)",
         ),
         (
             {},
