@@ -1258,6 +1258,12 @@ CASES = [
         optimize={"search_space": {"batch_size": {"type": "float", "low": 32, "high": 64}}},
     ),
     Case(
+        "number-for-text",
+        "a number range for a setting that takes text (an activation's name)",
+        "error: optimize.yaml: search_space.model.activation: with model.activation=0: model: model 'mlp' argument 'activation': Input should be a valid string, got 0; model.activation takes text: use type: categorical, with its choices",
+        optimize={"search_space": {"model.activation": {"type": "int", "low": 0, "high": 2}}},
+    ),
+    Case(
         "searched-batch-null",
         "a searched batch size that is not a number",
         "error: optimize.yaml: search_space.batch_size: with batch_size=null: batch_size: Input should be a valid integer, got null",

@@ -635,6 +635,8 @@ def _check_value(s: _Searched, value: Any, context: dict[str, Any]) -> None:
     except HpoError as exc:
         if isinstance(param, FloatParam) and "valid integer" in str(exc):
             raise HpoError(f"{exc}; {path} takes whole numbers: use type: int") from None
+        if not isinstance(param, CategoricalParam) and "valid string" in str(exc):  # activation: 0.0
+            raise HpoError(f"{exc}; {path} takes text: use type: categorical, with its choices") from None
         if "takes no argument" in str(exc) and len(contexts) > 1:
             raise HpoError(f"{exc}{_taken_by_hint(path, contexts)}") from None
         raise
