@@ -844,6 +844,21 @@ def test_the_dry_run_of_a_study_holding_its_n_trials_says_nothing_would_run(
     assert json.loads(runner.invoke(app, joined, catch_exceptions=False).stdout)["trials_to_run"] == 0
 
 
+def test_train_notes_labels_that_skip_class_ids_as_optimize_does(tmp_path: Path, run_dict: dict) -> None:
+    """Labels 1 and 2: optimize notes before trial 0 that the model gets an output for class 0, which no
+    sample has; `train` on the same run config trained that 3-class model without a word."""
+    run = write_yaml(tmp_path / "r.yaml", {**run_dict, "data": {"name": "tests.helpers:labels_from_one"}})
+    result = _ok("train", "--run-config", str(run), "--out", str(tmp_path / "run"))
+    assert (
+        "note: data: the labels of tests.helpers:labels_from_one run up to 2, so the model has 3 outputs, but 1 "
+        "of those classes has no sample (0); number the classes 0..1 in the dataset function "
+        "(np.unique(y, return_inverse=True)[1]), or give y as floats if it holds amounts (regression)"
+        in " ".join(result.stderr.split())
+    )
+    digits = write_yaml(tmp_path / "d.yaml", run_dict)
+    assert "note:" not in _ok("train", "--run-config", str(digits), "--out", str(tmp_path / "d")).stderr
+
+
 def test_running_a_finished_study_again_says_so_once(configs: tuple[Path, Path]) -> None:
     """Run again, the demo's command printed 'study digits_mlp already holds 20 finished trials (n_trials:
     20): nothing to run; --n-trials 30, say, runs 10 more' and, under the summary, 'note: the study already

@@ -974,7 +974,8 @@ def _train(
                 runs_dir = default_runs_dir(cfg)
             except HpoError as exc:
                 raise HpoError(f"{run_config}: {exc}") from None
-        check_run(cfg, str(run_config))
+        if unused := check_run(cfg, str(run_config)):  # labels 1..K: as optimize says before trial 0
+            _note(unused)
         if cfg.trainer is not None:
             from hpotool.user_trainer import schedule_note
 

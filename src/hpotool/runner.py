@@ -1028,10 +1028,15 @@ def _batch_size_problem(size: int, data: PreparedData) -> str | None:
     )
 
 
-def check_run(cfg: RunConfig, source: str) -> None:
+def check_run(cfg: RunConfig, source: str) -> str | None:
     """What `train` checks before it trains: the device, the data, the batch size (as `optimize` does) and
     `dry_run`, each failure an `HpoError` naming `source`. A user's own training function is checked only
-    for the device and whether hpotool can call it."""
+    for the device and whether hpotool can call it.
+
+    Returns:
+        The note `optimize` prints before trial 0 on class labels that skip ids (`unused_classes_note`), or
+        None.
+    """
     resolve_device(cfg.device, source)  # a user's training function is handed the device too
     if cfg.trainer is not None:
         from hpotool.user_trainer import check_user_trainer
@@ -1040,13 +1045,14 @@ def check_run(cfg: RunConfig, source: str) -> None:
             check_user_trainer(cfg, pruning=False)
         except HpoError as exc:
             raise HpoError(f"{source}: {exc}") from None
-        return
+        return None
     data = load_checked(cfg, source)
     try:
         dry_run(cfg, data)
     except RunCheckError as exc:
         raise HpoError(f"{source}: {exc}") from None
     check_batch_size(cfg.batch_size, data, f"{source}: batch_size")  # after the step, as optimize does
+    return unused_classes_note(data, cfg.data.name)
 
 
 def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
