@@ -859,6 +859,25 @@ def test_train_notes_labels_that_skip_class_ids_as_optimize_does(tmp_path: Path,
     assert "note:" not in _ok("train", "--run-config", str(digits), "--out", str(tmp_path / "d")).stderr
 
 
+def test_the_dry_run_of_a_complete_grid_says_nothing_would_run(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A grid study that had run its 2 points (of n_trials 5) dry-ran as '2 finished already, 3 to run',
+    while the run itself runs nothing and says the search is complete."""
+    opt = {
+        **opt_dict,
+        "n_trials": 5,
+        "sampler": {"name": "grid"},
+        "search_space": {"model.hidden.0": {"type": "categorical", "choices": [8, 16]}},
+    }
+    args = _optimize_args(tmp_path, run_dict, opt)
+    assert json.loads(_ok(*args, "--json").stdout)["counts"] == {"complete": 2}
+    planned = json.loads(_ok(*args, "--dry-run", "--json").stdout)
+    assert (planned["finished_trials"], planned["trials_to_run"]) == (2, 0)
+    text = " ".join(_ok(*args, "--dry-run").stdout.replace("│", " ").split())
+    assert "5 in all; 2 finished already, and the sampler has tried everything it can propose" in text, text
+
+
 def test_running_a_finished_study_again_says_so_once(configs: tuple[Path, Path]) -> None:
     """Run again, the demo's command printed 'study digits_mlp already holds 20 finished trials (n_trials:
     20): nothing to run; --n-trials 30, say, runs 10 more' and, under the summary, 'note: the study already

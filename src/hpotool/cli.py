@@ -249,11 +249,14 @@ def shown_url(url: str) -> str:
     return shown(url)
 
 
-def print_plan(plan: StudyPlan, as_json: bool, done: int | None = None) -> None:
+def print_plan(plan: StudyPlan, as_json: bool, done: int | None = None, *, complete: bool = False) -> None:
     """What `optimize --dry-run` checked and would run (the storage is not written): `done`, the finished
-    trials the study holds already (None: not read, a server's)."""
+    trials the study holds already (None: not read, a server's); `complete`, whether its grid or brute-force
+    search has run every point (the run then runs nothing)."""
     run, opt = plan.run, plan.opt
     to_run = None if opt.n_trials is None or done is None else max(opt.n_trials - done, 0)
+    if complete:
+        to_run = 0
     if as_json:
         opt_dump = opt.model_dump(mode="json")
         if opt_dump.get("storage"):  # a password in it as ***, as everywhere hpotool prints the URL
@@ -273,7 +276,11 @@ def print_plan(plan: StudyPlan, as_json: bool, done: int | None = None) -> None:
     table.add_row("storage", shown_url(plan.storage_url))
     timeout = f", timeout {opt.timeout:g}s" if opt.timeout else ""
     trials = f"{opt.n_trials} in all{timeout}" if opt.n_trials else f"until the timeout, {opt.timeout:g}s"
-    if opt.n_trials is not None and done is not None and to_run == 0:
+    if complete:
+        from hpotool.loop import EXHAUSTED
+
+        trials += f"; {done} finished already, and {EXHAUSTED}: nothing to run"
+    elif opt.n_trials is not None and done is not None and to_run == 0:
         from hpotool.study import nothing_to_run
 
         trials += f"; the study {nothing_to_run(done, opt.n_trials)}"
@@ -597,8 +604,8 @@ def _optimize(
             from hpotool.study import finished_so_far
 
             # Joining by name, the storage was read already; a config's server is not asked.
-            done = finished_so_far(plan, ask_server=run_config is None)
-            print_plan(plan, as_json, done)
+            done, complete = finished_so_far(plan, ask_server=run_config is None)
+            print_plan(plan, as_json, done, complete=complete)
             return
 
         def opened(new_study: str | None) -> None:

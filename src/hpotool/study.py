@@ -357,10 +357,11 @@ def nothing_to_run(done: int, target: int) -> str:
     )
 
 
-def finished_so_far(plan: StudyPlan, *, ask_server: bool) -> int | None:
+def finished_so_far(plan: StudyPlan, *, ask_server: bool) -> tuple[int | None, bool]:
     """How many finished trials the study holds in the plan's storage already (0: no such study yet), read
     without writing, for `optimize --dry-run`; None where it could not tell: a server not asked (`ask_server`
-    false: a dry run of configs contacts none), or a storage that does not open.
+    false: a dry run of configs contacts none), or a storage that does not open. And whether its grid or
+    brute-force search has run every point, so that the run would run nothing.
 
     Raises:
         HpoError: what the run would refuse in that storage (`storage.check_storage`), a second study beside
@@ -377,13 +378,16 @@ def finished_so_far(plan: StudyPlan, *, ask_server: bool) -> int | None:
     _refuse_a_second_study_beside_the_config(plan)
     path = storage_file(url)
     if path is None and not ask_server:
-        return None
+        return None, False
     if path is not None and not path.exists():
-        return 0
+        return 0, False
     try:
         study = load_study(study_name, url)
     except HpoError as exc:
-        return 0 if str(exc).startswith(f"no study {study_name!r} in ") else None
+        return (0 if str(exc).startswith(f"no study {study_name!r} in ") else None), False
     check_objectives(study, plan)  # the run refuses to resume it with another experiment: so does its dry run
     fingerprint.check(study, plan.run, plan.opt, allow_changed=plan.allow_changed_config, record=False)
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+    from hpotool.loop import sampler_exhausted
+
+    study.sampler = plan.sampler  # the grid the run would search (a loaded study has Optuna's default)
+    return len(study.get_trials(deepcopy=False, states=FINISHED)), sampler_exhausted(study)
