@@ -411,8 +411,20 @@ CASES = [
     Case(
         "missing-path",
         "a search path the RunConfig does not have",
-        "error: optimize.yaml: search_space.optimizer.lrate: the RunConfig has no such path; did you mean 'optimizer.lr', 'optimizer.name', 'optimizer.eps'?",
+        "error: optimize.yaml: search_space.optimiser.lr: the RunConfig has no such path; did you mean 'optimizer.lr', 'optimizer.eps', 'optimizer.name'?",
+        optimize={"search_space": {"optimiser.lr": {"type": "float", "low": 0.001, "high": 0.1}}},
+    ),
+    Case(
+        "component-argument-typo",
+        "a search path naming an argument the run config's optimizer does not take, misspelt",
+        "error: optimize.yaml: search_space.optimizer.lrate: optimizer 'adam' takes no argument 'lrate' (did you mean 'optimizer.lr'?); it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay",
         optimize={"search_space": {"optimizer.lrate": {"type": "float", "low": 0.001, "high": 0.1}}},
+    ),
+    Case(
+        "component-argument-of-another",
+        "a search path naming an argument other optimizers take (momentum) beside the run config's adam",
+        "error: optimize.yaml: search_space.optimizer.momentum: optimizer 'adam' takes no argument 'momentum'; it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay; sgd, rmsprop take it: set optimizer.name in the run config, or search optimizer.name with optimizer.momentum under when: {optimizer.name: sgd}",
+        optimize={"search_space": {"optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.99}}},
     ),
     Case(
         "searched-last-epoch",
@@ -520,8 +532,20 @@ CASES = [
     Case(
         "malformed-storage",
         "a storage that is not a URL",
-        "error: storage 'studies/tiny.db' is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., mysql+pymysql://..., redis://host:6379 or journal:path.log",
+        "error: storage 'studies/tiny.db' is not a storage URL; for the SQLite file studies/tiny.db, write sqlite:///studies/tiny.db",
         args=("--storage", "studies/tiny.db"),
+    ),
+    Case(
+        "malformed-storage-no-file",
+        "a storage that is not a URL nor the path of a SQLite file or journal",
+        "error: storage 'postgres' is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., mysql+pymysql://..., redis://host:6379 or journal:path.log",
+        args=("--storage", "postgres"),
+    ),
+    Case(
+        "malformed-storage-journal-path",
+        "a journal file's path given as the storage, without journal:",
+        "error: storage 'studies/tiny.log' is not a storage URL; for the journal file studies/tiny.log, write journal:studies/tiny.log",
+        args=("--storage", "studies/tiny.log"),
     ),
     Case(
         "sqlite-not-a-database",
@@ -726,6 +750,18 @@ CASES = [
             "    def __init__(self, in_features, out_features):\n        super().__init__()\n"
             "        self.f = nn.Linear(in_features, out_features)\n\n"
             "    def forward(self, x, mask):\n        return self.f(x * mask)\n"
+        },
+    ),
+    Case(
+        "model-linear-on-image-samples",
+        "a model of the user's whose first layer is nn.Linear(in_features, ...) on digits' 1x8x8 images, unflattened",
+        "error: run.yaml: model: RuntimeError: mat1 and mat2 shapes cannot be multiplied (64x8 and 64x10) (at flat_linear_nets.py:10 in forward); each sample of the data's x is shaped (1, 8, 8), and in_features (64) is that size flattened: flatten it first in forward() (x = x.flatten(1)), as the built-in mlp does, or ask for input_shape",
+        run={"model": {"name": "flat_linear_nets:Net"}},
+        files={
+            "flat_linear_nets.py": "from torch import nn\n\n\nclass Net(nn.Module):\n"
+            "    def __init__(self, in_features, out_features):\n        super().__init__()\n"
+            "        self.f = nn.Linear(in_features, out_features)\n\n"
+            "    def forward(self, x):\n        return self.f(x)\n"
         },
     ),
     Case(
@@ -1222,6 +1258,12 @@ CASES = [
         optimize={"search_space": {"batch_size": {"type": "float", "low": 32, "high": 64}}},
     ),
     Case(
+        "number-for-text",
+        "a number range for a setting that takes text (an activation's name)",
+        "error: optimize.yaml: search_space.model.activation: with model.activation=0: model: model 'mlp' argument 'activation': Input should be a valid string, got 0; model.activation takes text: use type: categorical, with its choices",
+        optimize={"search_space": {"model.activation": {"type": "int", "low": 0, "high": 2}}},
+    ),
+    Case(
         "searched-batch-null",
         "a searched batch size that is not a number",
         "error: optimize.yaml: search_space.batch_size: with batch_size=null: batch_size: Input should be a valid integer, got null",
@@ -1451,6 +1493,13 @@ CASES = [
         "a config's relative storage (or the default studies/NAME.db) run from another folder than the study's",
         "error: study 'tiny' is in <cwd>/sub/studies/tiny.db, beside sub/optimize.yaml, but the relative storage sqlite:///studies/tiny.db is read from the folder the command runs in, where a new study would start (<cwd>/studies/tiny.db); run from <cwd>/sub, or give --storage sqlite:///<cwd>/sub/studies/tiny.db, to resume it (--storage sqlite:///studies/tiny.db starts a new one here)",
         args=("--run-config", "sub/run.yaml", "--optimize-config", "sub/optimize.yaml"),
+        elsewhere="sub",
+    ),
+    Case(
+        "relative-storage-elsewhere-dry-run",
+        "--dry-run of a config's relative storage run from another folder than the study's (the run would refuse it)",
+        "error: study 'tiny' is in <cwd>/sub/studies/tiny.db, beside sub/optimize.yaml, but the relative storage sqlite:///studies/tiny.db is read from the folder the command runs in, where a new study would start (<cwd>/studies/tiny.db); run from <cwd>/sub, or give --storage sqlite:///<cwd>/sub/studies/tiny.db, to resume it (--storage sqlite:///studies/tiny.db starts a new one here)",
+        args=("--run-config", "sub/run.yaml", "--optimize-config", "sub/optimize.yaml", "--dry-run"),
         elsewhere="sub",
     ),
     Case(
@@ -1956,7 +2005,7 @@ CASES = [
     Case(
         "malformed-storage-dry-run",
         "--dry-run with a storage that is not a URL (the run would refuse it)",
-        "error: storage 'studies/tiny.db' is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., mysql+pymysql://..., redis://host:6379 or journal:path.log",
+        "error: storage 'studies/tiny.db' is not a storage URL; for the SQLite file studies/tiny.db, write sqlite:///studies/tiny.db",
         args=("--storage", "studies/tiny.db", "--dry-run"),
     ),
     Case(

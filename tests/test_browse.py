@@ -272,6 +272,45 @@ def test_trials_of_a_multi_objective_study_keep_each_parameter_whole_at_80_colum
     assert "model.hidden.0=31" in result.stdout and "optimizer.lr=0.002758" in result.stdout, result.stdout
 
 
+def test_a_failed_trial_s_note_goes_under_the_trials_table_where_its_column_would_fold_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns the demo's seven parameters beside a failed trial's note folded values mid-number,
+    'optimizer.lr=0.02' over '527' (read as lr 0.02): the notes now go under the table, by trial number."""
+    import hpotool.cli
+
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    study = optuna.create_study(study_name="f", storage=url, direction="maximize")
+    F, Int = optuna.distributions.FloatDistribution, optuna.distributions.IntDistribution
+    space = {
+        "optimizer.lr": F(1e-4, 3e-2, log=True),
+        "optimizer.weight_decay": F(1e-6, 1e-2, log=True),
+        "model.hidden.0": Int(32, 256, step=32),
+        "model.dropout": F(0.0, 0.5),
+    }
+    values = {
+        "optimizer.lr": 0.02527,
+        "optimizer.weight_decay": 0.002137,
+        "model.hidden.0": 64,
+        "model.dropout": 0.0917,
+    }
+    study.enqueue_trial(values)
+    trial = study.ask(space)
+    trial.set_user_attr("fail_reason", "worker died (pid 24778)")
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    result = runner.invoke(app, ["trials", "--study-name", "f", "--storage", url], catch_exceptions=False)
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for name, value in values.items():
+        assert f"{name}={value}" in result.stdout, result.stdout  # each whole, on one line
+    assert lines[-1] == "#0: worker died (pid 24778)", result.stdout
+    monkeypatch.setattr(hpotool.cli._out(), "width", 200)  # where it fits, the note keeps its column
+    wide = runner.invoke(app, ["trials", "--study-name", "f", "--storage", url], catch_exceptions=False)
+    assert "│ worker died (pid 24778) │" in wide.stdout and "#0:" not in wide.stdout
+
+
 def test_studies_table_keeps_directions_dates_and_best_values_whole_at_80_columns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -459,7 +459,7 @@ def test_the_console_script_flushes_its_output_and_keeps_its_exit_code(
         text=True,
     )
     assert again.returncode == 0, again.stderr
-    assert "already has 3 finished trials" in json.loads(again.stdout)["stopped"]
+    assert "already holds 3 finished trials" in json.loads(again.stdout)["stopped"]
     missing = subprocess.run(
         [
             str(script),
@@ -842,6 +842,114 @@ def test_the_dry_run_of_a_study_holding_its_n_trials_says_nothing_would_run(
     assert (more["finished_trials"], more["trials_to_run"]) == (2, 3)
     joined = ["optimize", "--study-name", "tiny", "--storage", storage, "--dry-run", "--json"]
     assert json.loads(runner.invoke(app, joined, catch_exceptions=False).stdout)["trials_to_run"] == 0
+
+
+def test_train_notes_labels_that_skip_class_ids_as_optimize_does(tmp_path: Path, run_dict: dict) -> None:
+    """Labels 1 and 2: optimize notes before trial 0 that the model gets an output for class 0, which no
+    sample has; `train` on the same run config trained that 3-class model without a word."""
+    run = write_yaml(tmp_path / "r.yaml", {**run_dict, "data": {"name": "tests.helpers:labels_from_one"}})
+    result = _ok("train", "--run-config", str(run), "--out", str(tmp_path / "run"))
+    assert (
+        "note: data: the labels of tests.helpers:labels_from_one run up to 2, so the model has 3 outputs, but 1 "
+        "of those classes has no sample (0); number the classes 0..1 in the dataset function "
+        "(np.unique(y, return_inverse=True)[1]), or give y as floats if it holds amounts (regression)"
+        in " ".join(result.stderr.split())
+    )
+    digits = write_yaml(tmp_path / "d.yaml", run_dict)
+    assert "note:" not in _ok("train", "--run-config", str(digits), "--out", str(tmp_path / "d")).stderr
+
+
+def test_the_dry_run_of_a_complete_grid_says_nothing_would_run(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A grid study that had run its 2 points (of n_trials 5) dry-ran as '2 finished already, 3 to run',
+    while the run itself runs nothing and says the search is complete."""
+    opt = {
+        **opt_dict,
+        "n_trials": 5,
+        "sampler": {"name": "grid"},
+        "search_space": {"model.hidden.0": {"type": "categorical", "choices": [8, 16]}},
+    }
+    args = _optimize_args(tmp_path, run_dict, opt)
+    assert json.loads(_ok(*args, "--json").stdout)["counts"] == {"complete": 2}
+    planned = json.loads(_ok(*args, "--dry-run", "--json").stdout)
+    assert (planned["finished_trials"], planned["trials_to_run"]) == (2, 0)
+    text = " ".join(_ok(*args, "--dry-run").stdout.replace("│", " ").split())
+    assert "5 in all; 2 finished already, and the sampler has tried everything it can propose" in text, text
+
+
+def test_running_a_finished_study_again_says_so_once(configs: tuple[Path, Path]) -> None:
+    """Run again, the demo's command printed 'study digits_mlp already holds 20 finished trials (n_trials:
+    20): nothing to run; --n-trials 30, say, runs 10 more' and, under the summary, 'note: the study already
+    has 20 finished trials (target 20); raise --n-trials to run more': one fact, twice, in two wordings."""
+    run, opt = configs
+    args = ["optimize", "-r", str(run), "-o", str(opt)]
+    _ok(*args, "-q")
+    for extra in ([], ["-q"]):
+        again = _ok(*args, *extra)
+        assert "3/3 finished, 0 run now" in again.stdout
+        said = " ".join(again.stderr.split())
+        line = (
+            "note: the study already holds 3 finished trials (n_trials: 3): nothing to run; --n-trials 13, say, "
+            "runs 10 more"
+        )
+        assert line in said and said.count("finished trials") == 1, again.stderr
+
+
+def test_the_dry_run_of_a_resume_refuses_what_the_run_refuses(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A dry run of a study resumed with a changed run config or direction printed '1 to run' and exited 0,
+    where the run itself refuses the resume: now it refuses with the run's line, and writes nothing."""
+    storage_file = tmp_path / "studies" / "tiny.db"
+    _optimize(tmp_path, run_dict, {**opt_dict, "n_trials": 1}, "-q")
+    before = storage_file.read_bytes()
+    for run, opt, line in (
+        (
+            {**run_dict, "epochs": 3},
+            opt_dict,
+            "error: study 'tiny' was created with another experiment: run_config.epochs: 2 -> 3. Resuming would "
+            "mix two experiments: use a new study_name, or pass --allow-changed-config to continue it anyway",
+        ),
+        (
+            run_dict,
+            {**opt_dict, "direction": "minimize"},
+            f"error: study 'tiny' in {opt_dict['storage']} was created to maximize val_accuracy, and the config "
+            f"says minimize val_accuracy; use another study_name or storage",
+        ),
+    ):
+        args = _optimize_args(tmp_path, run, opt)
+        for command in ([*args, "--n-trials", "2"], [*args, "--n-trials", "2", "--dry-run"]):
+            result = runner.invoke(app, command)
+            assert result.exit_code == 2, result.output
+            assert result.stderr.strip() == line, result.stderr
+    # The flag the line offers makes the dry run go on, still writing nothing.
+    args = _optimize_args(tmp_path, {**run_dict, "epochs": 3}, opt_dict)
+    planned = _ok(*args, "--n-trials", "2", "--dry-run", "--allow-changed-config", "--json")
+    assert (json.loads(planned.stdout)["finished_trials"], json.loads(planned.stdout)["trials_to_run"]) == (
+        1,
+        1,
+    )
+    assert storage_file.read_bytes() == before
+
+
+def test_the_dry_run_refuses_a_second_study_beside_a_journal_as_the_run_does(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A study kept in journal:studies/tiny.log, dry-run again without --storage, printed '3 in all' and
+    exit 0, while the run refuses to start a second study in studies/tiny.db."""
+    opt = {k: v for k, v in opt_dict.items() if k != "storage"}
+    args = _optimize_args(tmp_path, run_dict, opt)
+    _ok(*args, "--storage", "journal:studies/tiny.log", "-q")
+    line = (
+        "error: study 'tiny' is in journal:studies/tiny.log, and without --storage a new one would start in "
+        "sqlite:///studies/tiny.db; give --storage journal:studies/tiny.log (or storage: in the config) to resume "
+        "it, or another study_name"
+    )
+    for extra in ([], ["--dry-run"]):
+        result = runner.invoke(app, [*args, *extra])
+        assert result.exit_code == 2 and result.stderr.strip() == line, result.output
+    assert not (tmp_path / "studies" / "tiny.db").exists()
 
 
 def test_a_machine_joining_by_name_without_the_creator_s_gpu_is_told_to_give_device(

@@ -223,7 +223,7 @@ def test_resume_runs_only_what_is_missing(tmp_path: Path, run_dict: dict, opt_di
     _, again = _run(tmp_path, run_dict, opt_dict)
     _, more = _run(tmp_path, run_dict, opt_dict, n_trials=3)
     assert (first.ran_now, again.ran_now, more.ran_now) == (2, 0, 1)
-    assert "already has 2 finished trials" in (again.stopped or "")
+    assert "already holds 2 finished trials" in (again.stopped or "")
     assert len(load_study(opt_dict).trials) == 3
 
 
@@ -387,7 +387,7 @@ def test_reopening_with_another_direction_or_metric_is_refused(
         (
             {},
             {"search_space": {"optimizer.lrr": {"type": "float", "low": 0.1, "high": 1}}},
-            "search_space.optimizer.lrr: the RunConfig has no such path; did you mean 'optimizer.lr'",
+            "search_space.optimizer.lrr: optimizer 'adam' takes no argument 'lrr' (did you mean 'optimizer.lr'?)",
         ),
         (
             {},

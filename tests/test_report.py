@@ -119,6 +119,31 @@ def test_json_report_is_the_same_content_as_data(mixed_study: tuple[optuna.Study
     assert go.Figure(figs["history"]["plotly"]).data  # as the README says to read it back
 
 
+def test_learning_curves_of_failed_trials_alone_are_explained_not_drawn_empty(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A study whose trials all failed after reporting epochs (hpotool optimize on a model that raises
+    mid-training) drew an empty learning-curve figure, and `hpotool report` printed Optuna's '[W ...] Study
+    instance does not contain trials.'"""
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0, 1)
+        trial.report(0.5, step=0)
+        raise RuntimeError("boom")
+
+    study = optuna.create_study(study_name="failed", direction="maximize")
+    study.optimize(objective, n_trials=2, catch=(RuntimeError,))
+    info = report_info(study, "memory")
+    reasons = {f.key: f.reason for f in info.figures}
+    assert reasons["intermediate"] == (
+        "only failed trials reported intermediate values (a failed trial's curve is not drawn)"
+    )
+    with caplog.at_level(logging.WARNING, logger="optuna"):
+        figures = make_figures(study, info)
+    assert "intermediate" not in figures
+    assert "does not contain trials" not in caplog.text
+
+
 def test_a_study_with_one_trial_explains_the_figures_it_cannot_draw() -> None:
     study = optuna.create_study(study_name="one", direction="minimize")
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)

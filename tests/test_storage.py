@@ -341,7 +341,11 @@ def test_fail_stale_on_a_study_another_process_keeps_locked_says_so(
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("studies/x.db", "is not a storage URL; use sqlite:///path.db"),
+        (
+            "studies/x.db",
+            "is not a storage URL; for the SQLite file studies/x.db, write sqlite:///studies/x.db",
+        ),
+        ("postgres", "is not a storage URL; use sqlite:///path.db"),
         ("postgresql+psycopg://nobody@127.0.0.1:1/none", "cannot open it"),
         ("redis://127.0.0.1:1", "cannot open it"),
         ("nosuchdialect://x", r"no database or driver 'nosuchdialect'; use sqlite:///path\.db"),

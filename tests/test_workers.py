@@ -790,7 +790,7 @@ def test_workers_on_a_finished_study_say_so(configs: tuple[Path, Path]) -> None:
     assert result.exit_code == 0, result.output
     assert (
         "3/3 finished, 0 run now" in result.stdout
-        and "the study already has 3 finished trials" in result.stderr
+        and "the study already holds 3 finished trials" in result.stderr
     )
 
 

@@ -249,11 +249,14 @@ def shown_url(url: str) -> str:
     return shown(url)
 
 
-def print_plan(plan: StudyPlan, as_json: bool, done: int | None = None) -> None:
+def print_plan(plan: StudyPlan, as_json: bool, done: int | None = None, *, complete: bool = False) -> None:
     """What `optimize --dry-run` checked and would run (the storage is not written): `done`, the finished
-    trials the study holds already (None: not read, a server's)."""
+    trials the study holds already (None: not read, a server's); `complete`, whether its grid or brute-force
+    search has run every point (the run then runs nothing)."""
     run, opt = plan.run, plan.opt
     to_run = None if opt.n_trials is None or done is None else max(opt.n_trials - done, 0)
+    if complete:
+        to_run = 0
     if as_json:
         opt_dump = opt.model_dump(mode="json")
         if opt_dump.get("storage"):  # a password in it as ***, as everywhere hpotool prints the URL
@@ -273,7 +276,11 @@ def print_plan(plan: StudyPlan, as_json: bool, done: int | None = None) -> None:
     table.add_row("storage", shown_url(plan.storage_url))
     timeout = f", timeout {opt.timeout:g}s" if opt.timeout else ""
     trials = f"{opt.n_trials} in all{timeout}" if opt.n_trials else f"until the timeout, {opt.timeout:g}s"
-    if opt.n_trials is not None and done is not None and to_run == 0:
+    if complete:
+        from hpotool.loop import EXHAUSTED
+
+        trials += f"; {done} finished already, and {EXHAUSTED}: nothing to run"
+    elif opt.n_trials is not None and done is not None and to_run == 0:
         from hpotool.study import nothing_to_run
 
         trials += f"; the study {nothing_to_run(done, opt.n_trials)}"
@@ -597,8 +604,8 @@ def _optimize(
             from hpotool.study import finished_so_far
 
             # Joining by name, the storage was read already; a config's server is not asked.
-            done = finished_so_far(plan.opt.study_name, plan.storage_url, ask_server=run_config is None)
-            print_plan(plan, as_json, done)
+            done, complete = finished_so_far(plan, ask_server=run_config is None)
+            print_plan(plan, as_json, done, complete=complete)
             return
 
         def opened(new_study: str | None) -> None:
@@ -992,7 +999,8 @@ def _train(
                 runs_dir = default_runs_dir(cfg)
             except HpoError as exc:
                 raise HpoError(f"{run_config}: {exc}") from None
-        check_run(cfg, str(run_config))
+        if unused := check_run(cfg, str(run_config)):  # labels 1..K: as optimize says before trial 0
+            _note(unused)
         if cfg.trainer is not None:
             from hpotool.user_trainer import schedule_note
 
@@ -1392,26 +1400,50 @@ def trials(
         headers = [f"params_{p}" if p in own else p for p in params]
         widest = [max([len(h), *(len(v[i]) for v in shown)]) + 3 for i, h in enumerate(headers)]
         split = sum(widest) + 60 <= _out().width
-        columns = ["#", "state", value_header, *(headers if split else ["params"]), "epochs", "seconds"]
-        columns += ["note"] if any(notes) else []
-        table = _table(f"study {study_name}: {len(rows)} trial(s)")
-        for col in columns:  # several objectives' names one under the other, as their values
-            table.add_column(col.replace(", ", "\n") if col == value_header else col, overflow="fold")
-        for r, values, note in zip(rows, shown, notes, strict=True):
-            shown_values = r["values"] if r["values"] is not None else [r["value"]]
-            # Several objectives one under the other: a narrow column leaves the params room to stay whole.
-            value = "\n".join("-" if v is None else format_value(v) for v in shown_values)
-            cells = [
-                str(r["number"]),
-                r["state"],
-                value,
-                *(values if split else [" ".join(f"{p}={v}" for p, v in zip(params, values, strict=True))]),
-                str(epochs_count(r["epochs_run"]) if epochs_count(r["epochs_run"]) is not None else "-"),
-                f"{r['duration_s']:.3g}" if r["duration_s"] is not None else "-",
-                *([note or ""] if any(notes) else []),
-            ]
-            table.add_row(*cells)
+
+        def trials_table(with_notes: bool) -> Table:
+            columns = ["#", "state", value_header, *(headers if split else ["params"]), "epochs", "seconds"]
+            columns += ["note"] if with_notes else []
+            table = _table(f"study {study_name}: {len(rows)} trial(s)")
+            for col in columns:  # several objectives' names one under the other, as their values
+                table.add_column(col.replace(", ", "\n") if col == value_header else col, overflow="fold")
+            for r, values, note in zip(rows, shown, notes, strict=True):
+                shown_values = r["values"] if r["values"] is not None else [r["value"]]
+                # Several objectives one under the other: a narrow column leaves the params room to stay whole.
+                value = "\n".join("-" if v is None else format_value(v) for v in shown_values)
+                cells = [
+                    str(r["number"]),
+                    r["state"],
+                    value,
+                    *(
+                        values
+                        if split
+                        else [" ".join(f"{p}={v}" for p, v in zip(params, values, strict=True))]
+                    ),
+                    str(epochs_count(r["epochs_run"]) if epochs_count(r["epochs_run"]) is not None else "-"),
+                    f"{r['duration_s']:.3g}" if r["duration_s"] is not None else "-",
+                    *([note or ""] if with_notes else []),
+                ]
+                table.add_row(*cells)
+            return table
+
+        table = trials_table(any(notes))
+        # A note column that leaves the others too narrow for their words folded a value mid-number
+        # ("optimizer.lr=0.02" over "527" at 80 columns): the notes then go under the table, by trial number.
+        below = (
+            any(notes)
+            and _narrowest(table) > _out().width
+            and _narrowest(trials_table(False)) <= _out().width
+        )
+        if below:
+            table = trials_table(False)
         _out().print(table)
+        if below:
+            from rich.text import Text
+
+            for r, note in zip(rows, notes, strict=True):
+                if note:
+                    _out().print(Text(f"#{r['number']}: {note}"))
         # A plain Optuna script's own epochs_run attr ("10", "ten"): no count hpotool recorded.
         odd = [r for r in rows if r["epochs_run"] is not None and epochs_count(r["epochs_run"]) is None]
         if odd:

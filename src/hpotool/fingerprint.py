@@ -74,8 +74,11 @@ def differences(old: Any, new: Any, path: str = "") -> list[str]:
     return []
 
 
-def check(study: optuna.Study, run: RunConfig, opt: OptimizeConfig, *, allow_changed: bool) -> None:
-    """Refuse to resume `study` with another experiment unless `allow_changed`; then record the change.
+def check(
+    study: optuna.Study, run: RunConfig, opt: OptimizeConfig, *, allow_changed: bool, record: bool = True
+) -> None:
+    """Refuse to resume `study` with another experiment unless `allow_changed`; then record the change
+    (`record` false, for a dry run: refuse what the run would, and write nothing).
 
     Raises:
         HpoError: naming what changed and the two ways out.
@@ -138,6 +141,8 @@ def check(study: optuna.Study, run: RunConfig, opt: OptimizeConfig, *, allow_cha
             f"exported with the new configs; stop it first (after a crash on another machine: hpotool fail-stale "
             f"--all-running)"
         )
+    if not record:
+        return
     # The configs in force until now go into the history with the first trial number they no longer
     # cover, so every trial is exported and retrained with the base it ran (`config_of`).
     history = list(study.user_attrs.get(CHANGES_ATTR, []))

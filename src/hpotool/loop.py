@@ -785,7 +785,11 @@ def trial_target(plan: StudyPlan) -> int:
 
 
 def already_done(done: int, target: int) -> str:
-    return f"the study already has {done} finished trials (target {target}); raise --n-trials to run more"
+    """The summary's note on a study that holds its `target` finished trials: the one line a run of it
+    prints (its progress display says nothing more), with how to run more."""
+    from hpotool.study import nothing_to_run
+
+    return f"the study {nothing_to_run(done, target)}"
 
 
 def timed_out(plan: StudyPlan, study: optuna.Study, target: int) -> str | None:

@@ -99,13 +99,9 @@ class RichObserver:
         self.progress.start()
         self.trials_task = self.progress.add_task("trials", total=target, completed=already_done, info="")
         self.epochs_task = self.progress.add_task("epochs", total=1, info="", visible=False)
-        if target is not None and already_done >= target:
-            from hpotool.study import nothing_to_run
-
-            self.console.print(
-                f"study [bold]{escape(study.study_name)}[/] {escape(nothing_to_run(already_done, target))}"
-            )
-        elif already_done:
+        # A study holding its target already: the summary's note says so, with how to run more (said here too,
+        # it printed the same fact twice, in two wordings).
+        if already_done and (target is None or already_done < target):
             of = "" if target is None else f"/{target}"
             self.console.print(
                 f"resuming study [bold]{escape(study.study_name)}[/]: {already_done}{of} trials done"

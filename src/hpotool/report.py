@@ -54,9 +54,14 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 SAMPLE_LIMITS = {"intermediate": 500, "parallel": 500, "contour": 300}
 
 
+# The trials whose learning curves Optuna's plot_intermediate_values draws: not a failed one, which it
+# leaves out, logging "Study instance does not contain trials." where no other trial remains.
+_CURVE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+
+
 def _candidates(kind: str, trials: list[FrozenTrial]) -> list[FrozenTrial]:
     if kind == "intermediate":
-        return [t for t in trials if t.intermediate_values]
+        return [t for t in trials if t.intermediate_values and t.state in _CURVE_STATES]
     return [t for t in trials if t.state == TrialState.COMPLETE]
 
 
@@ -344,14 +349,21 @@ def _figure_infos(
             ),
             FigureInfo(f"edf{sfx}", "edf", f"Empirical distribution (EDF){name}", i, reason=none_complete),
         ]
-    reported = any(t.intermediate_values for t in trials)
+    reported = any(t.intermediate_values for t in trials if t.state in _CURVE_STATES)
+    curves_reason = (
+        None
+        if reported
+        else "only failed trials reported intermediate values (a failed trial's curve is not drawn)"
+        if any(t.intermediate_values for t in trials)
+        else "no trial reported intermediate values"
+    )
     figs.append(
         FigureInfo(
             "intermediate",
             "intermediate",
             "Learning curves (intermediate values; pruned trials included)"
             + _sampled_note("intermediate", trials),
-            reason=None if reported else "no trial reported intermediate values",
+            reason=curves_reason,
         )
     )
     figs.append(

@@ -1028,10 +1028,15 @@ def _batch_size_problem(size: int, data: PreparedData) -> str | None:
     )
 
 
-def check_run(cfg: RunConfig, source: str) -> None:
+def check_run(cfg: RunConfig, source: str) -> str | None:
     """What `train` checks before it trains: the device, the data, the batch size (as `optimize` does) and
     `dry_run`, each failure an `HpoError` naming `source`. A user's own training function is checked only
-    for the device and whether hpotool can call it."""
+    for the device and whether hpotool can call it.
+
+    Returns:
+        The note `optimize` prints before trial 0 on class labels that skip ids (`unused_classes_note`), or
+        None.
+    """
     resolve_device(cfg.device, source)  # a user's training function is handed the device too
     if cfg.trainer is not None:
         from hpotool.user_trainer import check_user_trainer
@@ -1040,13 +1045,14 @@ def check_run(cfg: RunConfig, source: str) -> None:
             check_user_trainer(cfg, pruning=False)
         except HpoError as exc:
             raise HpoError(f"{source}: {exc}") from None
-        return
+        return None
     data = load_checked(cfg, source)
     try:
         dry_run(cfg, data)
     except RunCheckError as exc:
         raise HpoError(f"{source}: {exc}") from None
     check_batch_size(cfg.batch_size, data, f"{source}: batch_size")  # after the step, as optimize does
+    return unused_classes_note(data, cfg.data.name)
 
 
 def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
@@ -1101,6 +1107,8 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
                 ) from None
             if (more := _forward_needs_more(model, exc)) is not None:
                 raise RunCheckError("model", f"{described(exc)}; {more}") from None
+            if (flat := _needs_flat_input(exc, val.x)) is not None:
+                raise RunCheckError("model", f"{described(exc)}; {flat}") from None
             if _wants_integer_ids(exc, val.x):
                 raise RunCheckError(
                     "model",
@@ -1232,6 +1240,22 @@ def _training_output(model: nn.Module, x: torch.Tensor) -> str | None:
         except Exception:
             return None
     return None if isinstance(out, torch.Tensor) else type(out).__name__
+
+
+def _needs_flat_input(exc: BaseException, x: torch.Tensor) -> str | None:
+    """How to fix a model whose layers met samples of several dimensions (digits' are 1x8x8 images) as if
+    they were flat: `nn.Linear(in_features, ...)` given `(batch, 1, 8, 8)` said only "mat1 and mat2 shapes
+    cannot be multiplied (64x8 and 64x16)". None for another error, or flat samples."""
+    if x.dim() <= 2 or not isinstance(exc, RuntimeError):
+        return None
+    if "shapes cannot be multiplied" not in str(exc):  # a linear layer's, on the last dimension alone
+        return None
+    sample = tuple(x.shape[1:])
+    return (
+        f"each sample of the data's x is shaped {sample}, and in_features ({int(np.prod(sample))}) is that size "
+        f"flattened: flatten it first in forward() (x = x.flatten(1)), as the built-in mlp does, or ask for "
+        f"input_shape"
+    )
 
 
 def _forward_needs_more(model: nn.Module, exc: BaseException) -> str | None:

@@ -235,6 +235,47 @@ def _check_data(run: RunConfig, opt: OptimizeConfig, where: str) -> None:
     check_batch_size(run.batch_size, data, f"{where}: batch_size")
 
 
+def _check_component_takes(path: str, run: RunConfig, opt: OptimizeConfig) -> None:
+    """Refuse `optimizer.momentum` where the run config's optimizer (adam) does not take it and the search
+    picks no other: it said "the RunConfig has no such path; did you mean 'optimizer.name', 'optimizer.betas',
+    'optimizer.maximize'?", names not close to it (maximize is refused), and not why or what takes it."""
+    from hpotool.components import MANAGED, REGISTRIES
+
+    section, _, key = path.partition(".")
+    if section not in ("model", "optimizer", "scheduler", "loss") or not key or "." in key:
+        return
+    if key in MANAGED[cast("Kind", section)]:  # a schedule's last_epoch: check_path says why it is refused
+        return
+    if section in opt.search_space or f"{section}.name" in opt.search_space:
+        return  # a search that switches the component: check_path's paths include each choice's arguments
+    name = str(getattr(run, section).name)
+    try:
+        takes = component_kwargs(cast("Kind", section), name)
+    except HpoError:
+        return
+    if not takes or key in takes:  # **kwargs: anything goes
+        return
+    others = []
+    for other in REGISTRIES[cast("Kind", section)]:
+        try:
+            if other != name and key in component_kwargs(cast("Kind", section), other):
+                others.append(other)
+        except HpoError:
+            continue
+    # A key another built-in takes is no typo (momentum is not a misspelt betas)
+    near = [] if others else closest(path, [f"{section}.{t}" for t in takes], n=1)
+    mean = f" (did you mean {near[0]!r}?)" if near else ""
+    fix = (
+        f"; {', '.join(others)} {'takes' if len(others) == 1 else 'take'} it: set {section}.name in the run "
+        f"config, or search {section}.name with {path} under when: {{{section}.name: {others[0]}}}"
+        if others
+        else ""
+    )
+    raise HpoError(
+        f"search_space.{path}: {section} {name!r} takes no argument {key!r}{mean}; it takes: {', '.join(takes)}{fix}"
+    )
+
+
 def _check_list_item(path: str, fixed: Mapping[str, Any]) -> None:
     """`model.hidden.0` needs `model.hidden` to be a list (set_path would turn a number into a mapping)."""
     parent, _, last = path.rpartition(".")
@@ -439,6 +480,7 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                 ):  # an argument of the component only a condition that never holds asks for
                     _check_condition_paths(path, param, opt, valid)
                     _condition_values(param, opt, fixed, path)
+                    _check_component_takes(path, run, opt)
                 check_path(path, valid)
             if path == "loss.name" and run.trainer is None:
                 _check_auto_loss_name(param, run, opt, auto_task(run, opt, data))
@@ -593,6 +635,8 @@ def _check_value(s: _Searched, value: Any, context: dict[str, Any]) -> None:
     except HpoError as exc:
         if isinstance(param, FloatParam) and "valid integer" in str(exc):
             raise HpoError(f"{exc}; {path} takes whole numbers: use type: int") from None
+        if not isinstance(param, CategoricalParam) and "valid string" in str(exc):  # activation: 0.0
+            raise HpoError(f"{exc}; {path} takes text: use type: categorical, with its choices") from None
         if "takes no argument" in str(exc) and len(contexts) > 1:
             raise HpoError(f"{exc}{_taken_by_hint(path, contexts)}") from None
         raise

@@ -221,6 +221,17 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
     return storage
 
 
+def _url_of_path(value: str) -> str:
+    """`for the SQLite file x.db, write sqlite:///x.db` where a storage that is not a URL is the path of a
+    SQLite file or journal (`storage: studies/x.db`, a new user's first guess), else ''."""
+    suffix = Path(value).suffix.lower()
+    if suffix in (".db", ".sqlite", ".sqlite3"):
+        return f"for the SQLite file {value}, write sqlite:///{value}"
+    if suffix == ".log":
+        return f"for the journal file {value}, write journal:{value}"
+    return ""
+
+
 def check_storage(url: str) -> None:
     """What a run refuses in `url`, found without connecting to a server or writing anything (`optimize
     --dry-run`): not a URL, an unknown scheme or a missing driver, an in-memory SQLite database, a folder,
@@ -310,8 +321,12 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
             return storage
         if "://" not in url:
             raise HpoError(
-                f"storage {shown_url(url)!r} is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., "
-                f"mysql+pymysql://..., redis://host:6379 or journal:path.log"
+                f"storage {shown_url(url)!r} is not a storage URL; "
+                + (
+                    _url_of_path(url)
+                    or "use sqlite:///path.db, postgresql+psycopg://..., mysql+pymysql://..., redis://host:6379 or "
+                    "journal:path.log"
+                )
             )
         if check_only:  # the dialect and its driver, as the engine loads them; no connection
             import sqlalchemy

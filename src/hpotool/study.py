@@ -153,6 +153,34 @@ def open_study(
                 on_new_study(f"new study {opt.study_name!r} in {location(plan.storage_url)}{near}")
             return created, ()
     _wait_for_creator(existing, joined=joined)
+    check_objectives(existing, plan)
+    trials = existing.get_trials(deepcopy=False)
+    if fingerprint.ATTR not in existing.user_attrs and all(t.state == TrialState.WAITING for t in trials):
+        # Nothing has run in it and it was never described: its creator died in between (kill -9, an OOM
+        # kill), or plain Optuna code made it. Left so, it was used unchecked for good, and exported without
+        # a run config. The queue is left as it is: prepare_resume queues the warm starts it lacks.
+        describe_study(existing, plan)
+    fingerprint.check(existing, plan.run, opt, allow_changed=plan.allow_changed_config)
+    _record_run_settings(existing, opt)
+    # Others may be sampling it: a process created it a moment ago (it is empty, or we lost the race to
+    # create it) or has a trial running. A resume of an idle study keeps reproducible seeds.
+    others = joined or not trials or any(t.state == TrialState.RUNNING for t in trials)
+    salt = process_salt() if others else ()
+    fixed = leaf_values(plan.run)
+    existing.sampler = (
+        study_sampler(opt, fixed=fixed, existing=len(trials), salt=salt) if trials or salt else plan.sampler
+    )
+    existing.pruner = plan.pruner
+    return existing, salt
+
+
+def check_objectives(existing: optuna.Study, plan: StudyPlan) -> None:
+    """Refuse to resume `existing` with another metric or direction (read only: its dry run checks it too).
+
+    Raises:
+        HpoError: naming what the study was created for and what the config says.
+    """
+    opt = plan.opt
     stored = existing.user_attrs.get("optimize_config", {})
     stored_directions = [d.name.lower() for d in existing.directions]
     if stored_directions != opt.study_directions:
@@ -183,24 +211,6 @@ def open_study(
             f"config says [{', '.join(opt.objectives)}]; its trials' values are those metrics in that order, so not even "
             f"--allow-changed-config can change them: use another study_name or storage"
         )
-    trials = existing.get_trials(deepcopy=False)
-    if fingerprint.ATTR not in existing.user_attrs and all(t.state == TrialState.WAITING for t in trials):
-        # Nothing has run in it and it was never described: its creator died in between (kill -9, an OOM
-        # kill), or plain Optuna code made it. Left so, it was used unchecked for good, and exported without
-        # a run config. The queue is left as it is: prepare_resume queues the warm starts it lacks.
-        describe_study(existing, plan)
-    fingerprint.check(existing, plan.run, opt, allow_changed=plan.allow_changed_config)
-    _record_run_settings(existing, opt)
-    # Others may be sampling it: a process created it a moment ago (it is empty, or we lost the race to
-    # create it) or has a trial running. A resume of an idle study keeps reproducible seeds.
-    others = joined or not trials or any(t.state == TrialState.RUNNING for t in trials)
-    salt = process_salt() if others else ()
-    fixed = leaf_values(plan.run)
-    existing.sampler = (
-        study_sampler(opt, fixed=fixed, existing=len(trials), salt=salt) if trials or salt else plan.sampler
-    )
-    existing.pruner = plan.pruner
-    return existing, salt
 
 
 def _near_study(plan: StudyPlan, storage: Any) -> str:
@@ -347,24 +357,37 @@ def nothing_to_run(done: int, target: int) -> str:
     )
 
 
-def finished_so_far(study_name: str, url: str, *, ask_server: bool) -> int | None:
-    """How many finished trials the study holds in `url` already (0: no such study yet), read without
-    writing, for `optimize --dry-run`; None where it could not tell: a server not asked (`ask_server`
-    false: a dry run of configs contacts none), or a storage that does not open.
+def finished_so_far(plan: StudyPlan, *, ask_server: bool) -> tuple[int | None, bool]:
+    """How many finished trials the study holds in the plan's storage already (0: no such study yet), read
+    without writing, for `optimize --dry-run`; None where it could not tell: a server not asked (`ask_server`
+    false: a dry run of configs contacts none), or a storage that does not open. And whether its grid or
+    brute-force search has run every point, so that the run would run nothing.
 
     Raises:
-        HpoError: what the run would refuse in `url` (`storage.check_storage`).
+        HpoError: what the run would refuse in that storage (`storage.check_storage`), a second study beside
+            one of its name, or of the study it holds: another metric or direction, another experiment
+            (`fingerprint.check`).
     """
     from hpotool.storage import check_storage, load_study, storage_file
 
+    study_name, url = plan.opt.study_name, plan.storage_url
     check_storage(url)  # what the run would refuse, its dry run refuses
+    # A study in journal:studies/NAME.log, or beside the config run from another folder: the run refuses to
+    # start a second one in the default file (both read files only, opened read-only in a dry run).
+    _refuse_a_second_study_beside_a_journal(plan)
+    _refuse_a_second_study_beside_the_config(plan)
     path = storage_file(url)
     if path is None and not ask_server:
-        return None
+        return None, False
     if path is not None and not path.exists():
-        return 0
+        return 0, False
     try:
         study = load_study(study_name, url)
     except HpoError as exc:
-        return 0 if str(exc).startswith(f"no study {study_name!r} in ") else None
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+        return (0 if str(exc).startswith(f"no study {study_name!r} in ") else None), False
+    check_objectives(study, plan)  # the run refuses to resume it with another experiment: so does its dry run
+    fingerprint.check(study, plan.run, plan.opt, allow_changed=plan.allow_changed_config, record=False)
+    from hpotool.loop import sampler_exhausted
+
+    study.sampler = plan.sampler  # the grid the run would search (a loaded study has Optuna's default)
+    return len(study.get_trials(deepcopy=False, states=FINISHED)), sampler_exhausted(study)
