@@ -16,18 +16,26 @@ import pytest
 from optuna.trial import TrialState
 
 import hpotool.waiting
+import hpotool.workers
 from hpotool.loop import POLL_S, run_trials
 from hpotool.plan import StudyPlan, prepare_study
 from hpotool.storage import make_storage
 from hpotool.study import open_study
+from hpotool.workers import _Monitor
 from tests.test_workers import _study_configs, storage  # noqa: F401 (the storage fixture)
 
 
 def _held_by_another_machine(
-    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], where: tuple[str, str]
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    where: tuple[str, str],
+    *,
+    owned: bool = True,
 ) -> tuple[StudyPlan, optuna.Study, optuna.Study, optuna.trial.Trial]:
     """A study of one trial (the plan, the study as this run opens it, and the same study opened apart, as
-    another machine has it) whose one slot that machine's trial, returned, holds RUNNING."""
+    another machine has it) whose one slot that machine's trial, returned, holds RUNNING (with no owner
+    recorded where not `owned`)."""
     plan = prepare_study(*_study_configs(tmp_path, run_dict, opt_dict, where, 1))
     study, _ = open_study(plan)
     other = optuna.load_study(study_name=where[1], storage=make_storage(where[0]))
@@ -36,7 +44,8 @@ def _held_by_another_machine(
             "ignore", UserWarning
         )  # "Heartbeat ... supposed to be used with Study.optimize"
         trial = other.ask()
-    trial.set_user_attr("worker", {"host": "machine-b.example", "pid": 4242})
+    if owned:
+        trial.set_user_attr("worker", {"host": "machine-b.example", "pid": 4242})
     return plan, study, other, trial
 
 
@@ -119,3 +128,41 @@ def test_a_waiting_run_takes_a_slot_that_comes_free_at_its_next_look(
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE], (trials, len(sleeps))
     assert trials[1].user_attrs["worker"]["pid"] == os.getpid()
     assert waited == [], waited  # it asked at the look right after the slot came free
+
+
+class _Shown:
+    """A display that keeps the numbers of the finished trials it is shown."""
+
+    def __init__(self) -> None:
+        self.finished: list[int] = []
+
+    def study_started(self, study: optuna.Study, target: int | None, already_done: int) -> None: ...
+    def trial_started(self, number: int, params: Any, epochs: int) -> None: ...
+    def epoch_ended(self, number: int, result: Any) -> None: ...
+    def trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.finished.append(trial.number)
+
+
+def test_the_main_process_of_workers_reads_the_trials_only_once_the_study_changes(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    storage: tuple[str, str],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # With --workers, the main process looked for newly finished trials twice a second for the whole run,
+    # each look a read of every trial of the study (on PostgreSQL 7 statements), while its workers waited
+    # for another machine's last trials or trained. Now a look is the one cheap query of a waiting run.
+    _, study, other, held = _held_by_another_machine(tmp_path, run_dict, opt_dict, storage)
+    monkeypatch.setattr(hpotool.workers, "FULL_LOOK_S", 3600.0)  # no read for its own sake in this test
+    shown = _Shown()
+    monitor = _Monitor(study, shown)
+    reads = _counting_reads(monkeypatch, study)
+    for _ in range(30):
+        monitor.poll()
+    assert reads == [], len(reads)  # before: 30
+    other.tell(held, 0.5)  # the other machine's trial ends: the next look reads the trials, and shows it
+    monitor.poll()
+    assert shown.finished == [held.number]
+    assert len(reads) == 1
+
