@@ -166,3 +166,30 @@ def test_the_main_process_of_workers_reads_the_trials_only_once_the_study_change
     assert shown.finished == [held.number]
     assert len(reads) == 1
 
+
+def test_a_run_waiting_for_a_trial_with_no_owner_looks_up_its_heartbeat_once_not_every_poll(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    storage: tuple[str, str],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The slot held by a trial with no owner recorded (its process may still be about to record itself),
+    # the run looked up that trial's heartbeat record every 0.1 s (one query of the heartbeat table each,
+    # on PostgreSQL, MySQL, SQLite) for up to the grace period (60 s). Now at the reads of the trials only.
+    import hpotool.stale
+
+    plan, study, _, _ = _held_by_another_machine(tmp_path, run_dict, opt_dict, storage, owned=False)
+    monkeypatch.setattr(hpotool.waiting, "FULL_LOOK_S", 3600.0)
+    looked_up: list[int] = []
+    beating = hpotool.stale._beating
+
+    def counted(storage: Any, trial_id: int) -> bool:
+        looked_up.append(trial_id)
+        return beating(storage, trial_id)
+
+    monkeypatch.setattr(hpotool.stale, "_beating", counted)
+    stop = threading.Event()
+    _counting_sleep(monkeypatch, lambda n: n >= 30 and stop.set())
+    run_trials(study, plan, stop)
+    assert 1 <= len(looked_up) <= 2, len(looked_up)  # before: 30
