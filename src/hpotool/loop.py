@@ -16,7 +16,7 @@ import random
 import sys
 import time
 import warnings
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from shlex import quote
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
@@ -55,6 +55,7 @@ from hpotool.storage import (
 from hpotool.study import FINISHED, open_study
 from hpotool.summary import StudySummary, summarize
 from hpotool.user_trainer import broke_contract, contract_stop
+from hpotool.waiting import study_version, wait_for_change
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
 
 # How often a process waiting for a slot (every remaining trial is running elsewhere) looks again: when
 # the last trials end, idle workers notice within this and exit, so the command ends with its last trial.
+# A look is one cheap query; the trials are read again only once it sees a change (`waiting`).
 POLL_S = 0.1
 # How long a brute-force trial waits for the values of trials asked before it (see _wait_for_earlier_draws).
 DRAW_WAIT_S = 10.0
@@ -190,6 +192,9 @@ def run_trials(
     next_stale_check = start
     wait_note = WaitNote(plan, grace)  # other processes' trials have taken every slot for so long
     ownerless_note = OwnerlessNote(grace)
+    # `study_version` as of the last read of the trials while the run waits (None: read it with them), so a
+    # wait reads them again only once it changes (`waiting.wait_for_change`)
+    version: Hashable = None
     # As Study.optimize does: a sampler with nothing left to try (grid, brute force) calls study.stop() from
     # `tell`, which Optuna allows only inside its optimize loop; this loop then ends the same way.
     study._stop_flag = False
@@ -208,6 +213,8 @@ def run_trials(
                 fail_dead_local_trials(study, silent_only=beating)
                 fail_ownerless_trials(study, grace)
                 next_stale_check = now + interval
+            if version is None:
+                version = study_version(study)
             trials = _finished_and_running(study)
             if sum(t.state in FINISHED for t in trials) >= target:
                 break
@@ -215,18 +222,23 @@ def run_trials(
             alone = multiprocessing.parent_process() is None  # a worker's main process says it
             if not beating and alone:
                 wait_note.look(trials, waiting, now)
+            # Until the trials are read again: the next look for stale trials, the timeout, a note due.
+            until = min(next_stale_check, math.inf if timeout is None else start + timeout)
             if waiting:
                 due = ownerless_note.look(study, trials, say=alone)
                 if due is not None:  # fail it as its grace ends, not up to `interval` later
                     next_stale_check = min(next_stale_check, now + due)
-                time.sleep(poll)
+                notes = (ownerless_note.note_in, wait_note.due_in(now) if not beating and alone else None)
+                until = min(next_stale_check, until, *(now + s for s in notes if s is not None))
+                version = wait_for_change(study, version, poll, until, stop)
                 continue
             if _all_started(study):  # other workers run the last points: wait, run none twice
                 if sampler_exhausted(study, running_done=False):
                     guard.exhausted = True
                     break
-                time.sleep(poll)
+                version = wait_for_change(study, version, poll, until, stop)
                 continue
+            version = None
             trial: optuna.Trial | None = None
             try:
                 # "heartbeat is supposed to be used with Study.optimize": it is, below. A signal during `ask`
@@ -313,6 +325,14 @@ class WaitNote:
         elif now - self.since >= self.grace:
             self.said = _waiting_for_other_machines(self.plan, trials)
 
+    def due_in(self, now: float) -> float | None:
+        """Seconds until the next `look` may say it; None where it has said it, the run does not wait, or
+        the grace has passed (it says it at the look that first finds a trial of another machine running:
+        that trial's start is a change to the study, which a waiting run reads the trials again for)."""
+        if self.said or self.since is None or now - self.since >= self.grace:
+            return None
+        return self.since + self.grace - now
+
 
 OWNERLESS_NOTE_AFTER_S = 5.0  # an ownerless trial this old is no owner write on its way (those take ms)
 
@@ -326,17 +346,24 @@ class OwnerlessNote:
     def __init__(self, grace: float) -> None:
         self.grace = grace
         self.said: set[int] = set()
+        self.note_in: float | None = None  # seconds until a trial of the last look is old enough to say
 
     def look(self, study: optuna.Study, trials: list[FrozenTrial], *, say: bool) -> float | None:
         """Called while the run waits for a slot, every one taken by `trials`; returns the seconds until the
         first of their ownerless trials is past its grace (None where there is none), and says so where
         `say` (once for each such trial)."""
+        self.note_in = None
         left = ownerless_left(trials, self.grace, study._storage)
         if not left:
             return None
         # A live process records its owner milliseconds after `ask`: one just asked (the last slot, which
         # this run waits for) is no wait to announce; one without an owner for seconds is.
         after = min(OWNERLESS_NOTE_AFTER_S, self.grace / 2)
+        young = [
+            s - (self.grace - after) for n, s in left.items() if n not in self.said and self.grace - s < after
+        ]
+        if say and young:  # the run looks again then, whether or not the study changed meanwhile
+            self.note_in = max(min(young), 0.0)
         old = {n: s for n, s in left.items() if self.grace - s >= after}
         if (
             say and old and not old.keys() <= self.said and max(old.values()) > 0

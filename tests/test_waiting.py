@@ -1,0 +1,195 @@
+"""A run waiting for a slot that other processes' trials hold: how often it reads the study, how soon it
+takes a slot that comes free. Counts reads and looks, never seconds."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import hpotool.waiting
+import hpotool.workers
+from hpotool.loop import POLL_S, run_trials
+from hpotool.plan import StudyPlan, prepare_study
+from hpotool.storage import make_storage
+from hpotool.study import open_study
+from hpotool.workers import _Monitor
+from tests.test_workers import _study_configs, storage  # noqa: F401 (the storage fixture)
+
+
+def _held_by_another_machine(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    where: tuple[str, str],
+    *,
+    owned: bool = True,
+) -> tuple[StudyPlan, optuna.Study, optuna.Study, optuna.trial.Trial]:
+    """A study of one trial (the plan, the study as this run opens it, and the same study opened apart, as
+    another machine has it) whose one slot that machine's trial, returned, holds RUNNING (with no owner
+    recorded where not `owned`)."""
+    plan = prepare_study(*_study_configs(tmp_path, run_dict, opt_dict, where, 1))
+    study, _ = open_study(plan)
+    other = optuna.load_study(study_name=where[1], storage=make_storage(where[0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "ignore", UserWarning
+        )  # "Heartbeat ... supposed to be used with Study.optimize"
+        trial = other.ask()
+    if owned:
+        trial.set_user_attr("worker", {"host": "machine-b.example", "pid": 4242})
+    return plan, study, other, trial
+
+
+def _counting_sleep(monkeypatch: pytest.MonkeyPatch, on_call: Callable[[int], None]) -> list[float]:
+    """Count the sleeps the run asks for (their lengths, in order), calling `on_call(n)` before the n-th."""
+    sleeps: list[float] = []
+    real = time.sleep
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        on_call(len(sleeps))
+        real(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    return sleeps
+
+
+def _counting_reads(monkeypatch: pytest.MonkeyPatch, study: optuna.Study) -> list[int]:
+    """Count the times the run reads the study's trials (`get_all_trials` on its storage)."""
+    reads: list[int] = []
+    read = study._storage.get_all_trials
+
+    def get_all_trials(*args: Any, **kwargs: Any) -> Any:
+        reads.append(1)
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(study._storage, "get_all_trials", get_all_trials)
+    return reads
+
+
+def test_a_run_waiting_for_a_slot_looks_every_poll_but_reads_the_trials_once(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    storage: tuple[str, str],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every slot taken by another machine's trial, the run read all the study's trials every 0.1 s while it
+    # waited: on PostgreSQL 7 statements a look, 62 a second and 4% of a core for each process waiting
+    # (docs/PERFORMANCE_NOTES.md). Now each look is one cheap query, and the trials are read once.
+    plan, study, _, _ = _held_by_another_machine(tmp_path, run_dict, opt_dict, storage)
+    monkeypatch.setattr(hpotool.waiting, "FULL_LOOK_S", 3600.0)  # no read for its own sake in this test
+    stop = threading.Event()
+    sleeps = _counting_sleep(monkeypatch, lambda n: n >= 30 and stop.set())
+    reads = _counting_reads(monkeypatch, study)
+    run_trials(study, plan, stop)
+    assert len(sleeps) == 30 and all(s <= POLL_S for s in sleeps), sleeps  # as soon to see a slot free
+    # Before: 34 on SQLite (the first look's 4 for dead and stale trials and the queue, then one a poll).
+    assert len(reads) <= 5, len(reads)
+    assert [t.state for t in study.get_trials()] == [TrialState.RUNNING]
+
+
+def test_a_waiting_run_takes_a_slot_that_comes_free_at_its_next_look(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    storage: tuple[str, str],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The cheap look must see a trial of another process end: the run takes the slot it frees at the next
+    # look, as when it read every trial each poll (not at its next full read).
+    plan, study, other, held = _held_by_another_machine(tmp_path, run_dict, opt_dict, storage)
+    monkeypatch.setattr(hpotool.waiting, "FULL_LOOK_S", 3600.0)
+    stop = threading.Event()
+    freed = threading.Event()
+    waited: list[int] = []  # the sleeps asked for after the slot came free, before this run took it
+
+    def on_call(n: int) -> None:
+        if n == 5:
+            other.tell(held, state=TrialState.FAIL)  # that machine's trial failed: its slot is free
+            freed.set()
+        elif freed.is_set() and len(other.get_trials(deepcopy=False)) == 1:
+            waited.append(n)
+        if n >= 100:  # the run never took the slot: end the test
+            stop.set()
+
+    sleeps = _counting_sleep(monkeypatch, on_call)
+    run_trials(study, plan, stop)
+    trials = other.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE], (trials, len(sleeps))
+    assert trials[1].user_attrs["worker"]["pid"] == os.getpid()
+    assert waited == [], waited  # it asked at the look right after the slot came free
+
+
+class _Shown:
+    """A display that keeps the numbers of the finished trials it is shown."""
+
+    def __init__(self) -> None:
+        self.finished: list[int] = []
+
+    def study_started(self, study: optuna.Study, target: int | None, already_done: int) -> None: ...
+    def trial_started(self, number: int, params: Any, epochs: int) -> None: ...
+    def epoch_ended(self, number: int, result: Any) -> None: ...
+    def trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.finished.append(trial.number)
+
+
+def test_the_main_process_of_workers_reads_the_trials_only_once_the_study_changes(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    storage: tuple[str, str],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # With --workers, the main process looked for newly finished trials twice a second for the whole run,
+    # each look a read of every trial of the study (on PostgreSQL 7 statements), while its workers waited
+    # for another machine's last trials or trained. Now a look is the one cheap query of a waiting run.
+    _, study, other, held = _held_by_another_machine(tmp_path, run_dict, opt_dict, storage)
+    monkeypatch.setattr(hpotool.workers, "FULL_LOOK_S", 3600.0)  # no read for its own sake in this test
+    shown = _Shown()
+    monitor = _Monitor(study, shown)
+    reads = _counting_reads(monkeypatch, study)
+    for _ in range(30):
+        monitor.poll()
+    assert reads == [], len(reads)  # before: 30
+    other.tell(held, 0.5)  # the other machine's trial ends: the next look reads the trials, and shows it
+    monitor.poll()
+    assert shown.finished == [held.number]
+    assert len(reads) == 1
+
+
+def test_a_run_waiting_for_a_trial_with_no_owner_looks_up_its_heartbeat_once_not_every_poll(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    storage: tuple[str, str],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The slot held by a trial with no owner recorded (its process may still be about to record itself),
+    # the run looked up that trial's heartbeat record every 0.1 s (one query of the heartbeat table each,
+    # on PostgreSQL, MySQL, SQLite) for up to the grace period (60 s). Now at the reads of the trials only.
+    import hpotool.stale
+
+    plan, study, _, _ = _held_by_another_machine(tmp_path, run_dict, opt_dict, storage, owned=False)
+    monkeypatch.setattr(hpotool.waiting, "FULL_LOOK_S", 3600.0)
+    looked_up: list[int] = []
+    beating = hpotool.stale._beating
+
+    def counted(storage: Any, trial_id: int) -> bool:
+        looked_up.append(trial_id)
+        return beating(storage, trial_id)
+
+    monkeypatch.setattr(hpotool.stale, "_beating", counted)
+    stop = threading.Event()
+    _counting_sleep(monkeypatch, lambda n: n >= 30 and stop.set())
+    run_trials(study, plan, stop)
+    assert 1 <= len(looked_up) <= 2, len(looked_up)  # before: 30
