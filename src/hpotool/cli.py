@@ -1513,7 +1513,10 @@ def fail_stale(
                 f"other machines, and this storage has no heartbeat to tell a dead worker from a live one; stop "
                 f"every worker, then run again with --all-running"
             )
-        _out().print(f"marked {len(failed)} stale trial(s) FAIL: {_numbers(sorted(failed)) or 'none'}")
+        if failed:
+            _out().print(f"marked {len(failed)} stale trial(s) FAIL: {_numbers(sorted(failed))}")
+        else:
+            _out().print(f"no {'running' if all_running else 'stale'} trial: nothing marked FAIL")
         if alive and heartbeat:
             # A trial whose machine was killed seconds ago is left too: its heartbeat is not yet stale.
             grace = heartbeat_settings()[1]
