@@ -176,6 +176,18 @@ CASES = [
         run={"model": {"name": "mlp", "hiden": [16]}},
     ),
     Case(
+        "misspelt-activation",
+        "a misspelt activation",
+        "error: run.yaml: model: ValueError: unknown activation 'rellu' (did you mean 'relu'?); choose one of: relu, gelu, silu, tanh, leaky_relu, elu",
+        run={"model": {"name": "mlp", "hidden": [16], "activation": "rellu"}},
+    ),
+    Case(
+        "misspelt-norm",
+        "a misspelt normalization",
+        "error: run.yaml: model: ValueError: unknown norm 'layr' (did you mean 'layer'?); choose one of: none, batch, layer",
+        run={"model": {"name": "mlp", "hidden": [16], "norm": "layr"}},
+    ),
+    Case(
         "optimizer-maximize",
         "an optimizer told to maximize, which climbs the loss",
         "error: run.yaml: optimizer: optimizer 'adam' argument 'maximize': true makes the optimizer climb the loss, and hpotool trains by lowering it; remove maximize (to maximize a metric such as val_accuracy, set direction: maximize in the optimize config)",
