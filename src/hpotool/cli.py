@@ -522,13 +522,25 @@ class _Outcome:
 
     summary: StudySummary | None = None
     writing_report: bool = False
+    # The storage it is opening (it may have written its file and folder, or created the study), once the
+    # configs are checked; until then nothing was written.
+    opening: str | None = None
+    opened: bool = False  # the study exists, and no trial has ended yet
 
 
 def _say_interrupted(outcome: _Outcome) -> None:
     """What a signal outside the trials stopped (the trials' own interrupt is in the summary)."""
     summary = outcome.summary
-    if summary is None:
+    if summary is None and outcome.opened:
         _err().print("interrupted: no trial was running; run the same command to resume", soft_wrap=True)
+    elif summary is None and outcome.opening is not None:
+        _err().print(
+            f"interrupted while opening the study in {outcome.opening}, before any trial ran; run the same "
+            f"command to go on",
+            soft_wrap=True,
+        )
+    elif summary is None:  # importing torch, reading the configs, checking them
+        _err().print("interrupted before the study started; nothing was written", soft_wrap=True)
     elif outcome.writing_report:
         _err().print(
             f"interrupted: the report was not written; hpotool report --study-name {summary.study_name} "
@@ -609,6 +621,7 @@ def _optimize(
             return
 
         def opened(new_study: str | None) -> None:
+            outcome.opened = True
             # Once the study is open: a study that will not open (a server that refuses, another direction)
             # is the one line printed, not read after notes about a run that will not happen.
             for note in plan.notes:  # on stderr before the progress, so it stays in view
@@ -628,6 +641,7 @@ def _optimize(
 
         from hpotool.lock_watch import saying_lock_waits
 
+        outcome.opening = shown_url(plan.storage_url)
         with saying_lock_waits(plan.storage_url, _note):  # not a silent minute behind another's lock
             if quiet or as_json:
                 summary = run()
