@@ -605,11 +605,12 @@ def _optimize(
             short = _short_of_top(plan, source, top)
             if short:
                 plan = replace(plan, notes=(*plan.notes, short))
-        from hpotool.storage import check_storage
+        from hpotool.storage import check_storage, storage_origin
 
         # A storage the run refuses (a folder, no URL, a file of another kind) is the one line printed: the
         # notes came first, then the error. Checked without connecting to a server or writing anything.
-        check_storage(plan.storage_url)
+        with storage_origin(plan.storage_url, plan.storage_origin):
+            check_storage(plan.storage_url)
         if dry_run:
             for note in plan.notes:
                 _note(note)
@@ -1283,8 +1284,10 @@ def studies(
     under the table, where they are stored."""
     with user_errors():
         from hpotool.browse import study_rows
+        from hpotool.storage import storage_origin
 
-        rows, notes = study_rows(storage)
+        with storage_origin(storage, "--storage"):
+            rows, notes = study_rows(storage)
         for note in notes:
             _note(note)
         if as_json:
@@ -1718,7 +1721,11 @@ def prune_audit(
         from hpotool.prune_audit import audit_pruning
 
         study = find_study(study_name, storage)
-        baseline = find_study(against, against_storage) if against else None
+        baseline = (
+            find_study(against, against_storage, storage_option="--against-storage", name_option="--against")
+            if against
+            else None
+        )
         data = audit_pruning(study, baseline, top_k)
         if as_json:
             _print_json(data)
