@@ -600,6 +600,8 @@ def _optimize(
                     name_option="--enqueue-from",
                 )
             except HpoError as exc:
+                if str(exc).startswith("--enqueue-from-storage: "):  # its storage refused: that option named
+                    raise
                 raise HpoError(f"--enqueue-from: {exc}") from None
             plan = with_warm_start(plan, source, top)
             short = _short_of_top(plan, source, top)
