@@ -11,6 +11,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
+
 from .conftest import OPTIMIZE, RUN
 
 
@@ -54,6 +56,11 @@ class Case:
 
 
 LR = "optimizer.lr"
+
+
+def _optimize_text(**patch: Any) -> str:
+    """The tiny optimize config's text with `patch` applied, for keys `Case.configs` sets itself (storage)."""
+    return yaml.safe_dump({**OPTIMIZE, **patch}, sort_keys=False)
 
 
 def _space(**spec: Any) -> dict[str, Any]:
@@ -174,6 +181,18 @@ CASES = [
         "a misspelt component argument",
         "error: run.yaml: model: model 'mlp' takes no argument 'hiden' (did you mean 'hidden'?); it takes: hidden, layers, activation, dropout, norm",
         run={"model": {"name": "mlp", "hiden": [16]}},
+    ),
+    Case(
+        "misspelt-activation",
+        "a misspelt activation",
+        "error: run.yaml: model: ValueError: unknown activation 'rellu' (did you mean 'relu'?); choose one of: relu, gelu, silu, tanh, leaky_relu, elu",
+        run={"model": {"name": "mlp", "hidden": [16], "activation": "rellu"}},
+    ),
+    Case(
+        "misspelt-norm",
+        "a misspelt normalization",
+        "error: run.yaml: model: ValueError: unknown norm 'layr' (did you mean 'layer'?); choose one of: none, batch, layer",
+        run={"model": {"name": "mlp", "hidden": [16], "norm": "layr"}},
     ),
     Case(
         "optimizer-maximize",
@@ -532,43 +551,55 @@ CASES = [
     Case(
         "malformed-storage",
         "a storage that is not a URL",
-        "error: storage 'studies/tiny.db' is not a storage URL; for the SQLite file studies/tiny.db, write sqlite:///studies/tiny.db",
+        "error: --storage: 'studies/tiny.db' is not a storage URL; for the SQLite file studies/tiny.db, write sqlite:///studies/tiny.db",
         args=("--storage", "studies/tiny.db"),
     ),
     Case(
         "malformed-storage-no-file",
         "a storage that is not a URL nor the path of a SQLite file or journal",
-        "error: storage 'postgres' is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., mysql+pymysql://..., redis://host:6379 or journal:path.log",
+        "error: --storage: 'postgres' is not a storage URL; use sqlite:///path.db, postgresql+psycopg://..., mysql+pymysql://..., redis://host:6379 or journal:path.log",
         args=("--storage", "postgres"),
     ),
     Case(
         "malformed-storage-journal-path",
         "a journal file's path given as the storage, without journal:",
-        "error: storage 'studies/tiny.log' is not a storage URL; for the journal file studies/tiny.log, write journal:studies/tiny.log",
+        "error: --storage: 'studies/tiny.log' is not a storage URL; for the journal file studies/tiny.log, write journal:studies/tiny.log",
         args=("--storage", "studies/tiny.log"),
+    ),
+    Case(
+        "config-storage-not-a-url",
+        "an optimize config whose storage: is a file's path, not a URL (the refusal names the file and key)",
+        "error: optimize.yaml: storage: 'studies/tiny.db' is not a storage URL; for the SQLite file studies/tiny.db, write sqlite:///studies/tiny.db",
+        optimize_text=_optimize_text(storage="studies/tiny.db"),
+    ),
+    Case(
+        "config-storage-is-a-folder",
+        "an optimize config whose storage: names the folder the studies go in, not a file",
+        "error: optimize.yaml: storage: 'sqlite:///studies': 'studies' is a folder, not a SQLite file; give a file in it, sqlite:///studies/NAME.db (NAME: the study's name)",
+        optimize_text=_optimize_text(storage="sqlite:///studies"),
     ),
     Case(
         "sqlite-not-a-database",
         "a sqlite: storage naming a file that is not a SQLite database",
-        "error: storage 'sqlite:///run.yaml': 'run.yaml' is not a SQLite database; hpotool would add Optuna's tables to it, so give a new file or one hpotool wrote (nothing was written to this one)",
+        "error: --storage: 'sqlite:///run.yaml': 'run.yaml' is not a SQLite database; hpotool would add Optuna's tables to it, so give a new file or one hpotool wrote (nothing was written to this one)",
         args=("--storage", "sqlite:///run.yaml"),
     ),
     Case(
         "journal-not-a-journal",
         "a journal: storage naming a file that is not an Optuna journal",
-        "error: storage 'journal:run.yaml': 'run.yaml' is not an Optuna journal file (its first line is not a journal record); give the journal hpotool optimize wrote to, or a new file name (nothing was written to this one)",
+        "error: --storage: 'journal:run.yaml': 'run.yaml' is not an Optuna journal file (its first line is not a journal record); give the journal hpotool optimize wrote to, or a new file name (nothing was written to this one)",
         args=("--storage", "journal:run.yaml"),
     ),
     Case(
         "unknown-storage-scheme",
         "a storage URL whose database name SQLAlchemy does not know (postgres://)",
-        "error: storage 'postgres://nobody@127.0.0.1:1/none': no database or driver 'postgres' (did you mean 'postgresql+psycopg'?); use sqlite:///path.db, postgresql+psycopg://..., mysql+pymysql://..., redis://host:6379 or journal:path.log",
+        "error: --storage: 'postgres://nobody@127.0.0.1:1/none': no database or driver 'postgres' (did you mean 'postgresql+psycopg'?); use sqlite:///path.db, postgresql+psycopg://..., mysql+pymysql://..., redis://host:6379 or journal:path.log",
         args=("--storage", "postgres://nobody@127.0.0.1:1/none"),
     ),
     Case(
         "unreachable-storage",
         "a storage server that does not answer",
-        "error: storage 'postgresql+psycopg://nobody@127.0.0.1:1/none': cannot open it: (psycopg.OperationalError) connection failed: connection to server at \"127.0.0.1\", port 1 failed: Connection refused; is the server running on 127.0.0.1:1? check the host and port in the URL",
+        "error: --storage: 'postgresql+psycopg://nobody@127.0.0.1:1/none': cannot open it: (psycopg.OperationalError) connection failed: connection to server at \"127.0.0.1\", port 1 failed: Connection refused; is the server running on 127.0.0.1:1? check the host and port in the URL",
         args=("--storage", "postgresql+psycopg://nobody@127.0.0.1:1/none"),
     ),
     Case(
@@ -1479,13 +1510,13 @@ CASES = [
     Case(
         "sqlite-in-memory",
         "an in-memory SQLite storage (sqlite://, sqlite:///:memory:)",
-        "error: storage 'sqlite://' is an in-memory SQLite database: a study there ends with the command, and its heartbeat and workers could not see it; give a file, sqlite:///studies/NAME.db (or no storage: that default)",
+        "error: --storage: 'sqlite://' is an in-memory SQLite database: a study there ends with the command, and its heartbeat and workers could not see it; give a file, sqlite:///studies/NAME.db (or no storage: that default)",
         args=("--storage", "sqlite://"),
     ),
     Case(
         "sqlite-url-slashes",
         "a SQLite file URL with two slashes, as other URLs have (sqlite://studies/x.db)",
-        "error: storage 'sqlite://studies/x.db' is not a SQLite file URL: write three slashes before a relative path (sqlite:///studies/x.db) or four before an absolute one (sqlite:////studies/x.db)",
+        "error: --storage: 'sqlite://studies/x.db' is not a SQLite file URL: write three slashes before a relative path (sqlite:///studies/x.db) or four before an absolute one (sqlite:////studies/x.db)",
         args=("--storage", "sqlite://studies/x.db"),
     ),
     Case(
@@ -1605,7 +1636,7 @@ CASES = [
     Case(
         "storage-in-a-folder-above",
         "a command that reads a study from a relative --storage, run from a subfolder of the folder it is read from",
-        "error: storage 'sqlite:///studies/tiny.db': no such SQLite file '<cwd>/sub/studies/tiny.db': studies/tiny.db is read from the folder the command runs in, and the study is in <cwd>/studies/tiny.db; run from <cwd>, or give --storage sqlite:///<cwd>/studies/tiny.db",
+        "error: --storage: 'sqlite:///studies/tiny.db': no such SQLite file '<cwd>/sub/studies/tiny.db': studies/tiny.db is read from the folder the command runs in, and the study is in <cwd>/studies/tiny.db; run from <cwd>, or give --storage sqlite:///<cwd>/studies/tiny.db",
         command=("trials", "--study-name", "tiny", "--storage", "sqlite:///studies/tiny.db"),
         existing_study=True,
         run_in="sub",
@@ -1613,7 +1644,7 @@ CASES = [
     Case(
         "storage-file-missing",
         "a command that reads a study from a --storage file that is not there",
-        "error: storage 'sqlite:///runs/tiny.db': no such SQLite file '<cwd>/runs/tiny.db'",
+        "error: --storage: 'sqlite:///runs/tiny.db': no such SQLite file '<cwd>/runs/tiny.db'",
         command=("trials", "--study-name", "tiny", "--storage", "sqlite:///runs/tiny.db"),
     ),
     Case(
@@ -1974,38 +2005,38 @@ CASES = [
     Case(
         "storage-is-a-folder",
         "--storage naming the folder the studies go in, not a file",
-        "error: storage 'sqlite:///studies': 'studies' is a folder, not a SQLite file; give a file in it, sqlite:///studies/NAME.db (NAME: the study's name)",
+        "error: --storage: 'sqlite:///studies': 'studies' is a folder, not a SQLite file; give a file in it, sqlite:///studies/NAME.db (NAME: the study's name)",
         args=("--storage", "sqlite:///studies"),
     ),
     Case(
         "storage-is-a-folder-dry-run",
         "--dry-run with a --storage that names a folder (the run would refuse it)",
-        "error: storage 'sqlite:///studies': 'studies' is a folder, not a SQLite file; give a file in it, sqlite:///studies/NAME.db (NAME: the study's name)",
+        "error: --storage: 'sqlite:///studies': 'studies' is a folder, not a SQLite file; give a file in it, sqlite:///studies/NAME.db (NAME: the study's name)",
         args=("--storage", "sqlite:///studies", "--dry-run"),
     ),
     Case(
         "journal-storage-is-a-folder",
         "a command that reads a study from a journal --storage that names a folder",
-        "error: storage 'journal:studies': 'studies' is a folder, not a journal file; give a file in it, journal:studies/NAME.log (NAME: the study's name)",
+        "error: --storage: 'journal:studies': 'studies' is a folder, not a journal file; give a file in it, journal:studies/NAME.log (NAME: the study's name)",
         command=("trials", "--study-name", "tiny", "--storage", "journal:studies"),
     ),
     Case(
         "storage-file-damaged",
         "a study file that starts as a SQLite database and cannot be read as one (a copy cut short)",
-        "error: storage 'sqlite:///studies/copy.db': 'studies/copy.db' is a damaged SQLite file (file is not a database): restore it from a backup, or copy it again whole (a copy cut short reads so); nothing was written to it",
+        "error: --storage: 'sqlite:///studies/copy.db': 'studies/copy.db' is a damaged SQLite file (file is not a database): restore it from a backup, or copy it again whole (a copy cut short reads so); nothing was written to it",
         command=("trials", "--study-name", "tiny", "--storage", "sqlite:///studies/copy.db"),
         files={"studies/copy.db": "SQLite format 3\x00cut short by a copy that stopped here\n"},
     ),
     Case(
         "sqlite-not-a-database-dry-run",
         "--dry-run with a sqlite: storage naming a file that is not a SQLite database (the run would refuse it)",
-        "error: storage 'sqlite:///run.yaml': 'run.yaml' is not a SQLite database; hpotool would add Optuna's tables to it, so give a new file or one hpotool wrote (nothing was written to this one)",
+        "error: --storage: 'sqlite:///run.yaml': 'run.yaml' is not a SQLite database; hpotool would add Optuna's tables to it, so give a new file or one hpotool wrote (nothing was written to this one)",
         args=("--storage", "sqlite:///run.yaml", "--dry-run"),
     ),
     Case(
         "malformed-storage-dry-run",
         "--dry-run with a storage that is not a URL (the run would refuse it)",
-        "error: storage 'studies/tiny.db' is not a storage URL; for the SQLite file studies/tiny.db, write sqlite:///studies/tiny.db",
+        "error: --storage: 'studies/tiny.db' is not a storage URL; for the SQLite file studies/tiny.db, write sqlite:///studies/tiny.db",
         args=("--storage", "studies/tiny.db", "--dry-run"),
     ),
     Case(

@@ -96,7 +96,9 @@ def test_studies_in_one_storage_and_a_missing_storage(tmp_path: Path) -> None:
     missing = f"sqlite:///{tmp_path / 'none.db'}"
     result = runner.invoke(app, ["studies", "--storage", missing])
     assert result.exit_code == 2
-    assert result.stderr == f"error: storage {missing!r}: no such SQLite file {str(tmp_path / 'none.db')!r}\n"
+    assert (
+        result.stderr == f"error: --storage: {missing!r}: no such SQLite file {str(tmp_path / 'none.db')!r}\n"
+    )
 
 
 def test_trials_are_sorted_best_first_for_each_direction(tmp_path: Path) -> None:
@@ -663,13 +665,13 @@ def test_a_relative_storage_read_from_a_subfolder_names_the_folder_above_that_ho
         kind = "SQLite" if file.endswith(".db") else "journal"
         found = tmp_path / "studies" / file
         assert result.exit_code == 2 and result.stderr == (
-            f"error: storage {url!r}: no such {kind} file {str(here / 'studies' / file)!r}: studies/{file} is read "
+            f"error: --storage: {url!r}: no such {kind} file {str(here / 'studies' / file)!r}: studies/{file} is read "
             f"from the folder the command runs in, and the study is in {found}; run from {tmp_path}, or give "
             f"--storage {url.split(':')[0]}:{'///' if kind == 'SQLite' else ''}{found}\n"
         )
     # a file above that does not hold the study: only where the path was read
     result = CliRunner().invoke(app, ["trials", "--study-name", "t", "--storage", "sqlite:///studies/s.db"])
     assert result.exit_code == 2 and result.stderr == (
-        f"error: storage 'sqlite:///studies/s.db': no such SQLite file {str(here / 'studies' / 's.db')!r}\n"
+        f"error: --storage: 'sqlite:///studies/s.db': no such SQLite file {str(here / 'studies' / 's.db')!r}\n"
     )
     assert not (here / "studies").exists()

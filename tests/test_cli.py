@@ -127,7 +127,7 @@ def test_a_storage_mistake_is_the_one_line_printed_without_the_plans_notes(
     (tmp_path / "studies").mkdir()
     result = runner.invoke(app, [*_optimize_args(tmp_path, run_dict, opt_dict), "--storage", storage])
     assert result.exit_code == 2
-    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(f"error: storage {storage!r}")
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(f"error: --storage: {storage!r}")
     assert list((tmp_path / "studies").iterdir()) == []
     ok = _optimize(tmp_path, run_dict, opt_dict, "--storage", "sqlite:///studies/ok.db", "--n-trials", "1")
     assert "note: " in ok.stderr and "one choice, relu" in ok.stderr  # a correct run still notes it
@@ -146,11 +146,11 @@ def test_a_storage_mistake_is_the_one_line_printed_without_the_plans_notes(
             "2",
             "error: study 'tiny' in sqlite:///studies/tiny.db was created to ",
         ),
-        ("redis://127.0.0.1:1", "1", "error: storage 'redis://127.0.0.1:1': cannot open it: "),
+        ("redis://127.0.0.1:1", "1", "error: --storage: 'redis://127.0.0.1:1': cannot open it: "),
         (
             "postgresql+psycopg://u@127.0.0.1:1/test",
             "1",
-            "error: storage 'postgresql+psycopg://u@127.0.0.1:1/test'",
+            "error: --storage: 'postgresql+psycopg://u@127.0.0.1:1/test'",
         ),
     ],
 )
@@ -472,7 +472,7 @@ def test_the_console_script_flushes_its_output_and_keeps_its_exit_code(
         capture_output=True,
         text=True,
     )
-    assert missing.returncode == 2 and missing.stderr.startswith("error: storage"), missing.stderr
+    assert missing.returncode == 2 and missing.stderr.startswith("error: --storage: "), missing.stderr
 
 
 _CAUGHT_CTRL_C = """

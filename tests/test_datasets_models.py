@@ -74,6 +74,30 @@ def test_mlp_and_cnn_shapes() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
+    [  # the choices were listed with no "did you mean", as other misspellings in hpotool have
+        (
+            {"activation": "rellu"},
+            "unknown activation 'rellu' (did you mean 'relu'?); choose one of: relu, gelu, silu, tanh, "
+            "leaky_relu, elu",
+        ),
+        (
+            {"activation": "swish"},
+            "unknown activation 'swish'; choose one of: relu, gelu, silu, tanh, leaky_relu, elu",
+        ),
+        (
+            {"norm": "btach"},
+            "unknown norm 'btach' (did you mean 'batch'?); choose one of: none, batch, layer",
+        ),
+    ],
+)
+def test_a_misspelt_choice_names_the_closest(kwargs: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        MLP(64, 10, **kwargs)  # type: ignore[arg-type]
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
     [
         ({"dropout": 1.0}, "dropout must be in [0, 1), got 1.0"),
         ({"dropout": -0.1}, "dropout must be in [0, 1), got -0.1"),
@@ -235,7 +259,10 @@ def test_a_plain_loss_function_trains_as_its_class_does() -> None:
             Dataset(torch.zeros(4, 2, dtype=torch.complex64), torch.zeros(4), "regression"),
             "x holds complex64",
         ),
-        (Dataset(torch.zeros(4, 2), torch.tensor([0, 1, 0, 1]), "clasification"), "task is 'clasification'"),  # type: ignore[arg-type]
+        (  # the choices were listed with no "did you mean"
+            Dataset(torch.zeros(4, 2), torch.tensor([0, 1, 0, 1]), "clasification"),  # type: ignore[arg-type]
+            r"task is 'clasification' \(did you mean 'classification'\?\); use 'classification', 'regression'",
+        ),
         (Dataset(torch.zeros(4, 2), torch.tensor([0.0, 1.0, 0.0, 1.0]), "classification"), "y holds float32"),
         (
             "data",

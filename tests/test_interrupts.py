@@ -371,12 +371,65 @@ def test_a_signal_before_the_first_trial_exits_as_a_later_one_does(
     finally:
         proc.kill()
     assert proc.returncode == code, output
-    assert output.strip() == "interrupted: no trial was running; run the same command to resume"
-    assert _study_or_none(make_storage(opt_dict["storage"])) is None
+    # It said "no trial was running; run the same command to resume", with nothing there to resume.
+    assert output.strip() == "interrupted before the study started; nothing was written"
+    assert not (tmp_path / "studies").exists()
     model.write_text("from tests.helpers import SlowModel as Net\n")
     resumed = _hpotool(args, tmp_path)
     output, _ = resumed.communicate(timeout=180)
     assert resumed.returncode == 0, output
+
+
+@pytest.mark.parametrize(("how", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    ("where", "said"),
+    [
+        # The storage file and its folder are written, the study not yet created.
+        (
+            "hpotool.study.make_storage",
+            "interrupted while opening the study in {url}, before any trial ran; run "
+            "the same command to go on",
+        ),
+        # The study exists; its resume is being prepared.
+        ("hpotool.loop.prepare_resume", "interrupted: no trial was running; run the same command to resume"),
+    ],
+)
+def test_a_signal_while_the_study_opens_says_how_far_it_got(
+    configs: tuple[Path, Path],
+    opt_dict: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    how: signal.Signals,
+    code: int,
+    where: str,
+    said: str,
+) -> None:
+    import importlib
+
+    from .cli_run import optimize
+
+    module, name = where.rsplit(".", 1)
+    real = getattr(importlib.import_module(module), name)
+
+    def then_signal(*args: Any, **kwargs: Any) -> Any:
+        value = real(*args, **kwargs)
+        signal.raise_signal(how)
+        return value
+
+    def killed(signum: int, frame: Any) -> None:  # SIGTERM's default would end pytest
+        raise AssertionError("the SIGTERM reached the default action: the process would be killed")
+
+    monkeypatch.setattr(where, then_signal)
+    previous = signal.signal(signal.SIGTERM, killed)
+    try:
+        result = optimize(*configs, opt_dict["storage"], 1, exit_code=code)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result.stderr.splitlines()[-1] == said.format(url=opt_dict["storage"])
+    study = _study_or_none(make_storage(opt_dict["storage"]))
+    if where.endswith("prepare_resume"):
+        assert study is not None and study.get_trials(deepcopy=False) == []
+    else:
+        assert study is None
 
 
 def test_a_signal_while_optimize_writes_its_report_says_it_was_not_written(

@@ -1524,6 +1524,11 @@ def test_enqueue_from_failures_give_the_real_reason(tmp_path: Path, run_dict: di
         "error: --enqueue-from: no study 'nosuch': studies/nosuch.db does not exist"
     )
     assert missing.stderr.endswith("(give --enqueue-from-storage URL for a study stored elsewhere)\n")
+    # A storage refused names the option it came from, once ("storage 'x'" did not say which option).
+    gone = f"sqlite:///{tmp_path / 'gone.db'}"
+    assert warm("tight", gone) == (
+        f"error: --enqueue-from-storage: {gone!r}: no such SQLite file {str(tmp_path / 'gone.db')!r}\n"
+    )
     assert not (tmp_path / "studies" / "tiny.db").exists()  # refused before the study was made
 
 

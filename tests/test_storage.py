@@ -490,7 +490,7 @@ def test_a_server_port_that_never_answers_ends_the_command(
             proc.wait()
     assert proc.returncode == 2, output
     assert re.fullmatch(
-        f"error: storage '{re.escape(url)}': cannot open it: {error}; is the server running on "
+        f"error: --storage: '{re.escape(url)}': cannot open it: {error}; is the server running on "
         f"127\\.0\\.0\\.1:{silent_port}\\? check the host and port in the URL\n",
         output,
     ), output
@@ -568,7 +568,7 @@ def test_read_commands_refuse_a_database_that_is_not_an_optuna_storage_and_write
             result = CliRunner().invoke(app, [*args, "--storage", url])
             assert result.exit_code == 2, result.output
             assert result.stderr == (
-                f"error: storage {url!r} is not an Optuna storage (it has no Optuna tables), so it holds no "
+                f"error: --storage: {url!r} is not an Optuna storage (it has no Optuna tables), so it holds no "
                 f"study; give the storage URL hpotool optimize wrote to (nothing was written to this one)\n"
             )
         assert _tables_of(url) == {"notes"}
@@ -599,7 +599,7 @@ def test_a_journal_path_that_is_some_other_file_is_refused_by_every_command_and_
         result = CliRunner().invoke(app, [*args, "--storage", url])
         assert result.exit_code == 2, result.output
         assert result.stderr == (
-            f"error: storage {url!r}: {str(path)!r} is not an Optuna journal file (its first line is not a "
+            f"error: --storage: {url!r}: {str(path)!r} is not an Optuna journal file (its first line is not a "
             f"journal record); give the journal hpotool optimize wrote to, or a new file name (nothing was "
             f"written to this one)\n"
         )
@@ -636,7 +636,7 @@ def test_optimize_refuses_a_sqlite_file_that_holds_something_else_and_writes_not
         result = CliRunner().invoke(app, [*args, "--storage", f"sqlite:///{path}"])
         assert result.exit_code == 2, result.output
         assert result.stderr == (
-            f"error: storage 'sqlite:///{path}': {str(path)!r} {what}; hpotool would add Optuna's tables to it, "
+            f"error: --storage: 'sqlite:///{path}': {str(path)!r} {what}; hpotool would add Optuna's tables to it, "
             f"so give a new file or one hpotool wrote (nothing was written to this one)\n"
         )
         assert path.read_bytes() == before
@@ -909,3 +909,61 @@ def test_study_names_on_a_database_reads_the_names_alone(tmp_path: Path) -> None
     sqlalchemy.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     assert study_names(storage) == ["b", "a", "c"]  # oldest first, as before
     assert statements and not [s for s in statements if "attributes" in s or "directions" in s]
+
+
+def test_a_refused_storage_names_where_its_url_was_given(tmp_path: Path) -> None:
+    # "storage 'studies/x.db' is not a storage URL" did not say whether to edit the config or the option.
+    from hpotool.storage import StorageFault, storage_origin
+
+    url = "studies/x.db"
+    with pytest.raises(HpoError) as caught, storage_origin(url, "configs/optimize.yaml: storage"):
+        make_storage(url)
+    assert str(caught.value) == (
+        "configs/optimize.yaml: storage: 'studies/x.db' is not a storage URL; for the SQLite file studies/x.db, "
+        "write sqlite:///studies/x.db"
+    )
+    folder = f"sqlite:///{tmp_path}"
+    with pytest.raises(HpoError) as caught, storage_origin(folder, "--storage"):
+        make_storage(folder)
+    assert str(caught.value).startswith(
+        f"--storage: {folder!r}: {str(tmp_path)!r} is a folder, not a SQLite file"
+    )
+    # the default studies/<name>.db was given nowhere; a storage failing at work is not its URL's fault
+    with pytest.raises(HpoError) as caught, storage_origin(url, None):
+        make_storage(url)
+    assert str(caught.value).startswith("storage 'studies/x.db' is not a storage URL")
+    fault = StorageFault(f"storage {url!r} cannot be written (read-only)")
+    with pytest.raises(StorageFault) as raised, storage_origin(url, "--storage"):
+        raise fault
+    assert raised.value is fault
+
+
+def test_each_command_s_storage_option_is_named_in_its_refusal(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    optuna.create_study(study_name="p", storage=make_storage(url))
+    missing = f"sqlite:///{tmp_path / 'none.db'}"
+    for args, option in (
+        (["trials", "--study-name", "p", "--storage", missing], "--storage"),
+        (
+            [
+                "prune-audit",
+                "--study-name",
+                "p",
+                "--storage",
+                url,
+                "--against",
+                "q",
+                "--against-storage",
+                missing,
+            ],
+            "--against-storage",
+        ),
+    ):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2 and result.stderr == (
+            f"error: {option}: {missing!r}: no such SQLite file {str(tmp_path / 'none.db')!r}\n"
+        ), result.output

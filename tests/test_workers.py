@@ -1343,7 +1343,7 @@ def test_a_machine_joining_by_name_gives_up_after_the_wait(monkeypatch: pytest.M
     )
     missing = re.escape(str(Path.cwd() / "studies" / "none.db"))
     assert re.fullmatch(
-        rf"error: storage 'sqlite:///studies/none.db': no such SQLite file '{missing}'; waited \d+ s for "
+        rf"error: --storage: 'sqlite:///studies/none.db': no such SQLite file '{missing}'; waited \d+ s for "
         r"another machine to create it; to start a study, give --run-config and --optimize-config",
         error,
     )
@@ -1703,3 +1703,15 @@ def test_a_sampler_that_fails_in_the_workers_alone_is_one_line(
         r"process but not in a worker: check what the workers' environment lacks\n",
         output,
     ), output
+
+
+def test_fail_stale_with_nothing_stale_says_so_in_a_sentence(tmp_path: Path) -> None:
+    # It said "marked 0 stale trial(s) FAIL: none".
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(study_name="s", storage=make_storage(url))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    result = CliRunner().invoke(app, ["fail-stale", "--study-name", "s", "--storage", url])
+    assert result.exit_code == 0 and result.stdout == "no stale trial: nothing marked FAIL\n", result.output
+    result = CliRunner().invoke(app, ["fail-stale", "--study-name", "s", "--storage", url, "--all-running"])
+    assert result.exit_code == 0 and result.stdout == "no running trial: nothing marked FAIL\n", result.output
+    assert [t.state for t in study.get_trials(deepcopy=False)] == [TrialState.COMPLETE]

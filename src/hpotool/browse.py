@@ -22,6 +22,7 @@ from hpotool.storage import (
     shown_url,
     sqlite_damage,
     storage_file,
+    storage_origin,
     with_file,
 )
 
@@ -233,8 +234,16 @@ def find_study(
     the studies found under `folder` instead of only the missing file.
 
     Raises:
-        HpoError: one line naming the study, the storage and the studies that do exist.
+        HpoError: one line naming the study, the storage (and `storage_option` when it was given) and the
+            studies that do exist.
     """
+    with storage_origin(storage_url, storage_option):
+        return _find_study(study_name, storage_url, folder, storage_option, name_option)
+
+
+def _find_study(
+    study_name: str, storage_url: str | None, folder: Path, storage_option: str, name_option: str
+) -> optuna.Study:
     try:
         return load_study(study_name, storage_url)
     except HpoError as exc:

@@ -522,13 +522,25 @@ class _Outcome:
 
     summary: StudySummary | None = None
     writing_report: bool = False
+    # The storage it is opening (it may have written its file and folder, or created the study), once the
+    # configs are checked; until then nothing was written.
+    opening: str | None = None
+    opened: bool = False  # the study exists, and no trial has ended yet
 
 
 def _say_interrupted(outcome: _Outcome) -> None:
     """What a signal outside the trials stopped (the trials' own interrupt is in the summary)."""
     summary = outcome.summary
-    if summary is None:
+    if summary is None and outcome.opened:
         _err().print("interrupted: no trial was running; run the same command to resume", soft_wrap=True)
+    elif summary is None and outcome.opening is not None:
+        _err().print(
+            f"interrupted while opening the study in {outcome.opening}, before any trial ran; run the same "
+            f"command to go on",
+            soft_wrap=True,
+        )
+    elif summary is None:  # importing torch, reading the configs, checking them
+        _err().print("interrupted before the study started; nothing was written", soft_wrap=True)
     elif outcome.writing_report:
         _err().print(
             f"interrupted: the report was not written; hpotool report --study-name {summary.study_name} "
@@ -588,16 +600,19 @@ def _optimize(
                     name_option="--enqueue-from",
                 )
             except HpoError as exc:
+                if str(exc).startswith("--enqueue-from-storage: "):  # its storage refused: that option named
+                    raise
                 raise HpoError(f"--enqueue-from: {exc}") from None
             plan = with_warm_start(plan, source, top)
             short = _short_of_top(plan, source, top)
             if short:
                 plan = replace(plan, notes=(*plan.notes, short))
-        from hpotool.storage import check_storage
+        from hpotool.storage import check_storage, storage_origin
 
         # A storage the run refuses (a folder, no URL, a file of another kind) is the one line printed: the
         # notes came first, then the error. Checked without connecting to a server or writing anything.
-        check_storage(plan.storage_url)
+        with storage_origin(plan.storage_url, plan.storage_origin):
+            check_storage(plan.storage_url)
         if dry_run:
             for note in plan.notes:
                 _note(note)
@@ -609,6 +624,7 @@ def _optimize(
             return
 
         def opened(new_study: str | None) -> None:
+            outcome.opened = True
             # Once the study is open: a study that will not open (a server that refuses, another direction)
             # is the one line printed, not read after notes about a run that will not happen.
             for note in plan.notes:  # on stderr before the progress, so it stays in view
@@ -628,6 +644,7 @@ def _optimize(
 
         from hpotool.lock_watch import saying_lock_waits
 
+        outcome.opening = shown_url(plan.storage_url)
         with saying_lock_waits(plan.storage_url, _note):  # not a silent minute behind another's lock
             if quiet or as_json:
                 summary = run()
@@ -1269,8 +1286,10 @@ def studies(
     under the table, where they are stored."""
     with user_errors():
         from hpotool.browse import study_rows
+        from hpotool.storage import storage_origin
 
-        rows, notes = study_rows(storage)
+        with storage_origin(storage, "--storage"):
+            rows, notes = study_rows(storage)
         for note in notes:
             _note(note)
         if as_json:
@@ -1513,7 +1532,10 @@ def fail_stale(
                 f"other machines, and this storage has no heartbeat to tell a dead worker from a live one; stop "
                 f"every worker, then run again with --all-running"
             )
-        _out().print(f"marked {len(failed)} stale trial(s) FAIL: {_numbers(sorted(failed)) or 'none'}")
+        if failed:
+            _out().print(f"marked {len(failed)} stale trial(s) FAIL: {_numbers(sorted(failed))}")
+        else:
+            _out().print(f"no {'running' if all_running else 'stale'} trial: nothing marked FAIL")
         if alive and heartbeat:
             # A trial whose machine was killed seconds ago is left too: its heartbeat is not yet stale.
             grace = heartbeat_settings()[1]
@@ -1701,7 +1723,11 @@ def prune_audit(
         from hpotool.prune_audit import audit_pruning
 
         study = find_study(study_name, storage)
-        baseline = find_study(against, against_storage) if against else None
+        baseline = (
+            find_study(against, against_storage, storage_option="--against-storage", name_option="--against")
+            if against
+            else None
+        )
         data = audit_pruning(study, baseline, top_k)
         if as_json:
             _print_json(data)

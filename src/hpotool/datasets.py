@@ -18,6 +18,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from hpotool.resolve import did_you_mean
+
 # multilabel: several labels per sample, y an (n, labels) matrix of 0/1, scored by one logit per label.
 Task = Literal["classification", "regression", "multilabel"]
 
@@ -202,8 +204,10 @@ def check_dataset(ds: Dataset) -> Dataset:
         DataError: an unknown task, no samples, x and y of different lengths, NaN or infinite values,
             classification targets that are not class indices 0..K-1 of at least two classes.
     """
-    if ds.task not in ("classification", "regression", "multilabel"):
-        raise DataError(f"task is {ds.task!r}; use 'classification', 'regression' or 'multilabel'")
+    tasks = ("classification", "regression", "multilabel")
+    if ds.task not in tasks:
+        near = did_you_mean(ds.task, tasks) if isinstance(ds.task, str) else ""
+        raise DataError(f"task is {ds.task!r}{near}; use 'classification', 'regression' or 'multilabel'")
     # Data, not part of a graph: features a user's torch encoder computed without torch.no_grad() passed
     # the one-step check, then failed every trial's second step ("backward through the graph a second time").
     x, y = ds.x.detach(), ds.y.detach()

@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from hpotool.resolve import did_you_mean
+
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "gelu": nn.GELU,
@@ -74,7 +76,9 @@ def make_activation(name: str) -> nn.Module:
     try:
         return _ACTIVATIONS[name]()
     except KeyError:
-        raise ValueError(f"unknown activation {name!r}; choose one of: {', '.join(_ACTIVATIONS)}") from None
+        raise ValueError(
+            f"unknown activation {name!r}{did_you_mean(name, _ACTIVATIONS)}; choose one of: {', '.join(_ACTIVATIONS)}"
+        ) from None
 
 
 def layer_widths(hidden: int | Sequence[int], layers: int | None) -> list[int]:
@@ -117,7 +121,9 @@ class MLP(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if norm not in _NORMS:
-            raise ValueError(f"unknown norm {norm!r}; choose one of: {', '.join(_NORMS)}")
+            raise ValueError(
+                f"unknown norm {norm!r}{did_you_mean(norm, _NORMS)}; choose one of: {', '.join(_NORMS)}"
+            )
         blocks: list[nn.Module] = [nn.Flatten()]
         width = in_features
         for w in layer_widths(hidden, layers):

@@ -88,6 +88,9 @@ class StudyPlan:
     notes: tuple[str, ...] = ()  # what the checks decided for the user, printed before trial 0
     storage_from: str | None = None  # the optimize config file the storage URL came from (its own, or the
     # default), not --storage: a relative path in it is read from the folder the command runs in
+    # Where the storage URL was given, for its refusals (`storage.storage_origin`): "--storage", or
+    # "optimize.yaml: storage" for the config's key; None for the default studies/<name>.db
+    storage_origin: str | None = None
     config_enqueue: int | None = None  # how many of opt.enqueue the config lists (None: all; the rest came
     # from --enqueue-from): a resume drops only the config's, so one without the flag keeps the others
 
@@ -132,7 +135,10 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
     budget_given = overrides.n_trials is not None or overrides.timeout is not None
     run, opt = load_run_config(run_path), load_optimize_config(opt_path, budget_given=budget_given)
     plan = _prepare(run, opt, str(run_path), str(opt_path), overrides)
-    return plan if overrides.storage is not None else replace(plan, storage_from=str(opt_path))
+    if overrides.storage is not None:
+        return replace(plan, storage_origin="--storage")
+    origin = f"{opt_path}: storage" if opt.storage is not None else None
+    return replace(plan, storage_from=str(opt_path), storage_origin=origin)
 
 
 def prepare_stored_study(
@@ -181,7 +187,8 @@ def prepare_stored_study(
                 f"train this machine's trials here"
             ) from None
     # The storage the study was found in, not the creator's URL (another host name, a relative SQLite path).
-    return _prepare(run, opt, run_src, opt_src, replace(overrides, study_name=study_name, storage=url))
+    plan = _prepare(run, opt, run_src, opt_src, replace(overrides, study_name=study_name, storage=url))
+    return replace(plan, storage_origin="--storage" if storage is not None else None)
 
 
 def _prepare(

@@ -98,6 +98,32 @@ def shown_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{parts.netloc.rpartition('@')[2]}"))
 
 
+class StorageFault(HpoError):
+    """A storage that failed at its work (locked by another process, read-only, a server gone away): not its
+    URL's fault, so `storage_origin` leaves the message as it is."""
+
+
+@contextlib.contextmanager
+def storage_origin(url: str | None, origin: str | None) -> Iterator[None]:
+    """A refusal of storage `url` (`storage 'URL': ...`) raised inside names where the URL was given, so the
+    user knows what to edit: `optimize.yaml: storage: 'URL': ...` for an optimize config's `storage:` key,
+    `--storage: 'URL': ...` for the option. Other errors, a `StorageFault`, and any where `origin` is None
+    (the default `studies/<name>.db`), pass unchanged.
+
+    Raises:
+        HpoError: the refusal, its origin named.
+    """
+    try:
+        yield
+    except HpoError as exc:
+        if origin is None or url is None or isinstance(exc, StorageFault):
+            raise
+        head = f"storage {shown_url(url)!r}"
+        if not str(exc).startswith(head):
+            raise
+        raise HpoError(f"{origin}: {shown_url(url)!r}{str(exc)[len(head) :]}") from None
+
+
 def default_storage_url(study_name: str) -> str:
     return f"sqlite:///studies/{study_name}.db"
 
@@ -486,7 +512,7 @@ def server_lost(exc: BaseException) -> HpoError | None:
         return None
     text = str(cause).strip()
     first = f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
-    return HpoError(
+    return StorageFault(
         f"storage {shown_url(_OPENED_SERVERS[-1])!r} stopped answering ({first}); the study it holds is kept: "
         f"once the server answers again, run the same command"
     )
@@ -500,7 +526,7 @@ def cannot_write(url: str, exc: BaseException) -> HpoError | None:
     if not hint:
         # another process keeps the SQLite file locked (it printed a traceback)
         return _locked(url, first, "then run the same command again") if lost_connection(exc) else None
-    return HpoError(f"storage {shown_url(url)!r} cannot be written ({first}){hint}")
+    return StorageFault(f"storage {shown_url(url)!r} cannot be written ({first}){hint}")
 
 
 def _locked(url: str, first: str, then: str) -> HpoError | None:
@@ -515,7 +541,7 @@ def _locked(url: str, first: str, then: str) -> HpoError | None:
     from shlex import quote
 
     where = os.path.abspath(path)
-    return HpoError(
+    return StorageFault(
         f"storage {shown_url(url)!r}: another process kept {where!r} locked for over {sqlite_busy_timeout()} s, "
         f"so this command could not write to it ({first}). End that process or its open transaction (a sqlite3 "
         f"shell, a database browser; fuser {quote(where)} lists the processes that have the file open), {then}"
@@ -564,7 +590,7 @@ def storage_lost(url: str, exc: BaseException | str, *, left_running: bool = Tru
         hint = _file_hint(url) or (
             "; make the file and its folder writable, or copy it to a folder you can write to and give that path"
         )
-        return HpoError(f"storage {shown_url(url)!r} cannot be written ({first}){hint}")
+        return StorageFault(f"storage {shown_url(url)!r} cannot be written ({first}){hint}")
     if left_running:
         resume = "it marks any trial left RUNNING FAIL ('worker died') and runs its parameters again"
     else:
@@ -573,11 +599,11 @@ def storage_lost(url: str, exc: BaseException | str, *, left_running: bool = Tru
     if locked is not None:
         return locked
     if not left_running:
-        return HpoError(
+        return StorageFault(
             f"storage {shown_url(url)!r} stopped answering during the study ({first}); the trials it holds are "
             f"kept, and {resume}. Once it answers again, run the same command to resume"
         )
-    return HpoError(
+    return StorageFault(
         f"storage {shown_url(url)!r} stopped answering during the study ({first}); the trials it holds are "
         f"kept, and those that were running stay RUNNING there. Once it answers again, run the same command to "
         f"resume: it marks them FAIL ('worker died') and runs their parameters again"

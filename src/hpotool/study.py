@@ -26,7 +26,7 @@ from hpotool.search_space import (
     encode_params,
 )
 from hpotool.stale import enqueue_owned
-from hpotool.storage import location, make_storage, shown_url
+from hpotool.storage import location, make_storage, shown_url, storage_origin
 
 if TYPE_CHECKING:
     pass
@@ -134,7 +134,8 @@ def open_study(
     opt = plan.opt
     _refuse_a_second_study_beside_a_journal(plan)
     _refuse_a_second_study_beside_the_config(plan)
-    storage = make_storage(plan.storage_url)
+    with storage_origin(plan.storage_url, plan.storage_origin):
+        storage = make_storage(plan.storage_url)
     try:
         existing = optuna.load_study(study_name=opt.study_name, storage=storage)
     except KeyError:
