@@ -550,3 +550,36 @@ def test_a_server_that_stops_answering_mid_study_ends_the_run_with_one_line(
         assert run.returncode == 2, run.stdout + run.stderr
         [line] = [line for line in run.stderr.splitlines() if not line.startswith("new study")]
         assert line.startswith(f"error: storage {url!r} stopped answering during the study ("), run.stderr
+
+
+def test_sigterm_ends_a_run_waiting_on_a_server_that_stopped_answering_with_143(tmp_path: Path) -> None:
+    # SIGTERM sent to a run waiting on a frozen server (its proxy) did not end it (still running minutes
+    # later; only kill -9 did); once it could end, it ended with the storage's line and exit code 2. Now it
+    # ends with the storage's line and 143, SIGTERM's code, with the default silence limit (60 s): a signal
+    # has the server asked at once. No raw psycopg line ("query cancellation failed: ...").
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{tmp_path}", "COLUMNS": "300"}
+    env.pop("HPOTOOL_SERVER_SILENCE", None)
+    with _frozen_study(tmp_path) as (url, _proxy):
+        run = subprocess.Popen(
+            [sys.executable, "-m", "hpotool", "optimize", "-r", "run.yaml", "-o", "optimize.yaml", "-q"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            for _ in range(600):
+                if (tmp_path / "frozen").exists() or run.poll() is not None:
+                    break
+                time.sleep(0.1)
+            assert (tmp_path / "frozen").exists()
+            time.sleep(2)  # the report waits on the frozen proxy
+            run.send_signal(signal.SIGTERM)
+            stdout, stderr = run.communicate(timeout=120)
+        finally:
+            run.kill()
+        assert run.returncode == 143, stdout + stderr
+        assert "query cancellation" not in stderr and "Traceback" not in stderr, stderr
+        [line] = [line for line in stderr.splitlines() if not line.startswith("new study")]
+        assert line.startswith(f"error: storage {url!r} stopped answering"), stderr
