@@ -446,3 +446,140 @@ def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+# A TCP forwarder in front of the database server, which the test freezes (SIGSTOP): its connections stay
+# open, the kernel still acknowledges what is sent, and nothing answers, as a stuck server or proxy does.
+PROXY = """
+import asyncio
+import sys
+
+
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
+    finally:
+        writer.close()
+
+
+async def main(host, port):
+    async def serve(reader, writer):
+        try:
+            up_reader, up_writer = await asyncio.open_connection(host, port)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+# A user's training function that freezes the proxy (its pid: trainer.proxy) as the first trial starts its
+# second epoch, whose report then waits on the frozen proxy.
+FREEZE_FIT = """
+import os
+import signal
+import time
+
+
+def fit(config, report):
+    options = config["trainer"]
+    metrics = {}
+    for epoch in range(config["epochs"]):
+        if epoch == 1:
+            try:
+                os.close(os.open("frozen", os.O_CREAT | os.O_EXCL))
+                os.kill(options["proxy"], signal.SIGSTOP)
+            except FileExistsError:
+                pass
+        metrics = {"val_loss": options["x"] + epoch}
+        report(epoch, metrics)
+        time.sleep(1.2)  # longer than the storage's flush interval: the report is written at once
+    return metrics
+"""
+
+
+@contextlib.contextmanager
+def _frozen_study(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """(storage URL, proxy process) of a fresh PostgreSQL study reached through a proxy (`PROXY`) that the
+    first trial freezes (`FREEZE_FIT`); configs written in tmp_path. The proxy is ended and the study
+    deleted after."""
+    server = _server_url("postgres")
+    (tmp_path / "proxy.py").write_text(PROXY)
+    (tmp_path / "freeze.py").write_text(FREEZE_FIT)
+    proxy = subprocess.Popen(
+        [sys.executable, str(tmp_path / "proxy.py"), "127.0.0.1", "5432"], stdout=subprocess.PIPE, text=True
+    )
+    assert proxy.stdout is not None
+    port = int(proxy.stdout.readline())
+    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/test?connect_timeout=2"
+    trainer = {"function": "freeze:fit", "x": 0.5, "proxy": proxy.pid}
+    _write_configs(tmp_path, {"project": "freeze", "epochs": 3, "trainer": trainer}, name, 3, url)
+    try:
+        yield url, proxy
+    finally:
+        proxy.send_signal(signal.SIGCONT)
+        proxy.kill()
+        proxy.wait()
+        with contextlib.suppress(KeyError):
+            optuna.delete_study(study_name=name, storage=make_storage(server))
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one-process", "workers"])
+def test_a_server_that_stops_answering_mid_study_ends_the_run_with_one_line(
+    tmp_path: Path, workers: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server (here its proxy) that kept its connections open and no longer answered hung the command
+    # for good: psycopg waits for an answer without a limit. Now a statement that waited HPOTOOL_SERVER_SILENCE
+    # seconds has the server asked for a new connection; it opens none, and the command ends with the line
+    # for a storage that stopped answering, exit code 2.
+    monkeypatch.setenv("HPOTOOL_SERVER_SILENCE", "2")
+    with _frozen_study(tmp_path) as (url, _proxy):
+        run = _optimize(tmp_path, "-r", "run.yaml", "-o", "optimize.yaml", "-q", *workers)
+        assert (tmp_path / "frozen").exists()
+        assert run.returncode == 2, run.stdout + run.stderr
+        [line] = [line for line in run.stderr.splitlines() if not line.startswith("new study")]
+        assert line.startswith(f"error: storage {url!r} stopped answering during the study ("), run.stderr
+
+
+def test_sigterm_ends_a_run_waiting_on_a_server_that_stopped_answering_with_143(tmp_path: Path) -> None:
+    # SIGTERM sent to a run waiting on a frozen server (its proxy) did not end it (still running minutes
+    # later; only kill -9 did); once it could end, it ended with the storage's line and exit code 2. Now it
+    # ends with the storage's line and 143, SIGTERM's code, with the default silence limit (60 s): a signal
+    # has the server asked at once. No raw psycopg line ("query cancellation failed: ...").
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{tmp_path}", "COLUMNS": "300"}
+    env.pop("HPOTOOL_SERVER_SILENCE", None)
+    with _frozen_study(tmp_path) as (url, _proxy):
+        run = subprocess.Popen(
+            [sys.executable, "-m", "hpotool", "optimize", "-r", "run.yaml", "-o", "optimize.yaml", "-q"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            for _ in range(600):
+                if (tmp_path / "frozen").exists() or run.poll() is not None:
+                    break
+                time.sleep(0.1)
+            assert (tmp_path / "frozen").exists()
+            time.sleep(2)  # the report waits on the frozen proxy
+            run.send_signal(signal.SIGTERM)
+            stdout, stderr = run.communicate(timeout=120)
+        finally:
+            run.kill()
+        assert run.returncode == 143, stdout + stderr
+        assert "query cancellation" not in stderr and "Traceback" not in stderr, stderr
+        [line] = [line for line in stderr.splitlines() if not line.startswith("new study")]
+        assert line.startswith(f"error: storage {url!r} stopped answering"), stderr

@@ -199,7 +199,23 @@ def user_errors() -> Iterator[None]:
                 raise
             for line in str(lost or exc).splitlines():
                 _err().print(f"[red]error:[/red] {escape(line)}", soft_wrap=True)
-            raise typer.Exit(code=2) from None
+            raise typer.Exit(code=_signal_code(exc) or 2) from None
+
+
+def _signal_code(exc: BaseException) -> int | None:
+    """The exit code of the signal (130, 143) that was being handled when `exc` was raised, None where
+    none was: a SIGTERM whose trial's storage had stopped answering ended with that line and exit code 2,
+    where a scheduler or script waits for 143."""
+    from hpotool.interrupts import exit_code, signal_of
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return exit_code(signal_of(current))
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _version(value: bool) -> None:

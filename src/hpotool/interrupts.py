@@ -134,6 +134,12 @@ def deferred() -> Iterator[None]:
                 signal.raise_signal(pending[0])
 
 
+def interrupting() -> bool:
+    """Whether Ctrl-C or SIGTERM is being handled: raised and not yet done with (`signals_interrupt`), or
+    held by a `deferred` block still open. Safe to call from any thread."""
+    return bool(_raised) or any(_deferrals)
+
+
 def signal_of(exc: KeyboardInterrupt) -> int:
     """The signal behind an interrupt (a plain KeyboardInterrupt is SIGINT)."""
     return exc.signum if isinstance(exc, Interrupted) else int(signal.SIGINT)

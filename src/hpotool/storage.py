@@ -36,6 +36,18 @@ def sqlite_busy_timeout() -> int:
     return _seconds_from_env("HPOTOOL_SQLITE_BUSY_TIMEOUT", SQLITE_BUSY_TIMEOUT_S)
 
 
+# A PostgreSQL server that keeps a connection open and has not answered a statement on it for this many
+# seconds is asked whether it still answers (a new connection, which must open as fast); one that does not
+# ends the command with the usual line (`silence`). A slow statement on a server that answers goes on.
+SERVER_SILENCE_S = 60
+
+
+def server_silence() -> int:
+    """Seconds a statement waits before its PostgreSQL server is asked whether it still answers
+    (`SERVER_SILENCE_S`); the environment variable HPOTOOL_SERVER_SILENCE overrides it."""
+    return _seconds_from_env("HPOTOOL_SERVER_SILENCE", SERVER_SILENCE_S)
+
+
 # Heartbeat (RDB storages: SQLite, PostgreSQL, MySQL): a running trial writes a heartbeat every
 # HEARTBEAT_INTERVAL_S; one silent for HEARTBEAT_GRACE_S belongs to a dead worker and is marked FAIL by
 # the next worker that starts a trial, and re-run (at most MAX_RETRY times) with the same parameters.
@@ -275,6 +287,7 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
 
     heartbeat_settings()  # a bad setting fails here, before a journal (which has no heartbeat) is written
     sqlite_busy_timeout()
+    server_silence()
     read_only = _READ_ONLY.get()
     create = (create and not read_only) or check_only
     try:
@@ -359,6 +372,10 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
 
             sqlalchemy.engine.make_url(url).get_dialect()
             return None
+        if url.startswith("postgres"):
+            from hpotool import silence
+
+            silence.watch(server_silence())
         if not create and not _has_optuna_tables(url):
             raise _not_optuna(url)
         opened = _created_rdb_storage(url, {"pool_pre_ping": True, **server_connect_kwargs(url)})
