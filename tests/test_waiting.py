@@ -50,11 +50,17 @@ def _held_by_another_machine(
 
 
 def _counting_sleep(monkeypatch: pytest.MonkeyPatch, on_call: Callable[[int], None]) -> list[float]:
-    """Count the sleeps the run asks for (their lengths, in order), calling `on_call(n)` before the n-th."""
+    """Count the sleeps the run asks for (their lengths, in order), calling `on_call(n)` before the n-th.
+    Only this thread's: another thread's (hpotool.silence's watcher, running once a PostgreSQL connection
+    opened in this process, or a heartbeat) sleeps as it would."""
     sleeps: list[float] = []
     real = time.sleep
+    mine = threading.current_thread()
 
     def sleep(seconds: float) -> None:
+        if threading.current_thread() is not mine:
+            real(seconds)
+            return
         sleeps.append(seconds)
         on_call(len(sleeps))
         real(seconds)
