@@ -5,12 +5,16 @@ of it (the operating system still acknowledges what is sent), hung `hpotool opti
 included. TCP keepalives and `tcp_user_timeout` cannot tell: the kernel at the other end still answers
 them. Nor can a limit on statements: a long read of a big study is legitimately slow.
 
-So a thread looks, every second, at this process's psycopg connections. One that has been waiting for an
-answer for `silence` seconds (or at all, once Ctrl-C or SIGTERM is being handled) has its server asked
-whether it still answers: a new connection to it, which must open within `PROBE_TIMEOUT_S` seconds (or
-`silence`, when shorter; at least 2, libpq's least). A server busy with a slow query opens it, and the wait goes on; one that does not has the
+So a thread looks, every second, at the connections hpotool's storages opened (`psycopg_connection`:
+storage.server_connect_kwargs picks it from the URL's database and driver; the connections a user's
+training opens are not watched). One that has been waiting for an answer for `silence` seconds (or at all,
+once Ctrl-C or SIGTERM is being handled) has its server asked whether it still answers: a new connection
+to it, which must open within `PROBE_TIMEOUT_S` seconds (or `silence`, when shorter; at least 2, libpq's
+least). A server busy with a slow statement opens it, and the wait goes on; one that does not has the
 waiting connections' sockets shut, so each waiting statement raises psycopg's OperationalError ("server
 closed the connection unexpectedly"), which the command reports as the storage having stopped answering.
+
+A psycopg connection waits for an answer while its transaction status is ACTIVE.
 """
 
 from __future__ import annotations
@@ -21,15 +25,17 @@ import socket
 import threading
 import time
 import weakref
+from collections.abc import Hashable
 from typing import Any
 
 from hpotool import interrupts
 
 PROBE_TIMEOUT_S = 10  # as long as opening a connection may take (storage.CONNECT_TIMEOUT_S)
 
-# The connections to watch (psycopg.Connection objects), each with when it was first seen waiting.
-_connections: weakref.WeakSet[Any] = weakref.WeakSet()
-_waiting_since: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+# The connections to watch, each with its driver (`_Psycopg`), and the wait each was last seen
+# in: (the driver's token for that wait, since when it is counted).
+_connections: weakref.WeakKeyDictionary[Any, type[_Driver]] = weakref.WeakKeyDictionary()
+_seen: weakref.WeakKeyDictionary[Any, tuple[Hashable, float]] = weakref.WeakKeyDictionary()
 _silence = [60.0]
 _lock = threading.Lock()
 _thread: list[threading.Thread] = []
@@ -37,27 +43,79 @@ _pid: list[int] = []
 
 
 def watch(silence_s: float) -> None:
-    """Watch every psycopg connection SQLAlchemy opens in this process from now on, giving up on a server
-    silent for `silence_s` seconds. psycopg's own warnings about the queries it could not cancel on such a
-    server ("query cancellation failed: ...") are not printed: the command says what happened in one line."""
-    import sqlalchemy.event
-    import sqlalchemy.pool
-
+    """Give up on a server silent for `silence_s` seconds (the connections opened by `psycopg_connection`,
+    from now on and before)."""
     _silence[0] = silence_s
+
+
+def psycopg_connection(cargs: tuple[Any, ...], cparams: dict[str, Any]) -> Any:
+    """`psycopg.connect(*cargs, **cparams)`, watched. psycopg's own warnings about the queries it could not
+    cancel on a silent server ("query cancellation failed: ...") are not printed: the command says what
+    happened in one line."""
+    import psycopg
+
     logging.getLogger("psycopg").setLevel(logging.ERROR)
-    if not sqlalchemy.event.contains(sqlalchemy.pool.Pool, "connect", _opened):
-        sqlalchemy.event.listen(sqlalchemy.pool.Pool, "connect", _opened)
+    conn = psycopg.connect(*cargs, **cparams)
+    _add(conn, _Psycopg)
+    return conn
 
 
-def _opened(dbapi_connection: Any, record: Any) -> None:
-    if type(dbapi_connection).__module__.split(".")[0] != "psycopg":
-        return
+class _Driver:
+    """What the watcher asks of a connection of one driver."""
+
+    @staticmethod
+    def waiting(conn: Any) -> Hashable | None:
+        """A token of the answer `conn` waits for now (the same until it comes), or None."""
+        raise NotImplementedError
+
+    @staticmethod
+    def server(conn: Any) -> Hashable:
+        """The server `conn` talks to: one probe asks it for all its waiting connections."""
+        raise NotImplementedError
+
+    @staticmethod
+    def answers(conn: Any, timeout: int) -> None:
+        """Open (and close) a new connection to the server of `conn` within `timeout` seconds, or raise."""
+        raise NotImplementedError
+
+    @staticmethod
+    def socket(conn: Any) -> int:
+        """The file descriptor of the socket of `conn` (-1 once closed)."""
+        raise NotImplementedError
+
+
+class _Psycopg(_Driver):
+    @staticmethod
+    def waiting(conn: Any) -> Hashable | None:
+        from psycopg.pq import TransactionStatus
+
+        # one token for every statement: a connection seen busy at every look is counted from the first
+        return None if conn.closed or conn.pgconn.transaction_status != TransactionStatus.ACTIVE else True
+
+    @staticmethod
+    def server(conn: Any) -> Hashable:
+        return (conn.info.dsn, conn.info.password)
+
+    @staticmethod
+    def answers(conn: Any, timeout: int) -> None:
+        import psycopg
+
+        psycopg.connect(conn.info.dsn, password=conn.info.password or None, connect_timeout=timeout).close()
+
+    @staticmethod
+    def socket(conn: Any) -> int:
+        return -1 if conn.closed else int(conn.pgconn.socket)
+
+
+def _add(conn: Any, driver: type[_Driver]) -> None:
     with _lock:
-        _connections.add(dbapi_connection)
         if _pid != [os.getpid()] or not _thread[0].is_alive():  # none yet, or a forked child's copy
+            _connections.clear()  # a forked child's copies of its parent's: their sockets are the parent's
+            _seen.clear()
             thread = threading.Thread(target=_look, name="hpotool-server-silence", daemon=True)
             _thread[:], _pid[:] = [thread], [os.getpid()]
             thread.start()
+        _connections[conn] = driver
 
 
 def _look() -> None:
@@ -70,45 +128,46 @@ def _look() -> None:
 
 
 def _end_silent_waits() -> None:
-    from psycopg.pq import TransactionStatus
-
     now = time.monotonic()
     limit = 0.0 if interrupts.interrupting() else _silence[0]
-    stuck: dict[tuple[str, str], list[Any]] = {}
+    stuck: dict[tuple[type[_Driver], Hashable], list[tuple[Any, Hashable]]] = {}
     with _lock:
-        connections = list(_connections)
-    for conn in connections:
-        if conn.closed or conn.pgconn.transaction_status != TransactionStatus.ACTIVE:
-            _waiting_since.pop(conn, None)
+        connections = list(_connections.items())
+    for conn, driver in connections:
+        token = driver.waiting(conn)
+        if token is None:
+            _seen.pop(conn, None)
             continue
-        since = _waiting_since.setdefault(conn, now)
+        seen, since = _seen.get(conn, (None, now))
+        if seen != token:  # another wait than the one last seen
+            since = now
+        _seen[conn] = (token, since)
         if now - since >= limit:
-            stuck.setdefault((conn.info.dsn, conn.info.password), []).append(conn)
-    for (dsn, password), waiting in stuck.items():
-        if _answers(dsn, password):
-            for conn in waiting:  # a slow statement: look again after another `silence`
-                _waiting_since[conn] = time.monotonic()
+            stuck.setdefault((driver, driver.server(conn)), []).append((conn, token))
+    for (driver, _server), waiting in stuck.items():
+        if _answers(driver, waiting[0][0]):
+            for conn, token in waiting:  # a slow statement: look again after another `silence`
+                _seen[conn] = (token, time.monotonic())
             continue
-        for conn in waiting:
-            if not conn.closed and conn.pgconn.transaction_status == TransactionStatus.ACTIVE:
-                _shut(conn.pgconn.socket)
+        for conn, token in waiting:
+            if driver.waiting(conn) == token:  # still the same wait
+                _shut(driver.socket(conn))
 
 
-def _answers(dsn: str, password: str) -> bool:
-    """Whether the server of `dsn` opens a new connection within `PROBE_TIMEOUT_S` (or the silence limit)."""
-    import psycopg
-
+def _answers(driver: type[_Driver], conn: Any) -> bool:
+    """Whether the server of `conn` opens a new connection within `PROBE_TIMEOUT_S` (or the silence limit)."""
     try:
-        timeout = max(2, min(PROBE_TIMEOUT_S, round(_silence[0])))
-        psycopg.connect(dsn, password=password or None, connect_timeout=timeout).close()
+        driver.answers(conn, max(2, min(PROBE_TIMEOUT_S, round(_silence[0]))))
     except Exception:
         return False
     return True
 
 
 def _shut(fd: int) -> None:
-    """Shut the TCP connection on `fd` (psycopg's socket, left open for psycopg to close): a read waiting on
-    it returns at once."""
+    """Shut the TCP connection on `fd` (the driver's socket, left open for the driver to close): a read
+    waiting on it returns at once."""
+    if fd < 0:
+        return
     sock = socket.socket(fileno=os.dup(fd))
     try:
         sock.shutdown(socket.SHUT_RDWR)

@@ -372,10 +372,9 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
 
             sqlalchemy.engine.make_url(url).get_dialect()
             return None
-        if url.startswith("postgres"):
-            from hpotool import silence
+        from hpotool import silence
 
-            silence.watch(server_silence())
+        silence.watch(server_silence())  # the connections server_connect_kwargs has watched
         if not create and not _has_optuna_tables(url):
             raise _not_optuna(url)
         opened = _created_rdb_storage(url, {"pool_pre_ping": True, **server_connect_kwargs(url)})
@@ -797,21 +796,35 @@ CONNECT_TIMEOUT_S = 10
 
 def server_connect_kwargs(url: str) -> dict[str, Any]:
     """SQLAlchemy engine arguments that bound how long opening a connection to `url`'s server waits (none
-    where the URL, or PGCONNECT_TIMEOUT, sets its own limit)."""
+    where the URL, or PGCONNECT_TIMEOUT, sets its own limit), and, for psycopg, the driver hpotool installs,
+    have `silence` watch the connections for a server that stops answering."""
     import sqlalchemy
+
+    from hpotool import silence
 
     parsed = sqlalchemy.engine.make_url(url)
     backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
     if backend == "postgresql":
-        if "connect_timeout" in parsed.query or os.environ.get("PGCONNECT_TIMEOUT"):
-            return {}
-        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
+        own_limit = "connect_timeout" in parsed.query or os.environ.get("PGCONNECT_TIMEOUT")
+        limit = {} if own_limit else {"connect_timeout": CONNECT_TIMEOUT_S}
+        if driver != "psycopg":  # psycopg2, pg8000...: not watched
+            return {"connect_args": limit} if limit else {}
+        cargs, cparams = _connect_args(parsed)
+        return {"creator": functools.partial(silence.psycopg_connection, cargs, {**limit, **cparams})}
     if backend in ("mysql", "mariadb") and driver == "pymysql" and "read_timeout" not in parsed.query:
         # PyMySQL's connect_timeout (10 s) covers the TCP connection alone; its greeting is read with the
         # read timeout, which must not stay on the connection: a query may wait longer for a lock.
-        cargs, cparams = sqlalchemy.create_engine(parsed).dialect.create_connect_args(parsed)
-        return {"creator": functools.partial(_connect_pymysql, tuple(cargs), dict(cparams))}
+        cargs, cparams = _connect_args(parsed)
+        return {"creator": functools.partial(_connect_pymysql, cargs, cparams)}
     return {}
+
+
+def _connect_args(parsed: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The arguments SQLAlchemy's dialect would pass to its driver's `connect` for the URL `parsed`."""
+    import sqlalchemy
+
+    cargs, cparams = sqlalchemy.create_engine(parsed).dialect.create_connect_args(parsed)
+    return tuple(cargs), dict(cparams)
 
 
 def _connect_pymysql(cargs: tuple[Any, ...], cparams: dict[str, Any]) -> Any:
