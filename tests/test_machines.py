@@ -509,20 +509,23 @@ def fit(config, report):
 
 
 @contextlib.contextmanager
-def _frozen_study(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """(storage URL, proxy process) of a fresh PostgreSQL study reached through a proxy (`PROXY`) that the
-    first trial freezes (`FREEZE_FIT`); configs written in tmp_path. The proxy is ended and the study
-    deleted after."""
-    server = _server_url("postgres")
+def _frozen_study(tmp_path: Path, kind: str = "postgres") -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """(storage URL, proxy process) of a fresh study on the `kind` server (postgres, mysql) reached through
+    a proxy (`PROXY`) that the first trial freezes (`FREEZE_FIT`); configs written in tmp_path. The proxy
+    is ended and the study deleted after."""
+    server = _server_url(kind)
     (tmp_path / "proxy.py").write_text(PROXY)
     (tmp_path / "freeze.py").write_text(FREEZE_FIT)
+    server_port = {"postgres": "5432", "mysql": "3306"}[kind]
     proxy = subprocess.Popen(
-        [sys.executable, str(tmp_path / "proxy.py"), "127.0.0.1", "5432"], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(tmp_path / "proxy.py"), "127.0.0.1", server_port],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proxy.stdout is not None
     port = int(proxy.stdout.readline())
     name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
-    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/test?connect_timeout=2"
+    url = server.replace(f":{server_port}/", f":{port}/") + "?connect_timeout=2"
     trainer = {"function": "freeze:fit", "x": 0.5, "proxy": proxy.pid}
     _write_configs(tmp_path, {"project": "freeze", "epochs": 3, "trainer": trainer}, name, 3, url)
     try:
@@ -535,16 +538,17 @@ def _frozen_study(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]
             optuna.delete_study(study_name=name, storage=make_storage(server))
 
 
+@pytest.mark.parametrize("kind", ["postgres", "mysql"])
 @pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one-process", "workers"])
 def test_a_server_that_stops_answering_mid_study_ends_the_run_with_one_line(
-    tmp_path: Path, workers: list[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, workers: list[str], kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A server (here its proxy) that kept its connections open and no longer answered hung the command
-    # for good: psycopg waits for an answer without a limit. Now a statement that waited HPOTOOL_SERVER_SILENCE
-    # seconds has the server asked for a new connection; it opens none, and the command ends with the line
-    # for a storage that stopped answering, exit code 2.
+    # for good: psycopg, and PyMySQL once connected, wait for an answer without a limit. Now a statement
+    # that waited HPOTOOL_SERVER_SILENCE seconds has the server asked for a new connection; it opens none,
+    # and the command ends with the line for a storage that stopped answering, exit code 2.
     monkeypatch.setenv("HPOTOOL_SERVER_SILENCE", "2")
-    with _frozen_study(tmp_path) as (url, _proxy):
+    with _frozen_study(tmp_path, kind) as (url, _proxy):
         run = _optimize(tmp_path, "-r", "run.yaml", "-o", "optimize.yaml", "-q", *workers)
         assert (tmp_path / "frozen").exists()
         assert run.returncode == 2, run.stdout + run.stderr
@@ -552,14 +556,17 @@ def test_a_server_that_stops_answering_mid_study_ends_the_run_with_one_line(
         assert line.startswith(f"error: storage {url!r} stopped answering during the study ("), run.stderr
 
 
-def test_sigterm_ends_a_run_waiting_on_a_server_that_stopped_answering_with_143(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["postgres", "mysql"])
+def test_sigterm_ends_a_run_waiting_on_a_server_that_stopped_answering_with_143(
+    tmp_path: Path, kind: str
+) -> None:
     # SIGTERM sent to a run waiting on a frozen server (its proxy) did not end it (still running minutes
     # later; only kill -9 did); once it could end, it ended with the storage's line and exit code 2. Now it
     # ends with the storage's line and 143, SIGTERM's code, with the default silence limit (60 s): a signal
     # has the server asked at once. No raw psycopg line ("query cancellation failed: ...").
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{tmp_path}", "COLUMNS": "300"}
     env.pop("HPOTOOL_SERVER_SILENCE", None)
-    with _frozen_study(tmp_path) as (url, _proxy):
+    with _frozen_study(tmp_path, kind) as (url, _proxy):
         run = subprocess.Popen(
             [sys.executable, "-m", "hpotool", "optimize", "-r", "run.yaml", "-o", "optimize.yaml", "-q"],
             cwd=tmp_path,

@@ -36,14 +36,14 @@ def sqlite_busy_timeout() -> int:
     return _seconds_from_env("HPOTOOL_SQLITE_BUSY_TIMEOUT", SQLITE_BUSY_TIMEOUT_S)
 
 
-# A PostgreSQL server that keeps a connection open and has not answered a statement on it for this many
+# A PostgreSQL or MySQL server that keeps a connection open and has not answered a statement on it for this many
 # seconds is asked whether it still answers (a new connection, which must open as fast); one that does not
 # ends the command with the usual line (`silence`). A slow statement on a server that answers goes on.
 SERVER_SILENCE_S = 60
 
 
 def server_silence() -> int:
-    """Seconds a statement waits before its PostgreSQL server is asked whether it still answers
+    """Seconds a statement waits before its PostgreSQL or MySQL server is asked whether it still answers
     (`SERVER_SILENCE_S`); the environment variable HPOTOOL_SERVER_SILENCE overrides it."""
     return _seconds_from_env("HPOTOOL_SERVER_SILENCE", SERVER_SILENCE_S)
 
@@ -796,8 +796,8 @@ CONNECT_TIMEOUT_S = 10
 
 def server_connect_kwargs(url: str) -> dict[str, Any]:
     """SQLAlchemy engine arguments that bound how long opening a connection to `url`'s server waits (none
-    where the URL, or PGCONNECT_TIMEOUT, sets its own limit), and, for psycopg, the driver hpotool installs,
-    have `silence` watch the connections for a server that stops answering."""
+    where the URL, or PGCONNECT_TIMEOUT, sets its own limit), and, for the drivers hpotool installs (psycopg,
+    PyMySQL), have `silence` watch the connections for a server that stops answering."""
     import sqlalchemy
 
     from hpotool import silence
@@ -811,9 +811,7 @@ def server_connect_kwargs(url: str) -> dict[str, Any]:
             return {"connect_args": limit} if limit else {}
         cargs, cparams = _connect_args(parsed)
         return {"creator": functools.partial(silence.psycopg_connection, cargs, {**limit, **cparams})}
-    if backend in ("mysql", "mariadb") and driver == "pymysql" and "read_timeout" not in parsed.query:
-        # PyMySQL's connect_timeout (10 s) covers the TCP connection alone; its greeting is read with the
-        # read timeout, which must not stay on the connection: a query may wait longer for a lock.
+    if backend in ("mysql", "mariadb") and driver == "pymysql":
         cargs, cparams = _connect_args(parsed)
         return {"creator": functools.partial(_connect_pymysql, cargs, cparams)}
     return {}
@@ -828,9 +826,13 @@ def _connect_args(parsed: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
 
 
 def _connect_pymysql(cargs: tuple[Any, ...], cparams: dict[str, Any]) -> Any:
-    import pymysql
+    from hpotool import silence
 
-    conn = pymysql.connect(*cargs, **{**cparams, "read_timeout": CONNECT_TIMEOUT_S})
+    if "read_timeout" in cparams:  # the URL's own
+        return silence.pymysql_connection(cargs, cparams)
+    # PyMySQL's connect_timeout (10 s) covers the TCP connection alone; its greeting is read with the read
+    # timeout, which must not stay on the connection: a query may wait longer for a lock (`silence` watches).
+    conn = silence.pymysql_connection(cargs, {**cparams, "read_timeout": CONNECT_TIMEOUT_S})
     conn._read_timeout = None  # PyMySQL's default once connected; it has no public setter
     return conn
 
