@@ -511,6 +511,28 @@ def test_a_mysql_connection_keeps_no_read_timeout_once_open(monkeypatch: pytest.
         engine.dispose()
 
 
+def test_a_mysql_urls_connect_timeout_bounds_its_greeting_too(
+    silent_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PyMySQL's connect_timeout covers the TCP connection alone, and hpotool read the greeting with its own
+    # limit (CONNECT_TIMEOUT_S, 10 s): a URL's connect_timeout=1 still waited 10 s for a silent server, and
+    # as long again for each new connection SQLAlchemy opened after a server went silent mid-study.
+    import time
+
+    from hpotool import storage as storage_module
+
+    monkeypatch.setattr(storage_module, "CONNECT_TIMEOUT_S", 60)
+    url = f"mysql+pymysql://root@127.0.0.1:{silent_port}/test?connect_timeout=1"
+    engine = sqlalchemy.create_engine(url, **storage_module.server_connect_kwargs(url))
+    started = time.monotonic()
+    try:
+        with pytest.raises(sqlalchemy.exc.OperationalError, match="timed out"):
+            engine.connect()
+    finally:
+        engine.dispose()
+    assert time.monotonic() - started < 30  # before: 60 s, CONNECT_TIMEOUT_S
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_the_study_file_alone_holds_every_trial_after_optimize(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], workers: int

@@ -832,7 +832,9 @@ def _connect_pymysql(cargs: tuple[Any, ...], cparams: dict[str, Any]) -> Any:
         return silence.pymysql_connection(cargs, cparams)
     # PyMySQL's connect_timeout (10 s) covers the TCP connection alone; its greeting is read with the read
     # timeout, which must not stay on the connection: a query may wait longer for a lock (`silence` watches).
-    conn = silence.pymysql_connection(cargs, {**cparams, "read_timeout": CONNECT_TIMEOUT_S})
+    # The URL's connect_timeout bounds the greeting too: the whole opening, as on PostgreSQL.
+    greeting = cparams.get("connect_timeout", CONNECT_TIMEOUT_S)
+    conn = silence.pymysql_connection(cargs, {**cparams, "read_timeout": greeting})
     conn._read_timeout = None  # PyMySQL's default once connected; it has no public setter
     return conn
 
