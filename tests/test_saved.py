@@ -184,7 +184,7 @@ def test_train_flag_errors_are_one_line(tmp_path: Path, run_dict: dict) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"model": {"name": "mlp", "dropout": 1.5}}, "model: ValueError: dropout must be in [0, 1), got 1.5"),
+        ({"model": {"name": "mlp", "dropout": 1.5}}, "model: dropout must be in [0, 1), got 1.5"),
         (
             {"loss": {"name": "mse"}},
             "loss: 'mse' compares numbers, but y holds class labels (a classification task of 10 classes); use "
