@@ -585,6 +585,13 @@ CASES = [
         args=("--storage", "sqlite:///run.yaml"),
     ),
     Case(
+        "default-storage-not-a-database",
+        "an optimize config without storage:, whose default file studies/NAME.db is not a SQLite database",
+        "error: the default storage studies/other.db: 'studies/other.db' is not a SQLite database; hpotool would add Optuna's tables to it, so give a new file or one hpotool wrote (nothing was written to this one)",
+        optimize_text=_optimize_text(study_name="other", storage=None),
+        files={"studies/other.db": "not a database\n"},
+    ),
+    Case(
         "journal-not-a-journal",
         "a journal: storage naming a file that is not an Optuna journal",
         "error: --storage: 'journal:run.yaml': 'run.yaml' is not an Optuna journal file (its first line is not a journal record); give the journal hpotool optimize wrote to, or a new file name (nothing was written to this one)",
