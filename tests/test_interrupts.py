@@ -713,14 +713,24 @@ def test_ctrl_c_in_train_from_best_says_which_runs_were_saved_and_exits_130(
 
 
 @pytest.mark.parametrize("there", ["", "runs", "runs/tiny"], ids=["nothing", "runs", "runs-tiny"])
-def test_ctrl_c_in_train_from_best_removes_the_default_folders_it_made_and_no_other(
+def test_ctrl_c_in_train_from_best_leaves_no_default_folder_and_keeps_the_others(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], there: str
 ) -> None:
     # Stopped before its first run was saved, train-from-best removed its empty runs/tiny/<timestamp> but
-    # left the empty runs/tiny (and runs) it had made for it. Now those go too; a folder that was there
-    # before the command stays.
-    opt = {**opt_dict, "n_trials": 1, "search_space": {"model.width": {"type": "int", "low": 4, "high": 8}}}
-    run_tiny_study(tmp_path, _slow_run(run_dict, 1), opt)
+    # left the empty runs/tiny (and runs) it had made for it. Now none of them is made before the first
+    # run's save; a folder that was there before the command stays.
+    training = tmp_path / "training"  # made once the first run has trained 20 batches
+    run = {
+        **run_dict,
+        "epochs": 1,
+        "model": {"name": "tests.helpers:SignalsTraining", "training": str(training)},
+    }
+    opt = {
+        **opt_dict,
+        "n_trials": 1,
+        "search_space": {"optimizer.lr": {"type": "float", "low": 0.01, "high": 0.1}},
+    }
+    run_tiny_study(tmp_path, run, opt)
     if there:
         (tmp_path / there).mkdir(parents=True)
 
@@ -728,9 +738,9 @@ def test_ctrl_c_in_train_from_best_removes_the_default_folders_it_made_and_no_ot
         return sorted(str(p.relative_to(tmp_path)) for p in tmp_path.glob("runs/**"))
 
     before = folders()
-    args = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--epochs", "40"]
+    args = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--epochs", "100000"]
     proc = _hpotool(args, tmp_path)
-    output = _ctrl_c_when(proc, lambda: any((tmp_path / "runs" / "tiny").glob("*")))
+    output = _ctrl_c_when(proc, training.exists)
     assert proc.returncode == 130, output
     assert output.strip().splitlines()[-1] == "interrupted: no run was saved", output
     assert folders() == before
