@@ -185,13 +185,13 @@ CASES = [
     Case(
         "misspelt-activation",
         "a misspelt activation",
-        "error: run.yaml: model: ValueError: unknown activation 'rellu' (did you mean 'relu'?); choose one of: relu, gelu, silu, tanh, leaky_relu, elu",
+        "error: run.yaml: model: unknown activation 'rellu' (did you mean 'relu'?); choose one of: relu, gelu, silu, tanh, leaky_relu, elu",
         run={"model": {"name": "mlp", "hidden": [16], "activation": "rellu"}},
     ),
     Case(
         "misspelt-norm",
         "a misspelt normalization",
-        "error: run.yaml: model: ValueError: unknown norm 'layr' (did you mean 'layer'?); choose one of: none, batch, layer",
+        "error: run.yaml: model: unknown norm 'layr' (did you mean 'layer'?); choose one of: none, batch, layer",
         run={"model": {"name": "mlp", "hidden": [16], "norm": "layr"}},
     ),
     Case(
@@ -478,7 +478,7 @@ CASES = [
     Case(
         "unbuildable-value",
         "a search value the component rejects",
-        "error: optimize.yaml: search_space.model.dropout: with model.dropout=1.5: ValueError: dropout must be in [0, 1), got 1.5",
+        "error: optimize.yaml: search_space.model.dropout: with model.dropout=1.5: dropout must be in [0, 1), got 1.5",
         optimize={"search_space": {"model.dropout": {"type": "float", "low": 0.0, "high": 1.5}}},
     ),
     Case(
@@ -583,6 +583,13 @@ CASES = [
         "a sqlite: storage naming a file that is not a SQLite database",
         "error: --storage: 'sqlite:///run.yaml': 'run.yaml' is not a SQLite database; hpotool would add Optuna's tables to it, so give a new file or one hpotool wrote (nothing was written to this one)",
         args=("--storage", "sqlite:///run.yaml"),
+    ),
+    Case(
+        "default-storage-not-a-database",
+        "an optimize config without storage:, whose default file studies/NAME.db is not a SQLite database",
+        "error: the default storage studies/other.db: 'studies/other.db' is not a SQLite database; hpotool would add Optuna's tables to it, so give a new file or one hpotool wrote (nothing was written to this one)",
+        optimize_text=_optimize_text(study_name="other", storage=None),
+        files={"studies/other.db": "not a database\n"},
     ),
     Case(
         "journal-not-a-journal",
@@ -1062,7 +1069,7 @@ CASES = [
     Case(
         "list-choice-refused",
         "a whole list as a choice that the run config refuses",
-        "error: optimize.yaml: search_space.model.hidden: with model.hidden=[32, 0]: ValueError: hidden widths must be >= 1, got [32, 0]",
+        "error: optimize.yaml: search_space.model.hidden: with model.hidden=[32, 0]: hidden widths must be >= 1, got [32, 0]",
         optimize={"search_space": {"model.hidden": {"type": "categorical", "choices": [[16], [32, 0]]}}},
     ),
     Case(
@@ -1391,7 +1398,7 @@ CASES = [
     Case(
         "model-value",
         "a model argument the model refuses",
-        "error: run.yaml: model: ValueError: dropout must be in [0, 1), got 1.5",
+        "error: run.yaml: model: dropout must be in [0, 1), got 1.5",
         run={"model": {"name": "mlp", "hidden": [16], "dropout": 1.5}},
     ),
     Case(
@@ -1715,13 +1722,13 @@ CASES = [
     Case(
         "scheduler-returns-other",
         "a scheduler factory that returns no schedule",
-        "error: run.yaml: scheduler: TypeError: scheduler 'tests.helpers:not_a_scheduler' returned int, not a learning-rate schedule (an object with a step() method, such as torch.optim.lr_scheduler.StepLR)",
+        "error: run.yaml: scheduler: scheduler 'tests.helpers:not_a_scheduler' returned int, not a learning-rate schedule (an object with a step() method, such as torch.optim.lr_scheduler.StepLR)",
         run={"scheduler": {"name": "tests.helpers:not_a_scheduler"}},
     ),
     Case(
         "loss-returns-other",
         "a loss factory that returns no loss",
-        "error: run.yaml: loss: TypeError: loss 'tests.helpers:not_a_loss' returned str, not a loss (a torch.nn.Module or function called with the prediction and the target)",
+        "error: run.yaml: loss: loss 'tests.helpers:not_a_loss' returned str, not a loss (a torch.nn.Module or function called with the prediction and the target)",
         run={"loss": {"name": "tests.helpers:not_a_loss"}},
     ),
     Case(
@@ -1831,7 +1838,7 @@ CASES = [
     Case(
         "one-cycle-too-short",
         "a one-cycle schedule whose total_steps end before the run does",
-        "error: run.yaml: scheduler: ValueError: scheduler 'torch.optim.lr_scheduler:OneCycleLR' has total_steps 3, but the run steps it 10 times (2 epochs x 5 batches), and it fails past its end; drop total_steps (hpotool passes epochs and steps_per_epoch)",
+        "error: run.yaml: scheduler: scheduler 'torch.optim.lr_scheduler:OneCycleLR' has total_steps 3, but the run steps it 10 times (2 epochs x 5 batches), and it fails past its end; drop total_steps (hpotool passes epochs and steps_per_epoch)",
         run={"scheduler": {"name": "torch.optim.lr_scheduler:OneCycleLR", "max_lr": 0.1, "total_steps": 3}},
     ),
     Case(
@@ -1922,7 +1929,7 @@ CASES = [
     Case(
         "one-cycle-too-long",
         "a one-cycle schedule whose total_steps end after the run does",
-        "error: run.yaml: scheduler: ValueError: scheduler 'torch.optim.lr_scheduler:OneCycleLR' has total_steps 100, but the run steps it 10 times (2 epochs x 5 batches), so its cycle would stop 10% of the way through, before the lr anneals; drop total_steps (hpotool passes epochs and steps_per_epoch)",
+        "error: run.yaml: scheduler: scheduler 'torch.optim.lr_scheduler:OneCycleLR' has total_steps 100, but the run steps it 10 times (2 epochs x 5 batches), so its cycle would stop 10% of the way through, before the lr anneals; drop total_steps (hpotool passes epochs and steps_per_epoch)",
         run={"scheduler": {"name": "torch.optim.lr_scheduler:OneCycleLR", "max_lr": 0.1, "total_steps": 100}},
     ),
     Case(
@@ -1979,7 +1986,7 @@ CASES = [
     Case(
         "schedule-lr-not-positive",
         "a schedule argument that would take the lr to 0 or below (onecycle max_lr, cosine eta_min, step gamma)",
-        "error: run.yaml: scheduler: ValueError: max_lr must be greater than 0 (the peak lr of the cycle), got 0",
+        "error: run.yaml: scheduler: max_lr must be greater than 0 (the peak lr of the cycle), got 0",
         run={"scheduler": {"name": "onecycle", "max_lr": 0.0}},
     ),
     Case(

@@ -665,6 +665,29 @@ class StallsWhileSaved(nn.Module):
         return None
 
 
+class SignalsTraining(nn.Module):
+    """A linear model that creates the file `training` names once it has trained `steps` batches, and trains
+    on: a test acts in the middle of a long run (a dry run's one step, on another instance, does not count)."""
+
+    def __init__(
+        self, in_features: int, out_features: int, training: str = "training", steps: int = 20
+    ) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+        self.signal = training
+        self.steps = steps
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.calls += 1
+            if self.calls == self.steps:
+                from pathlib import Path
+
+                Path(self.signal).touch()
+        return self.linear(x.flatten(1))
+
+
 class FullDisk:
     """The `os` module, as a module that saves files sees it on a full disk: `fsync` fails with ENOSPC."""
 

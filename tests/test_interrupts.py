@@ -591,19 +591,23 @@ def test_a_dry_run_writes_nothing_to_the_storage_nor_beside_it(
     assert not (tmp_path / "new").exists()
 
 
+@pytest.mark.parametrize("default", [False, True], ids=["config-storage", "default-storage"])
 def test_a_study_the_workers_cannot_open_is_one_line_naming_the_storage(
-    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], default: bool
 ) -> None:
     # The study's file moved away between the main process's open and the workers' (a real dataset that
     # moves it as a worker loads it): each worker printed make_storage's HpoError as a traceback, and the
-    # command said '2 of 2 workers died (...); run again to resume', exit code 1.
+    # command said '2 of 2 workers died (...); run again to resume', exit code 1. The line then began
+    # "storage 'URL'", where the main process's errors name where the storage came from (the config's
+    # storage: key, or the default studies/tiny.db).
     from .moving_storage import MOVE
 
     run = {
         **run_dict,
         "data": {"name": "tests.moving_storage:digits_that_move_the_study", "val_fraction": 0.2},
     }
-    paths = write_yaml(tmp_path / "run.yaml", run), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    opt = {**opt_dict, "storage": None} if default else opt_dict
+    paths = write_yaml(tmp_path / "run.yaml", run), write_yaml(tmp_path / "optimize.yaml", opt)
     db = tmp_path / "studies" / "tiny.db"
     proc = _hpotool(
         ["optimize", "-r", str(paths[0]), "-o", str(paths[1]), "--workers", "2", "-q"],
@@ -617,8 +621,11 @@ def test_a_study_the_workers_cannot_open_is_one_line_naming_the_storage(
     assert proc.returncode == 2, output
     assert "Traceback" not in output and "workers died" not in output, output
     (line,) = [line for line in output.splitlines() if line.startswith("error:")]
+    named = (
+        "the default storage studies/tiny.db" if default else f"{paths[1]}: storage: {opt_dict['storage']!r}"
+    )
     assert re.fullmatch(
-        rf"error: hpotool-worker-[01]: storage '{re.escape(opt_dict['storage'])}': no such SQLite file "
+        rf"error: hpotool-worker-[01]: {re.escape(named)}: no such SQLite file "
         rf"'{re.escape(str(db))}'; this command opened the study a moment before, and its workers could not "
         rf"\(the file moved or deleted\?\): put it back where the storage names it, run the same command to resume",
         line,
@@ -706,14 +713,24 @@ def test_ctrl_c_in_train_from_best_says_which_runs_were_saved_and_exits_130(
 
 
 @pytest.mark.parametrize("there", ["", "runs", "runs/tiny"], ids=["nothing", "runs", "runs-tiny"])
-def test_ctrl_c_in_train_from_best_removes_the_default_folders_it_made_and_no_other(
+def test_ctrl_c_in_train_from_best_leaves_no_default_folder_and_keeps_the_others(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], there: str
 ) -> None:
     # Stopped before its first run was saved, train-from-best removed its empty runs/tiny/<timestamp> but
-    # left the empty runs/tiny (and runs) it had made for it. Now those go too; a folder that was there
-    # before the command stays.
-    opt = {**opt_dict, "n_trials": 1, "search_space": {"model.width": {"type": "int", "low": 4, "high": 8}}}
-    run_tiny_study(tmp_path, _slow_run(run_dict, 1), opt)
+    # left the empty runs/tiny (and runs) it had made for it. Now none of them is made before the first
+    # run's save; a folder that was there before the command stays.
+    training = tmp_path / "training"  # made once the first run has trained 20 batches
+    run = {
+        **run_dict,
+        "epochs": 1,
+        "model": {"name": "tests.helpers:SignalsTraining", "training": str(training)},
+    }
+    opt = {
+        **opt_dict,
+        "n_trials": 1,
+        "search_space": {"optimizer.lr": {"type": "float", "low": 0.01, "high": 0.1}},
+    }
+    run_tiny_study(tmp_path, run, opt)
     if there:
         (tmp_path / there).mkdir(parents=True)
 
@@ -721,9 +738,9 @@ def test_ctrl_c_in_train_from_best_removes_the_default_folders_it_made_and_no_ot
         return sorted(str(p.relative_to(tmp_path)) for p in tmp_path.glob("runs/**"))
 
     before = folders()
-    args = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--epochs", "40"]
+    args = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--epochs", "100000"]
     proc = _hpotool(args, tmp_path)
-    output = _ctrl_c_when(proc, lambda: any((tmp_path / "runs" / "tiny").glob("*")))
+    output = _ctrl_c_when(proc, training.exists)
     assert proc.returncode == 130, output
     assert output.strip().splitlines()[-1] == "interrupted: no run was saved", output
     assert folders() == before

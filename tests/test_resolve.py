@@ -169,3 +169,31 @@ def test_a_module_of_the_users_named_without_an_object_lists_what_it_defines(pro
         resolve("mlpp", REGISTRIES["model"], "model")
     assert str(info.value).startswith("unknown model 'mlpp' (did you mean 'mlp'?); choose one of: mlp, cnn")
     sys.modules.pop("alone_nets", None)
+
+
+def test_hpotools_own_refusal_is_shown_without_its_class_name(project: Path) -> None:
+    """`run.yaml: model: ValueError: unknown activation 'rellu' ...`: hpotool's own words for a config value
+    read with a Python class name in front. A user's code raising, or a library's exception, keeps the name."""
+    from hpotool.models import make_activation
+    from hpotool.resolve import described
+
+    with pytest.raises(ValueError) as own:
+        make_activation("rellu")
+    caught = own.value.__traceback__
+    assert caught is not None  # hpotool catches it in its own code (runner's dry run): drop this test's frame
+    assert described(own.value.with_traceback(caught.tb_next)) == (
+        "unknown activation 'rellu' (did you mean 'relu'?); choose one of: relu, gelu, silu, tanh, leaky_relu, elu"
+    )
+    (project / "labnets" / "strict.py").write_text(
+        "def build():\n    raise ValueError('width must be even')\n"
+    )
+    build = import_object("labnets.strict:build")
+
+    with pytest.raises(ValueError) as users:
+        build()
+    assert described(users.value).startswith("ValueError: width must be even (at ")
+    import torch
+
+    with pytest.raises(ValueError) as library:
+        torch.nn.Dropout(p=2.0)
+    assert described(library.value).startswith("ValueError: dropout probability has to be between 0 and 1")

@@ -184,7 +184,7 @@ def test_train_flag_errors_are_one_line(tmp_path: Path, run_dict: dict) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"model": {"name": "mlp", "dropout": 1.5}}, "model: ValueError: dropout must be in [0, 1), got 1.5"),
+        ({"model": {"name": "mlp", "dropout": 1.5}}, "model: dropout must be in [0, 1), got 1.5"),
         (
             {"loss": {"name": "mse"}},
             "loss: 'mse' compares numbers, but y holds class labels (a classification task of 10 classes); use "
@@ -358,6 +358,98 @@ def test_a_save_killed_midway_leaves_its_staging_folder_only_until_the_next_save
     assert again.exit_code == 0, again.output
     assert sorted(os.listdir(tmp_path)) == ["other", "out", "run.yaml", "saving", "stalls.yaml"]
     assert sorted(os.listdir(tmp_path / "out")) == ["config.yaml", "history.csv", "metrics.json", "model.pt"]
+
+
+@pytest.mark.parametrize("runs_exists", [False, True], ids=["no-runs-folder", "runs-project-folder"])
+def test_a_run_killed_while_it_trains_leaves_no_empty_run_folder(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, runs_exists: bool
+) -> None:
+    """`train-from-best` killed outright (kill -9, the OOM killer) while it trained left an empty
+    runs/<project>/<timestamp>/ (and runs/, runs/<project>), made before its first run trained; a `train`
+    killed while it saved, an empty runs/<project>/<timestamp>/ beside its staging folder. Now the folder
+    appears with its first run in it, in one rename; a kill leaves only a tagged staging folder, which the
+    next save beside it removes."""
+    import signal
+    import time
+
+    training = tmp_path / "training"
+    run_dict["model"] = {"name": "tests.helpers:SignalsTraining", "training": str(training)}
+    opt_dict["search_space"] = {"optimizer.lr": opt_dict["search_space"]["optimizer.lr"]}
+    opt_dict["n_trials"] = 1
+    run_path, opt_path = (
+        write_yaml(tmp_path / "run.yaml", run_dict),
+        write_yaml(tmp_path / "o.yaml", opt_dict),
+    )
+    made = runner.invoke(app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "-q"])
+    assert made.exit_code == 0, made.output
+    if runs_exists:
+        (tmp_path / "runs" / "tiny").mkdir(parents=True)
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
+    storage = opt_dict["storage"]
+    cmd = [sys.executable, "-m", "hpotool", "train-from-best", "--study-name", "tiny", "--storage", storage]
+    killed = subprocess.Popen([*cmd, "--epochs", "1000000"], env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not training.exists() and killed.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert training.exists(), "the run never trained"
+    finally:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+    assert killed.returncode == -signal.SIGKILL
+    runs = tmp_path / "runs"
+    left = sorted(str(p.relative_to(tmp_path)) for p in runs.rglob("*")) if runs.exists() else []
+    assert left == (["runs/tiny"] if runs_exists else []), left
+    # the same command trains and saves as before, its folder whole
+    again = subprocess.run([*cmd, "--epochs", "1"], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    (folder,) = (runs / "tiny").iterdir()
+    assert sorted(os.listdir(folder)) == ["summary.json", "trial0-seed0"]
+    assert sorted(os.listdir(folder / "trial0-seed0")) == [
+        "config.yaml",
+        "history.csv",
+        "metrics.json",
+        "model.pt",
+    ]
+
+
+def test_train_killed_while_it_saves_leaves_no_empty_run_folder(tmp_path: Path, run_dict: dict) -> None:
+    """`train` (no --out) killed while it saved its run left an empty runs/tiny/<timestamp>/; now only the
+    tagged staging folder is left, and the next `train` removes it."""
+    import signal
+    import time
+
+    run_dict["epochs"] = 1
+    saving = tmp_path / "saving"
+    stalls = write_yaml(
+        tmp_path / "stalls.yaml",
+        {**run_dict, "model": {"name": "tests.helpers:StallsWhileSaved", "saving": str(saving)}},
+    )
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
+    cmd = [sys.executable, "-m", "hpotool", "train", "-r", str(stalls)]
+    killed = subprocess.Popen(cmd, env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not saving.exists() and killed.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert saving.exists(), "the run never reached its save"
+    finally:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+    assert killed.returncode == -signal.SIGKILL
+    assert not (tmp_path / "runs").exists()
+    assert len(_staging_folders(tmp_path)) == 1  # runs/ staged whole, beside where it goes
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    again = subprocess.run(
+        [sys.executable, "-m", "hpotool", "train", "-r", str(run_path)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+    )
+    assert again.returncode == 0, again.stderr
+    assert _staging_folders(tmp_path) == []
+    (folder,) = (tmp_path / "runs" / "tiny").iterdir()
+    assert sorted(os.listdir(folder)) == ["config.yaml", "history.csv", "metrics.json", "model.pt"]
 
 
 def test_a_full_disk_names_the_fix_for_what_the_user_typed(

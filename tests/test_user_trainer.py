@@ -56,7 +56,7 @@ def test_a_trainer_that_misses_the_metric_stops_the_study_at_trial_0(
     )
     result = optimize("examples/torch_loop_run.yaml", str(opt), storage, 3, exit_code=2)
     reason = (
-        "TrainerOutputError: examples.torch_loop_trainer:fit returned {val_loss}, without val_accuracy, the "
+        "examples.torch_loop_trainer:fit returned {val_loss}, without val_accuracy, the "
         "study's metric; return it from fit, such as {'val_accuracy': 0.5} (the values given to report() do "
         "not count), or optimize a metric it returns"
     )
@@ -275,7 +275,7 @@ def test_a_constraint_on_a_value_the_function_does_not_return_stops_the_study_at
     result = optimize("examples/torch_loop_run.yaml", tmp_path / "o.yaml", storage, 3, exit_code=2)
     (trial,) = optuna.load_study(study_name="sine_loop", storage=storage).trials
     reason = (
-        "TrainerOutputError: examples.torch_loop_trainer:fit returned {val_loss}, without n_params, which "
+        "examples.torch_loop_trainer:fit returned {val_loss}, without n_params, which "
         "constraints: n_params <= 1000 reads; return it from fit, such as {'n_params': 0.5}, or drop the "
         "constraint"
     )
@@ -502,13 +502,13 @@ def test_a_training_function_s_own_metric_may_be_the_scheduler_monitor(
     [
         (
             "returns_a_float",
-            "TrainerOutputError: tests.trainers:returns_a_float returned float; it must return a dict of final "
+            "tests.trainers:returns_a_float returned float; it must return a dict of final "
             "metrics, such as {'val_loss': 0.5}",
             "2",  # a worker process stops, and the main process says why
         ),
         (
             "returns_a_float",
-            "TrainerOutputError: tests.trainers:returns_a_float returned float; it must return a dict of final "
+            "tests.trainers:returns_a_float returned float; it must return a dict of final "
             "metrics, such as {'val_loss': 0.5}",
             "1",
         ),

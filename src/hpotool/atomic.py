@@ -179,7 +179,8 @@ def atomic_folder(
     made for it, is removed: `folder` is as it was.
 
     `folder` missing or empty: the staging folder is made beside it (with the mode `folder` has or would
-    have) and renamed onto it, which is atomic. `folder` holding other files (a user's --out with notes in
+    have) and renamed onto it, which is atomic; where folders above it are missing too, the outermost of
+    them is staged whole, so none of them appears before `folder` does, with its files. `folder` holding other files (a user's --out with notes in
     it, or a run folder part of which an older save left), or beside which nothing can be made: the staging
     folder is made inside it and its files are moved up, `last` last, in a burst Ctrl-C and SIGTERM wait
     for, once no name is taken by anything but a file.
@@ -194,7 +195,23 @@ def atomic_folder(
         HpoError: a folder cannot be made or a name is taken, naming it; `folder` is as it was then.
     """
     refuse = refuse or cannot_write
-    made = _missing(folder.parent)  # above it
+    above = _missing(folder.parent)  # folders above it to make: they appear with it, in the same rename
+    if above and not os.path.lexists(folder):
+        try:
+            top, staging = _staging_above(above[0], folder)
+        except OSError as exc:
+            raise refuse(folder, exc) from None
+        try:
+            yield staging
+            with deferred():
+                os.rename(top, above[0])
+        except BaseException as exc:
+            shutil.rmtree(top, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise refuse(folder, exc) from None
+            raise
+        return
+    made = above
     try:
         staging, beside = _staging(folder)
     except OSError as exc:
@@ -215,6 +232,24 @@ def atomic_folder(
         if isinstance(exc, OSError):
             raise refuse(folder, exc) from None
         raise
+
+
+def _staging_above(outermost: Path, folder: Path) -> tuple[Path, Path]:
+    """A staging folder for `outermost`, the outermost missing folder above `folder` (`runs` of
+    runs/digits/20260101-120000 where runs is missing), beside it and holding the folders between, and the
+    empty folder in it that stands for `folder`: renamed onto `outermost`, all of them appear at once, with
+    `folder`'s files. A process killed outright (kill -9) before the rename leaves no empty folder, only its
+    tagged staging folder, which the next save beside it removes (`leftovers.remove_dead`)."""
+    remove_dead(outermost.parent)
+    top = Path(tempfile.mkdtemp(prefix=f".hpotool-{tag()}-", suffix=".tmp", dir=outermost.parent))
+    try:
+        os.chmod(top, 0o777 & ~_umask())  # mkdtemp makes it private: the mode a plain mkdir would give
+        staging = top / folder.relative_to(outermost)
+        staging.mkdir(parents=True)
+    except BaseException:
+        shutil.rmtree(top, ignore_errors=True)
+        raise
+    return top, staging
 
 
 def _staging(folder: Path) -> tuple[Path, bool]:

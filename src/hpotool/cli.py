@@ -1001,14 +1001,7 @@ def _train(
         from hpotool.config import load_run_config
         from hpotool.formatting import format_params
         from hpotool.overrides import apply_overrides
-        from hpotool.saved import (
-            check_run_dir,
-            default_runs_dir,
-            first_missing,
-            new_run_dir,
-            remove_empty_run_dir,
-            train_and_save,
-        )
+        from hpotool.saved import check_run_dir, default_runs_dir, new_run_dir, train_and_save
 
         _refuse_stdout(out, "a run folder (model.pt, metrics.json, ...)", "a folder, e.g. --out runs/mine")
         cfg = load_run_config(run_config)
@@ -1044,25 +1037,17 @@ def _train(
             folder: Any = out
             made.append(out)
         else:
-            made_from = first_missing(runs_dir)  # runs/<project>, runs: removed again if left empty
 
-            def make_folder() -> Path:  # once training succeeds
-                made.append(new_run_dir(runs_dir))
+            def make_folder() -> Path:  # once training succeeds; the save makes it, with the run's files
+                made[:] = [new_run_dir(runs_dir)]  # the next name, where another run took this one
                 return made[0]
 
             folder = make_folder
         from hpotool.progress import RunProgress
 
-        try:
-            with RunProgress(_err()) as progress:
-                progress.run_started(f"{cfg.project} seed {cfg.seed}", cfg)
-                run = train_and_save(
-                    cfg, folder, on_epoch_end=progress.epoch_ended, out_given=out is not None
-                )
-        except BaseException:
-            if out is None and made:  # the save failed: no empty runs/<project>/<timestamp> left
-                remove_empty_run_dir(made[0], made_from)
-            raise
+        with RunProgress(_err()) as progress:
+            progress.run_started(f"{cfg.project} seed {cfg.seed}", cfg)
+            run = train_and_save(cfg, folder, on_epoch_end=progress.epoch_ended, out_given=out is not None)
         _print_run(run)
 
 
@@ -1150,7 +1135,7 @@ def _train_from_best(
         from hpotool.export import export_best as write_export
         from hpotool.final import check_jobs, plan_final
         from hpotool.final import train_from_best as run_final
-        from hpotool.saved import default_runs_dir, first_missing, new_run_dir, remove_empty_run_dir
+        from hpotool.saved import default_runs_dir, new_run_dir
         from hpotool.storage import default_storage_url
 
         _refuse_stdout(out, "run folders and summary.json", "a folder, e.g. --out runs/final")
@@ -1181,19 +1166,15 @@ def _train_from_best(
         if saved:
             names = ", ".join(p.name for p in saved)
             _note(f"already saved in {out}, not trained again: {names}")
-        from hpotool.progress import RunProgress  # before the folder is made: a Ctrl-C meanwhile left it
+        from hpotool.progress import RunProgress
 
-        if out is None:
-            runs_dir = default_runs_dir(plan.candidates[0].config)
-            made_from = first_missing(runs_dir)  # runs/<project>, runs: removed again if left empty
-        folder = out if out is not None else new_run_dir(runs_dir)
+        # not made here: the first run's save makes it (and runs/<project>), with that run in it
+        folder = out if out is not None else new_run_dir(default_runs_dir(plan.candidates[0].config))
         try:
             training.append((plan, folder))
             with RunProgress(_err()) as progress:
                 summary = run_final(plan, folder, progress, exported.folder, out_given=out is not None)
         except BaseException as exc:
-            if out is None:  # the first run failed: no empty folder left
-                remove_empty_run_dir(folder, made_from)
             if isinstance(exc, HpoError) and (said := _final_saved(training, out)):
                 raise HpoError(f"{exc}; {said}") from exc.__cause__  # the runs before it are kept
             raise

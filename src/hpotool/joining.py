@@ -6,6 +6,8 @@ data, the checks before trial 0) before the study exists, and the joiners failed
 Now a joiner given a storage that answers and lacks the study says so in one note and looks again every
 second, for `HPOTOOL_JOIN_WAIT` seconds (default `JOIN_WAIT_S`), then fails with the same line as before.
 Without `--storage` (the default SQLite file of this folder) it fails at once: the creator is this machine.
+A file storage not there yet is waited for too (the creator, on a folder the machines share, makes it), the
+note naming the file, so that a mistyped path is seen at once.
 """
 
 from __future__ import annotations
@@ -76,20 +78,43 @@ def await_study(
                     waited = time.monotonic() - start
                     raise HpoError(f"{exc}; waited {waited:.0f} s for another machine to create it") from None
                 raise
-            reason = f"no study {study_name!r} there yet{'' if noted else _near(study_name, storage_url)}"
+            missing = None if noted else _missing_file(storage_url)
+            if missing is not None:
+                reason, it = f"no {missing} yet", f"study {study_name!r} in it"
+            else:
+                reason, it = (
+                    f"no study {study_name!r} there yet{'' if noted else _near(study_name, storage_url)}",
+                    "it",
+                )
         else:
             if found_by is None:
                 found_by = min(deadline, time.monotonic() + DESCRIBE_WAIT_S)
             if time.monotonic() >= found_by or not _being_described(study, ATTR):
                 return study
-            reason = f"study {study_name!r} is being created"
+            reason, it = f"study {study_name!r} is being created", "it"
         if not noted and on_wait is not None:
             on_wait(
-                f"{reason}: waiting up to {limit:g} s for the machine that creates it (HPOTOOL_JOIN_WAIT sets "
+                f"{reason}: waiting up to {limit:g} s for the machine that creates {it} (HPOTOOL_JOIN_WAIT sets "
                 f"how long)"
             )
         noted = True
         time.sleep(POLL_S)
+
+
+def _missing_file(storage_url: str | None) -> str | None:
+    """`SQLite file '/abs/path.db'` (or `journal file ...`) where the storage is a file not there yet, else
+    None. The note then names the file, absolute, so a mistyped path shows at once and not after the wait:
+    the wait itself is right, as the creator may be another machine on a folder they share (the journal
+    file Optuna recommends there, or a SQLite file), which makes the file seconds after this one starts."""
+    import os
+
+    from hpotool.storage import storage_file
+
+    path = storage_file(storage_url) if storage_url is not None else None
+    if path is None or path.exists():
+        return None
+    kind = "journal" if storage_url is not None and storage_url.startswith("journal:") else "SQLite"
+    return f"{kind} file {os.path.abspath(path)!r}"
 
 
 def _near(study_name: str, storage_url: str | None) -> str:

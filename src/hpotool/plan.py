@@ -49,7 +49,7 @@ from hpotool.search_space import (
 )
 from hpotool.sections import section_choices, section_values
 from hpotool.space_checks import auto_task, check_space
-from hpotool.storage import shown_url
+from hpotool.storage import DEFAULT_ORIGIN, shown_url
 from hpotool.warm_start import carried_params, left_out_note
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ class StudyPlan:
     storage_from: str | None = None  # the optimize config file the storage URL came from (its own, or the
     # default), not --storage: a relative path in it is read from the folder the command runs in
     # Where the storage URL was given, for its refusals (`storage.storage_origin`): "--storage", or
-    # "optimize.yaml: storage" for the config's key; None for the default studies/<name>.db
+    # "optimize.yaml: storage" for the config's key, storage.DEFAULT_ORIGIN for the default studies/<name>.db
     storage_origin: str | None = None
     config_enqueue: int | None = None  # how many of opt.enqueue the config lists (None: all; the rest came
     # from --enqueue-from): a resume drops only the config's, so one without the flag keeps the others
@@ -137,7 +137,7 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
     plan = _prepare(run, opt, str(run_path), str(opt_path), overrides)
     if overrides.storage is not None:
         return replace(plan, storage_origin="--storage")
-    origin = f"{opt_path}: storage" if opt.storage is not None else None
+    origin = f"{opt_path}: storage" if opt.storage is not None else DEFAULT_ORIGIN
     return replace(plan, storage_from=str(opt_path), storage_origin=origin)
 
 
@@ -188,7 +188,7 @@ def prepare_stored_study(
             ) from None
     # The storage the study was found in, not the creator's URL (another host name, a relative SQLite path).
     plan = _prepare(run, opt, run_src, opt_src, replace(overrides, study_name=study_name, storage=url))
-    return replace(plan, storage_origin="--storage" if storage is not None else None)
+    return replace(plan, storage_origin="--storage" if storage is not None else DEFAULT_ORIGIN)
 
 
 def _prepare(

@@ -103,9 +103,33 @@ def user_frame(exc: BaseException) -> str | None:
 
 
 def first_line(exc: BaseException) -> str:
-    """`Type: first line of the message`: a user's multi-line message shown as one line."""
+    """`Type: first line of the message`: a user's multi-line message shown as one line. One of hpotool's own
+    refusals of a config value (`unknown activation 'rellu' ...`) is its message alone: its words are written
+    for the user, and the class name (ValueError) would tell them nothing. An exception from a library, or
+    one raised in (or through) the user's code keeps the name, which tells them what their code did."""
     text = exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc).strip()
+    if text and _raised_by_hpotool(exc) and user_frame(exc) is None:
+        return text.splitlines()[0]
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _raised_by_hpotool(exc: BaseException) -> bool:
+    """Whether `exc` is hpotool's own: of a class hpotool defines, or from a `raise` statement in hpotool's
+    source (its innermost frame); not from the user's code, a library, or a builtin hpotool called (an
+    `open()` failing keeps its PermissionError)."""
+    import linecache
+
+    if type(exc).__module__.partition(".")[0] == "hpotool":
+        return True
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    filename = tb.tb_frame.f_code.co_filename
+    if os.path.dirname(os.path.abspath(filename)) != os.path.dirname(os.path.abspath(__file__)):
+        return False
+    return linecache.getline(filename, tb.tb_lineno).lstrip().startswith("raise ")
 
 
 def described(exc: BaseException) -> str:

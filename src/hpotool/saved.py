@@ -60,43 +60,15 @@ class SavedRun:
 
 
 def new_run_dir(parent: Path) -> Path:
-    """Create and return a new, unique folder `parent/<timestamp>` (`-2`, `-3`, ... when taken)."""
+    """A new folder name `parent/<timestamp>` (`-2`, `-3`, ... when taken), not made: the first save into
+    it makes it, with the run's files (`atomic_folder`), so a process killed before (kill -9 while it
+    trains) leaves no empty runs/<project>/<timestamp> behind."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     for i in range(1, 1000):
         folder = parent / (stamp if i == 1 else f"{stamp}-{i}")
-        try:
-            folder.mkdir(parents=True, exist_ok=False)
+        if not os.path.lexists(folder):
             return folder
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise HpoError(f"{folder}: cannot create the run folder: {exc.strerror or exc}") from None
     raise HpoError(f"{parent}: 999 run folders for {stamp} already exist")  # pragma: no cover
-
-
-def first_missing(folder: Path) -> Path | None:
-    """The outermost of `folder` and its parents that does not exist yet (what making `folder` creates),
-    or None where `folder` exists."""
-    missing = None
-    for f in (folder, *folder.parents):
-        if f.exists():
-            break
-        missing = f
-    return missing
-
-
-def remove_empty_run_dir(folder: Path, made_from: Path | None) -> None:
-    """Remove `folder` where it is empty, then each parent up to `made_from` (`first_missing` of its parent
-    before `new_run_dir` made it: the folders this command made) while each is empty; a folder that
-    existed before is never removed."""
-    ours = [folder]
-    if made_from is not None:
-        ours += [p for p in folder.parents if p == made_from or made_from in p.parents]
-    for f in ours:
-        try:
-            f.rmdir()  # only an empty one: another run saved in it meanwhile keeps it
-        except OSError:
-            return
 
 
 def default_runs_dir(cfg: RunConfig) -> Path:
@@ -220,6 +192,11 @@ def not_saved(path: Path, exc: OSError, out_given: bool) -> HpoError:
     return HpoError(f"{path}: cannot write: {exc.strerror or exc}; the run was not saved: {fix}")
 
 
+class RunDirTaken(HpoError):
+    """A new run folder (`new_run_dir`) that another process saved a run into while this one saved its own:
+    the save goes to the next name."""
+
+
 def save_run(
     folder: Path,
     cfg: RunConfig,
@@ -227,6 +204,7 @@ def save_run(
     info: dict[str, Any] | None = None,
     *,
     out_given: bool = True,
+    new: bool = False,
 ) -> SavedRun:
     """Write model.pt, metrics.json, history.csv and config.yaml into `folder` as one set (no model.pt for a
     user's training function, which keeps its own model): into a staging folder that becomes `folder` once
@@ -238,10 +216,12 @@ def save_run(
         result: what `runner.train_run` returned.
         info: extra provenance for metrics.json (e.g. the study and trial it came from).
         out_given: whether the user chose the folder (--out): what a failure tells them to do.
+        new: `folder` is a name `new_run_dir` chose, which another process may take meanwhile.
 
     Raises:
         HpoError: a file cannot be written (a full disk, a folder in the way) or the model cannot be saved,
             naming the file and the fix; `folder` is as it was then.
+        RunDirTaken: `new` and another process made `folder` first.
     """
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     summary = {
@@ -261,6 +241,8 @@ def save_run(
     }
 
     def refuse(path: Path, exc: OSError) -> HpoError:
+        if new and path == folder and exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            return RunDirTaken(f"{folder}: taken by another run")
         return not_saved(path, exc, out_given)
 
     with atomic_folder(folder, last="config.yaml", refuse=refuse) as staging:
@@ -342,7 +324,8 @@ def train_and_save(
     """Train `cfg` with the runner's Trainer, then save it into `folder` (or the folder `folder()` makes;
     `out_given`: whether the user chose it, with --out).
 
-    The folder is made only after training succeeds, so a failed run leaves nothing behind.
+    The folder is made only after training succeeds, with the run's files in it, so a failed run (or one
+    killed outright) leaves nothing behind.
 
     Raises:
         HpoError: the device is missing, the loss became NaN or infinite, or the user's own code (a model,
@@ -371,8 +354,13 @@ def train_and_save(
     from hpotool.interrupts import deferred
 
     with deferred():  # a Ctrl-C while saving waits for the save: a run folder is whole or not there
-        run_dir = folder if isinstance(folder, Path) else folder()
-        return save_run(run_dir, cfg, result, info, out_given=out_given)
+        if isinstance(folder, Path):
+            return save_run(folder, cfg, result, info, out_given=out_given)
+        while True:  # a new runs/<project>/<timestamp>, made by the save: another run may take the name first
+            try:
+                return save_run(folder(), cfg, result, info, out_given=out_given, new=True)
+            except RunDirTaken:
+                continue
 
 
 def _user_trained(config_yaml: Path) -> bool:

@@ -115,12 +115,28 @@ class StorageFault(HpoError):
     URL's fault, so `storage_origin` leaves the message as it is."""
 
 
+# The origin of the storage a config without `storage:` and a command without --storage use:
+# studies/<name>.db (`default_storage_url`), named so in its refusals.
+DEFAULT_ORIGIN = "default"
+
+
+def storage_named(url: str, origin: str | None) -> str:
+    """How a message names storage `url`, given where it came from (`storage_origin`): `optimize.yaml:
+    storage: 'URL'`, `--storage: 'URL'`, `the default storage studies/<name>.db` (`DEFAULT_ORIGIN`), or
+    `storage 'URL'` where that is not known."""
+    if origin is None:
+        return f"storage {shown_url(url)!r}"
+    if origin == DEFAULT_ORIGIN:
+        return f"the default storage {storage_file(url) or shown_url(url)}"
+    return f"{origin}: {shown_url(url)!r}"
+
+
 @contextlib.contextmanager
 def storage_origin(url: str | None, origin: str | None) -> Iterator[None]:
     """A refusal of storage `url` (`storage 'URL': ...`) raised inside names where the URL was given, so the
     user knows what to edit: `optimize.yaml: storage: 'URL': ...` for an optimize config's `storage:` key,
-    `--storage: 'URL': ...` for the option. Other errors, a `StorageFault`, and any where `origin` is None
-    (the default `studies/<name>.db`), pass unchanged.
+    `--storage: 'URL': ...` for the option, `the default storage studies/<name>.db: ...` for the default
+    (`DEFAULT_ORIGIN`). Other errors, a `StorageFault`, and any where `origin` is None pass unchanged.
 
     Raises:
         HpoError: the refusal, its origin named.
@@ -133,7 +149,7 @@ def storage_origin(url: str | None, origin: str | None) -> Iterator[None]:
         head = f"storage {shown_url(url)!r}"
         if not str(exc).startswith(head):
             raise
-        raise HpoError(f"{origin}: {shown_url(url)!r}{str(exc)[len(head) :]}") from None
+        raise HpoError(f"{storage_named(url, origin)}{str(exc)[len(head) :]}") from None
 
 
 def default_storage_url(study_name: str) -> str:

@@ -70,9 +70,10 @@ from hpotool.storage import (
     lost_cause,
     lost_connection,
     make_storage,
-    shown_url,
     storage_file,
     storage_lost,
+    storage_named,
+    storage_origin,
     study_deleted,
 )
 from hpotool.study import FINISHED
@@ -125,6 +126,7 @@ def worker_plan(
     index: int,
     existing: int,
     salt: tuple[int, ...] = (),
+    storage_origin: str | None = None,
 ) -> StudyPlan:
     """The plan of worker `index` in a run that found `existing` trials in the study: its own seed stream
     (`factories.study_sampler`), so the workers' random start-up points differ. What fails is an `HpoError`
@@ -135,7 +137,8 @@ def worker_plan(
         pruner = make_pruner(opt.pruner.name, opt.pruner.kwargs)
     except HpoError as exc:
         raise HpoError(f"optimize config: {exc}") from None
-    return StudyPlan(run, opt, load_checked(run, "run config"), sampler, pruner, storage_url)
+    data = load_checked(run, "run config")
+    return StudyPlan(run, opt, data, sampler, pruner, storage_url, storage_origin=storage_origin)
 
 
 def _interrupt_once(signum: int, frame: Any) -> None:
@@ -159,6 +162,7 @@ class WorkerArgs:
     existing: int  # trials in the study when the run started
     salt: tuple[int, ...] = ()  # `factories.process_salt()` where other processes sample the study too
     started: float = 0.0  # when the run started (time.time() in the main process)
+    storage_origin: str | None = None  # where the storage URL was given (`StudyPlan.storage_origin`)
 
 
 def _end_with_the_main_process() -> None:
@@ -231,7 +235,9 @@ def worker_main(
             run = validate_config(RunConfig, args.run, "run config")
             run = worker_run_config(run, args.n_workers, args.index)
             opt = validate_config(OptimizeConfig, args.opt, "optimize config", budget_given=True)
-            plan = worker_plan(run, opt, args.storage_url, args.index, args.existing, args.salt)
+            plan = worker_plan(
+                run, opt, args.storage_url, args.index, args.existing, args.salt, args.storage_origin
+            )
         except HpoError as exc:
             # What passed the main process's checks fails here (a user's module that imports there, not
             # here): each worker printed a traceback, and the command exited 0 saying 'run again'. The main
@@ -331,21 +337,23 @@ def _open_study(plan: StudyPlan, opt: OptimizeConfig) -> optuna.Study:
         HpoError: it does not open here, naming the storage, why, and what to do.
     """
     what = ""
+    named = storage_named(plan.storage_url, plan.storage_origin)  # as the main process's errors name it
     try:
-        storage = make_storage(plan.storage_url, create=False)
+        with storage_origin(plan.storage_url, plan.storage_origin):
+            storage = make_storage(plan.storage_url, create=False)
         return optuna.load_study(
             study_name=opt.study_name, storage=storage, sampler=plan.sampler, pruner=plan.pruner
         )
     except HpoError as exc:
         what = str(exc)
     except KeyError:
-        what = f"storage {shown_url(plan.storage_url)!r} no longer holds study {opt.study_name!r}"
+        what = f"{named} no longer holds study {opt.study_name!r}"
     except Exception as exc:
         if lost_connection(exc) is not None:  # the server stopped answering: LOST_STORAGE_EXIT
             raise
         text = str(exc).strip()
         first = f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
-        what = f"storage {shown_url(plan.storage_url)!r}: cannot open study {opt.study_name!r}: {first}"
+        what = f"{named}: cannot open study {opt.study_name!r}: {first}"
     if storage_file(plan.storage_url) is not None:
         fix = "(the file moved or deleted?): put it back where the storage names it"
     else:
@@ -632,7 +640,16 @@ def _run_workers(
             target=worker_main,
             args=(
                 WorkerArgs(
-                    run_dump, opt_dump, plan.storage_url, i, n_workers, max_failures, existing, salt, started
+                    run_dump,
+                    opt_dump,
+                    plan.storage_url,
+                    i,
+                    n_workers,
+                    max_failures,
+                    existing,
+                    salt,
+                    started,
+                    storage_origin=plan.storage_origin,
                 ),
                 stop,
                 exhausted,
