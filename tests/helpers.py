@@ -701,3 +701,40 @@ class FullDisk:
         import os
 
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+class TakesRunFolders(nn.Module):
+    """A linear model that, where the file `armed` exists, at its second training step (a run check's one
+    step does not reach it) makes `runs/<second>/` with a file `other-run` in it for every second of the
+    last `seconds` (the names `saved.new_run_dir` gives): another process saving runs into the same
+    runs/<project> meanwhile."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        runs: str = "runs/tiny",
+        armed: str = "armed",
+        seconds: int = 30,
+    ) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+        self.runs = runs
+        self.armed = armed
+        self.seconds = seconds
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.calls += 1
+            from pathlib import Path
+
+            if self.calls == 2 and Path(self.armed).exists():
+                from datetime import datetime, timedelta
+
+                now = datetime.now()
+                for s in range(self.seconds + 1):
+                    folder = Path(self.runs) / (now - timedelta(seconds=s)).strftime("%Y%m%d-%H%M%S")
+                    folder.mkdir(parents=True, exist_ok=True)
+                    (folder / "other-run").touch()
+        return self.linear(x.flatten(1))

@@ -479,3 +479,31 @@ def test_a_full_disk_names_the_fix_for_what_the_user_typed(
         "--out a folder on another disk"
     ), line
     assert sorted(os.listdir(tmp_path)) == ["run.yaml"]
+
+
+def test_train_from_best_names_its_folder_when_it_saves(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once run folders were no longer made before training (so a kill leaves none empty), `train-from-best`
+    still chose runs/<project>/<timestamp> as it started: another process saving into runs/<project> in the
+    same second meanwhile (a script starting the final runs of several studies at once) got this run and its
+    summary.json put into its folder. Now the name is chosen at the first run's save, the next free one."""
+    monkeypatch.chdir(tmp_path)
+    run_dict["model"] = {"name": "tests.helpers:TakesRunFolders", "runs": "runs/tiny"}
+    opt_dict["search_space"] = {"optimizer.lr": opt_dict["search_space"]["optimizer.lr"]}
+    opt_dict["n_trials"] = 1
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    opt_path = write_yaml(tmp_path / "o.yaml", opt_dict)
+    made = runner.invoke(app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "-q"])
+    assert made.exit_code == 0, made.output
+    storage = opt_dict["storage"]
+    (tmp_path / "armed").touch()  # the trials above took no folder; the final run's training does
+    final = runner.invoke(
+        app, ["train-from-best", "--study-name", "tiny", "--storage", storage, "--epochs", "2"]
+    )
+    assert final.exit_code == 0, final.output
+    folders = {p.name: sorted(os.listdir(p)) for p in (tmp_path / "runs" / "tiny").iterdir()}
+    ours = [name for name, files in folders.items() if files != ["other-run"]]
+    assert len(ours) == 1 and folders[ours[0]] == ["summary.json", "trial0-seed0"], folders
+    summary = json.loads((tmp_path / "runs" / "tiny" / ours[0] / "summary.json").read_text())
+    assert summary["folder"] == str(Path("runs") / "tiny" / ours[0])

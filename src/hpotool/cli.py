@@ -1168,10 +1168,19 @@ def _train_from_best(
             _note(f"already saved in {out}, not trained again: {names}")
         from hpotool.progress import RunProgress
 
-        # not made here: the first run's save makes it (and runs/<project>), with that run in it
-        folder = out if out is not None else new_run_dir(default_runs_dir(plan.candidates[0].config))
+        folder: Any = out
+        if out is None:  # named and made by the first run's save (and runs/<project>), with that run in it
+            runs_dir = default_runs_dir(plan.candidates[0].config)
+
+            def name_folder() -> Path:  # the name free then: what a stopped command says it saved in
+                training[:] = [(plan, new_run_dir(runs_dir))]
+                return training[0][1]
+
+            folder = name_folder
         try:
-            training.append((plan, folder))
+            training.append(
+                (plan, out if out is not None else new_run_dir(runs_dir))
+            )  # until a save names it
             with RunProgress(_err()) as progress:
                 summary = run_final(plan, folder, progress, exported.folder, out_given=out is not None)
         except BaseException as exc:
@@ -1203,7 +1212,7 @@ def _train_from_best(
                 str(len(c["runs"])),
             )
         _out().print(ranked)
-        _out().print(f"summary: {escape(str(folder / 'summary.json'))}")
+        _out().print(f"summary: {escape(str(Path(summary['folder']) / 'summary.json'))}")
 
 
 def _objectives(row: dict[str, Any]) -> list[str]:

@@ -397,7 +397,7 @@ def _flag_error(c: Candidate, cfg: RunConfig, where: str, exc: HpoError) -> HpoE
 
 def train_from_best(
     plan: FinalPlan,
-    folder: Path,
+    folder: Path | Callable[[], Path],
     observer: FinalObserver | None = None,
     export_folder: Path | None = None,
     *,
@@ -408,14 +408,20 @@ def train_from_best(
     folder already holds, saved completely from the same config (`check_jobs`), is read back, not trained.
     `out_given`: whether the user chose `folder` (--out), which a failure to save names.
 
+    `folder` a function (`saved.new_run_dir` of runs/<project>): the new folder is named when the first run
+    is saved, which makes it with that run in it; a name another process took meanwhile (runs of another
+    study saved into the same runs/<project>) moves the save on to the next name.
+
     Returns:
         The summary written to summary.json.
     """
     from hpotool.export import dump_json
     from hpotool.saved import train_and_save
 
-    saved = check_jobs(plan, folder)  # every run can start before the first one trains
-    for c, cfg, run_dir in final_jobs(plan, folder):
+    chosen = folder if isinstance(folder, Path) else None
+    saved = check_jobs(plan, chosen)  # every run can start before the first one trains
+    for c, cfg, name in final_jobs(plan, Path()):
+        run_dir = chosen / name if chosen is not None else None
         if run_dir in saved:
             c.runs.append(saved[run_dir])
             continue
@@ -423,15 +429,22 @@ def train_from_best(
         if observer is not None:
             observer.run_started(label, cfg)
         on_epoch: Callable[[EpochResult], None] | None = observer.epoch_ended if observer else None
+        where: Path | Callable[[], Path] = run_dir if run_dir is not None else _in_new(folder, name)
         try:
-            run = train_and_save(
-                cfg, run_dir, on_epoch_end=on_epoch, info=_info(plan, c), out_given=out_given
-            )
+            run = train_and_save(cfg, where, on_epoch_end=on_epoch, info=_info(plan, c), out_given=out_given)
         except HpoError as exc:
             raise HpoError(f"{plan.study_name} {label}: {exc}") from exc.__cause__
+        chosen = chosen if chosen is not None else run.folder.parent
         c.runs.append(run)
         if observer is not None:
             observer.run_finished(label, run)
-    summary = summary_data(plan, folder, export_folder)
-    write_text(folder / "summary.json", dump_json(summary))
+    assert chosen is not None  # a new folder holds no saved run: the first job above trained and named it
+    summary = summary_data(plan, chosen, export_folder)
+    write_text(chosen / "summary.json", dump_json(summary))
     return summary
+
+
+def _in_new(new_folder: Path | Callable[[], Path], name: Path) -> Callable[[], Path]:
+    """`name` inside the folder `new_folder()` names, as `train_and_save` asks for it when it saves."""
+    assert callable(new_folder)
+    return lambda: new_folder() / name
