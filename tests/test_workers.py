@@ -1574,56 +1574,78 @@ def _workers_setup_error(tmp_path: Path, run: dict[str, Any], opt: dict[str, Any
     return rest
 
 
-def test_a_training_function_that_fails_to_import_in_the_workers_is_one_line(
-    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
-) -> None:
-    # It imports in the main process (its checks pass) but not in a worker (a library the workers'
-    # environment lacks): each worker printed a pydantic traceback, the summary said '2 of 2 workers died
-    # ...; run again to resume' (it fails the same way again) and the command exited 0.
-    (tmp_path / "fit_in_main.py").write_text(
+_LR_SPACE = {"trainer.lr": {"type": "float", "low": 0.01, "high": 1.0}}
+
+# What the main process sets up but a worker cannot: (the module it comes from, its source, the configs
+# using it, the one line printed)
+_SET_UP_IN_MAIN_ALONE = {
+    # A training function that imports in the main process (its checks pass) but not in a worker (a library
+    # the workers' environment lacks): each worker printed a pydantic traceback, the summary said '2 of 2
+    # workers died ...; run again to resume' (it fails the same way again) and the command exited 0.
+    "training-function": (
+        "fit_in_main",
         "import multiprocessing\n"
         "if multiprocessing.parent_process() is not None:\n"
         "    raise ImportError('libcuda.so.1: cannot open shared object file')\n"
         "def fit(config, report):\n"
         "    report(0, {'val_loss': config['trainer']['lr']})\n"
-        "    return {'val_loss': config['trainer']['lr']}\n"
-    )
-    run = {**run_dict, "trainer": {"function": "fit_in_main:fit", "lr": 0.1}}
-    space = {"trainer.lr": {"type": "float", "low": 0.01, "high": 1.0}}
-    opt = {**opt_dict, "metric": "val_loss", "direction": "minimize", "search_space": space, "n_trials": 3}
-    output = _workers_setup_error(tmp_path, run, opt)
-    assert (
-        ": run config: trainer.function: cannot import 'fit_in_main:fit': importing 'fit_in_main' raised "
-        "ImportError: libcuda.so.1: cannot open shared object file at fit_in_main.py:3; it passed in the main "
-        "process but not in a worker: check what the workers' environment lacks"
-    ) in output, output
-    assert re.match(r"error: hpotool-worker-\d: run config: ", output), output
-
-
-def test_a_dataset_that_fails_in_the_workers_alone_is_one_line(
-    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
-) -> None:
-    # A user's dataset class that loads in the main process (its checks pass) but raises a plain exception
-    # in a worker (a file only the main process can reach): each worker printed a traceback, the summary
-    # said '2 of 2 workers died ...; run again to resume' and the command exited 1.
-    (tmp_path / "data_in_main.py").write_text(
+        "    return {'val_loss': config['trainer']['lr']}\n",
+        lambda run, opt: (
+            {**run, "trainer": {"function": "fit_in_main:fit", "lr": 0.1}},
+            {**opt, "metric": "val_loss", "direction": "minimize", "search_space": _LR_SPACE, "n_trials": 3},
+        ),
+        r"error: hpotool-worker-\d: run config: trainer\.function: cannot import 'fit_in_main:fit': importing "
+        r"'fit_in_main' raised ImportError: libcuda\.so\.1: cannot open shared object file at fit_in_main\.py:3; "
+        r"it passed in the main process but not in a worker: check what the workers' environment lacks\n",
+    ),
+    # A user's dataset class that loads in the main process but raises a plain exception in a worker (a file
+    # only the main process can reach): each worker printed a traceback, the summary said '2 of 2 workers
+    # died ...; run again to resume' and the command exited 1.
+    "dataset": (
+        "data_in_main",
         "import multiprocessing\n"
         "from tests.helpers import digits_samples\n"
         "class Digits:\n"
         "    def __new__(cls, n=100):\n"
         "        if multiprocessing.parent_process() is not None:\n"
         "            raise RuntimeError('cannot reach /data/train.csv')\n"
-        "        return digits_samples(n)\n"
-    )
-    run = {**run_dict, "epochs": 1, "data": {"name": "data_in_main:Digits", "val_fraction": 0.2}}
-    output = _workers_setup_error(tmp_path, run, opt_dict)
-    assert output.count("error:") == 1, output
-    assert re.fullmatch(
+        "        return digits_samples(n)\n",
+        lambda run, opt: (
+            {**run, "epochs": 1, "data": {"name": "data_in_main:Digits", "val_fraction": 0.2}},
+            opt,
+        ),
         r"error: hpotool-worker-\d: run config: data: loading 'data_in_main:Digits' failed: RuntimeError: "
         r"cannot reach /data/train.csv \(at data_in_main.py:6 in __new__\); it passed in the main process but "
         r"not in a worker: check what the workers' environment lacks\n",
-        output,
-    ), output
+    ),
+    # A user's sampler class that raises a plain exception when built in a worker (a licence server only the
+    # main process's host reaches): each worker printed a traceback, and the command exited 1.
+    "sampler": (
+        "sampler_in_main",
+        "import multiprocessing\n"
+        "import optuna\n"
+        "class Sampler(optuna.samplers.RandomSampler):\n"
+        "    def __init__(self, seed=None):\n"
+        "        if multiprocessing.parent_process() is not None:\n"
+        "            raise RuntimeError('no licence server')\n"
+        "        super().__init__(seed=seed)\n",
+        lambda run, opt: (run, {**opt, "sampler": {"name": "sampler_in_main:Sampler"}}),
+        r"error: hpotool-worker-\d: optimize config: sampler: building 'sampler_in_main:Sampler' failed: "
+        r"RuntimeError: no licence server \(at sampler_in_main.py:6 in __init__\); it passed in the main "
+        r"process but not in a worker: check what the workers' environment lacks\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("what", list(_SET_UP_IN_MAIN_ALONE))
+def test_what_fails_to_set_up_in_the_workers_alone_is_one_line(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], what: str
+) -> None:
+    module, source, configs, line = _SET_UP_IN_MAIN_ALONE[what]
+    (tmp_path / f"{module}.py").write_text(source)
+    output = _workers_setup_error(tmp_path, *configs(run_dict, opt_dict))
+    assert output.count("error:") == 1, output
+    assert re.fullmatch(line, output), output
 
 
 def test_max_failures_counts_the_failed_trials_in_a_row_of_all_workers(
@@ -1678,31 +1700,6 @@ def test_the_run_s_streak_is_read_from_the_storage_in_the_order_the_trials_ended
     assert run_streak(study, main, since) == 3
     ended(TrialState.PRUNED, 2)
     assert run_streak(study, main, since) == 0
-
-
-def test_a_sampler_that_fails_in_the_workers_alone_is_one_line(
-    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
-) -> None:
-    # A user's sampler class that raises a plain exception when built in a worker (a licence server only
-    # the main process's host reaches): each worker printed a traceback, and the command exited 1.
-    (tmp_path / "sampler_in_main.py").write_text(
-        "import multiprocessing\n"
-        "import optuna\n"
-        "class Sampler(optuna.samplers.RandomSampler):\n"
-        "    def __init__(self, seed=None):\n"
-        "        if multiprocessing.parent_process() is not None:\n"
-        "            raise RuntimeError('no licence server')\n"
-        "        super().__init__(seed=seed)\n"
-    )
-    opt = {**opt_dict, "sampler": {"name": "sampler_in_main:Sampler"}}
-    output = _workers_setup_error(tmp_path, run_dict, opt)
-    assert output.count("error:") == 1, output
-    assert re.fullmatch(
-        r"error: hpotool-worker-\d: optimize config: sampler: building 'sampler_in_main:Sampler' failed: "
-        r"RuntimeError: no licence server \(at sampler_in_main.py:6 in __init__\); it passed in the main "
-        r"process but not in a worker: check what the workers' environment lacks\n",
-        output,
-    ), output
 
 
 def test_fail_stale_with_nothing_stale_says_so_in_a_sentence(tmp_path: Path) -> None:
