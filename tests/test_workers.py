@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -516,27 +516,43 @@ def test_the_worker_server_ends_with_a_command_that_stops_before_any_worker_star
     assert not alive
 
 
+def _signal_the_run(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    n: int,
+    send: Callable[[subprocess.Popen[str]], None],
+    settle_s: float,
+) -> tuple[subprocess.Popen[str], list[int], str, optuna.Study]:
+    """`optimize --workers 2` of `n` slow trials, `send(proc)` once a trial has reported an epoch: the
+    command, the processes of its session still there `settle_s` after it exited, what it printed (once
+    they are killed), and the study."""
+    proc = _hpotool(_slow_configs(tmp_path, run_dict, opt_dict, n), tmp_path)
+    try:
+        study = _study_of(opt_dict["storage"])
+        _wait_for(lambda: _running_with_epochs(study))
+        send(proc)
+        proc.wait(timeout=60)  # not communicate(): orphaned workers would hold its pipe open
+        with contextlib.suppress(AssertionError):
+            _wait_for(lambda: not _session(proc), timeout=settle_s)
+        left = _session(proc)
+    finally:
+        _kill_session(proc)
+    return proc, left, proc.communicate(timeout=10)[0], study
+
+
 @pytest.mark.parametrize("group", [False, True], ids=["to-main", "to-group"])
 def test_sigterm_stops_every_worker_and_prints_the_summary(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], group: bool
 ) -> None:
     # What a scheduler sends: SIGTERM to the main process alone (kill PID), or to its whole process group.
-    args = _slow_configs(tmp_path, run_dict, opt_dict, 20)
-    proc = _hpotool(args, tmp_path)
-    try:
-        study = _study_of(opt_dict["storage"])
-        _wait_for(lambda: _running_with_epochs(study))
+    def sigterm(proc: subprocess.Popen[str]) -> None:
         if group:
             os.killpg(proc.pid, signal.SIGTERM)
         else:
             proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)  # not communicate(): orphaned workers would hold its pipe open
-        with contextlib.suppress(AssertionError):
-            _wait_for(lambda: not _session(proc), timeout=5.0)
-        left = _session(proc)
-    finally:
-        _kill_session(proc)
-    output = proc.communicate(timeout=10)[0]
+
+    proc, left, output, study = _signal_the_run(tmp_path, run_dict, opt_dict, 20, sigterm, settle_s=5.0)
     assert left == [], f"processes left running after the main process exited: {left}\n{output}"
     assert proc.returncode == 143, output  # the shell's code for SIGTERM
     assert "interrupted: every worker ended its trial as FAIL" in output and "finished" in output
@@ -568,21 +584,11 @@ def test_workers_end_their_trials_and_exit_when_the_main_process_is_killed(
 ) -> None:
     # kill -9 (or the OOM killer) on the main process alone: the shell prompt came back, and the workers
     # went on running the study to its end in the background.
-    args = _slow_configs(tmp_path, run_dict, opt_dict, 400)
-    proc = _hpotool(args, tmp_path)
-    try:
-        study = _study_of(opt_dict["storage"])
-        _wait_for(lambda: _running_with_epochs(study))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-        with contextlib.suppress(AssertionError):
-            _wait_for(lambda: not _session(proc), timeout=15.0)
-        left = _session(proc)
-    finally:
-        _kill_session(proc)
+    _, left, output, study = _signal_the_run(
+        tmp_path, run_dict, opt_dict, 400, lambda proc: proc.send_signal(signal.SIGKILL), settle_s=15.0
+    )
     assert left == [], f"processes left running after the main process was killed: {left}"
     # Its resource tracker freed the semaphores the main process left, and warned of them on the terminal.
-    output = proc.stdout.read() if proc.stdout else ""
     assert "resource_tracker" not in output and "Warning" not in output, output
     trials = study.get_trials(deepcopy=False)
     assert not [t for t in trials if t.state == TrialState.RUNNING]
