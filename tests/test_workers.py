@@ -512,7 +512,8 @@ def test_the_worker_server_ends_with_a_command_that_stops_before_any_worker_star
             alive = False
     finally:
         _kill_session(proc)
-    assert proc.returncode == 2, proc.communicate(timeout=10)[0]
+    output = proc.communicate(timeout=10)[0]
+    assert proc.returncode == 2, output
     assert not alive
 
 
@@ -596,6 +597,7 @@ def test_workers_end_their_trials_and_exit_when_the_main_process_is_killed(
     assert sum(t.state == TrialState.COMPLETE for t in trials) < 400
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_fail_stale_marks_dead_trials_and_queues_a_retry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -830,6 +832,7 @@ def test_two_commands_on_one_study_each_count_only_their_own_trials(
     assert summaries[1]["ran_now"] == sum(t.state.is_finished() for t in trials) - ran_by_single
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_a_dead_pid_of_another_container_with_this_host_name_is_not_taken_for_a_dead_worker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1483,7 +1486,7 @@ def test_a_resume_of_an_idle_study_drops_the_warm_starts_of_a_machine_that_died(
         _wait_for(lambda: _queued_by_a(storage))
     finally:
         _kill_session(a)
-        a.wait(timeout=60)
+        a.communicate(timeout=60)
     b = _machine_b(b_dir, caplog)
     assert "2 point(s) an earlier run queued from the optimize config's enqueue list are no longer" in b
     study = optuna.load_study(study_name="idle", storage=make_storage(storage[0]))
