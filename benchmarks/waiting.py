@@ -5,6 +5,11 @@ finished trials and by RUNNING trials of another machine, and `hpotool optimize`
 
     .venv/bin/python -m benchmarks.waiting --storage postgresql+psycopg://postgres@127.0.0.1:5432/test
     .venv/bin/python -m benchmarks.waiting --storage ... --finished 2000 --running 4 --workers 2
+    .venv/bin/python -m benchmarks.waiting --storage ... --start-wait
+
+With --start-wait it counts instead, in this process, a grid trial's wait as it starts for the point of a
+trial asked before it that never picks one (another machine's process died between asking and drawing):
+the whole `DRAW_WAIT_S` (`waiting.wait_for_earlier_trials`; brute force waits the same way).
 
 Not a test: the figures depend on the machine. The study gets a unique name and is deleted after.
 Each process is counted by a `sitecustomize` module put first on its PYTHONPATH, which hooks SQLAlchemy's
@@ -201,6 +206,51 @@ def _delete(storage: str, name: str, url: str) -> None:
     optuna.delete_study(study_name=name, storage=make_storage(url))
 
 
+def measure_start_wait(storage: str, finished: int) -> dict[str, float]:
+    """Statements and transactions per second, and CPU %, of one grid trial's start wait for a trial another
+    machine asked and never drew (`--start-wait`)."""
+    import warnings
+
+    import optuna
+    import sqlalchemy
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    from hpotool.grid import GridSampler
+    from hpotool.loop import DRAW_WAIT_S
+    from hpotool.storage import make_storage
+
+    counts = {"statements": 0, "commits": 0}
+
+    def count(key: str) -> Any:
+        return lambda *_: counts.__setitem__(key, counts[key] + 1)
+
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", count("statements"))
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "commit", count("commits"))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    name = f"hpotool-bench-start-wait-{uuid.uuid4().hex[:10]}"
+    url = _study_url(storage, name)
+    sampler = GridSampler({"x": [i / 10 for i in range(11)]})
+    study = optuna.create_study(study_name=name, storage=make_storage(url), sampler=sampler)
+    try:
+        dist = {"x": FloatDistribution(0.0, 1.0)}
+        study.add_trials([create_trial(params={"x": 0.5}, distributions=dist, value=0.5)] * finished)
+        other = study._storage.create_new_trial(study._study_id)  # asked, never drawn
+        study._storage.set_trial_user_attr(other, "worker", {"host": "machine-b.example", "pid": 4242})
+        before, cpu, begin = dict(counts), time.process_time(), time.monotonic()
+        sampler._wait_for_earlier_points(study, study._storage.get_trial(other).number + 1)
+        span = time.monotonic() - begin
+        assert span >= DRAW_WAIT_S, "the wait ended early"
+        return {
+            "seconds": span,
+            **{k: (counts[k] - before[k]) / span for k in counts},
+            "cpu_percent": 100 * (time.process_time() - cpu) / span,
+        }
+    finally:
+        _delete(storage, name, url)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--storage", required=True, help="a server URL (PostgreSQL, MySQL, Redis) or a file")
@@ -208,7 +258,15 @@ def main() -> None:
     parser.add_argument("--running", type=int, default=2, help="trials another machine holds RUNNING")
     parser.add_argument("--seconds", type=float, default=15.0, help="how long to count the wait")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--start-wait", action="store_true", help="count a grid trial's start wait instead")
     args = parser.parse_args()
+    if args.start_wait:
+        r = measure_start_wait(args.storage, args.finished)
+        print(
+            f"{args.storage} finished={args.finished}: a start wait of {r['seconds']:.1f} s, "
+            f"{r['statements']:.1f} statements/s, {r['commits']:.1f} transactions/s, CPU {r['cpu_percent']:.1f}%"
+        )
+        return
     result = measure(args.storage, args.finished, args.running, args.seconds, args.workers)
     print(f"{args.storage} finished={args.finished} running={args.running} workers={args.workers}")
     for i, r in enumerate(result["processes"]):

@@ -229,6 +229,7 @@ def test_trials_of_a_plain_study_show_its_own_reason_attrs_of_any_type(tmp_path:
     assert notes == {"0": "{code: 3}", "1": "[rung, 2]", "2": "7"}
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # set_metric_names
 def test_trials_of_a_multi_objective_study_show_each_value_formatted(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'mo.db'}"
     study = optuna.create_study(study_name="mo", storage=url, directions=["minimize", "minimize"])
@@ -249,6 +250,7 @@ def test_trials_of_a_multi_objective_study_show_each_value_formatted(tmp_path: P
     assert "│ 1563 " in lines[row + 1] and "1.9474249" not in result.stdout
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # set_metric_names
 def test_trials_of_a_multi_objective_study_keep_each_parameter_whole_at_80_columns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -431,6 +431,7 @@ def test_the_note_on_waiting_for_other_machines_counts_each_wait_from_its_own_st
             if proc.poll() is None:
                 proc.kill()
         reader.join(timeout=10)
+        proc.stdout.close()
     output = "".join(line for _, line in lines)
     [(said, note)] = [(when, line) for when, line in lines if line.startswith("note: waiting")]
     assert note.startswith("note: waiting for the study's last trials, running on other machines"), output
@@ -534,6 +535,7 @@ def _frozen_study(tmp_path: Path, kind: str = "postgres") -> Iterator[tuple[str,
         proxy.send_signal(signal.SIGCONT)
         proxy.kill()
         proxy.wait()
+        proxy.stdout.close()  # else an unclosed file's ResourceWarning, in whatever test runs next
         with contextlib.suppress(KeyError):
             optuna.delete_study(study_name=name, storage=make_storage(server))
 

@@ -17,6 +17,12 @@ from hpotool.factories import make_pruner
 from hpotool.pruners import PFLPruner, predict_final
 from hpotool.storage import make_storage
 
+# These tests ask trials by hand (`study.ask()`) on hpotool's storage, whose heartbeat makes Optuna warn that
+# it "is supposed to be used with Study.optimize"; hpotool's own loop asks with that warning off.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Heartbeat of storage is supposed to be used with Study.optimize:UserWarning"
+)
+
 
 def curve(start: float, end: float, rate: float, n: int) -> list[float]:
     return [end + (start - end) * math.exp(-rate * t) for t in range(n)]

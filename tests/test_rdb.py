@@ -14,6 +14,12 @@ from optuna.trial import TrialState
 from hpotool.rdb import BufferedRDBStorage
 from hpotool.storage import make_storage
 
+# These tests ask trials by hand (`study.ask()`) on hpotool's storage, whose heartbeat makes Optuna warn that
+# it "is supposed to be used with Study.optimize"; hpotool's own loop asks with that warning off.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Heartbeat of storage is supposed to be used with Study.optimize:UserWarning"
+)
+
 
 def _buffered_study(tmp_path: Path, **settings: float) -> tuple[str, optuna.Study]:
     """The URL of tmp_path/s.db, and study 's' there through a BufferedRDBStorage with `settings` (flush_s,

@@ -8,6 +8,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -272,7 +273,10 @@ def _study_with_a_dead_trial(url: str) -> None:
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    trial = optuna.create_study(study_name="s", storage=make_storage(url)).ask()
+    study = optuna.create_study(study_name="s", storage=make_storage(url))
+    with warnings.catch_warnings():  # "Heartbeat of storage is supposed to be used with Study.optimize."
+        warnings.simplefilter("ignore", UserWarning)
+        trial = study.ask()
     trial.set_user_attr("worker", {**owner(), "pid": dead.pid})
     _close_sqlite_storages()
 

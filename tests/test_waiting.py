@@ -199,3 +199,85 @@ def test_a_run_waiting_for_a_trial_with_no_owner_looks_up_its_heartbeat_once_not
     _counting_sleep(monkeypatch, lambda n: n >= 30 and stop.set())
     run_trials(study, plan, stop)
     assert 1 <= len(looked_up) <= 2, len(looked_up)  # before: 30
+
+
+def _fake_clock(monkeypatch: pytest.MonkeyPatch, on_call: Callable[[int], None]) -> list[float]:
+    """This thread's `time.monotonic` and `time.sleep` on a clock that a sleep moves on at once: the sleeps
+    asked for, in order, calling `on_call(n)` after the n-th. Other threads keep the real clock."""
+    real_sleep, real_monotonic = time.sleep, time.monotonic
+    mine = threading.current_thread()
+    now = [0.0]
+    sleeps: list[float] = []
+
+    def monotonic() -> float:
+        return now[0] if threading.current_thread() is mine else real_monotonic()
+
+    def sleep(seconds: float) -> None:
+        if threading.current_thread() is not mine:
+            real_sleep(seconds)
+            return
+        sleeps.append(seconds)
+        now[0] += seconds
+        on_call(len(sleeps))
+
+    monkeypatch.setattr(time, "monotonic", monotonic)
+    monkeypatch.setattr(time, "sleep", sleep)
+    return sleeps
+
+
+@pytest.mark.parametrize("sampler", ["grid", "bruteforce"])
+@pytest.mark.parametrize(
+    "ends_at", [None, 3, 25]
+)  # the sleep after which the earlier trial ends; None: never
+def test_a_start_wait_for_an_earlier_trial_s_values_reads_the_trials_every_second_after_its_first(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    sampler: str,
+    ends_at: int | None,
+) -> None:
+    # A grid or brute-force trial waits, as it starts, for the trials asked before it to draw their values:
+    # a poll or two. For one asked by another machine's process that died before it drew, it read the
+    # running trials every 0.1 s for DRAW_WAIT_S (10 s): 100 reads (59 statements a second on PostgreSQL).
+    # Now every poll for the first second, then every second; an end in the first second is seen at the
+    # next poll as before, a later one within a second.
+    from hpotool.grid import GridSampler
+    from hpotool.loop import DRAW_WAIT_S, _wait_for_earlier_draws
+    from hpotool.waiting import SLOW_LOOK_S
+    from tests.conftest import write_configs
+
+    opt_dict.update(sampler={"name": sampler}, n_trials=3)
+    opt_dict.update(
+        search_space={"model.activation": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]}}
+    )
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    study, _ = open_study(plan)
+    backend = study._storage
+    other = backend.create_new_trial(
+        study._study_id
+    )  # another machine's trial: asked, its values never drawn
+    backend.set_trial_user_attr(other, "worker", {"host": "machine-b.example", "pid": 4242})
+    reads = _counting_reads(monkeypatch, study)
+    ended: list[int] = []
+
+    def on_call(n: int) -> None:
+        if n == ends_at:
+            backend.set_trial_state_values(other, TrialState.FAIL)
+            ended.append(len(reads))
+
+    sleeps = _fake_clock(monkeypatch, on_call)
+    if sampler == "grid":
+        assert isinstance(study.sampler, GridSampler)
+        study.sampler._wait_for_earlier_points(study, 1)
+    else:
+        _wait_for_earlier_draws(study, 1, plan, POLL_S)
+    assert all(s == POLL_S for s in sleeps), sleeps  # a Ctrl-C is still seen at the next poll
+    if ends_at is None:
+        assert sum(sleeps) == pytest.approx(DRAW_WAIT_S, abs=POLL_S)  # as long as before
+        assert len(reads) <= 21, len(reads)  # before: 100
+    elif ends_at == 3:
+        assert len(sleeps) == 3 and len(reads) == ended[0] + 1  # the next poll's read saw it
+    else:
+        assert len(sleeps) - ends_at <= round(SLOW_LOOK_S / POLL_S), len(sleeps)
+        assert len(reads) == ended[0] + 1 and len(reads) <= 14, len(reads)  # before: 26

@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -512,8 +512,34 @@ def test_the_worker_server_ends_with_a_command_that_stops_before_any_worker_star
             alive = False
     finally:
         _kill_session(proc)
-    assert proc.returncode == 2, proc.communicate(timeout=10)[0]
+    output = proc.communicate(timeout=10)[0]
+    assert proc.returncode == 2, output
     assert not alive
+
+
+def _signal_the_run(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    n: int,
+    send: Callable[[subprocess.Popen[str]], None],
+    settle_s: float,
+) -> tuple[subprocess.Popen[str], list[int], str, optuna.Study]:
+    """`optimize --workers 2` of `n` slow trials, `send(proc)` once a trial has reported an epoch: the
+    command, the processes of its session still there `settle_s` after it exited, what it printed (once
+    they are killed), and the study."""
+    proc = _hpotool(_slow_configs(tmp_path, run_dict, opt_dict, n), tmp_path)
+    try:
+        study = _study_of(opt_dict["storage"])
+        _wait_for(lambda: _running_with_epochs(study))
+        send(proc)
+        proc.wait(timeout=60)  # not communicate(): orphaned workers would hold its pipe open
+        with contextlib.suppress(AssertionError):
+            _wait_for(lambda: not _session(proc), timeout=settle_s)
+        left = _session(proc)
+    finally:
+        _kill_session(proc)
+    return proc, left, proc.communicate(timeout=10)[0], study
 
 
 @pytest.mark.parametrize("group", [False, True], ids=["to-main", "to-group"])
@@ -521,22 +547,13 @@ def test_sigterm_stops_every_worker_and_prints_the_summary(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], group: bool
 ) -> None:
     # What a scheduler sends: SIGTERM to the main process alone (kill PID), or to its whole process group.
-    args = _slow_configs(tmp_path, run_dict, opt_dict, 20)
-    proc = _hpotool(args, tmp_path)
-    try:
-        study = _study_of(opt_dict["storage"])
-        _wait_for(lambda: _running_with_epochs(study))
+    def sigterm(proc: subprocess.Popen[str]) -> None:
         if group:
             os.killpg(proc.pid, signal.SIGTERM)
         else:
             proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)  # not communicate(): orphaned workers would hold its pipe open
-        with contextlib.suppress(AssertionError):
-            _wait_for(lambda: not _session(proc), timeout=5.0)
-        left = _session(proc)
-    finally:
-        _kill_session(proc)
-    output = proc.communicate(timeout=10)[0]
+
+    proc, left, output, study = _signal_the_run(tmp_path, run_dict, opt_dict, 20, sigterm, settle_s=5.0)
     assert left == [], f"processes left running after the main process exited: {left}\n{output}"
     assert proc.returncode == 143, output  # the shell's code for SIGTERM
     assert "interrupted: every worker ended its trial as FAIL" in output and "finished" in output
@@ -568,21 +585,11 @@ def test_workers_end_their_trials_and_exit_when_the_main_process_is_killed(
 ) -> None:
     # kill -9 (or the OOM killer) on the main process alone: the shell prompt came back, and the workers
     # went on running the study to its end in the background.
-    args = _slow_configs(tmp_path, run_dict, opt_dict, 400)
-    proc = _hpotool(args, tmp_path)
-    try:
-        study = _study_of(opt_dict["storage"])
-        _wait_for(lambda: _running_with_epochs(study))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-        with contextlib.suppress(AssertionError):
-            _wait_for(lambda: not _session(proc), timeout=15.0)
-        left = _session(proc)
-    finally:
-        _kill_session(proc)
+    _, left, output, study = _signal_the_run(
+        tmp_path, run_dict, opt_dict, 400, lambda proc: proc.send_signal(signal.SIGKILL), settle_s=15.0
+    )
     assert left == [], f"processes left running after the main process was killed: {left}"
     # Its resource tracker freed the semaphores the main process left, and warned of them on the terminal.
-    output = proc.stdout.read() if proc.stdout else ""
     assert "resource_tracker" not in output and "Warning" not in output, output
     trials = study.get_trials(deepcopy=False)
     assert not [t for t in trials if t.state == TrialState.RUNNING]
@@ -590,6 +597,7 @@ def test_workers_end_their_trials_and_exit_when_the_main_process_is_killed(
     assert sum(t.state == TrialState.COMPLETE for t in trials) < 400
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_fail_stale_marks_dead_trials_and_queues_a_retry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -824,6 +832,7 @@ def test_two_commands_on_one_study_each_count_only_their_own_trials(
     assert summaries[1]["ran_now"] == sum(t.state.is_finished() for t in trials) - ran_by_single
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_a_dead_pid_of_another_container_with_this_host_name_is_not_taken_for_a_dead_worker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1482,7 +1491,7 @@ def test_a_resume_of_an_idle_study_drops_the_warm_starts_of_a_machine_that_died(
         _wait_for(lambda: _queued_by_a(storage))
     finally:
         _kill_session(a)
-        a.wait(timeout=60)
+        a.communicate(timeout=60)
     b = _machine_b(b_dir, caplog)
     assert "2 point(s) an earlier run queued from the optimize config's enqueue list are no longer" in b
     study = optuna.load_study(study_name="idle", storage=make_storage(storage[0]))
@@ -1579,56 +1588,78 @@ def _workers_setup_error(tmp_path: Path, run: dict[str, Any], opt: dict[str, Any
     return rest
 
 
-def test_a_training_function_that_fails_to_import_in_the_workers_is_one_line(
-    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
-) -> None:
-    # It imports in the main process (its checks pass) but not in a worker (a library the workers'
-    # environment lacks): each worker printed a pydantic traceback, the summary said '2 of 2 workers died
-    # ...; run again to resume' (it fails the same way again) and the command exited 0.
-    (tmp_path / "fit_in_main.py").write_text(
+_LR_SPACE = {"trainer.lr": {"type": "float", "low": 0.01, "high": 1.0}}
+
+# What the main process sets up but a worker cannot: (the module it comes from, its source, the configs
+# using it, the one line printed)
+_SET_UP_IN_MAIN_ALONE = {
+    # A training function that imports in the main process (its checks pass) but not in a worker (a library
+    # the workers' environment lacks): each worker printed a pydantic traceback, the summary said '2 of 2
+    # workers died ...; run again to resume' (it fails the same way again) and the command exited 0.
+    "training-function": (
+        "fit_in_main",
         "import multiprocessing\n"
         "if multiprocessing.parent_process() is not None:\n"
         "    raise ImportError('libcuda.so.1: cannot open shared object file')\n"
         "def fit(config, report):\n"
         "    report(0, {'val_loss': config['trainer']['lr']})\n"
-        "    return {'val_loss': config['trainer']['lr']}\n"
-    )
-    run = {**run_dict, "trainer": {"function": "fit_in_main:fit", "lr": 0.1}}
-    space = {"trainer.lr": {"type": "float", "low": 0.01, "high": 1.0}}
-    opt = {**opt_dict, "metric": "val_loss", "direction": "minimize", "search_space": space, "n_trials": 3}
-    output = _workers_setup_error(tmp_path, run, opt)
-    assert (
-        ": run config: trainer.function: cannot import 'fit_in_main:fit': importing 'fit_in_main' raised "
-        "ImportError: libcuda.so.1: cannot open shared object file at fit_in_main.py:3; it passed in the main "
-        "process but not in a worker: check what the workers' environment lacks"
-    ) in output, output
-    assert re.match(r"error: hpotool-worker-\d: run config: ", output), output
-
-
-def test_a_dataset_that_fails_in_the_workers_alone_is_one_line(
-    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
-) -> None:
-    # A user's dataset class that loads in the main process (its checks pass) but raises a plain exception
-    # in a worker (a file only the main process can reach): each worker printed a traceback, the summary
-    # said '2 of 2 workers died ...; run again to resume' and the command exited 1.
-    (tmp_path / "data_in_main.py").write_text(
+        "    return {'val_loss': config['trainer']['lr']}\n",
+        lambda run, opt: (
+            {**run, "trainer": {"function": "fit_in_main:fit", "lr": 0.1}},
+            {**opt, "metric": "val_loss", "direction": "minimize", "search_space": _LR_SPACE, "n_trials": 3},
+        ),
+        r"error: hpotool-worker-\d: run config: trainer\.function: cannot import 'fit_in_main:fit': importing "
+        r"'fit_in_main' raised ImportError: libcuda\.so\.1: cannot open shared object file at fit_in_main\.py:3; "
+        r"it passed in the main process but not in a worker: check what the workers' environment lacks\n",
+    ),
+    # A user's dataset class that loads in the main process but raises a plain exception in a worker (a file
+    # only the main process can reach): each worker printed a traceback, the summary said '2 of 2 workers
+    # died ...; run again to resume' and the command exited 1.
+    "dataset": (
+        "data_in_main",
         "import multiprocessing\n"
         "from tests.helpers import digits_samples\n"
         "class Digits:\n"
         "    def __new__(cls, n=100):\n"
         "        if multiprocessing.parent_process() is not None:\n"
         "            raise RuntimeError('cannot reach /data/train.csv')\n"
-        "        return digits_samples(n)\n"
-    )
-    run = {**run_dict, "epochs": 1, "data": {"name": "data_in_main:Digits", "val_fraction": 0.2}}
-    output = _workers_setup_error(tmp_path, run, opt_dict)
-    assert output.count("error:") == 1, output
-    assert re.fullmatch(
+        "        return digits_samples(n)\n",
+        lambda run, opt: (
+            {**run, "epochs": 1, "data": {"name": "data_in_main:Digits", "val_fraction": 0.2}},
+            opt,
+        ),
         r"error: hpotool-worker-\d: run config: data: loading 'data_in_main:Digits' failed: RuntimeError: "
         r"cannot reach /data/train.csv \(at data_in_main.py:6 in __new__\); it passed in the main process but "
         r"not in a worker: check what the workers' environment lacks\n",
-        output,
-    ), output
+    ),
+    # A user's sampler class that raises a plain exception when built in a worker (a licence server only the
+    # main process's host reaches): each worker printed a traceback, and the command exited 1.
+    "sampler": (
+        "sampler_in_main",
+        "import multiprocessing\n"
+        "import optuna\n"
+        "class Sampler(optuna.samplers.RandomSampler):\n"
+        "    def __init__(self, seed=None):\n"
+        "        if multiprocessing.parent_process() is not None:\n"
+        "            raise RuntimeError('no licence server')\n"
+        "        super().__init__(seed=seed)\n",
+        lambda run, opt: (run, {**opt, "sampler": {"name": "sampler_in_main:Sampler"}}),
+        r"error: hpotool-worker-\d: optimize config: sampler: building 'sampler_in_main:Sampler' failed: "
+        r"RuntimeError: no licence server \(at sampler_in_main.py:6 in __init__\); it passed in the main "
+        r"process but not in a worker: check what the workers' environment lacks\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("what", list(_SET_UP_IN_MAIN_ALONE))
+def test_what_fails_to_set_up_in_the_workers_alone_is_one_line(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], what: str
+) -> None:
+    module, source, configs, line = _SET_UP_IN_MAIN_ALONE[what]
+    (tmp_path / f"{module}.py").write_text(source)
+    output = _workers_setup_error(tmp_path, *configs(run_dict, opt_dict))
+    assert output.count("error:") == 1, output
+    assert re.fullmatch(line, output), output
 
 
 def test_max_failures_counts_the_failed_trials_in_a_row_of_all_workers(
@@ -1683,31 +1714,6 @@ def test_the_run_s_streak_is_read_from_the_storage_in_the_order_the_trials_ended
     assert run_streak(study, main, since) == 3
     ended(TrialState.PRUNED, 2)
     assert run_streak(study, main, since) == 0
-
-
-def test_a_sampler_that_fails_in_the_workers_alone_is_one_line(
-    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
-) -> None:
-    # A user's sampler class that raises a plain exception when built in a worker (a licence server only
-    # the main process's host reaches): each worker printed a traceback, and the command exited 1.
-    (tmp_path / "sampler_in_main.py").write_text(
-        "import multiprocessing\n"
-        "import optuna\n"
-        "class Sampler(optuna.samplers.RandomSampler):\n"
-        "    def __init__(self, seed=None):\n"
-        "        if multiprocessing.parent_process() is not None:\n"
-        "            raise RuntimeError('no licence server')\n"
-        "        super().__init__(seed=seed)\n"
-    )
-    opt = {**opt_dict, "sampler": {"name": "sampler_in_main:Sampler"}}
-    output = _workers_setup_error(tmp_path, run_dict, opt)
-    assert output.count("error:") == 1, output
-    assert re.fullmatch(
-        r"error: hpotool-worker-\d: optimize config: sampler: building 'sampler_in_main:Sampler' failed: "
-        r"RuntimeError: no licence server \(at sampler_in_main.py:6 in __init__\); it passed in the main "
-        r"process but not in a worker: check what the workers' environment lacks\n",
-        output,
-    ), output
 
 
 def test_fail_stale_with_nothing_stale_says_so_in_a_sentence(tmp_path: Path) -> None:

@@ -24,7 +24,6 @@ after it picked, and neither waited for the other.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -124,17 +123,11 @@ class GridSampler(optuna.samplers.GridSampler):
         where a signal waits for `ask` to return (`deferred`), and the trial it ends runs no point."""
         from hpotool.interrupts import interrupt_pending
         from hpotool.loop import DRAW_WAIT_S, POLL_S
-        from hpotool.stale import died_here
+        from hpotool.waiting import wait_for_earlier_trials
 
-        deadline = time.monotonic() + DRAW_WAIT_S
-        while time.monotonic() < deadline and not interrupt_pending():
-            running = study._storage.get_all_trials(
-                study._study_id, deepcopy=False, states=(TrialState.RUNNING,)
-            )
-            earlier = (t for t in running if t.number < number and not died_here(t))
-            if all(_picked(t) for t in earlier):
-                return
-            time.sleep(POLL_S)
+        wait_for_earlier_trials(
+            study, number, _picked, poll=POLL_S, limit_s=DRAW_WAIT_S, interrupted=interrupt_pending
+        )
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         attrs = trial.system_attrs

@@ -34,7 +34,6 @@ from hpotool.plan import WARM_START, StudyPlan
 from hpotool.runner import described
 from hpotool.search_space import CategoricalParam, FloatParam, IntParam, contains, drawn, encode_params
 from hpotool.stale import (
-    died_here,
     enqueue_owned,
     fail_dead_local_trials,
     fail_ownerless_trials,
@@ -55,7 +54,7 @@ from hpotool.storage import (
 from hpotool.study import FINISHED, open_study
 from hpotool.summary import StudySummary, summarize
 from hpotool.user_trainer import broke_contract, contract_stop
-from hpotool.waiting import study_version, wait_for_change
+from hpotool.waiting import study_version, wait_for_change, wait_for_earlier_trials
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
@@ -502,13 +501,9 @@ def _wait_for_earlier_draws(study: optuna.Study, number: int, plan: StudyPlan, p
     as it draws, so two workers that asked at the same moment drew the same point: a 3-point search with
     --workers 2 ran each point twice."""
     space, fixed = plan.opt.search_space, leaf_values(plan.run)
-    deadline = time.monotonic() + DRAW_WAIT_S
-    while time.monotonic() < deadline:
-        running = study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,))
-        earlier = (t for t in running if t.number < number and not died_here(t))
-        if all(drawn(t.params, space, fixed) for t in earlier):
-            return
-        time.sleep(poll)
+    wait_for_earlier_trials(
+        study, number, lambda t: drawn(t.params, space, fixed), poll=poll, limit_s=DRAW_WAIT_S
+    )
 
 
 def _all_started(study: optuna.Study) -> bool:

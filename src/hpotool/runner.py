@@ -253,6 +253,7 @@ def construct(factory: Any, args: tuple[Any, ...], offered: dict[str, Any], kwar
             torch.random.set_rng_state(state)
 
 
+_STEP_BEFORE_OPTIMIZER = r"Detected call of `lr_scheduler\.step\(\)` before `optimizer\.step\(\)`"
 _MODULE_KEYS = frozenset(vars(nn.Module()))  # torch's own attributes of every module
 
 
@@ -441,9 +442,13 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
         "num_epochs": cfg.epochs,
         "updates_per_epoch": steps_per_epoch(len(data.train), cfg.batch_size),
     }
-    scheduler = _unpacked(
-        cfg, construct(sched_fn, (optimizer,), pick_kwargs(sched_fn, run_shape), cfg.scheduler.kwargs)
-    )
+    with warnings.catch_warnings():
+        # torch's SequentialLR steps its first schedule as it is built, and a ChainedScheduler there steps the
+        # ones it holds a second time, which torch takes for a run stepping the schedule before the optimizer:
+        # each trial printed its "Detected call of `lr_scheduler.step()` before `optimizer.step()`" warning
+        warnings.filterwarnings("ignore", _STEP_BEFORE_OPTIMIZER, UserWarning)
+        built = construct(sched_fn, (optimizer,), pick_kwargs(sched_fn, run_shape), cfg.scheduler.kwargs)
+    scheduler = _unpacked(cfg, built)
     if scheduler is not None and not callable(getattr(scheduler, "step", None)):  # None: a constant lr
         raise TypeError(
             f"scheduler {cfg.scheduler.name!r} returned {type(scheduler).__name__}, not a learning-rate schedule "
