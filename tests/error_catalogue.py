@@ -273,6 +273,18 @@ CASES = [
         optimize=_space(type="float", low=0.001, hihg=0.1),
     ),
     Case(
+        "choices-on-a-range",
+        "choices under type: int or float, which take low and high",
+        "error: optimize.yaml: search_space.model.hidden.0: choices are for type: categorical; write {type: categorical, choices: [16, 32]}, or give low and high for an int range",
+        optimize={"search_space": {"model.hidden.0": {"type": "int", "choices": [16, 32]}}},
+    ),
+    Case(
+        "range-on-a-categorical",
+        "low and high under type: categorical, which takes choices",
+        "error: optimize.yaml: search_space.optimizer.lr: low and high are for a range; write {type: float, low: 0.001, high: 0.1, log: true}, or list the values to choose from as choices: [...]",
+        optimize=_space(type="categorical", low=0.001, high=0.1, log=True),
+    ),
+    Case(
         "trials-twice",
         "the trial count given under both its spellings",
         "error: optimize.yaml: give either 'n_trials' or 'trials' (the same setting), not both",
