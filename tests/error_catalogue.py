@@ -123,6 +123,18 @@ CASES = [
         optimize_text="study_name: tiny\nstorage: sqlite:///studies/tiny.db\nmetric: val_accuracy\ndirection: maximize\nsearch_space:\n  optimizer.lr:\n  type: float\n  low: 1.0e-3\n  high: 1.0e-1\n",
     ),
     Case(
+        "param-key-not-indented",
+        "one key of a searched parameter written a level out, after its other keys",
+        "error: optimize.yaml: search_space: log after optimizer.lr sits at the level of the parameters; indent it under optimizer.lr: (in the column of its type:)",
+        optimize_text="study_name: tiny\nstorage: sqlite:///studies/tiny.db\nmetric: val_accuracy\ndirection: maximize\nsearch_space:\n  optimizer.lr:\n    type: float\n    low: 1.0e-3\n    high: 1.0e-1\n  log: true\n  model.hidden.0: {type: int, low: 8, high: 32}\n",
+    ),
+    Case(
+        "nested-param-keys-not-indented",
+        "keys of a parameter in a space nested by section written a level out, beside the parameter",
+        "error: optimize.yaml: search_space: high, when after optimizer.momentum sit at the level of the parameters; indent them under optimizer.momentum: (in the column of its type:)",
+        optimize_text="study_name: tiny\nstorage: sqlite:///studies/tiny.db\nmetric: val_accuracy\ndirection: maximize\nsearch_space:\n  optimizer:\n    name: {type: categorical, choices: [adam, sgd]}\n    momentum:\n      type: float\n      low: 0.5\n    high: 0.99\n    when: {optimizer.name: sgd}\n",
+    ),
+    Case(
         "param-empty",
         "a searched parameter with nothing after its colon",
         "error: optimize.yaml: search_space.optimizer.lr: expected a mapping, got null; give what to search on its line (optimizer.lr: {type: float, low: ..., high: ...}) or indented under it, or drop it",
