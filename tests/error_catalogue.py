@@ -997,6 +997,31 @@ CASES = [
         },
     ),
     Case(
+        "condition-eq",
+        "a condition written with an eq test, which conditions spell as the value alone",
+        "error: optimize.yaml: search_space.optimizer.weight_decay: when.optimizer.name: {eq: adam} is the value itself: write when: {optimizer.name: adam} (the tests are in, ne, ge, gt, le, lt)",
+        optimize={
+            "search_space": {
+                "optimizer.weight_decay": {
+                    "type": "float",
+                    "low": 1e-5,
+                    "high": 1e-3,
+                    "when": {"optimizer.name": {"eq": "adam"}},
+                }
+            }
+        },
+    ),
+    Case(
+        "condition-as-text",
+        "a condition written as an expression, which YAML reads as text",
+        'error: optimize.yaml: search_space.model.hidden.0.when: expected a mapping, got the text "model.layers >= 2"; write it as a mapping: when: {model.layers: {ge: 2}}',
+        optimize={
+            "search_space": {
+                "model.hidden.0": {"type": "int", "low": 8, "high": 32, "when": "model.layers >= 2"},
+            }
+        },
+    ),
+    Case(
         "condition-list-for-in",
         "a condition written as a list of values (a list is one value; any of several is {in: [...]})",
         "error: optimize.yaml: search_space.optimizer.weight_decay: the condition optimizer.name: [adam, adamw] never holds for optimizer.name's values, so it would never be set; a list is one value (a list choice): for any of several, write {in: [adam, adamw]}",

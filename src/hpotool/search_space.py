@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hpotool.conditions import all_hold, check_condition
+from hpotool.conditions import all_hold, check_condition, text_condition_hint
 from hpotool.formatting import format_choice, sorted_keys
 
 if TYPE_CHECKING:
@@ -31,6 +31,13 @@ class _Param(BaseModel):
     when: dict[str, Any] | None = Field(
         None, description="Suggest only when these conditions hold (earlier parameters or RunConfig values)."
     )
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _when_is_a_mapping(cls, when: Any) -> Any:
+        if isinstance(when, str):
+            raise ValueError(f'expected a mapping, got the text "{when}"; {text_condition_hint(when)}')
+        return when
 
     @model_validator(mode="after")
     def _check_when(self) -> _Param:
