@@ -1458,7 +1458,7 @@ CASES = [
     Case(
         "output-shape",
         "a model whose output does not fit the targets",
-        "error: run.yaml: model: its output for 8 samples has shape (8,); this regression task needs (8, 1): (batch, outputs), as the targets",
+        "error: run.yaml: model: its output for 8 samples has shape (8,); this regression task needs (8, 1): (batch, outputs), as the targets: hpotool gives a 1-D y to the loss as (n, 1), so return the output without .squeeze()",
         run={
             "data": {"name": "regression", "n_samples": 200},
             "model": {"name": "tests.helpers:FlatRegressor"},

@@ -1126,6 +1126,11 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
         given = f"has shape {shape}" if shape is not None else f"is a {type(out).__name__}"
         if data.task == "regression":
             need = "(batch, outputs), as the targets"
+            # forward() ends in .squeeze(), as the user's 1-D targets suggest
+            if shape == (n_val,) and want == (n_val, 1):
+                need += (
+                    ": hpotool gives a 1-D y to the loss as (n, 1), so return the output without .squeeze()"
+                )
         elif data.task == "multilabel":
             need = "one logit per label, as the targets' columns"
         elif want[1] == 1:
