@@ -285,6 +285,18 @@ CASES = [
         optimize=_space(type="float", low=0.001, hihg=0.1),
     ),
     Case(
+        "boolean-for-a-number",
+        "a number setting of the run config given yes or on, which YAML reads as true (1 epoch before)",
+        "error: run.yaml: epochs: Input should be a valid integer, got true; YAML reads an unquoted yes, no, on, off, true or false as a boolean: write a number",
+        run_text="project: tiny\ndevice: cpu\ndata: {name: digits, subset_fraction: 0.1}\nmodel: {name: mlp, hidden: [16]}\nepochs: yes\n",
+    ),
+    Case(
+        "boolean-among-numbers",
+        "a searched number setting whose choices hold a boolean (batches of one before)",
+        "error: optimize.yaml: search_space.batch_size: with batch_size=true: batch_size: Input should be a valid integer, got true; YAML reads an unquoted yes, no, on, off, true or false as a boolean: write a number",
+        optimize={"search_space": {"batch_size": {"type": "categorical", "choices": [16, True]}}},
+    ),
+    Case(
         "choices-on-a-range",
         "choices under type: int or float, which take low and high",
         "error: optimize.yaml: search_space.model.hidden.0: choices are for type: categorical; write {type: categorical, choices: [16, 32]}, or give low and high for an int range",

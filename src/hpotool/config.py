@@ -11,7 +11,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import (
     AliasChoices,
@@ -90,6 +90,18 @@ class _Component(BaseModel):
         return self
 
 
+def refuse_boolean(value: Any, annotation: Any, hint: str = "") -> Any:
+    """A number setting given true or false, which pydantic would take as 1 or 0 (`epochs: yes` trained one
+    epoch, `batch_size: on` batches of one): refused, as a component's number argument is."""
+    if isinstance(value, bool):
+        kind = "integer" if int in get_args(annotation) or annotation is int else "number"
+        raise ValueError(
+            f"Input should be a valid {kind}, got {format_choice(value)}; YAML reads an unquoted yes, no, on, "
+            f"off, true or false as a boolean: write a number{hint}"
+        )
+    return value
+
+
 class DataConfig(_Component):
     """Which data to train on and how to split it; other keys go to the dataset function."""
 
@@ -109,6 +121,11 @@ class DataConfig(_Component):
     split_seed: int = Field(
         0, description="Seed of the train/validation split, fixed so trials compare fairly."
     )
+
+    @field_validator("val_fraction", "subset_fraction", "split_seed", mode="before")
+    @classmethod
+    def _number_not_boolean(cls, v: Any, info: ValidationInfo) -> Any:
+        return refuse_boolean(v, cls.model_fields[str(info.field_name)].annotation)
 
 
 class ModelConfig(_Component):
@@ -227,6 +244,12 @@ class RunConfig(_Frozen):
     trainer: TrainerConfig | None = Field(
         None, description="Train with your own function instead of hpotool's Trainer (see examples/)."
     )
+
+    @field_validator("seed", "torch_threads", "epochs", "batch_size", "grad_clip", mode="before")
+    @classmethod
+    def _number_not_boolean(cls, v: Any, info: ValidationInfo) -> Any:
+        hint = " (null: no clipping)" if info.field_name == "grad_clip" else ""
+        return refuse_boolean(v, cls.model_fields[str(info.field_name)].annotation, hint)
 
     @field_validator("device")
     @classmethod
