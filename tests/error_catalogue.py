@@ -297,6 +297,18 @@ CASES = [
         optimize={"search_space": {"batch_size": {"type": "categorical", "choices": [16, True]}}},
     ),
     Case(
+        "section-key-at-the-top",
+        "a component's argument written at the top of the run config, as in a flat hyperparameter dict",
+        "error: run.yaml: unknown key 'lr'; lr goes under optimizer: (write optimizer: {..., lr: ...}, searched as optimizer.lr)",
+        run={"lr": 0.01},
+    ),
+    Case(
+        "run-key-in-the-optimize-config",
+        "a run config key written in the optimize config",
+        "error: optimize.yaml: unknown key 'epochs'; epochs is a run config key: set epochs in the file given as --run-config, or search it under search_space: (epochs: {type: ..., ...})",
+        optimize={"epochs": 5},
+    ),
+    Case(
         "choices-on-a-range",
         "choices under type: int or float, which take low and high",
         "error: optimize.yaml: search_space.model.hidden.0: choices are for type: categorical; write {type: categorical, choices: [16, 32]}, or give low and high for an int range",

@@ -749,6 +749,37 @@ def _submodel(cls: Any, part: str | int) -> Any:
     return None
 
 
+# Keys a flat hyperparameter dict holds, with the run config section they go under (the built-in models',
+# torch's optimizers', the schedules' and losses' arguments).
+_SECTION_OF = {
+    **dict.fromkeys(("val_fraction", "subset_fraction", "split_seed"), "data"),
+    **dict.fromkeys(
+        ("hidden", "layers", "activation", "dropout", "norm", "channels", "kernel_size"), "model"
+    ),
+    **dict.fromkeys(("lr", "weight_decay", "momentum", "betas", "eps", "nesterov"), "optimizer"),
+    **dict.fromkeys(("warmup_epochs", "warmup_start", "monitor", "interval"), "scheduler"),
+    **dict.fromkeys(("label_smoothing",), "loss"),
+}
+
+
+def _misplaced_key_hint(root: type[BaseModel], key: str) -> str:
+    """Where a top-level key that is not the file's own belongs: under a run config section (`lr:` beside
+    `optimizer:`), or in the other config (`epochs:` in the optimize config, `n_trials:` in the run
+    config). Empty where neither holds it."""
+    if root is RunConfig and key in _SECTION_OF:
+        section = _SECTION_OF[key]
+        return f"; {key} goes under {section}: (write {section}: {{..., {key}: ...}}, searched as {section}.{key})"
+    if root is RunConfig and (key in OptimizeConfig.model_fields or key == "trials"):
+        return f"; {key} is an optimize config key: set it in the file given as --optimize-config"
+    if root is OptimizeConfig and (key in RunConfig.model_fields or key in _SECTION_OF):
+        path = key if key in RunConfig.model_fields else f"{_SECTION_OF[key]}.{key}"
+        return (
+            f"; {key} is a run config key: set {path} in the file given as --run-config, or search it under "
+            f"search_space: ({path}: {{type: ..., ...}})"
+        )
+    return ""
+
+
 def _valid_keys(root: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
     cls: Any = root
     parts = list(loc)
@@ -874,7 +905,10 @@ def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
             key = str(loc[-1])
             valid = _valid_keys(root, loc[:-1])
             msg = f"unknown key {key!r}{did_you_mean(key, valid)}"
-            if valid:
+            misplaced = _misplaced_key_hint(root, key) if not loc[:-1] else ""
+            if misplaced:
+                msg += misplaced
+            elif valid:
                 msg += f"; valid keys: {', '.join(valid)}"
         elif kind == "missing":
             msg = "required key is missing"
