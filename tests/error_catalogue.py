@@ -291,6 +291,12 @@ CASES = [
         run_text="project: tiny\ndevice: cpu\ndata: {name: digits, subset_fraction: 0.1}\nmodel: {name: mlp, hidden: [16]}\nepochs: yes\n",
     ),
     Case(
+        "boolean-for-a-component-number",
+        "a component's number argument given yes or on (torch's annotations let it through as 1 before)",
+        "error: run.yaml: optimizer: optimizer 'sgd' argument 'momentum': expected a number (its default is 0), got true; YAML reads an unquoted yes, no, on, off, true or false as a boolean: write a number",
+        run={"optimizer": {"name": "sgd", "lr": 0.01, "momentum": True}},
+    ),
+    Case(
         "boolean-among-numbers",
         "a searched number setting whose choices hold a boolean (batches of one before)",
         "error: optimize.yaml: search_space.batch_size: with batch_size=true: batch_size: Input should be a valid integer, got true; YAML reads an unquoted yes, no, on, off, true or false as a boolean: write a number",

@@ -143,6 +143,11 @@ class OptimizerConfig(_Component):
     lr: float = Field(1e-3, gt=0, description="Learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="Weight decay (L2 penalty).")
 
+    @field_validator("lr", "weight_decay", mode="before")
+    @classmethod
+    def _number_not_boolean(cls, v: Any) -> Any:
+        return refuse_boolean(v, float)
+
     @property
     def kwargs(self) -> dict[str, Any]:
         """The arguments passed to the optimizer; a weight_decay of 0 (none) is left out for a user's

@@ -537,6 +537,7 @@ def check_types(obj: Callable[..., Any], kwargs: Mapping[str, Any], what: str) -
     exact; other code checks its own arguments."""
     from pydantic import ValidationError
 
+    _refuse_booleans_for_numbers(obj, kwargs, what)
     if not str(getattr(obj, "__module__", "")).startswith("hpotool."):
         return
     hints = _hints(obj)
@@ -551,6 +552,24 @@ def check_types(obj: Callable[..., Any], kwargs: Mapping[str, Any], what: str) -
             raise ValueError(
                 f"{what} argument {key!r}: {error['msg']}, got {format_choice(value)}{hint}"
             ) from None
+
+
+def _refuse_booleans_for_numbers(obj: Callable[..., Any], kwargs: Mapping[str, Any], what: str) -> None:
+    """Raise `ValueError` for true or false given to an argument whose default is a number (torch's
+    `Adam(lr=0.001)`, a user's `width=16`): Python takes it as 1 or 0, so `lr: yes` trained at lr 1.0 and
+    `width: on` built a layer of width 1, where annotations (torch's `lr: float | Tensor`) check nothing."""
+    try:
+        params = inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        return
+    for key, value in kwargs.items():
+        default = params[key].default if key in params else None
+        if isinstance(value, bool) and isinstance(default, int | float) and not isinstance(default, bool):
+            raise ValueError(
+                f"{what} argument {key!r}: expected a number (its default is {format_choice(default)}), got "
+                f"{format_choice(value)}; YAML reads an unquoted yes, no, on, off, true or false as a boolean: "
+                f"write a number"
+            )
 
 
 def pick_kwargs(obj: Callable[..., Any], offered: Mapping[str, Any]) -> dict[str, Any]:
