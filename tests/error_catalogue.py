@@ -315,6 +315,12 @@ CASES = [
         optimize={"epochs": 5},
     ),
     Case(
+        "categorical-values",
+        "a categorical's choices under another tool's name for them (W&B sweeps' values)",
+        "error: optimize.yaml: search_space.model.activation: unknown key 'values' (did you mean 'choices'?); valid keys: when, type, choices",
+        optimize={"search_space": {"model.activation": {"type": "categorical", "values": ["relu", "tanh"]}}},
+    ),
+    Case(
         "choices-on-a-range",
         "choices under type: int or float, which take low and high",
         "error: optimize.yaml: search_space.model.hidden.0: choices are for type: categorical; write {type: categorical, choices: [16, 32]}, or give low and high for an int range",

@@ -767,6 +767,24 @@ _SECTION_OF = {
 }
 
 
+# What other tools call a parameter's keys (Ray Tune, W&B sweeps, hyperopt): `values: [16, 32]`, `lower:`.
+_KEY_SYNONYMS = {
+    **dict.fromkeys(("values", "options", "categories", "items"), "choices"),
+    **dict.fromkeys(("lower", "lower_bound", "minimum", "start"), "low"),
+    **dict.fromkeys(("upper", "upper_bound", "maximum", "stop", "end"), "high"),
+    **dict.fromkeys(("q", "increment"), "step"),
+    **dict.fromkeys(("log_scale", "logscale", "log_uniform"), "log"),
+}
+
+
+def _key_suggestion(key: str, valid: list[str]) -> str:
+    """`" (did you mean 'x'?)"` for a misspelt key, or for another tool's name of a parameter's key."""
+    near = did_you_mean(key, valid)
+    if near or _KEY_SYNONYMS.get(key) not in valid:
+        return near
+    return f" (did you mean {_KEY_SYNONYMS[key]!r}?)"
+
+
 def _misplaced_key_hint(root: type[BaseModel], key: str) -> str:
     """Where a top-level key that is not the file's own belongs: under a run config section (`lr:` beside
     `optimizer:`), or in the other config (`epochs:` in the optimize config, `n_trials:` in the run
@@ -890,7 +908,7 @@ def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
     lines, errors = _under_indented(errors, root)
     # A misspelt key also makes its correct spelling "missing": report the misspelling alone.
     misspelt = {
-        (tuple(e["loc"][:-1]), did_you_mean(str(e["loc"][-1]), _valid_keys(root, tuple(e["loc"][:-1]))))
+        (tuple(e["loc"][:-1]), _key_suggestion(str(e["loc"][-1]), _valid_keys(root, tuple(e["loc"][:-1]))))
         for e in errors
         if e["type"] == "extra_forbidden"
     }
@@ -909,7 +927,7 @@ def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
         if kind == "extra_forbidden":
             key = str(loc[-1])
             valid = _valid_keys(root, loc[:-1])
-            msg = f"unknown key {key!r}{did_you_mean(key, valid)}"
+            msg = f"unknown key {key!r}{_key_suggestion(key, valid)}"
             misplaced = _misplaced_key_hint(root, key) if not loc[:-1] else ""
             if misplaced:
                 msg += misplaced
