@@ -279,6 +279,12 @@ CASES = [
         optimize=_space(type="flaot", low=0.001, high=0.1),
     ),
     Case(
+        "other-tool-type",
+        "a parameter type as Optuna's old suggest_loguniform or hyperopt names it",
+        "error: optimize.yaml: search_space.optimizer.lr: unknown type 'loguniform'; write type: float, log: true",
+        optimize=_space(type="loguniform", low=0.001, high=0.1),
+    ),
+    Case(
         "unknown-param-key",
         "an unknown key in a parameter",
         "error: optimize.yaml: search_space.optimizer.lr: unknown key 'hihg' (did you mean 'high'?); valid keys: when, type, low, high, step, log",

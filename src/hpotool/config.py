@@ -767,6 +767,22 @@ _SECTION_OF = {
 }
 
 
+# Parameter types as Optuna's old suggest_* names, hyperopt, Ray Tune and W&B sweeps spell them.
+_OTHER_TYPES = {
+    **dict.fromkeys(("uniform", "real", "double", "number"), "write type: float"),
+    **dict.fromkeys(
+        ("loguniform", "log_uniform", "log_uniform_values", "reciprocal"), "write type: float, log: true"
+    ),
+    **dict.fromkeys(("discrete_uniform", "quniform"), "write type: float, with step: ..."),
+    "qloguniform": "write type: float, log: true (a log scale takes no step)",
+    **dict.fromkeys(("randint", "int_uniform", "qrandint"), "write type: int (step: for a stride)"),
+    **dict.fromkeys(
+        ("choice", "choices", "category", "enum", "grid_search"),
+        "write type: categorical, with choices: [...]",
+    ),
+    **dict.fromkeys(("bool", "boolean"), "write type: categorical, with choices: [true, false]"),
+}
+
 # What other tools call a parameter's keys (Ray Tune, W&B sweeps, hyperopt): `values: [16, 32]`, `lower:`.
 _KEY_SYNONYMS = {
     **dict.fromkeys(("values", "options", "categories", "items"), "choices"),
@@ -938,6 +954,8 @@ def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
         elif kind == "union_tag_invalid":
             tag = err.get("ctx", {}).get("tag", "")
             msg = f"unknown type {tag!r}{did_you_mean(str(tag), PARAM_TYPES)}; use one of: {', '.join(PARAM_TYPES)}"
+            if not did_you_mean(str(tag), PARAM_TYPES) and str(tag).lower() in _OTHER_TYPES:
+                msg = f"unknown type {tag!r}; {_OTHER_TYPES[str(tag).lower()]}"
         elif kind == "union_tag_not_found":
             msg = f"a parameter needs a 'type' ({', '.join(PARAM_TYPES)})"
         elif kind in {"model_type", "model_attributes_type", "dict_type"}:
