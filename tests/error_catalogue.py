@@ -327,6 +327,12 @@ CASES = [
         optimize={"search_space": {"model.activation": {"type": "categorical", "values": ["relu", "tanh"]}}},
     ),
     Case(
+        "library-class-by-its-name",
+        "a torch class given by its bare name, as its documentation names it, not its import path",
+        "error: run.yaml: scheduler: unknown scheduler 'CosineAnnealingLR'; for that class give its import path, torch.optim.lr_scheduler:CosineAnnealingLR (built-in: none, cosine, step, onecycle, plateau)",
+        run={"scheduler": {"name": "CosineAnnealingLR"}},
+    ),
+    Case(
         "choices-on-a-range",
         "choices under type: int or float, which take low and high",
         "error: optimize.yaml: search_space.model.hidden.0: choices are for type: categorical; write {type: categorical, choices: [16, 32]}, or give low and high for an int range",

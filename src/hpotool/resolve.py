@@ -319,10 +319,40 @@ def resolve(name: str, registry: Mapping[str, str], kind: str) -> Any:
         return import_object(name)
     if _local_module(name):  # `mynets` for mynets.py: the module, without the object in it
         _refuse_a_module(name, name)
+    near = did_you_mean(name, registry)
+    library = None if name.lower() in registry else _library_path(name, kind)  # Adam is adam; NAdam is not
+    if library is not None:
+        raise HpoError(
+            f"unknown {kind} {name!r}; for that class give its import path, {library} (built-in: "
+            f"{', '.join(registry)})"
+        )
     raise HpoError(
-        f"unknown {kind} {name!r}{did_you_mean(name, registry)}; choose one of: {', '.join(registry)}, "
+        f"unknown {kind} {name!r}{near}; choose one of: {', '.join(registry)}, "
         f"or give an import path such as package.module:Name"
     )
+
+
+# Where a bare class name (CosineAnnealingLR, TPESampler) of each kind is found, as torch and Optuna name it.
+_LIBRARY_MODULES = {
+    "optimizer": "torch.optim",
+    "scheduler": "torch.optim.lr_scheduler",
+    "loss": "torch.nn",
+    "sampler": "optuna.samplers",
+    "pruner": "optuna.pruners",
+}
+
+
+def _library_path(name: str, kind: str) -> str | None:
+    """`torch.optim.lr_scheduler:CosineAnnealingLR` for the bare name `CosineAnnealingLR` of a scheduler: the
+    import path of the class torch or Optuna defines under that name, or None."""
+    module_name = _LIBRARY_MODULES.get(kind)
+    if module_name is None or not name.isidentifier() or name.startswith("_"):
+        return None
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    return f"{module_name}:{name}" if inspect.isclass(getattr(module, name, None)) else None
 
 
 def _local_module(name: str) -> bool:
