@@ -333,6 +333,18 @@ CASES = [
         run={"scheduler": {"name": "CosineAnnealingLR"}},
     ),
     Case(
+        "learning-rate",
+        "the optimizer's lr under the name Keras and Hugging Face give it",
+        "error: run.yaml: optimizer: optimizer 'adam' takes no argument 'learning_rate' (did you mean 'lr'?); it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay",
+        run={"optimizer": {"name": "adam", "learning_rate": 0.01}},
+    ),
+    Case(
+        "searched-learning-rate",
+        "the searched optimizer.lr under the name Keras and Hugging Face give it",
+        "error: optimize.yaml: search_space.optimizer.learning_rate: optimizer 'adam' takes no argument 'learning_rate' (did you mean 'optimizer.lr'?); it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay",
+        optimize={"search_space": {"optimizer.learning_rate": {"type": "float", "low": 0.001, "high": 0.1}}},
+    ),
+    Case(
         "choices-on-a-range",
         "choices under type: int or float, which take low and high",
         "error: optimize.yaml: search_space.model.hidden.0: choices are for type: categorical; write {type: categorical, choices: [16, 32]}, or give low and high for an int range",

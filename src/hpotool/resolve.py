@@ -420,10 +420,27 @@ def check_kwargs(
         if key in hidden:
             raise ValueError(f"{key!r} is set by hpotool for {what}; remove it from the config")
         if not var_kw and key not in valid:
+            near = did_you_mean(key, [*valid, *also])
+            if not near and ARGUMENT_SYNONYMS.get(key) in {*valid, *also}:
+                near = f" (did you mean {ARGUMENT_SYNONYMS[key]!r}?)"
             raise ValueError(
-                f"{what} takes no argument {key!r}{did_you_mean(key, [*valid, *also])}; "
-                f"it takes: {', '.join(valid) or 'no arguments'}"
+                f"{what} takes no argument {key!r}{near}; it takes: {', '.join(valid) or 'no arguments'}"
             )
+
+
+# Other libraries' names for torch's arguments (Keras and Hugging Face: learning_rate), suggested for them.
+ARGUMENT_SYNONYMS = {
+    "learning_rate": "lr",
+    "wd": "weight_decay",
+    "l2": "weight_decay",
+    "decay": "weight_decay",
+    "num_layers": "layers",
+    "n_layers": "layers",
+    "hidden_size": "hidden",
+    "hidden_dim": "hidden",
+    "dropout_rate": "dropout",
+    "drop_rate": "dropout",
+}
 
 
 def check_required(
