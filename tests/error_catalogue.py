@@ -345,6 +345,12 @@ CASES = [
         optimize={"search_space": {"optimizer.learning_rate": {"type": "float", "low": 0.001, "high": 0.1}}},
     ),
     Case(
+        "metrics-with-direction",
+        "several metrics with one direction, as a single objective spells it",
+        "error: optimize.yaml: metrics and directions go together: metrics: [val_accuracy, n_params] needs directions: [...], one per metric, such as directions: [maximize, minimize]; direction: goes with a single metric:",
+        optimize={"metric": None, "metrics": ["val_accuracy", "n_params"], "pruner": None},
+    ),
+    Case(
         "choices-on-a-range",
         "choices under type: int or float, which take low and high",
         "error: optimize.yaml: search_space.model.hidden.0: choices are for type: categorical; write {type: categorical, choices: [16, 32]}, or give low and high for an int range",

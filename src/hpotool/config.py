@@ -608,7 +608,7 @@ class OptimizeConfig(_Frozen):
         if self.metrics is None and self.directions is None:
             return self
         if self.metrics is None or self.directions is None:
-            raise ValueError("metrics and directions go together: give both lists, one direction per metric")
+            raise ValueError(f"metrics and directions go together: {self._missing_list()}")
         if len(self.metrics) != len(self.directions) or len(self.metrics) < 2:
             raise ValueError(
                 f"metrics and directions need the same length, at least 2 (got {len(self.metrics)} and "
@@ -618,6 +618,24 @@ class OptimizeConfig(_Frozen):
         if twice is not None:
             raise ValueError(f"metrics: {twice} is given twice; each objective needs its own metric")
         return self
+
+    def _missing_list(self) -> str:
+        """What to write where one of metrics and directions is given: the other list, as long as it."""
+        if self.metrics is not None:
+            given = self.direction if "direction" in self.model_fields_set else "minimize"
+            guess = [
+                "minimize" if _minimized_by_default(m) else "maximize" if m == "val_accuracy" else given
+                for m in self.metrics
+            ]
+            single = "; direction: goes with a single metric:" if "direction" in self.model_fields_set else ""
+            return (
+                f"metrics: {format_choice(list(self.metrics))} needs directions: [...], one per metric, such as "
+                f"directions: {format_choice(guess)}{single}"
+            )
+        return (
+            f"directions: {format_choice(list(self.directions or []))} needs metrics: [...], one per direction; "
+            f"for one objective write metric: and direction:"
+        )
 
     @property
     def objectives(self) -> list[str]:
