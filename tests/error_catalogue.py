@@ -1532,6 +1532,12 @@ CASES = [
         optimize={"metric": "val_loss", "direction": "minimize"},
     ),
     Case(
+        "output-a-tuple",
+        "a model whose forward() returns (logits, features)",
+        "error: run.yaml: model: its output for 8 samples is a tuple; this classification task needs (8, 10): (batch, classes) logits; forward() returns a tuple of 2: return the one tensor the loss takes (such as the tuple's [0])",
+        run={"model": {"name": "tests.helpers:TupleHead"}},
+    ),
+    Case(
         "plateau-per-step",
         "a schedule that watches a metric, stepped per batch",
         "error: run.yaml: scheduler: 'torch.optim.lr_scheduler:ReduceLROnPlateau' watches val_loss once per epoch; drop interval: step",
