@@ -1088,6 +1088,22 @@ CASES = [
         },
     ),
     Case(
+        "condition-misspelt-choice",
+        "a condition on a choice its parameter does not have, one letter off",
+        "error: optimize.yaml: search_space.model.dropout: the condition model.activation: rleu never holds for model.activation's values, so it would never be set (did you mean relu? its choices: [relu, tanh])",
+        optimize={
+            "search_space": {
+                "model.activation": {"type": "categorical", "choices": ["relu", "tanh"]},
+                "model.dropout": {
+                    "type": "float",
+                    "low": 0.0,
+                    "high": 0.5,
+                    "when": {"model.activation": "rleu"},
+                },
+            }
+        },
+    ),
+    Case(
         "condition-list-for-in",
         "a condition written as a list of values (a list is one value; any of several is {in: [...]})",
         "error: optimize.yaml: search_space.optimizer.weight_decay: the condition optimizer.name: [adam, adamw] never holds for optimizer.name's values, so it would never be set; a list is one value (a list choice): for any of several, write {in: [adam, adamw]}",

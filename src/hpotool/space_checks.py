@@ -106,6 +106,11 @@ def _condition_values(
             if isinstance(condition, list) and any(contains(ref, c) for c in condition):
                 # `when: {model.name: [rf, svc]}` reads as the one list value [rf, svc], not "any of them"
                 hint = f"; a list is one value (a list choice): for any of several, write {{in: {format_choice(condition)}}}"
+            elif isinstance(ref, CategoricalParam) and isinstance(condition, str):
+                words = [c for c in ref.choices if isinstance(c, str)]
+                near = closest(condition, words, n=1)
+                if near:  # a misspelt choice: `when: {optimizer.name: sdg}`
+                    hint = f" (did you mean {near[0]}? its choices: {format_choice(ref.choices)})"
             raise HpoError(
                 f"the condition {path}: {format_choice(condition)} never holds for {path}'s values, so it would never be set{hint}"
             )
