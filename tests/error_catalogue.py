@@ -123,6 +123,18 @@ CASES = [
         optimize_text="study_name: tiny\nstorage: sqlite:///studies/tiny.db\nmetric: val_accuracy\ndirection: maximize\nsearch_space:\n  optimizer.lr:\n  type: float\n  low: 1.0e-3\n  high: 1.0e-1\n",
     ),
     Case(
+        "param-key-not-indented",
+        "one key of a searched parameter written a level out, after its other keys",
+        "error: optimize.yaml: search_space: log after optimizer.lr sits at the level of the parameters; indent it under optimizer.lr: (in the column of its type:)",
+        optimize_text="study_name: tiny\nstorage: sqlite:///studies/tiny.db\nmetric: val_accuracy\ndirection: maximize\nsearch_space:\n  optimizer.lr:\n    type: float\n    low: 1.0e-3\n    high: 1.0e-1\n  log: true\n  model.hidden.0: {type: int, low: 8, high: 32}\n",
+    ),
+    Case(
+        "nested-param-keys-not-indented",
+        "keys of a parameter in a space nested by section written a level out, beside the parameter",
+        "error: optimize.yaml: search_space: high, when after optimizer.momentum sit at the level of the parameters; indent them under optimizer.momentum: (in the column of its type:)",
+        optimize_text="study_name: tiny\nstorage: sqlite:///studies/tiny.db\nmetric: val_accuracy\ndirection: maximize\nsearch_space:\n  optimizer:\n    name: {type: categorical, choices: [adam, sgd]}\n    momentum:\n      type: float\n      low: 0.5\n    high: 0.99\n    when: {optimizer.name: sgd}\n",
+    ),
+    Case(
         "param-empty",
         "a searched parameter with nothing after its colon",
         "error: optimize.yaml: search_space.optimizer.lr: expected a mapping, got null; give what to search on its line (optimizer.lr: {type: float, low: ..., high: ...}) or indented under it, or drop it",
@@ -267,10 +279,88 @@ CASES = [
         optimize=_space(type="flaot", low=0.001, high=0.1),
     ),
     Case(
+        "other-tool-type",
+        "a parameter type as Optuna's old suggest_loguniform or hyperopt names it",
+        "error: optimize.yaml: search_space.optimizer.lr: unknown type 'loguniform'; write type: float, log: true",
+        optimize=_space(type="loguniform", low=0.001, high=0.1),
+    ),
+    Case(
         "unknown-param-key",
         "an unknown key in a parameter",
         "error: optimize.yaml: search_space.optimizer.lr: unknown key 'hihg' (did you mean 'high'?); valid keys: when, type, low, high, step, log",
         optimize=_space(type="float", low=0.001, hihg=0.1),
+    ),
+    Case(
+        "boolean-for-a-number",
+        "a number setting of the run config given yes or on, which YAML reads as true (1 epoch before)",
+        "error: run.yaml: epochs: Input should be a valid integer, got true; YAML reads an unquoted yes, no, on, off, true or false as a boolean: write a number",
+        run_text="project: tiny\ndevice: cpu\ndata: {name: digits, subset_fraction: 0.1}\nmodel: {name: mlp, hidden: [16]}\nepochs: yes\n",
+    ),
+    Case(
+        "boolean-for-a-component-number",
+        "a component's number argument given yes or on (torch's annotations let it through as 1 before)",
+        "error: run.yaml: optimizer: optimizer 'sgd' argument 'momentum': expected a number (its default is 0), got true; YAML reads an unquoted yes, no, on, off, true or false as a boolean: write a number",
+        run={"optimizer": {"name": "sgd", "lr": 0.01, "momentum": True}},
+    ),
+    Case(
+        "boolean-among-numbers",
+        "a searched number setting whose choices hold a boolean (batches of one before)",
+        "error: optimize.yaml: search_space.batch_size: with batch_size=true: batch_size: Input should be a valid integer, got true; YAML reads an unquoted yes, no, on, off, true or false as a boolean: write a number",
+        optimize={"search_space": {"batch_size": {"type": "categorical", "choices": [16, True]}}},
+    ),
+    Case(
+        "section-key-at-the-top",
+        "a component's argument written at the top of the run config, as in a flat hyperparameter dict",
+        "error: run.yaml: unknown key 'lr'; lr goes under optimizer: (write optimizer: {..., lr: ...}, searched as optimizer.lr)",
+        run={"lr": 0.01},
+    ),
+    Case(
+        "run-key-in-the-optimize-config",
+        "a run config key written in the optimize config",
+        "error: optimize.yaml: unknown key 'epochs'; epochs is a run config key: set epochs in the file given as --run-config, or search it under search_space: (epochs: {type: ..., ...})",
+        optimize={"epochs": 5},
+    ),
+    Case(
+        "categorical-values",
+        "a categorical's choices under another tool's name for them (W&B sweeps' values)",
+        "error: optimize.yaml: search_space.model.activation: unknown key 'values' (did you mean 'choices'?); valid keys: when, type, choices",
+        optimize={"search_space": {"model.activation": {"type": "categorical", "values": ["relu", "tanh"]}}},
+    ),
+    Case(
+        "library-class-by-its-name",
+        "a torch class given by its bare name, as its documentation names it, not its import path",
+        "error: run.yaml: scheduler: unknown scheduler 'CosineAnnealingLR'; for that class give its import path, torch.optim.lr_scheduler:CosineAnnealingLR (built-in: none, cosine, step, onecycle, plateau)",
+        run={"scheduler": {"name": "CosineAnnealingLR"}},
+    ),
+    Case(
+        "learning-rate",
+        "the optimizer's lr under the name Keras and Hugging Face give it",
+        "error: run.yaml: optimizer: optimizer 'adam' takes no argument 'learning_rate' (did you mean 'lr'?); it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay",
+        run={"optimizer": {"name": "adam", "learning_rate": 0.01}},
+    ),
+    Case(
+        "searched-learning-rate",
+        "the searched optimizer.lr under the name Keras and Hugging Face give it",
+        "error: optimize.yaml: search_space.optimizer.learning_rate: optimizer 'adam' takes no argument 'learning_rate' (did you mean 'optimizer.lr'?); it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay",
+        optimize={"search_space": {"optimizer.learning_rate": {"type": "float", "low": 0.001, "high": 0.1}}},
+    ),
+    Case(
+        "metrics-with-direction",
+        "several metrics with one direction, as a single objective spells it",
+        "error: optimize.yaml: metrics and directions go together: metrics: [val_accuracy, n_params] needs directions: [...], one per metric, such as directions: [maximize, minimize]; direction: goes with a single metric:",
+        optimize={"metric": None, "metrics": ["val_accuracy", "n_params"], "pruner": None},
+    ),
+    Case(
+        "choices-on-a-range",
+        "choices under type: int or float, which take low and high",
+        "error: optimize.yaml: search_space.model.hidden.0: choices are for type: categorical; write {type: categorical, choices: [16, 32]}, or give low and high for an int range",
+        optimize={"search_space": {"model.hidden.0": {"type": "int", "choices": [16, 32]}}},
+    ),
+    Case(
+        "range-on-a-categorical",
+        "low and high under type: categorical, which takes choices",
+        "error: optimize.yaml: search_space.optimizer.lr: low and high are for a range; write {type: float, low: 0.001, high: 0.1, log: true}, or list the values to choose from as choices: [...]",
+        optimize=_space(type="categorical", low=0.001, high=0.1, log=True),
     ),
     Case(
         "trials-twice",
@@ -980,6 +1070,47 @@ CASES = [
         },
     ),
     Case(
+        "condition-eq",
+        "a condition written with an eq test, which conditions spell as the value alone",
+        "error: optimize.yaml: search_space.optimizer.weight_decay: when.optimizer.name: {eq: adam} is the value itself: write when: {optimizer.name: adam} (the tests are in, ne, ge, gt, le, lt)",
+        optimize={
+            "search_space": {
+                "optimizer.weight_decay": {
+                    "type": "float",
+                    "low": 1e-5,
+                    "high": 1e-3,
+                    "when": {"optimizer.name": {"eq": "adam"}},
+                }
+            }
+        },
+    ),
+    Case(
+        "condition-as-text",
+        "a condition written as an expression, which YAML reads as text",
+        'error: optimize.yaml: search_space.model.hidden.0.when: expected a mapping, got the text "model.layers >= 2"; write it as a mapping: when: {model.layers: {ge: 2}}',
+        optimize={
+            "search_space": {
+                "model.hidden.0": {"type": "int", "low": 8, "high": 32, "when": "model.layers >= 2"},
+            }
+        },
+    ),
+    Case(
+        "condition-misspelt-choice",
+        "a condition on a choice its parameter does not have, one letter off",
+        "error: optimize.yaml: search_space.model.dropout: the condition model.activation: rleu never holds for model.activation's values, so it would never be set (did you mean relu? its choices: [relu, tanh])",
+        optimize={
+            "search_space": {
+                "model.activation": {"type": "categorical", "choices": ["relu", "tanh"]},
+                "model.dropout": {
+                    "type": "float",
+                    "low": 0.0,
+                    "high": 0.5,
+                    "when": {"model.activation": "rleu"},
+                },
+            }
+        },
+    ),
+    Case(
         "condition-list-for-in",
         "a condition written as a list of values (a list is one value; any of several is {in: [...]})",
         "error: optimize.yaml: search_space.optimizer.weight_decay: the condition optimizer.name: [adam, adamw] never holds for optimizer.name's values, so it would never be set; a list is one value (a list choice): for any of several, write {in: [adam, adamw]}",
@@ -1416,12 +1547,18 @@ CASES = [
     Case(
         "output-shape",
         "a model whose output does not fit the targets",
-        "error: run.yaml: model: its output for 8 samples has shape (8,); this regression task needs (8, 1): (batch, outputs), as the targets",
+        "error: run.yaml: model: its output for 8 samples has shape (8,); this regression task needs (8, 1): (batch, outputs), as the targets: hpotool gives a 1-D y to the loss as (n, 1), so return the output without .squeeze()",
         run={
             "data": {"name": "regression", "n_samples": 200},
             "model": {"name": "tests.helpers:FlatRegressor"},
         },
         optimize={"metric": "val_loss", "direction": "minimize"},
+    ),
+    Case(
+        "output-a-tuple",
+        "a model whose forward() returns (logits, features)",
+        "error: run.yaml: model: its output for 8 samples is a tuple; this classification task needs (8, 10): (batch, classes) logits; forward() returns a tuple of 2: return the one tensor the loss takes (such as the tuple's [0])",
+        run={"model": {"name": "tests.helpers:TupleHead"}},
     ),
     Case(
         "plateau-per-step",

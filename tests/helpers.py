@@ -148,6 +148,18 @@ class FlatRegressor(nn.Module):
         return self.linear(x).squeeze(-1)
 
 
+class TupleHead(nn.Module):
+    """A classifier whose forward() returns (logits, features), as many models written for distillation do."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        flat = x.flatten(1)
+        return self.linear(flat), flat
+
+
 def token_ids(n: int = 400) -> Any:
     """Integer inputs (token ids) returned as a Dataset, which keeps their dtype; the label: a large sum."""
     from hpotool.datasets import Dataset

@@ -66,6 +66,20 @@ def test_train_from_best_help_says_its_epochs_override_final_epochs() -> None:
     )
 
 
+def test_allow_changed_config_help_says_the_metric_cannot_change(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """--help said the flag resumes a study whose metric changed; the flag refuses that, as the README says."""
+    result = runner.invoke(app, ["optimize", "--help"], catch_exceptions=False, terminal_width=200)
+    text = " ".join(result.output.split())
+    assert "its metric and direction cannot change." in text, text
+    assert "search space, metric," not in text
+    _optimize(tmp_path, run_dict, opt_dict)
+    args = _optimize_args(tmp_path, run_dict, {**opt_dict, "metric": "val_loss", "direction": "minimize"})
+    refused = runner.invoke(app, [*args, "--allow-changed-config"])
+    assert refused.exit_code == 2 and "was created to maximize val_accuracy" in refused.stderr
+
+
 def test_optimize_end_to_end_on_sqlite(configs: tuple[Path, Path], opt_dict: dict) -> None:
     run_path, opt_path = configs
     result = _ok("optimize", "--run-config", str(run_path), "--optimize-config", str(opt_path))

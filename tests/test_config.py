@@ -545,3 +545,13 @@ def test_a_study_name_with_a_dot_or_db_inside_it_is_accepted(name: str) -> None:
     assert (
         OptimizeConfig.model_validate({"study_name": name, "search_space": SPACE_DOTTED}).study_name == name
     )
+
+
+def test_optimizer_lr_given_a_yaml_boolean_is_refused(run_dict: dict[str, Any]) -> None:
+    """`lr: yes` (a YAML boolean) trained at lr 1.0 without a word, as pydantic takes true as 1.0."""
+    with pytest.raises(HpoError) as info:
+        validate_config(RunConfig, {**run_dict, "optimizer": {"name": "adam", "lr": True}}, "r.yaml")
+    assert str(info.value) == (
+        "r.yaml: optimizer.lr: Input should be a valid number, got true; YAML reads an unquoted yes, no, on, off, "
+        "true or false as a boolean: write a number"
+    )

@@ -62,7 +62,9 @@ def test_a_trainer_that_misses_the_metric_stops_the_study_at_trial_0(
     )
     created, error = result.stderr.strip().split("\n")  # the study it made, then the one line
     assert created == f"new study 'sine_loop' in {tmp_path / 'u.db'}"
-    assert error.startswith(f"error: trainer.function: trial 0 failed: {reason}; this mistake")
+    assert error.startswith(
+        f"error: examples/torch_loop_run.yaml: trainer.function: trial 0 failed: {reason}; this"
+    )
     assert "Traceback" not in result.output
     (trial,) = optuna.load_study(study_name="sine_loop", storage=storage).trials
     assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"] == reason
@@ -282,7 +284,9 @@ def test_a_constraint_on_a_value_the_function_does_not_return_stops_the_study_at
     assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"] == reason
     created, error = result.stderr.strip().split("\n")  # the study it made, then the one line
     assert created == f"new study 'sine_loop' in {tmp_path / 'u.db'}"
-    assert error.startswith(f"error: trainer.function: trial 0 failed: {reason}; this mistake")
+    assert error.startswith(
+        f"error: examples/torch_loop_run.yaml: trainer.function: trial 0 failed: {reason}; this"
+    )
     assert "Traceback" not in result.output
 
 
@@ -594,7 +598,9 @@ def test_a_training_function_that_breaks_the_contract_stops_the_study_at_the_fir
         assert usage.startswith("usage: ") and "arguments are required: --data-dir" in line.split("\n")[0]
         line = line.partition("\n")[2]
     named = "" if function in reason else f" tests.trainers:{function}"  # the function named once
-    assert "\n" not in line and line.startswith(f"error: trainer.function{named}: trial 0 failed: {reason}")
+    assert "\n" not in line and line.startswith(
+        f"error: {run}: trainer.function{named}: trial 0 failed: {reason}"
+    )
     assert line.endswith(
         "; this mistake fails every trial, so the study stopped: fix the function (report(epoch, "
         "{'val_loss': 0.5}) after each epoch, return a dict of numbers) and run the same command"
@@ -756,7 +762,8 @@ def test_a_chosen_trainer_that_breaks_the_contract_is_named_when_the_study_stops
     created, error = result.stderr.strip().split("\n")  # the study it made, then the one line
     assert created == f"new study 'u' in {tmp_path / 'u.db'}"
     assert error.startswith(
-        "error: trainer.function tests.trainers:reports_a_bare_number: trial 0 failed: TypeError: report(0, 0.25)"
+        f"error: {tmp_path / 'run.yaml'}: trainer.function tests.trainers:reports_a_bare_number: trial 0 failed: "
+        "TypeError: report(0, 0.25)"
     ), result.output
 
 

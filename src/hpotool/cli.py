@@ -459,7 +459,8 @@ def optimize(
         bool,
         typer.Option(
             "--allow-changed-config",
-            help="Resume a study whose search space, metric, sampler, pruner or base config changed (recorded).",
+            help="Resume a study whose base config, search space, sampler, pruner or constraints changed "
+            "(recorded); its metric and direction cannot change.",
         ),
     ] = False,
     dry_run: Annotated[

@@ -8,6 +8,7 @@ RunConfig; all of a parameter's conditions must hold.
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,10 +23,19 @@ TESTS: dict[str, Callable[[Any, Any], bool]] = {
     "lt": operator.lt,
 }
 
+# The test newcomers reach for beside ne/ge/gt, which a condition spells as the value alone.
+_EQUALS = frozenset({"eq", "equals", "is", "=="})
+
 
 def check_condition(path: str, condition: Any) -> None:
     """Raise ValueError when `condition` is not a value or a one-key test mapping."""
     if isinstance(condition, dict):
+        if len(condition) == 1 and next(iter(condition)) in _EQUALS:
+            ((test, operand),) = condition.items()
+            raise ValueError(
+                f"when.{path}: {format_choice(condition)} is the value itself: write when: {{{path}: "
+                f"{format_choice(operand)}}} (the tests are {', '.join(TESTS)})"
+            )
         if len(condition) != 1 or next(iter(condition)) not in TESTS:
             shown = format_choice(condition)
             raise ValueError(
@@ -35,6 +45,22 @@ def check_condition(path: str, condition: Any) -> None:
         ((test, operand),) = condition.items()
         if test == "in" and not isinstance(operand, list):
             raise ValueError(f"when.{path}.in: expected a list of values, got {format_choice(operand)}")
+
+
+_OPERATORS = {"==": None, "=": None, "!=": "ne", ">=": "ge", ">": "gt", "<=": "le", "<": "lt"}
+_EXPRESSION = re.compile(r"^\s*([\w.]+)\s*(==|!=|>=|<=|=|>|<)\s*(\S.*?)\s*$")
+
+
+def text_condition_hint(text: str) -> str:
+    """`when: "optimizer.name == sgd"` (an expression, which YAML reads as text): the mapping to write."""
+    match = _EXPRESSION.match(text)
+    if match is None:
+        return (
+            "write the condition as a mapping: when: {optimizer.name: sgd} or when: {model.layers: {ge: 3}}"
+        )
+    path, op, value = match.groups()
+    test = _OPERATORS[op]
+    return f"write it as a mapping: when: {{{path}: {value if test is None else f'{{{test}: {value}}}'}}}"
 
 
 def holds(condition: Any, value: Any) -> bool:

@@ -11,7 +11,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import (
     AliasChoices,
@@ -90,6 +90,18 @@ class _Component(BaseModel):
         return self
 
 
+def refuse_boolean(value: Any, annotation: Any, hint: str = "") -> Any:
+    """A number setting given true or false, which pydantic would take as 1 or 0 (`epochs: yes` trained one
+    epoch, `batch_size: on` batches of one): refused, as a component's number argument is."""
+    if isinstance(value, bool):
+        kind = "integer" if int in get_args(annotation) or annotation is int else "number"
+        raise ValueError(
+            f"Input should be a valid {kind}, got {format_choice(value)}; YAML reads an unquoted yes, no, on, "
+            f"off, true or false as a boolean: write a number{hint}"
+        )
+    return value
+
+
 class DataConfig(_Component):
     """Which data to train on and how to split it; other keys go to the dataset function."""
 
@@ -110,6 +122,11 @@ class DataConfig(_Component):
         0, description="Seed of the train/validation split, fixed so trials compare fairly."
     )
 
+    @field_validator("val_fraction", "subset_fraction", "split_seed", mode="before")
+    @classmethod
+    def _number_not_boolean(cls, v: Any, info: ValidationInfo) -> Any:
+        return refuse_boolean(v, cls.model_fields[str(info.field_name)].annotation)
+
 
 class ModelConfig(_Component):
     """The network; other keys go to its constructor (`hidden`, `dropout`, ...)."""
@@ -125,6 +142,11 @@ class OptimizerConfig(_Component):
     name: str = Field("adam", description="adam, adamw, sgd, rmsprop, or package.module:Name.")
     lr: float = Field(1e-3, gt=0, description="Learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="Weight decay (L2 penalty).")
+
+    @field_validator("lr", "weight_decay", mode="before")
+    @classmethod
+    def _number_not_boolean(cls, v: Any) -> Any:
+        return refuse_boolean(v, float)
 
     @property
     def kwargs(self) -> dict[str, Any]:
@@ -228,6 +250,12 @@ class RunConfig(_Frozen):
         None, description="Train with your own function instead of hpotool's Trainer (see examples/)."
     )
 
+    @field_validator("seed", "torch_threads", "epochs", "batch_size", "grad_clip", mode="before")
+    @classmethod
+    def _number_not_boolean(cls, v: Any, info: ValidationInfo) -> Any:
+        hint = " (null: no clipping)" if info.field_name == "grad_clip" else ""
+        return refuse_boolean(v, cls.model_fields[str(info.field_name)].annotation, hint)
+
     @field_validator("device")
     @classmethod
     def _check_device(cls, v: str) -> str:
@@ -318,6 +346,28 @@ def _as_spec(v: Any) -> Any:
 _PARAM_KEYS = frozenset({"low", "high", "min", "max", "step", "log", "choices", "when"})
 
 
+def _refuse_stray_param_keys(space: dict[str, Any], prefix: str) -> None:
+    """A parameter's own key written one level out, after it (`high: 0.1` under `optimizer.lr:`, at its
+    column): one line saying to indent it, instead of "optimizer.lr.high: required key is missing" and
+    "search_space.high: expected a mapping ... a fixed value belongs in the run config"."""
+    above: str | None = None
+    strays: list[str] = []
+    for key, value in space.items():
+        is_param = isinstance(value, dict) and "type" in value
+        if above is not None and key in _PARAM_KEYS | {"type"} and not is_param:
+            strays.append(key)
+            continue
+        if strays:
+            break
+        above = key if is_param else None
+    if above is not None and strays:
+        one = len(strays) == 1
+        raise ValueError(
+            f"{', '.join(strays)} after {prefix}{above} {'sits' if one else 'sit'} at the level of the parameters; "
+            f"indent {'it' if one else 'them'} under {prefix}{above}: (in the column of its type:)"
+        )
+
+
 def flatten_space(space: Any, prefix: str = "") -> Any:
     """Turn a space nested by RunConfig section into the canonical dotted form.
 
@@ -326,9 +376,14 @@ def flatten_space(space: Any, prefix: str = "") -> Any:
     """
     if not isinstance(space, dict):
         return space
+    _refuse_stray_param_keys(space, prefix)
     flat: dict[str, Any] = {}
     for key, value in space.items():
         path = f"{prefix}{key}"
+        if isinstance(value, dict) and "type" not in value:
+            _refuse_stray_param_keys(
+                value, f"{path}."
+            )  # a section, nested: {optimizer: {lr: {...}, high: 0.1}}
         if (
             isinstance(value, dict)
             and "type" not in value
@@ -553,7 +608,7 @@ class OptimizeConfig(_Frozen):
         if self.metrics is None and self.directions is None:
             return self
         if self.metrics is None or self.directions is None:
-            raise ValueError("metrics and directions go together: give both lists, one direction per metric")
+            raise ValueError(f"metrics and directions go together: {self._missing_list()}")
         if len(self.metrics) != len(self.directions) or len(self.metrics) < 2:
             raise ValueError(
                 f"metrics and directions need the same length, at least 2 (got {len(self.metrics)} and "
@@ -563,6 +618,24 @@ class OptimizeConfig(_Frozen):
         if twice is not None:
             raise ValueError(f"metrics: {twice} is given twice; each objective needs its own metric")
         return self
+
+    def _missing_list(self) -> str:
+        """What to write where one of metrics and directions is given: the other list, as long as it."""
+        if self.metrics is not None:
+            given = self.direction if "direction" in self.model_fields_set else "minimize"
+            guess = [
+                "minimize" if _minimized_by_default(m) else "maximize" if m == "val_accuracy" else given
+                for m in self.metrics
+            ]
+            single = "; direction: goes with a single metric:" if "direction" in self.model_fields_set else ""
+            return (
+                f"metrics: {format_choice(list(self.metrics))} needs directions: [...], one per metric, such as "
+                f"directions: {format_choice(guess)}{single}"
+            )
+        return (
+            f"directions: {format_choice(list(self.directions or []))} needs metrics: [...], one per direction; "
+            f"for one objective write metric: and direction:"
+        )
 
     @property
     def objectives(self) -> list[str]:
@@ -699,6 +772,71 @@ def _submodel(cls: Any, part: str | int) -> Any:
     return None
 
 
+# Keys a flat hyperparameter dict holds, with the run config section they go under (the built-in models',
+# torch's optimizers', the schedules' and losses' arguments).
+_SECTION_OF = {
+    **dict.fromkeys(("val_fraction", "subset_fraction", "split_seed"), "data"),
+    **dict.fromkeys(
+        ("hidden", "layers", "activation", "dropout", "norm", "channels", "kernel_size"), "model"
+    ),
+    **dict.fromkeys(("lr", "weight_decay", "momentum", "betas", "eps", "nesterov"), "optimizer"),
+    **dict.fromkeys(("warmup_epochs", "warmup_start", "monitor", "interval"), "scheduler"),
+    **dict.fromkeys(("label_smoothing",), "loss"),
+}
+
+
+# Parameter types as Optuna's old suggest_* names, hyperopt, Ray Tune and W&B sweeps spell them.
+_OTHER_TYPES = {
+    **dict.fromkeys(("uniform", "real", "double", "number"), "write type: float"),
+    **dict.fromkeys(
+        ("loguniform", "log_uniform", "log_uniform_values", "reciprocal"), "write type: float, log: true"
+    ),
+    **dict.fromkeys(("discrete_uniform", "quniform"), "write type: float, with step: ..."),
+    "qloguniform": "write type: float, log: true (a log scale takes no step)",
+    **dict.fromkeys(("randint", "int_uniform", "qrandint"), "write type: int (step: for a stride)"),
+    **dict.fromkeys(
+        ("choice", "choices", "category", "enum", "grid_search"),
+        "write type: categorical, with choices: [...]",
+    ),
+    **dict.fromkeys(("bool", "boolean"), "write type: categorical, with choices: [true, false]"),
+}
+
+# What other tools call a parameter's keys (Ray Tune, W&B sweeps, hyperopt): `values: [16, 32]`, `lower:`.
+_KEY_SYNONYMS = {
+    **dict.fromkeys(("values", "options", "categories", "items"), "choices"),
+    **dict.fromkeys(("lower", "lower_bound", "minimum", "start"), "low"),
+    **dict.fromkeys(("upper", "upper_bound", "maximum", "stop", "end"), "high"),
+    **dict.fromkeys(("q", "increment"), "step"),
+    **dict.fromkeys(("log_scale", "logscale", "log_uniform"), "log"),
+}
+
+
+def _key_suggestion(key: str, valid: list[str]) -> str:
+    """`" (did you mean 'x'?)"` for a misspelt key, or for another tool's name of a parameter's key."""
+    near = did_you_mean(key, valid)
+    if near or _KEY_SYNONYMS.get(key) not in valid:
+        return near
+    return f" (did you mean {_KEY_SYNONYMS[key]!r}?)"
+
+
+def _misplaced_key_hint(root: type[BaseModel], key: str) -> str:
+    """Where a top-level key that is not the file's own belongs: under a run config section (`lr:` beside
+    `optimizer:`), or in the other config (`epochs:` in the optimize config, `n_trials:` in the run
+    config). Empty where neither holds it."""
+    if root is RunConfig and key in _SECTION_OF:
+        section = _SECTION_OF[key]
+        return f"; {key} goes under {section}: (write {section}: {{..., {key}: ...}}, searched as {section}.{key})"
+    if root is RunConfig and (key in OptimizeConfig.model_fields or key == "trials"):
+        return f"; {key} is an optimize config key: set it in the file given as --optimize-config"
+    if root is OptimizeConfig and (key in RunConfig.model_fields or key in _SECTION_OF):
+        path = key if key in RunConfig.model_fields else f"{_SECTION_OF[key]}.{key}"
+        return (
+            f"; {key} is a run config key: set {path} in the file given as --run-config, or search it under "
+            f"search_space: ({path}: {{type: ..., ...}})"
+        )
+    return ""
+
+
 def _valid_keys(root: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
     cls: Any = root
     parts = list(loc)
@@ -804,7 +942,7 @@ def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
     lines, errors = _under_indented(errors, root)
     # A misspelt key also makes its correct spelling "missing": report the misspelling alone.
     misspelt = {
-        (tuple(e["loc"][:-1]), did_you_mean(str(e["loc"][-1]), _valid_keys(root, tuple(e["loc"][:-1]))))
+        (tuple(e["loc"][:-1]), _key_suggestion(str(e["loc"][-1]), _valid_keys(root, tuple(e["loc"][:-1]))))
         for e in errors
         if e["type"] == "extra_forbidden"
     }
@@ -823,14 +961,19 @@ def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
         if kind == "extra_forbidden":
             key = str(loc[-1])
             valid = _valid_keys(root, loc[:-1])
-            msg = f"unknown key {key!r}{did_you_mean(key, valid)}"
-            if valid:
+            msg = f"unknown key {key!r}{_key_suggestion(key, valid)}"
+            misplaced = _misplaced_key_hint(root, key) if not loc[:-1] else ""
+            if misplaced:
+                msg += misplaced
+            elif valid:
                 msg += f"; valid keys: {', '.join(valid)}"
         elif kind == "missing":
             msg = "required key is missing"
         elif kind == "union_tag_invalid":
             tag = err.get("ctx", {}).get("tag", "")
             msg = f"unknown type {tag!r}{did_you_mean(str(tag), PARAM_TYPES)}; use one of: {', '.join(PARAM_TYPES)}"
+            if not did_you_mean(str(tag), PARAM_TYPES) and str(tag).lower() in _OTHER_TYPES:
+                msg = f"unknown type {tag!r}; {_OTHER_TYPES[str(tag).lower()]}"
         elif kind == "union_tag_not_found":
             msg = f"a parameter needs a 'type' ({', '.join(PARAM_TYPES)})"
         elif kind in {"model_type", "model_attributes_type", "dict_type"}:

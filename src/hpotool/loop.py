@@ -86,6 +86,7 @@ def _run_trial(
     trial: optuna.Trial,
     objective: Callable[[optuna.Trial], float | list[float]],
     trained_by: Callable[[optuna.Trial], str | None] = lambda _: None,
+    source: str | None = None,
 ) -> None:
     """Run and tell one trial.
 
@@ -139,7 +140,7 @@ def _run_trial(
         raise interrupted
     function = trained_by(trial) if broken else None
     if function is not None:
-        raise contract_stop(function, trial.number, str(trial.user_attrs.get("fail_reason", reason)))
+        raise contract_stop(function, trial.number, str(trial.user_attrs.get("fail_reason", reason)), source)
 
 
 def trained_by(plan: StudyPlan, trial: optuna.Trial | FrozenTrial) -> str | None:
@@ -285,7 +286,7 @@ def run_trials(
                         trial.set_user_attr("fail_reason", "interrupted")
                         study.tell(trial, state=TrialState.FAIL)
                 raise
-            _run_trial(study, trial, objective, lambda t: trained_by(plan, t))
+            _run_trial(study, trial, objective, lambda t: trained_by(plan, t), plan.run_from)
             frozen = storage.get_trial(trial._trial_id)
             if observer is not None:
                 observer.trial_finished(study, frozen)

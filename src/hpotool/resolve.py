@@ -343,10 +343,40 @@ def resolve(name: str, registry: Mapping[str, str], kind: str) -> Any:
         return import_object(name)
     if _local_module(name):  # `mynets` for mynets.py: the module, without the object in it
         _refuse_a_module(name, name)
+    near = did_you_mean(name, registry)
+    library = None if name.lower() in registry else _library_path(name, kind)  # Adam is adam; NAdam is not
+    if library is not None:
+        raise HpoError(
+            f"unknown {kind} {name!r}; for that class give its import path, {library} (built-in: "
+            f"{', '.join(registry)})"
+        )
     raise HpoError(
-        f"unknown {kind} {name!r}{did_you_mean(name, registry)}; choose one of: {', '.join(registry)}, "
+        f"unknown {kind} {name!r}{near}; choose one of: {', '.join(registry)}, "
         f"or give an import path such as package.module:Name"
     )
+
+
+# Where a bare class name (CosineAnnealingLR, TPESampler) of each kind is found, as torch and Optuna name it.
+_LIBRARY_MODULES = {
+    "optimizer": "torch.optim",
+    "scheduler": "torch.optim.lr_scheduler",
+    "loss": "torch.nn",
+    "sampler": "optuna.samplers",
+    "pruner": "optuna.pruners",
+}
+
+
+def _library_path(name: str, kind: str) -> str | None:
+    """`torch.optim.lr_scheduler:CosineAnnealingLR` for the bare name `CosineAnnealingLR` of a scheduler: the
+    import path of the class torch or Optuna defines under that name, or None."""
+    module_name = _LIBRARY_MODULES.get(kind)
+    if module_name is None or not name.isidentifier() or name.startswith("_"):
+        return None
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    return f"{module_name}:{name}" if inspect.isclass(getattr(module, name, None)) else None
 
 
 def _local_module(name: str) -> bool:
@@ -414,10 +444,27 @@ def check_kwargs(
         if key in hidden:
             raise ValueError(f"{key!r} is set by hpotool for {what}; remove it from the config")
         if not var_kw and key not in valid:
+            near = did_you_mean(key, [*valid, *also])
+            if not near and ARGUMENT_SYNONYMS.get(key) in {*valid, *also}:
+                near = f" (did you mean {ARGUMENT_SYNONYMS[key]!r}?)"
             raise ValueError(
-                f"{what} takes no argument {key!r}{did_you_mean(key, [*valid, *also])}; "
-                f"it takes: {', '.join(valid) or 'no arguments'}"
+                f"{what} takes no argument {key!r}{near}; it takes: {', '.join(valid) or 'no arguments'}"
             )
+
+
+# Other libraries' names for torch's arguments (Keras and Hugging Face: learning_rate), suggested for them.
+ARGUMENT_SYNONYMS = {
+    "learning_rate": "lr",
+    "wd": "weight_decay",
+    "l2": "weight_decay",
+    "decay": "weight_decay",
+    "num_layers": "layers",
+    "n_layers": "layers",
+    "hidden_size": "hidden",
+    "hidden_dim": "hidden",
+    "dropout_rate": "dropout",
+    "drop_rate": "dropout",
+}
 
 
 def check_required(
@@ -561,6 +608,7 @@ def check_types(obj: Callable[..., Any], kwargs: Mapping[str, Any], what: str) -
     exact; other code checks its own arguments."""
     from pydantic import ValidationError
 
+    _refuse_booleans_for_numbers(obj, kwargs, what)
     if not str(getattr(obj, "__module__", "")).startswith("hpotool."):
         return
     hints = _hints(obj)
@@ -575,6 +623,24 @@ def check_types(obj: Callable[..., Any], kwargs: Mapping[str, Any], what: str) -
             raise ValueError(
                 f"{what} argument {key!r}: {error['msg']}, got {format_choice(value)}{hint}"
             ) from None
+
+
+def _refuse_booleans_for_numbers(obj: Callable[..., Any], kwargs: Mapping[str, Any], what: str) -> None:
+    """Raise `ValueError` for true or false given to an argument whose default is a number (torch's
+    `Adam(lr=0.001)`, a user's `width=16`): Python takes it as 1 or 0, so `lr: yes` trained at lr 1.0 and
+    `width: on` built a layer of width 1, where annotations (torch's `lr: float | Tensor`) check nothing."""
+    try:
+        params = inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        return
+    for key, value in kwargs.items():
+        default = params[key].default if key in params else None
+        if isinstance(value, bool) and isinstance(default, int | float) and not isinstance(default, bool):
+            raise ValueError(
+                f"{what} argument {key!r}: expected a number (its default is {format_choice(default)}), got "
+                f"{format_choice(value)}; YAML reads an unquoted yes, no, on, off, true or false as a boolean: "
+                f"write a number"
+            )
 
 
 def pick_kwargs(obj: Callable[..., Any], offered: Mapping[str, Any]) -> dict[str, Any]:

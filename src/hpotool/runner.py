@@ -1060,6 +1060,17 @@ def check_run(cfg: RunConfig, source: str) -> str | None:
     return unused_classes_note(data, cfg.data.name)
 
 
+def _one_tensor_hint(out: Any) -> str:
+    """For a forward() that returns several things (`(logits, features)`, a Hugging Face output with
+    `.logits`): which one to return, as the loss and the metrics take one tensor."""
+    if isinstance(out, tuple | list) and out and isinstance(out[0], torch.Tensor):
+        kind = type(out).__name__
+        return f"; forward() returns a {kind} of {len(out)}: return the one tensor the loss takes (such as the {kind}'s [0])"
+    if isinstance(out, dict) and "logits" in out:
+        return "; forward() returns a mapping: return its ['logits'] alone"
+    return ""
+
+
 def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
     """Build the run's model, optimizer, schedule and loss and train them for one step on a few samples, on
     the CPU, so a mistake that would fail every trial (a bad argument, a loss that does not fit the task, a
@@ -1131,6 +1142,11 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
         given = f"has shape {shape}" if shape is not None else f"is a {type(out).__name__}"
         if data.task == "regression":
             need = "(batch, outputs), as the targets"
+            # forward() ends in .squeeze(), as the user's 1-D targets suggest
+            if shape == (n_val,) and want == (n_val, 1):
+                need += (
+                    ": hpotool gives a 1-D y to the loss as (n, 1), so return the output without .squeeze()"
+                )
         elif data.task == "multilabel":
             need = "one logit per label, as the targets' columns"
         elif want[1] == 1:
@@ -1142,7 +1158,8 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
         raise RunCheckError(
             "model",
             f"its output for {n_val} samples {given}; this {data.task} task needs {want}: {need}"
-            + _width_argument_hint(cfg, want[-1] if len(want) == 2 else None),
+            + _width_argument_hint(cfg, want[-1] if len(want) == 2 else None)
+            + _one_tensor_hint(out),
         )
     if out.is_floating_point() and not bool(torch.isfinite(out).all()):
         raise RunCheckError(

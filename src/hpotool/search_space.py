@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hpotool.conditions import all_hold, check_condition
+from hpotool.conditions import all_hold, check_condition, text_condition_hint
 from hpotool.formatting import format_choice, sorted_keys
 
 if TYPE_CHECKING:
@@ -31,6 +31,13 @@ class _Param(BaseModel):
     when: dict[str, Any] | None = Field(
         None, description="Suggest only when these conditions hold (earlier parameters or RunConfig values)."
     )
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _when_is_a_mapping(cls, when: Any) -> Any:
+        if isinstance(when, str):
+            raise ValueError(f'expected a mapping, got the text "{when}"; {text_condition_hint(when)}')
+        return when
 
     @model_validator(mode="after")
     def _check_when(self) -> _Param:
@@ -51,6 +58,32 @@ class _Param(BaseModel):
                     raise ValueError(f"give either {name!r} or {alias!r}, not both")
                 out[name] = out.pop(alias)
         return out
+
+    @model_validator(mode="before")
+    @classmethod
+    def _range_or_choices(cls, data: Any) -> Any:
+        """`{type: int, choices: [16, 32]}` or `{type: categorical, low: 1, high: 5}`: one line naming the type
+        that takes those keys, instead of three (low missing, high missing, unknown key 'choices')."""
+        if not isinstance(data, dict):
+            return data
+        kind = data.get("type")
+        bounds = [k for k in ("low", "min", "high", "max") if k in data]
+        if kind in ("int", "float") and "choices" in data and not bounds:
+            article = "an" if kind == "int" else "a"
+            raise ValueError(
+                f"choices are for type: categorical; write {{type: categorical, choices: "
+                f"{format_choice(data['choices'])}}}, or give low and high for {article} {kind} range"
+            )
+        if kind == "categorical" and "choices" not in data and bounds:
+            given = [k for k in ("low", "min", "high", "max", "step", "log") if k in data]
+            numbers = [data[k] for k in bounds]
+            whole = all(isinstance(v, int) and not isinstance(v, bool) for v in numbers)
+            spelt = ", ".join(f"{k}: {format_choice(data[k])}" for k in given)
+            raise ValueError(
+                f"{' and '.join(bounds)} are for a range; write {{type: {'int' if whole else 'float'}, {spelt}}}, "
+                f"or list the values to choose from as choices: [...]"
+            )
+        return data
 
 
 class FloatParam(_Param):

@@ -19,7 +19,7 @@ from hpotool.config import (
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice, format_params
 from hpotool.overrides import apply_overrides, check_path, config_paths, leaf_values
-from hpotool.resolve import closest
+from hpotool.resolve import ARGUMENT_SYNONYMS, closest
 from hpotool.runner import (
     PreparedData,
     RunCheckError,
@@ -106,6 +106,11 @@ def _condition_values(
             if isinstance(condition, list) and any(contains(ref, c) for c in condition):
                 # `when: {model.name: [rf, svc]}` reads as the one list value [rf, svc], not "any of them"
                 hint = f"; a list is one value (a list choice): for any of several, write {{in: {format_choice(condition)}}}"
+            elif isinstance(ref, CategoricalParam) and isinstance(condition, str):
+                words = [c for c in ref.choices if isinstance(c, str)]
+                near = closest(condition, words, n=1)
+                if near:  # a misspelt choice: `when: {optimizer.name: sdg}`
+                    hint = f" (did you mean {near[0]}? its choices: {format_choice(ref.choices)})"
             raise HpoError(
                 f"the condition {path}: {format_choice(condition)} never holds for {path}'s values, so it would never be set{hint}"
             )
@@ -263,7 +268,13 @@ def _check_component_takes(path: str, run: RunConfig, opt: OptimizeConfig) -> No
         except HpoError:
             continue
     # A key another built-in takes is no typo (momentum is not a misspelt betas)
-    near = [] if others else closest(path, [f"{section}.{t}" for t in takes], n=1)
+    synonym = ARGUMENT_SYNONYMS.get(key)
+    if others:
+        near = []
+    elif synonym in takes:  # learning_rate for lr: closer in letters to amsgrad than to lr
+        near = [f"{section}.{synonym}"]
+    else:
+        near = closest(path, [f"{section}.{t}" for t in takes], n=1)
     mean = f" (did you mean {near[0]!r}?)" if near else ""
     fix = (
         f"; {', '.join(others)} {'takes' if len(others) == 1 else 'take'} it: set {section}.name in the run "

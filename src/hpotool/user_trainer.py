@@ -80,11 +80,13 @@ class ContractStop(HpoError):
     """A trial failed on `broke_contract`: the study stops at once (see `contract_stop`)."""
 
 
-def contract_stop(function: str, trial_number: int, reason: str) -> ContractStop:
-    """What optimize says when a trial failed on `broke_contract`: the study stops at once."""
+def contract_stop(function: str, trial_number: int, reason: str, source: str | None = None) -> ContractStop:
+    """What optimize says when a trial failed on `broke_contract`: the study stops at once. `source`: the run
+    config file that names the function (None for a study joined by name, which has none)."""
     named = "trainer.function" if function in reason else f"trainer.function {function}"  # once, not twice
+    where = f"{source}: " if source else ""
     return ContractStop(
-        f"{named}: trial {trial_number} failed: {reason}; this mistake fails every trial, "
+        f"{where}{named}: trial {trial_number} failed: {reason}; this mistake fails every trial, "
         f"so the study stopped: fix the function (report(epoch, {{'val_loss': 0.5}}) after each epoch, "
         f"return a dict of numbers) and run the same command"
     )

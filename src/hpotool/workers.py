@@ -730,7 +730,10 @@ def _run_workers(
         function = trained_by(plan, mine[0]) if mine else None
         if function is not None:
             raise contract_stop(
-                function, mine[0].number, str(mine[0].user_attrs.get("fail_reason", "unknown error"))
+                function,
+                mine[0].number,
+                str(mine[0].user_attrs.get("fail_reason", "unknown error")),
+                plan.run_from,
             )
     dead = [p.name for p in procs if p.exitcode not in (0, None)]
     signalled = [p for p in procs if p.exitcode in (exit_code(signal.SIGINT), exit_code(signal.SIGTERM))]
