@@ -31,6 +31,7 @@ class Case:
     args: tuple[str, ...] = ()
     existing_study: bool = False  # create the study first, then check the storage is unchanged
     existing_optimize: dict[str, Any] = field(default_factory=dict)  # patches the config that creates it
+    existing_run: dict[str, Any] = field(default_factory=dict)  # patches the run config that creates it
     needs_no_cuda: bool = False
     without_configs: bool = False  # `optimize` with `args` alone, no --run-config/--optimize-config
     env: dict[str, str] = field(default_factory=dict)  # environment variables set for the command
@@ -1684,6 +1685,15 @@ CASES = [
         command=("export-best", "--study-name", "tiny", "--out", "exp"),
         existing_study=True,
         files={"exp/best_run.yaml": "# Best run of study 'other': trial 0 (val_accuracy=0.5).\n"},
+    ),
+    Case(
+        "every-trial-failed",
+        "export-best (train-from-best, audit, refine) of a study whose every trial failed",
+        "error: study 'tiny' has no complete trial yet (fail 5); hpotool trials --study-name tiny --state fail shows why they failed: fix that and run hpotool optimize until one completes",
+        command=("export-best", "--study-name", "tiny"),
+        existing_study=True,
+        existing_run={"model": {"name": "tests.helpers:ExplodingModel"}},
+        existing_optimize={"search_space": {LR: OPTIMIZE["search_space"][LR]}},
     ),
     Case(
         "refine-out-a-device",

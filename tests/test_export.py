@@ -127,6 +127,36 @@ def test_no_complete_trial_is_an_error_and_writes_nothing(
     assert not (tmp_path / "studies" / "tiny").exists()
 
 
+def test_a_study_whose_trials_all_failed_points_at_their_errors(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # It said "run hpotool optimize until one completes", as for pruned trials: the same trials would fail
+    # again; what the user needs first is why they failed. Every command that needs a best trial says so.
+    run_dict["model"] = {"name": "tests.helpers:ExplodingModel"}
+    opt_dict["search_space"] = {"optimizer.lr": opt_dict["search_space"]["optimizer.lr"]}
+    opt_dict["n_trials"] = 2
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    assert {t.state for t in study.trials} == {TrialState.FAIL}
+    n, url = len(study.trials), opt_dict["storage"]
+    args = ["--study-name", "tiny", "--storage", url]
+    for command in (
+        ["export-best", *args, "--out", str(tmp_path / "export")],
+        ["train-from-best", *args, "--out", str(tmp_path / "final")],
+        ["audit", *args],
+        ["refine", *args, "--out", str(tmp_path / "next.yaml")],
+    ):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert result.stderr == (
+            f"error: study 'tiny' has no complete trial yet (fail {n}); hpotool trials --study-name tiny "
+            f"--storage {url} --state fail shows why they failed: fix that and run hpotool optimize until one "
+            f"completes\n"
+        ), command
+    listed = runner.invoke(app, ["trials", *args, "--state", "fail"])
+    assert listed.exit_code == 0 and listed.stdout.count("RuntimeError") == n  # the command it names works
+    assert not (tmp_path / "export").exists() and not (tmp_path / "final").exists()
+
+
 def test_an_export_that_fails_or_is_interrupted_leaves_the_former_set_whole(
     tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -409,6 +409,13 @@ def no_best_error(study: optuna.Study) -> HpoError:
             f"it to finish (hpotool trials {study_options(study)} shows it), or run hpotool optimize until one "
             f"completes"
         )
+    if counts.get("fail") and not counts.get("pruned"):  # the next step is to see why, not to run more alike
+        they = "it" if counts["fail"] == 1 else "they"
+        return HpoError(
+            f"study {study.study_name!r} has no complete trial yet ({shown}); hpotool trials "
+            f"{study_options(study)} --state fail shows why {they} failed: fix that and run hpotool optimize "
+            f"until one completes"
+        )
     return HpoError(
         f"study {study.study_name!r} has no complete trial yet ({shown}); run hpotool optimize until one completes"
     )
