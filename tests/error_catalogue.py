@@ -1435,9 +1435,15 @@ CASES = [
     ),
     Case(
         "searched-batch-null",
-        "a searched batch size that is not a number",
-        "error: optimize.yaml: search_space.batch_size: with batch_size=null: batch_size: Input should be a valid integer, got null",
-        optimize={"search_space": {"batch_size": {"type": "categorical", "choices": [32, None]}}},
+        "a searched batch size that is not a number (null), beside one written as a float",
+        "error: optimize.yaml: search_space.batch_size: with batch_size=null: batch_size: Input should be a valid integer, got null; batch_size takes whole numbers, not null: write choices: [32, 128]",
+        optimize={"search_space": {"batch_size": {"type": "categorical", "choices": [32, 128.0, None]}}},
+    ),
+    Case(
+        "searched-argument-null",
+        "a null among the choices of a component argument that takes numbers",
+        "error: optimize.yaml: search_space.model.dropout: with model.dropout=null: model: model 'mlp' argument 'dropout': Input should be a valid number, got null; model.dropout takes numbers, not null: write choices: [0.1]",
+        optimize={"search_space": {"model.dropout": {"type": "categorical", "choices": [0.1, None]}}},
     ),
     Case(
         "searched-batch-too-large",

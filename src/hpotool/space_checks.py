@@ -382,6 +382,23 @@ def _section_choices(
     return [{**context, section: c} for c in allowed] or [context]
 
 
+_TAKES = {"valid integer": "whole numbers", "valid number": "numbers", "valid string": "text"}
+
+
+def _null_choice_fix(path: str, choices: list[Any], message: str) -> str:
+    """What to write for a categorical `path` one of whose `choices` is null, which `path` does not take
+    (pydantic's `message` says so): the choices without it, a whole-number key's 128.0 written 128."""
+    takes = next((what for words, what in _TAKES.items() if words in message), None)
+    kept: list[Any] = []
+    for c in choices:
+        if takes == "whole numbers" and isinstance(c, float) and c.is_integer():
+            c = int(c)
+        if c is not None and c not in kept:
+            kept.append(c)
+    wrong = f"{path} takes {takes}, not null" if takes else f"{path} does not take null"
+    return f"{wrong}: write choices: {format_choice(kept)}" if kept else f"{wrong}: give it other choices"
+
+
 def _taken_by_hint(path: str, contexts: list[dict[str, Any]]) -> str:
     """How to search an argument only with the searched components (or whole sections) that take it."""
     section, _, arg = path.partition(".")
@@ -644,6 +661,8 @@ def _check_value(s: _Searched, value: Any, context: dict[str, Any]) -> None:
     try:
         config = apply_overrides(run, {**context, path: value})
     except HpoError as exc:
+        if isinstance(param, CategoricalParam) and value is None and str(exc).endswith(", got null"):
+            raise HpoError(f"{exc}; {_null_choice_fix(path, param.choices, str(exc))}") from None
         if isinstance(param, FloatParam) and "valid integer" in str(exc):
             raise HpoError(f"{exc}; {path} takes whole numbers: use type: int") from None
         if not isinstance(param, CategoricalParam) and "valid string" in str(exc):  # activation: 0.0
