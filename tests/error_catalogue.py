@@ -531,6 +531,12 @@ CASES = [
         optimize={"search_space": {"optimizer.lrate": {"type": "float", "low": 0.001, "high": 0.1}}},
     ),
     Case(
+        "run-argument-of-another",
+        "the run config's optimizer given an argument other optimizers take (adam with momentum)",
+        "error: run.yaml: optimizer: optimizer 'adam' takes no argument 'momentum'; it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay; momentum is an argument of sgd and rmsprop: write name: sgd (or rmsprop), or remove momentum",
+        run={"optimizer": {"name": "adam", "lr": 0.01, "momentum": 0.9}},
+    ),
+    Case(
         "component-argument-of-another",
         "a search path naming an argument other optimizers take (momentum) beside the run config's adam",
         "error: optimize.yaml: search_space.optimizer.momentum: optimizer 'adam' takes no argument 'momentum'; it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay; sgd, rmsprop take it: set optimizer.name in the run config, or search optimizer.name with optimizer.momentum under when: {optimizer.name: sgd}",
@@ -1239,7 +1245,7 @@ CASES = [
     Case(
         "section-choice-bad-key",
         "a whole-section choice its component refuses",
-        "error: optimize.yaml: search_space.optimizer.choices.1: optimizer 'adam' takes no argument 'momentum'; it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay",
+        "error: optimize.yaml: search_space.optimizer.choices.1: optimizer 'adam' takes no argument 'momentum'; it takes: lr, betas, eps, weight_decay, amsgrad, foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay; momentum is an argument of sgd and rmsprop: write name: sgd (or rmsprop), or remove momentum",
         optimize={
             "search_space": {
                 "optimizer": {

@@ -132,7 +132,10 @@ def check_component(kind: Kind, name: str, kwargs: Mapping[str, Any], own: Itera
             raise ValueError(f"{kind} {name!r} argument {key!r} {why}; remove {key}")
     if kind == "scheduler":
         _refuse_warmup(name, obj, kwargs, injected)
-    check_kwargs(obj, kwargs, f"{kind} {name!r}", injected, also=own)
+    try:
+        check_kwargs(obj, kwargs, f"{kind} {name!r}", injected, also=own)
+    except ValueError as exc:
+        raise ValueError(f"{exc}{_taken_by_others(kind, name, obj, kwargs, str(exc))}") from None
     # A sum made train_loss (batch sums) and val_loss (the validation split's sum) differ by their sizes;
     # KLDivLoss's batchmean is a mean over the batch's samples.
     if kind == "loss" and kwargs.get("reduction", "mean") not in ("mean", "batchmean"):
@@ -404,6 +407,34 @@ def loss_inputs(obj: Any, kwargs: Mapping[str, Any]) -> tuple[str, ...]:
         and p.name not in INJECTED["loss"]
     ]
     return tuple(free[:2]) if len(free) >= 2 else ()
+
+
+def taken_by_others_marker(key: str) -> str:
+    """How `_taken_by_others`'s hint for `key` begins: a search that switches the component gives its own."""
+    return f"; {key} is an argument of "
+
+
+def _taken_by_others(kind: Kind, name: str, obj: Any, kwargs: Mapping[str, Any], message: str) -> str:
+    """For a built-in given an argument it does not take that other built-ins take (adam's momentum), which
+    they are: it was told only adam's own arguments, as if momentum were misspelt."""
+    from hpotool.errors import HpoError
+
+    names, var_kw = accepted_kwargs(obj)
+    key = next((k for k in kwargs if k not in names), None)
+    if var_kw or key is None or name not in REGISTRIES[kind] or f"takes no argument {key!r}" not in message:
+        return ""
+    others = []
+    for other in REGISTRIES[kind]:
+        try:
+            if other != name and key in component_kwargs(kind, other):
+                others.append(other)
+        except HpoError:
+            continue
+    if not others:
+        return ""
+    listed = " and ".join([", ".join(others[:-1]), others[-1]] if len(others) > 1 else others)
+    rest = f" (or {', '.join(others[1:])})" if len(others) > 1 else ""
+    return f"{taken_by_others_marker(key)}{listed}: write name: {others[0]}{rest}, or remove {key}"
 
 
 def component_kwargs(kind: Kind, name: str) -> list[str]:

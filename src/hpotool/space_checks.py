@@ -8,7 +8,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from hpotool.components import AUTO_LOSS_FIX, Kind, auto_loss, component_default, component_kwargs
+from hpotool.components import (
+    AUTO_LOSS_FIX,
+    Kind,
+    auto_loss,
+    component_default,
+    component_kwargs,
+    taken_by_others_marker,
+)
 from hpotool.conditions import all_hold, holds, satisfying_value
 from hpotool.config import (
     CHECK_COMPONENTS,
@@ -667,8 +674,10 @@ def _check_value(s: _Searched, value: Any, context: dict[str, Any]) -> None:
             raise HpoError(f"{exc}; {path} takes whole numbers: use type: int") from None
         if not isinstance(param, CategoricalParam) and "valid string" in str(exc):  # activation: 0.0
             raise HpoError(f"{exc}; {path} takes text: use type: categorical, with its choices") from None
-        if "takes no argument" in str(exc) and len(contexts) > 1:
-            raise HpoError(f"{exc}{_taken_by_hint(path, contexts)}") from None
+        if "takes no argument" in str(exc) and len(contexts) > 1 and (hint := _taken_by_hint(path, contexts)):
+            # the searched names that take it, in place of the built-ins that do (one hint, not two)
+            message = str(exc).partition(taken_by_others_marker(path.partition(".")[2].partition(".")[0]))[0]
+            raise HpoError(f"{message}{hint}") from None
         raise
     if path == "device":  # a device this machine lacks would fail every trial given it
         try:
