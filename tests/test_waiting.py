@@ -281,3 +281,91 @@ def test_a_start_wait_for_an_earlier_trial_s_values_reads_the_trials_every_secon
     else:
         assert len(sleeps) - ends_at <= round(SLOW_LOOK_S / POLL_S), len(sleeps)
         assert len(reads) == ended[0] + 1 and len(reads) <= 14, len(reads)  # before: 26
+
+
+@pytest.mark.parametrize("sampler", ["grid", "bruteforce"])
+def test_a_start_wait_that_ran_out_on_a_trial_does_not_wait_for_it_again(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    storage: tuple[str, str],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    sampler: str,
+) -> None:
+    # A trial asked by a process of another machine that died before it drew never draws: every trial asked
+    # after it, in every process, waited the whole DRAW_WAIT_S (10 s) for it, until the heartbeat failed it,
+    # and on a storage without one (Redis, journal files) for as long as the study ran. Now a process waits
+    # for it once, says so once, and its later trials start at once.
+    from hpotool.loop import DRAW_WAIT_S, _wait_for_earlier_draws
+    from tests.conftest import write_configs
+
+    choices = ["relu", "gelu", "tanh"]
+    opt_dict.update(storage=storage[0], study_name=storage[1], sampler={"name": sampler}, n_trials=3)
+    opt_dict.update(search_space={"model.activation": {"type": "categorical", "choices": choices}})
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    study, _ = open_study(plan)
+    other = optuna.load_study(study_name=storage[1], storage=make_storage(storage[0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "ignore", UserWarning
+        )  # "Heartbeat ... supposed to be used with Study.optimize"
+        dead = other.ask()  # the other machine's trial: asked, its process gone before it drew
+        dead.set_user_attr("worker", {"host": "machine-b.example", "pid": 4242})
+    sleeps = _fake_clock(monkeypatch, lambda n: None)
+
+    def start_a_trial() -> list[float]:
+        """The sleeps of a trial of this process as it starts (asks, waits for earlier draws, draws)."""
+        before = len(sleeps)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            trial = study.ask()  # the grid's wait is in its before_trial
+        if sampler == "bruteforce":
+            _wait_for_earlier_draws(study, trial.number, plan, POLL_S)
+        trial.suggest_categorical("model.activation", choices)
+        return sleeps[before:]
+
+    with caplog.at_level("WARNING", logger="hpotool"):
+        first, second, third = start_a_trial(), start_a_trial(), start_a_trial()
+    assert sum(first) == pytest.approx(DRAW_WAIT_S, abs=POLL_S)  # it waited for trial 0, as before
+    assert second == [] and third == [], (len(second), len(third))  # before: 10 s each
+    [said] = [r.getMessage() for r in caplog.records if r.name == "hpotool"]
+    assert said.startswith("note: trial #0, asked by another process, has not drawn its values in 10 s"), said
+    assert [t.state for t in study.get_trials()] == [TrialState.RUNNING] * 4
+
+
+def test_a_start_wait_that_gives_up_on_a_trial_still_waits_for_the_trials_asked_after_it(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Trial 1, of another worker, asked just after a dead trial 0 waits for it too, and draws once its own
+    # wait runs out; trial 2's wait, running out at the same moment, gives up on trial 0 alone and waits
+    # for trial 1's draw, so that the two do not draw the same point.
+    from hpotool.loop import DRAW_WAIT_S, _wait_for_earlier_draws
+    from tests.conftest import write_configs
+
+    choices = ["relu", "gelu", "tanh"]
+    opt_dict.update(sampler={"name": "bruteforce"}, n_trials=3)
+    opt_dict.update(search_space={"model.activation": {"type": "categorical", "choices": choices}})
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    study, _ = open_study(plan)
+    other = optuna.load_study(study_name=plan.opt.study_name, storage=study._storage)
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "ignore", UserWarning
+        )  # "Heartbeat ... supposed to be used with Study.optimize"
+        dead, waiting = other.ask(), other.ask()  # another machine's trials: 0 dead, 1 waiting for it
+        for t in (dead, waiting):
+            t.set_user_attr("worker", {"host": "machine-b.example", "pid": 4242})
+        trial = study.ask()
+    draws_at = round(DRAW_WAIT_S / POLL_S) + 3  # the sleep after which trial 1 draws: its wait ran out
+
+    def on_call(n: int) -> None:
+        if n == draws_at:
+            waiting.suggest_categorical("model.activation", choices)
+
+    sleeps = _fake_clock(monkeypatch, on_call)
+    _wait_for_earlier_draws(study, trial.number, plan, POLL_S)
+    assert len(sleeps) == draws_at, len(sleeps)  # before: 101, the limit, trial 1 not drawn

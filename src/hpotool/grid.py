@@ -118,9 +118,10 @@ class GridSampler(optuna.samplers.GridSampler):
 
     def _wait_for_earlier_points(self, study: Study, number: int) -> None:
         """Wait until every running trial asked before trial `number` has recorded its point (at most
-        `DRAW_WAIT_S`: a process of another machine that died while it asked never will; one of this
-        machine that died is not waited for), or until Ctrl-C or SIGTERM: this runs inside `study.ask()`,
-        where a signal waits for `ask` to return (`deferred`), and the trial it ends runs no point."""
+        `DRAW_WAIT_S`, and once for a trial: a process of another machine that died while it asked never
+        will; one of this machine that died is not waited for), or until Ctrl-C or SIGTERM: this runs
+        inside `study.ask()`, where a signal waits for `ask` to return (`deferred`), and the trial it ends
+        runs no point."""
         from hpotool.interrupts import interrupt_pending
         from hpotool.loop import DRAW_WAIT_S, POLL_S
         from hpotool.waiting import wait_for_earlier_trials

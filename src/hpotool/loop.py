@@ -497,10 +497,10 @@ def _still_exhausted(study: optuna.Study) -> bool:
 
 def _wait_for_earlier_draws(study: optuna.Study, number: int, plan: StudyPlan, poll: float) -> None:
     """Wait until every running trial asked before trial `number` has drawn its values (at most
-    `DRAW_WAIT_S`: a process of another machine that died between asking and drawing never will; one of
-    this machine that died is not waited for). Brute force draws a trial's values from the trials stored
-    as it draws, so two workers that asked at the same moment drew the same point: a 3-point search with
-    --workers 2 ran each point twice."""
+    `DRAW_WAIT_S`, and once for a trial: a process of another machine that died between asking and drawing
+    never will; one of this machine that died is not waited for). Brute force draws a trial's values from
+    the trials stored as it draws, so two workers that asked at the same moment drew the same point: a
+    3-point search with --workers 2 ran each point twice."""
     space, fixed = plan.opt.search_space, leaf_values(plan.run)
     wait_for_earlier_trials(
         study, number, lambda t: drawn(t.params, space, fixed), poll=poll, limit_s=DRAW_WAIT_S

@@ -15,13 +15,18 @@ A grid or brute-force trial also waits, as it starts, for the trials asked befor
 never will (its process, on another machine, died between asking and drawing), which read the running
 trials every 0.1 s (59 statements a second on PostgreSQL). After its first second it looks every
 `SLOW_LOOK_S`. (A count does not serve here: a trial that picks a grid point again, taken back from the
-queue, rewrites the attributes it had.)
+queue, rewrites the attributes it had.) The first trial that a wait ran out on is not waited for again by this
+process (`_given_up`): every later trial waited the whole 10 s for it, until the heartbeat failed it, and
+for ever on a storage without one (Redis, journal files).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import multiprocessing
 import time
+import weakref
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
@@ -34,12 +39,18 @@ if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
+_log = logging.getLogger("hpotool")
+
 # The longest a waiting run goes without reading the study's trials again, changed or not.
 FULL_LOOK_S = 2.0
 # A start wait (`wait_for_earlier_trials`) looks every poll for its first QUICK_LOOKS_S (with --workers 2 on
 # PostgreSQL the longest of 80 lasted 0.8 s, most none), then every SLOW_LOOK_S.
 QUICK_LOOKS_S = 1.0
 SLOW_LOOK_S = 1.0
+# The ids of the trials a start wait of this process ran out on, by study: undrawn for a whole wait, their
+# process died (another machine's: one of this machine is `stale.died_here`), and later waits skip them.
+# Per process (each --workers worker waits once for such a trial); only a run's own thread waits.
+_given_up: weakref.WeakKeyDictionary[optuna.Study, set[int]] = weakref.WeakKeyDictionary()
 
 
 def study_version(study: optuna.Study) -> Hashable:
@@ -109,18 +120,43 @@ def wait_for_earlier_trials(
 ) -> None:
     """Wait until every running trial asked before trial `number` is `ready` (has drawn its values, picked its
     grid point) or was run by a process of this machine that died, at most `limit_s` (a process of another
-    machine that died before it drew never will), or until `interrupted()`, which is asked every `poll`."""
+    machine that died before it drew never will), or until `interrupted()`, which is asked every `poll`.
+
+    The first trial still not ready when `limit_s` runs out is not waited for again in this process (a run
+    of one process says so, once): a later wait, this one included, waits for the others alone, as long
+    again (trials asked just after it may be waiting for it themselves, and pick as they give up)."""
     from optuna.trial import TrialState
 
     from hpotool.stale import died_here
 
-    begin = time.monotonic()
-    while time.monotonic() - begin < limit_s and not interrupted():
-        running = study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,))
-        if all(ready(t) for t in running if t.number < number and not died_here(t)):
+    skip = _given_up.setdefault(study, set())
+    while True:
+        pending: list[FrozenTrial] = []
+        begin = time.monotonic()
+        while time.monotonic() - begin < limit_s and not interrupted():
+            running = study._storage.get_all_trials(
+                study._study_id, deepcopy=False, states=(TrialState.RUNNING,)
+            )
+            pending = [
+                t
+                for t in running
+                if t.number < number and t._trial_id not in skip and not ready(t) and not died_here(t)
+            ]
+            if not pending:
+                return
+            quick = time.monotonic() - begin < QUICK_LOOKS_S
+            for _ in range(1 if quick else max(1, round(SLOW_LOOK_S / poll))):
+                time.sleep(poll)
+                if interrupted() or time.monotonic() - begin >= limit_s:
+                    break
+        if interrupted() or not pending:
             return
-        quick = time.monotonic() - begin < QUICK_LOOKS_S
-        for _ in range(1 if quick else max(1, round(SLOW_LOOK_S / poll))):
-            time.sleep(poll)
-            if interrupted() or time.monotonic() - begin >= limit_s:
-                break
+        first = min(pending, key=lambda t: t.number)
+        skip.add(first._trial_id)
+        if multiprocessing.parent_process() is None:  # with --workers, each worker would say it
+            _log.warning(
+                "note: trial #%d, asked by another process, has not drawn its values in %g s (that process "
+                "may have died); this run does not wait for it again",
+                first.number,
+                limit_s,
+            )
