@@ -543,6 +543,17 @@ CASES = [
         optimize={"search_space": {"optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.99}}},
     ),
     Case(
+        "argument-of-no-searched-component",
+        "a search path naming an argument none of the searched optimizers takes (momentum beside adam, adamw)",
+        "error: optimize.yaml: search_space.optimizer.momentum: none of the searched optimizers (optimizer.name: adam, adamw) takes 'momentum'; sgd, rmsprop take it: add sgd to optimizer.name's choices and search optimizer.momentum under when: {optimizer.name: sgd}, or remove optimizer.momentum",
+        optimize={
+            "search_space": {
+                "optimizer.name": {"type": "categorical", "choices": ["adam", "adamw"]},
+                "optimizer.momentum": {"type": "float", "low": 0.8, "high": 0.99},
+            }
+        },
+    ),
+    Case(
         "searched-last-epoch",
         "a schedule's last_epoch searched, which hpotool leaves at its default",
         "error: optimize.yaml: search_space.scheduler.last_epoch: scheduler argument 'last_epoch' resumes a schedule part-way through, from a checkpoint's optimizer state, and hpotool starts every run's schedule at its beginning; remove it",

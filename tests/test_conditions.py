@@ -153,6 +153,40 @@ def test_an_argument_of_a_searched_component_is_checked_with_every_choice(
     prepare_study(run_path, write_yaml(opt_path, opt_dict))
 
 
+def test_an_argument_none_of_the_searched_components_takes_names_those_that_do(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """momentum searched beside optimizer.name: [adam, adamw], neither of which takes it: "the RunConfig has
+    no such path; did you mean 'optimizer.name', 'optimizer.betas', 'optimizer.maximize'?", as if it were
+    misspelt, not that sgd and rmsprop take it. A misspelt argument keeps its "did you mean"."""
+    opt_dict["search_space"] = {
+        "optimizer.name": {"type": "categorical", "choices": ["adam", "adamw"]},
+        "optimizer.momentum": {"type": "float", "low": 0.8, "high": 0.99},
+    }
+    run_path, opt_path = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    with pytest.raises(HpoError) as info:
+        prepare_study(run_path, opt_path)
+    assert str(info.value) == (
+        f"{opt_path}: search_space.optimizer.momentum: none of the searched optimizers (optimizer.name: adam, "
+        f"adamw) takes 'momentum'; sgd, rmsprop take it: add sgd to optimizer.name's choices and search "
+        f"optimizer.momentum under when: {{optimizer.name: sgd}}, or remove optimizer.momentum"
+    )
+    opt_dict["search_space"]["optimizer.lrate"] = opt_dict["search_space"].pop("optimizer.momentum")
+    with pytest.raises(
+        HpoError, match=r"optimizer.lrate: the RunConfig has no such path; did you mean 'optimizer.lr'"
+    ):
+        prepare_study(run_path, write_yaml(opt_path, opt_dict))
+    opt_dict["search_space"]["optimizer.name"]["choices"] = ["adam", "sgd"]
+    opt_dict["search_space"]["optimizer.momentum"] = {
+        "type": "float",
+        "low": 0.8,
+        "high": 0.99,
+        "when": {"optimizer.name": "sgd"},
+    }
+    del opt_dict["search_space"]["optimizer.lrate"]
+    prepare_study(run_path, write_yaml(opt_path, opt_dict))
+
+
 def test_a_condition_on_a_fixed_value_that_does_not_hold_is_refused(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

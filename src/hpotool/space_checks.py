@@ -258,8 +258,11 @@ def _check_component_takes(path: str, run: RunConfig, opt: OptimizeConfig) -> No
         return
     if key in MANAGED[cast("Kind", section)]:  # a schedule's last_epoch: check_path says why it is refused
         return
-    if section in opt.search_space or f"{section}.name" in opt.search_space:
-        return  # a search that switches the component: check_path's paths include each choice's arguments
+    if section in opt.search_space:
+        return  # a search that switches the section: check_path's paths include each choice's arguments
+    if f"{section}.name" in opt.search_space:
+        _check_searched_names_take(path, opt.search_space[f"{section}.name"])
+        return  # some searched name takes it: check_space tries it with each
     name = str(getattr(run, section).name)
     try:
         takes = component_kwargs(cast("Kind", section), name)
@@ -291,6 +294,42 @@ def _check_component_takes(path: str, run: RunConfig, opt: OptimizeConfig) -> No
     )
     raise HpoError(
         f"search_space.{path}: {section} {name!r} takes no argument {key!r}{mean}; it takes: {', '.join(takes)}{fix}"
+    )
+
+
+def _check_searched_names_take(path: str, names: Param) -> None:
+    """Refuse `optimizer.momentum` where none of the searched `optimizer.name` choices (adam, adamw) takes
+    it: check_path said "the RunConfig has no such path; did you mean 'optimizer.name', 'optimizer.betas',
+    'optimizer.maximize'?", as if momentum were misspelt, not that sgd and rmsprop take it."""
+    from hpotool.components import REGISTRIES
+
+    section, _, key = path.partition(".")
+    kind = cast("Kind", section)
+    if not isinstance(names, CategoricalParam):
+        return
+    chosen = [str(c) for c in names.choices]
+    for name in chosen:
+        try:
+            takes = component_kwargs(kind, name)
+        except HpoError:
+            return  # its own check says why
+        if not takes or key in takes:  # **kwargs: anything goes
+            return
+    others = []
+    for other in REGISTRIES[kind]:
+        try:
+            if other not in chosen and key in component_kwargs(kind, other):
+                others.append(other)
+        except HpoError:
+            continue
+    if not others:
+        return  # no built-in takes it: check_path's "did you mean" for a typo
+    listed, plural = ", ".join(chosen), f"{section}es" if section.endswith("s") else f"{section}s"
+    raise HpoError(
+        f"search_space.{path}: none of the searched {plural} ({section}.name: {listed}) takes {key!r}; "
+        f"{', '.join(others)} {'takes' if len(others) == 1 else 'take'} it: add {others[0]} to "
+        f"{section}.name's choices and search {path} under when: {{{section}.name: {others[0]}}}, or remove "
+        f"{path}"
     )
 
 
