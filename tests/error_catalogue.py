@@ -1463,6 +1463,17 @@ CASES = [
         optimize={"search_space": {"model.dropout": {"type": "categorical", "choices": [0.1, None]}}},
     ),
     Case(
+        "searched-batch-beside-argument-null",
+        "a null among a component argument's choices, searched below a batch size",
+        "error: optimize.yaml: search_space.model.dropout: with model.dropout=null: model: model 'mlp' argument 'dropout': Input should be a valid number, got null; model.dropout takes numbers, not null: write choices: [0.1]",
+        optimize={
+            "search_space": {
+                "batch_size": {"type": "categorical", "choices": [32, 64]},
+                "model.dropout": {"type": "categorical", "choices": [0.1, None]},
+            }
+        },
+    ),
+    Case(
         "searched-batch-too-large",
         "a searched batch size too large for the dataset",
         "error: optimize.yaml: search_space.batch_size: 512 is larger than the 144 training samples; use a smaller batch_size or more data (data.subset_fraction, data.val_fraction)",

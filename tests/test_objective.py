@@ -1740,6 +1740,29 @@ def test_batch_norm_searched_beside_a_batch_size_reaching_1_is_refused_before_tr
     assert {t.state for t in trials} == {TrialState.COMPLETE} and len(trials) == 3
 
 
+def test_a_searched_batch_size_beside_a_model_value_wrong_on_its_own_leaves_it_to_that_key(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """batch_size [32, 64] above model.dropout [0.1, null]: the smallest batch, tried with each searched model
+    value, met dropout null and was blamed for it, twice prefixed and with no fix: "search_space.batch_size:
+    with model.dropout=null, batch_size=32: with model.dropout=null, batch_size=32: model: ...". Now
+    model.dropout's own line, as when it is searched alone."""
+    opt_dict["search_space"] = {
+        "batch_size": {"type": "categorical", "choices": [32, 64]},
+        "model.dropout": {"type": "categorical", "choices": [0.1, None]},
+    }
+    said = _plan_refused(tmp_path, run_dict, opt_dict)
+    alone = {"model.dropout": opt_dict["search_space"]["model.dropout"]}
+    assert said == _plan_refused(tmp_path, run_dict, {**opt_dict, "search_space": alone})
+    assert said.endswith(
+        "optimize.yaml: search_space.model.dropout: with model.dropout=null: model: model 'mlp' argument "
+        "'dropout': Input should be a valid number, got null; model.dropout takes numbers, not null: write "
+        "choices: [0.1]"
+    ), said
+    opt_dict["search_space"]["model.dropout"]["choices"] = [0.1, 0.3]
+    prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+
+
 def test_a_batch_size_larger_than_a_trials_training_split_fails_that_trial_saying_so(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

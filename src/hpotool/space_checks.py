@@ -594,6 +594,8 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                     try:
                         _check_in_context(searched, value, {**extra, **context})
                     except HpoError as exc:
+                        if _fails_alone(run, {**context, **extra}):
+                            continue  # the paired value fails whatever `path` is: its own check says so
                         message = str(exc).removeprefix(f"with {format_params({path: value})}: ")
                         hint = (
                             _pair_hint(path, label.partition("=")[0], opt, message)
@@ -638,6 +640,18 @@ def _check_in_context(s: _Searched, value: Any, context: dict[str, Any]) -> None
             _check_value(s, value, {**context, **later})
         except HpoError:
             raise exc from None
+
+
+def _fails_alone(run: RunConfig, params: dict[str, Any]) -> bool:
+    """Whether the other searched values a value is paired with give a RunConfig that does not validate
+    without it (model.dropout=null beside batch_size=32): the fault is theirs, which their own check reports
+    under their key, with its fix; batch_size's said "search_space.batch_size: with model.dropout=null,
+    batch_size=32: with model.dropout=null, batch_size=32: model: ...", no fix."""
+    try:
+        apply_overrides(run, params)
+    except HpoError:
+        return True
+    return False
 
 
 def _smallest_batch(values: list[Any]) -> Any:
