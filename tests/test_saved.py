@@ -369,8 +369,6 @@ def test_a_run_killed_while_it_trains_leaves_no_empty_run_folder(
     killed while it saved, an empty runs/<project>/<timestamp>/ beside its staging folder. Now the folder
     appears with its first run in it, in one rename; a kill leaves only a tagged staging folder, which the
     next save beside it removes."""
-    import signal
-    import time
 
     training = tmp_path / "training"
     run_dict["model"] = {"name": "tests.helpers:SignalsTraining", "training": str(training)}
@@ -387,16 +385,7 @@ def test_a_run_killed_while_it_trains_leaves_no_empty_run_folder(
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
     storage = opt_dict["storage"]
     cmd = [sys.executable, "-m", "hpotool", "train-from-best", "--study-name", "tiny", "--storage", storage]
-    killed = subprocess.Popen([*cmd, "--epochs", "1000000"], env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 300
-        while not training.exists() and killed.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert training.exists(), "the run never trained"
-    finally:
-        killed.send_signal(signal.SIGKILL)
-        killed.wait()
-    assert killed.returncode == -signal.SIGKILL
+    _kill_once_it_made([*cmd, "--epochs", "1000000"], tmp_path, env, training, "the run never trained")
     runs = tmp_path / "runs"
     left = sorted(str(p.relative_to(tmp_path)) for p in runs.rglob("*")) if runs.exists() else []
     assert left == (["runs/tiny"] if runs_exists else []), left
@@ -416,8 +405,6 @@ def test_a_run_killed_while_it_trains_leaves_no_empty_run_folder(
 def test_train_killed_while_it_saves_leaves_no_empty_run_folder(tmp_path: Path, run_dict: dict) -> None:
     """`train` (no --out) killed while it saved its run left an empty runs/tiny/<timestamp>/; now only the
     tagged staging folder is left, and the next `train` removes it."""
-    import signal
-    import time
 
     run_dict["epochs"] = 1
     saving = tmp_path / "saving"
@@ -427,16 +414,7 @@ def test_train_killed_while_it_saves_leaves_no_empty_run_folder(tmp_path: Path, 
     )
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
     cmd = [sys.executable, "-m", "hpotool", "train", "-r", str(stalls)]
-    killed = subprocess.Popen(cmd, env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 300
-        while not saving.exists() and killed.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert saving.exists(), "the run never reached its save"
-    finally:
-        killed.send_signal(signal.SIGKILL)
-        killed.wait()
-    assert killed.returncode == -signal.SIGKILL
+    _kill_once_it_made(cmd, tmp_path, env, saving, "the run never reached its save")
     assert not (tmp_path / "runs").exists()
     assert len(_staging_folders(tmp_path)) == 1  # runs/ staged whole, beside where it goes
     run_path = write_yaml(tmp_path / "run.yaml", run_dict)
@@ -507,3 +485,21 @@ def test_train_from_best_names_its_folder_when_it_saves(
     assert len(ours) == 1 and folders[ours[0]] == ["summary.json", "trial0-seed0"], folders
     summary = json.loads((tmp_path / "runs" / "tiny" / ours[0] / "summary.json").read_text())
     assert summary["folder"] == str(Path("runs") / "tiny" / ours[0])
+
+
+def _kill_once_it_made(cmd: list[str], cwd: Path, env: dict[str, str], signal_file: Path, never: str) -> None:
+    """Run `cmd` and kill it outright (SIGKILL) once it has made `signal_file`; `never`: the failure where it
+    ends or 300 s pass first."""
+    import signal
+    import time
+
+    killed = subprocess.Popen(cmd, env=env, cwd=cwd, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not signal_file.exists() and killed.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert signal_file.exists(), never
+    finally:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+    assert killed.returncode == -signal.SIGKILL
