@@ -1196,6 +1196,20 @@ CASES = [
         },
     ),
     Case(
+        "searched-dataset-beside-its-argument",
+        "a searched dataset beside a searched argument only another of its choices takes",
+        "error: optimize.yaml: search_space.data.name: with data.noise=0.1, data.name=digits: data: data 'digits' takes no argument 'noise'; it takes: no arguments; noise is an argument of regression: write name: regression, or remove noise",
+        run={"data": {"name": "regression", "val_fraction": 0.2}},
+        optimize={
+            "metric": "val_loss",
+            "direction": "minimize",
+            "search_space": {
+                "data.name": {"type": "categorical", "choices": ["regression", "digits"]},
+                "data.noise": {"type": "float", "low": 0.1, "high": 0.2},
+            },
+        },
+    ),
+    Case(
         "conditional-dataset-searched-loss",
         "a searched value that does not fit a dataset a condition switches to",
         "error: optimize.yaml: search_space.loss.name: with data.name=regression (when batch_size=16), loss.name=cross_entropy: 'cross_entropy' scores classes, but y holds one floating-point number per sample (a regression task), over which it is 0 whatever the model predicts; use mse, l1, smooth_l1 or huber, or give y as integer class labels for classification (a trial may pair any loss.name value with any dataset: to search it only with those it fits, give it a when: on data.name)",
