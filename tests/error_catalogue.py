@@ -32,6 +32,7 @@ class Case:
     existing_study: bool = False  # create the study first, then check the storage is unchanged
     existing_optimize: dict[str, Any] = field(default_factory=dict)  # patches the config that creates it
     existing_run: dict[str, Any] = field(default_factory=dict)  # patches the run config that creates it
+    plain_study: str | None = None  # a study plain Optuna code ran, its 2 trials failing: studies/<name>.db
     needs_no_cuda: bool = False
     without_configs: bool = False  # `optimize` with `args` alone, no --run-config/--optimize-config
     env: dict[str, str] = field(default_factory=dict)  # environment variables set for the command
@@ -1742,6 +1743,13 @@ CASES = [
         existing_study=True,
         existing_run={"model": {"name": "tests.helpers:ExplodingModel"}},
         existing_optimize={"search_space": {LR: OPTIMIZE["search_space"][LR]}},
+    ),
+    Case(
+        "every-trial-of-a-plain-study-failed",
+        "export-best (train-from-best) of a study plain Optuna code ran, whose every trial failed",
+        "error: study 'plain' has no complete trial yet (fail 2); it was not created by hpotool optimize, and Optuna keeps no reason a trial failed: the log of the Optuna code that ran them says why (\"Trial 0 failed with parameters: ... because of the following error: ...\"), and hpotool trials --study-name plain --state fail lists their parameters: fix that and run more of its trials (with the Optuna code that made it) until one completes",
+        command=("export-best", "--study-name", "plain"),
+        plain_study="plain",
     ),
     Case(
         "refine-out-a-device",
