@@ -86,6 +86,19 @@ class _Param(BaseModel):
         return data
 
 
+def _check_step_divides(low: float, high: float, step: float) -> None:
+    """`step` divides `high - low`, as Optuna requires of a stepped range. A float range in Decimal arithmetic
+    on the written numbers, as Optuna checks it (0.3 - 0.0 is not 3 * 0.1 in floats); an int range exactly."""
+    if isinstance(step, float):
+        rest = (Decimal(str(high)) - Decimal(str(low))) % Decimal(str(step))
+    else:
+        rest = (high - low) % step
+    if rest != 0:
+        raise ValueError(
+            f"step {step} does not divide the range [{low}, {high}]; make high - low a multiple of step"
+        )
+
+
 class FloatParam(_Param):
     """`trial.suggest_float(name, low, high, step=step, log=log)`."""
 
@@ -108,13 +121,7 @@ class FloatParam(_Param):
                 raise ValueError("step and log cannot be used together; drop one of them")
             if self.step <= 0:
                 raise ValueError(f"step must be > 0, got {self.step}")
-            # Decimal arithmetic on the written numbers, as Optuna checks it (0.3 - 0.0 is not 3 * 0.1 in floats).
-            span = Decimal(str(self.high)) - Decimal(str(self.low))
-            if span % Decimal(str(self.step)) != 0:
-                raise ValueError(
-                    f"step {self.step} does not divide the range [{self.low}, {self.high}]; "
-                    f"make high - low a multiple of step"
-                )
+            _check_step_divides(self.low, self.high, self.step)
         return self
 
 
@@ -137,11 +144,7 @@ class IntParam(_Param):
             raise ValueError(f"step must be >= 1, got {self.step}")
         if self.log and self.step != 1:
             raise ValueError("step and log cannot be used together; drop one of them")
-        if (self.high - self.low) % self.step:
-            raise ValueError(
-                f"step {self.step} does not divide the range [{self.low}, {self.high}]; "
-                f"make high - low a multiple of step"
-            )
+        _check_step_divides(self.low, self.high, self.step)
         return self
 
 
