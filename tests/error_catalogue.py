@@ -269,6 +269,12 @@ CASES = [
         optimize=_space(type="float", low=0.01, high=0.1, step=0.04),
     ),
     Case(
+        "step-too-fine",
+        "a step so fine for its range that Optuna cannot count the steps",
+        "error: optimize.yaml: search_space.optimizer.lr: step 1e-05 is too fine for the range [0.0, 1e+30]: 10^28 steps or more, more than Optuna's check of a step can count; use a larger step, or leave step out",
+        optimize=_space(type="float", low=0.0, high=1.0e30, step=1.0e-5),
+    ),
+    Case(
         "empty-choices",
         "an empty choices list",
         "error: optimize.yaml: search_space.model.activation.choices: List should have at least 1 item after validation, not 0, got []",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -90,7 +90,15 @@ def _check_step_divides(low: float, high: float, step: float) -> None:
     """`step` divides `high - low`, as Optuna requires of a stepped range. A float range in Decimal arithmetic
     on the written numbers, as Optuna checks it (0.3 - 0.0 is not 3 * 0.1 in floats); an int range exactly."""
     if isinstance(step, float):
-        rest = (Decimal(str(high)) - Decimal(str(low))) % Decimal(str(step))
+        try:
+            rest = (Decimal(str(high)) - Decimal(str(low))) % Decimal(str(step))
+        except (
+            InvalidOperation
+        ):  # Decimal's 28 digits cannot hold the count of steps; Optuna's check fails so
+            raise ValueError(
+                f"step {step} is too fine for the range [{low}, {high}]: 10^28 steps or more, more than Optuna's "
+                f"check of a step can count; use a larger step, or leave step out"
+            ) from None
     else:
         rest = (high - low) % step
     if rest != 0:
