@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 
 from hpotool.grid import GridSampler
 from hpotool.loop import EXHAUSTED, run_study
-from hpotool.plan import prepare_study
+from hpotool.plan import StudyPlan, prepare_study
 from hpotool.stale import fail_dead_local_trials
 from hpotool.study import open_study
 
@@ -33,6 +33,16 @@ def _ran(trials: list[optuna.trial.FrozenTrial]) -> list[tuple[Any, Any]]:
     """The points of SPACE the complete trials ran, sorted."""
     complete = [t.params for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     return sorted((p["optimizer.lr"], p["model.hidden.0"]) for p in complete)
+
+
+def _opened(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], sampler: str, space: dict[str, Any]
+) -> tuple[StudyPlan, optuna.Study]:
+    """The plan and the opened study of a search of `space` by `sampler`, n_trials 10 (more than its points)."""
+    opt_dict.update(n_trials=10, sampler={"name": sampler}, search_space=space)
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    study, _ = open_study(plan)
+    return plan, study
 
 
 def _asked_elsewhere(study: optuna.Study) -> int:
@@ -295,10 +305,7 @@ def test_a_brute_force_trial_draws_its_values_after_the_trial_another_worker_ask
     import threading
     import time
 
-    opt_dict.update(n_trials=10, sampler={"name": "bruteforce"}, search_space=ACTIVATIONS)
-    run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
-    plan = prepare_study(run_path, opt_path)
-    study, _ = open_study(plan)
+    plan, study = _opened(tmp_path, run_dict, opt_dict, "bruteforce", ACTIVATIONS)
     other = study.ask()  # asked before this process's first trial, its value not yet drawn
     other.set_user_attr("worker", ELSEWHERE)
     storage = study._storage
@@ -391,13 +398,8 @@ def test_a_resumed_study_runs_every_point_when_a_worker_died_before_drawing_its_
     # point as visited, so one point never ran; brute force read it as an empty point and every later
     # trial raised "param_name mismatch" (a traceback, the study could not be resumed).
     choices = ["relu", "gelu", "tanh"]
-    opt_dict.update(
-        n_trials=10,
-        sampler={"name": sampler},
-        search_space={"model.activation": {"type": "categorical", "choices": choices}},
-    )
-    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
-    study, _ = open_study(plan)
+    space = {"model.activation": {"type": "categorical", "choices": choices}}
+    plan, study = _opened(tmp_path, run_dict, opt_dict, sampler, space)
     _ask_as_a_dead_local_worker(study)
     summary = run_study(plan)
     trials = load_study(opt_dict).trials
@@ -448,9 +450,7 @@ def test_the_retry_of_a_grid_trial_whose_worker_died_while_drawing_runs_its_poin
     # A worker killed between two of its trial's suggestions: the retry was queued with the one value
     # drawn, which is no grid point, so it failed ('All parameters must be specified'), and the grid
     # counted the dead trial's point as run: the search ended 'complete' with that point never run.
-    opt_dict.update(n_trials=10, sampler={"name": "grid"}, search_space=SPACE)
-    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
-    study, _ = open_study(plan)
+    plan, study = _opened(tmp_path, run_dict, opt_dict, "grid", SPACE)
     dead = _ask_as_a_dead_local_worker(study)
     dead.suggest_categorical("optimizer.lr", SPACE["optimizer.lr"]["choices"])  # killed after this one
     assert run_study(plan).stopped == EXHAUSTED
@@ -544,9 +544,7 @@ def test_a_grid_trial_picks_its_point_after_the_trial_another_worker_asked_befor
     import threading
     import time
 
-    opt_dict.update(n_trials=10, sampler={"name": "grid"}, search_space=SPACE)
-    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
-    study, _ = open_study(plan)
+    plan, study = _opened(tmp_path, run_dict, opt_dict, "grid", SPACE)
     storage, sampler = study._storage, study.sampler
     assert isinstance(sampler, GridSampler)
     other = _asked_elsewhere(study)
@@ -584,9 +582,7 @@ def test_a_grid_trial_sent_back_to_the_queue_picks_its_point_again_when_it_is_ta
     # A trial that found no slot of n_trials left (another worker asked at the same moment) went back to
     # the queue with the point it was given; taken from it later, it ran that point though another trial
     # had run it meanwhile (3 workers: a point ran twice, and the study reached n_trials with one never run).
-    opt_dict.update(n_trials=10, sampler={"name": "grid"}, search_space=SPACE)
-    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
-    study, _ = open_study(plan)
+    plan, study = _opened(tmp_path, run_dict, opt_dict, "grid", SPACE)
     first = study.ask()  # point 0, run by another worker
     for name, distribution in GRID.items():
         first._suggest(name, distribution)
@@ -630,9 +626,7 @@ def test_brute_force_runs_every_point_when_a_worker_died_between_two_of_a_trial_
     # values: the retry queued with that value failed ('param_name mismatch') and the search said it was
     # complete with 2 of its 4 points run. (A trial that drew every value its conditions switch on, on
     # searched values or the run config's, is a whole point.)
-    opt_dict.update(n_trials=10, sampler={"name": "bruteforce"}, search_space=space)
-    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
-    study, _ = open_study(plan)
+    plan, study = _opened(tmp_path, run_dict, opt_dict, "bruteforce", space)
     dead = _ask_as_a_dead_local_worker(study)
     first, spec = next(iter(space.items()))
     study._storage.set_trial_param(  # the value it drew, killed before the next draw
