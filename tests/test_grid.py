@@ -45,6 +45,20 @@ def _opened(
     return plan, study
 
 
+def _three_points_run(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], **options: Any
+) -> tuple[Path, Path, optuna.Study]:
+    """The configs of a grid search of SPACE (with `options`: timeout, storage) that has run 3 of its 4
+    points, and its study, opened as a run of them opens it."""
+    from hpotool.plan import Overrides
+
+    opt_dict.update(n_trials=10, sampler={"name": "grid"}, search_space=SPACE, **options)
+    run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
+    run_study(prepare_study(run_path, opt_path, Overrides(n_trials=3)))
+    study, _ = open_study(prepare_study(run_path, opt_path))
+    return run_path, opt_path, study
+
+
 def _asked_elsewhere(study: optuna.Study) -> int:
     """A trial another machine's worker has asked, its point not yet picked."""
     trial_id = study._storage.create_new_trial(study._study_id)
@@ -140,12 +154,7 @@ def test_a_worker_waits_for_the_last_grid_point_another_runs_instead_of_running_
 ) -> None:
     # With --workers, a worker asking while the other ran the grid's last point ran that point again
     # (Optuna's grid re-evaluates a running point once every point has started).
-    from hpotool.plan import Overrides
-
-    opt_dict.update(n_trials=10, timeout=2, sampler={"name": "grid"}, search_space=SPACE)
-    run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
-    run_study(prepare_study(run_path, opt_path, Overrides(n_trials=3)))
-    study, _ = open_study(prepare_study(run_path, opt_path))
+    run_path, opt_path, study = _three_points_run(tmp_path, run_dict, opt_dict, timeout=2)
     other = study.ask()  # the last point, running in another process
     other.set_user_attr("worker", ELSEWHERE)
     last = (
@@ -168,14 +177,8 @@ def test_without_a_heartbeat_a_worker_does_not_wait_for_another_machines_grid_po
 ) -> None:
     # A journal file has no heartbeat: a dead worker of another machine would hold its point RUNNING for
     # ever, so the point runs again here, as Optuna's grid runs it, and the study ends.
-    from hpotool.plan import Overrides
-
-    opt_dict.update(
-        n_trials=10, sampler={"name": "grid"}, search_space=SPACE, storage=f"journal:{tmp_path / 'g.log'}"
-    )
-    run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
-    run_study(prepare_study(run_path, opt_path, Overrides(n_trials=3)))
-    study, _ = open_study(prepare_study(run_path, opt_path))
+    journal = f"journal:{tmp_path / 'g.log'}"
+    run_path, opt_path, study = _three_points_run(tmp_path, run_dict, opt_dict, storage=journal)
     other = study.ask()
     other.set_user_attr("worker", ELSEWHERE)
     other.suggest_categorical("optimizer.lr", [0.01, 0.1])
@@ -700,12 +703,7 @@ def test_a_trial_that_finds_every_grid_point_taken_once_it_may_pick_goes_back_to
     import threading
     import time
 
-    from hpotool.plan import Overrides
-
-    opt_dict.update(n_trials=10, timeout=3, sampler={"name": "grid"}, search_space=SPACE)
-    run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
-    run_study(prepare_study(run_path, opt_path, Overrides(n_trials=3)))
-    study, _ = open_study(prepare_study(run_path, opt_path))
+    run_path, opt_path, study = _three_points_run(tmp_path, run_dict, opt_dict, timeout=3)
     storage, sampler = study._storage, study.sampler
     assert isinstance(sampler, GridSampler)
     other = _asked_elsewhere(study)  # its point (the last) not yet picked
