@@ -591,17 +591,26 @@ def test_a_plain_study_whose_trials_all_failed_says_where_to_read_why(tmp_path: 
     # where the reason is: the log, or hpotool trials where the code stored a fail_reason.
     storage = f"sqlite:///{tmp_path / 'plain.db'}"
 
-    def objective(t: optuna.Trial) -> float:
-        t.suggest_float("x", 0, 1)
-        raise RuntimeError("boom")
+    def failed(name: str, n: int, stored_reason: str | None) -> tuple[list[str], str]:
+        """A plain study of `n` failed trials (their fail_reason attr `stored_reason`, where not None): its
+        options, and what export-best says of it."""
 
-    optuna.create_study(study_name="plain", storage=storage).optimize(
-        objective, n_trials=2, catch=RuntimeError
-    )
-    args = ["--study-name", "plain", "--storage", storage]
-    result = runner.invoke(app, ["export-best", *args, "--out", str(tmp_path / "e")])
-    assert result.exit_code == 2
-    assert result.stderr == (
+        def objective(t: optuna.Trial) -> float:
+            t.suggest_float("x", 0, 1)
+            if stored_reason is not None:
+                t.set_user_attr("fail_reason", stored_reason)
+            raise RuntimeError("boom")
+
+        optuna.create_study(study_name=name, storage=storage).optimize(
+            objective, n_trials=n, catch=RuntimeError
+        )
+        args = ["--study-name", name, "--storage", storage]
+        result = runner.invoke(app, ["export-best", *args, "--out", str(tmp_path / "e")])
+        assert result.exit_code == 2
+        return args, result.stderr
+
+    args, said = failed("plain", 2, None)
+    assert said == (
         "error: study 'plain' has no complete trial yet (fail 2); it was not created by hpotool optimize, and "
         'Optuna keeps no reason a trial failed: the log of the Optuna code that ran them says why ("Trial 0 '
         'failed with parameters: ... because of the following error: ..."), and hpotool trials --study-name '
@@ -610,18 +619,8 @@ def test_a_plain_study_whose_trials_all_failed_says_where_to_read_why(tmp_path: 
     )
     listed = runner.invoke(app, ["trials", *args, "--state", "fail", "--json"])
     assert listed.exit_code == 0 and len(json.loads(listed.stdout)) == 2  # the command it names works
-
-    def stores_why(t: optuna.Trial) -> float:
-        t.set_user_attr("fail_reason", "RuntimeError: boom")
-        raise RuntimeError("boom")
-
-    optuna.create_study(study_name="kept", storage=storage).optimize(
-        stores_why, n_trials=1, catch=RuntimeError
-    )
-    kept = ["--study-name", "kept", "--storage", storage]
-    result = runner.invoke(app, ["export-best", *kept, "--out", str(tmp_path / "e")])
-    assert result.exit_code == 2
-    assert result.stderr == (
+    kept, said = failed("kept", 1, "RuntimeError: boom")
+    assert said == (
         "error: study 'kept' has no complete trial yet (fail 1); it was not created by hpotool optimize, and "
         f"hpotool trials --study-name kept --storage {storage} --state fail shows why it failed: fix that and "
         "run more of its trials (with the Optuna code that made it) until one completes\n"
