@@ -1752,7 +1752,7 @@ CASES = [
     ),
     Case(
         "every-trial-of-a-plain-study-failed",
-        "export-best (train-from-best) of a study plain Optuna code ran, whose every trial failed",
+        "export-best of a study plain Optuna code ran, whose every trial failed",
         "error: study 'plain' has no complete trial yet (fail 2); it was not created by hpotool optimize, and Optuna keeps no reason a trial failed: the log of the Optuna code that ran them says why (\"Trial 0 failed with parameters: ... because of the following error: ...\"), and hpotool trials --study-name plain --state fail lists their parameters: fix that and run more of its trials (with the Optuna code that made it) until one completes",
         command=("export-best", "--study-name", "plain"),
         plain_study="plain",
