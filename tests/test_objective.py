@@ -1781,9 +1781,16 @@ def test_a_searched_dataset_that_fails_only_beside_another_searched_value_names_
         "no argument 'noise'; it takes: no arguments; noise is an argument of regression: write name: regression, "
         "or remove noise"
     ), said
-    opt_dict["search_space"]["data.noise"]["when"] = {
-        "data.name": "regression"
-    }  # searched only where it fits
+    space = opt_dict["search_space"]
+    noise_first = {"data.noise": space["data.noise"], "data.name": space["data.name"]}  # checked first, it
+    said = _plan_refused(tmp_path, run_dict, {**opt_dict, "search_space": noise_first})  # is the one named
+    assert said.endswith(
+        "optimize.yaml: search_space.data.noise: with data.name=digits, data.noise=0.1: data: data 'digits' takes "
+        "no argument 'noise'; it takes: no arguments; noise is an argument of regression: write name: regression, "
+        "or remove noise (a trial may pair any data.noise value with any dataset: to search it only with those it "
+        "fits, put it below data.name with a when: on data.name)"
+    ), said
+    space["data.noise"]["when"] = {"data.name": "regression"}  # below data.name, searched only where it fits
     prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
 
 
