@@ -458,6 +458,15 @@ CASES = [
         optimize={"sampler": {"name": "bruteforce"}, **_space(type="float", low=0.001, high=0.1)},
     ),
     Case(
+        "grid-too-large",
+        "a grid search over more points than the grid sampler can list",
+        "error: optimize.yaml: sampler: the grid of search_space has 10,000,000,000 points (seed: 10,000,000,000 values), and the grid sampler lists every point in memory: give a larger step or fewer choices, for at most 1,000,000 points, or use another sampler (tpe, random)",
+        optimize={
+            "sampler": {"name": "grid"},
+            "search_space": {"seed": {"type": "int", "low": 1, "high": 10_000_000_000}},
+        },
+    ),
+    Case(
         "grid-kwargs-missing",
         "a grid in the sampler's kwargs that leaves out a searched parameter",
         "error: optimize.yaml: sampler.kwargs.search_space: optimizer.lr is searched but not in the grid; give it values too, or leave search_space out of the kwargs (the grid is then built from search_space)",

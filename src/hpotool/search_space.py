@@ -334,26 +334,43 @@ def drawn(params: Mapping[str, Any], space: Mapping[str, Param], fixed: Mapping[
     return True
 
 
+def grid_size(p: Param) -> int:
+    """How many values `grid_choices(p)` lists, counted without listing them.
+
+    Raises:
+        ValueError: for a continuous float (no `step`) or a log-scaled int, which have no finite grid.
+    """
+    match p:
+        case CategoricalParam():
+            return len(p.choices)
+        case IntParam():
+            if p.log:
+                raise ValueError("a log-scaled int has no grid; use step instead of log")
+            return (p.high - p.low) // p.step + 1
+        case FloatParam():
+            if p.step is None:
+                raise ValueError("a float without step has no grid; give it a step")
+            return round((p.high - p.low) / p.step) + 1
+    raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover
+
+
 def grid_choices(p: Param) -> list[Any]:
     """Every value a grid search visits for `p`, both ends included, as Optuna stores it (a list choice
     as its label).
 
     Raises:
-        ValueError: for a continuous float (no `step`), which has no finite grid.
+        ValueError: for a continuous float (no `step`) or a log-scaled int, which have no finite grid.
     """
+    n = grid_size(p) - 1
     match p:
         case CategoricalParam():
             return p.labels
         case IntParam():
-            if p.log:
-                raise ValueError("a log-scaled int has no grid; use step instead of log")
             return list(range(p.low, p.high + 1, p.step))
         case FloatParam():
-            if p.step is None:
-                raise ValueError("a float without step has no grid; give it a step")
-            n = round((p.high - p.low) / p.step)
+            step = p.step or 0.0  # grid_size refused a float without step
             # round(.., 12): 0.1 + 2 * 0.1 is 0.30000000000000004, which would reach training and the study
-            return [round(p.low + i * p.step, 12) if i < n else p.high for i in range(n + 1)]
+            return [round(p.low + i * step, 12) if i < n else p.high for i in range(n + 1)]
     raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover
 
 
