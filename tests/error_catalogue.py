@@ -467,6 +467,15 @@ CASES = [
         },
     ),
     Case(
+        "bruteforce-too-many-values",
+        "the brute-force sampler over a parameter with more values than it can list",
+        "error: optimize.yaml: sampler: the brute-force sampler lists every value of a parameter in memory: search_space.seed has 10,000,000,000; narrow its range or give it a larger step, for at most 1,000,000 values, or use another sampler (tpe, random)",
+        optimize={
+            "sampler": {"name": "bruteforce"},
+            "search_space": {"seed": {"type": "int", "low": 1, "high": 10_000_000_000}},
+        },
+    ),
+    Case(
         "grid-kwargs-missing",
         "a grid in the sampler's kwargs that leaves out a searched parameter",
         "error: optimize.yaml: sampler.kwargs.search_space: optimizer.lr is searched but not in the grid; give it values too, or leave search_space out of the kwargs (the grid is then built from search_space)",

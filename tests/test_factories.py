@@ -70,6 +70,24 @@ def test_a_grid_too_large_to_list_is_refused_before_it_is_listed() -> None:
     assert len(make_sampler("grid", {}, seed=0, space=wide)._all_grids) == 500_500
 
 
+def test_brute_force_over_a_parameter_with_too_many_values_to_list_is_refused() -> None:
+    # Optuna's brute-force sampler lists each parameter's values (not their product): seed over 10^10
+    # integers was a MemoryError traceback in the first suggest of the checks before trial 0.
+    huge = {**SPACE, "seed": IntParam(type="int", low=1, high=10_000_000_000, log=True)}
+    with pytest.raises(HpoError) as info:
+        make_sampler("bruteforce", {}, seed=0, space=huge)
+    assert str(info.value) == (
+        "sampler: the brute-force sampler lists every value of a parameter in memory: search_space.seed has "
+        "10,000,000,000; narrow its range or give it a larger step, for at most 1,000,000 values, or use another "
+        "sampler (tpe, random)"
+    )
+    wide = {
+        "x": IntParam(type="int", low=1, high=1_000_000),
+        "y": IntParam(type="int", low=1, high=1_000_000),
+    }
+    make_sampler("bruteforce", {}, seed=0, space=wide)  # 10^12 points, but each list is 10^6 values
+
+
 def test_seed_is_passed_unless_kwargs_set_one() -> None:
     a = make_sampler("random", {}, seed=7, space=SPACE)
     b = make_sampler("random", {"seed": 7}, seed=99, space=SPACE)

@@ -23,7 +23,15 @@ from hpotool.resolve import (
     did_you_mean,
     resolve,
 )
-from hpotool.search_space import FloatParam, Param, choice_label, contains, grid_choices, grid_size
+from hpotool.search_space import (
+    FloatParam,
+    Param,
+    choice_label,
+    contains,
+    grid_choices,
+    grid_size,
+    value_count,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -240,6 +248,12 @@ def make_sampler(
                 raise HpoError(
                     f"sampler: the brute-force sampler needs a finite set of values: search_space.{path}: a float "
                     f"without step has infinitely many; give it a step, or use another sampler"
+                )
+            if (n := value_count(p) or 0) > GRID_MAX_POINTS:  # a MemoryError in the check's first suggest
+                raise HpoError(
+                    f"sampler: the brute-force sampler lists every value of a parameter in memory: "
+                    f"search_space.{path} has {n:,}; narrow its range or give it a larger step, for at most "
+                    f"{GRID_MAX_POINTS:,} values, or use another sampler (tpe, random)"
                 )
     sampler: optuna.samplers.BaseSampler = _instantiate("sampler", spec_name, cls, args, offered=offered)
     _check_built("sampler", spec_name, sampler, optuna.samplers.BaseSampler, "sampler")

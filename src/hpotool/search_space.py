@@ -334,24 +334,31 @@ def drawn(params: Mapping[str, Any], space: Mapping[str, Param], fixed: Mapping[
     return True
 
 
+def value_count(p: Param) -> int | None:
+    """How many values `p` takes (its choices, or the steps of its range), counted without listing them;
+    None for a float without step."""
+    match p:
+        case CategoricalParam():
+            return len(p.choices)
+        case IntParam():
+            return (p.high - p.low) // p.step + 1
+        case FloatParam():
+            return None if p.step is None else round((p.high - p.low) / p.step) + 1
+    raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover
+
+
 def grid_size(p: Param) -> int:
     """How many values `grid_choices(p)` lists, counted without listing them.
 
     Raises:
         ValueError: for a continuous float (no `step`) or a log-scaled int, which have no finite grid.
     """
-    match p:
-        case CategoricalParam():
-            return len(p.choices)
-        case IntParam():
-            if p.log:
-                raise ValueError("a log-scaled int has no grid; use step instead of log")
-            return (p.high - p.low) // p.step + 1
-        case FloatParam():
-            if p.step is None:
-                raise ValueError("a float without step has no grid; give it a step")
-            return round((p.high - p.low) / p.step) + 1
-    raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover
+    if isinstance(p, IntParam) and p.log:
+        raise ValueError("a log-scaled int has no grid; use step instead of log")
+    n = value_count(p)
+    if n is None:
+        raise ValueError("a float without step has no grid; give it a step")
+    return n
 
 
 def grid_choices(p: Param) -> list[Any]:
