@@ -32,6 +32,7 @@ class Case:
     existing_study: bool = False  # create the study first, then check the storage is unchanged
     existing_optimize: dict[str, Any] = field(default_factory=dict)  # patches the config that creates it
     existing_run: dict[str, Any] = field(default_factory=dict)  # patches the run config that creates it
+    plain_study: str | None = None  # a study plain Optuna code ran, its 2 trials failing: studies/<name>.db
     needs_no_cuda: bool = False
     without_configs: bool = False  # `optimize` with `args` alone, no --run-config/--optimize-config
     env: dict[str, str] = field(default_factory=dict)  # environment variables set for the command
@@ -268,6 +269,12 @@ CASES = [
         optimize=_space(type="float", low=0.01, high=0.1, step=0.04),
     ),
     Case(
+        "step-too-fine",
+        "a step so fine for its range that Optuna cannot count the steps",
+        "error: optimize.yaml: search_space.optimizer.lr: step 1e-05 is too fine for the range [0.0, 1e+30]: 10^28 steps or more, more than Optuna's check of a step can count; use a larger step, or leave step out",
+        optimize=_space(type="float", low=0.0, high=1.0e30, step=1.0e-5),
+    ),
+    Case(
         "empty-choices",
         "an empty choices list",
         "error: optimize.yaml: search_space.model.activation.choices: List should have at least 1 item after validation, not 0, got []",
@@ -449,6 +456,24 @@ CASES = [
         "the brute-force sampler over a float without step",
         "error: optimize.yaml: sampler: the brute-force sampler needs a finite set of values: search_space.optimizer.lr: a float without step has infinitely many; give it a step, or use another sampler",
         optimize={"sampler": {"name": "bruteforce"}, **_space(type="float", low=0.001, high=0.1)},
+    ),
+    Case(
+        "grid-too-large",
+        "a grid search over more points than the grid sampler can list",
+        "error: optimize.yaml: sampler: the grid of search_space has 10,000,000,000 points (seed: 10,000,000,000 values), and the grid sampler lists every point in memory: give a larger step or fewer choices, for at most 1,000,000 points, or use another sampler (tpe, random)",
+        optimize={
+            "sampler": {"name": "grid"},
+            "search_space": {"seed": {"type": "int", "low": 1, "high": 10_000_000_000}},
+        },
+    ),
+    Case(
+        "bruteforce-too-many-values",
+        "the brute-force sampler over a parameter with more values than it can list",
+        "error: optimize.yaml: sampler: the brute-force sampler lists every value of a parameter in memory: search_space.seed has 10,000,000,000; narrow its range or give it a larger step, for at most 1,000,000 values, or use another sampler (tpe, random)",
+        optimize={
+            "sampler": {"name": "bruteforce"},
+            "search_space": {"seed": {"type": "int", "low": 1, "high": 10_000_000_000}},
+        },
     ),
     Case(
         "grid-kwargs-missing",
@@ -1196,6 +1221,20 @@ CASES = [
         },
     ),
     Case(
+        "searched-dataset-beside-its-argument",
+        "a searched dataset beside a searched argument only another of its choices takes",
+        "error: optimize.yaml: search_space.data.name: with data.noise=0.1, data.name=digits: data: data 'digits' takes no argument 'noise'; it takes: no arguments; noise is an argument of regression: write name: regression, or remove noise",
+        run={"data": {"name": "regression", "val_fraction": 0.2}},
+        optimize={
+            "metric": "val_loss",
+            "direction": "minimize",
+            "search_space": {
+                "data.name": {"type": "categorical", "choices": ["regression", "digits"]},
+                "data.noise": {"type": "float", "low": 0.1, "high": 0.2},
+            },
+        },
+    ),
+    Case(
         "conditional-dataset-searched-loss",
         "a searched value that does not fit a dataset a condition switches to",
         "error: optimize.yaml: search_space.loss.name: with data.name=regression (when batch_size=16), loss.name=cross_entropy: 'cross_entropy' scores classes, but y holds one floating-point number per sample (a regression task), over which it is 0 whatever the model predicts; use mse, l1, smooth_l1 or huber, or give y as integer class labels for classification (a trial may pair any loss.name value with any dataset: to search it only with those it fits, give it a when: on data.name)",
@@ -1728,6 +1767,13 @@ CASES = [
         existing_study=True,
         existing_run={"model": {"name": "tests.helpers:ExplodingModel"}},
         existing_optimize={"search_space": {LR: OPTIMIZE["search_space"][LR]}},
+    ),
+    Case(
+        "every-trial-of-a-plain-study-failed",
+        "export-best of a study plain Optuna code ran, whose every trial failed",
+        "error: study 'plain' has no complete trial yet (fail 2); it was not created by hpotool optimize, and Optuna keeps no reason a trial failed: the log of the Optuna code that ran them says why (\"Trial 0 failed with parameters: ... because of the following error: ...\"), and hpotool trials --study-name plain --state fail lists their parameters: fix that and run more of its trials (with the Optuna code that made it) until one completes",
+        command=("export-best", "--study-name", "plain"),
+        plain_study="plain",
     ),
     Case(
         "refine-out-a-device",

@@ -139,14 +139,12 @@ def test_an_argument_of_a_searched_component_is_checked_with_every_choice(
         "optimizer.name": {"type": "categorical", "choices": ["sgd", "adam", "rmsprop"]},
         "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.9},
     }
-    run_path, opt_path = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    with pytest.raises(HpoError) as info:
-        prepare_study(run_path, opt_path)
-    assert str(info.value).startswith(
+    said, run_path, opt_path = _refused(tmp_path, run_dict, opt_dict)
+    assert said.startswith(
         f"{opt_path}: search_space.optimizer.momentum: with optimizer.name=adam, optimizer.momentum=0.5: "
         f"optimizer: optimizer 'adam' takes no argument 'momentum'"
     )
-    assert str(info.value).endswith(
+    assert said.endswith(
         "; search it only with the optimizers that take it: when: {optimizer.name: {in: [sgd, rmsprop]}}"
     )
     opt_dict["search_space"]["optimizer.momentum"]["when"] = {"optimizer.name": {"in": ["sgd", "rmsprop"]}}
@@ -163,10 +161,8 @@ def test_an_argument_none_of_the_searched_components_takes_names_those_that_do(
         "optimizer.name": {"type": "categorical", "choices": ["adam", "adamw"]},
         "optimizer.momentum": {"type": "float", "low": 0.8, "high": 0.99},
     }
-    run_path, opt_path = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    with pytest.raises(HpoError) as info:
-        prepare_study(run_path, opt_path)
-    assert str(info.value) == (
+    said, run_path, opt_path = _refused(tmp_path, run_dict, opt_dict)
+    assert said == (
         f"{opt_path}: search_space.optimizer.momentum: none of the searched optimizers (optimizer.name: adam, "
         f"adamw) takes 'momentum'; sgd, rmsprop take it: add sgd to optimizer.name's choices and search "
         f"optimizer.momentum under when: {{optimizer.name: sgd}}, or remove optimizer.momentum"
@@ -197,10 +193,8 @@ def test_a_condition_on_a_fixed_value_that_does_not_hold_is_refused(
         "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
         "model.dropout": {"type": "float", "low": 0.0, "high": 0.5, "when": {"model.layers": 2}},
     }
-    run_path, opt_path = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    with pytest.raises(HpoError) as info:
-        prepare_study(run_path, opt_path)
-    assert str(info.value) == (
+    said, run_path, opt_path = _refused(tmp_path, run_dict, opt_dict)
+    assert said == (
         f"{opt_path}: search_space.model.dropout: the condition model.layers: 2 never holds: model.layers is "
         f"not searched and the run config sets it to 1, so model.dropout would never be set; search "
         f"model.layers (above model.dropout), set it to 2 in the run config, or change or drop the condition"
@@ -270,6 +264,14 @@ def test_a_condition_on_a_list_choice_compares_the_list(
         prepare_study(run_path, write_yaml(tmp_path / "opt.yaml", opt_dict))
 
 
+def _refused(tmp_path: Path, run_dict: dict, opt_dict: dict) -> tuple[str, Path, Path]:
+    """The configs written to r.yaml and o.yaml: the line prepare_study refuses them with, and the two files."""
+    run_path, opt_path = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    with pytest.raises(HpoError) as info:
+        prepare_study(run_path, opt_path)
+    return str(info.value), run_path, opt_path
+
+
 def _refused_list_condition(
     tmp_path: Path, run_dict: dict, opt_dict: dict, searched: dict[str, Any]
 ) -> tuple[str, Path, Path]:
@@ -284,10 +286,7 @@ def _refused_list_condition(
             "when": {"optimizer.name": ["adam", "rmsprop"]},
         },
     }
-    run_path, opt_path = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
-    with pytest.raises(HpoError) as info:
-        prepare_study(run_path, opt_path)
-    return str(info.value), run_path, opt_path
+    return _refused(tmp_path, run_dict, opt_dict)
 
 
 def test_a_condition_written_as_a_list_of_values_points_to_in(

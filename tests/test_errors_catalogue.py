@@ -59,6 +59,14 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case) -> None:
         if torch.cuda.is_available():
             pytest.skip("CUDA is available here")
     Path("studies").mkdir()
+    if case.plain_study is not None:
+        url = f"sqlite:///studies/{case.plain_study}.db"
+
+        def fails(trial: optuna.Trial) -> float:
+            trial.suggest_float("x", 0, 1)
+            raise RuntimeError("the plain study's own error")
+
+        optuna.create_study(study_name=case.plain_study, storage=url).optimize(fails, 2, catch=RuntimeError)
     before = None
     if case.elsewhere is not None:
         here = Path.cwd()

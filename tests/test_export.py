@@ -585,6 +585,51 @@ def test_a_plain_study_without_a_complete_trial_is_not_told_to_run_hpotool_optim
     assert not (tmp_path / "studies").exists()
 
 
+def test_a_plain_study_whose_trials_all_failed_says_where_to_read_why(tmp_path: Path) -> None:
+    # Its line was the one for pruned trials, "run more of its trials until one completes", while an hpotool
+    # study's points at `hpotool trials --state fail`. Optuna stores no reason (it logs one), so the line says
+    # where the reason is: the log, or hpotool trials where the code stored a fail_reason.
+    storage = f"sqlite:///{tmp_path / 'plain.db'}"
+
+    def failed(name: str, n: int, stored_reason: str | None) -> tuple[list[str], str]:
+        """A plain study of `n` failed trials (their fail_reason attr `stored_reason`, where not None): its
+        options, and what export-best says of it."""
+
+        def objective(t: optuna.Trial) -> float:
+            t.suggest_float("x", 0, 1)
+            if stored_reason is not None:
+                t.set_user_attr("fail_reason", stored_reason)
+            raise RuntimeError("boom")
+
+        optuna.create_study(study_name=name, storage=storage).optimize(
+            objective, n_trials=n, catch=RuntimeError
+        )
+        args = ["--study-name", name, "--storage", storage]
+        result = runner.invoke(app, ["export-best", *args, "--out", str(tmp_path / "e")])
+        assert result.exit_code == 2
+        return args, result.stderr
+
+    args, said = failed("plain", 2, None)
+    assert said == (
+        "error: study 'plain' has no complete trial yet (fail 2); it was not created by hpotool optimize, and "
+        'Optuna keeps no reason a trial failed: the log of the Optuna code that ran them says why ("Trial 0 '
+        'failed with parameters: ... because of the following error: ..."), and hpotool trials --study-name '
+        f"plain --storage {storage} --state fail lists their parameters: fix that and run more of its trials "
+        "(with the Optuna code that made it) until one completes\n"
+    )
+    listed = runner.invoke(app, ["trials", *args, "--state", "fail", "--json"])
+    assert listed.exit_code == 0 and len(json.loads(listed.stdout)) == 2  # the command it names works
+    kept, said = failed("kept", 1, "RuntimeError: boom")
+    assert said == (
+        "error: study 'kept' has no complete trial yet (fail 1); it was not created by hpotool optimize, and "
+        f"hpotool trials --study-name kept --storage {storage} --state fail shows why it failed: fix that and "
+        "run more of its trials (with the Optuna code that made it) until one completes\n"
+    )
+    listed = runner.invoke(app, ["trials", *kept, "--state", "fail"])
+    assert listed.exit_code == 0 and "RuntimeError: boom" in listed.stdout
+    assert not (tmp_path / "e").exists()
+
+
 def test_an_export_into_a_folder_holding_another_studys_export_is_refused_and_writes_nothing(
     configs: tuple[Path, Path], opt_dict: dict, tmp_path: Path
 ) -> None:

@@ -49,6 +49,45 @@ def test_grid_sampler_takes_a_grid_within_the_space() -> None:
     assert sampler._search_space["model.activation"] == ["gelu"]
 
 
+def test_a_grid_too_large_to_list_is_refused_before_it_is_listed() -> None:
+    # Optuna's grid sampler lists every point in memory as it is built: a range of 10^10 integers ended in
+    # a MemoryError traceback (or took the machine's memory) before trial 0.
+    huge = {**SPACE, "seed": IntParam(type="int", low=1, high=10_000_000_000)}
+    with pytest.raises(HpoError) as info:
+        make_sampler("grid", {}, seed=0, space=huge)
+    assert str(info.value) == (
+        "sampler: the grid of search_space has 120,000,000,000 points (optimizer.lr: 3 x model.hidden.0: 2 x "
+        "model.activation: 2 x seed: 10,000,000,000 values), and the grid sampler lists every point in memory: "
+        "give a larger step or fewer choices, for at most 1,000,000 points, or use another sampler (tpe, random)"
+    )
+    wide = {"x": IntParam(type="int", low=0, high=1000), "y": IntParam(type="int", low=0, high=1000)}
+    given = {"search_space": {"x": list(range(1001)), "y": list(range(1001))}}  # each list fine, not the two
+    with pytest.raises(
+        HpoError, match=r"^sampler: the grid of sampler.kwargs.search_space has 1,002,001 points"
+    ):
+        make_sampler("grid", given, seed=0, space=wide)
+    wide["y"] = IntParam(type="int", low=0, high=998, step=2)  # 1,001 x 500 points: listed
+    assert len(make_sampler("grid", {}, seed=0, space=wide)._all_grids) == 500_500
+
+
+def test_brute_force_over_a_parameter_with_too_many_values_to_list_is_refused() -> None:
+    # Optuna's brute-force sampler lists each parameter's values (not their product): seed over 10^10
+    # integers was a MemoryError traceback in the first suggest of the checks before trial 0.
+    huge = {**SPACE, "seed": IntParam(type="int", low=1, high=10_000_000_000, log=True)}
+    with pytest.raises(HpoError) as info:
+        make_sampler("bruteforce", {}, seed=0, space=huge)
+    assert str(info.value) == (
+        "sampler: the brute-force sampler lists every value of a parameter in memory: search_space.seed has "
+        "10,000,000,000; narrow its range or give it a larger step, for at most 1,000,000 values, or use another "
+        "sampler (tpe, random)"
+    )
+    wide = {
+        "x": IntParam(type="int", low=1, high=1_000_000),
+        "y": IntParam(type="int", low=1, high=1_000_000),
+    }
+    make_sampler("bruteforce", {}, seed=0, space=wide)  # 10^12 points, but each list is 10^6 values
+
+
 def test_seed_is_passed_unless_kwargs_set_one() -> None:
     a = make_sampler("random", {}, seed=7, space=SPACE)
     b = make_sampler("random", {"seed": 7}, seed=99, space=SPACE)

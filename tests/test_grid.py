@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 
 from hpotool.grid import GridSampler
 from hpotool.loop import EXHAUSTED, run_study
-from hpotool.plan import prepare_study
+from hpotool.plan import StudyPlan, prepare_study
 from hpotool.stale import fail_dead_local_trials
 from hpotool.study import open_study
 
@@ -33,6 +33,30 @@ def _ran(trials: list[optuna.trial.FrozenTrial]) -> list[tuple[Any, Any]]:
     """The points of SPACE the complete trials ran, sorted."""
     complete = [t.params for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     return sorted((p["optimizer.lr"], p["model.hidden.0"]) for p in complete)
+
+
+def _opened(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], sampler: str, space: dict[str, Any]
+) -> tuple[StudyPlan, optuna.Study]:
+    """The plan and the opened study of a search of `space` by `sampler`, n_trials 10 (more than its points)."""
+    opt_dict.update(n_trials=10, sampler={"name": sampler}, search_space=space)
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    study, _ = open_study(plan)
+    return plan, study
+
+
+def _three_points_run(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], **options: Any
+) -> tuple[Path, Path, optuna.Study]:
+    """The configs of a grid search of SPACE (with `options`: timeout, storage) that has run 3 of its 4
+    points, and its study, opened as a run of them opens it."""
+    from hpotool.plan import Overrides
+
+    opt_dict.update(n_trials=10, sampler={"name": "grid"}, search_space=SPACE, **options)
+    run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
+    run_study(prepare_study(run_path, opt_path, Overrides(n_trials=3)))
+    study, _ = open_study(prepare_study(run_path, opt_path))
+    return run_path, opt_path, study
 
 
 def _asked_elsewhere(study: optuna.Study) -> int:
@@ -130,12 +154,7 @@ def test_a_worker_waits_for_the_last_grid_point_another_runs_instead_of_running_
 ) -> None:
     # With --workers, a worker asking while the other ran the grid's last point ran that point again
     # (Optuna's grid re-evaluates a running point once every point has started).
-    from hpotool.plan import Overrides
-
-    opt_dict.update(n_trials=10, timeout=2, sampler={"name": "grid"}, search_space=SPACE)
-    run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
-    run_study(prepare_study(run_path, opt_path, Overrides(n_trials=3)))
-    study, _ = open_study(prepare_study(run_path, opt_path))
+    run_path, opt_path, study = _three_points_run(tmp_path, run_dict, opt_dict, timeout=2)
     other = study.ask()  # the last point, running in another process
     other.set_user_attr("worker", ELSEWHERE)
     last = (
@@ -158,14 +177,8 @@ def test_without_a_heartbeat_a_worker_does_not_wait_for_another_machines_grid_po
 ) -> None:
     # A journal file has no heartbeat: a dead worker of another machine would hold its point RUNNING for
     # ever, so the point runs again here, as Optuna's grid runs it, and the study ends.
-    from hpotool.plan import Overrides
-
-    opt_dict.update(
-        n_trials=10, sampler={"name": "grid"}, search_space=SPACE, storage=f"journal:{tmp_path / 'g.log'}"
-    )
-    run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
-    run_study(prepare_study(run_path, opt_path, Overrides(n_trials=3)))
-    study, _ = open_study(prepare_study(run_path, opt_path))
+    journal = f"journal:{tmp_path / 'g.log'}"
+    run_path, opt_path, study = _three_points_run(tmp_path, run_dict, opt_dict, storage=journal)
     other = study.ask()
     other.set_user_attr("worker", ELSEWHERE)
     other.suggest_categorical("optimizer.lr", [0.01, 0.1])
@@ -295,10 +308,7 @@ def test_a_brute_force_trial_draws_its_values_after_the_trial_another_worker_ask
     import threading
     import time
 
-    opt_dict.update(n_trials=10, sampler={"name": "bruteforce"}, search_space=ACTIVATIONS)
-    run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
-    plan = prepare_study(run_path, opt_path)
-    study, _ = open_study(plan)
+    plan, study = _opened(tmp_path, run_dict, opt_dict, "bruteforce", ACTIVATIONS)
     other = study.ask()  # asked before this process's first trial, its value not yet drawn
     other.set_user_attr("worker", ELSEWHERE)
     storage = study._storage
@@ -391,13 +401,8 @@ def test_a_resumed_study_runs_every_point_when_a_worker_died_before_drawing_its_
     # point as visited, so one point never ran; brute force read it as an empty point and every later
     # trial raised "param_name mismatch" (a traceback, the study could not be resumed).
     choices = ["relu", "gelu", "tanh"]
-    opt_dict.update(
-        n_trials=10,
-        sampler={"name": sampler},
-        search_space={"model.activation": {"type": "categorical", "choices": choices}},
-    )
-    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
-    study, _ = open_study(plan)
+    space = {"model.activation": {"type": "categorical", "choices": choices}}
+    plan, study = _opened(tmp_path, run_dict, opt_dict, sampler, space)
     _ask_as_a_dead_local_worker(study)
     summary = run_study(plan)
     trials = load_study(opt_dict).trials
@@ -448,9 +453,7 @@ def test_the_retry_of_a_grid_trial_whose_worker_died_while_drawing_runs_its_poin
     # A worker killed between two of its trial's suggestions: the retry was queued with the one value
     # drawn, which is no grid point, so it failed ('All parameters must be specified'), and the grid
     # counted the dead trial's point as run: the search ended 'complete' with that point never run.
-    opt_dict.update(n_trials=10, sampler={"name": "grid"}, search_space=SPACE)
-    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
-    study, _ = open_study(plan)
+    plan, study = _opened(tmp_path, run_dict, opt_dict, "grid", SPACE)
     dead = _ask_as_a_dead_local_worker(study)
     dead.suggest_categorical("optimizer.lr", SPACE["optimizer.lr"]["choices"])  # killed after this one
     assert run_study(plan).stopped == EXHAUSTED
@@ -544,9 +547,7 @@ def test_a_grid_trial_picks_its_point_after_the_trial_another_worker_asked_befor
     import threading
     import time
 
-    opt_dict.update(n_trials=10, sampler={"name": "grid"}, search_space=SPACE)
-    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
-    study, _ = open_study(plan)
+    plan, study = _opened(tmp_path, run_dict, opt_dict, "grid", SPACE)
     storage, sampler = study._storage, study.sampler
     assert isinstance(sampler, GridSampler)
     other = _asked_elsewhere(study)
@@ -584,9 +585,7 @@ def test_a_grid_trial_sent_back_to_the_queue_picks_its_point_again_when_it_is_ta
     # A trial that found no slot of n_trials left (another worker asked at the same moment) went back to
     # the queue with the point it was given; taken from it later, it ran that point though another trial
     # had run it meanwhile (3 workers: a point ran twice, and the study reached n_trials with one never run).
-    opt_dict.update(n_trials=10, sampler={"name": "grid"}, search_space=SPACE)
-    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
-    study, _ = open_study(plan)
+    plan, study = _opened(tmp_path, run_dict, opt_dict, "grid", SPACE)
     first = study.ask()  # point 0, run by another worker
     for name, distribution in GRID.items():
         first._suggest(name, distribution)
@@ -630,9 +629,7 @@ def test_brute_force_runs_every_point_when_a_worker_died_between_two_of_a_trial_
     # values: the retry queued with that value failed ('param_name mismatch') and the search said it was
     # complete with 2 of its 4 points run. (A trial that drew every value its conditions switch on, on
     # searched values or the run config's, is a whole point.)
-    opt_dict.update(n_trials=10, sampler={"name": "bruteforce"}, search_space=space)
-    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
-    study, _ = open_study(plan)
+    plan, study = _opened(tmp_path, run_dict, opt_dict, "bruteforce", space)
     dead = _ask_as_a_dead_local_worker(study)
     first, spec = next(iter(space.items()))
     study._storage.set_trial_param(  # the value it drew, killed before the next draw
@@ -706,12 +703,7 @@ def test_a_trial_that_finds_every_grid_point_taken_once_it_may_pick_goes_back_to
     import threading
     import time
 
-    from hpotool.plan import Overrides
-
-    opt_dict.update(n_trials=10, timeout=3, sampler={"name": "grid"}, search_space=SPACE)
-    run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
-    run_study(prepare_study(run_path, opt_path, Overrides(n_trials=3)))
-    study, _ = open_study(prepare_study(run_path, opt_path))
+    run_path, opt_path, study = _three_points_run(tmp_path, run_dict, opt_dict, timeout=3)
     storage, sampler = study._storage, study.sampler
     assert isinstance(sampler, GridSampler)
     other = _asked_elsewhere(study)  # its point (the last) not yet picked

@@ -1763,6 +1763,37 @@ def test_a_searched_batch_size_beside_a_model_value_wrong_on_its_own_leaves_it_t
     prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
 
 
+def test_a_searched_dataset_that_fails_only_beside_another_searched_value_names_the_pair_once(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """data.name [regression, digits] beside data.noise, an argument regression takes and digits does not:
+    each value is fine alone, the pair fails. The line named the pair twice: "search_space.data.name: with
+    data.noise=0.1, data.name=digits: with data.noise=0.1, data.name=digits: data: ..."."""
+    run_dict["data"] = {"name": "regression", "val_fraction": 0.2}
+    opt_dict |= {"metric": "val_loss", "direction": "minimize"}
+    opt_dict["search_space"] = {
+        "data.name": {"type": "categorical", "choices": ["regression", "digits"]},
+        "data.noise": {"type": "float", "low": 0.1, "high": 0.2},
+    }
+    said = _plan_refused(tmp_path, run_dict, opt_dict)
+    assert said.endswith(
+        "optimize.yaml: search_space.data.name: with data.noise=0.1, data.name=digits: data: data 'digits' takes "
+        "no argument 'noise'; it takes: no arguments; noise is an argument of regression: write name: regression, "
+        "or remove noise"
+    ), said
+    space = opt_dict["search_space"]
+    noise_first = {"data.noise": space["data.noise"], "data.name": space["data.name"]}  # checked first, it
+    said = _plan_refused(tmp_path, run_dict, {**opt_dict, "search_space": noise_first})  # is the one named
+    assert said.endswith(
+        "optimize.yaml: search_space.data.noise: with data.name=digits, data.noise=0.1: data: data 'digits' takes "
+        "no argument 'noise'; it takes: no arguments; noise is an argument of regression: write name: regression, "
+        "or remove noise (a trial may pair any data.noise value with any dataset: to search it only with those it "
+        "fits, put it below data.name with a when: on data.name)"
+    ), said
+    space["data.noise"]["when"] = {"data.name": "regression"}  # below data.name, searched only where it fits
+    prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+
+
 def test_a_batch_size_larger_than_a_trials_training_split_fails_that_trial_saying_so(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

@@ -25,28 +25,38 @@ from hpotool.workers import _Monitor
 from tests.test_workers import _study_configs, storage  # noqa: F401 (the storage fixture)
 
 
-def _held_by_another_machine(
+def _ask(study: optuna.Study) -> optuna.trial.Trial:
+    """`study.ask()`, as another machine's process asks, without its "Heartbeat ... supposed to be used with
+    Study.optimize" UserWarning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return study.ask()
+
+
+_Held = tuple[StudyPlan, optuna.Study, optuna.Study, optuna.trial.Trial]
+
+
+@pytest.fixture
+def held_by_another_machine(
     tmp_path: Path,
     run_dict: dict[str, Any],
     opt_dict: dict[str, Any],
-    where: tuple[str, str],
-    *,
-    owned: bool = True,
-) -> tuple[StudyPlan, optuna.Study, optuna.Study, optuna.trial.Trial]:
-    """A study of one trial (the plan, the study as this run opens it, and the same study opened apart, as
-    another machine has it) whose one slot that machine's trial, returned, holds RUNNING (with no owner
-    recorded where not `owned`)."""
-    plan = prepare_study(*_study_configs(tmp_path, run_dict, opt_dict, where, 1))
-    study, _ = open_study(plan)
-    other = optuna.load_study(study_name=where[1], storage=make_storage(where[0]))
-    with warnings.catch_warnings():
-        warnings.simplefilter(
-            "ignore", UserWarning
-        )  # "Heartbeat ... supposed to be used with Study.optimize"
-        trial = other.ask()
-    if owned:
-        trial.set_user_attr("worker", {"host": "machine-b.example", "pid": 4242})
-    return plan, study, other, trial
+    storage: tuple[str, str],  # noqa: F811
+) -> Callable[..., _Held]:
+    """`held_by_another_machine(owned=True)`: a study of one trial, in each kind of storage (the plan, the
+    study as this run opens it, and the same study opened apart, as another machine has it) whose one slot
+    that machine's trial, returned, holds RUNNING (with no owner recorded where not `owned`)."""
+
+    def make(*, owned: bool = True) -> _Held:
+        plan = prepare_study(*_study_configs(tmp_path, run_dict, opt_dict, storage, 1))
+        study, _ = open_study(plan)
+        other = optuna.load_study(study_name=storage[1], storage=make_storage(storage[0]))
+        trial = _ask(other)
+        if owned:
+            trial.set_user_attr("worker", {"host": "machine-b.example", "pid": 4242})
+        return plan, study, other, trial
+
+    return make
 
 
 def _counting_sleep(monkeypatch: pytest.MonkeyPatch, on_call: Callable[[int], None]) -> list[float]:
@@ -83,16 +93,12 @@ def _counting_reads(monkeypatch: pytest.MonkeyPatch, study: optuna.Study) -> lis
 
 
 def test_a_run_waiting_for_a_slot_looks_every_poll_but_reads_the_trials_once(
-    tmp_path: Path,
-    run_dict: dict[str, Any],
-    opt_dict: dict[str, Any],
-    storage: tuple[str, str],  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    held_by_another_machine: Callable[..., _Held], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Every slot taken by another machine's trial, the run read all the study's trials every 0.1 s while it
     # waited: on PostgreSQL 7 statements a look, 62 a second and 4% of a core for each process waiting
     # (docs/PERFORMANCE_NOTES.md). Now each look is one cheap query, and the trials are read once.
-    plan, study, _, _ = _held_by_another_machine(tmp_path, run_dict, opt_dict, storage)
+    plan, study, _, _ = held_by_another_machine()
     monkeypatch.setattr(hpotool.waiting, "FULL_LOOK_S", 3600.0)  # no read for its own sake in this test
     stop = threading.Event()
     sleeps = _counting_sleep(monkeypatch, lambda n: n >= 30 and stop.set())
@@ -105,15 +111,11 @@ def test_a_run_waiting_for_a_slot_looks_every_poll_but_reads_the_trials_once(
 
 
 def test_a_waiting_run_takes_a_slot_that_comes_free_at_its_next_look(
-    tmp_path: Path,
-    run_dict: dict[str, Any],
-    opt_dict: dict[str, Any],
-    storage: tuple[str, str],  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    held_by_another_machine: Callable[..., _Held], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The cheap look must see a trial of another process end: the run takes the slot it frees at the next
     # look, as when it read every trial each poll (not at its next full read).
-    plan, study, other, held = _held_by_another_machine(tmp_path, run_dict, opt_dict, storage)
+    plan, study, other, held = held_by_another_machine()
     monkeypatch.setattr(hpotool.waiting, "FULL_LOOK_S", 3600.0)
     stop = threading.Event()
     freed = threading.Event()
@@ -150,16 +152,12 @@ class _Shown:
 
 
 def test_the_main_process_of_workers_reads_the_trials_only_once_the_study_changes(
-    tmp_path: Path,
-    run_dict: dict[str, Any],
-    opt_dict: dict[str, Any],
-    storage: tuple[str, str],  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    held_by_another_machine: Callable[..., _Held], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # With --workers, the main process looked for newly finished trials twice a second for the whole run,
     # each look a read of every trial of the study (on PostgreSQL 7 statements), while its workers waited
     # for another machine's last trials or trained. Now a look is the one cheap query of a waiting run.
-    _, study, other, held = _held_by_another_machine(tmp_path, run_dict, opt_dict, storage)
+    _, study, other, held = held_by_another_machine()
     monkeypatch.setattr(hpotool.workers, "FULL_LOOK_S", 3600.0)  # no read for its own sake in this test
     shown = _Shown()
     monitor = _Monitor(study, shown)
@@ -174,25 +172,21 @@ def test_the_main_process_of_workers_reads_the_trials_only_once_the_study_change
 
 
 def test_a_run_waiting_for_a_trial_with_no_owner_looks_up_its_heartbeat_once_not_every_poll(
-    tmp_path: Path,
-    run_dict: dict[str, Any],
-    opt_dict: dict[str, Any],
-    storage: tuple[str, str],  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    held_by_another_machine: Callable[..., _Held], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The slot held by a trial with no owner recorded (its process may still be about to record itself),
     # the run looked up that trial's heartbeat record every 0.1 s (one query of the heartbeat table each,
     # on PostgreSQL, MySQL, SQLite) for up to the grace period (60 s). Now at the reads of the trials only.
     import hpotool.stale
 
-    plan, study, _, _ = _held_by_another_machine(tmp_path, run_dict, opt_dict, storage, owned=False)
+    plan, study, _, _ = held_by_another_machine(owned=False)
     monkeypatch.setattr(hpotool.waiting, "FULL_LOOK_S", 3600.0)
     looked_up: list[int] = []
     beating = hpotool.stale._beating
 
-    def counted(storage: Any, trial_id: int) -> bool:
+    def counted(backend: Any, trial_id: int) -> bool:
         looked_up.append(trial_id)
-        return beating(storage, trial_id)
+        return beating(backend, trial_id)
 
     monkeypatch.setattr(hpotool.stale, "_beating", counted)
     stop = threading.Event()
@@ -306,20 +300,14 @@ def test_a_start_wait_that_ran_out_on_a_trial_does_not_wait_for_it_again(
     plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
     study, _ = open_study(plan)
     other = optuna.load_study(study_name=storage[1], storage=make_storage(storage[0]))
-    with warnings.catch_warnings():
-        warnings.simplefilter(
-            "ignore", UserWarning
-        )  # "Heartbeat ... supposed to be used with Study.optimize"
-        dead = other.ask()  # the other machine's trial: asked, its process gone before it drew
-        dead.set_user_attr("worker", {"host": "machine-b.example", "pid": 4242})
+    dead = _ask(other)  # the other machine's trial: asked, its process gone before it drew
+    dead.set_user_attr("worker", {"host": "machine-b.example", "pid": 4242})
     sleeps = _fake_clock(monkeypatch, lambda n: None)
 
     def start_a_trial() -> list[float]:
         """The sleeps of a trial of this process as it starts (asks, waits for earlier draws, draws)."""
         before = len(sleeps)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            trial = study.ask()  # the grid's wait is in its before_trial
+        trial = _ask(study)  # the grid's wait is in its before_trial
         if sampler == "bruteforce":
             _wait_for_earlier_draws(study, trial.number, plan, POLL_S)
         trial.suggest_categorical("model.activation", choices)
@@ -352,14 +340,10 @@ def test_a_start_wait_that_gives_up_on_a_trial_still_waits_for_the_trials_asked_
     plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
     study, _ = open_study(plan)
     other = optuna.load_study(study_name=plan.opt.study_name, storage=study._storage)
-    with warnings.catch_warnings():
-        warnings.simplefilter(
-            "ignore", UserWarning
-        )  # "Heartbeat ... supposed to be used with Study.optimize"
-        dead, waiting = other.ask(), other.ask()  # another machine's trials: 0 dead, 1 waiting for it
-        for t in (dead, waiting):
-            t.set_user_attr("worker", {"host": "machine-b.example", "pid": 4242})
-        trial = study.ask()
+    dead, waiting = _ask(other), _ask(other)  # another machine's trials: 0 dead, 1 waiting for it
+    for t in (dead, waiting):
+        t.set_user_attr("worker", {"host": "machine-b.example", "pid": 4242})
+    trial = _ask(study)
     draws_at = round(DRAW_WAIT_S / POLL_S) + 3  # the sleep after which trial 1 draws: its wait ran out
 
     def on_call(n: int) -> None:

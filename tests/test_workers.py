@@ -180,6 +180,14 @@ def _kill_session(proc: subprocess.Popen[str]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _error_line(proc: subprocess.Popen[str], output: str) -> str:
+    """The one `error:` line of a command that ended as a user-facing failure should: exit 2, no traceback."""
+    assert proc.returncode == 2, output
+    assert "Traceback" not in output, output
+    (line,) = [line for line in output.splitlines() if line.startswith("error:")]
+    return line
+
+
 def _run_hpotool(args: list[str], cwd: Path, timeout: float = 180, **env: str) -> tuple[int, str]:
     """`python -m hpotool ARGS` (`_hpotool`) run to its end: its exit code and what it and its workers
     printed. Whatever it left running (after `timeout` s) is killed."""
@@ -947,9 +955,7 @@ def test_a_storage_server_that_goes_away_ends_the_study_in_one_line_and_it_resum
     finally:
         relay.close()
         _kill_session(proc)
-    assert proc.returncode == 2, output
-    assert "Traceback" not in output, output
-    (line,) = [line for line in output.splitlines() if line.startswith("error:")]
+    line = _error_line(proc, output)
     assert line.startswith(f"error: storage '{through}' stopped answering during the study (")
     assert "run the same command to resume" in line
     stranded = [t.number for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
@@ -1046,9 +1052,7 @@ def test_workers_that_lose_a_redis_journal_while_their_main_process_reaches_it_a
     finally:
         relay.close()
         _kill_session(proc)
-    assert proc.returncode == 2, output
-    assert "Traceback" not in output, output
-    (line,) = [line for line in output.splitlines() if line.startswith("error:")]
+    line = _error_line(proc, output)
     assert re.fullmatch(
         rf"error: storage '{re.escape(through)}' stopped answering during the study \("
         r"hpotool-worker-[01], hpotool-worker-[01]: ConnectionError: [^;]+\); the trials it holds are kept, "
@@ -1179,9 +1183,7 @@ def test_a_lock_taken_while_workers_train_ends_the_run_in_one_line_and_the_study
             output = proc.communicate(timeout=60)[0]
     finally:
         _kill_session(proc)
-    assert proc.returncode == 2, output
-    assert "Traceback" not in output, output
-    (line,) = [line for line in output.splitlines() if line.startswith("error:")]
+    line = _error_line(proc, output)
     names = re.search(r"could not write to it \((.*): OperationalError", line)
     assert names is not None and "the main process" in names.group(1), line
     assert line == _lock_line(url, db, f"{names.group(1)}: {LOCKED}", 1, LEFT_RUNNING), line

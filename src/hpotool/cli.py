@@ -479,13 +479,14 @@ def optimize(
     stored on it, as another machine does. Ctrl-C or SIGTERM ends the running trial as FAIL, prints the
     summary and exits 130 or 143.
     """
-    from hpotool.interrupts import exit_code, signal_of, signals_ignored, signals_interrupt
+    from hpotool.interrupts import exit_code
 
     # Ctrl-C and SIGTERM raise from the first line on, not only while trials run: a SIGTERM while torch and
     # optuna were imported or the study was created killed the process (-15), with nothing said.
     outcome = _Outcome()
-    try:
-        with signals_interrupt(), _reading_only(dry_run):
+
+    def run() -> None:
+        with _reading_only(dry_run):
             _optimize(
                 outcome,
                 run_config,
@@ -507,10 +508,8 @@ def optimize(
                 allow_changed_config,
                 dry_run,
             )
-    except KeyboardInterrupt as exc:
-        with signals_ignored():  # one line, however many signals follow
-            _say_interrupted(outcome)
-        raise typer.Exit(code=exit_code(signal_of(exc))) from None
+
+    _interruptible(run, lambda: _say_interrupted(outcome))
     summary = outcome.summary
     if summary is None:  # --dry-run
         return
@@ -518,6 +517,20 @@ def optimize(
         raise typer.Exit(code=exit_code(summary.interrupted))
     if summary.failed:  # the trials failed, not the command: 1, as a test runner with failing tests
         raise typer.Exit(code=1)
+
+
+def _interruptible(run: Callable[[], None], say: Callable[[], None]) -> None:
+    """`run()` with Ctrl-C and SIGTERM raising KeyboardInterrupt from its first line on; on one, `say` what it
+    left (one line, however many signals follow) and exit 130 or 143."""
+    from hpotool.interrupts import exit_code, signal_of, signals_ignored, signals_interrupt
+
+    try:
+        with signals_interrupt():
+            run()
+    except KeyboardInterrupt as exc:
+        with signals_ignored():
+            say()
+        raise typer.Exit(code=exit_code(signal_of(exc))) from None
 
 
 @contextmanager
@@ -826,6 +839,11 @@ def _out_path(example: str) -> Callable[[str], Path]:
     return parse
 
 
+def _out_option(example: str, metavar: str, help_text: str) -> Any:
+    """A command's --out option, read by `_out_path(example)`."""
+    return typer.Option("--out", parser=_out_path(example), metavar=metavar, help=help_text)
+
+
 def _is_stdout(out: Path | None) -> bool:
     return out is not None and str(out) == "-"
 
@@ -846,11 +864,10 @@ def report(
     storage: ReadStorageOpt = None,
     out: Annotated[
         Path | None,
-        typer.Option(
-            "--out",
-            parser=_out_path("a file, e.g. --out report.html"),
-            metavar="<path>",
-            help="Output file (default: studies/<name>/report.<format>), or - for stdout; "
+        _out_option(
+            "a file, e.g. --out report.html",
+            "<path>",
+            "Output file (default: studies/<name>/report.<format>), or - for stdout; "
             "a .json or .html suffix sets the format.",
         ),
     ] = None,
@@ -907,11 +924,10 @@ def export_best(
     storage: ReadStorageOpt = None,
     out: Annotated[
         Path | None,
-        typer.Option(
-            "--out",
-            parser=_out_path(f"a folder, e.g. --out {Path('exports') / 'best'}"),
-            metavar="<dir>",
-            help="Folder (default: studies/<study-name>/).",
+        _out_option(
+            f"a folder, e.g. --out {Path('exports') / 'best'}",
+            "<dir>",
+            "Folder (default: studies/<study-name>/).",
         ),
     ] = None,
 ) -> None:
@@ -961,11 +977,8 @@ def train(
     seed: Annotated[int | None, typer.Option("--seed", help="Override the seed.")] = None,
     out: Annotated[
         Path | None,
-        typer.Option(
-            "--out",
-            parser=_out_path("a folder, e.g. --out runs/mine"),
-            metavar="<dir>",
-            help="Run folder (default: runs/<project>/<timestamp>/).",
+        _out_option(
+            "a folder, e.g. --out runs/mine", "<dir>", "Run folder (default: runs/<project>/<timestamp>/)."
         ),
     ] = None,
 ) -> None:
@@ -973,21 +986,20 @@ def train(
 
     Ctrl-C or SIGTERM stops training, says whether the run was saved and exits 130 or 143.
     """
-    from hpotool.interrupts import exit_code, signal_of, signals_ignored, signals_interrupt
-
     made: list[Path] = []  # the run folder, once known
-    try:
-        with signals_interrupt():
-            _train(run_config, epochs, device, seed, out, made)
-    except KeyboardInterrupt as exc:
-        with signals_ignored():  # one line, however many signals follow
-            if made and (made[0] / "config.yaml").exists():  # written last (saving defers a signal)
-                said = f"the run was saved in {made[0]}"
-            else:
-                where = f" ({out} was not written)" if out is not None else ""
-                said = f"training stopped before its end; nothing was saved{where}"
-            _err().print(f"interrupted: {escape(said)}", soft_wrap=True)
-        raise typer.Exit(code=exit_code(signal_of(exc))) from None
+    _interruptible(
+        lambda: _train(run_config, epochs, device, seed, out, made), lambda: _say_run_interrupted(made, out)
+    )
+
+
+def _say_run_interrupted(made: list[Path], out: Path | None) -> None:
+    """Whether an interrupted train saved its run."""
+    if made and (made[0] / "config.yaml").exists():  # written last (saving defers a signal)
+        said = f"the run was saved in {made[0]}"
+    else:
+        where = f" ({out} was not written)" if out is not None else ""
+        said = f"training stopped before its end; nothing was saved{where}"
+    _err().print(f"interrupted: {escape(said)}", soft_wrap=True)
 
 
 def _train(
@@ -1074,11 +1086,8 @@ def train_from_best(
     device: DeviceOpt = None,
     out: Annotated[
         Path | None,
-        typer.Option(
-            "--out",
-            parser=_out_path("a folder, e.g. --out runs/final"),
-            metavar="<dir>",
-            help="Folder (default: runs/<project>/<timestamp>/).",
+        _out_option(
+            "a folder, e.g. --out runs/final", "<dir>", "Folder (default: runs/<project>/<timestamp>/)."
         ),
     ] = None,
 ) -> None:
@@ -1087,16 +1096,11 @@ def train_from_best(
     Ctrl-C or SIGTERM stops training, says which runs were saved and exits 130 or 143; the same command with
     the same --out trains only the runs not saved.
     """
-    from hpotool.interrupts import exit_code, signal_of, signals_ignored, signals_interrupt
-
     training: list[tuple[Any, Path]] = []  # the plan and its folder, once training starts
-    try:
-        with signals_interrupt():
-            _train_from_best(study_name, storage, epochs, seeds, top_k, device, out, training)
-    except KeyboardInterrupt as exc:
-        with signals_ignored():  # one line, however many signals follow
-            _say_final_interrupted(training, out)
-        raise typer.Exit(code=exit_code(signal_of(exc))) from None
+    _interruptible(
+        lambda: _train_from_best(study_name, storage, epochs, seeds, top_k, device, out, training),
+        lambda: _say_final_interrupted(training, out),
+    )
 
 
 def _say_final_interrupted(training: list[tuple[Any, Path]], out: Path | None) -> None:
@@ -1649,11 +1653,10 @@ def refine(
     study_name: StudyNameReq,
     out: Annotated[
         Path,
-        typer.Option(
-            "--out",
-            parser=_out_path("a file, e.g. --out stage2.yaml"),
-            metavar="<path>",
-            help="Where to write the next stage's OptimizeConfig YAML; its RunConfig goes beside it "
+        _out_option(
+            "a file, e.g. --out stage2.yaml",
+            "<path>",
+            "Where to write the next stage's OptimizeConfig YAML; its RunConfig goes beside it "
             "(<stem>.run.yaml; .run.yml for a .yml).",
         ),
     ],

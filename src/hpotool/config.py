@@ -11,11 +11,12 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
@@ -90,16 +91,26 @@ class _Component(BaseModel):
         return self
 
 
-def refuse_boolean(value: Any, annotation: Any, hint: str = "") -> Any:
+def _no_boolean(kind: type[int | float], hint: str = "") -> BeforeValidator:
     """A number setting given true or false, which pydantic would take as 1 or 0 (`epochs: yes` trained one
-    epoch, `batch_size: on` batches of one): refused, as a component's number argument is."""
-    if isinstance(value, bool):
-        kind = "integer" if int in get_args(annotation) or annotation is int else "number"
-        raise ValueError(
-            f"Input should be a valid {kind}, got {format_choice(value)}; YAML reads an unquoted yes, no, on, "
-            f"off, true or false as a boolean: write a number{hint}"
-        )
-    return value
+    epoch, `batch_size: on` batches of one): refused before the field's own validation, as a component's
+    number argument is. Used as `Annotated[int, _no_boolean(int)]`."""
+    word = "integer" if kind is int else "number"
+
+    def refuse(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(
+                f"Input should be a valid {word}, got {format_choice(value)}; YAML reads an unquoted yes, no, "
+                f"on, off, true or false as a boolean: write a number{hint}"
+            )
+        return value
+
+    return BeforeValidator(refuse)
+
+
+# Number settings that refuse a YAML boolean; `Annotated[int | None, _no_boolean(int)]` where null is taken.
+Integer = Annotated[int, _no_boolean(int)]
+Number = Annotated[float, _no_boolean(float)]
 
 
 class DataConfig(_Component):
@@ -111,21 +122,16 @@ class DataConfig(_Component):
     )
 
     name: str = Field("digits", description="Built-in dataset (digits, regression) or package.module:Name.")
-    val_fraction: float = Field(0.2, gt=0, lt=1, description="Share of the data held out for validation.")
-    subset_fraction: float = Field(
+    val_fraction: Number = Field(0.2, gt=0, lt=1, description="Share of the data held out for validation.")
+    subset_fraction: Number = Field(
         1.0,
         gt=0,
         le=1,
         description="Share of the training split to train on (fast trials on part of the data).",
     )
-    split_seed: int = Field(
+    split_seed: Integer = Field(
         0, description="Seed of the train/validation split, fixed so trials compare fairly."
     )
-
-    @field_validator("val_fraction", "subset_fraction", "split_seed", mode="before")
-    @classmethod
-    def _number_not_boolean(cls, v: Any, info: ValidationInfo) -> Any:
-        return refuse_boolean(v, cls.model_fields[str(info.field_name)].annotation)
 
 
 class ModelConfig(_Component):
@@ -140,13 +146,8 @@ class OptimizerConfig(_Component):
 
     kind: ClassVar[Kind] = "optimizer"
     name: str = Field("adam", description="adam, adamw, sgd, rmsprop, or package.module:Name.")
-    lr: float = Field(1e-3, gt=0, description="Learning rate.")
-    weight_decay: float = Field(0.0, ge=0, description="Weight decay (L2 penalty).")
-
-    @field_validator("lr", "weight_decay", mode="before")
-    @classmethod
-    def _number_not_boolean(cls, v: Any) -> Any:
-        return refuse_boolean(v, float)
+    lr: Number = Field(1e-3, gt=0, description="Learning rate.")
+    weight_decay: Number = Field(0.0, ge=0, description="Weight decay (L2 penalty).")
 
     @property
     def kwargs(self) -> dict[str, Any]:
@@ -227,9 +228,9 @@ class RunConfig(_Frozen):
     """One complete training run."""
 
     project: str = Field("hpotool", description="Project name; runs are saved under runs/<project>/.")
-    seed: int = Field(0, description="Seed for torch, numpy and Python's random.")
+    seed: Integer = Field(0, description="Seed for torch, numpy and Python's random.")
     device: str = Field("auto", description="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")
-    torch_threads: int | None = Field(
+    torch_threads: Annotated[int | None, _no_boolean(int)] = Field(
         None,
         ge=1,
         description="CPU threads torch may use; null keeps torch's default. 1 is fastest for small models.",
@@ -241,20 +242,14 @@ class RunConfig(_Frozen):
     )
     scheduler: SchedulerConfig = Field(default_factory=lambda: SchedulerConfig(), description="LR schedule.")
     loss: LossConfig = Field(default_factory=lambda: LossConfig(), description="The loss function.")
-    epochs: int = Field(10, ge=1, description="Epochs to train.")
-    batch_size: int = Field(64, ge=1, description="Samples per optimizer step.")
-    grad_clip: float | None = Field(
+    epochs: Integer = Field(10, ge=1, description="Epochs to train.")
+    batch_size: Integer = Field(64, ge=1, description="Samples per optimizer step.")
+    grad_clip: Annotated[float | None, _no_boolean(float, " (null: no clipping)")] = Field(
         None, gt=0, description="Clip the gradient norm to this value; null: no clipping."
     )
     trainer: TrainerConfig | None = Field(
         None, description="Train with your own function instead of hpotool's Trainer (see examples/)."
     )
-
-    @field_validator("seed", "torch_threads", "epochs", "batch_size", "grad_clip", mode="before")
-    @classmethod
-    def _number_not_boolean(cls, v: Any, info: ValidationInfo) -> Any:
-        hint = " (null: no clipping)" if info.field_name == "grad_clip" else ""
-        return refuse_boolean(v, cls.model_fields[str(info.field_name)].annotation, hint)
 
     @field_validator("device")
     @classmethod

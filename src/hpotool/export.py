@@ -394,6 +394,8 @@ def no_best_error(study: optuna.Study) -> HpoError:
             f"hpotool optimize again"
         )
     if not stored_config(study.user_attrs, "optimize_config"):  # no hpotool optimize to run again
+        if counts.get("fail") and not counts.get("pruned"):
+            return _all_failed_plain_error(study, counts["fail"], shown)
         return HpoError(
             f"study {study.study_name!r} has no complete trial yet ({shown}); it was not created by hpotool "
             f"optimize: run more of its trials (with the Optuna code that made it) until one completes"
@@ -418,6 +420,27 @@ def no_best_error(study: optuna.Study) -> HpoError:
         )
     return HpoError(
         f"study {study.study_name!r} has no complete trial yet ({shown}); run hpotool optimize until one completes"
+    )
+
+
+def _all_failed_plain_error(study: optuna.Study, failed: int, shown: str) -> HpoError:
+    """A study plain Optuna code ran, whose trials all failed: where to read why. Optuna keeps no reason
+    (it logs it), so `hpotool trials` shows one only where the code (or fail-stale) stored a fail_reason."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    them, their = ("it", "its") if failed == 1 else ("them", "their")
+    listed = f"hpotool trials {study_options(study)} --state fail"
+    if any(t.user_attrs.get("fail_reason") is not None for t in trials):
+        why = f"{listed} shows why {'it' if failed == 1 else 'they'} failed"
+    else:
+        why = (
+            f"Optuna keeps no reason a trial failed: the log of the Optuna code that ran {them} says why "
+            f'("Trial {trials[0].number} failed with parameters: ... because of the following error: ..."), '
+            f"and {listed} lists {their} parameters"
+        )
+    return HpoError(
+        f"study {study.study_name!r} has no complete trial yet ({shown}); it was not created by hpotool "
+        f"optimize, and {why}: fix that and run more of its trials (with the Optuna code that made it) until "
+        f"one completes"
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import socket
@@ -22,7 +23,15 @@ from hpotool.resolve import (
     did_you_mean,
     resolve,
 )
-from hpotool.search_space import FloatParam, Param, choice_label, contains, grid_choices
+from hpotool.search_space import (
+    FloatParam,
+    Param,
+    choice_label,
+    contains,
+    grid_choices,
+    grid_size,
+    value_count,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -217,17 +226,19 @@ def make_sampler(
         args["seed"] = seed
         offered = frozenset({"seed"})
     if is_subclass(cls, optuna.samplers.GridSampler) and "search_space" not in args:
-        grid = {}
+        sizes = {}
         for path, p in space.items():
             try:
-                grid[path] = grid_choices(p)
+                sizes[path] = grid_size(p)
             except ValueError as exc:
                 raise HpoError(
                     f"sampler: the grid sampler needs a finite grid: search_space.{path}: {exc}"
                 ) from None
-        args["search_space"] = grid
+        _check_grid_size(sizes, "search_space")
+        args["search_space"] = {path: grid_choices(p) for path, p in space.items()}
     elif is_subclass(cls, optuna.samplers.GridSampler):
         _check_grid(args["search_space"], space)
+        _check_grid_size({k: len(v) for k, v in args["search_space"].items()}, "sampler.kwargs.search_space")
         args["search_space"] = {  # as Optuna stores the values: a list choice as its label
             path: [choice_label(v) for v in values] for path, values in args["search_space"].items()
         }
@@ -238,11 +249,33 @@ def make_sampler(
                     f"sampler: the brute-force sampler needs a finite set of values: search_space.{path}: a float "
                     f"without step has infinitely many; give it a step, or use another sampler"
                 )
+            if (n := value_count(p) or 0) > GRID_MAX_POINTS:  # a MemoryError in the check's first suggest
+                raise HpoError(
+                    f"sampler: the brute-force sampler lists every value of a parameter in memory: "
+                    f"search_space.{path} has {n:,}; narrow its range or give it a larger step, for at most "
+                    f"{GRID_MAX_POINTS:,} values, or use another sampler (tpe, random)"
+                )
     sampler: optuna.samplers.BaseSampler = _instantiate("sampler", spec_name, cls, args, offered=offered)
     _check_built("sampler", spec_name, sampler, optuna.samplers.BaseSampler, "sampler")
     if isinstance(sampler, BruteForceSampler) and fixed is not None:
         sampler.knows(space, fixed)
     return sampler
+
+
+GRID_MAX_POINTS = 1_000_000
+
+
+def _check_grid_size(sizes: Mapping[str, int], where: str) -> None:
+    """A grid of at most GRID_MAX_POINTS points: Optuna's grid sampler lists every point in memory as it is
+    built, so a range of 10^10 integers ended in a MemoryError (or the machine's memory) before trial 0."""
+    total = math.prod(sizes.values())
+    if total > GRID_MAX_POINTS:
+        counts = " x ".join(f"{path}: {n:,}" for path, n in sizes.items() if n > 1)
+        raise HpoError(
+            f"sampler: the grid of {where} has {total:,} points ({counts} values), and the grid sampler lists "
+            f"every point in memory: give a larger step or fewer choices, for at most {GRID_MAX_POINTS:,} "
+            f"points, or use another sampler (tpe, random)"
+        )
 
 
 def _check_grid(grid: Any, space: Mapping[str, Param]) -> None:

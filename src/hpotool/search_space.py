@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -86,6 +86,27 @@ class _Param(BaseModel):
         return data
 
 
+def _check_step_divides(low: float, high: float, step: float) -> None:
+    """`step` divides `high - low`, as Optuna requires of a stepped range. A float range in Decimal arithmetic
+    on the written numbers, as Optuna checks it (0.3 - 0.0 is not 3 * 0.1 in floats); an int range exactly."""
+    if isinstance(step, float):
+        try:
+            rest = (Decimal(str(high)) - Decimal(str(low))) % Decimal(str(step))
+        except (
+            InvalidOperation
+        ):  # Decimal's 28 digits cannot hold the count of steps; Optuna's check fails so
+            raise ValueError(
+                f"step {step} is too fine for the range [{low}, {high}]: 10^28 steps or more, more than Optuna's "
+                f"check of a step can count; use a larger step, or leave step out"
+            ) from None
+    else:
+        rest = (high - low) % step
+    if rest != 0:
+        raise ValueError(
+            f"step {step} does not divide the range [{low}, {high}]; make high - low a multiple of step"
+        )
+
+
 class FloatParam(_Param):
     """`trial.suggest_float(name, low, high, step=step, log=log)`."""
 
@@ -108,13 +129,7 @@ class FloatParam(_Param):
                 raise ValueError("step and log cannot be used together; drop one of them")
             if self.step <= 0:
                 raise ValueError(f"step must be > 0, got {self.step}")
-            # Decimal arithmetic on the written numbers, as Optuna checks it (0.3 - 0.0 is not 3 * 0.1 in floats).
-            span = Decimal(str(self.high)) - Decimal(str(self.low))
-            if span % Decimal(str(self.step)) != 0:
-                raise ValueError(
-                    f"step {self.step} does not divide the range [{self.low}, {self.high}]; "
-                    f"make high - low a multiple of step"
-                )
+            _check_step_divides(self.low, self.high, self.step)
         return self
 
 
@@ -137,11 +152,7 @@ class IntParam(_Param):
             raise ValueError(f"step must be >= 1, got {self.step}")
         if self.log and self.step != 1:
             raise ValueError("step and log cannot be used together; drop one of them")
-        if (self.high - self.low) % self.step:
-            raise ValueError(
-                f"step {self.step} does not divide the range [{self.low}, {self.high}]; "
-                f"make high - low a multiple of step"
-            )
+        _check_step_divides(self.low, self.high, self.step)
         return self
 
 
@@ -323,26 +334,50 @@ def drawn(params: Mapping[str, Any], space: Mapping[str, Param], fixed: Mapping[
     return True
 
 
+def value_count(p: Param) -> int | None:
+    """How many values `p` takes (its choices, or the steps of its range), counted without listing them;
+    None for a float without step."""
+    match p:
+        case CategoricalParam():
+            return len(p.choices)
+        case IntParam():
+            return (p.high - p.low) // p.step + 1
+        case FloatParam():
+            return None if p.step is None else round((p.high - p.low) / p.step) + 1
+    raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover
+
+
+def grid_size(p: Param) -> int:
+    """How many values `grid_choices(p)` lists, counted without listing them.
+
+    Raises:
+        ValueError: for a continuous float (no `step`) or a log-scaled int, which have no finite grid.
+    """
+    if isinstance(p, IntParam) and p.log:
+        raise ValueError("a log-scaled int has no grid; use step instead of log")
+    n = value_count(p)
+    if n is None:
+        raise ValueError("a float without step has no grid; give it a step")
+    return n
+
+
 def grid_choices(p: Param) -> list[Any]:
     """Every value a grid search visits for `p`, both ends included, as Optuna stores it (a list choice
     as its label).
 
     Raises:
-        ValueError: for a continuous float (no `step`), which has no finite grid.
+        ValueError: for a continuous float (no `step`) or a log-scaled int, which have no finite grid.
     """
+    n = grid_size(p) - 1
     match p:
         case CategoricalParam():
             return p.labels
         case IntParam():
-            if p.log:
-                raise ValueError("a log-scaled int has no grid; use step instead of log")
             return list(range(p.low, p.high + 1, p.step))
         case FloatParam():
-            if p.step is None:
-                raise ValueError("a float without step has no grid; give it a step")
-            n = round((p.high - p.low) / p.step)
+            step = p.step or 0.0  # grid_size refused a float without step
             # round(.., 12): 0.1 + 2 * 0.1 is 0.30000000000000004, which would reach training and the study
-            return [round(p.low + i * p.step, 12) if i < n else p.high for i in range(n + 1)]
+            return [round(p.low + i * step, 12) if i < n else p.high for i in range(n + 1)]
     raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover
 
 

@@ -596,15 +596,20 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                     except HpoError as exc:
                         if _fails_alone(run, {**context, **extra}):
                             continue  # the paired value fails whatever `path` is: its own check says so
-                        message = str(exc).removeprefix(f"with {format_params({path: value})}: ")
+                        # The line names the pair once: apply_overrides names every value it was given (a
+                        # combination that fails only together, data.noise beside data.name=digits: "with
+                        # data.noise=0.1, data.name=digits: "), the other checks `path`'s alone.
+                        message, shown = str(exc), {path: value}
+                        together = f"with {format_params({**extra, **context, path: value})}: "
+                        if message.startswith(together):
+                            message, shown = message.removeprefix(together), {**context, path: value}
+                        message = message.removeprefix(f"with {format_params({path: value})}: ")
                         hint = (
                             _pair_hint(path, label.partition("=")[0], opt, message)
                             if path not in ("data.name", "data")
                             else ""
                         )
-                        raise HpoError(
-                            f"with {label}, {format_params({path: value})}: {message}{hint}"
-                        ) from None
+                        raise HpoError(f"with {label}, {format_params(shown)}: {message}{hint}") from None
         except HpoError as exc:
             message = str(exc)
             if not message.startswith("search_space."):
