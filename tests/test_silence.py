@@ -26,9 +26,9 @@ def test_a_slow_statement_on_a_server_that_answers_goes_on(
     asked: list[Any] = []
     answers = silence._answers
 
-    def counted(driver: Any, conn: Any) -> bool:
+    def counted(driver: Any, conn: Any, timeout: int) -> bool:
         asked.append(conn)
-        return answers(driver, conn)
+        return answers(driver, conn, timeout)
 
     monkeypatch.setattr(silence, "_answers", counted)
     engine = sqlalchemy.create_engine(url, **server_connect_kwargs(url))

@@ -21,6 +21,12 @@ A psycopg connection waits for an answer while its transaction status is ACTIVE 
 look that saw it so); a PyMySQL connection, which has no such flag, while it reads a packet from the server
 (of a statement's answer, a commit's, a ping's), which its class here notes: a long answer whose rows keep
 coming is no silence.
+
+A server found silent stays so for the rest of the command (`forget` starts the next one afresh): a new
+connection to it (SQLAlchemy's pool reconnecting after the shut) raises the driver's OperationalError at
+once, saying so (`found_silent`), where it waited for the server's greeting (10 s, storage.CONNECT_TIMEOUT_S,
+each time) and the command's line quoted that wait's "timed out"; a connection to it that waits again is
+shut at the next look.
 """
 
 from __future__ import annotations
@@ -33,16 +39,26 @@ import threading
 import time
 import weakref
 from collections.abc import Hashable
-from typing import Any
+from typing import Any, NamedTuple
 
 from hpotool import interrupts
 
 PROBE_TIMEOUT_S = 10  # as long as opening a connection may take (storage.CONNECT_TIMEOUT_S)
 
-# The connections to watch, each with its driver (`_Psycopg`, `_PyMySQL`), and the wait each was last seen
-# in: (the driver's token for that wait, since when it is counted).
-_connections: weakref.WeakKeyDictionary[Any, type[_Driver]] = weakref.WeakKeyDictionary()
+
+class _Watched(NamedTuple):
+    driver: type[_Driver]  # `_Psycopg`, `_PyMySQL`
+    opener: str  # the arguments it was opened with: connections opened so reach the same server
+    address: str  # the server's, for the user: "host:port", or a socket's path
+
+
+# The connections to watch, and the wait each was last seen in: (the driver's token for that wait, since
+# when it is counted).
+_connections: weakref.WeakKeyDictionary[Any, _Watched] = weakref.WeakKeyDictionary()
 _seen: weakref.WeakKeyDictionary[Any, tuple[Hashable, float]] = weakref.WeakKeyDictionary()
+# The servers found silent in this process (`_pid`), by the arguments their connections were opened with:
+# what happened, in words.
+_silent: dict[str, str] = {}
 _silence = [60.0]
 _lock = threading.Lock()
 _thread: list[threading.Thread] = []
@@ -62,18 +78,50 @@ def psycopg_connection(cargs: tuple[Any, ...], cparams: dict[str, Any]) -> Any:
     import psycopg
 
     logging.getLogger("psycopg").setLevel(logging.ERROR)
+    opener = _opener(cargs, cparams)
+    _refuse_silent(opener, psycopg.OperationalError)
     conn = psycopg.connect(*cargs, **cparams)
-    _add(conn, _Psycopg)
+    _add(conn, _Psycopg, opener)
     return conn
 
 
 def pymysql_connection(cargs: tuple[Any, ...], cparams: dict[str, Any]) -> Any:
     """`pymysql.connect(*cargs, **cparams)`, watched: a `pymysql.connections.Connection` that notes when it
     reads from its socket."""
+    import pymysql
+
+    opener = _opener(cargs, cparams)
+    _refuse_silent(opener, pymysql.err.OperationalError)
     conn = _PyMySQL.connection_class()(*cargs, **cparams)
     conn._hpotool_args = (cargs, cparams)  # for the probe
-    _add(conn, _PyMySQL)
+    _add(conn, _PyMySQL, opener)
     return conn
+
+
+def found_silent() -> str | None:
+    """What happened to the server this process last found silent since `forget` ("the server at
+    127.0.0.1:5432 stopped answering for 62 s and opened no new connection within 10 s"), or None."""
+    with _lock:
+        return next(reversed(_silent.values()), None) if _pid == [os.getpid()] else None
+
+
+def forget() -> None:
+    """Start a command afresh: a server found silent before (by an earlier command of this process: the
+    tests, a notebook driving the CLI) is asked again."""
+    with _lock:
+        _silent.clear()
+
+
+def _opener(cargs: tuple[Any, ...], cparams: dict[str, Any]) -> str:
+    return repr((cargs, sorted(cparams.items())))
+
+
+def _refuse_silent(opener: str, error: type[Exception]) -> None:
+    """Raise `error` saying what happened where the server `opener` connects to was found silent."""
+    with _lock:
+        said = _silent.get(opener) if _pid == [os.getpid()] else None
+    if said is not None:
+        raise error(f"{said}; hpotool opens no new connection to it")
 
 
 class _Driver:
@@ -99,6 +147,11 @@ class _Driver:
         """The file descriptor of the socket of `conn` (-1 once closed)."""
         raise NotImplementedError
 
+    @staticmethod
+    def address(conn: Any) -> str:
+        """Where the server of `conn` listens, for the user: "host:port", or a Unix socket's path."""
+        raise NotImplementedError
+
 
 class _Psycopg(_Driver):
     @staticmethod
@@ -121,6 +174,11 @@ class _Psycopg(_Driver):
     @staticmethod
     def socket(conn: Any) -> int:
         return -1 if conn.closed else int(conn.pgconn.socket)
+
+    @staticmethod
+    def address(conn: Any) -> str:
+        host = conn.info.host
+        return f"{host}:{conn.info.port}" if not host.startswith("/") else f"{host}/.s.PGSQL.{conn.info.port}"
 
 
 _reads = itertools.count()
@@ -171,16 +229,21 @@ class _PyMySQL(_Driver):
         sock = conn._sock
         return -1 if sock is None else int(sock.fileno())
 
+    @staticmethod
+    def address(conn: Any) -> str:
+        return str(conn.unix_socket or f"{conn.host}:{conn.port}")
 
-def _add(conn: Any, driver: type[_Driver]) -> None:
+
+def _add(conn: Any, driver: type[_Driver], opener: str) -> None:
     with _lock:
         if _pid != [os.getpid()] or not _thread[0].is_alive():  # none yet, or a forked child's copy
             _connections.clear()  # a forked child's copies of its parent's: their sockets are the parent's
             _seen.clear()
+            _silent.clear()
             thread = threading.Thread(target=_look, name="hpotool-server-silence", daemon=True)
             _thread[:], _pid[:] = [thread], [os.getpid()]
             thread.start()
-        _connections[conn] = driver
+        _connections[conn] = _Watched(driver, opener, driver.address(conn))
 
 
 def _look() -> None:
@@ -195,11 +258,12 @@ def _look() -> None:
 def _end_silent_waits() -> None:
     now = time.monotonic()
     limit = 0.0 if interrupts.interrupting() else _silence[0]
-    stuck: dict[tuple[type[_Driver], Hashable], list[tuple[Any, Hashable]]] = {}
+    stuck: dict[tuple[type[_Driver], Hashable], list[tuple[Any, _Watched, Hashable, float]]] = {}
     with _lock:
         connections = list(_connections.items())
-    for conn, driver in connections:
-        token = driver.waiting(conn)
+        silent = set(_silent)
+    for conn, watched in connections:
+        token = watched.driver.waiting(conn)
         if token is None:
             _seen.pop(conn, None)
             continue
@@ -207,22 +271,33 @@ def _end_silent_waits() -> None:
         if seen != token:  # another wait than the one last seen
             since = now
         _seen[conn] = (token, since)
-        if now - since >= limit:
-            stuck.setdefault((driver, driver.server(conn)), []).append((conn, token))
+        if now - since >= (0.0 if watched.opener in silent else limit):
+            stuck.setdefault((watched.driver, watched.driver.server(conn)), []).append(
+                (conn, watched, token, since)
+            )
+    probe = max(2, min(PROBE_TIMEOUT_S, round(_silence[0])))  # at least 2: libpq's least
     for (driver, _server), waiting in stuck.items():
-        if _answers(driver, waiting[0][0]):
-            for conn, token in waiting:  # a slow statement: look again after another `silence`
+        known = [watched.opener in silent for _, watched, _, _ in waiting]
+        if not any(known) and _answers(driver, waiting[0][0], probe):
+            for conn, _, token, _ in waiting:  # a slow statement: look again after another `silence`
                 _seen[conn] = (token, time.monotonic())
             continue
-        for conn, token in waiting:
+        if not all(known):
+            waited = round(time.monotonic() - min(since for *_, since in waiting))
+            said = f"the server at {waiting[0][1].address} stopped answering for {waited} s"
+            said += f" and opened no new connection within {probe} s"
+            with _lock:
+                for _, watched, _, _ in waiting:
+                    _silent.setdefault(watched.opener, said)
+        for conn, _, token, _ in waiting:
             if driver.waiting(conn) == token:  # still the same wait
                 _shut(driver.socket(conn))
 
 
-def _answers(driver: type[_Driver], conn: Any) -> bool:
-    """Whether the server of `conn` opens a new connection within `PROBE_TIMEOUT_S` (or the silence limit)."""
+def _answers(driver: type[_Driver], conn: Any, timeout: int) -> bool:
+    """Whether the server of `conn` opens a new connection within `timeout` seconds."""
     try:
-        driver.answers(conn, max(2, min(PROBE_TIMEOUT_S, round(_silence[0]))))
+        driver.answers(conn, timeout)
     except Exception:
         return False
     return True
