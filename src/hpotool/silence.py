@@ -38,7 +38,7 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple
 
 from hpotool import interrupts
@@ -85,14 +85,30 @@ def psycopg_connection(cargs: tuple[Any, ...], cparams: dict[str, Any]) -> Any:
     return conn
 
 
-def pymysql_connection(cargs: tuple[Any, ...], cparams: dict[str, Any]) -> Any:
+def pymysql_connection(
+    cargs: tuple[Any, ...], cparams: dict[str, Any], greeting_timeout: float | None = None
+) -> Any:
     """`pymysql.connect(*cargs, **cparams)`, watched: a `pymysql.connections.Connection` that notes when it
-    reads from its socket."""
-    import pymysql
+    reads from its socket. `greeting_timeout`: the read timeout while the connection opens, cleared once
+    it is open (PyMySQL has no public setter). A PyMySQL whose internals differ from those the watcher
+    uses (`_read_packet`, `_sock`, `_read_timeout`: PyMySQL 1.x) opens a connection it leaves unwatched,
+    and without that limit."""
+    import pymysql.connections
 
     opener = _opener(cargs, cparams)
     _refuse_silent(opener, pymysql.err.OperationalError)
-    conn = _PyMySQL.connection_class()(*cargs, **cparams)
+    watched = _PyMySQL.connection_class()
+    if watched is None:
+        return pymysql.connections.Connection(*cargs, **cparams)
+    limit = {} if greeting_timeout is None else {"read_timeout": greeting_timeout}
+    conn = watched(*cargs, **{**cparams, **limit})
+    if not {"_sock", "_read_timeout"} <= vars(conn).keys():  # its socket, its read timeout: not where read
+        if not limit:
+            return conn
+        conn.close()  # its read timeout stays: a statement waiting longer for a lock would fail
+        return pymysql.connections.Connection(*cargs, **cparams)
+    if limit:
+        conn._read_timeout = None  # PyMySQL's default once connected
     conn._hpotool_args = (cargs, cparams)  # for the probe
     _add(conn, _PyMySQL, opener)
     return conn
@@ -187,13 +203,19 @@ _classes: list[type[Any]] = []
 
 class _PyMySQL(_Driver):
     @staticmethod
-    def connection_class() -> type[Any]:
+    def connection_class() -> type[Any] | None:
         """A pymysql.connections.Connection whose `_hpotool_read` is a number while it reads a packet (each
-        read its own number), None otherwise (about 0.3 µs a packet: 3 ms of a 60 ms read of 10,000 rows)."""
+        read its own number), None otherwise (about 0.3 µs a packet: 3 ms of a 60 ms read of 10,000 rows);
+        None where PyMySQL's Connection reads none through `_read_packet`."""
         if not _classes:
             import pymysql.connections
 
-            read_packet = pymysql.connections.Connection._read_packet  # every read from the server
+            found = getattr(
+                pymysql.connections.Connection, "_read_packet", None
+            )  # every read from the server
+            if not callable(found):
+                return None
+            read_packet: Callable[..., Any] = found
 
             class WatchedConnection(pymysql.connections.Connection):
                 _hpotool_read: int | None = None

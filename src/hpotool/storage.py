@@ -866,9 +866,7 @@ def _connect_pymysql(cargs: tuple[Any, ...], cparams: dict[str, Any]) -> Any:
     # timeout, which must not stay on the connection: a query may wait longer for a lock (`silence` watches).
     # The URL's connect_timeout bounds the greeting too: the whole opening, as on PostgreSQL.
     greeting = cparams.get("connect_timeout", CONNECT_TIMEOUT_S)
-    conn = silence.pymysql_connection(cargs, {**cparams, "read_timeout": greeting})
-    conn._read_timeout = None  # PyMySQL's default once connected; it has no public setter
-    return conn
+    return silence.pymysql_connection(cargs, cparams, greeting_timeout=greeting)
 
 
 def _not_optuna(url: str) -> HpoError:
