@@ -39,7 +39,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Hashable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from hpotool import interrupts
 
@@ -47,7 +47,7 @@ PROBE_TIMEOUT_S = 10  # as long as opening a connection may take (storage.CONNEC
 
 
 class _Watched(NamedTuple):
-    driver: type[_Driver]  # `_Psycopg`, `_PyMySQL`
+    driver: _Driver  # `_Psycopg`, `_PyMySQL`
     opener: str  # the arguments it was opened with: connections opened so reach the same server
     address: str  # the server's, for the user: "host:port", or a socket's path
 
@@ -140,36 +140,27 @@ def _refuse_silent(opener: str, error: type[Exception]) -> None:
         raise error(f"{said}; hpotool opens no new connection to it")
 
 
-class _Driver:
-    """What the watcher asks of a connection of one driver."""
+class _Driver(Protocol):
+    """What the watcher asks of a connection of one driver: `_Psycopg` and `_PyMySQL`, the classes
+    themselves, whose static methods these are."""
 
-    @staticmethod
-    def waiting(conn: Any) -> Hashable | None:
+    def waiting(self, conn: Any) -> Hashable | None:
         """A token of the answer `conn` waits for now (the same until it comes), or None."""
-        raise NotImplementedError
 
-    @staticmethod
-    def server(conn: Any) -> Hashable:
+    def server(self, conn: Any) -> Hashable:
         """The server `conn` talks to: one probe asks it for all its waiting connections."""
-        raise NotImplementedError
 
-    @staticmethod
-    def answers(conn: Any, timeout: int) -> None:
+    def answers(self, conn: Any, timeout: int) -> None:
         """Open (and close) a new connection to the server of `conn` within `timeout` seconds, or raise."""
-        raise NotImplementedError
 
-    @staticmethod
-    def socket(conn: Any) -> int:
+    def socket(self, conn: Any) -> int:
         """The file descriptor of the socket of `conn` (-1 once closed)."""
-        raise NotImplementedError
 
-    @staticmethod
-    def address(conn: Any) -> str:
+    def address(self, conn: Any) -> str:
         """Where the server of `conn` listens, for the user: "host:port", or a Unix socket's path."""
-        raise NotImplementedError
 
 
-class _Psycopg(_Driver):
+class _Psycopg:
     @staticmethod
     def waiting(conn: Any) -> Hashable | None:
         from psycopg.pq import TransactionStatus
@@ -201,7 +192,7 @@ _reads = itertools.count()
 _classes: list[type[Any]] = []
 
 
-class _PyMySQL(_Driver):
+class _PyMySQL:
     @staticmethod
     def connection_class() -> type[Any] | None:
         """A pymysql.connections.Connection whose `_hpotool_read` is a number while it reads a packet (each
@@ -256,7 +247,7 @@ class _PyMySQL(_Driver):
         return str(conn.unix_socket or f"{conn.host}:{conn.port}")
 
 
-def _add(conn: Any, driver: type[_Driver], opener: str) -> None:
+def _add(conn: Any, driver: _Driver, opener: str) -> None:
     with _lock:
         if _pid != [os.getpid()] or not _thread[0].is_alive():  # none yet, or a forked child's copy
             _connections.clear()  # a forked child's copies of its parent's: their sockets are the parent's
@@ -280,7 +271,7 @@ def _look() -> None:
 def _end_silent_waits() -> None:
     now = time.monotonic()
     limit = 0.0 if interrupts.interrupting() else _silence[0]
-    stuck: dict[tuple[type[_Driver], Hashable], list[tuple[Any, _Watched, Hashable, float]]] = {}
+    stuck: dict[tuple[_Driver, Hashable], list[tuple[Any, _Watched, Hashable, float]]] = {}
     with _lock:
         connections = list(_connections.items())
         silent = set(_silent)
@@ -316,7 +307,7 @@ def _end_silent_waits() -> None:
                 _shut(driver.socket(conn))
 
 
-def _answers(driver: type[_Driver], conn: Any, timeout: int) -> bool:
+def _answers(driver: _Driver, conn: Any, timeout: int) -> bool:
     """Whether the server of `conn` opens a new connection within `timeout` seconds."""
     try:
         driver.answers(conn, timeout)
