@@ -22,11 +22,12 @@ look that saw it so); a PyMySQL connection, which has no such flag, while it rea
 (of a statement's answer, a commit's, a ping's), which its class here notes: a long answer whose rows keep
 coming is no silence.
 
-A server found silent stays so for the rest of the command (`forget` starts the next one afresh): a new
-connection to it (SQLAlchemy's pool reconnecting after the shut) raises the driver's OperationalError at
-once, saying so (`found_silent`), where it waited for the server's greeting (10 s, storage.CONNECT_TIMEOUT_S,
-each time) and the command's line quoted that wait's "timed out"; a connection to it that waits again is
-shut at the next look.
+A server found silent is taken as silent for the next `silence` seconds (at least `PROBE_TIMEOUT_S`), time
+for the command to end: a new connection to it (SQLAlchemy's pool reconnecting after the shut) raises the
+driver's OperationalError at once, saying so (`found_silent`), where it waited for the server's greeting
+(10 s, storage.CONNECT_TIMEOUT_S, each time) and the command's line quoted that wait's "timed out"; a
+connection to it that waits again is shut at the next look. After that, it is asked again: a program that
+runs another study once the server answers again connects to it.
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ class _Watched(NamedTuple):
 _connections: weakref.WeakKeyDictionary[Any, _Watched] = weakref.WeakKeyDictionary()
 _seen: weakref.WeakKeyDictionary[Any, tuple[Hashable, float]] = weakref.WeakKeyDictionary()
 # The servers found silent in this process (`_pid`), by the arguments their connections were opened with:
-# what happened, in words.
-_silent: dict[str, str] = {}
+# what happened, in words, and when (time.monotonic()).
+_silent: dict[str, tuple[str, float]] = {}
 _silence = [60.0]
 _lock = threading.Lock()
 _thread: list[threading.Thread] = []
@@ -118,7 +119,8 @@ def found_silent() -> str | None:
     """What happened to the server this process last found silent since `forget` ("the server at
     127.0.0.1:5432 stopped answering for 62 s and opened no new connection within 10 s"), or None."""
     with _lock:
-        return next(reversed(_silent.values()), None) if _pid == [os.getpid()] else None
+        last = next(reversed(_silent.values()), None) if _pid == [os.getpid()] else None
+    return None if last is None else last[0]
 
 
 def forget() -> None:
@@ -134,10 +136,19 @@ def _opener(cargs: tuple[Any, ...], cparams: dict[str, Any]) -> str:
 
 def _refuse_silent(opener: str, error: type[Exception]) -> None:
     """Raise `error` saying what happened where the server `opener` connects to was found silent."""
-    with _lock:
-        said = _silent.get(opener) if _pid == [os.getpid()] else None
+    said = _silent.get(opener) if opener in _still_silent() else None
     if said is not None:
-        raise error(f"{said}; hpotool opens no new connection to it")
+        raise error(f"{said[0]}; hpotool opens no new connection to it for now")
+
+
+def _still_silent() -> set[str]:
+    """The servers (their connections' openers) found silent in the last `silence` seconds (at least
+    `PROBE_TIMEOUT_S`)."""
+    now = time.monotonic()
+    with _lock:
+        if _pid != [os.getpid()]:
+            return set()
+        return {opener for opener, (_, at) in _silent.items() if now - at < max(_silence[0], PROBE_TIMEOUT_S)}
 
 
 class _Driver(Protocol):
@@ -272,9 +283,9 @@ def _end_silent_waits() -> None:
     now = time.monotonic()
     limit = 0.0 if interrupts.interrupting() else _silence[0]
     stuck: dict[tuple[_Driver, Hashable], list[tuple[Any, _Watched, Hashable, float]]] = {}
+    silent = _still_silent()
     with _lock:
         connections = list(_connections.items())
-        silent = set(_silent)
     for conn, watched in connections:
         token = watched.driver.waiting(conn)
         if token is None:
@@ -301,7 +312,7 @@ def _end_silent_waits() -> None:
             said += f" and opened no new connection within {probe} s"
             with _lock:
                 for _, watched, _, _ in waiting:
-                    _silent.setdefault(watched.opener, said)
+                    _silent[watched.opener] = (said, time.monotonic())
         for conn, _, token, _ in waiting:
             if driver.waiting(conn) == token:  # still the same wait
                 _shut(driver.socket(conn))
