@@ -1,10 +1,10 @@
 """A database server that keeps its connections open and no longer answers ends the wait on it.
 
 psycopg (PostgreSQL) waits for the answer to a statement without a limit, and so does PyMySQL (MySQL,
-MariaDB) once connected (storage.py clears its read timeout: a statement may wait long for a lock). A stuck
-server, or a stuck proxy in front of it (the operating system still acknowledges what is sent), hung
-`hpotool optimize` for good, SIGTERM included. TCP keepalives and `tcp_user_timeout` cannot tell: the kernel
-at the other end still answers them. Nor can a limit on statements: a long read of a big study is
+MariaDB) once connected (`pymysql_connection` clears its read timeout: a statement may wait long for a
+lock). A stuck server, or a stuck proxy in front of it (the operating system still acknowledges what is
+sent), hung `hpotool optimize` for good, SIGTERM included. TCP keepalives and `tcp_user_timeout` cannot
+tell: the kernel at the other end still answers them. Nor can a limit on statements: a long read of a big study is
 legitimately slow.
 
 So a thread looks, every second, at the connections hpotool's storages opened (`psycopg_connection`,
