@@ -510,10 +510,12 @@ def fit(config, report):
 
 
 @contextlib.contextmanager
-def _frozen_study(tmp_path: Path, kind: str = "postgres") -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def _frozen_study(
+    tmp_path: Path, kind: str = "postgres", query: str = "?connect_timeout=2"
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """(storage URL, proxy process) of a fresh study on the `kind` server (postgres, mysql) reached through
-    a proxy (`PROXY`) that the first trial freezes (`FREEZE_FIT`); configs written in tmp_path. The proxy
-    is ended and the study deleted after."""
+    a proxy (`PROXY`) that the first trial freezes (`FREEZE_FIT`); configs written in tmp_path; `query`
+    ends the URL. The proxy is ended and the study deleted after."""
     server = _server_url(kind)
     (tmp_path / "proxy.py").write_text(PROXY)
     (tmp_path / "freeze.py").write_text(FREEZE_FIT)
@@ -526,7 +528,7 @@ def _frozen_study(tmp_path: Path, kind: str = "postgres") -> Iterator[tuple[str,
     assert proxy.stdout is not None
     port = int(proxy.stdout.readline())
     name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
-    url = server.replace(f":{server_port}/", f":{port}/") + "?connect_timeout=2"
+    url = server.replace(f":{server_port}/", f":{port}/") + query
     trainer = {"function": "freeze:fit", "x": 0.5, "proxy": proxy.pid}
     _write_configs(tmp_path, {"project": "freeze", "epochs": 3, "trainer": trainer}, name, 3, url)
     try:
@@ -556,6 +558,35 @@ def test_a_server_that_stops_answering_mid_study_ends_the_run_with_one_line(
         assert run.returncode == 2, run.stdout + run.stderr
         [line] = [line for line in run.stderr.splitlines() if not line.startswith("new study")]
         assert line.startswith(f"error: storage {url!r} stopped answering during the study ("), run.stderr
+
+
+@pytest.mark.parametrize("kind", ["postgres", "mysql"])
+def test_a_server_found_silent_is_not_connected_to_again_and_the_line_says_so(
+    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With a URL that sets no connect_timeout, the run ended 18.8 s after the freeze with a 2 s silence
+    # limit: once the waiting connection was shut, SQLAlchemy's pool opened a new one to the silent server,
+    # which waited its 10 s for the greeting, and the line quoted that wait ("(2013, 'Lost connection to
+    # MySQL server during query (timed out)')", "connection timeout expired"). Now a server found silent
+    # gets no new connection: the run ends within seconds of the probe, and the line says what happened.
+    monkeypatch.setenv("HPOTOOL_SERVER_SILENCE", "2")
+    with _frozen_study(tmp_path, kind, query="") as (url, _proxy):
+        run = _optimize(tmp_path, "-r", "run.yaml", "-o", "optimize.yaml", "-q")
+        ended = time.time()
+        assert run.returncode == 2, run.stdout + run.stderr
+        waited = ended - (tmp_path / "frozen").stat().st_mtime
+        [line] = [line for line in run.stderr.splitlines() if not line.startswith("new study")]
+        port = url.rpartition(":")[2].partition("/")[0]
+        assert line.startswith(
+            f"error: storage {url!r} stopped answering during the study (the server at 127.0.0.1:{port} "
+            f"stopped answering for "
+        ), line
+        assert (
+            "s and opened no new connection within 2 s: check the server, or a proxy in front of it" in line
+        )
+        assert "timed out" not in line and "timeout expired" not in line, line
+    # the report's flush (1.2 s), the silence (2 s), a look (1 s), the probe (2 s); before: 10 s more
+    assert waited < 10, waited
 
 
 @pytest.mark.parametrize("kind", ["postgres", "mysql"])

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +15,7 @@ import sqlalchemy
 from hpotool import silence
 from hpotool.storage import server_connect_kwargs
 
+from .test_machines import PROXY
 from .test_workers import _server_url
 
 SLEEP = {"postgres": "SELECT pg_sleep(4)", "mysql": "SELECT SLEEP(4)"}
@@ -26,9 +32,9 @@ def test_a_slow_statement_on_a_server_that_answers_goes_on(
     asked: list[Any] = []
     answers = silence._answers
 
-    def counted(driver: Any, conn: Any) -> bool:
+    def counted(driver: Any, conn: Any, timeout: int) -> bool:
         asked.append(conn)
-        return answers(driver, conn)
+        return answers(driver, conn, timeout)
 
     monkeypatch.setattr(silence, "_answers", counted)
     engine = sqlalchemy.create_engine(url, **server_connect_kwargs(url))
@@ -55,3 +61,102 @@ def test_a_connection_hpotool_did_not_open_is_not_watched(kind: str) -> None:
     finally:
         ours.dispose()
         theirs.dispose()
+
+
+def _pymysql_without(name: str) -> type[Any]:
+    """PyMySQL's Connection, working as before, where `name` (a method or an attribute the watcher uses)
+    is kept under another name, as a later PyMySQL may rename it."""
+    from pymysql.connections import Connection
+
+    renamed = f"{name}_renamed"
+    namespace = {k: v for k, v in vars(Connection).items() if k not in ("__dict__", "__weakref__", name)}
+    if name in vars(Connection):
+        namespace[renamed] = vars(Connection)[name]
+
+    def __getattr__(self: Any, attr: str) -> Any:  # PyMySQL's own uses of `name` still work
+        if attr == name:
+            return getattr(self, renamed)
+        raise AttributeError(attr)
+
+    def __setattr__(self: Any, attr: str, value: Any) -> None:
+        object.__setattr__(self, renamed if attr == name else attr, value)
+
+    return type(
+        "Connection",
+        Connection.__bases__,
+        {**namespace, "__getattr__": __getattr__, "__setattr__": __setattr__},
+    )
+
+
+@pytest.mark.parametrize("name", ["_read_packet", "_sock", "_read_timeout"])
+def test_a_pymysql_without_the_parts_the_watcher_uses_leaves_its_connections_unwatched(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # silence reads PyMySQL's internals (PyMySQL 1.2.4 here). A PyMySQL without `_read_packet` made every
+    # MySQL storage fail to open (AttributeError); one without `_sock` or `_read_timeout` had its
+    # connections watched (the watcher failing on them at every look) or its read timeout left set. Now
+    # such a PyMySQL's connections work, unwatched, with no read timeout.
+    import pymysql.connections
+
+    url = _server_url("mysql")
+    monkeypatch.setattr(pymysql.connections, "Connection", _pymysql_without(name))
+    monkeypatch.setattr(silence, "_classes", [])
+    engine = sqlalchemy.create_engine(url, **server_connect_kwargs(url))
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sqlalchemy.text("SELECT 1")).scalar() == 1
+            dbapi = conn.connection.dbapi_connection
+            assert dbapi not in silence._connections
+            assert dbapi._read_timeout is None
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["postgres", "mysql"])
+def test_a_server_found_silent_gets_no_new_connection_until_its_time_is_up(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Once a waiting connection to a silent server (its proxy, frozen) was shut, a new one waited the
+    # whole connect timeout on it (10 s by default, 2 s here) and failed with "timed out": every reconnect
+    # of SQLAlchemy's pool did. Now it fails at once, saying why, for `silence` seconds (at least
+    # PROBE_TIMEOUT_S); then the server is tried again, and one that answers by then connects.
+    server = _server_url(kind)
+    server_port = {"postgres": "5432", "mysql": "3306"}[kind]
+    (tmp_path / "proxy.py").write_text(PROXY)
+    proxy = subprocess.Popen(
+        [sys.executable, str(tmp_path / "proxy.py"), "127.0.0.1", server_port],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proxy.stdout is not None
+    port = int(proxy.stdout.readline())
+    url = server.replace(f":{server_port}/", f":{port}/") + "?connect_timeout=2"
+    monkeypatch.setattr(silence, "_silence", [1.0])
+    monkeypatch.setattr(silence, "PROBE_TIMEOUT_S", 2)
+    silence.forget()
+    engine = sqlalchemy.create_engine(url, **server_connect_kwargs(url))
+    try:
+        with engine.connect() as conn:
+            proxy.send_signal(signal.SIGSTOP)
+            with pytest.raises(sqlalchemy.exc.OperationalError):
+                conn.execute(sqlalchemy.text("SELECT 1")).all()
+        said = silence.found_silent()
+        assert said is not None and said.startswith(
+            f"the server at 127.0.0.1:{port} stopped answering for "
+        ), said
+        assert said.endswith(" s and opened no new connection within 2 s"), said
+        started = time.monotonic()
+        with pytest.raises(sqlalchemy.exc.OperationalError, match="hpotool opens no new connection to it"):
+            engine.connect()
+        assert time.monotonic() - started < 0.5  # before: the connect timeout, 2 s
+        proxy.send_signal(signal.SIGCONT)
+        time.sleep(2)
+        with engine.connect() as conn:
+            assert conn.execute(sqlalchemy.text("SELECT 1")).scalar() == 1
+    finally:
+        engine.dispose()
+        silence.forget()
+        proxy.send_signal(signal.SIGCONT)
+        proxy.kill()
+        proxy.wait()
+        proxy.stdout.close()

@@ -863,7 +863,7 @@ def run_study(
             raise deleted from None
         if lost_connection(exc) is None:
             raise
-        raise storage_lost(plan.storage_url, exc) from None
+        raise storage_lost(plan.storage_url, exc) from exc  # --debug shows the driver's error
 
 
 class OpenedStudy(NamedTuple):

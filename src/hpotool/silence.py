@@ -1,10 +1,10 @@
 """A database server that keeps its connections open and no longer answers ends the wait on it.
 
 psycopg (PostgreSQL) waits for the answer to a statement without a limit, and so does PyMySQL (MySQL,
-MariaDB) once connected (storage.py clears its read timeout: a statement may wait long for a lock). A stuck
-server, or a stuck proxy in front of it (the operating system still acknowledges what is sent), hung
-`hpotool optimize` for good, SIGTERM included. TCP keepalives and `tcp_user_timeout` cannot tell: the kernel
-at the other end still answers them. Nor can a limit on statements: a long read of a big study is
+MariaDB) once connected (`pymysql_connection` clears its read timeout: a statement may wait long for a
+lock). A stuck server, or a stuck proxy in front of it (the operating system still acknowledges what is
+sent), hung `hpotool optimize` for good, SIGTERM included. TCP keepalives and `tcp_user_timeout` cannot
+tell: the kernel at the other end still answers them. Nor can a limit on statements: a long read of a big study is
 legitimately slow.
 
 So a thread looks, every second, at the connections hpotool's storages opened (`psycopg_connection`,
@@ -21,6 +21,13 @@ A psycopg connection waits for an answer while its transaction status is ACTIVE 
 look that saw it so); a PyMySQL connection, which has no such flag, while it reads a packet from the server
 (of a statement's answer, a commit's, a ping's), which its class here notes: a long answer whose rows keep
 coming is no silence.
+
+A server found silent is taken as silent for the next `silence` seconds (at least `PROBE_TIMEOUT_S`), time
+for the command to end: a new connection to it (SQLAlchemy's pool reconnecting after the shut) raises the
+driver's OperationalError at once, saying so (`found_silent`), where it waited for the server's greeting
+(10 s, storage.CONNECT_TIMEOUT_S, each time) and the command's line quoted that wait's "timed out"; a
+connection to it that waits again is shut at the next look. After that, it is asked again: a program that
+runs another study once the server answers again connects to it.
 """
 
 from __future__ import annotations
@@ -32,17 +39,27 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Hashable
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import Any, NamedTuple, Protocol
 
 from hpotool import interrupts
 
 PROBE_TIMEOUT_S = 10  # as long as opening a connection may take (storage.CONNECT_TIMEOUT_S)
 
-# The connections to watch, each with its driver (`_Psycopg`, `_PyMySQL`), and the wait each was last seen
-# in: (the driver's token for that wait, since when it is counted).
-_connections: weakref.WeakKeyDictionary[Any, type[_Driver]] = weakref.WeakKeyDictionary()
+
+class _Watched(NamedTuple):
+    driver: _Driver  # `_Psycopg`, `_PyMySQL`
+    opener: str  # the arguments it was opened with: connections opened so reach the same server
+    address: str  # the server's, for the user: "host:port", or a socket's path
+
+
+# The connections to watch, and the wait each was last seen in: (the driver's token for that wait, since
+# when it is counted).
+_connections: weakref.WeakKeyDictionary[Any, _Watched] = weakref.WeakKeyDictionary()
 _seen: weakref.WeakKeyDictionary[Any, tuple[Hashable, float]] = weakref.WeakKeyDictionary()
+# The servers found silent in this process (`_pid`), by the arguments their connections were opened with:
+# what happened, in words, and when (time.monotonic()).
+_silent: dict[str, tuple[str, float]] = {}
 _silence = [60.0]
 _lock = threading.Lock()
 _thread: list[threading.Thread] = []
@@ -62,45 +79,99 @@ def psycopg_connection(cargs: tuple[Any, ...], cparams: dict[str, Any]) -> Any:
     import psycopg
 
     logging.getLogger("psycopg").setLevel(logging.ERROR)
+    opener = _opener(cargs, cparams)
+    _refuse_silent(opener, psycopg.OperationalError)
     conn = psycopg.connect(*cargs, **cparams)
-    _add(conn, _Psycopg)
+    _add(conn, _Psycopg, opener)
     return conn
 
 
-def pymysql_connection(cargs: tuple[Any, ...], cparams: dict[str, Any]) -> Any:
+def pymysql_connection(
+    cargs: tuple[Any, ...], cparams: dict[str, Any], greeting_timeout: float | None = None
+) -> Any:
     """`pymysql.connect(*cargs, **cparams)`, watched: a `pymysql.connections.Connection` that notes when it
-    reads from its socket."""
-    conn = _PyMySQL.connection_class()(*cargs, **cparams)
+    reads from its socket. `greeting_timeout`: the read timeout while the connection opens, cleared once
+    it is open (PyMySQL has no public setter). A PyMySQL whose internals differ from those the watcher
+    uses (`_read_packet`, `_sock`, `_read_timeout`: PyMySQL 1.x) opens a connection it leaves unwatched,
+    and without that limit."""
+    import pymysql.connections
+
+    opener = _opener(cargs, cparams)
+    _refuse_silent(opener, pymysql.err.OperationalError)
+    watched = _PyMySQL.connection_class()
+    if watched is None:
+        return pymysql.connections.Connection(*cargs, **cparams)
+    limit = {} if greeting_timeout is None else {"read_timeout": greeting_timeout}
+    conn = watched(*cargs, **{**cparams, **limit})
+    if not {"_sock", "_read_timeout"} <= vars(conn).keys():  # its socket, its read timeout: not where read
+        if not limit:
+            return conn
+        conn.close()  # its read timeout stays: a statement waiting longer for a lock would fail
+        return pymysql.connections.Connection(*cargs, **cparams)
+    if limit:
+        conn._read_timeout = None  # PyMySQL's default once connected
     conn._hpotool_args = (cargs, cparams)  # for the probe
-    _add(conn, _PyMySQL)
+    _add(conn, _PyMySQL, opener)
     return conn
 
 
-class _Driver:
-    """What the watcher asks of a connection of one driver."""
+def found_silent() -> str | None:
+    """What happened to the server this process last found silent since `forget` ("the server at
+    127.0.0.1:5432 stopped answering for 62 s and opened no new connection within 10 s"), or None."""
+    with _lock:
+        last = next(reversed(_silent.values()), None) if _pid == [os.getpid()] else None
+    return None if last is None else last[0]
 
-    @staticmethod
-    def waiting(conn: Any) -> Hashable | None:
+
+def forget() -> None:
+    """Start a command afresh: a server found silent before (by an earlier command of this process: the
+    tests, a notebook driving the CLI) is asked again."""
+    with _lock:
+        _silent.clear()
+
+
+def _opener(cargs: tuple[Any, ...], cparams: dict[str, Any]) -> str:
+    return repr((cargs, sorted(cparams.items())))
+
+
+def _refuse_silent(opener: str, error: type[Exception]) -> None:
+    """Raise `error` saying what happened where the server `opener` connects to was found silent."""
+    said = _silent.get(opener) if opener in _still_silent() else None
+    if said is not None:
+        raise error(f"{said[0]}; hpotool opens no new connection to it for now")
+
+
+def _still_silent() -> set[str]:
+    """The servers (their connections' openers) found silent in the last `silence` seconds (at least
+    `PROBE_TIMEOUT_S`)."""
+    now = time.monotonic()
+    with _lock:
+        if _pid != [os.getpid()]:
+            return set()
+        return {opener for opener, (_, at) in _silent.items() if now - at < max(_silence[0], PROBE_TIMEOUT_S)}
+
+
+class _Driver(Protocol):
+    """What the watcher asks of a connection of one driver: `_Psycopg` and `_PyMySQL`, the classes
+    themselves, whose static methods these are."""
+
+    def waiting(self, conn: Any) -> Hashable | None:
         """A token of the answer `conn` waits for now (the same until it comes), or None."""
-        raise NotImplementedError
 
-    @staticmethod
-    def server(conn: Any) -> Hashable:
+    def server(self, conn: Any) -> Hashable:
         """The server `conn` talks to: one probe asks it for all its waiting connections."""
-        raise NotImplementedError
 
-    @staticmethod
-    def answers(conn: Any, timeout: int) -> None:
+    def answers(self, conn: Any, timeout: int) -> None:
         """Open (and close) a new connection to the server of `conn` within `timeout` seconds, or raise."""
-        raise NotImplementedError
 
-    @staticmethod
-    def socket(conn: Any) -> int:
+    def socket(self, conn: Any) -> int:
         """The file descriptor of the socket of `conn` (-1 once closed)."""
-        raise NotImplementedError
+
+    def address(self, conn: Any) -> str:
+        """Where the server of `conn` listens, for the user: "host:port", or a Unix socket's path."""
 
 
-class _Psycopg(_Driver):
+class _Psycopg:
     @staticmethod
     def waiting(conn: Any) -> Hashable | None:
         from psycopg.pq import TransactionStatus
@@ -122,20 +193,31 @@ class _Psycopg(_Driver):
     def socket(conn: Any) -> int:
         return -1 if conn.closed else int(conn.pgconn.socket)
 
+    @staticmethod
+    def address(conn: Any) -> str:
+        host = conn.info.host
+        return f"{host}:{conn.info.port}" if not host.startswith("/") else f"{host}/.s.PGSQL.{conn.info.port}"
+
 
 _reads = itertools.count()
 _classes: list[type[Any]] = []
 
 
-class _PyMySQL(_Driver):
+class _PyMySQL:
     @staticmethod
-    def connection_class() -> type[Any]:
+    def connection_class() -> type[Any] | None:
         """A pymysql.connections.Connection whose `_hpotool_read` is a number while it reads a packet (each
-        read its own number), None otherwise (about 0.3 µs a packet: 3 ms of a 60 ms read of 10,000 rows)."""
+        read its own number), None otherwise (about 0.3 µs a packet: 3 ms of a 60 ms read of 10,000 rows);
+        None where PyMySQL's Connection reads none through `_read_packet`."""
         if not _classes:
             import pymysql.connections
 
-            read_packet = pymysql.connections.Connection._read_packet  # every read from the server
+            found = getattr(
+                pymysql.connections.Connection, "_read_packet", None
+            )  # every read from the server
+            if not callable(found):
+                return None
+            read_packet: Callable[..., Any] = found
 
             class WatchedConnection(pymysql.connections.Connection):
                 _hpotool_read: int | None = None
@@ -171,16 +253,21 @@ class _PyMySQL(_Driver):
         sock = conn._sock
         return -1 if sock is None else int(sock.fileno())
 
+    @staticmethod
+    def address(conn: Any) -> str:
+        return str(conn.unix_socket or f"{conn.host}:{conn.port}")
 
-def _add(conn: Any, driver: type[_Driver]) -> None:
+
+def _add(conn: Any, driver: _Driver, opener: str) -> None:
     with _lock:
         if _pid != [os.getpid()] or not _thread[0].is_alive():  # none yet, or a forked child's copy
             _connections.clear()  # a forked child's copies of its parent's: their sockets are the parent's
             _seen.clear()
+            _silent.clear()
             thread = threading.Thread(target=_look, name="hpotool-server-silence", daemon=True)
             _thread[:], _pid[:] = [thread], [os.getpid()]
             thread.start()
-        _connections[conn] = driver
+        _connections[conn] = _Watched(driver, opener, driver.address(conn))
 
 
 def _look() -> None:
@@ -195,11 +282,12 @@ def _look() -> None:
 def _end_silent_waits() -> None:
     now = time.monotonic()
     limit = 0.0 if interrupts.interrupting() else _silence[0]
-    stuck: dict[tuple[type[_Driver], Hashable], list[tuple[Any, Hashable]]] = {}
+    stuck: dict[tuple[_Driver, Hashable], list[tuple[Any, _Watched, Hashable, float]]] = {}
+    silent = _still_silent()
     with _lock:
         connections = list(_connections.items())
-    for conn, driver in connections:
-        token = driver.waiting(conn)
+    for conn, watched in connections:
+        token = watched.driver.waiting(conn)
         if token is None:
             _seen.pop(conn, None)
             continue
@@ -207,22 +295,33 @@ def _end_silent_waits() -> None:
         if seen != token:  # another wait than the one last seen
             since = now
         _seen[conn] = (token, since)
-        if now - since >= limit:
-            stuck.setdefault((driver, driver.server(conn)), []).append((conn, token))
+        if now - since >= (0.0 if watched.opener in silent else limit):
+            stuck.setdefault((watched.driver, watched.driver.server(conn)), []).append(
+                (conn, watched, token, since)
+            )
+    probe = max(2, min(PROBE_TIMEOUT_S, round(_silence[0])))  # at least 2: libpq's least
     for (driver, _server), waiting in stuck.items():
-        if _answers(driver, waiting[0][0]):
-            for conn, token in waiting:  # a slow statement: look again after another `silence`
+        known = [watched.opener in silent for _, watched, _, _ in waiting]
+        if not any(known) and _answers(driver, waiting[0][0], probe):
+            for conn, _, token, _ in waiting:  # a slow statement: look again after another `silence`
                 _seen[conn] = (token, time.monotonic())
             continue
-        for conn, token in waiting:
+        if not all(known):
+            waited = round(time.monotonic() - min(since for *_, since in waiting))
+            said = f"the server at {waiting[0][1].address} stopped answering for {waited} s"
+            said += f" and opened no new connection within {probe} s"
+            with _lock:
+                for _, watched, _, _ in waiting:
+                    _silent[watched.opener] = (said, time.monotonic())
+        for conn, _, token, _ in waiting:
             if driver.waiting(conn) == token:  # still the same wait
                 _shut(driver.socket(conn))
 
 
-def _answers(driver: type[_Driver], conn: Any) -> bool:
-    """Whether the server of `conn` opens a new connection within `PROBE_TIMEOUT_S` (or the silence limit)."""
+def _answers(driver: _Driver, conn: Any, timeout: int) -> bool:
+    """Whether the server of `conn` opens a new connection within `timeout` seconds."""
     try:
-        driver.answers(conn, max(2, min(PROBE_TIMEOUT_S, round(_silence[0]))))
+        driver.answers(conn, timeout)
     except Exception:
         return False
     return True

@@ -534,6 +534,19 @@ def forget_opened_servers() -> None:
     """Start a command afresh: a server an earlier command of this process opened (the tests, a notebook
     driving the CLI) is not the one a later command's error is about."""
     _OPENED_SERVERS.clear()
+    silence = sys.modules.get("hpotool.silence")
+    if silence is not None:
+        silence.forget()
+
+
+def _found_silent() -> str | None:
+    """What `silence` found, where it found the server of this process's storage silent: the cause to say
+    in place of the driver's error (the shut connection's "Lost connection", or a timed-out reconnection)."""
+    silence = sys.modules.get("hpotool.silence")
+    said = silence.found_silent() if silence is not None else None
+    if said is None:
+        return None
+    return f"{said}: check the server, or a proxy in front of it; hpotool --debug shows the driver's error"
 
 
 def server_lost(exc: BaseException) -> HpoError | None:
@@ -542,8 +555,7 @@ def server_lost(exc: BaseException) -> HpoError | None:
     cause = lost_connection(exc)
     if cause is None or not _OPENED_SERVERS:
         return None
-    text = str(cause).strip()
-    first = f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
+    first = lost_cause(cause)
     return StorageFault(
         f"storage {shown_url(_OPENED_SERVERS[-1])!r} stopped answering ({first}); the study it holds is kept: "
         f"once the server answers again, run the same command"
@@ -606,7 +618,11 @@ def storage_url_of(study: optuna.Study) -> str | None:
 def lost_cause(exc: BaseException) -> str:
     """The error behind `exc` (`lost_connection`) in one line, its type and first line: what a worker that
     lost the storage passes on to its main process, which says it (`storage_lost`)."""
-    cause = lost_connection(exc) or exc
+    lost = lost_connection(exc)
+    silent = _found_silent() if lost is not None else None
+    if silent is not None:
+        return silent
+    cause = lost or exc
     text = str(cause).strip()
     return f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
 
@@ -850,9 +866,7 @@ def _connect_pymysql(cargs: tuple[Any, ...], cparams: dict[str, Any]) -> Any:
     # timeout, which must not stay on the connection: a query may wait longer for a lock (`silence` watches).
     # The URL's connect_timeout bounds the greeting too: the whole opening, as on PostgreSQL.
     greeting = cparams.get("connect_timeout", CONNECT_TIMEOUT_S)
-    conn = silence.pymysql_connection(cargs, {**cparams, "read_timeout": greeting})
-    conn._read_timeout = None  # PyMySQL's default once connected; it has no public setter
-    return conn
+    return silence.pymysql_connection(cargs, cparams, greeting_timeout=greeting)
 
 
 def _not_optuna(url: str) -> HpoError:
