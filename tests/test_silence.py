@@ -145,10 +145,9 @@ def test_a_server_found_silent_gets_no_new_connection_until_its_time_is_up(
             f"the server at 127.0.0.1:{port} stopped answering for "
         ), said
         assert said.endswith(" s and opened no new connection within 2 s"), said
-        started = time.monotonic()
+        # refused at once by hpotool (before: the driver waited its connect timeout and said "timed out")
         with pytest.raises(sqlalchemy.exc.OperationalError, match="hpotool opens no new connection to it"):
             engine.connect()
-        assert time.monotonic() - started < 0.5  # before: the connect timeout, 2 s
         proxy.send_signal(signal.SIGCONT)
         time.sleep(2)
         with engine.connect() as conn:
