@@ -402,9 +402,19 @@ def test_a_run_killed_while_it_trains_leaves_no_empty_run_folder(
     ]
 
 
-def test_train_killed_while_it_saves_leaves_no_empty_run_folder(tmp_path: Path, run_dict: dict) -> None:
+@pytest.mark.parametrize(
+    ("there", "made_since"),
+    [("", ""), ("", "runs"), ("", "runs/tiny"), ("runs", "runs/tiny")],
+    ids=["nothing", "runs-made-since", "runs-tiny-made-since", "runs-then-runs-tiny"],
+)
+def test_train_killed_while_it_saves_leaves_no_empty_run_folder(
+    tmp_path: Path, run_dict: dict, there: str, made_since: str
+) -> None:
     """`train` (no --out) killed while it saved its run left an empty runs/tiny/<timestamp>/; now only the
-    tagged staging folder is left, and the next `train` removes it."""
+    tagged staging folder is left, beside the outermost folder missing (`there`: the folders there were),
+    and the next `train` removes it. It did only while that folder was still missing: once runs/ (or
+    runs/tiny) was made since (by hand, or by a save that began before the kill), the next save looked
+    only beside and inside the folders it staged, and the staging folder stayed for good."""
 
     run_dict["epochs"] = 1
     saving = tmp_path / "saving"
@@ -414,9 +424,14 @@ def test_train_killed_while_it_saves_leaves_no_empty_run_folder(tmp_path: Path, 
     )
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
     cmd = [sys.executable, "-m", "hpotool", "train", "-r", str(stalls)]
+    if there:
+        (tmp_path / there).mkdir(parents=True)
     _kill_once_it_made(cmd, tmp_path, env, saving, "the run never reached its save")
-    assert not (tmp_path / "runs").exists()
-    assert len(_staging_folders(tmp_path)) == 1  # runs/ staged whole, beside where it goes
+    assert not (tmp_path / "runs" / "tiny").exists()
+    beside = tmp_path / there  # runs/ (or runs/tiny) staged whole, beside where it goes
+    assert len(_staging_folders(beside)) == 1
+    if made_since:
+        (tmp_path / made_since).mkdir(parents=True, exist_ok=True)
     run_path = write_yaml(tmp_path / "run.yaml", run_dict)
     again = subprocess.run(
         [sys.executable, "-m", "hpotool", "train", "-r", str(run_path)],
@@ -425,7 +440,7 @@ def test_train_killed_while_it_saves_leaves_no_empty_run_folder(tmp_path: Path, 
         capture_output=True,
     )
     assert again.returncode == 0, again.stderr
-    assert _staging_folders(tmp_path) == []
+    assert _staging_folders(beside) == []
     (folder,) = (tmp_path / "runs" / "tiny").iterdir()
     assert sorted(os.listdir(folder)) == ["config.yaml", "history.csv", "metrics.json", "model.pt"]
 

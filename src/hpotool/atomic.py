@@ -195,6 +195,7 @@ def atomic_folder(
         HpoError: a folder cannot be made or a name is taken, naming it; `folder` is as it was then.
     """
     refuse = refuse or cannot_write
+    _remove_dead_around(folder)
     above = _missing(folder.parent)  # folders above it to make: they appear with it, in the same rename
     if above and not os.path.lexists(folder):
         try:
@@ -239,8 +240,7 @@ def _staging_above(outermost: Path, folder: Path) -> tuple[Path, Path]:
     runs/digits/20260101-120000 where runs is missing), beside it and holding the folders between, and the
     empty folder in it that stands for `folder`: renamed onto `outermost`, all of them appear at once, with
     `folder`'s files. A process killed outright (kill -9) before the rename leaves no empty folder, only its
-    tagged staging folder, which the next save beside it removes (`leftovers.remove_dead`)."""
-    remove_dead(outermost.parent)
+    tagged staging folder, which the next save of a folder below it removes (`_remove_dead_around`)."""
     top = Path(tempfile.mkdtemp(prefix=f".hpotool-{tag()}-", suffix=".tmp", dir=outermost.parent))
     try:
         os.chmod(top, 0o777 & ~_umask())  # mkdtemp makes it private: the mode a plain mkdir would give
@@ -252,13 +252,22 @@ def _staging_above(outermost: Path, folder: Path) -> tuple[Path, Path]:
     return top, staging
 
 
+def _remove_dead_around(folder: Path) -> None:
+    """Remove the staging folders that a process killed while it saved left wherever a save of `folder`
+    stages (`leftovers.remove_dead`): inside it, beside it, or beside any folder above it, as `folder` is
+    given (a relative runs/<project>/<timestamp> up to the current folder), which was the outermost one
+    missing then. The one beside runs/ stayed for good once runs/ was made since: a save staged runs/ whole
+    no more, and looked only beside and inside the folders it staged."""
+    if os.path.isdir(folder):  # a link to a folder too: a save stages inside what it points to
+        remove_dead(folder)
+    for parent in folder.parents:
+        if os.path.isdir(parent):
+            remove_dead(parent)
+
+
 def _staging(folder: Path) -> tuple[Path, bool]:
     """An empty staging folder for `folder` (its parents made), and whether it is beside `folder` (renamed
-    onto it) rather than inside it (its files moved up). The staging folders that a process killed while
-    it saved left beside or inside `folder` are removed first (`leftovers.remove_dead`)."""
-    remove_dead(folder.parent)
-    if os.path.isdir(folder):
-        remove_dead(folder)
+    onto it) rather than inside it (its files moved up)."""
     prefix = f".hpotool-{tag()}-"
     empty = os.path.isdir(folder) and not os.path.islink(folder) and not os.listdir(folder)
     if not os.path.lexists(folder) or empty:
