@@ -172,7 +172,11 @@ def write_texts(texts: Mapping[Path, str], remove: Iterable[Path] = ()) -> None:
 
 @contextmanager
 def atomic_folder(
-    folder: Path, last: str | None = None, refuse: Callable[[Path, OSError], HpoError] | None = None
+    folder: Path,
+    last: str | None = None,
+    refuse: Callable[[Path, OSError], HpoError] | None = None,
+    *,
+    new: bool = False,
 ) -> Iterator[Path]:
     """Yield an empty staging folder to write `folder`'s files into; on a clean exit they become `folder`'s
     in one step, and on any failure (the writer's too) the staging folder, and any folder above `folder`
@@ -190,6 +194,9 @@ def atomic_folder(
         last: the name of the file moved up last (the one whose presence says the folder is whole).
         refuse: the error for a path that cannot be written because of an OSError, with what to do about
             it for the command that writes (`cannot_write` by default: the path and the reason alone).
+        new: `folder` is a name picked as free, which another process may take meanwhile: one holding
+            files is refused (`refuse` of `folder` and EEXIST, or ENOTEMPTY where it is taken as the
+            staging folder is renamed onto it), never written into.
 
     Raises:
         HpoError: a folder cannot be made or a name is taken, naming it; `folder` is as it was then.
@@ -214,7 +221,7 @@ def atomic_folder(
         return
     made = above
     try:
-        staging, beside = _staging(folder)
+        staging, beside = _staging(folder, new)
     except OSError as exc:
         _remove_made(made)
         raise refuse(folder, exc) from None
@@ -265,17 +272,23 @@ def _remove_dead_around(folder: Path) -> None:
             remove_dead(parent)
 
 
-def _staging(folder: Path) -> tuple[Path, bool]:
+def _staging(folder: Path, new: bool = False) -> tuple[Path, bool]:
     """An empty staging folder for `folder` (its parents made), and whether it is beside `folder` (renamed
-    onto it) rather than inside it (its files moved up)."""
+    onto it) rather than inside it (its files moved up).
+
+    Raises:
+        FileExistsError: `new` and `folder` holds files (or is no folder): another process took the name.
+    """
     prefix = f".hpotool-{tag()}-"
     empty = os.path.isdir(folder) and not os.path.islink(folder) and not os.listdir(folder)
+    if new and os.path.lexists(folder) and not empty:
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(folder))
     if not os.path.lexists(folder) or empty:
         try:
             folder.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=folder.parent))
         except OSError:
-            if not empty:
+            if not empty or new:  # a new folder's files never go inside it: another process may fill it
                 raise
         else:  # mkdtemp makes it private: give it the mode the folder has, or a plain mkdir would give
             mode = stat.S_IMODE(os.stat(folder).st_mode) if empty else 0o777 & ~_umask()

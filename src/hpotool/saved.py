@@ -245,7 +245,7 @@ def save_run(
             return RunDirTaken(f"{folder}: taken by another run")
         return not_saved(path, exc, out_given)
 
-    with atomic_folder(folder, last="config.yaml", refuse=refuse) as staging:
+    with atomic_folder(folder, last="config.yaml", refuse=refuse, new=new) as staging:
         if result.model is not None:
             _save_model(staging / "model.pt", folder / "model.pt", cfg, result.model, result.metrics, refuse)
         for name, text in texts.items():
