@@ -593,3 +593,32 @@ def test_a_run_folder_name_another_run_takes_during_the_save_moves_the_save_to_t
     assert [p.name for p in runs.parent.iterdir()] == ["tiny"] and _staging_folders(tmp_path) == []
     for saved in (taken, run.folder):
         assert sorted(os.listdir(saved)) == ["config.yaml", "history.csv", "metrics.json", "model.pt"]
+
+
+def test_a_new_folder_of_runs_another_study_saved_into_first_moves_the_save_to_the_next_name(
+    tmp_path: Path, run_dict: dict
+) -> None:
+    """`train-from-best` saves its first run into `runs/<project>/<timestamp>/trial<N>-seed<S>`, the new
+    folder named as it saves: where another study's train-from-best had saved its own first run there (in
+    the same second), this run went into that study's folder beside it (only its own subfolder was checked),
+    and so did its summary.json; now the save takes the next name."""
+    from hpotool.saved import new_run_dir, train_and_save
+
+    run_dict["epochs"] = 1
+    cfg = load_run_config(write_yaml(tmp_path / "run.yaml", run_dict))
+    other = load_run_config(write_yaml(tmp_path / "other.yaml", {**run_dict, "seed": 7}))
+    runs = tmp_path / "runs" / "tiny"
+    picked: list[Path] = []
+
+    def folder() -> Path:  # the new folder, as train-from-best names it; another study saves there first
+        name = new_run_dir(runs)
+        if not picked:
+            train_and_save(other, name / "trial3-seed7")
+        picked.append(name)
+        return name
+
+    run = train_and_save(cfg, folder, inside="trial0-seed0")  # as train-from-best saves its first run
+    taken = picked[0]
+    assert os.listdir(taken) == ["trial3-seed7"]  # the other study's folder as it saved it
+    assert run.folder.parent != taken and run.folder.name == "trial0-seed0"
+    assert sorted(os.listdir(run.folder)) == ["config.yaml", "history.csv", "metrics.json", "model.pt"]

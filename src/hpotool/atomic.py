@@ -176,7 +176,7 @@ def atomic_folder(
     last: str | None = None,
     refuse: Callable[[Path, OSError], HpoError] | None = None,
     *,
-    new: bool = False,
+    new: Path | None = None,
 ) -> Iterator[Path]:
     """Yield an empty staging folder to write `folder`'s files into; on a clean exit they become `folder`'s
     in one step, and on any failure (the writer's too) the staging folder, and any folder above `folder`
@@ -194,15 +194,18 @@ def atomic_folder(
         last: the name of the file moved up last (the one whose presence says the folder is whole).
         refuse: the error for a path that cannot be written because of an OSError, with what to do about
             it for the command that writes (`cannot_write` by default: the path and the reason alone).
-        new: `folder` is a name picked as free, which another process may take meanwhile: one holding
-            files is refused (`refuse` of `folder` and EEXIST, or ENOTEMPTY where it is taken as the
-            staging folder is renamed onto it), never written into.
+        new: `folder`, or a folder above it, named as free, which another process may take meanwhile: one
+            holding files is refused (`refuse` of `folder` and EEXIST, or ENOTEMPTY where it is taken as
+            the staging folder is renamed onto it), never written into.
 
     Raises:
         HpoError: a folder cannot be made or a name is taken, naming it; `folder` is as it was then.
     """
     refuse = refuse or cannot_write
     _remove_dead_around(folder)
+    if new is not None and new != folder and os.path.lexists(new) and not _empty_folder(new):
+        # another process saved into it first (its own subfolder, not `folder`): none of its names is ours
+        raise refuse(folder, FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(new)))
     above = _missing(folder.parent)  # folders above it to make: they appear with it, in the same rename
     if above and not os.path.lexists(folder):
         try:
@@ -221,7 +224,7 @@ def atomic_folder(
         return
     made = above
     try:
-        staging, beside = _staging(folder, new)
+        staging, beside = _staging(folder, new == folder)
     except OSError as exc:
         _remove_made(made)
         raise refuse(folder, exc) from None
@@ -280,7 +283,7 @@ def _staging(folder: Path, new: bool = False) -> tuple[Path, bool]:
         FileExistsError: `new` and `folder` holds files (or is no folder): another process took the name.
     """
     prefix = f".hpotool-{tag()}-"
-    empty = os.path.isdir(folder) and not os.path.islink(folder) and not os.listdir(folder)
+    empty = _empty_folder(folder)
     if new and os.path.lexists(folder) and not empty:
         raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(folder))
     if not os.path.lexists(folder) or empty:
@@ -295,6 +298,11 @@ def _staging(folder: Path, new: bool = False) -> tuple[Path, bool]:
             os.chmod(staging, mode)
             return staging, True
     return Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=folder)), False
+
+
+def _empty_folder(folder: Path) -> bool:
+    """Whether `folder` is a folder (not a link to one) with nothing in it."""
+    return os.path.isdir(folder) and not os.path.islink(folder) and not os.listdir(folder)
 
 
 class _NotMoved(Exception):
