@@ -541,24 +541,15 @@ def sampler_exhausted(study: optuna.Study, *, running_done: bool | None = None) 
 
 
 def _brute_force_tree(
-    study: optuna.Study, sampler: optuna.samplers.BruteForceSampler, *, lost_done: bool = False
+    study: optuna.Study, sampler: optuna.samplers.BruteForceSampler
 ) -> tuple[Any, list[FrozenTrial]] | None:
     """The brute-force sampler's tree of the study's points and the trials it holds, as its after_trial
-    builds them with no params fixed; None before any trial. `lost_done`: a running trial that may be a
-    dead worker's (`may_be_lost`) counts as finished."""
+    builds them with no params fixed; None before any trial."""
     from optuna.samplers._brute_force import _TreeNode
 
     trials = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
     if not trials:
         return None
-    if lost_done:
-        beating = has_heartbeat(study._storage)
-        trials = [
-            optuna.trial.create_trial(state=TrialState.FAIL, params=t.params, distributions=t.distributions)
-            if may_be_lost(t, beating)
-            else t
-            for t in trials
-        ]
     tree = _TreeNode()
     sampler._populate_tree(tree, trials, {})
     return tree, trials
@@ -569,9 +560,13 @@ def _brute_force_done(
 ) -> bool:
     """Whether every point of the brute-force search has finished (or is running, with `running_done`).
     Where the search counts a running point as run (Optuna's default, not `avoid_premature_stop`), a worker
-    waiting for the last points waits for none that another machine's trial runs without a heartbeat
-    (`may_be_lost`): that trial may never end."""
-    built = _brute_force_tree(study, sampler, lost_done=not sampler._avoid_premature_stop)
+    waiting for the last points waits for none once every running trial is another machine's without a
+    heartbeat (`may_be_lost`): such a trial may never end."""
+    built = _brute_force_tree(study, sampler)
+    if built is not None and not running_done and not sampler._avoid_premature_stop:
+        beating = has_heartbeat(study._storage)
+        running = [t for t in built[1] if t.state == TrialState.RUNNING]
+        running_done = bool(running) and all(may_be_lost(t, beating) for t in running)
     # A tree with no values drawn yet (another worker's first trial, just asked) has every point to run.
     return (
         built is not None and built[0].children is not None and not built[0].is_any_expandable(running_done)
