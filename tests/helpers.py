@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -671,6 +672,29 @@ class StallsWhileSaved(nn.Module):
 
         Path(self.saving).touch()
         time.sleep(600)
+        return None
+
+    def set_extra_state(self, state: Any) -> None:
+        return None
+
+
+class CallsWhileSaved(nn.Module):
+    """A user's model that, once training is over and its state is being saved, calls `hook` (once: it is
+    cleared first), set by a test of this process that acts in the middle of a save."""
+
+    hook: ClassVar[Callable[[], None] | None] = None
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1))
+
+    def get_extra_state(self) -> Any:  # state_dict() asks for it: only saving model.pt calls that
+        hook, CallsWhileSaved.hook = CallsWhileSaved.hook, None
+        if hook is not None:
+            hook()
         return None
 
     def set_extra_state(self, state: Any) -> None:

@@ -245,11 +245,15 @@ def test_a_grid_value_names_the_whole_section_choice_that_builds_its_section(
 
 class _OtherWorker:
     """An observer that, once this process's first trial has finished, starts another worker's running
-    trial (another machine, whose trial has a heartbeat) on the study's last unstarted point: `suggested`,
-    or just asked, its value not yet drawn."""
+    trial (`worker`: by default another machine's, whose trial has a heartbeat) on the study's last
+    unstarted point of optimizer.lr's `choices`: `suggested`, or just asked, its value not yet drawn."""
 
-    def __init__(self, suggested: bool) -> None:
+    def __init__(
+        self, suggested: bool, worker: dict[str, Any] | None = None, choices: tuple[float, ...] = (0.01, 0.1)
+    ) -> None:
         self.suggested = suggested
+        self.worker = worker or ELSEWHERE
+        self.choices = list(choices)
         self.other: optuna.Trial | None = None
 
     def study_started(self, study: optuna.Study, target: int | None, already_done: int) -> None:
@@ -264,9 +268,9 @@ class _OtherWorker:
     def trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if self.other is None:
             self.other = study.ask()
-            self.other.set_user_attr("worker", ELSEWHERE)
+            self.other.set_user_attr("worker", self.worker)
             if self.suggested:
-                self.other.suggest_categorical("optimizer.lr", [0.01, 0.1])
+                self.other.suggest_categorical("optimizer.lr", self.choices)
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
@@ -725,3 +729,59 @@ def test_a_trial_that_finds_every_grid_point_taken_once_it_may_pick_goes_back_to
     load_study(opt_dict).tell(storage.get_trial(other).number, 0.5)
     assert run_study(prepare_study(run_path, opt_path)).stopped == EXHAUSTED  # waiting: it runs nothing
     assert _ran(load_study(opt_dict).trials) == POINTS
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_brute_force_beside_another_machine_s_trial_waits_for_a_local_one_then_ends(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # A journal file has no heartbeat: another machine's running trial may be a dead worker's, and brute
+    # force counts its point as run, as Optuna's does. Once another command of this machine drew the last
+    # point, the run ran a point again (a random one: a finished one too) rather than wait for it; now it
+    # waits for that command's trial alone, and ends once it has.
+    import subprocess
+    import sys
+    import threading
+
+    from hpotool.stale import owner
+    from hpotool.storage import make_storage
+
+    url = f"journal:{tmp_path / 'b.log'}"
+    lrs = [0.001, 0.01, 0.1]
+    opt_dict.update(
+        n_trials=10,
+        timeout=20,
+        sampler={"name": "bruteforce"},
+        search_space={"optimizer.lr": {"type": "categorical", "choices": lrs}},
+        storage=url,
+    )
+    run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
+    study, _ = open_study(prepare_study(run_path, opt_path))
+    theirs = study.ask()
+    theirs.set_user_attr("worker", ELSEWHERE)
+    theirs.suggest_categorical("optimizer.lr", lrs)
+    command = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # alive, here
+    stored = optuna.load_study(study_name=opt_dict["study_name"], storage=make_storage(url))
+    other = _OtherWorker(True, {**owner(), "pid": command.pid}, tuple(lrs))
+
+    def end_theirs() -> None:  # the other command's trial ends a second after it drew the last point
+        import time
+
+        deadline = time.monotonic() + 60
+        while other.other is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1)
+        if other.other is not None:
+            stored.tell(other.other.number, 0.5)
+
+    ends = threading.Thread(target=end_theirs)
+    ends.start()
+    try:
+        summary = run_study(prepare_study(run_path, opt_path), other)
+    finally:
+        ends.join()
+        command.kill()
+        command.wait()
+    assert summary.ran_now == 1 and summary.stopped == EXHAUSTED
+    trials = stored.get_trials(deepcopy=False)
+    assert sorted(t.params["optimizer.lr"] for t in trials) == lrs

@@ -402,9 +402,19 @@ def test_a_run_killed_while_it_trains_leaves_no_empty_run_folder(
     ]
 
 
-def test_train_killed_while_it_saves_leaves_no_empty_run_folder(tmp_path: Path, run_dict: dict) -> None:
+@pytest.mark.parametrize(
+    ("there", "made_since"),
+    [("", ""), ("", "runs"), ("", "runs/tiny"), ("runs", "runs/tiny")],
+    ids=["nothing", "runs-made-since", "runs-tiny-made-since", "runs-then-runs-tiny"],
+)
+def test_train_killed_while_it_saves_leaves_no_empty_run_folder(
+    tmp_path: Path, run_dict: dict, there: str, made_since: str
+) -> None:
     """`train` (no --out) killed while it saved its run left an empty runs/tiny/<timestamp>/; now only the
-    tagged staging folder is left, and the next `train` removes it."""
+    tagged staging folder is left, beside the outermost folder missing (`there`: the folders there were),
+    and the next `train` removes it. It did only while that folder was still missing: once runs/ (or
+    runs/tiny) was made since (by hand, or by a save that began before the kill), the next save looked
+    only beside and inside the folders it staged, and the staging folder stayed for good."""
 
     run_dict["epochs"] = 1
     saving = tmp_path / "saving"
@@ -414,9 +424,14 @@ def test_train_killed_while_it_saves_leaves_no_empty_run_folder(tmp_path: Path, 
     )
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
     cmd = [sys.executable, "-m", "hpotool", "train", "-r", str(stalls)]
+    if there:
+        (tmp_path / there).mkdir(parents=True)
     _kill_once_it_made(cmd, tmp_path, env, saving, "the run never reached its save")
-    assert not (tmp_path / "runs").exists()
-    assert len(_staging_folders(tmp_path)) == 1  # runs/ staged whole, beside where it goes
+    assert not (tmp_path / "runs" / "tiny").exists()
+    beside = tmp_path / there  # runs/ (or runs/tiny) staged whole, beside where it goes
+    assert len(_staging_folders(beside)) == 1
+    if made_since:
+        (tmp_path / made_since).mkdir(parents=True, exist_ok=True)
     run_path = write_yaml(tmp_path / "run.yaml", run_dict)
     again = subprocess.run(
         [sys.executable, "-m", "hpotool", "train", "-r", str(run_path)],
@@ -425,7 +440,7 @@ def test_train_killed_while_it_saves_leaves_no_empty_run_folder(tmp_path: Path, 
         capture_output=True,
     )
     assert again.returncode == 0, again.stderr
-    assert _staging_folders(tmp_path) == []
+    assert _staging_folders(beside) == []
     (folder,) = (tmp_path / "runs" / "tiny").iterdir()
     assert sorted(os.listdir(folder)) == ["config.yaml", "history.csv", "metrics.json", "model.pt"]
 
@@ -503,3 +518,107 @@ def _kill_once_it_made(cmd: list[str], cwd: Path, env: dict[str, str], signal_fi
         killed.send_signal(signal.SIGKILL)
         killed.wait()
     assert killed.returncode == -signal.SIGKILL
+
+
+def test_a_run_folder_name_another_run_takes_before_the_save_moves_the_save_to_the_next_name(
+    tmp_path: Path, run_dict: dict
+) -> None:
+    """Two runs of a project saved in the same second: the name `new_run_dir` picked was a folder another run
+    saved into before this save made it. The save moved its files into that folder, over the other run's
+    (no RunDirTaken, no retry); now it takes the next name and leaves the other run as it was."""
+    from hpotool.saved import new_run_dir, train_and_save
+
+    run_dict["epochs"] = 1
+    cfg = load_run_config(write_yaml(tmp_path / "run.yaml", run_dict))
+    other = load_run_config(write_yaml(tmp_path / "other.yaml", {**run_dict, "seed": 7}))
+    runs = tmp_path / "runs" / "tiny"
+    picked: list[Path] = []
+
+    def folder() -> Path:  # as `hpotool train` names it; another run saves there first, once
+        name = new_run_dir(runs)
+        if not picked:
+            train_and_save(other, name)  # a real save of a whole run, as another process's
+        picked.append(name)
+        return name
+
+    run = train_and_save(cfg, folder)
+    taken = picked[0]
+    theirs = {p.name: p.read_bytes() for p in taken.iterdir()}
+    assert json.loads(theirs["metrics.json"])["seed"] == 7  # the other run's, whole
+    assert yaml.safe_load(theirs["config.yaml"])["seed"] == 7
+    assert len(picked) == 2 and run.folder == picked[1] != taken
+    assert sorted(os.listdir(run.folder)) == ["config.yaml", "history.csv", "metrics.json", "model.pt"]
+    assert yaml.safe_load((run.folder / "config.yaml").read_text())["seed"] == 0
+    assert sorted(p.name for p in runs.iterdir()) == sorted([taken.name, run.folder.name])
+
+
+@pytest.mark.parametrize("project_folder", [True, False], ids=["runs-tiny-there", "runs-tiny-missing"])
+def test_a_run_folder_name_another_run_takes_during_the_save_moves_the_save_to_the_next_name(
+    tmp_path: Path, run_dict: dict, project_folder: bool
+) -> None:
+    """Another run saved into the name this save picked while this one wrote its files (RunDirTaken as the
+    staging folder, or the runs/<project> staged whole, is renamed into place): the save goes to the next
+    name, the other run's folder as it saved it."""
+    from hpotool.saved import new_run_dir, train_and_save
+    from tests.helpers import CallsWhileSaved
+
+    run_dict["epochs"] = 1
+    model = {"name": "tests.helpers:CallsWhileSaved"}
+    cfg = load_run_config(write_yaml(tmp_path / "run.yaml", {**run_dict, "model": model}))
+    other = load_run_config(write_yaml(tmp_path / "other.yaml", {**run_dict, "seed": 7}))
+    runs = tmp_path / "runs" / "tiny"
+    if project_folder:
+        runs.mkdir(parents=True)
+    picked: list[Path] = []
+
+    def folder() -> Path:  # as `hpotool train` names it
+        picked.append(new_run_dir(runs))
+        return picked[-1]
+
+    def save_another() -> None:  # a real save of a whole run, as another process's, into the name picked
+        assert not picked[0].exists()  # this save's files are in its staging folder yet
+        train_and_save(other, picked[0])
+
+    CallsWhileSaved.hook = save_another
+    try:
+        run = train_and_save(cfg, folder)
+    finally:
+        CallsWhileSaved.hook = None
+    taken = picked[0]
+    assert len(picked) == 2 and run.folder == picked[1] != taken
+    assert yaml.safe_load((taken / "config.yaml").read_text())["seed"] == 7
+    assert json.loads((taken / "metrics.json").read_text())["seed"] == 7
+    assert yaml.safe_load((run.folder / "config.yaml").read_text())["seed"] == 0
+    assert sorted(p.name for p in runs.iterdir()) == sorted([taken.name, run.folder.name])  # no staging left
+    assert [p.name for p in runs.parent.iterdir()] == ["tiny"] and _staging_folders(tmp_path) == []
+    for saved in (taken, run.folder):
+        assert sorted(os.listdir(saved)) == ["config.yaml", "history.csv", "metrics.json", "model.pt"]
+
+
+def test_a_new_folder_of_runs_another_study_saved_into_first_moves_the_save_to_the_next_name(
+    tmp_path: Path, run_dict: dict
+) -> None:
+    """`train-from-best` saves its first run into `runs/<project>/<timestamp>/trial<N>-seed<S>`, the new
+    folder named as it saves: where another study's train-from-best had saved its own first run there (in
+    the same second), this run went into that study's folder beside it (only its own subfolder was checked),
+    and so did its summary.json; now the save takes the next name."""
+    from hpotool.saved import new_run_dir, train_and_save
+
+    run_dict["epochs"] = 1
+    cfg = load_run_config(write_yaml(tmp_path / "run.yaml", run_dict))
+    other = load_run_config(write_yaml(tmp_path / "other.yaml", {**run_dict, "seed": 7}))
+    runs = tmp_path / "runs" / "tiny"
+    picked: list[Path] = []
+
+    def folder() -> Path:  # the new folder, as train-from-best names it; another study saves there first
+        name = new_run_dir(runs)
+        if not picked:
+            train_and_save(other, name / "trial3-seed7")
+        picked.append(name)
+        return name
+
+    run = train_and_save(cfg, folder, inside="trial0-seed0")  # as train-from-best saves its first run
+    taken = picked[0]
+    assert os.listdir(taken) == ["trial3-seed7"]  # the other study's folder as it saved it
+    assert run.folder.parent != taken and run.folder.name == "trial0-seed0"
+    assert sorted(os.listdir(run.folder)) == ["config.yaml", "history.csv", "metrics.json", "model.pt"]

@@ -217,10 +217,18 @@ def _optimize_args(tmp_path: Path, run: dict[str, Any], opt: dict[str, Any], *ex
     return ["optimize", "-r", str(paths[0]), "-o", str(paths[1]), *extra]
 
 
-def _slow_configs(tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], n: int) -> list[str]:
-    """`optimize ... --workers 2 -q` of `n` trials of 4 epochs, each forward pass 0.05 s (~1.4 s a trial)."""
+def _slow_configs(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    n: int,
+    width: dict[str, Any] | None = None,
+) -> list[str]:
+    """`optimize ... --workers 2 -q` of `n` trials of 4 epochs, each forward pass 0.05 s (~1.4 s a trial),
+    searching model.width (`width`: its search space entry; by default an int from 4 to 64)."""
     run = {**run_dict, "epochs": 4, "model": {"name": "tests.helpers:SlowModel", "sleep": 0.05}}
-    opt = {**opt_dict, "n_trials": n, "search_space": {"model.width": {"type": "int", "low": 4, "high": 64}}}
+    width = width or {"type": "int", "low": 4, "high": 64}
+    opt = {**opt_dict, "n_trials": n, "search_space": {"model.width": width}}
     return _optimize_args(tmp_path, run, opt, *WORKERS)
 
 
@@ -1728,3 +1736,33 @@ def test_fail_stale_with_nothing_stale_says_so_in_a_sentence(tmp_path: Path) -> 
     result = CliRunner().invoke(app, ["fail-stale", "--study-name", "s", "--storage", url, "--all-running"])
     assert result.exit_code == 0 and result.stdout == "no running trial: nothing marked FAIL\n", result.output
     assert [t.state for t in study.get_trials(deepcopy=False)] == [TrialState.COMPLETE]
+
+
+WIDTHS = [4, 8, 12, 16, 20, 24]  # a 6-point grid of SlowModel widths
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+@pytest.mark.parametrize("storage", ["journal", "redis"], indirect=True)
+@pytest.mark.parametrize("sampler", ["grid", "bruteforce"])
+def test_workers_beside_another_machine_s_running_trial_run_each_point_once(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], storage: tuple[str, str], sampler: str
+) -> None:
+    # Without a heartbeat (Redis, a journal file), a trial another machine runs may be a dead worker's: the
+    # grid runs its point again here, once, and brute force counts it as run (as Optuna's do). With
+    # --workers 2, once every point had started, a worker ran a point the other worker of this machine was
+    # running (or both ran the other machine's): 6 grid points, 7-8 runs.
+    from hpotool.plan import prepare_study
+    from hpotool.study import open_study
+
+    url, name = storage
+    opt = {**opt_dict, "storage": url, "study_name": name, "sampler": {"name": sampler}}
+    args = _slow_configs(tmp_path, run_dict, opt, 20, {"type": "categorical", "choices": WIDTHS})
+    study, _ = open_study(prepare_study(Path(args[2]), Path(args[4])))
+    other = study.ask()  # a point another machine runs, or ran until it died
+    other.set_user_attr("worker", {"host": "elsewhere", "pid": 1})
+    theirs = other.suggest_categorical("model.width", WIDTHS)
+    _in_this_process(args)
+    trials = _study_of(url, name).get_trials(deepcopy=False)
+    ran = sorted(t.params["model.width"] for t in trials if t.state == TrialState.COMPLETE)
+    assert ran == (WIDTHS if sampler == "grid" else [w for w in WIDTHS if w != theirs]), (theirs, ran)
+    assert [t.number for t in trials if t.state == TrialState.RUNNING] == [other.number]

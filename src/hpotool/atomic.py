@@ -172,7 +172,11 @@ def write_texts(texts: Mapping[Path, str], remove: Iterable[Path] = ()) -> None:
 
 @contextmanager
 def atomic_folder(
-    folder: Path, last: str | None = None, refuse: Callable[[Path, OSError], HpoError] | None = None
+    folder: Path,
+    last: str | None = None,
+    refuse: Callable[[Path, OSError], HpoError] | None = None,
+    *,
+    new: Path | None = None,
 ) -> Iterator[Path]:
     """Yield an empty staging folder to write `folder`'s files into; on a clean exit they become `folder`'s
     in one step, and on any failure (the writer's too) the staging folder, and any folder above `folder`
@@ -190,11 +194,18 @@ def atomic_folder(
         last: the name of the file moved up last (the one whose presence says the folder is whole).
         refuse: the error for a path that cannot be written because of an OSError, with what to do about
             it for the command that writes (`cannot_write` by default: the path and the reason alone).
+        new: `folder`, or a folder above it, named as free, which another process may take meanwhile: one
+            holding files is refused (`refuse` of `folder` and EEXIST, or ENOTEMPTY where it is taken as
+            the staging folder is renamed onto it), never written into.
 
     Raises:
         HpoError: a folder cannot be made or a name is taken, naming it; `folder` is as it was then.
     """
     refuse = refuse or cannot_write
+    _remove_dead_around(folder)
+    if new is not None and new != folder and os.path.lexists(new) and not _empty_folder(new):
+        # another process saved into it first (its own subfolder, not `folder`): none of its names is ours
+        raise refuse(folder, FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(new)))
     above = _missing(folder.parent)  # folders above it to make: they appear with it, in the same rename
     if above and not os.path.lexists(folder):
         try:
@@ -213,7 +224,7 @@ def atomic_folder(
         return
     made = above
     try:
-        staging, beside = _staging(folder)
+        staging, beside = _staging(folder, new == folder)
     except OSError as exc:
         _remove_made(made)
         raise refuse(folder, exc) from None
@@ -239,8 +250,7 @@ def _staging_above(outermost: Path, folder: Path) -> tuple[Path, Path]:
     runs/digits/20260101-120000 where runs is missing), beside it and holding the folders between, and the
     empty folder in it that stands for `folder`: renamed onto `outermost`, all of them appear at once, with
     `folder`'s files. A process killed outright (kill -9) before the rename leaves no empty folder, only its
-    tagged staging folder, which the next save beside it removes (`leftovers.remove_dead`)."""
-    remove_dead(outermost.parent)
+    tagged staging folder, which the next save of a folder below it removes (`_remove_dead_around`)."""
     top = Path(tempfile.mkdtemp(prefix=f".hpotool-{tag()}-", suffix=".tmp", dir=outermost.parent))
     try:
         os.chmod(top, 0o777 & ~_umask())  # mkdtemp makes it private: the mode a plain mkdir would give
@@ -252,27 +262,47 @@ def _staging_above(outermost: Path, folder: Path) -> tuple[Path, Path]:
     return top, staging
 
 
-def _staging(folder: Path) -> tuple[Path, bool]:
-    """An empty staging folder for `folder` (its parents made), and whether it is beside `folder` (renamed
-    onto it) rather than inside it (its files moved up). The staging folders that a process killed while
-    it saved left beside or inside `folder` are removed first (`leftovers.remove_dead`)."""
-    remove_dead(folder.parent)
-    if os.path.isdir(folder):
+def _remove_dead_around(folder: Path) -> None:
+    """Remove the staging folders that a process killed while it saved left wherever a save of `folder`
+    stages (`leftovers.remove_dead`): inside it, beside it, or beside any folder above it, as `folder` is
+    given (a relative runs/<project>/<timestamp> up to the current folder), which was the outermost one
+    missing then. The one beside runs/ stayed for good once runs/ was made since: a save staged runs/ whole
+    no more, and looked only beside and inside the folders it staged."""
+    if os.path.isdir(folder):  # a link to a folder too: a save stages inside what it points to
         remove_dead(folder)
+    for parent in folder.parents:
+        if os.path.isdir(parent):
+            remove_dead(parent)
+
+
+def _staging(folder: Path, new: bool = False) -> tuple[Path, bool]:
+    """An empty staging folder for `folder` (its parents made), and whether it is beside `folder` (renamed
+    onto it) rather than inside it (its files moved up).
+
+    Raises:
+        FileExistsError: `new` and `folder` holds files (or is no folder): another process took the name.
+    """
     prefix = f".hpotool-{tag()}-"
-    empty = os.path.isdir(folder) and not os.path.islink(folder) and not os.listdir(folder)
+    empty = _empty_folder(folder)
+    if new and os.path.lexists(folder) and not empty:
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(folder))
     if not os.path.lexists(folder) or empty:
         try:
             folder.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=folder.parent))
         except OSError:
-            if not empty:
+            if not empty or new:  # a new folder's files never go inside it: another process may fill it
                 raise
         else:  # mkdtemp makes it private: give it the mode the folder has, or a plain mkdir would give
             mode = stat.S_IMODE(os.stat(folder).st_mode) if empty else 0o777 & ~_umask()
             os.chmod(staging, mode)
             return staging, True
     return Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=folder)), False
+
+
+def _empty_folder(folder: Path) -> bool:
+    """Whether `folder` is a folder (not a link to one) with nothing in it."""
+    return os.path.isdir(folder) and not os.path.islink(folder) and not os.listdir(folder)
 
 
 class _NotMoved(Exception):

@@ -429,9 +429,12 @@ def train_from_best(
         if observer is not None:
             observer.run_started(label, cfg)
         on_epoch: Callable[[EpochResult], None] | None = observer.epoch_ended if observer else None
-        where: Path | Callable[[], Path] = run_dir if run_dir is not None else _in_new(folder, name)
+        # the new folder not named yet: the save names it and puts the run in its subfolder `name`
+        where, inside = (run_dir, None) if run_dir is not None else (folder, str(name))
         try:
-            run = train_and_save(cfg, where, on_epoch_end=on_epoch, info=_info(plan, c), out_given=out_given)
+            run = train_and_save(
+                cfg, where, on_epoch_end=on_epoch, info=_info(plan, c), out_given=out_given, inside=inside
+            )
         except HpoError as exc:
             raise HpoError(f"{plan.study_name} {label}: {exc}") from exc.__cause__
         chosen = chosen if chosen is not None else run.folder.parent
@@ -442,9 +445,3 @@ def train_from_best(
     summary = summary_data(plan, chosen, export_folder)
     write_text(chosen / "summary.json", dump_json(summary))
     return summary
-
-
-def _in_new(new_folder: Path | Callable[[], Path], name: Path) -> Callable[[], Path]:
-    """`name` inside the folder `new_folder()` names, as `train_and_save` asks for it when it saves."""
-    assert callable(new_folder)
-    return lambda: new_folder() / name

@@ -18,7 +18,10 @@ it kept the point it was given, which another trial may have run meanwhile; its 
 waits there. Having recorded its point, a trial checks that no other trial runs or ran it (`holds_alone`),
 else it goes back to the queue untrained (the loop does this): the grid had no point left once it could
 pick (Optuna's grid then runs a running point again), or it was taken from the queue as a trial asked
-after it picked, and neither waited for the other.
+after it picked, and neither waited for the other. Without a heartbeat (Redis, journal files), a point that
+only a trial of another machine runs may be a dead worker's that nothing ends: once every other point has
+started, a trial here picks it and runs it again, as Optuna's grid does; the workers of this machine hold
+it then, and wait for it as for any point they run.
 """
 
 from __future__ import annotations
@@ -76,11 +79,20 @@ class GridSampler(optuna.samplers.GridSampler):
             return self._grid_id_of(attrs["fixed_params"])
         return None
 
-    def _visits(self, study: Study, but: int | None = None) -> tuple[set[int], set[int]]:
-        """The points finished and running (by trials other than number `but`), where a trial Ctrl-C or
-        SIGTERM interrupted (FAIL, "interrupted"), or one that ended before it drew its values (its worker
-        died), has not visited its point: resuming runs it."""
-        visited, running = set(), set()
+    def _visits(self, study: Study, but: int | None = None) -> tuple[set[int], set[int], set[int]]:
+        """The points finished, held and running elsewhere (by trials other than number `but`), where a
+        trial Ctrl-C or SIGTERM interrupted (FAIL, "interrupted"), or one that ended before it drew its
+        values (its worker died), has not visited its point: resuming runs it. A running trial holds its
+        point unless it may be a dead worker's that nothing would ever end (`may_be_lost`): Optuna's grid
+        runs such a point again once every point has started, rather than wait for it for ever; one trial
+        of this machine does, not every worker."""
+        from hpotool.stale import may_be_lost
+        from hpotool.storage import has_heartbeat
+
+        beating = has_heartbeat(study._storage)
+        visited: set[int] = set()
+        held: set[int] = set()
+        elsewhere: set[int] = set()
         for t in study._storage.get_all_trials(study._study_id, deepcopy=False):
             point = self._point(t)
             if point is None or t.number == but:
@@ -88,14 +100,15 @@ class GridSampler(optuna.samplers.GridSampler):
             if t.state.is_finished() and t.params and not _interrupted(t):
                 visited.add(point)
             elif t.state == TrialState.RUNNING:
-                running.add(point)
-        return visited, running
+                (elsewhere if may_be_lost(t, beating) else held).add(point)
+        return visited, held, elsewhere
 
     def _get_unvisited_grid_ids(self, study: Study, but: int | None = None) -> list[int]:
-        """Optuna's unvisited points: neither finished nor running, else (all started) not finished."""
-        visited, running = self._visits(study, but)
+        """Optuna's unvisited points: neither finished nor running; else (all started) those only a trial
+        that may be lost runs (`may_be_lost`), for one trial here to run again; else not finished."""
+        visited, held, elsewhere = self._visits(study, but)
         every = set(range(self._n_min_trials))
-        return list(every - visited - running or every - visited)
+        return list(every - visited - held - elsewhere or every - visited - held or every - visited)
 
     def _retried_point(self, study: Study, trial: FrozenTrial) -> int | None:
         """The grid point of the trial a dead worker's retry re-runs (`retry_of`): one killed while it drew
@@ -111,10 +124,11 @@ class GridSampler(optuna.samplers.GridSampler):
         return None
 
     def all_started(self, study: Study) -> bool:
-        """Whether every point has finished or is running: a new trial would run a running point again
-        (Optuna's choice, so that a study never stops before its last points finish)."""
-        visited, running = self._visits(study)
-        return not set(range(self._n_min_trials)) - visited - running
+        """Whether every point has finished or is held by a running trial: a new trial would run a running
+        point again (Optuna's choice, so that a study never stops before its last points finish). A point
+        only a trial that may be lost runs (`may_be_lost`) is not: one trial here runs it again."""
+        visited, held, _ = self._visits(study)
+        return not set(range(self._n_min_trials)) - visited - held
 
     def _wait_for_earlier_points(self, study: Study, number: int) -> None:
         """Wait until every running trial asked before trial `number` has recorded its point (at most
@@ -157,14 +171,15 @@ class GridSampler(optuna.samplers.GridSampler):
         when none was left (Optuna's grid then runs a running point again), or when one taken from the queue
         picks as another trial asked after it picks too (it waited only for the trials asked before it, and
         the other trial did not wait for it, in the queue as it began); each records its point before it
-        checks, so at least one of the two sees the other."""
+        checks, so at least one of the two sees the other. A point that only a trial that may be lost
+        runs (`may_be_lost`) is free to run again, by one trial: two here that picked it both check."""
         trial = study._storage.get_trial(trial_id)
         attrs = trial.system_attrs
         point = self._point(trial)
         if "fixed_params" in attrs or "failed_trial" in attrs or point is None:
             return True
-        visited, running = self._visits(study, but=trial.number)
-        return point not in visited | running
+        visited, held, _ = self._visits(study, but=trial.number)
+        return point not in visited | held
 
     @staticmethod
     def void_point(study: Study, trial_id: int) -> None:

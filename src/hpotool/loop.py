@@ -38,6 +38,7 @@ from hpotool.stale import (
     fail_dead_local_trials,
     fail_ownerless_trials,
     in_use,
+    may_be_lost,
     on_this_host,
     owner,
     ownerless_left,
@@ -443,22 +444,22 @@ def _send_back(study: optuna.Study, trial: optuna.Trial) -> None:
 
 
 def _holds_its_point(study: optuna.Study, trial: optuna.Trial) -> bool:
-    """Whether `trial` may run the grid point it picked: no other trial ran it or runs it, or (without a
-    heartbeat, with a trial of another machine running) running a running point again is what Optuna's grid
-    does, rather than wait for ever for a dead worker's. True for other samplers."""
+    """Whether `trial` may run the grid point it picked: no other trial ran it or holds it (without a
+    heartbeat, a trial of another machine may be a dead worker's, whose point one trial here runs again, as
+    Optuna's grid does rather than wait for ever: `GridSampler.holds_alone`). True for other samplers."""
     from hpotool.grid import GridSampler
 
     sampler = study.sampler
-    if not isinstance(sampler, GridSampler) or sampler.holds_alone(study, trial._trial_id):
-        return True
-    return not _waits_for_running(study)
+    return not isinstance(sampler, GridSampler) or sampler.holds_alone(study, trial._trial_id)
 
 
 def _waits_for_running(study: optuna.Study) -> bool:
-    """Whether a worker waits for the running trials' points rather than run them again: with a heartbeat
-    (a dead worker's trial turns stale), or when every running trial is this machine's (a dead one is
-    found). Without a heartbeat, a dead worker of another machine would keep its trial RUNNING for ever."""
-    if has_heartbeat(study._storage):
+    """Whether a brute-force worker waits for the running trials' points rather than run one again: Optuna's
+    brute force counts a running point as run, and the search ends without running it again; made with
+    `avoid_premature_stop` it does not, and without a heartbeat a dead worker of another machine would keep
+    its trial RUNNING for ever, so then a worker runs a point again (the one its sampler draws)."""
+    sampler = study.sampler
+    if not getattr(sampler, "_avoid_premature_stop", False) or has_heartbeat(study._storage):
         return True
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     return all(on_this_host(t) for t in running)
@@ -513,17 +514,12 @@ def _all_started(study: optuna.Study) -> bool:
     from hpotool.grid import GridSampler
 
     sampler = study.sampler
-    if isinstance(sampler, GridSampler):
-        started = sampler.all_started(study)
-    elif isinstance(sampler, optuna.samplers.BruteForceSampler):
-        started = _brute_force_started(study, sampler)
-    else:
-        return False
-    if not started or _queued(study):
-        return False
-    # Without a heartbeat, a dead worker of another machine would keep its trial RUNNING for ever: then
-    # this process runs its point again, as Optuna's grid does, rather than wait for it.
-    return _waits_for_running(study)
+    if isinstance(sampler, GridSampler):  # a point only another machine's trial runs, without a heartbeat,
+        # is not started: one trial here runs it again (`GridSampler.all_started`)
+        return sampler.all_started(study) and not _queued(study)
+    if isinstance(sampler, optuna.samplers.BruteForceSampler):
+        return _brute_force_started(study, sampler) and not _queued(study) and _waits_for_running(study)
+    return False
 
 
 def sampler_exhausted(study: optuna.Study, *, running_done: bool | None = None) -> bool:
@@ -562,8 +558,15 @@ def _brute_force_tree(
 def _brute_force_done(
     study: optuna.Study, sampler: optuna.samplers.BruteForceSampler, *, running_done: bool
 ) -> bool:
-    """Whether every point of the brute-force search has finished (or is running, with `running_done`)."""
+    """Whether every point of the brute-force search has finished (or is running, with `running_done`).
+    Where the search counts a running point as run (Optuna's default, not `avoid_premature_stop`), a worker
+    waiting for the last points waits for none once every running trial is another machine's without a
+    heartbeat (`may_be_lost`): such a trial may never end."""
     built = _brute_force_tree(study, sampler)
+    if built is not None and not running_done and not sampler._avoid_premature_stop:
+        beating = has_heartbeat(study._storage)
+        running = [t for t in built[1] if t.state == TrialState.RUNNING]
+        running_done = bool(running) and all(may_be_lost(t, beating) for t in running)
     # A tree with no values drawn yet (another worker's first trial, just asked) has every point to run.
     return (
         built is not None and built[0].children is not None and not built[0].is_any_expandable(running_done)

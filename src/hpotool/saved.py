@@ -204,7 +204,7 @@ def save_run(
     info: dict[str, Any] | None = None,
     *,
     out_given: bool = True,
-    new: bool = False,
+    new: Path | None = None,
 ) -> SavedRun:
     """Write model.pt, metrics.json, history.csv and config.yaml into `folder` as one set (no model.pt for a
     user's training function, which keeps its own model): into a staging folder that becomes `folder` once
@@ -216,12 +216,13 @@ def save_run(
         result: what `runner.train_run` returned.
         info: extra provenance for metrics.json (e.g. the study and trial it came from).
         out_given: whether the user chose the folder (--out): what a failure tells them to do.
-        new: `folder` is a name `new_run_dir` chose, which another process may take meanwhile.
+        new: the folder `new_run_dir` named (`folder`, or a folder above it), which another process may take
+            meanwhile.
 
     Raises:
         HpoError: a file cannot be written (a full disk, a folder in the way) or the model cannot be saved,
             naming the file and the fix; `folder` is as it was then.
-        RunDirTaken: `new` and another process made `folder` first.
+        RunDirTaken: another process made `new` first.
     """
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     summary = {
@@ -241,11 +242,11 @@ def save_run(
     }
 
     def refuse(path: Path, exc: OSError) -> HpoError:
-        if new and path == folder and exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+        if new is not None and path == folder and exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
             return RunDirTaken(f"{folder}: taken by another run")
         return not_saved(path, exc, out_given)
 
-    with atomic_folder(folder, last="config.yaml", refuse=refuse) as staging:
+    with atomic_folder(folder, last="config.yaml", refuse=refuse, new=new) as staging:
         if result.model is not None:
             _save_model(staging / "model.pt", folder / "model.pt", cfg, result.model, result.metrics, refuse)
         for name, text in texts.items():
@@ -320,9 +321,11 @@ def train_and_save(
     on_epoch_end: Callable[[EpochResult], None] | None = None,
     info: dict[str, Any] | None = None,
     out_given: bool = True,
+    inside: str | None = None,
 ) -> SavedRun:
-    """Train `cfg` with the runner's Trainer, then save it into `folder` (or the folder `folder()` makes;
-    `out_given`: whether the user chose it, with --out).
+    """Train `cfg` with the runner's Trainer, then save it into `folder` (or the new folder `folder()` names,
+    or its subfolder `inside`: train-from-best's trial<N>-seed<S>; `out_given`: whether the user chose it,
+    with --out).
 
     The folder is made only after training succeeds, with the run's files in it, so a failed run (or one
     killed outright) leaves nothing behind.
@@ -357,8 +360,10 @@ def train_and_save(
         if isinstance(folder, Path):
             return save_run(folder, cfg, result, info, out_given=out_given)
         while True:  # a new runs/<project>/<timestamp>, made by the save: another run may take the name first
+            new = folder()
+            target = new / inside if inside is not None else new
             try:
-                return save_run(folder(), cfg, result, info, out_given=out_given, new=True)
+                return save_run(target, cfg, result, info, out_given=out_given, new=new)
             except RunDirTaken:
                 continue
 

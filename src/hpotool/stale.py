@@ -65,6 +65,22 @@ def on_this_host(trial: FrozenTrial) -> bool:
     return isinstance(who, dict) and _here(who)
 
 
+def on_another_host(trial: FrozenTrial) -> bool:
+    """Whether `trial` is run by a process of another host or PID namespace, as recorded (`worker`); False
+    for a trial whose owner is not recorded yet (a live process records itself milliseconds after `ask`)."""
+    who = trial.user_attrs.get("worker")
+    return isinstance(who, dict) and not _here(who)
+
+
+def may_be_lost(trial: FrozenTrial, beating: bool) -> bool:
+    """Whether RUNNING `trial` may be a dead worker's that nothing would ever end: without a heartbeat
+    (`beating`: Redis, journal files), a trial another machine runs (the dead processes of this machine are
+    found, and their trials failed)."""
+    from optuna.trial import TrialState
+
+    return not beating and trial.state == TrialState.RUNNING and on_another_host(trial)
+
+
 def run_by(trial: FrozenTrial, pids: Collection[int]) -> bool:
     """Whether `trial` was run by one of the processes `pids` of this host (its `worker` attribute)."""
     who = trial.user_attrs.get("worker")
