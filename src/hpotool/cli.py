@@ -1456,13 +1456,11 @@ def trials(
         table = trials_table(any(notes))
         # A note column that leaves the others too narrow for their words folded a value mid-number
         # ("optimizer.lr=0.02" over "527" at 80 columns): the notes then go under the table, by trial number.
-        below = (
-            any(notes)
-            and _narrowest(table) > _out().width
-            and _narrowest(trials_table(False)) <= _out().width
-        )
-        if below:
-            table = trials_table(False)
+        below = False
+        if not _fits(table) and any(notes):
+            narrower = trials_table(False)
+            if _fits(narrower):
+                table, below = narrower, True
         _out().print(table)
         if below:
             from rich.text import Text
@@ -1592,17 +1590,36 @@ def _audit_table(report: AuditReport, title: str, wrap: tuple[str, ...] = ()) ->
     return table
 
 
-def _narrowest(table: Table) -> int:
-    """The fewest columns `table` prints in without folding a word or cutting a no_wrap cell (rich's own
-    measure() lets every cell wrap at its spaces)."""
+def _fits(table: Table) -> bool:
+    """Whether `table` prints within the terminal without folding a word or cutting a no_wrap cell, and if
+    so, its columns' widths set to do so.
+
+    Rich's own layout narrows the widest column first, below its longest word however much room the
+    others leave ("optimizer.lr=0.0" over "0443" beside a whole "Pareto front" note): each column here
+    gets its longest word (a no_wrap column, its longest cell), and the room left goes to the columns
+    that need the least more to print on one line, so short cells stay whole and the widest wraps.
+    """
     from rich.measure import Measurement
 
     unbounded = _out().options.update_width(1_000_000)  # Measurement.get clamps to the terminal's width
-    width = len(table.columns) + 1  # the vertical borders
+    least: list[int] = []
+    most: list[int] = []
     for column in table.columns:
         cells = [Measurement.get(_out(), unbounded, cell) for cell in (column.header, *column.cells)]
-        width += 2 + max(m.maximum if column.no_wrap else m.minimum for m in cells)  # 2: a space each side
-    return width
+        most.append(max(m.maximum for m in cells))
+        least.append(most[-1] if column.no_wrap else max(m.minimum for m in cells))
+    room = _out().width - (len(table.columns) + 1) - 2 * len(table.columns)  # borders, a space each side
+    if sum(least) > room:
+        return False
+    if sum(most) > room:  # else rich prints every column at its widest
+        widths = list(least)
+        left = room - sum(least)
+        for i in sorted(range(len(widths)), key=lambda i: most[i] - least[i]):
+            widths[i] += min(most[i] - least[i], left)
+            left -= widths[i] - least[i]
+        for column, width in zip(table.columns, widths, strict=True):
+            column.width = width
+    return True
 
 
 @app.command(short_help="Diagnose a study: importances, range edges, pruning.")
@@ -1622,7 +1639,7 @@ def audit(study_name: StudyNameReq, storage: ReadStorageOpt = None, as_json: Jso
         # The first layout that fits the terminal. Parameter names are each row's key: they fold
         # (mid-word) only when nothing else makes room.
         tables = [_audit_table(report, title, wrap) for wrap in ((), ("best",), ("best", "parameter"))]
-        _out().print(next((t for t in tables if _narrowest(t) <= _out().width), tables[-1]))
+        _out().print(next((t for t in tables if _fits(t)), tables[-1]))
         _out().print(f"importance: {escape(report.evaluator)}, over {escape(report.basis)}")
         for finding in report.findings:
             _print_bullet(finding)
