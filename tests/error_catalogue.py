@@ -1730,6 +1730,15 @@ CASES = [
         existing_optimize={"search_space": {LR: OPTIMIZE["search_space"][LR]}},
     ),
     Case(
+        "every-trial-interrupted",
+        "export-best (train-from-best, audit, refine) of a study whose only trial Ctrl-C ended",
+        "error: study 'tiny' has no complete trial yet (fail 1); its trial was interrupted (Ctrl-C or SIGTERM): run the same hpotool optimize command again, or hpotool optimize --study-name tiny (its stored configs), to resume it",
+        command=("export-best", "--study-name", "tiny"),
+        existing_study=True,
+        existing_run={"model": {"name": "tests.helpers:CtrlCInTraining"}},
+        existing_optimize={"search_space": {LR: OPTIMIZE["search_space"][LR]}},
+    ),
+    Case(
         "refine-out-a-device",
         "refine --out /dev/null, a device where it writes the stage's config and a .run.yaml beside it",
         "error: --out: /dev/null is a device, not a file; refine writes two files, the stage's config and its .run.yaml beside it: give a file, e.g. --out stage2.yaml",

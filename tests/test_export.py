@@ -22,6 +22,7 @@ from hpotool.errors import HpoError
 from hpotool.export import export_best
 from hpotool.overrides import apply_overrides
 
+from .conftest import write_yaml
 from .tiny_study import run_tiny_study, two_objective_study
 
 runner = CliRunner()
@@ -154,6 +155,36 @@ def test_a_study_whose_trials_all_failed_points_at_their_errors(
         ), command
     listed = runner.invoke(app, ["trials", *args, "--state", "fail"])
     assert listed.exit_code == 0 and listed.stdout.count("RuntimeError") == n  # the command it names works
+    assert not (tmp_path / "export").exists() and not (tmp_path / "final").exists()
+
+
+def test_a_study_whose_only_trial_was_interrupted_says_to_resume_it(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """Ctrl-C in a study's first trial, then export-best: it said to see why the trial failed and "fix that",
+    as for an error in training; an interrupted trial has nothing to fix: the line says to resume the study."""
+    run_dict["model"] = {"name": "tests.helpers:CtrlCInTraining"}
+    opt_dict["search_space"] = {"optimizer.lr": opt_dict["search_space"]["optimizer.lr"]}
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    opt_path = write_yaml(tmp_path / "opt.yaml", opt_dict)
+    ran = runner.invoke(app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "-q"])
+    assert ran.exit_code == 130, ran.output
+    url = opt_dict["storage"]
+    study = optuna.load_study(study_name="tiny", storage=url)
+    assert [(t.state, t.user_attrs.get("fail_reason")) for t in study.trials] == [
+        (TrialState.FAIL, "interrupted")
+    ]
+    for command in (
+        ["export-best", "--study-name", "tiny", "--storage", url, "--out", str(tmp_path / "export")],
+        ["train-from-best", "--study-name", "tiny", "--storage", url, "--out", str(tmp_path / "final")],
+    ):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert result.stderr == (
+            f"error: study 'tiny' has no complete trial yet (fail 1); its trial was interrupted (Ctrl-C or "
+            f"SIGTERM): run the same hpotool optimize command again, or hpotool optimize --study-name tiny "
+            f"--storage {url} (its stored configs), to resume it\n"
+        ), command
     assert not (tmp_path / "export").exists() and not (tmp_path / "final").exists()
 
 

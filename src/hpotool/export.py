@@ -409,6 +409,19 @@ def no_best_error(study: optuna.Study) -> HpoError:
             f"it to finish (hpotool trials {study_options(study)} shows it), or run hpotool optimize until one "
             f"completes"
         )
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    if (
+        failed
+        and not counts.get("pruned")
+        and all(t.user_attrs.get("fail_reason") == "interrupted" for t in failed)
+    ):
+        # Ctrl-C or SIGTERM ended them: nothing to fix, the study resumes where it stopped
+        they = "its trial was" if len(failed) == 1 else f"its {len(failed)} trials were"
+        return HpoError(
+            f"study {study.study_name!r} has no complete trial yet ({shown}); {they} interrupted (Ctrl-C or "
+            f"SIGTERM): run the same hpotool optimize command again, or hpotool optimize {study_options(study)} "
+            f"(its stored configs), to resume it"
+        )
     if counts.get("fail") and not counts.get("pruned"):  # the next step is to see why, not to run more alike
         they = "it" if counts["fail"] == 1 else "they"
         return HpoError(
