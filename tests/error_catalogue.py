@@ -43,6 +43,7 @@ class Case:
     # another connection holds a write lock on studies/tiny.db while the command runs, as a sqlite3 shell's
     # `BEGIN EXCLUSIVE;` does (with existing_study)
     lock_held: bool = False
+    read_only: str | None = None  # a folder made read-only before the command (a read-only mount as root)
 
     def configs(self) -> tuple[dict[str, Any], dict[str, Any]]:
         run, opt = copy.deepcopy(RUN), copy.deepcopy(OPTIMIZE)
@@ -1790,6 +1791,14 @@ CASES = [
         command=("train-from-best", "--study-name", "tiny", "--out", "final"),
         existing_study=True,
         files={"final/trial0-seed0/metrics.json/notes.txt": "mine\n"},
+    ),
+    Case(
+        "run-folder-read-only",
+        "train-from-best --out below a folder this process cannot write (train --out too): before training",
+        "error: ro/final/trial0-seed0: cannot save a run there: this process cannot write to ro; choose another --out, one you can write",
+        command=("train-from-best", "--study-name", "tiny", "--out", "ro/final"),
+        existing_study=True,
+        read_only="ro",
     ),
     Case(
         "export-file-name-a-folder",

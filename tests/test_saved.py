@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -503,3 +504,46 @@ def _kill_once_it_made(cmd: list[str], cwd: Path, env: dict[str, str], signal_fi
         killed.send_signal(signal.SIGKILL)
         killed.wait()
     assert killed.returncode == -signal.SIGKILL
+
+
+def test_a_run_folder_this_process_cannot_write_is_refused_before_training(
+    tmp_path: Path,
+    run_dict: dict,
+    opt_dict: dict,
+    lock_read_only: Callable[[Path], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`train --out` (and `train-from-best --out`) below a read-only folder trained the whole run (all of
+    train-from-best's first seed, after exporting) and only then said 'cannot write: Read-only file system;
+    the run was not saved'. Now the folder is checked with the others before anything is trained or exported;
+    without --out, so is runs/<project> in a folder this process cannot write."""
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    storage = opt_dict["storage"]
+    run_dict["model"] = {"name": "tests.helpers:ExplodingModel"}  # training it fails: it must not start
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    lock_read_only(read_only)
+    trained = runner.invoke(app, ["train", "-r", str(run_path), "--out", str(read_only / "run")])
+    assert trained.exit_code == 2, trained.output
+    assert trained.stderr == (
+        f"error: {read_only / 'run'}: cannot save a run there: this process cannot write to {read_only}; "
+        f"choose another --out, one you can write\n"
+    )
+    final = runner.invoke(
+        app,
+        ["train-from-best", "--study-name", "tiny", "--storage", storage, "--out", str(read_only / "final")],
+    )
+    assert final.exit_code == 2, final.output
+    assert final.stderr == (
+        f"error: {read_only / 'final' / f'trial{study.best_trial.number}-seed0'}: cannot save a run there: this "
+        f"process cannot write to {read_only}; choose another --out, one you can write\n"
+    )
+    assert not (tmp_path / "studies" / "tiny").exists()  # not exported either
+    monkeypatch.chdir(read_only)  # the default runs/<project>, made by the save, would be here
+    default = runner.invoke(app, ["train", "-r", str(run_path)])
+    assert default.exit_code == 2, default.output
+    assert default.stderr == (
+        f"error: runs/{run_dict['project']}: cannot save a run there: this process cannot write to {read_only}; "
+        f"give --out a folder you can write\n"
+    )

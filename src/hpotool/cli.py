@@ -1002,7 +1002,7 @@ def _train(
         from hpotool.config import load_run_config
         from hpotool.formatting import format_params
         from hpotool.overrides import apply_overrides
-        from hpotool.saved import check_run_dir, default_runs_dir, new_run_dir, train_and_save
+        from hpotool.saved import check_run_dir, check_writable, default_runs_dir, new_run_dir, train_and_save
 
         _refuse_stdout(out, "a run folder (model.pt, metrics.json, ...)", "a folder, e.g. --out runs/mine")
         cfg = load_run_config(run_config)
@@ -1038,6 +1038,7 @@ def _train(
             folder: Any = out
             made.append(out)
         else:
+            check_writable(runs_dir, out_given=False)  # before training, not once it is over
 
             def make_folder() -> Path:  # once training succeeds; the save makes it, with the run's files
                 made[:] = [new_run_dir(runs_dir)]  # the next name, where another run took this one
@@ -1136,7 +1137,7 @@ def _train_from_best(
         from hpotool.export import export_best as write_export
         from hpotool.final import check_jobs, plan_final
         from hpotool.final import train_from_best as run_final
-        from hpotool.saved import default_runs_dir, new_run_dir
+        from hpotool.saved import check_writable, default_runs_dir, new_run_dir
         from hpotool.storage import default_storage_url
 
         _refuse_stdout(out, "run folders and summary.json", "a folder, e.g. --out runs/final")
@@ -1149,6 +1150,8 @@ def _train_from_best(
         # refused before anything is written, the export and the run folder included
         _check_export_folder(study_name, None, "train-from-best")
         saved = check_jobs(plan, out)
+        if out is None:  # made by the first run's save: one this process cannot write fails before training
+            check_writable(default_runs_dir(plan.candidates[0].config), out_given=False)
         exported = write_export(study, storage or default_storage_url(study_name))
         _err().print(f"exported the best trial to {escape(str(exported.folder))}")
         if len(plan.candidates) < top_k:
