@@ -1801,6 +1801,14 @@ CASES = [
         read_only="ro",
     ),
     Case(
+        "export-folder-read-only",
+        "export-best --out below a folder this process cannot write (report and refine --out too)",
+        "error: ro/exp: this process cannot write to ro; choose another --out, one you can write",
+        command=("export-best", "--study-name", "tiny", "--out", "ro/exp"),
+        existing_study=True,
+        read_only="ro",
+    ),
+    Case(
         "export-file-name-a-folder",
         "export-best where its default folder holds a folder named as a file it writes (trials.json)",
         "error: studies/tiny/trials.json: is a folder, not the file export-best writes there; move it away, or give a folder with --out PATH, e.g. --out exports/tiny",

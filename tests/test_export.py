@@ -7,6 +7,7 @@ import shlex
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -864,3 +865,52 @@ def test_an_export_killed_midway_leaves_its_temporary_file_only_until_the_next_w
     again = runner.invoke(app, ["export-best", "--study-name", "tiny", "--storage", opt_dict["storage"]])
     assert again.exit_code == 0, again.output
     assert sorted(os.listdir(folder)) == ["best_params.json", "best_run.yaml", "trials.csv", "trials.json"]
+
+
+def test_export_report_and_refine_into_a_folder_this_process_cannot_write_say_what_to_do(
+    tmp_path: Path,
+    run_dict: dict,
+    opt_dict: dict,
+    lock_read_only: Callable[[Path], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`export-best --out ro/exp` below a read-only folder said 'ro/exp/trials.csv: cannot write: Read-only
+    file system', naming a file in a folder that was never made and no way out (report and refine alike,
+    once the report was drawn or the stage worked out). Now each is refused before the study is read, naming
+    the folder it cannot write and the flag to give."""
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    url = opt_dict["storage"]
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    lock_read_only(read_only)
+    study = ["--study-name", "tiny", "--storage", url]
+    for command, out in (
+        ("export-best", read_only / "exp"),
+        ("export-best", read_only),
+        ("report", read_only / "deep" / "r.html"),
+        ("refine", read_only / "stage2.yaml"),
+    ):
+        result = runner.invoke(app, [command, *study, "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        where = "it" if out == read_only else str(read_only)
+        assert result.stderr == (
+            f"error: {out}: this process cannot write to {where}; choose another --out, one you can write\n"
+        ), command
+    monkeypatch.chdir(read_only)  # the default studies/tiny/ is below it
+    for command, path, what, give in (
+        ("export-best", "studies/tiny", "export-best writes the export", "a folder"),
+        ("report", "studies/tiny/report.html", "report writes the report", "a file"),
+    ):
+        result = runner.invoke(app, [command, *study])
+        assert result.exit_code == 2, result.output
+        assert result.stderr == (
+            f"error: {path}: {what} there by default, and this process cannot write to {read_only}; give --out "
+            f"{give} you can write\n"
+        ), command
+    result = runner.invoke(app, ["train-from-best", *study])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"error: studies/tiny: train-from-best exports the best trial there (no flag changes that folder), and "
+        f"this process cannot write to {read_only}; make it writable, or run from another folder\n"
+    )
+    assert runner.invoke(app, ["report", *study, "--out", os.devnull]).exit_code == 0  # written into

@@ -743,6 +743,7 @@ def _check_folder_of_report(study_name: str, out: Path | None, fmt: str) -> None
     path = out if out is not None else default_report_path(study_name, fmt)
     blocker = not_a_folder(path.parent)
     if blocker is None:
+        _check_writable(path, out, path.parent, "report writes the report", "a file")
         return
     other = f"--out {study_name}-report.{fmt}"
     if out is None:
@@ -763,6 +764,16 @@ def _check_export_folder(study_name: str, out: Path | None, command: str) -> Non
     blocker = not_a_folder(folder)
     if blocker is None:
         _check_export_names(folder, out, command)
+        if command == "train-from-best":  # its export always goes to studies/<name>/
+            _check_writable(
+                folder,
+                None,
+                folder,
+                "train-from-best exports the best trial",
+                "",
+            )
+        else:
+            _check_writable(folder, out, folder, "export-best writes the export", "a folder")
         return
     what = f"{blocker}: is {kind_of(blocker)}, not a folder"
     if command == "train-from-best":  # its export always goes to studies/<name>/
@@ -780,6 +791,34 @@ def _check_export_folder(study_name: str, out: Path | None, command: str) -> Non
         f"--out {out}: {_is_no_folder(blocker, out)}; export-best writes several files into a folder: give one, "
         f"e.g. {other}"
     )
+
+
+def _check_writable(path: Path, out: Path | None, folder: Path, what: str, give: str) -> None:
+    """Refuse `path` (a file or folder a command writes, into `folder`) where this process cannot write the
+    folder, or the one above it that would be made: before the study is read and the work is done, with
+    the flag that gives another place (`out`: the user's --out; None: the default path). A device or pipe
+    (`--out /dev/null`) is written into, not replaced: nothing is made beside it.
+
+    Args:
+        what: what the command does there, e.g. "report writes the report".
+        give: what --out takes, e.g. "a file"; empty where no flag changes the path.
+    """
+    from hpotool.atomic import shown, unwritable
+
+    if os.path.exists(path) and not os.path.isdir(path) and not os.path.isfile(path):
+        return
+    blocked = unwritable(folder)
+    if blocked is None:
+        return
+    cannot = f"this process cannot write to {'it' if blocked == path else shown(blocked)}"
+    if not give:
+        raise HpoError(
+            f"{path}: {what} there (no flag changes that folder), and {cannot}; make it writable, or run from "
+            f"another folder"
+        )
+    if out is None:
+        raise HpoError(f"{path}: {what} there by default, and {cannot}; give --out {give} you can write")
+    raise HpoError(f"{path}: {cannot}; choose another --out, one you can write")
 
 
 def _check_export_names(folder: Path, out: Path | None, command: str) -> None:
@@ -1704,6 +1743,7 @@ def refine(
             out, "two files (the stage's config and its .run.yaml)", "a file, e.g. --out stage2.yaml"
         )
         check_stage_paths(out, force)  # before the study is read: a hand-edited stage is never lost
+        _check_writable(out, out, out.parent, "refine writes the stage's configs", "a file")
         import_without_sklearn()
         ref = refine_study(find_study(study_name, storage), keep_top, storage_url=storage)
         opt_path, run_path = write_refinement(ref, out, study_name)

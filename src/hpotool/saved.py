@@ -130,11 +130,13 @@ def check_writable(folder: Path, out_given: bool) -> None:
         HpoError: naming the folder, the one this process cannot write to and what to do: choose another
             --out where the user gave one (`out_given`), else give one.
     """
-    blocked = next((p for p in (folder, *folder.parents) if os.path.isdir(p)), Path("."))
-    if os.access(blocked, os.W_OK | os.X_OK):
+    from hpotool.atomic import shown, unwritable
+
+    blocked = unwritable(folder)
+    if blocked is None:
         return
     fix = "choose another --out, one you can write" if out_given else "give --out a folder you can write"
-    where = "it" if blocked == folder else str(blocked if blocked != Path(".") else Path.cwd())
+    where = "it" if blocked == folder else shown(blocked)
     raise HpoError(f"{folder}: cannot save a run there: this process cannot write to {where}; {fix}")
 
 
