@@ -914,3 +914,29 @@ def test_export_report_and_refine_into_a_folder_this_process_cannot_write_say_wh
         f"this process cannot write to {read_only}; make it writable, or run from another folder\n"
     )
     assert runner.invoke(app, ["report", *study, "--out", os.devnull]).exit_code == 0  # written into
+
+
+def test_an_export_of_a_study_still_running_says_it_is_the_best_so_far(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """export-best (and train-from-best) while `optimize` still ran the study wrote the best trial so far
+    without a word, as if the study were done: a later trial may beat it. Now a note says so."""
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    finished = len(study.trials)
+    running = study.ask()  # another process's trial, running now
+    args = ["--study-name", "tiny", "--storage", opt_dict["storage"]]
+    note = (
+        f"note: study 'tiny' is still running (a trial running now): this is the best of its {finished} finished "
+        f"trials so far; run the command again once the study ends\n"
+    )
+    exported = runner.invoke(app, ["export-best", *args], catch_exceptions=False)
+    assert exported.exit_code == 0, exported.output
+    assert exported.stderr == note
+    final = runner.invoke(
+        app, ["train-from-best", *args, "--out", "final", "--seeds", "1"], catch_exceptions=False
+    )
+    assert final.exit_code == 0, final.output
+    assert note in final.stderr
+    study.tell(running, state=TrialState.FAIL)  # the study ended
+    again = runner.invoke(app, ["export-best", *args], catch_exceptions=False)
+    assert again.exit_code == 0 and again.stderr == "", again.output

@@ -1193,6 +1193,8 @@ def _train_from_best(
             check_writable(default_runs_dir(plan.candidates[0].config), out_given=False)
         exported = write_export(study, storage or default_storage_url(study_name))
         _err().print(f"exported the best trial to {escape(str(exported.folder))}")
+        for note in exported.notes:  # a study still running: the best so far
+            _note(note)
         if len(plan.candidates) < top_k:
             from optuna.trial import TrialState
 
