@@ -940,3 +940,43 @@ def test_an_export_of_a_study_still_running_says_it_is_the_best_so_far(
     study.tell(running, state=TrialState.FAIL)  # the study ended
     again = runner.invoke(app, ["export-best", *args], catch_exceptions=False)
     assert again.exit_code == 0 and again.stderr == "", again.output
+
+
+def test_trials_json_and_csv_read_back_with_pandas_as_the_readme_says(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """README said trials.json 'holds one trial a line' with 'one column per parameter': `read_json(path,
+    lines=True)` fails (it is a JSON array), the parameters and metrics are objects, and plain
+    `pandas.read_json` rounds floats to 15 digits, so no learning rate it read was the trial's. README now
+    gives the calls that read every value back exactly; this runs them."""
+    import pandas as pd
+
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    export_best(study, opt_dict["storage"], tmp_path / "e")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert (
+        "pandas.read_json(path, precise_float=True)" in readme
+        and "pandas.json_normalize(json.load(f))" in readme
+    )
+    params = {t.number: t.params for t in study.trials}
+    metrics = {
+        t.number: t.user_attrs["metrics"]["val_loss"] for t in study.trials if "metrics" in t.user_attrs
+    }
+    read = pd.read_json(tmp_path / "e" / "trials.json", precise_float=True)
+    assert {n: p for n, p in zip(read["number"], read["params"], strict=True)} == params
+    with open(tmp_path / "e" / "trials.json") as f:
+        flat = pd.json_normalize(json.load(f))
+    for name in study.trials[0].params:
+        assert dict(zip(flat["number"], flat[f"params.{name}"], strict=True)) == {
+            n: p[name] for n, p in params.items()
+        }
+    assert {
+        n: v for n, v in zip(flat["number"], flat["metrics.val_loss"], strict=True) if n in metrics
+    } == metrics
+    frame = pd.read_csv(tmp_path / "e" / "trials.csv")
+    assert dict(zip(frame["number"], frame["optimizer.lr"], strict=True)) == {
+        n: p["optimizer.lr"] for n, p in params.items()
+    }
+    assert {
+        n: v for n, v in zip(frame["number"], frame["metrics_val_loss"], strict=True) if n in metrics
+    } == metrics
