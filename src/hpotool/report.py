@@ -355,6 +355,10 @@ def _figure_infos(
         if reported
         else "only failed trials reported intermediate values (a failed trial's curve is not drawn)"
         if any(t.intermediate_values for t in trials)
+        else "a study with several objectives reports no intermediate values (Optuna's Trial.report takes one "
+        "objective): each trial's per-epoch metrics are in its history, in export-best's trials.json and "
+        "trials.csv"
+        if len(study.directions) > 1 and any(isinstance(t.user_attrs.get("history"), list) for t in trials)
         else "no trial reported intermediate values"
     )
     figs.append(
