@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -181,4 +182,39 @@ def test_no_blank_line_where_stderr_is_no_terminal(
     assert failing.exit_code == 2, failing.output
     assert failing.stderr.startswith("error: training failed: RuntimeError: boom from user code"), (
         failing.stderr
+    )
+
+
+def test_a_study_resumed_after_ctrl_c_in_its_first_trial_says_it_resumes(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in a study's first trial, then the same command: it said nothing of the study it resumed
+    (the line counts done trials, and there were none), so the run read as one started over. README: a
+    resumed run says `resuming study NAME: 0/N trials done`."""
+    import signal
+
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    from .conftest import write_yaml
+
+    runner = CliRunner()
+    args = ["optimize", "-r", str(write_yaml(tmp_path / "run.yaml", run_dict))]
+    args += ["-o", str(write_yaml(tmp_path / "opt.yaml", opt_dict))]
+    real = RichObserver.epoch_ended
+
+    def then_ctrl_c(self: RichObserver, *a: Any, **kw: Any) -> None:  # Ctrl-C after the first trial's epoch
+        real(self, *a, **kw)
+        signal.raise_signal(signal.SIGINT)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(RichObserver, "epoch_ended", then_ctrl_c)
+        first = runner.invoke(app, args)
+    assert first.exit_code == 130, first.output
+    assert first.stderr.startswith("new study 'tiny'"), first.stderr
+    again = runner.invoke(app, args, catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    assert again.stderr.startswith(f"resuming study tiny: 0/{opt_dict['n_trials']} trials done\n"), (
+        again.stderr
     )

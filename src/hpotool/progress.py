@@ -107,8 +107,10 @@ class RichObserver:
         self.trials_task = self.progress.add_task("trials", total=target, completed=already_done, info="")
         self.epochs_task = self.progress.add_task("epochs", total=1, info="", visible=False)
         # A study holding its target already: the summary's note says so, with how to run more (said here too,
-        # it printed the same fact twice, in two wordings).
-        if already_done and (target is None or already_done < target):
+        # it printed the same fact twice, in two wordings). One whose trials all failed (Ctrl-C in its first
+        # trial) is resumed too, though none is done: said nothing, the run read as a study started over.
+        failed = bool(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+        if (already_done or failed) and (target is None or already_done < target):
             of = "" if target is None else f"/{target}"
             self.console.print(
                 f"resuming study [bold]{escape(study.study_name)}[/]: {already_done}{of} trials done"
