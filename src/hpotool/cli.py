@@ -605,6 +605,7 @@ def _optimize(
             plan = prepare_stored_study(study_name, storage, overrides, on_wait=_note)
         else:
             plan = prepare_study(run_config, optimize_config, overrides)
+        redraws: str | None = None  # --enqueue-from a study this one would sample as
         if enqueue_from is not None:
             from hpotool.browse import find_study
             from hpotool.plan import with_warm_start
@@ -624,6 +625,14 @@ def _optimize(
             short = _short_of_top(plan, source, top)
             if short:
                 plan = replace(plan, notes=(*plan.notes, short))
+            from hpotool.fingerprint import stored_config
+            from hpotool.warm_start import same_draws_note
+
+            redraws = same_draws_note(
+                plan.opt.model_dump(mode="json"),
+                source.study_name,
+                stored_config(source.user_attrs, "optimize_config"),
+            )
         from hpotool.storage import check_storage, storage_origin
 
         # A storage the run refuses (a folder, no URL, a file of another kind) is the one line printed: the
@@ -648,6 +657,8 @@ def _optimize(
                 _note(note)
             if new_study is not None:
                 _say(new_study)
+                if redraws is not None:  # a resumed study's seed mixes in its trials: it draws new values
+                    _note(redraws)
 
         if workers > 1:
             from hpotool.workers import run_workers
