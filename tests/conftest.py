@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +125,27 @@ def _in_tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest
     """Run each test in its own folder so default paths (studies/, runs/) never touch the checkout."""
     if "keep_cwd" not in request.keywords:
         monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def lock_read_only() -> Iterator[Callable[[Path], None]]:
+    """Makes a folder read-only: a read-only mount as root, whom file modes do not stop; its modes
+    otherwise. Undone after the test."""
+    undo: list[Callable[[], None]] = []
+
+    def lock(folder: Path) -> None:
+        if os.geteuid() != 0:
+            paths = [*folder.iterdir(), folder]
+            for path in paths:
+                path.chmod(0o555 if path.is_dir() else 0o444)
+            undo.append(lambda: [path.chmod(0o755) for path in paths] and None)
+            return
+        bind = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
+        if bind.returncode != 0:
+            pytest.skip(f"cannot make a read-only mount here: {bind.stderr.decode().strip()}")
+        undo.append(lambda: subprocess.run(["umount", "--lazy", str(folder)], check=True) and None)
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
+
+    yield lock
+    for step in undo:
+        step()

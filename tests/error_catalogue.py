@@ -44,6 +44,7 @@ class Case:
     # another connection holds a write lock on studies/tiny.db while the command runs, as a sqlite3 shell's
     # `BEGIN EXCLUSIVE;` does (with existing_study)
     lock_held: bool = False
+    read_only: str | None = None  # a folder made read-only before the command (a read-only mount as root)
 
     def configs(self) -> tuple[dict[str, Any], dict[str, Any]]:
         run, opt = copy.deepcopy(RUN), copy.deepcopy(OPTIMIZE)
@@ -1776,6 +1777,15 @@ CASES = [
         plain_study="plain",
     ),
     Case(
+        "every-trial-interrupted",
+        "export-best (train-from-best, audit, refine) of a study whose only trial Ctrl-C ended",
+        "error: study 'tiny' has no complete trial yet (fail 1); its trial was interrupted (Ctrl-C or SIGTERM): run the same hpotool optimize command again, or hpotool optimize --study-name tiny (its stored configs), to resume it",
+        command=("export-best", "--study-name", "tiny"),
+        existing_study=True,
+        existing_run={"model": {"name": "tests.helpers:CtrlCInTraining"}},
+        existing_optimize={"search_space": {LR: OPTIMIZE["search_space"][LR]}},
+    ),
+    Case(
         "refine-out-a-device",
         "refine --out /dev/null, a device where it writes the stage's config and a .run.yaml beside it",
         "error: --out: /dev/null is a device, not a file; refine writes two files, the stage's config and its .run.yaml beside it: give a file, e.g. --out stage2.yaml",
@@ -1827,6 +1837,22 @@ CASES = [
         command=("train-from-best", "--study-name", "tiny", "--out", "final"),
         existing_study=True,
         files={"final/trial0-seed0/metrics.json/notes.txt": "mine\n"},
+    ),
+    Case(
+        "run-folder-read-only",
+        "train-from-best --out below a folder this process cannot write (train --out too): before training",
+        "error: ro/final/trial0-seed0: cannot save a run there: this process cannot write to ro; choose another --out, one you can write",
+        command=("train-from-best", "--study-name", "tiny", "--out", "ro/final"),
+        existing_study=True,
+        read_only="ro",
+    ),
+    Case(
+        "export-folder-read-only",
+        "export-best --out below a folder this process cannot write (report and refine --out too)",
+        "error: ro/exp: this process cannot write to ro; choose another --out, one you can write",
+        command=("export-best", "--study-name", "tiny", "--out", "ro/exp"),
+        existing_study=True,
+        read_only="ro",
     ),
     Case(
         "export-file-name-a-folder",

@@ -26,6 +26,22 @@ class ExplodingModel(nn.Module):
         return self.linear(x.flatten(1))
 
 
+class CtrlCInTraining(nn.Module):
+    """Ctrl-C in the middle of a trial: KeyboardInterrupt from its second training batch, where SIGINT raises
+    it (the one-step check before trial 0 passes)."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+        self.batches = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.batches += self.training
+        if self.batches > 1:
+            raise KeyboardInterrupt
+        return self.linear(x.flatten(1))
+
+
 class FragileModel(nn.Module):
     """Fails in training only for a large `width`, so a study sees both COMPLETE and FAIL trials: from its
     second training batch, as a bug deep in a run would (the one-step check before trial 0 passes)."""

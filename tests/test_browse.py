@@ -677,3 +677,40 @@ def test_a_relative_storage_read_from_a_subfolder_names_the_folder_above_that_ho
         f"error: --storage: 'sqlite:///studies/s.db': no such SQLite file {str(here / 'studies' / 's.db')!r}\n"
     )
     assert not (here / "studies").exists()
+
+
+def test_a_pareto_note_column_never_folds_the_trials_params_mid_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`hpotool trials` of examples/multi_objective.yaml's study at 80 columns kept the "Pareto front" note
+    column whole and folded every parameter mid-number, 'optimizer.lr=0.0' over '0443' (read as lr 0.0):
+    the table's narrowest layout fitted, but rich narrowed the widest column (params) first, below its
+    longest value. Now the columns get widths at which no value folds."""
+    import hpotool.cli
+
+    url = f"sqlite:///{tmp_path / 'mo.db'}"
+    study = optuna.create_study(study_name="mo", storage=url, directions=["minimize", "minimize"])
+    study.set_metric_names(["val_loss", "n_params"])
+    F, Int = optuna.distributions.FloatDistribution, optuna.distributions.IntDistribution
+    space = {
+        "optimizer.lr": F(1e-3, 3e-2, log=True),
+        "model.hidden.0": Int(8, 256, log=True),
+        "model.hidden.1": Int(8, 256, log=True),
+    }
+    points = [  # the Pareto front leaves out the last two, so every front trial gets the note
+        ({"optimizer.lr": 0.00443, "model.hidden.0": 175, "model.hidden.1": 226}, (0.1408, 53421.0)),
+        ({"optimizer.lr": 0.006466, "model.hidden.0": 94, "model.hidden.1": 63}, (0.2011, 12735.0)),
+        ({"optimizer.lr": 0.003685, "model.hidden.0": 123, "model.hidden.1": 49}, (0.3267, 14571.0)),
+        ({"optimizer.lr": 0.006904, "model.hidden.0": 197, "model.hidden.1": 10}, (0.3741, 14895.0)),
+    ]
+    for params, values in points:
+        study.enqueue_trial(params)
+        study.tell(study.ask(space), list(values))
+    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    result = runner.invoke(app, ["trials", "--study-name", "mo", "--storage", url], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    for params, _ in points:
+        for name, value in params.items():
+            assert f"{name}={value}" in result.stdout, result.stdout  # each whole, on one line
+    assert result.stdout.count("Pareto") == 2, result.stdout  # the note wraps at its space, if at all

@@ -52,7 +52,7 @@ def test_the_catalogue_is_large_enough_and_unique() -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case) -> None:
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case, request: pytest.FixtureRequest) -> None:
     if case.needs_no_cuda:
         import torch
 
@@ -81,10 +81,14 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case) -> None:
     if case.existing_study:
         _write(Case("base", "", "", run=case.existing_run, optimize=case.existing_optimize))
         made = runner.invoke(app, [*ARGS, "--n-trials", "1", "-q"], catch_exceptions=False)
-        # exit 1: a run config whose trials all fail stops the study after 5 of them, as the case means it to
-        assert made.exit_code == 0 or "5 failed trials in a row" in made.output, made.output
+        # exit 1: a run config whose trials all fail stops the study after 5 of them, as the case means it to;
+        # exit 130: one that interrupts its trial (Ctrl-C)
+        assert made.exit_code in (0, 130) or "5 failed trials in a row" in made.output, made.output
         before = _snapshot()
     _write(case)
+    if case.read_only is not None:
+        Path(case.read_only).mkdir()
+        request.getfixturevalue("lock_read_only")(Path(case.read_only))
     argv = list(case.command) or [*(ARGS[:1] if case.without_configs else ARGS), *case.args]
     here = Path.cwd()
     if case.run_in is not None:

@@ -7,6 +7,7 @@ import shlex
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from hpotool.errors import HpoError
 from hpotool.export import export_best
 from hpotool.overrides import apply_overrides
 
+from .conftest import write_yaml
 from .tiny_study import run_tiny_study, two_objective_study
 
 runner = CliRunner()
@@ -154,6 +156,36 @@ def test_a_study_whose_trials_all_failed_points_at_their_errors(
         ), command
     listed = runner.invoke(app, ["trials", *args, "--state", "fail"])
     assert listed.exit_code == 0 and listed.stdout.count("RuntimeError") == n  # the command it names works
+    assert not (tmp_path / "export").exists() and not (tmp_path / "final").exists()
+
+
+def test_a_study_whose_only_trial_was_interrupted_says_to_resume_it(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """Ctrl-C in a study's first trial, then export-best: it said to see why the trial failed and "fix that",
+    as for an error in training; an interrupted trial has nothing to fix: the line says to resume the study."""
+    run_dict["model"] = {"name": "tests.helpers:CtrlCInTraining"}
+    opt_dict["search_space"] = {"optimizer.lr": opt_dict["search_space"]["optimizer.lr"]}
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    opt_path = write_yaml(tmp_path / "opt.yaml", opt_dict)
+    ran = runner.invoke(app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "-q"])
+    assert ran.exit_code == 130, ran.output
+    url = opt_dict["storage"]
+    study = optuna.load_study(study_name="tiny", storage=url)
+    assert [(t.state, t.user_attrs.get("fail_reason")) for t in study.trials] == [
+        (TrialState.FAIL, "interrupted")
+    ]
+    for command in (
+        ["export-best", "--study-name", "tiny", "--storage", url, "--out", str(tmp_path / "export")],
+        ["train-from-best", "--study-name", "tiny", "--storage", url, "--out", str(tmp_path / "final")],
+    ):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert result.stderr == (
+            f"error: study 'tiny' has no complete trial yet (fail 1); its trial was interrupted (Ctrl-C or "
+            f"SIGTERM): run the same hpotool optimize command again, or hpotool optimize --study-name tiny "
+            f"--storage {url} (its stored configs), to resume it\n"
+        ), command
     assert not (tmp_path / "export").exists() and not (tmp_path / "final").exists()
 
 
@@ -878,3 +910,118 @@ def test_an_export_killed_midway_leaves_its_temporary_file_only_until_the_next_w
     again = runner.invoke(app, ["export-best", "--study-name", "tiny", "--storage", opt_dict["storage"]])
     assert again.exit_code == 0, again.output
     assert sorted(os.listdir(folder)) == ["best_params.json", "best_run.yaml", "trials.csv", "trials.json"]
+
+
+def test_export_report_and_refine_into_a_folder_this_process_cannot_write_say_what_to_do(
+    tmp_path: Path,
+    run_dict: dict,
+    opt_dict: dict,
+    lock_read_only: Callable[[Path], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`export-best --out ro/exp` below a read-only folder said 'ro/exp/trials.csv: cannot write: Read-only
+    file system', naming a file in a folder that was never made and no way out (report and refine alike,
+    once the report was drawn or the stage worked out). Now each is refused before the study is read, naming
+    the folder it cannot write and the flag to give."""
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    url = opt_dict["storage"]
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    lock_read_only(read_only)
+    study = ["--study-name", "tiny", "--storage", url]
+    for command, out in (
+        ("export-best", read_only / "exp"),
+        ("export-best", read_only),
+        ("report", read_only / "deep" / "r.html"),
+        ("refine", read_only / "stage2.yaml"),
+    ):
+        result = runner.invoke(app, [command, *study, "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        where = "it" if out == read_only else str(read_only)
+        assert result.stderr == (
+            f"error: {out}: this process cannot write to {where}; choose another --out, one you can write\n"
+        ), command
+    monkeypatch.chdir(read_only)  # the default studies/tiny/ is below it
+    for command, path, what, give in (
+        ("export-best", "studies/tiny", "export-best writes the export", "a folder"),
+        ("report", "studies/tiny/report.html", "report writes the report", "a file"),
+    ):
+        result = runner.invoke(app, [command, *study])
+        assert result.exit_code == 2, result.output
+        assert result.stderr == (
+            f"error: {path}: {what} there by default, and this process cannot write to {read_only}; give --out "
+            f"{give} you can write\n"
+        ), command
+    result = runner.invoke(app, ["train-from-best", *study])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"error: studies/tiny: train-from-best exports the best trial there (no flag changes that folder), and "
+        f"this process cannot write to {read_only}; make it writable, or run from another folder\n"
+    )
+    assert runner.invoke(app, ["report", *study, "--out", os.devnull]).exit_code == 0  # written into
+
+
+def test_an_export_of_a_study_still_running_says_it_is_the_best_so_far(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """export-best (and train-from-best) while `optimize` still ran the study wrote the best trial so far
+    without a word, as if the study were done: a later trial may beat it. Now a note says so."""
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    finished = len(study.trials)
+    running = study.ask()  # another process's trial, running now
+    args = ["--study-name", "tiny", "--storage", opt_dict["storage"]]
+    note = (
+        f"note: study 'tiny' is still running (a trial running now): this is the best of its {finished} finished "
+        f"trials so far; run the command again once the study ends\n"
+    )
+    exported = runner.invoke(app, ["export-best", *args], catch_exceptions=False)
+    assert exported.exit_code == 0, exported.output
+    assert exported.stderr == note
+    final = runner.invoke(
+        app, ["train-from-best", *args, "--out", "final", "--seeds", "1"], catch_exceptions=False
+    )
+    assert final.exit_code == 0, final.output
+    assert note in final.stderr
+    study.tell(running, state=TrialState.FAIL)  # the study ended
+    again = runner.invoke(app, ["export-best", *args], catch_exceptions=False)
+    assert again.exit_code == 0 and again.stderr == "", again.output
+
+
+def test_trials_json_and_csv_read_back_with_pandas_as_the_readme_says(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """README said trials.json 'holds one trial a line' with 'one column per parameter': `read_json(path,
+    lines=True)` fails (it is a JSON array), the parameters and metrics are objects, and plain
+    `pandas.read_json` rounds floats to 15 digits, so no learning rate it read was the trial's. README now
+    gives the calls that read every value back exactly; this runs them."""
+    import pandas as pd
+
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    export_best(study, opt_dict["storage"], tmp_path / "e")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert (
+        "pandas.read_json(path, precise_float=True)" in readme
+        and "pandas.json_normalize(json.load(f))" in readme
+    )
+    params = {t.number: t.params for t in study.trials}
+    metrics = {
+        t.number: t.user_attrs["metrics"]["val_loss"] for t in study.trials if "metrics" in t.user_attrs
+    }
+    read = pd.read_json(tmp_path / "e" / "trials.json", precise_float=True)
+    assert {n: p for n, p in zip(read["number"], read["params"], strict=True)} == params
+    with open(tmp_path / "e" / "trials.json") as f:
+        flat = pd.json_normalize(json.load(f))
+    for name in study.trials[0].params:
+        assert dict(zip(flat["number"], flat[f"params.{name}"], strict=True)) == {
+            n: p[name] for n, p in params.items()
+        }
+    assert {
+        n: v for n, v in zip(flat["number"], flat["metrics.val_loss"], strict=True) if n in metrics
+    } == metrics
+    frame = pd.read_csv(tmp_path / "e" / "trials.csv")
+    assert dict(zip(frame["number"], frame["optimizer.lr"], strict=True)) == {
+        n: p["optimizer.lr"] for n, p in params.items()
+    }
+    assert {
+        n: v for n, v in zip(frame["number"], frame["metrics_val_loss"], strict=True) if n in metrics
+    } == metrics

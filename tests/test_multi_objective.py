@@ -176,3 +176,33 @@ def test_the_report_of_a_study_run_with_the_nop_pruner_by_path_says_no_pruning(t
         trial.set_user_attr("epochs_run", 3)
         study.tell(trial, value)
     assert dict(_header_rows(report_info(study, "x")))["epochs"] == "6 run (no pruning)"
+
+
+def test_the_report_of_a_multi_objective_study_draws_its_learning_curves_from_the_history(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """The report of examples/multi_objective.yaml's study said 'no trial reported intermediate values' in
+    place of the learning curves, as if the trials had recorded no epoch: they all did, in their history,
+    which Optuna's Trial.report (one objective) cannot take. The report now draws the first objective's
+    curve of every trial from its history."""
+    from hpotool.report import make_figures, report_info
+
+    from .tiny_study import run_tiny_study
+
+    opt_dict.update(metrics=["val_loss", "n_params"], directions=["minimize", "minimize"])
+    for key in ("metric", "direction", "pruner"):
+        opt_dict.pop(key, None)
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    assert all(t.user_attrs["history"] and not t.intermediate_values for t in study.trials)
+    info = report_info(study, opt_dict["storage"])
+    (curves,) = [f for f in info.figures if f.kind == "intermediate"]
+    assert curves.reason is None
+    assert (
+        curves.title
+        == "Learning curves (val_loss, the first objective, per epoch, from each trial's history)"
+    )
+    drawn = make_figures(study, info)[curves.key]
+    lines = {trace.name: list(trace.y) for trace in drawn.data}
+    assert lines == {
+        f"Trial{t.number}": [row["val_loss"] for row in t.user_attrs["history"]] for t in study.trials
+    }

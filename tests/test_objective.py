@@ -1953,3 +1953,39 @@ def test_val_accuracy_on_label_columns_read_as_a_regression_names_bce_with_logit
     rp, op = write_configs(tmp_path, run_dict, opt_dict)
     with pytest.raises(HpoError, match=r"or set loss: \{name: bce_with_logits\} for these 0/1 labels\)$"):
         prepare_study(rp, op)
+
+
+def test_enqueue_from_a_study_this_one_samples_as_says_it_would_draw_its_trials_again(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A new study warm-started from another of the same sampler, seed and space (the same optimize config
+    under another name) ran the queued best trial, then drew the other study's trials again, in order, as
+    its first 'new' ones: a warm start that re-ran the trials it started from, without a word. A note now
+    says so and gives the --seed that draws new values; with it, there is no note."""
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    opt_dict["n_trials"] = 3
+    _run(tmp_path, run_dict, opt_dict)
+    source = load_study(opt_dict).trials
+    rp = write_yaml(tmp_path / "r.yaml", run_dict)
+    note = (
+        "note: this study samples as 'tiny' did (the same sampler, seed 0 and search space), so after the warm "
+        "start it draws the trials of 'tiny' again, in order: give --seed 1 (or another) to draw new values\n"
+    )
+    for name, seed in (("warm", None), ("other", 1)):
+        target = {**opt_dict, "study_name": name, "storage": f"sqlite:///{tmp_path / f'{name}.db'}"}
+        args = ["optimize", "-r", str(rp), "-o", str(write_yaml(tmp_path / f"{name}.yaml", target)), "-q"]
+        args += ["--enqueue-from", "tiny", "--enqueue-from-storage", opt_dict["storage"], "--top", "1"]
+        args += ["--seed", str(seed)] if seed is not None else []
+        result = CliRunner().invoke(app, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        warm = optuna.load_study(study_name=name, storage=target["storage"]).trials
+        drawn = [t.params for t in warm[1:]]
+        if seed is None:
+            assert note in result.stderr, result.stderr
+            assert drawn == [t.params for t in source[: len(drawn)]]  # the note's claim
+        else:
+            assert "samples as" not in result.stderr, result.stderr
+            assert not any(p == t.params for p in drawn for t in source)

@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 from rich.console import Console
 
@@ -149,3 +152,69 @@ def test_the_trials_of_other_commands_and_machines_are_marked_with_where_they_ra
     assert "(" not in trials[0] and "(" not in trials[3], lines
     assert trials[1].endswith("(another command, pid 4243)"), lines
     assert trials[2].endswith("(machine-b.example, pid 4242) new best"), lines
+
+
+def test_no_blank_line_where_stderr_is_no_terminal(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Logged to a file (`2> log`, a CI job), where the transient bars show nothing, optimize's trial lines
+    and train-from-best's run lines ended in an empty line (rich's Progress.stop prints one there), and a run
+    that failed in training printed one before its error."""
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    from .conftest import write_yaml
+
+    runner = CliRunner()
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    opt_path = write_yaml(tmp_path / "opt.yaml", opt_dict)
+    ran = runner.invoke(app, ["optimize", "-r", str(run_path), "-o", str(opt_path)], catch_exceptions=False)
+    assert ran.exit_code == 0, ran.output
+    assert ran.stderr.startswith("new study 'tiny'") and "\n\n" not in ran.stderr, ran.stderr
+    storage = ["--study-name", "tiny", "--storage", opt_dict["storage"]]
+    final = runner.invoke(app, ["train-from-best", *storage, "--out", "final"], catch_exceptions=False)
+    assert final.exit_code == 0, final.output
+    assert final.stderr.startswith("exported the best trial") and "\n\n" not in final.stderr, final.stderr
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))  # tests.helpers: a user's model
+    run_dict["model"] = {"name": "tests.helpers:ExplodingModel"}  # fails from its second training batch
+    failing = runner.invoke(app, ["train", "-r", str(write_yaml(tmp_path / "boom.yaml", run_dict))])
+    assert failing.exit_code == 2, failing.output
+    assert failing.stderr.startswith("error: training failed: RuntimeError: boom from user code"), (
+        failing.stderr
+    )
+
+
+def test_a_study_resumed_after_ctrl_c_in_its_first_trial_says_it_resumes(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in a study's first trial, then the same command: it said nothing of the study it resumed
+    (the line counts done trials, and there were none), so the run read as one started over. README: a
+    resumed run says `resuming study NAME: 0/N trials done`."""
+    import signal
+
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    from .conftest import write_yaml
+
+    runner = CliRunner()
+    args = ["optimize", "-r", str(write_yaml(tmp_path / "run.yaml", run_dict))]
+    args += ["-o", str(write_yaml(tmp_path / "opt.yaml", opt_dict))]
+    real = RichObserver.epoch_ended
+
+    def then_ctrl_c(self: RichObserver, *a: Any, **kw: Any) -> None:  # Ctrl-C after the first trial's epoch
+        real(self, *a, **kw)
+        signal.raise_signal(signal.SIGINT)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(RichObserver, "epoch_ended", then_ctrl_c)
+        first = runner.invoke(app, args)
+    assert first.exit_code == 130, first.output
+    assert first.stderr.startswith("new study 'tiny'"), first.stderr
+    again = runner.invoke(app, args, catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    assert again.stderr.startswith(f"resuming study tiny: 0/{opt_dict['n_trials']} trials done\n"), (
+        again.stderr
+    )

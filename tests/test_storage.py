@@ -81,30 +81,6 @@ def test_a_percent_encoded_sqlite_path_is_the_file_optuna_opens(tmp_path: Path) 
     assert load_study("o", f"sqlite:///{tmp_path}/old%20place/x.db").study_name == "o"
 
 
-@pytest.fixture
-def lock_read_only() -> Iterator[Callable[[Path], None]]:
-    """Makes a folder read-only: a read-only mount as root, whom file modes do not stop; its modes
-    otherwise. Undone after the test."""
-    undo: list[Callable[[], None]] = []
-
-    def lock(folder: Path) -> None:
-        if os.geteuid() != 0:
-            paths = [*folder.iterdir(), folder]
-            for path in paths:
-                path.chmod(0o555 if path.is_dir() else 0o444)
-            undo.append(lambda: [path.chmod(0o755) for path in paths] and None)
-            return
-        bind = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
-        if bind.returncode != 0:
-            pytest.skip(f"cannot make a read-only mount here: {bind.stderr.decode().strip()}")
-        undo.append(lambda: subprocess.run(["umount", "--lazy", str(folder)], check=True) and None)
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
-
-    yield lock
-    for step in undo:
-        step()
-
-
 def test_a_study_in_a_folder_that_cannot_be_written_says_so(
     tmp_path: Path, lock_read_only: Callable[[Path], None]
 ) -> None:

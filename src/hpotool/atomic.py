@@ -404,6 +404,20 @@ def not_a_folder(folder: Path) -> Path | None:
     )
 
 
+def unwritable(folder: Path) -> Path | None:
+    """The folder that keeps this process from writing files into `folder`: `folder` where it exists, else
+    the nearest existing folder above it (where `folder` would be made), when this process cannot write to
+    it (a read-only mount, another user's folder); None when it can. Checked before the work a write ends
+    (training, drawing a report), not instead of the write's own errors."""
+    existing = next((p for p in (folder, *folder.parents) if os.path.isdir(p)), Path("."))
+    return None if os.access(existing, os.W_OK | os.X_OK) else existing
+
+
+def shown(folder: Path) -> str:
+    """`folder` as a message names it: the current folder by its absolute path, not as '.'."""
+    return str(Path.cwd()) if folder == Path(".") else str(folder)
+
+
 def kind_of(path: Path) -> str:
     """What `path`, which exists and is no folder, is: "a file", "a device", "a named pipe" or "a socket"."""
     mode = os.stat(path).st_mode

@@ -618,6 +618,7 @@ def _optimize(
             plan = prepare_stored_study(study_name, storage, overrides, on_wait=_note)
         else:
             plan = prepare_study(run_config, optimize_config, overrides)
+        redraws: str | None = None  # --enqueue-from a study this one would sample as
         if enqueue_from is not None:
             from hpotool.browse import find_study
             from hpotool.plan import with_warm_start
@@ -637,6 +638,14 @@ def _optimize(
             short = _short_of_top(plan, source, top)
             if short:
                 plan = replace(plan, notes=(*plan.notes, short))
+            from hpotool.fingerprint import stored_config
+            from hpotool.warm_start import same_draws_note
+
+            redraws = same_draws_note(
+                plan.opt.model_dump(mode="json"),
+                source.study_name,
+                stored_config(source.user_attrs, "optimize_config"),
+            )
         from hpotool.storage import check_storage, storage_origin
 
         # A storage the run refuses (a folder, no URL, a file of another kind) is the one line printed: the
@@ -661,6 +670,8 @@ def _optimize(
                 _note(note)
             if new_study is not None:
                 _say(new_study)
+                if redraws is not None:  # a resumed study's seed mixes in its trials: it draws new values
+                    _note(redraws)
 
         if workers > 1:
             from hpotool.workers import run_workers
@@ -756,6 +767,7 @@ def _check_folder_of_report(study_name: str, out: Path | None, fmt: str) -> None
     path = out if out is not None else default_report_path(study_name, fmt)
     blocker = not_a_folder(path.parent)
     if blocker is None:
+        _check_writable(path, out, path.parent, "report writes the report", "a file")
         return
     other = f"--out {study_name}-report.{fmt}"
     if out is None:
@@ -776,6 +788,16 @@ def _check_export_folder(study_name: str, out: Path | None, command: str) -> Non
     blocker = not_a_folder(folder)
     if blocker is None:
         _check_export_names(folder, out, command)
+        if command == "train-from-best":  # its export always goes to studies/<name>/
+            _check_writable(
+                folder,
+                None,
+                folder,
+                "train-from-best exports the best trial",
+                "",
+            )
+        else:
+            _check_writable(folder, out, folder, "export-best writes the export", "a folder")
         return
     what = f"{blocker}: is {kind_of(blocker)}, not a folder"
     if command == "train-from-best":  # its export always goes to studies/<name>/
@@ -793,6 +815,34 @@ def _check_export_folder(study_name: str, out: Path | None, command: str) -> Non
         f"--out {out}: {_is_no_folder(blocker, out)}; export-best writes several files into a folder: give one, "
         f"e.g. {other}"
     )
+
+
+def _check_writable(path: Path, out: Path | None, folder: Path, what: str, give: str) -> None:
+    """Refuse `path` (a file or folder a command writes, into `folder`) where this process cannot write the
+    folder, or the one above it that would be made: before the study is read and the work is done, with
+    the flag that gives another place (`out`: the user's --out; None: the default path). A device or pipe
+    (`--out /dev/null`) is written into, not replaced: nothing is made beside it.
+
+    Args:
+        what: what the command does there, e.g. "report writes the report".
+        give: what --out takes, e.g. "a file"; empty where no flag changes the path.
+    """
+    from hpotool.atomic import shown, unwritable
+
+    if os.path.exists(path) and not os.path.isdir(path) and not os.path.isfile(path):
+        return
+    blocked = unwritable(folder)
+    if blocked is None:
+        return
+    cannot = f"this process cannot write to {'it' if blocked == path else shown(blocked)}"
+    if not give:
+        raise HpoError(
+            f"{path}: {what} there (no flag changes that folder), and {cannot}; make it writable, or run from "
+            f"another folder"
+        )
+    if out is None:
+        raise HpoError(f"{path}: {what} there by default, and {cannot}; give --out {give} you can write")
+    raise HpoError(f"{path}: {cannot}; choose another --out, one you can write")
 
 
 def _check_export_names(folder: Path, out: Path | None, command: str) -> None:
@@ -1014,7 +1064,7 @@ def _train(
         from hpotool.config import load_run_config
         from hpotool.formatting import format_params
         from hpotool.overrides import apply_overrides
-        from hpotool.saved import check_run_dir, default_runs_dir, new_run_dir, train_and_save
+        from hpotool.saved import check_run_dir, check_writable, default_runs_dir, new_run_dir, train_and_save
 
         _refuse_stdout(out, "a run folder (model.pt, metrics.json, ...)", "a folder, e.g. --out runs/mine")
         cfg = load_run_config(run_config)
@@ -1050,6 +1100,7 @@ def _train(
             folder: Any = out
             made.append(out)
         else:
+            check_writable(runs_dir, out_given=False)  # before training, not once it is over
 
             def make_folder() -> Path:  # once training succeeds; the save makes it, with the run's files
                 made[:] = [new_run_dir(runs_dir)]  # the next name, where another run took this one
@@ -1140,7 +1191,7 @@ def _train_from_best(
         from hpotool.export import export_best as write_export
         from hpotool.final import check_jobs, plan_final
         from hpotool.final import train_from_best as run_final
-        from hpotool.saved import default_runs_dir, new_run_dir
+        from hpotool.saved import check_writable, default_runs_dir, new_run_dir
         from hpotool.storage import default_storage_url
 
         _refuse_stdout(out, "run folders and summary.json", "a folder, e.g. --out runs/final")
@@ -1153,8 +1204,12 @@ def _train_from_best(
         # refused before anything is written, the export and the run folder included
         _check_export_folder(study_name, None, "train-from-best")
         saved = check_jobs(plan, out)
+        if out is None:  # made by the first run's save: one this process cannot write fails before training
+            check_writable(default_runs_dir(plan.candidates[0].config), out_given=False)
         exported = write_export(study, storage or default_storage_url(study_name))
         _err().print(f"exported the best trial to {escape(str(exported.folder))}")
+        for note in exported.notes:  # a study still running: the best so far
+            _note(note)
         if len(plan.candidates) < top_k:
             from optuna.trial import TrialState
 
@@ -1460,13 +1515,11 @@ def trials(
         table = trials_table(any(notes))
         # A note column that leaves the others too narrow for their words folded a value mid-number
         # ("optimizer.lr=0.02" over "527" at 80 columns): the notes then go under the table, by trial number.
-        below = (
-            any(notes)
-            and _narrowest(table) > _out().width
-            and _narrowest(trials_table(False)) <= _out().width
-        )
-        if below:
-            table = trials_table(False)
+        below = False
+        if not _fits(table) and any(notes):
+            narrower = trials_table(False)
+            if _fits(narrower):
+                table, below = narrower, True
         _out().print(table)
         if below:
             from rich.text import Text
@@ -1596,17 +1649,36 @@ def _audit_table(report: AuditReport, title: str, wrap: tuple[str, ...] = ()) ->
     return table
 
 
-def _narrowest(table: Table) -> int:
-    """The fewest columns `table` prints in without folding a word or cutting a no_wrap cell (rich's own
-    measure() lets every cell wrap at its spaces)."""
+def _fits(table: Table) -> bool:
+    """Whether `table` prints within the terminal without folding a word or cutting a no_wrap cell, and if
+    so, its columns' widths set to do so.
+
+    Rich's own layout narrows the widest column first, below its longest word however much room the
+    others leave ("optimizer.lr=0.0" over "0443" beside a whole "Pareto front" note): each column here
+    gets its longest word (a no_wrap column, its longest cell), and the room left goes to the columns
+    that need the least more to print on one line, so short cells stay whole and the widest wraps.
+    """
     from rich.measure import Measurement
 
     unbounded = _out().options.update_width(1_000_000)  # Measurement.get clamps to the terminal's width
-    width = len(table.columns) + 1  # the vertical borders
+    least: list[int] = []
+    most: list[int] = []
     for column in table.columns:
         cells = [Measurement.get(_out(), unbounded, cell) for cell in (column.header, *column.cells)]
-        width += 2 + max(m.maximum if column.no_wrap else m.minimum for m in cells)  # 2: a space each side
-    return width
+        most.append(max(m.maximum for m in cells))
+        least.append(most[-1] if column.no_wrap else max(m.minimum for m in cells))
+    room = _out().width - (len(table.columns) + 1) - 2 * len(table.columns)  # borders, a space each side
+    if sum(least) > room:
+        return False
+    if sum(most) > room:  # else rich prints every column at its widest
+        widths = list(least)
+        left = room - sum(least)
+        for i in sorted(range(len(widths)), key=lambda i: most[i] - least[i]):
+            widths[i] += min(most[i] - least[i], left)
+            left -= widths[i] - least[i]
+        for column, width in zip(table.columns, widths, strict=True):
+            column.width = width
+    return True
 
 
 @app.command(short_help="Diagnose a study: importances, range edges, pruning.")
@@ -1626,7 +1698,7 @@ def audit(study_name: StudyNameReq, storage: ReadStorageOpt = None, as_json: Jso
         # The first layout that fits the terminal. Parameter names are each row's key: they fold
         # (mid-word) only when nothing else makes room.
         tables = [_audit_table(report, title, wrap) for wrap in ((), ("best",), ("best", "parameter"))]
-        _out().print(next((t for t in tables if _narrowest(t) <= _out().width), tables[-1]))
+        _out().print(next((t for t in tables if _fits(t)), tables[-1]))
         _out().print(f"importance: {escape(report.evaluator)}, over {escape(report.basis)}")
         for finding in report.findings:
             _print_bullet(finding)
@@ -1687,6 +1759,7 @@ def refine(
             out, "two files (the stage's config and its .run.yaml)", "a file, e.g. --out stage2.yaml"
         )
         check_stage_paths(out, force)  # before the study is read: a hand-edited stage is never lost
+        _check_writable(out, out, out.parent, "refine writes the stage's configs", "a file")
         import_without_sklearn()
         ref = refine_study(find_study(study_name, storage), keep_top, storage_url=storage)
         opt_path, run_path = write_refinement(ref, out, study_name)

@@ -411,6 +411,19 @@ def no_best_error(study: optuna.Study) -> HpoError:
             f"it to finish (hpotool trials {study_options(study)} shows it), or run hpotool optimize until one "
             f"completes"
         )
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    if (
+        failed
+        and not counts.get("pruned")
+        and all(t.user_attrs.get("fail_reason") == "interrupted" for t in failed)
+    ):
+        # Ctrl-C or SIGTERM ended them: nothing to fix, the study resumes where it stopped
+        they = "its trial was" if len(failed) == 1 else f"its {len(failed)} trials were"
+        return HpoError(
+            f"study {study.study_name!r} has no complete trial yet ({shown}); {they} interrupted (Ctrl-C or "
+            f"SIGTERM): run the same hpotool optimize command again, or hpotool optimize {study_options(study)} "
+            f"(its stored configs), to resume it"
+        )
     if counts.get("fail") and not counts.get("pruned"):  # the next step is to see why, not to run more alike
         they = "it" if counts["fail"] == 1 else "they"
         return HpoError(
@@ -584,6 +597,22 @@ def _run_yaml(study: optuna.Study, trial: FrozenTrial, config: RunConfig) -> str
     return header + dump_yaml(config.model_dump(mode="json"))
 
 
+def _still_running(study: optuna.Study) -> str | None:
+    """A note where a live process runs `study` now (a trial of it is running): the export holds the best
+    trial so far, which a later trial may beat; None otherwise (a dead worker's trial runs no more)."""
+    from hpotool.stale import died_here
+
+    running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if not died_here(t)]
+    if not running:
+        return None
+    finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    which = "a trial" if len(running) == 1 else f"{len(running)} trials"
+    return (
+        f"study {study.study_name!r} is still running ({which} running now): this is the best of its {finished} "
+        f"finished trial{'' if finished == 1 else 's'} so far; run the command again once the study ends"
+    )
+
+
 def export_best(study: optuna.Study, storage_url: str, folder: Path | None = None) -> ExportResult:
     """Write best_params.json, best_run.yaml (or one per Pareto trial), trials.csv and trials.json. A
     study `hpotool optimize` did not make (plain Optuna) has no run config to write: the rest is written,
@@ -618,6 +647,8 @@ def export_best(study: optuna.Study, storage_url: str, folder: Path | None = Non
             f"no best_run.yaml: study {study.study_name!r} was not created by hpotool optimize, so there is no "
             f"run config to merge its parameters into (best_params.json has them)"
         )
+    if note := _still_running(study):
+        notes.append(note)
     texts = {"trials.csv": trials_csv(study), "trials.json": dump_json_records(trial_records(study)), **runs}
     texts["best_params.json"] = dump_json(best_info(study, storage_url, names))
     files = [folder / name for name in texts]

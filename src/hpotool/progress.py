@@ -46,6 +46,13 @@ def bars(console: Console) -> Progress:
     )
 
 
+def stop(progress: Progress) -> None:
+    """Take the bars away. `Progress.stop()` also prints an empty line where stderr is no terminal (a log
+    file, a pipe), where the transient bars showed nothing: a blank line after the last trial's or run's
+    line, and before an error's."""
+    progress.live.stop()
+
+
 class RunProgress:
     """An epoch bar for each training run, and one line per finished run (a `final.FinalObserver`)."""
 
@@ -59,7 +66,7 @@ class RunProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        stop(self.progress)
 
     def run_started(self, label: str, cfg: Any) -> None:
         self.progress.reset(self.task, total=cfg.epochs, description=label, info="", visible=True)
@@ -92,7 +99,7 @@ class RichObserver:
 
     def __exit__(self, *exc: object) -> None:
         if self.progress.live.is_started:
-            self.progress.stop()
+            stop(self.progress)
 
     def study_started(self, study: optuna.Study, target: int | None, already_done: int) -> None:
         """`target` None: no trial count, the timeout ends the study (the bar counts up, n/?)."""
@@ -100,8 +107,10 @@ class RichObserver:
         self.trials_task = self.progress.add_task("trials", total=target, completed=already_done, info="")
         self.epochs_task = self.progress.add_task("epochs", total=1, info="", visible=False)
         # A study holding its target already: the summary's note says so, with how to run more (said here too,
-        # it printed the same fact twice, in two wordings).
-        if already_done and (target is None or already_done < target):
+        # it printed the same fact twice, in two wordings). One whose trials all failed (Ctrl-C in its first
+        # trial) is resumed too, though none is done: said nothing, the run read as a study started over.
+        failed = bool(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+        if (already_done or failed) and (target is None or already_done < target):
             of = "" if target is None else f"/{target}"
             self.console.print(
                 f"resuming study [bold]{escape(study.study_name)}[/]: {already_done}{of} trials done"

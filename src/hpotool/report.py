@@ -10,6 +10,7 @@ JSON format: the report info as data, plus `figures[i]["plotly"]`, the figure as
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 import logging
@@ -83,6 +84,30 @@ def sample_trials(
     step = len(rest) / (limit - len(best))
     chosen = best | {rest[int(i * step)].number for i in range(limit - len(best))}
     return [t for t in candidates if t.number in chosen]
+
+
+def curve_trials(study: optuna.Study, trials: list[FrozenTrial], metric: str) -> list[FrozenTrial]:
+    """The trials whose learning curves the report draws. One objective: the trials themselves (their
+    reported values). Several: Optuna's Trial.report takes one objective, so none reports; each trial that
+    recorded `metric` (the first objective's) in its per-epoch history, as a copy whose intermediate values
+    are that history."""
+    if len(study.directions) == 1:
+        return trials
+    curves = []
+    for t in trials:
+        rows = t.user_attrs.get("history")
+        values = {
+            r["epoch"]: float(r[metric])
+            for r in (rows if isinstance(rows, list) else [])
+            if isinstance(r, dict)
+            and isinstance(r.get("epoch"), int)
+            and isinstance(r.get(metric), int | float)
+        }
+        if values:
+            curve = copy.copy(t)
+            curve.intermediate_values = values
+            curves.append(curve)
+    return curves
 
 
 def _sampled_note(kind: str, trials: list[FrozenTrial]) -> str:
@@ -349,20 +374,30 @@ def _figure_infos(
             ),
             FigureInfo(f"edf{sfx}", "edf", f"Empirical distribution (EDF){name}", i, reason=none_complete),
         ]
-    reported = any(t.intermediate_values for t in trials if t.state in _CURVE_STATES)
+    first = objectives[0]["name"]
+    curves = curve_trials(study, trials, first)
+    reported = any(t.intermediate_values for t in curves if t.state in _CURVE_STATES)
     curves_reason = (
         None
         if reported
+        else f"only failed trials recorded {first} per epoch (a failed trial's curve is not drawn)"
+        if multi and curves
+        else f"no trial recorded {first} per epoch in its history"
+        if multi
         else "only failed trials reported intermediate values (a failed trial's curve is not drawn)"
         if any(t.intermediate_values for t in trials)
         else "no trial reported intermediate values"
+    )
+    what = (
+        f"{first}, the first objective, per epoch, from each trial's history"
+        if multi
+        else "intermediate values; pruned trials included"
     )
     figs.append(
         FigureInfo(
             "intermediate",
             "intermediate",
-            "Learning curves (intermediate values; pruned trials included)"
-            + _sampled_note("intermediate", trials),
+            f"Learning curves ({what})" + _sampled_note("intermediate", curves),
             reason=curves_reason,
         )
     )
@@ -495,10 +530,12 @@ def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]
     figures: dict[str, go.Figure] = {}
     trials = study.get_trials(deepcopy=False)
     choices = categorical_choices(trials)
+    curves = curve_trials(study, trials, info.objectives[0]["name"])
     for f in info.figures:
         if f.reason is not None:
             continue
-        drawn = StudySnapshot(study, sample_trials(f.kind, trials, study.directions, f.objective or 0))
+        among = curves if f.kind == "intermediate" else trials
+        drawn = StudySnapshot(study, sample_trials(f.kind, among, study.directions, f.objective or 0))
         target = _target(study, f.objective)
         kw: dict[str, Any] = {"target": target, "target_name": info.objectives[f.objective or 0]["name"]}
         match f.kind:

@@ -108,6 +108,7 @@ def check_run_path(folder: Path) -> None:
         raise HpoError(
             f"{folder}: cannot be made: {blocker} is {kind_of(blocker)}, not a folder; choose another --out"
         )
+    check_writable(folder, out_given=True)
     # A folder named metrics.json in it: the save would fail once training is over, as well.
     for name in RUN_FILES:
         path = folder / name
@@ -118,6 +119,25 @@ def check_run_path(folder: Path) -> None:
             raise HpoError(
                 f"{path}: is {kind}, not the file a run saves there; move it away, or choose another --out"
             )
+
+
+def check_writable(folder: Path, out_given: bool) -> None:
+    """Refuse a run folder this process cannot make or save into (a read-only folder above it, another
+    user's): found now, not once training is over. The folder must be writable where it exists, its
+    nearest existing folder above where it does not.
+
+    Raises:
+        HpoError: naming the folder, the one this process cannot write to and what to do: choose another
+            --out where the user gave one (`out_given`), else give one.
+    """
+    from hpotool.atomic import shown, unwritable
+
+    blocked = unwritable(folder)
+    if blocked is None:
+        return
+    fix = "choose another --out, one you can write" if out_given else "give --out a folder you can write"
+    where = "it" if blocked == folder else shown(blocked)
+    raise HpoError(f"{folder}: cannot save a run there: this process cannot write to {where}; {fix}")
 
 
 def saved_run_of(folder: Path, cfg: RunConfig, info: dict[str, Any]) -> SavedRun | None:

@@ -205,3 +205,21 @@ def short_of_top_note(source: str, top: int, queued: int, ranked: int, complete:
             f"space, or one queued already"
         )
     return f"--top {top}: queued {queued} of the best trials of {source!r}, not {top}: {'; '.join(why)}"
+
+
+def same_draws_note(ours: Mapping[str, Any], source: str, theirs: Mapping[str, Any]) -> str | None:
+    """One line where a new study warm-started from study `source` samples as `source` did: the same
+    sampler, seed and search space (`ours` and `theirs`: the two optimize configs, as JSON). Its sampler then
+    draws `source`'s values again, in order, after the queued points (the first of them `source`'s first
+    trials, which the warm start may have queued already); None otherwise, or when neither is seeded."""
+    kwargs = ours.get("sampler", {}).get("kwargs", {})
+    seed = kwargs.get("seed", ours.get("seed"))
+    if not theirs or seed is None:
+        return None
+    if any(theirs.get(k) != ours.get(k) for k in ("seed", "sampler", "search_space")):
+        return None
+    fix = "set another sampler.kwargs.seed" if "seed" in kwargs else f"give --seed {seed + 1} (or another)"
+    return (
+        f"this study samples as {source!r} did (the same sampler, seed {seed} and search space), so after the "
+        f"warm start it draws the trials of {source!r} again, in order: {fix} to draw new values"
+    )
