@@ -382,6 +382,17 @@ def test_fail_stale_on_a_study_another_process_keeps_locked_says_so(
             r"Connection refused; is the server running on 127\.0\.0\.1:1\? check the host and port in the URL$",
         ),
         ("postgresql+psycopg://nobody@nohost.invalid:1/x", r"is the server running on nohost\.invalid:1\?"),
+        # a database name after the port, as PostgreSQL's URL takes one: Redis's client ignored it, and the
+        # study went into database 0 with every other unprefixed journal there, without a word
+        (
+            "redis://127.0.0.1:1/hpo",
+            r"^storage 'redis://127\.0\.0\.1:1/hpo': a Redis URL's path is a database number \(0, 1, \.\.\.\), "
+            r"not a name; to keep this study's journal apart write redis://127\.0\.0\.1:1\?prefix=hpo$",
+        ),
+        (
+            "redis://127.0.0.1:1/hpo?prefix=mine",
+            r"database number \(0, 1, \.\.\.\), not a name; write redis://127\.0\.0\.1:1\?prefix=mine$",
+        ),
     ],
 )
 def test_bad_storage_urls(url: str, message: str) -> None:
