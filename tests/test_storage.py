@@ -875,6 +875,34 @@ def test_a_redis_study_looked_for_under_another_prefix_names_the_one_it_is_under
             client.delete(key)
 
 
+def test_a_redis_study_in_the_default_journal_looked_for_under_a_prefix_names_the_url_without_one() -> None:
+    # A study made with `redis://host:6379` (Optuna's default journal, prefix "") looked for under
+    # `?prefix=NAME` said "give --storage redis://host:6379?prefix=", an empty prefix to type.
+    import uuid
+
+    import redis
+
+    from .test_workers import _server_url
+
+    server = _server_url("redis")
+    database = f"{server}/13"  # a database of its own: the default journal of database 0 is anyone's
+    client = redis.Redis.from_url(database)
+    if client.exists(":log_number"):
+        pytest.skip(f"{database} holds a default journal already")
+    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    try:
+        optuna.create_study(study_name=name, storage=make_storage(database))
+        with pytest.raises(HpoError) as caught:
+            load_study(name, f"{database}?prefix={name}")
+        assert str(caught.value) == (
+            f"no study {name!r} in {database}?prefix={name}; studies there: none; it is under another prefix: "
+            f"give --storage {database}"
+        )
+    finally:
+        for key in [*client.scan_iter(":log*"), *client.scan_iter(f"{name}*")]:
+            client.delete(key)
+
+
 def test_a_machine_whose_redis_url_lacks_the_others_prefix_does_not_start_a_study_of_its_own(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:

@@ -1099,7 +1099,8 @@ def redis_prefixes_holding(url: str, study_name: str) -> list[str]:
         if other == prefix:
             continue
         parts = urlsplit(base)
-        candidate = urlunsplit(parts._replace(query=urlencode([*parse_qsl(parts.query), ("prefix", other)])))
+        query = [*parse_qsl(parts.query), *([("prefix", other)] if other else [])]  # "": Optuna's default
+        candidate = urlunsplit(parts._replace(query=urlencode(query)))
         if study_name in study_names(make_storage(candidate, create=False)):
             found.append(candidate)
     return found
