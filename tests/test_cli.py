@@ -985,6 +985,22 @@ def test_a_sqlite_storage_given_beside_a_journal_starts_the_study_there(
     assert len(optuna.load_study(study_name="tiny", storage=url).trials) == opt_dict["n_trials"]
 
 
+def test_a_command_joining_a_study_another_created_says_which_before_any_trial_finished(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """The second machine of README's "Several machines", started as the first created the study (or a resume
+    whose trials all failed), said nothing of the study it joined: no `new study` line (it did not create
+    it) and no `resuming` line (no trial had finished). Now it says `resuming study NAME: 0/N trials done`."""
+    from hpotool.plan import prepare_study
+    from hpotool.study import open_study
+
+    args = _optimize_args(tmp_path, run_dict, opt_dict)
+    open_study(prepare_study(Path(args[2]), Path(args[4])))  # machine A: the study, no trial yet
+    result = _ok(*args)
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"resuming study tiny: 0/{opt_dict['n_trials']} trials done", result.stderr
+
+
 def test_a_machine_joining_by_name_without_the_creator_s_gpu_is_told_to_give_device(
     configs: tuple[Path, Path],
 ) -> None:
