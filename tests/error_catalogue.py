@@ -744,6 +744,12 @@ CASES = [
         args=("--storage", "postgresql+psycopg://nobody@127.0.0.1:1/none"),
     ),
     Case(
+        "redis-database-name",
+        "a Redis URL with a database name after the port, as a PostgreSQL URL has (Redis numbers its databases)",
+        "error: optimize.yaml: storage: 'redis://127.0.0.1:1/hpo': a Redis URL's path is a database number (0, 1, ...), not a name; to keep this study's journal apart write redis://127.0.0.1:1?prefix=hpo",
+        optimize_text=_optimize_text(storage="redis://127.0.0.1:1/hpo"),
+    ),
+    Case(
         "study-name-slash",
         "a study name with /",
         "error: optimize.yaml: study_name: 'a/b' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/",

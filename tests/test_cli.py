@@ -966,6 +966,41 @@ def test_the_dry_run_refuses_a_second_study_beside_a_journal_as_the_run_does(
     assert not (tmp_path / "studies" / "tiny.db").exists()
 
 
+@pytest.mark.parametrize("where", ["option", "config"])
+def test_a_sqlite_storage_given_beside_a_journal_starts_the_study_there(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, where: str
+) -> None:
+    """A study kept in journal:studies/tiny.log, run again with `--storage sqlite:///studies/tiny.db` (or that
+    storage: in the config) given on purpose, was refused as if no storage were given: "without --storage a
+    new one would start in sqlite:///studies/tiny.db", --storage in the command. A storage given is the one
+    asked for, as a relative --storage read from another folder is; only the default is refused there."""
+    opt = {k: v for k, v in opt_dict.items() if k != "storage"}
+    _ok(*_optimize_args(tmp_path, run_dict, opt), "--storage", "journal:studies/tiny.log", "-q")
+    url = "sqlite:///studies/tiny.db"
+    if where == "option":
+        result = _ok(*_optimize_args(tmp_path, run_dict, opt), "--storage", url, "-q")
+    else:
+        result = _ok(*_optimize_args(tmp_path, run_dict, {**opt, "storage": url}), "-q")
+    assert f"new study 'tiny' in {tmp_path / 'studies' / 'tiny.db'}" in result.stderr, result.output
+    assert len(optuna.load_study(study_name="tiny", storage=url).trials) == opt_dict["n_trials"]
+
+
+def test_a_command_joining_a_study_another_created_says_which_before_any_trial_finished(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """The second machine of README's "Several machines", started as the first created the study (or a resume
+    whose trials all failed), said nothing of the study it joined: no `new study` line (it did not create
+    it) and no `resuming` line (no trial had finished). Now it says `resuming study NAME: 0/N trials done`."""
+    from hpotool.plan import prepare_study
+    from hpotool.study import open_study
+
+    args = _optimize_args(tmp_path, run_dict, opt_dict)
+    open_study(prepare_study(Path(args[2]), Path(args[4])))  # machine A: the study, no trial yet
+    result = _ok(*args)
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"resuming study tiny: 0/{opt_dict['n_trials']} trials done", result.stderr
+
+
 def test_a_machine_joining_by_name_without_the_creator_s_gpu_is_told_to_give_device(
     configs: tuple[Path, Path],
 ) -> None:

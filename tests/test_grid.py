@@ -256,7 +256,9 @@ class _OtherWorker:
         self.choices = list(choices)
         self.other: optuna.Trial | None = None
 
-    def study_started(self, study: optuna.Study, target: int | None, already_done: int) -> None:
+    def study_started(
+        self, study: optuna.Study, target: int | None, already_done: int, joined: bool = False
+    ) -> None:
         pass
 
     def trial_started(self, number: int, params: Any, epochs: int) -> None:
@@ -475,7 +477,9 @@ class _FailedMidTrial(_OtherWorker):
         super().__init__(suggested=True)
         self.study: optuna.Study | None = None
 
-    def study_started(self, study: optuna.Study, target: int | None, already_done: int) -> None:
+    def study_started(
+        self, study: optuna.Study, target: int | None, already_done: int, joined: bool = False
+    ) -> None:
         self.study = study
 
     def trial_started(self, number: int, params: Any, epochs: int) -> None:

@@ -172,7 +172,9 @@ class _CtrlCInAFinalizer:
     collector runs SQLAlchemy's weakref callbacks at any moment), where Python prints the interrupt as
     'Exception ignored' and goes on."""
 
-    def study_started(self, study: optuna.Study, target: int | None, already_done: int) -> None:
+    def study_started(
+        self, study: optuna.Study, target: int | None, already_done: int, joined: bool = False
+    ) -> None:
         pass
 
     def trial_started(self, number: int, params: Any, epochs: int) -> None:

@@ -311,7 +311,9 @@ def test_processes_resuming_an_idle_study_at_one_moment_draw_their_own_values(
     other: list[dict[str, Any]] = []
 
     class OtherMachine:  # asks and draws its trial once this process has opened the study, before its first ask
-        def study_started(self, study: optuna.Study, n_trials: int | None, done: int) -> None:
+        def study_started(
+            self, study: optuna.Study, n_trials: int | None, done: int, joined: bool = False
+        ) -> None:
             joined, salt = open_study(plan)
             assert salt == ()  # it found the study idle too
             trial = joined.ask()

@@ -260,3 +260,43 @@ def test_a_trial_created_during_a_read_is_left_for_the_next_read(tmp_path: Path)
     assert fired
     again = fast._get_trials(study._study_id, None, set(), -1)
     assert [t.number for t in again] == [0, 1] and again[1].user_attrs == {"k": 1}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
+def test_a_queued_trial_two_processes_pick_up_at_once_is_picked_up_by_one(tmp_path: Path, kind: str) -> None:
+    # On SQLite both took it: Optuna reads the WAITING row, then sets it RUNNING in a transaction begun
+    # only at that write (its row lock, SELECT ... FOR UPDATE, is a no-op there), so a process that picked
+    # the trial up between the two went unseen. Two workers of a resumed `--workers 10` trained one trial
+    # left WAITING by the last run, and the one that finished second died with a traceback
+    # ("UpdateFinishedTrialError: Trial#3 has already finished"). Now the state changes only where the row
+    # is still WAITING, in one statement: the second process is told it lost the trial.
+    import sqlalchemy
+
+    from tests.test_workers import _server_url
+
+    url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else _server_url(kind)
+    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    mine, other = make_storage(url), make_storage(url)
+    study = optuna.create_study(study_name=name, storage=mine)
+    try:
+        study.enqueue_trial({})
+        [queued] = study.get_trials(states=(TrialState.WAITING,))
+        taken: list[bool] = []
+
+        def other_takes_it_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if statement.startswith("UPDATE trials") and not taken:
+                taken.append(other.set_trial_state_values(queued._trial_id, TrialState.RUNNING))
+
+        assert isinstance(mine, BufferedRDBStorage)
+        if kind == "sqlite":  # the other process takes it as this one is about to
+            engine = mine._backend.engine  # type: ignore[attr-defined]
+            sqlalchemy.event.listen(engine, "before_cursor_execute", other_takes_it_first)
+        else:  # the server's row lock (SELECT ... FOR UPDATE) would keep it waiting for this one: it goes first
+            taken.append(other.set_trial_state_values(queued._trial_id, TrialState.RUNNING))
+        picked = mine.set_trial_state_values(queued._trial_id, TrialState.RUNNING)
+        assert taken == [True]
+        assert picked is False  # before, on SQLite: True, as for the other process
+        [trial] = optuna.load_study(study_name=name, storage=url).trials
+        assert trial.state == TrialState.RUNNING and trial.datetime_start is not None
+    finally:
+        optuna.delete_study(study_name=name, storage=url)

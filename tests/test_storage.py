@@ -358,6 +358,17 @@ def test_fail_stale_on_a_study_another_process_keeps_locked_says_so(
             r"Connection refused; is the server running on 127\.0\.0\.1:1\? check the host and port in the URL$",
         ),
         ("postgresql+psycopg://nobody@nohost.invalid:1/x", r"is the server running on nohost\.invalid:1\?"),
+        # a database name after the port, as PostgreSQL's URL takes one: Redis's client ignored it, and the
+        # study went into database 0 with every other unprefixed journal there, without a word
+        (
+            "redis://127.0.0.1:1/hpo",
+            r"^storage 'redis://127\.0\.0\.1:1/hpo': a Redis URL's path is a database number \(0, 1, \.\.\.\), "
+            r"not a name; to keep this study's journal apart write redis://127\.0\.0\.1:1\?prefix=hpo$",
+        ),
+        (
+            "redis://127.0.0.1:1/hpo?prefix=mine",
+            r"database number \(0, 1, \.\.\.\), not a name; write redis://127\.0\.0\.1:1\?prefix=mine$",
+        ),
     ],
 )
 def test_bad_storage_urls(url: str, message: str) -> None:
@@ -837,6 +848,34 @@ def test_a_redis_study_looked_for_under_another_prefix_names_the_one_it_is_under
     finally:
         client = redis.Redis.from_url(server)
         for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)
+
+
+def test_a_redis_study_in_the_default_journal_looked_for_under_a_prefix_names_the_url_without_one() -> None:
+    # A study made with `redis://host:6379` (Optuna's default journal, prefix "") looked for under
+    # `?prefix=NAME` said "give --storage redis://host:6379?prefix=", an empty prefix to type.
+    import uuid
+
+    import redis
+
+    from .test_workers import _server_url
+
+    server = _server_url("redis")
+    database = f"{server}/13"  # a database of its own: the default journal of database 0 is anyone's
+    client = redis.Redis.from_url(database)
+    if client.exists(":log_number"):
+        pytest.skip(f"{database} holds a default journal already")
+    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    try:
+        optuna.create_study(study_name=name, storage=make_storage(database))
+        with pytest.raises(HpoError) as caught:
+            load_study(name, f"{database}?prefix={name}")
+        assert str(caught.value) == (
+            f"no study {name!r} in {database}?prefix={name}; studies there: none; it is under another prefix: "
+            f"give --storage {database}"
+        )
+    finally:
+        for key in [*client.scan_iter(":log*"), *client.scan_iter(f"{name}*")]:
             client.delete(key)
 
 

@@ -217,6 +217,26 @@ def _optimize_args(tmp_path: Path, run: dict[str, Any], opt: dict[str, Any], *ex
     return ["optimize", "-r", str(paths[0]), "-o", str(paths[1]), *extra]
 
 
+def test_more_workers_than_trials_left_start_one_per_trial_left(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # `--workers 10` on a study lacking 3 trials started 10 workers, each its own process: 7 had nothing to
+    # run, their trials asked in a race at the end were sent back, and the study kept some as WAITING
+    # (a resumed `--workers 10` then ran one of those in two workers). Now as many start as trials are left,
+    # each with a share of the cores that many take, and a note says so.
+    args = _optimize_args(tmp_path, {**run_dict, "epochs": 1}, {**opt_dict, "n_trials": 2})
+    first = json.loads(_in_this_process([*args, "--workers", "10", "--json"]).stdout)
+    assert first["extra"]["workers"] == 2  # before: 10
+    result = _in_this_process([*args, "--n-trials", "3", "--workers", "4"])
+    assert "note: --workers 4: 1 of the study's 3 trials was left to run, so 1 worker ran it" in " ".join(
+        result.stderr.split()
+    ), result.stderr
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    assert len(trials) == 3 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials), (
+        trials
+    )
+
+
 def _slow_configs(
     tmp_path: Path,
     run_dict: dict[str, Any],

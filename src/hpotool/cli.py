@@ -383,6 +383,8 @@ def print_summary(summary: StudySummary, categorical: Collection[str] = ()) -> N
     for note in (summary.extra.get("note"), summary.extra.get("independent_sampling", {}).get("note")):
         if note:
             _note(str(note))
+    if summary.extra.get("workers_note"):
+        _note(str(summary.extra["workers_note"]))
     for ended in summary.extra.get("workers_ended", []):
         _note(f"worker {ended}")
     if summary.stopped:

@@ -897,7 +897,8 @@ def open_for_run(
     target, before = trial_target(plan), finished_numbers(study)
     done = prepare_resume(study, plan)
     if observer is not None:
-        observer.study_started(study, plan.opt.n_trials, done)
+        # Whether this process created the study is known where its `new study` line is asked for (the CLI)
+        observer.study_started(study, plan.opt.n_trials, done, joined=on_open is not None and not created)
     return OpenedStudy(study, salt, existing, target, before, done)
 
 

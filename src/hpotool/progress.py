@@ -101,16 +101,21 @@ class RichObserver:
         if self.progress.live.is_started:
             stop(self.progress)
 
-    def study_started(self, study: optuna.Study, target: int | None, already_done: int) -> None:
-        """`target` None: no trial count, the timeout ends the study (the bar counts up, n/?)."""
+    def study_started(
+        self, study: optuna.Study, target: int | None, already_done: int, joined: bool = False
+    ) -> None:
+        """`target` None: no trial count, the timeout ends the study (the bar counts up, n/?). `joined`: the
+        study existed before this command opened it (another machine created it, or a resume)."""
         self.progress.start()
         self.trials_task = self.progress.add_task("trials", total=target, completed=already_done, info="")
         self.epochs_task = self.progress.add_task("epochs", total=1, info="", visible=False)
         # A study holding its target already: the summary's note says so, with how to run more (said here too,
         # it printed the same fact twice, in two wordings). One whose trials all failed (Ctrl-C in its first
-        # trial) is resumed too, though none is done: said nothing, the run read as a study started over.
+        # trial) is resumed too, though none is done: said nothing, the run read as a study started over. One
+        # joined with no trial finished yet is said too: a second machine started with the first said nothing
+        # of the study it joined.
         failed = bool(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-        if (already_done or failed) and (target is None or already_done < target):
+        if (already_done or failed or joined) and (target is None or already_done < target):
             of = "" if target is None else f"/{target}"
             self.console.print(
                 f"resuming study [bold]{escape(study.study_name)}[/]: {already_done}{of} trials done"

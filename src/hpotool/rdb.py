@@ -171,6 +171,36 @@ class FastReadRDBStorage(RDBStorage):
             )
         return trials
 
+    def set_trial_state_values(
+        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+    ) -> bool:
+        """Optuna's, except that a WAITING trial is picked up (set RUNNING) by one statement that changes
+        the row only while it is still WAITING, so of processes picking it up at once exactly one gets it.
+
+        Optuna reads the row, then writes RUNNING. On SQLite its row lock (SELECT ... FOR UPDATE) is a
+        no-op and the driver begins the transaction only at the write, so a process that picked the trial
+        up between the two went unseen, and both ran it (two workers of a resumed `--workers` taking the
+        trial a race left WAITING; the second to finish died on `UpdateFinishedTrialError`).
+        """
+        if state != TrialState.RUNNING or values is not None:
+            return super().set_trial_state_values(trial_id, state, values)
+        import sqlalchemy as sa
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        trials_t = models.TrialModel.__table__
+        with _create_scoped_session(self.scoped_session) as session:
+            result = session.connection().execute(
+                sa.update(trials_t)
+                .where(trials_t.c.trial_id == trial_id, trials_t.c.state == TrialState.WAITING)
+                .values(state=TrialState.RUNNING, datetime_start=datetime.now())
+            )
+            picked = result.rowcount
+            if not picked:  # running elsewhere (False, as Optuna says), finished (its error) or unknown
+                trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
+                self.check_trial_is_updatable(trial_id, trial.state)
+        return bool(picked)
+
 
 def _local(utc: datetime | None) -> datetime | None:
     """Optuna stores naive UTC and hands out naive local time (models.TrialModel.datetime_start)."""

@@ -94,6 +94,34 @@ def _redis_prefix(url: str) -> tuple[str, bool, str]:
     return urlunsplit(parts._replace(query=rest)), False, prefix
 
 
+def _refuse_a_redis_name(url: str) -> None:
+    """`redis://host:6379/hpo`, a database name after the port as a PostgreSQL URL has one: Redis numbers its
+    databases, and its client ignored the name, so the study went into database 0 beside every other
+    unprefixed journal there, without a word. A `unix://` URL's path is its socket.
+
+    Raises:
+        HpoError: naming the URL to write, with the name as its `?prefix=`.
+    """
+    from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+    if url.startswith("unix://"):
+        return
+    parts = urlsplit(url)
+    name = unquote(parts.path).strip("/")
+    if not name or name.isdigit():
+        return
+    query = parse_qsl(parts.query)
+    named = any(k == "prefix" for k, _ in query)
+    fixed = urlunsplit(
+        parts._replace(path="", query=urlencode(query if named else [*query, ("prefix", name)]))
+    )
+    fix = "write" if named else "to keep this study's journal apart write"
+    raise HpoError(
+        f"storage {shown_url(url)!r}: a Redis URL's path is a database number (0, 1, ...), not a name; "
+        f"{fix} {shown_url(fixed)}"
+    )
+
+
 def shown_url(url: str) -> str:
     """`url` as hpotool prints it and writes it into exports and reports: a password in it as `***`
     (`postgresql+psycopg://user:***@host/db`), as SQLAlchemy shows URLs."""
@@ -308,6 +336,7 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
     create = (create and not read_only) or check_only
     try:
         if url.startswith(("redis://", "rediss://", "unix://")):
+            _refuse_a_redis_name(url)
             if check_only:
                 return None
             import warnings
@@ -1084,7 +1113,8 @@ def redis_prefixes_holding(url: str, study_name: str) -> list[str]:
         if other == prefix:
             continue
         parts = urlsplit(base)
-        candidate = urlunsplit(parts._replace(query=urlencode([*parse_qsl(parts.query), ("prefix", other)])))
+        query = [*parse_qsl(parts.query), *([("prefix", other)] if other else [])]  # "": Optuna's default
+        candidate = urlunsplit(parts._replace(query=urlencode(query)))
         if study_name in study_names(make_storage(candidate, create=False)):
             found.append(candidate)
     return found

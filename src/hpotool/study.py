@@ -45,14 +45,19 @@ def _refuse_a_second_study_beside_a_journal(plan: StudyPlan) -> None:
     """A study run with `--storage journal:studies/NAME.log` and resumed without it would start over in a
     new studies/NAME.db, silently: refused, naming the journal, before the SQLite file is made.
 
+    A storage given (`--storage`, the config's `storage:`), the default file's URL written out included,
+    is the one asked for: it was refused too, "without --storage", with --storage in the command.
+
     Raises:
         HpoError: the default SQLite file does not exist and studies/NAME.log holds a study of this name.
     """
-    from hpotool.storage import is_optuna_journal
+    from hpotool.storage import DEFAULT_ORIGIN, is_optuna_journal
 
     name = plan.opt.study_name
     default, journal = Path("studies") / f"{name}.db", Path("studies") / f"{name}.log"
-    if plan.storage_url != f"sqlite:///{default}" or default.exists() or not journal.is_file():
+    if plan.storage_origin != DEFAULT_ORIGIN or plan.storage_url != f"sqlite:///{default}":
+        return
+    if default.exists() or not journal.is_file():
         return
     if not journal.stat().st_size or not is_optuna_journal(journal):
         return

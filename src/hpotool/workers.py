@@ -610,6 +610,11 @@ def _run_workers(
     )  # before any worker starts
     if tracker is not None:
         tracker.end_cut_off_runs(study)
+    # One worker per trial left at most: more had nothing to run, and their trials, asked in a race at the
+    # end, were sent back and kept WAITING in the study (each a process, with a smaller share of the cores).
+    asked = n_workers
+    if done < target:
+        n_workers = min(n_workers, target - done)
     monitor = _Monitor(study, observer)
     # Storages without a heartbeat (Redis, journal files): a wait for other machines' trials is said once.
     wait_note = None if has_heartbeat(study._storage) else WaitNote(plan, heartbeat_settings()[1])
@@ -700,6 +705,12 @@ def _run_workers(
     summary = summarize(study, plan, sum(ran_now.values()), time.perf_counter() - start)
     add_ran_now_states(summary, ran_now)
     summary.extra["workers"] = n_workers
+    if n_workers < asked:
+        left = target - done
+        summary.extra["workers_note"] = (
+            f"--workers {asked}: {left} of the study's {target} trials {'were' if left > 1 else 'was'} left to "
+            f"run, so {n_workers} worker{'s' if n_workers > 1 else ''} ran {'them' if left > 1 else 'it'}"
+        )
     add_fallback_note(summary, fallback)
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     # A worker that lost its connection, where the others finished the study (its trial failed and run
