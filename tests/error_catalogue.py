@@ -1230,7 +1230,7 @@ CASES = [
     Case(
         "searched-dataset-beside-its-argument",
         "a searched dataset beside a searched argument only another of its choices takes",
-        "error: optimize.yaml: search_space.data.name: with data.noise=0.1, data.name=digits: data: data 'digits' takes no argument 'noise'; it takes: no arguments; noise is an argument of regression: write name: regression, or remove noise",
+        "error: optimize.yaml: search_space.data.name: with data.noise=0.1, data.name=digits: data: data 'digits' takes no argument 'noise'; it takes: no arguments; noise is an argument of regression: write name: regression, or remove noise (a trial may pair any data.noise value with any dataset: to search it only with those it fits, give data.noise a when: on data.name)",
         run={"data": {"name": "regression", "val_fraction": 0.2}},
         optimize={
             "metric": "val_loss",

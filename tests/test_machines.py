@@ -620,3 +620,28 @@ def test_sigterm_ends_a_run_waiting_on_a_server_that_stopped_answering_with_143(
         assert "query cancellation" not in stderr and "Traceback" not in stderr, stderr
         [line] = [line for line in stderr.splitlines() if not line.startswith("new study")]
         assert line.startswith(f"error: storage {url!r} stopped answering"), stderr
+
+
+def test_debug_shows_the_traceback_of_a_worker_that_lost_the_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With --workers, a worker that lost its storage sent the main process its cause in one line alone:
+    # `hpotool --debug optimize ... --workers 2` showed the main process's traceback, never the worker's,
+    # where the driver's error was met. Now --debug shows each such worker's own traceback too (the one line
+    # without --debug is the test above's).
+    monkeypatch.setenv("HPOTOOL_SERVER_SILENCE", "2")
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{tmp_path}", "COLUMNS": "300"}
+    with _frozen_study(tmp_path, "postgres") as (_url, _proxy):
+        args = ["--debug", "optimize", "-r", "run.yaml", "-o", "optimize.yaml", "-q", "--workers", "2"]
+        run = subprocess.run(
+            [sys.executable, "-m", "hpotool", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert (tmp_path / "frozen").exists()
+    assert run.returncode != 0, run.stdout + run.stderr
+    assert "The traceback of hpotool-worker-" in run.stderr, run.stderr
+    assert "in _run_worker_trials" in run.stderr, run.stderr  # a frame only a worker runs

@@ -1770,7 +1770,8 @@ def test_a_searched_dataset_that_fails_only_beside_another_searched_value_names_
 ) -> None:
     """data.name [regression, digits] beside data.noise, an argument regression takes and digits does not:
     each value is fine alone, the pair fails. The line named the pair twice: "search_space.data.name: with
-    data.noise=0.1, data.name=digits: with data.noise=0.1, data.name=digits: data: ..."."""
+    data.noise=0.1, data.name=digits: with data.noise=0.1, data.name=digits: data: ...". With data.name
+    listed first, the line ended with the run config's fix and no `when:` hint, which the other order gave."""
     run_dict["data"] = {"name": "regression", "val_fraction": 0.2}
     opt_dict |= {"metric": "val_loss", "direction": "minimize"}
     opt_dict["search_space"] = {
@@ -1781,7 +1782,8 @@ def test_a_searched_dataset_that_fails_only_beside_another_searched_value_names_
     assert said.endswith(
         "optimize.yaml: search_space.data.name: with data.noise=0.1, data.name=digits: data: data 'digits' takes "
         "no argument 'noise'; it takes: no arguments; noise is an argument of regression: write name: regression, "
-        "or remove noise"
+        "or remove noise (a trial may pair any data.noise value with any dataset: to search it only with those it "
+        "fits, give data.noise a when: on data.name)"
     ), said
     space = opt_dict["search_space"]
     noise_first = {"data.noise": space["data.noise"], "data.name": space["data.name"]}  # checked first, it

@@ -159,3 +159,130 @@ def test_a_server_found_silent_gets_no_new_connection_until_its_time_is_up(
         proxy.kill()
         proxy.wait()
         proxy.stdout.close()
+
+
+def test_a_later_lost_connection_is_not_said_to_be_silence_once_the_server_answers_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server found silent kept its wording for the rest of the process: a library caller whose later
+    # run, once the server answered again, lost its connection for another reason (the server, here its
+    # proxy, gone) was told the server "stopped answering for 3 s and opened no new connection". Now the
+    # wording applies only while the server is taken as silent; after that the driver's own error is said.
+    from hpotool.storage import lost_cause
+
+    (tmp_path / "proxy.py").write_text(PROXY)
+    proxy = subprocess.Popen(
+        [sys.executable, str(tmp_path / "proxy.py"), "127.0.0.1", "5432"], stdout=subprocess.PIPE, text=True
+    )
+    assert proxy.stdout is not None
+    port = int(proxy.stdout.readline())
+    url = _server_url("postgres").replace(":5432/", f":{port}/") + "?connect_timeout=2"
+    monkeypatch.setattr(silence, "_silence", [1.0])
+    monkeypatch.setattr(silence, "PROBE_TIMEOUT_S", 2)
+    silence.forget()
+    engine = sqlalchemy.create_engine(url, **server_connect_kwargs(url))
+    try:
+        with engine.connect() as conn:
+            proxy.send_signal(signal.SIGSTOP)
+            with pytest.raises(sqlalchemy.exc.OperationalError) as silent:
+                conn.execute(sqlalchemy.text("SELECT 1")).all()
+        assert lost_cause(silent.value).startswith(f"the server at 127.0.0.1:{port} stopped answering")
+        proxy.send_signal(signal.SIGCONT)
+        time.sleep(2.5)  # the 2 s it is taken as silent (PROBE_TIMEOUT_S here) are up
+        with engine.connect() as conn:
+            assert conn.execute(sqlalchemy.text("SELECT 1")).scalar() == 1
+            proxy.kill()  # the proxy gone: its connections closed, not silent
+            proxy.wait()
+            with pytest.raises(sqlalchemy.exc.OperationalError) as closed:
+                conn.execute(sqlalchemy.text("SELECT 1")).all()
+        assert silence.found_silent() is None
+        cause = lost_cause(closed.value)
+        assert cause.startswith("OperationalError: ") and "stopped answering" not in cause, cause
+    finally:
+        engine.dispose()
+        silence.forget()
+        proxy.send_signal(signal.SIGCONT)
+        proxy.kill()
+        proxy.wait()
+        proxy.stdout.close()
+
+
+UNIX_PROXY = """
+import asyncio
+import sys
+
+
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
+    finally:
+        writer.close()
+
+
+async def main(listen, upstream):
+    async def serve(reader, writer):
+        try:
+            up_reader, up_writer = await asyncio.open_unix_connection(upstream)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    server = await asyncio.start_unix_server(serve, listen)
+    print("ready", flush=True)
+    await server.serve_forever()
+
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+PG_SOCKET = Path("/var/run/postgresql/.s.PGSQL.5432")  # Debian's PostgreSQL listens there too
+
+
+@pytest.mark.skipif(not PG_SOCKET.exists(), reason="PostgreSQL does not listen on /var/run/postgresql here")
+def test_a_silent_postgresql_server_on_a_unix_socket_is_named_by_its_socket_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A connection over a Unix socket has no host:port: the line names the socket's path (its folder, as
+    # libpq takes it in host=, and .s.PGSQL.PORT), here that of a proxy in front of the server, frozen.
+    import tempfile
+
+    from hpotool.storage import lost_cause
+
+    _server_url("postgres")  # a skip where no PostgreSQL answers
+    (tmp_path / "proxy.py").write_text(UNIX_PROXY)
+    folder = Path(tempfile.mkdtemp(prefix="hpotool-pg-"))  # a short path: a socket's is at most 107 bytes
+    listen = folder / ".s.PGSQL.5433"
+    proxy = subprocess.Popen(
+        [sys.executable, str(tmp_path / "proxy.py"), str(listen), str(PG_SOCKET)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proxy.stdout is not None and proxy.stdout.readline().strip() == "ready"
+    url = f"postgresql+psycopg://postgres@/test?host={folder}&port=5433&connect_timeout=2"
+    monkeypatch.setattr(silence, "_silence", [1.0])
+    monkeypatch.setattr(silence, "PROBE_TIMEOUT_S", 2)
+    silence.forget()
+    engine = sqlalchemy.create_engine(url, **server_connect_kwargs(url))
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sqlalchemy.text("SELECT 1")).scalar() == 1
+            assert silence._connections[conn.connection.dbapi_connection].address == str(listen)
+            proxy.send_signal(signal.SIGSTOP)
+            with pytest.raises(sqlalchemy.exc.OperationalError) as lost:
+                conn.execute(sqlalchemy.text("SELECT 1")).all()
+        cause = lost_cause(lost.value)
+        assert cause.startswith(f"the server at {listen} stopped answering for "), cause
+    finally:
+        engine.dispose()
+        silence.forget()
+        proxy.send_signal(signal.SIGCONT)
+        proxy.kill()
+        proxy.wait()
+        proxy.stdout.close()
+        listen.unlink(missing_ok=True)
+        folder.rmdir()

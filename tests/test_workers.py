@@ -1763,19 +1763,22 @@ WIDTHS = [4, 8, 12, 16, 20, 24]  # a 6-point grid of SlowModel widths
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 @pytest.mark.parametrize("storage", ["journal", "redis"], indirect=True)
-@pytest.mark.parametrize("sampler", ["grid", "bruteforce"])
+@pytest.mark.parametrize("sampler", ["grid", "bruteforce", "bruteforce-strict"])
 def test_workers_beside_another_machine_s_running_trial_run_each_point_once(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], storage: tuple[str, str], sampler: str
 ) -> None:
     # Without a heartbeat (Redis, a journal file), a trial another machine runs may be a dead worker's: the
-    # grid runs its point again here, once, and brute force counts it as run (as Optuna's do). With
-    # --workers 2, once every point had started, a worker ran a point the other worker of this machine was
-    # running (or both ran the other machine's): 6 grid points, 7-8 runs.
+    # grid runs its point again here, once, and brute force counts it as run (as Optuna's do); brute force
+    # made with `avoid_premature_stop` runs it again, once, like the grid. With --workers 2, once every
+    # point had started, a worker ran a point the other worker of this machine was running (or both ran the
+    # other machine's): 6 grid points, 7-8 runs.
     from hpotool.plan import prepare_study
     from hpotool.study import open_study
 
     url, name = storage
-    opt = {**opt_dict, "storage": url, "study_name": name, "sampler": {"name": sampler}}
+    strict = sampler == "bruteforce-strict"
+    spec = {"name": "bruteforce", "kwargs": {"avoid_premature_stop": True}} if strict else {"name": sampler}
+    opt = {**opt_dict, "storage": url, "study_name": name, "sampler": spec}
     args = _slow_configs(tmp_path, run_dict, opt, 20, {"type": "categorical", "choices": WIDTHS})
     study, _ = open_study(prepare_study(Path(args[2]), Path(args[4])))
     other = study.ask()  # a point another machine runs, or ran until it died
@@ -1784,5 +1787,5 @@ def test_workers_beside_another_machine_s_running_trial_run_each_point_once(
     _in_this_process(args)
     trials = _study_of(url, name).get_trials(deepcopy=False)
     ran = sorted(t.params["model.width"] for t in trials if t.state == TrialState.COMPLETE)
-    assert ran == (WIDTHS if sampler == "grid" else [w for w in WIDTHS if w != theirs]), (theirs, ran)
+    assert ran == (WIDTHS if sampler != "bruteforce" else [w for w in WIDTHS if w != theirs]), (theirs, ran)
     assert [t.number for t in trials if t.state == TrialState.RUNNING] == [other.number]

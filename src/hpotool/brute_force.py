@@ -13,6 +13,7 @@ no value.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ import optuna
 from hpotool.search_space import drawn
 
 if TYPE_CHECKING:
+    from optuna.distributions import BaseDistribution
     from optuna.samplers._brute_force import _TreeNode
     from optuna.study import Study
     from optuna.trial import FrozenTrial, TrialState
@@ -30,9 +32,14 @@ if TYPE_CHECKING:
 
 class BruteForceSampler(optuna.samplers.BruteForceSampler):
     """`optuna.samplers.BruteForceSampler` that ignores finished trials without a whole point (module
-    docstring)."""
+    docstring), and, made with `avoid_premature_stop`, draws no point a live process of this machine runs.
+
+    Optuna's strict search draws a running point once no point is free (the trial running it may never
+    end: without a heartbeat, another machine's may be a dead worker's), picking among the running points
+    at random: with --workers, one this machine's other worker was running, which then ran twice here."""
 
     _draws: tuple[Mapping[str, Param], Mapping[str, Any]] | None = None
+    _drawing = False  # in `sample_independent`: the points this machine runs count as run
 
     def knows(self, space: Mapping[str, Param], fixed: Mapping[str, Any]) -> None:
         """Tell it the search space and the run config's values (`leaf_values`) its conditions read."""
@@ -45,8 +52,36 @@ class BruteForceSampler(optuna.samplers.BruteForceSampler):
     def _populate_tree(  # type: ignore[override]
         self, tree: _TreeNode, trials: list[FrozenTrial], params: dict[str, Any]
     ) -> None:
+        if self._drawing and self._avoid_premature_stop:
+            trials = self.run_here_as_run(trials)
         drew = [t for t in trials if not t.state.is_finished() or self._drew(t)]
         optuna.samplers.BruteForceSampler._populate_tree(tree, drew, params)
+
+    def run_here_as_run(self, trials: list[FrozenTrial]) -> list[FrozenTrial]:
+        """`trials`, each RUNNING one that a process of this machine runs with its whole point drawn told
+        COMPLETE (a copy): a point this machine runs is no point to draw (its dead processes' trials are
+        failed before a trial is asked, `fail_dead_local_trials`)."""
+        from optuna.trial import TrialState
+
+        from hpotool.stale import on_this_host
+
+        def as_run(t: FrozenTrial) -> FrozenTrial:
+            if t.state != TrialState.RUNNING or not on_this_host(t) or not self._drew(t):
+                return t
+            done = copy.copy(t)
+            done.state = TrialState.COMPLETE
+            return done
+
+        return [as_run(t) for t in trials]
+
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
+        self._drawing = True
+        try:
+            return super().sample_independent(study, trial, param_name, param_distribution)
+        finally:
+            self._drawing = False
 
     def after_trial(
         self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None

@@ -457,12 +457,18 @@ def _waits_for_running(study: optuna.Study) -> bool:
     """Whether a brute-force worker waits for the running trials' points rather than run one again: Optuna's
     brute force counts a running point as run, and the search ends without running it again; made with
     `avoid_premature_stop` it does not, and without a heartbeat a dead worker of another machine would keep
-    its trial RUNNING for ever, so then a worker runs a point again (the one its sampler draws)."""
+    its trial RUNNING for ever, so then a worker runs again a point that no process of this machine runs
+    (hpotool's sampler draws no other: `BruteForceSampler.run_here_as_run`), and waits where there is none."""
+    from hpotool.brute_force import BruteForceSampler
+
     sampler = study.sampler
     if not getattr(sampler, "_avoid_premature_stop", False) or has_heartbeat(study._storage):
         return True
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    return all(on_this_host(t) for t in running)
+    if not isinstance(sampler, BruteForceSampler):  # a subclass of Optuna's may draw any running point
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        return all(on_this_host(t) for t in running)
+    built = _brute_force_tree(study, sampler, sampler.run_here_as_run)
+    return built is not None and built[0].children is not None and not built[0].is_any_expandable(False)
 
 
 def _own_values(system_attrs: Mapping[str, Any]) -> bool:
@@ -541,13 +547,15 @@ def sampler_exhausted(study: optuna.Study, *, running_done: bool | None = None) 
 
 
 def _brute_force_tree(
-    study: optuna.Study, sampler: optuna.samplers.BruteForceSampler
+    study: optuna.Study,
+    sampler: optuna.samplers.BruteForceSampler,
+    seen: Callable[[list[FrozenTrial]], list[FrozenTrial]] = list,
 ) -> tuple[Any, list[FrozenTrial]] | None:
     """The brute-force sampler's tree of the study's points and the trials it holds, as its after_trial
-    builds them with no params fixed; None before any trial."""
+    builds them with no params fixed, of the trials as `seen` gives them; None before any trial."""
     from optuna.samplers._brute_force import _TreeNode
 
-    trials = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
+    trials = seen([t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING])
     if not trials:
         return None
     tree = _TreeNode()

@@ -116,11 +116,14 @@ def pymysql_connection(
 
 
 def found_silent() -> str | None:
-    """What happened to the server this process last found silent since `forget` ("the server at
-    127.0.0.1:5432 stopped answering for 62 s and opened no new connection within 10 s"), or None."""
+    """What happened to the server this process last found silent, while it is taken as silent (`silence`
+    seconds, at least `PROBE_TIMEOUT_S`: `_still_silent`), ("the server at 127.0.0.1:5432 stopped answering
+    for 62 s and opened no new connection within 10 s"), or None: a connection lost after that, once the
+    server answered again, was lost for another reason, which the driver's error says."""
+    silent = _still_silent()
     with _lock:
-        last = next(reversed(_silent.values()), None) if _pid == [os.getpid()] else None
-    return None if last is None else last[0]
+        found = [(at, said) for opener, (said, at) in _silent.items() if opener in silent]
+    return max(found)[1] if found else None
 
 
 def forget() -> None:

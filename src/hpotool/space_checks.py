@@ -604,10 +604,12 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
                         if message.startswith(together):
                             message, shown = message.removeprefix(together), {**context, path: value}
                         message = message.removeprefix(f"with {format_params({path: value})}: ")
+                        other = label.partition("=")[0]
+                        # data.name checked first (above data.noise, say): the fix is the other's, a when on it
                         hint = (
-                            _pair_hint(path, label.partition("=")[0], opt, message)
-                            if path not in ("data.name", "data")
-                            else ""
+                            _pair_hint(other, path, opt, message, named=True)
+                            if path in ("data.name", "data")
+                            else _pair_hint(path, other, opt, message)
                         )
                         raise HpoError(f"with {label}, {format_params(shown)}: {message}{hint}") from None
         except HpoError as exc:
@@ -700,10 +702,11 @@ def _data_contexts(
     return out, always
 
 
-def _pair_hint(path: str, other: str, opt: OptimizeConfig, message: str = "") -> str:
+def _pair_hint(path: str, other: str, opt: OptimizeConfig, message: str = "", *, named: bool = False) -> str:
     """How to search `path` only with the datasets it fits, when `other` is the searched dataset (its name
     or the whole data section); or, for a batch of one that a searched model's batch norm cannot train on
-    (`message` says so), how to search the two apart."""
+    (`message` says so), how to search the two apart. `named`: the line is `other`'s (listed above
+    `path`, it was checked first), so the fix names `path` rather than saying "it"."""
     if path == "batch_size" and other.partition(".")[0] == "model" and "batch norm" in message:
         return (
             f" (a trial may pair any batch_size with any {other}: search batch_size from 2, or search {other} "
@@ -713,7 +716,8 @@ def _pair_hint(path: str, other: str, opt: OptimizeConfig, message: str = "") ->
         return ""
     names = list(opt.search_space)
     before = names.index(path) < names.index(other)  # a condition reads earlier parameters only
-    fix = f"put it below {other} with a when: on {other}" if before else f"give it a when: on {other}"
+    it = path if named else "it"
+    fix = f"put {it} below {other} with a when: on {other}" if before else f"give {it} a when: on {other}"
     return (
         f" (a trial may pair any {path} value with any dataset: to search it only with those it fits, {fix})"
     )

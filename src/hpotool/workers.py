@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -267,9 +268,11 @@ def worker_main(
             if lost_connection(exc) is None:
                 raise
             # The storage stopped answering: the main process says so in one line, naming this cause (it
-            # said "ConnectionError: a worker lost its connection", which hid a locked or read-only file).
+            # said "ConnectionError: a worker lost its connection", which hid a locked or read-only file),
+            # and shows this traceback under --debug (it showed its own alone, never the driver's error here).
             if problems is not None:
-                problems.put((LOST_STORAGE_EXIT, lost_cause(exc), multiprocessing.current_process().name))
+                name, trace = multiprocessing.current_process().name, traceback.format_exc()
+                problems.put((LOST_STORAGE_EXIT, lost_cause(exc), name, trace))
             sys.exit(LOST_STORAGE_EXIT)
     except KeyboardInterrupt as exc:
         # The shell's code for the signal: a worker signalled alone (its pid killed) tells the main process
@@ -282,7 +285,7 @@ def _tell_and_exit(problems: SimpleQueue | None, stop: Event, code: int, why: st
     workers after their trial; exit with `code`."""
     if problems is not None:
         name = multiprocessing.current_process().name
-        problems.put((code, f"{name}: {why}", name))
+        problems.put((code, f"{name}: {why}", name, ""))
     stop.set()
     sys.exit(code)
 
@@ -558,15 +561,19 @@ def run_workers(
         problems.drain()
         workers = problems.lost(procs)
         causes = lost_causes([("the main process", lost_cause(exc)), *workers]) if workers else exc
-        raise storage_lost(plan.storage_url, causes) from None
+        shown = problems.tracebacks(procs)
+        if shown is not None:
+            shown.__cause__ = exc  # this process's own error, above the workers'
+        raise storage_lost(plan.storage_url, causes) from shown
 
 
 class _Problems:
-    """What the workers put on `queue` (their exit code, the problem in words, their name), gathered."""
+    """What the workers put on `queue` (their exit code, the problem in words, their name, their traceback
+    or ""), gathered."""
 
     def __init__(self) -> None:
         self.queue: SimpleQueue | None = None  # made with the workers' context (`_run_workers`)
-        self.said: list[tuple[int, str, str]] = []
+        self.said: list[tuple[int, str, str, str]] = []
 
     def drain(self) -> None:
         while self.queue is not None and not self.queue.empty():
@@ -574,12 +581,32 @@ class _Problems:
 
     def first(self, code: int) -> str | None:
         """The first problem a worker that exited with `code` put."""
-        return next((text for said, text, _ in self.said if said == code), None)
+        return next((text for said, text, _, _ in self.said if said == code), None)
 
     def lost(self, procs: list[Any]) -> list[tuple[str, str]]:
         """(worker name, cause) of each worker that exited because it lost the storage."""
         gone = {p.name for p in procs if p.exitcode == LOST_STORAGE_EXIT}
-        return [(name, text) for code, text, name in self.said if code == LOST_STORAGE_EXIT and name in gone]
+        return [
+            (name, text) for code, text, name, _ in self.said if code == LOST_STORAGE_EXIT and name in gone
+        ]
+
+    def tracebacks(self, procs: list[Any]) -> WorkerTracebacks | None:
+        """The tracebacks of the workers that exited because they lost the storage, for the error that says
+        so to be raised from (`--debug` shows them); None where none sent one."""
+        gone = {p.name for p in procs if p.exitcode == LOST_STORAGE_EXIT}
+        said = [
+            (name, trace) for code, _, name, trace in self.said if code == LOST_STORAGE_EXIT and name in gone
+        ]
+        shown = [f"The traceback of {name}:\n{trace.rstrip()}" for name, trace in said if trace]
+        return WorkerTracebacks("\n\n".join(shown)) if shown else None
+
+
+class WorkerTracebacks(Exception):
+    """The tracebacks of workers, as they sent them (text), that the main process's error is raised from:
+    Python prints them above it where the error is not caught (`hpotool --debug`)."""
+
+    def __str__(self) -> str:
+        return "what the workers met, in their own process:\n\n" + str(self.args[0])
 
 
 def lost_causes(causes: list[tuple[str, str]]) -> str:
@@ -724,7 +751,7 @@ def _run_workers(
             plan.storage_url,
             lost_causes(lost) or "a worker lost its connection",
             left_running=any(run_by(t, pids) or "worker" not in t.user_attrs for t in running),
-        )
+        ) from problems.tracebacks(procs)
     error, setup = problems.first(ERROR_EXIT), problems.first(SETUP_EXIT)
     if any(p.exitcode == ERROR_EXIT for p in procs) and error is not None:
         raise HpoError(error)
