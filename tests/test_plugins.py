@@ -559,3 +559,40 @@ def test_a_loss_that_requires_the_model_is_told_hpotool_does_not_give_it(
         "a loss (it calls it with the prediction and the target); for a penalty on the weights set "
         "optimizer.weight_decay, or train with your own function (trainer: {function: package.module:fit})"
     )
+
+
+def test_debug_shows_the_users_own_frames_of_an_error_hpotool_turned_into_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`hpotool --debug optimize` on a model whose forward() raised showed hpotool's frames alone: the line
+    was raised `from None`, which hid the user's error. Its traceback shows the user's forward() now."""
+    import traceback
+
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+    from hpotool.errors import HpoError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "broken_net.py").write_text(
+        "from torch import nn\n\n\nclass Net(nn.Module):\n"
+        "    def __init__(self, in_features, out_features):\n        super().__init__()\n"
+        "        self.f = nn.Linear(in_features, out_features)\n\n"
+        "    def forward(self, x):\n        return self.f(x[:, :3])  # the user's slip\n"
+    )
+    run = {"data": {"name": "regression", "n_samples": 64}, "model": {"name": "broken_net:Net"}, "epochs": 1}
+    opt = {
+        "study_name": "b",
+        "metric": "val_loss",
+        "search_space": {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}},
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    (tmp_path / "opt.yaml").write_text(yaml.safe_dump(opt))
+    args = ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "-q"]
+    plain = CliRunner().invoke(app, args)
+    assert plain.exit_code == 2 and "(at broken_net.py:10 in forward)" in plain.stderr
+    debug = CliRunner().invoke(app, ["--debug", *args])
+    assert isinstance(debug.exception, HpoError)
+    shown = "".join(traceback.format_exception(debug.exception))
+    assert f'File "{tmp_path / "broken_net.py"}", line 10, in forward' in shown
+    assert "RuntimeError: mat1 and mat2 shapes cannot be multiplied" in shown
