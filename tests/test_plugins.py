@@ -596,3 +596,38 @@ def test_debug_shows_the_users_own_frames_of_an_error_hpotool_turned_into_its_li
     shown = "".join(traceback.format_exception(debug.exception))
     assert f'File "{tmp_path / "broken_net.py"}", line 10, in forward' in shown
     assert "RuntimeError: mat1 and mat2 shapes cannot be multiplied" in shown
+
+
+def test_debug_shows_a_failed_trials_traceback_through_the_users_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial whose training function raised kept one line, its innermost frame: `hpotool --debug optimize`
+    showed nothing more, so an error in a helper left the caller in the user's loop unknown. It shows the
+    trial's traceback now, every frame of the user's; without --debug the line alone, as before."""
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_loop.py").write_text(
+        "def load_split(config):\n    return config['data']['path']\n\n\n"
+        "def fit(config, report):\n    rows = load_split(config)\n    return {'val_loss': float(len(rows))}\n"
+    )
+    run = {"trainer": {"function": "my_loop:fit"}, "epochs": 1}
+    space = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}
+    opt = {"study_name": "t", "n_trials": 1, "metric": "val_loss", "search_space": space}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    (tmp_path / "opt.yaml").write_text(yaml.safe_dump(opt))
+    args = ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "-q", "--max-failures", "1"]
+    debug = CliRunner().invoke(app, ["--debug", *args], catch_exceptions=False)
+    assert debug.exit_code == 1, debug.output
+    assert "trial 0 failed: KeyError: 'path' (at my_loop.py:2 in load_split)\nTraceback" in debug.stderr
+    frames = [line.strip() for line in debug.stderr.splitlines() if 'my_loop.py"' in line]
+    assert frames == [
+        f'File "{tmp_path / "my_loop.py"}", line 6, in fit',
+        f'File "{tmp_path / "my_loop.py"}", line 2, in load_split',
+    ]
+    (tmp_path / "studies" / "t.db").unlink()
+    plain = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert plain.exit_code == 1 and "Traceback" not in plain.output
+    assert "first error: KeyError: 'path' (at my_loop.py:2 in load_split)" in plain.stderr

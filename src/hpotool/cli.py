@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sys
 import warnings
@@ -258,6 +259,29 @@ def _main(
     ] = False,
 ) -> None:
     state.debug = debug
+    _show_debug_log(debug)
+
+
+class _DebugLog(logging.Handler):
+    """hpotool's log records on the error console, above a live display, as `--debug` shows them: a failed
+    trial's traceback among them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _err().print(self.format(record), markup=False, highlight=False, soft_wrap=True)
+
+
+_DEBUG_LOG = _DebugLog()
+
+
+def _show_debug_log(debug: bool) -> None:
+    """With `--debug`, show hpotool's DEBUG records (a failed trial's traceback); without it, as before."""
+    logger = logging.getLogger("hpotool")
+    if debug and _DEBUG_LOG not in logger.handlers:
+        logger.addHandler(_DEBUG_LOG)
+        logger.setLevel(logging.DEBUG)
+    elif not debug and _DEBUG_LOG in logger.handlers:  # a later command in the same process (tests)
+        logger.removeHandler(_DEBUG_LOG)
+        logger.setLevel(logging.NOTSET)
 
 
 RunConfigOpt = Annotated[

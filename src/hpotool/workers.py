@@ -163,6 +163,9 @@ class WorkerArgs:
     salt: tuple[int, ...] = ()  # `factories.process_salt()` where other processes sample the study too
     started: float = 0.0  # when the run started (time.time() in the main process)
     storage_origin: str | None = None  # where the storage URL was given (`StudyPlan.storage_origin`)
+    debug: bool = (
+        False  # the main process shows hpotool's DEBUG records (`hpotool --debug`): so does this one
+    )
 
 
 def _end_with_the_main_process() -> None:
@@ -230,6 +233,10 @@ def worker_main(
     signal.signal(signal.SIGTERM, _interrupt_once)
     sys.unraisablehook = quiet_dropped(sys.unraisablehook)
     _end_with_the_main_process()
+    if args.debug:  # a failed trial's traceback (`loop._run_trial`), on the stderr this worker shares
+        logger = logging.getLogger("hpotool")
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(logging.StreamHandler())
     try:
         try:
             run = validate_config(RunConfig, args.run, "run config")
@@ -650,6 +657,7 @@ def _run_workers(
                     salt,
                     started,
                     storage_origin=plan.storage_origin,
+                    debug=logging.getLogger("hpotool").isEnabledFor(logging.DEBUG),
                 ),
                 stop,
                 exhausted,
