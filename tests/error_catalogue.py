@@ -882,6 +882,22 @@ CASES = [
         run={"model": {"name": "mypkg.nets:Net"}},
     ),
     Case(
+        "import-package-in-a-subfolder",
+        "an import path whose package sits in a subfolder of the one hpotool runs in (-r proj/run.yaml)",
+        "error: run.yaml: model: cannot import 'subfolder_nets.nets:Net': No module named 'subfolder_nets'; imports resolve from the current folder and PYTHONPATH, and <cwd>/proj holds subfolder_nets: run hpotool from there (cd proj), or add that folder to PYTHONPATH",
+        run={"model": {"name": "subfolder_nets.nets:Net"}},
+        files={"proj/subfolder_nets/__init__.py": "", "proj/subfolder_nets/nets.py": "Net = None\n"},
+    ),
+    Case(
+        "import-module-in-a-folder-above",
+        "an import path whose module sits in a folder above the one hpotool runs in (run from configs/)",
+        "error: ../run.yaml: model: cannot import 'above_nets:Net': No module named 'above_nets'; imports resolve from the current folder and PYTHONPATH, and <cwd> holds above_nets: run hpotool from there (cd ..), or add that folder to PYTHONPATH",
+        run={"model": {"name": "above_nets:Net"}},
+        files={"above_nets.py": "Net = None\n"},
+        command=("optimize", "-r", "../run.yaml", "-o", "../optimize.yaml"),
+        run_in="sub",
+    ),
+    Case(
         "import-file-path",
         "a file path written where an import path goes",
         "error: run.yaml: model: cannot import 'mypkg/nets.py:Net': 'mypkg/nets.py' is a file path, not an import path; write mypkg.nets:Net (folders joined by dots, without .py), run from the folder that holds mypkg/",
