@@ -271,6 +271,14 @@ def _prepare(
                 if metric in (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
                 else did_you_mean(metric, data.metrics)
             )
+            if not near and not hint and metric not in (*CLASSIFICATION_METRICS, *REGRESSION_METRICS):
+                # a metric of the user's own (val_f1): the built-in Trainer measures only these; said so,
+                # the list read as if the name were misspelt
+                hint = (
+                    f" (hpotool's Trainer measures only these; for a metric of your own such as {metric}, "
+                    f"train with a function of yours that computes it, reports it each epoch and returns it: "
+                    f"trainer: {{function: mypkg.train:fit}} in the run config)"
+                )
             raise HpoError(
                 f"{opt_path}: {key}: {metric!r} is not produced for this {data.task} task{near}; "
                 f"choose one of: {', '.join(data.metrics)}{hint}"
