@@ -631,3 +631,32 @@ def test_debug_shows_a_failed_trials_traceback_through_the_users_code(
     plain = CliRunner().invoke(app, args, catch_exceptions=False)
     assert plain.exit_code == 1 and "Traceback" not in plain.output
     assert "first error: KeyError: 'path' (at my_loop.py:2 in load_split)" in plain.stderr
+
+
+def test_torch_lbfgs_by_import_path_trains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`optimizer: {name: torch.optim:LBFGS}` was refused before any run: "LBFGS.step() missing 1 required
+    positional argument: 'closure' ... (hpotool calls step() with no arguments, once per batch)". The
+    Trainer gives it a closure now; `hpotool train` trains it and the loss falls."""
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    run = {
+        "data": {"name": "regression", "n_samples": 96},
+        "model": {"name": "mlp", "hidden": [16]},
+        "optimizer": {"name": "torch.optim:LBFGS", "lr": 0.5, "max_iter": 4},
+        "epochs": 3,
+        "batch_size": 32,
+        "device": "cpu",
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    result = CliRunner().invoke(app, ["train", "-r", "run.yaml", "--out", "out"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    history = (tmp_path / "out" / "history.csv").read_text().splitlines()
+    header, rows = (
+        history[0].split(","),
+        [dict(zip(history[0].split(","), r.split(","), strict=True)) for r in history[1:]],
+    )
+    assert "train_loss" in header and len(rows) == 3
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
