@@ -2063,6 +2063,19 @@ CASES = [
         optimize={"metric": "val_loss", "direction": "minimize"},
     ),
     Case(
+        "float64-model",
+        "a model built in float64 for data returned as a plain (x, y) pair, whose x is cast to float32",
+        "error: run.yaml: model: RuntimeError: mat1 and mat2 must have the same dtype, but got Float and Double (at float64_net.py:10 in forward); the data's x is float32 and the model's parameters float64: a plain (x, y) pair's x is cast to float32, so return hpotool.datasets.Dataset(x.to(torch.float64), y, 'regression') from the dataset function (it keeps x's type), or build the model in float32 (no .double() or .half())",
+        run={"data": {"name": "regression"}, "model": {"name": "float64_net:Net"}},
+        files={
+            "float64_net.py": "from torch import nn\n\n\nclass Net(nn.Module):\n"
+            "    def __init__(self, in_features, out_features):\n        super().__init__()\n"
+            "        self.f = nn.Linear(in_features, out_features).double()\n\n"
+            "    def forward(self, x):\n        return self.f(x)\n"
+        },
+        optimize={"metric": "val_loss", "direction": "minimize"},
+    ),
+    Case(
         "float64-x",
         "a Dataset object whose x is float64 (kept as it is) for a float32 model",
         "error: run.yaml: model: RuntimeError: mat1 and mat2 must have the same dtype, but got Double and Float; the data's x is float64 and the model's parameters float32: give x as float32 in the dataset function (x.float())",

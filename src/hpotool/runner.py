@@ -1109,9 +1109,16 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             )  # not an embedding's index error
             if dtypes and val.x.dtype not in dtypes and val.x.dtype != torch.bool and mismatch:
                 x_type, p_type = (str(t).removeprefix("torch.") for t in (val.x.dtype, next(iter(dtypes))))
-                if val.x.is_floating_point():  # float64 from numpy
-                    cast = " (x.float())" if p_type == "float32" else ""
-                    fix = f"give x as {p_type} in the dataset function{cast}"
+                if val.x.is_floating_point() and p_type == "float32":  # float64 from numpy, kept by a Dataset
+                    fix = "give x as float32 in the dataset function (x.float())"
+                elif val.x.is_floating_point():  # a model built in float64 (.double()) or half precision
+                    # "give x as float64 in the dataset function" was read as returning x.double(), which a
+                    # plain (x, y) pair's cast to float32 undid: the same error again
+                    fix = (
+                        f"a plain (x, y) pair's x is cast to float32, so return "
+                        f"hpotool.datasets.Dataset(x.to(torch.{p_type}), y, {data.task!r}) from the dataset "
+                        f"function (it keeps x's type), or build the model in float32 (no .double() or .half())"
+                    )
                 else:  # uint8 pixels kept by a Dataset object (x is kept as it is, for token ids)
                     fix = (
                         f"give x as {p_type} in the dataset function, scaled as the model expects (pixels: "
