@@ -660,3 +660,53 @@ def test_torch_lbfgs_by_import_path_trains(tmp_path: Path, monkeypatch: pytest.M
     )
     assert "train_loss" in header and len(rows) == 3
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+
+
+KWARGS_FIT = """import time
+
+
+def timed(fn):
+    def wrapper(*args, **kwargs):  # no functools.wraps: the signature hpotool reads is (*args, **kwargs)
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        out['seconds'] = time.perf_counter() - start
+        return out
+    return wrapper
+
+
+def fit(config, report, **hparams):
+    report(0, {'val_loss': 1.0 / hparams['width']})
+    return {'val_loss': 1.0 / hparams['width'], 'depth': float(hparams['depth'])}
+
+
+@timed
+def timed_width(config, report, width=1):
+    report(0, {'val_loss': 1.0 / width})
+    return {'val_loss': 1.0 / width}
+
+
+@timed
+def timed_plain(config, report):
+    report(0, {'val_loss': 0.25})
+    return {'val_loss': 0.25}
+"""
+
+
+def test_a_training_functions_kwargs_get_the_trainer_keys(tmp_path: Path) -> None:
+    """`def fit(config, report, **hparams)` got no `trainer:` key in `hparams` (only the keys fit names were
+    passed), so `hparams['width']` failed every trial with KeyError: 'width'; and under a decorator without
+    functools.wraps, `def fit(config, report, width=1)` kept its default: a searched trainer.width trained
+    every trial alike. Both get the keys now; a decorated function that takes none still runs."""
+    from hpotool.runner import check_run, train_run
+
+    (tmp_path / "kwargs_fit.py").write_text(KWARGS_FIT)
+
+    def cfg(function: str) -> RunConfig:
+        trainer = {"function": f"kwargs_fit:{function}", "width": 4, "depth": 2}
+        return RunConfig.model_validate({"trainer": trainer, "epochs": 1, "device": "cpu"})
+
+    check_run(cfg("fit"), "run.yaml")
+    metrics = train_run(cfg("fit")).metrics
+    assert metrics["val_loss"] == 0.25 and metrics["depth"] == 2.0
+    assert train_run(cfg("timed_width")).metrics["val_loss"] == 0.25
+    assert train_run(cfg("timed_plain")).metrics["val_loss"] == 0.25
