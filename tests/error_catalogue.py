@@ -888,6 +888,13 @@ CASES = [
         run={"model": {"name": "mypkg.nets:Net"}},
     ),
     Case(
+        "import-package-not-its-module",
+        "an import path that names the package where a module of it defines the class (mypkg:Net for mypkg/nets.py)",
+        "error: run.yaml: model: cannot import 'flat_pkg_nets:Net': module 'flat_pkg_nets' has no attribute 'Net'; flat_pkg_nets.nets defines Net: write flat_pkg_nets.nets:Net",
+        run={"model": {"name": "flat_pkg_nets:Net"}},
+        files={"flat_pkg_nets/__init__.py": "", "flat_pkg_nets/nets.py": "class Net:\n    pass\n"},
+    ),
+    Case(
         "import-package-in-a-subfolder",
         "an import path whose package sits in a subfolder of the one hpotool runs in (-r proj/run.yaml)",
         "error: run.yaml: model: cannot import 'subfolder_nets.nets:Net': No module named 'subfolder_nets'; imports resolve from the current folder and PYTHONPATH, and <cwd>/proj holds subfolder_nets: run hpotool from there (cd proj), or add that folder to PYTHONPATH",

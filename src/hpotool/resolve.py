@@ -260,12 +260,42 @@ def import_object(path: str) -> Any:
                         f"it; move the definition to the module's top level"
                     ) from None
             names = [n for n in dir(obj) if not n.startswith("_")]
-            raise HpoError(
-                f"cannot import {path!r}: {owner} has no attribute {part!r}{did_you_mean(part, names, ignore_case=True)}"
-            ) from None
+            near = did_you_mean(part, names, ignore_case=True)
+            if not near and isinstance(obj, types.ModuleType):
+                near = _defined_in_a_submodule(obj, part, attr)
+            raise HpoError(f"cannot import {path!r}: {owner} has no attribute {part!r}{near}") from None
         found.append(part)
         owner = repr(f"{module_name}:{'.'.join(found)}")
     return obj
+
+
+def _defined_in_a_submodule(package: types.ModuleType, name: str, attr: str) -> str:
+    """`; mypkg.models defines Net: write mypkg.models:Net` where `package` (`mypkg`, whose __init__.py does
+    not import Net) has a module that defines `name` at its top level (read, not imported); else empty. The
+    line said only "module 'mypkg' has no attribute 'Net'", though the package holds it one level down."""
+    import pkgutil
+
+    search = getattr(package, "__path__", None)
+    if search is None:
+        return ""
+    pattern = re.compile(
+        rf"^(?:(?:async\s+)?def|class)\s+{re.escape(name)}\b|^{re.escape(name)}\s*[:=]", re.M
+    )
+    found = []
+    for info in sorted(pkgutil.iter_modules(search), key=lambda m: m.name):
+        file = os.path.join(getattr(info.module_finder, "path", ""), f"{info.name}.py")
+        try:
+            with open(file, encoding="utf-8", errors="replace") as fh:
+                if pattern.search(fh.read()):
+                    found.append(f"{package.__name__}.{info.name}")
+        except OSError:
+            continue
+    if not found:
+        return ""
+    rest = attr.partition(".")[2]
+    full = f"{name}.{rest}" if rest else name
+    where = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+    return f"; {where} {'defines' if len(found) == 1 else 'define'} {name}: write {found[0]}:{full}"
 
 
 def _main_block_definition(module: types.ModuleType, name: str) -> int | None:
