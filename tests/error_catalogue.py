@@ -2070,6 +2070,16 @@ CASES = [
         optimize={"metric": "val_loss", "direction": "minimize"},
     ),
     Case(
+        "softmax-before-cross-entropy",
+        "a model whose forward() ends in a softmax, trained with the cross-entropy loss (which applies log_softmax)",
+        "error: run.yaml: model: its output for 8 samples is probabilities, each row summing to 1 (a softmax at the end of forward()), and the cross-entropy loss applies log_softmax itself, so it would train on a softmax of a softmax: return the logits (drop the softmax; torch.softmax(model(x), 1) gives probabilities when you need them)",
+        run={"model": {"name": "softmax_net:Net"}},
+        files={
+            "softmax_net.py": "from torch import nn\n\n\ndef Net(in_features, out_features):\n"
+            "    return nn.Sequential(nn.Flatten(), nn.Linear(in_features, out_features), nn.Softmax(dim=1))\n"
+        },
+    ),
+    Case(
         "float64-model",
         "a model built in float64 for data returned as a plain (x, y) pair, whose x is cast to float32",
         "error: run.yaml: model: RuntimeError: mat1 and mat2 must have the same dtype, but got Float and Double (at float64_net.py:10 in forward); the data's x is float32 and the model's parameters float64: a plain (x, y) pair's x is cast to float32, so return hpotool.datasets.Dataset(x.to(torch.float64), y, 'regression') from the dataset function (it keeps x's type), or build the model in float32 (no .double() or .half())",

@@ -1060,6 +1060,23 @@ def check_run(cfg: RunConfig, source: str) -> str | None:
     return unused_classes_note(data, cfg.data.name)
 
 
+def _cross_entropy(loss_fn: Any) -> bool:
+    """Whether `loss_fn` is torch's cross-entropy, which takes logits: the class or the function (with its
+    arguments bound, as a loss section's keys bind them)."""
+    fn = loss_fn.func if isinstance(loss_fn, functools.partial) else loss_fn
+    return isinstance(fn, nn.CrossEntropyLoss) or fn is nn.functional.cross_entropy
+
+
+def _probabilities(out: torch.Tensor) -> bool:
+    """Whether every row of a (batch, classes) output is a probability distribution: in [0, 1], summing
+    to 1 (a softmax's output; a model's logits are so only by a chance that does not happen)."""
+    if not (out.is_floating_point() and out.ndim == 2 and out.shape[1] >= 2 and len(out) >= 2):
+        return False
+    values = out.detach().float()
+    in_range = bool(((values >= 0) & (values <= 1)).all())
+    return in_range and bool(torch.allclose(values.sum(dim=1), torch.ones_like(values[:, 0]), atol=1e-4))
+
+
 def _one_tensor_hint(out: Any) -> str:
     """For a forward() that returns several things (`(logits, features)`, a Hugging Face output with
     `.logits`): which one to return, as the loss and the metrics take one tensor."""
@@ -1173,6 +1190,16 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             "model",
             f"its output for {n_val} samples holds NaN or infinite values before any training; check "
             f"its forward()",
+        )
+    if data.task == "classification" and _cross_entropy(loss_fn) and _probabilities(out):
+        # cross-entropy applies log_softmax itself: probabilities make a softmax of a softmax, whose loss
+        # barely moves (every trial trained, slowly and badly, without a word)
+        raise RunCheckError(
+            "model",
+            f"its output for {n_val} samples is probabilities, each row summing to 1 (a softmax at the end of "
+            f"forward()), and the cross-entropy loss applies log_softmax itself, so it would train on a "
+            f"softmax of a softmax: return the logits (drop the softmax; torch.softmax(model(x), 1) gives "
+            f"probabilities when you need them)",
         )
     try:  # with autograd on, to tell whether a gradient reaches the parameters
         with warnings.catch_warnings(), _PairwiseWatch(model(val.x[:]), trainer.loss_targets(val).y) as watch:
