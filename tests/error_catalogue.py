@@ -2080,6 +2080,20 @@ CASES = [
         },
     ),
     Case(
+        "conv-without-a-channel",
+        "flat samples (one dimension each) given to a model that convolves them as (channels, length)",
+        "error: run.yaml: model: RuntimeError: Given groups=1, weight of size [4, 1, 3], expected input[1, 8, 10] to have 1 channels, but got 8 channels instead (at conv_net.py:11 in forward); each sample of the data's x is shaped (10,), without a channel dimension, so the convolution read the batch of 8 as the channels of one sample: give the samples a channel dimension, (1, 10), in the dataset function (x.unsqueeze(1); input_shape follows), or at the start of forward() (x = x.unsqueeze(1)) where the model's channels do not come from input_shape",
+        run={"data": {"name": "regression"}, "model": {"name": "conv_net:Net"}},
+        optimize={"metric": "val_loss", "direction": "minimize"},
+        files={
+            "conv_net.py": "from torch import nn\n\n\nclass Net(nn.Module):\n"
+            "    def __init__(self, out_features):\n        super().__init__()\n"
+            "        self.conv = nn.Conv1d(1, 4, 3, padding=1)\n"
+            "        self.head = nn.Linear(4, out_features)\n\n"
+            "    def forward(self, x):\n        return self.head(self.conv(x).mean(-1))\n"
+        },
+    ),
+    Case(
         "float64-model",
         "a model built in float64 for data returned as a plain (x, y) pair, whose x is cast to float32",
         "error: run.yaml: model: RuntimeError: mat1 and mat2 must have the same dtype, but got Float and Double (at float64_net.py:10 in forward); the data's x is float32 and the model's parameters float64: a plain (x, y) pair's x is cast to float32, so return hpotool.datasets.Dataset(x.to(torch.float64), y, 'regression') from the dataset function (it keeps x's type), or build the model in float32 (no .double() or .half())",

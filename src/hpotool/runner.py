@@ -1147,6 +1147,8 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
                 ) from None
             if (more := _forward_needs_more(model, exc)) is not None:
                 raise RunCheckError("model", f"{described(exc)}; {more}") from None
+            if (channel := _needs_a_channel(exc, val.x)) is not None:
+                raise RunCheckError("model", f"{described(exc)}; {channel}") from None
             if (flat := _needs_flat_input(exc, val.x)) is not None:
                 raise RunCheckError("model", f"{described(exc)}; {flat}") from None
             if _wants_integer_ids(exc, val.x):
@@ -1311,6 +1313,25 @@ def _needs_flat_input(exc: BaseException, x: torch.Tensor) -> str | None:
         f"each sample of the data's x is shaped {sample}, and in_features ({int(np.prod(sample))}) is that size "
         f"flattened: flatten it first in forward() (x = x.flatten(1)), as the built-in mlp does, or ask for "
         f"input_shape"
+    )
+
+
+def _needs_a_channel(exc: BaseException, x: torch.Tensor) -> str | None:
+    """How to fix samples without the channel dimension a convolution takes: sequences shaped (length,) for
+    a Conv1d, images (height, width) for a Conv2d. torch reads such a batch as one unbatched sample whose
+    channels are the batch ("expected input[1, 8, 32] to have 1 channels, but got 8 channels"), naming
+    neither the data nor the fix. None for another error."""
+    n = len(x)
+    pattern = rf"expected input\[1, {n}(?:, \d+)+\] to have \d+ channels, but got {n} channels"
+    if not isinstance(exc, RuntimeError) or re.search(pattern, str(exc)) is None:
+        return None
+    sample = tuple(x.shape[1:])
+    with_channel = (1, *sample)
+    return (
+        f"each sample of the data's x is shaped {sample}, without a channel dimension, so the convolution read "
+        f"the batch of {n} as the channels of one sample: give the samples a channel dimension, {with_channel}, "
+        f"in the dataset function (x.unsqueeze(1); input_shape follows), or at the start of forward() (x = "
+        f"x.unsqueeze(1)) where the model's channels do not come from input_shape"
     )
 
 
