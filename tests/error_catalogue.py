@@ -2094,6 +2094,17 @@ CASES = [
         },
     ),
     Case(
+        "ragged-samples",
+        "a dataset function returning x as a list of sequences of several lengths",
+        "error: run.yaml: data: 'ragged_data:load' returned data hpotool cannot train on: x is a list of samples of several shapes (sample 0: (3, 5), sample 1: (3, 7)); hpotool keeps x as one tensor, so give every sample the same shape: pad or crop them to one length in the dataset function",
+        run={"data": {"name": "ragged_data:load"}},
+        files={
+            "ragged_data.py": "import numpy as np\n\n\ndef load():\n"
+            "    x = [np.zeros((3, 5 + 2 * (i % 2)), dtype='float32') for i in range(40)]\n"
+            "    return x, np.arange(40) % 2\n"
+        },
+    ),
+    Case(
         "float64-model",
         "a model built in float64 for data returned as a plain (x, y) pair, whose x is cast to float32",
         "error: run.yaml: model: RuntimeError: mat1 and mat2 must have the same dtype, but got Float and Double (at float64_net.py:10 in forward); the data's x is float32 and the model's parameters float64: a plain (x, y) pair's x is cast to float32, so return hpotool.datasets.Dataset(x.to(torch.float64), y, 'regression') from the dataset function (it keeps x's type), or build the model in float32 (no .double() or .half())",
