@@ -639,6 +639,12 @@ CASES = [
         optimize={"metric": "val_acuracy", "direction": None},
     ),
     Case(
+        "own-metric-without-direction",
+        "a metric of the user's own (an F1) with no direction: no built-in name a letter or two away is offered",
+        "error: optimize.yaml: direction: not given, so val_f1 would be minimized (the default); add direction: maximize or minimize",
+        optimize={"metric": "val_f1", "direction": None},
+    ),
+    Case(
         "loss-maximized",
         "a loss or an error to maximize",
         "error: optimize.yaml: direction: maximize would search for the largest val_loss, the worst model; use minimize",
