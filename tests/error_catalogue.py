@@ -627,6 +627,13 @@ CASES = [
         optimize={"metric": "val_f1", "direction": "maximize"},
     ),
     Case(
+        "metric-of-your-own-regression",
+        "a metric of the user's own (F1) with hpotool's Trainer on a regression, no built-in name close to it",
+        "error: optimize.yaml: metric: 'val_f1' is not produced for this regression task; choose one of: train_loss, val_loss, val_rmse, val_mae, n_params, epoch_time (hpotool's Trainer measures only these; for a metric of your own such as val_f1, train with a function of yours that computes it, reports it each epoch and returns it: trainer: {function: mypkg.train:fit} in the run config)",
+        run={"data": {"name": "regression"}},
+        optimize={"metric": "val_f1", "direction": "maximize"},
+    ),
+    Case(
         "direction-not-given",
         "a metric to maximize with no direction (the default would minimize it)",
         "error: optimize.yaml: direction: not given, so val_accuracy would be minimized (the default); add direction: maximize (or direction: minimize)",
