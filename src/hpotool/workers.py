@@ -163,9 +163,9 @@ class WorkerArgs:
     salt: tuple[int, ...] = ()  # `factories.process_salt()` where other processes sample the study too
     started: float = 0.0  # when the run started (time.time() in the main process)
     storage_origin: str | None = None  # where the storage URL was given (`StudyPlan.storage_origin`)
-    debug: bool = (
-        False  # the main process shows hpotool's DEBUG records (`hpotool --debug`): so does this one
-    )
+    # The main process shows hpotool's DEBUG records (`hpotool --debug`), a failed trial's traceback: so
+    # does this one.
+    debug: bool = False
 
 
 def _end_with_the_main_process() -> None:
