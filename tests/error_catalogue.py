@@ -2118,6 +2118,32 @@ CASES = [
         },
     ),
     Case(
+        "model-count-as-float",
+        "a model argument that counts (channels) written as a float, 8.0, which torch's layer refuses deep inside",
+        "error: run.yaml: model: TypeError: empty(): argument 'size' (position 1) must be tuple of ints, but found element of type float at pos 0 (at conv_width_net.py:7 in __init__); model.width is 8.0, a float, where 4, its default, is an int: write 8",
+        run={"model": {"name": "conv_width_net:Net", "width": 8.0, "dropout": 0.0}},
+        files={
+            "conv_width_net.py": "from torch import nn\n\n\nclass Net(nn.Module):\n"
+            "    def __init__(self, in_features, out_features, width=4, dropout=0.1):\n"
+            "        super().__init__()\n"
+            "        self.f = nn.Sequential(nn.Flatten(), nn.Linear(in_features, width), nn.Dropout(dropout), nn.Linear(width, out_features))\n\n"
+            "    def forward(self, x):\n        return self.f(x)\n"
+        },
+    ),
+    Case(
+        "model-count-as-text",
+        "a model argument that counts written as quoted text, '8'",
+        "error: run.yaml: model: TypeError: empty(): argument 'size' (position 1) must be tuple of ints, but found element of type str at pos 0 (at conv_width_text.py:7 in __init__); model.width is the text '8': write 8 without quotes, a number",
+        run={"model": {"name": "conv_width_text:Net", "width": "8"}},
+        files={
+            "conv_width_text.py": "from torch import nn\n\n\nclass Net(nn.Module):\n"
+            "    def __init__(self, in_features, out_features, width=4, dropout=0.1):\n"
+            "        super().__init__()\n"
+            "        self.f = nn.Sequential(nn.Flatten(), nn.Linear(in_features, width), nn.Dropout(dropout), nn.Linear(width, out_features))\n\n"
+            "    def forward(self, x):\n        return self.f(x)\n"
+        },
+    ),
+    Case(
         "float64-model",
         "a model built in float64 for data returned as a plain (x, y) pair, whose x is cast to float32",
         "error: run.yaml: model: RuntimeError: mat1 and mat2 must have the same dtype, but got Float and Double (at float64_net.py:10 in forward); the data's x is float32 and the model's parameters float64: a plain (x, y) pair's x is cast to float32, so return hpotool.datasets.Dataset(x.to(torch.float64), y, 'regression') from the dataset function (it keeps x's type), or build the model in float32 (no .double() or .half())",

@@ -968,13 +968,43 @@ class RunCheckError(ValueError):
 
 
 @contextmanager
-def _part(where: str) -> Iterator[None]:
+def _part(where: str, section: Any = None) -> Iterator[None]:
+    """Turn what building or checking `where` raised into a `RunCheckError`; `section`, the run config's
+    section built there (`cfg.model`), lets a TypeError name the argument spelt as the wrong type."""
     try:
         yield
     except RunCheckError:
         raise
     except Exception as exc:
-        raise RunCheckError(where, described(exc)) from None
+        hint = _number_spelling_hint(where, section, exc) if section is not None else ""
+        raise RunCheckError(where, described(exc) + hint) from None
+
+
+def _number_spelling_hint(where: str, section: Any, exc: Exception) -> str:
+    """For a TypeError building a section: an argument given as a whole float (`channels: 8.0`) where the
+    component's default is an int, or as text that spells a number (`channels: '8'`), which torch's layers
+    refuse deep inside their code ("empty(): argument 'size' must be tuple of ints, but found element of
+    type float", "not all arguments converted during string formatting"), naming the user's line but not
+    the key; empty where none is."""
+    if not isinstance(exc, TypeError) or where != "model":
+        return ""
+    try:
+        params = inspect.signature(resolve_component("model", section.name)).parameters
+    except Exception:  # no signature to read: no hint
+        return ""
+    text = str(exc)
+    for key, value in section.kwargs.items():
+        default = params[key].default if key in params else inspect.Parameter.empty
+        counts = isinstance(default, int) and not isinstance(default, bool)
+        if isinstance(value, float) and value.is_integer() and counts and "float" in text:
+            return f"; {where}.{key} is {value!r}, a float, where {default!r}, its default, is an int: write {int(value)}"
+        if (
+            isinstance(value, str)
+            and "str" in text
+            and re.fullmatch(r"[+-]?\d+(\.\d*)?([eE][+-]?\d+)?", value.strip())
+        ):
+            return f"; {where}.{key} is the text {value!r}: write {value.strip()} without quotes, a number"
+    return ""
 
 
 def data_failure(cfg: DataConfig, exc: Exception) -> str:
@@ -1097,7 +1127,7 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
     Raises:
         RunCheckError: naming the section (model, optimizer, scheduler, loss) or the step that failed.
     """
-    with _part("model"):
+    with _part("model", cfg.model):
         model = build_model(cfg, data)
         _check_trainable(model)
     with _part("optimizer"):
