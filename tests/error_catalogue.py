@@ -622,6 +622,19 @@ CASES = [
         optimize={"metric": "val_rmse", "direction": "minimize"},
     ),
     Case(
+        "metric-of-your-own",
+        "a metric of the user's own (F1) with hpotool's Trainer, which does not measure it",
+        "error: optimize.yaml: metric: 'val_f1' is not produced for this classification task; choose one of: train_loss, val_loss, val_accuracy, n_params, epoch_time (hpotool's Trainer measures only these; for a metric of your own such as val_f1, train with a function of yours that computes it, reports it each epoch and returns it: trainer: {function: mypkg.train:fit} in the run config)",
+        optimize={"metric": "val_f1", "direction": "maximize"},
+    ),
+    Case(
+        "metric-of-your-own-regression",
+        "a metric of the user's own (F1) with hpotool's Trainer on a regression, no built-in name close to it",
+        "error: optimize.yaml: metric: 'val_f1' is not produced for this regression task; choose one of: train_loss, val_loss, val_rmse, val_mae, n_params, epoch_time (hpotool's Trainer measures only these; for a metric of your own such as val_f1, train with a function of yours that computes it, reports it each epoch and returns it: trainer: {function: mypkg.train:fit} in the run config)",
+        run={"data": {"name": "regression"}},
+        optimize={"metric": "val_f1", "direction": "maximize"},
+    ),
+    Case(
         "direction-not-given",
         "a metric to maximize with no direction (the default would minimize it)",
         "error: optimize.yaml: direction: not given, so val_accuracy would be minimized (the default); add direction: maximize (or direction: minimize)",
@@ -632,6 +645,12 @@ CASES = [
         "a misspelt metric with no direction (fixing the direction alone would meet the metric's error next)",
         "error: optimize.yaml: metric: 'val_acuracy' is not a metric hpotool measures (did you mean 'val_accuracy'?), and direction is not given; fix the name, or, for a metric your trainer returns, add direction: maximize or minimize",
         optimize={"metric": "val_acuracy", "direction": None},
+    ),
+    Case(
+        "own-metric-without-direction",
+        "a metric of the user's own (an F1) with no direction: no built-in name a letter or two away is offered",
+        "error: optimize.yaml: direction: not given, so val_f1 would be minimized (the default); add direction: maximize or minimize",
+        optimize={"metric": "val_f1", "direction": None},
     ),
     Case(
         "loss-maximized",
@@ -887,6 +906,29 @@ CASES = [
         "an import path whose module does not import",
         "error: run.yaml: model: cannot import 'mypkg.nets:Net': No module named 'mypkg'; imports resolve from the current folder and PYTHONPATH: run hpotool from the folder that holds mypkg/ (or mypkg.py), or add that folder to PYTHONPATH",
         run={"model": {"name": "mypkg.nets:Net"}},
+    ),
+    Case(
+        "import-package-not-its-module",
+        "an import path that names the package where a module of it defines the class (mypkg:Net for mypkg/nets.py)",
+        "error: run.yaml: model: cannot import 'flat_pkg_nets:Net': module 'flat_pkg_nets' has no attribute 'Net'; flat_pkg_nets.nets defines Net: write flat_pkg_nets.nets:Net",
+        run={"model": {"name": "flat_pkg_nets:Net"}},
+        files={"flat_pkg_nets/__init__.py": "", "flat_pkg_nets/nets.py": "class Net:\n    pass\n"},
+    ),
+    Case(
+        "import-package-in-a-subfolder",
+        "an import path whose package sits in a subfolder of the one hpotool runs in (-r proj/run.yaml)",
+        "error: run.yaml: model: cannot import 'subfolder_nets.nets:Net': No module named 'subfolder_nets'; imports resolve from the current folder and PYTHONPATH, and <cwd>/proj holds subfolder_nets: run hpotool from there (cd proj), or add that folder to PYTHONPATH",
+        run={"model": {"name": "subfolder_nets.nets:Net"}},
+        files={"proj/subfolder_nets/__init__.py": "", "proj/subfolder_nets/nets.py": "Net = None\n"},
+    ),
+    Case(
+        "import-module-in-a-folder-above",
+        "an import path whose module sits in a folder above the one hpotool runs in (run from configs/)",
+        "error: ../run.yaml: model: cannot import 'above_nets:Net': No module named 'above_nets'; imports resolve from the current folder and PYTHONPATH, and <cwd> holds above_nets: run hpotool from there (cd ..), or add that folder to PYTHONPATH",
+        run={"model": {"name": "above_nets:Net"}},
+        files={"above_nets.py": "Net = None\n"},
+        command=("optimize", "-r", "../run.yaml", "-o", "../optimize.yaml"),
+        run_in="sub",
     ),
     Case(
         "import-file-path",
@@ -2070,6 +2112,80 @@ CASES = [
         "cross-entropy on float targets (a regression task)",
         "error: run.yaml: loss: 'cross_entropy' scores classes, but y holds one floating-point number per sample (a regression task), over which it is 0 whatever the model predicts; use mse, l1, smooth_l1 or huber, or give y as integer class labels for classification",
         run={"data": {"name": "regression"}, "loss": {"name": "cross_entropy"}},
+        optimize={"metric": "val_loss", "direction": "minimize"},
+    ),
+    Case(
+        "softmax-before-cross-entropy",
+        "a model whose forward() ends in a softmax, trained with the cross-entropy loss (which applies log_softmax)",
+        "error: run.yaml: model: its output for 8 samples is probabilities, each row summing to 1 (a softmax at the end of forward()), and the cross-entropy loss applies log_softmax itself, so it would train on a softmax of a softmax: return the logits (drop the softmax; torch.softmax(model(x), 1) gives probabilities when you need them)",
+        run={"model": {"name": "softmax_net:Net"}},
+        files={
+            "softmax_net.py": "from torch import nn\n\n\ndef Net(in_features, out_features):\n"
+            "    return nn.Sequential(nn.Flatten(), nn.Linear(in_features, out_features), nn.Softmax(dim=1))\n"
+        },
+    ),
+    Case(
+        "conv-without-a-channel",
+        "flat samples (one dimension each) given to a model that convolves them as (channels, length)",
+        "error: run.yaml: model: RuntimeError: Given groups=1, weight of size [4, 1, 3], expected input[1, 8, 10] to have 1 channels, but got 8 channels instead (at conv_net.py:11 in forward); each sample of the data's x is shaped (10,), without a channel dimension, so the convolution read the batch of 8 as the channels of one sample: give the samples a channel dimension, (1, 10), in the dataset function (x.unsqueeze(1); input_shape follows), or at the start of forward() (x = x.unsqueeze(1)) where the model's channels do not come from input_shape",
+        run={"data": {"name": "regression"}, "model": {"name": "conv_net:Net"}},
+        optimize={"metric": "val_loss", "direction": "minimize"},
+        files={
+            "conv_net.py": "from torch import nn\n\n\nclass Net(nn.Module):\n"
+            "    def __init__(self, out_features):\n        super().__init__()\n"
+            "        self.conv = nn.Conv1d(1, 4, 3, padding=1)\n"
+            "        self.head = nn.Linear(4, out_features)\n\n"
+            "    def forward(self, x):\n        return self.head(self.conv(x).mean(-1))\n"
+        },
+    ),
+    Case(
+        "ragged-samples",
+        "a dataset function returning x as a list of sequences of several lengths",
+        "error: run.yaml: data: 'ragged_data:load' returned data hpotool cannot train on: x is a list of samples of several shapes (sample 0: (3, 5), sample 1: (3, 7)); hpotool keeps x as one tensor, so give every sample the same shape: pad or crop them to one length in the dataset function",
+        run={"data": {"name": "ragged_data:load"}},
+        files={
+            "ragged_data.py": "import numpy as np\n\n\ndef load():\n"
+            "    x = [np.zeros((3, 5 + 2 * (i % 2)), dtype='float32') for i in range(40)]\n"
+            "    return x, np.arange(40) % 2\n"
+        },
+    ),
+    Case(
+        "model-count-as-float",
+        "a model argument that counts (channels) written as a float, 8.0, which torch's layer refuses deep inside",
+        "error: run.yaml: model: TypeError: empty(): argument 'size' (position 1) must be tuple of ints, but found element of type float at pos 0 (at conv_width_net.py:7 in __init__); model.width is 8.0, a float, where 4, its default, is an int: write 8",
+        run={"model": {"name": "conv_width_net:Net", "width": 8.0, "dropout": 0.0}},
+        files={
+            "conv_width_net.py": "from torch import nn\n\n\nclass Net(nn.Module):\n"
+            "    def __init__(self, in_features, out_features, width=4, dropout=0.1):\n"
+            "        super().__init__()\n"
+            "        self.f = nn.Sequential(nn.Flatten(), nn.Linear(in_features, width), nn.Dropout(dropout), nn.Linear(width, out_features))\n\n"
+            "    def forward(self, x):\n        return self.f(x)\n"
+        },
+    ),
+    Case(
+        "model-count-as-text",
+        "a model argument that counts written as quoted text, '8'",
+        "error: run.yaml: model: TypeError: empty(): argument 'size' (position 1) must be tuple of ints, but found element of type str at pos 0 (at conv_width_text.py:7 in __init__); model.width is the text '8': write 8 without quotes, a number",
+        run={"model": {"name": "conv_width_text:Net", "width": "8"}},
+        files={
+            "conv_width_text.py": "from torch import nn\n\n\nclass Net(nn.Module):\n"
+            "    def __init__(self, in_features, out_features, width=4, dropout=0.1):\n"
+            "        super().__init__()\n"
+            "        self.f = nn.Sequential(nn.Flatten(), nn.Linear(in_features, width), nn.Dropout(dropout), nn.Linear(width, out_features))\n\n"
+            "    def forward(self, x):\n        return self.f(x)\n"
+        },
+    ),
+    Case(
+        "float64-model",
+        "a model built in float64 for data returned as a plain (x, y) pair, whose x is cast to float32",
+        "error: run.yaml: model: RuntimeError: mat1 and mat2 must have the same dtype, but got Float and Double (at float64_net.py:10 in forward); the data's x is float32 and the model's parameters float64: a plain (x, y) pair's x is cast to float32, so return hpotool.datasets.Dataset(x.to(torch.float64), y, 'regression') from the dataset function (it keeps x's type), or build the model in float32 (no .double() or .half())",
+        run={"data": {"name": "regression"}, "model": {"name": "float64_net:Net"}},
+        files={
+            "float64_net.py": "from torch import nn\n\n\nclass Net(nn.Module):\n"
+            "    def __init__(self, in_features, out_features):\n        super().__init__()\n"
+            "        self.f = nn.Linear(in_features, out_features).double()\n\n"
+            "    def forward(self, x):\n        return self.f(x)\n"
+        },
         optimize={"metric": "val_loss", "direction": "minimize"},
     ),
     Case(

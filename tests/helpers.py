@@ -287,6 +287,14 @@ class SGDOfMyOwn(torch.optim.Optimizer):
                     p.add_(p.grad, alpha=-group["lr"])
 
 
+class SGDNeedingAScale(SGDOfMyOwn):
+    """A user's optimizer whose step() requires an argument hpotool does not give (not a closure)."""
+
+    @torch.no_grad()
+    def step(self, scale: float, closure: Any = None) -> None:  # type: ignore[override]
+        super().step()
+
+
 def halving(opt: torch.optim.Optimizer, epochs: int, every: int = 1) -> Any:
     """A user's schedule whose first argument is not called `optimizer`."""
     return torch.optim.lr_scheduler.StepLR(opt, step_size=every, gamma=0.5)

@@ -615,16 +615,17 @@ def test_a_loss_the_trainer_cannot_step_on_is_named_as_the_fault(loss: str, mess
 
 
 def test_a_training_step_that_fails_in_the_optimizer_says_so_not_to_check_the_loss() -> None:
-    """LBFGS's step() needs a closure: the one-step check blamed the loss."""
+    """An optimizer whose step() needs an argument: the one-step check blamed the loss. (torch's LBFGS, whose
+    step needs a closure, was the example; it is given one now.)"""
     run = {
         **SMALL,
-        "optimizer": {"name": "torch.optim:LBFGS", "lr": 0.1},
+        "optimizer": {"name": "tests.helpers:SGDNeedingAScale", "lr": 0.1},
         "device": "cpu",
     }
     assert _check_refusal(run) == (
-        "run.yaml: training: one step on 8 samples failed: TypeError: LBFGS.step() missing 1 required positional "
-        "argument: 'closure'; the optimizer's step() raised it: check the optimizer section (hpotool calls "
-        "step() with no arguments, once per batch)"
+        "run.yaml: training: one step on 8 samples failed: TypeError: SGDNeedingAScale.step() missing 1 required "
+        "positional argument: 'scale'; the optimizer's step() raised it: check the optimizer section (hpotool "
+        "calls step() with no arguments, once per batch)"
     )
     run["optimizer"] = {"name": "adam"}
     run["model"] = {"name": "tests.helpers:FailsInTraining"}

@@ -559,3 +559,154 @@ def test_a_loss_that_requires_the_model_is_told_hpotool_does_not_give_it(
         "a loss (it calls it with the prediction and the target); for a penalty on the weights set "
         "optimizer.weight_decay, or train with your own function (trainer: {function: package.module:fit})"
     )
+
+
+def test_debug_shows_the_users_own_frames_of_an_error_hpotool_turned_into_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`hpotool --debug optimize` on a model whose forward() raised showed hpotool's frames alone: the line
+    was raised `from None`, which hid the user's error. Its traceback shows the user's forward() now."""
+    import traceback
+
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+    from hpotool.errors import HpoError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "broken_net.py").write_text(
+        "from torch import nn\n\n\nclass Net(nn.Module):\n"
+        "    def __init__(self, in_features, out_features):\n        super().__init__()\n"
+        "        self.f = nn.Linear(in_features, out_features)\n\n"
+        "    def forward(self, x):\n        return self.f(x[:, :3])  # the user's slip\n"
+    )
+    run = {"data": {"name": "regression", "n_samples": 64}, "model": {"name": "broken_net:Net"}, "epochs": 1}
+    opt = {
+        "study_name": "b",
+        "metric": "val_loss",
+        "search_space": {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}},
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    (tmp_path / "opt.yaml").write_text(yaml.safe_dump(opt))
+    args = ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "-q"]
+    plain = CliRunner().invoke(app, args)
+    assert plain.exit_code == 2 and "(at broken_net.py:10 in forward)" in plain.stderr
+    debug = CliRunner().invoke(app, ["--debug", *args])
+    assert isinstance(debug.exception, HpoError)
+    shown = "".join(traceback.format_exception(debug.exception))
+    assert f'File "{tmp_path / "broken_net.py"}", line 10, in forward' in shown
+    assert "RuntimeError: mat1 and mat2 shapes cannot be multiplied" in shown
+
+
+def test_debug_shows_a_failed_trials_traceback_through_the_users_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial whose training function raised kept one line, its innermost frame: `hpotool --debug optimize`
+    showed nothing more, so an error in a helper left the caller in the user's loop unknown. It shows the
+    trial's traceback now, every frame of the user's; without --debug the line alone, as before."""
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_loop.py").write_text(
+        "def load_split(config):\n    return config['data']['path']\n\n\n"
+        "def fit(config, report):\n    rows = load_split(config)\n    return {'val_loss': float(len(rows))}\n"
+    )
+    run = {"trainer": {"function": "my_loop:fit"}, "epochs": 1}
+    space = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}
+    opt = {"study_name": "t", "n_trials": 1, "metric": "val_loss", "search_space": space}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    (tmp_path / "opt.yaml").write_text(yaml.safe_dump(opt))
+    args = ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "-q", "--max-failures", "1"]
+    debug = CliRunner().invoke(app, ["--debug", *args], catch_exceptions=False)
+    assert debug.exit_code == 1, debug.output
+    assert "trial 0 failed: KeyError: 'path' (at my_loop.py:2 in load_split)\nTraceback" in debug.stderr
+    frames = [line.strip() for line in debug.stderr.splitlines() if 'my_loop.py"' in line]
+    assert frames == [
+        f'File "{tmp_path / "my_loop.py"}", line 6, in fit',
+        f'File "{tmp_path / "my_loop.py"}", line 2, in load_split',
+    ]
+    (tmp_path / "studies" / "t.db").unlink()
+    plain = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert plain.exit_code == 1 and "Traceback" not in plain.output
+    assert "first error: KeyError: 'path' (at my_loop.py:2 in load_split)" in plain.stderr
+
+
+def test_torch_lbfgs_by_import_path_trains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`optimizer: {name: torch.optim:LBFGS}` was refused before any run: "LBFGS.step() missing 1 required
+    positional argument: 'closure' ... (hpotool calls step() with no arguments, once per batch)". The
+    Trainer gives it a closure now; `hpotool train` trains it and the loss falls."""
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    run = {
+        "data": {"name": "regression", "n_samples": 96},
+        "model": {"name": "mlp", "hidden": [16]},
+        "optimizer": {"name": "torch.optim:LBFGS", "lr": 0.5, "max_iter": 4},
+        "epochs": 3,
+        "batch_size": 32,
+        "device": "cpu",
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    result = CliRunner().invoke(app, ["train", "-r", "run.yaml", "--out", "out"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    history = (tmp_path / "out" / "history.csv").read_text().splitlines()
+    header, rows = (
+        history[0].split(","),
+        [dict(zip(history[0].split(","), r.split(","), strict=True)) for r in history[1:]],
+    )
+    assert "train_loss" in header and len(rows) == 3
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+
+
+KWARGS_FIT = """import time
+
+
+def timed(fn):
+    def wrapper(*args, **kwargs):  # no functools.wraps: the signature hpotool reads is (*args, **kwargs)
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        out['seconds'] = time.perf_counter() - start
+        return out
+    return wrapper
+
+
+def fit(config, report, **hparams):
+    report(0, {'val_loss': 1.0 / hparams['width']})
+    return {'val_loss': 1.0 / hparams['width'], 'depth': float(hparams['depth'])}
+
+
+@timed
+def timed_width(config, report, width=1):
+    report(0, {'val_loss': 1.0 / width})
+    return {'val_loss': 1.0 / width}
+
+
+@timed
+def timed_plain(config, report):
+    report(0, {'val_loss': 0.25})
+    return {'val_loss': 0.25}
+"""
+
+
+def test_a_training_functions_kwargs_get_the_trainer_keys(tmp_path: Path) -> None:
+    """`def fit(config, report, **hparams)` got no `trainer:` key in `hparams` (only the keys fit names were
+    passed), so `hparams['width']` failed every trial with KeyError: 'width'; and under a decorator without
+    functools.wraps, `def fit(config, report, width=1)` kept its default: a searched trainer.width trained
+    every trial alike. Both get the keys now; a decorated function that takes none still runs."""
+    from hpotool.runner import check_run, train_run
+
+    (tmp_path / "kwargs_fit.py").write_text(KWARGS_FIT)
+
+    def cfg(function: str) -> RunConfig:
+        trainer = {"function": f"kwargs_fit:{function}", "width": 4, "depth": 2}
+        return RunConfig.model_validate({"trainer": trainer, "epochs": 1, "device": "cpu"})
+
+    check_run(cfg("fit"), "run.yaml")
+    metrics = train_run(cfg("fit")).metrics
+    assert metrics["val_loss"] == 0.25 and metrics["depth"] == 2.0
+    assert train_run(cfg("timed_width")).metrics["val_loss"] == 0.25
+    assert train_run(cfg("timed_plain")).metrics["val_loss"] == 0.25

@@ -259,3 +259,30 @@ def test_the_training_step_calls_forward_directly_until_a_hook_listens(
     calls.clear()
     _classifier(OwnCall(nn.Linear(4, 2))).fit(train, val, epochs=1)
     assert calls.count("own") == 1 + 8 + 1  # the output check, every step, the evaluation
+
+
+def test_an_optimizer_whose_step_needs_a_closure_trains() -> None:
+    """torch's LBFGS steps with `step(closure)`, evaluating the loss itself: the Trainer called `step()` and
+    every run failed with "LBFGS.step() missing 1 required positional argument: 'closure'". It is given a
+    closure now, and the epoch's train_loss is each batch's loss before its step, as for other optimizers."""
+    train, val = _problem()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+    lbfgs = torch.optim.LBFGS(model.parameters(), lr=0.5, max_iter=5)
+    trainer = Trainer(model, lbfgs, nn.CrossEntropyLoss(), "classification", 64, grad_clip=10.0)
+    seen: list[EpochResult] = []
+    last = trainer.fit(train, val, epochs=4, on_epoch_end=seen.append)
+    assert seen[-1].metrics["train_loss"] < seen[0].metrics["train_loss"]
+    assert last.metrics["val_accuracy"] > 0.9
+    # the first batch's recorded loss is the model's loss on it before any step
+    torch.manual_seed(0)
+    fresh = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+    one = Trainer(
+        fresh,
+        torch.optim.LBFGS(fresh.parameters(), lr=0.5, max_iter=5),
+        nn.CrossEntropyLoss(),
+        "classification",
+        128,
+    )
+    before = nn.functional.cross_entropy(fresh(train.x), train.y).item()
+    assert one._train_epoch(train) == pytest.approx(before, rel=1e-5)

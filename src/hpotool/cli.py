@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sys
 import warnings
@@ -195,11 +196,26 @@ def user_errors() -> Iterator[None]:
             # A storage server that went away after the command opened it: one line, as optimize says it.
             storage = sys.modules.get("hpotool.storage")
             lost = storage.server_lost(exc) if storage is not None and not isinstance(exc, HpoError) else None
-            if state.debug or not (isinstance(exc, HpoError) or lost is not None):
+            if state.debug:
+                _unsuppress_context(exc)
+                raise
+            if not (isinstance(exc, HpoError) or lost is not None):
                 raise
             for line in str(lost or exc).splitlines():
                 _err().print(f"[red]error:[/red] {escape(line)}", soft_wrap=True)
             raise typer.Exit(code=_signal_code(exc) or 2) from None
+
+
+def _unsuppress_context(exc: BaseException) -> None:
+    """Let `--debug`'s traceback show the exceptions `exc` was raised while handling. hpotool turns a user's
+    error into its one line with `raise HpoError(...) from None`, which hid the error itself: `hpotool --debug
+    optimize` on a model whose forward() raised showed hpotool's frames alone, never the user's."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__suppress_context__ = False
+        current = current.__cause__ or current.__context__
 
 
 def _signal_code(exc: BaseException) -> int | None:
@@ -243,6 +259,29 @@ def _main(
     ] = False,
 ) -> None:
     state.debug = debug
+    _show_debug_log(debug)
+
+
+class _DebugLog(logging.Handler):
+    """hpotool's log records on the error console, above a live display, as `--debug` shows them: a failed
+    trial's traceback among them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _err().print(self.format(record), markup=False, highlight=False, soft_wrap=True)
+
+
+_DEBUG_LOG = _DebugLog()
+
+
+def _show_debug_log(debug: bool) -> None:
+    """With `--debug`, show hpotool's DEBUG records (a failed trial's traceback); without it, as before."""
+    logger = logging.getLogger("hpotool")
+    if debug and _DEBUG_LOG not in logger.handlers:
+        logger.addHandler(_DEBUG_LOG)
+        logger.setLevel(logging.DEBUG)
+    elif not debug and _DEBUG_LOG in logger.handlers:  # a later command in the same process (tests)
+        logger.removeHandler(_DEBUG_LOG)
+        logger.setLevel(logging.NOTSET)
 
 
 RunConfigOpt = Annotated[

@@ -31,7 +31,7 @@ from hpotool.components import WARMUP_SCHEDULES, Kind, check_component
 from hpotool.conditions import holds
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice, format_params, yaml_bool_hint
-from hpotool.resolve import did_you_mean
+from hpotool.resolve import closest, did_you_mean, edit_distance
 from hpotool.search_space import PARAM_TYPES, CategoricalParam, Param, contains
 from hpotool.yamlfile import read_yaml_mapping
 
@@ -1126,7 +1126,10 @@ def load_optimize_config(path: Path, *, budget_given: bool = False) -> OptimizeC
     if not result.multi_objective and "direction" not in raw and not _minimized_by_default(result.metric):
         add = "maximize (or direction: minimize)" if "accuracy" in result.metric else "maximize or minimize"
         builtin = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS, *_MINIMIZED)
-        near = "" if result.metric in builtin else did_you_mean(result.metric, dict.fromkeys(builtin))
+        # A typo is an edit or two away; a metric of the user's own is not one: 'val_f1' was asked whether
+        # it meant 'val_mae' (told to fix the name, a user of an F1 might have written val_mae)
+        typo = [] if result.metric in builtin else closest(result.metric, dict.fromkeys(builtin), n=1)
+        near = f" (did you mean {typo[0]!r}?)" if typo and edit_distance(result.metric, typo[0]) <= 2 else ""
         if near:  # a misspelt val_accuracy: fixing the direction alone would only meet the next error
             raise HpoError(
                 f"{path}: metric: {result.metric!r} is not a metric hpotool measures{near}, and direction is "

@@ -125,7 +125,13 @@ def _as_tensor(value: Any, name: str) -> torch.Tensor:
     columns = list(getattr(value, "columns", ())) if hasattr(value, "to_numpy") else []
     if hasattr(value, "to_numpy"):  # pandas: its values, without the index
         value = value.to_numpy()
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except ValueError as exc:  # numpy's "inhomogeneous shape": a list of samples of several shapes
+        ragged = _ragged(value, name)
+        if ragged is None:
+            raise
+        raise DataError(ragged) from exc
     if array.dtype.kind in "USO":
         flat = array.reshape(-1)
         at = next((i for i, v in enumerate(flat) if not isinstance(v, _NUMBER)), None)
@@ -161,6 +167,26 @@ def _as_tensor(value: Any, name: str) -> torch.Tensor:
     if not array.flags.writeable:  # pandas hands out read-only views, which torch warns about
         array = array.copy()
     return torch.as_tensor(array)
+
+
+def _ragged(value: Any, name: str) -> str | None:
+    """What to say of a list whose samples differ in shape (sequences of several lengths), which numpy
+    refused with "setting an array element with a sequence. The requested array has an inhomogeneous
+    shape after 2 dimensions", naming neither the samples nor the fix; None where they do not differ."""
+    if not isinstance(value, list | tuple) or not value:
+        return None
+    try:
+        shapes = [np.shape(v) for v in value]
+    except ValueError:  # a sample that is itself ragged: numpy's own line stands
+        return None
+    odd = next((i for i, shape in enumerate(shapes) if shape != shapes[0]), None)
+    if odd is None:
+        return None
+    return (
+        f"{name} is a list of samples of several shapes (sample 0: {shapes[0]}, sample {odd}: {shapes[odd]}); "
+        f"hpotool keeps {name} as one tensor, so give every sample the same shape: pad or crop them to one "
+        f"length in the dataset function"
+    )
 
 
 def _size(n: int) -> str:

@@ -118,6 +118,9 @@ def _run_trial(
             lost = exc
         except Exception as exc:
             state, reason, broken = TrialState.FAIL, described(exc), broke_contract(exc)
+            # The trial keeps one line; `hpotool --debug` (which shows hpotool's DEBUG records) shows where in
+            # the user's code it failed, frame by frame: only the innermost frame reached the terminal.
+            _log.debug("trial %d failed: %s", trial.number, reason, exc_info=exc)
         except KeyboardInterrupt as exc:
             state, interrupted, reason = TrialState.FAIL, exc, "interrupted"
     except KeyboardInterrupt as exc:  # as the heartbeat started: the objective never ran

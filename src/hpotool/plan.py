@@ -28,7 +28,7 @@ from hpotool.factories import make_pruner, study_sampler
 from hpotool.final import check_final
 from hpotool.formatting import format_choice
 from hpotool.overrides import apply_overrides, leaf_values
-from hpotool.resolve import did_you_mean
+from hpotool.resolve import closest, edit_distance
 from hpotool.runner import (
     PreparedData,
     RunCheckError,
@@ -266,11 +266,21 @@ def _prepare(
                     f"set loss: {{name: mse}} for {metric}, or measure val_accuracy)"
                 )
             # a misspelling (val_acuracy) gets the closest name; another task's metric the hint above
-            near = (
-                ""
+            # (an edit or two away: a metric of the user's own, val_f1, is no typo of val_mae)
+            typo = (
+                []
                 if metric in (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
-                else did_you_mean(metric, data.metrics)
+                else closest(metric, data.metrics, 1)
             )
+            near = f" (did you mean {typo[0]!r}?)" if typo and edit_distance(metric, typo[0]) <= 2 else ""
+            if not near and not hint and metric not in (*CLASSIFICATION_METRICS, *REGRESSION_METRICS):
+                # a metric of the user's own (val_f1): the built-in Trainer measures only these; said so,
+                # the list read as if the name were misspelt
+                hint = (
+                    f" (hpotool's Trainer measures only these; for a metric of your own such as {metric}, "
+                    f"train with a function of yours that computes it, reports it each epoch and returns it: "
+                    f"trainer: {{function: mypkg.train:fit}} in the run config)"
+                )
             raise HpoError(
                 f"{opt_path}: {key}: {metric!r} is not produced for this {data.task} task{near}; "
                 f"choose one of: {', '.join(data.metrics)}{hint}"

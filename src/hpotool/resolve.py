@@ -159,6 +159,41 @@ def _similar_module(missing: str) -> str:
     return f" (did you mean {'.'.join([parent, near[0]]).lstrip('.')!r}?)" if near else ""
 
 
+# Folders of the current one never searched for a user's package: environments, caches, version control.
+_NOT_CODE = {"node_modules", "site-packages", "__pycache__", "venv", "env", "build", "dist"}
+
+
+def _folder_holding(top: str) -> str | None:
+    """The folder nearest the current one, one of its subfolders (`proj/` beside `-r proj/run.yaml`, a
+    `src/` layout) or one above it (run from `configs/`), that holds the package `top/` or the module
+    `top.py` an import path starts with, which Python did not find; None where none does. Told only "run
+    hpotool from the folder that holds seqpkg/", a user run from the folder above theirs had to guess which."""
+
+    def holds(folder: str) -> bool:
+        if os.path.isfile(os.path.join(folder, f"{top}.py")):
+            return True
+        package = os.path.join(folder, top)
+        try:
+            return os.path.isdir(package) and any(e.name.endswith(".py") for e in os.scandir(package))
+        except OSError:
+            return False
+
+    cwd = os.getcwd()
+    try:
+        below = sorted(
+            e.path
+            for e in os.scandir(cwd)
+            if e.is_dir() and not e.name.startswith((".", "_")) and e.name not in _NOT_CODE
+        )
+    except OSError:
+        below = []
+    searched = {os.path.abspath(p) for p in sys.path if p}
+    for folder in [*below, *map(str, Path(cwd).parents)]:
+        if os.path.abspath(folder) not in searched and holds(folder):
+            return folder
+    return None
+
+
 def import_object(path: str) -> Any:
     """Import `package.module:Name` (or `package.module.Name`) and return the attribute."""
     if ":" in path:
@@ -194,9 +229,13 @@ def import_object(path: str) -> Any:
             raise _file_path(path, module_name, attr) from None
         hint = _similar_module(missing) if wrong_path else ""
         if wrong_path and "." not in missing:
+            holder = _folder_holding(top)
             hint += (
-                f"; imports resolve from the current folder and PYTHONPATH: run hpotool from the folder that "
-                f"holds {top}/ (or {top}.py), or add that folder to PYTHONPATH"
+                f"; imports resolve from the current folder and PYTHONPATH, and {holder} holds {top}: run "
+                f"hpotool from there (cd {os.path.relpath(holder)}), or add that folder to PYTHONPATH"
+                if holder is not None
+                else f"; imports resolve from the current folder and PYTHONPATH: run hpotool from the folder "
+                f"that holds {top}/ (or {top}.py), or add that folder to PYTHONPATH"
             )
         raise HpoError(f"cannot import {path!r}: {exc}{hint}") from None
     except Exception as exc:  # the user's module raised while importing (a SyntaxError, an ImportError, ...)
@@ -221,12 +260,42 @@ def import_object(path: str) -> Any:
                         f"it; move the definition to the module's top level"
                     ) from None
             names = [n for n in dir(obj) if not n.startswith("_")]
-            raise HpoError(
-                f"cannot import {path!r}: {owner} has no attribute {part!r}{did_you_mean(part, names, ignore_case=True)}"
-            ) from None
+            near = did_you_mean(part, names, ignore_case=True)
+            if not near and isinstance(obj, types.ModuleType):
+                near = _defined_in_a_submodule(obj, part, attr)
+            raise HpoError(f"cannot import {path!r}: {owner} has no attribute {part!r}{near}") from None
         found.append(part)
         owner = repr(f"{module_name}:{'.'.join(found)}")
     return obj
+
+
+def _defined_in_a_submodule(package: types.ModuleType, name: str, attr: str) -> str:
+    """`; mypkg.models defines Net: write mypkg.models:Net` where `package` (`mypkg`, whose __init__.py does
+    not import Net) has a module that defines `name` at its top level (read, not imported); else empty. The
+    line said only "module 'mypkg' has no attribute 'Net'", though the package holds it one level down."""
+    import pkgutil
+
+    search = getattr(package, "__path__", None)
+    if search is None:
+        return ""
+    pattern = re.compile(
+        rf"^(?:(?:async\s+)?def|class)\s+{re.escape(name)}\b|^{re.escape(name)}\s*[:=]", re.M
+    )
+    found = []
+    for info in sorted(pkgutil.iter_modules(search), key=lambda m: m.name):
+        file = os.path.join(getattr(info.module_finder, "path", ""), f"{info.name}.py")
+        try:
+            with open(file, encoding="utf-8", errors="replace") as fh:
+                if pattern.search(fh.read()):
+                    found.append(f"{package.__name__}.{info.name}")
+        except OSError:
+            continue
+    if not found:
+        return ""
+    rest = attr.partition(".")[2]
+    full = f"{name}.{rest}" if rest else name
+    where = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+    return f"; {where} {'defines' if len(found) == 1 else 'define'} {name}: write {found[0]}:{full}"
 
 
 def _main_block_definition(module: types.ModuleType, name: str) -> int | None:

@@ -968,13 +968,43 @@ class RunCheckError(ValueError):
 
 
 @contextmanager
-def _part(where: str) -> Iterator[None]:
+def _part(where: str, section: Any = None) -> Iterator[None]:
+    """Turn what building or checking `where` raised into a `RunCheckError`; `section`, the run config's
+    section built there (`cfg.model`), lets a TypeError name the argument spelt as the wrong type."""
     try:
         yield
     except RunCheckError:
         raise
     except Exception as exc:
-        raise RunCheckError(where, described(exc)) from None
+        hint = _number_spelling_hint(where, section, exc) if section is not None else ""
+        raise RunCheckError(where, described(exc) + hint) from None
+
+
+def _number_spelling_hint(where: str, section: Any, exc: Exception) -> str:
+    """For a TypeError building a section: an argument given as a whole float (`channels: 8.0`) where the
+    component's default is an int, or as text that spells a number (`channels: '8'`), which torch's layers
+    refuse deep inside their code ("empty(): argument 'size' must be tuple of ints, but found element of
+    type float", "not all arguments converted during string formatting"), naming the user's line but not
+    the key; empty where none is."""
+    if not isinstance(exc, TypeError) or where != "model":
+        return ""
+    try:
+        params = inspect.signature(resolve_component("model", section.name)).parameters
+    except Exception:  # no signature to read: no hint
+        return ""
+    text = str(exc)
+    for key, value in section.kwargs.items():
+        default = params[key].default if key in params else inspect.Parameter.empty
+        counts = isinstance(default, int) and not isinstance(default, bool)
+        if isinstance(value, float) and value.is_integer() and counts and "float" in text:
+            return f"; {where}.{key} is {value!r}, a float, where {default!r}, its default, is an int: write {int(value)}"
+        if (
+            isinstance(value, str)
+            and "str" in text
+            and re.fullmatch(r"[+-]?\d+(\.\d*)?([eE][+-]?\d+)?", value.strip())
+        ):
+            return f"; {where}.{key} is the text {value!r}: write {value.strip()} without quotes, a number"
+    return ""
 
 
 def data_failure(cfg: DataConfig, exc: Exception) -> str:
@@ -1060,6 +1090,23 @@ def check_run(cfg: RunConfig, source: str) -> str | None:
     return unused_classes_note(data, cfg.data.name)
 
 
+def _cross_entropy(loss_fn: Any) -> bool:
+    """Whether `loss_fn` is torch's cross-entropy, which takes logits: the class or the function (with its
+    arguments bound, as a loss section's keys bind them)."""
+    fn = loss_fn.func if isinstance(loss_fn, functools.partial) else loss_fn
+    return isinstance(fn, nn.CrossEntropyLoss) or fn is nn.functional.cross_entropy
+
+
+def _probabilities(out: torch.Tensor) -> bool:
+    """Whether every row of a (batch, classes) output is a probability distribution: in [0, 1], summing
+    to 1 (a softmax's output; a model's logits are so only by a chance that does not happen)."""
+    if not (out.is_floating_point() and out.ndim == 2 and out.shape[1] >= 2 and len(out) >= 2):
+        return False
+    values = out.detach().float()
+    in_range = bool(((values >= 0) & (values <= 1)).all())
+    return in_range and bool(torch.allclose(values.sum(dim=1), torch.ones_like(values[:, 0]), atol=1e-4))
+
+
 def _one_tensor_hint(out: Any) -> str:
     """For a forward() that returns several things (`(logits, features)`, a Hugging Face output with
     `.logits`): which one to return, as the loss and the metrics take one tensor."""
@@ -1080,7 +1127,7 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
     Raises:
         RunCheckError: naming the section (model, optimizer, scheduler, loss) or the step that failed.
     """
-    with _part("model"):
+    with _part("model", cfg.model):
         model = build_model(cfg, data)
         _check_trainable(model)
     with _part("optimizer"):
@@ -1109,9 +1156,16 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             )  # not an embedding's index error
             if dtypes and val.x.dtype not in dtypes and val.x.dtype != torch.bool and mismatch:
                 x_type, p_type = (str(t).removeprefix("torch.") for t in (val.x.dtype, next(iter(dtypes))))
-                if val.x.is_floating_point():  # float64 from numpy
-                    cast = " (x.float())" if p_type == "float32" else ""
-                    fix = f"give x as {p_type} in the dataset function{cast}"
+                if val.x.is_floating_point() and p_type == "float32":  # float64 from numpy, kept by a Dataset
+                    fix = "give x as float32 in the dataset function (x.float())"
+                elif val.x.is_floating_point():  # a model built in float64 (.double()) or half precision
+                    # "give x as float64 in the dataset function" was read as returning x.double(), which a
+                    # plain (x, y) pair's cast to float32 undid: the same error again
+                    fix = (
+                        f"a plain (x, y) pair's x is cast to float32, so return "
+                        f"hpotool.datasets.Dataset(x.to(torch.{p_type}), y, {data.task!r}) from the dataset "
+                        f"function (it keeps x's type), or build the model in float32 (no .double() or .half())"
+                    )
                 else:  # uint8 pixels kept by a Dataset object (x is kept as it is, for token ids)
                     fix = (
                         f"give x as {p_type} in the dataset function, scaled as the model expects (pixels: "
@@ -1123,6 +1177,8 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
                 ) from None
             if (more := _forward_needs_more(model, exc)) is not None:
                 raise RunCheckError("model", f"{described(exc)}; {more}") from None
+            if (channel := _needs_a_channel(exc, val.x)) is not None:
+                raise RunCheckError("model", f"{described(exc)}; {channel}") from None
             if (flat := _needs_flat_input(exc, val.x)) is not None:
                 raise RunCheckError("model", f"{described(exc)}; {flat}") from None
             if _wants_integer_ids(exc, val.x):
@@ -1166,6 +1222,16 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
             "model",
             f"its output for {n_val} samples holds NaN or infinite values before any training; check "
             f"its forward()",
+        )
+    if data.task == "classification" and _cross_entropy(loss_fn) and _probabilities(out):
+        # cross-entropy applies log_softmax itself: probabilities make a softmax of a softmax, whose loss
+        # barely moves (every trial trained, slowly and badly, without a word)
+        raise RunCheckError(
+            "model",
+            f"its output for {n_val} samples is probabilities, each row summing to 1 (a softmax at the end of "
+            f"forward()), and the cross-entropy loss applies log_softmax itself, so it would train on a "
+            f"softmax of a softmax: return the logits (drop the softmax; torch.softmax(model(x), 1) gives "
+            f"probabilities when you need them)",
         )
     try:  # with autograd on, to tell whether a gradient reaches the parameters
         with warnings.catch_warnings(), _PairwiseWatch(model(val.x[:]), trainer.loss_targets(val).y) as watch:
@@ -1277,6 +1343,25 @@ def _needs_flat_input(exc: BaseException, x: torch.Tensor) -> str | None:
         f"each sample of the data's x is shaped {sample}, and in_features ({int(np.prod(sample))}) is that size "
         f"flattened: flatten it first in forward() (x = x.flatten(1)), as the built-in mlp does, or ask for "
         f"input_shape"
+    )
+
+
+def _needs_a_channel(exc: BaseException, x: torch.Tensor) -> str | None:
+    """How to fix samples without the channel dimension a convolution takes: sequences shaped (length,) for
+    a Conv1d, images (height, width) for a Conv2d. torch reads such a batch as one unbatched sample whose
+    channels are the batch ("expected input[1, 8, 32] to have 1 channels, but got 8 channels"), naming
+    neither the data nor the fix. None for another error."""
+    n = len(x)
+    pattern = rf"expected input\[1, {n}(?:, \d+)+\] to have \d+ channels, but got {n} channels"
+    if not isinstance(exc, RuntimeError) or re.search(pattern, str(exc)) is None:
+        return None
+    sample = tuple(x.shape[1:])
+    with_channel = (1, *sample)
+    return (
+        f"each sample of the data's x is shaped {sample}, without a channel dimension, so the convolution read "
+        f"the batch of {n} as the channels of one sample: give the samples a channel dimension, {with_channel}, "
+        f"in the dataset function (x.unsqueeze(1); input_shape follows), or at the start of forward() (x = "
+        f"x.unsqueeze(1)) where the model's channels do not come from input_shape"
     )
 
 

@@ -9,6 +9,7 @@ epoch's metrics and stops training by raising.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +21,16 @@ from torch import nn
 from hpotool.datasets import Task, TensorData
 from hpotool.lean_step import LeanStep, backward
 from hpotool.models import direct_call
+
+
+def needs_closure(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether `optimizer.step` requires a closure that recomputes the loss (torch's `LBFGS.step(closure)`):
+    called with none, as other optimizers are, it raised "missing 1 required positional argument"."""
+    try:
+        param = inspect.signature(type(optimizer).step).parameters.get("closure")
+    except (TypeError, ValueError):
+        return False
+    return param is not None and param.default is inspect.Parameter.empty
 
 
 @dataclass(frozen=True)
@@ -245,13 +256,17 @@ class Trainer:
         step_scheduler = self.scheduler if self.scheduler_per_step else None
         update = getattr(self.scheduler, "step_update", None) if self.scheduler_updates else None
         losses: list[torch.Tensor] = []  # kept on the device: no tensor op per step to sum them
+        closure_step = needs_closure(self.optimizer)
         for x, y in self._shuffled_batches(data, perm):
-            optimizer.zero_grad()
-            loss = loss_fn(model(x), y)
-            backward(loss)
-            if self.grad_clip is not None:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-            optimizer.step()
+            if closure_step:  # torch's LBFGS evaluates the batch's loss itself, as often as it needs
+                loss = self._closure_step(optimizer, model, loss_fn, x, y)
+            else:
+                optimizer.zero_grad()
+                loss = loss_fn(model(x), y)
+                backward(loss)
+                if self.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+                optimizer.step()
             if step_scheduler is not None:
                 step_scheduler.step()
             if update is not None:  # timm's per-update schedule (t_in_epochs=False) moves the lr here
@@ -262,6 +277,37 @@ class Trainer:
         values = torch.stack(losses).tolist()  # the one host sync of the epoch
         last = n - self.batch_size * (len(values) - 1)
         return (sum(values[:-1]) * self.batch_size + values[-1] * last) / n  # inf - inf: NaN, caught by fit
+
+    def _closure_step(
+        self,
+        optimizer: LeanStep,
+        model: Callable[[torch.Tensor], torch.Tensor],
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        x: torch.Tensor,
+        y: torch.Tensor,
+    ) -> torch.Tensor:
+        """One step of an optimizer whose `step(closure)` recomputes the loss (LBFGS): the closure does what
+        a plain step does before `step()`; the loss of the step is its first evaluation's, before the update,
+        as a plain step records it."""
+
+        first: list[torch.Tensor] = []
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            loss = loss_fn(model(x), y)
+            backward(loss)
+            if self.grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            if not first:
+                first.append(loss.detach())
+            return loss
+
+        self.optimizer.step(closure)  # type: ignore[arg-type]  # LBFGS takes the loss tensor back
+        if not first:
+            raise RuntimeError(
+                f"{type(self.optimizer).__name__}.step(closure) never called the closure, which computes the loss"
+            )
+        return first[0]
 
     def _shuffled_batches(
         self, data: TensorData, perm: torch.Tensor

@@ -310,8 +310,9 @@ def _call(
     """`fn(**offered, **named)`. A decorator without functools.wraps (a timer, a logger) shows the signature
     `(*args, **kwargs)`, so `fn` is offered config, run_config and report all: `def fit(config, report)`
     under it failed every trial with "fit() got an unexpected keyword argument 'run_config'". The argument
-    it refuses is left out and the call made again, where the refusal came from the wrapper's own call into
-    the function (no code of the function ran) and nothing was reported yet."""
+    it refuses (or a `trainer:` key in `named` it does not take) is left out and the call made again, where
+    the refusal came from the wrapper's own call into the function (no code of the function ran) and nothing
+    was reported yet."""
     while True:
         try:
             return fn(**offered, **named)
@@ -321,9 +322,10 @@ def _call(
             while tb is not None and tb.tb_next is not None:
                 tb = tb.tb_next
             in_wrapper = tb is not None and tb.tb_frame.f_code is getattr(fn, "__code__", None)
-            if found is None or found.group(1) not in offered or not in_wrapper or reported():
+            if found is None or found.group(1) not in {*offered, *named} or not in_wrapper or reported():
                 raise
             offered = {k: v for k, v in offered.items() if k != found.group(1)}
+            named = {k: v for k, v in named.items() if k != found.group(1)}
 
 
 _REPORT = inspect.Signature(
@@ -334,10 +336,13 @@ _REPORT = inspect.Signature(
 def _named_trainer_keys(fn: Callable[..., Any], cfg: RunConfig) -> dict[str, Any]:
     """The `trainer:` keys that `fn` names as parameters of its own (`def fit(config, report, lr=0.1)` with
     `trainer: {lr: 0.01}`), passed by name. Before, only config, run_config and report were passed, so such
-    a parameter kept its default: a searched trainer.lr trained every trial alike, without a word."""
+    a parameter kept its default: a searched trainer.lr trained every trial alike, without a word.
+    A `**kwargs` of `fn` gets every key (`def fit(config, report, **hparams)` read `hparams["width"]` and
+    failed every trial with KeyError: 'width'); so does a decorator's `(*args, **kwargs)`, which hands them
+    on to the function it wraps, and a key that function does not take is left out (`_call`)."""
     assert cfg.trainer is not None
-    names, _ = accepted_kwargs(fn)  # named ones only: a **kwargs of fn gets what it got before
-    return {k: v for k, v in cfg.trainer.kwargs.items() if k in names and k not in OFFERED}
+    names, var_kw = accepted_kwargs(fn)
+    return {k: v for k, v in cfg.trainer.kwargs.items() if (var_kw or k in names) and k not in OFFERED}
 
 
 def _report_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:

@@ -164,6 +164,9 @@ class WorkerArgs:
     salt: tuple[int, ...] = ()  # `factories.process_salt()` where other processes sample the study too
     started: float = 0.0  # when the run started (time.time() in the main process)
     storage_origin: str | None = None  # where the storage URL was given (`StudyPlan.storage_origin`)
+    # The main process shows hpotool's DEBUG records (`hpotool --debug`), a failed trial's traceback: so
+    # does this one.
+    debug: bool = False
 
 
 def _end_with_the_main_process() -> None:
@@ -231,6 +234,10 @@ def worker_main(
     signal.signal(signal.SIGTERM, _interrupt_once)
     sys.unraisablehook = quiet_dropped(sys.unraisablehook)
     _end_with_the_main_process()
+    if args.debug:  # a failed trial's traceback (`loop._run_trial`), on the stderr this worker shares
+        logger = logging.getLogger("hpotool")
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(logging.StreamHandler())
     try:
         try:
             run = validate_config(RunConfig, args.run, "run config")
@@ -682,6 +689,7 @@ def _run_workers(
                     salt,
                     started,
                     storage_origin=plan.storage_origin,
+                    debug=logging.getLogger("hpotool").isEnabledFor(logging.DEBUG),
                 ),
                 stop,
                 exhausted,
