@@ -403,3 +403,35 @@ def test_a_sampler_function_under_a_decorator_that_hides_its_signature_is_not_gi
     assert isinstance(sampler, optuna.samplers.TPESampler) and sampler._n_startup_trials == 3
     with pytest.raises(HpoError, match=r"my_tpe\(\) got an unexpected keyword argument 'seed'"):
         make_sampler("logged_sampler:my_tpe", {"seed": 3}, seed=7, space=SPACE)  # the config's own: refused
+
+
+def test_a_scrambled_qmc_study_draws_one_sequence_across_resumes_and_workers() -> None:
+    """Each resume and worker scrambled its own Sobol sequence (a derived seed) and drew it from its first
+    point: Optuna counts the points drawn per seed, and the study held one count per run."""
+    from hpotool.config import OptimizeConfig
+    from hpotool.factories import study_sampler
+    from hpotool.search_space import suggest
+
+    space = {"optimizer.lr": FloatParam(type="float", low=0.001, high=0.1, log=True)}
+    opt = OptimizeConfig.model_validate(
+        {
+            "study_name": "s",
+            "seed": 3,
+            "sampler": {"name": "qmc", "kwargs": {"scramble": True}},
+            "search_space": {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1, "log": True}},
+        }
+    )
+    study = optuna.create_study()
+    runs = [study_sampler(opt), study_sampler(opt, existing=2), study_sampler(opt, worker=1, existing=4)]
+    for sampler in runs:
+        study.sampler = sampler
+        study.optimize(lambda t: suggest(t, space)["optimizer.lr"], n_trials=2)
+    counts = {
+        k: v
+        for k, v in study._storage.get_study_system_attrs(study._study_id).items()
+        if k.startswith("qmc:")
+    }
+    assert list(counts.values()) == [4]  # trial 0 by the random sampler, then points 0 to 4 of one sequence
+    one = optuna.create_study(sampler=study_sampler(opt))
+    one.optimize(lambda t: suggest(t, space)["optimizer.lr"], n_trials=6)
+    assert [t.params for t in study.trials[1:]] == [t.params for t in one.trials[1:]]

@@ -378,15 +378,20 @@ def study_sampler(
     sampler would propose its first trials' values again. A process that joins a study other processes
     are sampling (`salt`: `process_salt()`) mixes in its host and process id, as the same command started
     on several machines would otherwise propose the same values. Optuna's grid sampler keeps the config's
-    seed everywhere, as its seed orders the grid points that every run and worker number alike.
+    seed everywhere, as its seed orders the grid points that every run and worker number alike; so does its
+    QMC sampler, whose seed scrambles the one sequence that every run and worker draws the next point of
+    (the study counts the points drawn per seed: another seed started another sequence at its first point),
+    its random sampler for what the sequence does not cover taking the derived seed.
     """
     import numpy as np
     import optuna
 
-    grid = is_subclass(sampler_class(opt.sampler.name), optuna.samplers.GridSampler)
+    cls = sampler_class(opt.sampler.name)
+    grid = is_subclass(cls, optuna.samplers.GridSampler)
+    qmc = is_subclass(cls, optuna.samplers.QMCSampler)
 
-    def derive(seed: int | None) -> int | None:
-        if seed is None or grid:
+    def derive(seed: int | None, shared: bool = grid or qmc) -> int | None:
+        if seed is None or shared:
             return seed
         if existing == 0 and not salt:
             return (seed + worker) % 2**32  # a sampler takes seeds below 2**32
@@ -397,8 +402,17 @@ def study_sampler(
     # be converted is refused by make_sampler, naming the argument
     with contextlib.suppress(ValueError):
         kwargs = coerce_scalars(sampler_class(opt.sampler.name), kwargs, "sampler")
-    if isinstance(kwargs.get("seed"), int) and not isinstance(kwargs["seed"], bool):
-        kwargs["seed"] = derive(kwargs["seed"])
+    given = (
+        kwargs.get("seed")
+        if isinstance(kwargs.get("seed"), int) and not isinstance(kwargs["seed"], bool)
+        else None
+    )
+    if given is not None:
+        kwargs["seed"] = derive(given)
+    if qmc and "independent_sampler" not in kwargs:  # its first trial, and a conditional parameter
+        kwargs["independent_sampler"] = optuna.samplers.RandomSampler(
+            seed=derive(given if given is not None else opt.seed, shared=False)
+        )
     return make_sampler(opt.sampler.name, kwargs, seed=derive(opt.seed), space=opt.search_space, fixed=fixed)
 
 
