@@ -532,6 +532,12 @@ CASES = [
         },
     ),
     Case(
+        "sampler-constraints-func",
+        "an Optuna script's constraints_func in a sampler's kwargs",
+        'error: optimize.yaml: sampler.kwargs.constraints_func: each trial gives the sampler the constraints of the optimize config\'s constraints: list, with Trial.set_constraint (which Optuna 5 has in its place); drop constraints_func and write each constraint there on a measured value (constraints: ["n_params <= 20000"])',
+        optimize={"sampler": {"name": "nsga2", "kwargs": {"constraints_func": "mypkg.hpo:constraints"}}},
+    ),
+    Case(
         "sampler-kwarg-function",
         "a number for a sampler argument that takes a function (TPE's gamma)",
         "error: optimize.yaml: sampler.kwargs.gamma: sampler 'tpe' takes Callable[[int], int] | None here, which a YAML value cannot be (got 0.1); drop gamma, or build the sampler in your own module and give its import path (package.module:Name) as name",

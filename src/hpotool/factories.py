@@ -185,6 +185,13 @@ def _check_objects(kind: str, name: str, cls: Any, kwargs: Mapping[str, Any], pa
         annotation = params[key].annotation if key in params else inspect.Parameter.empty
         text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
         wants_object = "Callable" in text or re.search(r"\bBase[A-Z]\w*", text) is not None
+        if wants_object and isinstance(value, _YAML_VALUES) and key == "constraints_func":
+            raise HpoError(  # an Optuna script's constraints_func: hpotool's constraints feed the same samplers
+                f"{path}.kwargs.constraints_func: each trial gives the {kind} the constraints of the optimize config's "
+                f"constraints: list, with Trial.set_constraint (which Optuna 5 has in its place); drop "
+                f"constraints_func and write each constraint there on a measured value (constraints: "
+                f'["n_params <= 20000"])'
+            )
         if wants_object and isinstance(value, _YAML_VALUES):
             raise HpoError(
                 f"{path}.kwargs.{key}: {kind} {name!r} takes {text} here, which a YAML value cannot be (got "
