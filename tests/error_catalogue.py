@@ -191,6 +191,12 @@ CASES = [
         optimize={"n_trial": 3},
     ),
     Case(
+        "optuna-create-study-arg",
+        "an argument of Optuna's create_study that hpotool always applies (load_if_exists)",
+        "error: optimize.yaml: unknown key 'load_if_exists'; hpotool always resumes a study of that name (Optuna's load_if_exists=True): drop the key; for a new study give another study_name",
+        optimize={"load_if_exists": True},
+    ),
+    Case(
         "unknown-component-arg",
         "a misspelt component argument",
         "error: run.yaml: model: model 'mlp' takes no argument 'hiden' (did you mean 'hidden'?); it takes: hidden, layers, activation, dropout, norm",
