@@ -544,6 +544,31 @@ CASES = [
         optimize={"sampler": {"name": "nsga2", "kwargs": {"constraints_func": "mypkg.hpo:constraints"}}},
     ),
     Case(
+        "pruner-warm-up-past-the-epochs",
+        "a pruner's warm-up at or past the last step it is asked at (an Optuna script's steps from 1)",
+        "error: optimize.yaml: pruner.kwargs.n_warmup_steps: 1 leaves no step to prune at: trials train at most 2 epochs (steps 0 to 1), and the pruner is asked after step 0 only, the last epoch's trial completing; give n_warmup_steps at most 0, or train more epochs",
+        optimize={"pruner": {"name": "median", "kwargs": {"n_warmup_steps": 1}}},
+    ),
+    Case(
+        "pruner-first-rung-past-the-epochs",
+        "successive halving's first rung past the last step the pruner is asked at",
+        "error: optimize.yaml: pruner.kwargs.min_resource: 4 puts the first rung at step 4: trials train at most 5 epochs (steps 0 to 4), and the pruner is asked after steps 0 to 3, so no trial is ever pruned; give min_resource at most 3, or train more epochs",
+        run={"epochs": 5},
+        optimize={"pruner": {"name": "successive_halving", "kwargs": {"min_resource": 4}}},
+    ),
+    Case(
+        "hyperband-max-resource-past-the-epochs",
+        "hyperband's max_resource larger than the epochs a trial trains",
+        "error: optimize.yaml: pruner.kwargs.max_resource: 30 is more than the 5 epochs a trial trains: hyperband splits the trials into 4 brackets by it, 2 of which have their first rung past the last step the pruner is asked at (3) and prune nothing (0 of 2 with max_resource: 5); give max_resource: 5, or auto (the steps of the first complete trial)",
+        run={"epochs": 5},
+        optimize={
+            "pruner": {
+                "name": "hyperband",
+                "kwargs": {"min_resource": 1, "max_resource": 30, "reduction_factor": 3},
+            }
+        },
+    ),
+    Case(
         "sampler-kwarg-function",
         "a number for a sampler argument that takes a function (TPE's gamma)",
         "error: optimize.yaml: sampler.kwargs.gamma: sampler 'tpe' takes Callable[[int], int] | None here, which a YAML value cannot be (got 0.1); drop gamma, or build the sampler in your own module and give its import path (package.module:Name) as name",

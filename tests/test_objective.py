@@ -599,6 +599,7 @@ def test_a_changed_pruner_is_named_before_the_kwargs_it_changes(
 ) -> None:
     """Another pruner changes every kwarg too; the refusal names the pruner first, not its kwargs' changes."""
     opt_dict["n_trials"] = 1
+    run_dict = {**run_dict, "epochs": 3}  # a first rung and a warm-up at step 1, which 2 epochs never ask at
     opt_dict["pruner"] = {"name": "successive_halving", "kwargs": {"min_resource": 1, "reduction_factor": 4}}
     _run(tmp_path, run_dict, opt_dict)
     opt_dict["pruner"] = {"name": "median", "kwargs": {"n_startup_trials": 2, "n_warmup_steps": 1}}
