@@ -1954,3 +1954,22 @@ def test_val_accuracy_on_label_columns_read_as_a_regression_names_bce_with_logit
     rp, op = write_configs(tmp_path, run_dict, opt_dict)
     with pytest.raises(HpoError, match=r"or set loss: \{name: bce_with_logits\} for these 0/1 labels\)$"):
         prepare_study(rp, op)
+
+
+def test_optuna_s_own_readers_name_a_single_objective_by_its_metric(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """Only a multi-objective study named its objectives: Optuna's trials_dataframe had a bare "value"
+    column and optuna-dashboard showed "Objective 0" for the val_accuracy a study optimizes."""
+    from hpotool.export import trials_frame
+
+    _run(tmp_path, run_dict, opt_dict)
+    study = load_study(opt_dict)
+    assert study.metric_names == ["val_accuracy"]
+    frame = study.trials_dataframe()
+    assert {"value_val_accuracy", "params_optimizer.lr", "params_model.hidden.0"} <= set(frame.columns)
+    assert list(trials_frame(study).columns[:3]) == [
+        "number",
+        "state",
+        "value",
+    ]  # trials.csv keeps its column
