@@ -569,6 +569,20 @@ CASES = [
         },
     ),
     Case(
+        "sampler-kwarg-object-not-a-name",
+        "a number for a sampler argument that takes an object (CmaEs's independent_sampler)",
+        "error: optimize.yaml: sampler.kwargs.independent_sampler: sampler 'cmaes' takes a BaseSampler here (got 1); give it as {name: tpe, kwargs: {...}}, which hpotool builds",
+        optimize={"sampler": {"name": "cmaes", "kwargs": {"independent_sampler": 1}}},
+    ),
+    Case(
+        "sampler-kwarg-object-wrong-class",
+        "a sampler's object argument naming a class of another kind (a sampler as NSGA-II's crossover)",
+        "error: optimize.yaml: sampler.kwargs.crossover.name: 'optuna.samplers.TPESampler' built a TPESampler, not a BaseCrossover; name a BaseCrossover subclass",
+        optimize={
+            "sampler": {"name": "nsga2", "kwargs": {"crossover": {"name": "optuna.samplers.TPESampler"}}}
+        },
+    ),
+    Case(
         "sampler-kwarg-function",
         "a number for a sampler argument that takes a function (TPE's gamma)",
         "error: optimize.yaml: sampler.kwargs.gamma: sampler 'tpe' takes Callable[[int], int] | None here, which a YAML value cannot be (got 0.1); drop gamma, or build the sampler in your own module and give its import path (package.module:Name) as name",

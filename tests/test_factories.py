@@ -195,8 +195,9 @@ def test_patient_wraps_another_pruner() -> None:
             "cannot be (got 0.1); drop gamma, or build the sampler in your own module",
         ),
         (
-            lambda: make_sampler("cmaes", {"independent_sampler": "random"}, seed=0, space=SPACE),
-            "sampler.kwargs.independent_sampler: sampler 'cmaes' takes BaseSampler | None here",
+            lambda: make_sampler("cmaes", {"independent_sampler": 1}, seed=0, space=SPACE),
+            "sampler.kwargs.independent_sampler: sampler 'cmaes' takes a BaseSampler here (got 1); give it as "
+            "{name: tpe, kwargs: {...}}, which hpotool builds",
         ),
         # An Optuna argument of the wrong type failed inside numpy or in the first trial's sampling:
         # "Cannot cast scalar from dtype('float64') to dtype('int64') according to the rule 'safe'".
@@ -435,3 +436,53 @@ def test_a_scrambled_qmc_study_draws_one_sequence_across_resumes_and_workers() -
     one = optuna.create_study(sampler=study_sampler(opt))
     one.optimize(lambda t: suggest(t, space)["optimizer.lr"], n_trials=6)
     assert [t.params for t in study.trials[1:]] == [t.params for t in one.trials[1:]]
+
+
+def test_object_arguments_of_optuna_s_samplers_are_built_from_name_and_kwargs() -> None:
+    """NSGA-II's crossover, PartialFixedSampler's base_sampler and CmaEs's independent_sampler were refused
+    ("a YAML value cannot be"), leaving a module of one's own as the only way to give them."""
+    nsga = make_sampler(
+        "nsga2",
+        {"crossover": {"name": "optuna.samplers.nsgaii.BLXAlphaCrossover", "kwargs": {"alpha": 0.3}}},
+        seed=0,
+        space=SPACE,
+    )
+    crossover = nsga._child_generation_strategy._crossover  # type: ignore[attr-defined]
+    assert isinstance(crossover, optuna.samplers.nsgaii.BLXAlphaCrossover) and crossover._alpha == 0.3
+    fixed = make_sampler(
+        "optuna.samplers.PartialFixedSampler",
+        {"fixed_params": {"model.activation": "gelu"}, "base_sampler": {"name": "tpe"}},
+        seed=7,
+        space=SPACE,
+    )
+    from hpotool.search_space import suggest
+
+    study = optuna.create_study(sampler=fixed)
+    study.optimize(lambda t: suggest(t, SPACE)["optimizer.lr"], n_trials=3)
+    assert {t.params["model.activation"] for t in study.trials} == {"gelu"}
+    again = make_sampler("cmaes", {"independent_sampler": "random"}, seed=7, space=SPACE)
+    assert isinstance(again._independent_sampler, optuna.samplers.RandomSampler)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("crossover", "said"),
+    [
+        ({"name": "blx"}, "sampler.kwargs.crossover.name: give the import path of a BaseCrossover class"),
+        ({"name": "optuna.samplers.TPESampler"}, "built a TPESampler, not a BaseCrossover"),
+        (
+            {"name": "optuna.samplers.nsgaii.BLXAlphaCrossover", "kwargs": {"alpa": 0.3}},
+            "sampler.kwargs.crossover.kwargs: crossover 'optuna.samplers.nsgaii.BLXAlphaCrossover' takes no "
+            "argument 'alpa' (did you mean 'alpha'?)",
+        ),
+        (
+            {"name": "optuna.samplers.nsgaii.BLXAlphaCrossover", "alpha": 0.3},
+            "give it as {name: ..., kwargs:",
+        ),
+    ],
+)
+def test_an_object_argument_that_builds_nothing_right_names_its_key(
+    crossover: dict[str, Any], said: str
+) -> None:
+    with pytest.raises(HpoError) as info:
+        make_sampler("nsga2", {"crossover": crossover}, seed=0, space=SPACE)
+    assert said in str(info.value)

@@ -67,9 +67,9 @@ PRUNERS = {
 _NO_PRUNER = frozenset({"none", "null", "no", "off", "false", "disabled"})
 
 
-def sampler_class(name: str) -> Any:
-    """The class the `sampler.name` of an optimize config names."""
-    return _resolve(name, SAMPLERS, "sampler", "sampler")
+def sampler_class(name: str, key: str = "sampler") -> Any:
+    """The class the `sampler.name` of an optimize config names (or another sampler's, set at `key`)."""
+    return _resolve(name, SAMPLERS, "sampler", key)
 
 
 def _resolve(name: str, registry: Mapping[str, str], kind: str, key: str) -> Any:
@@ -192,6 +192,13 @@ def _check_objects(kind: str, name: str, cls: Any, kwargs: Mapping[str, Any], pa
                 f"constraints_func and write each constraint there on a measured value (constraints: "
                 f'["n_params <= 20000"])'
             )
+        base = re.search(r"\bBase[A-Z]\w*", text)
+        if base is not None and "Callable" not in text and isinstance(value, _YAML_VALUES):
+            example = {"BaseSampler": "tpe", "BasePruner": "median"}.get(base.group(0), "package.module:Name")
+            raise HpoError(  # a name, or a mapping with one, was built by _build_objects
+                f"{path}.kwargs.{key}: {kind} {name!r} takes a {base.group(0)} here (got {format_choice(value)}); "
+                f"give it as {{name: {example}, kwargs: {{...}}}}, which hpotool builds"
+            )
         if wants_object and isinstance(value, _YAML_VALUES):
             raise HpoError(
                 f"{path}.kwargs.{key}: {kind} {name!r} takes {text} here, which a YAML value cannot be (got "
@@ -207,8 +214,10 @@ def make_sampler(
     seed: int | None,
     space: Mapping[str, Param],
     fixed: Mapping[str, Any] | None = None,
+    key: str = "sampler",
 ) -> optuna.samplers.BaseSampler:
-    """The sampler `spec_name` names, seeded with `seed` unless `kwargs` sets one.
+    """The sampler `spec_name` names, seeded with `seed` unless `kwargs` sets one; `key`: where the config
+    sets it (`sampler.kwargs.base_sampler` for PartialFixedSampler's).
 
     The grid sampler gets its grid from the search space when `kwargs` gives none; the brute-force sampler
     gets the search space and the run config's values `fixed` its conditions read, when given, to tell a
@@ -216,8 +225,8 @@ def make_sampler(
     """
     import optuna
 
-    cls = sampler_class(spec_name)
-    _check_factory("sampler", spec_name, cls, optuna.samplers.BaseSampler, "sampler")
+    cls = sampler_class(spec_name, key)
+    _check_factory("sampler", spec_name, cls, optuna.samplers.BaseSampler, key)
     if cls is optuna.samplers.GridSampler:  # by its import path too: the grid that counts a warm start
         from hpotool.grid import GridSampler
 
@@ -262,8 +271,9 @@ def make_sampler(
                     f"search_space.{path} has {n:,}; narrow its range or give it a larger step, for at most "
                     f"{GRID_MAX_POINTS:,} values, or use another sampler (tpe, random)"
                 )
-    sampler: optuna.samplers.BaseSampler = _instantiate("sampler", spec_name, cls, args, offered=offered)
-    _check_built("sampler", spec_name, sampler, optuna.samplers.BaseSampler, "sampler")
+    args = _build_objects("sampler", cls, args, key, seed, space)
+    sampler: optuna.samplers.BaseSampler = _instantiate("sampler", spec_name, cls, args, key, offered)
+    _check_built("sampler", spec_name, sampler, optuna.samplers.BaseSampler, key)
     if isinstance(sampler, BruteForceSampler) and fixed is not None:
         sampler.knows(space, fixed)
     return sampler
@@ -335,9 +345,61 @@ def make_pruner(spec_name: str, kwargs: Mapping[str, Any], key: str = "pruner") 
         args["wrapped_pruner"] = make_pruner(str(inner["name"]), inner.get("kwargs") or {}, inner_key)
     elif is_subclass(cls, optuna.pruners.PatientPruner) and "wrapped_pruner" not in args:
         args["wrapped_pruner"] = None
+    args = _build_objects("pruner", cls, args, key, None, {})
     pruner: optuna.pruners.BasePruner = _instantiate("pruner", spec_name, cls, args, key)
     _check_built("pruner", spec_name, pruner, optuna.pruners.BasePruner, key)
     return pruner
+
+
+def _build_objects(
+    kind: str, cls: Any, args: Mapping[str, Any], key: str, seed: int | None, space: Mapping[str, Param]
+) -> dict[str, Any]:
+    """`args` with each object argument given as `{name, kwargs}` built: NSGA-II's `crossover`,
+    PartialFixedSampler's `base_sampler`, CmaEs's `independent_sampler` (a sampler by short name too,
+    seeded with `seed`; a pruner too), which an Optuna script passes as objects and YAML cannot."""
+    import inspect
+
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return dict(args)
+    out = dict(args)
+    for arg, value in args.items():
+        annotation = params[arg].annotation if arg in params else inspect.Parameter.empty
+        text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+        base = re.search(r"\bBase[A-Z]\w*", text)
+        if base is not None and "Callable" not in text and isinstance(value, str):
+            value = {"name": value}  # base_sampler: tpe, as wrapped_pruner: median
+        if base is None or not isinstance(value, Mapping) or "name" not in value:
+            continue
+        where = f"{key}.kwargs.{arg}"
+        inner = value.get("kwargs") or {}
+        if set(value) - {"name", "kwargs"} or not isinstance(inner, Mapping):
+            raise HpoError(f"{where}: give it as {{name: ..., kwargs: {{...}}}}")
+        name = str(value["name"])
+        if base.group(0) == "BaseSampler":
+            out[arg] = make_sampler(name, inner, seed=seed, space=space, key=where)
+        elif base.group(0) == "BasePruner":
+            out[arg] = make_pruner(name, inner, where)
+        else:
+            from hpotool.resolve import import_object, is_import_path
+
+            if not is_import_path(name):
+                raise HpoError(
+                    f"{where}.name: give the import path of a {base.group(0)} class (package.module:Name), got {name!r}"
+                )
+            try:
+                made = import_object(name)
+            except HpoError as exc:
+                raise HpoError(f"{where}.name: {exc}") from None
+            built = _instantiate(arg, name, made, inner, where)
+            if base.group(0) not in {c.__name__ for c in type(built).__mro__}:
+                raise HpoError(
+                    f"{where}.name: {name!r} built a {type(built).__name__}, not a {base.group(0)}; name a "
+                    f"{base.group(0)} subclass"
+                )
+            out[arg] = built
+    return out
 
 
 def is_subclass(obj: Any, base: type) -> bool:
