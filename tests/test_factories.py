@@ -486,3 +486,22 @@ def test_an_object_argument_that_builds_nothing_right_names_its_key(
     with pytest.raises(HpoError) as info:
         make_sampler("nsga2", {"crossover": crossover}, seed=0, space=SPACE)
     assert said in str(info.value)
+
+
+def test_an_unseeded_scrambled_qmc_study_shares_one_sequence_between_its_processes() -> None:
+    """With no seed, each worker and resume scrambled a random sequence of its own, Optuna warning of it in
+    each ("No seed is provided for `QMCSampler`"): two workers drew two sequences."""
+    from hpotool.config import OptimizeConfig
+    from hpotool.factories import study_sampler
+
+    opt = OptimizeConfig.model_validate(
+        {
+            "study_name": "s",
+            "sampler": {"name": "qmc", "kwargs": {"scramble": True}},
+            "search_space": {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1, "log": True}},
+        }
+    )
+    first, other = study_sampler(opt), study_sampler(opt, worker=1, existing=3, salt=(1, 2))
+    assert first._seed == other._seed  # type: ignore[attr-defined]
+    renamed = opt.model_copy(update={"study_name": "t"})
+    assert study_sampler(renamed)._seed != first._seed  # type: ignore[attr-defined]

@@ -478,6 +478,10 @@ def study_sampler(
     )
     if given is not None:
         kwargs["seed"] = derive(given)
+    if qmc and given is None and opt.seed is None and kwargs.get("scramble"):
+        # unseeded, each process scrambled a sequence of its own (and Optuna warned so in each): one the
+        # study's name gives is shared by every run and worker, and differs between studies
+        kwargs["seed"] = zlib.crc32(opt.study_name.encode())
     if qmc and "independent_sampler" not in kwargs:  # its first trial, and a conditional parameter
         kwargs["independent_sampler"] = optuna.samplers.RandomSampler(
             seed=derive(given if given is not None else opt.seed, shared=False)
