@@ -192,6 +192,12 @@ CASES = [
         optimize={"n_trial": 3},
     ),
     Case(
+        "optuna-create-study-arg",
+        "an argument of Optuna's create_study that hpotool always applies (load_if_exists)",
+        "error: optimize.yaml: unknown key 'load_if_exists'; hpotool always resumes a study of that name (Optuna's load_if_exists=True): drop the key; for a new study give another study_name",
+        optimize={"load_if_exists": True},
+    ),
+    Case(
         "unknown-component-arg",
         "a misspelt component argument",
         "error: run.yaml: model: model 'mlp' takes no argument 'hiden' (did you mean 'hidden'?); it takes: hidden, layers, activation, dropout, norm",
@@ -530,6 +536,51 @@ CASES = [
                 "model.hidden.0": {"type": "int", "low": 8, "high": 16, "step": 8},
             },
             "enqueue": [{"optimizer.lr": 0.1}],
+        },
+    ),
+    Case(
+        "sampler-constraints-func",
+        "an Optuna script's constraints_func in a sampler's kwargs",
+        'error: optimize.yaml: sampler.kwargs.constraints_func: each trial gives the sampler the constraints of the optimize config\'s constraints: list, with Trial.set_constraint (which Optuna 5 has in its place); drop constraints_func and write each constraint there on a measured value (constraints: ["n_params <= 20000"])',
+        optimize={"sampler": {"name": "nsga2", "kwargs": {"constraints_func": "mypkg.hpo:constraints"}}},
+    ),
+    Case(
+        "pruner-warm-up-past-the-epochs",
+        "a pruner's warm-up at or past the last step it is asked at (an Optuna script's steps from 1)",
+        "error: optimize.yaml: pruner.kwargs.n_warmup_steps: 1 leaves no step to prune at: trials train at most 2 epochs (steps 0 to 1), and the pruner is asked after step 0 only, the last epoch's trial completing; give n_warmup_steps at most 0, or train more epochs",
+        optimize={"pruner": {"name": "median", "kwargs": {"n_warmup_steps": 1}}},
+    ),
+    Case(
+        "pruner-first-rung-past-the-epochs",
+        "successive halving's first rung past the last step the pruner is asked at",
+        "error: optimize.yaml: pruner.kwargs.min_resource: 4 puts the first rung at step 4: trials train at most 5 epochs (steps 0 to 4), and the pruner is asked after steps 0 to 3, so no trial is ever pruned; give min_resource at most 3, or train more epochs",
+        run={"epochs": 5},
+        optimize={"pruner": {"name": "successive_halving", "kwargs": {"min_resource": 4}}},
+    ),
+    Case(
+        "hyperband-max-resource-past-the-epochs",
+        "hyperband's max_resource larger than the epochs a trial trains",
+        "error: optimize.yaml: pruner.kwargs.max_resource: 30 is more than the 5 epochs a trial trains: hyperband splits the trials into 4 brackets by it, 2 of which have their first rung past the last step the pruner is asked at (3) and prune nothing (0 of 2 with max_resource: 5); give max_resource: 5, or auto (the steps of the first complete trial)",
+        run={"epochs": 5},
+        optimize={
+            "pruner": {
+                "name": "hyperband",
+                "kwargs": {"min_resource": 1, "max_resource": 30, "reduction_factor": 3},
+            }
+        },
+    ),
+    Case(
+        "sampler-kwarg-object-not-a-name",
+        "a number for a sampler argument that takes an object (CmaEs's independent_sampler)",
+        "error: optimize.yaml: sampler.kwargs.independent_sampler: sampler 'cmaes' takes a BaseSampler here (got 1); give it as {name: tpe, kwargs: {...}}, which hpotool builds",
+        optimize={"sampler": {"name": "cmaes", "kwargs": {"independent_sampler": 1}}},
+    ),
+    Case(
+        "sampler-kwarg-object-wrong-class",
+        "a sampler's object argument naming a class of another kind (a sampler as NSGA-II's crossover)",
+        "error: optimize.yaml: sampler.kwargs.crossover.name: 'optuna.samplers.TPESampler' built a TPESampler, not a BaseCrossover; name a BaseCrossover subclass",
+        optimize={
+            "sampler": {"name": "nsga2", "kwargs": {"crossover": {"name": "optuna.samplers.TPESampler"}}}
         },
     ),
     Case(

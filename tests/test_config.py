@@ -521,6 +521,26 @@ def test_the_largest_seed_gives_every_worker_a_seed_its_sampler_takes() -> None:
     assert isinstance(study_sampler(opt, worker=1), optuna.samplers.RandomSampler)  # seed 2**32 was refused
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "instead"),
+    [
+        ("load_if_exists", True, "hpotool always resumes a study of that name"),
+        ("n_jobs", 4, "optimize --workers N"),
+        ("show_progress_bar", False, "optimize --quiet"),
+        ("catch", ["ValueError"], "optimize --max-failures K"),
+    ],
+)
+def test_an_optuna_script_s_study_arguments_name_what_hpotool_takes_instead(
+    opt_dict: dict[str, Any], key: str, value: Any, instead: str
+) -> None:
+    """They listed the valid keys, leaving an Optuna user to guess where load_if_exists or n_jobs went."""
+    with pytest.raises(HpoError) as info:
+        validate_config(OptimizeConfig, {**opt_dict, key: value}, "o.yaml")
+    assert str(info.value).startswith(f"o.yaml: unknown key {key!r}; ")
+    assert instead in str(info.value)
+    assert "valid keys" not in str(info.value)
+
+
 def test_n_trials_and_its_alias_trials_together_are_one_clear_line(opt_dict: dict[str, Any]) -> None:
     """It said "unknown key 'trials' (did you mean 'n_trials'?)", though trials is a valid spelling."""
     with pytest.raises(HpoError) as info:

@@ -195,8 +195,9 @@ def test_patient_wraps_another_pruner() -> None:
             "cannot be (got 0.1); drop gamma, or build the sampler in your own module",
         ),
         (
-            lambda: make_sampler("cmaes", {"independent_sampler": "random"}, seed=0, space=SPACE),
-            "sampler.kwargs.independent_sampler: sampler 'cmaes' takes BaseSampler | None here",
+            lambda: make_sampler("cmaes", {"independent_sampler": 1}, seed=0, space=SPACE),
+            "sampler.kwargs.independent_sampler: sampler 'cmaes' takes a BaseSampler here (got 1); give it as "
+            "{name: tpe, kwargs: {...}}, which hpotool builds",
         ),
         # An Optuna argument of the wrong type failed inside numpy or in the first trial's sampling:
         # "Cannot cast scalar from dtype('float64') to dtype('int64') according to the rule 'safe'".
@@ -403,3 +404,104 @@ def test_a_sampler_function_under_a_decorator_that_hides_its_signature_is_not_gi
     assert isinstance(sampler, optuna.samplers.TPESampler) and sampler._n_startup_trials == 3
     with pytest.raises(HpoError, match=r"my_tpe\(\) got an unexpected keyword argument 'seed'"):
         make_sampler("logged_sampler:my_tpe", {"seed": 3}, seed=7, space=SPACE)  # the config's own: refused
+
+
+def test_a_scrambled_qmc_study_draws_one_sequence_across_resumes_and_workers() -> None:
+    """Each resume and worker scrambled its own Sobol sequence (a derived seed) and drew it from its first
+    point: Optuna counts the points drawn per seed, and the study held one count per run."""
+    from hpotool.config import OptimizeConfig
+    from hpotool.factories import study_sampler
+    from hpotool.search_space import suggest
+
+    space = {"optimizer.lr": FloatParam(type="float", low=0.001, high=0.1, log=True)}
+    opt = OptimizeConfig.model_validate(
+        {
+            "study_name": "s",
+            "seed": 3,
+            "sampler": {"name": "qmc", "kwargs": {"scramble": True}},
+            "search_space": {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1, "log": True}},
+        }
+    )
+    study = optuna.create_study()
+    runs = [study_sampler(opt), study_sampler(opt, existing=2), study_sampler(opt, worker=1, existing=4)]
+    for sampler in runs:
+        study.sampler = sampler
+        study.optimize(lambda t: suggest(t, space)["optimizer.lr"], n_trials=2)
+    counts = {
+        k: v
+        for k, v in study._storage.get_study_system_attrs(study._study_id).items()
+        if k.startswith("qmc:")
+    }
+    assert list(counts.values()) == [4]  # trial 0 by the random sampler, then points 0 to 4 of one sequence
+    one = optuna.create_study(sampler=study_sampler(opt))
+    one.optimize(lambda t: suggest(t, space)["optimizer.lr"], n_trials=6)
+    assert [t.params for t in study.trials[1:]] == [t.params for t in one.trials[1:]]
+
+
+def test_object_arguments_of_optuna_s_samplers_are_built_from_name_and_kwargs() -> None:
+    """NSGA-II's crossover, PartialFixedSampler's base_sampler and CmaEs's independent_sampler were refused
+    ("a YAML value cannot be"), leaving a module of one's own as the only way to give them."""
+    nsga = make_sampler(
+        "nsga2",
+        {"crossover": {"name": "optuna.samplers.nsgaii.BLXAlphaCrossover", "kwargs": {"alpha": 0.3}}},
+        seed=0,
+        space=SPACE,
+    )
+    crossover = nsga._child_generation_strategy._crossover  # type: ignore[attr-defined]
+    assert isinstance(crossover, optuna.samplers.nsgaii.BLXAlphaCrossover) and crossover._alpha == 0.3
+    fixed = make_sampler(
+        "optuna.samplers.PartialFixedSampler",
+        {"fixed_params": {"model.activation": "gelu"}, "base_sampler": {"name": "tpe"}},
+        seed=7,
+        space=SPACE,
+    )
+    from hpotool.search_space import suggest
+
+    study = optuna.create_study(sampler=fixed)
+    study.optimize(lambda t: suggest(t, SPACE)["optimizer.lr"], n_trials=3)
+    assert {t.params["model.activation"] for t in study.trials} == {"gelu"}
+    again = make_sampler("cmaes", {"independent_sampler": "random"}, seed=7, space=SPACE)
+    assert isinstance(again._independent_sampler, optuna.samplers.RandomSampler)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("crossover", "said"),
+    [
+        ({"name": "blx"}, "sampler.kwargs.crossover.name: give the import path of a BaseCrossover class"),
+        ({"name": "optuna.samplers.TPESampler"}, "built a TPESampler, not a BaseCrossover"),
+        (
+            {"name": "optuna.samplers.nsgaii.BLXAlphaCrossover", "kwargs": {"alpa": 0.3}},
+            "sampler.kwargs.crossover.kwargs: crossover 'optuna.samplers.nsgaii.BLXAlphaCrossover' takes no "
+            "argument 'alpa' (did you mean 'alpha'?)",
+        ),
+        (
+            {"name": "optuna.samplers.nsgaii.BLXAlphaCrossover", "alpha": 0.3},
+            "give it as {name: ..., kwargs:",
+        ),
+    ],
+)
+def test_an_object_argument_that_builds_nothing_right_names_its_key(
+    crossover: dict[str, Any], said: str
+) -> None:
+    with pytest.raises(HpoError) as info:
+        make_sampler("nsga2", {"crossover": crossover}, seed=0, space=SPACE)
+    assert said in str(info.value)
+
+
+def test_an_unseeded_scrambled_qmc_study_shares_one_sequence_between_its_processes() -> None:
+    """With no seed, each worker and resume scrambled a random sequence of its own, Optuna warning of it in
+    each ("No seed is provided for `QMCSampler`"): two workers drew two sequences."""
+    from hpotool.config import OptimizeConfig
+    from hpotool.factories import study_sampler
+
+    opt = OptimizeConfig.model_validate(
+        {
+            "study_name": "s",
+            "sampler": {"name": "qmc", "kwargs": {"scramble": True}},
+            "search_space": {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1, "log": True}},
+        }
+    )
+    first, other = study_sampler(opt), study_sampler(opt, worker=1, existing=3, salt=(1, 2))
+    assert first._seed == other._seed  # type: ignore[attr-defined]
+    renamed = opt.model_copy(update={"study_name": "t"})
+    assert study_sampler(renamed)._seed != first._seed  # type: ignore[attr-defined]

@@ -601,6 +601,7 @@ def test_a_changed_pruner_is_named_before_the_kwargs_it_changes(
 ) -> None:
     """Another pruner changes every kwarg too; the refusal names the pruner first, not its kwargs' changes."""
     opt_dict["n_trials"] = 1
+    run_dict = {**run_dict, "epochs": 3}  # a first rung and a warm-up at step 1, which 2 epochs never ask at
     opt_dict["pruner"] = {"name": "successive_halving", "kwargs": {"min_resource": 1, "reduction_factor": 4}}
     _run(tmp_path, run_dict, opt_dict)
     opt_dict["pruner"] = {"name": "median", "kwargs": {"n_startup_trials": 2, "n_warmup_steps": 1}}
@@ -1993,3 +1994,22 @@ def test_enqueue_from_a_study_this_one_samples_as_says_it_would_draw_its_trials_
         else:
             assert "samples as" not in result.stderr, result.stderr
             assert not any(p == t.params for p in drawn for t in source)
+
+
+def test_optuna_s_own_readers_name_a_single_objective_by_its_metric(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """Only a multi-objective study named its objectives: Optuna's trials_dataframe had a bare "value"
+    column and optuna-dashboard showed "Objective 0" for the val_accuracy a study optimizes."""
+    from hpotool.export import trials_frame
+
+    _run(tmp_path, run_dict, opt_dict)
+    study = load_study(opt_dict)
+    assert study.metric_names == ["val_accuracy"]
+    frame = study.trials_dataframe()
+    assert {"value_val_accuracy", "params_optimizer.lr", "params_model.hidden.0"} <= set(frame.columns)
+    assert list(trials_frame(study).columns[:3]) == [
+        "number",
+        "state",
+        "value",
+    ]  # trials.csv keeps its column

@@ -405,3 +405,64 @@ def test_prune_audit_with_fewer_complete_trials_than_top_k_says_its_top_k_has_no
     )
     exact = _prune_audit(*args, "--top-k", "2")
     assert "sh's top-2 bar (0.4)" in exact.stdout and "has no bar" not in exact.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "key"),
+    [
+        ("pfl", {"n_warmup_steps": 4}, "pruner.kwargs.n_warmup_steps: 4 leaves no step"),
+        ("wilcoxon", {"n_startup_steps": 4}, "pruner.kwargs.n_startup_steps: 4 leaves no step"),
+        ("threshold", {"lower": 0.1, "n_warmup_steps": 4}, "pruner.kwargs.n_warmup_steps: 4 leaves no step"),
+        (
+            "patient",
+            {
+                "patience": 1,
+                "wrapped_pruner": {"name": "percentile", "kwargs": {"percentile": 25, "n_warmup_steps": 4}},
+            },
+            "pruner.kwargs.wrapped_pruner.kwargs.n_warmup_steps: 4 leaves no step",
+        ),
+        (
+            "successive_halving",
+            {"min_resource": 2, "min_early_stopping_rate": 1},
+            "min_resource: 2 puts the first rung at step 8",
+        ),
+        ("hyperband", {"min_resource": 4}, "min_resource: 4 puts the first rung at step 4"),
+        ("hyperband", {"max_resource": 6}, "max_resource: 6 is more than the 5 epochs"),
+    ],
+)
+def test_a_pruner_step_past_the_last_one_asked_is_refused(
+    name: str, kwargs: dict[str, Any], key: str
+) -> None:
+    """Each ran the study unpruned without a word: five epochs ask the pruner at steps 0 to 3."""
+    from hpotool.pruner_reach import check_pruner_reach
+
+    with pytest.raises(HpoError, match=key):
+        check_pruner_reach(make_pruner(name, kwargs), kwargs, epochs=5)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("pfl", {"n_warmup_steps": 3}),
+        ("median", {}),  # defaults are left alone: median's n_warmup_steps 0 on any run
+        ("successive_halving", {"min_resource": 1, "min_early_stopping_rate": 1}),  # rung 4, asked up to 4
+        ("successive_halving", {"min_resource": "auto"}),
+        ("hyperband", {"min_resource": 1, "max_resource": 5}),
+        ("hyperband", {"max_resource": "auto"}),
+        ("patient", {"patience": 1, "wrapped_pruner": {"name": "median", "kwargs": {"n_warmup_steps": 3}}}),
+    ],
+)
+def test_a_pruner_step_the_trials_reach_is_taken(name: str, kwargs: dict[str, Any]) -> None:
+    from hpotool.pruner_reach import check_pruner_reach
+
+    epochs = 6 if name == "successive_halving" else 5
+    check_pruner_reach(make_pruner(name, kwargs), kwargs, epochs=epochs)
+
+
+def test_the_most_epochs_a_trial_trains_is_the_top_of_a_searched_epochs() -> None:
+    from hpotool.pruner_reach import most_epochs
+    from hpotool.search_space import CategoricalParam, IntParam
+
+    assert most_epochs(3, {}) == 3
+    assert most_epochs(3, {"epochs": IntParam(type="int", low=2, high=9)}) == 9
+    assert most_epochs(3, {"epochs": CategoricalParam(type="categorical", choices=[2, 12])}) == 12

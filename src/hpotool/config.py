@@ -814,6 +814,18 @@ def _key_suggestion(key: str, valid: list[str]) -> str:
     return f" (did you mean {_KEY_SYNONYMS[key]!r}?)"
 
 
+# Arguments of Optuna's create_study and Study.optimize that an Optuna script passes, which hpotool takes
+# from elsewhere: what to write instead.
+_OPTUNA_ARGS = {
+    "load_if_exists": "hpotool always resumes a study of that name (Optuna's load_if_exists=True): drop the key; "
+    "for a new study give another study_name",
+    "n_jobs": "run trials in parallel processes with optimize --workers N",
+    "show_progress_bar": "hpotool shows its progress; optimize --quiet hides it",
+    "catch": "a trial that raises is marked FAIL and the study goes on; optimize --max-failures K stops after K "
+    "failures in a row",
+}
+
+
 def _misplaced_key_hint(root: type[BaseModel], key: str) -> str:
     """Where a top-level key that is not the file's own belongs: under a run config section (`lr:` beside
     `optimizer:`), or in the other config (`epochs:` in the optimize config, `n_trials:` in the run
@@ -823,6 +835,8 @@ def _misplaced_key_hint(root: type[BaseModel], key: str) -> str:
         return f"; {key} goes under {section}: (write {section}: {{..., {key}: ...}}, searched as {section}.{key})"
     if root is RunConfig and (key in OptimizeConfig.model_fields or key == "trials"):
         return f"; {key} is an optimize config key: set it in the file given as --optimize-config"
+    if root is OptimizeConfig and key in _OPTUNA_ARGS:
+        return f"; {_OPTUNA_ARGS[key]}"
     if root is OptimizeConfig and (key in RunConfig.model_fields or key in _SECTION_OF):
         path = key if key in RunConfig.model_fields else f"{_SECTION_OF[key]}.{key}"
         return (

@@ -67,9 +67,9 @@ PRUNERS = {
 _NO_PRUNER = frozenset({"none", "null", "no", "off", "false", "disabled"})
 
 
-def sampler_class(name: str) -> Any:
-    """The class the `sampler.name` of an optimize config names."""
-    return _resolve(name, SAMPLERS, "sampler", "sampler")
+def sampler_class(name: str, key: str = "sampler") -> Any:
+    """The class the `sampler.name` of an optimize config names (or another sampler's, set at `key`)."""
+    return _resolve(name, SAMPLERS, "sampler", key)
 
 
 def _resolve(name: str, registry: Mapping[str, str], kind: str, key: str) -> Any:
@@ -185,6 +185,20 @@ def _check_objects(kind: str, name: str, cls: Any, kwargs: Mapping[str, Any], pa
         annotation = params[key].annotation if key in params else inspect.Parameter.empty
         text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
         wants_object = "Callable" in text or re.search(r"\bBase[A-Z]\w*", text) is not None
+        if wants_object and isinstance(value, _YAML_VALUES) and key == "constraints_func":
+            raise HpoError(  # an Optuna script's constraints_func: hpotool's constraints feed the same samplers
+                f"{path}.kwargs.constraints_func: each trial gives the {kind} the constraints of the optimize config's "
+                f"constraints: list, with Trial.set_constraint (which Optuna 5 has in its place); drop "
+                f"constraints_func and write each constraint there on a measured value (constraints: "
+                f'["n_params <= 20000"])'
+            )
+        base = re.search(r"\bBase[A-Z]\w*", text)
+        if base is not None and "Callable" not in text and isinstance(value, _YAML_VALUES):
+            example = {"BaseSampler": "tpe", "BasePruner": "median"}.get(base.group(0), "package.module:Name")
+            raise HpoError(  # a name, or a mapping with one, was built by _build_objects
+                f"{path}.kwargs.{key}: {kind} {name!r} takes a {base.group(0)} here (got {format_choice(value)}); "
+                f"give it as {{name: {example}, kwargs: {{...}}}}, which hpotool builds"
+            )
         if wants_object and isinstance(value, _YAML_VALUES):
             raise HpoError(
                 f"{path}.kwargs.{key}: {kind} {name!r} takes {text} here, which a YAML value cannot be (got "
@@ -200,8 +214,10 @@ def make_sampler(
     seed: int | None,
     space: Mapping[str, Param],
     fixed: Mapping[str, Any] | None = None,
+    key: str = "sampler",
 ) -> optuna.samplers.BaseSampler:
-    """The sampler `spec_name` names, seeded with `seed` unless `kwargs` sets one.
+    """The sampler `spec_name` names, seeded with `seed` unless `kwargs` sets one; `key`: where the config
+    sets it (`sampler.kwargs.base_sampler` for PartialFixedSampler's).
 
     The grid sampler gets its grid from the search space when `kwargs` gives none; the brute-force sampler
     gets the search space and the run config's values `fixed` its conditions read, when given, to tell a
@@ -209,8 +225,8 @@ def make_sampler(
     """
     import optuna
 
-    cls = sampler_class(spec_name)
-    _check_factory("sampler", spec_name, cls, optuna.samplers.BaseSampler, "sampler")
+    cls = sampler_class(spec_name, key)
+    _check_factory("sampler", spec_name, cls, optuna.samplers.BaseSampler, key)
     if cls is optuna.samplers.GridSampler:  # by its import path too: the grid that counts a warm start
         from hpotool.grid import GridSampler
 
@@ -255,8 +271,9 @@ def make_sampler(
                     f"search_space.{path} has {n:,}; narrow its range or give it a larger step, for at most "
                     f"{GRID_MAX_POINTS:,} values, or use another sampler (tpe, random)"
                 )
-    sampler: optuna.samplers.BaseSampler = _instantiate("sampler", spec_name, cls, args, offered=offered)
-    _check_built("sampler", spec_name, sampler, optuna.samplers.BaseSampler, "sampler")
+    args = _build_objects("sampler", cls, args, key, seed, space)
+    sampler: optuna.samplers.BaseSampler = _instantiate("sampler", spec_name, cls, args, key, offered)
+    _check_built("sampler", spec_name, sampler, optuna.samplers.BaseSampler, key)
     if isinstance(sampler, BruteForceSampler) and fixed is not None:
         sampler.knows(space, fixed)
     return sampler
@@ -328,9 +345,61 @@ def make_pruner(spec_name: str, kwargs: Mapping[str, Any], key: str = "pruner") 
         args["wrapped_pruner"] = make_pruner(str(inner["name"]), inner.get("kwargs") or {}, inner_key)
     elif is_subclass(cls, optuna.pruners.PatientPruner) and "wrapped_pruner" not in args:
         args["wrapped_pruner"] = None
+    args = _build_objects("pruner", cls, args, key, None, {})
     pruner: optuna.pruners.BasePruner = _instantiate("pruner", spec_name, cls, args, key)
     _check_built("pruner", spec_name, pruner, optuna.pruners.BasePruner, key)
     return pruner
+
+
+def _build_objects(
+    kind: str, cls: Any, args: Mapping[str, Any], key: str, seed: int | None, space: Mapping[str, Param]
+) -> dict[str, Any]:
+    """`args` with each object argument given as `{name, kwargs}` built: NSGA-II's `crossover`,
+    PartialFixedSampler's `base_sampler`, CmaEs's `independent_sampler` (a sampler by short name too,
+    seeded with `seed`; a pruner too), which an Optuna script passes as objects and YAML cannot."""
+    import inspect
+
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return dict(args)
+    out = dict(args)
+    for arg, value in args.items():
+        annotation = params[arg].annotation if arg in params else inspect.Parameter.empty
+        text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+        base = re.search(r"\bBase[A-Z]\w*", text)
+        if base is not None and "Callable" not in text and isinstance(value, str):
+            value = {"name": value}  # base_sampler: tpe, as wrapped_pruner: median
+        if base is None or not isinstance(value, Mapping) or "name" not in value:
+            continue
+        where = f"{key}.kwargs.{arg}"
+        inner = value.get("kwargs") or {}
+        if set(value) - {"name", "kwargs"} or not isinstance(inner, Mapping):
+            raise HpoError(f"{where}: give it as {{name: ..., kwargs: {{...}}}}")
+        name = str(value["name"])
+        if base.group(0) == "BaseSampler":
+            out[arg] = make_sampler(name, inner, seed=seed, space=space, key=where)
+        elif base.group(0) == "BasePruner":
+            out[arg] = make_pruner(name, inner, where)
+        else:
+            from hpotool.resolve import import_object, is_import_path
+
+            if not is_import_path(name):
+                raise HpoError(
+                    f"{where}.name: give the import path of a {base.group(0)} class (package.module:Name), got {name!r}"
+                )
+            try:
+                made = import_object(name)
+            except HpoError as exc:
+                raise HpoError(f"{where}.name: {exc}") from None
+            built = _instantiate(arg, name, made, inner, where)
+            if base.group(0) not in {c.__name__ for c in type(built).__mro__}:
+                raise HpoError(
+                    f"{where}.name: {name!r} built a {type(built).__name__}, not a {base.group(0)}; name a "
+                    f"{base.group(0)} subclass"
+                )
+            out[arg] = built
+    return out
 
 
 def is_subclass(obj: Any, base: type) -> bool:
@@ -378,15 +447,20 @@ def study_sampler(
     sampler would propose its first trials' values again. A process that joins a study other processes
     are sampling (`salt`: `process_salt()`) mixes in its host and process id, as the same command started
     on several machines would otherwise propose the same values. Optuna's grid sampler keeps the config's
-    seed everywhere, as its seed orders the grid points that every run and worker number alike.
+    seed everywhere, as its seed orders the grid points that every run and worker number alike; so does its
+    QMC sampler, whose seed scrambles the one sequence that every run and worker draws the next point of
+    (the study counts the points drawn per seed: another seed started another sequence at its first point),
+    its random sampler for what the sequence does not cover taking the derived seed.
     """
     import numpy as np
     import optuna
 
-    grid = is_subclass(sampler_class(opt.sampler.name), optuna.samplers.GridSampler)
+    cls = sampler_class(opt.sampler.name)
+    grid = is_subclass(cls, optuna.samplers.GridSampler)
+    qmc = is_subclass(cls, optuna.samplers.QMCSampler)
 
-    def derive(seed: int | None) -> int | None:
-        if seed is None or grid:
+    def derive(seed: int | None, shared: bool = grid or qmc) -> int | None:
+        if seed is None or shared:
             return seed
         if existing == 0 and not salt:
             return (seed + worker) % 2**32  # a sampler takes seeds below 2**32
@@ -397,8 +471,21 @@ def study_sampler(
     # be converted is refused by make_sampler, naming the argument
     with contextlib.suppress(ValueError):
         kwargs = coerce_scalars(sampler_class(opt.sampler.name), kwargs, "sampler")
-    if isinstance(kwargs.get("seed"), int) and not isinstance(kwargs["seed"], bool):
-        kwargs["seed"] = derive(kwargs["seed"])
+    given = (
+        kwargs.get("seed")
+        if isinstance(kwargs.get("seed"), int) and not isinstance(kwargs["seed"], bool)
+        else None
+    )
+    if given is not None:
+        kwargs["seed"] = derive(given)
+    if qmc and given is None and opt.seed is None and kwargs.get("scramble"):
+        # unseeded, each process scrambled a sequence of its own (and Optuna warned so in each): one the
+        # study's name gives is shared by every run and worker, and differs between studies
+        kwargs["seed"] = zlib.crc32(opt.study_name.encode())
+    if qmc and "independent_sampler" not in kwargs:  # its first trial, and a conditional parameter
+        kwargs["independent_sampler"] = optuna.samplers.RandomSampler(
+            seed=derive(given if given is not None else opt.seed, shared=False)
+        )
     return make_sampler(opt.sampler.name, kwargs, seed=derive(opt.seed), space=opt.search_space, fixed=fixed)
 
 

@@ -28,6 +28,7 @@ from hpotool.factories import make_pruner, study_sampler
 from hpotool.final import check_final
 from hpotool.formatting import format_choice
 from hpotool.overrides import apply_overrides, leaf_values
+from hpotool.pruner_reach import check_pruner_reach, most_epochs
 from hpotool.resolve import closest, edit_distance
 from hpotool.runner import (
     PreparedData,
@@ -376,6 +377,8 @@ def _plan(
             "nop" if opt.multi_objective else opt.pruner.name,
             opt.pruner.kwargs if not opt.multi_objective or opt.pruner.is_nop else {},
         )
+        if run.trainer is None and not opt.multi_objective:  # a user's fit reports the epochs it likes
+            check_pruner_reach(pruner, opt.pruner.kwargs, most_epochs(run.epochs, opt.search_space))
     except HpoError as exc:
         raise HpoError(f"{opt_path}: {exc}") from None
     conditional = [path for path, p in opt.search_space.items() if p.when]

@@ -348,10 +348,11 @@ def describe_study(study: optuna.Study, plan: StudyPlan) -> None:
     study.set_user_attr("run_config", plan.run.model_dump(mode="json"))
     study.set_user_attr("optimize_config", fingerprint.stored_optimize_config(opt))
     study.set_user_attr("versions", versions())
-    if opt.multi_objective:  # Optuna's own tools and trials_dataframe name the objectives too
-        with warnings.catch_warnings():  # "experimental since 3.2"
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(opt.objectives)
+    # Optuna's own tools name the objectives too: optuna-dashboard's axes, trials_dataframe's
+    # value_<metric> column (values_<metric> for several; hpotool's trials.csv keeps its "value")
+    with warnings.catch_warnings():  # "experimental since 3.2"
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(opt.objectives)
     fingerprint.record(study, plan.run, opt)
 
 
