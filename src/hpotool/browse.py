@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from shlex import quote
 from typing import Any
 
 import optuna
@@ -255,7 +256,7 @@ def _find_study(
                 raise
             raise HpoError(  # run from a subfolder of the project: the study is up there
                 f"{exc}: {given} is read from the folder the command runs in, and the study is in {root / given}; "
-                f"run from {root}, or give {storage_option} {with_file(storage_url, root / given)}"
+                f"run from {root}, or give {storage_option} {quote(with_file(storage_url, root / given))}"
             ) from None
         if default.exists():
             raise
@@ -263,14 +264,14 @@ def _find_study(
         here = [r["storage"] for r in rows if r["name"] == study_name]
         if len(here) == 1:  # in a file of another name there (a journal, studies/NAME.log): say which
             raise HpoError(
-                f"no study {study_name!r} in {default}: it is in {here[0]}; give {storage_option} {here[0]}"
+                f"no study {study_name!r} in {default}: it is in {here[0]}; give {storage_option} {quote(here[0])}"
             ) from None
         above = _in_a_folder_above(study_name, folder) if not here else None
         if above is not None:  # run from a subfolder of the project: the study is up there
             raise HpoError(
                 f"no study {study_name!r} in {default}: {default} is read from the folder the command runs in, "
                 f"and the study is in {above}; run from {above.parent.parent}, or give {storage_option} "
-                f"sqlite:///{above}"
+                f"{quote(f'sqlite:///{above}')}"
             ) from None
         found = ", ".join(f"{r['name']} ({r['storage']})" for r in rows) or "none"
         file = Path(study_name)  # a study's file given for its name: studies/a.db -> a

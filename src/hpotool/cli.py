@@ -562,6 +562,8 @@ class _Outcome:
 
 def _say_interrupted(outcome: _Outcome) -> None:
     """What a signal outside the trials stopped (the trials' own interrupt is in the summary)."""
+    from shlex import quote
+
     summary = outcome.summary
     if summary is None and outcome.opened:
         _err().print("interrupted: no trial was running; run the same command to resume", soft_wrap=True)
@@ -575,8 +577,8 @@ def _say_interrupted(outcome: _Outcome) -> None:
         _err().print("interrupted before the study started; nothing was written", soft_wrap=True)
     elif outcome.writing_report:
         _err().print(
-            f"interrupted: the report was not written; hpotool report --study-name {summary.study_name} "
-            f"--storage {shown_url(summary.storage)} writes it",
+            f"interrupted: the report was not written; hpotool report --study-name {quote(summary.study_name)} "
+            f"--storage {quote(shown_url(summary.storage))} writes it",
             soft_wrap=True,
         )
 
@@ -1167,6 +1169,8 @@ def _say_final_interrupted(training: list[tuple[Any, Path]], out: Path | None) -
 
 def _final_saved(training: list[tuple[Any, Path]], out: Path | None) -> str | None:
     """Which runs a stopped train-from-best saved, and how to train the rest; None when it saved none."""
+    from shlex import quote
+
     from hpotool.final import final_jobs
 
     plan, folder = training[0]
@@ -1174,7 +1178,7 @@ def _final_saved(training: list[tuple[Any, Path]], out: Path | None) -> str | No
     saved = sum((run_dir / "config.yaml").exists() for _, _, run_dir in jobs)  # written last
     if not saved:
         return None
-    again = "the same command" if out is not None else f"the same command with --out {folder}"
+    again = "the same command" if out is not None else f"the same command with --out {quote(str(folder))}"
     return f"{saved} of {len(jobs)} runs saved in {folder} (summary.json not written); {again} trains only the rest"
 
 
@@ -1323,17 +1327,20 @@ def _storage_lines(rows: list[dict[str, Any]]) -> list[str]:
     """Where the listed studies are stored, for the lines under the `studies` table: each storage URL
     once (a column repeated it on every row and folded it at 80 columns), and studies in their default
     file `sqlite:///studies/<name>.db` as one line."""
+    from shlex import quote
+
     from hpotool.storage import default_storage_url
 
+    # Quoted where a shell needs it (a path with a space, a Redis URL's &), so each pastes as --storage.
     if len({r["storage"] for r in rows}) == 1:
-        return [f"storage: {rows[0]['storage']}"]
+        return [f"storage: {quote(rows[0]['storage'])}"]
     in_default = [r["storage"] == default_storage_url(r["name"]) for r in rows]
     several_default = sum(in_default) >= 2
     elsewhere: dict[str, list[str]] = {}
     for r, default in zip(rows, in_default, strict=True):
         if not (default and several_default):
             elsewhere.setdefault(r["storage"], []).append(r["name"])
-    lines = [f"storage: {url} for {', '.join(names)}" for url, names in elsewhere.items()]
+    lines = [f"storage: {quote(url)} for {', '.join(names)}" for url, names in elsewhere.items()]
     if several_default:
         others = "each" if not elsewhere else "the others"
         lines.append(f"storage: {default_storage_url('<name>')} for {others}")

@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from shlex import quote
 from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
@@ -288,7 +289,7 @@ def _check_distributions(study: optuna.Study, opt: OptimizeConfig, *, recorded: 
                     f"config of an older hpotool recorded a change Optuna cannot make, and every trial would "
                     f"fail; put search_space.{name} back to {_shown(drawn[name])} (the configs before that change) "
                     f"and run again, which undoes it while no trial has finished under it, or use a new "
-                    f"study_name (--enqueue-from {study.study_name} starts it from this study's best trials)"
+                    f"study_name (--enqueue-from {quote(study.study_name)} starts it from this study's best trials)"
                 ) from None
             raise HpoError(
                 f"study {study.study_name!r}: search_space.{name} is {_shown(new)} in this config, but the "

@@ -1083,12 +1083,18 @@ def load_study(study_name: str, storage_url: str | None) -> optuna.Study:
         _LOADED_FROM[study._storage] = url
         return study
     except KeyError:
+        from shlex import quote
+
         from hpotool.resolve import did_you_mean
 
         names = study_names(storage)
         listed = ", ".join(names) if names else "none"
         elsewhere = redis_prefixes_holding(url, study_name)
-        hint = f"; it is under another prefix: give --storage {shown_url(elsewhere[0])}" if elsewhere else ""
+        hint = (
+            f"; it is under another prefix: give --storage {quote(shown_url(elsewhere[0]))}"
+            if elsewhere
+            else ""
+        )
         raise HpoError(
             f"no study {study_name!r} in {shown_url(url)}{did_you_mean(study_name, names)}; studies there: {listed}{hint}"
         ) from None

@@ -8,6 +8,7 @@ import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from shlex import quote
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -66,7 +67,7 @@ def _refuse_a_second_study_beside_a_journal(plan: StudyPlan) -> None:
     if name in names:
         raise HpoError(
             f"study {name!r} is in {url}, and without --storage a new one would start in {shown_url(plan.storage_url)}; "
-            f"give --storage {url} (or storage: in the config) to resume it, or another study_name"
+            f"give --storage {quote(url)} (or storage: in the config) to resume it, or another study_name"
         )
 
 
@@ -100,8 +101,8 @@ def _refuse_a_second_study_beside_the_config(plan: StudyPlan) -> None:
         raise HpoError(
             f"study {name!r} is in {os.path.abspath(there)}, beside {plan.storage_from}, but the relative "
             f"storage {shown_url(url)} is read from the folder the command runs in, where a new study would "
-            f"start ({os.path.abspath(path)}); run from {folder}, or give --storage {shown_url(beside)}, to "
-            f"resume it (--storage {shown_url(url)} starts a new one here)"
+            f"start ({os.path.abspath(path)}); run from {folder}, or give --storage {quote(shown_url(beside))}, to "
+            f"resume it (--storage {quote(shown_url(url))} starts a new one here)"
         )
 
 
@@ -118,7 +119,7 @@ def _refuse_a_second_study_under_another_prefix(plan: StudyPlan) -> None:
     if elsewhere:
         raise HpoError(
             f"study {plan.opt.study_name!r} is not in {shown_url(plan.storage_url)} but under another prefix, "
-            f"and a new one would start here; give --storage {shown_url(elsewhere[0])} to join it, or another "
+            f"and a new one would start here; give --storage {quote(shown_url(elsewhere[0]))} to join it, or another "
             f"study_name"
         )
 
