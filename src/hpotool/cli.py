@@ -1160,11 +1160,19 @@ def train_from_best(
 
 def _say_final_interrupted(training: list[tuple[Any, Path]], out: Path | None) -> None:
     """Which runs an interrupted train-from-best saved, and how to train the rest."""
+    # Stopped before a run was saved, it said only that, not what to do (the advice came once one was saved).
     if not training:
-        _err().print("interrupted: no run was trained or saved", soft_wrap=True)
+        _err().print(
+            "interrupted: no run was trained or saved; run the same command to train", soft_wrap=True
+        )
         return
     said = _final_saved(training, out)
-    _err().print(escape(f"interrupted: {said}" if said else "interrupted: no run was saved"), soft_wrap=True)
+    if said is None:
+        from hpotool.final import final_jobs
+
+        count = len(final_jobs(*training[0]))
+        said = f"no run was saved; the same command trains {'it' if count == 1 else f'all {count}'}"
+    _err().print(escape(f"interrupted: {said}"), soft_wrap=True)
 
 
 def _final_saved(training: list[tuple[Any, Path]], out: Path | None) -> str | None:
