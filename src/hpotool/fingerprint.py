@@ -120,8 +120,10 @@ def check(
             else "was created with another experiment"
         )
         raise HpoError(
-            f"study {study.study_name!r} {since}: {shown}. Resuming would mix two "
-            f"experiments: use a new study_name, or pass --allow-changed-config to continue it anyway"
+            # Said "Resuming" also to a second machine joining, for the first time, a study another command
+            # created: this process cannot tell the two apart, and both would mix the experiments.
+            f"study {study.study_name!r} {since}: {shown}. Resuming or joining it with these configs would mix "
+            f"two experiments: use a new study_name, or pass --allow-changed-config to go on with it anyway"
         )
     # A process still running the study keeps training with the configs in force until now, and its next
     # trials would be numbered past the change, so exported and retrained with the new base.
