@@ -14,12 +14,12 @@ from optuna.trial import FrozenTrial, TrialState
 from hpotool.errors import HpoError
 from hpotool.export import is_feasible, state_counts, trial_record
 from hpotool.fingerprint import stored_config
-from hpotool.resolve import did_you_mean
 from hpotool.storage import (
     is_optuna_journal,
     is_optuna_sqlite,
     load_study,
     make_storage,
+    near_study,
     shown_url,
     sqlite_damage,
     storage_file,
@@ -281,7 +281,7 @@ def _find_study(
                 f"no study {study_name!r}: {name_option} takes the study's name, not its file; "
                 f"give {name_option} {stem}"
             ) from None
-        near = did_you_mean(study_name, [r["name"] for r in rows])
+        near = near_study(study_name, [r["name"] for r in rows])
         raise HpoError(
             f"no study {study_name!r}: {default} does not exist{near}; studies under {folder}/: {found} "
             f"(give {storage_option} URL for a study stored elsewhere)"

@@ -4,7 +4,6 @@ joining machine waiting for its creator), and described on the console."""
 from __future__ import annotations
 
 import contextlib
-import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +26,7 @@ from hpotool.search_space import (
     encode_params,
 )
 from hpotool.stale import enqueue_owned
-from hpotool.storage import location, make_storage, shown_url, storage_origin
+from hpotool.storage import location, make_storage, same_series, shown_url, storage_origin
 
 if TYPE_CHECKING:
     pass
@@ -246,20 +245,6 @@ def typo_of(a: str, b: str) -> bool:
     from hpotool.resolve import edit_distance
 
     return edit_distance(a, b) <= max(1, min(2, len(a) // 4))
-
-
-_NUMBER = re.compile(r"\d+")
-# A trailing number or date, with the separator and version letter before it: _2, -v3, -2026-12-05, .1
-_TRAILING_NUMBER = re.compile(r"[-_.]*[vV]?\d[\d\-_.:]*$")
-
-
-def same_series(a: str, b: str) -> bool:
-    """Whether two study names differ only in their numbers (run-12-01 and run-12-02, exp1 and exp10) or in
-    a trailing number or date (exp and exp2, digits_mlp and digits_mlp_v2): a series named on purpose,
-    where a did-you-mean on each new one is noise; a typo (digits_mpl, digts_mlp) is not one."""
-    return _NUMBER.sub("#", a) == _NUMBER.sub("#", b) or _TRAILING_NUMBER.sub("", a) == _TRAILING_NUMBER.sub(
-        "", b
-    )
 
 
 def _record_run_settings(study: optuna.Study, opt: OptimizeConfig) -> None:
