@@ -8,9 +8,11 @@ trials record the seconds they took, from `ask` to `tell`, as a system attr: eve
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import optuna
-from optuna.trial import FrozenTrial
+if TYPE_CHECKING:  # no heavy import: the tracking and the CLI's tables use it
+    import optuna
+    from optuna.trial import FrozenTrial
 
 # The trial's system attr holding its measured wall time, in seconds.
 SECONDS_ATTR = "hpotool:seconds"
