@@ -107,6 +107,22 @@ def test_a_storage_the_lines_name_pastes_into_a_shell_as_it_is(tmp_path: Path) -
     )
 
 
+def test_an_out_the_lines_suggest_pastes_into_a_shell_as_it_is(tmp_path: Path) -> None:
+    """Study 'my run' with a file where its default export folder goes: the line suggested `--out exports/my
+    run` and `--out my run-report.html`, which a shell splits at the space."""
+    (tmp_path / "studies").mkdir()
+    _plain_study("sqlite:///studies/my run.db", "my run", "minimize", [1.0])
+    (tmp_path / "studies" / "my run").write_text("notes\n")
+    export = runner.invoke(app, ["export-best", "--study-name", "my run"])
+    assert export.exit_code == 2 and export.stderr.endswith(
+        "e.g. --out 'exports/my run', or move that file away\n"
+    )
+    report = runner.invoke(app, ["report", "--study-name", "my run"])
+    assert report.exit_code == 2 and report.stderr.endswith(
+        "e.g. --out 'my run-report.html', or move that file away\n"
+    ), report.stderr
+
+
 def test_studies_in_one_storage_and_a_missing_storage(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'a.db'}"
     _plain_study(url, "only", "minimize", [1.0])

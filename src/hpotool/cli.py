@@ -740,6 +740,8 @@ def _check_config_options(
 
 
 def _write_report(study_name: str, storage: str | None, out: Path | None, fmt: str | None) -> None:
+    from shlex import quote
+
     from hpotool.browse import find_study
     from hpotool.importance import import_without_sklearn
     from hpotool.report import default_report_path, render_report, report_format, write_report
@@ -747,7 +749,9 @@ def _write_report(study_name: str, storage: str | None, out: Path | None, fmt: s
 
     fmt = report_format(out, fmt)
     if out is not None and os.path.isdir(out):  # found before the figures are drawn, not when writing them
-        raise HpoError(f"--out {out}: is a folder; give a file in it, e.g. --out {out / f'report.{fmt}'}")
+        raise HpoError(
+            f"--out {out}: is a folder; give a file in it, e.g. --out {quote(str(out / f'report.{fmt}'))}"
+        )
     if not _is_stdout(out):
         _check_folder_of_report(study_name, out, fmt)
     import_without_sklearn()
@@ -765,6 +769,8 @@ def _write_report(study_name: str, storage: str | None, out: Path | None, fmt: s
 def _check_folder_of_report(study_name: str, out: Path | None, fmt: str) -> None:
     """Refuse a report path under something that is no folder (a file named studies/<name>, /dev/null),
     naming --out: the line said "choose another path", not which flag gives one."""
+    from shlex import quote
+
     from hpotool.atomic import kind_of, not_a_folder
     from hpotool.report import default_report_path
 
@@ -773,7 +779,7 @@ def _check_folder_of_report(study_name: str, out: Path | None, fmt: str) -> None
     if blocker is None:
         _check_writable(path, out, path.parent, "report writes the report", "a file")
         return
-    other = f"--out {study_name}-report.{fmt}"
+    other = f"--out {quote(f'{study_name}-report.{fmt}')}"
     if out is None:
         raise HpoError(
             f"{blocker}: is {kind_of(blocker)}, not a folder, and report writes {path} by default; give another "
@@ -785,6 +791,8 @@ def _check_folder_of_report(study_name: str, out: Path | None, fmt: str) -> None
 def _check_export_folder(study_name: str, out: Path | None, command: str) -> None:
     """Refuse an export folder that is no folder, or under one that is not (a file named studies/<name>,
     /dev/null), naming the flag that gives another: the line said "choose another path"."""
+    from shlex import quote
+
     from hpotool.atomic import kind_of, not_a_folder
     from hpotool.export import default_export_dir
 
@@ -809,7 +817,7 @@ def _check_export_folder(study_name: str, out: Path | None, command: str) -> Non
             f"{what}, and train-from-best exports the best trial into {folder}/ (no flag changes that folder); "
             f"move or rename that file"
         )
-    other = f"--out {Path('exports') / study_name}"
+    other = f"--out {quote(str(Path('exports') / study_name))}"
     if out is None:
         raise HpoError(
             f"{what}, and export-best writes into {folder}/ by default; give a folder with --out PATH, e.g. "
@@ -852,6 +860,8 @@ def _check_writable(path: Path, out: Path | None, folder: Path, what: str, give:
 def _check_export_names(folder: Path, out: Path | None, command: str) -> None:
     """Refuse a folder in the export folder named as a file the export writes (trials.json/): the export
     failed only once its files were written, with "cannot write: Is a directory"."""
+    from shlex import quote
+
     from hpotool.export import EXPORT_FILES
 
     taken = next((folder / name for name in EXPORT_FILES if os.path.isdir(folder / name)), None)
@@ -861,7 +871,7 @@ def _check_export_names(folder: Path, out: Path | None, command: str) -> None:
     if command == "train-from-best":
         raise HpoError(f"{what} when it exports the best trial (no flag changes that folder); move it away")
     if out is None:
-        other = f"--out {Path('exports') / folder.name}"
+        other = f"--out {quote(str(Path('exports') / folder.name))}"
         raise HpoError(f"{what}; move it away, or give a folder with --out PATH, e.g. {other}")
     raise HpoError(f"{what}; move it away, or choose another --out")
 
@@ -987,12 +997,16 @@ def export_best(
 ) -> None:
     """Write the best trial (best_params.json, best_run.yaml) and every trial (trials.csv, trials.json)."""
     with user_errors():
+        from shlex import quote
+
         from hpotool.browse import find_study
         from hpotool.export import export_best as write_export
         from hpotool.storage import default_storage_url
 
         _refuse_stdout(
-            out, "several files into a folder", f"a folder, e.g. --out {Path('exports') / study_name}"
+            out,
+            "several files into a folder",
+            f"a folder, e.g. --out {quote(str(Path('exports') / study_name))}",
         )
         study = find_study(study_name, storage)
         _check_export_folder(study_name, out, "export-best")

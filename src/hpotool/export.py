@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from shlex import quote
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -562,7 +563,7 @@ def _refuse_another_study(folder: Path, study_name: str, *, chosen: bool) -> Non
     fix = "move those files away"
     if chosen:
         elsewhere = folder.parent / study_name if folder.name != study_name else folder / study_name
-        fix = f"give another --out, e.g. --out {elsewhere}, or {fix}"
+        fix = f"give another --out, e.g. --out {quote(str(elsewhere))}, or {fix}"
     raise HpoError(
         f"{folder}: holds the export of study {other!r} ({', '.join(files)}), and an export of study "
         f"{study_name!r} there would mix the two studies' files; {fix}"
