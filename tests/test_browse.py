@@ -81,6 +81,48 @@ def test_studies_lists_the_journal_files_under_studies_too(tmp_path: Path) -> No
     )
 
 
+def test_a_storage_the_lines_name_pastes_into_a_shell_as_it_is(tmp_path: Path) -> None:
+    """`studies --storage 'sqlite:///my studies/x.db'` said `storage: sqlite:///my studies/x.db`, and a study
+    found in a file of another name `give --storage journal:studies/my run.log`: pasted, the shell split them
+    at the space."""
+    import shlex
+
+    from hpotool.storage import make_storage
+
+    (tmp_path / "my studies").mkdir()
+    url = f"sqlite:///{tmp_path / 'my studies' / 'x.db'}"
+    _plain_study(url, "x", "minimize", [1.0])
+    result = runner.invoke(app, ["studies", "--storage", url], catch_exceptions=False)
+    assert result.exit_code == 0 and result.stdout.splitlines()[-1] == f"storage: {shlex.quote(url)}", (
+        result.stdout
+    )
+    assert shlex.split(result.stdout.splitlines()[-1].removeprefix("storage: ")) == [url]
+
+    optuna.create_study(study_name="my run", storage=make_storage("journal:studies/my run.log"))
+    result = runner.invoke(app, ["trials", "--study-name", "my run"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: no study 'my run' in studies/my run.db: it is in journal:studies/my run.log; give --storage "
+        "'journal:studies/my run.log'\n"
+    )
+
+
+def test_an_out_the_lines_suggest_pastes_into_a_shell_as_it_is(tmp_path: Path) -> None:
+    """Study 'my run' with a file where its default export folder goes: the line suggested `--out exports/my
+    run` and `--out my run-report.html`, which a shell splits at the space."""
+    (tmp_path / "studies").mkdir()
+    _plain_study("sqlite:///studies/my run.db", "my run", "minimize", [1.0])
+    (tmp_path / "studies" / "my run").write_text("notes\n")
+    export = runner.invoke(app, ["export-best", "--study-name", "my run"])
+    assert export.exit_code == 2 and export.stderr.endswith(
+        "e.g. --out 'exports/my run', or move that file away\n"
+    )
+    report = runner.invoke(app, ["report", "--study-name", "my run"])
+    assert report.exit_code == 2 and report.stderr.endswith(
+        "e.g. --out 'my run-report.html', or move that file away\n"
+    ), report.stderr
+
+
 def test_studies_in_one_storage_and_a_missing_storage(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'a.db'}"
     _plain_study(url, "only", "minimize", [1.0])

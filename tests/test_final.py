@@ -601,3 +601,16 @@ def test_a_full_disk_without_out_tells_to_give_one(
         "space, or give --out a folder on another disk"
     ), line
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(("seeds", "said"), [(1, "it"), (3, "all 3")])
+def test_stopped_before_a_run_was_saved_says_the_same_command_trains_them(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, capsys: pytest.CaptureFixture[str], seeds: int, said: str
+) -> None:
+    """Ctrl-C in train-from-best before any run was saved said only "interrupted: no run was saved", without
+    the advice it gives once one is (test_interrupts stops a real command so)."""
+    from hpotool.cli import _say_final_interrupted
+
+    plan = plan_final(run_tiny_study(tmp_path, run_dict, opt_dict), seeds=seeds)
+    _say_final_interrupted([(plan, tmp_path / "final")], None)
+    assert capsys.readouterr().err == f"interrupted: no run was saved; the same command trains {said}\n"

@@ -742,5 +742,7 @@ def test_ctrl_c_in_train_from_best_leaves_no_default_folder_and_keeps_the_others
     proc = _hpotool(args, tmp_path)
     output = _ctrl_c_when(proc, training.exists)
     assert proc.returncode == 130, output
-    assert output.strip().splitlines()[-1] == "interrupted: no run was saved", output
+    assert output.strip().splitlines()[-1] == "interrupted: no run was saved; the same command trains it", (
+        output
+    )
     assert folders() == before

@@ -671,7 +671,8 @@ def test_allow_changed_config_records_the_change(
     said = _run_refused(tmp_path, run_dict, {**opt_dict, "n_trials": 4})
     assert said.startswith(
         f"study 'tiny' has run another experiment since the change --allow-changed-config recorded on "
-        f"{changes[0]['time']}: run_config.epochs: 3 -> 2. Resuming would mix two experiments"
+        f"{changes[0]['time']}: run_config.epochs: 3 -> 2. Resuming or joining it with these configs would "
+        "mix two experiments"
     ), said
 
 

@@ -929,7 +929,7 @@ def test_a_machine_whose_redis_url_lacks_the_others_prefix_does_not_start_a_stud
     ],
 )
 def test_study_names_in_a_series_are_told_from_typos(a: str, b: str, series: bool) -> None:
-    from hpotool.study import same_series
+    from hpotool.storage import same_series
 
     assert same_series(a, b) is series and same_series(b, a) is series
 

@@ -1436,6 +1436,31 @@ def test_a_machine_joining_a_misspelt_study_name_is_told_the_close_one_there(
     )
 
 
+def test_a_machine_joining_the_next_study_of_a_series_is_not_told_the_last_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--study-name ws_pg3` beside ws_pg was asked "did you mean 'ws_pg'?", while waiting for its creator
+    and in the line it ended with: a series named on purpose, which a new study's note leaves out
+    (`same_series`); a typo of a name there is still told it."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    storage = make_storage(url)
+    for name in ("ws_pg", "ws_pg2"):
+        optuna.create_study(study_name=name, storage=storage)
+    monkeypatch.setenv("HPOTOOL_JOIN_WAIT", "0.5")
+    result = CliRunner().invoke(app, ["optimize", "--storage", url, "--study-name", "ws_pg3", "-q"])
+    assert result.exit_code == 2, result.output
+    note, error = result.stderr.splitlines()
+    assert note == (
+        "note: no study 'ws_pg3' there yet: waiting up to 0.5 s for the machine that creates it "
+        "(HPOTOOL_JOIN_WAIT sets how long)"
+    )
+    assert error.startswith(f"error: no study 'ws_pg3' in {url}; studies there: ws_pg, ws_pg2; waited "), (
+        error
+    )
+    typo = CliRunner().invoke(app, ["optimize", "--storage", url, "--study-name", "ws_gp2", "-q"])
+    assert "note: no study 'ws_gp2' there yet (did you mean 'ws_pg2'?)" in typo.stderr, typo.output
+
+
 def _machines(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], storage: tuple[str, str]
 ) -> tuple[Path, Path]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from shlex import quote
 from typing import Any
 
 import optuna
@@ -13,12 +14,12 @@ from optuna.trial import FrozenTrial, TrialState
 from hpotool.errors import HpoError
 from hpotool.export import is_feasible, state_counts, trial_record
 from hpotool.fingerprint import stored_config
-from hpotool.resolve import did_you_mean
 from hpotool.storage import (
     is_optuna_journal,
     is_optuna_sqlite,
     load_study,
     make_storage,
+    near_study,
     shown_url,
     sqlite_damage,
     storage_file,
@@ -255,7 +256,7 @@ def _find_study(
                 raise
             raise HpoError(  # run from a subfolder of the project: the study is up there
                 f"{exc}: {given} is read from the folder the command runs in, and the study is in {root / given}; "
-                f"run from {root}, or give {storage_option} {with_file(storage_url, root / given)}"
+                f"run from {root}, or give {storage_option} {quote(with_file(storage_url, root / given))}"
             ) from None
         if default.exists():
             raise
@@ -263,14 +264,14 @@ def _find_study(
         here = [r["storage"] for r in rows if r["name"] == study_name]
         if len(here) == 1:  # in a file of another name there (a journal, studies/NAME.log): say which
             raise HpoError(
-                f"no study {study_name!r} in {default}: it is in {here[0]}; give {storage_option} {here[0]}"
+                f"no study {study_name!r} in {default}: it is in {here[0]}; give {storage_option} {quote(here[0])}"
             ) from None
         above = _in_a_folder_above(study_name, folder) if not here else None
         if above is not None:  # run from a subfolder of the project: the study is up there
             raise HpoError(
                 f"no study {study_name!r} in {default}: {default} is read from the folder the command runs in, "
                 f"and the study is in {above}; run from {above.parent.parent}, or give {storage_option} "
-                f"sqlite:///{above}"
+                f"{quote(f'sqlite:///{above}')}"
             ) from None
         found = ", ".join(f"{r['name']} ({r['storage']})" for r in rows) or "none"
         file = Path(study_name)  # a study's file given for its name: studies/a.db -> a
@@ -280,7 +281,7 @@ def _find_study(
                 f"no study {study_name!r}: {name_option} takes the study's name, not its file; "
                 f"give {name_option} {stem}"
             ) from None
-        near = did_you_mean(study_name, [r["name"] for r in rows])
+        near = near_study(study_name, [r["name"] for r in rows])
         raise HpoError(
             f"no study {study_name!r}: {default} does not exist{near}; studies under {folder}/: {found} "
             f"(give {storage_option} URL for a study stored elsewhere)"

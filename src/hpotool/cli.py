@@ -601,6 +601,8 @@ class _Outcome:
 
 def _say_interrupted(outcome: _Outcome) -> None:
     """What a signal outside the trials stopped (the trials' own interrupt is in the summary)."""
+    from shlex import quote
+
     summary = outcome.summary
     if summary is None and outcome.opened:
         _err().print("interrupted: no trial was running; run the same command to resume", soft_wrap=True)
@@ -614,8 +616,8 @@ def _say_interrupted(outcome: _Outcome) -> None:
         _err().print("interrupted before the study started; nothing was written", soft_wrap=True)
     elif outcome.writing_report:
         _err().print(
-            f"interrupted: the report was not written; hpotool report --study-name {summary.study_name} "
-            f"--storage {shown_url(summary.storage)} writes it",
+            f"interrupted: the report was not written; hpotool report --study-name {quote(summary.study_name)} "
+            f"--storage {quote(shown_url(summary.storage))} writes it",
             soft_wrap=True,
         )
 
@@ -777,6 +779,8 @@ def _check_config_options(
 
 
 def _write_report(study_name: str, storage: str | None, out: Path | None, fmt: str | None) -> None:
+    from shlex import quote
+
     from hpotool.browse import find_study
     from hpotool.importance import import_without_sklearn
     from hpotool.report import default_report_path, render_report, report_format, write_report
@@ -784,7 +788,9 @@ def _write_report(study_name: str, storage: str | None, out: Path | None, fmt: s
 
     fmt = report_format(out, fmt)
     if out is not None and os.path.isdir(out):  # found before the figures are drawn, not when writing them
-        raise HpoError(f"--out {out}: is a folder; give a file in it, e.g. --out {out / f'report.{fmt}'}")
+        raise HpoError(
+            f"--out {out}: is a folder; give a file in it, e.g. --out {quote(str(out / f'report.{fmt}'))}"
+        )
     if not _is_stdout(out):
         _check_folder_of_report(study_name, out, fmt)
     import_without_sklearn()
@@ -802,6 +808,8 @@ def _write_report(study_name: str, storage: str | None, out: Path | None, fmt: s
 def _check_folder_of_report(study_name: str, out: Path | None, fmt: str) -> None:
     """Refuse a report path under something that is no folder (a file named studies/<name>, /dev/null),
     naming --out: the line said "choose another path", not which flag gives one."""
+    from shlex import quote
+
     from hpotool.atomic import kind_of, not_a_folder
     from hpotool.report import default_report_path
 
@@ -810,7 +818,7 @@ def _check_folder_of_report(study_name: str, out: Path | None, fmt: str) -> None
     if blocker is None:
         _check_writable(path, out, path.parent, "report writes the report", "a file")
         return
-    other = f"--out {study_name}-report.{fmt}"
+    other = f"--out {quote(f'{study_name}-report.{fmt}')}"
     if out is None:
         raise HpoError(
             f"{blocker}: is {kind_of(blocker)}, not a folder, and report writes {path} by default; give another "
@@ -822,6 +830,8 @@ def _check_folder_of_report(study_name: str, out: Path | None, fmt: str) -> None
 def _check_export_folder(study_name: str, out: Path | None, command: str) -> None:
     """Refuse an export folder that is no folder, or under one that is not (a file named studies/<name>,
     /dev/null), naming the flag that gives another: the line said "choose another path"."""
+    from shlex import quote
+
     from hpotool.atomic import kind_of, not_a_folder
     from hpotool.export import default_export_dir
 
@@ -846,7 +856,7 @@ def _check_export_folder(study_name: str, out: Path | None, command: str) -> Non
             f"{what}, and train-from-best exports the best trial into {folder}/ (no flag changes that folder); "
             f"move or rename that file"
         )
-    other = f"--out {Path('exports') / study_name}"
+    other = f"--out {quote(str(Path('exports') / study_name))}"
     if out is None:
         raise HpoError(
             f"{what}, and export-best writes into {folder}/ by default; give a folder with --out PATH, e.g. "
@@ -889,6 +899,8 @@ def _check_writable(path: Path, out: Path | None, folder: Path, what: str, give:
 def _check_export_names(folder: Path, out: Path | None, command: str) -> None:
     """Refuse a folder in the export folder named as a file the export writes (trials.json/): the export
     failed only once its files were written, with "cannot write: Is a directory"."""
+    from shlex import quote
+
     from hpotool.export import EXPORT_FILES
 
     taken = next((folder / name for name in EXPORT_FILES if os.path.isdir(folder / name)), None)
@@ -898,7 +910,7 @@ def _check_export_names(folder: Path, out: Path | None, command: str) -> None:
     if command == "train-from-best":
         raise HpoError(f"{what} when it exports the best trial (no flag changes that folder); move it away")
     if out is None:
-        other = f"--out {Path('exports') / folder.name}"
+        other = f"--out {quote(str(Path('exports') / folder.name))}"
         raise HpoError(f"{what}; move it away, or give a folder with --out PATH, e.g. {other}")
     raise HpoError(f"{what}; move it away, or choose another --out")
 
@@ -1024,12 +1036,16 @@ def export_best(
 ) -> None:
     """Write the best trial (best_params.json, best_run.yaml) and every trial (trials.csv, trials.json)."""
     with user_errors():
+        from shlex import quote
+
         from hpotool.browse import find_study
         from hpotool.export import export_best as write_export
         from hpotool.storage import default_storage_url
 
         _refuse_stdout(
-            out, "several files into a folder", f"a folder, e.g. --out {Path('exports') / study_name}"
+            out,
+            "several files into a folder",
+            f"a folder, e.g. --out {quote(str(Path('exports') / study_name))}",
         )
         study = find_study(study_name, storage)
         _check_export_folder(study_name, out, "export-best")
@@ -1197,15 +1213,25 @@ def train_from_best(
 
 def _say_final_interrupted(training: list[tuple[Any, Path]], out: Path | None) -> None:
     """Which runs an interrupted train-from-best saved, and how to train the rest."""
+    # Stopped before a run was saved, it said only that, not what to do (the advice came once one was saved).
     if not training:
-        _err().print("interrupted: no run was trained or saved", soft_wrap=True)
+        _err().print(
+            "interrupted: no run was trained or saved; run the same command to train", soft_wrap=True
+        )
         return
     said = _final_saved(training, out)
-    _err().print(escape(f"interrupted: {said}" if said else "interrupted: no run was saved"), soft_wrap=True)
+    if said is None:
+        from hpotool.final import final_jobs
+
+        count = len(final_jobs(*training[0]))
+        said = f"no run was saved; the same command trains {'it' if count == 1 else f'all {count}'}"
+    _err().print(escape(f"interrupted: {said}"), soft_wrap=True)
 
 
 def _final_saved(training: list[tuple[Any, Path]], out: Path | None) -> str | None:
     """Which runs a stopped train-from-best saved, and how to train the rest; None when it saved none."""
+    from shlex import quote
+
     from hpotool.final import final_jobs
 
     plan, folder = training[0]
@@ -1213,7 +1239,7 @@ def _final_saved(training: list[tuple[Any, Path]], out: Path | None) -> str | No
     saved = sum((run_dir / "config.yaml").exists() for _, _, run_dir in jobs)  # written last
     if not saved:
         return None
-    again = "the same command" if out is not None else f"the same command with --out {folder}"
+    again = "the same command" if out is not None else f"the same command with --out {quote(str(folder))}"
     return f"{saved} of {len(jobs)} runs saved in {folder} (summary.json not written); {again} trains only the rest"
 
 
@@ -1362,17 +1388,20 @@ def _storage_lines(rows: list[dict[str, Any]]) -> list[str]:
     """Where the listed studies are stored, for the lines under the `studies` table: each storage URL
     once (a column repeated it on every row and folded it at 80 columns), and studies in their default
     file `sqlite:///studies/<name>.db` as one line."""
+    from shlex import quote
+
     from hpotool.storage import default_storage_url
 
+    # Quoted where a shell needs it (a path with a space, a Redis URL's &), so each pastes as --storage.
     if len({r["storage"] for r in rows}) == 1:
-        return [f"storage: {rows[0]['storage']}"]
+        return [f"storage: {quote(rows[0]['storage'])}"]
     in_default = [r["storage"] == default_storage_url(r["name"]) for r in rows]
     several_default = sum(in_default) >= 2
     elsewhere: dict[str, list[str]] = {}
     for r, default in zip(rows, in_default, strict=True):
         if not (default and several_default):
             elsewhere.setdefault(r["storage"], []).append(r["name"])
-    lines = [f"storage: {url} for {', '.join(names)}" for url, names in elsewhere.items()]
+    lines = [f"storage: {quote(url)} for {', '.join(names)}" for url, names in elsewhere.items()]
     if several_default:
         others = "each" if not elsewhere else "the others"
         lines.append(f"storage: {default_storage_url('<name>')} for {others}")

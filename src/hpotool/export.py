@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from shlex import quote
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -33,6 +34,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpotool import __version__
 from hpotool.atomic import write_texts
 from hpotool.config import RunConfig, validate_config
+from hpotool.durations import trial_seconds
 from hpotool.errors import HpoError
 from hpotool.fingerprint import config_of, stored_config
 from hpotool.overrides import apply_overrides
@@ -119,10 +121,6 @@ def tool_versions() -> dict[str, str]:
     return {"hpotool": __version__, "optuna": optuna.__version__, "torch": torch_version}
 
 
-def _seconds(trial: FrozenTrial) -> float | None:
-    return trial.duration.total_seconds() if trial.duration is not None else None
-
-
 def trial_params(study_attrs: Mapping[str, Any], trial: FrozenTrial) -> dict[str, Any]:
     """The trial's parameters as values, a list choice as the list rather than the label Optuna stores,
     decoded by the search space the trial ran under (`study_attrs`: the study's user attrs, read once). A
@@ -152,7 +150,7 @@ def trial_record(trial: FrozenTrial, study_attrs: Mapping[str, Any]) -> dict[str
         "value": values[0] if values is not None and len(values) == 1 else None,
         "values": list(values) if values is not None else None,
         "params": trial_params(study_attrs, trial),
-        "duration_s": _seconds(trial),
+        "duration_s": trial_seconds(trial),
         "epochs_run": attrs.get("epochs_run"),
         "prune_reason": attrs.get("prune_reason"),
         "fail_reason": attrs.get("fail_reason"),
@@ -231,7 +229,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         param_columns[f"params_{name}" if taken else name] = _param_column(trials, name)
         out[f"params_{name}" if taken else name] = None  # its place among the columns; filled in below
     attrs = {str(c[1]): raw[c] for c in raw.columns if c[0] == "user_attrs"}
-    out["duration_s"] = [_seconds(t) for t in trials]
+    out["duration_s"] = [trial_seconds(t) for t in trials]
     for name in ("epochs_run", "prune_reason", "fail_reason"):
         out[name] = attrs.get(name, pd.Series([None] * len(trials)))
     metric_names: list[str] = []
@@ -472,7 +470,7 @@ def _trial_summary(trial: FrozenTrial, study_attrs: Mapping[str, Any]) -> dict[s
         "params": trial_params(study_attrs, trial),
         "metrics": trial.user_attrs.get("metrics", {}),
         "epochs_run": trial.user_attrs.get("epochs_run"),
-        "duration_s": _seconds(trial),
+        "duration_s": trial_seconds(trial),
         "history": trial_history(trial),
     }
 
@@ -565,7 +563,7 @@ def _refuse_another_study(folder: Path, study_name: str, *, chosen: bool) -> Non
     fix = "move those files away"
     if chosen:
         elsewhere = folder.parent / study_name if folder.name != study_name else folder / study_name
-        fix = f"give another --out, e.g. --out {elsewhere}, or {fix}"
+        fix = f"give another --out, e.g. --out {quote(str(elsewhere))}, or {fix}"
     raise HpoError(
         f"{folder}: holds the export of study {other!r} ({', '.join(files)}), and an export of study "
         f"{study_name!r} there would mix the two studies' files; {fix}"

@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from shlex import quote
 from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
@@ -119,8 +120,10 @@ def check(
             else "was created with another experiment"
         )
         raise HpoError(
-            f"study {study.study_name!r} {since}: {shown}. Resuming would mix two "
-            f"experiments: use a new study_name, or pass --allow-changed-config to continue it anyway"
+            # Said "Resuming" also to a second machine joining, for the first time, a study another command
+            # created: this process cannot tell the two apart, and both would mix the experiments.
+            f"study {study.study_name!r} {since}: {shown}. Resuming or joining it with these configs would mix "
+            f"two experiments: use a new study_name, or pass --allow-changed-config to go on with it anyway"
         )
     # A process still running the study keeps training with the configs in force until now, and its next
     # trials would be numbered past the change, so exported and retrained with the new base.
@@ -288,7 +291,7 @@ def _check_distributions(study: optuna.Study, opt: OptimizeConfig, *, recorded: 
                     f"config of an older hpotool recorded a change Optuna cannot make, and every trial would "
                     f"fail; put search_space.{name} back to {_shown(drawn[name])} (the configs before that change) "
                     f"and run again, which undoes it while no trial has finished under it, or use a new "
-                    f"study_name (--enqueue-from {study.study_name} starts it from this study's best trials)"
+                    f"study_name (--enqueue-from {quote(study.study_name)} starts it from this study's best trials)"
                 ) from None
             raise HpoError(
                 f"study {study.study_name!r}: search_space.{name} is {_shown(new)} in this config, but the "

@@ -120,13 +120,12 @@ def _missing_file(storage_url: str | None) -> str | None:
 def _near(study_name: str, storage_url: str | None) -> str:
     """` (did you mean 'NAME'?)` for a study of a close name the storage holds: a misspelt --study-name
     waited the whole HPOTOOL_JOIN_WAIT for a study no machine creates; "" when none is close."""
-    from hpotool.resolve import did_you_mean
-    from hpotool.storage import make_storage, study_names
+    from hpotool.storage import make_storage, near_study, study_names
 
     if storage_url is None:
         return ""
     try:
-        return did_you_mean(study_name, study_names(make_storage(storage_url, create=False)))
+        return near_study(study_name, study_names(make_storage(storage_url, create=False)))
     except Exception:  # a file not there yet, a server that stopped answering: nothing to suggest
         return ""
 

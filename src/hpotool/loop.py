@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpotool.durations import record_seconds
 from hpotool.errors import HpoError
 from hpotool.factories import process_salt, study_sampler
 from hpotool.fallback import IndependentSampling, independent_sampling
@@ -88,8 +89,10 @@ def _run_trial(
     objective: Callable[[optuna.Trial], float | list[float]],
     trained_by: Callable[[optuna.Trial], str | None] = lambda _: None,
     source: str | None = None,
+    asked: float | None = None,
 ) -> None:
-    """Run and tell one trial.
+    """Run and tell one trial. `asked`: `time.perf_counter()` as the trial was asked for, where its wall
+    time is recorded (`durations`) when it is told.
 
     Raises:
         HpoError: the user's training function (`trained_by` the trial) broke hpotool's contract
@@ -139,6 +142,8 @@ def _run_trial(
         # draws its values, say) must not leave a FAIL trial without its reason.
         if state == TrialState.FAIL and "fail_reason" not in trial.user_attrs:
             trial.set_user_attr("fail_reason", reason)
+        if asked is not None:  # MySQL keeps Optuna's datetimes in whole seconds
+            record_seconds(study, trial, time.perf_counter() - asked)
         study.tell(trial, value, state=state)
     if interrupted is not None:
         raise interrupted
@@ -249,6 +254,7 @@ def run_trials(
                 # waits until it returns, so the trial it created is told FAIL below, not left RUNNING.
                 with warnings.catch_warnings(), deferred():
                     warnings.simplefilter("ignore", UserWarning)
+                    asked = time.perf_counter()
                     trial = study.ask()
                 if not has_slot(study, trial, target):  # another process asked at the same moment
                     _send_back(study, trial)
@@ -288,9 +294,10 @@ def run_trials(
                     if trial is not None and storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
                         trial.set_user_attr("worker", owner())
                         trial.set_user_attr("fail_reason", "interrupted")
+                        record_seconds(study, trial, time.perf_counter() - asked)
                         study.tell(trial, state=TrialState.FAIL)
                 raise
-            _run_trial(study, trial, objective, lambda t: trained_by(plan, t), plan.run_from)
+            _run_trial(study, trial, objective, lambda t: trained_by(plan, t), plan.run_from, asked)
             frozen = storage.get_trial(trial._trial_id)
             if observer is not None:
                 observer.trial_finished(study, frozen)

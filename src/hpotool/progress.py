@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from hpotool.durations import trial_seconds
 from hpotool.formatting import format_param, format_value
 from hpotool.stale import ran_elsewhere
 from hpotool.trainer import EpochResult
@@ -92,7 +92,6 @@ class RichObserver:
         self.progress = bars(console)
         # Added when the study starts, when the trials' total is known (None: the timeout ends the study).
         self.trials_task = self.epochs_task = TaskID(-1)
-        self._started: dict[int, float] = {}
 
     def __enter__(self) -> RichObserver:
         return self  # the bars appear once the study is open, so an error before that prints alone
@@ -122,7 +121,6 @@ class RichObserver:
             )
 
     def trial_started(self, number: int, params: Mapping[str, Any], epochs: int) -> None:
-        self._started[number] = time.perf_counter()
         self.progress.reset(self.epochs_task, total=epochs, visible=True, info="")
         self.progress.update(self.epochs_task, description=f"trial {number}")
 
@@ -134,11 +132,9 @@ class RichObserver:
     def trial_finished(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
             self.progress.advance(self.trials_task)
-        started = self._started.pop(trial.number, None)  # None: another worker process ran it
-        if started is not None:
-            seconds = time.perf_counter() - started
-        else:
-            seconds = trial.duration.total_seconds() if trial.duration else 0.0
+        # As `hpotool trials` and the exports show it: this run's trials and other workers' alike (Optuna's
+        # duration on MySQL is whole seconds: another worker's trials showed 0.00s).
+        seconds = trial_seconds(trial) or 0.0
         style = _STATE_STYLE.get(trial.state, "white")
         if trial.state == TrialState.COMPLETE:
             detail = ", ".join(format_value(v) for v in trial.values or [])

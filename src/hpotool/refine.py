@@ -521,7 +521,7 @@ def check_stage_paths(out: Path, force: bool = False) -> None:
     if out.suffix and out.suffix.lower() not in (".yaml", ".yml"):  # as report refuses HTML in a .json
         raise HpoError(
             f"--out {out}: refine writes YAML (the stage's config and its .run.yaml beside it), not "
-            f"{out.suffix}; give a .yaml or .yml file, e.g. --out {out.with_suffix('.yaml')}"
+            f"{out.suffix}; give a .yaml or .yml file, e.g. --out {quote(str(out.with_suffix('.yaml')))}"
         )
     special = next((p for p in stage_paths(out) if p.exists() and not p.is_dir() and not p.is_file()), None)
     if special is not None:  # /dev/null: written into, and its .run.yaml made beside it, in /dev
@@ -533,7 +533,9 @@ def check_stage_paths(out: Path, force: bool = False) -> None:
         )
     folder = next((p for p in stage_paths(out) if p.is_dir()), None)
     if folder is not None:  # no --force replaces a folder; found before the study is read, not when writing
-        raise HpoError(f"--out: {folder} is a folder; give a file, e.g. --out {out / 'stage2.yaml'}")
+        raise HpoError(
+            f"--out: {folder} is a folder; give a file, e.g. --out {quote(str(out / 'stage2.yaml'))}"
+        )
     existing = [p for p in stage_paths(out) if p.exists() and not p.is_dir()]
     if existing and not force:
         names = " and ".join(str(p) for p in existing)

@@ -32,6 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpotool.atomic import write_text
 from hpotool.audit import audit_findings
 from hpotool.config import is_nop_pruner
+from hpotool.durations import trial_seconds
 from hpotool.errors import HpoError
 from hpotool.export import epochs_count, is_feasible, json_safe, ranked_trials, trial_params
 from hpotool.figure_labels import categorical_choices, yaml_hovertext, yaml_labels
@@ -231,7 +232,7 @@ def _prunes(pruner: dict[str, Any] | None) -> bool:
 
 
 def _time(trials: list[FrozenTrial]) -> dict[str, float | None]:
-    durations = [t.duration.total_seconds() for t in trials if t.duration is not None]
+    durations = [s for s in map(trial_seconds, trials) if s is not None]
     starts = [t.datetime_start for t in trials if t.datetime_start is not None]
     ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]
     return {

@@ -15,10 +15,11 @@ import contextvars
 import functools
 import json
 import os
+import re
 import sqlite3
 import sys
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -1038,6 +1039,28 @@ def fail_stale_trials(study: optuna.Study, *, every_running: bool = False) -> li
     return sorted(running[i] if i in running else storage.get_trial(i).number for i in failed)
 
 
+_NUMBER = re.compile(r"\d+")
+# A trailing number or date, with the separator and version letter before it: _2, -v3, -2026-12-05, .1
+_TRAILING_NUMBER = re.compile(r"[-_.]*[vV]?\d[\d\-_.:]*$")
+
+
+def same_series(a: str, b: str) -> bool:
+    """Whether two study names differ only in their numbers (run-12-01 and run-12-02, exp1 and exp10) or in
+    a trailing number or date (exp and exp2, digits_mlp and digits_mlp_v2): a series named on purpose,
+    where a did-you-mean on each new one is noise; a typo (digits_mpl, digts_mlp) is not one."""
+    return _NUMBER.sub("#", a) == _NUMBER.sub("#", b) or _TRAILING_NUMBER.sub("", a) == _TRAILING_NUMBER.sub(
+        "", b
+    )
+
+
+def near_study(study_name: str, names: Iterable[str]) -> str:
+    """` (did you mean 'NAME'?)` for a study of a name close to `study_name`, leaving out the names of its
+    series (`same_series`: `ws_pg` is no typo of `ws_pg3`, a new study named on purpose); "" when none is."""
+    from hpotool.resolve import did_you_mean
+
+    return did_you_mean(study_name, [n for n in names if not same_series(study_name, n)])
+
+
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
     """The names of the studies `storage` holds, oldest first. On a database, the names alone:
     `get_all_studies` reads every study's attributes too (hpotool's configs and fingerprint, ~2 KB a
@@ -1083,14 +1106,18 @@ def load_study(study_name: str, storage_url: str | None) -> optuna.Study:
         _LOADED_FROM[study._storage] = url
         return study
     except KeyError:
-        from hpotool.resolve import did_you_mean
+        from shlex import quote
 
         names = study_names(storage)
         listed = ", ".join(names) if names else "none"
         elsewhere = redis_prefixes_holding(url, study_name)
-        hint = f"; it is under another prefix: give --storage {shown_url(elsewhere[0])}" if elsewhere else ""
+        hint = (
+            f"; it is under another prefix: give --storage {quote(shown_url(elsewhere[0]))}"
+            if elsewhere
+            else ""
+        )
         raise HpoError(
-            f"no study {study_name!r} in {shown_url(url)}{did_you_mean(study_name, names)}; studies there: {listed}{hint}"
+            f"no study {study_name!r} in {shown_url(url)}{near_study(study_name, names)}; studies there: {listed}{hint}"
         ) from None
 
 

@@ -4,10 +4,10 @@ joining machine waiting for its creator), and described on the console."""
 from __future__ import annotations
 
 import contextlib
-import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from shlex import quote
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -26,7 +26,7 @@ from hpotool.search_space import (
     encode_params,
 )
 from hpotool.stale import enqueue_owned
-from hpotool.storage import location, make_storage, shown_url, storage_origin
+from hpotool.storage import location, make_storage, same_series, shown_url, storage_origin
 
 if TYPE_CHECKING:
     pass
@@ -66,7 +66,7 @@ def _refuse_a_second_study_beside_a_journal(plan: StudyPlan) -> None:
     if name in names:
         raise HpoError(
             f"study {name!r} is in {url}, and without --storage a new one would start in {shown_url(plan.storage_url)}; "
-            f"give --storage {url} (or storage: in the config) to resume it, or another study_name"
+            f"give --storage {quote(url)} (or storage: in the config) to resume it, or another study_name"
         )
 
 
@@ -100,8 +100,8 @@ def _refuse_a_second_study_beside_the_config(plan: StudyPlan) -> None:
         raise HpoError(
             f"study {name!r} is in {os.path.abspath(there)}, beside {plan.storage_from}, but the relative "
             f"storage {shown_url(url)} is read from the folder the command runs in, where a new study would "
-            f"start ({os.path.abspath(path)}); run from {folder}, or give --storage {shown_url(beside)}, to "
-            f"resume it (--storage {shown_url(url)} starts a new one here)"
+            f"start ({os.path.abspath(path)}); run from {folder}, or give --storage {quote(shown_url(beside))}, to "
+            f"resume it (--storage {quote(shown_url(url))} starts a new one here)"
         )
 
 
@@ -118,7 +118,7 @@ def _refuse_a_second_study_under_another_prefix(plan: StudyPlan) -> None:
     if elsewhere:
         raise HpoError(
             f"study {plan.opt.study_name!r} is not in {shown_url(plan.storage_url)} but under another prefix, "
-            f"and a new one would start here; give --storage {shown_url(elsewhere[0])} to join it, or another "
+            f"and a new one would start here; give --storage {quote(shown_url(elsewhere[0]))} to join it, or another "
             f"study_name"
         )
 
@@ -245,20 +245,6 @@ def typo_of(a: str, b: str) -> bool:
     from hpotool.resolve import edit_distance
 
     return edit_distance(a, b) <= max(1, min(2, len(a) // 4))
-
-
-_NUMBER = re.compile(r"\d+")
-# A trailing number or date, with the separator and version letter before it: _2, -v3, -2026-12-05, .1
-_TRAILING_NUMBER = re.compile(r"[-_.]*[vV]?\d[\d\-_.:]*$")
-
-
-def same_series(a: str, b: str) -> bool:
-    """Whether two study names differ only in their numbers (run-12-01 and run-12-02, exp1 and exp10) or in
-    a trailing number or date (exp and exp2, digits_mlp and digits_mlp_v2): a series named on purpose,
-    where a did-you-mean on each new one is noise; a typo (digits_mpl, digts_mlp) is not one."""
-    return _NUMBER.sub("#", a) == _NUMBER.sub("#", b) or _TRAILING_NUMBER.sub("", a) == _TRAILING_NUMBER.sub(
-        "", b
-    )
 
 
 def _record_run_settings(study: optuna.Study, opt: OptimizeConfig) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpotool.durations import trial_seconds
 from hpotool.plan import StudyPlan
 from hpotool.search_space import (
     Param,
@@ -121,5 +122,5 @@ def _trial_summary(t: FrozenTrial, space: Mapping[str, Param]) -> dict[str, Any]
         "values": t.values,
         "params": decode_params(t.params, space),
         "metrics": t.user_attrs.get("metrics", {}),
-        "duration": t.duration.total_seconds() if t.duration else None,
+        "duration": trial_seconds(t),
     }

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from hpotool.durations import trial_seconds
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
 
@@ -133,7 +134,7 @@ class MlflowTracker:
 
     def _log(self, study: optuna.Study, trial: FrozenTrial) -> None:
         # The run's start and end are the trial's (MLflow's Duration column), not the moments it was logged.
-        start, end = (_ms(when) for when in (trial.datetime_start, trial.datetime_complete))
+        start, end = _span(trial)
         run = self.client.create_run(
             self.experiment_id,
             start_time=start,
@@ -244,6 +245,15 @@ class MlflowTracker:
                         )
         except Exception as exc:
             logging.getLogger("hpotool").debug("could not end the runs left RUNNING: %s", first_line(exc))
+
+
+def _span(trial: FrozenTrial) -> tuple[int | None, int | None]:
+    """The trial's start and end in MLflow's milliseconds: its end the seconds it took after its start
+    (`trial_seconds`), since MySQL keeps Optuna's datetimes in whole seconds (a 0.3 s trial lasted 0 s)."""
+    start, seconds = _ms(trial.datetime_start), trial_seconds(trial)
+    if start is None or seconds is None:
+        return start, _ms(trial.datetime_complete)
+    return start, start + round(seconds * 1000)
 
 
 def _ms(when: datetime | None) -> int | None:

@@ -1,0 +1,116 @@
+"""How long a trial took, as every place shows it: MySQL keeps Optuna's datetimes in whole seconds."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from rich.console import Console
+from typer.testing import CliRunner
+
+from hpotool.cli import app
+from hpotool.durations import SECONDS_ATTR, record_seconds, trial_seconds
+from hpotool.progress import RichObserver
+from tests.cli_run import optimize
+from tests.test_workers import _server_url
+
+
+def test_a_trial_hpotool_did_not_run_takes_optunas_duration() -> None:
+    study = optuna.create_study()
+    trial = study.ask()
+    assert trial_seconds(study.trials[0]) is None  # running: no duration yet
+    study.tell(trial, 1.0)
+    done = study.trials[0]
+    assert done.duration is not None and trial_seconds(done) == done.duration.total_seconds()
+
+
+@pytest.mark.parametrize(
+    ("recorded", "measured"), [(0.37, True), (True, False), ("0.4", False), (float("nan"), False)]
+)
+def test_only_a_recorded_number_of_seconds_is_taken(recorded: object, measured: bool) -> None:
+    study = optuna.create_study()
+    trial = study.ask()
+    study._storage.set_trial_system_attr(trial._trial_id, SECONDS_ATTR, recorded)
+    study.tell(trial, 1.0)
+    done = study.trials[0]
+    assert done.duration is not None
+    assert trial_seconds(done) == (0.37 if measured else done.duration.total_seconds())
+
+
+@pytest.fixture
+def mysql_study() -> Iterator[tuple[str, str]]:
+    url = _server_url("mysql")
+    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    yield url, name
+    with contextlib.suppress(KeyError):  # the test made none
+        optuna.delete_study(study_name=name, storage=url)
+
+
+@pytest.mark.server
+def test_on_mysql_each_place_shows_the_seconds_a_trial_took(
+    tmp_path: Path, configs: tuple[Path, Path], mysql_study: tuple[str, str]
+) -> None:
+    """On MySQL `trial.duration` is whole seconds: `hpotool trials`, the exports, the report and the summary
+    showed 0 for every tiny trial. hpotool's own trials show the wall time it measured."""
+    url, name = mysql_study
+    run, opt = configs
+    summary = json.loads(optimize(run, opt, url, 2, "--study-name", name, "--json").stdout)
+    trials = optuna.load_study(study_name=name, storage=url).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    # The premise: MySQL drops the fraction of Optuna's datetimes.
+    assert all(t.datetime_start.microsecond == 0 == t.datetime_complete.microsecond for t in trials)
+    seconds = [t.system_attrs[SECONDS_ATTR] for t in trials]
+    assert all(isinstance(s, float) and s > 0 and not s.is_integer() for s in seconds)
+    assert [trial_seconds(t) for t in trials] == seconds
+
+    runner = CliRunner()
+    listed = json.loads(
+        runner.invoke(app, ["trials", "--study-name", name, "--storage", url, "--json"]).stdout
+    )
+    assert {r["number"]: r["duration_s"] for r in listed} == dict(enumerate(seconds))
+    table = runner.invoke(app, ["trials", "--study-name", name, "--storage", url]).stdout
+    for number, s in enumerate(seconds):
+        row = next(line for line in table.splitlines() if line.startswith(f"│ {number} "))
+        assert row.rstrip(" │").endswith(f"│ {s:.3g}"), row
+
+    out = tmp_path / "export"
+    result = runner.invoke(app, ["export-best", "--study-name", name, "--storage", url, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with open(out / "trials.csv", newline="") as fh:
+        assert {int(r["number"]): float(r["duration_s"]) for r in csv.DictReader(fh)} == dict(
+            enumerate(seconds)
+        )
+    records = json.loads((out / "trials.json").read_text())
+    assert [r["duration_s"] for r in records] == seconds
+
+    report = json.loads(runner.invoke(app, ["report", "--study-name", name, "--storage", url, "--out", "-",
+                                            "--format", "json"]).stdout)  # fmt: skip
+    assert report["time"]["trials_total_s"] == pytest.approx(sum(seconds))
+    assert summary["best"]["duration"] == seconds[summary["best"]["number"]]
+
+
+@pytest.mark.server
+def test_on_mysql_another_workers_trial_shows_its_seconds_in_the_live_line(
+    mysql_study: tuple[str, str],
+) -> None:
+    """With --workers the main process shows the trials its workers ran from the storage: on MySQL each
+    showed 0.00s (or 1.0s)."""
+    url, name = mysql_study
+    study = optuna.create_study(study_name=name, storage=url)
+    trial = study.ask()
+    record_seconds(study, trial, 0.37)  # as the worker that ran it records it
+    study.tell(trial, 1.0)
+    out = io.StringIO()
+    observer = RichObserver(Console(file=out, width=200, color_system=None), "value")
+    observer.study_started(study, 1, 0)
+    observer.trial_finished(study, study.trials[0])
+    observer.progress.stop()
+    assert "  0.37s" in out.getvalue()
