@@ -110,8 +110,63 @@ def _instantiate(
         raise
     except Exception as exc:  # a user's class that cannot start (a licence server, a file): a traceback
         if _refused_kwargs(cls, kwargs, exc):
-            raise HpoError(f"{key}: {name!r} rejected its kwargs: {exc}") from None
+            raise HpoError(_rejected(name, kwargs, exc, key)) from None
         raise HpoError(f"{key}: building {name!r} failed: {described(exc)}") from None
+
+
+# Optuna's refusals that do not say what to write, as (its text, the kwarg at fault or None, the fix);
+# the fix is formatted with the kwargs and `name`.
+_FIXES: tuple[tuple[str, str | None, str], ...] = (
+    (
+        r"Either lower or upper must be specified",
+        None,
+        "{name!r} needs lower or upper (or both): a trial is pruned once its metric falls below lower or "
+        "rises above upper; e.g. lower: 0.5",
+    ),
+    (
+        r"lower should be smaller than upper",
+        None,
+        "lower ({lower}) must be below upper ({upper}): a trial is pruned once its metric falls below lower or "
+        "rises above upper; swap them, or drop one",
+    ),
+    (
+        r"``group`` option can only be enabled when ``multivariate``",
+        "group",
+        "group: true needs multivariate: true (it is false here); set multivariate: true, or drop group",
+    ),
+    (
+        r"use_separable_cma=True` and `with_margin=True",
+        None,
+        "use_separable_cma and with_margin cannot both be true in {name!r}; drop one",
+    ),
+    (
+        r"bootstrap_count > 0 and (?:min|max)_resource == 'auto'",
+        "bootstrap_count",
+        "bootstrap_count needs a number of epochs for min_resource (and max_resource), not auto; give them "
+        "numbers, or drop bootstrap_count",
+    ),
+)
+
+
+def _rejected(name: str, kwargs: Mapping[str, Any], exc: Exception, key: str) -> str:
+    """The line for Optuna's (or a class's) refusal `exc` of `kwargs`: the key at fault and the fix, where
+    Optuna's text leaves them out, else the kwargs its text names, with their values, and its text."""
+    text = str(exc)
+    for pattern, arg, fix in _FIXES:
+        if re.search(pattern, text):
+            values = {k: format_choice(v) for k, v in kwargs.items() if isinstance(v, _YAML_VALUES)}
+            try:
+                line = fix.format(name=name, **values)
+            except (KeyError, IndexError):  # a value the fix names was not given (a default of the class)
+                break
+            return f"{key}.kwargs{'.' + arg if arg else ''}: {line}"
+    named = [k for k in kwargs if re.search(rf"(?<![A-Za-z0-9_]){re.escape(k)}(?![A-Za-z0-9_])", text, re.I)]
+    if not named:
+        return f"{key}: {name!r} rejected its kwargs: {text}"
+    if len(named) == 1:
+        return f"{key}.kwargs.{named[0]}: {name!r} rejected {format_choice(kwargs[named[0]])}: {text}"
+    given = ", ".join(f"{k} = {format_choice(kwargs[k])}" for k in named)
+    return f"{key}.kwargs: {name!r} rejected {given}: {text}"
 
 
 def _build(cls: Any, kwargs: Mapping[str, Any], offered: frozenset[str]) -> Any:
