@@ -438,6 +438,12 @@ CASES = [
         optimize={"pruner": {"name": "percentile", "kwargs": {"percentile": 150}}},
     ),
     Case(
+        "sampler-kwarg-optuna-ignores",
+        "a sampler argument Optuna takes but ignores (CmaEs's restart_strategy, deprecated in Optuna 4.4)",
+        "error: optimize.yaml: sampler.kwargs.restart_strategy: Optuna's CmaEsSampler ignores it since Optuna 4.4 (restart_strategy falls back to None, no restarts; restarts moved to OptunaHub): drop it",
+        optimize={"sampler": {"name": "cmaes", "kwargs": {"restart_strategy": "ipop"}}},
+    ),
+    Case(
         "trainer-key-not-in-run-config",
         "a training function's key searched that the run config's trainer section does not set",
         "error: optimize.yaml: search_space.trainer.alpha: the RunConfig has no such path; a training function's keys are those the run config's trainer: section sets: add alpha: <its default> under trainer:",

@@ -568,3 +568,50 @@ def test_an_unseeded_scrambled_qmc_study_shares_one_sequence_between_its_process
     assert first._seed == other._seed  # type: ignore[attr-defined]
     renamed = opt.model_copy(update={"study_name": "t"})
     assert study_sampler(renamed)._seed != first._seed  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "line"),
+    [
+        (
+            "cmaes",
+            {"restart_strategy": "ipop"},
+            "sampler.kwargs.restart_strategy: Optuna's CmaEsSampler ignores it since Optuna 4.4 (restart_strategy "
+            "falls back to None, no restarts; restarts moved to OptunaHub): drop it",
+        ),
+        (
+            "cmaes",
+            {"inc_popsize": 2},
+            "sampler.kwargs.inc_popsize: Optuna's CmaEsSampler ignores it since Optuna 4.4 (it served "
+            "restart_strategy, which no longer restarts; to set the population give popsize instead): drop it",
+        ),
+        (
+            "rung_tpe",
+            {"consider_prior": False},
+            "sampler.kwargs.consider_prior: Optuna's TPESampler ignores it since Optuna 4.3 (the prior is always "
+            "considered; prior_weight sets its weight): drop it",
+        ),
+    ],
+)
+def test_a_kwarg_optuna_ignores_is_refused(name: str, kwargs: dict[str, Any], line: str) -> None:
+    """`restart_strategy: ipop` printed Optuna's FutureWarning and the study ran without restarts."""
+    with pytest.raises(HpoError) as info:
+        make_sampler(name, kwargs, seed=0, space=SPACE)
+    assert str(info.value) == line
+
+
+def test_a_deprecated_kwarg_optuna_still_uses_is_a_note_and_no_warning() -> None:
+    import warnings
+
+    from hpotool.factories import kwarg_notes
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Optuna's FutureWarning would raise here
+        with kwarg_notes() as notes:
+            sampler = make_sampler("cmaes", {"sigma0": 0.5}, seed=0, space=SPACE)
+        make_sampler("cmaes", {"sigma0": 0.5}, seed=0, space=SPACE)  # a worker's build: silent
+    assert sampler._sigma0 == 0.5  # it is used
+    assert notes == [
+        f"sampler.kwargs.sigma0 is deprecated in Optuna 4.9.0 and goes in Optuna 6.0.0; it still works with this "
+        f"Optuna ({optuna.__version__}), so the study uses it: drop it before upgrading Optuna"
+    ]

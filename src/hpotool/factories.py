@@ -8,7 +8,8 @@ import os
 import re
 import socket
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from types import CodeType, TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,8 @@ from hpotool.search_space import (
 )
 
 if TYPE_CHECKING:
+    import warnings
+
     import optuna
 
     from hpotool.config import OptimizeConfig
@@ -98,14 +101,18 @@ def _instantiate(
     except ValueError as exc:
         raise HpoError(f"{key}.kwargs: {exc}") from None
     _check_objects(kind, name, cls, kwargs, key)
+    _check_ignored(name, cls, kwargs, key)
     import warnings
 
     from optuna.exceptions import ExperimentalWarning
 
     try:
-        with warnings.catch_warnings():  # the user asked for this class by name; no need to warn
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            return _build(cls, kwargs, offered)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.simplefilter("ignore", ExperimentalWarning)  # the user asked for this class by name
+            built = _build(cls, kwargs, offered)
+        _deprecation_notes(caught, kwargs, key)
+        return built
     except HpoError:
         raise
     except Exception as exc:  # a user's class that cannot start (a licence server, a file): a traceback
@@ -167,6 +174,81 @@ def _rejected(name: str, kwargs: Mapping[str, Any], exc: Exception, key: str) ->
         return f"{key}.kwargs.{named[0]}: {name!r} rejected {format_choice(kwargs[named[0]])}: {text}"
     given = ", ".join(f"{k} = {format_choice(kwargs[k])}" for k in named)
     return f"{key}.kwargs: {name!r} rejected {given}: {text}"
+
+
+# Arguments Optuna still takes but ignores, with a FutureWarning: a study would run without what they ask
+# for. By the class that takes them (an import path, checked as a subclass), the argument and the reason.
+_IGNORED: tuple[tuple[str, str, str], ...] = (
+    (
+        "optuna.samplers:CmaEsSampler",
+        "restart_strategy",
+        "Optuna's CmaEsSampler ignores it since Optuna 4.4 (restart_strategy falls back to None, no restarts; "
+        "restarts moved to OptunaHub): drop it",
+    ),
+    (
+        "optuna.samplers:CmaEsSampler",
+        "inc_popsize",
+        "Optuna's CmaEsSampler ignores it since Optuna 4.4 (it served restart_strategy, which no longer "
+        "restarts; to set the population give popsize instead): drop it",
+    ),
+    (
+        "optuna.samplers:TPESampler",
+        "consider_prior",
+        "Optuna's TPESampler ignores it since Optuna 4.3 (the prior is always considered; prior_weight sets its "
+        "weight): drop it",
+    ),
+)
+
+_DEPRECATED = re.compile(
+    r"^`(\w+)` has been deprecated in v([\d.]+)\. This feature will be removed in v([\d.]+)\."
+)
+
+# Where `_instantiate` leaves its notes on deprecated kwargs, while `kwarg_notes()` collects them.
+_notes: ContextVar[list[str] | None] = ContextVar("hpotool_kwarg_notes", default=None)
+
+
+@contextlib.contextmanager
+def kwarg_notes() -> Iterator[list[str]]:
+    """Collects a note line per deprecated kwarg of the samplers and pruners built inside: one Optuna takes
+    today and warns of (TPE's `prior_weight`). Outside, the same builds (a worker's, a resumed run's) say
+    nothing: the check before trial 0 printed the note once."""
+    notes: list[str] = []
+    token = _notes.set(notes)
+    try:
+        yield notes
+    finally:
+        _notes.reset(token)
+
+
+def _check_ignored(name: str, cls: Any, kwargs: Mapping[str, Any], key: str) -> None:
+    """An argument Optuna ignores (`restart_strategy`), refused, where Optuna warned and ran without it."""
+    from hpotool.resolve import import_object
+
+    for owner, arg, why in _IGNORED:
+        if arg in kwargs and is_subclass(cls, import_object(owner)):
+            raise HpoError(f"{key}.kwargs.{arg}: {why}")
+
+
+def _deprecation_notes(caught: list[warnings.WarningMessage], kwargs: Mapping[str, Any], key: str) -> None:
+    """Optuna's FutureWarnings on kwargs the config gives, as hpotool notes (`kwarg_notes`); other warnings
+    are shown as they would have been."""
+    import warnings
+
+    import optuna
+
+    notes = _notes.get()
+    for w in caught:
+        found = _DEPRECATED.match(str(w.message)) if issubclass(w.category, FutureWarning) else None
+        if found is not None and found.group(1) in kwargs:
+            arg, since, until = found.groups()
+            if notes is not None:
+                notes.append(
+                    f"{key}.kwargs.{arg} is deprecated in Optuna {since} and goes in Optuna {until}; it still "
+                    f"works with this Optuna ({optuna.__version__}), so the study uses it: drop it before "
+                    f"upgrading Optuna"
+                )
+            continue
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
 def _build(cls: Any, kwargs: Mapping[str, Any], offered: frozenset[str]) -> Any:
