@@ -512,6 +512,14 @@ def test_object_arguments_of_optuna_s_samplers_are_built_from_name_and_kwargs() 
     )
     crossover = nsga._child_generation_strategy._crossover  # type: ignore[attr-defined]
     assert isinstance(crossover, optuna.samplers.nsgaii.BLXAlphaCrossover) and crossover._alpha == 0.3
+    nsga = make_sampler(
+        "nsga2",
+        {"mutation": {"name": "optuna.samplers.nsgaii.PolynomialMutation", "kwargs": {"eta": 5}}},
+        seed=0,
+        space=SPACE,
+    )
+    mutation = nsga._child_generation_strategy._mutation  # type: ignore[attr-defined]
+    assert isinstance(mutation, optuna.samplers.nsgaii.PolynomialMutation) and mutation._eta == 5
     fixed = make_sampler(
         "optuna.samplers.PartialFixedSampler",
         {"fixed_params": {"model.activation": "gelu"}, "base_sampler": {"name": "tpe"}},
@@ -525,6 +533,28 @@ def test_object_arguments_of_optuna_s_samplers_are_built_from_name_and_kwargs() 
     assert {t.params["model.activation"] for t in study.trials} == {"gelu"}
     again = make_sampler("cmaes", {"independent_sampler": "random"}, seed=7, space=SPACE)
     assert isinstance(again._independent_sampler, optuna.samplers.RandomSampler)  # type: ignore[attr-defined]
+
+
+def test_a_grid_under_partial_fixed_sampler_runs_each_point_of_the_unfixed_parameters_once() -> None:
+    """The base grid was built over the whole search space, the fixed parameter included: with
+    model.hidden.0 (4 values) fixed, a grid over 3 learning rates ran 12 trials, each point 4 times, before the
+    study ended."""
+    from hpotool.search_space import suggest
+
+    space: dict[str, Param] = {
+        "model.hidden.0": IntParam(type="int", low=8, high=32, step=8),
+        "optimizer.lr": CategoricalParam(type="categorical", choices=[0.001, 0.01, 0.1]),
+    }
+    sampler = make_sampler(
+        "optuna.samplers.PartialFixedSampler",
+        {"fixed_params": {"model.hidden.0": 16}, "base_sampler": "grid"},
+        seed=0,
+        space=space,
+    )
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: suggest(t, space)["optimizer.lr"], n_trials=20)
+    assert sorted(t.params["optimizer.lr"] for t in study.trials) == [0.001, 0.01, 0.1]
+    assert {t.params["model.hidden.0"] for t in study.trials} == {16}
 
 
 @pytest.mark.parametrize(

@@ -515,7 +515,13 @@ def _build_objects(
             raise HpoError(f"{where}: give it as {{name: ..., kwargs: {{...}}}}")
         name = str(value["name"])
         if base.group(0) == "BaseSampler":
-            out[arg] = make_sampler(name, inner, seed=seed, space=space, key=where)
+            fixed = args.get("fixed_params")  # PartialFixedSampler's: its base samples only the others
+            inner_space = (
+                {path: p for path, p in space.items() if path not in fixed}
+                if isinstance(fixed, Mapping)
+                else space
+            )
+            out[arg] = make_sampler(name, inner, seed=seed, space=inner_space, key=where)
         elif base.group(0) == "BasePruner":
             out[arg] = make_pruner(name, inner, where)
         else:
