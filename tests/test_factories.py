@@ -645,3 +645,14 @@ def test_a_deprecated_kwarg_optuna_still_uses_is_a_note_and_no_warning() -> None
         f"sampler.kwargs.sigma0 is deprecated in Optuna 4.9.0 and goes in Optuna 6.0.0; it still works with this "
         f"Optuna ({optuna.__version__}), so the study uses it: drop it before upgrading Optuna"
     ]
+
+
+def test_a_warning_a_sampler_gives_of_its_own_is_still_shown(tmp_path: Path) -> None:
+    """Building with Optuna's deprecation warnings turned into notes leaves a class's other warnings shown."""
+    (tmp_path / "warning_sampler.py").write_text(
+        "import warnings\n\nimport optuna\n\n\nclass Sampler(optuna.samplers.RandomSampler):\n"
+        "    def __init__(self, seed=None):\n        warnings.warn('licence expires in 3 days')\n"
+        "        super().__init__(seed=seed)\n"
+    )
+    with pytest.warns(UserWarning, match="licence expires in 3 days"):
+        make_sampler("warning_sampler:Sampler", {}, seed=0, space=SPACE)

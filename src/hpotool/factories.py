@@ -231,7 +231,7 @@ def _check_ignored(name: str, cls: Any, kwargs: Mapping[str, Any], key: str) -> 
 
 def _deprecation_notes(caught: list[warnings.WarningMessage], kwargs: Mapping[str, Any], key: str) -> None:
     """Optuna's FutureWarnings on kwargs the config gives, as hpotool notes (`kwarg_notes`); other warnings
-    are shown as they would have been."""
+    are shown again."""
     import warnings
 
     import optuna
@@ -248,7 +248,8 @@ def _deprecation_notes(caught: list[warnings.WarningMessage], kwargs: Mapping[st
                     f"upgrading Optuna"
                 )
             continue
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+        # shown as before, each text once under the default filter (the registry of this line's module)
+        warnings.warn(w.message, w.category, stacklevel=2)
 
 
 def _build(cls: Any, kwargs: Mapping[str, Any], offered: frozenset[str]) -> Any:
