@@ -656,3 +656,37 @@ def test_a_warning_a_sampler_gives_of_its_own_is_still_shown(tmp_path: Path) -> 
     )
     with pytest.warns(UserWarning, match="licence expires in 3 days"):
         make_sampler("warning_sampler:Sampler", {}, seed=0, space=SPACE)
+
+
+def test_a_grid_under_partial_fixed_sampler_names_its_own_key() -> None:
+    """A grid given to the base sampler that lists the fixed parameter read "sampler.kwargs.search_space.
+    model.hidden.0: not in search_space", a key the config does not have, about a parameter it searches."""
+    space: dict[str, Param] = {
+        "model.hidden.0": IntParam(type="int", low=8, high=32, step=8),
+        "optimizer.lr": CategoricalParam(type="categorical", choices=[0.001, 0.01, 0.1]),
+    }
+
+    def base(grid: dict[str, list[Any]]) -> None:
+        make_sampler(
+            "optuna.samplers.PartialFixedSampler",
+            {
+                "fixed_params": {"model.hidden.0": 16},
+                "base_sampler": {"name": "grid", "kwargs": {"search_space": grid}},
+            },
+            seed=0,
+            space=space,
+        )
+
+    with pytest.raises(HpoError) as info:
+        base({"model.hidden.0": [16], "optimizer.lr": [0.01]})
+    assert str(info.value) == (
+        "sampler.kwargs.base_sampler.kwargs.search_space.model.hidden.0: fixed_params fixes it, so the base "
+        "sampler samples the other parameters alone: drop it from the grid"
+    )
+    with pytest.raises(HpoError) as info:
+        base({"optimizer.lr": [0.5]})
+    assert str(info.value) == (
+        "sampler.kwargs.base_sampler.kwargs.search_space.optimizer.lr: 0.5 lies outside search_space.optimizer.lr; "
+        "widen the range or drop the value"
+    )
+    base({"optimizer.lr": [0.01]})

@@ -386,13 +386,15 @@ def make_sampler(
                 sizes[path] = grid_size(p)
             except ValueError as exc:
                 raise HpoError(
-                    f"sampler: the grid sampler needs a finite grid: search_space.{path}: {exc}"
+                    f"{key}: the grid sampler needs a finite grid: search_space.{path}: {exc}"
                 ) from None
-        _check_grid_size(sizes, "search_space")
+        _check_grid_size(sizes, "search_space", key)
         args["search_space"] = {path: grid_choices(p) for path, p in space.items()}
     elif is_subclass(cls, optuna.samplers.GridSampler):
-        _check_grid(args["search_space"], space)
-        _check_grid_size({k: len(v) for k, v in args["search_space"].items()}, "sampler.kwargs.search_space")
+        _check_grid(args["search_space"], space, key)
+        _check_grid_size(
+            {k: len(v) for k, v in args["search_space"].items()}, f"{key}.kwargs.search_space", key
+        )
         args["search_space"] = {  # as Optuna stores the values: a list choice as its label
             path: [choice_label(v) for v in values] for path, values in args["search_space"].items()
         }
@@ -400,12 +402,12 @@ def make_sampler(
         for path, p in space.items():
             if isinstance(p, FloatParam) and p.step is None:
                 raise HpoError(
-                    f"sampler: the brute-force sampler needs a finite set of values: search_space.{path}: a float "
+                    f"{key}: the brute-force sampler needs a finite set of values: search_space.{path}: a float "
                     f"without step has infinitely many; give it a step, or use another sampler"
                 )
             if (n := value_count(p) or 0) > GRID_MAX_POINTS:  # a MemoryError in the check's first suggest
                 raise HpoError(
-                    f"sampler: the brute-force sampler lists every value of a parameter in memory: "
+                    f"{key}: the brute-force sampler lists every value of a parameter in memory: "
                     f"search_space.{path} has {n:,}; narrow its range or give it a larger step, for at most "
                     f"{GRID_MAX_POINTS:,} values, or use another sampler (tpe, random)"
                 )
@@ -420,23 +422,23 @@ def make_sampler(
 GRID_MAX_POINTS = 1_000_000
 
 
-def _check_grid_size(sizes: Mapping[str, int], where: str) -> None:
+def _check_grid_size(sizes: Mapping[str, int], where: str, key: str = "sampler") -> None:
     """A grid of at most GRID_MAX_POINTS points: Optuna's grid sampler lists every point in memory as it is
     built, so a range of 10^10 integers ended in a MemoryError (or the machine's memory) before trial 0."""
     total = math.prod(sizes.values())
     if total > GRID_MAX_POINTS:
         counts = " x ".join(f"{path}: {n:,}" for path, n in sizes.items() if n > 1)
         raise HpoError(
-            f"sampler: the grid of {where} has {total:,} points ({counts} values), and the grid sampler lists "
+            f"{key}: the grid of {where} has {total:,} points ({counts} values), and the grid sampler lists "
             f"every point in memory: give a larger step or fewer choices, for at most {GRID_MAX_POINTS:,} "
             f"points, or use another sampler (tpe, random)"
         )
 
 
-def _check_grid(grid: Any, space: Mapping[str, Param]) -> None:
+def _check_grid(grid: Any, space: Mapping[str, Param], key: str = "sampler") -> None:
     """A grid given in the kwargs covers the searched parameters, and only with values of their ranges: a
     parameter it lacks failed every trial, and a value outside the range was trained as it was."""
-    where = "sampler.kwargs.search_space"
+    where = f"{key}.kwargs.search_space"
     if not isinstance(grid, Mapping) or not all(isinstance(v, list) and v for v in grid.values()):
         raise HpoError(
             f"{where}: give each searched parameter a list of values ({{optimizer.lr: [0.001, 0.01]}})"
@@ -516,12 +518,16 @@ def _build_objects(
             raise HpoError(f"{where}: give it as {{name: ..., kwargs: {{...}}}}")
         name = str(value["name"])
         if base.group(0) == "BaseSampler":
-            fixed = args.get("fixed_params")  # PartialFixedSampler's: its base samples only the others
-            inner_space = (
-                {path: p for path, p in space.items() if path not in fixed}
-                if isinstance(fixed, Mapping)
-                else space
-            )
+            given = args.get("fixed_params")  # PartialFixedSampler's: its base samples only the others
+            fixed: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
+            inner_space = {path: p for path, p in space.items() if path not in fixed}
+            grid = inner.get("search_space")
+            for path in grid if isinstance(grid, Mapping) else ():
+                if path in fixed:
+                    raise HpoError(
+                        f"{where}.kwargs.search_space.{path}: fixed_params fixes it, so the base sampler samples "
+                        f"the other parameters alone: drop it from the grid"
+                    )
             out[arg] = make_sampler(name, inner, seed=seed, space=inner_space, key=where)
         elif base.group(0) == "BasePruner":
             out[arg] = make_pruner(name, inner, where)
