@@ -426,6 +426,24 @@ CASES = [
         optimize={"sampler": {"name": "tpe", "kwargs": {"seed": 1.5}}},
     ),
     Case(
+        "threshold-without-bounds",
+        "the threshold pruner with neither lower nor upper (Optuna's 'Either lower or upper must be specified.')",
+        "error: optimize.yaml: pruner.kwargs: 'threshold' needs lower or upper (or both): a trial is pruned once its metric falls below lower or rises above upper; e.g. lower: 0.5",
+        optimize={"pruner": {"name": "threshold"}},
+    ),
+    Case(
+        "pruner-value-optuna-refuses",
+        "a pruner argument's value Optuna's constructor refuses: the key, the value and Optuna's text",
+        "error: optimize.yaml: pruner.kwargs.percentile: 'percentile' rejected 150.0: Percentile must be between 0 and 100 inclusive, but got percentile=150.0.",
+        optimize={"pruner": {"name": "percentile", "kwargs": {"percentile": 150}}},
+    ),
+    Case(
+        "sampler-kwarg-optuna-ignores",
+        "a sampler argument Optuna takes but ignores (CmaEs's restart_strategy, deprecated in Optuna 4.4)",
+        "error: optimize.yaml: sampler.kwargs.restart_strategy: Optuna's CmaEsSampler ignores it since Optuna 4.4 (restart_strategy falls back to None, no restarts; restarts moved to OptunaHub): drop it",
+        optimize={"sampler": {"name": "cmaes", "kwargs": {"restart_strategy": "ipop"}}},
+    ),
+    Case(
         "trainer-key-not-in-run-config",
         "a training function's key searched that the run config's trainer section does not set",
         "error: optimize.yaml: search_space.trainer.alpha: the RunConfig has no such path; a training function's keys are those the run config's trainer: section sets: add alpha: <its default> under trainer:",

@@ -109,6 +109,22 @@ def test_a_categorical_of_one_choice_is_noted_unless_a_condition_or_a_searched_s
     ], result.stderr
 
 
+def test_a_deprecated_sampler_kwarg_optuna_still_uses_is_one_note(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """TPE's `prior_weight` printed Optuna's raw FutureWarning with a URL (and again in every worker); now
+    one note line names the key, says it still works and what to do."""
+    opt_dict["sampler"] = {"name": "tpe", "kwargs": {"prior_weight": 2.0}}
+    result = _optimize(tmp_path, run_dict, opt_dict, "--dry-run")
+    assert "FutureWarning" not in result.stderr and "github.com/optuna" not in result.stderr, result.stderr
+    notes = [line for line in result.stderr.splitlines() if "prior_weight" in line]
+    assert notes == [
+        f"note: {tmp_path / 'optimize.yaml'}: sampler.kwargs.prior_weight is deprecated in Optuna 4.9.0 and goes "
+        f"in Optuna 6.0.0; it still works with this Optuna ({optuna.__version__}), so the study uses it: drop it "
+        f"before upgrading Optuna"
+    ], result.stderr
+
+
 def test_a_searched_seed_is_noted(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
     """`seed: {type: int, ...}` in the search space ran without a word, though each trial then trains with
     another seed and the best trial may be the luckiest one. Searched on purpose it still runs: a note, not a

@@ -147,7 +147,7 @@ def test_patient_wraps_another_pruner() -> None:
             lambda: make_pruner("median", {"warmup": 1}),
             "pruner.kwargs: pruner 'median' takes no argument 'warmup'",
         ),
-        (lambda: make_pruner("threshold", {}), "pruner: 'threshold' rejected its kwargs"),
+        (lambda: make_pruner("threshold", {}), "pruner.kwargs: 'threshold' needs lower or upper (or both)"),
         (
             lambda: make_pruner("optuna.samplers:TPESampler", {}),
             "is not an optuna.pruners.BasePruner subclass",
@@ -334,7 +334,9 @@ def test_a_user_class_or_function_under_an_optuna_decorator_that_raises_is_not_s
         "(at decorated_plugins.py:13 in pruner)"
     )
     # Optuna's own constructor under the decorator still checks the config's values
-    with pytest.raises(HpoError, match=r"^pruner: 'decorated_plugins:Strict' rejected its kwargs: "):
+    with pytest.raises(
+        HpoError, match=r"^pruner.kwargs.n_startup_trials: 'decorated_plugins:Strict' rejected -1: "
+    ):
         make_pruner("decorated_plugins:Strict", {"n_startup_trials": -1})
 
 
@@ -381,12 +383,73 @@ def test_a_user_pruner_or_sampler_missing_a_required_argument_says_what_to_add(t
     )
 
 
-def test_a_value_optuna_refuses_still_reads_rejected_its_kwargs() -> None:
-    with pytest.raises(HpoError, match=r"^pruner: 'median' rejected its kwargs: .*startup trials"):
+def test_a_value_optuna_refuses_names_its_key() -> None:
+    """It was "pruner: 'median' rejected its kwargs: <Optuna's text>", naming no key."""
+    with pytest.raises(HpoError) as info:
         make_pruner("median", {"n_startup_trials": -1})
+    assert str(info.value) == (
+        "pruner.kwargs.n_startup_trials: 'median' rejected -1: Number of startup trials cannot be negative, "
+        "but got n_startup_trials=-1."
+    )
     with pytest.raises(HpoError) as info:  # numpy's compiled code refuses it, in a frame of a .pyx
         make_sampler("random", {"seed": -1}, seed=None, space=SPACE)
-    assert str(info.value) == "sampler: 'random' rejected its kwargs: Seed must be between 0 and 2**32 - 1"
+    assert (
+        str(info.value) == "sampler.kwargs.seed: 'random' rejected -1: Seed must be between 0 and 2**32 - 1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "line"),
+    [
+        (
+            lambda: make_pruner("threshold", {}),
+            "pruner.kwargs: 'threshold' needs lower or upper (or both): a trial is pruned once its metric falls "
+            "below lower or rises above upper; e.g. lower: 0.5",
+        ),
+        (
+            lambda: make_pruner("threshold", {"lower": 2, "upper": 1}),
+            "pruner.kwargs: lower (2.0) must be below upper (1.0): a trial is pruned once its metric falls below "
+            "lower or rises above upper; swap them, or drop one",
+        ),
+        (
+            lambda: make_pruner("patient", {"patience": 1, "wrapped_pruner": {"name": "threshold"}}),
+            "pruner.kwargs.wrapped_pruner.kwargs: 'threshold' needs lower or upper (or both): a trial is pruned "
+            "once its metric falls below lower or rises above upper; e.g. lower: 0.5",
+        ),
+        (
+            lambda: make_sampler("tpe", {"group": True, "multivariate": False}, seed=0, space=SPACE),
+            "sampler.kwargs.group: group: true needs multivariate: true (it is false here); set multivariate: "
+            "true, or drop group",
+        ),
+        (
+            lambda: make_sampler(
+                "cmaes", {"use_separable_cma": True, "with_margin": True}, seed=0, space=SPACE
+            ),
+            "sampler.kwargs: use_separable_cma and with_margin cannot both be true in 'cmaes'; drop one",
+        ),
+        (
+            lambda: make_pruner("hyperband", {"bootstrap_count": 1}),
+            "pruner.kwargs.bootstrap_count: bootstrap_count needs a number of epochs for min_resource (and "
+            "max_resource), not auto; give them numbers, or drop bootstrap_count",
+        ),
+        (
+            lambda: make_pruner("percentile", {"percentile": 150}),
+            "pruner.kwargs.percentile: 'percentile' rejected 150.0: Percentile must be between 0 and 100 "
+            "inclusive, but got percentile=150.0.",
+        ),
+        (
+            lambda: make_sampler("nsga2", {"population_size": 1}, seed=0, space=SPACE),
+            "sampler.kwargs.population_size: 'nsga2' rejected 1: `population_size` must be greater than or "
+            "equal to 2.",
+        ),
+    ],
+)
+def test_optuna_refusing_its_kwargs_names_the_key_and_the_fix(make: Any, line: str) -> None:
+    """It was "<key>: 'threshold' rejected its kwargs: Either lower or upper must be specified.", Optuna's
+    text, which names neither the key nor what to write."""
+    with pytest.raises(HpoError) as info:
+        make()
+    assert str(info.value) == line
 
 
 def test_a_sampler_function_under_a_decorator_that_hides_its_signature_is_not_given_a_seed(
@@ -449,6 +512,14 @@ def test_object_arguments_of_optuna_s_samplers_are_built_from_name_and_kwargs() 
     )
     crossover = nsga._child_generation_strategy._crossover  # type: ignore[attr-defined]
     assert isinstance(crossover, optuna.samplers.nsgaii.BLXAlphaCrossover) and crossover._alpha == 0.3
+    nsga = make_sampler(
+        "nsga2",
+        {"mutation": {"name": "optuna.samplers.nsgaii.PolynomialMutation", "kwargs": {"eta": 5}}},
+        seed=0,
+        space=SPACE,
+    )
+    mutation = nsga._child_generation_strategy._mutation  # type: ignore[attr-defined]
+    assert isinstance(mutation, optuna.samplers.nsgaii.PolynomialMutation) and mutation._eta == 5
     fixed = make_sampler(
         "optuna.samplers.PartialFixedSampler",
         {"fixed_params": {"model.activation": "gelu"}, "base_sampler": {"name": "tpe"}},
@@ -462,6 +533,28 @@ def test_object_arguments_of_optuna_s_samplers_are_built_from_name_and_kwargs() 
     assert {t.params["model.activation"] for t in study.trials} == {"gelu"}
     again = make_sampler("cmaes", {"independent_sampler": "random"}, seed=7, space=SPACE)
     assert isinstance(again._independent_sampler, optuna.samplers.RandomSampler)  # type: ignore[attr-defined]
+
+
+def test_a_grid_under_partial_fixed_sampler_runs_each_point_of_the_unfixed_parameters_once() -> None:
+    """The base grid was built over the whole search space, the fixed parameter included: with
+    model.hidden.0 (4 values) fixed, a grid over 3 learning rates ran 12 trials, each point 4 times, before the
+    study ended."""
+    from hpotool.search_space import suggest
+
+    space: dict[str, Param] = {
+        "model.hidden.0": IntParam(type="int", low=8, high=32, step=8),
+        "optimizer.lr": CategoricalParam(type="categorical", choices=[0.001, 0.01, 0.1]),
+    }
+    sampler = make_sampler(
+        "optuna.samplers.PartialFixedSampler",
+        {"fixed_params": {"model.hidden.0": 16}, "base_sampler": "grid"},
+        seed=0,
+        space=space,
+    )
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: suggest(t, space)["optimizer.lr"], n_trials=20)
+    assert sorted(t.params["optimizer.lr"] for t in study.trials) == [0.001, 0.01, 0.1]
+    assert {t.params["model.hidden.0"] for t in study.trials} == {16}
 
 
 @pytest.mark.parametrize(
@@ -505,3 +598,95 @@ def test_an_unseeded_scrambled_qmc_study_shares_one_sequence_between_its_process
     assert first._seed == other._seed  # type: ignore[attr-defined]
     renamed = opt.model_copy(update={"study_name": "t"})
     assert study_sampler(renamed)._seed != first._seed  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "line"),
+    [
+        (
+            "cmaes",
+            {"restart_strategy": "ipop"},
+            "sampler.kwargs.restart_strategy: Optuna's CmaEsSampler ignores it since Optuna 4.4 (restart_strategy "
+            "falls back to None, no restarts; restarts moved to OptunaHub): drop it",
+        ),
+        (
+            "cmaes",
+            {"inc_popsize": 2},
+            "sampler.kwargs.inc_popsize: Optuna's CmaEsSampler ignores it since Optuna 4.4 (it served "
+            "restart_strategy, which no longer restarts; to set the population give popsize instead): drop it",
+        ),
+        (
+            "rung_tpe",
+            {"consider_prior": False},
+            "sampler.kwargs.consider_prior: Optuna's TPESampler ignores it since Optuna 4.3 (the prior is always "
+            "considered; prior_weight sets its weight): drop it",
+        ),
+    ],
+)
+def test_a_kwarg_optuna_ignores_is_refused(name: str, kwargs: dict[str, Any], line: str) -> None:
+    """`restart_strategy: ipop` printed Optuna's FutureWarning and the study ran without restarts."""
+    with pytest.raises(HpoError) as info:
+        make_sampler(name, kwargs, seed=0, space=SPACE)
+    assert str(info.value) == line
+
+
+def test_a_deprecated_kwarg_optuna_still_uses_is_a_note_and_no_warning() -> None:
+    import warnings
+
+    from hpotool.factories import kwarg_notes
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Optuna's FutureWarning would raise here
+        with kwarg_notes() as notes:
+            sampler = make_sampler("cmaes", {"sigma0": 0.5}, seed=0, space=SPACE)
+        make_sampler("cmaes", {"sigma0": 0.5}, seed=0, space=SPACE)  # a worker's build: silent
+    assert sampler._sigma0 == 0.5  # it is used
+    assert notes == [
+        f"sampler.kwargs.sigma0 is deprecated in Optuna 4.9.0 and goes in Optuna 6.0.0; it still works with this "
+        f"Optuna ({optuna.__version__}), so the study uses it: drop it before upgrading Optuna"
+    ]
+
+
+def test_a_warning_a_sampler_gives_of_its_own_is_still_shown(tmp_path: Path) -> None:
+    """Building with Optuna's deprecation warnings turned into notes leaves a class's other warnings shown."""
+    (tmp_path / "warning_sampler.py").write_text(
+        "import warnings\n\nimport optuna\n\n\nclass Sampler(optuna.samplers.RandomSampler):\n"
+        "    def __init__(self, seed=None):\n        warnings.warn('licence expires in 3 days')\n"
+        "        super().__init__(seed=seed)\n"
+    )
+    with pytest.warns(UserWarning, match="licence expires in 3 days"):
+        make_sampler("warning_sampler:Sampler", {}, seed=0, space=SPACE)
+
+
+def test_a_grid_under_partial_fixed_sampler_names_its_own_key() -> None:
+    """A grid given to the base sampler that lists the fixed parameter read "sampler.kwargs.search_space.
+    model.hidden.0: not in search_space", a key the config does not have, about a parameter it searches."""
+    space: dict[str, Param] = {
+        "model.hidden.0": IntParam(type="int", low=8, high=32, step=8),
+        "optimizer.lr": CategoricalParam(type="categorical", choices=[0.001, 0.01, 0.1]),
+    }
+
+    def base(grid: dict[str, list[Any]]) -> None:
+        make_sampler(
+            "optuna.samplers.PartialFixedSampler",
+            {
+                "fixed_params": {"model.hidden.0": 16},
+                "base_sampler": {"name": "grid", "kwargs": {"search_space": grid}},
+            },
+            seed=0,
+            space=space,
+        )
+
+    with pytest.raises(HpoError) as info:
+        base({"model.hidden.0": [16], "optimizer.lr": [0.01]})
+    assert str(info.value) == (
+        "sampler.kwargs.base_sampler.kwargs.search_space.model.hidden.0: fixed_params fixes it, so the base "
+        "sampler samples the other parameters alone: drop it from the grid"
+    )
+    with pytest.raises(HpoError) as info:
+        base({"optimizer.lr": [0.5]})
+    assert str(info.value) == (
+        "sampler.kwargs.base_sampler.kwargs.search_space.optimizer.lr: 0.5 lies outside search_space.optimizer.lr; "
+        "widen the range or drop the value"
+    )
+    base({"optimizer.lr": [0.01]})

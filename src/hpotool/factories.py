@@ -8,7 +8,8 @@ import os
 import re
 import socket
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from types import CodeType, TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,8 @@ from hpotool.search_space import (
 )
 
 if TYPE_CHECKING:
+    import warnings
+
     import optuna
 
     from hpotool.config import OptimizeConfig
@@ -98,20 +101,155 @@ def _instantiate(
     except ValueError as exc:
         raise HpoError(f"{key}.kwargs: {exc}") from None
     _check_objects(kind, name, cls, kwargs, key)
+    _check_ignored(name, cls, kwargs, key)
     import warnings
 
     from optuna.exceptions import ExperimentalWarning
 
     try:
-        with warnings.catch_warnings():  # the user asked for this class by name; no need to warn
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            return _build(cls, kwargs, offered)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.simplefilter("ignore", ExperimentalWarning)  # the user asked for this class by name
+            built = _build(cls, kwargs, offered)
+        _deprecation_notes(caught, kwargs, key)
+        return built
     except HpoError:
         raise
     except Exception as exc:  # a user's class that cannot start (a licence server, a file): a traceback
         if _refused_kwargs(cls, kwargs, exc):
-            raise HpoError(f"{key}: {name!r} rejected its kwargs: {exc}") from None
+            raise HpoError(_rejected(name, kwargs, exc, key)) from None
         raise HpoError(f"{key}: building {name!r} failed: {described(exc)}") from None
+
+
+# Optuna's refusals that do not say what to write, as (its text, the kwarg at fault or None, the fix);
+# the fix is formatted with the kwargs and `name`.
+_FIXES: tuple[tuple[str, str | None, str], ...] = (
+    (
+        r"Either lower or upper must be specified",
+        None,
+        "{name!r} needs lower or upper (or both): a trial is pruned once its metric falls below lower or "
+        "rises above upper; e.g. lower: 0.5",
+    ),
+    (
+        r"lower should be smaller than upper",
+        None,
+        "lower ({lower}) must be below upper ({upper}): a trial is pruned once its metric falls below lower or "
+        "rises above upper; swap them, or drop one",
+    ),
+    (
+        r"``group`` option can only be enabled when ``multivariate``",
+        "group",
+        "group: true needs multivariate: true (it is false here); set multivariate: true, or drop group",
+    ),
+    (
+        r"use_separable_cma=True` and `with_margin=True",
+        None,
+        "use_separable_cma and with_margin cannot both be true in {name!r}; drop one",
+    ),
+    (
+        r"bootstrap_count > 0 and (?:min|max)_resource == 'auto'",
+        "bootstrap_count",
+        "bootstrap_count needs a number of epochs for min_resource (and max_resource), not auto; give them "
+        "numbers, or drop bootstrap_count",
+    ),
+)
+
+
+def _rejected(name: str, kwargs: Mapping[str, Any], exc: Exception, key: str) -> str:
+    """The line for Optuna's (or a class's) refusal `exc` of `kwargs`: the key at fault and the fix, where
+    Optuna's text leaves them out, else the kwargs its text names, with their values, and its text."""
+    text = str(exc)
+    for pattern, arg, fix in _FIXES:
+        if re.search(pattern, text):
+            values = {k: format_choice(v) for k, v in kwargs.items() if isinstance(v, _YAML_VALUES)}
+            try:
+                line = fix.format(name=name, **values)
+            except (KeyError, IndexError):  # a value the fix names was not given (a default of the class)
+                break
+            return f"{key}.kwargs{'.' + arg if arg else ''}: {line}"
+    named = [k for k in kwargs if re.search(rf"(?<![A-Za-z0-9_]){re.escape(k)}(?![A-Za-z0-9_])", text, re.I)]
+    if not named:
+        return f"{key}: {name!r} rejected its kwargs: {text}"
+    if len(named) == 1:
+        return f"{key}.kwargs.{named[0]}: {name!r} rejected {format_choice(kwargs[named[0]])}: {text}"
+    given = ", ".join(f"{k} = {format_choice(kwargs[k])}" for k in named)
+    return f"{key}.kwargs: {name!r} rejected {given}: {text}"
+
+
+# Arguments Optuna still takes but ignores, with a FutureWarning: a study would run without what they ask
+# for. By the class that takes them (an import path, checked as a subclass), the argument and the reason.
+_IGNORED: tuple[tuple[str, str, str], ...] = (
+    (
+        "optuna.samplers:CmaEsSampler",
+        "restart_strategy",
+        "Optuna's CmaEsSampler ignores it since Optuna 4.4 (restart_strategy falls back to None, no restarts; "
+        "restarts moved to OptunaHub): drop it",
+    ),
+    (
+        "optuna.samplers:CmaEsSampler",
+        "inc_popsize",
+        "Optuna's CmaEsSampler ignores it since Optuna 4.4 (it served restart_strategy, which no longer "
+        "restarts; to set the population give popsize instead): drop it",
+    ),
+    (
+        "optuna.samplers:TPESampler",
+        "consider_prior",
+        "Optuna's TPESampler ignores it since Optuna 4.3 (the prior is always considered; prior_weight sets its "
+        "weight): drop it",
+    ),
+)
+
+_DEPRECATED = re.compile(
+    r"^`(\w+)` has been deprecated in v([\d.]+)\. This feature will be removed in v([\d.]+)\."
+)
+
+# Where `_instantiate` leaves its notes on deprecated kwargs, while `kwarg_notes()` collects them.
+_notes: ContextVar[list[str] | None] = ContextVar("hpotool_kwarg_notes", default=None)
+
+
+@contextlib.contextmanager
+def kwarg_notes() -> Iterator[list[str]]:
+    """Collects a note line per deprecated kwarg of the samplers and pruners built inside: one Optuna takes
+    today and warns of (TPE's `prior_weight`). Outside, the same builds (a worker's, a resumed run's) say
+    nothing: the check before trial 0 printed the note once."""
+    notes: list[str] = []
+    token = _notes.set(notes)
+    try:
+        yield notes
+    finally:
+        _notes.reset(token)
+
+
+def _check_ignored(name: str, cls: Any, kwargs: Mapping[str, Any], key: str) -> None:
+    """An argument Optuna ignores (`restart_strategy`), refused, where Optuna warned and ran without it."""
+    from hpotool.resolve import import_object
+
+    for owner, arg, why in _IGNORED:
+        if arg in kwargs and is_subclass(cls, import_object(owner)):
+            raise HpoError(f"{key}.kwargs.{arg}: {why}")
+
+
+def _deprecation_notes(caught: list[warnings.WarningMessage], kwargs: Mapping[str, Any], key: str) -> None:
+    """Optuna's FutureWarnings on kwargs the config gives, as hpotool notes (`kwarg_notes`); other warnings
+    are shown again."""
+    import warnings
+
+    import optuna
+
+    notes = _notes.get()
+    for w in caught:
+        found = _DEPRECATED.match(str(w.message)) if issubclass(w.category, FutureWarning) else None
+        if found is not None and found.group(1) in kwargs:
+            arg, since, until = found.groups()
+            if notes is not None:
+                notes.append(
+                    f"{key}.kwargs.{arg} is deprecated in Optuna {since} and goes in Optuna {until}; it still "
+                    f"works with this Optuna ({optuna.__version__}), so the study uses it: drop it before "
+                    f"upgrading Optuna"
+                )
+            continue
+        # shown as before, each text once under the default filter (the registry of this line's module)
+        warnings.warn(w.message, w.category, stacklevel=2)
 
 
 def _build(cls: Any, kwargs: Mapping[str, Any], offered: frozenset[str]) -> Any:
@@ -248,13 +386,15 @@ def make_sampler(
                 sizes[path] = grid_size(p)
             except ValueError as exc:
                 raise HpoError(
-                    f"sampler: the grid sampler needs a finite grid: search_space.{path}: {exc}"
+                    f"{key}: the grid sampler needs a finite grid: search_space.{path}: {exc}"
                 ) from None
-        _check_grid_size(sizes, "search_space")
+        _check_grid_size(sizes, "search_space", key)
         args["search_space"] = {path: grid_choices(p) for path, p in space.items()}
     elif is_subclass(cls, optuna.samplers.GridSampler):
-        _check_grid(args["search_space"], space)
-        _check_grid_size({k: len(v) for k, v in args["search_space"].items()}, "sampler.kwargs.search_space")
+        _check_grid(args["search_space"], space, key)
+        _check_grid_size(
+            {k: len(v) for k, v in args["search_space"].items()}, f"{key}.kwargs.search_space", key
+        )
         args["search_space"] = {  # as Optuna stores the values: a list choice as its label
             path: [choice_label(v) for v in values] for path, values in args["search_space"].items()
         }
@@ -262,12 +402,12 @@ def make_sampler(
         for path, p in space.items():
             if isinstance(p, FloatParam) and p.step is None:
                 raise HpoError(
-                    f"sampler: the brute-force sampler needs a finite set of values: search_space.{path}: a float "
+                    f"{key}: the brute-force sampler needs a finite set of values: search_space.{path}: a float "
                     f"without step has infinitely many; give it a step, or use another sampler"
                 )
             if (n := value_count(p) or 0) > GRID_MAX_POINTS:  # a MemoryError in the check's first suggest
                 raise HpoError(
-                    f"sampler: the brute-force sampler lists every value of a parameter in memory: "
+                    f"{key}: the brute-force sampler lists every value of a parameter in memory: "
                     f"search_space.{path} has {n:,}; narrow its range or give it a larger step, for at most "
                     f"{GRID_MAX_POINTS:,} values, or use another sampler (tpe, random)"
                 )
@@ -282,23 +422,23 @@ def make_sampler(
 GRID_MAX_POINTS = 1_000_000
 
 
-def _check_grid_size(sizes: Mapping[str, int], where: str) -> None:
+def _check_grid_size(sizes: Mapping[str, int], where: str, key: str = "sampler") -> None:
     """A grid of at most GRID_MAX_POINTS points: Optuna's grid sampler lists every point in memory as it is
     built, so a range of 10^10 integers ended in a MemoryError (or the machine's memory) before trial 0."""
     total = math.prod(sizes.values())
     if total > GRID_MAX_POINTS:
         counts = " x ".join(f"{path}: {n:,}" for path, n in sizes.items() if n > 1)
         raise HpoError(
-            f"sampler: the grid of {where} has {total:,} points ({counts} values), and the grid sampler lists "
+            f"{key}: the grid of {where} has {total:,} points ({counts} values), and the grid sampler lists "
             f"every point in memory: give a larger step or fewer choices, for at most {GRID_MAX_POINTS:,} "
             f"points, or use another sampler (tpe, random)"
         )
 
 
-def _check_grid(grid: Any, space: Mapping[str, Param]) -> None:
+def _check_grid(grid: Any, space: Mapping[str, Param], key: str = "sampler") -> None:
     """A grid given in the kwargs covers the searched parameters, and only with values of their ranges: a
     parameter it lacks failed every trial, and a value outside the range was trained as it was."""
-    where = "sampler.kwargs.search_space"
+    where = f"{key}.kwargs.search_space"
     if not isinstance(grid, Mapping) or not all(isinstance(v, list) and v for v in grid.values()):
         raise HpoError(
             f"{where}: give each searched parameter a list of values ({{optimizer.lr: [0.001, 0.01]}})"
@@ -378,7 +518,17 @@ def _build_objects(
             raise HpoError(f"{where}: give it as {{name: ..., kwargs: {{...}}}}")
         name = str(value["name"])
         if base.group(0) == "BaseSampler":
-            out[arg] = make_sampler(name, inner, seed=seed, space=space, key=where)
+            given = args.get("fixed_params")  # PartialFixedSampler's: its base samples only the others
+            fixed: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
+            inner_space = {path: p for path, p in space.items() if path not in fixed}
+            grid = inner.get("search_space")
+            for path in grid if isinstance(grid, Mapping) else ():
+                if path in fixed:
+                    raise HpoError(
+                        f"{where}.kwargs.search_space.{path}: fixed_params fixes it, so the base sampler samples "
+                        f"the other parameters alone: drop it from the grid"
+                    )
+            out[arg] = make_sampler(name, inner, seed=seed, space=inner_space, key=where)
         elif base.group(0) == "BasePruner":
             out[arg] = make_pruner(name, inner, where)
         else:

@@ -24,7 +24,7 @@ from hpotool.config import (
     validate_config,
 )
 from hpotool.errors import HpoError
-from hpotool.factories import make_pruner, study_sampler
+from hpotool.factories import kwarg_notes, make_pruner, study_sampler
 from hpotool.final import check_final
 from hpotool.formatting import format_choice
 from hpotool.overrides import apply_overrides, leaf_values
@@ -363,7 +363,8 @@ def _plan(
         except HpoError as exc:
             raise HpoError(f"{opt_path}: {exc}") from None
     try:
-        sampler = study_sampler(opt, fixed=leaf_values(run))
+        with kwarg_notes() as deprecated:  # Optuna's FutureWarnings on the kwargs, as notes
+            sampler = study_sampler(opt, fixed=leaf_values(run))
         _check_sampler_samples(opt, leaf_values(run))
         if isinstance(sampler, optuna.samplers.GridSampler):
             for i, params in enumerate(opt.enqueue):
@@ -373,10 +374,14 @@ def _plan(
                         f"enqueue.{i}: the grid sampler fails a queued set that leaves out a searched parameter; "
                         f"add {', '.join(missing)} to it, or drop it"
                     )
-        pruner = make_pruner(  # several objectives: the pruner the file sets is nop (load_optimize_config)
-            "nop" if opt.multi_objective else opt.pruner.name,
-            opt.pruner.kwargs if not opt.multi_objective or opt.pruner.is_nop else {},
-        )
+        with kwarg_notes() as pruner_deprecated:
+            pruner = (
+                make_pruner(  # several objectives: the pruner the file sets is nop (load_optimize_config)
+                    "nop" if opt.multi_objective else opt.pruner.name,
+                    opt.pruner.kwargs if not opt.multi_objective or opt.pruner.is_nop else {},
+                )
+            )
+        deprecated += pruner_deprecated
         if run.trainer is None and not opt.multi_objective:  # a user's fit reports the epochs it likes
             check_pruner_reach(pruner, opt.pruner.kwargs, most_epochs(run.epochs, opt.search_space))
     except HpoError as exc:
@@ -390,7 +395,12 @@ def _plan(
         if isinstance(sampler, optuna.samplers.GridSampler) and conditional
         else ()
     )
-    notes = (*notes, *_single_choice_notes(opt, opt_path), *_seed_notes(run, opt, opt_path))
+    notes = (
+        *notes,
+        *(f"{opt_path}: {note}" for note in dict.fromkeys(deprecated)),
+        *_single_choice_notes(opt, opt_path),
+        *_seed_notes(run, opt, opt_path),
+    )
     return StudyPlan(
         run, opt, data, sampler, pruner, opt.storage_url, overrides.allow_changed_config, notes=notes
     )
