@@ -721,6 +721,7 @@ def test_a_relative_storage_read_from_a_subfolder_names_the_folder_above_that_ho
     assert not (here / "studies").exists()
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # set_metric_names
 def test_a_pareto_note_column_never_folds_the_trials_params_mid_number(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
