@@ -417,6 +417,34 @@ def test_one_worker_killed_before_the_timeout_ends_the_run_is_a_note_beside_the_
     assert re.search(rf"note: worker hpotool-worker-\d \(pid {pid}\) was killed by SIGKILL", output), output
 
 
+def test_a_warm_start_of_a_worker_stopped_alone_is_run_by_the_others_once(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # SIGTERM to one worker's pid during a warm start: the other worker finished the study with drawn
+    # values, exit code 0, and the warm start never ran; the same command again found nothing to run and left
+    # it queued. Now the main process queues it at once and the other worker runs it, once.
+    args = _slow_configs(tmp_path, run_dict, opt_dict, 4)
+    opt = yaml.safe_load((tmp_path / "optimize.yaml").read_text())
+    write_yaml(tmp_path / "optimize.yaml", {**opt, "enqueue": [{"model.width": 5}, {"model.width": 6}]})
+    proc, output, study, victim = _signal_one_worker(args, tmp_path, opt_dict["storage"], signal.SIGTERM, 180)
+    assert proc.returncode == 0, output
+    point = victim.system_attrs["fixed_params"]  # both workers' first trials are the warm starts
+    assert re.search(
+        rf"its trial #{victim.number} ended as FAIL \(interrupted\), its values queued again; the other "
+        r"workers ran on",
+        output,
+    ), output
+    for _ in range(2):  # and the same command again runs it no more
+        trials = study.get_trials(deepcopy=False)
+        assert [t.state for t in trials if t.system_attrs.get("fixed_params") == point] == [
+            TrialState.FAIL,
+            TrialState.COMPLETE,
+        ]
+        assert sum(t.state == TrialState.COMPLETE for t in trials) == 4
+        assert not [t for t in trials if t.state == TrialState.WAITING]
+        _in_this_process(args)
+
+
 def test_a_worker_stopped_alone_while_the_others_finish_the_study_is_named_in_the_summary(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:

@@ -647,6 +647,15 @@ def prepare_resume(study: optuna.Study, plan: StudyPlan) -> int:
     trials = study.get_trials(deepcopy=False)
     _drop_retries_outside_the_space(study, plan, trials)
     _drop_unlisted_warm_starts(study, plan, trials)
+    queue_interrupted(study, plan)
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def queue_interrupted(study: optuna.Study, plan: StudyPlan) -> None:
+    """Queue the warm start's points the study has not run (all of them in a new study; a point whose trial
+    was interrupted never ran) and the other chosen values of interrupted trials (`_queue_interrupted_points`).
+    A resume does, and so does the main process of `--workers` once a worker alone was stopped by a signal:
+    the others run its point, rather than finish the study without it."""
     trials = study.get_trials(deepcopy=False)
     for i, params in enumerate(plan.opt.enqueue):  # warm start: known-good configurations run first
         params = encode_params(params)  # as Optuna stores them: a list choice as its label
@@ -654,7 +663,6 @@ def prepare_resume(study: optuna.Study, plan: StudyPlan) -> int:
             enqueue_owned(study, params, plan.warm_start_attrs(i))
     if _queue_interrupted_points(study):
         _drop_retries_outside_the_space(study, plan, study.get_trials(deepcopy=False))
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
 def _queue_interrupted_points(study: optuna.Study) -> bool:
