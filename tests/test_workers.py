@@ -763,6 +763,32 @@ def test_a_dead_local_worker_s_retry_carries_only_retry_of(tmp_path: Path) -> No
     assert retry.system_attrs["fixed_params"] == trial.params  # enqueued: run with the same values
 
 
+def test_a_dead_worker_s_trial_of_interrupted_values_is_retried_once(tmp_path: Path) -> None:
+    # Ctrl-C, then the resume queued the interrupted trial's values (retry_of: the interrupted trial), and
+    # the OOM killer took that trial: its values were not queued again, as if they had died once already,
+    # and never ran. Now a death after an interrupt is retried once; a second death is not.
+    study = optuna.create_study(study_name="s", storage=make_storage(f"journal:{tmp_path / 's.log'}"))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead_worker = {"host": socket.gethostname(), "pid": int(gone.stdout)}
+    interrupted = study.ask()
+    point = {"x": interrupted.suggest_float("x", 0, 1)}
+    interrupted.set_user_attr("fail_reason", "interrupted")
+    study.tell(interrupted, state=TrialState.FAIL)
+    study.enqueue_trial(point, user_attrs={"retry_of": interrupted.number})  # as prepare_resume queues it
+    for number in (1, 2):
+        trial = study.ask()
+        trial.suggest_float("x", 0, 1)
+        trial.set_user_attr("worker", dead_worker)
+        assert trial.number == number and fail_dead_local_trials(study) == [number]
+    trials = study.get_trials(deepcopy=False)
+    assert [(t.state, t.user_attrs.get("retry_of")) for t in trials] == [
+        (TrialState.FAIL, None),
+        (TrialState.FAIL, 0),
+        (TrialState.FAIL, 1),  # the retry of the first death, dead in turn: not queued again
+    ]
+    assert all(t.params == point for t in trials)
+
+
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 @pytest.mark.parametrize("how", ["kill -9", "heartbeat"])
 def test_a_dead_trial_s_retry_outside_a_narrowed_range_does_not_run(
