@@ -149,6 +149,33 @@ def test_a_point_whose_trial_was_interrupted_runs_on_resume(
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+@pytest.mark.parametrize("sampler", ["grid", "bruteforce"])
+def test_a_point_whose_retry_was_interrupted_runs_on_resume_once(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], sampler: str
+) -> None:
+    # kill -9, then Ctrl-C during the dead trial's retry: the grid counted the dead trial (FAIL, with its
+    # values) as its point run, and the resumed run ended the search without ever training it.
+    opt_dict.update(n_trials=10, sampler={"name": sampler}, search_space=SPACE)
+    run_path, opt_path = write_configs(tmp_path, run_dict, opt_dict)
+    study, _ = open_study(prepare_study(run_path, opt_path))
+    for reason in ("worker died (pid 1)", "interrupted"):  # the dead trial, then its retry
+        trial = study.ask()  # as run_trials ends a trial
+        point = (
+            trial.suggest_categorical("optimizer.lr", [0.01, 0.1]),
+            trial.suggest_int("model.hidden.0", 8, 16, step=8),
+        )
+        trial.set_user_attr("fail_reason", reason)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        if reason != "interrupted":
+            study.enqueue_trial(
+                dict(zip(("optimizer.lr", "model.hidden.0"), point, strict=True)), user_attrs={"retry_of": 0}
+            )
+    for _ in range(2):  # resumed, then run again: the point is queued once
+        assert run_study(prepare_study(run_path, opt_path)).stopped == EXHAUSTED
+    assert _ran(load_study(opt_dict).trials) == POINTS
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_a_worker_waits_for_the_last_grid_point_another_runs_instead_of_running_it_again(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:

@@ -152,6 +152,93 @@ def test_a_warm_start_point_whose_trial_was_interrupted_runs_on_resume(
     assert len(trials) == 4
 
 
+def _queue_chosen_point(study: optuna.Study, kind: str, point: dict[str, Any]) -> None:
+    """Queue `point` as hpotool does for `kind`: a dead local worker's retry (`retry_of`), Optuna's heartbeat
+    retry of a stale trial (`failed_trial`), or a warm start of `--enqueue-from`."""
+    from hpotool.stale import enqueue_owned
+    from hpotool.storage import retry_stale_trial
+
+    if kind == "--enqueue-from":
+        enqueue_owned(study, point, {"warm_start": "--enqueue-from"})
+        return
+    study.enqueue_trial(point)
+    dead = study.ask(  # the trial whose worker died with these values
+        {
+            "optimizer.lr": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True),
+            "model.hidden.0": optuna.distributions.IntDistribution(8, 32, step=8),
+        }
+    )
+    reason = "worker died (pid 1)" if kind == "retry_of" else "stale: no heartbeat for 60 s"
+    dead.set_user_attr("fail_reason", reason)
+    study.tell(dead, state=TrialState.FAIL)
+    if kind == "retry_of":
+        study.enqueue_trial(point, user_attrs={"retry_of": dead.number})
+    else:
+        retry_stale_trial(study, study._storage.get_trial(dead._trial_id))
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+@pytest.mark.parametrize("kind", ["retry_of", "failed_trial", "--enqueue-from"])
+def test_an_interrupted_trial_of_queued_values_runs_them_on_resume_once(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    # Ctrl-C during a dead worker's retry (retry_of, or Optuna's heartbeat retry: failed_trial), or during a
+    # warm start of --enqueue-from resumed without the flag: the values were never run again, the sampler
+    # drew new ones. Now the resume queues them once (not again on the next resume).
+    from hpotool.study import open_study
+
+    point = {"optimizer.lr": 0.0123, "model.hidden.0": 16}
+    opt_dict = {**opt_dict, "n_trials": 2}
+    rp, op = write_configs(tmp_path, run_dict, opt_dict)
+    plan = prepare_study(rp, op)
+    study, _ = open_study(plan)
+    _queue_chosen_point(study, kind, point)
+    _signal_after(monkeypatch, optuna.Study, "ask")  # prepare_study's check asks a probe study: after it
+    assert run_study(plan).interrupted == signal.SIGINT
+    monkeypatch.undo()
+    run_study(prepare_study(rp, op))
+    run_study(prepare_study(rp, op, Overrides(n_trials=3)))  # queued once, not on every resume
+    trials = load_study(opt_dict).trials
+    ran = [
+        (t.state, t.user_attrs.get("fail_reason"))
+        for t in trials
+        if {**t.system_attrs.get("fixed_params", {}), **t.params} == point
+    ]
+    assert ran[-2:] == [(TrialState.FAIL, "interrupted"), (TrialState.COMPLETE, None)], ran
+    assert (TrialState.COMPLETE, None) not in ran[:-1], ran
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_an_interrupted_qmc_point_runs_on_resume_once(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # QMC's sequence moved on past a point whose trial Ctrl-C interrupted: the study never ran it, and its
+    # points were no longer the sequence's first ones. Now the resume queues it once, as brute force does.
+    from hpotool.study import open_study
+
+    opt_dict = {**opt_dict, "n_trials": 2, "sampler": {"name": "qmc", "kwargs": {"qmc_type": "sobol"}}}
+    rp, op = write_configs(tmp_path, run_dict, opt_dict)
+    run_study(prepare_study(rp, op))
+    study, _ = open_study(prepare_study(rp, op))
+    trial = study.ask()  # the sequence's next point, as run_trials ends a trial Ctrl-C stopped
+    point = {
+        "optimizer.lr": trial.suggest_float("optimizer.lr", 1e-3, 1e-1, log=True),
+        "model.hidden.0": trial.suggest_int("model.hidden.0", 8, 32, step=8),
+    }
+    trial.set_user_attr("fail_reason", "interrupted")
+    study.tell(trial, state=TrialState.FAIL)
+    for n in (4, 5):  # resumed, then run again: the point is queued once
+        run_study(prepare_study(rp, op, Overrides(n_trials=n)))
+    trials = load_study(opt_dict).trials
+    assert [t.state for t in trials if t.params == point] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 5
+
+
 def test_a_signal_as_a_trial_ends_its_heartbeat_leaves_it_told_not_running(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

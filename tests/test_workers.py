@@ -417,6 +417,34 @@ def test_one_worker_killed_before_the_timeout_ends_the_run_is_a_note_beside_the_
     assert re.search(rf"note: worker hpotool-worker-\d \(pid {pid}\) was killed by SIGKILL", output), output
 
 
+def test_a_warm_start_of_a_worker_stopped_alone_is_run_by_the_others_once(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # SIGTERM to one worker's pid during a warm start: the other worker finished the study with drawn
+    # values, exit code 0, and the warm start never ran; the same command again found nothing to run and left
+    # it queued. Now the main process queues it at once and the other worker runs it, once.
+    args = _slow_configs(tmp_path, run_dict, opt_dict, 4)
+    opt = yaml.safe_load((tmp_path / "optimize.yaml").read_text())
+    write_yaml(tmp_path / "optimize.yaml", {**opt, "enqueue": [{"model.width": 5}, {"model.width": 6}]})
+    proc, output, study, victim = _signal_one_worker(args, tmp_path, opt_dict["storage"], signal.SIGTERM, 180)
+    assert proc.returncode == 0, output
+    point = victim.system_attrs["fixed_params"]  # both workers' first trials are the warm starts
+    assert re.search(
+        rf"its trial #{victim.number} ended as FAIL \(interrupted\), its values queued again; the other "
+        r"workers ran on",
+        output,
+    ), output
+    for _ in range(2):  # and the same command again runs it no more
+        trials = study.get_trials(deepcopy=False)
+        assert [t.state for t in trials if t.system_attrs.get("fixed_params") == point] == [
+            TrialState.FAIL,
+            TrialState.COMPLETE,
+        ]
+        assert sum(t.state == TrialState.COMPLETE for t in trials) == 4
+        assert not [t for t in trials if t.state == TrialState.WAITING]
+        _in_this_process(args)
+
+
 def test_a_worker_stopped_alone_while_the_others_finish_the_study_is_named_in_the_summary(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
 ) -> None:
@@ -733,6 +761,32 @@ def test_a_dead_local_worker_s_retry_carries_only_retry_of(tmp_path: Path) -> No
     )
     assert retry.state == TrialState.WAITING and retry.user_attrs == {"retry_of": 0}
     assert retry.system_attrs["fixed_params"] == trial.params  # enqueued: run with the same values
+
+
+def test_a_dead_worker_s_trial_of_interrupted_values_is_retried_once(tmp_path: Path) -> None:
+    # Ctrl-C, then the resume queued the interrupted trial's values (retry_of: the interrupted trial), and
+    # the OOM killer took that trial: its values were not queued again, as if they had died once already,
+    # and never ran. Now a death after an interrupt is retried once; a second death is not.
+    study = optuna.create_study(study_name="s", storage=make_storage(f"journal:{tmp_path / 's.log'}"))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead_worker = {"host": socket.gethostname(), "pid": int(gone.stdout)}
+    interrupted = study.ask()
+    point = {"x": interrupted.suggest_float("x", 0, 1)}
+    interrupted.set_user_attr("fail_reason", "interrupted")
+    study.tell(interrupted, state=TrialState.FAIL)
+    study.enqueue_trial(point, user_attrs={"retry_of": interrupted.number})  # as prepare_resume queues it
+    for number in (1, 2):
+        trial = study.ask()
+        trial.suggest_float("x", 0, 1)
+        trial.set_user_attr("worker", dead_worker)
+        assert trial.number == number and fail_dead_local_trials(study) == [number]
+    trials = study.get_trials(deepcopy=False)
+    assert [(t.state, t.user_attrs.get("retry_of")) for t in trials] == [
+        (TrialState.FAIL, None),
+        (TrialState.FAIL, 0),
+        (TrialState.FAIL, 1),  # the retry of the first death, dead in turn: not queued again
+    ]
+    assert all(t.params == point for t in trials)
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")

@@ -654,27 +654,70 @@ def prepare_resume(study: optuna.Study, plan: StudyPlan) -> int:
     trials = study.get_trials(deepcopy=False)
     _drop_retries_outside_the_space(study, plan, trials)
     _drop_unlisted_warm_starts(study, plan, trials)
+    queue_interrupted(study, plan)
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def queue_interrupted(study: optuna.Study, plan: StudyPlan) -> None:
+    """Queue the warm start's points the study has not run (all of them in a new study; a point whose trial
+    was interrupted never ran) and the other chosen values of interrupted trials (`_queue_interrupted_points`).
+    A resume does, and so does the main process of `--workers` once a worker alone was stopped by a signal:
+    the others run its point, rather than finish the study without it."""
     trials = study.get_trials(deepcopy=False)
     for i, params in enumerate(plan.opt.enqueue):  # warm start: known-good configurations run first
         params = encode_params(params)  # as Optuna stores them: a list choice as its label
         if not any(_tried(trial, params) for trial in trials):
             enqueue_owned(study, params, plan.warm_start_attrs(i))
-    if isinstance(study.sampler, optuna.samplers.BruteForceSampler):
-        # It counts a configuration as run once its trial has ended, interrupted too: queue those again.
-        retried = {t.user_attrs.get("retry_of") for t in trials}
-        queued = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))  # a warm start's, say
-        for t in trials:
-            again = _interrupted(t) and t.params and t.number not in retried
-            if again and not any(_tried(q, t.params) for q in queued):
-                study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+    if _queue_interrupted_points(study):
+        _drop_retries_outside_the_space(study, plan, study.get_trials(deepcopy=False))
+
+
+def _queue_interrupted_points(study: optuna.Study) -> bool:
+    """Queue once more, once, the values of each trial Ctrl-C or SIGTERM interrupted that were chosen rather
+    than drawn freely: a queued point's (a warm start of `--enqueue-from` or an earlier run, whatever this
+    command's flags; the optimize config's `enqueue` list queues its own), a dead trial's retry's (`retry_of`,
+    or Optuna's heartbeat retry: `failed_trial`), and under brute force or QMC every point, which the search
+    counts as run once its trial has ended (brute force ended without it; QMC's sequence skipped it). The
+    new trial carries `retry_of`; a later trial that holds or ran the values (the enqueue list's, an earlier
+    resume's) queues none. Returns whether it queued any."""
+    sequence = isinstance(study.sampler, optuna.samplers.BruteForceSampler | optuna.samplers.QMCSampler)
+    trials = study.get_trials(deepcopy=False)
+    later: list[tuple[int, FrozenTrial | dict[str, Any]]] = [(t.number, t) for t in trials]
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    queued = False
+    for t in trials:
+        if not _interrupted(t) or t.number in retried:
+            continue
+        fixed = t.system_attrs.get("fixed_params", {})
+        if "retry_of" in t.user_attrs or "failed_trial" in t.system_attrs or sequence:
+            values = {**fixed, **t.params}
+        elif t.user_attrs.get(WARM_START) == "enqueue":
+            continue  # the config rules: queued above while the list holds it
+        else:
+            values = dict(fixed)
+        if not values:
+            continue  # drew nothing of its own: the sampler draws anew
+        if any(n > t.number and _holds(q, v) for n, q in later for v in (fixed, values) if v):
+            continue
+        study.enqueue_trial(values, user_attrs={"retry_of": t.number})
+        later.append((sys.maxsize, values))
+        queued = True
+    return queued
+
+
+def _holds(trial: FrozenTrial | dict[str, Any], params: Mapping[str, Any]) -> bool:
+    """Whether `trial` ran or holds `params` (`_tried`); a dict: values queued just now."""
+    if isinstance(trial, dict):
+        return trial.keys() == params.keys() and all(_same(v, trial[k]) for k, v in params.items())
+    return _tried(trial, params)
 
 
 def _drop_retries_outside_the_space(study: optuna.Study, plan: StudyPlan, trials: list[FrozenTrial]) -> None:
-    """A dead trial's retry (`retry_of`, or Optuna's heartbeat retry: `failed_trial`) still waiting with
-    a value the search space no longer holds (a range or step changed with --allow-changed-config since its
-    worker died) is marked FAIL ('dropped: ...'): it would run that value, outside the space, in the new
-    experiment, with only Optuna's warning (none for a heartbeat retry, which carries its old params)."""
+    """A dead (or interrupted) trial's retry (`retry_of`, or Optuna's heartbeat retry: `failed_trial`) still
+    waiting with a value the search space no longer holds (a range or step changed with --allow-changed-config
+    since its worker died, or Ctrl-C stopped it) is marked FAIL ('dropped: ...'): it would run that value,
+    outside the space, in the new experiment, with only Optuna's warning (none for a heartbeat retry, which
+    carries its old params)."""
     for t in trials:
         if t.state != TrialState.WAITING:
             continue
@@ -692,10 +735,12 @@ def _drop_retries_outside_the_space(study: optuna.Study, plan: StudyPlan, trials
         study._storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
         if study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
             failed = t.user_attrs.get("retry_of", t.system_attrs.get("failed_trial"))
+            how = "interrupted" if any(_interrupted(f) for f in trials if f.number == failed) else "dead"
             _log.warning(
-                "warning: trial #%d, queued to run dead trial #%s's values again, is not run: %s now (marked "
+                "warning: trial #%d, queued to run %s trial #%s's values again, is not run: %s now (marked "
                 "FAIL)",
                 t.number,
+                how,
                 failed,
                 reason.removeprefix("dropped: "),
             )

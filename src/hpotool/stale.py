@@ -205,10 +205,25 @@ def fail_dead_local_trials(
             continue  # first: it queued the retry
         failed.append(trial.number)
         values = {**trial.system_attrs.get("fixed_params", {}), **trial.params}  # a queued point's too
-        if values and "retry_of" not in trial.user_attrs:  # re-run it once, not forever; one that drew
+        if values and not _retries_a_death(study, trial):  # re-run it once, not forever; one that drew
             # nothing and was not queued ran nothing (and queued empty, it fails under the grid sampler)
             study.enqueue_trial(values, user_attrs={"retry_of": trial.number})
     return failed
+
+
+def _retries_a_death(study: optuna.Study, trial: FrozenTrial) -> bool:
+    """Whether `trial` is the retry of one whose process died (`retry_of`): a dead trial's values run once
+    more, not forever. The values of one Ctrl-C or SIGTERM interrupted, queued again by a resume (also
+    `retry_of`), have not died yet: killed in turn, they run once more."""
+    number = trial.user_attrs.get("retry_of")
+    if number is None:
+        return False
+    from optuna.trial import TrialState
+
+    for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        if t.number == number:
+            return t.user_attrs.get("fail_reason") != "interrupted"
+    return True
 
 
 def fail_ownerless_trials(study: optuna.Study, grace_s: float) -> list[int]:
@@ -246,7 +261,7 @@ def fail_ownerless_trials(study: optuna.Study, grace_s: float) -> list[int]:
             continue  # another process got there first
         failed.append(trial.number)
         fixed = trial.system_attrs.get("fixed_params")
-        if fixed and "retry_of" not in trial.user_attrs:
+        if fixed and not _retries_a_death(study, trial):
             study.enqueue_trial(fixed, user_attrs={"retry_of": trial.number})
     return failed
 

@@ -37,6 +37,7 @@ from hpotool.interrupts import (
     Interrupted,
     deferred,
     exit_code,
+    interrupt_pending,
     quiet_dropped,
     raise_dropped,
     record,
@@ -54,6 +55,7 @@ from hpotool.loop import (
     interrupted_idle,
     make_tracker,
     open_for_run,
+    queue_interrupted,
     ran_now_states,
     run_trials,
     timed_out,
@@ -486,16 +488,25 @@ def _stop_workers(procs: list[Any], stop: Event, signum: int) -> None:
             p.join()
 
 
-def _fail_trials_of_exited(study: optuna.Study, procs: list[Any], exited: set[int]) -> None:
+def _fail_trials_of_exited(
+    study: optuna.Study, procs: list[Any], exited: set[int], plan: StudyPlan | None = None
+) -> None:
     """Mark FAIL the RUNNING trials of the workers that have exited since the last look, and queue their
     values again (`stale.fail_dead_local_trials`): a worker killed outright (kill -9, the OOM killer)
     cannot end its trial, and its trial stayed RUNNING for the heartbeat's whole grace period (60 s) while
     this process knew at once that its worker was gone. Only the trials that name an exited worker's pid
-    (and whose process no longer exists) are touched: never a live worker's."""
+    (and whose process no longer exists) are touched: never a live worker's. With `plan` (the run goes on),
+    a worker stopped alone by Ctrl-C or SIGTERM has its interrupted trial's chosen values (a warm start, a
+    retry, a brute-force or QMC point) queued at once, for the other workers (`queue_interrupted`): they
+    finished the study without them, and a resume found nothing left to run."""
     gone = {p.pid for p in procs if p.pid is not None and p.pid not in exited and p.exitcode is not None}
     if gone:
         exited |= gone
         fail_dead_local_trials(study, pids=gone)
+        stopped = (exit_code(signal.SIGINT), exit_code(signal.SIGTERM))
+        alone = not interrupt_pending()  # not the command's signal: this process would have one too
+        if plan is not None and alone and any(p.pid in gone and p.exitcode in stopped for p in procs):
+            queue_interrupted(study, plan)
 
 
 def _worker_ended(study: optuna.Study, proc: Any, before: set[int], lost: str | None = None) -> str:
@@ -523,7 +534,12 @@ def _worker_ended(study: optuna.Study, proc: Any, before: set[int], lost: str | 
         return f"{what}; the other workers ran on"
     last = mine[-1]
     reason = str(last.user_attrs.get("fail_reason", "unknown error"))
-    queued = any(t.user_attrs.get("retry_of") == last.number for t in study.get_trials(deepcopy=False))
+    fixed = last.system_attrs.get("fixed_params")  # an interrupted warm start is queued from its list again
+    queued = any(
+        t.user_attrs.get("retry_of") == last.number
+        or (fixed and t.number > last.number and t.system_attrs.get("fixed_params") == fixed)
+        for t in study.get_trials(deepcopy=False)
+    )
     again = ", its values queued again" if queued else ""
     return f"{what}: its trial #{last.number} ended as FAIL ({reason}){again}; the other workers ran on"
 
@@ -720,7 +736,7 @@ def _run_workers(
                     _look_for_a_wait(wait_note, ownerless_note, study, monitor.trials, target, procs)
                     monitor.wake_for(_note_due(wait_note, ownerless_note))
                     alive = [p.sentinel for p in procs if p.is_alive()]
-                    _fail_trials_of_exited(study, procs, exited)
+                    _fail_trials_of_exited(study, procs, exited, plan)
                 if not alive:
                     break
                 wait(alive, timeout=DISPLAY_S)  # wakes as soon as a worker exits
