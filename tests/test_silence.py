@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +114,39 @@ def test_a_pymysql_without_the_parts_the_watcher_uses_leaves_its_connections_unw
         engine.dispose()
 
 
+@contextlib.contextmanager
+def _proxy(tmp_path: Path, script: str, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """A proxy process running `script` with `args`, and the first line it prints (its port, or "ready");
+    ended after, resumed first if the test froze it."""
+    (tmp_path / "proxy.py").write_text(script)
+    proxy = subprocess.Popen(
+        [sys.executable, str(tmp_path / "proxy.py"), *args], stdout=subprocess.PIPE, text=True
+    )
+    assert proxy.stdout is not None
+    try:
+        yield proxy, proxy.stdout.readline().strip()
+    finally:
+        proxy.send_signal(signal.SIGCONT)
+        proxy.kill()
+        proxy.wait()
+        proxy.stdout.close()
+
+
+@contextlib.contextmanager
+def _watched_engine(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[sqlalchemy.Engine]:
+    """An engine on `url` as hpotool's storage opens it, watched with a 1 s silence limit and a 2 s probe;
+    disposed after, and what silence learnt forgotten."""
+    monkeypatch.setattr(silence, "_silence", [1.0])
+    monkeypatch.setattr(silence, "PROBE_TIMEOUT_S", 2)
+    silence.forget()
+    engine = sqlalchemy.create_engine(url, **server_connect_kwargs(url))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        silence.forget()
+
+
 @pytest.mark.parametrize("kind", ["postgres", "mysql"])
 def test_a_server_found_silent_gets_no_new_connection_until_its_time_is_up(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -122,43 +157,27 @@ def test_a_server_found_silent_gets_no_new_connection_until_its_time_is_up(
     # PROBE_TIMEOUT_S); then the server is tried again, and one that answers by then connects.
     server = _server_url(kind)
     server_port = {"postgres": "5432", "mysql": "3306"}[kind]
-    (tmp_path / "proxy.py").write_text(PROXY)
-    proxy = subprocess.Popen(
-        [sys.executable, str(tmp_path / "proxy.py"), "127.0.0.1", server_port],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proxy.stdout is not None
-    port = int(proxy.stdout.readline())
-    url = server.replace(f":{server_port}/", f":{port}/") + "?connect_timeout=2"
-    monkeypatch.setattr(silence, "_silence", [1.0])
-    monkeypatch.setattr(silence, "PROBE_TIMEOUT_S", 2)
-    silence.forget()
-    engine = sqlalchemy.create_engine(url, **server_connect_kwargs(url))
-    try:
-        with engine.connect() as conn:
-            proxy.send_signal(signal.SIGSTOP)
-            with pytest.raises(sqlalchemy.exc.OperationalError):
-                conn.execute(sqlalchemy.text("SELECT 1")).all()
-        said = silence.found_silent()
-        assert said is not None and said.startswith(
-            f"the server at 127.0.0.1:{port} stopped answering for "
-        ), said
-        assert said.endswith(" s and opened no new connection within 2 s"), said
-        # refused at once by hpotool (before: the driver waited its connect timeout and said "timed out")
-        with pytest.raises(sqlalchemy.exc.OperationalError, match="hpotool opens no new connection to it"):
-            engine.connect()
-        proxy.send_signal(signal.SIGCONT)
-        time.sleep(2)
-        with engine.connect() as conn:
-            assert conn.execute(sqlalchemy.text("SELECT 1")).scalar() == 1
-    finally:
-        engine.dispose()
-        silence.forget()
-        proxy.send_signal(signal.SIGCONT)
-        proxy.kill()
-        proxy.wait()
-        proxy.stdout.close()
+    with _proxy(tmp_path, PROXY, "127.0.0.1", server_port) as (proxy, port):
+        url = server.replace(f":{server_port}/", f":{port}/") + "?connect_timeout=2"
+        with _watched_engine(url, monkeypatch) as engine:
+            with engine.connect() as conn:
+                proxy.send_signal(signal.SIGSTOP)
+                with pytest.raises(sqlalchemy.exc.OperationalError):
+                    conn.execute(sqlalchemy.text("SELECT 1")).all()
+            said = silence.found_silent()
+            assert said is not None and said.startswith(
+                f"the server at 127.0.0.1:{port} stopped answering for "
+            ), said
+            assert said.endswith(" s and opened no new connection within 2 s"), said
+            # refused at once by hpotool (before: the driver waited its connect timeout, "timed out")
+            with pytest.raises(
+                sqlalchemy.exc.OperationalError, match="hpotool opens no new connection to it"
+            ):
+                engine.connect()
+            proxy.send_signal(signal.SIGCONT)
+            time.sleep(2)
+            with engine.connect() as conn:
+                assert conn.execute(sqlalchemy.text("SELECT 1")).scalar() == 1
 
 
 def test_a_later_lost_connection_is_not_said_to_be_silence_once_the_server_answers_again(
@@ -170,41 +189,25 @@ def test_a_later_lost_connection_is_not_said_to_be_silence_once_the_server_answe
     # wording applies only while the server is taken as silent; after that the driver's own error is said.
     from hpotool.storage import lost_cause
 
-    (tmp_path / "proxy.py").write_text(PROXY)
-    proxy = subprocess.Popen(
-        [sys.executable, str(tmp_path / "proxy.py"), "127.0.0.1", "5432"], stdout=subprocess.PIPE, text=True
-    )
-    assert proxy.stdout is not None
-    port = int(proxy.stdout.readline())
-    url = _server_url("postgres").replace(":5432/", f":{port}/") + "?connect_timeout=2"
-    monkeypatch.setattr(silence, "_silence", [1.0])
-    monkeypatch.setattr(silence, "PROBE_TIMEOUT_S", 2)
-    silence.forget()
-    engine = sqlalchemy.create_engine(url, **server_connect_kwargs(url))
-    try:
-        with engine.connect() as conn:
-            proxy.send_signal(signal.SIGSTOP)
-            with pytest.raises(sqlalchemy.exc.OperationalError) as silent:
-                conn.execute(sqlalchemy.text("SELECT 1")).all()
-        assert lost_cause(silent.value).startswith(f"the server at 127.0.0.1:{port} stopped answering")
-        proxy.send_signal(signal.SIGCONT)
-        time.sleep(2.5)  # the 2 s it is taken as silent (PROBE_TIMEOUT_S here) are up
-        with engine.connect() as conn:
-            assert conn.execute(sqlalchemy.text("SELECT 1")).scalar() == 1
-            proxy.kill()  # the proxy gone: its connections closed, not silent
-            proxy.wait()
-            with pytest.raises(sqlalchemy.exc.OperationalError) as closed:
-                conn.execute(sqlalchemy.text("SELECT 1")).all()
-        assert silence.found_silent() is None
-        cause = lost_cause(closed.value)
-        assert cause.startswith("OperationalError: ") and "stopped answering" not in cause, cause
-    finally:
-        engine.dispose()
-        silence.forget()
-        proxy.send_signal(signal.SIGCONT)
-        proxy.kill()
-        proxy.wait()
-        proxy.stdout.close()
+    with _proxy(tmp_path, PROXY, "127.0.0.1", "5432") as (proxy, port):
+        url = _server_url("postgres").replace(":5432/", f":{port}/") + "?connect_timeout=2"
+        with _watched_engine(url, monkeypatch) as engine:
+            with engine.connect() as conn:
+                proxy.send_signal(signal.SIGSTOP)
+                with pytest.raises(sqlalchemy.exc.OperationalError) as silent:
+                    conn.execute(sqlalchemy.text("SELECT 1")).all()
+            assert lost_cause(silent.value).startswith(f"the server at 127.0.0.1:{port} stopped answering")
+            proxy.send_signal(signal.SIGCONT)
+            time.sleep(2.5)  # the 2 s it is taken as silent (PROBE_TIMEOUT_S here) are up
+            with engine.connect() as conn:
+                assert conn.execute(sqlalchemy.text("SELECT 1")).scalar() == 1
+                proxy.kill()  # the proxy gone: its connections closed, not silent
+                proxy.wait()
+                with pytest.raises(sqlalchemy.exc.OperationalError) as closed:
+                    conn.execute(sqlalchemy.text("SELECT 1")).all()
+            assert silence.found_silent() is None
+            cause = lost_cause(closed.value)
+            assert cause.startswith("OperationalError: ") and "stopped answering" not in cause, cause
 
 
 UNIX_PROXY = """
@@ -254,35 +257,21 @@ def test_a_silent_postgresql_server_on_a_unix_socket_is_named_by_its_socket_path
     from hpotool.storage import lost_cause
 
     _server_url("postgres")  # a skip where no PostgreSQL answers
-    (tmp_path / "proxy.py").write_text(UNIX_PROXY)
     folder = Path(tempfile.mkdtemp(prefix="hpotool-pg-"))  # a short path: a socket's is at most 107 bytes
     listen = folder / ".s.PGSQL.5433"
-    proxy = subprocess.Popen(
-        [sys.executable, str(tmp_path / "proxy.py"), str(listen), str(PG_SOCKET)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proxy.stdout is not None and proxy.stdout.readline().strip() == "ready"
-    url = f"postgresql+psycopg://postgres@/test?host={folder}&port=5433&connect_timeout=2"
-    monkeypatch.setattr(silence, "_silence", [1.0])
-    monkeypatch.setattr(silence, "PROBE_TIMEOUT_S", 2)
-    silence.forget()
-    engine = sqlalchemy.create_engine(url, **server_connect_kwargs(url))
     try:
-        with engine.connect() as conn:
-            assert conn.execute(sqlalchemy.text("SELECT 1")).scalar() == 1
-            assert silence._connections[conn.connection.dbapi_connection].address == str(listen)
-            proxy.send_signal(signal.SIGSTOP)
-            with pytest.raises(sqlalchemy.exc.OperationalError) as lost:
-                conn.execute(sqlalchemy.text("SELECT 1")).all()
-        cause = lost_cause(lost.value)
-        assert cause.startswith(f"the server at {listen} stopped answering for "), cause
+        with _proxy(tmp_path, UNIX_PROXY, str(listen), str(PG_SOCKET)) as (proxy, ready):
+            assert ready == "ready"
+            url = f"postgresql+psycopg://postgres@/test?host={folder}&port=5433&connect_timeout=2"
+            with _watched_engine(url, monkeypatch) as engine:
+                with engine.connect() as conn:
+                    assert conn.execute(sqlalchemy.text("SELECT 1")).scalar() == 1
+                    assert silence._connections[conn.connection.dbapi_connection].address == str(listen)
+                    proxy.send_signal(signal.SIGSTOP)
+                    with pytest.raises(sqlalchemy.exc.OperationalError) as lost:
+                        conn.execute(sqlalchemy.text("SELECT 1")).all()
+                cause = lost_cause(lost.value)
+                assert cause.startswith(f"the server at {listen} stopped answering for "), cause
     finally:
-        engine.dispose()
-        silence.forget()
-        proxy.send_signal(signal.SIGCONT)
-        proxy.kill()
-        proxy.wait()
-        proxy.stdout.close()
         listen.unlink(missing_ok=True)
         folder.rmdir()
