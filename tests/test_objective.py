@@ -445,7 +445,8 @@ def test_reopening_with_another_direction_or_metric_is_refused(
         (  # the same for an argument left at its default in the signature
             {"model": {"name": "tests.helpers:SlowModel", "sleep": 0.0}},
             {"search_space": {"model.width": {"type": "float", "low": 8, "high": 64, "step": 8}}},
-            "in __init__); model.width is a whole number by default (8): use type: int",
+            "is 8.0, a float, where 8, its default, is an int: write 8; model.width is a whole number by default "
+            "(8): use type: int",
         ),
         (  # a value as the YAML spells it, as the progress lines do; it read model.hidden=['a'] ... got ['a']
             {},

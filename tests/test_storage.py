@@ -843,7 +843,7 @@ def test_a_redis_study_looked_for_under_another_prefix_names_the_one_it_is_under
             load_study(prefix, f"{server}?prefix={prefix}-typo")
         assert str(caught.value) == (
             f"no study {prefix!r} in {server}?prefix={prefix}-typo; studies there: none; it is under another prefix: "
-            f"give --storage {server}?prefix={prefix}"
+            f"give --storage '{server}?prefix={prefix}'"  # quoted: a shell globs the "?"
         )
     finally:
         client = redis.Redis.from_url(server)
@@ -905,7 +905,7 @@ def test_a_machine_whose_redis_url_lacks_the_others_prefix_does_not_start_a_stud
             open_study(plan)
         assert str(caught.value) == (
             f"study {prefix!r} is not in {typo} but under another prefix, and a new one would start here; give "
-            f"--storage {server}?prefix={prefix} to join it, or another study_name"
+            f"--storage '{server}?prefix={prefix}' to join it, or another study_name"
         )
         assert optuna.get_all_study_names(storage=make_storage(typo)) == []
     finally:
