@@ -364,7 +364,7 @@ def test_a_save_killed_midway_leaves_its_staging_folder_only_until_the_next_save
 
 @pytest.mark.parametrize("runs_exists", [False, True], ids=["no-runs-folder", "runs-project-folder"])
 def test_a_run_killed_while_it_trains_leaves_no_empty_run_folder(
-    tmp_path: Path, run_dict: dict, opt_dict: dict, runs_exists: bool, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, run_dict: dict, opt_dict: dict, runs_exists: bool
 ) -> None:
     """`train-from-best` killed outright (kill -9, the OOM killer) while it trained left an empty
     runs/<project>/<timestamp>/ (and runs/, runs/<project>), made before its first run trained; a `train`
@@ -391,9 +391,8 @@ def test_a_run_killed_while_it_trains_leaves_no_empty_run_folder(
     runs = tmp_path / "runs"
     left = sorted(str(p.relative_to(tmp_path)) for p in runs.rglob("*")) if runs.exists() else []
     assert left == (["runs/tiny"] if runs_exists else []), left
-    # the same command trains and saves as before, its folder whole (in this process: only the kill needs
-    # its own)
-    monkeypatch.chdir(tmp_path)
+    # the same command trains and saves as before, its folder whole (in this process, whose cwd is tmp_path:
+    # only the kill needs its own)
     again = runner.invoke(app, [*cmd[3:], "--epochs", "1"])
     assert again.exit_code == 0, again.output
     (folder,) = (runs / "tiny").iterdir()
@@ -412,7 +411,7 @@ def test_a_run_killed_while_it_trains_leaves_no_empty_run_folder(
     ids=["nothing", "runs-made-since", "runs-tiny-made-since", "runs-then-runs-tiny"],
 )
 def test_train_killed_while_it_saves_leaves_no_empty_run_folder(
-    tmp_path: Path, run_dict: dict, there: str, made_since: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, run_dict: dict, there: str, made_since: str
 ) -> None:
     """`train` (no --out) killed while it saved its run left an empty runs/tiny/<timestamp>/; now only the
     tagged staging folder is left, beside the outermost folder missing (`there`: the folders there were),
@@ -437,7 +436,7 @@ def test_train_killed_while_it_saves_leaves_no_empty_run_folder(
     if made_since:
         (tmp_path / made_since).mkdir(parents=True, exist_ok=True)
     run_path = write_yaml(tmp_path / "run.yaml", run_dict)
-    monkeypatch.chdir(tmp_path)  # the next train, in this process: only the kill needs its own
+    # the next train, in this process (cwd: tmp_path): only the kill needs its own
     again = runner.invoke(app, ["train", "-r", str(run_path)])
     assert again.exit_code == 0, again.output
     assert _staging_folders(beside) == []
