@@ -697,7 +697,8 @@ def test_ctrl_c_in_train_from_best_says_which_runs_were_saved_and_exits_130(
     opt = {**opt_dict, "n_trials": 1, "search_space": {"model.width": {"type": "int", "low": 4, "high": 8}}}
     best = run_tiny_study(tmp_path, _slow_run(run_dict, 1), opt).best_trial.number
     args = ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--out", "final"]
-    proc = _hpotool([*args, "--seeds", "2", "--epochs", "40"], tmp_path)
+    # 15 epochs of 0.05 s forward passes: ~4 s a run, seconds for the Ctrl-C to land in the second seed's
+    proc = _hpotool([*args, "--seeds", "2", "--epochs", "15"], tmp_path)
     first = tmp_path / "final" / f"trial{best}-seed0" / "config.yaml"  # written last
     output = _ctrl_c_when(proc, first.exists)
     assert proc.returncode == 130, output
