@@ -391,9 +391,10 @@ def test_a_run_killed_while_it_trains_leaves_no_empty_run_folder(
     runs = tmp_path / "runs"
     left = sorted(str(p.relative_to(tmp_path)) for p in runs.rglob("*")) if runs.exists() else []
     assert left == (["runs/tiny"] if runs_exists else []), left
-    # the same command trains and saves as before, its folder whole
-    again = subprocess.run([*cmd, "--epochs", "1"], env=env, cwd=tmp_path, capture_output=True, text=True)
-    assert again.returncode == 0, again.stderr
+    # the same command trains and saves as before, its folder whole (in this process, whose cwd is tmp_path:
+    # only the kill needs its own)
+    again = runner.invoke(app, [*cmd[3:], "--epochs", "1"])
+    assert again.exit_code == 0, again.output
     (folder,) = (runs / "tiny").iterdir()
     assert sorted(os.listdir(folder)) == ["summary.json", "trial0-seed0"]
     assert sorted(os.listdir(folder / "trial0-seed0")) == [
@@ -435,13 +436,9 @@ def test_train_killed_while_it_saves_leaves_no_empty_run_folder(
     if made_since:
         (tmp_path / made_since).mkdir(parents=True, exist_ok=True)
     run_path = write_yaml(tmp_path / "run.yaml", run_dict)
-    again = subprocess.run(
-        [sys.executable, "-m", "hpotool", "train", "-r", str(run_path)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-    )
-    assert again.returncode == 0, again.stderr
+    # the next train, in this process (cwd: tmp_path): only the kill needs its own
+    again = runner.invoke(app, ["train", "-r", str(run_path)])
+    assert again.exit_code == 0, again.output
     assert _staging_folders(beside) == []
     (folder,) = (tmp_path / "runs" / "tiny").iterdir()
     assert sorted(os.listdir(folder)) == ["config.yaml", "history.csv", "metrics.json", "model.pt"]

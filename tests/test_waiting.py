@@ -59,10 +59,13 @@ def held_by_another_machine(
     return make
 
 
-def _counting_sleep(monkeypatch: pytest.MonkeyPatch, on_call: Callable[[int], None]) -> list[float]:
-    """Count the sleeps the run asks for (their lengths, in order), calling `on_call(n)` before the n-th.
-    Only this thread's: another thread's (hpotool.silence's watcher, running once a PostgreSQL connection
-    opened in this process, or a heartbeat) sleeps as it would."""
+def _counting_sleep(
+    monkeypatch: pytest.MonkeyPatch, on_call: Callable[[int], None], scale: float = 1.0
+) -> list[float]:
+    """Count the sleeps the run asks for (their lengths, in order), calling `on_call(n)` before the n-th,
+    then sleep `scale` times as long (a test that counts polls, not seconds, needs no 0.1 s each). Only this
+    thread's: another thread's (hpotool.silence's watcher, running once a PostgreSQL connection opened in
+    this process, or a heartbeat) sleeps as it would."""
     sleeps: list[float] = []
     real = time.sleep
     mine = threading.current_thread()
@@ -73,7 +76,7 @@ def _counting_sleep(monkeypatch: pytest.MonkeyPatch, on_call: Callable[[int], No
             return
         sleeps.append(seconds)
         on_call(len(sleeps))
-        real(seconds)
+        real(seconds * scale)
 
     monkeypatch.setattr(time, "sleep", sleep)
     return sleeps
@@ -101,7 +104,8 @@ def test_a_run_waiting_for_a_slot_looks_every_poll_but_reads_the_trials_once(
     plan, study, _, _ = held_by_another_machine()
     monkeypatch.setattr(hpotool.waiting, "FULL_LOOK_S", 3600.0)  # no read for its own sake in this test
     stop = threading.Event()
-    sleeps = _counting_sleep(monkeypatch, lambda n: n >= 30 and stop.set())
+    # the reads are counted per poll, not per second: a tenth of each poll's sleep is enough
+    sleeps = _counting_sleep(monkeypatch, lambda n: n >= 30 and stop.set(), scale=0.1)
     reads = _counting_reads(monkeypatch, study)
     run_trials(study, plan, stop)
     assert len(sleeps) == 30 and all(s <= POLL_S for s in sleeps), sleeps  # as soon to see a slot free
@@ -192,7 +196,7 @@ def test_a_run_waiting_for_a_trial_with_no_owner_looks_up_its_heartbeat_once_not
 
     monkeypatch.setattr(hpotool.stale, "_beating", counted)
     stop = threading.Event()
-    _counting_sleep(monkeypatch, lambda n: n >= 30 and stop.set())
+    _counting_sleep(monkeypatch, lambda n: n >= 30 and stop.set(), scale=0.1)  # counted per poll
     run_trials(study, plan, stop)
     assert 1 <= len(looked_up) <= 2, len(looked_up)  # before: 30
 
