@@ -656,6 +656,21 @@ def study_sampler(
         # unseeded, each process scrambled a sequence of its own (and Optuna warned so in each): one the
         # study's name gives is shared by every run and worker, and differs between studies
         kwargs["seed"] = zlib.crc32(opt.study_name.encode())
+    if (
+        is_subclass(cls, optuna.samplers.TPESampler)
+        and opt.multi_objective
+        and kwargs.get("group") is True
+        and "multivariate" not in kwargs
+    ):
+        # Optuna treats multivariate as true then, warning so at every trial: passed as Optuna takes it, one note
+        kwargs["multivariate"] = True
+        notes = _notes.get()
+        if notes is not None:
+            notes.append(
+                "sampler.kwargs.group: true needs the multivariate TPE, which Optuna leaves off by default with "
+                "several objectives but turns on for group; hpotool passes multivariate: true, as Optuna would "
+                "(write multivariate: true to silence this note)"
+            )
     if qmc and "independent_sampler" not in kwargs:  # its first trial, and a conditional parameter
         kwargs["independent_sampler"] = optuna.samplers.RandomSampler(
             seed=derive(given if given is not None else opt.seed, shared=False)
