@@ -444,6 +444,28 @@ CASES = [
         optimize={"sampler": {"name": "cmaes", "kwargs": {"restart_strategy": "ipop"}}},
     ),
     Case(
+        "fixed-param-not-searched",
+        "PartialFixedSampler's fixed_params with a key the search space lacks (a typo)",
+        "error: optimize.yaml: sampler.kwargs.fixed_params.model.hiden.0: not in search_space (did you mean 'model.hidden.0'?); fixed_params fixes searched parameters only: correct the key or drop it",
+        optimize={
+            "sampler": {
+                "name": "optuna.samplers.PartialFixedSampler",
+                "kwargs": {"fixed_params": {"model.hiden.0": 16}, "base_sampler": "random"},
+            }
+        },
+    ),
+    Case(
+        "fixed-param-outside-range",
+        "PartialFixedSampler's fixed_params with a value outside the parameter's range",
+        "error: optimize.yaml: sampler.kwargs.fixed_params.model.hidden.0: 12 lies outside search_space.model.hidden.0 ([8, 32], step 8); give a value within it, or widen the search space",
+        optimize={
+            "sampler": {
+                "name": "optuna.samplers.PartialFixedSampler",
+                "kwargs": {"fixed_params": {"model.hidden.0": 12}, "base_sampler": "random"},
+            }
+        },
+    ),
+    Case(
         "trainer-key-not-in-run-config",
         "a training function's key searched that the run config's trainer section does not set",
         "error: optimize.yaml: search_space.trainer.alpha: the RunConfig has no such path; a training function's keys are those the run config's trainer: section sets: add alpha: <its default> under trainer:",

@@ -125,6 +125,36 @@ def test_a_deprecated_sampler_kwarg_optuna_still_uses_is_one_note(
     ], result.stderr
 
 
+def test_tpe_group_with_several_objectives_is_one_note_before_trial_0_not_optuna_s_warning(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, recwarn: pytest.WarningsRecorder
+) -> None:
+    """`sampler: {name: tpe, kwargs: {group: true}}` with two objectives printed Optuna's raw "multivariate
+    defaults to False for multi-objective optimization, but it is treated as True ..." at sample time; now
+    hpotool passes multivariate: true, as Optuna treats it, and says so in one note before trial 0."""
+    opt_dict.pop("metric"), opt_dict.pop("direction")
+    opt_dict["metrics"], opt_dict["directions"] = ["val_loss", "val_accuracy"], ["minimize", "maximize"]
+    opt_dict["sampler"] = {"name": "tpe", "kwargs": {"group": True, "n_startup_trials": 1}}
+    opt_dict["n_trials"] = 3
+    run_dict["epochs"] = 1
+    result = _optimize(tmp_path, run_dict, opt_dict)
+    raw = [str(w.message) for w in recwarn if "treated as True" in str(w.message)]
+    assert not raw and "treated as True" not in result.stderr, (raw, result.stderr)
+    notes = [line for line in result.stderr.splitlines() if "sampler.kwargs.group" in line]
+    assert notes == [
+        f"note: {tmp_path / 'optimize.yaml'}: sampler.kwargs.group: true needs the multivariate TPE, which Optuna "
+        f"leaves off by default with several objectives but turns on for group; hpotool passes multivariate: "
+        f"true, as Optuna would (write multivariate: true to silence this note)"
+    ], result.stderr
+    study = optuna.load_study(study_name=opt_dict["study_name"], storage=opt_dict["storage"])
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    opt_dict["sampler"]["kwargs"]["multivariate"] = True  # said explicitly: no note
+    opt_dict["study_name"] = "tiny2"
+    result = _optimize(tmp_path, run_dict, opt_dict, "--dry-run")
+    assert "sampler.kwargs.group" not in result.stderr and "treated as True" not in result.stderr, (
+        result.stderr
+    )
+
+
 def test_a_searched_seed_is_noted(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
     """`seed: {type: int, ...}` in the search space ran without a word, though each trial then trains with
     another seed and the best trial may be the luckiest one. Searched on purpose it still runs: a note, not a

@@ -690,3 +690,48 @@ def test_a_grid_under_partial_fixed_sampler_names_its_own_key() -> None:
         "widen the range or drop the value"
     )
     base({"optimizer.lr": [0.01]})
+
+
+def test_partial_fixed_sampler_s_fixed_params_are_checked_against_the_search_space() -> None:
+    """A misspelt key in fixed_params fixed nothing (the parameter was sampled as before) and a value outside
+    the range or choices was trained as it was; both ran with no word."""
+    space: dict[str, Param] = {
+        "model.hidden.0": IntParam(type="int", low=8, high=32, step=8),
+        "optimizer.lr": CategoricalParam(type="categorical", choices=[0.001, 0.01, 0.1]),
+    }
+
+    def fixing(fixed: dict[str, Any]) -> optuna.samplers.BaseSampler:
+        return make_sampler(
+            "optuna.samplers.PartialFixedSampler",
+            {"fixed_params": fixed, "base_sampler": "random"},
+            seed=0,
+            space=space,
+        )
+
+    with pytest.raises(HpoError) as info:
+        fixing({"optimizer.lt": 0.01})
+    assert str(info.value) == (
+        "sampler.kwargs.fixed_params.optimizer.lt: not in search_space (did you mean 'optimizer.lr'?); "
+        "fixed_params fixes searched parameters only: correct the key or drop it"
+    )
+    with pytest.raises(HpoError) as info:
+        fixing({"seed": 1})
+    assert str(info.value) == (
+        "sampler.kwargs.fixed_params.seed: not in search_space (it searches model.hidden.0, optimizer.lr); "
+        "fixed_params fixes searched parameters only: correct the key or drop it"
+    )
+    with pytest.raises(HpoError) as info:
+        fixing({"model.hidden.0": 40})
+    assert str(info.value) == (
+        "sampler.kwargs.fixed_params.model.hidden.0: 40 lies outside search_space.model.hidden.0 ([8, 32], "
+        "step 8); give a value within it, or widen the search space"
+    )
+    with pytest.raises(HpoError) as info:
+        fixing({"optimizer.lr": 0.5})
+    assert str(info.value) == (
+        "sampler.kwargs.fixed_params.optimizer.lr: 0.5 lies outside search_space.optimizer.lr (one of 0.001, "
+        "0.01, 0.1); give a value within it, or widen the search space"
+    )
+    assert isinstance(
+        fixing({"model.hidden.0": 24, "optimizer.lr": 0.01}), optuna.samplers.PartialFixedSampler
+    )

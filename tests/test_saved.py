@@ -686,3 +686,41 @@ def test_the_readme_s_model_loading_and_scoring_code_runs_on_a_saved_run(
     exec(compile(code, "README.md", "exec"), scope)
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics"]
     assert scope["accuracy"] == saved["val_accuracy"] == scope["metrics"]["val_accuracy"]
+
+
+def test_a_saved_model_whose_class_python_cannot_import_tells_a_python_caller_to_use_sys_path(
+    tmp_path: Path, run_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """load_model from a script run in the folder above the project ended with "run hpotool from there (cd
+    proj)", odd for a Python call that no hpotool command makes; the command's own line is unchanged (the
+    catalogue's import-package-in-a-subfolder case)."""
+    import importlib
+
+    proj = tmp_path / "proj"
+    (proj / "lab_nets").mkdir(parents=True)
+    (proj / "lab_nets" / "__init__.py").write_text("")
+    (proj / "lab_nets" / "nets.py").write_text(
+        "from torch import nn\n\n\nclass Net(nn.Module):\n"
+        "    def __init__(self, in_features, out_features):\n        super().__init__()\n"
+        "        self.f = nn.Linear(in_features, out_features)\n\n"
+        "    def forward(self, x):\n        return self.f(x.flatten(1))\n"
+    )
+    run_dict["model"] = {"name": "lab_nets.nets:Net"}
+    monkeypatch.chdir(proj)
+    monkeypatch.syspath_prepend(str(proj))
+    run_path = write_yaml(proj / "run.yaml", run_dict)
+    result = runner.invoke(app, ["train", "-r", str(run_path), "--out", "out"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert load_model(proj / "out")[0].f.in_features == 64  # from the project's folder, it loads
+    monkeypatch.chdir(tmp_path)  # the user's script one folder above
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in (str(proj), "", os.getcwd())])
+    for name in ("lab_nets", "lab_nets.nets"):
+        monkeypatch.delitem(sys.modules, name)
+    importlib.invalidate_caches()
+    with pytest.raises(HpoError) as info:
+        load_model(proj / "out" / "model.pt")
+    assert str(info.value).endswith(
+        "cannot import 'lab_nets.nets:Net': No module named 'lab_nets'; imports resolve from the current folder "
+        f"and sys.path, and {proj} holds lab_nets: run your script from there (cd proj), or add that folder to "
+        f"sys.path first (sys.path.insert(0, {str(proj)!r}))"
+    ), str(info.value)

@@ -32,7 +32,7 @@ from hpotool.conditions import holds
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice, format_params, yaml_bool_hint
 from hpotool.resolve import closest, did_you_mean, edit_distance
-from hpotool.search_space import PARAM_TYPES, CategoricalParam, Param, contains
+from hpotool.search_space import PARAM_TYPES, Param, contains, values_text
 from hpotool.yamlfile import read_yaml_mapping
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -454,15 +454,6 @@ class TrackingConfig(_Frozen):
     mlflow: MlflowConfig | None = Field(None, description="Log every trial as an MLflow run.")
 
 
-def _values_text(p: Param) -> str:
-    """What a parameter takes, as its YAML spells it: `one of relu, tanh`, `[0.001, 0.1], log`,
-    `[8, 32], step 8` (an enqueued value outside them is refused naming them)."""
-    if isinstance(p, CategoricalParam):
-        return "one of " + ", ".join(map(format_choice, p.choices))
-    step = f", step {format_choice(p.step)}" if p.step is not None and p.step != 1 else ""
-    return f"[{format_choice(p.low)}, {format_choice(p.high)}]" + (", log" if p.log else "") + step
-
-
 class OptimizeConfig(_Frozen):
     """One study: where it is stored, what it optimizes, how it searches and over what."""
 
@@ -739,7 +730,7 @@ class OptimizeConfig(_Frozen):
                 if not contains(param, value):
                     raise ValueError(
                         f"enqueue.{i}: {format_params({path: value})} lies outside its search space "
-                        f"({_values_text(param)})"
+                        f"({values_text(param)})"
                     )
                 for on, condition in (param.when or {}).items():
                     if on in params and not holds(condition, params[on]):

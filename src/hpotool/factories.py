@@ -32,6 +32,7 @@ from hpotool.search_space import (
     grid_choices,
     grid_size,
     value_count,
+    values_text,
 )
 
 if TYPE_CHECKING:
@@ -411,6 +412,10 @@ def make_sampler(
                     f"search_space.{path} has {n:,}; narrow its range or give it a larger step, for at most "
                     f"{GRID_MAX_POINTS:,} values, or use another sampler (tpe, random)"
                 )
+    if is_subclass(cls, optuna.samplers.PartialFixedSampler) and isinstance(
+        args.get("fixed_params"), Mapping
+    ):
+        _check_fixed(args["fixed_params"], space, key)
     args = _build_objects("sampler", cls, args, key, seed, space)
     sampler: optuna.samplers.BaseSampler = _instantiate("sampler", spec_name, cls, args, key, offered)
     _check_built("sampler", spec_name, sampler, optuna.samplers.BaseSampler, key)
@@ -433,6 +438,25 @@ def _check_grid_size(sizes: Mapping[str, int], where: str, key: str = "sampler")
             f"every point in memory: give a larger step or fewer choices, for at most {GRID_MAX_POINTS:,} "
             f"points, or use another sampler (tpe, random)"
         )
+
+
+def _check_fixed(fixed: Mapping[str, Any], space: Mapping[str, Param], key: str = "sampler") -> None:
+    """PartialFixedSampler's `fixed_params` name searched parameters, each with a value of its range: a
+    misspelt key fixed nothing (the parameter was sampled as before), and a value outside the range was
+    trained as it was (a choice not among the choices failed every trial)."""
+    where = f"{key}.kwargs.fixed_params"
+    for path, value in fixed.items():
+        if path not in space:
+            hint = did_you_mean(str(path), space) or f" (it searches {', '.join(space)})"
+            raise HpoError(
+                f"{where}.{path}: not in search_space{hint}; fixed_params fixes searched parameters only: "
+                f"correct the key or drop it"
+            )
+        if not contains(space[path], value):
+            raise HpoError(
+                f"{where}.{path}: {format_choice(value)} lies outside search_space.{path} "
+                f"({values_text(space[path])}); give a value within it, or widen the search space"
+            )
 
 
 def _check_grid(grid: Any, space: Mapping[str, Param], key: str = "sampler") -> None:
@@ -632,6 +656,21 @@ def study_sampler(
         # unseeded, each process scrambled a sequence of its own (and Optuna warned so in each): one the
         # study's name gives is shared by every run and worker, and differs between studies
         kwargs["seed"] = zlib.crc32(opt.study_name.encode())
+    if (
+        is_subclass(cls, optuna.samplers.TPESampler)
+        and opt.multi_objective
+        and kwargs.get("group") is True
+        and "multivariate" not in kwargs
+    ):
+        # Optuna treats multivariate as true then, warning so at every trial: passed as Optuna takes it, one note
+        kwargs["multivariate"] = True
+        notes = _notes.get()
+        if notes is not None:
+            notes.append(
+                "sampler.kwargs.group: true needs the multivariate TPE, which Optuna leaves off by default with "
+                "several objectives but turns on for group; hpotool passes multivariate: true, as Optuna would "
+                "(write multivariate: true to silence this note)"
+            )
     if qmc and "independent_sampler" not in kwargs:  # its first trial, and a conditional parameter
         kwargs["independent_sampler"] = optuna.samplers.RandomSampler(
             seed=derive(given if given is not None else opt.seed, shared=False)

@@ -12,7 +12,9 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -194,6 +196,46 @@ def _folder_holding(top: str) -> str | None:
     return None
 
 
+_PYTHON_CALLER: ContextVar[bool] = ContextVar("hpotool_python_caller", default=False)
+
+
+@contextmanager
+def python_caller() -> Iterator[None]:
+    """Imports in this block are made for a user's own Python code (`hpotool.saved.load_model`), not for the
+    hpotool command: a module not found is told to add its folder to sys.path, not to run hpotool elsewhere."""
+    token = _PYTHON_CALLER.set(True)
+    try:
+        yield
+    finally:
+        _PYTHON_CALLER.reset(token)
+
+
+def _not_found_hint(top: str) -> str:
+    """Where the module `top`, not found, may be: the folder near this one that holds it, and what to do, for
+    the command (run it from there, or PYTHONPATH) or for Python code (its script from there, or sys.path)."""
+    holder = _folder_holding(top)
+    if _PYTHON_CALLER.get():
+        if holder is not None:
+            return (
+                f"; imports resolve from the current folder and sys.path, and {holder} holds {top}: run your "
+                f"script from there (cd {os.path.relpath(holder)}), or add that folder to sys.path first "
+                f"(sys.path.insert(0, {os.path.abspath(holder)!r}))"
+            )
+        return (
+            f"; imports resolve from the current folder and sys.path: run your script from the folder that "
+            f"holds {top}/ (or {top}.py), or add that folder to sys.path first"
+        )
+    if holder is not None:
+        return (
+            f"; imports resolve from the current folder and PYTHONPATH, and {holder} holds {top}: run "
+            f"hpotool from there (cd {os.path.relpath(holder)}), or add that folder to PYTHONPATH"
+        )
+    return (
+        f"; imports resolve from the current folder and PYTHONPATH: run hpotool from the folder "
+        f"that holds {top}/ (or {top}.py), or add that folder to PYTHONPATH"
+    )
+
+
 def import_object(path: str) -> Any:
     """Import `package.module:Name` (or `package.module.Name`) and return the attribute."""
     if ":" in path:
@@ -229,14 +271,7 @@ def import_object(path: str) -> Any:
             raise _file_path(path, module_name, attr) from None
         hint = _similar_module(missing) if wrong_path else ""
         if wrong_path and "." not in missing:
-            holder = _folder_holding(top)
-            hint += (
-                f"; imports resolve from the current folder and PYTHONPATH, and {holder} holds {top}: run "
-                f"hpotool from there (cd {os.path.relpath(holder)}), or add that folder to PYTHONPATH"
-                if holder is not None
-                else f"; imports resolve from the current folder and PYTHONPATH: run hpotool from the folder "
-                f"that holds {top}/ (or {top}.py), or add that folder to PYTHONPATH"
-            )
+            hint += _not_found_hint(top)
         raise HpoError(f"cannot import {path!r}: {exc}{hint}") from None
     except Exception as exc:  # the user's module raised while importing (a SyntaxError, an ImportError, ...)
         where = user_frame(exc)

@@ -410,6 +410,7 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     """
     import torch
 
+    from hpotool.resolve import python_caller
     from hpotool.runner import make_model, resolve_device
 
     path = Path(path)
@@ -441,7 +442,8 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     # the model alone is rebuilt, from the shapes saved beside it: the data's code need not be importable
     cfg: RunConfig = validate_config(RunConfig, payload["config"], f"{path}: config", check_components=False)
     shapes = payload["data"]
-    model = make_model(cfg, tuple(shapes["input_shape"]), int(shapes["out_features"]))
+    with python_caller():  # a model class not found is told to the caller's script, not to the command
+        model = make_model(cfg, tuple(shapes["input_shape"]), int(shapes["out_features"]))
     model.load_state_dict(payload["state_dict"])
     model.to(target).eval()
     return model, cfg, dict(payload["metrics"])

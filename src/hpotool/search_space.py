@@ -402,6 +402,15 @@ def contains(p: Param, value: Any) -> bool:
     raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover
 
 
+def values_text(p: Param) -> str:
+    """What a parameter takes, as its YAML spells it: `one of relu, tanh`, `[0.001, 0.1], log`,
+    `[8, 32], step 8` (an enqueued or fixed value outside them is refused naming them)."""
+    if isinstance(p, CategoricalParam):
+        return "one of " + ", ".join(map(format_choice, p.choices))
+    step = f", step {format_choice(p.step)}" if p.step is not None and p.step != 1 else ""
+    return f"[{format_choice(p.low)}, {format_choice(p.high)}]" + (", log" if p.log else "") + step
+
+
 def boundary_values(p: Param) -> list[Any]:
     """The extreme values of `p`: what validation of an overridden config must accept."""
     match p:
