@@ -466,13 +466,15 @@ def test_a_server_port_that_never_answers_ends_the_command(
     error: str,
     command: str,
 ) -> None:
-    # Both drivers waited for such a server's first reply without a limit: the command hung for good.
+    # Both drivers waited for such a server's first reply without a limit: the command hung for good. The
+    # command's own limit, CONNECT_TIMEOUT_S, is 2 s here rather than 10 (the URL sets none: hpotool's limit
+    # is what ends the wait; its default value is checked below); a hang still fails after 60 s.
     url = f"{scheme}@127.0.0.1:{silent_port}/test"
     args = [command, "--study-name", "tiny", "--storage", url]
     if command == "optimize":
         args += ["-r", str(write_yaml(tmp_path / "run.yaml", run_dict))]
         args += ["-o", str(write_yaml(tmp_path / "optimize.yaml", opt_dict))]
-    proc = _hpotool(args, tmp_path)
+    proc = _hpotool(args, tmp_path, before="import hpotool.storage\nhpotool.storage.CONNECT_TIMEOUT_S = 2")
     try:
         output, _ = proc.communicate(timeout=60)
     finally:
@@ -485,6 +487,20 @@ def test_a_server_port_that_never_answers_ends_the_command(
         f"127\\.0\\.0\\.1:{silent_port}\\? check the host and port in the URL\n",
         output,
     ), output
+
+
+def test_a_server_url_that_sets_no_limit_waits_10_s_to_connect(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The default limit the test above lowers: 10 s for both drivers' whole opening (PyMySQL's greeting too).
+    from hpotool import silence
+    from hpotool.storage import server_connect_kwargs
+
+    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)  # a limit of the environment's own
+    creator = server_connect_kwargs("postgresql+psycopg://postgres@127.0.0.1:1/test")["creator"]
+    assert creator.args[1]["connect_timeout"] == 10
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(silence, "pymysql_connection", lambda *args, **kwargs: seen.update(kwargs))
+    server_connect_kwargs("mysql+pymysql://root@127.0.0.1:1/test")["creator"]()
+    assert seen == {"greeting_timeout": 10}
 
 
 def test_a_mysql_connection_keeps_no_read_timeout_once_open(monkeypatch: pytest.MonkeyPatch) -> None:

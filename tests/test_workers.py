@@ -141,12 +141,19 @@ def test_four_workers_end_with_exactly_the_target(
     assert len({tuple(sorted(t.params.items())) for t in finished[:12]}) > 8
 
 
-def _hpotool(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
+def _hpotool(args: list[str], cwd: Path, *, before: str = "", **env: str) -> subprocess.Popen[str]:
     """`python -m hpotool ARGS` in a session of its own (its process group: main, forkserver, workers), from
-    this checkout's src/ (not whichever hpotool the venv has installed), with tests/ importable."""
+    this checkout's src/ (not whichever hpotool the venv has installed), with tests/ importable; `before`,
+    Python code the command's process runs first (to patch a module's constant)."""
     environ = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}", **env}
+    main = ["-m", "hpotool"]
+    if before:
+        main = [
+            "-c",
+            f"{before}\nimport runpy\nrunpy.run_module('hpotool', run_name='__main__', alter_sys=True)",
+        ]
     return subprocess.Popen(
-        [sys.executable, "-m", "hpotool", *args],
+        [sys.executable, *main, *args],
         cwd=cwd,
         env=environ,
         stdout=subprocess.PIPE,
