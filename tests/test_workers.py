@@ -1495,6 +1495,33 @@ def test_a_machine_joining_a_misspelt_study_name_is_told_the_close_one_there(
     )
 
 
+def test_a_join_wait_is_said_even_when_the_first_look_outlasts_it(tmp_path: Path) -> None:
+    """Under CI's load the first look for a study (opening the storage) took longer than the wait
+    (HPOTOOL_JOIN_WAIT=0.5): the command gave up at once, without the note that it waits for the study's
+    creator, as if no machine could create it. Now the wait is said, and the study looked for once more."""
+    from hpotool.errors import HpoError
+    from hpotool.joining import await_study
+
+    url = f"sqlite:///{tmp_path / 'not-yet.db'}"  # no file yet: another machine may create it
+    looks: list[float] = []
+
+    def slow_find() -> optuna.Study:  # a first look slower than the whole wait
+        looks.append(time.monotonic())
+        time.sleep(0.3)
+        raise HpoError(f"no study 'digits' in {url}")
+
+    notes: list[str] = []
+    with pytest.raises(
+        HpoError, match=r"^no study 'digits' in .*; waited \d+ s for another machine to create it$"
+    ):
+        await_study("digits", url, slow_find, 0.1, notes.append)
+    assert notes == [
+        f"no SQLite file '{tmp_path / 'not-yet.db'}' yet: waiting up to 0.1 s for the machine that creates "
+        "study 'digits' in it (HPOTOOL_JOIN_WAIT sets how long)"
+    ]
+    assert len(looks) == 2  # before: 1, and no note
+
+
 def test_a_machine_joining_the_next_study_of_a_series_is_not_told_the_last_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
