@@ -400,7 +400,7 @@ def test_a_run_waiting_for_a_trial_with_no_owner_says_for_which_and_how_long_at_
     # out, so the one process runs in this one, with no imports to wait for; workers start from a process of
     # their own (the grace is read where the environment gives it, which this process's warm worker server
     # does not pass on).
-    grace = 20 if workers else 5
+    grace = 20 if workers else 8
     if workers:
         code, output = _run_hpotool(args, tmp_path, HPOTOOL_HEARTBEAT_GRACE=str(grace))
         assert code == 0, output
