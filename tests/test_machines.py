@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 from hpotool.storage import make_storage
 
 from .conftest import write_yaml
-from .test_workers import _server_url
+from .test_workers import _in_this_process, _server_url
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -124,6 +124,18 @@ def _optimize(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _optimize_in_this_process(cwd: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> None:
+    """`hpotool optimize ARGS` run to exit code 0 in this process, from `cwd` (whose training modules it
+    imports, as `_optimize` does): the same command without a process of its own (no interpreter, torch
+    and optuna imported again), for a run that is no signal's nor connection's target, only a step of the
+    test. What it changes (the folder, sys.path, the modules of `cwd`) is put back after the test."""
+    monkeypatch.chdir(cwd)
+    monkeypatch.syspath_prepend(str(cwd))
+    for module in [p.stem for p in cwd.glob("*.py")]:  # another test's module of the same name, if imported
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    _in_this_process(["optimize", *args])
+
+
 def _write_configs(folder: Path, run: dict[str, Any], study_name: str, n_trials: int, storage: str) -> None:
     """run.yaml (`run`, seed 0) and optimize.yaml in `folder`: a study of `n_trials` minimizing val_loss over
     trainer.x in [0, 1], which the training functions here report."""
@@ -160,7 +172,7 @@ def _cut_study(
 
 
 def test_a_connection_the_server_drops_during_a_report_ends_the_run_and_the_trial_runs_again(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The server dropped the connection writing a trial's report (`trial.report` in the user's epoch):
     # the trial was marked FAIL with Optuna's "StorageInternalError: ... invalid data in the commit, e.g.
@@ -177,9 +189,9 @@ def test_a_connection_the_server_drops_during_a_report_ends_the_run_and_the_tria
         [trial] = study.get_trials()
         assert trial.state == TrialState.RUNNING, trial.user_attrs.get("fail_reason")
 
-        # The server answers again: the same command resumes the study.
-        resumed = _optimize(tmp_path, "-r", "run.yaml", "-o", "optimize.yaml", "-q")
-        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        # The server answers again: the same command resumes the study (to exit code 0; in this process, as
+        # nothing is cut or signalled there).
+        _optimize_in_this_process(tmp_path, monkeypatch, "-r", "run.yaml", "-o", "optimize.yaml", "-q")
         trials = study.get_trials()
         assert trials[0].state == TrialState.FAIL
         assert trials[0].user_attrs["fail_reason"].startswith("worker died")
@@ -299,17 +311,16 @@ def fit(config, report):
 
 
 def _waiting_for_machine_b(
-    tmp_path: Path, *args: str, on_b: int = 1, **env: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str, on_b: int = 1, **env: str
 ) -> tuple[optuna.Study, optuna.Trial, subprocess.Popen[str]]:
-    """A journal study of 2 finished trials and `on_b` more running on machine B (the first returned);
-    `hpotool optimize --n-trials 2+on_b` (and `args`) started on it (this machine), which waits for B's
-    trials, its first line read."""
+    """A journal study of 2 finished trials (run in this process) and `on_b` more running on machine B (the
+    first returned); `hpotool optimize --n-trials 2+on_b` (and `args`) started on it (this machine, a process
+    of its own), which waits for B's trials, its first line read."""
     (tmp_path / "quick.py").write_text(QUICK_FIT)
     url = f"journal:{tmp_path / 'studies' / 'j.log'}"
     run = {"project": "quick", "epochs": 1, "trainer": {"function": "quick:fit", "x": 0.5}}
     _write_configs(tmp_path, run, "shared", 2, url)
-    first = _optimize(tmp_path, "-r", "run.yaml", "-o", "optimize.yaml", "-q")
-    assert first.returncode == 0, first.stdout + first.stderr
+    _optimize_in_this_process(tmp_path, monkeypatch, "-r", "run.yaml", "-o", "optimize.yaml", "-q")
     study = optuna.load_study(study_name="shared", storage=make_storage(url))
     on_b_trials = [study.ask() for _ in range(on_b)]  # machine B's trials, running as long as B does
     for trial in on_b_trials:
@@ -352,12 +363,12 @@ def _interrupt(proc: subprocess.Popen[str]) -> str:
 
 
 def test_ctrl_c_while_the_last_trial_runs_on_another_machine_says_no_trial_of_this_one_failed(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Machine A waited for the study's last trial, running on machine B (a Redis or journal study has no
     # heartbeat to tell a dead machine from a live one, so A waits as long as it runs). Ctrl-C on A said
     # "interrupted: the running trial ended as FAIL", where A ran no trial and B's went on RUNNING.
-    study, on_b, proc = _waiting_for_machine_b(tmp_path)
+    study, on_b, proc = _waiting_for_machine_b(tmp_path, monkeypatch)
     time.sleep(1.0)
     output = _interrupt(proc)
     assert proc.returncode == 130, output
@@ -372,14 +383,14 @@ def test_ctrl_c_while_the_last_trial_runs_on_another_machine_says_no_trial_of_th
 
 @pytest.mark.parametrize("workers", [(), ("--workers", "2")], ids=["one-process", "workers"])
 def test_a_run_waiting_for_another_machine_on_a_storage_without_heartbeat_says_so_and_what_to_do(
-    tmp_path: Path, workers: tuple[str, ...]
+    tmp_path: Path, workers: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Machine A waited for the study's last trial, running on machine B, without a word: on a Redis or
     # journal study, a B gone for good (kill -9, power cut) kept A waiting silently for ever. Now, after
     # the heartbeat's grace period, A says once which trial it waits for, where it runs, and the command
     # that fails it should that machine be gone. With --workers it still waited silently (a worker does
     # not say it, each would); now their main process says it, once.
-    _, on_b, proc = _waiting_for_machine_b(tmp_path, *workers, HPOTOOL_HEARTBEAT_GRACE="1")
+    _, on_b, proc = _waiting_for_machine_b(tmp_path, monkeypatch, *workers, HPOTOOL_HEARTBEAT_GRACE="1")
     assert proc.stdout is not None
     import select
 
@@ -399,12 +410,14 @@ def test_a_run_waiting_for_another_machine_on_a_storage_without_heartbeat_says_s
     assert output.count("note: waiting for") == 1, output
 
 
-def test_the_note_on_waiting_for_other_machines_counts_each_wait_from_its_own_start(tmp_path: Path) -> None:
+def test_the_note_on_waiting_for_other_machines_counts_each_wait_from_its_own_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The wait was timed from the first one of the run: a run that waited a moment, ran a trial longer than
     # the grace period, then waited again said "note: waiting for the study's last trials ..." at once.
     # Now a wait says it once it has itself lasted the grace period (2 s here).
     study, first_on_b, proc = _waiting_for_machine_b(
-        tmp_path, on_b=2, HPOTOOL_HEARTBEAT_GRACE="2", QUICK_FIT_SLEEP="3"
+        tmp_path, monkeypatch, on_b=2, HPOTOOL_HEARTBEAT_GRACE="2", QUICK_FIT_SLEEP="3"
     )
     assert proc.stdout is not None
     lines: list[tuple[float, str]] = []  # when each line of A's came, read as it comes
