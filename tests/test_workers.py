@@ -1949,3 +1949,21 @@ def test_strict_brute_force_workers_run_the_free_points_before_another_machine_s
     ran = sorted((t.params["optimizer.lr"], t.params["model.hidden.0"]) for t in here)
     assert ran == [(0.001, 8), (0.001, 16)]
     assert [t.state for t in here] == [TrialState.COMPLETE] * 2
+
+
+def test_debug_shows_the_traceback_of_what_fails_to_set_up_in_the_workers_alone(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # `hpotool --debug optimize --workers 2` of what a worker could not set up (a user's module that raises
+    # on import there, a dataset class that fails there) showed the main process's traceback, never the
+    # worker's, where the user's code raised. Now --debug shows it too, as in one process (the one line
+    # without --debug is test_what_fails_to_set_up_in_the_workers_alone_is_one_line's).
+    module, source, configs, _ = _SET_UP_IN_MAIN_ALONE["dataset"]
+    (tmp_path / f"{module}.py").write_text(source)
+    args = ["--debug", *_optimize_args(tmp_path, *configs(run_dict, opt_dict), *WORKERS)]
+    code, output = _run_hpotool(args, tmp_path, timeout=120)
+    assert code == 1, output  # an error --debug lets through, as in one process
+    assert "The traceback of hpotool-worker-" in output, output
+    assert "in worker_main" in output, output  # a frame only a worker runs
+    assert 'data_in_main.py", line 6, in __new__' in output, output  # the user's own, below it
+    assert output.rstrip().splitlines()[-1].startswith("hpotool.errors.HpoError: hpotool-worker-"), output
