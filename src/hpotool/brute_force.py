@@ -32,14 +32,17 @@ if TYPE_CHECKING:
 
 class BruteForceSampler(optuna.samplers.BruteForceSampler):
     """`optuna.samplers.BruteForceSampler` that ignores finished trials without a whole point (module
-    docstring), and, made with `avoid_premature_stop`, draws no point a live process of this machine runs.
+    docstring), and, made with `avoid_premature_stop`, draws no point a live process of this machine runs,
+    nor another machine's running point while a point is free.
 
     Optuna's strict search draws a running point once no point is free (the trial running it may never
     end: without a heartbeat, another machine's may be a dead worker's), picking among the running points
-    at random: with --workers, one this machine's other worker was running, which then ran twice here."""
+    at random: with --workers, one this machine's other worker was running, which then ran twice here. With
+    several parameters it drew one sooner (`_as_run`)."""
 
     _draws: tuple[Mapping[str, Param], Mapping[str, Any]] | None = None
-    _drawing = False  # in `sample_independent`: the points this machine runs count as run
+    _drawing = False  # in `sample_independent`: the points this machine runs, or every running one while a
+    # point is free, count as run
 
     def knows(self, space: Mapping[str, Param], fixed: Mapping[str, Any]) -> None:
         """Tell it the search space and the run config's values (`leaf_values`) its conditions read."""
