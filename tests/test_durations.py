@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -20,6 +21,7 @@ from hpotool.cli import app
 from hpotool.durations import SECONDS_ATTR, record_seconds, trial_seconds
 from hpotool.progress import RichObserver
 from tests.cli_run import optimize
+from tests.conftest import write_configs
 from tests.test_workers import _server_url
 
 
@@ -43,6 +45,24 @@ def test_only_a_recorded_number_of_seconds_is_taken(recorded: object, measured: 
     done = study.trials[0]
     assert done.duration is not None
     assert trial_seconds(done) == (0.37 if measured else done.duration.total_seconds())
+
+
+def test_a_trial_starts_when_hpotool_asked_it_else_at_optunas_datetime() -> None:
+    from hpotool.durations import STARTED_ATTR, trial_end, trial_start
+
+    study = optuna.create_study()
+    old, new = study.ask(), study.ask()
+    study._storage.set_trial_system_attr(old._trial_id, SECONDS_ATTR, 0.37)  # before hpotool kept the start
+    record_seconds(study, new, 0.37)
+    for trial in (old, new):
+        study.tell(trial, 1.0)
+    old_done, new_done = study.trials
+    assert trial_start(old_done) == old_done.datetime_start.timestamp()
+    assert trial_end(old_done) == old_done.datetime_complete.timestamp()
+    started = new_done.system_attrs[STARTED_ATTR]
+    assert (trial_start(new_done), trial_end(new_done)) == (started, started + 0.37)
+    study.ask()
+    assert trial_start(study.trials[-1]) is not None and trial_end(study.trials[-1]) is None  # running
 
 
 @pytest.fixture
@@ -114,3 +134,37 @@ def test_on_mysql_another_workers_trial_shows_its_seconds_in_the_live_line(
     observer.trial_finished(study, study.trials[0])
     observer.progress.stop()
     assert "  0.37s" in out.getvalue()
+
+
+@pytest.mark.server
+def test_on_mysql_the_report_s_wall_time_and_mlflow_s_runs_start_when_the_trials_did(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], mysql_study: tuple[str, str]
+) -> None:
+    """MySQL keeps Optuna's datetimes in whole seconds: the report's wall time (first start to last finish)
+    was whole seconds (0 s or 1 s for two tiny trials), and each MLflow run started at its trial's whole
+    second. hpotool's trials record when they started too (an old study's, where it is not recorded, take
+    Optuna's datetimes)."""
+    mlflow = pytest.importorskip("mlflow")
+    from hpotool.durations import STARTED_ATTR
+
+    url, name = mysql_study
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    opt = {**opt_dict, "storage": url, "study_name": name, "n_trials": 2}
+    opt["tracking"] = {"mlflow": {"tracking_uri": tracking, "experiment": name}}
+    run_path, opt_path = write_configs(tmp_path, run_dict, opt)
+    runner = CliRunner()
+    result = runner.invoke(app, ["optimize", "-r", str(run_path), "-o", str(opt_path), "-q"])
+    assert result.exit_code == 0, result.output
+    trials = optuna.load_study(study_name=name, storage=url).trials
+    starts = [t.system_attrs[STARTED_ATTR] for t in trials]
+    ends = [s + t.system_attrs[SECONDS_ATTR] for s, t in zip(starts, trials, strict=True)]
+    assert all(t.datetime_start.microsecond == 0 for t in trials)  # the premise
+    args = ["report", "--study-name", name, "--storage", url, "--out", "-", "--format", "json"]
+    report = json.loads(runner.invoke(app, args).stdout)
+    assert report["time"]["wall_s"] == pytest.approx(max(ends) - min(starts))
+    client = mlflow.MlflowClient(tracking_uri=tracking)
+    experiment = client.get_experiment_by_name(name)
+    runs = {r.data.tags["hpotool.trial"]: r for r in client.search_runs([experiment.experiment_id])}
+    for t, start, end in zip(trials, starts, ends, strict=True):
+        info = runs[str(t.number)].info
+        assert (info.start_time, info.end_time) == (round(start * 1000), round(end * 1000))

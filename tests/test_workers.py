@@ -1900,3 +1900,70 @@ def test_workers_beside_another_machine_s_running_trial_run_each_point_once(
     ran = sorted(t.params["model.width"] for t in trials if t.state == TrialState.COMPLETE)
     assert ran == (WIDTHS if sampler != "bruteforce" else [w for w in WIDTHS if w != theirs]), (theirs, ran)
     assert [t.number for t in trials if t.state == TrialState.RUNNING] == [other.number]
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_strict_brute_force_workers_run_the_free_points_before_another_machine_s_running_ones(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # Brute force made with `avoid_premature_stop` skipped running points only at its last parameter: with
+    # two, a worker drew the first one's value among branches where only another machine's live trials'
+    # points were left, then drew such a point, run twice while a free one was left out (6 points, 4 of
+    # them another machine's, n_trials 6: 2 here).
+    from hpotool.plan import prepare_study
+    from hpotool.study import open_study
+
+    url = f"journal:{tmp_path / 'b.log'}"
+    lrs, hidden = [0.001, 0.01, 0.1], [8, 16]
+    space = {
+        "optimizer.lr": {"type": "categorical", "choices": lrs},
+        "model.hidden.0": {"type": "categorical", "choices": hidden},
+    }
+    strict = {"name": "bruteforce", "kwargs": {"avoid_premature_stop": True}}
+    opt = {**opt_dict, "storage": url, "n_trials": 6, "sampler": strict, "search_space": space}
+    args = _optimize_args(tmp_path, {**run_dict, "epochs": 1}, opt, *WORKERS)
+    study, _ = open_study(prepare_study(Path(args[2]), Path(args[4])))
+    theirs = []
+    for lr in lrs[1:]:  # another machine ran one point of each of two branches, and runs the other
+        for h in hidden:
+            study.enqueue_trial({"optimizer.lr": lr, "model.hidden.0": h})
+            trial = study.ask()
+            trial.set_user_attr("worker", {"host": "elsewhere", "pid": 1})
+            trial.suggest_categorical("optimizer.lr", lrs)
+            trial.suggest_categorical("model.hidden.0", hidden)
+            theirs.append(trial.number)
+    for number in theirs[::2]:
+        study.tell(number, 0.5)
+
+    def end_theirs() -> None:  # once this machine has run its two trials, the other machine's end
+        _wait_for(lambda: len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) >= 4)
+        for number in theirs[1::2]:
+            study.tell(number, 0.5)
+
+    ends = threading.Thread(target=end_theirs, daemon=True)
+    ends.start()
+    _in_this_process(args)
+    ends.join()
+    trials = _study_of(url).get_trials(deepcopy=False)  # less one asked in a race and sent back to the queue
+    here = [t for t in trials if t.number not in theirs and t.state != TrialState.WAITING]
+    ran = sorted((t.params["optimizer.lr"], t.params["model.hidden.0"]) for t in here)
+    assert ran == [(0.001, 8), (0.001, 16)]
+    assert [t.state for t in here] == [TrialState.COMPLETE] * 2
+
+
+def test_debug_shows_the_traceback_of_what_fails_to_set_up_in_the_workers_alone(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # `hpotool --debug optimize --workers 2` of what a worker could not set up (a user's module that raises
+    # on import there, a dataset class that fails there) showed the main process's traceback, never the
+    # worker's, where the user's code raised. Now --debug shows it too, as in one process (the one line
+    # without --debug is test_what_fails_to_set_up_in_the_workers_alone_is_one_line's).
+    module, source, configs, _ = _SET_UP_IN_MAIN_ALONE["dataset"]
+    (tmp_path / f"{module}.py").write_text(source)
+    args = ["--debug", *_optimize_args(tmp_path, *configs(run_dict, opt_dict), *WORKERS)]
+    code, output = _run_hpotool(args, tmp_path, timeout=120)
+    assert code == 1, output  # an error --debug lets through, as in one process
+    assert "The traceback of hpotool-worker-" in output, output
+    assert "in worker_main" in output, output  # a frame only a worker runs
+    assert 'data_in_main.py", line 6, in __new__' in output, output  # the user's own, below it
+    assert output.rstrip().splitlines()[-1].startswith("hpotool.errors.HpoError: hpotool-worker-"), output

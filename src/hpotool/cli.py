@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from hpotool import __version__
-from hpotool.errors import HpoError
+from hpotool.errors import HpoError, unsuppress_context
 from hpotool.formatting import format_choice, format_param, format_params, format_value
 
 if TYPE_CHECKING:
@@ -197,25 +197,13 @@ def user_errors() -> Iterator[None]:
             storage = sys.modules.get("hpotool.storage")
             lost = storage.server_lost(exc) if storage is not None and not isinstance(exc, HpoError) else None
             if state.debug:
-                _unsuppress_context(exc)
+                unsuppress_context(exc)
                 raise
             if not (isinstance(exc, HpoError) or lost is not None):
                 raise
             for line in str(lost or exc).splitlines():
                 _err().print(f"[red]error:[/red] {escape(line)}", soft_wrap=True)
             raise typer.Exit(code=_signal_code(exc) or 2) from None
-
-
-def _unsuppress_context(exc: BaseException) -> None:
-    """Let `--debug`'s traceback show the exceptions `exc` was raised while handling. hpotool turns a user's
-    error into its one line with `raise HpoError(...) from None`, which hid the error itself: `hpotool --debug
-    optimize` on a model whose forward() raised showed hpotool's frames alone, never the user's."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        current.__suppress_context__ = False
-        current = current.__cause__ or current.__context__
 
 
 def _signal_code(exc: BaseException) -> int | None:

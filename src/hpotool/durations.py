@@ -2,32 +2,63 @@
 
 Optuna's RDB schema keeps `datetime_start` and `datetime_complete` without fractional seconds on
 MySQL/MariaDB, so `trial.duration` there is whole seconds (a 0.3 s trial took 0 s, or 1 s). hpotool's own
-trials record the seconds they took, from `ask` to `tell`, as a system attr: every storage keeps a float.
+trials record the seconds they took, from `ask` to `tell`, and when they were asked (seconds since the
+epoch), as system attrs: every storage keeps a float.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # no heavy import: the tracking and the CLI's tables use it
     import optuna
     from optuna.trial import FrozenTrial
 
-# The trial's system attr holding its measured wall time, in seconds.
+# The trial's system attrs holding its measured wall time, in seconds, and when it was asked, in seconds
+# since the epoch (`time.time()`).
 SECONDS_ATTR = "hpotool:seconds"
+STARTED_ATTR = "hpotool:started"
 
 
 def record_seconds(study: optuna.Study, trial: optuna.Trial, seconds: float) -> None:
-    """Store the wall time this process measured for `trial` (before it is told: a finished trial's attrs
-    cannot change)."""
+    """Store the wall time this process measured for `trial`, which it asked `seconds` ago, and when that
+    was (before it is told: a finished trial's attrs cannot change)."""
+    study._storage.set_trial_system_attr(trial._trial_id, STARTED_ATTR, time.time() - seconds)
     study._storage.set_trial_system_attr(trial._trial_id, SECONDS_ATTR, seconds)
+
+
+def _recorded(trial: FrozenTrial, key: str) -> float | None:
+    """The finite number `trial` recorded as system attr `key`, or None."""
+    value = trial.system_attrs.get(key)
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 def trial_seconds(trial: FrozenTrial) -> float | None:
     """The seconds `trial` took: hpotool's measured wall time where it ran the trial, else Optuna's
     `duration` (a plain Optuna script's trials, or an interrupted `ask`); None while it has not finished."""
-    seconds = trial.system_attrs.get(SECONDS_ATTR)
-    if isinstance(seconds, int | float) and not isinstance(seconds, bool) and math.isfinite(seconds):
-        return max(float(seconds), 0.0)
+    seconds = _recorded(trial, SECONDS_ATTR)
+    if seconds is not None:
+        return max(seconds, 0.0)
     return trial.duration.total_seconds() if trial.duration is not None else None
+
+
+def trial_start(trial: FrozenTrial) -> float | None:
+    """When `trial` started, in seconds since the epoch: when hpotool asked it where it recorded that, else
+    Optuna's `datetime_start` (naive local time, as Optuna stores it; whole seconds on MySQL)."""
+    started = _recorded(trial, STARTED_ATTR)
+    if started is not None:
+        return started
+    return trial.datetime_start.timestamp() if trial.datetime_start is not None else None
+
+
+def trial_end(trial: FrozenTrial) -> float | None:
+    """When `trial` finished, in seconds since the epoch: its recorded start plus the seconds it took where
+    hpotool recorded both, else Optuna's `datetime_complete`; None while it runs."""
+    started, seconds = _recorded(trial, STARTED_ATTR), _recorded(trial, SECONDS_ATTR)
+    if started is not None and seconds is not None:
+        return started + max(seconds, 0.0)
+    return trial.datetime_complete.timestamp() if trial.datetime_complete is not None else None

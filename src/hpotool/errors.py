@@ -6,3 +6,16 @@ class HpoError(Exception):
 
     The CLI prints its message on one line and exits with code 2.
     """
+
+
+def unsuppress_context(exc: BaseException) -> None:
+    """Let `--debug`'s traceback show the exceptions `exc` was raised while handling. hpotool turns a user's
+    error into its one line with `raise HpoError(...) from None`, which hid the error itself: `hpotool --debug
+    optimize` on a model whose forward() raised showed hpotool's frames alone, never the user's (a worker's
+    too: `workers.worker_main` sends its traceback so)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__suppress_context__ = False
+        current = current.__cause__ or current.__context__

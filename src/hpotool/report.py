@@ -32,7 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpotool.atomic import write_text
 from hpotool.audit import audit_findings
 from hpotool.config import is_nop_pruner
-from hpotool.durations import trial_seconds
+from hpotool.durations import trial_end, trial_seconds, trial_start
 from hpotool.errors import HpoError
 from hpotool.export import epochs_count, is_feasible, json_safe, ranked_trials, trial_params
 from hpotool.figure_labels import categorical_choices, yaml_hovertext, yaml_labels
@@ -233,12 +233,13 @@ def _prunes(pruner: dict[str, Any] | None) -> bool:
 
 def _time(trials: list[FrozenTrial]) -> dict[str, float | None]:
     durations = [s for s in map(trial_seconds, trials) if s is not None]
-    starts = [t.datetime_start for t in trials if t.datetime_start is not None]
-    ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]
+    # When hpotool recorded them (`durations`): Optuna's datetimes are whole seconds on MySQL
+    starts = [s for s in map(trial_start, trials) if s is not None]
+    ends = [e for e in map(trial_end, trials) if e is not None]
     return {
         "trials_total_s": sum(durations) if durations else None,
         "per_trial_mean_s": statistics.fmean(durations) if durations else None,
-        "wall_s": (max(ends) - min(starts)).total_seconds() if starts and ends else None,
+        "wall_s": max(ends) - min(starts) if starts and ends else None,
     }
 
 

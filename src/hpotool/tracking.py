@@ -16,13 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from hpotool.durations import trial_seconds
+from hpotool.durations import trial_end, trial_seconds, trial_start
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     import optuna
     from optuna.trial import FrozenTrial
 
@@ -236,7 +234,7 @@ class MlflowTracker:
                         continue
                     if trial.state.is_finished() and died_here(trial):
                         self.client.set_terminated(
-                            run.info.run_id, status="FAILED", end_time=_ms(trial.datetime_complete)
+                            run.info.run_id, status="FAILED", end_time=_ms(trial_end(trial))
                         )
                         self.client.set_tag(
                             run.info.run_id,
@@ -248,14 +246,15 @@ class MlflowTracker:
 
 
 def _span(trial: FrozenTrial) -> tuple[int | None, int | None]:
-    """The trial's start and end in MLflow's milliseconds: its end the seconds it took after its start
-    (`trial_seconds`), since MySQL keeps Optuna's datetimes in whole seconds (a 0.3 s trial lasted 0 s)."""
-    start, seconds = _ms(trial.datetime_start), trial_seconds(trial)
+    """The trial's start and end in MLflow's milliseconds: when hpotool asked it (`trial_start`), and the
+    seconds it took after that (`trial_seconds`), since MySQL keeps Optuna's datetimes in whole seconds (a
+    0.3 s trial lasted 0 s, started at its whole second)."""
+    start, seconds = trial_start(trial), trial_seconds(trial)
     if start is None or seconds is None:
-        return start, _ms(trial.datetime_complete)
-    return start, start + round(seconds * 1000)
+        return _ms(start), _ms(trial_end(trial))
+    return _ms(start), _ms(start + seconds)
 
 
-def _ms(when: datetime | None) -> int | None:
-    """A trial's datetime (naive, local time, as Optuna stores it) in MLflow's milliseconds since the epoch."""
-    return None if when is None else int(when.timestamp() * 1000)
+def _ms(when: float | None) -> int | None:
+    """Seconds since the epoch (`trial_start`, `trial_end`) in MLflow's milliseconds."""
+    return None if when is None else round(when * 1000)

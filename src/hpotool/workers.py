@@ -29,7 +29,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.config import OptimizeConfig, RunConfig, validate_config
-from hpotool.errors import HpoError
+from hpotool.errors import HpoError, unsuppress_context
 from hpotool.factories import make_pruner, study_sampler
 from hpotool.fallback import IndependentSampling, independent_sampling
 from hpotool.forkserver import start_worker_server, worker_context
@@ -251,8 +251,9 @@ def worker_main(
         except HpoError as exc:
             # What passed the main process's checks fails here (a user's module that imports there, not
             # here): each worker printed a traceback, and the command exited 0 saying 'run again'. The main
-            # process says it in one line, and the other workers stop after their trial.
-            _tell_and_exit(problems, stop, SETUP_EXIT, str(exc))
+            # process says it in one line (under --debug, after this traceback), and the other workers stop
+            # after their trial.
+            _tell_and_exit(problems, stop, SETUP_EXIT, exc)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
             alone_since = None if args.salt else args.existing
@@ -269,11 +270,11 @@ def worker_main(
             # The study would not open here (its file moved or deleted, its database dropped since the main
             # process opened it): each worker printed a traceback, and the command said 'N of N workers died;
             # run again to resume', exit code 1. The main process says why in one line; the others stop.
-            _tell_and_exit(problems, stop, ERROR_EXIT, str(exc))
+            _tell_and_exit(problems, stop, ERROR_EXIT, exc)
         except Exception as exc:  # after the data is loaded: a user's database error there is not ours
             deleted = study_deleted(opt.study_name, args.storage_url, exc)
             if deleted is not None:  # the main process finds it gone too, and says so
-                _tell_and_exit(problems, stop, ERROR_EXIT, str(deleted))
+                _tell_and_exit(problems, stop, ERROR_EXIT, deleted)
             if lost_connection(exc) is None:
                 raise
             # The storage stopped answering: the main process says so in one line, naming this cause (it
@@ -289,12 +290,14 @@ def worker_main(
         sys.exit(exit_code(signal_of(exc)))
 
 
-def _tell_and_exit(problems: SimpleQueue | None, stop: Event, code: int, why: str) -> NoReturn:
-    """Put why this worker ends, named, on `problems` for the main process's one line; stop the other
-    workers after their trial; exit with `code`."""
+def _tell_and_exit(problems: SimpleQueue | None, stop: Event, code: int, why: HpoError) -> NoReturn:
+    """Put why this worker ends, named, on `problems` for the main process's one line, with its traceback
+    (the user's error it was raised from too) for `--debug`; stop the other workers after their trial; exit
+    with `code`."""
     if problems is not None:
         name = multiprocessing.current_process().name
-        problems.put((code, f"{name}: {why}", name, ""))
+        unsuppress_context(why)
+        problems.put((code, f"{name}: {why}", name, "".join(traceback.format_exception(why))))
     stop.set()
     sys.exit(code)
 
@@ -623,6 +626,14 @@ class _Problems:
         shown = [f"The traceback of {name}:\n{trace.rstrip()}" for name, trace in said if trace]
         return WorkerTracebacks("\n\n".join(shown)) if shown else None
 
+    def first_traceback(self, code: int) -> WorkerTracebacks | None:
+        """The traceback of the first worker that exited with `code` (whose problem `first` gives), for the
+        error that says so to be raised from (`--debug` shows it); None where it sent none."""
+        for said, _, name, trace in self.said:
+            if said == code:
+                return WorkerTracebacks(f"The traceback of {name}:\n{trace.rstrip()}") if trace else None
+        return None
+
 
 class WorkerTracebacks(Exception):
     """The tracebacks of workers, as they sent them (text), that the main process's error is raised from:
@@ -777,13 +788,14 @@ def _run_workers(
             left_running=any(run_by(t, pids) or "worker" not in t.user_attrs for t in running),
         ) from problems.tracebacks(procs)
     error, setup = problems.first(ERROR_EXIT), problems.first(SETUP_EXIT)
+    # --debug shows the worker's traceback above the line (it showed this process's alone)
     if any(p.exitcode == ERROR_EXIT for p in procs) and error is not None:
-        raise HpoError(error)
+        raise HpoError(error) from problems.first_traceback(ERROR_EXIT)
     if any(p.exitcode == SETUP_EXIT for p in procs) and setup is not None:
         raise HpoError(
             f"{setup}; it passed in the main process but not in a worker: check what the workers' "
             "environment lacks"
-        )
+        ) from problems.first_traceback(SETUP_EXIT)
     if any(p.exitcode == CONTRACT_EXIT for p in procs) and plan.run.trainer is not None:
         from hpotool.user_trainer import contract_stop
 
