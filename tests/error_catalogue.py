@@ -362,7 +362,7 @@ CASES = [
     Case(
         "metrics-with-direction",
         "several metrics with one direction, as a single objective spells it",
-        "error: optimize.yaml: metrics and directions go together: metrics: [val_accuracy, n_params] needs directions: [...], one per metric, such as directions: [maximize, minimize]; direction: goes with a single metric:",
+        "error: optimize.yaml: metrics and directions go together: metrics: [val_accuracy, n_params] needs directions: [...], one per metric, such as directions: [maximize, minimize], in place of direction: maximize (direction: goes with metric:, one objective)",
         optimize={"metric": None, "metrics": ["val_accuracy", "n_params"], "pruner": None},
     ),
     Case(

@@ -613,7 +613,11 @@ class OptimizeConfig(_Frozen):
                 "minimize" if _minimized_by_default(m) else "maximize" if m == "val_accuracy" else given
                 for m in self.metrics
             ]
-            single = "; direction: goes with a single metric:" if "direction" in self.model_fields_set else ""
+            single = (
+                f", in place of direction: {self.direction} (direction: goes with metric:, one objective)"
+                if "direction" in self.model_fields_set
+                else ""
+            )
             return (
                 f"metrics: {format_choice(list(self.metrics))} needs directions: [...], one per metric, such as "
                 f"directions: {format_choice(guess)}{single}"
