@@ -1294,6 +1294,40 @@ CASES = [
         },
     ),
     Case(
+        "condition-in-lists-no-value",
+        "a condition's in: list naming a value its parameter never takes (the rest still match, so it is no "
+        "condition that never holds)",
+        "error: optimize.yaml: search_space.optimizer.weight_decay.when.optimizer.name: adamw is not one of optimizer.name's values (one of sgd, adam), so no trial matches it; drop it from in:, or add it to optimizer.name's choices",
+        optimize={
+            "search_space": {
+                "optimizer.name": {"type": "categorical", "choices": ["sgd", "adam"]},
+                "optimizer.weight_decay": {
+                    "type": "float",
+                    "low": 1.0e-5,
+                    "high": 1.0e-2,
+                    "log": True,
+                    "when": {"optimizer.name": {"in": ["adam", "adamw"]}},
+                },
+            }
+        },
+    ),
+    Case(
+        "condition-ne-no-value",
+        "a condition ne: a value its parameter never takes, one letter off (it holds in every trial)",
+        "error: optimize.yaml: search_space.model.dropout.when.model.activation: {ne: rleu} holds in every trial: rleu is not one of model.activation's values (one of relu, tanh); did you mean relu?",
+        optimize={
+            "search_space": {
+                "model.activation": {"type": "categorical", "choices": ["relu", "tanh"]},
+                "model.dropout": {
+                    "type": "float",
+                    "low": 0.0,
+                    "high": 0.5,
+                    "when": {"model.activation": {"ne": "rleu"}},
+                },
+            }
+        },
+    ),
+    Case(
         "condition-list-for-in",
         "a condition written as a list of values (a list is one value; any of several is {in: [...]})",
         "error: optimize.yaml: search_space.optimizer.weight_decay: the condition optimizer.name: [adam, adamw] never holds for optimizer.name's values, so it would never be set; a list is one value (a list choice): for any of several, write {in: [adam, adamw]}",
