@@ -366,6 +366,20 @@ CASES = [
         optimize={"metric": None, "metrics": ["val_accuracy", "n_params"], "pruner": None},
     ),
     Case(
+        "final-with-several-objectives",
+        "a final: section in a study of several metrics, which train-from-best (the one reader of final:) "
+        "refuses: it has a Pareto front, no best trial",
+        "error: optimize.yaml: final: is read by train-from-best, which trains the best trial of one metric; with several metrics the study has a Pareto front instead, and nothing would read final:. Remove it; export-best then writes best_run_<trial>.yaml for each Pareto-optimal trial: train the one you pick with hpotool train --run-config studies/tiny/best_run_<trial>.yaml --epochs N --seed S",
+        optimize={
+            "metric": None,
+            "direction": None,
+            "metrics": ["val_accuracy", "n_params"],
+            "directions": ["maximize", "minimize"],
+            "pruner": None,
+            "final": {"epochs": 4, "seeds": 2},
+        },
+    ),
+    Case(
         "choices-on-a-range",
         "choices under type: int or float, which take low and high",
         "error: optimize.yaml: search_space.model.hidden.0: choices are for type: categorical; write {type: categorical, choices: [16, 32]}, or give low and high for an int range",
