@@ -361,3 +361,41 @@ def test_a_width_searched_beyond_some_trials_layers_is_noted_with_the_condition_
     )
     opt_dict["search_space"]["model.hidden.1"]["when"] = {"model.layers": {"gt": 1}}
     assert prepare_study(run_path, write_yaml(opt_path, opt_dict)).notes == ()
+
+
+def test_brute_force_over_a_chained_condition_runs_each_configuration_once(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """optimizer.nesterov under a condition on optimizer.momentum, itself under optimizer.name: sgd. An adam
+    trial, whose momentum (so nesterov) was never set, counted as not having drawn its values, so brute force
+    did not count its point run: it ran adam again until n_trials (10 trials, 7 of them adam) instead of ending after
+    its 4 configurations."""
+    from hpotool.loop import run_study
+
+    opt_dict["sampler"] = {"name": "bruteforce"}
+    opt_dict["n_trials"] = 10
+    opt_dict["search_space"] = {
+        "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]},
+        "optimizer.momentum": {
+            "type": "categorical",
+            "choices": [0.0, 0.9],
+            "when": {"optimizer.name": "sgd"},
+        },
+        "optimizer.nesterov": {
+            "type": "categorical",
+            "choices": [False, True],
+            "when": {"optimizer.momentum": 0.9},
+        },
+    }
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    run_study(prepare_study(run_path, write_yaml(tmp_path / "opt.yaml", opt_dict)))
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    assert sorted(str(sorted(t.params.items())) for t in trials) == sorted(
+        str(sorted(p.items()))
+        for p in (
+            {"optimizer.name": "adam"},
+            {"optimizer.name": "sgd", "optimizer.momentum": 0.0},
+            {"optimizer.name": "sgd", "optimizer.momentum": 0.9, "optimizer.nesterov": False},
+            {"optimizer.name": "sgd", "optimizer.momentum": 0.9, "optimizer.nesterov": True},
+        )
+    )
