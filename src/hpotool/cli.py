@@ -351,6 +351,8 @@ def print_plan(plan: StudyPlan, as_json: bool, done: int | None = None, *, compl
         ("pruner", pruner, {} if opt.multi_objective else opt.pruner.kwargs),
     ):
         table.add_row(label, f"{name} {json.dumps(kwargs)}" if kwargs else name)
+    if opt.constraints:
+        table.add_row("constraints", escape(", ".join(opt.constraints)))
     trainer = (
         f"trainer.function {run.trainer.function}" if run.trainer is not None else f"model {run.model.name}"
     )
