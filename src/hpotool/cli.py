@@ -1498,7 +1498,13 @@ def trials(
             which = f"{state.lower()} trial" if state else "trial"
             _out().print(f"study {escape(study_name)} has no {which}" + (f" ({has})" if has else ""))
             return
-        params: list[str] = []
+        # In the order the search space writes them (the study's stored one), then any others as found.
+        from hpotool.fingerprint import stored_config
+
+        space = stored_config(study.user_attrs, "optimize_config").get("search_space")
+        params = [
+            p for p in (space if isinstance(space, dict) else {}) if any(p in r["params"] for r in rows)
+        ]
         for r in rows:
             params += [p for p in r["params"] if p not in params]
         # A note only where it says more than the state and epochs columns do: "Pareto front" where the
@@ -1575,7 +1581,11 @@ def trials(
                     *(
                         values
                         if split
-                        else [" ".join(f"{p}={v}" for p, v in zip(params, values, strict=True))]
+                        else [  # what the trial ran: a parameter its conditions switched off is left out
+                            " ".join(
+                                f"{p}={v}" for p, v in zip(params, values, strict=True) if p in r["params"]
+                            )
+                        ]
                     ),
                     str(epochs_count(r["epochs_run"]) if epochs_count(r["epochs_run"]) is not None else "-"),
                     f"{r['duration_s']:.3g}" if r["duration_s"] is not None else "-",
