@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -269,6 +270,12 @@ def test_multi_objective_study_exports_the_pareto_front(
         study.tell(trial, values)
     result = runner.invoke(app, ["export-best", "--study-name", "multi", "--storage", storage])
     assert result.exit_code == 0, result.output
+    # The table listed trial 0 and trial 1 without saying why two, nor which file to train.
+    said = " ".join(re.sub(r"[│\s]+", " ", result.stdout).split())
+    assert (
+        "Pareto front 2 trials that no other trial beats on every objective: train the one you pick with hpotool "
+        "train --run-config studies/multi/best_run_<trial>.yaml" in said
+    ), result.stdout
     folder = tmp_path / "studies" / "multi"
     assert sorted(os.listdir(folder)) == [
         "best_params.json",

@@ -1057,6 +1057,14 @@ def export_best(
         table = _table(f"study {study_name}", show_header=False)
         table.add_column(style="bold")
         table.add_column()
+        if len(result.metrics) > 1:  # why several trials, and which file trains one
+            table.add_row(
+                "Pareto front",
+                escape(
+                    f"{len(result.best)} trial{'s' * (len(result.best) != 1)} that no other trial beats on every objective: "
+                    f"train the one you pick with hpotool train --run-config {result.folder}/best_run_<trial>.yaml"
+                ),
+            )
         for trial in result.best:
             values = ", ".join(
                 f"{m}={format_value(v)}" for m, v in zip(result.metrics, trial.values or [], strict=False)
