@@ -291,8 +291,11 @@ def test_multi_objective_study_exports_the_pareto_front(
     assert info["pareto_trials"][1]["run_config"] == "best_run_1.yaml"
     assert load_run_config(folder / "best_run_1.yaml").optimizer.lr == 0.02
     with open(folder / "trials.csv", newline="") as fh:
-        header = next(csv.reader(fh))
-    assert header[:4] == ["number", "state", "values_val_loss", "values_n_params"]
+        header, *rows = list(csv.reader(fh))
+    assert header[:5] == ["number", "state", "values_val_loss", "values_n_params", "pareto"]
+    # Which trials make the front, beside each trial's values (it was in best_params.json alone).
+    assert [r[4] for r in rows] == ["True", "True", "False"]
+    assert [t["pareto"] for t in json.loads((folder / "trials.json").read_text())] == [True, True, False]
     study.enqueue_trial({"optimizer.lr": 0.04, "model.hidden.0": 32})  # dominates both: the front moves
     trial = study.ask()
     trial.suggest_float("optimizer.lr", 1e-3, 1e-1)
