@@ -1342,6 +1342,23 @@ CASES = [
         },
     ),
     Case(
+        "condition-beyond-range",
+        "a condition on a searched range that none of its values meets (its top is 32, the test asks for more)",
+        "error: optimize.yaml: search_space.optimizer.lr: the condition model.hidden.0: {gt: 32} never holds for model.hidden.0's values ([8, 32], step 8), so it would never be set",
+        optimize={
+            "search_space": {
+                "model.hidden.0": {"type": "int", "low": 8, "high": 32, "step": 8},
+                "optimizer.lr": {
+                    "type": "float",
+                    "low": 1.0e-3,
+                    "high": 1.0e-1,
+                    "log": True,
+                    "when": {"model.hidden.0": {"gt": 32}},
+                },
+            }
+        },
+    ),
+    Case(
         "condition-list-for-in",
         "a condition written as a list of values (a list is one value; any of several is {in: [...]})",
         "error: optimize.yaml: search_space.optimizer.weight_decay: the condition optimizer.name: [adam, adamw] never holds for optimizer.name's values, so it would never be set; a list is one value (a list choice): for any of several, write {in: [adam, adamw]}",

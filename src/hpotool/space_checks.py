@@ -119,8 +119,12 @@ def _condition_values(
                 near = closest(condition, words, n=1)
                 if near:  # a misspelt choice: `when: {optimizer.name: sdg}`
                     hint = f" (did you mean {near[0]}? its choices: {format_choice(ref.choices)})"
+            values = (
+                "" if isinstance(ref, CategoricalParam) else f" ({values_text(ref)})"
+            )  # choices: in the hint
             raise HpoError(
-                f"the condition {path}: {format_choice(condition)} never holds for {path}'s values, so it would never be set{hint}"
+                f"the condition {path}: {format_choice(condition)} never holds for {path}'s values{values}, so it "
+                f"would never be set{hint}"
             )
         # a conditional parameter has a value only where its own conditions hold (sgd for momentum)
         out.update({**_condition_values(ref, opt, fixed, path), path: value})
