@@ -380,6 +380,19 @@ CASES = [
         },
     ),
     Case(
+        "directions-swapped",
+        "several metrics whose directions are each the wrong way round, as directions written for the metrics "
+        "in another order",
+        "error: optimize.yaml: directions: [maximize, minimize] would search for the largest n_params and the smallest val_accuracy, the worst model on each; each direction goes with the metric in the same place of metrics: [n_params, val_accuracy]: write directions: [minimize, maximize]",
+        optimize={
+            "metric": None,
+            "direction": None,
+            "metrics": ["n_params", "val_accuracy"],
+            "directions": ["maximize", "minimize"],
+            "pruner": None,
+        },
+    ),
+    Case(
         "choices-on-a-range",
         "choices under type: int or float, which take low and high",
         "error: optimize.yaml: search_space.model.hidden.0: choices are for type: categorical; write {type: categorical, choices: [16, 32]}, or give low and high for an int range",

@@ -1159,6 +1159,21 @@ def load_optimize_config(path: Path, *, budget_given: bool = False) -> OptimizeC
             raise HpoError(
                 f"{path}: give metric/direction (one objective) or metrics/directions (several), not both"
             )
+        natural = [
+            "minimize" if _minimized_by_default(m) else "maximize" if m == "val_accuracy" else None
+            for m in result.objectives
+        ]
+        if None not in natural and all(d != n for d, n in zip(result.study_directions, natural, strict=True)):
+            # every objective the wrong way round: directions written for the metrics in another order
+            wrong = " and ".join(
+                f"the {'largest' if d == 'maximize' else 'smallest'} {m}"
+                for m, d in zip(result.objectives, result.study_directions, strict=True)
+            )
+            raise HpoError(
+                f"{path}: directions: {format_choice(list(result.study_directions))} would search for {wrong}, the "
+                f"worst model on each; each direction goes with the metric in the same place of metrics: "
+                f"{format_choice(list(result.objectives))}: write directions: {format_choice(natural)}"
+            )
         if not result.pruner.is_nop and "pruner" in raw:
             raise HpoError(
                 f"{path}: pruner: {result.pruner.name!r} cannot be used with several metrics (Optuna's pruners "
