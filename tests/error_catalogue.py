@@ -362,8 +362,35 @@ CASES = [
     Case(
         "metrics-with-direction",
         "several metrics with one direction, as a single objective spells it",
-        "error: optimize.yaml: metrics and directions go together: metrics: [val_accuracy, n_params] needs directions: [...], one per metric, such as directions: [maximize, minimize]; direction: goes with a single metric:",
+        "error: optimize.yaml: metrics and directions go together: metrics: [val_accuracy, n_params] needs directions: [...], one per metric, such as directions: [maximize, minimize], in place of direction: maximize (direction: goes with metric:, one objective)",
         optimize={"metric": None, "metrics": ["val_accuracy", "n_params"], "pruner": None},
+    ),
+    Case(
+        "final-with-several-objectives",
+        "a final: section in a study of several metrics, which train-from-best (the one reader of final:) "
+        "refuses: it has a Pareto front, no best trial",
+        "error: optimize.yaml: final: is read by train-from-best, which trains the best trial of one metric; with several metrics the study has a Pareto front instead, and nothing would read final:. Remove it; export-best then writes best_run_<trial>.yaml for each Pareto-optimal trial: train the one you pick with hpotool train --run-config studies/tiny/best_run_<trial>.yaml --epochs N --seed S",
+        optimize={
+            "metric": None,
+            "direction": None,
+            "metrics": ["val_accuracy", "n_params"],
+            "directions": ["maximize", "minimize"],
+            "pruner": None,
+            "final": {"epochs": 4, "seeds": 2},
+        },
+    ),
+    Case(
+        "directions-swapped",
+        "several metrics whose directions are each the wrong way round, as directions written for the metrics "
+        "in another order",
+        "error: optimize.yaml: directions: [maximize, minimize] would search for the largest n_params and the smallest val_accuracy, the worst model on each; each direction goes with the metric in the same place of metrics: [n_params, val_accuracy]: write directions: [minimize, maximize]",
+        optimize={
+            "metric": None,
+            "direction": None,
+            "metrics": ["n_params", "val_accuracy"],
+            "directions": ["maximize", "minimize"],
+            "pruner": None,
+        },
     ),
     Case(
         "choices-on-a-range",
@@ -1289,6 +1316,57 @@ CASES = [
                     "low": 0.0,
                     "high": 0.5,
                     "when": {"model.activation": "rleu"},
+                },
+            }
+        },
+    ),
+    Case(
+        "condition-in-lists-no-value",
+        "a condition's in: list naming a value its parameter never takes (the rest still match, so it is no "
+        "condition that never holds)",
+        "error: optimize.yaml: search_space.optimizer.weight_decay.when.optimizer.name: adamw is not one of optimizer.name's values (one of sgd, adam), so no trial matches it; drop it from in:, or add it to optimizer.name's choices",
+        optimize={
+            "search_space": {
+                "optimizer.name": {"type": "categorical", "choices": ["sgd", "adam"]},
+                "optimizer.weight_decay": {
+                    "type": "float",
+                    "low": 1.0e-5,
+                    "high": 1.0e-2,
+                    "log": True,
+                    "when": {"optimizer.name": {"in": ["adam", "adamw"]}},
+                },
+            }
+        },
+    ),
+    Case(
+        "condition-ne-no-value",
+        "a condition ne: a value its parameter never takes, one letter off (it holds in every trial)",
+        "error: optimize.yaml: search_space.model.dropout.when.model.activation: {ne: rleu} holds in every trial: rleu is not one of model.activation's values (one of relu, tanh); did you mean relu?",
+        optimize={
+            "search_space": {
+                "model.activation": {"type": "categorical", "choices": ["relu", "tanh"]},
+                "model.dropout": {
+                    "type": "float",
+                    "low": 0.0,
+                    "high": 0.5,
+                    "when": {"model.activation": {"ne": "rleu"}},
+                },
+            }
+        },
+    ),
+    Case(
+        "condition-beyond-range",
+        "a condition on a searched range that none of its values meets (its top is 32, the test asks for more)",
+        "error: optimize.yaml: search_space.optimizer.lr: the condition model.hidden.0: {gt: 32} never holds for model.hidden.0's values ([8, 32], step 8), so it would never be set",
+        optimize={
+            "search_space": {
+                "model.hidden.0": {"type": "int", "low": 8, "high": 32, "step": 8},
+                "optimizer.lr": {
+                    "type": "float",
+                    "low": 1.0e-3,
+                    "high": 1.0e-1,
+                    "log": True,
+                    "when": {"model.hidden.0": {"gt": 32}},
                 },
             }
         },

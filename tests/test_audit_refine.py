@@ -513,6 +513,34 @@ def test_refine_drops_the_sections_it_no_longer_chooses_from_conditions_on_them(
     assert ref.optimize["search_space"]["optimizer.momentum"]["when"] == {"optimizer": {"in": [sgd]}}
 
 
+def test_refine_drops_the_choices_it_no_longer_keeps_from_conditions_on_a_plain_parameter() -> None:
+    """As with a section: a stage that narrows optimizer.name to sgd and adam keeps optimizer.momentum,
+    searched when: {optimizer.name: {in: [rmsprop, sgd]}}, as when: {in: [sgd]}: optimize refuses a condition
+    naming a value its parameter never takes, as the rmsprop left in it was."""
+    space = {
+        "optimizer.name": {"type": "categorical", "choices": ["rmsprop", "sgd", "adam"]},
+        "model.dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "optimizer.momentum": {
+            "type": "float",
+            "low": 0.0,
+            "high": 0.9,
+            "when": {"optimizer.name": {"in": ["rmsprop", "sgd"]}},
+        },
+    }
+    opt, study = stored_study("plain", space)
+
+    def objective(trial: optuna.Trial) -> float:
+        p = suggest(trial, opt.search_space)
+        return {"sgd": 0.01, "adam": 0.0, "rmsprop": 5.0}[p["optimizer.name"]] + (
+            p["model.dropout"] - 0.2
+        ) ** 2
+
+    study.optimize(objective, n_trials=40)
+    ref = refine_study(study)
+    assert ref.optimize["search_space"]["optimizer.name"]["choices"] == ["sgd", "adam"], ref.changes
+    assert ref.optimize["search_space"]["optimizer.momentum"]["when"] == {"optimizer.name": {"in": ["sgd"]}}
+
+
 def test_refine_fixing_a_key_below_a_section_still_searched_whole_keeps_it_in_every_trial() -> None:
     """optimizer.lr fixed (negligible) while optimizer is still searched whole: each stage trial's choice
     replaces the section, so the lr refine wrote into the stage's run config never trained (the trials ran at

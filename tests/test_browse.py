@@ -757,3 +757,38 @@ def test_a_pareto_note_column_never_folds_the_trials_params_mid_number(
         for name, value in params.items():
             assert f"{name}={value}" in result.stdout, result.stdout  # each whole, on one line
     assert result.stdout.count("Pareto") == 2, result.stdout  # the note wraps at its space, if at all
+
+
+def test_trials_list_the_parameters_in_search_space_order_and_leave_out_those_a_condition_switched_off(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conditional space at 80 columns: each trial's params cell listed every parameter of the study, the
+    unset ones as `optimizer.momentum=-`, in the order the first trial listed happened to set them (momentum
+    after the trials' other parameters where the best trial ran adam); the cell now names what the trial
+    ran, in the order the search space writes them."""
+    import hpotool.cli
+
+    opt_dict["search_space"] = {
+        "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]},
+        "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.9, "when": {"optimizer.name": "sgd"}},
+        "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+        "model.hidden.0": {"type": "int", "low": 8, "high": 32, "step": 8},
+    }
+    opt_dict["enqueue"] = [
+        {"optimizer.name": "adam", "optimizer.lr": 0.05, "model.hidden.0": 32},
+        {"optimizer.name": "sgd", "optimizer.momentum": 0.6, "optimizer.lr": 0.001, "model.hidden.0": 8},
+    ]
+    opt_dict["n_trials"] = 2
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    result = runner.invoke(
+        app, ["trials", "--study-name", "tiny", "--storage", opt_dict["storage"]], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    cells = [line.split("│")[4].strip() for line in result.stdout.splitlines() if line.count("│") == 7]
+    text = " ".join(cell for cell in cells if cell)  # the params column, its lines in order
+    assert "=-" not in text, result.stdout
+    assert "optimizer.name=adam optimizer.lr=0.05 model.hidden.0=32" in text, result.stdout
+    assert "optimizer.name=sgd optimizer.momentum=0.6 optimizer.lr=0.001 model.hidden.0=8" in text, (
+        result.stdout
+    )

@@ -155,6 +155,19 @@ def test_tpe_group_with_several_objectives_is_one_note_before_trial_0_not_optuna
     )
 
 
+def test_the_dry_run_plan_shows_the_constraints(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
+    """The plan listed storage, trials, objective, sampler, pruner, run and every parameter, but not the
+    constraints: the one setting that decides which trial is best (a trial that breaks them never is) went
+    unshown before the study ran."""
+    opt_dict["constraints"] = ["n_params <= 5000", "epoch_time < 1"]
+    result = _optimize(tmp_path, run_dict, opt_dict, "--dry-run")
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if "constraints" in line]
+    assert len(rows) == 1 and "n_params <= 5000, epoch_time < 1" in rows[0], result.stdout
+    opt_dict.pop("constraints")
+    assert "constraints" not in _optimize(tmp_path, run_dict, opt_dict, "--dry-run").stdout
+
+
 def test_a_searched_seed_is_noted(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
     """`seed: {type: int, ...}` in the search space ran without a word, though each trial then trains with
     another seed and the best trial may be the luckiest one. Searched on purpose it still runs: a note, not a

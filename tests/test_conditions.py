@@ -320,3 +320,82 @@ def test_a_list_condition_on_a_fixed_value_points_to_in(
         f"would never be set; a list is one value (a list choice): for any of several, write {{in: [adam, "
         f"rmsprop]}}, or change or drop the condition"
     )
+
+
+def test_a_width_searched_beyond_some_trials_layers_is_noted_with_the_condition_to_add(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """model.hidden.2 searched without a `when:` beside model.layers from 1 to 3: trials of 1 or 2 layers drew
+    and stored a third width the MLP never built, and the sampler learned from it, without a word."""
+    run_dict["model"] = {"name": "mlp", "hidden": [16, 16, 16], "layers": 3, "dropout": 0.0}
+    opt_dict["search_space"] = {
+        "model.layers": {"type": "int", "low": 1, "high": 3},
+        "model.hidden.0": {"type": "int", "low": 8, "high": 32, "step": 8},
+        "model.hidden.1": {
+            "type": "int",
+            "low": 8,
+            "high": 32,
+            "step": 8,
+            "when": {"model.layers": {"ge": 2}},
+        },
+        "model.hidden.2": {
+            "type": "int",
+            "low": 8,
+            "high": 32,
+            "step": 8,
+            "when": {"model.layers": {"ge": 2}},
+        },
+    }
+    run_path, opt_path = write_yaml(tmp_path / "r.yaml", run_dict), write_yaml(tmp_path / "o.yaml", opt_dict)
+    assert prepare_study(run_path, opt_path).notes == (
+        f"{opt_path}: search_space.model.hidden.2 is drawn in trials of model.layers 2, whose MLP has fewer "
+        "than 3 hidden layers and never uses it; add when: {model.layers: {ge: 3}} to it, so those trials neither "
+        "store nor learn from a width they did not train",
+    )
+    del opt_dict["search_space"]["model.hidden.1"]["when"]
+    opt_dict["search_space"]["model.hidden.2"]["when"] = {"model.layers": 3}
+    assert prepare_study(run_path, write_yaml(opt_path, opt_dict)).notes == (
+        f"{opt_path}: search_space.model.hidden.1 is drawn in trials of model.layers 1, whose MLP has fewer "
+        "than 2 hidden layers and never uses it; add when: {model.layers: {ge: 2}} to it, so those trials neither "
+        "store nor learn from a width they did not train",
+    )
+    opt_dict["search_space"]["model.hidden.1"]["when"] = {"model.layers": {"gt": 1}}
+    assert prepare_study(run_path, write_yaml(opt_path, opt_dict)).notes == ()
+
+
+def test_brute_force_over_a_chained_condition_runs_each_configuration_once(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """optimizer.nesterov under a condition on optimizer.momentum, itself under optimizer.name: sgd. An adam
+    trial, whose momentum (so nesterov) was never set, counted as not having drawn its values, so brute force
+    did not count its point run: it ran adam again until n_trials (10 trials, 7 of them adam) instead of ending after
+    its 4 configurations."""
+    from hpotool.loop import run_study
+
+    opt_dict["sampler"] = {"name": "bruteforce"}
+    opt_dict["n_trials"] = 10
+    opt_dict["search_space"] = {
+        "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]},
+        "optimizer.momentum": {
+            "type": "categorical",
+            "choices": [0.0, 0.9],
+            "when": {"optimizer.name": "sgd"},
+        },
+        "optimizer.nesterov": {
+            "type": "categorical",
+            "choices": [False, True],
+            "when": {"optimizer.momentum": 0.9},
+        },
+    }
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    run_study(prepare_study(run_path, write_yaml(tmp_path / "opt.yaml", opt_dict)))
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    assert sorted(str(sorted(t.params.items())) for t in trials) == sorted(
+        str(sorted(p.items()))
+        for p in (
+            {"optimizer.name": "adam"},
+            {"optimizer.name": "sgd", "optimizer.momentum": 0.0},
+            {"optimizer.name": "sgd", "optimizer.momentum": 0.9, "optimizer.nesterov": False},
+            {"optimizer.name": "sgd", "optimizer.momentum": 0.9, "optimizer.nesterov": True},
+        )
+    )

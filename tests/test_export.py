@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -269,6 +270,12 @@ def test_multi_objective_study_exports_the_pareto_front(
         study.tell(trial, values)
     result = runner.invoke(app, ["export-best", "--study-name", "multi", "--storage", storage])
     assert result.exit_code == 0, result.output
+    # The table listed trial 0 and trial 1 without saying why two, nor which file to train.
+    said = " ".join(re.sub(r"[│\s]+", " ", result.stdout).split())
+    assert (
+        "Pareto front 2 trials that no other trial beats on every objective: train the one you pick with hpotool "
+        "train --run-config studies/multi/best_run_<trial>.yaml" in said
+    ), result.stdout
     folder = tmp_path / "studies" / "multi"
     assert sorted(os.listdir(folder)) == [
         "best_params.json",
@@ -284,8 +291,11 @@ def test_multi_objective_study_exports_the_pareto_front(
     assert info["pareto_trials"][1]["run_config"] == "best_run_1.yaml"
     assert load_run_config(folder / "best_run_1.yaml").optimizer.lr == 0.02
     with open(folder / "trials.csv", newline="") as fh:
-        header = next(csv.reader(fh))
-    assert header[:4] == ["number", "state", "values_val_loss", "values_n_params"]
+        header, *rows = list(csv.reader(fh))
+    assert header[:5] == ["number", "state", "values_val_loss", "values_n_params", "pareto"]
+    # Which trials make the front, beside each trial's values (it was in best_params.json alone).
+    assert [r[4] for r in rows] == ["True", "True", "False"]
+    assert [t["pareto"] for t in json.loads((folder / "trials.json").read_text())] == [True, True, False]
     study.enqueue_trial({"optimizer.lr": 0.04, "model.hidden.0": 32})  # dominates both: the front moves
     trial = study.ask()
     trial.suggest_float("optimizer.lr", 1e-3, 1e-1)

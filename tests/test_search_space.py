@@ -323,3 +323,95 @@ def test_a_mapping_choice_has_one_label_however_its_keys_are_ordered() -> None:
 def test_taken_as(spec: dict[str, Any], value: Any, taken: list[Any]) -> None:
     result = taken_as(PARAM.validate_python(spec), value)
     assert result == taken and all(same_value(a, b) for a, b in zip(result, taken, strict=True))
+
+
+# --------------------------------------------------------------------------- conditional spaces
+
+
+def _values_of(p: Param, draw: st.DrawFn) -> list[Any]:
+    """Values a condition on `p` may name: its choices, or its ends, a middle and a point it never takes."""
+    if isinstance(p, CategoricalParam):
+        return list(p.choices)
+    middle = (p.low + p.high) / 2
+    middle = round(middle) if isinstance(p, IntParam) else middle
+    return [p.low, p.high, middle, draw(st.sampled_from([p.low - 1, p.high + 1]))]
+
+
+@st.composite
+def conditional_spaces(draw: st.DrawFn) -> dict[str, Param]:
+    """p0, p1, ... each maybe under a `when:` on one or two earlier parameters (conditional ones too, so a
+    condition may read a parameter some trials never set): a value, or one test of in, ne, ge, gt, le, lt."""
+    space: dict[str, Param] = {}
+    for i in range(draw(st.integers(1, 5))):
+        p = draw(params())
+        when: dict[str, Any] = {}
+        for on in draw(st.lists(st.sampled_from(list(space)), max_size=2, unique=True)) if space else []:
+            ref = space[on]
+            values = _values_of(ref, draw)
+            numeric = not isinstance(ref, CategoricalParam)
+            test = draw(
+                st.sampled_from(["value", "in", "ne", *(("ge", "gt", "le", "lt") if numeric else ())])
+            )
+            if test == "value":
+                value = draw(st.sampled_from(values))  # a mapping choice is named in `in` (a test otherwise)
+                when[on] = {"in": [value]} if isinstance(value, dict) else value
+            elif test == "in":
+                when[on] = {"in": draw(st.lists(st.sampled_from(values), min_size=1, max_size=3))}
+            else:
+                when[on] = {test: draw(st.sampled_from(values))}
+        space[f"p{i}"] = type(p).model_validate(p.model_dump() | {"when": when or None})
+    return space
+
+
+def _expected_to_hold(condition: Any, value: Any, p: Param) -> bool:
+    """What a condition means, written apart from `conditions.holds`: a parameter no trial value was set for
+    meets only `ne`; a choice is named by the value itself (the choice [1, 2] is not [1.0, 2.0], true is not
+    1); a range compares as numbers."""
+    test, operand = next(iter(condition.items())) if isinstance(condition, dict) else ("value", condition)
+    if value is None:
+        return test == "ne"
+    if isinstance(p, CategoricalParam):
+        named = [operand] if test in ("value", "ne") else operand
+        found = any(same_value(value, v) for v in named)
+        return not found if test == "ne" else found
+    compare = {
+        "value": value.__eq__,
+        "ne": value.__ne__,
+        "ge": value.__ge__,
+        "gt": value.__gt__,
+        "le": value.__le__,
+        "lt": value.__lt__,
+    }
+    if test == "in":
+        return any(value == v for v in operand)
+    return bool(compare[test](operand))
+
+
+@settings(max_examples=150, deadline=None)
+@given(space=conditional_spaces(), seed=st.integers(0, 2**16))
+def test_a_conditional_parameter_is_set_exactly_where_its_conditions_hold(
+    space: dict[str, Param], seed: int
+) -> None:
+    """Over generated conditional spaces (conditions on conditional parameters, list and mapping choices,
+    values a range never takes): each trial sets a parameter exactly where all its conditions hold on the
+    values set before it, stores in Optuna exactly the parameters it sets, each within its space, and counts
+    as having drawn all its values (`drawn`, which resumes and the grid read) only once every one is set."""
+    from hpotool.search_space import drawn
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    for _ in range(4):
+        trial = study.ask()
+        values = suggest(trial, space)
+        for name, p in space.items():
+            expected = all(
+                _expected_to_hold(c, values.get(on), space[on]) for on, c in (p.when or {}).items()
+            )
+            assert (name in values) == expected, (name, p.when, values)
+            if name in values:
+                assert contains(p, values[name])
+        assert set(trial.params) == set(values)
+        assert drawn(values, space, {})
+        for name in values:  # a trial stopped before it drew `name` has not drawn all its values
+            before = dict(list(values.items())[: list(values).index(name)])
+            assert not drawn(before, space, {})
+        study.tell(trial, 0.0)

@@ -339,6 +339,8 @@ def print_plan(plan: StudyPlan, as_json: bool, done: int | None = None, *, compl
         ("pruner", pruner, {} if opt.multi_objective else opt.pruner.kwargs),
     ):
         table.add_row(label, f"{name} {json.dumps(kwargs)}" if kwargs else name)
+    if opt.constraints:
+        table.add_row("constraints", escape(", ".join(opt.constraints)))
     trainer = (
         f"trainer.function {run.trainer.function}" if run.trainer is not None else f"model {run.model.name}"
     )
@@ -1043,6 +1045,14 @@ def export_best(
         table = _table(f"study {study_name}", show_header=False)
         table.add_column(style="bold")
         table.add_column()
+        if len(result.metrics) > 1:  # why several trials, and which file trains one
+            table.add_row(
+                "Pareto front",
+                escape(
+                    f"{len(result.best)} trial{'s' * (len(result.best) != 1)} that no other trial beats on every objective: "
+                    f"train the one you pick with hpotool train --run-config {result.folder}/best_run_<trial>.yaml"
+                ),
+            )
         for trial in result.best:
             values = ", ".join(
                 f"{m}={format_value(v)}" for m, v in zip(result.metrics, trial.values or [], strict=False)
@@ -1484,7 +1494,13 @@ def trials(
             which = f"{state.lower()} trial" if state else "trial"
             _out().print(f"study {escape(study_name)} has no {which}" + (f" ({has})" if has else ""))
             return
-        params: list[str] = []
+        # In the order the search space writes them (the study's stored one), then any others as found.
+        from hpotool.fingerprint import stored_config
+
+        space = stored_config(study.user_attrs, "optimize_config").get("search_space")
+        params = [
+            p for p in (space if isinstance(space, dict) else {}) if any(p in r["params"] for r in rows)
+        ]
         for r in rows:
             params += [p for p in r["params"] if p not in params]
         # A note only where it says more than the state and epochs columns do: "Pareto front" where the
@@ -1561,7 +1577,11 @@ def trials(
                     *(
                         values
                         if split
-                        else [" ".join(f"{p}={v}" for p, v in zip(params, values, strict=True))]
+                        else [  # what the trial ran: a parameter its conditions switched off is left out
+                            " ".join(
+                                f"{p}={v}" for p, v in zip(params, values, strict=True) if p in r["params"]
+                            )
+                        ]
                     ),
                     str(epochs_count(r["epochs_run"]) if epochs_count(r["epochs_run"]) is not None else "-"),
                     f"{r['duration_s']:.3g}" if r["duration_s"] is not None else "-",

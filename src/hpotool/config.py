@@ -613,7 +613,11 @@ class OptimizeConfig(_Frozen):
                 "minimize" if _minimized_by_default(m) else "maximize" if m == "val_accuracy" else given
                 for m in self.metrics
             ]
-            single = "; direction: goes with a single metric:" if "direction" in self.model_fields_set else ""
+            single = (
+                f", in place of direction: {self.direction} (direction: goes with metric:, one objective)"
+                if "direction" in self.model_fields_set
+                else ""
+            )
             return (
                 f"metrics: {format_choice(list(self.metrics))} needs directions: [...], one per metric, such as "
                 f"directions: {format_choice(guess)}{single}"
@@ -1155,9 +1159,32 @@ def load_optimize_config(path: Path, *, budget_given: bool = False) -> OptimizeC
             raise HpoError(
                 f"{path}: give metric/direction (one objective) or metrics/directions (several), not both"
             )
+        natural = [
+            "minimize" if _minimized_by_default(m) else "maximize" if m == "val_accuracy" else None
+            for m in result.objectives
+        ]
+        if None not in natural and all(d != n for d, n in zip(result.study_directions, natural, strict=True)):
+            # every objective the wrong way round: directions written for the metrics in another order
+            wrong = " and ".join(
+                f"the {'largest' if d == 'maximize' else 'smallest'} {m}"
+                for m, d in zip(result.objectives, result.study_directions, strict=True)
+            )
+            raise HpoError(
+                f"{path}: directions: {format_choice(list(result.study_directions))} would search for {wrong}, the "
+                f"worst model on each; each direction goes with the metric in the same place of metrics: "
+                f"{format_choice(list(result.objectives))}: write directions: {format_choice(natural)}"
+            )
         if not result.pruner.is_nop and "pruner" in raw:
             raise HpoError(
                 f"{path}: pruner: {result.pruner.name!r} cannot be used with several metrics (Optuna's pruners "
                 f"and Trial.report are single-objective); remove the pruner section or set name: nop"
+            )
+        if raw.get("final"):  # train-from-best, its one reader, refuses a study of several objectives
+            raise HpoError(
+                f"{path}: final: is read by train-from-best, which trains the best trial of one metric; with "
+                f"several metrics the study has a Pareto front instead, and nothing would read final:. Remove "
+                f"it; export-best then writes best_run_<trial>.yaml for each Pareto-optimal trial: train the one "
+                f"you pick with hpotool train --run-config studies/{result.study_name}/best_run_<trial>.yaml "
+                f"--epochs N --seed S"
             )
     return result

@@ -180,7 +180,12 @@ def epochs_count(value: Any) -> int | None:
 def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
     """Every trial of the study, in trial order (`trials.json`)."""
     attrs = study.user_attrs
-    return [trial_record(t, attrs) for t in study.get_trials(deepcopy=False)]
+    records = [trial_record(t, attrs) for t in study.get_trials(deepcopy=False)]
+    if is_multi_objective(study):  # which trials make the front (that meet the constraints, as Optuna has it)
+        front = {t.number for t in study.best_trials}
+        for record in records:
+            record["pareto"] = record["number"] in front
+    return records
 
 
 def _cell(value: Any) -> Any:
@@ -196,7 +201,8 @@ def _cell(value: Any) -> Any:
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """Every trial as one flat table (`trials.csv`), built on Optuna's `trials_dataframe`.
 
-    Columns: number, state, value (multi-objective: `values_<name or index>`), one column per parameter
+    Columns: number, state, value (multi-objective: `values_<name or index>` and `pareto`, whether the trial
+    is on the Pareto front), one column per parameter
     named by its dotted path (a queued trial's: the values it was queued with), duration_s, epochs_run, prune_reason, fail_reason, the final metrics as
     `metrics_<name>`, start and end times, other user attrs as `user_attrs_<name>` and the per-epoch
     history as JSON.
@@ -218,6 +224,9 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     for i, name in enumerate(names):
         column = [t.values[i] if t.values is not None else None for t in trials]
         out[f"values_{name}" if is_multi_objective(study) else "value"] = pd.Series(column, dtype=float)
+    if is_multi_objective(study):  # which trials make the front, beside their values
+        front = {t.number for t in study.best_trials}
+        out["pareto"] = [t.number in front for t in trials]
     # Parameters in the order trials suggested them (Optuna sorts them by name); one whose name is taken
     # by a column of the table (a plain Optuna study's "value" or "state") is spelt as Optuna does.
     params: list[str] = []

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from hpotool.conditions import all_hold
+from hpotool.conditions import all_hold, holds
 from hpotool.config import (
     OptimizeConfig,
     PrunerConfig,
@@ -336,6 +336,38 @@ def _single_choice_notes(opt: OptimizeConfig, opt_path: str) -> list[str]:
     return notes
 
 
+def _width_notes(run: RunConfig, opt: OptimizeConfig, opt_path: str) -> list[str]:
+    """A note per searched width of the built-in MLP (`model.hidden.2`) that trials of a searched
+    `model.layers` too small to use it still draw: the trial stores a width it never trained, and the sampler
+    learns from it (one no trial uses is refused, `space_checks`)."""
+    layers = opt.search_space.get("model.layers")
+    if layers is None or run.model.name != "mlp" or {"model", "model.name"} & opt.search_space.keys():
+        return []
+    if isinstance(layers, IntParam):
+        counts: list[Any] = list(range(layers.low, layers.high + 1, layers.step))
+    elif isinstance(layers, CategoricalParam):
+        counts = [c for c in layers.choices if isinstance(c, int) and not isinstance(c, bool)]
+    else:
+        return []
+    notes = []
+    for path, p in opt.search_space.items():
+        section, _, rest = path.partition(".")
+        key, _, index = rest.partition(".")
+        if section != "model" or key != "hidden" or not index.isdigit():
+            continue
+        condition = (p.when or {}).get("model.layers")
+        short = [n for n in counts if n <= int(index) and (condition is None or holds(condition, n))]
+        if short:
+            drawn = " or ".join(map(str, short))
+            notes.append(
+                f"{opt_path}: search_space.{path} is drawn in trials of model.layers {drawn}, whose MLP has fewer "
+                f"than {int(index) + 1} hidden layers and never uses it; add when: {{model.layers: {{ge: "
+                f"{int(index) + 1}}}}} to it, so those trials neither store nor learn from a width they did not "
+                f"train"
+            )
+    return notes
+
+
 def _seed_notes(run: RunConfig, opt: OptimizeConfig, opt_path: str) -> list[str]:
     """A note for a searched `seed`: usually a mistake (trials then differ by luck as well as by their values),
     sometimes meant (how much does the seed matter?), so the run goes on; `data.split_seed`, which scores each
@@ -400,6 +432,7 @@ def _plan(
         *(f"{opt_path}: {note}" for note in dict.fromkeys(deprecated)),
         *_single_choice_notes(opt, opt_path),
         *_seed_notes(run, opt, opt_path),
+        *_width_notes(run, opt, opt_path),
     )
     return StudyPlan(
         run, opt, data, sampler, pruner, opt.storage_url, overrides.allow_changed_config, notes=notes

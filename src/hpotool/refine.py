@@ -449,15 +449,16 @@ def _pin_below_searched_sections(
 
 
 def _drop_unkept_sections(space: dict[str, Param]) -> None:
-    """In `space` (in place), drop from each condition on a section the stage still searches whole the
-    sections it no longer chooses among: `in: [{name: sgd}, {name: rmsprop}]` where it keeps sgd and adam
-    lists sgd alone, and `ne: {name: rmsprop}` always holds, so goes (a condition naming no choice is refused
-    before trial 0). An `in` left with none stays, for `_drop_dead_conditions` to remove its parameter."""
+    """In `space` (in place), drop from each condition on a parameter the stage still searches the values it
+    no longer takes: `in: [{name: sgd}, {name: rmsprop}]` on a section searched whole where it keeps sgd and
+    adam lists sgd alone, `in: [2, 3]` on `model.layers` narrowed to [1, 2] lists 2, and `ne: rmsprop` always
+    holds, so goes (a condition naming a value its parameter never takes is refused before trial 0). An `in`
+    left with none stays, for `_drop_dead_conditions` to remove its parameter."""
     for name, p in list(space.items()):
         when = dict(p.when or {})
         for on, condition in p.when.items() if p.when else []:
             ref = space.get(on)
-            if on not in SECTIONS or not isinstance(ref, CategoricalParam) or not isinstance(condition, dict):
+            if ref is None or not isinstance(condition, dict):
                 continue
             ((test, operand),) = condition.items()
             if test == "in" and any(contains(ref, v) for v in operand):

@@ -323,13 +323,15 @@ def suggest(
 
 def drawn(params: Mapping[str, Any], space: Mapping[str, Param], fixed: Mapping[str, Any]) -> bool:
     """Whether a trial with `params` has drawn all its values: each parameter is set, or switched off by
-    a condition on values it has."""
+    a condition on values it has. Parameters are drawn in order, so by the time a condition is read here each
+    searched parameter it names is set or switched off itself (a missing value, as `suggest` reads it: the
+    brute-force search ran a point again and again where a condition read one, `nesterov` under a `momentum`
+    that adam never set)."""
     values = {**fixed, **params}
     for name, param in space.items():
         if name in params:
             continue
-        when = param.when or {}
-        if not when or any(path not in values for path in when) or all_hold(when, values):
+        if not param.when or all_hold(param.when, values):
             return False
     return True
 

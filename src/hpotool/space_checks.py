@@ -45,6 +45,7 @@ from hpotool.search_space import (
     boundary_values,
     contains,
     same_value,
+    values_text,
 )
 from hpotool.sections import SECTIONS, check_section_param, section_choices, switchable
 
@@ -118,8 +119,12 @@ def _condition_values(
                 near = closest(condition, words, n=1)
                 if near:  # a misspelt choice: `when: {optimizer.name: sdg}`
                     hint = f" (did you mean {near[0]}? its choices: {format_choice(ref.choices)})"
+            values = (
+                "" if isinstance(ref, CategoricalParam) else f" ({values_text(ref)})"
+            )  # choices: in the hint
             raise HpoError(
-                f"the condition {path}: {format_choice(condition)} never holds for {path}'s values, so it would never be set{hint}"
+                f"the condition {path}: {format_choice(condition)} never holds for {path}'s values{values}, so it "
+                f"would never be set{hint}"
             )
         # a conditional parameter has a value only where its own conditions hold (sgd for momentum)
         out.update({**_condition_values(ref, opt, fixed, path), path: value})
@@ -363,21 +368,44 @@ def _check_condition_paths(path: str, param: Param, opt: OptimizeConfig, valid: 
 
 
 def _check_section_operands(path: str, param: Param, opt: OptimizeConfig) -> None:
-    """Each section a condition on a section searched whole lists (`in`, `ne`) is one of its choices (the
-    config named each that builds a choice's section so): one that builds none would never match, its
-    condition quietly narrower (or, with ne, wider) than written."""
+    """Each value a condition on a searched parameter lists (`in`, `ne`) is one it takes; a section, one of
+    the choices of a section searched whole (the config named each that builds a choice's section so): one it
+    never takes would never match, its condition quietly narrower (or, with ne, wider) than written."""
     for on, condition in (param.when or {}).items():
         ref = opt.search_space.get(on)
-        if on not in SECTIONS or not isinstance(ref, CategoricalParam) or not isinstance(condition, dict):
+        if ref is None or not isinstance(condition, dict):
             continue
         ((test, operand),) = condition.items()
         operands = operand if test == "in" else [operand] if test == "ne" else []
-        stray = next((v for v in operands if isinstance(v, dict) and not contains(ref, v)), None)
-        if stray is not None:
-            raise HpoError(
-                f"search_space.{path}.when.{on}: {format_choice(stray)} is none of {on}'s choices and gives none "
-                f"of their sections, so no trial matches it; name one of: {', '.join(map(format_choice, ref.choices))}"
+        if on in SECTIONS and isinstance(ref, CategoricalParam):
+            stray = next((v for v in operands if isinstance(v, dict) and not contains(ref, v)), _NONE)
+            if stray is not _NONE:
+                raise HpoError(
+                    f"search_space.{path}.when.{on}: {format_choice(stray)} is none of {on}'s choices and gives "
+                    f"none of their sections, so no trial matches it; name one of: "
+                    f"{', '.join(map(format_choice, ref.choices))}"
+                )
+            continue
+        # a plain parameter: a value it never takes (a misspelt or dropped choice, a number off its range)
+        stray = next((v for v in operands if not contains(ref, v)), _NONE)
+        if stray is _NONE or (test == "in" and not any(contains(ref, v) for v in operands)):
+            continue  # an `in` none of whose values it takes never holds: that check names the condition
+        values = f"{on}'s values ({values_text(ref)})"
+        if test == "ne":
+            words = (
+                [c for c in ref.choices if isinstance(c, str)] if isinstance(ref, CategoricalParam) else []
             )
+            near = closest(stray, words, n=1) if isinstance(stray, str) else []
+            fix = f"did you mean {near[0]}?" if near else "name one of its values, or drop the condition"
+            raise HpoError(
+                f"search_space.{path}.when.{on}: {format_choice(condition)} holds in every trial: "
+                f"{format_choice(stray)} is not one of {values}; {fix}"
+            )
+        add = f"add it to {on}'s choices" if isinstance(ref, CategoricalParam) else f"widen {on}'s range"
+        raise HpoError(
+            f"search_space.{path}.when.{on}: {format_choice(stray)} is not one of {values}, so no trial matches "
+            f"it; drop it from in:, or {add}"
+        )
 
 
 def _earlier_items(path: str, opt: OptimizeConfig) -> dict[str, Any]:
