@@ -830,3 +830,41 @@ def test_ctrl_c_in_train_from_best_leaves_no_default_folder_and_keeps_the_others
         output
     )
     assert folders() == before
+
+
+def test_an_interrupted_retry_s_values_queued_again_keep_its_retry_count(tmp_path: Path) -> None:
+    # A stale trial's retry carries Optuna's `failed_trial` and `retry_history`, which cap its retries at
+    # MAX_RETRY; the values of such a retry that Ctrl-C interrupted were queued again with `retry_of` alone,
+    # so the count started afresh: each interrupt bought the point MAX_RETRY more deaths. Now the queued
+    # trial carries the interrupted one's count on, and an interrupt is no death of its own.
+    import warnings
+
+    from hpotool.loop import _queue_interrupted_points
+    from hpotool.storage import MAX_RETRY, make_storage, retry_stale_trial
+
+    study = optuna.create_study(study_name="s", storage=make_storage(f"sqlite:///{tmp_path / 's.db'}"))
+
+    def run(state_reason: str) -> optuna.trial.FrozenTrial:
+        """Take the next queued trial (or a new one), draw x, and end it FAIL for `state_reason`."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+            trial = study.ask()
+        trial.suggest_float("x", 0.0, 1.0)
+        trial.set_user_attr("fail_reason", state_reason)
+        study.tell(trial, state=TrialState.FAIL)
+        return study._storage.get_trial(trial._trial_id)
+
+    retry_stale_trial(study, run("stale"))  # #0 dies; #1 is its retry
+    assert _queue_interrupted_points(study) is False
+    run("interrupted")  # #1, Ctrl-C
+    assert _queue_interrupted_points(study) is True  # #2: #1's values again
+    queued = study.get_trials(states=(TrialState.WAITING,))[-1]
+    assert queued.user_attrs == {"retry_of": 1}
+    assert queued.system_attrs["failed_trial"] == 0 and queued.system_attrs["retry_history"] == [0]
+    deaths = 1
+    while study.get_trials(states=(TrialState.WAITING,)):
+        retry_stale_trial(study, run("stale"))
+        deaths += 1
+    assert deaths == MAX_RETRY + 1  # before: 1 + MAX_RETRY + 1, the count started again after the interrupt
+    values = {t.params["x"] for t in study.trials}
+    assert len(values) == 1

@@ -769,10 +769,28 @@ def _queue_interrupted_points(study: optuna.Study) -> bool:
             continue  # drew nothing of its own: the sampler draws anew
         if any(n > t.number and _holds(q, v) for n, q in later for v in (fixed, values) if v):
             continue
-        study.enqueue_trial(values, user_attrs={"retry_of": t.number})
+        _enqueue_again(study, values, t)
         later.append((sys.maxsize, values))
         queued = True
     return queued
+
+
+# Optuna's RetryHeartbeatStaleTrialCallback counts a stale trial's retries in these system attributes.
+RETRY_COUNT = ("failed_trial", "retry_history")
+
+
+def _enqueue_again(study: optuna.Study, values: dict[str, Any], interrupted: FrozenTrial) -> None:
+    """Queue `values` as `study.enqueue_trial` does, carrying `retry_of` and the interrupted trial's retry
+    count (`RETRY_COUNT`), so a stale retry's values count their deaths on after an interrupt rather than
+    afresh; the interrupt itself is no death and is not counted."""
+    count = {k: interrupted.system_attrs[k] for k in RETRY_COUNT if k in interrupted.system_attrs}
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            system_attrs={"fixed_params": values, **count},
+            user_attrs={"retry_of": interrupted.number},
+        )
+    )
 
 
 def _holds(trial: FrozenTrial | dict[str, Any], params: Mapping[str, Any]) -> bool:
