@@ -868,3 +868,50 @@ def test_an_interrupted_retry_s_values_queued_again_keep_its_retry_count(tmp_pat
     assert deaths == MAX_RETRY + 1  # before: 1 + MAX_RETRY + 1, the count started again after the interrupt
     values = {t.params["x"] for t in study.trials}
     assert len(values) == 1
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
+def test_an_interrupted_point_two_resumes_queue_at_once_is_queued_once(tmp_path: Path, kind: str) -> None:
+    # Two machines resuming at the same moment both queued the interrupted trial's values: each looked for
+    # a later trial holding them, found none, then queued them (check, then queue), and the point ran twice.
+    # Now a resume queues them only where it is the first to claim the interrupted trial, by one insert
+    # the database lets one process make (a study system attribute, unique per study and key).
+    import uuid
+    import warnings
+
+    import sqlalchemy
+
+    from hpotool.loop import _queue_interrupted_points
+    from tests.test_workers import _server_url
+
+    url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else _server_url(kind)
+    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    mine, other = make_storage(url), make_storage(url)
+    study = optuna.create_study(study_name=name, storage=mine)
+    try:
+        study.enqueue_trial({"x": 0.5})  # a warm start, interrupted
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+            trial = study.ask()
+        trial.suggest_float("x", 0.0, 1.0)
+        trial.set_user_attr("fail_reason", "interrupted")
+        study.tell(trial, state=TrialState.FAIL)
+        resumed: list[bool] = []
+
+        def the_other_resumes_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if statement.startswith("INSERT") and not resumed:  # this resume's first write
+                resumed.append(_queue_interrupted_points(optuna.load_study(study_name=name, storage=other)))
+
+        engine = mine._backend.engine  # type: ignore[attr-defined]
+        sqlalchemy.event.listen(engine, "before_cursor_execute", the_other_resumes_first)
+        queued = _queue_interrupted_points(study)
+        sqlalchemy.event.remove(engine, "before_cursor_execute", the_other_resumes_first)
+        assert resumed == [True]
+        assert queued is False  # before: True, a second trial of the same values
+        waiting = optuna.load_study(study_name=name, storage=url).get_trials(states=(TrialState.WAITING,))
+        assert [(t.user_attrs, t.system_attrs["fixed_params"]) for t in waiting] == [
+            ({"retry_of": 0}, {"x": 0.5})
+        ]
+        assert _queue_interrupted_points(study) is False  # nor later: a trial holds them
+    finally:
+        optuna.delete_study(study_name=name, storage=url)

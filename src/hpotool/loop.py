@@ -749,7 +749,8 @@ def _queue_interrupted_points(study: optuna.Study) -> bool:
     or Optuna's heartbeat retry: `failed_trial`), and under brute force or QMC every point, which the search
     counts as run once its trial has ended (brute force ended without it; QMC's sequence skipped it). The
     new trial carries `retry_of`; a later trial that holds or ran the values (the enqueue list's, an earlier
-    resume's) queues none. Returns whether it queued any."""
+    resume's) queues none, nor does a resume that another, at the same moment, beat to claim the trial
+    (`_claim`). Returns whether it queued any."""
     sequence = isinstance(study.sampler, optuna.samplers.BruteForceSampler | optuna.samplers.QMCSampler)
     trials = study.get_trials(deepcopy=False)
     later: list[tuple[int, FrozenTrial | dict[str, Any]]] = [(t.number, t) for t in trials]
@@ -769,10 +770,28 @@ def _queue_interrupted_points(study: optuna.Study) -> bool:
             continue  # drew nothing of its own: the sampler draws anew
         if any(n > t.number and _holds(q, v) for n, q in later for v in (fixed, values) if v):
             continue
-        _enqueue_again(study, values, t)
+        with deferred():  # claimed, then queued: a signal between the two would lose the point
+            if not _claim(study, f"{REQUEUED}{t.number}"):
+                continue  # another process resuming at the same moment queued them
+            _enqueue_again(study, values, t)
         later.append((sys.maxsize, values))
         queued = True
     return queued
+
+
+# The study system attr that one process claims (`_claim`) to queue an interrupted trial's values again.
+REQUEUED = "hpotool:requeued:"
+
+
+def _claim(study: optuna.Study, key: str) -> bool:
+    """Whether this process is the only one to claim `key` in `study`: on SQLite, PostgreSQL and MySQL by an
+    insert the database lets one process make (`FastReadRDBStorage.claim`). Optuna's journal storages (Redis,
+    journal files) apply every write in the journal's order, and hold no such conditional write: there
+    every caller claims it (two resumes at the same moment may both queue a point)."""
+    from hpotool.rdb import FastReadRDBStorage
+
+    backend = getattr(study._storage, "_backend", study._storage)
+    return not isinstance(backend, FastReadRDBStorage) or backend.claim(study._study_id, key)
 
 
 # Optuna's RetryHeartbeatStaleTrialCallback counts a stale trial's retries in these system attributes.

@@ -218,6 +218,26 @@ class FastReadRDBStorage(RDBStorage):
                 return False
             # Another process changed the state since the read (this transaction wrote nothing): read again.
 
+    def claim(self, study_id: int, key: str) -> bool:
+        """Whether this process is the first to claim `key` in `study_id`: it inserts the study system attr
+        `key` (true), which the table's unique key (study, key) lets one process insert, however many try
+        at once (Optuna's `set_study_system_attr` reads, then inserts or overwrites, so each would win)."""
+        import json
+
+        import sqlalchemy as sa
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        attrs_t = models.StudySystemAttributeModel.__table__
+        try:
+            with _create_scoped_session(self.scoped_session) as session:
+                session.connection().execute(
+                    sa.insert(attrs_t).values(study_id=study_id, key=key, value_json=json.dumps(True))
+                )
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
 
 def _local(utc: datetime | None) -> datetime | None:
     """Optuna stores naive UTC and hands out naive local time (models.TrialModel.datetime_start)."""
