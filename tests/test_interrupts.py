@@ -860,3 +860,88 @@ def test_ctrl_c_in_train_from_best_leaves_no_default_folder_and_keeps_the_others
         output
     )
     assert folders() == before
+
+
+def test_an_interrupted_retry_s_values_queued_again_keep_its_retry_count(tmp_path: Path) -> None:
+    # A stale trial's retry carries Optuna's `failed_trial` and `retry_history`, which cap its retries at
+    # MAX_RETRY; the values of such a retry that Ctrl-C interrupted were queued again with `retry_of` alone,
+    # so the count started afresh: each interrupt bought the point MAX_RETRY more deaths. Now the queued
+    # trial carries the interrupted one's count on, and an interrupt is no death of its own.
+    import warnings
+
+    from hpotool.loop import _queue_interrupted_points
+    from hpotool.storage import MAX_RETRY, make_storage, retry_stale_trial
+
+    study = optuna.create_study(study_name="s", storage=make_storage(f"sqlite:///{tmp_path / 's.db'}"))
+
+    def run(state_reason: str) -> optuna.trial.FrozenTrial:
+        """Take the next queued trial (or a new one), draw x, and end it FAIL for `state_reason`."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+            trial = study.ask()
+        trial.suggest_float("x", 0.0, 1.0)
+        trial.set_user_attr("fail_reason", state_reason)
+        study.tell(trial, state=TrialState.FAIL)
+        return study._storage.get_trial(trial._trial_id)
+
+    retry_stale_trial(study, run("stale"))  # #0 dies; #1 is its retry
+    assert _queue_interrupted_points(study) is False
+    run("interrupted")  # #1, Ctrl-C
+    assert _queue_interrupted_points(study) is True  # #2: #1's values again
+    queued = study.get_trials(states=(TrialState.WAITING,))[-1]
+    assert queued.user_attrs == {"retry_of": 1}
+    assert queued.system_attrs["failed_trial"] == 0 and queued.system_attrs["retry_history"] == [0]
+    deaths = 1
+    while study.get_trials(states=(TrialState.WAITING,)):
+        retry_stale_trial(study, run("stale"))
+        deaths += 1
+    assert deaths == MAX_RETRY + 1  # before: 1 + MAX_RETRY + 1, the count started again after the interrupt
+    values = {t.params["x"] for t in study.trials}
+    assert len(values) == 1
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
+def test_an_interrupted_point_two_resumes_queue_at_once_is_queued_once(tmp_path: Path, kind: str) -> None:
+    # Two machines resuming at the same moment both queued the interrupted trial's values: each looked for
+    # a later trial holding them, found none, then queued them (check, then queue), and the point ran twice.
+    # Now a resume queues them only where it is the first to claim the interrupted trial, by one insert
+    # the database lets one process make (a study system attribute, unique per study and key).
+    import uuid
+    import warnings
+
+    import sqlalchemy
+
+    from hpotool.loop import _queue_interrupted_points
+    from tests.test_workers import _server_url
+
+    url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else _server_url(kind)
+    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    mine, other = make_storage(url), make_storage(url)
+    study = optuna.create_study(study_name=name, storage=mine)
+    try:
+        study.enqueue_trial({"x": 0.5})  # a warm start, interrupted
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+            trial = study.ask()
+        trial.suggest_float("x", 0.0, 1.0)
+        trial.set_user_attr("fail_reason", "interrupted")
+        study.tell(trial, state=TrialState.FAIL)
+        resumed: list[bool] = []
+
+        def the_other_resumes_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if statement.startswith("INSERT") and not resumed:  # this resume's first write
+                resumed.append(_queue_interrupted_points(optuna.load_study(study_name=name, storage=other)))
+
+        engine = mine._backend.engine  # type: ignore[attr-defined]
+        sqlalchemy.event.listen(engine, "before_cursor_execute", the_other_resumes_first)
+        queued = _queue_interrupted_points(study)
+        sqlalchemy.event.remove(engine, "before_cursor_execute", the_other_resumes_first)
+        assert resumed == [True]
+        assert queued is False  # before: True, a second trial of the same values
+        waiting = optuna.load_study(study_name=name, storage=url).get_trials(states=(TrialState.WAITING,))
+        assert [(t.user_attrs, t.system_attrs["fixed_params"]) for t in waiting] == [
+            ({"retry_of": 0}, {"x": 0.5})
+        ]
+        assert _queue_interrupted_points(study) is False  # nor later: a trial holds them
+    finally:
+        optuna.delete_study(study_name=name, storage=url)

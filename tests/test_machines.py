@@ -658,3 +658,42 @@ def test_debug_shows_the_traceback_of_a_worker_that_lost_the_storage(
     assert run.returncode != 0, run.stdout + run.stderr
     assert "The traceback of hpotool-worker-" in run.stderr, run.stderr
     assert "in _run_worker_trials" in run.stderr, run.stderr  # a frame only a worker runs
+
+
+def test_a_trial_another_machine_failed_as_stale_keeps_the_result_its_live_owner_finished(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A worker whose heartbeat went unseen for the grace period (a lock held that long, a machine paused)
+    # found its trial failed by another machine's stale check as it told its result: the tell raised
+    # ("Cannot tell a FAIL trial", or UpdateFinishedTrialError in a race), the worker died with a traceback
+    # and the trial it completed was lost. Now it says so in one line and keeps the result, as a new trial.
+    import warnings
+
+    from hpotool.loop import _run_trial
+    from hpotool.storage import fail_stale_trials
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(study_name="s", storage=make_storage(url))
+    other = optuna.load_study(study_name="s", storage=make_storage(url))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+        trial = study.ask()
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0.0, 1.0)
+        trial.set_user_attr("history", [{"epoch": 0, "val_loss": 0.25}])
+        backend = other._storage._backend  # type: ignore[attr-defined]
+        backend.record_heartbeat(trial._trial_id)  # (its thread may not have beaten yet)
+        backend.grace_period = -1  # the database's clock counts whole seconds: this makes any beat stale
+        assert fail_stale_trials(other) == [0]
+        return 0.25
+
+    _run_trial(study, trial, objective)
+    first, retry, kept = optuna.load_study(study_name="s", storage=url).trials
+    assert first.state == TrialState.FAIL and first.user_attrs["fail_reason"].startswith("stale")
+    assert retry.state == TrialState.WAITING  # the stale check queued its values again
+    assert kept.state == TrialState.COMPLETE and kept.value == 0.25
+    assert kept.params == first.params and kept.user_attrs["history"] == [{"epoch": 0, "val_loss": 0.25}]
+    assert kept.user_attrs["result_of"] == 0 and "fail_reason" not in kept.user_attrs
+    assert "trial #0 was ended as FAIL (stale: no heartbeat" in caplog.text
+    assert "ran it to COMPLETE: its result is kept as trial #2 (result_of: 0)" in caplog.text

@@ -300,3 +300,48 @@ def test_a_queued_trial_two_processes_pick_up_at_once_is_picked_up_by_one(tmp_pa
         assert trial.state == TrialState.RUNNING and trial.datetime_start is not None
     finally:
         optuna.delete_study(study_name=name, storage=url)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
+@pytest.mark.parametrize("first", [TrialState.FAIL, TrialState.COMPLETE])
+def test_a_trial_two_processes_finish_at_once_keeps_the_first_finish(
+    tmp_path: Path, kind: str, first: TrialState
+) -> None:
+    # On SQLite the last write won: a stale check's FAIL landing as the owner told COMPLETE (or the other
+    # way round) overwrote it, so a trial that completed ended FAIL (its retry queued too), or a FAIL whose
+    # retry was queued ended COMPLETE (the point ran twice). Optuna reads the RUNNING row, then writes in a
+    # transaction begun only at that write (SELECT ... FOR UPDATE is a no-op there). Now the finish
+    # changes the row only while its state is the one read; the second process is told the trial has
+    # finished (UpdateFinishedTrialError, as PostgreSQL's and MySQL's row lock make Optuna say).
+    import sqlalchemy
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    from tests.test_workers import _server_url
+
+    url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else _server_url(kind)
+    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    mine, other = make_storage(url), make_storage(url)
+    study = optuna.create_study(study_name=name, storage=mine)
+    second = TrialState.COMPLETE if first == TrialState.FAIL else TrialState.FAIL
+    values = {TrialState.COMPLETE: [1.0], TrialState.FAIL: None}
+    try:
+        trial_id = study.ask()._trial_id
+        done: list[bool] = []
+
+        def other_finishes_it_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if statement.startswith(("UPDATE trials", "INSERT INTO trial_values")) and not done:
+                done.append(other.set_trial_state_values(trial_id, first, values[first]))
+
+        assert isinstance(mine, BufferedRDBStorage)
+        if kind == "sqlite":  # the other process writes as this one is about to
+            engine = mine._backend.engine  # type: ignore[attr-defined]
+            sqlalchemy.event.listen(engine, "before_cursor_execute", other_finishes_it_first)
+        else:  # the server's row lock would keep it waiting for this one: it goes first
+            done.append(other.set_trial_state_values(trial_id, first, values[first]))
+        with pytest.raises(UpdateFinishedTrialError):  # before, on SQLite: True, and its state stored
+            mine.set_trial_state_values(trial_id, second, values[second])
+        assert done == [True]
+        [stored] = optuna.load_study(study_name=name, storage=url).trials
+        assert stored.state == first and stored.values == values[first]
+    finally:
+        optuna.delete_study(study_name=name, storage=url)

@@ -90,9 +90,12 @@ def _run_trial(
     trained_by: Callable[[optuna.Trial], str | None] = lambda _: None,
     source: str | None = None,
     asked: float | None = None,
-) -> None:
+) -> int | None:
     """Run and tell one trial. `asked`: `time.perf_counter()` as the trial was asked for, where its wall
     time is recorded (`durations`) when it is told.
+
+    Returns:
+        The id of the trial that holds its result where another process ended it first (`_keep_result`).
 
     Raises:
         HpoError: the user's training function (`trained_by` the trial) broke hpotool's contract
@@ -137,19 +140,86 @@ def _run_trial(
         interrupted = exc
     if lost is not None:
         raise lost  # `storage_lost` says so in one line
+    kept = None
     with deferred():  # a signal now ends the study after the trial is told, not half-way through
-        # The objective records why its training failed; a signal or error outside that (while the trial
-        # draws its values, say) must not leave a FAIL trial without its reason.
-        if state == TrialState.FAIL and "fail_reason" not in trial.user_attrs:
-            trial.set_user_attr("fail_reason", reason)
-        if asked is not None:  # MySQL keeps Optuna's datetimes in whole seconds
-            record_seconds(study, trial, time.perf_counter() - asked)
-        study.tell(trial, value, state=state)
+        try:
+            # The objective records why its training failed; a signal or error outside that (while the trial
+            # draws its values, say) must not leave a FAIL trial without its reason.
+            if state == TrialState.FAIL and "fail_reason" not in trial.user_attrs:
+                trial.set_user_attr("fail_reason", reason)
+            if asked is not None:  # MySQL keeps Optuna's datetimes in whole seconds
+                record_seconds(study, trial, time.perf_counter() - asked)
+            study.tell(trial, value, state=state)
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
+            stored = study._storage.get_trial(trial._trial_id)
+            if not stored.state.is_finished():
+                raise  # a value Optuna refuses, say: not another process's doing
+            kept = _keep_result(study, trial, stored, value, state)
     if interrupted is not None:
         raise interrupted
     function = trained_by(trial) if broken else None
     if function is not None:
         raise contract_stop(function, trial.number, str(trial.user_attrs.get("fail_reason", reason)), source)
+    return kept
+
+
+def _keep_result(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    stored: FrozenTrial,
+    value: float | list[float] | None,
+    state: TrialState | None,
+) -> int | None:
+    """`trial`, which this process ran, was ended by another process as it ran (a stale check that took
+    this live worker for a dead one: its heartbeat went unseen for the grace period): say so, and record
+    the result it has, if any (COMPLETE, PRUNED), as a new trial carrying `result_of` (the other process
+    queued the values again, which run once more); returns the new trial's id."""
+    from optuna.study._tell import _check_values_are_feasible
+
+    from hpotool.stale import QUEUED_BY
+
+    cached = trial._cached_frozen_trial  # what the trial holds here: a report not yet written too
+    curve = {**stored.intermediate_values, **cached.intermediate_values}
+    values: list[float] | None = None
+    if state is None and value is not None:
+        values = [float(v) for v in value] if isinstance(value, list) else [float(value)]
+        if _check_values_are_feasible(study, values) is not None:
+            values = None
+        state = TrialState.COMPLETE
+    elif state == TrialState.PRUNED and curve and len(study.directions) == 1:
+        last = curve[max(curve)]
+        values = [last] if math.isfinite(last) else None
+    how = f"{stored.state.name} ({stored.user_attrs.get('fail_reason', 'no reason given')})"
+    if state not in (TrialState.COMPLETE, TrialState.PRUNED) or (state == TrialState.COMPLETE and not values):
+        _log.warning(
+            "warning: trial #%d was ended as %s by another process while this one ran it; its values are "
+            "queued again where that process queued them",
+            trial.number,
+            how,
+        )
+        return None
+    user_attrs = {k: v for k, v in {**stored.user_attrs, **cached.user_attrs}.items() if k != "fail_reason"}
+    system_attrs = {k: v for k, v in {**stored.system_attrs, **cached.system_attrs}.items() if k != QUEUED_BY}
+    result = optuna.trial.create_trial(
+        state=state,
+        values=values,
+        params={**stored.params, **cached.params},
+        distributions={**stored.distributions, **cached.distributions},
+        user_attrs={**user_attrs, "result_of": trial.number},
+        system_attrs=system_attrs,
+        intermediate_values=curve,
+    )
+    kept = study._storage.create_new_trial(study._study_id, template_trial=result)
+    _log.warning(
+        "warning: trial #%d was ended as %s by another process while this one ran it to %s: its result is "
+        "kept as trial #%d (result_of: %d)",
+        trial.number,
+        how,
+        state.name,
+        study._storage.get_trial(kept).number,
+        trial.number,
+    )
+    return kept
 
 
 def trained_by(plan: StudyPlan, trial: optuna.Trial | FrozenTrial) -> str | None:
@@ -297,8 +367,8 @@ def run_trials(
                         record_seconds(study, trial, time.perf_counter() - asked)
                         study.tell(trial, state=TrialState.FAIL)
                 raise
-            _run_trial(study, trial, objective, lambda t: trained_by(plan, t), plan.run_from, asked)
-            frozen = storage.get_trial(trial._trial_id)
+            kept = _run_trial(study, trial, objective, lambda t: trained_by(plan, t), plan.run_from, asked)
+            frozen = storage.get_trial(trial._trial_id if kept is None else kept)
             if observer is not None:
                 observer.trial_finished(study, frozen)
             if tracker is not None:
@@ -679,7 +749,8 @@ def _queue_interrupted_points(study: optuna.Study) -> bool:
     or Optuna's heartbeat retry: `failed_trial`), and under brute force or QMC every point, which the search
     counts as run once its trial has ended (brute force ended without it; QMC's sequence skipped it). The
     new trial carries `retry_of`; a later trial that holds or ran the values (the enqueue list's, an earlier
-    resume's) queues none. Returns whether it queued any."""
+    resume's) queues none, nor does a resume that another, at the same moment, beat to claim the trial
+    (`_claim`). Returns whether it queued any."""
     sequence = isinstance(study.sampler, optuna.samplers.BruteForceSampler | optuna.samplers.QMCSampler)
     trials = study.get_trials(deepcopy=False)
     later: list[tuple[int, FrozenTrial | dict[str, Any]]] = [(t.number, t) for t in trials]
@@ -699,10 +770,46 @@ def _queue_interrupted_points(study: optuna.Study) -> bool:
             continue  # drew nothing of its own: the sampler draws anew
         if any(n > t.number and _holds(q, v) for n, q in later for v in (fixed, values) if v):
             continue
-        study.enqueue_trial(values, user_attrs={"retry_of": t.number})
+        with deferred():  # claimed, then queued: a signal between the two would lose the point
+            if not _claim(study, f"{REQUEUED}{t.number}"):
+                continue  # another process resuming at the same moment queued them
+            _enqueue_again(study, values, t)
         later.append((sys.maxsize, values))
         queued = True
     return queued
+
+
+# The study system attr that one process claims (`_claim`) to queue an interrupted trial's values again.
+REQUEUED = "hpotool:requeued:"
+
+
+def _claim(study: optuna.Study, key: str) -> bool:
+    """Whether this process is the only one to claim `key` in `study`: on SQLite, PostgreSQL and MySQL by an
+    insert the database lets one process make (`FastReadRDBStorage.claim`). Optuna's journal storages (Redis,
+    journal files) apply every write in the journal's order, and hold no such conditional write: there
+    every caller claims it (two resumes at the same moment may both queue a point)."""
+    from hpotool.rdb import FastReadRDBStorage
+
+    backend = getattr(study._storage, "_backend", study._storage)
+    return not isinstance(backend, FastReadRDBStorage) or backend.claim(study._study_id, key)
+
+
+# Optuna's RetryHeartbeatStaleTrialCallback counts a stale trial's retries in these system attributes.
+RETRY_COUNT = ("failed_trial", "retry_history")
+
+
+def _enqueue_again(study: optuna.Study, values: dict[str, Any], interrupted: FrozenTrial) -> None:
+    """Queue `values` as `study.enqueue_trial` does, carrying `retry_of` and the interrupted trial's retry
+    count (`RETRY_COUNT`), so a stale retry's values count their deaths on after an interrupt rather than
+    afresh; the interrupt itself is no death and is not counted."""
+    count = {k: interrupted.system_attrs[k] for k in RETRY_COUNT if k in interrupted.system_attrs}
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            system_attrs={"fixed_params": values, **count},
+            user_attrs={"retry_of": interrupted.number},
+        )
+    )
 
 
 def _holds(trial: FrozenTrial | dict[str, Any], params: Mapping[str, Any]) -> bool:

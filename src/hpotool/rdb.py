@@ -174,32 +174,69 @@ class FastReadRDBStorage(RDBStorage):
     def set_trial_state_values(
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
     ) -> bool:
-        """Optuna's, except that a WAITING trial is picked up (set RUNNING) by one statement that changes
-        the row only while it is still WAITING, so of processes picking it up at once exactly one gets it.
+        """Optuna's, except that the state changes by one statement that changes the row only while its
+        state is still the one read, so of processes changing it at once exactly one does.
 
-        Optuna reads the row, then writes RUNNING. On SQLite its row lock (SELECT ... FOR UPDATE) is a
-        no-op and the driver begins the transaction only at the write, so a process that picked the trial
-        up between the two went unseen, and both ran it (two workers of a resumed `--workers` taking the
-        trial a race left WAITING; the second to finish died on `UpdateFinishedTrialError`).
+        Optuna reads the row, then writes the new state. On SQLite its row lock (SELECT ... FOR UPDATE) is
+        a no-op and the driver begins the transaction only at the write, so a process that changed the
+        state between the two went unseen: two workers of a resumed `--workers` both picked up the trial a
+        race left WAITING (the second to finish died on `UpdateFinishedTrialError`), and a stale check's
+        FAIL landing as the owner told COMPLETE overwrote it, or the other way round (the last write won).
+        Now the second to pick a trial up is told False, and the second to finish it is told
+        `UpdateFinishedTrialError`, as Optuna's row lock makes PostgreSQL and MySQL say.
         """
-        if state != TrialState.RUNNING or values is not None:
+        if state == TrialState.RUNNING and values is not None:  # not a change Optuna makes
             return super().set_trial_state_values(trial_id, state, values)
         import sqlalchemy as sa
         from optuna.storages._rdb import models
         from optuna.storages._rdb.storage import _create_scoped_session
 
         trials_t = models.TrialModel.__table__
-        with _create_scoped_session(self.scoped_session) as session:
-            result = session.connection().execute(
-                sa.update(trials_t)
-                .where(trials_t.c.trial_id == trial_id, trials_t.c.state == TrialState.WAITING)
-                .values(state=TrialState.RUNNING, datetime_start=datetime.now())
-            )
-            picked = result.rowcount
-            if not picked:  # running elsewhere (False, as Optuna says), finished (its error) or unknown
-                trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
-                self.check_trial_is_updatable(trial_id, trial.state)
-        return bool(picked)
+        changes: dict[str, Any] = {"state": state}
+        if state == TrialState.RUNNING:
+            changes["datetime_start"] = datetime.now()
+        if state.is_finished():
+            changes["datetime_complete"] = datetime.now()
+        while True:
+            try:
+                with _create_scoped_session(self.scoped_session) as session:
+                    trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
+                    read: Any = trial.state  # a TrialState once loaded
+                    self.check_trial_is_updatable(trial_id, read)  # finished: its error
+                    if state == TrialState.RUNNING and read != TrialState.WAITING:
+                        return False  # running elsewhere, as Optuna says
+                    result = session.connection().execute(
+                        sa.update(trials_t)
+                        .where(trials_t.c.trial_id == trial_id, trials_t.c.state == read)
+                        .values(**changes)
+                    )
+                    if result.rowcount:
+                        for objective, value in enumerate(values or ()):
+                            self._set_trial_value_without_commit(session, trial, objective, value)
+                        return True
+            except sa.exc.IntegrityError:
+                return False
+            # Another process changed the state since the read (this transaction wrote nothing): read again.
+
+    def claim(self, study_id: int, key: str) -> bool:
+        """Whether this process is the first to claim `key` in `study_id`: it inserts the study system attr
+        `key` (true), which the table's unique key (study, key) lets one process insert, however many try
+        at once (Optuna's `set_study_system_attr` reads, then inserts or overwrites, so each would win)."""
+        import json
+
+        import sqlalchemy as sa
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        attrs_t = models.StudySystemAttributeModel.__table__
+        try:
+            with _create_scoped_session(self.scoped_session) as session:
+                session.connection().execute(
+                    sa.insert(attrs_t).values(study_id=study_id, key=key, value_json=json.dumps(True))
+                )
+        except sa.exc.IntegrityError:
+            return False
+        return True
 
 
 def _local(utc: datetime | None) -> datetime | None:
@@ -260,12 +297,15 @@ class BufferedRDBStorage(_CachedStorage):
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
     ) -> bool:
         self.flush(trial_id)
-        changed = super().set_trial_state_values(trial_id, state, values)
-        with self._buffer_lock:
-            if changed and state == TrialState.RUNNING:  # a WAITING trial this process picked up
+        try:
+            changed = super().set_trial_state_values(trial_id, state, values)
+        finally:  # finished by another process (its error) or here: this process no longer runs it
+            if state != TrialState.RUNNING:
+                with self._buffer_lock:
+                    self._flushed_at.pop(trial_id, None)
+        if changed and state == TrialState.RUNNING:  # a WAITING trial this process picked up
+            with self._buffer_lock:
                 self._flushed_at[trial_id] = time.monotonic()
-            elif state != TrialState.RUNNING:
-                self._flushed_at.pop(trial_id, None)
         if changed and state.is_finished():
             self._remember_finished(self._backend.get_trial(trial_id))
         return changed
