@@ -1234,19 +1234,22 @@ def test_a_lock_held_for_seconds_while_the_run_waits_is_said_once(
     # few seconds, which file is locked and what the run waits for; the run goes on once the lock is gone.
     args, url, db = _lock_test(tmp_path, run_dict, opt_dict, 3)
     args = args if workers > 1 else [*args[:-3], "-q"]
-    proc = _hpotool(args, tmp_path, HPOTOOL_SQLITE_BUSY_TIMEOUT="60")
+    # The note comes after lock_watch.NOTE_AFTER_S (5 s), here 2 s (still far longer than the run's own
+    # writes, milliseconds): the lock is held 5 s, not 9.
+    note_after = "import hpotool.lock_watch\nhpotool.lock_watch.NOTE_AFTER_S = 2.0"
+    proc = _hpotool(args, tmp_path, before=note_after, HPOTOOL_SQLITE_BUSY_TIMEOUT="60")
     try:
         study = _study_of(url)
         _wait_for(lambda: [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING])
         with _sqlite_locked(db):
-            time.sleep(9)  # the note comes after 5 s (lock_watch.NOTE_AFTER_S)
+            time.sleep(5)  # probes (lock_watch.PROBE_S, 1 s) go on finding it locked past the 2 s
         output = proc.communicate(timeout=120)[0]
     finally:
         _kill_session(proc)
     assert proc.returncode == 0, output
     where = str(db.resolve())
     note = (
-        f"note: another process has kept the study's SQLite file {where!r} locked for over 5 s; this run waits "
+        f"note: another process has kept the study's SQLite file {where!r} locked for over 2 s; this run waits "
         f"for it, up to 60 s per write (HPOTOOL_SQLITE_BUSY_TIMEOUT), then stops. End that process or its open "
         f"transaction (a sqlite3 shell, a database browser; fuser {where} lists the processes that have the "
         f"file open)"
