@@ -128,14 +128,16 @@ def _study_configs(
 def test_four_workers_end_with_exactly_the_target(
     tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], storage: tuple[str, str]
 ) -> None:
-    plan = prepare_study(*_study_configs(tmp_path, run_dict, opt_dict, storage, 40))
+    # 20 trials, 5 rounds of 4 workers (was 40): the race this guards is the last round's, where workers ask
+    # for trials beyond the target; on a server every trial costs a few hundred ms of storage writes.
+    plan = prepare_study(*_study_configs(tmp_path, run_dict, opt_dict, storage, 20))
     summary = run_workers(plan, 4)
     study = optuna.load_study(study_name=plan.opt.study_name, storage=make_storage(storage[0]))
     trials = study.get_trials(deepcopy=False)
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert len(finished) == 40
+    assert len(finished) == 20
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.FAIL)]
-    assert summary.counts["complete"] == 40 and summary.stopped is None
+    assert summary.counts["complete"] == 20 and summary.stopped is None
     assert len({t.user_attrs["worker"]["pid"] for t in finished}) > 1  # the work was shared
     # seed + index: the workers' random start-up points differ
     assert len({tuple(sorted(t.params.items())) for t in finished[:12]}) > 8
