@@ -274,7 +274,8 @@ def test_multi_objective_study_exports_the_pareto_front(
     said = " ".join(re.sub(r"[│\s]+", " ", result.stdout).split())
     assert (
         "Pareto front 2 trials that no other trial beats on every objective: train the one you pick with hpotool "
-        "train --run-config studies/multi/best_run_<trial>.yaml" in said
+        f"train-from-best --study-name multi --storage {storage} --trial <trial> (under the study's final: rules), "
+        "or hpotool train --run-config studies/multi/best_run_<trial>.yaml" in said
     ), result.stdout
     folder = tmp_path / "studies" / "multi"
     assert sorted(os.listdir(folder)) == [
