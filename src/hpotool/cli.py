@@ -1397,10 +1397,21 @@ def _studies_table(rows: list[dict[str, Any]], *, stacked: tuple[str, ...] = (),
             r["name"],
             join("objective", objectives),
             join("trials", [f"{k} {v}" for k, v in r["trials"].items()] or ["none"]),
-            format_value(r["best_value"]) if r["best_value"] is not None else "-",
+            _best_cell(r, stacked="best" in stacked),
             last.replace(" ", "\n") if "last activity" in stacked else last,
         )
     return table
+
+
+def _best_cell(row: dict[str, Any], *, stacked: bool) -> str:
+    """The `studies` table's best value; with several objectives, how many trials make the Pareto front
+    (`stacked`: "Pareto" above the count, no wider than the column's "0.9805": at 80 columns a wider cell
+    folded the names)."""
+    if row["best_value"] is not None:
+        return format_value(row["best_value"])
+    if not row.get("pareto_trials"):
+        return "-"
+    return f"Pareto\n{row['pareto_trials']}" if stacked else f"Pareto: {row['pareto_trials']}"
 
 
 def _storage_lines(rows: list[dict[str, Any]]) -> list[str]:
@@ -1462,7 +1473,7 @@ def studies(
             return
         # The first layout that fits the terminal: on 80 columns a cell folded mid-word reads as noise
         # ("digits_" / "mlp", "comple" / "te 2, "), so cells go on several lines at their spaces instead.
-        stackable = ("trials", "objective", "last activity")
+        stackable = ("best", "trials", "objective", "last activity")  # best: "Pareto:" over its size
         layouts = [stackable[:n] for n in range(len(stackable) + 1)]
         unbounded = _out().options.update_width(1_000_000)  # measure() clamps to the terminal's width
 
