@@ -366,20 +366,6 @@ CASES = [
         optimize={"metric": None, "metrics": ["val_accuracy", "n_params"], "pruner": None},
     ),
     Case(
-        "final-with-several-objectives",
-        "a final: section in a study of several metrics, which train-from-best (the one reader of final:) "
-        "refuses: it has a Pareto front, no best trial",
-        "error: optimize.yaml: final: is read by train-from-best, which trains the best trial of one metric; with several metrics the study has a Pareto front instead, and nothing would read final:. Remove it; export-best then writes best_run_<trial>.yaml for each Pareto-optimal trial: train the one you pick with hpotool train --run-config studies/tiny/best_run_<trial>.yaml --epochs N --seed S",
-        optimize={
-            "metric": None,
-            "direction": None,
-            "metrics": ["val_accuracy", "n_params"],
-            "directions": ["maximize", "minimize"],
-            "pruner": None,
-            "final": {"epochs": 4, "seeds": 2},
-        },
-    ),
-    Case(
         "directions-swapped",
         "several metrics whose directions are each the wrong way round, as directions written for the metrics "
         "in another order",
@@ -2094,6 +2080,49 @@ CASES = [
         command=("train-from-best", "--study-name", "tiny"),
         existing_study=True,
         files={"studies/tiny/trials.csv/notes.txt": "mine\n"},
+    ),
+    Case(
+        "train-from-best-several-objectives",
+        "train-from-best of a study of several metrics without --trial: it has a Pareto front, no one best trial",
+        "error: study 'tiny' has 2 objectives, so no one best trial to train: give --trial N with the trial you pick from its Pareto front (trial 0; hpotool trials --study-name tiny lists it first)",
+        command=("train-from-best", "--study-name", "tiny"),
+        existing_study=True,
+        existing_optimize={
+            "metric": None,
+            "direction": None,
+            "metrics": ["val_accuracy", "n_params"],
+            "directions": ["maximize", "minimize"],
+            "pruner": None,
+        },
+    ),
+    Case(
+        "train-from-best-trial-missing",
+        "train-from-best --trial naming a trial the study does not have",
+        "error: --trial 5: study 'tiny' has no trial 5 (its only trial is 0); hpotool trials --study-name tiny --state complete lists those it can train",
+        command=("train-from-best", "--study-name", "tiny", "--trial", "5"),
+        existing_study=True,
+    ),
+    Case(
+        "train-from-best-trial-not-complete",
+        "train-from-best --trial naming a pruned (failed, running) trial",
+        "error: --trial 0: trial 0 of study 'tiny' is pruned, not complete: only a complete trial can be trained as it ran; hpotool trials --study-name tiny --state complete lists those it can train",
+        command=("train-from-best", "--study-name", "tiny", "--trial", "0"),
+        existing_study=True,
+        existing_optimize={"pruner": {"name": "threshold", "kwargs": {"lower": 0.99}}},
+    ),
+    Case(
+        "train-from-best-trial-infeasible",
+        "train-from-best --trial naming a trial that violates the study's constraints",
+        "error: --trial 0: trial 0 of study 'tiny' does not meet the study's constraints (n_params <= 100); hpotool trials --study-name tiny lists those that do first",
+        command=("train-from-best", "--study-name", "tiny", "--trial", "0"),
+        existing_study=True,
+        existing_optimize={"constraints": ["n_params <= 100"]},
+    ),
+    Case(
+        "train-from-best-top-k-and-trial",
+        "train-from-best given both --top-k and --trial",
+        "error: --top-k 2 --trial 0: --trial trains the one trial it names, --top-k the K best: give one of them",
+        command=("train-from-best", "--study-name", "tiny", "--top-k", "2", "--trial", "0"),
     ),
     Case(
         "export-out-a-device",

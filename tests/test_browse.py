@@ -468,6 +468,7 @@ def test_studies_table_keeps_names_objectives_and_trial_counts_whole_at_80_colum
         "pruned 18",
         "minimize val_loss",
         "maximize n_params",
+        "Pareto",  # above the size of loss_and_size's front: 1
     ):
         assert whole in cells, text
     assert re.search(r"│ maximize +│ complete 2 +│ 0\.51 +│ \d{4}-\d\d-\d\d +│", text), text
@@ -792,3 +793,23 @@ def test_trials_list_the_parameters_in_search_space_order_and_leave_out_those_a_
     assert "optimizer.name=sgd optimizer.momentum=0.6 optimizer.lr=0.001 model.hidden.0=8" in text, (
         result.stdout
     )
+
+
+def test_studies_shows_the_size_of_a_multi_objective_studys_pareto_front(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The best column said '-' for a study of several objectives, as for one with no complete trial."""
+    import hpotool.cli
+
+    url = f"sqlite:///{tmp_path / 'mo.db'}"
+    study = optuna.create_study(study_name="mo", storage=url, directions=["minimize", "minimize"])
+    for values in ([0.5, 90], [0.4, 170], [0.6, 250]):  # the third is beaten by the first on both
+        study.add_trial(optuna.trial.create_trial(values=values))
+    result = runner.invoke(app, ["studies", "--storage", url, "--json"], catch_exceptions=False)
+    (row,) = json.loads(result.stdout)
+    assert row["best_value"] is None and row["pareto_trials"] == 2
+    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    table = runner.invoke(app, ["studies", "--storage", url], catch_exceptions=False)
+    assert table.exit_code == 0
+    assert re.search(r"│ complete 3 +│ Pareto: 2 +│", table.stdout), table.stdout
+    assert max(len(line) for line in table.stdout.splitlines()[:-1]) <= 80, table.stdout

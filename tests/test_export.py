@@ -274,7 +274,8 @@ def test_multi_objective_study_exports_the_pareto_front(
     said = " ".join(re.sub(r"[│\s]+", " ", result.stdout).split())
     assert (
         "Pareto front 2 trials that no other trial beats on every objective: train the one you pick with hpotool "
-        "train --run-config studies/multi/best_run_<trial>.yaml" in said
+        f"train-from-best --study-name multi --storage {storage} --trial <trial> (under the study's final: rules), "
+        "or hpotool train --run-config studies/multi/best_run_<trial>.yaml" in said
     ), result.stdout
     folder = tmp_path / "studies" / "multi"
     assert sorted(os.listdir(folder)) == [
@@ -1036,3 +1037,31 @@ def test_trials_json_and_csv_read_back_with_pandas_as_the_readme_says(
     assert {
         n: v for n, v in zip(frame["number"], frame["metrics_val_loss"], strict=True) if n in metrics
     } == metrics
+
+
+def test_the_exports_give_the_parameters_in_the_search_spaces_order(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """trials.csv ordered its parameter columns as the first trial suggested them (a conditional one its
+    condition switched off there came last), and trials.json a queued trial's as its enqueue call listed
+    them; `hpotool trials` already follows the search space's order."""
+    opt_dict["n_trials"] = 2
+    opt_dict["search_space"] = {
+        "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]},
+        "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.9, "when": {"optimizer.name": "sgd"}},
+        "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+    }
+    opt_dict["enqueue"] = [{"optimizer.name": "adam"}, {"optimizer.name": "sgd"}]
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    study.enqueue_trial({"optimizer.lr": 0.01, "optimizer.name": "adam"})  # waiting, keys out of order
+    export_best(study, opt_dict["storage"])
+    order = ["optimizer.name", "optimizer.momentum", "optimizer.lr"]
+    with (tmp_path / "studies" / "tiny" / "trials.csv").open() as f:
+        header = next(csv.reader(f))
+    assert [c for c in header if c.startswith("optimizer.")] == order
+    records = json.loads((tmp_path / "studies" / "tiny" / "trials.json").read_text())
+    assert [list(r["params"]) for r in records] == [
+        ["optimizer.name", "optimizer.lr"],
+        order,
+        ["optimizer.name", "optimizer.lr"],
+    ]

@@ -466,7 +466,11 @@ def test_train_from_best_refuses_multi_objective_and_missing_studies(tmp_path: P
     )  # a front to pick from (none: no_best_error)
     result = runner.invoke(app, ["train-from-best", "--study-name", "tiny", "--storage", storage])
     assert result.exit_code == 2
-    assert "study 'tiny' has 2 objectives, so its trials have no single ranking" in result.stderr
+    assert result.stderr == (
+        "error: study 'tiny' has 2 objectives, so no one best trial to train: give --trial N with the trial "
+        f"you pick from its Pareto front (trial 0; hpotool trials --study-name tiny --storage {storage} "
+        "lists it first)\n"
+    )
     result = runner.invoke(app, ["train-from-best", "--study-name", "other", "--storage", storage])
     assert result.exit_code == 2
     assert result.stderr == f"error: no study 'other' in {storage}; studies there: tiny\n"
@@ -614,3 +618,91 @@ def test_stopped_before_a_run_was_saved_says_the_same_command_trains_them(
     plan = plan_final(run_tiny_study(tmp_path, run_dict, opt_dict), seeds=seeds)
     _say_final_interrupted([(plan, tmp_path / "final")], None)
     assert capsys.readouterr().err == f"interrupted: no run was saved; the same command trains {said}\n"
+
+
+def _two_objectives(opt_dict: dict, **more: Any) -> dict:
+    """The tiny study's optimize config with the two objectives of a newcomer's walk: accuracy and size."""
+    opt = {k: v for k, v in opt_dict.items() if k not in ("metric", "direction")}
+    return {**opt, "metrics": ["val_accuracy", "n_params"], "directions": ["maximize", "minimize"], **more}
+
+
+def test_train_from_best_trains_the_pareto_trial_given_by_trial_under_the_final_rules(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A study of several metrics: train-from-best refused it and optimize refused its final: section, so
+    the trial a user picked from the Pareto front could only be trained by hand, without the final rules."""
+    final = {"epochs": 1, "seeds": 2, "overrides": {"data.subset_fraction": 0.2}}
+    opt = _two_objectives(opt_dict, final=final)
+    study = run_tiny_study(tmp_path, run_dict, opt)
+    front = sorted(t.number for t in study.best_trials)
+    refused = _train_from_best(opt["storage"])
+    assert refused.exit_code == 2
+    assert "give --trial N with the trial you pick from its Pareto front (trial" in refused.stderr
+    assert f"{', '.join(map(str, front))};" in refused.stderr
+    picked = study.trials[front[-1]]
+    result = _train_from_best(opt["storage"], "--trial", str(picked.number))
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "final"
+    names = [f"trial{picked.number}-seed0", f"trial{picked.number}-seed1"]
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == names
+    config = load_run_config(folder / names[1] / "config.yaml")
+    assert (config.epochs, config.seed, config.data.subset_fraction) == (1, 1, 0.2)
+    assert config.model.hidden[0] == picked.params["model.hidden.0"]
+    assert config.optimizer.lr == picked.params["optimizer.lr"]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert (summary["metric"], summary["direction"]) == ("val_accuracy", "maximize")
+    (candidate,) = summary["candidates"]
+    assert candidate["trial_number"] == picked.number and candidate["trial_value"] == picked.values[0]
+    assert set(candidate["metrics"]) >= {"val_accuracy", "n_params"}  # every metric's mean, not the first's
+    assert "ranked by mean val_accuracy (maximize)" in result.stdout
+    assert (tmp_path / "studies" / "tiny" / f"best_run_{picked.number}.yaml").exists()  # export-best ran
+
+
+def test_train_from_best_trains_the_trial_given_by_trial_rather_than_the_best(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    other = next(t for t in study.trials if t.number != study.best_trial.number)
+    result = _train_from_best(opt_dict["storage"], "--trial", str(other.number))
+    assert result.exit_code == 0, result.output
+    (candidate,) = json.loads((tmp_path / "final" / "summary.json").read_text())["candidates"]
+    assert candidate["trial_number"] == other.number and candidate["trial_value"] == other.value
+    # seed 0 with the trial's epochs is that trial, retrained
+    assert candidate["runs"][0]["metrics"]["val_accuracy"] == other.value
+
+
+def test_a_trial_that_cannot_be_trained_is_refused_with_one_line(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    opt_dict["constraints"] = ["n_params <= 1000"]  # hidden 8: 610 parameters; 32 and 24: over 1000
+    opt_dict["enqueue"] = [{"optimizer.lr": 0.01, "model.hidden.0": h} for h in (8, 32, 24)]
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    first = study.trials[0]
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.PRUNED, params=first.params, distributions=first.distributions
+        )
+    )
+    storage = opt_dict["storage"]
+    listed = f"hpotool trials --study-name tiny --storage {storage}"
+    refusals = {
+        (
+            "--trial",
+            "9",
+        ): f"--trial 9: study 'tiny' has no trial 9 (its trials are numbered 0 to 3); {listed} "
+        "--state complete lists those it can train",
+        (
+            "--trial",
+            "3",
+        ): f"--trial 3: trial 3 of study 'tiny' is pruned, not complete: only a complete trial "
+        f"can be trained as it ran; {listed} --state complete lists those it can train",
+        ("--trial", "1"): "--trial 1: trial 1 of study 'tiny' does not meet the study's constraints "
+        f"(n_params <= 1000); {listed} lists those that do first",
+        ("--trial", "0", "--top-k", "2"): "--top-k 2 --trial 0: --trial trains the one trial it names, "
+        "--top-k the K best: give one of them",
+    }
+    for args, message in refusals.items():
+        result = _train_from_best(storage, *args)
+        assert result.exit_code == 2, result.output
+        assert result.stderr == f"error: {message}\n"
+    assert not (tmp_path / "final").exists() and not (tmp_path / "studies" / "tiny").exists()

@@ -258,7 +258,8 @@ def test_a_multi_objective_report_says_how_to_reproduce_a_pareto_optimal_trial(
     assert info.reproduce == [
         f"hpotool export-best --study-name mo --storage {url}",
         "(writes a run config for each Pareto-optimal trial, best_run_<trial>.yaml in studies/mo/; train the one "
-        "you pick with `hpotool train --run-config studies/mo/best_run_<trial>.yaml`)",
+        f"you pick with `hpotool train-from-best --study-name mo --storage {url} --trial <trial>`, under the "
+        "study's final: rules, or `hpotool train --run-config studies/mo/best_run_<trial>.yaml`)",
     ]
     html = render_html(info, make_figures(study, info))
     assert "Reproduce a Pareto-optimal trial:" in html and "hpotool export-best --study-name mo" in html

@@ -49,6 +49,16 @@ def _best_values(directions: list[StudyDirection], trials: list[FrozenTrial]) ->
     return [max(values) if directions[0] == StudyDirection.MAXIMIZE else min(values)]
 
 
+def _pareto_size(
+    study_name: str, storage: optuna.storages.BaseStorage, directions: list[StudyDirection]
+) -> int | None:
+    """How many trials make the Pareto front of a study of several objectives (those that meet its
+    constraints, as `Study.best_trials` and export-best have it); None for one objective."""
+    if len(directions) == 1:
+        return None
+    return len(optuna.Study(study_name=study_name, storage=storage).best_trials)
+
+
 def _metric(opt: dict[str, Any]) -> str | None:
     """The metric(s) an hpotool study optimizes, as its optimize config names them."""
     metrics = opt.get("metrics")
@@ -78,6 +88,7 @@ def storage_studies(url: str) -> list[dict[str, Any]]:
                 "trials": counts,
                 "n_trials": len(trials),
                 "best_value": best[0] if best else None,
+                "pareto_trials": _pareto_size(frozen.study_name, storage, frozen.directions),
                 "last_activity": last.isoformat(timespec="seconds") if last else None,
             }
         )

@@ -1030,7 +1030,7 @@ def export_best(
 
         from hpotool.browse import find_study
         from hpotool.export import export_best as write_export
-        from hpotool.storage import default_storage_url
+        from hpotool.storage import default_storage_url, study_options
 
         _refuse_stdout(
             out,
@@ -1050,7 +1050,9 @@ def export_best(
                 "Pareto front",
                 escape(
                     f"{len(result.best)} trial{'s' * (len(result.best) != 1)} that no other trial beats on every objective: "
-                    f"train the one you pick with hpotool train --run-config {result.folder}/best_run_<trial>.yaml"
+                    f"train the one you pick with hpotool train-from-best {study_options(study)} --trial <trial> "
+                    f"(under the study's final: rules), or hpotool train --run-config "
+                    f"{result.folder}/best_run_<trial>.yaml"
                 ),
             )
         for trial in result.best:
@@ -1187,8 +1189,19 @@ def train_from_best(
         typer.Option("--seeds", min=1, help="Train seeds seed, seed+1, ... (default: final.seeds or 1)."),
     ] = None,
     top_k: Annotated[
-        int, typer.Option("--top-k", min=1, help="Retrain the K best trials and rank them by their mean.")
-    ] = 1,
+        int | None,
+        typer.Option(
+            "--top-k", min=1, help="Retrain the K best trials and rank them by their mean (default 1)."
+        ),
+    ] = None,
+    trial: Annotated[
+        int | None,
+        typer.Option(
+            "--trial",
+            min=0,
+            help="Train this complete trial instead of the best (a Pareto trial of a multi-objective study).",
+        ),
+    ] = None,
     device: DeviceOpt = None,
     out: Annotated[
         Path | None,
@@ -1197,14 +1210,15 @@ def train_from_best(
         ),
     ] = None,
 ) -> None:
-    """export-best, then train the best trial (or the --top-k best) under the study's final: rules.
+    """export-best, then train the best trial (or the --top-k best, or the --trial given) under the study's
+    final: rules.
 
     Ctrl-C or SIGTERM stops training, says which runs were saved and exits 130 or 143; the same command with
     the same --out trains only the runs not saved.
     """
     training: list[tuple[Any, Path]] = []  # the plan and its folder, once training starts
     _interruptible(
-        lambda: _train_from_best(study_name, storage, epochs, seeds, top_k, device, out, training),
+        lambda: _train_from_best(study_name, storage, epochs, seeds, top_k, trial, device, out, training),
         lambda: _say_final_interrupted(training, out),
     )
 
@@ -1246,12 +1260,18 @@ def _train_from_best(
     storage: str | None,
     epochs: int | None,
     seeds: int | None,
-    top_k: int,
+    top_k: int | None,
+    trial: int | None,
     device: str | None,
     out: Path | None,
     training: list[tuple[Any, Path]],
 ) -> None:
     with user_errors():
+        if top_k is not None and trial is not None:  # before the study is opened: the flags alone decide
+            raise HpoError(
+                f"--top-k {top_k} --trial {trial}: --trial trains the one trial it names, --top-k the K best: "
+                f"give one of them"
+            )
         from hpotool.browse import find_study
         from hpotool.export import export_best as write_export
         from hpotool.final import check_jobs, plan_final
@@ -1261,7 +1281,7 @@ def _train_from_best(
 
         _refuse_stdout(out, "run folders and summary.json", "a folder, e.g. --out runs/final")
         study = find_study(study_name, storage)
-        plan = plan_final(study, epochs=epochs, seeds=seeds, top_k=top_k, device=device)
+        plan = plan_final(study, epochs=epochs, seeds=seeds, top_k=top_k or 1, device=device, trial=trial)
         if device is not None:  # the flag wins over the study's device: a refusal names the flag
             from hpotool.runner import resolve_device
 
@@ -1272,10 +1292,11 @@ def _train_from_best(
         if out is None:  # made by the first run's save: one this process cannot write fails before training
             check_writable(default_runs_dir(plan.candidates[0].config), out_given=False)
         exported = write_export(study, storage or default_storage_url(study_name))
-        _err().print(f"exported the best trial to {escape(str(exported.folder))}")
+        what = "the Pareto front" if len(exported.metrics) > 1 else "the best trial"
+        _err().print(f"exported {what} to {escape(str(exported.folder))}")
         for note in exported.notes:  # a study still running: the best so far
             _note(note)
-        if len(plan.candidates) < top_k:
+        if len(plan.candidates) < (top_k or 1):
             from optuna.trial import TrialState
 
             complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
@@ -1376,10 +1397,21 @@ def _studies_table(rows: list[dict[str, Any]], *, stacked: tuple[str, ...] = (),
             r["name"],
             join("objective", objectives),
             join("trials", [f"{k} {v}" for k, v in r["trials"].items()] or ["none"]),
-            format_value(r["best_value"]) if r["best_value"] is not None else "-",
+            _best_cell(r, stacked="best" in stacked),
             last.replace(" ", "\n") if "last activity" in stacked else last,
         )
     return table
+
+
+def _best_cell(row: dict[str, Any], *, stacked: bool) -> str:
+    """The `studies` table's best value; with several objectives, how many trials make the Pareto front
+    (`stacked`: "Pareto" above the count, no wider than the column's "0.9805": at 80 columns a wider cell
+    folded the names)."""
+    if row["best_value"] is not None:
+        return format_value(row["best_value"])
+    if not row.get("pareto_trials"):
+        return "-"
+    return f"Pareto\n{row['pareto_trials']}" if stacked else f"Pareto: {row['pareto_trials']}"
 
 
 def _storage_lines(rows: list[dict[str, Any]]) -> list[str]:
@@ -1441,7 +1473,7 @@ def studies(
             return
         # The first layout that fits the terminal: on 80 columns a cell folded mid-word reads as noise
         # ("digits_" / "mlp", "comple" / "te 2, "), so cells go on several lines at their spaces instead.
-        stackable = ("trials", "objective", "last activity")
+        stackable = ("best", "trials", "objective", "last activity")  # best: "Pareto:" over its size
         layouts = [stackable[:n] for n in range(len(stackable) + 1)]
         unbounded = _out().options.update_width(1_000_000)  # measure() clamps to the terminal's width
 

@@ -1179,12 +1179,4 @@ def load_optimize_config(path: Path, *, budget_given: bool = False) -> OptimizeC
                 f"{path}: pruner: {result.pruner.name!r} cannot be used with several metrics (Optuna's pruners "
                 f"and Trial.report are single-objective); remove the pruner section or set name: nop"
             )
-        if raw.get("final"):  # train-from-best, its one reader, refuses a study of several objectives
-            raise HpoError(
-                f"{path}: final: is read by train-from-best, which trains the best trial of one metric; with "
-                f"several metrics the study has a Pareto front instead, and nothing would read final:. Remove "
-                f"it; export-best then writes best_run_<trial>.yaml for each Pareto-optimal trial: train the one "
-                f"you pick with hpotool train --run-config studies/{result.study_name}/best_run_<trial>.yaml "
-                f"--epochs N --seed S"
-            )
     return result

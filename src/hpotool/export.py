@@ -127,7 +127,16 @@ def trial_params(study_attrs: Mapping[str, Any], trial: FrozenTrial) -> dict[str
     queued trial, which has none yet, gives the values it was queued with (`enqueue_trial`)."""
     opt = config_of(study_attrs, trial.number, "optimize_config")
     space = opt.get("search_space") if opt is not None else None
-    return decode_params(stored_params(trial), space if isinstance(space, dict) else {})
+    space = space if isinstance(space, dict) else {}
+    params = decode_params(stored_params(trial), space)
+    return {name: params[name] for name in in_space_order(params, space)}  # a queued trial's as enqueued
+
+
+def in_space_order(names: Iterable[str], space: Mapping[str, Any]) -> list[str]:
+    """`names` in the order the search space writes them, any it lacks after them as given (the order
+    `hpotool trials` shows too)."""
+    names = list(names)
+    return [p for p in space if p in names] + [n for n in names if n not in space]
 
 
 def stored_params(trial: FrozenTrial) -> dict[str, Any]:
@@ -227,11 +236,15 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     if is_multi_objective(study):  # which trials make the front, beside their values
         front = {t.number for t in study.best_trials}
         out["pareto"] = [t.number in front for t in trials]
-    # Parameters in the order trials suggested them (Optuna sorts them by name); one whose name is taken
-    # by a column of the table (a plain Optuna study's "value" or "state") is spelt as Optuna does.
-    params: list[str] = []
+    # Parameters in the search space's order (Optuna sorts them by name; the first trial's suggestions
+    # put a parameter its conditions switched off after the rest), then any others in the order trials
+    # suggested them; one whose name is taken by a column of the table (a plain Optuna study's "value" or
+    # "state") is spelt as Optuna does.
+    found: list[str] = []
     for t in trials:
-        params += [p for p in stored_params(t) if p not in params]
+        found += [p for p in stored_params(t) if p not in found]
+    space = stored_config(study.user_attrs, "optimize_config").get("search_space")
+    params = in_space_order(found, space if isinstance(space, dict) else {})
     param_columns: dict[str, pd.Series] = {}
     for name in params:
         taken = name in out or name in _COLUMNS or name.startswith(("values_", "metrics_", "user_attrs_"))

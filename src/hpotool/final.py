@@ -238,10 +238,19 @@ def plan_final(
     seeds: int | None = None,
     top_k: int = 1,
     device: str | None = None,
+    trial: int | None = None,
 ) -> FinalPlan:
-    """Pick the `top_k` best complete trials that meet the study's constraints and build each one's final
-    RunConfig (nothing is trained)."""
+    """Pick the `top_k` best complete trials that meet the study's constraints (or the one `trial` names,
+    of a study of one objective or several) and build each one's final RunConfig (nothing is trained).
+    With several objectives the plan ranks and shows the first metric (every metric's mean is in
+    summary.json).
+
+    Raises:
+        HpoError: a study of several objectives without `trial` (it has no one best trial), or `trial`
+            naming no trial, one not complete, or one that does not meet the study's constraints.
+    """
     from hpotool.export import (
+        direction_names,
         no_best_error,
         not_hpotool_error,
         objective_names,
@@ -253,32 +262,98 @@ def plan_final(
     if top_k < 1 or (seeds is not None and seeds < 1) or (epochs is not None and epochs < 1):
         raise HpoError("--top-k, --seeds and --epochs must be at least 1")
     if not isinstance(study.user_attrs.get("run_config"), dict):  # before the multi-objective advice, which
-        raise not_hpotool_error(study)  # points to best_run_<trial>.yaml files such a study has none of
+        raise not_hpotool_error(study)  # points to --trial for trials such a study has no run config of
     rules = final_rules(study)
-    ranked = ranked_trials(study)
+    if trial is not None:
+        ranked = [picked_trial(study, trial)]
+    elif len(study.directions) > 1:
+        raise _several_objectives_error(study)
+    else:
+        ranked = ranked_trials(study)
     if not ranked:
         raise no_best_error(study)
     where = f"study {study.study_name!r}"
     candidates, attrs, notes = [], study.user_attrs, []
-    for i, trial in enumerate(ranked[:top_k]):
-        whose = "the best trial's" if i == 0 else f"trial {trial.number}'s"
+    for i, t in enumerate(ranked[:top_k]):
+        whose = "the best trial's" if i == 0 and trial is None else f"trial {t.number}'s"
         cfg, left_out = final_config(
-            trial_run_config(study, trial), rules, epochs=epochs, device=device, where=where, whose=whose
+            trial_run_config(study, t), rules, epochs=epochs, device=device, where=where, whose=whose
         )
         notes += left_out
-        params = trial_params(attrs, trial)
-        unflagged = None if epochs is None else rules.epochs or trial_run_config(study, trial).epochs
-        candidates.append(Candidate(trial.number, float(trial.value or 0.0), params, cfg, [], unflagged))
+        params = trial_params(attrs, t)
+        unflagged = None if epochs is None else rules.epochs or trial_run_config(study, t).epochs
+        value = float(t.values[0]) if t.values else 0.0  # the first objective's, as the plan ranks by it
+        candidates.append(Candidate(t.number, value, params, cfg, [], unflagged))
     return FinalPlan(
         study_name=study.study_name,
         metric=objective_names(study)[0],
-        direction=study.direction.name.lower(),
+        direction=direction_names(study)[0],
         rules=rules,
         seeds=seeds if seeds is not None else rules.seeds or 1,
         candidates=candidates,
         requested_top_k=top_k,
         notes=notes,
     )
+
+
+def _several_objectives_error(study: optuna.Study) -> HpoError:
+    """A study of several objectives has a Pareto front, no one best trial: name the front and --trial."""
+    from hpotool.export import no_best_error
+    from hpotool.storage import study_options
+
+    front = sorted(t.number for t in study.best_trials)
+    if not front:
+        return no_best_error(study)
+    them = "it" if len(front) == 1 else "them"
+    return HpoError(
+        f"study {study.study_name!r} has {len(study.directions)} objectives, so no one best trial to train: "
+        f"give --trial N with the trial you pick from its Pareto front (trial{'s' * (len(front) > 1)} "
+        f"{', '.join(map(str, front))}; hpotool trials {study_options(study)} lists {them} first)"
+    )
+
+
+def picked_trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
+    """The trial `--trial` names, which must be complete and meet the study's constraints.
+
+    Raises:
+        HpoError: one line, naming --trial: no such trial, a trial not complete, or one that violates the
+            study's constraints.
+    """
+    from optuna.trial import TrialState
+
+    from hpotool.export import is_feasible
+    from hpotool.storage import study_options
+
+    trials = study.get_trials(deepcopy=False)
+    listed = f"hpotool trials {study_options(study)}"
+    found = [t for t in trials if t.number == number]
+    if not found:
+        numbers = sorted(t.number for t in trials)
+        span = (
+            "it has no trials"
+            if not numbers
+            else f"its only trial is {numbers[0]}"
+            if len(numbers) == 1
+            else f"its trials are numbered {numbers[0]} to {numbers[-1]}"
+        )
+        raise HpoError(
+            f"--trial {number}: study {study.study_name!r} has no trial {number} ({span}); {listed} --state "
+            f"complete lists those it can train"
+        )
+    (t,) = found
+    if t.state != TrialState.COMPLETE:
+        raise HpoError(
+            f"--trial {number}: trial {number} of study {study.study_name!r} is {t.state.name.lower()}, not "
+            f"complete: only a complete trial can be trained as it ran; {listed} --state complete lists those "
+            f"it can train"
+        )
+    if not is_feasible(t):
+        broken = ", ".join(name for name, v in t.constraints.items() if v > 0)
+        raise HpoError(
+            f"--trial {number}: trial {number} of study {study.study_name!r} does not meet the study's "
+            f"constraints ({broken}); {listed} lists those that do first"
+        )
+    return t
 
 
 def rank_candidates(plan: FinalPlan) -> list[Candidate]:

@@ -454,12 +454,13 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
             f"hpotool train-from-best {names}",
             f"(`hpotool export-best {names}` writes its run config, best_run.yaml, and best_params.json instead)",
         ]
-    elif best and run:  # train-from-best refuses a Pareto front: it has no one best trial to pick
+    elif best and run:  # a Pareto front has no one best trial: train-from-best trains the one picked
         folder = Path("studies") / study.study_name
         reproduce = [
             f"hpotool export-best {names}",
             f"(writes a run config for each Pareto-optimal trial, best_run_<trial>.yaml in {folder}/; train "
-            f"the one you pick with `hpotool train --run-config {quote(str(folder))}/best_run_<trial>.yaml`)",
+            f"the one you pick with `hpotool train-from-best {names} --trial <trial>`, under the study's final: "
+            f"rules, or `hpotool train --run-config {quote(str(folder))}/best_run_<trial>.yaml`)",
         ]
     # A multi-objective study stores the default pruner section, but nothing prunes it (Trial.report is
     # single-objective): showing "pruner median" would say otherwise.
