@@ -668,21 +668,35 @@ def test_workers_end_their_trials_and_exit_when_the_main_process_is_killed(
     assert sum(t.state == TrialState.COMPLETE for t in trials) < 400
 
 
+def _beat_an_hour_ago(study: optuna.Study, trial: optuna.Trial) -> None:
+    """Move `trial`'s last heartbeat (a SQLite study's) an hour back: its worker died long ago, past any grace
+    period, with no wait for one to pass (a short grace, waited out, was outlasted by a loaded machine's
+    seconds between a live trial's heartbeat and the check that must find it fresh)."""
+    backend = getattr(study._storage, "_backend", study._storage)
+    with backend.engine.begin() as connection:
+        connection.execute(
+            sqlalchemy.text(
+                "UPDATE trial_heartbeats SET heartbeat = datetime(heartbeat, '-1 hour') WHERE trial_id = :id"
+            ),
+            {"id": trial._trial_id},
+        )
+
+
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_fail_stale_marks_dead_trials_and_queues_a_retry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HPOTOOL_HEARTBEAT_INTERVAL", "1")
-    # A 2 s grace keeps `alive` fresh while a slow machine runs the CLI. Heartbeats are database
-    # timestamps in whole seconds (SQLite), so `dead` waits 3.2 s to be surely more than 2 s old.
-    monkeypatch.setenv("HPOTOOL_HEARTBEAT_GRACE", "2")
+    # A 60 s grace keeps `alive` fresh while a loaded machine runs the CLI (a 2 s one did not always), and
+    # `dead`'s heartbeat is an hour old.
+    monkeypatch.setenv("HPOTOOL_HEARTBEAT_GRACE", "60")
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = optuna.create_study(study_name="s", storage=make_storage(url))
     dead, alive = study.ask(), study.ask()
     dead.suggest_float("x", 0, 1)
     dead.set_user_attr("worker", {"host": "elsewhere", "pid": 1})  # as run_trials records it
     study._storage.record_heartbeat(dead._trial_id)  # type: ignore[attr-defined]
-    time.sleep(3.2)
+    _beat_an_hour_ago(study, dead)
     study._storage.record_heartbeat(alive._trial_id)  # type: ignore[attr-defined]
     result = CliRunner().invoke(
         app, ["fail-stale", "--study-name", "s", "--storage", url], catch_exceptions=False
@@ -691,12 +705,12 @@ def test_fail_stale_marks_dead_trials_and_queues_a_retry(
     # Not "(a live worker)": a trial whose machine was killed a second ago is left too, until its heartbeat
     # is older than the grace period; the line says how old each heartbeat is, and when to run again.
     left = re.search(
-        r"left 1 running trial\(s\) alone, their heartbeat younger than the 2 s grace period: "
-        r"#1 \(heartbeat ([0-9]) s old\); each is a live worker's, or one that died less than 2 s ago "
+        r"left 1 running trial\(s\) alone, their heartbeat younger than the 60 s grace period: "
+        r"#1 \(heartbeat ([0-9]+) s old\); each is a live worker's, or one that died less than 60 s ago "
         r"\(run fail-stale again once its heartbeat is older\)",
         " ".join(result.stdout.split()),
     )
-    assert left is not None and int(left.group(1)) <= 2, result.stdout
+    assert left is not None and int(left.group(1)) <= 60, result.stdout
     trials = study.get_trials(deepcopy=False)
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING]
     assert trials[2].params == {"x": dead.params["x"]} and trials[2].system_attrs["failed_trial"] == 0
