@@ -160,6 +160,9 @@ def test_a_server_found_silent_gets_no_new_connection_until_its_time_is_up(
     with _proxy(tmp_path, PROXY, "127.0.0.1", server_port) as (proxy, port):
         url = server.replace(f":{server_port}/", f":{port}/") + "?connect_timeout=2"
         with _watched_engine(url, monkeypatch) as engine:
+            # Taken as silent for a minute (its probe still 2 s), not 2 s: a loaded machine's seconds between
+            # the finding and the checks below outlasted those, and the refusal was over before they ran.
+            monkeypatch.setattr(silence, "PROBE_TIMEOUT_S", 60)
             with engine.connect() as conn:
                 proxy.send_signal(signal.SIGSTOP)
                 with pytest.raises(sqlalchemy.exc.OperationalError):
@@ -175,6 +178,7 @@ def test_a_server_found_silent_gets_no_new_connection_until_its_time_is_up(
             ):
                 engine.connect()
             proxy.send_signal(signal.SIGCONT)
+            monkeypatch.setattr(silence, "PROBE_TIMEOUT_S", 2)  # its time is up 2 s after it was found silent
             time.sleep(2)
             with engine.connect() as conn:
                 assert conn.execute(sqlalchemy.text("SELECT 1")).scalar() == 1
