@@ -196,12 +196,14 @@ def test_a_later_lost_connection_is_not_said_to_be_silence_once_the_server_answe
     with _proxy(tmp_path, PROXY, "127.0.0.1", "5432") as (proxy, port):
         url = _server_url("postgres").replace(":5432/", f":{port}/") + "?connect_timeout=2"
         with _watched_engine(url, monkeypatch) as engine:
+            monkeypatch.setattr(silence, "PROBE_TIMEOUT_S", 60)  # as in the test above: till it answers again
             with engine.connect() as conn:
                 proxy.send_signal(signal.SIGSTOP)
                 with pytest.raises(sqlalchemy.exc.OperationalError) as silent:
                     conn.execute(sqlalchemy.text("SELECT 1")).all()
             assert lost_cause(silent.value).startswith(f"the server at 127.0.0.1:{port} stopped answering")
             proxy.send_signal(signal.SIGCONT)
+            monkeypatch.setattr(silence, "PROBE_TIMEOUT_S", 2)
             time.sleep(2.5)  # the 2 s it is taken as silent (PROBE_TIMEOUT_S here) are up
             with engine.connect() as conn:
                 assert conn.execute(sqlalchemy.text("SELECT 1")).scalar() == 1
