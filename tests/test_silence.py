@@ -270,6 +270,7 @@ def test_a_silent_postgresql_server_on_a_unix_socket_is_named_by_its_socket_path
             assert ready == "ready"
             url = f"postgresql+psycopg://postgres@/test?host={folder}&port=5433&connect_timeout=2"
             with _watched_engine(url, monkeypatch) as engine:
+                monkeypatch.setattr(silence, "PROBE_TIMEOUT_S", 60)  # silent till lost_cause, however late
                 with engine.connect() as conn:
                     assert conn.execute(sqlalchemy.text("SELECT 1")).scalar() == 1
                     assert silence._connections[conn.connection.dbapi_connection].address == str(listen)
