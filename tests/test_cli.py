@@ -331,7 +331,9 @@ def test_n_trials_null_runs_trials_until_the_timeout_and_resumes_the_same_way(
     opt_dict.update(n_trials=None, timeout=1.5)
     args = [*_optimize_args(tmp_path, run_dict, opt_dict), "--json"]
     first = json.loads(runner.invoke(app, args, catch_exceptions=False).stdout)
-    assert first["target"] is None and first["ran_now"] >= 2
+    # The timeout, not a count, ended it, after as many trials as 1.5 s allow: 2 to 4 at load 13, and 1 once
+    # a loaded machine's trial outlasts the 1.5 s (`>= 2` failed then)
+    assert first["target"] is None and first["ran_now"] >= 1
     assert first["stopped"] == "the timeout (1.5 s) ended the run"
     second = runner.invoke(app, [*args[:-1], "--quiet"], catch_exceptions=False)
     assert second.exit_code == 0

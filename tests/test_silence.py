@@ -160,6 +160,9 @@ def test_a_server_found_silent_gets_no_new_connection_until_its_time_is_up(
     with _proxy(tmp_path, PROXY, "127.0.0.1", server_port) as (proxy, port):
         url = server.replace(f":{server_port}/", f":{port}/") + "?connect_timeout=2"
         with _watched_engine(url, monkeypatch) as engine:
+            # Taken as silent for a minute (its probe still 2 s), not 2 s: a loaded machine's seconds between
+            # the finding and the checks below outlasted those, and the refusal was over before they ran.
+            monkeypatch.setattr(silence, "PROBE_TIMEOUT_S", 60)
             with engine.connect() as conn:
                 proxy.send_signal(signal.SIGSTOP)
                 with pytest.raises(sqlalchemy.exc.OperationalError):
@@ -175,6 +178,7 @@ def test_a_server_found_silent_gets_no_new_connection_until_its_time_is_up(
             ):
                 engine.connect()
             proxy.send_signal(signal.SIGCONT)
+            monkeypatch.setattr(silence, "PROBE_TIMEOUT_S", 2)  # its time is up 2 s after it was found silent
             time.sleep(2)
             with engine.connect() as conn:
                 assert conn.execute(sqlalchemy.text("SELECT 1")).scalar() == 1
@@ -192,12 +196,14 @@ def test_a_later_lost_connection_is_not_said_to_be_silence_once_the_server_answe
     with _proxy(tmp_path, PROXY, "127.0.0.1", "5432") as (proxy, port):
         url = _server_url("postgres").replace(":5432/", f":{port}/") + "?connect_timeout=2"
         with _watched_engine(url, monkeypatch) as engine:
+            monkeypatch.setattr(silence, "PROBE_TIMEOUT_S", 60)  # as in the test above: till it answers again
             with engine.connect() as conn:
                 proxy.send_signal(signal.SIGSTOP)
                 with pytest.raises(sqlalchemy.exc.OperationalError) as silent:
                     conn.execute(sqlalchemy.text("SELECT 1")).all()
             assert lost_cause(silent.value).startswith(f"the server at 127.0.0.1:{port} stopped answering")
             proxy.send_signal(signal.SIGCONT)
+            monkeypatch.setattr(silence, "PROBE_TIMEOUT_S", 2)
             time.sleep(2.5)  # the 2 s it is taken as silent (PROBE_TIMEOUT_S here) are up
             with engine.connect() as conn:
                 assert conn.execute(sqlalchemy.text("SELECT 1")).scalar() == 1
@@ -264,6 +270,7 @@ def test_a_silent_postgresql_server_on_a_unix_socket_is_named_by_its_socket_path
             assert ready == "ready"
             url = f"postgresql+psycopg://postgres@/test?host={folder}&port=5433&connect_timeout=2"
             with _watched_engine(url, monkeypatch) as engine:
+                monkeypatch.setattr(silence, "PROBE_TIMEOUT_S", 60)  # silent till lost_cause, however late
                 with engine.connect() as conn:
                     assert conn.execute(sqlalchemy.text("SELECT 1")).scalar() == 1
                     assert silence._connections[conn.connection.dbapi_connection].address == str(listen)

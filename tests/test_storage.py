@@ -23,7 +23,7 @@ from hpotool.plan import prepare_study
 from hpotool.storage import load_study, make_storage
 
 from .conftest import write_yaml
-from .test_workers import _hpotool
+from .test_workers import _beat_an_hour_ago, _hpotool
 
 
 def test_default_sqlite_is_created_in_wal_mode(tmp_path: Path) -> None:
@@ -228,12 +228,14 @@ def test_a_lock_another_process_takes_during_a_trial_leaves_it_running_and_says_
         f"file open), then run the same command to resume: it marks any trial left RUNNING FAIL ('worker "
         f"died') and runs its parameters again"
     )
-    [trial] = load_study("tiny", opt["storage"]).trials
+    study = load_study("tiny", opt["storage"])
+    [trial] = study.trials
     assert trial.state.name == "RUNNING" and "fail_reason" not in trial.user_attrs
     # The lock is gone: the next run fails the trial and runs its values again (a process that is gone would
-    # be found at once, 'worker died'; this one lives on, so its trial's heartbeat goes stale first).
-    monkeypatch.setenv("HPOTOOL_HEARTBEAT_INTERVAL", "1")
-    monkeypatch.setenv("HPOTOOL_HEARTBEAT_GRACE", "1")
+    # be found at once, 'worker died'; this one lives on, so its trial's heartbeat goes stale first: an hour
+    # old here, past the grace at once, where a 1 s grace waited out failed the retry's own heartbeat too
+    # whenever a loaded machine delayed a beat).
+    _beat_an_hour_ago(study, trial)
     run_study(prepare_study(*paths))
     first, retry = load_study("tiny", opt["storage"]).trials
     assert first.state.name == "FAIL" and first.user_attrs["fail_reason"].startswith("stale: no heartbeat")
