@@ -381,8 +381,9 @@ def ranked_trials(study: optuna.Study) -> list[FrozenTrial]:
             raise no_best_error(study)
         raise HpoError(
             f"study {study.study_name!r} has {len(study.directions)} objectives, so its trials have no single "
-            f"ranking; run hpotool export-best, pick one of the Pareto-optimal best_run_<trial>.yaml files "
-            f"and train it with hpotool train --run-config"
+            f"ranking; train the Pareto-optimal trial you pick with hpotool train-from-best --study-name "
+            f"{study.study_name} --trial N (under the study's final: rules), or run hpotool export-best and "
+            f"train its best_run_<trial>.yaml with hpotool train --run-config"
         )
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if is_feasible(t)]
     sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
