@@ -133,8 +133,8 @@ def trial_params(study_attrs: Mapping[str, Any], trial: FrozenTrial) -> dict[str
 
 
 def in_space_order(names: Iterable[str], space: Mapping[str, Any]) -> list[str]:
-    """`names` in the order the search space writes them, any it lacks after them as given (the order
-    `hpotool trials` shows too)."""
+    """`names` in the order the search space writes them, any it lacks after them as given: the one order
+    of the exports and `hpotool trials`."""
     names = list(names)
     return [p for p in space if p in names] + [n for n in names if n not in space]
 
