@@ -22,7 +22,7 @@ from hpotool.cli import app
 from hpotool.config import RunConfig, load_run_config
 from hpotool.durations import SECONDS_ATTR
 from hpotool.errors import HpoError
-from hpotool.export import export_best
+from hpotool.export import export_best, ranked_trials
 from hpotool.overrides import apply_overrides
 
 from .conftest import write_yaml
@@ -752,6 +752,20 @@ def test_train_from_best_of_a_multi_objective_study_none_of_whose_trials_meets_i
         ), result.stderr
     assert "best_run_" not in trained.stderr
     assert not (tmp_path / "final").exists() and not (tmp_path / "export").exists()
+
+
+def test_ranking_a_multi_objective_study_names_train_from_best_trial() -> None:
+    # It said only 'pick one of the Pareto-optimal best_run_<trial>.yaml files and train it with hpotool
+    # train', which skips the study's final: rules; train-from-best --trial trains a Pareto trial under them.
+    study = optuna.create_study(study_name="mo", directions=["minimize", "minimize"])
+    study.add_trial(optuna.trial.create_trial(values=[0.5, 1000.0]))
+    with pytest.raises(HpoError) as raised:
+        ranked_trials(study)
+    assert str(raised.value) == (
+        "study 'mo' has 2 objectives, so its trials have no single ranking; train the Pareto-optimal trial you "
+        "pick with hpotool train-from-best --study-name mo --trial N (under the study's final: rules), or run "
+        "hpotool export-best and train its best_run_<trial>.yaml with hpotool train --run-config"
+    )
 
 
 def test_a_damaged_study_file_is_called_damaged_not_a_database_without_optuna_s_tables(

@@ -56,6 +56,29 @@ def test_multi_objective_study_end_to_end(tmp_path: Path, monkeypatch: pytest.Mo
         .splitlines()[0]
         .startswith("number,state,values_val_loss,values_n_params,")
     )
+    # The example had no final: section, nor the train-from-best --trial command its header now names.
+    header = [
+        line for line in (REPO / "examples/multi_objective.yaml").read_text().splitlines() if "#" in line
+    ]
+    assert any(
+        "hpotool train-from-best --study-name digits_small_and_good --trial N" in line for line in header
+    )
+    monkeypatch.chdir(tmp_path)  # train-from-best exports the front to studies/<name>/ here
+    picked = min(t.number for t in study.best_trials)
+    train = ["train-from-best", "--study-name", "digits_small_and_good", "--storage", storage]
+    trained = runner.invoke(
+        app, [*train, "--trial", str(picked), "--epochs", "1", "--out", "final"], catch_exceptions=False
+    )
+    assert trained.exit_code == 0, trained.output
+    final = json.loads((tmp_path / "final" / "summary.json").read_text())
+    assert final["final"] == {"epochs": 30, "seeds": 2, "overrides": {}}  # the example's final: section
+    assert final["seeds"] == 2 and final["epochs"] == 1  # its seeds; --epochs 1 keeps this test short
+    assert [c["trial_number"] for c in final["candidates"]] == [picked]
+    assert sorted(p.name for p in (tmp_path / "final").iterdir()) == [
+        "summary.json",
+        f"trial{picked}-seed0",
+        f"trial{picked}-seed1",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -1527,14 +1527,12 @@ def trials(
             _out().print(f"study {escape(study_name)} has no {which}" + (f" ({has})" if has else ""))
             return
         # In the order the search space writes them (the study's stored one), then any others as found.
+        from hpotool.export import in_space_order
         from hpotool.fingerprint import stored_config
 
         space = stored_config(study.user_attrs, "optimize_config").get("search_space")
-        params = [
-            p for p in (space if isinstance(space, dict) else {}) if any(p in r["params"] for r in rows)
-        ]
-        for r in rows:
-            params += [p for p in r["params"] if p not in params]
+        found = dict.fromkeys(p for r in rows for p in r["params"])
+        params = in_space_order(found, space if isinstance(space, dict) else {})
         # A note only where it says more than the state and epochs columns do: "Pareto front" where the
         # front leaves out some complete trial that meets the constraints.
         from optuna.trial import TrialState

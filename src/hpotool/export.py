@@ -133,8 +133,8 @@ def trial_params(study_attrs: Mapping[str, Any], trial: FrozenTrial) -> dict[str
 
 
 def in_space_order(names: Iterable[str], space: Mapping[str, Any]) -> list[str]:
-    """`names` in the order the search space writes them, any it lacks after them as given (the order
-    `hpotool trials` shows too)."""
+    """`names` in the order the search space writes them, any it lacks after them as given: the one order
+    of the exports and `hpotool trials`."""
     names = list(names)
     return [p for p in space if p in names] + [n for n in names if n not in space]
 
@@ -381,8 +381,9 @@ def ranked_trials(study: optuna.Study) -> list[FrozenTrial]:
             raise no_best_error(study)
         raise HpoError(
             f"study {study.study_name!r} has {len(study.directions)} objectives, so its trials have no single "
-            f"ranking; run hpotool export-best, pick one of the Pareto-optimal best_run_<trial>.yaml files "
-            f"and train it with hpotool train --run-config"
+            f"ranking; train the Pareto-optimal trial you pick with hpotool train-from-best --study-name "
+            f"{study.study_name} --trial N (under the study's final: rules), or run hpotool export-best and "
+            f"train its best_run_<trial>.yaml with hpotool train --run-config"
         )
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if is_feasible(t)]
     sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
