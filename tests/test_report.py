@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -10,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +25,20 @@ from hpotool.loop import run_study
 from hpotool.plan import prepare_study
 from hpotool.report import _epochs_run, _header_rows, make_figures, render_html, report_info, write_report
 from hpotool.storage import load_study
-from tests.conftest import write_yaml
+from tests.conftest import OPTIMIZE, RUN, write_yaml
 from tests.tiny_study import two_objective_study
 
 runner = CliRunner()
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
-@pytest.fixture
-def mixed_study(
-    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
-) -> tuple[optuna.Study, str]:
-    """A real hpotool study with COMPLETE, PRUNED (median pruner) and FAIL trials."""
+@pytest.fixture(scope="module")
+def mixed_study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[optuna.Study, str]]:
+    """A real hpotool study with COMPLETE, PRUNED (median pruner) and FAIL trials: run once for the module,
+    as the tests only read it (its 8 trials cost each of six tests 2-3 s of set-up)."""
+    tmp_path = tmp_path_factory.mktemp("mixed")
+    run_dict, opt_dict = copy.deepcopy(RUN), copy.deepcopy(OPTIMIZE)
+    opt_dict["storage"] = f"sqlite:///{tmp_path / 'studies' / 'tiny.db'}"
     run_dict["model"] = {"name": "tests.helpers:FragileModel", "width": 8}
     run_dict["epochs"] = 3
     opt_dict["n_trials"] = 8
@@ -45,8 +49,10 @@ def mixed_study(
     }
     run_path = write_yaml(tmp_path / "run.yaml", run_dict)
     opt_path = write_yaml(tmp_path / "optimize.yaml", opt_dict)
-    run_study(prepare_study(run_path, opt_path), max_failures=0)
-    return load_study("tiny", opt_dict["storage"]), opt_dict["storage"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)  # as the tests' own folder: nothing the run writes lands in the checkout
+        run_study(prepare_study(run_path, opt_path), max_failures=0)
+    yield load_study("tiny", opt_dict["storage"]), opt_dict["storage"]
 
 
 def _states(study: optuna.Study) -> set[str]:
