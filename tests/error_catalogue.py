@@ -1341,6 +1341,24 @@ CASES = [
         },
     ),
     Case(
+        "condition-boolean-on-numbers",
+        "a condition true on a parameter whose choices are 0 and 1 (Python's True == 1; a condition's true "
+        "matches only true)",
+        "error: optimize.yaml: search_space.optimizer.weight_decay: the condition model.layers: true never holds for model.layers's values, so it would never be set (a boolean matches only true or false, and a number only numbers; its choices: [0, 1])",
+        optimize={
+            "search_space": {
+                "model.layers": {"type": "categorical", "choices": [0, 1]},
+                "optimizer.weight_decay": {
+                    "type": "float",
+                    "low": 1.0e-5,
+                    "high": 1.0e-2,
+                    "log": True,
+                    "when": {"model.layers": True},
+                },
+            }
+        },
+    ),
+    Case(
         "condition-beyond-range",
         "a condition on a searched range that none of its values meets (its top is 32, the test asks for more)",
         "error: optimize.yaml: search_space.optimizer.lr: the condition model.hidden.0: {gt: 32} never holds for model.hidden.0's values ([8, 32], step 8), so it would never be set",

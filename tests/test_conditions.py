@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,20 @@ REPO = Path(__file__).resolve().parents[1]
         ({"gt": 3}, None, False),
         ({"ne": "adam"}, "sgd", True),
         ({"lt": 3}, "x", False),
+        (1, 1.0, True),  # numbers compare as numbers
+        ({"in": [2, 3]}, 3.0, True),
+        # a YAML boolean is not the number Python's == makes it: true matched a choice of 1, false one of 0
+        (True, 1, False),
+        (True, 1.0, False),
+        (False, 0, False),
+        (1, True, False),
+        (True, True, True),
+        ({"in": [True]}, 1, False),
+        ({"in": [1]}, True, False),
+        ({"ne": True}, 1, True),
+        ({"ne": 0}, False, True),
+        ({"ge": True}, 1, False),
+        ({"lt": 1}, False, False),
     ],
 )
 def test_conditions(condition: Any, value: Any, expected: bool) -> None:
@@ -262,6 +277,36 @@ def test_a_condition_on_a_list_choice_compares_the_list(
     opt_dict["search_space"]["optimizer.lr"]["when"] = {"model.hidden": {"in": [[8]]}}
     with pytest.raises(HpoError, match=r"the condition model.hidden: \{in: \[\[8\]\]\} never holds"):
         prepare_study(run_path, write_yaml(tmp_path / "opt.yaml", opt_dict))
+
+
+@pytest.mark.parametrize(
+    ("choices", "condition", "message"),
+    [
+        ([0, 1], True, r"the condition model.layers: true never holds for model.layers's values"),
+        ([0, 1], {"in": [True]}, r"the condition model.layers: \{in: \[true\]\} never holds"),
+        (
+            [1, 2],
+            {"in": [True, 2]},
+            r"model.layers: true is not one of model.layers's values \(one of 1, 2\)",
+        ),
+        (
+            [1, 2],
+            {"ne": True},
+            r"\{ne: true\} holds in every trial: true is not one of model.layers's values",
+        ),
+    ],
+)
+def test_a_boolean_condition_on_a_numeric_choice_is_refused(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, choices: list[int], condition: Any, message: str
+) -> None:
+    """`when: {model.layers: true}` held where the trial drew layers 1 (Python's True == 1), so the parameter
+    was set in trials its author meant it off; a boolean is now a value a numeric choice never takes."""
+    opt_dict["search_space"] = {
+        "model.layers": {"type": "categorical", "choices": choices},
+        "model.dropout": {"type": "float", "low": 0.0, "high": 0.5, "when": {"model.layers": condition}},
+    }
+    said, _, _ = _refused(tmp_path, run_dict, opt_dict)
+    assert re.search(message, said), said
 
 
 def _refused(tmp_path: Path, run_dict: dict, opt_dict: dict) -> tuple[str, Path, Path]:

@@ -1079,3 +1079,28 @@ def test_the_exports_give_the_parameters_in_the_search_spaces_order(
         order,
         ["optimizer.name", "optimizer.lr"],
     ]
+
+
+def test_best_run_yaml_lists_the_widths_its_searched_layers_train(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """With model.layers searched, a trial that drew layers 1 was exported with the base's whole
+    `hidden: [16, 32, 32]` (layers cuts it, so one layer of 16 trained, but the file read as three). The
+    file now lists the widths that train; the model it builds is the trial's, weight for weight."""
+    from hpotool.export import trial_run_config
+    from hpotool.runner import make_model
+
+    run_dict["model"] = {"name": "mlp", "hidden": [16, 32, 32]}
+    opt_dict["n_trials"] = 1
+    opt_dict["search_space"] = {"model.layers": {"type": "categorical", "choices": [1, 3]}}
+    opt_dict["enqueue"] = [{"model.layers": 1}]
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    export_best(study, opt_dict["storage"])
+    exported = load_run_config(tmp_path / "studies" / "tiny" / "best_run.yaml")
+    assert exported.model.kwargs["hidden"] == [16] and exported.model.kwargs["layers"] == 1
+    trial = trial_run_config(study, study.best_trial)
+    assert trial.model.kwargs["hidden"] == [16, 32, 32]  # the study's own record keeps the base
+    ours, theirs = make_model(exported, (64,), 10), make_model(trial, (64,), 10)
+    shapes = {k: tuple(v.shape) for k, v in ours.state_dict().items()}
+    assert shapes == {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
+    assert shapes["net.1.weight"] == (16, 64)

@@ -1226,3 +1226,30 @@ def test_a_file_where_the_default_report_folder_goes_is_refused_naming_out(tmp_p
     )
     shown = runner.invoke(app, ["report", "--study-name", "p", "--storage", url, "--out", "/dev/null"])
     assert shown.exit_code == 0, shown.output  # a report into /dev/null is written into it, as asked
+
+
+@pytest.mark.parametrize("n_trials", [8, 30])
+def test_importances_from_too_few_trials_carry_audits_caveat(n_trials: int) -> None:
+    """With 8 trials the report ranked a parameter first that was noise, without a word; `hpotool audit`
+    already said the importances rest on too few trials. The report now says so beside the figure and in
+    report.json, below audit's threshold (30) and not at it."""
+    from hpotool.audit import MIN_EVIDENCE
+    from hpotool.report import render_report
+
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) + 0.1 * t.suggest_float("y", 0, 1), n_trials=n_trials)
+    info = report_info(study, "sqlite:///memory")
+    assert info.importances[0] is not None
+    caveat = (
+        f"these importances rest on {n_trials} trials, too few to rank parameters by (audit and refine "
+        f"need {MIN_EVIDENCE}): run more trials before reading them"
+    )
+    few = n_trials < MIN_EVIDENCE
+    assert info.importances_caveat == (caveat if few else None)
+    data = json.loads(render_report(study, "sqlite:///memory", "json"))
+    assert data["importances_caveat"] == (caveat if few else None)
+    page = render_report(study, "sqlite:///memory")
+    section = page[page.index("id='section-importances'") :]
+    section = section[: section.index("</section>")]
+    assert (f"<p class='note'>{caveat.capitalize()}.</p>" in section) is few
+    assert "too few to rank" not in page.replace(section, "")  # said once, beside the figure

@@ -201,6 +201,17 @@ def shadowed_keys(space: dict[str, Param]) -> list[str]:
     return out
 
 
+def few_trials_caveat(n: int) -> str | None:
+    """What a reader of importances resting on `n` trials must know: below MIN_EVIDENCE (audit's and refine's
+    threshold) the ranking is noise; None at or above it."""
+    if n >= MIN_EVIDENCE:
+        return None
+    return (
+        f"these importances rest on {trials_text(n)}, too few to rank parameters by (audit and refine need "
+        f"{MIN_EVIDENCE}): run more trials before reading them"
+    )
+
+
 def trials_text(n: int) -> str:
     """`1 trial`, `2 trials`."""
     return f"{n} trial" if n == 1 else f"{n} trials"

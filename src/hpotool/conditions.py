@@ -14,13 +14,37 @@ from typing import Any
 
 from hpotool.formatting import format_choice
 
+
+def equal_in_value(a: Any, b: Any) -> bool:
+    """`a == b` as numbers compare (1 == 1.0), through lists and mappings; a boolean equals only a boolean,
+    as a choice true is not 1 to Optuna's storage."""
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(equal_in_value, a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(equal_in_value(v, b[k]) for k, v in a.items())
+    if is_number(a) and is_number(b):
+        return bool(a == b)
+    return type(a) is type(b) and bool(a == b)
+
+
+def is_number(v: Any) -> bool:
+    """An int or float, not a bool (which Python counts as an int)."""
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _ordered(compare: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    """`compare`, false where either side is a boolean: Python orders True as 1, YAML's true is no number."""
+    return lambda v, x: not isinstance(v, bool) and not isinstance(x, bool) and compare(v, x)
+
+
+# Equality as YAML means it (equal_in_value), not Python's ==, which made `when: {p: true}` hold for a choice 1.
 TESTS: dict[str, Callable[[Any, Any], bool]] = {
-    "in": lambda v, x: v in x,
-    "ne": operator.ne,
-    "ge": operator.ge,
-    "gt": operator.gt,
-    "le": operator.le,
-    "lt": operator.lt,
+    "in": lambda v, x: any(equal_in_value(v, item) for item in x),
+    "ne": lambda v, x: not equal_in_value(v, x),
+    "ge": _ordered(operator.ge),
+    "gt": _ordered(operator.gt),
+    "le": _ordered(operator.le),
+    "lt": _ordered(operator.lt),
 }
 
 # The test newcomers reach for beside ne/ge/gt, which a condition spells as the value alone.
@@ -73,7 +97,7 @@ def holds(condition: Any, value: Any) -> bool:
             return bool(TESTS[test](value, operand))
         except TypeError:  # comparing a string with a number, say
             return False
-    return bool(value == condition)
+    return equal_in_value(value, condition)
 
 
 def all_hold(when: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
@@ -88,9 +112,9 @@ def satisfying_value(condition: Any) -> Any:
     ((test, operand),) = condition.items()
     if test == "in":
         return operand[0] if operand else None
-    if test in ("ge", "le"):
+    if test in ("ge", "le") and not isinstance(operand, bool):
         return operand
-    if test in ("gt", "lt") and isinstance(operand, int | float):
+    if test in ("gt", "lt") and is_number(operand):
         step = 1 if isinstance(operand, int) else abs(operand) * 1e-6 or 1e-6
         return operand + step if test == "gt" else operand - step
     return None

@@ -615,7 +615,20 @@ def _run_yaml(study: optuna.Study, trial: FrozenTrial, config: RunConfig) -> str
         f"# The study's base run config with the trial's parameters; train it with\n"
         f"#   hpotool train --run-config <this file>\n"
     )
-    return header + dump_yaml(config.model_dump(mode="json"))
+    return header + dump_yaml(_trained_widths(config.model_dump(mode="json")))
+
+
+def _trained_widths(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` (a dumped RunConfig) with the built-in MLP's `hidden` list cut to its `layers` widths: a trial
+    that drew `model.layers: 1` over the base's `hidden: [16, 64, 64]` trains one layer of 16, and its
+    exported file says so. MLP builds the same network either way (`layer_widths` cuts the list); the study
+    keeps the base's list, so only the file a reader trains from changes."""
+    model = data.get("model") or {}
+    hidden, layers = model.get("hidden"), model.get("layers")
+    builtin = model.get("name") in ("mlp", "hpotool.models:MLP")
+    if builtin and isinstance(hidden, list) and type(layers) is int and 0 <= layers < len(hidden):
+        return {**data, "model": {**model, "hidden": hidden[:layers]}}
+    return data
 
 
 def _still_running(study: optuna.Study) -> str | None:

@@ -30,7 +30,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.atomic import write_text
-from hpotool.audit import audit_findings
+from hpotool.audit import audit_findings, few_trials_caveat
 from hpotool.config import is_nop_pruner
 from hpotool.durations import trial_end, trial_seconds, trial_start
 from hpotool.errors import HpoError
@@ -157,6 +157,7 @@ class FigureInfo:
     objective: int | None = None  # which objective a per-objective figure shows
     params: list[str] | None = None  # the contour's two parameters
     reason: str | None = None
+    note: str | None = None  # a caveat shown above the drawn figure
 
 
 @dataclass
@@ -178,6 +179,7 @@ class ReportInfo:
     pruned: list[dict[str, Any]]
     pruner: dict[str, Any] | None = None
     audit: list[str] = field(default_factory=list)  # `hpotool audit`'s findings (single objective)
+    importances_caveat: str | None = None  # set when the importances rest on fewer trials than audit trusts
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -297,6 +299,7 @@ def _figure_infos(
     importances: list[dict[str, float] | None],
     importance_reasons: list[str | None],
     importance_basis: str,
+    importances_caveat: str | None = None,
 ) -> list[FigureInfo]:
     every = [t for t in trials if t.state == TrialState.COMPLETE]
     # The figures leave out a trial whose value is inf or nan (the report warns of them)
@@ -357,6 +360,7 @@ def _figure_infos(
                 f"Parameter importances{name} (PED-ANOVA over {importance_basis})",
                 i,
                 reason=None if importances[i] else importance_reasons[i],
+                note=importances_caveat,
             ),
             FigureInfo(
                 f"parallel{sfx}",
@@ -445,6 +449,8 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
         except ValueError as exc:
             importances.append(None)
             reasons.append(f"importances cannot be computed: {exc}")
+    # audit's threshold: fewer trials rank parameters by noise (8 trials put optimizer.momentum first)
+    caveat = few_trials_caveat(len(on.trials)) if any(importances) else None
     counts = {s.name.lower(): n for s in TrialState if (n := sum(t.state == s for t in trials))}
     best = _best(study, complete)
     reproduce = []
@@ -479,11 +485,12 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
         importances=importances,
         reproduce=reproduce,
         figures=_figure_infos(
-            study, trials, objectives, importances, reasons, on.describe(objectives[0]["name"])
+            study, trials, objectives, importances, reasons, on.describe(objectives[0]["name"]), caveat
         ),
         pruned=rows,
         pruner=pruner,
         audit=audit_findings(study, importances[0]) if len(objectives) == 1 and complete else [],
+        importances_caveat=caveat,
     )
 
 
@@ -809,7 +816,8 @@ def _figure_html(f: FigureInfo, figures: dict[str, go.Figure]) -> str:
     if f.reason is not None:
         return f"{head}<p class='note unavailable'>Not drawn: {html.escape(f.reason)}.</p></section>"
     div = figures[f.key].to_html(include_plotlyjs=False, full_html=False, div_id=f"fig-{f.key}")
-    return f"{head}{div}</section>"
+    note = f"<p class='note'>{html.escape(f.note[0].upper() + f.note[1:])}.</p>" if f.note else ""
+    return f"{head}{note}{div}</section>"
 
 
 def render_json(info: ReportInfo, figures: dict[str, go.Figure]) -> str:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hpotool.conditions import all_hold, check_condition, text_condition_hint
+from hpotool.conditions import all_hold, check_condition, equal_in_value, is_number, text_condition_hint
 from hpotool.formatting import format_choice, sorted_keys
 
 if TYPE_CHECKING:
@@ -254,22 +254,6 @@ def same_value(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def equal_in_value(a: Any, b: Any) -> bool:
-    """`a == b` as numbers compare (1 == 1.0), through lists and mappings; a boolean equals only a boolean,
-    as a choice true is not 1 to Optuna's storage."""
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(map(equal_in_value, a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(equal_in_value(v, b[k]) for k, v in a.items())
-    if _numeric(a) and _numeric(b):
-        return bool(a == b)
-    return type(a) is type(b) and bool(a == b)
-
-
-def _numeric(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
 def taken_as(p: Param, value: Any) -> list[Any]:
     """`value` as `p` spells it, in a one-item list (`[]` when `p` cannot take it): the choice equal to it in
     value (another study's [1, 3] is this one's choice [1.0, 3.0]), a whole number for an int (32.0 as 32)."""
@@ -277,7 +261,7 @@ def taken_as(p: Param, value: Any) -> list[Any]:
         case CategoricalParam():
             return [c for c in p.choices if equal_in_value(c, value)][:1]
         case IntParam():
-            whole = int(value) if _numeric(value) and float(value).is_integer() else None
+            whole = int(value) if is_number(value) and float(value).is_integer() else None
             return [whole] if whole is not None and contains(p, whole) else []
         case FloatParam():
             return [value] if contains(p, value) else []

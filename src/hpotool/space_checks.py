@@ -114,6 +114,12 @@ def _condition_values(
             if isinstance(condition, list) and any(contains(ref, c) for c in condition):
                 # `when: {model.name: [rf, svc]}` reads as the one list value [rf, svc], not "any of them"
                 hint = f"; a list is one value (a list choice): for any of several, write {{in: {format_choice(condition)}}}"
+            elif isinstance(ref, CategoricalParam) and _boolean_for_number(condition, ref.choices):
+                # `when: {model.layers: true}` over the choices [0, 1]: Python's True == 1, YAML's true is no 1
+                hint = (
+                    f" (a boolean matches only true or false, and a number only numbers; its choices: "
+                    f"{format_choice(ref.choices)})"
+                )
             elif isinstance(ref, CategoricalParam) and isinstance(condition, str):
                 words = [c for c in ref.choices if isinstance(c, str)]
                 near = closest(condition, words, n=1)
@@ -129,6 +135,18 @@ def _condition_values(
         # a conditional parameter has a value only where its own conditions hold (sgd for momentum)
         out.update({**_condition_values(ref, opt, fixed, path), path: value})
     return out
+
+
+def _boolean_for_number(condition: Any, choices: list[Any]) -> bool:
+    """Whether `condition` (a value or `{in: [...]}`) names a boolean for a number among `choices`, or a
+    number for a boolean, which Python's == would match and a condition does not."""
+    values = condition.get("in", []) if isinstance(condition, dict) else [condition]
+    return any(
+        isinstance(v, bool) != isinstance(c, bool) and v == c
+        for v in values
+        for c in choices
+        if isinstance(v, int | float) and isinstance(c, int | float)
+    )
 
 
 def _whole_number_hint(path: str, param: Param, run: RunConfig, fixed: Mapping[str, Any]) -> str:
