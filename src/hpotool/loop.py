@@ -172,8 +172,9 @@ def _keep_result(
 ) -> int | None:
     """`trial`, which this process ran, was ended by another process as it ran (a stale check that took
     this live worker for a dead one: its heartbeat went unseen for the grace period): say so, and record
-    the result it has, if any (COMPLETE, PRUNED), as a new trial carrying `result_of` (the other process
-    queued the values again, which run once more); returns the new trial's id."""
+    the result it has, if any (COMPLETE, PRUNED), carrying `result_of`, in the retry the other process
+    queued for its values (`_fill_retry`), so they run once and the study counts them once; as a new trial
+    where none is left waiting (another worker has taken it up, or none was queued); returns its id."""
     from optuna.study._tell import _check_values_are_feasible
 
     from hpotool.stale import QUEUED_BY
@@ -209,7 +210,9 @@ def _keep_result(
         system_attrs=system_attrs,
         intermediate_values=curve,
     )
-    kept = study._storage.create_new_trial(study._study_id, template_trial=result)
+    kept = _fill_retry(study, trial.number, result)
+    if kept is None:
+        kept = study._storage.create_new_trial(study._study_id, template_trial=result)
     _log.warning(
         "warning: trial #%d was ended as %s by another process while this one ran it to %s: its result is "
         "kept as trial #%d (result_of: %d)",
@@ -220,6 +223,35 @@ def _keep_result(
         trial.number,
     )
     return kept
+
+
+def _fill_retry(study: optuna.Study, number: int, result: FrozenTrial) -> int | None:
+    """Take up the WAITING retry queued for trial `number`'s values (Optuna's `retry_history`, or hpotool's
+    `retry_of`) and finish it with `result`; returns its id, or None when none is waiting. Taken up as a
+    worker takes up a queued trial (WAITING to RUNNING, which one process alone does), so a worker that
+    took it first runs it and this result goes elsewhere; before, the retry ran the values a second time,
+    one trial over `n_trials`."""
+    storage = study._storage
+    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        history = t.system_attrs.get("retry_history") or [None]
+        if history[-1] != number and t.user_attrs.get("retry_of") != number:
+            continue
+        if not storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
+            continue  # another worker took it up: it runs the values
+        for key, value in result.user_attrs.items():
+            storage.set_trial_user_attr(t._trial_id, key, value)
+        for key, value in result.system_attrs.items():
+            if key not in t.system_attrs:  # the retry's count (`failed_trial`, `retry_history`) stays
+                storage.set_trial_system_attr(t._trial_id, key, value)
+        for name, value in result.params.items():
+            if name not in t.params:
+                dist = result.distributions[name]
+                storage.set_trial_param(t._trial_id, name, dist.to_internal_repr(value), dist)
+        for step, value in result.intermediate_values.items():
+            storage.set_trial_intermediate_value(t._trial_id, step, value)
+        storage.set_trial_state_values(t._trial_id, result.state, result.values)
+        return t._trial_id
+    return None
 
 
 def trained_by(plan: StudyPlan, trial: optuna.Trial | FrozenTrial) -> str | None:
