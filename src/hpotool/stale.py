@@ -175,6 +175,23 @@ def in_use(study: optuna.Study, trials: list[FrozenTrial], grace_s: float) -> st
     return None
 
 
+def fail_trial(storage: Any, trial_id: int, reason: str) -> bool:
+    """Mark a trial FAIL with `reason` as its `fail_reason`; whether this process did (False, or Optuna's
+    UpdateFinishedTrialError, where another process ended it first). On SQLite, PostgreSQL and MySQL the
+    reason lands with the state or not at all (one transaction): written first, it stayed on a trial its
+    owner completed in between. The journal storages (Redis, journal files) hold no transaction: there the
+    reason goes first, and a trial finished before it refuses it."""
+    from optuna.trial import TrialState
+
+    from hpotool.rdb import BufferedRDBStorage, FastReadRDBStorage
+
+    if isinstance(getattr(storage, "_backend", storage), FastReadRDBStorage):
+        assert isinstance(storage, BufferedRDBStorage | FastReadRDBStorage)
+        return storage.set_trial_state_values(trial_id, TrialState.FAIL, reason=reason)
+    storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+    return bool(storage.set_trial_state_values(trial_id, TrialState.FAIL))
+
+
 def fail_dead_local_trials(
     study: optuna.Study, *, silent_only: bool = False, pids: Collection[int] | None = None
 ) -> list[int]:
@@ -198,8 +215,7 @@ def fail_dead_local_trials(
             continue
         who = trial.user_attrs["worker"]
         try:
-            storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"worker died (pid {who['pid']})")
-            if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            if not fail_trial(storage, trial._trial_id, f"worker died (pid {who['pid']})"):
                 continue  # another process got there first
         except UpdateFinishedTrialError:  # another process (a worker's look, the main process) failed it
             continue  # first: it queued the retry
@@ -256,8 +272,7 @@ def fail_ownerless_trials(study: optuna.Study, grace_s: float) -> list[int]:
         if _beating(storage, trial._trial_id):
             continue  # another program's trial (hpotool records the owner before the first heartbeat)
         reason = "abandoned: its process ended before the trial started (no owner recorded)"
-        storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
-        if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+        if not fail_trial(storage, trial._trial_id, reason):
             continue  # another process got there first
         failed.append(trial.number)
         fixed = trial.system_attrs.get("fixed_params")
