@@ -768,8 +768,11 @@ def queue_interrupted(study: optuna.Study, plan: StudyPlan) -> None:
     trials = study.get_trials(deepcopy=False)
     for i, params in enumerate(plan.opt.enqueue):  # warm start: known-good configurations run first
         params = encode_params(params)  # as Optuna stores them: a list choice as its label
-        if not any(_tried(trial, params) for trial in trials):
-            enqueue_owned(study, params, plan.warm_start_attrs(i))
+        if any(_tried(trial, params) for trial in trials):
+            continue
+        with deferred():  # claimed, then queued: a signal between the two would lose the point
+            if _claim(study, _warm_start_key(params, trials)):  # not another process queueing it now
+                enqueue_owned(study, params, plan.warm_start_attrs(i))
     if _queue_interrupted_points(study):
         _drop_retries_outside_the_space(study, plan, study.get_trials(deepcopy=False))
 
@@ -813,6 +816,20 @@ def _queue_interrupted_points(study: optuna.Study) -> bool:
 
 # The study system attr that one process claims (`_claim`) to queue an interrupted trial's values again.
 REQUEUED = "hpotool:requeued:"
+# ... and to queue a point of the enqueue list (`_warm_start_key`).
+WARM_QUEUED = "hpotool:warm-start:"
+
+
+def _warm_start_key(params: Mapping[str, Any], trials: list[FrozenTrial]) -> str:
+    """The claim (`_claim`) to queue the warm-start point `params` once more, of all the processes that see
+    `trials`: the point (hashed: a key holds 512 characters) and how many trials have held it, so two
+    resumes at the same moment queue it once (before: each checked, then queued, and it ran twice), and a
+    resume after its trial was interrupted queues it again."""
+    import hashlib
+    import json
+
+    point = hashlib.sha256(json.dumps(params, sort_keys=True, default=repr).encode()).hexdigest()[:32]
+    return f"{WARM_QUEUED}{point}:{sum(_held(t, params) for t in trials)}"
 
 
 def _claim(study: optuna.Study, key: str) -> bool:
@@ -966,8 +983,11 @@ def _interrupted(trial: FrozenTrial) -> bool:
 def _tried(trial: FrozenTrial, params: Mapping[str, Any]) -> bool:
     """Whether `trial` ran `params`, or holds them in the queue, as Optuna's `skip_if_exists` tells: a
     warm-start point whose trial was interrupted (Ctrl-C, SIGTERM) never ran, and is queued again."""
-    if _interrupted(trial):
-        return False
+    return not _interrupted(trial) and _held(trial, params)
+
+
+def _held(trial: FrozenTrial, params: Mapping[str, Any]) -> bool:
+    """Whether `trial` holds `params` (queued, or drawn), whatever its state."""
     ran = trial.system_attrs.get("fixed_params", trial.params)
     if ran.keys() != params.keys():
         return False
