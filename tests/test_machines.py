@@ -738,3 +738,37 @@ def test_a_result_its_live_owner_keeps_takes_the_place_of_the_retry_queued_for_i
         assert "its result is kept as trial #1 (result_of: 0)" in caplog.text
     finally:
         optuna.delete_study(study_name=name, storage=url)
+
+
+def test_a_dead_local_worker_s_retry_counts_on_the_stale_retries_before_it(tmp_path: Path) -> None:
+    # A trial failed as stale was queued again with Optuna's retry count (retry_history), but a retry whose
+    # worker of this machine died was queued with `retry_of` alone: the count started afresh there, so a
+    # point whose workers kept dying, by turns stale and local, was queued again and again. Now the local
+    # retry carries the count on, and a point runs at most MAX_RETRY times more, deaths of both kinds.
+    import socket
+    import warnings
+
+    from hpotool.stale import fail_dead_local_trials
+    from hpotool.storage import MAX_RETRY, retry_stale_trial
+
+    assert MAX_RETRY == 2
+    study = optuna.create_study(study_name="s", storage=make_storage(f"journal:{tmp_path / 's.log'}"))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        first = study.ask()
+        first.suggest_float("x", 0, 1)
+        study.tell(first, state=TrialState.FAIL)  # as a stale check does
+        retry_stale_trial(study, study.trials[0])
+        stale_retry = study.ask()  # its first retry; its worker, of this machine, dies
+        stale_retry.set_user_attr("worker", {"host": socket.gethostname(), "pid": int(gone.stdout)})
+        assert fail_dead_local_trials(study) == [1]
+        [local_retry] = study.get_trials(states=(TrialState.WAITING,))
+        assert local_retry.user_attrs == {"retry_of": 1}
+        assert local_retry.system_attrs["retry_history"] == [0, 1]  # before: none
+        assert local_retry.system_attrs["failed_trial"] == 0
+        last = study.ask()  # its second retry, failed as stale in turn
+        study.tell(last, state=TrialState.FAIL)
+        retry_stale_trial(study, study.trials[2])
+    assert not study.get_trials(states=(TrialState.WAITING,))  # before: a third retry
+    assert {t.system_attrs.get("fixed_params", t.params)["x"] for t in study.trials} == {first.params["x"]}

@@ -223,8 +223,31 @@ def fail_dead_local_trials(
         values = {**trial.system_attrs.get("fixed_params", {}), **trial.params}  # a queued point's too
         if values and not _retries_a_death(study, trial):  # re-run it once, not forever; one that drew
             # nothing and was not queued ran nothing (and queued empty, it fails under the grid sampler)
-            study.enqueue_trial(values, user_attrs={"retry_of": trial.number})
+            _queue_retry(study, trial, values)
     return failed
+
+
+def _queue_retry(study: optuna.Study, dead: FrozenTrial, values: dict[str, Any]) -> None:
+    """Queue `values` of the `dead` trial once more, as `study.enqueue_trial` does, carrying `retry_of` and
+    Optuna's retry count on (`failed_trial`, `retry_history`, as a stale trial's retry does), so deaths of
+    both kinds count together: before, a stale retry whose worker died here was queued with a count begun
+    afresh, and a point whose workers died by turns stale and here was queued again and again. None past
+    `MAX_RETRY` retries."""
+    from optuna.trial import TrialState, create_trial
+
+    from hpotool.storage import MAX_RETRY
+
+    history = [*dead.system_attrs.get("retry_history", []), dead.number]
+    if len(history) > MAX_RETRY:
+        return
+    count = {"failed_trial": dead.system_attrs.get("failed_trial", dead.number), "retry_history": history}
+    study.add_trial(
+        create_trial(
+            state=TrialState.WAITING,
+            system_attrs={"fixed_params": values, **count},
+            user_attrs={"retry_of": dead.number},
+        )
+    )
 
 
 def _retries_a_death(study: optuna.Study, trial: FrozenTrial) -> bool:
@@ -277,7 +300,7 @@ def fail_ownerless_trials(study: optuna.Study, grace_s: float) -> list[int]:
         failed.append(trial.number)
         fixed = trial.system_attrs.get("fixed_params")
         if fixed and not _retries_a_death(study, trial):
-            study.enqueue_trial(fixed, user_attrs={"retry_of": trial.number})
+            _queue_retry(study, trial, fixed)
     return failed
 
 
