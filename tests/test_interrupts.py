@@ -961,3 +961,54 @@ def test_an_interrupted_point_two_resumes_queue_at_once_is_queued_once(tmp_path:
         assert _queue_interrupted_points(study) is False  # nor later: a trial holds them
     finally:
         optuna.delete_study(study_name=name, storage=url)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
+def test_a_warm_start_two_resumes_queue_at_once_is_queued_once(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], kind: str
+) -> None:
+    # Two machines starting (or resuming) the same study at the same moment each looked for a trial of an
+    # enqueue-list point, found none, then queued it (check, then queue): the point ran twice. Now a process
+    # queues it only where it is the first to claim it (`_claim`), and a resume after its trial was
+    # interrupted queues it again.
+    import uuid
+    import warnings
+
+    import sqlalchemy
+
+    from hpotool.loop import queue_interrupted
+    from tests.test_workers import _server_url
+
+    url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else _server_url(kind)
+    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    opt_dict.update(study_name=name, storage=url, enqueue=[{"optimizer.lr": 0.01, "model.hidden.0": 16}])
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    mine, other = make_storage(url), make_storage(url)
+    study = optuna.create_study(study_name=name, storage=mine)
+    try:
+        started: list[int] = []
+
+        def the_other_starts_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if statement.startswith("INSERT") and not started:  # this process's first write
+                started.append(1)
+                queue_interrupted(optuna.load_study(study_name=name, storage=other), plan)
+
+        engine = mine._backend.engine  # type: ignore[attr-defined]
+        sqlalchemy.event.listen(engine, "before_cursor_execute", the_other_starts_first)
+        queue_interrupted(study, plan)
+        sqlalchemy.event.remove(engine, "before_cursor_execute", the_other_starts_first)
+        assert started
+        assert len(study.get_trials(states=(TrialState.WAITING,))) == 1  # before: 2, the same point
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+            trial = study.ask()
+        trial.set_user_attr("fail_reason", "interrupted")
+        study.tell(trial, state=TrialState.FAIL)
+        queue_interrupted(study, plan)  # the interrupted point never ran: queued again, once
+        queue_interrupted(study, plan)
+        waiting = study.get_trials(states=(TrialState.WAITING,))
+        assert [t.system_attrs["fixed_params"] for t in waiting] == [
+            {"optimizer.lr": 0.01, "model.hidden.0": 16}
+        ]
+    finally:
+        optuna.delete_study(study_name=name, storage=url)

@@ -689,11 +689,86 @@ def test_a_trial_another_machine_failed_as_stale_keeps_the_result_its_live_owner
         return 0.25
 
     _run_trial(study, trial, objective)
-    first, retry, kept = optuna.load_study(study_name="s", storage=url).trials
+    first, kept = optuna.load_study(study_name="s", storage=url).trials  # in the retry queued for it
     assert first.state == TrialState.FAIL and first.user_attrs["fail_reason"].startswith("stale")
-    assert retry.state == TrialState.WAITING  # the stale check queued its values again
     assert kept.state == TrialState.COMPLETE and kept.value == 0.25
     assert kept.params == first.params and kept.user_attrs["history"] == [{"epoch": 0, "val_loss": 0.25}]
     assert kept.user_attrs["result_of"] == 0 and "fail_reason" not in kept.user_attrs
     assert "trial #0 was ended as FAIL (stale: no heartbeat" in caplog.text
-    assert "ran it to COMPLETE: its result is kept as trial #2 (result_of: 0)" in caplog.text
+    assert "ran it to COMPLETE: its result is kept as trial #1 (result_of: 0)" in caplog.text
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
+def test_a_result_its_live_owner_keeps_takes_the_place_of_the_retry_queued_for_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    # The live owner of a trial another machine failed as stale kept its result as a new trial, and the
+    # retry the stale check had queued (WAITING) still ran the same values: the point ran twice and the
+    # study one trial over n_trials. Now the owner takes up that retry itself and finishes it with its
+    # result: one trial holds the point, none is left waiting.
+    import warnings
+
+    from hpotool.loop import _run_trial
+    from hpotool.storage import fail_stale_trials
+
+    url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else _server_url(kind)
+    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    study = optuna.create_study(study_name=name, storage=make_storage(url))
+    try:
+        other = optuna.load_study(study_name=name, storage=make_storage(url))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+            trial = study.ask()
+
+        def objective(trial: optuna.Trial) -> float:
+            trial.suggest_float("x", 0.0, 1.0)
+            trial.report(0.5, 0)
+            backend = other._storage._backend  # type: ignore[attr-defined]
+            backend.record_heartbeat(trial._trial_id)
+            backend.grace_period = -1  # any beat is stale
+            assert fail_stale_trials(other) == [0]
+            return 0.25
+
+        kept = _run_trial(study, trial, objective)
+        first, retry = optuna.load_study(study_name=name, storage=url).trials  # before: a third, kept trial
+        assert first.state == TrialState.FAIL and retry.state == TrialState.COMPLETE and retry.value == 0.25
+        assert kept == retry._trial_id and retry.user_attrs["result_of"] == 0
+        assert retry.params == first.params and not study.get_trials(states=(TrialState.WAITING,))
+        assert retry.intermediate_values == {0: 0.5} and retry.system_attrs["retry_history"] == [0]
+        assert "its result is kept as trial #1 (result_of: 0)" in caplog.text
+    finally:
+        optuna.delete_study(study_name=name, storage=url)
+
+
+def test_a_dead_local_worker_s_retry_counts_on_the_stale_retries_before_it(tmp_path: Path) -> None:
+    # A trial failed as stale was queued again with Optuna's retry count (retry_history), but a retry whose
+    # worker of this machine died was queued with `retry_of` alone: the count started afresh there, so a
+    # point whose workers kept dying, by turns stale and local, was queued again and again. Now the local
+    # retry carries the count on, and a point runs at most MAX_RETRY times more, deaths of both kinds.
+    import socket
+    import warnings
+
+    from hpotool.stale import fail_dead_local_trials
+    from hpotool.storage import MAX_RETRY, retry_stale_trial
+
+    assert MAX_RETRY == 2
+    study = optuna.create_study(study_name="s", storage=make_storage(f"journal:{tmp_path / 's.log'}"))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        first = study.ask()
+        first.suggest_float("x", 0, 1)
+        study.tell(first, state=TrialState.FAIL)  # as a stale check does
+        retry_stale_trial(study, study.trials[0])
+        stale_retry = study.ask()  # its first retry; its worker, of this machine, dies
+        stale_retry.set_user_attr("worker", {"host": socket.gethostname(), "pid": int(gone.stdout)})
+        assert fail_dead_local_trials(study) == [1]
+        [local_retry] = study.get_trials(states=(TrialState.WAITING,))
+        assert local_retry.user_attrs == {"retry_of": 1}
+        assert local_retry.system_attrs["retry_history"] == [0, 1]  # before: none
+        assert local_retry.system_attrs["failed_trial"] == 0
+        last = study.ask()  # its second retry, failed as stale in turn
+        study.tell(last, state=TrialState.FAIL)
+        retry_stale_trial(study, study.trials[2])
+    assert not study.get_trials(states=(TrialState.WAITING,))  # before: a third retry
+    assert {t.system_attrs.get("fixed_params", t.params)["x"] for t in study.trials} == {first.params["x"]}

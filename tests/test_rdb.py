@@ -345,3 +345,55 @@ def test_a_trial_two_processes_finish_at_once_keeps_the_first_finish(
         assert stored.state == first and stored.values == values[first]
     finally:
         optuna.delete_study(study_name=name, storage=url)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
+def test_a_stale_checks_fail_reason_lands_with_its_fail_or_not_at_all(tmp_path: Path, kind: str) -> None:
+    # A stale check wrote the trial's fail_reason, then its FAIL: an owner that completed the trial in
+    # between kept its COMPLETE (the FAIL was refused) and the reason stayed, so `hpotool trials` showed a
+    # COMPLETE trial that said "stale: no heartbeat". Now the reason is written in the FAIL's transaction:
+    # the owner's finish waits for it (the trial ends FAIL, its reason with it) or lands first (no reason).
+    import threading
+
+    import sqlalchemy
+
+    from hpotool.storage import fail_stale_trials
+    from tests.test_workers import _server_url
+
+    url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else _server_url(kind)
+    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    mine, other = make_storage(url), make_storage(url)
+    study = optuna.create_study(study_name=name, storage=mine)
+    try:
+        trial = study.ask()
+        trial.suggest_float("x", 0.0, 1.0)
+        checker = other._backend  # type: ignore[attr-defined]
+        checker.record_heartbeat(trial._trial_id)
+        checker.grace_period = -1  # any beat is stale
+        seen: list[str] = []
+        owner_done: list[BaseException | bool] = []
+
+        def finish() -> None:
+            try:
+                owner_done.append(mine.set_trial_state_values(trial._trial_id, TrialState.COMPLETE, [1.0]))
+            except Exception as exc:  # the stale check's FAIL came first
+                owner_done.append(exc)
+
+        owner = threading.Thread(target=finish)
+
+        def owner_completes_after_the_reason(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if seen and not owner.is_alive() and not owner_done:
+                owner.start()  # the owner tells COMPLETE right after the reason is written
+                owner.join(2.0)  # it waits where the reason's transaction holds the trial
+            if statement.startswith("INSERT INTO trial_user_attributes"):
+                seen.append(statement)
+
+        sqlalchemy.event.listen(checker.engine, "before_cursor_execute", owner_completes_after_the_reason)
+        fail_stale_trials(optuna.load_study(study_name=name, storage=other))
+        owner.join()
+        assert seen and owner_done
+        stored = optuna.load_study(study_name=name, storage=url).trials[0]  # [1]: a FAIL's retry
+        # before: COMPLETE, with "fail_reason: stale: no heartbeat ..."
+        assert (stored.state == TrialState.FAIL) == ("fail_reason" in stored.user_attrs), stored
+    finally:
+        optuna.delete_study(study_name=name, storage=url)

@@ -172,8 +172,9 @@ def _keep_result(
 ) -> int | None:
     """`trial`, which this process ran, was ended by another process as it ran (a stale check that took
     this live worker for a dead one: its heartbeat went unseen for the grace period): say so, and record
-    the result it has, if any (COMPLETE, PRUNED), as a new trial carrying `result_of` (the other process
-    queued the values again, which run once more); returns the new trial's id."""
+    the result it has, if any (COMPLETE, PRUNED), carrying `result_of`, in the retry the other process
+    queued for its values (`_fill_retry`), so they run once and the study counts them once; as a new trial
+    where none is left waiting (another worker has taken it up, or none was queued); returns its id."""
     from optuna.study._tell import _check_values_are_feasible
 
     from hpotool.stale import QUEUED_BY
@@ -209,7 +210,9 @@ def _keep_result(
         system_attrs=system_attrs,
         intermediate_values=curve,
     )
-    kept = study._storage.create_new_trial(study._study_id, template_trial=result)
+    kept = _fill_retry(study, trial.number, result)
+    if kept is None:
+        kept = study._storage.create_new_trial(study._study_id, template_trial=result)
     _log.warning(
         "warning: trial #%d was ended as %s by another process while this one ran it to %s: its result is "
         "kept as trial #%d (result_of: %d)",
@@ -220,6 +223,35 @@ def _keep_result(
         trial.number,
     )
     return kept
+
+
+def _fill_retry(study: optuna.Study, number: int, result: FrozenTrial) -> int | None:
+    """Take up the WAITING retry queued for trial `number`'s values (Optuna's `retry_history`, or hpotool's
+    `retry_of`) and finish it with `result`; returns its id, or None when none is waiting. Taken up as a
+    worker takes up a queued trial (WAITING to RUNNING, which one process alone does), so a worker that
+    took it first runs it and this result goes elsewhere; before, the retry ran the values a second time,
+    one trial over `n_trials`."""
+    storage = study._storage
+    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        history = t.system_attrs.get("retry_history") or [None]
+        if history[-1] != number and t.user_attrs.get("retry_of") != number:
+            continue
+        if not storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
+            continue  # another worker took it up: it runs the values
+        for key, value in result.user_attrs.items():
+            storage.set_trial_user_attr(t._trial_id, key, value)
+        for key, value in result.system_attrs.items():
+            if key not in t.system_attrs:  # the retry's count (`failed_trial`, `retry_history`) stays
+                storage.set_trial_system_attr(t._trial_id, key, value)
+        for name, value in result.params.items():
+            if name not in t.params:
+                dist = result.distributions[name]
+                storage.set_trial_param(t._trial_id, name, dist.to_internal_repr(value), dist)
+        for step, value in result.intermediate_values.items():
+            storage.set_trial_intermediate_value(t._trial_id, step, value)
+        storage.set_trial_state_values(t._trial_id, result.state, result.values)
+        return t._trial_id
+    return None
 
 
 def trained_by(plan: StudyPlan, trial: optuna.Trial | FrozenTrial) -> str | None:
@@ -736,8 +768,11 @@ def queue_interrupted(study: optuna.Study, plan: StudyPlan) -> None:
     trials = study.get_trials(deepcopy=False)
     for i, params in enumerate(plan.opt.enqueue):  # warm start: known-good configurations run first
         params = encode_params(params)  # as Optuna stores them: a list choice as its label
-        if not any(_tried(trial, params) for trial in trials):
-            enqueue_owned(study, params, plan.warm_start_attrs(i))
+        if any(_tried(trial, params) for trial in trials):
+            continue
+        with deferred():  # claimed, then queued: a signal between the two would lose the point
+            if _claim(study, _warm_start_key(params, trials)):  # not another process queueing it now
+                enqueue_owned(study, params, plan.warm_start_attrs(i))
     if _queue_interrupted_points(study):
         _drop_retries_outside_the_space(study, plan, study.get_trials(deepcopy=False))
 
@@ -781,6 +816,20 @@ def _queue_interrupted_points(study: optuna.Study) -> bool:
 
 # The study system attr that one process claims (`_claim`) to queue an interrupted trial's values again.
 REQUEUED = "hpotool:requeued:"
+# ... and to queue a point of the enqueue list (`_warm_start_key`).
+WARM_QUEUED = "hpotool:warm-start:"
+
+
+def _warm_start_key(params: Mapping[str, Any], trials: list[FrozenTrial]) -> str:
+    """The claim (`_claim`) to queue the warm-start point `params` once more, of all the processes that see
+    `trials`: the point (hashed: a key holds 512 characters) and how many trials have held it, so two
+    resumes at the same moment queue it once (before: each checked, then queued, and it ran twice), and a
+    resume after its trial was interrupted queues it again."""
+    import hashlib
+    import json
+
+    point = hashlib.sha256(json.dumps(params, sort_keys=True, default=repr).encode()).hexdigest()[:32]
+    return f"{WARM_QUEUED}{point}:{sum(_held(t, params) for t in trials)}"
 
 
 def _claim(study: optuna.Study, key: str) -> bool:
@@ -934,8 +983,11 @@ def _interrupted(trial: FrozenTrial) -> bool:
 def _tried(trial: FrozenTrial, params: Mapping[str, Any]) -> bool:
     """Whether `trial` ran `params`, or holds them in the queue, as Optuna's `skip_if_exists` tells: a
     warm-start point whose trial was interrupted (Ctrl-C, SIGTERM) never ran, and is queued again."""
-    if _interrupted(trial):
-        return False
+    return not _interrupted(trial) and _held(trial, params)
+
+
+def _held(trial: FrozenTrial, params: Mapping[str, Any]) -> bool:
+    """Whether `trial` holds `params` (queued, or drawn), whatever its state."""
     ran = trial.system_attrs.get("fixed_params", trial.params)
     if ran.keys() != params.keys():
         return False

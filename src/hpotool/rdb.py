@@ -172,10 +172,18 @@ class FastReadRDBStorage(RDBStorage):
         return trials
 
     def set_trial_state_values(
-        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+        self,
+        trial_id: int,
+        state: TrialState,
+        values: Sequence[float] | None = None,
+        *,
+        reason: str | None = None,
     ) -> bool:
         """Optuna's, except that the state changes by one statement that changes the row only while its
-        state is still the one read, so of processes changing it at once exactly one does.
+        state is still the one read, so of processes changing it at once exactly one does. `reason`: the
+        trial's `fail_reason` user attr, written in the same transaction, so it lands with the state or not
+        at all (written before, it stayed on a trial its owner completed in between: a COMPLETE trial
+        that said "stale: no heartbeat").
 
         Optuna reads the row, then writes the new state. On SQLite its row lock (SELECT ... FOR UPDATE) is
         a no-op and the driver begins the transaction only at the write, so a process that changed the
@@ -205,6 +213,10 @@ class FastReadRDBStorage(RDBStorage):
                     self.check_trial_is_updatable(trial_id, read)  # finished: its error
                     if state == TrialState.RUNNING and read != TrialState.WAITING:
                         return False  # running elsewhere, as Optuna says
+                    if reason is not None:
+                        self._set_trial_attr_without_commit(
+                            session, models.TrialUserAttributeModel, trial_id, "fail_reason", reason
+                        )
                     result = session.connection().execute(
                         sa.update(trials_t)
                         .where(trials_t.c.trial_id == trial_id, trials_t.c.state == read)
@@ -214,6 +226,7 @@ class FastReadRDBStorage(RDBStorage):
                         for objective, value in enumerate(values or ()):
                             self._set_trial_value_without_commit(session, trial, objective, value)
                         return True
+                    session.rollback()  # the reason too
             except sa.exc.IntegrityError:
                 return False
             # Another process changed the state since the read (this transaction wrote nothing): read again.
@@ -294,11 +307,20 @@ class BufferedRDBStorage(_CachedStorage):
         return trial_id
 
     def set_trial_state_values(
-        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+        self,
+        trial_id: int,
+        state: TrialState,
+        values: Sequence[float] | None = None,
+        *,
+        reason: str | None = None,
     ) -> bool:
         self.flush(trial_id)
         try:
-            changed = super().set_trial_state_values(trial_id, state, values)
+            if reason is None:
+                changed = super().set_trial_state_values(trial_id, state, values)
+            else:  # with the state, in one transaction (`FastReadRDBStorage.set_trial_state_values`)
+                assert isinstance(self._backend, FastReadRDBStorage)  # as `make_storage` builds it
+                changed = self._backend.set_trial_state_values(trial_id, state, values, reason=reason)
         finally:  # finished by another process (its error) or here: this process no longer runs it
             if state != TrialState.RUNNING:
                 with self._buffer_lock:

@@ -175,6 +175,23 @@ def in_use(study: optuna.Study, trials: list[FrozenTrial], grace_s: float) -> st
     return None
 
 
+def fail_trial(storage: Any, trial_id: int, reason: str) -> bool:
+    """Mark a trial FAIL with `reason` as its `fail_reason`; whether this process did (False, or Optuna's
+    UpdateFinishedTrialError, where another process ended it first). On SQLite, PostgreSQL and MySQL the
+    reason lands with the state or not at all (one transaction): written first, it stayed on a trial its
+    owner completed in between. The journal storages (Redis, journal files) hold no transaction: there the
+    reason goes first, and a trial finished before it refuses it."""
+    from optuna.trial import TrialState
+
+    from hpotool.rdb import BufferedRDBStorage, FastReadRDBStorage
+
+    if isinstance(getattr(storage, "_backend", storage), FastReadRDBStorage):
+        assert isinstance(storage, BufferedRDBStorage | FastReadRDBStorage)
+        return storage.set_trial_state_values(trial_id, TrialState.FAIL, reason=reason)
+    storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+    return bool(storage.set_trial_state_values(trial_id, TrialState.FAIL))
+
+
 def fail_dead_local_trials(
     study: optuna.Study, *, silent_only: bool = False, pids: Collection[int] | None = None
 ) -> list[int]:
@@ -198,8 +215,7 @@ def fail_dead_local_trials(
             continue
         who = trial.user_attrs["worker"]
         try:
-            storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"worker died (pid {who['pid']})")
-            if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            if not fail_trial(storage, trial._trial_id, f"worker died (pid {who['pid']})"):
                 continue  # another process got there first
         except UpdateFinishedTrialError:  # another process (a worker's look, the main process) failed it
             continue  # first: it queued the retry
@@ -207,8 +223,31 @@ def fail_dead_local_trials(
         values = {**trial.system_attrs.get("fixed_params", {}), **trial.params}  # a queued point's too
         if values and not _retries_a_death(study, trial):  # re-run it once, not forever; one that drew
             # nothing and was not queued ran nothing (and queued empty, it fails under the grid sampler)
-            study.enqueue_trial(values, user_attrs={"retry_of": trial.number})
+            _queue_retry(study, trial, values)
     return failed
+
+
+def _queue_retry(study: optuna.Study, dead: FrozenTrial, values: dict[str, Any]) -> None:
+    """Queue `values` of the `dead` trial once more, as `study.enqueue_trial` does, carrying `retry_of` and
+    Optuna's retry count on (`failed_trial`, `retry_history`, as a stale trial's retry does), so deaths of
+    both kinds count together: before, a stale retry whose worker died here was queued with a count begun
+    afresh, and a point whose workers died by turns stale and here was queued again and again. None past
+    `MAX_RETRY` retries."""
+    from optuna.trial import TrialState, create_trial
+
+    from hpotool.storage import MAX_RETRY
+
+    history = [*dead.system_attrs.get("retry_history", []), dead.number]
+    if len(history) > MAX_RETRY:
+        return
+    count = {"failed_trial": dead.system_attrs.get("failed_trial", dead.number), "retry_history": history}
+    study.add_trial(
+        create_trial(
+            state=TrialState.WAITING,
+            system_attrs={"fixed_params": values, **count},
+            user_attrs={"retry_of": dead.number},
+        )
+    )
 
 
 def _retries_a_death(study: optuna.Study, trial: FrozenTrial) -> bool:
@@ -256,13 +295,12 @@ def fail_ownerless_trials(study: optuna.Study, grace_s: float) -> list[int]:
         if _beating(storage, trial._trial_id):
             continue  # another program's trial (hpotool records the owner before the first heartbeat)
         reason = "abandoned: its process ended before the trial started (no owner recorded)"
-        storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
-        if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+        if not fail_trial(storage, trial._trial_id, reason):
             continue  # another process got there first
         failed.append(trial.number)
         fixed = trial.system_attrs.get("fixed_params")
         if fixed and not _retries_a_death(study, trial):
-            study.enqueue_trial(fixed, user_attrs={"retry_of": trial.number})
+            _queue_retry(study, trial, fixed)
     return failed
 
 

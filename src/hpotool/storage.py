@@ -1006,29 +1006,30 @@ def fail_stale_trials(study: optuna.Study, *, every_running: bool = False) -> li
     import optuna
     from optuna.trial import TrialState
 
+    from hpotool.stale import fail_trial
+
     running = {t._trial_id: t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     import warnings
 
     if every_running:
         failed = []
         for trial_id, number in running.items():
-            study._storage.set_trial_user_attr(trial_id, "fail_reason", "stale: marked failed by fail-stale")
-            if study._storage.set_trial_state_values(trial_id, TrialState.FAIL):
+            if fail_trial(study._storage, trial_id, "stale: marked failed by fail-stale"):
                 failed.append(number)
                 retry_stale_trial(study, study._storage.get_trial(trial_id))
         return sorted(failed)
     if not has_heartbeat(study._storage):
         return []
-    # As optuna.storages.fail_stale_trials does, with the reason recorded first (a finished trial takes no
-    # attribute, and `hpotool trials` showed the trial failed without one).
+    # As optuna.storages.fail_stale_trials does, with the reason recorded in the FAIL's transaction
+    # (`fail_trial`: a finished trial takes no attribute, and `hpotool trials` showed the trial failed
+    # without one).
     storage = study._storage
     reason = f"stale: no heartbeat for {heartbeat_settings()[1]} s (its worker died, or lost the storage)"
     failed = []
     assert isinstance(storage, optuna.storages._heartbeat.BaseHeartbeat)  # has_heartbeat says so
     for trial_id in storage._get_stale_trial_ids(study._study_id):
         try:
-            storage.set_trial_user_attr(trial_id, "fail_reason", reason)
-            if storage.set_trial_state_values(trial_id, TrialState.FAIL):
+            if fail_trial(storage, trial_id, reason):
                 failed.append(trial_id)
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # another process failed it first
