@@ -1985,8 +1985,13 @@ def test_strict_brute_force_workers_run_the_free_points_before_another_machine_s
 
     def end_theirs() -> None:  # once this machine has run its two trials, the other machine's end
         _wait_for(lambda: len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) >= 4)
+        # as the other machine would, outside an optimize loop: told through the brute-force study, the
+        # last point's tell calls `study.stop()`, which raises outside `optimize` (lost in this thread)
+        elsewhere = optuna.load_study(
+            study_name=study.study_name, storage=study._storage, sampler=optuna.samplers.RandomSampler()
+        )
         for number in theirs[1::2]:
-            study.tell(number, 0.5)
+            elsewhere.tell(number, 0.5)
 
     ends = threading.Thread(target=end_theirs, daemon=True)
     ends.start()
