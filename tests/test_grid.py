@@ -825,6 +825,7 @@ def _draw(trial: optuna.Trial) -> tuple[Any, Any]:
     )
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # BruteForceSampler's
 @pytest.mark.parametrize("seed", range(12))
 def test_strict_brute_force_draws_no_point_another_machine_runs_while_one_is_free(seed: int) -> None:
     # Optuna's strict search (`avoid_premature_stop`) skips running points only at the last parameter's
