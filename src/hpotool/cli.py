@@ -1483,10 +1483,13 @@ def studies(
 
         # Every cell whole where a layout allows it; else every cell but the names, which fold (rich narrows
         # the one column that may wrap): measured with the names whole only, a name longer than the
-        # terminal allowed left every layout too wide, and every cell folded mid-word beside it.
+        # terminal allowed left every layout too wide, and every cell folded mid-word beside it. The names
+        # fold in the layout that stacks every column, which leaves them the most room: the first layout
+        # that fitted names cut short left them that short, 11 characters a line beside a whole "2026-12-06
+        # 09:02" (a multi-objective study's two objectives took the width its name needed).
         stacked = fitting(rows)
-        if stacked is None:
-            stacked = fitting([{**r, "name": r["name"][:_NAME_MIN]} for r in rows])
+        if stacked is None and fitting([{**r, "name": r["name"][:_NAME_MIN]} for r in rows]) is not None:
+            stacked = stackable
         table = (
             _studies_table(rows, stacked=stacked)
             if stacked is not None
