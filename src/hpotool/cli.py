@@ -142,12 +142,16 @@ def escape(text: str) -> str:
 
 def _table(title: str, **kwargs: Any) -> Table:
     """A left-titled rich table whose title, headers and cells are plain text: study, parameter and
-    metric names come from users and plain Optuna studies, and "[x]" in them is not rich markup."""
+    metric names come from users and plain Optuna studies, and "[x]" in them is not rich markup. A cell
+    too wide for its column folds; none is cut short."""
     from rich.table import Table
     from rich.text import Text
 
     class PlainTable(Table):
         def add_column(self, header: Any = "", *args: Any, **kw: Any) -> None:
+            # A word wider than its column (a path, a storage URL, a command) folds onto the next line
+            # rather than ending in "…": at 80 columns export-best cut the best_run_<trial>.yaml it names.
+            kw.setdefault("overflow", "fold")
             super().add_column(Text(header) if isinstance(header, str) else header, *args, **kw)
 
         def add_row(self, *cells: Any, **kw: Any) -> None:
