@@ -1998,6 +1998,17 @@ CASES = [
         plain_study="plain",
     ),
     Case(
+        "no-trial-meets-the-constraints",
+        "export-best (train-from-best, its --trial too) of a study none of whose complete trials meets its "
+        "constraints",
+        "error: study 'tiny' has no complete trial that meets its constraints (complete 1); the nearest to "
+        "n_params <= 10 measured n_params 1810 (trial 0); loosen the optimize config's constraints or narrow "
+        "the search space towards them, and run hpotool optimize again",
+        command=("export-best", "--study-name", "tiny"),
+        existing_study=True,
+        existing_optimize={"constraints": ["n_params <= 10"]},
+    ),
+    Case(
         "every-trial-interrupted",
         "export-best (train-from-best, audit, refine) of a study whose only trial Ctrl-C ended",
         "error: study 'tiny' has no complete trial yet (fail 1); its trial was interrupted (Ctrl-C or SIGTERM): run the same hpotool optimize command again, or hpotool optimize --study-name tiny (its stored configs), to resume it",
@@ -2130,8 +2141,8 @@ CASES = [
     ),
     Case(
         "train-from-best-trial-infeasible",
-        "train-from-best --trial naming a trial that violates the study's constraints",
-        "error: --trial 0: trial 0 of study 'tiny' does not meet the study's constraints (n_params <= 100); hpotool trials --study-name tiny lists those that do first",
+        "train-from-best --trial naming a trial that violates the study's constraints, where none meets them",
+        "error: --trial 0: study 'tiny' has no complete trial that meets its constraints (complete 1); the nearest to n_params <= 100 measured n_params 1810 (trial 0); loosen the optimize config's constraints or narrow the search space towards them, and run hpotool optimize again",
         command=("train-from-best", "--study-name", "tiny", "--trial", "0"),
         existing_study=True,
         existing_optimize={"constraints": ["n_params <= 100"]},

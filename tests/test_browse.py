@@ -504,6 +504,39 @@ def test_studies_table_folds_only_a_name_too_long_for_the_terminal(
     assert long_name in names, text
 
 
+def test_studies_table_at_80_columns_gives_long_names_beside_a_multi_objective_study_the_room_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns a multi-objective study's two objectives ("maximize val_accuracy" over "minimize
+    n_params") left no layout room for names of 26 and 30 characters whole, and the names then folded in the
+    first layout that fitted names cut to 10: 11 characters a line, three lines each, beside a last activity
+    and a "last activity" header kept on one line. The names fold in the layout that stacks every column
+    now, which leaves them the most room: two lines each, every other cell whole."""
+    (tmp_path / "studies").mkdir()
+    monkeypatch.chdir(tmp_path)
+    single, multi = "mnist_resnet_lr_sweep_2026", "digits_accuracy_vs_size_pareto"
+    _hpotool_like_study(f"sqlite:///studies/{single}.db", single, ["maximize"], ["val_accuracy"], 2)
+    _hpotool_like_study(
+        f"sqlite:///studies/{multi}.db", multi, ["maximize", "minimize"], ["val_accuracy", "n_params"], 3
+    )
+    table, text = _studies_table_at(80, monkeypatch)
+    rows: list[list[list[str]]] = []  # each study's cells, line by line
+    for line in table:
+        if line.startswith("│"):
+            cells = [cell.strip() for cell in line.split("│")[1:-1]]
+            if cells[0].startswith(("digits_", "mnist_")):
+                rows.append([])
+            rows[-1].append(cells)
+    assert len(rows) == 2, text
+    for row, name in zip(rows, (multi, single), strict=True):
+        assert "".join(cells[0] for cells in row) == name, text
+        assert len(row) == 2, text  # the name on two lines, not three
+    cells = {cell for row in rows for cells in row for cell in cells}
+    for whole in ("maximize val_accuracy", "minimize n_params", "complete 3", "complete 2", "Pareto", "0.51"):
+        assert whole in cells, text
+    assert sum(bool(re.fullmatch(r"\d{4}-\d\d-\d\d", cell)) for cell in cells) >= 1, text
+
+
 def test_studies_table_puts_each_study_on_one_line_when_the_terminal_is_wide(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -60,8 +60,51 @@ def test_a_study_where_no_complete_trial_meets_the_constraints_has_no_best() -> 
     # a plain Optuna study was told to "loosen the optimize config's constraints", which it has none of
     assert "optimize" not in str(plain.value)
     study.set_user_attr("optimize_config", {"constraints": ["n_params <= 10"]})
-    with pytest.raises(HpoError, match=re.escape("(complete 1); loosen the optimize config's constraints")):
+    with pytest.raises(
+        HpoError,
+        match=re.escape(
+            "(complete 1); the nearest to n_params <= 10 measured n_params 11 (trial 0); loosen the "
+        ),
+    ):
         best_trials(study)
+
+
+def test_no_trial_meets_the_constraints_names_how_near_each_unmet_one_came() -> None:
+    """export-best and train-from-best said only that no complete trial met the constraints, and "loosen the
+    optimize config's constraints": which one, and by how much, took reading every trial. The line names each
+    constraint no trial met and the nearest value measured (from the trial's metrics where it has them); one
+    that some trial met is left out, and where each is met by some trial, it says none meets them all."""
+    study = optuna.create_study(study_name="two", direction="maximize")
+    study.set_user_attr("optimize_config", {"constraints": ["n_params <= 100", "val_accuracy > 0.9"]})
+    for gaps, metrics in [
+        ({"n_params <= 100": 900.0, "val_accuracy > 0.9": 0.2}, {"n_params": 1000.0, "val_accuracy": 0.7}),
+        ({"n_params <= 100": 150.0, "val_accuracy > 0.9": 0.05}, {}),  # the nearest, its metrics not kept
+        ({"n_params <= 100": 400.0, "val_accuracy > 0.9": 0.1}, {"n_params": 500.0, "val_accuracy": 0.8}),
+        ({"n_params <= 100": -50.0, "other": 0.5}, {}),  # a key no hpotool constraint has: its value alone
+    ]:
+        trial = study.ask()
+        trial.set_user_attr("metrics", metrics)
+        for key, gap in gaps.items():
+            trial.set_constraint(key, gap)
+        study.tell(trial, 0.5)
+    with pytest.raises(HpoError) as caught:
+        best_trials(study)
+    assert str(caught.value) == (
+        "study 'two' has no complete trial that meets its constraints (complete 4); the nearest to val_accuracy "
+        "> 0.9 measured val_accuracy 0.85 (trial 1); constraint 'other' is 0.5 at the lowest (trial 3); loosen "
+        "the optimize config's constraints or narrow the search space towards them, and run hpotool optimize "
+        "again"
+    )  # n_params <= 100 is met by trial 3, so it is not named
+    each = optuna.create_study(study_name="each")
+    for gaps in [{"a <= 1": 1.0, "b <= 1": -1.0}, {"a <= 1": -1.0, "b <= 1": 1.0}]:
+        trial = each.ask()
+        for key, gap in gaps.items():
+            trial.set_constraint(key, gap)
+        each.tell(trial, 0.5)
+    with pytest.raises(
+        HpoError, match=re.escape("reported a constraint value above 0; each constraint is met ")
+    ):
+        best_trials(each)
 
 
 def test_constraint_values_are_stored_and_marked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -92,6 +135,8 @@ def test_when_no_trial_meets_the_constraints_optimize_says_so_and_export_best_re
     opt.write_text((REPO / "examples/constrained_optimize.yaml").read_text().replace("<= 20000", "<= 10"))
     result = optimize("configs/run_template.yaml", opt, storage, 2)
     assert "no complete trial meets the constraints" in result.stdout
+    trials = optuna.load_study(study_name="digits_small_models", storage=storage).trials
+    nearest, near = min((int(t.user_attrs["metrics"]["n_params"]), t.number) for t in trials)
     export = CliRunner().invoke(
         app,
         [
@@ -105,7 +150,11 @@ def test_when_no_trial_meets_the_constraints_optimize_says_so_and_export_best_re
         ],
     )
     assert export.exit_code == 2
-    assert "has no complete trial that meets its constraints (complete 2); loosen" in export.stderr
+    assert export.stderr == (
+        "error: study 'digits_small_models' has no complete trial that meets its constraints (complete 2); the "
+        f"nearest to n_params <= 10 measured n_params {nearest} (trial {near}); loosen the optimize config's "
+        "constraints or narrow the search space towards them, and run hpotool optimize again\n"
+    )
     assert not (tmp_path / "x").exists()
     final = CliRunner().invoke(
         app,
@@ -119,4 +168,19 @@ def test_when_no_trial_meets_the_constraints_optimize_says_so_and_export_best_re
             str(tmp_path / "y"),
         ],
     )
-    assert final.exit_code == 2 and "has no complete trial that meets its constraints" in final.stderr
+    assert final.exit_code == 2 and final.stderr == export.stderr
+    # --trial N: "lists those that do first", where none does; now the same line, naming --trial
+    args = [
+        "train-from-best",
+        "--study-name",
+        "digits_small_models",
+        "--storage",
+        storage,
+        "--trial",
+        str(near),
+    ]
+    picked = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "y")])
+    assert picked.exit_code == 2 and picked.stderr == export.stderr.replace(
+        "error: ", f"error: --trial {near}: "
+    )
+    assert not (tmp_path / "y").exists()

@@ -65,6 +65,36 @@ def test_a_trial_starts_when_hpotool_asked_it_else_at_optunas_datetime() -> None
     assert trial_start(study.trials[-1]) is not None and trial_end(study.trials[-1]) is None  # running
 
 
+def test_the_timeline_s_trial_copies_span_the_times_hpotool_measured() -> None:
+    """`measured_trial` gives Optuna's timeline the start hpotool recorded and that start plus the seconds
+    it measured; a trial that recorded the seconds alone (an older study's) keeps Optuna's start, one that
+    recorded nothing or is still running keeps Optuna's end, and the stored trial is left as it was."""
+    from datetime import datetime, timedelta
+
+    from hpotool.durations import STARTED_ATTR, measured_trial
+
+    study = optuna.create_study()
+    new, old, plain = study.ask(), study.ask(), study.ask()
+    record_seconds(study, new, 0.37)
+    study._storage.set_trial_system_attr(old._trial_id, SECONDS_ATTR, 0.25)
+    for trial in (new, old, plain):
+        study.tell(trial, 1.0)
+    study.ask()
+    new_done, old_done, plain_done, running = study.trials
+    started = datetime.fromtimestamp(new_done.system_attrs[STARTED_ATTR])
+    measured = measured_trial(new_done)
+    assert (measured.datetime_start, measured.datetime_complete) == (
+        started,
+        started + timedelta(seconds=0.37),
+    )
+    assert new_done.datetime_start != started  # the stored trial is not changed
+    measured = measured_trial(old_done)
+    assert measured.datetime_start == old_done.datetime_start
+    assert measured.datetime_complete == old_done.datetime_start + timedelta(seconds=0.25)
+    assert measured_trial(plain_done) is plain_done and measured_trial(running) is running
+    assert (measured.number, measured.params, measured.values) == (1, old_done.params, old_done.values)
+
+
 @pytest.fixture
 def mysql_study() -> Iterator[tuple[str, str]]:
     url = _server_url("mysql")
@@ -168,3 +198,31 @@ def test_on_mysql_the_report_s_wall_time_and_mlflow_s_runs_start_when_the_trials
     for t, start, end in zip(trials, starts, ends, strict=True):
         info = runs[str(t.number)].info
         assert (info.start_time, info.end_time) == (round(start * 1000), round(end * 1000))
+
+
+@pytest.mark.server
+def test_on_mysql_the_report_s_timeline_bars_span_the_seconds_the_trials_took(
+    configs: tuple[Path, Path], mysql_study: tuple[str, str]
+) -> None:
+    """On MySQL, Optuna's datetimes are whole seconds: the report's timeline drew each short trial as a bar
+    of 0 s or 1 s, starting at a whole second. Its bars start when hpotool asked each trial and last the
+    seconds it measured, as the report's times and the trial tables do."""
+    from datetime import datetime
+
+    from hpotool.durations import STARTED_ATTR
+    from hpotool.report import make_figures, report_info
+
+    url, name = mysql_study
+    run, opt = configs
+    optimize(run, opt, url, 2, "--study-name", name)
+    study = optuna.load_study(study_name=name, storage=url)
+    trials = study.trials
+    assert all(t.datetime_start.microsecond == 0 for t in trials)  # the premise
+    (bars,) = [trace for trace in make_figures(study, report_info(study, url))["timeline"].data]
+    assert bars.name == "COMPLETE" and list(bars.y) == [0, 1]
+    assert list(bars.x) == pytest.approx(
+        [t.system_attrs[SECONDS_ATTR] * 1000 for t in trials], abs=0.01
+    )  # µs
+    assert list(bars.base) == [
+        datetime.fromtimestamp(t.system_attrs[STARTED_ATTR]).isoformat() for t in trials
+    ]

@@ -250,6 +250,40 @@ def test_an_export_that_fails_or_is_interrupted_leaves_the_former_set_whole(
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # set_metric_names
+def test_export_best_at_80_columns_folds_the_paths_it_names_rather_than_cutting_them(
+    tmp_path: Path, run_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns a multi-objective study with a long-ish name had its export table end the command it
+    gives in "studies/digits_accuracy_vs_size_pareto/best_run_<trial>.…" (rich's ellipsis, on a word wider
+    than its column); every table folds such a word onto the next line now, cutting nothing."""
+    import hpotool.cli
+
+    monkeypatch.chdir(tmp_path)
+    name = "digits_accuracy_vs_size_pareto"
+    storage = f"sqlite:///{tmp_path / 'multi.db'}"
+    study = optuna.create_study(study_name=name, storage=storage, directions=["maximize", "minimize"])
+    study.set_metric_names(["val_accuracy", "n_params"])
+    study.set_user_attr("run_config", RunConfig.model_validate(run_dict).model_dump(mode="json"))
+    for lr, values in [(0.01, [0.5, 90]), (0.02, [0.6, 170])]:
+        study.enqueue_trial({"optimizer.lr": lr})
+        trial = study.ask()
+        trial.suggest_float("optimizer.lr", 1e-3, 1e-1)
+        study.tell(trial, values)
+    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    result = runner.invoke(app, ["export-best", "--study-name", name, "--storage", storage])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80 and "…" not in result.stdout, result.stdout
+    cells = "".join(line.split("│")[2] for line in lines if line.count("│") == 3)
+    said = "".join(cells.split())
+    for whole in (
+        f"--study-name{name}",
+        f"--run-configstudies/{name}/best_run_<trial>.yaml",
+        "best_run_1.yaml",
+    ):
+        assert whole in said, result.stdout
+
+
 def test_multi_objective_study_exports_the_pareto_front(
     tmp_path: Path, run_dict: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:

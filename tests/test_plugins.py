@@ -598,6 +598,55 @@ def test_debug_shows_the_users_own_frames_of_an_error_hpotool_turned_into_its_li
     assert "RuntimeError: mat1 and mat2 shapes cannot be multiplied" in shown
 
 
+@pytest.mark.parametrize("where", ["trainer.function", "model", "data", "search_space.model"])
+def test_debug_shows_the_traceback_of_a_users_module_that_raised_at_import(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user's training function, model or dataset whose module raised at import (a NameError in it) gave
+    its one line, and `hpotool --debug` the same line under hpotool's and pydantic's frames alone: the
+    config validator's error kept only the message. --debug shows the user's module failing now, each
+    place alike; without it, the one line and exit code 2, as before."""
+    import traceback
+
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+    from hpotool.errors import HpoError
+
+    monkeypatch.chdir(tmp_path)
+    module = (
+        f"fails_at_import_{where.replace('.', '_')}"  # a module of its own: a failed import is not cached
+    )
+    (tmp_path / f"{module}.py").write_text(
+        "import math\nSCALE = undefined_scale * math.pi\n\n\ndef fit(config, report):\n    return {}\n"
+    )
+    run: dict[str, Any] = {"data": {"name": "regression", "n_samples": 64}, "epochs": 1}
+    space: dict[str, Any] = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}
+    match where:
+        case "trainer.function":
+            run["trainer"] = {"function": f"{module}:fit"}
+        case "model" | "data":
+            run[where] = {"name": f"{module}:fit"}
+        case "search_space.model":
+            space = {
+                "model": {"type": "categorical", "choices": [{"name": "mlp"}, {"name": f"{module}:fit"}]}
+            }
+    opt = {"study_name": "i", "n_trials": 1, "metric": "val_loss", "search_space": space}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    (tmp_path / "opt.yaml").write_text(yaml.safe_dump(opt))
+    args = ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "-q"]
+    plain = CliRunner().invoke(app, args)
+    assert plain.exit_code == 2 and "Traceback" not in plain.output, plain.output
+    assert plain.stderr.count(
+        "\n"
+    ) == 1 and f"NameError: name 'undefined_scale' is not defined at {module}.py:2" in (plain.stderr)
+    debug = CliRunner().invoke(app, ["--debug", *args])
+    assert isinstance(debug.exception, HpoError)
+    shown = "".join(traceback.format_exception(debug.exception))
+    assert f'File "{tmp_path / f"{module}.py"}", line 2, in <module>' in shown
+    assert "NameError: name 'undefined_scale' is not defined\n" in shown
+
+
 def test_debug_shows_a_failed_trials_traceback_through_the_users_code(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

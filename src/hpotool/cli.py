@@ -142,12 +142,16 @@ def escape(text: str) -> str:
 
 def _table(title: str, **kwargs: Any) -> Table:
     """A left-titled rich table whose title, headers and cells are plain text: study, parameter and
-    metric names come from users and plain Optuna studies, and "[x]" in them is not rich markup."""
+    metric names come from users and plain Optuna studies, and "[x]" in them is not rich markup. A cell
+    too wide for its column folds; none is cut short."""
     from rich.table import Table
     from rich.text import Text
 
     class PlainTable(Table):
         def add_column(self, header: Any = "", *args: Any, **kw: Any) -> None:
+            # A word wider than its column (a path, a storage URL, a command) folds onto the next line
+            # rather than ending in "…": at 80 columns export-best cut the best_run_<trial>.yaml it names.
+            kw.setdefault("overflow", "fold")
             super().add_column(Text(header) if isinstance(header, str) else header, *args, **kw)
 
         def add_row(self, *cells: Any, **kw: Any) -> None:
@@ -1483,10 +1487,13 @@ def studies(
 
         # Every cell whole where a layout allows it; else every cell but the names, which fold (rich narrows
         # the one column that may wrap): measured with the names whole only, a name longer than the
-        # terminal allowed left every layout too wide, and every cell folded mid-word beside it.
+        # terminal allowed left every layout too wide, and every cell folded mid-word beside it. The names
+        # fold in the layout that stacks every column, which leaves them the most room: the first layout
+        # that fitted names cut short left them that short, 11 characters a line beside a whole "2026-12-06
+        # 09:02" (a multi-objective study's two objectives took the width its name needed).
         stacked = fitting(rows)
-        if stacked is None:
-            stacked = fitting([{**r, "name": r["name"][:_NAME_MIN]} for r in rows])
+        if stacked is None and fitting([{**r, "name": r["name"][:_NAME_MIN]} for r in rows]) is not None:
+            stacked = stackable
         table = (
             _studies_table(rows, stacked=stacked)
             if stacked is not None

@@ -940,6 +940,20 @@ def _null_section_hint(section: str) -> str:
     return f"; leave {section} out for its default ({{name: {default}}}), or write {section}: {{name: ...}}"
 
 
+def keep_validator_context(exc: ValidationError) -> None:
+    """Chain to `exc` the exception a validator raised for its first error that was raised while handling
+    another (`import_object`'s, for a user's module that failed to import), so `--debug`'s traceback
+    (`errors.unsuppress_context`) reaches the user's own frames: pydantic keeps a validator's error only as
+    its message, and `hpotool --debug optimize` on a `trainer.function`, model or dataset whose module raised
+    at import showed hpotool's frames and pydantic's alone."""
+    for error in exc.errors(include_url=False):
+        raised = (error.get("ctx") or {}).get("error")
+        if isinstance(raised, BaseException) and (raised.__cause__ or raised.__context__) is not None:
+            if exc.__context__ is None:
+                exc.__context__ = raised
+            return
+
+
 def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
     """One `location: message` line per validation error, worded for a config author."""
     errors = exc.errors(include_url=False)
@@ -1071,6 +1085,7 @@ def validate_config(
         )
     except ValidationError as exc:
         lines = error_lines(exc, cls)
+        keep_validator_context(exc)
         raise HpoError(f"{source}: " + f"\n{source}: ".join(lines)) from None
 
 

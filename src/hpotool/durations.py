@@ -8,8 +8,10 @@ epoch), as system attrs: every storage keeps a float.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # no heavy import: the tracking and the CLI's tables use it
@@ -62,3 +64,24 @@ def trial_end(trial: FrozenTrial) -> float | None:
     if started is not None and seconds is not None:
         return started + max(seconds, 0.0)
     return trial.datetime_complete.timestamp() if trial.datetime_complete is not None else None
+
+
+def measured_trial(trial: FrozenTrial) -> FrozenTrial:
+    """`trial`, or a copy whose `datetime_start` and `datetime_complete` are when hpotool measured it start
+    and finish, as naive local time (as Optuna stores them), for code that reads Optuna's datetimes (its
+    timeline plot): on MySQL those are whole seconds, so a 0.3 s trial spanned 0 s or 1 s.
+
+    The start is hpotool's `STARTED_ATTR` where recorded, else Optuna's; a finished trial's end is that
+    start plus the seconds hpotool measured where it recorded them (an older study's trials recorded the
+    seconds but not the start), else Optuna's. A trial with neither recorded is returned as it is."""
+    started, seconds = _recorded(trial, STARTED_ATTR), _recorded(trial, SECONDS_ATTR)
+    finished = trial.datetime_complete is not None
+    if started is None and not (finished and seconds is not None):
+        return trial
+    measured = copy.copy(trial)
+    if started is not None:
+        measured.datetime_start = datetime.fromtimestamp(started)
+    start = measured.datetime_start
+    if finished and seconds is not None and start is not None:
+        measured.datetime_complete = start + timedelta(seconds=max(seconds, 0.0))
+    return measured

@@ -405,14 +405,14 @@ def no_best_error(study: optuna.Study) -> HpoError:
     if counts.get("complete") and not stored_config(study.user_attrs, "optimize_config"):
         return HpoError(  # a plain Optuna study: no optimize config, no hpotool optimize to run again
             f"study {study.study_name!r} has no complete trial that meets its constraints ({shown}); every "
-            f"complete trial reported a constraint value above 0: loosen the constraints it was run with, or run "
-            f"more trials that meet them"
+            f"complete trial reported a constraint value above 0{nearest_misses(study)}: loosen the constraints "
+            f"it was run with, or run more trials that meet them"
         )
     if counts.get("complete"):
         return HpoError(
-            f"study {study.study_name!r} has no complete trial that meets its constraints ({shown}); "
-            f"loosen the optimize config's constraints or narrow the search space towards them, and run "
-            f"hpotool optimize again"
+            f"study {study.study_name!r} has no complete trial that meets its constraints ({shown})"
+            f"{nearest_misses(study)}; loosen the optimize config's constraints or narrow the search space "
+            f"towards them, and run hpotool optimize again"
         )
     if not stored_config(study.user_attrs, "optimize_config"):  # no hpotool optimize to run again
         if counts.get("fail") and not counts.get("pruned"):
@@ -455,6 +455,40 @@ def no_best_error(study: optuna.Study) -> HpoError:
     return HpoError(
         f"study {study.study_name!r} has no complete trial yet ({shown}); run hpotool optimize until one completes"
     )
+
+
+def nearest_misses(study: optuna.Study) -> str:
+    """How close the complete trials of `study` came to the constraints none of them meets: `; the nearest
+    to n_params <= 10 measured n_params 1810 (trial 1)` for each constraint no trial met (`; each constraint
+    is met by some trial, but none meets them all` where each is), empty where no trial recorded any. The
+    line said only that no trial met them, leaving how far to loosen which one to `hpotool trials`."""
+    from hpotool.constraints import parse_constraint
+    from hpotool.formatting import format_value
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    keys = list(dict.fromkeys(k for t in complete for k in t.constraints))
+    misses = []
+    for key in keys:
+        recorded = [(v, t) for t in complete if math.isfinite(v := t.constraints.get(key, math.nan))]
+        if not recorded:
+            continue
+        gap, trial = min(recorded, key=lambda vt: (vt[0], vt[1].number))
+        if gap <= 0:
+            continue
+        try:
+            limit = parse_constraint(key)
+        except ValueError:  # a plain Optuna study's own constraint: its value alone
+            misses.append(f"constraint {key!r} is {format_value(gap)} at the lowest (trial {trial.number})")
+            continue
+        metrics = trial.user_attrs.get("metrics")
+        measured = metrics.get(limit.metric) if isinstance(metrics, dict) else None
+        if not isinstance(measured, int | float) or isinstance(measured, bool):
+            measured = limit.bound + gap if limit.op in ("<=", "<") else limit.bound - gap
+        shown = format_value(float(measured))
+        misses.append(f"the nearest to {limit} measured {limit.metric} {shown} (trial {trial.number})")
+    if misses:
+        return "; " + "; ".join(misses)
+    return "; each constraint is met by some trial, but none meets them all" if keys else ""
 
 
 def _all_failed_plain_error(study: optuna.Study, failed: int, shown: str) -> HpoError:

@@ -321,7 +321,7 @@ def picked_trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
     """
     from optuna.trial import TrialState
 
-    from hpotool.export import is_feasible
+    from hpotool.export import is_feasible, no_best_error
     from hpotool.storage import study_options
 
     trials = study.get_trials(deepcopy=False)
@@ -348,6 +348,8 @@ def picked_trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
             f"it can train"
         )
     if not is_feasible(t):
+        if not any(is_feasible(c) for c in trials if c.state == TrialState.COMPLETE):
+            raise HpoError(f"--trial {number}: {no_best_error(study)}")  # "lists those that do first": none
         broken = ", ".join(name for name, v in t.constraints.items() if v > 0)
         raise HpoError(
             f"--trial {number}: trial {number} of study {study.study_name!r} does not meet the study's "

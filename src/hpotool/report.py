@@ -32,7 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpotool.atomic import write_text
 from hpotool.audit import audit_findings, few_trials_caveat
 from hpotool.config import is_nop_pruner
-from hpotool.durations import trial_end, trial_seconds, trial_start
+from hpotool.durations import measured_trial, trial_end, trial_seconds, trial_start
 from hpotool.errors import HpoError
 from hpotool.export import epochs_count, is_feasible, json_safe, ranked_trials, trial_params
 from hpotool.figure_labels import categorical_choices, yaml_hovertext, yaml_labels
@@ -629,7 +629,10 @@ class _ReversedRunning(logging.Filter):
 
 
 def _timeline(study: optuna.Study, trials: list[FrozenTrial]) -> go.Figure:
-    """Optuna's timeline, with every RUNNING trial's bar reaching the time the report was made.
+    """Optuna's timeline, its bars spanning the times hpotool measured where it recorded them
+    (`measured_trial`), with every RUNNING trial's bar reaching the time the report was made.
+
+    Optuna's datetimes are whole seconds on MySQL: every short trial there was a bar of 0 s or 1 s.
 
     Optuna ends a RUNNING trial's bar at the study's last finish when it takes the trial's worker for dead;
     a trial that started after that (the usual case: the worker was killed during the last trial) got a bar
@@ -642,7 +645,7 @@ def _timeline(study: optuna.Study, trials: list[FrozenTrial]) -> go.Figure:
     quiet = _ReversedRunning(running)
     logger.addFilter(quiet)
     try:
-        figure = vis.plot_timeline(study)
+        figure = vis.plot_timeline(StudySnapshot(study, [measured_trial(t) for t in trials]))
     finally:
         logger.removeFilter(quiet)
     now = datetime.now()  # naive local time, as Optuna stores a trial's start

@@ -25,6 +25,7 @@ from hpotool.config import (
     SchedulerConfig,
     TrainerConfig,
     error_lines,
+    keep_validator_context,
 )
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
@@ -123,6 +124,7 @@ def check_section_param(
                 f"{where}.{line}" if line.partition(": ")[0] in locs else f"{where}: {line}"
                 for line in error_lines(exc, model)
             ]
+            keep_validator_context(exc)
             raise HpoError("; ".join(lines)) from None
         built = as_trained(path, configured_section(path, choice), task)
         sections.append({**built, **dict.fromkeys(_replaced(path, choice, space or {}), _SEARCHED)})
