@@ -284,6 +284,7 @@ def test_export_best_at_80_columns_folds_the_paths_it_names_rather_than_cutting_
         assert whole in said, result.stdout
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # set_metric_names
 def test_multi_objective_study_exports_the_pareto_front(
     tmp_path: Path, run_dict: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:

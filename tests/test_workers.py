@@ -28,7 +28,7 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from hpotool.cli import app
-from hpotool.loop import has_slot, run_study
+from hpotool.loop import _spare, has_slot, run_study
 from hpotool.plan import Overrides, prepare_study
 from hpotool.stale import fail_dead_local_trials, owner
 from hpotool.storage import make_storage, retry_stale_trial
@@ -1471,7 +1471,9 @@ def test_a_machine_joining_by_name_before_the_study_exists_waits_for_its_creator
     assert joiner.returncode == 0, first + output
     assert "error" not in output
     study = optuna.load_study(study_name=storage[1], storage=make_storage(storage[0]))
-    trials = study.get_trials(deepcopy=False)
+    # less a trial the two machines asked in a race at the end, sent back to the queue untrained (a spare
+    # the next `ask` takes; seen once with four test processes at once)
+    trials = [t for t in study.get_trials(deepcopy=False) if not _spare(t)]
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 4 and len(trials) == 4
 
 
