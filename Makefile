@@ -8,6 +8,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
+# The suite runs in this many test processes (pytest-xdist; 0: in pytest's own process). Most of its time is
+# spent waiting on the processes and servers the tests start, not on the CPU: three keep 2 cores busy.
+TEST_PROCESSES ?= 3
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
@@ -38,7 +41,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/mypy src/
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist worksteal
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m benchmarks.run
