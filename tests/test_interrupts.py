@@ -18,7 +18,7 @@ from hpotool.loop import run_study
 from hpotool.plan import Overrides, prepare_study
 from hpotool.storage import make_storage
 
-from .conftest import load_study, write_configs, write_yaml
+from .conftest import SharedStudy, load_study, write_configs, write_yaml
 from .test_workers import (
     _error_line,
     _hpotool,
@@ -916,99 +916,80 @@ def test_an_interrupted_retry_s_values_queued_again_keep_its_retry_count(tmp_pat
     assert len(values) == 1
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
-def test_an_interrupted_point_two_resumes_queue_at_once_is_queued_once(tmp_path: Path, kind: str) -> None:
+def test_an_interrupted_point_two_resumes_queue_at_once_is_queued_once(shared_study: SharedStudy) -> None:
     # Two machines resuming at the same moment both queued the interrupted trial's values: each looked for
     # a later trial holding them, found none, then queued them (check, then queue), and the point ran twice.
     # Now a resume queues them only where it is the first to claim the interrupted trial, by one insert
     # the database lets one process make (a study system attribute, unique per study and key).
-    import uuid
     import warnings
 
     import sqlalchemy
 
     from hpotool.loop import _queue_interrupted_points
-    from tests.test_workers import _server_url
 
-    url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else _server_url(kind)
-    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
-    mine, other = make_storage(url), make_storage(url)
-    study = optuna.create_study(study_name=name, storage=mine)
-    try:
-        study.enqueue_trial({"x": 0.5})  # a warm start, interrupted
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
-            trial = study.ask()
-        trial.suggest_float("x", 0.0, 1.0)
-        trial.set_user_attr("fail_reason", "interrupted")
-        study.tell(trial, state=TrialState.FAIL)
-        resumed: list[bool] = []
+    study, mine = shared_study.study, shared_study.mine
+    study.enqueue_trial({"x": 0.5})  # a warm start, interrupted
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+        trial = study.ask()
+    trial.suggest_float("x", 0.0, 1.0)
+    trial.set_user_attr("fail_reason", "interrupted")
+    study.tell(trial, state=TrialState.FAIL)
+    resumed: list[bool] = []
 
-        def the_other_resumes_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            if statement.startswith("INSERT") and not resumed:  # this resume's first write
-                resumed.append(_queue_interrupted_points(optuna.load_study(study_name=name, storage=other)))
+    def the_other_resumes_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("INSERT") and not resumed:  # this resume's first write
+            resumed.append(_queue_interrupted_points(shared_study.seen_by_other()))
 
-        engine = mine._backend.engine  # type: ignore[attr-defined]
-        sqlalchemy.event.listen(engine, "before_cursor_execute", the_other_resumes_first)
-        queued = _queue_interrupted_points(study)
-        sqlalchemy.event.remove(engine, "before_cursor_execute", the_other_resumes_first)
-        assert resumed == [True]
-        assert queued is False  # before: True, a second trial of the same values
-        waiting = optuna.load_study(study_name=name, storage=url).get_trials(states=(TrialState.WAITING,))
-        assert [(t.user_attrs, t.system_attrs["fixed_params"]) for t in waiting] == [
-            ({"retry_of": 0}, {"x": 0.5})
-        ]
-        assert _queue_interrupted_points(study) is False  # nor later: a trial holds them
-    finally:
-        optuna.delete_study(study_name=name, storage=url)
+    engine = mine._backend.engine  # type: ignore[attr-defined]
+    sqlalchemy.event.listen(engine, "before_cursor_execute", the_other_resumes_first)
+    queued = _queue_interrupted_points(study)
+    sqlalchemy.event.remove(engine, "before_cursor_execute", the_other_resumes_first)
+    assert resumed == [True]
+    assert queued is False  # before: True, a second trial of the same values
+    waiting = shared_study.stored().get_trials(states=(TrialState.WAITING,))
+    assert [(t.user_attrs, t.system_attrs["fixed_params"]) for t in waiting] == [
+        ({"retry_of": 0}, {"x": 0.5})
+    ]
+    assert _queue_interrupted_points(study) is False  # nor later: a trial holds them
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
 def test_a_warm_start_two_resumes_queue_at_once_is_queued_once(
-    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], kind: str
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], shared_study: SharedStudy
 ) -> None:
     # Two machines starting (or resuming) the same study at the same moment each looked for a trial of an
     # enqueue-list point, found none, then queued it (check, then queue): the point ran twice. Now a process
     # queues it only where it is the first to claim it (`_claim`), and a resume after its trial was
     # interrupted queues it again.
-    import uuid
     import warnings
 
     import sqlalchemy
 
     from hpotool.loop import queue_interrupted
-    from tests.test_workers import _server_url
 
-    url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else _server_url(kind)
-    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
-    opt_dict.update(study_name=name, storage=url, enqueue=[{"optimizer.lr": 0.01, "model.hidden.0": 16}])
+    study, mine = shared_study.study, shared_study.mine
+    point = {"optimizer.lr": 0.01, "model.hidden.0": 16}
+    opt_dict.update(study_name=shared_study.name, storage=shared_study.url, enqueue=[point])
     plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
-    mine, other = make_storage(url), make_storage(url)
-    study = optuna.create_study(study_name=name, storage=mine)
-    try:
-        started: list[int] = []
+    started: list[int] = []
 
-        def the_other_starts_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            if statement.startswith("INSERT") and not started:  # this process's first write
-                started.append(1)
-                queue_interrupted(optuna.load_study(study_name=name, storage=other), plan)
+    def the_other_starts_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("INSERT") and not started:  # this process's first write
+            started.append(1)
+            queue_interrupted(shared_study.seen_by_other(), plan)
 
-        engine = mine._backend.engine  # type: ignore[attr-defined]
-        sqlalchemy.event.listen(engine, "before_cursor_execute", the_other_starts_first)
-        queue_interrupted(study, plan)
-        sqlalchemy.event.remove(engine, "before_cursor_execute", the_other_starts_first)
-        assert started
-        assert len(study.get_trials(states=(TrialState.WAITING,))) == 1  # before: 2, the same point
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
-            trial = study.ask()
-        trial.set_user_attr("fail_reason", "interrupted")
-        study.tell(trial, state=TrialState.FAIL)
-        queue_interrupted(study, plan)  # the interrupted point never ran: queued again, once
-        queue_interrupted(study, plan)
-        waiting = study.get_trials(states=(TrialState.WAITING,))
-        assert [t.system_attrs["fixed_params"] for t in waiting] == [
-            {"optimizer.lr": 0.01, "model.hidden.0": 16}
-        ]
-    finally:
-        optuna.delete_study(study_name=name, storage=url)
+    engine = mine._backend.engine  # type: ignore[attr-defined]
+    sqlalchemy.event.listen(engine, "before_cursor_execute", the_other_starts_first)
+    queue_interrupted(study, plan)
+    sqlalchemy.event.remove(engine, "before_cursor_execute", the_other_starts_first)
+    assert started
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 1  # before: 2, the same point
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+        trial = study.ask()
+    trial.set_user_attr("fail_reason", "interrupted")
+    study.tell(trial, state=TrialState.FAIL)
+    queue_interrupted(study, plan)  # the interrupted point never ran: queued again, once
+    queue_interrupted(study, plan)
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [point]
