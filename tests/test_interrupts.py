@@ -637,7 +637,7 @@ def test_a_second_signal_as_an_interrupted_trial_is_told_waits_for_it(
         return True
 
     def ctrl_c_again(self: optuna.Trial, key: str, value: Any) -> None:
-        if key == "fail_reason":
+        if key == "worker":  # the interrupted trial's first write as it is told
             signal.raise_signal(signal.SIGINT)
         real_set(self, key, value)
 
@@ -993,3 +993,120 @@ def test_a_warm_start_two_resumes_queue_at_once_is_queued_once(
     queue_interrupted(study, plan)
     waiting = study.get_trials(states=(TrialState.WAITING,))
     assert [t.system_attrs["fixed_params"] for t in waiting] == [point]
+
+
+class _OtherEndsItAsTheReasonIsWritten:
+    """Another process (a stale check that took this live owner for dead) ends `shared_study`'s running trial
+    FAIL with its own reason at the moment this process writes "interrupted" for it: in a thread of its own,
+    waited for up to 2 s (a server's row lock, or SQLite's, keeps it waiting for this process's write)."""
+
+    REASON = "stale: no heartbeat for 60 s"
+
+    def __init__(self, shared_study: SharedStudy) -> None:
+        import threading
+
+        self.shared_study = shared_study
+        self.ended: list[bool] = []  # whether the other process ended it
+        self.thread = threading.Thread(target=self._end_it)
+
+    def _end_it(self) -> None:
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        from hpotool.stale import fail_trial
+
+        other = self.shared_study.other
+        [running] = self.shared_study.seen_by_other().get_trials(states=(TrialState.RUNNING,))
+        try:
+            self.ended.append(fail_trial(other, running._trial_id, self.REASON))
+        except UpdateFinishedTrialError:  # this process ended it first
+            self.ended.append(False)
+
+    def __call__(self, conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        interrupted = "interrupted" in str(parameters)
+        if (
+            statement.startswith("INSERT INTO trial_user_attributes")
+            and interrupted
+            and not self.thread.ident
+        ):
+            self.thread.start()
+            self.thread.join(2.0)
+
+    def reason_stands(self) -> None:
+        """The trial ended FAIL with the reason of the process that ended it: the other's, or "interrupted"."""
+        self.thread.join()
+        [trial] = self.shared_study.stored().trials
+        assert self.ended, "the other process never ran"
+        expected = self.REASON if self.ended == [True] else "interrupted"
+        # before: "interrupted" where the other process ended it (or the FAIL raised first)
+        assert (trial.state, trial.user_attrs.get("fail_reason")) == (TrialState.FAIL, expected)
+
+
+def test_an_interrupted_trial_another_process_ends_at_once_keeps_the_reason_of_the_one_that_ended_it(
+    shared_study: SharedStudy,
+) -> None:
+    # Ctrl-C in training: the trial's owner wrote "interrupted", then the FAIL. A stale check's FAIL landing
+    # in between was told "interrupted" over its own reason (SQLite, PostgreSQL, MySQL alike), so a resume took
+    # the point for one never run. Now the reason goes with the FAIL in one write: whichever process ends the
+    # trial, its reason is the trial's (on SQLite the other process here, on the servers this one: the
+    # other waits on the row lock this one's write holds).
+    import warnings
+
+    import sqlalchemy
+
+    from hpotool.loop import _run_trial
+
+    other = _OtherEndsItAsTheReasonIsWritten(shared_study)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+        trial = shared_study.study.ask()
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0.0, 1.0)
+        raise KeyboardInterrupt
+
+    engine = shared_study.mine._backend.engine  # type: ignore[attr-defined]
+    sqlalchemy.event.listen(engine, "before_cursor_execute", other)
+    with pytest.raises(KeyboardInterrupt):
+        _run_trial(shared_study.study, trial, objective)
+    other.reason_stands()
+
+
+def test_a_trial_interrupted_as_it_is_set_up_and_ended_at_once_by_another_process_ends_the_run_as_interrupted(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    shared_study: SharedStudy,
+) -> None:
+    # Ctrl-C as a trial was set up (asked, its slot and point checked): the owner wrote "interrupted", then
+    # told FAIL. A stale check's FAIL landing in between got "interrupted" over its reason, and the tell
+    # raised UpdateFinishedTrialError in place of the interrupt: a traceback, not exit 130. Now one write:
+    # the run ends as interrupted, and the reason of the process that ended the trial stands.
+    import sqlalchemy
+
+    from hpotool import loop
+
+    real_holds = loop._holds_its_point
+
+    def holds_then_ctrl_c(*args: Any) -> bool:
+        real_holds(*args)
+        signal.raise_signal(signal.SIGINT)
+        return True
+
+    opt_dict.update(
+        study_name=shared_study.name,
+        storage=shared_study.url,
+        n_trials=1,
+        metric="val_loss",
+        direction="minimize",
+    )
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    monkeypatch.setattr(loop, "_holds_its_point", holds_then_ctrl_c)
+    other = _OtherEndsItAsTheReasonIsWritten(shared_study)
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", other)
+    try:
+        summary = run_study(plan)
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "before_cursor_execute", other)
+    assert summary.interrupted == signal.SIGINT
+    other.reason_stands()

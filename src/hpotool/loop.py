@@ -38,6 +38,7 @@ from hpotool.stale import (
     enqueue_owned,
     fail_dead_local_trials,
     fail_ownerless_trials,
+    fail_trial,
     in_use,
     may_be_lost,
     on_this_host,
@@ -143,24 +144,72 @@ def _run_trial(
     kept = None
     with deferred():  # a signal now ends the study after the trial is told, not half-way through
         try:
-            # The objective records why its training failed; a signal or error outside that (while the trial
-            # draws its values, say) must not leave a FAIL trial without its reason.
-            if state == TrialState.FAIL and "fail_reason" not in trial.user_attrs:
-                trial.set_user_attr("fail_reason", reason)
             if asked is not None:  # MySQL keeps Optuna's datetimes in whole seconds
                 record_seconds(study, trial, time.perf_counter() - asked)
-            study.tell(trial, value, state=state)
+            # The objective records why its training failed, but for an interrupt; a signal or error outside
+            # that (while the trial draws its values, say) must not leave a FAIL trial without its reason.
+            if state == TrialState.FAIL and "fail_reason" not in trial.user_attrs:
+                told = _tell_failed(study, trial, reason)
+            else:
+                study.tell(trial, value, state=state)
+                told = True
         except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
-            stored = study._storage.get_trial(trial._trial_id)
-            if not stored.state.is_finished():
+            if not study._storage.get_trial(trial._trial_id).state.is_finished():
                 raise  # a value Optuna refuses, say: not another process's doing
-            kept = _keep_result(study, trial, stored, value, state)
+            told = False
+        if not told:  # another process ended it first
+            kept = _keep_result(study, trial, study._storage.get_trial(trial._trial_id), value, state)
     if interrupted is not None:
         raise interrupted
     function = trained_by(trial) if broken else None
     if function is not None:
         raise contract_stop(function, trial.number, str(trial.user_attrs.get("fail_reason", reason)), source)
     return kept
+
+
+def _tell_failed(study: optuna.Study, trial: optuna.Trial, reason: str) -> bool:
+    """Tell `trial`, which this process runs, FAIL with `reason` as its `fail_reason`, as `study.tell` does
+    (the sampler's `after_trial`, then the state), the state and the reason in one write on SQLite,
+    PostgreSQL and MySQL (`stale.fail_trial`); returns whether this process ended it (False: another
+    process, a stale check that took this one for dead, ended it first, and its state and reason stand).
+
+    Before, the reason went first, then the FAIL: a stale check's FAIL landing in between was told
+    "interrupted" over its own reason (a resume then took the point for one never run), and the FAIL raised.
+    The journal storages (Redis, journal files), which hold no transaction, write the reason first still.
+
+    Raises:
+        ValueError: `trial` is not running (Optuna's words: "Cannot tell a WAITING trial.").
+    """
+    from optuna.pruners import _filter_study
+
+    frozen = study._storage.get_trial(trial._trial_id)
+    if frozen.state.is_finished():
+        return False
+    if frozen.state != TrialState.RUNNING:
+        raise ValueError(f"Cannot tell a {frozen.state.name} trial.")
+    study._thread_local.cached_all_trials = None  # as `tell` does: the cache holds within a trial only
+    try:
+        study.sampler.after_trial(_filter_study(study, frozen), frozen, TrialState.FAIL, None)
+    finally:
+        try:
+            told = fail_trial(study._storage, trial._trial_id, reason)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            told = False
+    return told
+
+
+def _end_interrupted(study: optuna.Study, trial: optuna.Trial, asked: float) -> None:
+    """End `trial`, which Ctrl-C or SIGTERM interrupted as this process set it up (asked, its slot and point
+    checked), as FAIL ("interrupted"), recording this process as its owner and its seconds; one sent back
+    to the queue (WAITING) stays there, and one another process ended first keeps its state and reason."""
+    if study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
+        return
+    try:
+        trial.set_user_attr("worker", owner())
+        record_seconds(study, trial, time.perf_counter() - asked)
+        _tell_failed(study, trial, "interrupted")
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass  # another process (a stale check) ended it between the two writes: its state stands
 
 
 def _keep_result(
@@ -393,11 +442,8 @@ def run_trials(
                 # One sent back to the queue is left there: told FAIL, it raised 'Cannot tell a WAITING trial'.
                 # A second signal waits until it is told (it left the trial RUNNING).
                 with deferred():
-                    if trial is not None and storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
-                        trial.set_user_attr("worker", owner())
-                        trial.set_user_attr("fail_reason", "interrupted")
-                        record_seconds(study, trial, time.perf_counter() - asked)
-                        study.tell(trial, state=TrialState.FAIL)
+                    if trial is not None:
+                        _end_interrupted(study, trial, asked)
                 raise
             kept = _run_trial(study, trial, objective, lambda t: trained_by(plan, t), plan.run_from, asked)
             frozen = storage.get_trial(trial._trial_id if kept is None else kept)
