@@ -1110,3 +1110,44 @@ def test_a_trial_interrupted_as_it_is_set_up_and_ended_at_once_by_another_proces
         sqlalchemy.event.remove(sqlalchemy.engine.Engine, "before_cursor_execute", other)
     assert summary.interrupted == signal.SIGINT
     other.reason_stands()
+
+
+@pytest.mark.parametrize("look", ["ownerless", "fail-stale"])
+def test_a_trial_two_processes_fail_at_once_is_failed_and_queued_again_once(
+    shared_study: SharedStudy, monkeypatch: pytest.MonkeyPatch, look: str
+) -> None:
+    # Two processes looking at the same moment (two workers' looks for a trial left with no owner, a resume
+    # beside a running command, two `hpotool fail-stale`) both read the trial RUNNING. The second's FAIL was
+    # refused, by Optuna's row lock on PostgreSQL and MySQL and by the conditional write on SQLite, with
+    # UpdateFinishedTrialError, which fail_ownerless_trials and fail-stale's look at every running trial let
+    # out of the command as a traceback. Now the second is told another process got there first: it fails
+    # nothing and queues nothing, and the trial's values are queued again once.
+    import warnings
+
+    from hpotool import stale
+    from hpotool.storage import fail_stale_trials
+
+    def look_at(study: optuna.Study) -> list[int]:
+        if look == "ownerless":
+            return stale.fail_ownerless_trials(study, 0.0)
+        return fail_stale_trials(study, every_running=True)
+
+    study = shared_study.study
+    study.enqueue_trial({"x": 0.5})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+        study.ask()  # takes the queued trial up; its process dies before it records itself
+    real_fail, theirs = stale.fail_trial, []
+
+    def the_other_looks_first(*args: Any) -> bool:
+        if not theirs:  # between this process's read of the running trials and its FAIL
+            theirs.append(None)
+            theirs[0] = look_at(shared_study.seen_by_other())
+        return real_fail(*args)
+
+    monkeypatch.setattr(stale, "fail_trial", the_other_looks_first)
+    assert look_at(study) == []  # before: UpdateFinishedTrialError
+    assert theirs == [[0]]
+    trials = shared_study.stored().trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+    assert trials[1].system_attrs["fixed_params"] == {"x": 0.5}

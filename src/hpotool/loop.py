@@ -191,10 +191,7 @@ def _tell_failed(study: optuna.Study, trial: optuna.Trial, reason: str) -> bool:
     try:
         study.sampler.after_trial(_filter_study(study, frozen), frozen, TrialState.FAIL, None)
     finally:
-        try:
-            told = fail_trial(study._storage, trial._trial_id, reason)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            told = False
+        told = fail_trial(study._storage, trial._trial_id, reason)
     return told
 
 
