@@ -44,6 +44,7 @@ from hpotool.stale import (
     on_this_host,
     owner,
     ownerless_left,
+    ran_elsewhere,
     run_by,
 )
 from hpotool.storage import (
@@ -219,8 +220,14 @@ def _keep_result(
     """`trial`, which this process ran, was ended by another process as it ran (a stale check that took
     this live worker for a dead one: its heartbeat went unseen for the grace period): say so, and record
     the result it has, if any (COMPLETE, PRUNED), carrying `result_of`, in the retry the other process
-    queued for its values (`_fill_retry`), so they run once and the study counts them once; as a new trial
-    where none is left waiting (another worker has taken it up, or none was queued); returns its id."""
+    queued for its values (`_fill_retry`), so the study counts them once; as a new trial where none was
+    queued, or where every retry of them failed; returns its id.
+
+    Where another worker has taken the retry up (it runs them, or has run them), the result is not kept
+    and that worker's stands: kept too, the values counted twice, one trial over `n_trials` (before). This
+    process cannot take over a trial another one runs (its reports and attributes would mix with that
+    one's), and stopping that run in favour of this result would leave a moment where neither counts or
+    both do; the retry runs to its end, and this process's run of the values is spent."""
     from optuna.study._tell import _check_values_are_feasible
 
     from hpotool.stale import QUEUED_BY
@@ -256,8 +263,25 @@ def _keep_result(
         system_attrs=system_attrs,
         intermediate_values=curve,
     )
-    kept = _fill_retry(study, trial.number, result)
+    retries = _retries_of(study.get_trials(deepcopy=False), trial.number)
+    kept = _fill_retry(study, [t for t in retries if t.state == TrialState.WAITING], result)
     if kept is None:
+        taken = [study._storage.get_trial(t._trial_id) for t in retries]
+        holder = next((t for t in taken if t.state != TrialState.FAIL), None)
+        if holder is not None:
+            where = ran_elsewhere(holder) or "another worker"
+            runs = "runs them" if holder.state == TrialState.RUNNING else f"ran them to {holder.state.name}"
+            _log.warning(
+                "warning: trial #%d was ended as %s by another process while this one ran it to %s: its result "
+                "is not kept, as trial #%d, queued to run its values again, %s (%s), and that run counts",
+                trial.number,
+                how,
+                state.name,
+                holder.number,
+                runs,
+                where,
+            )
+            return None
         kept = study._storage.create_new_trial(study._study_id, template_trial=result)
     _log.warning(
         "warning: trial #%d was ended as %s by another process while this one ran it to %s: its result is "
@@ -271,17 +295,25 @@ def _keep_result(
     return kept
 
 
-def _fill_retry(study: optuna.Study, number: int, result: FrozenTrial) -> int | None:
-    """Take up the WAITING retry queued for trial `number`'s values (Optuna's `retry_history`, or hpotool's
-    `retry_of`) and finish it with `result`; returns its id, or None when none is waiting. Taken up as a
-    worker takes up a queued trial (WAITING to RUNNING, which one process alone does), so a worker that
-    took it first runs it and this result goes elsewhere; before, the retry ran the values a second time,
-    one trial over `n_trials`."""
+def _retries_of(trials: list[FrozenTrial], number: int) -> list[FrozenTrial]:
+    """The trials of `trials` queued to run trial `number`'s values again, whatever their state: its retries
+    (Optuna's `retry_history`, hpotool's `retry_of`) and theirs, where a retry's worker died in turn."""
+    chain, found = {number}, []
+    for t in sorted(trials, key=lambda t: t.number):
+        history = t.system_attrs.get("retry_history") or []
+        if t.number > number and (t.user_attrs.get("retry_of") in chain or any(n in chain for n in history)):
+            found.append(t)
+            chain.add(t.number)
+    return found
+
+
+def _fill_retry(study: optuna.Study, waiting: list[FrozenTrial], result: FrozenTrial) -> int | None:
+    """Take up one of the WAITING retries `waiting` and finish it with `result`; returns its id, or None
+    where another worker took each one up first. Taken up as a worker takes up a queued trial (WAITING to
+    RUNNING, which one process alone does), so a worker that took it first runs it; before, the retry ran
+    the values a second time, one trial over `n_trials`."""
     storage = study._storage
-    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        history = t.system_attrs.get("retry_history") or [None]
-        if history[-1] != number and t.user_attrs.get("retry_of") != number:
-            continue
+    for t in waiting:
         if not storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
             continue  # another worker took it up: it runs the values
         for key, value in result.user_attrs.items():
