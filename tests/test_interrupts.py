@@ -1086,13 +1086,6 @@ def test_a_trial_interrupted_as_it_is_set_up_and_ended_at_once_by_another_proces
 
     from hpotool import loop
 
-    real_holds = loop._holds_its_point
-
-    def holds_then_ctrl_c(*args: Any) -> bool:
-        real_holds(*args)
-        signal.raise_signal(signal.SIGINT)
-        return True
-
     opt_dict.update(
         study_name=shared_study.name,
         storage=shared_study.url,
@@ -1101,7 +1094,7 @@ def test_a_trial_interrupted_as_it_is_set_up_and_ended_at_once_by_another_proces
         direction="minimize",
     )
     plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
-    monkeypatch.setattr(loop, "_holds_its_point", holds_then_ctrl_c)
+    _signal_after(monkeypatch, loop, "_holds_its_point")
     other = _OtherEndsItAsTheReasonIsWritten(shared_study)
     sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", other)
     try:
