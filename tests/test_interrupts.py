@@ -1144,3 +1144,59 @@ def test_a_trial_two_processes_fail_at_once_is_failed_and_queued_again_once(
     trials = shared_study.stored().trials
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
     assert trials[1].system_attrs["fixed_params"] == {"x": 0.5}
+
+
+def test_a_queued_retry_a_resume_drops_as_a_worker_takes_it_up_is_run_not_failed(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], shared_study: SharedStudy
+) -> None:
+    # A resume drops a queued retry whose values a changed range leaves outside the search space: it wrote
+    # the reason, then the FAIL, reading nothing in between. A worker (another machine's) that took the
+    # retry up at that moment had its running trial failed under it ("dropped: ..."), its run then lost.
+    # Now the FAIL and its reason are one write, made only while the trial is still WAITING: a worker that
+    # took it first runs it; else it is dropped, as before.
+    import threading
+
+    import sqlalchemy
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    from hpotool.loop import _drop_retries_outside_the_space
+
+    opt_dict.update(
+        study_name=shared_study.name, storage=shared_study.url, metric="val_loss", direction="minimize"
+    )
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    study = shared_study.study
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            system_attrs={"fixed_params": {"optimizer.lr": 0.5, "model.hidden.0": 16}},  # lr: 1e-3 to 1e-1
+            user_attrs={"retry_of": 0},
+        )
+    )
+    [retry] = study.get_trials(states=(TrialState.WAITING,))
+    taken: list[bool] = []
+
+    def take_it_up() -> None:  # as Optuna's ask takes up a queued trial (Study._pop_waiting_trial_id)
+        try:
+            taken.append(shared_study.other.set_trial_state_values(retry._trial_id, TrialState.RUNNING))
+        except UpdateFinishedTrialError:  # dropped first
+            taken.append(False)
+
+    worker = threading.Thread(target=take_it_up)
+
+    def a_worker_takes_it_up(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        dropping = statement.startswith("INSERT INTO trial_user_attributes") and "dropped" in str(parameters)
+        if dropping and not worker.ident:
+            worker.start()
+            worker.join(2.0)  # a server's row lock keeps it waiting for this process's write
+
+    engine = shared_study.mine._backend.engine  # type: ignore[attr-defined]
+    sqlalchemy.event.listen(engine, "before_cursor_execute", a_worker_takes_it_up)
+    _drop_retries_outside_the_space(study, plan, study.get_trials(deepcopy=False))
+    worker.join()
+    [stored] = shared_study.stored().trials
+    assert len(taken) == 1
+    if taken == [True]:  # before: FAIL, "dropped: ...", under the worker that runs it
+        assert (stored.state, stored.user_attrs.get("fail_reason")) == (TrialState.RUNNING, None)
+    else:
+        assert stored.state == TrialState.FAIL and stored.user_attrs["fail_reason"].startswith("dropped: ")

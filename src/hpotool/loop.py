@@ -963,8 +963,7 @@ def _drop_retries_outside_the_space(study: optuna.Study, plan: StudyPlan, trials
         if not outside:
             continue
         reason = f"dropped: {', '.join(outside)} lies outside the search space"
-        study._storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
-        if study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
+        if fail_trial(study._storage, t._trial_id, reason, waiting=True):  # not one a worker took up now
             failed = t.user_attrs.get("retry_of", t.system_attrs.get("failed_trial"))
             how = "interrupted" if any(_interrupted(f) for f in trials if f.number == failed) else "dead"
             _log.warning(
@@ -1006,10 +1005,13 @@ def _drop_unlisted_warm_starts(study: optuna.Study, plan: StudyPlan, trials: lis
             unlisted.append(t)
     if not unlisted:
         return
-    shown = "; ".join(
-        ", ".join(f"{k}={format_choice(v)}" for k, v in t.system_attrs.get("fixed_params", {}).items())
-        for t in unlisted
-    )
+
+    def shown(points: list[FrozenTrial]) -> str:
+        return "; ".join(
+            ", ".join(f"{k}={format_choice(v)}" for k, v in t.system_attrs.get("fixed_params", {}).items())
+            for t in points
+        )
+
     busy = in_use(study, trials, heartbeat_settings()[1])
     if busy is not None:
         _log.warning(
@@ -1018,20 +1020,19 @@ def _drop_unlisted_warm_starts(study: optuna.Study, plan: StudyPlan, trials: lis
             study.study_name,
             busy,
             len(unlisted),
-            shown,
+            shown(unlisted),
         )
         return
-    for t in unlisted:
-        study._storage.set_trial_user_attr(
-            t._trial_id, "fail_reason", "dropped: no longer in the optimize config's enqueue list"
+    reason = "dropped: no longer in the optimize config's enqueue list"
+    # one a worker took up as this process looked (a machine starting at this moment) runs: it is not failed
+    dropped = [t for t in unlisted if fail_trial(study._storage, t._trial_id, reason, waiting=True)]
+    if dropped:
+        _log.warning(
+            "warning: %d point(s) an earlier run queued from the optimize config's enqueue list are no longer "
+            "listed there and will not run (marked FAIL, 'dropped'): %s",
+            len(dropped),
+            shown(dropped),
         )
-        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-    _log.warning(
-        "warning: %d point(s) an earlier run queued from the optimize config's enqueue list are no longer "
-        "listed there and will not run (marked FAIL, 'dropped'): %s",
-        len(unlisted),
-        shown,
-    )
 
 
 def interrupted_idle(study: optuna.Study, pids: Collection[int], before: set[int]) -> str | None:

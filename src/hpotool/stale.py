@@ -175,12 +175,14 @@ def in_use(study: optuna.Study, trials: list[FrozenTrial], grace_s: float) -> st
     return None
 
 
-def fail_trial(storage: Any, trial_id: int, reason: str) -> bool:
+def fail_trial(storage: Any, trial_id: int, reason: str, *, waiting: bool = False) -> bool:
     """Mark a trial FAIL with `reason` as its `fail_reason`; whether this process did (False where another
     process ended it first). On SQLite, PostgreSQL and MySQL the reason lands with the state or not at all
     (one transaction): written first, it stayed on a trial its owner completed in between. The journal
     storages (Redis, journal files) hold no transaction: there the reason goes first, and a trial finished
-    before it refuses it.
+    before it refuses it. `waiting`: a queued trial, failed only while it is still WAITING (False where a
+    worker took it up first: before, its run was failed under it); on the journal storages it is read
+    first, and a worker taking it up in between is not seen.
 
     Optuna says "another process ended it first" with `UpdateFinishedTrialError` (its row lock on PostgreSQL
     and MySQL, the conditional write on SQLite); it is False here, for every caller: the ownerless-trial
@@ -191,10 +193,15 @@ def fail_trial(storage: Any, trial_id: int, reason: str) -> bool:
 
     from hpotool.rdb import BufferedRDBStorage, FastReadRDBStorage
 
+    expected = TrialState.WAITING if waiting else None
     try:
         if isinstance(getattr(storage, "_backend", storage), FastReadRDBStorage):
             assert isinstance(storage, BufferedRDBStorage | FastReadRDBStorage)
-            return storage.set_trial_state_values(trial_id, TrialState.FAIL, reason=reason)
+            return storage.set_trial_state_values(
+                trial_id, TrialState.FAIL, reason=reason, from_state=expected
+            )
+        if expected is not None and storage.get_trial(trial_id).state != expected:
+            return False
         storage.set_trial_user_attr(trial_id, "fail_reason", reason)
         return bool(storage.set_trial_state_values(trial_id, TrialState.FAIL))
     except UpdateFinishedTrialError:
