@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import uuid
 import weakref
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +94,73 @@ def opt_dict(tmp_path: Path) -> dict[str, Any]:
 def configs(tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]) -> tuple[Path, Path]:
     """The tiny run and optimize configs, written to files."""
     return write_configs(tmp_path, run_dict, opt_dict)
+
+
+# The RDB storages a race is tested on: SQLite, whose row lock (SELECT ... FOR UPDATE) is a no-op, and the
+# two servers, whose row lock is not. A server not reachable skips its test (fails it under
+# HPOTOOL_REQUIRE_SERVERS=1); `-m "not server"` leaves them out.
+RDB_KINDS = [
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.server),
+    pytest.param("mysql", marks=pytest.mark.server),
+]
+
+
+@pytest.fixture(params=RDB_KINDS)
+def rdb_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an RDB storage of each kind: tmp_path/s.db, or the PostgreSQL or MySQL test server (shared
+    with other tests and test processes: name what you create there uniquely, `unique_name`)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 's.db'}"
+    from tests.test_workers import _server_url
+
+    return _server_url(request.param)
+
+
+def unique_name() -> str:
+    """A study name no other test, nor another test process on the same server, uses."""
+    return f"hpotool-test-{uuid.uuid4().hex[:12]}"
+
+
+@dataclass(frozen=True)
+class SharedStudy:
+    """One study as two processes see it: `study`, opened through `mine` (hpotool's storage, as this process
+    opens it), and `other`, another process's storage on the same database."""
+
+    url: str
+    name: str
+    mine: optuna.storages.BaseStorage
+    other: optuna.storages.BaseStorage
+    study: optuna.Study
+
+    @property
+    def on_sqlite(self) -> bool:
+        """Whether the database is SQLite, where a row read FOR UPDATE is not locked: another process can
+        write it between this one's read and write (a server's lock keeps the other waiting for this one)."""
+        return self.url.startswith("sqlite")
+
+    def seen_by_other(self) -> optuna.Study:
+        """The study through `other`."""
+        return optuna.load_study(study_name=self.name, storage=self.other)
+
+    def stored(self) -> optuna.Study:
+        """The study read back through a storage of its own: what the database holds."""
+        return optuna.load_study(study_name=self.name, storage=self.url)
+
+
+@pytest.fixture
+def shared_study(rdb_url: str) -> Iterator[SharedStudy]:
+    """A new study of a unique name on each RDB storage (`rdb_url`), created through hpotool's storage, with
+    another process's storage on its URL beside it; deleted after the test."""
+    from hpotool.storage import make_storage
+
+    name = unique_name()
+    mine, other = make_storage(rdb_url), make_storage(rdb_url)
+    study = optuna.create_study(study_name=name, storage=mine)
+    try:
+        yield SharedStudy(rdb_url, name, mine, other, study)
+    finally:
+        optuna.delete_study(study_name=name, storage=rdb_url)
 
 
 # The engines of server storages (PostgreSQL, MySQL) the tests opened. A test drops its storages open, and

@@ -18,7 +18,7 @@ from hpotool.loop import run_study
 from hpotool.plan import Overrides, prepare_study
 from hpotool.storage import make_storage
 
-from .conftest import load_study, write_configs, write_yaml
+from .conftest import SharedStudy, load_study, write_configs, write_yaml
 from .test_workers import (
     _error_line,
     _hpotool,
@@ -637,7 +637,7 @@ def test_a_second_signal_as_an_interrupted_trial_is_told_waits_for_it(
         return True
 
     def ctrl_c_again(self: optuna.Trial, key: str, value: Any) -> None:
-        if key == "fail_reason":
+        if key == "worker":  # the interrupted trial's first write as it is told
             signal.raise_signal(signal.SIGINT)
         real_set(self, key, value)
 
@@ -916,99 +916,287 @@ def test_an_interrupted_retry_s_values_queued_again_keep_its_retry_count(tmp_pat
     assert len(values) == 1
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
-def test_an_interrupted_point_two_resumes_queue_at_once_is_queued_once(tmp_path: Path, kind: str) -> None:
+def test_an_interrupted_point_two_resumes_queue_at_once_is_queued_once(shared_study: SharedStudy) -> None:
     # Two machines resuming at the same moment both queued the interrupted trial's values: each looked for
     # a later trial holding them, found none, then queued them (check, then queue), and the point ran twice.
     # Now a resume queues them only where it is the first to claim the interrupted trial, by one insert
     # the database lets one process make (a study system attribute, unique per study and key).
-    import uuid
     import warnings
 
     import sqlalchemy
 
     from hpotool.loop import _queue_interrupted_points
-    from tests.test_workers import _server_url
 
-    url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else _server_url(kind)
-    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
-    mine, other = make_storage(url), make_storage(url)
-    study = optuna.create_study(study_name=name, storage=mine)
-    try:
-        study.enqueue_trial({"x": 0.5})  # a warm start, interrupted
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
-            trial = study.ask()
-        trial.suggest_float("x", 0.0, 1.0)
-        trial.set_user_attr("fail_reason", "interrupted")
-        study.tell(trial, state=TrialState.FAIL)
-        resumed: list[bool] = []
+    study, mine = shared_study.study, shared_study.mine
+    study.enqueue_trial({"x": 0.5})  # a warm start, interrupted
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+        trial = study.ask()
+    trial.suggest_float("x", 0.0, 1.0)
+    trial.set_user_attr("fail_reason", "interrupted")
+    study.tell(trial, state=TrialState.FAIL)
+    resumed: list[bool] = []
 
-        def the_other_resumes_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            if statement.startswith("INSERT") and not resumed:  # this resume's first write
-                resumed.append(_queue_interrupted_points(optuna.load_study(study_name=name, storage=other)))
+    def the_other_resumes_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("INSERT") and not resumed:  # this resume's first write
+            resumed.append(_queue_interrupted_points(shared_study.seen_by_other()))
 
-        engine = mine._backend.engine  # type: ignore[attr-defined]
-        sqlalchemy.event.listen(engine, "before_cursor_execute", the_other_resumes_first)
-        queued = _queue_interrupted_points(study)
-        sqlalchemy.event.remove(engine, "before_cursor_execute", the_other_resumes_first)
-        assert resumed == [True]
-        assert queued is False  # before: True, a second trial of the same values
-        waiting = optuna.load_study(study_name=name, storage=url).get_trials(states=(TrialState.WAITING,))
-        assert [(t.user_attrs, t.system_attrs["fixed_params"]) for t in waiting] == [
-            ({"retry_of": 0}, {"x": 0.5})
-        ]
-        assert _queue_interrupted_points(study) is False  # nor later: a trial holds them
-    finally:
-        optuna.delete_study(study_name=name, storage=url)
+    engine = mine._backend.engine  # type: ignore[attr-defined]
+    sqlalchemy.event.listen(engine, "before_cursor_execute", the_other_resumes_first)
+    queued = _queue_interrupted_points(study)
+    sqlalchemy.event.remove(engine, "before_cursor_execute", the_other_resumes_first)
+    assert resumed == [True]
+    assert queued is False  # before: True, a second trial of the same values
+    waiting = shared_study.stored().get_trials(states=(TrialState.WAITING,))
+    assert [(t.user_attrs, t.system_attrs["fixed_params"]) for t in waiting] == [
+        ({"retry_of": 0}, {"x": 0.5})
+    ]
+    assert _queue_interrupted_points(study) is False  # nor later: a trial holds them
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
 def test_a_warm_start_two_resumes_queue_at_once_is_queued_once(
-    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], kind: str
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], shared_study: SharedStudy
 ) -> None:
     # Two machines starting (or resuming) the same study at the same moment each looked for a trial of an
     # enqueue-list point, found none, then queued it (check, then queue): the point ran twice. Now a process
     # queues it only where it is the first to claim it (`_claim`), and a resume after its trial was
     # interrupted queues it again.
-    import uuid
     import warnings
 
     import sqlalchemy
 
     from hpotool.loop import queue_interrupted
-    from tests.test_workers import _server_url
 
-    url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else _server_url(kind)
-    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
-    opt_dict.update(study_name=name, storage=url, enqueue=[{"optimizer.lr": 0.01, "model.hidden.0": 16}])
+    study, mine = shared_study.study, shared_study.mine
+    point = {"optimizer.lr": 0.01, "model.hidden.0": 16}
+    opt_dict.update(study_name=shared_study.name, storage=shared_study.url, enqueue=[point])
     plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
-    mine, other = make_storage(url), make_storage(url)
-    study = optuna.create_study(study_name=name, storage=mine)
+    started: list[int] = []
+
+    def the_other_starts_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("INSERT") and not started:  # this process's first write
+            started.append(1)
+            queue_interrupted(shared_study.seen_by_other(), plan)
+
+    engine = mine._backend.engine  # type: ignore[attr-defined]
+    sqlalchemy.event.listen(engine, "before_cursor_execute", the_other_starts_first)
+    queue_interrupted(study, plan)
+    sqlalchemy.event.remove(engine, "before_cursor_execute", the_other_starts_first)
+    assert started
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 1  # before: 2, the same point
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+        trial = study.ask()
+    trial.set_user_attr("fail_reason", "interrupted")
+    study.tell(trial, state=TrialState.FAIL)
+    queue_interrupted(study, plan)  # the interrupted point never ran: queued again, once
+    queue_interrupted(study, plan)
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [point]
+
+
+class _OtherEndsItAsTheReasonIsWritten:
+    """Another process (a stale check that took this live owner for dead) ends `shared_study`'s running trial
+    FAIL with its own reason at the moment this process writes "interrupted" for it: in a thread of its own,
+    waited for up to 2 s (a server's row lock, or SQLite's, keeps it waiting for this process's write)."""
+
+    REASON = "stale: no heartbeat for 60 s"
+
+    def __init__(self, shared_study: SharedStudy) -> None:
+        import threading
+
+        self.shared_study = shared_study
+        self.ended: list[bool] = []  # whether the other process ended it
+        self.thread = threading.Thread(target=self._end_it)
+
+    def _end_it(self) -> None:
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        from hpotool.stale import fail_trial
+
+        other = self.shared_study.other
+        [running] = self.shared_study.seen_by_other().get_trials(states=(TrialState.RUNNING,))
+        try:
+            self.ended.append(fail_trial(other, running._trial_id, self.REASON))
+        except UpdateFinishedTrialError:  # this process ended it first
+            self.ended.append(False)
+
+    def __call__(self, conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        interrupted = "interrupted" in str(parameters)
+        if (
+            statement.startswith("INSERT INTO trial_user_attributes")
+            and interrupted
+            and not self.thread.ident
+        ):
+            self.thread.start()
+            self.thread.join(2.0)
+
+    def reason_stands(self) -> None:
+        """The trial ended FAIL with the reason of the process that ended it: the other's, or "interrupted"."""
+        self.thread.join()
+        [trial] = self.shared_study.stored().trials
+        assert self.ended, "the other process never ran"
+        expected = self.REASON if self.ended == [True] else "interrupted"
+        # before: "interrupted" where the other process ended it (or the FAIL raised first)
+        assert (trial.state, trial.user_attrs.get("fail_reason")) == (TrialState.FAIL, expected)
+
+
+def test_an_interrupted_trial_another_process_ends_at_once_keeps_the_reason_of_the_one_that_ended_it(
+    shared_study: SharedStudy,
+) -> None:
+    # Ctrl-C in training: the trial's owner wrote "interrupted", then the FAIL. A stale check's FAIL landing
+    # in between was told "interrupted" over its own reason (SQLite, PostgreSQL, MySQL alike), so a resume took
+    # the point for one never run. Now the reason goes with the FAIL in one write: whichever process ends the
+    # trial, its reason is the trial's (on SQLite the other process here, on the servers this one: the
+    # other waits on the row lock this one's write holds).
+    import warnings
+
+    import sqlalchemy
+
+    from hpotool.loop import _run_trial
+
+    other = _OtherEndsItAsTheReasonIsWritten(shared_study)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+        trial = shared_study.study.ask()
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0.0, 1.0)
+        raise KeyboardInterrupt
+
+    engine = shared_study.mine._backend.engine  # type: ignore[attr-defined]
+    sqlalchemy.event.listen(engine, "before_cursor_execute", other)
+    with pytest.raises(KeyboardInterrupt):
+        _run_trial(shared_study.study, trial, objective)
+    other.reason_stands()
+
+
+def test_a_trial_interrupted_as_it_is_set_up_and_ended_at_once_by_another_process_ends_the_run_as_interrupted(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    shared_study: SharedStudy,
+) -> None:
+    # Ctrl-C as a trial was set up (asked, its slot and point checked): the owner wrote "interrupted", then
+    # told FAIL. A stale check's FAIL landing in between got "interrupted" over its reason, and the tell
+    # raised UpdateFinishedTrialError in place of the interrupt: a traceback, not exit 130. Now one write:
+    # the run ends as interrupted, and the reason of the process that ended the trial stands.
+    import sqlalchemy
+
+    from hpotool import loop
+
+    opt_dict.update(
+        study_name=shared_study.name,
+        storage=shared_study.url,
+        n_trials=1,
+        metric="val_loss",
+        direction="minimize",
+    )
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    _signal_after(monkeypatch, loop, "_holds_its_point")
+    other = _OtherEndsItAsTheReasonIsWritten(shared_study)
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", other)
     try:
-        started: list[int] = []
-
-        def the_other_starts_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            if statement.startswith("INSERT") and not started:  # this process's first write
-                started.append(1)
-                queue_interrupted(optuna.load_study(study_name=name, storage=other), plan)
-
-        engine = mine._backend.engine  # type: ignore[attr-defined]
-        sqlalchemy.event.listen(engine, "before_cursor_execute", the_other_starts_first)
-        queue_interrupted(study, plan)
-        sqlalchemy.event.remove(engine, "before_cursor_execute", the_other_starts_first)
-        assert started
-        assert len(study.get_trials(states=(TrialState.WAITING,))) == 1  # before: 2, the same point
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
-            trial = study.ask()
-        trial.set_user_attr("fail_reason", "interrupted")
-        study.tell(trial, state=TrialState.FAIL)
-        queue_interrupted(study, plan)  # the interrupted point never ran: queued again, once
-        queue_interrupted(study, plan)
-        waiting = study.get_trials(states=(TrialState.WAITING,))
-        assert [t.system_attrs["fixed_params"] for t in waiting] == [
-            {"optimizer.lr": 0.01, "model.hidden.0": 16}
-        ]
+        summary = run_study(plan)
     finally:
-        optuna.delete_study(study_name=name, storage=url)
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "before_cursor_execute", other)
+    assert summary.interrupted == signal.SIGINT
+    other.reason_stands()
+
+
+@pytest.mark.parametrize("look", ["ownerless", "fail-stale"])
+def test_a_trial_two_processes_fail_at_once_is_failed_and_queued_again_once(
+    shared_study: SharedStudy, monkeypatch: pytest.MonkeyPatch, look: str
+) -> None:
+    # Two processes looking at the same moment (two workers' looks for a trial left with no owner, a resume
+    # beside a running command, two `hpotool fail-stale`) both read the trial RUNNING. The second's FAIL was
+    # refused, by Optuna's row lock on PostgreSQL and MySQL and by the conditional write on SQLite, with
+    # UpdateFinishedTrialError, which fail_ownerless_trials and fail-stale's look at every running trial let
+    # out of the command as a traceback. Now the second is told another process got there first: it fails
+    # nothing and queues nothing, and the trial's values are queued again once.
+    import warnings
+
+    from hpotool import stale
+    from hpotool.storage import fail_stale_trials
+
+    def look_at(study: optuna.Study) -> list[int]:
+        if look == "ownerless":
+            return stale.fail_ownerless_trials(study, 0.0)
+        return fail_stale_trials(study, every_running=True)
+
+    study = shared_study.study
+    study.enqueue_trial({"x": 0.5})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+        study.ask()  # takes the queued trial up; its process dies before it records itself
+    real_fail, theirs = stale.fail_trial, []
+
+    def the_other_looks_first(*args: Any) -> bool:
+        if not theirs:  # between this process's read of the running trials and its FAIL
+            theirs.append(None)
+            theirs[0] = look_at(shared_study.seen_by_other())
+        return real_fail(*args)
+
+    monkeypatch.setattr(stale, "fail_trial", the_other_looks_first)
+    assert look_at(study) == []  # before: UpdateFinishedTrialError
+    assert theirs == [[0]]
+    trials = shared_study.stored().trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+    assert trials[1].system_attrs["fixed_params"] == {"x": 0.5}
+
+
+def test_a_queued_retry_a_resume_drops_as_a_worker_takes_it_up_is_run_not_failed(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], shared_study: SharedStudy
+) -> None:
+    # A resume drops a queued retry whose values a changed range leaves outside the search space: it wrote
+    # the reason, then the FAIL, reading nothing in between. A worker (another machine's) that took the
+    # retry up at that moment had its running trial failed under it ("dropped: ..."), its run then lost.
+    # Now the FAIL and its reason are one write, made only while the trial is still WAITING: a worker that
+    # took it first runs it; else it is dropped, as before.
+    import threading
+
+    import sqlalchemy
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    from hpotool.loop import _drop_retries_outside_the_space
+
+    opt_dict.update(
+        study_name=shared_study.name, storage=shared_study.url, metric="val_loss", direction="minimize"
+    )
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    study = shared_study.study
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            system_attrs={"fixed_params": {"optimizer.lr": 0.5, "model.hidden.0": 16}},  # lr: 1e-3 to 1e-1
+            user_attrs={"retry_of": 0},
+        )
+    )
+    [retry] = study.get_trials(states=(TrialState.WAITING,))
+    taken: list[bool] = []
+
+    def take_it_up() -> None:  # as Optuna's ask takes up a queued trial (Study._pop_waiting_trial_id)
+        try:
+            taken.append(shared_study.other.set_trial_state_values(retry._trial_id, TrialState.RUNNING))
+        except UpdateFinishedTrialError:  # dropped first
+            taken.append(False)
+
+    worker = threading.Thread(target=take_it_up)
+
+    def a_worker_takes_it_up(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        dropping = statement.startswith("INSERT INTO trial_user_attributes") and "dropped" in str(parameters)
+        if dropping and not worker.ident:
+            worker.start()
+            worker.join(2.0)  # a server's row lock keeps it waiting for this process's write
+
+    engine = shared_study.mine._backend.engine  # type: ignore[attr-defined]
+    sqlalchemy.event.listen(engine, "before_cursor_execute", a_worker_takes_it_up)
+    _drop_retries_outside_the_space(study, plan, study.get_trials(deepcopy=False))
+    worker.join()
+    [stored] = shared_study.stored().trials
+    assert len(taken) == 1
+    if taken == [True]:  # before: FAIL, "dropped: ...", under the worker that runs it
+        assert (stored.state, stored.user_attrs.get("fail_reason")) == (TrialState.RUNNING, None)
+    else:
+        assert stored.state == TrialState.FAIL and stored.user_attrs["fail_reason"].startswith("dropped: ")

@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 
 from hpotool.storage import make_storage
 
-from .conftest import write_yaml
+from .conftest import SharedStudy, write_yaml
 from .test_workers import _in_this_process, _server_url
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -698,9 +698,8 @@ def test_a_trial_another_machine_failed_as_stale_keeps_the_result_its_live_owner
     assert "ran it to COMPLETE: its result is kept as trial #1 (result_of: 0)" in caplog.text
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
 def test_a_result_its_live_owner_keeps_takes_the_place_of_the_retry_queued_for_it(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, kind: str
+    caplog: pytest.LogCaptureFixture, shared_study: SharedStudy
 ) -> None:
     # The live owner of a trial another machine failed as stale kept its result as a new trial, and the
     # retry the stale check had queued (WAITING) still ran the same values: the point ran twice and the
@@ -711,33 +710,87 @@ def test_a_result_its_live_owner_keeps_takes_the_place_of_the_retry_queued_for_i
     from hpotool.loop import _run_trial
     from hpotool.storage import fail_stale_trials
 
-    url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else _server_url(kind)
-    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
-    study = optuna.create_study(study_name=name, storage=make_storage(url))
-    try:
-        other = optuna.load_study(study_name=name, storage=make_storage(url))
+    study, other = shared_study.study, shared_study.seen_by_other()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+        trial = study.ask()
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0.0, 1.0)
+        trial.report(0.5, 0)
+        backend = other._storage._backend  # type: ignore[attr-defined]
+        backend.record_heartbeat(trial._trial_id)
+        backend.grace_period = -1  # any beat is stale
+        assert fail_stale_trials(other) == [0]
+        return 0.25
+
+    kept = _run_trial(study, trial, objective)
+    first, retry = shared_study.stored().trials  # before: a third, kept trial
+    assert first.state == TrialState.FAIL and retry.state == TrialState.COMPLETE and retry.value == 0.25
+    assert kept == retry._trial_id and retry.user_attrs["result_of"] == 0
+    assert retry.params == first.params and not study.get_trials(states=(TrialState.WAITING,))
+    assert retry.intermediate_values == {0: 0.5} and retry.system_attrs["retry_history"] == [0]
+    assert "its result is kept as trial #1 (result_of: 0)" in caplog.text
+
+
+@pytest.mark.parametrize("retry", ["running", "finished", "died"])
+def test_a_result_its_live_owner_keeps_counts_the_values_once_when_another_worker_took_their_retry(
+    caplog: pytest.LogCaptureFixture, shared_study: SharedStudy, retry: str
+) -> None:
+    # The live owner of a trial another machine failed as stale kept its result as a new trial where another
+    # worker had taken the retry queued for its values up (it ran them, or had run them) or where that retry
+    # died in turn and its own retry waited: the values counted twice, one trial over n_trials. Now a retry
+    # another worker runs or ran keeps the point (this result is not kept), and a waiting retry of a retry
+    # takes the result, as the first retry would.
+    import warnings
+
+    from hpotool.loop import _run_trial
+    from hpotool.storage import fail_stale_trials
+
+    study, other = shared_study.study, shared_study.seen_by_other()
+    backend = other._storage._backend  # type: ignore[attr-defined]
+    backend.grace_period = -1  # any beat is stale
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+        trial = study.ask()
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0.0, 1.0)
+        backend.record_heartbeat(trial._trial_id)
+        assert fail_stale_trials(other) == [0]  # and queues #1 to run x again
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
-            trial = study.ask()
+            warnings.simplefilter("ignore", UserWarning)
+            taken = other.ask()  # another worker takes #1 up
+        assert taken.number == 1
+        if retry == "finished":
+            other.tell(taken, 0.5)
+        elif retry == "died":  # its worker is taken for dead too: #2 is queued to run x again
+            backend.record_heartbeat(taken._trial_id)
+            assert fail_stale_trials(other) == [1]
+        return 0.25
 
-        def objective(trial: optuna.Trial) -> float:
-            trial.suggest_float("x", 0.0, 1.0)
-            trial.report(0.5, 0)
-            backend = other._storage._backend  # type: ignore[attr-defined]
-            backend.record_heartbeat(trial._trial_id)
-            backend.grace_period = -1  # any beat is stale
-            assert fail_stale_trials(other) == [0]
-            return 0.25
-
-        kept = _run_trial(study, trial, objective)
-        first, retry = optuna.load_study(study_name=name, storage=url).trials  # before: a third, kept trial
-        assert first.state == TrialState.FAIL and retry.state == TrialState.COMPLETE and retry.value == 0.25
-        assert kept == retry._trial_id and retry.user_attrs["result_of"] == 0
-        assert retry.params == first.params and not study.get_trials(states=(TrialState.WAITING,))
-        assert retry.intermediate_values == {0: 0.5} and retry.system_attrs["retry_history"] == [0]
-        assert "its result is kept as trial #1 (result_of: 0)" in caplog.text
-    finally:
-        optuna.delete_study(study_name=name, storage=url)
+    kept = _run_trial(study, trial, objective)
+    trials = shared_study.stored().trials
+    assert all(t.params == trials[0].params for t in trials)  # one point throughout
+    # before: one more trial, COMPLETE with 0.25 (result_of: 0)
+    if retry == "running":
+        assert [t.state for t in trials] == [TrialState.FAIL, TrialState.RUNNING] and kept is None
+        assert "its result is not kept, as trial #1, queued to run its values again, runs them" in caplog.text
+    elif retry == "finished":
+        assert [(t.state, t.value) for t in trials] == [(TrialState.FAIL, None), (TrialState.COMPLETE, 0.5)]
+        assert (
+            kept is None
+            and "as trial #1, queued to run its values again, ran them to COMPLETE" in caplog.text
+        )
+    else:
+        assert [(t.state, t.value) for t in trials] == [
+            (TrialState.FAIL, None),
+            (TrialState.FAIL, None),
+            (TrialState.COMPLETE, 0.25),
+        ]
+        assert kept == trials[2]._trial_id and trials[2].user_attrs["result_of"] == 0
+        assert trials[2].system_attrs["retry_history"] == [0, 1]  # the retry's count stays
+        assert "its result is kept as trial #2 (result_of: 0)" in caplog.text
 
 
 def test_a_dead_local_worker_s_retry_counts_on_the_stale_retries_before_it(tmp_path: Path) -> None:

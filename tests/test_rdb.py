@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from optuna.trial import TrialState
 
 from hpotool.rdb import BufferedRDBStorage
 from hpotool.storage import make_storage
+from tests.conftest import SharedStudy, unique_name
 
 # These tests ask trials by hand (`study.ask()`) on hpotool's storage, whose heartbeat makes Optuna warn that
 # it "is supposed to be used with Study.optimize"; hpotool's own loop asks with that warning off.
@@ -190,13 +190,10 @@ def _has_nan(trial: optuna.trial.FrozenTrial) -> bool:
     return any(v != v for v in trial.intermediate_values.values())
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
-def test_the_fast_trial_read_returns_what_optunas_orm_read_returns(tmp_path: Path, kind: str) -> None:
+def test_the_fast_trial_read_returns_what_optunas_orm_read_returns(rdb_url: str) -> None:
     from hpotool.rdb import FastReadRDBStorage
-    from tests.test_workers import _server_url
 
-    url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else _server_url(kind)
-    prefix = f"hpotool-test-{uuid.uuid4().hex[:12]}-"
+    url, prefix = rdb_url, f"{unique_name()}-"
     ids = _every_kind_of_trial(make_storage(url), prefix)
     fast, orm = FastReadRDBStorage(url), optuna.storages.RDBStorage(url)
     first = min(t._trial_id for t in orm._get_trials(ids[0], None, set(), -1))
@@ -262,8 +259,7 @@ def test_a_trial_created_during_a_read_is_left_for_the_next_read(tmp_path: Path)
     assert [t.number for t in again] == [0, 1] and again[1].user_attrs == {"k": 1}
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
-def test_a_queued_trial_two_processes_pick_up_at_once_is_picked_up_by_one(tmp_path: Path, kind: str) -> None:
+def test_a_queued_trial_two_processes_pick_up_at_once_is_picked_up_by_one(shared_study: SharedStudy) -> None:
     # On SQLite both took it: Optuna reads the WAITING row, then sets it RUNNING in a transaction begun
     # only at that write (its row lock, SELECT ... FOR UPDATE, is a no-op there), so a process that picked
     # the trial up between the two went unseen. Two workers of a resumed `--workers 10` trained one trial
@@ -272,40 +268,31 @@ def test_a_queued_trial_two_processes_pick_up_at_once_is_picked_up_by_one(tmp_pa
     # is still WAITING, in one statement: the second process is told it lost the trial.
     import sqlalchemy
 
-    from tests.test_workers import _server_url
+    study, mine, other = shared_study.study, shared_study.mine, shared_study.other
+    study.enqueue_trial({})
+    [queued] = study.get_trials(states=(TrialState.WAITING,))
+    taken: list[bool] = []
 
-    url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else _server_url(kind)
-    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
-    mine, other = make_storage(url), make_storage(url)
-    study = optuna.create_study(study_name=name, storage=mine)
-    try:
-        study.enqueue_trial({})
-        [queued] = study.get_trials(states=(TrialState.WAITING,))
-        taken: list[bool] = []
-
-        def other_takes_it_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            if statement.startswith("UPDATE trials") and not taken:
-                taken.append(other.set_trial_state_values(queued._trial_id, TrialState.RUNNING))
-
-        assert isinstance(mine, BufferedRDBStorage)
-        if kind == "sqlite":  # the other process takes it as this one is about to
-            engine = mine._backend.engine  # type: ignore[attr-defined]
-            sqlalchemy.event.listen(engine, "before_cursor_execute", other_takes_it_first)
-        else:  # the server's row lock (SELECT ... FOR UPDATE) would keep it waiting for this one: it goes first
+    def other_takes_it_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("UPDATE trials") and not taken:
             taken.append(other.set_trial_state_values(queued._trial_id, TrialState.RUNNING))
-        picked = mine.set_trial_state_values(queued._trial_id, TrialState.RUNNING)
-        assert taken == [True]
-        assert picked is False  # before, on SQLite: True, as for the other process
-        [trial] = optuna.load_study(study_name=name, storage=url).trials
-        assert trial.state == TrialState.RUNNING and trial.datetime_start is not None
-    finally:
-        optuna.delete_study(study_name=name, storage=url)
+
+    assert isinstance(mine, BufferedRDBStorage)
+    if shared_study.on_sqlite:  # the other process takes it as this one is about to
+        engine = mine._backend.engine  # type: ignore[attr-defined]
+        sqlalchemy.event.listen(engine, "before_cursor_execute", other_takes_it_first)
+    else:  # the server's row lock (SELECT ... FOR UPDATE) would keep it waiting for this one: it goes first
+        taken.append(other.set_trial_state_values(queued._trial_id, TrialState.RUNNING))
+    picked = mine.set_trial_state_values(queued._trial_id, TrialState.RUNNING)
+    assert taken == [True]
+    assert picked is False  # before, on SQLite: True, as for the other process
+    [trial] = shared_study.stored().trials
+    assert trial.state == TrialState.RUNNING and trial.datetime_start is not None
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
 @pytest.mark.parametrize("first", [TrialState.FAIL, TrialState.COMPLETE])
 def test_a_trial_two_processes_finish_at_once_keeps_the_first_finish(
-    tmp_path: Path, kind: str, first: TrialState
+    shared_study: SharedStudy, first: TrialState
 ) -> None:
     # On SQLite the last write won: a stale check's FAIL landing as the owner told COMPLETE (or the other
     # way round) overwrote it, so a trial that completed ended FAIL (its retry queued too), or a FAIL whose
@@ -316,39 +303,30 @@ def test_a_trial_two_processes_finish_at_once_keeps_the_first_finish(
     import sqlalchemy
     from optuna.exceptions import UpdateFinishedTrialError
 
-    from tests.test_workers import _server_url
-
-    url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else _server_url(kind)
-    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
-    mine, other = make_storage(url), make_storage(url)
-    study = optuna.create_study(study_name=name, storage=mine)
+    mine, other = shared_study.mine, shared_study.other
     second = TrialState.COMPLETE if first == TrialState.FAIL else TrialState.FAIL
     values = {TrialState.COMPLETE: [1.0], TrialState.FAIL: None}
-    try:
-        trial_id = study.ask()._trial_id
-        done: list[bool] = []
+    trial_id = shared_study.study.ask()._trial_id
+    done: list[bool] = []
 
-        def other_finishes_it_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            if statement.startswith(("UPDATE trials", "INSERT INTO trial_values")) and not done:
-                done.append(other.set_trial_state_values(trial_id, first, values[first]))
-
-        assert isinstance(mine, BufferedRDBStorage)
-        if kind == "sqlite":  # the other process writes as this one is about to
-            engine = mine._backend.engine  # type: ignore[attr-defined]
-            sqlalchemy.event.listen(engine, "before_cursor_execute", other_finishes_it_first)
-        else:  # the server's row lock would keep it waiting for this one: it goes first
+    def other_finishes_it_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith(("UPDATE trials", "INSERT INTO trial_values")) and not done:
             done.append(other.set_trial_state_values(trial_id, first, values[first]))
-        with pytest.raises(UpdateFinishedTrialError):  # before, on SQLite: True, and its state stored
-            mine.set_trial_state_values(trial_id, second, values[second])
-        assert done == [True]
-        [stored] = optuna.load_study(study_name=name, storage=url).trials
-        assert stored.state == first and stored.values == values[first]
-    finally:
-        optuna.delete_study(study_name=name, storage=url)
+
+    assert isinstance(mine, BufferedRDBStorage)
+    if shared_study.on_sqlite:  # the other process writes as this one is about to
+        engine = mine._backend.engine  # type: ignore[attr-defined]
+        sqlalchemy.event.listen(engine, "before_cursor_execute", other_finishes_it_first)
+    else:  # the server's row lock would keep it waiting for this one: it goes first
+        done.append(other.set_trial_state_values(trial_id, first, values[first]))
+    with pytest.raises(UpdateFinishedTrialError):  # before, on SQLite: True, and its state stored
+        mine.set_trial_state_values(trial_id, second, values[second])
+    assert done == [True]
+    [stored] = shared_study.stored().trials
+    assert stored.state == first and stored.values == values[first]
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
-def test_a_stale_checks_fail_reason_lands_with_its_fail_or_not_at_all(tmp_path: Path, kind: str) -> None:
+def test_a_stale_checks_fail_reason_lands_with_its_fail_or_not_at_all(shared_study: SharedStudy) -> None:
     # A stale check wrote the trial's fail_reason, then its FAIL: an owner that completed the trial in
     # between kept its COMPLETE (the FAIL was refused) and the reason stayed, so `hpotool trials` showed a
     # COMPLETE trial that said "stale: no heartbeat". Now the reason is written in the FAIL's transaction:
@@ -358,42 +336,35 @@ def test_a_stale_checks_fail_reason_lands_with_its_fail_or_not_at_all(tmp_path: 
     import sqlalchemy
 
     from hpotool.storage import fail_stale_trials
-    from tests.test_workers import _server_url
 
-    url = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else _server_url(kind)
-    name = f"hpotool-test-{uuid.uuid4().hex[:12]}"
-    mine, other = make_storage(url), make_storage(url)
-    study = optuna.create_study(study_name=name, storage=mine)
-    try:
-        trial = study.ask()
-        trial.suggest_float("x", 0.0, 1.0)
-        checker = other._backend  # type: ignore[attr-defined]
-        checker.record_heartbeat(trial._trial_id)
-        checker.grace_period = -1  # any beat is stale
-        seen: list[str] = []
-        owner_done: list[BaseException | bool] = []
+    mine, other = shared_study.mine, shared_study.other
+    trial = shared_study.study.ask()
+    trial.suggest_float("x", 0.0, 1.0)
+    checker = other._backend  # type: ignore[attr-defined]
+    checker.record_heartbeat(trial._trial_id)
+    checker.grace_period = -1  # any beat is stale
+    seen: list[str] = []
+    owner_done: list[BaseException | bool] = []
 
-        def finish() -> None:
-            try:
-                owner_done.append(mine.set_trial_state_values(trial._trial_id, TrialState.COMPLETE, [1.0]))
-            except Exception as exc:  # the stale check's FAIL came first
-                owner_done.append(exc)
+    def finish() -> None:
+        try:
+            owner_done.append(mine.set_trial_state_values(trial._trial_id, TrialState.COMPLETE, [1.0]))
+        except Exception as exc:  # the stale check's FAIL came first
+            owner_done.append(exc)
 
-        owner = threading.Thread(target=finish)
+    owner = threading.Thread(target=finish)
 
-        def owner_completes_after_the_reason(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            if seen and not owner.is_alive() and not owner_done:
-                owner.start()  # the owner tells COMPLETE right after the reason is written
-                owner.join(2.0)  # it waits where the reason's transaction holds the trial
-            if statement.startswith("INSERT INTO trial_user_attributes"):
-                seen.append(statement)
+    def owner_completes_after_the_reason(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if seen and not owner.is_alive() and not owner_done:
+            owner.start()  # the owner tells COMPLETE right after the reason is written
+            owner.join(2.0)  # it waits where the reason's transaction holds the trial
+        if statement.startswith("INSERT INTO trial_user_attributes"):
+            seen.append(statement)
 
-        sqlalchemy.event.listen(checker.engine, "before_cursor_execute", owner_completes_after_the_reason)
-        fail_stale_trials(optuna.load_study(study_name=name, storage=other))
-        owner.join()
-        assert seen and owner_done
-        stored = optuna.load_study(study_name=name, storage=url).trials[0]  # [1]: a FAIL's retry
-        # before: COMPLETE, with "fail_reason: stale: no heartbeat ..."
-        assert (stored.state == TrialState.FAIL) == ("fail_reason" in stored.user_attrs), stored
-    finally:
-        optuna.delete_study(study_name=name, storage=url)
+    sqlalchemy.event.listen(checker.engine, "before_cursor_execute", owner_completes_after_the_reason)
+    fail_stale_trials(shared_study.seen_by_other())
+    owner.join()
+    assert seen and owner_done
+    stored = shared_study.stored().trials[0]  # [1]: a FAIL's retry
+    # before: COMPLETE, with "fail_reason: stale: no heartbeat ..."
+    assert (stored.state == TrialState.FAIL) == ("fail_reason" in stored.user_attrs), stored

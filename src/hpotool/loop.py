@@ -38,11 +38,13 @@ from hpotool.stale import (
     enqueue_owned,
     fail_dead_local_trials,
     fail_ownerless_trials,
+    fail_trial,
     in_use,
     may_be_lost,
     on_this_host,
     owner,
     ownerless_left,
+    ran_elsewhere,
     run_by,
 )
 from hpotool.storage import (
@@ -143,24 +145,69 @@ def _run_trial(
     kept = None
     with deferred():  # a signal now ends the study after the trial is told, not half-way through
         try:
-            # The objective records why its training failed; a signal or error outside that (while the trial
-            # draws its values, say) must not leave a FAIL trial without its reason.
-            if state == TrialState.FAIL and "fail_reason" not in trial.user_attrs:
-                trial.set_user_attr("fail_reason", reason)
             if asked is not None:  # MySQL keeps Optuna's datetimes in whole seconds
                 record_seconds(study, trial, time.perf_counter() - asked)
-            study.tell(trial, value, state=state)
+            # The objective records why its training failed, but for an interrupt; a signal or error outside
+            # that (while the trial draws its values, say) must not leave a FAIL trial without its reason.
+            if state == TrialState.FAIL and "fail_reason" not in trial.user_attrs:
+                told = _tell_failed(study, trial, reason)
+            else:
+                study.tell(trial, value, state=state)
+                told = True
         except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
-            stored = study._storage.get_trial(trial._trial_id)
-            if not stored.state.is_finished():
+            if not study._storage.get_trial(trial._trial_id).state.is_finished():
                 raise  # a value Optuna refuses, say: not another process's doing
-            kept = _keep_result(study, trial, stored, value, state)
+            told = False
+        if not told:  # another process ended it first
+            kept = _keep_result(study, trial, study._storage.get_trial(trial._trial_id), value, state)
     if interrupted is not None:
         raise interrupted
     function = trained_by(trial) if broken else None
     if function is not None:
         raise contract_stop(function, trial.number, str(trial.user_attrs.get("fail_reason", reason)), source)
     return kept
+
+
+def _tell_failed(study: optuna.Study, trial: optuna.Trial, reason: str) -> bool:
+    """Tell `trial`, which this process runs, FAIL with `reason` as its `fail_reason`, as `study.tell` does
+    (the sampler's `after_trial`, then the state), the state and the reason in one write on SQLite,
+    PostgreSQL and MySQL (`stale.fail_trial`); returns whether this process ended it (False: another
+    process, a stale check that took this one for dead, ended it first, and its state and reason stand).
+
+    Before, the reason went first, then the FAIL: a stale check's FAIL landing in between was told
+    "interrupted" over its own reason (a resume then took the point for one never run), and the FAIL raised.
+    The journal storages (Redis, journal files), which hold no transaction, write the reason first still.
+
+    Raises:
+        ValueError: `trial` is not running (Optuna's words: "Cannot tell a WAITING trial.").
+    """
+    from optuna.pruners import _filter_study
+
+    frozen = study._storage.get_trial(trial._trial_id)
+    if frozen.state.is_finished():
+        return False
+    if frozen.state != TrialState.RUNNING:
+        raise ValueError(f"Cannot tell a {frozen.state.name} trial.")
+    study._thread_local.cached_all_trials = None  # as `tell` does: the cache holds within a trial only
+    try:
+        study.sampler.after_trial(_filter_study(study, frozen), frozen, TrialState.FAIL, None)
+    finally:
+        told = fail_trial(study._storage, trial._trial_id, reason)
+    return told
+
+
+def _end_interrupted(study: optuna.Study, trial: optuna.Trial, asked: float) -> None:
+    """End `trial`, which Ctrl-C or SIGTERM interrupted as this process set it up (asked, its slot and point
+    checked), as FAIL ("interrupted"), recording this process as its owner and its seconds; one sent back
+    to the queue (WAITING) stays there, and one another process ended first keeps its state and reason."""
+    if study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
+        return
+    try:
+        trial.set_user_attr("worker", owner())
+        record_seconds(study, trial, time.perf_counter() - asked)
+        _tell_failed(study, trial, "interrupted")
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass  # another process (a stale check) ended it between the two writes: its state stands
 
 
 def _keep_result(
@@ -173,8 +220,14 @@ def _keep_result(
     """`trial`, which this process ran, was ended by another process as it ran (a stale check that took
     this live worker for a dead one: its heartbeat went unseen for the grace period): say so, and record
     the result it has, if any (COMPLETE, PRUNED), carrying `result_of`, in the retry the other process
-    queued for its values (`_fill_retry`), so they run once and the study counts them once; as a new trial
-    where none is left waiting (another worker has taken it up, or none was queued); returns its id."""
+    queued for its values (`_fill_retry`), so the study counts them once; as a new trial where none was
+    queued, or where every retry of them failed; returns its id.
+
+    Where another worker has taken the retry up (it runs them, or has run them), the result is not kept
+    and that worker's stands: kept too, the values counted twice, one trial over `n_trials` (before). This
+    process cannot take over a trial another one runs (its reports and attributes would mix with that
+    one's), and stopping that run in favour of this result would leave a moment where neither counts or
+    both do; the retry runs to its end, and this process's run of the values is spent."""
     from optuna.study._tell import _check_values_are_feasible
 
     from hpotool.stale import QUEUED_BY
@@ -210,8 +263,25 @@ def _keep_result(
         system_attrs=system_attrs,
         intermediate_values=curve,
     )
-    kept = _fill_retry(study, trial.number, result)
+    retries = _retries_of(study.get_trials(deepcopy=False), trial.number)
+    kept = _fill_retry(study, [t for t in retries if t.state == TrialState.WAITING], result)
     if kept is None:
+        taken = [study._storage.get_trial(t._trial_id) for t in retries]
+        holder = next((t for t in taken if t.state != TrialState.FAIL), None)
+        if holder is not None:
+            where = ran_elsewhere(holder) or "another worker"
+            runs = "runs them" if holder.state == TrialState.RUNNING else f"ran them to {holder.state.name}"
+            _log.warning(
+                "warning: trial #%d was ended as %s by another process while this one ran it to %s: its result "
+                "is not kept, as trial #%d, queued to run its values again, %s (%s), and that run counts",
+                trial.number,
+                how,
+                state.name,
+                holder.number,
+                runs,
+                where,
+            )
+            return None
         kept = study._storage.create_new_trial(study._study_id, template_trial=result)
     _log.warning(
         "warning: trial #%d was ended as %s by another process while this one ran it to %s: its result is "
@@ -225,17 +295,25 @@ def _keep_result(
     return kept
 
 
-def _fill_retry(study: optuna.Study, number: int, result: FrozenTrial) -> int | None:
-    """Take up the WAITING retry queued for trial `number`'s values (Optuna's `retry_history`, or hpotool's
-    `retry_of`) and finish it with `result`; returns its id, or None when none is waiting. Taken up as a
-    worker takes up a queued trial (WAITING to RUNNING, which one process alone does), so a worker that
-    took it first runs it and this result goes elsewhere; before, the retry ran the values a second time,
-    one trial over `n_trials`."""
+def _retries_of(trials: list[FrozenTrial], number: int) -> list[FrozenTrial]:
+    """The trials of `trials` queued to run trial `number`'s values again, whatever their state: its retries
+    (Optuna's `retry_history`, hpotool's `retry_of`) and theirs, where a retry's worker died in turn."""
+    chain, found = {number}, []
+    for t in sorted(trials, key=lambda t: t.number):
+        history = t.system_attrs.get("retry_history") or []
+        if t.number > number and (t.user_attrs.get("retry_of") in chain or any(n in chain for n in history)):
+            found.append(t)
+            chain.add(t.number)
+    return found
+
+
+def _fill_retry(study: optuna.Study, waiting: list[FrozenTrial], result: FrozenTrial) -> int | None:
+    """Take up one of the WAITING retries `waiting` and finish it with `result`; returns its id, or None
+    where another worker took each one up first. Taken up as a worker takes up a queued trial (WAITING to
+    RUNNING, which one process alone does), so a worker that took it first runs it; before, the retry ran
+    the values a second time, one trial over `n_trials`."""
     storage = study._storage
-    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        history = t.system_attrs.get("retry_history") or [None]
-        if history[-1] != number and t.user_attrs.get("retry_of") != number:
-            continue
+    for t in waiting:
         if not storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
             continue  # another worker took it up: it runs the values
         for key, value in result.user_attrs.items():
@@ -393,11 +471,8 @@ def run_trials(
                 # One sent back to the queue is left there: told FAIL, it raised 'Cannot tell a WAITING trial'.
                 # A second signal waits until it is told (it left the trial RUNNING).
                 with deferred():
-                    if trial is not None and storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
-                        trial.set_user_attr("worker", owner())
-                        trial.set_user_attr("fail_reason", "interrupted")
-                        record_seconds(study, trial, time.perf_counter() - asked)
-                        study.tell(trial, state=TrialState.FAIL)
+                    if trial is not None:
+                        _end_interrupted(study, trial, asked)
                 raise
             kept = _run_trial(study, trial, objective, lambda t: trained_by(plan, t), plan.run_from, asked)
             frozen = storage.get_trial(trial._trial_id if kept is None else kept)
@@ -888,8 +963,7 @@ def _drop_retries_outside_the_space(study: optuna.Study, plan: StudyPlan, trials
         if not outside:
             continue
         reason = f"dropped: {', '.join(outside)} lies outside the search space"
-        study._storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
-        if study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
+        if fail_trial(study._storage, t._trial_id, reason, waiting=True):  # not one a worker took up now
             failed = t.user_attrs.get("retry_of", t.system_attrs.get("failed_trial"))
             how = "interrupted" if any(_interrupted(f) for f in trials if f.number == failed) else "dead"
             _log.warning(
@@ -931,10 +1005,13 @@ def _drop_unlisted_warm_starts(study: optuna.Study, plan: StudyPlan, trials: lis
             unlisted.append(t)
     if not unlisted:
         return
-    shown = "; ".join(
-        ", ".join(f"{k}={format_choice(v)}" for k, v in t.system_attrs.get("fixed_params", {}).items())
-        for t in unlisted
-    )
+
+    def shown(points: list[FrozenTrial]) -> str:
+        return "; ".join(
+            ", ".join(f"{k}={format_choice(v)}" for k, v in t.system_attrs.get("fixed_params", {}).items())
+            for t in points
+        )
+
     busy = in_use(study, trials, heartbeat_settings()[1])
     if busy is not None:
         _log.warning(
@@ -943,20 +1020,19 @@ def _drop_unlisted_warm_starts(study: optuna.Study, plan: StudyPlan, trials: lis
             study.study_name,
             busy,
             len(unlisted),
-            shown,
+            shown(unlisted),
         )
         return
-    for t in unlisted:
-        study._storage.set_trial_user_attr(
-            t._trial_id, "fail_reason", "dropped: no longer in the optimize config's enqueue list"
+    reason = "dropped: no longer in the optimize config's enqueue list"
+    # one a worker took up as this process looked (a machine starting at this moment) runs: it is not failed
+    dropped = [t for t in unlisted if fail_trial(study._storage, t._trial_id, reason, waiting=True)]
+    if dropped:
+        _log.warning(
+            "warning: %d point(s) an earlier run queued from the optimize config's enqueue list are no longer "
+            "listed there and will not run (marked FAIL, 'dropped'): %s",
+            len(dropped),
+            shown(dropped),
         )
-        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-    _log.warning(
-        "warning: %d point(s) an earlier run queued from the optimize config's enqueue list are no longer "
-        "listed there and will not run (marked FAIL, 'dropped'): %s",
-        len(unlisted),
-        shown,
-    )
 
 
 def interrupted_idle(study: optuna.Study, pids: Collection[int], before: set[int]) -> str | None:

@@ -133,7 +133,7 @@ def make_objective(
             # the value the epoch ended with (not in the history): MLflow logs it at its step
             attrs["diverged_at"] = {"epoch": exc.epoch, "metric": exc.name, "value": str(exc.value)}
             raise optuna.TrialPruned(str(exc)) from None
-        except (Exception, KeyboardInterrupt) as exc:
+        except Exception as exc:  # not an interrupt: its reason goes with the FAIL (`loop._tell_failed`)
             training.append(exc)
             attrs["fail_reason"] = fail_reason(exc, config)
             if limits and attrs["fail_reason"].startswith("out of memory"):

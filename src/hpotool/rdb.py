@@ -178,12 +178,14 @@ class FastReadRDBStorage(RDBStorage):
         values: Sequence[float] | None = None,
         *,
         reason: str | None = None,
+        from_state: TrialState | None = None,
     ) -> bool:
         """Optuna's, except that the state changes by one statement that changes the row only while its
         state is still the one read, so of processes changing it at once exactly one does. `reason`: the
         trial's `fail_reason` user attr, written in the same transaction, so it lands with the state or not
         at all (written before, it stayed on a trial its owner completed in between: a COMPLETE trial
-        that said "stale: no heartbeat").
+        that said "stale: no heartbeat"). `from_state`: change it only from that state (False otherwise),
+        as a queued trial is failed only while no worker has taken it up.
 
         Optuna reads the row, then writes the new state. On SQLite its row lock (SELECT ... FOR UPDATE) is
         a no-op and the driver begins the transaction only at the write, so a process that changed the
@@ -213,6 +215,8 @@ class FastReadRDBStorage(RDBStorage):
                     self.check_trial_is_updatable(trial_id, read)  # finished: its error
                     if state == TrialState.RUNNING and read != TrialState.WAITING:
                         return False  # running elsewhere, as Optuna says
+                    if from_state is not None and read != from_state:
+                        return False
                     if reason is not None:
                         self._set_trial_attr_without_commit(
                             session, models.TrialUserAttributeModel, trial_id, "fail_reason", reason
@@ -313,14 +317,17 @@ class BufferedRDBStorage(_CachedStorage):
         values: Sequence[float] | None = None,
         *,
         reason: str | None = None,
+        from_state: TrialState | None = None,
     ) -> bool:
         self.flush(trial_id)
         try:
-            if reason is None:
+            if reason is None and from_state is None:
                 changed = super().set_trial_state_values(trial_id, state, values)
-            else:  # with the state, in one transaction (`FastReadRDBStorage.set_trial_state_values`)
+            else:  # in one transaction with the state (`FastReadRDBStorage.set_trial_state_values`)
                 assert isinstance(self._backend, FastReadRDBStorage)  # as `make_storage` builds it
-                changed = self._backend.set_trial_state_values(trial_id, state, values, reason=reason)
+                changed = self._backend.set_trial_state_values(
+                    trial_id, state, values, reason=reason, from_state=from_state
+                )
         finally:  # finished by another process (its error) or here: this process no longer runs it
             if state != TrialState.RUNNING:
                 with self._buffer_lock:

@@ -175,21 +175,37 @@ def in_use(study: optuna.Study, trials: list[FrozenTrial], grace_s: float) -> st
     return None
 
 
-def fail_trial(storage: Any, trial_id: int, reason: str) -> bool:
-    """Mark a trial FAIL with `reason` as its `fail_reason`; whether this process did (False, or Optuna's
-    UpdateFinishedTrialError, where another process ended it first). On SQLite, PostgreSQL and MySQL the
-    reason lands with the state or not at all (one transaction): written first, it stayed on a trial its
-    owner completed in between. The journal storages (Redis, journal files) hold no transaction: there the
-    reason goes first, and a trial finished before it refuses it."""
+def fail_trial(storage: Any, trial_id: int, reason: str, *, waiting: bool = False) -> bool:
+    """Mark a trial FAIL with `reason` as its `fail_reason`; whether this process did (False where another
+    process ended it first). On SQLite, PostgreSQL and MySQL the reason lands with the state or not at all
+    (one transaction): written first, it stayed on a trial its owner completed in between. The journal
+    storages (Redis, journal files) hold no transaction: there the reason goes first, and a trial finished
+    before it refuses it. `waiting`: a queued trial, failed only while it is still WAITING (False where a
+    worker took it up first: before, its run was failed under it); on the journal storages it is read
+    first, and a worker taking it up in between is not seen.
+
+    Optuna says "another process ended it first" with `UpdateFinishedTrialError` (its row lock on PostgreSQL
+    and MySQL, the conditional write on SQLite); it is False here, for every caller: the ownerless-trial
+    look and `fail-stale`'s look at every running trial let it out of the command as a traceback when two
+    processes looked at once."""
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     from hpotool.rdb import BufferedRDBStorage, FastReadRDBStorage
 
-    if isinstance(getattr(storage, "_backend", storage), FastReadRDBStorage):
-        assert isinstance(storage, BufferedRDBStorage | FastReadRDBStorage)
-        return storage.set_trial_state_values(trial_id, TrialState.FAIL, reason=reason)
-    storage.set_trial_user_attr(trial_id, "fail_reason", reason)
-    return bool(storage.set_trial_state_values(trial_id, TrialState.FAIL))
+    expected = TrialState.WAITING if waiting else None
+    try:
+        if isinstance(getattr(storage, "_backend", storage), FastReadRDBStorage):
+            assert isinstance(storage, BufferedRDBStorage | FastReadRDBStorage)
+            return storage.set_trial_state_values(
+                trial_id, TrialState.FAIL, reason=reason, from_state=expected
+            )
+        if expected is not None and storage.get_trial(trial_id).state != expected:
+            return False
+        storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+        return bool(storage.set_trial_state_values(trial_id, TrialState.FAIL))
+    except UpdateFinishedTrialError:
+        return False  # another process ended it first
 
 
 def fail_dead_local_trials(
@@ -200,7 +216,6 @@ def fail_dead_local_trials(
     returns their numbers. `silent_only` leaves out those with a heartbeat record: the heartbeat's
     staleness check fails them. `pids`: only the trials of these processes, heartbeat or not (the workers
     a main process saw exit: it need not wait out the heartbeat's grace period to know they are gone)."""
-    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     storage = study._storage
@@ -214,11 +229,8 @@ def fail_dead_local_trials(
         elif silent_only and _beating(storage, trial._trial_id):
             continue
         who = trial.user_attrs["worker"]
-        try:
-            if not fail_trial(storage, trial._trial_id, f"worker died (pid {who['pid']})"):
-                continue  # another process got there first
-        except UpdateFinishedTrialError:  # another process (a worker's look, the main process) failed it
-            continue  # first: it queued the retry
+        if not fail_trial(storage, trial._trial_id, f"worker died (pid {who['pid']})"):
+            continue  # another process (a worker's look, the main process) failed it first: it queued the retry
         failed.append(trial.number)
         values = {**trial.system_attrs.get("fixed_params", {}), **trial.params}  # a queued point's too
         if values and not _retries_a_death(study, trial):  # re-run it once, not forever; one that drew
@@ -296,7 +308,7 @@ def fail_ownerless_trials(study: optuna.Study, grace_s: float) -> list[int]:
             continue  # another program's trial (hpotool records the owner before the first heartbeat)
         reason = "abandoned: its process ended before the trial started (no owner recorded)"
         if not fail_trial(storage, trial._trial_id, reason):
-            continue  # another process got there first
+            continue  # another process (another look, at the same moment) failed it first: it queued the retry
         failed.append(trial.number)
         fixed = trial.system_attrs.get("fixed_params")
         if fixed and not _retries_a_death(study, trial):

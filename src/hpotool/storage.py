@@ -1028,11 +1028,8 @@ def fail_stale_trials(study: optuna.Study, *, every_running: bool = False) -> li
     failed = []
     assert isinstance(storage, optuna.storages._heartbeat.BaseHeartbeat)  # has_heartbeat says so
     for trial_id in storage._get_stale_trial_ids(study._study_id):
-        try:
-            if fail_trial(storage, trial_id, reason):
-                failed.append(trial_id)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # another process failed it first
+        if fail_trial(storage, trial_id, reason):  # False: another process failed it first
+            failed.append(trial_id)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         for trial_id in failed:
