@@ -1984,7 +1984,13 @@ def main() -> None:
     exit code ours: under `python -m`, CPython ends the process by SIGINT instead (returncode -2, whatever
     the code) once a Ctrl-C has interrupted any `exec()` of a string, such as a dataclass being created
     during an import, even though the command caught it and exits 130.
+
+    Output into a closed pipe (`| head`) stops the command as SIGPIPE stops a Unix tool, quietly, and it
+    exits 141 (128 + SIGPIPE), whatever it had done (`hpotool.pipes`).
     """
+    from hpotool.pipes import guard_streams, pipe_closed
+
+    guard_streams()
     try:
         app()
     except SystemExit as exc:
@@ -1998,10 +2004,14 @@ def main() -> None:
         code = 1
     import atexit
     import contextlib
+    import signal
 
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        # A reader gone (`| head`), or a stream closed: nothing to flush to.
-        with contextlib.suppress(OSError, ValueError):
+        # A reader gone (`| head`): the guarded stream interrupts, as it would in the command; or a stream
+        # closed: nothing to flush to.
+        with contextlib.suppress(OSError, ValueError, KeyboardInterrupt):
             stream.flush()
+    if pipe_closed():  # the command's output was cut short: the shell's code for SIGPIPE, as `head` leaves
+        code = 128 + signal.SIGPIPE
     os._exit(code if isinstance(code, int) else 0)

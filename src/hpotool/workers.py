@@ -482,6 +482,8 @@ def _note_due(note: WaitNote | None, ownerless: OwnerlessNote) -> float | None:
 def _stop_workers(procs: list[Any], stop: Event, signum: int) -> None:
     """Tell every worker to stop: its current trial ends as FAIL ("interrupted"); wait until all have."""
     stop.set()
+    if signum == signal.SIGPIPE:  # this process's output went into a closed pipe (`pipes`): the workers
+        signum = signal.SIGTERM  # ignore SIGPIPE, as Python does, and would run their trials to the end
     for p in procs:
         if p.is_alive() and p.pid is not None:
             with contextlib.suppress(ProcessLookupError):
