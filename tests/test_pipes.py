@@ -75,7 +75,8 @@ def test_output_into_a_closed_pipe_stops_quietly_with_141(
     trials = study.get_trials(deepcopy=False)
     assert not [t.number for t in trials if t.state == TrialState.RUNNING]
     # A trial cut off ends as Ctrl-C ends it (a worker's, as the main process stopped them), none otherwise.
-    assert all(t.user_attrs.get("fail_reason") == "interrupted" for t in trials if t.state == TrialState.FAIL)
+    reasons = [t.user_attrs.get("fail_reason") for t in trials if t.state == TrialState.FAIL]
+    assert set(reasons) <= {"interrupted"}, [(t.number, t.state.name, t.user_attrs) for t in trials]
     if closed == "both":  # stopped early, and no worker outlives the command
         assert len(trials) < 40
         for pid in {t.user_attrs["worker"]["pid"] for t in trials} - {proc.pid}:
