@@ -28,16 +28,18 @@ def pipe_closed() -> bool:
 
 
 class _Guarded:
-    """`stream` (sys.stdout, sys.stderr), whose write into a closed pipe interrupts the command."""
+    """`stream` (sys.stdout, sys.stderr), whose write into a closed pipe interrupts the command (`stop`), or
+    only goes nowhere from then on (a worker process: its main process stops it)."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, stop: bool) -> None:
         self._stream = stream
+        self._stop = stop
 
     def write(self, text: str) -> int:
         try:
             return self._stream.write(text)
         except BrokenPipeError:
-            _reader_gone(self._stream)
+            _reader_gone(self._stream, self._stop)
             return len(text)
 
     def writelines(self, lines: Any) -> None:
@@ -48,14 +50,14 @@ class _Guarded:
         try:
             self._stream.flush()
         except BrokenPipeError:
-            _reader_gone(self._stream)
+            _reader_gone(self._stream, self._stop)
 
     def __getattr__(self, name: str) -> Any:  # fileno, isatty, encoding, buffer...: the stream's own
         return getattr(self._stream, name)
 
 
-def _reader_gone(stream: TextIO) -> None:
-    """Point `stream`'s file descriptor at /dev/null, and interrupt the command as SIGPIPE would."""
+def _reader_gone(stream: TextIO, stop: bool) -> None:
+    """Point `stream`'s file descriptor at /dev/null, and (`stop`) interrupt the command as SIGPIPE would."""
     from hpotool.interrupts import interrupt
 
     fd = stream.fileno()
@@ -65,12 +67,16 @@ def _reader_gone(stream: TextIO) -> None:
     finally:
         os.close(devnull)
     _closed.append(fd)
-    interrupt(signal.SIGPIPE)
+    if stop:
+        interrupt(signal.SIGPIPE)
 
 
-def guard_streams() -> None:
+def guard_streams(stop: bool = True) -> None:
     """Put `sys.stdout` and `sys.stderr` behind `_Guarded` (once; a stream without a file descriptor, as a
-    test's captured output, is left as it is)."""
+    test's captured output, is left as it is). `stop=False` in a worker process, which shares the command's
+    streams: a warning or a training function's print there into a closed pipe failed its trial with
+    BrokenPipeError; now it goes nowhere, and the main process, whose next line finds the pipe closed too,
+    stops the workers (SIGTERM: their trials end "interrupted")."""
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         if stream is None or isinstance(stream, _Guarded):
@@ -79,4 +85,4 @@ def guard_streams() -> None:
             stream.fileno()
         except (AttributeError, OSError, ValueError):
             continue
-        setattr(sys, name, _Guarded(stream))
+        setattr(sys, name, _Guarded(stream, stop))

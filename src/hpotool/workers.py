@@ -64,6 +64,7 @@ from hpotool.loop import (
 )
 from hpotool.objective import StudyObserver
 from hpotool.overrides import leaf_values
+from hpotool.pipes import guard_streams
 from hpotool.plan import StudyPlan
 from hpotool.runner import load_checked
 from hpotool.stale import fail_dead_local_trials, of_run, run_by
@@ -235,6 +236,7 @@ def worker_main(
     signal.signal(signal.SIGINT, _interrupt_once)
     signal.signal(signal.SIGTERM, _interrupt_once)
     sys.unraisablehook = quiet_dropped(sys.unraisablehook)
+    guard_streams(stop=False)  # a closed pipe (`|& head`) is the main process's to act on
     _end_with_the_main_process()
     if args.debug:  # a failed trial's traceback (`loop._run_trial`), on the stderr this worker shares
         logger = logging.getLogger("hpotool")
