@@ -374,6 +374,36 @@ def test_studies_table_keeps_directions_dates_and_best_values_whole_at_80_column
     assert "│ minimize  │" in result.stdout, result.stdout  # not "minimiz" / "e"
 
 
+@pytest.mark.parametrize("width", [60, 40])
+def test_studies_on_a_narrow_terminal_keep_dates_counts_and_directions_whole_and_fold_only_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, width: int
+) -> None:
+    # At 60 columns every cell of the one-study-a-line table wrapped: "2026-12-0" over "6", "minimiz" over "e".
+    import hpotool.cli
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    _plain_study(url, "digits_small_and_good", "minimize", [0.123456789])
+    _plain_study(url, "highs", "maximize", [1.0, 2.0])
+    monkeypatch.setattr(hpotool.cli._out(), "width", width)
+    result = runner.invoke(app, ["studies", "--storage", url], catch_exceptions=False)
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines[:-1]) <= width, result.stdout
+    assert len(re.findall(r"│ \d{4}-\d\d-\d\d \d\d:\d\d +│", result.stdout)) == 2, result.stdout
+    for whole in ("minimize", "maximize", "complete 1", "complete 2", "0.1235", "2"):
+        assert re.search(rf"│ {re.escape(whole)} +│", result.stdout), (whole, result.stdout)
+    # The name alone may fold, onto the lines under its first (a blank key): read back, each is whole.
+    names: list[str] = []
+    key = ""
+    for row in (line.split("│") for line in lines if line.startswith("│")):
+        key = row[1].strip() or key
+        if key == "name" and row[1].strip():
+            names.append(row[2].strip())
+        elif key == "name":
+            names[-1] += row[2].strip()
+    assert sorted(names) == ["digits_small_and_good", "highs"], result.stdout
+
+
 def test_studies_table_names_each_storage_once_under_the_table_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -474,18 +504,25 @@ def test_studies_table_keeps_names_objectives_and_trial_counts_whole_at_80_colum
     assert re.search(r"│ maximize +│ complete 2 +│ 0\.51 +│ \d{4}-\d\d-\d\d +│", text), text
 
 
-def test_studies_table_keeps_every_name_on_a_terminal_too_narrow_for_whole_cells(
+def test_studies_keep_every_name_on_a_terminal_too_narrow_for_a_study_a_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # At 56 columns the other cells, kept whole, left the name column no width at all: no name showed
-    # (and at 52, cells were cut short: "minimize val_los"). Every cell now goes on several lines instead.
+    # (and at 52, cells were cut short: "minimize val_los"); then every cell wrapped, mid-word. Each study is
+    # now a section of lines, its values beside their keys, whole.
     _studies_in_default_files(tmp_path, "digits_small_and_good")
     table, text = _studies_table_at(56, monkeypatch)
-    names = "".join(line.split("│")[1].strip() for line in table if line.startswith("│"))
-    for name in ("digits_mlp", "digits_small_and_good", "loss_and_size"):
-        assert name in names, text
-    cells = "".join(line.split("│")[2].strip() for line in table if line.startswith("│"))
-    assert "minimizeval_lossmaximizen_params" in cells, text
+    cells = {cell.strip() for line in table for cell in line.split("│")[1:-1]}
+    for whole in (
+        "digits_mlp",
+        "digits_small_and_good",
+        "loss_and_size",
+        "minimize val_loss",
+        "maximize n_params",
+        "complete 2",
+        "pruned 18",
+    ):
+        assert whole in cells, text
 
 
 def test_studies_table_folds_only_a_name_too_long_for_the_terminal(

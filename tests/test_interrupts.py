@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import sys
@@ -15,6 +16,7 @@ from optuna.trial import TrialState
 from hpotool.errors import HpoError
 from hpotool.interrupts import Interrupted, deferred, signals_interrupt
 from hpotool.loop import run_study
+from hpotool.pipes import _Guarded
 from hpotool.plan import Overrides, prepare_study
 from hpotool.storage import make_storage
 
@@ -101,12 +103,19 @@ def test_after_kill_9_the_dead_trial_is_failed_and_rerun(
     assert not [t for t in trials if t.state == TrialState.RUNNING]
 
 
-@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGPIPE])
 def test_a_signal_inside_deferred_waits_for_the_end_of_the_block(how: signal.Signals) -> None:
     done = []
-    with signals_interrupt(), pytest.raises(Interrupted) as caught:
+    read, write = os.pipe()
+    os.close(read)  # SIGPIPE: output into a pipe whose reader has gone, which Python raises on the write
+    with open(write, "w") as closed_pipe, signals_interrupt(), pytest.raises(Interrupted) as caught:
         with deferred():
-            signal.raise_signal(how)
+            if how == signal.SIGPIPE:
+                guarded = _Guarded(closed_pipe)
+                guarded.write("a line for head\n")
+                guarded.flush()
+            else:
+                signal.raise_signal(how)
             done.append("the rest of the block ran")
         done.append("not reached")
     assert done == ["the rest of the block ran"] and caught.value.signum == how

@@ -1378,16 +1378,15 @@ def _objectives(row: dict[str, Any]) -> list[str]:
 _NAME_MIN = 10
 
 
-def _studies_table(rows: list[dict[str, Any]], *, stacked: tuple[str, ...] = (), wrap: bool = False) -> Table:
+def _studies_table(rows: list[dict[str, Any]], *, stacked: tuple[str, ...] = ()) -> Table:
     """The `studies` table. Cells of the `stacked` columns go on several lines: one trial state per line,
     one objective per line (a lone objective's direction above its metric), the date above the time
     (and "last" above "activity"). Only a name too long for the terminal folds: every other cell stays
-    whole, unless `wrap` lets every cell wrap (a terminal too narrow for whole cells, where the name
-    column was left no width at all)."""
+    whole."""
     table = _table("studies")
     for col in ("name", "objective", "trials", "best", "last activity"):
         header = col.replace(" ", "\n") if col in stacked else col
-        table.add_column(header, overflow="fold", no_wrap=col != "name" and not wrap)
+        table.add_column(header, overflow="fold", no_wrap=col != "name")
 
     def join(col: str, parts: list[str]) -> str:
         return ("\n" if col in stacked else ", ").join(parts)
@@ -1404,6 +1403,28 @@ def _studies_table(rows: list[dict[str, Any]], *, stacked: tuple[str, ...] = (),
             _best_cell(r, stacked="best" in stacked),
             last.replace(" ", "\n") if "last activity" in stacked else last,
         )
+    return table
+
+
+def _studies_records(rows: list[dict[str, Any]]) -> Table:
+    """The `studies` table for a terminal too narrow for a study a line (60 columns, 40): a section of
+    lines per study, each value beside its key (`last activity  2026-12-06 09:02`), one trial state and
+    one objective a line. The values wrap at their spaces; only a word wider than the values' column (a
+    long study name) folds: in a table of a study a line, every cell wrapped at 60 columns, dates
+    mid-number (`2026-12-0` over `6`)."""
+    table = _table("studies", show_header=False)
+    table.add_column(no_wrap=True)  # the keys, whole
+    table.add_column()
+    for r in rows:
+        cells = {
+            "name": r["name"],
+            "objective": "\n".join(_objectives(r)),
+            "trials": "\n".join(f"{k} {v}" for k, v in r["trials"].items()) or "none",
+            "best": _best_cell(r, stacked=False),
+            "last activity": (r["last_activity"] or "-").replace("T", " ")[:16],
+        }
+        for i, (key, value) in enumerate(cells.items()):
+            table.add_row(key, value, end_section=i == len(cells) - 1)
     return table
 
 
@@ -1494,12 +1515,8 @@ def studies(
         stacked = fitting(rows)
         if stacked is None and fitting([{**r, "name": r["name"][:_NAME_MIN]} for r in rows]) is not None:
             stacked = stackable
-        table = (
-            _studies_table(rows, stacked=stacked)
-            if stacked is not None
-            else _studies_table(rows, stacked=stackable, wrap=True)  # too narrow for whole cells
-        )
-        _out().print(table)
+        # Too narrow for a study a line, even stacked (60 columns): a section per study, keys beside values.
+        _out().print(_studies_table(rows, stacked=stacked) if stacked is not None else _studies_records(rows))
         for line in _storage_lines(rows):
             _out().print(escape(line), soft_wrap=True)  # whole, to copy and paste
 
@@ -1984,7 +2001,13 @@ def main() -> None:
     exit code ours: under `python -m`, CPython ends the process by SIGINT instead (returncode -2, whatever
     the code) once a Ctrl-C has interrupted any `exec()` of a string, such as a dataclass being created
     during an import, even though the command caught it and exits 130.
+
+    Output into a closed pipe (`| head`) stops the command as SIGPIPE stops a Unix tool, quietly, and it
+    exits 141 (128 + SIGPIPE), whatever it had done (`hpotool.pipes`).
     """
+    from hpotool.pipes import guard_streams, pipe_closed
+
+    guard_streams()
     try:
         app()
     except SystemExit as exc:
@@ -1998,10 +2021,14 @@ def main() -> None:
         code = 1
     import atexit
     import contextlib
+    import signal
 
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        # A reader gone (`| head`), or a stream closed: nothing to flush to.
-        with contextlib.suppress(OSError, ValueError):
+        # A reader gone (`| head`): the guarded stream interrupts, as it would in the command; or a stream
+        # closed: nothing to flush to.
+        with contextlib.suppress(OSError, ValueError, KeyboardInterrupt):
             stream.flush()
+    if pipe_closed():  # the command's output was cut short: the shell's code for SIGPIPE, as `head` leaves
+        code = 128 + signal.SIGPIPE
     os._exit(code if isinstance(code, int) else 0)

@@ -127,11 +127,28 @@ def deferred() -> Iterator[None]:
     finally:
         _deferrals.remove(pending)
         if pending and previous is not None:
-            handler = previous[signal.Signals(pending[0])]
+            handler = previous.get(signal.Signals(pending[0]), _raise)  # SIGPIPE: see `interrupt`
             if callable(handler):
                 handler(pending[0], None)
             elif handler == signal.SIG_DFL:
                 signal.raise_signal(pending[0])
+
+
+def interrupt(signum: int) -> None:
+    """Stop as the signal `signum` would, where no signal came: hpotool's output went into a closed pipe
+    (`pipes`), which Python reports as an error of the write, not as SIGPIPE. In the main thread it raises
+    `Interrupted` now, or, inside a `deferred` block, as the block ends (a storage write is not cut in
+    half); in another thread the main thread raises it at its next `raise_dropped`.
+
+    Raises:
+        Interrupted: in the main thread, outside any `deferred` block.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        record(signum)
+    elif _deferrals:
+        _deferrals[-1].append(signum)
+    else:
+        _raise(signum, None)
 
 
 def interrupting() -> bool:

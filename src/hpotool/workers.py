@@ -64,6 +64,7 @@ from hpotool.loop import (
 )
 from hpotool.objective import StudyObserver
 from hpotool.overrides import leaf_values
+from hpotool.pipes import guard_streams
 from hpotool.plan import StudyPlan
 from hpotool.runner import load_checked
 from hpotool.stale import fail_dead_local_trials, of_run, run_by
@@ -235,6 +236,7 @@ def worker_main(
     signal.signal(signal.SIGINT, _interrupt_once)
     signal.signal(signal.SIGTERM, _interrupt_once)
     sys.unraisablehook = quiet_dropped(sys.unraisablehook)
+    guard_streams(stop=False)  # a closed pipe (`|& head`) is the main process's to act on
     _end_with_the_main_process()
     if args.debug:  # a failed trial's traceback (`loop._run_trial`), on the stderr this worker shares
         logger = logging.getLogger("hpotool")
@@ -482,6 +484,8 @@ def _note_due(note: WaitNote | None, ownerless: OwnerlessNote) -> float | None:
 def _stop_workers(procs: list[Any], stop: Event, signum: int) -> None:
     """Tell every worker to stop: its current trial ends as FAIL ("interrupted"); wait until all have."""
     stop.set()
+    if signum == signal.SIGPIPE:  # this process's output went into a closed pipe (`pipes`): the workers
+        signum = signal.SIGTERM  # ignore SIGPIPE, as Python does, and would run their trials to the end
     for p in procs:
         if p.is_alive() and p.pid is not None:
             with contextlib.suppress(ProcessLookupError):

@@ -1,0 +1,88 @@
+"""Output into a closed pipe (`hpotool trials | head -n 3`, `hpotool optimize ... |& head`): stop as SIGPIPE
+would stop a Unix tool, quietly, with its exit code 141.
+
+Python ignores SIGPIPE, so a write to a pipe whose reader has gone raises BrokenPipeError instead. Uncaught,
+it printed a traceback, or rich's console ended the command with exit code 1 wherever it was printing: in
+`optimize`, between two trials of a study (its worker processes left to run on alone). `guard_streams` puts
+`sys.stdout` and `sys.stderr` behind a stream that turns the error into the interrupt of a signal (Ctrl-C's
+path, `interrupts.interrupt`): a trial cut off ends as FAIL ("interrupted"), a storage write is finished
+first, workers are stopped, and the CLI exits 141. The stream's file descriptor is pointed at /dev/null
+first (the signal module's "Note on SIGPIPE"), so what is still printed on the way out, and the flush at
+exit, go nowhere rather than failing again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any, TextIO
+
+# The file descriptors found closed, in the order found.
+_closed: list[int] = []
+
+
+def pipe_closed() -> bool:
+    """Whether hpotool's stdout or stderr has gone into a closed pipe in this process."""
+    return bool(_closed)
+
+
+class _Guarded:
+    """`stream` (sys.stdout, sys.stderr), whose write into a closed pipe interrupts the command (`stop`), or
+    only goes nowhere from then on (a worker process: its main process stops it)."""
+
+    def __init__(self, stream: TextIO, stop: bool) -> None:
+        self._stream = stream
+        self._stop = stop
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            _reader_gone(self._stream, self._stop)
+            return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            _reader_gone(self._stream, self._stop)
+
+    def __getattr__(self, name: str) -> Any:  # fileno, isatty, encoding, buffer...: the stream's own
+        return getattr(self._stream, name)
+
+
+def _reader_gone(stream: TextIO, stop: bool) -> None:
+    """Point `stream`'s file descriptor at /dev/null, and (`stop`) interrupt the command as SIGPIPE would."""
+    from hpotool.interrupts import interrupt
+
+    fd = stream.fileno()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+    _closed.append(fd)
+    if stop:
+        interrupt(signal.SIGPIPE)
+
+
+def guard_streams(stop: bool = True) -> None:
+    """Put `sys.stdout` and `sys.stderr` behind `_Guarded` (once; a stream without a file descriptor, as a
+    test's captured output, is left as it is). `stop=False` in a worker process, which shares the command's
+    streams: a warning or a training function's print there into a closed pipe failed its trial with
+    BrokenPipeError; now it goes nowhere, and the main process, whose next line finds the pipe closed too,
+    stops the workers (SIGTERM: their trials end "interrupted")."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None or isinstance(stream, _Guarded):
+            continue
+        try:
+            stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            continue
+        setattr(sys, name, _Guarded(stream, stop))
