@@ -1768,6 +1768,35 @@ def test_a_worker_starts_processes_of_its_own_as_one_process_does(tmp_path: Path
     assert [t.user_attrs["metrics"]["start_method"] for t in trials] == [expected, expected]
 
 
+def test_workers_take_the_hpotool_settings_of_the_command_not_of_the_worker_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers fork from a worker server started once a process, with the environment of the first command
+    to start it: a second command in the same process (a test's CliRunner run, a library user's) whose
+    HPOTOOL_HEARTBEAT_GRACE or HPOTOOL_SERVER_SILENCE differed ran its workers with the first's."""
+    run = write_yaml(
+        tmp_path / "r.yaml",
+        {"epochs": 1, "trainer": {"function": "tests.trainers:reports_an_hpotool_setting"}},
+    )
+    space = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    settings = []
+    for setting in ("1", None):
+        if setting is None:
+            monkeypatch.delenv("HPOTOOL_TEST_SETTING")
+        else:
+            monkeypatch.setenv("HPOTOOL_TEST_SETTING", setting)
+        name = f"m{setting}"
+        opt = write_yaml(tmp_path / "o.yaml", {"study_name": name, "n_trials": 2, "search_space": space})
+        with contextlib.chdir(REPO):
+            args = ["optimize", "-r", str(run), "-o", str(opt), "--storage", url]
+            result = CliRunner().invoke(app, [*args, "--workers", "2", "-q"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        trials = optuna.load_study(study_name=name, storage=url).trials
+        settings.append({t.user_attrs["metrics"]["setting"] for t in trials if t.state.is_finished()})
+    assert settings == [{1.0}, {-1.0}]
+
+
 def _workers_setup_error(tmp_path: Path, run: dict[str, Any], opt: dict[str, Any]) -> str:
     """What `optimize --workers 2` of configs the workers cannot set up printed after its first line (where it
     created the study), once it exited 2 without a traceback."""
