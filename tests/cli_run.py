@@ -19,3 +19,14 @@ def optimize(
     result = CliRunner().invoke(app, [*args, "-q", *extra], catch_exceptions=False)
     assert exit_code is None or result.exit_code == exit_code, result.output
     return result
+
+
+def shipped_run(folder: Path, **changes: object) -> Path:
+    """configs/run_template.yaml with `changes` to its top-level keys, written to folder/run.yaml: the shipped
+    run config, for a test whose assertions do not need its 20 epochs."""
+    import yaml
+
+    template = Path(__file__).resolve().parents[1] / "configs" / "run_template.yaml"
+    path = folder / "run.yaml"
+    path.write_text(yaml.safe_dump(yaml.safe_load(template.read_text()) | changes, sort_keys=False))
+    return path

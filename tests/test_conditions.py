@@ -11,7 +11,7 @@ from hpotool.conditions import holds, satisfying_value
 from hpotool.config import OptimizeConfig, validate_config
 from hpotool.errors import HpoError
 from hpotool.plan import prepare_study
-from tests.cli_run import optimize
+from tests.cli_run import optimize, shipped_run
 from tests.conftest import write_yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,7 +89,8 @@ def test_conditional_parameters_appear_only_when_their_condition_holds(
 ) -> None:
     monkeypatch.chdir(REPO)
     storage = f"sqlite:///{tmp_path / 'c.db'}"
-    optimize("configs/run_template.yaml", "examples/conditional_optimize.yaml", storage, 10)
+    # 5 epochs, a step past the pruner's 3 warm-up steps: which parameters a trial has does not depend on its length
+    optimize(shipped_run(tmp_path, epochs=5), "examples/conditional_optimize.yaml", storage, 10)
     trials = optuna.load_study(study_name="digits_conditional", storage=storage).trials
     assert trials
     for t in trials:

@@ -12,7 +12,7 @@ from hpotool.cli import app
 from hpotool.constraints import INFEASIBLE, Constraint, parse_constraint
 from hpotool.errors import HpoError
 from hpotool.export import best_trials, ranked_trials
-from tests.cli_run import optimize
+from tests.cli_run import optimize, shipped_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -112,7 +112,8 @@ def test_constraint_values_are_stored_and_marked(tmp_path: Path, monkeypatch: py
     storage = f"sqlite:///{tmp_path / 'c.db'}"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        optimize("configs/run_template.yaml", "examples/constrained_optimize.yaml", storage, 8)
+        # 2 epochs: a trial's n_params, and so its constraint value, do not depend on how long it trains
+        optimize(shipped_run(tmp_path, epochs=2), "examples/constrained_optimize.yaml", storage, 8)
     assert not [
         w for w in caught if issubclass(w.category, FutureWarning)
     ]  # Optuna 5's API, not constraints_func
@@ -133,7 +134,7 @@ def test_when_no_trial_meets_the_constraints_optimize_says_so_and_export_best_re
     storage = f"sqlite:///{tmp_path / 'c.db'}"
     opt = tmp_path / "o.yaml"
     opt.write_text((REPO / "examples/constrained_optimize.yaml").read_text().replace("<= 20000", "<= 10"))
-    result = optimize("configs/run_template.yaml", opt, storage, 2)
+    result = optimize(shipped_run(tmp_path, epochs=2), opt, storage, 2)
     assert "no complete trial meets the constraints" in result.stdout
     trials = optuna.load_study(study_name="digits_small_models", storage=storage).trials
     nearest, near = min((int(t.user_attrs["metrics"]["n_params"]), t.number) for t in trials)

@@ -404,8 +404,8 @@ def test_a_run_waiting_for_a_trial_with_no_owner_says_for_which_and_how_long_at_
     study = load_study(opt_dict)
     orphan = study.ask()  # RUNNING, with no owner: its process is gone, or still waiting to record itself
     if workers:
-        # A process of its own (the grace is read where the environment gives it, which this process's warm
-        # worker server does not pass on), whose start (imports, the worker server) took over 20 s at load
+        # A process of its own, its output read line by line while the run waits (the workers now take the
+        # grace from the command's environment, as a run in this process would give it), whose start (imports, the worker server) took over 20 s at load
         # 13: past the grace, the run failed the trial at once, with no wait to announce. Its grace is two
         # minutes, and the wait ends once the note is read: the trial's process, which was still waiting to
         # record itself, ends it, and the run takes its slot.

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from hpotool.cli import app
 from hpotool.config import load_optimize_config
 from hpotool.errors import HpoError
+from tests.cli_run import shipped_run
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1}}
@@ -22,7 +23,7 @@ def test_multi_objective_study_end_to_end(tmp_path: Path, monkeypatch: pytest.Mo
     args = [
         "optimize",
         "-r",
-        "configs/run_template.yaml",
+        str(shipped_run(tmp_path, epochs=2)),  # the trials' values and front, not how good they are
         "-o",
         "examples/multi_objective.yaml",
         "--storage",

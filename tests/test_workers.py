@@ -1059,7 +1059,12 @@ class _Relay:
     ("storage", "workers"), [("postgres", 1), ("postgres", 2), ("redis", 2)], indirect=["storage"]
 )
 def test_a_storage_server_that_goes_away_ends_the_study_in_one_line_and_it_resumes(
-    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], storage: tuple[str, str], workers: int
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    storage: tuple[str, str],
+    workers: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The server went down mid-study: a traceback from the trial loop (and one from every worker), exit 1.
     url, name = storage
@@ -1085,9 +1090,12 @@ def test_a_storage_server_that_goes_away_ends_the_study_in_one_line_and_it_resum
     assert stranded  # what could not be written when the server went away
     opt_path = Path(args[args.index("-o") + 1])  # the same study, reached directly: the server is back
     write_yaml(opt_path, {**yaml.safe_load(opt_path.read_text()), "storage": url})
-    # A trial the server went away from before it recorded its owner is failed after the grace period.
-    code, output = _run_hpotool(args, tmp_path, HPOTOOL_HEARTBEAT_INTERVAL="1", HPOTOOL_HEARTBEAT_GRACE="2")
-    assert code == 0, output
+    # A trial the server went away from before it recorded its owner is failed after the grace period. The
+    # resume runs in this process (its workers take these settings from it, not from the worker server's
+    # environment): only the run that loses its server needs a process of its own.
+    monkeypatch.setenv("HPOTOOL_HEARTBEAT_INTERVAL", "1")
+    monkeypatch.setenv("HPOTOOL_HEARTBEAT_GRACE", "2")
+    _in_this_process(args)
     trials = study.get_trials(deepcopy=False)
     reasons = [trials[n].user_attrs["fail_reason"] for n in stranded]
     assert all(r.startswith(("worker died", "abandoned")) for r in reasons), reasons
@@ -1766,6 +1774,35 @@ def test_a_worker_starts_processes_of_its_own_as_one_process_does(tmp_path: Path
     trials = [t for t in trials if t.state.is_finished()]  # not one asked in the race at the end (WAITING)
     expected = START_METHODS.index(multiprocessing.get_all_start_methods()[0])  # the platform's default
     assert [t.user_attrs["metrics"]["start_method"] for t in trials] == [expected, expected]
+
+
+def test_workers_take_the_hpotool_settings_of_the_command_not_of_the_worker_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers fork from a worker server started once a process, with the environment of the first command
+    to start it: a second command in the same process (a test's CliRunner run, a library user's) whose
+    HPOTOOL_HEARTBEAT_GRACE or HPOTOOL_SERVER_SILENCE differed ran its workers with the first's."""
+    run = write_yaml(
+        tmp_path / "r.yaml",
+        {"epochs": 1, "trainer": {"function": "tests.trainers:reports_an_hpotool_setting"}},
+    )
+    space = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    settings = []
+    for setting in ("1", None):
+        if setting is None:
+            monkeypatch.delenv("HPOTOOL_TEST_SETTING")
+        else:
+            monkeypatch.setenv("HPOTOOL_TEST_SETTING", setting)
+        name = f"m{setting}"
+        opt = write_yaml(tmp_path / "o.yaml", {"study_name": name, "n_trials": 2, "search_space": space})
+        with contextlib.chdir(REPO):
+            args = ["optimize", "-r", str(run), "-o", str(opt), "--storage", url]
+            result = CliRunner().invoke(app, [*args, "--workers", "2", "-q"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        trials = optuna.load_study(study_name=name, storage=url).trials
+        settings.append({t.user_attrs["metrics"]["setting"] for t in trials if t.state.is_finished()})
+    assert settings == [{1.0}, {-1.0}]
 
 
 def _workers_setup_error(tmp_path: Path, run: dict[str, Any], opt: dict[str, Any]) -> str:

@@ -188,3 +188,12 @@ def names_metrics_freely(report: Report) -> dict[str, float]:
     report(0, {"val_loss": 1.0, "top@5": 0.5})
     report(1, {"val_loss": 0.5, "top@5": 0.7})
     return {"val_loss": 0.5, "top@5": 0.7, "f1(macro)": 0.6}
+
+
+def reports_an_hpotool_setting(report: Report) -> dict[str, float]:
+    """HPOTOOL_TEST_SETTING, a number, as the metric `setting`: what a worker's environment holds."""
+    import os
+
+    setting = float(os.environ.get("HPOTOOL_TEST_SETTING", "-1"))
+    report(0, {"val_loss": 1.0, "setting": setting})
+    return {"val_loss": 1.0, "setting": setting}

@@ -20,7 +20,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import wait
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -170,6 +170,22 @@ class WorkerArgs:
     # The main process shows hpotool's DEBUG records (`hpotool --debug`), a failed trial's traceback: so
     # does this one.
     debug: bool = False
+    # The main process's HPOTOOL_* environment variables (heartbeat, server silence, SQLite busy timeout...)
+    # as the command started (`hpotool_environ`): a worker forked from a forkserver has the server's
+    # environment, which is the one its first command had, not a later one's in the same process.
+    environ: dict[str, str] = field(default_factory=dict)
+
+
+def hpotool_environ() -> dict[str, str]:
+    """This process's HPOTOOL_* environment variables, for the workers it starts."""
+    return {k: v for k, v in os.environ.items() if k.startswith("HPOTOOL_")}
+
+
+def _take_environ(environ: dict[str, str]) -> None:
+    """Set this worker's HPOTOOL_* environment variables to the main process's (`WorkerArgs.environ`)."""
+    for name in [k for k in os.environ if k.startswith("HPOTOOL_") and k not in environ]:
+        del os.environ[name]
+    os.environ.update(environ)
 
 
 def _end_with_the_main_process() -> None:
@@ -233,6 +249,7 @@ def worker_main(
     # with num_workers then started a forkserver of its own, importing torch again (its first batch took
     # 24 s instead of 0.1 s), where one process forks. The platform's default again, as in one process.
     multiprocessing.set_start_method(None, force=True)
+    _take_environ(args.environ)
     signal.signal(signal.SIGINT, _interrupt_once)
     signal.signal(signal.SIGTERM, _interrupt_once)
     sys.unraisablehook = quiet_dropped(sys.unraisablehook)
@@ -721,6 +738,7 @@ def _run_workers(
                     started,
                     storage_origin=plan.storage_origin,
                     debug=logging.getLogger("hpotool").isEnabledFor(logging.DEBUG),
+                    environ=hpotool_environ(),
                 ),
                 stop,
                 exhausted,
