@@ -28,6 +28,7 @@ from .test_workers import (
     _kill_session,
     _optimize_args,
     _signal_in_trials,
+    _study_of,
     _study_or_none,
     _wait_for,
 )
@@ -59,7 +60,7 @@ def _interrupt_mid_trial(
 ) -> tuple[int, str, optuna.Study]:
     proc = _hpotool(args, tmp_path)
     try:
-        study = _wait_for(lambda: _study_or_none(make_storage(url)))
+        study = _study_of(url)
         _signal_in_trials(study, how)  # the trial runs in the command itself (no workers)
         output, _ = proc.communicate(timeout=60)
     finally:

@@ -272,8 +272,21 @@ def _wait_for(check: Any, timeout: float = 60.0) -> Any:
 
 
 def _study_of(url: str, name: str = "tiny") -> optuna.Study:
-    """The study `name` at `url`, once a command started elsewhere has created it."""
-    return _wait_for(lambda: _study_or_none(make_storage(url), name))
+    """The study `name` at `url`, once a command started elsewhere has created it. Each look that finds
+    none closes its storage's connections: left to the garbage collector, the looks of a command's start
+    (every 0.1 s) held 45-60 idle PostgreSQL connections until the test ended, and beside another test
+    process's the server's 100 ran out ("sorry, too many clients already")."""
+
+    def look() -> optuna.Study | None:
+        storage = make_storage(url)
+        study = _study_or_none(storage, name)
+        if study is None:
+            engine = getattr(getattr(storage, "_backend", storage), "engine", None)
+            if engine is not None:
+                engine.dispose()
+        return study
+
+    return _wait_for(look)
 
 
 def _running_with_epochs(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
