@@ -29,10 +29,9 @@ from hpotool.factories import process_salt, study_sampler
 from hpotool.fallback import IndependentSampling, independent_sampling
 from hpotool.formatting import format_choice, format_value
 from hpotool.interrupts import deferred, raise_dropped, signal_of, signals_interrupt
-from hpotool.objective import FailureGuard, StorageLostInTrial, StudyObserver, make_objective
+from hpotool.objective import FailureGuard, StorageLostInTrial, StudyObserver, make_objective, reason_of
 from hpotool.overrides import leaf_values
 from hpotool.plan import WARM_START, StudyPlan
-from hpotool.runner import described
 from hpotool.search_space import CategoricalParam, FloatParam, IntParam, contains, drawn, encode_params
 from hpotool.stale import (
     enqueue_owned,
@@ -125,7 +124,7 @@ def _run_trial(
         except StorageLostInTrial as exc:  # the trial stays RUNNING: the next run fails it and runs it again
             lost = exc
         except Exception as exc:
-            state, reason, broken = TrialState.FAIL, described(exc), broke_contract(exc)
+            state, reason, broken = TrialState.FAIL, reason_of(exc), broke_contract(exc)
             # The trial keeps one line; `hpotool --debug` (which shows hpotool's DEBUG records) shows where in
             # the user's code it failed, frame by frame: only the innermost frame reached the terminal.
             _log.debug("trial %d failed: %s", trial.number, reason, exc_info=exc)
@@ -147,9 +146,9 @@ def _run_trial(
         try:
             if asked is not None:  # MySQL keeps Optuna's datetimes in whole seconds
                 record_seconds(study, trial, time.perf_counter() - asked)
-            # The objective records why its training failed, but for an interrupt; a signal or error outside
-            # that (while the trial draws its values, say) must not leave a FAIL trial without its reason.
-            if state == TrialState.FAIL and "fail_reason" not in trial.user_attrs:
+            # Every FAIL goes with its reason in one write: the objective's for its training's error, a missing
+            # metric, a failed draw (`objective.give_reason`), "interrupted", any other error's message.
+            if state == TrialState.FAIL:
                 told = _tell_failed(study, trial, reason)
             else:
                 study.tell(trial, value, state=state)
@@ -164,7 +163,7 @@ def _run_trial(
         raise interrupted
     function = trained_by(trial) if broken else None
     if function is not None:
-        raise contract_stop(function, trial.number, str(trial.user_attrs.get("fail_reason", reason)), source)
+        raise contract_stop(function, trial.number, reason, source)
     return kept
 
 
@@ -175,8 +174,10 @@ def _tell_failed(study: optuna.Study, trial: optuna.Trial, reason: str) -> bool:
     process, a stale check that took this one for dead, ended it first, and its state and reason stand).
 
     Before, the reason went first, then the FAIL: a stale check's FAIL landing in between was told
-    "interrupted" over its own reason (a resume then took the point for one never run), and the FAIL raised.
-    The journal storages (Redis, journal files), which hold no transaction, write the reason first still.
+    "interrupted" over its own reason (a resume then took the point for one never run), and the FAIL raised;
+    the objective's reasons (a training error, a missing metric, a failed draw) likewise, on SQLite, where the
+    stale check's reason was overwritten by the one of a FAIL that never landed. The journal storages (Redis,
+    journal files), which hold no transaction, write the reason first still.
 
     Raises:
         ValueError: `trial` is not running (Optuna's words: "Cannot tell a WAITING trial.").
