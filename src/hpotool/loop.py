@@ -84,6 +84,15 @@ def has_slot(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
     return ahead <= target
 
 
+class TrialRun(NamedTuple):
+    """How `_run_trial` ran a trial: `kept`, the id of the trial that holds its result where another process
+    ended it first (`_keep_result`); `failed`, whether the training failed (False for one that ran to its
+    end while another process failed the trial as stale)."""
+
+    kept: int | None
+    failed: bool
+
+
 def _run_trial(
     study: optuna.Study,
     trial: optuna.Trial,
@@ -91,12 +100,12 @@ def _run_trial(
     trained_by: Callable[[optuna.Trial], str | None] = lambda _: None,
     source: str | None = None,
     asked: float | None = None,
-) -> int | None:
+) -> TrialRun:
     """Run and tell one trial. `asked`: `time.perf_counter()` as the trial was asked for, where its wall
     time is recorded (`durations`) when it is told.
 
     Returns:
-        The id of the trial that holds its result where another process ended it first (`_keep_result`).
+        Where its result is kept, and whether its training failed (`TrialRun`).
 
     Raises:
         HpoError: the user's training function (`trained_by` the trial) broke hpotool's contract
@@ -164,7 +173,7 @@ def _run_trial(
     function = trained_by(trial) if broken else None
     if function is not None:
         raise contract_stop(function, trial.number, reason, source)
-    return kept
+    return TrialRun(kept, state == TrialState.FAIL)
 
 
 def _tell_failed(study: optuna.Study, trial: optuna.Trial, reason: str) -> bool:
@@ -475,13 +484,16 @@ def run_trials(
                     if trial is not None:
                         _end_interrupted(study, trial, asked)
                 raise
-            kept = _run_trial(study, trial, objective, lambda t: trained_by(plan, t), plan.run_from, asked)
-            frozen = storage.get_trial(trial._trial_id if kept is None else kept)
+            ran = _run_trial(study, trial, objective, lambda t: trained_by(plan, t), plan.run_from, asked)
+            frozen = storage.get_trial(trial._trial_id if ran.kept is None else ran.kept)
             if observer is not None:
                 observer.trial_finished(study, frozen)
             if tracker is not None:
                 track(tracker, study, frozen)
-            guard(study, frozen)
+            # A trial another process failed as stale while this one ran it to its end, its result not kept
+            # (another worker's retry holds its values), is no failure of the training: before, it counted
+            # as one, and --max-failures could stop a run whose training never failed.
+            guard(study, frozen, failed=frozen.state == TrialState.FAIL and ran.failed)
             # study.stop() in `tell`: the sampler has nothing left, by its count of the dead workers' trials
             guard.exhausted = study._stop_flag and _still_exhausted(study)
             if guard.tripped or guard.exhausted:

@@ -270,8 +270,10 @@ class FailureGuard:
     exhausted: bool = False  # not a failure: the sampler stopped the study (grid, brute force: all tried)
     streak_of: Callable[[optuna.Study], int] | None = None
 
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if trial.state != TrialState.FAIL:
+    def __call__(self, study: optuna.Study, trial: FrozenTrial, *, failed: bool | None = None) -> None:
+        """Count `trial`, which this process ran, as ended; `failed`: whether its training failed (by default,
+        whether the trial is FAIL; not so where another process failed it as stale as it ran to its end)."""
+        if not (trial.state == TrialState.FAIL if failed is None else failed):
             self.streak = 0
             return
         self.streak = self.streak_of(study) if self.streak_of and self.limit else self.streak + 1
