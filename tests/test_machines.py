@@ -844,6 +844,67 @@ def test_a_result_not_kept_because_another_worker_ran_its_retry_is_no_failure_of
     assert not summary.failed and summary.stopped is None  # n_trials reached: the retry holds the point
 
 
+@pytest.mark.parametrize("first", ["owner", "resume"])
+def test_a_result_kept_as_a_resume_queues_its_interrupted_retry_again_holds_the_point_once(
+    shared_study: SharedStudy, monkeypatch: pytest.MonkeyPatch, first: str
+) -> None:
+    # The live owner of trial #0, failed as stale, finished it as another worker's retry of it (#1) was
+    # interrupted: no retry left, it kept its result as a new trial. A resume at that moment read the trials
+    # before the kept one was there and queued #1's values again: the point was held twice (the kept result,
+    # and a retry that runs it again). Now the owner claims #1's requeue as the resume does (an insert the
+    # database lets one process make): one of the two holds the point.
+    import warnings
+
+    from hpotool import loop
+    from hpotool.loop import _queue_interrupted_points, _run_trial
+    from hpotool.stale import fail_trial
+    from hpotool.storage import fail_stale_trials
+
+    study, other = shared_study.study, shared_study.seen_by_other()
+    backend = other._storage._backend  # type: ignore[attr-defined]
+    backend.grace_period = -1  # any beat is stale
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+        trial = study.ask()
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0.0, 1.0)
+        backend.record_heartbeat(trial._trial_id)
+        assert fail_stale_trials(other) == [0]  # and queues #1 to run x again
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            taken = other.ask()  # another worker takes #1 up, and Ctrl-C interrupts it
+        assert fail_trial(other._storage, taken._trial_id, "interrupted")
+        return 0.25
+
+    real_create, real_claim = study._storage.create_new_trial, loop._claim
+    resumed: list[bool] = []
+
+    def resume_as_it_keeps(study_id: int, template_trial: Any = None) -> int:
+        if template_trial is not None and not resumed:  # the result, kept as a new trial
+            resumed.append(_queue_interrupted_points(other))  # a resume, at that very moment
+        return real_create(study_id, template_trial=template_trial)
+
+    def resume_as_it_claims(study: optuna.Study, key: str) -> bool:
+        if study is not other:  # the owner, about to claim #1's requeue: a resume claims it first, queues #2
+            monkeypatch.setattr(loop, "_claim", real_claim)
+            resumed.append(_queue_interrupted_points(other))
+        return real_claim(study, key)
+
+    if first == "owner":
+        monkeypatch.setattr(study._storage, "create_new_trial", resume_as_it_keeps)
+    else:
+        monkeypatch.setattr(loop, "_claim", resume_as_it_claims)
+    _run_trial(study, trial, objective)
+    trials = shared_study.stored().trials
+    holders = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)]
+    # before: two, the kept result (COMPLETE, result_of: 0) and #1's values queued again (WAITING)
+    assert resumed == [first == "resume"] and len(holders) == 1
+    assert holders[0].state == TrialState.COMPLETE and holders[0].user_attrs["result_of"] == 0
+    if first == "resume":  # the owner's result fills the retry the resume queued
+        assert holders[0].number == 2 and holders[0].user_attrs["retry_of"] == 1
+
+
 def test_a_dead_local_worker_s_retry_counts_on_the_stale_retries_before_it(tmp_path: Path) -> None:
     # A trial failed as stale was queued again with Optuna's retry count (retry_history), but a retry whose
     # worker of this machine died was queued with `retry_of` alone: the count started afresh there, so a

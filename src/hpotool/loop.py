@@ -292,7 +292,9 @@ def _keep_result(
                 where,
             )
             return None
-        kept = study._storage.create_new_trial(study._study_id, template_trial=result)
+        kept = _keep_as_new(study, trial.number, retries, result)
+        if kept is None:
+            return None
     _log.warning(
         "warning: trial #%d was ended as %s by another process while this one ran it to %s: its result is "
         "kept as trial #%d (result_of: %d)",
@@ -303,6 +305,30 @@ def _keep_result(
         trial.number,
     )
     return kept
+
+
+def _keep_as_new(
+    study: optuna.Study, number: int, retries: list[FrozenTrial], result: FrozenTrial
+) -> int | None:
+    """Keep `result`, trial `number`'s, as a new trial where every one of its `retries` failed; returns its
+    id. Where the last of them was interrupted, a resume queues its values again (`_queue_interrupted_points`):
+    this process claims that, as a resume does (`REQUEUED`), so that of the two one holds the point. Before,
+    a resume that read the trials as this process kept its result queued them too, and the point ran twice.
+    A resume that claimed it first queues a retry, which this process fills (`_fill_retry`) once it is there;
+    None (not kept) where it is not there yet: it runs the values."""
+    last = retries[-1] if retries else None
+    if last is not None and _interrupted(last) and not _claim(study, f"{REQUEUED}{last.number}"):
+        waiting = _retries_of(study.get_trials(deepcopy=False), number)
+        kept = _fill_retry(study, [t for t in waiting if t.state == TrialState.WAITING], result)
+        if kept is None:
+            _log.warning(
+                "warning: trial #%d was ended by another process while this one ran it: its result is not "
+                "kept, as another process (a resume) queues its values again, after trial #%d was interrupted",
+                number,
+                last.number,
+            )
+        return kept
+    return study._storage.create_new_trial(study._study_id, template_trial=result)
 
 
 def _retries_of(trials: list[FrozenTrial], number: int) -> list[FrozenTrial]:
