@@ -1007,15 +1007,17 @@ def test_a_warm_start_two_resumes_queue_at_once_is_queued_once(
 
 class _OtherEndsItAsTheReasonIsWritten:
     """Another process (a stale check that took this live owner for dead) ends `shared_study`'s running trial
-    FAIL with its own reason at the moment this process writes "interrupted" for it: in a thread of its own,
-    waited for up to 2 s (a server's row lock, or SQLite's, keeps it waiting for this process's write)."""
+    FAIL with its own reason at the moment this process writes its reason for it (one that says `mine`): in a
+    thread of its own, waited for up to 2 s (a server's row lock, or SQLite's, keeps it waiting for this
+    process's write)."""
 
     REASON = "stale: no heartbeat for 60 s"
 
-    def __init__(self, shared_study: SharedStudy) -> None:
+    def __init__(self, shared_study: SharedStudy, mine: str = "interrupted") -> None:
         import threading
 
         self.shared_study = shared_study
+        self.mine = mine
         self.ended: list[bool] = []  # whether the other process ended it
         self.thread = threading.Thread(target=self._end_it)
 
@@ -1032,23 +1034,26 @@ class _OtherEndsItAsTheReasonIsWritten:
             self.ended.append(False)
 
     def __call__(self, conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
-        interrupted = "interrupted" in str(parameters)
         if (
             statement.startswith("INSERT INTO trial_user_attributes")
-            and interrupted
+            and self.mine in str(parameters)
             and not self.thread.ident
         ):
             self.thread.start()
             self.thread.join(2.0)
 
     def reason_stands(self) -> None:
-        """The trial ended FAIL with the reason of the process that ended it: the other's, or "interrupted"."""
+        """The trial ended FAIL with the reason of the process that ended it: the other's, or this one's."""
         self.thread.join()
         [trial] = self.shared_study.stored().trials
         assert self.ended, "the other process never ran"
-        expected = self.REASON if self.ended == [True] else "interrupted"
-        # before: "interrupted" where the other process ended it (or the FAIL raised first)
-        assert (trial.state, trial.user_attrs.get("fail_reason")) == (TrialState.FAIL, expected)
+        reason = str(trial.user_attrs.get("fail_reason"))
+        # before: this process's reason where the other process ended it (or the FAIL raised first)
+        assert trial.state == TrialState.FAIL
+        if self.ended == [True]:
+            assert reason == self.REASON
+        else:
+            assert self.mine in reason and reason != self.REASON
 
 
 def test_an_interrupted_trial_another_process_ends_at_once_keeps_the_reason_of_the_one_that_ended_it(
@@ -1112,6 +1117,34 @@ def test_a_trial_interrupted_as_it_is_set_up_and_ended_at_once_by_another_proces
     finally:
         sqlalchemy.event.remove(sqlalchemy.engine.Engine, "before_cursor_execute", other)
     assert summary.interrupted == signal.SIGINT
+    other.reason_stands()
+
+
+def test_a_trial_whose_training_fails_as_another_process_ends_it_keeps_the_reason_of_the_one_that_ended_it(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], shared_study: SharedStudy
+) -> None:
+    # An error in training: the objective wrote the trial's fail_reason, then the loop told FAIL. A stale
+    # check's FAIL landing in between (one that took this live owner for dead) kept the training's reason on
+    # SQLite (the owner's reason write, checked before the FAIL, landed after it), so the trial said the
+    # training failed where the stale check had failed it. Now the reason goes with the FAIL in one write.
+    import sqlalchemy
+
+    run_dict["model"] = {"name": "tests.helpers:ExplodingModel"}  # fails from its second training batch
+    opt_dict.update(
+        study_name=shared_study.name,
+        storage=shared_study.url,
+        n_trials=1,
+        metric="val_loss",
+        direction="minimize",
+    )
+    opt_dict["search_space"] = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    other = _OtherEndsItAsTheReasonIsWritten(shared_study, mine="boom from user code")
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", other)
+    try:
+        run_study(plan, max_failures=1)
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "before_cursor_execute", other)
     other.reason_stands()
 
 

@@ -724,7 +724,7 @@ def test_a_result_its_live_owner_keeps_takes_the_place_of_the_retry_queued_for_i
         assert fail_stale_trials(other) == [0]
         return 0.25
 
-    kept = _run_trial(study, trial, objective)
+    kept, _ = _run_trial(study, trial, objective)
     first, retry = shared_study.stored().trials  # before: a third, kept trial
     assert first.state == TrialState.FAIL and retry.state == TrialState.COMPLETE and retry.value == 0.25
     assert kept == retry._trial_id and retry.user_attrs["result_of"] == 0
@@ -769,7 +769,7 @@ def test_a_result_its_live_owner_keeps_counts_the_values_once_when_another_worke
             assert fail_stale_trials(other) == [1]
         return 0.25
 
-    kept = _run_trial(study, trial, objective)
+    kept, _ = _run_trial(study, trial, objective)
     trials = shared_study.stored().trials
     assert all(t.params == trials[0].params for t in trials)  # one point throughout
     # before: one more trial, COMPLETE with 0.25 (result_of: 0)
@@ -791,6 +791,118 @@ def test_a_result_its_live_owner_keeps_counts_the_values_once_when_another_worke
         assert kept == trials[2]._trial_id and trials[2].user_attrs["result_of"] == 0
         assert trials[2].system_attrs["retry_history"] == [0, 1]  # the retry's count stays
         assert "its result is kept as trial #2 (result_of: 0)" in caplog.text
+
+
+def test_a_result_not_kept_because_another_worker_ran_its_retry_is_no_failure_of_the_training(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    shared_study: SharedStudy,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A live worker's trial, failed as stale by another process as it told its result, whose retry another
+    # worker took up and ran: its result (COMPLETE) is not kept, and the trial it ran stays FAIL. Its failure streak
+    # (--max-failures) counted that FAIL as a failure of the training, so --max-failures 1 stopped the run,
+    # "stopped after 1 failed trials in a row", exit 1, though its training never failed. Now it does not.
+    import warnings
+
+    from hpotool import loop
+    from hpotool.loop import run_study
+    from hpotool.plan import prepare_study
+    from hpotool.storage import fail_stale_trials
+
+    from .conftest import write_configs
+
+    other = shared_study.seen_by_other()
+    backend = other._storage._backend  # type: ignore[attr-defined]
+    backend.grace_period = -1  # any beat is stale
+    real_record_seconds = loop.record_seconds
+
+    def taken_for_dead_as_it_is_told(study: optuna.Study, trial: optuna.Trial, seconds: float) -> None:
+        real_record_seconds(study, trial, seconds)  # the objective has returned: the trial is being told
+        backend.record_heartbeat(trial._trial_id)
+        assert fail_stale_trials(other) == [trial.number]  # and queues its values again
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+            taken = other.ask()  # another worker takes the retry up and runs it
+        other.tell(taken, 0.5)
+
+    monkeypatch.setattr(loop, "record_seconds", taken_for_dead_as_it_is_told)
+    opt_dict.update(
+        study_name=shared_study.name,
+        storage=shared_study.url,
+        n_trials=1,
+        metric="val_loss",
+        direction="minimize",
+    )
+    opt_dict["search_space"] = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}
+    summary = run_study(prepare_study(*write_configs(tmp_path, run_dict, opt_dict)), max_failures=1)
+    assert "its result is not kept, as trial #1" in caplog.text
+    assert [t.state for t in shared_study.stored().trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    # before: "stopped after 1 failed trials in a row", and the command exited 1
+    assert not summary.failed and summary.stopped is None  # n_trials reached: the retry holds the point
+
+
+@pytest.mark.parametrize("first", ["owner", "resume"])
+def test_a_result_kept_as_a_resume_queues_its_interrupted_retry_again_holds_the_point_once(
+    shared_study: SharedStudy, monkeypatch: pytest.MonkeyPatch, first: str
+) -> None:
+    # The live owner of trial #0, failed as stale, finished it as another worker's retry of it (#1) was
+    # interrupted: no retry left, it kept its result as a new trial. A resume at that moment read the trials
+    # before the kept one was there and queued #1's values again: the point was held twice (the kept result,
+    # and a retry that runs it again). Now the owner claims #1's requeue as the resume does (an insert the
+    # database lets one process make): one of the two holds the point.
+    import warnings
+
+    from hpotool import loop
+    from hpotool.loop import _queue_interrupted_points, _run_trial
+    from hpotool.stale import fail_trial
+    from hpotool.storage import fail_stale_trials
+
+    study, other = shared_study.study, shared_study.seen_by_other()
+    backend = other._storage._backend  # type: ignore[attr-defined]
+    backend.grace_period = -1  # any beat is stale
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+        trial = study.ask()
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0.0, 1.0)
+        backend.record_heartbeat(trial._trial_id)
+        assert fail_stale_trials(other) == [0]  # and queues #1 to run x again
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            taken = other.ask()  # another worker takes #1 up, and Ctrl-C interrupts it
+        assert fail_trial(other._storage, taken._trial_id, "interrupted")
+        return 0.25
+
+    real_create, real_claim = study._storage.create_new_trial, loop._claim
+    resumed: list[bool] = []
+
+    def resume_as_it_keeps(study_id: int, template_trial: Any = None) -> int:
+        if template_trial is not None and not resumed:  # the result, kept as a new trial
+            resumed.append(_queue_interrupted_points(other))  # a resume, at that very moment
+        return real_create(study_id, template_trial=template_trial)
+
+    def resume_as_it_claims(study: optuna.Study, key: str) -> bool:
+        if study is not other:  # the owner, about to claim #1's requeue: a resume claims it first, queues #2
+            monkeypatch.setattr(loop, "_claim", real_claim)
+            resumed.append(_queue_interrupted_points(other))
+        return real_claim(study, key)
+
+    if first == "owner":
+        monkeypatch.setattr(study._storage, "create_new_trial", resume_as_it_keeps)
+    else:
+        monkeypatch.setattr(loop, "_claim", resume_as_it_claims)
+    _run_trial(study, trial, objective)
+    trials = shared_study.stored().trials
+    holders = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)]
+    # before: two, the kept result (COMPLETE, result_of: 0) and #1's values queued again (WAITING)
+    assert resumed == [first == "resume"] and len(holders) == 1
+    assert holders[0].state == TrialState.COMPLETE and holders[0].user_attrs["result_of"] == 0
+    if first == "resume":  # the owner's result fills the retry the resume queued
+        assert holders[0].number == 2 and holders[0].user_attrs["retry_of"] == 1
 
 
 def test_a_dead_local_worker_s_retry_counts_on_the_stale_retries_before_it(tmp_path: Path) -> None:

@@ -29,10 +29,9 @@ from hpotool.factories import process_salt, study_sampler
 from hpotool.fallback import IndependentSampling, independent_sampling
 from hpotool.formatting import format_choice, format_value
 from hpotool.interrupts import deferred, raise_dropped, signal_of, signals_interrupt
-from hpotool.objective import FailureGuard, StorageLostInTrial, StudyObserver, make_objective
+from hpotool.objective import FailureGuard, StorageLostInTrial, StudyObserver, make_objective, reason_of
 from hpotool.overrides import leaf_values
 from hpotool.plan import WARM_START, StudyPlan
-from hpotool.runner import described
 from hpotool.search_space import CategoricalParam, FloatParam, IntParam, contains, drawn, encode_params
 from hpotool.stale import (
     enqueue_owned,
@@ -85,6 +84,15 @@ def has_slot(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
     return ahead <= target
 
 
+class TrialRun(NamedTuple):
+    """How `_run_trial` ran a trial: `kept`, the id of the trial that holds its result where another process
+    ended it first (`_keep_result`); `failed`, whether the training failed (False for one that ran to its
+    end while another process failed the trial as stale)."""
+
+    kept: int | None
+    failed: bool
+
+
 def _run_trial(
     study: optuna.Study,
     trial: optuna.Trial,
@@ -92,12 +100,12 @@ def _run_trial(
     trained_by: Callable[[optuna.Trial], str | None] = lambda _: None,
     source: str | None = None,
     asked: float | None = None,
-) -> int | None:
+) -> TrialRun:
     """Run and tell one trial. `asked`: `time.perf_counter()` as the trial was asked for, where its wall
     time is recorded (`durations`) when it is told.
 
     Returns:
-        The id of the trial that holds its result where another process ended it first (`_keep_result`).
+        Where its result is kept, and whether its training failed (`TrialRun`).
 
     Raises:
         HpoError: the user's training function (`trained_by` the trial) broke hpotool's contract
@@ -125,7 +133,7 @@ def _run_trial(
         except StorageLostInTrial as exc:  # the trial stays RUNNING: the next run fails it and runs it again
             lost = exc
         except Exception as exc:
-            state, reason, broken = TrialState.FAIL, described(exc), broke_contract(exc)
+            state, reason, broken = TrialState.FAIL, reason_of(exc), broke_contract(exc)
             # The trial keeps one line; `hpotool --debug` (which shows hpotool's DEBUG records) shows where in
             # the user's code it failed, frame by frame: only the innermost frame reached the terminal.
             _log.debug("trial %d failed: %s", trial.number, reason, exc_info=exc)
@@ -147,9 +155,9 @@ def _run_trial(
         try:
             if asked is not None:  # MySQL keeps Optuna's datetimes in whole seconds
                 record_seconds(study, trial, time.perf_counter() - asked)
-            # The objective records why its training failed, but for an interrupt; a signal or error outside
-            # that (while the trial draws its values, say) must not leave a FAIL trial without its reason.
-            if state == TrialState.FAIL and "fail_reason" not in trial.user_attrs:
+            # Every FAIL goes with its reason in one write: the objective's for its training's error, a missing
+            # metric, a failed draw (`objective.give_reason`), "interrupted", any other error's message.
+            if state == TrialState.FAIL:
                 told = _tell_failed(study, trial, reason)
             else:
                 study.tell(trial, value, state=state)
@@ -164,8 +172,8 @@ def _run_trial(
         raise interrupted
     function = trained_by(trial) if broken else None
     if function is not None:
-        raise contract_stop(function, trial.number, str(trial.user_attrs.get("fail_reason", reason)), source)
-    return kept
+        raise contract_stop(function, trial.number, reason, source)
+    return TrialRun(kept, state == TrialState.FAIL)
 
 
 def _tell_failed(study: optuna.Study, trial: optuna.Trial, reason: str) -> bool:
@@ -175,8 +183,10 @@ def _tell_failed(study: optuna.Study, trial: optuna.Trial, reason: str) -> bool:
     process, a stale check that took this one for dead, ended it first, and its state and reason stand).
 
     Before, the reason went first, then the FAIL: a stale check's FAIL landing in between was told
-    "interrupted" over its own reason (a resume then took the point for one never run), and the FAIL raised.
-    The journal storages (Redis, journal files), which hold no transaction, write the reason first still.
+    "interrupted" over its own reason (a resume then took the point for one never run), and the FAIL raised;
+    the objective's reasons (a training error, a missing metric, a failed draw) likewise, on SQLite, where the
+    stale check's reason was overwritten by the one of a FAIL that never landed. The journal storages (Redis,
+    journal files), which hold no transaction, write the reason first still.
 
     Raises:
         ValueError: `trial` is not running (Optuna's words: "Cannot tell a WAITING trial.").
@@ -282,7 +292,9 @@ def _keep_result(
                 where,
             )
             return None
-        kept = study._storage.create_new_trial(study._study_id, template_trial=result)
+        kept = _keep_as_new(study, trial.number, retries, result)
+        if kept is None:
+            return None
     _log.warning(
         "warning: trial #%d was ended as %s by another process while this one ran it to %s: its result is "
         "kept as trial #%d (result_of: %d)",
@@ -293,6 +305,30 @@ def _keep_result(
         trial.number,
     )
     return kept
+
+
+def _keep_as_new(
+    study: optuna.Study, number: int, retries: list[FrozenTrial], result: FrozenTrial
+) -> int | None:
+    """Keep `result`, trial `number`'s, as a new trial where every one of its `retries` failed; returns its
+    id. Where the last of them was interrupted, a resume queues its values again (`_queue_interrupted_points`):
+    this process claims that, as a resume does (`REQUEUED`), so that of the two one holds the point. Before,
+    a resume that read the trials as this process kept its result queued them too, and the point ran twice.
+    A resume that claimed it first queues a retry, which this process fills (`_fill_retry`) once it is there;
+    None (not kept) where it is not there yet: it runs the values."""
+    last = retries[-1] if retries else None
+    if last is not None and _interrupted(last) and not _claim(study, f"{REQUEUED}{last.number}"):
+        waiting = _retries_of(study.get_trials(deepcopy=False), number)
+        kept = _fill_retry(study, [t for t in waiting if t.state == TrialState.WAITING], result)
+        if kept is None:
+            _log.warning(
+                "warning: trial #%d was ended by another process while this one ran it: its result is not "
+                "kept, as another process (a resume) queues its values again, after trial #%d was interrupted",
+                number,
+                last.number,
+            )
+        return kept
+    return study._storage.create_new_trial(study._study_id, template_trial=result)
 
 
 def _retries_of(trials: list[FrozenTrial], number: int) -> list[FrozenTrial]:
@@ -474,13 +510,16 @@ def run_trials(
                     if trial is not None:
                         _end_interrupted(study, trial, asked)
                 raise
-            kept = _run_trial(study, trial, objective, lambda t: trained_by(plan, t), plan.run_from, asked)
-            frozen = storage.get_trial(trial._trial_id if kept is None else kept)
+            ran = _run_trial(study, trial, objective, lambda t: trained_by(plan, t), plan.run_from, asked)
+            frozen = storage.get_trial(trial._trial_id if ran.kept is None else ran.kept)
             if observer is not None:
                 observer.trial_finished(study, frozen)
             if tracker is not None:
                 track(tracker, study, frozen)
-            guard(study, frozen)
+            # A trial another process failed as stale while this one ran it to its end, its result not kept
+            # (another worker's retry holds its values), is no failure of the training: before, it counted
+            # as one, and --max-failures could stop a run whose training never failed.
+            guard(study, frozen, failed=frozen.state == TrialState.FAIL and ran.failed)
             # study.stop() in `tell`: the sampler has nothing left, by its count of the dead workers' trials
             guard.exhausted = study._stop_flag and _still_exhausted(study)
             if guard.tripped or guard.exhausted:

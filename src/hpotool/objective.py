@@ -87,7 +87,7 @@ def make_objective(
             config = apply_overrides(plan.run, params)
         except Exception as exc:  # a sampler that cannot sample (bad kwargs), a value the config refuses
             if lost_connection(exc) is None:  # not the storage failing under its values: `objective`
-                trial.set_user_attr("fail_reason", fail_reason(exc, plan.run))
+                give_reason(exc, fail_reason(exc, plan.run))
             raise
         if observer is not None:
             observer.trial_started(trial.number, params, config.epochs)
@@ -133,10 +133,12 @@ def make_objective(
             # the value the epoch ended with (not in the history): MLflow logs it at its step
             attrs["diverged_at"] = {"epoch": exc.epoch, "metric": exc.name, "value": str(exc.value)}
             raise optuna.TrialPruned(str(exc)) from None
-        except Exception as exc:  # not an interrupt: its reason goes with the FAIL (`loop._tell_failed`)
+        except (
+            Exception
+        ) as exc:  # its reason goes with the FAIL (`loop._tell_failed`), as an interrupt's does
             training.append(exc)
-            attrs["fail_reason"] = fail_reason(exc, config)
-            if limits and attrs["fail_reason"].startswith("out of memory"):
+            reason = give_reason(exc, fail_reason(exc, config))
+            if limits and reason.startswith("out of memory"):
                 attrs["constraints"] = [INFEASIBLE] * len(
                     limits
                 )  # marked in exports; samplers skip FAIL trials
@@ -155,7 +157,7 @@ def make_objective(
             error = _unmeasured_error(
                 config, result.metrics, str(unmeasured[0]), unmeasured[0].metric, bool(history)
             )
-            trial.set_user_attr("fail_reason", described(error))
+            give_reason(error, described(error))
             raise error
         if limits:
             values = constraint_values(limits, result.metrics)
@@ -166,7 +168,7 @@ def make_objective(
         missing = [m for m in opt.objectives if m not in result.metrics]
         if missing:
             error = _missing_metric_error(config, result.metrics, missing, bool(history))
-            trial.set_user_attr("fail_reason", described(error))
+            give_reason(error, described(error))
             raise error
         diverged = [
             f"{m} is {result.metrics[m]}" for m in opt.objectives if not math.isfinite(result.metrics[m])
@@ -209,6 +211,26 @@ def _unmeasured_error(
     )
 
 
+# The attribute of an exception the objective raised that holds the trial's `fail_reason` (`give_reason`).
+_REASON = "_hpotool_fail_reason"
+
+
+def give_reason(exc: BaseException, reason: str) -> str:
+    """Attach `reason`, the `fail_reason` of the trial `exc` ends, to `exc`; returns it. The objective does
+    not write it to the trial: the trial loop tells the FAIL with it in one write (`loop._tell_failed`).
+    Written first, a stale check's FAIL landing between the two (one that took this live process for dead)
+    kept this reason over its own, on SQLite, or this process's FAIL was refused under a reason it wrote."""
+    setattr(exc, _REASON, reason)
+    return reason
+
+
+def reason_of(exc: BaseException) -> str:
+    """The `fail_reason` of a trial that `exc` ended: the one the objective gave it (`give_reason`), or else
+    the error in one line (`described`)."""
+    given = getattr(exc, _REASON, None)
+    return given if isinstance(given, str) else described(exc)
+
+
 def fail_reason(exc: BaseException, config: RunConfig) -> str:
     """The one line a failed trial records: the error (the first line of its message), where in the user's
     own code it was raised, or a hint where hpotool has one."""
@@ -248,8 +270,10 @@ class FailureGuard:
     exhausted: bool = False  # not a failure: the sampler stopped the study (grid, brute force: all tried)
     streak_of: Callable[[optuna.Study], int] | None = None
 
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if trial.state != TrialState.FAIL:
+    def __call__(self, study: optuna.Study, trial: FrozenTrial, *, failed: bool | None = None) -> None:
+        """Count `trial`, which this process ran, as ended; `failed`: whether its training failed (by default,
+        whether the trial is FAIL; not so where another process failed it as stale as it ran to its end)."""
+        if not (trial.state == TrialState.FAIL if failed is None else failed):
             self.streak = 0
             return
         self.streak = self.streak_of(study) if self.streak_of and self.limit else self.streak + 1
