@@ -31,7 +31,7 @@ class _Guarded:
     """`stream` (sys.stdout, sys.stderr), whose write into a closed pipe interrupts the command (`stop`), or
     only goes nowhere from then on (a worker process: its main process stops it)."""
 
-    def __init__(self, stream: TextIO, stop: bool) -> None:
+    def __init__(self, stream: TextIO, stop: bool = True) -> None:
         self._stream = stream
         self._stop = stop
 
