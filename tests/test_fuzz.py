@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 from hpotool.config import OptimizeConfig, RunConfig, load_optimize_config, load_run_config, validate_config
 from hpotool.errors import HpoError
-from hpotool.formatting import format_choice
 from hpotool.overrides import apply_overrides
 from hpotool.search_space import contains, suggest
 from hpotool.sections import SECTIONS
@@ -148,7 +147,9 @@ VALID_SPECS = {
         ),
         min_size=1,
         max_size=3,
-        unique_by=lambda c: format_choice(c),
+        # equal in value whatever their keys' order ({lr, weight_decay} and {weight_decay, lr}): a choice
+        # written twice, which the config refuses
+        unique_by=lambda c: tuple(sorted(c.items())),
     ).map(lambda c: {"type": "categorical", "choices": c}),
 }
 
