@@ -147,6 +147,23 @@ class SharedStudy:
         """The study read back through a storage of its own: what the database holds."""
         return optuna.load_study(study_name=self.name, storage=self.url)
 
+    def seen_by_a_stale_check(self) -> tuple[optuna.Study, Any]:
+        """The study through `other`, and `other`'s heartbeat backend, which takes any beat for stale (the
+        database's clock counts whole seconds: a grace of -1 makes a beat of this instant stale)."""
+        other = self.seen_by_other()
+        backend = other._storage._backend  # type: ignore[attr-defined]
+        backend.grace_period = -1
+        return other, backend
+
+    def one_trial_configs(self, folder: Path, run: dict[str, Any], opt: dict[str, Any]) -> tuple[Path, Path]:
+        """`run` and `opt` written to `folder` as a study of one trial on this study's name and URL,
+        minimizing val_loss over optimizer.lr."""
+        opt.update(
+            study_name=self.name, storage=self.url, n_trials=1, metric="val_loss", direction="minimize"
+        )
+        opt["search_space"] = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}
+        return write_configs(folder, run, opt)
+
 
 @pytest.fixture
 def shared_study(rdb_url: str) -> Iterator[SharedStudy]:

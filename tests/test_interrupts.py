@@ -1130,15 +1130,7 @@ def test_a_trial_whose_training_fails_as_another_process_ends_it_keeps_the_reaso
     import sqlalchemy
 
     run_dict["model"] = {"name": "tests.helpers:ExplodingModel"}  # fails from its second training batch
-    opt_dict.update(
-        study_name=shared_study.name,
-        storage=shared_study.url,
-        n_trials=1,
-        metric="val_loss",
-        direction="minimize",
-    )
-    opt_dict["search_space"] = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}
-    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    plan = prepare_study(*shared_study.one_trial_configs(tmp_path, run_dict, opt_dict))
     other = _OtherEndsItAsTheReasonIsWritten(shared_study, mine="boom from user code")
     sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", other)
     try:

@@ -747,9 +747,7 @@ def test_a_result_its_live_owner_keeps_counts_the_values_once_when_another_worke
     from hpotool.loop import _run_trial
     from hpotool.storage import fail_stale_trials
 
-    study, other = shared_study.study, shared_study.seen_by_other()
-    backend = other._storage._backend  # type: ignore[attr-defined]
-    backend.grace_period = -1  # any beat is stale
+    study, (other, backend) = shared_study.study, shared_study.seen_by_a_stale_check()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
         trial = study.ask()
@@ -812,11 +810,7 @@ def test_a_result_not_kept_because_another_worker_ran_its_retry_is_no_failure_of
     from hpotool.plan import prepare_study
     from hpotool.storage import fail_stale_trials
 
-    from .conftest import write_configs
-
-    other = shared_study.seen_by_other()
-    backend = other._storage._backend  # type: ignore[attr-defined]
-    backend.grace_period = -1  # any beat is stale
+    other, backend = shared_study.seen_by_a_stale_check()
     real_record_seconds = loop.record_seconds
 
     def taken_for_dead_as_it_is_told(study: optuna.Study, trial: optuna.Trial, seconds: float) -> None:
@@ -829,15 +823,9 @@ def test_a_result_not_kept_because_another_worker_ran_its_retry_is_no_failure_of
         other.tell(taken, 0.5)
 
     monkeypatch.setattr(loop, "record_seconds", taken_for_dead_as_it_is_told)
-    opt_dict.update(
-        study_name=shared_study.name,
-        storage=shared_study.url,
-        n_trials=1,
-        metric="val_loss",
-        direction="minimize",
+    summary = run_study(
+        prepare_study(*shared_study.one_trial_configs(tmp_path, run_dict, opt_dict)), max_failures=1
     )
-    opt_dict["search_space"] = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}
-    summary = run_study(prepare_study(*write_configs(tmp_path, run_dict, opt_dict)), max_failures=1)
     assert "its result is not kept, as trial #1" in caplog.text
     assert [t.state for t in shared_study.stored().trials] == [TrialState.FAIL, TrialState.COMPLETE]
     # before: "stopped after 1 failed trials in a row", and the command exited 1
@@ -860,9 +848,7 @@ def test_a_result_kept_as_a_resume_queues_its_interrupted_retry_again_holds_the_
     from hpotool.stale import fail_trial
     from hpotool.storage import fail_stale_trials
 
-    study, other = shared_study.study, shared_study.seen_by_other()
-    backend = other._storage._backend  # type: ignore[attr-defined]
-    backend.grace_period = -1  # any beat is stale
+    study, (other, backend) = shared_study.study, shared_study.seen_by_a_stale_check()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
         trial = study.ask()
