@@ -118,11 +118,13 @@ def render_doc() -> str:
     lines = [
         "# Error catalogue",
         "",
-        "Every mistake below is caught before trial 0, with exit code 2 and the one line shown, and nothing",
-        "is written to the study's storage. `hpotool --debug ...` shows the traceback instead. The page is",
-        "generated from `tests/error_catalogue.py`, and `tests/test_errors_catalogue.py` runs every case",
-        "through the real CLI, so what you read here is what hpotool prints (paths as in the tests:",
-        "`run.yaml`, `optimize.yaml`, the default `studies/tiny.db`; `<cwd>`: the folder the command runs in).",
+        "Every mistake below is caught before the command does its work (`optimize`: before trial 0;",
+        "`export-best`, `train-from-best`, `refine`, `report`, `trials`: before they train, write or list),",
+        "with exit code 2 and the one line shown, and nothing is written to the study's storage.",
+        "`hpotool --debug ...` shows the traceback instead. The page is generated from",
+        "`tests/error_catalogue.py`, and `tests/test_errors_catalogue.py` runs every case through the real CLI,",
+        "so what you read here is what hpotool prints (paths as in the tests: `run.yaml`, `optimize.yaml`, the",
+        "default `studies/tiny.db`; `<cwd>`: the folder the command runs in).",
         "",
     ]
     for i, case in enumerate(CASES, 1):
