@@ -315,7 +315,7 @@ def print_plan(plan: StudyPlan, as_json: bool, done: int | None = None, *, compl
         )
         return
     from hpotool.audit import bounds_text
-    from hpotool.runner import resolve_device
+    from hpotool.device import resolve_device
 
     table = _table(f"plan of study {opt.study_name} (dry run)", show_header=False)
     table.add_column(style="bold", no_wrap=True)
@@ -1140,7 +1140,8 @@ def _train(
                     str(exc).removeprefix(f"with {format_params({key: value})}: ").removeprefix(f"{key}: ")
                 )
                 raise HpoError(f"--{key}: {detail}") from None
-        from hpotool.runner import check_run, resolve_device
+        from hpotool.device import resolve_device
+        from hpotool.preflight import check_run
 
         if device is not None:  # the flag wins over the file's device: a refusal names the flag
             resolve_device(cfg.device, "--device")
@@ -1287,7 +1288,7 @@ def _train_from_best(
         study = find_study(study_name, storage)
         plan = plan_final(study, epochs=epochs, seeds=seeds, top_k=top_k or 1, device=device, trial=trial)
         if device is not None:  # the flag wins over the study's device: a refusal names the flag
-            from hpotool.runner import resolve_device
+            from hpotool.device import resolve_device
 
             resolve_device(device, "--device")
         # refused before anything is written, the export and the run folder included

@@ -14,14 +14,12 @@ from optuna.trial import FrozenTrial, TrialState
 from hpotool.config import (
     RunConfig,
 )
+from hpotool.data import MEASURES
 from hpotool.interrupts import deferred, raise_dropped
 from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.plan import StudyPlan
-from hpotool.runner import (
-    MEASURES,
-    described,
-    train_run,
-)
+from hpotool.resolve import described
+from hpotool.runner import train_run
 from hpotool.search_space import (
     suggest,
 )

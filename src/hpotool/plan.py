@@ -23,24 +23,23 @@ from hpotool.config import (
     load_run_config,
     validate_config,
 )
-from hpotool.errors import HpoError
+from hpotool.data import (
+    PreparedData,
+    check_batch_size,
+    load_checked,
+    load_data,
+    one_logit,
+    unused_classes_note,
+)
+from hpotool.device import resolve_device
+from hpotool.errors import HpoError, RunCheckError
 from hpotool.factories import kwarg_notes, make_pruner, study_sampler
 from hpotool.final import check_final
 from hpotool.formatting import format_choice
 from hpotool.overrides import apply_overrides, leaf_values
+from hpotool.preflight import dry_run
 from hpotool.pruner_reach import check_pruner_reach, most_epochs
 from hpotool.resolve import closest, edit_distance
-from hpotool.runner import (
-    PreparedData,
-    RunCheckError,
-    check_batch_size,
-    dry_run,
-    load_checked,
-    load_data,
-    one_logit,
-    resolve_device,
-    unused_classes_note,
-)
 from hpotool.search_space import (
     CategoricalParam,
     FloatParam,

@@ -295,7 +295,8 @@ def _save_model(
     that cannot be written)."""
     import torch
 
-    from hpotool.runner import load_data, model_out_features
+    from hpotool.data import load_data
+    from hpotool.parts import model_out_features
 
     data = load_data(cfg.data, cfg.loss.name)  # cached: the same object the run trained on
     # a user's extra state (get_extra_state) is any object, not a tensor
@@ -410,8 +411,9 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     """
     import torch
 
+    from hpotool.device import resolve_device
+    from hpotool.parts import make_model
     from hpotool.resolve import python_caller
-    from hpotool.runner import make_model, resolve_device
 
     path = Path(path)
     if path.is_dir():  # the run folder, as train and train-from-best print it

@@ -23,20 +23,13 @@ from hpotool.config import (
     OptimizeConfig,
     RunConfig,
 )
-from hpotool.errors import HpoError
+from hpotool.data import PreparedData, check_batch_size, data_failure, load_data, one_logit
+from hpotool.device import resolve_device
+from hpotool.errors import HpoError, RunCheckError
 from hpotool.formatting import format_choice, format_params
 from hpotool.overrides import apply_overrides, check_path, config_paths, leaf_values
+from hpotool.preflight import dry_run
 from hpotool.resolve import ARGUMENT_SYNONYMS, closest
-from hpotool.runner import (
-    PreparedData,
-    RunCheckError,
-    check_batch_size,
-    data_failure,
-    dry_run,
-    load_data,
-    one_logit,
-    resolve_device,
-)
 from hpotool.schedulers import HIGHER_IS_BETTER
 from hpotool.search_space import (
     CategoricalParam,
