@@ -13,8 +13,7 @@ from hpotool.datasets import DataError, Dataset, as_dataset, digits, split, synt
 from hpotool.errors import HpoError
 from hpotool.models import CNN, MLP, layer_widths
 from hpotool.parts import build_model
-from hpotool.preflight import check_run
-from hpotool.runner import train_run
+from hpotool.runner import check_run, train_run
 from tests.helpers import features_with_a_graph, numpy_regression
 
 SMALL = {"data": {"name": "digits", "subset_fraction": 0.1}, "model": {"name": "mlp", "hidden": [8]}}  # quick

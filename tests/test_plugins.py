@@ -150,8 +150,7 @@ def test_a_training_function_named_as_a_class_or_its_method_says_to_name_an_inst
     config", which no config can; `x:Runner` passed the check and failed trial 0 with "returned Runner; it
     must return a dict". An instance's method and a static method train, as before."""
 
-    from hpotool.preflight import check_run
-    from hpotool.runner import train_run
+    from hpotool.runner import check_run, train_run
 
     (tmp_path / "class_trainer.py").write_text(RUNNER_CLASS)
 
@@ -202,7 +201,7 @@ def test_a_torchvision_style_model_function_taking_kwargs_is_told_to_set_num_cla
     num_classes on to the model, 1000 by default: the check said only "its output for 8 samples has shape
     (8, 1000); this classification task needs (8, 2)", where a class naming num_classes is told to set it."""
 
-    from hpotool.preflight import check_run
+    from hpotool.runner import check_run
 
     (tmp_path / "vision_like.py").write_text(
         "from torch import nn\n\n\nclass ResNet(nn.Module):\n"
@@ -276,7 +275,7 @@ def test_a_training_function_whose_parameter_hpotool_cannot_pass_is_told_the_fix
 ) -> None:
     """`def fit(cfg, report)`, `def fit(config, callback)` and an Optuna objective `def objective(trial)`
     were told "set 'cfg' (or 'trial') under trainer: in the run config", which no value there can fix."""
-    from hpotool.preflight import check_run
+    from hpotool.runner import check_run
 
     module = "named_fit_" + "".join(c for c in signature if c.isalnum())
     (tmp_path / f"{module}.py").write_text(f"def fit({signature}):\n    return {{'val_loss': 1.0}}\n")
@@ -396,7 +395,7 @@ def test_a_models_forward_that_requires_a_mask_names_its_line_and_how_hpotool_ca
 ) -> None:
     """A model with `forward(self, x, mask)` failed the one-step check with "Net.forward() missing 1 required
     positional argument: 'mask'" alone: not where forward is, nor that hpotool calls forward(x)."""
-    from hpotool.preflight import check_run
+    from hpotool.runner import check_run
 
     (tmp_path / "masked_net.py").write_text(
         "from torch import nn\n\n\nclass Net(nn.Module):\n"
@@ -427,7 +426,7 @@ def test_binary_cross_entropy_on_probabilities_for_soft_labels_names_the_soft_la
     """BCELoss (by import path) on class probabilities a dataset names a classification failed the one-step
     check with "all elements of input should be between 0 and 1; check that the loss fits this
     classification task": now the line says what the recent soft-label lines say, and what to use."""
-    from hpotool.preflight import check_run
+    from hpotool.runner import check_run
 
     (tmp_path / "soft_probs.py").write_text(
         "import numpy as np\nimport torch\nfrom hpotool.datasets import Dataset\n\n\n"
@@ -515,7 +514,7 @@ def test_a_model_with_nothing_to_train_is_named_as_the_fault(
     """A model without parameters failed in the optimizer section ("ValueError: optimizer got an empty
     parameter list"); one with every parameter frozen blamed the loss ("does not depend on the model's
     parameters ... compute it from the prediction with differentiable torch operations")."""
-    from hpotool.preflight import check_run
+    from hpotool.runner import check_run
 
     (tmp_path / "untrainable.py").write_text(UNTRAINABLE)
     run = {"data": {"name": "digits", "subset_fraction": 0.1}, "model": {"name": f"untrainable:{model}"}}
@@ -747,8 +746,7 @@ def test_a_training_functions_kwargs_get_the_trainer_keys(tmp_path: Path) -> Non
     passed), so `hparams['width']` failed every trial with KeyError: 'width'; and under a decorator without
     functools.wraps, `def fit(config, report, width=1)` kept its default: a searched trainer.width trained
     every trial alike. Both get the keys now; a decorated function that takes none still runs."""
-    from hpotool.preflight import check_run
-    from hpotool.runner import train_run
+    from hpotool.runner import check_run, train_run
 
     (tmp_path / "kwargs_fit.py").write_text(KWARGS_FIT)
 

@@ -277,8 +277,7 @@ def test_registered_containers_aliases_and_activation_lists_pass() -> None:
 def test_a_model_adding_an_axis_to_its_input_in_place_passes_the_check_and_trains() -> None:
     """`x.unsqueeze_(1)` in forward() changes the shape of the tensor object it is given, no value: the check
     before trial 0 compared that object with the data and refused it as a model changing its input."""
-    from hpotool.preflight import check_run
-    from hpotool.runner import train_run
+    from hpotool.runner import check_run, train_run
 
     run = {
         "data": {"name": "tests.helpers:two_classes"},
@@ -381,7 +380,7 @@ def test_a_loss_comparing_every_prediction_with_every_target_is_refused_before_t
     """`((pred.squeeze() - target) ** 2).mean()` against (n, 1) targets is the mean over (n, n) pairs: it
     trained towards the targets' mean without an error (val_rmse 3.9 where mse reaches 3.7)."""
     from hpotool.errors import HpoError
-    from hpotool.preflight import check_run
+    from hpotool.runner import check_run
 
     def run(loss: str) -> RunConfig:
         return RunConfig.model_validate(
@@ -405,7 +404,7 @@ def test_a_loss_that_sums_over_the_samples_is_refused_before_training() -> None:
     """A user's ((pred - target) ** 2).sum() trained with train_loss 378 and val_loss 2692 for one model (the
     batch of 32 against the validation split of 200), where a built-in loss's reduction: sum is refused."""
     from hpotool.errors import HpoError
-    from hpotool.preflight import check_run
+    from hpotool.runner import check_run
 
     def run(loss: str, data: str = "regression") -> RunConfig:
         return RunConfig.model_validate(
@@ -472,7 +471,7 @@ def test_class_probabilities_with_a_loss_that_compares_numbers_or_scores_one_log
     step failed on a shape mismatch, "check that the loss fits this classification task". The fixes each
     line gives train."""
     from hpotool.errors import HpoError
-    from hpotool.preflight import check_run
+    from hpotool.runner import check_run
 
     (tmp_path / "soft_label_data.py").write_text(SOFT_LABELS_MODULE)
 
@@ -588,7 +587,7 @@ def test_an_optimizer_function_expecting_what_hpotool_does_not_give_says_what_it
     """A first argument of another name is given the parameters (a list); a function that treats it as the
     model or as (name, parameter) pairs is told what to name it."""
     from hpotool.errors import HpoError
-    from hpotool.preflight import check_run
+    from hpotool.runner import check_run
 
     (tmp_path / f"refused_{name}.py").write_text(NO_DECAY_OPTIMIZERS)  # one module each: imports are kept
     cfg = RunConfig.model_validate(

@@ -145,7 +145,7 @@ def test_a_warm_up_is_checked_again_when_epochs_change() -> None:
 def test_a_cosine_ending_above_the_lr_is_refused() -> None:
     """eta_min 0.1 with lr 0.001 raised the lr a hundredfold over the run."""
     from hpotool.errors import HpoError
-    from hpotool.preflight import check_run
+    from hpotool.runner import check_run
 
     run = {"scheduler": {"name": "cosine", "eta_min": 0.1}, "optimizer": {"name": "adam", "lr": 0.001}}
     with pytest.raises(HpoError) as info:
@@ -162,7 +162,7 @@ def test_a_cosine_ending_above_the_lr_is_refused() -> None:
 def test_a_step_size_below_one_is_refused(step_size: int) -> None:
     """0 fell back to the default (a third of the run), and -2 decayed the lr every other epoch."""
     from hpotool.errors import HpoError
-    from hpotool.preflight import check_run
+    from hpotool.runner import check_run
 
     cfg = RunConfig.model_validate({"scheduler": {"name": "step", "step_size": step_size}, "device": "cpu"})
     with pytest.raises(HpoError) as info:
@@ -208,7 +208,7 @@ def test_a_schedule_that_would_take_the_lr_to_zero_or_below_is_refused(
     loss), a max_lr of 0 trained nothing, every trial alike, and a div_factor of 0 failed with a bare
     ZeroDivisionError."""
     from hpotool.errors import HpoError
-    from hpotool.preflight import check_run
+    from hpotool.runner import check_run
 
     cfg = RunConfig.model_validate({"scheduler": scheduler, "device": "cpu"})
     with pytest.raises(HpoError) as info:
@@ -239,7 +239,7 @@ def test_a_step_schedule_with_gamma_zero_still_trains() -> None:
 def test_a_step_schedule_that_would_never_decay_is_refused(scheduler: dict[str, Any], message: str) -> None:
     """step_size 5 in a 2-epoch run kept the lr constant: a searched gamma trained every trial alike."""
     from hpotool.errors import HpoError
-    from hpotool.preflight import check_run
+    from hpotool.runner import check_run
 
     cfg = RunConfig.model_validate({"scheduler": scheduler, "epochs": EPOCHS, "device": "cpu"})
     with pytest.raises(HpoError) as info:
@@ -389,7 +389,7 @@ def test_a_monitor_the_run_cannot_watch_is_refused_naming_the_fix(
 ) -> None:
     from hpotool.config import load_run_config
     from hpotool.errors import HpoError
-    from hpotool.preflight import check_run
+    from hpotool.runner import check_run
 
     path = tmp_path / "run.yaml"
     path.write_text(
@@ -430,7 +430,7 @@ def test_a_plateau_schedule_stepped_per_batch_is_refused() -> None:
 def test_a_plateau_schedule_in_max_mode_is_refused_before_it_cuts_the_lr_while_val_loss_falls() -> None:
     """mode: max read the falling val_loss as no improvement and halved the lr every epoch."""
     from hpotool.errors import HpoError
-    from hpotool.preflight import check_run
+    from hpotool.runner import check_run
 
     cfg = RunConfig.model_validate(
         {
@@ -453,7 +453,7 @@ def test_a_one_cycle_schedule_shorter_than_the_run_is_refused_before_it_fails_at
     """total_steps: 3 passed the one-step check and failed the run with a traceback ('Tried to step 4
     times') after three batches."""
     from hpotool.errors import HpoError
-    from hpotool.preflight import check_run
+    from hpotool.runner import check_run
 
     scheduler = {"name": "torch.optim.lr_scheduler:OneCycleLR", "max_lr": 0.1, "total_steps": 3}
     with pytest.raises(HpoError) as info:

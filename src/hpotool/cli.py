@@ -1141,7 +1141,7 @@ def _train(
                 )
                 raise HpoError(f"--{key}: {detail}") from None
         from hpotool.device import resolve_device
-        from hpotool.preflight import check_run
+        from hpotool.runner import check_run
 
         if device is not None:  # the flag wins over the file's device: a refusal names the flag
             resolve_device(cfg.device, "--device")

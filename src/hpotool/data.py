@@ -5,25 +5,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from hpotool.components import resolve_component
 from hpotool.config import CLASSIFICATION_METRICS, REGRESSION_METRICS, DataConfig, RunConfig
-from hpotool.datasets import (
-    DataError,
-    SplitError,
-    Task,
-    TensorData,
-    as_dataset,
-    label_matrix,
-    split,
-    zero_one_labels,
-)
 from hpotool.errors import HpoError
 from hpotool.resolve import described
+
+# torch and the datasets are imported where data is loaded: a user's training function's run loads none
+if TYPE_CHECKING:
+    from hpotool.datasets import Task, TensorData
 
 MEASURES = ("n_params", "epoch_time")
 
@@ -47,6 +38,10 @@ class PreparedData:
         (a multi-label matrix, which bce_with_logits reads as a multilabel task)."""
         if self.task != "regression":
             return False
+        import torch
+
+        from hpotool.datasets import label_matrix, zero_one_labels
+
         y = torch.cat([self.train.y, self.val.y])
         return zero_one_labels(y) or label_matrix(y) == "multi-label"
 
@@ -66,6 +61,8 @@ def load_data(cfg: DataConfig, loss: str | None = None) -> PreparedData:
     `loss` is the run's loss name: with binary cross-entropy with logits, floating-point 0/1 targets are two
     classes (val_accuracy), not a regression (val_rmse), and a matrix of 0/1 floats a multilabel task; with
     cross-entropy, one-hot float rows are class ids; see `as_dataset`."""
+    from hpotool.datasets import as_dataset, split
+
     binary = loss is not None and one_logit_loss(loss)
     classes = loss is not None and class_loss(loss)
     key = json.dumps([cfg.model_dump(mode="json"), binary, classes], sort_keys=True)
@@ -91,6 +88,8 @@ def one_logit_loss(name: str) -> bool:
         loss = resolve_component("loss", name)
     except HpoError:
         return False
+    from torch import nn
+
     binary: Any = nn.functional.binary_cross_entropy_with_logits
     return loss is binary or (isinstance(loss, type) and issubclass(loss, nn.BCEWithLogitsLoss))
 
@@ -107,6 +106,8 @@ def class_loss(name: str) -> bool:
 
 def takes_class_weights(loss: Any) -> bool:
     """Whether `weight` is one weight per class: torch's cross-entropy and negative log-likelihood."""
+    from torch import nn
+
     classes = (nn.CrossEntropyLoss, nn.NLLLoss)
     functions = (nn.functional.cross_entropy, nn.functional.nll_loss)
     return (isinstance(loss, type) and issubclass(loss, classes)) or any(loss is f for f in functions)
@@ -115,6 +116,8 @@ def takes_class_weights(loss: Any) -> bool:
 def data_failure(cfg: DataConfig, exc: Exception) -> str:
     """What went wrong loading `cfg`'s dataset, in one line: what its function returned that hpotool cannot
     train on, or the exception it raised."""
+    from hpotool.datasets import DataError, SplitError
+
     if isinstance(exc, DataError):
         return f"{cfg.name!r} returned data hpotool cannot train on: {exc}"
     if isinstance(exc, SplitError):  # the section's own fractions, not the dataset, are to change
@@ -127,6 +130,8 @@ def unused_classes_note(data: PreparedData, name: str) -> str | None:
     sparse codes (10, 20) give the model an output for every id up to the largest, some for classes no
     sample has, and integer amounts (counts, ages) read as class ids look the same. None when 0..K-1 all
     occur (in the training and validation samples)."""
+    import torch
+
     if data.task != "classification" or data.train.y.is_floating_point():  # soft labels: a column per class
         return None
     labels = torch.unique(torch.cat([data.train.y, data.val.y]))

@@ -25,9 +25,9 @@ if TYPE_CHECKING:
     import optuna
 
     from hpotool.data import PreparedData
+    from hpotool.epoch import EpochResult
     from hpotool.saved import SavedRun
     from hpotool.search_space import Param
-    from hpotool.trainer import EpochResult
 
 
 _COMPONENTS = ("model", "optimizer", "scheduler", "loss")
@@ -437,7 +437,7 @@ def check_jobs(plan: FinalPlan, folder: Path | None) -> dict[Path, SavedRun]:
         HpoError: a run folder holds a run of another config or study, or cannot be made; a run cannot start.
     """
     from hpotool.device import resolve_device
-    from hpotool.preflight import check_run
+    from hpotool.runner import check_run
     from hpotool.saved import check_run_path, saved_run_of
 
     saved = {}
@@ -463,7 +463,7 @@ def check_jobs(plan: FinalPlan, folder: Path | None) -> dict[Path, SavedRun]:
 def _flag_error(c: Candidate, cfg: RunConfig, where: str, exc: HpoError) -> HpoError:
     """`exc`, naming --epochs where the run passes the checks with the epochs it has without the flag (a
     step schedule's step_size 3 under --epochs 2, which only building the schedule finds)."""
-    from hpotool.preflight import check_run
+    from hpotool.runner import check_run
 
     if c.epochs_without_flag is None or c.epochs_without_flag == cfg.epochs:
         return exc

@@ -14,7 +14,7 @@ from hpotool.components import first_argument, resolve_component
 from hpotool.config import RunConfig
 from hpotool.criterion import build_loss
 from hpotool.data import PreparedData, one_logit
-from hpotool.device import MODULE_KEYS
+from hpotool.device import module_keys
 from hpotool.errors import RunCheckError
 from hpotool.lean_step import defer_dynamo
 from hpotool.lr_schedule import Schedule, build_schedule
@@ -60,9 +60,10 @@ def _check_registered(model: nn.Module) -> None:
     modules = {id(m) for m in model.modules()}
     params = {id(p) for p in model.parameters()}
     name = type(model).__name__
+    torch_keys = module_keys()
     for prefix, sub in model.named_modules():
         for key, value in vars(sub).items():
-            if key in MODULE_KEYS:
+            if key in torch_keys:
                 continue
             where = f"{prefix}.{key}" if prefix else key
             if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):

@@ -15,10 +15,10 @@ from torch import nn
 
 from hpotool.config import RunConfig
 from hpotool.criterion import build_loss
-from hpotool.data import PreparedData, check_batch_size, load_checked, unused_classes_note
+from hpotool.data import PreparedData
 from hpotool.datasets import TensorData
-from hpotool.device import resolve_device
-from hpotool.errors import HpoError, RunCheckError
+from hpotool.epoch import NonFiniteLossError
+from hpotool.errors import RunCheckError
 from hpotool.formatting import format_choice
 from hpotool.loss_checks import (
     PairwiseWatch,
@@ -40,7 +40,7 @@ from hpotool.model_hints import (
 )
 from hpotool.parts import assemble_trainer, build_model, build_optimizer, model_dtype, model_out_features
 from hpotool.resolve import described
-from hpotool.trainer import NonFiniteLossError, input_changed, same_values
+from hpotool.trainer import input_changed, same_values
 
 DRY_RUN_SAMPLES = 8
 
@@ -56,33 +56,6 @@ def _part(where: str, section: Any = None) -> Iterator[None]:
     except Exception as exc:
         hint = number_spelling_hint(where, section, exc) if section is not None else ""
         raise RunCheckError(where, described(exc) + hint) from None
-
-
-def check_run(cfg: RunConfig, source: str) -> str | None:
-    """What `train` checks before it trains: the device, the data, the batch size (as `optimize` does) and
-    `dry_run`, each failure an `HpoError` naming `source`. A user's own training function is checked only
-    for the device and whether hpotool can call it.
-
-    Returns:
-        The note `optimize` prints before trial 0 on class labels that skip ids (`unused_classes_note`), or
-        None.
-    """
-    resolve_device(cfg.device, source)  # a user's training function is handed the device too
-    if cfg.trainer is not None:
-        from hpotool.user_trainer import check_user_trainer
-
-        try:
-            check_user_trainer(cfg, pruning=False)
-        except HpoError as exc:
-            raise HpoError(f"{source}: {exc}") from None
-        return None
-    data = load_checked(cfg, source)
-    try:
-        dry_run(cfg, data)
-    except RunCheckError as exc:
-        raise HpoError(f"{source}: {exc}") from None
-    check_batch_size(cfg.batch_size, data, f"{source}: batch_size")  # after the step, as optimize does
-    return unused_classes_note(data, cfg.data.name)
 
 
 def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:

@@ -1,6 +1,9 @@
-"""From a RunConfig to a trained model: load data, resolve the device, build the parts, run the Trainer.
+"""From a RunConfig to a trained model: check it, load data, resolve the device, build the parts, run the
+Trainer, or call the user's own training function.
 
-Used by both `optimize` (one call per trial) and `train`. Knows nothing about Optuna.
+Used by both `optimize` (one call per trial) and `train`. Knows nothing about Optuna. Imports no torch at
+module level: a study whose training function never uses torch does not import it (hpotool's Trainer's
+parts are imported as the first run builds them).
 """
 
 from __future__ import annotations
@@ -8,18 +11,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from hpotool.config import CHECK_COMPONENTS, RunConfig
-from hpotool.data import PreparedData, batch_size_problem, load_data
-from hpotool.datasets import TensorData
-from hpotool.device import resolve_device, seed_everything, to_device
-from hpotool.errors import RunCheckError
-from hpotool.parts import build_model, build_trainer
-from hpotool.trainer import EpochResult
+from hpotool.device import device_name
+from hpotool.epoch import EpochResult
+from hpotool.errors import HpoError, RunCheckError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from hpotool.data import PreparedData
+    from hpotool.datasets import TensorData
 
 
 @dataclass
@@ -58,8 +62,38 @@ def _device_picked(cfg: RunConfig) -> RunConfig:
     'auto', which torch.device() refuses, every trial of the default config failed."""
     if cfg.device != "auto":
         return cfg
-    data = {**cfg.model_dump(mode="python"), "device": str(resolve_device("auto"))}
+    data = {**cfg.model_dump(mode="python"), "device": device_name("auto")}
     return RunConfig.model_validate(data, context={CHECK_COMPONENTS: False})
+
+
+def check_run(cfg: RunConfig, source: str) -> str | None:
+    """What `train` checks before it trains: the device, the data, the batch size (as `optimize` does) and
+    `dry_run`, each failure an `HpoError` naming `source`. A user's own training function is checked only
+    for the device and whether hpotool can call it.
+
+    Returns:
+        The note `optimize` prints before trial 0 on class labels that skip ids (`unused_classes_note`), or
+        None.
+    """
+    device_name(cfg.device, source)  # a user's training function is handed the device too
+    if cfg.trainer is not None:
+        from hpotool.user_trainer import check_user_trainer
+
+        try:
+            check_user_trainer(cfg, pruning=False)
+        except HpoError as exc:
+            raise HpoError(f"{source}: {exc}") from None
+        return None
+    from hpotool.data import check_batch_size, load_checked, unused_classes_note
+    from hpotool.preflight import dry_run
+
+    data = load_checked(cfg, source)
+    try:
+        dry_run(cfg, data)
+    except RunCheckError as exc:
+        raise HpoError(f"{source}: {exc}") from None
+    check_batch_size(cfg.batch_size, data, f"{source}: batch_size")  # after the step, as optimize does
+    return unused_classes_note(data, cfg.data.name)
 
 
 def train_run(
@@ -78,14 +112,30 @@ def train_run(
     """
     start = time.perf_counter()
     if cfg.torch_threads is not None:
+        import torch
+
         torch.set_num_threads(cfg.torch_threads)
     rows = history if history is not None else []
     if cfg.trainer is not None:  # the user's own training function
+        from hpotool.device import seed_everything
+        from hpotool.resolve import import_object
         from hpotool.user_trainer import run_user_trainer
 
+        import_object(cfg.trainer.function)  # first: its module's imports decide whether torch is seeded
         seed_everything(cfg.seed)
         metrics = run_user_trainer(_device_picked(cfg), on_epoch_end, rows)
         return RunResult(metrics, rows, None, time.perf_counter() - start, "user code")
+    return _train_builtin(cfg, on_epoch_end, rows, start)
+
+
+def _train_builtin(
+    cfg: RunConfig, on_epoch_end: Callable[[EpochResult], None], rows: list[dict[str, float]], start: float
+) -> RunResult:
+    """`train_run` with hpotool's Trainer."""
+    from hpotool.data import batch_size_problem, load_data
+    from hpotool.device import resolve_device, seed_everything, to_device
+    from hpotool.parts import build_model, build_trainer
+
     device = resolve_device(cfg.device)
     data = load_data(cfg.data, cfg.loss.name)
     # A trial's batch_size and data that fail together only inside the searched ranges, or with three or

@@ -36,8 +36,8 @@ from hpotool.yamlfile import dump_yaml
 if TYPE_CHECKING:
     from torch import nn
 
+    from hpotool.epoch import EpochResult
     from hpotool.runner import RunResult
-    from hpotool.trainer import EpochResult
 
 MODEL_FORMAT = "hpotool-model/1"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
@@ -355,9 +355,9 @@ def train_and_save(
         HpoError: the device is missing, the loss became NaN or infinite, or the user's own code (a model,
             dataset, loss, training function) raised: one line saying where (`--debug` shows the traceback).
     """
+    from hpotool.epoch import NonFiniteLossError
     from hpotool.resolve import first_line, user_frame
     from hpotool.runner import train_run
-    from hpotool.trainer import NonFiniteLossError
     from hpotool.user_trainer import TrainerOutputError
 
     try:
