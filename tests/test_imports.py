@@ -129,6 +129,8 @@ def test_a_study_of_a_training_function_without_torch_imports_no_torch(tmp_path:
     for args in (
         ["optimize", "-r", "run.yaml", "-o", "optimize.yaml", "--storage", storage, "-q"],
         ["train", "-r", "run.yaml"],
+        ["train", "-r", "run.yaml", "--device", "cpu"],
+        ["optimize", "-r", "run.yaml", "-o", "optimize.yaml", "--storage", storage, "--dry-run"],
     ):
         code = (
             "import sys\n"
