@@ -123,7 +123,7 @@ def trainer_throughput(quick: bool, tmp: Path) -> str:
     from hpotool.datasets import digits, split
     from hpotool.lean_step import LeanStep, backward
     from hpotool.models import CNN, MLP
-    from hpotool.runner import fast_optimizer_kwargs
+    from hpotool.parts import fast_optimizer_kwargs
     from hpotool.trainer import Trainer
 
     torch.set_num_threads(1)

@@ -8,10 +8,12 @@ import pytest
 import torch
 
 from hpotool.config import RunConfig, validate_config
+from hpotool.data import load_data
 from hpotool.datasets import DataError, Dataset, as_dataset, digits, split, synthetic_regression
 from hpotool.errors import HpoError
 from hpotool.models import CNN, MLP, layer_widths
-from hpotool.runner import build_model, check_run, load_data, train_run
+from hpotool.parts import build_model
+from hpotool.runner import check_run, train_run
 from tests.helpers import features_with_a_graph, numpy_regression
 
 SMALL = {"data": {"name": "digits", "subset_fraction": 0.1}, "model": {"name": "mlp", "hidden": [8]}}  # quick
@@ -661,7 +663,8 @@ def test_a_loss_argument_torch_refuses_as_the_loss_runs_is_named(
 def test_class_weights_written_as_a_list_reach_the_loss_as_a_tensor_on_the_models_device() -> None:
     """`loss: {name: cross_entropy, weight: [...]}` is the only way YAML can give class weights; torch needs a
     tensor on the model's device (a loss module's buffers were left on the CPU)."""
-    from hpotool.runner import build_loss, build_trainer
+    from hpotool.criterion import build_loss
+    from hpotool.parts import build_trainer
 
     run = {
         **SMALL,
@@ -908,7 +911,7 @@ def test_class_weights_that_fit_train() -> None:
 def test_class_weights_take_a_float64_models_dtype(name: str) -> None:
     """They were always float32, so a float64 model's every step failed: 'expected scalar type Double but
     found Float', with 'check that the loss fits this classification task'."""
-    from hpotool.runner import build_trainer
+    from hpotool.parts import build_trainer
 
     run = {
         "data": {"name": "tests.helpers:float64_classes"},
@@ -1000,7 +1003,7 @@ def test_a_number_given_for_a_tensor_argument_reaches_the_loss_as_a_tensor(name:
     pos_weight must be Tensor, not float' (the function); only lists were made tensors."""
     import torch.nn.functional as F
 
-    from hpotool.runner import build_loss
+    from hpotool.criterion import build_loss
 
     cfg = RunConfig.model_validate(
         {

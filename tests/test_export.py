@@ -1123,7 +1123,7 @@ def test_best_run_yaml_lists_the_widths_its_searched_layers_train(
     `hidden: [16, 32, 32]` (layers cuts it, so one layer of 16 trained, but the file read as three). The
     file now lists the widths that train; the model it builds is the trial's, weight for weight."""
     from hpotool.export import trial_run_config
-    from hpotool.runner import make_model
+    from hpotool.parts import make_model
 
     run_dict["model"] = {"name": "mlp", "hidden": [16, 32, 32]}
     opt_dict["n_trials"] = 1

@@ -106,3 +106,45 @@ def test_the_readme_code_layout_names_every_module_once() -> None:
     named = [name for row in table.splitlines()[2:] for name in row.split("|")[2].split("`")[1::2]]
     modules = [p.stem for p in (root / "src" / "hpotool").glob("*.py")]  # __main__ and __init__ too
     assert {m: named.count(m) for m in modules if named.count(m) != 1} == {}
+
+
+def test_a_study_of_a_training_function_without_torch_imports_no_torch(tmp_path: Path) -> None:
+    # A user's training function that never uses torch (scikit-learn, LightGBM, plain Python) paid ~2 s of
+    # `import torch` per command: hpotool.runner imported it at module level, and the run config's default
+    # sections (digits, mlp, adam) were imported to check them. `optimize` and `train` now import none of it.
+    (tmp_path / "plain_fit.py").write_text(
+        "def fit(config, report, x=0.5):\n"
+        "    loss = 0.0\n"
+        "    for epoch in range(config['epochs']):\n"
+        "        loss = (x - 0.3) ** 2 + 1.0 / (epoch + 1)\n"
+        "        report(epoch, {'val_loss': loss})\n"
+        "    return {'val_loss': loss}\n"
+    )
+    (tmp_path / "run.yaml").write_text("epochs: 3\ntrainer: {function: 'plain_fit:fit', x: 0.5}\n")
+    (tmp_path / "optimize.yaml").write_text(
+        "study_name: plain\nn_trials: 3\nseed: 0\nmetric: val_loss\ndirection: minimize\n"
+        "search_space:\n  trainer.x: {type: float, low: 0.0, high: 1.0}\n"
+    )
+    storage = f"sqlite:///{tmp_path / 'plain.db'}"
+    for args in (
+        ["optimize", "-r", "run.yaml", "-o", "optimize.yaml", "--storage", storage, "-q"],
+        ["train", "-r", "run.yaml"],
+        ["train", "-r", "run.yaml", "--device", "cpu"],
+        ["optimize", "-r", "run.yaml", "-o", "optimize.yaml", "--storage", storage, "--dry-run"],
+    ):
+        code = (
+            "import sys\n"
+            "from hpotool.cli import app\n"
+            "try:\n"
+            f"    app({args!r})\n"
+            "except SystemExit as exc:\n"
+            "    assert not exc.code, exc.code\n"
+            "print([m for m in ('torch', 'hpotool.datasets', 'hpotool.models') if m in sys.modules], file=sys.stderr)"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.strip().splitlines()[-1] == "[]", (args, result.stderr)
+    import optuna
+
+    study = optuna.load_study(study_name="plain", storage=storage)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3

@@ -110,7 +110,7 @@ def test_an_optimizer_function_under_a_decorator_that_hides_its_signature_builds
     hpotool's default weight_decay: 0.0, which it leaves out for a function that takes no such argument, was
     passed: "TypeError: make_sgd() got an unexpected keyword argument 'weight_decay'", for an argument the
     config never set."""
-    from hpotool.runner import build_optimizer
+    from hpotool.parts import build_optimizer
 
     (tmp_path / "logged_optimizer.py").write_text(
         "import torch\n\n\ndef logged(fn):\n    def wrapper(*args, **kwargs):\n"

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from hpotool.config import RunConfig
-from hpotool.runner import build_trainer, fast_optimizer_kwargs, load_data
+from hpotool.data import load_data
+from hpotool.parts import build_trainer, fast_optimizer_kwargs
 
 
 def _model() -> nn.Module:
@@ -83,7 +84,7 @@ def _loss_tensors(loss_fn: Any) -> list[torch.Tensor]:
 def test_tensors_built_from_the_config_go_to_the_models_device(run: dict[str, Any]) -> None:
     """On the CPU the device is checked with torch's meta device: a tensor built without the model's device
     would be a CPU one (what a CUDA run would get)."""
-    from hpotool.runner import build_model
+    from hpotool.parts import build_model
 
     cfg = RunConfig.model_validate({**run, "model": {"name": "mlp", "hidden": [8]}, "device": "cpu"})
     data = load_data(cfg.data)
@@ -97,7 +98,7 @@ def test_tensors_built_from_the_config_go_to_the_models_device(run: dict[str, An
 def test_a_models_plain_tensor_attributes_go_to_the_device_with_it() -> None:
     """`.to()` moved only parameters and buffers: a user's model keeping `self.mask = torch.ones(n)` failed
     every step on a GPU."""
-    from hpotool.runner import to_device
+    from hpotool.device import to_device
 
     from .helpers import MaskedNet
 
@@ -108,7 +109,7 @@ def test_a_models_plain_tensor_attributes_go_to_the_device_with_it() -> None:
 def test_tensors_in_a_models_plain_lists_tuples_and_dicts_go_to_the_device_with_it() -> None:
     """`self.masks = [torch.ones(n)]` stayed on the CPU: on a GPU every step failed with 'Expected all
     tensors to be on the same device'."""
-    from hpotool.runner import to_device
+    from hpotool.device import to_device
 
     class Kept(nn.Module):
         def __init__(self) -> None:
@@ -131,7 +132,7 @@ def test_lists_and_dicts_holding_nothing_to_move_are_left_as_they_are() -> None:
     support mutation" before trial 0."""
     from torch.fx.immutable_collections import immutable_dict, immutable_list
 
-    from hpotool.runner import to_device
+    from hpotool.device import to_device
 
     class Sized(nn.Module):
         def __init__(self) -> None:
@@ -149,7 +150,7 @@ def test_layers_a_model_hides_in_a_plain_list_go_to_the_device_with_it() -> None
     """A frozen teacher kept in a plain list (hidden from the optimizer and from model.train(), which the
     check of registered layers lets pass) stayed on the CPU: on a GPU every step failed with 'Expected all
     tensors to be on the same device'."""
-    from hpotool.runner import to_device
+    from hpotool.device import to_device
 
     class Distilled(nn.Module):
         def __init__(self) -> None:
@@ -183,7 +184,8 @@ def test_class_weights_and_one_logit_training_run_on_cuda(run: dict[str, Any]) -
     """The same runs trained on CUDA: weights, pos_weight and one-logit targets on the GPU with the model."""
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")
-    from hpotool.runner import build_model, train_run
+    from hpotool.parts import build_model
+    from hpotool.runner import train_run
 
     cfg = RunConfig.model_validate(
         {**run, "model": {"name": "mlp", "hidden": [8]}, "epochs": 2, "batch_size": 16, "device": "cuda"}
@@ -245,14 +247,15 @@ class _Dropout(nn.Module):
 def test_weights_torch_does_not_register_are_refused(model: nn.Module, message: str) -> None:
     """Before, such a model trained without an error on the CPU while those weights never changed (the
     optimizer gets model.parameters()), and the saved model lacked them."""
-    from hpotool.runner import RunCheckError, _check_registered
+    from hpotool.errors import RunCheckError
+    from hpotool.parts import _check_registered
 
     with pytest.raises(RunCheckError, match=f"^model: {message}$"):
         _check_registered(model)
 
 
 def test_registered_containers_aliases_and_activation_lists_pass() -> None:
-    from hpotool.runner import _check_registered
+    from hpotool.parts import _check_registered
 
     class Fine(nn.Module):
         def __init__(self) -> None:
@@ -315,8 +318,9 @@ def test_soft_labels_with_cross_entropy_are_a_classification_measured_against_th
     and val_mae of logits against probabilities, with no val_accuracy. Now a classification: the loss gets the
     probabilities as they are (torch's cross-entropy takes them), and val_accuracy is the share of samples
     whose largest logit is their most likely class. With auto (mse) they stay a regression, as one-hot rows do."""
+    from hpotool.criterion import build_loss
     from hpotool.datasets import DataError, Dataset, as_dataset
-    from hpotool.runner import build_loss, train_run
+    from hpotool.runner import train_run
 
     from .helpers import soft_labels
 
@@ -494,7 +498,7 @@ def test_an_optimizer_function_that_reads_the_parameters_twice_gets_them_all(tmp
     """hpotool handed a user's optimizer function model.parameters(), a generator: a function splitting it
     into weight-decay groups (two list comprehensions over params, as many training scripts do) found the
     second group empty, so the biases were never trained, without an error."""
-    from hpotool.runner import build_optimizer
+    from hpotool.parts import build_optimizer
 
     (tmp_path / "grouped_optimizer.py").write_text(
         "import torch\n\n\ndef grouped(params, lr, weight_decay=0.01):\n"
@@ -552,7 +556,7 @@ def test_an_optimizer_function_taking_the_model_or_its_named_parameters_is_given
             "device": "cpu",
         }
     )
-    from hpotool.runner import build_optimizer
+    from hpotool.parts import build_optimizer
 
     model = _model()
     optimizer = build_optimizer(cfg, model)
@@ -602,7 +606,8 @@ def test_a_training_function_is_handed_the_device_auto_picked(tmp_path: Any) -> 
     """With device: auto (the default), a user's function got config['device'] == 'auto' and
     run_config.device == 'auto', which torch.device() refuses: every trial of such a study failed with
     "RuntimeError: Expected one of cpu, cuda, ... device type at start of device string: auto"."""
-    from hpotool.runner import resolve_device, train_run
+    from hpotool.device import resolve_device
+    from hpotool.runner import train_run
 
     (tmp_path / "device_fit.py").write_text(
         "import torch\n\n\ndef fit(config, run_config, report):\n"

@@ -16,9 +16,10 @@ from typer.testing import CliRunner
 
 from hpotool.cli import app
 from hpotool.config import load_run_config
+from hpotool.data import load_data
 from hpotool.errors import HpoError
 from hpotool.export import export_best
-from hpotool.runner import build_trainer, load_data
+from hpotool.parts import build_trainer
 from hpotool.saved import load_model
 
 from .conftest import write_yaml

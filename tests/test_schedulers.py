@@ -16,7 +16,8 @@ import yaml
 from torch import nn
 
 from hpotool.config import RunConfig
-from hpotool.runner import build_trainer, load_data
+from hpotool.data import load_data
+from hpotool.parts import build_trainer
 from hpotool.trainer import Trainer, batch_sizes, steps_per_epoch
 
 LR = 0.01
@@ -789,7 +790,7 @@ def test_a_schedule_counted_in_epochs_and_stepped_per_batch_is_refused(tmp_path:
     """`def cosine(optimizer, epochs): return CosineAnnealingLR(optimizer, T_max=epochs)` with interval: step
     ran its cosine over the first 4 batches and then went up and down every 8, without a word: the history
     showed an lr that looked like a decay."""
-    from hpotool.runner import RunCheckError
+    from hpotool.errors import RunCheckError
 
     (tmp_path / "epoch_cosine.py").write_text(EPOCH_COSINE)
     with pytest.raises(RunCheckError) as info:
@@ -844,7 +845,7 @@ def test_a_timm_style_schedule_is_given_the_epochs_done_not_val_loss(tmp_path: P
     """A schedule whose step takes the epoch (timm's `step(epoch, metric=None)`) was taken for one that
     watches a metric and given val_loss as the epoch: its lr followed the loss (rising as it fell) instead of
     its cosine, silently."""
-    from hpotool.runner import RunCheckError
+    from hpotool.errors import RunCheckError
 
     (tmp_path / "timm_like.py").write_text(TIMM_LIKE)
     lrs, per_epoch = _lrs({"name": "timm_like:CosineLRScheduler", "t_initial": EPOCHS})
@@ -897,7 +898,7 @@ def _cosine_lrs(t_max: int, steps: int, eta_min: float = 0.0) -> list[float]:
 def test_a_cosine_by_path_shorter_than_the_run_is_refused_before_its_lr_climbs_back() -> None:
     """torch's CosineAnnealingLR with T_max: 4 on an 8-epoch run took the lr to 0 by epoch 4 and back up to
     the full lr by epoch 8, without a word (its cosine goes on past T_max)."""
-    from hpotool.runner import RunCheckError
+    from hpotool.errors import RunCheckError
 
     scheduler = {"name": "torch.optim.lr_scheduler:CosineAnnealingLR", "T_max": EPOCHS - 2}
     with pytest.raises(RunCheckError) as info:
@@ -921,7 +922,7 @@ def test_a_cosine_by_path_one_step_short_is_refused_for_its_last_step_at_lr_zero
     which it does not: the cosine reaches eta_min at T_max, the run's last step, and stops there. At eta_min 0
     that step (stepped per epoch, the whole last epoch) trains at lr 0 and moves no weight, so it is still
     refused, saying so; above 0 it trains at eta_min, as a cosine ending there should, and is let through."""
-    from hpotool.runner import RunCheckError
+    from hpotool.errors import RunCheckError
 
     assert _cosine_lrs(EPOCHS - 1, EPOCHS) == pytest.approx([LR, LR * 0.75, LR * 0.25, 0.0])
     name = "torch.optim.lr_scheduler:CosineAnnealingLR"
@@ -1054,7 +1055,7 @@ def test_a_schedule_given_epochs_but_counting_its_warm_up_in_steps_is_refused(tm
     """`def warm_cosine(optimizer, epochs, num_warmup_steps)` was stepped per batch (for num_warmup_steps) and
     given the run's 4 epochs as its length: its cosine ended after 4 batches and the lr stayed at 0 for the
     other 12 of the run's 16 steps, without a word."""
-    from hpotool.runner import RunCheckError
+    from hpotool.errors import RunCheckError
 
     (tmp_path / "epochs_and_steps.py").write_text(EPOCHS_AND_STEPS)
     scheduler = {"name": "epochs_and_steps:warm_cosine", "num_warmup_steps": 2}
@@ -1147,7 +1148,7 @@ def test_the_schedules_inside_a_sequential_or_chained_one_are_checked_as_the_run
     """The T_max and total_steps checks looked only at the schedule the factory returned: a cosine inside a
     SequentialLR shorter than its part of the run took the lr back up to the full lr, without a word, and a
     OneCycleLR inside a ChainedScheduler failed the run with torch's 'Tried to step 5 times' after 4 batches."""
-    from hpotool.runner import RunCheckError
+    from hpotool.errors import RunCheckError
 
     (tmp_path / "nested.py").write_text(NESTED)
     for t_max, what in [
@@ -1222,7 +1223,7 @@ def test_a_sequential_lr_restarting_a_schedule_that_holds_others_is_refused_befo
     """A SequentialLR restarts each schedule after its first at its milestone with step(0), which torch's
     ChainedScheduler and SequentialLR cannot take: the run passed every check and failed at the milestone,
     part-way through the trial, with a bare NotImplementedError from torch."""
-    from hpotool.runner import RunCheckError
+    from hpotool.errors import RunCheckError
 
     (tmp_path / "restarted.py").write_text(RESTARTED)
     for kind, held in [("chained", "ChainedScheduler"), ("sequential", "SequentialLR")]:
@@ -1349,8 +1350,7 @@ def test_timms_create_scheduler_v2_is_given_the_runs_epochs_and_updates_and_its_
     `(scheduler, num_epochs)`: by path it was refused ("returned tuple, not a learning-rate schedule"), and
     neither num_epochs nor updates_per_epoch followed the run."""
     from hpotool.config import load_run_config
-    from hpotool.errors import HpoError
-    from hpotool.runner import RunCheckError
+    from hpotool.errors import HpoError, RunCheckError
 
     (tmp_path / "timm_v2.py").write_text(TIMM_V2)
     name = "timm_v2:create_scheduler_v2"
@@ -1408,7 +1408,7 @@ def test_a_schedule_a_factory_resumed_part_way_is_refused_unless_torch_restarts_
     (or the first of its SequentialLR, or the one it returns), started that schedule part-way through without
     a word (here the warm-up was skipped). A SequentialLR restarts the schedules after its first at their
     milestones, so theirs changes nothing and is let through."""
-    from hpotool.runner import RunCheckError
+    from hpotool.errors import RunCheckError
 
     (tmp_path / "resumed.py").write_text(RESUMED)
     fresh, per_epoch = _lrs({"name": "resumed:chained"})

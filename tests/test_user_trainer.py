@@ -820,3 +820,20 @@ def test_optimize_json_is_strict_json_when_the_best_trial_has_an_undefined_metri
 
     summary = json.loads(result.stdout, parse_constant=refuse)
     assert summary["best"]["metrics"]["val_f1"] == "NaN" and summary["best"]["value"] == 0.5
+
+
+def test_a_training_functions_sections_are_its_own_to_read() -> None:
+    # hpotool builds no data, model, optimizer, schedule or loss for a training function, yet checked those
+    # sections against its own components: a scikit-learn fit reading `model: {name: ridge, alpha: 0.5}` was
+    # refused ("unknown model 'ridge'"), and the default sections imported torch to be checked.
+    from pydantic import ValidationError
+
+    from hpotool.config import RunConfig
+
+    model = {"name": "ridge", "alpha": 0.5}
+    run = RunConfig.model_validate(
+        {"trainer": {"function": "tests.trainers:diverges_at_the_end"}, "model": model}
+    )
+    assert (run.model.name, run.model.kwargs) == ("ridge", {"alpha": 0.5})
+    with pytest.raises(ValidationError, match="ridge"):  # hpotool's Trainer builds the model: still checked
+        RunConfig.model_validate({"model": model})

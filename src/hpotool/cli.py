@@ -315,7 +315,7 @@ def print_plan(plan: StudyPlan, as_json: bool, done: int | None = None, *, compl
         )
         return
     from hpotool.audit import bounds_text
-    from hpotool.runner import resolve_device
+    from hpotool.device import device_name
 
     table = _table(f"plan of study {opt.study_name} (dry run)", show_header=False)
     table.add_column(style="bold", no_wrap=True)
@@ -348,7 +348,7 @@ def print_plan(plan: StudyPlan, as_json: bool, done: int | None = None, *, compl
     trainer = (
         f"trainer.function {run.trainer.function}" if run.trainer is not None else f"model {run.model.name}"
     )
-    device = str(resolve_device(run.device))
+    device = device_name(run.device)
     device = device if device == run.device else f"{run.device} ({device} here)"
     table.add_row("run", f"{trainer}, {run.epochs} epochs, batch {run.batch_size}, device {device}")
     table.add_row("seed", "none (unseeded)" if opt.seed is None else str(opt.seed))
@@ -1140,10 +1140,11 @@ def _train(
                     str(exc).removeprefix(f"with {format_params({key: value})}: ").removeprefix(f"{key}: ")
                 )
                 raise HpoError(f"--{key}: {detail}") from None
-        from hpotool.runner import check_run, resolve_device
+        from hpotool.device import device_name
+        from hpotool.runner import check_run
 
         if device is not None:  # the flag wins over the file's device: a refusal names the flag
-            resolve_device(cfg.device, "--device")
+            device_name(cfg.device, "--device")
         if out is None:
             try:
                 runs_dir = default_runs_dir(cfg)
@@ -1287,9 +1288,9 @@ def _train_from_best(
         study = find_study(study_name, storage)
         plan = plan_final(study, epochs=epochs, seeds=seeds, top_k=top_k or 1, device=device, trial=trial)
         if device is not None:  # the flag wins over the study's device: a refusal names the flag
-            from hpotool.runner import resolve_device
+            from hpotool.device import device_name
 
-            resolve_device(device, "--device")
+            device_name(device, "--device")
         # refused before anything is written, the export and the run folder included
         _check_export_folder(study_name, None, "train-from-best")
         saved = check_jobs(plan, out)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -19,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     SerializerFunctionWrapHandler,
     ValidationError,
     ValidationInfo,
@@ -51,6 +53,10 @@ class _Frozen(BaseModel):
 
 
 CHECK_COMPONENTS = "check_components"  # validation context key: resolve and check each component
+# True while a RunConfig with `trainer:` validates: its sections are for the user's function to read, and hpotool
+# builds none of them, so it does not import their components to check them (the built-in defaults, the
+# digits data, the mlp and adam, import torch, which a function that never uses torch would pay ~2 s for).
+_FUNCTION_TRAINS: ContextVar[bool] = ContextVar("function_trains", default=False)
 BUDGET_GIVEN = (
     "budget_given"  # validation context key: --n-trials or --timeout sets the budget the file leaves null
 )
@@ -85,7 +91,7 @@ class _Component(BaseModel):
 
     @model_validator(mode="after")
     def _check_signature(self, info: ValidationInfo) -> _Component:
-        if (info.context or {}).get(CHECK_COMPONENTS, True):
+        if (info.context or {}).get(CHECK_COMPONENTS, True) and not _FUNCTION_TRAINS.get():
             own = sorted(self.own_fields - {"name"})  # a misspelt interval was suggested none of them
             check_component(self.kind, self.name, self.kwargs, own)
         return self
@@ -250,6 +256,20 @@ class RunConfig(_Frozen):
     trainer: TrainerConfig | None = Field(
         None, description="Train with your own function instead of hpotool's Trainer (see examples/)."
     )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _sections_of_a_function(cls, data: Any, handler: ModelWrapValidatorHandler[RunConfig]) -> RunConfig:
+        """With `trainer:`, the data, model, optimizer, scheduler and loss sections are not checked against
+        their components (`_FUNCTION_TRAINS`), as `_check_warmup` checks no schedule: the function reads them
+        itself, if at all."""
+        if not (isinstance(data, dict) and data.get("trainer") is not None):
+            return handler(data)
+        token = _FUNCTION_TRAINS.set(True)
+        try:
+            return handler(data)
+        finally:
+            _FUNCTION_TRAINS.reset(token)
 
     @field_validator("device")
     @classmethod

@@ -1,4 +1,5 @@
-"""The one exception users are meant to see."""
+"""The one exception users are meant to see, and `RunCheckError`, a run that cannot train, which the
+checks before trial 0 turn into one."""
 
 
 class HpoError(Exception):
@@ -19,3 +20,12 @@ def unsuppress_context(exc: BaseException) -> None:
         seen.add(id(current))
         current.__suppress_context__ = False
         current = current.__cause__ or current.__context__
+
+
+class RunCheckError(ValueError):
+    """A run that cannot train, found by `dry_run`: `where` is the config section or the step that failed."""
+
+    def __init__(self, where: str, detail: str) -> None:
+        super().__init__(f"{where}: {detail}")
+        self.where = where
+        self.detail = detail

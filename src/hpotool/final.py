@@ -24,10 +24,10 @@ from hpotool.sections import switchable
 if TYPE_CHECKING:
     import optuna
 
-    from hpotool.runner import PreparedData
+    from hpotool.data import PreparedData
+    from hpotool.epoch import EpochResult
     from hpotool.saved import SavedRun
     from hpotool.search_space import Param
-    from hpotool.trainer import EpochResult
 
 
 _COMPONENTS = ("model", "optimizer", "scheduler", "loss")
@@ -92,21 +92,22 @@ def check_final(run: RunConfig, opt: OptimizeConfig, source: str, data: Prepared
         raise HpoError(f"{source}: {'final' if epochs else 'final.overrides'}: {exc}") from None
     other_data = any(p.startswith("data.") for p in on_base)
     if data is not None and other_data:  # the data the final runs train on: load it as train-from-best will
-        from hpotool.runner import data_failure, load_data
+        from hpotool.data import data_failure, load_data
 
         try:
             data = load_data(config.data, config.loss.name)
         except Exception as exc:
             raise HpoError(f"{source}: final.overrides: {data_failure(config.data, exc)}") from None
     if data is not None and ("batch_size" in on_base or other_data):
-        from hpotool.runner import check_batch_size
+        from hpotool.data import check_batch_size
 
         shown = format_params({k: v for k, v in on_base.items() if k.startswith("data.")})
         where = f"final.overrides: with {shown}: batch_size" if other_data else "final.overrides.batch_size"
         check_batch_size(config.batch_size, data, f"{source}: {where}")
     # final.epochs too: a schedule is built for the run's length (a step_size it leaves no decay after)
     if data is not None and (epochs or any(p.partition(".")[0] in _COMPONENTS for p in on_base)):
-        from hpotool.runner import RunCheckError, dry_run
+        from hpotool.errors import RunCheckError
+        from hpotool.preflight import dry_run
 
         try:
             dry_run(config, data)
@@ -435,7 +436,8 @@ def check_jobs(plan: FinalPlan, folder: Path | None) -> dict[Path, SavedRun]:
     Raises:
         HpoError: a run folder holds a run of another config or study, or cannot be made; a run cannot start.
     """
-    from hpotool.runner import check_run, resolve_device
+    from hpotool.device import resolve_device
+    from hpotool.runner import check_run
     from hpotool.saved import check_run_path, saved_run_of
 
     saved = {}

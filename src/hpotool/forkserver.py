@@ -19,6 +19,7 @@ PRELOAD = [
     "torch",
     "optuna",
     "hpotool.runner",
+    "hpotool.parts",
     "hpotool.objective",
     "hpotool.plan",
     "hpotool.study",

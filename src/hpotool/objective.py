@@ -4,6 +4,7 @@ Pruning happens here, not in the Trainer, which knows nothing of Optuna."""
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -14,19 +15,17 @@ from optuna.trial import FrozenTrial, TrialState
 from hpotool.config import (
     RunConfig,
 )
+from hpotool.data import MEASURES
+from hpotool.epoch import EpochResult, NonFiniteLossError
 from hpotool.interrupts import deferred, raise_dropped
 from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.plan import StudyPlan
-from hpotool.runner import (
-    MEASURES,
-    described,
-    train_run,
-)
+from hpotool.resolve import described
+from hpotool.runner import train_run
 from hpotool.search_space import (
     suggest,
 )
 from hpotool.storage import lost_connection
-from hpotool.trainer import EpochResult, NonFiniteLossError
 
 if TYPE_CHECKING:
     pass
@@ -250,7 +249,8 @@ def fail_reason(exc: BaseException, config: RunConfig) -> str:
 
 
 def _free_device_memory(device: str) -> None:
-    if device != "cpu":
+    # a training function that never imported torch has none of its memory to free
+    if device != "cpu" and "torch" in sys.modules:
         import torch
 
         if torch.cuda.is_available():

@@ -129,16 +129,24 @@ def leaf_values(run: RunConfig) -> dict[str, Any]:
     return out
 
 
-def config_paths(run: RunConfig, section_names: Mapping[str, Iterable[str]] | None = None) -> set[str]:
+def config_paths(
+    run: RunConfig, section_names: Mapping[str, Iterable[str]] | None = None, wanted: Iterable[str] = ()
+) -> set[str]:
     """Every dotted path a search space may set.
 
     That is every key of the config (lists item by item), and every argument of each section's component,
     including the components a search may switch to (`section_names`: `{"optimizer": ["adam", "sgd"]}`).
+    With a user's training function, when the config's keys hold every path in `wanted` the components are
+    not imported to read their arguments (the built-in ones import torch, which the function may not use).
     """
     data = run.model_dump(mode="python")
     paths = set(_leaf_paths(data, ""))
     for section in _SECTIONS:  # a field a dump leaves out at its default (scheduler.monitor) is one too
         paths.update(f"{section}.{key}" for key in type(getattr(run, section)).model_fields)
+    wanted = list(wanted)
+    if run.trainer is not None and wanted and all(path in paths for path in wanted):
+        return paths
+    for section in _SECTIONS:
         names = {getattr(run, section).name, *((section_names or {}).get(section, ()))}
         for name in names:
             try:

@@ -23,24 +23,22 @@ from hpotool.config import (
     load_run_config,
     validate_config,
 )
-from hpotool.errors import HpoError
+from hpotool.data import (
+    PreparedData,
+    check_batch_size,
+    load_checked,
+    load_data,
+    one_logit,
+    unused_classes_note,
+)
+from hpotool.device import device_name, resolve_device
+from hpotool.errors import HpoError, RunCheckError
 from hpotool.factories import kwarg_notes, make_pruner, study_sampler
 from hpotool.final import check_final
 from hpotool.formatting import format_choice
 from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.pruner_reach import check_pruner_reach, most_epochs
 from hpotool.resolve import closest, edit_distance
-from hpotool.runner import (
-    PreparedData,
-    RunCheckError,
-    check_batch_size,
-    dry_run,
-    load_checked,
-    load_data,
-    one_logit,
-    resolve_device,
-    unused_classes_note,
-)
 from hpotool.search_space import (
     CategoricalParam,
     FloatParam,
@@ -181,7 +179,7 @@ def prepare_stored_study(
     )
     if overrides.device is None:  # the creator's device: another machine may lack it
         try:
-            resolve_device(run.device)
+            device_name(run.device)
         except HpoError as exc:
             detail = str(exc).partition("; use device:")[0]
             raise HpoError(
@@ -207,7 +205,7 @@ def _prepare(
     if run.trainer is not None:  # the user's own training code: it owns data, model and metrics
         from hpotool.user_trainer import check_user_trainer, schedule_note
 
-        resolve_device(run.device, device_src)  # the function is handed it: one this machine lacks fails now
+        device_name(run.device, device_src)  # the function is handed it: one this machine lacks fails now
         pruning = not opt.multi_objective and not opt.pruner.is_nop
         try:
             takes_report = check_user_trainer(run, pruning=pruning and pruner_chosen, opt_source=opt_path)
@@ -294,6 +292,8 @@ def _prepare(
                 f"{opt_path}: constraints: {text!r} names a value this {data.task} task does not measure; "
                 f"choose from: {', '.join(data.metrics)}"
             )
+    from hpotool.preflight import dry_run  # torch: imported here, where hpotool's Trainer will train
+
     try:  # build the base run and train it one step, so a mistake fails now and not in every trial
         dry_run(run, data)
     except RunCheckError as exc:

@@ -13,9 +13,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from hpotool.durations import trial_seconds
+from hpotool.epoch import EpochResult
 from hpotool.formatting import format_param, format_value
 from hpotool.stale import ran_elsewhere
-from hpotool.trainer import EpochResult
 
 _STATE_STYLE = {TrialState.COMPLETE: "green", TrialState.PRUNED: "yellow", TrialState.FAIL: "red"}
 

@@ -751,3 +751,24 @@ def pick_kwargs(obj: Callable[..., Any], offered: Mapping[str, Any]) -> dict[str
     """The subset of `offered` that `obj` accepts (all of it when `obj` takes `**kwargs`)."""
     names, var_kw = accepted_kwargs(obj)
     return dict(offered) if var_kw else {k: v for k, v in offered.items() if k in names}
+
+
+def construct(factory: Any, args: tuple[Any, ...], offered: dict[str, Any], kwargs: dict[str, Any]) -> Any:
+    """`factory(*args, **offered, **kwargs)`, `offered` being what hpotool passes (a model's shapes, a
+    schedule's epochs). A factory taking `**kwargs` is offered all of it, and one that hands them on
+    (`def __init__(self, **kwargs): super().__init__(**kwargs)`, `def cosine(optimizer, **kw): return
+    CosineAnnealingLR(optimizer, **kw)`) failed with "unexpected keyword argument 'input_shape'" (or
+    'epochs'), which no config could fix: such an argument is left out and the factory called again, on the
+    random numbers' state of the first call."""
+    import torch  # loaded by then: the factory builds a part of a torch run
+
+    state = torch.random.get_rng_state()
+    while True:
+        try:
+            return factory(*args, **offered, **kwargs)
+        except TypeError as exc:
+            found = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+            if found is None or found.group(1) not in offered or not accepted_kwargs(factory)[1]:
+                raise
+            offered = {k: v for k, v in offered.items() if k != found.group(1)}
+            torch.random.set_rng_state(state)

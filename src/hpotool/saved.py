@@ -36,8 +36,8 @@ from hpotool.yamlfile import dump_yaml
 if TYPE_CHECKING:
     from torch import nn
 
+    from hpotool.epoch import EpochResult
     from hpotool.runner import RunResult
-    from hpotool.trainer import EpochResult
 
 MODEL_FORMAT = "hpotool-model/1"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
@@ -295,7 +295,8 @@ def _save_model(
     that cannot be written)."""
     import torch
 
-    from hpotool.runner import load_data, model_out_features
+    from hpotool.data import load_data
+    from hpotool.parts import model_out_features
 
     data = load_data(cfg.data, cfg.loss.name)  # cached: the same object the run trained on
     # a user's extra state (get_extra_state) is any object, not a tensor
@@ -354,9 +355,9 @@ def train_and_save(
         HpoError: the device is missing, the loss became NaN or infinite, or the user's own code (a model,
             dataset, loss, training function) raised: one line saying where (`--debug` shows the traceback).
     """
+    from hpotool.epoch import NonFiniteLossError
     from hpotool.resolve import first_line, user_frame
     from hpotool.runner import train_run
-    from hpotool.trainer import NonFiniteLossError
     from hpotool.user_trainer import TrainerOutputError
 
     try:
@@ -410,8 +411,9 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     """
     import torch
 
+    from hpotool.device import resolve_device
+    from hpotool.parts import make_model
     from hpotool.resolve import python_caller
-    from hpotool.runner import make_model, resolve_device
 
     path = Path(path)
     if path.is_dir():  # the run folder, as train and train-from-best print it

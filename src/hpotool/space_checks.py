@@ -23,21 +23,12 @@ from hpotool.config import (
     OptimizeConfig,
     RunConfig,
 )
-from hpotool.errors import HpoError
+from hpotool.data import PreparedData, check_batch_size, data_failure, load_data, one_logit
+from hpotool.device import device_name
+from hpotool.errors import HpoError, RunCheckError
 from hpotool.formatting import format_choice, format_params
 from hpotool.overrides import apply_overrides, check_path, config_paths, leaf_values
 from hpotool.resolve import ARGUMENT_SYNONYMS, closest
-from hpotool.runner import (
-    PreparedData,
-    RunCheckError,
-    check_batch_size,
-    data_failure,
-    dry_run,
-    load_data,
-    one_logit,
-    resolve_device,
-)
-from hpotool.schedulers import HIGHER_IS_BETTER
 from hpotool.search_space import (
     CategoricalParam,
     FloatParam,
@@ -582,7 +573,8 @@ def _check_auto_loss_name(param: Param, run: RunConfig, opt: OptimizeConfig, tas
 def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, source: str) -> None:
     """Before any trial runs: every path exists, and every bound or choice gives a RunConfig that
     validates and whose components build."""
-    valid = config_paths(run, switchable(opt.search_space))
+    conditions = [cond for param in opt.search_space.values() for cond in param.when or {}]
+    valid = config_paths(run, switchable(opt.search_space), wanted=[*opt.search_space, *conditions])
     fixed = leaf_values(run)
     for path, param in opt.search_space.items():
         try:
@@ -789,7 +781,7 @@ def _check_value(s: _Searched, value: Any, context: dict[str, Any]) -> None:
         raise
     if path == "device":  # a device this machine lacks would fail every trial given it
         try:
-            resolve_device(config.device)
+            device_name(config.device)
         except HpoError as exc:
             raise HpoError(f"with {format_params({path: value})}: {exc}") from None
     section = path.partition(".")[0]
@@ -804,6 +796,8 @@ def _check_value(s: _Searched, value: Any, context: dict[str, Any]) -> None:
     # total_steps), so their values train one step too, as does another dataset (a monitor or class weights
     # that fit one task and not the other)
     if data is not None and (section in (*COMPONENT_SECTIONS, "data") or path in _SIZES):
+        from hpotool.preflight import dry_run  # torch: a user's training function has no data here
+
         try:  # an optimizer's values fail as it is built; a model's, loss's, schedule's may not
             dry_run(config, data, step=section != "optimizer")
         except RunCheckError as exc:
@@ -845,6 +839,8 @@ def _monitor_mode_hint(path: str, param: Param, run: RunConfig, opt: OptimizeCon
     searched = "scheduler.mode" in opt.search_space
     if path != "scheduler.monitor" or not isinstance(param, CategoricalParam) or searched:
         return ""
+    from hpotool.schedulers import HIGHER_IS_BETTER
+
     wants = {str(c): "max" if c in HIGHER_IS_BETTER else "min" for c in param.choices}
     if len(set(wants.values())) < 2:
         return ""  # one mode fits every choice: the message says which

@@ -4,6 +4,7 @@ joining machine waiting for its creator), and described on the console."""
 from __future__ import annotations
 
 import contextlib
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -36,9 +37,16 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def versions() -> dict[str, str]:
-    import torch
+    """hpotool's, Optuna's and torch's versions: torch's from the package's metadata where torch is not
+    imported (a user's training function that never uses it), not by importing it (~2 s)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch_version = str(torch.__version__)
+    else:
+        from importlib.metadata import version
 
-    return {"hpotool": __version__, "optuna": optuna.__version__, "torch": torch.__version__}
+        torch_version = version("torch")
+    return {"hpotool": __version__, "optuna": optuna.__version__, "torch": torch_version}
 
 
 def _refuse_a_second_study_beside_a_journal(plan: StudyPlan) -> None:

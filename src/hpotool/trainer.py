@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from hpotool.datasets import Task, TensorData
+from hpotool.epoch import EpochResult, NonFiniteLossError
 from hpotool.lean_step import LeanStep, backward
 from hpotool.models import direct_call
 
@@ -31,23 +32,6 @@ def needs_closure(optimizer: torch.optim.Optimizer) -> bool:
     except (TypeError, ValueError):
         return False
     return param is not None and param.default is inspect.Parameter.empty
-
-
-@dataclass(frozen=True)
-class EpochResult:
-    """Metrics after one epoch. `epoch` counts from 0. `lr` is the first parameter group's learning rate
-    as the epoch began (a per-step schedule moves it within the epoch); None where hpotool does not run
-    the optimizer (a user's training function)."""
-
-    epoch: int
-    metrics: dict[str, float]
-    seconds: float
-    lr: float | None = None
-
-    def as_row(self) -> dict[str, float]:
-        """The epoch's history row: epoch, metrics, lr (where known), epoch_time."""
-        lr = {} if self.lr is None else {"lr": self.lr}
-        return {"epoch": self.epoch, **self.metrics, **lr, "epoch_time": self.seconds}
 
 
 class OutputShapeError(ValueError):
@@ -72,16 +56,6 @@ def input_changed(model: nn.Module) -> str:
         f"hpotool keeps the data in memory for every epoch and trial, so each evaluation would change the "
         f"validation samples again; compute a new tensor instead (x = x - 0.5)"
     )
-
-
-class NonFiniteLossError(RuntimeError):
-    """A loss (the training loss by default) or the metric a study optimizes became NaN or infinite."""
-
-    def __init__(self, epoch: int, value: float, name: str = "train_loss") -> None:
-        super().__init__(f"{name} is {value} in epoch {epoch + 1}")  # counted from 1, as users do
-        self.epoch = epoch
-        self.value = value
-        self.name = name
 
 
 GATHER_BYTES = 64 * 2**20  # the most training data copied at once into shuffled order

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from typing import Any
 
 from hpotool.config import RunConfig
+from hpotool.epoch import EpochResult, NonFiniteLossError
 from hpotool.errors import HpoError
 from hpotool.resolve import accepted_kwargs, import_object, pick_kwargs
-from hpotool.trainer import EpochResult, NonFiniteLossError
 
 OFFERED = ("config", "run_config", "report")
 

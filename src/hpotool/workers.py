@@ -29,6 +29,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.config import OptimizeConfig, RunConfig, validate_config
+from hpotool.data import load_checked
 from hpotool.errors import HpoError, unsuppress_context
 from hpotool.factories import make_pruner, study_sampler
 from hpotool.fallback import IndependentSampling, independent_sampling
@@ -66,7 +67,6 @@ from hpotool.objective import StudyObserver
 from hpotool.overrides import leaf_values
 from hpotool.pipes import guard_streams
 from hpotool.plan import StudyPlan
-from hpotool.runner import load_checked
 from hpotool.stale import fail_dead_local_trials, of_run, run_by
 from hpotool.storage import (
     has_heartbeat,

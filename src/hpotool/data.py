@@ -1,0 +1,173 @@
+"""The run's data: its dataset loaded, split and cached once per process (`load_data`), and the checks of
+the data against the run (the batch size, class labels that skip ids, a failure to load)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from hpotool.components import resolve_component
+from hpotool.config import CLASSIFICATION_METRICS, REGRESSION_METRICS, DataConfig, RunConfig
+from hpotool.errors import HpoError
+from hpotool.resolve import described
+
+# torch and the datasets are imported where data is loaded: a user's training function's run loads none
+if TYPE_CHECKING:
+    from hpotool.datasets import Task, TensorData
+
+MEASURES = ("n_params", "epoch_time")
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A dataset split for training, on the CPU."""
+
+    train: TensorData
+    val: TensorData
+    task: Task
+    out_features: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+    @property
+    def zero_one_floats(self) -> bool:
+        """Regression targets that are each 0 or 1: class labels stored as floats, one per sample or several
+        (a multi-label matrix, which bce_with_logits reads as a multilabel task)."""
+        if self.task != "regression":
+            return False
+        import torch
+
+        from hpotool.datasets import label_matrix, zero_one_labels
+
+        y = torch.cat([self.train.y, self.val.y])
+        return zero_one_labels(y) or label_matrix(y) == "multi-label"
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Every value a run on this data reports: the task's epoch metrics, then the measures."""
+        epoch_metrics = REGRESSION_METRICS if self.task == "regression" else CLASSIFICATION_METRICS
+        return epoch_metrics + MEASURES
+
+
+_DATA_CACHE: dict[str, PreparedData] = {}
+
+
+def load_data(cfg: DataConfig, loss: str | None = None) -> PreparedData:
+    """Load and split the dataset once per process; trials with the same data section share it.
+
+    `loss` is the run's loss name: with binary cross-entropy with logits, floating-point 0/1 targets are two
+    classes (val_accuracy), not a regression (val_rmse), and a matrix of 0/1 floats a multilabel task; with
+    cross-entropy, one-hot float rows are class ids; see `as_dataset`."""
+    from hpotool.datasets import as_dataset, split
+
+    binary = loss is not None and one_logit_loss(loss)
+    classes = loss is not None and class_loss(loss)
+    key = json.dumps([cfg.model_dump(mode="json"), binary, classes], sort_keys=True)
+    if key not in _DATA_CACHE:
+        factory = resolve_component("data", cfg.name)
+        ds = as_dataset(factory(**cfg.kwargs), binary=binary, classes=classes)
+        train, val = split(ds, cfg.val_fraction, cfg.subset_fraction, cfg.split_seed)
+        _DATA_CACHE[key] = PreparedData(train, val, ds.task, ds.out_features)
+    return _DATA_CACHE[key]
+
+
+def one_logit(cfg: RunConfig, data: PreparedData) -> bool:
+    """Whether the loss scores a classification with one logit per sample (torch's BCEWithLogitsLoss, or
+    its function `binary_cross_entropy_with_logits`): the model then has one output, the loss is given the
+    class (0 or 1) as a float of shape (batch, 1), and accuracy counts a positive logit as class 1."""
+    return data.task == "classification" and one_logit_loss(cfg.loss.name)
+
+
+def one_logit_loss(name: str) -> bool:
+    """Whether the loss `name` resolves to is binary cross-entropy with logits (class or function); a name
+    that does not resolve is not (`build_loss` says why)."""
+    try:
+        loss = resolve_component("loss", name)
+    except HpoError:
+        return False
+    from torch import nn
+
+    binary: Any = nn.functional.binary_cross_entropy_with_logits
+    return loss is binary or (isinstance(loss, type) and issubclass(loss, nn.BCEWithLogitsLoss))
+
+
+def class_loss(name: str) -> bool:
+    """Whether the loss `name` resolves to takes one class id per sample: torch's cross-entropy or negative
+    log-likelihood (class or function)."""
+    try:
+        loss = resolve_component("loss", name)
+    except HpoError:
+        return False
+    return takes_class_weights(loss)
+
+
+def takes_class_weights(loss: Any) -> bool:
+    """Whether `weight` is one weight per class: torch's cross-entropy and negative log-likelihood."""
+    from torch import nn
+
+    classes = (nn.CrossEntropyLoss, nn.NLLLoss)
+    functions = (nn.functional.cross_entropy, nn.functional.nll_loss)
+    return (isinstance(loss, type) and issubclass(loss, classes)) or any(loss is f for f in functions)
+
+
+def data_failure(cfg: DataConfig, exc: Exception) -> str:
+    """What went wrong loading `cfg`'s dataset, in one line: what its function returned that hpotool cannot
+    train on, or the exception it raised."""
+    from hpotool.datasets import DataError, SplitError
+
+    if isinstance(exc, DataError):
+        return f"{cfg.name!r} returned data hpotool cannot train on: {exc}"
+    if isinstance(exc, SplitError):  # the section's own fractions, not the dataset, are to change
+        return str(exc)
+    return f"loading {cfg.name!r} failed: {described(exc)}"
+
+
+def unused_classes_note(data: PreparedData, name: str) -> str | None:
+    """A note when a classification's labels skip class ids: labels 1..K (as R and MATLAB number them) or
+    sparse codes (10, 20) give the model an output for every id up to the largest, some for classes no
+    sample has, and integer amounts (counts, ages) read as class ids look the same. None when 0..K-1 all
+    occur (in the training and validation samples)."""
+    import torch
+
+    if data.task != "classification" or data.train.y.is_floating_point():  # soft labels: a column per class
+        return None
+    labels = torch.unique(torch.cat([data.train.y, data.val.y]))
+    classes = data.out_features if data.out_features > 1 else 2  # one logit: two classes
+    unused = classes - len(labels)
+    if unused <= 0:
+        return None
+    missing = sorted(set(range(classes)) - set(labels.tolist()))
+    shown = ", ".join(map(str, missing[:3])) + (", ..." if len(missing) > 3 else "")
+    return (
+        f"data: the labels of {name} run up to {classes - 1}, so the model has {classes} outputs, but {unused} "
+        f"of those classes {'has' if unused == 1 else 'have'} no sample ({shown}); number the classes 0..{len(labels) - 1} in the dataset "
+        f"function (np.unique(y, return_inverse=True)[1]), or give y as floats if it holds amounts (regression)"
+    )
+
+
+def load_checked(cfg: RunConfig, source: str) -> PreparedData:
+    """`load_data`, with a failure as an `HpoError` naming `source` (the config file) and its data section."""
+    try:
+        return load_data(cfg.data, cfg.loss.name)
+    except Exception as exc:
+        raise HpoError(f"{source}: data: {data_failure(cfg.data, exc)}") from None
+
+
+def check_batch_size(size: int, data: PreparedData, where: str) -> None:
+    """An `HpoError` when a batch of `size` is larger than the training split: every epoch would be one
+    smaller batch, so the run would not train as configured. `where` names the file and key."""
+    problem = batch_size_problem(size, data)
+    if problem:
+        raise HpoError(f"{where}: {problem}")
+
+
+def batch_size_problem(size: int, data: PreparedData) -> str | None:
+    if len(data.train) >= size:
+        return None
+    return (
+        f"{size} is larger than the {len(data.train)} training samples; "
+        f"use a smaller batch_size or more data (data.subset_fraction, data.val_fraction)"
+    )

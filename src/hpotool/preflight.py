@@ -1,0 +1,288 @@
+"""The checks before any trial trains: `check_run` (what `train` checks) and `dry_run`, which builds the
+run's parts and trains them one step on a few samples, so a mistake that would fail every trial fails
+once, naming the config section and the fix."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from hpotool.config import RunConfig
+from hpotool.criterion import build_loss
+from hpotool.data import PreparedData
+from hpotool.datasets import TensorData
+from hpotool.epoch import NonFiniteLossError
+from hpotool.errors import RunCheckError
+from hpotool.formatting import format_choice
+from hpotool.loss_checks import (
+    PairwiseWatch,
+    check_loss_is_a_mean,
+    check_loss_value,
+    probability_loss_hint,
+    refuse_pairwise_loss,
+)
+from hpotool.lr_schedule import build_schedule
+from hpotool.model_hints import (
+    forward_needs_more,
+    needs_a_channel,
+    needs_flat_input,
+    number_spelling_hint,
+    one_tensor_hint,
+    training_output,
+    wants_integer_ids,
+    width_argument_hint,
+)
+from hpotool.parts import assemble_trainer, build_model, build_optimizer, model_dtype, model_out_features
+from hpotool.resolve import described
+from hpotool.trainer import input_changed, same_values
+
+DRY_RUN_SAMPLES = 8
+
+
+@contextmanager
+def _part(where: str, section: Any = None) -> Iterator[None]:
+    """Turn what building or checking `where` raised into a `RunCheckError`; `section`, the run config's
+    section built there (`cfg.model`), lets a TypeError name the argument spelt as the wrong type."""
+    try:
+        yield
+    except RunCheckError:
+        raise
+    except Exception as exc:
+        hint = number_spelling_hint(where, section, exc) if section is not None else ""
+        raise RunCheckError(where, described(exc) + hint) from None
+
+
+def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
+    """Build the run's model, optimizer, schedule and loss and train them for one step on a few samples, on
+    the CPU, so a mistake that would fail every trial (a bad argument, a loss that does not fit the task, a
+    model whose output does not fit the targets, a schedule that cannot step) fails once, before any.
+    `step=False` only builds them.
+
+    Raises:
+        RunCheckError: naming the section (model, optimizer, scheduler, loss) or the step that failed.
+    """
+    with _part("model", cfg.model):
+        model = build_model(cfg, data)
+        _check_trainable(model)
+    with _part("optimizer"):
+        optimizer = build_optimizer(cfg, model)
+    with _part("scheduler"):
+        schedule = build_schedule(cfg, data, optimizer)
+    with _part("loss"):
+        loss_fn = build_loss(cfg, data, dtype=model_dtype(model))
+    trainer = assemble_trainer(cfg, data, model, optimizer, schedule, loss_fn)
+    if not step:
+        return
+    # The step trains on a batch the run could take and validates on what the validation split has: a
+    # validation split of one sample did not shrink the training batch to one (batch norm refuses that).
+    # Copies: a model changing its input in place would otherwise change the data every trial shares.
+    k = max(1, min(len(data.train), cfg.batch_size, DRY_RUN_SAMPLES))
+    train = TensorData(data.train.x[:k].clone(), data.train.y[:k])
+    val = TensorData(data.val.x[:DRY_RUN_SAMPLES].clone(), data.val.y[:DRY_RUN_SAMPLES])
+    with _part("model"), torch.no_grad():
+        model.eval()
+        try:
+            out = model(val.x[:])  # a view of its own: an unsqueeze_() in forward() leaves val.x's shape
+        except Exception as exc:
+            dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+            mismatch = (
+                val.x.is_floating_point() or "type" in str(exc).lower()
+            )  # not an embedding's index error
+            if dtypes and val.x.dtype not in dtypes and val.x.dtype != torch.bool and mismatch:
+                x_type, p_type = (str(t).removeprefix("torch.") for t in (val.x.dtype, next(iter(dtypes))))
+                if val.x.is_floating_point() and p_type == "float32":  # float64 from numpy, kept by a Dataset
+                    fix = "give x as float32 in the dataset function (x.float())"
+                elif val.x.is_floating_point():  # a model built in float64 (.double()) or half precision
+                    # "give x as float64 in the dataset function" was read as returning x.double(), which a
+                    # plain (x, y) pair's cast to float32 undid: the same error again
+                    fix = (
+                        f"a plain (x, y) pair's x is cast to float32, so return "
+                        f"hpotool.datasets.Dataset(x.to(torch.{p_type}), y, {data.task!r}) from the dataset "
+                        f"function (it keeps x's type), or build the model in float32 (no .double() or .half())"
+                    )
+                else:  # uint8 pixels kept by a Dataset object (x is kept as it is, for token ids)
+                    fix = (
+                        f"give x as {p_type} in the dataset function, scaled as the model expects (pixels: "
+                        f"x.float() / 255); integer x is kept as it is for a model that embeds token ids"
+                    )
+                raise RunCheckError(
+                    "model",
+                    f"{described(exc)}; the data's x is {x_type} and the model's parameters {p_type}: {fix}",
+                ) from None
+            if (more := forward_needs_more(model, exc)) is not None:
+                raise RunCheckError("model", f"{described(exc)}; {more}") from None
+            if (channel := needs_a_channel(exc, val.x)) is not None:
+                raise RunCheckError("model", f"{described(exc)}; {channel}") from None
+            if (flat := needs_flat_input(exc, val.x)) is not None:
+                raise RunCheckError("model", f"{described(exc)}; {flat}") from None
+            if wants_integer_ids(exc, val.x):
+                raise RunCheckError(
+                    "model",
+                    f"{described(exc)}; the data's x is {str(val.x.dtype).removeprefix('torch.')} (hpotool casts "
+                    f"the x of an (x, y) pair to float32): to keep integer x, such as token ids for an "
+                    f"embedding, return hpotool.datasets.Dataset(x, y, {data.task!r}) from the dataset function",
+                ) from None
+            raise
+        if not same_values(val.x, data.val.x[:DRY_RUN_SAMPLES]):
+            raise RunCheckError("model", input_changed(model))
+    n_val = len(val)
+    want = (n_val, model_out_features(cfg, data)) if data.task == "classification" else tuple(val.y.shape)
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
+    if shape != want:
+        given = f"has shape {shape}" if shape is not None else f"is a {type(out).__name__}"
+        if data.task == "regression":
+            need = "(batch, outputs), as the targets"
+            # forward() ends in .squeeze(), as the user's 1-D targets suggest
+            if shape == (n_val,) and want == (n_val, 1):
+                need += (
+                    ": hpotool gives a 1-D y to the loss as (n, 1), so return the output without .squeeze()"
+                )
+        elif data.task == "multilabel":
+            need = "one logit per label, as the targets' columns"
+        elif want[1] == 1:
+            need = f"one logit per sample, as loss {cfg.loss.name!r} takes"
+        else:
+            need = "(batch, classes) logits"
+            if shape == (n_val, 1) and want[1] == 2:  # one logit for two classes: the loss takes one
+                need += "; for one logit per sample, set loss: {name: bce_with_logits}"
+        raise RunCheckError(
+            "model",
+            f"its output for {n_val} samples {given}; this {data.task} task needs {want}: {need}"
+            + width_argument_hint(cfg, want[-1] if len(want) == 2 else None)
+            + one_tensor_hint(out),
+        )
+    if out.is_floating_point() and not bool(torch.isfinite(out).all()):
+        raise RunCheckError(
+            "model",
+            f"its output for {n_val} samples holds NaN or infinite values before any training; check "
+            f"its forward()",
+        )
+    if data.task == "classification" and _cross_entropy(loss_fn) and _probabilities(out):
+        # cross-entropy applies log_softmax itself: probabilities make a softmax of a softmax, whose loss
+        # barely moves (every trial trained, slowly and badly, without a word)
+        raise RunCheckError(
+            "model",
+            f"its output for {n_val} samples is probabilities, each row summing to 1 (a softmax at the end of "
+            f"forward()), and the cross-entropy loss applies log_softmax itself, so it would train on a "
+            f"softmax of a softmax: return the logits (drop the softmax; torch.softmax(model(x), 1) gives "
+            f"probabilities when you need them)",
+        )
+    try:  # with autograd on, to tell whether a gradient reaches the parameters
+        with warnings.catch_warnings(), PairwiseWatch(model(val.x[:]), trainer.loss_targets(val).y) as watch:
+            warnings.simplefilter("ignore")
+            value = loss_fn(watch.pred, watch.target)
+    except Exception:
+        pass  # the training step below says what failed
+    else:
+        check_loss_value(value, n_val)
+        if watch.found is not None:
+            refuse_pairwise_loss(watch.found, n_val, data.task)
+        check_loss_is_a_mean(model, loss_fn, trainer.loss_targets(val))
+    try:
+        with warnings.catch_warnings():  # torch's warnings come again from the trial, if it gets that far
+            warnings.simplefilter("ignore")
+            trainer.fit(train, val, epochs=1)
+    except Exception as exc:
+        part = _raised_in(exc, model, optimizer)
+        if isinstance(exc, NonFiniteLossError):
+            hint = "lower optimizer.lr or set grad_clip"
+        elif part == "optimizer":
+            hint = (
+                "the optimizer's step() raised it: check the optimizer section (hpotool calls step() with no "
+                "arguments, once per batch)"
+            )
+        elif (
+            part == "model"
+            and k == 1
+            and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        ):
+            hint = (  # batch norm needs two samples a batch; hpotool's own batches never leave one over
+                "batch norm cannot train on a batch of one sample: set batch_size to 2 or more"
+                if cfg.batch_size == 1
+                else "batch norm cannot train on a batch of one sample, and the training split holds one: "
+                "use more data (data.val_fraction, data.subset_fraction)"
+            )
+        elif part == "model":
+            hint = "the model raised it in training mode: check its forward()"
+        elif (returned := training_output(model, train.x)) is not None:
+            hint = (
+                f"in training mode the model returns a {returned}, not a tensor (in eval mode it returns one), "
+                f"and hpotool gives the loss what forward() returns: return the prediction alone in training "
+                f"mode too (torchvision's inception_v3 and googlenet: set aux_logits: false under model:)"
+            )
+        elif (bce := probability_loss_hint(cfg, data)) is not None:
+            hint = bce
+        elif cfg.loss.kwargs:  # torch refuses an argument's value as the loss runs (huber's delta: 0)
+            args = ", ".join(f"{k}: {format_choice(v)}" for k, v in cfg.loss.kwargs.items())
+            hint = (
+                f"check the loss section's arguments ({args}), and that the loss fits this {data.task} task"
+            )
+        else:
+            hint = f"check that the loss fits this {data.task} task"
+        samples = "1 sample" if k == 1 else f"{k} samples"
+        raise RunCheckError("training", f"one step on {samples} failed: {described(exc)}; {hint}") from None
+
+
+def _raised_in(exc: BaseException, model: nn.Module, optimizer: torch.optim.Optimizer) -> str | None:
+    """ "model" or "optimizer" when the innermost method of one of them on the traceback is the model's (or
+    one of its layers') or the optimizer's, else None (the loss, or hpotool's own code)."""
+    layers = {id(m) for m in model.modules()}
+    tb = exc.__traceback__
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        owner = frame.f_locals.get("self")
+        if owner is optimizer:
+            return "optimizer"
+        if isinstance(owner, nn.Module):
+            return "model" if id(owner) in layers else None
+    return None
+
+
+def _check_trainable(model: nn.Module) -> None:
+    """A model with something to train: with no parameter the optimizer said "ValueError: optimizer got an
+    empty parameter list", and with every parameter frozen the loss was blamed ("does not depend on the
+    model's parameters ... compute it from the prediction with differentiable torch operations").
+
+    Raises:
+        RunCheckError: naming the model and what to change.
+    """
+    params = list(model.parameters())
+    name = type(model).__name__
+    if not params:
+        raise RunCheckError(
+            "model",
+            f"{name} has no parameters, so there is nothing to train; build its layers as attributes in "
+            f"__init__ (self.fc = nn.Linear(in_features, out_features))",
+        )
+    if not any(p.requires_grad for p in params):
+        raise RunCheckError(
+            "model",
+            f"every one of {name}'s {len(params)} parameters is frozen (requires_grad=False), so training would "
+            f"change nothing; leave the layers to train trainable (freeze a backbone, not the head)",
+        )
+
+
+def _cross_entropy(loss_fn: Any) -> bool:
+    """Whether `loss_fn` is torch's cross-entropy, which takes logits: the class or the function (with its
+    arguments bound, as a loss section's keys bind them)."""
+    fn = loss_fn.func if isinstance(loss_fn, functools.partial) else loss_fn
+    return isinstance(fn, nn.CrossEntropyLoss) or fn is nn.functional.cross_entropy
+
+
+def _probabilities(out: torch.Tensor) -> bool:
+    """Whether every row of a (batch, classes) output is a probability distribution: in [0, 1], summing
+    to 1 (a softmax's output; a model's logits are so only by a chance that does not happen)."""
+    if not (out.is_floating_point() and out.ndim == 2 and out.shape[1] >= 2 and len(out) >= 2):
+        return False
+    values = out.detach().float()
+    in_range = bool(((values >= 0) & (values <= 1)).all())
+    return in_range and bool(torch.allclose(values.sum(dim=1), torch.ones_like(values[:, 0]), atol=1e-4))
