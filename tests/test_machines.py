@@ -832,6 +832,58 @@ def test_a_result_not_kept_because_another_worker_ran_its_retry_is_no_failure_of
     assert not summary.failed and summary.stopped is None  # n_trials reached: the retry holds the point
 
 
+def test_a_result_not_kept_is_no_failure_in_the_streak_of_a_run_of_workers(shared_study: SharedStudy) -> None:
+    # With --workers the failed trials in a row are read from the storage (`workers.run_streak`). A worker's
+    # trial failed as stale by another process as it ran to its end, whose retry another worker runs: its
+    # result is not kept and the trial stays FAIL. Its own process did not count it, but the storage's count
+    # did once a failed trial followed: --max-failures 2 stopped the run after one failure of the training.
+    # Now the streak counts the trials their own process told FAIL as their run failed.
+    import warnings
+    from datetime import datetime, timedelta
+    from functools import partial
+
+    from hpotool.loop import _run_trial
+    from hpotool.objective import FailureGuard
+    from hpotool.stale import owner
+    from hpotool.storage import fail_stale_trials
+    from hpotool.workers import run_streak
+
+    study, (other, backend) = shared_study.study, shared_study.seen_by_a_stale_check()
+    main = os.getpid()  # the run's main process, as its workers record it
+    since = datetime.now() - timedelta(seconds=1)  # MySQL keeps Optuna's datetimes in whole seconds
+    streak = partial(run_streak, main=main, since=since)
+    guard = FailureGuard(2, streak_of=streak)
+
+    def run(objective: Callable[[optuna.Trial], float]) -> None:
+        """Run one trial of `objective` in a worker of the run, counted as `loop.run_trials` counts it."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+            trial = study.ask()
+        trial.set_user_attr("worker", {**owner(), "main": main})
+        ran = _run_trial(study, trial, objective)
+        frozen = study._storage.get_trial(trial._trial_id)
+        guard(study, frozen, failed=frozen.state == TrialState.FAIL and ran.failed)
+
+    def taken_for_dead(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0.0, 1.0)
+        backend.record_heartbeat(trial._trial_id)
+        assert fail_stale_trials(other) == [trial.number]  # and queues its values again
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            assert other.ask().number == trial.number + 1  # another worker takes the retry up, and runs it
+        return 0.25
+
+    def fails(trial: optuna.Trial) -> float:
+        raise ValueError("boom")
+
+    run(taken_for_dead)  # not kept: the retry runs its values
+    assert [t.state for t in shared_study.stored().trials] == [TrialState.FAIL, TrialState.RUNNING]
+    run(fails)
+    assert streak(study) == 1 and not guard.tripped  # before: 2, and the run stopped
+    run(fails)
+    assert streak(study) == 2 and guard.tripped
+
+
 @pytest.mark.parametrize("first", ["owner", "resume"])
 def test_a_result_kept_as_a_resume_queues_its_interrupted_retry_again_holds_the_point_once(
     shared_study: SharedStudy, monkeypatch: pytest.MonkeyPatch, first: str

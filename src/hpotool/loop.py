@@ -115,6 +115,7 @@ def _run_trial(
     interrupted: KeyboardInterrupt | None = None
     lost: StorageLostInTrial | None = None
     broken = False  # the training function broke hpotool's contract: every trial would fail the same way
+    run_failed = False  # the objective raised: its run failed (not an interrupt)
     from optuna.storages._heartbeat import get_heartbeat_thread
 
     # What study.optimize does per trial, with the thread's start and stop out of a signal's reach: one
@@ -134,6 +135,7 @@ def _run_trial(
             lost = exc
         except Exception as exc:
             state, reason, broken = TrialState.FAIL, reason_of(exc), broke_contract(exc)
+            run_failed = True
             # The trial keeps one line; `hpotool --debug` (which shows hpotool's DEBUG records) shows where in
             # the user's code it failed, frame by frame: only the innermost frame reached the terminal.
             _log.debug("trial %d failed: %s", trial.number, reason, exc_info=exc)
@@ -156,9 +158,10 @@ def _run_trial(
             if asked is not None:  # MySQL keeps Optuna's datetimes in whole seconds
                 record_seconds(study, trial, time.perf_counter() - asked)
             # Every FAIL goes with its reason in one write: the objective's for its training's error, a missing
-            # metric, a failed draw (`objective.give_reason`), "interrupted", any other error's message.
+            # metric, a failed draw (`objective.give_reason`), "interrupted", any other error's message; a
+            # failed run's with its mark (`RUN_FAILED`), which --max-failures counts.
             if state == TrialState.FAIL:
-                told = _tell_failed(study, trial, reason)
+                told = _tell_failed(study, trial, reason, run_failed=run_failed)
             else:
                 study.tell(trial, value, state=state)
                 told = True
@@ -176,11 +179,12 @@ def _run_trial(
     return TrialRun(kept, state == TrialState.FAIL)
 
 
-def _tell_failed(study: optuna.Study, trial: optuna.Trial, reason: str) -> bool:
+def _tell_failed(study: optuna.Study, trial: optuna.Trial, reason: str, *, run_failed: bool = False) -> bool:
     """Tell `trial`, which this process runs, FAIL with `reason` as its `fail_reason`, as `study.tell` does
     (the sampler's `after_trial`, then the state), the state and the reason in one write on SQLite,
-    PostgreSQL and MySQL (`stale.fail_trial`); returns whether this process ended it (False: another
-    process, a stale check that took this one for dead, ended it first, and its state and reason stand).
+    PostgreSQL and MySQL (`stale.fail_trial`), with the mark of a failed run (`stale.RUN_FAILED`) where
+    `run_failed`; returns whether this process ended it (False: another process, a stale check that took
+    this one for dead, ended it first, and its state and reason stand).
 
     Before, the reason went first, then the FAIL: a stale check's FAIL landing in between was told
     "interrupted" over its own reason (a resume then took the point for one never run), and the FAIL raised;
@@ -202,7 +206,7 @@ def _tell_failed(study: optuna.Study, trial: optuna.Trial, reason: str) -> bool:
     try:
         study.sampler.after_trial(_filter_study(study, frozen), frozen, TrialState.FAIL, None)
     finally:
-        told = fail_trial(study._storage, trial._trial_id, reason)
+        told = fail_trial(study._storage, trial._trial_id, reason, run_failed=run_failed)
     return told
 
 

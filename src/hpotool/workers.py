@@ -67,7 +67,7 @@ from hpotool.overrides import leaf_values
 from hpotool.pipes import guard_streams
 from hpotool.plan import StudyPlan
 from hpotool.runner import load_checked
-from hpotool.stale import fail_dead_local_trials, of_run, run_by
+from hpotool.stale import fail_dead_local_trials, failed_in_run, of_run, run_by
 from hpotool.storage import (
     has_heartbeat,
     heartbeat_settings,
@@ -402,7 +402,11 @@ def run_streak(study: optuna.Study, main: int, since: datetime) -> int:
     """The failed trials in a row that the workers of one run (its main process `main`, on this host,
     started at `since`) ended last, in the order they ended, whichever workers ran them: `--max-failures`
     counts them, where each worker counted its own (two workers failing every trial in turn ran about
-    twice as many failed trials as asked). Read from the storage, so no worker needs the others' pids."""
+    twice as many failed trials as asked). Read from the storage, so no worker needs the others' pids.
+
+    A FAIL trial whose run did not fail (`stale.failed_in_run`: one another process failed, as stale, as it
+    ran, one interrupted) is passed over: it neither counts nor ends the streak. Before, a trial whose
+    result was not kept (another worker ran its retry) counted, once a failed trial followed it."""
     ended = [
         t
         for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL))
@@ -416,7 +420,7 @@ def run_streak(study: optuna.Study, main: int, since: datetime) -> int:
     for t in reversed(ended):
         if t.state != TrialState.FAIL:
             break
-        streak += 1
+        streak += failed_in_run(t)
     return streak
 
 
