@@ -370,8 +370,15 @@ class BufferedRDBStorage(_CachedStorage):
         elif time.monotonic() - last >= self.flush_s:
             self.flush(trial_id)
 
-    def flush(self, trial_id: int | None = None) -> None:
-        """Write the buffered intermediate values of one trial (or of all) in one transaction each."""
+    def flush(self, trial_id: int | None = None, *, reading: bool = False) -> None:
+        """Write the buffered intermediate values of one trial (or of all) in one transaction each.
+        `reading`: before a read, which returns what the database holds, so the values of a trial another
+        process has finished (a stale check that took this live process for dead), which it refuses, are
+        dropped; the trial this process runs holds them still (`loop._keep_result` keeps them). Before, the
+        read raised `UpdateFinishedTrialError`: the trial loop's, as it ended such a trial, let it out of
+        the command as a traceback."""
+        from optuna.exceptions import UpdateFinishedTrialError
+
         with self._buffer_lock:
             ids = list(self._pending) if trial_id is None else [trial_id]
             batches = [(i, self._pending.pop(i)) for i in ids if i in self._pending]
@@ -380,7 +387,11 @@ class BufferedRDBStorage(_CachedStorage):
                 if i in self._flushed_at:
                     self._flushed_at[i] = now
         for i, values in batches:
-            self._write_intermediate_values(i, values)
+            try:
+                self._write_intermediate_values(i, values)
+            except UpdateFinishedTrialError:
+                if not reading:
+                    raise  # the trial's own write: where it learns that another process ended it
 
     def _write_intermediate_values(self, trial_id: int, values: dict[int, float]) -> None:
         from optuna.storages._rdb import models
@@ -425,7 +436,7 @@ class BufferedRDBStorage(_CachedStorage):
     # -- reads
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
-        self.flush(trial_id)
+        self.flush(trial_id, reading=True)
         return super().get_trial(trial_id)
 
     def get_all_trials(
@@ -436,7 +447,7 @@ class BufferedRDBStorage(_CachedStorage):
             running_here = bool(self._flushed_at)
         if wanted is None or not running_here or self.refresh_s <= 0:
             if wanted is None:
-                self.flush()
+                self.flush(reading=True)
             return super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
         snapshot = self._snapshots.get(study_id)
         if snapshot is None or time.monotonic() - snapshot.taken > self.refresh_s:
