@@ -884,6 +884,61 @@ def test_a_result_not_kept_is_no_failure_in_the_streak_of_a_run_of_workers(share
     assert streak(study) == 2 and guard.tripped
 
 
+def test_a_trial_failed_as_stale_as_it_trains_is_no_failure_of_the_training(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    shared_study: SharedStudy,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A live worker whose trial another process failed as stale while it trained (its heartbeat late: a long
+    # GC pause, a loaded machine) stops at its next write, which the storage refuses. That refusal was
+    # counted as a failure of the training: --max-failures 1 stopped the run ("stopped after 1 failed trials
+    # in a row", exit 1) before the retry of its values ran. Now only a FAIL this process told counts.
+    from typer.testing import CliRunner
+
+    from hpotool import objective
+    from hpotool.cli import app
+    from hpotool.loop import run_study
+    from hpotool.plan import prepare_study
+    from hpotool.storage import fail_stale_trials
+
+    other, backend = shared_study.seen_by_a_stale_check()
+    real_train_run = objective.train_run
+    failed: list[int] = []
+
+    def taken_for_dead_after_its_first_epoch(cfg: Any, *, on_epoch_end: Any, history: Any) -> Any:
+        def ended(result: Any) -> None:
+            on_epoch_end(result)
+            if not failed:  # the first trial, between its two epochs
+                [running] = other.get_trials(states=(TrialState.RUNNING,))
+                backend.record_heartbeat(running._trial_id)
+                failed.extend(fail_stale_trials(other))  # and queues its values again
+
+        return real_train_run(cfg, on_epoch_end=ended, history=history)
+
+    monkeypatch.setattr(objective, "train_run", taken_for_dead_after_its_first_epoch)
+    summary = run_study(
+        prepare_study(*shared_study.one_trial_configs(tmp_path, run_dict, opt_dict)), max_failures=1
+    )
+    assert failed == [0] and "trial #0 was ended as FAIL (stale: no heartbeat" in caplog.text
+    first, retry = shared_study.stored().trials
+    assert first.state == TrialState.FAIL and retry.state == TrialState.COMPLETE
+    assert retry.params == first.params and retry.system_attrs["retry_history"] == [0]
+    # before: "stopped after 1 failed trials in a row", exit 1, and the retry never ran
+    assert not summary.failed and summary.stopped is None
+    # the trial's line says why it is FAIL: the stale check's reason, not the refused write's
+    shown = CliRunner().invoke(
+        app, ["trials", "--study-name", shared_study.name, "--storage", shared_study.url]
+    )
+    assert shown.exit_code == 0, shown.output
+    [line] = [row for row in shown.output.splitlines() if row.startswith("│ 0 │")]
+    assert "│ fail " in line and line.endswith(
+        "stale: no heartbeat for 60 s (its worker died, or lost the storage) │"
+    )
+
+
 @pytest.mark.parametrize("first", ["owner", "resume"])
 def test_a_result_kept_as_a_resume_queues_its_interrupted_retry_again_holds_the_point_once(
     shared_study: SharedStudy, monkeypatch: pytest.MonkeyPatch, first: str

@@ -86,8 +86,9 @@ def has_slot(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
 
 class TrialRun(NamedTuple):
     """How `_run_trial` ran a trial: `kept`, the id of the trial that holds its result where another process
-    ended it first (`_keep_result`); `failed`, whether the training failed (False for one that ran to its
-    end while another process failed the trial as stale)."""
+    ended it first (`_keep_result`); `failed`, whether this process told it FAIL as its run failed (marked
+    `stale.RUN_FAILED`): False where another process failed it first, as stale, whether this one ran it to
+    its end or stopped at a write the storage refused as it trained (before: counted as a failure)."""
 
     kept: int | None
     failed: bool
@@ -176,7 +177,7 @@ def _run_trial(
     function = trained_by(trial) if broken else None
     if function is not None:
         raise contract_stop(function, trial.number, reason, source)
-    return TrialRun(kept, state == TrialState.FAIL)
+    return TrialRun(kept, run_failed and told)
 
 
 def _tell_failed(study: optuna.Study, trial: optuna.Trial, reason: str, *, run_failed: bool = False) -> bool:
@@ -520,10 +521,10 @@ def run_trials(
                 observer.trial_finished(study, frozen)
             if tracker is not None:
                 track(tracker, study, frozen)
-            # A trial another process failed as stale while this one ran it to its end, its result not kept
-            # (another worker's retry holds its values), is no failure of the training: before, it counted
-            # as one, and --max-failures could stop a run whose training never failed.
-            guard(study, frozen, failed=frozen.state == TrialState.FAIL and ran.failed)
+            # A trial another process failed as stale while this one ran it (to its end, its result not kept;
+            # or stopped by that FAIL as it trained) is no failure of the training: before, it counted as one,
+            # and --max-failures could stop a run whose training never failed.
+            guard(study, frozen, failed=ran.failed)
             # study.stop() in `tell`: the sampler has nothing left, by its count of the dead workers' trials
             guard.exhausted = study._stop_flag and _still_exhausted(study)
             if guard.tripped or guard.exhausted:
