@@ -407,6 +407,26 @@ def run_streak(study: optuna.Study, main: int, since: datetime) -> int:
     A FAIL trial whose run did not fail (`stale.failed_in_run`: one another process failed, as stale, as it
     ran, one interrupted) is passed over: it neither counts nor ends the streak. Before, a trial whose
     result was not kept (another worker ran its retry) counted, once a failed trial followed it."""
+    streak = 0
+    for t in reversed(_ended_in_run(study, main, since)):
+        if t.state != TrialState.FAIL:
+            break
+        streak += failed_in_run(t)
+    return streak
+
+
+def run_error(study: optuna.Study, main: int, since: datetime) -> str | None:
+    """The `fail_reason` of the last trial whose run failed (`stale.failed_in_run`) that the workers of one
+    run ended (as `run_streak` takes them): the error the summary names where `--max-failures` stopped the
+    run. Before, that of the study's FAIL trial of the highest number, which could be one another process
+    failed as stale as it ran, or another command's."""
+    failed = [t for t in _ended_in_run(study, main, since) if failed_in_run(t)]
+    return str(failed[-1].user_attrs.get("fail_reason", "unknown error")) if failed else None
+
+
+def _ended_in_run(study: optuna.Study, main: int, since: datetime) -> list[FrozenTrial]:
+    """The trials that the workers of one run (its main process `main`, on this host, started at `since`)
+    ended, in the order they ended."""
     ended = [
         t
         for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL))
@@ -416,12 +436,7 @@ def run_streak(study: optuna.Study, main: int, since: datetime) -> int:
         and of_run(t, main)
     ]
     ended.sort(key=lambda t: (t.datetime_complete, t.number))
-    streak = 0
-    for t in reversed(ended):
-        if t.state != TrialState.FAIL:
-            break
-        streak += failed_in_run(t)
-    return streak
+    return ended
 
 
 class _Monitor:
@@ -868,9 +883,7 @@ def _run_workers(
     elif stop.is_set() and finished < target:
         summary.stopped = f"stopped after {max_failures} failed trials in a row"
         summary.failed = True
-        fails = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-        if fails:
-            summary.first_error = str(fails[-1].user_attrs.get("fail_reason", "unknown error"))
+        summary.first_error = run_error(study, os.getpid(), datetime.fromtimestamp(started))
     else:
         summary.stopped = timed_out(plan, study, target)
     if interrupted is None and not named:
