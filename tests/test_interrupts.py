@@ -1045,7 +1045,9 @@ class _OtherEndsItAsTheReasonIsWritten:
     def reason_stands(self) -> None:
         """The trial ended FAIL with the reason of the process that ended it: the other's, or this one's."""
         self.thread.join()
-        [trial] = self.shared_study.stored().trials
+        # the first: where the other process ended it, its FAIL is no failure of this run's (--max-failures),
+        # and the run goes on to a trial of its own
+        trial = self.shared_study.stored().trials[0]
         assert self.ended, "the other process never ran"
         reason = str(trial.user_attrs.get("fail_reason"))
         # before: this process's reason where the other process ended it (or the FAIL raised first)

@@ -832,6 +832,113 @@ def test_a_result_not_kept_because_another_worker_ran_its_retry_is_no_failure_of
     assert not summary.failed and summary.stopped is None  # n_trials reached: the retry holds the point
 
 
+def test_a_result_not_kept_is_no_failure_in_the_streak_of_a_run_of_workers(shared_study: SharedStudy) -> None:
+    # With --workers the failed trials in a row are read from the storage (`workers.run_streak`). A worker's
+    # trial failed as stale by another process as it ran to its end, whose retry another worker runs: its
+    # result is not kept and the trial stays FAIL. Its own process did not count it, but the storage's count
+    # did once a failed trial followed: --max-failures 2 stopped the run after one failure of the training.
+    # Now the streak counts the trials their own process told FAIL as their run failed.
+    import warnings
+    from datetime import datetime, timedelta
+    from functools import partial
+
+    from hpotool.loop import _run_trial
+    from hpotool.objective import FailureGuard
+    from hpotool.stale import owner
+    from hpotool.storage import fail_stale_trials
+    from hpotool.workers import run_streak
+
+    study, (other, backend) = shared_study.study, shared_study.seen_by_a_stale_check()
+    main = os.getpid()  # the run's main process, as its workers record it
+    since = datetime.now() - timedelta(seconds=1)  # MySQL keeps Optuna's datetimes in whole seconds
+    streak = partial(run_streak, main=main, since=since)
+    guard = FailureGuard(2, streak_of=streak)
+
+    def run(objective: Callable[[optuna.Trial], float]) -> None:
+        """Run one trial of `objective` in a worker of the run, counted as `loop.run_trials` counts it."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+            trial = study.ask()
+        trial.set_user_attr("worker", {**owner(), "main": main})
+        ran = _run_trial(study, trial, objective)
+        frozen = study._storage.get_trial(trial._trial_id)
+        guard(study, frozen, failed=frozen.state == TrialState.FAIL and ran.failed)
+
+    def taken_for_dead(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0.0, 1.0)
+        backend.record_heartbeat(trial._trial_id)
+        assert fail_stale_trials(other) == [trial.number]  # and queues its values again
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            assert other.ask().number == trial.number + 1  # another worker takes the retry up, and runs it
+        return 0.25
+
+    def fails(trial: optuna.Trial) -> float:
+        raise ValueError("boom")
+
+    run(taken_for_dead)  # not kept: the retry runs its values
+    assert [t.state for t in shared_study.stored().trials] == [TrialState.FAIL, TrialState.RUNNING]
+    run(fails)
+    assert streak(study) == 1 and not guard.tripped  # before: 2, and the run stopped
+    run(fails)
+    assert streak(study) == 2 and guard.tripped
+
+
+def test_a_trial_failed_as_stale_as_it_trains_is_no_failure_of_the_training(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    shared_study: SharedStudy,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A live worker whose trial another process failed as stale while it trained (its heartbeat late: a long
+    # GC pause, a loaded machine) stops at its next write, which the storage refuses. That refusal was
+    # counted as a failure of the training: --max-failures 1 stopped the run ("stopped after 1 failed trials
+    # in a row", exit 1) before the retry of its values ran. Now only a FAIL this process told counts.
+    from typer.testing import CliRunner
+
+    from hpotool import objective
+    from hpotool.cli import app
+    from hpotool.loop import run_study
+    from hpotool.plan import prepare_study
+    from hpotool.storage import fail_stale_trials
+
+    other, backend = shared_study.seen_by_a_stale_check()
+    real_train_run = objective.train_run
+    failed: list[int] = []
+
+    def taken_for_dead_after_its_first_epoch(cfg: Any, *, on_epoch_end: Any, history: Any) -> Any:
+        def ended(result: Any) -> None:
+            on_epoch_end(result)
+            if not failed:  # the first trial, between its two epochs
+                [running] = other.get_trials(states=(TrialState.RUNNING,))
+                backend.record_heartbeat(running._trial_id)
+                failed.extend(fail_stale_trials(other))  # and queues its values again
+
+        return real_train_run(cfg, on_epoch_end=ended, history=history)
+
+    monkeypatch.setattr(objective, "train_run", taken_for_dead_after_its_first_epoch)
+    summary = run_study(
+        prepare_study(*shared_study.one_trial_configs(tmp_path, run_dict, opt_dict)), max_failures=1
+    )
+    assert failed == [0] and "trial #0 was ended as FAIL (stale: no heartbeat" in caplog.text
+    first, retry = shared_study.stored().trials
+    assert first.state == TrialState.FAIL and retry.state == TrialState.COMPLETE
+    assert retry.params == first.params and retry.system_attrs["retry_history"] == [0]
+    # before: "stopped after 1 failed trials in a row", exit 1, and the retry never ran
+    assert not summary.failed and summary.stopped is None
+    # the trial's line says why it is FAIL: the stale check's reason, not the refused write's
+    shown = CliRunner().invoke(
+        app, ["trials", "--study-name", shared_study.name, "--storage", shared_study.url]
+    )
+    assert shown.exit_code == 0, shown.output
+    [line] = [row for row in shown.output.splitlines() if row.startswith("│ 0 │")]
+    assert "│ fail " in line and line.endswith(
+        "stale: no heartbeat for 60 s (its worker died, or lost the storage) │"
+    )
+
+
 @pytest.mark.parametrize("first", ["owner", "resume"])
 def test_a_result_kept_as_a_resume_queues_its_interrupted_retry_again_holds_the_point_once(
     shared_study: SharedStudy, monkeypatch: pytest.MonkeyPatch, first: str

@@ -88,6 +88,30 @@ def test_a_report_on_a_finished_trial_is_still_refused(tmp_path: Path) -> None:
         study._storage.set_trial_intermediate_value(trial._trial_id, 0, 1.0)
 
 
+def test_a_read_of_a_trial_another_process_ended_drops_its_buffered_reports(
+    shared_study: SharedStudy,
+) -> None:
+    # A trial this process runs, a report of it buffered, that another process failed (a stale check that took
+    # this live process for dead): reading it back raised UpdateFinishedTrialError, the buffered report's
+    # write refused, and the trial loop, reading it as it ended the trial, let that out of the command as a
+    # traceback. Now a read returns the trial as stored; the trial's own next write is refused, as before.
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    from hpotool.stale import fail_trial
+
+    study = shared_study.study
+    trial = study.ask()
+    trial.report(0.5, 0)  # buffered
+    assert fail_trial(shared_study.other, trial._trial_id, "stale: no heartbeat")
+    stored = study._storage.get_trial(trial._trial_id)  # before: UpdateFinishedTrialError
+    assert stored.state == TrialState.FAIL and stored.user_attrs["fail_reason"] == "stale: no heartbeat"
+    assert stored.intermediate_values == {}
+    trial.report(0.25, 1)
+    assert [t.state for t in study.trials] == [TrialState.FAIL]  # every trial read: the same
+    with pytest.raises(UpdateFinishedTrialError):
+        trial.set_user_attr("history", [])
+
+
 class _Clock:
     """A monotonic clock the test moves by hand, so a slow machine cannot expire a snapshot early."""
 

@@ -1926,13 +1926,14 @@ def test_max_failures_counts_the_failed_trials_in_a_row_of_all_workers(
     args = _optimize_args(tmp_path, run, opt, *WORKERS, "--max-failures", "3")
     output = _in_this_process(args, exit_code=1).output
     assert "note: stopped after 3 failed trials in a row\n" in output, output
+    assert "first error: RuntimeError: boom from user code" in output, output
     trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
     failed = [t for t in trials if t.state == TrialState.FAIL]
     assert 3 <= len(failed) <= 4, output
 
 
 def test_the_run_s_streak_is_read_from_the_storage_in_the_order_the_trials_ended() -> None:
-    from hpotool.stale import owner
+    from hpotool.stale import fail_trial, owner
     from hpotool.workers import run_streak
 
     study = optuna.create_study()
@@ -1941,7 +1942,10 @@ def test_the_run_s_streak_is_read_from_the_storage_in_the_order_the_trials_ended
     def ended(state: TrialState, pid: int, run: int = main) -> None:
         trial = study.ask()
         trial.set_user_attr("worker", {**owner(), "pid": pid, "main": run})
-        study.tell(trial, 0.5 if state == TrialState.COMPLETE else None, state=state)
+        if state == TrialState.FAIL:  # as its worker tells a failed run (`loop._tell_failed`)
+            assert fail_trial(study._storage, trial._trial_id, "boom", run_failed=True)
+        else:
+            study.tell(trial, 0.5 if state == TrialState.COMPLETE else None, state=state)
 
     ended(TrialState.FAIL, 1)  # before the run started: not counted
     time.sleep(0.01)
@@ -1955,6 +1959,65 @@ def test_the_run_s_streak_is_read_from_the_storage_in_the_order_the_trials_ended
     assert run_streak(study, main, since) == 3
     ended(TrialState.PRUNED, 2)
     assert run_streak(study, main, since) == 0
+
+
+def test_the_run_s_error_is_that_of_the_last_trial_whose_run_failed() -> None:
+    # Where --max-failures stopped a run of workers, the summary named the reason of the study's FAIL trial of
+    # the highest number: one another process failed as stale as it ran ("first error: stale: no heartbeat
+    # ..."), or another command's. Now the last trial of the run whose run failed.
+    from hpotool.stale import fail_trial
+    from hpotool.workers import run_error
+
+    study = optuna.create_study()
+    main = 1001
+    since = datetime.now()
+    assert run_error(study, main, since) is None
+
+    def ended(reason: str, *, run_failed: bool, run: int = main) -> None:
+        trial = study.ask()
+        trial.set_user_attr("worker", {**owner(), "main": run})
+        assert fail_trial(study._storage, trial._trial_id, reason, run_failed=run_failed)
+
+    ended("boom", run_failed=True)
+    ended("bang", run_failed=True)
+    ended("stale: no heartbeat for 60 s (its worker died, or lost the storage)", run_failed=False)
+    ended("another command's", run_failed=True, run=1002)
+    assert run_error(study, main, since) == "bang"  # before: the last FAIL trial's, "another command's"
+
+
+def test_the_run_s_streak_passes_over_the_fail_trials_whose_run_did_not_fail(
+    storage: tuple[str, str],
+) -> None:
+    # A FAIL that another process wrote (a stale check that took a live worker for dead, `fail-stale`, a dead
+    # worker's) or an interrupt is no failure of the trial's run: `run_streak` neither counts it nor ends the
+    # streak at it. On every storage: the journal ones (Redis, journal files) write the mark of a failed run
+    # before the state, with its reason, as they do the reason.
+    from hpotool.stale import fail_trial, failed_in_run
+    from hpotool.workers import run_streak
+
+    url, name = storage
+    study = optuna.create_study(study_name=name, storage=make_storage(url))
+    main = os.getpid()
+
+    def ended(reason: str, *, run_failed: bool) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+            trial = study.ask()
+        trial.set_user_attr("worker", {**owner(), "main": main})
+        assert fail_trial(study._storage, trial._trial_id, reason, run_failed=run_failed)
+
+    ended("boom", run_failed=True)
+    ended("stale: no heartbeat for 60 s (its worker died, or lost the storage)", run_failed=False)
+    ended("interrupted", run_failed=False)
+    ended("worker died (pid 4242)", run_failed=False)
+    ended("boom", run_failed=True)
+    stored = optuna.load_study(study_name=name, storage=make_storage(url)).trials
+    assert [failed_in_run(t) for t in stored] == [True, False, False, False, True]
+    assert [t.user_attrs["fail_reason"] for t in stored][:2] == [
+        "boom",
+        "stale: no heartbeat for 60 s (its worker died, or lost the storage)",
+    ]
+    assert run_streak(study, main, datetime.min) == 2
 
 
 def test_fail_stale_with_nothing_stale_says_so_in_a_sentence(tmp_path: Path) -> None:

@@ -86,8 +86,9 @@ def has_slot(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
 
 class TrialRun(NamedTuple):
     """How `_run_trial` ran a trial: `kept`, the id of the trial that holds its result where another process
-    ended it first (`_keep_result`); `failed`, whether the training failed (False for one that ran to its
-    end while another process failed the trial as stale)."""
+    ended it first (`_keep_result`); `failed`, whether this process told it FAIL as its run failed (marked
+    `stale.RUN_FAILED`): False where another process failed it first, as stale, whether this one ran it to
+    its end or stopped at a write the storage refused as it trained (before: counted as a failure)."""
 
     kept: int | None
     failed: bool
@@ -115,6 +116,7 @@ def _run_trial(
     interrupted: KeyboardInterrupt | None = None
     lost: StorageLostInTrial | None = None
     broken = False  # the training function broke hpotool's contract: every trial would fail the same way
+    run_failed = False  # the objective raised: its run failed (not an interrupt)
     from optuna.storages._heartbeat import get_heartbeat_thread
 
     # What study.optimize does per trial, with the thread's start and stop out of a signal's reach: one
@@ -134,6 +136,7 @@ def _run_trial(
             lost = exc
         except Exception as exc:
             state, reason, broken = TrialState.FAIL, reason_of(exc), broke_contract(exc)
+            run_failed = True
             # The trial keeps one line; `hpotool --debug` (which shows hpotool's DEBUG records) shows where in
             # the user's code it failed, frame by frame: only the innermost frame reached the terminal.
             _log.debug("trial %d failed: %s", trial.number, reason, exc_info=exc)
@@ -156,9 +159,10 @@ def _run_trial(
             if asked is not None:  # MySQL keeps Optuna's datetimes in whole seconds
                 record_seconds(study, trial, time.perf_counter() - asked)
             # Every FAIL goes with its reason in one write: the objective's for its training's error, a missing
-            # metric, a failed draw (`objective.give_reason`), "interrupted", any other error's message.
+            # metric, a failed draw (`objective.give_reason`), "interrupted", any other error's message; a
+            # failed run's with its mark (`RUN_FAILED`), which --max-failures counts.
             if state == TrialState.FAIL:
-                told = _tell_failed(study, trial, reason)
+                told = _tell_failed(study, trial, reason, run_failed=run_failed)
             else:
                 study.tell(trial, value, state=state)
                 told = True
@@ -173,14 +177,15 @@ def _run_trial(
     function = trained_by(trial) if broken else None
     if function is not None:
         raise contract_stop(function, trial.number, reason, source)
-    return TrialRun(kept, state == TrialState.FAIL)
+    return TrialRun(kept, run_failed and told)
 
 
-def _tell_failed(study: optuna.Study, trial: optuna.Trial, reason: str) -> bool:
+def _tell_failed(study: optuna.Study, trial: optuna.Trial, reason: str, *, run_failed: bool = False) -> bool:
     """Tell `trial`, which this process runs, FAIL with `reason` as its `fail_reason`, as `study.tell` does
     (the sampler's `after_trial`, then the state), the state and the reason in one write on SQLite,
-    PostgreSQL and MySQL (`stale.fail_trial`); returns whether this process ended it (False: another
-    process, a stale check that took this one for dead, ended it first, and its state and reason stand).
+    PostgreSQL and MySQL (`stale.fail_trial`), with the mark of a failed run (`stale.RUN_FAILED`) where
+    `run_failed`; returns whether this process ended it (False: another process, a stale check that took
+    this one for dead, ended it first, and its state and reason stand).
 
     Before, the reason went first, then the FAIL: a stale check's FAIL landing in between was told
     "interrupted" over its own reason (a resume then took the point for one never run), and the FAIL raised;
@@ -202,7 +207,7 @@ def _tell_failed(study: optuna.Study, trial: optuna.Trial, reason: str) -> bool:
     try:
         study.sampler.after_trial(_filter_study(study, frozen), frozen, TrialState.FAIL, None)
     finally:
-        told = fail_trial(study._storage, trial._trial_id, reason)
+        told = fail_trial(study._storage, trial._trial_id, reason, run_failed=run_failed)
     return told
 
 
@@ -516,10 +521,10 @@ def run_trials(
                 observer.trial_finished(study, frozen)
             if tracker is not None:
                 track(tracker, study, frozen)
-            # A trial another process failed as stale while this one ran it to its end, its result not kept
-            # (another worker's retry holds its values), is no failure of the training: before, it counted
-            # as one, and --max-failures could stop a run whose training never failed.
-            guard(study, frozen, failed=frozen.state == TrialState.FAIL and ran.failed)
+            # A trial another process failed as stale while this one ran it (to its end, its result not kept;
+            # or stopped by that FAIL as it trained) is no failure of the training: before, it counted as one,
+            # and --max-failures could stop a run whose training never failed.
+            guard(study, frozen, failed=ran.failed)
             # study.stop() in `tell`: the sampler has nothing left, by its count of the dead workers' trials
             guard.exhausted = study._stop_flag and _still_exhausted(study)
             if guard.tripped or guard.exhausted:

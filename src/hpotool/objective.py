@@ -272,7 +272,7 @@ class FailureGuard:
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial, *, failed: bool | None = None) -> None:
         """Count `trial`, which this process ran, as ended; `failed`: whether its training failed (by default,
-        whether the trial is FAIL; not so where another process failed it as stale as it ran to its end)."""
+        whether the trial is FAIL; not so where another process failed it as stale as it ran)."""
         if not (trial.state == TrialState.FAIL if failed is None else failed):
             self.streak = 0
             return

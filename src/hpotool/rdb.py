@@ -26,7 +26,7 @@ import bisect
 import copy
 import threading
 import time
-from collections.abc import Container, Sequence
+from collections.abc import Container, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -179,13 +179,15 @@ class FastReadRDBStorage(RDBStorage):
         *,
         reason: str | None = None,
         from_state: TrialState | None = None,
+        marks: Mapping[str, Any] | None = None,
     ) -> bool:
         """Optuna's, except that the state changes by one statement that changes the row only while its
         state is still the one read, so of processes changing it at once exactly one does. `reason`: the
         trial's `fail_reason` user attr, written in the same transaction, so it lands with the state or not
         at all (written before, it stayed on a trial its owner completed in between: a COMPLETE trial
-        that said "stale: no heartbeat"). `from_state`: change it only from that state (False otherwise),
-        as a queued trial is failed only while no worker has taken it up.
+        that said "stale: no heartbeat"); `marks`, system attrs written so too (`stale.RUN_FAILED`).
+        `from_state`: change it only from that state (False otherwise), as a queued trial is failed only
+        while no worker has taken it up.
 
         Optuna reads the row, then writes the new state. On SQLite its row lock (SELECT ... FOR UPDATE) is
         a no-op and the driver begins the transaction only at the write, so a process that changed the
@@ -220,6 +222,10 @@ class FastReadRDBStorage(RDBStorage):
                     if reason is not None:
                         self._set_trial_attr_without_commit(
                             session, models.TrialUserAttributeModel, trial_id, "fail_reason", reason
+                        )
+                    for key, value in (marks or {}).items():
+                        self._set_trial_attr_without_commit(
+                            session, models.TrialSystemAttributeModel, trial_id, key, value
                         )
                     result = session.connection().execute(
                         sa.update(trials_t)
@@ -318,15 +324,16 @@ class BufferedRDBStorage(_CachedStorage):
         *,
         reason: str | None = None,
         from_state: TrialState | None = None,
+        marks: Mapping[str, Any] | None = None,
     ) -> bool:
         self.flush(trial_id)
         try:
-            if reason is None and from_state is None:
+            if reason is None and from_state is None and not marks:
                 changed = super().set_trial_state_values(trial_id, state, values)
             else:  # in one transaction with the state (`FastReadRDBStorage.set_trial_state_values`)
                 assert isinstance(self._backend, FastReadRDBStorage)  # as `make_storage` builds it
                 changed = self._backend.set_trial_state_values(
-                    trial_id, state, values, reason=reason, from_state=from_state
+                    trial_id, state, values, reason=reason, from_state=from_state, marks=marks
                 )
         finally:  # finished by another process (its error) or here: this process no longer runs it
             if state != TrialState.RUNNING:
@@ -363,8 +370,15 @@ class BufferedRDBStorage(_CachedStorage):
         elif time.monotonic() - last >= self.flush_s:
             self.flush(trial_id)
 
-    def flush(self, trial_id: int | None = None) -> None:
-        """Write the buffered intermediate values of one trial (or of all) in one transaction each."""
+    def flush(self, trial_id: int | None = None, *, reading: bool = False) -> None:
+        """Write the buffered intermediate values of one trial (or of all) in one transaction each.
+        `reading`: before a read, which returns what the database holds, so the values of a trial another
+        process has finished (a stale check that took this live process for dead), which it refuses, are
+        dropped; the trial this process runs holds them still (`loop._keep_result` keeps them). Before, the
+        read raised `UpdateFinishedTrialError`: the trial loop's, as it ended such a trial, let it out of
+        the command as a traceback."""
+        from optuna.exceptions import UpdateFinishedTrialError
+
         with self._buffer_lock:
             ids = list(self._pending) if trial_id is None else [trial_id]
             batches = [(i, self._pending.pop(i)) for i in ids if i in self._pending]
@@ -373,7 +387,11 @@ class BufferedRDBStorage(_CachedStorage):
                 if i in self._flushed_at:
                     self._flushed_at[i] = now
         for i, values in batches:
-            self._write_intermediate_values(i, values)
+            try:
+                self._write_intermediate_values(i, values)
+            except UpdateFinishedTrialError:
+                if not reading:
+                    raise  # the trial's own write: where it learns that another process ended it
 
     def _write_intermediate_values(self, trial_id: int, values: dict[int, float]) -> None:
         from optuna.storages._rdb import models
@@ -418,7 +436,7 @@ class BufferedRDBStorage(_CachedStorage):
     # -- reads
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
-        self.flush(trial_id)
+        self.flush(trial_id, reading=True)
         return super().get_trial(trial_id)
 
     def get_all_trials(
@@ -429,7 +447,7 @@ class BufferedRDBStorage(_CachedStorage):
             running_here = bool(self._flushed_at)
         if wanted is None or not running_here or self.refresh_s <= 0:
             if wanted is None:
-                self.flush()
+                self.flush(reading=True)
             return super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
         snapshot = self._snapshots.get(study_id)
         if snapshot is None or time.monotonic() - snapshot.taken > self.refresh_s:

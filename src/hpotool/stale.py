@@ -175,14 +175,32 @@ def in_use(study: optuna.Study, trials: list[FrozenTrial], grace_s: float) -> st
     return None
 
 
-def fail_trial(storage: Any, trial_id: int, reason: str, *, waiting: bool = False) -> bool:
+# The system attr of a trial that its own process told FAIL as its run failed (its training, a missing
+# metric, a failed draw: `loop._run_trial`), what `--max-failures` counts (`failed_in_run`). A FAIL another
+# process wrote (a stale check that took its live worker for dead, a dead worker's, `fail-stale`) or an
+# interrupt carries none: its training did not fail.
+RUN_FAILED = "hpotool:run_failed"
+
+
+def failed_in_run(trial: FrozenTrial) -> bool:
+    """Whether `trial` is FAIL because its run failed, as its own process told it (`RUN_FAILED`)."""
+    from optuna.trial import TrialState
+
+    return trial.state == TrialState.FAIL and RUN_FAILED in trial.system_attrs
+
+
+def fail_trial(
+    storage: Any, trial_id: int, reason: str, *, waiting: bool = False, run_failed: bool = False
+) -> bool:
     """Mark a trial FAIL with `reason` as its `fail_reason`; whether this process did (False where another
     process ended it first). On SQLite, PostgreSQL and MySQL the reason lands with the state or not at all
     (one transaction): written first, it stayed on a trial its owner completed in between. The journal
     storages (Redis, journal files) hold no transaction: there the reason goes first, and a trial finished
     before it refuses it. `waiting`: a queued trial, failed only while it is still WAITING (False where a
     worker took it up first: before, its run was failed under it); on the journal storages it is read
-    first, and a worker taking it up in between is not seen.
+    first, and a worker taking it up in between is not seen. `run_failed`: its own process fails it as its
+    run failed, marked `RUN_FAILED` as the reason is written (on the journal storages, before the state,
+    with the reason: a FAIL another process writes between the two keeps the mark and that one's reason).
 
     Optuna says "another process ended it first" with `UpdateFinishedTrialError` (its row lock on PostgreSQL
     and MySQL, the conditional write on SQLite); it is False here, for every caller: the ownerless-trial
@@ -194,15 +212,18 @@ def fail_trial(storage: Any, trial_id: int, reason: str, *, waiting: bool = Fals
     from hpotool.rdb import BufferedRDBStorage, FastReadRDBStorage
 
     expected = TrialState.WAITING if waiting else None
+    marks = {RUN_FAILED: True} if run_failed else {}
     try:
         if isinstance(getattr(storage, "_backend", storage), FastReadRDBStorage):
             assert isinstance(storage, BufferedRDBStorage | FastReadRDBStorage)
             return storage.set_trial_state_values(
-                trial_id, TrialState.FAIL, reason=reason, from_state=expected
+                trial_id, TrialState.FAIL, reason=reason, from_state=expected, marks=marks
             )
         if expected is not None and storage.get_trial(trial_id).state != expected:
             return False
         storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+        for key, value in marks.items():
+            storage.set_trial_system_attr(trial_id, key, value)
         return bool(storage.set_trial_state_values(trial_id, TrialState.FAIL))
     except UpdateFinishedTrialError:
         return False  # another process ended it first

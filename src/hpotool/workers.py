@@ -67,7 +67,7 @@ from hpotool.objective import StudyObserver
 from hpotool.overrides import leaf_values
 from hpotool.pipes import guard_streams
 from hpotool.plan import StudyPlan
-from hpotool.stale import fail_dead_local_trials, of_run, run_by
+from hpotool.stale import fail_dead_local_trials, failed_in_run, of_run, run_by
 from hpotool.storage import (
     has_heartbeat,
     heartbeat_settings,
@@ -402,7 +402,31 @@ def run_streak(study: optuna.Study, main: int, since: datetime) -> int:
     """The failed trials in a row that the workers of one run (its main process `main`, on this host,
     started at `since`) ended last, in the order they ended, whichever workers ran them: `--max-failures`
     counts them, where each worker counted its own (two workers failing every trial in turn ran about
-    twice as many failed trials as asked). Read from the storage, so no worker needs the others' pids."""
+    twice as many failed trials as asked). Read from the storage, so no worker needs the others' pids.
+
+    A FAIL trial whose run did not fail (`stale.failed_in_run`: one another process failed, as stale, as it
+    ran, one interrupted) is passed over: it neither counts nor ends the streak. Before, a trial whose
+    result was not kept (another worker ran its retry) counted, once a failed trial followed it."""
+    streak = 0
+    for t in reversed(_ended_in_run(study, main, since)):
+        if t.state != TrialState.FAIL:
+            break
+        streak += failed_in_run(t)
+    return streak
+
+
+def run_error(study: optuna.Study, main: int, since: datetime) -> str | None:
+    """The `fail_reason` of the last trial whose run failed (`stale.failed_in_run`) that the workers of one
+    run ended (as `run_streak` takes them): the error the summary names where `--max-failures` stopped the
+    run. Before, that of the study's FAIL trial of the highest number, which could be one another process
+    failed as stale as it ran, or another command's."""
+    failed = [t for t in _ended_in_run(study, main, since) if failed_in_run(t)]
+    return str(failed[-1].user_attrs.get("fail_reason", "unknown error")) if failed else None
+
+
+def _ended_in_run(study: optuna.Study, main: int, since: datetime) -> list[FrozenTrial]:
+    """The trials that the workers of one run (its main process `main`, on this host, started at `since`)
+    ended, in the order they ended."""
     ended = [
         t
         for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL))
@@ -412,12 +436,7 @@ def run_streak(study: optuna.Study, main: int, since: datetime) -> int:
         and of_run(t, main)
     ]
     ended.sort(key=lambda t: (t.datetime_complete, t.number))
-    streak = 0
-    for t in reversed(ended):
-        if t.state != TrialState.FAIL:
-            break
-        streak += 1
-    return streak
+    return ended
 
 
 class _Monitor:
@@ -864,9 +883,7 @@ def _run_workers(
     elif stop.is_set() and finished < target:
         summary.stopped = f"stopped after {max_failures} failed trials in a row"
         summary.failed = True
-        fails = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-        if fails:
-            summary.first_error = str(fails[-1].user_attrs.get("fail_reason", "unknown error"))
+        summary.first_error = run_error(study, os.getpid(), datetime.fromtimestamp(started))
     else:
         summary.stopped = timed_out(plan, study, target)
     if interrupted is None and not named:
