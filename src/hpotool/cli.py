@@ -735,6 +735,12 @@ def _optimize(
         from hpotool.interrupts import deferred
 
         with deferred():  # a second Ctrl-C waits for the summary it would cut short (or leave unprinted)
+            from hpotool.pipes import stderr_closed
+
+            if summary.interrupted is not None and summary.stopped and stderr_closed():
+                from hpotool.stop_note import keep  # `|& head`: the note below goes to /dev/null
+
+                keep(summary.study_name, summary.storage, summary.stopped)
             if as_json:
                 from hpotool.export import json_safe
 
@@ -1519,6 +1525,9 @@ def studies(
         _out().print(_studies_table(rows, stacked=stacked) if stacked is not None else _studies_records(rows))
         for line in _storage_lines(rows):
             _out().print(escape(line), soft_wrap=True)  # whole, to copy and paste
+        for r in rows:
+            if r["unseen_stop"]:  # `optimize ... |& head`: why its study stopped short, said nowhere else
+                _note(f"study {r['name']}: {r['unseen_stop']}")
 
 
 @app.command(short_help="List a study's trials, best first.")
@@ -1543,12 +1552,19 @@ def trials(
         if as_json:
             _print_json(rows)
             return
+        from hpotool.stop_note import kept
+
+        # `optimize ... |& head`: why the study stopped short, said nowhere else; under the table
+        unseen = kept(study.user_attrs)
+        unseen_note = f"study {study_name}: {unseen}" if unseen is not None else None
         if not rows:  # an empty table says less than a line naming what the study has
             from hpotool.export import state_counts
 
             has = ", ".join(f"{k} {v}" for k, v in state_counts(study.get_trials(deepcopy=False)).items())
             which = f"{state.lower()} trial" if state else "trial"
             _out().print(f"study {escape(study_name)} has no {which}" + (f" ({has})" if has else ""))
+            if unseen_note is not None:
+                _note(unseen_note)
             return
         # In the order the search space writes them (the study's stored one), then any others as found.
         from hpotool.export import in_space_order
@@ -1669,6 +1685,8 @@ def trials(
                 f"'epochs_run' as {stored}, not as the count of epochs hpotool records: shown as -; hpotool "
                 f"trials --json lists each as stored"
             )
+        if unseen_note is not None:
+            _note(unseen_note)
 
 
 def _reason(value: Any) -> str:
