@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -218,3 +219,42 @@ def test_a_study_resumed_after_ctrl_c_in_its_first_trial_says_it_resumes(
     assert again.stderr.startswith(f"resuming study tiny: 0/{opt_dict['n_trials']} trials done\n"), (
         again.stderr
     )
+
+
+def test_a_log_file_gets_each_trial_on_one_line_whatever_its_length(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """`hpotool optimize ... 2> run.log` (a CI log): rich, which takes 80 columns where stderr is no terminal,
+    wrapped each trial line with several parameters onto two or three lines of the log. Now a trial is one
+    line, as a logger writes it; COLUMNS still sets the width of the summary's table."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import write_configs
+
+    opt_dict["search_space"] |= {
+        "optimizer.weight_decay": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+        "model.dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "model.activation": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]},
+        "batch_size": {"type": "categorical", "choices": [16, 32, 64]},
+    }
+    write_configs(tmp_path, run_dict, opt_dict)
+    env = {**os.environ, "COLUMNS": "70"}
+    with open(tmp_path / "run.log", "w") as log, open(tmp_path / "out.txt", "w") as out:
+        subprocess.run(
+            [sys.executable, "-m", "hpotool", "optimize", "-r", "run.yaml", "-o", "optimize.yaml"],
+            cwd=tmp_path,
+            stdout=out,
+            stderr=log,
+            env=env,
+            check=True,
+        )
+    lines = (tmp_path / "run.log").read_text().splitlines()
+    assert lines[0].startswith("new study 'tiny' in ") and len(lines) == 1 + opt_dict["n_trials"], lines
+    for number, line in enumerate(lines[1:]):
+        assert line.startswith(f"trial   {number} COMPLETE "), lines
+        assert all(f" {name}=" in line for name in opt_dict["search_space"]), lines
+        assert len(line) > 70 and re.search(r"  \d+\.\d+s(  new best)?$", line), lines  # wider than COLUMNS
+    table = (tmp_path / "out.txt").read_text().splitlines()
+    assert table[0].startswith("study tiny") and max(len(line) for line in table) <= 70, table
