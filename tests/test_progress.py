@@ -258,3 +258,51 @@ def test_a_log_file_gets_each_trial_on_one_line_whatever_its_length(
         assert len(line) > 70 and re.search(r"  \d+\.\d+s(  new best)?$", line), lines  # wider than COLUMNS
     table = (tmp_path / "out.txt").read_text().splitlines()
     assert table[0].startswith("study tiny") and max(len(line) for line in table) <= 70, table
+
+
+def test_a_dumb_terminal_gets_each_trial_on_one_line_whatever_its_width(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """TERM=dumb (Emacs's shell and compile buffers), a terminal 150 columns wide: rich takes a dumb terminal
+    for 80 columns whatever its size, and wrapped every trial line with a few parameters there; it shows no
+    bars, as in a log file, and now gets a trial a line as a log file does (the terminal wraps it, if need
+    be, at its own width)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    from .conftest import write_configs
+
+    opt_dict["search_space"] |= {
+        "optimizer.weight_decay": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+        "model.activation": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]},
+    }
+    write_configs(tmp_path, run_dict, opt_dict)
+    main, other = pty.openpty()
+    fcntl.ioctl(other, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 150, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")} | {"TERM": "dumb"}
+    command = [sys.executable, "-m", "hpotool", "optimize", "-r", "run.yaml", "-o", "optimize.yaml"]
+    with subprocess.Popen(
+        command, cwd=tmp_path, stdin=other, stdout=subprocess.DEVNULL, stderr=other, env=env
+    ) as proc:
+        os.close(other)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the command has ended, the terminal's last reader gone
+                break
+            if not chunk:
+                break
+            shown += chunk
+        assert proc.wait(timeout=120) == 0
+    os.close(main)
+    lines = shown.decode().replace("\r\n", "\n").splitlines()
+    assert lines[0].startswith("new study 'tiny' in ") and len(lines) == 1 + opt_dict["n_trials"], lines
+    for number, line in enumerate(lines[1:]):
+        assert line.startswith(f"trial   {number} COMPLETE "), lines
+        assert len(line) > 80 and all(f" {name}=" in line for name in opt_dict["search_space"]), lines

@@ -36,8 +36,10 @@ def say(console: Console, text: str) -> None:
     """`text` (rich markup) as one line of the display. On a terminal rich wraps it at the terminal's width,
     above the live bars; elsewhere (`2> run.log`, a pipe, a CI log) it is one line whatever its length, as a
     logger writes it: rich wrapped it at 80 columns, its width where stderr is no terminal (or at COLUMNS),
-    and a trial with many parameters took several lines of the log, to be grepped for as one."""
-    console.print(text, soft_wrap=not console.is_terminal)
+    and a trial with many parameters took several lines of the log, to be grepped for as one. So on a dumb
+    terminal (TERM=dumb: Emacs's shell and compile buffers), which shows no bars, and which rich takes for
+    80 columns whatever its width: it wrapped there at 80 too."""
+    console.print(text, soft_wrap=not console.is_interactive)
 
 
 def bars(console: Console) -> Progress:
