@@ -1303,7 +1303,7 @@ def _train_from_best(
             check_writable(default_runs_dir(plan.candidates[0].config), out_given=False)
         exported = write_export(study, storage or default_storage_url(study_name))
         what = "the Pareto front" if len(exported.metrics) > 1 else "the best trial"
-        _err().print(f"exported {what} to {escape(str(exported.folder))}")
+        _err().print(f"exported {what} to {escape(str(exported.folder))}", soft_wrap=True)  # the path whole
         for note in exported.notes:  # a study still running: the best so far
             _note(note)
         if len(plan.candidates) < (top_k or 1):
@@ -1368,7 +1368,7 @@ def _train_from_best(
                 str(len(c["runs"])),
             )
         _out().print(ranked)
-        _out().print(f"summary: {escape(str(Path(summary['folder']) / 'summary.json'))}")
+        _out().print(f"summary: {escape(str(Path(summary['folder']) / 'summary.json'))}", soft_wrap=True)
 
 
 def _objectives(row: dict[str, Any]) -> list[str]:
@@ -1915,7 +1915,9 @@ def refine(
         opt_path, run_path = write_refinement(ref, out, study_name)
         for change in ref.changes:
             _print_bullet(change)
-        _out().print(f"wrote {escape(str(opt_path))} and {escape(str(run_path))}; next:")
+        # The paths whole, as the command under them: at 80 columns (a log file, a narrow terminal) rich
+        # broke a long one mid-name over two lines, and it pasted as two.
+        _out().print(f"wrote {escape(str(opt_path))} and {escape(str(run_path))}; next:", soft_wrap=True)
         _out().print(
             f"  hpotool optimize --run-config {escape(quote(str(run_path)))} "
             f"--optimize-config {escape(quote(str(opt_path)))}",
