@@ -376,43 +376,60 @@ def print_summary(summary: StudySummary, categorical: Collection[str] = ()) -> N
     def shown(name: str, value: Any) -> str:
         return format_param(value, name in categorical)
 
-    table = _table(f"study {summary.study_name}", show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("storage", shown_url(summary.storage))
-    table.add_row("metric", f"{summary.metric} ({summary.direction})")
+    rows: list[tuple[str, str]] = [("storage", shown_url(summary.storage))]
+    rows.append(("metric", f"{summary.metric} ({summary.direction})"))
     finished = summary.counts.get("complete", 0) + summary.counts.get("pruned", 0)
     of = "" if summary.target is None else f"/{summary.target}"
     # 'run now': the trials this command ran to their end, failed ones too: their states when some failed
     # ('0/20 finished, 2 run now' read as two trials running, where both had failed)
     states = summary.extra.get("ran_now_states")
     states = f" ({', '.join(f'{k} {v}' for k, v in states.items())})" if states else ""
-    table.add_row("trials", f"{finished}{of} finished, {summary.ran_now} run now{states}")
-    table.add_row("states", ", ".join(f"{k} {v}" for k, v in summary.counts.items()) or "none")
-    table.add_row("wall time", f"{summary.wall_time:.1f}s")
+    rows.append(("trials", f"{finished}{of} finished, {summary.ran_now} run now{states}"))
+    rows.append(("states", ", ".join(f"{k} {v}" for k, v in summary.counts.items()) or "none"))
+    rows.append(("wall time", f"{summary.wall_time:.1f}s"))
     if summary.best:
         b = summary.best
-        table.add_row("best trial", f"#{b['number']}")
-        table.add_row(f"best {summary.metric}", format_value(b["value"]))
+        rows.append(("best trial", f"#{b['number']}"))
+        rows.append((f"best {summary.metric}", format_value(b["value"])))
         for k, v in b["params"].items():
-            table.add_row(f"  {k}", shown(k, v))
+            rows.append((f"  {k}", shown(k, v)))
         for k, v in b["metrics"].items():
             if k != summary.metric:
-                table.add_row(f"  ({k})", format_value(v))
+                rows.append((f"  ({k})", format_value(v)))
     elif summary.extra.get("pareto"):
         metrics = summary.metric.split(", ")
-        table.add_row("Pareto front", f"{len(summary.extra['pareto'])} trial(s)")
+        rows.append(("Pareto front", f"{len(summary.extra['pareto'])} trial(s)"))
         for t in summary.extra["pareto"]:
             values = ", ".join(f"{m}={format_value(v)}" for m, v in zip(metrics, t["values"], strict=False))
-            table.add_row(
-                f"  #{t['number']}",
-                f"{values}; {', '.join(f'{k}={shown(k, v)}' for k, v in t['params'].items())}",
+            rows.append(
+                (
+                    f"  #{t['number']}",
+                    f"{values}; {', '.join(f'{k}={shown(k, v)}' for k, v in t['params'].items())}",
+                )
             )
     elif summary.counts.get("complete"):
-        table.add_row("best", "no complete trial meets the constraints")
+        rows.append(("best", "no complete trial meets the constraints"))
     else:
-        table.add_row("best", "no complete trial yet")
+        rows.append(("best", "no complete trial yet"))
+
+    def table_of(shown_rows: list[tuple[str, str]], whole_keys: bool = True) -> Table:
+        table = _table(f"study {summary.study_name}", show_header=False)
+        table.add_column(style="bold", no_wrap=whole_keys)
+        table.add_column()
+        for key, value in shown_rows:
+            table.add_row(key, value)
+        return table
+
+    # Every key whole ("optimizer.weight_dec" over "ay" on a narrow terminal), and the storage URL: one wider
+    # than its cell (a log file's 80 columns, a narrow terminal) folded mid-URL and pasted as two; it goes on
+    # one line under the table instead, as `hpotool studies` puts it. Rich's own layout where neither fits.
+    table, below = table_of(rows), False
+    if not _fits(table):
+        narrower = table_of(rows[1:])
+        table, below = (narrower, True) if _fits(narrower) else (table_of(rows, whole_keys=False), False)
     _out().print(table)
+    if below:
+        _out().print(escape(f"storage: {rows[0][1]}"), soft_wrap=True)
     for note in (summary.extra.get("note"), summary.extra.get("independent_sampling", {}).get("note")):
         if note:
             _note(str(note))
