@@ -61,6 +61,20 @@ class FragileModel(nn.Module):
         return self.net(x)
 
 
+class PrintingModel(nn.Module):
+    """Prints a line to stdout as it is built, as a user's model or training function may."""
+
+    def __init__(self, in_features: int, out_features: int, width: int = 8) -> None:
+        super().__init__()
+        print(f"printed by the model: width {width}")
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(in_features, width), nn.ReLU(), nn.Linear(width, out_features)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
 class ForwardsItsArguments(FragileModel):
     """A subclass that hands its keyword arguments on to its parent, which takes no input_shape."""
 

@@ -13,6 +13,8 @@ from rich.console import Console
 
 from hpotool.progress import RichObserver
 
+from .conftest import load_study
+
 
 def _lines(trials: list[tuple[TrialState, float | None, dict[str, object]]]) -> list[str]:
     """What the live display prints for `trials` (state, value, user attrs), one line each, at 80 columns."""
@@ -260,35 +262,19 @@ def test_a_log_file_gets_each_trial_on_one_line_whatever_its_length(
     assert table[0].startswith("study tiny") and max(len(line) for line in table) <= 70, table
 
 
-def test_a_dumb_terminal_gets_each_trial_on_one_line_whatever_its_width(
-    tmp_path: Path, run_dict: dict, opt_dict: dict
-) -> None:
-    """TERM=dumb (Emacs's shell and compile buffers), a terminal 150 columns wide: rich takes a dumb terminal
-    for 80 columns whatever its size, and wrapped every trial line with a few parameters there; it shows no
-    bars, as in a log file, and now gets a trial a line as a log file does (the terminal wraps it, if need
-    be, at its own width)."""
+def _on_a_terminal(command: list[str], cwd: Path, env: dict[str, str], stdout: Any, columns: int) -> str:
+    """What `command` shows on a terminal `columns` wide (a pseudo-terminal) as its stdin and stderr, its
+    stdout `stdout`; it must exit 0."""
     import fcntl
     import os
     import pty
     import struct
     import subprocess
-    import sys
     import termios
 
-    from .conftest import write_configs
-
-    opt_dict["search_space"] |= {
-        "optimizer.weight_decay": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
-        "model.activation": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]},
-    }
-    write_configs(tmp_path, run_dict, opt_dict)
     main, other = pty.openpty()
-    fcntl.ioctl(other, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 150, 0, 0))
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")} | {"TERM": "dumb"}
-    command = [sys.executable, "-m", "hpotool", "optimize", "-r", "run.yaml", "-o", "optimize.yaml"]
-    with subprocess.Popen(
-        command, cwd=tmp_path, stdin=other, stdout=subprocess.DEVNULL, stderr=other, env=env
-    ) as proc:
+    fcntl.ioctl(other, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    with subprocess.Popen(command, cwd=cwd, stdin=other, stdout=stdout, stderr=other, env=env) as proc:
         os.close(other)
         shown = b""
         while True:
@@ -299,10 +285,64 @@ def test_a_dumb_terminal_gets_each_trial_on_one_line_whatever_its_width(
             if not chunk:
                 break
             shown += chunk
-        assert proc.wait(timeout=120) == 0
+        assert proc.wait(timeout=120) == 0, shown
     os.close(main)
-    lines = shown.decode().replace("\r\n", "\n").splitlines()
+    return shown.decode().replace("\r\n", "\n")
+
+
+def test_a_dumb_terminal_gets_each_trial_on_one_line_whatever_its_width(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """TERM=dumb (Emacs's shell and compile buffers), a terminal 150 columns wide: rich takes a dumb terminal
+    for 80 columns whatever its size, and wrapped every trial line with a few parameters there; it shows no
+    bars, as in a log file, and now gets a trial a line as a log file does (the terminal wraps it, if need
+    be, at its own width)."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import write_configs
+
+    opt_dict["search_space"] |= {
+        "optimizer.weight_decay": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+        "model.activation": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]},
+    }
+    write_configs(tmp_path, run_dict, opt_dict)
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")} | {"TERM": "dumb"}
+    command = [sys.executable, "-m", "hpotool", "optimize", "-r", "run.yaml", "-o", "optimize.yaml"]
+    lines = _on_a_terminal(command, tmp_path, env, subprocess.DEVNULL, 150).splitlines()
     assert lines[0].startswith("new study 'tiny' in ") and len(lines) == 1 + opt_dict["n_trials"], lines
     for number, line in enumerate(lines[1:]):
         assert line.startswith(f"trial   {number} COMPLETE "), lines
         assert len(line) > 80 and all(f" {name}=" in line for name in opt_dict["search_space"]), lines
+
+
+def test_what_the_trials_print_to_stdout_stays_in_its_file_while_the_bars_show_on_the_terminal(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """`hpotool optimize ... > out.txt` on a terminal: rich's bars took what the trials printed to stdout (a
+    user's model, here as it is built) to the terminal, above the bars, though stdout was a file, where
+    only what the checks before trial 0 printed arrived. Now it all goes to the file; the terminal shows
+    the bars and the trial lines."""
+    import os
+    import sys
+
+    from .conftest import write_configs
+
+    run_dict["model"] = {"name": "tests.helpers:PrintingModel"}
+    opt_dict["search_space"] = {"model.width": {"type": "categorical", "choices": [5, 7, 9]}}
+    write_configs(tmp_path, run_dict, opt_dict)
+    root = str(Path(__file__).resolve().parents[1])  # tests.helpers, as a user's module
+    env = os.environ | {
+        "TERM": "xterm",
+        "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [sys.executable, "-m", "hpotool", "optimize", "-r", "run.yaml", "-o", "optimize.yaml"]
+    with open(tmp_path / "out.txt", "w") as out:
+        shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", _on_a_terminal(command, tmp_path, env, out, 100))
+    assert "trial   2 COMPLETE" in shown and "printed by the model" not in shown, shown
+    printed = [
+        line for line in (tmp_path / "out.txt").read_text().splitlines() if line.startswith("printed by")
+    ]
+    trials = load_study(opt_dict).trials
+    assert [f"printed by the model: width {t.params['model.width']}" for t in trials] == printed[-3:], printed

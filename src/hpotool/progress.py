@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,7 +45,12 @@ def say(console: Console, text: str) -> None:
 
 def bars(console: Console) -> Progress:
     """Rich progress bars that show a description, the bar, n/total, the time taken and an `info` field,
-    and vanish when stopped."""
+    and vanish when stopped.
+
+    What the trials print to stdout (a user's model, training function) goes above the bars only where
+    stdout is a terminal too, where it would break them; `hpotool optimize ... > out.txt` keeps it in its
+    file. Rich's default took it to the bars' terminal (stderr) whatever stdout was: in out.txt, only what
+    was printed before trial 0 and after the last trial."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -53,7 +59,15 @@ def bars(console: Console) -> Progress:
         TextColumn("{task.fields[info]}"),
         console=console,
         transient=True,
+        redirect_stdout=_is_terminal(sys.stdout),
     )
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, OSError, ValueError):  # None (pythonw), closed, a stream without a terminal
+        return False
 
 
 def stop(progress: Progress) -> None:
