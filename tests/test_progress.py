@@ -258,8 +258,10 @@ def test_a_log_file_gets_each_trial_on_one_line_whatever_its_length(
         assert line.startswith(f"trial   {number} COMPLETE "), lines
         assert all(f" {name}=" in line for name in opt_dict["search_space"]), lines
         assert len(line) > 70 and re.search(r"  \d+\.\d+s(  new best)?$", line), lines  # wider than COLUMNS
-    table = (tmp_path / "out.txt").read_text().splitlines()
-    assert table[0].startswith("study tiny") and max(len(line) for line in table) <= 70, table
+    table = [
+        line for line in (tmp_path / "out.txt").read_text().splitlines() if not line.startswith("storage: ")
+    ]
+    assert table[0].startswith("study tiny") and max(len(line) for line in table) <= 70, table  # URL under it
 
 
 def _on_a_terminal(command: list[str], cwd: Path, env: dict[str, str], stdout: Any, columns: int) -> str:
