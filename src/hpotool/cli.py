@@ -369,6 +369,32 @@ def print_plan(plan: StudyPlan, as_json: bool, done: int | None = None, *, compl
     )
 
 
+def _print_keyed(title: str, rows: list[tuple[str, str]], whole: str, sep: str = ": ") -> None:
+    """A table of `rows`, each a key and its value, with every key whole ("optimizer.weight_dec" over "ay" on
+    a narrow terminal); where the value of the row keyed `whole` (a path, a URL) would fold, that row goes
+    under the table as one line, `key: value` (`sep` between), whole to copy. Rich's own layout where
+    neither fits."""
+
+    def table_of(shown: list[tuple[str, str]], whole_keys: bool = True) -> Table:
+        table = _table(title, show_header=False)
+        table.add_column(style="bold", no_wrap=whole_keys)
+        table.add_column()
+        for key, value in shown:
+            table.add_row(key, value)
+        return table
+
+    table, below = table_of(rows), None
+    if not _fits(table):
+        narrower = table_of([r for r in rows if r[0] != whole])
+        if _fits(narrower):
+            table, below = narrower, next(r for r in rows if r[0] == whole)
+        else:
+            table = table_of(rows, whole_keys=False)
+    _out().print(table)
+    if below is not None:
+        _out().print(escape(f"{below[0]}{sep}{below[1]}"), soft_wrap=True)
+
+
 def print_summary(summary: StudySummary, categorical: Collection[str] = ()) -> None:
     """The study's summary table; a parameter named in `categorical` is shown as the YAML spells its choice
     (null, 0.0, [128, 64]), as `hpotool trials` shows it."""
@@ -412,24 +438,9 @@ def print_summary(summary: StudySummary, categorical: Collection[str] = ()) -> N
     else:
         rows.append(("best", "no complete trial yet"))
 
-    def table_of(shown_rows: list[tuple[str, str]], whole_keys: bool = True) -> Table:
-        table = _table(f"study {summary.study_name}", show_header=False)
-        table.add_column(style="bold", no_wrap=whole_keys)
-        table.add_column()
-        for key, value in shown_rows:
-            table.add_row(key, value)
-        return table
-
-    # Every key whole ("optimizer.weight_dec" over "ay" on a narrow terminal), and the storage URL: one wider
-    # than its cell (a log file's 80 columns, a narrow terminal) folded mid-URL and pasted as two; it goes on
-    # one line under the table instead, as `hpotool studies` puts it. Rich's own layout where neither fits.
-    table, below = table_of(rows), False
-    if not _fits(table):
-        narrower = table_of(rows[1:])
-        table, below = (narrower, True) if _fits(narrower) else (table_of(rows, whole_keys=False), False)
-    _out().print(table)
-    if below:
-        _out().print(escape(f"storage: {rows[0][1]}"), soft_wrap=True)
+    # A storage URL wider than its cell (a log file's 80 columns, a narrow terminal) folded mid-URL, and
+    # pasted as two: it goes on one line under the table instead, as `hpotool studies` puts it.
+    _print_keyed(f"study {summary.study_name}", rows, "storage")
     for note in (summary.extra.get("note"), summary.extra.get("independent_sampling", {}).get("note")):
         if note:
             _note(str(note))
@@ -1069,24 +1080,24 @@ def export_best(
         result = write_export(study, storage or default_storage_url(study_name), out)
         from optuna.distributions import CategoricalDistribution
 
-        table = _table(f"study {study_name}", show_header=False)
-        table.add_column(style="bold")
-        table.add_column()
+        rows: list[tuple[str, str]] = []
         if len(result.metrics) > 1:  # why several trials, and which file trains one
-            table.add_row(
-                "Pareto front",
-                escape(
-                    f"{len(result.best)} trial{'s' * (len(result.best) != 1)} that no other trial beats on every objective: "
-                    f"train the one you pick with hpotool train-from-best {study_options(study)} --trial <trial> "
-                    f"(under the study's final: rules), or hpotool train --run-config "
-                    f"{result.folder}/best_run_<trial>.yaml"
-                ),
+            rows.append(
+                (
+                    "Pareto front",
+                    escape(
+                        f"{len(result.best)} trial{'s' * (len(result.best) != 1)} that no other trial beats on every objective: "
+                        f"train the one you pick with hpotool train-from-best {study_options(study)} --trial <trial> "
+                        f"(under the study's final: rules), or hpotool train --run-config "
+                        f"{result.folder}/best_run_<trial>.yaml"
+                    ),
+                )
             )
         for trial in result.best:
             values = ", ".join(
                 f"{m}={format_value(v)}" for m, v in zip(result.metrics, trial.values or [], strict=False)
             )
-            table.add_row(f"trial {trial.number}", values)
+            rows.append((f"trial {trial.number}", values))
             categorical = {
                 k for k, d in trial.distributions.items() if isinstance(d, CategoricalDistribution)
             }
@@ -1094,9 +1105,10 @@ def export_best(
                 k,
                 v,
             ) in trial.params.items():  # a choice as the YAML spells it (null, 0.0), as trials shows it
-                table.add_row(f"  {k}", format_param(v, k in categorical))
-        table.add_row("wrote", f"{result.folder}/: " + ", ".join(f.name for f in result.files))
-        _out().print(table)
+                rows.append((f"  {k}", format_param(v, k in categorical)))
+        rows.append(("wrote", f"{result.folder}/: " + ", ".join(f.name for f in result.files)))
+        # The folder whole, under the table where its cell would fold it mid-path (80 columns, a log file)
+        _print_keyed(f"study {study_name}", rows, "wrote", sep=" ")
         for note in result.notes:
             _note(note)
         if result.problems:
