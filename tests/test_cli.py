@@ -1335,3 +1335,21 @@ def test_the_summary_at_80_or_50_columns_keeps_the_storage_url_and_the_names_who
     assert table[0].startswith("study tiny") and max(len(line) for line in table) <= width, lines
     assert not any("│ storage" in line for line in table), lines
     assert any(line.startswith("│   optimizer.weight_decay ") for line in lines), lines
+
+
+def test_train_names_its_run_folder_whole_however_long(
+    tmp_path: Path, run_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `hpotool train -r run.yaml --out FOLDER`: the folder was the table's title, which rich wraps at the
+    # table's width (its cells', 67 columns here), so a folder longer than that folded mid-name over two
+    # lines however wide the terminal (200 here), and pasted as two. Now it is a line of its own.
+    import hpotool.cli
+
+    monkeypatch.setattr(hpotool.cli._out(), "width", 200)
+    out = tmp_path / ("a_run_folder_with_a_rather_long_name_to_keep_the_model_in_" + "x" * 40)
+    result = runner.invoke(
+        app, ["train", "-r", str(write_yaml(tmp_path / "run.yaml", run_dict)), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"run {out}" and lines[1].startswith("┌"), result.stdout

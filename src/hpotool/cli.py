@@ -1036,7 +1036,10 @@ def _print_json(data: Any) -> None:
 
 
 def _print_run(run: Any) -> None:
-    table = _table(f"run {run.folder}", show_header=False)
+    # The folder whole, on its line above the table: as the table's title it folded mid-name at the table's
+    # width (its cells', 67 columns) however wide the terminal, and pasted as two.
+    _out().print(escape(f"run {run.folder}"), soft_wrap=True)
+    table = _table("", show_header=False)
     table.add_column(style="bold")
     table.add_column()
     for k, v in run.metrics.items():
