@@ -1353,3 +1353,23 @@ def test_train_names_its_run_folder_whole_however_long(
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == f"run {out}" and lines[1].startswith("┌"), result.stdout
+
+
+def test_the_dry_run_s_plan_at_80_columns_keeps_the_storage_url_whole(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `hpotool optimize ... --dry-run > plan.txt` (80 columns) with a storage path longer than its cell folded
+    # the URL mid-path over two lines, as the summary did: it goes under the table, whole, as there.
+    import hpotool.cli
+
+    run, opt = write_configs(tmp_path, run_dict, opt_dict)
+    storage = f"sqlite:///{tmp_path / 'experiments_of_the_team' / 'a_project_with_a_longer_name' / 'tiny.db'}"
+    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    args = ["optimize", "-r", str(run), "-o", str(opt), "--storage", storage, "--dry-run"]
+    result = runner.invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("plan of study tiny (dry run)") and lines[-1] == f"storage: {storage}", lines
+    assert max(len(line) for line in lines[:-1]) <= 80 and not any("│ storage" in line for line in lines), (
+        lines
+    )

@@ -317,10 +317,8 @@ def print_plan(plan: StudyPlan, as_json: bool, done: int | None = None, *, compl
     from hpotool.audit import bounds_text
     from hpotool.runner import resolve_device
 
-    table = _table(f"plan of study {opt.study_name} (dry run)", show_header=False)
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column()
-    table.add_row("storage", shown_url(plan.storage_url))
+    rows: list[tuple[str, str]] = []
+    rows.append(("storage", shown_url(plan.storage_url)))
     timeout = f", timeout {opt.timeout:g}s" if opt.timeout else ""
     trials = f"{opt.n_trials} in all{timeout}" if opt.n_trials else f"until the timeout, {opt.timeout:g}s"
     if complete:
@@ -333,31 +331,35 @@ def print_plan(plan: StudyPlan, as_json: bool, done: int | None = None, *, compl
         trials += f"; the study {nothing_to_run(done, opt.n_trials)}"
     elif done:
         trials += f"; {done} finished already" + (f", {to_run} to run" if to_run is not None else "")
-    table.add_row("trials", escape(trials))
-    table.add_row(
-        "objective", ", ".join(f"{d} {m}" for d, m in zip(opt.study_directions, opt.objectives, strict=True))
+    rows.append(("trials", escape(trials)))
+    rows.append(
+        (
+            "objective",
+            ", ".join(f"{d} {m}" for d, m in zip(opt.study_directions, opt.objectives, strict=True)),
+        )
     )
     pruner = "nop" if opt.multi_objective else opt.pruner.name
     for label, name, kwargs in (
         ("sampler", opt.sampler.name, opt.sampler.kwargs),
         ("pruner", pruner, {} if opt.multi_objective else opt.pruner.kwargs),
     ):
-        table.add_row(label, f"{name} {json.dumps(kwargs)}" if kwargs else name)
+        rows.append((label, f"{name} {json.dumps(kwargs)}" if kwargs else name))
     if opt.constraints:
-        table.add_row("constraints", escape(", ".join(opt.constraints)))
+        rows.append(("constraints", escape(", ".join(opt.constraints))))
     trainer = (
         f"trainer.function {run.trainer.function}" if run.trainer is not None else f"model {run.model.name}"
     )
     device = str(resolve_device(run.device))
     device = device if device == run.device else f"{run.device} ({device} here)"
-    table.add_row("run", f"{trainer}, {run.epochs} epochs, batch {run.batch_size}, device {device}")
-    table.add_row("seed", "none (unseeded)" if opt.seed is None else str(opt.seed))
+    rows.append(("run", f"{trainer}, {run.epochs} epochs, batch {run.batch_size}, device {device}"))
+    rows.append(("seed", "none (unseeded)" if opt.seed is None else str(opt.seed)))
     for path, param in opt.search_space.items():
         when = f" when {format_params(param.when)}" if param.when else ""
-        table.add_row(f"  {path}", f"{param.type} {bounds_text(param)}{when}")
+        rows.append((f"  {path}", f"{param.type} {bounds_text(param)}{when}"))
     if opt.enqueue:
-        table.add_row("enqueued", f"{len(opt.enqueue)} parameter set(s) first")
-    _out().print(table)
+        rows.append(("enqueued", f"{len(opt.enqueue)} parameter set(s) first"))
+    # A storage URL too long for its cell (a log file's 80 columns) folded mid-path: under the table, whole
+    _print_keyed(f"plan of study {opt.study_name} (dry run)", rows, "storage")
     checked = (
         "and that trainer.function imports and takes the arguments hpotool passes (the function itself runs "
         "only in the trials)"
