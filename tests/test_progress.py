@@ -14,6 +14,7 @@ from rich.console import Console
 from hpotool.progress import RichObserver
 
 from .conftest import load_study
+from .helpers import on_a_terminal
 
 
 def _lines(trials: list[tuple[TrialState, float | None, dict[str, object]]]) -> list[str]:
@@ -264,34 +265,6 @@ def test_a_log_file_gets_each_trial_on_one_line_whatever_its_length(
     assert table[0].startswith("study tiny") and max(len(line) for line in table) <= 70, table  # URL under it
 
 
-def _on_a_terminal(command: list[str], cwd: Path, env: dict[str, str], stdout: Any, columns: int) -> str:
-    """What `command` shows on a terminal `columns` wide (a pseudo-terminal) as its stdin and stderr, its
-    stdout `stdout`; it must exit 0."""
-    import fcntl
-    import os
-    import pty
-    import struct
-    import subprocess
-    import termios
-
-    main, other = pty.openpty()
-    fcntl.ioctl(other, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
-    with subprocess.Popen(command, cwd=cwd, stdin=other, stdout=stdout, stderr=other, env=env) as proc:
-        os.close(other)
-        shown = b""
-        while True:
-            try:
-                chunk = os.read(main, 65536)
-            except OSError:  # EIO: the command has ended, the terminal's last reader gone
-                break
-            if not chunk:
-                break
-            shown += chunk
-        assert proc.wait(timeout=120) == 0, shown
-    os.close(main)
-    return shown.decode().replace("\r\n", "\n")
-
-
 def test_a_dumb_terminal_gets_each_trial_on_one_line_whatever_its_width(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
@@ -312,7 +285,7 @@ def test_a_dumb_terminal_gets_each_trial_on_one_line_whatever_its_width(
     write_configs(tmp_path, run_dict, opt_dict)
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")} | {"TERM": "dumb"}
     command = [sys.executable, "-m", "hpotool", "optimize", "-r", "run.yaml", "-o", "optimize.yaml"]
-    lines = _on_a_terminal(command, tmp_path, env, subprocess.DEVNULL, 150).splitlines()
+    lines = on_a_terminal(command, tmp_path, env, subprocess.DEVNULL, 150).splitlines()
     assert lines[0].startswith("new study 'tiny' in ") and len(lines) == 1 + opt_dict["n_trials"], lines
     for number, line in enumerate(lines[1:]):
         assert line.startswith(f"trial   {number} COMPLETE "), lines
@@ -341,7 +314,7 @@ def test_what_the_trials_print_to_stdout_stays_in_its_file_while_the_bars_show_o
     }
     command = [sys.executable, "-m", "hpotool", "optimize", "-r", "run.yaml", "-o", "optimize.yaml"]
     with open(tmp_path / "out.txt", "w") as out:
-        shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", _on_a_terminal(command, tmp_path, env, out, 100))
+        shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", on_a_terminal(command, tmp_path, env, out, 100))
     assert "trial   2 COMPLETE" in shown and "printed by the model" not in shown, shown
     printed = [
         line for line in (tmp_path / "out.txt").read_text().splitlines() if line.startswith("printed by")

@@ -98,7 +98,8 @@ def _out() -> Console:
     """The rich console for results (stdout), made on first use so `--help` never imports rich."""
     from rich.console import Console
 
-    return Console()
+    width, height = _dumb_terminal_size()
+    return Console(width=width, height=height)
 
 
 @functools.cache
@@ -106,7 +107,22 @@ def _err() -> Console:
     """The rich console for progress, notes and errors (stderr)."""
     from rich.console import Console
 
-    return Console(stderr=True)
+    width, height = _dumb_terminal_size()
+    return Console(stderr=True, width=width, height=height)
+
+
+def _dumb_terminal_size() -> tuple[int | None, int | None]:
+    """COLUMNS (and LINES) as the consoles' size on a dumb terminal (TERM=dumb: Emacs's shell, which sets
+    COLUMNS to its window's width): rich takes one for 80 columns unless given both sizes, and printed
+    every table 80 wide there, COLUMNS=160 or not. Nothing elsewhere: rich reads COLUMNS itself."""
+    columns, lines = os.environ.get("COLUMNS", ""), os.environ.get("LINES", "")
+    if (
+        os.environ.get("TERM", "").lower() not in ("dumb", "unknown")
+        or not columns.isdigit()
+        or not int(columns)
+    ):
+        return None, None
+    return int(columns), int(lines) if lines.isdigit() and int(lines) else 25
 
 
 def _note(text: str) -> None:
