@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -58,6 +59,20 @@ class FragileModel(nn.Module):
         self.batches += self.training
         if self.width > 24 and self.batches > 1:
             raise ValueError(f"width {self.width} is too wide")
+        return self.net(x)
+
+
+class PrintingModel(nn.Module):
+    """Prints a line to stdout as it is built, as a user's model or training function may."""
+
+    def __init__(self, in_features: int, out_features: int, width: int = 8) -> None:
+        super().__init__()
+        print(f"printed by the model: width {width}")
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(in_features, width), nn.ReLU(), nn.Linear(width, out_features)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
 
@@ -798,3 +813,32 @@ class TakesRunFolders(nn.Module):
                     folder.mkdir(parents=True, exist_ok=True)
                     (folder / "other-run").touch()
         return self.linear(x.flatten(1))
+
+
+def on_a_terminal(command: list[str], cwd: Path, env: dict[str, str], stdout: Any, columns: int) -> str:
+    """What `command` shows on a terminal `columns` wide (a pseudo-terminal) as its stdin and stderr, its
+    stdout `stdout` (None: the terminal too); it must exit 0."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import termios
+
+    main, other = pty.openpty()
+    fcntl.ioctl(other, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    out = other if stdout is None else stdout
+    with subprocess.Popen(command, cwd=cwd, stdin=other, stdout=out, stderr=other, env=env) as proc:
+        os.close(other)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the command has ended, the terminal's last reader gone
+                break
+            if not chunk:
+                break
+            shown += chunk
+        assert proc.wait(timeout=120) == 0, shown
+    os.close(main)
+    return shown.decode().replace("\r\n", "\n")

@@ -1368,3 +1368,24 @@ def test_refine_seeds_the_next_stage_one_past_a_seed_written_1e3() -> None:
         changes[1]
         == "sampler.kwargs.seed: 1000 -> 1001, so the sampler does not draw the study's trials again"
     )
+
+
+def test_refine_at_80_columns_names_the_files_it_wrote_each_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `wrote PATH and PATH; next:` with a path longer than the line (a log file, a narrow terminal): rich broke
+    # it mid-name over two lines ("...with_a_rathe" / "r_long_name/stage2.yaml"), and it pasted as two. Now
+    # the line is one, as the command under it, for the terminal to wrap.
+    import hpotool.cli
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    synthetic_study("long", SPACE, 12, seed=0, storage=url)
+    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    out = tmp_path / ("stages_of_the_study_with_a_rather_long_folder_name_" + "x" * 40) / "stage2.yaml"
+    out.parent.mkdir()
+    result = CliRunner().invoke(
+        app, ["refine", "--study-name", "long", "--storage", url, "--out", str(out)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    wrote = f"wrote {out} and {out.with_name('stage2.run.yaml')}; next:"
+    assert wrote in result.stdout.splitlines(), result.stdout

@@ -883,3 +883,22 @@ def test_studies_shows_the_size_of_a_multi_objective_studys_pareto_front(
     assert table.exit_code == 0
     assert re.search(r"│ complete 3 +│ Pareto: 2 +│", table.stdout), table.stdout
     assert max(len(line) for line in table.stdout.splitlines()[:-1]) <= 80, table.stdout
+
+
+def test_trials_on_a_dumb_terminal_takes_its_width_from_columns(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # TERM=dumb COLUMNS=160 (Emacs's shell sets both): rich takes a dumb terminal for 80 columns unless given
+    # its height too, and printed every table 80 wide, the trials' parameters in one wrapped column. Now
+    # COLUMNS sets the width there, as it does elsewhere: a column per parameter.
+    import os
+    import sys
+
+    from .helpers import on_a_terminal
+
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    env = {k: v for k, v in os.environ.items() if k != "LINES"} | {"TERM": "dumb", "COLUMNS": "160"}
+    command = [sys.executable, "-m", "hpotool", "trials", "--study-name", "tiny"]
+    lines = on_a_terminal(command, tmp_path, env, None, 160).splitlines()
+    header = next(line for line in lines if "state" in line)
+    assert "optimizer.lr" in header and "model.hidden.0" in header and " params " not in header, lines

@@ -1304,3 +1304,72 @@ def test_a_new_study_named_apart_on_purpose_gets_no_did_you_mean(
             told.stderr.splitlines()[0]
             == f"new study {typo!r} in {where} (did you mean 'digits_mlp', in {where}?)"
         )
+
+
+@pytest.mark.parametrize("width", [80, 50])
+def test_the_summary_at_80_or_50_columns_keeps_the_storage_url_and_the_names_whole(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    width: int,
+) -> None:
+    # `hpotool optimize ... > summary.txt` (80 columns) with a storage path longer than its cell folded the URL
+    # mid-path over two lines, and it pasted as two; on a terminal 50 wide, "optimizer.weight_decay" folded
+    # too ("  optimizer.weight_dec" over "ay"). Now the names are whole and the URL goes under the table whole.
+    import hpotool.cli
+
+    from .cli_run import optimize
+
+    opt_dict["search_space"]["optimizer.weight_decay"] = {
+        "type": "float",
+        "low": 1e-6,
+        "high": 1e-2,
+        "log": True,
+    }
+    run, opt = write_configs(tmp_path, run_dict, opt_dict)
+    storage = f"sqlite:///{tmp_path / 'experiments_of_the_team' / 'a_project_with_a_longer_name' / 'tiny.db'}"
+    monkeypatch.setattr(hpotool.cli._out(), "width", width)
+    lines = optimize(run, opt, storage, 2).stdout.splitlines()
+    table = lines[: lines.index(f"storage: {storage}")]  # the URL under the table, one line however long
+    assert table[0].startswith("study tiny") and max(len(line) for line in table) <= width, lines
+    assert not any("│ storage" in line for line in table), lines
+    assert any(line.startswith("│   optimizer.weight_decay ") for line in lines), lines
+
+
+def test_train_names_its_run_folder_whole_however_long(
+    tmp_path: Path, run_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `hpotool train -r run.yaml --out FOLDER`: the folder was the table's title, which rich wraps at the
+    # table's width (its cells', 67 columns here), so a folder longer than that folded mid-name over two
+    # lines however wide the terminal (200 here), and pasted as two. Now it is a line of its own.
+    import hpotool.cli
+
+    monkeypatch.setattr(hpotool.cli._out(), "width", 200)
+    out = tmp_path / ("a_run_folder_with_a_rather_long_name_to_keep_the_model_in_" + "x" * 40)
+    result = runner.invoke(
+        app, ["train", "-r", str(write_yaml(tmp_path / "run.yaml", run_dict)), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"run {out}" and lines[1].startswith("┌"), result.stdout
+
+
+def test_the_dry_run_s_plan_at_80_columns_keeps_the_storage_url_whole(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `hpotool optimize ... --dry-run > plan.txt` (80 columns) with a storage path longer than its cell folded
+    # the URL mid-path over two lines, as the summary did: it goes under the table, whole, as there.
+    import hpotool.cli
+
+    run, opt = write_configs(tmp_path, run_dict, opt_dict)
+    storage = f"sqlite:///{tmp_path / 'experiments_of_the_team' / 'a_project_with_a_longer_name' / 'tiny.db'}"
+    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    args = ["optimize", "-r", str(run), "-o", str(opt), "--storage", storage, "--dry-run"]
+    result = runner.invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("plan of study tiny (dry run)") and lines[-1] == f"storage: {storage}", lines
+    assert max(len(line) for line in lines[:-1]) <= 80 and not any("│ storage" in line for line in lines), (
+        lines
+    )

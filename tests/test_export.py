@@ -1139,3 +1139,22 @@ def test_best_run_yaml_lists_the_widths_its_searched_layers_train(
     shapes = {k: tuple(v.shape) for k, v in ours.state_dict().items()}
     assert shapes == {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
     assert shapes["net.1.weight"] == (16, 64)
+
+
+def test_export_best_at_80_columns_names_the_folder_it_wrote_whole(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `hpotool export-best ... --out FOLDER > log` (80 columns): the table's `wrote` cell folded a folder
+    # longer than the cell mid-path ("...with_a_rathe" / "r_long_name/: trials.csv"), which pasted as two.
+    # Now the row goes under the table, one line however long, where it would fold; the table fits.
+    import hpotool.cli
+
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    out = tmp_path / ("exports_of_the_best_trial_in_a_rather_long_folder_name_" + "x" * 30)
+    args = ["export-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--out", str(out)]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    wrote = f"wrote {out}/: trials.csv, trials.json, best_run.yaml, best_params.json"
+    assert lines[-1] == wrote and max(len(line) for line in lines[:-1]) <= 80, result.stdout

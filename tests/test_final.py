@@ -706,3 +706,25 @@ def test_a_trial_that_cannot_be_trained_is_refused_with_one_line(
         assert result.exit_code == 2, result.output
         assert result.stderr == f"error: {message}\n"
     assert not (tmp_path / "final").exists() and not (tmp_path / "studies" / "tiny").exists()
+
+
+def test_train_from_best_at_80_columns_names_its_folders_each_whole(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `exported the best trial to FOLDER` and `summary: PATH` with a path longer than the line (a log file,
+    # a narrow terminal): rich broke it mid-name over two lines, and it pasted (and grepped) as two. Now each
+    # is one line, as the run lines are, for the terminal to wrap.
+    import hpotool.cli
+
+    opt_dict["study_name"] = "tiny_study_with_a_rather_long_name_" + "x" * 50
+    opt_dict["storage"] = f"sqlite:///{tmp_path / 'studies' / 'long.db'}"
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    for console in (hpotool.cli._out(), hpotool.cli._err()):
+        monkeypatch.setattr(console, "width", 80)
+    out = tmp_path / ("final_runs_of_the_best_trial_in_a_rather_long_folder_name_" + "x" * 30)
+    cmd = ["train-from-best", "--study-name", opt_dict["study_name"], "--storage", opt_dict["storage"]]
+    result = runner.invoke(app, [*cmd, "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    exported = next(line for line in result.stderr.splitlines() if line.startswith("exported the best trial"))
+    assert len(exported) > 80 and exported.endswith(opt_dict["study_name"]), result.stderr
+    assert f"summary: {out / 'summary.json'}" in result.stdout.splitlines(), result.stdout

@@ -106,3 +106,37 @@ def test_a_worker_s_output_into_a_closed_pipe_goes_nowhere_and_leaves_the_stop_t
         guarded.flush()
         assert pipes.pipe_closed()
         assert os.readlink(f"/proc/self/fd/{stream.fileno()}") == os.devnull
+
+
+def test_a_run_stopped_by_a_closed_pipe_says_why_where_the_study_is_read_next(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # `hpotool optimize ... |& head -n 1`: the note saying why the run stopped went into the closed pipe with
+    # the rest, and no trial said it either (the trial lines are printed after a trial ends: none was cut
+    # off). `hpotool studies`, `hpotool trials` and the next optimize said nothing of why the study held 2
+    # trials of 40. Now the note is kept on the study: those say it, the next optimize once.
+    write_configs(tmp_path, run_dict, opt_dict)
+    read, write = os.pipe()
+    command = [sys.executable, "-m", "hpotool", *_OPTIMIZE, "--n-trials", "40"]
+    with subprocess.Popen(command, cwd=tmp_path, stdout=write, stderr=write) as proc:
+        os.close(write)
+        with os.fdopen(read, "rb") as reader:
+            assert reader.readline().startswith(b"new study 'tiny'")
+        assert proc.wait(timeout=120) == 141
+
+    def hpotool(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "hpotool", *args], cwd=tmp_path, capture_output=True, text=True, check=True
+        )
+        return done.stderr
+
+    said = "stopped because its output went into a closed pipe (the reader, such as head, had exited)"
+    for args in (["studies"], ["trials", "--study-name", "tiny"]):
+        stderr = hpotool(*args)
+        assert said in stderr and f"pid {proc.pid}" in stderr, (args, stderr)
+        assert "so this went unseen: interrupted" in stderr and "run the same command to resume" in stderr
+    stopped_at = len(load_study(opt_dict).trials)
+    stderr = hpotool(*_OPTIMIZE, "--n-trials", str(stopped_at + 1), "--quiet")
+    assert f"note: study 'tiny': a run (pid {proc.pid} on " in stderr and said in stderr
+    for args in (["studies"], ["trials", "--study-name", "tiny"]):  # said once: the resume
+        assert said not in hpotool(*args)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,9 @@ from optuna.trial import TrialState
 from rich.console import Console
 
 from hpotool.progress import RichObserver
+
+from .conftest import load_study
+from .helpers import on_a_terminal
 
 
 def _lines(trials: list[tuple[TrialState, float | None, dict[str, object]]]) -> list[str]:
@@ -218,3 +222,102 @@ def test_a_study_resumed_after_ctrl_c_in_its_first_trial_says_it_resumes(
     assert again.stderr.startswith(f"resuming study tiny: 0/{opt_dict['n_trials']} trials done\n"), (
         again.stderr
     )
+
+
+def test_a_log_file_gets_each_trial_on_one_line_whatever_its_length(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """`hpotool optimize ... 2> run.log` (a CI log): rich, which takes 80 columns where stderr is no terminal,
+    wrapped each trial line with several parameters onto two or three lines of the log. Now a trial is one
+    line, as a logger writes it; COLUMNS still sets the width of the summary's table."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import write_configs
+
+    opt_dict["search_space"] |= {
+        "optimizer.weight_decay": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+        "model.dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "model.activation": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]},
+        "batch_size": {"type": "categorical", "choices": [16, 32, 64]},
+    }
+    write_configs(tmp_path, run_dict, opt_dict)
+    env = {**os.environ, "COLUMNS": "70"}
+    with open(tmp_path / "run.log", "w") as log, open(tmp_path / "out.txt", "w") as out:
+        subprocess.run(
+            [sys.executable, "-m", "hpotool", "optimize", "-r", "run.yaml", "-o", "optimize.yaml"],
+            cwd=tmp_path,
+            stdout=out,
+            stderr=log,
+            env=env,
+            check=True,
+        )
+    lines = (tmp_path / "run.log").read_text().splitlines()
+    assert lines[0].startswith("new study 'tiny' in ") and len(lines) == 1 + opt_dict["n_trials"], lines
+    for number, line in enumerate(lines[1:]):
+        assert line.startswith(f"trial   {number} COMPLETE "), lines
+        assert all(f" {name}=" in line for name in opt_dict["search_space"]), lines
+        assert len(line) > 70 and re.search(r"  \d+\.\d+s(  new best)?$", line), lines  # wider than COLUMNS
+    table = [
+        line for line in (tmp_path / "out.txt").read_text().splitlines() if not line.startswith("storage: ")
+    ]
+    assert table[0].startswith("study tiny") and max(len(line) for line in table) <= 70, table  # URL under it
+
+
+def test_a_dumb_terminal_gets_each_trial_on_one_line_whatever_its_width(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """TERM=dumb (Emacs's shell and compile buffers), a terminal 150 columns wide: rich takes a dumb terminal
+    for 80 columns whatever its size, and wrapped every trial line with a few parameters there; it shows no
+    bars, as in a log file, and now gets a trial a line as a log file does (the terminal wraps it, if need
+    be, at its own width)."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import write_configs
+
+    opt_dict["search_space"] |= {
+        "optimizer.weight_decay": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+        "model.activation": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]},
+    }
+    write_configs(tmp_path, run_dict, opt_dict)
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")} | {"TERM": "dumb"}
+    command = [sys.executable, "-m", "hpotool", "optimize", "-r", "run.yaml", "-o", "optimize.yaml"]
+    lines = on_a_terminal(command, tmp_path, env, subprocess.DEVNULL, 150).splitlines()
+    assert lines[0].startswith("new study 'tiny' in ") and len(lines) == 1 + opt_dict["n_trials"], lines
+    for number, line in enumerate(lines[1:]):
+        assert line.startswith(f"trial   {number} COMPLETE "), lines
+        assert len(line) > 80 and all(f" {name}=" in line for name in opt_dict["search_space"]), lines
+
+
+def test_what_the_trials_print_to_stdout_stays_in_its_file_while_the_bars_show_on_the_terminal(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """`hpotool optimize ... > out.txt` on a terminal: rich's bars took what the trials printed to stdout (a
+    user's model, here as it is built) to the terminal, above the bars, though stdout was a file, where
+    only what the checks before trial 0 printed arrived. Now it all goes to the file; the terminal shows
+    the bars and the trial lines."""
+    import os
+    import sys
+
+    from .conftest import write_configs
+
+    run_dict["model"] = {"name": "tests.helpers:PrintingModel"}
+    opt_dict["search_space"] = {"model.width": {"type": "categorical", "choices": [5, 7, 9]}}
+    write_configs(tmp_path, run_dict, opt_dict)
+    root = str(Path(__file__).resolve().parents[1])  # tests.helpers, as a user's module
+    env = os.environ | {
+        "TERM": "xterm",
+        "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [sys.executable, "-m", "hpotool", "optimize", "-r", "run.yaml", "-o", "optimize.yaml"]
+    with open(tmp_path / "out.txt", "w") as out:
+        shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", on_a_terminal(command, tmp_path, env, out, 100))
+    assert "trial   2 COMPLETE" in shown and "printed by the model" not in shown, shown
+    printed = [
+        line for line in (tmp_path / "out.txt").read_text().splitlines() if line.startswith("printed by")
+    ]
+    trials = load_study(opt_dict).trials
+    assert [f"printed by the model: width {t.params['model.width']}" for t in trials] == printed[-3:], printed

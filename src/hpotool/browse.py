@@ -14,6 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpotool.errors import HpoError
 from hpotool.export import is_feasible, state_counts, trial_record
 from hpotool.fingerprint import stored_config
+from hpotool.stop_note import kept
 from hpotool.storage import (
     is_optuna_journal,
     is_optuna_sqlite,
@@ -90,6 +91,7 @@ def storage_studies(url: str) -> list[dict[str, Any]]:
                 "best_value": best[0] if best else None,
                 "pareto_trials": _pareto_size(frozen.study_name, storage, frozen.directions),
                 "last_activity": last.isoformat(timespec="seconds") if last else None,
+                "unseen_stop": kept(frozen.user_attrs),  # a run stopped by a closed pipe (`|& head`)
             }
         )
     return rows

@@ -98,7 +98,8 @@ def _out() -> Console:
     """The rich console for results (stdout), made on first use so `--help` never imports rich."""
     from rich.console import Console
 
-    return Console()
+    width, height = _dumb_terminal_size()
+    return Console(width=width, height=height)
 
 
 @functools.cache
@@ -106,7 +107,22 @@ def _err() -> Console:
     """The rich console for progress, notes and errors (stderr)."""
     from rich.console import Console
 
-    return Console(stderr=True)
+    width, height = _dumb_terminal_size()
+    return Console(stderr=True, width=width, height=height)
+
+
+def _dumb_terminal_size() -> tuple[int | None, int | None]:
+    """COLUMNS (and LINES) as the consoles' size on a dumb terminal (TERM=dumb: Emacs's shell, which sets
+    COLUMNS to its window's width): rich takes one for 80 columns unless given both sizes, and printed
+    every table 80 wide there, COLUMNS=160 or not. Nothing elsewhere: rich reads COLUMNS itself."""
+    columns, lines = os.environ.get("COLUMNS", ""), os.environ.get("LINES", "")
+    if (
+        os.environ.get("TERM", "").lower() not in ("dumb", "unknown")
+        or not columns.isdigit()
+        or not int(columns)
+    ):
+        return None, None
+    return int(columns), int(lines) if lines.isdigit() and int(lines) else 25
 
 
 def _note(text: str) -> None:
@@ -317,10 +333,8 @@ def print_plan(plan: StudyPlan, as_json: bool, done: int | None = None, *, compl
     from hpotool.audit import bounds_text
     from hpotool.device import device_name
 
-    table = _table(f"plan of study {opt.study_name} (dry run)", show_header=False)
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column()
-    table.add_row("storage", shown_url(plan.storage_url))
+    rows: list[tuple[str, str]] = []
+    rows.append(("storage", shown_url(plan.storage_url)))
     timeout = f", timeout {opt.timeout:g}s" if opt.timeout else ""
     trials = f"{opt.n_trials} in all{timeout}" if opt.n_trials else f"until the timeout, {opt.timeout:g}s"
     if complete:
@@ -333,31 +347,35 @@ def print_plan(plan: StudyPlan, as_json: bool, done: int | None = None, *, compl
         trials += f"; the study {nothing_to_run(done, opt.n_trials)}"
     elif done:
         trials += f"; {done} finished already" + (f", {to_run} to run" if to_run is not None else "")
-    table.add_row("trials", escape(trials))
-    table.add_row(
-        "objective", ", ".join(f"{d} {m}" for d, m in zip(opt.study_directions, opt.objectives, strict=True))
+    rows.append(("trials", escape(trials)))
+    rows.append(
+        (
+            "objective",
+            ", ".join(f"{d} {m}" for d, m in zip(opt.study_directions, opt.objectives, strict=True)),
+        )
     )
     pruner = "nop" if opt.multi_objective else opt.pruner.name
     for label, name, kwargs in (
         ("sampler", opt.sampler.name, opt.sampler.kwargs),
         ("pruner", pruner, {} if opt.multi_objective else opt.pruner.kwargs),
     ):
-        table.add_row(label, f"{name} {json.dumps(kwargs)}" if kwargs else name)
+        rows.append((label, f"{name} {json.dumps(kwargs)}" if kwargs else name))
     if opt.constraints:
-        table.add_row("constraints", escape(", ".join(opt.constraints)))
+        rows.append(("constraints", escape(", ".join(opt.constraints))))
     trainer = (
         f"trainer.function {run.trainer.function}" if run.trainer is not None else f"model {run.model.name}"
     )
     device = device_name(run.device)
     device = device if device == run.device else f"{run.device} ({device} here)"
-    table.add_row("run", f"{trainer}, {run.epochs} epochs, batch {run.batch_size}, device {device}")
-    table.add_row("seed", "none (unseeded)" if opt.seed is None else str(opt.seed))
+    rows.append(("run", f"{trainer}, {run.epochs} epochs, batch {run.batch_size}, device {device}"))
+    rows.append(("seed", "none (unseeded)" if opt.seed is None else str(opt.seed)))
     for path, param in opt.search_space.items():
         when = f" when {format_params(param.when)}" if param.when else ""
-        table.add_row(f"  {path}", f"{param.type} {bounds_text(param)}{when}")
+        rows.append((f"  {path}", f"{param.type} {bounds_text(param)}{when}"))
     if opt.enqueue:
-        table.add_row("enqueued", f"{len(opt.enqueue)} parameter set(s) first")
-    _out().print(table)
+        rows.append(("enqueued", f"{len(opt.enqueue)} parameter set(s) first"))
+    # A storage URL too long for its cell (a log file's 80 columns) folded mid-path: under the table, whole
+    _print_keyed(f"plan of study {opt.study_name} (dry run)", rows, "storage")
     checked = (
         "and that trainer.function imports and takes the arguments hpotool passes (the function itself runs "
         "only in the trials)"
@@ -369,6 +387,32 @@ def print_plan(plan: StudyPlan, as_json: bool, done: int | None = None, *, compl
     )
 
 
+def _print_keyed(title: str, rows: list[tuple[str, str]], whole: str, sep: str = ": ") -> None:
+    """A table of `rows`, each a key and its value, with every key whole ("optimizer.weight_dec" over "ay" on
+    a narrow terminal); where the value of the row keyed `whole` (a path, a URL) would fold, that row goes
+    under the table as one line, `key: value` (`sep` between), whole to copy. Rich's own layout where
+    neither fits."""
+
+    def table_of(shown: list[tuple[str, str]], whole_keys: bool = True) -> Table:
+        table = _table(title, show_header=False)
+        table.add_column(style="bold", no_wrap=whole_keys)
+        table.add_column()
+        for key, value in shown:
+            table.add_row(key, value)
+        return table
+
+    table, below = table_of(rows), None
+    if not _fits(table):
+        narrower = table_of([r for r in rows if r[0] != whole])
+        if _fits(narrower):
+            table, below = narrower, next(r for r in rows if r[0] == whole)
+        else:
+            table = table_of(rows, whole_keys=False)
+    _out().print(table)
+    if below is not None:
+        _out().print(escape(f"{below[0]}{sep}{below[1]}"), soft_wrap=True)
+
+
 def print_summary(summary: StudySummary, categorical: Collection[str] = ()) -> None:
     """The study's summary table; a parameter named in `categorical` is shown as the YAML spells its choice
     (null, 0.0, [128, 64]), as `hpotool trials` shows it."""
@@ -376,43 +420,45 @@ def print_summary(summary: StudySummary, categorical: Collection[str] = ()) -> N
     def shown(name: str, value: Any) -> str:
         return format_param(value, name in categorical)
 
-    table = _table(f"study {summary.study_name}", show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("storage", shown_url(summary.storage))
-    table.add_row("metric", f"{summary.metric} ({summary.direction})")
+    rows: list[tuple[str, str]] = [("storage", shown_url(summary.storage))]
+    rows.append(("metric", f"{summary.metric} ({summary.direction})"))
     finished = summary.counts.get("complete", 0) + summary.counts.get("pruned", 0)
     of = "" if summary.target is None else f"/{summary.target}"
     # 'run now': the trials this command ran to their end, failed ones too: their states when some failed
     # ('0/20 finished, 2 run now' read as two trials running, where both had failed)
     states = summary.extra.get("ran_now_states")
     states = f" ({', '.join(f'{k} {v}' for k, v in states.items())})" if states else ""
-    table.add_row("trials", f"{finished}{of} finished, {summary.ran_now} run now{states}")
-    table.add_row("states", ", ".join(f"{k} {v}" for k, v in summary.counts.items()) or "none")
-    table.add_row("wall time", f"{summary.wall_time:.1f}s")
+    rows.append(("trials", f"{finished}{of} finished, {summary.ran_now} run now{states}"))
+    rows.append(("states", ", ".join(f"{k} {v}" for k, v in summary.counts.items()) or "none"))
+    rows.append(("wall time", f"{summary.wall_time:.1f}s"))
     if summary.best:
         b = summary.best
-        table.add_row("best trial", f"#{b['number']}")
-        table.add_row(f"best {summary.metric}", format_value(b["value"]))
+        rows.append(("best trial", f"#{b['number']}"))
+        rows.append((f"best {summary.metric}", format_value(b["value"])))
         for k, v in b["params"].items():
-            table.add_row(f"  {k}", shown(k, v))
+            rows.append((f"  {k}", shown(k, v)))
         for k, v in b["metrics"].items():
             if k != summary.metric:
-                table.add_row(f"  ({k})", format_value(v))
+                rows.append((f"  ({k})", format_value(v)))
     elif summary.extra.get("pareto"):
         metrics = summary.metric.split(", ")
-        table.add_row("Pareto front", f"{len(summary.extra['pareto'])} trial(s)")
+        rows.append(("Pareto front", f"{len(summary.extra['pareto'])} trial(s)"))
         for t in summary.extra["pareto"]:
             values = ", ".join(f"{m}={format_value(v)}" for m, v in zip(metrics, t["values"], strict=False))
-            table.add_row(
-                f"  #{t['number']}",
-                f"{values}; {', '.join(f'{k}={shown(k, v)}' for k, v in t['params'].items())}",
+            rows.append(
+                (
+                    f"  #{t['number']}",
+                    f"{values}; {', '.join(f'{k}={shown(k, v)}' for k, v in t['params'].items())}",
+                )
             )
     elif summary.counts.get("complete"):
-        table.add_row("best", "no complete trial meets the constraints")
+        rows.append(("best", "no complete trial meets the constraints"))
     else:
-        table.add_row("best", "no complete trial yet")
-    _out().print(table)
+        rows.append(("best", "no complete trial yet"))
+
+    # A storage URL wider than its cell (a log file's 80 columns, a narrow terminal) folded mid-URL, and
+    # pasted as two: it goes on one line under the table instead, as `hpotool studies` puts it.
+    _print_keyed(f"study {summary.study_name}", rows, "storage")
     for note in (summary.extra.get("note"), summary.extra.get("independent_sampling", {}).get("note")):
         if note:
             _note(str(note))
@@ -735,6 +781,12 @@ def _optimize(
         from hpotool.interrupts import deferred
 
         with deferred():  # a second Ctrl-C waits for the summary it would cut short (or leave unprinted)
+            from hpotool.pipes import stderr_closed
+
+            if summary.interrupted is not None and summary.stopped and stderr_closed():
+                from hpotool.stop_note import keep  # `|& head`: the note below goes to /dev/null
+
+                keep(summary.study_name, summary.storage, summary.stopped)
             if as_json:
                 from hpotool.export import json_safe
 
@@ -1002,7 +1054,10 @@ def _print_json(data: Any) -> None:
 
 
 def _print_run(run: Any) -> None:
-    table = _table(f"run {run.folder}", show_header=False)
+    # The folder whole, on its line above the table: as the table's title it folded mid-name at the table's
+    # width (its cells', 67 columns) however wide the terminal, and pasted as two.
+    _out().print(escape(f"run {run.folder}"), soft_wrap=True)
+    table = _table("", show_header=False)
     table.add_column(style="bold")
     table.add_column()
     for k, v in run.metrics.items():
@@ -1046,24 +1101,24 @@ def export_best(
         result = write_export(study, storage or default_storage_url(study_name), out)
         from optuna.distributions import CategoricalDistribution
 
-        table = _table(f"study {study_name}", show_header=False)
-        table.add_column(style="bold")
-        table.add_column()
+        rows: list[tuple[str, str]] = []
         if len(result.metrics) > 1:  # why several trials, and which file trains one
-            table.add_row(
-                "Pareto front",
-                escape(
-                    f"{len(result.best)} trial{'s' * (len(result.best) != 1)} that no other trial beats on every objective: "
-                    f"train the one you pick with hpotool train-from-best {study_options(study)} --trial <trial> "
-                    f"(under the study's final: rules), or hpotool train --run-config "
-                    f"{result.folder}/best_run_<trial>.yaml"
-                ),
+            rows.append(
+                (
+                    "Pareto front",
+                    escape(
+                        f"{len(result.best)} trial{'s' * (len(result.best) != 1)} that no other trial beats on every objective: "
+                        f"train the one you pick with hpotool train-from-best {study_options(study)} --trial <trial> "
+                        f"(under the study's final: rules), or hpotool train --run-config "
+                        f"{result.folder}/best_run_<trial>.yaml"
+                    ),
+                )
             )
         for trial in result.best:
             values = ", ".join(
                 f"{m}={format_value(v)}" for m, v in zip(result.metrics, trial.values or [], strict=False)
             )
-            table.add_row(f"trial {trial.number}", values)
+            rows.append((f"trial {trial.number}", values))
             categorical = {
                 k for k, d in trial.distributions.items() if isinstance(d, CategoricalDistribution)
             }
@@ -1071,9 +1126,10 @@ def export_best(
                 k,
                 v,
             ) in trial.params.items():  # a choice as the YAML spells it (null, 0.0), as trials shows it
-                table.add_row(f"  {k}", format_param(v, k in categorical))
-        table.add_row("wrote", f"{result.folder}/: " + ", ".join(f.name for f in result.files))
-        _out().print(table)
+                rows.append((f"  {k}", format_param(v, k in categorical)))
+        rows.append(("wrote", f"{result.folder}/: " + ", ".join(f.name for f in result.files)))
+        # The folder whole, under the table where its cell would fold it mid-path (80 columns, a log file)
+        _print_keyed(f"study {study_name}", rows, "wrote", sep=" ")
         for note in result.notes:
             _note(note)
         if result.problems:
@@ -1298,7 +1354,7 @@ def _train_from_best(
             check_writable(default_runs_dir(plan.candidates[0].config), out_given=False)
         exported = write_export(study, storage or default_storage_url(study_name))
         what = "the Pareto front" if len(exported.metrics) > 1 else "the best trial"
-        _err().print(f"exported {what} to {escape(str(exported.folder))}")
+        _err().print(f"exported {what} to {escape(str(exported.folder))}", soft_wrap=True)  # the path whole
         for note in exported.notes:  # a study still running: the best so far
             _note(note)
         if len(plan.candidates) < (top_k or 1):
@@ -1363,7 +1419,7 @@ def _train_from_best(
                 str(len(c["runs"])),
             )
         _out().print(ranked)
-        _out().print(f"summary: {escape(str(Path(summary['folder']) / 'summary.json'))}")
+        _out().print(f"summary: {escape(str(Path(summary['folder']) / 'summary.json'))}", soft_wrap=True)
 
 
 def _objectives(row: dict[str, Any]) -> list[str]:
@@ -1520,6 +1576,9 @@ def studies(
         _out().print(_studies_table(rows, stacked=stacked) if stacked is not None else _studies_records(rows))
         for line in _storage_lines(rows):
             _out().print(escape(line), soft_wrap=True)  # whole, to copy and paste
+        for r in rows:
+            if r["unseen_stop"]:  # `optimize ... |& head`: why its study stopped short, said nowhere else
+                _note(f"study {r['name']}: {r['unseen_stop']}")
 
 
 @app.command(short_help="List a study's trials, best first.")
@@ -1544,12 +1603,19 @@ def trials(
         if as_json:
             _print_json(rows)
             return
+        from hpotool.stop_note import kept
+
+        # `optimize ... |& head`: why the study stopped short, said nowhere else; under the table
+        unseen = kept(study.user_attrs)
+        unseen_note = f"study {study_name}: {unseen}" if unseen is not None else None
         if not rows:  # an empty table says less than a line naming what the study has
             from hpotool.export import state_counts
 
             has = ", ".join(f"{k} {v}" for k, v in state_counts(study.get_trials(deepcopy=False)).items())
             which = f"{state.lower()} trial" if state else "trial"
             _out().print(f"study {escape(study_name)} has no {which}" + (f" ({has})" if has else ""))
+            if unseen_note is not None:
+                _note(unseen_note)
             return
         # In the order the search space writes them (the study's stored one), then any others as found.
         from hpotool.export import in_space_order
@@ -1670,6 +1736,8 @@ def trials(
                 f"'epochs_run' as {stored}, not as the count of epochs hpotool records: shown as -; hpotool "
                 f"trials --json lists each as stored"
             )
+        if unseen_note is not None:
+            _note(unseen_note)
 
 
 def _reason(value: Any) -> str:
@@ -1898,7 +1966,9 @@ def refine(
         opt_path, run_path = write_refinement(ref, out, study_name)
         for change in ref.changes:
             _print_bullet(change)
-        _out().print(f"wrote {escape(str(opt_path))} and {escape(str(run_path))}; next:")
+        # The paths whole, as the command under them: at 80 columns (a log file, a narrow terminal) rich
+        # broke a long one mid-name over two lines, and it pasted as two.
+        _out().print(f"wrote {escape(str(opt_path))} and {escape(str(run_path))}; next:", soft_wrap=True)
         _out().print(
             f"  hpotool optimize --run-config {escape(quote(str(run_path)))} "
             f"--optimize-config {escape(quote(str(opt_path)))}",

@@ -46,6 +46,7 @@ from hpotool.stale import (
     ran_elsewhere,
     run_by,
 )
+from hpotool.stop_note import say_and_clear
 from hpotool.storage import (
     fail_stale_trials,
     has_heartbeat,
@@ -1235,6 +1236,7 @@ def open_for_run(
     study, salt = open_study(plan, created.append if on_open is not None else None)
     if on_open is not None:
         on_open(created[0] if created else None)
+    say_and_clear(study)  # why the last run stopped, where it could not say it (`|& head`)
     existing = len(study.get_trials(deepcopy=False))
     target, before = trial_target(plan), finished_numbers(study)
     done = prepare_resume(study, plan)

@@ -27,6 +27,14 @@ def pipe_closed() -> bool:
     return bool(_closed)
 
 
+def stderr_closed() -> bool:
+    """Whether hpotool's stderr, where its notes go, has gone into a closed pipe in this process."""
+    try:
+        return sys.stderr.fileno() in _closed
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 class _Guarded:
     """`stream` (sys.stdout, sys.stderr), whose write into a closed pipe interrupts the command (`stop`), or
     only goes nowhere from then on (a worker process: its main process stops it)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,9 +33,24 @@ def duration(seconds: float) -> str:
     return f"{seconds:.2f}s" if seconds < 1 else f"{seconds:.1f}s"
 
 
+def say(console: Console, text: str) -> None:
+    """`text` (rich markup) as one line of the display. On a terminal rich wraps it at the terminal's width,
+    above the live bars; elsewhere (`2> run.log`, a pipe, a CI log) it is one line whatever its length, as a
+    logger writes it: rich wrapped it at 80 columns, its width where stderr is no terminal (or at COLUMNS),
+    and a trial with many parameters took several lines of the log, to be grepped for as one. So on a dumb
+    terminal (TERM=dumb: Emacs's shell and compile buffers), which shows no bars, and which rich takes for
+    80 columns whatever its width: it wrapped there at 80 too."""
+    console.print(text, soft_wrap=not console.is_interactive)
+
+
 def bars(console: Console) -> Progress:
     """Rich progress bars that show a description, the bar, n/total, the time taken and an `info` field,
-    and vanish when stopped."""
+    and vanish when stopped.
+
+    What the trials print to stdout (a user's model, training function) goes above the bars only where
+    stdout is a terminal too, where it would break them; `hpotool optimize ... > out.txt` keeps it in its
+    file. Rich's default took it to the bars' terminal (stderr) whatever stdout was: in out.txt, only what
+    was printed before trial 0 and after the last trial."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -43,7 +59,15 @@ def bars(console: Console) -> Progress:
         TextColumn("{task.fields[info]}"),
         console=console,
         transient=True,
+        redirect_stdout=_is_terminal(sys.stdout),
     )
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, OSError, ValueError):  # None (pythonw), closed, a stream without a terminal
+        return False
 
 
 def stop(progress: Progress) -> None:
@@ -116,8 +140,9 @@ class RichObserver:
         failed = bool(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
         if (already_done or failed or joined) and (target is None or already_done < target):
             of = "" if target is None else f"/{target}"
-            self.console.print(
-                f"resuming study [bold]{escape(study.study_name)}[/]: {already_done}{of} trials done"
+            say(
+                self.console,
+                f"resuming study [bold]{escape(study.study_name)}[/]: {already_done}{of} trials done",
             )
 
     def trial_started(self, number: int, params: Mapping[str, Any], epochs: int) -> None:
@@ -165,7 +190,7 @@ class RichObserver:
         elsewhere = ran_elsewhere(trial)
         if elsewhere is not None:
             mark = f"  [dim]({escape(elsewhere)})[/]{mark}"
-        self.console.print(
-            f"trial {trial.number:>3} [{style}]{trial.state.name:<8}[/] {escape(detail)}  "
-            f"[dim]{params}{took}[/]{mark}"
+        say(
+            self.console,
+            f"trial {trial.number:>3} [{style}]{trial.state.name:<8}[/] {escape(detail)}  [dim]{params}{took}[/]{mark}",
         )
