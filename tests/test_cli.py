@@ -11,6 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from hpotool.cli import app
+from hpotool.storage import _close_sqlite_storages
 
 from .conftest import write_configs, write_yaml
 
@@ -978,6 +979,7 @@ def test_the_dry_run_of_a_resume_refuses_what_the_run_refuses(
     where the run itself refuses the resume: now it refuses with the run's line, and writes nothing."""
     storage_file = tmp_path / "studies" / "tiny.db"
     _optimize(tmp_path, run_dict, {**opt_dict, "n_trials": 1}, "-q")
+    _close_sqlite_storages()  # as the CLI does at exit: the run's WAL goes back into tiny.db
     before = storage_file.read_bytes()
     for run, opt, line in (
         (
@@ -1006,6 +1008,7 @@ def test_the_dry_run_of_a_resume_refuses_what_the_run_refuses(
         1,
         1,
     )
+    _close_sqlite_storages()  # anything the refused commands wrote to the WAL lands in tiny.db
     assert storage_file.read_bytes() == before
 
 
