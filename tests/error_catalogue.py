@@ -873,6 +873,12 @@ CASES = [
         optimize_text=_optimize_text(storage="redis://127.0.0.1:1/hpo"),
     ),
     Case(
+        "study-name-empty",
+        "an empty study name in the optimize config",
+        "error: optimize.yaml: study_name: is empty; give the study a name, e.g. mnist (its file is then studies/mnist.db)",
+        optimize={"study_name": ""},
+    ),
+    Case(
         "study-name-slash",
         "a study name with /",
         "error: optimize.yaml: study_name: 'a/b' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/",
@@ -1940,6 +1946,14 @@ CASES = [
         without_configs=True,
     ),
     Case(
+        "join-empty-study-name",
+        'joining a study (no config files) by an empty --study-name ("$NAME" with NAME unset), not waited for',
+        "error: --study-name: is empty; give the study's name, e.g. --study-name mnist (hpotool studies --storage sqlite:///studies/tiny.db lists the studies)",
+        args=("--study-name", "", "--storage", "sqlite:///studies/tiny.db"),
+        without_configs=True,
+        existing_study=True,
+    ),
+    Case(
         "join-wait-not-seconds",
         "joining a study with HPOTOOL_JOIN_WAIT (how long to wait for it to be created) not a number",
         "error: HPOTOOL_JOIN_WAIT='soon': give the seconds to wait for the study, e.g. 120 (0: no wait)",
@@ -2159,6 +2173,19 @@ CASES = [
         "error: --out /dev/null: is a device, not a folder; export-best writes several files into a folder: give one, e.g. --out exports/tiny",
         command=("export-best", "--study-name", "tiny", "--out", "/dev/null"),
         existing_study=True,
+    ),
+    Case(
+        "study-name-empty-to-read",
+        "a command that reads a study given an empty --study-name; before: 'studies/.db does not exist'",
+        "error: --study-name: is empty; give the study's name, e.g. --study-name mnist (hpotool studies lists the studies)",
+        command=("trials", "--study-name", ""),
+        existing_study=True,
+    ),
+    Case(
+        "enqueue-from-empty",
+        "--enqueue-from given an empty study name",
+        "error: --enqueue-from: is empty; give the study's name, e.g. --enqueue-from mnist (hpotool studies lists the studies)",
+        args=("--enqueue-from", ""),
     ),
     Case(
         "study-in-a-folder-above",

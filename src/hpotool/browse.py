@@ -249,8 +249,26 @@ def find_study(
         HpoError: one line naming the study, the storage (and `storage_option` when it was given) and the
             studies that do exist.
     """
+    check_study_name(study_name, storage_url, name_option)
     with storage_origin(storage_url, storage_option):
         return _find_study(study_name, storage_url, folder, storage_option, name_option)
+
+
+def check_study_name(study_name: str, storage_url: str | None, name_option: str = "--study-name") -> None:
+    """Refuse an empty or blank study name before any storage is opened: `--study-name "$NAME"` with NAME
+    unset was looked up as the file studies/.db, said 'studies/.db does not exist', and a join waited for it.
+
+    Raises:
+        HpoError: naming `name_option` and how to find the study's name.
+    """
+    if study_name.strip():
+        return
+    where = f" --storage {quote(shown_url(storage_url))}" if storage_url is not None else ""
+    what = "is empty" if not study_name else f"is {study_name!r}, only spaces"
+    raise HpoError(
+        f"{name_option}: {what}; give the study's name, e.g. {name_option} mnist (hpotool studies{where} "
+        f"lists the studies)"
+    )
 
 
 def _find_study(

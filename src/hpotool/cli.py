@@ -668,7 +668,7 @@ def _optimize(
                     name_option="--enqueue-from",
                 )
             except HpoError as exc:
-                if str(exc).startswith("--enqueue-from-storage: "):  # its storage refused: that option named
+                if str(exc).startswith(("--enqueue-from-storage: ", "--enqueue-from: ")):  # that option named
                     raise
                 raise HpoError(f"--enqueue-from: {exc}") from None
             plan = with_warm_start(plan, source, top)

@@ -527,6 +527,10 @@ class OptimizeConfig(_Frozen):
     @field_validator("study_name")
     @classmethod
     def _check_study_name(cls, v: str) -> str:
+        if not v:
+            raise ValueError(
+                "is empty; give the study a name, e.g. mnist (its file is then studies/mnist.db)"
+            )
         if not _STUDY_NAME.match(v) or ".." in v:
             raise ValueError(
                 f"{v!r} may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, "
