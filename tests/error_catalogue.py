@@ -2188,6 +2188,25 @@ CASES = [
         args=("--enqueue-from", ""),
     ),
     Case(
+        "study-name-too-long-to-read",
+        "a command that reads a study by a name too long for its default file studies/<name>.db; before: a traceback (File name too long)",
+        "error: --study-name: 'aaaaaaaaaaaaaaaaaaaaaaaa...aaaaaaaa' is 300 bytes long, too long for its default storage file studies/<name>.db (a file name holds at most 255 bytes); give the study's name, or --storage URL for a study stored elsewhere",
+        command=("trials", "--study-name", "a" * 300),
+        existing_study=True,
+    ),
+    Case(
+        "storage-file-name-too-long",
+        "a --storage file whose name is longer than a file name can be; before: a traceback (File name too long)",
+        "error: --storage: 'journal:studies/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.log': the name 'aaaaaaaaaaaaaaaaaaaaaaaa...aaaa.log' in its path is 304 bytes long, and a file or folder name holds at most 255; give a shorter one",
+        command=("trials", "--study-name", "tiny", "--storage", "journal:studies/" + "a" * 300 + ".log"),
+    ),
+    Case(
+        "sqlite-storage-name-too-long",
+        "a SQLite storage in the optimize config whose file name is longer than a file name can be; before: a traceback",
+        "error: optimize.yaml: storage: 'sqlite:///aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.db': the name 'aaaaaaaaaaaaaaaaaaaaaaaa...aaaaa.db' in its path is 303 bytes long, and a file or folder name holds at most 255; give a shorter one",
+        optimize_text=_optimize_text(storage="sqlite:///" + "a" * 300 + ".db"),
+    ),
+    Case(
         "study-in-a-folder-above",
         "a command that reads a study by its name, run from a subfolder of the folder that holds studies/",
         "error: no study 'tiny' in studies/tiny.db: studies/tiny.db is read from the folder the command runs in, and the study is in <cwd>/studies/tiny.db; run from <cwd>, or give --storage sqlite:///<cwd>/studies/tiny.db",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 from shlex import quote
@@ -15,9 +16,13 @@ from hpotool.errors import HpoError
 from hpotool.export import is_feasible, state_counts, trial_record
 from hpotool.fingerprint import stored_config
 from hpotool.storage import (
+    NAME_MAX,
+    abbreviated,
+    default_storage_url,
     is_optuna_journal,
     is_optuna_sqlite,
     load_study,
+    long_part,
     make_storage,
     near_study,
     shown_url,
@@ -249,12 +254,17 @@ def find_study(
         HpoError: one line naming the study, the storage (and `storage_option` when it was given) and the
             studies that do exist.
     """
-    check_study_name(study_name, storage_url, name_option)
+    check_study_name(study_name, storage_url, name_option, storage_option)
     with storage_origin(storage_url, storage_option):
         return _find_study(study_name, storage_url, folder, storage_option, name_option)
 
 
-def check_study_name(study_name: str, storage_url: str | None, name_option: str = "--study-name") -> None:
+def check_study_name(
+    study_name: str,
+    storage_url: str | None,
+    name_option: str = "--study-name",
+    storage_option: str = "--storage",
+) -> None:
     """Refuse an empty or blank study name before any storage is opened: `--study-name "$NAME"` with NAME
     unset was looked up as the file studies/.db, said 'studies/.db does not exist', and a join waited for it.
 
@@ -262,6 +272,14 @@ def check_study_name(study_name: str, storage_url: str | None, name_option: str 
         HpoError: naming `name_option` and how to find the study's name.
     """
     if study_name.strip():
+        file = storage_file(default_storage_url(study_name)) if storage_url is None else None
+        part = long_part(file) if file is not None else None
+        if part is not None:
+            raise HpoError(
+                f"{name_option}: {abbreviated(study_name)!r} is {len(os.fsencode(study_name))} bytes long, too long for "
+                f"its default storage file studies/<name>.db (a file name holds at most {NAME_MAX} bytes); give "
+                f"the study's name, or {storage_option} URL for a study stored elsewhere"
+            )
         return
     where = f" --storage {quote(shown_url(storage_url))}" if storage_url is not None else ""
     what = "is empty" if not study_name else f"is {study_name!r}, only spaces"
@@ -280,7 +298,8 @@ def _find_study(
         default = folder / f"{study_name}.db"
         if storage_url is not None:
             given = storage_file(storage_url)
-            root = _folder_above(study_name, storage_url, given) if given and not given.exists() else None
+            missing = given is not None and long_part(given) is None and not given.exists()
+            root = _folder_above(study_name, storage_url, given) if given and missing else None
             if root is None or given is None:
                 raise
             raise HpoError(  # run from a subfolder of the project: the study is up there

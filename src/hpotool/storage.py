@@ -354,6 +354,7 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
             from optuna.storages.journal import JournalFileBackend
 
             journal = Path(url.removeprefix("journal:")).expanduser()
+            _refuse_a_long_name(url, journal)
             refuse_a_folder(url, journal)
             if not create and not journal.exists():
                 raise HpoError(
@@ -386,6 +387,7 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
                 f"that default)"
             )
         if path is not None:
+            _refuse_a_long_name(url, path)
             refuse_a_folder(url, path)
             if not create and not path.exists():
                 raise HpoError(f"storage {shown_url(url)!r}: no such SQLite file {os.path.abspath(path)!r}")
@@ -442,6 +444,36 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
         hint = _file_hint(url) or _open_hint(url, str(exc))
         first = first.rstrip(".") if hint else first
         raise HpoError(f"storage {shown_url(url)!r}: cannot open it: {first}{hint}") from None
+
+
+NAME_MAX = 255  # bytes in one file or folder name (ext4, XFS, APFS, NTFS): more is ENAMETOOLONG
+
+
+def long_part(path: Path) -> str | None:
+    """The first file or folder name in `path` longer than NAME_MAX bytes (a stat of it raises
+    `OSError: [Errno 36] File name too long`), else None."""
+    return next((part for part in path.parts if len(os.fsencode(part)) > NAME_MAX), None)
+
+
+def abbreviated(name: str, keep: int = 24) -> str:
+    """`name`, its middle left out past `keep` characters, for a message that names a very long one."""
+    return name if len(name) <= keep + 12 else f"{name[:keep]}...{name[-8:]}"
+
+
+def _refuse_a_long_name(url: str, path: Path) -> None:
+    """A SQLite or journal file whose path holds a name too long for a file: every stat of it raised
+    `OSError: [Errno 36] File name too long` as a traceback.
+
+    Raises:
+        HpoError: naming the long part, its length and the limit.
+    """
+    part = long_part(path)
+    if part is not None:
+        raise HpoError(
+            f"storage {shown_url(url)!r}: the name {abbreviated(part)!r} in its path is "
+            f"{len(os.fsencode(part))} bytes long, and a file or folder name holds at most {NAME_MAX}; give a "
+            f"shorter one"
+        )
 
 
 def refuse_a_folder(url: str, path: Path) -> None:
