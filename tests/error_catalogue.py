@@ -2197,14 +2197,28 @@ CASES = [
     Case(
         "storage-file-name-too-long",
         "a --storage file whose name is longer than a file name can be; before: a traceback (File name too long)",
-        "error: --storage: 'journal:studies/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.log': the name 'aaaaaaaaaaaaaaaaaaaaaaaa...aaaa.log' in its path is 304 bytes long, and a file or folder name holds at most 255; give a shorter one",
+        "error: --storage: 'journal:studies/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.log': in its path, the name 'aaaaaaaaaaaaaaaaaaaaaaaa...aaaa.log' is 304 bytes long, and a file or folder name holds at most 255; give a shorter path",
         command=("trials", "--study-name", "tiny", "--storage", "journal:studies/" + "a" * 300 + ".log"),
     ),
     Case(
         "sqlite-storage-name-too-long",
         "a SQLite storage in the optimize config whose file name is longer than a file name can be; before: a traceback",
-        "error: optimize.yaml: storage: 'sqlite:///aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.db': the name 'aaaaaaaaaaaaaaaaaaaaaaaa...aaaaa.db' in its path is 303 bytes long, and a file or folder name holds at most 255; give a shorter one",
+        "error: optimize.yaml: storage: 'sqlite:///aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.db': in its path, the name 'aaaaaaaaaaaaaaaaaaaaaaaa...aaaaa.db' is 303 bytes long, and a file or folder name holds at most 255; give a shorter path",
         optimize_text=_optimize_text(storage="sqlite:///" + "a" * 300 + ".db"),
+    ),
+    Case(
+        "export-out-name-too-long",
+        "export-best --out whose folder name is longer than a file name can be; before: a traceback (File name too long)",
+        "error: --out exp/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...aaaaaaaa: the name 'aaaaaaaaaaaaaaaaaaaaaaaa...aaaaaaaa' is 300 bytes long, and a file or folder name holds at most 255; give a shorter --out",
+        command=("export-best", "--study-name", "tiny", "--out", "exp/" + "a" * 300),
+        existing_study=True,
+    ),
+    Case(
+        "refine-out-name-too-long",
+        "refine --out whose .run.yaml beside it would be longer than a file name can be; before: a traceback",
+        "error: --out aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...aaa.yaml: the name 'aaaaaaaaaaaaaaaaaaaaaaaa...run.yaml' is 257 bytes long, and a file or folder name holds at most 255; give a shorter --out",
+        command=("refine", "--study-name", "tiny", "--out", "a" * 248 + ".yaml"),
+        existing_study=True,
     ),
     Case(
         "study-in-a-folder-above",

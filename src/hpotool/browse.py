@@ -12,17 +12,15 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from hpotool.atomic import NAME_MAX, abbreviated, long_part
 from hpotool.errors import HpoError
 from hpotool.export import is_feasible, state_counts, trial_record
 from hpotool.fingerprint import stored_config
 from hpotool.storage import (
-    NAME_MAX,
-    abbreviated,
     default_storage_url,
     is_optuna_journal,
     is_optuna_sqlite,
     load_study,
-    long_part,
     make_storage,
     near_study,
     shown_url,

@@ -808,6 +808,7 @@ def _check_folder_of_report(study_name: str, out: Path | None, fmt: str) -> None
     from hpotool.report import default_report_path
 
     path = out if out is not None else default_report_path(study_name, fmt)
+    _refuse_a_long_name(path, out)
     blocker = not_a_folder(path.parent)
     if blocker is None:
         _check_writable(path, out, path.parent, "report writes the report", "a file")
@@ -821,6 +822,23 @@ def _check_folder_of_report(study_name: str, out: Path | None, fmt: str) -> None
     raise HpoError(f"--out {out}: {_is_no_folder(blocker, out)}; give a file, e.g. {other}")
 
 
+def _refuse_a_long_name(path: Path, out: Path | None) -> None:
+    """Refuse a path to write that holds a name too long for a file (a study name of 300 characters, a
+    mistyped --out): it ended in a traceback, `OSError: [Errno 36] File name too long`."""
+    from hpotool.atomic import abbreviated, long_name
+
+    too_long = long_name(path)
+    if too_long is not None:
+        given = (
+            f"--out {abbreviated(str(out), 40)}"
+            if out is not None
+            else f"{abbreviated(str(path), 40)} (the default)"
+        )
+        raise HpoError(
+            f"{given}: {too_long}; give a shorter {'--out' if out is not None else 'one with --out'}"
+        )
+
+
 def _check_export_folder(study_name: str, out: Path | None, command: str) -> None:
     """Refuse an export folder that is no folder, or under one that is not (a file named studies/<name>,
     /dev/null), naming the flag that gives another: the line said "choose another path"."""
@@ -830,6 +848,7 @@ def _check_export_folder(study_name: str, out: Path | None, command: str) -> Non
     from hpotool.export import default_export_dir
 
     folder = out if out is not None else default_export_dir(study_name)
+    _refuse_a_long_name(folder, None if command == "train-from-best" else out)
     blocker = not_a_folder(folder)
     if blocker is None:
         _check_export_names(folder, out, command)

@@ -446,20 +446,6 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
         raise HpoError(f"storage {shown_url(url)!r}: cannot open it: {first}{hint}") from None
 
 
-NAME_MAX = 255  # bytes in one file or folder name (ext4, XFS, APFS, NTFS): more is ENAMETOOLONG
-
-
-def long_part(path: Path) -> str | None:
-    """The first file or folder name in `path` longer than NAME_MAX bytes (a stat of it raises
-    `OSError: [Errno 36] File name too long`), else None."""
-    return next((part for part in path.parts if len(os.fsencode(part)) > NAME_MAX), None)
-
-
-def abbreviated(name: str, keep: int = 24) -> str:
-    """`name`, its middle left out past `keep` characters, for a message that names a very long one."""
-    return name if len(name) <= keep + 12 else f"{name[:keep]}...{name[-8:]}"
-
-
 def _refuse_a_long_name(url: str, path: Path) -> None:
     """A SQLite or journal file whose path holds a name too long for a file: every stat of it raised
     `OSError: [Errno 36] File name too long` as a traceback.
@@ -467,13 +453,11 @@ def _refuse_a_long_name(url: str, path: Path) -> None:
     Raises:
         HpoError: naming the long part, its length and the limit.
     """
-    part = long_part(path)
-    if part is not None:
-        raise HpoError(
-            f"storage {shown_url(url)!r}: the name {abbreviated(part)!r} in its path is "
-            f"{len(os.fsencode(part))} bytes long, and a file or folder name holds at most {NAME_MAX}; give a "
-            f"shorter one"
-        )
+    from hpotool.atomic import long_name
+
+    too_long = long_name(path)
+    if too_long is not None:
+        raise HpoError(f"storage {shown_url(url)!r}: in its path, {too_long}; give a shorter path")
 
 
 def refuse_a_folder(url: str, path: Path) -> None:
