@@ -2221,6 +2221,20 @@ CASES = [
         existing_study=True,
     ),
     Case(
+        "export-default-folder-out-of-studies",
+        "export-best without --out, of a study Optuna code named '..' (its default folder studies/../ is the current one); before: it wrote trials.csv and the rest there",
+        "error: study '..': export-best writes into studies/<name>/ by default, and its name makes that the current folder; give a folder with --out, e.g. --out exports/best",
+        command=("export-best", "--study-name", "..", "--storage", "sqlite:///studies/...db"),
+        plain_study="..",
+    ),
+    Case(
+        "report-default-path-out-of-studies",
+        "report without --out, of a study Optuna code named '../out' (studies/../out/ is out/); before: it wrote out/report.html",
+        "error: study '../out': report writes studies/<name>/report.html by default, and its name makes that out; give a file with --out, e.g. --out report.html",
+        command=("report", "--study-name", "../out", "--storage", "sqlite:///out.db"),
+        plain_study="../out",
+    ),
+    Case(
         "study-in-a-folder-above",
         "a command that reads a study by its name, run from a subfolder of the folder that holds studies/",
         "error: no study 'tiny' in studies/tiny.db: studies/tiny.db is read from the folder the command runs in, and the study is in <cwd>/studies/tiny.db; run from <cwd>, or give --storage sqlite:///<cwd>/studies/tiny.db",

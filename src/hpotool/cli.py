@@ -809,6 +809,12 @@ def _check_folder_of_report(study_name: str, out: Path | None, fmt: str) -> None
 
     path = out if out is not None else default_report_path(study_name, fmt)
     _refuse_a_long_name(path, out)
+    _refuse_out_of_studies(
+        study_name,
+        out,
+        "report writes studies/<name>/report.html",
+        "give a file with --out, e.g. --out report.html",
+    )
     blocker = not_a_folder(path.parent)
     if blocker is None:
         _check_writable(path, out, path.parent, "report writes the report", "a file")
@@ -839,6 +845,17 @@ def _refuse_a_long_name(path: Path, out: Path | None) -> None:
         )
 
 
+def _refuse_out_of_studies(study_name: str, out: Path | None, writes: str, fix: str) -> None:
+    """Refuse the default folder of a study whose name leads out of studies/ (a study Optuna code named
+    '..' or '/data/x'): export-best and report wrote into the current folder or that absolute one."""
+    from hpotool.export import out_of_studies
+
+    folder = out_of_studies(study_name) if out is None else None
+    if folder is not None:
+        where = "the current folder" if folder == "." else folder
+        raise HpoError(f"study {study_name!r}: {writes} by default, and its name makes that {where}; {fix}")
+
+
 def _check_export_folder(study_name: str, out: Path | None, command: str) -> None:
     """Refuse an export folder that is no folder, or under one that is not (a file named studies/<name>,
     /dev/null), naming the flag that gives another: the line said "choose another path"."""
@@ -849,6 +866,13 @@ def _check_export_folder(study_name: str, out: Path | None, command: str) -> Non
 
     folder = out if out is not None else default_export_dir(study_name)
     _refuse_a_long_name(folder, None if command == "train-from-best" else out)
+    if command == "export-best":  # train-from-best's study has a stored config, and so a name hpotool checked
+        _refuse_out_of_studies(
+            study_name,
+            out,
+            "export-best writes into studies/<name>/",
+            "give a folder with --out, e.g. --out exports/best",
+        )
     blocker = not_a_folder(folder)
     if blocker is None:
         _check_export_names(folder, out, command)
