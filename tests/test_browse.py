@@ -883,3 +883,15 @@ def test_studies_shows_the_size_of_a_multi_objective_studys_pareto_front(
     assert table.exit_code == 0
     assert re.search(r"│ complete 3 +│ Pareto: 2 +│", table.stdout), table.stdout
     assert max(len(line) for line in table.stdout.splitlines()[:-1]) <= 80, table.stdout
+
+
+def test_a_missing_study_named_by_an_absolute_path_names_the_file_looked_up(tmp_path: Path) -> None:
+    """The default storage of study '/data/x' is sqlite:///studies//data/x.db, the file studies/data/x.db:
+    the line said '/data/x.db does not exist', a file never looked at."""
+    Path("studies").mkdir()
+    result = runner.invoke(app, ["trials", "--study-name", "/data/x"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: no study '/data/x': studies/data/x.db does not exist; studies under studies/: none "
+        "(give --storage URL for a study stored elsewhere)\n"
+    )

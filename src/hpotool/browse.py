@@ -293,7 +293,9 @@ def _find_study(
     try:
         return load_study(study_name, storage_url)
     except HpoError as exc:
-        default = folder / f"{study_name}.db"
+        default = Path(
+            f"{folder}/{study_name}.db"
+        )  # as the URL names it: studies//data/x.db is studies/data/x.db
         if storage_url is not None:
             given = storage_file(storage_url)
             missing = given is not None and long_part(given) is None and not given.exists()
