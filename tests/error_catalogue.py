@@ -2235,6 +2235,13 @@ CASES = [
         plain_study="../out",
     ),
     Case(
+        "prune-audit-against-empty",
+        "prune-audit --against given an empty study name; before: it audited without the baseline, saying nothing",
+        "error: --against: is empty; give the study's name, e.g. --against mnist (hpotool studies lists the studies)",
+        command=("prune-audit", "--study-name", "tiny", "--against", ""),
+        existing_study=True,
+    ),
+    Case(
         "study-in-a-folder-above",
         "a command that reads a study by its name, run from a subfolder of the folder that holds studies/",
         "error: no study 'tiny' in studies/tiny.db: studies/tiny.db is read from the folder the command runs in, and the study is in <cwd>/studies/tiny.db; run from <cwd>, or give --storage sqlite:///<cwd>/studies/tiny.db",

@@ -1983,7 +1983,7 @@ def prune_audit(
         study = find_study(study_name, storage)
         baseline = (
             find_study(against, against_storage, storage_option="--against-storage", name_option="--against")
-            if against
+            if against is not None  # --against "" is refused, not read as no --against
             else None
         )
         data = audit_pruning(study, baseline, top_k)
