@@ -1939,6 +1939,20 @@ CASES = [
         without_configs=True,
     ),
     Case(
+        "run-config-empty",
+        "an empty --run-config (\"$RUN\" with RUN unset); before: '.: is a directory, expected a YAML file'",
+        "error: --run-config: is empty; give a YAML file, e.g. --run-config run.yaml",
+        args=("--run-config", "", "--optimize-config", "optimize.yaml"),
+        without_configs=True,
+    ),
+    Case(
+        "optimize-config-empty",
+        "an empty --optimize-config; before: '.: is a directory, expected a YAML file'",
+        "error: --optimize-config: is empty; give a YAML file, e.g. --optimize-config optimize.yaml",
+        args=("--run-config", "run.yaml", "--optimize-config", ""),
+        without_configs=True,
+    ),
+    Case(
         "join-missing-study",
         "joining a study (no config files) that does not exist",
         "error: no study 'nosuch': studies/nosuch.db does not exist; studies under studies/: none (give --storage URL for a study stored elsewhere); to start a study, give --run-config and --optimize-config",

@@ -276,9 +276,38 @@ def _show_debug_log(debug: bool) -> None:
         logger.setLevel(logging.NOTSET)
 
 
+class _OptionError(typer.BadParameter):
+    """An option value refused while the command line is read, with the whole line to print."""
+
+
+def _out_path(example: str, option: str = "--out") -> Callable[[str], Path]:
+    """The parser of an --out option (or another path option): the text as a Path, or a refusal of `--out ''`,
+    which typer read as `.` (export-best wrote into the current folder) and report refused as "--out .: is
+    a folder"; `-r ''` said ".: is a directory, expected a YAML file".
+
+    Args:
+        example: what to give instead, e.g. "a folder, e.g. --out runs/mine".
+        option: the option's name, as the refusal names it.
+    """
+
+    def parse(text: str) -> Path:
+        if not text:
+            raise _OptionError(f"{option}: is empty; give {example}")
+        return Path(text)
+
+    return parse
+
+
+_RUN_YAML = "a YAML file, e.g. --run-config run.yaml"
 RunConfigOpt = Annotated[
     Path,
-    typer.Option("--run-config", "-r", help="RunConfig YAML: one training run."),
+    typer.Option(
+        "--run-config",
+        "-r",
+        parser=_out_path(_RUN_YAML, "--run-config"),
+        metavar="<path>",
+        help="RunConfig YAML: one training run.",
+    ),
 ]
 StudyNameOpt = Annotated[
     str | None,
@@ -435,6 +464,8 @@ def optimize(
         typer.Option(
             "--run-config",
             "-r",
+            parser=_out_path(_RUN_YAML, "--run-config"),
+            metavar="<path>",
             help="RunConfig YAML: one training run (left out with -o: the study's stored one).",
         ),
     ] = None,
@@ -443,6 +474,8 @@ def optimize(
         typer.Option(
             "--optimize-config",
             "-o",
+            parser=_out_path("a YAML file, e.g. --optimize-config optimize.yaml", "--optimize-config"),
+            metavar="<path>",
             help="OptimizeConfig YAML: the study (left out with -r: the study's stored one).",
         ),
     ] = None,
@@ -957,26 +990,6 @@ def _is_no_folder(blocker: Path, out: Path) -> str:
     from hpotool.atomic import kind_of
 
     return f"{'' if blocker == out else f'{blocker} '}is {kind_of(blocker)}, not a folder"
-
-
-class _OptionError(typer.BadParameter):
-    """An option value refused while the command line is read, with the whole line to print."""
-
-
-def _out_path(example: str) -> Callable[[str], Path]:
-    """The parser of an --out option: the text as a Path, or a refusal of `--out ''`, which typer read as `.`
-    (export-best wrote into the current folder) and report refused as "--out .: is a folder".
-
-    Args:
-        example: what to give instead, e.g. "a folder, e.g. --out runs/mine".
-    """
-
-    def parse(text: str) -> Path:
-        if not text:
-            raise _OptionError(f"--out: is empty; give {example}")
-        return Path(text)
-
-    return parse
 
 
 def _out_option(example: str, metavar: str, help_text: str) -> Any:
