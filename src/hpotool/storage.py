@@ -92,7 +92,10 @@ def _redis_prefix(url: str) -> tuple[str, bool, str]:
     query = parse_qsl(parts.query)
     prefix = "".join(v for k, v in query if k == "prefix")
     rest = urlencode([(k, v) for k, v in query if k != "prefix"])
-    return urlunsplit(parts._replace(query=rest)), False, prefix
+    base = urlunsplit(parts._replace(query=rest))
+    if not parts.netloc:  # `redis:///0`, the local server to redis-py: urlunsplit made it `redis:/0`, refused
+        base = base.replace(":", "://", 1)
+    return base, False, prefix
 
 
 def _refuse_a_redis_name(url: str) -> None:
