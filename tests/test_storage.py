@@ -1049,3 +1049,30 @@ def test_a_redis_url_without_a_host_reads_the_local_server_as_redis_py_does() ->
         client = redis.Redis.from_url(server)
         for key in client.scan_iter(f"{prefix}*"):
             client.delete(key)
+
+
+def test_studies_of_a_server_without_studies_does_not_print_its_password() -> None:
+    # `hpotool studies --storage redis://:PASSWORD@host?prefix=P` printed "no studies in" the whole URL.
+    import uuid
+
+    import redis
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    from .test_workers import _server_url
+
+    server = _server_url("redis")
+    prefix = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    url = server.replace("redis://", "redis://:s3cret@", 1) + f"?prefix={prefix}"
+    try:
+        result = CliRunner().invoke(app, ["studies", "--storage", url])
+        assert result.exit_code == 0, result.output
+        assert "s3cret" not in result.output
+        assert result.stderr.startswith(
+            f"no studies in {server.replace('redis://', 'redis://:***@', 1)}?prefix="
+        )
+    finally:
+        client = redis.Redis.from_url(server)
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)

@@ -1543,7 +1543,7 @@ def studies(
             _print_json(rows)
             return
         if not rows:
-            where = storage or "studies/*.db or studies/*.log"
+            where = shown_url(storage) if storage else "studies/*.db or studies/*.log"  # no password shown
             from hpotool.browse import studies_folder_above
 
             above = studies_folder_above() if storage is None else None
