@@ -2256,6 +2256,13 @@ CASES = [
         existing_study=True,
     ),
     Case(
+        "train-from-best-device-empty",
+        "train-from-best --device '' (an unset variable); before: the line read '--device : must be ...'",
+        "error: study 'tiny': --device '': must be auto, cpu, cuda, cuda:N or mps, got \"\"",
+        command=("train-from-best", "--study-name", "tiny", "--device", ""),
+        existing_study=True,
+    ),
+    Case(
         "study-in-a-folder-above",
         "a command that reads a study by its name, run from a subfolder of the folder that holds studies/",
         "error: no study 'tiny' in studies/tiny.db: studies/tiny.db is read from the folder the command runs in, and the study is in <cwd>/studies/tiny.db; run from <cwd>, or give --storage sqlite:///<cwd>/studies/tiny.db",
