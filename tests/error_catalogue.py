@@ -879,6 +879,12 @@ CASES = [
         optimize={"study_name": ""},
     ),
     Case(
+        "run-seed-past-torch",
+        "a run seed torch cannot take (past 2**64 - 1); before: the first training step failed with 'Overflow when unpacking long long; check that the loss fits this classification task'",
+        "error: run.yaml: seed: must be from -9223372036854775808 to 18446744073709551615 (what torch.manual_seed takes), got 100000000000000000000",
+        run={"seed": 10**20},
+    ),
+    Case(
         "study-name-slash",
         "a study name with /",
         "error: optimize.yaml: study_name: 'a/b' may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/",
