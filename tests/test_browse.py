@@ -902,3 +902,15 @@ def test_trials_on_a_dumb_terminal_takes_its_width_from_columns(
     lines = on_a_terminal(command, tmp_path, env, None, 160).splitlines()
     header = next(line for line in lines if "state" in line)
     assert "optimizer.lr" in header and "model.hidden.0" in header and " params " not in header, lines
+
+
+def test_a_missing_study_named_by_an_absolute_path_names_the_file_looked_up(tmp_path: Path) -> None:
+    """The default storage of study '/data/x' is sqlite:///studies//data/x.db, the file studies/data/x.db:
+    the line said '/data/x.db does not exist', a file never looked at."""
+    Path("studies").mkdir()
+    result = runner.invoke(app, ["trials", "--study-name", "/data/x"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: no study '/data/x': studies/data/x.db does not exist; studies under studies/: none "
+        "(give --storage URL for a study stored elsewhere)\n"
+    )

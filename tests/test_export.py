@@ -1158,3 +1158,25 @@ def test_export_best_at_80_columns_names_the_folder_it_wrote_whole(
     lines = result.stdout.splitlines()
     wrote = f"wrote {out}/: trials.csv, trials.json, best_run.yaml, best_params.json"
     assert lines[-1] == wrote and max(len(line) for line in lines[:-1]) <= 80, result.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "name", "where"),
+    [("export-best", "..", "the current folder"), ("report", "../out", "out"), ("report", "a/..", "studies")],
+)
+def test_a_study_name_leading_out_of_studies_writes_nothing_by_default(
+    tmp_path: Path, command: str, name: str, where: str
+) -> None:
+    """A study Optuna code named '..' (a name Optuna takes) had its default folder studies/../: export-best
+    wrote trials.csv and the rest into the current folder, report wrote out/report.html for '../out'."""
+    storage = f"sqlite:///{tmp_path / 'plain.db'}"
+    study = optuna.create_study(study_name=name, storage=storage)
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+
+    result = runner.invoke(app, [command, "--study-name", name, "--storage", storage])
+
+    assert result.exit_code == 2, result.output
+    assert f"its name makes that {where}; give " in result.output and "with --out" in result.output
+    assert [p for p in os.listdir(tmp_path) if not p.startswith("plain.db")] == []  # its -wal, -shm kept
+    given = runner.invoke(app, [command, "--study-name", name, "--storage", storage, "--out", "mine"])
+    assert given.exit_code == 0, given.output  # --out writes where it says

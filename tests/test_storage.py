@@ -1026,3 +1026,53 @@ def test_each_command_s_storage_option_is_named_in_its_refusal(tmp_path: Path) -
         assert result.exit_code == 2 and result.stderr == (
             f"error: {option}: {missing!r}: no such SQLite file {str(tmp_path / 'none.db')!r}\n"
         ), result.output
+
+
+def test_a_redis_url_without_a_host_reads_the_local_server_as_redis_py_does() -> None:
+    # `redis:///0?prefix=P` (redis-py: the server on localhost:6379) lost its `//` when the prefix was taken
+    # off (`redis:/0`), and the client refused it: "Redis URL must specify one of the following schemes".
+    import uuid
+
+    import redis
+
+    from .test_workers import _server_url
+
+    server = _server_url("redis")
+    if server != "redis://127.0.0.1:6379":
+        pytest.skip("the Redis server is not the local default one")
+    prefix = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    try:
+        optuna.create_study(study_name=prefix, storage=make_storage(f"{server}?prefix={prefix}"))
+        assert load_study(prefix, f"redis:///0?prefix={prefix}").study_name == prefix
+        assert load_study(prefix, f"redis://?prefix={prefix}").study_name == prefix
+    finally:
+        client = redis.Redis.from_url(server)
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)
+
+
+def test_studies_of_a_server_without_studies_does_not_print_its_password() -> None:
+    # `hpotool studies --storage redis://:PASSWORD@host?prefix=P` printed "no studies in" the whole URL.
+    import uuid
+
+    import redis
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    from .test_workers import _server_url
+
+    server = _server_url("redis")
+    prefix = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    url = server.replace("redis://", "redis://:s3cret@", 1) + f"?prefix={prefix}"
+    try:
+        result = CliRunner().invoke(app, ["studies", "--storage", url])
+        assert result.exit_code == 0, result.output
+        assert "s3cret" not in result.output
+        assert result.stderr.startswith(
+            f"no studies in {server.replace('redis://', 'redis://:***@', 1)}?prefix="
+        )
+    finally:
+        client = redis.Redis.from_url(server)
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)

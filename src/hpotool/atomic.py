@@ -395,6 +395,32 @@ def cannot_write(path: Path, exc: OSError) -> HpoError:
     return HpoError(f"{path}: cannot write: {exc.strerror or exc}")
 
 
+NAME_MAX = 255  # bytes in one file or folder name (ext4, XFS, APFS, NTFS): more is ENAMETOOLONG
+
+
+def long_part(path: Path) -> str | None:
+    """The first file or folder name in `path` longer than NAME_MAX bytes (a stat of it raises `OSError:
+    [Errno 36] File name too long`, where `os.path.exists` says False), else None."""
+    return next((part for part in path.parts if len(os.fsencode(part)) > NAME_MAX), None)
+
+
+def abbreviated(name: str, keep: int = 24) -> str:
+    """`name`, its middle left out past `keep` characters, for a message that names a very long one."""
+    return name if len(name) <= keep + 12 else f"{name[:keep]}...{name[-8:]}"
+
+
+def long_name(path: Path) -> str | None:
+    """`the name 'aaa...a.db' is 303 bytes long, and a file or folder name holds at most 255` where a
+    name in `path` is too long to be made or looked up, else None."""
+    part = long_part(path)
+    if part is None:
+        return None
+    return (
+        f"the name {abbreviated(part)!r} is {len(os.fsencode(part))} bytes long, and a file or folder name "
+        f"holds at most {NAME_MAX}"
+    )
+
+
 def not_a_folder(folder: Path) -> Path | None:
     """The first of the folders above `folder`, and `folder` itself, that exists and is no folder (a file,
     `/dev/null`): what keeps a file from being written into `folder`; None when nothing does."""

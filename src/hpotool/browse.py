@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 from shlex import quote
@@ -11,11 +12,13 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from hpotool.atomic import NAME_MAX, abbreviated, long_part
 from hpotool.errors import HpoError
 from hpotool.export import is_feasible, state_counts, trial_record
 from hpotool.fingerprint import stored_config
 from hpotool.stop_note import kept
 from hpotool.storage import (
+    default_storage_url,
     is_optuna_journal,
     is_optuna_sqlite,
     load_study,
@@ -251,8 +254,39 @@ def find_study(
         HpoError: one line naming the study, the storage (and `storage_option` when it was given) and the
             studies that do exist.
     """
+    check_study_name(study_name, storage_url, name_option, storage_option)
     with storage_origin(storage_url, storage_option):
         return _find_study(study_name, storage_url, folder, storage_option, name_option)
+
+
+def check_study_name(
+    study_name: str,
+    storage_url: str | None,
+    name_option: str = "--study-name",
+    storage_option: str = "--storage",
+) -> None:
+    """Refuse an empty or blank study name before any storage is opened: `--study-name "$NAME"` with NAME
+    unset was looked up as the file studies/.db, said 'studies/.db does not exist', and a join waited for it.
+
+    Raises:
+        HpoError: naming `name_option` and how to find the study's name.
+    """
+    if study_name.strip():
+        file = storage_file(default_storage_url(study_name)) if storage_url is None else None
+        part = long_part(file) if file is not None else None
+        if part is not None:
+            raise HpoError(
+                f"{name_option}: {abbreviated(study_name)!r} is {len(os.fsencode(study_name))} bytes long, too long for "
+                f"its default storage file studies/<name>.db (a file name holds at most {NAME_MAX} bytes); give "
+                f"the study's name, or {storage_option} URL for a study stored elsewhere"
+            )
+        return
+    where = f" --storage {quote(shown_url(storage_url))}" if storage_url is not None else ""
+    what = "is empty" if not study_name else f"is {study_name!r}, only spaces"
+    raise HpoError(
+        f"{name_option}: {what}; give the study's name, e.g. {name_option} mnist (hpotool studies{where} "
+        f"lists the studies)"
+    )
 
 
 def _find_study(
@@ -261,10 +295,13 @@ def _find_study(
     try:
         return load_study(study_name, storage_url)
     except HpoError as exc:
-        default = folder / f"{study_name}.db"
+        default = Path(
+            f"{folder}/{study_name}.db"
+        )  # as the URL names it: studies//data/x.db is studies/data/x.db
         if storage_url is not None:
             given = storage_file(storage_url)
-            root = _folder_above(study_name, storage_url, given) if given and not given.exists() else None
+            missing = given is not None and long_part(given) is None and not given.exists()
+            root = _folder_above(study_name, storage_url, given) if given and missing else None
             if root is None or given is None:
                 raise
             raise HpoError(  # run from a subfolder of the project: the study is up there

@@ -292,9 +292,38 @@ def _show_debug_log(debug: bool) -> None:
         logger.setLevel(logging.NOTSET)
 
 
+class _OptionError(typer.BadParameter):
+    """An option value refused while the command line is read, with the whole line to print."""
+
+
+def _out_path(example: str, option: str = "--out") -> Callable[[str], Path]:
+    """The parser of an --out option (or another path option): the text as a Path, or a refusal of `--out ''`,
+    which typer read as `.` (export-best wrote into the current folder) and report refused as "--out .: is
+    a folder"; `-r ''` said ".: is a directory, expected a YAML file".
+
+    Args:
+        example: what to give instead, e.g. "a folder, e.g. --out runs/mine".
+        option: the option's name, as the refusal names it.
+    """
+
+    def parse(text: str) -> Path:
+        if not text:
+            raise _OptionError(f"{option}: is empty; give {example}")
+        return Path(text)
+
+    return parse
+
+
+_RUN_YAML = "a YAML file, e.g. --run-config run.yaml"
 RunConfigOpt = Annotated[
     Path,
-    typer.Option("--run-config", "-r", help="RunConfig YAML: one training run."),
+    typer.Option(
+        "--run-config",
+        "-r",
+        parser=_out_path(_RUN_YAML, "--run-config"),
+        metavar="<path>",
+        help="RunConfig YAML: one training run.",
+    ),
 ]
 StudyNameOpt = Annotated[
     str | None,
@@ -481,6 +510,8 @@ def optimize(
         typer.Option(
             "--run-config",
             "-r",
+            parser=_out_path(_RUN_YAML, "--run-config"),
+            metavar="<path>",
             help="RunConfig YAML: one training run (left out with -o: the study's stored one).",
         ),
     ] = None,
@@ -489,6 +520,8 @@ def optimize(
         typer.Option(
             "--optimize-config",
             "-o",
+            parser=_out_path("a YAML file, e.g. --optimize-config optimize.yaml", "--optimize-config"),
+            metavar="<path>",
             help="OptimizeConfig YAML: the study (left out with -r: the study's stored one).",
         ),
     ] = None,
@@ -714,7 +747,7 @@ def _optimize(
                     name_option="--enqueue-from",
                 )
             except HpoError as exc:
-                if str(exc).startswith("--enqueue-from-storage: "):  # its storage refused: that option named
+                if str(exc).startswith(("--enqueue-from-storage: ", "--enqueue-from: ")):  # that option named
                     raise
                 raise HpoError(f"--enqueue-from: {exc}") from None
             plan = with_warm_start(plan, source, top)
@@ -860,6 +893,13 @@ def _check_folder_of_report(study_name: str, out: Path | None, fmt: str) -> None
     from hpotool.report import default_report_path
 
     path = out if out is not None else default_report_path(study_name, fmt)
+    _refuse_a_long_name(path, out)
+    _refuse_out_of_studies(
+        study_name,
+        out,
+        "report writes studies/<name>/report.html",
+        "give a file with --out, e.g. --out report.html",
+    )
     blocker = not_a_folder(path.parent)
     if blocker is None:
         _check_writable(path, out, path.parent, "report writes the report", "a file")
@@ -873,6 +913,34 @@ def _check_folder_of_report(study_name: str, out: Path | None, fmt: str) -> None
     raise HpoError(f"--out {out}: {_is_no_folder(blocker, out)}; give a file, e.g. {other}")
 
 
+def _refuse_a_long_name(path: Path, out: Path | None) -> None:
+    """Refuse a path to write that holds a name too long for a file (a study name of 300 characters, a
+    mistyped --out): it ended in a traceback, `OSError: [Errno 36] File name too long`."""
+    from hpotool.atomic import abbreviated, long_name
+
+    too_long = long_name(path)
+    if too_long is not None:
+        given = (
+            f"--out {abbreviated(str(out), 40)}"
+            if out is not None
+            else f"{abbreviated(str(path), 40)} (the default)"
+        )
+        raise HpoError(
+            f"{given}: {too_long}; give a shorter {'--out' if out is not None else 'one with --out'}"
+        )
+
+
+def _refuse_out_of_studies(study_name: str, out: Path | None, writes: str, fix: str) -> None:
+    """Refuse the default folder of a study whose name leads out of studies/ (a study Optuna code named
+    '..' or '/data/x'): export-best and report wrote into the current folder or that absolute one."""
+    from hpotool.export import out_of_studies
+
+    folder = out_of_studies(study_name) if out is None else None
+    if folder is not None:
+        where = "the current folder" if folder == "." else folder
+        raise HpoError(f"study {study_name!r}: {writes} by default, and its name makes that {where}; {fix}")
+
+
 def _check_export_folder(study_name: str, out: Path | None, command: str) -> None:
     """Refuse an export folder that is no folder, or under one that is not (a file named studies/<name>,
     /dev/null), naming the flag that gives another: the line said "choose another path"."""
@@ -882,6 +950,14 @@ def _check_export_folder(study_name: str, out: Path | None, command: str) -> Non
     from hpotool.export import default_export_dir
 
     folder = out if out is not None else default_export_dir(study_name)
+    _refuse_a_long_name(folder, None if command == "train-from-best" else out)
+    if command == "export-best":  # train-from-best's study has a stored config, and so a name hpotool checked
+        _refuse_out_of_studies(
+            study_name,
+            out,
+            "export-best writes into studies/<name>/",
+            "give a folder with --out, e.g. --out exports/best",
+        )
     blocker = not_a_folder(folder)
     if blocker is None:
         _check_export_names(folder, out, command)
@@ -966,26 +1042,6 @@ def _is_no_folder(blocker: Path, out: Path) -> str:
     from hpotool.atomic import kind_of
 
     return f"{'' if blocker == out else f'{blocker} '}is {kind_of(blocker)}, not a folder"
-
-
-class _OptionError(typer.BadParameter):
-    """An option value refused while the command line is read, with the whole line to print."""
-
-
-def _out_path(example: str) -> Callable[[str], Path]:
-    """The parser of an --out option: the text as a Path, or a refusal of `--out ''`, which typer read as `.`
-    (export-best wrote into the current folder) and report refused as "--out .: is a folder".
-
-    Args:
-        example: what to give instead, e.g. "a folder, e.g. --out runs/mine".
-    """
-
-    def parse(text: str) -> Path:
-        if not text:
-            raise _OptionError(f"--out: is empty; give {example}")
-        return Path(text)
-
-    return parse
 
 
 def _out_option(example: str, metavar: str, help_text: str) -> Any:
@@ -1544,7 +1600,7 @@ def studies(
             _print_json(rows)
             return
         if not rows:
-            where = storage or "studies/*.db or studies/*.log"
+            where = shown_url(storage) if storage else "studies/*.db or studies/*.log"  # no password shown
             from hpotool.browse import studies_folder_above
 
             above = studies_folder_above() if storage is None else None
@@ -2011,7 +2067,7 @@ def prune_audit(
         study = find_study(study_name, storage)
         baseline = (
             find_study(against, against_storage, storage_option="--against-storage", name_option="--against")
-            if against
+            if against is not None  # --against "" is refused, not read as no --against
             else None
         )
         data = audit_pruning(study, baseline, top_k)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     BeforeValidator,
@@ -118,6 +119,20 @@ def _no_boolean(kind: type[int | float], hint: str = "") -> BeforeValidator:
 Integer = Annotated[int, _no_boolean(int)]
 Number = Annotated[float, _no_boolean(float)]
 
+TORCH_SEEDS = (-(2**63), 2**64 - 1)  # what torch.manual_seed and torch.Generator.manual_seed take
+
+
+def _torch_seed(value: int) -> int:
+    """A seed torch can take: one outside its range passed the config and failed at the first training step
+    as 'Overflow when unpacking long long; check that the loss fits this classification task'."""
+    low, high = TORCH_SEEDS
+    if not low <= value <= high:
+        raise ValueError(f"must be from {low} to {high} (what torch.manual_seed takes), got {value}")
+    return value
+
+
+Seed = Annotated[int, _no_boolean(int), AfterValidator(_torch_seed)]
+
 
 class DataConfig(_Component):
     """Which data to train on and how to split it; other keys go to the dataset function."""
@@ -135,7 +150,7 @@ class DataConfig(_Component):
         le=1,
         description="Share of the training split to train on (fast trials on part of the data).",
     )
-    split_seed: Integer = Field(
+    split_seed: Seed = Field(
         0, description="Seed of the train/validation split, fixed so trials compare fairly."
     )
 
@@ -234,7 +249,7 @@ class RunConfig(_Frozen):
     """One complete training run."""
 
     project: str = Field("hpotool", description="Project name; runs are saved under runs/<project>/.")
-    seed: Integer = Field(0, description="Seed for torch, numpy and Python's random.")
+    seed: Seed = Field(0, description="Seed for torch, numpy and Python's random.")
     device: str = Field("auto", description="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")
     torch_threads: Annotated[int | None, _no_boolean(int)] = Field(
         None,
@@ -547,6 +562,10 @@ class OptimizeConfig(_Frozen):
     @field_validator("study_name")
     @classmethod
     def _check_study_name(cls, v: str) -> str:
+        if not v:
+            raise ValueError(
+                "is empty; give the study a name, e.g. mnist (its file is then studies/mnist.db)"
+            )
         if not _STUDY_NAME.match(v) or ".." in v:
             raise ValueError(
                 f"{v!r} may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, "

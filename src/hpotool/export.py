@@ -59,6 +59,17 @@ def default_export_dir(study_name: str) -> Path:
     return Path("studies") / study_name
 
 
+def out_of_studies(study_name: str) -> str | None:
+    """Where studies/<study_name>/, a study's default folder, would be when a name Optuna takes leads
+    out of studies/ ('..', '/data/x', 'a/..': the current folder, an absolute one, studies/ itself), else
+    None; export-best and report wrote their files there. A name holding '/' that stays inside
+    (studies/exp/1/) is a folder of its own."""
+    import os
+
+    folder = os.path.normpath(os.path.join("studies", study_name))
+    return None if folder.startswith("studies" + os.sep) else folder
+
+
 def is_multi_objective(study: optuna.Study) -> bool:
     return len(study.directions) > 1
 

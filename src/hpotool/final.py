@@ -181,7 +181,9 @@ def final_config(
         except HpoError:
             pass
         else:
-            given = " ".join(f"--{k} {v}" for k, v in flags.items())
+            from shlex import quote
+
+            given = " ".join(f"--{k} {quote(str(v))}" for k, v in flags.items())  # --device '', not --device
             shown = format_params({**changes, **flags})
             detail = str(failure).removeprefix(f"with {shown}: ")  # the flag names the values instead
             if len(flags) == 1:  # "--device gpu: device: must be ...": the flag names the key too

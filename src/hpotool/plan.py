@@ -156,10 +156,11 @@ def prepare_stored_study(
         HpoError: no such study, one not made by `hpotool optimize`, or configs that do not check here (a
             user's module this folder cannot import, a device this machine lacks).
     """
-    from hpotool.browse import find_study
+    from hpotool.browse import check_study_name, find_study
     from hpotool.joining import await_study, join_wait
     from hpotool.storage import default_storage_url
 
+    check_study_name(study_name, storage)  # not waited for: no study of that name can appear
     url = storage or default_storage_url(study_name)
     wait = join_wait() if storage is not None else 0.0
     try:

@@ -92,7 +92,10 @@ def _redis_prefix(url: str) -> tuple[str, bool, str]:
     query = parse_qsl(parts.query)
     prefix = "".join(v for k, v in query if k == "prefix")
     rest = urlencode([(k, v) for k, v in query if k != "prefix"])
-    return urlunsplit(parts._replace(query=rest)), False, prefix
+    base = urlunsplit(parts._replace(query=rest))
+    if not parts.netloc:  # `redis:///0`, the local server to redis-py: urlunsplit made it `redis:/0`, refused
+        base = base.replace(":", "://", 1)
+    return base, False, prefix
 
 
 def _refuse_a_redis_name(url: str) -> None:
@@ -354,6 +357,7 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
             from optuna.storages.journal import JournalFileBackend
 
             journal = Path(url.removeprefix("journal:")).expanduser()
+            _refuse_a_long_name(url, journal)
             refuse_a_folder(url, journal)
             if not create and not journal.exists():
                 raise HpoError(
@@ -386,6 +390,7 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
                 f"that default)"
             )
         if path is not None:
+            _refuse_a_long_name(url, path)
             refuse_a_folder(url, path)
             if not create and not path.exists():
                 raise HpoError(f"storage {shown_url(url)!r}: no such SQLite file {os.path.abspath(path)!r}")
@@ -442,6 +447,20 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
         hint = _file_hint(url) or _open_hint(url, str(exc))
         first = first.rstrip(".") if hint else first
         raise HpoError(f"storage {shown_url(url)!r}: cannot open it: {first}{hint}") from None
+
+
+def _refuse_a_long_name(url: str, path: Path) -> None:
+    """A SQLite or journal file whose path holds a name too long for a file: every stat of it raised
+    `OSError: [Errno 36] File name too long` as a traceback.
+
+    Raises:
+        HpoError: naming the long part, its length and the limit.
+    """
+    from hpotool.atomic import long_name
+
+    too_long = long_name(path)
+    if too_long is not None:
+        raise HpoError(f"storage {shown_url(url)!r}: in its path, {too_long}; give a shorter path")
 
 
 def refuse_a_folder(url: str, path: Path) -> None:
