@@ -326,8 +326,8 @@ def pruning_study(run_path: Path, opt_path: Path) -> tuple[int, float, float, li
     this process."""
     import optuna
 
-    from hpotool.loop import run_study
     from hpotool.plan import prepare_study
+    from hpotool.study_run import run_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     plan = prepare_study(run_path, opt_path)
@@ -792,7 +792,7 @@ def study_scale(quick: bool, tmp: Path) -> str:
 _MEMORY = """
 import resource, sys
 from pathlib import Path
-from hpotool.loop import run_study
+from hpotool.study_run import run_study
 from hpotool.plan import prepare_study
 plan = prepare_study(Path(sys.argv[1]), Path(sys.argv[2]))
 run_study(plan)

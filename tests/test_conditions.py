@@ -255,7 +255,7 @@ def test_a_condition_on_a_list_choice_compares_the_list(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
     # A trial stores model.hidden as its label ("[32, 16]"); conditions read the list, as the YAML writes it.
-    from hpotool.loop import run_study
+    from hpotool.study_run import run_study
 
     opt_dict["search_space"] = {
         "model.hidden": {"type": "categorical", "choices": [[16], [32, 16]]},
@@ -416,7 +416,7 @@ def test_brute_force_over_a_chained_condition_runs_each_configuration_once(
     trial, whose momentum (so nesterov) was never set, counted as not having drawn its values, so brute force
     did not count its point run: it ran adam again until n_trials (10 trials, 7 of them adam) instead of ending after
     its 4 configurations."""
-    from hpotool.loop import run_study
+    from hpotool.study_run import run_study
 
     opt_dict["sampler"] = {"name": "bruteforce"}
     opt_dict["n_trials"] = 10

@@ -8,11 +8,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from hpotool.exhaustion import EXHAUSTED
 from hpotool.grid import GridSampler
-from hpotool.loop import EXHAUSTED, run_study
 from hpotool.plan import StudyPlan, prepare_study
 from hpotool.stale import fail_dead_local_trials
 from hpotool.study import open_study
+from hpotool.study_run import run_study
 
 from .conftest import load_study, write_configs
 

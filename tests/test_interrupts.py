@@ -15,10 +15,10 @@ from optuna.trial import TrialState
 
 from hpotool.errors import HpoError
 from hpotool.interrupts import Interrupted, deferred, signals_interrupt
-from hpotool.loop import run_study
 from hpotool.pipes import _Guarded
 from hpotool.plan import Overrides, prepare_study
 from hpotool.storage import make_storage
+from hpotool.study_run import run_study
 
 from .conftest import SharedStudy, load_study, write_configs, write_yaml
 from .test_workers import (
@@ -456,7 +456,7 @@ def test_a_trial_that_has_not_recorded_its_owner_yet_is_no_wait_to_announce(
     import copy
     from datetime import timedelta
 
-    from hpotool.loop import OwnerlessNote
+    from hpotool.wait_notes import OwnerlessNote
 
     study = optuna.create_study()
     fresh = study.ask()
@@ -521,7 +521,10 @@ def test_a_signal_before_the_first_trial_exits_as_a_later_one_does(
             "the same command to go on",
         ),
         # The study exists; its resume is being prepared.
-        ("hpotool.loop.prepare_resume", "interrupted: no trial was running; run the same command to resume"),
+        (
+            "hpotool.study_run.prepare_resume",
+            "interrupted: no trial was running; run the same command to resume",
+        ),
     ],
 )
 def test_a_signal_while_the_study_opens_says_how_far_it_got(
@@ -895,7 +898,7 @@ def test_an_interrupted_retry_s_values_queued_again_keep_its_retry_count(tmp_pat
     # trial carries the interrupted one's count on, and an interrupt is no death of its own.
     import warnings
 
-    from hpotool.loop import _queue_interrupted_points
+    from hpotool.resume import _queue_interrupted_points
     from hpotool.storage import MAX_RETRY, make_storage, retry_stale_trial
 
     study = optuna.create_study(study_name="s", storage=make_storage(f"sqlite:///{tmp_path / 's.db'}"))
@@ -935,7 +938,7 @@ def test_an_interrupted_point_two_resumes_queue_at_once_is_queued_once(shared_st
 
     import sqlalchemy
 
-    from hpotool.loop import _queue_interrupted_points
+    from hpotool.resume import _queue_interrupted_points
 
     study, mine = shared_study.study, shared_study.mine
     study.enqueue_trial({"x": 0.5})  # a warm start, interrupted
@@ -975,7 +978,7 @@ def test_a_warm_start_two_resumes_queue_at_once_is_queued_once(
 
     import sqlalchemy
 
-    from hpotool.loop import queue_interrupted
+    from hpotool.resume import queue_interrupted
 
     study, mine = shared_study.study, shared_study.mine
     point = {"optimizer.lr": 0.01, "model.hidden.0": 16}
@@ -1070,7 +1073,7 @@ def test_an_interrupted_trial_another_process_ends_at_once_keeps_the_reason_of_t
 
     import sqlalchemy
 
-    from hpotool.loop import _run_trial
+    from hpotool.trial_run import run_trial
 
     other = _OtherEndsItAsTheReasonIsWritten(shared_study)
     with warnings.catch_warnings():
@@ -1084,7 +1087,7 @@ def test_an_interrupted_trial_another_process_ends_at_once_keeps_the_reason_of_t
     engine = shared_study.mine._backend.engine  # type: ignore[attr-defined]
     sqlalchemy.event.listen(engine, "before_cursor_execute", other)
     with pytest.raises(KeyboardInterrupt):
-        _run_trial(shared_study.study, trial, objective)
+        run_trial(shared_study.study, trial, objective)
     other.reason_stands()
 
 
@@ -1196,7 +1199,7 @@ def test_a_queued_retry_a_resume_drops_as_a_worker_takes_it_up_is_run_not_failed
     import sqlalchemy
     from optuna.exceptions import UpdateFinishedTrialError
 
-    from hpotool.loop import _drop_retries_outside_the_space
+    from hpotool.resume import _drop_retries_outside_the_space
 
     opt_dict.update(
         study_name=shared_study.name, storage=shared_study.url, metric="val_loss", direction="minimize"

@@ -669,8 +669,8 @@ def test_a_trial_another_machine_failed_as_stale_keeps_the_result_its_live_owner
     # and the trial it completed was lost. Now it says so in one line and keeps the result, as a new trial.
     import warnings
 
-    from hpotool.loop import _run_trial
     from hpotool.storage import fail_stale_trials
+    from hpotool.trial_run import run_trial
 
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = optuna.create_study(study_name="s", storage=make_storage(url))
@@ -688,7 +688,7 @@ def test_a_trial_another_machine_failed_as_stale_keeps_the_result_its_live_owner
         assert fail_stale_trials(other) == [0]
         return 0.25
 
-    _run_trial(study, trial, objective)
+    run_trial(study, trial, objective)
     first, kept = optuna.load_study(study_name="s", storage=url).trials  # in the retry queued for it
     assert first.state == TrialState.FAIL and first.user_attrs["fail_reason"].startswith("stale")
     assert kept.state == TrialState.COMPLETE and kept.value == 0.25
@@ -707,8 +707,8 @@ def test_a_result_its_live_owner_keeps_takes_the_place_of_the_retry_queued_for_i
     # result: one trial holds the point, none is left waiting.
     import warnings
 
-    from hpotool.loop import _run_trial
     from hpotool.storage import fail_stale_trials
+    from hpotool.trial_run import run_trial
 
     study, other = shared_study.study, shared_study.seen_by_other()
     with warnings.catch_warnings():
@@ -724,7 +724,7 @@ def test_a_result_its_live_owner_keeps_takes_the_place_of_the_retry_queued_for_i
         assert fail_stale_trials(other) == [0]
         return 0.25
 
-    kept, _ = _run_trial(study, trial, objective)
+    kept, _ = run_trial(study, trial, objective)
     first, retry = shared_study.stored().trials  # before: a third, kept trial
     assert first.state == TrialState.FAIL and retry.state == TrialState.COMPLETE and retry.value == 0.25
     assert kept == retry._trial_id and retry.user_attrs["result_of"] == 0
@@ -744,8 +744,8 @@ def test_a_result_its_live_owner_keeps_counts_the_values_once_when_another_worke
     # takes the result, as the first retry would.
     import warnings
 
-    from hpotool.loop import _run_trial
     from hpotool.storage import fail_stale_trials
+    from hpotool.trial_run import run_trial
 
     study, (other, backend) = shared_study.study, shared_study.seen_by_a_stale_check()
     with warnings.catch_warnings():
@@ -767,7 +767,7 @@ def test_a_result_its_live_owner_keeps_counts_the_values_once_when_another_worke
             assert fail_stale_trials(other) == [1]
         return 0.25
 
-    kept, _ = _run_trial(study, trial, objective)
+    kept, _ = run_trial(study, trial, objective)
     trials = shared_study.stored().trials
     assert all(t.params == trials[0].params for t in trials)  # one point throughout
     # before: one more trial, COMPLETE with 0.25 (result_of: 0)
@@ -805,13 +805,13 @@ def test_a_result_not_kept_because_another_worker_ran_its_retry_is_no_failure_of
     # "stopped after 1 failed trials in a row", exit 1, though its training never failed. Now it does not.
     import warnings
 
-    from hpotool import loop
-    from hpotool.loop import run_study
+    from hpotool import trial_run
     from hpotool.plan import prepare_study
     from hpotool.storage import fail_stale_trials
+    from hpotool.study_run import run_study
 
     other, backend = shared_study.seen_by_a_stale_check()
-    real_record_seconds = loop.record_seconds
+    real_record_seconds = trial_run.record_seconds
 
     def taken_for_dead_as_it_is_told(study: optuna.Study, trial: optuna.Trial, seconds: float) -> None:
         real_record_seconds(study, trial, seconds)  # the objective has returned: the trial is being told
@@ -822,7 +822,7 @@ def test_a_result_not_kept_because_another_worker_ran_its_retry_is_no_failure_of
             taken = other.ask()  # another worker takes the retry up and runs it
         other.tell(taken, 0.5)
 
-    monkeypatch.setattr(loop, "record_seconds", taken_for_dead_as_it_is_told)
+    monkeypatch.setattr(trial_run, "record_seconds", taken_for_dead_as_it_is_told)
     summary = run_study(
         prepare_study(*shared_study.one_trial_configs(tmp_path, run_dict, opt_dict)), max_failures=1
     )
@@ -842,10 +842,10 @@ def test_a_result_not_kept_is_no_failure_in_the_streak_of_a_run_of_workers(share
     from datetime import datetime, timedelta
     from functools import partial
 
-    from hpotool.loop import _run_trial
     from hpotool.objective import FailureGuard
     from hpotool.stale import owner
     from hpotool.storage import fail_stale_trials
+    from hpotool.trial_run import run_trial
     from hpotool.workers import run_streak
 
     study, (other, backend) = shared_study.study, shared_study.seen_by_a_stale_check()
@@ -860,7 +860,7 @@ def test_a_result_not_kept_is_no_failure_in_the_streak_of_a_run_of_workers(share
             warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
             trial = study.ask()
         trial.set_user_attr("worker", {**owner(), "main": main})
-        ran = _run_trial(study, trial, objective)
+        ran = run_trial(study, trial, objective)
         frozen = study._storage.get_trial(trial._trial_id)
         guard(study, frozen, failed=frozen.state == TrialState.FAIL and ran.failed)
 
@@ -900,9 +900,9 @@ def test_a_trial_failed_as_stale_as_it_trains_is_no_failure_of_the_training(
 
     from hpotool import objective
     from hpotool.cli import app
-    from hpotool.loop import run_study
     from hpotool.plan import prepare_study
     from hpotool.storage import fail_stale_trials
+    from hpotool.study_run import run_study
 
     other, backend = shared_study.seen_by_a_stale_check()
     real_train_run = objective.train_run
@@ -950,10 +950,11 @@ def test_a_result_kept_as_a_resume_queues_its_interrupted_retry_again_holds_the_
     # database lets one process make): one of the two holds the point.
     import warnings
 
-    from hpotool import loop
-    from hpotool.loop import _queue_interrupted_points, _run_trial
+    from hpotool import kept_results
+    from hpotool.resume import _queue_interrupted_points
     from hpotool.stale import fail_trial
     from hpotool.storage import fail_stale_trials
+    from hpotool.trial_run import run_trial
 
     study, (other, backend) = shared_study.study, shared_study.seen_by_a_stale_check()
     with warnings.catch_warnings():
@@ -970,7 +971,7 @@ def test_a_result_kept_as_a_resume_queues_its_interrupted_retry_again_holds_the_
         assert fail_trial(other._storage, taken._trial_id, "interrupted")
         return 0.25
 
-    real_create, real_claim = study._storage.create_new_trial, loop._claim
+    real_create, real_claim = study._storage.create_new_trial, kept_results.claim
     resumed: list[bool] = []
 
     def resume_as_it_keeps(study_id: int, template_trial: Any = None) -> int:
@@ -980,15 +981,15 @@ def test_a_result_kept_as_a_resume_queues_its_interrupted_retry_again_holds_the_
 
     def resume_as_it_claims(study: optuna.Study, key: str) -> bool:
         if study is not other:  # the owner, about to claim #1's requeue: a resume claims it first, queues #2
-            monkeypatch.setattr(loop, "_claim", real_claim)
+            monkeypatch.setattr(kept_results, "claim", real_claim)
             resumed.append(_queue_interrupted_points(other))
         return real_claim(study, key)
 
     if first == "owner":
         monkeypatch.setattr(study._storage, "create_new_trial", resume_as_it_keeps)
     else:
-        monkeypatch.setattr(loop, "_claim", resume_as_it_claims)
-    _run_trial(study, trial, objective)
+        monkeypatch.setattr(kept_results, "claim", resume_as_it_claims)
+    run_trial(study, trial, objective)
     trials = shared_study.stored().trials
     holders = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)]
     # before: two, the kept result (COMPLETE, result_of: 0) and #1's values queued again (WAITING)

@@ -12,11 +12,12 @@ import pytest
 from optuna.trial import TrialState
 
 from hpotool.errors import HpoError
+from hpotool.exhaustion import EXHAUSTED
 from hpotool.factories import process_salt
-from hpotool.loop import EXHAUSTED, run_study
 from hpotool.plan import Overrides, prepare_study
 from hpotool.search_space import decode_params, suggest
 from hpotool.study import open_study
+from hpotool.study_run import run_study
 from hpotool.workers import run_workers
 
 from .conftest import load_study, write_configs, write_yaml
@@ -1631,7 +1632,7 @@ def test_a_new_study_has_its_warm_start_queued_before_its_fingerprint(
     # The same command with a warm start started on two machines at once: the joiner (which waits for the
     # fingerprint) checked the queue before the creator had filled it, and both queued the points, so
     # each ran twice.
-    from hpotool.loop import prepare_resume
+    from hpotool.resume import prepare_resume
     from hpotool.storage import make_storage
     from hpotool.study import describe_new_study
 

@@ -21,10 +21,10 @@ from typer.testing import CliRunner
 
 from hpotool.cli import app
 from hpotool.importance import EVALUATOR
-from hpotool.loop import run_study
 from hpotool.plan import prepare_study
 from hpotool.report import _epochs_run, _header_rows, make_figures, render_html, report_info, write_report
 from hpotool.storage import load_study
+from hpotool.study_run import run_study
 from tests.conftest import OPTIMIZE, RUN, write_yaml
 from tests.tiny_study import two_objective_study
 

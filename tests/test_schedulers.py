@@ -539,9 +539,9 @@ def test_a_searched_monitor_takes_the_mode_searched_with_it_under_a_condition(tm
     refusal gives (scheduler.mode with when: {scheduler.monitor: val_accuracy}) was refused as well, since
     each monitor was checked against the run config's mode alone."""
     from hpotool.errors import HpoError
-    from hpotool.loop import run_study
     from hpotool.plan import prepare_study
     from hpotool.storage import load_study
+    from hpotool.study_run import run_study
 
     monitor = {"type": "categorical", "choices": ["val_loss", "val_accuracy"]}
     mode = {"type": "categorical", "choices": ["max"], "when": {"scheduler.monitor": "val_accuracy"}}

@@ -139,9 +139,9 @@ def test_optimize_on_a_study_file_it_cannot_write_says_so(
     # SQLite opens a file it cannot write read-only, and the first write failed "attempt to write a readonly
     # database", which optimize took for a storage that stopped answering: "Once it answers again, run the
     # same command to resume".
-    from hpotool.loop import run_study
     from hpotool.plan import Overrides
     from hpotool.storage import _close_sqlite_storages
+    from hpotool.study_run import run_study
 
     opt_dict["n_trials"] = 1
     paths = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "opt.yaml", opt_dict)
@@ -204,7 +204,7 @@ def test_a_lock_another_process_takes_during_a_trial_leaves_it_running_and_says_
     # FAIL (the lock gone by then) with Optuna's "StorageInternalError: ... invalid data in the commit, e.g.
     # exceeding max length" as its reason, blaming the data; its values never ran again. Now the run ends
     # in one line naming the file and the lock, the trial stays RUNNING, and the same command runs it again.
-    from hpotool.loop import run_study
+    from hpotool.study_run import run_study
 
     from .moving_storage import LOCK
 

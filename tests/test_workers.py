@@ -28,11 +28,13 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from hpotool.cli import app
-from hpotool.loop import _spare, has_slot, run_study
+from hpotool.exhaustion import _spare
+from hpotool.loop import has_slot
 from hpotool.plan import Overrides, prepare_study
 from hpotool.stale import fail_dead_local_trials, owner
 from hpotool.storage import make_storage, retry_stale_trial
 from hpotool.study import open_study
+from hpotool.study_run import run_study
 from hpotool.workers import run_workers, worker_device, worker_threads
 from tests.conftest import write_yaml
 
@@ -1728,8 +1730,8 @@ def test_warm_starts_another_host_queued_stay_queued_while_the_study_is_in_use(
 ) -> None:
     from optuna.trial import create_trial
 
-    from hpotool.loop import prepare_resume
     from hpotool.plan import WARM_START
+    from hpotool.resume import prepare_resume
     from hpotool.stale import QUEUED_BY
 
     # A grace a loaded machine's seconds between the heartbeat (or the queueing) and prepare_resume stay
@@ -1942,7 +1944,7 @@ def test_the_run_s_streak_is_read_from_the_storage_in_the_order_the_trials_ended
     def ended(state: TrialState, pid: int, run: int = main) -> None:
         trial = study.ask()
         trial.set_user_attr("worker", {**owner(), "pid": pid, "main": run})
-        if state == TrialState.FAIL:  # as its worker tells a failed run (`loop._tell_failed`)
+        if state == TrialState.FAIL:  # as its worker tells a failed run (`trial_run._tell_failed`)
             assert fail_trial(study._storage, trial._trial_id, "boom", run_failed=True)
         else:
             study.tell(trial, 0.5 if state == TrialState.COMPLETE else None, state=state)

@@ -7,8 +7,8 @@ from typing import Any
 
 import optuna
 
-from hpotool.loop import run_study
 from hpotool.plan import prepare_study
+from hpotool.study_run import run_study
 
 from .conftest import write_yaml
 

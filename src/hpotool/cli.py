@@ -367,7 +367,7 @@ def print_plan(plan: StudyPlan, as_json: bool, done: int | None = None, *, compl
     timeout = f", timeout {opt.timeout:g}s" if opt.timeout else ""
     trials = f"{opt.n_trials} in all{timeout}" if opt.n_trials else f"until the timeout, {opt.timeout:g}s"
     if complete:
-        from hpotool.loop import EXHAUSTED
+        from hpotool.exhaustion import EXHAUSTED
 
         trials += f"; {done} finished already, and {EXHAUSTED}: nothing to run"
     elif opt.n_trials is not None and done is not None and to_run == 0:
@@ -723,8 +723,8 @@ def _optimize(
             from hpotool.forkserver import start_worker_server
 
             start_worker_server()  # imports torch there while this process checks the configs
-        from hpotool.loop import run_study
         from hpotool.plan import Overrides, prepare_study
+        from hpotool.study_run import run_study
 
         overrides = Overrides(study_name, storage, n_trials, timeout, device, seed, allow_changed_config)
         if run_config is None or optimize_config is None:

@@ -134,7 +134,7 @@ def make_objective(
             raise optuna.TrialPruned(str(exc)) from None
         except (
             Exception
-        ) as exc:  # its reason goes with the FAIL (`loop._tell_failed`), as an interrupt's does
+        ) as exc:  # its reason goes with the FAIL (`trial_run._tell_failed`), as an interrupt's does
             training.append(exc)
             reason = give_reason(exc, fail_reason(exc, config))
             if limits and reason.startswith("out of memory"):
@@ -216,7 +216,7 @@ _REASON = "_hpotool_fail_reason"
 
 def give_reason(exc: BaseException, reason: str) -> str:
     """Attach `reason`, the `fail_reason` of the trial `exc` ends, to `exc`; returns it. The objective does
-    not write it to the trial: the trial loop tells the FAIL with it in one write (`loop._tell_failed`).
+    not write it to the trial: the trial loop tells the FAIL with it in one write (`trial_run._tell_failed`).
     Written first, a stale check's FAIL landing between the two (one that took this live process for dead)
     kept this reason over its own, on SQLite, or this process's FAIL was refused under a reason it wrote."""
     setattr(exc, _REASON, reason)

@@ -374,7 +374,7 @@ class BufferedRDBStorage(_CachedStorage):
         """Write the buffered intermediate values of one trial (or of all) in one transaction each.
         `reading`: before a read, which returns what the database holds, so the values of a trial another
         process has finished (a stale check that took this live process for dead), which it refuses, are
-        dropped; the trial this process runs holds them still (`loop._keep_result` keeps them). Before, the
+        dropped; the trial this process runs holds them still (`kept_results.keep_result` keeps them). Before, the
         read raised `UpdateFinishedTrialError`: the trial loop's, as it ended such a trial, let it out of
         the command as a traceback."""
         from optuna.exceptions import UpdateFinishedTrialError

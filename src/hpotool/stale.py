@@ -176,7 +176,7 @@ def in_use(study: optuna.Study, trials: list[FrozenTrial], grace_s: float) -> st
 
 
 # The system attr of a trial that its own process told FAIL as its run failed (its training, a missing
-# metric, a failed draw: `loop._run_trial`), what `--max-failures` counts (`failed_in_run`). A FAIL another
+# metric, a failed draw: `trial_run.run_trial`), what `--max-failures` counts (`failed_in_run`). A FAIL another
 # process wrote (a stale check that took its live worker for dead, a dead worker's, `fail-stale`) or an
 # interrupt carries none: its training did not fail.
 RUN_FAILED = "hpotool:run_failed"

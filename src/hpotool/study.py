@@ -388,7 +388,7 @@ def finished_so_far(plan: StudyPlan, *, ask_server: bool) -> tuple[int | None, b
         return (0 if str(exc).startswith(f"no study {study_name!r} in ") else None), False
     check_objectives(study, plan)  # the run refuses to resume it with another experiment: so does its dry run
     fingerprint.check(study, plan.run, plan.opt, allow_changed=plan.allow_changed_config, record=False)
-    from hpotool.loop import sampler_exhausted
+    from hpotool.exhaustion import sampler_exhausted
 
     study.sampler = plan.sampler  # the grid the run would search (a loaded study has Optuna's default)
     return len(study.get_trials(deepcopy=False, states=FINISHED)), sampler_exhausted(study)

@@ -12,9 +12,9 @@ import logging
 import os
 import re
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from hpotool.durations import trial_end, trial_seconds, trial_start
 from hpotool.errors import HpoError
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
     from hpotool.config import MlflowConfig
+    from hpotool.plan import StudyPlan
+
+_log = logging.getLogger("hpotool")
 
 
 def check_mlflow() -> None:
@@ -258,3 +261,37 @@ def _span(trial: FrozenTrial) -> tuple[int | None, int | None]:
 def _ms(when: float | None) -> int | None:
     """Seconds since the epoch (`trial_start`, `trial_end`) in MLflow's milliseconds."""
     return None if when is None else round(when * 1000)
+
+
+Tracker: TypeAlias = "MlflowTracker"
+
+
+def make_tracker(plan: StudyPlan) -> Tracker | None:
+    """The MLflow logger the config asks for, or None; an `HpoError` when MLflow cannot be used.
+
+    The main process makes it before any worker starts, so a new MLflow database is created (MLflow runs
+    its migrations) and the experiment is created once, not by every worker at the same moment.
+    """
+    tracking = plan.opt.tracking
+    if tracking is None or tracking.mlflow is None:
+        return None
+    return MlflowTracker(tracking.mlflow, plan.opt.study_name)
+
+
+def tracking_off(number: int, exc: BaseException) -> str:
+    """The warning for trial `number`, which the tracker could not log: `exc`, in one line."""
+    return (
+        f"warning: MLflow could not log trial #{number} ({first_line(exc)}); tracking is off for the rest of "
+        "this run, and the study goes on"
+    )
+
+
+def track(
+    tracker: Callable[[optuna.Study, FrozenTrial], None], study: optuna.Study, trial: FrozenTrial
+) -> None:
+    """Log `trial`; an error of the tracker is one warning line, the tracker logs no later trial of this
+    process (a server that went away cost minutes of retries after every trial), and the study goes on."""
+    try:
+        tracker(study, trial)
+    except Exception as exc:
+        _log.warning("%s", tracking_off(trial.number, exc))

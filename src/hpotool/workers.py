@@ -31,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpotool.config import OptimizeConfig, RunConfig, validate_config
 from hpotool.data import load_checked
 from hpotool.errors import HpoError, unsuppress_context
+from hpotool.exhaustion import EXHAUSTED
 from hpotool.factories import make_pruner, study_sampler
 from hpotool.fallback import IndependentSampling, independent_sampling
 from hpotool.forkserver import start_worker_server, worker_context
@@ -46,27 +47,20 @@ from hpotool.interrupts import (
     signals_ignored,
     signals_interrupt,
 )
-from hpotool.loop import (
-    EXHAUSTED,
-    OwnerlessNote,
-    WaitNote,
-    add_fallback_note,
-    add_ran_now_states,
-    already_done,
-    interrupted_idle,
-    make_tracker,
-    open_for_run,
-    queue_interrupted,
-    ran_now_states,
-    run_trials,
-    timed_out,
-    tracking_off,
-    trained_by,
-)
+from hpotool.loop import run_trials
 from hpotool.objective import StudyObserver
 from hpotool.overrides import leaf_values
 from hpotool.pipes import guard_streams
 from hpotool.plan import StudyPlan
+from hpotool.resume import queue_interrupted
+from hpotool.run_summary import (
+    add_fallback_note,
+    add_ran_now_states,
+    already_done,
+    interrupted_idle,
+    ran_now_states,
+    timed_out,
+)
 from hpotool.stale import fail_dead_local_trials, failed_in_run, of_run, run_by
 from hpotool.storage import (
     has_heartbeat,
@@ -81,15 +75,19 @@ from hpotool.storage import (
     study_deleted,
 )
 from hpotool.study import FINISHED
+from hpotool.study_run import open_for_run
 from hpotool.summary import StudySummary, summarize
+from hpotool.tracking import make_tracker, tracking_off
+from hpotool.trial_run import trained_by
 from hpotool.user_trainer import ContractStop
+from hpotool.wait_notes import OwnerlessNote, WaitNote
 from hpotool.waiting import FULL_LOOK_S, study_version
 
 if TYPE_CHECKING:
     from multiprocessing.queues import SimpleQueue
     from multiprocessing.synchronize import Event
 
-    from hpotool.loop import Tracker
+    from hpotool.tracking import Tracker
 
 DISPLAY_S = 0.5  # how often the main process shows the workers' newly finished trials
 LOST_STORAGE_EXIT = 3  # a worker's exit code when the storage stopped answering
@@ -255,7 +253,7 @@ def worker_main(
     sys.unraisablehook = quiet_dropped(sys.unraisablehook)
     guard_streams(stop=False)  # a closed pipe (`|& head`) is the main process's to act on
     _end_with_the_main_process()
-    if args.debug:  # a failed trial's traceback (`loop._run_trial`), on the stderr this worker shares
+    if args.debug:  # a failed trial's traceback (`trial_run.run_trial`), on the stderr this worker shares
         logger = logging.getLogger("hpotool")
         logger.setLevel(logging.DEBUG)
         logger.addHandler(logging.StreamHandler())

@@ -1,0 +1,164 @@
+"""The result of a trial that another process ended as this one ran it (a stale check that took this
+live worker for a dead one): kept in the retry queued for its values, or as a new trial, so the study
+counts it once."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from hpotool.resume import REQUEUED, claim, was_interrupted
+from hpotool.stale import ran_elsewhere
+
+_log = logging.getLogger("hpotool")
+
+
+def keep_result(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    stored: FrozenTrial,
+    value: float | list[float] | None,
+    state: TrialState | None,
+) -> int | None:
+    """`trial`, which this process ran, was ended by another process as it ran (a stale check that took
+    this live worker for a dead one: its heartbeat went unseen for the grace period): say so, and record
+    the result it has, if any (COMPLETE, PRUNED), carrying `result_of`, in the retry the other process
+    queued for its values (`_fill_retry`), so the study counts them once; as a new trial where none was
+    queued, or where every retry of them failed; returns its id.
+
+    Where another worker has taken the retry up (it runs them, or has run them), the result is not kept
+    and that worker's stands: kept too, the values counted twice, one trial over `n_trials` (before). This
+    process cannot take over a trial another one runs (its reports and attributes would mix with that
+    one's), and stopping that run in favour of this result would leave a moment where neither counts or
+    both do; the retry runs to its end, and this process's run of the values is spent."""
+    from optuna.study._tell import _check_values_are_feasible
+
+    from hpotool.stale import QUEUED_BY
+
+    cached = trial._cached_frozen_trial  # what the trial holds here: a report not yet written too
+    curve = {**stored.intermediate_values, **cached.intermediate_values}
+    values: list[float] | None = None
+    if state is None and value is not None:
+        values = [float(v) for v in value] if isinstance(value, list) else [float(value)]
+        if _check_values_are_feasible(study, values) is not None:
+            values = None
+        state = TrialState.COMPLETE
+    elif state == TrialState.PRUNED and curve and len(study.directions) == 1:
+        last = curve[max(curve)]
+        values = [last] if math.isfinite(last) else None
+    how = f"{stored.state.name} ({stored.user_attrs.get('fail_reason', 'no reason given')})"
+    if state not in (TrialState.COMPLETE, TrialState.PRUNED) or (state == TrialState.COMPLETE and not values):
+        _log.warning(
+            "warning: trial #%d was ended as %s by another process while this one ran it; its values are "
+            "queued again where that process queued them",
+            trial.number,
+            how,
+        )
+        return None
+    user_attrs = {k: v for k, v in {**stored.user_attrs, **cached.user_attrs}.items() if k != "fail_reason"}
+    system_attrs = {k: v for k, v in {**stored.system_attrs, **cached.system_attrs}.items() if k != QUEUED_BY}
+    result = optuna.trial.create_trial(
+        state=state,
+        values=values,
+        params={**stored.params, **cached.params},
+        distributions={**stored.distributions, **cached.distributions},
+        user_attrs={**user_attrs, "result_of": trial.number},
+        system_attrs=system_attrs,
+        intermediate_values=curve,
+    )
+    retries = _retries_of(study.get_trials(deepcopy=False), trial.number)
+    kept = _fill_retry(study, [t for t in retries if t.state == TrialState.WAITING], result)
+    if kept is None:
+        taken = [study._storage.get_trial(t._trial_id) for t in retries]
+        holder = next((t for t in taken if t.state != TrialState.FAIL), None)
+        if holder is not None:
+            where = ran_elsewhere(holder) or "another worker"
+            runs = "runs them" if holder.state == TrialState.RUNNING else f"ran them to {holder.state.name}"
+            _log.warning(
+                "warning: trial #%d was ended as %s by another process while this one ran it to %s: its result "
+                "is not kept, as trial #%d, queued to run its values again, %s (%s), and that run counts",
+                trial.number,
+                how,
+                state.name,
+                holder.number,
+                runs,
+                where,
+            )
+            return None
+        kept = _keep_as_new(study, trial.number, retries, result)
+        if kept is None:
+            return None
+    _log.warning(
+        "warning: trial #%d was ended as %s by another process while this one ran it to %s: its result is "
+        "kept as trial #%d (result_of: %d)",
+        trial.number,
+        how,
+        state.name,
+        study._storage.get_trial(kept).number,
+        trial.number,
+    )
+    return kept
+
+
+def _keep_as_new(
+    study: optuna.Study, number: int, retries: list[FrozenTrial], result: FrozenTrial
+) -> int | None:
+    """Keep `result`, trial `number`'s, as a new trial where every one of its `retries` failed; returns its
+    id. Where the last of them was interrupted, a resume queues its values again (`resume._queue_interrupted_points`):
+    this process claims that, as a resume does (`REQUEUED`), so that of the two one holds the point. Before,
+    a resume that read the trials as this process kept its result queued them too, and the point ran twice.
+    A resume that claimed it first queues a retry, which this process fills (`_fill_retry`) once it is there;
+    None (not kept) where it is not there yet: it runs the values."""
+    last = retries[-1] if retries else None
+    if last is not None and was_interrupted(last) and not claim(study, f"{REQUEUED}{last.number}"):
+        waiting = _retries_of(study.get_trials(deepcopy=False), number)
+        kept = _fill_retry(study, [t for t in waiting if t.state == TrialState.WAITING], result)
+        if kept is None:
+            _log.warning(
+                "warning: trial #%d was ended by another process while this one ran it: its result is not "
+                "kept, as another process (a resume) queues its values again, after trial #%d was interrupted",
+                number,
+                last.number,
+            )
+        return kept
+    return study._storage.create_new_trial(study._study_id, template_trial=result)
+
+
+def _retries_of(trials: list[FrozenTrial], number: int) -> list[FrozenTrial]:
+    """The trials of `trials` queued to run trial `number`'s values again, whatever their state: its retries
+    (Optuna's `retry_history`, hpotool's `retry_of`) and theirs, where a retry's worker died in turn."""
+    chain, found = {number}, []
+    for t in sorted(trials, key=lambda t: t.number):
+        history = t.system_attrs.get("retry_history") or []
+        if t.number > number and (t.user_attrs.get("retry_of") in chain or any(n in chain for n in history)):
+            found.append(t)
+            chain.add(t.number)
+    return found
+
+
+def _fill_retry(study: optuna.Study, waiting: list[FrozenTrial], result: FrozenTrial) -> int | None:
+    """Take up one of the WAITING retries `waiting` and finish it with `result`; returns its id, or None
+    where another worker took each one up first. Taken up as a worker takes up a queued trial (WAITING to
+    RUNNING, which one process alone does), so a worker that took it first runs it; before, the retry ran
+    the values a second time, one trial over `n_trials`."""
+    storage = study._storage
+    for t in waiting:
+        if not storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
+            continue  # another worker took it up: it runs the values
+        for key, value in result.user_attrs.items():
+            storage.set_trial_user_attr(t._trial_id, key, value)
+        for key, value in result.system_attrs.items():
+            if key not in t.system_attrs:  # the retry's count (`failed_trial`, `retry_history`) stays
+                storage.set_trial_system_attr(t._trial_id, key, value)
+        for name, value in result.params.items():
+            if name not in t.params:
+                dist = result.distributions[name]
+                storage.set_trial_param(t._trial_id, name, dist.to_internal_repr(value), dist)
+        for step, value in result.intermediate_values.items():
+            storage.set_trial_intermediate_value(t._trial_id, step, value)
+        storage.set_trial_state_values(t._trial_id, result.state, result.values)
+        return t._trial_id
+    return None

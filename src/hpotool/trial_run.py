@@ -1,0 +1,175 @@
+"""One trial, run and told by this process: the objective, its heartbeat, and the FAIL of a failed or
+interrupted run told with its reason in one write."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from hpotool.durations import record_seconds
+from hpotool.interrupts import deferred
+from hpotool.kept_results import keep_result
+from hpotool.objective import StorageLostInTrial, reason_of
+from hpotool.plan import StudyPlan
+from hpotool.search_space import CategoricalParam
+from hpotool.stale import fail_trial, owner
+from hpotool.user_trainer import broke_contract, contract_stop
+
+_log = logging.getLogger("hpotool")
+
+
+class TrialRun(NamedTuple):
+    """How `run_trial` ran a trial: `kept`, the id of the trial that holds its result where another process
+    ended it first (`keep_result`); `failed`, whether this process told it FAIL as its run failed (marked
+    `stale.RUN_FAILED`): False where another process failed it first, as stale, whether this one ran it to
+    its end or stopped at a write the storage refused as it trained (before: counted as a failure)."""
+
+    kept: int | None
+    failed: bool
+
+
+def run_trial(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    objective: Callable[[optuna.Trial], float | list[float]],
+    trained_by: Callable[[optuna.Trial], str | None] = lambda _: None,
+    source: str | None = None,
+    asked: float | None = None,
+) -> TrialRun:
+    """Run and tell one trial. `asked`: `time.perf_counter()` as the trial was asked for, where its wall
+    time is recorded (`durations`) when it is told.
+
+    Returns:
+        Where its result is kept, and whether its training failed (`TrialRun`).
+
+    Raises:
+        HpoError: the user's training function (`trained_by` the trial) broke hpotool's contract
+            (`broke_contract`), after the trial is told FAIL: every trial would fail the same way.
+    """
+    state, value, reason = None, None, ""
+    interrupted: KeyboardInterrupt | None = None
+    lost: StorageLostInTrial | None = None
+    broken = False  # the training function broke hpotool's contract: every trial would fail the same way
+    run_failed = False  # the objective raised: its run failed (not an interrupt)
+    from optuna.storages._heartbeat import get_heartbeat_thread
+
+    # What study.optimize does per trial, with the thread's start and stop out of a signal's reach: one
+    # between Optuna's starting the thread and entering its `with` block skipped the stop, and the thread
+    # beat on for good (a worker waited for it at exit, and the main process for that worker).
+    heartbeat = get_heartbeat_thread(trial._trial_id, study._storage)
+    started = False
+    try:
+        with deferred():
+            heartbeat.start()
+            started = True
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            state = TrialState.PRUNED
+        except StorageLostInTrial as exc:  # the trial stays RUNNING: the next run fails it and runs it again
+            lost = exc
+        except Exception as exc:
+            state, reason, broken = TrialState.FAIL, reason_of(exc), broke_contract(exc)
+            run_failed = True
+            # The trial keeps one line; `hpotool --debug` (which shows hpotool's DEBUG records) shows where in
+            # the user's code it failed, frame by frame: only the innermost frame reached the terminal.
+            _log.debug("trial %d failed: %s", trial.number, reason, exc_info=exc)
+        except KeyboardInterrupt as exc:
+            state, interrupted, reason = TrialState.FAIL, exc, "interrupted"
+    except KeyboardInterrupt as exc:  # as the heartbeat started: the objective never ran
+        state, interrupted, reason = TrialState.FAIL, exc, "interrupted"
+    try:
+        with deferred():
+            if started:
+                heartbeat.join()
+    except KeyboardInterrupt as exc:  # after the objective, as its heartbeat thread ended: the trial ran
+        # to its end, and is told so below (before: it stayed RUNNING), then the interrupt goes on
+        interrupted = exc
+    if lost is not None:
+        raise lost  # `storage_lost` says so in one line
+    kept = None
+    with deferred():  # a signal now ends the study after the trial is told, not half-way through
+        try:
+            if asked is not None:  # MySQL keeps Optuna's datetimes in whole seconds
+                record_seconds(study, trial, time.perf_counter() - asked)
+            # Every FAIL goes with its reason in one write: the objective's for its training's error, a missing
+            # metric, a failed draw (`objective.give_reason`), "interrupted", any other error's message; a
+            # failed run's with its mark (`RUN_FAILED`), which --max-failures counts.
+            if state == TrialState.FAIL:
+                told = _tell_failed(study, trial, reason, run_failed=run_failed)
+            else:
+                study.tell(trial, value, state=state)
+                told = True
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
+            if not study._storage.get_trial(trial._trial_id).state.is_finished():
+                raise  # a value Optuna refuses, say: not another process's doing
+            told = False
+        if not told:  # another process ended it first
+            kept = keep_result(study, trial, study._storage.get_trial(trial._trial_id), value, state)
+    if interrupted is not None:
+        raise interrupted
+    function = trained_by(trial) if broken else None
+    if function is not None:
+        raise contract_stop(function, trial.number, reason, source)
+    return TrialRun(kept, run_failed and told)
+
+
+def _tell_failed(study: optuna.Study, trial: optuna.Trial, reason: str, *, run_failed: bool = False) -> bool:
+    """Tell `trial`, which this process runs, FAIL with `reason` as its `fail_reason`, as `study.tell` does
+    (the sampler's `after_trial`, then the state), the state and the reason in one write on SQLite,
+    PostgreSQL and MySQL (`stale.fail_trial`), with the mark of a failed run (`stale.RUN_FAILED`) where
+    `run_failed`; returns whether this process ended it (False: another process, a stale check that took
+    this one for dead, ended it first, and its state and reason stand).
+
+    Before, the reason went first, then the FAIL: a stale check's FAIL landing in between was told
+    "interrupted" over its own reason (a resume then took the point for one never run), and the FAIL raised;
+    the objective's reasons (a training error, a missing metric, a failed draw) likewise, on SQLite, where the
+    stale check's reason was overwritten by the one of a FAIL that never landed. The journal storages (Redis,
+    journal files), which hold no transaction, write the reason first still.
+
+    Raises:
+        ValueError: `trial` is not running (Optuna's words: "Cannot tell a WAITING trial.").
+    """
+    from optuna.pruners import _filter_study
+
+    frozen = study._storage.get_trial(trial._trial_id)
+    if frozen.state.is_finished():
+        return False
+    if frozen.state != TrialState.RUNNING:
+        raise ValueError(f"Cannot tell a {frozen.state.name} trial.")
+    study._thread_local.cached_all_trials = None  # as `tell` does: the cache holds within a trial only
+    try:
+        study.sampler.after_trial(_filter_study(study, frozen), frozen, TrialState.FAIL, None)
+    finally:
+        told = fail_trial(study._storage, trial._trial_id, reason, run_failed=run_failed)
+    return told
+
+
+def end_interrupted(study: optuna.Study, trial: optuna.Trial, asked: float) -> None:
+    """End `trial`, which Ctrl-C or SIGTERM interrupted as this process set it up (asked, its slot and point
+    checked), as FAIL ("interrupted"), recording this process as its owner and its seconds; one sent back
+    to the queue (WAITING) stays there, and one another process ended first keeps its state and reason."""
+    if study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
+        return
+    try:
+        trial.set_user_attr("worker", owner())
+        record_seconds(study, trial, time.perf_counter() - asked)
+        _tell_failed(study, trial, "interrupted")
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass  # another process (a stale check) ended it between the two writes: its state stands
+
+
+def trained_by(plan: StudyPlan, trial: optuna.Trial | FrozenTrial) -> str | None:
+    """The user's training function `trial` ran: its whole trainer section's, where the search chooses one,
+    or the run config's (None: hpotool's Trainer)."""
+    sections = plan.opt.search_space.get("trainer")
+    if isinstance(sections, CategoricalParam) and "trainer" in trial.params:
+        chosen = sections.value_of(trial.params["trainer"])
+        if isinstance(chosen, dict) and "function" in chosen:
+            return str(chosen["function"])
+    return plan.run.trainer.function if plan.run.trainer else None
