@@ -44,6 +44,26 @@ def test_help_lists_commands_each_with_a_whole_summary_at_80_columns() -> None:
     assert not [line for line in commands if line.endswith("...")], commands  # click cut the docstring
 
 
+def test_help_lists_the_commands_in_the_order_of_a_study() -> None:
+    """The commands register as hpotool.cli imports its modules: an import that ran one module's decorators
+    early (optimize importing outputs at its top) listed report and export-best above optimize."""
+    result = runner.invoke(app, ["--help"], catch_exceptions=False, terminal_width=80)
+    listed = [line.split()[0] for line in result.output.split("Commands:\n")[1].splitlines() if line.strip()]
+    assert listed == [
+        "optimize",
+        "report",
+        "export-best",
+        "train",
+        "train-from-best",
+        "studies",
+        "trials",
+        "fail-stale",
+        "audit",
+        "refine",
+        "prune-audit",
+    ], listed
+
+
 def test_trials_help_and_the_readme_name_every_state_it_takes() -> None:
     """`--state waiting` (queued trials) works, but --help and the README named only four states."""
     import re
