@@ -17,11 +17,11 @@ import pytest
 import sqlalchemy
 import yaml
 
-import hpotool.cli
+import hpotool.cli.terminal
 
 # Wide, colourless output so messages are asserted whole (fastapi-cli widens its console the same way).
 os.environ["NO_COLOR"] = "1"
-for _console in (hpotool.cli._out(), hpotool.cli._err()):
+for _console in (hpotool.cli.terminal.out_console(), hpotool.cli.terminal.err_console()):
     _console.width = 3000
     _console.no_color = True
 

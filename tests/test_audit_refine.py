@@ -108,7 +108,7 @@ def test_audit_at_80_columns_keeps_names_and_ranges_whole_and_lists_the_findings
 ) -> None:
     import json
 
-    import hpotool.cli
+    import hpotool.cli.terminal
 
     url = f"sqlite:///{tmp_path / 'synth.db'}"
     synthetic_study("synth", SPACE, 40, seed=0, storage=url)
@@ -119,7 +119,7 @@ def test_audit_at_80_columns_keeps_names_and_ranges_whole_and_lists_the_findings
     assert any(f.startswith("optimizer.lr best at ") for f in findings)  # a parameter's finding, and
     assert any(f.startswith("only ") or "improving" in f for f in findings)  # the study's
 
-    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    monkeypatch.setattr(hpotool.cli.terminal.out_console(), "width", 80)
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
@@ -143,11 +143,11 @@ def test_audit_at_80_columns_keeps_names_and_ranges_whole_and_lists_the_findings
 def test_audit_on_a_narrow_terminal_stacks_best_values_then_folds_names_but_cuts_nothing(
     width: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import hpotool.cli
+    import hpotool.cli.terminal
 
     url = f"sqlite:///{tmp_path / 'synth.db'}"
     synthetic_study("synth", SPACE, 20, seed=0, storage=url)
-    monkeypatch.setattr(hpotool.cli._out(), "width", width)
+    monkeypatch.setattr(hpotool.cli.terminal.out_console(), "width", width)
     result = CliRunner().invoke(
         app, ["audit", "--study-name", "synth", "--storage", url], catch_exceptions=False
     )
@@ -728,11 +728,11 @@ def test_refine_lists_its_changes_wrapped_at_spaces_as_audit_lists_its_findings(
 ) -> None:
     # At 80 columns a long change went on at the start of the next line, mid-range
     # ("range widened [0.0001, 0.03] log -> " / "[0.0001, 0.3] log"), unlike the audit's findings.
-    import hpotool.cli
+    import hpotool.cli.terminal
 
     url = f"sqlite:///{tmp_path / 's.db'}"
     synthetic_study("wrapped", SPACE, 12, seed=0, storage=url)
-    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    monkeypatch.setattr(hpotool.cli.terminal.out_console(), "width", 80)
     out = tmp_path / "stage2.yaml"
     result = CliRunner().invoke(
         app,
@@ -1376,11 +1376,11 @@ def test_refine_at_80_columns_names_the_files_it_wrote_each_whole(
     # `wrote PATH and PATH; next:` with a path longer than the line (a log file, a narrow terminal): rich broke
     # it mid-name over two lines ("...with_a_rathe" / "r_long_name/stage2.yaml"), and it pasted as two. Now
     # the line is one, as the command under it, for the terminal to wrap.
-    import hpotool.cli
+    import hpotool.cli.terminal
 
     url = f"sqlite:///{tmp_path / 's.db'}"
     synthetic_study("long", SPACE, 12, seed=0, storage=url)
-    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    monkeypatch.setattr(hpotool.cli.terminal.out_console(), "width", 80)
     out = tmp_path / ("stages_of_the_study_with_a_rather_long_folder_name_" + "x" * 40) / "stage2.yaml"
     out.parent.mkdir()
     result = CliRunner().invoke(

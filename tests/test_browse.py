@@ -298,7 +298,7 @@ def test_trials_of_a_multi_objective_study_keep_each_parameter_whole_at_80_colum
 ) -> None:
     # The values side by side ("0.4652, 2335") under "val_accuracy, n_params" took the params column's room:
     # optimizer.lr=0.0027 / 58 read as two numbers.
-    import hpotool.cli
+    import hpotool.cli.terminal
 
     url = f"sqlite:///{tmp_path / 'mo.db'}"
     study = optuna.create_study(study_name="mo", storage=url, directions=["maximize", "minimize"])
@@ -311,7 +311,7 @@ def test_trials_of_a_multi_objective_study_keep_each_parameter_whole_at_80_colum
         ),
         n_trials=1,
     )
-    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    monkeypatch.setattr(hpotool.cli.terminal.out_console(), "width", 80)
     result = runner.invoke(app, ["trials", "--study-name", "mo", "--storage", url], catch_exceptions=False)
     assert result.exit_code == 0
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
@@ -323,7 +323,7 @@ def test_a_failed_trial_s_note_goes_under_the_trials_table_where_its_column_woul
 ) -> None:
     """At 80 columns the demo's seven parameters beside a failed trial's note folded values mid-number,
     'optimizer.lr=0.02' over '527' (read as lr 0.02): the notes now go under the table, by trial number."""
-    import hpotool.cli
+    import hpotool.cli.terminal
 
     url = f"sqlite:///{tmp_path / 'f.db'}"
     study = optuna.create_study(study_name="f", storage=url, direction="maximize")
@@ -344,7 +344,7 @@ def test_a_failed_trial_s_note_goes_under_the_trials_table_where_its_column_woul
     trial = study.ask(space)
     trial.set_user_attr("fail_reason", "worker died (pid 24778)")
     study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    monkeypatch.setattr(hpotool.cli.terminal.out_console(), "width", 80)
     result = runner.invoke(app, ["trials", "--study-name", "f", "--storage", url], catch_exceptions=False)
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
@@ -352,7 +352,9 @@ def test_a_failed_trial_s_note_goes_under_the_trials_table_where_its_column_woul
     for name, value in values.items():
         assert f"{name}={value}" in result.stdout, result.stdout  # each whole, on one line
     assert lines[-1] == "#0: worker died (pid 24778)", result.stdout
-    monkeypatch.setattr(hpotool.cli._out(), "width", 200)  # where it fits, the note keeps its column
+    monkeypatch.setattr(
+        hpotool.cli.terminal.out_console(), "width", 200
+    )  # where it fits, the note keeps its column
     wide = runner.invoke(app, ["trials", "--study-name", "f", "--storage", url], catch_exceptions=False)
     assert "│ worker died (pid 24778) │" in wide.stdout and "#0:" not in wide.stdout
 
@@ -360,11 +362,11 @@ def test_a_failed_trial_s_note_goes_under_the_trials_table_where_its_column_woul
 def test_studies_table_keeps_directions_dates_and_best_values_whole_at_80_columns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import hpotool.cli
+    import hpotool.cli.terminal
 
     url = f"sqlite:///{tmp_path / 'a.db'}"
     _plain_study(url, "digits_small_and_good", "minimize", [0.123456789])
-    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    monkeypatch.setattr(hpotool.cli.terminal.out_console(), "width", 80)
     result = runner.invoke(app, ["studies", "--storage", url], catch_exceptions=False)
     assert result.exit_code == 0
     table, storage = result.stdout.splitlines()[:-1], result.stdout.splitlines()[-1]
@@ -379,12 +381,12 @@ def test_studies_on_a_narrow_terminal_keep_dates_counts_and_directions_whole_and
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, width: int
 ) -> None:
     # At 60 columns every cell of the one-study-a-line table wrapped: "2026-12-0" over "6", "minimiz" over "e".
-    import hpotool.cli
+    import hpotool.cli.terminal
 
     url = f"sqlite:///{tmp_path / 'a.db'}"
     _plain_study(url, "digits_small_and_good", "minimize", [0.123456789])
     _plain_study(url, "highs", "maximize", [1.0, 2.0])
-    monkeypatch.setattr(hpotool.cli._out(), "width", width)
+    monkeypatch.setattr(hpotool.cli.terminal.out_console(), "width", width)
     result = runner.invoke(app, ["studies", "--storage", url], catch_exceptions=False)
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
@@ -407,9 +409,9 @@ def test_studies_on_a_narrow_terminal_keep_dates_counts_and_directions_whole_and
 def test_studies_table_names_each_storage_once_under_the_table_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import hpotool.cli
+    import hpotool.cli.terminal
 
-    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    monkeypatch.setattr(hpotool.cli.terminal.out_console(), "width", 80)
     (tmp_path / "studies").mkdir()
     _plain_study("sqlite:///studies/digits_mlp.db", "digits_mlp", "maximize", [0.9])
     result = runner.invoke(app, ["studies"], catch_exceptions=False)
@@ -470,9 +472,9 @@ def _studies_in_default_files(tmp_path: Path, *more: str) -> None:
 def _studies_table_at(width: int, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], str]:
     """`hpotool studies` on a terminal `width` columns wide, which it fits: the table's lines, and them
     joined (to show where an assertion fails)."""
-    import hpotool.cli
+    import hpotool.cli.terminal
 
-    monkeypatch.setattr(hpotool.cli._out(), "width", width)
+    monkeypatch.setattr(hpotool.cli.terminal.out_console(), "width", width)
     result = runner.invoke(app, ["studies"], catch_exceptions=False)
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
@@ -800,7 +802,7 @@ def test_a_pareto_note_column_never_folds_the_trials_params_mid_number(
     column whole and folded every parameter mid-number, 'optimizer.lr=0.0' over '0443' (read as lr 0.0):
     the table's narrowest layout fitted, but rich narrowed the widest column (params) first, below its
     longest value. Now the columns get widths at which no value folds."""
-    import hpotool.cli
+    import hpotool.cli.terminal
 
     url = f"sqlite:///{tmp_path / 'mo.db'}"
     study = optuna.create_study(study_name="mo", storage=url, directions=["minimize", "minimize"])
@@ -820,7 +822,7 @@ def test_a_pareto_note_column_never_folds_the_trials_params_mid_number(
     for params, values in points:
         study.enqueue_trial(params)
         study.tell(study.ask(space), list(values))
-    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    monkeypatch.setattr(hpotool.cli.terminal.out_console(), "width", 80)
     result = runner.invoke(app, ["trials", "--study-name", "mo", "--storage", url], catch_exceptions=False)
     assert result.exit_code == 0
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
@@ -837,7 +839,7 @@ def test_trials_list_the_parameters_in_search_space_order_and_leave_out_those_a_
     unset ones as `optimizer.momentum=-`, in the order the first trial listed happened to set them (momentum
     after the trials' other parameters where the best trial ran adam); the cell now names what the trial
     ran, in the order the search space writes them."""
-    import hpotool.cli
+    import hpotool.cli.terminal
 
     opt_dict["search_space"] = {
         "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]},
@@ -851,7 +853,7 @@ def test_trials_list_the_parameters_in_search_space_order_and_leave_out_those_a_
     ]
     opt_dict["n_trials"] = 2
     run_tiny_study(tmp_path, run_dict, opt_dict)
-    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    monkeypatch.setattr(hpotool.cli.terminal.out_console(), "width", 80)
     result = runner.invoke(
         app, ["trials", "--study-name", "tiny", "--storage", opt_dict["storage"]], catch_exceptions=False
     )
@@ -869,7 +871,7 @@ def test_studies_shows_the_size_of_a_multi_objective_studys_pareto_front(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The best column said '-' for a study of several objectives, as for one with no complete trial."""
-    import hpotool.cli
+    import hpotool.cli.terminal
 
     url = f"sqlite:///{tmp_path / 'mo.db'}"
     study = optuna.create_study(study_name="mo", storage=url, directions=["minimize", "minimize"])
@@ -878,7 +880,7 @@ def test_studies_shows_the_size_of_a_multi_objective_studys_pareto_front(
     result = runner.invoke(app, ["studies", "--storage", url, "--json"], catch_exceptions=False)
     (row,) = json.loads(result.stdout)
     assert row["best_value"] is None and row["pareto_trials"] == 2
-    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    monkeypatch.setattr(hpotool.cli.terminal.out_console(), "width", 80)
     table = runner.invoke(app, ["studies", "--storage", url], catch_exceptions=False)
     assert table.exit_code == 0
     assert re.search(r"│ complete 3 +│ Pareto: 2 +│", table.stdout), table.stdout

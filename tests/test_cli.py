@@ -44,6 +44,26 @@ def test_help_lists_commands_each_with_a_whole_summary_at_80_columns() -> None:
     assert not [line for line in commands if line.endswith("...")], commands  # click cut the docstring
 
 
+def test_help_lists_the_commands_in_the_order_of_a_study() -> None:
+    """The commands register as hpotool.cli imports its modules: an import that ran one module's decorators
+    early (optimize importing outputs at its top) listed report and export-best above optimize."""
+    result = runner.invoke(app, ["--help"], catch_exceptions=False, terminal_width=80)
+    listed = [line.split()[0] for line in result.output.split("Commands:\n")[1].splitlines() if line.strip()]
+    assert listed == [
+        "optimize",
+        "report",
+        "export-best",
+        "train",
+        "train-from-best",
+        "studies",
+        "trials",
+        "fail-stale",
+        "audit",
+        "refine",
+        "prune-audit",
+    ], listed
+
+
 def test_trials_help_and_the_readme_name_every_state_it_takes() -> None:
     """`--state waiting` (queued trials) works, but --help and the README named only four states."""
     import re
@@ -553,7 +573,7 @@ def test_the_console_script_flushes_its_output_and_keeps_its_exit_code(
 
 _CAUGHT_CTRL_C = """
 import os, signal, sys, time
-from hpotool import cli
+from hpotool.cli import root
 
 def app():  # the command, caught a Ctrl-C in its last exec() of a string (a dataclass being created, say)
     try:
@@ -564,9 +584,9 @@ def app():  # the command, caught a Ctrl-C in its last exec() of a string (a dat
         except KeyboardInterrupt:
             pass
 
-command, cli.app = cli.app, app
+command, root.app = root.app, app  # where main looks it up
 sys.argv = ["hpotool", "--version"]
-cli.main()
+root.main()
 """
 
 
@@ -1320,7 +1340,7 @@ def test_the_summary_at_80_or_50_columns_keeps_the_storage_url_and_the_names_who
     # `hpotool optimize ... > summary.txt` (80 columns) with a storage path longer than its cell folded the URL
     # mid-path over two lines, and it pasted as two; on a terminal 50 wide, "optimizer.weight_decay" folded
     # too ("  optimizer.weight_dec" over "ay"). Now the names are whole and the URL goes under the table whole.
-    import hpotool.cli
+    import hpotool.cli.terminal
 
     from .cli_run import optimize
 
@@ -1332,7 +1352,7 @@ def test_the_summary_at_80_or_50_columns_keeps_the_storage_url_and_the_names_who
     }
     run, opt = write_configs(tmp_path, run_dict, opt_dict)
     storage = f"sqlite:///{tmp_path / 'experiments_of_the_team' / 'a_project_with_a_longer_name' / 'tiny.db'}"
-    monkeypatch.setattr(hpotool.cli._out(), "width", width)
+    monkeypatch.setattr(hpotool.cli.terminal.out_console(), "width", width)
     lines = optimize(run, opt, storage, 2).stdout.splitlines()
     table = lines[: lines.index(f"storage: {storage}")]  # the URL under the table, one line however long
     assert table[0].startswith("study tiny") and max(len(line) for line in table) <= width, lines
@@ -1346,9 +1366,9 @@ def test_train_names_its_run_folder_whole_however_long(
     # `hpotool train -r run.yaml --out FOLDER`: the folder was the table's title, which rich wraps at the
     # table's width (its cells', 67 columns here), so a folder longer than that folded mid-name over two
     # lines however wide the terminal (200 here), and pasted as two. Now it is a line of its own.
-    import hpotool.cli
+    import hpotool.cli.terminal
 
-    monkeypatch.setattr(hpotool.cli._out(), "width", 200)
+    monkeypatch.setattr(hpotool.cli.terminal.out_console(), "width", 200)
     out = tmp_path / ("a_run_folder_with_a_rather_long_name_to_keep_the_model_in_" + "x" * 40)
     result = runner.invoke(
         app, ["train", "-r", str(write_yaml(tmp_path / "run.yaml", run_dict)), "--out", str(out)]
@@ -1363,11 +1383,11 @@ def test_the_dry_run_s_plan_at_80_columns_keeps_the_storage_url_whole(
 ) -> None:
     # `hpotool optimize ... --dry-run > plan.txt` (80 columns) with a storage path longer than its cell folded
     # the URL mid-path over two lines, as the summary did: it goes under the table, whole, as there.
-    import hpotool.cli
+    import hpotool.cli.terminal
 
     run, opt = write_configs(tmp_path, run_dict, opt_dict)
     storage = f"sqlite:///{tmp_path / 'experiments_of_the_team' / 'a_project_with_a_longer_name' / 'tiny.db'}"
-    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    monkeypatch.setattr(hpotool.cli.terminal.out_console(), "width", 80)
     args = ["optimize", "-r", str(run), "-o", str(opt), "--storage", storage, "--dry-run"]
     result = runner.invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output

@@ -256,7 +256,7 @@ def test_export_best_at_80_columns_folds_the_paths_it_names_rather_than_cutting_
     """At 80 columns a multi-objective study with a long-ish name had its export table end the command it
     gives in "studies/digits_accuracy_vs_size_pareto/best_run_<trial>.…" (rich's ellipsis, on a word wider
     than its column); every table folds such a word onto the next line now, cutting nothing."""
-    import hpotool.cli
+    import hpotool.cli.terminal
 
     monkeypatch.chdir(tmp_path)
     name = "digits_accuracy_vs_size_pareto"
@@ -269,7 +269,7 @@ def test_export_best_at_80_columns_folds_the_paths_it_names_rather_than_cutting_
         trial = study.ask()
         trial.suggest_float("optimizer.lr", 1e-3, 1e-1)
         study.tell(trial, values)
-    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    monkeypatch.setattr(hpotool.cli.terminal.out_console(), "width", 80)
     result = runner.invoke(app, ["export-best", "--study-name", name, "--storage", storage])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
@@ -1147,10 +1147,10 @@ def test_export_best_at_80_columns_names_the_folder_it_wrote_whole(
     # `hpotool export-best ... --out FOLDER > log` (80 columns): the table's `wrote` cell folded a folder
     # longer than the cell mid-path ("...with_a_rathe" / "r_long_name/: trials.csv"), which pasted as two.
     # Now the row goes under the table, one line however long, where it would fold; the table fits.
-    import hpotool.cli
+    import hpotool.cli.terminal
 
     run_tiny_study(tmp_path, run_dict, opt_dict)
-    monkeypatch.setattr(hpotool.cli._out(), "width", 80)
+    monkeypatch.setattr(hpotool.cli.terminal.out_console(), "width", 80)
     out = tmp_path / ("exports_of_the_best_trial_in_a_rather_long_folder_name_" + "x" * 30)
     args = ["export-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--out", str(out)]
     result = CliRunner().invoke(app, args, catch_exceptions=False)

@@ -613,7 +613,7 @@ def test_stopped_before_a_run_was_saved_says_the_same_command_trains_them(
 ) -> None:
     """Ctrl-C in train-from-best before any run was saved said only "interrupted: no run was saved", without
     the advice it gives once one is (test_interrupts stops a real command so)."""
-    from hpotool.cli import _say_final_interrupted
+    from hpotool.cli.train import _say_final_interrupted
 
     plan = plan_final(run_tiny_study(tmp_path, run_dict, opt_dict), seeds=seeds)
     _say_final_interrupted([(plan, tmp_path / "final")], None)
@@ -714,12 +714,12 @@ def test_train_from_best_at_80_columns_names_its_folders_each_whole(
     # `exported the best trial to FOLDER` and `summary: PATH` with a path longer than the line (a log file,
     # a narrow terminal): rich broke it mid-name over two lines, and it pasted (and grepped) as two. Now each
     # is one line, as the run lines are, for the terminal to wrap.
-    import hpotool.cli
+    import hpotool.cli.terminal
 
     opt_dict["study_name"] = "tiny_study_with_a_rather_long_name_" + "x" * 50
     opt_dict["storage"] = f"sqlite:///{tmp_path / 'studies' / 'long.db'}"
     run_tiny_study(tmp_path, run_dict, opt_dict)
-    for console in (hpotool.cli._out(), hpotool.cli._err()):
+    for console in (hpotool.cli.terminal.out_console(), hpotool.cli.terminal.err_console()):
         monkeypatch.setattr(console, "width", 80)
     out = tmp_path / ("final_runs_of_the_best_trial_in_a_rather_long_folder_name_" + "x" * 30)
     cmd = ["train-from-best", "--study-name", opt_dict["study_name"], "--storage", opt_dict["storage"]]

@@ -620,17 +620,19 @@ def test_a_second_signal_as_optimize_prints_its_summary_waits_for_it(
 ) -> None:
     # Ctrl-C twice: the second, as the summary of the first was printed, cut it short or left nothing at
     # all on the screen (exit 130, not a word).
-    from hpotool import cli
+    import hpotool.cli.optimize
 
     from .cli_run import optimize
 
-    real_print = cli.print_summary
+    real_print = hpotool.cli.optimize.print_summary
 
     def ctrl_c_then_print(*args: Any) -> None:
         signal.raise_signal(signal.SIGINT)
         real_print(*args)
 
-    monkeypatch.setattr(cli, "print_summary", ctrl_c_then_print)
+    monkeypatch.setattr(
+        hpotool.cli.optimize, "print_summary", ctrl_c_then_print
+    )  # where optimize looks it up
     result = optimize(*configs, opt_dict["storage"], 1, exit_code=130)
     assert "study tiny" in result.stdout and "best trial" in result.stdout
 

@@ -836,7 +836,7 @@ def test_a_command_does_not_blame_a_server_an_earlier_command_of_the_process_ope
     import sqlalchemy.exc
 
     from hpotool import storage
-    from hpotool.cli import user_errors
+    from hpotool.cli.root import user_errors
 
     storage._OPENED_SERVERS.append("postgresql+psycopg://u@127.0.0.1:5432/test")  # an earlier command's
     locked = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("database is locked"))

@@ -674,10 +674,10 @@ def test_a_note_naming_a_command_keeps_it_on_one_line_on_a_narrow_terminal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """At 80 columns the note broke its command over lines ("... --storage" / "sqlite:///...")."""
-    import hpotool.cli
+    import hpotool.cli.terminal
 
     monkeypatch.chdir(REPO)
-    monkeypatch.setattr(hpotool.cli._err(), "width", 80)
+    monkeypatch.setattr(hpotool.cli.terminal.err_console(), "width", 80)
     result, storage = _one_of_three_trials_fails(tmp_path)
     (note,) = [line for line in result.stderr.splitlines() if line.startswith("note: 1 trial failed")]
     assert note.endswith(f"; hpotool trials --study-name u --storage {storage} --state fail lists them"), (

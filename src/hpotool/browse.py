@@ -1,4 +1,4 @@
-"""Browsing stored studies: the data behind `hpotool studies` and `hpotool trials` (cli.py draws it)."""
+"""Browsing stored studies: the data behind `hpotool studies` and `hpotool trials` (`hpotool.cli.browse` draws it)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,379 @@
+"""`hpotool optimize`: run a study, resume it, or join it by name; Ctrl-C and SIGTERM said and exited."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from hpotool.cli.options import RUN_YAML, StorageOpt, StudyNameOpt, out_path
+from hpotool.cli.root import app, interruptible, user_errors
+from hpotool.cli.study_view import print_plan, print_summary
+from hpotool.cli.terminal import err_console, print_note, say, shown_url
+from hpotool.errors import HpoError
+
+if TYPE_CHECKING:
+    from hpotool.summary import StudySummary
+
+
+def _short_of_top(plan: Any, source: Any, top: int) -> str | None:
+    """The note saying why --enqueue-from queued fewer than --top points, or None."""
+    from optuna.trial import TrialState
+
+    from hpotool.export import ranked_trials
+    from hpotool.warm_start import short_of_top_note
+
+    queued = len(plan.opt.enqueue) - (plan.config_enqueue or 0)
+    complete = len(source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    return short_of_top_note(source.study_name, top, queued, len(ranked_trials(source)), complete)
+
+
+@app.command(short_help="Run a study, or resume it.")
+def optimize(
+    run_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--run-config",
+            "-r",
+            parser=out_path(RUN_YAML, "--run-config"),
+            metavar="<path>",
+            help="RunConfig YAML: one training run (left out with -o: the study's stored one).",
+        ),
+    ] = None,
+    optimize_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--optimize-config",
+            "-o",
+            parser=out_path("a YAML file, e.g. --optimize-config optimize.yaml", "--optimize-config"),
+            metavar="<path>",
+            help="OptimizeConfig YAML: the study (left out with -r: the study's stored one).",
+        ),
+    ] = None,
+    study_name: StudyNameOpt = None,
+    storage: StorageOpt = None,
+    n_trials: Annotated[
+        int | None, typer.Option("--n-trials", help="Override n_trials (the study's total).")
+    ] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Override timeout, in seconds.")] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="Override device: auto, cpu, cuda, cuda:N, mps.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Override the sampler seed.")] = None,
+    max_failures: Annotated[
+        int,
+        typer.Option(
+            "--max-failures",
+            min=0,
+            help="Stop after this many failed trials in a row (0: never); with --workers, in a row in the run, whichever workers ran them.",
+        ),
+    ] = 5,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="No progress: only the final summary (and notes, and where a new study is)."
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a machine-readable summary to stdout.")
+    ] = False,
+    report: Annotated[
+        bool, typer.Option("--report", help="Write studies/<name>/report.html at the end.")
+    ] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Worker processes on this machine sharing the study.")
+    ] = 1,
+    enqueue_from: Annotated[
+        str | None,
+        typer.Option("--enqueue-from", help="Warm start: run the best trials of this study first."),
+    ] = None,
+    enqueue_from_storage: Annotated[
+        str | None,
+        typer.Option("--enqueue-from-storage", help="Its storage (default: sqlite:///studies/<name>.db)."),
+    ] = None,
+    top: Annotated[
+        int, typer.Option("--top", min=1, help="How many of its best trials --enqueue-from takes.")
+    ] = 5,
+    allow_changed_config: Annotated[
+        bool,
+        typer.Option(
+            "--allow-changed-config",
+            help="Resume a study whose base config, search space, sampler, pruner or constraints changed "
+            "(recorded); its metric and direction cannot change.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Check the configs, the data and one training step, print the plan and exit: nothing "
+            "written (a SQLite or journal file, or a study joined by name, is read for its finished trials), "
+            "no trial run (--json: the validated configs and trial counts).",
+        ),
+    ] = False,
+) -> None:
+    """Run a study, or resume it: runs only the trials still missing from n_trials.
+
+    Without --run-config and --optimize-config, --study-name (and --storage) joins a study with the configs
+    stored on it, as another machine does. Ctrl-C or SIGTERM ends the running trial as FAIL, prints the
+    summary and exits 130 or 143.
+    """
+    from hpotool.interrupts import exit_code
+
+    # Ctrl-C and SIGTERM raise from the first line on, not only while trials run: a SIGTERM while torch and
+    # optuna were imported or the study was created killed the process (-15), with nothing said.
+    outcome = _Outcome()
+
+    def run() -> None:
+        with _reading_only(dry_run):
+            _optimize(
+                outcome,
+                run_config,
+                optimize_config,
+                study_name,
+                storage,
+                n_trials,
+                timeout,
+                device,
+                seed,
+                max_failures,
+                quiet,
+                as_json,
+                report,
+                workers,
+                enqueue_from,
+                enqueue_from_storage,
+                top,
+                allow_changed_config,
+                dry_run,
+            )
+
+    interruptible(run, lambda: _say_interrupted(outcome))
+    summary = outcome.summary
+    if summary is None:  # --dry-run
+        return
+    if summary.interrupted is not None:
+        raise typer.Exit(code=exit_code(summary.interrupted))
+    if summary.failed:  # the trials failed, not the command: 1, as a test runner with failing tests
+        raise typer.Exit(code=1)
+
+
+@contextmanager
+def _reading_only(dry_run: bool) -> Iterator[None]:
+    """A dry run reads storages (a study joined by name, its finished trials) and writes none of them: not a
+    byte, nor a file beside them (`storage.reading_only`)."""
+    if not dry_run:
+        yield
+        return
+    from hpotool.storage import reading_only
+
+    with reading_only():
+        yield
+
+
+@dataclass
+class _Outcome:
+    """How far `optimize` got: its summary once the trials have ended, and whether it writes the report."""
+
+    summary: StudySummary | None = None
+    writing_report: bool = False
+    # The storage it is opening (it may have written its file and folder, or created the study), once the
+    # configs are checked; until then nothing was written.
+    opening: str | None = None
+    opened: bool = False  # the study exists, and no trial has ended yet
+
+
+def _say_interrupted(outcome: _Outcome) -> None:
+    """What a signal outside the trials stopped (the trials' own interrupt is in the summary)."""
+    from shlex import quote
+
+    summary = outcome.summary
+    if summary is None and outcome.opened:
+        err_console().print(
+            "interrupted: no trial was running; run the same command to resume", soft_wrap=True
+        )
+    elif summary is None and outcome.opening is not None:
+        err_console().print(
+            f"interrupted while opening the study in {outcome.opening}, before any trial ran; run the same "
+            f"command to go on",
+            soft_wrap=True,
+        )
+    elif summary is None:  # importing torch, reading the configs, checking them
+        err_console().print("interrupted before the study started; nothing was written", soft_wrap=True)
+    elif outcome.writing_report:
+        err_console().print(
+            f"interrupted: the report was not written; hpotool report --study-name {quote(summary.study_name)} "
+            f"--storage {quote(shown_url(summary.storage))} writes it",
+            soft_wrap=True,
+        )
+
+
+def _optimize(
+    outcome: _Outcome,
+    run_config: Path | None,
+    optimize_config: Path | None,
+    study_name: str | None,
+    storage: str | None,
+    n_trials: int | None,
+    timeout: float | None,
+    device: str | None,
+    seed: int | None,
+    max_failures: int,
+    quiet: bool,
+    as_json: bool,
+    report: bool,
+    workers: int,
+    enqueue_from: str | None,
+    enqueue_from_storage: str | None,
+    top: int,
+    allow_changed_config: bool,
+    dry_run: bool,
+) -> None:
+    """The body of `optimize`; puts its summary on `outcome` (none for --dry-run)."""
+    with user_errors():
+        _check_config_options(run_config, optimize_config, study_name)
+        if workers > 1 and not dry_run:
+            from hpotool.forkserver import start_worker_server
+
+            start_worker_server()  # imports torch there while this process checks the configs
+        from hpotool.plan import Overrides, prepare_study
+        from hpotool.study_run import run_study
+
+        overrides = Overrides(study_name, storage, n_trials, timeout, device, seed, allow_changed_config)
+        if run_config is None or optimize_config is None:
+            from hpotool.plan import prepare_stored_study
+
+            assert study_name is not None  # _check_config_options
+            plan = prepare_stored_study(study_name, storage, overrides, on_wait=print_note)
+        else:
+            plan = prepare_study(run_config, optimize_config, overrides)
+        redraws: str | None = None  # --enqueue-from a study this one would sample as
+        if enqueue_from is not None:
+            from hpotool.browse import find_study
+            from hpotool.plan import with_warm_start
+
+            try:
+                source = find_study(
+                    enqueue_from,
+                    enqueue_from_storage,
+                    storage_option="--enqueue-from-storage",
+                    name_option="--enqueue-from",
+                )
+            except HpoError as exc:
+                if str(exc).startswith(("--enqueue-from-storage: ", "--enqueue-from: ")):  # that option named
+                    raise
+                raise HpoError(f"--enqueue-from: {exc}") from None
+            plan = with_warm_start(plan, source, top)
+            short = _short_of_top(plan, source, top)
+            if short:
+                plan = replace(plan, notes=(*plan.notes, short))
+            from hpotool.fingerprint import stored_config
+            from hpotool.warm_start import same_draws_note
+
+            redraws = same_draws_note(
+                plan.opt.model_dump(mode="json"),
+                source.study_name,
+                stored_config(source.user_attrs, "optimize_config"),
+            )
+        from hpotool.storage import check_storage, storage_origin
+
+        # A storage the run refuses (a folder, no URL, a file of another kind) is the one line printed: the
+        # notes came first, then the error. Checked without connecting to a server or writing anything.
+        with storage_origin(plan.storage_url, plan.storage_origin):
+            check_storage(plan.storage_url)
+        if dry_run:
+            for note in plan.notes:
+                print_note(note)
+            from hpotool.study import finished_so_far
+
+            # Joining by name, the storage was read already; a config's server is not asked.
+            done, complete = finished_so_far(plan, ask_server=run_config is None)
+            print_plan(plan, as_json, done, complete=complete)
+            return
+
+        def opened(new_study: str | None) -> None:
+            outcome.opened = True
+            # Once the study is open: a study that will not open (a server that refuses, another direction)
+            # is the one line printed, not read after notes about a run that will not happen.
+            for note in plan.notes:  # on stderr before the progress, so it stays in view
+                print_note(note)
+            if new_study is not None:
+                say(new_study)
+                if redraws is not None:  # a resumed study's seed mixes in its trials: it draws new values
+                    print_note(redraws)
+
+        if workers > 1:
+            from hpotool.workers import run_workers
+
+            def run(observer: Any = None) -> StudySummary:
+                return run_workers(plan, workers, observer, max_failures=max_failures, on_open=opened)
+        else:
+
+            def run(observer: Any = None) -> StudySummary:
+                return run_study(plan, observer, max_failures=max_failures, on_open=opened)
+
+        from hpotool.lock_watch import saying_lock_waits
+
+        outcome.opening = shown_url(plan.storage_url)
+        with saying_lock_waits(plan.storage_url, print_note):  # not a silent minute behind another's lock
+            if quiet or as_json:
+                summary = run()
+            else:
+                from hpotool.progress import RichObserver
+
+                with RichObserver(err_console(), plan.opt.objectives[0]) as observer:
+                    summary = run(observer)
+        outcome.summary = summary
+        from hpotool.interrupts import deferred
+
+        with deferred():  # a second Ctrl-C waits for the summary it would cut short (or leave unprinted)
+            from hpotool.pipes import stderr_closed
+
+            if summary.interrupted is not None and summary.stopped and stderr_closed():
+                from hpotool.stop_note import keep  # `|& head`: the note below goes to /dev/null
+
+                keep(summary.study_name, summary.storage, summary.stopped)
+            if as_json:
+                from hpotool.export import json_safe
+
+                shown = {**summary.as_dict(), "storage": shown_url(summary.storage)}
+                # strict JSON, as every JSON hpotool writes: a NaN metric is "NaN", not a bare NaN
+                sys.stdout.write(json.dumps(json_safe(shown), indent=2, allow_nan=False, default=str) + "\n")
+            else:
+                from hpotool.search_space import CategoricalParam
+
+                space = plan.opt.search_space
+                print_summary(summary, {k for k, p in space.items() if isinstance(p, CategoricalParam)})
+        if report:
+            # here, not at the top: imported first, outputs would register report before optimize
+            from hpotool.cli.outputs import write_study_report
+
+            outcome.writing_report = True
+            write_study_report(summary.study_name, summary.storage, None, "html")
+
+
+def _check_config_options(
+    run_config: Path | None, optimize_config: Path | None, study_name: str | None
+) -> None:
+    """optimize takes both config files, or neither and the name of a study that stores them."""
+    if (run_config is None) != (optimize_config is None):
+        given, missing = (
+            ("--run-config", "--optimize-config")
+            if optimize_config is None
+            else ("--optimize-config", "--run-config")
+        )
+        raise HpoError(
+            f"{given} needs {missing} too; or give neither, with --study-name (and --storage), to join a study "
+            f"with the configs stored on it"
+        )
+    if run_config is None and study_name is None:
+        raise HpoError(
+            "give --run-config and --optimize-config to run a study, or --study-name (and --storage) to join one "
+            "with the configs stored on it"
+        )

@@ -1,0 +1,68 @@
+"""The options several commands share, and the parsing of path options (`--out ''` refused)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+class OptionError(typer.BadParameter):
+    """An option value refused while the command line is read, with the whole line to print."""
+
+
+def out_path(example: str, option: str = "--out") -> Callable[[str], Path]:
+    """The parser of an --out option (or another path option): the text as a Path, or a refusal of `--out ''`,
+    which typer read as `.` (export-best wrote into the current folder) and report refused as "--out .: is
+    a folder"; `-r ''` said ".: is a directory, expected a YAML file".
+
+    Args:
+        example: what to give instead, e.g. "a folder, e.g. --out runs/mine".
+        option: the option's name, as the refusal names it.
+    """
+
+    def parse(text: str) -> Path:
+        if not text:
+            raise OptionError(f"{option}: is empty; give {example}")
+        return Path(text)
+
+    return parse
+
+
+RUN_YAML = "a YAML file, e.g. --run-config run.yaml"
+RunConfigOpt = Annotated[
+    Path,
+    typer.Option(
+        "--run-config",
+        "-r",
+        parser=out_path(RUN_YAML, "--run-config"),
+        metavar="<path>",
+        help="RunConfig YAML: one training run.",
+    ),
+]
+StudyNameOpt = Annotated[
+    str | None,
+    typer.Option("--study-name", help="Override study_name; without -r and -o: the stored study to join."),
+]
+StorageOpt = Annotated[
+    str | None, typer.Option("--storage", help="Optuna storage URL (default: SQLite under studies/).")
+]
+
+
+def out_option(example: str, metavar: str, help_text: str) -> Any:
+    """A command's --out option, read by `out_path(example)`."""
+    return typer.Option("--out", parser=out_path(example), metavar=metavar, help=help_text)
+
+
+StudyNameReq = Annotated[str, typer.Option("--study-name", help="The study's name.")]
+ReadStorageOpt = Annotated[
+    str | None,
+    typer.Option("--storage", help="Optuna storage URL (default: sqlite:///studies/<study-name>.db)."),
+]
+EpochsOpt = Annotated[int | None, typer.Option("--epochs", min=1, help="Override the epochs.")]
+DeviceOpt = Annotated[
+    str | None, typer.Option("--device", help="Override the device: auto, cpu, cuda, cuda:N, mps.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout.")]

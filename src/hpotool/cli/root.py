@@ -1,0 +1,253 @@
+"""The root `hpotool` command: the typer app, its own options (--debug, --version, --help), mistakes on the
+command line as one line, `user_errors` (an HpoError as one line and exit code 2) and `main`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+
+from hpotool import __version__
+from hpotool.cli.options import OptionError
+from hpotool.cli.terminal import err_console, escape, out_console
+from hpotool.errors import HpoError, unsuppress_context
+from hpotool.formatting import format_choice
+
+app = typer.Typer(
+    help="Config-driven hyperparameter optimization for PyTorch: two YAML files, one command.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    # Plain help: it shows every option name whole at 80 columns (rich's panels cut the long ones) and
+    # keeps rich (~50 ms of imports) out of `--help`.
+    rich_markup_mode=None,
+)
+
+
+def _show_usage_error(self: Any, file: Any = None) -> None:
+    """A mistake on the command line (a missing or unknown option, a value out of range) as one line, like
+    every other hpotool error; click printed four (usage, a hint, a blank line, the error). Exit code 2."""
+    command = self.ctx.command_path if self.ctx is not None else "hpotool"
+    if isinstance(self, OptionError):  # its message is the whole line, as an HpoError's
+        typer.echo(f"error: {self.message}", file=file, err=True)
+        return
+    bad_value = _bad_option_value(self)
+    if bad_value is not None:  # as --n-trials 0 reads: "--n-trials: Input should be greater than 0, got 0"
+        typer.echo(f"error: {bad_value}", file=file, err=True)
+        return
+    if (
+        getattr(self, "option_name", None) == "--debug"
+        and self.ctx is not None
+        and self.ctx.parent is not None
+    ):
+        # `hpotool optimize ... --debug`, after the command, as the README's --debug looks: it read "No such
+        # option: --debug (see hpotool optimize --help)", whose help does not have it
+        typer.echo(
+            f"error: --debug is an option of hpotool itself: give it before the command "
+            f"(hpotool --debug {self.ctx.info_name} ...)",
+            file=file,
+            err=True,
+        )
+        return
+    message = self.format_message().rstrip(".")
+    typer.echo(f"error: {message} (see {command} --help)", file=file, err=True)
+
+
+def _bad_option_value(error: Any) -> str | None:
+    """`--workers: Input should be greater than or equal to 1, got 0` for a value typer's type check
+    refused (it raises from pydantic's ValidationError), or None for any other mistake on the command line.
+    It read "Invalid value for '--workers': Input should be ..." without the value given."""
+    cause, param = error.__cause__, getattr(error, "param", None)
+    if param is None or not param.opts or type(cause).__name__ != "ValidationError":
+        return None
+    found = cause.errors()
+    if not found or "input" not in found[0]:
+        return None
+    flag = next((o for o in param.opts if o.startswith("--")), param.opts[0])
+    given = found[0]["input"]
+    shown = given if isinstance(given, str) and given else format_choice(given)  # the text as typed
+    return f"{flag}: {found[0]['msg']}, got {shown}"
+
+
+# click's UsageError, which typer vendors (typer._click) and exports only as BadParameter's base class.
+_USAGE_ERROR: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+_USAGE_ERROR.show = _show_usage_error
+
+
+@dataclass
+class _State:
+    debug: bool = False
+
+
+state = _State()
+
+
+def _warning_printer() -> Callable[..., None]:
+    """A `warnings.showwarning` that prints a library's warning as one yellow line, without the file and
+    line of the library that raised it, and each text once (a report computes importances twice)."""
+    shown: set[str] = set()
+
+    def show(message: Warning | str, *_: Any, **__: Any) -> None:
+        text = str(message).strip()
+        if text not in shown:
+            shown.add(text)
+            err_console().print(f"[yellow]warning:[/yellow] {escape(text)}", soft_wrap=True)
+
+    return show
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn an `HpoError` into one red line on stderr and exit code 2 (a traceback with --debug); show
+    warnings as one line each (Python's own format, with the site-packages path, with --debug)."""
+    storage = sys.modules.get("hpotool.storage")
+    if storage is not None:
+        storage.forget_opened_servers()
+    with warnings.catch_warnings():  # the command's own: put back when it ends
+        if not state.debug:
+            warnings.showwarning = _warning_printer()
+        try:
+            yield
+        except typer.Exit:
+            raise
+        except Exception as exc:
+            # A storage server that went away after the command opened it: one line, as optimize says it.
+            storage = sys.modules.get("hpotool.storage")
+            lost = storage.server_lost(exc) if storage is not None and not isinstance(exc, HpoError) else None
+            if state.debug:
+                unsuppress_context(exc)
+                raise
+            if not (isinstance(exc, HpoError) or lost is not None):
+                raise
+            for line in str(lost or exc).splitlines():
+                err_console().print(f"[red]error:[/red] {escape(line)}", soft_wrap=True)
+            raise typer.Exit(code=_signal_code(exc) or 2) from None
+
+
+def _signal_code(exc: BaseException) -> int | None:
+    """The exit code of the signal (130, 143) that was being handled when `exc` was raised, None where
+    none was: a SIGTERM whose trial's storage had stopped answering ended with that line and exit code 2,
+    where a scheduler or script waits for 143."""
+    from hpotool.interrupts import exit_code, signal_of
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return exit_code(signal_of(current))
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _version(value: bool) -> None:
+    if value:
+        out_console().print(f"hpotool {__version__}")
+        raise typer.Exit()
+
+
+def _help(ctx: typer.Context, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        typer.echo(ctx.get_help(), color=ctx.color)
+        raise typer.Exit()
+
+
+# The group's own --help, defaulting to False: typer's built-in one has no default, and coercing its None
+# builds a pydantic TypeAdapter on every `hpotool COMMAND --help` (pydantic's import, ~0.15-0.25 s).
+@app.callback(add_help_option=False)
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    show_help: Annotated[
+        bool, typer.Option("--help", callback=_help, is_eager=True, help="Show this message and exit.")
+    ] = False,
+) -> None:
+    state.debug = debug
+    _show_debug_log(debug)
+
+
+class _DebugLog(logging.Handler):
+    """hpotool's log records on the error console, above a live display, as `--debug` shows them: a failed
+    trial's traceback among them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err_console().print(self.format(record), markup=False, highlight=False, soft_wrap=True)
+
+
+_DEBUG_LOG = _DebugLog()
+
+
+def _show_debug_log(debug: bool) -> None:
+    """With `--debug`, show hpotool's DEBUG records (a failed trial's traceback); without it, as before."""
+    logger = logging.getLogger("hpotool")
+    if debug and _DEBUG_LOG not in logger.handlers:
+        logger.addHandler(_DEBUG_LOG)
+        logger.setLevel(logging.DEBUG)
+    elif not debug and _DEBUG_LOG in logger.handlers:  # a later command in the same process (tests)
+        logger.removeHandler(_DEBUG_LOG)
+        logger.setLevel(logging.NOTSET)
+
+
+def interruptible(run: Callable[[], None], say: Callable[[], None]) -> None:
+    """`run()` with Ctrl-C and SIGTERM raising KeyboardInterrupt from its first line on; on one, `say` what it
+    left (one line, however many signals follow) and exit 130 or 143."""
+    from hpotool.interrupts import exit_code, signal_of, signals_ignored, signals_interrupt
+
+    try:
+        with signals_interrupt():
+            run()
+    except KeyboardInterrupt as exc:
+        with signals_ignored():
+            say()
+        raise typer.Exit(code=exit_code(signal_of(exc))) from None
+
+
+def main() -> None:
+    """Entry point of the `hpotool` console script (and of `python -m hpotool`).
+
+    Once the command has returned, the exit handlers run, the outputs are flushed and the process ends with
+    the command's exit code, without the interpreter's teardown: after a command that imported torch it
+    spent ~0.7 s freeing every torch module. Files are closed by then and nothing is lost. It also keeps the
+    exit code ours: under `python -m`, CPython ends the process by SIGINT instead (returncode -2, whatever
+    the code) once a Ctrl-C has interrupted any `exec()` of a string, such as a dataclass being created
+    during an import, even though the command caught it and exits 130.
+
+    Output into a closed pipe (`| head`) stops the command as SIGPIPE stops a Unix tool, quietly, and it
+    exits 141 (128 + SIGPIPE), whatever it had done (`hpotool.pipes`).
+    """
+    from hpotool.pipes import guard_streams, pipe_closed
+
+    guard_streams()
+    try:
+        app()
+    except SystemExit as exc:
+        code = exc.code
+    except KeyboardInterrupt:  # typer exits 130 for one while a command runs, not while it builds them
+        code = 130
+    else:
+        code = 0
+    if isinstance(code, str):  # sys.exit("message"): what the interpreter would print
+        sys.stderr.write(code + "\n")
+        code = 1
+    import atexit
+    import contextlib
+    import signal
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        # A reader gone (`| head`): the guarded stream interrupts, as it would in the command; or a stream
+        # closed: nothing to flush to.
+        with contextlib.suppress(OSError, ValueError, KeyboardInterrupt):
+            stream.flush()
+    if pipe_closed():  # the command's output was cut short: the shell's code for SIGPIPE, as `head` leaves
+        code = 128 + signal.SIGPIPE
+    os._exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,225 @@
+"""`hpotool audit`, `refine` and `prune-audit`: diagnose a study and write the next stage's configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from hpotool.cli.options import JsonOpt, ReadStorageOpt, StudyNameReq, out_option
+from hpotool.cli.outputs import check_out_writable, refuse_stdout
+from hpotool.cli.root import app, user_errors
+from hpotool.cli.terminal import escape, fits, out_console, plain_table, print_json
+from hpotool.formatting import format_param, format_value
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from hpotool.audit import AuditReport
+
+
+def _audit_table(report: AuditReport, title: str, wrap: tuple[str, ...] = ()) -> Table:
+    """The `audit` table: one row per parameter, most important first, its best value with the position
+    of that value in the range. Its findings are sentences, printed under it: a column folded them into
+    a word or two a line at 80 columns. A range may wrap at its spaces; so may the columns in `wrap`:
+    "best" puts a best value above its position, "parameter" folds names (mid-word)."""
+    table = plain_table(title)
+    table.add_column("parameter", overflow="fold", no_wrap="parameter" not in wrap)
+    table.add_column("importance", no_wrap=True)
+    table.add_column("best (position)", overflow="fold", no_wrap="best" not in wrap)
+    table.add_column("range", overflow="fold")
+    for p in report.params:
+        best = format_param(p.best, p.kind == "categorical") if p.set_in_best else "not set"
+        table.add_row(
+            p.name,
+            "-" if p.importance is None else f"{p.importance:.2f}",
+            best if p.position is None else f"{best} ({p.position:.0%})",
+            p.bounds,
+        )
+    return table
+
+
+@app.command(short_help="Diagnose a study: importances, range edges, pruning.")
+def audit(study_name: StudyNameReq, storage: ReadStorageOpt = None, as_json: JsonOpt = False) -> None:
+    """Diagnose a finished study: importances, best values on range edges, pruning, whether it still improves."""
+    with user_errors():
+        from hpotool.audit import audit_study
+        from hpotool.browse import find_study
+        from hpotool.importance import import_without_sklearn
+
+        import_without_sklearn()
+        report = audit_study(find_study(study_name, storage))
+        if as_json:
+            print_json(report.as_dict())
+            return
+        title = f"audit of study {study_name} ({report.metric}, {report.direction})"
+        # The first layout that fits the terminal. Parameter names are each row's key: they fold
+        # (mid-word) only when nothing else makes room.
+        tables = [_audit_table(report, title, wrap) for wrap in ((), ("best",), ("best", "parameter"))]
+        out_console().print(next((t for t in tables if fits(t)), tables[-1]))
+        out_console().print(f"importance: {escape(report.evaluator)}, over {escape(report.basis)}")
+        for finding in report.findings:
+            _print_bullet(finding)
+
+
+def _print_bullet(text: str) -> None:
+    """`- text`, wrapped at spaces with a hanging indent; a token ("[0.0001, 0.03, log]"'s parts) never
+    folds."""
+    import textwrap
+
+    lines = textwrap.fill(
+        text,
+        width=out_console().width,
+        initial_indent="- ",
+        subsequent_indent="  ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    out_console().print(escape(lines), soft_wrap=True)
+
+
+@app.command(short_help="Write the next stage's configs from a study.")
+def refine(
+    study_name: StudyNameReq,
+    out: Annotated[
+        Path,
+        out_option(
+            "a file, e.g. --out stage2.yaml",
+            "<path>",
+            "Where to write the next stage's OptimizeConfig YAML; its RunConfig goes beside it "
+            "(<stem>.run.yaml; .run.yml for a .yml).",
+        ),
+    ],
+    storage: ReadStorageOpt = None,
+    keep_top: Annotated[
+        float,
+        typer.Option(
+            "--keep-top",
+            help="Share of the ranked trials (as the audit ranks them) the narrowed ranges cover.",
+        ),
+    ] = 0.25,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Overwrite --out and its .run.yaml when they exist (refused otherwise)."
+        ),
+    ] = False,
+) -> None:
+    """Write the next stage's configs: widen edge ranges, narrow the rest, fix what barely matters."""
+    with user_errors():
+        from shlex import quote
+
+        from hpotool.browse import find_study
+        from hpotool.importance import import_without_sklearn
+        from hpotool.refine import check_stage_paths, refine_study, write_refinement
+
+        refuse_stdout(
+            out, "two files (the stage's config and its .run.yaml)", "a file, e.g. --out stage2.yaml"
+        )
+        check_stage_paths(out, force)  # before the study is read: a hand-edited stage is never lost
+        check_out_writable(out, out, out.parent, "refine writes the stage's configs", "a file")
+        import_without_sklearn()
+        ref = refine_study(find_study(study_name, storage), keep_top, storage_url=storage)
+        opt_path, run_path = write_refinement(ref, out, study_name)
+        for change in ref.changes:
+            _print_bullet(change)
+        # The paths whole, as the command under them: at 80 columns (a log file, a narrow terminal) rich
+        # broke a long one mid-name over two lines, and it pasted as two.
+        out_console().print(
+            f"wrote {escape(str(opt_path))} and {escape(str(run_path))}; next:", soft_wrap=True
+        )
+        out_console().print(
+            f"  hpotool optimize --run-config {escape(quote(str(run_path)))} "
+            f"--optimize-config {escape(quote(str(opt_path)))}",
+            soft_wrap=True,
+        )
+
+
+PRUNE_AUDIT_ROWS = 12
+
+
+def _evenly(items: list[Any], n: int) -> list[Any]:
+    """At most `n` of `items`, evenly spaced, the first and the last included."""
+    if len(items) <= n:
+        return items
+    picks = sorted({round(i * (len(items) - 1) / (n - 1)) for i in range(n)})
+    return [items[i] for i in picks]
+
+
+@app.command("prune-audit", short_help="Check the pruner's decisions on a study.")
+def prune_audit(
+    study_name: StudyNameReq,
+    storage: ReadStorageOpt = None,
+    against: Annotated[
+        str | None, typer.Option("--against", help="A study of the same space run without pruning.")
+    ] = None,
+    against_storage: Annotated[
+        str | None,
+        typer.Option("--against-storage", help="Its storage (default: sqlite:///studies/<name>.db)."),
+    ] = None,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="The bar: the k-th best complete trial.")] = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the pruner: PFL's prediction error by epoch, and pruned trials a no-pruning study says would have won."""
+    with user_errors():
+        from optuna.trial import TrialState
+
+        from hpotool.browse import find_study
+        from hpotool.prune_audit import audit_pruning
+
+        study = find_study(study_name, storage)
+        baseline = (
+            find_study(against, against_storage, storage_option="--against-storage", name_option="--against")
+            if against is not None  # --against "" is refused, not read as no --against
+            else None
+        )
+        data = audit_pruning(study, baseline, top_k)
+        if as_json:
+            print_json(data)
+            return
+        table = plain_table(f"PFL predictions on the complete trials of {study_name}")
+        for column in ("predicted after epochs", "trials", "median |error|", "max |error|"):
+            table.add_column(column, justify="right")
+        errors = data["prediction_errors"]
+        shown = _evenly(errors, PRUNE_AUDIT_ROWS)
+        for e in shown:
+            table.add_row(
+                str(e["epoch"] + 1),
+                str(e["trials"]),
+                format_value(e["median_abs_error"]),
+                format_value(e["max_abs_error"]),
+            )
+        if errors:
+            out_console().print(table)
+        elif not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            # It read "no complete trial of s reported 4 or more epochs", as if some had reported fewer.
+            out_console().print(
+                f"no PFL predictions to measure: {escape(study_name)} has no complete trial yet, and a prediction is "
+                f"measured against the final value a complete trial reached (a pruned trial has none); run "
+                f"hpotool optimize on it until some trials complete, then audit again"
+            )
+        else:  # an empty table said nothing of why
+            out_console().print(
+                f"no PFL predictions to measure: no complete trial of {escape(study_name)} reported 4 or more "
+                f"epochs (the fit needs 3 before the last)"
+            )
+        if len(shown) < len(errors):
+            out_console().print(
+                f"({len(shown)} of {len(errors)} epochs shown, evenly spaced; --json has every one)"
+            )
+        missed = data["missed_winners"]
+        if missed is not None:
+            rank = missed["bar_rank"]
+            out_console().print(
+                f"{missed['would_have_made_top_k']} of {missed['pruned']} pruned trials would have beaten "
+                f"{study_name}'s top-{rank} bar ({format_value(missed['bar'])}), going by what their twins "
+                f"reached in {against} ({missed['matched_exactly']} matched by identical params, "
+                f"{missed['matched_nearest']} by the nearest)"
+            )
+            if rank < missed["top_k"]:
+                out_console().print(
+                    f"{study_name} has only {rank} complete trial{'s' * (rank != 1)} that meet its constraints, so its "
+                    f"top-{missed['top_k']} has no bar (any finished trial would make it): the bar above is "
+                    f"its top-{rank}'s, its worst complete trial"
+                )

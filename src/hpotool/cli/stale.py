@@ -1,0 +1,90 @@
+"""`hpotool fail-stale`: mark the running trials of dead workers FAIL."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from hpotool.cli.options import ReadStorageOpt
+from hpotool.cli.root import app, user_errors
+from hpotool.cli.terminal import out_console
+from hpotool.errors import HpoError
+
+
+@app.command("fail-stale", short_help="Mark the trials of dead workers failed.")
+def fail_stale(
+    study_name: Annotated[str, typer.Option("--study-name", help="The study to clean up.")],
+    storage: ReadStorageOpt = None,
+    all_running: Annotated[
+        bool,
+        typer.Option(
+            "--all-running",
+            help="Mark EVERY running trial failed (storages without heartbeat; only when no worker runs).",
+        ),
+    ] = False,
+) -> None:
+    """Mark trials of dead workers (RUNNING, heartbeat older than the grace period, or run by a process of
+    this machine that is gone) FAIL and queue a retry."""
+    with user_errors():
+        from optuna.trial import TrialState
+
+        from hpotool.browse import find_study
+        from hpotool.stale import fail_dead_local_trials, fail_ownerless_trials, heartbeat_ages
+        from hpotool.storage import (
+            cannot_write,
+            fail_stale_trials,
+            has_heartbeat,
+            heartbeat_settings,
+            storage_url_of,
+        )
+
+        # A missing study is named with the studies that exist, as `trials` does.
+        study = find_study(study_name, storage)
+        heartbeat = has_heartbeat(study._storage)
+        try:
+            # A process of this machine that is gone is surely dead, heartbeat or not (`kill -9`, an OOM kill).
+            failed = [] if all_running else fail_dead_local_trials(study)
+            failed += [] if all_running else fail_ownerless_trials(study, heartbeat_settings()[1])
+            if all_running or heartbeat:
+                failed += fail_stale_trials(study, every_running=all_running)
+        except Exception as exc:  # a read-only file or folder: it read the study, and cannot mark a trial
+            url = storage_url_of(study)
+            refused = cannot_write(url, exc) if url is not None and not isinstance(exc, HpoError) else None
+            if refused is None:
+                raise
+            raise refused from None
+        alive = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+        if not heartbeat and alive and not failed:
+            raise HpoError(
+                f"study {study_name!r}: its running trials ({_numbers(alive)}) belong to live processes or to "
+                f"other machines, and this storage has no heartbeat to tell a dead worker from a live one; stop "
+                f"every worker, then run again with --all-running"
+            )
+        if failed:
+            out_console().print(f"marked {len(failed)} stale trial(s) FAIL: {_numbers(sorted(failed))}")
+        else:
+            out_console().print(f"no {'running' if all_running else 'stale'} trial: nothing marked FAIL")
+        if alive and heartbeat:
+            # A trial whose machine was killed seconds ago is left too: its heartbeat is not yet stale.
+            grace = heartbeat_settings()[1]
+            ages = heartbeat_ages(study)
+            listed = ", ".join(
+                f"#{n} (heartbeat {ages[n]:.0f} s old)" if n in ages else f"#{n} (no heartbeat yet)"
+                for n in alive
+            )
+            out_console().print(
+                f"left {len(alive)} running trial(s) alone, their heartbeat younger than the {grace} s grace "
+                f"period: {listed}; each is a live worker's, or one that died less than {grace} s ago (run "
+                f"fail-stale again once its heartbeat is older)"
+            )
+        elif alive:
+            out_console().print(
+                f"left {len(alive)} running trial(s) alone, of live processes or other machines (this storage has "
+                f"no heartbeat to tell a dead worker from a live one; once every worker is stopped, run again "
+                f"with --all-running): {_numbers(alive)}"
+            )
+
+
+def _numbers(trial_numbers: list[int]) -> str:
+    return ", ".join(f"#{n}" for n in trial_numbers)

@@ -1,0 +1,323 @@
+"""`hpotool train` and `hpotool train-from-best`: train and save one run config, or the best trials of a
+study under its final: rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from hpotool.cli.options import DeviceOpt, EpochsOpt, ReadStorageOpt, RunConfigOpt, StudyNameReq, out_option
+from hpotool.cli.outputs import check_export_folder, refuse_stdout
+from hpotool.cli.root import app, interruptible, user_errors
+from hpotool.cli.terminal import err_console, escape, out_console, plain_table, print_note
+from hpotool.errors import HpoError
+from hpotool.formatting import format_value
+
+
+def _print_run(run: Any) -> None:
+    # The folder whole, on its line above the table: as the table's title it folded mid-name at the table's
+    # width (its cells', 67 columns) however wide the terminal, and pasted as two.
+    out_console().print(escape(f"run {run.folder}"), soft_wrap=True)
+    table = plain_table("", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for k, v in run.metrics.items():
+        table.add_row(k, format_value(v))
+    table.add_row("epochs", str(run.epochs_run))
+    table.add_row("seed", str(run.config.seed))
+    table.add_row("device", run.device)
+    table.add_row("wall time", f"{run.seconds:.1f}s")
+    table.add_row("saved", ", ".join(run.files))
+    out_console().print(table)
+
+
+@app.command(short_help="Train one run config and save the model.")
+def train(
+    run_config: RunConfigOpt,
+    epochs: EpochsOpt = None,
+    device: DeviceOpt = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Override the seed.")] = None,
+    out: Annotated[
+        Path | None,
+        out_option(
+            "a folder, e.g. --out runs/mine", "<dir>", "Run folder (default: runs/<project>/<timestamp>/)."
+        ),
+    ] = None,
+) -> None:
+    """Train one run config outside any study; save model.pt, metrics.json, history.csv and config.yaml.
+
+    Ctrl-C or SIGTERM stops training, says whether the run was saved and exits 130 or 143.
+    """
+    made: list[Path] = []  # the run folder, once known
+    interruptible(
+        lambda: _train(run_config, epochs, device, seed, out, made), lambda: _say_run_interrupted(made, out)
+    )
+
+
+def _say_run_interrupted(made: list[Path], out: Path | None) -> None:
+    """Whether an interrupted train saved its run."""
+    if made and (made[0] / "config.yaml").exists():  # written last (saving defers a signal)
+        said = f"the run was saved in {made[0]}"
+    else:
+        where = f" ({out} was not written)" if out is not None else ""
+        said = f"training stopped before its end; nothing was saved{where}"
+    err_console().print(f"interrupted: {escape(said)}", soft_wrap=True)
+
+
+def _train(
+    run_config: Path,
+    epochs: int | None,
+    device: str | None,
+    seed: int | None,
+    out: Path | None,
+    made: list[Path],
+) -> None:
+    with user_errors():
+        from hpotool.config import load_run_config
+        from hpotool.formatting import format_params
+        from hpotool.overrides import apply_overrides
+        from hpotool.saved import check_run_dir, check_writable, default_runs_dir, new_run_dir, train_and_save
+
+        refuse_stdout(out, "a run folder (model.pt, metrics.json, ...)", "a folder, e.g. --out runs/mine")
+        cfg = load_run_config(run_config)
+        changes = {
+            k: v for k, v in {"epochs": epochs, "device": device, "seed": seed}.items() if v is not None
+        }
+        for key, value in changes.items():  # one at a time, so a refusal names its flag
+            try:
+                cfg = apply_overrides(cfg, {key: value})
+            except HpoError as exc:  # "with device=gpu: device: must be ...": the flag names both
+                detail = (
+                    str(exc).removeprefix(f"with {format_params({key: value})}: ").removeprefix(f"{key}: ")
+                )
+                raise HpoError(f"--{key}: {detail}") from None
+        from hpotool.device import device_name
+        from hpotool.runner import check_run
+
+        if device is not None:  # the flag wins over the file's device: a refusal names the flag
+            device_name(cfg.device, "--device")
+        if out is None:
+            try:
+                runs_dir = default_runs_dir(cfg)
+            except HpoError as exc:
+                raise HpoError(f"{run_config}: {exc}") from None
+        if unused := check_run(cfg, str(run_config)):  # labels 1..K: as optimize says before trial 0
+            print_note(unused)
+        if cfg.trainer is not None:
+            from hpotool.user_trainer import schedule_note
+
+            if note := schedule_note(cfg):
+                print_note(note)
+        if out is not None:
+            check_run_dir(out)
+            folder: Any = out
+            made.append(out)
+        else:
+            check_writable(runs_dir, out_given=False)  # before training, not once it is over
+
+            def make_folder() -> Path:  # once training succeeds; the save makes it, with the run's files
+                made[:] = [new_run_dir(runs_dir)]  # the next name, where another run took this one
+                return made[0]
+
+            folder = make_folder
+        from hpotool.progress import RunProgress
+
+        with RunProgress(err_console()) as progress:
+            progress.run_started(f"{cfg.project} seed {cfg.seed}", cfg)
+            run = train_and_save(cfg, folder, on_epoch_end=progress.epoch_ended, out_given=out is not None)
+        _print_run(run)
+
+
+@app.command("train-from-best", short_help="Export the best trial, then train and save it.")
+def train_from_best(
+    study_name: StudyNameReq,
+    storage: ReadStorageOpt = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            "--epochs",
+            min=1,
+            help="Train for N epochs, overriding final.epochs (default: final.epochs, else the trial's epochs).",
+        ),
+    ] = None,
+    seeds: Annotated[
+        int | None,
+        typer.Option("--seeds", min=1, help="Train seeds seed, seed+1, ... (default: final.seeds or 1)."),
+    ] = None,
+    top_k: Annotated[
+        int | None,
+        typer.Option(
+            "--top-k", min=1, help="Retrain the K best trials and rank them by their mean (default 1)."
+        ),
+    ] = None,
+    trial: Annotated[
+        int | None,
+        typer.Option(
+            "--trial",
+            min=0,
+            help="Train this complete trial instead of the best (a Pareto trial of a multi-objective study).",
+        ),
+    ] = None,
+    device: DeviceOpt = None,
+    out: Annotated[
+        Path | None,
+        out_option(
+            "a folder, e.g. --out runs/final", "<dir>", "Folder (default: runs/<project>/<timestamp>/)."
+        ),
+    ] = None,
+) -> None:
+    """export-best, then train the best trial (or the --top-k best, or the --trial given) under the study's
+    final: rules.
+
+    Ctrl-C or SIGTERM stops training, says which runs were saved and exits 130 or 143; the same command with
+    the same --out trains only the runs not saved.
+    """
+    training: list[tuple[Any, Path]] = []  # the plan and its folder, once training starts
+    interruptible(
+        lambda: _train_from_best(study_name, storage, epochs, seeds, top_k, trial, device, out, training),
+        lambda: _say_final_interrupted(training, out),
+    )
+
+
+def _say_final_interrupted(training: list[tuple[Any, Path]], out: Path | None) -> None:
+    """Which runs an interrupted train-from-best saved, and how to train the rest."""
+    # Stopped before a run was saved, it said only that, not what to do (the advice came once one was saved).
+    if not training:
+        err_console().print(
+            "interrupted: no run was trained or saved; run the same command to train", soft_wrap=True
+        )
+        return
+    said = _final_saved(training, out)
+    if said is None:
+        from hpotool.final import final_jobs
+
+        count = len(final_jobs(*training[0]))
+        said = f"no run was saved; the same command trains {'it' if count == 1 else f'all {count}'}"
+    err_console().print(escape(f"interrupted: {said}"), soft_wrap=True)
+
+
+def _final_saved(training: list[tuple[Any, Path]], out: Path | None) -> str | None:
+    """Which runs a stopped train-from-best saved, and how to train the rest; None when it saved none."""
+    from shlex import quote
+
+    from hpotool.final import final_jobs
+
+    plan, folder = training[0]
+    jobs = final_jobs(plan, folder)
+    saved = sum((run_dir / "config.yaml").exists() for _, _, run_dir in jobs)  # written last
+    if not saved:
+        return None
+    again = "the same command" if out is not None else f"the same command with --out {quote(str(folder))}"
+    return f"{saved} of {len(jobs)} runs saved in {folder} (summary.json not written); {again} trains only the rest"
+
+
+def _train_from_best(
+    study_name: str,
+    storage: str | None,
+    epochs: int | None,
+    seeds: int | None,
+    top_k: int | None,
+    trial: int | None,
+    device: str | None,
+    out: Path | None,
+    training: list[tuple[Any, Path]],
+) -> None:
+    with user_errors():
+        if top_k is not None and trial is not None:  # before the study is opened: the flags alone decide
+            raise HpoError(
+                f"--top-k {top_k} --trial {trial}: --trial trains the one trial it names, --top-k the K best: "
+                f"give one of them"
+            )
+        from hpotool.browse import find_study
+        from hpotool.export import export_best as write_export
+        from hpotool.final import check_jobs, plan_final
+        from hpotool.final import train_from_best as run_final
+        from hpotool.saved import check_writable, default_runs_dir, new_run_dir
+        from hpotool.storage import default_storage_url
+
+        refuse_stdout(out, "run folders and summary.json", "a folder, e.g. --out runs/final")
+        study = find_study(study_name, storage)
+        plan = plan_final(study, epochs=epochs, seeds=seeds, top_k=top_k or 1, device=device, trial=trial)
+        if device is not None:  # the flag wins over the study's device: a refusal names the flag
+            from hpotool.device import device_name
+
+            device_name(device, "--device")
+        # refused before anything is written, the export and the run folder included
+        check_export_folder(study_name, None, "train-from-best")
+        saved = check_jobs(plan, out)
+        if out is None:  # made by the first run's save: one this process cannot write fails before training
+            check_writable(default_runs_dir(plan.candidates[0].config), out_given=False)
+        exported = write_export(study, storage or default_storage_url(study_name))
+        what = "the Pareto front" if len(exported.metrics) > 1 else "the best trial"
+        err_console().print(
+            f"exported {what} to {escape(str(exported.folder))}", soft_wrap=True
+        )  # the path whole
+        for note in exported.notes:  # a study still running: the best so far
+            print_note(note)
+        if len(plan.candidates) < (top_k or 1):
+            from optuna.trial import TrialState
+
+            complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+            meet = "" if complete == len(plan.candidates) else f" that meet its constraints (of {complete})"
+            print_note(f"the study has only {len(plan.candidates)} complete trial(s){meet}; retraining those")
+        from hpotool.user_trainer import schedule_note
+
+        notes = [schedule_note(c.config) for c in plan.candidates if c.config.trainer is not None]
+        for note in dict.fromkeys(
+            n for n in [*plan.notes, *notes] if n
+        ):  # once each, as optimize and train note it
+            print_note(note)
+        if saved:
+            names = ", ".join(p.name for p in saved)
+            print_note(f"already saved in {out}, not trained again: {names}")
+        from hpotool.progress import RunProgress
+
+        folder: Any = out
+        if out is None:  # named and made by the first run's save (and runs/<project>), with that run in it
+            runs_dir = default_runs_dir(plan.candidates[0].config)
+
+            def name_folder() -> Path:  # the name free then: what a stopped command says it saved in
+                training[:] = [(plan, new_run_dir(runs_dir))]
+                return training[0][1]
+
+            folder = name_folder
+        try:
+            training.append(
+                (plan, out if out is not None else new_run_dir(runs_dir))
+            )  # until a save names it
+            with RunProgress(err_console()) as progress:
+                summary = run_final(plan, folder, progress, exported.folder, out_given=out is not None)
+        except BaseException as exc:
+            if isinstance(exc, HpoError) and (said := _final_saved(training, out)):
+                raise HpoError(f"{exc}; {said}") from exc.__cause__  # the runs before it are kept
+            raise
+        metric = summary["metric"]
+        trained = f" ({summary['epochs']} epochs)" if summary["epochs"] is not None else ""
+        runs = plain_table(f"final runs{trained}")
+        for col in ("trial", "seed", metric, "folder"):
+            runs.add_column(col, overflow="fold")
+        for c in summary["candidates"]:
+            for r in c["runs"]:
+                runs.add_row(
+                    str(c["trial_number"]), str(r["seed"]), format_value(r["metrics"][metric]), r["folder"]
+                )
+        out_console().print(runs)
+        ranked = plain_table(f"ranked by mean {metric} ({summary['direction']})")
+        for col in ("rank", "trial", "trial value", f"mean {metric}", "std", "seeds"):
+            ranked.add_column(col)
+        for c in summary["candidates"]:
+            std = "-" if c["std"] is None else f"{c['std']:.2g}"
+            ranked.add_row(
+                str(c["rank"]),
+                str(c["trial_number"]),
+                format_value(c["trial_value"]),
+                format_value(c["mean"]),
+                std,
+                str(len(c["runs"])),
+            )
+        out_console().print(ranked)
+        out_console().print(
+            f"summary: {escape(str(Path(summary['folder']) / 'summary.json'))}", soft_wrap=True
+        )
