@@ -2766,4 +2766,11 @@ CASES = [
         lock_held=True,
         env={"HPOTOOL_SQLITE_BUSY_TIMEOUT": "1"},
     ),
+    Case(
+        "sqlite-read-only-url",
+        "optimize with a SQLite URL in read-only mode (?mode=ro), which the read commands take",
+        "error: --storage: 'sqlite:///studies/tiny.db?mode=ro' asks for read-only access (?mode=ro), and a study run writes its trials to it; drop ?mode=ro (commands that only read a study, such as trials, report and export-best, take it as it is)",
+        args=("--storage", "sqlite:///studies/tiny.db?mode=ro"),
+        existing_study=True,
+    ),
 ]

@@ -1076,3 +1076,45 @@ def test_studies_of_a_server_without_studies_does_not_print_its_password() -> No
         client = redis.Redis.from_url(server)
         for key in client.scan_iter(f"{prefix}*"):
             client.delete(key)
+
+
+def test_a_read_only_sqlite_url_is_refused_by_commands_that_write_and_read_read_only(
+    tmp_path: Path, configs: tuple[Path, Path]
+) -> None:
+    # `sqlite:///x.db?mode=ro`, SQLite's read-only URI mode: hpotool dropped the query and opened the file
+    # read-write, so `optimize` wrote its trials there, and `trials` left -wal and -shm files beside it.
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    db = tmp_path / "ro" / "s.db"
+    db.parent.mkdir()
+    _study_with_a_dead_trial(f"sqlite:///{db}")
+    url = f"sqlite:///{db}?mode=ro"
+    before = {p.name: p.read_bytes() for p in db.parent.iterdir()}
+    run, opt = configs
+    refusals = {
+        (
+            "optimize",
+            "-r",
+            str(run),
+            "-o",
+            str(opt),
+            "--study-name",
+            "s",
+            "--n-trials",
+            "1",
+        ): "a study run writes its trials",
+        ("fail-stale", "--study-name", "s"): "fail-stale writes the trials it marks failed",
+    }
+    for args, what in refusals.items():
+        result = CliRunner().invoke(app, [*args, "--storage", url])
+        assert result.exit_code == 2, result.output
+        assert result.stderr == (
+            f"error: --storage: {url!r} asks for read-only access (?mode=ro), and {what} to it; drop ?mode=ro "
+            f"(commands that only read a study, such as trials, report and export-best, take it as it is)\n"
+        )
+    listed = CliRunner().invoke(app, ["trials", "--study-name", "s", "--storage", url, "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert [row["state"] for row in json.loads(listed.stdout)] == ["running"]
+    assert {p.name: p.read_bytes() for p in db.parent.iterdir()} == before  # not a byte written, nor a file

@@ -271,6 +271,37 @@ def reading_only() -> Iterator[None]:
         _READ_ONLY.reset(token)
 
 
+def read_only_query(url: str) -> str | None:
+    """`mode=ro` (or `immutable=1`) where a SQLite URL asks SQLite to open its file read-only, else None.
+    hpotool opened its file read-write whatever the query said, so `optimize --storage 'sqlite:///x.db?mode=ro'`
+    wrote its trials there."""
+    if _sqlite_path(url) is None:
+        return None
+    from urllib.parse import parse_qsl
+
+    query = parse_qsl(url.partition("?")[2])
+    if ("mode", "ro") in query:
+        return "mode=ro"
+    if any(k == "immutable" and v not in ("", "0") for k, v in query):
+        return "immutable=1"
+    return None
+
+
+def refuse_read_only(url: str, origin: str | None, what: str) -> None:
+    """A command that writes to a study (`what`: "optimize writes its trials") refuses a SQLite URL that asks
+    for read-only access (`read_only_query`), naming where the URL was given.
+
+    Raises:
+        HpoError: naming the query to drop.
+    """
+    query = read_only_query(url)
+    if query is not None:
+        raise HpoError(
+            f"{storage_named(url, origin)} asks for read-only access (?{query}), and {what} to it; drop "
+            f"?{query} (commands that only read a study, such as trials, report and export-best, take it as it is)"
+        )
+
+
 def _connect_sqlite_read_only(path: str) -> sqlite3.Connection:
     uri = read_only_uri(Path(path))
     return sqlite3.connect(uri, uri=True, timeout=sqlite_busy_timeout(), check_same_thread=False)
@@ -399,11 +430,13 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
                 raise damaged_error(url, path, damage) if damage else _not_optuna(url)
             if create and path.exists():
                 _refuse_foreign_sqlite(url, path)
+            if create:
+                refuse_read_only(url, None, "a study run writes its trials")
             if check_only:
                 return None
-            if read_only:
+            if read_only or read_only_query(url) is not None:
                 creator = functools.partial(_connect_sqlite_read_only, str(path))
-                return _rdb_storage(url, {"creator": creator})
+                return _rdb_storage(url.partition("?")[0], {"creator": creator})  # its query is ours to read
             path.parent.mkdir(parents=True, exist_ok=True)
             engine_kwargs: dict[str, Any] = {"creator": functools.partial(_connect_sqlite, str(path))}
             storage = _created_rdb_storage(url, engine_kwargs)
@@ -662,6 +695,15 @@ def study_deleted(study_name: str, url: str, exc: BaseException) -> HpoError | N
 def storage_url_of(study: optuna.Study) -> str | None:
     """The URL `load_study` opened `study` from, or None."""
     return _LOADED_FROM.get(study._storage)
+
+
+def refuse_a_read_only_study(study: optuna.Study) -> None:
+    """`refuse_read_only` for a study `load_study` opened from --storage (`fail-stale`, the one command that
+    reads a study by name and then writes to it): its SQLite file read-only, the write ended in Optuna's
+    StorageInternalError traceback."""
+    url = storage_url_of(study)
+    if url is not None:
+        refuse_read_only(url, "--storage", "fail-stale writes the trials it marks failed")
 
 
 def lost_cause(exc: BaseException) -> str:
@@ -1027,6 +1069,7 @@ def fail_stale_trials(study: optuna.Study, *, every_running: bool = False) -> li
 
     from hpotool.stale import fail_trial
 
+    refuse_a_read_only_study(study)
     running = {t._trial_id: t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     import warnings
 
