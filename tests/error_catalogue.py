@@ -2773,4 +2773,16 @@ CASES = [
         args=("--storage", "sqlite:///studies/tiny.db?mode=ro"),
         existing_study=True,
     ),
+    Case(
+        "storage-url-port-not-a-number",
+        "a server storage URL whose port is not a number (a placeholder left in)",
+        "error: --storage: 'mysql+pymysql://user@host:port/db' is malformed: its port 'port' is not a number; write it as mysql+pymysql://user:password@host:3306/db",
+        args=("--storage", "mysql+pymysql://user@host:port/db"),
+    ),
+    Case(
+        "storage-url-ipv6-unclosed",
+        "a server storage URL whose IPv6 address lacks its closing ]",
+        "error: optimize.yaml: storage: 'postgresql+psycopg://[::1' is malformed: the IPv6 address in '[::1' lacks its closing ]; write it as postgresql+psycopg://user:password@[::1]:5432/db",
+        optimize_text=_optimize_text(storage="postgresql+psycopg://[::1"),
+    ),
 ]

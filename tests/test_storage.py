@@ -1118,3 +1118,45 @@ def test_a_read_only_sqlite_url_is_refused_by_commands_that_write_and_read_read_
     assert listed.exit_code == 0, listed.output
     assert [row["state"] for row in json.loads(listed.stdout)] == ["running"]
     assert {p.name: p.read_bytes() for p in db.parent.iterdir()} == before  # not a byte written, nor a file
+
+
+@pytest.mark.parametrize(
+    ("url", "what", "example"),
+    [
+        (
+            "postgresql+psycopg://[::1",
+            "the IPv6 address in '[::1' lacks its closing ]",
+            "postgresql+psycopg://user:password@[::1]:5432/db",
+        ),
+        (
+            "mysql+pymysql://user@host:port/db",
+            "its port 'port' is not a number",
+            "mysql+pymysql://user:password@host:3306/db",
+        ),
+        (
+            "postgresql://u@h:70000/d",
+            "its port 70000 is out of range (0 to 65535)",
+            "postgresql+psycopg://user:password@host:5432/db",
+        ),
+        (
+            "mariadb+pymysql://u@h:/d",
+            "'h:' has a ':' and no port after it",
+            "mariadb+pymysql://user:password@host:3306/db",
+        ),
+        ("redis://127.0.0.1:port/0", "its port 'port' is not a number", "redis://:password@host:6379/0"),
+    ],
+)
+def test_a_malformed_server_url_says_what_is_wrong_and_the_form_to_write(
+    url: str, what: str, example: str
+) -> None:
+    # SQLAlchemy's "cannot open it: invalid literal for int() with base 10: ':1'" named neither the part
+    # that was wrong nor what to write; redis-py's "Port could not be cast to integer value as 'port'" no form.
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    expected = f"--storage: {url!r} is malformed: {what}; write it as {example}"
+    for args in (["trials", "--study-name", "s"], ["studies"]):
+        result = CliRunner().invoke(app, [*args, "--storage", url])
+        assert result.exit_code == 2, result.output
+        assert result.stderr == f"error: {expected}\n"

@@ -338,6 +338,55 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
     return storage
 
 
+_PORTS = {"postgresql": 5432, "postgres": 5432, "mysql": 3306, "mariadb": 3306, "redis": 6379, "rediss": 6379}
+
+
+def _url_example(scheme: str) -> str:
+    """A well-formed URL of `scheme` (`postgresql+psycopg`, `mysql`, `redis`), to copy."""
+    base = scheme.partition("+")[0]
+    if base in ("redis", "rediss"):
+        return f"{scheme}://:password@host:6379/0"
+    if scheme in _DRIVERS:  # the bare scheme: the driver hpotool's extras install
+        scheme = _DRIVERS[scheme][0]
+    return f"{scheme}://user:password@host:{_PORTS.get(base, 'PORT')}/db"
+
+
+def _refuse_a_malformed_url(url: str) -> None:
+    """A server URL whose host and port cannot be read (`postgresql+psycopg://[::1`, `mysql+pymysql://u@host:
+    port/db`): SQLAlchemy said "cannot open it: invalid literal for int() with base 10: 'port'", redis-py
+    "Port could not be cast to integer value", naming neither the part nor the form to write.
+
+    Raises:
+        HpoError: naming what is malformed and a URL of the right form.
+    """
+    from urllib.parse import urlsplit
+
+    scheme = url.partition("://")[0]
+    example = _url_example(scheme)
+    host_port = url.partition("://")[2].partition("/")[0].partition("?")[0].rpartition("@")[2]
+    after_host = host_port.rpartition("]")[2]
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it checks it
+        if not after_host.endswith(":"):
+            return
+    except ValueError:
+        pass
+    if after_host.endswith(":"):  # `host:/db`: urllib reads no port, SQLAlchemy int('')
+        what = f"{host_port!r} has a ':' and no port after it"
+    elif host_port.count("[") != host_port.count("]"):
+        what = f"the IPv6 address in {host_port!r} lacks its closing ]"
+        example = example.replace("host", "[::1]")
+    else:
+        port = after_host.rpartition(":")[2]
+        what = (
+            f"its port {port!r} is not a number"
+            if not port.isdigit()
+            else f"its port {port} is out of range (0 to 65535)"
+        )
+    raise HpoError(f"storage {shown_url(url)!r} is malformed: {what}; write it as {example}")
+
+
 def _url_of_path(value: str) -> str:
     """`for the SQLite file x.db, write sqlite:///x.db` where a storage that is not a URL is the path of a
     SQLite file or journal (`storage: studies/x.db`, a new user's first guess), else ''."""
@@ -370,6 +419,8 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
     read_only = _READ_ONLY.get()
     create = (create and not read_only) or check_only
     try:
+        if url.startswith(("redis://", "rediss://")):
+            _refuse_a_malformed_url(url)
         if url.startswith(("redis://", "rediss://", "unix://")):
             _refuse_a_redis_name(url)
             if check_only:
@@ -451,6 +502,7 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
                     "journal:path.log"
                 )
             )
+        _refuse_a_malformed_url(url)
         if check_only:  # the dialect and its driver, as the engine loads them; no connection
             import sqlalchemy
 
