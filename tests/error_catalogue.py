@@ -2785,4 +2785,12 @@ CASES = [
         "error: optimize.yaml: storage: 'postgresql+psycopg://[::1' is malformed: the IPv6 address in '[::1' lacks its closing ]; write it as postgresql+psycopg://user:password@[::1]:5432/db",
         optimize_text=_optimize_text(storage="postgresql+psycopg://[::1"),
     ),
+    Case(
+        "train-from-best-seeds-past-torch",
+        "train-from-best --seeds taking the runs' seeds past 2**64 - 1, the largest seed torch takes",
+        "error: --seeds 3: trial 0's runs would take seeds 18446744073709551614 to 18446744073709551616, past 18446744073709551615, the largest torch.manual_seed takes; give --seeds 2 at most",
+        command=("train-from-best", "--study-name", "tiny", "--seeds", "3"),
+        existing_study=True,
+        existing_run={"seed": 18446744073709551614},
+    ),
 ]
