@@ -1160,3 +1160,31 @@ def test_a_malformed_server_url_says_what_is_wrong_and_the_form_to_write(
         result = CliRunner().invoke(app, [*args, "--storage", url])
         assert result.exit_code == 2, result.output
         assert result.stderr == f"error: {expected}\n"
+
+
+def test_an_empty_storage_is_the_default_for_every_command(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # `--storage "${VAR:-}"` with VAR unset: `studies` refused '' ("is not a storage URL") while the commands
+    # that read a study took the default, and `optimize` put the study in studies/<name>.db though the
+    # config's `storage:` named another file. Now '' is no flag, everywhere.
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    stored = opt_dict["storage"] = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    run, opt = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    ran = CliRunner().invoke(app, ["optimize", "-r", str(run), "-o", str(opt), "--storage", "", "-q"])
+    assert ran.exit_code == 0, ran.output
+    assert len(load_study("tiny", stored).trials) == 3  # in the config's storage
+    assert not (tmp_path / "studies" / "tiny.db").exists()
+    from hpotool.storage import _close_sqlite_storages
+
+    _close_sqlite_storages()  # its trials in the file, not its -wal, for the copy
+    (tmp_path / "studies").mkdir()
+    shutil.copy(tmp_path / "elsewhere.db", tmp_path / "studies" / "tiny.db")
+    listed = CliRunner().invoke(app, ["studies", "--storage", "", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert [row["name"] for row in json.loads(listed.stdout)] == ["tiny"]
+    trials = CliRunner().invoke(app, ["trials", "--study-name", "tiny", "--storage", "", "--json"])
+    assert trials.exit_code == 0 and len(json.loads(trials.stdout)) == 3, trials.output
