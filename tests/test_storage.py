@@ -1188,3 +1188,27 @@ def test_an_empty_storage_is_the_default_for_every_command(
     assert [row["name"] for row in json.loads(listed.stdout)] == ["tiny"]
     trials = CliRunner().invoke(app, ["trials", "--study-name", "tiny", "--storage", "", "--json"])
     assert trials.exit_code == 0 and len(json.loads(trials.stdout)) == 3, trials.output
+
+
+@pytest.mark.parametrize(
+    ("url", "advice"),
+    [
+        ("file:studies/x.db", "for the SQLite file studies/x.db, write sqlite:///studies/x.db"),
+        ("file:///srv/hpo/x.db", "for the SQLite file /srv/hpo/x.db, write sqlite:////srv/hpo/x.db"),
+        (
+            "file:studies/x.db?mode=ro",
+            "for the SQLite file studies/x.db, write sqlite:///studies/x.db?mode=ro",
+        ),
+        ("file:studies/x.log", "for the journal file studies/x.log, write journal:studies/x.log"),
+    ],
+)
+def test_a_sqlite_file_uri_is_told_the_storage_url_of_its_file(url: str, advice: str) -> None:
+    # SQLite's own URI form for a file: the advice was `sqlite:///file:studies/x.db` (a file named so), and
+    # `file:///abs/x.db` was "no database or driver 'file'".
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    result = CliRunner().invoke(app, ["trials", "--study-name", "x", "--storage", url])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: --storage: {url!r} is not a storage URL; {advice}\n"

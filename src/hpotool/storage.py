@@ -389,10 +389,16 @@ def _refuse_a_malformed_url(url: str) -> None:
 
 def _url_of_path(value: str) -> str:
     """`for the SQLite file x.db, write sqlite:///x.db` where a storage that is not a URL is the path of a
-    SQLite file or journal (`storage: studies/x.db`, a new user's first guess), else ''."""
+    SQLite file or journal (`storage: studies/x.db`, a new user's first guess), else ''. A `file:` URI's path
+    (`file:studies/x.db`, `file:///abs/x.db`, as SQLite's own URIs name a file) is the file's: the advice was
+    `sqlite:///file:studies/x.db`, a file named so."""
+    if value.startswith("file:"):
+        value = value.removeprefix("file:")
+        value = "/" + value.lstrip("/") if value.startswith("//") else value
+    value, _, query = value.partition("?")
     suffix = Path(value).suffix.lower()
     if suffix in (".db", ".sqlite", ".sqlite3"):
-        return f"for the SQLite file {value}, write sqlite:///{value}"
+        return f"for the SQLite file {value}, write sqlite:///{value}" + (f"?{query}" if query else "")
     if suffix == ".log":
         return f"for the journal file {value}, write journal:{value}"
     return ""
@@ -493,7 +499,7 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
             storage = _created_rdb_storage(url, engine_kwargs)
             _OPEN_SQLITE.add(storage._backend.engine)  # type: ignore[attr-defined]
             return storage
-        if "://" not in url:
+        if "://" not in url or url.startswith("file:"):
             raise HpoError(
                 f"storage {shown_url(url)!r} is not a storage URL; "
                 + (
