@@ -2766,4 +2766,31 @@ CASES = [
         lock_held=True,
         env={"HPOTOOL_SQLITE_BUSY_TIMEOUT": "1"},
     ),
+    Case(
+        "sqlite-read-only-url",
+        "optimize with a SQLite URL in read-only mode (?mode=ro), which the read commands take",
+        "error: --storage: 'sqlite:///studies/tiny.db?mode=ro' asks for read-only access (?mode=ro), and a study run writes its trials to it; drop ?mode=ro (commands that only read a study, such as trials, report and export-best, take it as it is)",
+        args=("--storage", "sqlite:///studies/tiny.db?mode=ro"),
+        existing_study=True,
+    ),
+    Case(
+        "storage-url-port-not-a-number",
+        "a server storage URL whose port is not a number (a placeholder left in)",
+        "error: --storage: 'mysql+pymysql://user@host:port/db' is malformed: its port 'port' is not a number; write it as mysql+pymysql://user:password@host:3306/db",
+        args=("--storage", "mysql+pymysql://user@host:port/db"),
+    ),
+    Case(
+        "storage-url-ipv6-unclosed",
+        "a server storage URL whose IPv6 address lacks its closing ]",
+        "error: optimize.yaml: storage: 'postgresql+psycopg://[::1' is malformed: the IPv6 address in '[::1' lacks its closing ]; write it as postgresql+psycopg://user:password@[::1]:5432/db",
+        optimize_text=_optimize_text(storage="postgresql+psycopg://[::1"),
+    ),
+    Case(
+        "train-from-best-seeds-past-torch",
+        "train-from-best --seeds taking the runs' seeds past 2**64 - 1, the largest seed torch takes",
+        "error: --seeds 3: trial 0's runs would take seeds 18446744073709551614 to 18446744073709551616, past 18446744073709551615, the largest torch.manual_seed takes; give --seeds 2 at most",
+        command=("train-from-best", "--study-name", "tiny", "--seeds", "3"),
+        existing_study=True,
+        existing_run={"seed": 18446744073709551614},
+    ),
 ]

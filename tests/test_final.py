@@ -728,3 +728,64 @@ def test_train_from_best_at_80_columns_names_its_folders_each_whole(
     exported = next(line for line in result.stderr.splitlines() if line.startswith("exported the best trial"))
     assert len(exported) > 80 and exported.endswith(opt_dict["study_name"]), result.stderr
     assert f"summary: {out / 'summary.json'}" in result.stdout.splitlines(), result.stdout
+
+
+def test_train_from_best_over_very_many_seeds_starts_training_at_once(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # `--seeds 10**18` built the list of all its runs (and checked each) before the first trained: silent,
+    # and deaf to Ctrl-C, until killed. Now each run is built when it is reached. (A subprocess, so the old
+    # code's endless build fails the test at the guard instead of hanging it.)
+    import subprocess
+    import sys
+
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    code = """
+import sys
+from pathlib import Path
+from hpotool.browse import find_study
+from hpotool.final import final_jobs, plan_final, train_from_best
+
+class Stop(Exception):
+    pass
+
+class FirstRunOnly:
+    def run_started(self, label, cfg): print("started", label, flush=True)
+    def epoch_ended(self, result): pass
+    def run_finished(self, label, run): raise Stop(label)
+
+plan = plan_final(find_study("tiny", sys.argv[1]), seeds=10**18)
+print("jobs", len(final_jobs(plan, Path("final"))), flush=True)
+try:
+    train_from_best(plan, Path("final"), FirstRunOnly())
+except Stop as stop:
+    print("saved", stop)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code, opt_dict["storage"]], capture_output=True, text=True, timeout=600
+    )
+    n = study.best_trial.number
+    assert done.stdout.splitlines() == [
+        f"jobs {10**18}",
+        f"started trial {n} seed 0",
+        f"saved trial {n} seed 0",
+    ]
+    assert [p.name for p in (tmp_path / "final").iterdir()] == [f"trial{n}-seed0"]
+
+
+def test_train_from_best_refuses_seeds_past_what_torch_takes(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # Seeds seed, seed+1, ... past 2**64 - 1: the run whose seed passed it was refused by its config's
+    # check, naming `seed` (which the user did not write), after the runs before it were built.
+    run_dict["seed"] = 2**64 - 2
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    result = runner.invoke(
+        app, ["train-from-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--seeds", "3"]
+    )
+    assert result.exit_code == 2, result.output
+    n = study.best_trial.number
+    assert result.stderr == (
+        f"error: --seeds 3: trial {n}'s runs would take seeds {2**64 - 2} to {2**64}, past {2**64 - 1}, the "
+        f"largest torch.manual_seed takes; give --seeds 2 at most\n"
+    )

@@ -1076,3 +1076,139 @@ def test_studies_of_a_server_without_studies_does_not_print_its_password() -> No
         client = redis.Redis.from_url(server)
         for key in client.scan_iter(f"{prefix}*"):
             client.delete(key)
+
+
+def test_a_read_only_sqlite_url_is_refused_by_commands_that_write_and_read_read_only(
+    tmp_path: Path, configs: tuple[Path, Path]
+) -> None:
+    # `sqlite:///x.db?mode=ro`, SQLite's read-only URI mode: hpotool dropped the query and opened the file
+    # read-write, so `optimize` wrote its trials there, and `trials` left -wal and -shm files beside it.
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    db = tmp_path / "ro" / "s.db"
+    db.parent.mkdir()
+    _study_with_a_dead_trial(f"sqlite:///{db}")
+    url = f"sqlite:///{db}?mode=ro"
+    before = {p.name: p.read_bytes() for p in db.parent.iterdir()}
+    run, opt = configs
+    refusals = {
+        (
+            "optimize",
+            "-r",
+            str(run),
+            "-o",
+            str(opt),
+            "--study-name",
+            "s",
+            "--n-trials",
+            "1",
+        ): "a study run writes its trials",
+        ("fail-stale", "--study-name", "s"): "fail-stale writes the trials it marks failed",
+    }
+    for args, what in refusals.items():
+        result = CliRunner().invoke(app, [*args, "--storage", url])
+        assert result.exit_code == 2, result.output
+        assert result.stderr == (
+            f"error: --storage: {url!r} asks for read-only access (?mode=ro), and {what} to it; drop ?mode=ro "
+            f"(commands that only read a study, such as trials, report and export-best, take it as it is)\n"
+        )
+    listed = CliRunner().invoke(app, ["trials", "--study-name", "s", "--storage", url, "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert [row["state"] for row in json.loads(listed.stdout)] == ["running"]
+    assert {p.name: p.read_bytes() for p in db.parent.iterdir()} == before  # not a byte written, nor a file
+
+
+@pytest.mark.parametrize(
+    ("url", "what", "example"),
+    [
+        (
+            "postgresql+psycopg://[::1",
+            "the IPv6 address in '[::1' lacks its closing ]",
+            "postgresql+psycopg://user:password@[::1]:5432/db",
+        ),
+        (
+            "mysql+pymysql://user@host:port/db",
+            "its port 'port' is not a number",
+            "mysql+pymysql://user:password@host:3306/db",
+        ),
+        (
+            "postgresql://u@h:70000/d",
+            "its port 70000 is out of range (0 to 65535)",
+            "postgresql+psycopg://user:password@host:5432/db",
+        ),
+        (
+            "mariadb+pymysql://u@h:/d",
+            "'h:' has a ':' and no port after it",
+            "mariadb+pymysql://user:password@host:3306/db",
+        ),
+        ("redis://127.0.0.1:port/0", "its port 'port' is not a number", "redis://:password@host:6379/0"),
+    ],
+)
+def test_a_malformed_server_url_says_what_is_wrong_and_the_form_to_write(
+    url: str, what: str, example: str
+) -> None:
+    # SQLAlchemy's "cannot open it: invalid literal for int() with base 10: ':1'" named neither the part
+    # that was wrong nor what to write; redis-py's "Port could not be cast to integer value as 'port'" no form.
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    expected = f"--storage: {url!r} is malformed: {what}; write it as {example}"
+    for args in (["trials", "--study-name", "s"], ["studies"]):
+        result = CliRunner().invoke(app, [*args, "--storage", url])
+        assert result.exit_code == 2, result.output
+        assert result.stderr == f"error: {expected}\n"
+
+
+def test_an_empty_storage_is_the_default_for_every_command(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # `--storage "${VAR:-}"` with VAR unset: `studies` refused '' ("is not a storage URL") while the commands
+    # that read a study took the default, and `optimize` put the study in studies/<name>.db though the
+    # config's `storage:` named another file. Now '' is no flag, everywhere.
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    stored = opt_dict["storage"] = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    run, opt = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    ran = CliRunner().invoke(app, ["optimize", "-r", str(run), "-o", str(opt), "--storage", "", "-q"])
+    assert ran.exit_code == 0, ran.output
+    assert len(load_study("tiny", stored).trials) == 3  # in the config's storage
+    assert not (tmp_path / "studies" / "tiny.db").exists()
+    from hpotool.storage import _close_sqlite_storages
+
+    _close_sqlite_storages()  # its trials in the file, not its -wal, for the copy
+    (tmp_path / "studies").mkdir()
+    shutil.copy(tmp_path / "elsewhere.db", tmp_path / "studies" / "tiny.db")
+    listed = CliRunner().invoke(app, ["studies", "--storage", "", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert [row["name"] for row in json.loads(listed.stdout)] == ["tiny"]
+    trials = CliRunner().invoke(app, ["trials", "--study-name", "tiny", "--storage", "", "--json"])
+    assert trials.exit_code == 0 and len(json.loads(trials.stdout)) == 3, trials.output
+
+
+@pytest.mark.parametrize(
+    ("url", "advice"),
+    [
+        ("file:studies/x.db", "for the SQLite file studies/x.db, write sqlite:///studies/x.db"),
+        ("file:///srv/hpo/x.db", "for the SQLite file /srv/hpo/x.db, write sqlite:////srv/hpo/x.db"),
+        (
+            "file:studies/x.db?mode=ro",
+            "for the SQLite file studies/x.db, write sqlite:///studies/x.db?mode=ro",
+        ),
+        ("file:studies/x.log", "for the journal file studies/x.log, write journal:studies/x.log"),
+    ],
+)
+def test_a_sqlite_file_uri_is_told_the_storage_url_of_its_file(url: str, advice: str) -> None:
+    # SQLite's own URI form for a file: the advice was `sqlite:///file:studies/x.db` (a file named so), and
+    # `file:///abs/x.db` was "no database or driver 'file'".
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    result = CliRunner().invoke(app, ["trials", "--study-name", "x", "--storage", url])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: --storage: {url!r} is not a storage URL; {advice}\n"

@@ -109,7 +109,7 @@ def study_rows(
     Returns:
         The rows, and notes on files that were skipped (not Optuna databases, unreadable).
     """
-    if storage_url is not None:
+    if storage_url:  # '' (`--storage "${VAR:-}"`, VAR unset) is no URL, as for every command: the default
         return storage_studies(storage_url), []
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
@@ -254,6 +254,7 @@ def find_study(
         HpoError: one line naming the study, the storage (and `storage_option` when it was given) and the
             studies that do exist.
     """
+    storage_url = storage_url or None  # '': the default storage, as `studies` and `optimize` take it
     check_study_name(study_name, storage_url, name_option, storage_option)
     with storage_origin(storage_url, storage_option):
         return _find_study(study_name, storage_url, folder, storage_option, name_option)

@@ -7,15 +7,18 @@ stored OptimizeConfig (`final: {epochs, seeds, overrides}`); command-line flags 
 
 from __future__ import annotations
 
+import os
+import re
 import statistics
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from hpotool.atomic import write_text
-from hpotool.config import FinalConfig, OptimizeConfig, RunConfig, validate_config
+from hpotool.config import TORCH_SEEDS, FinalConfig, OptimizeConfig, RunConfig, validate_config
 from hpotool.errors import HpoError
 from hpotool.formatting import format_params
 from hpotool.overrides import apply_overrides, check_path, config_paths
@@ -287,12 +290,21 @@ def plan_final(
         unflagged = None if epochs is None else rules.epochs or trial_run_config(study, t).epochs
         value = float(t.values[0]) if t.values else 0.0  # the first objective's, as the plan ranks by it
         candidates.append(Candidate(t.number, value, params, cfg, [], unflagged))
+    n_seeds = seeds if seeds is not None else rules.seeds or 1
+    for c in candidates:  # seeds seed, seed+1, ...: the last one torch must take too
+        if (last := c.config.seed + n_seeds - 1) > TORCH_SEEDS[1]:
+            given = "--seeds" if seeds is not None else "final.seeds:"
+            raise HpoError(
+                f"{given} {n_seeds}: trial {c.trial_number}'s runs would take seeds {c.config.seed} to {last}, past "
+                f"{TORCH_SEEDS[1]}, the largest torch.manual_seed takes; give {given} "
+                f"{TORCH_SEEDS[1] - c.config.seed + 1} at most"
+            )
     return FinalPlan(
         study_name=study.study_name,
         metric=objective_names(study)[0],
         direction=direction_names(study)[0],
         rules=rules,
-        seeds=seeds if seeds is not None else rules.seeds or 1,
+        seeds=n_seeds,
         candidates=candidates,
         requested_top_k=top_k,
         notes=notes,
@@ -412,14 +424,66 @@ def summary_data(plan: FinalPlan, folder: Path, export_folder: Path | None) -> d
     }
 
 
-def final_jobs(plan: FinalPlan, folder: Path) -> list[tuple[Candidate, RunConfig, Path]]:
-    """Each training run of the plan: its candidate, its RunConfig (seed set) and its folder."""
-    jobs = []
-    for c in plan.candidates:
-        for i in range(plan.seeds):
-            cfg = apply_overrides(c.config, {"seed": c.config.seed + i})
-            jobs.append((c, cfg, folder / f"trial{c.trial_number}-seed{cfg.seed}"))
-    return jobs
+Job = tuple[Candidate, RunConfig, Path]
+
+
+class FinalJobs(Sequence[Job]):
+    """Each training run of the plan, in order: its candidate, its RunConfig (seed set) and its folder,
+    each built when it is reached. As a list, `train-from-best --seeds 99999999999999999999` built every
+    job before the first trained: silent, and deaf to Ctrl-C, until killed."""
+
+    def __init__(self, plan: FinalPlan, folder: Path) -> None:
+        self.plan, self.folder = plan, folder
+
+    def __len__(self) -> int:
+        return len(self.plan.candidates) * self.plan.seeds
+
+    @overload
+    def __getitem__(self, index: int) -> Job: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Job]: ...
+    def __getitem__(self, index: int | slice) -> Job | Sequence[Job]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._job(self.plan.candidates[index // self.plan.seeds], index % self.plan.seeds)
+
+    def __iter__(self) -> Iterator[Job]:
+        for c in self.plan.candidates:
+            for i in range(self.plan.seeds):
+                yield self._job(c, i)
+
+    def _job(self, c: Candidate, i: int) -> Job:
+        cfg = apply_overrides(c.config, {"seed": c.config.seed + i})
+        return c, cfg, self.folder / f"trial{c.trial_number}-seed{cfg.seed}"
+
+    def existing(self) -> list[Job]:
+        """The jobs whose folder exists already (a run saved, or being saved, by an earlier command), in
+        order: found from the folder's entries, not by looking up every job's."""
+        if not os.path.isdir(self.folder):  # a name too long: check_run_path says so
+            return []
+        found: list[tuple[int, int]] = []
+        order = {c.trial_number: k for k, c in enumerate(self.plan.candidates)}
+        for entry in os.scandir(self.folder):
+            match = _RUN_NAME.fullmatch(entry.name)
+            if match is None or int(match[1]) not in order:
+                continue
+            k = order[int(match[1])]
+            i = int(match[2]) - self.plan.candidates[k].config.seed
+            if 0 <= i < self.plan.seeds and match[2] == str(int(match[2])):
+                found.append((k, i))
+        return [self._job(self.plan.candidates[k], i) for k, i in sorted(found)]
+
+
+_RUN_NAME = re.compile(r"trial(\d+)-seed(-?\d+)")
+
+
+def final_jobs(plan: FinalPlan, folder: Path) -> FinalJobs:
+    """Each training run of the plan: its candidate, its RunConfig (seed set) and its folder (`FinalJobs`)."""
+    return FinalJobs(plan, folder)
 
 
 def _info(plan: FinalPlan, c: Candidate) -> dict[str, Any]:
@@ -442,13 +506,22 @@ def check_jobs(plan: FinalPlan, folder: Path | None) -> dict[Path, SavedRun]:
     from hpotool.runner import check_run
     from hpotool.saved import check_run_path, saved_run_of
 
-    saved = {}
-    for c, cfg, run_dir in final_jobs(plan, folder if folder is not None else Path()):
-        if folder is not None:
+    saved: dict[Path, SavedRun] = {}
+    jobs = final_jobs(plan, folder if folder is not None else Path())
+    existing = jobs.existing() if folder is not None else []
+    if folder is not None:
+        # The folders that exist, and each candidate's first and last (the shortest and longest names: one
+        # too long is refused here), not every job's: a million seeds made a million looks before a run.
+        ends = [jobs[k * plan.seeds + i] for k in range(len(plan.candidates)) for i in {0, plan.seeds - 1}]
+        for c, cfg, run_dir in [*existing, *ends]:
             check_run_path(run_dir)  # before reading it: a name too long to look up is refused here
-            if (run := saved_run_of(run_dir, cfg, _info(plan, c))) is not None:
+            if run_dir not in saved and (run := saved_run_of(run_dir, cfg, _info(plan, c))) is not None:
                 saved[run_dir] = run
-                continue
+    saved_of = Counter(c.trial_number for c, _, p in existing if p in saved)
+    for c in plan.candidates:  # each config once: its seeds differ in nothing the checks look at
+        if saved_of[c.trial_number] == plan.seeds:  # every run of it saved: not trained again
+            continue
+        cfg = c.config
         where = f"{plan.study_name} trial {c.trial_number}"
         try:
             resolve_device(cfg.device)

@@ -132,6 +132,8 @@ def prepare_study(run_path: Path, opt_path: Path, overrides: Overrides = Overrid
 
     Writes nothing: every mistake a user can make in the configs is an `HpoError` here, before trial 0.
     """
+    if overrides.storage == "":  # `--storage "${VAR:-}"`, VAR unset: no flag, the config's storage (every
+        overrides = replace(overrides, storage=None)  # command takes '' so); it ran in studies/<name>.db
     budget_given = overrides.n_trials is not None or overrides.timeout is not None
     run, opt = load_run_config(run_path), load_optimize_config(opt_path, budget_given=budget_given)
     plan = _prepare(run, opt, str(run_path), str(opt_path), overrides)
@@ -160,6 +162,7 @@ def prepare_stored_study(
     from hpotool.joining import await_study, join_wait
     from hpotool.storage import default_storage_url
 
+    storage = storage or None  # '': the default storage, not one to wait for a study in
     check_study_name(study_name, storage)  # not waited for: no study of that name can appear
     url = storage or default_storage_url(study_name)
     wait = join_wait() if storage is not None else 0.0

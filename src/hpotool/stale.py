@@ -239,6 +239,9 @@ def fail_dead_local_trials(
     a main process saw exit: it need not wait out the heartbeat's grace period to know they are gone)."""
     from optuna.trial import TrialState
 
+    from hpotool.storage import refuse_a_read_only_study
+
+    refuse_a_read_only_study(study)
     storage = study._storage
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):

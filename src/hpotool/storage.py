@@ -271,6 +271,37 @@ def reading_only() -> Iterator[None]:
         _READ_ONLY.reset(token)
 
 
+def read_only_query(url: str) -> str | None:
+    """`mode=ro` (or `immutable=1`) where a SQLite URL asks SQLite to open its file read-only, else None.
+    hpotool opened its file read-write whatever the query said, so `optimize --storage 'sqlite:///x.db?mode=ro'`
+    wrote its trials there."""
+    if _sqlite_path(url) is None:
+        return None
+    from urllib.parse import parse_qsl
+
+    query = parse_qsl(url.partition("?")[2])
+    if ("mode", "ro") in query:
+        return "mode=ro"
+    if any(k == "immutable" and v not in ("", "0") for k, v in query):
+        return "immutable=1"
+    return None
+
+
+def refuse_read_only(url: str, origin: str | None, what: str) -> None:
+    """A command that writes to a study (`what`: "optimize writes its trials") refuses a SQLite URL that asks
+    for read-only access (`read_only_query`), naming where the URL was given.
+
+    Raises:
+        HpoError: naming the query to drop.
+    """
+    query = read_only_query(url)
+    if query is not None:
+        raise HpoError(
+            f"{storage_named(url, origin)} asks for read-only access (?{query}), and {what} to it; drop "
+            f"?{query} (commands that only read a study, such as trials, report and export-best, take it as it is)"
+        )
+
+
 def _connect_sqlite_read_only(path: str) -> sqlite3.Connection:
     uri = read_only_uri(Path(path))
     return sqlite3.connect(uri, uri=True, timeout=sqlite_busy_timeout(), check_same_thread=False)
@@ -307,12 +338,67 @@ def make_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
     return storage
 
 
+_PORTS = {"postgresql": 5432, "postgres": 5432, "mysql": 3306, "mariadb": 3306, "redis": 6379, "rediss": 6379}
+
+
+def _url_example(scheme: str) -> str:
+    """A well-formed URL of `scheme` (`postgresql+psycopg`, `mysql`, `redis`), to copy."""
+    base = scheme.partition("+")[0]
+    if base in ("redis", "rediss"):
+        return f"{scheme}://:password@host:6379/0"
+    if scheme in _DRIVERS:  # the bare scheme: the driver hpotool's extras install
+        scheme = _DRIVERS[scheme][0]
+    return f"{scheme}://user:password@host:{_PORTS.get(base, 'PORT')}/db"
+
+
+def _refuse_a_malformed_url(url: str) -> None:
+    """A server URL whose host and port cannot be read (`postgresql+psycopg://[::1`, `mysql+pymysql://u@host:
+    port/db`): SQLAlchemy said "cannot open it: invalid literal for int() with base 10: 'port'", redis-py
+    "Port could not be cast to integer value", naming neither the part nor the form to write.
+
+    Raises:
+        HpoError: naming what is malformed and a URL of the right form.
+    """
+    from urllib.parse import urlsplit
+
+    scheme = url.partition("://")[0]
+    example = _url_example(scheme)
+    host_port = url.partition("://")[2].partition("/")[0].partition("?")[0].rpartition("@")[2]
+    after_host = host_port.rpartition("]")[2]
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it checks it
+        if not after_host.endswith(":"):
+            return
+    except ValueError:
+        pass
+    if after_host.endswith(":"):  # `host:/db`: urllib reads no port, SQLAlchemy int('')
+        what = f"{host_port!r} has a ':' and no port after it"
+    elif host_port.count("[") != host_port.count("]"):
+        what = f"the IPv6 address in {host_port!r} lacks its closing ]"
+        example = example.replace("host", "[::1]")
+    else:
+        port = after_host.rpartition(":")[2]
+        what = (
+            f"its port {port!r} is not a number"
+            if not port.isdigit()
+            else f"its port {port} is out of range (0 to 65535)"
+        )
+    raise HpoError(f"storage {shown_url(url)!r} is malformed: {what}; write it as {example}")
+
+
 def _url_of_path(value: str) -> str:
     """`for the SQLite file x.db, write sqlite:///x.db` where a storage that is not a URL is the path of a
-    SQLite file or journal (`storage: studies/x.db`, a new user's first guess), else ''."""
+    SQLite file or journal (`storage: studies/x.db`, a new user's first guess), else ''. A `file:` URI's path
+    (`file:studies/x.db`, `file:///abs/x.db`, as SQLite's own URIs name a file) is the file's: the advice was
+    `sqlite:///file:studies/x.db`, a file named so."""
+    if value.startswith("file:"):
+        value = value.removeprefix("file:")
+        value = "/" + value.lstrip("/") if value.startswith("//") else value
+    value, _, query = value.partition("?")
     suffix = Path(value).suffix.lower()
     if suffix in (".db", ".sqlite", ".sqlite3"):
-        return f"for the SQLite file {value}, write sqlite:///{value}"
+        return f"for the SQLite file {value}, write sqlite:///{value}" + (f"?{query}" if query else "")
     if suffix == ".log":
         return f"for the journal file {value}, write journal:{value}"
     return ""
@@ -339,6 +425,8 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
     read_only = _READ_ONLY.get()
     create = (create and not read_only) or check_only
     try:
+        if url.startswith(("redis://", "rediss://")):
+            _refuse_a_malformed_url(url)
         if url.startswith(("redis://", "rediss://", "unix://")):
             _refuse_a_redis_name(url)
             if check_only:
@@ -399,17 +487,19 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
                 raise damaged_error(url, path, damage) if damage else _not_optuna(url)
             if create and path.exists():
                 _refuse_foreign_sqlite(url, path)
+            if create:
+                refuse_read_only(url, None, "a study run writes its trials")
             if check_only:
                 return None
-            if read_only:
+            if read_only or read_only_query(url) is not None:
                 creator = functools.partial(_connect_sqlite_read_only, str(path))
-                return _rdb_storage(url, {"creator": creator})
+                return _rdb_storage(url.partition("?")[0], {"creator": creator})  # its query is ours to read
             path.parent.mkdir(parents=True, exist_ok=True)
             engine_kwargs: dict[str, Any] = {"creator": functools.partial(_connect_sqlite, str(path))}
             storage = _created_rdb_storage(url, engine_kwargs)
             _OPEN_SQLITE.add(storage._backend.engine)  # type: ignore[attr-defined]
             return storage
-        if "://" not in url:
+        if "://" not in url or url.startswith("file:"):
             raise HpoError(
                 f"storage {shown_url(url)!r} is not a storage URL; "
                 + (
@@ -418,6 +508,7 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
                     "journal:path.log"
                 )
             )
+        _refuse_a_malformed_url(url)
         if check_only:  # the dialect and its driver, as the engine loads them; no connection
             import sqlalchemy
 
@@ -662,6 +753,15 @@ def study_deleted(study_name: str, url: str, exc: BaseException) -> HpoError | N
 def storage_url_of(study: optuna.Study) -> str | None:
     """The URL `load_study` opened `study` from, or None."""
     return _LOADED_FROM.get(study._storage)
+
+
+def refuse_a_read_only_study(study: optuna.Study) -> None:
+    """`refuse_read_only` for a study `load_study` opened from --storage (`fail-stale`, the one command that
+    reads a study by name and then writes to it): its SQLite file read-only, the write ended in Optuna's
+    StorageInternalError traceback."""
+    url = storage_url_of(study)
+    if url is not None:
+        refuse_read_only(url, "--storage", "fail-stale writes the trials it marks failed")
 
 
 def lost_cause(exc: BaseException) -> str:
@@ -1027,6 +1127,7 @@ def fail_stale_trials(study: optuna.Study, *, every_running: bool = False) -> li
 
     from hpotool.stale import fail_trial
 
+    refuse_a_read_only_study(study)
     running = {t._trial_id: t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     import warnings
 
