@@ -773,6 +773,37 @@ except Stop as stop:
     assert [p.name for p in (tmp_path / "final").iterdir()] == [f"trial{n}-seed0"]
 
 
+def test_train_from_best_stopped_over_very_many_seeds_counts_only_the_runs_there(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # After a Ctrl-C, `train-from-best --seeds 10**18` counted its saved runs by looking up every job's
+    # folder: the "interrupted: ..." line never came, and the command did not return. Now it counts the
+    # folders there are. (A subprocess, so the old code's endless count fails at the guard.)
+    import subprocess
+    import sys
+
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    n = study.best_trial.number
+    (tmp_path / "final" / f"trial{n}-seed0").mkdir(parents=True)
+    (tmp_path / "final" / f"trial{n}-seed0" / "config.yaml").write_text("seed: 0\n")
+    code = """
+import sys
+from pathlib import Path
+from hpotool.browse import find_study
+from hpotool.cli.train import _final_saved
+from hpotool.final import plan_final
+
+plan = plan_final(find_study("tiny", sys.argv[1]), seeds=10**18)
+print(_final_saved([(plan, Path("final"))], Path("final")))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code, opt_dict["storage"]], capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout == (
+        f"1 of {10**18} runs saved in final (summary.json not written); the same command trains only the rest\n"
+    ), done.stderr
+
+
 def test_train_from_best_refuses_seeds_past_what_torch_takes(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

@@ -206,7 +206,8 @@ def _final_saved(training: list[tuple[Any, Path]], out: Path | None) -> str | No
 
     plan, folder = training[0]
     jobs = final_jobs(plan, folder)
-    saved = sum((run_dir / "config.yaml").exists() for _, _, run_dir in jobs)  # written last
+    # Only the folders there are: looking up every job's was endless for --seeds 10**18 after a Ctrl-C.
+    saved = sum((run_dir / "config.yaml").exists() for _, _, run_dir in jobs.existing())  # written last
     if not saved:
         return None
     again = "the same command" if out is not None else f"the same command with --out {quote(str(folder))}"
