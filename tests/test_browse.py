@@ -753,11 +753,15 @@ def test_a_study_read_from_a_subfolder_names_the_studies_folder_above(
             f"sqlite:///{tmp_path / 'studies' / 'tiny.db'}"
         ), result.stderr
     assert not (tmp_path / "a" / "b" / "studies").exists()
-    listed = CliRunner().invoke(app, ["studies"])
-    assert listed.exit_code == 0 and listed.stderr == (
-        f"no studies in studies/*.db or studies/*.log of this folder; {tmp_path / 'studies'} holds some: run "
-        f"from {tmp_path}\n"
-    )
+    for empty in (
+        [],
+        ["--storage", ""],
+    ):  # --storage '' (a script's "${VAR:-}") is the default: the same hint
+        listed = CliRunner().invoke(app, ["studies", *empty])
+        assert listed.exit_code == 0 and listed.stderr == (
+            f"no studies in studies/*.db or studies/*.log of this folder; {tmp_path / 'studies'} holds some: run "
+            f"from {tmp_path}\n"
+        )
     given = CliRunner().invoke(
         app, ["trials", "--study-name", "tiny", "--storage", f"sqlite:///{tmp_path}/studies/tiny.db"]
     )

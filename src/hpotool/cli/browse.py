@@ -149,7 +149,7 @@ def studies(
             where = shown_url(storage) if storage else "studies/*.db or studies/*.log"  # no password shown
             from hpotool.browse import studies_folder_above
 
-            above = studies_folder_above() if storage is None else None
+            above = studies_folder_above() if not storage else None  # --storage '': the default too
             hint = (
                 f" of this folder; {above} holds some: run from {above.parent}" if above is not None else ""
             )
