@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from hpotool.audit import audit_study
 from hpotool.cli import app
-from hpotool.config import OptimizeConfig, RunConfig, load_optimize_config, load_run_config
+from hpotool.config import OptimizeConfig, RunConfig
+from hpotool.config_files import load_optimize_config, load_run_config
 from hpotool.errors import HpoError
 from hpotool.refine import next_study_name, refine_study, write_refinement
 from hpotool.search_space import contains, suggest

@@ -715,7 +715,7 @@ def test_list_choices_run_export_and_train_as_lists(tmp_path: Path, run_dict: di
 
     import yaml
 
-    from hpotool.config import load_run_config
+    from hpotool.config_files import load_run_config
 
     choices = [[16], [32, 16], [8, 8, 8]]
     opt_dict["search_space"] = {
@@ -861,7 +861,7 @@ def test_a_whole_section_is_a_categorical_choice(tmp_path: Path, run_dict: dict,
     chosen section back. It was refused: "search_space.optimizer: the RunConfig has no such path"."""
     import yaml
 
-    from hpotool.config import load_run_config
+    from hpotool.config_files import load_run_config
 
     run_dict["epochs"] = 1
     run_dict["optimizer"] = {"name": "adam", "lr": 0.01, "weight_decay": 0.001}

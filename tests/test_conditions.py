@@ -8,7 +8,8 @@ import optuna
 import pytest
 
 from hpotool.conditions import holds, satisfying_value
-from hpotool.config import OptimizeConfig, validate_config
+from hpotool.config import OptimizeConfig
+from hpotool.config_errors import validate_config
 from hpotool.errors import HpoError
 from hpotool.plan import prepare_study
 from tests.cli_run import optimize, shipped_run

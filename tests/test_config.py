@@ -7,7 +7,9 @@ from typing import Any
 import optuna
 import pytest
 
-from hpotool.config import OptimizeConfig, RunConfig, load_optimize_config, load_run_config, validate_config
+from hpotool.config import OptimizeConfig, RunConfig
+from hpotool.config_errors import validate_config
+from hpotool.config_files import load_optimize_config, load_run_config
 from hpotool.errors import HpoError
 from hpotool.overrides import apply_overrides
 from hpotool.search_space import FloatParam, IntParam

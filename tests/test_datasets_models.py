@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from hpotool.config import RunConfig, validate_config
+from hpotool.config import RunConfig
+from hpotool.config_errors import validate_config
 from hpotool.data import load_data
 from hpotool.datasets import DataError, Dataset, as_dataset, digits, split, synthetic_regression
 from hpotool.errors import HpoError

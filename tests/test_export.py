@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 import hpotool.atomic
 from hpotool.cli import app
-from hpotool.config import RunConfig, load_run_config
+from hpotool.config import RunConfig
+from hpotool.config_files import load_run_config
 from hpotool.durations import SECONDS_ATTR
 from hpotool.errors import HpoError
 from hpotool.export import export_best, ranked_trials

@@ -12,9 +12,11 @@ import pytest
 from typer.testing import CliRunner
 
 from hpotool.cli import app
-from hpotool.config import FinalConfig, OptimizeConfig, load_run_config
+from hpotool.config import OptimizeConfig
+from hpotool.config_files import load_run_config
 from hpotool.errors import HpoError
 from hpotool.final import plan_final
+from hpotool.optimize_sections import FinalConfig
 
 from .conftest import write_configs, write_yaml
 from .helpers import LockedOnOddSeeds

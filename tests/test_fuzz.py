@@ -16,7 +16,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hpotool.config import OptimizeConfig, RunConfig, load_optimize_config, load_run_config, validate_config
+from hpotool.config import OptimizeConfig, RunConfig
+from hpotool.config_errors import validate_config
+from hpotool.config_files import load_optimize_config, load_run_config
 from hpotool.errors import HpoError
 from hpotool.overrides import apply_overrides
 from hpotool.search_space import contains, suggest

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hpotool.cli import app
-from hpotool.config import load_optimize_config
+from hpotool.config_files import load_optimize_config
 from hpotool.errors import HpoError
 from tests.cli_run import shipped_run
 

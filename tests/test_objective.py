@@ -803,7 +803,7 @@ def test_a_choice_list_an_older_allow_changed_config_recorded_is_named_and_undon
     # ("CategoricalDistribution does not support dynamic value space"), and putting the config back was
     # refused as another change, until the flag was given again.
     from hpotool import fingerprint
-    from hpotool.config import load_optimize_config, load_run_config
+    from hpotool.config_files import load_optimize_config, load_run_config
 
     opt_dict["n_trials"] = 1
     opt_dict["search_space"]["model.activation"] = {"type": "categorical", "choices": ["relu", "gelu"]}

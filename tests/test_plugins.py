@@ -228,7 +228,7 @@ def test_an_optimizer_function_without_an_lr_argument_is_told_to_take_one(tmp_pa
     was told "takes no argument 'lr'; it takes: learning_rate, momentum", and setting learning_rate, or
     leaving lr out, changed nothing."""
 
-    from hpotool.config import load_run_config
+    from hpotool.config_files import load_run_config
 
     (tmp_path / "keras_named_optimizer.py").write_text(
         "import torch\n\n\ndef make(params, learning_rate=1e-3, momentum=0.9):\n"
@@ -344,7 +344,7 @@ def test_a_model_or_loss_object_built_in_the_users_module_says_to_name_its_class
     named by import path, failed with "TypeError: Net.forward() missing 1 required positional argument: 'x'"
     and "CrossEntropyLoss.forward() missing 2 required positional arguments": hpotool called the object; a
     Dataset object as data with "'Samples' object is not callable"."""
-    from hpotool.config import load_run_config
+    from hpotool.config_files import load_run_config
 
     (tmp_path / "built_objects.py").write_text(BUILT_OBJECTS)
     path = tmp_path / "run.yaml"
@@ -451,7 +451,7 @@ def test_binary_cross_entropy_on_probabilities_for_soft_labels_names_the_soft_la
 def test_an_optimizer_told_to_maximize_is_refused_at_load_time(tmp_path: Path) -> None:
     """torch's optimizers take `maximize: true`, read as "maximize the metric": the optimizer climbed the
     loss, and the run trained to 8% accuracy on digits without a word."""
-    from hpotool.config import load_run_config
+    from hpotool.config_files import load_run_config
 
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump({"optimizer": {"name": "torch.optim:SGD", "lr": 0.1, "maximize": True}}))
@@ -549,7 +549,7 @@ def test_a_loss_that_requires_the_model_is_told_hpotool_does_not_give_it(
 ) -> None:
     """A weight penalty written as `loss(prediction, target, model)` was told "add model: ... under loss:",
     which no YAML value could satisfy."""
-    from hpotool.config import load_run_config
+    from hpotool.config_files import load_run_config
 
     (tmp_path / "model_losses.py").write_text(MODEL_LOSSES)
     path = tmp_path / "run.yaml"

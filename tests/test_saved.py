@@ -15,7 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from hpotool.cli import app
-from hpotool.config import load_run_config
+from hpotool.config_files import load_run_config
 from hpotool.data import load_data
 from hpotool.errors import HpoError
 from hpotool.export import export_best

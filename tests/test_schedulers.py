@@ -119,7 +119,7 @@ def test_a_warm_up_rises_linearly_to_the_lr_then_the_schedule_runs_over_the_epoc
 def test_a_warm_up_the_run_cannot_have_is_refused_at_load_time(
     scheduler: dict[str, Any], epochs: int, message: str, tmp_path: Path
 ) -> None:
-    from hpotool.config import load_run_config
+    from hpotool.config_files import load_run_config
     from hpotool.errors import HpoError
 
     path = tmp_path / "run.yaml"
@@ -387,7 +387,7 @@ PLATEAU = "torch.optim.lr_scheduler:ReduceLROnPlateau"
 def test_a_monitor_the_run_cannot_watch_is_refused_naming_the_fix(
     scheduler: dict[str, Any], message: str, tmp_path: Path
 ) -> None:
-    from hpotool.config import load_run_config
+    from hpotool.config_files import load_run_config
     from hpotool.errors import HpoError
     from hpotool.runner import check_run
 
@@ -680,7 +680,7 @@ def test_a_schedule_taking_a_function_says_to_build_it_in_a_function(
 ) -> None:
     """LambdaLR without lr_lambda said "add lr_lambda: ... under scheduler:", and any value added then failed
     with "TypeError: 'float' object is not callable": no YAML value is a function."""
-    from hpotool.config import load_run_config
+    from hpotool.config_files import load_run_config
     from hpotool.errors import HpoError
 
     path = tmp_path / "run.yaml"
@@ -750,7 +750,7 @@ def test_a_schedules_last_epoch_is_neither_suggested_nor_taken(
     """StepLR's arguments were listed as "step_size, gamma, last_epoch" and `last_epch` got "did you mean
     'last_epoch'?", whose value then failed the run with torch's KeyError about 'initial_lr' ("when resuming
     scheduler with last_epoch >= 0"): a fresh run has nothing to resume."""
-    from hpotool.config import load_run_config
+    from hpotool.config_files import load_run_config
     from hpotool.errors import HpoError
 
     path = tmp_path / "run.yaml"
@@ -981,7 +981,7 @@ def test_a_schedule_asking_for_the_runs_length_by_another_name_is_told_the_name_
 ) -> None:
     """`def cosine(optimizer, max_epochs)` was told only to set max_epochs in the config, which then stayed
     the same whatever epochs a trial or --epochs ran."""
-    from hpotool.config import load_run_config
+    from hpotool.config_files import load_run_config
     from hpotool.errors import HpoError
 
     (tmp_path / "length_names.py").write_text(LENGTH_NAMES)
@@ -1271,7 +1271,7 @@ def test_a_schedule_taking_its_name_before_the_optimizer_is_refused_naming_the_f
     """transformers' `get_scheduler(name, optimizer, num_warmup_steps, num_training_steps)` loaded, then failed
     the run with "get_scheduler() missing 1 required positional argument: 'optimizer'": hpotool passes the
     optimizer first, into `name`, and the section's `name` is the import path, so no config could run it."""
-    from hpotool.config import load_run_config
+    from hpotool.config_files import load_run_config
     from hpotool.errors import HpoError
 
     (tmp_path / "hf_like.py").write_text(GET_SCHEDULER)
@@ -1349,7 +1349,7 @@ def test_timms_create_scheduler_v2_is_given_the_runs_epochs_and_updates_and_its_
     """timm's `create_scheduler_v2(optimizer, sched, num_epochs, ..., updates_per_epoch)` returns
     `(scheduler, num_epochs)`: by path it was refused ("returned tuple, not a learning-rate schedule"), and
     neither num_epochs nor updates_per_epoch followed the run."""
-    from hpotool.config import load_run_config
+    from hpotool.config_files import load_run_config
     from hpotool.errors import HpoError, RunCheckError
 
     (tmp_path / "timm_v2.py").write_text(TIMM_V2)

@@ -33,7 +33,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool import __version__
 from hpotool.atomic import write_texts
-from hpotool.config import RunConfig, validate_config
+from hpotool.config import RunConfig
+from hpotool.config_errors import validate_config
 from hpotool.durations import trial_seconds
 from hpotool.errors import HpoError
 from hpotool.fingerprint import config_of, stored_config

@@ -18,9 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from hpotool.atomic import write_text
-from hpotool.config import TORCH_SEEDS, FinalConfig, OptimizeConfig, RunConfig, validate_config
+from hpotool.config import OptimizeConfig, RunConfig
+from hpotool.config_errors import validate_config
+from hpotool.config_fields import TORCH_SEEDS
 from hpotool.errors import HpoError
 from hpotool.formatting import format_params
+from hpotool.optimize_sections import FinalConfig
 from hpotool.overrides import apply_overrides, check_path, config_paths
 from hpotool.sections import switchable
 

@@ -10,7 +10,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from hpotool.components import MANAGED, Kind, component_default, component_kwargs
-from hpotool.config import CHECK_COMPONENTS, RunConfig, error_lines
+from hpotool.config import RunConfig
+from hpotool.config_errors import error_lines
+from hpotool.config_fields import CHECK_COMPONENTS
 from hpotool.errors import HpoError
 from hpotool.formatting import format_params
 from hpotool.resolve import closest
@@ -54,7 +56,7 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
 
 def apply_overrides(run: RunConfig, params: Mapping[str, Any], *, check_components: bool = True) -> RunConfig:
     """A new RunConfig: `run` with each dotted path set to its value, validated again
-    (`check_components` as for `config.validate_config`).
+    (`check_components` as for `config_errors.validate_config`).
 
     Raises:
         HpoError: when a value does not fit the RunConfig, naming the path.

@@ -15,14 +15,9 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from hpotool.conditions import all_hold, holds
-from hpotool.config import (
-    OptimizeConfig,
-    PrunerConfig,
-    RunConfig,
-    load_optimize_config,
-    load_run_config,
-    validate_config,
-)
+from hpotool.config import OptimizeConfig, RunConfig
+from hpotool.config_errors import validate_config
+from hpotool.config_files import load_optimize_config, load_run_config
 from hpotool.data import (
     PreparedData,
     check_batch_size,
@@ -36,6 +31,7 @@ from hpotool.errors import HpoError, RunCheckError
 from hpotool.factories import kwarg_notes, make_pruner, study_sampler
 from hpotool.final import check_final
 from hpotool.formatting import format_choice
+from hpotool.optimize_sections import PrunerConfig
 from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.pruner_reach import check_pruner_reach, most_epochs
 from hpotool.resolve import closest, edit_distance
@@ -241,7 +237,7 @@ def _prepare(
         if metric not in data.metrics:
             key = "metrics" if opt.multi_objective else "metric"
             from hpotool.components import REGISTRIES
-            from hpotool.config import CLASSIFICATION_METRICS, REGRESSION_METRICS
+            from hpotool.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
             binary = (
                 ", or set loss: {name: bce_with_logits} for these 0/1 labels" if data.zero_one_floats else ""

@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpotool.audit import position, stored_space
-from hpotool.config import is_nop_pruner
 from hpotool.errors import HpoError
 from hpotool.fingerprint import stored_config
+from hpotool.optimize_sections import is_nop_pruner
 from hpotool.pruners import predict_final
 
 if TYPE_CHECKING:

@@ -31,7 +31,6 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.atomic import write_text
 from hpotool.audit import audit_findings, few_trials_caveat
-from hpotool.config import is_nop_pruner
 from hpotool.durations import measured_trial, trial_end, trial_seconds, trial_start
 from hpotool.errors import HpoError
 from hpotool.export import epochs_count, is_feasible, json_safe, ranked_trials, trial_params
@@ -39,6 +38,7 @@ from hpotool.figure_labels import categorical_choices, yaml_hovertext, yaml_labe
 from hpotool.fingerprint import config_of, stored_config
 from hpotool.formatting import format_param
 from hpotool.importance import EVALUATOR, FEW_IN_REGIME, basis, make_evaluator, param_importances
+from hpotool.optimize_sections import is_nop_pruner
 from hpotool.pruning import pruned_rows
 from hpotool.snapshot import StudySnapshot
 

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hpotool.config import CHECK_COMPONENTS, RunConfig
+from hpotool.config import RunConfig
+from hpotool.config_fields import CHECK_COMPONENTS
 from hpotool.device import device_name
 from hpotool.epoch import EpochResult
 from hpotool.errors import HpoError, RunCheckError

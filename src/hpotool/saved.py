@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from hpotool import __version__
 from hpotool.atomic import atomic_folder
-from hpotool.config import RunConfig, validate_config
+from hpotool.config import RunConfig
+from hpotool.config_errors import validate_config
 from hpotool.errors import HpoError
 from hpotool.export import dump_json, tool_versions
 from hpotool.formatting import format_choice

@@ -15,20 +15,19 @@ from pydantic import BaseModel, ValidationError
 
 from hpotool.components import auto_loss, component_default
 from hpotool.conditions import all_hold
-from hpotool.config import (
-    CHECK_COMPONENTS,
+from hpotool.config import RunConfig
+from hpotool.config_errors import error_lines, keep_validator_context
+from hpotool.config_fields import CHECK_COMPONENTS
+from hpotool.errors import HpoError
+from hpotool.formatting import format_choice
+from hpotool.run_sections import (
     DataConfig,
     LossConfig,
     ModelConfig,
     OptimizerConfig,
-    RunConfig,
     SchedulerConfig,
     TrainerConfig,
-    error_lines,
-    keep_validator_context,
 )
-from hpotool.errors import HpoError
-from hpotool.formatting import format_choice
 from hpotool.search_space import CategoricalParam, Param, contains, equal_in_value
 
 SECTIONS: dict[str, type[BaseModel]] = {

@@ -17,18 +17,15 @@ from hpotool.components import (
     taken_by_others_marker,
 )
 from hpotool.conditions import all_hold, holds, satisfying_value
-from hpotool.config import (
-    CHECK_COMPONENTS,
-    DataConfig,
-    OptimizeConfig,
-    RunConfig,
-)
+from hpotool.config import OptimizeConfig, RunConfig
+from hpotool.config_fields import CHECK_COMPONENTS
 from hpotool.data import PreparedData, check_batch_size, data_failure, load_data, one_logit
 from hpotool.device import device_name
 from hpotool.errors import HpoError, RunCheckError
 from hpotool.formatting import format_choice, format_params
 from hpotool.overrides import apply_overrides, check_path, config_paths, leaf_values
 from hpotool.resolve import ARGUMENT_SYNONYMS, closest
+from hpotool.run_sections import DataConfig
 from hpotool.search_space import (
     CategoricalParam,
     FloatParam,

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
-    from hpotool.config import MlflowConfig
+    from hpotool.optimize_sections import MlflowConfig
     from hpotool.plan import StudyPlan
 
 _log = logging.getLogger("hpotool")

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpotool.config import OptimizeConfig, RunConfig, validate_config
+from hpotool.config import OptimizeConfig, RunConfig
+from hpotool.config_errors import validate_config
 from hpotool.data import load_checked
 from hpotool.errors import HpoError, unsuppress_context
 from hpotool.exhaustion import EXHAUSTED

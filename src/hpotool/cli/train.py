@@ -75,7 +75,7 @@ def _train(
     made: list[Path],
 ) -> None:
     with user_errors():
-        from hpotool.config import load_run_config
+        from hpotool.config_files import load_run_config
         from hpotool.formatting import format_params
         from hpotool.overrides import apply_overrides
         from hpotool.saved import check_run_dir, check_writable, default_runs_dir, new_run_dir, train_and_save

@@ -1,0 +1,261 @@
+"""A pydantic `ValidationError` of a config, worded for its author: `error_lines` (one `location: message`
+line per error, with how to fix it) and `validate_config` (validate, or one `HpoError` naming the source)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from hpotool.config import RunConfig
+from hpotool.config_fields import BUDGET_GIVEN, CHECK_COMPONENTS, Frozen
+from hpotool.errors import HpoError
+from hpotool.formatting import format_choice, yaml_bool_hint
+from hpotool.key_hints import key_suggestion, misplaced_key_hint, valid_keys
+from hpotool.resolve import did_you_mean
+from hpotool.search_space import PARAM_TYPES
+
+# Parameter types as Optuna's old suggest_* names, hyperopt, Ray Tune and W&B sweeps spell them.
+_OTHER_TYPES = {
+    **dict.fromkeys(("uniform", "real", "double", "number"), "write type: float"),
+    **dict.fromkeys(
+        ("loguniform", "log_uniform", "log_uniform_values", "reciprocal"), "write type: float, log: true"
+    ),
+    **dict.fromkeys(("discrete_uniform", "quniform"), "write type: float, with step: ..."),
+    "qloguniform": "write type: float, log: true (a log scale takes no step)",
+    **dict.fromkeys(("randint", "int_uniform", "qrandint"), "write type: int (step: for a stride)"),
+    **dict.fromkeys(
+        ("choice", "choices", "category", "enum", "grid_search"),
+        "write type: categorical, with choices: [...]",
+    ),
+    **dict.fromkeys(("bool", "boolean"), "write type: categorical, with choices: [true, false]"),
+}
+
+
+def _display_loc(loc: tuple[str | int, ...]) -> str:
+    parts = [str(p) for p in loc]
+    # Pydantic puts the discriminator's tag in the location (search_space.x.float.low): drop it.
+    if len(parts) >= 3 and parts[0] == "search_space" and parts[2] in PARAM_TYPES:
+        del parts[2]
+    return ".".join(parts)
+
+
+_MAPPING_ERRORS = frozenset({"model_type", "model_attributes_type", "dict_type"})
+_PARAM_KEYS = frozenset({"type", "low", "high", "min", "max", "step", "log", "choices", "when"})
+
+
+def _under_indented(errors: list[Any], root: type[BaseModel]) -> tuple[list[str], list[Any]]:
+    """A section (or a search-space parameter) left empty with its keys one level out, beside it:
+
+        data:               search_space:
+        name: digits          optimizer.lr:
+                              type: float
+
+    One line per such section, naming the keys to indent, instead of "expected a mapping, got null" and a
+    line per stray key ("unknown key 'name'", "search_space.type: expected a mapping"). Returns those lines
+    and the errors they leave to report."""
+    top = valid_keys(root, ())
+    lines: list[str] = []
+    for prefix in ((), ("search_space",)):
+        empty = [
+            e
+            for e in errors
+            if e["type"] in _MAPPING_ERRORS
+            and e["input"] is None
+            and len(e["loc"]) == len(prefix) + 1
+            and tuple(e["loc"][:-1]) == prefix
+        ]
+        if len(empty) != 1:
+            continue
+        if prefix:
+            strays = [
+                e
+                for e in errors
+                if e["type"] in _MAPPING_ERRORS
+                and e["input"] is not None
+                and len(e["loc"]) == 2
+                and tuple(e["loc"][:-1]) == prefix
+                and e["loc"][-1] in _PARAM_KEYS
+            ]
+        else:
+            strays = [
+                e
+                for e in errors
+                if e["type"] == "extra_forbidden"
+                and len(e["loc"]) == 1
+                and not did_you_mean(str(e["loc"][0]), top)
+            ]
+        if not strays:
+            continue
+        section = str(empty[0]["loc"][-1])
+        keys = ", ".join(str(e["loc"][-1]) for e in strays)
+        lines.append(
+            f"{_display_loc(tuple(empty[0]['loc']))}: is empty, and {keys} after it "
+            f"{'sits' if len(strays) == 1 else 'sit'} at its level; indent {'it' if len(strays) == 1 else 'them'} "
+            f"under {section}: (further right than {section})"
+        )
+        errors = [e for e in errors if e is not empty[0] and not any(e is x for x in strays)]
+    return lines, errors
+
+
+def _null_section_hint(section: str) -> str:
+    """How to write a run config section left null (`scheduler: null`, meant as no schedule): its default
+    by leaving it out, or a name."""
+    field = RunConfig.model_fields.get(section)
+    default = getattr(field.get_default(call_default_factory=True), "name", None) if field else None
+    if default is None:
+        return ""
+    if section == "scheduler":
+        return "; for no schedule leave scheduler out, or write scheduler: {name: none}"
+    return f"; leave {section} out for its default ({{name: {default}}}), or write {section}: {{name: ...}}"
+
+
+def keep_validator_context(exc: ValidationError) -> None:
+    """Chain to `exc` the exception a validator raised for its first error that was raised while handling
+    another (`import_object`'s, for a user's module that failed to import), so `--debug`'s traceback
+    (`errors.unsuppress_context`) reaches the user's own frames: pydantic keeps a validator's error only as
+    its message, and `hpotool --debug optimize` on a `trainer.function`, model or dataset whose module raised
+    at import showed hpotool's frames and pydantic's alone."""
+    for error in exc.errors(include_url=False):
+        raised = (error.get("ctx") or {}).get("error")
+        if isinstance(raised, BaseException) and (raised.__cause__ or raised.__context__) is not None:
+            if exc.__context__ is None:
+                exc.__context__ = raised
+            return
+
+
+def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
+    """One `location: message` line per validation error, worded for a config author."""
+    errors = exc.errors(include_url=False)
+    lines, errors = _under_indented(errors, root)
+    # A misspelt key also makes its correct spelling "missing": report the misspelling alone.
+    misspelt = {
+        (tuple(e["loc"][:-1]), key_suggestion(str(e["loc"][-1]), valid_keys(root, tuple(e["loc"][:-1]))))
+        for e in errors
+        if e["type"] == "extra_forbidden"
+    }
+    errors = [
+        e
+        for e in errors
+        if not (
+            e["type"] == "missing"
+            and (tuple(e["loc"][:-1]), f" (did you mean {e['loc'][-1]!r}?)") in misspelt
+        )
+    ]
+    for err in errors:
+        loc = tuple(err["loc"])
+        kind = err["type"]
+        msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if kind == "extra_forbidden":
+            key = str(loc[-1])
+            valid = valid_keys(root, loc[:-1])
+            msg = f"unknown key {key!r}{key_suggestion(key, valid)}"
+            misplaced = misplaced_key_hint(root, key) if not loc[:-1] else ""
+            if misplaced:
+                msg += misplaced
+            elif valid:
+                msg += f"; valid keys: {', '.join(valid)}"
+        elif kind == "missing":
+            msg = "required key is missing"
+        elif kind == "union_tag_invalid":
+            tag = err.get("ctx", {}).get("tag", "")
+            msg = f"unknown type {tag!r}{did_you_mean(str(tag), PARAM_TYPES)}; use one of: {', '.join(PARAM_TYPES)}"
+            if not did_you_mean(str(tag), PARAM_TYPES) and str(tag).lower() in _OTHER_TYPES:
+                msg = f"unknown type {tag!r}; {_OTHER_TYPES[str(tag).lower()]}"
+        elif kind == "union_tag_not_found":
+            msg = f"a parameter needs a 'type' ({', '.join(PARAM_TYPES)})"
+        elif kind in {"model_type", "model_attributes_type", "dict_type"}:
+            msg = f"expected a mapping, got {format_choice(err['input'])}"
+            if len(loc) == 2 and loc[0] == "search_space":
+                msg += _param_hint(str(loc[1]), err["input"])
+            elif len(loc) == 1 and isinstance(err["input"], str) and root is RunConfig:
+                key = "function" if loc[0] == "trainer" else "name"
+                msg += f"; write {loc[0]}: {{{key}: {err['input']}}}"
+            elif len(loc) == 1 and err["input"] is None and root is RunConfig:  # scheduler: null for none
+                msg += _null_section_hint(str(loc[0]))
+            elif loc == ("pruner",) and err["input"] is False:  # pruner: off (YAML reads off and no as false)
+                msg += "; for no pruning write pruner: null, or pruner: {name: nop}"
+        elif "input" in err and not kind.startswith("value_error") and kind != "assertion_error":
+            if (
+                kind == "literal_error"
+            ):  # pydantic quotes the allowed words as Python does: spell them as YAML
+                msg = f"Input should be {err['ctx']['expected'].replace(chr(39), '')}"
+            shown = format_choice(err["input"])
+            shown = shown if len(shown) < 60 else shown[:57] + "..."
+            # "got a number with a fractional part": the value goes after it, not in a second "got"
+            msg = f"{msg} ({shown})" if ", got " in msg else f"{msg}, got {shown}"
+            msg += yaml_bool_hint(err["input"], kind)
+            if (
+                kind == "list_type"
+                and isinstance(err["input"], str)
+                and err["input"].lstrip().startswith("[")
+            ):
+                msg = msg.replace(f"got {shown}", f"got the text {json.dumps(err['input'])}")
+                msg += "; drop the quotes around the list"
+        where = _display_loc(loc[:-1] if kind == "extra_forbidden" else loc)
+        lines.append(f"{where}: {msg}" if where else msg)
+    return _one_line_per_missing_package(lines)
+
+
+def _one_line_per_missing_package(lines: list[str]) -> list[str]:
+    """Sections whose components come from one package that does not import (hpotool run from the wrong
+    folder) share one line: the first, naming the other sections."""
+    first: dict[str, int] = {}
+    also: dict[int, list[str]] = {}
+    out: list[str] = []
+    for line in lines:
+        missing = re.search(r"No module named '([^']+)'; imports resolve", line)
+        if missing is None:
+            out.append(line)
+        elif missing.group(1) in first:
+            also[first[missing.group(1)]].append(line.partition(":")[0])
+        else:
+            first[missing.group(1)] = len(out)
+            also[len(out)] = []
+            out.append(line)
+    for i, sections in also.items():
+        if sections:
+            out[i] += f" ({', '.join(sections)} {'needs' if len(sections) == 1 else 'need'} it too)"
+    return out
+
+
+def _param_hint(path: str, value: Any) -> str:
+    """How to write a search-space entry given as a bare list or value."""
+    if value is None:
+        return (
+            f"; give what to search on its line ({path}: {{type: float, low: ..., high: ...}}) or indented "
+            f"under it, or drop it"
+        )
+    if isinstance(value, list):
+        return f"; write a list of choices as {{type: categorical, choices: {format_choice(value)}}}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        search = "{type: categorical, choices: [...]}"
+    else:
+        search = f"{{type: {type(value).__name__}, low: ..., high: ...}}"
+    return f"; a fixed value belongs in the run config ({path}: {format_choice(value)}); to search it, give {search}"
+
+
+def validate_config(
+    cls: type[Frozen],
+    data: dict[str, Any],
+    source: str,
+    *,
+    check_components: bool = True,
+    budget_given: bool = False,
+) -> Any:
+    """Validate `data` as `cls`; errors become one `HpoError` naming `source` and each key.
+
+    `check_components=False` skips importing each component to check its arguments: for configs a
+    study has already trained (export), where the check would only import torch. `budget_given`: the
+    command line gives n_trials or timeout, so a file that leaves both null is complete.
+    """
+    try:
+        return cls.model_validate(
+            data, context={CHECK_COMPONENTS: check_components, BUDGET_GIVEN: budget_given}
+        )
+    except ValidationError as exc:
+        lines = error_lines(exc, cls)
+        keep_validator_context(exc)
+        raise HpoError(f"{source}: " + f"\n{source}: ".join(lines)) from None

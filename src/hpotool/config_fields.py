@@ -1,0 +1,56 @@
+"""What the config models share: the frozen base model, the validation context keys, and number fields that
+refuse a YAML boolean (`Integer`, `Number`, `Seed`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+
+from hpotool.formatting import format_choice
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+CHECK_COMPONENTS = "check_components"  # validation context key: resolve and check each component
+BUDGET_GIVEN = (
+    "budget_given"  # validation context key: --n-trials or --timeout sets the budget the file leaves null
+)
+
+
+def no_boolean(kind: type[int | float], hint: str = "") -> BeforeValidator:
+    """A number setting given true or false, which pydantic would take as 1 or 0 (`epochs: yes` trained one
+    epoch, `batch_size: on` batches of one): refused before the field's own validation, as a component's
+    number argument is. Used as `Annotated[int, no_boolean(int)]`."""
+    word = "integer" if kind is int else "number"
+
+    def refuse(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(
+                f"Input should be a valid {word}, got {format_choice(value)}; YAML reads an unquoted yes, no, "
+                f"on, off, true or false as a boolean: write a number{hint}"
+            )
+        return value
+
+    return BeforeValidator(refuse)
+
+
+# Number settings that refuse a YAML boolean; `Annotated[int | None, no_boolean(int)]` where null is taken.
+Integer = Annotated[int, no_boolean(int)]
+Number = Annotated[float, no_boolean(float)]
+
+TORCH_SEEDS = (-(2**63), 2**64 - 1)  # what torch.manual_seed and torch.Generator.manual_seed take
+
+
+def _torch_seed(value: int) -> int:
+    """A seed torch can take: one outside its range passed the config and failed at the first training step
+    as 'Overflow when unpacking long long; check that the loss fits this classification task'."""
+    low, high = TORCH_SEEDS
+    if not low <= value <= high:
+        raise ValueError(f"must be from {low} to {high} (what torch.manual_seed takes), got {value}")
+    return value
+
+
+Seed = Annotated[int, no_boolean(int), AfterValidator(_torch_seed)]
