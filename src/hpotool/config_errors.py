@@ -14,6 +14,7 @@ from hpotool.config_fields import BUDGET_GIVEN, CHECK_COMPONENTS, Frozen
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice, yaml_bool_hint
 from hpotool.key_hints import key_suggestion, misplaced_key_hint, valid_keys
+from hpotool.nested_space import PARAM_KEYS
 from hpotool.resolve import did_you_mean
 from hpotool.search_space import PARAM_TYPES
 
@@ -43,7 +44,6 @@ def _display_loc(loc: tuple[str | int, ...]) -> str:
 
 
 _MAPPING_ERRORS = frozenset({"model_type", "model_attributes_type", "dict_type"})
-_PARAM_KEYS = frozenset({"type", "low", "high", "min", "max", "step", "log", "choices", "when"})
 
 
 def _under_indented(errors: list[Any], root: type[BaseModel]) -> tuple[list[str], list[Any]]:
@@ -77,7 +77,7 @@ def _under_indented(errors: list[Any], root: type[BaseModel]) -> tuple[list[str]
                 and e["input"] is not None
                 and len(e["loc"]) == 2
                 and tuple(e["loc"][:-1]) == prefix
-                and e["loc"][-1] in _PARAM_KEYS
+                and e["loc"][-1] in PARAM_KEYS
             ]
         else:
             strays = [

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-_PARAM_KEYS = frozenset({"low", "high", "min", "max", "step", "log", "choices", "when"})
+# A search-space parameter's own keys (a mapping with `type` is a parameter; the others follow it).
+PARAM_KEYS = frozenset({"type", "low", "high", "min", "max", "step", "log", "choices", "when"})
 
 
 def _refuse_stray_param_keys(space: dict[str, Any], prefix: str) -> None:
@@ -16,7 +17,7 @@ def _refuse_stray_param_keys(space: dict[str, Any], prefix: str) -> None:
     strays: list[str] = []
     for key, value in space.items():
         is_param = isinstance(value, dict) and "type" in value
-        if above is not None and key in _PARAM_KEYS | {"type"} and not is_param:
+        if above is not None and key in PARAM_KEYS and not is_param:
             strays.append(key)
             continue
         if strays:
@@ -53,7 +54,7 @@ def flatten_space(space: Any, prefix: str = "") -> Any:
             and (
                 all(isinstance(v, dict) for v in value.values())
                 # a section that also holds a fixed value (name: sgd): that value is the mistake to report
-                or (any(isinstance(v, dict) for v in value.values()) and not _PARAM_KEYS & value.keys())
+                or (any(isinstance(v, dict) for v in value.values()) and not PARAM_KEYS & value.keys())
             )
         ):
             for sub_path, sub in flatten_space(value, f"{path}.").items():
