@@ -47,7 +47,8 @@ from hpotool.search_space import (
     suggest,
 )
 from hpotool.sections import section_choices, section_values
-from hpotool.space_checks import auto_task, check_space
+from hpotool.space_checks import check_space
+from hpotool.space_effects import auto_task
 from hpotool.storage import DEFAULT_ORIGIN, shown_url
 from hpotool.warm_start import carried_params, left_out_note
 
@@ -343,7 +344,7 @@ def _single_choice_notes(opt: OptimizeConfig, opt_path: str) -> list[str]:
 def _width_notes(run: RunConfig, opt: OptimizeConfig, opt_path: str) -> list[str]:
     """A note per searched width of the built-in MLP (`model.hidden.2`) that trials of a searched
     `model.layers` too small to use it still draw: the trial stores a width it never trained, and the sampler
-    learns from it (one no trial uses is refused, `space_checks`)."""
+    learns from it (one no trial uses is refused, `space_effects`)."""
     layers = opt.search_space.get("model.layers")
     if layers is None or run.model.name != "mlp" or {"model", "model.name"} & opt.search_space.keys():
         return []
@@ -375,7 +376,7 @@ def _width_notes(run: RunConfig, opt: OptimizeConfig, opt_path: str) -> list[str
 def _seed_notes(run: RunConfig, opt: OptimizeConfig, opt_path: str) -> list[str]:
     """A note for a searched `seed`: usually a mistake (trials then differ by luck as well as by their values),
     sometimes meant (how much does the seed matter?), so the run goes on; `data.split_seed`, which scores each
-    trial on other data, is refused (`space_checks`)."""
+    trial on other data, is refused (`space_effects`)."""
     notes = []
     if "seed" in opt.search_space:
         notes.append(
