@@ -19,13 +19,14 @@ from hpotool.config import (
 )
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
-from hpotool.resolve import ARGUMENT_SYNONYMS, closest
+from hpotool.near_names import closest
 from hpotool.search_space import (
     CategoricalParam,
     FloatParam,
     Param,
 )
 from hpotool.sections import SECTIONS
+from hpotool.signatures import ARGUMENT_SYNONYMS
 
 COMPONENT_SECTIONS: tuple[Kind, ...] = ("model", "optimizer", "scheduler", "loss")
 

@@ -13,7 +13,7 @@ from hpotool.config import (
 )
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
-from hpotool.resolve import closest
+from hpotool.near_names import closest
 from hpotool.search_space import (
     CategoricalParam,
     Param,

@@ -34,7 +34,7 @@ from hpotool.components import WARMUP_SCHEDULES, Kind, check_component
 from hpotool.conditions import holds
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice, format_params, yaml_bool_hint
-from hpotool.resolve import closest, did_you_mean, edit_distance
+from hpotool.near_names import closest, did_you_mean, edit_distance
 from hpotool.search_space import PARAM_TYPES, Param, contains, values_text
 from hpotool.yamlfile import read_yaml_mapping
 
@@ -178,7 +178,7 @@ class OptimizerConfig(_Component):
         if out.get("weight_decay") == 0.0:
             from hpotool.components import resolve_component
             from hpotool.errors import HpoError
-            from hpotool.resolve import accepted_kwargs
+            from hpotool.signatures import accepted_kwargs
 
             try:
                 names, var_kw = accepted_kwargs(resolve_component("optimizer", self.name))
@@ -230,7 +230,7 @@ class TrainerConfig(BaseModel):
     @field_validator("function")
     @classmethod
     def _check_function(cls, v: str) -> str:
-        from hpotool.resolve import import_object
+        from hpotool.import_paths import import_object
 
         try:
             fn = import_object(v)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from hpotool.components import resolve_component
 from hpotool.config import CLASSIFICATION_METRICS, REGRESSION_METRICS, DataConfig, RunConfig
 from hpotool.errors import HpoError
-from hpotool.resolve import described
+from hpotool.user_code import described
 
 # torch and the datasets are imported where data is loaded: a user's training function's run loads none
 if TYPE_CHECKING:

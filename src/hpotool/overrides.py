@@ -13,7 +13,7 @@ from hpotool.components import MANAGED, Kind, component_default, component_kwarg
 from hpotool.config import CHECK_COMPONENTS, RunConfig, error_lines
 from hpotool.errors import HpoError
 from hpotool.formatting import format_params
-from hpotool.resolve import closest
+from hpotool.near_names import closest
 
 _SECTIONS: tuple[Kind, ...] = ("data", "model", "optimizer", "scheduler", "loss")
 

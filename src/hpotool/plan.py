@@ -36,9 +36,9 @@ from hpotool.errors import HpoError, RunCheckError
 from hpotool.factories import kwarg_notes, make_pruner, study_sampler
 from hpotool.final import check_final
 from hpotool.formatting import format_choice
+from hpotool.near_names import closest, edit_distance
 from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.pruner_reach import check_pruner_reach, most_epochs
-from hpotool.resolve import closest, edit_distance
 from hpotool.search_space import (
     CategoricalParam,
     FloatParam,

@@ -39,7 +39,7 @@ class PrunedRow:
 
 def _pruner_class(name: str) -> type | None:
     from hpotool.factories import PRUNERS
-    from hpotool.resolve import import_object
+    from hpotool.import_paths import import_object
 
     try:
         cls = import_object(PRUNERS.get(name, name))

@@ -323,7 +323,7 @@ def _save_model(
     except (pickle.PicklingError, TypeError, AttributeError) as exc:  # what pickle raises for an object
         if ":" not in cfg.model.name:  # a built-in model: hpotool's bug
             raise
-        from hpotool.resolve import first_line
+        from hpotool.user_code import first_line
 
         raise HpoError(
             f"{shown}: cannot save the model: {first_line(exc)}; the run was not saved: make "
@@ -356,8 +356,8 @@ def train_and_save(
             dataset, loss, training function) raised: one line saying where (`--debug` shows the traceback).
     """
     from hpotool.epoch import NonFiniteLossError
-    from hpotool.resolve import first_line, user_frame
     from hpotool.runner import train_run
+    from hpotool.user_code import first_line, user_frame
     from hpotool.user_trainer import TrainerOutputError
 
     try:
@@ -412,8 +412,8 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     import torch
 
     from hpotool.device import resolve_device
+    from hpotool.import_hints import python_caller
     from hpotool.parts import make_model
-    from hpotool.resolve import python_caller
 
     path = Path(path)
     if path.is_dir():  # the run folder, as train and train-from-best print it
@@ -431,7 +431,7 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     except Exception as exc:
         import pickle
 
-        from hpotool.resolve import first_line
+        from hpotool.user_code import first_line
 
         # torch's refusal of any other file (a config.yaml, a notebook) is a page that advises weights_only=False
         why = "not a PyTorch checkpoint" if isinstance(exc, pickle.UnpicklingError) else first_line(exc)
