@@ -459,7 +459,8 @@ def _unset_by(params: Mapping[str, Any], opt: OptimizeConfig, fixed: Mapping[str
 def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPlan:
     """`plan` with the `top` best complete trials of `source` that meet its constraints enqueued (params
     in this space, within it)."""
-    from hpotool.export import ranked_trials, state_counts, trial_params
+    from hpotool.ranking import ranked_trials, state_counts
+    from hpotool.trial_table import trial_params
 
     if len(source.directions) > 1:
         raise HpoError(
@@ -523,7 +524,7 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
 def _trained(source: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
     """Every path of the run config `trial` of `source` trained, and each section whole ({} for a study
     hpotool did not create)."""
-    from hpotool.export import trial_run_config
+    from hpotool.stored_run import trial_run_config
 
     try:
         return _paths(trial_run_config(source, trial, check_components=False))

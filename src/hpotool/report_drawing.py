@@ -16,13 +16,13 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.durations import measured_trial
-from hpotool.export import trial_params
 from hpotool.figure_labels import categorical_choices, yaml_hovertext, yaml_labels
 from hpotool.importance import FEW_IN_REGIME, basis, make_evaluator
 from hpotool.report_figures import curve_trials, figure_target, importance_target, sample_trials
 from hpotool.report_info import ReportInfo, categorical
 from hpotool.report_page import param_text
 from hpotool.snapshot import StudySnapshot
+from hpotool.trial_table import trial_params
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go

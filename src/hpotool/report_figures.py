@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpotool.export import is_feasible
+from hpotool.ranking import is_feasible
 
 # Figures that draw one line (or grid cell) per trial are drawn from a sample of a big study: the best
 # tenth of the limit by the figure's objective plus an even sample of the rest. 10,000 learning curves make

@@ -16,11 +16,12 @@ from optuna.trial import FrozenTrial, TrialState
 from hpotool.audit import audit_findings, few_trials_caveat
 from hpotool.config import is_nop_pruner
 from hpotool.durations import trial_end, trial_seconds, trial_start
-from hpotool.export import epochs_count, ranked_trials, trial_params
 from hpotool.fingerprint import config_of, stored_config
 from hpotool.importance import EVALUATOR, basis, param_importances
 from hpotool.pruning import pruned_rows
+from hpotool.ranking import ranked_trials
 from hpotool.report_figures import FigureInfo, figure_infos, importance_target
+from hpotool.trial_table import epochs_count, trial_params
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 

@@ -8,10 +8,10 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from hpotool.export import json_safe
 from hpotool.formatting import format_param
 from hpotool.report_figures import FigureInfo
 from hpotool.report_info import ReportInfo, prunes
+from hpotool.strict_json import json_safe
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go

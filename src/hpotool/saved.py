@@ -29,8 +29,9 @@ from hpotool import __version__
 from hpotool.atomic import atomic_folder
 from hpotool.config import RunConfig, validate_config
 from hpotool.errors import HpoError
-from hpotool.export import dump_json, tool_versions
+from hpotool.export import tool_versions
 from hpotool.formatting import format_choice
+from hpotool.strict_json import dump_json
 from hpotool.yamlfile import dump_yaml
 
 if TYPE_CHECKING:
