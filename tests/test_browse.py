@@ -723,7 +723,7 @@ def test_trials_of_a_plain_study_that_stores_epochs_as_text_show_no_count_and_sa
         2: "ten",
         3: 2.0,
     }
-    from hpotool.report import report_info
+    from hpotool.report_info import report_info
 
     (pruned,) = report_info(optuna.load_study(study_name="own", storage=url), url).pruned
     assert (pruned["number"], pruned["epochs_run"]) == (

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from hpotool.cli import app
 from hpotool.constraints import INFEASIBLE, Constraint, parse_constraint
 from hpotool.errors import HpoError
-from hpotool.export import best_trials, ranked_trials
+from hpotool.ranking import best_trials, ranked_trials
 from tests.cli_run import optimize, shipped_run
 
 REPO = Path(__file__).resolve().parents[1]

@@ -210,7 +210,8 @@ def test_on_mysql_the_report_s_timeline_bars_span_the_seconds_the_trials_took(
     from datetime import datetime
 
     from hpotool.durations import STARTED_ATTR
-    from hpotool.report import make_figures, report_info
+    from hpotool.report_drawing import make_figures
+    from hpotool.report_info import report_info
 
     url, name = mysql_study
     run, opt = configs

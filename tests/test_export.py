@@ -23,8 +23,9 @@ from hpotool.config import RunConfig
 from hpotool.config_files import load_run_config
 from hpotool.durations import SECONDS_ATTR
 from hpotool.errors import HpoError
-from hpotool.export import export_best, ranked_trials
+from hpotool.export import export_best
 from hpotool.overrides import apply_overrides
+from hpotool.ranking import ranked_trials
 
 from .conftest import write_yaml
 from .tiny_study import run_tiny_study, two_objective_study
@@ -441,7 +442,7 @@ def test_a_stored_run_config_an_older_hpotool_wrote_still_exports_the_trials(
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_trials_csv_of_a_plain_optuna_study_keeps_every_value_and_attr() -> None:
-    from hpotool.export import trials_frame
+    from hpotool.trial_table import trials_frame
 
     # A parameter named like a column of the table, and a user attr named like hpotool's metrics dict.
     study = optuna.create_study(study_name="plain")
@@ -547,7 +548,7 @@ def test_trials_csv_keeps_a_float_choice_a_float_and_tells_a_null_choice_from_an
 def test_trials_csv_shows_a_queued_trials_values_as_trials_and_trials_json_do() -> None:
     """A waiting trial's cells were empty in trials.csv, while `hpotool trials` and trials.json showed the
     values it was queued with (`enqueue_trial`); a parameter only a queued trial sets had no column."""
-    from hpotool.export import trial_records, trials_csv
+    from hpotool.trial_table import trial_records, trials_csv
 
     study = optuna.create_study()
     study.optimize(lambda t: t.suggest_float("x", 0, 1) + t.suggest_int("n", 1, 9), n_trials=1)
@@ -1123,8 +1124,8 @@ def test_best_run_yaml_lists_the_widths_its_searched_layers_train(
     """With model.layers searched, a trial that drew layers 1 was exported with the base's whole
     `hidden: [16, 32, 32]` (layers cuts it, so one layer of 16 trained, but the file read as three). The
     file now lists the widths that train; the model it builds is the trial's, weight for weight."""
-    from hpotool.export import trial_run_config
     from hpotool.parts import make_model
+    from hpotool.stored_run import trial_run_config
 
     run_dict["model"] = {"name": "mlp", "hidden": [16, 32, 32]}
     opt_dict["n_trials"] = 1

@@ -187,7 +187,8 @@ def test_the_nop_pruner_by_its_import_path_is_accepted_with_several_objectives(
 
 
 def test_the_report_of_a_study_run_with_the_nop_pruner_by_path_says_no_pruning(tmp_path: Path) -> None:
-    from hpotool.report import _header_rows, report_info
+    from hpotool.report_info import report_info
+    from hpotool.report_page import _header_rows
 
     study = optuna.create_study(study_name="s")
     study.set_user_attr("run_config", {"epochs": 3})
@@ -209,7 +210,8 @@ def test_the_report_of_a_multi_objective_study_draws_its_learning_curves_from_th
     place of the learning curves, as if the trials had recorded no epoch: they all did, in their history,
     which Optuna's Trial.report (one objective) cannot take. The report now draws the first objective's
     curve of every trial from its history."""
-    from hpotool.report import make_figures, report_info
+    from hpotool.report_drawing import make_figures
+    from hpotool.report_info import report_info
 
     from .tiny_study import run_tiny_study
 

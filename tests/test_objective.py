@@ -663,7 +663,7 @@ def test_allow_changed_config_records_the_change(
     )  # the accepted config resumes freely
     study = load_study(opt_dict)
     assert study.user_attrs["run_config"]["epochs"] == 3  # what report, audit and refine read now
-    from hpotool.export import trial_run_config
+    from hpotool.stored_run import trial_run_config
 
     trials = study.trials
     assert [trial_run_config(study, t).epochs for t in trials] == [2, 3, 3]  # each with the base it ran
@@ -2004,7 +2004,7 @@ def test_optuna_s_own_readers_name_a_single_objective_by_its_metric(
 ) -> None:
     """Only a multi-objective study named its objectives: Optuna's trials_dataframe had a bare "value"
     column and optuna-dashboard showed "Objective 0" for the val_accuracy a study optimizes."""
-    from hpotool.export import trials_frame
+    from hpotool.trial_table import trials_frame
 
     _run(tmp_path, run_dict, opt_dict)
     study = load_study(opt_dict)

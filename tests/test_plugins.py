@@ -357,7 +357,7 @@ def test_an_import_path_misspelt_only_in_case_is_told_the_name_the_module_define
     """`case_data:pairds` for a module defining `PairDS` said "module 'case_data' has no attribute 'pairds'"
     without a hint: the suggestion compared names case-sensitively, and `pairds` is far from `PairDS` so."""
     from hpotool.errors import HpoError
-    from hpotool.resolve import import_object
+    from hpotool.import_paths import import_object
 
     (tmp_path / "case_data.py").write_text(
         "import torch\n\n\nclass PairDS(torch.utils.data.Dataset):\n    pass\n\n\nclass Other:\n    pass\n"

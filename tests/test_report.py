@@ -22,7 +22,10 @@ from typer.testing import CliRunner
 from hpotool.cli import app
 from hpotool.importance import EVALUATOR
 from hpotool.plan import prepare_study
-from hpotool.report import _epochs_run, _header_rows, make_figures, render_html, report_info, write_report
+from hpotool.report import write_report
+from hpotool.report_drawing import make_figures
+from hpotool.report_info import report_info
+from hpotool.report_page import _epochs_run, _header_rows, render_html
 from hpotool.storage import load_study
 from hpotool.study_run import run_study
 from tests.conftest import OPTIMIZE, RUN, write_yaml
@@ -483,7 +486,7 @@ def _big_study(n: int) -> optuna.Study:
 
 
 def test_big_studies_draw_per_trial_figures_from_the_best_and_an_even_sample() -> None:
-    from hpotool.report import SAMPLE_LIMITS, sample_trials
+    from hpotool.report_figures import SAMPLE_LIMITS, sample_trials
 
     study = _big_study(1200)
     trials = study.get_trials(deepcopy=False)
@@ -538,7 +541,7 @@ def test_report_and_audit_commands_leave_sklearn_unimported(
 
 
 def test_importances_of_an_objective_to_maximize_look_at_its_high_values() -> None:
-    from hpotool.report import report_info
+    from hpotool.report_info import report_info
 
     study = optuna.create_study(
         directions=["minimize", "maximize"], sampler=optuna.samplers.RandomSampler(seed=0)

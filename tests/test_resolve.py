@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hpotool.errors import HpoError
-from hpotool.resolve import import_object
+from hpotool.import_paths import import_object
 
 
 @pytest.fixture
@@ -175,7 +175,7 @@ def test_hpotools_own_refusal_is_shown_without_its_class_name(project: Path) -> 
     """`run.yaml: model: ValueError: unknown activation 'rellu' ...`: hpotool's own words for a config value
     read with a Python class name in front. A user's code raising, or a library's exception, keeps the name."""
     from hpotool.models import make_activation
-    from hpotool.resolve import described
+    from hpotool.user_code import described
 
     with pytest.raises(ValueError) as own:
         make_activation("rellu")

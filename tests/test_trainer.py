@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from hpotool.datasets import TensorData
-from hpotool.trainer import EpochResult, InputChangedError, NonFiniteLossError, OutputShapeError, Trainer
+from hpotool.epoch import EpochResult, NonFiniteLossError
+from hpotool.trainer import InputChangedError, OutputShapeError, Trainer
 
 
 def _problem(n: int = 256) -> tuple[TensorData, TensorData]:

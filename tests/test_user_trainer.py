@@ -172,7 +172,8 @@ def test_the_report_counts_no_epochs_a_function_never_reported(
     true, as the function trained epochs hpotool never saw, and no pruner saved any."""
     import json
 
-    from hpotool.report import _header_rows, report_info
+    from hpotool.report_info import report_info
+    from hpotool.report_page import _header_rows
 
     monkeypatch.chdir(REPO)
     _, trials = _study_with("returns_nan_without_report", tmp_path)

@@ -310,8 +310,10 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
     """
     from optuna.trial import TrialState
 
-    from hpotool.export import best_trials, epochs_count, is_feasible, no_best_error, stored_run_config
     from hpotool.importance import EVALUATOR, basis, param_importances
+    from hpotool.ranking import best_trials, is_feasible, no_best_error
+    from hpotool.stored_run import stored_run_config
+    from hpotool.trial_table import epochs_count
 
     if len(study.directions) > 1:
         raise HpoError(

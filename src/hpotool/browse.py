@@ -14,8 +14,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.atomic import NAME_MAX, abbreviated, long_part
 from hpotool.errors import HpoError
-from hpotool.export import is_feasible, state_counts, trial_record
 from hpotool.fingerprint import stored_config
+from hpotool.ranking import is_feasible, state_counts
 from hpotool.stop_note import kept
 from hpotool.storage import (
     default_storage_url,
@@ -30,6 +30,7 @@ from hpotool.storage import (
     storage_origin,
     with_file,
 )
+from hpotool.trial_table import trial_record
 
 STATES = ("complete", "pruned", "fail", "running", "waiting")
 

@@ -12,7 +12,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from hpotool.formatting import format_choice
-from hpotool.resolve import accepted_kwargs, check_kwargs, check_required, check_types, resolve
+from hpotool.kwarg_types import check_types
+from hpotool.resolve import resolve
+from hpotool.signatures import accepted_kwargs, check_kwargs, check_required
 
 Kind = Literal["data", "model", "optimizer", "scheduler", "loss"]
 
@@ -244,7 +246,7 @@ _DEFAULT_LR = 1e-3  # OptimizerConfig.lr's default
 def _check_takes_lr(name: str, obj: Any, lr: Any) -> None:
     """hpotool gives every optimizer `lr` (optimizer.lr has a default): one whose signature lacks it was
     told "takes no argument 'lr'; it takes: learning_rate, ...", which no change to the config fixed."""
-    from hpotool.resolve import accepted_kwargs
+    from hpotool.signatures import accepted_kwargs
 
     names, var_kw = accepted_kwargs(obj)
     if "lr" in names or var_kw:
@@ -439,7 +441,7 @@ def _taken_by_others(kind: Kind, name: str, obj: Any, kwargs: Mapping[str, Any],
 
 def component_kwargs(kind: Kind, name: str) -> list[str]:
     """The argument names a user may set for this component (empty when it takes `**kwargs`)."""
-    from hpotool.resolve import accepted_kwargs
+    from hpotool.signatures import accepted_kwargs
 
     obj = resolve_component(kind, name)
     names, _ = accepted_kwargs(obj)

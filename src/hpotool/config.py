@@ -25,9 +25,9 @@ from hpotool.conditions import holds
 from hpotool.config_fields import BUDGET_GIVEN, Frozen, Integer, Seed, no_boolean
 from hpotool.formatting import format_choice, format_params
 from hpotool.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS, minimized_by_default
+from hpotool.near_names import did_you_mean
 from hpotool.nested_space import flatten_space
 from hpotool.optimize_sections import FinalConfig, PrunerConfig, SamplerConfig, TrackingConfig
-from hpotool.resolve import did_you_mean
 from hpotool.run_sections import (
     FUNCTION_TRAINS,
     DataConfig,

@@ -14,8 +14,8 @@ from hpotool.config_fields import BUDGET_GIVEN, CHECK_COMPONENTS, Frozen
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice, yaml_bool_hint
 from hpotool.key_hints import key_suggestion, misplaced_key_hint, valid_keys
+from hpotool.near_names import did_you_mean
 from hpotool.nested_space import PARAM_KEYS
-from hpotool.resolve import did_you_mean
 from hpotool.search_space import PARAM_TYPES
 
 # Parameter types as Optuna's old suggest_* names, hyperopt, Ray Tune and W&B sweeps spell them.

@@ -19,7 +19,7 @@ from hpotool.metrics import (
     REGRESSION_METRICS,
     minimized_by_default,
 )
-from hpotool.resolve import closest, edit_distance
+from hpotool.near_names import closest, edit_distance
 from hpotool.yamlfile import read_yaml_mapping
 
 

@@ -16,7 +16,7 @@ from hpotool.data import PreparedData, one_logit, takes_class_weights
 from hpotool.device import to_device
 from hpotool.errors import RunCheckError
 from hpotool.formatting import format_choice
-from hpotool.resolve import construct, pick_kwargs
+from hpotool.signatures import construct, pick_kwargs
 
 
 def build_loss(

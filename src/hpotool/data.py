@@ -11,8 +11,8 @@ from hpotool.components import resolve_component
 from hpotool.config import RunConfig
 from hpotool.errors import HpoError
 from hpotool.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
-from hpotool.resolve import described
 from hpotool.run_sections import DataConfig
+from hpotool.user_code import described
 
 # torch and the datasets are imported where data is loaded: a user's training function's run loads none
 if TYPE_CHECKING:

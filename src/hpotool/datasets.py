@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from hpotool.resolve import did_you_mean
+from hpotool.near_names import did_you_mean
 
 # multilabel: several labels per sample, y an (n, labels) matrix of 0/1, scored by one logit per label.
 Task = Literal["classification", "regression", "multilabel"]

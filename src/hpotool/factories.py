@@ -15,15 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
-from hpotool.resolve import (
-    accepted_kwargs,
-    check_kwargs,
-    check_required,
-    coerce_scalars,
-    described,
-    did_you_mean,
-    resolve,
-)
+from hpotool.kwarg_types import coerce_scalars
+from hpotool.near_names import did_you_mean
+from hpotool.resolve import resolve
 from hpotool.search_space import (
     FloatParam,
     Param,
@@ -34,6 +28,8 @@ from hpotool.search_space import (
     value_count,
     values_text,
 )
+from hpotool.signatures import accepted_kwargs, check_kwargs, check_required
+from hpotool.user_code import described
 
 if TYPE_CHECKING:
     import warnings
@@ -223,7 +219,7 @@ def kwarg_notes() -> Iterator[list[str]]:
 
 def _check_ignored(name: str, cls: Any, kwargs: Mapping[str, Any], key: str) -> None:
     """An argument Optuna ignores (`restart_strategy`), refused, where Optuna warned and ran without it."""
-    from hpotool.resolve import import_object
+    from hpotool.import_paths import import_object
 
     for owner, arg, why in _IGNORED:
         if arg in kwargs and is_subclass(cls, import_object(owner)):
@@ -556,7 +552,7 @@ def _build_objects(
         elif base.group(0) == "BasePruner":
             out[arg] = make_pruner(name, inner, where)
         else:
-            from hpotool.resolve import import_object, is_import_path
+            from hpotool.import_paths import import_object, is_import_path
 
             if not is_import_path(name):
                 raise HpoError(

@@ -258,15 +258,9 @@ def plan_final(
         HpoError: a study of several objectives without `trial` (it has no one best trial), or `trial`
             naming no trial, one not complete, or one that does not meet the study's constraints.
     """
-    from hpotool.export import (
-        direction_names,
-        no_best_error,
-        not_hpotool_error,
-        objective_names,
-        ranked_trials,
-        trial_params,
-        trial_run_config,
-    )
+    from hpotool.ranking import direction_names, no_best_error, objective_names, ranked_trials
+    from hpotool.stored_run import not_hpotool_error, trial_run_config
+    from hpotool.trial_table import trial_params
 
     if top_k < 1 or (seeds is not None and seeds < 1) or (epochs is not None and epochs < 1):
         raise HpoError("--top-k, --seeds and --epochs must be at least 1")
@@ -316,7 +310,7 @@ def plan_final(
 
 def _several_objectives_error(study: optuna.Study) -> HpoError:
     """A study of several objectives has a Pareto front, no one best trial: name the front and --trial."""
-    from hpotool.export import no_best_error
+    from hpotool.ranking import no_best_error
     from hpotool.storage import study_options
 
     front = sorted(t.number for t in study.best_trials)
@@ -339,7 +333,7 @@ def picked_trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
     """
     from optuna.trial import TrialState
 
-    from hpotool.export import is_feasible, no_best_error
+    from hpotool.ranking import is_feasible, no_best_error
     from hpotool.storage import study_options
 
     trials = study.get_trials(deepcopy=False)
@@ -572,8 +566,8 @@ def train_from_best(
     Returns:
         The summary written to summary.json.
     """
-    from hpotool.export import dump_json
     from hpotool.saved import train_and_save
+    from hpotool.strict_json import dump_json
 
     chosen = folder if isinstance(folder, Path) else None
     saved = check_jobs(plan, chosen)  # every run can start before the first one trains

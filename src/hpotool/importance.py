@@ -64,7 +64,7 @@ def feasible_view(study: optuna.Study) -> optuna.Study:
     """
     from optuna.trial import TrialState
 
-    from hpotool.export import is_feasible
+    from hpotool.ranking import is_feasible
     from hpotool.snapshot import StudySnapshot
 
     trials = study.get_trials(deepcopy=False)

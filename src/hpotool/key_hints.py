@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import AliasChoices, BaseModel
 
 from hpotool.config import OptimizeConfig, RunConfig
-from hpotool.resolve import did_you_mean
+from hpotool.near_names import did_you_mean
 
 
 def _submodel(cls: Any, part: str | int) -> Any:

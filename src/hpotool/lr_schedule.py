@@ -15,7 +15,6 @@ from hpotool.components import REGISTRIES, resolve_component
 from hpotool.config import RunConfig
 from hpotool.data import MEASURES, PreparedData
 from hpotool.errors import RunCheckError
-from hpotool.resolve import construct, pick_kwargs
 from hpotool.schedulers import (
     DEFAULT_MONITOR,
     HIGHER_IS_BETTER,
@@ -28,6 +27,7 @@ from hpotool.schedulers import (
     takes_epoch_and_metric,
     takes_metric,
 )
+from hpotool.signatures import construct, pick_kwargs
 from hpotool.trainer import steps_per_epoch
 
 _STEP_BEFORE_OPTIMIZER = r"Detected call of `lr_scheduler\.step\(\)` before `optimizer\.step\(\)`"

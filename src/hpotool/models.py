@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hpotool.resolve import did_you_mean
+from hpotool.near_names import did_you_mean
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,

@@ -20,12 +20,12 @@ from hpotool.epoch import EpochResult, NonFiniteLossError
 from hpotool.interrupts import deferred, raise_dropped
 from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.plan import StudyPlan
-from hpotool.resolve import described
 from hpotool.runner import train_run
 from hpotool.search_space import (
     suggest,
 )
 from hpotool.storage import lost_connection
+from hpotool.user_code import described
 
 if TYPE_CHECKING:
     pass

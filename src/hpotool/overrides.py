@@ -15,7 +15,7 @@ from hpotool.config_errors import error_lines
 from hpotool.config_fields import CHECK_COMPONENTS
 from hpotool.errors import HpoError
 from hpotool.formatting import format_params
-from hpotool.resolve import closest
+from hpotool.near_names import closest
 
 _SECTIONS: tuple[Kind, ...] = ("data", "model", "optimizer", "scheduler", "loss")
 

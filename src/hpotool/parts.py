@@ -18,8 +18,9 @@ from hpotool.device import module_keys
 from hpotool.errors import RunCheckError
 from hpotool.lean_step import defer_dynamo
 from hpotool.lr_schedule import Schedule, build_schedule
-from hpotool.resolve import accepted_kwargs, construct, described, pick_kwargs
+from hpotool.signatures import accepted_kwargs, construct, pick_kwargs
 from hpotool.trainer import Trainer
+from hpotool.user_code import described
 
 
 def model_out_features(cfg: RunConfig, data: PreparedData) -> int:

@@ -31,10 +31,10 @@ from hpotool.errors import HpoError, RunCheckError
 from hpotool.factories import kwarg_notes, make_pruner, study_sampler
 from hpotool.final import check_final
 from hpotool.formatting import format_choice
+from hpotool.near_names import closest, edit_distance
 from hpotool.optimize_sections import PrunerConfig
 from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.pruner_reach import check_pruner_reach, most_epochs
-from hpotool.resolve import closest, edit_distance
 from hpotool.search_space import (
     CategoricalParam,
     FloatParam,
@@ -43,7 +43,8 @@ from hpotool.search_space import (
     suggest,
 )
 from hpotool.sections import section_choices, section_values
-from hpotool.space_checks import auto_task, check_space
+from hpotool.space_checks import check_space
+from hpotool.space_effects import auto_task
 from hpotool.storage import DEFAULT_ORIGIN, shown_url
 from hpotool.warm_start import carried_params, left_out_note
 
@@ -339,7 +340,7 @@ def _single_choice_notes(opt: OptimizeConfig, opt_path: str) -> list[str]:
 def _width_notes(run: RunConfig, opt: OptimizeConfig, opt_path: str) -> list[str]:
     """A note per searched width of the built-in MLP (`model.hidden.2`) that trials of a searched
     `model.layers` too small to use it still draw: the trial stores a width it never trained, and the sampler
-    learns from it (one no trial uses is refused, `space_checks`)."""
+    learns from it (one no trial uses is refused, `space_effects`)."""
     layers = opt.search_space.get("model.layers")
     if layers is None or run.model.name != "mlp" or {"model", "model.name"} & opt.search_space.keys():
         return []
@@ -371,7 +372,7 @@ def _width_notes(run: RunConfig, opt: OptimizeConfig, opt_path: str) -> list[str
 def _seed_notes(run: RunConfig, opt: OptimizeConfig, opt_path: str) -> list[str]:
     """A note for a searched `seed`: usually a mistake (trials then differ by luck as well as by their values),
     sometimes meant (how much does the seed matter?), so the run goes on; `data.split_seed`, which scores each
-    trial on other data, is refused (`space_checks`)."""
+    trial on other data, is refused (`space_effects`)."""
     notes = []
     if "seed" in opt.search_space:
         notes.append(
@@ -454,7 +455,8 @@ def _unset_by(params: Mapping[str, Any], opt: OptimizeConfig, fixed: Mapping[str
 def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPlan:
     """`plan` with the `top` best complete trials of `source` that meet its constraints enqueued (params
     in this space, within it)."""
-    from hpotool.export import ranked_trials, state_counts, trial_params
+    from hpotool.ranking import ranked_trials, state_counts
+    from hpotool.trial_table import trial_params
 
     if len(source.directions) > 1:
         raise HpoError(
@@ -518,7 +520,7 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
 def _trained(source: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
     """Every path of the run config `trial` of `source` trained, and each section whole ({} for a study
     hpotool did not create)."""
-    from hpotool.export import trial_run_config
+    from hpotool.stored_run import trial_run_config
 
     try:
         return _paths(trial_run_config(source, trial, check_components=False))

@@ -39,8 +39,8 @@ from hpotool.model_hints import (
     width_argument_hint,
 )
 from hpotool.parts import assemble_trainer, build_model, build_optimizer, model_dtype, model_out_features
-from hpotool.resolve import described
 from hpotool.trainer import input_changed, same_values
+from hpotool.user_code import described
 
 DRY_RUN_SAMPLES = 8
 

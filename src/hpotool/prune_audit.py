@@ -143,7 +143,8 @@ def missed_winners(study: optuna.Study, baseline: optuna.Study, top_k: int = 5) 
             f"{study.study_name!r} and {baseline.study_name!r} search different spaces ({', '.join(changed)}); "
             f"compare with a study of the same search space run without pruning"
         )
-    from hpotool.export import is_feasible, trial_params
+    from hpotool.ranking import is_feasible
+    from hpotool.trial_table import trial_params
 
     # The bar is the k-th best trial that meets the constraints ("best" as export-best has it); a pruned
     # trial whose twin broke them would not have made the top-k either.

@@ -39,7 +39,7 @@ class PrunedRow:
 
 def _pruner_class(name: str) -> type | None:
     from hpotool.factories import PRUNERS
-    from hpotool.resolve import import_object
+    from hpotool.import_paths import import_object
 
     try:
         cls = import_object(PRUNERS.get(name, name))
@@ -148,8 +148,8 @@ def pruned_rows(study: optuna.Study, pruner: Mapping[str, Any] | None) -> list[P
         pruner: the optimize config's `pruner` section (`{name, kwargs}`), or None when unknown. A trial
             that ran before `--allow-changed-config` changed the pruner is judged by the one it ran under.
     """
-    from hpotool.export import epochs_count
     from hpotool.fingerprint import CHANGES_ATTR, config_of
+    from hpotool.trial_table import epochs_count
 
     attrs = study.user_attrs
     changed = bool(attrs.get(CHANGES_ATTR))

@@ -27,11 +27,11 @@ from hpotool.audit import (
 from hpotool.conditions import holds
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.errors import HpoError
-from hpotool.export import best_trials, is_feasible, stored_run_config
 from hpotool.final import component_arg, unfit_overrides
 from hpotool.formatting import format_param, format_value
 from hpotool.importance import basis
 from hpotool.overrides import apply_overrides, leaf_values
+from hpotool.ranking import best_trials, is_feasible
 from hpotool.search_space import (
     CategoricalParam,
     FloatParam,
@@ -42,6 +42,7 @@ from hpotool.search_space import (
     same_value,
 )
 from hpotool.sections import SECTIONS, switchable
+from hpotool.stored_run import stored_run_config
 
 if TYPE_CHECKING:
     import optuna

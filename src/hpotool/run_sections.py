@@ -107,7 +107,7 @@ class OptimizerConfig(_Component):
         if out.get("weight_decay") == 0.0:
             from hpotool.components import resolve_component
             from hpotool.errors import HpoError
-            from hpotool.resolve import accepted_kwargs
+            from hpotool.signatures import accepted_kwargs
 
             try:
                 names, var_kw = accepted_kwargs(resolve_component("optimizer", self.name))
@@ -159,7 +159,7 @@ class TrainerConfig(BaseModel):
     @field_validator("function")
     @classmethod
     def _check_function(cls, v: str) -> str:
-        from hpotool.resolve import import_object
+        from hpotool.import_paths import import_object
 
         try:
             fn = import_object(v)

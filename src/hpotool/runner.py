@@ -119,7 +119,7 @@ def train_run(
     rows = history if history is not None else []
     if cfg.trainer is not None:  # the user's own training function
         from hpotool.device import seed_everything
-        from hpotool.resolve import import_object
+        from hpotool.import_paths import import_object
         from hpotool.user_trainer import run_user_trainer
 
         import_object(cfg.trainer.function)  # first: its module's imports decide whether torch is seeded

@@ -30,8 +30,9 @@ from hpotool.atomic import atomic_folder
 from hpotool.config import RunConfig
 from hpotool.config_errors import validate_config
 from hpotool.errors import HpoError
-from hpotool.export import dump_json, tool_versions
+from hpotool.export import tool_versions
 from hpotool.formatting import format_choice
+from hpotool.strict_json import dump_json
 from hpotool.yamlfile import dump_yaml
 
 if TYPE_CHECKING:
@@ -324,7 +325,7 @@ def _save_model(
     except (pickle.PicklingError, TypeError, AttributeError) as exc:  # what pickle raises for an object
         if ":" not in cfg.model.name:  # a built-in model: hpotool's bug
             raise
-        from hpotool.resolve import first_line
+        from hpotool.user_code import first_line
 
         raise HpoError(
             f"{shown}: cannot save the model: {first_line(exc)}; the run was not saved: make "
@@ -357,8 +358,8 @@ def train_and_save(
             dataset, loss, training function) raised: one line saying where (`--debug` shows the traceback).
     """
     from hpotool.epoch import NonFiniteLossError
-    from hpotool.resolve import first_line, user_frame
     from hpotool.runner import train_run
+    from hpotool.user_code import first_line, user_frame
     from hpotool.user_trainer import TrainerOutputError
 
     try:
@@ -413,8 +414,8 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     import torch
 
     from hpotool.device import resolve_device
+    from hpotool.import_hints import python_caller
     from hpotool.parts import make_model
-    from hpotool.resolve import python_caller
 
     path = Path(path)
     if path.is_dir():  # the run folder, as train and train-from-best print it
@@ -432,7 +433,7 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     except Exception as exc:
         import pickle
 
-        from hpotool.resolve import first_line
+        from hpotool.user_code import first_line
 
         # torch's refusal of any other file (a config.yaml, a notebook) is a page that advises weights_only=False
         why = "not a PyTorch checkpoint" if isinstance(exc, pickle.UnpicklingError) else first_line(exc)

@@ -25,7 +25,7 @@ from torch.optim.lr_scheduler import (
 )
 
 from hpotool.components import REGISTRIES
-from hpotool.resolve import accepted_kwargs
+from hpotool.signatures import accepted_kwargs
 
 # Built-ins stepped after every batch rather than every epoch.
 PER_STEP = frozenset({"onecycle"})

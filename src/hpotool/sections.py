@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from hpotool.components import auto_loss, component_default
-from hpotool.conditions import all_hold
+from hpotool.conditions import all_hold, equal_in_value
 from hpotool.config import RunConfig
 from hpotool.config_errors import error_lines, keep_validator_context
 from hpotool.config_fields import CHECK_COMPONENTS
@@ -28,7 +28,7 @@ from hpotool.run_sections import (
     SchedulerConfig,
     TrainerConfig,
 )
-from hpotool.search_space import CategoricalParam, Param, contains, equal_in_value
+from hpotool.search_space import CategoricalParam, Param, contains
 
 SECTIONS: dict[str, type[BaseModel]] = {
     "data": DataConfig,

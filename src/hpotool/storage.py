@@ -816,7 +816,7 @@ def _unknown_scheme(url: str) -> str:
     scheme = url.partition("://")[0]
     near = "postgresql+psycopg" if scheme.partition("+")[0] == "postgres" else None
     if near is None:
-        from hpotool.resolve import closest
+        from hpotool.near_names import closest
 
         found = closest(scheme, _URL_FORMS, n=1)
         near = found[0] if found else None
@@ -1174,7 +1174,7 @@ def same_series(a: str, b: str) -> bool:
 def near_study(study_name: str, names: Iterable[str]) -> str:
     """` (did you mean 'NAME'?)` for a study of a name close to `study_name`, leaving out the names of its
     series (`same_series`: `ws_pg` is no typo of `ws_pg3`, a new study named on purpose); "" when none is."""
-    from hpotool.resolve import did_you_mean
+    from hpotool.near_names import did_you_mean
 
     return did_you_mean(study_name, [n for n in names if not same_series(study_name, n)])
 

@@ -231,7 +231,7 @@ def _near_study(plan: StudyPlan, storage: Any) -> str:
     """` (did you mean 'NAME', in WHERE?)` for a study of a name close to the one just created, in its storage
     or (default storage) in a studies/NAME.db beside its file: a misspelt study_name or --study-name started
     a new study instead of resuming that one; "" when there is none."""
-    from hpotool.resolve import closest
+    from hpotool.near_names import closest
     from hpotool.storage import default_storage_url, study_names
 
     name = plan.opt.study_name
@@ -250,7 +250,7 @@ def typo_of(a: str, b: str) -> bool:
     """Whether `a` could be `b` mistyped: one edit (a character added, dropped, changed, or two swapped)
     per four characters, at most two. A name sharing a stem on purpose (digits_warm, digits_pfl,
     digits_mlp_stage2 beside digits_mlp) is further off; digits_mpl, digts_mlp and digits-mlp are not."""
-    from hpotool.resolve import edit_distance
+    from hpotool.near_names import edit_distance
 
     return edit_distance(a, b) <= max(1, min(2, len(a) // 4))
 

@@ -53,7 +53,7 @@ def summarize(study: optuna.Study, plan: StudyPlan, ran_now: int, wall_time: flo
     if counts["complete"] and plan.opt.multi_objective:
         pareto = [_trial_summary(t, space) for t in sorted(study.best_trials, key=lambda t: t.number)]
     elif counts["complete"]:
-        from hpotool.export import ranked_trials
+        from hpotool.ranking import ranked_trials
 
         ranked = ranked_trials(study)  # constraints respected, as Optuna's best_trial does
         best = _trial_summary(ranked[0], space) if ranked else None

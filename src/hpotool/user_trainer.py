@@ -20,7 +20,8 @@ from typing import Any
 from hpotool.config import RunConfig
 from hpotool.epoch import EpochResult, NonFiniteLossError
 from hpotool.errors import HpoError
-from hpotool.resolve import accepted_kwargs, import_object, pick_kwargs
+from hpotool.import_paths import import_object
+from hpotool.signatures import accepted_kwargs, pick_kwargs
 
 OFFERED = ("config", "run_config", "report")
 

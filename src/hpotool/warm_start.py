@@ -9,8 +9,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from hpotool.conditions import equal_in_value
 from hpotool.formatting import format_choice
-from hpotool.search_space import CategoricalParam, Param, equal_in_value, taken_as
+from hpotool.search_space import CategoricalParam, Param, taken_as
 from hpotool.sections import SECTIONS, as_trained, configured_section
 
 

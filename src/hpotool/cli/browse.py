@@ -217,7 +217,7 @@ def trials(
         unseen = kept(study.user_attrs)
         unseen_note = f"study {study_name}: {unseen}" if unseen is not None else None
         if not rows:  # an empty table says less than a line naming what the study has
-            from hpotool.export import state_counts
+            from hpotool.ranking import state_counts
 
             has = ", ".join(f"{k} {v}" for k, v in state_counts(study.get_trials(deepcopy=False)).items())
             which = f"{state.lower()} trial" if state else "trial"
@@ -226,8 +226,8 @@ def trials(
                 print_note(unseen_note)
             return
         # In the order the search space writes them (the study's stored one), then any others as found.
-        from hpotool.export import in_space_order
         from hpotool.fingerprint import stored_config
+        from hpotool.trial_table import in_space_order
 
         space = stored_config(study.user_attrs, "optimize_config").get("search_space")
         found = dict.fromkeys(p for r in rows for p in r["params"])
@@ -236,7 +236,7 @@ def trials(
         # front leaves out some complete trial that meets the constraints.
         from optuna.trial import TrialState
 
-        from hpotool.export import is_feasible
+        from hpotool.ranking import is_feasible
 
         feasible = [
             t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if is_feasible(t)
@@ -280,7 +280,8 @@ def trials(
 
         shown = [[cell(p, r) for p in params] for r in rows]
         # One column per parameter where they fit the terminal, else one wrapped "params" column.
-        from hpotool.export import epochs_count, is_multi_objective, objective_names
+        from hpotool.ranking import is_multi_objective, objective_names
+        from hpotool.trial_table import epochs_count
 
         value_header = ", ".join(objective_names(study)) if is_multi_objective(study) else "value"
         # A parameter named like a column of the table (a searched epochs) is spelt as trials.csv spells it.

@@ -26,7 +26,7 @@ def _short_of_top(plan: Any, source: Any, top: int) -> str | None:
     """The note saying why --enqueue-from queued fewer than --top points, or None."""
     from optuna.trial import TrialState
 
-    from hpotool.export import ranked_trials
+    from hpotool.ranking import ranked_trials
     from hpotool.warm_start import short_of_top_note
 
     queued = len(plan.opt.enqueue) - (plan.config_enqueue or 0)
@@ -340,7 +340,7 @@ def _optimize(
 
                 keep(summary.study_name, summary.storage, summary.stopped)
             if as_json:
-                from hpotool.export import json_safe
+                from hpotool.strict_json import json_safe
 
                 shown = {**summary.as_dict(), "storage": shown_url(summary.storage)}
                 # strict JSON, as every JSON hpotool writes: a NaN metric is "NaN", not a bare NaN

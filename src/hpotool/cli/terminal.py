@@ -118,7 +118,7 @@ def print_keyed(title: str, rows: list[tuple[str, str]], whole: str, sep: str = 
 
 
 def print_json(data: Any) -> None:
-    from hpotool.export import dump_json
+    from hpotool.strict_json import dump_json
 
     sys.stdout.write(dump_json(data))
 

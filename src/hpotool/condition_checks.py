@@ -1,0 +1,193 @@
+"""A searched parameter's `when:` conditions checked before trial 0: each reads a searched parameter or a
+RunConfig path, lists values that parameter takes, and holds for some value of it (or the run config's own),
+so the parameter is set in some trial; and the values a trial sets where a condition holds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hpotool.conditions import all_hold, holds, satisfying_value
+from hpotool.config import (
+    OptimizeConfig,
+)
+from hpotool.errors import HpoError
+from hpotool.formatting import format_choice
+from hpotool.near_names import closest
+from hpotool.search_space import (
+    CategoricalParam,
+    Param,
+    boundary_values,
+    contains,
+    same_value,
+    values_text,
+)
+from hpotool.sections import SECTIONS, section_choices
+
+_NONE = object()
+
+
+def condition_values(
+    param: Param, opt: OptimizeConfig, fixed: Mapping[str, Any], name: str
+) -> dict[str, Any]:
+    """Values of the searched paths that make `param`'s conditions hold: of each referenced parameter's
+    choices, or its bounds, middle and the value the condition implies, the first it can take that holds.
+
+    Raises:
+        HpoError: a condition that no value of its parameter, or the run config's fixed value (`fixed`, by
+            path), satisfies: parameter `name` would never be set.
+    """
+    out = {}
+    for path, condition in (param.when or {}).items():
+        ref = opt.search_space.get(path)
+        if ref is None:  # a fixed RunConfig value: the condition reads it as it is
+            if not holds(condition, fixed.get(path)):
+                unset = fixed.get(path) is None
+                says = (
+                    "does not set it (a condition reads no default)"
+                    if unset
+                    else f"sets it to {format_choice(fixed[path])}"
+                )
+                wanted = satisfying_value(condition)
+                fix = (
+                    f"set {path} in the run config, search it (above {name})"
+                    if unset
+                    else f"search {path} (above {name})"
+                    + (
+                        f", set it to {format_choice(wanted)} in the run config"
+                        if holds(condition, wanted)
+                        else ""
+                    )
+                )
+                if (
+                    isinstance(condition, list)
+                    and not unset
+                    and any(same_value(fixed[path], c) for c in condition)
+                ):
+                    fix = f"a list is one value (a list choice): for any of several, write {{in: {format_choice(condition)}}}"
+                raise HpoError(
+                    f"the condition {path}: {format_choice(condition)} never holds: {path} is not searched and the run config "
+                    f"{says}, so {name} would never be set; {fix}, or change or drop the condition"
+                )
+            continue
+        if isinstance(ref, CategoricalParam):
+            candidates = list(ref.choices)
+        else:
+            middle = (ref.low + ref.high) / 2
+            candidates = [ref.low, ref.high, round(middle) if isinstance(ref.low, int) else middle]
+            candidates.append(satisfying_value(condition))
+        value = next((c for c in candidates if contains(ref, c) and holds(condition, c)), _NONE)
+        if value is _NONE:
+            hint = ""
+            if isinstance(condition, list) and any(contains(ref, c) for c in condition):
+                # `when: {model.name: [rf, svc]}` reads as the one list value [rf, svc], not "any of them"
+                hint = f"; a list is one value (a list choice): for any of several, write {{in: {format_choice(condition)}}}"
+            elif isinstance(ref, CategoricalParam) and _boolean_for_number(condition, ref.choices):
+                # `when: {model.layers: true}` over the choices [0, 1]: Python's True == 1, YAML's true is no 1
+                hint = (
+                    f" (a boolean matches only true or false, and a number only numbers; its choices: "
+                    f"{format_choice(ref.choices)})"
+                )
+            elif isinstance(ref, CategoricalParam) and isinstance(condition, str):
+                words = [c for c in ref.choices if isinstance(c, str)]
+                near = closest(condition, words, n=1)
+                if near:  # a misspelt choice: `when: {optimizer.name: sdg}`
+                    hint = f" (did you mean {near[0]}? its choices: {format_choice(ref.choices)})"
+            values = (
+                "" if isinstance(ref, CategoricalParam) else f" ({values_text(ref)})"
+            )  # choices: in the hint
+            raise HpoError(
+                f"the condition {path}: {format_choice(condition)} never holds for {path}'s values{values}, so it "
+                f"would never be set{hint}"
+            )
+        # a conditional parameter has a value only where its own conditions hold (sgd for momentum)
+        out.update({**condition_values(ref, opt, fixed, path), path: value})
+    return out
+
+
+def _boolean_for_number(condition: Any, choices: list[Any]) -> bool:
+    """Whether `condition` (a value or `{in: [...]}`) names a boolean for a number among `choices`, or a
+    number for a boolean, which Python's == would match and a condition does not."""
+    values = condition.get("in", []) if isinstance(condition, dict) else [condition]
+    return any(
+        isinstance(v, bool) != isinstance(c, bool) and v == c
+        for v in values
+        for c in choices
+        if isinstance(v, int | float) and isinstance(c, int | float)
+    )
+
+
+def check_condition_paths(path: str, param: Param, opt: OptimizeConfig, valid: set[str]) -> None:
+    """Each `when:` path is a searched parameter or a RunConfig path: a typo would switch `path` off."""
+    for cond in param.when or {}:
+        section = cond.partition(".")[0]
+        if cond != section and cond not in opt.search_space and section in section_choices(opt.search_space):
+            raise HpoError(
+                f"search_space.{path}.when: {cond!r} is inside {section}, which the search chooses whole, so the "
+                f"condition would read the run config's {cond}, not the chosen section's; condition on the "
+                f"section itself (when: {{{section}: {{in: [...]}}}}, the choices written whole), or search {cond} "
+                f"too"
+            )
+        if cond not in opt.search_space and cond not in valid:
+            near = closest(cond, sorted({*opt.search_space, *valid}), n=3)
+            hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+            raise HpoError(
+                f"search_space.{path}.when: {cond!r} is neither a searched parameter nor a RunConfig path{hint}"
+            )
+
+
+def check_section_operands(path: str, param: Param, opt: OptimizeConfig) -> None:
+    """Each value a condition on a searched parameter lists (`in`, `ne`) is one it takes; a section, one of
+    the choices of a section searched whole (the config named each that builds a choice's section so): one it
+    never takes would never match, its condition quietly narrower (or, with ne, wider) than written."""
+    for on, condition in (param.when or {}).items():
+        ref = opt.search_space.get(on)
+        if ref is None or not isinstance(condition, dict):
+            continue
+        ((test, operand),) = condition.items()
+        operands = operand if test == "in" else [operand] if test == "ne" else []
+        if on in SECTIONS and isinstance(ref, CategoricalParam):
+            stray = next((v for v in operands if isinstance(v, dict) and not contains(ref, v)), _NONE)
+            if stray is not _NONE:
+                raise HpoError(
+                    f"search_space.{path}.when.{on}: {format_choice(stray)} is none of {on}'s choices and gives "
+                    f"none of their sections, so no trial matches it; name one of: "
+                    f"{', '.join(map(format_choice, ref.choices))}"
+                )
+            continue
+        # a plain parameter: a value it never takes (a misspelt or dropped choice, a number off its range)
+        stray = next((v for v in operands if not contains(ref, v)), _NONE)
+        if stray is _NONE or (test == "in" and not any(contains(ref, v) for v in operands)):
+            continue  # an `in` none of whose values it takes never holds: that check names the condition
+        values = f"{on}'s values ({values_text(ref)})"
+        if test == "ne":
+            words = (
+                [c for c in ref.choices if isinstance(c, str)] if isinstance(ref, CategoricalParam) else []
+            )
+            near = closest(stray, words, n=1) if isinstance(stray, str) else []
+            fix = f"did you mean {near[0]}?" if near else "name one of its values, or drop the condition"
+            raise HpoError(
+                f"search_space.{path}.when.{on}: {format_choice(condition)} holds in every trial: "
+                f"{format_choice(stray)} is not one of {values}; {fix}"
+            )
+        add = f"add it to {on}'s choices" if isinstance(ref, CategoricalParam) else f"widen {on}'s range"
+        raise HpoError(
+            f"search_space.{path}.when.{on}: {format_choice(stray)} is not one of {values}, so no trial matches "
+            f"it; drop it from in:, or {add}"
+        )
+
+
+def conditioned_on(
+    path: str, value: Any, context: Mapping[str, Any], opt: OptimizeConfig, fixed: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The other parameters whose conditions read `path` or a value of `context` and hold with them, each at
+    its first value: the ones a trial picking `value` where `context` holds sets too (mse beside the
+    regression dataset, both when: {model.activation: gelu})."""
+    values: dict[str, Any] = {**fixed, **context, path: value}
+    out: dict[str, Any] = {}
+    for name, param in opt.search_space.items():
+        if name == path or name in context or not param.when or not ({path, *context} & set(param.when)):
+            continue
+        if all_hold(param.when, {**values, **out}):
+            out[name] = boundary_values(param)[0]
+    return out

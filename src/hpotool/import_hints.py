@@ -1,0 +1,178 @@
+"""What a failed import of a user's object says besides Python's words: the module meant (a misspelt one),
+the folder that holds a module not found and how to import from there (for the command, or for Python code
+inside `python_caller`), the submodule that defines a name its package lacks, and a definition made only
+under `if __name__ == "__main__":`."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import re
+import sys
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+
+from hpotool.near_names import closest
+
+
+def similar_module(missing: str) -> str:
+    """` (did you mean 'pkg.models'?)` for a misspelt module: its siblings in the package above it, or the
+    modules in the current folder for a top-level one."""
+    import pkgutil
+
+    parent, _, last = missing.rpartition(".")
+    if parent:
+        try:
+            search = getattr(importlib.import_module(parent), "__path__", None)
+        except Exception:  # the package itself does not import: nothing to compare with
+            return ""
+        if search is None:
+            return ""
+    else:
+        search = [os.getcwd()]
+    names = [m.name for m in pkgutil.iter_modules(search)]
+    near = closest(last, names, n=1, ignore_case=True)
+    return f" (did you mean {'.'.join([parent, near[0]]).lstrip('.')!r}?)" if near else ""
+
+
+# Folders of the current one never searched for a user's package: environments, caches, version control.
+_NOT_CODE = {"node_modules", "site-packages", "__pycache__", "venv", "env", "build", "dist"}
+
+
+def _folder_holding(top: str) -> str | None:
+    """The folder nearest the current one, one of its subfolders (`proj/` beside `-r proj/run.yaml`, a
+    `src/` layout) or one above it (run from `configs/`), that holds the package `top/` or the module
+    `top.py` an import path starts with, which Python did not find; None where none does. Told only "run
+    hpotool from the folder that holds seqpkg/", a user run from the folder above theirs had to guess which."""
+
+    def holds(folder: str) -> bool:
+        if os.path.isfile(os.path.join(folder, f"{top}.py")):
+            return True
+        package = os.path.join(folder, top)
+        try:
+            return os.path.isdir(package) and any(e.name.endswith(".py") for e in os.scandir(package))
+        except OSError:
+            return False
+
+    cwd = os.getcwd()
+    try:
+        below = sorted(
+            e.path
+            for e in os.scandir(cwd)
+            if e.is_dir() and not e.name.startswith((".", "_")) and e.name not in _NOT_CODE
+        )
+    except OSError:
+        below = []
+    searched = {os.path.abspath(p) for p in sys.path if p}
+    for folder in [*below, *map(str, Path(cwd).parents)]:
+        if os.path.abspath(folder) not in searched and holds(folder):
+            return folder
+    return None
+
+
+_PYTHON_CALLER: ContextVar[bool] = ContextVar("hpotool_python_caller", default=False)
+
+
+@contextmanager
+def python_caller() -> Iterator[None]:
+    """Imports in this block are made for a user's own Python code (`hpotool.saved.load_model`), not for the
+    hpotool command: a module not found is told to add its folder to sys.path, not to run hpotool elsewhere."""
+    token = _PYTHON_CALLER.set(True)
+    try:
+        yield
+    finally:
+        _PYTHON_CALLER.reset(token)
+
+
+def not_found_hint(top: str) -> str:
+    """Where the module `top`, not found, may be: the folder near this one that holds it, and what to do, for
+    the command (run it from there, or PYTHONPATH) or for Python code (its script from there, or sys.path)."""
+    holder = _folder_holding(top)
+    if _PYTHON_CALLER.get():
+        if holder is not None:
+            return (
+                f"; imports resolve from the current folder and sys.path, and {holder} holds {top}: run your "
+                f"script from there (cd {os.path.relpath(holder)}), or add that folder to sys.path first "
+                f"(sys.path.insert(0, {os.path.abspath(holder)!r}))"
+            )
+        return (
+            f"; imports resolve from the current folder and sys.path: run your script from the folder that "
+            f"holds {top}/ (or {top}.py), or add that folder to sys.path first"
+        )
+    if holder is not None:
+        return (
+            f"; imports resolve from the current folder and PYTHONPATH, and {holder} holds {top}: run "
+            f"hpotool from there (cd {os.path.relpath(holder)}), or add that folder to PYTHONPATH"
+        )
+    return (
+        f"; imports resolve from the current folder and PYTHONPATH: run hpotool from the folder "
+        f"that holds {top}/ (or {top}.py), or add that folder to PYTHONPATH"
+    )
+
+
+def defined_in_a_submodule(package: types.ModuleType, name: str, attr: str) -> str:
+    """`; mypkg.models defines Net: write mypkg.models:Net` where `package` (`mypkg`, whose __init__.py does
+    not import Net) has a module that defines `name` at its top level (read, not imported); else empty. The
+    line said only "module 'mypkg' has no attribute 'Net'", though the package holds it one level down."""
+    import pkgutil
+
+    search = getattr(package, "__path__", None)
+    if search is None:
+        return ""
+    pattern = re.compile(
+        rf"^(?:(?:async\s+)?def|class)\s+{re.escape(name)}\b|^{re.escape(name)}\s*[:=]", re.M
+    )
+    found = []
+    for info in sorted(pkgutil.iter_modules(search), key=lambda m: m.name):
+        file = os.path.join(getattr(info.module_finder, "path", ""), f"{info.name}.py")
+        try:
+            with open(file, encoding="utf-8", errors="replace") as fh:
+                if pattern.search(fh.read()):
+                    found.append(f"{package.__name__}.{info.name}")
+        except OSError:
+            continue
+    if not found:
+        return ""
+    rest = attr.partition(".")[2]
+    full = f"{name}.{rest}" if rest else name
+    where = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+    return f"; {where} {'defines' if len(found) == 1 else 'define'} {name}: write {found[0]}:{full}"
+
+
+def main_block_definition(module: types.ModuleType, name: str) -> int | None:
+    """The line where `module` defines `name` (a class, function or assignment) inside an `if __name__ ==
+    "__main__":` block, which runs only as a script, not on import; None when it does not (or its source
+    cannot be read). Such a name was reported as a bare "has no attribute", though the file defines it."""
+    import ast
+
+    file = getattr(module, "__file__", None)
+    if not file or not str(file).endswith(".py"):
+        return None
+    try:
+        tree = ast.parse(Path(file).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        test = node.test if isinstance(node, ast.If) else None
+        if not (
+            isinstance(test, ast.Compare)
+            and isinstance(test.left, ast.Name)
+            and test.left.id == "__name__"
+            and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators)
+        ):
+            continue
+        for inner in ast.walk(node):
+            if (
+                isinstance(inner, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+                and inner.name == name
+            ):
+                return inner.lineno
+            if isinstance(inner, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == name for t in inner.targets
+            ):
+                return inner.lineno
+    return None

@@ -1,0 +1,157 @@
+"""Import a user's object from its import path (`package.module:Name`), refusing in one line a file path, a
+relative import, a module named without its object, or a module of the current folder that another of its
+name shadows."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import re
+import sys
+import types
+from pathlib import PurePath
+from typing import Any
+
+from hpotool.errors import HpoError
+from hpotool.import_hints import defined_in_a_submodule, main_block_definition, not_found_hint, similar_module
+from hpotool.near_names import did_you_mean
+from hpotool.user_code import first_line, user_frame
+
+
+def is_import_path(name: str) -> bool:
+    """Whether `name` looks like `package.module:Name` or `package.module.Name`."""
+    return ":" in name or "." in name
+
+
+def import_object(path: str) -> Any:
+    """Import `package.module:Name` (or `package.module.Name`) and return the attribute."""
+    if ":" in path:
+        module_name, _, attr = path.partition(":")
+    else:
+        module_name, _, attr = path.rpartition(".")
+    if not module_name or not attr:
+        raise HpoError(f"{path!r} is not an import path; write it as package.module:Name")
+    if "/" in module_name or "\\" in module_name:  # never a module name; a relative one fails otherwise
+        raise _file_path(path, module_name, attr)
+    if module_name.startswith("."):  # a package's own `from .models import Net`: no package to start from
+        raise HpoError(
+            f"cannot import {path!r}: {module_name!r} is a relative import, which has no package to start from "
+            f"here; write {module_name.lstrip('.')}:{attr}, the path from the folder hpotool runs in"
+        )
+    # Users run hpotool from their project folder and expect its modules to import, as `python -m` does.
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        top = module_name.split(".")[0]
+        missing = exc.name or ""
+        wrong_path = module_name == missing or module_name.startswith(missing + ".")
+        inside = user_frame(exc)
+        if not wrong_path and inside is not None:
+            # the user's module imports something that is missing: say where, not that the path is wrong
+            raise HpoError(
+                f"cannot import {path!r}: importing {module_name!r} raised {first_line(exc)} at {inside}"
+            ) from None
+        if wrong_path and module_name.endswith(".py"):
+            raise _file_path(path, module_name, attr) from None
+        hint = similar_module(missing) if wrong_path else ""
+        if wrong_path and "." not in missing:
+            hint += not_found_hint(top)
+        raise HpoError(f"cannot import {path!r}: {exc}{hint}") from None
+    except Exception as exc:  # the user's module raised while importing (a SyntaxError, an ImportError, ...)
+        where = user_frame(exc)
+        raise HpoError(
+            f"cannot import {path!r}: importing {module_name!r} raised {first_line(exc)}"
+            + (f" at {where}" if where else "")
+        ) from None
+    obj, owner, found = module, f"module {module_name!r}", []
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            _refuse_a_shadowed_module(path, module_name, attr.split(".")[0])
+            if isinstance(obj, types.ModuleType):
+                refuse_a_module(path, f"{obj.__name__}.{part}")
+                line = main_block_definition(obj, part)
+                if line is not None:
+                    raise HpoError(
+                        f"cannot import {path!r}: {owner} defines {part!r} only under "
+                        f'if __name__ == "__main__": (line {line}), which does not run when hpotool imports '
+                        f"it; move the definition to the module's top level"
+                    ) from None
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            near = did_you_mean(part, names, ignore_case=True)
+            if not near and isinstance(obj, types.ModuleType):
+                near = defined_in_a_submodule(obj, part, attr)
+            raise HpoError(f"cannot import {path!r}: {owner} has no attribute {part!r}{near}") from None
+        found.append(part)
+        owner = repr(f"{module_name}:{'.'.join(found)}")
+    return obj
+
+
+def _file_path(path: str, module_name: str, attr: str) -> HpoError:
+    """The mistake of a file path written where an import path goes (`train.py:fit`, `src/nets.py:Net`):
+    the import path to write instead, and the folder to run hpotool from."""
+    file = PurePath(module_name.replace("\\", "/"))
+    file = file.with_suffix("") if file.suffix == ".py" else file
+    said = f"cannot import {path!r}: {module_name!r} is a file path, not an import path; write"
+    parts = [p for p in file.parts if p != "."]
+    if file.is_absolute() or ".." in parts:
+        return HpoError(
+            f"{said} {file.name}:{attr} and run hpotool from {file.parent} (or add it to PYTHONPATH)"
+        )
+    top = f"{parts[0]}/" if len(parts) > 1 else f"{parts[0]}.py"
+    return HpoError(
+        f"{said} {'.'.join(parts)}:{attr} (folders joined by dots, without .py), run from the folder that "
+        f"holds {top}"
+    )
+
+
+def _refuse_a_shadowed_module(path: str, module_name: str, attr: str) -> None:
+    """Raise `HpoError` when the current folder holds a module `module_name.py` that defines `attr` (the
+    user's `tokenize.py`) but Python had already imported another module of that name (its own
+    `tokenize`), which the import then returned: the user was told their module lacks what it defines."""
+    loaded = sys.modules.get(module_name)
+    where = getattr(loaded, "__file__", None)
+    cwd = os.getcwd()
+    local = os.path.join(cwd, f"{module_name}.py")
+    if "." in module_name or where is None or os.path.abspath(where) == local or not os.path.isfile(local):
+        return
+    try:
+        with open(local, encoding="utf-8", errors="replace") as fh:
+            defines = re.search(
+                rf"^(def|class)\s+{re.escape(attr)}\b|^{re.escape(attr)}\s*=", fh.read(), re.M
+            )
+    except OSError:
+        return
+    if defines:
+        raise HpoError(
+            f"cannot import {path!r}: the module {module_name} Python had already imported is {where}, not "
+            f"{module_name}.py in the current folder, which it never reads; rename yours (and the import path) "
+            f"to a name Python and the installed packages do not use"
+        )
+
+
+def refuse_a_module(path: str, name: str) -> None:
+    """Raise `HpoError` when `name` is a module (`package.module` written without `:Name`), listing the
+    functions and classes it defines; return when it is not one."""
+    try:
+        module = importlib.import_module(name) if importlib.util.find_spec(name) is not None else None
+    except Exception:  # it does not import: the caller's message about the missing attribute stands
+        return
+    if module is None:
+        return
+    defined = [
+        n
+        for n, v in vars(module).items()
+        if not n.startswith("_") and callable(v) and getattr(v, "__module__", None) == name
+    ]
+    listed = (
+        f" (it defines: {', '.join(defined[:8])}{', ...' if len(defined) > 8 else ''})" if defined else ""
+    )
+    raise HpoError(
+        f"cannot import {path!r}: it names the module {name}, not an object in it; write {name}:Name{listed}"
+    )

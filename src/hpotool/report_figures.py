@@ -1,0 +1,238 @@
+"""Which figures the report has, the trials each draws, and why one is not drawn.
+
+`figure_infos` plans the figures of a study as plain data (`FigureInfo`: drawn, or the one line why not);
+figures that draw one line or grid cell per trial draw a sample of a big study (`sample_trials`).
+`report_drawing` draws them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from hpotool.ranking import is_feasible
+
+# Figures that draw one line (or grid cell) per trial are drawn from a sample of a big study: the best
+# tenth of the limit by the figure's objective plus an even sample of the rest. 10,000 learning curves make
+# a 100 MB page no browser draws, and Optuna's contour grid grows with the square of the trials (1.2 GB at
+# 10,000); Optuna draws parallel coordinates as two plotly traces a trial (0.75 s for 1,000), and past a few
+# hundred lines they are one solid band anyway. Every other figure, the importances and the pruning table
+# use every trial.
+SAMPLE_LIMITS = {"intermediate": 500, "parallel": 500, "contour": 300}
+
+
+# The trials whose learning curves Optuna's plot_intermediate_values draws: not a failed one, which it
+# leaves out, logging "Study instance does not contain trials." where no other trial remains.
+_CURVE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+
+
+def _candidates(kind: str, trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    if kind == "intermediate":
+        return [t for t in trials if t.intermediate_values and t.state in _CURVE_STATES]
+    return [t for t in trials if t.state == TrialState.COMPLETE]
+
+
+def sample_trials(
+    kind: str, trials: list[FrozenTrial], directions: list[optuna.study.StudyDirection], objective: int = 0
+) -> list[FrozenTrial]:
+    """The trials figure `kind` draws: all its candidates, or SAMPLE_LIMITS[kind] of them (see above)."""
+    candidates = _candidates(kind, trials)
+    limit = SAMPLE_LIMITS.get(kind)
+    if limit is None or len(candidates) <= limit:
+        return candidates
+    sign = 1 if directions[objective] == optuna.study.StudyDirection.MINIMIZE else -1
+    done = sorted(
+        (t for t in candidates if t.state == TrialState.COMPLETE and t.values),
+        key=lambda t: sign * t.values[objective],
+    )
+    best = {t.number for t in done[: limit // 10]}
+    rest = [t for t in candidates if t.number not in best]
+    step = len(rest) / (limit - len(best))
+    chosen = best | {rest[int(i * step)].number for i in range(limit - len(best))}
+    return [t for t in candidates if t.number in chosen]
+
+
+def curve_trials(study: optuna.Study, trials: list[FrozenTrial], metric: str) -> list[FrozenTrial]:
+    """The trials whose learning curves the report draws. One objective: the trials themselves (their
+    reported values). Several: Optuna's Trial.report takes one objective, so none reports; each trial that
+    recorded `metric` (the first objective's) in its per-epoch history, as a copy whose intermediate values
+    are that history."""
+    if len(study.directions) == 1:
+        return trials
+    curves = []
+    for t in trials:
+        rows = t.user_attrs.get("history")
+        values = {
+            r["epoch"]: float(r[metric])
+            for r in (rows if isinstance(rows, list) else [])
+            if isinstance(r, dict)
+            and isinstance(r.get("epoch"), int)
+            and isinstance(r.get(metric), int | float)
+        }
+        if values:
+            curve = copy.copy(t)
+            curve.intermediate_values = values
+            curves.append(curve)
+    return curves
+
+
+def _sampled_note(kind: str, trials: list[FrozenTrial]) -> str:
+    limit, n = SAMPLE_LIMITS.get(kind), len(_candidates(kind, trials))
+    if limit is None or n <= limit:
+        return ""
+    return f" ({limit:,} of {n:,} trials drawn: the best {limit // 10} and an even sample of the rest)"
+
+
+@dataclass(frozen=True)
+class FigureInfo:
+    """One figure of the report: drawn when `reason` is None, else replaced by that one line."""
+
+    key: str  # unique, also the HTML element id: "history", "importances.1", ...
+    kind: str  # history, importances, parallel, slice, contour, intermediate, timeline, edf, pareto
+    title: str
+    objective: int | None = None  # which objective a per-objective figure shows
+    params: list[str] | None = None  # the contour's two parameters
+    reason: str | None = None
+    note: str | None = None  # a caveat shown above the drawn figure
+
+
+def figure_infos(
+    study: optuna.Study,
+    trials: list[FrozenTrial],
+    objectives: list[dict[str, str]],
+    importances: list[dict[str, float] | None],
+    importance_reasons: list[str | None],
+    importance_basis: str,
+    importances_caveat: str | None = None,
+) -> list[FigureInfo]:
+    every = [t for t in trials if t.state == TrialState.COMPLETE]
+    # The figures leave out a trial whose value is inf or nan (the report warns of them)
+    complete = [t for t in every if t.values is not None and all(map(math.isfinite, t.values))]
+    none_complete = (
+        "no complete trial yet"
+        if not every
+        else None
+        if complete
+        else f"no complete trial with a finite value ({len(every)} complete, each inf or nan)"
+    )
+    finite = " with a finite value" if len(complete) < len(every) else ""
+    params = list(dict.fromkeys(p for t in complete for p in t.params))
+    multi = len(objectives) > 1
+    figs: list[FigureInfo] = []
+    if multi:
+        infeasible = (
+            None if any(is_feasible(t) for t in complete) else "no complete trial meets the constraints"
+        )
+        reason = (
+            none_complete
+            or infeasible
+            or (None if len(objectives) <= 3 else "a Pareto front needs 2 or 3 objectives")
+        )
+        figs.append(FigureInfo("pareto", "pareto", "Pareto front", reason=reason))
+    for i, obj in enumerate(objectives):
+        sfx, name = (f".{i}", f" — {obj['name']}") if multi else ("", "")
+        no_params = none_complete or (None if params else "the trials have no parameters")
+        if len(params) < 2:
+            contour_reason, pair = (
+                no_params or f"a contour needs two parameters, the study has {len(params)}",
+                None,
+            )
+        elif len(complete) < 2:
+            contour_reason, pair = (
+                f"a contour needs at least 2 complete trials{finite}, the study has {len(complete)}",
+                None,
+            )
+        else:
+            imp = importances[i]
+            ranked = list(imp) if imp else params
+            # Optuna draws an empty contour, and logs a warning, for a parameter with one value
+            varied = [p for p in ranked if len({repr(t.params[p]) for t in complete if p in t.params}) > 1]
+            if len(varied) >= 2:
+                contour_reason, pair = None, varied[:2]
+            else:
+                single = [p for p in params if p not in varied]
+                contour_reason, pair = (
+                    f"a contour needs two parameters with two values or more in the complete trials; "
+                    f"{', '.join(single)} took one",
+                    None,
+                )
+        figs += [
+            FigureInfo(f"history{sfx}", "history", f"Optimization history{name}", i, reason=none_complete),
+            FigureInfo(
+                f"importances{sfx}",
+                "importances",
+                f"Parameter importances{name} (PED-ANOVA over {importance_basis})",
+                i,
+                reason=None if importances[i] else importance_reasons[i],
+                note=importances_caveat,
+            ),
+            FigureInfo(
+                f"parallel{sfx}",
+                "parallel",
+                f"Parallel coordinates{name}{_sampled_note('parallel', trials)}",
+                i,
+                reason=no_params,
+            ),
+            FigureInfo(f"slice{sfx}", "slice", f"Slice{name}", i, reason=no_params),
+            FigureInfo(
+                f"contour{sfx}",
+                "contour",
+                f"Contour of the two most important parameters{name}{_sampled_note('contour', trials)}",
+                i,
+                params=pair,
+                reason=contour_reason,
+            ),
+            FigureInfo(f"edf{sfx}", "edf", f"Empirical distribution (EDF){name}", i, reason=none_complete),
+        ]
+    first = objectives[0]["name"]
+    curves = curve_trials(study, trials, first)
+    reported = any(t.intermediate_values for t in curves if t.state in _CURVE_STATES)
+    curves_reason = (
+        None
+        if reported
+        else f"only failed trials recorded {first} per epoch (a failed trial's curve is not drawn)"
+        if multi and curves
+        else f"no trial recorded {first} per epoch in its history"
+        if multi
+        else "only failed trials reported intermediate values (a failed trial's curve is not drawn)"
+        if any(t.intermediate_values for t in trials)
+        else "no trial reported intermediate values"
+    )
+    what = (
+        f"{first}, the first objective, per epoch, from each trial's history"
+        if multi
+        else "intermediate values; pruned trials included"
+    )
+    figs.append(
+        FigureInfo(
+            "intermediate",
+            "intermediate",
+            f"Learning curves ({what})" + _sampled_note("intermediate", curves),
+            reason=curves_reason,
+        )
+    )
+    figs.append(
+        FigureInfo("timeline", "timeline", "Timeline", reason=None if trials else "the study has no trials")
+    )
+    return figs
+
+
+def figure_target(study: optuna.Study, i: int | None) -> Callable[[FrozenTrial], float] | None:
+    if i is None or len(study.directions) == 1:
+        return None
+    return lambda t: t.values[i]
+
+
+def importance_target(study: optuna.Study, i: int | None) -> Callable[[FrozenTrial], float] | None:
+    """`figure_target` as the importance evaluators want it: PED-ANOVA, given a target, takes lower as better, so
+    an objective to maximize is negated (a single-objective study passes its direction itself)."""
+    if i is None or len(study.directions) == 1:
+        return None
+    if study.directions[i] == optuna.study.StudyDirection.MAXIMIZE:
+        return lambda t: -t.values[i]
+    return lambda t: t.values[i]

@@ -1,0 +1,76 @@
+"""An exception told in one line (`described`, `first_line`), and where in the user's own code it was raised
+(`user_frame`): the innermost frame outside hpotool, Python and installed packages."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def _library_dirs() -> tuple[str, ...]:
+    """Folders whose code is not the user's: hpotool, the Python installation and installed packages."""
+    import site
+    import sysconfig
+
+    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.abspath(__file__))}
+    dirs.update(p for p in sysconfig.get_paths().values() if p)
+    dirs.update(site.getsitepackages() if hasattr(site, "getsitepackages") else [])
+    return tuple(os.path.abspath(d) + os.sep for d in dirs)
+
+
+def user_frame(exc: BaseException) -> str | None:
+    """Where in the user's own code `exc` was raised, as `path:line in function` (path relative to the
+    current folder where it is inside it): the innermost frame outside hpotool, Python and installed
+    packages, or None when the user's code is not involved."""
+    import traceback
+
+    library = _library_dirs()
+    frames: list[tuple[str, int | None, str | None]]
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:  # the error is in the file itself
+        frames = [(exc.filename, exc.lineno, None)]
+    else:
+        frames = [(f.filename, f.lineno, f.name) for f in traceback.extract_tb(exc.__traceback__)]
+    for filename, lineno, name in reversed(frames):
+        path = os.path.abspath(filename)
+        if filename.startswith("<") or path.startswith(library) or not os.path.isfile(path):
+            continue  # not a file of the user's: a compiled module's frame names its source relatively
+        shown = os.path.relpath(path) if path.startswith(os.getcwd() + os.sep) else path
+        return f"{shown}:{lineno}" + (f" in {name}" if name and name != "<module>" else "")
+    return None
+
+
+def first_line(exc: BaseException) -> str:
+    """`Type: first line of the message`: a user's multi-line message shown as one line. One of hpotool's own
+    refusals of a config value (`unknown activation 'rellu' ...`) is its message alone: its words are written
+    for the user, and the class name (ValueError) would tell them nothing. An exception from a library, or
+    one raised in (or through) the user's code keeps the name, which tells them what their code did."""
+    text = exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc).strip()
+    if text and _raised_by_hpotool(exc) and user_frame(exc) is None:
+        return text.splitlines()[0]
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _raised_by_hpotool(exc: BaseException) -> bool:
+    """Whether `exc` is hpotool's own: of a class hpotool defines, or from a `raise` statement in hpotool's
+    source (its innermost frame); not from the user's code, a library, or a builtin hpotool called (an
+    `open()` failing keeps its PermissionError)."""
+    import linecache
+
+    if type(exc).__module__.partition(".")[0] == "hpotool":
+        return True
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    filename = tb.tb_frame.f_code.co_filename
+    if os.path.dirname(os.path.abspath(filename)) != os.path.dirname(os.path.abspath(__file__)):
+        return False
+    return linecache.getline(filename, tb.tb_lineno).lstrip().startswith("raise ")
+
+
+def described(exc: BaseException) -> str:
+    """An exception in one line: its type, the first line of its message, and where in the user's own code
+    it was raised (a user's multi-line message would otherwise be a wall of `error:` lines)."""
+    where = user_frame(exc)
+    return first_line(exc) + (f" (at {where})" if where else "")

@@ -1,0 +1,170 @@
+"""One searched value checked in one context (the other values a trial sets beside it): the config validates,
+its device exists, its data measures every objective and holds a batch, and its components build and train
+a step; each failure with the fix for that key (type: int, the choices without null, the monitor's mode)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hpotool.argument_checks import COMPONENT_SECTIONS, taken_by_hint, whole_number_hint
+from hpotool.components import (
+    taken_by_others_marker,
+)
+from hpotool.config import (
+    OptimizeConfig,
+    RunConfig,
+)
+from hpotool.data import PreparedData, check_batch_size, data_failure, load_data, one_logit
+from hpotool.device import device_name
+from hpotool.errors import HpoError, RunCheckError
+from hpotool.formatting import format_choice, format_params
+from hpotool.overrides import apply_overrides
+from hpotool.search_space import (
+    CategoricalParam,
+    FloatParam,
+    Param,
+)
+
+
+def _check_data(run: RunConfig, opt: OptimizeConfig, where: str) -> None:
+    """The data `run` names loads, measures every objective (a searched dataset may be another task) and
+    holds a batch (a searched subset_fraction may leave fewer training samples than batch_size)."""
+    try:
+        data = load_data(run.data, run.loss.name)
+    except Exception as exc:
+        raise HpoError(f"{where}: {data_failure(run.data, exc)}") from None
+    missing = [m for m in opt.objectives if m not in data.metrics]
+    if missing:
+        why = ""
+        if one_logit(run, data) and load_data(run.data).task == "regression":
+            shown, name = ", ".join(missing), run.loss.name
+            fix = (
+                f"drop {name} from its choices to compare regression losses by {shown}, or compare "
+                f"classification losses by val_accuracy"
+                if where.startswith("with loss.name=")
+                else f"use a regression loss (mse) for {shown}, or measure val_accuracy"
+            )
+            why = (
+                f" ({name!r} reads the 0/1 float targets as two classes, a classification task, where other "
+                f"losses make them a regression that measures {shown}; {fix})"
+            )
+        raise HpoError(
+            f"{where}: this {data.task} task does not measure {', '.join(missing)}; it measures: "
+            f"{', '.join(data.metrics)}{why}"
+        )
+    check_batch_size(run.batch_size, data, f"{where}: batch_size")
+
+
+_TAKES = {"valid integer": "whole numbers", "valid number": "numbers", "valid string": "text"}
+
+
+def _null_choice_fix(path: str, choices: list[Any], message: str) -> str:
+    """What to write for a categorical `path` one of whose `choices` is null, which `path` does not take
+    (pydantic's `message` says so): the choices without it, a whole-number key's 128.0 written 128."""
+    takes = next((what for words, what in _TAKES.items() if words in message), None)
+    kept: list[Any] = []
+    for c in choices:
+        if takes == "whole numbers" and isinstance(c, float) and c.is_integer():
+            c = int(c)
+        if c is not None and c not in kept:
+            kept.append(c)
+    wrong = f"{path} takes {takes}, not null" if takes else f"{path} does not take null"
+    return f"{wrong}: write choices: {format_choice(kept)}" if kept else f"{wrong}: give it other choices"
+
+
+# Keys that size what the components see: their values train a step as the components' do.
+SIZES = ("batch_size", "epochs")
+
+
+@dataclass(frozen=True)
+class Searched:
+    """One searched parameter as `check_space` tries its values: the configs, the data a step trains on
+    (None: none loaded), the component contexts it is tried in and the run config's own values."""
+
+    run: RunConfig
+    opt: OptimizeConfig
+    data: PreparedData | None
+    path: str
+    param: Param
+    contexts: list[dict[str, Any]]
+    fixed: Mapping[str, Any]
+
+
+def check_value(s: Searched, value: Any, context: dict[str, Any]) -> None:
+    """`s.path` at `value`, with the other searched values `context`, gives a config that validates, and
+    (with `s.data`) whose components build and train a step."""
+    run, opt, data, path, param, contexts, fixed = s.run, s.opt, s.data, s.path, s.param, s.contexts, s.fixed
+    try:
+        config = apply_overrides(run, {**context, path: value})
+    except HpoError as exc:
+        if isinstance(param, CategoricalParam) and value is None and str(exc).endswith(", got null"):
+            raise HpoError(f"{exc}; {_null_choice_fix(path, param.choices, str(exc))}") from None
+        if isinstance(param, FloatParam) and "valid integer" in str(exc):
+            raise HpoError(f"{exc}; {path} takes whole numbers: use type: int") from None
+        if not isinstance(param, CategoricalParam) and "valid string" in str(exc):  # activation: 0.0
+            raise HpoError(f"{exc}; {path} takes text: use type: categorical, with its choices") from None
+        if "takes no argument" in str(exc) and len(contexts) > 1 and (hint := taken_by_hint(path, contexts)):
+            # the searched names that take it, in place of the built-ins that do (one hint, not two)
+            message = str(exc).partition(taken_by_others_marker(path.partition(".")[2].partition(".")[0]))[0]
+            raise HpoError(f"{message}{hint}") from None
+        raise
+    if path == "device":  # a device this machine lacks would fail every trial given it
+        try:
+            device_name(config.device)
+        except HpoError as exc:
+            raise HpoError(f"with {format_params({path: value})}: {exc}") from None
+    section = path.partition(".")[0]
+    other_data = section == "data" or config.data != run.data  # a searched dataset in `context` too
+    # Another dataset, maybe another task: its metrics, then (below) a step.
+    if data is not None and other_data:
+        _check_data(config, opt, f"with {format_params({path: value})}")
+    base_task = data.task if data is not None else None
+    if data is not None and (section == "loss" or other_data):  # bce reads 0/1 float labels as two classes
+        data = load_data(config.data, config.loss.name)
+    # batch_size and epochs size what the components see (batch norm on one sample, a one-cycle schedule's
+    # total_steps), so their values train one step too, as does another dataset (a monitor or class weights
+    # that fit one task and not the other)
+    if data is not None and (section in (*COMPONENT_SECTIONS, "data") or path in SIZES):
+        from hpotool.preflight import dry_run  # torch: a user's training function has no data here
+
+        try:  # an optimizer's values fail as it is built; a model's, loss's, schedule's may not
+            dry_run(config, data, step=section != "optimizer")
+        except RunCheckError as exc:
+            detail, hint = exc.detail, whole_number_hint(path, param, config, fixed)
+            search_mode = _monitor_mode_hint(path, param, run, opt)
+            if search_mode and "its mode is" in detail:  # its 'set mode: max' would break the other choices
+                detail = f"{detail.rpartition('; ')[0]}; {search_mode}"
+            if section == "data":  # the run config's section that does not fit this data
+                detail = str(exc)
+                if data.task != base_task:
+                    hint = (
+                        f" (the run config's {exc.where} is for its {base_task} data; "
+                        f"search {path} over datasets of one task)"
+                    )
+            raise HpoError(f"with {format_params({path: value})}: {detail}{hint}") from None
+    if data is not None and section == "loss":  # another task: its metrics
+        _check_data(config, opt, f"with {format_params({path: value})}")
+
+
+def _monitor_mode_hint(path: str, param: Param, run: RunConfig, opt: OptimizeConfig) -> str:
+    """For searched `scheduler.monitor` choices read different ways round (val_accuracy is better higher,
+    a loss or an error lower) under one fixed mode: how to search the mode with them, as YAML."""
+    searched = "scheduler.mode" in opt.search_space
+    if path != "scheduler.monitor" or not isinstance(param, CategoricalParam) or searched:
+        return ""
+    from hpotool.schedulers import HIGHER_IS_BETTER
+
+    wants = {str(c): "max" if c in HIGHER_IS_BETTER else "min" for c in param.choices}
+    if len(set(wants.values())) < 2:
+        return ""  # one mode fits every choice: the message says which
+    mode = run.scheduler.kwargs.get("mode", "min")
+    other = [c for c, want in wants.items() if want != mode]
+    need = "max" if mode == "min" else "min"
+    condition = other[0] if len(other) == 1 else f"{{in: [{', '.join(other)}]}}"
+    return (
+        f"no one mode fits the choices {', '.join(wants)}: search the mode with the monitor, adding below "
+        f"scheduler.monitor in search_space: scheduler.mode: {{type: categorical, choices: [{need}], when: "
+        f"{{scheduler.monitor: {condition}}}}} (the run config's mode, {mode}, serves the other choices)"
+    )
