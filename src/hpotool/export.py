@@ -39,7 +39,8 @@ from hpotool.errors import HpoError
 from hpotool.fingerprint import config_of, stored_config
 from hpotool.overrides import apply_overrides
 from hpotool.search_space import decode_params
-from hpotool.storage import shown_url, study_options
+from hpotool.storage import study_options
+from hpotool.storage_url import shown_url
 from hpotool.yamlfile import dump_yaml
 
 if TYPE_CHECKING:
