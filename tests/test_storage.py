@@ -1053,31 +1053,121 @@ def test_a_redis_url_without_a_host_reads_the_local_server_as_redis_py_does() ->
             client.delete(key)
 
 
-def test_studies_of_a_server_without_studies_does_not_print_its_password() -> None:
-    # `hpotool studies --storage redis://:PASSWORD@host?prefix=P` printed "no studies in" the whole URL.
-    import uuid
+@contextlib.contextmanager
+def _own_redis(tmp_path: Path, url: str, *options: str) -> Iterator[str]:
+    """A Redis server of this test's own, started with `options`, answering at `url` (returned): the local
+    server's configuration is not the tests' to change."""
+    import time
 
     import redis
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("HPOTOOL_REQUIRE_SERVERS") == "1":
+            pytest.fail("HPOTOOL_REQUIRE_SERVERS=1 but redis-server is not installed")
+        pytest.skip("redis-server is not installed")
+    options += ("--save", "", "--dir", str(tmp_path))
+    server = subprocess.Popen([binary, *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for attempt in range(200):  # it answers within ~0.1 s
+            try:
+                redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+                break
+            except redis.exceptions.ConnectionError:
+                if attempt == 199 or server.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        yield url
+    finally:
+        server.terminate()
+        server.wait()
+
+
+@pytest.fixture
+def redis_with_password(tmp_path: Path) -> Iterator[str]:
+    """The URL, password included, of a Redis server of this test's own that requires the password s3cret
+    (the local server has none)."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as free:
+        port = free.getsockname()[1]
+    url = f"redis://:s3cret@127.0.0.1:{port}"
+    with _own_redis(tmp_path, url, "--port", str(port), "--bind", "127.0.0.1", "--requirepass", "s3cret"):
+        yield url
+
+
+def test_studies_of_a_server_without_studies_does_not_print_its_password(redis_with_password: str) -> None:
+    # `hpotool studies --storage redis://:PASSWORD@host?prefix=P` printed "no studies in" the whole URL.
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    url = f"{redis_with_password}?prefix=hpo"
+    result = CliRunner().invoke(app, ["studies", "--storage", url])
+    assert result.exit_code == 0, result.output
+    assert "s3cret" not in result.output
+    assert result.stderr.startswith(f"no studies in {url.replace(':s3cret@', ':***@')}")
+
+
+@pytest.mark.parametrize("command", [["studies"], ["trials", "--study-name", "tiny"]])
+@pytest.mark.parametrize("query", ["", "&protocol=2"])
+def test_a_password_given_to_a_redis_server_without_one_is_refused(command: list[str], query: str) -> None:
+    # Redis takes any password for a default user that has none (redis-py's `HELLO 3 AUTH default PASSWORD`),
+    # so `trials --storage redis://:PASSWORD@host` said "no study 'tiny' ...; studies there: none" and
+    # `studies` "no studies in" it, of a URL meant for another server or a password the server no longer
+    # has. Over RESP2 (`protocol=2`) the server's own refusal ended the command with its long line.
+    import uuid
+
     from typer.testing import CliRunner
 
     from hpotool.cli import app
 
     from .test_workers import _server_url
 
-    server = _server_url("redis")
-    prefix = f"hpotool-test-{uuid.uuid4().hex[:12]}"
-    url = server.replace("redis://", "redis://:s3cret@", 1) + f"?prefix={prefix}"
-    try:
-        result = CliRunner().invoke(app, ["studies", "--storage", url])
-        assert result.exit_code == 0, result.output
-        assert "s3cret" not in result.output
-        assert result.stderr.startswith(
-            f"no studies in {server.replace('redis://', 'redis://:***@', 1)}?prefix="
+    server = _server_url("redis")  # the local server: no password
+    rest = f"?prefix=hpotool-test-{uuid.uuid4().hex[:12]}{query}"
+    url = server.replace("redis://", "redis://:wrongpw@", 1) + rest
+    result = CliRunner().invoke(app, [*command, "--storage", url])
+    assert result.exit_code == 2, result.output
+    shown = server.replace("redis://", "redis://:***@", 1) + rest
+    assert result.stderr == (
+        f"error: --storage: {shown!r}: its Redis server has no password (its default user takes none), yet "
+        f"the URL gives one; drop the password ({server}{rest}), or, if the study is on a server that has one, "
+        f"correct the host and port\n"
+    )
+    assert "wrongpw" not in result.output
+
+
+def test_a_password_given_to_a_redis_socket_without_one_is_refused_with_the_socket_url(
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    socket = tmp_path / "redis.sock"
+    with _own_redis(tmp_path, f"unix://{socket}", "--port", "0", "--unixsocket", str(socket)):
+        result = CliRunner().invoke(app, ["studies", "--storage", f"unix://:wrongpw@{socket}"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(
+        f"error: --storage: 'unix://:***@{socket}': its Redis server has no password"
+    )
+    assert f"; drop the password (unix://{socket}), or" in result.stderr
+
+
+def test_a_wrong_password_to_a_redis_server_with_one_is_named(redis_with_password: str) -> None:
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    url = redis_with_password.replace(":s3cret@", ":wrongpw@")
+    for command in (["studies"], ["trials", "--study-name", "tiny"]):
+        result = CliRunner().invoke(app, [*command, "--storage", url])
+        assert result.exit_code == 2, result.output
+        assert result.stderr == (
+            f"error: --storage: {url.replace(':wrongpw@', ':***@')!r}: cannot open it: invalid username-password "
+            f"pair or user is disabled; check the user name and password in the URL\n"
         )
-    finally:
-        client = redis.Redis.from_url(server)
-        for key in client.scan_iter(f"{prefix}*"):
-            client.delete(key)
 
 
 def test_a_read_only_sqlite_url_is_refused_by_commands_that_write_and_read_read_only(

@@ -49,6 +49,7 @@ from hpotool.study_names import near_study, study_names
 from hpotool.url_checks import (
     DRIVERS,
     open_hint,
+    ping_redis,
     refuse_a_malformed_url,
     refuse_a_redis_name,
     unknown_scheme,
@@ -151,7 +152,7 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 backend = JournalRedisBackend(*redis_prefix(url))
-            backend._redis.ping()  # fail now, with a clear message, not at the first trial
+            ping_redis(url, backend._redis)  # fail now, with a clear message, not at the first trial
             OPENED_SERVERS.append(url)
             return optuna.storages.JournalStorage(backend)
         if url.startswith("journal:"):

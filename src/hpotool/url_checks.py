@@ -1,9 +1,11 @@
 """Storage URLs refused before anything opens (malformed ones, a Redis database name, a path given for a
-URL, an unknown scheme), and what to write instead; the hint for a server that refused to open."""
+URL, an unknown scheme), or as it opens (a password for a Redis server that has none), and what to write
+instead; the hint for a server that refused to open."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from hpotool.errors import HpoError
 from hpotool.storage_url import shown_url
@@ -35,6 +37,43 @@ def refuse_a_redis_name(url: str) -> None:
         f"storage {shown_url(url)!r}: a Redis URL's path is a database number (0, 1, ...), not a name; "
         f"{fix} {shown_url(fixed)}"
     )
+
+
+# What Redis answers `AUTH PASSWORD` where its default user has no password (Redis 6 and later; before 6).
+_NO_PASSWORD_SET = ("called without any password configured", "no password is set")
+
+
+def ping_redis(url: str, client: Any) -> None:
+    """Ask the Redis server of `url` to answer (through `client`, its redis-py client), refusing a password
+    the URL gives to a server whose default user has none. Redis takes any password for such a user (redis-py
+    sends `HELLO 3 AUTH default PASSWORD`), so a URL meant for another server, or a password the server no
+    longer has, read this server's journals as if nothing were amiss ("no study NAME ...; studies there:
+    none"); over RESP2 (`?protocol=2`) the command ended with Redis's own refusal of `AUTH PASSWORD`.
+
+    Raises:
+        HpoError: naming the URL without its password.
+    """
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    import redis
+
+    parts = urlsplit(url)
+    password = unquote(parts.password or "")
+    try:
+        client.ping()
+        if password and unquote(parts.username or "default") == "default":
+            client.auth(password)  # what the server says to the password alone: refused where it has none
+    except redis.exceptions.AuthenticationError as exc:
+        if not password or not any(text in str(exc) for text in _NO_PASSWORD_SET):
+            raise
+        without = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        if not parts.netloc.rpartition("@")[2]:  # `unix://:PASSWORD@/path`: urlunsplit made it `unix:/path`
+            without = without.replace(":", "://", 1)
+        raise HpoError(
+            f"storage {shown_url(url)!r}: its Redis server has no password (its default user takes none), yet "
+            f"the URL gives one; drop the password ({without}), or, if the study is on a server that has one, "
+            f"correct the host and port"
+        ) from None
 
 
 # The drivers the extras install, for URLs that name none (SQLAlchemy then wants its own default driver).
