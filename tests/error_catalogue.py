@@ -45,6 +45,7 @@ class Case:
     # `BEGIN EXCLUSIVE;` does (with existing_study)
     lock_held: bool = False
     read_only: str | None = None  # a folder made read-only before the command (a read-only mount as root)
+    server: str | None = None  # a local server the case needs ("redis"): skipped where it does not answer
 
     def configs(self) -> tuple[dict[str, Any], dict[str, Any]]:
         run, opt = copy.deepcopy(RUN), copy.deepcopy(OPTIMIZE)
@@ -871,6 +872,13 @@ CASES = [
         "a Redis URL with a database name after the port, as a PostgreSQL URL has (Redis numbers its databases)",
         "error: optimize.yaml: storage: 'redis://127.0.0.1:1/hpo': a Redis URL's path is a database number (0, 1, ...), not a name; to keep this study's journal apart write redis://127.0.0.1:1?prefix=hpo",
         optimize_text=_optimize_text(storage="redis://127.0.0.1:1/hpo"),
+    ),
+    Case(
+        "redis-password-without-one",
+        "a password in a Redis URL for a server that has none (a URL meant for another server)",
+        "error: --storage: 'redis://:***@127.0.0.1:6379': its Redis server has no password (its default user takes none), yet the URL gives one; drop the password (redis://127.0.0.1:6379), or, if the study is on a server that has one, correct the host and port",
+        command=("trials", "--study-name", "tiny", "--storage", "redis://:wrongpw@127.0.0.1:6379"),
+        server="redis",
     ),
     Case(
         "study-name-empty",

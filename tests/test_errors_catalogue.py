@@ -58,6 +58,10 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case, request: py
 
         if torch.cuda.is_available():
             pytest.skip("CUDA is available here")
+    if case.server is not None:
+        from .test_workers import _server_url
+
+        _server_url(case.server)
     Path("studies").mkdir()
     if case.plain_study is not None:
         url = f"sqlite:///studies/{case.plain_study}.db"

@@ -161,8 +161,8 @@ def test_a_warm_start_point_whose_trial_was_interrupted_runs_on_resume(
 def _queue_chosen_point(study: optuna.Study, kind: str, point: dict[str, Any]) -> None:
     """Queue `point` as hpotool does for `kind`: a dead local worker's retry (`retry_of`), Optuna's heartbeat
     retry of a stale trial (`failed_trial`), or a warm start of `--enqueue-from`."""
+    from hpotool.heartbeat import retry_stale_trial
     from hpotool.stale import enqueue_owned
-    from hpotool.storage import retry_stale_trial
 
     if kind == "--enqueue-from":
         enqueue_owned(study, point, {"warm_start": "--enqueue-from"})
@@ -900,8 +900,10 @@ def test_an_interrupted_retry_s_values_queued_again_keep_its_retry_count(tmp_pat
     # trial carries the interrupted one's count on, and an interrupt is no death of its own.
     import warnings
 
+    from hpotool.heartbeat import retry_stale_trial
     from hpotool.resume import _queue_interrupted_points
-    from hpotool.storage import MAX_RETRY, make_storage, retry_stale_trial
+    from hpotool.storage import make_storage
+    from hpotool.storage_settings import MAX_RETRY
 
     study = optuna.create_study(study_name="s", storage=make_storage(f"sqlite:///{tmp_path / 's.db'}"))
 
@@ -1160,7 +1162,7 @@ def test_a_trial_two_processes_fail_at_once_is_failed_and_queued_again_once(
     import warnings
 
     from hpotool import stale
-    from hpotool.storage import fail_stale_trials
+    from hpotool.heartbeat import fail_stale_trials
 
     def look_at(study: optuna.Study) -> list[int]:
         if look == "ownerless":

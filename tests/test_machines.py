@@ -669,7 +669,7 @@ def test_a_trial_another_machine_failed_as_stale_keeps_the_result_its_live_owner
     # and the trial it completed was lost. Now it says so in one line and keeps the result, as a new trial.
     import warnings
 
-    from hpotool.storage import fail_stale_trials
+    from hpotool.heartbeat import fail_stale_trials
     from hpotool.trial_run import run_trial
 
     url = f"sqlite:///{tmp_path / 's.db'}"
@@ -707,7 +707,7 @@ def test_a_result_its_live_owner_keeps_takes_the_place_of_the_retry_queued_for_i
     # result: one trial holds the point, none is left waiting.
     import warnings
 
-    from hpotool.storage import fail_stale_trials
+    from hpotool.heartbeat import fail_stale_trials
     from hpotool.trial_run import run_trial
 
     study, other = shared_study.study, shared_study.seen_by_other()
@@ -744,7 +744,7 @@ def test_a_result_its_live_owner_keeps_counts_the_values_once_when_another_worke
     # takes the result, as the first retry would.
     import warnings
 
-    from hpotool.storage import fail_stale_trials
+    from hpotool.heartbeat import fail_stale_trials
     from hpotool.trial_run import run_trial
 
     study, (other, backend) = shared_study.study, shared_study.seen_by_a_stale_check()
@@ -806,8 +806,8 @@ def test_a_result_not_kept_because_another_worker_ran_its_retry_is_no_failure_of
     import warnings
 
     from hpotool import trial_run
+    from hpotool.heartbeat import fail_stale_trials
     from hpotool.plan import prepare_study
-    from hpotool.storage import fail_stale_trials
     from hpotool.study_run import run_study
 
     other, backend = shared_study.seen_by_a_stale_check()
@@ -842,9 +842,9 @@ def test_a_result_not_kept_is_no_failure_in_the_streak_of_a_run_of_workers(share
     from datetime import datetime, timedelta
     from functools import partial
 
+    from hpotool.heartbeat import fail_stale_trials
     from hpotool.objective import FailureGuard
     from hpotool.stale import owner
-    from hpotool.storage import fail_stale_trials
     from hpotool.trial_run import run_trial
     from hpotool.workers import run_streak
 
@@ -900,8 +900,8 @@ def test_a_trial_failed_as_stale_as_it_trains_is_no_failure_of_the_training(
 
     from hpotool import objective
     from hpotool.cli import app
+    from hpotool.heartbeat import fail_stale_trials
     from hpotool.plan import prepare_study
-    from hpotool.storage import fail_stale_trials
     from hpotool.study_run import run_study
 
     other, backend = shared_study.seen_by_a_stale_check()
@@ -951,9 +951,9 @@ def test_a_result_kept_as_a_resume_queues_its_interrupted_retry_again_holds_the_
     import warnings
 
     from hpotool import kept_results
+    from hpotool.heartbeat import fail_stale_trials
     from hpotool.resume import _queue_interrupted_points
     from hpotool.stale import fail_trial
-    from hpotool.storage import fail_stale_trials
     from hpotool.trial_run import run_trial
 
     study, (other, backend) = shared_study.study, shared_study.seen_by_a_stale_check()
@@ -1007,8 +1007,9 @@ def test_a_dead_local_worker_s_retry_counts_on_the_stale_retries_before_it(tmp_p
     import socket
     import warnings
 
+    from hpotool.heartbeat import retry_stale_trial
     from hpotool.stale import fail_dead_local_trials
-    from hpotool.storage import MAX_RETRY, retry_stale_trial
+    from hpotool.storage_settings import MAX_RETRY
 
     assert MAX_RETRY == 2
     study = optuna.create_study(study_name="s", storage=make_storage(f"journal:{tmp_path / 's.log'}"))

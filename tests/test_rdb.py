@@ -359,7 +359,7 @@ def test_a_stale_checks_fail_reason_lands_with_its_fail_or_not_at_all(shared_stu
 
     import sqlalchemy
 
-    from hpotool.storage import fail_stale_trials
+    from hpotool.heartbeat import fail_stale_trials
 
     mine, other = shared_study.mine, shared_study.other
     trial = shared_study.study.ask()

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy
 
 from hpotool import silence
-from hpotool.storage import server_connect_kwargs
+from hpotool.rdb_storage import server_connect_kwargs
 
 from .test_machines import PROXY
 from .test_workers import _server_url
@@ -191,7 +191,7 @@ def test_a_later_lost_connection_is_not_said_to_be_silence_once_the_server_answe
     # run, once the server answered again, lost its connection for another reason (the server, here its
     # proxy, gone) was told the server "stopped answering for 3 s and opened no new connection". Now the
     # wording applies only while the server is taken as silent; after that the driver's own error is said.
-    from hpotool.storage import lost_cause
+    from hpotool.storage_faults import lost_cause
 
     with _proxy(tmp_path, PROXY, "127.0.0.1", "5432") as (proxy, port):
         url = _server_url("postgres").replace(":5432/", f":{port}/") + "?connect_timeout=2"
@@ -260,7 +260,7 @@ def test_a_silent_postgresql_server_on_a_unix_socket_is_named_by_its_socket_path
     # libpq takes it in host=, and .s.PGSQL.PORT), here that of a proxy in front of the server, frozen.
     import tempfile
 
-    from hpotool.storage import lost_cause
+    from hpotool.storage_faults import lost_cause
 
     _server_url("postgres")  # a skip where no PostgreSQL answers
     folder = Path(tempfile.mkdtemp(prefix="hpotool-pg-"))  # a short path: a socket's is at most 107 bytes

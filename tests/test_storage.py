@@ -476,7 +476,9 @@ def test_a_server_port_that_never_answers_ends_the_command(
     if command == "optimize":
         args += ["-r", str(write_yaml(tmp_path / "run.yaml", run_dict))]
         args += ["-o", str(write_yaml(tmp_path / "optimize.yaml", opt_dict))]
-    proc = _hpotool(args, tmp_path, before="import hpotool.storage\nhpotool.storage.CONNECT_TIMEOUT_S = 2")
+    proc = _hpotool(
+        args, tmp_path, before="import hpotool.rdb_storage\nhpotool.rdb_storage.CONNECT_TIMEOUT_S = 2"
+    )
     try:
         output, _ = proc.communicate(timeout=60)
     finally:
@@ -494,7 +496,7 @@ def test_a_server_port_that_never_answers_ends_the_command(
 def test_a_server_url_that_sets_no_limit_waits_10_s_to_connect(monkeypatch: pytest.MonkeyPatch) -> None:
     # The default limit the test above lowers: 10 s for both drivers' whole opening (PyMySQL's greeting too).
     from hpotool import silence
-    from hpotool.storage import server_connect_kwargs
+    from hpotool.rdb_storage import server_connect_kwargs
 
     monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)  # a limit of the environment's own
     creator = server_connect_kwargs("postgresql+psycopg://postgres@127.0.0.1:1/test")["creator"]
@@ -507,12 +509,12 @@ def test_a_server_url_that_sets_no_limit_waits_10_s_to_connect(monkeypatch: pyte
 
 def test_a_mysql_connection_keeps_no_read_timeout_once_open(monkeypatch: pytest.MonkeyPatch) -> None:
     # The greeting is read with a timeout; a query after it (one waiting for a lock) may take longer.
-    from hpotool import storage as storage_module
+    from hpotool import rdb_storage
     from tests.test_workers import _server_url
 
     url = _server_url("mysql")  # skips where the server is absent
-    monkeypatch.setattr(storage_module, "CONNECT_TIMEOUT_S", 1)
-    engine = sqlalchemy.create_engine(url, **storage_module.server_connect_kwargs(url))
+    monkeypatch.setattr(rdb_storage, "CONNECT_TIMEOUT_S", 1)
+    engine = sqlalchemy.create_engine(url, **rdb_storage.server_connect_kwargs(url))
     try:
         with engine.connect() as conn:
             assert conn.execute(sqlalchemy.text("SELECT SLEEP(2)")).scalar() == 0
@@ -528,11 +530,11 @@ def test_a_mysql_urls_connect_timeout_bounds_its_greeting_too(
     # as long again for each new connection SQLAlchemy opened after a server went silent mid-study.
     import time
 
-    from hpotool import storage as storage_module
+    from hpotool import rdb_storage
 
-    monkeypatch.setattr(storage_module, "CONNECT_TIMEOUT_S", 60)
+    monkeypatch.setattr(rdb_storage, "CONNECT_TIMEOUT_S", 60)
     url = f"mysql+pymysql://root@127.0.0.1:{silent_port}/test?connect_timeout=1"
-    engine = sqlalchemy.create_engine(url, **storage_module.server_connect_kwargs(url))
+    engine = sqlalchemy.create_engine(url, **rdb_storage.server_connect_kwargs(url))
     started = time.monotonic()
     try:
         with pytest.raises(sqlalchemy.exc.OperationalError, match="timed out"):
@@ -742,7 +744,7 @@ def test_workers_started_together_on_a_new_database_all_open_it(kind: str, tmp_p
     ],
 )
 def test_a_password_in_a_storage_url_is_shown_as_stars(url: str, shown: str) -> None:
-    from hpotool.storage import shown_url
+    from hpotool.storage_url import shown_url
 
     assert shown_url(url) == shown
 
@@ -835,10 +837,10 @@ def test_a_command_does_not_blame_a_server_an_earlier_command_of_the_process_ope
     # later command's SQLite "database is locked" was reported as that server having stopped answering.
     import sqlalchemy.exc
 
-    from hpotool import storage
+    from hpotool import storage_faults
     from hpotool.cli.root import user_errors
 
-    storage._OPENED_SERVERS.append("postgresql+psycopg://u@127.0.0.1:5432/test")  # an earlier command's
+    storage_faults.OPENED_SERVERS.append("postgresql+psycopg://u@127.0.0.1:5432/test")  # an earlier command's
     locked = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("database is locked"))
     with pytest.raises(sqlalchemy.exc.OperationalError), user_errors():
         raise locked
@@ -947,7 +949,7 @@ def test_a_machine_whose_redis_url_lacks_the_others_prefix_does_not_start_a_stud
     ],
 )
 def test_study_names_in_a_series_are_told_from_typos(a: str, b: str, series: bool) -> None:
-    from hpotool.storage import same_series
+    from hpotool.study_names import same_series
 
     assert same_series(a, b) is series and same_series(b, a) is series
 
@@ -957,7 +959,7 @@ def test_study_names_on_a_database_reads_the_names_alone(tmp_path: Path) -> None
     study's attributes too (hpotool's configs, ~2 KB a study), 3.5 s for 2,000 studies on PostgreSQL."""
     import sqlalchemy
 
-    from hpotool.storage import study_names
+    from hpotool.study_names import study_names
 
     url = f"sqlite:///{tmp_path / 'many.db'}"
     storage = make_storage(url)
@@ -972,7 +974,7 @@ def test_study_names_on_a_database_reads_the_names_alone(tmp_path: Path) -> None
 
 def test_a_refused_storage_names_where_its_url_was_given(tmp_path: Path) -> None:
     # "storage 'studies/x.db' is not a storage URL" did not say whether to edit the config or the option.
-    from hpotool.storage import StorageFault, storage_origin
+    from hpotool.storage_url import StorageFault, storage_origin
 
     url = "studies/x.db"
     with pytest.raises(HpoError) as caught, storage_origin(url, "configs/optimize.yaml: storage"):
@@ -1051,31 +1053,121 @@ def test_a_redis_url_without_a_host_reads_the_local_server_as_redis_py_does() ->
             client.delete(key)
 
 
-def test_studies_of_a_server_without_studies_does_not_print_its_password() -> None:
-    # `hpotool studies --storage redis://:PASSWORD@host?prefix=P` printed "no studies in" the whole URL.
-    import uuid
+@contextlib.contextmanager
+def _own_redis(tmp_path: Path, url: str, *options: str) -> Iterator[str]:
+    """A Redis server of this test's own, started with `options`, answering at `url` (returned): the local
+    server's configuration is not the tests' to change."""
+    import time
 
     import redis
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("HPOTOOL_REQUIRE_SERVERS") == "1":
+            pytest.fail("HPOTOOL_REQUIRE_SERVERS=1 but redis-server is not installed")
+        pytest.skip("redis-server is not installed")
+    options += ("--save", "", "--dir", str(tmp_path))
+    server = subprocess.Popen([binary, *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for attempt in range(200):  # it answers within ~0.1 s
+            try:
+                redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+                break
+            except redis.exceptions.ConnectionError:
+                if attempt == 199 or server.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        yield url
+    finally:
+        server.terminate()
+        server.wait()
+
+
+@pytest.fixture
+def redis_with_password(tmp_path: Path) -> Iterator[str]:
+    """The URL, password included, of a Redis server of this test's own that requires the password s3cret
+    (the local server has none)."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as free:
+        port = free.getsockname()[1]
+    url = f"redis://:s3cret@127.0.0.1:{port}"
+    with _own_redis(tmp_path, url, "--port", str(port), "--bind", "127.0.0.1", "--requirepass", "s3cret"):
+        yield url
+
+
+def test_studies_of_a_server_without_studies_does_not_print_its_password(redis_with_password: str) -> None:
+    # `hpotool studies --storage redis://:PASSWORD@host?prefix=P` printed "no studies in" the whole URL.
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    url = f"{redis_with_password}?prefix=hpo"
+    result = CliRunner().invoke(app, ["studies", "--storage", url])
+    assert result.exit_code == 0, result.output
+    assert "s3cret" not in result.output
+    assert result.stderr.startswith(f"no studies in {url.replace(':s3cret@', ':***@')}")
+
+
+@pytest.mark.parametrize("command", [["studies"], ["trials", "--study-name", "tiny"]])
+@pytest.mark.parametrize("query", ["", "&protocol=2"])
+def test_a_password_given_to_a_redis_server_without_one_is_refused(command: list[str], query: str) -> None:
+    # Redis takes any password for a default user that has none (redis-py's `HELLO 3 AUTH default PASSWORD`),
+    # so `trials --storage redis://:PASSWORD@host` said "no study 'tiny' ...; studies there: none" and
+    # `studies` "no studies in" it, of a URL meant for another server or a password the server no longer
+    # has. Over RESP2 (`protocol=2`) the server's own refusal ended the command with its long line.
+    import uuid
+
     from typer.testing import CliRunner
 
     from hpotool.cli import app
 
     from .test_workers import _server_url
 
-    server = _server_url("redis")
-    prefix = f"hpotool-test-{uuid.uuid4().hex[:12]}"
-    url = server.replace("redis://", "redis://:s3cret@", 1) + f"?prefix={prefix}"
-    try:
-        result = CliRunner().invoke(app, ["studies", "--storage", url])
-        assert result.exit_code == 0, result.output
-        assert "s3cret" not in result.output
-        assert result.stderr.startswith(
-            f"no studies in {server.replace('redis://', 'redis://:***@', 1)}?prefix="
+    server = _server_url("redis")  # the local server: no password
+    rest = f"?prefix=hpotool-test-{uuid.uuid4().hex[:12]}{query}"
+    url = server.replace("redis://", "redis://:wrongpw@", 1) + rest
+    result = CliRunner().invoke(app, [*command, "--storage", url])
+    assert result.exit_code == 2, result.output
+    shown = server.replace("redis://", "redis://:***@", 1) + rest
+    assert result.stderr == (
+        f"error: --storage: {shown!r}: its Redis server has no password (its default user takes none), yet "
+        f"the URL gives one; drop the password ({server}{rest}), or, if the study is on a server that has one, "
+        f"correct the host and port\n"
+    )
+    assert "wrongpw" not in result.output
+
+
+def test_a_password_given_to_a_redis_socket_without_one_is_refused_with_the_socket_url(
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    socket = tmp_path / "redis.sock"
+    with _own_redis(tmp_path, f"unix://{socket}", "--port", "0", "--unixsocket", str(socket)):
+        result = CliRunner().invoke(app, ["studies", "--storage", f"unix://:wrongpw@{socket}"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(
+        f"error: --storage: 'unix://:***@{socket}': its Redis server has no password"
+    )
+    assert f"; drop the password (unix://{socket}), or" in result.stderr
+
+
+def test_a_wrong_password_to_a_redis_server_with_one_is_named(redis_with_password: str) -> None:
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    url = redis_with_password.replace(":s3cret@", ":wrongpw@")
+    for command in (["studies"], ["trials", "--study-name", "tiny"]):
+        result = CliRunner().invoke(app, [*command, "--storage", url])
+        assert result.exit_code == 2, result.output
+        assert result.stderr == (
+            f"error: --storage: {url.replace(':wrongpw@', ':***@')!r}: cannot open it: invalid username-password "
+            f"pair or user is disabled; check the user name and password in the URL\n"
         )
-    finally:
-        client = redis.Redis.from_url(server)
-        for key in client.scan_iter(f"{prefix}*"):
-            client.delete(key)
 
 
 def test_a_read_only_sqlite_url_is_refused_by_commands_that_write_and_read_read_only(

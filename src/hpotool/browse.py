@@ -16,20 +16,12 @@ from hpotool.atomic import NAME_MAX, abbreviated, long_part
 from hpotool.errors import HpoError
 from hpotool.fingerprint import stored_config
 from hpotool.ranking import is_feasible, state_counts
+from hpotool.sqlite_files import is_optuna_sqlite, sqlite_damage
 from hpotool.stop_note import kept
-from hpotool.storage import (
-    default_storage_url,
-    is_optuna_journal,
-    is_optuna_sqlite,
-    load_study,
-    make_storage,
-    near_study,
-    shown_url,
-    sqlite_damage,
-    storage_file,
-    storage_origin,
-    with_file,
-)
+from hpotool.storage import load_study, make_storage
+from hpotool.storage_files import is_optuna_journal
+from hpotool.storage_url import default_storage_url, shown_url, storage_file, storage_origin, with_file
+from hpotool.study_names import near_study
 from hpotool.trial_table import trial_record
 
 STATES = ("complete", "pruned", "fail", "running", "waiting")
@@ -193,7 +185,7 @@ def trial_rows(study: optuna.Study, top: int | None = None, state: str | None = 
 def _in_a_folder_above(study_name: str, folder: Path) -> Path | None:
     """The nearest `folder/NAME.db` of a folder above this one that is an Optuna SQLite file, absolute;
     None when there is none (or `folder` is absolute)."""
-    from hpotool.storage import is_optuna_sqlite
+    from hpotool.sqlite_files import is_optuna_sqlite
 
     if folder.is_absolute():
         return None
@@ -207,7 +199,8 @@ def _in_a_folder_above(study_name: str, folder: Path) -> Path | None:
 def studies_folder_above(folder: Path = Path("studies")) -> Path | None:
     """The nearest `folder` of a folder above this one that holds Optuna files (*.db, *.log), absolute;
     None when there is none (or `folder` is absolute)."""
-    from hpotool.storage import is_optuna_journal, is_optuna_sqlite
+    from hpotool.sqlite_files import is_optuna_sqlite
+    from hpotool.storage_files import is_optuna_journal
 
     if folder.is_absolute():
         return None
@@ -226,7 +219,7 @@ def studies_folder_above(folder: Path = Path("studies")) -> Path | None:
 def _folder_above(study_name: str, url: str, path: Path) -> Path | None:
     """The nearest folder above this one from which the relative `path`, the file `url` names, is a storage
     holding `study_name`; None when there is none (or `path` is absolute)."""
-    from hpotool.storage import study_names
+    from hpotool.study_names import study_names
 
     if path.is_absolute():
         return None

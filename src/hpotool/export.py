@@ -34,7 +34,7 @@ from hpotool.config import RunConfig
 from hpotool.durations import trial_seconds
 from hpotool.errors import HpoError
 from hpotool.ranking import best_trials, direction_names, is_multi_objective, objective_names, state_counts
-from hpotool.storage import shown_url
+from hpotool.storage_url import shown_url
 from hpotool.stored_run import trial_run_config
 from hpotool.strict_json import dump_json, dump_json_records
 from hpotool.trial_table import trial_history, trial_params, trial_records, trials_csv

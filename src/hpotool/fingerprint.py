@@ -210,7 +210,7 @@ def _values(d: Any) -> str:
 def stored_optimize_config(opt: OptimizeConfig) -> dict[str, Any]:
     """The optimize config as a study stores it: its storage URL's password as `***` (a study's attributes
     are read by everyone it is shared with: optuna-dashboard, a copy of the study, `hpotool trials`)."""
-    from hpotool.storage import shown_url
+    from hpotool.storage_url import shown_url
 
     dump: dict[str, Any] = opt.model_dump(mode="json")
     if dump.get("storage"):

@@ -86,8 +86,8 @@ class GridSampler(optuna.samplers.GridSampler):
         point unless it may be a dead worker's that nothing would ever end (`may_be_lost`): Optuna's grid
         runs such a point again once every point has started, rather than wait for it for ever; one trial
         of this machine does, not every worker."""
+        from hpotool.heartbeat import has_heartbeat
         from hpotool.stale import may_be_lost
-        from hpotool.storage import has_heartbeat
 
         beating = has_heartbeat(study._storage)
         visited: set[int] = set()

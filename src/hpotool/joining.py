@@ -111,7 +111,7 @@ def _missing_file(storage_url: str | None) -> str | None:
     file Optuna recommends there, or a SQLite file), which makes the file seconds after this one starts."""
     import os
 
-    from hpotool.storage import storage_file
+    from hpotool.storage_url import storage_file
 
     path = storage_file(storage_url) if storage_url is not None else None
     if path is None or path.exists():
@@ -123,7 +123,8 @@ def _missing_file(storage_url: str | None) -> str | None:
 def _near(study_name: str, storage_url: str | None) -> str:
     """` (did you mean 'NAME'?)` for a study of a close name the storage holds: a misspelt --study-name
     waited the whole HPOTOOL_JOIN_WAIT for a study no machine creates; "" when none is close."""
-    from hpotool.storage import make_storage, near_study, study_names
+    from hpotool.storage import make_storage
+    from hpotool.study_names import near_study, study_names
 
     if storage_url is None:
         return ""
@@ -151,12 +152,14 @@ def _may_appear(study_name: str, storage_url: str | None) -> bool:
     with 'no study' then). A URL that is wrong or a server that does not answer: no."""
     if storage_url is None:
         return False
-    from hpotool.storage import _sqlite_path, make_storage, redis_prefixes_holding, study_names
+    from hpotool.storage import make_storage, redis_prefixes_holding
+    from hpotool.storage_url import sqlite_path
+    from hpotool.study_names import study_names
 
     path = (
         Path(storage_url.removeprefix("journal:"))
         if storage_url.startswith("journal:")
-        else _sqlite_path(storage_url)
+        else sqlite_path(storage_url)
     )
     if path is not None and not path.exists():
         return True

@@ -1,6 +1,6 @@
 """Say when another process keeps the study's SQLite file locked while a run waits for it.
 
-A write to a SQLite study waits up to the busy timeout (`storage.sqlite_busy_timeout`, 60 s) for another
+A write to a SQLite study waits up to the busy timeout (`storage_settings.sqlite_busy_timeout`, 60 s) for another
 connection's lock: a sqlite3 shell or a database browser left inside a transaction. The run went silent
 meanwhile, a minute or two under `--workers` before the line saying what happened; now a thread beside the
 run probes the file's write lock and says once, after a few seconds, what the run is waiting for.
@@ -17,7 +17,8 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from shlex import quote
 
-from hpotool.storage import sqlite_busy_timeout, storage_file
+from hpotool.storage_settings import sqlite_busy_timeout
+from hpotool.storage_url import storage_file
 
 NOTE_AFTER_S = 5.0  # a lock held this long is no write of the run's own (those take milliseconds)
 PROBE_S = 1.0

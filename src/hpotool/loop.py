@@ -28,6 +28,7 @@ from hpotool.exhaustion import (
     waits_for_running,
 )
 from hpotool.factories import process_salt, study_sampler
+from hpotool.heartbeat import fail_stale_trials, has_heartbeat
 from hpotool.interrupts import deferred, raise_dropped
 from hpotool.objective import FailureGuard, StudyObserver, make_objective
 from hpotool.overrides import leaf_values
@@ -35,7 +36,7 @@ from hpotool.plan import StudyPlan
 from hpotool.run_summary import trial_target
 from hpotool.search_space import drawn
 from hpotool.stale import fail_dead_local_trials, fail_ownerless_trials, owner
-from hpotool.storage import fail_stale_trials, has_heartbeat, heartbeat_settings
+from hpotool.storage_settings import heartbeat_settings
 from hpotool.study import FINISHED
 from hpotool.tracking import track
 from hpotool.trial_run import end_interrupted, run_trial, trained_by

@@ -24,7 +24,7 @@ from hpotool.runner import train_run
 from hpotool.search_space import (
     suggest,
 )
-from hpotool.storage import lost_connection
+from hpotool.storage_faults import lost_connection
 from hpotool.user_code import described
 
 if TYPE_CHECKING:

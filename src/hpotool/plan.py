@@ -45,7 +45,7 @@ from hpotool.search_space import (
 from hpotool.sections import section_choices, section_values
 from hpotool.space_checks import check_space
 from hpotool.space_effects import auto_task
-from hpotool.storage import DEFAULT_ORIGIN, shown_url
+from hpotool.storage_url import DEFAULT_ORIGIN, shown_url
 from hpotool.warm_start import carried_params, left_out_note
 
 if TYPE_CHECKING:
@@ -84,8 +84,8 @@ class StudyPlan:
     notes: tuple[str, ...] = ()  # what the checks decided for the user, printed before trial 0
     storage_from: str | None = None  # the optimize config file the storage URL came from (its own, or the
     # default), not --storage: a relative path in it is read from the folder the command runs in
-    # Where the storage URL was given, for its refusals (`storage.storage_origin`): "--storage", or
-    # "optimize.yaml: storage" for the config's key, storage.DEFAULT_ORIGIN for the default studies/<name>.db
+    # Where the storage URL was given, for its refusals (`storage_url.storage_origin`): "--storage", or
+    # "optimize.yaml: storage" for the config's key, storage_url.DEFAULT_ORIGIN for the default studies/<name>.db
     storage_origin: str | None = None
     run_from: str | None = None  # the run config file, named by a failure it causes mid-study (None: joined)
     config_enqueue: int | None = None  # how many of opt.enqueue the config lists (None: all; the rest came
@@ -157,7 +157,7 @@ def prepare_stored_study(
     """
     from hpotool.browse import check_study_name, find_study
     from hpotool.joining import await_study, join_wait
-    from hpotool.storage import default_storage_url
+    from hpotool.storage_url import default_storage_url
 
     storage = storage or None  # '': the default storage, not one to wait for a study in
     check_study_name(study_name, storage)  # not waited for: no study of that name can appear

@@ -425,7 +425,7 @@ class BufferedRDBStorage(_CachedStorage):
         """Optuna's heartbeat, beaten from its own thread: a server that stopped answering printed that
         thread's traceback. The trial loop meets the same error at its next write and says so in one line,
         and should the server answer again, the next beat goes through."""
-        from hpotool.storage import lost_connection
+        from hpotool.storage_faults import lost_connection
 
         try:
             super().record_heartbeat(trial_id)

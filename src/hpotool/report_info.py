@@ -152,7 +152,7 @@ def _lrs(trial: FrozenTrial) -> list[float]:
 
 def report_info(study: optuna.Study, storage: str) -> ReportInfo:
     """The report of `study` as plain data (no plotting)."""
-    from hpotool.storage import shown_url
+    from hpotool.storage_url import shown_url
 
     storage = shown_url(storage)  # the report is shared: no password in it
     trials = study.get_trials(deepcopy=False)

@@ -18,7 +18,7 @@ from hpotool.interrupts import deferred
 from hpotool.plan import WARM_START, StudyPlan
 from hpotool.search_space import FloatParam, IntParam, contains, encode_params
 from hpotool.stale import enqueue_owned, fail_dead_local_trials, fail_ownerless_trials, fail_trial, in_use
-from hpotool.storage import heartbeat_settings
+from hpotool.storage_settings import heartbeat_settings
 from hpotool.study import FINISHED
 
 _log = logging.getLogger("hpotool")

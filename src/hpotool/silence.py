@@ -8,7 +8,7 @@ tell: the kernel at the other end still answers them. Nor can a limit on stateme
 legitimately slow.
 
 So a thread looks, every second, at the connections hpotool's storages opened (`psycopg_connection`,
-`pymysql_connection`: storage.server_connect_kwargs picks one from the URL's database and driver; the
+`pymysql_connection`: rdb_storage.server_connect_kwargs picks one from the URL's database and driver; the
 connections a user's training opens are not watched). One that has been waiting for an answer for
 `silence` seconds (or at all, once Ctrl-C or SIGTERM is being handled) has its server asked whether it
 still answers: a new connection to it, which must open within `PROBE_TIMEOUT_S` seconds (or `silence`, when
@@ -25,7 +25,7 @@ coming is no silence.
 A server found silent is taken as silent for the next `silence` seconds (at least `PROBE_TIMEOUT_S`), time
 for the command to end: a new connection to it (SQLAlchemy's pool reconnecting after the shut) raises the
 driver's OperationalError at once, saying so (`found_silent`), where it waited for the server's greeting
-(10 s, storage.CONNECT_TIMEOUT_S, each time) and the command's line quoted that wait's "timed out"; a
+(10 s, rdb_storage.CONNECT_TIMEOUT_S, each time) and the command's line quoted that wait's "timed out"; a
 connection to it that waits again is shut at the next look. After that, it is asked again: a program that
 runs another study once the server answers again connects to it.
 """
@@ -44,7 +44,7 @@ from typing import Any, NamedTuple, Protocol
 
 from hpotool import interrupts
 
-PROBE_TIMEOUT_S = 10  # as long as opening a connection may take (storage.CONNECT_TIMEOUT_S)
+PROBE_TIMEOUT_S = 10  # as long as opening a connection may take (rdb_storage.CONNECT_TIMEOUT_S)
 
 
 class _Watched(NamedTuple):

@@ -3,7 +3,7 @@
 Each trial records its owner (`worker`: host and pid) when it starts. On resume, a RUNNING trial whose
 owner ran on this host and is gone is marked FAIL, and its parameters are queued once more so the
 configuration is not lost. RUNNING trials of live processes, or of other hosts, are left alone: those are
-the heartbeat's job (`storage.fail_stale_trials`, `hpotool fail-stale`).
+the heartbeat's job (`heartbeat.fail_stale_trials`, `hpotool fail-stale`).
 
 A queued warm start records its queuer too (`QUEUED_BY`: host, pid, and when), so a process that finds it
 can tell whether another process is still working on the study (`in_use`).
@@ -146,7 +146,7 @@ def in_use(study: optuna.Study, trials: list[FrozenTrial], grace_s: float) -> st
 
     stale: set[int] = set()
     if any(t.state == TrialState.RUNNING for t in trials):
-        from hpotool.storage import has_heartbeat
+        from hpotool.heartbeat import has_heartbeat
 
         storage = study._storage
         if has_heartbeat(storage):
@@ -239,7 +239,7 @@ def fail_dead_local_trials(
     a main process saw exit: it need not wait out the heartbeat's grace period to know they are gone)."""
     from optuna.trial import TrialState
 
-    from hpotool.storage import refuse_a_read_only_study
+    from hpotool.sqlite_files import refuse_a_read_only_study
 
     refuse_a_read_only_study(study)
     storage = study._storage
@@ -271,7 +271,7 @@ def _queue_retry(study: optuna.Study, dead: FrozenTrial, values: dict[str, Any])
     `MAX_RETRY` retries."""
     from optuna.trial import TrialState, create_trial
 
-    from hpotool.storage import MAX_RETRY
+    from hpotool.storage_settings import MAX_RETRY
 
     history = [*dead.system_attrs.get("retry_history", []), dead.number]
     if len(history) > MAX_RETRY:

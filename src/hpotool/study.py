@@ -27,7 +27,9 @@ from hpotool.search_space import (
     encode_params,
 )
 from hpotool.stale import enqueue_owned
-from hpotool.storage import location, make_storage, same_series, shown_url, storage_origin
+from hpotool.storage import make_storage
+from hpotool.storage_url import location, shown_url, storage_origin
+from hpotool.study_names import same_series
 
 if TYPE_CHECKING:
     pass
@@ -59,7 +61,8 @@ def _refuse_a_second_study_beside_a_journal(plan: StudyPlan) -> None:
     Raises:
         HpoError: the default SQLite file does not exist and studies/NAME.log holds a study of this name.
     """
-    from hpotool.storage import DEFAULT_ORIGIN, is_optuna_journal
+    from hpotool.storage_files import is_optuna_journal
+    from hpotool.storage_url import DEFAULT_ORIGIN
 
     name = plan.opt.study_name
     default, journal = Path("studies") / f"{name}.db", Path("studies") / f"{name}.log"
@@ -89,7 +92,8 @@ def _refuse_a_second_study_beside_the_config(plan: StudyPlan) -> None:
     """
     import os
 
-    from hpotool.storage import storage_file, study_names, with_file
+    from hpotool.storage_url import storage_file, with_file
+    from hpotool.study_names import study_names
 
     name, url = plan.opt.study_name, plan.storage_url
     path = storage_file(url)
@@ -232,7 +236,8 @@ def _near_study(plan: StudyPlan, storage: Any) -> str:
     or (default storage) in a studies/NAME.db beside its file: a misspelt study_name or --study-name started
     a new study instead of resuming that one; "" when there is none."""
     from hpotool.near_names import closest
-    from hpotool.storage import default_storage_url, study_names
+    from hpotool.storage_url import default_storage_url
+    from hpotool.study_names import study_names
 
     name = plan.opt.study_name
     try:
@@ -369,7 +374,8 @@ def finished_so_far(plan: StudyPlan, *, ask_server: bool) -> tuple[int | None, b
             one of its name, or of the study it holds: another metric or direction, another experiment
             (`fingerprint.check`).
     """
-    from hpotool.storage import check_storage, load_study, storage_file
+    from hpotool.storage import check_storage, load_study
+    from hpotool.storage_url import storage_file
 
     study_name, url = plan.opt.study_name, plan.storage_url
     check_storage(url)  # what the run would refuse, its dry run refuses

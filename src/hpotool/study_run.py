@@ -28,7 +28,7 @@ from hpotool.run_summary import (
     trial_target,
 )
 from hpotool.stop_note import say_and_clear
-from hpotool.storage import lost_connection, storage_lost, study_deleted
+from hpotool.storage_faults import lost_connection, storage_lost, study_deleted
 from hpotool.study import open_study
 from hpotool.summary import StudySummary, summarize
 from hpotool.tracking import make_tracker

@@ -85,7 +85,7 @@ def _failures(trials: list[FrozenTrial], plan: StudyPlan) -> str | None:
     failed = [t for t in trials if t.state == TrialState.FAIL]
     if not failed:
         return None
-    from hpotool.storage import shown_url
+    from hpotool.storage_url import shown_url
 
     last = failed[-1]
     reason = last.user_attrs.get("fail_reason", "unknown error")

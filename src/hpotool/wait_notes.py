@@ -101,7 +101,7 @@ def _waiting_for_other_machines(plan: StudyPlan, trials: list[FrozenTrial]) -> b
     elsewhere = [t for t in trials if t.state == TrialState.RUNNING and not on_this_host(t)]
     if not elsewhere:
         return False
-    from hpotool.storage import shown_url
+    from hpotool.storage_url import shown_url
 
     def where(t: FrozenTrial) -> str:
         who = t.user_attrs.get("worker")

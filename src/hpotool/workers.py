@@ -36,6 +36,7 @@ from hpotool.exhaustion import EXHAUSTED
 from hpotool.factories import make_pruner, study_sampler
 from hpotool.fallback import IndependentSampling, independent_sampling
 from hpotool.forkserver import start_worker_server, worker_context
+from hpotool.heartbeat import has_heartbeat
 from hpotool.interrupts import (
     Interrupted,
     deferred,
@@ -63,18 +64,10 @@ from hpotool.run_summary import (
     timed_out,
 )
 from hpotool.stale import fail_dead_local_trials, failed_in_run, of_run, run_by
-from hpotool.storage import (
-    has_heartbeat,
-    heartbeat_settings,
-    lost_cause,
-    lost_connection,
-    make_storage,
-    storage_file,
-    storage_lost,
-    storage_named,
-    storage_origin,
-    study_deleted,
-)
+from hpotool.storage import make_storage
+from hpotool.storage_faults import lost_cause, lost_connection, storage_lost, study_deleted
+from hpotool.storage_settings import heartbeat_settings
+from hpotool.storage_url import storage_file, storage_named, storage_origin
 from hpotool.study import FINISHED
 from hpotool.study_run import open_for_run
 from hpotool.summary import StudySummary, summarize

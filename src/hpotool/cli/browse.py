@@ -104,7 +104,7 @@ def _storage_lines(rows: list[dict[str, Any]]) -> list[str]:
     file `sqlite:///studies/<name>.db` as one line."""
     from shlex import quote
 
-    from hpotool.storage import default_storage_url
+    from hpotool.storage_url import default_storage_url
 
     # Quoted where a shell needs it (a path with a space, a Redis URL's &), so each pastes as --storage.
     if len({r["storage"] for r in rows}) == 1:
@@ -136,7 +136,7 @@ def studies(
     under the table, where they are stored."""
     with user_errors():
         from hpotool.browse import study_rows
-        from hpotool.storage import storage_origin
+        from hpotool.storage_url import storage_origin
 
         with storage_origin(storage, "--storage"):
             rows, notes = study_rows(storage)

@@ -281,7 +281,8 @@ def _optimize(
                 source.study_name,
                 stored_config(source.user_attrs, "optimize_config"),
             )
-        from hpotool.storage import check_storage, storage_origin
+        from hpotool.storage import check_storage
+        from hpotool.storage_url import storage_origin
 
         # A storage the run refuses (a folder, no URL, a file of another kind) is the one line printed: the
         # notes came first, then the error. Checked without connecting to a server or writing anything.

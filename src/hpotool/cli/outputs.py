@@ -23,7 +23,7 @@ def write_study_report(study_name: str, storage: str | None, out: Path | None, f
     from hpotool.browse import find_study
     from hpotool.importance import import_without_sklearn
     from hpotool.report import default_report_path, render_report, report_format, write_report
-    from hpotool.storage import default_storage_url
+    from hpotool.storage_url import default_storage_url
 
     fmt = report_format(out, fmt)
     if out is not None and os.path.isdir(out):  # found before the figures are drawn, not when writing them
@@ -263,7 +263,8 @@ def export_best(
 
         from hpotool.browse import find_study
         from hpotool.export import export_best as write_export
-        from hpotool.storage import default_storage_url, study_options
+        from hpotool.storage import study_options
+        from hpotool.storage_url import default_storage_url
 
         refuse_stdout(
             out,

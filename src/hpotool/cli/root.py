@@ -107,9 +107,9 @@ def _warning_printer() -> Callable[..., None]:
 def user_errors() -> Iterator[None]:
     """Turn an `HpoError` into one red line on stderr and exit code 2 (a traceback with --debug); show
     warnings as one line each (Python's own format, with the site-packages path, with --debug)."""
-    storage = sys.modules.get("hpotool.storage")
-    if storage is not None:
-        storage.forget_opened_servers()
+    faults = sys.modules.get("hpotool.storage_faults")
+    if faults is not None:
+        faults.forget_opened_servers()
     with warnings.catch_warnings():  # the command's own: put back when it ends
         if not state.debug:
             warnings.showwarning = _warning_printer()
@@ -119,8 +119,8 @@ def user_errors() -> Iterator[None]:
             raise
         except Exception as exc:
             # A storage server that went away after the command opened it: one line, as optimize says it.
-            storage = sys.modules.get("hpotool.storage")
-            lost = storage.server_lost(exc) if storage is not None and not isinstance(exc, HpoError) else None
+            faults = sys.modules.get("hpotool.storage_faults")
+            lost = faults.server_lost(exc) if faults is not None and not isinstance(exc, HpoError) else None
             if state.debug:
                 unsuppress_context(exc)
                 raise

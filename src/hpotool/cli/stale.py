@@ -30,14 +30,11 @@ def fail_stale(
         from optuna.trial import TrialState
 
         from hpotool.browse import find_study
+        from hpotool.heartbeat import fail_stale_trials, has_heartbeat
         from hpotool.stale import fail_dead_local_trials, fail_ownerless_trials, heartbeat_ages
-        from hpotool.storage import (
-            cannot_write,
-            fail_stale_trials,
-            has_heartbeat,
-            heartbeat_settings,
-            storage_url_of,
-        )
+        from hpotool.storage_faults import cannot_write
+        from hpotool.storage_settings import heartbeat_settings
+        from hpotool.storage_url import storage_url_of
 
         # A missing study is named with the studies that exist, as `trials` does.
         study = find_study(study_name, storage)

@@ -86,7 +86,7 @@ def plain_table(title: str, **kwargs: Any) -> Table:
 
 def shown_url(url: str) -> str:
     """A storage URL as printed: its password as ***."""
-    from hpotool.storage import shown_url as shown
+    from hpotool.storage_url import shown_url as shown
 
     return shown(url)
 

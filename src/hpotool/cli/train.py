@@ -236,7 +236,7 @@ def _train_from_best(
         from hpotool.final import check_jobs, plan_final
         from hpotool.final import train_from_best as run_final
         from hpotool.saved import check_writable, default_runs_dir, new_run_dir
-        from hpotool.storage import default_storage_url
+        from hpotool.storage_url import default_storage_url
 
         refuse_stdout(out, "run folders and summary.json", "a folder, e.g. --out runs/final")
         study = find_study(study_name, storage)

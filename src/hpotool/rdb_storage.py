@@ -1,0 +1,134 @@
+"""Opening an RDB storage (SQLite, PostgreSQL, MySQL): a server's connect arguments (a time limit to open,
+`silence` watching), whether a database holds Optuna's tables, and the storage itself (heartbeat, buffered
+writes), made again when processes race to create its tables."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import TYPE_CHECKING, Any
+
+from hpotool.errors import HpoError
+from hpotool.heartbeat import retry_stale_trial
+from hpotool.sqlite_files import OPTUNA_TABLES
+from hpotool.storage_settings import heartbeat_settings
+from hpotool.storage_url import shown_url
+
+if TYPE_CHECKING:
+    import optuna
+
+
+def has_optuna_tables(url: str) -> bool:
+    """Whether the database at a SQLAlchemy `url` holds Optuna's tables (read without writing)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, **server_connect_kwargs(url))
+    try:
+        with engine.connect() as conn:
+            return set(sqlalchemy.inspect(conn).get_table_names()) >= OPTUNA_TABLES
+    finally:
+        engine.dispose()
+
+
+# A PostgreSQL or MySQL URL naming a host and port that take the connection and never answer (another
+# service on that port, a stuck server or proxy) hung the command for good: psycopg waits for the server's
+# reply, and PyMySQL for its greeting, without a limit. Opening a connection now gives up after this many
+# seconds, and the command ends with the usual line ("...; is the server running on HOST:PORT?").
+CONNECT_TIMEOUT_S = 10
+
+
+def server_connect_kwargs(url: str) -> dict[str, Any]:
+    """SQLAlchemy engine arguments that bound how long opening a connection to `url`'s server waits (none
+    where the URL, or PGCONNECT_TIMEOUT, sets its own limit), and, for the drivers hpotool installs (psycopg,
+    PyMySQL), have `silence` watch the connections for a server that stops answering."""
+    import sqlalchemy
+
+    from hpotool import silence
+
+    parsed = sqlalchemy.engine.make_url(url)
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend == "postgresql":
+        own_limit = "connect_timeout" in parsed.query or os.environ.get("PGCONNECT_TIMEOUT")
+        limit = {} if own_limit else {"connect_timeout": CONNECT_TIMEOUT_S}
+        if driver != "psycopg":  # psycopg2, pg8000...: not watched
+            return {"connect_args": limit} if limit else {}
+        cargs, cparams = _connect_args(parsed)
+        return {"creator": functools.partial(silence.psycopg_connection, cargs, {**limit, **cparams})}
+    if backend in ("mysql", "mariadb") and driver == "pymysql":
+        cargs, cparams = _connect_args(parsed)
+        return {"creator": functools.partial(_connect_pymysql, cargs, cparams)}
+    return {}
+
+
+def _connect_args(parsed: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The arguments SQLAlchemy's dialect would pass to its driver's `connect` for the URL `parsed`."""
+    import sqlalchemy
+
+    cargs, cparams = sqlalchemy.create_engine(parsed).dialect.create_connect_args(parsed)
+    return tuple(cargs), dict(cparams)
+
+
+def _connect_pymysql(cargs: tuple[Any, ...], cparams: dict[str, Any]) -> Any:
+    from hpotool import silence
+
+    if "read_timeout" in cparams:  # the URL's own
+        return silence.pymysql_connection(cargs, cparams)
+    # PyMySQL's connect_timeout (10 s) covers the TCP connection alone; its greeting is read with the read
+    # timeout, which must not stay on the connection: a query may wait longer for a lock (`silence` watches).
+    # The URL's connect_timeout bounds the greeting too: the whole opening, as on PostgreSQL.
+    greeting = cparams.get("connect_timeout", CONNECT_TIMEOUT_S)
+    return silence.pymysql_connection(cargs, cparams, greeting_timeout=greeting)
+
+
+def not_optuna(url: str) -> HpoError:
+    return HpoError(
+        f"storage {shown_url(url)!r} is not an Optuna storage (it has no Optuna tables), so it holds no study; "
+        f"give the storage URL hpotool optimize wrote to (nothing was written to this one)"
+    )
+
+
+# Processes started together on a new database (a new SQLite file, or a PostgreSQL or MySQL database just
+# made) each create Optuna's tables, and all but one lose that race ("table already exists"; PostgreSQL: a
+# duplicate key in pg_type; then a duplicate version row; SQLite: "database is locked" while another
+# process turns the new file to WAL, which does not wait for the busy timeout). A loser tries again: by then the tables are
+# there, and creating them is skipped.
+CREATE_ATTEMPTS = 6
+
+
+def created_rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> optuna.storages.BaseStorage:
+    import random
+    import time
+
+    import sqlalchemy.exc
+
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            return rdb_storage(url, engine_kwargs)
+        except sqlalchemy.exc.DBAPIError as exc:
+            text = str(exc)
+            lost_race = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in text
+            lost_race |= "database is locked" in text  # SQLite: another process turning the new file to WAL
+            if not lost_race or attempt == CREATE_ATTEMPTS - 1:
+                raise
+            time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> optuna.storages.BaseStorage:
+    import warnings
+
+    import optuna
+
+    from hpotool.rdb import BufferedRDBStorage, FastReadRDBStorage
+
+    interval, grace = heartbeat_settings()
+    with warnings.catch_warnings():  # heartbeat and its retry callback are "experimental" since Optuna 2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        backend = FastReadRDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=interval,
+            grace_period=grace,
+            heartbeat_stale_trial_callback=retry_stale_trial,
+        )
+    return BufferedRDBStorage(backend)

@@ -1,0 +1,161 @@
+"""A storage that failed at its work: a server that stopped answering, a file this process cannot write or
+another process keeps locked, a study deleted under a run; each said in one line (`StorageFault`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from hpotool.errors import HpoError
+from hpotool.storage_files import file_hint
+from hpotool.storage_settings import sqlite_busy_timeout
+from hpotool.storage_url import StorageFault, shown_url, storage_file
+
+
+def lost_connection(exc: BaseException) -> BaseException | None:
+    """The database or Redis error behind `exc` when the storage stopped answering (its server went away,
+    the connection dropped, a write timed out), or None for any other error. Looks through the exceptions
+    that raised it (Optuna wraps a failed commit in `StorageInternalError`)."""
+    sa = sys.modules.get("sqlalchemy.exc")
+    rd = sys.modules.get("redis.exceptions")
+    kinds: tuple[type[BaseException], ...] = ()
+    if sa is not None:
+        kinds += (sa.OperationalError, sa.InterfaceError)
+    if rd is not None:
+        kinds += (rd.ConnectionError, rd.TimeoutError)
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kinds):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+# The server storages (database, Redis) this process opened: a command that loses one after opening it says
+# so in one line (`server_lost`). SQLite's OperationalError ("database is locked") is not a server going away.
+OPENED_SERVERS: list[str] = []
+
+
+def forget_opened_servers() -> None:
+    """Start a command afresh: a server an earlier command of this process opened (the tests, a notebook
+    driving the CLI) is not the one a later command's error is about."""
+    OPENED_SERVERS.clear()
+    silence = sys.modules.get("hpotool.silence")
+    if silence is not None:
+        silence.forget()
+
+
+def _found_silent() -> str | None:
+    """What `silence` found, where it found the server of this process's storage silent: the cause to say
+    in place of the driver's error (the shut connection's "Lost connection", or a timed-out reconnection)."""
+    silence = sys.modules.get("hpotool.silence")
+    said = silence.found_silent() if silence is not None else None
+    if said is None:
+        return None
+    return f"{said}: check the server, or a proxy in front of it; hpotool --debug shows the driver's error"
+
+
+def server_lost(exc: BaseException) -> HpoError | None:
+    """What a command says when the storage server it opened stopped answering while it read or wrote
+    (`lost_connection(exc)`), or None for any other error."""
+    cause = lost_connection(exc)
+    if cause is None or not OPENED_SERVERS:
+        return None
+    first = lost_cause(cause)
+    return StorageFault(
+        f"storage {shown_url(OPENED_SERVERS[-1])!r} stopped answering ({first}); the study it holds is kept: "
+        f"once the server answers again, run the same command"
+    )
+
+
+def cannot_write(url: str, exc: BaseException) -> HpoError | None:
+    """What a command that writes to a study (`fail-stale`) says when the write failed because this process
+    cannot write the SQLite or journal file or its folder (`file_hint`); None for any other error."""
+    hint = file_hint(url)
+    first = lost_cause(exc)  # not Optuna's "invalid data in the commit, e.g. exceeding max length"
+    if not hint:
+        # another process keeps the SQLite file locked (it printed a traceback)
+        return _locked(url, first, "then run the same command again") if lost_connection(exc) else None
+    return StorageFault(f"storage {shown_url(url)!r} cannot be written ({first}){hint}")
+
+
+def _locked(url: str, first: str, then: str) -> HpoError | None:
+    """What a command says when another process kept the SQLite file of `url` locked past the busy timeout
+    (`first`, the error, says "database is locked"); None for any other error or storage."""
+    path = storage_file(url)
+    if "database is locked" not in first or path is None:
+        return None
+    # A sqlite3 shell or a database browser inside a transaction: the server is not gone, and waiting
+    # longer is no fix. `optimize` said the storage "stopped answering ... once it answers again", naming
+    # neither the file nor the lock; `fail-stale` printed a traceback.
+    from shlex import quote
+
+    where = os.path.abspath(path)
+    return StorageFault(
+        f"storage {shown_url(url)!r}: another process kept {where!r} locked for over {sqlite_busy_timeout()} s, "
+        f"so this command could not write to it ({first}). End that process or its open transaction (a sqlite3 "
+        f"shell, a database browser; fuser {quote(where)} lists the processes that have the file open), {then}"
+    )
+
+
+def study_deleted(study_name: str, url: str, exc: BaseException) -> HpoError | None:
+    """What a command running study `study_name` says when the study vanished from its storage under it
+    (another process deleted it, `optuna delete-study`, or its tables were emptied): Optuna's storages then
+    raise KeyError('Record does not exist.'), which printed a traceback; None for any other error."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyError) and current.args == ("Record does not exist.",):
+            return HpoError(
+                f"study {study_name!r} in {shown_url(url)} was deleted while this command ran it (by another "
+                f"process: optuna delete-study, a script); its trials went with it. Run the same command to "
+                f"start the study again"
+            )
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def lost_cause(exc: BaseException) -> str:
+    """The error behind `exc` (`lost_connection`) in one line, its type and first line: what a worker that
+    lost the storage passes on to its main process, which says it (`storage_lost`)."""
+    lost = lost_connection(exc)
+    silent = _found_silent() if lost is not None else None
+    if silent is not None:
+        return silent
+    cause = lost or exc
+    text = str(cause).strip()
+    return f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
+
+
+def storage_lost(url: str, exc: BaseException | str, *, left_running: bool = True) -> HpoError:
+    """What `optimize` says when its storage stopped answering during the study (`lost_connection(exc)`);
+    `exc` is the error, or the workers' `lost_cause`s of it. `left_running`: whether trials of the run may
+    be left RUNNING (False where the main process of `--workers`, which still reaches the storage, has
+    marked its lost workers' trials FAIL and queued their values again)."""
+    first = exc if isinstance(exc, str) else lost_cause(exc)
+    # SQLite opened a file it cannot write read-only: it answers, and will not write
+    if "readonly database" in first:
+        hint = file_hint(url) or (
+            "; make the file and its folder writable, or copy it to a folder you can write to and give that path"
+        )
+        return StorageFault(f"storage {shown_url(url)!r} cannot be written ({first}){hint}")
+    if left_running:
+        resume = "it marks any trial left RUNNING FAIL ('worker died') and runs its parameters again"
+    else:
+        resume = "the trials that were running are marked FAIL ('worker died'), their parameters queued again"
+    locked = _locked(url, first, f"then run the same command to resume: {resume}")
+    if locked is not None:
+        return locked
+    if not left_running:
+        return StorageFault(
+            f"storage {shown_url(url)!r} stopped answering during the study ({first}); the trials it holds are "
+            f"kept, and {resume}. Once it answers again, run the same command to resume"
+        )
+    return StorageFault(
+        f"storage {shown_url(url)!r} stopped answering during the study ({first}); the trials it holds are "
+        f"kept, and those that were running stay RUNNING there. Once it answers again, run the same command to "
+        f"resume: it marks them FAIL ('worker died') and runs their parameters again"
+    )

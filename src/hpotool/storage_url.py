@@ -1,0 +1,138 @@
+"""Storage URLs: shown with their password hidden, the default one, the file a SQLite or journal URL names,
+where a refusal names the URL given (`storage_origin`), and the URL each loaded study came from."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hpotool.errors import HpoError
+
+if TYPE_CHECKING:
+    import optuna
+
+
+def redis_prefix(url: str) -> tuple[str, bool, str]:
+    """`redis://host:6379/0?prefix=NAME` keeps a journal under its own keys (Optuna's default is "")."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    prefix = "".join(v for k, v in query if k == "prefix")
+    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+    base = urlunsplit(parts._replace(query=rest))
+    if not parts.netloc:  # `redis:///0`, the local server to redis-py: urlunsplit made it `redis:/0`, refused
+        base = base.replace(":", "://", 1)
+    return base, False, prefix
+
+
+def shown_url(url: str) -> str:
+    """`url` as hpotool prints it and writes it into exports and reports: a password in it as `***`
+    (`postgresql+psycopg://user:***@host/db`), as SQLAlchemy shows URLs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    user = parts.netloc.rpartition("@")[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{parts.netloc.rpartition('@')[2]}"))
+
+
+class StorageFault(HpoError):
+    """A storage that failed at its work (locked by another process, read-only, a server gone away): not its
+    URL's fault, so `storage_origin` leaves the message as it is."""
+
+
+# The origin of the storage a config without `storage:` and a command without --storage use:
+# studies/<name>.db (`default_storage_url`), named so in its refusals.
+DEFAULT_ORIGIN = "default"
+
+
+def storage_named(url: str, origin: str | None) -> str:
+    """How a message names storage `url`, given where it came from (`storage_origin`): `optimize.yaml:
+    storage: 'URL'`, `--storage: 'URL'`, `the default storage studies/<name>.db` (`DEFAULT_ORIGIN`), or
+    `storage 'URL'` where that is not known."""
+    if origin is None:
+        return f"storage {shown_url(url)!r}"
+    if origin == DEFAULT_ORIGIN:
+        return f"the default storage {storage_file(url) or shown_url(url)}"
+    return f"{origin}: {shown_url(url)!r}"
+
+
+@contextlib.contextmanager
+def storage_origin(url: str | None, origin: str | None) -> Iterator[None]:
+    """A refusal of storage `url` (`storage 'URL': ...`) raised inside names where the URL was given, so the
+    user knows what to edit: `optimize.yaml: storage: 'URL': ...` for an optimize config's `storage:` key,
+    `--storage: 'URL': ...` for the option, `the default storage studies/<name>.db: ...` for the default
+    (`DEFAULT_ORIGIN`). Other errors, a `StorageFault`, and any where `origin` is None pass unchanged.
+
+    Raises:
+        HpoError: the refusal, its origin named.
+    """
+    try:
+        yield
+    except HpoError as exc:
+        if origin is None or url is None or isinstance(exc, StorageFault):
+            raise
+        head = f"storage {shown_url(url)!r}"
+        if not str(exc).startswith(head):
+            raise
+        raise HpoError(f"{storage_named(url, origin)}{str(exc)[len(head) :]}") from None
+
+
+def default_storage_url(study_name: str) -> str:
+    return f"sqlite:///studies/{study_name}.db"
+
+
+def storage_file(url: str) -> Path | None:
+    """The file a SQLite or journal URL names (relative: to the folder the command runs in); None for a server."""
+    return Path(url.removeprefix("journal:")).expanduser() if url.startswith("journal:") else sqlite_path(url)
+
+
+def with_file(url: str, path: Path) -> str:
+    """`url`, a SQLite or journal URL, naming `path` instead (its query kept)."""
+    if url.startswith("journal:"):
+        return f"journal:{path}"
+    query = url.partition("?")[2]
+    return f"sqlite:///{path}" + (f"?{query}" if query else "")
+
+
+def location(url: str) -> str:
+    """Where a study in `url` is kept, as a user looks for it: a SQLite or journal file's absolute path (a
+    relative one is read from the folder the command runs in), else the URL as shown."""
+    path = storage_file(url)
+    return os.path.abspath(path) if path is not None else shown_url(url)
+
+
+def sqlite_path(url: str) -> Path | None:
+    if not url.startswith("sqlite:///"):
+        return None
+    from urllib.parse import unquote
+
+    path = url.removeprefix("sqlite:///").split("?", 1)[0]
+    if path in ("", ":memory:"):
+        return None
+    # `~` as the shell reads it: SQLite takes it as a folder named ~ under the current one
+    written = Path(path).expanduser()
+    # `%20` as SQLAlchemy reads it, so Optuna's CLI and optuna-dashboard given the same URL open this file;
+    # a file an older hpotool made under the name as written is still found there
+    decoded = Path(unquote(path)).expanduser()
+    return written if decoded != written and written.exists() and not decoded.exists() else decoded
+
+
+def storage_url_of(study: optuna.Study) -> str | None:
+    """The URL `load_study` opened `study` from, or None."""
+    return LOADED_FROM.get(study._storage)
+
+
+# The URL of each storage `load_study` opened a study from (keyed by the study's storage object, which a
+# StudySnapshot of the study shares), for the commands a message points to.
+LOADED_FROM: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
