@@ -27,7 +27,7 @@ from hpotool.search_space import (
     encode_params,
 )
 from hpotool.stale import enqueue_owned
-from hpotool.storage import location, make_storage, same_series, shown_url, storage_origin
+from hpotool.storage import location, make_storage, same_series, shown_url, storage_origin, typo_of
 
 if TYPE_CHECKING:
     pass
@@ -244,15 +244,6 @@ def _near_study(plan: StudyPlan, storage: Any) -> str:
         here |= {p.stem: location(f"sqlite:///{p}") for p in default.parent.glob("*.db") if p.stem != name}
     near = closest(name, [n for n in here if typo_of(name, n) and not same_series(name, n)], n=1)
     return f" (did you mean {near[0]!r}, in {here[near[0]]}?)" if near else ""
-
-
-def typo_of(a: str, b: str) -> bool:
-    """Whether `a` could be `b` mistyped: one edit (a character added, dropped, changed, or two swapped)
-    per four characters, at most two. A name sharing a stem on purpose (digits_warm, digits_pfl,
-    digits_mlp_stage2 beside digits_mlp) is further off; digits_mpl, digts_mlp and digits-mlp are not."""
-    from hpotool.resolve import edit_distance
-
-    return edit_distance(a, b) <= max(1, min(2, len(a) // 4))
 
 
 def _record_run_settings(study: optuna.Study, opt: OptimizeConfig) -> None:
