@@ -27,7 +27,17 @@ from hpotool.search_space import (
     encode_params,
 )
 from hpotool.stale import enqueue_owned
-from hpotool.storage import location, make_storage, same_series, shown_url, storage_origin, typo_of
+from hpotool.storage import (
+    location,
+    make_storage,
+    same_series,
+    shown_url,
+    storage_file,
+    storage_origin,
+    study_names,
+    typo_of,
+    with_file,
+)
 
 if TYPE_CHECKING:
     pass
@@ -81,36 +91,48 @@ def _refuse_a_second_study_beside_a_journal(plan: StudyPlan) -> None:
 def _refuse_a_second_study_beside_the_config(plan: StudyPlan) -> None:
     """A relative path in the optimize config's storage (or the default studies/NAME.db) is read from the
     folder the command runs in, as every relative path in the configs is: run from another folder, a resume
-    would start a new study in a new file, silently, while the study sits beside the config. Refused, naming
-    both; `--storage` with the same relative path starts the new one on purpose.
+    would start a new study in a new file, silently, while the study sits beside the config, or in a folder
+    above it or above this one (the project's root, with the config in configs/: `cd configs` and
+    `-o optimize.yaml`, or `-o ../configs/optimize.yaml` from a subfolder). Refused, naming both;
+    `--storage` with the same relative path starts the new one on purpose.
 
     Raises:
-        HpoError: the file is missing here, and the same path from the config's folder holds this study.
+        HpoError: the file is missing here, and the same path from one of those folders holds this study.
     """
     import os
-
-    from hpotool.storage import storage_file, study_names, with_file
 
     name, url = plan.opt.study_name, plan.storage_url
     path = storage_file(url)
     if plan.storage_from is None or path is None or path.is_absolute() or path.exists():
         return
-    folder = os.path.abspath(Path(plan.storage_from).parent)
-    there = Path(folder) / path
-    if os.path.abspath(there) == os.path.abspath(path) or not there.is_file() or not there.stat().st_size:
-        return
-    beside = with_file(url, Path(os.path.abspath(there)))
-    try:
-        names = study_names(make_storage(beside, create=False))
-    except HpoError:  # not an Optuna file: nothing of this study's there
-        return
-    if name in names:
-        raise HpoError(
-            f"study {name!r} is in {os.path.abspath(there)}, beside {plan.storage_from}, but the relative "
-            f"storage {shown_url(url)} is read from the folder the command runs in, where a new study would "
-            f"start ({os.path.abspath(path)}); run from {folder}, or give --storage {quote(shown_url(beside))}, to "
-            f"resume it (--storage {quote(shown_url(url))} starts a new one here)"
-        )
+    config_folder = Path(os.path.abspath(Path(plan.storage_from).parent))
+    for folder in _folders_that_may_hold(config_folder):
+        there = Path(os.path.abspath(folder / path))
+        if not there.is_file() or not there.stat().st_size:
+            continue
+        beside = with_file(url, there)
+        try:
+            names = study_names(make_storage(beside, create=False))
+        except HpoError:  # not an Optuna file: nothing of this study's there
+            continue
+        if name in names:
+            where = (
+                f"beside {plan.storage_from}" if folder == config_folder else f"in a folder above ({folder})"
+            )
+            raise HpoError(
+                f"study {name!r} is in {there}, {where}, but the relative storage {shown_url(url)} is read from the "
+                f"folder the command runs in, where a new study would start ({os.path.abspath(path)}); run from "
+                f"{folder}, or give --storage {quote(shown_url(beside))}, to resume it (--storage {quote(shown_url(url))} "
+                f"starts a new one here)"
+            )
+
+
+def _folders_that_may_hold(config_folder: Path) -> list[Path]:
+    """Where a relative storage path of a study run from elsewhere may sit, nearest first: the optimize
+    config's folder and the folders above it, then those above this one; never this folder."""
+    here = Path.cwd()
+    folders = [config_folder, *config_folder.parents, *here.parents]
+    return [f for f in dict.fromkeys(folders) if f != here]
 
 
 def _refuse_a_second_study_under_another_prefix(plan: StudyPlan) -> None:
@@ -232,7 +254,7 @@ def _near_study(plan: StudyPlan, storage: Any) -> str:
     or (default storage) in a studies/NAME.db beside its file: a misspelt study_name or --study-name started
     a new study instead of resuming that one; "" when there is none."""
     from hpotool.resolve import closest
-    from hpotool.storage import default_storage_url, study_names
+    from hpotool.storage import default_storage_url
 
     name = plan.opt.study_name
     try:
@@ -360,7 +382,7 @@ def finished_so_far(plan: StudyPlan, *, ask_server: bool) -> tuple[int | None, b
             one of its name, or of the study it holds: another metric or direction, another experiment
             (`fingerprint.check`).
     """
-    from hpotool.storage import check_storage, load_study, storage_file
+    from hpotool.storage import check_storage, load_study
 
     study_name, url = plan.opt.study_name, plan.storage_url
     check_storage(url)  # what the run would refuse, its dry run refuses
