@@ -992,6 +992,15 @@ def test_running_a_finished_study_again_says_so_once(configs: tuple[Path, Path])
         assert line in said and said.count("finished trials") == 1, again.stderr
 
 
+def test_a_finished_study_of_one_trial_says_one_finished_trial(configs: tuple[Path, Path]) -> None:
+    """`--n-trials 1` run again said 'the study already holds 1 finished trials'."""
+    run, opt = configs
+    args = ["optimize", "-r", str(run), "-o", str(opt), "--n-trials", "1", "-q"]
+    _ok(*args)
+    said = " ".join(_ok(*args).stderr.split())
+    assert "note: the study already holds 1 finished trial (n_trials: 1): nothing to run;" in said, said
+
+
 def test_the_dry_run_of_a_resume_refuses_what_the_run_refuses(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

@@ -366,7 +366,8 @@ def describe_study(study: optuna.Study, plan: StudyPlan) -> None:
 def nothing_to_run(done: int, target: int) -> str:
     """What a run (and its dry run) says of a study that already holds `target` finished trials."""
     return (
-        f"already holds {done} finished trials (n_trials: {target}): nothing to run; --n-trials {done + 10}, say, "
+        f"already holds {done} finished trial{'' if done == 1 else 's'} (n_trials: {target}): nothing to run; "
+        f"--n-trials {done + 10}, say, "
         f"runs 10 more"
     )
 
