@@ -2016,6 +2016,18 @@ CASES = [
         elsewhere="sub",
     ),
     Case(
+        "relative-storage-from-the-configs-folder",
+        "a config's relative storage run from the configs/ folder beside the studies/ folder holding the study",
+        "error: study 'tiny' is in <cwd>/studies/tiny.db, in a folder above (<cwd>), but the relative storage sqlite:///studies/tiny.db is read from the folder the command runs in, where a new study would start (<cwd>/configs/studies/tiny.db); run from <cwd>, or give --storage sqlite:///<cwd>/studies/tiny.db, to resume it (--storage sqlite:///studies/tiny.db starts a new one here)",
+        command=("optimize", "--run-config", "run.yaml", "--optimize-config", "optimize.yaml"),
+        files={
+            "configs/run.yaml": yaml.safe_dump(RUN, sort_keys=False),
+            "configs/optimize.yaml": _optimize_text(storage="sqlite:///studies/tiny.db"),
+        },
+        existing_study=True,
+        run_in="configs",
+    ),
+    Case(
         "export-into-another-studys-export",
         "export-best --out a folder that holds another study's export",
         "error: exp: holds the export of study 'other' (best_run.yaml), and an export of study 'tiny' there would mix the two studies' files; give another --out, e.g. --out tiny, or move those files away",

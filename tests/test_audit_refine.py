@@ -724,6 +724,18 @@ def test_refine_prints_and_writes_a_next_command_that_the_shell_reads_back(tmp_p
     assert shlex.split(header.removeprefix("# Run it: ")) == expected
 
 
+def test_refine_names_a_ranges_step_in_its_changes_as_the_audit_does() -> None:
+    """On the templates' study, refine wrote 'model.hidden.0: kept [32, 256]' for the range the audit's table
+    shows as [32, 256, step 32] (and the stage keeps): a step other than 1 is part of the range."""
+    space = {**SPACE, "model.dropout": {"type": "float", "low": 0.0, "high": 0.5, "step": 0.05}}
+    ref = refine_study(synthetic_study("stepped", space, 12, seed=0))
+    assert (
+        "model.dropout: kept [0, 0.5] step 0.05; 12 trials to rank, too few to narrow by (30 needed)"
+        in ref.changes
+    )
+    assert ref.optimize["search_space"]["model.dropout"]["step"] == 0.05
+
+
 def test_refine_lists_its_changes_wrapped_at_spaces_as_audit_lists_its_findings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

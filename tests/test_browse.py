@@ -920,3 +920,31 @@ def test_a_missing_study_named_by_an_absolute_path_names_the_file_looked_up(tmp_
         "error: no study '/data/x': studies/data/x.db does not exist; studies under studies/: none "
         "(give --storage URL for a study stored elsewhere)\n"
     )
+
+
+def test_a_missing_study_names_the_studies_in_their_own_files_once_and_at_most_twelve() -> None:
+    """With many studies under studies/, the line of a missing one named each with its URL (30: over 1,500
+    characters), `sqlite:///studies/NAME.db` spelt out each time: now the studies in their own files are
+    named once with the URL's form, the others with their storage, and past twelve, how many more."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    Path("studies").mkdir()
+    names = [f"exp_{letter}" for letter in "abcdefghijklmn"]  # 14
+    for name in names:
+        optuna.create_study(study_name=name, storage=f"sqlite:///studies/{name}.db")
+    optuna.create_study(study_name="kept", storage=JournalStorage(JournalFileBackend("studies/kept.log")))
+    missing = runner.invoke(app, ["trials", "--study-name", "nosuch"])
+    assert missing.exit_code == 2 and missing.stderr == (
+        f"error: no study 'nosuch': studies/nosuch.db does not exist; studies under studies/: "
+        f"{', '.join(names[:12])} (each in sqlite:///studies/<name>.db), and 3 more, which hpotool studies lists "
+        f"(give --storage URL for a study stored elsewhere)\n"
+    )
+    for name in names[2:]:
+        Path(f"studies/{name}.db").unlink()
+    missing = runner.invoke(app, ["trials", "--study-name", "nosuch"])
+    assert missing.exit_code == 2 and missing.stderr == (
+        "error: no study 'nosuch': studies/nosuch.db does not exist; studies under studies/: exp_a, exp_b (each "
+        "in sqlite:///studies/<name>.db), kept (journal:studies/kept.log) (give --storage URL for a study stored "
+        "elsewhere)\n"
+    )

@@ -992,6 +992,15 @@ def test_running_a_finished_study_again_says_so_once(configs: tuple[Path, Path])
         assert line in said and said.count("finished trials") == 1, again.stderr
 
 
+def test_a_finished_study_of_one_trial_says_one_finished_trial(configs: tuple[Path, Path]) -> None:
+    """`--n-trials 1` run again said 'the study already holds 1 finished trials'."""
+    run, opt = configs
+    args = ["optimize", "-r", str(run), "-o", str(opt), "--n-trials", "1", "-q"]
+    _ok(*args)
+    said = " ".join(_ok(*args).stderr.split())
+    assert "note: the study already holds 1 finished trial (n_trials: 1): nothing to run;" in said, said
+
+
 def test_the_dry_run_of_a_resume_refuses_what_the_run_refuses(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
@@ -1221,6 +1230,38 @@ def test_a_relative_storage_run_from_another_folder_is_refused_where_the_config_
     assert "2/2 finished, 1 run now" in resumed.output
     new = runner.invoke(app, [*args, "--storage", url], catch_exceptions=False)  # on purpose: a new one
     assert new.exit_code == 0 and f"new study 'tiny' in {tmp_path / 'sub' / file}" in new.output
+
+
+@pytest.mark.parametrize("run_from", ["configs", "sub"])
+def test_a_default_storage_run_from_the_configs_folder_is_refused_where_the_project_holds_the_study(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch, run_from: str
+) -> None:
+    """The README's layout: configs/ and studies/ side by side. `cd configs` and `-o optimize.yaml`, or
+    `-o ../configs/optimize.yaml` from a subfolder, started a new study in configs/studies/ (sub/studies/),
+    silently retraining the study from trial 0, while `hpotool trials` run there named the study above."""
+    del opt_dict["storage"]  # the default: studies/tiny.db, from the folder the command runs in
+    opt_dict["n_trials"] = 1
+    (tmp_path / "configs").mkdir()
+    write_configs(tmp_path / "configs", run_dict, opt_dict)
+    first = ["optimize", "-r", "configs/run.yaml", "-o", "configs/optimize.yaml", "-q"]
+    assert runner.invoke(app, first, catch_exceptions=False).exit_code == 0
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / run_from)
+    at = "" if run_from == "configs" else "../configs/"
+    args = ["optimize", "-r", f"{at}run.yaml", "-o", f"{at}optimize.yaml", "-q", "--n-trials", "2"]
+    refused = runner.invoke(app, args, catch_exceptions=False)
+    study = tmp_path / "studies" / "tiny.db"
+    assert refused.exit_code == 2 and refused.output == (
+        f"error: study 'tiny' is in {study}, in a folder above ({tmp_path}), but the relative storage "
+        f"sqlite:///studies/tiny.db is read from the folder the command runs in, where a new study would start "
+        f"({tmp_path / run_from / 'studies' / 'tiny.db'}); run from {tmp_path}, or give --storage "
+        f"sqlite:///{study}, to resume it (--storage sqlite:///studies/tiny.db starts a new one here)\n"
+    )
+    assert not (tmp_path / run_from / "studies").exists()
+    dry = runner.invoke(app, [*args, "--dry-run"], catch_exceptions=False)
+    assert dry.exit_code == 2 and dry.output == refused.output
+    resumed = runner.invoke(app, [*args, "--storage", f"sqlite:///{study}"], catch_exceptions=False)
+    assert resumed.exit_code == 0 and "2/2 finished, 1 run now" in resumed.output, resumed.output
 
 
 def test_a_new_study_of_a_name_close_to_a_stored_one_says_which_it_may_have_meant(

@@ -96,7 +96,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case, request: py
     argv = list(case.command) or [*(ARGS[:1] if case.without_configs else ARGS), *case.args]
     here = Path.cwd()
     if case.run_in is not None:
-        Path(case.run_in).mkdir()
+        Path(case.run_in).mkdir(exist_ok=True)  # or made by `files`
         os.chdir(case.run_in)
     lock = None
     if case.lock_held:

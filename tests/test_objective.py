@@ -173,6 +173,18 @@ def test_a_model_whose_width_is_wrong_inside_a_searched_range_fails_those_trials
     assert failed.user_attrs["epochs_run"] == 0
 
 
+def test_one_failure_that_stops_the_study_says_one_failed_trial(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """`--max-failures 1` said 'stopped after 1 failed trials in a row'."""
+    run_dict["model"] = {"name": "tests.helpers:ExplodingModel"}
+    opt_dict["search_space"] = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}
+    rp, op = write_configs(tmp_path, run_dict, opt_dict)
+    summary = run_study(prepare_study(rp, op), max_failures=1)
+    assert summary.counts == {"fail": 1}
+    assert summary.stopped == "stopped after 1 failed trial in a row"
+
+
 def test_consecutive_failures_stop_the_study(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
     run_dict["model"] = {"name": "tests.helpers:ExplodingModel"}
     opt_dict["search_space"] = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}

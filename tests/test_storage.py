@@ -954,6 +954,30 @@ def test_study_names_in_a_series_are_told_from_typos(a: str, b: str, series: boo
     assert same_series(a, b) is series and same_series(b, a) is series
 
 
+@pytest.mark.parametrize(
+    ("name", "stored", "hint"),
+    [
+        ("digits", "digits_mlp", "digits_mlp"),  # the README's `hpotool trials --study-name digits`
+        ("tinny", "tiny", "tiny"),
+        ("digts", "digits", "digits"),
+        ("ws_gp2", "ws_pg2", "ws_pg2"),
+        ("Digits_MLP", "digits_mlp", "digits_mlp"),
+        ("mnist_2026-12-06", "cifar_2026-12-06", None),  # one run id at the end of two names
+        ("nojoin_ff9f9eee", "rw_ff9f9eee", None),
+        ("hpotool-test-c36c2518b3a7", "hpotool-test-8c527003426f", None),
+    ],
+)
+def test_a_missing_study_is_told_a_name_it_could_be_mistyped_from_not_one_that_shares_a_long_part(
+    name: str, stored: str, hint: str | None
+) -> None:
+    """`no study 'nojoin_ff9f9eee' ... (did you mean 'rw_ff9f9eee'?)`: difflib rated two names close that
+    share only a long ending (a run id, a date), and the commands that read a study, and a machine waiting
+    to join one, suggested the other experiment. A typo, or the start of a name, is still told it."""
+    from hpotool.study_names import near_study
+
+    assert near_study(name, [stored]) == (f" (did you mean {hint!r}?)" if hint else "")
+
+
 def test_study_names_on_a_database_reads_the_names_alone(tmp_path: Path) -> None:
     """Each new study's did-you-mean looks up the storage's study names: Optuna's get_all_studies read every
     study's attributes too (hpotool's configs, ~2 KB a study), 3.5 s for 2,000 studies on PostgreSQL."""

@@ -129,6 +129,34 @@ def study_rows(
     return rows, notes
 
 
+# The studies a missing study's line names at most; `hpotool studies` lists them all.
+LISTED_STUDIES = 12
+
+
+def listed_studies(rows: list[dict[str, Any]], folder: Path) -> str:
+    """The studies `study_rows` found under `folder`, for the line saying a study is missing: those in their
+    default file (`folder/NAME.db`) by name, with that file's URL once, then the others each with its
+    storage; past `LISTED_STUDIES`, how many more (before: each with its URL, 30 studies a 1,500-character
+    line)."""
+    if not rows:
+        return "none"
+
+    def in_own_file(row: dict[str, Any]) -> bool:
+        return bool(row["storage"] == f"sqlite:///{folder / row['name']}.db")
+
+    own = [r["name"] for r in rows if in_own_file(r)]
+    parts = [*own, *(f"{r['name']} ({r['storage']})" for r in rows if not in_own_file(r))]
+    if len(own) == 1:
+        parts[0] = f"{own[0]} (sqlite:///{folder / own[0]}.db)"
+    shown, more = parts[:LISTED_STUDIES], len(parts) - LISTED_STUDIES
+    if len(own) > 1:
+        each = f" (each in sqlite:///{folder}/<name>.db)"
+        at = min(len(own), LISTED_STUDIES) - 1
+        shown[at] += each
+    text = ", ".join(shown)
+    return text + (f", and {more} more, which hpotool studies lists" if more > 0 else "")
+
+
 def _sort_key(direction: StudyDirection, front: set[int]) -> Any:
     """Complete feasible trials first (those on the Pareto `front`, for several objectives, before the
     ones it dominates), then complete infeasible ones, pruned ones, the rest; by the first value."""
@@ -318,7 +346,7 @@ def _find_study(
                 f"and the study is in {above}; run from {above.parent.parent}, or give {storage_option} "
                 f"{quote(f'sqlite:///{above}')}"
             ) from None
-        found = ", ".join(f"{r['name']} ({r['storage']})" for r in rows) or "none"
+        found = listed_studies(rows, folder)
         file = Path(study_name)  # a study's file given for its name: studies/a.db -> a
         stem = file.stem if file.suffix.lower() in (".db", ".sqlite", ".sqlite3") else file.name
         if stem != study_name and stem in {r["name"] for r in rows}:

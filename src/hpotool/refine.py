@@ -166,9 +166,12 @@ def _choice(value: Any) -> str:
 
 
 def _range(p: Param) -> str:
+    """A range as the change lines show it: `[0.0001, 0.03] log`, `[32, 256] step 32` (an int's step 1 left
+    out, as the audit's table leaves it)."""
     if isinstance(p, CategoricalParam):
         return _choice(p.choices)
-    return f"[{p.low:g}, {p.high:g}]" + (" log" if p.log else "")
+    step = f" step {p.step:g}" if p.step is not None and p.step != 1 else ""
+    return f"[{p.low:g}, {p.high:g}]" + (" log" if p.log else "") + step
 
 
 def _value(p: Param, value: Any) -> str:

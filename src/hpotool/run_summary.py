@@ -33,6 +33,11 @@ def interrupted_idle(study: optuna.Study, pids: Collection[int], before: set[int
     )
 
 
+def failures_stop(streak: int) -> str:
+    """Why `--max-failures` stopped the run: `stopped after 2 failed trials in a row` (`1 failed trial`)."""
+    return f"stopped after {streak} failed trial{'' if streak == 1 else 's'} in a row"
+
+
 def finished_numbers(study: optuna.Study) -> set[int]:
     """The numbers of the trials that have ended (COMPLETE, PRUNED or FAIL)."""
     return {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}

@@ -28,8 +28,8 @@ from hpotool.search_space import (
 )
 from hpotool.stale import enqueue_owned
 from hpotool.storage import make_storage
-from hpotool.storage_url import location, shown_url, storage_origin
-from hpotool.study_names import same_series
+from hpotool.storage_url import location, shown_url, storage_file, storage_origin, with_file
+from hpotool.study_names import same_series, study_names, typo_of
 
 if TYPE_CHECKING:
     pass
@@ -84,37 +84,48 @@ def _refuse_a_second_study_beside_a_journal(plan: StudyPlan) -> None:
 def _refuse_a_second_study_beside_the_config(plan: StudyPlan) -> None:
     """A relative path in the optimize config's storage (or the default studies/NAME.db) is read from the
     folder the command runs in, as every relative path in the configs is: run from another folder, a resume
-    would start a new study in a new file, silently, while the study sits beside the config. Refused, naming
-    both; `--storage` with the same relative path starts the new one on purpose.
+    would start a new study in a new file, silently, while the study sits beside the config, or in a folder
+    above it or above this one (the project's root, with the config in configs/: `cd configs` and
+    `-o optimize.yaml`, or `-o ../configs/optimize.yaml` from a subfolder). Refused, naming both;
+    `--storage` with the same relative path starts the new one on purpose.
 
     Raises:
-        HpoError: the file is missing here, and the same path from the config's folder holds this study.
+        HpoError: the file is missing here, and the same path from one of those folders holds this study.
     """
     import os
-
-    from hpotool.storage_url import storage_file, with_file
-    from hpotool.study_names import study_names
 
     name, url = plan.opt.study_name, plan.storage_url
     path = storage_file(url)
     if plan.storage_from is None or path is None or path.is_absolute() or path.exists():
         return
-    folder = os.path.abspath(Path(plan.storage_from).parent)
-    there = Path(folder) / path
-    if os.path.abspath(there) == os.path.abspath(path) or not there.is_file() or not there.stat().st_size:
-        return
-    beside = with_file(url, Path(os.path.abspath(there)))
-    try:
-        names = study_names(make_storage(beside, create=False))
-    except HpoError:  # not an Optuna file: nothing of this study's there
-        return
-    if name in names:
-        raise HpoError(
-            f"study {name!r} is in {os.path.abspath(there)}, beside {plan.storage_from}, but the relative "
-            f"storage {shown_url(url)} is read from the folder the command runs in, where a new study would "
-            f"start ({os.path.abspath(path)}); run from {folder}, or give --storage {quote(shown_url(beside))}, to "
-            f"resume it (--storage {quote(shown_url(url))} starts a new one here)"
-        )
+    config_folder = Path(os.path.abspath(Path(plan.storage_from).parent))
+    for folder in _folders_that_may_hold(config_folder):
+        there = Path(os.path.abspath(folder / path))
+        if not there.is_file() or not there.stat().st_size:
+            continue
+        beside = with_file(url, there)
+        try:
+            names = study_names(make_storage(beside, create=False))
+        except HpoError:  # not an Optuna file: nothing of this study's there
+            continue
+        if name in names:
+            where = (
+                f"beside {plan.storage_from}" if folder == config_folder else f"in a folder above ({folder})"
+            )
+            raise HpoError(
+                f"study {name!r} is in {there}, {where}, but the relative storage {shown_url(url)} is read from the "
+                f"folder the command runs in, where a new study would start ({os.path.abspath(path)}); run from "
+                f"{folder}, or give --storage {quote(shown_url(beside))}, to resume it (--storage {quote(shown_url(url))} "
+                f"starts a new one here)"
+            )
+
+
+def _folders_that_may_hold(config_folder: Path) -> list[Path]:
+    """Where a relative storage path of a study run from elsewhere may sit, nearest first: the optimize
+    config's folder and the folders above it, then those above this one; never this folder."""
+    here = Path.cwd()
+    folders = [config_folder, *config_folder.parents, *here.parents]
+    return [f for f in dict.fromkeys(folders) if f != here]
 
 
 def _refuse_a_second_study_under_another_prefix(plan: StudyPlan) -> None:
@@ -237,7 +248,6 @@ def _near_study(plan: StudyPlan, storage: Any) -> str:
     a new study instead of resuming that one; "" when there is none."""
     from hpotool.near_names import closest
     from hpotool.storage_url import default_storage_url
-    from hpotool.study_names import study_names
 
     name = plan.opt.study_name
     try:
@@ -249,15 +259,6 @@ def _near_study(plan: StudyPlan, storage: Any) -> str:
         here |= {p.stem: location(f"sqlite:///{p}") for p in default.parent.glob("*.db") if p.stem != name}
     near = closest(name, [n for n in here if typo_of(name, n) and not same_series(name, n)], n=1)
     return f" (did you mean {near[0]!r}, in {here[near[0]]}?)" if near else ""
-
-
-def typo_of(a: str, b: str) -> bool:
-    """Whether `a` could be `b` mistyped: one edit (a character added, dropped, changed, or two swapped)
-    per four characters, at most two. A name sharing a stem on purpose (digits_warm, digits_pfl,
-    digits_mlp_stage2 beside digits_mlp) is further off; digits_mpl, digts_mlp and digits-mlp are not."""
-    from hpotool.near_names import edit_distance
-
-    return edit_distance(a, b) <= max(1, min(2, len(a) // 4))
 
 
 def _record_run_settings(study: optuna.Study, opt: OptimizeConfig) -> None:
@@ -358,7 +359,8 @@ def describe_study(study: optuna.Study, plan: StudyPlan) -> None:
 def nothing_to_run(done: int, target: int) -> str:
     """What a run (and its dry run) says of a study that already holds `target` finished trials."""
     return (
-        f"already holds {done} finished trials (n_trials: {target}): nothing to run; --n-trials {done + 10}, say, "
+        f"already holds {done} finished trial{'' if done == 1 else 's'} (n_trials: {target}): nothing to run; "
+        f"--n-trials {done + 10}, say, "
         f"runs 10 more"
     )
 
@@ -375,7 +377,6 @@ def finished_so_far(plan: StudyPlan, *, ask_server: bool) -> tuple[int | None, b
             (`fingerprint.check`).
     """
     from hpotool.storage import check_storage, load_study
-    from hpotool.storage_url import storage_file
 
     study_name, url = plan.opt.study_name, plan.storage_url
     check_storage(url)  # what the run would refuse, its dry run refuses

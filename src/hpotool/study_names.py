@@ -24,12 +24,28 @@ def same_series(a: str, b: str) -> bool:
     )
 
 
+def typo_of(a: str, b: str) -> bool:
+    """Whether `a` could be `b` mistyped: one edit (a character added, dropped, changed, or two swapped)
+    per four characters, at most two. A name sharing a stem on purpose (digits_warm, digits_pfl,
+    digits_mlp_stage2 beside digits_mlp) is further off; digits_mpl, digts_mlp and digits-mlp are not."""
+    from hpotool.near_names import edit_distance
+
+    return edit_distance(a, b) <= max(1, min(2, len(a) // 4))
+
+
 def near_study(study_name: str, names: Iterable[str]) -> str:
-    """` (did you mean 'NAME'?)` for a study of a name close to `study_name`, leaving out the names of its
-    series (`same_series`: `ws_pg` is no typo of `ws_pg3`, a new study named on purpose); "" when none is."""
+    """` (did you mean 'NAME'?)` for a study whose name `study_name` could be mistyped from (`typo_of`, in
+    any case) or is the start of (`digits` for digits_mlp), leaving out the names of its series
+    (`same_series`: `ws_pg` is no typo of `ws_pg3`, a new study named on purpose); "" when none is. Not a
+    name that only shares a long part with it (mnist_2026-12-06 and cifar_2026-12-06, two names ending in
+    one run id), which difflib alone rated close."""
     from hpotool.near_names import did_you_mean
 
-    return did_you_mean(study_name, [n for n in names if not same_series(study_name, n)])
+    def near(name: str) -> bool:
+        a, b = study_name.casefold(), name.casefold()
+        return typo_of(a, b) or b.startswith(a) or a.startswith(b)
+
+    return did_you_mean(study_name, [n for n in names if near(n) and not same_series(study_name, n)])
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:

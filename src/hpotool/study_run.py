@@ -21,6 +21,7 @@ from hpotool.run_summary import (
     add_fallback_note,
     add_ran_now_states,
     already_done,
+    failures_stop,
     finished_numbers,
     interrupted_idle,
     ran_now_states,
@@ -140,7 +141,7 @@ def _run_study(
     elif guard is not None and guard.exhausted:
         summary.stopped = EXHAUSTED
     elif guard is not None and guard.tripped:
-        summary.stopped = f"stopped after {guard.streak} failed trials in a row"
+        summary.stopped = failures_stop(guard.streak)
         summary.first_error = guard.first_error
         summary.failed = True
     else:

@@ -59,6 +59,7 @@ from hpotool.run_summary import (
     add_fallback_note,
     add_ran_now_states,
     already_done,
+    failures_stop,
     interrupted_idle,
     ran_now_states,
     timed_out,
@@ -873,7 +874,7 @@ def _run_workers(
     elif exhausted.is_set():
         summary.stopped = EXHAUSTED
     elif stop.is_set() and finished < target:
-        summary.stopped = f"stopped after {max_failures} failed trials in a row"
+        summary.stopped = failures_stop(max_failures)
         summary.failed = True
         summary.first_error = run_error(study, os.getpid(), datetime.fromtimestamp(started))
     else:
