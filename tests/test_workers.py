@@ -35,7 +35,8 @@ from hpotool.stale import fail_dead_local_trials, owner
 from hpotool.storage import make_storage, retry_stale_trial
 from hpotool.study import open_study
 from hpotool.study_run import run_study
-from hpotool.workers import run_workers, worker_device, worker_threads
+from hpotool.worker_args import worker_device, worker_threads
+from hpotool.workers import run_workers
 from tests.conftest import write_yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -1218,7 +1219,7 @@ def test_workers_that_lose_a_redis_journal_while_their_main_process_reaches_it_a
 
 
 def test_the_causes_of_a_lost_storage_are_named_once_each_after_the_processes_that_met_them() -> None:
-    from hpotool.workers import lost_causes
+    from hpotool.worker_problems import lost_causes
 
     refused = "ConnectionError: Error 111 connecting to 127.0.0.1:6379. Connection refused."
     closed = "ConnectionError: Connection closed by server."
@@ -1935,8 +1936,8 @@ def test_max_failures_counts_the_failed_trials_in_a_row_of_all_workers(
 
 
 def test_the_run_s_streak_is_read_from_the_storage_in_the_order_the_trials_ended() -> None:
+    from hpotool.run_failures import run_streak
     from hpotool.stale import fail_trial, owner
-    from hpotool.workers import run_streak
 
     study = optuna.create_study()
     main, other = 1001, 1002
@@ -1967,8 +1968,8 @@ def test_the_run_s_error_is_that_of_the_last_trial_whose_run_failed() -> None:
     # Where --max-failures stopped a run of workers, the summary named the reason of the study's FAIL trial of
     # the highest number: one another process failed as stale as it ran ("first error: stale: no heartbeat
     # ..."), or another command's. Now the last trial of the run whose run failed.
+    from hpotool.run_failures import run_error
     from hpotool.stale import fail_trial
-    from hpotool.workers import run_error
 
     study = optuna.create_study()
     main = 1001
@@ -1994,8 +1995,8 @@ def test_the_run_s_streak_passes_over_the_fail_trials_whose_run_did_not_fail(
     # worker's) or an interrupt is no failure of the trial's run: `run_streak` neither counts it nor ends the
     # streak at it. On every storage: the journal ones (Redis, journal files) write the mark of a failed run
     # before the state, with its reason, as they do the reason.
+    from hpotool.run_failures import run_streak
     from hpotool.stale import fail_trial, failed_in_run
-    from hpotool.workers import run_streak
 
     url, name = storage
     study = optuna.create_study(study_name=name, storage=make_storage(url))
