@@ -197,3 +197,17 @@ def reports_an_hpotool_setting(report: Report) -> dict[str, float]:
     setting = float(os.environ.get("HPOTOOL_TEST_SETTING", "-1"))
     report(0, {"val_loss": 1.0, "setting": setting})
     return {"val_loss": 1.0, "setting": setting}
+
+
+def reports_its_imports(report: Report, x: float = 0.5) -> dict[str, float]:
+    """Whether this process has imported torch, and hpotool's Trainer parts (`hpotool.parts`, which only a
+    worker server that preloads torch imports for a training function), as the metrics `torch` and `parts`."""
+    import sys
+
+    metrics = {
+        "val_loss": (x - 0.3) ** 2,
+        "torch": float("torch" in sys.modules),
+        "parts": float("hpotool.parts" in sys.modules),
+    }
+    report(0, metrics)
+    return metrics

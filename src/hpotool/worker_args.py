@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,18 @@ def worker_device(device: str, index: int, gpu_count: int) -> str:
     return device
 
 
-def worker_run_config(run: RunConfig, n_workers: int, index: int) -> RunConfig:
+def trains_with_torch(run: RunConfig) -> bool:
+    """Whether `run` trains with torch: hpotool's Trainer does; a training function does where the checks in
+    this process found it imports torch (its module, imported to check it, or its check step did)."""
+    return run.trainer is None or "torch" in sys.modules
+
+
+def worker_run_config(run: RunConfig, n_workers: int, index: int, *, uses_torch: bool = True) -> RunConfig:
+    """`run` as worker `index` of `n_workers` trains it: on its share of the cores, on its GPU where there
+    are several. Unchanged where the run trains without torch (`uses_torch`): counting the GPUs or setting
+    torch's threads would import torch in the worker (~2 s), as one process never does."""
+    if not uses_torch:
+        return run
     import torch
 
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -56,7 +68,9 @@ def worker_plan(
         pruner = make_pruner(opt.pruner.name, opt.pruner.kwargs)
     except HpoError as exc:
         raise HpoError(f"optimize config: {exc}") from None
-    data = load_checked(run, "run config")
+    # none for a training function, as in the main process (`plan.prepare_study`): it loads its own, and
+    # the run config's data section (the built-in digits by default) imported torch to load it
+    data = load_checked(run, "run config") if run.trainer is None else None
     return StudyPlan(run, opt, data, sampler, pruner, storage_url, storage_origin=storage_origin)
 
 
@@ -81,6 +95,7 @@ class WorkerArgs:
     # as the command started (`hpotool_environ`): a worker forked from a forkserver has the server's
     # environment, which is the one its first command had, not a later one's in the same process.
     environ: dict[str, str] = field(default_factory=dict)
+    uses_torch: bool = True  # `trains_with_torch`, as the main process found it
 
 
 def hpotool_environ() -> dict[str, str]:

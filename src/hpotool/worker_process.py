@@ -132,7 +132,7 @@ def worker_main(
     try:
         try:
             run = validate_config(RunConfig, args.run, "run config")
-            run = worker_run_config(run, args.n_workers, args.index)
+            run = worker_run_config(run, args.n_workers, args.index, uses_torch=args.uses_torch)
             opt = validate_config(OptimizeConfig, args.opt, "optimize config", budget_given=True)
             plan = worker_plan(
                 run, opt, args.storage_url, args.index, args.existing, args.salt, args.storage_origin

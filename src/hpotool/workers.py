@@ -64,7 +64,7 @@ from hpotool.summary import StudySummary, summarize
 from hpotool.tracking import make_tracker
 from hpotool.trial_run import trained_by
 from hpotool.wait_notes import OwnerlessNote, WaitNote
-from hpotool.worker_args import WorkerArgs, hpotool_environ
+from hpotool.worker_args import WorkerArgs, hpotool_environ, trains_with_torch
 from hpotool.worker_exits import fail_trials_of_exited, stop_workers, worker_ended
 from hpotool.worker_monitor import Monitor, look_for_a_wait, note_due
 from hpotool.worker_problems import (
@@ -152,7 +152,8 @@ def _run_workers(
     # Storages without a heartbeat (Redis, journal files): a wait for other machines' trials is said once.
     wait_note = None if has_heartbeat(study._storage) else WaitNote(plan, heartbeat_settings()[1])
     ownerless_note = OwnerlessNote(heartbeat_settings()[1])
-    ctx: Any = worker_context()
+    uses_torch = trains_with_torch(plan.run)  # the configs are checked: the function's module imported
+    ctx: Any = worker_context(uses_torch)
     stop, exhausted, fallbacks = ctx.Event(), ctx.Event(), ctx.SimpleQueue()
     problems.queue = ctx.SimpleQueue()
     tracking = TrackingOff(ctx.Event(), ctx.SimpleQueue())
@@ -190,6 +191,7 @@ def _run_workers(
                     storage_origin=plan.storage_origin,
                     debug=logging.getLogger("hpotool").isEnabledFor(logging.DEBUG),
                     environ=hpotool_environ(),
+                    uses_torch=uses_torch,
                 ),
                 stop,
                 exhausted,
@@ -203,7 +205,9 @@ def _run_workers(
     ]
     interrupted: int | None = None
     exited: set[int] = set()  # the pids of the workers whose trials fail_trials_of_exited has looked at
-    start_worker_server()  # started already by the CLI; this makes it ignore a process group's SIGTERM
+    # started already by the CLI (again here where the run needs other preloads); this makes it ignore a
+    # process group's SIGTERM
+    start_worker_server(uses_torch)
     # Ctrl-C or SIGTERM (to this process or to the whole group) stops every worker: each ends its trial
     # as FAIL ("interrupted"), and this process waits for them, then prints the summary.
     with signals_interrupt():

@@ -161,7 +161,9 @@ def _optimize(
         if workers > 1 and not dry_run:
             from hpotool.forkserver import start_worker_server
 
-            start_worker_server()  # imports torch there while this process checks the configs
+            # imports torch there while this process checks the configs (`workers` starts it again where the
+            # checks find the run needs other preloads)
+            start_worker_server(_may_train_with_torch(run_config))
         from hpotool.plan import Overrides, prepare_study
         from hpotool.study_run import run_study
 
@@ -276,3 +278,19 @@ def _optimize(
 
             outcome.writing_report = True
             write_study_report(summary.study_name, summary.storage, None, "html")
+
+
+def _may_train_with_torch(run_config: Path | None) -> bool:
+    """Whether the worker server, started before the configs are checked, imports torch: not where the run
+    config file names a training function (`trainer:`) and this process has no torch yet; whether that
+    function needs torch is known once the checks have imported its module. The file is read as YAML
+    alone: the checks say what is wrong with it."""
+    if run_config is None or "torch" in sys.modules:
+        return True
+    import yaml
+
+    try:
+        raw = yaml.safe_load(run_config.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return True
+    return not (isinstance(raw, dict) and raw.get("trainer") is not None)
