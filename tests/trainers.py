@@ -211,3 +211,17 @@ def reports_its_imports(report: Report, x: float = 0.5) -> dict[str, float]:
     }
     report(0, metrics)
     return metrics
+
+
+def fails_first_alone(report: Report, marker: str) -> dict[str, float]:
+    """Fails every trial: the first to create the file `marker` at once ('the first failure'), every other
+    one a second later ('a later failure'), so the first failure is the first trial to end."""
+    import os
+    import time
+
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        time.sleep(1.0)
+        raise RuntimeError("a later failure") from None
+    raise RuntimeError("the first failure")
