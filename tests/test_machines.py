@@ -833,7 +833,7 @@ def test_a_result_not_kept_because_another_worker_ran_its_retry_is_no_failure_of
 
 
 def test_a_result_not_kept_is_no_failure_in_the_streak_of_a_run_of_workers(shared_study: SharedStudy) -> None:
-    # With --workers the failed trials in a row are read from the storage (`workers.run_streak`). A worker's
+    # With --workers the failed trials in a row are read from the storage (`run_failures.run_streak`). A worker's
     # trial failed as stale by another process as it ran to its end, whose retry another worker runs: its
     # result is not kept and the trial stays FAIL. Its own process did not count it, but the storage's count
     # did once a failed trial followed: --max-failures 2 stopped the run after one failure of the training.
@@ -844,9 +844,9 @@ def test_a_result_not_kept_is_no_failure_in_the_streak_of_a_run_of_workers(share
 
     from hpotool.heartbeat import fail_stale_trials
     from hpotool.objective import FailureGuard
+    from hpotool.run_failures import run_streak
     from hpotool.stale import owner
     from hpotool.trial_run import run_trial
-    from hpotool.workers import run_streak
 
     study, (other, backend) = shared_study.study, shared_study.seen_by_a_stale_check()
     main = os.getpid()  # the run's main process, as its workers record it

@@ -16,12 +16,12 @@ import pytest
 from optuna.trial import TrialState
 
 import hpotool.waiting
-import hpotool.workers
+import hpotool.worker_monitor
 from hpotool.loop import POLL_S, run_trials
 from hpotool.plan import StudyPlan, prepare_study
 from hpotool.storage import make_storage
 from hpotool.study import open_study
-from hpotool.workers import _Monitor
+from hpotool.worker_monitor import Monitor
 from tests.test_workers import _study_configs, storage  # noqa: F401 (the storage fixture)
 
 
@@ -164,9 +164,10 @@ def test_the_main_process_of_workers_reads_the_trials_only_once_the_study_change
     # each look a read of every trial of the study (on PostgreSQL 7 statements), while its workers waited
     # for another machine's last trials or trained. Now a look is the one cheap query of a waiting run.
     _, study, other, held = held_by_another_machine()
-    monkeypatch.setattr(hpotool.workers, "FULL_LOOK_S", 3600.0)  # no read for its own sake in this test
+    # no read for its own sake in this test
+    monkeypatch.setattr(hpotool.worker_monitor, "FULL_LOOK_S", 3600.0)
     shown = _Shown()
-    monitor = _Monitor(study, shown)
+    monitor = Monitor(study, shown)
     reads = _counting_reads(monkeypatch, study)
     for _ in range(30):
         monitor.poll()

@@ -36,7 +36,8 @@ from hpotool.stale import fail_dead_local_trials, owner
 from hpotool.storage import make_storage
 from hpotool.study import open_study
 from hpotool.study_run import run_study
-from hpotool.workers import run_workers, worker_device, worker_threads
+from hpotool.worker_args import worker_device, worker_threads
+from hpotool.workers import run_workers
 from tests.conftest import write_yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -1219,7 +1220,7 @@ def test_workers_that_lose_a_redis_journal_while_their_main_process_reaches_it_a
 
 
 def test_the_causes_of_a_lost_storage_are_named_once_each_after_the_processes_that_met_them() -> None:
-    from hpotool.workers import lost_causes
+    from hpotool.worker_problems import lost_causes
 
     refused = "ConnectionError: Error 111 connecting to 127.0.0.1:6379. Connection refused."
     closed = "ConnectionError: Connection closed by server."
@@ -1935,9 +1936,32 @@ def test_max_failures_counts_the_failed_trials_in_a_row_of_all_workers(
     assert 3 <= len(failed) <= 4, output
 
 
+def test_max_failures_with_workers_names_the_run_s_first_error_as_one_process_does(tmp_path: Path) -> None:
+    # One process names the first failed trial's error where --max-failures stops the run; --workers named
+    # the run's last. The first trial to fail fails at once, the others a second later: the first to end.
+    marker = tmp_path / "failed_once"
+    run = write_yaml(
+        tmp_path / "r.yaml",
+        {"epochs": 1, "trainer": {"function": "tests.trainers:fails_first_alone", "marker": str(marker)}},
+    )
+    space = {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.1}}
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    opt = write_yaml(tmp_path / "o.yaml", {"study_name": "m", "n_trials": 10, "search_space": space})
+    for workers in ("1", "2"):
+        marker.unlink(missing_ok=True)
+        args = ["optimize", "-r", str(run), "-o", str(opt), "--storage", url, "--study-name", f"m{workers}"]
+        with contextlib.chdir(REPO):
+            result = _in_this_process([*args, "--workers", workers, "--max-failures", "3", "-q"], exit_code=1)
+        assert "note: stopped after 3 failed trials in a row" in result.output, result.output
+        first = [line for line in result.output.splitlines() if line.startswith("first error:")]
+        assert len(first) == 1, result.output
+        assert first[0].startswith("first error: RuntimeError: the first failure (at "), (workers, first)
+        # before, with --workers 2: "first error: RuntimeError: a later failure"
+
+
 def test_the_run_s_streak_is_read_from_the_storage_in_the_order_the_trials_ended() -> None:
+    from hpotool.run_failures import run_streak
     from hpotool.stale import fail_trial, owner
-    from hpotool.workers import run_streak
 
     study = optuna.create_study()
     main, other = 1001, 1002
@@ -1964,12 +1988,13 @@ def test_the_run_s_streak_is_read_from_the_storage_in_the_order_the_trials_ended
     assert run_streak(study, main, since) == 0
 
 
-def test_the_run_s_error_is_that_of_the_last_trial_whose_run_failed() -> None:
+def test_the_run_s_error_is_that_of_the_first_trial_whose_run_failed() -> None:
     # Where --max-failures stopped a run of workers, the summary named the reason of the study's FAIL trial of
     # the highest number: one another process failed as stale as it ran ("first error: stale: no heartbeat
-    # ..."), or another command's. Now the last trial of the run whose run failed.
+    # ..."), or another command's; then the run's last. Now the first trial of the run whose run failed, as
+    # one process names it.
+    from hpotool.run_failures import run_error
     from hpotool.stale import fail_trial
-    from hpotool.workers import run_error
 
     study = optuna.create_study()
     main = 1001
@@ -1985,7 +2010,7 @@ def test_the_run_s_error_is_that_of_the_last_trial_whose_run_failed() -> None:
     ended("bang", run_failed=True)
     ended("stale: no heartbeat for 60 s (its worker died, or lost the storage)", run_failed=False)
     ended("another command's", run_failed=True, run=1002)
-    assert run_error(study, main, since) == "bang"  # before: the last FAIL trial's, "another command's"
+    assert run_error(study, main, since) == "boom"  # before: the run's last, "bang"
 
 
 def test_the_run_s_streak_passes_over_the_fail_trials_whose_run_did_not_fail(
@@ -1995,8 +2020,8 @@ def test_the_run_s_streak_passes_over_the_fail_trials_whose_run_did_not_fail(
     # worker's) or an interrupt is no failure of the trial's run: `run_streak` neither counts it nor ends the
     # streak at it. On every storage: the journal ones (Redis, journal files) write the mark of a failed run
     # before the state, with its reason, as they do the reason.
+    from hpotool.run_failures import run_streak
     from hpotool.stale import fail_trial, failed_in_run
-    from hpotool.workers import run_streak
 
     url, name = storage
     study = optuna.create_study(study_name=name, storage=make_storage(url))

@@ -197,3 +197,31 @@ def reports_an_hpotool_setting(report: Report) -> dict[str, float]:
     setting = float(os.environ.get("HPOTOOL_TEST_SETTING", "-1"))
     report(0, {"val_loss": 1.0, "setting": setting})
     return {"val_loss": 1.0, "setting": setting}
+
+
+def reports_its_imports(report: Report, x: float = 0.5) -> dict[str, float]:
+    """Whether this process has imported torch, and hpotool's Trainer parts (`hpotool.parts`, which only a
+    worker server that preloads torch imports for a training function), as the metrics `torch` and `parts`."""
+    import sys
+
+    metrics = {
+        "val_loss": (x - 0.3) ** 2,
+        "torch": float("torch" in sys.modules),
+        "parts": float("hpotool.parts" in sys.modules),
+    }
+    report(0, metrics)
+    return metrics
+
+
+def fails_first_alone(report: Report, marker: str) -> dict[str, float]:
+    """Fails every trial: the first to create the file `marker` at once ('the first failure'), every other
+    one a second later ('a later failure'), so the first failure is the first trial to end."""
+    import os
+    import time
+
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        time.sleep(1.0)
+        raise RuntimeError("a later failure") from None
+    raise RuntimeError("the first failure")

@@ -13,7 +13,7 @@ def unsuppress_context(exc: BaseException) -> None:
     """Let `--debug`'s traceback show the exceptions `exc` was raised while handling. hpotool turns a user's
     error into its one line with `raise HpoError(...) from None`, which hid the error itself: `hpotool --debug
     optimize` on a model whose forward() raised showed hpotool's frames alone, never the user's (a worker's
-    too: `workers.worker_main` sends its traceback so)."""
+    too: `worker_process.worker_main` sends its traceback so)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:

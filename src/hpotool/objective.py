@@ -260,7 +260,7 @@ def _free_device_memory(device: str) -> None:
 @dataclass
 class FailureGuard:
     """Stops the study after `limit` consecutive failed trials, keeping the first error. `streak_of`, where
-    several processes share the run, counts them in the storage (`workers.run_streak`): this process's own
+    several processes share the run, counts them in the storage (`run_failures.run_streak`): this process's own
     trials in a row stopped a run of N workers only after about N times `limit` failures."""
 
     limit: int

@@ -6,13 +6,33 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from hpotool.cli.options import RUN_YAML, StorageOpt, StudyNameOpt, out_path
+from hpotool.cli.optimize_options import (
+    AllowChangedConfigOpt,
+    DeviceOverrideOpt,
+    DryRunOpt,
+    EnqueueFromOpt,
+    EnqueueFromStorageOpt,
+    MaxFailuresOpt,
+    NTrialsOpt,
+    OptimizeConfigOrStoredOpt,
+    QuietOpt,
+    ReportOpt,
+    RunConfigOrStoredOpt,
+    SeedOpt,
+    SummaryJsonOpt,
+    TimeoutOpt,
+    TopOpt,
+    WorkersOpt,
+    check_config_options,
+)
+from hpotool.cli.optimize_outcome import Outcome, say_interrupted
+from hpotool.cli.options import StorageOpt, StudyNameOpt
 from hpotool.cli.root import app, interruptible, user_errors
 from hpotool.cli.study_view import print_plan, print_summary
 from hpotool.cli.terminal import err_console, print_note, say, shown_url
@@ -36,87 +56,24 @@ def _short_of_top(plan: Any, source: Any, top: int) -> str | None:
 
 @app.command(short_help="Run a study, or resume it.")
 def optimize(
-    run_config: Annotated[
-        Path | None,
-        typer.Option(
-            "--run-config",
-            "-r",
-            parser=out_path(RUN_YAML, "--run-config"),
-            metavar="<path>",
-            help="RunConfig YAML: one training run (left out with -o: the study's stored one).",
-        ),
-    ] = None,
-    optimize_config: Annotated[
-        Path | None,
-        typer.Option(
-            "--optimize-config",
-            "-o",
-            parser=out_path("a YAML file, e.g. --optimize-config optimize.yaml", "--optimize-config"),
-            metavar="<path>",
-            help="OptimizeConfig YAML: the study (left out with -r: the study's stored one).",
-        ),
-    ] = None,
+    run_config: RunConfigOrStoredOpt = None,
+    optimize_config: OptimizeConfigOrStoredOpt = None,
     study_name: StudyNameOpt = None,
     storage: StorageOpt = None,
-    n_trials: Annotated[
-        int | None, typer.Option("--n-trials", help="Override n_trials (the study's total).")
-    ] = None,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="Override timeout, in seconds.")] = None,
-    device: Annotated[
-        str | None, typer.Option("--device", help="Override device: auto, cpu, cuda, cuda:N, mps.")
-    ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Override the sampler seed.")] = None,
-    max_failures: Annotated[
-        int,
-        typer.Option(
-            "--max-failures",
-            min=0,
-            help="Stop after this many failed trials in a row (0: never); with --workers, in a row in the run, whichever workers ran them.",
-        ),
-    ] = 5,
-    quiet: Annotated[
-        bool,
-        typer.Option(
-            "--quiet", "-q", help="No progress: only the final summary (and notes, and where a new study is)."
-        ),
-    ] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print a machine-readable summary to stdout.")
-    ] = False,
-    report: Annotated[
-        bool, typer.Option("--report", help="Write studies/<name>/report.html at the end.")
-    ] = False,
-    workers: Annotated[
-        int, typer.Option("--workers", min=1, help="Worker processes on this machine sharing the study.")
-    ] = 1,
-    enqueue_from: Annotated[
-        str | None,
-        typer.Option("--enqueue-from", help="Warm start: run the best trials of this study first."),
-    ] = None,
-    enqueue_from_storage: Annotated[
-        str | None,
-        typer.Option("--enqueue-from-storage", help="Its storage (default: sqlite:///studies/<name>.db)."),
-    ] = None,
-    top: Annotated[
-        int, typer.Option("--top", min=1, help="How many of its best trials --enqueue-from takes.")
-    ] = 5,
-    allow_changed_config: Annotated[
-        bool,
-        typer.Option(
-            "--allow-changed-config",
-            help="Resume a study whose base config, search space, sampler, pruner or constraints changed "
-            "(recorded); its metric and direction cannot change.",
-        ),
-    ] = False,
-    dry_run: Annotated[
-        bool,
-        typer.Option(
-            "--dry-run",
-            help="Check the configs, the data and one training step, print the plan and exit: nothing "
-            "written (a SQLite or journal file, or a study joined by name, is read for its finished trials), "
-            "no trial run (--json: the validated configs and trial counts).",
-        ),
-    ] = False,
+    n_trials: NTrialsOpt = None,
+    timeout: TimeoutOpt = None,
+    device: DeviceOverrideOpt = None,
+    seed: SeedOpt = None,
+    max_failures: MaxFailuresOpt = 5,
+    quiet: QuietOpt = False,
+    as_json: SummaryJsonOpt = False,
+    report: ReportOpt = False,
+    workers: WorkersOpt = 1,
+    enqueue_from: EnqueueFromOpt = None,
+    enqueue_from_storage: EnqueueFromStorageOpt = None,
+    top: TopOpt = 5,
+    allow_changed_config: AllowChangedConfigOpt = False,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Run a study, or resume it: runs only the trials still missing from n_trials.
 
@@ -128,7 +85,7 @@ def optimize(
 
     # Ctrl-C and SIGTERM raise from the first line on, not only while trials run: a SIGTERM while torch and
     # optuna were imported or the study was created killed the process (-15), with nothing said.
-    outcome = _Outcome()
+    outcome = Outcome()
 
     def run() -> None:
         with _reading_only(dry_run):
@@ -154,7 +111,7 @@ def optimize(
                 dry_run,
             )
 
-    interruptible(run, lambda: _say_interrupted(outcome))
+    interruptible(run, lambda: say_interrupted(outcome))
     summary = outcome.summary
     if summary is None:  # --dry-run
         return
@@ -177,45 +134,8 @@ def _reading_only(dry_run: bool) -> Iterator[None]:
         yield
 
 
-@dataclass
-class _Outcome:
-    """How far `optimize` got: its summary once the trials have ended, and whether it writes the report."""
-
-    summary: StudySummary | None = None
-    writing_report: bool = False
-    # The storage it is opening (it may have written its file and folder, or created the study), once the
-    # configs are checked; until then nothing was written.
-    opening: str | None = None
-    opened: bool = False  # the study exists, and no trial has ended yet
-
-
-def _say_interrupted(outcome: _Outcome) -> None:
-    """What a signal outside the trials stopped (the trials' own interrupt is in the summary)."""
-    from shlex import quote
-
-    summary = outcome.summary
-    if summary is None and outcome.opened:
-        err_console().print(
-            "interrupted: no trial was running; run the same command to resume", soft_wrap=True
-        )
-    elif summary is None and outcome.opening is not None:
-        err_console().print(
-            f"interrupted while opening the study in {outcome.opening}, before any trial ran; run the same "
-            f"command to go on",
-            soft_wrap=True,
-        )
-    elif summary is None:  # importing torch, reading the configs, checking them
-        err_console().print("interrupted before the study started; nothing was written", soft_wrap=True)
-    elif outcome.writing_report:
-        err_console().print(
-            f"interrupted: the report was not written; hpotool report --study-name {quote(summary.study_name)} "
-            f"--storage {quote(shown_url(summary.storage))} writes it",
-            soft_wrap=True,
-        )
-
-
 def _optimize(
-    outcome: _Outcome,
+    outcome: Outcome,
     run_config: Path | None,
     optimize_config: Path | None,
     study_name: str | None,
@@ -237,11 +157,13 @@ def _optimize(
 ) -> None:
     """The body of `optimize`; puts its summary on `outcome` (none for --dry-run)."""
     with user_errors():
-        _check_config_options(run_config, optimize_config, study_name)
+        check_config_options(run_config, optimize_config, study_name)
         if workers > 1 and not dry_run:
             from hpotool.forkserver import start_worker_server
 
-            start_worker_server()  # imports torch there while this process checks the configs
+            # imports torch there while this process checks the configs (`workers` starts it again where the
+            # checks find the run needs other preloads)
+            start_worker_server(_may_train_with_torch(run_config))
         from hpotool.plan import Overrides, prepare_study
         from hpotool.study_run import run_study
 
@@ -249,7 +171,7 @@ def _optimize(
         if run_config is None or optimize_config is None:
             from hpotool.plan import prepare_stored_study
 
-            assert study_name is not None  # _check_config_options
+            assert study_name is not None  # check_config_options
             plan = prepare_stored_study(study_name, storage, overrides, on_wait=print_note)
         else:
             plan = prepare_study(run_config, optimize_config, overrides)
@@ -359,22 +281,17 @@ def _optimize(
             write_study_report(summary.study_name, summary.storage, None, "html")
 
 
-def _check_config_options(
-    run_config: Path | None, optimize_config: Path | None, study_name: str | None
-) -> None:
-    """optimize takes both config files, or neither and the name of a study that stores them."""
-    if (run_config is None) != (optimize_config is None):
-        given, missing = (
-            ("--run-config", "--optimize-config")
-            if optimize_config is None
-            else ("--optimize-config", "--run-config")
-        )
-        raise HpoError(
-            f"{given} needs {missing} too; or give neither, with --study-name (and --storage), to join a study "
-            f"with the configs stored on it"
-        )
-    if run_config is None and study_name is None:
-        raise HpoError(
-            "give --run-config and --optimize-config to run a study, or --study-name (and --storage) to join one "
-            "with the configs stored on it"
-        )
+def _may_train_with_torch(run_config: Path | None) -> bool:
+    """Whether the worker server, started before the configs are checked, imports torch: not where the run
+    config file names a training function (`trainer:`) and this process has no torch yet; whether that
+    function needs torch is known once the checks have imported its module. The file is read as YAML
+    alone: the checks say what is wrong with it."""
+    if run_config is None or "torch" in sys.modules:
+        return True
+    import yaml
+
+    try:
+        raw = yaml.safe_load(run_config.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return True
+    return not (isinstance(raw, dict) and raw.get("trainer") is not None)
