@@ -813,8 +813,8 @@ def test_a_result_not_kept_because_another_worker_ran_its_retry_is_no_failure_of
     other, backend = shared_study.seen_by_a_stale_check()
     real_record_seconds = trial_run.record_seconds
 
-    def taken_for_dead_as_it_is_told(study: optuna.Study, trial: optuna.Trial, seconds: float) -> None:
-        real_record_seconds(study, trial, seconds)  # the objective has returned: the trial is being told
+    def taken_for_dead_as_it_is_told(trial: optuna.Trial, seconds: float) -> None:
+        real_record_seconds(trial, seconds)  # the objective has returned: the trial is being told
         backend.record_heartbeat(trial._trial_id)
         assert fail_stale_trials(other) == [trial.number]  # and queues its values again
         with warnings.catch_warnings():
@@ -893,28 +893,34 @@ def test_a_trial_failed_as_stale_as_it_trains_is_no_failure_of_the_training(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # A live worker whose trial another process failed as stale while it trained (its heartbeat late: a long
-    # GC pause, a loaded machine) stops at its next write, which the storage refuses. That refusal was
-    # counted as a failure of the training: --max-failures 1 stopped the run ("stopped after 1 failed trials
-    # in a row", exit 1) before the retry of its values ran. Now only a FAIL this process told counts.
+    # GC pause, a loaded machine) stops at its next write, which the storage refuses (a report before the last
+    # epoch's). That refusal was counted as a failure of the training: --max-failures 1 stopped the run
+    # ("stopped after 1 failed trials in a row", exit 1) before the retry of its values ran. Now only a FAIL
+    # this process told counts.
     from typer.testing import CliRunner
 
     from hpotool import objective
     from hpotool.cli import app
     from hpotool.plan import prepare_study
+    from hpotool.rdb import FLUSH_S
     from hpotool.storage import fail_stale_trials
     from hpotool.study_run import run_study
 
+    run_dict["epochs"] = 3
     other, backend = shared_study.seen_by_a_stale_check()
     real_train_run = objective.train_run
     failed: list[int] = []
+    epochs: list[int] = []  # each epoch trained, in each run
 
     def taken_for_dead_after_its_first_epoch(cfg: Any, *, on_epoch_end: Any, history: Any) -> Any:
         def ended(result: Any) -> None:
+            epochs.append(result.epoch)
             on_epoch_end(result)
-            if not failed:  # the first trial, between its two epochs
+            if not failed:  # the first trial, between its first two epochs
                 [running] = other.get_trials(states=(TrialState.RUNNING,))
                 backend.record_heartbeat(running._trial_id)
                 failed.extend(fail_stale_trials(other))  # and queues its values again
+                time.sleep(FLUSH_S + 0.1)  # the next report is written at once, and refused
 
         return real_train_run(cfg, on_epoch_end=ended, history=history)
 
@@ -924,7 +930,8 @@ def test_a_trial_failed_as_stale_as_it_trains_is_no_failure_of_the_training(
     )
     assert failed == [0] and "trial #0 was ended as FAIL (stale: no heartbeat" in caplog.text
     first, retry = shared_study.stored().trials
-    assert first.state == TrialState.FAIL and retry.state == TrialState.COMPLETE
+    assert first.state == TrialState.FAIL and epochs == [0, 1, 0, 1, 2]  # it stopped at its second report
+    assert retry.state == TrialState.COMPLETE and "result_of" not in retry.user_attrs  # the retry's own run
     assert retry.params == first.params and retry.system_attrs["retry_history"] == [0]
     # before: "stopped after 1 failed trials in a row", exit 1, and the retry never ran
     assert not summary.failed and summary.stopped is None
@@ -1031,3 +1038,125 @@ def test_a_dead_local_worker_s_retry_counts_on_the_stale_retries_before_it(tmp_p
         retry_stale_trial(study, study.trials[2])
     assert not study.get_trials(states=(TrialState.WAITING,))  # before: a third retry
     assert {t.system_attrs.get("fixed_params", t.params)["x"] for t in study.trials} == {first.params["x"]}
+
+
+@pytest.mark.parametrize("learned_at", ["report", "history"])
+def test_a_trial_failed_as_stale_during_its_last_epoch_keeps_its_result_in_the_retry(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    shared_study: SharedStudy,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    learned_at: str,
+) -> None:
+    # A live worker's trial failed as stale by another process's look while it trained its last epoch: the
+    # worker had its final value, but its next write the storage refused (the epoch's report, written at once
+    # when a second has passed since the last one, or else its history) was taken for a failure of its
+    # training, so the study kept the trial FAIL and ran its values a second time in the retry the look
+    # queued. Now the worker finishes the run and its result fills that retry.
+    from hpotool import objective
+    from hpotool.plan import prepare_study
+    from hpotool.rdb import FLUSH_S
+    from hpotool.storage import fail_stale_trials
+    from hpotool.study_run import run_study
+
+    other, backend = shared_study.seen_by_a_stale_check()
+    real_train_run = objective.train_run
+    runs: list[list[float]] = []  # the val_loss of each epoch, per run of the values
+    failed: list[int] = []
+
+    def taken_for_dead_during_its_last_epoch(cfg: Any, *, on_epoch_end: Any, history: Any) -> Any:
+        runs.append([])
+
+        def ended(result: Any) -> None:
+            if not failed and result.epoch + 1 == cfg.epochs:  # the last epoch trained, not yet reported
+                [running] = other.get_trials(states=(TrialState.RUNNING,))
+                backend.record_heartbeat(running._trial_id)
+                failed.extend(fail_stale_trials(other))  # and queues its values again
+                if learned_at == "report":
+                    time.sleep(FLUSH_S + 0.1)  # the report is written at once, and refused
+            runs[-1].append(result.metrics["val_loss"])
+            on_epoch_end(result)
+
+        return real_train_run(cfg, on_epoch_end=ended, history=history)
+
+    monkeypatch.setattr(objective, "train_run", taken_for_dead_during_its_last_epoch)
+    opt_dict["constraints"] = ["n_params <= 100000"]
+    summary = run_study(
+        prepare_study(*shared_study.one_trial_configs(tmp_path, run_dict, opt_dict)), max_failures=1
+    )
+    assert failed == [0] and "trial #0 was ended as FAIL (stale: no heartbeat" in caplog.text
+    first, retry = shared_study.stored().trials
+    assert first.state == TrialState.FAIL
+    assert retry.system_attrs["constraints:n_params <= 100000"] < 0 and retry.user_attrs["feasible"]
+    # before: the values ran twice, and the retry held the second run's value
+    assert len(runs) == 1 and len(runs[0]) == run_dict["epochs"]
+    assert retry.state == TrialState.COMPLETE and retry.value == runs[0][-1]
+    assert retry.user_attrs["result_of"] == 0 and retry.params == first.params
+    assert retry.intermediate_values == dict(enumerate(runs[0]))
+    assert retry.user_attrs["epochs_run"] == run_dict["epochs"] and len(retry.user_attrs["history"]) == 2
+    assert "hpotool:seconds" in retry.system_attrs
+    assert "ran it to COMPLETE: its result is kept as trial #1 (result_of: 0)" in caplog.text
+    assert not summary.failed and summary.stopped is None
+
+
+# A user's training function whose last epoch's loss is NaN: the trial ends PRUNED at that epoch.
+NAN_AT_THE_END_FIT = """
+def fit(config, report):
+    for epoch in range(config["epochs"]):
+        last = epoch + 1 == config["epochs"]
+        metrics = {"val_loss": float("nan") if last else config["trainer"]["x"] + 1}
+        report(epoch, metrics)
+    return metrics
+"""
+
+
+def test_a_trial_failed_as_stale_as_its_last_epoch_prunes_it_keeps_its_pruned_result_in_the_retry(
+    tmp_path: Path,
+    shared_study: SharedStudy,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A live worker's trial failed as stale by another process's look while it trained its last epoch, whose
+    # loss was NaN: the trial ended PRUNED here, but the write of its prune reason, refused, was taken for a
+    # failure of its training, so the study kept it FAIL and its values ran again in the retry the look
+    # queued. Now its PRUNED result (its last finite report) fills that retry.
+    from hpotool import objective
+    from hpotool.plan import prepare_study
+    from hpotool.storage import fail_stale_trials
+    from hpotool.study_run import run_study
+
+    (tmp_path / "nan_at_the_end.py").write_text(NAN_AT_THE_END_FIT)
+    run = {"project": "nan", "epochs": 2, "trainer": {"function": "nan_at_the_end:fit", "x": 0.5}}
+    _write_configs(tmp_path, run, shared_study.name, 1, shared_study.url)
+    other, backend = shared_study.seen_by_a_stale_check()
+    real_train_run = objective.train_run
+    runs: list[int] = []
+    failed: list[int] = []
+
+    def taken_for_dead_during_its_last_epoch(cfg: Any, *, on_epoch_end: Any, history: Any) -> Any:
+        runs.append(len(runs))
+
+        def ended(result: Any) -> None:
+            on_epoch_end(result)
+            if not failed and result.epoch + 2 == cfg.epochs:  # the last epoch starts (its NaN is no report)
+                [running] = other.get_trials(states=(TrialState.RUNNING,))
+                backend.record_heartbeat(running._trial_id)
+                failed.extend(fail_stale_trials(other))  # and queues its values again
+
+        return real_train_run(cfg, on_epoch_end=ended, history=history)
+
+    monkeypatch.setattr(objective, "train_run", taken_for_dead_during_its_last_epoch)
+    summary = run_study(prepare_study(tmp_path / "run.yaml", tmp_path / "optimize.yaml"), max_failures=1)
+    assert failed == [0]
+    first, retry = shared_study.stored().trials
+    # before: the values ran twice, and the retry held the second run's result
+    assert runs == [0] and first.state == TrialState.FAIL
+    assert retry.state == TrialState.PRUNED and retry.user_attrs["result_of"] == 0
+    assert retry.params == first.params and retry.intermediate_values == {0: first.params["trainer.x"] + 1}
+    assert (
+        retry.user_attrs["prune_reason"].startswith("val_loss") and "nan" in retry.user_attrs["prune_reason"]
+    )
+    assert "ran it to PRUNED: its result is kept as trial #1 (result_of: 0)" in caplog.text
+    assert not summary.failed and summary.stopped is None
