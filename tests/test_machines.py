@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import optuna
 import pytest
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.storage import make_storage
 
@@ -1160,3 +1160,79 @@ def test_a_trial_failed_as_stale_as_its_last_epoch_prunes_it_keeps_its_pruned_re
     )
     assert "ran it to PRUNED: its result is kept as trial #1 (result_of: 0)" in caplog.text
     assert not summary.failed and summary.stopped is None
+
+
+@pytest.mark.parametrize("first", ["owner", "stale check"])
+def test_a_result_told_as_a_stale_check_fails_its_trial_holds_the_values_once(
+    shared_study: SharedStudy, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, first: str
+) -> None:
+    # A live worker told its result just as another process's stale check failed the trial, before that check
+    # queued the values' retry: finding none, the worker kept its result as a new trial, then the check
+    # queued the retry, which ran the values a second time (one trial over n_trials). Now the two claim the
+    # values' next run (`hpotool:retried:0`): where the worker claims first, the check queues no retry; where
+    # the check does, the worker waits for its retry and fills it.
+    import warnings
+
+    from hpotool import kept_results, storage, trial_run
+    from hpotool.storage import fail_stale_trials
+
+    study, (other, backend) = shared_study.study, shared_study.seen_by_a_stale_check()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+        trial = study.ask()
+    failed, kept, looked = threading.Event(), threading.Event(), threading.Event()
+    real_retry, real_keep, real_retries_of = (
+        storage.retry_stale_trial,
+        trial_run.keep_result,
+        kept_results._retries_of,
+    )
+    real_add = other.add_trial
+
+    def retry_after_the_owner_kept(study: optuna.Study, trial: FrozenTrial) -> None:
+        failed.set()  # the FAIL has landed
+        if first == "owner":
+            kept.wait(30)  # the owner keeps its result first
+        real_retry(study, trial)
+
+    def add_once_the_owner_looked(trial: FrozenTrial) -> None:  # after the check's claim, before its retry
+        looked.wait(30)
+        real_add(trial)
+
+    def keep(*args: Any) -> int | None:
+        try:
+            return real_keep(*args)
+        finally:
+            kept.set()
+
+    def retries_of(*args: Any) -> list[FrozenTrial]:
+        if calls:
+            looked.set()  # the owner lost the claim and looks for the retry again
+        calls.append(1)
+        return real_retries_of(*args)
+
+    calls: list[int] = []
+    monkeypatch.setattr(storage, "retry_stale_trial", retry_after_the_owner_kept)
+    monkeypatch.setattr(trial_run, "keep_result", keep)
+    monkeypatch.setattr(kept_results, "_retries_of", retries_of)
+    if first == "stale check":
+        monkeypatch.setattr(other, "add_trial", add_once_the_owner_looked)
+    check = threading.Thread(target=lambda: fail_stale_trials(other))
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0.0, 1.0)
+        backend.record_heartbeat(trial._trial_id)
+        check.start()
+        assert failed.wait(30)  # its FAIL lands as the result is told
+        return 0.25
+
+    ran = trial_run.run_trial(study, trial, objective)
+    check.join(60)
+    trials = shared_study.stored().trials
+    holders = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)]
+    # before: two, the kept result (COMPLETE, result_of: 0) and the retry queued after it (WAITING)
+    assert len(holders) == 1 and holders[0]._trial_id == ran.kept
+    assert holders[0].state == TrialState.COMPLETE and holders[0].value == 0.25
+    assert holders[0].user_attrs["result_of"] == 0 and holders[0].params == trials[0].params
+    if first == "stale check":  # the retry the check queued holds the result
+        assert holders[0].system_attrs["retry_history"] == [0]
+    assert f"its result is kept as trial #{holders[0].number} (result_of: 0)" in caplog.text
