@@ -1236,3 +1236,91 @@ def test_a_result_told_as_a_stale_check_fails_its_trial_holds_the_values_once(
     if first == "stale check":  # the retry the check queued holds the result
         assert holders[0].system_attrs["retry_history"] == [0]
     assert f"its result is kept as trial #{holders[0].number} (result_of: 0)" in caplog.text
+
+
+# A user's training function whose last epoch waits for the file `go` (the test fails its trial meanwhile),
+# and that notes each run of its values in runs.log as it starts.
+WAITS_IN_ITS_LAST_EPOCH_FIT = """
+import os
+import time
+
+
+def fit(config, report):
+    with open("runs.log", "a") as f:
+        f.write(f"{config['trainer']['x']}\\n")
+    for epoch in range(config["epochs"]):
+        if epoch + 1 == config["epochs"]:
+            open("last_epoch", "w").close()
+            for _ in range(1200):
+                if os.path.exists("go"):
+                    break
+                time.sleep(0.05)
+        metrics = {"val_loss": config["trainer"]["x"] + 1.0 / (epoch + 1)}
+        report(epoch, metrics)
+    return metrics
+"""
+
+
+def test_fail_stale_run_during_a_live_workers_last_epoch_leaves_its_values_run_once(tmp_path: Path) -> None:
+    # Two processes: `hpotool optimize`, whose heartbeat goes unseen for longer than the grace period (a beat
+    # every 60 s, a grace of 1 s), and `hpotool fail-stale` run during its trial's last epoch, which fails the
+    # trial and queues its values again. The worker's last report was refused and taken for a failure of its
+    # training: the trial stayed FAIL and the retry trained the values a second time. Now the worker keeps
+    # its result in that retry, and the values are trained once.
+    (tmp_path / "waits.py").write_text(WAITS_IN_ITS_LAST_EPOCH_FIT)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    _write_configs(
+        tmp_path,
+        {"project": "waits", "epochs": 2, "trainer": {"function": "waits:fit", "x": 0.5}},
+        "s",
+        1,
+        url,
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{SRC}{os.pathsep}{tmp_path}",
+        "COLUMNS": "300",
+        "HPOTOOL_HEARTBEAT_INTERVAL": "60",
+        "HPOTOOL_HEARTBEAT_GRACE": "1",
+    }
+    run = subprocess.Popen(
+        [sys.executable, "-m", "hpotool", "optimize", "-r", "run.yaml", "-o", "optimize.yaml", "-q"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_until(lambda: (tmp_path / "last_epoch").exists() or run.poll() is not None, timeout=120)
+        assert run.poll() is None
+        for _ in range(30):  # until its heartbeat, beaten as the trial started, is past the grace period
+            stale = subprocess.run(
+                [sys.executable, "-m", "hpotool", "fail-stale", "--study-name", "s", "--storage", url],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            if "marked 1 stale trial(s) FAIL: #0" in stale.stdout:
+                break
+            time.sleep(0.5)
+        assert "marked 1 stale trial(s) FAIL: #0" in stale.stdout, stale.stdout + stale.stderr
+        (tmp_path / "go").touch()
+        stdout, stderr = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode == 0, stdout + stderr
+    first, retry = optuna.load_study(study_name="s", storage=url).trials
+    # before: two lines, the retry's run of the values after the first one's
+    assert (tmp_path / "runs.log").read_text().splitlines() == [str(first.params["trainer.x"])]
+    assert first.state == TrialState.FAIL and first.user_attrs["fail_reason"].startswith(
+        "stale: no heartbeat"
+    )
+    assert retry.state == TrialState.COMPLETE and retry.user_attrs["result_of"] == 0
+    assert retry.value == first.params["trainer.x"] + 0.5 and retry.intermediate_values == {
+        0: first.params["trainer.x"] + 1.0,
+        1: first.params["trainer.x"] + 0.5,
+    }
+    assert "its result is kept as trial #1 (result_of: 0)" in stderr
