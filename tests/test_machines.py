@@ -1324,3 +1324,35 @@ def test_fail_stale_run_during_a_live_workers_last_epoch_leaves_its_values_run_o
         1: first.params["trainer.x"] + 0.5,
     }
     assert "its result is kept as trial #1 (result_of: 0)" in stderr
+
+
+def test_a_result_whose_values_another_process_claimed_to_queue_but_never_did_is_not_kept_twice(
+    shared_study: SharedStudy, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The stale check that failed a live worker's trial claimed to queue its values again, then ended before
+    # it queued them (killed, its storage gone). The worker, which lost that claim, waits for the retry to
+    # fill it and, where none comes, keeps no trial of its own: the check may still queue it.
+    import warnings
+
+    from hpotool import kept_results
+    from hpotool.stale import RETRIED, claim, fail_trial
+    from hpotool.trial_run import run_trial
+
+    monkeypatch.setattr(kept_results, "RETRY_WAIT_S", 0.5)
+    study, other = shared_study.study, shared_study.seen_by_other()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+        trial = study.ask()
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0.0, 1.0)
+        assert fail_trial(other._storage, trial._trial_id, "stale: no heartbeat")
+        assert claim(other, f"{RETRIED}0")  # and it ends before its retry is queued
+        return 0.25
+
+    ran = run_trial(study, trial, objective)
+    assert ran.kept is None and [t.state for t in shared_study.stored().trials] == [TrialState.FAIL]
+    assert (
+        "its result is not kept, as another process claimed to queue its values again (hpotool:retried:0), "
+        "and their trial was not there after 0.5 s" in caplog.text
+    )

@@ -140,7 +140,7 @@ def _keep(study: optuna.Study, number: int, result: FrozenTrial, ended: str) -> 
         elif time.monotonic() > waited:
             _log.warning(
                 "warning: trial #%d %s %s: its result is not kept, as another process claimed to queue its "
-                "values again (%s), and their trial was not there after %.0f s",
+                "values again (%s), and their trial was not there after %g s",
                 number,
                 ended,
                 result.state.name,
