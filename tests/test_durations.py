@@ -53,7 +53,7 @@ def test_a_trial_starts_when_hpotool_asked_it_else_at_optunas_datetime() -> None
     study = optuna.create_study()
     old, new = study.ask(), study.ask()
     study._storage.set_trial_system_attr(old._trial_id, SECONDS_ATTR, 0.37)  # before hpotool kept the start
-    record_seconds(study, new, 0.37)
+    record_seconds(new, 0.37)
     for trial in (old, new):
         study.tell(trial, 1.0)
     old_done, new_done = study.trials
@@ -75,7 +75,7 @@ def test_the_timeline_s_trial_copies_span_the_times_hpotool_measured() -> None:
 
     study = optuna.create_study()
     new, old, plain = study.ask(), study.ask(), study.ask()
-    record_seconds(study, new, 0.37)
+    record_seconds(new, 0.37)
     study._storage.set_trial_system_attr(old._trial_id, SECONDS_ATTR, 0.25)
     for trial in (new, old, plain):
         study.tell(trial, 1.0)
@@ -156,7 +156,7 @@ def test_on_mysql_another_workers_trial_shows_its_seconds_in_the_live_line(
     url, name = mysql_study
     study = optuna.create_study(study_name=name, storage=url)
     trial = study.ask()
-    record_seconds(study, trial, 0.37)  # as the worker that ran it records it
+    record_seconds(trial, 0.37)  # as the worker that ran it records it
     study.tell(trial, 1.0)
     out = io.StringIO()
     observer = RichObserver(Console(file=out, width=200, color_system=None), "value")

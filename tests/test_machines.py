@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import optuna
 import pytest
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.storage import make_storage
 
@@ -813,8 +813,8 @@ def test_a_result_not_kept_because_another_worker_ran_its_retry_is_no_failure_of
     other, backend = shared_study.seen_by_a_stale_check()
     real_record_seconds = trial_run.record_seconds
 
-    def taken_for_dead_as_it_is_told(study: optuna.Study, trial: optuna.Trial, seconds: float) -> None:
-        real_record_seconds(study, trial, seconds)  # the objective has returned: the trial is being told
+    def taken_for_dead_as_it_is_told(trial: optuna.Trial, seconds: float) -> None:
+        real_record_seconds(trial, seconds)  # the objective has returned: the trial is being told
         backend.record_heartbeat(trial._trial_id)
         assert fail_stale_trials(other) == [trial.number]  # and queues its values again
         with warnings.catch_warnings():
@@ -893,28 +893,34 @@ def test_a_trial_failed_as_stale_as_it_trains_is_no_failure_of_the_training(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # A live worker whose trial another process failed as stale while it trained (its heartbeat late: a long
-    # GC pause, a loaded machine) stops at its next write, which the storage refuses. That refusal was
-    # counted as a failure of the training: --max-failures 1 stopped the run ("stopped after 1 failed trials
-    # in a row", exit 1) before the retry of its values ran. Now only a FAIL this process told counts.
+    # GC pause, a loaded machine) stops at its next write, which the storage refuses (a report before the last
+    # epoch's). That refusal was counted as a failure of the training: --max-failures 1 stopped the run
+    # ("stopped after 1 failed trials in a row", exit 1) before the retry of its values ran. Now only a FAIL
+    # this process told counts.
     from typer.testing import CliRunner
 
     from hpotool import objective
     from hpotool.cli import app
     from hpotool.heartbeat import fail_stale_trials
     from hpotool.plan import prepare_study
+    from hpotool.rdb import FLUSH_S
     from hpotool.study_run import run_study
 
+    run_dict["epochs"] = 3
     other, backend = shared_study.seen_by_a_stale_check()
     real_train_run = objective.train_run
     failed: list[int] = []
+    epochs: list[int] = []  # each epoch trained, in each run
 
     def taken_for_dead_after_its_first_epoch(cfg: Any, *, on_epoch_end: Any, history: Any) -> Any:
         def ended(result: Any) -> None:
+            epochs.append(result.epoch)
             on_epoch_end(result)
-            if not failed:  # the first trial, between its two epochs
+            if not failed:  # the first trial, between its first two epochs
                 [running] = other.get_trials(states=(TrialState.RUNNING,))
                 backend.record_heartbeat(running._trial_id)
                 failed.extend(fail_stale_trials(other))  # and queues its values again
+                time.sleep(FLUSH_S + 0.1)  # the next report is written at once, and refused
 
         return real_train_run(cfg, on_epoch_end=ended, history=history)
 
@@ -924,7 +930,8 @@ def test_a_trial_failed_as_stale_as_it_trains_is_no_failure_of_the_training(
     )
     assert failed == [0] and "trial #0 was ended as FAIL (stale: no heartbeat" in caplog.text
     first, retry = shared_study.stored().trials
-    assert first.state == TrialState.FAIL and retry.state == TrialState.COMPLETE
+    assert first.state == TrialState.FAIL and epochs == [0, 1, 0, 1, 2]  # it stopped at its second report
+    assert retry.state == TrialState.COMPLETE and "result_of" not in retry.user_attrs  # the retry's own run
     assert retry.params == first.params and retry.system_attrs["retry_history"] == [0]
     # before: "stopped after 1 failed trials in a row", exit 1, and the retry never ran
     assert not summary.failed and summary.stopped is None
@@ -1032,3 +1039,321 @@ def test_a_dead_local_worker_s_retry_counts_on_the_stale_retries_before_it(tmp_p
         retry_stale_trial(study, study.trials[2])
     assert not study.get_trials(states=(TrialState.WAITING,))  # before: a third retry
     assert {t.system_attrs.get("fixed_params", t.params)["x"] for t in study.trials} == {first.params["x"]}
+
+
+@pytest.mark.parametrize("learned_at", ["report", "history"])
+def test_a_trial_failed_as_stale_during_its_last_epoch_keeps_its_result_in_the_retry(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    shared_study: SharedStudy,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    learned_at: str,
+) -> None:
+    # A live worker's trial failed as stale by another process's look while it trained its last epoch: the
+    # worker had its final value, but its next write the storage refused (the epoch's report, written at once
+    # when a second has passed since the last one, or else its history) was taken for a failure of its
+    # training, so the study kept the trial FAIL and ran its values a second time in the retry the look
+    # queued. Now the worker finishes the run and its result fills that retry.
+    from hpotool import objective
+    from hpotool.heartbeat import fail_stale_trials
+    from hpotool.plan import prepare_study
+    from hpotool.rdb import FLUSH_S
+    from hpotool.study_run import run_study
+
+    other, backend = shared_study.seen_by_a_stale_check()
+    real_train_run = objective.train_run
+    runs: list[list[float]] = []  # the val_loss of each epoch, per run of the values
+    failed: list[int] = []
+
+    def taken_for_dead_during_its_last_epoch(cfg: Any, *, on_epoch_end: Any, history: Any) -> Any:
+        runs.append([])
+
+        def ended(result: Any) -> None:
+            if not failed and result.epoch + 1 == cfg.epochs:  # the last epoch trained, not yet reported
+                [running] = other.get_trials(states=(TrialState.RUNNING,))
+                backend.record_heartbeat(running._trial_id)
+                failed.extend(fail_stale_trials(other))  # and queues its values again
+                if learned_at == "report":
+                    time.sleep(FLUSH_S + 0.1)  # the report is written at once, and refused
+            runs[-1].append(result.metrics["val_loss"])
+            on_epoch_end(result)
+
+        return real_train_run(cfg, on_epoch_end=ended, history=history)
+
+    monkeypatch.setattr(objective, "train_run", taken_for_dead_during_its_last_epoch)
+    opt_dict["constraints"] = ["n_params <= 100000"]
+    summary = run_study(
+        prepare_study(*shared_study.one_trial_configs(tmp_path, run_dict, opt_dict)), max_failures=1
+    )
+    assert failed == [0] and "trial #0 was ended as FAIL (stale: no heartbeat" in caplog.text
+    first, retry = shared_study.stored().trials
+    assert first.state == TrialState.FAIL
+    assert retry.system_attrs["constraints:n_params <= 100000"] < 0 and retry.user_attrs["feasible"]
+    # before: the values ran twice, and the retry held the second run's value
+    assert len(runs) == 1 and len(runs[0]) == run_dict["epochs"]
+    assert retry.state == TrialState.COMPLETE and retry.value == runs[0][-1]
+    assert retry.user_attrs["result_of"] == 0 and retry.params == first.params
+    assert retry.intermediate_values == dict(enumerate(runs[0]))
+    assert retry.user_attrs["epochs_run"] == run_dict["epochs"] and len(retry.user_attrs["history"]) == 2
+    assert "hpotool:seconds" in retry.system_attrs
+    assert "ran it to COMPLETE: its result is kept as trial #1 (result_of: 0)" in caplog.text
+    assert not summary.failed and summary.stopped is None
+
+
+# A user's training function whose last epoch's loss is NaN: the trial ends PRUNED at that epoch.
+NAN_AT_THE_END_FIT = """
+def fit(config, report):
+    for epoch in range(config["epochs"]):
+        last = epoch + 1 == config["epochs"]
+        metrics = {"val_loss": float("nan") if last else config["trainer"]["x"] + 1}
+        report(epoch, metrics)
+    return metrics
+"""
+
+
+def test_a_trial_failed_as_stale_as_its_last_epoch_prunes_it_keeps_its_pruned_result_in_the_retry(
+    tmp_path: Path,
+    shared_study: SharedStudy,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A live worker's trial failed as stale by another process's look while it trained its last epoch, whose
+    # loss was NaN: the trial ended PRUNED here, but the write of its prune reason, refused, was taken for a
+    # failure of its training, so the study kept it FAIL and its values ran again in the retry the look
+    # queued. Now its PRUNED result (its last finite report) fills that retry.
+    from hpotool import objective
+    from hpotool.heartbeat import fail_stale_trials
+    from hpotool.plan import prepare_study
+    from hpotool.study_run import run_study
+
+    (tmp_path / "nan_at_the_end.py").write_text(NAN_AT_THE_END_FIT)
+    run = {"project": "nan", "epochs": 2, "trainer": {"function": "nan_at_the_end:fit", "x": 0.5}}
+    _write_configs(tmp_path, run, shared_study.name, 1, shared_study.url)
+    other, backend = shared_study.seen_by_a_stale_check()
+    real_train_run = objective.train_run
+    runs: list[int] = []
+    failed: list[int] = []
+
+    def taken_for_dead_during_its_last_epoch(cfg: Any, *, on_epoch_end: Any, history: Any) -> Any:
+        runs.append(len(runs))
+
+        def ended(result: Any) -> None:
+            on_epoch_end(result)
+            if not failed and result.epoch + 2 == cfg.epochs:  # the last epoch starts (its NaN is no report)
+                [running] = other.get_trials(states=(TrialState.RUNNING,))
+                backend.record_heartbeat(running._trial_id)
+                failed.extend(fail_stale_trials(other))  # and queues its values again
+
+        return real_train_run(cfg, on_epoch_end=ended, history=history)
+
+    monkeypatch.setattr(objective, "train_run", taken_for_dead_during_its_last_epoch)
+    summary = run_study(prepare_study(tmp_path / "run.yaml", tmp_path / "optimize.yaml"), max_failures=1)
+    assert failed == [0]
+    first, retry = shared_study.stored().trials
+    # before: the values ran twice, and the retry held the second run's result
+    assert runs == [0] and first.state == TrialState.FAIL
+    assert retry.state == TrialState.PRUNED and retry.user_attrs["result_of"] == 0
+    assert retry.params == first.params and retry.intermediate_values == {0: first.params["trainer.x"] + 1}
+    assert (
+        retry.user_attrs["prune_reason"].startswith("val_loss") and "nan" in retry.user_attrs["prune_reason"]
+    )
+    assert "ran it to PRUNED: its result is kept as trial #1 (result_of: 0)" in caplog.text
+    assert not summary.failed and summary.stopped is None
+
+
+@pytest.mark.parametrize("first", ["owner", "stale check"])
+def test_a_result_told_as_a_stale_check_fails_its_trial_holds_the_values_once(
+    shared_study: SharedStudy, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, first: str
+) -> None:
+    # A live worker told its result just as another process's stale check failed the trial, before that check
+    # queued the values' retry: finding none, the worker kept its result as a new trial, then the check
+    # queued the retry, which ran the values a second time (one trial over n_trials). Now the two claim the
+    # values' next run (`hpotool:retried:0`): where the worker claims first, the check queues no retry; where
+    # the check does, the worker waits for its retry and fills it.
+    import warnings
+
+    from hpotool import heartbeat, kept_results, trial_run
+    from hpotool.heartbeat import fail_stale_trials
+
+    study, (other, backend) = shared_study.study, shared_study.seen_by_a_stale_check()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+        trial = study.ask()
+    failed, kept, looked = threading.Event(), threading.Event(), threading.Event()
+    real_retry, real_keep, real_retries_of = (
+        heartbeat.retry_stale_trial,
+        trial_run.keep_result,
+        kept_results._retries_of,
+    )
+    real_add = other.add_trial
+
+    def retry_after_the_owner_kept(study: optuna.Study, trial: FrozenTrial) -> None:
+        failed.set()  # the FAIL has landed
+        if first == "owner":
+            kept.wait(30)  # the owner keeps its result first
+        real_retry(study, trial)
+
+    def add_once_the_owner_looked(trial: FrozenTrial) -> None:  # after the check's claim, before its retry
+        looked.wait(30)
+        real_add(trial)
+
+    def keep(*args: Any) -> int | None:
+        try:
+            return real_keep(*args)
+        finally:
+            kept.set()
+
+    def retries_of(*args: Any) -> list[FrozenTrial]:
+        if calls:
+            looked.set()  # the owner lost the claim and looks for the retry again
+        calls.append(1)
+        return real_retries_of(*args)
+
+    calls: list[int] = []
+    monkeypatch.setattr(heartbeat, "retry_stale_trial", retry_after_the_owner_kept)
+    monkeypatch.setattr(trial_run, "keep_result", keep)
+    monkeypatch.setattr(kept_results, "_retries_of", retries_of)
+    if first == "stale check":
+        monkeypatch.setattr(other, "add_trial", add_once_the_owner_looked)
+    check = threading.Thread(target=lambda: fail_stale_trials(other))
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0.0, 1.0)
+        backend.record_heartbeat(trial._trial_id)
+        check.start()
+        assert failed.wait(30)  # its FAIL lands as the result is told
+        return 0.25
+
+    ran = trial_run.run_trial(study, trial, objective)
+    check.join(60)
+    trials = shared_study.stored().trials
+    holders = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)]
+    # before: two, the kept result (COMPLETE, result_of: 0) and the retry queued after it (WAITING)
+    assert len(holders) == 1 and holders[0]._trial_id == ran.kept
+    assert holders[0].state == TrialState.COMPLETE and holders[0].value == 0.25
+    assert holders[0].user_attrs["result_of"] == 0 and holders[0].params == trials[0].params
+    if first == "stale check":  # the retry the check queued holds the result
+        assert holders[0].system_attrs["retry_history"] == [0]
+    assert f"its result is kept as trial #{holders[0].number} (result_of: 0)" in caplog.text
+
+
+# A user's training function whose last epoch waits for the file `go` (the test fails its trial meanwhile),
+# and that notes each run of its values in runs.log as it starts.
+WAITS_IN_ITS_LAST_EPOCH_FIT = """
+import os
+import time
+
+
+def fit(config, report):
+    with open("runs.log", "a") as f:
+        f.write(f"{config['trainer']['x']}\\n")
+    for epoch in range(config["epochs"]):
+        if epoch + 1 == config["epochs"]:
+            open("last_epoch", "w").close()
+            for _ in range(1200):
+                if os.path.exists("go"):
+                    break
+                time.sleep(0.05)
+        metrics = {"val_loss": config["trainer"]["x"] + 1.0 / (epoch + 1)}
+        report(epoch, metrics)
+    return metrics
+"""
+
+
+def test_fail_stale_run_during_a_live_workers_last_epoch_leaves_its_values_run_once(tmp_path: Path) -> None:
+    # Two processes: `hpotool optimize`, whose heartbeat goes unseen for longer than the grace period (a beat
+    # every 60 s, a grace of 1 s), and `hpotool fail-stale` run during its trial's last epoch, which fails the
+    # trial and queues its values again. The worker's last report was refused and taken for a failure of its
+    # training: the trial stayed FAIL and the retry trained the values a second time. Now the worker keeps
+    # its result in that retry, and the values are trained once.
+    (tmp_path / "waits.py").write_text(WAITS_IN_ITS_LAST_EPOCH_FIT)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    _write_configs(
+        tmp_path,
+        {"project": "waits", "epochs": 2, "trainer": {"function": "waits:fit", "x": 0.5}},
+        "s",
+        1,
+        url,
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{SRC}{os.pathsep}{tmp_path}",
+        "COLUMNS": "300",
+        "HPOTOOL_HEARTBEAT_INTERVAL": "60",
+        "HPOTOOL_HEARTBEAT_GRACE": "1",
+    }
+    run = subprocess.Popen(
+        [sys.executable, "-m", "hpotool", "optimize", "-r", "run.yaml", "-o", "optimize.yaml", "-q"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_until(lambda: (tmp_path / "last_epoch").exists() or run.poll() is not None, timeout=120)
+        assert run.poll() is None
+        for _ in range(30):  # until its heartbeat, beaten as the trial started, is past the grace period
+            stale = subprocess.run(
+                [sys.executable, "-m", "hpotool", "fail-stale", "--study-name", "s", "--storage", url],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            if "marked 1 stale trial(s) FAIL: #0" in stale.stdout:
+                break
+            time.sleep(0.5)
+        assert "marked 1 stale trial(s) FAIL: #0" in stale.stdout, stale.stdout + stale.stderr
+        (tmp_path / "go").touch()
+        stdout, stderr = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode == 0, stdout + stderr
+    first, retry = optuna.load_study(study_name="s", storage=url).trials
+    # before: two lines, the retry's run of the values after the first one's
+    assert (tmp_path / "runs.log").read_text().splitlines() == [str(first.params["trainer.x"])]
+    assert first.state == TrialState.FAIL and first.user_attrs["fail_reason"].startswith(
+        "stale: no heartbeat"
+    )
+    assert retry.state == TrialState.COMPLETE and retry.user_attrs["result_of"] == 0
+    assert retry.value == first.params["trainer.x"] + 0.5 and retry.intermediate_values == {
+        0: first.params["trainer.x"] + 1.0,
+        1: first.params["trainer.x"] + 0.5,
+    }
+    assert "its result is kept as trial #1 (result_of: 0)" in stderr
+
+
+def test_a_result_whose_values_another_process_claimed_to_queue_but_never_did_is_not_kept_twice(
+    shared_study: SharedStudy, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The stale check that failed a live worker's trial claimed to queue its values again, then ended before
+    # it queued them (killed, its storage gone). The worker, which lost that claim, waits for the retry to
+    # fill it and, where none comes, keeps no trial of its own: the check may still queue it.
+    import warnings
+
+    from hpotool import kept_results
+    from hpotool.stale import RETRIED, claim, fail_trial
+    from hpotool.trial_run import run_trial
+
+    monkeypatch.setattr(kept_results, "RETRY_WAIT_S", 0.5)
+    study, other = shared_study.study, shared_study.seen_by_other()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+        trial = study.ask()
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0.0, 1.0)
+        assert fail_trial(other._storage, trial._trial_id, "stale: no heartbeat")
+        assert claim(other, f"{RETRIED}0")  # and it ends before its retry is queued
+        return 0.25
+
+    ran = run_trial(study, trial, objective)
+    assert ran.kept is None and [t.state for t in shared_study.stored().trials] == [TrialState.FAIL]
+    assert (
+        "its result is not kept, as another process claimed to queue its values again (hpotool:retried:0), "
+        "and their trial was not there after 0.5 s" in caplog.text
+    )

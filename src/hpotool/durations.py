@@ -24,11 +24,14 @@ SECONDS_ATTR = "hpotool:seconds"
 STARTED_ATTR = "hpotool:started"
 
 
-def record_seconds(study: optuna.Study, trial: optuna.Trial, seconds: float) -> None:
+def record_seconds(trial: optuna.Trial, seconds: float) -> None:
     """Store the wall time this process measured for `trial`, which it asked `seconds` ago, and when that
-    was (before it is told: a finished trial's attrs cannot change)."""
-    study._storage.set_trial_system_attr(trial._trial_id, STARTED_ATTR, time.time() - seconds)
-    study._storage.set_trial_system_attr(trial._trial_id, SECONDS_ATTR, seconds)
+    was (before it is told: a finished trial's attrs cannot change); kept on the trial here where another
+    process ended it first (`kept_writes`), so a result kept for it carries them."""
+    from hpotool.kept_writes import set_system_attr
+
+    set_system_attr(trial, STARTED_ATTR, time.time() - seconds)
+    set_system_attr(trial, SECONDS_ATTR, seconds)
 
 
 def _recorded(trial: FrozenTrial, key: str) -> float | None:

@@ -33,13 +33,25 @@ def retry_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> N
     the user attributes the trial had before it ran, not those of its dead run (and its system attributes,
     a queued trial's values among them: a warm start taken before it drew them runs). A trial that drew no
     value and was not queued is not queued: it ran nothing, and an empty queued trial fails under the grid
-    sampler ("All parameters must be specified"); the next trial draws its values as usual."""
+    sampler ("All parameters must be specified"); the next trial draws its values as usual.
+
+    Queued only by the process that claims it (`stale.RETRIED`): the trial's live worker (a stale check that
+    took it for dead) claims it to keep its result as a new trial where it finds no retry (`kept_results`).
+    Before, a worker that told its result just as this FAIL landed kept it as a new trial before the retry
+    was there, and the retry ran the values a second time."""
     if not trial.params and "fixed_params" not in trial.system_attrs:
         return
     import copy
     import warnings
 
     import optuna
+
+    from hpotool.stale import RETRIED, claim
+
+    if len(trial.system_attrs.get("retry_history", [])) + 1 > MAX_RETRY:
+        return  # as Optuna's callback does, before the claim: a claim nobody acts on would keep no result
+    if not claim(study, f"{RETRIED}{trial.number}"):
+        return  # the trial's worker keeps its result in their place
 
     with warnings.catch_warnings():  # "experimental since 2.8"
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

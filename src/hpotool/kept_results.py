@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpotool.resume import REQUEUED, claim, was_interrupted
-from hpotool.stale import ran_elsewhere
+from hpotool.resume import REQUEUED, was_interrupted
+from hpotool.stale import RETRIED, claim, ran_elsewhere
 
 _log = logging.getLogger("hpotool")
 
@@ -27,7 +28,8 @@ def keep_result(
     this live worker for a dead one: its heartbeat went unseen for the grace period): say so, and record
     the result it has, if any (COMPLETE, PRUNED), carrying `result_of`, in the retry the other process
     queued for its values (`_fill_retry`), so the study counts them once; as a new trial where none was
-    queued, or where every retry of them failed; returns its id.
+    queued, or where every retry of them failed, once this process claims their next run (`_keep`); returns
+    its id.
 
     Where another worker has taken the retry up (it runs them, or has run them), the result is not kept
     and that worker's stands: kept too, the values counted twice, one trial over `n_trials` (before). This
@@ -69,28 +71,11 @@ def keep_result(
         system_attrs=system_attrs,
         intermediate_values=curve,
     )
-    retries = _retries_of(study.get_trials(deepcopy=False), trial.number)
-    kept = _fill_retry(study, [t for t in retries if t.state == TrialState.WAITING], result)
+    kept = _keep(
+        study, trial.number, result, f"was ended as {how} by another process while this one ran it to"
+    )
     if kept is None:
-        taken = [study._storage.get_trial(t._trial_id) for t in retries]
-        holder = next((t for t in taken if t.state != TrialState.FAIL), None)
-        if holder is not None:
-            where = ran_elsewhere(holder) or "another worker"
-            runs = "runs them" if holder.state == TrialState.RUNNING else f"ran them to {holder.state.name}"
-            _log.warning(
-                "warning: trial #%d was ended as %s by another process while this one ran it to %s: its result "
-                "is not kept, as trial #%d, queued to run its values again, %s (%s), and that run counts",
-                trial.number,
-                how,
-                state.name,
-                holder.number,
-                runs,
-                where,
-            )
-            return None
-        kept = _keep_as_new(study, trial.number, retries, result)
-        if kept is None:
-            return None
+        return None
     _log.warning(
         "warning: trial #%d was ended as %s by another process while this one ran it to %s: its result is "
         "kept as trial #%d (result_of: %d)",
@@ -103,28 +88,77 @@ def keep_result(
     return kept
 
 
-def _keep_as_new(
-    study: optuna.Study, number: int, retries: list[FrozenTrial], result: FrozenTrial
-) -> int | None:
-    """Keep `result`, trial `number`'s, as a new trial where every one of its `retries` failed; returns its
-    id. Where the last of them was interrupted, a resume queues its values again (`resume._queue_interrupted_points`):
-    this process claims that, as a resume does (`REQUEUED`), so that of the two one holds the point. Before,
-    a resume that read the trials as this process kept its result queued them too, and the point ran twice.
-    A resume that claimed it first queues a retry, which this process fills (`_fill_retry`) once it is there;
-    None (not kept) where it is not there yet: it runs the values."""
-    last = retries[-1] if retries else None
-    if last is not None and was_interrupted(last) and not claim(study, f"{REQUEUED}{last.number}"):
-        waiting = _retries_of(study.get_trials(deepcopy=False), number)
-        kept = _fill_retry(study, [t for t in waiting if t.state == TrialState.WAITING], result)
-        if kept is None:
+# How long a result waits for the trial of its values that another process claimed to queue (`_keep`):
+# that process queues it right after its claim.
+RETRY_WAIT_S = 10.0
+
+
+def _keep(study: optuna.Study, number: int, result: FrozenTrial, ended: str) -> int | None:
+    """Keep `result`, trial `number`'s: in a retry of its values that waits (`_fill_retry`), or as a new
+    trial where every retry of them failed (or none was queued); returns its id, None where it is not kept
+    (said in a warning: trial #`number` `ended` its state).
+
+    A new trial only where this process claims the values' next retry (`_next_retry_claim`), as the
+    process that queues it does, so that of the two one holds the values. Before, a stale check whose FAIL
+    landed as this process told the result queued its retry just after this process kept the result as a
+    new trial, and the values ran twice (so did a resume's, after an interrupted retry). Where the other
+    process claimed it first, its retry is filled once it is there, within `RETRY_WAIT_S`; where it is not
+    (that process ended in between), the result is not kept, and nothing runs the values again.
+
+    Exactly once on SQLite, PostgreSQL and MySQL, whose claim is an insert one process makes. Optuna's journal
+    storages (Redis, journal files) have no such write (`stale.claim`: every caller claims): there, a result
+    told just as `fail-stale --all-running` failed its trial is kept as a new trial and that command's retry
+    runs the values again, where the command queues the retry after this process read the trials."""
+    lost: str | None = None  # the claim another process made first: it queues the values again
+    waited = time.monotonic() + RETRY_WAIT_S
+    while True:
+        retries = _retries_of(study.get_trials(deepcopy=False), number)
+        kept = _fill_retry(study, [t for t in retries if t.state == TrialState.WAITING], result)
+        if kept is not None:
+            return kept
+        taken = [study._storage.get_trial(t._trial_id) for t in retries]
+        holder = next((t for t in taken if t.state != TrialState.FAIL), None)
+        if holder is not None:
+            where = ran_elsewhere(holder) or "another worker"
+            runs = "runs them" if holder.state == TrialState.RUNNING else f"ran them to {holder.state.name}"
             _log.warning(
-                "warning: trial #%d was ended by another process while this one ran it: its result is not "
-                "kept, as another process (a resume) queues its values again, after trial #%d was interrupted",
+                "warning: trial #%d %s %s: its result is not kept, as trial #%d, queued to run its values "
+                "again, %s (%s), and that run counts",
                 number,
-                last.number,
+                ended,
+                result.state.name,
+                holder.number,
+                runs,
+                where,
             )
-        return kept
-    return study._storage.create_new_trial(study._study_id, template_trial=result)
+            return None
+        if lost is None:
+            key = _next_retry_claim(number, retries)
+            if claim(study, key):
+                return study._storage.create_new_trial(study._study_id, template_trial=result)
+            lost = key
+        elif time.monotonic() > waited:
+            _log.warning(
+                "warning: trial #%d %s %s: its result is not kept, as another process claimed to queue its "
+                "values again (%s), and their trial was not there after %g s",
+                number,
+                ended,
+                result.state.name,
+                lost,
+                RETRY_WAIT_S,
+            )
+            return None
+        time.sleep(0.1)
+
+
+def _next_retry_claim(number: int, retries: list[FrozenTrial]) -> str:
+    """The claim (`stale.claim`) of the next retry of trial `number`'s values, whose `retries` all failed:
+    a resume's (`REQUEUED`) where the last was interrupted, else the one of the process that failed the
+    last of them (or trial `number`), as stale or as its worker's died (`RETRIED`)."""
+    last = retries[-1] if retries else None
+    if last is not None and was_interrupted(last):
+        return f"{REQUEUED}{last.number}"
+    return f"{RETRIED}{last.number if last is not None else number}"
 
 
 def _retries_of(trials: list[FrozenTrial], number: int) -> list[FrozenTrial]:

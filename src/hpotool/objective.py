@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpotool import kept_writes
 from hpotool.config import (
     RunConfig,
 )
@@ -104,9 +105,10 @@ def make_objective(
                 value = result.metrics[opt.metric]
                 # After the last epoch the training is spent: the trial completes, whatever a pruner says
                 # (successive halving with a rung there, the median pruner, marked every such trial PRUNED).
-                last = config.trainer is None and result.epoch + 1 >= config.epochs
+                final = result.epoch + 1 >= config.epochs  # a user's training function may run other counts
+                last = config.trainer is None and final
                 try:
-                    trial.report(value, step=result.epoch)
+                    kept_writes.report(trial, value, result.epoch, final=final)
                     prune = not last and trial.should_prune()
                 except Exception as exc:  # told apart here: a user's own database error is the training's
                     if lost_connection(exc) is None:
@@ -148,9 +150,9 @@ def make_objective(
                 attrs["history"] = history
                 attrs["epochs_run"] = len(history)
                 for key, value in attrs.items():
-                    trial.set_user_attr(key, value)
+                    kept_writes.set_user_attr(trial, key, value)
             _free_device_memory(config.device)
-        trial.set_user_attr("metrics", result.metrics)
+        kept_writes.set_user_attr(trial, "metrics", result.metrics)
         unmeasured = [c for c in limits if c.metric not in result.metrics]
         if unmeasured:  # a user's training function returns what it likes: say which value is missing
             error = _unmeasured_error(
@@ -161,9 +163,10 @@ def make_objective(
         if limits:
             values = constraint_values(limits, result.metrics)
             for limit, value in zip(limits, values, strict=True):
-                trial.set_constraint(str(limit), value)  # what Optuna's samplers and best_trial read
-            trial.set_user_attr("constraints", values)
-            trial.set_user_attr("feasible", all(v <= 0 for v in values))
+                # what Optuna's samplers and best_trial read
+                kept_writes.set_constraint(trial, str(limit), value)
+            kept_writes.set_user_attr(trial, "constraints", values)
+            kept_writes.set_user_attr(trial, "feasible", all(v <= 0 for v in values))
         missing = [m for m in opt.objectives if m not in result.metrics]
         if missing:
             error = _missing_metric_error(config, result.metrics, missing, bool(history))
@@ -174,7 +177,7 @@ def make_objective(
         ]
         if diverged:  # Optuna would fail the trial with no reason recorded
             reason = f"{', '.join(diverged)} at the end of the run"
-            trial.set_user_attr("prune_reason", reason)
+            kept_writes.set_user_attr(trial, "prune_reason", reason)
             raise optuna.TrialPruned(reason)
         if opt.multi_objective:
             return [result.metrics[m] for m in opt.objectives]

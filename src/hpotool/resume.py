@@ -17,7 +17,14 @@ from hpotool.formatting import format_choice, format_value
 from hpotool.interrupts import deferred
 from hpotool.plan import WARM_START, StudyPlan
 from hpotool.search_space import FloatParam, IntParam, contains, encode_params
-from hpotool.stale import enqueue_owned, fail_dead_local_trials, fail_ownerless_trials, fail_trial, in_use
+from hpotool.stale import (
+    claim,
+    enqueue_owned,
+    fail_dead_local_trials,
+    fail_ownerless_trials,
+    fail_trial,
+    in_use,
+)
 from hpotool.storage_settings import heartbeat_settings
 from hpotool.study import FINISHED
 
@@ -107,17 +114,6 @@ def _warm_start_key(params: Mapping[str, Any], trials: list[FrozenTrial]) -> str
 
     point = hashlib.sha256(json.dumps(params, sort_keys=True, default=repr).encode()).hexdigest()[:32]
     return f"{WARM_QUEUED}{point}:{sum(_held(t, params) for t in trials)}"
-
-
-def claim(study: optuna.Study, key: str) -> bool:
-    """Whether this process is the only one to claim `key` in `study`: on SQLite, PostgreSQL and MySQL by an
-    insert the database lets one process make (`FastReadRDBStorage.claim`). Optuna's journal storages (Redis,
-    journal files) apply every write in the journal's order, and hold no such conditional write: there
-    every caller claims it (two resumes at the same moment may both queue a point)."""
-    from hpotool.rdb import FastReadRDBStorage
-
-    backend = getattr(study._storage, "_backend", study._storage)
-    return not isinstance(backend, FastReadRDBStorage) or backend.claim(study._study_id, key)
 
 
 # Optuna's RetryHeartbeatStaleTrialCallback counts a stale trial's retries in these system attributes.

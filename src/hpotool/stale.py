@@ -175,6 +175,23 @@ def in_use(study: optuna.Study, trials: list[FrozenTrial], grace_s: float) -> st
     return None
 
 
+def claim(study: optuna.Study, key: str) -> bool:
+    """Whether this process is the only one to claim `key` in `study`: on SQLite, PostgreSQL and MySQL by an
+    insert the database lets one process make (`FastReadRDBStorage.claim`). Optuna's journal storages (Redis,
+    journal files) apply every write in the journal's order, and hold no such conditional write: there
+    every caller claims it (two resumes at the same moment may both queue a point)."""
+    from hpotool.rdb import FastReadRDBStorage
+
+    backend = getattr(study._storage, "_backend", study._storage)
+    return not isinstance(backend, FastReadRDBStorage) or backend.claim(study._study_id, key)
+
+
+# The study system attr that one process claims (`claim`) to queue trial N's values again once it failed it
+# as stale or as its worker's died (`storage.retry_stale_trial`, `_queue_retry`), and that the live worker of
+# a trial so failed claims to keep its result as a new trial (`kept_results`): of the two, one holds them.
+RETRIED = "hpotool:retried:"
+
+
 # The system attr of a trial that its own process told FAIL as its run failed (its training, a missing
 # metric, a failed draw: `trial_run.run_trial`), what `--max-failures` counts (`failed_in_run`). A FAIL another
 # process wrote (a stale check that took its live worker for dead, a dead worker's, `fail-stale`) or an
@@ -268,14 +285,14 @@ def _queue_retry(study: optuna.Study, dead: FrozenTrial, values: dict[str, Any])
     Optuna's retry count on (`failed_trial`, `retry_history`, as a stale trial's retry does), so deaths of
     both kinds count together: before, a stale retry whose worker died here was queued with a count begun
     afresh, and a point whose workers died by turns stale and here was queued again and again. None past
-    `MAX_RETRY` retries."""
+    `MAX_RETRY` retries, nor where another process claimed them first (`RETRIED`)."""
     from optuna.trial import TrialState, create_trial
 
     from hpotool.storage_settings import MAX_RETRY
 
     history = [*dead.system_attrs.get("retry_history", []), dead.number]
-    if len(history) > MAX_RETRY:
-        return
+    if len(history) > MAX_RETRY or not claim(study, f"{RETRIED}{dead.number}"):
+        return  # past the count, or the trial's live worker keeps its result in their place (`RETRIED`)
     count = {"failed_trial": dead.system_attrs.get("failed_trial", dead.number), "retry_history": history}
     study.add_trial(
         create_trial(

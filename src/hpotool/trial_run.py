@@ -96,7 +96,7 @@ def run_trial(
     with deferred():  # a signal now ends the study after the trial is told, not half-way through
         try:
             if asked is not None:  # MySQL keeps Optuna's datetimes in whole seconds
-                record_seconds(study, trial, time.perf_counter() - asked)
+                record_seconds(trial, time.perf_counter() - asked)
             # Every FAIL goes with its reason in one write: the objective's for its training's error, a missing
             # metric, a failed draw (`objective.give_reason`), "interrupted", any other error's message; a
             # failed run's with its mark (`RUN_FAILED`), which --max-failures counts.
@@ -158,7 +158,7 @@ def end_interrupted(study: optuna.Study, trial: optuna.Trial, asked: float) -> N
         return
     try:
         trial.set_user_attr("worker", owner())
-        record_seconds(study, trial, time.perf_counter() - asked)
+        record_seconds(trial, time.perf_counter() - asked)
         _tell_failed(study, trial, "interrupted")
     except optuna.exceptions.UpdateFinishedTrialError:
         pass  # another process (a stale check) ended it between the two writes: its state stands

@@ -1,0 +1,56 @@
+"""The writes of a trial's run that the storage refuses because another process ended the trial as this
+one ran it (a stale check that took this live worker for dead): kept on the trial's copy in this process
+(`_cached_frozen_trial`), which the result kept for it (`kept_results.keep_result`) carries.
+
+Before, such a refused write was taken for a failure of the training: a run that had its final value
+(another process's FAIL landing during its last epoch, or after it, before the tell) ended FAIL, and the
+retry that process queued ran the values a second time."""
+
+from __future__ import annotations
+
+import contextlib
+
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+
+
+def report(trial: optuna.Trial, value: float, step: int, *, final: bool) -> None:
+    """`trial.report(value, step)`. Where the storage refuses it (another process ended the trial), at the
+    run's `final` epoch the value is kept here and the run goes on to its result; before it, the run stops
+    at Optuna's error (`UpdateFinishedTrialError`): its values run again in the retry that process queued.
+
+    Reports are written at most every second (`rdb.BufferedRDBStorage`), so a run of short epochs may learn
+    of the FAIL only after its last one, and keep its result then."""
+    try:
+        trial.report(value, step)
+    except UpdateFinishedTrialError:
+        if not final:
+            raise
+        trial._cached_frozen_trial.intermediate_values[step] = value
+
+
+def set_user_attr(trial: optuna.Trial, key: str, value: object) -> None:
+    """`trial.set_user_attr(key, value)`, kept here where another process ended the trial."""
+    try:
+        trial.set_user_attr(key, value)
+    except UpdateFinishedTrialError:
+        trial._cached_frozen_trial.user_attrs[key] = value
+
+
+def set_constraint(trial: optuna.Trial, key: str, value: float) -> None:
+    """`trial.set_constraint(key, value)`, kept here (under Optuna's key) where another process ended the
+    trial."""
+    from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
+
+    try:
+        trial.set_constraint(key, value)
+    except UpdateFinishedTrialError:
+        trial._cached_frozen_trial.system_attrs[f"{_CONSTRAINTS_KEY}:{key}"] = value
+
+
+def set_system_attr(trial: optuna.Trial, key: str, value: float) -> None:
+    """The system attr `key` of `trial` set to `value` in its storage, and kept here where another process
+    ended the trial."""
+    with contextlib.suppress(UpdateFinishedTrialError):
+        trial.storage.set_trial_system_attr(trial._trial_id, key, value)
+    trial._cached_frozen_trial.system_attrs[key] = value
