@@ -768,6 +768,22 @@ def test_a_study_read_from_a_subfolder_names_the_studies_folder_above(
     assert given.exit_code == 0 and "study tiny: 1 trial(s)" in given.output
 
 
+def test_studies_and_trials_quote_the_study_name_in_a_kept_stop_note_as_optimize_does(tmp_path: Path) -> None:
+    # `studies` and `trials` said "note: study tiny: a run ... stopped", where `optimize` says "note: study
+    # 'tiny': a run ... stopped" of the same note.
+    from hpotool import stop_note
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    _plain_study(url, "tiny", "minimize", [1.0])
+    stop_note.keep("tiny", url, "interrupted between trials")
+    for args in (["studies"], ["trials", "--study-name", "tiny"]):
+        result = runner.invoke(app, [*args, "--storage", url], catch_exceptions=False)
+        assert result.exit_code == 0 and "note: study 'tiny': a run (pid " in result.stderr, (
+            args,
+            result.stderr,
+        )
+
+
 def test_a_relative_storage_read_from_a_subfolder_names_the_folder_above_that_holds_the_study(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
