@@ -626,6 +626,18 @@ def test_python_m_hpotool_exits_with_the_commands_code_after_a_caught_ctrl_c(tmp
             "to join a study with the configs stored on it",
         ),
         (["studies", "--bogus"], "error: No such option: --bogus (see hpotool studies --help)"),
+        # was "No such option: --bogus (Possible options: --out)": click's match, found in the `--`
+        (["report", "--bogus"], "error: No such option: --bogus (see hpotool report --help)"),
+        (
+            # was "(Possible options: --state, --storage, --study-name)"
+            ["trials", "--stuy-name", "x"],
+            "error: No such option: --stuy-name. Did you mean --study-name? (see hpotool trials --help)",
+        ),
+        (
+            ["optimize", "--run_config", "run.yaml"],
+            "error: No such option: --run_config. Did you mean --run-config? (see hpotool optimize --help)",
+        ),
+        (["--debg", "studies"], "error: No such option: --debg. Did you mean --debug? (see hpotool --help)"),
         (
             # was "No such option: --debug (see hpotool optimize --help)", a help without it
             ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "--debug"],
