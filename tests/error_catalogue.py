@@ -38,6 +38,7 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)  # environment variables set for the command
     elsewhere: str | None = None  # a folder the configs are written to and the study created in, run from
     # there; the command, run from here, names that folder's configs in `args`. `<cwd>` in `message`: here
+    elsewhere_args: tuple[str, ...] = ()  # extra arguments of the command that creates the study elsewhere
     command: tuple[str, ...] = ()  # another command than `optimize` (its whole argv; `args` unused)
     files: dict[str, str] = field(default_factory=dict)  # files written before the command, path -> text
     run_in: str | None = None  # a subfolder the command runs in (made for it)
@@ -2014,6 +2015,15 @@ CASES = [
         "error: study 'tiny' is in <cwd>/sub/studies/tiny.db, beside sub/optimize.yaml, but the relative storage sqlite:///studies/tiny.db is read from the folder the command runs in, where a new study would start (<cwd>/studies/tiny.db); run from <cwd>/sub, or give --storage sqlite:///<cwd>/sub/studies/tiny.db, to resume it (--storage sqlite:///studies/tiny.db starts a new one here)",
         args=("--run-config", "sub/run.yaml", "--optimize-config", "sub/optimize.yaml", "--dry-run"),
         elsewhere="sub",
+    ),
+    Case(
+        "journal-storage-elsewhere",
+        "the default storage run from another folder than the one whose studies/NAME.log journal holds the study (--storage journal:studies/NAME.log left out)",
+        "error: study 'tiny' is in journal:<cwd>/sub/studies/tiny.log, beside sub/optimize.yaml, and without --storage a new one would start in sqlite:///studies/tiny.db (<cwd>/studies/tiny.db); give --storage journal:<cwd>/sub/studies/tiny.log to resume it, or another study_name",
+        args=("--run-config", "sub/run.yaml", "--optimize-config", "sub/optimize.yaml"),
+        elsewhere="sub",
+        elsewhere_args=("--storage", "journal:studies/tiny.log"),
+        files={"sub/optimize.yaml": _optimize_text()},  # no storage: the default
     ),
     Case(
         "relative-storage-from-the-configs-folder",

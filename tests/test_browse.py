@@ -359,6 +359,29 @@ def test_a_failed_trial_s_note_goes_under_the_trials_table_where_its_column_woul
     assert "│ worker died (pid 24778) │" in wide.stdout and "#0:" not in wide.stdout
 
 
+def test_a_trials_table_narrower_than_its_title_prints_the_title_whole_at_80_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rich folded a title to its table's width: a long study name over a narrow trials table took three
+    lines ("study", "sweep_of_the_digits_mlp_with_cosine_schedule_2026_12_", "06_x: 2 trial(s)")."""
+    import hpotool.cli.terminal
+
+    name = "sweep_of_the_digits_mlp_with_cosine_schedule_2026_12_06_x"
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    _plain_study(url, name, "minimize", [0.5, 0.25])
+    monkeypatch.setattr(hpotool.cli.terminal.out_console(), "width", 80)
+    result = runner.invoke(app, ["trials", "--study-name", name, "--storage", url], catch_exceptions=False)
+    lines = result.stdout.splitlines()
+    assert result.exit_code == 0 and lines[0] == f"study {name}: 2 trial(s)", result.stdout
+    assert lines[1].startswith("┏") and len(lines[1]) < len(lines[0]), result.stdout  # the table, narrower
+    # One wider than the terminal folds at the terminal's width, not the table's.
+    longer = "x" * 90
+    _plain_study(url, longer, "minimize", [0.5])
+    result = runner.invoke(app, ["trials", "--study-name", longer, "--storage", url], catch_exceptions=False)
+    lines = [line.rstrip() for line in result.stdout.splitlines()]
+    assert lines[:3] == ["study", "x" * 80, "x" * 10 + ": 1 trial(s)"], result.stdout
+
+
 def test_studies_table_keeps_directions_dates_and_best_values_whole_at_80_columns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -766,6 +789,22 @@ def test_a_study_read_from_a_subfolder_names_the_studies_folder_above(
         app, ["trials", "--study-name", "tiny", "--storage", f"sqlite:///{tmp_path}/studies/tiny.db"]
     )
     assert given.exit_code == 0 and "study tiny: 1 trial(s)" in given.output
+
+
+def test_studies_and_trials_quote_the_study_name_in_a_kept_stop_note_as_optimize_does(tmp_path: Path) -> None:
+    # `studies` and `trials` said "note: study tiny: a run ... stopped", where `optimize` says "note: study
+    # 'tiny': a run ... stopped" of the same note.
+    from hpotool import stop_note
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    _plain_study(url, "tiny", "minimize", [1.0])
+    stop_note.keep("tiny", url, "interrupted between trials")
+    for args in (["studies"], ["trials", "--study-name", "tiny"]):
+        result = runner.invoke(app, [*args, "--storage", url], catch_exceptions=False)
+        assert result.exit_code == 0 and "note: study 'tiny': a run (pid " in result.stderr, (
+            args,
+            result.stderr,
+        )
 
 
 def test_a_relative_storage_read_from_a_subfolder_names_the_folder_above_that_holds_the_study(

@@ -626,6 +626,18 @@ def test_python_m_hpotool_exits_with_the_commands_code_after_a_caught_ctrl_c(tmp
             "to join a study with the configs stored on it",
         ),
         (["studies", "--bogus"], "error: No such option: --bogus (see hpotool studies --help)"),
+        # was "No such option: --bogus (Possible options: --out)": click's match, found in the `--`
+        (["report", "--bogus"], "error: No such option: --bogus (see hpotool report --help)"),
+        (
+            # was "(Possible options: --state, --storage, --study-name)"
+            ["trials", "--stuy-name", "x"],
+            "error: No such option: --stuy-name. Did you mean --study-name? (see hpotool trials --help)",
+        ),
+        (
+            ["optimize", "--run_config", "run.yaml"],
+            "error: No such option: --run_config. Did you mean --run-config? (see hpotool optimize --help)",
+        ),
+        (["--debg", "studies"], "error: No such option: --debg. Did you mean --debug? (see hpotool --help)"),
         (
             # was "No such option: --debug (see hpotool optimize --help)", a help without it
             ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "--debug"],
@@ -1058,6 +1070,38 @@ def test_the_dry_run_refuses_a_second_study_beside_a_journal_as_the_run_does(
         result = runner.invoke(app, [*args, *extra])
         assert result.exit_code == 2 and result.stderr.strip() == line, result.output
     assert not (tmp_path / "studies" / "tiny.db").exists()
+
+
+@pytest.mark.parametrize("run_from", ["configs", "sub"])
+def test_a_journal_study_resumed_from_another_folder_without_storage_is_refused(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, monkeypatch: pytest.MonkeyPatch, run_from: str
+) -> None:
+    """A study run with `--storage journal:studies/tiny.log` from the project's root, run again without
+    --storage from configs/ (or a subfolder) started a new study in configs/studies/tiny.db, silently: only
+    a journal in the folder the command runs in was looked for, where a SQLite file was looked for beside the
+    config and in the folders above too."""
+    del opt_dict["storage"]  # the default: studies/tiny.db, from the folder the command runs in
+    opt_dict["n_trials"] = 1
+    (tmp_path / "configs").mkdir()
+    write_configs(tmp_path / "configs", run_dict, opt_dict)
+    first = ["optimize", "-r", "configs/run.yaml", "-o", "configs/optimize.yaml", "-q"]
+    assert runner.invoke(app, [*first, "--storage", "journal:studies/tiny.log"]).exit_code == 0
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / run_from)
+    at = "" if run_from == "configs" else "../configs/"
+    args = ["optimize", "-r", f"{at}run.yaml", "-o", f"{at}optimize.yaml", "-q", "--n-trials", "2"]
+    journal = tmp_path / "studies" / "tiny.log"
+    line = (
+        f"error: study 'tiny' is in journal:{journal}, in a folder above ({tmp_path}), and without --storage a "
+        f"new one would start in sqlite:///studies/tiny.db ({tmp_path / run_from / 'studies' / 'tiny.db'}); give "
+        f"--storage journal:{journal} to resume it, or another study_name\n"
+    )
+    for extra in ([], ["--dry-run"]):
+        refused = runner.invoke(app, [*args, *extra], catch_exceptions=False)
+        assert refused.exit_code == 2 and refused.output == line, refused.output
+    assert not (tmp_path / run_from / "studies").exists()
+    resumed = runner.invoke(app, [*args, "--storage", f"journal:{journal}"], catch_exceptions=False)
+    assert resumed.exit_code == 0 and "2/2 finished, 1 run now" in resumed.output, resumed.output
 
 
 @pytest.mark.parametrize("where", ["option", "config"])

@@ -78,7 +78,9 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case, request: py
         os.chdir(case.elsewhere)
         try:
             _write(Case("base", "", ""))
-            made = runner.invoke(app, [*ARGS, "--n-trials", "1", "-q"], catch_exceptions=False)
+            made = runner.invoke(
+                app, [*ARGS, "--n-trials", "1", "-q", *case.elsewhere_args], catch_exceptions=False
+            )
         finally:
             os.chdir(here)
         assert made.exit_code == 0, made.output

@@ -738,12 +738,15 @@ def test_fail_stale_marks_dead_trials_and_queues_a_retry(
     result = CliRunner().invoke(
         app, ["fail-stale", "--study-name", "s", "--storage", url], catch_exceptions=False
     )
-    assert result.exit_code == 0 and "marked 1 stale trial(s) FAIL: #0" in result.stdout
+    assert result.exit_code == 0
+    assert "marked 1 stale trial FAIL: #0; its values are queued to run again" in " ".join(
+        result.stdout.split()
+    )
     # Not "(a live worker)": a trial whose machine was killed a second ago is left too, until its heartbeat
     # is older than the grace period; the line says how old each heartbeat is, and when to run again.
     left = re.search(
-        r"left 1 running trial\(s\) alone, their heartbeat younger than the 60 s grace period: "
-        r"#1 \(heartbeat ([0-9]+) s old\); each is a live worker's, or one that died less than 60 s ago "
+        r"left 1 running trial alone, its heartbeat younger than the 60 s grace period: "
+        r"#1 \(heartbeat ([0-9]+) s old\); it is a live worker's, or one that died less than 60 s ago "
         r"\(run fail-stale again once its heartbeat is older\)",
         " ".join(result.stdout.split()),
     )
@@ -771,7 +774,7 @@ def test_fail_stale_without_heartbeat_marks_the_trials_of_dead_processes_of_this
     result = CliRunner().invoke(app, ["fail-stale", "--study-name", "s", "--storage", url])
     assert result.exit_code == 0, result.output
     assert result.stdout.replace("\n", " ") == (
-        "marked 1 stale trial(s) FAIL: #0 left 1 running trial(s) alone, of live processes or other machines "
+        "marked 1 stale trial FAIL: #0; its values are queued to run again left 1 running trial alone, of live processes or other machines "
         "(this storage has no heartbeat to tell a dead worker from a live one; once every worker is stopped, run "
         "again with --all-running): #1 "
     )
@@ -779,6 +782,50 @@ def test_fail_stale_without_heartbeat_marks_the_trials_of_dead_processes_of_this
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING]
     assert trials[2].system_attrs["fixed_params"] == dead_here.params
     assert trials[2].user_attrs == {"retry_of": 0}
+
+
+def test_fail_stale_says_whose_values_it_queued_again(tmp_path: Path) -> None:
+    # It said "marked 3 stale trial(s) FAIL: #2, #3, #4", and nothing of the retries it queued (or did not).
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    url = f"journal:{tmp_path / 's.log'}"
+    study = optuna.create_study(study_name="s", storage=make_storage(url))
+    for _ in range(2):  # #0 died, and its retry #1 too
+        study.add_trial(
+            create_trial(
+                state=TrialState.FAIL, params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)}
+            )
+        )
+    retry_count = {"failed_trial": 0, "retry_history": [0, 1]}
+    study.add_trial(
+        create_trial(state=TrialState.WAITING, system_attrs={"fixed_params": {"x": 0.5}, **retry_count})
+    )
+    twice_retried, fresh = study.ask(), study.ask()
+    study.ask()  # #4 draws nothing
+    twice_retried.suggest_float("x", 0, 1)
+    fresh.suggest_float("x", 0, 1)
+    result = CliRunner().invoke(app, ["fail-stale", "--study-name", "s", "--storage", url, "--all-running"])
+    assert result.exit_code == 0, result.output
+    assert " ".join(result.stdout.split()) == (
+        "marked 3 stale trials FAIL: #2, #3, #4; the values of #3 are queued to run again, not those of #2, #4 "
+        "(they drew no values, or had their values retried already)"
+    )
+    trials = optuna.load_study(study_name="s", storage=make_storage(url)).get_trials()
+    assert [t.number for t in trials if t.state == TrialState.WAITING] == [5]
+    assert trials[5].params == fresh.params and trials[5].system_attrs["retry_history"] == [3]
+    # One trial, counted in the singular: #3's retry #5 is queued again, and #5's retry #6 is not (Optuna's
+    # count of retries, MAX_RETRY = 2).
+    for number, retries in (
+        (5, "its values are queued to run again"),
+        (6, "its values are not queued again"),
+    ):
+        assert study.ask().number == number
+        result = CliRunner().invoke(
+            app, ["fail-stale", "--study-name", "s", "--storage", url, "--all-running"]
+        )
+        assert " ".join(result.stdout.split()).startswith(f"marked 1 stale trial FAIL: #{number}; {retries}")
+    assert "(it drew no values, or had its values retried already)" in " ".join(result.stdout.split())
 
 
 def test_fail_stale_without_heartbeat_needs_all_running(tmp_path: Path) -> None:
@@ -794,7 +841,11 @@ def test_fail_stale_without_heartbeat_needs_all_running(tmp_path: Path) -> None:
         "--all-running\n"
     )
     result = CliRunner().invoke(app, ["fail-stale", "--study-name", "s", "--storage", url, "--all-running"])
-    assert result.exit_code == 0 and "marked 1 stale trial(s) FAIL: #0" in result.stdout
+    assert result.exit_code == 0
+    assert (
+        result.stdout.replace("\n", " ")
+        == "marked 1 stale trial FAIL: #0; its values are queued to run again "
+    )
     trials = optuna.load_study(study_name="s", storage=make_storage(url)).get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
     assert trials[0].user_attrs["fail_reason"] == "stale: marked failed by fail-stale"

@@ -61,6 +61,22 @@ def retry_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> N
     retry(study, before)
 
 
+def queued_again(study: optuna.Study, numbers: list[int]) -> list[int]:
+    """Which of the trials `numbers`, just marked FAIL, had their values queued to run again: those a later
+    trial's `retry_history` ends with (a stale trial's retry, or that of a trial whose process died here). A
+    trial that drew no values, or whose values had their retries already, has none."""
+    failed = set(numbers)
+    return sorted(
+        {
+            history[-1]
+            for t in study.get_trials(deepcopy=False)
+            if (history := t.system_attrs.get("retry_history"))
+            and history[-1] in failed
+            and t.number > history[-1]
+        }
+    )
+
+
 def has_heartbeat(storage: optuna.storages.BaseStorage) -> bool:
     from optuna.storages._heartbeat import is_heartbeat_enabled
 

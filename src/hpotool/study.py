@@ -53,7 +53,10 @@ def versions() -> dict[str, str]:
 
 def _refuse_a_second_study_beside_a_journal(plan: StudyPlan) -> None:
     """A study run with `--storage journal:studies/NAME.log` and resumed without it would start over in a
-    new studies/NAME.db, silently: refused, naming the journal, before the SQLite file is made.
+    new studies/NAME.db, silently: refused, naming the journal, before the SQLite file is made. The journal
+    is looked for here, then where `_folders_that_may_hold` a relative storage of a study run from elsewhere
+    (beside the optimize config, in the folders above): run from configs/, a resume started over in
+    configs/studies/NAME.db while the study sat in the project's studies/NAME.log.
 
     A storage given (`--storage`, the config's `storage:`), the default file's URL written out included,
     is the one asked for: it was refused too, "without --storage", with --storage in the command.
@@ -61,24 +64,45 @@ def _refuse_a_second_study_beside_a_journal(plan: StudyPlan) -> None:
     Raises:
         HpoError: the default SQLite file does not exist and studies/NAME.log holds a study of this name.
     """
-    from hpotool.storage_files import is_optuna_journal
+    import os
+
     from hpotool.storage_url import DEFAULT_ORIGIN
 
     name = plan.opt.study_name
     default, journal = Path("studies") / f"{name}.db", Path("studies") / f"{name}.log"
     if plan.storage_origin != DEFAULT_ORIGIN or plan.storage_url != f"sqlite:///{default}":
         return
-    if default.exists() or not journal.is_file():
+    if default.exists():
         return
-    if not journal.stat().st_size or not is_optuna_journal(journal):
-        return
-    url = f"journal:{journal}"
-    names = [s.study_name for s in make_storage(url, create=False).get_all_studies()]
-    if name in names:
+    if _journal_holds(journal, name):
+        url = f"journal:{journal}"
         raise HpoError(
             f"study {name!r} is in {url}, and without --storage a new one would start in {shown_url(plan.storage_url)}; "
             f"give --storage {quote(url)} (or storage: in the config) to resume it, or another study_name"
         )
+    if plan.storage_from is None:  # joined with the configs stored on the study: no config folder
+        return
+    config_folder = Path(os.path.abspath(Path(plan.storage_from).parent))
+    for folder in _folders_that_may_hold(config_folder):
+        there = folder / journal
+        if _journal_holds(there, name):
+            where = (
+                f"beside {plan.storage_from}" if folder == config_folder else f"in a folder above ({folder})"
+            )
+            raise HpoError(
+                f"study {name!r} is in journal:{there}, {where}, and without --storage a new one would start in "
+                f"{shown_url(plan.storage_url)} ({os.path.abspath(default)}); give --storage "
+                f"{quote(f'journal:{there}')} to resume it, or another study_name"
+            )
+
+
+def _journal_holds(journal: Path, name: str) -> bool:
+    """Whether `journal` is an Optuna journal file holding a study named `name`."""
+    from hpotool.storage_files import is_optuna_journal
+
+    if not journal.is_file() or not journal.stat().st_size or not is_optuna_journal(journal):
+        return False
+    return name in [s.study_name for s in make_storage(f"journal:{journal}", create=False).get_all_studies()]
 
 
 def _refuse_a_second_study_beside_the_config(plan: StudyPlan) -> None:

@@ -89,7 +89,7 @@ def studies(
             out_console().print(escape(line), soft_wrap=True)  # whole, to copy and paste
         for r in rows:
             if r["unseen_stop"]:  # `optimize ... |& head`: why its study stopped short, said nowhere else
-                print_note(f"study {r['name']}: {r['unseen_stop']}")
+                print_note(f"study {r['name']!r}: {r['unseen_stop']}")
 
 
 @app.command(short_help="List a study's trials, best first.")
@@ -118,7 +118,7 @@ def trials(
 
         # `optimize ... |& head`: why the study stopped short, said nowhere else; under the table
         unseen = kept(study.user_attrs)
-        unseen_note = f"study {study_name}: {unseen}" if unseen is not None else None
+        unseen_note = f"study {study_name!r}: {unseen}" if unseen is not None else None
         if not rows:  # an empty table says less than a line naming what the study has
             from hpotool.ranking import state_counts
 

@@ -56,8 +56,27 @@ def _show_usage_error(self: Any, file: Any = None) -> None:
             err=True,
         )
         return
-    message = self.format_message().rstrip(".")
+    if type(self).__name__ == "NoSuchOption" and self.ctx is not None:
+        message = f"{self.message}{_near_option(self.option_name, self.ctx)}"
+    else:
+        message = self.format_message().rstrip(".")
     typer.echo(f"error: {message} (see {command} --help)", file=file, err=True)
+
+
+def _near_option(given: str, ctx: Any) -> str:
+    """`. Did you mean --run-config?` for an unknown option, as click says it of an unknown command, naming
+    the one option of the command that looks most like it; "" where none does. Compared without their
+    dashes: click's own "(Possible options: --out)" for `--bogus` matched little more than the `--`."""
+    from hpotool.near_names import closest
+
+    names = {
+        name.lstrip("-"): name
+        for param in ctx.command.get_params(ctx)
+        if param.param_type_name == "option" and not getattr(param, "hidden", False)
+        for name in (*param.opts, *param.secondary_opts)
+    }
+    near = closest(given.lstrip("-"), names, n=1)
+    return f". Did you mean {names[near[0]]}?" if near else ""
 
 
 def _bad_option_value(error: Any) -> str | None:

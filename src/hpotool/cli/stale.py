@@ -30,7 +30,7 @@ def fail_stale(
         from optuna.trial import TrialState
 
         from hpotool.browse import find_study
-        from hpotool.heartbeat import fail_stale_trials, has_heartbeat
+        from hpotool.heartbeat import fail_stale_trials, has_heartbeat, queued_again
         from hpotool.stale import fail_dead_local_trials, fail_ownerless_trials, heartbeat_ages
         from hpotool.storage_faults import cannot_write
         from hpotool.storage_settings import heartbeat_settings
@@ -59,25 +59,29 @@ def fail_stale(
                 f"every worker, then run again with --all-running"
             )
         if failed:
-            out_console().print(f"marked {len(failed)} stale trial(s) FAIL: {_numbers(sorted(failed))}")
+            failed.sort()
+            out_console().print(
+                f"marked {_trials(len(failed), 'stale')} FAIL: {_numbers(failed)}; "
+                f"{_retries(failed, queued_again(study, failed))}"
+            )
         else:
             out_console().print(f"no {'running' if all_running else 'stale'} trial: nothing marked FAIL")
         if alive and heartbeat:
             # A trial whose machine was killed seconds ago is left too: its heartbeat is not yet stale.
-            grace = heartbeat_settings()[1]
+            grace, one = heartbeat_settings()[1], len(alive) == 1
             ages = heartbeat_ages(study)
             listed = ", ".join(
                 f"#{n} (heartbeat {ages[n]:.0f} s old)" if n in ages else f"#{n} (no heartbeat yet)"
                 for n in alive
             )
             out_console().print(
-                f"left {len(alive)} running trial(s) alone, their heartbeat younger than the {grace} s grace "
-                f"period: {listed}; each is a live worker's, or one that died less than {grace} s ago (run "
-                f"fail-stale again once its heartbeat is older)"
+                f"left {_trials(len(alive), 'running')} alone, {'its' if one else 'their'} heartbeat younger than "
+                f"the {grace} s grace period: {listed}; {'it' if one else 'each'} is a live worker's, or one that "
+                f"died less than {grace} s ago (run fail-stale again once its heartbeat is older)"
             )
         elif alive:
             out_console().print(
-                f"left {len(alive)} running trial(s) alone, of live processes or other machines (this storage has "
+                f"left {_trials(len(alive), 'running')} alone, of live processes or other machines (this storage has "
                 f"no heartbeat to tell a dead worker from a live one; once every worker is stopped, run again "
                 f"with --all-running): {_numbers(alive)}"
             )
@@ -85,3 +89,22 @@ def fail_stale(
 
 def _numbers(trial_numbers: list[int]) -> str:
     return ", ".join(f"#{n}" for n in trial_numbers)
+
+
+def _trials(count: int, kind: str) -> str:
+    """`count` trials of `kind`, counted in words: "1 stale trial", "3 stale trials"."""
+    return f"{count} {kind} trial{'' if count == 1 else 's'}"
+
+
+def _retries(failed: list[int], queued: list[int]) -> str:
+    """Whose values, of the trials `failed` marked FAIL, are queued to run again (`queued`), in words."""
+    left = [n for n in failed if n not in queued]
+    one = len(left if queued else failed) == 1
+    why = (
+        f"{'it' if one else 'they'} drew no values, or had {'its' if one else 'their'} values retried already"
+    )
+    if not queued:
+        return f"{'its' if one else 'their'} values are not queued again ({why})"
+    if not left:
+        return f"{'its' if len(failed) == 1 else 'their'} values are queued to run again"
+    return f"the values of {_numbers(queued)} are queued to run again, not those of {_numbers(left)} ({why})"

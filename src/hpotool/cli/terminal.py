@@ -67,11 +67,32 @@ def escape(text: str) -> str:
 def plain_table(title: str, **kwargs: Any) -> Table:
     """A left-titled rich table whose title, headers and cells are plain text: study, parameter and
     metric names come from users and plain Optuna studies, and "[x]" in them is not rich markup. A cell
-    too wide for its column folds; none is cut short."""
+    too wide for its column folds; none is cut short. A title longer than the table prints whole above it,
+    folded only where the terminal is narrower than it."""
+    from rich.segment import Segment
     from rich.table import Table
     from rich.text import Text
 
     class PlainTable(Table):
+        def __rich_console__(self, console: Any, options: Any) -> Any:
+            # Rich folds the title to the table's width: a long study name over a narrow table ("study
+            # a_very_long_s" over "tudy_name_for" ...) took six lines where one fitted the terminal.
+            title = self.title
+            if not isinstance(title, Text) or not title.plain:
+                yield from super().__rich_console__(console, options)
+                return
+            self.title = None
+            try:
+                lines = console.render_lines(self, options, pad=False)
+            finally:
+                self.title = title
+            width = max((Segment.get_line_length(line) for line in lines), default=0)
+            width = max(width, min(title.cell_len, options.max_width))
+            yield from console.render(title, options.update(width=width, justify=self.title_justify))
+            for line in lines:
+                yield from line
+                yield Segment.line()
+
         def add_column(self, header: Any = "", *args: Any, **kw: Any) -> None:
             # A word wider than its column (a path, a storage URL, a command) folds onto the next line
             # rather than ending in "…": at 80 columns export-best cut the best_run_<trial>.yaml it names.
