@@ -1357,3 +1357,55 @@ def test_a_result_whose_values_another_process_claimed_to_queue_but_never_did_is
         "its result is not kept, as another process claimed to queue its values again (hpotool:retried:0), "
         "and their trial was not there after 0.5 s" in caplog.text
     )
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_fail_stale_all_running_ending_the_retry_a_result_fills_leaves_its_values_queued_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    # `hpotool fail-stale --all-running` (storages without a heartbeat) failed a live worker's trial, and
+    # the worker filled the retry queued for its values with its result; a second look failed that retry
+    # too, as it was RUNNING while the worker filled it. The worker's next write was refused and Optuna's
+    # UpdateFinishedTrialError left the run as a traceback. Now the worker says in one line that its result
+    # is not kept, the retry stays FAIL with the other process's reason, and its values run again in the
+    # retry that process queued (which claims no result: `result_of` is a run's, not its values').
+    import warnings
+
+    from hpotool.heartbeat import fail_stale_trials
+    from hpotool.trial_run import run_trial
+
+    url = f"journal:{tmp_path / 's.log'}" if kind == "journal" else f"sqlite:///{tmp_path / 's.db'}"
+    mine = make_storage(url)
+    study = optuna.create_study(study_name="s", storage=mine)
+    other = optuna.load_study(study_name="s", storage=make_storage(url))  # `fail-stale`'s process
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+        trial = study.ask()
+    looks: list[list[int]] = []
+    real_set_user_attr = mine.set_trial_user_attr
+
+    def second_look_as_the_retry_is_filled(trial_id: int, key: str, value: Any) -> None:
+        real_set_user_attr(trial_id, key, value)
+        if trial_id != trial._trial_id and len(looks) == 1:  # the retry's first write lands first
+            looks.append(fail_stale_trials(other, every_running=True))
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0.0, 1.0)
+        looks.append(fail_stale_trials(other, every_running=True))  # and queues its values again
+        monkeypatch.setattr(mine, "set_trial_user_attr", second_look_as_the_retry_is_filled)
+        return 0.25
+
+    ran = run_trial(study, trial, objective)  # before: UpdateFinishedTrialError
+    assert looks == [[0], [1]] and ran == (None, False)
+    first, retry, again = optuna.load_study(study_name="s", storage=make_storage(url)).trials
+    assert first.state == retry.state == TrialState.FAIL
+    assert retry.user_attrs["fail_reason"] == "stale: marked failed by fail-stale"
+    assert again.state == TrialState.WAITING and again.system_attrs["retry_history"] == [0, 1]
+    assert again.params == first.params and "result_of" not in again.user_attrs
+    warned = [r.getMessage() for r in caplog.records if "#0" in r.getMessage()]
+    assert warned == [
+        "warning: trial #0 was ended as FAIL (stale: marked failed by fail-stale) by another process while "
+        "this one ran it to COMPLETE: its result is not kept, as another process ended trial #1, the retry "
+        "queued for its values, as FAIL (stale: marked failed by fail-stale) too as this one kept it there; "
+        "its values run again where that process queued them"
+    ]
