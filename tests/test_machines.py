@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.storage import make_storage
 
-from .conftest import SharedStudy, write_yaml
+from .conftest import SharedStudy, write_configs, write_yaml
 from .test_workers import _in_this_process, _server_url
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -1325,6 +1325,11 @@ def test_fail_stale_run_during_a_live_workers_last_epoch_leaves_its_values_run_o
         1: first.params["trainer.x"] + 0.5,
     }
     assert "its result is kept as trial #1 (result_of: 0)" in stderr
+    # before: "note: 1 trial failed; the last, #0: stale: ...", and nothing of the result kept
+    assert (
+        "note: 1 trial failed; the last, #0: stale: no heartbeat for 1 s (its worker died, or lost the "
+        "storage); its worker was alive and kept its result in #1; hpotool trials"
+    ) in " ".join(stderr.split())
 
 
 def test_a_result_whose_values_another_process_claimed_to_queue_but_never_did_is_not_kept_twice(
@@ -1356,4 +1361,101 @@ def test_a_result_whose_values_another_process_claimed_to_queue_but_never_did_is
     assert (
         "its result is not kept, as another process claimed to queue its values again (hpotool:retried:0), "
         "and their trial was not there after 0.5 s" in caplog.text
+    )
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_fail_stale_all_running_ending_the_retry_a_result_fills_leaves_its_values_queued_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    # `hpotool fail-stale --all-running` (storages without a heartbeat) failed a live worker's trial, and
+    # the worker filled the retry queued for its values with its result; a second look failed that retry
+    # too, as it was RUNNING while the worker filled it. The worker's next write was refused and Optuna's
+    # UpdateFinishedTrialError left the run as a traceback. Now the worker says in one line that its result
+    # is not kept, the retry stays FAIL with the other process's reason, and its values run again in the
+    # retry that process queued (which claims no result: `result_of` is a run's, not its values').
+    import warnings
+
+    from hpotool.heartbeat import fail_stale_trials
+    from hpotool.trial_run import run_trial
+
+    url = f"journal:{tmp_path / 's.log'}" if kind == "journal" else f"sqlite:///{tmp_path / 's.db'}"
+    mine = make_storage(url)
+    study = optuna.create_study(study_name="s", storage=mine)
+    other = optuna.load_study(study_name="s", storage=make_storage(url))  # `fail-stale`'s process
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+        trial = study.ask()
+    looks: list[list[int]] = []
+    real_set_user_attr = mine.set_trial_user_attr
+
+    def second_look_as_the_retry_is_filled(trial_id: int, key: str, value: Any) -> None:
+        real_set_user_attr(trial_id, key, value)
+        if trial_id != trial._trial_id and len(looks) == 1:  # the retry's first write lands first
+            looks.append(fail_stale_trials(other, every_running=True))
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0.0, 1.0)
+        looks.append(fail_stale_trials(other, every_running=True))  # and queues its values again
+        monkeypatch.setattr(mine, "set_trial_user_attr", second_look_as_the_retry_is_filled)
+        return 0.25
+
+    ran = run_trial(study, trial, objective)  # before: UpdateFinishedTrialError
+    assert looks == [[0], [1]] and ran == (None, False)
+    first, retry, again = optuna.load_study(study_name="s", storage=make_storage(url)).trials
+    assert first.state == retry.state == TrialState.FAIL
+    assert retry.user_attrs["fail_reason"] == "stale: marked failed by fail-stale"
+    assert again.state == TrialState.WAITING and again.system_attrs["retry_history"] == [0, 1]
+    assert again.params == first.params and "result_of" not in again.user_attrs
+    warned = [r.getMessage() for r in caplog.records if "#0" in r.getMessage()]
+    assert warned == [
+        "warning: trial #0 was ended as FAIL (stale: marked failed by fail-stale) by another process while "
+        "this one ran it to COMPLETE: its result is not kept, as another process ended trial #1, the retry "
+        "queued for its values, as FAIL (stale: marked failed by fail-stale) too as this one kept it there; "
+        "its values run again where that process queued them"
+    ]
+
+
+def test_the_summary_says_where_live_workers_kept_the_results_of_its_failed_trials(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # A trial failed as stale whose live worker kept its result in another trial: the summary's note said
+    # only "1 trial failed; the last, #0: stale ...", as if its values had failed, though they completed in
+    # that trial. Now the note says where each such trial's result was kept.
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    from hpotool.plan import prepare_study
+    from hpotool.summary import summarize
+
+    opt_dict["storage"] = f"sqlite:///{tmp_path / 's.db'}"
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    study = optuna.create_study(study_name="tiny", storage=opt_dict["storage"], direction="maximize")
+    lr = {"optimizer.lr": FloatDistribution(1e-3, 1e-1, log=True)}
+
+    def add(state: TrialState, user_attrs: dict[str, Any], value: float | None = None) -> None:
+        study.add_trial(
+            create_trial(
+                state=state,
+                params={"optimizer.lr": 0.01},
+                distributions=lr,
+                user_attrs=user_attrs,
+                value=value,
+            )
+        )
+
+    stale = "stale: no heartbeat for 60 s (its worker died, or lost the storage)"
+    add(TrialState.FAIL, {"fail_reason": stale})  # 0
+    add(TrialState.COMPLETE, {"result_of": 0}, 0.5)  # 1
+    where = f"hpotool trials --study-name tiny --storage {opt_dict['storage']} --state fail lists them"
+    assert summarize(study, plan, 2, 1.0).extra["failures"] == (
+        f"1 trial failed; the last, #0: {stale}; its worker was alive and kept its result in #1; {where}"
+    )
+    add(TrialState.FAIL, {"fail_reason": "RuntimeError: out of memory"})  # 2
+    add(TrialState.FAIL, {"fail_reason": "stale: marked failed by fail-stale"})  # 3
+    add(TrialState.PRUNED, {"result_of": 3})  # 4
+    add(TrialState.FAIL, {"fail_reason": "interrupted"})  # 5
+    assert summarize(study, plan, 6, 1.0).extra["failures"] == (
+        "4 trials failed (kept by live workers: #0's result in #1, #3's result in #4); the last, #5: "
+        f"interrupted; {where}"
     )

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 
 # What a run writes about itself on its trial: a stale trial's retry is a new run and must not show them
-# (a COMPLETE retry that says "fail_reason: stale" or names the dead worker's pid).
+# (a COMPLETE retry that says "fail_reason: stale" or names the dead worker's pid), nor another run's result
+# kept on it (`result_of`), whose writes a second stale check cut short (`kept_results._fill`).
 RUN_ATTRS = (
     "worker",
     "fail_reason",
@@ -24,6 +25,7 @@ RUN_ATTRS = (
     "metrics",
     "constraints",
     "feasible",
+    "result_of",
 )
 
 

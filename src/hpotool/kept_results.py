@@ -27,7 +27,7 @@ def keep_result(
     """`trial`, which this process ran, was ended by another process as it ran (a stale check that took
     this live worker for a dead one: its heartbeat went unseen for the grace period): say so, and record
     the result it has, if any (COMPLETE, PRUNED), carrying `result_of`, in the retry the other process
-    queued for its values (`_fill_retry`), so the study counts them once; as a new trial where none was
+    queued for its values (`_fill`), so the study counts them once; as a new trial where none was
     queued, or where every retry of them failed, once this process claims their next run (`_keep`); returns
     its id.
 
@@ -94,7 +94,7 @@ RETRY_WAIT_S = 10.0
 
 
 def _keep(study: optuna.Study, number: int, result: FrozenTrial, ended: str) -> int | None:
-    """Keep `result`, trial `number`'s: in a retry of its values that waits (`_fill_retry`), or as a new
+    """Keep `result`, trial `number`'s: in a retry of its values that waits (`_fill`), or as a new
     trial where every retry of them failed (or none was queued); returns its id, None where it is not kept
     (said in a warning: trial #`number` `ended` its state).
 
@@ -113,9 +113,9 @@ def _keep(study: optuna.Study, number: int, result: FrozenTrial, ended: str) -> 
     waited = time.monotonic() + RETRY_WAIT_S
     while True:
         retries = _retries_of(study.get_trials(deepcopy=False), number)
-        kept = _fill_retry(study, [t for t in retries if t.state == TrialState.WAITING], result)
-        if kept is not None:
-            return kept
+        retry = _take_up(study, [t for t in retries if t.state == TrialState.WAITING])
+        if retry is not None:
+            return _fill(study, retry, result, number, ended)
         taken = [study._storage.get_trial(t._trial_id) for t in retries]
         holder = next((t for t in taken if t.state != TrialState.FAIL), None)
         if holder is not None:
@@ -173,26 +173,53 @@ def _retries_of(trials: list[FrozenTrial], number: int) -> list[FrozenTrial]:
     return found
 
 
-def _fill_retry(study: optuna.Study, waiting: list[FrozenTrial], result: FrozenTrial) -> int | None:
-    """Take up one of the WAITING retries `waiting` and finish it with `result`; returns its id, or None
-    where another worker took each one up first. Taken up as a worker takes up a queued trial (WAITING to
-    RUNNING, which one process alone does), so a worker that took it first runs it; before, the retry ran
-    the values a second time, one trial over `n_trials`."""
-    storage = study._storage
+def _take_up(study: optuna.Study, waiting: list[FrozenTrial]) -> FrozenTrial | None:
+    """Take up one of the WAITING retries `waiting` to fill it with a result (`_fill`); None where another
+    worker took each one up first. Taken up as a worker takes up a queued trial (WAITING to RUNNING, which
+    one process alone does), so a worker that took it first runs it; before, the retry ran the values a
+    second time, one trial over `n_trials`."""
     for t in waiting:
-        if not storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
-            continue  # another worker took it up: it runs the values
+        if study._storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
+            return t
+    return None  # other workers took them up: they run the values
+
+
+def _fill(
+    study: optuna.Study, retry: FrozenTrial, result: FrozenTrial, number: int, ended: str
+) -> int | None:
+    """Finish `retry`, which this process took up (`_take_up`), with `result`, trial `number`'s; returns its
+    id, or None where another process ended the retry too as this one filled it (`fail-stale --all-running`
+    fails every RUNNING trial): said in a warning (trial #`number` `ended` its state), and the values run
+    again where that process queued them. Before, the refused write (`UpdateFinishedTrialError`) left the
+    run as a traceback."""
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    storage, trial_id = study._storage, retry._trial_id
+    try:
         for key, value in result.user_attrs.items():
-            storage.set_trial_user_attr(t._trial_id, key, value)
+            storage.set_trial_user_attr(trial_id, key, value)
         for key, value in result.system_attrs.items():
-            if key not in t.system_attrs:  # the retry's count (`failed_trial`, `retry_history`) stays
-                storage.set_trial_system_attr(t._trial_id, key, value)
+            if key not in retry.system_attrs:  # the retry's count (`failed_trial`, `retry_history`) stays
+                storage.set_trial_system_attr(trial_id, key, value)
         for name, value in result.params.items():
-            if name not in t.params:
+            if name not in retry.params:
                 dist = result.distributions[name]
-                storage.set_trial_param(t._trial_id, name, dist.to_internal_repr(value), dist)
+                storage.set_trial_param(trial_id, name, dist.to_internal_repr(value), dist)
         for step, value in result.intermediate_values.items():
-            storage.set_trial_intermediate_value(t._trial_id, step, value)
-        storage.set_trial_state_values(t._trial_id, result.state, result.values)
-        return t._trial_id
-    return None
+            storage.set_trial_intermediate_value(trial_id, step, value)
+        storage.set_trial_state_values(trial_id, result.state, result.values)
+    except UpdateFinishedTrialError:
+        stored = storage.get_trial(trial_id)
+        _log.warning(
+            "warning: trial #%d %s %s: its result is not kept, as another process ended trial #%d, the retry "
+            "queued for its values, as %s (%s) too as this one kept it there; its values run again where that "
+            "process queued them",
+            number,
+            ended,
+            result.state.name,
+            retry.number,
+            stored.state.name,
+            stored.user_attrs.get("fail_reason", "no reason given"),
+        )
+        return None
+    return trial_id

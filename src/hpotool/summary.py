@@ -81,17 +81,28 @@ def summarize(study: optuna.Study, plan: StudyPlan, ran_now: int, wall_time: flo
 
 def _failures(trials: list[FrozenTrial], plan: StudyPlan) -> str | None:
     """How many trials failed, why the last one did, and the command that lists them: the summary's
-    states say only `fail N`."""
+    states say only `fail N`. A failed trial whose result its live worker kept in another (`result_of`: a
+    stale check took the worker for dead) says where: its values did not fail, and the study counts them
+    in that trial (before: the note read as if the run had lost them)."""
     failed = [t for t in trials if t.state == TrialState.FAIL]
     if not failed:
         return None
     from hpotool.storage_url import shown_url
 
+    kept = {
+        t.user_attrs["result_of"]: t.number
+        for t in trials
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and "result_of" in t.user_attrs
+    }
     last = failed[-1]
     reason = last.user_attrs.get("fail_reason", "unknown error")
+    if last.number in kept:
+        reason += f"; its worker was alive and kept its result in #{kept[last.number]}"
+    earlier = [f"#{t.number}'s result in #{kept[t.number]}" for t in failed[:-1] if t.number in kept]
+    said = f" (kept by live workers: {', '.join(earlier)})" if earlier else ""
     where = f"--study-name {quote(plan.opt.study_name)} --storage {quote(shown_url(plan.storage_url))}"
     return (
-        f"{len(failed)} trial{'s' if len(failed) > 1 else ''} failed; the last, #{last.number}: {reason}; "
+        f"{len(failed)} trial{'s' if len(failed) > 1 else ''} failed{said}; the last, #{last.number}: {reason}; "
         f"hpotool trials {where} --state fail lists them"
     )
 
