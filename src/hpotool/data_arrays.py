@@ -43,36 +43,43 @@ def as_tensor(value: Any, name: str) -> torch.Tensor:
         at = next((i for i, v in enumerate(flat) if not isinstance(v, _NUMBER)), None)
         if at is None:  # numbers only, of several types
             return torch.as_tensor(np.array(flat.tolist()).reshape(array.shape))
-        example = flat[at]
-        if isinstance(example, np.generic):
-            example = example.item()
-        shown = repr(example).splitlines()[0]
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."
-        if example is None or type(example).__name__ in ("NAType", "NaTType"):
-            per_sample = flat.size // array.shape[0] if array.ndim and array.shape[0] else 1
-            sample = at // max(1, per_sample)
-            raise DataError(
-                f"{name} holds a missing value ({example}) in sample {sample}; drop or fill it in the dataset "
-                f"function"
-            )
-        if name == "y" and isinstance(example, str | bytes):
-            raise DataError(
-                f"y holds text labels such as {shown}; give class indices 0..K-1 as integers "
-                f"(e.g. np.unique(y, return_inverse=True)[1])"
-            )
-        if columns and array.ndim == 2:
-            column = columns[at % array.shape[1]]
-            raise DataError(
-                f"{name} column {column!r} holds {type(example).__name__} values such as {shown}, not "
-                f"numbers; encode it as numbers (pd.get_dummies({name}, dtype=float), or .cat.codes) or drop it"
-            )
-        raise DataError(
-            f"{name} holds {type(example).__name__} values such as {shown}, not numbers; convert "
-            f"{name} to a numeric array (e.g. .astype('float32'))"
-        )
+        raise _not_a_number(array, at, columns, name)
     if not array.flags.writeable:  # pandas hands out read-only views, which torch warns about
         array = array.copy()
     return torch.as_tensor(array)
+
+
+def _not_a_number(array: np.ndarray, at: int, columns: list[Any], name: str) -> DataError:
+    """The error for the value at flat index `at` of an object array, which is no number: what it is, in
+    which sample or DataFrame column, and how to make it one."""
+    flat = array.reshape(-1)
+    example = flat[at]
+    if isinstance(example, np.generic):
+        example = example.item()
+    shown = repr(example).splitlines()[0]
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    if example is None or type(example).__name__ in ("NAType", "NaTType"):
+        per_sample = flat.size // array.shape[0] if array.ndim and array.shape[0] else 1
+        sample = at // max(1, per_sample)
+        return DataError(
+            f"{name} holds a missing value ({example}) in sample {sample}; drop or fill it in the dataset "
+            f"function"
+        )
+    if name == "y" and isinstance(example, str | bytes):
+        return DataError(
+            f"y holds text labels such as {shown}; give class indices 0..K-1 as integers "
+            f"(e.g. np.unique(y, return_inverse=True)[1])"
+        )
+    if columns and array.ndim == 2:
+        column = columns[at % array.shape[1]]
+        return DataError(
+            f"{name} column {column!r} holds {type(example).__name__} values such as {shown}, not "
+            f"numbers; encode it as numbers (pd.get_dummies({name}, dtype=float), or .cat.codes) or drop it"
+        )
+    return DataError(
+        f"{name} holds {type(example).__name__} values such as {shown}, not numbers; convert "
+        f"{name} to a numeric array (e.g. .astype('float32'))"
+    )
 
 
 def _ragged(value: Any, name: str) -> str | None:

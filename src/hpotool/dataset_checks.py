@@ -8,7 +8,7 @@ from typing import Literal
 
 import torch
 
-from hpotool.datasets import DataError, Dataset
+from hpotool.datasets import DataError, Dataset, Task
 from hpotool.near_names import did_you_mean
 
 
@@ -41,14 +41,30 @@ def check_dataset(ds: Dataset) -> Dataset:
         DataError: an unknown task, no samples, x and y of different lengths, NaN or infinite values,
             classification targets that are not class indices 0..K-1 of at least two classes.
     """
-    tasks = ("classification", "regression", "multilabel")
-    if ds.task not in tasks:
-        near = did_you_mean(ds.task, tasks) if isinstance(ds.task, str) else ""
-        raise DataError(f"task is {ds.task!r}{near}; use 'classification', 'regression' or 'multilabel'")
+    _check_task(ds.task)
     # Data, not part of a graph: features a user's torch encoder computed without torch.no_grad() passed
     # the one-step check, then failed every trial's second step ("backward through the graph a second time").
     x, y = ds.x.detach(), ds.y.detach()
     not_complex(x, y)
+    x = _checked_inputs(x, y)
+    if ds.task != "classification":
+        return _numeric_targets(x, y, ds.task)
+    if soft_labels(y):  # class probabilities: cross-entropy takes them as they are
+        return Dataset(x, y.to(x.dtype if x.is_floating_point() else torch.float32), "classification")
+    return Dataset(x, _class_indices(y), "classification")
+
+
+def _check_task(task: str) -> None:
+    """Refuse a task other than classification, regression and multilabel, naming the one meant."""
+    tasks = ("classification", "regression", "multilabel")
+    if task not in tasks:
+        near = did_you_mean(task, tasks) if isinstance(task, str) else ""
+        raise DataError(f"task is {task!r}{near}; use 'classification', 'regression' or 'multilabel'")
+
+
+def _checked_inputs(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """`x` as one row per sample (a 1-D x is one feature each), once x and y hold as many samples, at least
+    one, and x holds no NaN or infinite value."""
     if x.ndim == 0 or y.ndim == 0:
         raise DataError(
             f"x and y must hold one row per sample; got shapes {tuple(x.shape)} and {tuple(y.shape)}"
@@ -60,20 +76,27 @@ def check_dataset(ds: Dataset) -> Dataset:
     if x.ndim == 1:
         x = x.unsqueeze(1)
     _non_finite(x, "x")
-    if ds.task != "classification":
-        # Targets in the inputs' float type (float32 unless a Dataset keeps x otherwise): numpy's float64 made
-        # huber_loss fail against a float32 model's output ("Found dtype Double but expected Float").
-        want = x.dtype if x.is_floating_point() else torch.float32
-        if y.dtype != want:
-            y = y.to(want)
-        _non_finite(y, "y")
-        if ds.task == "multilabel" and not bool(((y >= 0) & (y <= 1)).all()):
-            raise DataError(
-                "y holds values outside 0..1 for a multilabel task; give each label as 0 or 1 (one column per label)"
-            )
-        return Dataset(x, y.reshape(len(y), -1), ds.task)
-    if soft_labels(y):  # class probabilities: cross-entropy takes them as they are
-        return Dataset(x, y.to(x.dtype if x.is_floating_point() else torch.float32), "classification")
+    return x
+
+
+def _numeric_targets(x: torch.Tensor, y: torch.Tensor, task: Task) -> Dataset:
+    """A regression or multilabel dataset: y as `(n, outputs)` in x's floating-point type, finite, and for
+    a multilabel task each value from 0 to 1."""
+    # Targets in the inputs' float type (float32 unless a Dataset keeps x otherwise): numpy's float64 made
+    # huber_loss fail against a float32 model's output ("Found dtype Double but expected Float").
+    want = x.dtype if x.is_floating_point() else torch.float32
+    if y.dtype != want:
+        y = y.to(want)
+    _non_finite(y, "y")
+    if task == "multilabel" and not bool(((y >= 0) & (y <= 1)).all()):
+        raise DataError(
+            "y holds values outside 0..1 for a multilabel task; give each label as 0 or 1 (one column per label)"
+        )
+    return Dataset(x, y.reshape(len(y), -1), task)
+
+
+def _class_indices(y: torch.Tensor) -> torch.Tensor:
+    """`y` as one class index per sample (int64), once it holds integers 0..K-1 of at least two classes."""
     if y.is_floating_point() or y.is_complex():
         raise DataError(
             f"y holds {str(y.dtype).removeprefix('torch.')} values for a classification task; give class "
@@ -100,7 +123,7 @@ def check_dataset(ds: Dataset) -> Dataset:
         raise DataError(
             f"y holds a single class ({int(classes[0].item())}); a classification task needs at least two"
         )
-    return Dataset(x, y, "classification")
+    return y
 
 
 def zero_one_labels(y: torch.Tensor) -> bool:

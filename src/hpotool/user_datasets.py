@@ -51,37 +51,47 @@ def as_dataset(obj: Any, *, binary: bool = False, classes: bool = False) -> Data
             f"validation split itself (data.val_fraction, data.split_seed)"
         )
     if isinstance(obj, tuple | list) and len(obj) == 2:
-        x, y = as_tensor(obj[0], "x"), as_tensor(obj[1], "y")
-        not_complex(x, y)  # before x is cast to float32, which drops imaginary parts with only a warning
-        task: Task = "regression" if y.is_floating_point() else "classification"
-        if binary and zero_one_labels(y):
-            y, task = y.reshape(-1).long(), "classification"
-        matrix = label_matrix(y)
-        if matrix is not None and binary:
-            y, task = y.float(), "multilabel"
-        elif matrix == "one-hot" and (classes or not y.is_floating_point()):
-            y, task = y.long().argmax(dim=1), "classification"
-        elif matrix == "multi-label" and (classes or not y.is_floating_point()):
-            raise DataError(several_labels(y, "cross-entropy" if classes else None))
-        elif matrix is None and classes and soft_labels(y):  # class probabilities: soft labels
-            task = "classification"
-        ds = check_dataset(Dataset(x.float(), y, task))
-        n_classes = ds.n_classes or 0
-        if n_classes > len(ds.y):  # quantities stored as integers (prices, counts), not class ids
-            raise DataError(
-                f"y holds integers up to {n_classes - 1} for {len(ds.y)} samples, which would make a "
-                f"classification task of {n_classes} classes; to predict these numbers give y as floats "
-                f"(y.astype('float32')) for regression, or for class ids return "
-                f"hpotool.datasets.Dataset(x, y, 'classification')"
-            )
-        return ds
+        return _from_pair(obj[0], obj[1], binary, classes)
+    raise _not_a_dataset(obj)
+
+
+def _from_pair(x_given: Any, y_given: Any, binary: bool, classes: bool) -> Dataset:
+    """The checked Dataset of an `(x, y)` pair, its task read from y and the loss (`as_dataset`)."""
+    x, y = as_tensor(x_given, "x"), as_tensor(y_given, "y")
+    not_complex(x, y)  # before x is cast to float32, which drops imaginary parts with only a warning
+    task: Task = "regression" if y.is_floating_point() else "classification"
+    if binary and zero_one_labels(y):
+        y, task = y.reshape(-1).long(), "classification"
+    matrix = label_matrix(y)
+    if matrix is not None and binary:
+        y, task = y.float(), "multilabel"
+    elif matrix == "one-hot" and (classes or not y.is_floating_point()):
+        y, task = y.long().argmax(dim=1), "classification"
+    elif matrix == "multi-label" and (classes or not y.is_floating_point()):
+        raise DataError(several_labels(y, "cross-entropy" if classes else None))
+    elif matrix is None and classes and soft_labels(y):  # class probabilities: soft labels
+        task = "classification"
+    ds = check_dataset(Dataset(x.float(), y, task))
+    n_classes = ds.n_classes or 0
+    if n_classes > len(ds.y):  # quantities stored as integers (prices, counts), not class ids
+        raise DataError(
+            f"y holds integers up to {n_classes - 1} for {len(ds.y)} samples, which would make a "
+            f"classification task of {n_classes} classes; to predict these numbers give y as floats "
+            f"(y.astype('float32')) for regression, or for class ids return "
+            f"hpotool.datasets.Dataset(x, y, 'classification')"
+        )
+    return ds
+
+
+def _not_a_dataset(obj: Any) -> DataError:
+    """The error for what a dataset function returned that is no dataset, saying what to return instead."""
     bunch = isinstance(obj, dict) and "data" in obj and "target" in obj  # scikit-learn's Bunch is a dict
     got = type(obj).__name__
     if isinstance(obj, tuple | list):  # (x, y, weights), or train_test_split's four arrays
         got = f"a {got} of {len(obj)} items; return x and y alone"
         if len(obj) == 4:
             got += ": the validation split is hpotool's (data.val_fraction)"
-    raise DataError(
+    return DataError(
         f"a dataset function must return hpotool.datasets.Dataset, an (x, y) pair or a torch Dataset of (x, y) "
         f"samples, got {got}"
         + ("; scikit-learn's loaders return (x, y) with return_X_y: true under data:" if bunch else "")
