@@ -130,27 +130,9 @@ def write_texts(texts: Mapping[Path, str], remove: Iterable[Path] = ()) -> None:
             made.append(missing_folders(target.parent))
             path, fd, tmp = _temporary(target)
             staged.append((tmp, path))
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-                    fh.write(text)
-                    _seal(fh, tmp, kind)
-            except OSError as exc:
-                raise HpoError(f"{path}: cannot write: {exc.strerror or exc}") from None
+            _write_temporary(fd, tmp, path, text, kind)
         with deferred():
-            while staged:
-                tmp, path = staged[0]
-                kept = None
-                try:
-                    if os.path.isfile(path):
-                        kept = _second_name(path)
-                    os.replace(tmp, path)
-                except OSError as exc:
-                    if kept is not None:
-                        kept.unlink()
-                    put_back(replaced)
-                    raise HpoError(f"{path}: cannot write: {exc.strerror or exc}") from None
-                replaced.append((path, kept))
-                staged.pop(0)
+            _replace_staged(staged, replaced)
             for old in remove:
                 old.unlink(missing_ok=True)
     except BaseException:
@@ -167,6 +149,40 @@ def write_texts(texts: Mapping[Path, str], remove: Iterable[Path] = ()) -> None:
                 kept.unlink(missing_ok=True)
     for target, text in devices.items():
         write_text(target, text)
+
+
+def _write_temporary(fd: int, tmp: Path, path: Path, text: str, kind: int | None) -> None:
+    """Write `text` into the temporary file `tmp` (open as `fd`) that will replace `path`, and put it on disk."""
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            _seal(fh, tmp, kind)
+    except OSError as exc:
+        raise HpoError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def _replace_staged(staged: list[tuple[Path, Path]], replaced: list[tuple[Path, Path | None]]) -> None:
+    """Rename each staged temporary file onto its target, first to last, moving it from `staged` to
+    `replaced` with a second name for the file it replaces; when one cannot be renamed, put back those
+    renamed before it.
+
+    Raises:
+        HpoError: a file cannot be renamed into place, naming it; every target is as it was then.
+    """
+    while staged:
+        tmp, path = staged[0]
+        kept = None
+        try:
+            if os.path.isfile(path):
+                kept = _second_name(path)
+            os.replace(tmp, path)
+        except OSError as exc:
+            if kept is not None:
+                kept.unlink()
+            put_back(replaced)
+            raise HpoError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        replaced.append((path, kept))
+        staged.pop(0)
 
 
 def keep(path: Path, kept: Path) -> None:

@@ -19,12 +19,15 @@ from hpotool.interrupts import deferred
 from hpotool.leftovers import remove_dead, tag
 from hpotool.path_checks import kind_of
 
+# The error for a path that cannot be written because of an OSError (`atomic_folder`'s `refuse`).
+Refuse = Callable[[Path, OSError], HpoError]
+
 
 @contextmanager
 def atomic_folder(
     folder: Path,
     last: str | None = None,
-    refuse: Callable[[Path, OSError], HpoError] | None = None,
+    refuse: Refuse | None = None,
     *,
     new: Path | None = None,
 ) -> Iterator[Path]:
@@ -56,27 +59,41 @@ def atomic_folder(
     if new is not None and new != folder and os.path.lexists(new) and not _empty_folder(new):
         # another process saved into it first (its own subfolder, not `folder`): none of its names is ours
         raise refuse(folder, FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(new)))
-    above = missing_folders(
-        folder.parent
-    )  # folders above it to make: they appear with it, in the same rename
+    # folders above it to make: they appear with it, in the same rename
+    above = missing_folders(folder.parent)
     if above and not os.path.lexists(folder):
-        try:
-            top, staging = _staging_above(above[0], folder)
-        except OSError as exc:
-            raise refuse(folder, exc) from None
-        try:
+        with _staged_above(above[0], folder, refuse) as staging:
             yield staging
-            with deferred():
-                os.rename(top, above[0])
-        except BaseException as exc:
-            shutil.rmtree(top, ignore_errors=True)
-            if isinstance(exc, OSError):
-                raise refuse(folder, exc) from None
-            raise
         return
-    made = above
+    with _staged(folder, last, refuse, above, new == folder) as staging:
+        yield staging
+
+
+@contextmanager
+def _staged_above(outermost: Path, folder: Path, refuse: Refuse) -> Iterator[Path]:
+    """Stage `folder` with the missing folders above it, from `outermost` down, and rename them into place
+    at once; on any failure remove the staging folder and all in it."""
     try:
-        staging, beside = _staging(folder, new == folder)
+        top, staging = _staging_above(outermost, folder)
+    except OSError as exc:
+        raise refuse(folder, exc) from None
+    try:
+        yield staging
+        with deferred():
+            os.rename(top, outermost)
+    except BaseException as exc:
+        shutil.rmtree(top, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise refuse(folder, exc) from None
+        raise
+
+
+@contextmanager
+def _staged(folder: Path, last: str | None, refuse: Refuse, made: list[Path], new: bool) -> Iterator[Path]:
+    """Stage `folder`'s files beside it (renamed onto it) or inside it (moved up, `last` last); on any failure
+    remove the staging folder and the folders above `folder` made for it (`made`)."""
+    try:
+        staging, beside = _staging(folder, new)
     except OSError as exc:
         remove_made(made)
         raise refuse(folder, exc) from None
