@@ -101,22 +101,7 @@ def save_run(
             naming the file and the fix; `folder` is as it was then.
         RunDirTaken: another process made `new` first.
     """
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    summary = {
-        "metrics": result.metrics,
-        "epochs_run": result.epochs_run,
-        "seconds": result.seconds,
-        "device": result.device,
-        "seed": cfg.seed,
-        "created_at": created,
-        "hpotool": __version__,
-        **(info or {}),
-    }
-    texts = {  # config.yaml last: a folder that holds it holds the whole run
-        "metrics.json": dump_json(summary),
-        "history.csv": history_csv(result.history),
-        "config.yaml": dump_yaml(cfg.model_dump(mode="json")),
-    }
+    texts = _run_texts(cfg, result, info)
 
     def refuse(path: Path, exc: OSError) -> HpoError:
         if new is not None and path == folder and exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
@@ -128,16 +113,42 @@ def save_run(
             _save_model(staging / "model.pt", folder / "model.pt", cfg, result.model, result.metrics, refuse)
         for name, text in texts.items():
             try:
-                with open(staging / name, "w", encoding="utf-8", newline="") as fh:
-                    fh.write(text)
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                _write_on_disk(staging / name, text)
             except OSError as exc:
                 raise refuse(folder / name, exc) from None
     files = RUN_FILES if result.model is not None else RUN_FILES[1:]
     return SavedRun(
         folder, cfg, dict(result.metrics), result.epochs_run, result.seconds, result.device, files
     )
+
+
+def _run_texts(cfg: RunConfig, result: RunResult, info: dict[str, Any] | None) -> dict[str, str]:
+    """metrics.json's, history.csv's and config.yaml's texts, config.yaml last: a folder that holds it holds
+    the whole run."""
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    summary = {
+        "metrics": result.metrics,
+        "epochs_run": result.epochs_run,
+        "seconds": result.seconds,
+        "device": result.device,
+        "seed": cfg.seed,
+        "created_at": created,
+        "hpotool": __version__,
+        **(info or {}),
+    }
+    return {
+        "metrics.json": dump_json(summary),
+        "history.csv": history_csv(result.history),
+        "config.yaml": dump_yaml(cfg.model_dump(mode="json")),
+    }
+
+
+def _write_on_disk(path: Path, text: str) -> None:
+    """Write `text` to `path` (UTF-8, newlines as written) and put it on disk before returning."""
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _save_model(
