@@ -113,7 +113,7 @@ def test_only_staging_folders_of_a_provably_dead_process_are_removed(tmp_path: P
     (or inside) it removes those of this machine whose process is gone, or whose pid another process has
     taken since (another start time), and keeps the others: a live process's, another machine's or
     container's, one named the old way (no maker in its name)."""
-    from hpotool.atomic import atomic_folder
+    from hpotool.atomic_folder import atomic_folder
     from hpotool.leftovers import tag
 
     machine, pid, start = tag().rsplit("-", 2)
@@ -141,7 +141,7 @@ def test_a_failed_move_up_puts_back_the_files_it_replaced(
     folder put in the way of config.yaml after the check, as another process could), the files already
     moved were deleted, and with them the older files of the same name they had replaced (a run folder part
     of which an older save left): the folder was not as it was. Now the replaced files are put back."""
-    from hpotool.atomic import atomic_folder
+    from hpotool.atomic_folder import atomic_folder
 
     folder = tmp_path / "run"
     folder.mkdir()
@@ -240,7 +240,7 @@ def test_a_staging_name_with_no_pid_in_it_is_kept_and_the_save_goes_on(tmp_path:
     """A name in the staging form but whose pid no process can have (99999999999999999999, 0) made the next
     save fail with an OverflowError traceback (or asked about this process group); now it is kept, as
     anything not proven to be a dead process's, and the save goes on."""
-    from hpotool.atomic import atomic_folder
+    from hpotool.atomic_folder import atomic_folder
     from hpotool.leftovers import tag
 
     machine, _, start = tag().rsplit("-", 2)

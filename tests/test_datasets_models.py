@@ -10,11 +10,12 @@ import torch
 from hpotool.config import RunConfig
 from hpotool.config_errors import validate_config
 from hpotool.data import load_data
-from hpotool.datasets import DataError, Dataset, as_dataset, digits, split, synthetic_regression
+from hpotool.datasets import DataError, Dataset, digits, split, synthetic_regression
 from hpotool.errors import HpoError
 from hpotool.models import CNN, MLP, layer_widths
 from hpotool.parts import build_model
 from hpotool.runner import check_run, train_run
+from hpotool.user_datasets import as_dataset
 from tests.helpers import features_with_a_graph, numpy_regression
 
 SMALL = {"data": {"name": "digits", "subset_fraction": 0.1}, "model": {"name": "mlp", "hidden": [8]}}  # quick
@@ -1323,9 +1324,9 @@ def test_a_torch_dataset_flipping_half_the_time_is_refused() -> None:
 
 
 def _stack_samples(ds: Any) -> Any:
-    from hpotool.datasets import _stack_torch_dataset
+    from hpotool.torch_datasets import stack_torch_dataset
 
-    return _stack_torch_dataset(ds)
+    return stack_torch_dataset(ds)
 
 
 def test_cnn_on_images_without_a_channel_axis_says_to_add_one() -> None:

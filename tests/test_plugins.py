@@ -179,7 +179,8 @@ def test_a_torch_dataset_of_dict_samples_says_which_keys_to_return() -> None:
     read "DictSamples[0] is a dict; each sample must be an (x, y) pair", not saying what to return."""
     import pytest
 
-    from hpotool.datasets import DataError, as_dataset
+    from hpotool.datasets import DataError
+    from hpotool.user_datasets import as_dataset
 
     class DictSamples(torch.utils.data.Dataset):  # type: ignore[type-arg]
         def __len__(self) -> int:

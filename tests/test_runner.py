@@ -319,8 +319,9 @@ def test_soft_labels_with_cross_entropy_are_a_classification_measured_against_th
     probabilities as they are (torch's cross-entropy takes them), and val_accuracy is the share of samples
     whose largest logit is their most likely class. With auto (mse) they stay a regression, as one-hot rows do."""
     from hpotool.criterion import build_loss
-    from hpotool.datasets import DataError, Dataset, as_dataset
+    from hpotool.datasets import DataError, Dataset
     from hpotool.runner import train_run
+    from hpotool.user_datasets import as_dataset
 
     from .helpers import soft_labels
 

@@ -526,7 +526,8 @@ def test_a_run_folder_name_another_run_takes_before_the_save_moves_the_save_to_t
     """Two runs of a project saved in the same second: the name `new_run_dir` picked was a folder another run
     saved into before this save made it. The save moved its files into that folder, over the other run's
     (no RunDirTaken, no retry); now it takes the next name and leaves the other run as it was."""
-    from hpotool.saved import new_run_dir, train_and_save
+    from hpotool.run_folders import new_run_dir
+    from hpotool.saved import train_and_save
 
     run_dict["epochs"] = 1
     cfg = load_run_config(write_yaml(tmp_path / "run.yaml", run_dict))
@@ -559,7 +560,8 @@ def test_a_run_folder_name_another_run_takes_during_the_save_moves_the_save_to_t
     """Another run saved into the name this save picked while this one wrote its files (RunDirTaken as the
     staging folder, or the runs/<project> staged whole, is renamed into place): the save goes to the next
     name, the other run's folder as it saved it."""
-    from hpotool.saved import new_run_dir, train_and_save
+    from hpotool.run_folders import new_run_dir
+    from hpotool.saved import train_and_save
     from tests.helpers import CallsWhileSaved
 
     run_dict["epochs"] = 1
@@ -602,7 +604,8 @@ def test_a_new_folder_of_runs_another_study_saved_into_first_moves_the_save_to_t
     folder named as it saves: where another study's train-from-best had saved its own first run there (in
     the same second), this run went into that study's folder beside it (only its own subfolder was checked),
     and so did its summary.json; now the save takes the next name."""
-    from hpotool.saved import new_run_dir, train_and_save
+    from hpotool.run_folders import new_run_dir
+    from hpotool.saved import train_and_save
 
     run_dict["epochs"] = 1
     cfg = load_run_config(write_yaml(tmp_path / "run.yaml", run_dict))

@@ -12,9 +12,9 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from hpotool.atomic import NAME_MAX, abbreviated, long_part
 from hpotool.errors import HpoError
 from hpotool.fingerprint import stored_config
+from hpotool.path_checks import NAME_MAX, abbreviated, long_part
 from hpotool.ranking import is_feasible, state_counts
 from hpotool.sqlite_files import is_optuna_sqlite, sqlite_damage
 from hpotool.stop_note import kept

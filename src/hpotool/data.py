@@ -42,7 +42,7 @@ class PreparedData:
             return False
         import torch
 
-        from hpotool.datasets import label_matrix, zero_one_labels
+        from hpotool.dataset_checks import label_matrix, zero_one_labels
 
         y = torch.cat([self.train.y, self.val.y])
         return zero_one_labels(y) or label_matrix(y) == "multi-label"
@@ -63,7 +63,8 @@ def load_data(cfg: DataConfig, loss: str | None = None) -> PreparedData:
     `loss` is the run's loss name: with binary cross-entropy with logits, floating-point 0/1 targets are two
     classes (val_accuracy), not a regression (val_rmse), and a matrix of 0/1 floats a multilabel task; with
     cross-entropy, one-hot float rows are class ids; see `as_dataset`."""
-    from hpotool.datasets import as_dataset, split
+    from hpotool.datasets import split
+    from hpotool.user_datasets import as_dataset
 
     binary = loss is not None and one_logit_loss(loss)
     classes = loss is not None and class_loss(loss)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from hpotool.data import PreparedData
     from hpotool.epoch import EpochResult
-    from hpotool.saved import SavedRun
+    from hpotool.run_folders import SavedRun
     from hpotool.search_space import Param
 
 
@@ -500,8 +500,8 @@ def check_jobs(plan: FinalPlan, folder: Path | None) -> dict[Path, SavedRun]:
         HpoError: a run folder holds a run of another config or study, or cannot be made; a run cannot start.
     """
     from hpotool.device import resolve_device
+    from hpotool.run_folders import check_run_path, saved_run_of
     from hpotool.runner import check_run
-    from hpotool.saved import check_run_path, saved_run_of
 
     saved: dict[Path, SavedRun] = {}
     jobs = final_jobs(plan, folder if folder is not None else Path())

@@ -528,14 +528,14 @@ def check_stage_paths(out: Path, force: bool = False) -> None:
             f"--out {out}: refine writes YAML (the stage's config and its .run.yaml beside it), not "
             f"{out.suffix}; give a .yaml or .yml file, e.g. --out {quote(str(out.with_suffix('.yaml')))}"
         )
-    from hpotool.atomic import abbreviated, long_name
+    from hpotool.path_checks import abbreviated, long_name
 
     too_long = next((t for t in map(long_name, stage_paths(out)) if t is not None), None)
     if too_long is not None:  # every stat of it raised OSError: File name too long
         raise HpoError(f"--out {abbreviated(str(out), 40)}: {too_long}; give a shorter --out")
     special = next((p for p in stage_paths(out) if p.exists() and not p.is_dir() and not p.is_file()), None)
     if special is not None:  # /dev/null: written into, and its .run.yaml made beside it, in /dev
-        from hpotool.atomic import kind_of
+        from hpotool.path_checks import kind_of
 
         raise HpoError(
             f"--out: {special} is {kind_of(special)}, not a file; refine writes two files, the stage's "

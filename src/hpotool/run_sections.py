@@ -18,7 +18,8 @@ from pydantic import (
     model_validator,
 )
 
-from hpotool.components import Kind, check_component
+from hpotool.component_checks import check_component
+from hpotool.components import Kind
 from hpotool.config_fields import CHECK_COMPONENTS, Number, Seed
 from hpotool.errors import HpoError
 

@@ -18,7 +18,7 @@ def refuse_a_long_name(url: str, path: Path) -> None:
     Raises:
         HpoError: naming the long part, its length and the limit.
     """
-    from hpotool.atomic import long_name
+    from hpotool.path_checks import long_name
 
     too_long = long_name(path)
     if too_long is not None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpotool.argument_checks import COMPONENT_SECTIONS, taken_by_hint, whole_number_hint
-from hpotool.components import (
+from hpotool.component_checks import (
     taken_by_others_marker,
 )
 from hpotool.config import (

@@ -49,7 +49,7 @@ def _check_folder_of_report(study_name: str, out: Path | None, fmt: str) -> None
     naming --out: the line said "choose another path", not which flag gives one."""
     from shlex import quote
 
-    from hpotool.atomic import kind_of, not_a_folder
+    from hpotool.path_checks import kind_of, not_a_folder
     from hpotool.report import default_report_path
 
     path = out if out is not None else default_report_path(study_name, fmt)
@@ -76,7 +76,7 @@ def _check_folder_of_report(study_name: str, out: Path | None, fmt: str) -> None
 def _refuse_a_long_name(path: Path, out: Path | None) -> None:
     """Refuse a path to write that holds a name too long for a file (a study name of 300 characters, a
     mistyped --out): it ended in a traceback, `OSError: [Errno 36] File name too long`."""
-    from hpotool.atomic import abbreviated, long_name
+    from hpotool.path_checks import abbreviated, long_name
 
     too_long = long_name(path)
     if too_long is not None:
@@ -106,8 +106,8 @@ def check_export_folder(study_name: str, out: Path | None, command: str) -> None
     /dev/null), naming the flag that gives another: the line said "choose another path"."""
     from shlex import quote
 
-    from hpotool.atomic import kind_of, not_a_folder
     from hpotool.export import default_export_dir
+    from hpotool.path_checks import kind_of, not_a_folder
 
     folder = out if out is not None else default_export_dir(study_name)
     _refuse_a_long_name(folder, None if command == "train-from-best" else out)
@@ -160,7 +160,7 @@ def check_out_writable(path: Path, out: Path | None, folder: Path, what: str, gi
         what: what the command does there, e.g. "report writes the report".
         give: what --out takes, e.g. "a file"; empty where no flag changes the path.
     """
-    from hpotool.atomic import shown, unwritable
+    from hpotool.path_checks import shown, unwritable
 
     if os.path.exists(path) and not os.path.isdir(path) and not os.path.isfile(path):
         return
@@ -199,7 +199,7 @@ def _check_export_names(folder: Path, out: Path | None, command: str) -> None:
 
 def _is_no_folder(blocker: Path, out: Path) -> str:
     """`is a device, not a folder` for --out itself, `/dev/null is a device, not a folder` for one above it."""
-    from hpotool.atomic import kind_of
+    from hpotool.path_checks import kind_of
 
     return f"{'' if blocker == out else f'{blocker} '}is {kind_of(blocker)}, not a folder"
 

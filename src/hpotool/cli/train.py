@@ -78,7 +78,8 @@ def _train(
         from hpotool.config_files import load_run_config
         from hpotool.formatting import format_params
         from hpotool.overrides import apply_overrides
-        from hpotool.saved import check_run_dir, check_writable, default_runs_dir, new_run_dir, train_and_save
+        from hpotool.run_folders import check_run_dir, check_writable, default_runs_dir, new_run_dir
+        from hpotool.saved import train_and_save
 
         refuse_stdout(out, "a run folder (model.pt, metrics.json, ...)", "a folder, e.g. --out runs/mine")
         cfg = load_run_config(run_config)
@@ -235,7 +236,7 @@ def _train_from_best(
         from hpotool.export import export_best as write_export
         from hpotool.final import check_jobs, plan_final
         from hpotool.final import train_from_best as run_final
-        from hpotool.saved import check_writable, default_runs_dir, new_run_dir
+        from hpotool.run_folders import check_writable, default_runs_dir, new_run_dir
         from hpotool.storage_url import default_storage_url
 
         refuse_stdout(out, "run folders and summary.json", "a folder, e.g. --out runs/final")

@@ -1,0 +1,114 @@
+"""What a user's dataset function returns (a `Dataset`, an `(x, y)` pair, a torch Dataset), made a
+checked `Dataset`: `as_dataset`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from hpotool.data_arrays import as_tensor
+from hpotool.dataset_checks import (
+    check_dataset,
+    label_matrix,
+    not_complex,
+    several_labels,
+    soft_labels,
+    zero_one_labels,
+)
+from hpotool.datasets import DataError, Dataset, Task
+from hpotool.torch_datasets import stack_torch_dataset
+
+
+def as_dataset(obj: Any, *, binary: bool = False, classes: bool = False) -> Dataset:
+    """Accept what a user's dataset function returns: a `Dataset`, an `(x, y)` pair of tensors, numpy
+    arrays, pandas objects or lists, or a map-style torch Dataset of `(x, y)` samples (stacked into
+    tensors: the Trainer slices batches from memory); checked with `check_dataset`.
+
+    For a pair or a torch Dataset, integer targets mean classification; floating-point targets regression,
+    except with `binary` (the loss is binary cross-entropy with logits), where one floating-point target
+    per sample holding only 0 and 1 is two classes, as np.loadtxt or `(x > 0).float()` store labels.
+
+    An `(n, C)` matrix of 0/1 targets is labels, not C numbers to regress: one-hot rows (a single 1 each)
+    become class ids where the loss scores classes (`classes`: cross-entropy) or y holds integers; with
+    `binary` the matrix is a multilabel task (a logit per label); several 1s in a row with a loss that picks
+    one class, or integer y, are refused. Before, one-hot or multi-label floats trained as a regression and
+    reported the RMSE of logits against 0/1 targets, with no accuracy. Floating-point rows of class
+    probabilities (soft labels, each row summing to 1) with a loss that scores classes are a classification
+    too, kept as probabilities for the loss (torch's cross-entropy takes them), its accuracy the share of
+    samples whose most likely class the model's largest logit names. A `Dataset` keeps the task it names.
+    """
+    if isinstance(obj, Dataset):
+        return check_dataset(obj)
+    if isinstance(obj, torch.utils.data.Dataset):
+        obj = stack_torch_dataset(obj)
+    if isinstance(obj, tuple | list) and len(obj) == 2 and all(map(_a_split, obj)):
+        # numpy's "setting an array element with a sequence ... inhomogeneous shape" said nothing of this
+        raise DataError(
+            f"got two {'(x, y) pairs' if isinstance(obj[0], tuple | list) else 'torch Datasets'}, a training "
+            f"and a validation split?; return all the samples as one (x, y) pair: hpotool makes the "
+            f"validation split itself (data.val_fraction, data.split_seed)"
+        )
+    if isinstance(obj, tuple | list) and len(obj) == 2:
+        return _from_pair(obj[0], obj[1], binary, classes)
+    raise _not_a_dataset(obj)
+
+
+def _from_pair(x_given: Any, y_given: Any, binary: bool, classes: bool) -> Dataset:
+    """The checked Dataset of an `(x, y)` pair, its task read from y and the loss (`as_dataset`)."""
+    x, y = as_tensor(x_given, "x"), as_tensor(y_given, "y")
+    not_complex(x, y)  # before x is cast to float32, which drops imaginary parts with only a warning
+    task: Task = "regression" if y.is_floating_point() else "classification"
+    if binary and zero_one_labels(y):
+        y, task = y.reshape(-1).long(), "classification"
+    matrix = label_matrix(y)
+    if matrix is not None and binary:
+        y, task = y.float(), "multilabel"
+    elif matrix == "one-hot" and (classes or not y.is_floating_point()):
+        y, task = y.long().argmax(dim=1), "classification"
+    elif matrix == "multi-label" and (classes or not y.is_floating_point()):
+        raise DataError(several_labels(y, "cross-entropy" if classes else None))
+    elif matrix is None and classes and soft_labels(y):  # class probabilities: soft labels
+        task = "classification"
+    ds = check_dataset(Dataset(x.float(), y, task))
+    n_classes = ds.n_classes or 0
+    if n_classes > len(ds.y):  # quantities stored as integers (prices, counts), not class ids
+        raise DataError(
+            f"y holds integers up to {n_classes - 1} for {len(ds.y)} samples, which would make a "
+            f"classification task of {n_classes} classes; to predict these numbers give y as floats "
+            f"(y.astype('float32')) for regression, or for class ids return "
+            f"hpotool.datasets.Dataset(x, y, 'classification')"
+        )
+    return ds
+
+
+def _not_a_dataset(obj: Any) -> DataError:
+    """The error for what a dataset function returned that is no dataset, saying what to return instead."""
+    bunch = isinstance(obj, dict) and "data" in obj and "target" in obj  # scikit-learn's Bunch is a dict
+    got = type(obj).__name__
+    if isinstance(obj, tuple | list):  # (x, y, weights), or train_test_split's four arrays
+        got = f"a {got} of {len(obj)} items; return x and y alone"
+        if len(obj) == 4:
+            got += ": the validation split is hpotool's (data.val_fraction)"
+    return DataError(
+        f"a dataset function must return hpotool.datasets.Dataset, an (x, y) pair or a torch Dataset of (x, y) "
+        f"samples, got {got}"
+        + ("; scikit-learn's loaders return (x, y) with return_X_y: true under data:" if bunch else "")
+    )
+
+
+def _a_split(part: Any) -> bool:
+    """Whether `part` is a whole split rather than x or y: a torch Dataset, or an (x, y) pair of
+    equal-length arrays (x and y of two samples hold numbers, not arrays, in y)."""
+    if isinstance(part, torch.utils.data.Dataset):
+        return True
+    if not isinstance(part, tuple | list) or len(part) != 2:
+        return False
+    x, y = part
+    arrays = all(hasattr(a, "__len__") and not isinstance(a, str | bytes) for a in (x, y))
+    return (
+        arrays
+        and len(x) == len(y)
+        and all(hasattr(v, "__len__") or hasattr(v, "shape") for v in (x[0], y[0]))
+    )
