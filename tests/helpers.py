@@ -781,7 +781,7 @@ class FullDisk:
 class TakesRunFolders(nn.Module):
     """A linear model that, where the file `armed` exists, at its second training step (a run check's one
     step does not reach it) makes `runs/<second>/` with a file `other-run` in it for every second of the
-    last `seconds` (the names `saved.new_run_dir` gives): another process saving runs into the same
+    last `seconds` (the names `run_folders.new_run_dir` gives): another process saving runs into the same
     runs/<project> meanwhile."""
 
     def __init__(
