@@ -176,14 +176,25 @@ def in_use(study: optuna.Study, trials: list[FrozenTrial], grace_s: float) -> st
 
 
 def claim(study: optuna.Study, key: str) -> bool:
-    """Whether this process is the only one to claim `key` in `study`: on SQLite, PostgreSQL and MySQL by an
-    insert the database lets one process make (`FastReadRDBStorage.claim`). Optuna's journal storages (Redis,
-    journal files) apply every write in the journal's order, and hold no such conditional write: there
-    every caller claims it (two resumes at the same moment may both queue a point)."""
+    """Whether this process is the only one to claim `key` in `study`, however many claim it at once: on
+    SQLite, PostgreSQL and MySQL by an insert the database lets one process make (`FastReadRDBStorage.claim`);
+    on Optuna's journal storages, which hold no conditional write, by a key set with `SET NX` on the
+    journal's Redis server, or by a file created with `O_EXCL` beside the journal file (`journal_claims`;
+    before, every caller claimed it there, and two resumes at the same moment could both queue a point).
+    Other storages (Optuna's in-memory one: one process) let every caller claim it."""
+    from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
+
+    from hpotool.journal_claims import claim_on_file, claim_on_redis
     from hpotool.rdb import FastReadRDBStorage
 
     backend = getattr(study._storage, "_backend", study._storage)
-    return not isinstance(backend, FastReadRDBStorage) or backend.claim(study._study_id, key)
+    if isinstance(backend, FastReadRDBStorage):
+        return backend.claim(study._study_id, key)
+    if isinstance(backend, JournalRedisBackend):
+        return claim_on_redis(backend, study._study_id, key)
+    if isinstance(backend, JournalFileBackend):
+        return claim_on_file(backend, study._study_id, key)
+    return True
 
 
 # The study system attr that one process claims (`claim`) to queue trial N's values again once it failed it
