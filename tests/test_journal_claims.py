@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -23,25 +23,6 @@ from hpotool.storage import make_storage
 # Threads racing per round, rounds per race: each round claims a new key, all of them at once.
 RACERS = 4
 ROUNDS = 25
-
-
-@pytest.fixture(params=["journal", pytest.param("redis", marks=pytest.mark.server)])
-def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of a fresh journal of each kind: tmp_path/studies/j.log, or a prefix of its own on the Redis
-    test server (a skip where it is not reachable; a failure under HPOTOOL_REQUIRE_SERVERS=1), cleaned up."""
-    if request.param == "journal":
-        yield f"journal:{tmp_path / 'studies' / 'j.log'}"
-        return
-    import redis
-
-    from tests.test_workers import _server_url
-
-    server = _server_url("redis")
-    prefix = f"hpotool-test-{uuid.uuid4().hex[:12]}"
-    yield f"{server}?prefix={prefix}"
-    client = redis.Redis.from_url(server)
-    for key in client.scan_iter(f"{prefix}:*"):
-        client.delete(key)
 
 
 def _race(url: str, name: str, act: Callable[[optuna.Study], object]) -> list[object]:
