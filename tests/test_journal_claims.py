@@ -5,11 +5,13 @@ retry (or one queue it while its live worker kept the result), and two resumes b
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -50,6 +52,37 @@ def test_one_of_the_processes_claiming_a_key_at_once_wins_it(journal_url: str) -
     for round_ in range(ROUNDS):
         won = _race(journal_url, "s", partial(claim, key=f"{RETRIED}{round_}"))
         assert won.count(True) == 1, f"round {round_}: {won}"
+
+
+def _claim_keys(url: str, start: Any, won: Any) -> None:
+    """A process claiming `ROUNDS` keys in a row in study "s" once `start` is set, putting those it won
+    into `won`."""
+    study = optuna.load_study(study_name="s", storage=make_storage(url))
+    start.wait()
+    for round_ in range(ROUNDS):
+        if claim(study, f"{RETRIED}{round_}"):
+            won.put(round_)
+
+
+def test_two_processes_claiming_the_same_keys_win_each_once(journal_url: str) -> None:
+    import multiprocessing
+    import queue
+
+    optuna.create_study(study_name="s", storage=make_storage(journal_url))
+    context = multiprocessing.get_context("spawn")
+    start, won = context.Event(), context.Queue()
+    processes = [context.Process(target=_claim_keys, args=(journal_url, start, won)) for _ in range(2)]
+    for p in processes:
+        p.start()
+    start.set()
+    for p in processes:
+        p.join(timeout=120)
+    assert [p.exitcode for p in processes] == [0, 0]
+    rounds = []
+    with contextlib.suppress(queue.Empty):
+        while True:
+            rounds.append(won.get(timeout=1))
+    assert sorted(rounds) == list(range(ROUNDS))  # before: each key twice
 
 
 def test_a_key_claimed_in_one_study_is_free_in_another(journal_url: str) -> None:
