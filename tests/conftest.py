@@ -117,6 +117,26 @@ def rdb_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return _server_url(request.param)
 
 
+@pytest.fixture(params=["journal", pytest.param("redis", marks=pytest.mark.server)])
+def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a fresh Optuna journal of each kind: tmp_path/studies/j.log, or a prefix of its own on the
+    Redis test server (a skip where it is not reachable; a failure under HPOTOOL_REQUIRE_SERVERS=1), its keys
+    deleted after the test."""
+    if request.param == "journal":
+        yield f"journal:{tmp_path / 'studies' / 'j.log'}"
+        return
+    import redis
+
+    from tests.test_workers import _server_url
+
+    server = _server_url("redis")
+    prefix = f"hpotool-test-{uuid.uuid4().hex[:12]}"
+    yield f"{server}?prefix={prefix}"
+    client = redis.Redis.from_url(server)
+    for key in client.scan_iter(f"{prefix}:*"):
+        client.delete(key)
+
+
 def unique_name() -> str:
     """A study name no other test, nor another test process on the same server, uses."""
     return f"hpotool-test-{uuid.uuid4().hex[:12]}"

@@ -105,10 +105,10 @@ def _keep(study: optuna.Study, number: int, result: FrozenTrial, ended: str) -> 
     process claimed it first, its retry is filled once it is there, within `RETRY_WAIT_S`; where it is not
     (that process ended in between), the result is not kept, and nothing runs the values again.
 
-    Exactly once on SQLite, PostgreSQL and MySQL, whose claim is an insert one process makes. Optuna's journal
-    storages (Redis, journal files) have no such write (`stale.claim`: every caller claims): there, a result
-    told just as `fail-stale --all-running` failed its trial is kept as a new trial and that command's retry
-    runs the values again, where the command queues the retry after this process read the trials."""
+    Exactly once on every storage: the claim is an insert one process makes on SQLite, PostgreSQL and MySQL,
+    a key `SET NX` makes on Redis, a file `O_EXCL` makes beside a journal file (`stale.claim`). Before, on
+    the journal storages every caller claimed it: a result told just as `fail-stale --all-running` failed
+    its trial was kept as a new trial, and that command's retry ran the values again."""
     lost: str | None = None  # the claim another process made first: it queues the values again
     waited = time.monotonic() + RETRY_WAIT_S
     while True:

@@ -176,14 +176,25 @@ def in_use(study: optuna.Study, trials: list[FrozenTrial], grace_s: float) -> st
 
 
 def claim(study: optuna.Study, key: str) -> bool:
-    """Whether this process is the only one to claim `key` in `study`: on SQLite, PostgreSQL and MySQL by an
-    insert the database lets one process make (`FastReadRDBStorage.claim`). Optuna's journal storages (Redis,
-    journal files) apply every write in the journal's order, and hold no such conditional write: there
-    every caller claims it (two resumes at the same moment may both queue a point)."""
+    """Whether this process is the only one to claim `key` in `study`, however many claim it at once: on
+    SQLite, PostgreSQL and MySQL by an insert the database lets one process make (`FastReadRDBStorage.claim`);
+    on Optuna's journal storages, which hold no conditional write, by a key set with `SET NX` on the
+    journal's Redis server, or by a file created with `O_EXCL` beside the journal file (`journal_claims`;
+    before, every caller claimed it there, and two resumes at the same moment could both queue a point).
+    Other storages (Optuna's in-memory one: one process) let every caller claim it."""
+    from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
+
+    from hpotool.journal_claims import claim_on_file, claim_on_redis
     from hpotool.rdb import FastReadRDBStorage
 
     backend = getattr(study._storage, "_backend", study._storage)
-    return not isinstance(backend, FastReadRDBStorage) or backend.claim(study._study_id, key)
+    if isinstance(backend, FastReadRDBStorage):
+        return backend.claim(study._study_id, key)
+    if isinstance(backend, JournalRedisBackend):
+        return claim_on_redis(backend, study._study_id, key)
+    if isinstance(backend, JournalFileBackend):
+        return claim_on_file(backend, study._study_id, key)
+    return True
 
 
 # The study system attr that one process claims (`claim`) to queue trial N's values again once it failed it
@@ -210,22 +221,23 @@ def fail_trial(
     storage: Any, trial_id: int, reason: str, *, waiting: bool = False, run_failed: bool = False
 ) -> bool:
     """Mark a trial FAIL with `reason` as its `fail_reason`; whether this process did (False where another
-    process ended it first). On SQLite, PostgreSQL and MySQL the reason lands with the state or not at all
-    (one transaction): written first, it stayed on a trial its owner completed in between. The journal
-    storages (Redis, journal files) hold no transaction: there the reason goes first, and a trial finished
-    before it refuses it. `waiting`: a queued trial, failed only while it is still WAITING (False where a
-    worker took it up first: before, its run was failed under it); on the journal storages it is read
-    first, and a worker taking it up in between is not seen. `run_failed`: its own process fails it as its
-    run failed, marked `RUN_FAILED` as the reason is written (on the journal storages, before the state,
-    with the reason: a FAIL another process writes between the two keeps the mark and that one's reason).
+    process ended it first). The reason lands with the state or not at all: on SQLite, PostgreSQL and MySQL
+    in one transaction, on the journal storages (Redis, journal files) as records appended together, which
+    the journal applies all or none of (`journal_writes`). Written first, on its own, it stayed on a trial
+    its owner completed in between (on the journal storages until now). `waiting`: a queued trial, failed
+    only while it is still WAITING (False where a worker took it up first: before, its run was failed under
+    it); on the journal storages it is read first, and a worker taking it up in between is not seen.
+    `run_failed`: its own process fails it as its run failed, marked `RUN_FAILED` with the reason.
 
     Optuna says "another process ended it first" with `UpdateFinishedTrialError` (its row lock on PostgreSQL
     and MySQL, the conditional write on SQLite); it is False here, for every caller: the ownerless-trial
     look and `fail-stale`'s look at every running trial let it out of the command as a traceback when two
     processes looked at once."""
     from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.storages import JournalStorage
     from optuna.trial import TrialState
 
+    from hpotool.journal_writes import fail_in_one_write
     from hpotool.rdb import BufferedRDBStorage, FastReadRDBStorage
 
     expected = TrialState.WAITING if waiting else None
@@ -238,6 +250,8 @@ def fail_trial(
             )
         if expected is not None and storage.get_trial(trial_id).state != expected:
             return False
+        if isinstance(storage, JournalStorage):
+            return fail_in_one_write(storage, trial_id, {"fail_reason": reason}, marks)
         storage.set_trial_user_attr(trial_id, "fail_reason", reason)
         for key, value in marks.items():
             storage.set_trial_system_attr(trial_id, key, value)
