@@ -9,15 +9,8 @@ from typing import TYPE_CHECKING, Any
 from hpotool.errors import HpoError
 from hpotool.instantiation import _instantiate, is_subclass
 from hpotool.resolve import resolve
-from hpotool.sampler_checks import GRID_MAX_POINTS, _check_fixed, _check_grid, _check_grid_size
-from hpotool.search_space import (
-    FloatParam,
-    Param,
-    choice_label,
-    grid_choices,
-    grid_size,
-    value_count,
-)
+from hpotool.sampler_checks import _check_fixed, check_brute_force, grid_search_space
+from hpotool.search_space import Param
 from hpotool.signatures import accepted_kwargs
 
 if TYPE_CHECKING:
@@ -86,6 +79,31 @@ def make_sampler(
     """
     import optuna
 
+    cls = _sampler_cls(spec_name, key)
+    args, offered = _seeded_args(cls, kwargs, seed)
+    if is_subclass(cls, optuna.samplers.GridSampler):
+        args["search_space"] = grid_search_space(args, space, key)
+    if is_subclass(cls, optuna.samplers.BruteForceSampler):  # it fails trial 0 on a continuous float
+        check_brute_force(space, key)
+    if is_subclass(cls, optuna.samplers.PartialFixedSampler) and isinstance(
+        args.get("fixed_params"), Mapping
+    ):
+        _check_fixed(args["fixed_params"], space, key)
+    args = _build_objects("sampler", cls, args, key, seed, space)
+    sampler: optuna.samplers.BaseSampler = _instantiate("sampler", spec_name, cls, args, key, offered)
+    _check_built("sampler", spec_name, sampler, optuna.samplers.BaseSampler, key)
+    from hpotool.brute_force import BruteForceSampler
+
+    if isinstance(sampler, BruteForceSampler) and fixed is not None:
+        sampler.knows(space, fixed)
+    return sampler
+
+
+def _sampler_cls(spec_name: str, key: str) -> Any:
+    """The sampler class (or function) `spec_name` names, checked; Optuna's grid and brute-force samplers
+    replaced by hpotool's, also when named by their import path."""
+    import optuna
+
     cls = sampler_class(spec_name, key)
     _check_factory("sampler", spec_name, cls, optuna.samplers.BaseSampler, key)
     if cls is optuna.samplers.GridSampler:  # by its import path too: the grid that counts a warm start
@@ -96,54 +114,20 @@ def make_sampler(
 
     if cls is optuna.samplers.BruteForceSampler:  # the same: one that a trial drawn in part cannot break
         cls = BruteForceSampler
+    return cls
+
+
+def _seeded_args(
+    cls: Any, kwargs: Mapping[str, Any], seed: int | None
+) -> tuple[dict[str, Any], frozenset[str]]:
+    """`kwargs` with `seed` added where they set none and the sampler takes one; and the kwargs so added."""
     args = dict(kwargs)
     names, var_kw = accepted_kwargs(cls)
     offered: frozenset[str] = frozenset()
     if seed is not None and "seed" not in args and ("seed" in names or var_kw):
         args["seed"] = seed
         offered = frozenset({"seed"})
-    if is_subclass(cls, optuna.samplers.GridSampler) and "search_space" not in args:
-        sizes = {}
-        for path, p in space.items():
-            try:
-                sizes[path] = grid_size(p)
-            except ValueError as exc:
-                raise HpoError(
-                    f"{key}: the grid sampler needs a finite grid: search_space.{path}: {exc}"
-                ) from None
-        _check_grid_size(sizes, "search_space", key)
-        args["search_space"] = {path: grid_choices(p) for path, p in space.items()}
-    elif is_subclass(cls, optuna.samplers.GridSampler):
-        _check_grid(args["search_space"], space, key)
-        _check_grid_size(
-            {k: len(v) for k, v in args["search_space"].items()}, f"{key}.kwargs.search_space", key
-        )
-        args["search_space"] = {  # as Optuna stores the values: a list choice as its label
-            path: [choice_label(v) for v in values] for path, values in args["search_space"].items()
-        }
-    if is_subclass(cls, optuna.samplers.BruteForceSampler):  # it fails trial 0 on a continuous float
-        for path, p in space.items():
-            if isinstance(p, FloatParam) and p.step is None:
-                raise HpoError(
-                    f"{key}: the brute-force sampler needs a finite set of values: search_space.{path}: a float "
-                    f"without step has infinitely many; give it a step, or use another sampler"
-                )
-            if (n := value_count(p) or 0) > GRID_MAX_POINTS:  # a MemoryError in the check's first suggest
-                raise HpoError(
-                    f"{key}: the brute-force sampler lists every value of a parameter in memory: "
-                    f"search_space.{path} has {n:,}; narrow its range or give it a larger step, for at most "
-                    f"{GRID_MAX_POINTS:,} values, or use another sampler (tpe, random)"
-                )
-    if is_subclass(cls, optuna.samplers.PartialFixedSampler) and isinstance(
-        args.get("fixed_params"), Mapping
-    ):
-        _check_fixed(args["fixed_params"], space, key)
-    args = _build_objects("sampler", cls, args, key, seed, space)
-    sampler: optuna.samplers.BaseSampler = _instantiate("sampler", spec_name, cls, args, key, offered)
-    _check_built("sampler", spec_name, sampler, optuna.samplers.BaseSampler, key)
-    if isinstance(sampler, BruteForceSampler) and fixed is not None:
-        sampler.knows(space, fixed)
-    return sampler
+    return args, offered
 
 
 def make_pruner(spec_name: str, kwargs: Mapping[str, Any], key: str = "pruner") -> optuna.pruners.BasePruner:
@@ -201,38 +185,54 @@ def _build_objects(
             raise HpoError(f"{where}: give it as {{name: ..., kwargs: {{...}}}}")
         name = str(value["name"])
         if base.group(0) == "BaseSampler":
-            given = args.get("fixed_params")  # PartialFixedSampler's: its base samples only the others
-            fixed: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
-            inner_space = {path: p for path, p in space.items() if path not in fixed}
-            grid = inner.get("search_space")
-            for path in grid if isinstance(grid, Mapping) else ():
-                if path in fixed:
-                    raise HpoError(
-                        f"{where}.kwargs.search_space.{path}: fixed_params fixes it, so the base sampler samples "
-                        f"the other parameters alone: drop it from the grid"
-                    )
-            out[arg] = make_sampler(name, inner, seed=seed, space=inner_space, key=where)
+            out[arg] = _inner_sampler(name, inner, args.get("fixed_params"), where, seed, space)
         elif base.group(0) == "BasePruner":
             out[arg] = make_pruner(name, inner, where)
         else:
-            from hpotool.import_paths import import_object, is_import_path
-
-            if not is_import_path(name):
-                raise HpoError(
-                    f"{where}.name: give the import path of a {base.group(0)} class (package.module:Name), got {name!r}"
-                )
-            try:
-                made = import_object(name)
-            except HpoError as exc:
-                raise HpoError(f"{where}.name: {exc}") from None
-            built = _instantiate(arg, name, made, inner, where)
-            if base.group(0) not in {c.__name__ for c in type(built).__mro__}:
-                raise HpoError(
-                    f"{where}.name: {name!r} built a {type(built).__name__}, not a {base.group(0)}; name a "
-                    f"{base.group(0)} subclass"
-                )
-            out[arg] = built
+            out[arg] = _inner_object(arg, name, inner, base.group(0), where)
     return out
+
+
+def _inner_sampler(
+    name: str,
+    inner: Mapping[str, Any],
+    given: Any,
+    where: str,
+    seed: int | None,
+    space: Mapping[str, Param],
+) -> optuna.samplers.BaseSampler:
+    """The sampler an argument names (CmaEs's `independent_sampler`, PartialFixedSampler's `base_sampler`),
+    which samples the parameters the `fixed_params` `given` beside it leave."""
+    fixed: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
+    inner_space = {path: p for path, p in space.items() if path not in fixed}
+    grid = inner.get("search_space")
+    for path in grid if isinstance(grid, Mapping) else ():
+        if path in fixed:
+            raise HpoError(
+                f"{where}.kwargs.search_space.{path}: fixed_params fixes it, so the base sampler samples "
+                f"the other parameters alone: drop it from the grid"
+            )
+    return make_sampler(name, inner, seed=seed, space=inner_space, key=where)
+
+
+def _inner_object(arg: str, name: str, inner: Mapping[str, Any], base: str, where: str) -> Any:
+    """The object of class `base` (NSGA-II's `crossover`: a BaseCrossover) an argument names by import path."""
+    from hpotool.import_paths import import_object, is_import_path
+
+    if not is_import_path(name):
+        raise HpoError(
+            f"{where}.name: give the import path of a {base} class (package.module:Name), got {name!r}"
+        )
+    try:
+        made = import_object(name)
+    except HpoError as exc:
+        raise HpoError(f"{where}.name: {exc}") from None
+    built = _instantiate(arg, name, made, inner, where)
+    if base not in {c.__name__ for c in type(built).__mro__}:
+        raise HpoError(
+            f"{where}.name: {name!r} built a {type(built).__name__}, not a {base}; name a {base} subclass"
+        )
+    return built
 
 
 def _check_factory(kind: str, name: str, obj: Any, base: type, key: str) -> None:

@@ -34,6 +34,13 @@ def kwarg_notes() -> Iterator[list[str]]:
         _notes.reset(token)
 
 
+def add_note(line: str) -> None:
+    """Add a note line for `kwarg_notes()` to collect; outside it, nothing."""
+    notes = _notes.get()
+    if notes is not None:
+        notes.append(line)
+
+
 def _deprecation_notes(caught: list[warnings.WarningMessage], kwargs: Mapping[str, Any], key: str) -> None:
     """Optuna's FutureWarnings on kwargs the config gives, as hpotool notes (`kwarg_notes`); other warnings
     are shown again."""

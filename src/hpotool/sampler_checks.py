@@ -1,5 +1,6 @@
-"""Checks of what a grid sampler, or a sampler given fixed parameters, is built with: grids that fit in
-memory and cover the search space, fixed values that lie in it."""
+"""What a sampler is built with, checked against the search space: a grid sampler's grid (made from the
+space, or given) fits in memory and covers the space, fixed parameters' values lie in it, and the
+brute-force sampler's values are finite."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ from typing import Any
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
 from hpotool.near_names import did_you_mean
-from hpotool.search_space import Param, contains, values_text
+from hpotool.search_space import (
+    FloatParam,
+    Param,
+    choice_label,
+    contains,
+    grid_choices,
+    grid_size,
+    value_count,
+    values_text,
+)
 
 GRID_MAX_POINTS = 1_000_000
 
@@ -73,3 +83,39 @@ def _check_grid(grid: Any, space: Mapping[str, Param], key: str = "sampler") -> 
             f"give {'it' if len(missing) == 1 else 'them'} values too, or leave search_space out of the kwargs "
             f"(the grid is then built from search_space)"
         )
+
+
+def grid_search_space(args: Mapping[str, Any], space: Mapping[str, Param], key: str) -> dict[str, list[Any]]:
+    """The grid sampler's `search_space`: the grid of the search space `space` where its kwargs `args` give
+    none, else theirs, checked against `space`, with each list choice as its label (as Optuna stores it)."""
+    if "search_space" not in args:
+        sizes = {}
+        for path, p in space.items():
+            try:
+                sizes[path] = grid_size(p)
+            except ValueError as exc:
+                raise HpoError(
+                    f"{key}: the grid sampler needs a finite grid: search_space.{path}: {exc}"
+                ) from None
+        _check_grid_size(sizes, "search_space", key)
+        return {path: grid_choices(p) for path, p in space.items()}
+    _check_grid(args["search_space"], space, key)
+    _check_grid_size({k: len(v) for k, v in args["search_space"].items()}, f"{key}.kwargs.search_space", key)
+    return {path: [choice_label(v) for v in values] for path, values in args["search_space"].items()}
+
+
+def check_brute_force(space: Mapping[str, Param], key: str) -> None:
+    """Every searched parameter has a finite set of values that fits in memory, as the brute-force sampler
+    lists them: a continuous float failed trial 0, and a huge range a MemoryError in the first suggest."""
+    for path, p in space.items():
+        if isinstance(p, FloatParam) and p.step is None:
+            raise HpoError(
+                f"{key}: the brute-force sampler needs a finite set of values: search_space.{path}: a float "
+                f"without step has infinitely many; give it a step, or use another sampler"
+            )
+        if (n := value_count(p) or 0) > GRID_MAX_POINTS:  # a MemoryError in the check's first suggest
+            raise HpoError(
+                f"{key}: the brute-force sampler lists every value of a parameter in memory: "
+                f"search_space.{path} has {n:,}; narrow its range or give it a larger step, for at most "
+                f"{GRID_MAX_POINTS:,} values, or use another sampler (tpe, random)"
+            )
