@@ -18,10 +18,10 @@ from hpotool.audit import (
     stored_space,
     trials_text,
 )
-from hpotool.config import OptimizeConfig
+from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.errors import HpoError
 from hpotool.formatting import format_value
-from hpotool.importance import basis
+from hpotool.importance import Basis, basis
 from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.ranking import best_trials, is_feasible
 from hpotool.search_space import Param, contains, decode_params
@@ -32,11 +32,12 @@ from hpotool.stage_conditions import (
     _pin_below_searched_sections,
 )
 from hpotool.stage_ranges import _narrow, _range, _spec, _value, _widen
-from hpotool.stage_settings import _next_seed, _stage_final, _stage_grid, _stage_storage
+from hpotool.stage_settings import _stage_storage, carry_settings
 from hpotool.stored_run import stored_run_config
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.trial import FrozenTrial
 
 
 ENQUEUE_TOP = 3
@@ -58,6 +59,19 @@ def next_study_name(name: str) -> str:
     return f"{match.group(1)}_stage{int(match.group(2)) + 1}" if match else f"{name}_stage2"
 
 
+@dataclass(frozen=True)
+class _Evidence:
+    """What the stage's ranges rest on: the study's audit, the trials it ranks, and their values."""
+
+    report: AuditReport
+    on: Basis  # the trials the audit's importances rest on
+    top: list[FrozenTrial]  # the best `keep_top` of them
+    best: FrozenTrial
+    feasible: list[FrozenTrial]  # the complete trials that meet the constraints
+    decoded: dict[int, dict[str, Any]]  # each trial's values by its number, list choices as lists
+    at_best: RunConfig  # where a widened range must train: the config the best trial trained
+
+
 def refine_study(
     study: optuna.Study,
     keep_top: float = 0.25,
@@ -74,8 +88,6 @@ def refine_study(
         storage_url: the URL `study` was read from: the stage's storage where the stored one had its
             password replaced by `***`.
     """
-    from optuna.trial import TrialState
-
     if not 0 < keep_top <= 1:
         raise HpoError(f"--keep-top must be in (0, 1], got {keep_top}")
     report = report or audit_study(study)
@@ -83,89 +95,16 @@ def refine_study(
     run = stored_run_config(study)  # names a component that fails to import, or what else is wrong
     stored_opt = dict(study.user_attrs["optimize_config"])
     direction = study.direction.name.lower()
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    feasible = [t for t in complete if is_feasible(t)]
-    on = basis(study)
-    top = on.top(direction, keep_top)  # the trials the audit's importances rest on
-    best = best_trials(study)[0]
-    by_name: dict[str, ParamFinding] = {f.name: f for f in report.params}
-    decoded = {t.number: decode_params(t.params, space) for t in [*top, *feasible]}  # list choices as lists
-    new_space: dict[str, Param] = {}
-    fixed: dict[str, Any] = {}
-    changes: list[str] = []
-    at_best = as_trained(run, decode_params(best.params, space)) or run  # where a widened range must train
-    for name, p in space.items():
-        finding = by_name[name]
-        values = [decoded[t.number][name] for t in top if name in t.params]
-        if finding.edge is not None:  # before importance, as the audit advises: the best may lie beyond
-            new_space[name], change = _widen(p, finding.edge, at_best, name)
-            if finding.position is not None and not 0 <= finding.position <= 1:  # the space changed
-                side = "below" if finding.edge == "low" else "above"
-                change = change.replace(f"best at the {finding.edge} edge", f"best {side} the current range")
-            changes.append(change)
-        elif finding.negligible and name in best.params:  # set in the best trial (None can be its value)
-            fixed[name] = finding.best
-            changes.append(
-                f"{name}: importance {finding.importance:.2f}; removed from the search, "
-                f"fixed at {_value(p, finding.best)}"
-            )
-        elif on.tied:  # the "top" trials would be the first ones by number: a range around them means nothing
-            new_space[name] = p
-            changes.append(
-                f"{name}: kept {_range(p)}; the {trials_text(len(on.trials))} to rank all have the same value "
-                f"({format_value(on.trials[0].value)}), so none is better to narrow around"
-            )
-        elif report.basis_trials < MIN_EVIDENCE:
-            new_space[name] = p
-            changes.append(
-                f"{name}: kept {_range(p)}; {trials_text(report.basis_trials)} to rank, too few to narrow by "
-                f"({MIN_EVIDENCE} needed)"
-            )
-        elif values:
-            narrowed, value, change = _narrow(p, name, values)
-            if narrowed is None:
-                fixed[name] = value
-            else:
-                new_space[name] = narrowed
-            changes.append(change)
-        else:
-            new_space[name] = p
-            changes.append(f"{name}: no top trial sets it; kept {_range(p)}")
-    if not new_space:
-        raise HpoError(
-            f"study {study.study_name!r}: every parameter would be fixed; nothing is left to search"
-        )
+    evidence = _evidence(study, report, space, run, direction, keep_top)
+    new_space, fixed, changes = _first_space(space, evidence)
+    _check_searched(study, new_space)
     pinned = _pin_below_searched_sections(space, new_space, fixed, changes)
     stage_run = apply_overrides(run, fixed)
-    settled = {**leaf_values(stage_run), **{k: v for k, v in fixed.items() if k in SECTIONS}}
-    _drop_unkept_sections(new_space)
-    for dropped in _drop_dead_conditions(new_space, settled):  # replaces its earlier change
-        param = dropped.split(":", 1)[0]
-        changes = [c for c in changes if not c.startswith(f"{param}: ")] + [dropped]
-    if not new_space:
-        raise HpoError(
-            f"study {study.study_name!r}: every parameter would be fixed; nothing is left to search"
-        )
-    enqueue = []
-    for t in _best_first(feasible, direction)[:ENQUEUE_TOP]:  # never a trial that broke the constraints
-        params = {k: pinned.get(k, v) for k, v in decoded[t.number].items() if k in new_space}
-        if params and all(contains(new_space[k], v) for k, v in params.items()) and params not in enqueue:
-            enqueue.append(params)
+    changes = _settle_conditions(new_space, stage_run, fixed, changes)
+    _check_searched(study, new_space)
+    enqueue = _warm_start(evidence, direction, new_space, pinned)
     changes.append(f"enqueued the {len(enqueue)} best trial(s) that fit the new space as a warm start")
-    sampler: dict[str, Any] = stored_opt.get("sampler") or {}
-    kwargs: dict[str, Any] = sampler.get("kwargs") or {}
-    grid = kwargs.get("search_space")
-    if isinstance(grid, dict):  # a grid given as values: the stage refuses those outside its ranges
-        stage_grid = _stage_grid(grid, new_space)
-        stored_opt["sampler"] = {**sampler, "kwargs": {**kwargs, "search_space": stage_grid}}
-        if stage_grid != {k: v for k, v in grid.items() if k in new_space}:
-            changes.append(
-                "sampler.kwargs.search_space: the grid keeps its values inside the new ranges, and each widened "
-                "range's new end"
-            )
-    _next_seed(stored_opt, changes)
-    if stored_opt.get("final"):
-        stored_opt["final"] = _stage_final(stored_opt["final"], stage_run, new_space, changes)
+    carry_settings(stored_opt, stage_run, new_space, changes)
     name = next_study_name(study.study_name)
     optimize = {
         **stored_opt,
@@ -181,6 +120,125 @@ def refine_study(
         stage_run.model_dump(mode="json"),
         changes,
     )
+
+
+def _evidence(
+    study: optuna.Study,
+    report: AuditReport,
+    space: dict[str, Param],
+    run: RunConfig,
+    direction: str,
+    keep_top: float,
+) -> _Evidence:
+    """The trials the stage narrows around and warm-starts with, and the config the best trial trained."""
+    from optuna.trial import TrialState
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    feasible = [t for t in complete if is_feasible(t)]
+    on = basis(study)
+    top = on.top(direction, keep_top)  # the trials the audit's importances rest on
+    best = best_trials(study)[0]
+    decoded = {t.number: decode_params(t.params, space) for t in [*top, *feasible]}  # list choices as lists
+    at_best = as_trained(run, decode_params(best.params, space)) or run  # where a widened range must train
+    return _Evidence(report, on, top, best, feasible, decoded, at_best)
+
+
+def _first_space(
+    space: dict[str, Param], evidence: _Evidence
+) -> tuple[dict[str, Param], dict[str, Any], list[str]]:
+    """The stage's search space and fixed values, as each parameter's finding decides, with a change line
+    for each parameter; before conditions and sections are settled on what the stage fixes."""
+    by_name: dict[str, ParamFinding] = {f.name: f for f in evidence.report.params}
+    new_space: dict[str, Param] = {}
+    fixed: dict[str, Any] = {}
+    changes: list[str] = []
+    for name, p in space.items():
+        param, value, change = _next_param(name, p, by_name[name], evidence)
+        if param is None:
+            fixed[name] = value
+        else:
+            new_space[name] = param
+        changes.append(change)
+    return new_space, fixed, changes
+
+
+def _next_param(
+    name: str, p: Param, finding: ParamFinding, evidence: _Evidence
+) -> tuple[Param | None, Any, str]:
+    """What the stage does with parameter `name`: (its range widened, narrowed or kept, or None where it is
+    fixed; the value fixed; the change line)."""
+    values = [evidence.decoded[t.number][name] for t in evidence.top if name in t.params]
+    if finding.edge is not None:  # before importance, as the audit advises: the best may lie beyond
+        widened, change = _widen(p, finding.edge, evidence.at_best, name)
+        if finding.position is not None and not 0 <= finding.position <= 1:  # the space changed
+            side = "below" if finding.edge == "low" else "above"
+            change = change.replace(f"best at the {finding.edge} edge", f"best {side} the current range")
+        return widened, None, change
+    if finding.negligible and name in evidence.best.params:  # set in the best trial (None can be its value)
+        change = (
+            f"{name}: importance {finding.importance:.2f}; removed from the search, "
+            f"fixed at {_value(p, finding.best)}"
+        )
+        return None, finding.best, change
+    on = evidence.on
+    if on.tied:  # the "top" trials would be the first ones by number: a range around them means nothing
+        return (
+            p,
+            None,
+            (
+                f"{name}: kept {_range(p)}; the {trials_text(len(on.trials))} to rank all have the same value "
+                f"({format_value(on.trials[0].value)}), so none is better to narrow around"
+            ),
+        )
+    if evidence.report.basis_trials < MIN_EVIDENCE:
+        return (
+            p,
+            None,
+            (
+                f"{name}: kept {_range(p)}; {trials_text(evidence.report.basis_trials)} to rank, too few to narrow by "
+                f"({MIN_EVIDENCE} needed)"
+            ),
+        )
+    if values:
+        return _narrow(p, name, values)
+    return p, None, f"{name}: no top trial sets it; kept {_range(p)}"
+
+
+def _check_searched(study: optuna.Study, space: dict[str, Param]) -> None:
+    """Refuse a stage that would fix every parameter: it has nothing left to search."""
+    if not space:
+        raise HpoError(
+            f"study {study.study_name!r}: every parameter would be fixed; nothing is left to search"
+        )
+
+
+def _settle_conditions(
+    space: dict[str, Param], stage_run: RunConfig, fixed: dict[str, Any], changes: list[str]
+) -> list[str]:
+    """Settle the conditions of the stage's `space` (in place) on what it fixes: the values no longer
+    searched dropped, and each parameter whose condition can no longer hold removed, its change line
+    replacing the earlier one. Returns the change lines."""
+    settled = {**leaf_values(stage_run), **{k: v for k, v in fixed.items() if k in SECTIONS}}
+    _drop_unkept_sections(space)
+    for dropped in _drop_dead_conditions(space, settled):  # replaces its earlier change
+        param = dropped.split(":", 1)[0]
+        changes = [c for c in changes if not c.startswith(f"{param}: ")] + [dropped]
+    return changes
+
+
+def _warm_start(
+    evidence: _Evidence, direction: str, space: dict[str, Param], pinned: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The values of the best trials (`ENQUEUE_TOP` at most, each set once) that fit the stage's `space`,
+    with each key `pinned` below a searched section at its one choice."""
+    enqueue: list[dict[str, Any]] = []
+    for t in _best_first(evidence.feasible, direction)[
+        :ENQUEUE_TOP
+    ]:  # never a trial that broke the constraints
+        params = {k: pinned.get(k, v) for k, v in evidence.decoded[t.number].items() if k in space}
+        if params and all(contains(space[k], v) for k, v in params.items()) and params not in enqueue:
+            enqueue.append(params)
+    return enqueue
 
 
 def _best_first(trials: list[Any], direction: str) -> list[Any]:

@@ -11,6 +11,35 @@ from hpotool.search_space import CategoricalParam, Param, contains
 from hpotool.sections import switchable
 
 
+def carry_settings(
+    opt: dict[str, Any], stage_run: RunConfig, space: dict[str, Param], changes: list[str]
+) -> None:
+    """Make the study's OptimizeConfig `opt` the stage's (in place): a grid its sampler's kwargs give kept to
+    the stage's `space`, the sampler seeded one on, the final overrides fitted to the stage. Each change is
+    added to `changes`."""
+    _fit_grid(opt, space, changes)
+    _next_seed(opt, changes)
+    if opt.get("final"):
+        opt["final"] = _stage_final(opt["final"], stage_run, space, changes)
+
+
+def _fit_grid(opt: dict[str, Any], space: dict[str, Param], changes: list[str]) -> None:
+    """A grid given as values in the sampler's kwargs kept to the stage's `space` (in place, in `opt`): the
+    stage refuses values outside its ranges. Its change is added to `changes`."""
+    sampler: dict[str, Any] = opt.get("sampler") or {}
+    kwargs: dict[str, Any] = sampler.get("kwargs") or {}
+    grid = kwargs.get("search_space")
+    if not isinstance(grid, dict):
+        return
+    stage_grid = _stage_grid(grid, space)
+    opt["sampler"] = {**sampler, "kwargs": {**kwargs, "search_space": stage_grid}}
+    if stage_grid != {k: v for k, v in grid.items() if k in space}:
+        changes.append(
+            "sampler.kwargs.search_space: the grid keeps its values inside the new ranges, and each widened "
+            "range's new end"
+        )
+
+
 def _next_seed(opt: dict[str, Any], changes: list[str]) -> None:
     """Seed the stage's sampler one past the study's (in place, in `opt`): with the study's own seed, a sampler
     draws the points it drew there again wherever a range is kept (a random sampler, TPE's startup trials),
