@@ -65,44 +65,18 @@ def plan_final(
         HpoError: a study of several objectives without `trial` (it has no one best trial), or `trial`
             naming no trial, one not complete, or one that does not meet the study's constraints.
     """
-    from hpotool.ranking import direction_names, no_best_error, objective_names, ranked_trials
-    from hpotool.stored_run import not_hpotool_error, trial_run_config
-    from hpotool.trial_table import trial_params
+    from hpotool.ranking import direction_names, objective_names
+    from hpotool.stored_run import not_hpotool_error
 
     if top_k < 1 or (seeds is not None and seeds < 1) or (epochs is not None and epochs < 1):
         raise HpoError("--top-k, --seeds and --epochs must be at least 1")
     if not isinstance(study.user_attrs.get("run_config"), dict):  # before the multi-objective advice, which
         raise not_hpotool_error(study)  # points to --trial for trials such a study has no run config of
     rules = final_rules(study)
-    if trial is not None:
-        ranked = [picked_trial(study, trial)]
-    elif len(study.directions) > 1:
-        raise _several_objectives_error(study)
-    else:
-        ranked = ranked_trials(study)
-    if not ranked:
-        raise no_best_error(study)
-    where = f"study {study.study_name!r}"
-    candidates, attrs, notes = [], study.user_attrs, []
-    for i, t in enumerate(ranked[:top_k]):
-        whose = "the best trial's" if i == 0 and trial is None else f"trial {t.number}'s"
-        cfg, left_out = final_config(
-            trial_run_config(study, t), rules, epochs=epochs, device=device, where=where, whose=whose
-        )
-        notes += left_out
-        params = trial_params(attrs, t)
-        unflagged = None if epochs is None else rules.epochs or trial_run_config(study, t).epochs
-        value = float(t.values[0]) if t.values else 0.0  # the first objective's, as the plan ranks by it
-        candidates.append(Candidate(t.number, value, params, cfg, [], unflagged))
+    ranked = _ranked(study, trial)
+    candidates, notes = _candidates(study, ranked[:top_k], rules, epochs, device, picked=trial is not None)
     n_seeds = seeds if seeds is not None else rules.seeds or 1
-    for c in candidates:  # seeds seed, seed+1, ...: the last one torch must take too
-        if (last := c.config.seed + n_seeds - 1) > TORCH_SEEDS[1]:
-            given = "--seeds" if seeds is not None else "final.seeds:"
-            raise HpoError(
-                f"{given} {n_seeds}: trial {c.trial_number}'s runs would take seeds {c.config.seed} to {last}, past "
-                f"{TORCH_SEEDS[1]}, the largest torch.manual_seed takes; give {given} "
-                f"{TORCH_SEEDS[1] - c.config.seed + 1} at most"
-            )
+    _check_last_seeds(candidates, n_seeds, "--seeds" if seeds is not None else "final.seeds:")
     return FinalPlan(
         study_name=study.study_name,
         metric=objective_names(study)[0],
@@ -113,6 +87,62 @@ def plan_final(
         requested_top_k=top_k,
         notes=notes,
     )
+
+
+def _ranked(study: optuna.Study, trial: int | None) -> list[optuna.trial.FrozenTrial]:
+    """The trial `--trial` names, else the study's complete trials that meet its constraints, best first."""
+    from hpotool.ranking import no_best_error, ranked_trials
+
+    if trial is not None:
+        ranked = [picked_trial(study, trial)]
+    elif len(study.directions) > 1:
+        raise _several_objectives_error(study)
+    else:
+        ranked = ranked_trials(study)
+    if not ranked:
+        raise no_best_error(study)
+    return ranked
+
+
+def _candidates(
+    study: optuna.Study,
+    trials: list[optuna.trial.FrozenTrial],
+    rules: FinalConfig,
+    epochs: int | None,
+    device: str | None,
+    *,
+    picked: bool,
+) -> tuple[list[Candidate], list[str]]:
+    """Each of `trials` with its final RunConfig (`picked`: named by --trial, not the best), and a note for
+    each final override left out of one."""
+    from hpotool.stored_run import trial_run_config
+    from hpotool.trial_table import trial_params
+
+    where = f"study {study.study_name!r}"
+    candidates, attrs, notes = [], study.user_attrs, []
+    for i, t in enumerate(trials):
+        whose = "the best trial's" if i == 0 and not picked else f"trial {t.number}'s"
+        cfg, left_out = final_config(
+            trial_run_config(study, t), rules, epochs=epochs, device=device, where=where, whose=whose
+        )
+        notes += left_out
+        params = trial_params(attrs, t)
+        unflagged = None if epochs is None else rules.epochs or trial_run_config(study, t).epochs
+        value = float(t.values[0]) if t.values else 0.0  # the first objective's, as the plan ranks by it
+        candidates.append(Candidate(t.number, value, params, cfg, [], unflagged))
+    return candidates, notes
+
+
+def _check_last_seeds(candidates: list[Candidate], n_seeds: int, given: str) -> None:
+    """Each candidate's runs take seeds seed, seed+1, ...: the last one torch must take too (`given`: the
+    flag or the rule that set the number of seeds)."""
+    for c in candidates:
+        if (last := c.config.seed + n_seeds - 1) > TORCH_SEEDS[1]:
+            raise HpoError(
+                f"{given} {n_seeds}: trial {c.trial_number}'s runs would take seeds {c.config.seed} to {last}, past "
+                f"{TORCH_SEEDS[1]}, the largest torch.manual_seed takes; give {given} "
+                f"{TORCH_SEEDS[1] - c.config.seed + 1} at most"
+            )
 
 
 def _several_objectives_error(study: optuna.Study) -> HpoError:
