@@ -19,8 +19,9 @@ from hpotool.cli import app
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.config_files import load_optimize_config, load_run_config
 from hpotool.errors import HpoError
-from hpotool.refine import next_study_name, refine_study, write_refinement
+from hpotool.refine import next_study_name, refine_study
 from hpotool.search_space import contains, suggest
+from hpotool.stage_files import write_refinement
 
 from .conftest import write_yaml
 
@@ -938,8 +939,8 @@ def test_refine_widens_a_negligible_parameter_whose_best_is_on_an_edge_as_the_au
 
 
 def test_widening_a_count_below_its_range_stops_at_one() -> None:
-    from hpotool.refine import _widen
     from hpotool.search_space import IntParam
+    from hpotool.stage_ranges import _widen
 
     run = RunConfig()
     widened, change = _widen(IntParam(type="int", low=32, high=256), "low", run, "model.hidden.0")
@@ -964,8 +965,8 @@ def test_widening_a_stepped_share_keeps_to_its_steps_inside_zero_to_one(
 ) -> None:
     # The step rounding ran after the rules that keep a share in [0, 1): dropout [0.1, 0.7] step 0.3 best at
     # 0.1 was widened to [-0.2, 0.7], a stage whose every trial drawing -0.2 fails (optimize refused it).
-    from hpotool.refine import _widen
     from hpotool.search_space import FloatParam
+    from hpotool.stage_ranges import _widen
 
     p = FloatParam(type="float", low=low, high=high, step=step)
     out, change = _widen(p, edge, RunConfig(), "model.dropout")
@@ -978,7 +979,7 @@ def test_widening_a_stepped_share_keeps_to_its_steps_inside_zero_to_one(
 def test_refined_bounds_are_the_four_digit_decimals_the_changes_show() -> None:
     # A narrowed bound was 1198 * 1e-05: the stage's YAML said low: 0.011980000000000001 where its change
     # line said 0.01198.
-    from hpotool.refine import _round_out
+    from hpotool.stage_ranges import _round_out
 
     assert _round_out(0.0119812, down=True) == 0.01198 and repr(_round_out(0.0119812, down=True)) == "0.01198"
     assert repr(_round_out(0.0918433, down=False)) == "0.09185"
@@ -1089,8 +1090,8 @@ def test_audit_and_refine_read_a_list_choice_as_the_list(n_trials: int) -> None:
 
 def test_narrowing_or_widening_a_conditional_categorical_keeps_its_condition() -> None:
     # The next stage searched optimizer.momentum for adam too: its `when: {optimizer.name: sgd}` was lost.
-    from hpotool.refine import _extend_choices, _narrow
     from hpotool.search_space import CategoricalParam
+    from hpotool.stage_ranges import _extend_choices, _narrow
 
     p = CategoricalParam(type="categorical", choices=[0.5, 0.7, 0.9], when={"optimizer.name": "sgd"})
     narrowed, _, change = _narrow(p, "optimizer.momentum", [0.7, 0.9, 0.9])
@@ -1104,8 +1105,8 @@ def test_narrowing_or_widening_a_conditional_categorical_keeps_its_condition() -
 
 def test_refine_change_lines_spell_choices_as_the_yaml_does() -> None:
     # They read as Python: choices ['relu', 'gelu', 'tanh'] -> ['relu', 'gelu'], fixed at 'relu'.
-    from hpotool.refine import _narrow
     from hpotool.search_space import CategoricalParam
+    from hpotool.stage_ranges import _narrow
 
     p = CategoricalParam(type="categorical", choices=["relu", "gelu", "tanh"])
     _, _, change = _narrow(p, "model.activation", ["relu", "gelu"])
@@ -1137,7 +1138,7 @@ def test_refine_removes_a_final_override_no_component_of_the_stage_takes() -> No
     """A study of optimizer.name over sgd and adam with final.overrides.optimizer.momentum (sgd takes it): a
     stage that fixes adam kept the override, and optimize refused the stage refine wrote ('final.overrides.
     optimizer.momentum: the RunConfig has no such path')."""
-    from hpotool.final import check_final
+    from hpotool.final_rules import check_final
 
     space = {
         "optimizer.name": {"type": "categorical", "choices": ["sgd", "adam"]},
@@ -1258,8 +1259,8 @@ def test_the_stage_file_writes_each_parameter_as_the_templates_do(tmp_path: Path
 def test_an_added_choice_is_the_decimal_its_neighbours_spell_and_stays_in_their_domain(
     name: str, choices: list[Any], edge: str, added: Any
 ) -> None:
-    from hpotool.refine import _extend_choices
     from hpotool.search_space import CategoricalParam
+    from hpotool.stage_ranges import _extend_choices
 
     p = CategoricalParam(type="categorical", choices=choices)
     widened, change = _extend_choices(p, edge, RunConfig(), name)
@@ -1371,7 +1372,7 @@ def test_the_improvement_finding_shows_values_that_differ() -> None:
 def test_refine_seeds_the_next_stage_one_past_a_seed_written_1e3() -> None:
     """`sampler.kwargs.seed: 1e3` (read as 1000.0) seeds the sampler as 1000; refine left it as it was, and the
     stage's sampler drew the study's trials again wherever a range was kept."""
-    from hpotool.refine import _next_seed
+    from hpotool.stage_settings import _next_seed
 
     opt: dict[str, Any] = {"seed": 42, "sampler": {"name": "random", "kwargs": {"seed": 1000.0}}}
     changes: list[str] = []

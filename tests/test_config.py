@@ -515,7 +515,7 @@ def test_a_seed_no_sampler_takes_is_refused_as_the_seed(seed: int) -> None:
 
 
 def test_the_largest_seed_gives_every_worker_a_seed_its_sampler_takes() -> None:
-    from hpotool.factories import study_sampler
+    from hpotool.study_sampler import study_sampler
 
     opt = OptimizeConfig.model_validate(
         {"study_name": "s", "seed": 2**32 - 1, "sampler": "random", "search_space": SPACE_DOTTED}

@@ -473,8 +473,8 @@ def test_a_scrambled_qmc_study_draws_one_sequence_across_resumes_and_workers() -
     """Each resume and worker scrambled its own Sobol sequence (a derived seed) and drew it from its first
     point: Optuna counts the points drawn per seed, and the study held one count per run."""
     from hpotool.config import OptimizeConfig
-    from hpotool.factories import study_sampler
     from hpotool.search_space import suggest
+    from hpotool.study_sampler import study_sampler
 
     space = {"optimizer.lr": FloatParam(type="float", low=0.001, high=0.1, log=True)}
     opt = OptimizeConfig.model_validate(
@@ -585,7 +585,7 @@ def test_an_unseeded_scrambled_qmc_study_shares_one_sequence_between_its_process
     """With no seed, each worker and resume scrambled a random sequence of its own, Optuna warning of it in
     each ("No seed is provided for `QMCSampler`"): two workers drew two sequences."""
     from hpotool.config import OptimizeConfig
-    from hpotool.factories import study_sampler
+    from hpotool.study_sampler import study_sampler
 
     opt = OptimizeConfig.model_validate(
         {
@@ -633,7 +633,7 @@ def test_a_kwarg_optuna_ignores_is_refused(name: str, kwargs: dict[str, Any], li
 def test_a_deprecated_kwarg_optuna_still_uses_is_a_note_and_no_warning() -> None:
     import warnings
 
-    from hpotool.factories import kwarg_notes
+    from hpotool.kwarg_notes import kwarg_notes
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Optuna's FutureWarning would raise here

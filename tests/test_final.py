@@ -15,7 +15,7 @@ from hpotool.cli import app
 from hpotool.config import OptimizeConfig
 from hpotool.config_files import load_run_config
 from hpotool.errors import HpoError
-from hpotool.final import plan_final
+from hpotool.final_plan import plan_final
 from hpotool.optimize_sections import FinalConfig
 
 from .conftest import write_configs, write_yaml
@@ -746,7 +746,8 @@ def test_train_from_best_over_very_many_seeds_starts_training_at_once(
 import sys
 from pathlib import Path
 from hpotool.browse import find_study
-from hpotool.final import final_jobs, plan_final, train_from_best
+from hpotool.final import final_jobs, train_from_best
+from hpotool.final_plan import plan_final
 
 class Stop(Exception):
     pass
@@ -793,7 +794,7 @@ import sys
 from pathlib import Path
 from hpotool.browse import find_study
 from hpotool.cli.train import _final_saved
-from hpotool.final import plan_final
+from hpotool.final_plan import plan_final
 
 plan = plan_final(find_study("tiny", sys.argv[1]), seeds=10**18)
 print(_final_saved([(plan, Path("final"))], Path("final")))

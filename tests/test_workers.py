@@ -1042,7 +1042,7 @@ def test_a_dead_pid_of_another_container_with_this_host_name_is_not_taken_for_a_
     import sys
 
     from hpotool import stale
-    from hpotool.factories import process_salt
+    from hpotool.study_sampler import process_salt
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()

@@ -153,7 +153,7 @@ def _can_widen(p: Param, edge: str, run: RunConfig | None, name: str) -> bool:
     without a run config: then it may)."""
     if run is None:
         return True
-    from hpotool.refine import _widen  # refine builds on the audit; the one rule for both
+    from hpotool.stage_ranges import _widen  # refine builds on the audit; the one rule for both
 
     return _widen(p, edge, run, name)[0] != p
 

@@ -27,7 +27,6 @@ from hpotool.exhaustion import (
     still_exhausted,
     waits_for_running,
 )
-from hpotool.factories import process_salt, study_sampler
 from hpotool.heartbeat import fail_stale_trials, has_heartbeat
 from hpotool.interrupts import deferred, raise_dropped
 from hpotool.objective import FailureGuard, StudyObserver, make_objective
@@ -38,6 +37,7 @@ from hpotool.search_space import drawn
 from hpotool.stale import fail_dead_local_trials, fail_ownerless_trials, owner
 from hpotool.storage_settings import heartbeat_settings
 from hpotool.study import FINISHED
+from hpotool.study_sampler import process_salt, study_sampler
 from hpotool.tracking import track
 from hpotool.trial_run import end_interrupted, run_trial, trained_by
 from hpotool.wait_notes import OwnerlessNote, WaitNote

@@ -28,9 +28,10 @@ from hpotool.data import (
 )
 from hpotool.device import device_name, resolve_device
 from hpotool.errors import HpoError, RunCheckError
-from hpotool.factories import kwarg_notes, make_pruner, study_sampler
-from hpotool.final import check_final
+from hpotool.factories import make_pruner
+from hpotool.final_rules import check_final
 from hpotool.formatting import format_choice
+from hpotool.kwarg_notes import kwarg_notes
 from hpotool.near_names import closest, edit_distance
 from hpotool.optimize_sections import PrunerConfig
 from hpotool.overrides import apply_overrides, leaf_values
@@ -46,6 +47,7 @@ from hpotool.sections import section_choices, section_values
 from hpotool.space_checks import check_space
 from hpotool.space_effects import auto_task
 from hpotool.storage_url import DEFAULT_ORIGIN, shown_url
+from hpotool.study_sampler import study_sampler
 from hpotool.warm_start import carried_params, left_out_note
 
 if TYPE_CHECKING:

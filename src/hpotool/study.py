@@ -19,7 +19,6 @@ from hpotool.config import (
     OptimizeConfig,
 )
 from hpotool.errors import HpoError
-from hpotool.factories import process_salt, study_sampler
 from hpotool.interrupts import deferred
 from hpotool.overrides import leaf_values
 from hpotool.plan import StudyPlan
@@ -30,6 +29,7 @@ from hpotool.stale import enqueue_owned
 from hpotool.storage import make_storage
 from hpotool.storage_url import location, shown_url, storage_file, storage_origin, with_file
 from hpotool.study_names import same_series, study_names, typo_of
+from hpotool.study_sampler import process_salt, study_sampler
 
 if TYPE_CHECKING:
     pass

@@ -11,9 +11,10 @@ from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.config_errors import validate_config
 from hpotool.data import load_checked
 from hpotool.errors import HpoError
-from hpotool.factories import make_pruner, study_sampler
+from hpotool.factories import make_pruner
 from hpotool.overrides import leaf_values
 from hpotool.plan import StudyPlan
+from hpotool.study_sampler import study_sampler
 
 
 def worker_threads(n_workers: int, configured: int | None, cores: int | None = None) -> int:

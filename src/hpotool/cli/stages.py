@@ -112,7 +112,8 @@ def refine(
 
         from hpotool.browse import find_study
         from hpotool.importance import import_without_sklearn
-        from hpotool.refine import check_stage_paths, refine_study, write_refinement
+        from hpotool.refine import refine_study
+        from hpotool.stage_files import check_stage_paths, write_refinement
 
         refuse_stdout(
             out, "two files (the stage's config and its .run.yaml)", "a file, e.g. --out stage2.yaml"

@@ -234,8 +234,9 @@ def _train_from_best(
             )
         from hpotool.browse import find_study
         from hpotool.export import export_best as write_export
-        from hpotool.final import check_jobs, plan_final
+        from hpotool.final import check_jobs
         from hpotool.final import train_from_best as run_final
+        from hpotool.final_plan import plan_final
         from hpotool.run_folders import check_writable, default_runs_dir, new_run_dir
         from hpotool.storage_url import default_storage_url
 

@@ -1,0 +1,121 @@
+"""What a sampler is built with, checked against the search space: a grid sampler's grid (made from the
+space, or given) fits in memory and covers the space, fixed parameters' values lie in it, and the
+brute-force sampler's values are finite."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from hpotool.errors import HpoError
+from hpotool.formatting import format_choice
+from hpotool.near_names import did_you_mean
+from hpotool.search_space import (
+    FloatParam,
+    Param,
+    choice_label,
+    contains,
+    grid_choices,
+    grid_size,
+    value_count,
+    values_text,
+)
+
+GRID_MAX_POINTS = 1_000_000
+
+
+def _check_grid_size(sizes: Mapping[str, int], where: str, key: str = "sampler") -> None:
+    """A grid of at most GRID_MAX_POINTS points: Optuna's grid sampler lists every point in memory as it is
+    built, so a range of 10^10 integers ended in a MemoryError (or the machine's memory) before trial 0."""
+    total = math.prod(sizes.values())
+    if total > GRID_MAX_POINTS:
+        counts = " x ".join(f"{path}: {n:,}" for path, n in sizes.items() if n > 1)
+        raise HpoError(
+            f"{key}: the grid of {where} has {total:,} points ({counts} values), and the grid sampler lists "
+            f"every point in memory: give a larger step or fewer choices, for at most {GRID_MAX_POINTS:,} "
+            f"points, or use another sampler (tpe, random)"
+        )
+
+
+def _check_fixed(fixed: Mapping[str, Any], space: Mapping[str, Param], key: str = "sampler") -> None:
+    """PartialFixedSampler's `fixed_params` name searched parameters, each with a value of its range: a
+    misspelt key fixed nothing (the parameter was sampled as before), and a value outside the range was
+    trained as it was (a choice not among the choices failed every trial)."""
+    where = f"{key}.kwargs.fixed_params"
+    for path, value in fixed.items():
+        if path not in space:
+            hint = did_you_mean(str(path), space) or f" (it searches {', '.join(space)})"
+            raise HpoError(
+                f"{where}.{path}: not in search_space{hint}; fixed_params fixes searched parameters only: "
+                f"correct the key or drop it"
+            )
+        if not contains(space[path], value):
+            raise HpoError(
+                f"{where}.{path}: {format_choice(value)} lies outside search_space.{path} "
+                f"({values_text(space[path])}); give a value within it, or widen the search space"
+            )
+
+
+def _check_grid(grid: Any, space: Mapping[str, Param], key: str = "sampler") -> None:
+    """A grid given in the kwargs covers the searched parameters, and only with values of their ranges: a
+    parameter it lacks failed every trial, and a value outside the range was trained as it was."""
+    where = f"{key}.kwargs.search_space"
+    if not isinstance(grid, Mapping) or not all(isinstance(v, list) and v for v in grid.values()):
+        raise HpoError(
+            f"{where}: give each searched parameter a list of values ({{optimizer.lr: [0.001, 0.01]}})"
+        )
+    for path, values in grid.items():
+        if path not in space:
+            raise HpoError(
+                f"{where}.{path}: not in search_space{did_you_mean(str(path), space)}; the grid holds the searched "
+                f"parameters only"
+            )
+        outside = [v for v in values if not contains(space[path], v)]
+        if outside:
+            raise HpoError(
+                f"{where}.{path}: {format_choice(outside[0])} lies outside search_space.{path}; widen the range or drop the value"
+            )
+    missing = [path for path in space if path not in grid]
+    if missing:
+        raise HpoError(
+            f"{where}: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} searched but not in the grid; "
+            f"give {'it' if len(missing) == 1 else 'them'} values too, or leave search_space out of the kwargs "
+            f"(the grid is then built from search_space)"
+        )
+
+
+def grid_search_space(args: Mapping[str, Any], space: Mapping[str, Param], key: str) -> dict[str, list[Any]]:
+    """The grid sampler's `search_space`: the grid of the search space `space` where its kwargs `args` give
+    none, else theirs, checked against `space`, with each list choice as its label (as Optuna stores it)."""
+    if "search_space" not in args:
+        sizes = {}
+        for path, p in space.items():
+            try:
+                sizes[path] = grid_size(p)
+            except ValueError as exc:
+                raise HpoError(
+                    f"{key}: the grid sampler needs a finite grid: search_space.{path}: {exc}"
+                ) from None
+        _check_grid_size(sizes, "search_space", key)
+        return {path: grid_choices(p) for path, p in space.items()}
+    _check_grid(args["search_space"], space, key)
+    _check_grid_size({k: len(v) for k, v in args["search_space"].items()}, f"{key}.kwargs.search_space", key)
+    return {path: [choice_label(v) for v in values] for path, values in args["search_space"].items()}
+
+
+def check_brute_force(space: Mapping[str, Param], key: str) -> None:
+    """Every searched parameter has a finite set of values that fits in memory, as the brute-force sampler
+    lists them: a continuous float failed trial 0, and a huge range a MemoryError in the first suggest."""
+    for path, p in space.items():
+        if isinstance(p, FloatParam) and p.step is None:
+            raise HpoError(
+                f"{key}: the brute-force sampler needs a finite set of values: search_space.{path}: a float "
+                f"without step has infinitely many; give it a step, or use another sampler"
+            )
+        if (n := value_count(p) or 0) > GRID_MAX_POINTS:  # a MemoryError in the check's first suggest
+            raise HpoError(
+                f"{key}: the brute-force sampler lists every value of a parameter in memory: "
+                f"search_space.{path} has {n:,}; narrow its range or give it a larger step, for at most "
+                f"{GRID_MAX_POINTS:,} values, or use another sampler (tpe, random)"
+            )

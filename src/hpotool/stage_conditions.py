@@ -1,0 +1,84 @@
+"""The next stage's search space kept whole once parameters are fixed: a key below a section still searched
+whole stays as its one choice, and conditions drop the values no longer searched, or their parameter
+where they can no longer hold."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hpotool.conditions import holds
+from hpotool.search_space import CategoricalParam, Param, contains
+from hpotool.sections import SECTIONS
+from hpotool.stage_ranges import _choice
+
+
+def _pin_below_searched_sections(
+    space: dict[str, Param], new_space: dict[str, Param], fixed: dict[str, Any], changes: list[str]
+) -> dict[str, Any]:
+    """Keep each fixed key below a section the stage still searches whole (`optimizer.lr` beside `optimizer`)
+    in `new_space` as its one choice, where `space` had it: in the stage's run config, every trial's choice
+    would replace the section, and the fixed value with it. Updates `fixed`, `new_space` and the key's change
+    in `changes`; returns the keys pinned so, with their values."""
+    pinned = {k: fixed.pop(k) for k in list(fixed) if "." in k and k.partition(".")[0] in new_space}
+    for name, value in pinned.items():
+        new_space[name] = CategoricalParam(type="categorical", choices=[value], when=space[name].when)
+        i = next(i for i, c in enumerate(changes) if c.startswith(f"{name}: "))
+        changes[i] = changes[i].replace("removed from the search, fixed at", "fixed at") + (
+            f", as its one choice: {name.partition('.')[0]} is searched whole, and each choice replaces the "
+            f"section in the run config"
+        )
+    in_order = {k: new_space[k] for k in space if k in new_space}
+    new_space.clear()
+    new_space.update(in_order)
+    return pinned
+
+
+def _drop_unkept_sections(space: dict[str, Param]) -> None:
+    """In `space` (in place), drop from each condition on a parameter the stage still searches the values it
+    no longer takes: `in: [{name: sgd}, {name: rmsprop}]` on a section searched whole where it keeps sgd and
+    adam lists sgd alone, `in: [2, 3]` on `model.layers` narrowed to [1, 2] lists 2, and `ne: rmsprop` always
+    holds, so goes (a condition naming a value its parameter never takes is refused before trial 0). An `in`
+    left with none stays, for `_drop_dead_conditions` to remove its parameter."""
+    for name, p in list(space.items()):
+        when = dict(p.when or {})
+        for on, condition in p.when.items() if p.when else []:
+            ref = space.get(on)
+            if ref is None or not isinstance(condition, dict):
+                continue
+            ((test, operand),) = condition.items()
+            if test == "in" and any(contains(ref, v) for v in operand):
+                when[on] = {"in": [v for v in operand if contains(ref, v)]}
+            elif test == "ne" and not contains(ref, operand):
+                del when[on]
+        if when != (p.when or {}):
+            space[name] = type(p).model_validate(p.model_dump() | {"when": when or None})
+
+
+def _drop_dead_conditions(space: dict[str, Param], base: dict[str, Any]) -> list[str]:
+    """Remove from `space` (in place, in order) each parameter whose `when` reads a value the stage no
+    longer searches and that value fails it: its condition can never hold, so it would never be suggested
+    (`optimizer.momentum` when `optimizer.name: sgd`, with `optimizer.name` fixed at adam), or a searched
+    categorical none of whose choices meets it (narrowed to adam and rmsprop). A condition on a
+    whole section the stage fixes, which holds, is dropped: the stage's run config holds the section, which a
+    condition cannot read (only a searched section)."""
+    changes = []
+    for name, p in list(space.items()):
+        fixed_paths = {path: cond for path, cond in (p.when or {}).items() if path not in space}
+        failed = [path for path, cond in fixed_paths.items() if not holds(cond, base.get(path))]
+        unmet = {  # a condition on a searched categorical none of whose (narrowed) choices meets it
+            path: q.choices
+            for path, cond in (p.when or {}).items()
+            if isinstance(q := space.get(path), CategoricalParam)
+            and not any(holds(cond, c) for c in q.choices)
+        }
+        if failed or unmet:
+            del space[name]
+            reasons = ", ".join(
+                [f"{path} is fixed at {_choice(base.get(path))}" for path in failed]
+                + [f"{path} is searched only over {', '.join(map(_choice, c))}" for path, c in unmet.items()]
+            )
+            changes.append(f"{name}: its condition can no longer hold ({reasons}); removed from the search")
+        elif SECTIONS.keys() & fixed_paths:
+            when = {path: cond for path, cond in (p.when or {}).items() if path not in SECTIONS} or None
+            space[name] = type(p).model_validate(p.model_dump() | {"when": when})
+    return changes

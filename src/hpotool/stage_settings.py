@@ -1,0 +1,108 @@
+"""The settings a study's OptimizeConfig carries into its next stage, changed where the stage needs: the
+sampler's seed one on, a grid kept to the new ranges, the storage's password, the final overrides."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hpotool.config import RunConfig
+from hpotool.final_rules import component_arg, unfit_overrides
+from hpotool.search_space import CategoricalParam, Param, contains
+from hpotool.sections import switchable
+
+
+def carry_settings(
+    opt: dict[str, Any], stage_run: RunConfig, space: dict[str, Param], changes: list[str]
+) -> None:
+    """Make the study's OptimizeConfig `opt` the stage's (in place): a grid its sampler's kwargs give kept to
+    the stage's `space`, the sampler seeded one on, the final overrides fitted to the stage. Each change is
+    added to `changes`."""
+    _fit_grid(opt, space, changes)
+    _next_seed(opt, changes)
+    if opt.get("final"):
+        opt["final"] = _stage_final(opt["final"], stage_run, space, changes)
+
+
+def _fit_grid(opt: dict[str, Any], space: dict[str, Param], changes: list[str]) -> None:
+    """A grid given as values in the sampler's kwargs kept to the stage's `space` (in place, in `opt`): the
+    stage refuses values outside its ranges. Its change is added to `changes`."""
+    sampler: dict[str, Any] = opt.get("sampler") or {}
+    kwargs: dict[str, Any] = sampler.get("kwargs") or {}
+    grid = kwargs.get("search_space")
+    if not isinstance(grid, dict):
+        return
+    stage_grid = _stage_grid(grid, space)
+    opt["sampler"] = {**sampler, "kwargs": {**kwargs, "search_space": stage_grid}}
+    if stage_grid != {k: v for k, v in grid.items() if k in space}:
+        changes.append(
+            "sampler.kwargs.search_space: the grid keeps its values inside the new ranges, and each widened "
+            "range's new end"
+        )
+
+
+def _next_seed(opt: dict[str, Any], changes: list[str]) -> None:
+    """Seed the stage's sampler one past the study's (in place, in `opt`): with the study's own seed, a sampler
+    draws the points it drew there again wherever a range is kept (a random sampler, TPE's startup trials),
+    so the stage would re-run the first stage's trials. Each change is added to `changes`."""
+    for where, holder in (
+        ("seed", opt),
+        ("sampler.kwargs.seed", (opt.get("sampler") or {}).get("kwargs") or {}),
+    ):
+        seed = holder.get("seed")
+        if isinstance(seed, float) and seed.is_integer():  # 1e3, read as 1000.0, seeds the sampler as 1000
+            seed = int(seed)
+        if isinstance(seed, int) and not isinstance(seed, bool):
+            new = (seed + 1) % 2**32
+            if holder is not opt:
+                opt["sampler"] = {**opt["sampler"], "kwargs": {**holder, "seed": new}}
+            else:
+                opt["seed"] = new
+            changes.append(f"{where}: {seed} -> {new}, so the sampler does not draw the study's trials again")
+
+
+def _stage_storage(stored: str | None, read_from: str | None) -> str | None:
+    """The study's storage for its next stage: a study stores its URL with the password as `***`
+    (`fingerprint.stored_optimize_config`), so the URL refine read it from (or PGPASSWORD) reaches it."""
+    if stored and read_from and ":***@" in stored:
+        return read_from
+    return stored
+
+
+def _stage_final(
+    final: dict[str, Any], stage_run: RunConfig, space: dict[str, Param], changes: list[str]
+) -> dict[str, Any]:
+    """The study's `final:` rules without the overrides of a component argument that no component the stage
+    may pick takes (`optimizer.momentum` where it fixes adam), which `optimize` would refuse; each removal
+    is added to `changes`."""
+    kept = dict(final.get("overrides") or {})
+    searched = switchable(space)
+    for path in unfit_overrides(stage_run, space, kept):
+        if (part := component_arg(path)) is None:
+            continue
+        section, arg = part
+        del kept[path]
+        why = (
+            f"none of the stage's {section} choices takes {arg}"
+            if section in searched
+            else f"the stage fixes {section} at {getattr(stage_run, section).name}, which takes no {arg}"
+        )
+        changes.append(f"final.overrides.{path}: removed; {why}")
+    return {**final, "overrides": kept}
+
+
+def _stage_grid(grid: dict[str, Any], space: dict[str, Param]) -> dict[str, list[Any]]:
+    """The grid of the stage's searched parameters: the values of `grid` inside their new ranges, plus the
+    new end of a widened range (an end beyond every old value), or the range's ends when none is left."""
+    out: dict[str, list[Any]] = {}
+    for name, p in space.items():
+        old = list(grid.get(name, []))
+        values = [v for v in old if contains(p, v)]
+        if isinstance(p, CategoricalParam):
+            out[name] = values or list(p.choices)
+            continue
+        numbers = [v for v in old if isinstance(v, int | float) and not isinstance(v, bool)]
+        for end in (p.low, p.high):
+            if end not in values and (not numbers or end < min(numbers) or end > max(numbers)):
+                values.append(end)
+        out[name] = sorted(values)
+    return out
