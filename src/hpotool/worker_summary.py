@@ -63,10 +63,10 @@ def sum_up(run: WorkerRun, start: float) -> StudySummary:
 
 def _fewer_workers(run: WorkerRun) -> str:
     """The note that the run started fewer workers than --workers asked, one per trial left."""
-    left, asked, n = run.target - run.done, run.asked, run.n_workers
+    left, target, n = run.target - run.done, run.target, run.n_workers
     return (
-        f"--workers {asked}: {left} of the study's {run.target} trials {'were' if left > 1 else 'was'} left to "
-        f"run, so {n} worker{'s' if n > 1 else ''} ran {'them' if left > 1 else 'it'}"
+        f"--workers {run.asked}: {left} of the study's {target} trials {'were' if left > 1 else 'was'} left "
+        f"to run, so {n} worker{'s' if n > 1 else ''} ran {'them' if left > 1 else 'it'}"
     )
 
 
@@ -166,7 +166,7 @@ def _say_died(run: WorkerRun, summary: StudySummary, dead: list[str]) -> None:
 
 
 def _note_workers_ended(run: WorkerRun, summary: StudySummary, lost: list[tuple[str, str]]) -> None:
-    """Say what happened to each worker that ended early, and to its trial, where the summary's stop does not."""
+    """Say what happened to each worker that ended early, and to its trial, where the stop does not."""
     # A worker stopped alone while the others ran on: the run ended as usual (exit code 0 when they
     # finished the study), and only '1 trial failed ... interrupted' hinted that a worker had gone.
     causes = dict(lost)
