@@ -35,6 +35,18 @@ def stop_workers(procs: list[Any], stop: Event, signum: int) -> None:
             p.join()
 
 
+def end_workers(procs: list[Any]) -> None:
+    """SIGTERM every live worker, as where the storage stopped answering this process (the workers cannot
+    write either): each ends its trial; wait until all have ended."""
+    for p in procs:
+        if p.pid is not None and p.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, signal.SIGTERM)
+    for p in procs:
+        if p.pid is not None:
+            p.join()
+
+
 def fail_trials_of_exited(
     study: optuna.Study, procs: list[Any], exited: set[int], plan: StudyPlan | None = None
 ) -> None:

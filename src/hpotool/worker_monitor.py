@@ -37,10 +37,11 @@ class Monitor:
         self.read_by = None if seconds is None else time.monotonic() + seconds
 
     def poll(self, *, read: bool = False) -> None:
-        """Show the newly finished trials (`read`: read the trials whether or not the study changed). A connection the server dropped (a restart, a failover) is only
-        a look missed: the next one reconnects. Before, this process stopped every worker (their trials
-        ended FAIL, "interrupted", never run again) while the server answered them; one gone for good,
-        the workers meet at their next write, and end the run (`LOST_STORAGE_EXIT`)."""
+        """Show the newly finished trials (`read`: read the trials whether or not the study changed). A
+        connection the server dropped (a restart, a failover) is only a look missed: the next one
+        reconnects. Before, this process stopped every worker (their trials ended FAIL, "interrupted",
+        never run again) while the server answered them; one gone for good, the workers meet at their next
+        write, and end the run (`LOST_STORAGE_EXIT`)."""
         try:
             self._poll(read=read)
         except Exception as exc:

@@ -26,7 +26,7 @@ class Problems:
     or ""), gathered."""
 
     def __init__(self) -> None:
-        self.queue: SimpleQueue | None = None  # made with the workers' context (`workers._run_workers`)
+        self.queue: SimpleQueue | None = None  # made with the workers' context (`worker_run.Shared.make`)
         self.said: list[tuple[int, str, str, str]] = []
 
     def drain(self) -> None:

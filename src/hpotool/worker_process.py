@@ -110,6 +110,41 @@ def worker_main(
     what its sampler sampled independently on `fallbacks` (for the main process's summary), on `problems`
     why its configs or data could not be set up here (then it exits `SETUP_EXIT`), and on `tracking` why
     MLflow tracking went off."""
+    _become_a_worker(args)
+    try:
+        try:
+            plan, opt = _worker_configs(args)
+        except HpoError as exc:
+            # What passed the main process's checks fails here (a user's module that imports there, not
+            # here): each worker printed a traceback, and the command exited 0 saying 'run again'. The main
+            # process says it in one line (under --debug, after this traceback), and the other workers stop
+            # after their trial.
+            _tell_and_exit(problems, stop, SETUP_EXIT, exc)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        try:
+            alone_since = None if args.salt else args.existing
+            if _run_worker_trials(plan, opt, stop, _failure_guard(args), fallbacks, alone_since, tracking):
+                exhausted.set()
+        except ContractStop:  # the training function broke hpotool's contract: the main process says so
+            stop.set()
+            sys.exit(CONTRACT_EXIT)
+        except HpoError as exc:
+            # The study would not open here (its file moved or deleted, its database dropped since the main
+            # process opened it): each worker printed a traceback, and the command said 'N of N workers died;
+            # run again to resume', exit code 1. The main process says why in one line; the others stop.
+            _tell_and_exit(problems, stop, ERROR_EXIT, exc)
+        except Exception as exc:  # after the data is loaded: a user's database error there is not ours
+            _end_on_a_storage_error(exc, opt.study_name, args.storage_url, problems, stop)
+            raise
+    except KeyboardInterrupt as exc:
+        # The shell's code for the signal: a worker signalled alone (its pid killed) tells the main process
+        # why it stopped; it exited 0 as if its work were done, and the run ended short with exit code 0.
+        sys.exit(exit_code(signal_of(exc)))
+
+
+def _become_a_worker(args: WorkerArgs) -> None:
+    """Set this process up as the main process's worker: its start method, HPOTOOL_* environment, signals,
+    streams and `--debug` logging, and its end when the main process is gone."""
     # A process the forkserver started takes forkserver as its default start method: a user's DataLoader
     # with num_workers then started a forkserver of its own, importing torch again (its first batch took
     # 24 s instead of 0.1 s), where one process forks. The platform's default again, as in one process.
@@ -124,54 +159,47 @@ def worker_main(
         logger = logging.getLogger("hpotool")
         logger.setLevel(logging.DEBUG)
         logger.addHandler(logging.StreamHandler())
-    try:
-        try:
-            run = validate_config(RunConfig, args.run, "run config")
-            run = worker_run_config(run, args.n_workers, args.index, uses_torch=args.uses_torch)
-            opt = validate_config(OptimizeConfig, args.opt, "optimize config", budget_given=True)
-            plan = worker_plan(
-                run, opt, args.storage_url, args.index, args.existing, args.salt, args.storage_origin
-            )
-        except HpoError as exc:
-            # What passed the main process's checks fails here (a user's module that imports there, not
-            # here): each worker printed a traceback, and the command exited 0 saying 'run again'. The main
-            # process says it in one line (under --debug, after this traceback), and the other workers stop
-            # after their trial.
-            _tell_and_exit(problems, stop, SETUP_EXIT, exc)
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        try:
-            alone_since = None if args.salt else args.existing
-            since = datetime.fromtimestamp(args.started)  # naive local time, as Optuna stores its times
-            main = multiprocessing.parent_process()  # as `stale.owner` records it on each trial
-            streak_of = functools.partial(run_streak, main=(main and main.pid) or os.getpid(), since=since)
-            guard = (args.max_failures, streak_of)
-            if _run_worker_trials(plan, opt, stop, guard, fallbacks, alone_since, tracking):
-                exhausted.set()
-        except ContractStop:  # the training function broke hpotool's contract: the main process says so
-            stop.set()
-            sys.exit(CONTRACT_EXIT)
-        except HpoError as exc:
-            # The study would not open here (its file moved or deleted, its database dropped since the main
-            # process opened it): each worker printed a traceback, and the command said 'N of N workers died;
-            # run again to resume', exit code 1. The main process says why in one line; the others stop.
-            _tell_and_exit(problems, stop, ERROR_EXIT, exc)
-        except Exception as exc:  # after the data is loaded: a user's database error there is not ours
-            deleted = study_deleted(opt.study_name, args.storage_url, exc)
-            if deleted is not None:  # the main process finds it gone too, and says so
-                _tell_and_exit(problems, stop, ERROR_EXIT, deleted)
-            if lost_connection(exc) is None:
-                raise
-            # The storage stopped answering: the main process says so in one line, naming this cause (it
-            # said "ConnectionError: a worker lost its connection", which hid a locked or read-only file),
-            # and shows this traceback under --debug (it showed its own alone, never the driver's error here).
-            if problems is not None:
-                name, trace = multiprocessing.current_process().name, traceback.format_exc()
-                problems.put((LOST_STORAGE_EXIT, lost_cause(exc), name, trace))
-            sys.exit(LOST_STORAGE_EXIT)
-    except KeyboardInterrupt as exc:
-        # The shell's code for the signal: a worker signalled alone (its pid killed) tells the main process
-        # why it stopped; it exited 0 as if its work were done, and the run ended short with exit code 0.
-        sys.exit(exit_code(signal_of(exc)))
+
+
+def _worker_configs(args: WorkerArgs) -> tuple[StudyPlan, OptimizeConfig]:
+    """This worker's plan and optimize config, made from what the main process sent.
+
+    Raises:
+        HpoError: what passed the main process's checks fails here, naming the config and key.
+    """
+    run = validate_config(RunConfig, args.run, "run config")
+    run = worker_run_config(run, args.n_workers, args.index, uses_torch=args.uses_torch)
+    opt = validate_config(OptimizeConfig, args.opt, "optimize config", budget_given=True)
+    plan = worker_plan(run, opt, args.storage_url, args.index, args.existing, args.salt, args.storage_origin)
+    return plan, opt
+
+
+def _failure_guard(args: WorkerArgs) -> tuple[int, Callable[[optuna.Study], int]]:
+    """`--max-failures`, and how to count the failed trials in a row that the run's workers ended last
+    (`run_failures.run_streak`), for `loop.run_trials`."""
+    since = datetime.fromtimestamp(args.started)  # naive local time, as Optuna stores its times
+    main = multiprocessing.parent_process()  # as `stale.owner` records it on each trial
+    streak_of = functools.partial(run_streak, main=(main and main.pid) or os.getpid(), since=since)
+    return args.max_failures, streak_of
+
+
+def _end_on_a_storage_error(
+    exc: Exception, study_name: str, storage_url: str, problems: SimpleQueue | None, stop: Event
+) -> None:
+    """End this worker where `exc` says the study was deleted (`ERROR_EXIT`) or the storage stopped
+    answering (`LOST_STORAGE_EXIT`), telling the main process why; return on any other error."""
+    deleted = study_deleted(study_name, storage_url, exc)
+    if deleted is not None:  # the main process finds it gone too, and says so
+        _tell_and_exit(problems, stop, ERROR_EXIT, deleted)
+    if lost_connection(exc) is None:
+        return
+    # The storage stopped answering: the main process says so in one line, naming this cause (it said
+    # "ConnectionError: a worker lost its connection", which hid a locked or read-only file), and shows
+    # this traceback under --debug (it showed its own alone, never the driver's error here).
+    if problems is not None:
+        name, trace = multiprocessing.current_process().name, traceback.format_exc()
+        problems.put((LOST_STORAGE_EXIT, lost_cause(exc), name, trace))
+    sys.exit(LOST_STORAGE_EXIT)
 
 
 def _tell_and_exit(problems: SimpleQueue | None, stop: Event, code: int, why: HpoError) -> NoReturn:
