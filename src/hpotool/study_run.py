@@ -68,7 +68,7 @@ class OpenedStudy(NamedTuple):
     """A study opened for a run (`open_for_run`), with what the run's summary compares against."""
 
     study: optuna.Study
-    salt: tuple[int, ...]  # `factories.process_salt()` where other processes sample the study too
+    salt: tuple[int, ...]  # `study_sampler.process_salt()` where other processes sample the study too
     existing: int  # trials it held when opened, before the warm start's queue: as open_study counts
     target: int  # `trial_target`
     before: set[int]  # the numbers of the trials finished before this run

@@ -62,7 +62,7 @@ def worker_plan(
     storage_origin: str | None = None,
 ) -> StudyPlan:
     """The plan of worker `index` in a run that found `existing` trials in the study: its own seed stream
-    (`factories.study_sampler`), so the workers' random start-up points differ. What fails is an `HpoError`
+    (`study_sampler.study_sampler`), so the workers' random start-up points differ. What fails is an `HpoError`
     naming the config and key: a user's dataset that raises in a worker alone (a file or library only the
     main process can reach), or a sampler's, printed a traceback in each worker."""
     try:
@@ -87,7 +87,7 @@ class WorkerArgs:
     n_workers: int
     max_failures: int
     existing: int  # trials in the study when the run started
-    salt: tuple[int, ...] = ()  # `factories.process_salt()` where other processes sample the study too
+    salt: tuple[int, ...] = ()  # `study_sampler.process_salt()` where other processes sample the study too
     started: float = 0.0  # when the run started (time.time() in the main process)
     storage_origin: str | None = None  # where the storage URL was given (`StudyPlan.storage_origin`)
     # The main process shows hpotool's DEBUG records (`hpotool --debug`), a failed trial's traceback: so
