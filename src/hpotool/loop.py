@@ -14,6 +14,7 @@ import random
 import time
 import warnings
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import optuna
@@ -30,7 +31,7 @@ from hpotool.exhaustion import (
 from hpotool.factories import process_salt, study_sampler
 from hpotool.heartbeat import fail_stale_trials, has_heartbeat
 from hpotool.interrupts import deferred, raise_dropped
-from hpotool.objective import FailureGuard, StudyObserver, make_objective
+from hpotool.objective import StudyObserver, make_objective
 from hpotool.overrides import leaf_values
 from hpotool.plan import StudyPlan
 from hpotool.run_summary import trial_target
@@ -63,6 +64,32 @@ def has_slot(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
     """Whether `trial` is within the target: finished trials plus running ones asked before it."""
     ahead = sum(t.state in FINISHED or t.number <= trial.number for t in _finished_and_running(study))
     return ahead <= target
+
+
+@dataclass
+class FailureGuard:
+    """Stops the study after `limit` consecutive failed trials, keeping the first error. `streak_of`, where
+    several processes share the run, counts them in the storage (`run_failures.run_streak`): this process's own
+    trials in a row stopped a run of N workers only after about N times `limit` failures."""
+
+    limit: int
+    streak: int = 0
+    first_error: str | None = None
+    tripped: bool = False
+    exhausted: bool = False  # not a failure: the sampler stopped the study (grid, brute force: all tried)
+    streak_of: Callable[[optuna.Study], int] | None = None
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial, *, failed: bool | None = None) -> None:
+        """Count `trial`, which this process ran, as ended; `failed`: whether its training failed (by default,
+        whether the trial is FAIL; not so where another process failed it as stale as it ran)."""
+        if not (trial.state == TrialState.FAIL if failed is None else failed):
+            self.streak = 0
+            return
+        self.streak = self.streak_of(study) if self.streak_of and self.limit else self.streak + 1
+        if self.first_error is None:
+            self.first_error = str(trial.user_attrs.get("fail_reason", "unknown error"))
+        if self.limit and self.streak >= self.limit:
+            self.tripped = True  # the trial loop stops on it
 
 
 def run_trials(
