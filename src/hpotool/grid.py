@@ -135,7 +135,8 @@ class GridSampler(optuna.samplers.GridSampler):
         inside `study.ask()`, where a signal waits for `ask` to return (`deferred`), and the trial it ends
         runs no point."""
         from hpotool.interrupts import interrupt_pending
-        from hpotool.loop import DRAW_WAIT_S, POLL_S
+        from hpotool.loop import POLL_S
+        from hpotool.trial_setup import DRAW_WAIT_S
         from hpotool.waiting import wait_for_earlier_trials
 
         wait_for_earlier_trials(
