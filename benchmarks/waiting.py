@@ -217,8 +217,8 @@ def measure_start_wait(storage: str, finished: int) -> dict[str, float]:
     from optuna.trial import create_trial
 
     from hpotool.grid import GridSampler
-    from hpotool.loop import DRAW_WAIT_S
     from hpotool.storage import make_storage
+    from hpotool.trial_setup import DRAW_WAIT_S
 
     counts = {"statements": 0, "commits": 0}
 

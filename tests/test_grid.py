@@ -411,9 +411,9 @@ def test_a_brute_force_trial_does_not_wait_for_an_earlier_trial_whose_local_work
     # here, so the old behaviour shows as a run that does not end.)
     import threading
 
-    import hpotool.loop
+    import hpotool.trial_setup
 
-    monkeypatch.setattr(hpotool.loop, "DRAW_WAIT_S", 3600.0)
+    monkeypatch.setattr(hpotool.trial_setup, "DRAW_WAIT_S", 3600.0)
     monkeypatch.setenv("HPOTOOL_HEARTBEAT_INTERVAL", "1")  # how often the loop looks for dead workers
     opt_dict.update(n_trials=4, sampler={"name": "bruteforce"}, search_space=ACTIVATIONS)
     plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
@@ -698,8 +698,8 @@ def test_a_signal_while_a_trial_waits_for_an_earlier_trial_s_point_stops_the_com
     # another machine asked first, up to DRAW_WAIT_S (10 s): Ctrl-C or SIGTERM took effect only then.
     import subprocess
 
-    from hpotool.loop import DRAW_WAIT_S
     from hpotool.storage import make_storage
+    from hpotool.trial_setup import DRAW_WAIT_S
 
     from .test_workers import _hpotool, _kill_session, _wait_for
 

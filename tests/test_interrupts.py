@@ -642,9 +642,9 @@ def test_a_second_signal_as_an_interrupted_trial_is_told_waits_for_it(
 ) -> None:
     # Ctrl-C twice as a trial was set up (asked, its place checked): the second, as the first failed the
     # trial, left it RUNNING, for the next run's dead-process check to find.
-    from hpotool import loop
+    from hpotool import trial_setup
 
-    real_holds, real_set = loop._holds_its_point, optuna.Trial.set_user_attr
+    real_holds, real_set = trial_setup._holds_its_point, optuna.Trial.set_user_attr
 
     def holds_then_ctrl_c(*args: Any) -> bool:
         real_holds(*args)
@@ -657,7 +657,7 @@ def test_a_second_signal_as_an_interrupted_trial_is_told_waits_for_it(
         real_set(self, key, value)
 
     plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
-    monkeypatch.setattr(loop, "_holds_its_point", holds_then_ctrl_c)
+    monkeypatch.setattr(trial_setup, "_holds_its_point", holds_then_ctrl_c)
     monkeypatch.setattr(optuna.Trial, "set_user_attr", ctrl_c_again)
     assert run_study(plan).interrupted == signal.SIGINT
     trials = load_study(opt_dict).trials
@@ -1108,7 +1108,7 @@ def test_a_trial_interrupted_as_it_is_set_up_and_ended_at_once_by_another_proces
     # the run ends as interrupted, and the reason of the process that ended the trial stands.
     import sqlalchemy
 
-    from hpotool import loop
+    from hpotool import trial_setup
 
     opt_dict.update(
         study_name=shared_study.name,
@@ -1118,7 +1118,7 @@ def test_a_trial_interrupted_as_it_is_set_up_and_ended_at_once_by_another_proces
         direction="minimize",
     )
     plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
-    _signal_after(monkeypatch, loop, "_holds_its_point")
+    _signal_after(monkeypatch, trial_setup, "_holds_its_point")
     other = _OtherEndsItAsTheReasonIsWritten(shared_study)
     sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", other)
     try:

@@ -843,7 +843,7 @@ def test_a_result_not_kept_is_no_failure_in_the_streak_of_a_run_of_workers(share
     from functools import partial
 
     from hpotool.heartbeat import fail_stale_trials
-    from hpotool.objective import FailureGuard
+    from hpotool.loop import FailureGuard
     from hpotool.run_failures import run_streak
     from hpotool.stale import owner
     from hpotool.trial_run import run_trial

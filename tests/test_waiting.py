@@ -244,7 +244,7 @@ def test_a_start_wait_for_an_earlier_trial_s_values_reads_the_trials_every_secon
     # Now every poll for the first second, then every second; an end in the first second is seen at the
     # next poll as before, a later one within a second.
     from hpotool.grid import GridSampler
-    from hpotool.loop import DRAW_WAIT_S, _wait_for_earlier_draws
+    from hpotool.trial_setup import DRAW_WAIT_S, _wait_for_earlier_draws
     from hpotool.waiting import SLOW_LOOK_S
     from tests.conftest import write_configs
 
@@ -298,7 +298,7 @@ def test_a_start_wait_that_ran_out_on_a_trial_does_not_wait_for_it_again(
     # after it, in every process, waited the whole DRAW_WAIT_S (10 s) for it, until the heartbeat failed it,
     # and on a storage without one (Redis, journal files) for as long as the study ran. Now a process waits
     # for it once, says so once, and its later trials start at once.
-    from hpotool.loop import DRAW_WAIT_S, _wait_for_earlier_draws
+    from hpotool.trial_setup import DRAW_WAIT_S, _wait_for_earlier_draws
     from tests.conftest import write_configs
 
     choices = ["relu", "gelu", "tanh"]
@@ -338,7 +338,7 @@ def test_a_start_wait_that_gives_up_on_a_trial_still_waits_for_the_trials_asked_
     # Trial 1, of another worker, asked just after a dead trial 0 waits for it too, and draws once its own
     # wait runs out; trial 2's wait, running out at the same moment, gives up on trial 0 alone and waits
     # for trial 1's draw, so that the two do not draw the same point.
-    from hpotool.loop import DRAW_WAIT_S, _wait_for_earlier_draws
+    from hpotool.trial_setup import DRAW_WAIT_S, _wait_for_earlier_draws
     from tests.conftest import write_configs
 
     choices = ["relu", "gelu", "tanh"]

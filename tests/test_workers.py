@@ -30,12 +30,12 @@ from typer.testing import CliRunner
 from hpotool.cli import app
 from hpotool.exhaustion import _spare
 from hpotool.heartbeat import retry_stale_trial
-from hpotool.loop import has_slot
 from hpotool.plan import Overrides, prepare_study
 from hpotool.stale import fail_dead_local_trials, owner
 from hpotool.storage import make_storage
 from hpotool.study import open_study
 from hpotool.study_run import run_study
+from hpotool.trial_setup import has_slot
 from hpotool.worker_args import worker_device, worker_threads
 from hpotool.workers import run_workers
 from tests.conftest import write_yaml

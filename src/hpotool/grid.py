@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
+from hpotool.resume import was_interrupted
+
 if TYPE_CHECKING:
     from optuna.study import Study
     from optuna.trial import FrozenTrial
@@ -51,10 +53,6 @@ def _same(value: Any, point: Any) -> bool:
 # The search space a trial sent back to the queue records in place of its point's (`void_point`): others
 # read it as holding no point until it picks one again.
 _VOID: dict[str, Any] = {}
-
-
-def _interrupted(trial: FrozenTrial) -> bool:
-    return trial.state == TrialState.FAIL and trial.user_attrs.get("fail_reason") == "interrupted"
 
 
 class GridSampler(optuna.samplers.GridSampler):
@@ -97,7 +95,7 @@ class GridSampler(optuna.samplers.GridSampler):
             point = self._point(t)
             if point is None or t.number == but:
                 continue
-            if t.state.is_finished() and t.params and not _interrupted(t):
+            if t.state.is_finished() and t.params and not was_interrupted(t):
                 visited.add(point)
             elif t.state == TrialState.RUNNING:
                 (elsewhere if may_be_lost(t, beating) else held).add(point)
@@ -137,7 +135,8 @@ class GridSampler(optuna.samplers.GridSampler):
         inside `study.ask()`, where a signal waits for `ask` to return (`deferred`), and the trial it ends
         runs no point."""
         from hpotool.interrupts import interrupt_pending
-        from hpotool.loop import DRAW_WAIT_S, POLL_S
+        from hpotool.loop import POLL_S
+        from hpotool.trial_setup import DRAW_WAIT_S
         from hpotool.waiting import wait_for_earlier_trials
 
         wait_for_earlier_trials(

@@ -1,47 +1,37 @@
 """The trial loop every hpotool process runs, alone or as one of many workers.
 
-Ask, reserve a slot, train, tell. The slot makes `n_trials` exact however many processes share the
-study: after `ask`, a trial whose rank among the finished and running trials is beyond the target goes
-back to WAITING untrained (Optuna counts only COMPLETE and PRUNED trials, and the next `ask` anywhere picks
-the WAITING trial up again), so processes racing at the end never overshoot the target.
+Ask, set up (`trial_setup`: a slot of `n_trials`, the trial's grid point, this process's own seeds), run and
+tell (`trial_run`), count (`FailureGuard`: --max-failures); between trials, fail dead workers' trials and,
+while other processes' trials hold every slot, wait for one to end.
 """
 
 from __future__ import annotations
 
 import math
 import multiprocessing
-import random
 import time
 import warnings
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpotool.exhaustion import (
-    all_started,
-    brute_force_point_left,
-    own_values,
-    sampler_exhausted,
-    still_exhausted,
-    waits_for_running,
-)
+from hpotool.exhaustion import all_started, sampler_exhausted, still_exhausted
 from hpotool.heartbeat import fail_stale_trials, has_heartbeat
 from hpotool.interrupts import deferred, raise_dropped
-from hpotool.objective import FailureGuard, StudyObserver, make_objective
-from hpotool.overrides import leaf_values
+from hpotool.objective import StudyObserver, make_objective
 from hpotool.plan import StudyPlan
 from hpotool.run_summary import trial_target
-from hpotool.search_space import drawn
-from hpotool.stale import fail_dead_local_trials, fail_ownerless_trials, owner
+from hpotool.stale import fail_dead_local_trials, fail_ownerless_trials
 from hpotool.storage_settings import heartbeat_settings
 from hpotool.study import FINISHED
-from hpotool.study_sampler import process_salt, study_sampler
 from hpotool.tracking import track
 from hpotool.trial_run import end_interrupted, run_trial, trained_by
+from hpotool.trial_setup import TrialSetup, finished_and_running
 from hpotool.wait_notes import OwnerlessNote, WaitNote
-from hpotool.waiting import study_version, wait_for_change, wait_for_earlier_trials
+from hpotool.waiting import study_version, wait_for_change
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
@@ -51,18 +41,6 @@ if TYPE_CHECKING:
 # the last trials end, idle workers notice within this and exit, so the command ends with its last trial.
 # A look is one cheap query; the trials are read again only once it sees a change (`waiting`).
 POLL_S = 0.1
-# How long a brute-force trial waits for the values of trials asked before it (see _wait_for_earlier_draws).
-DRAW_WAIT_S = 10.0
-
-
-def _finished_and_running(study: optuna.Study) -> list[FrozenTrial]:
-    return study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
-
-
-def has_slot(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
-    """Whether `trial` is within the target: finished trials plus running ones asked before it."""
-    ahead = sum(t.state in FINISHED or t.number <= trial.number for t in _finished_and_running(study))
-    return ahead <= target
 
 
 def run_trials(
@@ -81,31 +59,14 @@ def run_trials(
     `max_failures` trials in a row fail in this run, or the sampler has nothing left to try (the last
     two set `stop`). `tracker` (`make_tracker`) logs each trial this process ran. `alone_since`: the number
     of trials the study held when this process opened it seeing no other process (its sampler's seeds are
-    reproducible ones, `factories.study_sampler`), None where its seeds are its own already. `streak_of`:
+    reproducible ones, `study_sampler.study_sampler`), None where its seeds are its own already. `streak_of`:
     the run's failed trials in a row, where other processes share the run (`FailureGuard`).
 
     Returns:
         The failure guard, which says whether failures or the sampler stopped the loop, and the first error.
     """
-    storage = study._storage
-    objective = make_objective(plan, observer)
-    target, timeout = trial_target(plan), plan.opt.timeout
     guard = FailureGuard(max_failures, streak_of=streak_of)
-    start = time.monotonic()
-    # Heartbeats are written every `interval` seconds, so a trial turns stale at that pace: looking once
-    # per interval (not before every trial: ~10 ms of queries each) finds dead workers' trials as soon.
-    # The same look finds the RUNNING trials of dead processes of this machine (one query, and a signal 0
-    # per running trial), as a resumed run does: storages without a heartbeat (Redis, journal files) have
-    # nothing else, and a heartbeat never fails a trial whose worker died before its first beat (while
-    # it waited for a slot or for earlier brute-force draws), which then held its slot for good.
-    interval, grace = heartbeat_settings()
-    beating = has_heartbeat(storage)
-    next_stale_check = start
-    wait_note = WaitNote(plan, grace)  # other processes' trials have taken every slot for so long
-    ownerless_note = OwnerlessNote(grace)
-    # `study_version` as of the last read of the trials while the run waits (None: read it with them), so a
-    # wait reads them again only once it changes (`waiting.wait_for_change`)
-    version: Hashable = None
+    loop = _TrialLoop(study, plan, guard, stop, observer, poll, tracker, alone_since)
     # As Study.optimize does: a sampler with nothing left to try (grid, brute force) calls study.stop() from
     # `tell`, which Optuna allows only inside its optimize loop; this loop then ends the same way.
     study._stop_flag = False
@@ -114,161 +75,176 @@ def run_trials(
         return guard
     study._thread_local.in_optimize_loop = True
     try:
-        while not (stop is not None and stop.is_set()):
-            raise_dropped()  # Ctrl-C, SIGTERM a finalizer swallowed between trials
-            now = time.monotonic()
-            if timeout is not None and now - start >= timeout:
-                break
-            if now >= next_stale_check:
-                fail_stale_trials(study)
-                fail_dead_local_trials(study, silent_only=beating)
-                fail_ownerless_trials(study, grace)
-                next_stale_check = now + interval
-            if version is None:
-                version = study_version(study)
-            trials = _finished_and_running(study)
-            if sum(t.state in FINISHED for t in trials) >= target:
-                break
-            waiting = len(trials) >= target  # every slot is taken: wait for one to finish or fail
-            alone = multiprocessing.parent_process() is None  # a worker's main process says it
-            if not beating and alone:
-                wait_note.look(trials, waiting, now)
-            # Until the trials are read again: the next look for stale trials, the timeout, a note due.
-            until = min(next_stale_check, math.inf if timeout is None else start + timeout)
-            if waiting:
-                due = ownerless_note.look(study, trials, say=alone)
-                if due is not None:  # fail it as its grace ends, not up to `interval` later
-                    next_stale_check = min(next_stale_check, now + due)
-                notes = (ownerless_note.note_in, wait_note.due_in(now) if not beating and alone else None)
-                until = min(next_stale_check, until, *(now + s for s in notes if s is not None))
-                version = wait_for_change(study, version, poll, until, stop)
-                continue
-            if all_started(study):  # other workers run the last points: wait, run none twice
-                if sampler_exhausted(study, running_done=False):
-                    guard.exhausted = True
-                    break
-                version = wait_for_change(study, version, poll, until, stop)
-                continue
-            version = None
-            trial: optuna.Trial | None = None
-            try:
-                # "heartbeat is supposed to be used with Study.optimize": it is, below. A signal during `ask`
-                # waits until it returns, so the trial it created is told FAIL below, not left RUNNING.
-                with warnings.catch_warnings(), deferred():
-                    warnings.simplefilter("ignore", UserWarning)
-                    asked = time.perf_counter()
-                    trial = study.ask()
-                if not has_slot(study, trial, target):  # another process asked at the same moment
-                    _send_back(study, trial)
-                    time.sleep(poll)
-                    continue
-                if not _holds_its_point(study, trial):  # the grid had no point left to pick, or another
-                    # trial picked the same one: wait for the last points (random: two that both stepped back
-                    # do not meet again)
-                    _send_back(study, trial)
-                    time.sleep(poll * (1 + random.random()))
-                    continue
-                trial.set_user_attr("worker", owner())
-                if alone_since is not None:  # this process's first trial: see _own_seeds (a grid or brute
-                    # force picks its points apart by the trials' numbers already, and a new sampler's
-                    # before_trial would pick this trial's grid point again)
-                    coordinated = isinstance(
-                        study.sampler, (optuna.samplers.GridSampler, optuna.samplers.BruteForceSampler)
-                    )
-                    if not coordinated and _others_asked(study, alone_since, trial.number):
-                        _own_seeds(study, trial, plan, alone_since)
-                    alone_since = None
-                if isinstance(study.sampler, optuna.samplers.BruteForceSampler):
-                    _wait_for_earlier_draws(study, trial.number, plan, poll)
-                    # Every point run or drawn by the trials asked before it, which this process saw as
-                    # free before it asked: Optuna's brute force would run one again (a queued trial, such
-                    # as a retry, runs its own values).
-                    own = storage.get_trial_system_attrs(trial._trial_id)
-                    drawn_by_others = not brute_force_point_left(study, study.sampler)
-                    if not own_values(own) and drawn_by_others and waits_for_running(study):
-                        _send_back(study, trial)
-                        time.sleep(poll * (1 + random.random()))
-                        continue
-            except KeyboardInterrupt:
-                # One sent back to the queue is left there: told FAIL, it raised 'Cannot tell a WAITING trial'.
-                # A second signal waits until it is told (it left the trial RUNNING).
-                with deferred():
-                    if trial is not None:
-                        end_interrupted(study, trial, asked)
-                raise
-            ran = run_trial(study, trial, objective, lambda t: trained_by(plan, t), plan.run_from, asked)
-            frozen = storage.get_trial(trial._trial_id if ran.kept is None else ran.kept)
-            if observer is not None:
-                observer.trial_finished(study, frozen)
-            if tracker is not None:
-                track(tracker, study, frozen)
-            # A trial another process failed as stale while this one ran it (to its end, its result not kept;
-            # or stopped by that FAIL as it trained) is no failure of the training: before, it counted as one,
-            # and --max-failures could stop a run whose training never failed.
-            guard(study, frozen, failed=ran.failed)
-            # study.stop() in `tell`: the sampler has nothing left, by its count of the dead workers' trials
-            guard.exhausted = study._stop_flag and still_exhausted(study)
-            if guard.tripped or guard.exhausted:
-                if stop is not None:
-                    stop.set()
-                break
+        loop.run()
     finally:
         study._thread_local.in_optimize_loop = False
     return guard
 
 
-def _others_asked(study: optuna.Study, since: int, mine: int) -> bool:
-    """Whether another process has asked a trial since the study held `since` trials (one numbered `since`
-    or more, other than this process's first, `mine`, has left the queue)."""
-    asked = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    trials = study._storage.get_all_trials(study._study_id, deepcopy=False, states=asked)
-    return any(t.number >= since and t.number != mine for t in trials)
+@dataclass
+class FailureGuard:
+    """Stops the study after `limit` consecutive failed trials, keeping the first error. `streak_of`, where
+    several processes share the run, counts them in the storage (`run_failures.run_streak`): this process's own
+    trials in a row stopped a run of N workers only after about N times `limit` failures."""
+
+    limit: int
+    streak: int = 0
+    first_error: str | None = None
+    tripped: bool = False
+    exhausted: bool = False  # not a failure: the sampler stopped the study (grid, brute force: all tried)
+    streak_of: Callable[[optuna.Study], int] | None = None
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial, *, failed: bool | None = None) -> None:
+        """Count `trial`, which this process ran, as ended; `failed`: whether its training failed (by default,
+        whether the trial is FAIL; not so where another process failed it as stale as it ran)."""
+        if not (trial.state == TrialState.FAIL if failed is None else failed):
+            self.streak = 0
+            return
+        self.streak = self.streak_of(study) if self.streak_of and self.limit else self.streak + 1
+        if self.first_error is None:
+            self.first_error = str(trial.user_attrs.get("fail_reason", "unknown error"))
+        if self.limit and self.streak >= self.limit:
+            self.tripped = True  # the trial loop stops on it
 
 
-def _own_seeds(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan, existing: int) -> None:
-    """Give this process a sampler seeded with its host and process id, before `trial` draws a value.
+class _TrialLoop:
+    """One process's run of trials (`run_trials`): its settings, and what it keeps from one look at the
+    study to the next."""
 
-    A process that resumes an idle study seeds its sampler from the seed and the trial count alone, so a
-    rerun gives the same study; the same command resumed at one moment on several machines did so on each
-    and they drew the same values (trials 1 and 2 identical). Optuna draws at the first suggest, after
-    `ask`: the later of two processes to ask sees the other's trial here at the latest, and draws its own.
-    Their first trials are the only ones to check: a process that opens the study later counts another
-    number of trials, which seeds it apart.
-    """
-    study.sampler = study_sampler(
-        plan.opt, fixed=leaf_values(plan.run), existing=existing, salt=process_salt()
-    )
-    study.sampler.before_trial(study, study._storage.get_trial(trial._trial_id))
+    def __init__(
+        self,
+        study: optuna.Study,
+        plan: StudyPlan,
+        guard: FailureGuard,
+        stop: Event | None,
+        observer: StudyObserver | None,
+        poll: float,
+        tracker: Callable[[optuna.Study, FrozenTrial], None] | None,
+        alone_since: int | None,
+    ) -> None:
+        self.study, self.plan, self.guard, self.stop, self.poll = study, plan, guard, stop, poll
+        self.observer, self.tracker = observer, tracker
+        self.storage = study._storage
+        self.objective = make_objective(plan, observer)
+        self.target, self.timeout = trial_target(plan), plan.opt.timeout
+        self.set_up = TrialSetup(study, plan, self.target, poll, alone_since)
+        self.start = time.monotonic()
+        # Heartbeats are written every `interval` seconds, so a trial turns stale at that pace: looking once
+        # per interval (not before every trial: ~10 ms of queries each) finds dead workers' trials as soon.
+        # The same look finds the RUNNING trials of dead processes of this machine (one query, and a signal 0
+        # per running trial), as a resumed run does: storages without a heartbeat (Redis, journal files) have
+        # nothing else, and a heartbeat never fails a trial whose worker died before its first beat (while
+        # it waited for a slot or for earlier brute-force draws), which then held its slot for good.
+        self.interval, self.grace = heartbeat_settings()
+        self.beating = has_heartbeat(self.storage)
+        self.next_stale_check = self.start
+        # notes that other processes' trials have taken every slot for so long, or that they have no owner
+        self.wait_note = WaitNote(plan, self.grace)
+        self.ownerless_note = OwnerlessNote(self.grace)
+        # `study_version` as of the last read of the trials while the run waits (None: read it with them), so
+        # a wait reads them again only once it changes (`waiting.wait_for_change`)
+        self.version: Hashable = None
 
+    def run(self) -> None:
+        """Ask, set up, train and tell trials until `run_trials`'s ends: the target, the timeout, `stop`, the
+        failure guard or the sampler."""
+        while not (self.stop is not None and self.stop.is_set()):
+            raise_dropped()  # Ctrl-C, SIGTERM a finalizer swallowed between trials
+            now = time.monotonic()
+            if self.timeout is not None and now - self.start >= self.timeout:
+                break
+            self._fail_stale_trials(now)
+            if self.version is None:
+                self.version = study_version(self.study)
+            trials = finished_and_running(self.study)
+            if sum(t.state in FINISHED for t in trials) >= self.target:
+                break
+            if self._waited_for_a_slot(trials, now):
+                continue
+            if all_started(self.study):  # other workers run the last points: wait, run none twice
+                if sampler_exhausted(self.study, running_done=False):
+                    self.guard.exhausted = True
+                    break
+                self.version = wait_for_change(self.study, self.version, self.poll, self._until(), self.stop)
+                continue
+            self.version = None
+            taken = self._take_trial()
+            if taken is not None and self._run_trial(*taken):
+                break
 
-def _send_back(study: optuna.Study, trial: optuna.Trial) -> None:
-    """Put `trial` back in the queue untrained, for the next `ask` anywhere to take (its grid point void:
-    taken, it picks one again). A signal waits until it is there."""
-    from hpotool.grid import GridSampler
+    def _fail_stale_trials(self, now: float) -> None:
+        """Fail the trials of dead workers, here and elsewhere, once per heartbeat interval."""
+        if now >= self.next_stale_check:
+            fail_stale_trials(self.study)
+            fail_dead_local_trials(self.study, silent_only=self.beating)
+            fail_ownerless_trials(self.study, self.grace)
+            self.next_stale_check = now + self.interval
 
-    with deferred():
-        if isinstance(study.sampler, GridSampler):
-            study.sampler.void_point(study, trial._trial_id)
-        study._storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
+    def _until(self) -> float:
+        """Until when a wait may last before the trials are read again: the next look for stale trials, or
+        the timeout."""
+        return min(self.next_stale_check, math.inf if self.timeout is None else self.start + self.timeout)
 
+    def _waited_for_a_slot(self, trials: list[FrozenTrial], now: float) -> bool:
+        """Whether every slot is taken by the running `trials`, after waiting for one to finish or fail (or
+        for a note due, or the next look for stale trials); notes a long wait."""
+        waiting = len(trials) >= self.target  # every slot is taken: wait for one to finish or fail
+        alone = multiprocessing.parent_process() is None  # a worker's main process says it
+        if not self.beating and alone:
+            self.wait_note.look(trials, waiting, now)
+        until = self._until()
+        if not waiting:
+            return False
+        due = self.ownerless_note.look(self.study, trials, say=alone)
+        if due is not None:  # fail it as its grace ends, not up to `interval` later
+            self.next_stale_check = min(self.next_stale_check, now + due)
+        notes = (
+            self.ownerless_note.note_in,
+            self.wait_note.due_in(now) if not self.beating and alone else None,
+        )
+        until = min(self.next_stale_check, until, *(now + s for s in notes if s is not None))
+        self.version = wait_for_change(self.study, self.version, self.poll, until, self.stop)
+        return True
 
-def _holds_its_point(study: optuna.Study, trial: optuna.Trial) -> bool:
-    """Whether `trial` may run the grid point it picked: no other trial ran it or holds it (without a
-    heartbeat, a trial of another machine may be a dead worker's, whose point one trial here runs again, as
-    Optuna's grid does rather than wait for ever: `GridSampler.holds_alone`). True for other samplers."""
-    from hpotool.grid import GridSampler
+    def _take_trial(self) -> tuple[optuna.Trial, float] | None:
+        """Ask for a trial, with `time.perf_counter()` as it was asked, and set it up to run (`TrialSetup`);
+        None where it went back to the queue. Ctrl-C or SIGTERM as it is set up ends it as FAIL."""
+        trial: optuna.Trial | None = None
+        asked = 0.0
+        try:
+            # "heartbeat is supposed to be used with Study.optimize": it is, below. A signal during `ask`
+            # waits until it returns, so the trial it created is told FAIL below, not left RUNNING.
+            with warnings.catch_warnings(), deferred():
+                warnings.simplefilter("ignore", UserWarning)
+                asked = time.perf_counter()
+                trial = self.study.ask()
+            return (trial, asked) if self.set_up(trial) else None
+        except KeyboardInterrupt:
+            # One sent back to the queue is left there: told FAIL, it raised 'Cannot tell a WAITING trial'.
+            # A second signal waits until it is told (it left the trial RUNNING).
+            with deferred():
+                if trial is not None:
+                    end_interrupted(self.study, trial, asked)
+            raise
 
-    sampler = study.sampler
-    return not isinstance(sampler, GridSampler) or sampler.holds_alone(study, trial._trial_id)
-
-
-def _wait_for_earlier_draws(study: optuna.Study, number: int, plan: StudyPlan, poll: float) -> None:
-    """Wait until every running trial asked before trial `number` has drawn its values (at most
-    `DRAW_WAIT_S`, and once for a trial: a process of another machine that died between asking and drawing
-    never will; one of this machine that died is not waited for). Brute force draws a trial's values from
-    the trials stored as it draws, so two workers that asked at the same moment drew the same point: a
-    3-point search with --workers 2 ran each point twice."""
-    space, fixed = plan.opt.search_space, leaf_values(plan.run)
-    wait_for_earlier_trials(
-        study, number, lambda t: drawn(t.params, space, fixed), poll=poll, limit_s=DRAW_WAIT_S
-    )
+    def _run_trial(self, trial: optuna.Trial, asked: float) -> bool:
+        """Run and tell `trial`, then count it; returns whether the run ends here (failures in a row, or
+        nothing left to try: `stop` is set)."""
+        plan, study, guard = self.plan, self.study, self.guard
+        ran = run_trial(study, trial, self.objective, lambda t: trained_by(plan, t), plan.run_from, asked)
+        frozen = self.storage.get_trial(trial._trial_id if ran.kept is None else ran.kept)
+        if self.observer is not None:
+            self.observer.trial_finished(study, frozen)
+        if self.tracker is not None:
+            track(self.tracker, study, frozen)
+        # A trial another process failed as stale while this one ran it (to its end, its result not kept;
+        # or stopped by that FAIL as it trained) is no failure of the training: before, it counted as one,
+        # and --max-failures could stop a run whose training never failed.
+        guard(study, frozen, failed=ran.failed)
+        # study.stop() in `tell`: the sampler has nothing left, by its count of the dead workers' trials
+        guard.exhausted = study._stop_flag and still_exhausted(study)
+        if guard.tripped or guard.exhausted:
+            if self.stop is not None:
+                self.stop.set()
+            return True
+        return False

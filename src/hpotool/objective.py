@@ -6,30 +6,23 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from hpotool import kept_writes
-from hpotool.config import (
-    RunConfig,
-)
+from hpotool.config import RunConfig
+from hpotool.constraints import INFEASIBLE, constraint_values, parse_constraint
 from hpotool.data import MEASURES
 from hpotool.epoch import EpochResult, NonFiniteLossError
 from hpotool.interrupts import deferred, raise_dropped
 from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.plan import StudyPlan
-from hpotool.runner import train_run
-from hpotool.search_space import (
-    suggest,
-)
+from hpotool.runner import RunResult, train_run
+from hpotool.search_space import suggest
 from hpotool.storage_faults import lost_connection
 from hpotool.user_code import described
-
-if TYPE_CHECKING:
-    pass
 
 
 class StorageLostInTrial(Exception):
@@ -53,16 +46,22 @@ def make_objective(
     plan: StudyPlan, observer: StudyObserver | None = None
 ) -> Callable[[optuna.Trial], float | list[float]]:
     """The function Optuna calls per trial: suggest, override, train, report each epoch, prune."""
-    opt = plan.opt
-    report_metric = not opt.multi_objective and opt.metric not in MEASURES  # Trial.report: one objective only
+    return _Objective(plan, observer)
 
-    fixed = leaf_values(plan.run)  # what conditions on non-searched paths read
-    from hpotool.constraints import INFEASIBLE, constraint_values, parse_constraint
 
-    limits = [parse_constraint(text) for text in opt.constraints]
-    watched = tuple(dict.fromkeys(("val_loss", *opt.objectives)))  # NaN in these: the run diverged
+class _Objective:
+    """The function Optuna calls per trial (`make_objective`), with what it reads built once per study."""
 
-    def objective(trial: optuna.Trial) -> float | list[float]:
+    def __init__(self, plan: StudyPlan, observer: StudyObserver | None) -> None:
+        opt = plan.opt
+        self.plan, self.opt, self.observer = plan, opt, observer
+        # Trial.report: one objective only
+        self.report_metric = not opt.multi_objective and opt.metric not in MEASURES
+        self.fixed = leaf_values(plan.run)  # what conditions on non-searched paths read
+        self.limits = [parse_constraint(text) for text in opt.constraints]
+        self.watched = tuple(dict.fromkeys(("val_loss", *opt.objectives)))  # NaN in these: the run diverged
+
+    def __call__(self, trial: optuna.Trial) -> float | list[float]:
         """`run(trial)`, where the storage failing under one of hpotool's own writes (the trial's values,
         its attributes: a SQLite file another process keeps locked, a server gone) is `StorageLostInTrial`,
         not the training's failure. The trial was told FAIL with Optuna's "StorageInternalError: ...
@@ -70,7 +69,7 @@ def make_objective(
         through (a lock released), and its values never ran again."""
         training: list[BaseException] = []  # what the training itself raised: a user's own database error
         try:
-            return run(trial, training)
+            return self.run(trial, training)
         except Exception as exc:
             if isinstance(exc, (StorageLostInTrial, optuna.TrialPruned)) or any(exc is e for e in training):
                 raise
@@ -78,20 +77,37 @@ def make_objective(
                 raise
             raise StorageLostInTrial(str(exc)) from exc
 
-    def run(trial: optuna.Trial, training: list[BaseException]) -> float | list[float]:
+    def run(self, trial: optuna.Trial, training: list[BaseException]) -> float | list[float]:
+        """Draw `trial`'s values, train the run config they make, record and check its metrics; returns the
+        value (one per objective) Optuna stores. `training` gets what the training itself raised."""
+        params, config = self._draw(trial)
+        if self.observer is not None:
+            self.observer.trial_started(trial.number, params, config.epochs)
+        history: list[dict[str, float]] = []
+        result = self._train(trial, config, history, training)
+        kept_writes.set_user_attr(trial, "metrics", result.metrics)
+        self._record_constraints(trial, config, result.metrics, bool(history))
+        return self._values(trial, config, result.metrics, bool(history))
+
+    def _draw(self, trial: optuna.Trial) -> tuple[dict[str, Any], RunConfig]:
+        """The values `trial` draws from the search space, and the run config they make."""
         try:
             # A signal waits for the whole point: a trial that ends with part of one (its values are stored
             # one by one) reads to brute force as a whole point, and its retry fails ('param_name mismatch').
             with deferred():
-                params = suggest(trial, opt.search_space, fixed)
-            config = apply_overrides(plan.run, params)
+                params = suggest(trial, self.opt.search_space, self.fixed)
+            config = apply_overrides(self.plan.run, params)
         except Exception as exc:  # a sampler that cannot sample (bad kwargs), a value the config refuses
-            if lost_connection(exc) is None:  # not the storage failing under its values: `objective`
-                give_reason(exc, fail_reason(exc, plan.run))
+            if lost_connection(exc) is None:  # not the storage failing under its values: `__call__`
+                give_reason(exc, fail_reason(exc, self.plan.run))
             raise
-        if observer is not None:
-            observer.trial_started(trial.number, params, config.epochs)
-        history: list[dict[str, float]] = []
+        return params, config
+
+    def _epoch_reporter(self, trial: optuna.Trial, config: RunConfig) -> Callable[[EpochResult], None]:
+        """What the training of `trial` calls after each epoch: shows it, stops on a signal or a NaN, reports
+        the metric and prunes where the pruner says so."""
+        observer, watched, metric = self.observer, self.watched, self.opt.metric
+        report_metric = self.report_metric
 
         def on_epoch_end(result: EpochResult) -> None:
             if observer is not None:
@@ -101,8 +117,8 @@ def make_objective(
                 value = result.metrics.get(name)
                 if value is not None and not math.isfinite(value):
                     raise NonFiniteLossError(result.epoch, value, name)
-            if report_metric and opt.metric in result.metrics:
-                value = result.metrics[opt.metric]
+            if report_metric and metric in result.metrics:
+                value = result.metrics[metric]
                 # After the last epoch the training is spent: the trial completes, whatever a pruner says
                 # (successive halving with a rung there, the median pruner, marked every such trial PRUNED).
                 final = result.epoch + 1 >= config.epochs  # a user's training function may run other counts
@@ -116,13 +132,25 @@ def make_objective(
                     raise StorageLostInTrial(str(exc)) from exc
                 if prune:
                     raise optuna.TrialPruned(
-                        f"pruned after {result.epoch + 1} of {config.epochs} epochs ({opt.metric}={value:.4g})"
+                        f"pruned after {result.epoch + 1} of {config.epochs} epochs ({metric}={value:.4g})"
                     )
 
+        return on_epoch_end
+
+    def _train(
+        self,
+        trial: optuna.Trial,
+        config: RunConfig,
+        history: list[dict[str, float]],
+        training: list[BaseException],
+    ) -> RunResult:
+        """Train `config`, filling `history`; writes the trial's history, epochs run and the reason of a
+        prune or divergence however the training ends (not once the storage stopped answering)."""
+        on_epoch_end = self._epoch_reporter(trial, config)
         attrs: dict[str, Any] = {}
         lost = False  # the storage stopped answering: nothing more is written to it
         try:
-            result = train_run(config, on_epoch_end=on_epoch_end, history=history)
+            return train_run(config, on_epoch_end=on_epoch_end, history=history)
         except StorageLostInTrial:
             lost = True
             raise
@@ -134,15 +162,13 @@ def make_objective(
             # the value the epoch ended with (not in the history): MLflow logs it at its step
             attrs["diverged_at"] = {"epoch": exc.epoch, "metric": exc.name, "value": str(exc.value)}
             raise optuna.TrialPruned(str(exc)) from None
-        except (
-            Exception
-        ) as exc:  # its reason goes with the FAIL (`trial_run._tell_failed`), as an interrupt's does
+        except Exception as exc:
+            # its reason goes with the FAIL (`trial_run._tell_failed`), as an interrupt's does
             training.append(exc)
             reason = give_reason(exc, fail_reason(exc, config))
-            if limits and reason.startswith("out of memory"):
-                attrs["constraints"] = [INFEASIBLE] * len(
-                    limits
-                )  # marked in exports; samplers skip FAIL trials
+            if self.limits and reason.startswith("out of memory"):
+                # marked in exports; samplers skip FAIL trials
+                attrs["constraints"] = [INFEASIBLE] * len(self.limits)
                 attrs["feasible"] = False
             raise
         finally:
@@ -152,38 +178,44 @@ def make_objective(
                 for key, value in attrs.items():
                     kept_writes.set_user_attr(trial, key, value)
             _free_device_memory(config.device)
-        kept_writes.set_user_attr(trial, "metrics", result.metrics)
-        unmeasured = [c for c in limits if c.metric not in result.metrics]
+
+    def _record_constraints(
+        self, trial: optuna.Trial, config: RunConfig, metrics: dict[str, float], reported: bool
+    ) -> None:
+        """Write the trial's constraint values (what Optuna's samplers and best_trial read) and whether it is
+        feasible; raises where the run produced no value for one."""
+        limits = self.limits
+        unmeasured = [c for c in limits if c.metric not in metrics]
         if unmeasured:  # a user's training function returns what it likes: say which value is missing
-            error = _unmeasured_error(
-                config, result.metrics, str(unmeasured[0]), unmeasured[0].metric, bool(history)
-            )
+            error = _unmeasured_error(config, metrics, str(unmeasured[0]), unmeasured[0].metric, reported)
             give_reason(error, described(error))
             raise error
         if limits:
-            values = constraint_values(limits, result.metrics)
+            values = constraint_values(limits, metrics)
             for limit, value in zip(limits, values, strict=True):
-                # what Optuna's samplers and best_trial read
                 kept_writes.set_constraint(trial, str(limit), value)
             kept_writes.set_user_attr(trial, "constraints", values)
             kept_writes.set_user_attr(trial, "feasible", all(v <= 0 for v in values))
-        missing = [m for m in opt.objectives if m not in result.metrics]
+
+    def _values(
+        self, trial: optuna.Trial, config: RunConfig, metrics: dict[str, float], reported: bool
+    ) -> float | list[float]:
+        """The trial's value, one per objective, from the run's `metrics`: raises where one is missing, and
+        prunes the trial where one is not finite."""
+        opt = self.opt
+        missing = [m for m in opt.objectives if m not in metrics]
         if missing:
-            error = _missing_metric_error(config, result.metrics, missing, bool(history))
+            error = _missing_metric_error(config, metrics, missing, reported)
             give_reason(error, described(error))
             raise error
-        diverged = [
-            f"{m} is {result.metrics[m]}" for m in opt.objectives if not math.isfinite(result.metrics[m])
-        ]
+        diverged = [f"{m} is {metrics[m]}" for m in opt.objectives if not math.isfinite(metrics[m])]
         if diverged:  # Optuna would fail the trial with no reason recorded
             reason = f"{', '.join(diverged)} at the end of the run"
             kept_writes.set_user_attr(trial, "prune_reason", reason)
             raise optuna.TrialPruned(reason)
         if opt.multi_objective:
-            return [result.metrics[m] for m in opt.objectives]
-        return result.metrics[opt.metric]
-
-    return objective
+            return [metrics[m] for m in opt.objectives]
+        return metrics[opt.metric]
 
 
 def _missing_metric_error(
@@ -258,29 +290,3 @@ def _free_device_memory(device: str) -> None:
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-
-
-@dataclass
-class FailureGuard:
-    """Stops the study after `limit` consecutive failed trials, keeping the first error. `streak_of`, where
-    several processes share the run, counts them in the storage (`run_failures.run_streak`): this process's own
-    trials in a row stopped a run of N workers only after about N times `limit` failures."""
-
-    limit: int
-    streak: int = 0
-    first_error: str | None = None
-    tripped: bool = False
-    exhausted: bool = False  # not a failure: the sampler stopped the study (grid, brute force: all tried)
-    streak_of: Callable[[optuna.Study], int] | None = None
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial, *, failed: bool | None = None) -> None:
-        """Count `trial`, which this process ran, as ended; `failed`: whether its training failed (by default,
-        whether the trial is FAIL; not so where another process failed it as stale as it ran)."""
-        if not (trial.state == TrialState.FAIL if failed is None else failed):
-            self.streak = 0
-            return
-        self.streak = self.streak_of(study) if self.streak_of and self.limit else self.streak + 1
-        if self.first_error is None:
-            self.first_error = str(trial.user_attrs.get("fail_reason", "unknown error"))
-        if self.limit and self.streak >= self.limit:
-            self.tripped = True  # the trial loop stops on it

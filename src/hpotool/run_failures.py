@@ -32,7 +32,7 @@ def run_streak(study: optuna.Study, main: int, since: datetime) -> int:
 def run_error(study: optuna.Study, main: int, since: datetime) -> str | None:
     """The `fail_reason` of the first trial whose run failed (`stale.failed_in_run`) that the workers of one
     run ended (as `run_streak` takes them, in the order they ended): the error the summary names where
-    `--max-failures` stopped the run, as one process names its first (`objective.FailureGuard`). Not the
+    `--max-failures` stopped the run, as one process names its first (`loop.FailureGuard`). Not the
     study's FAIL trial of the highest number, which could be one another process failed as stale as it
     ran, or another command's; nor the run's last, which one process would not name."""
     failed = [t for t in _ended_in_run(study, main, since) if failed_in_run(t)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import optuna
@@ -51,72 +52,112 @@ def run_trial(
         HpoError: the user's training function (`trained_by` the trial) broke hpotool's contract
             (`broke_contract`), after the trial is told FAIL: every trial would fail the same way.
     """
-    state, value, reason = None, None, ""
+    ended = _run_beating(study, trial, objective)
+    if ended.lost is not None:
+        raise ended.lost  # `storage_lost` says so in one line
+    kept, told = _tell(study, trial, ended, asked)
+    if ended.interrupted is not None:
+        raise ended.interrupted
+    function = trained_by(trial) if ended.broken else None
+    if function is not None:
+        raise contract_stop(function, trial.number, ended.reason, source)
+    return TrialRun(kept, ended.run_failed and told)
+
+
+@dataclass
+class _Ended:
+    """How the objective's run of a trial ended: the state to tell it (None: COMPLETE, with `value`), the
+    `reason` of a FAIL, and what else `run_trial` raises or counts."""
+
+    state: TrialState | None = None
+    value: float | list[float] | None = None
+    reason: str = ""
     interrupted: KeyboardInterrupt | None = None
-    lost: StorageLostInTrial | None = None
-    broken = False  # the training function broke hpotool's contract: every trial would fail the same way
-    run_failed = False  # the objective raised: its run failed (not an interrupt)
+    lost: StorageLostInTrial | None = None  # the trial stays RUNNING: the next run fails it and runs it again
+    # the training function broke hpotool's contract: every trial would fail the same way
+    broken: bool = False
+    run_failed: bool = False  # the objective raised: its run failed (not an interrupt)
+
+    def interrupt(self, exc: KeyboardInterrupt) -> None:
+        """Ctrl-C or SIGTERM ended the run: the trial is told FAIL ("interrupted"), then `exc` goes on."""
+        self.state, self.interrupted, self.reason = TrialState.FAIL, exc, "interrupted"
+
+
+def _run_beating(
+    study: optuna.Study, trial: optuna.Trial, objective: Callable[[optuna.Trial], float | list[float]]
+) -> _Ended:
+    """Run the objective on `trial` with its heartbeat beating, as study.optimize does per trial, the
+    thread's start and stop out of a signal's reach: one between Optuna's starting the thread and entering
+    its `with` block skipped the stop, and the thread beat on for good (a worker waited for it at exit, and
+    the main process for that worker)."""
     from optuna.storages._heartbeat import get_heartbeat_thread
 
-    # What study.optimize does per trial, with the thread's start and stop out of a signal's reach: one
-    # between Optuna's starting the thread and entering its `with` block skipped the stop, and the thread
-    # beat on for good (a worker waited for it at exit, and the main process for that worker).
+    ended = _Ended()
     heartbeat = get_heartbeat_thread(trial._trial_id, study._storage)
     started = False
     try:
         with deferred():
             heartbeat.start()
             started = True
-        try:
-            value = objective(trial)
-        except optuna.TrialPruned:
-            state = TrialState.PRUNED
-        except StorageLostInTrial as exc:  # the trial stays RUNNING: the next run fails it and runs it again
-            lost = exc
-        except Exception as exc:
-            state, reason, broken = TrialState.FAIL, reason_of(exc), broke_contract(exc)
-            run_failed = True
-            # The trial keeps one line; `hpotool --debug` (which shows hpotool's DEBUG records) shows where in
-            # the user's code it failed, frame by frame: only the innermost frame reached the terminal.
-            _log.debug("trial %d failed: %s", trial.number, reason, exc_info=exc)
-        except KeyboardInterrupt as exc:
-            state, interrupted, reason = TrialState.FAIL, exc, "interrupted"
-    except KeyboardInterrupt as exc:  # as the heartbeat started: the objective never ran
-        state, interrupted, reason = TrialState.FAIL, exc, "interrupted"
+        _run_objective(trial, objective, ended)
+    except KeyboardInterrupt as exc:  # in the objective, or as the heartbeat started (it never ran)
+        ended.interrupt(exc)
     try:
         with deferred():
             if started:
                 heartbeat.join()
     except KeyboardInterrupt as exc:  # after the objective, as its heartbeat thread ended: the trial ran
-        # to its end, and is told so below (before: it stayed RUNNING), then the interrupt goes on
-        interrupted = exc
-    if lost is not None:
-        raise lost  # `storage_lost` says so in one line
+        # to its end, and is told so (before: it stayed RUNNING), then the interrupt goes on
+        ended.interrupted = exc
+    return ended
+
+
+def _run_objective(
+    trial: optuna.Trial, objective: Callable[[optuna.Trial], float | list[float]], ended: _Ended
+) -> None:
+    """Call `objective` on `trial`, recording in `ended` how it ended (an interrupt goes on)."""
+    try:
+        ended.value = objective(trial)
+    except optuna.TrialPruned:
+        ended.state = TrialState.PRUNED
+    except StorageLostInTrial as exc:
+        ended.lost = exc
+    except Exception as exc:
+        ended.state, ended.reason, ended.broken = TrialState.FAIL, reason_of(exc), broke_contract(exc)
+        ended.run_failed = True
+        # The trial keeps one line; `hpotool --debug` (which shows hpotool's DEBUG records) shows where in
+        # the user's code it failed, frame by frame: only the innermost frame reached the terminal.
+        _log.debug("trial %d failed: %s", trial.number, ended.reason, exc_info=exc)
+
+
+def _tell(
+    study: optuna.Study, trial: optuna.Trial, ended: _Ended, asked: float | None
+) -> tuple[int | None, bool]:
+    """Tell `trial` how its run `ended`, with its seconds since it was `asked`; a signal now ends the study
+    after the trial is told, not half-way through. Returns the id of the trial that keeps its result where
+    another process ended it first (`keep_result`; else None), and whether this process told it."""
     kept = None
-    with deferred():  # a signal now ends the study after the trial is told, not half-way through
+    with deferred():
         try:
             if asked is not None:  # MySQL keeps Optuna's datetimes in whole seconds
                 record_seconds(trial, time.perf_counter() - asked)
             # Every FAIL goes with its reason in one write: the objective's for its training's error, a missing
             # metric, a failed draw (`objective.give_reason`), "interrupted", any other error's message; a
             # failed run's with its mark (`RUN_FAILED`), which --max-failures counts.
-            if state == TrialState.FAIL:
-                told = _tell_failed(study, trial, reason, run_failed=run_failed)
+            if ended.state == TrialState.FAIL:
+                told = _tell_failed(study, trial, ended.reason, run_failed=ended.run_failed)
             else:
-                study.tell(trial, value, state=state)
+                study.tell(trial, ended.value, state=ended.state)
                 told = True
         except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
             if not study._storage.get_trial(trial._trial_id).state.is_finished():
                 raise  # a value Optuna refuses, say: not another process's doing
             told = False
         if not told:  # another process ended it first
-            kept = keep_result(study, trial, study._storage.get_trial(trial._trial_id), value, state)
-    if interrupted is not None:
-        raise interrupted
-    function = trained_by(trial) if broken else None
-    if function is not None:
-        raise contract_stop(function, trial.number, reason, source)
-    return TrialRun(kept, run_failed and told)
+            kept = keep_result(
+                study, trial, study._storage.get_trial(trial._trial_id), ended.value, ended.state
+            )
+    return kept, told
 
 
 def _tell_failed(study: optuna.Study, trial: optuna.Trial, reason: str, *, run_failed: bool = False) -> bool:

@@ -46,7 +46,7 @@ class WorkerRun:
 
     plan: StudyPlan
     study: optuna.Study
-    salt: tuple[int, ...]  # `factories.process_salt()` where other processes sample the study too
+    salt: tuple[int, ...]  # `study_sampler.process_salt()` where other processes sample the study too
     existing: int  # trials in the study when the run started
     target: int  # `run_summary.trial_target`
     before: set[int]  # the numbers of the trials finished before this run
