@@ -1011,7 +1011,7 @@ def test_a_list_can_grow_by_several_searched_items(tmp_path: Path, run_dict: dic
 def _enqueue_from(configs: tuple[Path, Path], url: str, name: str, top: int) -> Any:
     """The plan for `configs`, with the best `top` trials of the study `name` at `url` queued as
     --enqueue-from queues them."""
-    from hpotool.plan import with_warm_start
+    from hpotool.enqueue_from import with_warm_start
 
     return with_warm_start(prepare_study(*configs), optuna.load_study(study_name=name, storage=url), top)
 
