@@ -1,19 +1,60 @@
-"""The study's sampler checked before trial 0: that it can sample the space for the study's objectives, and
-which searched parameters a queued trial leaves it to pick (Optuna's grid sampler refuses any)."""
+"""The study's sampler and pruner, made and checked before trial 0: the sampler can sample the space for the
+study's objectives, a queued trial leaves the grid sampler nothing to pick (`unset_by`), and the pruner can
+stop a trial within the epochs trials train."""
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from hpotool.conditions import all_hold
-from hpotool.config import OptimizeConfig
+from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.errors import HpoError
-from hpotool.factories import study_sampler
+from hpotool.factories import kwarg_notes, make_pruner, study_sampler
+from hpotool.overrides import leaf_values
+from hpotool.pruner_reach import check_pruner_reach, most_epochs
 from hpotool.search_space import boundary_values, suggest
+
+if TYPE_CHECKING:
+    from optuna.pruners import BasePruner
+    from optuna.samplers import BaseSampler
+
+
+def sampler_and_pruner(run: RunConfig, opt: OptimizeConfig) -> tuple[BaseSampler, BasePruner, list[str]]:
+    """The study's sampler and pruner, checked, and a note per deprecated argument Optuna warned of.
+
+    Raises:
+        HpoError: a sampler that cannot sample this study, a queued set the grid sampler would fail, a
+            pruner that could never stop a trial.
+    """
+    with kwarg_notes() as deprecated:  # Optuna's FutureWarnings on the kwargs, as notes
+        sampler = study_sampler(opt, fixed=leaf_values(run))
+    check_sampler_samples(opt, leaf_values(run))
+    if isinstance(sampler, optuna.samplers.GridSampler):
+        _check_grid_enqueue(opt, leaf_values(run))
+    with kwarg_notes() as pruner_deprecated:
+        pruner = make_pruner(  # several objectives: the pruner the file sets is nop (load_optimize_config)
+            "nop" if opt.multi_objective else opt.pruner.name,
+            opt.pruner.kwargs if not opt.multi_objective or opt.pruner.is_nop else {},
+        )
+    deprecated += pruner_deprecated
+    if run.trainer is None and not opt.multi_objective:  # a user's fit reports the epochs it likes
+        check_pruner_reach(pruner, opt.pruner.kwargs, most_epochs(run.epochs, opt.search_space))
+    return sampler, pruner, deprecated
+
+
+def _check_grid_enqueue(opt: OptimizeConfig, fixed: Mapping[str, Any]) -> None:
+    """Refuse a queued set that leaves the grid sampler a searched parameter to pick, which it fails."""
+    for i, params in enumerate(opt.enqueue):
+        missing = unset_by(params, opt, fixed)
+        if missing:
+            raise HpoError(
+                f"enqueue.{i}: the grid sampler fails a queued set that leaves out a searched parameter; "
+                f"add {', '.join(missing)} to it, or drop it"
+            )
 
 
 def unset_by(params: Mapping[str, Any], opt: OptimizeConfig, fixed: Mapping[str, Any]) -> list[str]:

@@ -1,14 +1,20 @@
 """Notes on a search space that runs but may not search what its author meant, printed before trial 0: a
-parameter of one value, a searched seed, a searched MLP width that trials with fewer layers never use."""
+parameter of one value, a searched seed, a searched MLP width that trials with fewer layers never use, a
+grid that repeats the configurations of conditional parameters."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import optuna
 
 from hpotool.conditions import holds
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.formatting import format_choice
 from hpotool.search_space import CategoricalParam, FloatParam, IntParam
+
+if TYPE_CHECKING:
+    from optuna.samplers import BaseSampler
 
 
 def single_choice_notes(opt: OptimizeConfig, opt_path: str) -> list[str]:
@@ -80,3 +86,17 @@ def seed_notes(run: RunConfig, opt: OptimizeConfig, opt_path: str) -> list[str]:
             f"--seeds N shows how much the seed moves the best trial's metric"
         )
     return notes
+
+
+def grid_notes(opt: OptimizeConfig, sampler: BaseSampler) -> tuple[str, ...]:
+    """A note where the grid sampler searches conditional parameters: it runs each of their values also where
+    the condition does not hold, so those trials repeat one configuration."""
+    conditional = [path for path, p in opt.search_space.items() if p.when]
+    return (
+        (
+            f"the grid sampler runs every value of {', '.join(conditional)} also where its condition does not "
+            f"hold, so those trials repeat one configuration; bruteforce runs each configuration once",
+        )
+        if isinstance(sampler, optuna.samplers.GridSampler) and conditional
+        else ()
+    )
