@@ -107,26 +107,53 @@ def check(
             "; ".join(changes[:3]) + ("; ..." if len(changes) > 3 else ""),
         )
     elif not allow_changed:
-        shown = "; ".join(changes[:5]) + (f"; and {len(changes) - 5} more" if len(changes) > 5 else "")
-        history = study.user_attrs.get(CHANGES_ATTR)
-        last = (
-            history[-1] if isinstance(history, list) and history and isinstance(history[-1], dict) else None
+        _refuse_change(study, changes)
+    _refuse_while_running(study)
+    if not record:
+        return
+    from_trial = _record_change(study, run, opt, parts, changes)
+    if undone is None:  # the flag took effect: say what it changed, which the summary does not show
+        _log.warning(
+            "note: study %r: --allow-changed-config recorded the change (%s); trials #%d on run with these configs, "
+            "and the earlier ones keep theirs (export-best and train-from-best rebuild each with its own)",
+            study.study_name,
+            "; ".join(changes[:3]) + ("; ..." if len(changes) > 3 else ""),
+            from_trial,
         )
-        # After a recorded change the stored experiment is that change's, not the one the study was created with
-        since = (
-            f"has run another experiment since the change --allow-changed-config recorded on "
-            f"{last.get('time', '?')}"
-            if last is not None
-            else "was created with another experiment"
-        )
-        raise HpoError(
-            # Said "Resuming" also to a second machine joining, for the first time, a study another command
-            # created: this process cannot tell the two apart, and both would mix the experiments.
-            f"study {study.study_name!r} {since}: {shown}. Resuming or joining it with these configs would mix "
-            f"two experiments: use a new study_name, or pass --allow-changed-config to go on with it anyway"
-        )
-    # A process still running the study keeps training with the configs in force until now, and its next
-    # trials would be numbered past the change, so exported and retrained with the new base.
+
+
+def _refuse_change(study: optuna.Study, changes: list[str]) -> None:
+    """Refuse to go on with another experiment than the study's without --allow-changed-config.
+
+    Raises:
+        HpoError: naming what changed and the two ways out.
+    """
+    shown = "; ".join(changes[:5]) + (f"; and {len(changes) - 5} more" if len(changes) > 5 else "")
+    history = study.user_attrs.get(CHANGES_ATTR)
+    last = history[-1] if isinstance(history, list) and history and isinstance(history[-1], dict) else None
+    # After a recorded change the stored experiment is that change's, not the one the study was created with
+    since = (
+        f"has run another experiment since the change --allow-changed-config recorded on "
+        f"{last.get('time', '?')}"
+        if last is not None
+        else "was created with another experiment"
+    )
+    raise HpoError(
+        # Said "Resuming" also to a second machine joining, for the first time, a study another command
+        # created: this process cannot tell the two apart, and both would mix the experiments.
+        f"study {study.study_name!r} {since}: {shown}. Resuming or joining it with these configs would mix "
+        f"two experiments: use a new study_name, or pass --allow-changed-config to go on with it anyway"
+    )
+
+
+def _refuse_while_running(study: optuna.Study) -> None:
+    """Refuse to change the experiment while another process runs the study: it keeps training with the
+    configs in force until now, and its next trials would be numbered past the change, so exported and
+    retrained with the new base.
+
+    Raises:
+        HpoError: naming the running trials and how to stop them.
+    """
     from optuna.trial import TrialState
 
     from hpotool.stale import died_here
@@ -138,16 +165,20 @@ def check(
     ]
     if running:
         shown = ", ".join(f"#{n}" for n in running[:5]) + (", ..." if len(running) > 5 else "")
+        trials = f"{len(running)} running trial{'' if len(running) == 1 else 's'}"
         raise HpoError(
-            f"study {study.study_name!r} has {len(running)} running trial(s) ({shown}): another hpotool optimize is "
-            f"running it with the experiment --allow-changed-config would replace, and its next trials would be "
-            f"exported with the new configs; stop it first (after a crash on another machine: hpotool fail-stale "
-            f"--all-running)"
+            f"study {study.study_name!r} has {trials} ({shown}): another hpotool optimize is running it with the "
+            f"experiment --allow-changed-config would replace, and its next trials would be exported with the "
+            f"new configs; stop it first (after a crash on another machine: hpotool fail-stale --all-running)"
         )
-    if not record:
-        return
-    # The configs in force until now go into the history with the first trial number they no longer
-    # cover, so every trial is exported and retrained with the base it ran (`config_of`).
+
+
+def _record_change(
+    study: optuna.Study, run: RunConfig, opt: OptimizeConfig, parts: dict[str, Any], changes: list[str]
+) -> int:
+    """Store the new experiment on the study, and the configs in force until now in its history with the
+    first trial number they no longer cover, so every trial is exported and retrained with the base it ran
+    (`config_of`). Returns that trial number."""
     history = list(study.user_attrs.get(CHANGES_ATTR, []))
     history.append(
         {
@@ -161,14 +192,7 @@ def check(
     study.set_user_attr(ATTR, {"hash": digest(parts), "parts": parts})
     study.set_user_attr("run_config", run.model_dump(mode="json"))
     study.set_user_attr("optimize_config", stored_optimize_config(opt))
-    if undone is None:  # the flag took effect: say what it changed, which the summary does not show
-        _log.warning(
-            "note: study %r: --allow-changed-config recorded the change (%s); trials #%d on run with these configs, "
-            "and the earlier ones keep theirs (export-best and train-from-best rebuild each with its own)",
-            study.study_name,
-            "; ".join(changes[:3]) + ("; ..." if len(changes) > 3 else ""),
-            history[-1]["from_trial"],
-        )
+    return int(history[-1]["from_trial"])
 
 
 def stored_optimize_config(opt: OptimizeConfig) -> dict[str, Any]:
