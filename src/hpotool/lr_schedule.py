@@ -48,6 +48,37 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
     """The schedule the config names, built for the run's length in the steps it takes."""
     sched_fn = resolve_component("scheduler", cfg.scheduler.name)
     per_step = steps_per_batch(cfg.scheduler.name, cfg.scheduler.interval, sched_fn)
+    _check_length_unit(cfg, sched_fn, per_step)
+    # The run's length in the schedule's own steps: batches when it steps per batch, else epochs.
+    batches = steps_per_epoch(len(data.train), cfg.batch_size) if per_step else 1
+    scheduler = _unpacked(cfg, _constructed(cfg, data, sched_fn, optimizer, batches))
+    if scheduler is not None and not callable(getattr(scheduler, "step", None)):  # None: a constant lr
+        raise TypeError(
+            f"scheduler {cfg.scheduler.name!r} returned {type(scheduler).__name__}, not a learning-rate schedule "
+            f"(an object with a step() method, such as torch.optim.lr_scheduler.StepLR)"
+        )
+    run_steps = cfg.epochs * batches
+    per = f"{cfg.epochs} epochs x {batches} batches" if per_step else f"once per epoch, {cfg.epochs} epochs"
+    _check_total_steps(cfg.scheduler.name, scheduler, run_steps, per)
+    if cfg.scheduler.name not in REGISTRIES["scheduler"]:  # the built-in cosine spans the run itself
+        _check_users_schedule(cfg.scheduler.name, scheduler, run_steps, per, "batch" if per_step else "epoch")
+    by_epoch = scheduler is not None and takes_epoch(scheduler)
+    if by_epoch and per_step:
+        raise RunCheckError(
+            "scheduler",
+            f"{cfg.scheduler.name!r} is given the number of epochs done in step(epoch), once per epoch; drop "
+            f"interval: step",
+        )
+    updates = scheduler is not None and callable(getattr(scheduler, "step_update", None))
+    return Schedule(scheduler, per_step, _watched(cfg, data, scheduler, per_step), by_epoch, updates)
+
+
+def _check_length_unit(cfg: RunConfig, sched_fn: Any, per_step: bool) -> None:
+    """Refuse a schedule stepped after every batch that is told the run's length in epochs.
+
+    Raises:
+        RunCheckError: it would run its course in the first batches; naming the argument to ask for.
+    """
     counted = step_counted_argument(sched_fn)
     if per_step and counts_epochs(cfg.scheduler.name, sched_fn) and counted:
         raise RunCheckError(  # stepped per batch for `counted`, but told the run's length in epochs
@@ -65,8 +96,13 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
             f"in the first {cfg.epochs} batches; drop interval: step, or give it a steps_per_epoch argument and "
             f"span epochs * steps_per_epoch steps",
         )
-    # The run's length in the schedule's own steps: batches when it steps per batch, else epochs.
-    batches = steps_per_epoch(len(data.train), cfg.batch_size) if per_step else 1
+
+
+def _constructed(
+    cfg: RunConfig, data: PreparedData, sched_fn: Any, optimizer: torch.optim.Optimizer, batches: int
+) -> Any:
+    """What the schedule's class or factory returns, given the run's length in the arguments it asks for
+    (`batches`: the schedule's steps in an epoch) and the config's own."""
     # num_training_steps: a Hugging Face schedule's length, which its users worked out by hand (and a searched
     # epochs or batch_size changed under them)
     run_shape = {
@@ -83,17 +119,18 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
         # ones it holds a second time, which torch takes for a run stepping the schedule before the optimizer:
         # each trial printed its "Detected call of `lr_scheduler.step()` before `optimizer.step()`" warning
         warnings.filterwarnings("ignore", _STEP_BEFORE_OPTIMIZER, UserWarning)
-        built = construct(sched_fn, (optimizer,), pick_kwargs(sched_fn, run_shape), cfg.scheduler.kwargs)
-    scheduler = _unpacked(cfg, built)
-    if scheduler is not None and not callable(getattr(scheduler, "step", None)):  # None: a constant lr
-        raise TypeError(
-            f"scheduler {cfg.scheduler.name!r} returned {type(scheduler).__name__}, not a learning-rate schedule "
-            f"(an object with a step() method, such as torch.optim.lr_scheduler.StepLR)"
-        )
-    total = getattr(scheduler, "total_steps", None)  # OneCycleLR raises once stepped more than this
-    run_steps = cfg.epochs * batches
-    per = f"{cfg.epochs} epochs x {batches} batches" if per_step else f"once per epoch, {cfg.epochs} epochs"
-    # and stepped fewer times, its cycle stopped part-way, the lr never annealed: a one-cycle's whole point
+        return construct(sched_fn, (optimizer,), pick_kwargs(sched_fn, run_shape), cfg.scheduler.kwargs)
+
+
+def _check_total_steps(name: str, scheduler: Any, run_steps: int, per: str) -> None:
+    """Refuse a total_steps that does not span the run's `run_steps` steps (stepped `per`): OneCycleLR
+    raises once stepped more than this, and stepped fewer times its cycle stops part-way, the lr never
+    annealed (a one-cycle's whole point).
+
+    Raises:
+        ValueError: naming both lengths.
+    """
+    total = getattr(scheduler, "total_steps", None)
     one_cycle = isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)
     if isinstance(total, int) and (total < run_steps or (one_cycle and total > run_steps)):
         what = (
@@ -102,35 +139,32 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
             else f"so its cycle would stop {run_steps / total:.0%} of the way through, before the lr anneals"
         )
         raise ValueError(
-            f"scheduler {cfg.scheduler.name!r} has total_steps {total}, but the run steps it {run_steps} times "
+            f"scheduler {name!r} has total_steps {total}, but the run steps it {run_steps} times "
             f"({per}), {what}; drop total_steps (hpotool passes epochs and steps_per_epoch)"
         )
-    by_path = cfg.scheduler.name not in REGISTRIES["scheduler"]  # the built-in cosine spans the run itself
-    unit = "batch" if per_step else "epoch"
-    if by_path and (ends := _cosine_past_end(scheduler, run_steps, f"the run's last {unit}")) is not None:
+
+
+def _check_users_schedule(name: str, scheduler: Any, run_steps: int, per: str, unit: str) -> None:
+    """The checks of a schedule given by import path: a cosine that ends before the run does, a schedule
+    resumed part-way, and those checks for the schedules it holds (`_check_held`).
+
+    Raises:
+        RunCheckError: naming the schedule and what to change.
+    """
+    if (ends := _cosine_past_end(scheduler, run_steps, f"the run's last {unit}")) is not None:
         zero = "" if ends == _CLIMBS else ", or eta_min above 0"
         raise RunCheckError(
             "scheduler",
-            f"{cfg.scheduler.name!r} has T_max {scheduler.T_max}, but the run steps it {run_steps} times ({per}), "
+            f"{name!r} has T_max {scheduler.T_max}, but the run steps it {run_steps} times ({per}), "
             f"{ends}; set T_max to the run's steps{zero}, or use name: cosine (hpotool's, which spans every trial's "
             f"run)",
         )
-    if by_path and (at := resumed_at(scheduler)) is not None:
+    if (at := resumed_at(scheduler)) is not None:
         raise RunCheckError(
             "scheduler",
-            f"{cfg.scheduler.name!r} returned a {type(scheduler).__name__} {_resumed_part_way(at)}",
+            f"{name!r} returned a {type(scheduler).__name__} {_resumed_part_way(at)}",
         )
-    if by_path:
-        _check_held(cfg.scheduler.name, scheduler, run_steps, per, unit)
-    by_epoch = scheduler is not None and takes_epoch(scheduler)
-    if by_epoch and per_step:
-        raise RunCheckError(
-            "scheduler",
-            f"{cfg.scheduler.name!r} is given the number of epochs done in step(epoch), once per epoch; drop "
-            f"interval: step",
-        )
-    updates = scheduler is not None and callable(getattr(scheduler, "step_update", None))
-    return Schedule(scheduler, per_step, _watched(cfg, data, scheduler, per_step), by_epoch, updates)
+    _check_held(name, scheduler, run_steps, per, unit)
 
 
 def _unpacked(cfg: RunConfig, built: Any) -> Any:
