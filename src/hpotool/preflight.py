@@ -4,7 +4,6 @@ once, naming the config section and the fix."""
 
 from __future__ import annotations
 
-import functools
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,12 +32,11 @@ from hpotool.model_hints import (
     needs_a_channel,
     needs_flat_input,
     number_spelling_hint,
-    one_tensor_hint,
     training_output,
     wants_integer_ids,
-    width_argument_hint,
 )
-from hpotool.parts import assemble_trainer, build_model, build_optimizer, model_dtype, model_out_features
+from hpotool.output_checks import check_output
+from hpotool.parts import assemble_trainer, build_model, build_optimizer, model_dtype
 from hpotool.trainer import input_changed, same_values
 from hpotool.user_code import described
 
@@ -86,7 +84,7 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
     train = TensorData(data.train.x[:k].clone(), data.train.y[:k])
     val = TensorData(data.val.x[:DRY_RUN_SAMPLES].clone(), data.val.y[:DRY_RUN_SAMPLES])
     out = _forward(model, val, data)
-    _check_output(cfg, data, val, out, loss_fn)
+    check_output(cfg, data, val, out, loss_fn)
     _check_loss(model, loss_fn, trainer, val, data.task)
     _train_one_step(cfg, data, model, optimizer, trainer, train, val, k)
 
@@ -154,63 +152,6 @@ def _dtype_fix(exc: Exception, model: nn.Module, x: torch.Tensor, task: str) -> 
             f"x.float() / 255); integer x is kept as it is for a model that embeds token ids"
         )
     return f"the data's x is {x_type} and the model's parameters {p_type}: {fix}"
-
-
-def _check_output(cfg: RunConfig, data: PreparedData, val: TensorData, out: Any, loss_fn: Any) -> None:
-    """The model's output for `val` fits the task: its shape, finite values, and logits, not probabilities,
-    for a cross-entropy loss.
-
-    Raises:
-        RunCheckError: naming what the output is and what the task needs.
-    """
-    n_val = len(val)
-    want = (n_val, model_out_features(cfg, data)) if data.task == "classification" else tuple(val.y.shape)
-    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
-    if shape != want:
-        given = f"has shape {shape}" if shape is not None else f"is a {type(out).__name__}"
-        raise RunCheckError(
-            "model",
-            f"its output for {n_val} samples {given}; this {data.task} task needs {want}: "
-            f"{_shape_needed(cfg, data.task, shape, want, n_val)}"
-            + width_argument_hint(cfg, want[-1] if len(want) == 2 else None)
-            + one_tensor_hint(out),
-        )
-    if out.is_floating_point() and not bool(torch.isfinite(out).all()):
-        raise RunCheckError(
-            "model",
-            f"its output for {n_val} samples holds NaN or infinite values before any training; check "
-            f"its forward()",
-        )
-    if data.task == "classification" and _cross_entropy(loss_fn) and _probabilities(out):
-        # cross-entropy applies log_softmax itself: probabilities make a softmax of a softmax, whose loss
-        # barely moves (every trial trained, slowly and badly, without a word)
-        raise RunCheckError(
-            "model",
-            f"its output for {n_val} samples is probabilities, each row summing to 1 (a softmax at the end of "
-            f"forward()), and the cross-entropy loss applies log_softmax itself, so it would train on a "
-            f"softmax of a softmax: return the logits (drop the softmax; torch.softmax(model(x), 1) gives "
-            f"probabilities when you need them)",
-        )
-
-
-def _shape_needed(
-    cfg: RunConfig, task: str, shape: tuple[int, ...] | None, want: tuple[int, ...], n_val: int
-) -> str:
-    """The output shape the task needs, in words, with the fix for a common near miss."""
-    if task == "regression":
-        need = "(batch, outputs), as the targets"
-        # forward() ends in .squeeze(), as the user's 1-D targets suggest
-        if shape == (n_val,) and want == (n_val, 1):
-            need += ": hpotool gives a 1-D y to the loss as (n, 1), so return the output without .squeeze()"
-    elif task == "multilabel":
-        need = "one logit per label, as the targets' columns"
-    elif want[1] == 1:
-        need = f"one logit per sample, as loss {cfg.loss.name!r} takes"
-    else:
-        need = "(batch, classes) logits"
-        if shape == (n_val, 1) and want[1] == 2:  # one logit for two classes: the loss takes one
-            need += "; for one logit per sample, set loss: {name: bce_with_logits}"
-    return need
 
 
 def _check_loss(model: nn.Module, loss_fn: Any, trainer: Any, val: TensorData, task: str) -> None:
@@ -344,20 +285,3 @@ def _check_trainable(model: nn.Module) -> None:
             f"every one of {name}'s {len(params)} parameters is frozen (requires_grad=False), so training would "
             f"change nothing; leave the layers to train trainable (freeze a backbone, not the head)",
         )
-
-
-def _cross_entropy(loss_fn: Any) -> bool:
-    """Whether `loss_fn` is torch's cross-entropy, which takes logits: the class or the function (with its
-    arguments bound, as a loss section's keys bind them)."""
-    fn = loss_fn.func if isinstance(loss_fn, functools.partial) else loss_fn
-    return isinstance(fn, nn.CrossEntropyLoss) or fn is nn.functional.cross_entropy
-
-
-def _probabilities(out: torch.Tensor) -> bool:
-    """Whether every row of a (batch, classes) output is a probability distribution: in [0, 1], summing
-    to 1 (a softmax's output; a model's logits are so only by a chance that does not happen)."""
-    if not (out.is_floating_point() and out.ndim == 2 and out.shape[1] >= 2 and len(out) >= 2):
-        return False
-    values = out.detach().float()
-    in_range = bool(((values >= 0) & (values <= 1)).all())
-    return in_range and bool(torch.allclose(values.sum(dim=1), torch.ones_like(values[:, 0]), atol=1e-4))
