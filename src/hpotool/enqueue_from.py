@@ -25,8 +25,7 @@ from hpotool.warm_start import carried_params, left_out_note
 def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPlan:
     """`plan` with the `top` best complete trials of `source` that meet its constraints enqueued (params
     in this space, within it)."""
-    from hpotool.ranking import ranked_trials, state_counts
-    from hpotool.trial_table import trial_params
+    from hpotool.ranking import ranked_trials
 
     if len(source.directions) > 1:
         raise HpoError(
@@ -34,10 +33,38 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
         )
     ranked = ranked_trials(source)
     if not ranked:
-        counts = state_counts(source.get_trials(deepcopy=False))
-        shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no trials"
-        what = "meets its constraints" if counts.get("complete") else "to start from"
-        raise HpoError(f"--enqueue-from: {source.study_name!r} has no complete trial that {what} ({shown})")
+        raise HpoError(_no_complete_trial(source))
+    picks, inside, left_out, read = _picked_points(plan, source, ranked, top)
+    if len(picks) == len(plan.opt.enqueue):
+        raise HpoError(
+            f"--enqueue-from: no complete trial of {source.study_name!r} has parameters inside this space: "
+            f"{_why_none_inside(plan, ranked, inside)}"
+        )
+    opt = validate_config(OptimizeConfig, {**plan.opt.model_dump(), "enqueue": picks}, "--enqueue-from")
+    note = left_out_note(source.study_name, left_out, read)
+    notes = (*plan.notes, note) if note else plan.notes
+    return replace(plan, opt=opt, config_enqueue=len(plan.opt.enqueue), notes=notes)
+
+
+def _no_complete_trial(source: optuna.Study) -> str:
+    """The refusal of a study with no complete trial to start from (or none that meets its constraints),
+    with its trials counted by state."""
+    from hpotool.ranking import state_counts
+
+    counts = state_counts(source.get_trials(deepcopy=False))
+    shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no trials"
+    what = "meets its constraints" if counts.get("complete") else "to start from"
+    return f"--enqueue-from: {source.study_name!r} has no complete trial that {what} ({shown})"
+
+
+def _picked_points(
+    plan: StudyPlan, source: optuna.Study, ranked: list[FrozenTrial], top: int
+) -> tuple[list[dict[str, Any]], int, dict[str, list[str]], int]:
+    """The config's enqueue list with the points of `source`'s best trials (`ranked`) added until `top` are,
+    each as far as this space takes it; how many trials gave a point inside the space; why each parameter
+    was left out, per trial; and how many trials were read."""
+    from hpotool.trial_table import trial_params
+
     space = plan.opt.search_space
     grid, fixed = isinstance(plan.sampler, optuna.samplers.GridSampler), leaf_values(plan.run)
     picks: list[dict[str, Any]] = list(plan.opt.enqueue)
@@ -62,29 +89,28 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
         inside += bool(params)
         if params and params not in picks:
             picks.append(params)
-    if len(picks) == len(plan.opt.enqueue):
-        theirs = list(dict.fromkeys(k for t in ranked for k in t.params))
-        shared = [k for k in theirs if k in space]
+    return picks, inside, left_out, read
+
+
+def _why_none_inside(plan: StudyPlan, ranked: list[FrozenTrial], inside: int) -> str:
+    """Why none of the best trials gave a new point inside this space (`inside`: how many gave one)."""
+    space = plan.opt.search_space
+    theirs = list(dict.fromkeys(k for t in ranked for k in t.params))
+    shared = [k for k in theirs if k in space]
+    why = (
+        f"its values of {', '.join(shared)} lie outside this space's ranges"
+        if shared
+        else f"it searched {', '.join(theirs) or 'no parameters'}, this space searches {', '.join(space)}"
+    )
+    if inside:
+        why = "those inside it are in the optimize config's enqueue list already"
+    elif isinstance(plan.sampler, optuna.samplers.GridSampler) and shared:
+        lacking = [k for k in space if k not in shared]
         why = (
-            f"its values of {', '.join(shared)} lie outside this space's ranges"
-            if shared
-            else f"it searched {', '.join(theirs) or 'no parameters'}, this space searches {', '.join(space)}"
+            f"the grid sampler runs only sets that give every searched parameter, and its trials have no "
+            f"{', '.join(lacking)}"
         )
-        if inside:
-            why = "those inside it are in the optimize config's enqueue list already"
-        elif grid and shared:
-            lacking = [k for k in space if k not in shared]
-            why = (
-                f"the grid sampler runs only sets that give every searched parameter, and its trials have no "
-                f"{', '.join(lacking)}"
-            )
-        raise HpoError(
-            f"--enqueue-from: no complete trial of {source.study_name!r} has parameters inside this space: {why}"
-        )
-    opt = validate_config(OptimizeConfig, {**plan.opt.model_dump(), "enqueue": picks}, "--enqueue-from")
-    note = left_out_note(source.study_name, left_out, read)
-    notes = (*plan.notes, note) if note else plan.notes
-    return replace(plan, opt=opt, config_enqueue=len(plan.opt.enqueue), notes=notes)
+    return why
 
 
 def _trained(source: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
