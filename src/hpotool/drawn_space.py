@@ -117,7 +117,6 @@ def _respelt_section(name: str, p: Any, drawn: Any) -> str | None:
     choice by its spelling and compares the choices in order, so what to write is the stored list."""
     from optuna.distributions import CategoricalDistribution
 
-    from hpotool.formatting import format_choice
     from hpotool.search_space import CategoricalParam, choice_label
     from hpotool.sections import SECTIONS, choice_named
 
@@ -139,27 +138,34 @@ def _respelt_section(name: str, p: Any, drawn: Any) -> str | None:
     ):
         if not respelt:  # other choices too: Optuna's own line names both lists
             return None
-        i, choice, twin = respelt[0]
-        return (
-            f"search_space.{name}.choices.{i}: {format_choice(choice)} builds the same {name} as the choice "
-            f"{format_choice(twin)} the study's trials drew, but Optuna stores a choice as it is spelt, and "
-            f"every trial would fail: write it as stored, {format_choice(twin)}"
-        )
+        return _respelt_choice(name, respelt[:1], drawn.choices, as_stored)
     if labels == list(drawn.choices):
-        i, choice, twin = respelt[0]
-        others = (
-            "" if len(respelt) == 1 else " (and " + ", ".join(f"choices.{j}" for j, *_ in respelt[1:]) + ")"
-        )
-        return (
-            f"search_space.{name}.choices.{i}: {format_choice(choice)} builds the same {name} as the choice "
-            f"{format_choice(twin)} the study's trials drew{others}, but Optuna stores a choice as it is spelt, "
-            f"and every trial would fail: write it as stored, {format_choice(twin)}"
-            + (
-                ""
-                if len(respelt) == 1
-                else f"; the choices as stored: {_stored_list(drawn.choices, as_stored)}"
-            )
-        )
+        return _respelt_choice(name, respelt, drawn.choices, as_stored)
+    return _reordered(name, p.choices, respelt, drawn.choices, as_stored)
+
+
+def _respelt_choice(name: str, respelt: list[Any], stored_labels: Any, as_stored: list[Any]) -> str:
+    """The refusal of choices of the section `name` spelt otherwise than the stored ones they build
+    (`respelt`: index, choice, stored twin), naming the first; with more than one, the stored list."""
+    from hpotool.formatting import format_choice
+
+    i, choice, twin = respelt[0]
+    others = "" if len(respelt) == 1 else " (and " + ", ".join(f"choices.{j}" for j, *_ in respelt[1:]) + ")"
+    return (
+        f"search_space.{name}.choices.{i}: {format_choice(choice)} builds the same {name} as the choice "
+        f"{format_choice(twin)} the study's trials drew{others}, but Optuna stores a choice as it is spelt, "
+        f"and every trial would fail: write it as stored, {format_choice(twin)}"
+        + ("" if len(respelt) == 1 else f"; the choices as stored: {_stored_list(stored_labels, as_stored)}")
+    )
+
+
+def _reordered(
+    name: str, choices: list[Any], respelt: list[Any], stored_labels: Any, as_stored: list[Any]
+) -> str:
+    """The refusal of the stored choices of the section `name` in another order (and some spelt otherwise,
+    `respelt`), with the stored list to write."""
+    from hpotool.formatting import format_choice
+
     how = "reordered" + (
         " and with "
         + ", ".join(f"{format_choice(c)} stored as {format_choice(t)}" for _, c, t in respelt)
@@ -168,9 +174,9 @@ def _respelt_section(name: str, p: Any, drawn: Any) -> str | None:
         else ""
     )
     return (
-        f"search_space.{name}: {format_choice(list(p.choices))} are the choices the study's trials drew, "
+        f"search_space.{name}: {format_choice(list(choices))} are the choices the study's trials drew, "
         f"{how}, but Optuna stores choices as they are spelt, in their order, and every trial would fail: "
-        f"write them as stored, choices: {_stored_list(drawn.choices, as_stored)}"
+        f"write them as stored, choices: {_stored_list(stored_labels, as_stored)}"
     )
 
 
