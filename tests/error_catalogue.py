@@ -32,6 +32,7 @@ class Case:
     existing_study: bool = False  # create the study first, then check the storage is unchanged
     existing_optimize: dict[str, Any] = field(default_factory=dict)  # patches the config that creates it
     existing_run: dict[str, Any] = field(default_factory=dict)  # patches the run config that creates it
+    running_trials: int = 0  # with existing_study: trials left running by a live process of this machine
     plain_study: str | None = None  # a study plain Optuna code ran, its 2 trials failing: studies/<name>.db
     needs_no_cuda: bool = False
     without_configs: bool = False  # `optimize` with `args` alone, no --run-config/--optimize-config
@@ -945,6 +946,15 @@ CASES = [
         existing_study=True,
         existing_optimize={"sampler": {"name": "bruteforce"}}
         | {"search_space": {"model.hidden.0": {"type": "int", "low": 8, "high": 32, "step": 8}}},
+    ),
+    Case(
+        "changed-experiment-while-running",
+        "changing a study's experiment with --allow-changed-config while another process runs its trials",
+        "error: study 'tiny' has 2 running trials (#1, #2): another hpotool optimize is running it with the experiment --allow-changed-config would replace, and its next trials would be exported with the new configs; stop it first (after a crash on another machine: hpotool fail-stale --all-running)",
+        run={"epochs": 3},
+        args=("--allow-changed-config", "--n-trials", "4", "--timeout", "3"),
+        existing_study=True,
+        running_trials=2,
     ),
     Case(
         "changed-experiment",

@@ -4,6 +4,7 @@ written or changed. docs/ERRORS.md is generated from the same table."""
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -90,6 +91,11 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case, request: py
         # exit 1: a run config whose trials all fail stops the study after 5 of them, as the case means it to;
         # exit 130: one that interrupts its trial (Ctrl-C)
         assert made.exit_code in (0, 130) or "5 failed trials in a row" in made.output, made.output
+        if case.running_trials:  # asked by a live process of this machine: the test's parent
+            study = optuna.load_study(study_name="tiny", storage="sqlite:///studies/tiny.db")
+            for _ in range(case.running_trials):
+                worker = {"host": socket.gethostname(), "pid": os.getppid()}
+                study.ask().set_user_attr("worker", worker)
         before = _snapshot()
     _write(case)
     if case.read_only is not None:

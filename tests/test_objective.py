@@ -824,7 +824,7 @@ def test_a_choice_list_an_older_allow_changed_config_recorded_is_named_and_undon
     damaged["search_space"]["model.activation"] = {"type": "categorical", "choices": ["relu", "gelu", "tanh"]}
     rp, op = write_yaml(tmp_path / "run.yaml", run_dict), write_yaml(tmp_path / "damaged.yaml", damaged)
     with monkeypatch.context() as older:  # what the older hpotool did: no check of the drawn distributions
-        older.setattr(fingerprint, "_check_distributions", lambda *a, **k: None)
+        older.setattr(fingerprint, "check_distributions", lambda *a, **k: None)
         fingerprint.check(
             load_study(opt_dict), load_run_config(rp), load_optimize_config(op), allow_changed=True
         )
@@ -897,7 +897,7 @@ def test_allow_changed_config_is_refused_while_another_process_runs_the_study(
         tmp_path, {**run_dict, "epochs": 3}, {**opt_dict, "n_trials": 2}, allow_changed_config=True, timeout=3
     )
     assert refused == (
-        f"study 'tiny' has 1 running trial(s) (#{live.number}): another hpotool optimize is running it with the "
+        f"study 'tiny' has 1 running trial (#{live.number}): another hpotool optimize is running it with the "
         f"experiment --allow-changed-config would replace, and its next trials would be exported with the new "
         f"configs; stop it first (after a crash on another machine: hpotool fail-stale --all-running)"
     )
@@ -1011,7 +1011,7 @@ def test_a_list_can_grow_by_several_searched_items(tmp_path: Path, run_dict: dic
 def _enqueue_from(configs: tuple[Path, Path], url: str, name: str, top: int) -> Any:
     """The plan for `configs`, with the best `top` trials of the study `name` at `url` queued as
     --enqueue-from queues them."""
-    from hpotool.plan import with_warm_start
+    from hpotool.enqueue_from import with_warm_start
 
     return with_warm_start(prepare_study(*configs), optuna.load_study(study_name=name, storage=url), top)
 

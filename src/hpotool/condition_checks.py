@@ -41,68 +41,80 @@ def condition_values(
     for path, condition in (param.when or {}).items():
         ref = opt.search_space.get(path)
         if ref is None:  # a fixed RunConfig value: the condition reads it as it is
-            if not holds(condition, fixed.get(path)):
-                unset = fixed.get(path) is None
-                says = (
-                    "does not set it (a condition reads no default)"
-                    if unset
-                    else f"sets it to {format_choice(fixed[path])}"
-                )
-                wanted = satisfying_value(condition)
-                fix = (
-                    f"set {path} in the run config, search it (above {name})"
-                    if unset
-                    else f"search {path} (above {name})"
-                    + (
-                        f", set it to {format_choice(wanted)} in the run config"
-                        if holds(condition, wanted)
-                        else ""
-                    )
-                )
-                if (
-                    isinstance(condition, list)
-                    and not unset
-                    and any(same_value(fixed[path], c) for c in condition)
-                ):
-                    fix = f"a list is one value (a list choice): for any of several, write {{in: {format_choice(condition)}}}"
-                raise HpoError(
-                    f"the condition {path}: {format_choice(condition)} never holds: {path} is not searched and the run config "
-                    f"{says}, so {name} would never be set; {fix}, or change or drop the condition"
-                )
+            _check_fixed_condition(path, condition, fixed, name)
             continue
-        if isinstance(ref, CategoricalParam):
-            candidates = list(ref.choices)
-        else:
-            middle = (ref.low + ref.high) / 2
-            candidates = [ref.low, ref.high, round(middle) if isinstance(ref.low, int) else middle]
-            candidates.append(satisfying_value(condition))
+        candidates = _candidates(ref, condition)
         value = next((c for c in candidates if contains(ref, c) and holds(condition, c)), _NONE)
         if value is _NONE:
-            hint = ""
-            if isinstance(condition, list) and any(contains(ref, c) for c in condition):
-                # `when: {model.name: [rf, svc]}` reads as the one list value [rf, svc], not "any of them"
-                hint = f"; a list is one value (a list choice): for any of several, write {{in: {format_choice(condition)}}}"
-            elif isinstance(ref, CategoricalParam) and _boolean_for_number(condition, ref.choices):
-                # `when: {model.layers: true}` over the choices [0, 1]: Python's True == 1, YAML's true is no 1
-                hint = (
-                    f" (a boolean matches only true or false, and a number only numbers; its choices: "
-                    f"{format_choice(ref.choices)})"
-                )
-            elif isinstance(ref, CategoricalParam) and isinstance(condition, str):
-                words = [c for c in ref.choices if isinstance(c, str)]
-                near = closest(condition, words, n=1)
-                if near:  # a misspelt choice: `when: {optimizer.name: sdg}`
-                    hint = f" (did you mean {near[0]}? its choices: {format_choice(ref.choices)})"
-            values = (
-                "" if isinstance(ref, CategoricalParam) else f" ({values_text(ref)})"
-            )  # choices: in the hint
-            raise HpoError(
-                f"the condition {path}: {format_choice(condition)} never holds for {path}'s values{values}, so it "
-                f"would never be set{hint}"
-            )
+            raise HpoError(_never_holds(path, condition, ref))
         # a conditional parameter has a value only where its own conditions hold (sgd for momentum)
         out.update({**condition_values(ref, opt, fixed, path), path: value})
     return out
+
+
+def _check_fixed_condition(path: str, condition: Any, fixed: Mapping[str, Any], name: str) -> None:
+    """A condition on the run config's own value of `path`, which no trial changes, holds.
+
+    Raises:
+        HpoError: it never holds, so parameter `name` would never be set; naming what to change.
+    """
+    if holds(condition, fixed.get(path)):
+        return
+    unset = fixed.get(path) is None
+    says = (
+        "does not set it (a condition reads no default)"
+        if unset
+        else f"sets it to {format_choice(fixed[path])}"
+    )
+    wanted = satisfying_value(condition)
+    fix = (
+        f"set {path} in the run config, search it (above {name})"
+        if unset
+        else f"search {path} (above {name})"
+        + (f", set it to {format_choice(wanted)} in the run config" if holds(condition, wanted) else "")
+    )
+    if isinstance(condition, list) and not unset and any(same_value(fixed[path], c) for c in condition):
+        fix = f"a list is one value (a list choice): for any of several, write {{in: {format_choice(condition)}}}"
+    raise HpoError(
+        f"the condition {path}: {format_choice(condition)} never holds: {path} is not searched and the run config "
+        f"{says}, so {name} would never be set; {fix}, or change or drop the condition"
+    )
+
+
+def _candidates(ref: Param, condition: Any) -> list[Any]:
+    """The values of the searched parameter `ref` to try a condition on: its choices, or its bounds, middle
+    and the value the condition implies."""
+    if isinstance(ref, CategoricalParam):
+        return list(ref.choices)
+    middle = (ref.low + ref.high) / 2
+    candidates = [ref.low, ref.high, round(middle) if isinstance(ref.low, int) else middle]
+    candidates.append(satisfying_value(condition))
+    return candidates
+
+
+def _never_holds(path: str, condition: Any, ref: Param) -> str:
+    """Why a condition on the searched parameter `path` (`ref`) holds for none of its values, with a hint
+    for the likely slip: a list for any of several, a boolean for a number, a misspelt choice."""
+    hint = ""
+    if isinstance(condition, list) and any(contains(ref, c) for c in condition):
+        # `when: {model.name: [rf, svc]}` reads as the one list value [rf, svc], not "any of them"
+        hint = f"; a list is one value (a list choice): for any of several, write {{in: {format_choice(condition)}}}"
+    elif isinstance(ref, CategoricalParam) and _boolean_for_number(condition, ref.choices):
+        # `when: {model.layers: true}` over the choices [0, 1]: Python's True == 1, YAML's true is no 1
+        hint = (
+            f" (a boolean matches only true or false, and a number only numbers; its choices: "
+            f"{format_choice(ref.choices)})"
+        )
+    elif isinstance(ref, CategoricalParam) and isinstance(condition, str):
+        words = [c for c in ref.choices if isinstance(c, str)]
+        near = closest(condition, words, n=1)
+        if near:  # a misspelt choice: `when: {optimizer.name: sdg}`
+            hint = f" (did you mean {near[0]}? its choices: {format_choice(ref.choices)})"
+    values = "" if isinstance(ref, CategoricalParam) else f" ({values_text(ref)})"  # choices: in the hint
+    return (
+        f"the condition {path}: {format_choice(condition)} never holds for {path}'s values{values}, so it "
+        f"would never be set{hint}"
+    )
 
 
 def _boolean_for_number(condition: Any, choices: list[Any]) -> bool:

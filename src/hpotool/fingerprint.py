@@ -13,9 +13,9 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from shlex import quote
 from typing import TYPE_CHECKING, Any
 
+from hpotool.drawn_space import check_brute_force_space, check_distributions
 from hpotool.errors import HpoError
 
 if TYPE_CHECKING:
@@ -87,16 +87,16 @@ def check(
     stored = study.user_attrs.get(ATTR)
     parts = experiment(run, opt)
     if not isinstance(stored, dict):  # made by plain Optuna code: used as it is, if Optuna can go on with it
-        _check_distributions(study, opt)
+        check_distributions(study, opt)
         return
     if stored.get("hash") == digest(parts):
         # Older hpotool let --allow-changed-config record a change Optuna cannot make (a categorical's
         # choices): the configs match, and every trial would fail.
-        _check_distributions(study, opt, recorded=True)
+        check_distributions(study, opt, recorded=True)
         return
     changes = differences(stored.get("parts", {}), parts)
-    _check_distributions(study, opt)  # not even --allow-changed-config makes these work
-    _check_brute_force_space(study, opt)
+    check_distributions(study, opt)  # not even --allow-changed-config makes these work
+    check_brute_force_space(study, opt)
     undone = _undone_change(study, parts)
     if undone is not None:  # the configs before the last change, and nothing finished under it: no mix
         _log.warning(
@@ -107,26 +107,53 @@ def check(
             "; ".join(changes[:3]) + ("; ..." if len(changes) > 3 else ""),
         )
     elif not allow_changed:
-        shown = "; ".join(changes[:5]) + (f"; and {len(changes) - 5} more" if len(changes) > 5 else "")
-        history = study.user_attrs.get(CHANGES_ATTR)
-        last = (
-            history[-1] if isinstance(history, list) and history and isinstance(history[-1], dict) else None
+        _refuse_change(study, changes)
+    _refuse_while_running(study)
+    if not record:
+        return
+    from_trial = _record_change(study, run, opt, parts, changes)
+    if undone is None:  # the flag took effect: say what it changed, which the summary does not show
+        _log.warning(
+            "note: study %r: --allow-changed-config recorded the change (%s); trials #%d on run with these configs, "
+            "and the earlier ones keep theirs (export-best and train-from-best rebuild each with its own)",
+            study.study_name,
+            "; ".join(changes[:3]) + ("; ..." if len(changes) > 3 else ""),
+            from_trial,
         )
-        # After a recorded change the stored experiment is that change's, not the one the study was created with
-        since = (
-            f"has run another experiment since the change --allow-changed-config recorded on "
-            f"{last.get('time', '?')}"
-            if last is not None
-            else "was created with another experiment"
-        )
-        raise HpoError(
-            # Said "Resuming" also to a second machine joining, for the first time, a study another command
-            # created: this process cannot tell the two apart, and both would mix the experiments.
-            f"study {study.study_name!r} {since}: {shown}. Resuming or joining it with these configs would mix "
-            f"two experiments: use a new study_name, or pass --allow-changed-config to go on with it anyway"
-        )
-    # A process still running the study keeps training with the configs in force until now, and its next
-    # trials would be numbered past the change, so exported and retrained with the new base.
+
+
+def _refuse_change(study: optuna.Study, changes: list[str]) -> None:
+    """Refuse to go on with another experiment than the study's without --allow-changed-config.
+
+    Raises:
+        HpoError: naming what changed and the two ways out.
+    """
+    shown = "; ".join(changes[:5]) + (f"; and {len(changes) - 5} more" if len(changes) > 5 else "")
+    history = study.user_attrs.get(CHANGES_ATTR)
+    last = history[-1] if isinstance(history, list) and history and isinstance(history[-1], dict) else None
+    # After a recorded change the stored experiment is that change's, not the one the study was created with
+    since = (
+        f"has run another experiment since the change --allow-changed-config recorded on "
+        f"{last.get('time', '?')}"
+        if last is not None
+        else "was created with another experiment"
+    )
+    raise HpoError(
+        # Said "Resuming" also to a second machine joining, for the first time, a study another command
+        # created: this process cannot tell the two apart, and both would mix the experiments.
+        f"study {study.study_name!r} {since}: {shown}. Resuming or joining it with these configs would mix "
+        f"two experiments: use a new study_name, or pass --allow-changed-config to go on with it anyway"
+    )
+
+
+def _refuse_while_running(study: optuna.Study) -> None:
+    """Refuse to change the experiment while another process runs the study: it keeps training with the
+    configs in force until now, and its next trials would be numbered past the change, so exported and
+    retrained with the new base.
+
+    Raises:
+        HpoError: naming the running trials and how to stop them.
+    """
     from optuna.trial import TrialState
 
     from hpotool.stale import died_here
@@ -138,16 +165,20 @@ def check(
     ]
     if running:
         shown = ", ".join(f"#{n}" for n in running[:5]) + (", ..." if len(running) > 5 else "")
+        trials = f"{len(running)} running trial{'' if len(running) == 1 else 's'}"
         raise HpoError(
-            f"study {study.study_name!r} has {len(running)} running trial(s) ({shown}): another hpotool optimize is "
-            f"running it with the experiment --allow-changed-config would replace, and its next trials would be "
-            f"exported with the new configs; stop it first (after a crash on another machine: hpotool fail-stale "
-            f"--all-running)"
+            f"study {study.study_name!r} has {trials} ({shown}): another hpotool optimize is running it with the "
+            f"experiment --allow-changed-config would replace, and its next trials would be exported with the "
+            f"new configs; stop it first (after a crash on another machine: hpotool fail-stale --all-running)"
         )
-    if not record:
-        return
-    # The configs in force until now go into the history with the first trial number they no longer
-    # cover, so every trial is exported and retrained with the base it ran (`config_of`).
+
+
+def _record_change(
+    study: optuna.Study, run: RunConfig, opt: OptimizeConfig, parts: dict[str, Any], changes: list[str]
+) -> int:
+    """Store the new experiment on the study, and the configs in force until now in its history with the
+    first trial number they no longer cover, so every trial is exported and retrained with the base it ran
+    (`config_of`). Returns that trial number."""
     history = list(study.user_attrs.get(CHANGES_ATTR, []))
     history.append(
         {
@@ -161,50 +192,7 @@ def check(
     study.set_user_attr(ATTR, {"hash": digest(parts), "parts": parts})
     study.set_user_attr("run_config", run.model_dump(mode="json"))
     study.set_user_attr("optimize_config", stored_optimize_config(opt))
-    if undone is None:  # the flag took effect: say what it changed, which the summary does not show
-        _log.warning(
-            "note: study %r: --allow-changed-config recorded the change (%s); trials #%d on run with these configs, "
-            "and the earlier ones keep theirs (export-best and train-from-best rebuild each with its own)",
-            study.study_name,
-            "; ".join(changes[:3]) + ("; ..." if len(changes) > 3 else ""),
-            history[-1]["from_trial"],
-        )
-
-
-def _check_brute_force_space(study: optuna.Study, opt: OptimizeConfig) -> None:
-    """Refuse another range or step for a parameter of a brute-force study whose trials drew it: Optuna's
-    brute force builds its tree from every trial, and fails each new trial whose parameter's values differ
-    from theirs ("search_space mismatch"), so the study stopped after `--max-failures` failed trials."""
-    import optuna
-
-    from hpotool.factories import sampler_class
-
-    if not issubclass(sampler_class(opt.sampler.name), optuna.samplers.BruteForceSampler):
-        return
-    drawn = _drawn(study)
-    for name, p in opt.search_space.items():
-        if name in drawn and _distribution(p) != drawn[name]:
-            raise HpoError(
-                f"study {study.study_name!r}: search_space.{name} takes other values than the study's trials drew "
-                f"it from ({_values(drawn[name])} there, {_values(_distribution(p))} here), and Optuna's brute "
-                f"force fails every trial of such a study, not even with --allow-changed-config: keep "
-                f"search_space.{name} as it was, or use a new study_name"
-            )
-
-
-def _drawn(study: optuna.Study) -> dict[str, Any]:
-    """Each parameter's distribution as the study's first trial to draw it stored it."""
-    drawn: dict[str, Any] = {}
-    for t in study.get_trials(deepcopy=False):
-        for name, d in t.distributions.items():
-            drawn.setdefault(name, d)
-    return drawn
-
-
-def _values(d: Any) -> str:
-    """An int or float distribution's values in words: `8 to 32 step 8`."""
-    step = getattr(d, "step", None)
-    return f"{d.low:g} to {d.high:g}" + (f" step {step:g}" if step not in (None, 1) else "")
+    return int(history[-1]["from_trial"])
 
 
 def stored_optimize_config(opt: OptimizeConfig) -> dict[str, Any]:
@@ -240,151 +228,6 @@ def _undone_change(study: optuna.Study, parts: dict[str, Any]) -> dict[str, Any]
     if any(t.number >= int(last.get("from_trial", 0)) for t in since):
         return None
     return last
-
-
-def _shown(d: Any) -> str:
-    """An Optuna distribution in the words of the search space: `int`, `float log`, `categorical [a, b]`, each
-    choice as the YAML spells it (null, 5.0, [128, 64])."""
-    from optuna.distributions import CategoricalDistribution, IntDistribution
-
-    from hpotool.formatting import format_choice
-
-    if isinstance(d, CategoricalDistribution):
-        return f"categorical [{', '.join(map(format_choice, d.choices))}]"
-    return ("int" if isinstance(d, IntDistribution) else "float") + (" log" if d.log else "")
-
-
-def _distribution(p: Any) -> Any:
-    """The Optuna distribution `suggest` draws the parameter `p` from."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    from hpotool.search_space import CategoricalParam, FloatParam
-
-    if isinstance(p, CategoricalParam):
-        return CategoricalDistribution(p.labels)
-    if isinstance(p, FloatParam):
-        return FloatDistribution(p.low, p.high, log=p.log, step=p.step)
-    return IntDistribution(p.low, p.high, log=p.log, step=p.step)
-
-
-def _check_distributions(study: optuna.Study, opt: OptimizeConfig, *, recorded: bool = False) -> None:
-    """Refuse a search space whose parameter changes its kind, log scale or choices from what the study's
-    trials drew: Optuna's storage refuses such a suggestion, so every trial would fail. `recorded`: the
-    study's stored configs are this space already (an older hpotool's --allow-changed-config recorded it)."""
-    from optuna.distributions import check_distribution_compatibility
-
-    drawn = _drawn(study)
-    for name, p in opt.search_space.items():
-        if name not in drawn:
-            continue
-        new = _distribution(p)
-        try:
-            check_distribution_compatibility(drawn[name], new)
-        except ValueError:
-            respelt = _respelt_section(name, p, drawn[name])
-            if respelt is not None:
-                raise HpoError(f"study {study.study_name!r}: {respelt}") from None
-            if recorded:
-                raise HpoError(
-                    f"study {study.study_name!r}: search_space.{name} is {_shown(new)} in this config and in the "
-                    f"study's stored configs, but its trials drew it as {_shown(drawn[name])}: an --allow-changed-"
-                    f"config of an older hpotool recorded a change Optuna cannot make, and every trial would "
-                    f"fail; put search_space.{name} back to {_shown(drawn[name])} (the configs before that change) "
-                    f"and run again, which undoes it while no trial has finished under it, or use a new "
-                    f"study_name (--enqueue-from {quote(study.study_name)} starts it from this study's best trials)"
-                ) from None
-            raise HpoError(
-                f"study {study.study_name!r}: search_space.{name} is {_shown(new)} in this config, but the "
-                f"study's trials drew it as {_shown(drawn[name])}; Optuna cannot change a parameter's kind, log "
-                f"scale or choices within one study (every trial would fail), not even with "
-                f"--allow-changed-config: keep it as it was, or use a new study_name"
-            ) from None
-
-
-def _respelt_section(name: str, p: Any, drawn: Any) -> str | None:
-    """Where `name` is a section searched whole and its choices are the ones the study's trials drew but
-    for spelling or order: a choice spelt otherwise that builds the same section as one they drew (`{name:
-    adam, lr: 0.001}` and the stored `{name: adam}`), or the stored choices in another order. Optuna stores a
-    choice by its spelling and compares the choices in order, so what to write is the stored list."""
-    from optuna.distributions import CategoricalDistribution
-
-    from hpotool.formatting import format_choice
-    from hpotool.search_space import CategoricalParam, choice_label
-    from hpotool.sections import SECTIONS, choice_named
-
-    if name not in SECTIONS or not isinstance(drawn, CategoricalDistribution):
-        return None
-    stored = [c for c in map(_read_label, drawn.choices) if isinstance(c, dict)]
-    if not stored:
-        return None
-    stored_param = CategoricalParam(type="categorical", choices=stored)
-    as_stored = [choice_named(name, stored_param, c) for c in p.choices]
-    respelt = [
-        (i, c, twin)
-        for i, (c, twin) in enumerate(zip(p.choices, as_stored, strict=True))
-        if choice_label(c) not in drawn.choices and twin is not c and isinstance(twin, dict)
-    ]
-    labels = [choice_label(c) for c in as_stored]
-    if sorted(map(str, labels)) != sorted(map(str, drawn.choices)) or len(set(map(str, labels))) != len(
-        labels
-    ):
-        if not respelt:  # other choices too: Optuna's own line names both lists
-            return None
-        i, choice, twin = respelt[0]
-        return (
-            f"search_space.{name}.choices.{i}: {format_choice(choice)} builds the same {name} as the choice "
-            f"{format_choice(twin)} the study's trials drew, but Optuna stores a choice as it is spelt, and "
-            f"every trial would fail: write it as stored, {format_choice(twin)}"
-        )
-    if labels == list(drawn.choices):
-        i, choice, twin = respelt[0]
-        others = (
-            "" if len(respelt) == 1 else " (and " + ", ".join(f"choices.{j}" for j, *_ in respelt[1:]) + ")"
-        )
-        return (
-            f"search_space.{name}.choices.{i}: {format_choice(choice)} builds the same {name} as the choice "
-            f"{format_choice(twin)} the study's trials drew{others}, but Optuna stores a choice as it is spelt, "
-            f"and every trial would fail: write it as stored, {format_choice(twin)}"
-            + (
-                ""
-                if len(respelt) == 1
-                else f"; the choices as stored: {_stored_list(drawn.choices, as_stored)}"
-            )
-        )
-    how = "reordered" + (
-        " and with "
-        + ", ".join(f"{format_choice(c)} stored as {format_choice(t)}" for _, c, t in respelt)
-        + f" (the same {name})"
-        if respelt
-        else ""
-    )
-    return (
-        f"search_space.{name}: {format_choice(list(p.choices))} are the choices the study's trials drew, "
-        f"{how}, but Optuna stores choices as they are spelt, in their order, and every trial would fail: "
-        f"write them as stored, choices: {_stored_list(drawn.choices, as_stored)}"
-    )
-
-
-def _stored_list(stored_labels: Any, as_stored: list[Any]) -> str:
-    """The stored choices in the stored order, each as this config spells it where that is the stored label
-    (a mapping's keys in the config's order), else as stored."""
-    from hpotool.formatting import format_choice
-    from hpotool.search_space import choice_label
-
-    mine = {str(choice_label(c)): c for c in as_stored}
-    return "[" + ", ".join(format_choice(mine.get(str(s), _read_label(s))) for s in stored_labels) + "]"
-
-
-def _read_label(label: Any) -> Any:
-    """A stored choice label as the value it spells (`{lr: 0.1, name: sgd}` as a mapping)."""
-    import yaml
-
-    if not isinstance(label, str):
-        return label
-    try:
-        return yaml.safe_load(label)
-    except yaml.YAMLError:
-        return label
 
 
 def stored_config(study_attrs: Mapping[str, Any], key: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The learning-rate schedule of a run: built for the run's length in the steps it takes, and checked
-against that length (a total_steps or T_max that does not span the run, a schedule resumed part-way, a
-watched metric the task does not measure)."""
+against that length (`schedule_span`: a total_steps or T_max that does not span the run, a schedule resumed
+part-way) and the task (a watched metric the task does not measure)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.optim.lr_scheduler import ChainedScheduler, CosineAnnealingLR, SequentialLR
 
 from hpotool.components import REGISTRIES, resolve_component
 from hpotool.config import RunConfig
 from hpotool.data import MEASURES, PreparedData
 from hpotool.errors import RunCheckError
+from hpotool.schedule_span import check_total_steps, check_users_schedule
 from hpotool.schedulers import (
     DEFAULT_MONITOR,
     HIGHER_IS_BETTER,
     counts_epochs,
-    held_schedules,
-    resumed_at,
     step_counted_argument,
     steps_per_batch,
     takes_epoch,
@@ -48,6 +46,37 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
     """The schedule the config names, built for the run's length in the steps it takes."""
     sched_fn = resolve_component("scheduler", cfg.scheduler.name)
     per_step = steps_per_batch(cfg.scheduler.name, cfg.scheduler.interval, sched_fn)
+    _check_length_unit(cfg, sched_fn, per_step)
+    # The run's length in the schedule's own steps: batches when it steps per batch, else epochs.
+    batches = steps_per_epoch(len(data.train), cfg.batch_size) if per_step else 1
+    scheduler = _unpacked(cfg, _constructed(cfg, data, sched_fn, optimizer, batches))
+    if scheduler is not None and not callable(getattr(scheduler, "step", None)):  # None: a constant lr
+        raise TypeError(
+            f"scheduler {cfg.scheduler.name!r} returned {type(scheduler).__name__}, not a learning-rate schedule "
+            f"(an object with a step() method, such as torch.optim.lr_scheduler.StepLR)"
+        )
+    run_steps = cfg.epochs * batches
+    per = f"{cfg.epochs} epochs x {batches} batches" if per_step else f"once per epoch, {cfg.epochs} epochs"
+    check_total_steps(cfg.scheduler.name, scheduler, run_steps, per)
+    if cfg.scheduler.name not in REGISTRIES["scheduler"]:  # the built-in cosine spans the run itself
+        check_users_schedule(cfg.scheduler.name, scheduler, run_steps, per, "batch" if per_step else "epoch")
+    by_epoch = scheduler is not None and takes_epoch(scheduler)
+    if by_epoch and per_step:
+        raise RunCheckError(
+            "scheduler",
+            f"{cfg.scheduler.name!r} is given the number of epochs done in step(epoch), once per epoch; drop "
+            f"interval: step",
+        )
+    updates = scheduler is not None and callable(getattr(scheduler, "step_update", None))
+    return Schedule(scheduler, per_step, _watched(cfg, data, scheduler, per_step), by_epoch, updates)
+
+
+def _check_length_unit(cfg: RunConfig, sched_fn: Any, per_step: bool) -> None:
+    """Refuse a schedule stepped after every batch that is told the run's length in epochs.
+
+    Raises:
+        RunCheckError: it would run its course in the first batches; naming the argument to ask for.
+    """
     counted = step_counted_argument(sched_fn)
     if per_step and counts_epochs(cfg.scheduler.name, sched_fn) and counted:
         raise RunCheckError(  # stepped per batch for `counted`, but told the run's length in epochs
@@ -65,8 +94,13 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
             f"in the first {cfg.epochs} batches; drop interval: step, or give it a steps_per_epoch argument and "
             f"span epochs * steps_per_epoch steps",
         )
-    # The run's length in the schedule's own steps: batches when it steps per batch, else epochs.
-    batches = steps_per_epoch(len(data.train), cfg.batch_size) if per_step else 1
+
+
+def _constructed(
+    cfg: RunConfig, data: PreparedData, sched_fn: Any, optimizer: torch.optim.Optimizer, batches: int
+) -> Any:
+    """What the schedule's class or factory returns, given the run's length in the arguments it asks for
+    (`batches`: the schedule's steps in an epoch) and the config's own."""
     # num_training_steps: a Hugging Face schedule's length, which its users worked out by hand (and a searched
     # epochs or batch_size changed under them)
     run_shape = {
@@ -83,54 +117,7 @@ def build_schedule(cfg: RunConfig, data: PreparedData, optimizer: torch.optim.Op
         # ones it holds a second time, which torch takes for a run stepping the schedule before the optimizer:
         # each trial printed its "Detected call of `lr_scheduler.step()` before `optimizer.step()`" warning
         warnings.filterwarnings("ignore", _STEP_BEFORE_OPTIMIZER, UserWarning)
-        built = construct(sched_fn, (optimizer,), pick_kwargs(sched_fn, run_shape), cfg.scheduler.kwargs)
-    scheduler = _unpacked(cfg, built)
-    if scheduler is not None and not callable(getattr(scheduler, "step", None)):  # None: a constant lr
-        raise TypeError(
-            f"scheduler {cfg.scheduler.name!r} returned {type(scheduler).__name__}, not a learning-rate schedule "
-            f"(an object with a step() method, such as torch.optim.lr_scheduler.StepLR)"
-        )
-    total = getattr(scheduler, "total_steps", None)  # OneCycleLR raises once stepped more than this
-    run_steps = cfg.epochs * batches
-    per = f"{cfg.epochs} epochs x {batches} batches" if per_step else f"once per epoch, {cfg.epochs} epochs"
-    # and stepped fewer times, its cycle stopped part-way, the lr never annealed: a one-cycle's whole point
-    one_cycle = isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)
-    if isinstance(total, int) and (total < run_steps or (one_cycle and total > run_steps)):
-        what = (
-            "and it fails past its end"
-            if total < run_steps
-            else f"so its cycle would stop {run_steps / total:.0%} of the way through, before the lr anneals"
-        )
-        raise ValueError(
-            f"scheduler {cfg.scheduler.name!r} has total_steps {total}, but the run steps it {run_steps} times "
-            f"({per}), {what}; drop total_steps (hpotool passes epochs and steps_per_epoch)"
-        )
-    by_path = cfg.scheduler.name not in REGISTRIES["scheduler"]  # the built-in cosine spans the run itself
-    unit = "batch" if per_step else "epoch"
-    if by_path and (ends := _cosine_past_end(scheduler, run_steps, f"the run's last {unit}")) is not None:
-        zero = "" if ends == _CLIMBS else ", or eta_min above 0"
-        raise RunCheckError(
-            "scheduler",
-            f"{cfg.scheduler.name!r} has T_max {scheduler.T_max}, but the run steps it {run_steps} times ({per}), "
-            f"{ends}; set T_max to the run's steps{zero}, or use name: cosine (hpotool's, which spans every trial's "
-            f"run)",
-        )
-    if by_path and (at := resumed_at(scheduler)) is not None:
-        raise RunCheckError(
-            "scheduler",
-            f"{cfg.scheduler.name!r} returned a {type(scheduler).__name__} {_resumed_part_way(at)}",
-        )
-    if by_path:
-        _check_held(cfg.scheduler.name, scheduler, run_steps, per, unit)
-    by_epoch = scheduler is not None and takes_epoch(scheduler)
-    if by_epoch and per_step:
-        raise RunCheckError(
-            "scheduler",
-            f"{cfg.scheduler.name!r} is given the number of epochs done in step(epoch), once per epoch; drop "
-            f"interval: step",
-        )
-    updates = scheduler is not None and callable(getattr(scheduler, "step_update", None))
-    return Schedule(scheduler, per_step, _watched(cfg, data, scheduler, per_step), by_epoch, updates)
+        return construct(sched_fn, (optimizer,), pick_kwargs(sched_fn, run_shape), cfg.scheduler.kwargs)
 
 
 def _unpacked(cfg: RunConfig, built: Any) -> Any:
@@ -164,85 +151,6 @@ def _unpacked(cfg: RunConfig, built: Any) -> Any:
             f"and updates_per_epoch for each run)",
         )
     return scheduler
-
-
-def _resumed_part_way(at: int) -> str:
-    """Why a schedule a factory built at its step `at` (a config's last_epoch is refused at load time)."""
-    return (
-        f"that starts part-way through, at its step {at} (built with last_epoch {at - 1}, which resumes a schedule "
-        f"from a checkpoint, or stepped before it was returned), and hpotool starts every run's schedule at its "
-        f"beginning; build it without last_epoch"
-    )
-
-
-_CLIMBS = "and past T_max its cosine climbs back up towards the lr"
-
-
-def _cosine_past_end(scheduler: Any, span: int, last: str) -> str | None:
-    """What goes wrong where torch's CosineAnnealingLR sets the lr of `span` steps and its T_max is shorter
-    than that (`last`: the last of them, "the run's last epoch"), or None. The lr of step t is its cosine at
-    t, which reaches eta_min at T_max: with T_max below span - 1 the steps after it climb back up towards
-    the lr, and with T_max at span - 1 the last step trains at eta_min, which at 0 moves no weight (stepped
-    per epoch, a trial pays for a whole last epoch that changes none of its weights). Above 0 that is where a
-    cosine ending at eta_min should end."""
-    t_max = getattr(scheduler, "T_max", None)
-    if not isinstance(scheduler, CosineAnnealingLR) or not isinstance(t_max, int) or t_max >= span:
-        return None
-    if t_max < span - 1:
-        return _CLIMBS
-    if scheduler.eta_min != 0:
-        return None
-    return f"so its cosine ends at T_max, at eta_min 0, and {last} trains at lr 0, which moves no weight"
-
-
-def _check_held(name: str, scheduler: Any, run_steps: int, per: str, unit: str) -> None:
-    """The total_steps and T_max checks above, for the schedules a SequentialLR or ChainedScheduler of a
-    user's factory holds, against their part of the run (`held_schedules`), and the refusal of a schedule
-    resumed part-way, for those torch steps on from where they were built.
-
-    Raises:
-        RunCheckError: naming the schedule held, its place, and its part of the run.
-    """
-    fix = (
-        "from the arguments hpotool fills in (epochs, steps_per_epoch, num_training_steps), to span its part of "
-        "the run"
-    )
-    for held in held_schedules(scheduler, run_steps):
-        inner, span = held.scheduler, held.span
-        part = f"its part of the run's {run_steps} steps, " if span != run_steps else ""
-        kind = type(inner).__name__
-        said = f"{name!r} holds a {kind} ({held.where})"
-        if not held.from_built and isinstance(inner, SequentialLR | ChainedScheduler):
-            # torch: SequentialLR restarts it with step(0), which these two take to LRScheduler.get_lr
-            raise RunCheckError(
-                "scheduler",
-                f"{said}, which the SequentialLR restarts at its milestone with step(0), and torch's {kind} cannot "
-                "take that: the run would fail there, part-way through; put the schedules it holds into the outer "
-                "SequentialLR (or a ChainedScheduler around it) instead",
-            )
-        if held.from_built and (at := resumed_at(inner)) is not None:
-            raise RunCheckError("scheduler", f"{said} {_resumed_part_way(at)}")
-        total = getattr(inner, "total_steps", None)
-        one_cycle = isinstance(inner, torch.optim.lr_scheduler.OneCycleLR)
-        if isinstance(total, int) and (total < held.stepped or (one_cycle and total > span)):
-            what = (
-                "and it fails past its end"
-                if total < held.stepped
-                else f"so its cycle would stop {span / total:.0%} of the way through, before the lr anneals"
-            )
-            raise RunCheckError(
-                "scheduler",
-                f"{said} with total_steps {total}, but the run steps it {span} times ({part}{per}), {what}; build "
-                f"it with total_steps {fix}",
-            )
-        last = f"the last {unit} of its part" if part else f"the run's last {unit}"
-        if (ends := _cosine_past_end(inner, span, last)) is not None:
-            zero = "" if ends == _CLIMBS else ", or with eta_min above 0"
-            raise RunCheckError(
-                "scheduler",
-                f"{said} with T_max {inner.T_max}, but the run steps it {span} times ({part}{per}), {ends}; build it "
-                f"with T_max {fix}{zero}",
-            )
 
 
 def _watched(cfg: RunConfig, data: PreparedData, scheduler: Any, per_step: bool) -> str | None:

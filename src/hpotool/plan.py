@@ -1,20 +1,15 @@
 """A study's plan from two configs (or the configs a stored study holds), checked before anything is
 stored: `prepare_study` validates the whole plan (paths, values, data, metric, components, sampler,
-pruner, storage) and writes nothing; `with_warm_start` queues another study's best points."""
+pruner, storage) and writes nothing; `enqueue_from.with_warm_start` queues another study's best points."""
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import optuna
-from optuna.trial import FrozenTrial
-
-from hpotool.conditions import all_hold, holds
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.config_errors import validate_config
 from hpotool.config_files import load_optimize_config, load_run_config
@@ -22,33 +17,20 @@ from hpotool.data import (
     PreparedData,
     check_batch_size,
     load_checked,
-    load_data,
-    one_logit,
     unused_classes_note,
 )
 from hpotool.device import device_name, resolve_device
 from hpotool.errors import HpoError, RunCheckError
-from hpotool.factories import make_pruner
 from hpotool.final_rules import check_final
-from hpotool.formatting import format_choice
-from hpotool.kwarg_notes import kwarg_notes
-from hpotool.near_names import closest, edit_distance
+from hpotool.metric_checks import check_constraints, check_objectives
 from hpotool.optimize_sections import PrunerConfig
-from hpotool.overrides import apply_overrides, leaf_values
-from hpotool.pruner_reach import check_pruner_reach, most_epochs
-from hpotool.search_space import (
-    CategoricalParam,
-    FloatParam,
-    IntParam,
-    boundary_values,
-    suggest,
-)
-from hpotool.sections import section_choices, section_values
+from hpotool.overrides import apply_overrides
+from hpotool.sampler_and_pruner import sampler_and_pruner
+from hpotool.search_space import boundary_values
+from hpotool.sections import section_choices
 from hpotool.space_checks import check_space
-from hpotool.space_effects import auto_task
+from hpotool.space_notes import grid_notes, seed_notes, single_choice_notes, width_notes
 from hpotool.storage_url import DEFAULT_ORIGIN, shown_url
-from hpotool.study_sampler import study_sampler
-from hpotool.warm_start import carried_params, left_out_note
 
 if TYPE_CHECKING:
     from optuna.pruners import BasePruner
@@ -197,111 +179,104 @@ def prepare_stored_study(
 def _prepare(
     run: RunConfig, opt: OptimizeConfig, run_path: str, opt_path: str, overrides: Overrides
 ) -> StudyPlan:
+    """The checked plan of two loaded configs with the command line's overrides applied."""
     pruner_chosen = "pruner" in opt.model_fields_set  # before the overrides, which set every field
+    _check_seed_flag(opt, opt_path, overrides)
+    run, opt = _with_overrides(run, opt, overrides)
+    device_src = "--device" if overrides.device is not None else run_path
+    if run.trainer is not None:  # the user's own training code: it owns data, model and metrics
+        return _prepare_user_trainer(
+            run, opt, run_path, opt_path, overrides, pruner_chosen=pruner_chosen, device_src=device_src
+        )
+    resolve_device(run.device, device_src)
+    data = load_checked(run, run_path)
+    check_objectives(run, opt, data, opt_path)
+    check_constraints(opt, data, opt_path)
+    _check_base_run(run, data, run_path)
+    check_space(run, opt, data, opt_path)  # every searched batch_size is a valid one after this
+    _check_batch_sizes(run, opt, data, run_path, opt_path)
+    plan = _plan(run, opt, data, opt_path, overrides)
+    unused = unused_classes_note(data, run.data.name)
+    return replace(plan, notes=(*plan.notes, unused)) if unused else plan
+
+
+def _check_seed_flag(opt: OptimizeConfig, opt_path: str, overrides: Overrides) -> None:
+    """Refuse --seed where the sampler's kwargs fix its seed, which would leave the flag unused."""
     if overrides.seed is not None and "seed" in opt.sampler.kwargs:
         raise HpoError(
             f"{opt_path}: sampler.kwargs.seed fixes the sampler's seed, so --seed would be ignored; move it to "
             f"the top-level seed: (which --seed overrides) or drop --seed"
         )
-    run, opt = _with_overrides(run, opt, overrides)
-    device_src = "--device" if overrides.device is not None else run_path
-    if run.trainer is not None:  # the user's own training code: it owns data, model and metrics
-        from hpotool.user_trainer import check_user_trainer, schedule_note
 
-        device_name(run.device, device_src)  # the function is handed it: one this machine lacks fails now
-        pruning = not opt.multi_objective and not opt.pruner.is_nop
+
+def _prepare_user_trainer(
+    run: RunConfig,
+    opt: OptimizeConfig,
+    run_path: str,
+    opt_path: str,
+    overrides: Overrides,
+    *,
+    pruner_chosen: bool,
+    device_src: str,
+) -> StudyPlan:
+    """The checked plan of a run trained by the user's own function, which owns data, model and metrics:
+    without a pruner where a function takes no `report` argument, so a pruner could never stop it."""
+    from hpotool.user_trainer import schedule_note
+
+    device_name(run.device, device_src)  # the function is handed it: one this machine lacks fails now
+    pruning = not opt.multi_objective and not opt.pruner.is_nop
+    no_report = _trainers_without_report(run, opt, run_path, opt_path, pruning=pruning and pruner_chosen)
+    schedule = schedule_note(run)
+    notes: tuple[str, ...] = (schedule,) if schedule else ()
+    if pruning and no_report:  # the default pruner could never stop it: run without one
+        opt = opt.model_copy(update={"pruner": PrunerConfig(name="nop")})
+        notes += (
+            f"no pruning: trainer.function {' and '.join(dict.fromkeys(no_report))} takes no 'report' "
+            f"argument, so a pruner could never stop a trial ({opt_path} sets no pruner; add report to prune)",
+        )
+    plan = _plan(run, opt, None, opt_path, overrides)
+    return replace(plan, notes=plan.notes + notes)
+
+
+def _trainers_without_report(
+    run: RunConfig, opt: OptimizeConfig, run_path: str, opt_path: str, *, pruning: bool
+) -> list[str]:
+    """The training functions, the run config's and each searched one, that take no `report` argument; each
+    one checked, and the search space checked after the run config's own."""
+    from hpotool.user_trainer import check_user_trainer
+
+    assert run.trainer is not None
+    try:
+        takes_report = check_user_trainer(run, pruning=pruning, opt_source=opt_path)
+    except HpoError as exc:
+        raise HpoError(f"{run_path}: {exc}") from None
+    check_space(run, opt, None, opt_path)
+    no_report = [] if takes_report else [run.trainer.function]
+    for i, choice in enumerate(section_choices(opt.search_space).get("trainer", [])):
+        chosen = apply_overrides(run, {"trainer": choice})
+        assert chosen.trainer is not None
         try:
-            takes_report = check_user_trainer(run, pruning=pruning and pruner_chosen, opt_source=opt_path)
+            if not check_user_trainer(chosen, pruning=pruning, opt_source=opt_path):
+                no_report.append(chosen.trainer.function)
         except HpoError as exc:
-            raise HpoError(f"{run_path}: {exc}") from None
-        check_space(run, opt, None, opt_path)
-        no_report = [] if takes_report else [run.trainer.function]
-        for i, choice in enumerate(section_choices(opt.search_space).get("trainer", [])):
-            chosen = apply_overrides(run, {"trainer": choice})
-            assert chosen.trainer is not None
-            try:
-                if not check_user_trainer(chosen, pruning=pruning and pruner_chosen, opt_source=opt_path):
-                    no_report.append(chosen.trainer.function)
-            except HpoError as exc:
-                raise HpoError(f"{opt_path}: search_space.trainer.choices.{i}: {exc}") from None
-        schedule = schedule_note(run)
-        notes: tuple[str, ...] = (schedule,) if schedule else ()
-        if pruning and no_report:  # the default pruner could never stop it: run without one
-            opt = opt.model_copy(update={"pruner": PrunerConfig(name="nop")})
-            notes += (
-                f"no pruning: trainer.function {' and '.join(dict.fromkeys(no_report))} takes no 'report' "
-                f"argument, so a pruner could never stop a trial ({opt_path} sets no pruner; add report to prune)",
-            )
-        plan = _plan(run, opt, None, opt_path, overrides)
-        return replace(plan, notes=plan.notes + notes)
-    resolve_device(run.device, device_src)
-    data = load_checked(run, run_path)
-    for metric in opt.objectives:
-        if metric not in data.metrics:
-            key = "metrics" if opt.multi_objective else "metric"
-            from hpotool.components import REGISTRIES
-            from hpotool.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
+            raise HpoError(f"{opt_path}: search_space.trainer.choices.{i}: {exc}") from None
+    return no_report
 
-            binary = (
-                ", or set loss: {name: bce_with_logits} for these 0/1 labels" if data.zero_one_floats else ""
-            )
-            hint = (
-                f" (the targets of {run.data.name!r} are floating-point numbers, which make a regression task: "
-                f"give class labels as integers for classification{binary})"
-                if data.task == "regression" and metric in CLASSIFICATION_METRICS
-                else ""
-            )
-            if (  # a user's numbers stored as integers (ages, counts): read as class labels
-                data.task == "classification"
-                and metric in REGRESSION_METRICS
-                and run.data.name not in REGISTRIES["data"]
-            ):
-                hint = (
-                    f" (the targets of {run.data.name!r} are integers, which make a classification task of "
-                    f"{data.out_features} classes: to predict them as numbers give y as floats for regression, "
-                    f"y.float() or y.astype('float32'))"
-                )
-            if one_logit(run, data) and load_data(run.data).task == "regression":
-                hint = (
-                    f" ({run.loss.name!r} reads the 0/1 float targets of {run.data.name!r} as two classes, a "
-                    f"classification task, where other losses make them a regression that measures {metric}: "
-                    f"set loss: {{name: mse}} for {metric}, or measure val_accuracy)"
-                )
-            # a misspelling (val_acuracy) gets the closest name; another task's metric the hint above
-            # (an edit or two away: a metric of the user's own, val_f1, is no typo of val_mae)
-            typo = (
-                []
-                if metric in (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
-                else closest(metric, data.metrics, 1)
-            )
-            near = f" (did you mean {typo[0]!r}?)" if typo and edit_distance(metric, typo[0]) <= 2 else ""
-            if not near and not hint and metric not in (*CLASSIFICATION_METRICS, *REGRESSION_METRICS):
-                # a metric of the user's own (val_f1): the built-in Trainer measures only these; said so,
-                # the list read as if the name were misspelt
-                hint = (
-                    f" (hpotool's Trainer measures only these; for a metric of your own such as {metric}, "
-                    f"train with a function of yours that computes it, reports it each epoch and returns it: "
-                    f"trainer: {{function: mypkg.train:fit}} in the run config)"
-                )
-            raise HpoError(
-                f"{opt_path}: {key}: {metric!r} is not produced for this {data.task} task{near}; "
-                f"choose one of: {', '.join(data.metrics)}{hint}"
-            )
-    for text in opt.constraints:
-        from hpotool.constraints import parse_constraint
 
-        if parse_constraint(text).metric not in data.metrics:
-            raise HpoError(
-                f"{opt_path}: constraints: {text!r} names a value this {data.task} task does not measure; "
-                f"choose from: {', '.join(data.metrics)}"
-            )
+def _check_base_run(run: RunConfig, data: PreparedData, run_path: str) -> None:
+    """Build the base run and train it one step, so a mistake fails now and not in every trial."""
     from hpotool.preflight import dry_run  # torch: imported here, where hpotool's Trainer will train
 
-    try:  # build the base run and train it one step, so a mistake fails now and not in every trial
+    try:
         dry_run(run, data)
     except RunCheckError as exc:
         raise HpoError(f"{run_path}: {exc}") from None
-    check_space(run, opt, data, opt_path)  # every searched batch_size is a valid one after this
+
+
+def _check_batch_sizes(
+    run: RunConfig, opt: OptimizeConfig, data: PreparedData, run_path: str, opt_path: str
+) -> None:
+    """The run config's batch_size and the largest searched one fit the training split."""
     batch_param = opt.search_space.get("batch_size")
     searched = (
         [apply_overrides(run, {"batch_size": v}).batch_size for v in boundary_values(batch_param)]
@@ -310,85 +285,13 @@ def _prepare(
     )
     check_batch_size(run.batch_size, data, f"{run_path}: batch_size")
     check_batch_size(max(searched, default=0), data, f"{opt_path}: search_space.batch_size")
-    plan = _plan(run, opt, data, opt_path, overrides)
-    unused = unused_classes_note(data, run.data.name)
-    return replace(plan, notes=(*plan.notes, unused)) if unused else plan
-
-
-def _single_choice_notes(opt: OptimizeConfig, opt_path: str) -> list[str]:
-    """A note per parameter of one value (a categorical of one choice, a range whose low is its high) that
-    fixes a value the run config could hold: one under a `when:` sets it only where the condition holds,
-    and one below a section searched whole (as `refine` writes them) must stand beside each chosen section,
-    so those are left alone."""
-    notes = []
-    for path, p in opt.search_space.items():
-        if p.when or any(path.startswith(f"{section}.") for section in opt.search_space):
-            continue
-        if isinstance(p, CategoricalParam) and len(p.choices) == 1:
-            value = format_choice(p.choices[0])
-            notes.append(
-                f"{opt_path}: search_space.{path} has one choice, {value}: every trial uses it and nothing is "
-                f"searched; set {path}: {value} in the run config, or list more choices"
-            )
-        elif isinstance(p, IntParam | FloatParam) and p.low == p.high:
-            value = format_choice(p.low)
-            notes.append(
-                f"{opt_path}: search_space.{path} has low = high = {value}: every trial uses it and nothing is "
-                f"searched; set {path}: {value} in the run config, or widen the range"
-            )
-    return notes
-
-
-def _width_notes(run: RunConfig, opt: OptimizeConfig, opt_path: str) -> list[str]:
-    """A note per searched width of the built-in MLP (`model.hidden.2`) that trials of a searched
-    `model.layers` too small to use it still draw: the trial stores a width it never trained, and the sampler
-    learns from it (one no trial uses is refused, `space_effects`)."""
-    layers = opt.search_space.get("model.layers")
-    if layers is None or run.model.name != "mlp" or {"model", "model.name"} & opt.search_space.keys():
-        return []
-    if isinstance(layers, IntParam):
-        counts: list[Any] = list(range(layers.low, layers.high + 1, layers.step))
-    elif isinstance(layers, CategoricalParam):
-        counts = [c for c in layers.choices if isinstance(c, int) and not isinstance(c, bool)]
-    else:
-        return []
-    notes = []
-    for path, p in opt.search_space.items():
-        section, _, rest = path.partition(".")
-        key, _, index = rest.partition(".")
-        if section != "model" or key != "hidden" or not index.isdigit():
-            continue
-        condition = (p.when or {}).get("model.layers")
-        short = [n for n in counts if n <= int(index) and (condition is None or holds(condition, n))]
-        if short:
-            drawn = " or ".join(map(str, short))
-            notes.append(
-                f"{opt_path}: search_space.{path} is drawn in trials of model.layers {drawn}, whose MLP has fewer "
-                f"than {int(index) + 1} hidden layers and never uses it; add when: {{model.layers: {{ge: "
-                f"{int(index) + 1}}}}} to it, so those trials neither store nor learn from a width they did not "
-                f"train"
-            )
-    return notes
-
-
-def _seed_notes(run: RunConfig, opt: OptimizeConfig, opt_path: str) -> list[str]:
-    """A note for a searched `seed`: usually a mistake (trials then differ by luck as well as by their values),
-    sometimes meant (how much does the seed matter?), so the run goes on; `data.split_seed`, which scores each
-    trial on other data, is refused (`space_effects`)."""
-    notes = []
-    if "seed" in opt.search_space:
-        notes.append(
-            f"{opt_path}: search_space.seed searches the seed: each trial trains with another one, so trials "
-            f"differ by luck as well as by their values, and the best may be the luckiest; drop it to compare "
-            f"values fairly (every trial then trains with the run config's seed, {run.seed}); train-from-best "
-            f"--seeds N shows how much the seed moves the best trial's metric"
-        )
-    return notes
 
 
 def _plan(
     run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, opt_path: str, overrides: Overrides
 ) -> StudyPlan:
+    """The plan itself, once the final run, the tracking, the sampler and the pruner check, with the notes
+    the checks leave for the user."""
     check_final(run, opt, opt_path, data)
     if opt.tracking is not None and opt.tracking.mlflow is not None:
         from hpotool.tracking import check_mlflow
@@ -398,169 +301,16 @@ def _plan(
         except HpoError as exc:
             raise HpoError(f"{opt_path}: {exc}") from None
     try:
-        with kwarg_notes() as deprecated:  # Optuna's FutureWarnings on the kwargs, as notes
-            sampler = study_sampler(opt, fixed=leaf_values(run))
-        _check_sampler_samples(opt, leaf_values(run))
-        if isinstance(sampler, optuna.samplers.GridSampler):
-            for i, params in enumerate(opt.enqueue):
-                missing = _unset_by(params, opt, leaf_values(run))
-                if missing:
-                    raise HpoError(
-                        f"enqueue.{i}: the grid sampler fails a queued set that leaves out a searched parameter; "
-                        f"add {', '.join(missing)} to it, or drop it"
-                    )
-        with kwarg_notes() as pruner_deprecated:
-            pruner = (
-                make_pruner(  # several objectives: the pruner the file sets is nop (load_optimize_config)
-                    "nop" if opt.multi_objective else opt.pruner.name,
-                    opt.pruner.kwargs if not opt.multi_objective or opt.pruner.is_nop else {},
-                )
-            )
-        deprecated += pruner_deprecated
-        if run.trainer is None and not opt.multi_objective:  # a user's fit reports the epochs it likes
-            check_pruner_reach(pruner, opt.pruner.kwargs, most_epochs(run.epochs, opt.search_space))
+        sampler, pruner, deprecated = sampler_and_pruner(run, opt)
     except HpoError as exc:
         raise HpoError(f"{opt_path}: {exc}") from None
-    conditional = [path for path, p in opt.search_space.items() if p.when]
     notes = (
-        (
-            f"the grid sampler runs every value of {', '.join(conditional)} also where its condition does not "
-            f"hold, so those trials repeat one configuration; bruteforce runs each configuration once",
-        )
-        if isinstance(sampler, optuna.samplers.GridSampler) and conditional
-        else ()
-    )
-    notes = (
-        *notes,
+        *grid_notes(opt, sampler),
         *(f"{opt_path}: {note}" for note in dict.fromkeys(deprecated)),
-        *_single_choice_notes(opt, opt_path),
-        *_seed_notes(run, opt, opt_path),
-        *_width_notes(run, opt, opt_path),
+        *single_choice_notes(opt, opt_path),
+        *seed_notes(run, opt, opt_path),
+        *width_notes(run, opt, opt_path),
     )
     return StudyPlan(
         run, opt, data, sampler, pruner, opt.storage_url, overrides.allow_changed_config, notes=notes
     )
-
-
-def _unset_by(params: Mapping[str, Any], opt: OptimizeConfig, fixed: Mapping[str, Any]) -> list[str]:
-    """The searched parameters a trial enqueued with `params` would still ask the sampler for (those whose
-    conditions hold), which Optuna's grid sampler refuses in a queued trial."""
-    missing: list[str] = []
-    values = {**fixed, **params}
-    for path, p in opt.search_space.items():
-        if path not in params and (not p.when or all_hold(p.when, values)):
-            missing.append(path)
-            values[path] = boundary_values(p)[0]  # a later condition may read it
-    return missing
-
-
-def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPlan:
-    """`plan` with the `top` best complete trials of `source` that meet its constraints enqueued (params
-    in this space, within it)."""
-    from hpotool.ranking import ranked_trials, state_counts
-    from hpotool.trial_table import trial_params
-
-    if len(source.directions) > 1:
-        raise HpoError(
-            f"--enqueue-from: {source.study_name!r} is multi-objective; give a single-objective study"
-        )
-    ranked = ranked_trials(source)
-    if not ranked:
-        counts = state_counts(source.get_trials(deepcopy=False))
-        shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no trials"
-        what = "meets its constraints" if counts.get("complete") else "to start from"
-        raise HpoError(f"--enqueue-from: {source.study_name!r} has no complete trial that {what} ({shown})")
-    space = plan.opt.search_space
-    grid, fixed = isinstance(plan.sampler, optuna.samplers.GridSampler), leaf_values(plan.run)
-    picks: list[dict[str, Any]] = list(plan.opt.enqueue)
-    inside, attrs, read = 0, source.user_attrs, 0
-    left_out: dict[str, list[str]] = {}
-    for t in ranked:
-        if len(picks) - len(plan.opt.enqueue) >= top:
-            break
-        ran = trial_params(attrs, t)  # a list choice as the list, by the space the trial ran under
-        params, missed = carried_params(
-            ran,
-            space,
-            partial(_trained, source, t),
-            partial(_values, plan.run),
-            auto_task(plan.run, plan.opt, plan.data),
-        )
-        read += 1
-        for name, reason in missed.items():
-            left_out.setdefault(name, []).append(reason)
-        if grid and _unset_by(params, plan.opt, fixed):  # the grid sampler would fail its trial
-            params = {}
-        inside += bool(params)
-        if params and params not in picks:
-            picks.append(params)
-    if len(picks) == len(plan.opt.enqueue):
-        theirs = list(dict.fromkeys(k for t in ranked for k in t.params))
-        shared = [k for k in theirs if k in space]
-        why = (
-            f"its values of {', '.join(shared)} lie outside this space's ranges"
-            if shared
-            else f"it searched {', '.join(theirs) or 'no parameters'}, this space searches {', '.join(space)}"
-        )
-        if inside:
-            why = "those inside it are in the optimize config's enqueue list already"
-        elif grid and shared:
-            lacking = [k for k in space if k not in shared]
-            why = (
-                f"the grid sampler runs only sets that give every searched parameter, and its trials have no "
-                f"{', '.join(lacking)}"
-            )
-        raise HpoError(
-            f"--enqueue-from: no complete trial of {source.study_name!r} has parameters inside this space: {why}"
-        )
-    opt = validate_config(OptimizeConfig, {**plan.opt.model_dump(), "enqueue": picks}, "--enqueue-from")
-    note = left_out_note(source.study_name, left_out, read)
-    notes = (*plan.notes, note) if note else plan.notes
-    return replace(plan, opt=opt, config_enqueue=len(plan.opt.enqueue), notes=notes)
-
-
-def _trained(source: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
-    """Every path of the run config `trial` of `source` trained, and each section whole ({} for a study
-    hpotool did not create)."""
-    from hpotool.stored_run import trial_run_config
-
-    try:
-        return _paths(trial_run_config(source, trial, check_components=False))
-    except HpoError:
-        return {}
-
-
-def _values(run: RunConfig, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Every path of the run config this study trains with `params`, and each section whole ({} where they
-    do not give a valid config: the queued trial fails with the reason)."""
-    try:
-        return _paths(apply_overrides(run, params, check_components=False))
-    except HpoError:
-        return {}
-
-
-def _paths(config: RunConfig) -> dict[str, Any]:
-    """Every path of `config` (`leaf_values`), and each section whole."""
-    return {**leaf_values(config), **section_values(config)}
-
-
-def _check_sampler_samples(opt: OptimizeConfig, fixed: Mapping[str, Any]) -> None:
-    """A fresh sampler as configured proposes one trial of an in-memory study with the study's directions:
-    one that cannot handle them or the space (CmaEsSampler with several objectives) fails here, once,
-    instead of failing every trial."""
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            probe = optuna.create_study(
-                directions=opt.study_directions, sampler=study_sampler(opt, fixed=fixed)
-            )
-            suggest(probe.ask(), opt.search_space, fixed)
-    except (ValueError, TypeError, NotImplementedError) as exc:
-        objectives = f"{len(opt.objectives)} objectives" if opt.multi_objective else "one objective"
-        raise HpoError(
-            f"sampler: {opt.sampler.name!r} cannot sample this study ({objectives}): {type(exc).__name__}: {exc}"
-        ) from None
-    finally:
-        optuna.logging.set_verbosity(verbosity)

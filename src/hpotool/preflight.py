@@ -4,7 +4,6 @@ once, naming the config section and the fix."""
 
 from __future__ import annotations
 
-import functools
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,12 +32,11 @@ from hpotool.model_hints import (
     needs_a_channel,
     needs_flat_input,
     number_spelling_hint,
-    one_tensor_hint,
     training_output,
     wants_integer_ids,
-    width_argument_hint,
 )
-from hpotool.parts import assemble_trainer, build_model, build_optimizer, model_dtype, model_out_features
+from hpotool.output_checks import check_output
+from hpotool.parts import assemble_trainer, build_model, build_optimizer, model_dtype
 from hpotool.trainer import input_changed, same_values
 from hpotool.user_code import described
 
@@ -85,148 +83,166 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
     k = max(1, min(len(data.train), cfg.batch_size, DRY_RUN_SAMPLES))
     train = TensorData(data.train.x[:k].clone(), data.train.y[:k])
     val = TensorData(data.val.x[:DRY_RUN_SAMPLES].clone(), data.val.y[:DRY_RUN_SAMPLES])
+    out = _forward(model, val, data)
+    check_output(cfg, data, val, out, loss_fn)
+    _check_loss(model, loss_fn, trainer, val, data.task)
+    _train_one_step(cfg, data, model, optimizer, trainer, train, val, k)
+
+
+def _forward(model: nn.Module, val: TensorData, data: PreparedData) -> Any:
+    """The model's output for the validation samples in eval mode, which must leave its input as it was.
+
+    Raises:
+        RunCheckError: the forward pass failed (with the fix, where the error tells it) or changed its input.
+    """
     with _part("model"), torch.no_grad():
         model.eval()
         try:
             out = model(val.x[:])  # a view of its own: an unsqueeze_() in forward() leaves val.x's shape
         except Exception as exc:
-            dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
-            mismatch = (
-                val.x.is_floating_point() or "type" in str(exc).lower()
-            )  # not an embedding's index error
-            if dtypes and val.x.dtype not in dtypes and val.x.dtype != torch.bool and mismatch:
-                x_type, p_type = (str(t).removeprefix("torch.") for t in (val.x.dtype, next(iter(dtypes))))
-                if val.x.is_floating_point() and p_type == "float32":  # float64 from numpy, kept by a Dataset
-                    fix = "give x as float32 in the dataset function (x.float())"
-                elif val.x.is_floating_point():  # a model built in float64 (.double()) or half precision
-                    # "give x as float64 in the dataset function" was read as returning x.double(), which a
-                    # plain (x, y) pair's cast to float32 undid: the same error again
-                    fix = (
-                        f"a plain (x, y) pair's x is cast to float32, so return "
-                        f"hpotool.datasets.Dataset(x.to(torch.{p_type}), y, {data.task!r}) from the dataset "
-                        f"function (it keeps x's type), or build the model in float32 (no .double() or .half())"
-                    )
-                else:  # uint8 pixels kept by a Dataset object (x is kept as it is, for token ids)
-                    fix = (
-                        f"give x as {p_type} in the dataset function, scaled as the model expects (pixels: "
-                        f"x.float() / 255); integer x is kept as it is for a model that embeds token ids"
-                    )
-                raise RunCheckError(
-                    "model",
-                    f"{described(exc)}; the data's x is {x_type} and the model's parameters {p_type}: {fix}",
-                ) from None
-            if (more := forward_needs_more(model, exc)) is not None:
-                raise RunCheckError("model", f"{described(exc)}; {more}") from None
-            if (channel := needs_a_channel(exc, val.x)) is not None:
-                raise RunCheckError("model", f"{described(exc)}; {channel}") from None
-            if (flat := needs_flat_input(exc, val.x)) is not None:
-                raise RunCheckError("model", f"{described(exc)}; {flat}") from None
-            if wants_integer_ids(exc, val.x):
-                raise RunCheckError(
-                    "model",
-                    f"{described(exc)}; the data's x is {str(val.x.dtype).removeprefix('torch.')} (hpotool casts "
-                    f"the x of an (x, y) pair to float32): to keep integer x, such as token ids for an "
-                    f"embedding, return hpotool.datasets.Dataset(x, y, {data.task!r}) from the dataset function",
-                ) from None
+            fix = _forward_fix(exc, model, val.x, data.task)
+            if fix is not None:
+                raise RunCheckError("model", f"{described(exc)}; {fix}") from None
             raise
         if not same_values(val.x, data.val.x[:DRY_RUN_SAMPLES]):
             raise RunCheckError("model", input_changed(model))
+    return out
+
+
+def _forward_fix(exc: Exception, model: nn.Module, x: torch.Tensor, task: str) -> str | None:
+    """What to change where the forward pass of `x` raised `exc` for a known reason, or None."""
+    if (dtype := _dtype_fix(exc, model, x, task)) is not None:
+        return dtype
+    if (more := forward_needs_more(model, exc)) is not None:
+        return more
+    if (channel := needs_a_channel(exc, x)) is not None:
+        return channel
+    if (flat := needs_flat_input(exc, x)) is not None:
+        return flat
+    if wants_integer_ids(exc, x):
+        return (
+            f"the data's x is {str(x.dtype).removeprefix('torch.')} (hpotool casts "
+            f"the x of an (x, y) pair to float32): to keep integer x, such as token ids for an "
+            f"embedding, return hpotool.datasets.Dataset(x, y, {task!r}) from the dataset function"
+        )
+    return None
+
+
+def _dtype_fix(exc: Exception, model: nn.Module, x: torch.Tensor, task: str) -> str | None:
+    """Where the data's x and the model's parameters differ in type and `exc` says so: the two types and
+    what to change; else None."""
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    mismatch = x.is_floating_point() or "type" in str(exc).lower()  # not an embedding's index error
+    if not (dtypes and x.dtype not in dtypes and x.dtype != torch.bool and mismatch):
+        return None
+    x_type, p_type = (str(t).removeprefix("torch.") for t in (x.dtype, next(iter(dtypes))))
+    if x.is_floating_point() and p_type == "float32":  # float64 from numpy, kept by a Dataset
+        fix = "give x as float32 in the dataset function (x.float())"
+    elif x.is_floating_point():  # a model built in float64 (.double()) or half precision
+        # "give x as float64 in the dataset function" was read as returning x.double(), which a
+        # plain (x, y) pair's cast to float32 undid: the same error again
+        fix = (
+            f"a plain (x, y) pair's x is cast to float32, so return "
+            f"hpotool.datasets.Dataset(x.to(torch.{p_type}), y, {task!r}) from the dataset "
+            f"function (it keeps x's type), or build the model in float32 (no .double() or .half())"
+        )
+    else:  # uint8 pixels kept by a Dataset object (x is kept as it is, for token ids)
+        fix = (
+            f"give x as {p_type} in the dataset function, scaled as the model expects (pixels: "
+            f"x.float() / 255); integer x is kept as it is for a model that embeds token ids"
+        )
+    return f"the data's x is {x_type} and the model's parameters {p_type}: {fix}"
+
+
+def _check_loss(model: nn.Module, loss_fn: Any, trainer: Any, val: TensorData, task: str) -> None:
+    """The untrained model's loss on `val`: a finite mean over the samples, which a gradient carries back to
+    the parameters, and no loss over pairs of samples. A loss that raises is left to the training step.
+
+    Raises:
+        RunCheckError: naming what is wrong with the loss value.
+    """
     n_val = len(val)
-    want = (n_val, model_out_features(cfg, data)) if data.task == "classification" else tuple(val.y.shape)
-    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
-    if shape != want:
-        given = f"has shape {shape}" if shape is not None else f"is a {type(out).__name__}"
-        if data.task == "regression":
-            need = "(batch, outputs), as the targets"
-            # forward() ends in .squeeze(), as the user's 1-D targets suggest
-            if shape == (n_val,) and want == (n_val, 1):
-                need += (
-                    ": hpotool gives a 1-D y to the loss as (n, 1), so return the output without .squeeze()"
-                )
-        elif data.task == "multilabel":
-            need = "one logit per label, as the targets' columns"
-        elif want[1] == 1:
-            need = f"one logit per sample, as loss {cfg.loss.name!r} takes"
-        else:
-            need = "(batch, classes) logits"
-            if shape == (n_val, 1) and want[1] == 2:  # one logit for two classes: the loss takes one
-                need += "; for one logit per sample, set loss: {name: bce_with_logits}"
-        raise RunCheckError(
-            "model",
-            f"its output for {n_val} samples {given}; this {data.task} task needs {want}: {need}"
-            + width_argument_hint(cfg, want[-1] if len(want) == 2 else None)
-            + one_tensor_hint(out),
-        )
-    if out.is_floating_point() and not bool(torch.isfinite(out).all()):
-        raise RunCheckError(
-            "model",
-            f"its output for {n_val} samples holds NaN or infinite values before any training; check "
-            f"its forward()",
-        )
-    if data.task == "classification" and _cross_entropy(loss_fn) and _probabilities(out):
-        # cross-entropy applies log_softmax itself: probabilities make a softmax of a softmax, whose loss
-        # barely moves (every trial trained, slowly and badly, without a word)
-        raise RunCheckError(
-            "model",
-            f"its output for {n_val} samples is probabilities, each row summing to 1 (a softmax at the end of "
-            f"forward()), and the cross-entropy loss applies log_softmax itself, so it would train on a "
-            f"softmax of a softmax: return the logits (drop the softmax; torch.softmax(model(x), 1) gives "
-            f"probabilities when you need them)",
-        )
     try:  # with autograd on, to tell whether a gradient reaches the parameters
         with warnings.catch_warnings(), PairwiseWatch(model(val.x[:]), trainer.loss_targets(val).y) as watch:
             warnings.simplefilter("ignore")
             value = loss_fn(watch.pred, watch.target)
     except Exception:
-        pass  # the training step below says what failed
+        pass  # the training step says what failed
     else:
         check_loss_value(value, n_val)
         if watch.found is not None:
-            refuse_pairwise_loss(watch.found, n_val, data.task)
+            refuse_pairwise_loss(watch.found, n_val, task)
         check_loss_is_a_mean(model, loss_fn, trainer.loss_targets(val))
+
+
+def _train_one_step(
+    cfg: RunConfig,
+    data: PreparedData,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    trainer: Any,
+    train: TensorData,
+    val: TensorData,
+    k: int,
+) -> None:
+    """Train one epoch of one batch (`k` samples of `train`), as every trial will.
+
+    Raises:
+        RunCheckError: naming what raised there and what to check.
+    """
     try:
         with warnings.catch_warnings():  # torch's warnings come again from the trial, if it gets that far
             warnings.simplefilter("ignore")
             trainer.fit(train, val, epochs=1)
     except Exception as exc:
-        part = _raised_in(exc, model, optimizer)
-        if isinstance(exc, NonFiniteLossError):
-            hint = "lower optimizer.lr or set grad_clip"
-        elif part == "optimizer":
-            hint = (
-                "the optimizer's step() raised it: check the optimizer section (hpotool calls step() with no "
-                "arguments, once per batch)"
-            )
-        elif (
-            part == "model"
-            and k == 1
-            and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-        ):
-            hint = (  # batch norm needs two samples a batch; hpotool's own batches never leave one over
-                "batch norm cannot train on a batch of one sample: set batch_size to 2 or more"
-                if cfg.batch_size == 1
-                else "batch norm cannot train on a batch of one sample, and the training split holds one: "
-                "use more data (data.val_fraction, data.subset_fraction)"
-            )
-        elif part == "model":
-            hint = "the model raised it in training mode: check its forward()"
-        elif (returned := training_output(model, train.x)) is not None:
-            hint = (
-                f"in training mode the model returns a {returned}, not a tensor (in eval mode it returns one), "
-                f"and hpotool gives the loss what forward() returns: return the prediction alone in training "
-                f"mode too (torchvision's inception_v3 and googlenet: set aux_logits: false under model:)"
-            )
-        elif (bce := probability_loss_hint(cfg, data)) is not None:
-            hint = bce
-        elif cfg.loss.kwargs:  # torch refuses an argument's value as the loss runs (huber's delta: 0)
-            args = ", ".join(f"{k}: {format_choice(v)}" for k, v in cfg.loss.kwargs.items())
-            hint = (
-                f"check the loss section's arguments ({args}), and that the loss fits this {data.task} task"
-            )
-        else:
-            hint = f"check that the loss fits this {data.task} task"
+        hint = _step_hint(exc, cfg, data, model, optimizer, train.x, k)
         samples = "1 sample" if k == 1 else f"{k} samples"
         raise RunCheckError("training", f"one step on {samples} failed: {described(exc)}; {hint}") from None
+
+
+def _step_hint(
+    exc: Exception,
+    cfg: RunConfig,
+    data: PreparedData,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    k: int,
+) -> str:
+    """What to check where the training step on `k` samples (`x`) raised `exc`, by what raised it."""
+    part = _raised_in(exc, model, optimizer)
+    if isinstance(exc, NonFiniteLossError):
+        return "lower optimizer.lr or set grad_clip"
+    if part == "optimizer":
+        return (
+            "the optimizer's step() raised it: check the optimizer section (hpotool calls step() with no "
+            "arguments, once per batch)"
+        )
+    if (
+        part == "model"
+        and k == 1
+        and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    ):
+        return (  # batch norm needs two samples a batch; hpotool's own batches never leave one over
+            "batch norm cannot train on a batch of one sample: set batch_size to 2 or more"
+            if cfg.batch_size == 1
+            else "batch norm cannot train on a batch of one sample, and the training split holds one: "
+            "use more data (data.val_fraction, data.subset_fraction)"
+        )
+    if part == "model":
+        return "the model raised it in training mode: check its forward()"
+    if (returned := training_output(model, x)) is not None:
+        return (
+            f"in training mode the model returns a {returned}, not a tensor (in eval mode it returns one), "
+            f"and hpotool gives the loss what forward() returns: return the prediction alone in training "
+            f"mode too (torchvision's inception_v3 and googlenet: set aux_logits: false under model:)"
+        )
+    if (bce := probability_loss_hint(cfg, data)) is not None:
+        return bce
+    if cfg.loss.kwargs:  # torch refuses an argument's value as the loss runs (huber's delta: 0)
+        args = ", ".join(f"{k}: {format_choice(v)}" for k, v in cfg.loss.kwargs.items())
+        return f"check the loss section's arguments ({args}), and that the loss fits this {data.task} task"
+    return f"check that the loss fits this {data.task} task"
 
 
 def _raised_in(exc: BaseException, model: nn.Module, optimizer: torch.optim.Optimizer) -> str | None:
@@ -269,20 +285,3 @@ def _check_trainable(model: nn.Module) -> None:
             f"every one of {name}'s {len(params)} parameters is frozen (requires_grad=False), so training would "
             f"change nothing; leave the layers to train trainable (freeze a backbone, not the head)",
         )
-
-
-def _cross_entropy(loss_fn: Any) -> bool:
-    """Whether `loss_fn` is torch's cross-entropy, which takes logits: the class or the function (with its
-    arguments bound, as a loss section's keys bind them)."""
-    fn = loss_fn.func if isinstance(loss_fn, functools.partial) else loss_fn
-    return isinstance(fn, nn.CrossEntropyLoss) or fn is nn.functional.cross_entropy
-
-
-def _probabilities(out: torch.Tensor) -> bool:
-    """Whether every row of a (batch, classes) output is a probability distribution: in [0, 1], summing
-    to 1 (a softmax's output; a model's logits are so only by a chance that does not happen)."""
-    if not (out.is_floating_point() and out.ndim == 2 and out.shape[1] >= 2 and len(out) >= 2):
-        return False
-    values = out.detach().float()
-    in_range = bool(((values >= 0) & (values <= 1)).all())
-    return in_range and bool(torch.allclose(values.sum(dim=1), torch.ones_like(values[:, 0]), atol=1e-4))

@@ -82,83 +82,126 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
     fixed = leaf_values(run)
     for path, param in opt.search_space.items():
         try:
-            _check_list_item(path, fixed)
-            if path.startswith("loss.") and path not in valid and run.loss.name == "auto":
-                raise HpoError(
-                    f"loss 'auto' takes no arguments; {AUTO_LOSS_FIX.format(arg=path.partition('.')[2])} in "
-                    f"the run config"
-                )
-            if path in SECTIONS:
-                check_section_param(path, param, run, auto_task(run, opt, data), opt.search_space)
-            else:
-                if (
-                    path not in valid
-                ):  # an argument of the component only a condition that never holds asks for
-                    check_condition_paths(path, param, opt, valid)
-                    condition_values(param, opt, fixed, path)
-                    check_component_takes(path, run, opt)
-                check_path(path, valid)
-            if path == "loss.name" and run.trainer is None:
-                check_auto_loss_name(param, run, opt, auto_task(run, opt, data))
-            if path in SPLIT_PATHS and run.trainer is None:
-                raise HpoError(SPLIT_PATHS[path].format(metrics=" and ".join(opt.objectives)))
-            if path == "data" and run.trainer is None:
-                check_one_split(param, opt)
-            check_condition_paths(path, param, opt, valid)
-            check_section_operands(path, param, opt)
-            check_width_is_used(path, run, opt)
-            check_lr_is_used(path, run, opt)
-            check_layer_option_is_used(path, run, opt)
-            # a conditional parameter is checked where it applies, a list item with the items before it
-            context = {**_earlier_items(path, opt), **condition_values(param, opt, fixed, path)}
-            values = boundary_values(param)
-            if isinstance(param, FloatParam) and param.step is None:  # an integer field takes 32.0, not 41.3
-                inside = float(f"{param.low + (param.high - param.low) * 0.382:.3g}")
-                values.append(min(max(inside, param.low), param.high))
-            contexts = component_choices(path, param, opt, context)
-            trains = data is not None and (
-                path.partition(".")[0] in (*COMPONENT_SECTIONS, "data") or path in SIZES
-            )
-            smallest = _smallest_batch(values) if path == "batch_size" else None
-            searched = Searched(run, opt, data, path, param, contexts, fixed)
-            for context, value in [(c, v) for c in contexts for v in values]:
-                # the smallest batch meets every searched model too: batch norm trains on no batch of one
-                paired = ("data", "model") if smallest is not None and value == smallest else ("data",)
-                datasets, always = (
-                    _data_contexts(path, param, value, context, opt, fixed, paired) if trains else ([], False)
-                )
-                try:
-                    _check_in_context(searched, value, context)
-                except HpoError:
-                    if not always:  # the run config's data meets this value in some trial
-                        raise
-                for label, extra in datasets:  # and so does each searched dataset a trial may pair it with
-                    try:
-                        _check_in_context(searched, value, {**extra, **context})
-                    except HpoError as exc:
-                        if _fails_alone(run, {**context, **extra}):
-                            continue  # the paired value fails whatever `path` is: its own check says so
-                        # The line names the pair once: apply_overrides names every value it was given (a
-                        # combination that fails only together, data.noise beside data.name=digits: "with
-                        # data.noise=0.1, data.name=digits: "), the other checks `path`'s alone.
-                        message, shown = str(exc), {path: value}
-                        together = f"with {format_params({**extra, **context, path: value})}: "
-                        if message.startswith(together):
-                            message, shown = message.removeprefix(together), {**context, path: value}
-                        message = message.removeprefix(f"with {format_params({path: value})}: ")
-                        other = label.partition("=")[0]
-                        # data.name checked first (above data.noise, say): the fix is the other's, a when on it
-                        hint = (
-                            _pair_hint(other, path, opt, message, named=True)
-                            if path in ("data.name", "data")
-                            else _pair_hint(path, other, opt, message)
-                        )
-                        raise HpoError(f"with {label}, {format_params(shown)}: {message}{hint}") from None
+            _check_param(run, opt, data, path, param, valid, fixed)
+            _check_values(run, opt, data, path, param, fixed)
         except HpoError as exc:
             message = str(exc)
             if not message.startswith("search_space."):
                 message = f"search_space.{path}: {message}"
             raise HpoError(f"{source}: {message}") from None
+
+
+def _check_param(
+    run: RunConfig,
+    opt: OptimizeConfig,
+    data: PreparedData | None,
+    path: str,
+    param: Param,
+    valid: set[str],
+    fixed: Mapping[str, Any],
+) -> None:
+    """The checks of the parameter `path` itself: its path exists, its conditions read what they can, and
+    the search can learn from it."""
+    _check_list_item(path, fixed)
+    if path.startswith("loss.") and path not in valid and run.loss.name == "auto":
+        raise HpoError(
+            f"loss 'auto' takes no arguments; {AUTO_LOSS_FIX.format(arg=path.partition('.')[2])} in "
+            f"the run config"
+        )
+    if path in SECTIONS:
+        check_section_param(path, param, run, auto_task(run, opt, data), opt.search_space)
+    else:
+        if path not in valid:  # an argument of the component only a condition that never holds asks for
+            check_condition_paths(path, param, opt, valid)
+            condition_values(param, opt, fixed, path)
+            check_component_takes(path, run, opt)
+        check_path(path, valid)
+    if path == "loss.name" and run.trainer is None:
+        check_auto_loss_name(param, run, opt, auto_task(run, opt, data))
+    if path in SPLIT_PATHS and run.trainer is None:
+        raise HpoError(SPLIT_PATHS[path].format(metrics=" and ".join(opt.objectives)))
+    if path == "data" and run.trainer is None:
+        check_one_split(param, opt)
+    check_condition_paths(path, param, opt, valid)
+    check_section_operands(path, param, opt)
+    check_width_is_used(path, run, opt)
+    check_lr_is_used(path, run, opt)
+    check_layer_option_is_used(path, run, opt)
+
+
+def _check_values(
+    run: RunConfig,
+    opt: OptimizeConfig,
+    data: PreparedData | None,
+    path: str,
+    param: Param,
+    fixed: Mapping[str, Any],
+) -> None:
+    """Each value of `path` tried in each context a trial may give it, and beside each searched dataset (or
+    model) a trial may pair it with."""
+    # a conditional parameter is checked where it applies, a list item with the items before it
+    context = {**_earlier_items(path, opt), **condition_values(param, opt, fixed, path)}
+    values = _values_to_try(param)
+    contexts = component_choices(path, param, opt, context)
+    trains = data is not None and (path.partition(".")[0] in (*COMPONENT_SECTIONS, "data") or path in SIZES)
+    smallest = _smallest_batch(values) if path == "batch_size" else None
+    searched = Searched(run, opt, data, path, param, contexts, fixed)
+    for context, value in [(c, v) for c in contexts for v in values]:
+        # the smallest batch meets every searched model too: batch norm trains on no batch of one
+        paired = ("data", "model") if smallest is not None and value == smallest else ("data",)
+        datasets, always = (
+            _data_contexts(path, param, value, context, opt, fixed, paired) if trains else ([], False)
+        )
+        try:
+            _check_in_context(searched, value, context)
+        except HpoError:
+            if not always:  # the run config's data meets this value in some trial
+                raise
+        for label, extra in datasets:  # and so does each searched dataset a trial may pair it with
+            _check_paired(searched, value, context, label, extra)
+
+
+def _values_to_try(param: Param) -> list[Any]:
+    """A parameter's bounds or choices, and for a float range a value inside it: an integer field takes
+    32.0, not 41.3."""
+    values = boundary_values(param)
+    if isinstance(param, FloatParam) and param.step is None:
+        inside = float(f"{param.low + (param.high - param.low) * 0.382:.3g}")
+        values.append(min(max(inside, param.low), param.high))
+    return values
+
+
+def _check_paired(
+    s: Searched, value: Any, context: dict[str, Any], label: str, extra: dict[str, Any]
+) -> None:
+    """`s.path` at `value` beside the searched value `extra` (named `label`) a trial may pair it with.
+
+    Raises:
+        HpoError: naming the pair once, with how to search the two apart; not where the paired value fails
+            whatever `s.path` is, which its own check reports.
+    """
+    path, opt = s.path, s.opt
+    try:
+        _check_in_context(s, value, {**extra, **context})
+    except HpoError as exc:
+        if _fails_alone(s.run, {**context, **extra}):
+            return  # the paired value fails whatever `path` is: its own check says so
+        # The line names the pair once: apply_overrides names every value it was given (a
+        # combination that fails only together, data.noise beside data.name=digits: "with
+        # data.noise=0.1, data.name=digits: "), the other checks `path`'s alone.
+        message, shown = str(exc), {path: value}
+        together = f"with {format_params({**extra, **context, path: value})}: "
+        if message.startswith(together):
+            message, shown = message.removeprefix(together), {**context, path: value}
+        message = message.removeprefix(f"with {format_params({path: value})}: ")
+        other = label.partition("=")[0]
+        # data.name checked first (above data.noise, say): the fix is the other's, a when on it
+        hint = (
+            _pair_hint(other, path, opt, message, named=True)
+            if path in ("data.name", "data")
+            else _pair_hint(path, other, opt, message)
+        )
+        raise HpoError(f"with {label}, {format_params(shown)}: {message}{hint}") from None
 
 
 def _check_in_context(s: Searched, value: Any, context: dict[str, Any]) -> None:

@@ -41,8 +41,6 @@ def carried_params(
         names it.
     """
     trained = cache(trained)
-    params: dict[str, Any] = {}
-    left_out: dict[str, str] = {}
 
     @cache
     def same_task() -> str | None:
@@ -60,6 +58,27 @@ def carried_params(
         choice, and the keys its study searched below it)."""
         return path in SECTIONS and path in trained()
 
+    params, left_out = _carried_as_set(ran, space, as_trained, same_task)
+    more, missed = _carried_as_trained(ran, space, as_trained, trained, same_task)
+    params.update(more)
+    left_out.update(missed)
+    for path in [p for p in params if _below_left_out(p, space, left_out)]:  # the sampler's section may not
+        del params[path]  # take it (adam for optimizer.momentum)
+        left_out[path] = f"left out with {path.partition('.')[0]}, which it lies in"
+    left_out.update(_unsearched_left_out(ran, space, trained, ours, params))
+    return params, left_out
+
+
+def _carried_as_set(
+    ran: Mapping[str, Any],
+    space: Mapping[str, Param],
+    as_trained: Callable[[str], bool],
+    same_task: Callable[[], str | None],
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The values the trial set of the parameters this space searches as they are, and why each other of
+    them is left out."""
+    params: dict[str, Any] = {}
+    left_out: dict[str, str] = {}
     for name, value in ran.items():
         if name in space and not as_trained(name):
             taken = _taken(name, value, space, same_task())
@@ -67,6 +86,21 @@ def carried_params(
                 params[name] = taken[0]
             else:
                 left_out[name] = f"{format_choice(value)} lies outside this space"
+    return params, left_out
+
+
+def _carried_as_trained(
+    ran: Mapping[str, Any],
+    space: Mapping[str, Param],
+    as_trained: Callable[[str], bool],
+    trained: Callable[[], Mapping[str, Any]],
+    same_task: Callable[[], str | None],
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The values the trial trained of the parameters this space searches as a whole where the trial set
+    parts of them, or in parts where it set them whole (and sections compared as trained), and why each
+    other of them is left out."""
+    params: dict[str, Any] = {}
+    left_out: dict[str, str] = {}
     for path in space:
         related = [name for name in ran if name == path or _nested(name, path)]
         if not related or (path in ran and not as_trained(path)):
@@ -84,9 +118,19 @@ def carried_params(
             left_out[path] = f"the trial's {', '.join(related)} gave it no value"
         else:
             left_out[path] = f"the trial has {', '.join(related)}, and no stored run config to read it from"
-    for path in [p for p in params if _below_left_out(p, space, left_out)]:  # the sampler's section may not
-        del params[path]  # take it (adam for optimizer.momentum)
-        left_out[path] = f"left out with {path.partition('.')[0]}, which it lies in"
+    return params, left_out
+
+
+def _unsearched_left_out(
+    ran: Mapping[str, Any],
+    space: Mapping[str, Param],
+    trained: Callable[[], Mapping[str, Any]],
+    ours: Callable[[Mapping[str, Any]], Mapping[str, Any]],
+    params: Mapping[str, Any],
+) -> dict[str, str]:
+    """Why each parameter of the trial this space does not search is left out, and each part of a list or
+    section the trial set whole, of which this space searches only parts, that this study trains otherwise."""
+    left_out: dict[str, str] = {}
     for name in ran:
         below = [path for path in space if path.startswith(f"{name}.")]
         if name not in space and not any(_nested(name, path) for path in space):
@@ -96,7 +140,7 @@ def carried_params(
             if name in SECTIONS and isinstance(mine, dict):  # as built: an argument at its default is none
                 theirs, mine = configured_section(name, theirs), configured_section(name, mine)
             left_out.update(_unsearched_parts(name, below, theirs, mine))
-    return params, left_out
+    return left_out
 
 
 _NONE = object()  # a key or list item a value does not have

@@ -178,7 +178,7 @@ def _optimize(
         redraws: str | None = None  # --enqueue-from a study this one would sample as
         if enqueue_from is not None:
             from hpotool.browse import find_study
-            from hpotool.plan import with_warm_start
+            from hpotool.enqueue_from import with_warm_start
 
             try:
                 source = find_study(

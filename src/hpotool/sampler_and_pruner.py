@@ -1,0 +1,93 @@
+"""The study's sampler and pruner, made and checked before trial 0: the sampler can sample the space for the
+study's objectives, a queued trial leaves the grid sampler nothing to pick (`unset_by`), and the pruner can
+stop a trial within the epochs trials train."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import optuna
+
+from hpotool.conditions import all_hold
+from hpotool.config import OptimizeConfig, RunConfig
+from hpotool.errors import HpoError
+from hpotool.factories import make_pruner
+from hpotool.kwarg_notes import kwarg_notes
+from hpotool.overrides import leaf_values
+from hpotool.pruner_reach import check_pruner_reach, most_epochs
+from hpotool.search_space import boundary_values, suggest
+from hpotool.study_sampler import study_sampler
+
+if TYPE_CHECKING:
+    from optuna.pruners import BasePruner
+    from optuna.samplers import BaseSampler
+
+
+def sampler_and_pruner(run: RunConfig, opt: OptimizeConfig) -> tuple[BaseSampler, BasePruner, list[str]]:
+    """The study's sampler and pruner, checked, and a note per deprecated argument Optuna warned of.
+
+    Raises:
+        HpoError: a sampler that cannot sample this study, a queued set the grid sampler would fail, a
+            pruner that could never stop a trial.
+    """
+    with kwarg_notes() as deprecated:  # Optuna's FutureWarnings on the kwargs, as notes
+        sampler = study_sampler(opt, fixed=leaf_values(run))
+    check_sampler_samples(opt, leaf_values(run))
+    if isinstance(sampler, optuna.samplers.GridSampler):
+        _check_grid_enqueue(opt, leaf_values(run))
+    with kwarg_notes() as pruner_deprecated:
+        pruner = make_pruner(  # several objectives: the pruner the file sets is nop (load_optimize_config)
+            "nop" if opt.multi_objective else opt.pruner.name,
+            opt.pruner.kwargs if not opt.multi_objective or opt.pruner.is_nop else {},
+        )
+    deprecated += pruner_deprecated
+    if run.trainer is None and not opt.multi_objective:  # a user's fit reports the epochs it likes
+        check_pruner_reach(pruner, opt.pruner.kwargs, most_epochs(run.epochs, opt.search_space))
+    return sampler, pruner, deprecated
+
+
+def _check_grid_enqueue(opt: OptimizeConfig, fixed: Mapping[str, Any]) -> None:
+    """Refuse a queued set that leaves the grid sampler a searched parameter to pick, which it fails."""
+    for i, params in enumerate(opt.enqueue):
+        missing = unset_by(params, opt, fixed)
+        if missing:
+            raise HpoError(
+                f"enqueue.{i}: the grid sampler fails a queued set that leaves out a searched parameter; "
+                f"add {', '.join(missing)} to it, or drop it"
+            )
+
+
+def unset_by(params: Mapping[str, Any], opt: OptimizeConfig, fixed: Mapping[str, Any]) -> list[str]:
+    """The searched parameters a trial enqueued with `params` would still ask the sampler for (those whose
+    conditions hold), which Optuna's grid sampler refuses in a queued trial."""
+    missing: list[str] = []
+    values = {**fixed, **params}
+    for path, p in opt.search_space.items():
+        if path not in params and (not p.when or all_hold(p.when, values)):
+            missing.append(path)
+            values[path] = boundary_values(p)[0]  # a later condition may read it
+    return missing
+
+
+def check_sampler_samples(opt: OptimizeConfig, fixed: Mapping[str, Any]) -> None:
+    """A fresh sampler as configured proposes one trial of an in-memory study with the study's directions:
+    one that cannot handle them or the space (CmaEsSampler with several objectives) fails here, once,
+    instead of failing every trial."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            probe = optuna.create_study(
+                directions=opt.study_directions, sampler=study_sampler(opt, fixed=fixed)
+            )
+            suggest(probe.ask(), opt.search_space, fixed)
+    except (ValueError, TypeError, NotImplementedError) as exc:
+        objectives = f"{len(opt.objectives)} objectives" if opt.multi_objective else "one objective"
+        raise HpoError(
+            f"sampler: {opt.sampler.name!r} cannot sample this study ({objectives}): {type(exc).__name__}: {exc}"
+        ) from None
+    finally:
+        optuna.logging.set_verbosity(verbosity)

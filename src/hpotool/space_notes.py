@@ -1,0 +1,102 @@
+"""Notes on a search space that runs but may not search what its author meant, printed before trial 0: a
+parameter of one value, a searched seed, a searched MLP width that trials with fewer layers never use, a
+grid that repeats the configurations of conditional parameters."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import optuna
+
+from hpotool.conditions import holds
+from hpotool.config import OptimizeConfig, RunConfig
+from hpotool.formatting import format_choice
+from hpotool.search_space import CategoricalParam, FloatParam, IntParam
+
+if TYPE_CHECKING:
+    from optuna.samplers import BaseSampler
+
+
+def single_choice_notes(opt: OptimizeConfig, opt_path: str) -> list[str]:
+    """A note per parameter of one value (a categorical of one choice, a range whose low is its high) that
+    fixes a value the run config could hold: one under a `when:` sets it only where the condition holds,
+    and one below a section searched whole (as `refine` writes them) must stand beside each chosen section,
+    so those are left alone."""
+    notes = []
+    for path, p in opt.search_space.items():
+        if p.when or any(path.startswith(f"{section}.") for section in opt.search_space):
+            continue
+        if isinstance(p, CategoricalParam) and len(p.choices) == 1:
+            value = format_choice(p.choices[0])
+            notes.append(
+                f"{opt_path}: search_space.{path} has one choice, {value}: every trial uses it and nothing is "
+                f"searched; set {path}: {value} in the run config, or list more choices"
+            )
+        elif isinstance(p, IntParam | FloatParam) and p.low == p.high:
+            value = format_choice(p.low)
+            notes.append(
+                f"{opt_path}: search_space.{path} has low = high = {value}: every trial uses it and nothing is "
+                f"searched; set {path}: {value} in the run config, or widen the range"
+            )
+    return notes
+
+
+def width_notes(run: RunConfig, opt: OptimizeConfig, opt_path: str) -> list[str]:
+    """A note per searched width of the built-in MLP (`model.hidden.2`) that trials of a searched
+    `model.layers` too small to use it still draw: the trial stores a width it never trained, and the sampler
+    learns from it (one no trial uses is refused, `space_effects`)."""
+    layers = opt.search_space.get("model.layers")
+    if layers is None or run.model.name != "mlp" or {"model", "model.name"} & opt.search_space.keys():
+        return []
+    if isinstance(layers, IntParam):
+        counts: list[Any] = list(range(layers.low, layers.high + 1, layers.step))
+    elif isinstance(layers, CategoricalParam):
+        counts = [c for c in layers.choices if isinstance(c, int) and not isinstance(c, bool)]
+    else:
+        return []
+    notes = []
+    for path, p in opt.search_space.items():
+        section, _, rest = path.partition(".")
+        key, _, index = rest.partition(".")
+        if section != "model" or key != "hidden" or not index.isdigit():
+            continue
+        condition = (p.when or {}).get("model.layers")
+        short = [n for n in counts if n <= int(index) and (condition is None or holds(condition, n))]
+        if short:
+            drawn = " or ".join(map(str, short))
+            notes.append(
+                f"{opt_path}: search_space.{path} is drawn in trials of model.layers {drawn}, whose MLP has fewer "
+                f"than {int(index) + 1} hidden layers and never uses it; add when: {{model.layers: {{ge: "
+                f"{int(index) + 1}}}}} to it, so those trials neither store nor learn from a width they did not "
+                f"train"
+            )
+    return notes
+
+
+def seed_notes(run: RunConfig, opt: OptimizeConfig, opt_path: str) -> list[str]:
+    """A note for a searched `seed`: usually a mistake (trials then differ by luck as well as by their values),
+    sometimes meant (how much does the seed matter?), so the run goes on; `data.split_seed`, which scores each
+    trial on other data, is refused (`space_effects`)."""
+    notes = []
+    if "seed" in opt.search_space:
+        notes.append(
+            f"{opt_path}: search_space.seed searches the seed: each trial trains with another one, so trials "
+            f"differ by luck as well as by their values, and the best may be the luckiest; drop it to compare "
+            f"values fairly (every trial then trains with the run config's seed, {run.seed}); train-from-best "
+            f"--seeds N shows how much the seed moves the best trial's metric"
+        )
+    return notes
+
+
+def grid_notes(opt: OptimizeConfig, sampler: BaseSampler) -> tuple[str, ...]:
+    """A note where the grid sampler searches conditional parameters: it runs each of their values also where
+    the condition does not hold, so those trials repeat one configuration."""
+    conditional = [path for path, p in opt.search_space.items() if p.when]
+    return (
+        (
+            f"the grid sampler runs every value of {', '.join(conditional)} also where its condition does not "
+            f"hold, so those trials repeat one configuration; bruteforce runs each configuration once",
+        )
+        if isinstance(sampler, optuna.samplers.GridSampler) and conditional
+        else ()
+    )
