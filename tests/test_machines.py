@@ -1174,7 +1174,7 @@ def test_a_result_told_as_a_stale_check_fails_its_trial_holds_the_values_once(
     # the check does, the worker waits for its retry and fills it.
     import warnings
 
-    from hpotool import heartbeat, kept_results, trial_run
+    from hpotool import heartbeat, kept_results, stale, trial_run
     from hpotool.heartbeat import fail_stale_trials
 
     study, (other, backend) = shared_study.study, shared_study.seen_by_a_stale_check()
@@ -1188,12 +1188,19 @@ def test_a_result_told_as_a_stale_check_fails_its_trial_holds_the_values_once(
         kept_results._retries_of,
     )
     real_add = other.add_trial
+    real_claim = stale.claim
 
     def retry_after_the_owner_kept(study: optuna.Study, trial: FrozenTrial) -> None:
-        failed.set()  # the FAIL has landed
         if first == "owner":
+            failed.set()  # the FAIL has landed
             kept.wait(30)  # the owner keeps its result first
         real_retry(study, trial)
+
+    def claim_then_let_the_owner_tell(study: optuna.Study, key: str) -> bool:  # the check claims first
+        try:
+            return real_claim(study, key)
+        finally:
+            failed.set()  # the FAIL has landed, and the check's claim
 
     def add_once_the_owner_looked(trial: FrozenTrial) -> None:  # after the check's claim, before its retry
         looked.wait(30)
@@ -1217,6 +1224,9 @@ def test_a_result_told_as_a_stale_check_fails_its_trial_holds_the_values_once(
     monkeypatch.setattr(kept_results, "_retries_of", retries_of)
     if first == "stale check":
         monkeypatch.setattr(other, "add_trial", add_once_the_owner_looked)
+        monkeypatch.setattr(
+            stale, "claim", claim_then_let_the_owner_tell
+        )  # as `retry_stale_trial` imports it
     check = threading.Thread(target=lambda: fail_stale_trials(other))
 
     def objective(trial: optuna.Trial) -> float:
