@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
     from hpotool.config import RunConfig
+    from hpotool.importance import Basis
 
 EDGE = 0.05  # a best value in the outer 5% of its range sits on an edge
 NEGLIGIBLE = 0.05  # importance below this share: fix the parameter
@@ -310,20 +311,12 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
     """
     from optuna.trial import TrialState
 
-    from hpotool.importance import EVALUATOR, basis, param_importances
-    from hpotool.ranking import best_trials, is_feasible, no_best_error
-    from hpotool.stored_run import stored_run_config
-    from hpotool.trial_table import epochs_count
-
-    if len(study.directions) > 1:
-        raise HpoError(
-            f"study {study.study_name!r} has {len(study.directions)} objectives; audit and refine work on "
-            f"single-objective studies (hpotool report {study_options(study)} shows each "
-            f"objective's importances and the Pareto front)"
-        )
-    space = stored_space(study)
     from hpotool.fingerprint import stored_config
+    from hpotool.importance import EVALUATOR, basis
+    from hpotool.ranking import best_trials, is_feasible, no_best_error
 
+    _refuse_several_objectives(study)
+    space = stored_space(study)
     opt = stored_config(study.user_attrs, "optimize_config")
     direction = study.direction.name.lower()
     trials = study.get_trials(deepcopy=False)
@@ -334,65 +327,10 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
     best = best_trials(study)[0]  # meets the constraints; a clear error when none does
     feasible = [t for t in complete if is_feasible(t)]  # all of them in a study without constraints
     on = basis(study)  # in a pruned study with few complete trials: the trials as of an earlier epoch
-    note = None
-    if importances is None:
-        try:
-            importances = param_importances(study, on=on)
-        except ValueError as exc:
-            importances, note = {}, f"parameter importances unavailable: {exc}."
+    importances, note = _importances(study, on, importances)
     top = on.top(direction, TOP_SHARE)
-    try:  # what refine may widen a range to; a component that fails to import: refine names it
-        run: RunConfig | None = stored_run_config(study, check_components=False)
-    except HpoError:
-        run = None
-    findings = []
-    best_params = decode_params(best.params, space)  # a list choice as the list
-    run = as_trained(run, best_params)  # a range is widened around the best trial's config
-    for name, p in space.items():
-        imp = importances.get(name)
-        value = best_params.get(name)
-        absent = name not in best.params  # a conditional parameter; None can also be a chosen value
-        pos = None if absent else position(p, value)
-        edge = None if on.tied else _edge(p, pos, value)  # tied: the "best" is the first trial, no more
-        negligible = (
-            imp is not None and imp < NEGLIGIBLE and len(importances) > 1 and len(on.trials) >= MIN_EVIDENCE
-        )
-        span = _top_span(p, name, top)
-        outside = pos is not None and not 0 <= pos <= 1
-        if absent and p.when is None:  # only a change of the search space leaves it unset
-            advice = (
-                f"{name} is not set in the best trial: the search space was changed after the best trial "
-                f"(#{best.number}) ran, adding {name}."
-            )
-        elif absent:
-            advice = f"{name} is not set in the best trial (a conditional parameter)."
-        elif outside or (isinstance(p, CategoricalParam) and not _chosen(p, value)):
-            advice = (
-                f"{name} best at {_fmt_value(p, value)}, outside its current range {bounds_text(p)}: the search space "
-                f"was changed after the best trial (#{best.number}) ran; put {_fmt_value(p, value)} back in the range."
-            )
-        elif edge is not None:
-            side = "top" if edge == "high" else "bottom"
-            advice = f"{name} best at {_fmt_value(p, value)}, the {side} of {bounds_text(p)}" + (
-                ": widen the range."
-                if _can_widen(p, edge, run, name)
-                else f", as {'low' if edge == 'low' else 'high'} as it can go: nothing to widen."
-            )
-        elif negligible:
-            advice = f"{name} barely matters (importance {imp:.2f}): fix {name} at {_fmt_value(p, value)}."
-        elif span is not None and span >= WHOLE_RANGE and not isinstance(p, CategoricalParam):
-            advice = f"{name}: the top trials span {span:.0%} of {bounds_text(p)}; its range does not separate good from bad."
-        else:
-            advice = ""
-        findings.append(
-            ParamFinding(
-                name, imp, value, bounds_text(p), pos, edge, negligible, span, advice, p.type, not absent
-            )
-        )
-    findings.sort(key=lambda f: -(f.importance or 0.0))
-    epochs = [epochs_count(t.user_attrs.get("epochs_run")) for t in pruned]
-    known_epochs = [e for e in epochs if e is not None]
-    planned = _planned_epochs(study, pruned)
+    findings = _param_findings(space, best, importances, on, top, _stored_run(study))
+    median_prune_epoch, planned_epochs = _prune_epochs(study, pruned)
     improving, improvement = _improvement(feasible, direction, len(feasible) < len(complete))
     return AuditReport(
         study_name=study.study_name,
@@ -405,8 +343,8 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
         feasible=len(feasible),
         pruned=len(pruned),
         failed=sum(t.state == TrialState.FAIL for t in trials),
-        median_prune_epoch=statistics.median(known_epochs) if known_epochs else None,
-        planned_epochs=planned.pop() if len(planned) == 1 else None,
+        median_prune_epoch=median_prune_epoch,
+        planned_epochs=planned_epochs,
         best_value=best.value,
         improving=improving,
         improvement=improvement,
@@ -414,6 +352,163 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
         importance_note=note,
         shadowed=shadowed_keys(space),
     )
+
+
+def _refuse_several_objectives(study: optuna.Study) -> None:
+    """Audit and refine rank trials by one objective: a multi-objective study is refused, its report named."""
+    if len(study.directions) > 1:
+        raise HpoError(
+            f"study {study.study_name!r} has {len(study.directions)} objectives; audit and refine work on "
+            f"single-objective studies (hpotool report {study_options(study)} shows each "
+            f"objective's importances and the Pareto front)"
+        )
+
+
+def _importances(
+    study: optuna.Study, on: Basis, importances: dict[str, float] | None
+) -> tuple[dict[str, float], str | None]:
+    """The parameters' importances on the trials `on` (`importances` when already computed), and a note
+    saying why there are none."""
+    from hpotool.importance import param_importances
+
+    if importances is not None:
+        return importances, None
+    try:
+        return param_importances(study, on=on), None
+    except ValueError as exc:
+        return {}, f"parameter importances unavailable: {exc}."
+
+
+def _stored_run(study: optuna.Study) -> RunConfig | None:
+    """The run config stored on the study, which refine may widen a range to; None where a component in it
+    fails to import (refine names it)."""
+    from hpotool.stored_run import stored_run_config
+
+    try:
+        return stored_run_config(study, check_components=False)
+    except HpoError:
+        return None
+
+
+def _param_findings(
+    space: dict[str, Param],
+    best: FrozenTrial,
+    importances: dict[str, float],
+    on: Basis,
+    top: list[FrozenTrial],
+    run: RunConfig | None,
+) -> list[ParamFinding]:
+    """What the audit finds for each searched parameter, most important first."""
+    findings = []
+    best_params = decode_params(best.params, space)  # a list choice as the list
+    run = as_trained(run, best_params)  # a range is widened around the best trial's config
+    for name, p in space.items():
+        imp = importances.get(name)
+        negligible = (
+            imp is not None and imp < NEGLIGIBLE and len(importances) > 1 and len(on.trials) >= MIN_EVIDENCE
+        )
+        finding = param_finding(
+            name, p, best, best_params.get(name), imp, negligible=negligible, tied=on.tied, top=top, run=run
+        )
+        findings.append(finding)
+    findings.sort(key=lambda f: -(f.importance or 0.0))
+    return findings
+
+
+def _prune_epochs(study: optuna.Study, pruned: list[FrozenTrial]) -> tuple[float | None, int | None]:
+    """The median epoch the pruned trials stopped at, and the epochs they planned when the same for all."""
+    from hpotool.trial_table import epochs_count
+
+    epochs = [epochs_count(t.user_attrs.get("epochs_run")) for t in pruned]
+    known_epochs = [e for e in epochs if e is not None]
+    planned = _planned_epochs(study, pruned)
+    return (
+        statistics.median(known_epochs) if known_epochs else None,
+        planned.pop() if len(planned) == 1 else None,
+    )
+
+
+def param_finding(
+    name: str,
+    p: Param,
+    best: FrozenTrial,
+    value: Any,
+    imp: float | None,
+    *,
+    negligible: bool,
+    tied: bool,
+    top: list[FrozenTrial],
+    run: RunConfig | None,
+) -> ParamFinding:
+    """What the audit finds for parameter `name`: where the best trial's `value` sits in the range `p`,
+    how the top trials spread over it, and the advice (`tied`: the "best" is the first trial, no more)."""
+    absent = name not in best.params  # a conditional parameter; None can also be a chosen value
+    pos = None if absent else position(p, value)
+    edge = None if tied else _edge(p, pos, value)
+    span = _top_span(p, name, top)
+    if absent:
+        advice = _unset_advice(name, p, best.number)
+    else:
+        advice = _advice(
+            name,
+            p,
+            value,
+            best.number,
+            pos=pos,
+            edge=edge,
+            negligible=negligible,
+            imp=imp,
+            span=span,
+            run=run,
+        )
+    return ParamFinding(
+        name, imp, value, bounds_text(p), pos, edge, negligible, span, advice, p.type, not absent
+    )
+
+
+def _unset_advice(name: str, p: Param, best_number: int) -> str:
+    """What the audit says of a parameter the best trial (#`best_number`) did not set."""
+    if p.when is None:  # only a change of the search space leaves it unset
+        return (
+            f"{name} is not set in the best trial: the search space was changed after the best trial "
+            f"(#{best_number}) ran, adding {name}."
+        )
+    return f"{name} is not set in the best trial (a conditional parameter)."
+
+
+def _advice(
+    name: str,
+    p: Param,
+    value: Any,
+    best_number: int,
+    *,
+    pos: float | None,
+    edge: str | None,
+    negligible: bool,
+    imp: float | None,
+    span: float | None,
+    run: RunConfig | None,
+) -> str:
+    """What to do about a parameter the best trial set at `value`: put it back in its range, widen the
+    range, fix the parameter, or nothing ("") where the range serves."""
+    outside = pos is not None and not 0 <= pos <= 1
+    if outside or (isinstance(p, CategoricalParam) and not _chosen(p, value)):
+        return (
+            f"{name} best at {_fmt_value(p, value)}, outside its current range {bounds_text(p)}: the search space "
+            f"was changed after the best trial (#{best_number}) ran; put {_fmt_value(p, value)} back in the range."
+        )
+    if edge is not None:
+        side = "top" if edge == "high" else "bottom"
+        return f"{name} best at {_fmt_value(p, value)}, the {side} of {bounds_text(p)}" + (
+            ": widen the range."
+            if _can_widen(p, edge, run, name)
+            else f", as {'low' if edge == 'low' else 'high'} as it can go: nothing to widen."
+        )
+    if negligible:
+        return f"{name} barely matters (importance {imp:.2f}): fix {name} at {_fmt_value(p, value)}."
+    if span is not None and span >= WHOLE_RANGE and not isinstance(p, CategoricalParam):
+        return f"{name}: the top trials span {span:.0%} of {bounds_text(p)}; its range does not separate good from bad."
+    return ""
 
 
 def audit_findings(study: optuna.Study, importances: dict[str, float] | None = None) -> list[str]:
