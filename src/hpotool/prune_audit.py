@@ -14,10 +14,11 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from hpotool.audit import position, stored_space
+from hpotool.audit import stored_space
 from hpotool.errors import HpoError
 from hpotool.fingerprint import stored_config
 from hpotool.optimize_sections import is_nop_pruner
+from hpotool.param_findings import position
 from hpotool.pruners import predict_final
 
 if TYPE_CHECKING:

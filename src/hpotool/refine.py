@@ -18,7 +18,6 @@ from pydantic import TypeAdapter
 from hpotool.audit import (
     MIN_EVIDENCE,
     AuditReport,
-    ParamFinding,
     as_trained,
     audit_study,
     stored_space,
@@ -31,6 +30,7 @@ from hpotool.final import component_arg, unfit_overrides
 from hpotool.formatting import format_param, format_value
 from hpotool.importance import basis
 from hpotool.overrides import apply_overrides, leaf_values
+from hpotool.param_findings import ParamFinding
 from hpotool.ranking import best_trials, is_feasible
 from hpotool.search_space import (
     CategoricalParam,
