@@ -11,13 +11,11 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pydantic import TypeAdapter, ValidationError
-
 from hpotool.errors import HpoError
-from hpotool.formatting import format_choice
 from hpotool.param_findings import ParamFinding, param_finding
-from hpotool.search_space import CategoricalParam, Param, decode_params
+from hpotool.search_space import Param, decode_params
 from hpotool.storage import study_options
+from hpotool.stored_space import shadowed_keys, stored_space
 
 if TYPE_CHECKING:
     import optuna
@@ -31,8 +29,6 @@ TOP_SHARE = 0.10  # "top trials": the best 10% of complete trials (at least 3)
 # Trials the importances and top trials must rest on before a parameter is fixed or narrowed by them: the
 # top 10% that PED-ANOVA sets apart then holds three trials, the fewest the top trials ever take.
 MIN_EVIDENCE = 30
-
-_PARAM = TypeAdapter(Param)
 
 
 @dataclass
@@ -88,24 +84,6 @@ class AuditReport:
         return data
 
 
-def stored_space(study: optuna.Study) -> dict[str, Param]:
-    """The search space hpotool stored on the study, validated."""
-    from hpotool.fingerprint import stored_config
-
-    raw = stored_config(study.user_attrs, "optimize_config").get("search_space")
-    if not isinstance(raw, dict) or not raw:
-        raise HpoError(
-            f"study {study.study_name!r} has no stored search space (user attr 'optimize_config'): it was not "
-            f"created by hpotool optimize, which stores the ranges audit, refine and prune-audit --against read; "
-            f"hpotool report {study_options(study)} draws its importances and figures, and "
-            f"prune-audit (without --against) reads its pruned trials"
-        )
-    try:
-        return {name: _PARAM.validate_python(spec) for name, spec in raw.items()}
-    except ValidationError as exc:
-        raise HpoError(f"study {study.study_name!r}: its stored search space is invalid: {exc}") from None
-
-
 def as_trained(run: RunConfig | None, params: dict[str, Any]) -> RunConfig | None:
     """`run` with a trial's decoded `params` applied: the config the trial trained, which a wider range of
     a key below a section searched whole is checked on (`optimizer.momentum` beside the drawn `{name: sgd}`,
@@ -118,35 +96,6 @@ def as_trained(run: RunConfig | None, params: dict[str, Any]) -> RunConfig | Non
         return apply_overrides(run, params, check_components=False)
     except HpoError:
         return run
-
-
-def shadowed_keys(space: dict[str, Param]) -> list[str]:
-    """For each key searched below a section searched whole, without a condition (`optimizer.lr` beside
-    `optimizer`): the choices that set it too, whose value no trial trained, since the searched key applies
-    after the chosen section."""
-    from hpotool.sections import SECTIONS
-
-    out = []
-    for name, p in space.items():
-        section, _, key = name.partition(".")
-        whole = space.get(section)
-        if (
-            section not in SECTIONS
-            or not key
-            or "." in key
-            or p.when
-            or not isinstance(whole, CategoricalParam)
-        ):
-            continue
-        setting = [c for c in whole.choices if isinstance(c, dict) and key in c]
-        if setting:
-            shown = ", ".join(format_choice(c) for c in setting)
-            out.append(
-                f"{name} is searched below {section} and applies after the chosen section: the {key} that "
-                f"{shown} {'sets' if len(setting) == 1 else 'set'} never trained; every trial trained its "
-                f"{name}."
-            )
-    return out
 
 
 def few_trials_caveat(n: int) -> str | None:

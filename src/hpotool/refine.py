@@ -20,7 +20,6 @@ from hpotool.audit import (
     AuditReport,
     as_trained,
     audit_study,
-    stored_space,
     trials_text,
 )
 from hpotool.conditions import holds
@@ -43,6 +42,7 @@ from hpotool.search_space import (
 )
 from hpotool.sections import SECTIONS, switchable
 from hpotool.stored_run import stored_run_config
+from hpotool.stored_space import stored_space
 
 if TYPE_CHECKING:
     import optuna
