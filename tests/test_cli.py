@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from hpotool.cli import app
-from hpotool.storage import _close_sqlite_storages
+from hpotool.sqlite_storage import _close_sqlite_storages
 
 from .conftest import write_configs, write_yaml
 

@@ -74,7 +74,7 @@ def test_a_percent_encoded_sqlite_path_is_the_file_optuna_opens(tmp_path: Path) 
     assert optuna.load_study(study_name="s", storage=url).study_name == "s"  # Optuna's own reading of the URL
     # A study an older hpotool made under the name as written is found where it is.
     optuna.create_study(study_name="o", storage=make_storage(f"sqlite:///{tmp_path / 'plain' / 'x.db'}"))
-    from hpotool.storage import _close_sqlite_storages
+    from hpotool.sqlite_storage import _close_sqlite_storages
 
     _close_sqlite_storages()
     (tmp_path / "plain").rename(tmp_path / "old%20place")
@@ -92,7 +92,7 @@ def test_a_study_in_a_folder_that_cannot_be_written_says_so(
     sqlite_url, journal_url = f"sqlite:///{read_only / 's.db'}", f"journal:{read_only / 's.log'}"
     for url in (sqlite_url, journal_url):
         optuna.create_study(study_name="s", storage=make_storage(url)).optimize(lambda t: 1.0, n_trials=1)
-    from hpotool.storage import _close_sqlite_storages
+    from hpotool.sqlite_storage import _close_sqlite_storages
 
     _close_sqlite_storages()  # as the CLI does at exit: the WAL goes back into s.db
     for extra in read_only.glob("s.db-*"):
@@ -140,7 +140,7 @@ def test_optimize_on_a_study_file_it_cannot_write_says_so(
     # database", which optimize took for a storage that stopped answering: "Once it answers again, run the
     # same command to resume".
     from hpotool.plan import Overrides
-    from hpotool.storage import _close_sqlite_storages
+    from hpotool.sqlite_storage import _close_sqlite_storages
     from hpotool.study_run import run_study
 
     opt_dict["n_trials"] = 1
@@ -173,7 +173,7 @@ def test_a_relative_storage_that_cannot_be_written_is_named_by_its_absolute_path
     from typer.testing import CliRunner
 
     from hpotool.cli import app
-    from hpotool.storage import _close_sqlite_storages
+    from hpotool.sqlite_storage import _close_sqlite_storages
 
     opt_dict["n_trials"] = 1
     opt_dict["storage"] = "sqlite:///studies/tiny.db"  # the tests run in tmp_path
@@ -246,8 +246,8 @@ def _study_with_a_dead_trial(url: str) -> None:
     """A study whose one RUNNING trial belongs to a process of this machine that is gone."""
     import sys
 
+    from hpotool.sqlite_storage import _close_sqlite_storages
     from hpotool.stale import owner
-    from hpotool.storage import _close_sqlite_storages
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -1294,7 +1294,7 @@ def test_an_empty_storage_is_the_default_for_every_command(
     assert ran.exit_code == 0, ran.output
     assert len(load_study("tiny", stored).trials) == 3  # in the config's storage
     assert not (tmp_path / "studies" / "tiny.db").exists()
-    from hpotool.storage import _close_sqlite_storages
+    from hpotool.sqlite_storage import _close_sqlite_storages
 
     _close_sqlite_storages()  # its trials in the file, not its -wal, for the copy
     (tmp_path / "studies").mkdir()

@@ -7,50 +7,28 @@ stores on every study, so `hpotool audit --study-name NAME` needs nothing else.
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pydantic import TypeAdapter, ValidationError
-
 from hpotool.errors import HpoError
-from hpotool.formatting import format_choice, format_param
-from hpotool.search_space import CategoricalParam, IntParam, Param, decode_params, same_value
+from hpotool.param_findings import ParamFinding, param_finding
+from hpotool.search_space import Param, decode_params
 from hpotool.storage import study_options
+from hpotool.stored_space import shadowed_keys, stored_space
 
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
     from hpotool.config import RunConfig
+    from hpotool.importance import Basis
 
-EDGE = 0.05  # a best value in the outer 5% of its range sits on an edge
 NEGLIGIBLE = 0.05  # importance below this share: fix the parameter
 TOP_SHARE = 0.10  # "top trials": the best 10% of complete trials (at least 3)
 # Trials the importances and top trials must rest on before a parameter is fixed or narrowed by them: the
 # top 10% that PED-ANOVA sets apart then holds three trials, the fewest the top trials ever take.
 MIN_EVIDENCE = 30
-WHOLE_RANGE = 0.9  # top trials spread over 90% of the range: the range does not discriminate
-
-_PARAM = TypeAdapter(Param)
-
-
-@dataclass(frozen=True)
-class ParamFinding:
-    """What the audit found for one parameter."""
-
-    name: str
-    importance: float | None
-    best: Any
-    bounds: str
-    position: float | None  # 0 = low end, 1 = high end (log space for log ranges); None for choices
-    edge: str | None  # "low", "high", or None
-    negligible: bool
-    top_span: float | None  # share of the range the top trials cover
-    advice: str
-    kind: str  # the search space's type: "float", "int" or "categorical"
-    set_in_best: bool = True  # False: the best trial did not set it (a conditional parameter); `best` is None
 
 
 @dataclass
@@ -106,58 +84,6 @@ class AuditReport:
         return data
 
 
-def stored_space(study: optuna.Study) -> dict[str, Param]:
-    """The search space hpotool stored on the study, validated."""
-    from hpotool.fingerprint import stored_config
-
-    raw = stored_config(study.user_attrs, "optimize_config").get("search_space")
-    if not isinstance(raw, dict) or not raw:
-        raise HpoError(
-            f"study {study.study_name!r} has no stored search space (user attr 'optimize_config'): it was not "
-            f"created by hpotool optimize, which stores the ranges audit, refine and prune-audit --against read; "
-            f"hpotool report {study_options(study)} draws its importances and figures, and "
-            f"prune-audit (without --against) reads its pruned trials"
-        )
-    try:
-        return {name: _PARAM.validate_python(spec) for name, spec in raw.items()}
-    except ValidationError as exc:
-        raise HpoError(f"study {study.study_name!r}: its stored search space is invalid: {exc}") from None
-
-
-def position(p: Param, value: Any) -> float | None:
-    """Where `value` sits in the range of `p`: 0 at `low`, 1 at `high` (in log space when `log`)."""
-    if isinstance(p, CategoricalParam):
-        numeric = [c for c in p.choices if isinstance(c, int | float) and not isinstance(c, bool)]
-        if len(numeric) != len(p.choices) or len(numeric) < 2 or value not in numeric:
-            return None
-        low, high = min(numeric), max(numeric)
-        return (value - low) / (high - low) if high > low else None
-    low, high, v = float(p.low), float(p.high), float(value)
-    if high == low:
-        return None
-    if p.log:
-        low, high, v = math.log(low), math.log(high), math.log(v)
-    return (v - low) / (high - low)
-
-
-def _edge(p: Param, pos: float | None, value: Any) -> str | None:
-    if pos is None:
-        return None
-    if isinstance(p, IntParam | CategoricalParam):  # discrete: only the end values themselves
-        return "low" if pos == 0 else "high" if pos == 1 else None
-    return "low" if pos <= EDGE else "high" if pos >= 1 - EDGE else None
-
-
-def _can_widen(p: Param, edge: str, run: RunConfig | None, name: str) -> bool:
-    """Whether `hpotool refine` finds a wider range past `edge` that the run config accepts (unknown
-    without a run config: then it may)."""
-    if run is None:
-        return True
-    from hpotool.stage_ranges import _widen  # refine builds on the audit; the one rule for both
-
-    return _widen(p, edge, run, name)[0] != p
-
-
 def as_trained(run: RunConfig | None, params: dict[str, Any]) -> RunConfig | None:
     """`run` with a trial's decoded `params` applied: the config the trial trained, which a wider range of
     a key below a section searched whole is checked on (`optimizer.momentum` beside the drawn `{name: sgd}`,
@@ -170,35 +96,6 @@ def as_trained(run: RunConfig | None, params: dict[str, Any]) -> RunConfig | Non
         return apply_overrides(run, params, check_components=False)
     except HpoError:
         return run
-
-
-def shadowed_keys(space: dict[str, Param]) -> list[str]:
-    """For each key searched below a section searched whole, without a condition (`optimizer.lr` beside
-    `optimizer`): the choices that set it too, whose value no trial trained, since the searched key applies
-    after the chosen section."""
-    from hpotool.sections import SECTIONS
-
-    out = []
-    for name, p in space.items():
-        section, _, key = name.partition(".")
-        whole = space.get(section)
-        if (
-            section not in SECTIONS
-            or not key
-            or "." in key
-            or p.when
-            or not isinstance(whole, CategoricalParam)
-        ):
-            continue
-        setting = [c for c in whole.choices if isinstance(c, dict) and key in c]
-        if setting:
-            shown = ", ".join(format_choice(c) for c in setting)
-            out.append(
-                f"{name} is searched below {section} and applies after the chosen section: the {key} that "
-                f"{shown} {'sets' if len(setting) == 1 else 'set'} never trained; every trial trained its "
-                f"{name}."
-            )
-    return out
 
 
 def few_trials_caveat(n: int) -> str | None:
@@ -217,10 +114,6 @@ def trials_text(n: int) -> str:
     return f"{n} trial" if n == 1 else f"{n} trials"
 
 
-def _fmt(v: Any) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
-
-
 def _distinct(a: float, b: float) -> tuple[str, str]:
     """`a` and `b` to three digits, or to as many more as it takes to tell them apart (0.5011, 0.5012)."""
     for digits in range(3, 12):
@@ -228,30 +121,6 @@ def _distinct(a: float, b: float) -> tuple[str, str]:
         if shown[0] != shown[1] or a == b:
             return shown
     return f"{a!r}", f"{b!r}"
-
-
-def _fmt_value(p: Param, v: Any) -> str:
-    """A value of `p`: a choice as the YAML spells it (5.0, null), a number to three digits."""
-    return format_param(v, True) if isinstance(p, CategoricalParam) else _fmt(v)
-
-
-def bounds_text(p: Param) -> str:
-    """A range as the config spells it: `[0.001, 0.1, log]`, `[0, 0.5, step 0.05]`, `{relu, gelu}` (an int
-    range's default step 1 left out)."""
-    if isinstance(p, CategoricalParam):
-        return "{" + ", ".join(map(format_choice, p.choices)) + "}"
-    scale = ", log" if p.log else ""
-    step = f", step {p.step:g}" if p.step is not None and p.step != 1 else ""
-    return f"[{_fmt(p.low)}, {_fmt(p.high)}{scale}{step}]"
-
-
-def _top_span(p: Param, name: str, top: list[FrozenTrial]) -> float | None:
-    values = [t.params[name] for t in top if name in t.params]  # as stored: a list choice as its label
-    if isinstance(p, CategoricalParam):
-        return len(set(map(repr, values))) / len(p.choices) if values else None
-    positions = [position(p, v) for v in values]
-    known = [x for x in positions if x is not None]
-    return max(known) - min(known) if len(known) >= 2 else None
 
 
 def _improvement(
@@ -283,10 +152,6 @@ def _improvement(
     )
 
 
-def _chosen(p: CategoricalParam, value: Any) -> bool:
-    return any(same_value(value, c) for c in p.choices)
-
-
 def _planned_epochs(study: optuna.Study, trials: list[FrozenTrial]) -> set[int]:
     """The epochs each trial was to run, under the run config it ran with (`--allow-changed-config` may
     have changed them mid-study) or its own `epochs` parameter."""
@@ -310,20 +175,12 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
     """
     from optuna.trial import TrialState
 
-    from hpotool.importance import EVALUATOR, basis, param_importances
-    from hpotool.ranking import best_trials, is_feasible, no_best_error
-    from hpotool.stored_run import stored_run_config
-    from hpotool.trial_table import epochs_count
-
-    if len(study.directions) > 1:
-        raise HpoError(
-            f"study {study.study_name!r} has {len(study.directions)} objectives; audit and refine work on "
-            f"single-objective studies (hpotool report {study_options(study)} shows each "
-            f"objective's importances and the Pareto front)"
-        )
-    space = stored_space(study)
     from hpotool.fingerprint import stored_config
+    from hpotool.importance import EVALUATOR, basis
+    from hpotool.ranking import best_trials, is_feasible, no_best_error
 
+    _refuse_several_objectives(study)
+    space = stored_space(study)
     opt = stored_config(study.user_attrs, "optimize_config")
     direction = study.direction.name.lower()
     trials = study.get_trials(deepcopy=False)
@@ -334,65 +191,10 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
     best = best_trials(study)[0]  # meets the constraints; a clear error when none does
     feasible = [t for t in complete if is_feasible(t)]  # all of them in a study without constraints
     on = basis(study)  # in a pruned study with few complete trials: the trials as of an earlier epoch
-    note = None
-    if importances is None:
-        try:
-            importances = param_importances(study, on=on)
-        except ValueError as exc:
-            importances, note = {}, f"parameter importances unavailable: {exc}."
+    importances, note = _importances(study, on, importances)
     top = on.top(direction, TOP_SHARE)
-    try:  # what refine may widen a range to; a component that fails to import: refine names it
-        run: RunConfig | None = stored_run_config(study, check_components=False)
-    except HpoError:
-        run = None
-    findings = []
-    best_params = decode_params(best.params, space)  # a list choice as the list
-    run = as_trained(run, best_params)  # a range is widened around the best trial's config
-    for name, p in space.items():
-        imp = importances.get(name)
-        value = best_params.get(name)
-        absent = name not in best.params  # a conditional parameter; None can also be a chosen value
-        pos = None if absent else position(p, value)
-        edge = None if on.tied else _edge(p, pos, value)  # tied: the "best" is the first trial, no more
-        negligible = (
-            imp is not None and imp < NEGLIGIBLE and len(importances) > 1 and len(on.trials) >= MIN_EVIDENCE
-        )
-        span = _top_span(p, name, top)
-        outside = pos is not None and not 0 <= pos <= 1
-        if absent and p.when is None:  # only a change of the search space leaves it unset
-            advice = (
-                f"{name} is not set in the best trial: the search space was changed after the best trial "
-                f"(#{best.number}) ran, adding {name}."
-            )
-        elif absent:
-            advice = f"{name} is not set in the best trial (a conditional parameter)."
-        elif outside or (isinstance(p, CategoricalParam) and not _chosen(p, value)):
-            advice = (
-                f"{name} best at {_fmt_value(p, value)}, outside its current range {bounds_text(p)}: the search space "
-                f"was changed after the best trial (#{best.number}) ran; put {_fmt_value(p, value)} back in the range."
-            )
-        elif edge is not None:
-            side = "top" if edge == "high" else "bottom"
-            advice = f"{name} best at {_fmt_value(p, value)}, the {side} of {bounds_text(p)}" + (
-                ": widen the range."
-                if _can_widen(p, edge, run, name)
-                else f", as {'low' if edge == 'low' else 'high'} as it can go: nothing to widen."
-            )
-        elif negligible:
-            advice = f"{name} barely matters (importance {imp:.2f}): fix {name} at {_fmt_value(p, value)}."
-        elif span is not None and span >= WHOLE_RANGE and not isinstance(p, CategoricalParam):
-            advice = f"{name}: the top trials span {span:.0%} of {bounds_text(p)}; its range does not separate good from bad."
-        else:
-            advice = ""
-        findings.append(
-            ParamFinding(
-                name, imp, value, bounds_text(p), pos, edge, negligible, span, advice, p.type, not absent
-            )
-        )
-    findings.sort(key=lambda f: -(f.importance or 0.0))
-    epochs = [epochs_count(t.user_attrs.get("epochs_run")) for t in pruned]
-    known_epochs = [e for e in epochs if e is not None]
-    planned = _planned_epochs(study, pruned)
+    findings = _param_findings(space, best, importances, on, top, _stored_run(study))
+    median_prune_epoch, planned_epochs = _prune_epochs(study, pruned)
     improving, improvement = _improvement(feasible, direction, len(feasible) < len(complete))
     return AuditReport(
         study_name=study.study_name,
@@ -405,14 +207,88 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
         feasible=len(feasible),
         pruned=len(pruned),
         failed=sum(t.state == TrialState.FAIL for t in trials),
-        median_prune_epoch=statistics.median(known_epochs) if known_epochs else None,
-        planned_epochs=planned.pop() if len(planned) == 1 else None,
+        median_prune_epoch=median_prune_epoch,
+        planned_epochs=planned_epochs,
         best_value=best.value,
         improving=improving,
         improvement=improvement,
         params=findings,
         importance_note=note,
         shadowed=shadowed_keys(space),
+    )
+
+
+def _refuse_several_objectives(study: optuna.Study) -> None:
+    """Audit and refine rank trials by one objective: a multi-objective study is refused, its report named."""
+    if len(study.directions) > 1:
+        raise HpoError(
+            f"study {study.study_name!r} has {len(study.directions)} objectives; audit and refine work on "
+            f"single-objective studies (hpotool report {study_options(study)} shows each "
+            f"objective's importances and the Pareto front)"
+        )
+
+
+def _importances(
+    study: optuna.Study, on: Basis, importances: dict[str, float] | None
+) -> tuple[dict[str, float], str | None]:
+    """The parameters' importances on the trials `on` (`importances` when already computed), and a note
+    saying why there are none."""
+    from hpotool.importance import param_importances
+
+    if importances is not None:
+        return importances, None
+    try:
+        return param_importances(study, on=on), None
+    except ValueError as exc:
+        return {}, f"parameter importances unavailable: {exc}."
+
+
+def _stored_run(study: optuna.Study) -> RunConfig | None:
+    """The run config stored on the study, which refine may widen a range to; None where a component in it
+    fails to import (refine names it)."""
+    from hpotool.stored_run import stored_run_config
+
+    try:
+        return stored_run_config(study, check_components=False)
+    except HpoError:
+        return None
+
+
+def _param_findings(
+    space: dict[str, Param],
+    best: FrozenTrial,
+    importances: dict[str, float],
+    on: Basis,
+    top: list[FrozenTrial],
+    run: RunConfig | None,
+) -> list[ParamFinding]:
+    """What the audit finds for each searched parameter, most important first."""
+    findings = []
+    best_params = decode_params(best.params, space)  # a list choice as the list
+    run = as_trained(run, best_params)  # a range is widened around the best trial's config
+    for name, p in space.items():
+        imp = importances.get(name)
+        negligible = (
+            imp is not None and imp < NEGLIGIBLE and len(importances) > 1 and len(on.trials) >= MIN_EVIDENCE
+        )
+        finding = param_finding(
+            name, p, best, best_params.get(name), imp, negligible=negligible, tied=on.tied, top=top, run=run
+        )
+        findings.append(finding)
+    findings.sort(key=lambda f: -(f.importance or 0.0))
+    return findings
+
+
+def _prune_epochs(study: optuna.Study, pruned: list[FrozenTrial]) -> tuple[float | None, int | None]:
+    """The median epoch the pruned trials stopped at, and the epochs they planned when the same for all."""
+    from hpotool.trial_table import epochs_count
+
+    epochs = [epochs_count(t.user_attrs.get("epochs_run")) for t in pruned]
+    known_epochs = [e for e in epochs if e is not None]
+    planned = _planned_epochs(study, pruned)
+    return (
+        statistics.median(known_epochs) if known_epochs else None,
+        planned.pop() if len(planned) == 1 else None,
     )
 
 

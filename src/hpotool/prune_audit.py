@@ -14,11 +14,12 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from hpotool.audit import position, stored_space
 from hpotool.errors import HpoError
 from hpotool.fingerprint import stored_config
 from hpotool.optimize_sections import is_nop_pruner
+from hpotool.param_findings import position
 from hpotool.pruners import predict_final
+from hpotool.stored_space import stored_space
 
 if TYPE_CHECKING:
     import optuna

@@ -27,12 +27,14 @@ import copy
 import threading
 import time
 from collections.abc import Container, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from optuna.storages import RDBStorage
 from optuna.storages._cached_storage import _CachedStorage
 from optuna.trial import FrozenTrial, TrialState
+
+from hpotool.rdb_reads import frozen_trials, read_trial_tables, trials_wanted
 
 FLUSH_S = 1.0
 REFRESH_S = 1.0
@@ -43,7 +45,7 @@ class FastReadRDBStorage(RDBStorage):
 
     Optuna reads trials through SQLAlchemy's ORM: ~27 mapped objects a trial (params, values, attributes,
     20 intermediate values), 7.5 s for a 10,000-trial study, while fetching the rows takes 0.2 s. This
-    reads the same six tables with SQLAlchemy Core and converts each value exactly as Optuna's
+    reads the same six tables with SQLAlchemy Core (`rdb_reads`) and converts each value exactly as Optuna's
     `_build_frozen_trial_from_trial_model` does (tests/test_rdb.py compares the two on every kind of
     value), taking the child tables' rows straight from the DB-API cursor. Everything else, writes
     included, is Optuna's own code.
@@ -56,120 +58,15 @@ class FastReadRDBStorage(RDBStorage):
         included_trial_ids: set[int],
         trial_id_greater_than: int,
     ) -> list[FrozenTrial]:
-        import json
-
-        import sqlalchemy as sa
-        from optuna import distributions
+        """Optuna's bulk trial read, from plain rows (see the class): the same trials, the same values."""
         from optuna.storages._rdb import models
         from optuna.storages._rdb.storage import _create_scoped_session
 
-        included = {i for i in included_trial_ids if i <= trial_id_greater_than}
-        trials_t = models.TrialModel.__table__
-        where = [trials_t.c.study_id == study_id]
-        if states is not None:
-            where.append(trials_t.c.state.in_([s for s in TrialState if s in states]))
-        if included and trial_id_greater_than > -1:
-            where.append(
-                sa.or_(trials_t.c.trial_id.in_(included), trials_t.c.trial_id > trial_id_greater_than)
-            )
-        elif trial_id_greater_than > -1:
-            where.append(trials_t.c.trial_id > trial_id_greater_than)
-        chosen = sa.select(trials_t.c.trial_id).where(*where)
-
-        def children(model: Any, *columns: str) -> Sequence[Any]:
-            table = model.__table__
-            key = next(iter(table.primary_key.columns))
-            # Enum columns come back as the member's name: a dict lookup below instead of SQLAlchemy's
-            # per-row processor (200,000 of them for 10,000 trials' curves).
-            selected = (
-                sa.type_coerce(table.c[c], sa.String) if isinstance(table.c[c].type, sa.Enum) else table.c[c]
-                for c in columns
-            )
-            query = sa.select(table.c.trial_id, *selected).where(table.c.trial_id.in_(chosen))
-            # The driver's own tuples: these columns are ints, floats and strings, which no SQLAlchemy
-            # type converts on any of the three databases tests/test_rdb.py reads. Skipping its Row
-            # objects takes 10,000 trials' read from 1.1 to 0.7 s.
-            result = session.connection().execute(query.order_by(key))
-            try:
-                return result.cursor.fetchall()
-            finally:
-                result.close()
-
+        where = trials_wanted(study_id, states, included_trial_ids, trial_id_greater_than)
         with _create_scoped_session(self.scoped_session) as session:
             models.StudyModel.find_or_raise_by_id(study_id, session)
-            rows = (
-                session.execute(
-                    sa.select(
-                        trials_t.c.trial_id,
-                        trials_t.c.number,
-                        trials_t.c.state,
-                        trials_t.c.datetime_start,
-                        trials_t.c.datetime_complete,
-                    )
-                    .where(*where)
-                    .order_by(trials_t.c.trial_id)
-                )
-            ).all()
-            params = children(models.TrialParamModel, "param_name", "param_value", "distribution_json")
-            values = children(models.TrialValueModel, "objective", "value", "value_type")
-            user = children(models.TrialUserAttributeModel, "key", "value_json")
-            system = children(models.TrialSystemAttributeModel, "key", "value_json")
-            curves = children(
-                models.TrialIntermediateValueModel, "step", "intermediate_value", "intermediate_value_type"
-            )
-
-        by_trial: dict[int, dict[str, Any]] = {
-            r.trial_id: {"params": {}, "dists": {}, "values": {}, "user": {}, "system": {}, "curve": {}}
-            for r in rows
-        }
-        # The six reads are separate statements, as in Optuna's ORM read (selectin loading): a trial another
-        # worker created after the first one is left for the next read.
-        params, values, user, system, curves = (
-            [row for row in table if row[0] in by_trial] for table in (params, values, user, system, curves)
-        )
-        parsed: dict[str, distributions.BaseDistribution] = {}
-        for trial_id, name, internal, dist_json in params:
-            dist = parsed.get(dist_json)
-            if dist is None:
-                dist = parsed[dist_json] = distributions.json_to_distribution(dist_json)
-            by_trial[trial_id]["params"][name] = dist.to_external_repr(internal)
-            by_trial[trial_id]["dists"][name] = dist
-        value_kind = {k.name: k for k in models.TrialValueModel.TrialValueType}
-        for trial_id, objective, value, kind in values:
-            by_trial[trial_id]["values"][objective] = models.TrialValueModel.stored_repr_to_value(
-                value, value_kind[kind]
-            )
-        for trial_id, key, value_json in user:
-            by_trial[trial_id]["user"][key] = json.loads(value_json)
-        for trial_id, key, value_json in system:
-            by_trial[trial_id]["system"][key] = json.loads(value_json)
-        curve_kind = {k.name: k for k in models.TrialIntermediateValueModel.TrialIntermediateValueType}
-        to_value = models.TrialIntermediateValueModel.stored_repr_to_intermediate_value
-        for trial_id, step, value, kind in curves:  # FINITE: the stored value itself, as to_value returns it
-            by_trial[trial_id]["curve"][step] = (
-                value if kind == "FINITE" else to_value(value, curve_kind[kind])
-            )
-        trials = []
-        for r in rows:
-            parts = by_trial[r.trial_id]
-            objectives = parts["values"]
-            trials.append(
-                FrozenTrial(
-                    number=r.number,
-                    state=r.state,
-                    value=None,
-                    values=[objectives[i] for i in range(len(objectives))] if objectives else None,
-                    datetime_start=_local(r.datetime_start),
-                    datetime_complete=_local(r.datetime_complete),
-                    params=parts["params"],
-                    distributions=parts["dists"],
-                    user_attrs=parts["user"],
-                    system_attrs=parts["system"],
-                    intermediate_values=parts["curve"],
-                    trial_id=r.trial_id,
-                )
-            )
-        return trials
+            rows, children = read_trial_tables(session, where)
+        return frozen_trials(rows, *children)
 
     def set_trial_state_values(
         self,
@@ -260,11 +157,6 @@ class FastReadRDBStorage(RDBStorage):
         except sa.exc.IntegrityError:
             return False
         return True
-
-
-def _local(utc: datetime | None) -> datetime | None:
-    """Optuna stores naive UTC and hands out naive local time (models.TrialModel.datetime_start)."""
-    return None if utc is None else utc.replace(tzinfo=timezone.utc).astimezone().replace(tzinfo=None)
 
 
 class _Snapshot:

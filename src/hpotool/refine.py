@@ -12,10 +12,8 @@ from typing import TYPE_CHECKING, Any
 from hpotool.audit import (
     MIN_EVIDENCE,
     AuditReport,
-    ParamFinding,
     as_trained,
     audit_study,
-    stored_space,
     trials_text,
 )
 from hpotool.config import OptimizeConfig, RunConfig
@@ -23,6 +21,7 @@ from hpotool.errors import HpoError
 from hpotool.formatting import format_value
 from hpotool.importance import Basis, basis
 from hpotool.overrides import apply_overrides, leaf_values
+from hpotool.param_findings import ParamFinding
 from hpotool.ranking import best_trials, is_feasible
 from hpotool.search_space import Param, contains, decode_params
 from hpotool.sections import SECTIONS
@@ -34,6 +33,7 @@ from hpotool.stage_conditions import (
 from hpotool.stage_ranges import _narrow, _range, _spec, _value, _widen
 from hpotool.stage_settings import _stage_storage, carry_settings
 from hpotool.stored_run import stored_run_config
+from hpotool.stored_space import stored_space
 
 if TYPE_CHECKING:
     import optuna

@@ -8,39 +8,27 @@ storage on Redis; `journal:PATH` uses the journal file storage; anything else go
 
 `make_storage` ties together what the modules beside it check and build: `url_checks` (a URL refused
 before anything opens), `storage_files` and `sqlite_files` (the file of a SQLite or journal storage),
-`rdb_storage` (an RDB storage and a server's connect arguments); `load_study` opens a study by name.
+`sqlite_storage` (a SQLite file's storage, checkpointed at exit), `rdb_storage` (an RDB storage and a
+server's connect arguments); `load_study` opens a study by name.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import contextvars
-import functools
 import os
-import weakref
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hpotool.errors import HpoError
 from hpotool.rdb_storage import (
     created_rdb_storage,
     has_optuna_tables,
     not_optuna,
-    rdb_storage,
     server_connect_kwargs,
 )
-from hpotool.sqlite_files import (
-    connect_sqlite,
-    connect_sqlite_read_only,
-    damaged_error,
-    is_optuna_sqlite,
-    read_only_query,
-    refuse_foreign_sqlite,
-    refuse_read_only,
-    sqlite_damage,
-)
+from hpotool.sqlite_storage import no_sqlite_file, sqlite_storage
 from hpotool.storage_faults import OPENED_SERVERS
 from hpotool.storage_files import file_hint, is_optuna_journal, refuse_a_folder, refuse_a_long_name
 from hpotool.storage_settings import heartbeat_settings, server_silence, sqlite_busy_timeout
@@ -58,34 +46,6 @@ from hpotool.url_checks import (
 
 if TYPE_CHECKING:
     import optuna
-
-
-# The engines of the SQLite storages this process opened, checkpointed and closed at exit. Weakly held:
-# an engine that is garbage-collected has closed its connections, which checkpoints too (the storage
-# itself may be gone while its engine lives on in a reference cycle, hence the engines).
-_OPEN_SQLITE: weakref.WeakSet[Any] = weakref.WeakSet()
-CHECKPOINT_WAIT_MS = 2000
-
-
-def _close_sqlite_storages() -> None:
-    """Write each SQLite storage's WAL back into its database file and close its connections.
-
-    Without this, everything a command wrote stays in `NAME.db-wal` (the CLI ends with `os._exit`, which
-    never closes the engine), and a copy of the one file `NAME.db` has no trials. The checkpoint waits at
-    most CHECKPOINT_WAIT_MS for other processes using the file, then copies what it can without blocking;
-    the last connection to close anywhere completes it.
-    """
-    for engine in list(_OPEN_SQLITE):
-        try:
-            with engine.connect() as conn:
-                conn.exec_driver_sql(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            engine.dispose()
-        except Exception:  # the process is ending: a busy or vanished file must not turn that into an error
-            pass
-
-
-atexit.register(_close_sqlite_storages)
 
 
 # Set while a command may read storages and must write nothing (`optimize --dry-run`): `make_storage` then
@@ -131,8 +91,8 @@ def check_storage(url: str) -> None:
 
 
 def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna.storages.BaseStorage | None:
-    import optuna
-
+    """The storage for `url`, opened by its kind (None with `check_only`: checked, nothing opened); any
+    failure to open it is one `HpoError` naming the URL."""
     heartbeat_settings()  # a bad setting fails here, before a journal (which has no heartbeat) is written
     sqlite_busy_timeout()
     server_silence()
@@ -142,116 +102,113 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
         if url.startswith(("redis://", "rediss://")):
             refuse_a_malformed_url(url)
         if url.startswith(("redis://", "rediss://", "unix://")):
-            refuse_a_redis_name(url)
-            if check_only:
-                return None
-            import warnings
-
-            from optuna.storages.journal import JournalRedisBackend
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                backend = JournalRedisBackend(*redis_prefix(url))
-            ping_redis(url, backend._redis)  # fail now, with a clear message, not at the first trial
-            OPENED_SERVERS.append(url)
-            return optuna.storages.JournalStorage(backend)
+            return _redis_storage(url, check_only=check_only)
         if url.startswith("journal:"):
-            from optuna.storages.journal import JournalFileBackend
-
-            journal = Path(url.removeprefix("journal:")).expanduser()
-            refuse_a_long_name(url, journal)
-            refuse_a_folder(url, journal)
-            if not create and not journal.exists():
-                raise HpoError(
-                    f"storage {shown_url(url)!r}: no such journal file {os.path.abspath(journal)!r}"
-                )
-            if not is_optuna_journal(journal):
-                raise HpoError(
-                    f"storage {shown_url(url)!r}: {str(journal)!r} is not an Optuna journal file (its first line is not a "
-                    f"journal record); give the journal hpotool optimize wrote to, or a new file name (nothing "
-                    f"was written to this one)"
-                )
-            unwritable = file_hint(url) if create else ""  # reading a journal writes nothing
-            if unwritable:
-                raise HpoError(f"storage {shown_url(url)!r}: cannot run a study in it{unwritable}")
-            if check_only:
-                return None
-            journal.parent.mkdir(parents=True, exist_ok=True)
-            return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+            return _journal_storage(url, create=create, check_only=check_only)
         path = sqlite_path(url)
         if path is None and url.startswith("sqlite:"):
-            written = url.removeprefix("sqlite:").lstrip("/")
-            if written.split("?", 1)[0] not in ("", ":memory:"):  # sqlite://studies/x.db: a slash short
-                raise HpoError(
-                    f"storage {shown_url(url)!r} is not a SQLite file URL: write three slashes before a relative "
-                    f"path (sqlite:///{written}) or four before an absolute one (sqlite:////{written})"
-                )
-            raise HpoError(
-                f"storage {shown_url(url)!r} is an in-memory SQLite database: a study there ends with the command, and its "
-                f"heartbeat and workers could not see it; give a file, sqlite:///studies/NAME.db (or no storage: "
-                f"that default)"
-            )
+            raise no_sqlite_file(url)
         if path is not None:
-            refuse_a_long_name(url, path)
-            refuse_a_folder(url, path)
-            if not create and not path.exists():
-                raise HpoError(f"storage {shown_url(url)!r}: no such SQLite file {os.path.abspath(path)!r}")
-            if not create and not is_optuna_sqlite(path):
-                damage = sqlite_damage(path)
-                raise damaged_error(url, path, damage) if damage else not_optuna(url)
-            if create and path.exists():
-                refuse_foreign_sqlite(url, path)
-            if create:
-                refuse_read_only(url, None, "a study run writes its trials")
-            if check_only:
-                return None
-            if read_only or read_only_query(url) is not None:
-                creator = functools.partial(connect_sqlite_read_only, str(path))
-                return rdb_storage(url.partition("?")[0], {"creator": creator})  # its query is ours to read
-            path.parent.mkdir(parents=True, exist_ok=True)
-            engine_kwargs: dict[str, Any] = {"creator": functools.partial(connect_sqlite, str(path))}
-            storage = created_rdb_storage(url, engine_kwargs)
-            _OPEN_SQLITE.add(storage._backend.engine)  # type: ignore[attr-defined]
-            return storage
-        if "://" not in url or url.startswith("file:"):
-            raise HpoError(
-                f"storage {shown_url(url)!r} is not a storage URL; "
-                + (
-                    url_of_path(url)
-                    or "use sqlite:///path.db, postgresql+psycopg://..., mysql+pymysql://..., redis://host:6379 or "
-                    "journal:path.log"
-                )
-            )
-        refuse_a_malformed_url(url)
-        if check_only:  # the dialect and its driver, as the engine loads them; no connection
-            import sqlalchemy
-
-            sqlalchemy.engine.make_url(url).get_dialect()
-            return None
-        from hpotool import silence
-
-        silence.watch(server_silence())  # the connections server_connect_kwargs has watched
-        if not create and not has_optuna_tables(url):
-            raise not_optuna(url)
-        opened = created_rdb_storage(url, {"pool_pre_ping": True, **server_connect_kwargs(url)})
-        OPENED_SERVERS.append(url)
-        return opened
+            return sqlite_storage(url, path, create=create, check_only=check_only, read_only=read_only)
+        return _server_storage(url, create=create, check_only=check_only)
     except HpoError:
         raise
     except ImportError as exc:
-        scheme = url.partition("://")[0]
-        if scheme in DRIVERS:  # SQLAlchemy's default driver for the bare scheme, not the one we install
-            fix = f"name the driver hpotool[{DRIVERS[scheme][1]}] installs: {DRIVERS[scheme][0]}://..."
-        else:
-            fix = "install hpotool[postgres], [mysql] or [redis]"
-        raise HpoError(f"storage {shown_url(url)!r}: a driver is missing ({exc}); {fix}") from None
+        raise _missing_driver(url, exc) from None
     except Exception as exc:  # SQLAlchemy/redis errors: unreachable server, bad URL, wrong password
-        if type(exc).__name__ == "NoSuchModuleError":  # SQLAlchemy knows no such database or driver
-            raise HpoError(f"storage {shown_url(url)!r}: {unknown_scheme(url)}") from None
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        hint = file_hint(url) or open_hint(url, str(exc))
-        first = first.rstrip(".") if hint else first
-        raise HpoError(f"storage {shown_url(url)!r}: cannot open it: {first}{hint}") from None
+        raise _cannot_open(url, exc) from None
+
+
+def _redis_storage(url: str, *, check_only: bool) -> optuna.storages.BaseStorage | None:
+    """Optuna's journal storage on the Redis server of `url`, which must answer a ping."""
+    import optuna
+
+    refuse_a_redis_name(url)
+    if check_only:
+        return None
+    import warnings
+
+    from optuna.storages.journal import JournalRedisBackend
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        backend = JournalRedisBackend(*redis_prefix(url))
+    ping_redis(url, backend._redis)  # fail now, with a clear message, not at the first trial
+    OPENED_SERVERS.append(url)
+    return optuna.storages.JournalStorage(backend)
+
+
+def _journal_storage(url: str, *, create: bool, check_only: bool) -> optuna.storages.BaseStorage | None:
+    """Optuna's journal file storage of a `journal:PATH` URL: a new file, or one holding Optuna's journal."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    journal = Path(url.removeprefix("journal:")).expanduser()
+    refuse_a_long_name(url, journal)
+    refuse_a_folder(url, journal)
+    if not create and not journal.exists():
+        raise HpoError(f"storage {shown_url(url)!r}: no such journal file {os.path.abspath(journal)!r}")
+    if not is_optuna_journal(journal):
+        raise HpoError(
+            f"storage {shown_url(url)!r}: {str(journal)!r} is not an Optuna journal file (its first line is not a "
+            f"journal record); give the journal hpotool optimize wrote to, or a new file name (nothing "
+            f"was written to this one)"
+        )
+    unwritable = file_hint(url) if create else ""  # reading a journal writes nothing
+    if unwritable:
+        raise HpoError(f"storage {shown_url(url)!r}: cannot run a study in it{unwritable}")
+    if check_only:
+        return None
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+
+
+def _server_storage(url: str, *, create: bool, check_only: bool) -> optuna.storages.BaseStorage | None:
+    """The RDB storage on the database server of `url` (PostgreSQL, MySQL, any SQLAlchemy URL); with
+    `check_only`, its dialect and driver loaded, no connection made."""
+    if "://" not in url or url.startswith("file:"):
+        raise HpoError(
+            f"storage {shown_url(url)!r} is not a storage URL; "
+            + (
+                url_of_path(url)
+                or "use sqlite:///path.db, postgresql+psycopg://..., mysql+pymysql://..., redis://host:6379 or "
+                "journal:path.log"
+            )
+        )
+    refuse_a_malformed_url(url)
+    if check_only:  # the dialect and its driver, as the engine loads them; no connection
+        import sqlalchemy
+
+        sqlalchemy.engine.make_url(url).get_dialect()
+        return None
+    from hpotool import silence
+
+    silence.watch(server_silence())  # the connections server_connect_kwargs has watched
+    if not create and not has_optuna_tables(url):
+        raise not_optuna(url)
+    opened = created_rdb_storage(url, {"pool_pre_ping": True, **server_connect_kwargs(url)})
+    OPENED_SERVERS.append(url)
+    return opened
+
+
+def _missing_driver(url: str, exc: ImportError) -> HpoError:
+    """What a storage whose database driver is not installed says, naming the driver to install."""
+    scheme = url.partition("://")[0]
+    if scheme in DRIVERS:  # SQLAlchemy's default driver for the bare scheme, not the one we install
+        fix = f"name the driver hpotool[{DRIVERS[scheme][1]}] installs: {DRIVERS[scheme][0]}://..."
+    else:
+        fix = "install hpotool[postgres], [mysql] or [redis]"
+    return HpoError(f"storage {shown_url(url)!r}: a driver is missing ({exc}); {fix}")
+
+
+def _cannot_open(url: str, exc: Exception) -> HpoError:
+    """What a storage that failed to open says: an unknown scheme, or the error's first line and a hint."""
+    if type(exc).__name__ == "NoSuchModuleError":  # SQLAlchemy knows no such database or driver
+        return HpoError(f"storage {shown_url(url)!r}: {unknown_scheme(url)}")
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    hint = file_hint(url) or open_hint(url, str(exc))
+    first = first.rstrip(".") if hint else first
+    return HpoError(f"storage {shown_url(url)!r}: cannot open it: {first}{hint}")
 
 
 def study_options(study: optuna.Study) -> str:

@@ -8,32 +8,28 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from shlex import quote
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
 from hpotool import __version__, fingerprint
-from hpotool.config import (
-    OptimizeConfig,
-)
+from hpotool.config import OptimizeConfig
 from hpotool.errors import HpoError
 from hpotool.interrupts import deferred
 from hpotool.overrides import leaf_values
 from hpotool.plan import StudyPlan
-from hpotool.search_space import (
-    encode_params,
+from hpotool.search_space import encode_params
+from hpotool.second_study import (
+    refuse_a_second_study_beside_a_journal,
+    refuse_a_second_study_beside_the_config,
+    refuse_a_second_study_under_another_prefix,
 )
 from hpotool.stale import enqueue_owned
 from hpotool.storage import make_storage
-from hpotool.storage_url import location, shown_url, storage_file, storage_origin, with_file
+from hpotool.storage_url import location, shown_url, storage_file, storage_origin
 from hpotool.study_names import same_series, study_names, typo_of
 from hpotool.study_sampler import process_salt, study_sampler
-
-if TYPE_CHECKING:
-    pass
-
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -51,125 +47,6 @@ def versions() -> dict[str, str]:
     return {"hpotool": __version__, "optuna": optuna.__version__, "torch": torch_version}
 
 
-def _refuse_a_second_study_beside_a_journal(plan: StudyPlan) -> None:
-    """A study run with `--storage journal:studies/NAME.log` and resumed without it would start over in a
-    new studies/NAME.db, silently: refused, naming the journal, before the SQLite file is made. The journal
-    is looked for here, then where `_folders_that_may_hold` a relative storage of a study run from elsewhere
-    (beside the optimize config, in the folders above): run from configs/, a resume started over in
-    configs/studies/NAME.db while the study sat in the project's studies/NAME.log.
-
-    A storage given (`--storage`, the config's `storage:`), the default file's URL written out included,
-    is the one asked for: it was refused too, "without --storage", with --storage in the command.
-
-    Raises:
-        HpoError: the default SQLite file does not exist and studies/NAME.log holds a study of this name.
-    """
-    import os
-
-    from hpotool.storage_url import DEFAULT_ORIGIN
-
-    name = plan.opt.study_name
-    default, journal = Path("studies") / f"{name}.db", Path("studies") / f"{name}.log"
-    if plan.storage_origin != DEFAULT_ORIGIN or plan.storage_url != f"sqlite:///{default}":
-        return
-    if default.exists():
-        return
-    if _journal_holds(journal, name):
-        url = f"journal:{journal}"
-        raise HpoError(
-            f"study {name!r} is in {url}, and without --storage a new one would start in {shown_url(plan.storage_url)}; "
-            f"give --storage {quote(url)} (or storage: in the config) to resume it, or another study_name"
-        )
-    if plan.storage_from is None:  # joined with the configs stored on the study: no config folder
-        return
-    config_folder = Path(os.path.abspath(Path(plan.storage_from).parent))
-    for folder in _folders_that_may_hold(config_folder):
-        there = folder / journal
-        if _journal_holds(there, name):
-            where = (
-                f"beside {plan.storage_from}" if folder == config_folder else f"in a folder above ({folder})"
-            )
-            raise HpoError(
-                f"study {name!r} is in journal:{there}, {where}, and without --storage a new one would start in "
-                f"{shown_url(plan.storage_url)} ({os.path.abspath(default)}); give --storage "
-                f"{quote(f'journal:{there}')} to resume it, or another study_name"
-            )
-
-
-def _journal_holds(journal: Path, name: str) -> bool:
-    """Whether `journal` is an Optuna journal file holding a study named `name`."""
-    from hpotool.storage_files import is_optuna_journal
-
-    if not journal.is_file() or not journal.stat().st_size or not is_optuna_journal(journal):
-        return False
-    return name in [s.study_name for s in make_storage(f"journal:{journal}", create=False).get_all_studies()]
-
-
-def _refuse_a_second_study_beside_the_config(plan: StudyPlan) -> None:
-    """A relative path in the optimize config's storage (or the default studies/NAME.db) is read from the
-    folder the command runs in, as every relative path in the configs is: run from another folder, a resume
-    would start a new study in a new file, silently, while the study sits beside the config, or in a folder
-    above it or above this one (the project's root, with the config in configs/: `cd configs` and
-    `-o optimize.yaml`, or `-o ../configs/optimize.yaml` from a subfolder). Refused, naming both;
-    `--storage` with the same relative path starts the new one on purpose.
-
-    Raises:
-        HpoError: the file is missing here, and the same path from one of those folders holds this study.
-    """
-    import os
-
-    name, url = plan.opt.study_name, plan.storage_url
-    path = storage_file(url)
-    if plan.storage_from is None or path is None or path.is_absolute() or path.exists():
-        return
-    config_folder = Path(os.path.abspath(Path(plan.storage_from).parent))
-    for folder in _folders_that_may_hold(config_folder):
-        there = Path(os.path.abspath(folder / path))
-        if not there.is_file() or not there.stat().st_size:
-            continue
-        beside = with_file(url, there)
-        try:
-            names = study_names(make_storage(beside, create=False))
-        except HpoError:  # not an Optuna file: nothing of this study's there
-            continue
-        if name in names:
-            where = (
-                f"beside {plan.storage_from}" if folder == config_folder else f"in a folder above ({folder})"
-            )
-            raise HpoError(
-                f"study {name!r} is in {there}, {where}, but the relative storage {shown_url(url)} is read from the "
-                f"folder the command runs in, where a new study would start ({os.path.abspath(path)}); run from "
-                f"{folder}, or give --storage {quote(shown_url(beside))}, to resume it (--storage {quote(shown_url(url))} "
-                f"starts a new one here)"
-            )
-
-
-def _folders_that_may_hold(config_folder: Path) -> list[Path]:
-    """Where a relative storage path of a study run from elsewhere may sit, nearest first: the optimize
-    config's folder and the folders above it, then those above this one; never this folder."""
-    here = Path.cwd()
-    folders = [config_folder, *config_folder.parents, *here.parents]
-    return [f for f in dict.fromkeys(folders) if f != here]
-
-
-def _refuse_a_second_study_under_another_prefix(plan: StudyPlan) -> None:
-    """A machine whose `--storage redis://...` left out (or misspelt) the `?prefix=` the others give would
-    start a study of its own, silently, instead of joining theirs: refused, naming the URL that holds it.
-
-    Raises:
-        HpoError: another journal on the Redis server holds a study of this name.
-    """
-    from hpotool.storage import redis_prefixes_holding
-
-    elsewhere = redis_prefixes_holding(plan.storage_url, plan.opt.study_name)
-    if elsewhere:
-        raise HpoError(
-            f"study {plan.opt.study_name!r} is not in {shown_url(plan.storage_url)} but under another prefix, "
-            f"and a new one would start here; give --storage {quote(shown_url(elsewhere[0]))} to join it, or another "
-            f"study_name"
-        )
-
-
 def open_study(
     plan: StudyPlan, on_new_study: Callable[[str], None] | None = None
 ) -> tuple[optuna.Study, tuple[int, ...]]:
@@ -184,8 +61,8 @@ def open_study(
         no trial yet), else () (see `study_sampler`).
     """
     opt = plan.opt
-    _refuse_a_second_study_beside_a_journal(plan)
-    _refuse_a_second_study_beside_the_config(plan)
+    refuse_a_second_study_beside_a_journal(plan)
+    refuse_a_second_study_beside_the_config(plan)
     with storage_origin(plan.storage_url, plan.storage_origin):
         storage = make_storage(plan.storage_url)
     try:
@@ -194,7 +71,7 @@ def open_study(
         existing = None
     joined = False
     if existing is None:
-        _refuse_a_second_study_under_another_prefix(plan)
+        refuse_a_second_study_under_another_prefix(plan)
         try:
             created = _create_study(plan, storage)
         except optuna.exceptions.DuplicatedStudyError:  # another process created it a moment ago
@@ -303,11 +180,7 @@ def _record_run_settings(study: optuna.Study, opt: OptimizeConfig) -> None:
 # creator's writes begin (a warm start queued, a config stored), and `QUIET_WAIT_S` where it found the study
 # empty and silent, as one made by plain Optuna code is (open_study then describes it: nothing ran in it).
 CREATOR_WAIT_S = 10.0
-
-
 QUIET_WAIT_S = 2.0
-
-
 _CREATOR_ATTRS = ("run_config", "optimize_config", "versions")
 
 
@@ -406,8 +279,8 @@ def finished_so_far(plan: StudyPlan, *, ask_server: bool) -> tuple[int | None, b
     check_storage(url)  # what the run would refuse, its dry run refuses
     # A study in journal:studies/NAME.log, or beside the config run from another folder: the run refuses to
     # start a second one in the default file (both read files only, opened read-only in a dry run).
-    _refuse_a_second_study_beside_a_journal(plan)
-    _refuse_a_second_study_beside_the_config(plan)
+    refuse_a_second_study_beside_a_journal(plan)
+    refuse_a_second_study_beside_the_config(plan)
     path = storage_file(url)
     if path is None and not ask_server:
         return None, False

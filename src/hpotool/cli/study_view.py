@@ -33,8 +33,8 @@ def print_plan(plan: StudyPlan, as_json: bool, done: int | None = None, *, compl
             json.dumps({"storage": shown_url(plan.storage_url), **counts, **configs}, indent=2) + "\n"
         )
         return
-    from hpotool.audit import bounds_text
     from hpotool.device import device_name
+    from hpotool.param_findings import bounds_text
 
     rows: list[tuple[str, str]] = []
     rows.append(("storage", shown_url(plan.storage_url)))
