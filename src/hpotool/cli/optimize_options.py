@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from hpotool.cli.options import RUN_YAML, out_path
+from hpotool.cli.options import out_path, run_config_option
 from hpotool.errors import HpoError
 
 RunConfigOrStoredOpt = Annotated[
     Path | None,
-    typer.Option(
-        "--run-config",
-        "-r",
-        parser=out_path(RUN_YAML, "--run-config"),
-        metavar="<path>",
-        help="RunConfig YAML: one training run (left out with -o: the study's stored one).",
-    ),
+    run_config_option("RunConfig YAML: one training run (left out with -o: the study's stored one)."),
 ]
 OptimizeConfigOrStoredOpt = Annotated[
     Path | None,
@@ -104,3 +99,27 @@ def check_config_options(
             "give --run-config and --optimize-config to run a study, or --study-name (and --storage) to join one "
             "with the configs stored on it"
         )
+
+
+@dataclass(frozen=True)
+class OptimizeArgs:
+    """The options `optimize` was given, as one value its steps share."""
+
+    run_config: Path | None
+    optimize_config: Path | None
+    study_name: str | None
+    storage: str | None
+    n_trials: int | None
+    timeout: float | None
+    device: str | None
+    seed: int | None
+    max_failures: int
+    quiet: bool
+    as_json: bool
+    report: bool
+    workers: int
+    enqueue_from: str | None
+    enqueue_from_storage: str | None
+    top: int
+    allow_changed_config: bool
+    dry_run: bool
