@@ -83,7 +83,8 @@ def _plan_rows(
         when = f" when {format_params(param.when)}" if param.when else ""
         rows.append((f"  {path}", f"{param.type} {bounds_text(param)}{when}"))
     if opt.enqueue:
-        rows.append(("enqueued", f"{len(opt.enqueue)} parameter set(s) first"))
+        sets = len(opt.enqueue)
+        rows.append(("enqueued", f"{sets} parameter set{'' if sets == 1 else 's'} first"))
     return rows
 
 
@@ -147,7 +148,8 @@ def print_summary(summary: StudySummary, categorical: Collection[str] = ()) -> N
                 rows.append((f"  ({k})", format_value(v)))
     elif summary.extra.get("pareto"):
         metrics = summary.metric.split(", ")
-        rows.append(("Pareto front", f"{len(summary.extra['pareto'])} trial(s)"))
+        front = len(summary.extra["pareto"])
+        rows.append(("Pareto front", f"{front} trial{'' if front == 1 else 's'}"))
         for t in summary.extra["pareto"]:
             values = ", ".join(f"{m}={format_value(v)}" for m, v in zip(metrics, t["values"], strict=False))
             rows.append(

@@ -267,7 +267,10 @@ def _print_final_notes(study: Any, plan: Any, top_k: int, saved: dict[Path, Any]
 
         complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         meet = "" if complete == len(plan.candidates) else f" that meet its constraints (of {complete})"
-        print_note(f"the study has only {len(plan.candidates)} complete trial(s){meet}; retraining those")
+        count = len(plan.candidates)
+        print_note(
+            f"the study has only {count} complete trial{'' if count == 1 else 's'}{meet}; retraining those"
+        )
     from hpotool.user_trainer import schedule_note
 
     notes = [schedule_note(c.config) for c in plan.candidates if c.config.trainer is not None]
