@@ -10,7 +10,6 @@ from hpotool.cli.options import JsonOpt, ReadStorageOpt, StudyNameReq
 from hpotool.cli.root import app, user_errors
 from hpotool.cli.studies_table import NAME_MIN, storage_lines, studies_records, studies_table
 from hpotool.cli.terminal import err_console, escape, out_console, print_json, print_note, shown_url
-from hpotool.cli.trials_table import print_trials
 
 if TYPE_CHECKING:
     import optuna
@@ -106,6 +105,8 @@ def trials(
             print_json(rows)
             return
         if rows:
+            from hpotool.cli.trials_table import print_trials
+
             print_trials(study, study_name, rows)
         else:  # an empty table says less than a line naming what the study has
             _print_no_trials(study, study_name, state)

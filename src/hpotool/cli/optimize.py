@@ -18,7 +18,6 @@ from hpotool.cli.optimize_options import (
     EnqueueFromStorageOpt,
     MaxFailuresOpt,
     NTrialsOpt,
-    OptimizeArgs,
     OptimizeConfigOrStoredOpt,
     QuietOpt,
     ReportOpt,
@@ -30,13 +29,13 @@ from hpotool.cli.optimize_options import (
     WorkersOpt,
 )
 from hpotool.cli.optimize_outcome import Outcome, say_interrupted
-from hpotool.cli.optimize_plan import checked_plan
 from hpotool.cli.options import StorageOpt, StudyNameOpt
 from hpotool.cli.root import app, interruptible, user_errors
 from hpotool.cli.study_view import print_plan, print_summary
 from hpotool.cli.terminal import err_console, print_note, say, shown_url
 
 if TYPE_CHECKING:
+    from hpotool.cli.optimize_plan import OptimizeArgs
     from hpotool.plan import StudyPlan
     from hpotool.summary import StudySummary
 
@@ -73,28 +72,30 @@ def optimize(
     # Ctrl-C and SIGTERM raise from the first line on, not only while trials run: a SIGTERM while torch and
     # optuna were imported or the study was created killed the process (-15), with nothing said.
     outcome = Outcome()
-    args = OptimizeArgs(
-        run_config,
-        optimize_config,
-        study_name,
-        storage,
-        n_trials,
-        timeout,
-        device,
-        seed,
-        max_failures,
-        quiet,
-        as_json,
-        report,
-        workers,
-        enqueue_from,
-        enqueue_from_storage,
-        top,
-        allow_changed_config,
-        dry_run,
-    )
 
     def run() -> None:
+        from hpotool.cli.optimize_plan import OptimizeArgs
+
+        args = OptimizeArgs(
+            run_config,
+            optimize_config,
+            study_name,
+            storage,
+            n_trials,
+            timeout,
+            device,
+            seed,
+            max_failures,
+            quiet,
+            as_json,
+            report,
+            workers,
+            enqueue_from,
+            enqueue_from_storage,
+            top,
+            allow_changed_config,
+            dry_run,
+        )
         with _reading_only(dry_run):
             _optimize(outcome, args)
 
@@ -124,6 +125,8 @@ def _reading_only(dry_run: bool) -> Iterator[None]:
 def _optimize(outcome: Outcome, args: OptimizeArgs) -> None:
     """The body of `optimize`; puts its summary on `outcome` (none for --dry-run)."""
     with user_errors():
+        from hpotool.cli.optimize_plan import checked_plan
+
         plan, redraws = checked_plan(args)
         if args.dry_run:
             _print_dry_run(plan, args)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -99,27 +98,3 @@ def check_config_options(
             "give --run-config and --optimize-config to run a study, or --study-name (and --storage) to join one "
             "with the configs stored on it"
         )
-
-
-@dataclass(frozen=True)
-class OptimizeArgs:
-    """The options `optimize` was given, as one value its steps share."""
-
-    run_config: Path | None
-    optimize_config: Path | None
-    study_name: str | None
-    storage: str | None
-    n_trials: int | None
-    timeout: float | None
-    device: str | None
-    seed: int | None
-    max_failures: int
-    quiet: bool
-    as_json: bool
-    report: bool
-    workers: int
-    enqueue_from: str | None
-    enqueue_from_storage: str | None
-    top: int
-    allow_changed_config: bool
-    dry_run: bool

@@ -1,19 +1,44 @@
 """The plan `hpotool optimize` runs: made from its config files or from the configs a study stores, with the
-warm start --enqueue-from asks for, and its storage checked before anything is written."""
+warm start --enqueue-from asks for, and its storage checked before anything is written. Imported by the
+command, not at start-up (`hpotool --help`)."""
 
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpotool.cli.optimize_options import OptimizeArgs, check_config_options
+from hpotool.cli.optimize_options import check_config_options
 from hpotool.cli.terminal import print_note
 from hpotool.errors import HpoError
 
 if TYPE_CHECKING:
     from hpotool.plan import StudyPlan
+
+
+@dataclass(frozen=True)
+class OptimizeArgs:
+    """The options `optimize` was given, as one value its steps share."""
+
+    run_config: Path | None
+    optimize_config: Path | None
+    study_name: str | None
+    storage: str | None
+    n_trials: int | None
+    timeout: float | None
+    device: str | None
+    seed: int | None
+    max_failures: int
+    quiet: bool
+    as_json: bool
+    report: bool
+    workers: int
+    enqueue_from: str | None
+    enqueue_from_storage: str | None
+    top: int
+    allow_changed_config: bool
+    dry_run: bool
 
 
 def checked_plan(args: OptimizeArgs) -> tuple[StudyPlan, str | None]:

@@ -11,7 +11,6 @@ import typer
 from hpotool.cli.options import DeviceOpt, EpochsOpt, ReadStorageOpt, RunConfigOpt, StudyNameReq, out_option
 from hpotool.cli.outputs import check_export_folder, refuse_stdout
 from hpotool.cli.root import app, interruptible, user_errors
-from hpotool.cli.run_tables import print_final, print_run
 from hpotool.cli.terminal import err_console, escape, print_note
 from hpotool.errors import HpoError
 
@@ -110,6 +109,8 @@ def _train(
         with RunProgress(err_console()) as progress:
             progress.run_started(f"{cfg.project} seed {cfg.seed}", cfg)
             run = train_and_save(cfg, folder, on_epoch_end=progress.epoch_ended, out_given=out is not None)
+        from hpotool.cli.run_tables import print_run
+
         print_run(run)
 
 
@@ -224,7 +225,10 @@ def _train_from_best(
         saved = _check_final_folders(plan, study_name, device, out)
         exported = _export_best(study, study_name, storage)
         _print_final_notes(study, plan, top_k or 1, saved, out)
-        print_final(_train_final(plan, exported.folder, out, training))
+        summary = _train_final(plan, exported.folder, out, training)
+        from hpotool.cli.run_tables import print_final
+
+        print_final(summary)
 
 
 def _check_final_folders(plan: Any, study_name: str, device: str | None, out: Path | None) -> dict[Path, Any]:
