@@ -363,7 +363,7 @@ def test_a_trials_table_narrower_than_its_title_prints_the_title_whole_at_80_col
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Rich folded a title to its table's width: a long study name over a narrow trials table took three
-    lines ("study", "sweep_of_the_digits_mlp_with_cosine_schedule_2026_12_", "06_x: 2 trial(s)")."""
+    lines ("study", "sweep_of_the_digits_mlp_with_cosine_schedule_2026_12_", "06_x: 2 trials")."""
     import hpotool.cli.terminal
 
     name = "sweep_of_the_digits_mlp_with_cosine_schedule_2026_12_06_x"
@@ -372,14 +372,14 @@ def test_a_trials_table_narrower_than_its_title_prints_the_title_whole_at_80_col
     monkeypatch.setattr(hpotool.cli.terminal.out_console(), "width", 80)
     result = runner.invoke(app, ["trials", "--study-name", name, "--storage", url], catch_exceptions=False)
     lines = result.stdout.splitlines()
-    assert result.exit_code == 0 and lines[0] == f"study {name}: 2 trial(s)", result.stdout
+    assert result.exit_code == 0 and lines[0] == f"study {name}: 2 trials", result.stdout
     assert lines[1].startswith("┏") and len(lines[1]) < len(lines[0]), result.stdout  # the table, narrower
     # One wider than the terminal folds at the terminal's width, not the table's.
     longer = "x" * 90
     _plain_study(url, longer, "minimize", [0.5])
     result = runner.invoke(app, ["trials", "--study-name", longer, "--storage", url], catch_exceptions=False)
     lines = [line.rstrip() for line in result.stdout.splitlines()]
-    assert lines[:3] == ["study", "x" * 80, "x" * 10 + ": 1 trial(s)"], result.stdout
+    assert lines[:3] == ["study", "x" * 80, "x" * 10 + ": 1 trial"], result.stdout
 
 
 def test_studies_table_keeps_directions_dates_and_best_values_whole_at_80_columns(
@@ -788,7 +788,7 @@ def test_a_study_read_from_a_subfolder_names_the_studies_folder_above(
     given = CliRunner().invoke(
         app, ["trials", "--study-name", "tiny", "--storage", f"sqlite:///{tmp_path}/studies/tiny.db"]
     )
-    assert given.exit_code == 0 and "study tiny: 1 trial(s)" in given.output
+    assert given.exit_code == 0 and "study tiny: 1 trial" in given.output
 
 
 def test_studies_and_trials_quote_the_study_name_in_a_kept_stop_note_as_optimize_does(tmp_path: Path) -> None:

@@ -489,7 +489,7 @@ def test_top_k_beyond_the_trials_that_meet_the_constraints_says_so(
     result = _train_from_best(opt_dict["storage"], "--top-k", "3", "--epochs", "1")
     assert result.exit_code == 0, result.output
     assert (
-        "note: the study has only 1 complete trial(s) that meet its constraints (of 3); retraining those"
+        "note: the study has only 1 complete trial that meet its constraints (of 3); retraining those"
         in result.stderr
     )
 

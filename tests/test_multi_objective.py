@@ -232,3 +232,21 @@ def test_the_report_of_a_multi_objective_study_draws_its_learning_curves_from_th
     assert lines == {
         f"Trial{t.number}": [row["val_loss"] for row in t.user_attrs["history"]] for t in study.trials
     }
+
+
+@pytest.mark.parametrize(("front", "said"), [(1, "1 trial"), (2, "2 trials")])
+def test_the_summary_counts_the_pareto_front_in_words(
+    front: int, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said "1 trial(s)"; the rest of the tool says "1 trial" and "2 trials"."""
+    from hpotool.cli.study_view import print_summary
+    from hpotool.summary import StudySummary
+
+    pareto = [{"number": n, "values": [0.5, 10.0], "params": {"optimizer.lr": 0.01}} for n in range(front)]
+    summary = StudySummary(
+        "mo", "sqlite:///mo.db", "val_loss, n_params", "minimize, minimize", 2, {"complete": 2}, 2, 1.0, None
+    )
+    summary.extra["pareto"] = pareto
+    print_summary(summary)
+    row = next(line for line in capsys.readouterr().out.splitlines() if "Pareto front" in line)
+    assert row.split("│")[2].strip() == said, row

@@ -805,7 +805,7 @@ def test_trials_of_inf_value_are_named_once_not_logged_by_every_figure(tmp_path:
         optuna.logging.get_logger("optuna").removeHandler(handler)
     assert not [r for r in records if "omitted in visualization" in r]
     assert [str(w.message) for w in caught if "leave out" in str(w.message)] == [
-        "the figures leave out trial(s) #1: their value is inf or nan"
+        "the figures leave out trial #1: their value is inf or nan"
     ]
 
 

@@ -64,7 +64,8 @@ def make_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]:
             logger.setLevel(level)
     if omitted.numbers:
         numbers = ", ".join(f"#{n}" for n in sorted(omitted.numbers))
-        warnings.warn(f"the figures leave out trial(s) {numbers}: their value is inf or nan", stacklevel=2)
+        trials = "trial" if len(omitted.numbers) == 1 else "trials"
+        warnings.warn(f"the figures leave out {trials} {numbers}: their value is inf or nan", stacklevel=2)
     return figures
 
 

@@ -9,20 +9,10 @@ import typer
 from hpotool.cli.options import JsonOpt, ReadStorageOpt, StudyNameReq
 from hpotool.cli.root import app, user_errors
 from hpotool.cli.studies_table import NAME_MIN, storage_lines, studies_records, studies_table
-from hpotool.cli.terminal import (
-    err_console,
-    escape,
-    fits,
-    out_console,
-    plain_table,
-    print_json,
-    print_note,
-    shown_url,
-)
-from hpotool.formatting import format_choice, format_param, format_value
+from hpotool.cli.terminal import err_console, escape, out_console, print_json, print_note, shown_url
 
 if TYPE_CHECKING:
-    from rich.table import Table
+    import optuna
 
 
 @app.command(short_help="List the studies in a storage.")
@@ -114,147 +104,24 @@ def trials(
         if as_json:
             print_json(rows)
             return
+        if rows:
+            from hpotool.cli.trials_table import print_trials
+
+            print_trials(study, study_name, rows)
+        else:  # an empty table says less than a line naming what the study has
+            _print_no_trials(study, study_name, state)
         from hpotool.stop_note import kept
 
         # `optimize ... |& head`: why the study stopped short, said nowhere else; under the table
         unseen = kept(study.user_attrs)
-        unseen_note = f"study {study_name!r}: {unseen}" if unseen is not None else None
-        if not rows:  # an empty table says less than a line naming what the study has
-            from hpotool.ranking import state_counts
-
-            has = ", ".join(f"{k} {v}" for k, v in state_counts(study.get_trials(deepcopy=False)).items())
-            which = f"{state.lower()} trial" if state else "trial"
-            out_console().print(f"study {escape(study_name)} has no {which}" + (f" ({has})" if has else ""))
-            if unseen_note is not None:
-                print_note(unseen_note)
-            return
-        # In the order the search space writes them (the study's stored one), then any others as found.
-        from hpotool.fingerprint import stored_config
-        from hpotool.trial_table import in_space_order
-
-        space = stored_config(study.user_attrs, "optimize_config").get("search_space")
-        found = dict.fromkeys(p for r in rows for p in r["params"])
-        params = in_space_order(found, space if isinstance(space, dict) else {})
-        # A note only where it says more than the state and epochs columns do: "Pareto front" where the
-        # front leaves out some complete trial that meets the constraints.
-        from optuna.trial import TrialState
-
-        from hpotool.ranking import is_feasible
-
-        feasible = [
-            t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if is_feasible(t)
-        ]
-        dominated = len(study.directions) > 1 and len(study.best_trials) < len(feasible)
-        from hpotool.stale import died_here
-
-        # A RUNNING trial whose process of this machine is gone (kill -9, an OOM kill) runs no more.
-        dead = {
-            t.number: f"its process (pid {t.user_attrs['worker']['pid']}) is gone: the next optimize marks it "
-            f"FAIL" + (" and runs its values again" if t.params or "fixed_params" in t.system_attrs else "")
-            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if died_here(t)
-        }
-        notes = [
-            dead.get(r["number"])
-            or _reason(r["fail_reason"])
-            or ("" if r["feasible"] else "violates the constraints")
-            or ("Pareto front" if dominated and r.get("pareto") else "")
-            or (
-                ""
-                if _reason(r["prune_reason"]).startswith(("pruned after", "pruned at epoch"))
-                else _reason(r["prune_reason"])
-            )
-            for r in rows
-        ]
-        from optuna.distributions import CategoricalDistribution
-
-        # A choice as the YAML spells it (5.0, null); a sampled number as the other numbers are shown.
-        choices = {
-            name
-            for t in study.get_trials(deepcopy=False)
-            for name, d in t.distributions.items()
-            if isinstance(d, CategoricalDistribution)
-        }
-
-        def cell(name: str, r: dict[str, Any]) -> str:
-            if name not in r["params"]:
-                return "-"
-            return format_param(r["params"][name], name in choices)
-
-        shown = [[cell(p, r) for p in params] for r in rows]
-        # One column per parameter where they fit the terminal, else one wrapped "params" column.
-        from hpotool.ranking import is_multi_objective, objective_names
-        from hpotool.trial_table import epochs_count
-
-        value_header = ", ".join(objective_names(study)) if is_multi_objective(study) else "value"
-        # A parameter named like a column of the table (a searched epochs) is spelt as trials.csv spells it.
-        own = {"#", "state", value_header, "params", "epochs", "seconds", "note"}
-        headers = [f"params_{p}" if p in own else p for p in params]
-        widest = [max([len(h), *(len(v[i]) for v in shown)]) + 3 for i, h in enumerate(headers)]
-        split = sum(widest) + 60 <= out_console().width
-
-        def trials_table(with_notes: bool) -> Table:
-            columns = ["#", "state", value_header, *(headers if split else ["params"]), "epochs", "seconds"]
-            columns += ["note"] if with_notes else []
-            table = plain_table(f"study {study_name}: {len(rows)} trial(s)")
-            for col in columns:  # several objectives' names one under the other, as their values
-                table.add_column(col.replace(", ", "\n") if col == value_header else col, overflow="fold")
-            for r, values, note in zip(rows, shown, notes, strict=True):
-                shown_values = r["values"] if r["values"] is not None else [r["value"]]
-                # Several objectives one under the other: a narrow column leaves the params room to stay whole.
-                value = "\n".join("-" if v is None else format_value(v) for v in shown_values)
-                cells = [
-                    str(r["number"]),
-                    r["state"],
-                    value,
-                    *(
-                        values
-                        if split
-                        else [  # what the trial ran: a parameter its conditions switched off is left out
-                            " ".join(
-                                f"{p}={v}" for p, v in zip(params, values, strict=True) if p in r["params"]
-                            )
-                        ]
-                    ),
-                    str(epochs_count(r["epochs_run"]) if epochs_count(r["epochs_run"]) is not None else "-"),
-                    f"{r['duration_s']:.3g}" if r["duration_s"] is not None else "-",
-                    *([note or ""] if with_notes else []),
-                ]
-                table.add_row(*cells)
-            return table
-
-        table = trials_table(any(notes))
-        # A note column that leaves the others too narrow for their words folded a value mid-number
-        # ("optimizer.lr=0.02" over "527" at 80 columns): the notes then go under the table, by trial number.
-        below = False
-        if not fits(table) and any(notes):
-            narrower = trials_table(False)
-            if fits(narrower):
-                table, below = narrower, True
-        out_console().print(table)
-        if below:
-            from rich.text import Text
-
-            for r, note in zip(rows, notes, strict=True):
-                if note:
-                    out_console().print(Text(f"#{r['number']}: {note}"))
-        # A plain Optuna script's own epochs_run attr ("10", "ten"): no count hpotool recorded.
-        odd = [r for r in rows if r["epochs_run"] is not None and epochs_count(r["epochs_run"]) is None]
-        if odd:
-            numbers = ", ".join(str(r["number"]) for r in sorted(odd, key=lambda r: r["number"]))
-            stored = ", ".join(repr(r["epochs_run"]) for r in sorted(odd, key=lambda r: r["number"]))
-            print_note(
-                f"trial{'s' if len(odd) > 1 else ''} {numbers} store{'' if len(odd) > 1 else 's'} user attr "
-                f"'epochs_run' as {stored}, not as the count of epochs hpotool records: shown as -; hpotool "
-                f"trials --json lists each as stored"
-            )
-        if unseen_note is not None:
-            print_note(unseen_note)
+        if unseen is not None:
+            print_note(f"study {study_name!r}: {unseen}")
 
 
-def _reason(value: Any) -> str:
-    """A trial's fail_reason or prune_reason attr as text: hpotool stores a string, but a plain Optuna study
-    may keep anything under the name (a number, a list, a mapping: as the YAML spells it)."""
-    if value is None or isinstance(value, str):
-        return value or ""
-    return format_choice(value)
+def _print_no_trials(study: optuna.Study, study_name: str, state: str | None) -> None:
+    """The line naming what a study has, where it has no trial (in `state`) to list."""
+    from hpotool.ranking import state_counts
+
+    has = ", ".join(f"{k} {v}" for k, v in state_counts(study.get_trials(deepcopy=False)).items())
+    which = f"{state.lower()} trial" if state else "trial"
+    out_console().print(f"study {escape(study_name)} has no {which}" + (f" ({has})" if has else ""))

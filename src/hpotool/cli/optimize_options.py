@@ -7,18 +7,12 @@ from typing import Annotated
 
 import typer
 
-from hpotool.cli.options import RUN_YAML, out_path
+from hpotool.cli.options import out_path, run_config_option
 from hpotool.errors import HpoError
 
 RunConfigOrStoredOpt = Annotated[
     Path | None,
-    typer.Option(
-        "--run-config",
-        "-r",
-        parser=out_path(RUN_YAML, "--run-config"),
-        metavar="<path>",
-        help="RunConfig YAML: one training run (left out with -o: the study's stored one).",
-    ),
+    run_config_option("RunConfig YAML: one training run (left out with -o: the study's stored one)."),
 ]
 OptimizeConfigOrStoredOpt = Annotated[
     Path | None,

@@ -31,17 +31,18 @@ def out_path(example: str, option: str = "--out") -> Callable[[str], Path]:
     return parse
 
 
-RUN_YAML = "a YAML file, e.g. --run-config run.yaml"
-RunConfigOpt = Annotated[
-    Path,
-    typer.Option(
+def run_config_option(help_text: str) -> Any:
+    """A command's --run-config (-r) option, read by `out_path`."""
+    return typer.Option(
         "--run-config",
         "-r",
-        parser=out_path(RUN_YAML, "--run-config"),
+        parser=out_path("a YAML file, e.g. --run-config run.yaml", "--run-config"),
         metavar="<path>",
-        help="RunConfig YAML: one training run.",
-    ),
-]
+        help=help_text,
+    )
+
+
+RunConfigOpt = Annotated[Path, run_config_option("RunConfig YAML: one training run.")]
 StudyNameOpt = Annotated[
     str | None,
     typer.Option("--study-name", help="Override study_name; without -r and -o: the stored study to join."),

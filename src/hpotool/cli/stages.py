@@ -14,6 +14,7 @@ from hpotool.cli.terminal import escape, fits, out_console, plain_table, print_j
 from hpotool.formatting import format_param, format_value
 
 if TYPE_CHECKING:
+    import optuna
     from rich.table import Table
 
     from hpotool.audit import AuditReport
@@ -164,8 +165,6 @@ def prune_audit(
 ) -> None:
     """Check the pruner: PFL's prediction error by epoch, and pruned trials a no-pruning study says would have won."""
     with user_errors():
-        from optuna.trial import TrialState
-
         from hpotool.browse import find_study
         from hpotool.prune_audit import audit_pruning
 
@@ -179,48 +178,58 @@ def prune_audit(
         if as_json:
             print_json(data)
             return
-        table = plain_table(f"PFL predictions on the complete trials of {study_name}")
-        for column in ("predicted after epochs", "trials", "median |error|", "max |error|"):
-            table.add_column(column, justify="right")
-        errors = data["prediction_errors"]
-        shown = _evenly(errors, PRUNE_AUDIT_ROWS)
-        for e in shown:
-            table.add_row(
-                str(e["epoch"] + 1),
-                str(e["trials"]),
-                format_value(e["median_abs_error"]),
-                format_value(e["max_abs_error"]),
-            )
-        if errors:
-            out_console().print(table)
-        elif not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            # It read "no complete trial of s reported 4 or more epochs", as if some had reported fewer.
-            out_console().print(
-                f"no PFL predictions to measure: {escape(study_name)} has no complete trial yet, and a prediction is "
-                f"measured against the final value a complete trial reached (a pruned trial has none); run "
-                f"hpotool optimize on it until some trials complete, then audit again"
-            )
-        else:  # an empty table said nothing of why
-            out_console().print(
-                f"no PFL predictions to measure: no complete trial of {escape(study_name)} reported 4 or more "
-                f"epochs (the fit needs 3 before the last)"
-            )
-        if len(shown) < len(errors):
-            out_console().print(
-                f"({len(shown)} of {len(errors)} epochs shown, evenly spaced; --json has every one)"
-            )
-        missed = data["missed_winners"]
-        if missed is not None:
-            rank = missed["bar_rank"]
-            out_console().print(
-                f"{missed['would_have_made_top_k']} of {missed['pruned']} pruned trials would have beaten "
-                f"{study_name}'s top-{rank} bar ({format_value(missed['bar'])}), going by what their twins "
-                f"reached in {against} ({missed['matched_exactly']} matched by identical params, "
-                f"{missed['matched_nearest']} by the nearest)"
-            )
-            if rank < missed["top_k"]:
-                out_console().print(
-                    f"{study_name} has only {rank} complete trial{'s' * (rank != 1)} that meet its constraints, so its "
-                    f"top-{missed['top_k']} has no bar (any finished trial would make it): the bar above is "
-                    f"its top-{rank}'s, its worst complete trial"
-                )
+        _print_predictions(study, study_name, data["prediction_errors"])
+        if data["missed_winners"] is not None:
+            _print_missed_winners(data["missed_winners"], study_name, against)
+
+
+def _print_predictions(study: optuna.Study, study_name: str, errors: list[dict[str, Any]]) -> None:
+    """PFL's prediction errors by epoch, at most PRUNE_AUDIT_ROWS of them; else why there are none."""
+    from optuna.trial import TrialState
+
+    table = plain_table(f"PFL predictions on the complete trials of {study_name}")
+    for column in ("predicted after epochs", "trials", "median |error|", "max |error|"):
+        table.add_column(column, justify="right")
+    shown = _evenly(errors, PRUNE_AUDIT_ROWS)
+    for e in shown:
+        table.add_row(
+            str(e["epoch"] + 1),
+            str(e["trials"]),
+            format_value(e["median_abs_error"]),
+            format_value(e["max_abs_error"]),
+        )
+    if errors:
+        out_console().print(table)
+    elif not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        # It read "no complete trial of s reported 4 or more epochs", as if some had reported fewer.
+        out_console().print(
+            f"no PFL predictions to measure: {escape(study_name)} has no complete trial yet, and a prediction is "
+            f"measured against the final value a complete trial reached (a pruned trial has none); run "
+            f"hpotool optimize on it until some trials complete, then audit again"
+        )
+    else:  # an empty table said nothing of why
+        out_console().print(
+            f"no PFL predictions to measure: no complete trial of {escape(study_name)} reported 4 or more "
+            f"epochs (the fit needs 3 before the last)"
+        )
+    if len(shown) < len(errors):
+        out_console().print(
+            f"({len(shown)} of {len(errors)} epochs shown, evenly spaced; --json has every one)"
+        )
+
+
+def _print_missed_winners(missed: dict[str, Any], study_name: str, against: str | None) -> None:
+    """How many pruned trials would have made the top-k, going by their twins in the --against study."""
+    rank = missed["bar_rank"]
+    out_console().print(
+        f"{missed['would_have_made_top_k']} of {missed['pruned']} pruned trials would have beaten "
+        f"{study_name}'s top-{rank} bar ({format_value(missed['bar'])}), going by what their twins "
+        f"reached in {against} ({missed['matched_exactly']} matched by identical params, "
+        f"{missed['matched_nearest']} by the nearest)"
+    )
+    if rank < missed["top_k"]:
+        out_console().print(
+            f"{study_name} has only {rank} complete trial{'s' * (rank != 1)} that meet its constraints, so its "
+            f"top-{missed['top_k']} has no bar (any finished trial would make it): the bar above is "
+            f"its top-{rank}'s, its worst complete trial"
+        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -10,6 +10,9 @@ from hpotool.cli.options import ReadStorageOpt
 from hpotool.cli.root import app, user_errors
 from hpotool.cli.terminal import out_console
 from hpotool.errors import HpoError
+
+if TYPE_CHECKING:
+    import optuna
 
 
 @app.command("fail-stale", short_help="Mark the trials of dead workers failed.")
@@ -30,27 +33,12 @@ def fail_stale(
         from optuna.trial import TrialState
 
         from hpotool.browse import find_study
-        from hpotool.heartbeat import fail_stale_trials, has_heartbeat, queued_again
-        from hpotool.stale import fail_dead_local_trials, fail_ownerless_trials, heartbeat_ages
-        from hpotool.storage_faults import cannot_write
-        from hpotool.storage_settings import heartbeat_settings
-        from hpotool.storage_url import storage_url_of
+        from hpotool.heartbeat import has_heartbeat
 
         # A missing study is named with the studies that exist, as `trials` does.
         study = find_study(study_name, storage)
         heartbeat = has_heartbeat(study._storage)
-        try:
-            # A process of this machine that is gone is surely dead, heartbeat or not (`kill -9`, an OOM kill).
-            failed = [] if all_running else fail_dead_local_trials(study)
-            failed += [] if all_running else fail_ownerless_trials(study, heartbeat_settings()[1])
-            if all_running or heartbeat:
-                failed += fail_stale_trials(study, every_running=all_running)
-        except Exception as exc:  # a read-only file or folder: it read the study, and cannot mark a trial
-            url = storage_url_of(study)
-            refused = cannot_write(url, exc) if url is not None and not isinstance(exc, HpoError) else None
-            if refused is None:
-                raise
-            raise refused from None
+        failed = _fail_stale(study, all_running, heartbeat)
         alive = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
         if not heartbeat and alive and not failed:
             raise HpoError(
@@ -58,33 +46,72 @@ def fail_stale(
                 f"other machines, and this storage has no heartbeat to tell a dead worker from a live one; stop "
                 f"every worker, then run again with --all-running"
             )
-        if failed:
-            failed.sort()
-            out_console().print(
-                f"marked {_trials(len(failed), 'stale')} FAIL: {_numbers(failed)}; "
-                f"{_retries(failed, queued_again(study, failed))}"
-            )
-        else:
-            out_console().print(f"no {'running' if all_running else 'stale'} trial: nothing marked FAIL")
-        if alive and heartbeat:
-            # A trial whose machine was killed seconds ago is left too: its heartbeat is not yet stale.
-            grace, one = heartbeat_settings()[1], len(alive) == 1
-            ages = heartbeat_ages(study)
-            listed = ", ".join(
-                f"#{n} (heartbeat {ages[n]:.0f} s old)" if n in ages else f"#{n} (no heartbeat yet)"
-                for n in alive
-            )
-            out_console().print(
-                f"left {_trials(len(alive), 'running')} alone, {'its' if one else 'their'} heartbeat younger than "
-                f"the {grace} s grace period: {listed}; {'it' if one else 'each'} is a live worker's, or one that "
-                f"died less than {grace} s ago (run fail-stale again once its heartbeat is older)"
-            )
-        elif alive:
-            out_console().print(
-                f"left {_trials(len(alive), 'running')} alone, of live processes or other machines (this storage has "
-                f"no heartbeat to tell a dead worker from a live one; once every worker is stopped, run again "
-                f"with --all-running): {_numbers(alive)}"
-            )
+        _print_failed(study, sorted(failed), all_running)
+        if alive:
+            _print_left_alone(study, alive, heartbeat)
+
+
+def _fail_stale(study: optuna.Study, all_running: bool, heartbeat: bool) -> list[int]:
+    """Mark the trials of dead workers FAIL (every running trial, with --all-running); their numbers. A
+    storage that cannot be written is refused in words."""
+    from hpotool.heartbeat import fail_stale_trials
+    from hpotool.stale import fail_dead_local_trials, fail_ownerless_trials
+    from hpotool.storage_faults import cannot_write
+    from hpotool.storage_settings import heartbeat_settings
+    from hpotool.storage_url import storage_url_of
+
+    try:
+        # A process of this machine that is gone is surely dead, heartbeat or not (`kill -9`, an OOM kill).
+        failed = [] if all_running else fail_dead_local_trials(study)
+        failed += [] if all_running else fail_ownerless_trials(study, heartbeat_settings()[1])
+        if all_running or heartbeat:
+            failed += fail_stale_trials(study, every_running=all_running)
+    except Exception as exc:  # a read-only file or folder: it read the study, and cannot mark a trial
+        url = storage_url_of(study)
+        refused = cannot_write(url, exc) if url is not None and not isinstance(exc, HpoError) else None
+        if refused is None:
+            raise
+        raise refused from None
+    return failed
+
+
+def _print_failed(study: optuna.Study, failed: list[int], all_running: bool) -> None:
+    """The trials marked FAIL and whose values are queued again, or that none was."""
+    from hpotool.heartbeat import queued_again
+
+    if failed:
+        out_console().print(
+            f"marked {_trials(len(failed), 'stale')} FAIL: {_numbers(failed)}; "
+            f"{_retries(failed, queued_again(study, failed))}"
+        )
+    else:
+        out_console().print(f"no {'running' if all_running else 'stale'} trial: nothing marked FAIL")
+
+
+def _print_left_alone(study: optuna.Study, alive: list[int], heartbeat: bool) -> None:
+    """The running trials left alone, and why: a heartbeat younger than the grace period, or none to read."""
+    if heartbeat:
+        from hpotool.stale import heartbeat_ages
+        from hpotool.storage_settings import heartbeat_settings
+
+        # A trial whose machine was killed seconds ago is left too: its heartbeat is not yet stale.
+        grace, one = heartbeat_settings()[1], len(alive) == 1
+        ages = heartbeat_ages(study)
+        listed = ", ".join(
+            f"#{n} (heartbeat {ages[n]:.0f} s old)" if n in ages else f"#{n} (no heartbeat yet)"
+            for n in alive
+        )
+        out_console().print(
+            f"left {_trials(len(alive), 'running')} alone, {'its' if one else 'their'} heartbeat younger than "
+            f"the {grace} s grace period: {listed}; {'it' if one else 'each'} is a live worker's, or one that "
+            f"died less than {grace} s ago (run fail-stale again once its heartbeat is older)"
+        )
+    else:
+        out_console().print(
+            f"left {_trials(len(alive), 'running')} alone, of live processes or other machines (this storage has "
+            f"no heartbeat to tell a dead worker from a live one; once every worker is stopped, run again "
+            f"with --all-running): {_numbers(alive)}"
+        )
 
 
 def _numbers(trial_numbers: list[int]) -> str:

@@ -19,38 +19,50 @@ def print_plan(plan: StudyPlan, as_json: bool, done: int | None = None, *, compl
     """What `optimize --dry-run` checked and would run (the storage is not written): `done`, the finished
     trials the study holds already (None: not read, a server's); `complete`, whether its grid or brute-force
     search has run every point (the run then runs nothing)."""
-    run, opt = plan.run, plan.opt
+    opt = plan.opt
     to_run = None if opt.n_trials is None or done is None else max(opt.n_trials - done, 0)
     if complete:
         to_run = 0
     if as_json:
-        opt_dump = opt.model_dump(mode="json")
-        if opt_dump.get("storage"):  # a password in it as ***, as everywhere hpotool prints the URL
-            opt_dump["storage"] = shown_url(opt_dump["storage"])
-        configs = {"run_config": run.model_dump(mode="json"), "optimize_config": opt_dump}
-        counts = {"finished_trials": done, "trials_to_run": to_run}
-        sys.stdout.write(
-            json.dumps({"storage": shown_url(plan.storage_url), **counts, **configs}, indent=2) + "\n"
-        )
+        _print_plan_json(plan, done, to_run)
         return
-    from hpotool.device import device_name
+    # A storage URL too long for its cell (a log file's 80 columns) folded mid-path: under the table, whole
+    print_keyed(
+        f"plan of study {opt.study_name} (dry run)", _plan_rows(plan, done, to_run, complete), "storage"
+    )
+    checked = (
+        "and that trainer.function imports and takes the arguments hpotool passes (the function itself runs "
+        "only in the trials)"
+        if plan.run.trainer is not None
+        else "the data and one training step of the base run"
+    )
+    err_console().print(
+        f"checked: both configs, {checked}; nothing written, no trial run (drop --dry-run to run the study)"
+    )
+
+
+def _print_plan_json(plan: StudyPlan, done: int | None, to_run: int | None) -> None:
+    """The plan as JSON on stdout: the storage, the trial counts and both validated configs."""
+    opt_dump = plan.opt.model_dump(mode="json")
+    if opt_dump.get("storage"):  # a password in it as ***, as everywhere hpotool prints the URL
+        opt_dump["storage"] = shown_url(opt_dump["storage"])
+    configs = {"run_config": plan.run.model_dump(mode="json"), "optimize_config": opt_dump}
+    counts = {"finished_trials": done, "trials_to_run": to_run}
+    sys.stdout.write(
+        json.dumps({"storage": shown_url(plan.storage_url), **counts, **configs}, indent=2) + "\n"
+    )
+
+
+def _plan_rows(
+    plan: StudyPlan, done: int | None, to_run: int | None, complete: bool
+) -> list[tuple[str, str]]:
+    """The plan table's rows: storage, trials, objective, sampler and pruner, run, seed, search space."""
     from hpotool.param_findings import bounds_text
 
+    opt = plan.opt
     rows: list[tuple[str, str]] = []
     rows.append(("storage", shown_url(plan.storage_url)))
-    timeout = f", timeout {opt.timeout:g}s" if opt.timeout else ""
-    trials = f"{opt.n_trials} in all{timeout}" if opt.n_trials else f"until the timeout, {opt.timeout:g}s"
-    if complete:
-        from hpotool.exhaustion import EXHAUSTED
-
-        trials += f"; {done} finished already, and {EXHAUSTED}: nothing to run"
-    elif opt.n_trials is not None and done is not None and to_run == 0:
-        from hpotool.study import nothing_to_run
-
-        trials += f"; the study {nothing_to_run(done, opt.n_trials)}"
-    elif done:
-        trials += f"; {done} finished already" + (f", {to_run} to run" if to_run is not None else "")
-    rows.append(("trials", escape(trials)))
+    rows.append(("trials", escape(_trials_text(plan, done, to_run, complete))))
     rows.append(
         (
             "objective",
@@ -65,29 +77,46 @@ def print_plan(plan: StudyPlan, as_json: bool, done: int | None = None, *, compl
         rows.append((label, f"{name} {json.dumps(kwargs)}" if kwargs else name))
     if opt.constraints:
         rows.append(("constraints", escape(", ".join(opt.constraints))))
-    trainer = (
-        f"trainer.function {run.trainer.function}" if run.trainer is not None else f"model {run.model.name}"
-    )
-    device = device_name(run.device)
-    device = device if device == run.device else f"{run.device} ({device} here)"
-    rows.append(("run", f"{trainer}, {run.epochs} epochs, batch {run.batch_size}, device {device}"))
+    rows.append(("run", _run_text(plan)))
     rows.append(("seed", "none (unseeded)" if opt.seed is None else str(opt.seed)))
     for path, param in opt.search_space.items():
         when = f" when {format_params(param.when)}" if param.when else ""
         rows.append((f"  {path}", f"{param.type} {bounds_text(param)}{when}"))
     if opt.enqueue:
-        rows.append(("enqueued", f"{len(opt.enqueue)} parameter set(s) first"))
-    # A storage URL too long for its cell (a log file's 80 columns) folded mid-path: under the table, whole
-    print_keyed(f"plan of study {opt.study_name} (dry run)", rows, "storage")
-    checked = (
-        "and that trainer.function imports and takes the arguments hpotool passes (the function itself runs "
-        "only in the trials)"
-        if run.trainer is not None
-        else "the data and one training step of the base run"
+        sets = len(opt.enqueue)
+        rows.append(("enqueued", f"{sets} parameter set{'' if sets == 1 else 's'} first"))
+    return rows
+
+
+def _trials_text(plan: StudyPlan, done: int | None, to_run: int | None, complete: bool) -> str:
+    """How many trials the study runs in all, or until when; those finished already and those to run."""
+    opt = plan.opt
+    timeout = f", timeout {opt.timeout:g}s" if opt.timeout else ""
+    trials = f"{opt.n_trials} in all{timeout}" if opt.n_trials else f"until the timeout, {opt.timeout:g}s"
+    if complete:
+        from hpotool.exhaustion import EXHAUSTED
+
+        trials += f"; {done} finished already, and {EXHAUSTED}: nothing to run"
+    elif opt.n_trials is not None and done is not None and to_run == 0:
+        from hpotool.study import nothing_to_run
+
+        trials += f"; the study {nothing_to_run(done, opt.n_trials)}"
+    elif done:
+        trials += f"; {done} finished already" + (f", {to_run} to run" if to_run is not None else "")
+    return trials
+
+
+def _run_text(plan: StudyPlan) -> str:
+    """The base run: its model or training function, epochs, batch size and device (as resolved here)."""
+    from hpotool.device import device_name
+
+    run = plan.run
+    trainer = (
+        f"trainer.function {run.trainer.function}" if run.trainer is not None else f"model {run.model.name}"
     )
-    err_console().print(
-        f"checked: both configs, {checked}; nothing written, no trial run (drop --dry-run to run the study)"
-    )
+    device = device_name(run.device)
+    device = device if device == run.device else f"{run.device} ({device} here)"
+    return f"{trainer}, {run.epochs} epochs, batch {run.batch_size}, device {device}"
 
 
 def print_summary(summary: StudySummary, categorical: Collection[str] = ()) -> None:
@@ -119,7 +148,8 @@ def print_summary(summary: StudySummary, categorical: Collection[str] = ()) -> N
                 rows.append((f"  ({k})", format_value(v)))
     elif summary.extra.get("pareto"):
         metrics = summary.metric.split(", ")
-        rows.append(("Pareto front", f"{len(summary.extra['pareto'])} trial(s)"))
+        front = len(summary.extra["pareto"])
+        rows.append(("Pareto front", f"{front} trial{'' if front == 1 else 's'}"))
         for t in summary.extra["pareto"]:
             values = ", ".join(f"{m}={format_value(v)}" for m, v in zip(metrics, t["values"], strict=False))
             rows.append(

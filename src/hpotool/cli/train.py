@@ -11,26 +11,8 @@ import typer
 from hpotool.cli.options import DeviceOpt, EpochsOpt, ReadStorageOpt, RunConfigOpt, StudyNameReq, out_option
 from hpotool.cli.outputs import check_export_folder, refuse_stdout
 from hpotool.cli.root import app, interruptible, user_errors
-from hpotool.cli.terminal import err_console, escape, out_console, plain_table, print_note
+from hpotool.cli.terminal import err_console, escape, print_note
 from hpotool.errors import HpoError
-from hpotool.formatting import format_value
-
-
-def _print_run(run: Any) -> None:
-    # The folder whole, on its line above the table: as the table's title it folded mid-name at the table's
-    # width (its cells', 67 columns) however wide the terminal, and pasted as two.
-    out_console().print(escape(f"run {run.folder}"), soft_wrap=True)
-    table = plain_table("", show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
-    for k, v in run.metrics.items():
-        table.add_row(k, format_value(v))
-    table.add_row("epochs", str(run.epochs_run))
-    table.add_row("seed", str(run.config.seed))
-    table.add_row("device", run.device)
-    table.add_row("wall time", f"{run.seconds:.1f}s")
-    table.add_row("saved", ", ".join(run.files))
-    out_console().print(table)
 
 
 @app.command(short_help="Train one run config and save the model.")
@@ -128,7 +110,9 @@ def _train(
         with RunProgress(err_console()) as progress:
             progress.run_started(f"{cfg.project} seed {cfg.seed}", cfg)
             run = train_and_save(cfg, folder, on_epoch_end=progress.epoch_ended, out_given=out is not None)
-        _print_run(run)
+        from hpotool.cli.run_tables import print_run
+
+        print_run(run)
 
 
 @app.command("train-from-best", short_help="Export the best trial, then train and save it.")
@@ -226,6 +210,7 @@ def _train_from_best(
     out: Path | None,
     training: list[tuple[Any, Path]],
 ) -> None:
+    """The body of `train-from-best`; `training` gets the plan and its folder once training starts."""
     with user_errors():
         if top_k is not None and trial is not None:  # before the study is opened: the flags alone decide
             raise HpoError(
@@ -233,94 +218,97 @@ def _train_from_best(
                 f"give one of them"
             )
         from hpotool.browse import find_study
-        from hpotool.export import export_best as write_export
-        from hpotool.final import check_jobs
-        from hpotool.final import train_from_best as run_final
         from hpotool.final_plan import plan_final
-        from hpotool.run_folders import check_writable, default_runs_dir, new_run_dir
-        from hpotool.storage_url import default_storage_url
 
         refuse_stdout(out, "run folders and summary.json", "a folder, e.g. --out runs/final")
         study = find_study(study_name, storage)
         plan = plan_final(study, epochs=epochs, seeds=seeds, top_k=top_k or 1, device=device, trial=trial)
-        if device is not None:  # the flag wins over the study's device: a refusal names the flag
-            from hpotool.device import device_name
+        saved = _check_final_folders(plan, study_name, device, out)
+        exported = _export_best(study, study_name, storage)
+        _print_final_notes(study, plan, top_k or 1, saved, out)
+        summary = _train_final(plan, exported.folder, out, training)
+        from hpotool.cli.run_tables import print_final
 
-            device_name(device, "--device")
-        # refused before anything is written, the export and the run folder included
-        check_export_folder(study_name, None, "train-from-best")
-        saved = check_jobs(plan, out)
-        if out is None:  # made by the first run's save: one this process cannot write fails before training
-            check_writable(default_runs_dir(plan.candidates[0].config), out_given=False)
-        exported = write_export(study, storage or default_storage_url(study_name))
-        what = "the Pareto front" if len(exported.metrics) > 1 else "the best trial"
-        err_console().print(
-            f"exported {what} to {escape(str(exported.folder))}", soft_wrap=True
-        )  # the path whole
-        for note in exported.notes:  # a study still running: the best so far
-            print_note(note)
-        if len(plan.candidates) < (top_k or 1):
-            from optuna.trial import TrialState
+        print_final(summary)
 
-            complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-            meet = "" if complete == len(plan.candidates) else f" that meet its constraints (of {complete})"
-            print_note(f"the study has only {len(plan.candidates)} complete trial(s){meet}; retraining those")
-        from hpotool.user_trainer import schedule_note
 
-        notes = [schedule_note(c.config) for c in plan.candidates if c.config.trainer is not None]
-        for note in dict.fromkeys(
-            n for n in [*plan.notes, *notes] if n
-        ):  # once each, as optimize and train note it
-            print_note(note)
-        if saved:
-            names = ", ".join(p.name for p in saved)
-            print_note(f"already saved in {out}, not trained again: {names}")
-        from hpotool.progress import RunProgress
+def _check_final_folders(plan: Any, study_name: str, device: str | None, out: Path | None) -> dict[Path, Any]:
+    """Refuse, before anything is written, a --device this machine lacks and an export or run folder this
+    process cannot write; the runs --out holds saved already (not trained again)."""
+    from hpotool.final import check_jobs
+    from hpotool.run_folders import check_writable, default_runs_dir
 
-        folder: Any = out
-        if out is None:  # named and made by the first run's save (and runs/<project>), with that run in it
-            runs_dir = default_runs_dir(plan.candidates[0].config)
+    if device is not None:  # the flag wins over the study's device: a refusal names the flag
+        from hpotool.device import device_name
 
-            def name_folder() -> Path:  # the name free then: what a stopped command says it saved in
-                training[:] = [(plan, new_run_dir(runs_dir))]
-                return training[0][1]
+        device_name(device, "--device")
+    check_export_folder(study_name, None, "train-from-best")
+    saved = check_jobs(plan, out)
+    if out is None:  # made by the first run's save: one this process cannot write fails before training
+        check_writable(default_runs_dir(plan.candidates[0].config), out_given=False)
+    return saved
 
-            folder = name_folder
-        try:
-            training.append(
-                (plan, out if out is not None else new_run_dir(runs_dir))
-            )  # until a save names it
-            with RunProgress(err_console()) as progress:
-                summary = run_final(plan, folder, progress, exported.folder, out_given=out is not None)
-        except BaseException as exc:
-            if isinstance(exc, HpoError) and (said := _final_saved(training, out)):
-                raise HpoError(f"{exc}; {said}") from exc.__cause__  # the runs before it are kept
-            raise
-        metric = summary["metric"]
-        trained = f" ({summary['epochs']} epochs)" if summary["epochs"] is not None else ""
-        runs = plain_table(f"final runs{trained}")
-        for col in ("trial", "seed", metric, "folder"):
-            runs.add_column(col, overflow="fold")
-        for c in summary["candidates"]:
-            for r in c["runs"]:
-                runs.add_row(
-                    str(c["trial_number"]), str(r["seed"]), format_value(r["metrics"][metric]), r["folder"]
-                )
-        out_console().print(runs)
-        ranked = plain_table(f"ranked by mean {metric} ({summary['direction']})")
-        for col in ("rank", "trial", "trial value", f"mean {metric}", "std", "seeds"):
-            ranked.add_column(col)
-        for c in summary["candidates"]:
-            std = "-" if c["std"] is None else f"{c['std']:.2g}"
-            ranked.add_row(
-                str(c["rank"]),
-                str(c["trial_number"]),
-                format_value(c["trial_value"]),
-                format_value(c["mean"]),
-                std,
-                str(len(c["runs"])),
-            )
-        out_console().print(ranked)
-        out_console().print(
-            f"summary: {escape(str(Path(summary['folder']) / 'summary.json'))}", soft_wrap=True
+
+def _export_best(study: Any, study_name: str, storage: str | None) -> Any:
+    """export-best's files, written and said, with the export's notes."""
+    from hpotool.export import export_best as write_export
+    from hpotool.storage_url import default_storage_url
+
+    exported = write_export(study, storage or default_storage_url(study_name))
+    what = "the Pareto front" if len(exported.metrics) > 1 else "the best trial"
+    err_console().print(
+        f"exported {what} to {escape(str(exported.folder))}", soft_wrap=True
+    )  # the path whole
+    for note in exported.notes:  # a study still running: the best so far
+        print_note(note)
+    return exported
+
+
+def _print_final_notes(study: Any, plan: Any, top_k: int, saved: dict[Path, Any], out: Path | None) -> None:
+    """The notes before training: fewer trials than --top-k, the plan's and the trainers' notes, the runs
+    not trained again."""
+    if len(plan.candidates) < top_k:
+        from optuna.trial import TrialState
+
+        complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        meet = "" if complete == len(plan.candidates) else f" that meet its constraints (of {complete})"
+        count = len(plan.candidates)
+        print_note(
+            f"the study has only {count} complete trial{'' if count == 1 else 's'}{meet}; retraining those"
         )
+    from hpotool.user_trainer import schedule_note
+
+    notes = [schedule_note(c.config) for c in plan.candidates if c.config.trainer is not None]
+    for note in dict.fromkeys(n for n in [*plan.notes, *notes] if n):  # once each, as optimize and train say
+        print_note(note)
+    if saved:
+        names = ", ".join(p.name for p in saved)
+        print_note(f"already saved in {out}, not trained again: {names}")
+
+
+def _train_final(
+    plan: Any, exported: Path, out: Path | None, training: list[tuple[Any, Path]]
+) -> dict[str, Any]:
+    """Train the plan's runs into --out, or a new folder under runs/ that the first run's save makes; the
+    summary. A refused run says which runs before it were saved."""
+    from hpotool.final import train_from_best as run_final
+    from hpotool.progress import RunProgress
+    from hpotool.run_folders import default_runs_dir, new_run_dir
+
+    folder: Any = out
+    if out is None:  # named and made by the first run's save (and runs/<project>), with that run in it
+        runs_dir = default_runs_dir(plan.candidates[0].config)
+
+        def name_folder() -> Path:  # the name free then: what a stopped command says it saved in
+            training[:] = [(plan, new_run_dir(runs_dir))]
+            return training[0][1]
+
+        folder = name_folder
+    try:
+        training.append((plan, out if out is not None else new_run_dir(runs_dir)))  # until a save names it
+        with RunProgress(err_console()) as progress:
+            return run_final(plan, folder, progress, exported, out_given=out is not None)
+    except BaseException as exc:
+        if isinstance(exc, HpoError) and (said := _final_saved(training, out)):
+            raise HpoError(f"{exc}; {said}") from exc.__cause__  # the runs before it are kept
+        raise
