@@ -19,9 +19,10 @@ from hpotool.cli import app
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.config_files import load_optimize_config, load_run_config
 from hpotool.errors import HpoError
+from hpotool.param_values import contains
 from hpotool.refine import next_study_name, refine_study
-from hpotool.search_space import contains, suggest
 from hpotool.stage_files import write_refinement
+from hpotool.suggestion import suggest
 
 from .conftest import write_yaml
 

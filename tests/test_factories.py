@@ -24,7 +24,7 @@ def test_every_sampler_short_name_builds_and_samples(name: str) -> None:
     study = optuna.create_study(
         sampler=sampler, directions=["minimize", "minimize"] if name.startswith("nsga") else None
     )
-    from hpotool.search_space import suggest
+    from hpotool.suggestion import suggest
 
     def objective(trial: optuna.Trial) -> float | tuple[float, float]:
         p = suggest(trial, SPACE)
@@ -473,8 +473,8 @@ def test_a_scrambled_qmc_study_draws_one_sequence_across_resumes_and_workers() -
     """Each resume and worker scrambled its own Sobol sequence (a derived seed) and drew it from its first
     point: Optuna counts the points drawn per seed, and the study held one count per run."""
     from hpotool.config import OptimizeConfig
-    from hpotool.search_space import suggest
     from hpotool.study_sampler import study_sampler
+    from hpotool.suggestion import suggest
 
     space = {"optimizer.lr": FloatParam(type="float", low=0.001, high=0.1, log=True)}
     opt = OptimizeConfig.model_validate(
@@ -526,7 +526,7 @@ def test_object_arguments_of_optuna_s_samplers_are_built_from_name_and_kwargs() 
         seed=7,
         space=SPACE,
     )
-    from hpotool.search_space import suggest
+    from hpotool.suggestion import suggest
 
     study = optuna.create_study(sampler=fixed)
     study.optimize(lambda t: suggest(t, SPACE)["optimizer.lr"], n_trials=3)
@@ -539,7 +539,7 @@ def test_a_grid_under_partial_fixed_sampler_runs_each_point_of_the_unfixed_param
     """The base grid was built over the whole search space, the fixed parameter included: with
     model.hidden.0 (4 values) fixed, a grid over 3 learning rates ran 12 trials, each point 4 times, before the
     study ended."""
-    from hpotool.search_space import suggest
+    from hpotool.suggestion import suggest
 
     space: dict[str, Param] = {
         "model.hidden.0": IntParam(type="int", low=8, high=32, step=8),

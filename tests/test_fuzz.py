@@ -21,8 +21,9 @@ from hpotool.config_errors import validate_config
 from hpotool.config_files import load_optimize_config, load_run_config
 from hpotool.errors import HpoError
 from hpotool.overrides import apply_overrides
-from hpotool.search_space import contains, suggest
+from hpotool.param_values import contains
 from hpotool.sections import SECTIONS
+from hpotool.suggestion import suggest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = {

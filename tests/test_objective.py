@@ -14,10 +14,11 @@ from optuna.trial import TrialState
 from hpotool.errors import HpoError
 from hpotool.exhaustion import EXHAUSTED
 from hpotool.plan import Overrides, prepare_study
-from hpotool.search_space import decode_params, suggest
+from hpotool.search_space import decode_params
 from hpotool.study import open_study
 from hpotool.study_run import run_study
 from hpotool.study_sampler import process_salt
+from hpotool.suggestion import suggest
 from hpotool.workers import run_workers
 
 from .conftest import load_study, write_configs, write_yaml

@@ -11,20 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
+from hpotool.param_values import contains, grid_choices, same_value, taken_as
 from hpotool.search_space import (
     CategoricalParam,
     FloatParam,
     IntParam,
     Param,
     choice_label,
-    contains,
     decode_params,
     encode_params,
-    grid_choices,
-    same_value,
-    suggest,
-    taken_as,
 )
+from hpotool.suggestion import suggest
 
 PARAM = TypeAdapter(Param)
 
@@ -396,7 +393,7 @@ def test_a_conditional_parameter_is_set_exactly_where_its_conditions_hold(
     values a range never takes): each trial sets a parameter exactly where all its conditions hold on the
     values set before it, stores in Optuna exactly the parameters it sets, each within its space, and counts
     as having drawn all its values (`drawn`, which resumes and the grid read) only once every one is set."""
-    from hpotool.search_space import drawn
+    from hpotool.suggestion import drawn
 
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     for _ in range(4):

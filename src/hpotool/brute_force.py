@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from hpotool.search_space import drawn
+from hpotool.suggestion import drawn
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution

@@ -14,14 +14,8 @@ from hpotool.config import (
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
 from hpotool.near_names import closest
-from hpotool.search_space import (
-    CategoricalParam,
-    Param,
-    boundary_values,
-    contains,
-    same_value,
-    values_text,
-)
+from hpotool.param_values import boundary_values, contains, same_value, values_text
+from hpotool.search_space import CategoricalParam, Param
 from hpotool.sections import SECTIONS, section_choices
 
 _NONE = object()

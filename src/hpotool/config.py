@@ -28,6 +28,7 @@ from hpotool.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS, minimize
 from hpotool.near_names import did_you_mean
 from hpotool.nested_space import flatten_space
 from hpotool.optimize_sections import FinalConfig, PrunerConfig, SamplerConfig, TrackingConfig
+from hpotool.param_values import contains, values_text
 from hpotool.run_sections import (
     FUNCTION_TRAINS,
     DataConfig,
@@ -37,7 +38,7 @@ from hpotool.run_sections import (
     SchedulerConfig,
     TrainerConfig,
 )
-from hpotool.search_space import Param, contains, values_text
+from hpotool.search_space import Param
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")

@@ -130,13 +130,19 @@ def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
     """One `location: message` line per validation error, worded for a config author."""
     errors = exc.errors(include_url=False)
     lines, errors = _under_indented(errors, root)
-    # A misspelt key also makes its correct spelling "missing": report the misspelling alone.
+    lines += [_error_line(err, root) for err in _without_misspelt_missing(errors, root)]
+    return _one_line_per_missing_package(lines)
+
+
+def _without_misspelt_missing(errors: list[Any], root: type[BaseModel]) -> list[Any]:
+    """`errors` less the "missing" key a misspelt key stands for: a misspelt key also makes its correct
+    spelling "missing", and the misspelling is reported alone."""
     misspelt = {
         (tuple(e["loc"][:-1]), key_suggestion(str(e["loc"][-1]), valid_keys(root, tuple(e["loc"][:-1]))))
         for e in errors
         if e["type"] == "extra_forbidden"
     }
-    errors = [
+    return [
         e
         for e in errors
         if not (
@@ -144,59 +150,85 @@ def error_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
             and (tuple(e["loc"][:-1]), f" (did you mean {e['loc'][-1]!r}?)") in misspelt
         )
     ]
-    for err in errors:
-        loc = tuple(err["loc"])
-        kind = err["type"]
-        msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        if kind == "extra_forbidden":
-            key = str(loc[-1])
-            valid = valid_keys(root, loc[:-1])
-            msg = f"unknown key {key!r}{key_suggestion(key, valid)}"
-            misplaced = misplaced_key_hint(root, key) if not loc[:-1] else ""
-            if misplaced:
-                msg += misplaced
-            elif valid:
-                msg += f"; valid keys: {', '.join(valid)}"
-        elif kind == "missing":
-            msg = "required key is missing"
-        elif kind == "union_tag_invalid":
-            tag = err.get("ctx", {}).get("tag", "")
-            msg = f"unknown type {tag!r}{did_you_mean(str(tag), PARAM_TYPES)}; use one of: {', '.join(PARAM_TYPES)}"
-            if not did_you_mean(str(tag), PARAM_TYPES) and str(tag).lower() in _OTHER_TYPES:
-                msg = f"unknown type {tag!r}; {_OTHER_TYPES[str(tag).lower()]}"
-        elif kind == "union_tag_not_found":
-            msg = f"a parameter needs a 'type' ({', '.join(PARAM_TYPES)})"
-        elif kind in {"model_type", "model_attributes_type", "dict_type"}:
-            msg = f"expected a mapping, got {format_choice(err['input'])}"
-            if len(loc) == 2 and loc[0] == "search_space":
-                msg += _param_hint(str(loc[1]), err["input"])
-            elif len(loc) == 1 and isinstance(err["input"], str) and root is RunConfig:
-                key = "function" if loc[0] == "trainer" else "name"
-                msg += f"; write {loc[0]}: {{{key}: {err['input']}}}"
-            elif len(loc) == 1 and err["input"] is None and root is RunConfig:  # scheduler: null for none
-                msg += _null_section_hint(str(loc[0]))
-            elif loc == ("pruner",) and err["input"] is False:  # pruner: off (YAML reads off and no as false)
-                msg += "; for no pruning write pruner: null, or pruner: {name: nop}"
-        elif "input" in err and not kind.startswith("value_error") and kind != "assertion_error":
-            if (
-                kind == "literal_error"
-            ):  # pydantic quotes the allowed words as Python does: spell them as YAML
-                msg = f"Input should be {err['ctx']['expected'].replace(chr(39), '')}"
-            shown = format_choice(err["input"])
-            shown = shown if len(shown) < 60 else shown[:57] + "..."
-            # "got a number with a fractional part": the value goes after it, not in a second "got"
-            msg = f"{msg} ({shown})" if ", got " in msg else f"{msg}, got {shown}"
-            msg += yaml_bool_hint(err["input"], kind)
-            if (
-                kind == "list_type"
-                and isinstance(err["input"], str)
-                and err["input"].lstrip().startswith("[")
-            ):
-                msg = msg.replace(f"got {shown}", f"got the text {json.dumps(err['input'])}")
-                msg += "; drop the quotes around the list"
-        where = _display_loc(loc[:-1] if kind == "extra_forbidden" else loc)
-        lines.append(f"{where}: {msg}" if where else msg)
-    return _one_line_per_missing_package(lines)
+
+
+def _error_line(err: Any, root: type[BaseModel]) -> str:
+    """`location: message` for one error (an unknown key is located at the mapping that holds it)."""
+    loc = tuple(err["loc"])
+    msg = _message(err, loc, root)
+    where = _display_loc(loc[:-1] if err["type"] == "extra_forbidden" else loc)
+    return f"{where}: {msg}" if where else msg
+
+
+def _message(err: Any, loc: tuple[str | int, ...], root: type[BaseModel]) -> str:
+    """One error's message, worded for a config author, by the kind of error."""
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return _unknown_key(loc, root)
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "union_tag_invalid":
+        return _unknown_type(err.get("ctx", {}).get("tag", ""))
+    if kind == "union_tag_not_found":
+        return f"a parameter needs a 'type' ({', '.join(PARAM_TYPES)})"
+    if kind in _MAPPING_ERRORS:
+        return _not_a_mapping(err["input"], loc, root)
+    msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if "input" in err and not kind.startswith("value_error") and kind != "assertion_error":
+        return _with_input(msg, err)
+    return msg
+
+
+def _unknown_key(loc: tuple[str | int, ...], root: type[BaseModel]) -> str:
+    """An unknown key: its likely spelling, and where it belongs or the keys valid where it is."""
+    key = str(loc[-1])
+    valid = valid_keys(root, loc[:-1])
+    msg = f"unknown key {key!r}{key_suggestion(key, valid)}"
+    misplaced = misplaced_key_hint(root, key) if not loc[:-1] else ""
+    if misplaced:
+        msg += misplaced
+    elif valid:
+        msg += f"; valid keys: {', '.join(valid)}"
+    return msg
+
+
+def _unknown_type(tag: Any) -> str:
+    """An unknown parameter type: a near spelling, the type another tool's name for it means, or the types."""
+    hint = did_you_mean(str(tag), PARAM_TYPES)
+    if not hint and str(tag).lower() in _OTHER_TYPES:
+        return f"unknown type {tag!r}; {_OTHER_TYPES[str(tag).lower()]}"
+    return f"unknown type {tag!r}{hint}; use one of: {', '.join(PARAM_TYPES)}"
+
+
+def _not_a_mapping(value: Any, loc: tuple[str | int, ...], root: type[BaseModel]) -> str:
+    """A section or parameter given as something else than a mapping, with how to write it."""
+    msg = f"expected a mapping, got {format_choice(value)}"
+    if len(loc) == 2 and loc[0] == "search_space":
+        msg += _param_hint(str(loc[1]), value)
+    elif len(loc) == 1 and isinstance(value, str) and root is RunConfig:
+        key = "function" if loc[0] == "trainer" else "name"
+        msg += f"; write {loc[0]}: {{{key}: {value}}}"
+    elif len(loc) == 1 and value is None and root is RunConfig:  # scheduler: null for none
+        msg += _null_section_hint(str(loc[0]))
+    elif loc == ("pruner",) and value is False:  # pruner: off (YAML reads off and no as false)
+        msg += "; for no pruning write pruner: null, or pruner: {name: nop}"
+    return msg
+
+
+def _with_input(msg: str, err: Any) -> str:
+    """Pydantic's message with the value it refused, spelt as YAML (and a hint for a quoted list)."""
+    kind = err["type"]
+    if kind == "literal_error":  # pydantic quotes the allowed words as Python does: spell them as YAML
+        msg = f"Input should be {err['ctx']['expected'].replace(chr(39), '')}"
+    shown = format_choice(err["input"])
+    shown = shown if len(shown) < 60 else shown[:57] + "..."
+    # "got a number with a fractional part": the value goes after it, not in a second "got"
+    msg = f"{msg} ({shown})" if ", got " in msg else f"{msg}, got {shown}"
+    msg += yaml_bool_hint(err["input"], kind)
+    if kind == "list_type" and isinstance(err["input"], str) and err["input"].lstrip().startswith("["):
+        msg = msg.replace(f"got {shown}", f"got the text {json.dumps(err['input'])}")
+        msg += "; drop the quotes around the list"
+    return msg
 
 
 def _one_line_per_missing_package(lines: list[str]) -> list[str]:

@@ -20,8 +20,8 @@ from hpotool.interrupts import deferred, raise_dropped
 from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.plan import StudyPlan
 from hpotool.runner import RunResult, train_run
-from hpotool.search_space import suggest
 from hpotool.storage_faults import lost_connection
+from hpotool.suggestion import suggest
 from hpotool.user_code import described
 
 

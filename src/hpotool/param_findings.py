@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpotool.formatting import format_choice, format_param
-from hpotool.search_space import CategoricalParam, IntParam, Param, same_value
+from hpotool.param_values import same_value
+from hpotool.search_space import CategoricalParam, IntParam, Param
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial

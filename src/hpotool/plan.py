@@ -25,8 +25,8 @@ from hpotool.final_rules import check_final
 from hpotool.metric_checks import check_constraints, check_objectives
 from hpotool.optimize_sections import PrunerConfig
 from hpotool.overrides import apply_overrides
+from hpotool.param_values import boundary_values
 from hpotool.sampler_and_pruner import sampler_and_pruner
-from hpotool.search_space import boundary_values
 from hpotool.sections import section_choices
 from hpotool.space_checks import check_space
 from hpotool.space_notes import grid_notes, seed_notes, single_choice_notes, width_notes

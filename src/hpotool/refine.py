@@ -22,8 +22,9 @@ from hpotool.formatting import format_value
 from hpotool.importance import Basis, basis
 from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.param_findings import ParamFinding
+from hpotool.param_values import contains
 from hpotool.ranking import best_trials, is_feasible
-from hpotool.search_space import Param, contains, decode_params
+from hpotool.search_space import Param, decode_params
 from hpotool.sections import SECTIONS
 from hpotool.stage_conditions import (
     _drop_dead_conditions,

@@ -15,8 +15,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.formatting import format_choice, format_value
 from hpotool.interrupts import deferred
+from hpotool.param_values import contains
 from hpotool.plan import WARM_START, StudyPlan
-from hpotool.search_space import FloatParam, IntParam, contains, encode_params
+from hpotool.search_space import FloatParam, IntParam, encode_params
 from hpotool.stale import (
     claim,
     enqueue_owned,

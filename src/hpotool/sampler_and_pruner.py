@@ -16,9 +16,10 @@ from hpotool.errors import HpoError
 from hpotool.factories import make_pruner
 from hpotool.kwarg_notes import kwarg_notes
 from hpotool.overrides import leaf_values
+from hpotool.param_values import boundary_values
 from hpotool.pruner_reach import check_pruner_reach, most_epochs
-from hpotool.search_space import boundary_values, suggest
 from hpotool.study_sampler import study_sampler
+from hpotool.suggestion import suggest
 
 if TYPE_CHECKING:
     from optuna.pruners import BasePruner

@@ -11,16 +11,8 @@ from typing import Any
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
 from hpotool.near_names import did_you_mean
-from hpotool.search_space import (
-    FloatParam,
-    Param,
-    choice_label,
-    contains,
-    grid_choices,
-    grid_size,
-    value_count,
-    values_text,
-)
+from hpotool.param_values import contains, grid_choices, grid_size, value_count, values_text
+from hpotool.search_space import FloatParam, Param, choice_label
 
 GRID_MAX_POINTS = 1_000_000
 

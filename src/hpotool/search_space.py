@@ -1,7 +1,8 @@
-"""Search-space parameters as validated models, and the one function that maps them onto a trial.
+"""Search-space parameters as validated models, and how a trial stores their values.
 
 A space is an ordered mapping from a dotted RunConfig path (`optimizer.lr`) to a parameter. The path is
 also the Optuna parameter name, so the study, its CSV columns and its plots speak the config's language.
+Suggesting them on a trial is `suggestion`; the values a parameter takes (grid, containment) `param_values`.
 """
 
 from __future__ import annotations
@@ -9,15 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hpotool.conditions import all_hold, check_condition, equal_in_value, is_number, text_condition_hint
+from hpotool.conditions import check_condition, text_condition_hint
 from hpotool.formatting import format_choice, sorted_keys
-
-if TYPE_CHECKING:
-    import optuna
 
 Scalar = None | bool | int | float | str
 Choice = Scalar | list[Any] | dict[str, Any]
@@ -243,31 +241,6 @@ def _plain(value: Any) -> bool:
     return value is None or isinstance(value, bool | int | float | str)
 
 
-def same_value(a: Any, b: Any) -> bool:
-    """`a == b` with the same types throughout: the choice 5.0 is not 5, nor [1, 2] the list [1.0, 2.0]."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, list):
-        return len(a) == len(b) and all(map(same_value, a, b))
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same_value(v, b[k]) for k, v in a.items())
-    return bool(a == b)
-
-
-def taken_as(p: Param, value: Any) -> list[Any]:
-    """`value` as `p` spells it, in a one-item list (`[]` when `p` cannot take it): the choice equal to it in
-    value (another study's [1, 3] is this one's choice [1.0, 3.0]), a whole number for an int (32.0 as 32)."""
-    match p:
-        case CategoricalParam():
-            return [c for c in p.choices if equal_in_value(c, value)][:1]
-        case IntParam():
-            whole = int(value) if is_number(value) and float(value).is_integer() else None
-            return [whole] if whole is not None and contains(p, whole) else []
-        case FloatParam():
-            return [value] if contains(p, value) else []
-    raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover
-
-
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -278,133 +251,6 @@ def _is_number(text: str) -> bool:
 
 Param = Annotated[IntParam | FloatParam | CategoricalParam, Field(discriminator="type")]
 PARAM_TYPES = ("float", "int", "categorical")
-
-
-def suggest(
-    trial: optuna.Trial, space: Mapping[str, Param], fixed: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """Ask the trial for one value per parameter, in declaration order, skipping a parameter whose `when`
-    conditions do not hold (conditions read earlier parameters, then the base config's `fixed` values).
-
-    Returns:
-        `{dotted path: value}`, ready for `apply_overrides` (a list choice as the list, not its label).
-    """
-    params: dict[str, Any] = {}
-    for name, p in space.items():
-        if p.when and not all_hold(p.when, {**(fixed or {}), **params}):
-            continue
-        match p:
-            case IntParam():
-                params[name] = trial.suggest_int(name, p.low, p.high, step=p.step, log=p.log)
-            case FloatParam():
-                params[name] = trial.suggest_float(name, p.low, p.high, step=p.step, log=p.log)
-            case CategoricalParam():
-                params[name] = p.value_of(trial.suggest_categorical(name, p.labels))
-            case _:  # pragma: no cover - the discriminated union admits nothing else
-                raise TypeError(f"unsupported parameter {p!r}")
-    return params
-
-
-def drawn(params: Mapping[str, Any], space: Mapping[str, Param], fixed: Mapping[str, Any]) -> bool:
-    """Whether a trial with `params` has drawn all its values: each parameter is set, or switched off by
-    a condition on values it has. Parameters are drawn in order, so by the time a condition is read here each
-    searched parameter it names is set or switched off itself (a missing value, as `suggest` reads it: the
-    brute-force search ran a point again and again where a condition read one, `nesterov` under a `momentum`
-    that adam never set)."""
-    values = {**fixed, **params}
-    for name, param in space.items():
-        if name in params:
-            continue
-        if not param.when or all_hold(param.when, values):
-            return False
-    return True
-
-
-def value_count(p: Param) -> int | None:
-    """How many values `p` takes (its choices, or the steps of its range), counted without listing them;
-    None for a float without step."""
-    match p:
-        case CategoricalParam():
-            return len(p.choices)
-        case IntParam():
-            return (p.high - p.low) // p.step + 1
-        case FloatParam():
-            return None if p.step is None else round((p.high - p.low) / p.step) + 1
-    raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover
-
-
-def grid_size(p: Param) -> int:
-    """How many values `grid_choices(p)` lists, counted without listing them.
-
-    Raises:
-        ValueError: for a continuous float (no `step`) or a log-scaled int, which have no finite grid.
-    """
-    if isinstance(p, IntParam) and p.log:
-        raise ValueError("a log-scaled int has no grid; use step instead of log")
-    n = value_count(p)
-    if n is None:
-        raise ValueError("a float without step has no grid; give it a step")
-    return n
-
-
-def grid_choices(p: Param) -> list[Any]:
-    """Every value a grid search visits for `p`, both ends included, as Optuna stores it (a list choice
-    as its label).
-
-    Raises:
-        ValueError: for a continuous float (no `step`) or a log-scaled int, which have no finite grid.
-    """
-    n = grid_size(p) - 1
-    match p:
-        case CategoricalParam():
-            return p.labels
-        case IntParam():
-            return list(range(p.low, p.high + 1, p.step))
-        case FloatParam():
-            step = p.step or 0.0  # grid_size refused a float without step
-            # round(.., 12): 0.1 + 2 * 0.1 is 0.30000000000000004, which would reach training and the study
-            return [round(p.low + i * step, 12) if i < n else p.high for i in range(n + 1)]
-    raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover
-
-
-def contains(p: Param, value: Any) -> bool:
-    """Whether `value` is one `p` can take: a choice, or a number within bounds on the step grid."""
-    match p:
-        case CategoricalParam():
-            return any(same_value(value, c) for c in p.choices)
-        case IntParam():
-            return (
-                isinstance(value, int)
-                and not isinstance(value, bool)
-                and p.low <= value <= p.high
-                and (value - p.low) % p.step == 0
-            )
-        case FloatParam():
-            if isinstance(value, bool) or not isinstance(value, int | float) or not p.low <= value <= p.high:
-                return False
-            return p.step is None or math.isclose(
-                (value - p.low) / p.step, round((value - p.low) / p.step), abs_tol=1e-9
-            )
-    raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover
-
-
-def values_text(p: Param) -> str:
-    """What a parameter takes, as its YAML spells it: `one of relu, tanh`, `[0.001, 0.1], log`,
-    `[8, 32], step 8` (an enqueued or fixed value outside them is refused naming them)."""
-    if isinstance(p, CategoricalParam):
-        return "one of " + ", ".join(map(format_choice, p.choices))
-    step = f", step {format_choice(p.step)}" if p.step is not None and p.step != 1 else ""
-    return f"[{format_choice(p.low)}, {format_choice(p.high)}]" + (", log" if p.log else "") + step
-
-
-def boundary_values(p: Param) -> list[Any]:
-    """The extreme values of `p`: what validation of an overridden config must accept."""
-    match p:
-        case CategoricalParam():
-            return list(p.choices)
-        case IntParam() | FloatParam():
-            return [p.low, p.high]
-    raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover
 
 
 def decode_params(params: Mapping[str, Any], space: Mapping[str, Any]) -> dict[str, Any]:

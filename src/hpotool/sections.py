@@ -20,6 +20,7 @@ from hpotool.config_errors import error_lines, keep_validator_context
 from hpotool.config_fields import CHECK_COMPONENTS
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
+from hpotool.param_values import contains
 from hpotool.run_sections import (
     DataConfig,
     LossConfig,
@@ -28,7 +29,7 @@ from hpotool.run_sections import (
     SchedulerConfig,
     TrainerConfig,
 )
-from hpotool.search_space import CategoricalParam, Param, contains
+from hpotool.search_space import CategoricalParam, Param
 
 SECTIONS: dict[str, type[BaseModel]] = {
     "data": DataConfig,

@@ -30,11 +30,8 @@ from hpotool.data import PreparedData
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice, format_params
 from hpotool.overrides import apply_overrides, check_path, config_paths, leaf_values
-from hpotool.search_space import (
-    FloatParam,
-    Param,
-    boundary_values,
-)
+from hpotool.param_values import boundary_values
+from hpotool.search_space import FloatParam, Param
 from hpotool.sections import SECTIONS, check_section_param, switchable
 from hpotool.space_effects import (
     SPLIT_PATHS,

@@ -12,12 +12,9 @@ from hpotool.config_fields import CHECK_COMPONENTS
 from hpotool.data import PreparedData, load_data
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
+from hpotool.param_values import boundary_values
 from hpotool.run_sections import DataConfig
-from hpotool.search_space import (
-    CategoricalParam,
-    Param,
-    boundary_values,
-)
+from hpotool.search_space import CategoricalParam, Param
 
 
 def check_width_is_used(path: str, run: RunConfig, opt: OptimizeConfig) -> None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from hpotool.conditions import holds
-from hpotool.search_space import CategoricalParam, Param, contains
+from hpotool.param_values import contains
+from hpotool.search_space import CategoricalParam, Param
 from hpotool.sections import SECTIONS
 from hpotool.stage_ranges import _choice
 

@@ -11,7 +11,8 @@ from hpotool.config import RunConfig
 from hpotool.errors import HpoError
 from hpotool.formatting import format_param
 from hpotool.overrides import apply_overrides
-from hpotool.search_space import CategoricalParam, FloatParam, IntParam, Param, same_value
+from hpotool.param_values import same_value
+from hpotool.search_space import CategoricalParam, FloatParam, IntParam, Param
 
 
 def _round_out(value: float, down: bool) -> float:

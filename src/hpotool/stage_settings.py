@@ -7,7 +7,8 @@ from typing import Any
 
 from hpotool.config import RunConfig
 from hpotool.final_rules import component_arg, unfit_overrides
-from hpotool.search_space import CategoricalParam, Param, contains
+from hpotool.param_values import contains
+from hpotool.search_space import CategoricalParam, Param
 from hpotool.sections import switchable
 
 

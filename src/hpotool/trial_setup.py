@@ -19,10 +19,10 @@ from hpotool.exhaustion import brute_force_point_left, own_values, waits_for_run
 from hpotool.interrupts import deferred
 from hpotool.overrides import leaf_values
 from hpotool.plan import StudyPlan
-from hpotool.search_space import drawn
 from hpotool.stale import owner
 from hpotool.study import FINISHED
 from hpotool.study_sampler import process_salt, study_sampler
+from hpotool.suggestion import drawn
 from hpotool.waiting import wait_for_earlier_trials
 
 # How long a brute-force trial waits for the values of trials asked before it (see _wait_for_earlier_draws).

@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from hpotool.conditions import equal_in_value
 from hpotool.formatting import format_choice
-from hpotool.search_space import CategoricalParam, Param, taken_as
+from hpotool.param_values import taken_as
+from hpotool.search_space import CategoricalParam, Param
 from hpotool.sections import SECTIONS, as_trained, configured_section
 
 

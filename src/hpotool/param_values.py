@@ -1,0 +1,123 @@
+"""The values a search-space parameter takes: containment, its grid, how many there are, how the YAML
+spells them, its extremes, and another study's value as this parameter spells it."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from hpotool.conditions import equal_in_value, is_number
+from hpotool.formatting import format_choice
+from hpotool.search_space import CategoricalParam, FloatParam, IntParam, Param
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """`a == b` with the same types throughout: the choice 5.0 is not 5, nor [1, 2] the list [1.0, 2.0]."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(same_value, a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_value(v, b[k]) for k, v in a.items())
+    return bool(a == b)
+
+
+def taken_as(p: Param, value: Any) -> list[Any]:
+    """`value` as `p` spells it, in a one-item list (`[]` when `p` cannot take it): the choice equal to it in
+    value (another study's [1, 3] is this one's choice [1.0, 3.0]), a whole number for an int (32.0 as 32)."""
+    match p:
+        case CategoricalParam():
+            return [c for c in p.choices if equal_in_value(c, value)][:1]
+        case IntParam():
+            whole = int(value) if is_number(value) and float(value).is_integer() else None
+            return [whole] if whole is not None and contains(p, whole) else []
+        case FloatParam():
+            return [value] if contains(p, value) else []
+    raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover
+
+
+def value_count(p: Param) -> int | None:
+    """How many values `p` takes (its choices, or the steps of its range), counted without listing them;
+    None for a float without step."""
+    match p:
+        case CategoricalParam():
+            return len(p.choices)
+        case IntParam():
+            return (p.high - p.low) // p.step + 1
+        case FloatParam():
+            return None if p.step is None else round((p.high - p.low) / p.step) + 1
+    raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover
+
+
+def grid_size(p: Param) -> int:
+    """How many values `grid_choices(p)` lists, counted without listing them.
+
+    Raises:
+        ValueError: for a continuous float (no `step`) or a log-scaled int, which have no finite grid.
+    """
+    if isinstance(p, IntParam) and p.log:
+        raise ValueError("a log-scaled int has no grid; use step instead of log")
+    n = value_count(p)
+    if n is None:
+        raise ValueError("a float without step has no grid; give it a step")
+    return n
+
+
+def grid_choices(p: Param) -> list[Any]:
+    """Every value a grid search visits for `p`, both ends included, as Optuna stores it (a list choice
+    as its label).
+
+    Raises:
+        ValueError: for a continuous float (no `step`) or a log-scaled int, which have no finite grid.
+    """
+    n = grid_size(p) - 1
+    match p:
+        case CategoricalParam():
+            return p.labels
+        case IntParam():
+            return list(range(p.low, p.high + 1, p.step))
+        case FloatParam():
+            step = p.step or 0.0  # grid_size refused a float without step
+            # round(.., 12): 0.1 + 2 * 0.1 is 0.30000000000000004, which would reach training and the study
+            return [round(p.low + i * step, 12) if i < n else p.high for i in range(n + 1)]
+    raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover
+
+
+def contains(p: Param, value: Any) -> bool:
+    """Whether `value` is one `p` can take: a choice, or a number within bounds on the step grid."""
+    match p:
+        case CategoricalParam():
+            return any(same_value(value, c) for c in p.choices)
+        case IntParam():
+            return (
+                isinstance(value, int)
+                and not isinstance(value, bool)
+                and p.low <= value <= p.high
+                and (value - p.low) % p.step == 0
+            )
+        case FloatParam():
+            if isinstance(value, bool) or not isinstance(value, int | float) or not p.low <= value <= p.high:
+                return False
+            return p.step is None or math.isclose(
+                (value - p.low) / p.step, round((value - p.low) / p.step), abs_tol=1e-9
+            )
+    raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover
+
+
+def values_text(p: Param) -> str:
+    """What a parameter takes, as its YAML spells it: `one of relu, tanh`, `[0.001, 0.1], log`,
+    `[8, 32], step 8` (an enqueued or fixed value outside them is refused naming them)."""
+    if isinstance(p, CategoricalParam):
+        return "one of " + ", ".join(map(format_choice, p.choices))
+    step = f", step {format_choice(p.step)}" if p.step is not None and p.step != 1 else ""
+    return f"[{format_choice(p.low)}, {format_choice(p.high)}]" + (", log" if p.log else "") + step
+
+
+def boundary_values(p: Param) -> list[Any]:
+    """The extreme values of `p`: what validation of an overridden config must accept."""
+    match p:
+        case CategoricalParam():
+            return list(p.choices)
+        case IntParam() | FloatParam():
+            return [p.low, p.high]
+    raise TypeError(f"unsupported parameter {p!r}")  # pragma: no cover

@@ -1,0 +1,53 @@
+"""Suggesting a search space on a trial: one value per parameter, in order, skipping a parameter whose
+conditions do not hold; and whether a trial has drawn all its values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from hpotool.conditions import all_hold
+from hpotool.search_space import CategoricalParam, FloatParam, IntParam, Param
+
+if TYPE_CHECKING:
+    import optuna
+
+
+def suggest(
+    trial: optuna.Trial, space: Mapping[str, Param], fixed: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Ask the trial for one value per parameter, in declaration order, skipping a parameter whose `when`
+    conditions do not hold (conditions read earlier parameters, then the base config's `fixed` values).
+
+    Returns:
+        `{dotted path: value}`, ready for `apply_overrides` (a list choice as the list, not its label).
+    """
+    params: dict[str, Any] = {}
+    for name, p in space.items():
+        if p.when and not all_hold(p.when, {**(fixed or {}), **params}):
+            continue
+        match p:
+            case IntParam():
+                params[name] = trial.suggest_int(name, p.low, p.high, step=p.step, log=p.log)
+            case FloatParam():
+                params[name] = trial.suggest_float(name, p.low, p.high, step=p.step, log=p.log)
+            case CategoricalParam():
+                params[name] = p.value_of(trial.suggest_categorical(name, p.labels))
+            case _:  # pragma: no cover - the discriminated union admits nothing else
+                raise TypeError(f"unsupported parameter {p!r}")
+    return params
+
+
+def drawn(params: Mapping[str, Any], space: Mapping[str, Param], fixed: Mapping[str, Any]) -> bool:
+    """Whether a trial with `params` has drawn all its values: each parameter is set, or switched off by
+    a condition on values it has. Parameters are drawn in order, so by the time a condition is read here each
+    searched parameter it names is set or switched off itself (a missing value, as `suggest` reads it: the
+    brute-force search ran a point again and again where a condition read one, `nesterov` under a `momentum`
+    that adam never set)."""
+    values = {**fixed, **params}
+    for name, param in space.items():
+        if name in params:
+            continue
+        if not param.when or all_hold(param.when, values):
+            return False
+    return True
