@@ -107,7 +107,7 @@ def _train(
         if unused := check_run(cfg, str(run_config)):  # labels 1..K: as optimize says before trial 0
             print_note(unused)
         if cfg.trainer is not None:
-            from hpotool.user_trainer import schedule_note
+            from hpotool.user_trainer_checks import schedule_note
 
             if note := schedule_note(cfg):
                 print_note(note)
@@ -265,7 +265,7 @@ def _train_from_best(
             complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
             meet = "" if complete == len(plan.candidates) else f" that meet its constraints (of {complete})"
             print_note(f"the study has only {len(plan.candidates)} complete trial(s){meet}; retraining those")
-        from hpotool.user_trainer import schedule_note
+        from hpotool.user_trainer_checks import schedule_note
 
         notes = [schedule_note(c.config) for c in plan.candidates if c.config.trainer is not None]
         for note in dict.fromkeys(
