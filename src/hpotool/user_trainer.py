@@ -35,8 +35,24 @@ def run_user_trainer(
     """
     assert cfg.trainer is not None
     fn = import_object(cfg.trainer.function)
-    last = time.perf_counter()
     stopped: list[BaseException] = []  # what report raised: it ends the run even if the function caught it
+    report = _reporter(on_epoch_end, rows, stopped)
+    offered: dict[str, Any] = {"config": cfg.model_dump(mode="json"), "run_config": cfg, "report": report}
+    metrics = _call_refusing_exit(fn, cfg, offered, lambda: bool(rows or stopped))
+    if stopped:  # the function caught what report raised and carried on
+        raise stopped[0]
+    final = _final_metrics(cfg.trainer.function, metrics)
+    if rows and "epoch_time" not in final:
+        final["epoch_time"] = sum(r["epoch_time"] for r in rows) / len(rows)
+    return final
+
+
+def _reporter(
+    on_epoch_end: Callable[[EpochResult], None], rows: list[dict[str, float]], stopped: list[BaseException]
+) -> Callable[..., None]:
+    """The `report` passed to the function: each call checked, its epoch timed, appended to `rows` and handed
+    to `on_epoch_end`. What it raises is kept in `stopped` and raised again by every later call."""
+    last = time.perf_counter()
 
     def report(*args: Any, **kwargs: Any) -> None:
         nonlocal last
@@ -44,43 +60,9 @@ def run_user_trainer(
             raise stopped[0]
         try:
             epoch, metrics = _report_arguments(args, kwargs)
-            if isinstance(epoch, bool) or int(epoch) != epoch or epoch < 0:
-                raise _broken(
-                    ValueError(
-                        f"report(epoch={epoch!r}, ...): the epoch must be a whole number counting from 0"
-                    )
-                )
-            epoch = int(epoch)
-            if rows and epoch <= rows[-1]["epoch"]:
-                seen = int(rows[-1]["epoch"])
-                said = "twice" if epoch == seen else f"after epoch {seen}"
-                raise _broken(
-                    ValueError(
-                        f"report() was given epoch {epoch} {said}; report each epoch once, in order, counting "
-                        f"from 0"
-                    )
-                )
-            if not isinstance(metrics, dict):
-                raise _broken(
-                    TypeError(
-                        f"report({epoch}, {metrics!r}): give the metrics as a dict, such as "
-                        f"report({epoch}, {{'val_loss': {metrics!r}}})"
-                    )
-                )
+            epoch = _checked_report(epoch, metrics, rows)
             now = time.perf_counter()
-            try:
-                values = {
-                    k: _number(v, f"report({epoch}, ...): {k!r} is {v!r}, not a number")
-                    for k, v in metrics.items()
-                }
-            except TypeError as exc:
-                raise _broken(exc) from None
-            # A loss that is NaN: the run diverged. Another metric may be undefined in an epoch (an F1 with no
-            # positive prediction) and is recorded; one the study optimizes prunes the trial (the objective).
-            for k, v in values.items():
-                if not math.isfinite(v) and "loss" in k:
-                    raise NonFiniteLossError(epoch, v, k)
-            result = EpochResult(epoch, values, now - last)
+            result = EpochResult(epoch, _reported_values(epoch, metrics), now - last)
             last = now
             rows.append(result.as_row())
             on_epoch_end(result)
@@ -88,11 +70,67 @@ def run_user_trainer(
             stopped.append(exc)
             raise
 
-    offered: dict[str, Any] = {"config": cfg.model_dump(mode="json"), "run_config": cfg, "report": report}
-    try:
-        metrics = _call(
-            fn, pick_kwargs(fn, offered), _named_trainer_keys(fn, cfg), lambda: bool(rows or stopped)
+    return report
+
+
+def _checked_report(epoch: Any, metrics: Any, rows: list[dict[str, float]]) -> int:
+    """The epoch of a call to `report` as an int: a whole number after the last one reported in `rows`.
+
+    Raises:
+        ValueError, TypeError: marked as breaking the contract, for another epoch or metrics not in a dict.
+    """
+    if isinstance(epoch, bool) or int(epoch) != epoch or epoch < 0:
+        raise _broken(
+            ValueError(f"report(epoch={epoch!r}, ...): the epoch must be a whole number counting from 0")
         )
+    epoch = int(epoch)
+    if rows and epoch <= rows[-1]["epoch"]:
+        seen = int(rows[-1]["epoch"])
+        said = "twice" if epoch == seen else f"after epoch {seen}"
+        raise _broken(
+            ValueError(
+                f"report() was given epoch {epoch} {said}; report each epoch once, in order, counting from 0"
+            )
+        )
+    if not isinstance(metrics, dict):
+        raise _broken(
+            TypeError(
+                f"report({epoch}, {metrics!r}): give the metrics as a dict, such as "
+                f"report({epoch}, {{'val_loss': {metrics!r}}})"
+            )
+        )
+    return epoch
+
+
+def _reported_values(epoch: int, metrics: dict[str, Any]) -> dict[str, float]:
+    """The metrics of a call to `report`, each a float.
+
+    Raises:
+        TypeError: marked as breaking the contract, naming a value that is not a number.
+        NonFiniteLossError: for a loss that is NaN or infinite.
+    """
+    try:
+        values = {
+            k: _number(v, f"report({epoch}, ...): {k!r} is {v!r}, not a number") for k, v in metrics.items()
+        }
+    except TypeError as exc:
+        raise _broken(exc) from None
+    # A loss that is NaN: the run diverged. Another metric may be undefined in an epoch (an F1 with no
+    # positive prediction) and is recorded; one the study optimizes prunes the trial (the objective).
+    for k, v in values.items():
+        if not math.isfinite(v) and "loss" in k:
+            raise NonFiniteLossError(epoch, v, k)
+    return values
+
+
+def _call_refusing_exit(
+    fn: Callable[..., Any], cfg: RunConfig, offered: dict[str, Any], reported: Callable[[], bool]
+) -> Any:
+    """`_call` the function with what it takes of `offered` and the `trainer:` keys it names; a sys.exit()
+    in it is raised as a broken contract, with the function's traceback, rather than ending hpotool."""
+    assert cfg.trainer is not None
+    try:
+        return _call(fn, pick_kwargs(fn, offered), _named_trainer_keys(fn, cfg), reported)
     except SystemExit as exc:  # it would end hpotool, leaving the trial RUNNING and the study without a word
         raise _broken(
             RuntimeError(
@@ -101,11 +139,17 @@ def run_user_trainer(
                 f"and return a dict of numbers"
             )
         ).with_traceback(exc.__traceback__) from None
-    if stopped:  # the function caught what report raised and carried on
-        raise stopped[0]
+
+
+def _final_metrics(function: str, metrics: Any) -> dict[str, float]:
+    """What `function` returned, checked to be a dict of numbers, each value as a float.
+
+    Raises:
+        TrainerOutputError: for anything else, naming what it returned.
+    """
     if not isinstance(metrics, dict):
         raise TrainerOutputError(
-            f"{cfg.trainer.function} returned {type(metrics).__name__}; it must return a dict of final metrics, "
+            f"{function} returned {type(metrics).__name__}; it must return a dict of final metrics, "
             f"such as {{'val_loss': 0.5}}"
         )
     final = {}
@@ -114,10 +158,8 @@ def run_user_trainer(
             final[k] = _number(v, "")
         except TypeError:
             raise TrainerOutputError(
-                f"{cfg.trainer.function} returned {k!r}: {v!r}, which is not a number; return numbers only"
+                f"{function} returned {k!r}: {v!r}, which is not a number; return numbers only"
             ) from None
-    if rows and "epoch_time" not in final:
-        final["epoch_time"] = sum(r["epoch_time"] for r in rows) / len(rows)
     return final
 
 
