@@ -114,7 +114,7 @@ class RunConfig(Frozen):
         """A built-in schedule's warm-up ends before the run does (checked again for every trial's and every
         command line's epochs), and starts from a share of the lr torch's LinearLR takes. Not with a user's
         training function: it runs its own loop, hpotool builds no schedule for it, and checks none of the
-        scheduler section (`user_trainer.schedule_note` says so), monitor included."""
+        scheduler section (`user_trainer_checks.schedule_note` says so), monitor included."""
         if self.scheduler.name not in WARMUP_SCHEDULES or self.trainer is not None:
             return self
         args = self.scheduler.model_extra or {}

@@ -61,53 +61,70 @@ def _check_loss_fits_task(cfg: RunConfig, data: PreparedData, loss: Any) -> None
     cross-entropy over one output is 0 whatever the model predicts, and binary cross-entropy of targets
     outside 0..1 goes below 0; so does negative log-likelihood of a built-in model's logits. A regression
     loss given class labels fails with a shape error. A `RunCheckError` naming the loss and what to use."""
+    if data.task == "classification":
+        _check_classification_loss(cfg, data, loss)
+    else:
+        _check_regression_loss(cfg, data, loss)
+
+
+def _among(loss: Any, classes: tuple[type, ...], functions: tuple[Any, ...]) -> bool:
+    """Whether `loss` is one of `classes` (or a subclass) or one of `functions`."""
+    return (isinstance(loss, type) and issubclass(loss, classes)) or any(loss is f for f in functions)
+
+
+def _check_classification_loss(cfg: RunConfig, data: PreparedData, loss: Any) -> None:
+    """A `RunCheckError` for NLL of soft labels or of a built-in model's logits, or a loss that compares
+    numbers, given class labels or probabilities."""
     from hpotool.components import REGISTRIES
 
     F, name = nn.functional, cfg.loss.name
+    if _among(loss, (nn.NLLLoss,), (F.nll_loss,)) and data.train.y.is_floating_point():
+        raise RunCheckError(
+            "loss",
+            f"{name!r} takes one class id per sample, but y holds each sample's class probabilities (soft "
+            f"labels); use cross_entropy, which takes probabilities, or give class ids (y.argmax(1))",
+        )
+    if _among(loss, (nn.NLLLoss,), (F.nll_loss,)) and cfg.model.name in REGISTRIES["model"]:
+        raise RunCheckError(
+            "loss",
+            f"{name!r} takes log-probabilities, but the built-in model {cfg.model.name!r} outputs logits, "
+            f"whose negative log-likelihood falls below 0 without end while the model learns nothing; use "
+            f"cross_entropy (log_softmax and NLL in one), or a model of your own ending in log_softmax",
+        )
+    numeric = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)
+    numbers = _among(loss, numeric, (F.mse_loss, F.l1_loss, F.smooth_l1_loss, F.huber_loss))
+    if numbers and data.train.y.is_floating_point():  # told "y holds class labels ... give floats"
+        raise RunCheckError(
+            "loss",
+            f"{name!r} compares numbers, but y holds each sample's class probabilities (soft labels of a "
+            f"classification task of {data.out_features} classes); use cross_entropy (or auto), which takes "
+            f"probabilities, or to fit them as numbers return hpotool.datasets.Dataset(x, y, 'regression')",
+        )
+    if numbers:
+        raise RunCheckError(
+            "loss",
+            f"{name!r} compares numbers, but y holds class labels (a classification task of "
+            f"{data.out_features} classes); use cross_entropy (or auto), or give y as floating-point "
+            f"numbers for regression",
+        )
 
-    def among(classes: tuple[type, ...], functions: tuple[Any, ...]) -> bool:
-        return (isinstance(loss, type) and issubclass(loss, classes)) or any(loss is f for f in functions)
 
-    if data.task == "classification":
-        if among((nn.NLLLoss,), (F.nll_loss,)) and data.train.y.is_floating_point():
-            raise RunCheckError(
-                "loss",
-                f"{name!r} takes one class id per sample, but y holds each sample's class probabilities (soft "
-                f"labels); use cross_entropy, which takes probabilities, or give class ids (y.argmax(1))",
-            )
-        if among((nn.NLLLoss,), (F.nll_loss,)) and cfg.model.name in REGISTRIES["model"]:
-            raise RunCheckError(
-                "loss",
-                f"{name!r} takes log-probabilities, but the built-in model {cfg.model.name!r} outputs logits, "
-                f"whose negative log-likelihood falls below 0 without end while the model learns nothing; use "
-                f"cross_entropy (log_softmax and NLL in one), or a model of your own ending in log_softmax",
-            )
-        numeric = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)
-        numbers = among(numeric, (F.mse_loss, F.l1_loss, F.smooth_l1_loss, F.huber_loss))
-        if numbers and data.train.y.is_floating_point():  # told "y holds class labels ... give floats"
-            raise RunCheckError(
-                "loss",
-                f"{name!r} compares numbers, but y holds each sample's class probabilities (soft labels of a "
-                f"classification task of {data.out_features} classes); use cross_entropy (or auto), which takes "
-                f"probabilities, or to fit them as numbers return hpotool.datasets.Dataset(x, y, 'regression')",
-            )
-        if numbers:
-            raise RunCheckError(
-                "loss",
-                f"{name!r} compares numbers, but y holds class labels (a classification task of "
-                f"{data.out_features} classes); use cross_entropy (or auto), or give y as floating-point "
-                f"numbers for regression",
-            )
-        return
-    if among((nn.CrossEntropyLoss, nn.NLLLoss), (F.cross_entropy, F.nll_loss)) and data.out_features == 1:
+def _check_regression_loss(cfg: RunConfig, data: PreparedData, loss: Any) -> None:
+    """A `RunCheckError` for a loss that scores classes given one number per sample, or binary
+    cross-entropy given targets outside 0..1."""
+    F, name = nn.functional, cfg.loss.name
+    if (
+        _among(loss, (nn.CrossEntropyLoss, nn.NLLLoss), (F.cross_entropy, F.nll_loss))
+        and data.out_features == 1
+    ):
         raise RunCheckError(
             "loss",
             f"{name!r} scores classes, but y holds one floating-point number per sample (a regression task), "
             f"over which it is 0 whatever the model predicts; use {REGRESSION_LOSSES}, or give y as integer "
             f"class labels for classification",
         )
-    if among(
-        (nn.BCEWithLogitsLoss, nn.BCELoss), (F.binary_cross_entropy_with_logits, F.binary_cross_entropy)
+    if _among(
+        loss, (nn.BCEWithLogitsLoss, nn.BCELoss), (F.binary_cross_entropy_with_logits, F.binary_cross_entropy)
     ):
         low = float(min(data.train.y.min(), data.val.y.min()))
         high = float(max(data.train.y.max(), data.val.y.max()))

@@ -26,6 +26,25 @@ def is_import_path(name: str) -> bool:
 
 def import_object(path: str) -> Any:
     """Import `package.module:Name` (or `package.module.Name`) and return the attribute."""
+    module_name, attr = _split_import_path(path)
+    module = _import_module(path, module_name, attr)
+    obj, owner, found = module, f"module {module_name!r}", []
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise _no_attribute(path, module_name, attr, obj, owner, part) from None
+        found.append(part)
+        owner = repr(f"{module_name}:{'.'.join(found)}")
+    return obj
+
+
+def _split_import_path(path: str) -> tuple[str, str]:
+    """The module and the attribute `path` names, refusing a path that is not an import path.
+
+    Raises:
+        HpoError: for no module or attribute, a file path, or a relative import, saying what to write.
+    """
     if ":" in path:
         module_name, _, attr = path.partition(":")
     else:
@@ -39,57 +58,75 @@ def import_object(path: str) -> Any:
             f"cannot import {path!r}: {module_name!r} is a relative import, which has no package to start from "
             f"here; write {module_name.lstrip('.')}:{attr}, the path from the folder hpotool runs in"
         )
+    return module_name, attr
+
+
+def _import_module(path: str, module_name: str, attr: str) -> types.ModuleType:
+    """The module `module_name` of `path`, imported with the current folder on sys.path.
+
+    Raises:
+        HpoError: for a module not found (a close name, or a file path) or one that raised while importing,
+            saying where in the user's code.
+    """
     # Users run hpotool from their project folder and expect its modules to import, as `python -m` does.
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        top = module_name.split(".")[0]
-        missing = exc.name or ""
-        wrong_path = module_name == missing or module_name.startswith(missing + ".")
-        inside = user_frame(exc)
-        if not wrong_path and inside is not None:
-            # the user's module imports something that is missing: say where, not that the path is wrong
-            raise HpoError(
-                f"cannot import {path!r}: importing {module_name!r} raised {first_line(exc)} at {inside}"
-            ) from None
-        if wrong_path and module_name.endswith(".py"):
-            raise _file_path(path, module_name, attr) from None
-        hint = similar_module(missing) if wrong_path else ""
-        if wrong_path and "." not in missing:
-            hint += not_found_hint(top)
-        raise HpoError(f"cannot import {path!r}: {exc}{hint}") from None
+        raise _not_found(path, module_name, attr, exc) from None
     except Exception as exc:  # the user's module raised while importing (a SyntaxError, an ImportError, ...)
         where = user_frame(exc)
         raise HpoError(
             f"cannot import {path!r}: importing {module_name!r} raised {first_line(exc)}"
             + (f" at {where}" if where else "")
         ) from None
-    obj, owner, found = module, f"module {module_name!r}", []
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            _refuse_a_shadowed_module(path, module_name, attr.split(".")[0])
-            if isinstance(obj, types.ModuleType):
-                refuse_a_module(path, f"{obj.__name__}.{part}")
-                line = main_block_definition(obj, part)
-                if line is not None:
-                    raise HpoError(
-                        f"cannot import {path!r}: {owner} defines {part!r} only under "
-                        f'if __name__ == "__main__": (line {line}), which does not run when hpotool imports '
-                        f"it; move the definition to the module's top level"
-                    ) from None
-            names = [n for n in dir(obj) if not n.startswith("_")]
-            near = did_you_mean(part, names, ignore_case=True)
-            if not near and isinstance(obj, types.ModuleType):
-                near = defined_in_a_submodule(obj, part, attr)
-            raise HpoError(f"cannot import {path!r}: {owner} has no attribute {part!r}{near}") from None
-        found.append(part)
-        owner = repr(f"{module_name}:{'.'.join(found)}")
-    return obj
+
+
+def _not_found(path: str, module_name: str, attr: str, exc: ModuleNotFoundError) -> HpoError:
+    """The mistake of a module that did not import: the path names no module (a close name to write, or the
+    file path it is), or the user's module imports one that is missing (where it does)."""
+    top = module_name.split(".")[0]
+    missing = exc.name or ""
+    wrong_path = module_name == missing or module_name.startswith(missing + ".")
+    inside = user_frame(exc)
+    if not wrong_path and inside is not None:
+        # the user's module imports something that is missing: say where, not that the path is wrong
+        return HpoError(
+            f"cannot import {path!r}: importing {module_name!r} raised {first_line(exc)} at {inside}"
+        )
+    if wrong_path and module_name.endswith(".py"):
+        return _file_path(path, module_name, attr)
+    hint = similar_module(missing) if wrong_path else ""
+    if wrong_path and "." not in missing:
+        hint += not_found_hint(top)
+    return HpoError(f"cannot import {path!r}: {exc}{hint}")
+
+
+def _no_attribute(path: str, module_name: str, attr: str, obj: Any, owner: str, part: str) -> HpoError:
+    """The mistake of an `obj` (`owner` in words) without the `part` of `attr` that `path` names: a close name
+    to write, or a submodule that defines it.
+
+    Raises:
+        HpoError: at once, for a module of the current folder another of its name shadows, or a module
+            named without its object.
+    """
+    _refuse_a_shadowed_module(path, module_name, attr.split(".")[0])
+    if isinstance(obj, types.ModuleType):
+        refuse_a_module(path, f"{obj.__name__}.{part}")
+        line = main_block_definition(obj, part)
+        if line is not None:
+            return HpoError(
+                f"cannot import {path!r}: {owner} defines {part!r} only under "
+                f'if __name__ == "__main__": (line {line}), which does not run when hpotool imports '
+                f"it; move the definition to the module's top level"
+            )
+    names = [n for n in dir(obj) if not n.startswith("_")]
+    near = did_you_mean(part, names, ignore_case=True)
+    if not near and isinstance(obj, types.ModuleType):
+        near = defined_in_a_submodule(obj, part, attr)
+    return HpoError(f"cannot import {path!r}: {owner} has no attribute {part!r}{near}")
 
 
 def _file_path(path: str, module_name: str, attr: str) -> HpoError:

@@ -224,7 +224,7 @@ def _missing_metric_error(
     """A run that produced no value for the study's metric(s): a user's training function that returns
     none breaks hpotool's contract (the study stops at once: every trial would fail alike)."""
     if config.trainer is not None:
-        from hpotool.user_trainer import missing_metric
+        from hpotool.trainer_contract import missing_metric
 
         return missing_metric(config.trainer.function, metrics, missing, reported)
     return ValueError(f"the run produced no {', '.join(missing)}; it produced: {', '.join(metrics)}")
@@ -236,7 +236,7 @@ def _unmeasured_error(
     """A run that produced no value for a constraint's metric: from a user's training function, a broken
     contract (the study stops at once: every trial would fail alike)."""
     if config.trainer is not None:
-        from hpotool.user_trainer import unmeasured_constraint
+        from hpotool.trainer_contract import unmeasured_constraint
 
         return unmeasured_constraint(config.trainer.function, metrics, constraint, metric, reported)
     return ValueError(

@@ -68,46 +68,58 @@ def _check_registered(model: nn.Module) -> None:
                 continue
             where = f"{prefix}.{key}" if prefix else key
             if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
-                if value.requires_grad and value.is_leaf:
-                    raise RunCheckError(
-                        "model",
-                        f"{name} keeps a trainable tensor in self.{where}, which is not an nn.Parameter, so the "
-                        f"optimizer never updates it and the saved model lacks it; wrap it: "
-                        f"nn.Parameter(tensor) (or register_buffer for a constant)",
-                    )
+                _check_tensor(name, where, value)
+            elif isinstance(value, dict | list | tuple):
+                _check_container(name, where, value, modules, params)
+
+
+def _check_tensor(name: str, where: str, value: torch.Tensor) -> None:
+    """Raise `RunCheckError` for a trainable tensor kept in `self.<where>` that is not an nn.Parameter."""
+    if value.requires_grad and value.is_leaf:
+        raise RunCheckError(
+            "model",
+            f"{name} keeps a trainable tensor in self.{where}, which is not an nn.Parameter, so the "
+            f"optimizer never updates it and the saved model lacks it; wrap it: "
+            f"nn.Parameter(tensor) (or register_buffer for a constant)",
+        )
+
+
+def _check_container(
+    name: str,
+    where: str,
+    value: dict[Any, Any] | list[Any] | tuple[Any, ...],
+    modules: set[int],
+    params: set[int],
+) -> None:
+    """Raise `RunCheckError` for layers (trainable, or with dropout) or trainable parameters kept in the plain
+    dict, list or tuple `self.<where>`, outside the model's registered `modules` and `params` (their ids)."""
+    items = list(value.values()) if isinstance(value, dict) else list(value)
+    for item in items:
+        if isinstance(item, nn.Module) and id(item) not in modules:
+            trainable = any(p.requires_grad for p in item.parameters())
+            if not trainable and not any(
+                isinstance(m, nn.modules.dropout._DropoutNd) and m.training for m in item.modules()
+            ):
+                # an activation, or a frozen model hidden on purpose (a distillation teacher): its
+                # dropout, if any, is off, and hidden so that model.train() would not switch it on
                 continue
-            if isinstance(value, dict):
-                items = list(value.values())
-            elif isinstance(value, list | tuple):
-                items = list(value)
-            else:
-                continue
-            for item in items:
-                if isinstance(item, nn.Module) and id(item) not in modules:
-                    trainable = any(p.requires_grad for p in item.parameters())
-                    if not trainable and not any(
-                        isinstance(m, nn.modules.dropout._DropoutNd) and m.training for m in item.modules()
-                    ):
-                        # an activation, or a frozen model hidden on purpose (a distillation teacher): its
-                        # dropout, if any, is off, and hidden so that model.train() would not switch it on
-                        continue
-                    kind = type(item).__name__
-                    fix = "nn.ModuleDict" if isinstance(value, dict) else "nn.ModuleList"
-                    raise RunCheckError(
-                        "model",
-                        f"{name} keeps its {kind} layers in a plain {type(value).__name__}, self.{where}, which "
-                        f"torch does not register: the optimizer would never train them, eval() would not "
-                        f"switch them, the saved model would lack them and the device would not get them; "
-                        f"use {fix}",
-                    )
-                if isinstance(item, nn.Parameter) and id(item) not in params and item.requires_grad:
-                    fix = "nn.ParameterDict" if isinstance(value, dict) else "nn.ParameterList"
-                    raise RunCheckError(
-                        "model",
-                        f"{name} keeps parameters in a plain {type(value).__name__}, self.{where}, which torch "
-                        f"does not register: the optimizer would never train them and the saved model would "
-                        f"lack them; use {fix}",
-                    )
+            kind = type(item).__name__
+            fix = "nn.ModuleDict" if isinstance(value, dict) else "nn.ModuleList"
+            raise RunCheckError(
+                "model",
+                f"{name} keeps its {kind} layers in a plain {type(value).__name__}, self.{where}, which "
+                f"torch does not register: the optimizer would never train them, eval() would not "
+                f"switch them, the saved model would lack them and the device would not get them; "
+                f"use {fix}",
+            )
+        if isinstance(item, nn.Parameter) and id(item) not in params and item.requires_grad:
+            fix = "nn.ParameterDict" if isinstance(value, dict) else "nn.ParameterList"
+            raise RunCheckError(
+                "model",
+                f"{name} keeps parameters in a plain {type(value).__name__}, self.{where}, which torch "
+                f"does not register: the optimizer would never train them and the saved model would "
+                f"lack them; use {fix}",
+            )
 
 
 FUSED_DEVICES = ("cpu", "cuda")

@@ -221,7 +221,7 @@ def _prepare_user_trainer(
 ) -> StudyPlan:
     """The checked plan of a run trained by the user's own function, which owns data, model and metrics:
     without a pruner where a function takes no `report` argument, so a pruner could never stop it."""
-    from hpotool.user_trainer import schedule_note
+    from hpotool.user_trainer_checks import schedule_note
 
     device_name(run.device, device_src)  # the function is handed it: one this machine lacks fails now
     pruning = not opt.multi_objective and not opt.pruner.is_nop
@@ -243,7 +243,7 @@ def _trainers_without_report(
 ) -> list[str]:
     """The training functions, the run config's and each searched one, that take no `report` argument; each
     one checked, and the search space checked after the run config's own."""
-    from hpotool.user_trainer import check_user_trainer
+    from hpotool.user_trainer_checks import check_user_trainer
 
     assert run.trainer is not None
     try:

@@ -78,7 +78,7 @@ def check_run(cfg: RunConfig, source: str) -> str | None:
     """
     device_name(cfg.device, source)  # a user's training function is handed the device too
     if cfg.trainer is not None:
-        from hpotool.user_trainer import check_user_trainer
+        from hpotool.user_trainer_checks import check_user_trainer
 
         try:
             check_user_trainer(cfg, pruning=False)

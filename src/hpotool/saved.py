@@ -225,8 +225,8 @@ def train_and_save(
     """
     from hpotool.epoch import NonFiniteLossError
     from hpotool.runner import train_run
+    from hpotool.trainer_contract import TrainerOutputError
     from hpotool.user_code import first_line, user_frame
-    from hpotool.user_trainer import TrainerOutputError
 
     try:
         result = train_run(cfg, on_epoch_end=on_epoch_end or _ignore)

@@ -19,7 +19,7 @@ from hpotool.objective import StorageLostInTrial, reason_of
 from hpotool.plan import StudyPlan
 from hpotool.search_space import CategoricalParam
 from hpotool.stale import fail_trial, owner
-from hpotool.user_trainer import broke_contract, contract_stop
+from hpotool.trainer_contract import broke_contract, contract_stop
 
 _log = logging.getLogger("hpotool")
 

@@ -13,200 +13,16 @@ import inspect
 import math
 import re
 import time
-import types
 from collections.abc import Callable
 from typing import Any
 
 from hpotool.config import RunConfig
 from hpotool.epoch import EpochResult, NonFiniteLossError
-from hpotool.errors import HpoError
 from hpotool.import_paths import import_object
 from hpotool.signatures import accepted_kwargs, pick_kwargs
+from hpotool.trainer_contract import TrainerOutputError, _broken
 
 OFFERED = ("config", "run_config", "report")
-
-
-class TrainerOutputError(TypeError):
-    """The function returned something other than a dict of numbers: the user's mistake, found by hpotool
-    after the function returned (so no frame of the user's code names where)."""
-
-
-_CONTRACT = "hpotool_trainer_contract"  # set on what report() raises for a call that breaks its contract
-
-
-def _broken(exc: Exception) -> Exception:
-    setattr(exc, _CONTRACT, True)
-    return exc
-
-
-def broke_contract(exc: BaseException) -> bool:
-    """Whether `exc` (or an exception that raised it) says the training function broke hpotool's contract:
-    it returned no dict of numbers, or called report() wrongly. Such a mistake is the same in every trial."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, TrainerOutputError) or getattr(current, _CONTRACT, False):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
-
-
-def missing_metric(
-    function: str, metrics: dict[str, float], missing: list[str], reported: bool
-) -> TrainerOutputError:
-    """The mistake of a function whose returned dict lacks the study's metric(s) `missing` (`metrics`: what
-    the run produced, with the epoch_time hpotool adds where the function `reported` epochs)."""
-    returned = [k for k in metrics if not (reported and k == "epoch_time")]
-    which, it = ("the study's metric", "it") if len(missing) == 1 else ("metrics the study optimizes", "them")
-    return TrainerOutputError(
-        f"{function} returned {{{', '.join(returned)}}}, without {', '.join(missing)}, {which}; return {it} "
-        f"from fit, such as {{{missing[0]!r}: 0.5}} (the values given to report() do not count), or optimize "
-        f"a metric it returns"
-    )
-
-
-def unmeasured_constraint(
-    function: str, metrics: dict[str, float], constraint: str, metric: str, reported: bool
-) -> TrainerOutputError:
-    """The mistake of a function whose returned dict lacks the value `metric` that `constraint` reads."""
-    returned = [k for k in metrics if not (reported and k == "epoch_time")]
-    return TrainerOutputError(
-        f"{function} returned {{{', '.join(returned)}}}, without {metric}, which constraints: {constraint} "
-        f"reads; return it from fit, such as {{{metric!r}: 0.5}}, or drop the constraint"
-    )
-
-
-class ContractStop(HpoError):
-    """A trial failed on `broke_contract`: the study stops at once (see `contract_stop`)."""
-
-
-def contract_stop(function: str, trial_number: int, reason: str, source: str | None = None) -> ContractStop:
-    """What optimize says when a trial failed on `broke_contract`: the study stops at once. `source`: the run
-    config file that names the function (None for a study joined by name, which has none)."""
-    named = "trainer.function" if function in reason else f"trainer.function {function}"  # once, not twice
-    where = f"{source}: " if source else ""
-    return ContractStop(
-        f"{where}{named}: trial {trial_number} failed: {reason}; this mistake fails every trial, "
-        f"so the study stopped: fix the function (report(epoch, {{'val_loss': 0.5}}) after each epoch, "
-        f"return a dict of numbers) and run the same command"
-    )
-
-
-def check_user_trainer(cfg: RunConfig, *, pruning: bool, opt_source: str = "the optimize config") -> bool:
-    """Before trial 0: the function imports, and hpotool can call it (every argument it requires is one
-    hpotool passes); with a pruner the user chose (`pruning`), it must take `report`, or the pruner could
-    never stop it. Returns whether it takes `report` (True where its signature cannot be read).
-
-    Raises:
-        HpoError: naming `trainer.function` and what to change.
-    """
-    assert cfg.trainer is not None
-    path = cfg.trainer.function
-    try:
-        fn = import_object(path)
-    except HpoError as exc:
-        raise HpoError(f"trainer.function: {exc}") from None
-    if not callable(fn):
-        raise HpoError(f"trainer.function: {path!r} is a {type(fn).__name__}, not a function")
-    _refuse_a_class(path, fn)
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return True  # no signature to read: the call itself will tell
-    required = [
-        p.name
-        for p in params
-        if p.default is inspect.Parameter.empty
-        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-        and (p.name not in OFFERED or p.kind is inspect.Parameter.POSITIONAL_ONLY)
-        and (p.name not in cfg.trainer.kwargs or p.kind is inspect.Parameter.POSITIONAL_ONLY)
-    ]
-    if required:
-        raise HpoError(
-            f"trainer.function: {path} requires {', '.join(repr(r) for r in required)}, which hpotool cannot "
-            f"pass: it passes {', '.join(OFFERED)} and the trainer: keys the function names (by name); "
-            f"{_required_fix(required[0])}"
-        )
-    names, var_kw = accepted_kwargs(fn)
-    if pruning and "report" not in names and not var_kw:
-        raise HpoError(
-            f"trainer.function: {path} takes no 'report' argument, so the pruner can never stop a trial; add a "
-            f"report parameter and call report(epoch, {{metric: value}}) after each epoch, or set pruner: "
-            f"{{name: nop}} in {opt_source}"
-        )
-    return "report" in names or var_kw
-
-
-def _refuse_a_class(path: str, fn: Any) -> None:
-    """Raise `HpoError` for a class, whose call makes an instance rather than the metrics (it failed trial 0),
-    or a method named through its class (`x:Runner.fit`), which needs an instance: told to set 'self' in the
-    config, which no config can."""
-    module, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
-    if isinstance(fn, type):
-        raise HpoError(
-            f"trainer.function: {path} is a class, and calling it makes a {fn.__name__}, not the dict of "
-            f"metrics; name the function that trains, or the method of an instance ({module}:obj.fit for obj = "
-            f"{fn.__name__}(...) in the module)"
-        )
-    owner_path, _, method = attr.rpartition(".")
-    if not owner_path:
-        return
-    try:
-        owner = import_object(f"{module}:{owner_path}")
-    except HpoError:
-        return
-    if isinstance(owner, type) and isinstance(
-        inspect.getattr_static(owner, method, None), types.FunctionType
-    ):
-        instance = owner.__name__[:1].lower() + owner.__name__[1:]
-        instance = instance if instance != owner.__name__ else f"{instance}_"
-        raise HpoError(
-            f"trainer.function: {path} is a method of the class {owner.__name__}, called on an instance; make "
-            f"one at the module's top level ({instance} = {owner.__name__}(...)) and name its method "
-            f"({module}:{instance}.{method}), or name a function"
-        )
-
-
-# What training scripts call the settings and the per-epoch callback that hpotool passes as config and report.
-_CONFIG_NAMES = frozenset(
-    {"cfg", "conf", "hparams", "hyperparams", "hp", "params", "args", "opt", "opts", "options", "settings"}
-)
-_REPORT_NAMES = frozenset({"callback", "reporter", "report_fn", "on_epoch", "on_epoch_end", "log_metrics"})
-
-
-def _required_fix(name: str) -> str:
-    """How to fix a parameter `name` of the training function that hpotool cannot pass: rename what is the
-    config or the report callback under another name, or replace an Optuna objective's trial; set any other
-    under trainer:."""
-    if name == "trial":
-        return (
-            "hpotool passes no Optuna trial: it samples search_space itself and hands the picked values in config "
-            "(config['optimizer']['lr']) and as the trainer: keys the function names; take config and report "
-            "instead, call report(epoch, {'val_loss': 0.5}) where it called trial.report, and drop its "
-            "trial.suggest_* calls"
-        )
-    if name in _CONFIG_NAMES:
-        return f"rename {name!r} config (the run config as a dict) or run_config (the RunConfig)"
-    if name in _REPORT_NAMES:
-        return f"rename {name!r} report (call report(epoch, {{'val_loss': 0.5}}) after each epoch)"
-    return f"set {name!r} under trainer: in the run config, or give it a default"
-
-
-def schedule_note(cfg: RunConfig) -> str | None:
-    """With a user's training function, a scheduler section hpotool does not build: a note saying so (None
-    for the default `none`), since a monitor or a warm-up there was ignored without a word. Nor does hpotool
-    check a warm-up against the epochs there: the function may read the section as it likes."""
-    assert cfg.trainer is not None
-    section = {k: v for k, v in cfg.scheduler.model_dump(mode="json").items() if v is not None}
-    if section == {"name": "none"}:
-        return None
-    shown = ", ".join(f"{k}: {v}" for k, v in section.items())
-    return (
-        f"trainer.function {cfg.trainer.function} trains in its own loop, so hpotool builds no lr schedule from "
-        f"scheduler: {{{shown}}}: it steps nothing and watches no monitor; fit uses the section only if it reads "
-        f"run_config.scheduler (otherwise drop it)"
-    )
 
 
 def run_user_trainer(
@@ -219,8 +35,24 @@ def run_user_trainer(
     """
     assert cfg.trainer is not None
     fn = import_object(cfg.trainer.function)
-    last = time.perf_counter()
     stopped: list[BaseException] = []  # what report raised: it ends the run even if the function caught it
+    report = _reporter(on_epoch_end, rows, stopped)
+    offered: dict[str, Any] = {"config": cfg.model_dump(mode="json"), "run_config": cfg, "report": report}
+    metrics = _call_refusing_exit(fn, cfg, offered, lambda: bool(rows or stopped))
+    if stopped:  # the function caught what report raised and carried on
+        raise stopped[0]
+    final = _final_metrics(cfg.trainer.function, metrics)
+    if rows and "epoch_time" not in final:
+        final["epoch_time"] = sum(r["epoch_time"] for r in rows) / len(rows)
+    return final
+
+
+def _reporter(
+    on_epoch_end: Callable[[EpochResult], None], rows: list[dict[str, float]], stopped: list[BaseException]
+) -> Callable[..., None]:
+    """The `report` passed to the function: each call checked, its epoch timed, appended to `rows` and handed
+    to `on_epoch_end`. What it raises is kept in `stopped` and raised again by every later call."""
+    last = time.perf_counter()
 
     def report(*args: Any, **kwargs: Any) -> None:
         nonlocal last
@@ -228,43 +60,9 @@ def run_user_trainer(
             raise stopped[0]
         try:
             epoch, metrics = _report_arguments(args, kwargs)
-            if isinstance(epoch, bool) or int(epoch) != epoch or epoch < 0:
-                raise _broken(
-                    ValueError(
-                        f"report(epoch={epoch!r}, ...): the epoch must be a whole number counting from 0"
-                    )
-                )
-            epoch = int(epoch)
-            if rows and epoch <= rows[-1]["epoch"]:
-                seen = int(rows[-1]["epoch"])
-                said = "twice" if epoch == seen else f"after epoch {seen}"
-                raise _broken(
-                    ValueError(
-                        f"report() was given epoch {epoch} {said}; report each epoch once, in order, counting "
-                        f"from 0"
-                    )
-                )
-            if not isinstance(metrics, dict):
-                raise _broken(
-                    TypeError(
-                        f"report({epoch}, {metrics!r}): give the metrics as a dict, such as "
-                        f"report({epoch}, {{'val_loss': {metrics!r}}})"
-                    )
-                )
+            epoch = _checked_report(epoch, metrics, rows)
             now = time.perf_counter()
-            try:
-                values = {
-                    k: _number(v, f"report({epoch}, ...): {k!r} is {v!r}, not a number")
-                    for k, v in metrics.items()
-                }
-            except TypeError as exc:
-                raise _broken(exc) from None
-            # A loss that is NaN: the run diverged. Another metric may be undefined in an epoch (an F1 with no
-            # positive prediction) and is recorded; one the study optimizes prunes the trial (the objective).
-            for k, v in values.items():
-                if not math.isfinite(v) and "loss" in k:
-                    raise NonFiniteLossError(epoch, v, k)
-            result = EpochResult(epoch, values, now - last)
+            result = EpochResult(epoch, _reported_values(epoch, metrics), now - last)
             last = now
             rows.append(result.as_row())
             on_epoch_end(result)
@@ -272,11 +70,67 @@ def run_user_trainer(
             stopped.append(exc)
             raise
 
-    offered: dict[str, Any] = {"config": cfg.model_dump(mode="json"), "run_config": cfg, "report": report}
-    try:
-        metrics = _call(
-            fn, pick_kwargs(fn, offered), _named_trainer_keys(fn, cfg), lambda: bool(rows or stopped)
+    return report
+
+
+def _checked_report(epoch: Any, metrics: Any, rows: list[dict[str, float]]) -> int:
+    """The epoch of a call to `report` as an int: a whole number after the last one reported in `rows`.
+
+    Raises:
+        ValueError, TypeError: marked as breaking the contract, for another epoch or metrics not in a dict.
+    """
+    if isinstance(epoch, bool) or int(epoch) != epoch or epoch < 0:
+        raise _broken(
+            ValueError(f"report(epoch={epoch!r}, ...): the epoch must be a whole number counting from 0")
         )
+    epoch = int(epoch)
+    if rows and epoch <= rows[-1]["epoch"]:
+        seen = int(rows[-1]["epoch"])
+        said = "twice" if epoch == seen else f"after epoch {seen}"
+        raise _broken(
+            ValueError(
+                f"report() was given epoch {epoch} {said}; report each epoch once, in order, counting from 0"
+            )
+        )
+    if not isinstance(metrics, dict):
+        raise _broken(
+            TypeError(
+                f"report({epoch}, {metrics!r}): give the metrics as a dict, such as "
+                f"report({epoch}, {{'val_loss': {metrics!r}}})"
+            )
+        )
+    return epoch
+
+
+def _reported_values(epoch: int, metrics: dict[str, Any]) -> dict[str, float]:
+    """The metrics of a call to `report`, each a float.
+
+    Raises:
+        TypeError: marked as breaking the contract, naming a value that is not a number.
+        NonFiniteLossError: for a loss that is NaN or infinite.
+    """
+    try:
+        values = {
+            k: _number(v, f"report({epoch}, ...): {k!r} is {v!r}, not a number") for k, v in metrics.items()
+        }
+    except TypeError as exc:
+        raise _broken(exc) from None
+    # A loss that is NaN: the run diverged. Another metric may be undefined in an epoch (an F1 with no
+    # positive prediction) and is recorded; one the study optimizes prunes the trial (the objective).
+    for k, v in values.items():
+        if not math.isfinite(v) and "loss" in k:
+            raise NonFiniteLossError(epoch, v, k)
+    return values
+
+
+def _call_refusing_exit(
+    fn: Callable[..., Any], cfg: RunConfig, offered: dict[str, Any], reported: Callable[[], bool]
+) -> Any:
+    """`_call` the function with what it takes of `offered` and the `trainer:` keys it names; a sys.exit()
+    in it is raised as a broken contract, with the function's traceback, rather than ending hpotool."""
+    assert cfg.trainer is not None
+    try:
+        return _call(fn, pick_kwargs(fn, offered), _named_trainer_keys(fn, cfg), reported)
     except SystemExit as exc:  # it would end hpotool, leaving the trial RUNNING and the study without a word
         raise _broken(
             RuntimeError(
@@ -285,11 +139,17 @@ def run_user_trainer(
                 f"and return a dict of numbers"
             )
         ).with_traceback(exc.__traceback__) from None
-    if stopped:  # the function caught what report raised and carried on
-        raise stopped[0]
+
+
+def _final_metrics(function: str, metrics: Any) -> dict[str, float]:
+    """What `function` returned, checked to be a dict of numbers, each value as a float.
+
+    Raises:
+        TrainerOutputError: for anything else, naming what it returned.
+    """
     if not isinstance(metrics, dict):
         raise TrainerOutputError(
-            f"{cfg.trainer.function} returned {type(metrics).__name__}; it must return a dict of final metrics, "
+            f"{function} returned {type(metrics).__name__}; it must return a dict of final metrics, "
             f"such as {{'val_loss': 0.5}}"
         )
     final = {}
@@ -298,10 +158,8 @@ def run_user_trainer(
             final[k] = _number(v, "")
         except TypeError:
             raise TrainerOutputError(
-                f"{cfg.trainer.function} returned {k!r}: {v!r}, which is not a number; return numbers only"
+                f"{function} returned {k!r}: {v!r}, which is not a number; return numbers only"
             ) from None
-    if rows and "epoch_time" not in final:
-        final["epoch_time"] = sum(r["epoch_time"] for r in rows) / len(rows)
     return final
 
 

@@ -34,7 +34,7 @@ from hpotool.storage import make_storage
 from hpotool.storage_faults import lost_cause, lost_connection, study_deleted
 from hpotool.storage_url import storage_file, storage_named, storage_origin
 from hpotool.tracking import make_tracker, tracking_off
-from hpotool.user_trainer import ContractStop
+from hpotool.trainer_contract import ContractStop
 from hpotool.worker_args import WorkerArgs, take_environ, worker_plan, worker_run_config
 from hpotool.worker_problems import CONTRACT_EXIT, ERROR_EXIT, LOST_STORAGE_EXIT, SETUP_EXIT
 

@@ -98,7 +98,7 @@ def _raise_a_workers_problem(run: WorkerRun, finished: int, lost: list[tuple[str
 def _raise_contract_stop(run: WorkerRun) -> None:
     """Raise that the training function broke hpotool's contract, naming the first of this run's failed
     trials (the study's first where this run has none) and its reason, as one process does."""
-    from hpotool.user_trainer import contract_stop
+    from hpotool.trainer_contract import contract_stop
 
     fails = run.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     mine = [t for t in fails if t.number not in run.before] or fails

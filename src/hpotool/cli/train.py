@@ -89,7 +89,7 @@ def _train(
         if unused := check_run(cfg, str(run_config)):  # labels 1..K: as optimize says before trial 0
             print_note(unused)
         if cfg.trainer is not None:
-            from hpotool.user_trainer import schedule_note
+            from hpotool.user_trainer_checks import schedule_note
 
             if note := schedule_note(cfg):
                 print_note(note)
@@ -276,7 +276,7 @@ def _print_final_notes(study: Any, plan: Any, top_k: int, saved: dict[Path, Any]
         print_note(
             f"the study has only {count} complete trial{'' if count == 1 else 's'}{meet}; retraining those"
         )
-    from hpotool.user_trainer import schedule_note
+    from hpotool.user_trainer_checks import schedule_note
 
     notes = [schedule_note(c.config) for c in plan.candidates if c.config.trainer is not None]
     for note in dict.fromkeys(n for n in [*plan.notes, *notes] if n):  # once each, as optimize and train say

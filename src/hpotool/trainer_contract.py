@@ -1,0 +1,74 @@
+"""What a user's training function promises hpotool (`user_trainer`): a dict of numbers from fit, report()
+called as documented. The mistakes that break it (`TrainerOutputError`, `broke_contract`), which are the same
+in every trial, and what optimize says when one stops the study (`contract_stop`)."""
+
+from __future__ import annotations
+
+from hpotool.errors import HpoError
+
+
+class TrainerOutputError(TypeError):
+    """The function returned something other than a dict of numbers: the user's mistake, found by hpotool
+    after the function returned (so no frame of the user's code names where)."""
+
+
+_CONTRACT = "hpotool_trainer_contract"  # set on what report() raises for a call that breaks its contract
+
+
+def _broken(exc: Exception) -> Exception:
+    setattr(exc, _CONTRACT, True)
+    return exc
+
+
+def broke_contract(exc: BaseException) -> bool:
+    """Whether `exc` (or an exception that raised it) says the training function broke hpotool's contract:
+    it returned no dict of numbers, or called report() wrongly. Such a mistake is the same in every trial."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, TrainerOutputError) or getattr(current, _CONTRACT, False):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def missing_metric(
+    function: str, metrics: dict[str, float], missing: list[str], reported: bool
+) -> TrainerOutputError:
+    """The mistake of a function whose returned dict lacks the study's metric(s) `missing` (`metrics`: what
+    the run produced, with the epoch_time hpotool adds where the function `reported` epochs)."""
+    returned = [k for k in metrics if not (reported and k == "epoch_time")]
+    which, it = ("the study's metric", "it") if len(missing) == 1 else ("metrics the study optimizes", "them")
+    return TrainerOutputError(
+        f"{function} returned {{{', '.join(returned)}}}, without {', '.join(missing)}, {which}; return {it} "
+        f"from fit, such as {{{missing[0]!r}: 0.5}} (the values given to report() do not count), or optimize "
+        f"a metric it returns"
+    )
+
+
+def unmeasured_constraint(
+    function: str, metrics: dict[str, float], constraint: str, metric: str, reported: bool
+) -> TrainerOutputError:
+    """The mistake of a function whose returned dict lacks the value `metric` that `constraint` reads."""
+    returned = [k for k in metrics if not (reported and k == "epoch_time")]
+    return TrainerOutputError(
+        f"{function} returned {{{', '.join(returned)}}}, without {metric}, which constraints: {constraint} "
+        f"reads; return it from fit, such as {{{metric!r}: 0.5}}, or drop the constraint"
+    )
+
+
+class ContractStop(HpoError):
+    """A trial failed on `broke_contract`: the study stops at once (see `contract_stop`)."""
+
+
+def contract_stop(function: str, trial_number: int, reason: str, source: str | None = None) -> ContractStop:
+    """What optimize says when a trial failed on `broke_contract`: the study stops at once. `source`: the run
+    config file that names the function (None for a study joined by name, which has none)."""
+    named = "trainer.function" if function in reason else f"trainer.function {function}"  # once, not twice
+    where = f"{source}: " if source else ""
+    return ContractStop(
+        f"{where}{named}: trial {trial_number} failed: {reason}; this mistake fails every trial, "
+        f"so the study stopped: fix the function (report(epoch, {{'val_loss': 0.5}}) after each epoch, "
+        f"return a dict of numbers) and run the same command"
+    )

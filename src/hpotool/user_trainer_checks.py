@@ -1,0 +1,130 @@
+"""Before trial 0, the checks of a user's training function (`check_user_trainer`: it imports, and hpotool
+can call it), and the note on a scheduler section it trains without (`schedule_note`)."""
+
+from __future__ import annotations
+
+import inspect
+import types
+from typing import Any
+
+from hpotool.config import RunConfig
+from hpotool.errors import HpoError
+from hpotool.import_paths import import_object
+from hpotool.signatures import accepted_kwargs
+from hpotool.user_trainer import OFFERED
+
+
+def check_user_trainer(cfg: RunConfig, *, pruning: bool, opt_source: str = "the optimize config") -> bool:
+    """Before trial 0: the function imports, and hpotool can call it (every argument it requires is one
+    hpotool passes); with a pruner the user chose (`pruning`), it must take `report`, or the pruner could
+    never stop it. Returns whether it takes `report` (True where its signature cannot be read).
+
+    Raises:
+        HpoError: naming `trainer.function` and what to change.
+    """
+    assert cfg.trainer is not None
+    path = cfg.trainer.function
+    try:
+        fn = import_object(path)
+    except HpoError as exc:
+        raise HpoError(f"trainer.function: {exc}") from None
+    if not callable(fn):
+        raise HpoError(f"trainer.function: {path!r} is a {type(fn).__name__}, not a function")
+    _refuse_a_class(path, fn)
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return True  # no signature to read: the call itself will tell
+    required = [
+        p.name
+        for p in params
+        if p.default is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        and (p.name not in OFFERED or p.kind is inspect.Parameter.POSITIONAL_ONLY)
+        and (p.name not in cfg.trainer.kwargs or p.kind is inspect.Parameter.POSITIONAL_ONLY)
+    ]
+    if required:
+        raise HpoError(
+            f"trainer.function: {path} requires {', '.join(repr(r) for r in required)}, which hpotool cannot "
+            f"pass: it passes {', '.join(OFFERED)} and the trainer: keys the function names (by name); "
+            f"{_required_fix(required[0])}"
+        )
+    names, var_kw = accepted_kwargs(fn)
+    if pruning and "report" not in names and not var_kw:
+        raise HpoError(
+            f"trainer.function: {path} takes no 'report' argument, so the pruner can never stop a trial; add a "
+            f"report parameter and call report(epoch, {{metric: value}}) after each epoch, or set pruner: "
+            f"{{name: nop}} in {opt_source}"
+        )
+    return "report" in names or var_kw
+
+
+def _refuse_a_class(path: str, fn: Any) -> None:
+    """Raise `HpoError` for a class, whose call makes an instance rather than the metrics (it failed trial 0),
+    or a method named through its class (`x:Runner.fit`), which needs an instance: told to set 'self' in the
+    config, which no config can."""
+    module, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
+    if isinstance(fn, type):
+        raise HpoError(
+            f"trainer.function: {path} is a class, and calling it makes a {fn.__name__}, not the dict of "
+            f"metrics; name the function that trains, or the method of an instance ({module}:obj.fit for obj = "
+            f"{fn.__name__}(...) in the module)"
+        )
+    owner_path, _, method = attr.rpartition(".")
+    if not owner_path:
+        return
+    try:
+        owner = import_object(f"{module}:{owner_path}")
+    except HpoError:
+        return
+    if isinstance(owner, type) and isinstance(
+        inspect.getattr_static(owner, method, None), types.FunctionType
+    ):
+        instance = owner.__name__[:1].lower() + owner.__name__[1:]
+        instance = instance if instance != owner.__name__ else f"{instance}_"
+        raise HpoError(
+            f"trainer.function: {path} is a method of the class {owner.__name__}, called on an instance; make "
+            f"one at the module's top level ({instance} = {owner.__name__}(...)) and name its method "
+            f"({module}:{instance}.{method}), or name a function"
+        )
+
+
+# What training scripts call the settings and the per-epoch callback that hpotool passes as config and report.
+_CONFIG_NAMES = frozenset(
+    {"cfg", "conf", "hparams", "hyperparams", "hp", "params", "args", "opt", "opts", "options", "settings"}
+)
+_REPORT_NAMES = frozenset({"callback", "reporter", "report_fn", "on_epoch", "on_epoch_end", "log_metrics"})
+
+
+def _required_fix(name: str) -> str:
+    """How to fix a parameter `name` of the training function that hpotool cannot pass: rename what is the
+    config or the report callback under another name, or replace an Optuna objective's trial; set any other
+    under trainer:."""
+    if name == "trial":
+        return (
+            "hpotool passes no Optuna trial: it samples search_space itself and hands the picked values in config "
+            "(config['optimizer']['lr']) and as the trainer: keys the function names; take config and report "
+            "instead, call report(epoch, {'val_loss': 0.5}) where it called trial.report, and drop its "
+            "trial.suggest_* calls"
+        )
+    if name in _CONFIG_NAMES:
+        return f"rename {name!r} config (the run config as a dict) or run_config (the RunConfig)"
+    if name in _REPORT_NAMES:
+        return f"rename {name!r} report (call report(epoch, {{'val_loss': 0.5}}) after each epoch)"
+    return f"set {name!r} under trainer: in the run config, or give it a default"
+
+
+def schedule_note(cfg: RunConfig) -> str | None:
+    """With a user's training function, a scheduler section hpotool does not build: a note saying so (None
+    for the default `none`), since a monitor or a warm-up there was ignored without a word. Nor does hpotool
+    check a warm-up against the epochs there: the function may read the section as it likes."""
+    assert cfg.trainer is not None
+    section = {k: v for k, v in cfg.scheduler.model_dump(mode="json").items() if v is not None}
+    if section == {"name": "none"}:
+        return None
+    shown = ", ".join(f"{k}: {v}" for k, v in section.items())
+    return (
+        f"trainer.function {cfg.trainer.function} trains in its own loop, so hpotool builds no lr schedule from "
+        f"scheduler: {{{shown}}}: it steps nothing and watches no monitor; fit uses the section only if it reads "
+        f"run_config.scheduler (otherwise drop it)"
+    )
