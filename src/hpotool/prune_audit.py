@@ -108,6 +108,38 @@ def missed_winners(study: optuna.Study, baseline: optuna.Study, top_k: int = 5) 
     """Match this study's pruned trials to `baseline` (no pruning) and count those that beat the top-k bar."""
     from optuna.trial import TrialState
 
+    from hpotool.ranking import is_feasible
+    from hpotool.trial_table import trial_params
+
+    _check_baseline(study, baseline)
+    space = _check_same_question(study, baseline)
+    bar, bar_rank = _top_k_bar(study, top_k)
+    reference = [t for t in baseline.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    if not reference:
+        raise HpoError(f"--against {baseline.study_name!r} has no complete trial to compare with")
+    maximize = study.direction.name == "MAXIMIZE"
+    exact = nearest = wins = 0
+    examples = []
+    # Compared as values, a list choice as the list: [1, 3] here is the baseline's [1.0, 3.0] (the space
+    # check above says so), though Optuna stores them as the labels each study's YAML spells.
+    theirs_params = [(r, trial_params(baseline.user_attrs, r)) for r in reference]
+    for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
+        match, identical = _twin(space, trial_params(study.user_attrs, t), theirs_params)
+        if identical:
+            exact += 1
+        else:
+            nearest += 1
+        value = float(match.value)  # type: ignore[arg-type]
+        if is_feasible(match) and ((value > bar) if maximize else (value < bar)):
+            wins += 1
+            examples.append(
+                {"trial": t.number, "matched": match.number, "value": value, "pruned_at": t.last_step}
+            )
+    return MissedWinners(exact + nearest, exact, nearest, wins, top_k, bar, examples, bar_rank)
+
+
+def _check_baseline(study: optuna.Study, baseline: optuna.Study) -> None:
+    """Raise HpoError unless `baseline` is another single-objective study run without pruning."""
     if len(baseline.directions) > 1:
         raise HpoError(
             f"--against {baseline.study_name!r} has {len(baseline.directions)} objectives; compare with a "
@@ -126,6 +158,10 @@ def missed_winners(study: optuna.Study, baseline: optuna.Study, top_k: int = 5) 
             f"--against {baseline.study_name!r} was run with the {pruner['name']} pruner, which stops trials "
             f"early; compare with a study of the same search space run without pruning (pruner: {{name: nop}})"
         )
+
+
+def _check_same_question(study: optuna.Study, baseline: optuna.Study) -> dict[str, Any]:
+    """The search space both studies share; HpoError where their metric, direction or space differ."""
     ours, theirs = (
         (s.direction.name.lower(), stored_config(s.user_attrs, "optimize_config").get("metric"))
         for s in (study, baseline)
@@ -144,43 +180,37 @@ def missed_winners(study: optuna.Study, baseline: optuna.Study, top_k: int = 5) 
             f"{study.study_name!r} and {baseline.study_name!r} search different spaces ({', '.join(changed)}); "
             f"compare with a study of the same search space run without pruning"
         )
+    return space
+
+
+def _top_k_bar(study: optuna.Study, top_k: int) -> tuple[float, int]:
+    """The value to beat and its rank: the top_k-th best complete trial that meets the constraints, or the
+    last of them where fewer finished."""
+    from optuna.trial import TrialState
+
     from hpotool.ranking import is_feasible
-    from hpotool.trial_table import trial_params
 
     # The bar is the k-th best trial that meets the constraints ("best" as export-best has it); a pruned
     # trial whose twin broke them would not have made the top-k either.
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if is_feasible(t)]
-    reference = [t for t in baseline.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     if not complete:
         raise HpoError(
             f"study {study.study_name!r} has no complete trial that meets its constraints, so no top-{top_k} bar"
         )
-    if not reference:
-        raise HpoError(f"--against {baseline.study_name!r} has no complete trial to compare with")
     maximize = study.direction.name == "MAXIMIZE"
     finals = sorted((float(t.value) for t in complete), reverse=maximize)  # type: ignore[arg-type]
     bar_rank = min(top_k, len(finals))
-    bar = finals[bar_rank - 1]
-    exact = nearest = wins = 0
-    examples = []
-    # Compared as values, a list choice as the list: [1, 3] here is the baseline's [1.0, 3.0] (the space
-    # check above says so), though Optuna stores them as the labels each study's YAML spells.
-    theirs_params = [(r, trial_params(baseline.user_attrs, r)) for r in reference]
-    for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
-        params = trial_params(study.user_attrs, t)
-        match: FrozenTrial | None = next((r for r, rp in theirs_params if rp == params), None)
-        if match is not None:
-            exact += 1
-        else:
-            match = min(theirs_params, key=lambda rp: _distance(space, params, rp[1]))[0]
-            nearest += 1
-        value = float(match.value)  # type: ignore[arg-type]
-        if is_feasible(match) and ((value > bar) if maximize else (value < bar)):
-            wins += 1
-            examples.append(
-                {"trial": t.number, "matched": match.number, "value": value, "pruned_at": t.last_step}
-            )
-    return MissedWinners(exact + nearest, exact, nearest, wins, top_k, bar, examples, bar_rank)
+    return finals[bar_rank - 1], bar_rank
+
+
+def _twin(
+    space: dict[str, Any], params: dict[str, Any], theirs: list[tuple[FrozenTrial, dict[str, Any]]]
+) -> tuple[FrozenTrial, bool]:
+    """The baseline trial with the same parameters (True), else the nearest one (False)."""
+    match = next((r for r, rp in theirs if rp == params), None)
+    if match is not None:
+        return match, True
+    return min(theirs, key=lambda rp: _distance(space, params, rp[1]))[0], False
 
 
 def audit_pruning(

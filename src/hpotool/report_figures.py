@@ -101,6 +101,32 @@ class FigureInfo:
     note: str | None = None  # a caveat shown above the drawn figure
 
 
+@dataclass(frozen=True)
+class _Complete:
+    """The study's complete trials as the figures see them."""
+
+    every: list[FrozenTrial]  # every complete trial
+    finite: list[FrozenTrial]  # those the figures draw: a trial whose value is inf or nan is left out
+    params: list[str]  # the parameters of `finite`, in the order the trials suggested them
+    none: str | None  # why there is no complete trial to draw; None when there is one
+
+
+def _complete_trials(trials: list[FrozenTrial]) -> _Complete:
+    """The complete trials, those with finite values, their parameters, and why none is drawn."""
+    every = [t for t in trials if t.state == TrialState.COMPLETE]
+    # The figures leave out a trial whose value is inf or nan (the report warns of them)
+    finite = [t for t in every if t.values is not None and all(map(math.isfinite, t.values))]
+    none = (
+        "no complete trial yet"
+        if not every
+        else None
+        if finite
+        else f"no complete trial with a finite value ({len(every)} complete, each inf or nan)"
+    )
+    params = list(dict.fromkeys(p for t in finite for p in t.params))
+    return _Complete(every, finite, params, none)
+
+
 def figure_infos(
     study: optuna.Study,
     trials: list[FrozenTrial],
@@ -110,116 +136,141 @@ def figure_infos(
     importance_basis: str,
     importances_caveat: str | None = None,
 ) -> list[FigureInfo]:
-    every = [t for t in trials if t.state == TrialState.COMPLETE]
-    # The figures leave out a trial whose value is inf or nan (the report warns of them)
-    complete = [t for t in every if t.values is not None and all(map(math.isfinite, t.values))]
-    none_complete = (
-        "no complete trial yet"
-        if not every
-        else None
-        if complete
-        else f"no complete trial with a finite value ({len(every)} complete, each inf or nan)"
+    """The report's figures in order: the Pareto front (several objectives), six figures per objective, the
+    learning curves and the timeline."""
+    done = _complete_trials(trials)
+    figs = [_pareto_figure(objectives, done)] if len(objectives) > 1 else []
+    for i in range(len(objectives)):
+        importance = FigureInfo(
+            f"importances{_suffix(i, objectives)}",
+            "importances",
+            f"Parameter importances{_label(i, objectives)} (PED-ANOVA over {importance_basis})",
+            i,
+            reason=None if importances[i] else importance_reasons[i],
+            note=importances_caveat,
+        )
+        figs += _objective_figures(i, objectives, done, trials, importances[i], importance)
+    figs.append(_curves_figure(study, trials, objectives))
+    figs.append(
+        FigureInfo("timeline", "timeline", "Timeline", reason=None if trials else "the study has no trials")
     )
-    finite = " with a finite value" if len(complete) < len(every) else ""
-    params = list(dict.fromkeys(p for t in complete for p in t.params))
+    return figs
+
+
+def _suffix(i: int, objectives: list[dict[str, str]]) -> str:
+    """The key suffix of objective `i`'s figures: `.1` where the study has several objectives, else none."""
+    return f".{i}" if len(objectives) > 1 else ""
+
+
+def _label(i: int, objectives: list[dict[str, str]]) -> str:
+    """The title suffix of objective `i`'s figures: ` — val_loss` where the study has several, else none."""
+    return f" — {objectives[i]['name']}" if len(objectives) > 1 else ""
+
+
+def _pareto_figure(objectives: list[dict[str, str]], done: _Complete) -> FigureInfo:
+    """The Pareto front of a multi-objective study, or why it is not drawn."""
+    infeasible = (
+        None if any(is_feasible(t) for t in done.finite) else "no complete trial meets the constraints"
+    )
+    reason = (
+        done.none
+        or infeasible
+        or (None if len(objectives) <= 3 else "a Pareto front needs 2 or 3 objectives")
+    )
+    return FigureInfo("pareto", "pareto", "Pareto front", reason=reason)
+
+
+def _objective_figures(
+    i: int,
+    objectives: list[dict[str, str]],
+    done: _Complete,
+    trials: list[FrozenTrial],
+    importance: dict[str, float] | None,
+    importance_figure: FigureInfo,
+) -> list[FigureInfo]:
+    """Objective `i`'s figures: history, importances (`importance_figure`), parallel, slice, contour, EDF."""
+    sfx, name = _suffix(i, objectives), _label(i, objectives)
+    no_params = done.none or (None if done.params else "the trials have no parameters")
+    contour_reason, pair = _contour_pair(done, importance, no_params)
+    return [
+        FigureInfo(f"history{sfx}", "history", f"Optimization history{name}", i, reason=done.none),
+        importance_figure,
+        FigureInfo(
+            f"parallel{sfx}",
+            "parallel",
+            f"Parallel coordinates{name}{_sampled_note('parallel', trials)}",
+            i,
+            reason=no_params,
+        ),
+        FigureInfo(f"slice{sfx}", "slice", f"Slice{name}", i, reason=no_params),
+        FigureInfo(
+            f"contour{sfx}",
+            "contour",
+            f"Contour of the two most important parameters{name}{_sampled_note('contour', trials)}",
+            i,
+            params=pair,
+            reason=contour_reason,
+        ),
+        FigureInfo(f"edf{sfx}", "edf", f"Empirical distribution (EDF){name}", i, reason=done.none),
+    ]
+
+
+def _contour_pair(
+    done: _Complete, importance: dict[str, float] | None, no_params: str | None
+) -> tuple[str | None, list[str] | None]:
+    """The contour's two parameters (the two most important that took two values or more), or why none."""
+    params, complete = done.params, done.finite
+    if len(params) < 2:
+        return no_params or f"a contour needs two parameters, the study has {len(params)}", None
+    if len(complete) < 2:
+        finite = " with a finite value" if len(complete) < len(done.every) else ""
+        return f"a contour needs at least 2 complete trials{finite}, the study has {len(complete)}", None
+    ranked = list(importance) if importance else params
+    # Optuna draws an empty contour, and logs a warning, for a parameter with one value
+    varied = [p for p in ranked if len({repr(t.params[p]) for t in complete if p in t.params}) > 1]
+    if len(varied) >= 2:
+        return None, varied[:2]
+    single = [p for p in params if p not in varied]
+    return (
+        f"a contour needs two parameters with two values or more in the complete trials; "
+        f"{', '.join(single)} took one",
+        None,
+    )
+
+
+def _curves_figure(
+    study: optuna.Study, trials: list[FrozenTrial], objectives: list[dict[str, str]]
+) -> FigureInfo:
+    """The learning curves (the first objective's, per epoch), or why they are not drawn."""
     multi = len(objectives) > 1
-    figs: list[FigureInfo] = []
-    if multi:
-        infeasible = (
-            None if any(is_feasible(t) for t in complete) else "no complete trial meets the constraints"
-        )
-        reason = (
-            none_complete
-            or infeasible
-            or (None if len(objectives) <= 3 else "a Pareto front needs 2 or 3 objectives")
-        )
-        figs.append(FigureInfo("pareto", "pareto", "Pareto front", reason=reason))
-    for i, obj in enumerate(objectives):
-        sfx, name = (f".{i}", f" — {obj['name']}") if multi else ("", "")
-        no_params = none_complete or (None if params else "the trials have no parameters")
-        if len(params) < 2:
-            contour_reason, pair = (
-                no_params or f"a contour needs two parameters, the study has {len(params)}",
-                None,
-            )
-        elif len(complete) < 2:
-            contour_reason, pair = (
-                f"a contour needs at least 2 complete trials{finite}, the study has {len(complete)}",
-                None,
-            )
-        else:
-            imp = importances[i]
-            ranked = list(imp) if imp else params
-            # Optuna draws an empty contour, and logs a warning, for a parameter with one value
-            varied = [p for p in ranked if len({repr(t.params[p]) for t in complete if p in t.params}) > 1]
-            if len(varied) >= 2:
-                contour_reason, pair = None, varied[:2]
-            else:
-                single = [p for p in params if p not in varied]
-                contour_reason, pair = (
-                    f"a contour needs two parameters with two values or more in the complete trials; "
-                    f"{', '.join(single)} took one",
-                    None,
-                )
-        figs += [
-            FigureInfo(f"history{sfx}", "history", f"Optimization history{name}", i, reason=none_complete),
-            FigureInfo(
-                f"importances{sfx}",
-                "importances",
-                f"Parameter importances{name} (PED-ANOVA over {importance_basis})",
-                i,
-                reason=None if importances[i] else importance_reasons[i],
-                note=importances_caveat,
-            ),
-            FigureInfo(
-                f"parallel{sfx}",
-                "parallel",
-                f"Parallel coordinates{name}{_sampled_note('parallel', trials)}",
-                i,
-                reason=no_params,
-            ),
-            FigureInfo(f"slice{sfx}", "slice", f"Slice{name}", i, reason=no_params),
-            FigureInfo(
-                f"contour{sfx}",
-                "contour",
-                f"Contour of the two most important parameters{name}{_sampled_note('contour', trials)}",
-                i,
-                params=pair,
-                reason=contour_reason,
-            ),
-            FigureInfo(f"edf{sfx}", "edf", f"Empirical distribution (EDF){name}", i, reason=none_complete),
-        ]
     first = objectives[0]["name"]
     curves = curve_trials(study, trials, first)
-    reported = any(t.intermediate_values for t in curves if t.state in _CURVE_STATES)
-    curves_reason = (
-        None
-        if reported
-        else f"only failed trials recorded {first} per epoch (a failed trial's curve is not drawn)"
-        if multi and curves
-        else f"no trial recorded {first} per epoch in its history"
-        if multi
-        else "only failed trials reported intermediate values (a failed trial's curve is not drawn)"
-        if any(t.intermediate_values for t in trials)
-        else "no trial reported intermediate values"
-    )
     what = (
         f"{first}, the first objective, per epoch, from each trial's history"
         if multi
         else "intermediate values; pruned trials included"
     )
-    figs.append(
-        FigureInfo(
-            "intermediate",
-            "intermediate",
-            f"Learning curves ({what})" + _sampled_note("intermediate", curves),
-            reason=curves_reason,
-        )
+    return FigureInfo(
+        "intermediate",
+        "intermediate",
+        f"Learning curves ({what})" + _sampled_note("intermediate", curves),
+        reason=_curves_reason(trials, curves, first, multi),
     )
-    figs.append(
-        FigureInfo("timeline", "timeline", "Timeline", reason=None if trials else "the study has no trials")
-    )
-    return figs
+
+
+def _curves_reason(
+    trials: list[FrozenTrial], curves: list[FrozenTrial], first: str, multi: bool
+) -> str | None:
+    """Why no learning curve is drawn; None when one is."""
+    if any(t.intermediate_values for t in curves if t.state in _CURVE_STATES):
+        return None
+    if multi and curves:
+        return f"only failed trials recorded {first} per epoch (a failed trial's curve is not drawn)"
+    if multi:
+        return f"no trial recorded {first} per epoch in its history"
+    if any(t.intermediate_values for t in trials):
+        return "only failed trials reported intermediate values (a failed trial's curve is not drawn)"
+    return "no trial reported intermediate values"
 
 
 def figure_target(study: optuna.Study, i: int | None) -> Callable[[FrozenTrial], float] | None:

@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpotool.audit import audit_findings, few_trials_caveat
 from hpotool.durations import trial_end, trial_seconds, trial_start
 from hpotool.fingerprint import config_of, stored_config
-from hpotool.importance import EVALUATOR, basis, param_importances
+from hpotool.importance import EVALUATOR, Basis, basis, param_importances
 from hpotool.optimize_sections import is_nop_pruner
 from hpotool.pruning import pruned_rows
 from hpotool.ranking import ranked_trials
@@ -160,35 +160,11 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
     opt = stored_config(study.user_attrs, "optimize_config")
     run = stored_config(study.user_attrs, "run_config")
     objectives = _objectives(study, opt)
-    importances: list[dict[str, float] | None] = []
-    reasons: list[str | None] = []
     on = basis(study)  # in a pruned study with few complete trials: the trials as of an earlier epoch
-    for i in range(len(objectives)):
-        try:
-            importances.append(param_importances(study, importance_target(study, i), on=on))
-            reasons.append(None)
-        except ValueError as exc:
-            importances.append(None)
-            reasons.append(f"importances cannot be computed: {exc}")
+    importances, reasons = _importances(study, len(objectives), on)
     # audit's threshold: fewer trials rank parameters by noise (8 trials put optimizer.momentum first)
     caveat = few_trials_caveat(len(on.trials)) if any(importances) else None
-    counts = {s.name.lower(): n for s in TrialState if (n := sum(t.state == s for t in trials))}
     best = _best(study, complete)
-    reproduce = []
-    names = f"--study-name {quote(study.study_name)} --storage {quote(storage)}"
-    if best and run and len(objectives) == 1:
-        reproduce = [
-            f"hpotool train-from-best {names}",
-            f"(`hpotool export-best {names}` writes its run config, best_run.yaml, and best_params.json instead)",
-        ]
-    elif best and run:  # a Pareto front has no one best trial: train-from-best trains the one picked
-        folder = Path("studies") / study.study_name
-        reproduce = [
-            f"hpotool export-best {names}",
-            f"(writes a run config for each Pareto-optimal trial, best_run_<trial>.yaml in {folder}/; train "
-            f"the one you pick with `hpotool train-from-best {names} --trial <trial>`, under the study's final: "
-            f"rules, or `hpotool train --run-config {quote(str(folder))}/best_run_<trial>.yaml`)",
-        ]
     # A multi-objective study stores the default pruner section, but nothing prunes it (Trial.report is
     # single-objective): showing "pruner median" would say otherwise.
     pruner = opt.get("pruner") if len(objectives) == 1 else None
@@ -197,14 +173,14 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
         study_name=study.study_name,
         storage=storage,
         objectives=objectives,
-        counts=counts,
+        counts={s.name.lower(): n for s in TrialState if (n := sum(t.state == s for t in trials))},
         best=best,
         time=_time(trials),
         epochs=_epochs(study, trials, run, pruner),
         versions=_versions(study.user_attrs.get("versions")),
         evaluator=EVALUATOR,
         importances=importances,
-        reproduce=reproduce,
+        reproduce=_reproduce(study, storage, trainable=bool(best and run), n_objectives=len(objectives)),
         figures=figure_infos(
             study, trials, objectives, importances, reasons, on.describe(objectives[0]["name"]), caveat
         ),
@@ -213,3 +189,39 @@ def report_info(study: optuna.Study, storage: str) -> ReportInfo:
         audit=audit_findings(study, importances[0]) if len(objectives) == 1 and complete else [],
         importances_caveat=caveat,
     )
+
+
+def _importances(
+    study: optuna.Study, n_objectives: int, on: Basis
+) -> tuple[list[dict[str, float] | None], list[str | None]]:
+    """Each objective's parameter importances over the trials `on`, or None and the reason they cannot be."""
+    importances: list[dict[str, float] | None] = []
+    reasons: list[str | None] = []
+    for i in range(n_objectives):
+        try:
+            importances.append(param_importances(study, importance_target(study, i), on=on))
+            reasons.append(None)
+        except ValueError as exc:
+            importances.append(None)
+            reasons.append(f"importances cannot be computed: {exc}")
+    return importances, reasons
+
+
+def _reproduce(study: optuna.Study, storage: str, trainable: bool, n_objectives: int) -> list[str]:
+    """The commands that train the best trial again; none without a best trial or a stored run config (`trainable`)."""
+    names = f"--study-name {quote(study.study_name)} --storage {quote(storage)}"
+    if not trainable:
+        return []
+    if n_objectives == 1:
+        return [
+            f"hpotool train-from-best {names}",
+            f"(`hpotool export-best {names}` writes its run config, best_run.yaml, and best_params.json instead)",
+        ]
+    # A Pareto front has no one best trial: train-from-best trains the one picked
+    folder = Path("studies") / study.study_name
+    return [
+        f"hpotool export-best {names}",
+        f"(writes a run config for each Pareto-optimal trial, best_run_<trial>.yaml in {folder}/; train "
+        f"the one you pick with `hpotool train-from-best {names} --trial <trial>`, under the study's final: "
+        f"rules, or `hpotool train --run-config {quote(str(folder))}/best_run_<trial>.yaml`)",
+    ]

@@ -135,6 +135,26 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         multi_index=True,
     )
     out: dict[str, Any] = {"number": raw[("number", "")], "state": raw[("state", "")]}
+    out.update(_value_columns(study, trials))
+    param_columns = _param_columns(study, trials, out)
+    out.update(dict.fromkeys(param_columns))  # their places among the columns; filled in by _typed_frame
+    attrs = {str(c[1]): raw[c] for c in raw.columns if c[0] == "user_attrs"}
+    out["duration_s"] = [trial_seconds(t) for t in trials]
+    for name in ("epochs_run", "prune_reason", "fail_reason"):
+        out[name] = attrs.get(name, pd.Series([None] * len(trials)))
+    out.update(_metric_columns(trials))
+    out["datetime_start"] = raw[("datetime_start", "")]
+    out["datetime_complete"] = raw[("datetime_complete", "")]
+    out.update(_user_attr_columns(trials, attrs))
+    out["history"] = [_cell(trial_history(t)) for t in trials]
+    return _typed_frame(out, param_columns)
+
+
+def _value_columns(study: optuna.Study, trials: list[FrozenTrial]) -> dict[str, Any]:
+    """The objective value columns: `value`, or `values_<name or index>` and `pareto` for several objectives."""
+    import pandas as pd
+
+    out: dict[str, Any] = {}
     # From the trials: Optuna's columns are keyed by metric name, and two objectives named alike share one.
     names = objective_names(study)
     if names == [f"values_{i}" for i in range(len(names))] or len(set(names)) < len(names):
@@ -145,6 +165,13 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     if is_multi_objective(study):  # which trials make the front, beside their values
         front = {t.number for t in study.best_trials}
         out["pareto"] = [t.number in front for t in trials]
+    return out
+
+
+def _param_columns(
+    study: optuna.Study, trials: list[FrozenTrial], out: dict[str, Any]
+) -> dict[str, pd.Series]:
+    """One column per parameter, keyed by its column name (`params_<name>` where `out` or the table takes it)."""
     # Parameters in the search space's order (Optuna sorts them by name; the first trial's suggestions
     # put a parameter its conditions switched off after the rest), then any others in the order trials
     # suggested them; one whose name is taken by a column of the table (a plain Optuna study's "value" or
@@ -153,29 +180,41 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     for t in trials:
         found += [p for p in stored_params(t) if p not in found]
     space = stored_config(study.user_attrs, "optimize_config").get("search_space")
-    params = in_space_order(found, space if isinstance(space, dict) else {})
-    param_columns: dict[str, pd.Series] = {}
-    for name in params:
-        taken = name in out or name in _COLUMNS or name.startswith(("values_", "metrics_", "user_attrs_"))
-        param_columns[f"params_{name}" if taken else name] = _param_column(trials, name)
-        out[f"params_{name}" if taken else name] = None  # its place among the columns; filled in below
-    attrs = {str(c[1]): raw[c] for c in raw.columns if c[0] == "user_attrs"}
-    out["duration_s"] = [trial_seconds(t) for t in trials]
-    for name in ("epochs_run", "prune_reason", "fail_reason"):
-        out[name] = attrs.get(name, pd.Series([None] * len(trials)))
+    columns: dict[str, pd.Series] = {}
+    for name in in_space_order(found, space if isinstance(space, dict) else {}):
+        taken = (
+            name in out
+            or name in columns
+            or name in _COLUMNS
+            or name.startswith(("values_", "metrics_", "user_attrs_"))
+        )
+        columns[f"params_{name}" if taken else name] = _param_column(trials, name)
+    return columns
+
+
+def _metric_columns(trials: list[FrozenTrial]) -> dict[str, list[Any]]:
+    """One `metrics_<name>` column per final metric any trial stored, in the order the trials stored them."""
     metric_names: list[str] = []
     for t in trials:
         metric_names += [m for m in _metrics(t) if m not in metric_names]
-    for m in metric_names:
-        out[f"metrics_{m}"] = [_cell(_metrics(t).get(m)) for t in trials]
-    out["datetime_start"] = raw[("datetime_start", "")]
-    out["datetime_complete"] = raw[("datetime_complete", "")]
+    return {f"metrics_{m}": [_cell(_metrics(t).get(m)) for t in trials] for m in metric_names}
+
+
+def _user_attr_columns(trials: list[FrozenTrial], attrs: dict[str, pd.Series]) -> dict[str, pd.Series]:
+    """The `user_attrs_<name>` columns: the user attrs hpotool does not show as columns of their own."""
     # A "metrics" attr that is not the mapping hpotool stores (the metrics_ columns) is a plain study's own.
     own_metrics = any(not isinstance(t.user_attrs.get("metrics", {}), dict) for t in trials)
-    for name, column in attrs.items():
-        if name not in _KNOWN_ATTRS or (name == "metrics" and own_metrics):
-            out[f"user_attrs_{name}"] = column.map(_cell)
-    out["history"] = [_cell(trial_history(t)) for t in trials]
+    return {
+        f"user_attrs_{name}": column.map(_cell)
+        for name, column in attrs.items()
+        if name not in _KNOWN_ATTRS or (name == "metrics" and own_metrics)
+    }
+
+
+def _typed_frame(out: dict[str, Any], param_columns: dict[str, pd.Series]) -> pd.DataFrame:
+    """The table of `out`'s columns with the dtypes trials.csv writes, the parameters' from `param_columns`."""
+    import pandas as pd
+
     # Nullable dtypes, so an int column with a gap stays "8", not "8.0". The parameters keep their own
     # types (convert_dtypes would write a float choice 5.0 as 5), and the objective values are floats.
     frame = pd.DataFrame(out).convert_dtypes()
