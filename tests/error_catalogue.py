@@ -1139,7 +1139,7 @@ CASES = [
     Case(
         "data-nan",
         "a dataset with NaN features",
-        "error: run.yaml: data: 'tests.helpers:points_with_a_gap' returned data hpotool cannot train on: x holds NaN or infinite values in 1 sample(s) (the first is sample 5); drop or fill them in the dataset function",
+        "error: run.yaml: data: 'tests.helpers:points_with_a_gap' returned data hpotool cannot train on: x holds NaN or infinite values in 1 sample (the first is sample 5); drop or fill them in the dataset function",
         run={"data": {"name": "tests.helpers:points_with_a_gap"}},
     ),
     Case(

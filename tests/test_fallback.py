@@ -45,7 +45,7 @@ def test_a_cmaes_study_over_a_categorical_says_once_what_it_sampled_independentl
         assert "sampled independently" not in done.stderr and "is sampled independently" not in done.stdout
         note = " ".join(done.stderr.split("note: ", 1)[1].split())
         assert note == (
-            "CmaEsSampler sampled model.activation independently (RandomSampler) in 3 trial(s) from trial 1 "
+            "CmaEsSampler sampled model.activation independently (RandomSampler) in 3 trials from trial 1 "
             "on, since dynamic search space and CategoricalDistribution are not supported by CmaEsSampler: its "
             "model does not cover them"
         )

@@ -531,7 +531,8 @@ def test_warm_starts_dropped_from_the_config_do_not_run_on_resume(
     assert summary.counts["complete"] == 3
     (line,) = [r.getMessage() for r in caplog.records if "enqueue list" in r.getMessage()]
     assert line == (
-        "warning: 1 point(s) an earlier run queued from the optimize config's enqueue list are no longer listed "
+        # it said "1 point(s) ... are no longer listed"
+        "warning: 1 point an earlier run queued from the optimize config's enqueue list is no longer listed "
         "there and will not run (marked FAIL, 'dropped'): optimizer.lr=0.002, model.hidden.0=8"
     )
 

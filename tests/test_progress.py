@@ -321,3 +321,12 @@ def test_what_the_trials_print_to_stdout_stays_in_its_file_while_the_bars_show_o
     ]
     trials = load_study(opt_dict).trials
     assert [f"printed by the model: width {t.params['model.width']}" for t in trials] == printed[-3:], printed
+
+
+def test_counted_says_one_in_the_singular() -> None:
+    # Messages said "1 trial(s)", "3 GPU(s)", "1 sample(s)"; now "1 trial", "3 GPUs", "1 sample".
+    from hpotool.formatting import counted
+
+    assert [counted(n, "trial") for n in (0, 1, 2)] == ["0 trials", "1 trial", "2 trials"]
+    assert counted(1, "complete trial") == "1 complete trial" and counted(3, "GPU") == "3 GPUs"
+    assert counted(2, "child", "children") == "2 children" and counted(1, "child", "children") == "1 child"

@@ -357,7 +357,7 @@ def test_a_pruner_that_never_saw_the_metric_is_noted(tmp_path: Path, monkeypatch
     result, trials = _study_with("reports_other_names", tmp_path / "a", pruner={"name": "median"})
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
     assert (
-        "note: the pruner saw no val_loss from 2 complete trial(s), so it could not stop them; "
+        "note: the pruner saw no val_loss from 2 complete trials, so it could not stop them; "
         "tests.trainers:reports_other_names must call report(epoch, {'val_loss': value}) after each epoch"
     ) in result.stderr
     result, _ = _study_with("diverges_in_validation", tmp_path / "b", pruner={"name": "median"})

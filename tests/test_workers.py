@@ -1734,7 +1734,7 @@ def test_a_machine_joining_with_another_enqueue_list_leaves_the_warm_starts_of_a
     assert "dropped" not in b + a_out
     assert (
         f"note: study '{storage[1]}' is in use (process {a.pid} of this host, which queued trial #0, is running): "
-        "2 point(s) queued from an enqueue list that this optimize config does not hold are left queued, and will "
+        "2 points queued from an enqueue list that this optimize config does not hold are left queued, and will "
         "run: optimizer.lr=0.005, model.hidden.0=16; optimizer.lr=0.02, model.hidden.0=24"
     ) in b.replace("\n", "")
     study = optuna.load_study(study_name=storage[1], storage=make_storage(storage[0]))
@@ -1756,7 +1756,7 @@ def test_a_resume_of_an_idle_study_drops_the_warm_starts_of_a_machine_that_died(
         _kill_session(a)
         a.communicate(timeout=60)
     b = _machine_b(b_dir, caplog)
-    assert "2 point(s) an earlier run queued from the optimize config's enqueue list are no longer" in b
+    assert "2 points an earlier run queued from the optimize config's enqueue list are no longer" in b
     study = optuna.load_study(study_name="idle", storage=make_storage(storage[0]))
     dropped = [t for t in study.trials if t.state == TrialState.FAIL]
     assert [t.system_attrs["fixed_params"] for t in dropped] == _POINTS
@@ -1817,8 +1817,8 @@ def test_warm_starts_another_host_queued_stay_queued_while_the_study_is_in_use(
         # queued 1 s ago, or a little more on a loaded machine
         said = [re.sub(r"queued trial #0 [1-9]\d* s ago", "queued trial #0 1 s ago", line) for line in lines]
         assert said == [
-            f"note: study 'tiny' is in use ({kept_by}): 1 point(s) queued from an enqueue list that this optimize "
-            "config does not hold are left queued, and will run: optimizer.lr=0.005, model.hidden.0=16"
+            f"note: study 'tiny' is in use ({kept_by}): 1 point queued from an enqueue list that this optimize "
+            "config does not hold is left queued, and will run: optimizer.lr=0.005, model.hidden.0=16"
         ], lines
 
 

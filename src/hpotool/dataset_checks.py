@@ -9,6 +9,7 @@ from typing import Literal
 import torch
 
 from hpotool.datasets import DataError, Dataset, Task
+from hpotool.formatting import counted
 from hpotool.near_names import did_you_mean
 
 
@@ -17,7 +18,7 @@ def _non_finite(t: torch.Tensor, name: str) -> None:
         bad = ~torch.isfinite(t.reshape(len(t), -1)).all(dim=1)
         first = int(bad.nonzero()[0].item())
         raise DataError(
-            f"{name} holds NaN or infinite values in {int(bad.sum())} sample(s) (the first is sample "
+            f"{name} holds NaN or infinite values in {counted(int(bad.sum()), 'sample')} (the first is sample "
             f"{first}); drop or fill them in the dataset function"
         )
 

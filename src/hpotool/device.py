@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hpotool.errors import HpoError
+from hpotool.formatting import counted
 
 if TYPE_CHECKING:
     import torch
@@ -51,7 +52,7 @@ def device_name(spec: str, source: str | None = None) -> str:
         if index >= torch.cuda.device_count():
             count = torch.cuda.device_count()
             given = "--device " if source == "--device" else f"{source}: device: " if source else "device: "
-            raise HpoError(f"{given}{spec} does not exist; this machine has {count} GPU(s)")
+            raise HpoError(f"{given}{spec} does not exist; this machine has {counted(count, 'GPU')}")
     if spec == "mps" and not torch.backends.mps.is_available():
         raise HpoError(_absent_device(spec, "MPS is not available here", source))
     return str(torch.device(spec))

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from hpotool.formatting import counted
+
 # optuna.samplers._base._INDEPENDENT_SAMPLING_WARNING_TEMPLATE, as CmaEs/GP/QMC/TPESampler fill it in.
 _WARNING = re.compile(
     r"The parameter `(?P<param>.+?)` in Trial#(?P<trial>-?\d+) is sampled independently using "
@@ -70,7 +72,7 @@ class IndependentSampling(logging.Filter):
         params = ", ".join(self.trials)
         reason = self.reason.replace("`", "")
         return (
-            f"{self.sampler} sampled {params} independently ({self.fallback}) in {len(numbers)} trial(s) "
+            f"{self.sampler} sampled {params} independently ({self.fallback}) in {counted(len(numbers), 'trial')} "
             f"from trial {min(numbers)} on, since {reason}: its model does not cover them"
         )
 

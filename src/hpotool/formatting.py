@@ -9,6 +9,11 @@ from collections.abc import Mapping
 from typing import Any
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """`n` and `noun`, singular for one: "1 trial", "3 trials" (`plural` where adding an s is wrong)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def format_value(v: Any) -> str:
     """Four significant digits for a float, except a whole number up to 15 digits, shown whole (a model's
     53,420 parameters as 53420, not 5.342e+04); a list or mapping as `format_choice` spells it; anything

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from hpotool.durations import trial_seconds
 from hpotool.epoch import EpochResult
-from hpotool.formatting import format_param, format_value
+from hpotool.formatting import counted, format_param, format_value
 from hpotool.stale import ran_elsewhere
 
 _STATE_STYLE = {TrialState.COMPLETE: "green", TrialState.PRUNED: "yellow", TrialState.FAIL: "red"}
@@ -170,7 +170,7 @@ class RichObserver:
         mark = ""  # on the trial's line: only news (the bar over trials always shows the best)
         try:
             if len(study.directions) > 1:
-                best = f"Pareto front: {len(study.best_trials)} trial(s)"
+                best = f"Pareto front: {counted(len(study.best_trials), 'trial')}"
                 mark = f"  {best}" if trial.state == TrialState.COMPLETE else ""
             else:
                 b = study.best_trial

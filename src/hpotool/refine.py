@@ -18,7 +18,7 @@ from hpotool.audit import (
 )
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.errors import HpoError
-from hpotool.formatting import format_value
+from hpotool.formatting import counted, format_value
 from hpotool.importance import Basis, basis
 from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.param_findings import ParamFinding
@@ -104,7 +104,10 @@ def refine_study(
     changes = _settle_conditions(new_space, stage_run, fixed, changes)
     _check_searched(study, new_space)
     enqueue = _warm_start(evidence, direction, new_space, pinned)
-    changes.append(f"enqueued the {len(enqueue)} best trial(s) that fit the new space as a warm start")
+    fit = "fits" if len(enqueue) == 1 else "fit"
+    changes.append(
+        f"enqueued the {counted(len(enqueue), 'best trial')} that {fit} the new space as a warm start"
+    )
     carry_settings(stored_opt, stage_run, new_space, changes)
     name = next_study_name(study.study_name)
     optimize = {

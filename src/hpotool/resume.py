@@ -13,7 +13,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpotool.formatting import format_choice, format_value
+from hpotool.formatting import counted, format_choice, format_value
 from hpotool.interrupts import deferred
 from hpotool.param_values import contains
 from hpotool.plan import WARM_START, StudyPlan
@@ -214,11 +214,12 @@ def _drop_unlisted_warm_starts(study: optuna.Study, plan: StudyPlan, trials: lis
     busy = in_use(study, trials, heartbeat_settings()[1])
     if busy is not None:
         _log.warning(
-            "note: study %r is in use (%s): %d point(s) queued from an enqueue list that this optimize config "
-            "does not hold are left queued, and will run: %s",
+            "note: study %r is in use (%s): %s queued from an enqueue list that this optimize config does not "
+            "hold %s left queued, and will run: %s",
             study.study_name,
             busy,
-            len(unlisted),
+            counted(len(unlisted), "point"),
+            "is" if len(unlisted) == 1 else "are",
             shown(unlisted),
         )
         return
@@ -227,9 +228,10 @@ def _drop_unlisted_warm_starts(study: optuna.Study, plan: StudyPlan, trials: lis
     dropped = [t for t in unlisted if fail_trial(study._storage, t._trial_id, reason, waiting=True)]
     if dropped:
         _log.warning(
-            "warning: %d point(s) an earlier run queued from the optimize config's enqueue list are no longer "
-            "listed there and will not run (marked FAIL, 'dropped'): %s",
-            len(dropped),
+            "warning: %s an earlier run queued from the optimize config's enqueue list %s no longer listed "
+            "there and will not run (marked FAIL, 'dropped'): %s",
+            counted(len(dropped), "point"),
+            "is" if len(dropped) == 1 else "are",
             shown(dropped),
         )
 

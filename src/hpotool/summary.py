@@ -11,6 +11,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.durations import trial_seconds
+from hpotool.formatting import counted
 from hpotool.plan import StudyPlan
 from hpotool.search_space import (
     Param,
@@ -122,7 +123,8 @@ def _unpruneable(trials: list[FrozenTrial], plan: StudyPlan) -> str | None:
         else ""
     )
     return (
-        f"the pruner saw no {opt.metric} from {len(blind)} complete trial(s), so it could not stop them{how}"
+        f"the pruner saw no {opt.metric} from {counted(len(blind), 'complete trial')}, so it could not stop "
+        f"{'it' if len(blind) == 1 else 'them'}{how}"
     )
 
 
