@@ -7,7 +7,6 @@ and the search space, keyed by dotted RunConfig paths. Both are validated once a
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -20,15 +19,14 @@ from pydantic import (
     model_validator,
 )
 
+from hpotool import optimize_checks
 from hpotool.components import WARMUP_SCHEDULES
-from hpotool.conditions import holds
-from hpotool.config_fields import BUDGET_GIVEN, Frozen, Integer, Seed, no_boolean
-from hpotool.formatting import format_choice, format_params
-from hpotool.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS, minimized_by_default
+from hpotool.config_fields import Frozen, Integer, Seed, no_boolean
+from hpotool.formatting import format_choice
+from hpotool.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from hpotool.near_names import did_you_mean
 from hpotool.nested_space import flatten_space
 from hpotool.optimize_sections import FinalConfig, PrunerConfig, SamplerConfig, TrackingConfig
-from hpotool.param_values import contains, values_text
 from hpotool.run_sections import (
     FUNCTION_TRAINS,
     DataConfig,
@@ -41,11 +39,6 @@ from hpotool.run_sections import (
 from hpotool.search_space import Param
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-_STUDY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-# A study name ending in a database file's suffix is a file name given as the study's name: `a.db` made
-# studies/a.db.db, and hpotool commands given `--study-name a` found no study.
-_DATABASE_SUFFIXES = ("db", "sqlite", "sqlite3")
-_STUDY_NAME_MAX = 255 - len(".db-journal")  # SQLite writes its journal beside the file
 
 
 class RunConfig(Frozen):
@@ -136,11 +129,6 @@ class RunConfig(Frozen):
         return self
 
 
-def _as_spec(v: Any) -> Any:
-    """Accept `sampler: tpe` as shorthand for `sampler: {name: tpe}`."""
-    return {"name": v} if isinstance(v, str) else v
-
-
 class OptimizeConfig(Frozen):
     """One study: where it is stored, what it optimizes, how it searches and over what."""
 
@@ -195,9 +183,7 @@ class OptimizeConfig(Frozen):
     @model_validator(mode="before")
     @classmethod
     def _one_trial_count(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "n_trials" in data and "trials" in data:
-            raise ValueError("give either 'n_trials' or 'trials' (the same setting), not both")
-        return data
+        return optimize_checks.one_trial_count(data)
 
     @field_validator("search_space", mode="before")
     @classmethod
@@ -207,116 +193,42 @@ class OptimizeConfig(Frozen):
     @field_validator("sampler", "pruner", mode="before")
     @classmethod
     def _accept_bare_name(cls, v: Any, info: ValidationInfo) -> Any:
-        if v is None and info.field_name == "pruner":  # `pruner: null`, as for storage and timeout: none
-            return {"name": "nop"}
-        return _as_spec(v)
+        return optimize_checks.bare_name(v, info.field_name)
 
     @field_validator("study_name")
     @classmethod
     def _check_study_name(cls, v: str) -> str:
-        if not v:
-            raise ValueError(
-                "is empty; give the study a name, e.g. mnist (its file is then studies/mnist.db)"
-            )
-        if not _STUDY_NAME.match(v) or ".." in v:
-            raise ValueError(
-                f"{v!r} may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, "
-                f"digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/"
-            )
-        if v.endswith("."):
-            raise ValueError(f"{v!r} ends in '.' (its file would be studies/{v}.db); drop the final '.'")
-        if len(v) > _STUDY_NAME_MAX:
-            raise ValueError(
-                f"is {len(v)} characters long; give at most {_STUDY_NAME_MAX}, since studies/<name>.db-journal must fit "
-                f"a file name (255 bytes)"
-            )
-        stem, dot, suffix = v.rpartition(".")
-        if dot and stem and suffix.lower() in _DATABASE_SUFFIXES:
-            raise ValueError(
-                f"{v!r} ends in .{suffix}, and its default storage adds .db (studies/{v}.db); name the study "
-                f"{stem!r} (its file is then studies/{stem}.db)"
-            )
-        return v
+        return optimize_checks.check_study_name(v)
 
     @field_validator("timeout")
     @classmethod
     def _check_timeout(cls, v: float | None) -> float | None:
-        if v is not None and not math.isfinite(v):  # `gt=0` lets .inf through: a run that never ends
-            raise ValueError(
-                f"must be a finite number of seconds, got {v}; give e.g. timeout: 3600, or timeout: null "
-                f"for no time limit (with n_trials set)"
-            )
-        return v
+        return optimize_checks.check_timeout(v)
 
     @field_validator("seed")
     @classmethod
     def _check_seed(cls, v: int | None) -> int | None:
-        if v is not None and not 0 <= v < 2**32:
-            raise ValueError(f"must be from 0 to {2**32 - 1} (what Optuna's samplers take), got {v}")
-        return v
+        return optimize_checks.check_seed(v)
 
     @field_validator("search_space")
     @classmethod
     def _check_space(cls, v: dict[str, Param]) -> dict[str, Param]:
-        if not v:
-            raise ValueError("the search space is empty; add at least one parameter")
-        return v
+        return optimize_checks.check_space(v)
 
     @field_validator("constraints")
     @classmethod
     def _check_constraints(cls, v: list[str]) -> list[str]:
-        from hpotool.constraints import parse_constraint
-
-        for text in v:
-            parse_constraint(text)
-        return v
+        return optimize_checks.check_constraints(v)
 
     @model_validator(mode="after")
     def _check_budget(self, info: ValidationInfo) -> OptimizeConfig:
-        if self.n_trials is None and self.timeout is None and not (info.context or {}).get(BUDGET_GIVEN):
-            raise ValueError(
-                "n_trials: null runs trials until the timeout, and timeout is null too; give n_trials a number, "
-                "or timeout: SECONDS"
-            )
+        optimize_checks.check_budget(self, info.context)
         return self
 
     @model_validator(mode="after")
     def _check_objectives(self) -> OptimizeConfig:
-        if self.metrics is None and self.directions is None:
-            return self
-        if self.metrics is None or self.directions is None:
-            raise ValueError(f"metrics and directions go together: {self._missing_list()}")
-        if len(self.metrics) != len(self.directions) or len(self.metrics) < 2:
-            raise ValueError(
-                f"metrics and directions need the same length, at least 2 (got {len(self.metrics)} and "
-                f"{len(self.directions)}); for one objective use metric and direction"
-            )
-        twice = next((m for i, m in enumerate(self.metrics) if m in self.metrics[:i]), None)
-        if twice is not None:
-            raise ValueError(f"metrics: {twice} is given twice; each objective needs its own metric")
+        optimize_checks.check_objectives(self)
         return self
-
-    def _missing_list(self) -> str:
-        """What to write where one of metrics and directions is given: the other list, as long as it."""
-        if self.metrics is not None:
-            given = self.direction if "direction" in self.model_fields_set else "minimize"
-            guess = [
-                "minimize" if minimized_by_default(m) else "maximize" if m == "val_accuracy" else given
-                for m in self.metrics
-            ]
-            single = (
-                f", in place of direction: {self.direction} (direction: goes with metric:, one objective)"
-                if "direction" in self.model_fields_set
-                else ""
-            )
-            return (
-                f"metrics: {format_choice(list(self.metrics))} needs directions: [...], one per metric, such as "
-                f"directions: {format_choice(guess)}{single}"
-            )
-        return (
-            f"directions: {format_choice(list(self.directions or []))} needs metrics: [...], one per direction; "
-            f"for one objective write metric: and direction:"
-        )
 
     @property
     def objectives(self) -> list[str]:
@@ -334,106 +246,16 @@ class OptimizeConfig(Frozen):
 
     @model_validator(mode="after")
     def _check_conditions(self) -> OptimizeConfig:
-        order = list(self.search_space)
-        for i, (name, param) in enumerate(self.search_space.items()):
-            for path in param.when or {}:
-                if path == name:
-                    raise ValueError(f"search_space.{name}.when: a parameter cannot depend on itself")
-                if path in order[i + 1 :]:
-                    raise ValueError(
-                        f"search_space.{name}.when: {path!r} is suggested after {name!r}; conditions may only "
-                        f"refer to earlier parameters (move {path!r} above {name!r})"
-                    )
+        optimize_checks.check_conditions(self.search_space)
         return self
 
     @model_validator(mode="after")
     def _name_section_choices(self) -> OptimizeConfig:
-        """A whole section in `enqueue:`, a `when:` condition or a grid's values (`sampler.kwargs.
-        search_space`), written as it builds (`{name: adam, lr: 0.001}`), as the choice that builds it
-        (`{name: adam}`): the queued trial stores that choice's label, the condition compares it with the
-        choice a trial drew, and the grid runs that choice."""
-        from hpotool.sections import SECTIONS, choice_named
-
-        if not any(path in SECTIONS for path in self.search_space):
-            return self
-
-        def named(path: str, value: Any) -> Any:
-            param = self.search_space.get(path)
-            return value if param is None else choice_named(path, param, value)
-
-        def named_condition(path: str, condition: Any) -> Any:
-            if not isinstance(condition, dict):
-                return named(path, condition)
-            ((test, operand),) = condition.items()
-            if test == "in":
-                return {test: [named(path, v) for v in operand]}
-            return {test: named(path, operand)}
-
-        space = {
-            name: p.model_copy(update={"when": {k: named_condition(k, c) for k, c in p.when.items()}})
-            if p.when
-            else p
-            for name, p in self.search_space.items()
-        }
-        # a section's keys the same set gives below it (optimizer.lr) replace the choice's own in its trial
-        enqueue = [
-            {
-                path: v if (param := space.get(path)) is None else choice_named(path, param, v, params, space)
-                for path, v in params.items()
-            }
-            for params in self.enqueue
-        ]
-        for i, params in enumerate(enqueue):  # written apart, named alike: one configuration queued twice
-            same = next(
-                (j for j in range(i) if enqueue[j] == params and self.enqueue[j] != self.enqueue[i]), None
-            )
-            if same is not None:
-                raise ValueError(
-                    f"enqueue.{i}: {format_params(self.enqueue[i])} is the set enqueue.{same} gives "
-                    f"({format_params(self.enqueue[same])}): its sections build the same choices "
-                    f"({format_params(params)}), so the study would train it twice; drop one"
-                )
-        sampler, grid = self.sampler, self.sampler.kwargs.get("search_space")
-        if isinstance(grid, dict):
-            named_grid = {
-                path: [named(path, v) for v in values] if isinstance(values, list) else values
-                for path, values in grid.items()
-            }
-            kwargs = {**sampler.kwargs, "search_space": named_grid}
-            sampler = sampler if named_grid == grid else sampler.model_copy(update={"kwargs": kwargs})
-        if enqueue == self.enqueue and space == self.search_space and sampler == self.sampler:
-            return self
-        # model_copy: the values are the choices the fields validated, and fields_set stays as written
-        return self.model_copy(update={"enqueue": enqueue, "search_space": space, "sampler": sampler})
+        return optimize_checks.name_section_choices(self)
 
     @model_validator(mode="after")
     def _check_enqueue(self) -> OptimizeConfig:
-        for i, params in enumerate(self.enqueue):
-            # a new study would queue and train it twice, a resume skip it as tried: refused as one
-            same = next((j for j in range(i) if self.enqueue[j] == params), None)
-            if same is not None:
-                raise ValueError(
-                    f"enqueue.{i}: {format_params(params)} is enqueue.{same} again, so a new study would train "
-                    f"it twice; drop one"
-                )
-            for path, value in params.items():
-                param = self.search_space.get(path)
-                if param is None:
-                    raise ValueError(
-                        f"enqueue.{i}: {path!r} is not in the search space{did_you_mean(path, self.search_space)}"
-                    )
-                if not contains(param, value):
-                    raise ValueError(
-                        f"enqueue.{i}: {format_params({path: value})} lies outside its search space "
-                        f"({values_text(param)})"
-                    )
-                for on, condition in (param.when or {}).items():
-                    if on in params and not holds(condition, params[on]):
-                        raise ValueError(
-                            f"enqueue.{i}: {format_params({path: value})} would not be used: its condition {on}: "
-                            f"{format_choice(condition)} does not hold for {format_params({on: params[on]})}; drop "
-                            f"{path} from this set or change {on}"
-                        )
+        optimize_checks.check_enqueue(self.enqueue, self.search_space)
         return self
 
     @property

@@ -1,0 +1,252 @@
+"""The checks an OptimizeConfig makes of its fields and across them.
+
+Each `OptimizeConfig` validator is a one-line call into a function here, in the order the model runs them:
+the study's name, its timeout and seed, the search space and constraints, the trial budget, the
+objectives, the `when:` conditions, sections named as choices, and the `enqueue:` sets. Each raises the
+ValueError pydantic words for the config's author.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import TYPE_CHECKING, Any
+
+from hpotool.conditions import holds
+from hpotool.config_fields import BUDGET_GIVEN
+from hpotool.formatting import format_choice, format_params
+from hpotool.metrics import minimized_by_default
+from hpotool.near_names import did_you_mean
+from hpotool.param_values import contains, values_text
+from hpotool.search_space import Param
+
+if TYPE_CHECKING:
+    from hpotool.config import OptimizeConfig
+
+_STUDY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+# A study name ending in a database file's suffix is a file name given as the study's name: `a.db` made
+# studies/a.db.db, and hpotool commands given `--study-name a` found no study.
+_DATABASE_SUFFIXES = ("db", "sqlite", "sqlite3")
+_STUDY_NAME_MAX = 255 - len(".db-journal")  # SQLite writes its journal beside the file
+
+
+def one_trial_count(data: Any) -> Any:
+    """`n_trials` and its alias `trials`, not both."""
+    if isinstance(data, dict) and "n_trials" in data and "trials" in data:
+        raise ValueError("give either 'n_trials' or 'trials' (the same setting), not both")
+    return data
+
+
+def bare_name(v: Any, field_name: str | None) -> Any:
+    """Accept `sampler: tpe` as shorthand for `sampler: {name: tpe}`; `pruner: null`, as for storage and
+    timeout, is none."""
+    if v is None and field_name == "pruner":
+        return {"name": "nop"}
+    return {"name": v} if isinstance(v, str) else v
+
+
+def check_study_name(v: str) -> str:
+    """A name that names its SQLite file under studies/."""
+    if not v:
+        raise ValueError("is empty; give the study a name, e.g. mnist (its file is then studies/mnist.db)")
+    if not _STUDY_NAME.match(v) or ".." in v:
+        raise ValueError(
+            f"{v!r} may hold only ASCII letters, digits, '_', '-' and '.', starting with a letter, "
+            f"digit or '_' (no '/', '..', spaces or control characters), since it names files under studies/"
+        )
+    if v.endswith("."):
+        raise ValueError(f"{v!r} ends in '.' (its file would be studies/{v}.db); drop the final '.'")
+    if len(v) > _STUDY_NAME_MAX:
+        raise ValueError(
+            f"is {len(v)} characters long; give at most {_STUDY_NAME_MAX}, since studies/<name>.db-journal must fit "
+            f"a file name (255 bytes)"
+        )
+    stem, dot, suffix = v.rpartition(".")
+    if dot and stem and suffix.lower() in _DATABASE_SUFFIXES:
+        raise ValueError(
+            f"{v!r} ends in .{suffix}, and its default storage adds .db (studies/{v}.db); name the study "
+            f"{stem!r} (its file is then studies/{stem}.db)"
+        )
+    return v
+
+
+def check_timeout(v: float | None) -> float | None:
+    if v is not None and not math.isfinite(v):  # `gt=0` lets .inf through: a run that never ends
+        raise ValueError(
+            f"must be a finite number of seconds, got {v}; give e.g. timeout: 3600, or timeout: null "
+            f"for no time limit (with n_trials set)"
+        )
+    return v
+
+
+def check_seed(v: int | None) -> int | None:
+    if v is not None and not 0 <= v < 2**32:
+        raise ValueError(f"must be from 0 to {2**32 - 1} (what Optuna's samplers take), got {v}")
+    return v
+
+
+def check_space(v: dict[str, Param]) -> dict[str, Param]:
+    if not v:
+        raise ValueError("the search space is empty; add at least one parameter")
+    return v
+
+
+def check_constraints(v: list[str]) -> list[str]:
+    from hpotool.constraints import parse_constraint
+
+    for text in v:
+        parse_constraint(text)
+    return v
+
+
+def check_budget(config: OptimizeConfig, context: Any) -> None:
+    """Trials end at a count or a timeout, unless the command line gives the budget (`BUDGET_GIVEN`)."""
+    if config.n_trials is None and config.timeout is None and not (context or {}).get(BUDGET_GIVEN):
+        raise ValueError(
+            "n_trials: null runs trials until the timeout, and timeout is null too; give n_trials a number, "
+            "or timeout: SECONDS"
+        )
+
+
+def check_objectives(config: OptimizeConfig) -> None:
+    """Several objectives: metrics and directions together, as long as each other, each metric once."""
+    metrics, directions = config.metrics, config.directions
+    if metrics is None and directions is None:
+        return
+    if metrics is None or directions is None:
+        raise ValueError(f"metrics and directions go together: {_missing_list(config)}")
+    if len(metrics) != len(directions) or len(metrics) < 2:
+        raise ValueError(
+            f"metrics and directions need the same length, at least 2 (got {len(metrics)} and "
+            f"{len(directions)}); for one objective use metric and direction"
+        )
+    twice = next((m for i, m in enumerate(metrics) if m in metrics[:i]), None)
+    if twice is not None:
+        raise ValueError(f"metrics: {twice} is given twice; each objective needs its own metric")
+
+
+def _missing_list(config: OptimizeConfig) -> str:
+    """What to write where one of metrics and directions is given: the other list, as long as it."""
+    if config.metrics is not None:
+        given = config.direction if "direction" in config.model_fields_set else "minimize"
+        guess = [
+            "minimize" if minimized_by_default(m) else "maximize" if m == "val_accuracy" else given
+            for m in config.metrics
+        ]
+        single = (
+            f", in place of direction: {config.direction} (direction: goes with metric:, one objective)"
+            if "direction" in config.model_fields_set
+            else ""
+        )
+        return (
+            f"metrics: {format_choice(list(config.metrics))} needs directions: [...], one per metric, such as "
+            f"directions: {format_choice(guess)}{single}"
+        )
+    return (
+        f"directions: {format_choice(list(config.directions or []))} needs metrics: [...], one per direction; "
+        f"for one objective write metric: and direction:"
+    )
+
+
+def check_conditions(search_space: dict[str, Param]) -> None:
+    """A `when:` condition refers to an earlier parameter, not to its own or a later one."""
+    order = list(search_space)
+    for i, (name, param) in enumerate(search_space.items()):
+        for path in param.when or {}:
+            if path == name:
+                raise ValueError(f"search_space.{name}.when: a parameter cannot depend on itself")
+            if path in order[i + 1 :]:
+                raise ValueError(
+                    f"search_space.{name}.when: {path!r} is suggested after {name!r}; conditions may only "
+                    f"refer to earlier parameters (move {path!r} above {name!r})"
+                )
+
+
+def name_section_choices(config: OptimizeConfig) -> OptimizeConfig:
+    """A whole section in `enqueue:`, a `when:` condition or a grid's values (`sampler.kwargs.
+    search_space`), written as it builds (`{name: adam, lr: 0.001}`), as the choice that builds it
+    (`{name: adam}`): the queued trial stores that choice's label, the condition compares it with the
+    choice a trial drew, and the grid runs that choice."""
+    from hpotool.sections import SECTIONS, choice_named
+
+    if not any(path in SECTIONS for path in config.search_space):
+        return config
+
+    def named(path: str, value: Any) -> Any:
+        param = config.search_space.get(path)
+        return value if param is None else choice_named(path, param, value)
+
+    def named_condition(path: str, condition: Any) -> Any:
+        if not isinstance(condition, dict):
+            return named(path, condition)
+        ((test, operand),) = condition.items()
+        if test == "in":
+            return {test: [named(path, v) for v in operand]}
+        return {test: named(path, operand)}
+
+    space = {
+        name: p.model_copy(update={"when": {k: named_condition(k, c) for k, c in p.when.items()}})
+        if p.when
+        else p
+        for name, p in config.search_space.items()
+    }
+    # a section's keys the same set gives below it (optimizer.lr) replace the choice's own in its trial
+    enqueue = [
+        {
+            path: v if (param := space.get(path)) is None else choice_named(path, param, v, params, space)
+            for path, v in params.items()
+        }
+        for params in config.enqueue
+    ]
+    for i, params in enumerate(enqueue):  # written apart, named alike: one configuration queued twice
+        same = next(
+            (j for j in range(i) if enqueue[j] == params and config.enqueue[j] != config.enqueue[i]), None
+        )
+        if same is not None:
+            raise ValueError(
+                f"enqueue.{i}: {format_params(config.enqueue[i])} is the set enqueue.{same} gives "
+                f"({format_params(config.enqueue[same])}): its sections build the same choices "
+                f"({format_params(params)}), so the study would train it twice; drop one"
+            )
+    sampler, grid = config.sampler, config.sampler.kwargs.get("search_space")
+    if isinstance(grid, dict):
+        named_grid = {
+            path: [named(path, v) for v in values] if isinstance(values, list) else values
+            for path, values in grid.items()
+        }
+        kwargs = {**sampler.kwargs, "search_space": named_grid}
+        sampler = sampler if named_grid == grid else sampler.model_copy(update={"kwargs": kwargs})
+    if enqueue == config.enqueue and space == config.search_space and sampler == config.sampler:
+        return config
+    # model_copy: the values are the choices the fields validated, and fields_set stays as written
+    return config.model_copy(update={"enqueue": enqueue, "search_space": space, "sampler": sampler})
+
+
+def check_enqueue(enqueue: list[dict[str, Any]], search_space: dict[str, Param]) -> None:
+    """Each queued set once, each of its values in the search space and used by its trial."""
+    for i, params in enumerate(enqueue):
+        # a new study would queue and train it twice, a resume skip it as tried: refused as one
+        same = next((j for j in range(i) if enqueue[j] == params), None)
+        if same is not None:
+            raise ValueError(
+                f"enqueue.{i}: {format_params(params)} is enqueue.{same} again, so a new study would train "
+                f"it twice; drop one"
+            )
+        for path, value in params.items():
+            param = search_space.get(path)
+            if param is None:
+                raise ValueError(
+                    f"enqueue.{i}: {path!r} is not in the search space{did_you_mean(path, search_space)}"
+                )
+            if not contains(param, value):
+                raise ValueError(
+                    f"enqueue.{i}: {format_params({path: value})} lies outside its search space "
+                    f"({values_text(param)})"
+                )
+            for on, condition in (param.when or {}).items():
+                if on in params and not holds(condition, params[on]):
+                    raise ValueError(
+                        f"enqueue.{i}: {format_params({path: value})} would not be used: its condition {on}: "
+                        f"{format_choice(condition)} does not hold for {format_params({on: params[on]})}; drop "
+                        f"{path} from this set or change {on}"
+                    )
