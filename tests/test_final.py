@@ -745,7 +745,7 @@ def test_train_from_best_over_very_many_seeds_starts_training_at_once(
     code = """
 import sys
 from pathlib import Path
-from hpotool.browse import find_study
+from hpotool.study_lookup import find_study
 from hpotool.final import final_jobs, train_from_best
 from hpotool.final_plan import plan_final
 
@@ -792,7 +792,7 @@ def test_train_from_best_stopped_over_very_many_seeds_counts_only_the_runs_there
     code = """
 import sys
 from pathlib import Path
-from hpotool.browse import find_study
+from hpotool.study_lookup import find_study
 from hpotool.cli.train import _final_saved
 from hpotool.final_plan import plan_final
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import sqlalchemy
 
-from hpotool import silence
+from hpotool import silence, silence_drivers
 from hpotool.rdb_storage import server_connect_kwargs
 
 from .test_machines import PROXY
@@ -102,7 +102,7 @@ def test_a_pymysql_without_the_parts_the_watcher_uses_leaves_its_connections_unw
 
     url = _server_url("mysql")
     monkeypatch.setattr(pymysql.connections, "Connection", _pymysql_without(name))
-    monkeypatch.setattr(silence, "_classes", [])
+    monkeypatch.setattr(silence_drivers, "_classes", [])
     engine = sqlalchemy.create_engine(url, **server_connect_kwargs(url))
     try:
         with engine.connect() as conn:

@@ -139,9 +139,9 @@ def prepare_stored_study(
         HpoError: no such study, one not made by `hpotool optimize`, or configs that do not check here (a
             user's module this folder cannot import, a device this machine lacks).
     """
-    from hpotool.browse import check_study_name, find_study
     from hpotool.joining import await_study, join_wait
     from hpotool.storage_url import default_storage_url
+    from hpotool.study_lookup import check_study_name, find_study
 
     storage = storage or None  # '': the default storage, not one to wait for a study in
     check_study_name(study_name, storage)  # not waited for: no study of that name can appear

@@ -17,10 +17,7 @@ one that does not has the waiting connections' sockets shut, so each waiting sta
 OperationalError (psycopg: "server closed the connection unexpectedly"; PyMySQL: "Lost connection to MySQL
 server during query"), which the command reports as the storage having stopped answering.
 
-A psycopg connection waits for an answer while its transaction status is ACTIVE (counted from the first
-look that saw it so); a PyMySQL connection, which has no such flag, while it reads a packet from the server
-(of a statement's answer, a commit's, a ping's), which its class here notes: a long answer whose rows keep
-coming is no silence.
+How a connection of each driver is seen waiting for an answer, and its server asked: `silence_drivers`.
 
 A server found silent is taken as silent for the next `silence` seconds (at least `PROBE_TIMEOUT_S`), time
 for the command to end: a new connection to it (SQLAlchemy's pool reconnecting after the shut) raises the
@@ -32,17 +29,17 @@ runs another study once the server answers again connects to it.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import socket
 import threading
 import time
 import weakref
-from collections.abc import Callable, Hashable
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Hashable
+from typing import Any, NamedTuple
 
 from hpotool import interrupts
+from hpotool.silence_drivers import _Driver, _Psycopg, _PyMySQL
 
 PROBE_TIMEOUT_S = 10  # as long as opening a connection may take (rdb_storage.CONNECT_TIMEOUT_S)
 
@@ -152,113 +149,6 @@ def _still_silent() -> set[str]:
         if _pid != [os.getpid()]:
             return set()
         return {opener for opener, (_, at) in _silent.items() if now - at < max(_silence[0], PROBE_TIMEOUT_S)}
-
-
-class _Driver(Protocol):
-    """What the watcher asks of a connection of one driver: `_Psycopg` and `_PyMySQL`, the classes
-    themselves, whose static methods these are."""
-
-    def waiting(self, conn: Any) -> Hashable | None:
-        """A token of the answer `conn` waits for now (the same until it comes), or None."""
-
-    def server(self, conn: Any) -> Hashable:
-        """The server `conn` talks to: one probe asks it for all its waiting connections."""
-
-    def answers(self, conn: Any, timeout: int) -> None:
-        """Open (and close) a new connection to the server of `conn` within `timeout` seconds, or raise."""
-
-    def socket(self, conn: Any) -> int:
-        """The file descriptor of the socket of `conn` (-1 once closed)."""
-
-    def address(self, conn: Any) -> str:
-        """Where the server of `conn` listens, for the user: "host:port", or a Unix socket's path."""
-
-
-class _Psycopg:
-    @staticmethod
-    def waiting(conn: Any) -> Hashable | None:
-        from psycopg.pq import TransactionStatus
-
-        # one token for every statement: a connection seen busy at every look is counted from the first
-        return None if conn.closed or conn.pgconn.transaction_status != TransactionStatus.ACTIVE else True
-
-    @staticmethod
-    def server(conn: Any) -> Hashable:
-        return (conn.info.dsn, conn.info.password)
-
-    @staticmethod
-    def answers(conn: Any, timeout: int) -> None:
-        import psycopg
-
-        psycopg.connect(conn.info.dsn, password=conn.info.password or None, connect_timeout=timeout).close()
-
-    @staticmethod
-    def socket(conn: Any) -> int:
-        return -1 if conn.closed else int(conn.pgconn.socket)
-
-    @staticmethod
-    def address(conn: Any) -> str:
-        host = conn.info.host
-        return f"{host}:{conn.info.port}" if not host.startswith("/") else f"{host}/.s.PGSQL.{conn.info.port}"
-
-
-_reads = itertools.count()
-_classes: list[type[Any]] = []
-
-
-class _PyMySQL:
-    @staticmethod
-    def connection_class() -> type[Any] | None:
-        """A pymysql.connections.Connection whose `_hpotool_read` is a number while it reads a packet (each
-        read its own number), None otherwise (about 0.3 µs a packet: 3 ms of a 60 ms read of 10,000 rows);
-        None where PyMySQL's Connection reads none through `_read_packet`."""
-        if not _classes:
-            import pymysql.connections
-
-            found = getattr(
-                pymysql.connections.Connection, "_read_packet", None
-            )  # every read from the server
-            if not callable(found):
-                return None
-            read_packet: Callable[..., Any] = found
-
-            class WatchedConnection(pymysql.connections.Connection):
-                _hpotool_read: int | None = None
-
-                def _read_packet(self, *args: Any) -> Any:
-                    self._hpotool_read = next(_reads)
-                    try:
-                        return read_packet(self, *args)
-                    finally:
-                        self._hpotool_read = None
-
-            _classes.append(WatchedConnection)
-        return _classes[0]
-
-    @staticmethod
-    def waiting(conn: Any) -> Hashable | None:
-        return conn._hpotool_read
-
-    @staticmethod
-    def server(conn: Any) -> Hashable:
-        return (conn.host, conn.port, conn.unix_socket, conn.user, conn.db)
-
-    @staticmethod
-    def answers(conn: Any, timeout: int) -> None:
-        import pymysql
-
-        cargs, cparams = conn._hpotool_args
-        limits = {"connect_timeout": timeout, "read_timeout": timeout, "write_timeout": timeout}
-        pymysql.connect(*cargs, **{**cparams, **limits}).close()
-
-    @staticmethod
-    def socket(conn: Any) -> int:
-        sock = conn._sock
-        return -1 if sock is None else int(sock.fileno())
-
-    @staticmethod
-    def address(conn: Any) -> str:
-        return str(conn.unix_socket or f"{conn.host}:{conn.port}")
 
 
 def _add(conn: Any, driver: _Driver, opener: str) -> None:

@@ -40,7 +40,7 @@ def studies(
             return
         if not rows:
             where = shown_url(storage) if storage else "studies/*.db or studies/*.log"  # no password shown
-            from hpotool.browse import studies_folder_above
+            from hpotool.study_lookup import studies_folder_above
 
             above = studies_folder_above() if not storage else None  # --storage '': the default too
             hint = (
@@ -97,7 +97,8 @@ def trials(
 ) -> None:
     """List a study's trials, best first (pruned trials show their last reported value)."""
     with user_errors():
-        from hpotool.browse import find_study, trial_rows
+        from hpotool.browse import trial_rows
+        from hpotool.study_lookup import find_study
 
         study = find_study(study_name, storage)
         rows = trial_rows(study, top, state)

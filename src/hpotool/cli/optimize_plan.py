@@ -91,8 +91,8 @@ def _with_warm_start(
 ) -> tuple[StudyPlan, str | None]:
     """`plan` with the `top` best trials of study `enqueue_from` queued first, and the note that the study
     draws new values where it would sample as that one (None otherwise)."""
-    from hpotool.browse import find_study
     from hpotool.enqueue_from import with_warm_start
+    from hpotool.study_lookup import find_study
 
     try:
         source = find_study(

@@ -20,10 +20,10 @@ from hpotool.formatting import format_param, format_value
 def write_study_report(study_name: str, storage: str | None, out: Path | None, fmt: str | None) -> None:
     from shlex import quote
 
-    from hpotool.browse import find_study
     from hpotool.importance import import_without_sklearn
     from hpotool.report import default_report_path, render_report, report_format, write_report
     from hpotool.storage_url import default_storage_url
+    from hpotool.study_lookup import find_study
 
     fmt = report_format(out, fmt)
     if out is not None and os.path.isdir(out):  # found before the figures are drawn, not when writing them
@@ -261,10 +261,10 @@ def export_best(
     with user_errors():
         from shlex import quote
 
-        from hpotool.browse import find_study
         from hpotool.export import export_best as write_export
         from hpotool.storage import study_options
         from hpotool.storage_url import default_storage_url
+        from hpotool.study_lookup import find_study
 
         refuse_stdout(
             out,

@@ -46,8 +46,8 @@ def audit(study_name: StudyNameReq, storage: ReadStorageOpt = None, as_json: Jso
     """Diagnose a finished study: importances, best values on range edges, pruning, whether it still improves."""
     with user_errors():
         from hpotool.audit import audit_study
-        from hpotool.browse import find_study
         from hpotool.importance import import_without_sklearn
+        from hpotool.study_lookup import find_study
 
         import_without_sklearn()
         report = audit_study(find_study(study_name, storage))
@@ -111,10 +111,10 @@ def refine(
     with user_errors():
         from shlex import quote
 
-        from hpotool.browse import find_study
         from hpotool.importance import import_without_sklearn
         from hpotool.refine import refine_study
         from hpotool.stage_files import check_stage_paths, write_refinement
+        from hpotool.study_lookup import find_study
 
         refuse_stdout(
             out, "two files (the stage's config and its .run.yaml)", "a file, e.g. --out stage2.yaml"
@@ -165,8 +165,8 @@ def prune_audit(
 ) -> None:
     """Check the pruner: PFL's prediction error by epoch, and pruned trials a no-pruning study says would have won."""
     with user_errors():
-        from hpotool.browse import find_study
         from hpotool.prune_audit import audit_pruning
+        from hpotool.study_lookup import find_study
 
         study = find_study(study_name, storage)
         baseline = (

@@ -32,8 +32,8 @@ def fail_stale(
     with user_errors():
         from optuna.trial import TrialState
 
-        from hpotool.browse import find_study
         from hpotool.heartbeat import has_heartbeat
+        from hpotool.study_lookup import find_study
 
         # A missing study is named with the studies that exist, as `trials` does.
         study = find_study(study_name, storage)

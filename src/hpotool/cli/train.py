@@ -217,8 +217,8 @@ def _train_from_best(
                 f"--top-k {top_k} --trial {trial}: --trial trains the one trial it names, --top-k the K best: "
                 f"give one of them"
             )
-        from hpotool.browse import find_study
         from hpotool.final_plan import plan_final
+        from hpotool.study_lookup import find_study
 
         refuse_stdout(out, "run folders and summary.json", "a folder, e.g. --out runs/final")
         study = find_study(study_name, storage)
