@@ -11,8 +11,9 @@ import time
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpotool.claims import RETRIED, claim
+from hpotool.owners import ran_elsewhere
 from hpotool.resume import REQUEUED, was_interrupted
-from hpotool.stale import RETRIED, claim, ran_elsewhere
 
 _log = logging.getLogger("hpotool")
 
@@ -38,7 +39,7 @@ def keep_result(
     both do; the retry runs to its end, and this process's run of the values is spent."""
     from optuna.study._tell import _check_values_are_feasible
 
-    from hpotool.stale import QUEUED_BY
+    from hpotool.owners import QUEUED_BY
 
     cached = trial._cached_frozen_trial  # what the trial holds here: a report not yet written too
     curve = {**stored.intermediate_values, **cached.intermediate_values}
@@ -106,7 +107,7 @@ def _keep(study: optuna.Study, number: int, result: FrozenTrial, ended: str) -> 
     (that process ended in between), the result is not kept, and nothing runs the values again.
 
     Exactly once on every storage: the claim is an insert one process makes on SQLite, PostgreSQL and MySQL,
-    a key `SET NX` makes on Redis, a file `O_EXCL` makes beside a journal file (`stale.claim`). Before, on
+    a key `SET NX` makes on Redis, a file `O_EXCL` makes beside a journal file (`claims.claim`). Before, on
     the journal storages every caller claimed it: a result told just as `fail-stale --all-running` failed
     its trial was kept as a new trial, and that command's retry ran the values again."""
     lost: str | None = None  # the claim another process made first: it queues the values again
@@ -152,7 +153,7 @@ def _keep(study: optuna.Study, number: int, result: FrozenTrial, ended: str) -> 
 
 
 def _next_retry_claim(number: int, retries: list[FrozenTrial]) -> str:
-    """The claim (`stale.claim`) of the next retry of trial `number`'s values, whose `retries` all failed:
+    """The claim (`claims.claim`) of the next retry of trial `number`'s values, whose `retries` all failed:
     a resume's (`REQUEUED`) where the last was interrupted, else the one of the process that failed the
     last of them (or trial `number`), as stale or as its worker's died (`RETRIED`)."""
     last = retries[-1] if retries else None
