@@ -837,7 +837,7 @@ def test_a_damaged_study_file_is_called_damaged_not_a_database_without_optuna_s_
 def test_a_study_whose_only_trial_is_running_says_to_wait_for_it(tmp_path: Path) -> None:
     # export-best (audit, refine, train-from-best) of a study another process is running, none of whose
     # trials has completed yet, said "run hpotool optimize until one completes": one is running it now.
-    from hpotool.stale import owner
+    from hpotool.owners import owner
 
     url = f"sqlite:///{tmp_path / 'busy.db'}"
     study = optuna.create_study(study_name="busy", storage=url)

@@ -8,10 +8,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from hpotool.dead_trials import fail_dead_local_trials
 from hpotool.exhaustion import EXHAUSTED
 from hpotool.grid import GridSampler
 from hpotool.plan import StudyPlan, prepare_study
-from hpotool.stale import fail_dead_local_trials
 from hpotool.study import open_study
 from hpotool.study_run import run_study
 
@@ -380,7 +380,7 @@ def _ask_as_a_dead_local_worker(study: optuna.Study) -> optuna.Trial:
     import subprocess
     import sys
 
-    from hpotool.stale import owner
+    from hpotool.owners import owner
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -775,7 +775,7 @@ def test_brute_force_beside_another_machine_s_trial_waits_for_a_local_one_then_e
     import sys
     import threading
 
-    from hpotool.stale import owner
+    from hpotool.owners import owner
     from hpotool.storage import make_storage
 
     url = f"journal:{tmp_path / 'b.log'}"

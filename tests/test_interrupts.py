@@ -162,7 +162,7 @@ def _queue_chosen_point(study: optuna.Study, kind: str, point: dict[str, Any]) -
     """Queue `point` as hpotool does for `kind`: a dead local worker's retry (`retry_of`), Optuna's heartbeat
     retry of a stale trial (`failed_trial`), or a warm start of `--enqueue-from`."""
     from hpotool.heartbeat import retry_stale_trial
-    from hpotool.stale import enqueue_owned
+    from hpotool.owners import enqueue_owned
 
     if kind == "--enqueue-from":
         enqueue_owned(study, point, {"warm_start": "--enqueue-from"})
@@ -1031,7 +1031,7 @@ class _OtherEndsItAsTheReasonIsWritten:
     def _end_it(self) -> None:
         from optuna.exceptions import UpdateFinishedTrialError
 
-        from hpotool.stale import fail_trial
+        from hpotool.failed_trials import fail_trial
 
         other = self.shared_study.other
         [running] = self.shared_study.seen_by_other().get_trials(states=(TrialState.RUNNING,))
@@ -1161,12 +1161,12 @@ def test_a_trial_two_processes_fail_at_once_is_failed_and_queued_again_once(
     # nothing and queues nothing, and the trial's values are queued again once.
     import warnings
 
-    from hpotool import stale
+    from hpotool import dead_trials, failed_trials
     from hpotool.heartbeat import fail_stale_trials
 
     def look_at(study: optuna.Study) -> list[int]:
         if look == "ownerless":
-            return stale.fail_ownerless_trials(study, 0.0)
+            return dead_trials.fail_ownerless_trials(study, 0.0)
         return fail_stale_trials(study, every_running=True)
 
     study = shared_study.study
@@ -1174,7 +1174,7 @@ def test_a_trial_two_processes_fail_at_once_is_failed_and_queued_again_once(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
         study.ask()  # takes the queued trial up; its process dies before it records itself
-    real_fail, theirs = stale.fail_trial, []
+    real_fail, theirs = failed_trials.fail_trial, []
 
     def the_other_looks_first(*args: Any) -> bool:
         if not theirs:  # between this process's read of the running trials and its FAIL
@@ -1182,7 +1182,9 @@ def test_a_trial_two_processes_fail_at_once_is_failed_and_queued_again_once(
             theirs[0] = look_at(shared_study.seen_by_other())
         return real_fail(*args)
 
-    monkeypatch.setattr(stale, "fail_trial", the_other_looks_first)
+    # where each look finds it: the ownerless look imports it once, fail-stale at each call
+    caller = dead_trials if look == "ownerless" else failed_trials
+    monkeypatch.setattr(caller, "fail_trial", the_other_looks_first)
     assert look_at(study) == []  # before: UpdateFinishedTrialError
     assert theirs == [[0]]
     trials = shared_study.stored().trials

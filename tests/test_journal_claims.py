@@ -1,4 +1,4 @@
-"""Claims (`stale.claim`) on Optuna's journal storages: a Redis key set with SET NX, a file made with O_EXCL.
+"""Claims (`claims.claim`) on Optuna's journal storages: a Redis key set with SET NX, a file made with O_EXCL.
 
 Before, every caller claimed a key there, so two processes failing one stale trial could both queue its
 retry (or one queue it while its live worker kept the result), and two resumes both queue one point."""
@@ -17,9 +17,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
+from hpotool.claims import RETRIED, claim
 from hpotool.heartbeat import retry_stale_trial
 from hpotool.journal_claims import claims_folder
-from hpotool.stale import RETRIED, claim
 from hpotool.storage import make_storage
 
 # Threads racing per round, rounds per race: each round claims a new key, all of them at once.

@@ -1,4 +1,4 @@
-"""A trial's FAIL and its reason as one write on Optuna's journal storages (`stale.fail_trial`)."""
+"""A trial's FAIL and its reason as one write on Optuna's journal storages (`failed_trials.fail_trial`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from hpotool.stale import RUN_FAILED, fail_trial
+from hpotool.failed_trials import RUN_FAILED, fail_trial
 from hpotool.storage import make_storage
 
 

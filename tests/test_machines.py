@@ -844,8 +844,8 @@ def test_a_result_not_kept_is_no_failure_in_the_streak_of_a_run_of_workers(share
 
     from hpotool.heartbeat import fail_stale_trials
     from hpotool.loop import FailureGuard
+    from hpotool.owners import owner
     from hpotool.run_failures import run_streak
-    from hpotool.stale import owner
     from hpotool.trial_run import run_trial
 
     study, (other, backend) = shared_study.study, shared_study.seen_by_a_stale_check()
@@ -958,9 +958,9 @@ def test_a_result_kept_as_a_resume_queues_its_interrupted_retry_again_holds_the_
     import warnings
 
     from hpotool import kept_results
+    from hpotool.failed_trials import fail_trial
     from hpotool.heartbeat import fail_stale_trials
     from hpotool.resume import _queue_interrupted_points
-    from hpotool.stale import fail_trial
     from hpotool.trial_run import run_trial
 
     study, (other, backend) = shared_study.study, shared_study.seen_by_a_stale_check()
@@ -1014,8 +1014,8 @@ def test_a_dead_local_worker_s_retry_counts_on_the_stale_retries_before_it(tmp_p
     import socket
     import warnings
 
+    from hpotool.dead_trials import fail_dead_local_trials
     from hpotool.heartbeat import retry_stale_trial
-    from hpotool.stale import fail_dead_local_trials
     from hpotool.storage_settings import MAX_RETRY
 
     assert MAX_RETRY == 2
@@ -1174,7 +1174,7 @@ def test_a_result_told_as_a_stale_check_fails_its_trial_holds_the_values_once(
     # the check does, the worker waits for its retry and fills it.
     import warnings
 
-    from hpotool import heartbeat, kept_results, stale, trial_run
+    from hpotool import claims, heartbeat, kept_results, trial_run
     from hpotool.heartbeat import fail_stale_trials
 
     study, (other, backend) = shared_study.study, shared_study.seen_by_a_stale_check()
@@ -1188,7 +1188,7 @@ def test_a_result_told_as_a_stale_check_fails_its_trial_holds_the_values_once(
         kept_results._retries_of,
     )
     real_add = other.add_trial
-    real_claim = stale.claim
+    real_claim = claims.claim
 
     def retry_after_the_owner_kept(study: optuna.Study, trial: FrozenTrial) -> None:
         if first == "owner":
@@ -1225,7 +1225,7 @@ def test_a_result_told_as_a_stale_check_fails_its_trial_holds_the_values_once(
     if first == "stale check":
         monkeypatch.setattr(other, "add_trial", add_once_the_owner_looked)
         monkeypatch.setattr(
-            stale, "claim", claim_then_let_the_owner_tell
+            claims, "claim", claim_then_let_the_owner_tell
         )  # as `retry_stale_trial` imports it
     check = threading.Thread(target=lambda: fail_stale_trials(other))
 
@@ -1351,7 +1351,8 @@ def test_a_result_whose_values_another_process_claimed_to_queue_but_never_did_is
     import warnings
 
     from hpotool import kept_results
-    from hpotool.stale import RETRIED, claim, fail_trial
+    from hpotool.claims import RETRIED, claim
+    from hpotool.failed_trials import fail_trial
     from hpotool.trial_run import run_trial
 
     monkeypatch.setattr(kept_results, "RETRY_WAIT_S", 0.5)

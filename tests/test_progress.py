@@ -139,7 +139,7 @@ def test_the_trials_of_other_commands_and_machines_are_marked_with_where_they_ra
     # only this run's). Now each says where it ran.
     import os
 
-    from hpotool.stale import owner
+    from hpotool.owners import owner
 
     here = owner()
     lines = _lines(

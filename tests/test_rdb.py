@@ -97,7 +97,7 @@ def test_a_read_of_a_trial_another_process_ended_drops_its_buffered_reports(
     # traceback. Now a read returns the trial as stored; the trial's own next write is refused, as before.
     from optuna.exceptions import UpdateFinishedTrialError
 
-    from hpotool.stale import fail_trial
+    from hpotool.failed_trials import fail_trial
 
     study = shared_study.study
     trial = study.ask()

@@ -246,8 +246,8 @@ def _study_with_a_dead_trial(url: str) -> None:
     """A study whose one RUNNING trial belongs to a process of this machine that is gone."""
     import sys
 
+    from hpotool.owners import owner
     from hpotool.sqlite_storage import _close_sqlite_storages
-    from hpotool.stale import owner
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -184,18 +184,18 @@ def test_a_run_waiting_for_a_trial_with_no_owner_looks_up_its_heartbeat_once_not
     # The slot held by a trial with no owner recorded (its process may still be about to record itself),
     # the run looked up that trial's heartbeat record every 0.1 s (one query of the heartbeat table each,
     # on PostgreSQL, MySQL, SQLite) for up to the grace period (60 s). Now at the reads of the trials only.
-    import hpotool.stale
+    import hpotool.dead_trials
 
     plan, study, _, _ = held_by_another_machine(owned=False)
     monkeypatch.setattr(hpotool.waiting, "FULL_LOOK_S", 3600.0)
     looked_up: list[int] = []
-    beating = hpotool.stale._beating
+    beating = hpotool.dead_trials._beating
 
     def counted(backend: Any, trial_id: int) -> bool:
         looked_up.append(trial_id)
         return beating(backend, trial_id)
 
-    monkeypatch.setattr(hpotool.stale, "_beating", counted)
+    monkeypatch.setattr(hpotool.dead_trials, "_beating", counted)
     stop = threading.Event()
     _counting_sleep(monkeypatch, lambda n: n >= 30 and stop.set(), scale=0.1)  # counted per poll
     run_trials(study, plan, stop)

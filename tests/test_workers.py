@@ -28,10 +28,11 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from hpotool.cli import app
+from hpotool.dead_trials import fail_dead_local_trials
 from hpotool.exhaustion import _spare
 from hpotool.heartbeat import retry_stale_trial
+from hpotool.owners import owner
 from hpotool.plan import Overrides, prepare_study
-from hpotool.stale import fail_dead_local_trials, owner
 from hpotool.storage import make_storage
 from hpotool.study import open_study
 from hpotool.study_run import run_study
@@ -761,7 +762,7 @@ def test_fail_stale_without_heartbeat_marks_the_trials_of_dead_processes_of_this
     tmp_path: Path,
 ) -> None:
     # It refused without --all-running even where the trial's process, of this very machine, was gone.
-    from hpotool.stale import owner
+    from hpotool.owners import owner
 
     url = f"journal:{tmp_path / 's.log'}"
     study = optuna.create_study(study_name="s", storage=make_storage(url))
@@ -1041,7 +1042,7 @@ def test_a_dead_pid_of_another_container_with_this_host_name_is_not_taken_for_a_
     import subprocess
     import sys
 
-    from hpotool import stale
+    from hpotool import dead_trials, owners
     from hpotool.study_sampler import process_salt
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -1051,12 +1052,12 @@ def test_a_dead_pid_of_another_container_with_this_host_name_is_not_taken_for_a_
     elsewhere, dead = study.ask(), study.ask()
     elsewhere.set_user_attr("worker", {"host": socket.gethostname(), "pid": gone.pid, "pidns": here + 1})
     dead.set_user_attr("worker", {"host": socket.gethostname(), "pid": gone.pid, "pidns": here})
-    assert stale.fail_dead_local_trials(study) == [dead.number]
+    assert dead_trials.fail_dead_local_trials(study) == [dead.number]
     assert study.get_trials(states=(TrialState.RUNNING,))[0].number == elsewhere.number
-    assert stale.owner()["pidns"] == here
+    assert owners.owner()["pidns"] == here
     # and the two containers' processes draw their own values, even with the same pid
     salt = process_salt()
-    monkeypatch.setattr(stale, "pid_namespace", lambda: here + 1)
+    monkeypatch.setattr(owners, "pid_namespace", lambda: here + 1)
     assert process_salt() != salt
 
 
@@ -1783,9 +1784,9 @@ def test_warm_starts_another_host_queued_stay_queued_while_the_study_is_in_use(
 ) -> None:
     from optuna.trial import create_trial
 
+    from hpotool.owners import QUEUED_BY
     from hpotool.plan import WARM_START
     from hpotool.resume import prepare_resume
-    from hpotool.stale import QUEUED_BY
 
     # A grace a loaded machine's seconds between the heartbeat (or the queueing) and prepare_resume stay
     # inside (3 s did not always); the stale heartbeat is an hour old.
@@ -2011,8 +2012,9 @@ def test_max_failures_with_workers_names_the_run_s_first_error_as_one_process_do
 
 
 def test_the_run_s_streak_is_read_from_the_storage_in_the_order_the_trials_ended() -> None:
+    from hpotool.failed_trials import fail_trial
+    from hpotool.owners import owner
     from hpotool.run_failures import run_streak
-    from hpotool.stale import fail_trial, owner
 
     study = optuna.create_study()
     main, other = 1001, 1002
@@ -2044,8 +2046,8 @@ def test_the_run_s_error_is_that_of_the_first_trial_whose_run_failed() -> None:
     # the highest number: one another process failed as stale as it ran ("first error: stale: no heartbeat
     # ..."), or another command's; then the run's last. Now the first trial of the run whose run failed, as
     # one process names it.
+    from hpotool.failed_trials import fail_trial
     from hpotool.run_failures import run_error
-    from hpotool.stale import fail_trial
 
     study = optuna.create_study()
     main = 1001
@@ -2071,8 +2073,8 @@ def test_the_run_s_streak_passes_over_the_fail_trials_whose_run_did_not_fail(
     # worker's) or an interrupt is no failure of the trial's run: `run_streak` neither counts it nor ends the
     # streak at it. On every storage: the journal ones (Redis, journal files) write the mark of a failed run
     # before the state, with its reason, as they do the reason.
+    from hpotool.failed_trials import fail_trial, failed_in_run
     from hpotool.run_failures import run_streak
-    from hpotool.stale import fail_trial, failed_in_run
 
     url, name = storage
     study = optuna.create_study(study_name=name, storage=make_storage(url))

@@ -85,7 +85,7 @@ class BruteForceSampler(optuna.samplers.BruteForceSampler):
         which then ran twice beside a free point."""
         from optuna.trial import TrialState
 
-        from hpotool.stale import on_this_host
+        from hpotool.owners import on_this_host
 
         def as_run(t: FrozenTrial) -> FrozenTrial:
             if t.state != TrialState.RUNNING or not (every or on_this_host(t)) or not self._drew(t):

@@ -9,8 +9,9 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpotool.dead_trials import fail_dead_local_trials
 from hpotool.heartbeat import has_heartbeat
-from hpotool.stale import fail_dead_local_trials, may_be_lost, on_this_host
+from hpotool.owners import may_be_lost, on_this_host
 
 EXHAUSTED = "the sampler has tried everything it can propose (a grid or brute-force search is complete)"
 

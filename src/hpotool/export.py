@@ -217,7 +217,7 @@ def _trained_widths(data: dict[str, Any]) -> dict[str, Any]:
 def _still_running(study: optuna.Study) -> str | None:
     """A note where a live process runs `study` now (a trial of it is running): the export holds the best
     trial so far, which a later trial may beat; None otherwise (a dead worker's trial runs no more)."""
-    from hpotool.stale import died_here
+    from hpotool.owners import died_here
 
     running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if not died_here(t)]
     if not running:

@@ -156,7 +156,7 @@ def _refuse_while_running(study: optuna.Study) -> None:
     """
     from optuna.trial import TrialState
 
-    from hpotool.stale import died_here
+    from hpotool.owners import died_here
 
     running = [
         t.number

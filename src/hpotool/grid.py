@@ -85,7 +85,7 @@ class GridSampler(optuna.samplers.GridSampler):
         runs such a point again once every point has started, rather than wait for it for ever; one trial
         of this machine does, not every worker."""
         from hpotool.heartbeat import has_heartbeat
-        from hpotool.stale import may_be_lost
+        from hpotool.owners import may_be_lost
 
         beating = has_heartbeat(study._storage)
         visited: set[int] = set()

@@ -37,7 +37,7 @@ def retry_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> N
     value and was not queued is not queued: it ran nothing, and an empty queued trial fails under the grid
     sampler ("All parameters must be specified"); the next trial draws its values as usual.
 
-    Queued only by the process that claims it (`stale.RETRIED`): the trial's live worker (a stale check that
+    Queued only by the process that claims it (`claims.RETRIED`): the trial's live worker (a stale check that
     took it for dead) claims it to keep its result as a new trial where it finds no retry (`kept_results`).
     Before, a worker that told its result just as this FAIL landed kept it as a new trial before the retry
     was there, and the retry ran the values a second time."""
@@ -48,7 +48,7 @@ def retry_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> N
 
     import optuna
 
-    from hpotool.stale import RETRIED, claim
+    from hpotool.claims import RETRIED, claim
 
     if len(trial.system_attrs.get("retry_history", [])) + 1 > MAX_RETRY:
         return  # as Optuna's callback does, before the claim: a claim nobody acts on would keep no result
@@ -95,7 +95,7 @@ def fail_stale_trials(study: optuna.Study, *, every_running: bool = False) -> li
     import optuna
     from optuna.trial import TrialState
 
-    from hpotool.stale import fail_trial
+    from hpotool.failed_trials import fail_trial
 
     refuse_a_read_only_study(study)
     running = {t._trial_id: t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}

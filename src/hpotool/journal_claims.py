@@ -1,4 +1,4 @@
-"""Claims (`stale.claim`) on Optuna's journal storages, which apply every write in the journal's order and
+"""Claims (`claims.claim`) on Optuna's journal storages, which apply every write in the journal's order and
 hold no conditional write of their own: one process of any number claiming the same key wins.
 
 On Redis, the claim is a key set with `SET NX` (one command, which the server runs for one client at a time)
@@ -66,6 +66,6 @@ def _hashed(key: str) -> str:
 
 def _claimant() -> bytes:
     """What a claim holds: who made it and when (for a person looking; only its existence counts)."""
-    from hpotool.stale import owner
+    from hpotool.owners import owner
 
     return json.dumps({**owner(), "time": time.time()}).encode()

@@ -1,4 +1,4 @@
-"""A trial's FAIL and its reason as one write on Optuna's journal storages (`stale.fail_trial`).
+"""A trial's FAIL and its reason as one write on Optuna's journal storages (`failed_trials.fail_trial`).
 
 A journal storage applies its records in the journal's order, each one on its own: a trial's reason, then
 its FAIL, written one after the other, could have another process's record between them (the trial's

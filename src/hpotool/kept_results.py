@@ -11,8 +11,9 @@ import time
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpotool.claims import RETRIED, claim
+from hpotool.owners import ran_elsewhere
 from hpotool.resume import REQUEUED, was_interrupted
-from hpotool.stale import RETRIED, claim, ran_elsewhere
 
 _log = logging.getLogger("hpotool")
 
@@ -36,21 +37,9 @@ def keep_result(
     process cannot take over a trial another one runs (its reports and attributes would mix with that
     one's), and stopping that run in favour of this result would leave a moment where neither counts or
     both do; the retry runs to its end, and this process's run of the values is spent."""
-    from optuna.study._tell import _check_values_are_feasible
-
-    from hpotool.stale import QUEUED_BY
-
     cached = trial._cached_frozen_trial  # what the trial holds here: a report not yet written too
     curve = {**stored.intermediate_values, **cached.intermediate_values}
-    values: list[float] | None = None
-    if state is None and value is not None:
-        values = [float(v) for v in value] if isinstance(value, list) else [float(value)]
-        if _check_values_are_feasible(study, values) is not None:
-            values = None
-        state = TrialState.COMPLETE
-    elif state == TrialState.PRUNED and curve and len(study.directions) == 1:
-        last = curve[max(curve)]
-        values = [last] if math.isfinite(last) else None
+    state, values = _result(study, curve, value, state)
     how = f"{stored.state.name} ({stored.user_attrs.get('fail_reason', 'no reason given')})"
     if state not in (TrialState.COMPLETE, TrialState.PRUNED) or (state == TrialState.COMPLETE and not values):
         _log.warning(
@@ -60,17 +49,7 @@ def keep_result(
             how,
         )
         return None
-    user_attrs = {k: v for k, v in {**stored.user_attrs, **cached.user_attrs}.items() if k != "fail_reason"}
-    system_attrs = {k: v for k, v in {**stored.system_attrs, **cached.system_attrs}.items() if k != QUEUED_BY}
-    result = optuna.trial.create_trial(
-        state=state,
-        values=values,
-        params={**stored.params, **cached.params},
-        distributions={**stored.distributions, **cached.distributions},
-        user_attrs={**user_attrs, "result_of": trial.number},
-        system_attrs=system_attrs,
-        intermediate_values=curve,
-    )
+    result = _result_trial(trial.number, stored, cached, state, values, curve)
     kept = _keep(
         study, trial.number, result, f"was ended as {how} by another process while this one ran it to"
     )
@@ -86,6 +65,53 @@ def keep_result(
         trial.number,
     )
     return kept
+
+
+def _result(
+    study: optuna.Study,
+    curve: dict[int, float],
+    value: float | list[float] | None,
+    state: TrialState | None,
+) -> tuple[TrialState | None, list[float] | None]:
+    """The state and values of the result this process has: COMPLETE with the value(s) its objective
+    returned (none where infeasible), or PRUNED with its last reported value (one objective, finite)."""
+    from optuna.study._tell import _check_values_are_feasible
+
+    values: list[float] | None = None
+    if state is None and value is not None:
+        values = [float(v) for v in value] if isinstance(value, list) else [float(value)]
+        if _check_values_are_feasible(study, values) is not None:
+            values = None
+        state = TrialState.COMPLETE
+    elif state == TrialState.PRUNED and curve and len(study.directions) == 1:
+        last = curve[max(curve)]
+        values = [last] if math.isfinite(last) else None
+    return state, values
+
+
+def _result_trial(
+    number: int,
+    stored: FrozenTrial,
+    cached: FrozenTrial,
+    state: TrialState,
+    values: list[float] | None,
+    curve: dict[int, float],
+) -> FrozenTrial:
+    """The trial that holds the result of trial `number`: what the storage and this process hold of it,
+    marked `result_of`, without its `fail_reason` or the mark of a queued warm start (`QUEUED_BY`)."""
+    from hpotool.owners import QUEUED_BY
+
+    user_attrs = {k: v for k, v in {**stored.user_attrs, **cached.user_attrs}.items() if k != "fail_reason"}
+    system_attrs = {k: v for k, v in {**stored.system_attrs, **cached.system_attrs}.items() if k != QUEUED_BY}
+    return optuna.trial.create_trial(
+        state=state,
+        values=values,
+        params={**stored.params, **cached.params},
+        distributions={**stored.distributions, **cached.distributions},
+        user_attrs={**user_attrs, "result_of": number},
+        system_attrs=system_attrs,
+        intermediate_values=curve,
+    )
 
 
 # How long a result waits for the trial of its values that another process claimed to queue (`_keep`):
@@ -106,7 +132,7 @@ def _keep(study: optuna.Study, number: int, result: FrozenTrial, ended: str) -> 
     (that process ended in between), the result is not kept, and nothing runs the values again.
 
     Exactly once on every storage: the claim is an insert one process makes on SQLite, PostgreSQL and MySQL,
-    a key `SET NX` makes on Redis, a file `O_EXCL` makes beside a journal file (`stale.claim`). Before, on
+    a key `SET NX` makes on Redis, a file `O_EXCL` makes beside a journal file (`claims.claim`). Before, on
     the journal storages every caller claimed it: a result told just as `fail-stale --all-running` failed
     its trial was kept as a new trial, and that command's retry ran the values again."""
     lost: str | None = None  # the claim another process made first: it queues the values again
@@ -152,7 +178,7 @@ def _keep(study: optuna.Study, number: int, result: FrozenTrial, ended: str) -> 
 
 
 def _next_retry_claim(number: int, retries: list[FrozenTrial]) -> str:
-    """The claim (`stale.claim`) of the next retry of trial `number`'s values, whose `retries` all failed:
+    """The claim (`claims.claim`) of the next retry of trial `number`'s values, whose `retries` all failed:
     a resume's (`REQUEUED`) where the last was interrupted, else the one of the process that failed the
     last of them (or trial `number`), as stale or as its worker's died (`RETRIED`)."""
     last = retries[-1] if retries else None

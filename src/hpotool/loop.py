@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpotool.dead_trials import fail_dead_local_trials, fail_ownerless_trials
 from hpotool.exhaustion import all_started, sampler_exhausted, still_exhausted
 from hpotool.heartbeat import fail_stale_trials, has_heartbeat
 from hpotool.interrupts import deferred, raise_dropped
 from hpotool.objective import StudyObserver, make_objective
 from hpotool.plan import StudyPlan
 from hpotool.run_summary import trial_target
-from hpotool.stale import fail_dead_local_trials, fail_ownerless_trials
 from hpotool.storage_settings import heartbeat_settings
 from hpotool.study import FINISHED
 from hpotool.tracking import track

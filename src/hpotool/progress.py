@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from hpotool.durations import trial_seconds
 from hpotool.epoch import EpochResult
 from hpotool.formatting import counted, format_param, format_value
-from hpotool.stale import ran_elsewhere
+from hpotool.owners import ran_elsewhere
 
 _STATE_STYLE = {TrialState.COMPLETE: "green", TrialState.PRUNED: "yellow", TrialState.FAIL: "red"}
 

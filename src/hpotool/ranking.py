@@ -89,7 +89,7 @@ def no_best_error(study: optuna.Study) -> HpoError:
             f"study {study.study_name!r} has no complete trial yet ({shown}); it was not created by hpotool "
             f"optimize: run more of its trials (with the Optuna code that made it) until one completes"
         )
-    from hpotool.stale import died_here
+    from hpotool.owners import died_here
 
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     live = [t for t in running if not died_here(t)]

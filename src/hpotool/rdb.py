@@ -82,7 +82,7 @@ class FastReadRDBStorage(RDBStorage):
         state is still the one read, so of processes changing it at once exactly one does. `reason`: the
         trial's `fail_reason` user attr, written in the same transaction, so it lands with the state or not
         at all (written before, it stayed on a trial its owner completed in between: a COMPLETE trial
-        that said "stale: no heartbeat"); `marks`, system attrs written so too (`stale.RUN_FAILED`).
+        that said "stale: no heartbeat"); `marks`, system attrs written so too (`failed_trials.RUN_FAILED`).
         `from_state`: change it only from that state (False otherwise), as a queued trial is failed only
         while no worker has taken it up.
 

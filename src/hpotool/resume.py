@@ -13,19 +13,15 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpotool.claims import claim
+from hpotool.dead_trials import fail_dead_local_trials, fail_ownerless_trials
+from hpotool.failed_trials import fail_trial
 from hpotool.formatting import counted, format_choice, format_value
 from hpotool.interrupts import deferred
+from hpotool.owners import enqueue_owned, in_use
 from hpotool.param_values import contains
 from hpotool.plan import WARM_START, StudyPlan
 from hpotool.search_space import FloatParam, IntParam, encode_params
-from hpotool.stale import (
-    claim,
-    enqueue_owned,
-    fail_dead_local_trials,
-    fail_ownerless_trials,
-    fail_trial,
-    in_use,
-)
 from hpotool.storage_settings import heartbeat_settings
 from hpotool.study import FINISHED
 

@@ -8,7 +8,8 @@ from datetime import datetime
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpotool.stale import failed_in_run, of_run
+from hpotool.failed_trials import failed_in_run
+from hpotool.owners import of_run
 from hpotool.study import FINISHED
 
 
@@ -18,7 +19,7 @@ def run_streak(study: optuna.Study, main: int, since: datetime) -> int:
     counts them, where each worker counted its own (two workers failing every trial in turn ran about
     twice as many failed trials as asked). Read from the storage, so no worker needs the others' pids.
 
-    A FAIL trial whose run did not fail (`stale.failed_in_run`: one another process failed, as stale, as it
+    A FAIL trial whose run did not fail (`failed_trials.failed_in_run`: one another process failed, as stale, as it
     ran, one interrupted) is passed over: it neither counts nor ends the streak. Before, a trial whose
     result was not kept (another worker ran its retry) counted, once a failed trial followed it."""
     streak = 0
@@ -30,7 +31,7 @@ def run_streak(study: optuna.Study, main: int, since: datetime) -> int:
 
 
 def run_error(study: optuna.Study, main: int, since: datetime) -> str | None:
-    """The `fail_reason` of the first trial whose run failed (`stale.failed_in_run`) that the workers of one
+    """The `fail_reason` of the first trial whose run failed (`failed_trials.failed_in_run`) that the workers of one
     run ended (as `run_streak` takes them, in the order they ended): the error the summary names where
     `--max-failures` stopped the run, as one process names its first (`loop.FailureGuard`). Not the
     study's FAIL trial of the highest number, which could be one another process failed as stale as it

@@ -10,9 +10,9 @@ import optuna
 from optuna.trial import TrialState
 
 from hpotool.fallback import IndependentSampling
+from hpotool.owners import run_by
 from hpotool.plan import StudyPlan
 from hpotool.resume import was_interrupted
-from hpotool.stale import run_by
 from hpotool.study import FINISHED
 from hpotool.summary import StudySummary
 

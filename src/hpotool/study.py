@@ -18,6 +18,7 @@ from hpotool.config import OptimizeConfig
 from hpotool.errors import HpoError
 from hpotool.interrupts import deferred
 from hpotool.overrides import leaf_values
+from hpotool.owners import enqueue_owned
 from hpotool.plan import StudyPlan
 from hpotool.search_space import encode_params
 from hpotool.second_study import (
@@ -25,7 +26,6 @@ from hpotool.second_study import (
     refuse_a_second_study_beside_the_config,
     refuse_a_second_study_under_another_prefix,
 )
-from hpotool.stale import enqueue_owned
 from hpotool.storage import make_storage
 from hpotool.storage_url import location, shown_url, storage_file, storage_origin
 from hpotool.study_names import same_series, study_names, typo_of

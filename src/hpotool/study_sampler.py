@@ -110,6 +110,6 @@ def _pass_multivariate(kwargs: dict[str, Any], opt: OptimizeConfig) -> None:
 def process_salt() -> tuple[int, ...]:
     """This process's host, PID namespace and id, which make its seeds its own among processes sampling one
     study (containers sharing a host name each have their own namespace, and often the same pids)."""
-    from hpotool.stale import pid_namespace
+    from hpotool.owners import pid_namespace
 
     return (zlib.crc32(socket.gethostname().encode()), pid_namespace() or 0, os.getpid())

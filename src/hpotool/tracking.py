@@ -220,7 +220,7 @@ class MlflowTracker:
         store away as it stopped): their trials are finished, and their process is gone. A process of
         another host is not known to be gone: its runs are left as they are. Quiet: the store answered a
         moment ago, and a store that fails now fails the next trial's logging with its warning."""
-        from hpotool.stale import died_here
+        from hpotool.owners import died_here
 
         if self.off:
             return

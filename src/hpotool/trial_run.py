@@ -13,12 +13,13 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.durations import record_seconds
+from hpotool.failed_trials import fail_trial
 from hpotool.interrupts import deferred
 from hpotool.kept_results import keep_result
 from hpotool.objective import StorageLostInTrial, reason_of
+from hpotool.owners import owner
 from hpotool.plan import StudyPlan
 from hpotool.search_space import CategoricalParam
-from hpotool.stale import fail_trial, owner
 from hpotool.trainer_contract import broke_contract, contract_stop
 
 _log = logging.getLogger("hpotool")
@@ -27,7 +28,7 @@ _log = logging.getLogger("hpotool")
 class TrialRun(NamedTuple):
     """How `run_trial` ran a trial: `kept`, the id of the trial that holds its result where another process
     ended it first (`keep_result`); `failed`, whether this process told it FAIL as its run failed (marked
-    `stale.RUN_FAILED`): False where another process failed it first, as stale, whether this one ran it to
+    `failed_trials.RUN_FAILED`): False where another process failed it first, as stale, whether this one ran it to
     its end or stopped at a write the storage refused as it trained (before: counted as a failure)."""
 
     kept: int | None
@@ -163,7 +164,7 @@ def _tell(
 def _tell_failed(study: optuna.Study, trial: optuna.Trial, reason: str, *, run_failed: bool = False) -> bool:
     """Tell `trial`, which this process runs, FAIL with `reason` as its `fail_reason`, as `study.tell` does
     (the sampler's `after_trial`, then the state), the state and the reason in one write on SQLite,
-    PostgreSQL and MySQL (`stale.fail_trial`), with the mark of a failed run (`stale.RUN_FAILED`) where
+    PostgreSQL and MySQL (`failed_trials.fail_trial`), with the mark of a failed run (`failed_trials.RUN_FAILED`) where
     `run_failed`; returns whether this process ended it (False: another process, a stale check that took
     this one for dead, ended it first, and its state and reason stand).
 

@@ -18,8 +18,8 @@ from optuna.trial import FrozenTrial, TrialState
 from hpotool.exhaustion import brute_force_point_left, own_values, waits_for_running
 from hpotool.interrupts import deferred
 from hpotool.overrides import leaf_values
+from hpotool.owners import owner
 from hpotool.plan import StudyPlan
-from hpotool.stale import owner
 from hpotool.study import FINISHED
 from hpotool.study_sampler import process_salt, study_sampler
 from hpotool.suggestion import drawn

@@ -10,8 +10,9 @@ from shlex import quote
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpotool.dead_trials import ownerless_left
+from hpotool.owners import on_this_host
 from hpotool.plan import StudyPlan
-from hpotool.stale import on_this_host, ownerless_left
 
 _log = logging.getLogger("hpotool")
 
@@ -51,7 +52,7 @@ OWNERLESS_NOTE_AFTER_S = 5.0  # an ownerless trial this old is no owner write on
 
 class OwnerlessNote:
     """Says once that a run waiting for a slot waits for a trial left RUNNING with no owner recorded, for
-    how long at most, and what then (`stale.fail_ownerless_trials`): a resumed run waited up to the grace
+    how long at most, and what then (`dead_trials.fail_ownerless_trials`): a resumed run waited up to the grace
     period (60 s) without a word before it failed that trial. The grace is not shortened: the trial's
     process may be alive, waiting out a lock to record itself."""
 

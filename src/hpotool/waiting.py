@@ -48,7 +48,7 @@ FULL_LOOK_S = 2.0
 QUICK_LOOKS_S = 1.0
 SLOW_LOOK_S = 1.0
 # The ids of the trials a start wait of this process ran out on, by study: undrawn for a whole wait, their
-# process died (another machine's: one of this machine is `stale.died_here`), and later waits skip them.
+# process died (another machine's: one of this machine is `owners.died_here`), and later waits skip them.
 # Per process (each --workers worker waits once for such a trial); only a run's own thread waits.
 _given_up: weakref.WeakKeyDictionary[optuna.Study, set[int]] = weakref.WeakKeyDictionary()
 
@@ -127,7 +127,7 @@ def wait_for_earlier_trials(
     again (trials asked just after it may be waiting for it themselves, and pick as they give up)."""
     from optuna.trial import TrialState
 
-    from hpotool.stale import died_here
+    from hpotool.owners import died_here
 
     skip = _given_up.setdefault(study, set())
     while True:

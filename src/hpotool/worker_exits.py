@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
+from hpotool.dead_trials import fail_dead_local_trials
 from hpotool.interrupts import exit_code, interrupt_pending
+from hpotool.owners import run_by
 from hpotool.plan import StudyPlan
 from hpotool.resume import queue_interrupted
-from hpotool.stale import fail_dead_local_trials, run_by
 from hpotool.worker_problems import LOST_STORAGE_EXIT
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def fail_trials_of_exited(
     study: optuna.Study, procs: list[Any], exited: set[int], plan: StudyPlan | None = None
 ) -> None:
     """Mark FAIL the RUNNING trials of the workers that have exited since the last look, and queue their
-    values again (`stale.fail_dead_local_trials`): a worker killed outright (kill -9, the OOM killer)
+    values again (`dead_trials.fail_dead_local_trials`): a worker killed outright (kill -9, the OOM killer)
     cannot end its trial, and its trial stayed RUNNING for the heartbeat's whole grace period (60 s) while
     this process knew at once that its worker was gone. Only the trials that name an exited worker's pid
     (and whose process no longer exists) are touched: never a live worker's. With `plan` (the run goes on),

@@ -10,7 +10,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.objective import StudyObserver
-from hpotool.stale import run_by
+from hpotool.owners import run_by
 from hpotool.storage_faults import lost_connection
 from hpotool.study import FINISHED
 from hpotool.wait_notes import OwnerlessNote, WaitNote

@@ -178,7 +178,7 @@ def _failure_guard(args: WorkerArgs) -> tuple[int, Callable[[optuna.Study], int]
     """`--max-failures`, and how to count the failed trials in a row that the run's workers ended last
     (`run_failures.run_streak`), for `loop.run_trials`."""
     since = datetime.fromtimestamp(args.started)  # naive local time, as Optuna stores its times
-    main = multiprocessing.parent_process()  # as `stale.owner` records it on each trial
+    main = multiprocessing.parent_process()  # as `owners.owner` records it on each trial
     streak_of = functools.partial(run_streak, main=(main and main.pid) or os.getpid(), since=since)
     return args.max_failures, streak_of
 

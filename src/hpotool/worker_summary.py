@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from hpotool.errors import HpoError
 from hpotool.exhaustion import EXHAUSTED
 from hpotool.interrupts import exit_code
+from hpotool.owners import run_by
 from hpotool.run_failures import run_error
 from hpotool.run_summary import (
     add_fallback_note,
@@ -25,7 +26,6 @@ from hpotool.run_summary import (
     ran_now_states,
     timed_out,
 )
-from hpotool.stale import run_by
 from hpotool.storage_faults import storage_lost
 from hpotool.study import FINISHED
 from hpotool.summary import StudySummary, summarize

@@ -54,8 +54,8 @@ def fail_stale(
 def _fail_stale(study: optuna.Study, all_running: bool, heartbeat: bool) -> list[int]:
     """Mark the trials of dead workers FAIL (every running trial, with --all-running); their numbers. A
     storage that cannot be written is refused in words."""
+    from hpotool.dead_trials import fail_dead_local_trials, fail_ownerless_trials
     from hpotool.heartbeat import fail_stale_trials
-    from hpotool.stale import fail_dead_local_trials, fail_ownerless_trials
     from hpotool.storage_faults import cannot_write
     from hpotool.storage_settings import heartbeat_settings
     from hpotool.storage_url import storage_url_of
@@ -91,7 +91,7 @@ def _print_failed(study: optuna.Study, failed: list[int], all_running: bool) -> 
 def _print_left_alone(study: optuna.Study, alive: list[int], heartbeat: bool) -> None:
     """The running trials left alone, and why: a heartbeat younger than the grace period, or none to read."""
     if heartbeat:
-        from hpotool.stale import heartbeat_ages
+        from hpotool.dead_trials import heartbeat_ages
         from hpotool.storage_settings import heartbeat_settings
 
         # A trial whose machine was killed seconds ago is left too: its heartbeat is not yet stale.

@@ -103,8 +103,8 @@ def _trial_notes(study: optuna.Study, rows: list[dict[str, Any]]) -> list[str]:
     """Each row's note, "" for most: only where it says more than the state and epochs columns do."""
     from optuna.trial import TrialState
 
+    from hpotool.owners import died_here
     from hpotool.ranking import is_feasible
-    from hpotool.stale import died_here
 
     # "Pareto front" where the front leaves out some complete trial that meets the constraints.
     feasible = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if is_feasible(t)]
