@@ -33,6 +33,7 @@ from hpotool.atomic import write_texts
 from hpotool.config import RunConfig
 from hpotool.durations import trial_seconds
 from hpotool.errors import HpoError
+from hpotool.formatting import counted
 from hpotool.ranking import best_trials, direction_names, is_multi_objective, objective_names, state_counts
 from hpotool.storage_url import shown_url
 from hpotool.stored_run import trial_run_config
@@ -225,8 +226,8 @@ def _still_running(study: optuna.Study) -> str | None:
     finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
     which = "a trial" if len(running) == 1 else f"{len(running)} trials"
     return (
-        f"study {study.study_name!r} is still running ({which} running now): this is the best of its {finished} "
-        f"finished trial{'' if finished == 1 else 's'} so far; run the command again once the study ends"
+        f"study {study.study_name!r} is still running ({which} running now): this is the best of its "
+        f"{counted(finished, 'finished trial')} so far; run the command again once the study ends"
     )
 
 

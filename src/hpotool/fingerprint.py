@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpotool.drawn_space import check_brute_force_space, check_distributions
 from hpotool.errors import HpoError
+from hpotool.formatting import counted
 
 if TYPE_CHECKING:
     import optuna
@@ -165,7 +166,7 @@ def _refuse_while_running(study: optuna.Study) -> None:
     ]
     if running:
         shown = ", ".join(f"#{n}" for n in running[:5]) + (", ..." if len(running) > 5 else "")
-        trials = f"{len(running)} running trial{'' if len(running) == 1 else 's'}"
+        trials = counted(len(running), "running trial")
         raise HpoError(
             f"study {study.study_name!r} has {trials} ({shown}): another hpotool optimize is running it with the "
             f"experiment --allow-changed-config would replace, and its next trials would be exported with the "

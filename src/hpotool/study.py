@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from hpotool import __version__, fingerprint
 from hpotool.config import OptimizeConfig
 from hpotool.errors import HpoError
+from hpotool.formatting import counted
 from hpotool.interrupts import deferred
 from hpotool.overrides import leaf_values
 from hpotool.owners import enqueue_owned
@@ -256,7 +257,7 @@ def describe_study(study: optuna.Study, plan: StudyPlan) -> None:
 def nothing_to_run(done: int, target: int) -> str:
     """What a run (and its dry run) says of a study that already holds `target` finished trials."""
     return (
-        f"already holds {done} finished trial{'' if done == 1 else 's'} (n_trials: {target}): nothing to run; "
+        f"already holds {counted(done, 'finished trial')} (n_trials: {target}): nothing to run; "
         f"--n-trials {done + 10}, say, "
         f"runs 10 more"
     )

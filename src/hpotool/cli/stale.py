@@ -10,6 +10,7 @@ from hpotool.cli.options import ReadStorageOpt
 from hpotool.cli.root import app, user_errors
 from hpotool.cli.terminal import out_console
 from hpotool.errors import HpoError
+from hpotool.formatting import counted
 
 if TYPE_CHECKING:
     import optuna
@@ -120,7 +121,7 @@ def _numbers(trial_numbers: list[int]) -> str:
 
 def _trials(count: int, kind: str) -> str:
     """`count` trials of `kind`, counted in words: "1 stale trial", "3 stale trials"."""
-    return f"{count} {kind} trial{'' if count == 1 else 's'}"
+    return counted(count, f"{kind} trial")
 
 
 def _retries(failed: list[int], queued: list[int]) -> str:

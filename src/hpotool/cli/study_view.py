@@ -8,7 +8,7 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from hpotool.cli.terminal import err_console, escape, print_keyed, print_note, shown_url
-from hpotool.formatting import format_param, format_params, format_value
+from hpotool.formatting import counted, format_param, format_params, format_value
 
 if TYPE_CHECKING:
     from hpotool.plan import StudyPlan
@@ -84,7 +84,7 @@ def _plan_rows(
         rows.append((f"  {path}", f"{param.type} {bounds_text(param)}{when}"))
     if opt.enqueue:
         sets = len(opt.enqueue)
-        rows.append(("enqueued", f"{sets} parameter set{'' if sets == 1 else 's'} first"))
+        rows.append(("enqueued", f"{counted(sets, 'parameter set')} first"))
     return rows
 
 
@@ -149,7 +149,7 @@ def print_summary(summary: StudySummary, categorical: Collection[str] = ()) -> N
     elif summary.extra.get("pareto"):
         metrics = summary.metric.split(", ")
         front = len(summary.extra["pareto"])
-        rows.append(("Pareto front", f"{front} trial{'' if front == 1 else 's'}"))
+        rows.append(("Pareto front", counted(front, "trial")))
         for t in summary.extra["pareto"]:
             values = ", ".join(f"{m}={format_value(v)}" for m, v in zip(metrics, t["values"], strict=False))
             rows.append(

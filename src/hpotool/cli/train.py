@@ -13,6 +13,7 @@ from hpotool.cli.outputs import check_export_folder, refuse_stdout
 from hpotool.cli.root import app, interruptible, user_errors
 from hpotool.cli.terminal import err_console, escape, print_note
 from hpotool.errors import HpoError
+from hpotool.formatting import counted
 
 
 @app.command(short_help="Train one run config and save the model.")
@@ -273,9 +274,7 @@ def _print_final_notes(study: Any, plan: Any, top_k: int, saved: dict[Path, Any]
         complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         meet = "" if complete == len(plan.candidates) else f" that meet its constraints (of {complete})"
         count = len(plan.candidates)
-        print_note(
-            f"the study has only {count} complete trial{'' if count == 1 else 's'}{meet}; retraining those"
-        )
+        print_note(f"the study has only {counted(count, 'complete trial')}{meet}; retraining those")
     from hpotool.user_trainer_checks import schedule_note
 
     notes = [schedule_note(c.config) for c in plan.candidates if c.config.trainer is not None]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpotool.cli.terminal import fits, out_console, plain_table, print_note
-from hpotool.formatting import format_choice, format_param, format_value
+from hpotool.formatting import counted, format_choice, format_param, format_value
 
 if TYPE_CHECKING:
     import optuna
@@ -29,7 +29,7 @@ def print_trials(study: optuna.Study, study_name: str, rows: list[dict[str, Any]
     """The trials table of `rows`, then the notes it leaves out."""
     columns = _columns(study, rows)
     notes = _trial_notes(study, rows)
-    title = f"study {study_name}: {len(rows)} trial{'' if len(rows) == 1 else 's'}"
+    title = f"study {study_name}: {counted(len(rows), 'trial')}"
     table = _trials_table(title, rows, columns, notes if any(notes) else None)
     # A note column that leaves the others too narrow for their words folded a value mid-number
     # ("optimizer.lr=0.02" over "527" at 80 columns): the notes then go under the table, by trial number.
