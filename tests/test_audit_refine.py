@@ -941,12 +941,14 @@ def test_refine_widens_a_negligible_parameter_whose_best_is_on_an_edge_as_the_au
 
 def test_widening_a_count_below_its_range_stops_at_one() -> None:
     from hpotool.search_space import IntParam
-    from hpotool.stage_ranges import _widen
+    from hpotool.stage_ranges import widen_range
 
     run = RunConfig()
-    widened, change = _widen(IntParam(type="int", low=32, high=256), "low", run, "model.hidden.0")
+    widened, change = widen_range(IntParam(type="int", low=32, high=256), "low", run, "model.hidden.0")
     assert (widened.low, widened.high) == (1, 256), change  # it went to 0: an MLP layer of no units
-    stepped, change = _widen(IntParam(type="int", low=32, high=256, step=32), "low", run, "model.hidden.0")
+    stepped, change = widen_range(
+        IntParam(type="int", low=32, high=256, step=32), "low", run, "model.hidden.0"
+    )
     assert (stepped.low, stepped.high) == (32, 256) and "no wider range is valid" in change
 
 
@@ -967,10 +969,10 @@ def test_widening_a_stepped_share_keeps_to_its_steps_inside_zero_to_one(
     # The step rounding ran after the rules that keep a share in [0, 1): dropout [0.1, 0.7] step 0.3 best at
     # 0.1 was widened to [-0.2, 0.7], a stage whose every trial drawing -0.2 fails (optimize refused it).
     from hpotool.search_space import FloatParam
-    from hpotool.stage_ranges import _widen
+    from hpotool.stage_ranges import widen_range
 
     p = FloatParam(type="float", low=low, high=high, step=step)
-    out, change = _widen(p, edge, RunConfig(), "model.dropout")
+    out, change = widen_range(p, edge, RunConfig(), "model.dropout")
     if widened is None:
         assert out == p and "no wider range is valid" in change, change
     else:
@@ -1092,10 +1094,10 @@ def test_audit_and_refine_read_a_list_choice_as_the_list(n_trials: int) -> None:
 def test_narrowing_or_widening_a_conditional_categorical_keeps_its_condition() -> None:
     # The next stage searched optimizer.momentum for adam too: its `when: {optimizer.name: sgd}` was lost.
     from hpotool.search_space import CategoricalParam
-    from hpotool.stage_ranges import _extend_choices, _narrow
+    from hpotool.stage_ranges import _extend_choices, narrow_range
 
     p = CategoricalParam(type="categorical", choices=[0.5, 0.7, 0.9], when={"optimizer.name": "sgd"})
-    narrowed, _, change = _narrow(p, "optimizer.momentum", [0.7, 0.9, 0.9])
+    narrowed, _, change = narrow_range(p, "optimizer.momentum", [0.7, 0.9, 0.9])
     assert change == "optimizer.momentum: choices [0.5, 0.7, 0.9] -> [0.7, 0.9]"
     assert narrowed is not None and narrowed.when == {"optimizer.name": "sgd"}
     sizes = CategoricalParam(type="categorical", choices=[16, 32], when={"model.layers": {"ge": 2}})
@@ -1107,15 +1109,15 @@ def test_narrowing_or_widening_a_conditional_categorical_keeps_its_condition() -
 def test_refine_change_lines_spell_choices_as_the_yaml_does() -> None:
     # They read as Python: choices ['relu', 'gelu', 'tanh'] -> ['relu', 'gelu'], fixed at 'relu'.
     from hpotool.search_space import CategoricalParam
-    from hpotool.stage_ranges import _narrow
+    from hpotool.stage_ranges import narrow_range
 
     p = CategoricalParam(type="categorical", choices=["relu", "gelu", "tanh"])
-    _, _, change = _narrow(p, "model.activation", ["relu", "gelu"])
+    _, _, change = narrow_range(p, "model.activation", ["relu", "gelu"])
     assert change == "model.activation: choices [relu, gelu, tanh] -> [relu, gelu]"
-    _, fixed, change = _narrow(p, "model.activation", ["gelu", "gelu"])
+    _, fixed, change = narrow_range(p, "model.activation", ["gelu", "gelu"])
     assert fixed == "gelu" and change == "model.activation: every top trial chose gelu; fixed at gelu"
     widths = CategoricalParam(type="categorical", choices=[[16], [32, 16], None])
-    _, _, change = _narrow(widths, "model.hidden", [[32, 16], None])
+    _, _, change = narrow_range(widths, "model.hidden", [[32, 16], None])
     assert change == "model.hidden: choices [[16], [32, 16], null] -> [[32, 16], null]"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable
 from functools import partial
@@ -113,3 +114,56 @@ def test_a_trial_failed_while_its_worker_ends_it_at_the_same_moment_is_one_or_th
             RUN_FAILED in trial.system_attrs,
         )
         assert landed == (failed,) * 3, f"round {round_}: {trial.state}, {trial.user_attrs}"
+
+
+def _takes_it_up(url: str, trial_id: int) -> bool:
+    """A worker of another process takes the queued trial up, as Optuna pops one: whether it runs it (it
+    cannot where the trial ended, nor where another worker runs it)."""
+    try:
+        return make_storage(url).set_trial_state_values(trial_id, TrialState.RUNNING)
+    except UpdateFinishedTrialError:
+        return False
+
+
+def _journal_locked(url: str) -> bool:
+    """Whether a process holds the journal file's lock (Optuna's lock file beside it); never on Redis, whose
+    journal takes no lock."""
+    lock = getattr(make_storage(url)._backend, "_lock", None)  # type: ignore[attr-defined]
+    return lock is not None and os.path.lexists(lock._lock_file)
+
+
+@pytest.mark.parametrize("read", [0, 1, 2, 3])
+def test_a_queued_trial_failed_as_a_worker_takes_it_up_is_failed_or_run_never_both(
+    journal_url: str, read: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker of another process takes the queued trial up after `read` reads of the journal by the process
+    # failing it while it waits (0: before). Before, that process read the trial WAITING, then wrote its FAIL:
+    # a worker taking it up in between ran a trial failed under it ("dropped"), its result refused. Now the
+    # FAIL lands only on a trial still WAITING. A worker that finds the journal file locked takes it up once
+    # the lock is free.
+    storage = make_storage(journal_url)
+    study = optuna.create_study(study_name="s", storage=storage)
+    study.enqueue_trial({"x": 0.5})
+    trial_id = study.trials[0]._trial_id
+    reads = 0
+    taken: list[bool] = []
+    real_sync = storage._sync_with_backend  # type: ignore[attr-defined]
+
+    def sync_then_maybe_take_it_up(*args: Any) -> None:
+        nonlocal reads
+        real_sync(*args)
+        reads += 1
+        if reads == read and not _journal_locked(journal_url):
+            taken.append(_takes_it_up(journal_url, trial_id))
+
+    if read == 0:
+        taken.append(_takes_it_up(journal_url, trial_id))
+    monkeypatch.setattr(storage, "_sync_with_backend", sync_then_maybe_take_it_up)
+    failed = fail_trial(storage, trial_id, "dropped", waiting=True)
+    monkeypatch.undo()
+    if not taken:
+        taken.append(_takes_it_up(journal_url, trial_id))  # after it, or once the lock is free
+    trial = make_storage(journal_url).get_trial(trial_id)
+    assert failed != taken[0], f"failed: {failed}, taken up: {taken[0]}"
+    assert trial.state == (TrialState.FAIL if failed else TrialState.RUNNING)
+    assert ("fail_reason" in trial.user_attrs) == failed, (trial.state, trial.user_attrs)

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
-from hpotool.instantiation import _instantiate, is_subclass
+from hpotool.instantiation import instantiate, is_subclass
 from hpotool.resolve import resolve
-from hpotool.sampler_checks import _check_fixed, check_brute_force, grid_search_space
+from hpotool.sampler_checks import check_brute_force, check_fixed_params, grid_search_space
 from hpotool.search_space import Param
 from hpotool.signatures import accepted_kwargs
 
@@ -88,9 +88,9 @@ def make_sampler(
     if is_subclass(cls, optuna.samplers.PartialFixedSampler) and isinstance(
         args.get("fixed_params"), Mapping
     ):
-        _check_fixed(args["fixed_params"], space, key)
+        check_fixed_params(args["fixed_params"], space, key)
     args = _build_objects("sampler", cls, args, key, seed, space)
-    sampler: optuna.samplers.BaseSampler = _instantiate("sampler", spec_name, cls, args, key, offered)
+    sampler: optuna.samplers.BaseSampler = instantiate("sampler", spec_name, cls, args, key, offered)
     _check_built("sampler", spec_name, sampler, optuna.samplers.BaseSampler, key)
     from hpotool.brute_force import BruteForceSampler
 
@@ -153,7 +153,7 @@ def make_pruner(spec_name: str, kwargs: Mapping[str, Any], key: str = "pruner") 
     elif is_subclass(cls, optuna.pruners.PatientPruner) and "wrapped_pruner" not in args:
         args["wrapped_pruner"] = None
     args = _build_objects("pruner", cls, args, key, None, {})
-    pruner: optuna.pruners.BasePruner = _instantiate("pruner", spec_name, cls, args, key)
+    pruner: optuna.pruners.BasePruner = instantiate("pruner", spec_name, cls, args, key)
     _check_built("pruner", spec_name, pruner, optuna.pruners.BasePruner, key)
     return pruner
 
@@ -227,7 +227,7 @@ def _inner_object(arg: str, name: str, inner: Mapping[str, Any], base: str, wher
         made = import_object(name)
     except HpoError as exc:
         raise HpoError(f"{where}.name: {exc}") from None
-    built = _instantiate(arg, name, made, inner, where)
+    built = instantiate(arg, name, made, inner, where)
     if base not in {c.__name__ for c in type(built).__mro__}:
         raise HpoError(
             f"{where}.name: {name!r} built a {type(built).__name__}, not a {base}; name a {base} subclass"

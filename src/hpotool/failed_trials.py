@@ -32,7 +32,8 @@ def fail_trial(
     the journal applies all or none of (`journal_writes`). Written first, on its own, it stayed on a trial
     its owner completed in between (on the journal storages until now). `waiting`: a queued trial, failed
     only while it is still WAITING (False where a worker took it up first: before, its run was failed under
-    it); on the journal storages it is read first, and a worker taking it up in between is not seen.
+    it); on the journal storages too, whose look and write have no other process's record between them (a
+    worker that took it up between the two, before, ran a trial failed under it).
     `run_failed`: its own process fails it as its run failed, marked `RUN_FAILED` with the reason.
 
     Optuna says "another process ended it first" with `UpdateFinishedTrialError` (its row lock on PostgreSQL
@@ -54,10 +55,10 @@ def fail_trial(
             return storage.set_trial_state_values(
                 trial_id, TrialState.FAIL, reason=reason, from_state=expected, marks=marks
             )
+        if isinstance(storage, JournalStorage):
+            return fail_in_one_write(storage, trial_id, {"fail_reason": reason}, marks, waiting=waiting)
         if expected is not None and storage.get_trial(trial_id).state != expected:
             return False
-        if isinstance(storage, JournalStorage):
-            return fail_in_one_write(storage, trial_id, {"fail_reason": reason}, marks)
         storage.set_trial_user_attr(trial_id, "fail_reason", reason)
         for key, value in marks.items():
             storage.set_trial_system_attr(trial_id, key, value)

@@ -10,13 +10,13 @@ from typing import Any
 
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
-from hpotool.kwarg_notes import _deprecation_notes
+from hpotool.kwarg_notes import note_deprecated_kwargs
 from hpotool.kwarg_types import coerce_scalars
 from hpotool.signatures import check_kwargs, check_required
 from hpotool.user_code import described
 
 
-def _instantiate(
+def instantiate(
     kind: str,
     name: str,
     cls: Any,
@@ -44,7 +44,7 @@ def _instantiate(
             warnings.simplefilter("always")
             warnings.simplefilter("ignore", ExperimentalWarning)  # the user asked for this class by name
             built = _build(cls, kwargs, offered)
-        _deprecation_notes(caught, kwargs, key)
+        note_deprecated_kwargs(caught, kwargs, key)
         return built
     except HpoError:
         raise

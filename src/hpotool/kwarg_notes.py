@@ -17,7 +17,7 @@ _DEPRECATED = re.compile(
 )
 
 
-# Where `_instantiate` leaves its notes on deprecated kwargs, while `kwarg_notes()` collects them.
+# Where `instantiate` leaves its notes on deprecated kwargs, while `kwarg_notes()` collects them.
 _notes: ContextVar[list[str] | None] = ContextVar("hpotool_kwarg_notes", default=None)
 
 
@@ -41,7 +41,9 @@ def add_note(line: str) -> None:
         notes.append(line)
 
 
-def _deprecation_notes(caught: list[warnings.WarningMessage], kwargs: Mapping[str, Any], key: str) -> None:
+def note_deprecated_kwargs(
+    caught: list[warnings.WarningMessage], kwargs: Mapping[str, Any], key: str
+) -> None:
     """Optuna's FutureWarnings on kwargs the config gives, as hpotool notes (`kwarg_notes`); other warnings
     are shown again."""
     import warnings

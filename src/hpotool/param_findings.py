@@ -68,9 +68,9 @@ def _can_widen(p: Param, edge: str, run: RunConfig | None, name: str) -> bool:
     without a run config: then it may)."""
     if run is None:
         return True
-    from hpotool.stage_ranges import _widen
+    from hpotool.stage_ranges import widen_range
 
-    return _widen(p, edge, run, name)[0] != p
+    return widen_range(p, edge, run, name)[0] != p
 
 
 def _fmt(v: Any) -> str:

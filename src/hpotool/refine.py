@@ -27,12 +27,12 @@ from hpotool.ranking import best_trials, is_feasible
 from hpotool.search_space import Param, decode_params
 from hpotool.sections import SECTIONS
 from hpotool.stage_conditions import (
-    _drop_dead_conditions,
-    _drop_unkept_sections,
-    _pin_below_searched_sections,
+    drop_dead_conditions,
+    drop_unkept_condition_values,
+    pin_below_searched_sections,
 )
-from hpotool.stage_ranges import _narrow, _range, _spec, _value, _widen
-from hpotool.stage_settings import _stage_storage, carry_settings
+from hpotool.stage_ranges import narrow_range, range_text, value_text, widen_range, yaml_spec
+from hpotool.stage_settings import carry_settings, stage_storage
 from hpotool.stored_run import stored_run_config
 from hpotool.stored_space import stored_space
 
@@ -99,7 +99,7 @@ def refine_study(
     evidence = _evidence(study, report, space, run, direction, keep_top)
     new_space, fixed, changes = _first_space(space, evidence)
     _check_searched(study, new_space)
-    pinned = _pin_below_searched_sections(space, new_space, fixed, changes)
+    pinned = pin_below_searched_sections(space, new_space, fixed, changes)
     stage_run = apply_overrides(run, fixed)
     changes = _settle_conditions(new_space, stage_run, fixed, changes)
     _check_searched(study, new_space)
@@ -113,8 +113,8 @@ def refine_study(
     optimize = {
         **stored_opt,
         "study_name": name,
-        "storage": _stage_storage(stored_opt.get("storage"), storage_url),
-        "search_space": {k: _spec(p) for k, p in new_space.items()},
+        "storage": stage_storage(stored_opt.get("storage"), storage_url),
+        "search_space": {k: yaml_spec(p) for k, p in new_space.items()},
         "enqueue": enqueue,
     }
     validated = OptimizeConfig.model_validate(optimize)  # what `hpotool optimize` will load
@@ -173,7 +173,7 @@ def _next_param(
     fixed; the value fixed; the change line)."""
     values = [evidence.decoded[t.number][name] for t in evidence.top if name in t.params]
     if finding.edge is not None:  # before importance, as the audit advises: the best may lie beyond
-        widened, change = _widen(p, finding.edge, evidence.at_best, name)
+        widened, change = widen_range(p, finding.edge, evidence.at_best, name)
         if finding.position is not None and not 0 <= finding.position <= 1:  # the space changed
             side = "below" if finding.edge == "low" else "above"
             change = change.replace(f"best at the {finding.edge} edge", f"best {side} the current range")
@@ -181,7 +181,7 @@ def _next_param(
     if finding.negligible and name in evidence.best.params:  # set in the best trial (None can be its value)
         change = (
             f"{name}: importance {finding.importance:.2f}; removed from the search, "
-            f"fixed at {_value(p, finding.best)}"
+            f"fixed at {value_text(p, finding.best)}"
         )
         return None, finding.best, change
     on = evidence.on
@@ -190,7 +190,7 @@ def _next_param(
             p,
             None,
             (
-                f"{name}: kept {_range(p)}; the {trials_text(len(on.trials))} to rank all have the same value "
+                f"{name}: kept {range_text(p)}; the {trials_text(len(on.trials))} to rank all have the same value "
                 f"({format_value(on.trials[0].value)}), so none is better to narrow around"
             ),
         )
@@ -199,13 +199,13 @@ def _next_param(
             p,
             None,
             (
-                f"{name}: kept {_range(p)}; {trials_text(evidence.report.basis_trials)} to rank, too few to narrow by "
+                f"{name}: kept {range_text(p)}; {trials_text(evidence.report.basis_trials)} to rank, too few to narrow by "
                 f"({MIN_EVIDENCE} needed)"
             ),
         )
     if values:
-        return _narrow(p, name, values)
-    return p, None, f"{name}: no top trial sets it; kept {_range(p)}"
+        return narrow_range(p, name, values)
+    return p, None, f"{name}: no top trial sets it; kept {range_text(p)}"
 
 
 def _check_searched(study: optuna.Study, space: dict[str, Param]) -> None:
@@ -223,8 +223,8 @@ def _settle_conditions(
     searched dropped, and each parameter whose condition can no longer hold removed, its change line
     replacing the earlier one. Returns the change lines."""
     settled = {**leaf_values(stage_run), **{k: v for k, v in fixed.items() if k in SECTIONS}}
-    _drop_unkept_sections(space)
-    for dropped in _drop_dead_conditions(space, settled):  # replaces its earlier change
+    drop_unkept_condition_values(space)
+    for dropped in drop_dead_conditions(space, settled):  # replaces its earlier change
         param = dropped.split(":", 1)[0]
         changes = [c for c in changes if not c.startswith(f"{param}: ")] + [dropped]
     return changes

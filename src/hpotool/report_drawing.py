@@ -17,7 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.durations import measured_trial
 from hpotool.figure_labels import categorical_choices, yaml_hovertext, yaml_labels
-from hpotool.importance import FEW_IN_REGIME, basis, make_evaluator
+from hpotool.importance import FEW_IN_REGIME, LOW_TARGET_IS_BETTER, basis, make_evaluator
 from hpotool.report_figures import curve_trials, figure_target, importance_target, sample_trials
 from hpotool.report_info import ReportInfo, categorical
 from hpotool.report_page import param_text
@@ -90,7 +90,7 @@ def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]
                 on = basis(study)  # a pruned study: every finished trial, ranked (`on.target`)
                 target = importance_target(study, f.objective) or on.target
                 with warnings.catch_warnings():  # "lower target values are better": the target is so
-                    warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
+                    warnings.filterwarnings("ignore", message=LOW_TARGET_IS_BETTER)
                     warnings.filterwarnings("ignore", message=FEW_IN_REGIME, category=UserWarning)
                     figures[f.key] = vis.plot_param_importances(
                         on.study, evaluator=make_evaluator(), **{**kw, "target": target}

@@ -30,7 +30,7 @@ def _check_grid_size(sizes: Mapping[str, int], where: str, key: str = "sampler")
         )
 
 
-def _check_fixed(fixed: Mapping[str, Any], space: Mapping[str, Param], key: str = "sampler") -> None:
+def check_fixed_params(fixed: Mapping[str, Any], space: Mapping[str, Param], key: str = "sampler") -> None:
     """PartialFixedSampler's `fixed_params` name searched parameters, each with a value of its range: a
     misspelt key fixed nothing (the parameter was sampled as before), and a value outside the range was
     trained as it was (a choice not among the choices failed every trial)."""

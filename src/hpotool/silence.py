@@ -39,13 +39,13 @@ from collections.abc import Hashable
 from typing import Any, NamedTuple
 
 from hpotool import interrupts
-from hpotool.silence_drivers import _Driver, _Psycopg, _PyMySQL
+from hpotool.silence_drivers import Driver, PsycopgDriver, PyMySQLDriver
 
 PROBE_TIMEOUT_S = 10  # as long as opening a connection may take (rdb_storage.CONNECT_TIMEOUT_S)
 
 
 class _Watched(NamedTuple):
-    driver: _Driver  # `_Psycopg`, `_PyMySQL`
+    driver: Driver  # `PsycopgDriver`, `PyMySQLDriver`
     opener: str  # the arguments it was opened with: connections opened so reach the same server
     address: str  # the server's, for the user: "host:port", or a socket's path
 
@@ -79,7 +79,7 @@ def psycopg_connection(cargs: tuple[Any, ...], cparams: dict[str, Any]) -> Any:
     opener = _opener(cargs, cparams)
     _refuse_silent(opener, psycopg.OperationalError)
     conn = psycopg.connect(*cargs, **cparams)
-    _add(conn, _Psycopg, opener)
+    _add(conn, PsycopgDriver, opener)
     return conn
 
 
@@ -95,7 +95,7 @@ def pymysql_connection(
 
     opener = _opener(cargs, cparams)
     _refuse_silent(opener, pymysql.err.OperationalError)
-    watched = _PyMySQL.connection_class()
+    watched = PyMySQLDriver.connection_class()
     if watched is None:
         return pymysql.connections.Connection(*cargs, **cparams)
     limit = {} if greeting_timeout is None else {"read_timeout": greeting_timeout}
@@ -108,7 +108,7 @@ def pymysql_connection(
     if limit:
         conn._read_timeout = None  # PyMySQL's default once connected
     conn._hpotool_args = (cargs, cparams)  # for the probe
-    _add(conn, _PyMySQL, opener)
+    _add(conn, PyMySQLDriver, opener)
     return conn
 
 
@@ -151,7 +151,7 @@ def _still_silent() -> set[str]:
         return {opener for opener, (_, at) in _silent.items() if now - at < max(_silence[0], PROBE_TIMEOUT_S)}
 
 
-def _add(conn: Any, driver: _Driver, opener: str) -> None:
+def _add(conn: Any, driver: Driver, opener: str) -> None:
     with _lock:
         if _pid != [os.getpid()] or not _thread[0].is_alive():  # none yet, or a forked child's copy
             _connections.clear()  # a forked child's copies of its parent's: their sockets are the parent's
@@ -175,7 +175,7 @@ def _look() -> None:
 def _end_silent_waits() -> None:
     now = time.monotonic()
     limit = 0.0 if interrupts.interrupting() else _silence[0]
-    stuck: dict[tuple[_Driver, Hashable], list[tuple[Any, _Watched, Hashable, float]]] = {}
+    stuck: dict[tuple[Driver, Hashable], list[tuple[Any, _Watched, Hashable, float]]] = {}
     silent = _still_silent()
     with _lock:
         connections = list(_connections.items())
@@ -211,7 +211,7 @@ def _end_silent_waits() -> None:
                 _shut(driver.socket(conn))
 
 
-def _answers(driver: _Driver, conn: Any, timeout: int) -> bool:
+def _answers(driver: Driver, conn: Any, timeout: int) -> bool:
     """Whether the server of `conn` opens a new connection within `timeout` seconds."""
     try:
         driver.answers(conn, timeout)

@@ -14,8 +14,8 @@ from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
 
-class _Driver(Protocol):
-    """What the watcher asks of a connection of one driver: `_Psycopg` and `_PyMySQL`, the classes
+class Driver(Protocol):
+    """What the watcher asks of a connection of one driver: `PsycopgDriver` and `PyMySQLDriver`, the classes
     themselves, whose static methods these are."""
 
     def waiting(self, conn: Any) -> Hashable | None:
@@ -34,7 +34,7 @@ class _Driver(Protocol):
         """Where the server of `conn` listens, for the user: "host:port", or a Unix socket's path."""
 
 
-class _Psycopg:
+class PsycopgDriver:
     @staticmethod
     def waiting(conn: Any) -> Hashable | None:
         from psycopg.pq import TransactionStatus
@@ -66,7 +66,7 @@ _reads = itertools.count()
 _classes: list[type[Any]] = []
 
 
-class _PyMySQL:
+class PyMySQLDriver:
     @staticmethod
     def connection_class() -> type[Any] | None:
         """A pymysql.connections.Connection whose `_hpotool_read` is a number while it reads a packet (each

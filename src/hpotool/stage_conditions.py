@@ -10,10 +10,10 @@ from hpotool.conditions import holds
 from hpotool.param_values import contains
 from hpotool.search_space import CategoricalParam, Param
 from hpotool.sections import SECTIONS
-from hpotool.stage_ranges import _choice
+from hpotool.stage_ranges import choice_text
 
 
-def _pin_below_searched_sections(
+def pin_below_searched_sections(
     space: dict[str, Param], new_space: dict[str, Param], fixed: dict[str, Any], changes: list[str]
 ) -> dict[str, Any]:
     """Keep each fixed key below a section the stage still searches whole (`optimizer.lr` beside `optimizer`)
@@ -34,12 +34,12 @@ def _pin_below_searched_sections(
     return pinned
 
 
-def _drop_unkept_sections(space: dict[str, Param]) -> None:
+def drop_unkept_condition_values(space: dict[str, Param]) -> None:
     """In `space` (in place), drop from each condition on a parameter the stage still searches the values it
     no longer takes: `in: [{name: sgd}, {name: rmsprop}]` on a section searched whole where it keeps sgd and
     adam lists sgd alone, `in: [2, 3]` on `model.layers` narrowed to [1, 2] lists 2, and `ne: rmsprop` always
     holds, so goes (a condition naming a value its parameter never takes is refused before trial 0). An `in`
-    left with none stays, for `_drop_dead_conditions` to remove its parameter."""
+    left with none stays, for `drop_dead_conditions` to remove its parameter."""
     for name, p in list(space.items()):
         when = dict(p.when or {})
         for on, condition in p.when.items() if p.when else []:
@@ -55,7 +55,7 @@ def _drop_unkept_sections(space: dict[str, Param]) -> None:
             space[name] = type(p).model_validate(p.model_dump() | {"when": when or None})
 
 
-def _drop_dead_conditions(space: dict[str, Param], base: dict[str, Any]) -> list[str]:
+def drop_dead_conditions(space: dict[str, Param], base: dict[str, Any]) -> list[str]:
     """Remove from `space` (in place, in order) each parameter whose `when` reads a value the stage no
     longer searches and that value fails it: its condition can never hold, so it would never be suggested
     (`optimizer.momentum` when `optimizer.name: sgd`, with `optimizer.name` fixed at adam), or a searched
@@ -75,8 +75,11 @@ def _drop_dead_conditions(space: dict[str, Param], base: dict[str, Any]) -> list
         if failed or unmet:
             del space[name]
             reasons = ", ".join(
-                [f"{path} is fixed at {_choice(base.get(path))}" for path in failed]
-                + [f"{path} is searched only over {', '.join(map(_choice, c))}" for path, c in unmet.items()]
+                [f"{path} is fixed at {choice_text(base.get(path))}" for path in failed]
+                + [
+                    f"{path} is searched only over {', '.join(map(choice_text, c))}"
+                    for path, c in unmet.items()
+                ]
             )
             changes.append(f"{name}: its condition can no longer hold ({reasons}); removed from the search")
         elif SECTIONS.keys() & fixed_paths:

@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 
 from hpotool.errors import HpoError
 from hpotool.search_space import Param
-from hpotool.stage_ranges import _spec
+from hpotool.stage_ranges import yaml_spec
 
 if TYPE_CHECKING:
     from hpotool.refine import Refinement
@@ -75,7 +75,7 @@ def write_refinement(ref: Refinement, out: Path, source_study: str) -> tuple[Pat
     optimize = dict(ref.optimize)
     # The data holds every field (`when: null, step: null, log: false`); the file only what differs from them
     optimize["search_space"] = {
-        k: FlowMapping(_spec(_PARAM.validate_python(v))) for k, v in optimize["search_space"].items()
+        k: FlowMapping(yaml_spec(_PARAM.validate_python(v))) for k, v in optimize["search_space"].items()
     }
     header = [
         f"# Stage refined from study {source_study!r} by `hpotool refine`.",

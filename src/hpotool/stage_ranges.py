@@ -34,7 +34,7 @@ def _valid(run: RunConfig, name: str, value: Any) -> bool:
     return True
 
 
-def _widen(p: Param, edge: str, run: RunConfig, name: str) -> tuple[Param, str]:
+def widen_range(p: Param, edge: str, run: RunConfig, name: str) -> tuple[Param, str]:
     """Extend `p` past the edge its best value sits on, as far as the RunConfig accepts."""
     if isinstance(p, CategoricalParam):
         return _extend_choices(p, edge, run, name)
@@ -71,10 +71,13 @@ def _widen(p: Param, edge: str, run: RunConfig, name: str) -> tuple[Param, str]:
         new_low, new_high = (low, bound) if edge == "high" else (bound, high)
         spec = p.model_dump() | {"low": new_low, "high": new_high}
         widened = type(p).model_validate(spec)
-        return widened, f"{name}: best at the {edge} edge; range widened {_range(p)} -> {_range(widened)}"
+        return (
+            widened,
+            f"{name}: best at the {edge} edge; range widened {range_text(p)} -> {range_text(widened)}",
+        )
     return (
         p,
-        f"{name}: best at the {edge} edge, but no wider range is valid for the RunConfig; kept {_range(p)}",
+        f"{name}: best at the {edge} edge, but no wider range is valid for the RunConfig; kept {range_text(p)}",
     )
 
 
@@ -82,7 +85,7 @@ def _extend_choices(p: CategoricalParam, edge: str, run: RunConfig, name: str) -
     """Add the next value of a numeric progression (32, 64, 128 -> 256) beyond the edge."""
     numbers = sorted(c for c in p.choices if isinstance(c, int | float) and not isinstance(c, bool))
     if len(numbers) < 2:
-        return p, f"{name}: best at an edge of {_choice(p.choices)}; add choices beyond it by hand"
+        return p, f"{name}: best at an edge of {choice_text(p.choices)}; add choices beyond it by hand"
     ratios = {round(b / a, 9) for a, b in itertools.pairwise(numbers)} if numbers[0] > 0 else set()
     if len(ratios) == 1:  # geometric: 32, 64, 128
         (ratio,) = ratios
@@ -101,36 +104,36 @@ def _extend_choices(p: CategoricalParam, edge: str, run: RunConfig, name: str) -
         if numbers[0] >= 0 and numbers[-1] < 1 <= new:  # a share stays below 1 (dropout, fractions)
             new = float(f"{(numbers[-1] + 1) / 2:.10g}")
     if new in p.choices or not _valid(run, name, new):
-        return p, f"{name}: best at an edge of {_choice(p.choices)}; no valid choice beyond it"
+        return p, f"{name}: best at an edge of {choice_text(p.choices)}; no valid choice beyond it"
     choices = [*p.choices, new] if edge == "high" else [new, *p.choices]
     widened = CategoricalParam.model_validate(p.model_dump() | {"choices": choices})  # keeps its `when`
     return widened, f"{name}: best at the {edge} edge; added choice {new}"
 
 
-def _choice(value: Any) -> str:
+def choice_text(value: Any) -> str:
     """A categorical choice, or a list of them, as every table and line shows it (`format_param`): a section
     as the label the study stores, its keys sorted (`{lr: 0.001, name: adam}`)."""
     return format_param(value, categorical=True)
 
 
-def _range(p: Param) -> str:
+def range_text(p: Param) -> str:
     """A range as the change lines show it: `[0.0001, 0.03] log`, `[32, 256] step 32` (an int's step 1 left
     out, as the audit's table leaves it)."""
     if isinstance(p, CategoricalParam):
-        return _choice(p.choices)
+        return choice_text(p.choices)
     step = f" step {p.step:g}" if p.step is not None and p.step != 1 else ""
     return f"[{p.low:g}, {p.high:g}]" + (" log" if p.log else "") + step
 
 
-def _value(p: Param, value: Any) -> str:
+def value_text(p: Param, value: Any) -> str:
     """A fixed value as the change lines show it: a float of a numeric range to 4 significant digits, as
     the ranges read (the configs keep it exact); a categorical choice as it is listed."""
     if isinstance(value, float) and not isinstance(p, CategoricalParam):
         return f"{value:.4g}"
-    return _choice(value)
+    return choice_text(value)
 
 
-def _narrow(p: Param, name: str, values: list[Any]) -> tuple[Param | None, Any, str]:
+def narrow_range(p: Param, name: str, values: list[Any]) -> tuple[Param | None, Any, str]:
     """Narrow `p` around the top trials' values. Returns (param or None when fixed, fixed value, change)."""
     if isinstance(p, CategoricalParam):
         kept = [c for c in p.choices if any(same_value(v, c) for v in values)]
@@ -138,14 +141,14 @@ def _narrow(p: Param, name: str, values: list[Any]) -> tuple[Param | None, Any, 
             return (
                 None,
                 kept[0],
-                f"{name}: every top trial chose {_choice(kept[0])}; fixed at {_choice(kept[0])}",
+                f"{name}: every top trial chose {choice_text(kept[0])}; fixed at {choice_text(kept[0])}",
             )
         if len(kept) == len(p.choices) or not kept:
-            return p, None, f"{name}: top trials use every choice; kept {_choice(p.choices)}"
+            return p, None, f"{name}: top trials use every choice; kept {choice_text(p.choices)}"
         return (
             CategoricalParam.model_validate(p.model_dump() | {"choices": kept}),  # keeps its `when`
             None,
-            f"{name}: choices {_choice(p.choices)} -> {_choice(kept)}",
+            f"{name}: choices {choice_text(p.choices)} -> {choice_text(kept)}",
         )
     to = (lambda x: math.log(x)) if p.log else (lambda x: float(x))
     back = (lambda x: math.exp(x)) if p.log else (lambda x: x)
@@ -168,12 +171,12 @@ def _narrow(p: Param, name: str, values: list[Any]) -> tuple[Param | None, Any, 
         new_low = max(float(p.low), _round_out(lo, down=True))
         new_high = min(float(p.high), _round_out(hi, down=False))
     if (new_low, new_high) == (p.low, p.high):
-        return p, None, f"{name}: top trials span the whole range; kept {_range(p)}"
+        return p, None, f"{name}: top trials span the whole range; kept {range_text(p)}"
     narrowed = type(p).model_validate(p.model_dump() | {"low": new_low, "high": new_high})
-    return narrowed, None, f"{name}: narrowed {_range(p)} -> {_range(narrowed)} around the top trials"
+    return narrowed, None, f"{name}: narrowed {range_text(p)} -> {range_text(narrowed)} around the top trials"
 
 
-def _spec(p: Param) -> dict[str, Any]:
+def yaml_spec(p: Param) -> dict[str, Any]:
     """A parameter as it reads in YAML: only what differs from the defaults, its condition last."""
     data = p.model_dump(mode="json")
     when = data.pop("when", None)

@@ -61,7 +61,7 @@ def _next_seed(opt: dict[str, Any], changes: list[str]) -> None:
             changes.append(f"{where}: {seed} -> {new}, so the sampler does not draw the study's trials again")
 
 
-def _stage_storage(stored: str | None, read_from: str | None) -> str | None:
+def stage_storage(stored: str | None, read_from: str | None) -> str | None:
     """The study's storage for its next stage: a study stores its URL with the password as `***`
     (`fingerprint.stored_optimize_config`), so the URL refine read it from (or PGPASSWORD) reaches it."""
     if stored and read_from and ":***@" in stored:

@@ -15,7 +15,9 @@ class TrainerOutputError(TypeError):
 _CONTRACT = "hpotool_trainer_contract"  # set on what report() raises for a call that breaks its contract
 
 
-def _broken(exc: Exception) -> Exception:
+def mark_broken_contract(exc: Exception) -> Exception:
+    """`exc`, marked as a call that breaks the contract (`broke_contract`): `user_trainer` raises it so that
+    optimize stops the study at the first such trial instead of failing every trial the same way."""
     setattr(exc, _CONTRACT, True)
     return exc
 

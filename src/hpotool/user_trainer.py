@@ -20,7 +20,7 @@ from hpotool.config import RunConfig
 from hpotool.epoch import EpochResult, NonFiniteLossError
 from hpotool.import_paths import import_object
 from hpotool.signatures import accepted_kwargs, pick_kwargs
-from hpotool.trainer_contract import TrainerOutputError, _broken
+from hpotool.trainer_contract import TrainerOutputError, mark_broken_contract
 
 OFFERED = ("config", "run_config", "report")
 
@@ -80,20 +80,20 @@ def _checked_report(epoch: Any, metrics: Any, rows: list[dict[str, float]]) -> i
         ValueError, TypeError: marked as breaking the contract, for another epoch or metrics not in a dict.
     """
     if isinstance(epoch, bool) or int(epoch) != epoch or epoch < 0:
-        raise _broken(
+        raise mark_broken_contract(
             ValueError(f"report(epoch={epoch!r}, ...): the epoch must be a whole number counting from 0")
         )
     epoch = int(epoch)
     if rows and epoch <= rows[-1]["epoch"]:
         seen = int(rows[-1]["epoch"])
         said = "twice" if epoch == seen else f"after epoch {seen}"
-        raise _broken(
+        raise mark_broken_contract(
             ValueError(
                 f"report() was given epoch {epoch} {said}; report each epoch once, in order, counting from 0"
             )
         )
     if not isinstance(metrics, dict):
-        raise _broken(
+        raise mark_broken_contract(
             TypeError(
                 f"report({epoch}, {metrics!r}): give the metrics as a dict, such as "
                 f"report({epoch}, {{'val_loss': {metrics!r}}})"
@@ -114,7 +114,7 @@ def _reported_values(epoch: int, metrics: dict[str, Any]) -> dict[str, float]:
             k: _number(v, f"report({epoch}, ...): {k!r} is {v!r}, not a number") for k, v in metrics.items()
         }
     except TypeError as exc:
-        raise _broken(exc) from None
+        raise mark_broken_contract(exc) from None
     # A loss that is NaN: the run diverged. Another metric may be undefined in an epoch (an F1 with no
     # positive prediction) and is recorded; one the study optimizes prunes the trial (the objective).
     for k, v in values.items():
@@ -132,7 +132,7 @@ def _call_refusing_exit(
     try:
         return _call(fn, pick_kwargs(fn, offered), _named_trainer_keys(fn, cfg), reported)
     except SystemExit as exc:  # it would end hpotool, leaving the trial RUNNING and the study without a word
-        raise _broken(
+        raise mark_broken_contract(
             RuntimeError(
                 f"{cfg.trainer.function} called sys.exit({exc.code!r}) instead of returning its metrics "
                 f"(argparse's parse_args() does so on hpotool's command line); read the settings from config "
@@ -215,7 +215,7 @@ def _report_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[An
         bound = _REPORT.bind(*args, **kwargs)
     except TypeError as exc:
         call = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
-        raise _broken(
+        raise mark_broken_contract(
             TypeError(
                 f"report({call}): {exc}; call report(epoch, {{'val_loss': 0.5}}), the epoch counting from 0"
             )
