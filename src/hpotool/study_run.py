@@ -12,7 +12,7 @@ import optuna
 from hpotool.errors import HpoError
 from hpotool.exhaustion import EXHAUSTED
 from hpotool.fallback import IndependentSampling, independent_sampling
-from hpotool.interrupts import signal_of, signals_interrupt
+from hpotool.interrupts import ending, signal_of, signals_interrupt
 from hpotool.loop import run_trials
 from hpotool.objective import StudyObserver
 from hpotool.plan import StudyPlan
@@ -124,6 +124,7 @@ def _run_study(
                 )
             except KeyboardInterrupt as exc:
                 interrupted = signal_of(exc)
+                ending()  # another Ctrl-C waits for the summary
             finally:
                 if tracker is not None:
                     tracker.close()
