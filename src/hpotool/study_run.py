@@ -124,10 +124,11 @@ def _run_study(
                 )
             except KeyboardInterrupt as exc:
                 interrupted = signal_of(exc)
-                ending()  # another Ctrl-C waits for the summary
             finally:
                 if tracker is not None:
-                    tracker.close()
+                    tracker.close()  # a tracking server that hangs here can still be interrupted
+    if interrupted is not None:
+        ending()  # another Ctrl-C waits for the summary
     ran_now = ran_now_states(study, {os.getpid()}, before)
     summary = summarize(study, plan, sum(ran_now.values()), time.perf_counter() - start)
     add_ran_now_states(summary, ran_now)
