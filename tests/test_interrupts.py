@@ -27,6 +27,7 @@ from .test_workers import (
     _in_this_process,
     _kill_session,
     _optimize_args,
+    _running_with_epochs,
     _signal_in_trials,
     _study_of,
     _study_or_none,
@@ -635,6 +636,68 @@ def test_a_second_signal_as_optimize_prints_its_summary_waits_for_it(
     )  # where optimize looks it up
     result = optimize(*configs, opt_dict["storage"], 1, exit_code=130)
     assert "study tiny" in result.stdout and "best trial" in result.stdout
+
+
+def _ctrl_c_before(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> None:
+    """Patches owner.name so that a Ctrl-C reaches this process as each call starts."""
+    real = getattr(owner, name)
+
+    def ctrl_c_then(*args: Any, **kwargs: Any) -> Any:
+        signal.raise_signal(signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, ctrl_c_then)
+
+
+def test_ctrl_c_again_as_an_interrupted_run_sums_up_waits_for_its_summary(
+    configs: tuple[Path, Path], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C pressed several times (a user in a hurry): one arriving as the interrupted run read its summary
+    # from the study cut the read short, and the command printed no summary but 'interrupted: no trial was
+    # running', though its trial had just ended as interrupted.
+    import hpotool.study_run
+
+    from .cli_run import optimize
+
+    _signal_after(monkeypatch, optuna.Trial, "report")  # the first, as the first epoch is reported
+    _ctrl_c_before(monkeypatch, hpotool.study_run, "ran_now_states")  # the next, as the summary is read
+    result = optimize(*configs, opt_dict["storage"], 2, exit_code=130)
+    assert "no trial was running" not in result.output, result.output
+    assert "interrupted: the running trial ended as FAIL" in result.output, result.output
+    assert "study tiny" in result.stdout and "fail 1" in result.stdout, result.output
+    trials = load_study(opt_dict).trials
+    assert [(t.state, t.user_attrs.get("fail_reason")) for t in trials] == [(TrialState.FAIL, "interrupted")]
+
+
+def test_ctrl_c_again_as_interrupted_workers_sum_up_waits_for_the_summary(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same with --workers: a Ctrl-C once the workers had ended their trials, as the main process read the
+    # study for its summary, left no summary and 'no trial was running'.
+    import hpotool.workers
+
+    from .test_workers import _in_this_process
+
+    args = _configs(tmp_path, run_dict, opt_dict, 4)
+    study: list[optuna.Study] = []
+
+    def ctrl_c_once_a_trial_runs(*args: Any, **kwargs: Any) -> Any:
+        if not study:
+            study.append(_study_of(opt_dict["storage"]))
+        if _running_with_epochs(study[0]):
+            signal.raise_signal(signal.SIGINT)  # the first: to the main process, which stops the workers
+        return real_wait(*args, **kwargs)
+
+    real_wait = hpotool.workers.wait
+    monkeypatch.setattr(hpotool.workers, "wait", ctrl_c_once_a_trial_runs)
+    _ctrl_c_before(monkeypatch, hpotool.workers, "sum_up")  # the next, as the summary is read
+    result = _in_this_process([*args, "--workers", "2"], exit_code=130)
+    assert "no trial was running" not in result.output, result.output
+    assert "interrupted: every worker ended its trial as FAIL" in result.output, result.output
+    assert "study tiny" in result.stdout, result.output
+    trials = load_study(opt_dict).trials
+    assert trials and all(t.state != TrialState.RUNNING for t in trials), trials
+    assert any(t.user_attrs.get("fail_reason") == "interrupted" for t in trials), trials
 
 
 def test_a_second_signal_as_an_interrupted_trial_is_told_waits_for_it(

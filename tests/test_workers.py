@@ -785,6 +785,28 @@ def test_fail_stale_without_heartbeat_marks_the_trials_of_dead_processes_of_this
     assert trials[2].user_attrs == {"retry_of": 0}
 
 
+def test_fail_stale_without_heartbeat_leaves_the_trials_of_live_processes_of_this_machine_alone(
+    tmp_path: Path,
+) -> None:
+    # Beside a live `--workers` run on a journal file, fail-stale (safe while other workers run) exited 2,
+    # telling the user to stop every worker and run it again with --all-running, which fails the live trials.
+    from hpotool.owners import owner
+
+    url = f"journal:{tmp_path / 's.log'}"
+    study = optuna.create_study(study_name="s", storage=make_storage(url))
+    live = study.ask()
+    live.suggest_float("x", 0, 1)
+    live.set_user_attr("worker", owner())  # this very process: alive, of this machine
+    result = CliRunner().invoke(app, ["fail-stale", "--study-name", "s", "--storage", url])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.replace("\n", " ") == (
+        f"no stale trial: nothing marked FAIL left 1 running trial alone, of live processes of this machine: "
+        f"#0 (pid {os.getpid()}) "
+    )
+    trials = optuna.load_study(study_name="s", storage=make_storage(url)).get_trials()
+    assert [t.state for t in trials] == [TrialState.RUNNING]
+
+
 def test_fail_stale_says_whose_values_it_queued_again(tmp_path: Path) -> None:
     # It said "marked 3 stale trial(s) FAIL: #2, #3, #4", and nothing of the retries it queued (or did not).
     from optuna.distributions import FloatDistribution

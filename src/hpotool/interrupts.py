@@ -50,8 +50,43 @@ def raise_dropped() -> None:
 
 
 def _raise(signum: int, frame: Any) -> None:
+    if _ending:
+        _held[:] = _held or [signum]  # the run is ending already: raised once its summary is out (`ended`)
+        return
     record(signum)
     raise Interrupted(signum)
+
+
+# Set once the run has caught its interrupt and is ending (`ending`): the signals that arrive from then on,
+# held (the first), until `ended` or the outermost `signals_interrupt` block ends; and how many such blocks
+# are open, innermost included.
+_ending: list[bool] = []
+_held: list[int] = []
+_open_blocks: list[int] = [0]
+
+
+def ending() -> None:
+    """The run has caught its interrupt and now ends: its trials are failed or being stopped, and what is left
+    is to read its summary and print it. Until `ended` (or the outermost `signals_interrupt` block ends),
+    Ctrl-C and SIGTERM are held, not raised: Ctrl-C pressed again (or a scheduler's SIGTERM after the
+    terminal's SIGINT) cut the summary's reads short, and the command printed no summary but 'no trial was
+    running', though trials had just ended as interrupted. Outside any `signals_interrupt` block (a library
+    caller's) the signals are the caller's, and nothing is held."""
+    if _open_blocks[0]:
+        _ending[:] = [True]
+
+
+def ended() -> None:
+    """The ending run's summary is out: stop holding signals, and raise the first one held, if any.
+
+    Raises:
+        Interrupted: a signal arrived since `ending`.
+    """
+    held = list(_held)
+    _ending.clear()
+    _held.clear()
+    if held:
+        _raise(held[0], None)
 
 
 @contextmanager
@@ -75,12 +110,17 @@ def signals_interrupt() -> Iterator[None]:
     _raised.clear()
     hook = sys.unraisablehook
     sys.unraisablehook = quiet_dropped(hook)
+    _open_blocks[0] += 1
     try:
         with _handling(_raise):
             yield
     finally:
         sys.unraisablehook = hook
         _raised.clear()  # the interrupt has ended what it stopped
+        _open_blocks[0] -= 1
+        if not _open_blocks[0]:  # the command is over: what an ending run held goes with it
+            _ending.clear()
+            _held.clear()
 
 
 def quiet_dropped(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -153,8 +193,8 @@ def interrupt(signum: int) -> None:
 
 def interrupting() -> bool:
     """Whether Ctrl-C or SIGTERM is being handled: raised and not yet done with (`signals_interrupt`), or
-    held by a `deferred` block still open. Safe to call from any thread."""
-    return bool(_raised) or any(_deferrals)
+    held by a `deferred` block still open or by a run that is ending (`ending`). Safe to call from any thread."""
+    return bool(_raised) or any(_deferrals) or bool(_held)
 
 
 def signal_of(exc: KeyboardInterrupt) -> int:

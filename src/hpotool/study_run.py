@@ -12,7 +12,7 @@ import optuna
 from hpotool.errors import HpoError
 from hpotool.exhaustion import EXHAUSTED
 from hpotool.fallback import IndependentSampling, independent_sampling
-from hpotool.interrupts import signal_of, signals_interrupt
+from hpotool.interrupts import ending, signal_of, signals_interrupt
 from hpotool.loop import run_trials
 from hpotool.objective import StudyObserver
 from hpotool.plan import StudyPlan
@@ -126,7 +126,9 @@ def _run_study(
                 interrupted = signal_of(exc)
             finally:
                 if tracker is not None:
-                    tracker.close()
+                    tracker.close()  # a tracking server that hangs here can still be interrupted
+    if interrupted is not None:
+        ending()  # another Ctrl-C waits for the summary
     ran_now = ran_now_states(study, {os.getpid()}, before)
     summary = summarize(study, plan, sum(ran_now.values()), time.perf_counter() - start)
     add_ran_now_states(summary, ran_now)

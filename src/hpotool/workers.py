@@ -24,7 +24,14 @@ from typing import Any, NoReturn
 from hpotool.errors import HpoError
 from hpotool.forkserver import start_worker_server, worker_context
 from hpotool.heartbeat import has_heartbeat
-from hpotool.interrupts import deferred, raise_dropped, signal_of, signals_ignored, signals_interrupt
+from hpotool.interrupts import (
+    deferred,
+    ending,
+    raise_dropped,
+    signal_of,
+    signals_ignored,
+    signals_interrupt,
+)
 from hpotool.objective import StudyObserver
 from hpotool.plan import StudyPlan
 from hpotool.storage_faults import lost_cause, lost_connection, storage_lost, study_deleted
@@ -213,6 +220,7 @@ def _start_and_follow(run: WorkerRun) -> None:
             _follow(run)
         except KeyboardInterrupt as exc:
             run.interrupted = signal_of(exc)
+            ending()  # once the workers have ended, another Ctrl-C waits for the summary
             with signals_ignored():  # a second signal must not orphan the workers
                 stop_workers(run.procs, run.shared.stop, run.interrupted)
 

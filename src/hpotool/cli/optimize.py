@@ -134,6 +134,9 @@ def _optimize(outcome: Outcome, args: OptimizeArgs) -> None:
         summary = _run(outcome, plan, args, redraws)
         outcome.summary = summary
         _print_outcome(summary, plan, args.as_json)
+        from hpotool.interrupts import ended
+
+        ended()  # a Ctrl-C held while an interrupted run summed up stops the report (its line says so)
         if args.report:
             # here, not at the top: imported first, outputs would register report before optimize
             from hpotool.cli.outputs import write_study_report

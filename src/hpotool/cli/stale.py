@@ -14,6 +14,7 @@ from hpotool.formatting import counted
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.trial import FrozenTrial
 
 
 @app.command("fail-stale", short_help="Mark the trials of dead workers failed.")
@@ -34,22 +35,29 @@ def fail_stale(
         from optuna.trial import TrialState
 
         from hpotool.heartbeat import has_heartbeat
+        from hpotool.owners import on_this_host
         from hpotool.study_lookup import find_study
 
         # A missing study is named with the studies that exist, as `trials` does.
         study = find_study(study_name, storage)
         heartbeat = has_heartbeat(study._storage)
         failed = _fail_stale(study, all_running, heartbeat)
-        alive = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
-        if not heartbeat and alive and not failed:
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        # Without a heartbeat, the trials of this machine's processes still running are live ones' (the dead
+        # ones' were failed above): left alone, as a heartbeat's look leaves them. It refused, exit 2, and
+        # told the user to stop every worker, run beside a live `--workers` run on this machine.
+        elsewhere = [t.number for t in running if heartbeat or not on_this_host(t)]
+        if not heartbeat and elsewhere and not failed:
             raise HpoError(
-                f"study {study_name!r}: its running trials ({_numbers(alive)}) belong to live processes or to "
-                f"other machines, and this storage has no heartbeat to tell a dead worker from a live one; stop "
-                f"every worker, then run again with --all-running"
+                f"study {study_name!r}: its running trials ({_numbers(elsewhere)}) belong to live processes or "
+                f"to other machines, and this storage has no heartbeat to tell a dead worker from a live one; "
+                f"stop every worker, then run again with --all-running"
             )
         _print_failed(study, sorted(failed), all_running)
-        if alive:
-            _print_left_alone(study, alive, heartbeat)
+        if heartbeat and running:
+            _print_beating(study, [t.number for t in running])
+        elif running:
+            _print_without_heartbeat(running)
 
 
 def _fail_stale(study: optuna.Study, all_running: bool, heartbeat: bool) -> list[int]:
@@ -89,29 +97,41 @@ def _print_failed(study: optuna.Study, failed: list[int], all_running: bool) -> 
         out_console().print(f"no {'running' if all_running else 'stale'} trial: nothing marked FAIL")
 
 
-def _print_left_alone(study: optuna.Study, alive: list[int], heartbeat: bool) -> None:
-    """The running trials left alone, and why: a heartbeat younger than the grace period, or none to read."""
-    if heartbeat:
-        from hpotool.dead_trials import heartbeat_ages
-        from hpotool.storage_settings import heartbeat_settings
+def _print_beating(study: optuna.Study, alive: list[int]) -> None:
+    """The running trials left alone on a storage with a heartbeat: theirs is younger than the grace period."""
+    from hpotool.dead_trials import heartbeat_ages
+    from hpotool.storage_settings import heartbeat_settings
 
-        # A trial whose machine was killed seconds ago is left too: its heartbeat is not yet stale.
-        grace, one = heartbeat_settings()[1], len(alive) == 1
-        ages = heartbeat_ages(study)
-        listed = ", ".join(
-            f"#{n} (heartbeat {ages[n]:.0f} s old)" if n in ages else f"#{n} (no heartbeat yet)"
-            for n in alive
-        )
+    # A trial whose machine was killed seconds ago is left too: its heartbeat is not yet stale.
+    grace, one = heartbeat_settings()[1], len(alive) == 1
+    ages = heartbeat_ages(study)
+    listed = ", ".join(
+        f"#{n} (heartbeat {ages[n]:.0f} s old)" if n in ages else f"#{n} (no heartbeat yet)" for n in alive
+    )
+    out_console().print(
+        f"left {_trials(len(alive), 'running')} alone, {'its' if one else 'their'} heartbeat younger than "
+        f"the {grace} s grace period: {listed}; {'it' if one else 'each'} is a live worker's, or one that "
+        f"died less than {grace} s ago (run fail-stale again once its heartbeat is older)"
+    )
+
+
+def _print_without_heartbeat(running: list[FrozenTrial]) -> None:
+    """The running trials left alone on a storage without a heartbeat: those of live processes of this
+    machine, and those it cannot tell (other machines', or of processes not recorded yet)."""
+    from hpotool.owners import on_this_host
+
+    here = [t for t in running if on_this_host(t)]
+    if here:
+        listed = ", ".join(f"#{t.number} (pid {t.user_attrs['worker']['pid']})" for t in here)
         out_console().print(
-            f"left {_trials(len(alive), 'running')} alone, {'its' if one else 'their'} heartbeat younger than "
-            f"the {grace} s grace period: {listed}; {'it' if one else 'each'} is a live worker's, or one that "
-            f"died less than {grace} s ago (run fail-stale again once its heartbeat is older)"
+            f"left {_trials(len(here), 'running')} alone, of live processes of this machine: {listed}"
         )
-    else:
+    elsewhere = [t.number for t in running if not on_this_host(t)]
+    if elsewhere:
         out_console().print(
-            f"left {_trials(len(alive), 'running')} alone, of live processes or other machines (this storage has "
-            f"no heartbeat to tell a dead worker from a live one; once every worker is stopped, run again "
-            f"with --all-running): {_numbers(alive)}"
+            f"left {_trials(len(elsewhere), 'running')} alone, of live processes or other machines (this "
+            f"storage has no heartbeat to tell a dead worker from a live one; once every worker is stopped, "
+            f"run again with --all-running): {_numbers(elsewhere)}"
         )
 
 
