@@ -23,7 +23,7 @@ from hpotool.plan import prepare_study
 from hpotool.storage import load_study, make_storage
 
 from .conftest import write_yaml
-from .test_workers import _beat_an_hour_ago, _hpotool
+from .test_workers import _beat_an_hour_ago, _hpotool, _kill_session
 
 
 def test_default_sqlite_is_created_in_wal_mode(tmp_path: Path) -> None:
@@ -553,7 +553,10 @@ def test_the_study_file_alone_holds_every_trial_after_optimize(
     args = ["optimize", "-r", str(write_yaml(tmp_path / "run.yaml", run_dict))]
     args += ["-o", str(write_yaml(tmp_path / "optimize.yaml", opt_dict)), "-q", "--workers", str(workers)]
     proc = _hpotool(args, tmp_path)
-    output, _ = proc.communicate(timeout=120)
+    try:
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        _kill_session(proc)  # a command that did not end in time, and its workers, are not left running
     assert proc.returncode == 0, output
     (tmp_path / "copy").mkdir()
     shutil.copy(tmp_path / "studies" / "tiny.db", tmp_path / "copy" / "tiny.db")  # not -wal, not -shm
@@ -682,8 +685,8 @@ def test_optimize_refuses_a_sqlite_file_that_holds_something_else_and_writes_not
 
 
 def _open_after(barrier: Any, url: str, results: Any) -> None:
-    barrier.wait()
     try:
+        barrier.wait(timeout=120)  # a sibling that never got there (it died starting) breaks it, not for good
         make_storage(url)
         results.put("ok")
     except Exception as exc:
@@ -715,12 +718,22 @@ def test_workers_started_together_on_a_new_database_all_open_it(kind: str, tmp_p
             url = server.rsplit("/", 1)[0] + f"/{db}"
         try:
             barrier, results = ctx.Barrier(4), ctx.Queue()
-            procs = [ctx.Process(target=_open_after, args=(barrier, url, results)) for _ in range(4)]
+            # daemons: any left once the test has failed are killed, not waited for at pytest's exit
+            procs = [
+                ctx.Process(target=_open_after, args=(barrier, url, results), daemon=True) for _ in range(4)
+            ]
             for proc in procs:
                 proc.start()
-            outcomes = [results.get(timeout=120) for _ in procs]
-            for proc in procs:
-                proc.join()
+            try:
+                outcomes = [results.get(timeout=180) for _ in procs]
+                for proc in procs:
+                    proc.join(timeout=60)
+                assert [proc.exitcode for proc in procs] == [0] * 4
+            finally:
+                for proc in procs:
+                    if proc.is_alive():
+                        proc.kill()
+                        proc.join()
             assert outcomes == ["ok"] * 4
             assert _tables_of(url) >= {"studies", "trials", "version_info", "alembic_version"}
         finally:
@@ -1104,7 +1117,11 @@ def _own_redis(tmp_path: Path, url: str, *options: str) -> Iterator[str]:
         yield url
     finally:
         server.terminate()
-        server.wait()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 @pytest.fixture
