@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import uuid
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,6 +225,48 @@ def _close_server_connections() -> Iterator[None]:
     yield
     for engine in list(_ENGINES):
         engine.dispose()
+
+
+# A test that hangs is failed by pytest-timeout (`timeout` in pyproject.toml): SIGALRM raises in the test where
+# it waits, so its `finally` blocks and fixtures still end what it started. A command it left running (no
+# `finally`, or one that outlasted it) would run on, hung perhaps, long after the test run: those processes
+# that the test started and that are still this process's children when it timed out are killed.
+_TIMED_OUT = pytest.StashKey[bool]()
+
+
+def _children() -> set[int]:
+    """The processes this one started that are still its children (Linux's /proc/self/task/*/children)."""
+    found: set[int] = set()
+    for listed in Path("/proc/self/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            found.update(int(pid) for pid in listed.read_text().split())
+    return found
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if call.excinfo is not None and "from pytest-timeout" in str(call.excinfo.value):  # setup or call
+        item.stash[_TIMED_OUT] = True
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_running_by_a_timeout(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Kill the processes a timed-out test started and left running: a command in a session of its own
+    (`start_new_session`) with its whole process group (its workers), any other alone."""
+    before = _children()
+    yield
+    if not request.node.stash.get(_TIMED_OUT, False):
+        return
+    for pid in _children() - before:
+        with contextlib.suppress(ProcessLookupError):
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(autouse=True)

@@ -709,12 +709,17 @@ def test_workers_end_their_trials_and_exit_when_the_main_process_is_killed(
 def _beat_an_hour_ago(study: optuna.Study, trial: optuna.Trial) -> None:
     """Move `trial`'s last heartbeat (a SQLite study's) an hour back: its worker died long ago, past any grace
     period, with no wait for one to pass (a short grace, waited out, was outlasted by a loaded machine's
-    seconds between a live trial's heartbeat and the check that must find it fresh)."""
+    seconds between a live trial's heartbeat and the check that must find it fresh). A trial with no beat
+    yet gets one an hour old: a lock another connection took as the trial started (`LocksTheStudy`) kept
+    its heartbeat thread's first beat out whenever a loaded machine started that thread late, and a
+    trial of a live process (the test's) with no heartbeat is never stale: the next run waited for it
+    for good."""
     backend = getattr(study._storage, "_backend", study._storage)
     with backend.engine.begin() as connection:
         connection.execute(
             sqlalchemy.text(
-                "UPDATE trial_heartbeats SET heartbeat = datetime(heartbeat, '-1 hour') WHERE trial_id = :id"
+                "INSERT INTO trial_heartbeats (trial_id, heartbeat) VALUES (:id, datetime('now', '-1 hour')) "
+                "ON CONFLICT (trial_id) DO UPDATE SET heartbeat = datetime(heartbeat, '-1 hour')"
             ),
             {"id": trial._trial_id},
         )
