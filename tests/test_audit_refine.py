@@ -977,6 +977,31 @@ def test_widening_a_stepped_share_keeps_to_its_steps_inside_zero_to_one(
         assert (out.low, out.high) == widened, change
 
 
+@pytest.mark.parametrize(("low", "high", "step", "optimum"), [(0.1, 0.4, 0.1, 0.32), (0.2, 0.8, 0.2, 0.62)])
+def test_narrowing_a_stepped_range_stays_inside_it(
+    low: float, high: float, step: float, optimum: float
+) -> None:
+    # The top trials reached the range's top, and (high - low) / step came out a hair above its whole
+    # number of steps (3.0000000000000004): the ceiling added a step, so dropout [0.1, 0.4] step 0.1 was
+    # "narrowed" to [0.2, 0.5], and [0.2, 0.8] step 0.2 to [0.4, 1.0], a dropout that zeroes every unit.
+    space = {
+        "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+        "model.dropout": {"type": "float", "low": low, "high": high, "step": step},
+    }
+    opt, study = stored_study("stepped", space)
+
+    def objective(trial: optuna.Trial) -> float:
+        p = suggest(trial, opt.search_space)
+        return (math.log10(p["optimizer.lr"]) + 2.5) ** 2 + 40 * (p["model.dropout"] - optimum) ** 2
+
+    study.optimize(objective, n_trials=40)
+    ref = refine_study(study, report=audit_study(study))
+    dropout = ref.optimize["search_space"]["model.dropout"]
+    assert any(c.startswith("model.dropout: narrowed") for c in ref.changes), ref.changes
+    assert low <= dropout["low"] < dropout["high"] <= high, ref.changes
+    OptimizeConfig.model_validate(ref.optimize)
+
+
 def test_refined_bounds_are_the_four_digit_decimals_the_changes_show() -> None:
     # A narrowed bound was 1198 * 1e-05: the stage's YAML said low: 0.011980000000000001 where its change
     # line said 0.01198.
