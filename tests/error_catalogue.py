@@ -32,6 +32,7 @@ class Case:
     existing_study: bool = False  # create the study first, then check the storage is unchanged
     existing_optimize: dict[str, Any] = field(default_factory=dict)  # patches the config that creates it
     existing_run: dict[str, Any] = field(default_factory=dict)  # patches the run config that creates it
+    existing_trials: int = 1  # with existing_study: the trials it runs (--n-trials)
     running_trials: int = 0  # with existing_study: trials left running by a live process of this machine
     plain_study: str | None = None  # a study plain Optuna code ran, its 2 trials failing: studies/<name>.db
     needs_no_cuda: bool = False
@@ -2090,6 +2091,17 @@ CASES = [
         existing_study=True,
         existing_run={"model": {"name": "tests.helpers:CtrlCInTraining"}},
         existing_optimize={"search_space": {LR: OPTIMIZE["search_space"][LR]}},
+    ),
+    Case(
+        "refine-nothing-left",
+        "refine of a study whose top trials all chose one value of its one parameter: no stage left to search",
+        "error: study 'tiny': refine would leave nothing to search: it fixes optimizer.name at adam; train the best trial as it is with hpotool train-from-best --study-name tiny, or keep the choices the top trials did not all make with a larger --keep-top (0.25 now; 1 keeps them all)",
+        command=("refine", "--study-name", "tiny", "--out", "stage2.yaml"),
+        existing_study=True,
+        existing_trials=30,
+        existing_optimize={
+            "search_space": {"optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]}}
+        },
     ),
     Case(
         "refine-out-a-device",

@@ -12,6 +12,7 @@ from typing import Any
 
 import optuna
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from hpotool.audit import audit_study
@@ -303,6 +304,34 @@ def test_audit_of_a_study_without_hpotool_attrs_is_one_line(tmp_path: Path) -> N
     assert said == "no audit: " + result.stderr.removeprefix("error: ").rstrip("\n")
     pruned = CliRunner().invoke(app, ["prune-audit", *pointed[1:]])
     assert pruned.exit_code == 0, pruned.output
+
+
+def test_refine_that_would_fix_every_parameter_says_what_it_fixes_and_what_to_do(tmp_path: Path) -> None:
+    # It said only "every parameter would be fixed; nothing is left to search": not what it fixed, nor that
+    # the study is ready to train (the audit had just said to refine it), nor that a larger --keep-top
+    # keeps the choices the top trials did not all make.
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    space = {"model.activation": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]}}
+    opt, study = stored_study("settled", space, storage=url)
+    value = {"relu": 1.0, "gelu": 2.0, "tanh": 3.0}
+    study.optimize(lambda t: value[suggest(t, opt.search_space)["model.activation"]], n_trials=32)
+    out = tmp_path / "stage2.yaml"
+    result = CliRunner().invoke(
+        app, ["refine", "--study-name", "settled", "--storage", url, "--out", str(out)]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: study 'settled': refine would leave nothing to search: it fixes model.activation at relu; "
+        f"train the best trial as it is with hpotool train-from-best --study-name settled --storage {url}, "
+        "or keep the choices the top trials did not all make with a larger --keep-top (0.25 now; 1 keeps "
+        "them all)\n"
+    )
+    assert not out.exists() and not (tmp_path / "stage2.run.yaml").exists()
+    kept = CliRunner().invoke(
+        app, ["refine", "--study-name", "settled", "--storage", url, "--out", str(out), "--keep-top", "1"]
+    )
+    assert kept.exit_code == 0, kept.output  # as the line says
+    assert "model.activation" in yaml.safe_load(out.read_text())["search_space"]
 
 
 @pytest.mark.parametrize("keep_top", [0.0, 1.5])
