@@ -1958,6 +1958,20 @@ CASES = [
         args=("--enqueue-from", "nosuch"),
     ),
     Case(
+        "enqueue-from-several-objectives",
+        "a warm start from a study of several objectives: a Pareto front, no one ranking of best trials",
+        "error: --enqueue-from: 'tiny' has 2 objectives, so no one ranking to take its best trials from; put the Pareto-optimal trials you pick in the optimize config's enqueue: list (hpotool trials --study-name tiny lists the front first, with their parameters)",
+        optimize={"study_name": "warm"},
+        args=("--enqueue-from", "tiny"),
+        existing_study=True,
+        existing_optimize={
+            "metric": None,
+            "direction": None,
+            "metrics": ["val_loss", "n_params"],
+            "directions": ["minimize", "minimize"],
+        },
+    ),
+    Case(
         "config-without-its-pair",
         "one config file without the other",
         "error: --run-config needs --optimize-config too; or give neither, with --study-name (and --storage), to join a study with the configs stored on it",
