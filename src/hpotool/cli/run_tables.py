@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hpotool.cli.terminal import escape, out_console, plain_table
-from hpotool.formatting import format_value
+from hpotool.formatting import counted, format_value
 
 
 def print_run(run: Any) -> None:
@@ -31,7 +31,7 @@ def print_run(run: Any) -> None:
 def print_final(summary: dict[str, Any]) -> None:
     """The final runs of train-from-best, their ranking by mean metric, and where the summary is."""
     metric = summary["metric"]
-    trained = f" ({summary['epochs']} epochs)" if summary["epochs"] is not None else ""
+    trained = f" ({counted(summary['epochs'], 'epoch')})" if summary["epochs"] is not None else ""
     runs = plain_table(f"final runs{trained}")
     for col in ("trial", "seed", metric, "folder"):
         runs.add_column(col, overflow="fold")
