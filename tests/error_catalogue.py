@@ -2080,6 +2080,26 @@ CASES = [
         existing_optimize={"search_space": {LR: OPTIMIZE["search_space"][LR]}},
     ),
     Case(
+        "every-trial-diverged",
+        "export-best (train-from-best, audit, refine) of a study whose every trial diverged (a NaN loss)",
+        "error: study 'tiny' has no complete trial yet (pruned 1); its pruned trial diverged (trial 0: train_loss is nan in epoch 1): lower optimizer.lr (its range in the search space) or set grad_clip in the run config, and run hpotool optimize again",
+        command=("export-best", "--study-name", "tiny"),
+        existing_study=True,
+        existing_run={
+            "optimizer": {"name": "sgd", "lr": 1e5},
+            "model": {"name": "mlp", "hidden": [128, 128]},
+        },
+        existing_optimize={"search_space": {LR: {"type": "float", "low": 1e5, "high": 1e6, "log": True}}},
+    ),
+    Case(
+        "every-trial-pruned",
+        "export-best (train-from-best, audit, refine) of a study whose pruner pruned every trial",
+        "error: study 'tiny' has no complete trial yet (pruned 1); its pruner (threshold) pruned it before the last epoch (trial 0: pruned after 1 of 2 epochs (val_accuracy=0.3955)): loosen the optimize config's pruner (or pruner: {name: nop}) and run hpotool optimize again",
+        command=("export-best", "--study-name", "tiny"),
+        existing_study=True,
+        existing_optimize={"pruner": {"name": "threshold", "kwargs": {"lower": 0.999}}},
+    ),
+    Case(
         "every-trial-of-a-plain-study-failed",
         "export-best of a study plain Optuna code ran, whose every trial failed",
         "error: study 'plain' has no complete trial yet (fail 2); it was not created by hpotool optimize, and Optuna keeps no reason a trial failed: the log of the Optuna code that ran them says why (\"Trial 0 failed with parameters: ... because of the following error: ...\"), and hpotool trials --study-name plain --state fail lists their parameters: fix that and run more of its trials (with the Optuna code that made it) until one completes",

@@ -395,7 +395,8 @@ def test_audit_of_a_study_without_a_complete_trial_says_what_it_has_and_what_to_
     with pytest.raises(HpoError) as err:
         audit_study(study)
     assert str(err.value) == (
-        "study 'pruned' has no complete trial yet (pruned 2); run hpotool optimize until one completes"
+        "study 'pruned' has no complete trial yet (pruned 2); its pruner (median) pruned them all before the "
+        "last epoch: loosen the optimize config's pruner (or pruner: {name: nop}) and run hpotool optimize again"
     )
 
 
