@@ -8,6 +8,7 @@ from typing import Any
 
 from hpotool.cli.terminal import escape, out_console, plain_table
 from hpotool.formatting import counted, format_value
+from hpotool.progress import duration
 
 
 def print_run(run: Any) -> None:
@@ -23,7 +24,7 @@ def print_run(run: Any) -> None:
     table.add_row("epochs", str(run.epochs_run))
     table.add_row("seed", str(run.config.seed))
     table.add_row("device", run.device)
-    table.add_row("wall time", f"{run.seconds:.1f}s")
+    table.add_row("wall time", duration(run.seconds))
     table.add_row("saved", ", ".join(run.files))
     out_console().print(table)
 
