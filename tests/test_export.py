@@ -463,6 +463,34 @@ def test_a_stored_run_config_an_older_hpotool_wrote_still_exports_the_trials(
     )
 
 
+def test_a_built_in_models_argument_an_older_hpotool_took_is_not_exported_to_a_best_run_train_refuses(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # export-best trusted the components the trials trained with, also for a study another version made:
+    # it wrote a best_run.yaml with an MLP argument this version's mlp no longer takes (exit 0), which
+    # `hpotool train --run-config` then refused.
+    opt_dict["n_trials"] = 1
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    stored = study.user_attrs["run_config"]
+    study.set_user_attr("run_config", {**stored, "model": {**stored["model"], "old_width": 8}})
+    study.set_user_attr("versions", {**study.user_attrs["versions"], "hpotool": "0.0.9"})
+    args = ["export-best", "--study-name", "tiny", "--storage", opt_dict["storage"]]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(
+        "error: studies/tiny/best_run.yaml not written (the other exports were): study 'tiny': run_config: "
+        "model: model 'mlp' takes no argument 'old_width'; "
+    ) and result.stderr.endswith(
+        "the study was made by hpotool 0.0.9, this is 0.1.0: use that version for it (pip install "
+        "'hpotool==0.0.9'); or set best_params.json's params in a run config this version accepts\n"
+    )
+    assert sorted(os.listdir(tmp_path / "studies" / "tiny")) == [
+        "best_params.json",
+        "trials.csv",
+        "trials.json",
+    ]
+
+
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_trials_csv_of_a_plain_optuna_study_keeps_every_value_and_attr() -> None:
     from hpotool.trial_table import trials_frame
