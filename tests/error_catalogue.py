@@ -32,6 +32,7 @@ class Case:
     existing_study: bool = False  # create the study first, then check the storage is unchanged
     existing_optimize: dict[str, Any] = field(default_factory=dict)  # patches the config that creates it
     existing_run: dict[str, Any] = field(default_factory=dict)  # patches the run config that creates it
+    existing_trials: int = 1  # with existing_study: the trials it runs (--n-trials)
     running_trials: int = 0  # with existing_study: trials left running by a live process of this machine
     plain_study: str | None = None  # a study plain Optuna code ran, its 2 trials failing: studies/<name>.db
     needs_no_cuda: bool = False
@@ -1957,6 +1958,20 @@ CASES = [
         args=("--enqueue-from", "nosuch"),
     ),
     Case(
+        "enqueue-from-several-objectives",
+        "a warm start from a study of several objectives: a Pareto front, no one ranking of best trials",
+        "error: --enqueue-from: 'tiny' has 2 objectives, so no one ranking to take its best trials from; put the Pareto-optimal trials you pick in the optimize config's enqueue: list (hpotool trials --study-name tiny lists the front first, with their parameters)",
+        optimize={"study_name": "warm"},
+        args=("--enqueue-from", "tiny"),
+        existing_study=True,
+        existing_optimize={
+            "metric": None,
+            "direction": None,
+            "metrics": ["val_loss", "n_params"],
+            "directions": ["minimize", "minimize"],
+        },
+    ),
+    Case(
         "config-without-its-pair",
         "one config file without the other",
         "error: --run-config needs --optimize-config too; or give neither, with --study-name (and --storage), to join a study with the configs stored on it",
@@ -2065,6 +2080,26 @@ CASES = [
         existing_optimize={"search_space": {LR: OPTIMIZE["search_space"][LR]}},
     ),
     Case(
+        "every-trial-diverged",
+        "export-best (train-from-best, audit, refine) of a study whose every trial diverged (a NaN loss)",
+        "error: study 'tiny' has no complete trial yet (pruned 1); its pruned trial diverged (trial 0: train_loss is nan in epoch 1): lower optimizer.lr (its range in the search space) or set grad_clip in the run config, and run hpotool optimize again",
+        command=("export-best", "--study-name", "tiny"),
+        existing_study=True,
+        existing_run={
+            "optimizer": {"name": "sgd", "lr": 1e5},
+            "model": {"name": "mlp", "hidden": [128, 128]},
+        },
+        existing_optimize={"search_space": {LR: {"type": "float", "low": 1e5, "high": 1e6, "log": True}}},
+    ),
+    Case(
+        "every-trial-pruned",
+        "export-best (train-from-best, audit, refine) of a study whose pruner pruned every trial",
+        "error: study 'tiny' has no complete trial yet (pruned 1); its pruner (threshold) pruned it before the last epoch (trial 0: pruned after 1 of 2 epochs (val_accuracy=0.3955)): loosen the optimize config's pruner (or pruner: {name: nop}) and run hpotool optimize again",
+        command=("export-best", "--study-name", "tiny"),
+        existing_study=True,
+        existing_optimize={"pruner": {"name": "threshold", "kwargs": {"lower": 0.999}}},
+    ),
+    Case(
         "every-trial-of-a-plain-study-failed",
         "export-best of a study plain Optuna code ran, whose every trial failed",
         "error: study 'plain' has no complete trial yet (fail 2); it was not created by hpotool optimize, and Optuna keeps no reason a trial failed: the log of the Optuna code that ran them says why (\"Trial 0 failed with parameters: ... because of the following error: ...\"), and hpotool trials --study-name plain --state fail lists their parameters: fix that and run more of its trials (with the Optuna code that made it) until one completes",
@@ -2090,6 +2125,17 @@ CASES = [
         existing_study=True,
         existing_run={"model": {"name": "tests.helpers:CtrlCInTraining"}},
         existing_optimize={"search_space": {LR: OPTIMIZE["search_space"][LR]}},
+    ),
+    Case(
+        "refine-nothing-left",
+        "refine of a study whose top trials all chose one value of its one parameter: no stage left to search",
+        "error: study 'tiny': refine would leave nothing to search: it fixes optimizer.name at adam; train the best trial as it is with hpotool train-from-best --study-name tiny, or keep the choices the top trials did not all make with a larger --keep-top (0.25 now; 1 keeps them all)",
+        command=("refine", "--study-name", "tiny", "--out", "stage2.yaml"),
+        existing_study=True,
+        existing_trials=30,
+        existing_optimize={
+            "search_space": {"optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]}}
+        },
     ),
     Case(
         "refine-out-a-device",

@@ -12,6 +12,7 @@ from typing import Any
 
 import optuna
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from hpotool.audit import audit_study
@@ -305,6 +306,34 @@ def test_audit_of_a_study_without_hpotool_attrs_is_one_line(tmp_path: Path) -> N
     assert pruned.exit_code == 0, pruned.output
 
 
+def test_refine_that_would_fix_every_parameter_says_what_it_fixes_and_what_to_do(tmp_path: Path) -> None:
+    # It said only "every parameter would be fixed; nothing is left to search": not what it fixed, nor that
+    # the study is ready to train (the audit had just said to refine it), nor that a larger --keep-top
+    # keeps the choices the top trials did not all make.
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    space = {"model.activation": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]}}
+    opt, study = stored_study("settled", space, storage=url)
+    value = {"relu": 1.0, "gelu": 2.0, "tanh": 3.0}
+    study.optimize(lambda t: value[suggest(t, opt.search_space)["model.activation"]], n_trials=32)
+    out = tmp_path / "stage2.yaml"
+    result = CliRunner().invoke(
+        app, ["refine", "--study-name", "settled", "--storage", url, "--out", str(out)]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: study 'settled': refine would leave nothing to search: it fixes model.activation at relu; "
+        f"train the best trial as it is with hpotool train-from-best --study-name settled --storage {url}, "
+        "or keep the choices the top trials did not all make with a larger --keep-top (0.25 now; 1 keeps "
+        "them all)\n"
+    )
+    assert not out.exists() and not (tmp_path / "stage2.run.yaml").exists()
+    kept = CliRunner().invoke(
+        app, ["refine", "--study-name", "settled", "--storage", url, "--out", str(out), "--keep-top", "1"]
+    )
+    assert kept.exit_code == 0, kept.output  # as the line says
+    assert "model.activation" in yaml.safe_load(out.read_text())["search_space"]
+
+
 @pytest.mark.parametrize("keep_top", [0.0, 1.5])
 def test_keep_top_is_checked(keep_top: float) -> None:
     from hpotool.errors import HpoError
@@ -366,7 +395,8 @@ def test_audit_of_a_study_without_a_complete_trial_says_what_it_has_and_what_to_
     with pytest.raises(HpoError) as err:
         audit_study(study)
     assert str(err.value) == (
-        "study 'pruned' has no complete trial yet (pruned 2); run hpotool optimize until one completes"
+        "study 'pruned' has no complete trial yet (pruned 2); its pruner (median) pruned them all before the "
+        "last epoch: loosen the optimize config's pruner (or pruner: {name: nop}) and run hpotool optimize again"
     )
 
 
@@ -977,6 +1007,31 @@ def test_widening_a_stepped_share_keeps_to_its_steps_inside_zero_to_one(
         assert out == p and "no wider range is valid" in change, change
     else:
         assert (out.low, out.high) == widened, change
+
+
+@pytest.mark.parametrize(("low", "high", "step", "optimum"), [(0.1, 0.4, 0.1, 0.32), (0.2, 0.8, 0.2, 0.62)])
+def test_narrowing_a_stepped_range_stays_inside_it(
+    low: float, high: float, step: float, optimum: float
+) -> None:
+    # The top trials reached the range's top, and (high - low) / step came out a hair above its whole
+    # number of steps (3.0000000000000004): the ceiling added a step, so dropout [0.1, 0.4] step 0.1 was
+    # "narrowed" to [0.2, 0.5], and [0.2, 0.8] step 0.2 to [0.4, 1.0], a dropout that zeroes every unit.
+    space = {
+        "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+        "model.dropout": {"type": "float", "low": low, "high": high, "step": step},
+    }
+    opt, study = stored_study("stepped", space)
+
+    def objective(trial: optuna.Trial) -> float:
+        p = suggest(trial, opt.search_space)
+        return (math.log10(p["optimizer.lr"]) + 2.5) ** 2 + 40 * (p["model.dropout"] - optimum) ** 2
+
+    study.optimize(objective, n_trials=40)
+    ref = refine_study(study, report=audit_study(study))
+    dropout = ref.optimize["search_space"]["model.dropout"]
+    assert any(c.startswith("model.dropout: narrowed") for c in ref.changes), ref.changes
+    assert low <= dropout["low"] < dropout["high"] <= high, ref.changes
+    OptimizeConfig.model_validate(ref.optimize)
 
 
 def test_refined_bounds_are_the_four_digit_decimals_the_changes_show() -> None:

@@ -87,7 +87,9 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case, request: py
         assert made.exit_code == 0, made.output
     if case.existing_study:
         _write(Case("base", "", "", run=case.existing_run, optimize=case.existing_optimize))
-        made = runner.invoke(app, [*ARGS, "--n-trials", "1", "-q"], catch_exceptions=False)
+        made = runner.invoke(
+            app, [*ARGS, "--n-trials", str(case.existing_trials), "-q"], catch_exceptions=False
+        )
         # exit 1: a run config whose trials all fail stops the study after 5 of them, as the case means it to;
         # exit 130: one that interrupts its trial (Ctrl-C)
         assert made.exit_code in (0, 130) or "5 failed trials in a row" in made.output, made.output

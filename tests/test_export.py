@@ -127,9 +127,32 @@ def test_no_complete_trial_is_an_error_and_writes_nothing(
     run_tiny_study(tmp_path, run_dict, opt_dict)
     result = runner.invoke(app, ["export-best", "--study-name", "tiny", "--storage", opt_dict["storage"]])
     assert result.exit_code == 2
+    # It said "run hpotool optimize until one completes": the same pruner would prune the next trials alike.
     assert result.stderr == (
-        "error: study 'tiny' has no complete trial yet (pruned 1); run hpotool optimize until one completes\n"
+        "error: study 'tiny' has no complete trial yet (pruned 1); its pruner (threshold) pruned it before the "
+        "last epoch (trial 0: pruned after 1 of 2 epochs (val_accuracy=0.2256)): loosen the optimize config's "
+        "pruner (or pruner: {name: nop}) and run hpotool optimize again\n"
     )
+    assert not (tmp_path / "studies" / "tiny").exists()
+
+
+def test_a_study_whose_trials_all_diverged_says_so_and_what_to_change(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # It said "run hpotool optimize until one completes": more trials of the same learning rates diverge too.
+    run_dict["optimizer"] = {"name": "sgd", "lr": 1e5}
+    run_dict["model"]["hidden"] = [128, 128]  # one layer of 16 stays finite at any lr: its units die
+    opt_dict["search_space"] = {"optimizer.lr": {"type": "float", "low": 1e5, "high": 1e6, "log": True}}
+    opt_dict["n_trials"] = 2
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    for command in ("export-best", "train-from-best", "audit"):
+        result = runner.invoke(app, [command, "--study-name", "tiny", "--storage", opt_dict["storage"]])
+        assert result.exit_code == 2
+        assert result.stderr == (
+            "error: study 'tiny' has no complete trial yet (pruned 2); its 2 pruned trials all diverged (trial 0: "
+            "train_loss is nan in epoch 1): lower optimizer.lr (its range in the search space) or set grad_clip "
+            "in the run config, and run hpotool optimize again\n"
+        ), command
     assert not (tmp_path / "studies" / "tiny").exists()
 
 
@@ -438,6 +461,34 @@ def test_a_stored_run_config_an_older_hpotool_wrote_still_exports_the_trials(
         "; the study was made by hpotool 0.0.9, this is 0.1.0: use that version for it (pip install "
         "'hpotool==0.0.9')\n"
     )
+
+
+def test_a_built_in_models_argument_an_older_hpotool_took_is_not_exported_to_a_best_run_train_refuses(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # export-best trusted the components the trials trained with, also for a study another version made:
+    # it wrote a best_run.yaml with an MLP argument this version's mlp no longer takes (exit 0), which
+    # `hpotool train --run-config` then refused.
+    opt_dict["n_trials"] = 1
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    stored = study.user_attrs["run_config"]
+    study.set_user_attr("run_config", {**stored, "model": {**stored["model"], "old_width": 8}})
+    study.set_user_attr("versions", {**study.user_attrs["versions"], "hpotool": "0.0.9"})
+    args = ["export-best", "--study-name", "tiny", "--storage", opt_dict["storage"]]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(
+        "error: studies/tiny/best_run.yaml not written (the other exports were): study 'tiny': run_config: "
+        "model: model 'mlp' takes no argument 'old_width'; "
+    ) and result.stderr.endswith(
+        "the study was made by hpotool 0.0.9, this is 0.1.0: use that version for it (pip install "
+        "'hpotool==0.0.9'); or set best_params.json's params in a run config this version accepts\n"
+    )
+    assert sorted(os.listdir(tmp_path / "studies" / "tiny")) == [
+        "best_params.json",
+        "trials.csv",
+        "trials.json",
+    ]
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")

@@ -55,6 +55,16 @@ def test_train_from_best_with_two_seeds(tmp_path: Path, run_dict: dict, opt_dict
     assert "ranked by mean val_accuracy (maximize)" in result.stdout
 
 
+def test_the_final_runs_title_counts_one_epoch_in_the_singular(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # "final runs (1 epochs)": the one count formatting.counted did not spell yet
+    run_tiny_study(tmp_path, run_dict, opt_dict)
+    result = _train_from_best(opt_dict["storage"], "--epochs", "1")
+    assert result.exit_code == 0, result.output
+    assert "final runs (1 epoch)" in result.stdout and "1 epochs" not in result.stdout
+
+
 def test_train_from_best_trains_as_the_latest_run_of_optimize_says(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

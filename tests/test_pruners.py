@@ -156,6 +156,25 @@ def _prune_audit(*args: str) -> Any:
     return CliRunner().invoke(app, ["prune-audit", *args], catch_exceptions=False)
 
 
+def test_prune_audit_counts_one_pruned_trial_and_one_complete_trial_in_the_singular(tmp_path: Path) -> None:
+    # "0 of 1 pruned trials would have beaten ...", "has only 1 complete trials that meet its constraints"
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    pruned, baseline = _space_study(url, "pruned"), _space_study(url, "baseline", pruner="nop")
+    pruned.add_trial(_x_trial(0.1, value=0.3, intermediate_values=dict(enumerate(curve(2.0, 0.3, 0.4, 10)))))
+    pruned.add_trial(
+        _x_trial(0.9, state=optuna.trial.TrialState.PRUNED, intermediate_values={0: 2.0, 1: 1.8})
+    )
+    baseline.add_trial(_x_trial(0.9, value=0.9))
+    args = ("--study-name", "pruned", "--storage", url, "--against", "baseline", "--against-storage", url)
+    result = _prune_audit(*args, "--top-k", "2")
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stdout.split())
+    assert "0 of 1 pruned trial would have beaten pruned's top-1 bar (0.3)" in said, said
+    assert "pruned has only 1 complete trial that meets its constraints, so its top-2 has no bar" in said, (
+        said
+    )
+
+
 def test_prune_audit_measures_predictions_and_missed_winners(tmp_path: Path) -> None:
     from hpotool.prune_audit import missed_winners, prediction_errors
 

@@ -103,3 +103,22 @@ def test_each_pruned_trial_is_judged_by_the_pruner_it_ran_under() -> None:
     assert before and all(r.threshold_note.startswith("median of ") for r in before)
     (after,) = [r for r in rows if r.number >= first]
     assert after.threshold == 0.05 and after.threshold_note == "the pruner's lower bound"
+
+
+def test_a_threshold_over_one_complete_trial_counts_it_in_the_singular() -> None:
+    # "median of 1 complete trials after 2 epochs"
+    median = {"name": "median", "kwargs": {"n_startup_trials": 1}}
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(median["name"], median["kwargs"]))
+    first = study.ask()
+    for step in range(4):
+        first.report(0.9, step)
+    study.tell(first, 0.9)
+    second = study.ask()
+    second.report(0.1, 0)
+    second.report(0.2, 1)
+    assert second.should_prune()
+    study.tell(second, state=optuna.trial.TrialState.PRUNED)
+    (row,) = pruned_rows(study, median)
+    assert row.threshold == 0.9 and row.threshold_note.startswith(
+        "median of 1 complete trial after 2 epochs;"
+    ), row

@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -55,6 +56,10 @@ def test_train_saves_a_run_folder_that_loads_back(tmp_path: Path, run_dict: dict
     assert sorted(os.listdir(folder)) == ["config.yaml", "history.csv", "metrics.json", "model.pt"]
     saved = json.loads((folder / "metrics.json").read_text())
     assert saved["epochs_run"] == 3 and saved["seed"] == 0 and saved["device"] == "cpu"
+    # the wall time as every other line spells a duration: a run under a second said 0.0s
+    (wall,) = re.findall(r"wall time\s+│\s+(\S+)", result.stdout)
+    seconds = saved["seconds"]
+    assert wall == (f"{seconds:.2f}s" if seconds < 1 else f"{seconds:.1f}s"), (wall, seconds)
     with open(folder / "history.csv", newline="") as fh:
         history = list(csv.DictReader(fh))
     assert [int(r["epoch"]) for r in history] == [0, 1, 2]

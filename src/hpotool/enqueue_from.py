@@ -28,9 +28,7 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
     from hpotool.ranking import ranked_trials
 
     if len(source.directions) > 1:
-        raise HpoError(
-            f"--enqueue-from: {source.study_name!r} is multi-objective; give a single-objective study"
-        )
+        raise HpoError(_several_objectives(source))
     ranked = ranked_trials(source)
     if not ranked:
         raise HpoError(_no_complete_trial(source))
@@ -44,6 +42,18 @@ def with_warm_start(plan: StudyPlan, source: optuna.Study, top: int) -> StudyPla
     note = left_out_note(source.study_name, left_out, read)
     notes = (*plan.notes, note) if note else plan.notes
     return replace(plan, opt=opt, config_enqueue=len(plan.opt.enqueue), notes=notes)
+
+
+def _several_objectives(source: optuna.Study) -> str:
+    """The refusal of a study of several objectives: it has a Pareto front, no one ranking to take the top
+    of; the trials picked from it go in the enqueue list."""
+    from hpotool.storage import study_options
+
+    return (
+        f"--enqueue-from: {source.study_name!r} has {len(source.directions)} objectives, so no one ranking to "
+        "take its best trials from; put the Pareto-optimal trials you pick in the optimize config's enqueue: "
+        f"list (hpotool trials {study_options(source)} lists the front first, with their parameters)"
+    )
 
 
 def _no_complete_trial(source: optuna.Study) -> str:

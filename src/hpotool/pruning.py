@@ -15,6 +15,8 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpotool.formatting import counted
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
@@ -70,14 +72,15 @@ def _percentile_threshold(
     step = trial.last_step
     complete = [t for t in earlier if t.state == TrialState.COMPLETE and step in t.intermediate_values]
     if step is None or len(complete) < max(n_min_trials, 1):
-        return None, f"fewer than {max(n_min_trials, 1)} complete trials had run {_count(step)}"
+        return None, f"fewer than {counted(max(n_min_trials, 1), 'complete trial')} had run {_count(step)}"
     values = np.array([t.intermediate_values[step] for t in complete], dtype=float)
     q = 100 - percentile if maximize else percentile
     label = "median" if percentile == 50 else f"{percentile:g}th percentile"
     best = "highest" if maximize else "lowest"
     return (
         float(np.nanpercentile(values, q)),
-        f"{label} of {len(complete)} complete trials after {_count(step)}; the trial's {best} value so far had to "
+        f"{label} of {counted(len(complete), 'complete trial')} after {_count(step)}; the trial's {best} value so "
+        "far had to "
         f"{'reach' if maximize else 'stay below'} it",
     )
 
@@ -95,13 +98,13 @@ def _rung_threshold(
     if len(competing) <= bootstrap:
         return (
             None,
-            f"rung {rungs[-1]} had {len(competing)} trials, not more than bootstrap_count={bootstrap}",
+            f"rung {rungs[-1]} had {counted(len(competing), 'trial')}, not more than bootstrap_count={bootstrap}",
         )
     idx = max(len(competing) // reduction_factor - 1, 0)
     cutoff = competing[-(idx + 1)] if maximize else competing[idx]
     return (
         float(cutoff),
-        f"cut-off of rung {rungs[-1]}: the top {idx + 1} of {len(competing)} trials there "
+        f"cut-off of rung {rungs[-1]}: the top {idx + 1} of {counted(len(competing), 'trial')} there "
         f"(reduction factor {reduction_factor}) went on",
     )
 

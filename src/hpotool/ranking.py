@@ -120,8 +120,40 @@ def no_best_error(study: optuna.Study) -> HpoError:
             f"{study_options(study)} --state fail shows why {they} failed: fix that and run hpotool optimize "
             f"until one completes"
         )
+    pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+    if pruned:  # more trials alike would end alike: say what stopped them
+        return HpoError(
+            f"study {study.study_name!r} has no complete trial yet ({shown}); {_why_pruned(study, pruned)}"
+        )
     return HpoError(
         f"study {study.study_name!r} has no complete trial yet ({shown}); run hpotool optimize until one completes"
+    )
+
+
+def _why_pruned(study: optuna.Study, pruned: list[FrozenTrial]) -> str:
+    """What stopped the pruned trials of a study none of whose trials completed, and what to change: trials
+    that diverged (a NaN or infinite loss) need a smaller learning rate, a pruner that stops every trial
+    a looser pruner. "Run hpotool optimize until one completes" would only have run more trials alike."""
+    diverged = [t for t in pruned if t.user_attrs.get("diverged_at") is not None]
+    first = diverged[0] if diverged else pruned[0]
+    reason = first.user_attrs.get("prune_reason")
+    example = f" (trial {first.number}: {reason})" if reason else ""
+    pruner = stored_config(study.user_attrs, "optimize_config").get("pruner")
+    name = pruner.get("name") if isinstance(pruner, dict) else None
+    smaller_lr = "lower optimizer.lr (its range in the search space) or set grad_clip in the run config"
+    if len(diverged) == len(pruned):
+        which = "its pruned trial" if len(pruned) == 1 else f"its {len(pruned)} pruned trials all"
+        return f"{which} diverged{example}: {smaller_lr}, and run hpotool optimize again"
+    if not diverged:
+        them = "it" if len(pruned) == 1 else "them all"
+        return (
+            f"its pruner{f' ({name})' if name else ''} pruned {them} before the last epoch{example}: "
+            f"loosen the optimize config's pruner (or pruner: {{name: nop}}) and run hpotool optimize again"
+        )
+    return (
+        f"{len(diverged)} of its {len(pruned)} pruned trials diverged{example}: {smaller_lr}, and loosen "
+        f"the optimize config's pruner, which pruned the others (hpotool trials {study_options(study)} --state "
+        f"pruned shows each one's reason); then run hpotool optimize again"
     )
 
 

@@ -98,11 +98,13 @@ def refine_study(
     direction = study.direction.name.lower()
     evidence = _evidence(study, report, space, run, direction, keep_top)
     new_space, fixed, changes = _first_space(space, evidence)
-    _check_searched(study, new_space)
+    if not new_space:
+        raise _nothing_left(study, space, fixed, changes, keep_top)
     pinned = pin_below_searched_sections(space, new_space, fixed, changes)
     stage_run = apply_overrides(run, fixed)
     changes = _settle_conditions(new_space, stage_run, fixed, changes)
-    _check_searched(study, new_space)
+    if not new_space:
+        raise _nothing_left(study, space, fixed, changes, keep_top)
     enqueue = _warm_start(evidence, direction, new_space, pinned)
     fit = "fits" if len(enqueue) == 1 else "fit"
     changes.append(
@@ -208,12 +210,30 @@ def _next_param(
     return p, None, f"{name}: no top trial sets it; kept {range_text(p)}"
 
 
-def _check_searched(study: optuna.Study, space: dict[str, Param]) -> None:
-    """Refuse a stage that would fix every parameter: it has nothing left to search."""
-    if not space:
-        raise HpoError(
-            f"study {study.study_name!r}: every parameter would be fixed; nothing is left to search"
+def _nothing_left(
+    study: optuna.Study, space: dict[str, Param], fixed: dict[str, Any], changes: list[str], keep_top: float
+) -> HpoError:
+    """The refusal of a stage that would fix every parameter (or drop it, its condition no longer able to
+    hold): what it fixes, that the best trial is ready to train, and, where the top trials' one choice
+    fixed a parameter, the --keep-top that keeps the other choices."""
+    from hpotool.storage import study_options
+
+    parts = (
+        [f"fixes {'; '.join(f'{n} at {value_text(space[n], v)}' for n, v in fixed.items())}"] if fixed else []
+    )
+    dropped = [name for name in space if name not in fixed]
+    if dropped:
+        parts.append(f"drops {', '.join(dropped)}, whose condition can no longer hold")
+    keep = ""
+    if any(": every top trial chose " in c for c in changes):
+        keep = (
+            ", or keep the choices the top trials did not all make with a larger --keep-top "
+            f"({keep_top:g} now; 1 keeps them all)"
         )
+    return HpoError(
+        f"study {study.study_name!r}: refine would leave nothing to search: it {' and '.join(parts)}; train the "
+        f"best trial as it is with hpotool train-from-best {study_options(study)}{keep}"
+    )
 
 
 def _settle_conditions(

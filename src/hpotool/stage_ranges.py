@@ -165,8 +165,11 @@ def narrow_range(p: Param, name: str, values: list[Any]) -> tuple[Param | None, 
         if p.log:
             new_low = max(new_low, 1)
     elif p.step is not None:
-        new_low = round(p.low + math.floor((lo - p.low) / p.step) * p.step, 12)
-        new_high = round(p.low + math.ceil((hi - p.low) / p.step) * p.step, 12)
+        # The steps counted to 9 digits and the bounds kept inside the range: (0.4 - 0.1) / 0.1 is
+        # 3.0000000000000004, whose ceiling took a range's top a step past it ([0.1, 0.4] to [0.2, 0.5]).
+        new_low = round(p.low + math.floor(round((lo - p.low) / p.step, 9)) * p.step, 12)
+        new_high = round(p.low + math.ceil(round((hi - p.low) / p.step, 9)) * p.step, 12)
+        new_low, new_high = max(float(p.low), new_low), min(float(p.high), new_high)
     else:
         new_low = max(float(p.low), _round_out(lo, down=True))
         new_high = min(float(p.high), _round_out(hi, down=False))

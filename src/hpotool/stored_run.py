@@ -62,10 +62,19 @@ def trial_run_config(study: optuna.Study, trial: FrozenTrial, *, check_component
     """The exact RunConfig the trial trained: the stored base with its parameters applied.
 
     `check_components=False` (export) trusts the components the trial trained with instead of importing
-    them (torch) to check their arguments again.
+    them (torch) to check their arguments again: those this hpotool version checked as the study ran. The
+    built-in ones of a study another version made are checked (an argument a built-in model took then may
+    be gone), as train would check them.
     """
     if not isinstance(study.user_attrs.get("run_config"), dict):
         raise not_hpotool_error(study)  # the study's, not this trial's
+    config = _trial_run_config(study, trial, check_components)
+    if not check_components and _older_maker(study.user_attrs) and _built_in_components(config):
+        config = _trial_run_config(study, trial, True)
+    return config
+
+
+def _trial_run_config(study: optuna.Study, trial: FrozenTrial, check_components: bool) -> RunConfig:
     base = stored_run_config(
         study, check_components=check_components, trial_number=trial.number
     )  # names the study
@@ -74,3 +83,9 @@ def trial_run_config(study: optuna.Study, trial: FrozenTrial, *, check_component
         return apply_overrides(base, params, check_components=check_components)
     except HpoError as exc:
         raise HpoError(f"study {study.study_name!r}: trial {trial.number}: {exc}") from None
+
+
+def _built_in_components(config: RunConfig) -> bool:
+    """Whether every component `config` names is hpotool's own (no `package.module:Name` to import)."""
+    sections = (config.data, config.model, config.optimizer, config.scheduler, config.loss)
+    return config.trainer is None and all(":" not in str(section.name) for section in sections)

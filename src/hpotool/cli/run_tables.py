@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from hpotool.cli.terminal import escape, out_console, plain_table
-from hpotool.formatting import format_value
+from hpotool.formatting import counted, format_value
+from hpotool.progress import duration
 
 
 def print_run(run: Any) -> None:
@@ -23,7 +24,7 @@ def print_run(run: Any) -> None:
     table.add_row("epochs", str(run.epochs_run))
     table.add_row("seed", str(run.config.seed))
     table.add_row("device", run.device)
-    table.add_row("wall time", f"{run.seconds:.1f}s")
+    table.add_row("wall time", duration(run.seconds))
     table.add_row("saved", ", ".join(run.files))
     out_console().print(table)
 
@@ -31,7 +32,7 @@ def print_run(run: Any) -> None:
 def print_final(summary: dict[str, Any]) -> None:
     """The final runs of train-from-best, their ranking by mean metric, and where the summary is."""
     metric = summary["metric"]
-    trained = f" ({summary['epochs']} epochs)" if summary["epochs"] is not None else ""
+    trained = f" ({counted(summary['epochs'], 'epoch')})" if summary["epochs"] is not None else ""
     runs = plain_table(f"final runs{trained}")
     for col in ("trial", "seed", metric, "folder"):
         runs.add_column(col, overflow="fold")

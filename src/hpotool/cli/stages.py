@@ -11,7 +11,7 @@ from hpotool.cli.options import JsonOpt, ReadStorageOpt, StudyNameReq, out_optio
 from hpotool.cli.outputs import check_out_writable, refuse_stdout
 from hpotool.cli.root import app, user_errors
 from hpotool.cli.terminal import escape, fits, out_console, plain_table, print_json
-from hpotool.formatting import format_param, format_value
+from hpotool.formatting import counted, format_param, format_value
 
 if TYPE_CHECKING:
     import optuna
@@ -222,14 +222,15 @@ def _print_missed_winners(missed: dict[str, Any], study_name: str, against: str 
     """How many pruned trials would have made the top-k, going by their twins in the --against study."""
     rank = missed["bar_rank"]
     out_console().print(
-        f"{missed['would_have_made_top_k']} of {missed['pruned']} pruned trials would have beaten "
+        f"{missed['would_have_made_top_k']} of {counted(missed['pruned'], 'pruned trial')} would have beaten "
         f"{study_name}'s top-{rank} bar ({format_value(missed['bar'])}), going by what their twins "
         f"reached in {against} ({missed['matched_exactly']} matched by identical params, "
         f"{missed['matched_nearest']} by the nearest)"
     )
     if rank < missed["top_k"]:
         out_console().print(
-            f"{study_name} has only {rank} complete trial{'s' * (rank != 1)} that meet its constraints, so its "
+            f"{study_name} has only {counted(rank, 'complete trial')} that {'meets' if rank == 1 else 'meet'} its "
+            "constraints, so its "
             f"top-{missed['top_k']} has no bar (any finished trial would make it): the bar above is "
             f"its top-{rank}'s, its worst complete trial"
         )
