@@ -2833,4 +2833,10 @@ CASES = [
         existing_study=True,
         existing_run={"seed": 18446744073709551614},
     ),
+    Case(
+        "unknown-tracking-key",
+        "a misspelt key in a section that may be left out (tracking)",
+        "error: optimize.yaml: tracking.mlflow: unknown key 'tracking_url' (did you mean 'tracking_uri'?); valid keys: tracking_uri, experiment",
+        optimize={"tracking": {"mlflow": {"tracking_url": "sqlite:///mlflow.db"}}},
+    ),
 ]

@@ -577,3 +577,28 @@ def test_optimizer_lr_given_a_yaml_boolean_is_refused(run_dict: dict[str, Any]) 
         "r.yaml: optimizer.lr: Input should be a valid number, got true; YAML reads an unquoted yes, no, on, off, "
         "true or false as a boolean: write a number"
     )
+
+
+@pytest.mark.parametrize(
+    ("tracking", "message"),
+    [
+        (
+            {"mlflow": {"tracking_url": "sqlite:///mlflow.db"}},
+            "opt.yaml: tracking.mlflow: unknown key 'tracking_url' (did you mean 'tracking_uri'?); "
+            "valid keys: tracking_uri, experiment",
+        ),
+        (
+            {"mlflw": {"tracking_uri": "sqlite:///mlflow.db"}},
+            "opt.yaml: tracking: unknown key 'mlflw' (did you mean 'mlflow'?); valid keys: mlflow",
+        ),
+    ],
+)
+def test_a_misspelt_key_of_an_optional_section_is_one_line_naming_its_spelling(
+    tracking: dict[str, Any], message: str
+) -> None:
+    """`tracking:` may be left out (its type is `TrackingConfig | None`): a typo inside it was two lines, the
+    key "required key is missing" and the typo "unknown key" with neither its spelling nor the valid keys."""
+    data = {"study_name": "s", "search_space": SPACE_DOTTED, "tracking": tracking}
+    with pytest.raises(HpoError) as err:
+        validate_config(OptimizeConfig, data, "opt.yaml")
+    assert str(err.value) == message
