@@ -2839,4 +2839,16 @@ CASES = [
         "error: optimize.yaml: tracking.mlflow: unknown key 'tracking_url' (did you mean 'tracking_uri'?); valid keys: tracking_uri, experiment",
         optimize={"tracking": {"mlflow": {"tracking_url": "sqlite:///mlflow.db"}}},
     ),
+    Case(
+        "constraint-as-a-mapping",
+        "a constraint written as a mapping (- n_params: <= 20000, YAML reading the colon) instead of its text",
+        "error: optimize.yaml: constraints: {n_params: \"<= 20000\"} is not a constraint; write each as the text METRIC <= NUMBER (or <, >=, >): 'n_params <= 20000'",
+        optimize={"constraints": [{"n_params": "<= 20000"}]},
+    ),
+    Case(
+        "constraints-not-a-list",
+        "constraints given as one text instead of a list",
+        "error: optimize.yaml: constraints: expected a list, got the text 'n_params <= 20000'; write constraints: ['n_params <= 20000'], a list even of one",
+        optimize={"constraints": "n_params <= 20000"},
+    ),
 ]

@@ -602,3 +602,35 @@ def test_a_misspelt_key_of_an_optional_section_is_one_line_naming_its_spelling(
     with pytest.raises(HpoError) as err:
         validate_config(OptimizeConfig, data, "opt.yaml")
     assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
+    ("constraints", "message"),
+    [
+        (
+            "n_params <= 20000",
+            "opt.yaml: constraints: expected a list, got the text 'n_params <= 20000'; write "
+            "constraints: ['n_params <= 20000'], a list even of one",
+        ),
+        (
+            [{"n_params": "<= 20000"}],
+            'opt.yaml: constraints: {n_params: "<= 20000"} is not a constraint; write each as the text '
+            "METRIC <= NUMBER (or <, >=, >): 'n_params <= 20000'",
+        ),
+        (
+            [{"metric": "n_params", "max": 20000}],
+            "opt.yaml: constraints: {metric: n_params, max: 20000} is not a constraint; write each as the text "
+            "METRIC <= NUMBER (or <, >=, >), e.g. 'n_params <= 200000'",
+        ),
+    ],
+)
+def test_a_constraint_not_written_as_a_list_of_texts_says_how_to_write_it(
+    constraints: Any, message: str
+) -> None:
+    """A constraint is a text (`constraints: ["n_params <= 20000"]`). One given as a mapping (`- n_params: <=
+    20000`, as YAML reads a colon) or as bare text instead of a list got pydantic's "Input should be a valid
+    string" or "a valid list", which say neither what a constraint looks like nor how to write it."""
+    data = {"study_name": "s", "search_space": SPACE_DOTTED, "constraints": constraints}
+    with pytest.raises(HpoError) as err:
+        validate_config(OptimizeConfig, data, "opt.yaml")
+    assert str(err.value) == message

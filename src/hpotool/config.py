@@ -215,6 +215,13 @@ class OptimizeConfig(Frozen):
     def _check_space(cls, v: dict[str, Param]) -> dict[str, Param]:
         return optimize_checks.check_space(v)
 
+    @field_validator("constraints", mode="before")
+    @classmethod
+    def _constraint_texts(cls, v: Any) -> Any:
+        from hpotool.constraints import constraint_texts
+
+        return constraint_texts(v)
+
     @field_validator("constraints")
     @classmethod
     def _check_constraints(cls, v: list[str]) -> list[str]:
