@@ -2851,4 +2851,10 @@ CASES = [
         "error: optimize.yaml: constraints: expected a list, got the text 'n_params <= 20000'; write constraints: ['n_params <= 20000'], a list even of one",
         optimize={"constraints": "n_params <= 20000"},
     ),
+    Case(
+        "optimize-number-yaml-boolean",
+        "n_trials: yes in the optimize config (YAML reads it as true, which ran one trial)",
+        "error: optimize.yaml: n_trials: Input should be a valid integer, got true; YAML reads an unquoted yes, no, on, off, true or false as a boolean: write a number",
+        optimize={"n_trials": True},
+    ),
 ]

@@ -634,3 +634,58 @@ def test_a_constraint_not_written_as_a_list_of_texts_says_how_to_write_it(
     with pytest.raises(HpoError) as err:
         validate_config(OptimizeConfig, data, "opt.yaml")
     assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
+    ("change", "location", "word"),
+    [
+        ({"n_trials": True}, "n_trials", "integer"),
+        ({"timeout": True}, "timeout", "number"),
+        ({"seed": True}, "seed", "integer"),
+        ({"final": {"epochs": True}}, "final.epochs", "integer"),
+        ({"final": {"seeds": True}}, "final.seeds", "integer"),
+        (
+            {"search_space": {"model.dropout": {"type": "float", "low": True, "high": 2.0}}},
+            "search_space.model.dropout.low",
+            "number",
+        ),
+        (
+            {"search_space": {"model.dropout": {"type": "float", "low": 0.0, "high": True}}},
+            "search_space.model.dropout.high",
+            "number",
+        ),
+        (
+            {"search_space": {"model.dropout": {"type": "float", "low": 0.0, "high": 0.5, "step": True}}},
+            "search_space.model.dropout.step",
+            "number",
+        ),
+        (
+            {"search_space": {"model.layers": {"type": "int", "low": True, "high": 3}}},
+            "search_space.model.layers.low",
+            "integer",
+        ),
+        (
+            {"search_space": {"model.layers": {"type": "int", "low": 0, "high": True}}},
+            "search_space.model.layers.high",
+            "integer",
+        ),
+        (
+            {"search_space": {"model.layers": {"type": "int", "low": 0, "high": 3, "step": True}}},
+            "search_space.model.layers.step",
+            "integer",
+        ),
+    ],
+)
+def test_an_optimize_config_number_given_a_yaml_boolean_is_refused(
+    change: dict[str, Any], location: str, word: str
+) -> None:
+    """`n_trials: yes` ran one trial, `timeout: on` stopped after a second, `final: {seeds: yes}` trained one
+    seed and `low: yes` searched from 1, without a word: pydantic takes true as 1. The run config's numbers
+    refuse a YAML boolean (`epochs: yes`); the optimize config's did not."""
+    data = {"study_name": "s", "search_space": SPACE_DOTTED, **change}
+    with pytest.raises(HpoError) as err:
+        validate_config(OptimizeConfig, data, "opt.yaml")
+    assert str(err.value) == (
+        f"opt.yaml: {location}: Input should be a valid {word}, got true; YAML reads an unquoted yes, no, on, "
+        f"off, true or false as a boolean: write a number{' of seconds' if location == 'timeout' else ''}"
+    )

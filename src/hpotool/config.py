@@ -136,15 +136,19 @@ class OptimizeConfig(Frozen):
     storage: str | None = Field(
         None, description="Optuna storage URL; null: sqlite:///studies/<study_name>.db (folder created)."
     )
-    n_trials: int | None = Field(
+    n_trials: Annotated[int | None, no_boolean(int)] = Field(
         20,
         gt=0,
         validation_alias=AliasChoices("n_trials", "trials"),
         description="Finished (complete or pruned) trials the study aims for, in total across runs and workers; "
         "null: as many as the timeout allows.",
     )
-    timeout: float | None = Field(None, gt=0, description="Stop starting new trials after this many seconds.")
-    seed: int | None = Field(None, description="Seeds the sampler unless its kwargs set a seed.")
+    timeout: Annotated[float | None, no_boolean(float, " of seconds")] = Field(
+        None, gt=0, description="Stop starting new trials after this many seconds."
+    )
+    seed: Annotated[int | None, no_boolean(int)] = Field(
+        None, description="Seeds the sampler unless its kwargs set a seed."
+    )
     metric: str = Field(
         "val_loss", description="The per-epoch metric to optimize (val_loss, val_accuracy, ...)."
     )

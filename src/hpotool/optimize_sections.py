@@ -3,11 +3,13 @@ train-from-best turns the best trial into the final run) and `tracking` (MLflow)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
-from hpotool.config_fields import Frozen
+from hpotool.config_fields import Frozen, no_boolean
+
+OptionalInteger = Annotated[int | None, no_boolean(int)]
 
 
 class SamplerConfig(Frozen):
@@ -63,8 +65,10 @@ def _flatten_overrides(data: Any, prefix: str = "") -> Any:
 class FinalConfig(Frozen):
     """How the winning trial's config becomes the final run (`train-from-best`); flags override it."""
 
-    epochs: int | None = Field(None, ge=1, description="Epochs of the final run; null: the trial's epochs.")
-    seeds: int | None = Field(
+    epochs: OptionalInteger = Field(
+        None, ge=1, description="Epochs of the final run; null: the trial's epochs."
+    )
+    seeds: OptionalInteger = Field(
         None, ge=1, description="Seeds to train (seed, seed+1, ...) and average; null: one."
     )
     overrides: dict[str, Any] = Field(
