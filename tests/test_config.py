@@ -689,3 +689,26 @@ def test_an_optimize_config_number_given_a_yaml_boolean_is_refused(
         f"opt.yaml: {location}: Input should be a valid {word}, got true; YAML reads an unquoted yes, no, on, "
         f"off, true or false as a boolean: write a number{' of seconds' if location == 'timeout' else ''}"
     )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"constraints": None},
+        {"enqueue": None},
+        {"final": None},
+        {"final": {"epochs": 3, "overrides": None}},
+        {"sampler": {"name": "tpe", "kwargs": None}},
+        {"pruner": {"name": "median", "kwargs": None}},
+    ],
+)
+def test_a_list_or_mapping_left_empty_is_the_same_as_left_out(change: dict[str, Any]) -> None:
+    """A template's `constraints:` (or `enqueue:`, `final:`, `kwargs:`) with every entry commented out is
+    null in YAML: it was refused as "Input should be a valid list, got null", though it can only mean none."""
+    key = next(iter(change))
+    data = {"study_name": "s", "search_space": SPACE_DOTTED}
+    empty = {"final": {"epochs": 3}} if change == {"final": {"epochs": 3, "overrides": None}} else {}
+    empty |= {key: {"name": change[key]["name"]}} if key in ("sampler", "pruner") else {}
+    assert validate_config(OptimizeConfig, {**data, **change}, "opt.yaml") == validate_config(
+        OptimizeConfig, {**data, **empty}, "opt.yaml"
+    )

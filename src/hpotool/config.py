@@ -21,7 +21,7 @@ from pydantic import (
 
 from hpotool import optimize_checks
 from hpotool.components import WARMUP_SCHEDULES
-from hpotool.config_fields import Frozen, Integer, Seed, no_boolean
+from hpotool.config_fields import Frozen, Integer, Seed, empty_if_null, no_boolean
 from hpotool.formatting import format_choice
 from hpotool.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from hpotool.near_names import did_you_mean
@@ -167,19 +167,19 @@ class OptimizeConfig(Frozen):
     pruner: PrunerConfig = Field(
         default_factory=lambda: PrunerConfig(), description="When to stop bad trials."
     )
-    constraints: list[str] = Field(
+    constraints: Annotated[list[str], empty_if_null(list)] = Field(
         default_factory=list,
         description='Limits on measured values, e.g. ["n_params <= 200000"]; infeasible trials are marked.',
     )
     tracking: TrackingConfig | None = Field(None, description="Log every trial to MLflow (optional extra).")
-    enqueue: list[dict[str, Any]] = Field(
+    enqueue: Annotated[list[dict[str, Any]], empty_if_null(list)] = Field(
         default_factory=list,
         description="Known-good parameter sets (dotted path -> value) to try first; ones already in the study are skipped.",
     )
     search_space: dict[str, Param] = Field(
         description="Dotted RunConfig path -> parameter, in suggestion order."
     )
-    final: FinalConfig = Field(
+    final: Annotated[FinalConfig, empty_if_null(dict)] = Field(
         default_factory=lambda: FinalConfig(),
         description="How train-from-best turns the best trial into the final run (epochs, seeds, overrides).",
     )

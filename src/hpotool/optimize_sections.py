@@ -7,9 +7,10 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
-from hpotool.config_fields import Frozen, no_boolean
+from hpotool.config_fields import Frozen, empty_if_null, no_boolean
 
 OptionalInteger = Annotated[int | None, no_boolean(int)]
+Kwargs = Annotated[dict[str, Any], empty_if_null(dict)]
 
 
 class SamplerConfig(Frozen):
@@ -18,9 +19,7 @@ class SamplerConfig(Frozen):
     name: str = Field(
         "tpe", description="tpe, rung_tpe, random, grid, cmaes, gp, qmc, nsga2, nsga3, bruteforce, or a path."
     )
-    kwargs: dict[str, Any] = Field(
-        default_factory=dict, description="Keyword arguments of the sampler class."
-    )
+    kwargs: Kwargs = Field(default_factory=dict, description="Keyword arguments of the sampler class.")
 
 
 class PrunerConfig(Frozen):
@@ -30,7 +29,7 @@ class PrunerConfig(Frozen):
         "median",
         description="median, percentile, successive_halving, hyperband, threshold, patient, wilcoxon, nop, or a path.",
     )
-    kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the pruner class.")
+    kwargs: Kwargs = Field(default_factory=dict, description="Keyword arguments of the pruner class.")
 
     @property
     def is_nop(self) -> bool:
@@ -71,7 +70,7 @@ class FinalConfig(Frozen):
     seeds: OptionalInteger = Field(
         None, ge=1, description="Seeds to train (seed, seed+1, ...) and average; null: one."
     )
-    overrides: dict[str, Any] = Field(
+    overrides: Kwargs = Field(
         default_factory=dict,
         description="Dotted RunConfig path -> value for the final run, e.g. data.subset_fraction: 1.0.",
     )
