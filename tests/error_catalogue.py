@@ -2857,4 +2857,16 @@ CASES = [
         "error: optimize.yaml: n_trials: Input should be a valid integer, got true; YAML reads an unquoted yes, no, on, off, true or false as a boolean: write a number",
         optimize={"n_trials": True},
     ),
+    Case(
+        "timeout-with-a-unit",
+        "timeout: 1h30m (a duration with units; the timeout is in seconds)",
+        "error: optimize.yaml: timeout: '1h30m' is not a number of seconds; write timeout: 5400 (1h30m in seconds)",
+        optimize={"timeout": "1h30m"},
+    ),
+    Case(
+        "timeout-option-with-a-unit",
+        "--timeout 2h (a duration with a unit; the option is in seconds)",
+        "error: --timeout: '2h' is not a number of seconds; give --timeout 7200 (2h in seconds)",
+        args=("--timeout", "2h"),
+    ),
 ]

@@ -712,3 +712,32 @@ def test_a_list_or_mapping_left_empty_is_the_same_as_left_out(change: dict[str, 
     assert validate_config(OptimizeConfig, {**data, **change}, "opt.yaml") == validate_config(
         OptimizeConfig, {**data, **empty}, "opt.yaml"
     )
+
+
+@pytest.mark.parametrize(
+    ("timeout", "message"),
+    [
+        ("1h", "'1h' is not a number of seconds; write timeout: 3600 (1h in seconds)"),
+        ("1h30m", "'1h30m' is not a number of seconds; write timeout: 5400 (1h30m in seconds)"),
+        ("10 minutes", "'10 minutes' is not a number of seconds; write timeout: 600 (10 minutes in seconds)"),
+        ("90s", "'90s' is not a number of seconds; write timeout: 90 (90s in seconds)"),
+        ("1.5 hours", "'1.5 hours' is not a number of seconds; write timeout: 5400 (1.5 hours in seconds)"),
+        (
+            "soon",
+            "'soon' is not a number of seconds; write one, e.g. timeout: 3600 for an hour, or timeout: null "
+            "for no time limit (with n_trials set)",
+        ),
+    ],
+)
+def test_a_timeout_with_a_unit_names_its_seconds(timeout: str, message: str) -> None:
+    """`timeout: 1h` read "Input should be a valid number, unable to parse string as a number, got 1h",
+    which says neither that the timeout is in seconds nor how many to write."""
+    data = {"study_name": "s", "search_space": SPACE_DOTTED, "timeout": timeout}
+    with pytest.raises(HpoError) as err:
+        validate_config(OptimizeConfig, data, "opt.yaml")
+    assert str(err.value) == f"opt.yaml: timeout: {message}"
+
+
+def test_a_timeout_given_as_quoted_digits_is_its_seconds() -> None:
+    data = {"study_name": "s", "search_space": SPACE_DOTTED, "timeout": "3600"}
+    assert validate_config(OptimizeConfig, data, "opt.yaml").timeout == 3600

@@ -204,6 +204,11 @@ class OptimizeConfig(Frozen):
     def _check_study_name(cls, v: str) -> str:
         return optimize_checks.check_study_name(v)
 
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout_text(cls, v: Any) -> Any:
+        return optimize_checks.timeout_text(v)
+
     @field_validator("timeout")
     @classmethod
     def _check_timeout(cls, v: float | None) -> float | None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from hpotool.cli.options import out_path, run_config_option
+from hpotool.cli.options import OptionError, out_path, run_config_option
 from hpotool.errors import HpoError
 
 RunConfigOrStoredOpt = Annotated[
@@ -25,7 +25,27 @@ OptimizeConfigOrStoredOpt = Annotated[
     ),
 ]
 NTrialsOpt = Annotated[int | None, typer.Option("--n-trials", help="Override n_trials (the study's total).")]
-TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="Override timeout, in seconds.")]
+
+
+def _timeout_seconds(text: str) -> float:
+    """--timeout's value: a number of seconds, or one line naming the seconds `1h` spells (as the optimize
+    config's `timeout: 1h` is refused); "Input should be a valid number, unable to parse string" said
+    neither that it is seconds nor how many."""
+    from hpotool.optimize_checks import timeout_text
+
+    try:
+        timeout_text(text, option=True)
+        return float(text)
+    except ValueError as exc:
+        raise OptionError(f"--timeout: {exc}") from None
+
+
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout", parser=_timeout_seconds, metavar="SECONDS", help="Override timeout, in seconds."
+    ),
+]
 DeviceOverrideOpt = Annotated[
     str | None, typer.Option("--device", help="Override device: auto, cpu, cuda, cuda:N, mps.")
 ]
