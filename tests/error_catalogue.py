@@ -2869,4 +2869,10 @@ CASES = [
         "error: --timeout: '2h' is not a number of seconds; give --timeout 7200 (2h in seconds)",
         args=("--timeout", "2h"),
     ),
+    Case(
+        "trainer-function-misspelt",
+        "trainer: {functon: ...}, whose section takes keys of the user's own, so the typo is no unknown key",
+        "error: run.yaml: trainer.function: required key is missing; 'functon' is given: did you mean 'function'?",
+        run={"trainer": {"functon": "mypkg.train:fit"}},
+    ),
 ]

@@ -741,3 +741,14 @@ def test_a_timeout_with_a_unit_names_its_seconds(timeout: str, message: str) -> 
 def test_a_timeout_given_as_quoted_digits_is_its_seconds() -> None:
     data = {"study_name": "s", "search_space": SPACE_DOTTED, "timeout": "3600"}
     assert validate_config(OptimizeConfig, data, "opt.yaml").timeout == 3600
+
+
+def test_a_misspelt_required_key_of_a_section_that_takes_any_key_is_named(run_dict: dict[str, Any]) -> None:
+    """`trainer:` takes keys of the user's own (`trainer.alpha`), so a misspelt `functon:` is no unknown key:
+    the line said only "trainer.function: required key is missing", leaving the user to spot the typo."""
+    data = {**run_dict, "trainer": {"functon": "mypkg.train:fit", "alpha": 0.1}}
+    with pytest.raises(HpoError) as err:
+        validate_config(RunConfig, data, "run.yaml")
+    assert str(err.value) == (
+        "run.yaml: trainer.function: required key is missing; 'functon' is given: did you mean 'function'?"
+    )

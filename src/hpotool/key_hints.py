@@ -112,3 +112,17 @@ def valid_keys(root: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
             for n, f in cls.model_fields.items()
         ]
     return []
+
+
+def misspelt_missing_key(err: Any) -> str:
+    """`; 'functon' is given: did you mean 'function'?` for a missing key that a key given beside it is a
+    misspelling of, where the section takes keys of the user's own (`trainer:`), so the misspelling is not
+    refused as unknown; "" otherwise."""
+    given = err.get("input")
+    missing = str(err["loc"][-1])
+    if not isinstance(given, dict):
+        return ""
+    for key in given:
+        if isinstance(key, str) and did_you_mean(key, [missing]):
+            return f"; {key!r} is given: did you mean {missing!r}?"
+    return ""
