@@ -88,8 +88,8 @@ CASES = [
     ),
     Case(
         "unreadable",
-        "a file that is not UTF-8 text",
-        "error: run.yaml: cannot read: 'utf-8' codec can't decode byte 0xff in position 0: invalid start byte",
+        "a file that is not UTF-8 text: UTF-16, as Windows PowerShell writes it",
+        "error: run.yaml: is UTF-16 text (as Windows PowerShell's > and Out-File write it); save it as UTF-8 (in PowerShell: Set-Content -Encoding utf8)",
         run_text="\xff\xfe",
     ),
     Case(
@@ -2874,5 +2874,11 @@ CASES = [
         "trainer: {functon: ...}, whose section takes keys of the user's own, so the typo is no unknown key",
         "error: run.yaml: trainer.function: required key is missing; 'functon' is given: did you mean 'function'?",
         run={"trainer": {"functon": "mypkg.train:fit"}},
+    ),
+    Case(
+        "control-character",
+        "a control character (a NUL) in a config",
+        "error: optimize.yaml: line 1, column 17: the control character #x0000, which YAML does not allow; delete it (an editor that shows invisible characters finds it)",
+        optimize_text="study_name: tiny\x00\n",
     ),
 ]
