@@ -2881,4 +2881,10 @@ CASES = [
         "error: optimize.yaml: line 1, column 17: the control character #x0000, which YAML does not allow; delete it (an editor that shows invisible characters finds it)",
         optimize_text="study_name: tiny\x00\n",
     ),
+    Case(
+        "second-yaml-document",
+        "both configs in one file, split by --- (as Kubernetes manifests are)",
+        "error: optimize.yaml: line 2, column 1: a second YAML document starts here ('---'), and a config file holds one; give the run config and the optimize config as two files, or delete this line and what follows it",
+        optimize_text="study_name: tiny\n---\nproject: tiny\n",
+    ),
 ]

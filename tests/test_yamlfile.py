@@ -131,3 +131,14 @@ def test_a_file_not_in_utf_8_says_to_save_it_as_utf_8(tmp_path: Path, data: byte
     with pytest.raises(HpoError) as info:
         read_yaml_mapping(path)
     assert str(info.value) == f"{tmp_path / message}"
+
+
+def test_a_second_document_says_a_config_is_one_document() -> None:
+    """Both configs in one file, split by `---` (as Kubernetes manifests are), read "line 3, column 1: but
+    found another document", PyYAML's half-sentence, with no word of what to do."""
+    with pytest.raises(HpoError) as info:
+        parse_yaml("project: p\nepochs: 2\n---\nstudy_name: s\n", "f.yaml")
+    assert str(info.value) == (
+        "f.yaml: line 3, column 1: a second YAML document starts here ('---'), and a config file holds one; "
+        "give the run config and the optimize config as two files, or delete this line and what follows it"
+    )

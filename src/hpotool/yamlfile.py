@@ -72,6 +72,13 @@ _INDENTATION_FIX = (
 )
 
 
+# Both configs in one file, split by `---`: PyYAML says "but found another document".
+_SECOND_DOCUMENT = (
+    "a second YAML document starts here ('---'), and a config file holds one; give the run config and the "
+    "optimize config as two files, or delete this line and what follows it"
+)
+
+
 def parse_yaml(text: str, source: str) -> Any:
     """Parse YAML text; any syntax or safety problem becomes one `HpoError` line."""
     try:
@@ -84,6 +91,8 @@ def parse_yaml(text: str, source: str) -> Any:
             problem += " (configs are loaded safely: YAML tags such as !!python/object are not allowed)"
         elif "'\\t'" in problem:
             problem += "; YAML indents with spaces only: replace the tab with spaces"
+        elif problem == "but found another document":
+            problem = _SECOND_DOCUMENT
         elif any(sign in problem for sign in _INDENTATION_SIGNS):
             problem += f"; {_INDENTATION_FIX}"
         raise HpoError(f"{source}: {where}{problem}") from None
