@@ -2887,4 +2887,11 @@ CASES = [
         "error: optimize.yaml: line 2, column 1: a second YAML document starts here ('---'), and a config file holds one; give the run config and the optimize config as two files, or delete this line and what follows it",
         optimize_text="study_name: tiny\n---\nproject: tiny\n",
     ),
+    Case(
+        "enqueue-from-itself",
+        "--enqueue-from naming the study the run resumes (its best trials are in it already: nothing is queued)",
+        "error: --enqueue-from tiny: is the study this run runs, in the same storage: its best trials are in it already, and a warm start queues another study's; give another study's name, or drop --enqueue-from",
+        args=("--enqueue-from", "tiny"),
+        existing_study=True,
+    ),
 ]

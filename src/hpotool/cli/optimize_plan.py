@@ -94,6 +94,7 @@ def _with_warm_start(
     from hpotool.enqueue_from import with_warm_start
     from hpotool.study_lookup import find_study
 
+    _refuse_itself(plan, enqueue_from, enqueue_from_storage)
     try:
         source = find_study(
             enqueue_from,
@@ -118,6 +119,26 @@ def _with_warm_start(
         stored_config(source.user_attrs, "optimize_config"),
     )
     return plan, redraws
+
+
+def _refuse_itself(plan: StudyPlan, enqueue_from: str, enqueue_from_storage: str | None) -> None:
+    """Refuse `--enqueue-from` naming the study this run runs, in its storage: each point is in the study
+    already and none was run again, while the note said "queued 3 of the best trials"."""
+    from hpotool.storage_url import default_storage_url, storage_file
+
+    source_url = enqueue_from_storage or default_storage_url(enqueue_from)
+    source_file, own_file = storage_file(source_url), storage_file(plan.storage_url)
+    same = (
+        source_file.resolve() == own_file.resolve()
+        if source_file is not None and own_file is not None
+        else source_url == plan.storage_url
+    )
+    if enqueue_from == plan.opt.study_name and same:
+        raise HpoError(
+            f"--enqueue-from {enqueue_from}: is the study this run runs, in the same storage: its best trials "
+            f"are in it already, and a warm start queues another study's; give another study's name, or drop "
+            f"--enqueue-from"
+        )
 
 
 def _short_of_top(plan: Any, source: Any, top: int) -> str | None:
