@@ -2894,4 +2894,10 @@ CASES = [
         args=("--enqueue-from", "tiny"),
         existing_study=True,
     ),
+    Case(
+        "pruner-argument-flat",
+        "a pruner's argument beside its name, flat as a run config section takes its component's, not under kwargs",
+        "error: optimize.yaml: pruner: unknown key 'n_startup_trials'; the pruner's own arguments go under kwargs: write pruner: {name: median, kwargs: {n_startup_trials: 2}}",
+        optimize={"pruner": {"name": "median", "n_startup_trials": 2}},
+    ),
 ]

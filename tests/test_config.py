@@ -752,3 +752,35 @@ def test_a_misspelt_required_key_of_a_section_that_takes_any_key_is_named(run_di
     assert str(err.value) == (
         "run.yaml: trainer.function: required key is missing; 'functon' is given: did you mean 'function'?"
     )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"pruner": {"name": "median", "n_startup_trials": 2}},
+            "opt.yaml: pruner: unknown key 'n_startup_trials'; the pruner's own arguments go under kwargs: "
+            "write pruner: {name: median, kwargs: {n_startup_trials: 2}}",
+        ),
+        (
+            {"sampler": {"name": "tpe", "n_startup_trials": 5, "multivariate": True}},
+            "opt.yaml: sampler: unknown keys 'n_startup_trials', 'multivariate'; the sampler's own arguments go "
+            "under kwargs: write sampler: {name: tpe, kwargs: {n_startup_trials: 5, multivariate: true}}",
+        ),
+        (
+            {"sampler": {"name": "tpe", "kwargs": {"seed": 1}, "n_startup_trials": 5}},
+            "opt.yaml: sampler: unknown key 'n_startup_trials'; the sampler's own arguments go under kwargs: "
+            "write sampler: {name: tpe, kwargs: {seed: 1, n_startup_trials: 5}}",
+        ),
+    ],
+)
+def test_a_sampler_or_pruner_argument_given_flat_says_to_put_it_under_kwargs(
+    change: dict[str, Any], message: str
+) -> None:
+    """A run config section takes its component's arguments flat (`optimizer: {name: sgd, momentum: 0.9}`);
+    a sampler or pruner takes them under `kwargs:`. Written flat, as the run config taught, each read
+    "unknown key 'n_startup_trials'; valid keys: name, kwargs", one line per argument."""
+    data = {"study_name": "s", "search_space": SPACE_DOTTED, **change}
+    with pytest.raises(HpoError) as err:
+        validate_config(OptimizeConfig, data, "opt.yaml")
+    assert str(err.value) == message

@@ -13,6 +13,28 @@ OptionalInteger = Annotated[int | None, no_boolean(int)]
 Kwargs = Annotated[dict[str, Any], empty_if_null(dict)]
 
 
+def arguments_under_kwargs(data: Any, kind: str) -> Any:
+    """Refuse a sampler's or pruner's own arguments given beside its name (`pruner: {name: median,
+    n_startup_trials: 2}`), as a run config section takes its component's, with the section to write: each
+    read "unknown key 'n_startup_trials'; valid keys: name, kwargs". A misspelt `name` or `kwargs` is left
+    to the unknown key's own line."""
+    from hpotool.formatting import format_choice
+    from hpotool.near_names import did_you_mean
+
+    if not isinstance(data, dict):
+        return data
+    flat = [k for k in data if k not in ("name", "kwargs") and not did_you_mean(str(k), ("name", "kwargs"))]
+    kwargs = data.get("kwargs")
+    if not flat or not (kwargs is None or isinstance(kwargs, dict)):
+        return data
+    keys = ", ".join(repr(k) for k in flat)
+    written = {"name": data.get("name", "..."), "kwargs": {**(kwargs or {}), **{k: data[k] for k in flat}}}
+    raise ValueError(
+        f"unknown key{'s' if len(flat) > 1 else ''} {keys}; the {kind}'s own arguments go under kwargs: write "
+        f"{kind}: {format_choice(written)}"
+    )
+
+
 class SamplerConfig(Frozen):
     """An Optuna sampler by short name or import path, with its keyword arguments."""
 
@@ -20,6 +42,11 @@ class SamplerConfig(Frozen):
         "tpe", description="tpe, rung_tpe, random, grid, cmaes, gp, qmc, nsga2, nsga3, bruteforce, or a path."
     )
     kwargs: Kwargs = Field(default_factory=dict, description="Keyword arguments of the sampler class.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _arguments_under_kwargs(cls, data: Any) -> Any:
+        return arguments_under_kwargs(data, "sampler")
 
 
 class PrunerConfig(Frozen):
@@ -30,6 +57,11 @@ class PrunerConfig(Frozen):
         description="median, percentile, successive_halving, hyperband, threshold, patient, wilcoxon, nop, or a path.",
     )
     kwargs: Kwargs = Field(default_factory=dict, description="Keyword arguments of the pruner class.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _arguments_under_kwargs(cls, data: Any) -> Any:
+        return arguments_under_kwargs(data, "pruner")
 
     @property
     def is_nop(self) -> bool:
