@@ -784,3 +784,15 @@ def test_a_sampler_or_pruner_argument_given_flat_says_to_put_it_under_kwargs(
     with pytest.raises(HpoError) as err:
         validate_config(OptimizeConfig, data, "opt.yaml")
     assert str(err.value) == message
+
+
+def test_a_null_sampler_says_how_to_get_the_default_or_name_one() -> None:
+    """`pruner: null` is no pruning; `sampler: null` read "expected a mapping, got null", with no word of
+    what to write (there is no sampling without a sampler)."""
+    data = {"study_name": "s", "search_space": SPACE_DOTTED, "sampler": None}
+    with pytest.raises(HpoError) as err:
+        validate_config(OptimizeConfig, data, "opt.yaml")
+    assert str(err.value) == (
+        "opt.yaml: sampler: expected a mapping, got null; leave sampler out for its default ({name: tpe}), or "
+        "write sampler: {name: ...}"
+    )

@@ -210,6 +210,8 @@ def _not_a_mapping(value: Any, loc: tuple[str | int, ...], root: type[BaseModel]
         msg += f"; write {loc[0]}: {{{key}: {value}}}"
     elif len(loc) == 1 and value is None and root is RunConfig:  # scheduler: null for none
         msg += _null_section_hint(str(loc[0]))
+    elif loc == ("sampler",) and value is None:  # pruner: null is no pruning; no sampling has no meaning
+        msg += "; leave sampler out for its default ({name: tpe}), or write sampler: {name: ...}"
     elif loc == ("pruner",) and value is False:  # pruner: off (YAML reads off and no as false)
         msg += "; for no pruning write pruner: null, or pruner: {name: nop}"
     return msg
