@@ -2900,4 +2900,10 @@ CASES = [
         "error: optimize.yaml: pruner: unknown key 'n_startup_trials'; the pruner's own arguments go under kwargs: write pruner: {name: median, kwargs: {n_startup_trials: 2}}",
         optimize={"pruner": {"name": "median", "n_startup_trials": 2}},
     ),
+    Case(
+        "sampler-null",
+        "sampler: null (pruner: null is no pruning; a study cannot sample without a sampler)",
+        "error: optimize.yaml: sampler: expected a mapping, got null; leave sampler out for its default ({name: tpe}), or write sampler: {name: ...}",
+        optimize_text=_optimize_text(sampler=None),
+    ),
 ]
