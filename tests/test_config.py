@@ -772,6 +772,11 @@ def test_a_misspelt_required_key_of_a_section_that_takes_any_key_is_named(run_di
             "opt.yaml: sampler: unknown key 'n_startup_trials'; the sampler's own arguments go under kwargs: "
             "write sampler: {name: tpe, kwargs: {seed: 1, n_startup_trials: 5}}",
         ),
+        (
+            {"sampler": {"name": "tpe", "params": {"n_startup_trials": 5}}},
+            "opt.yaml: sampler: unknown key 'params'; the sampler's own arguments go under kwargs: write "
+            "sampler: {name: tpe, kwargs: {n_startup_trials: 5}}",
+        ),
     ],
 )
 def test_a_sampler_or_pruner_argument_given_flat_says_to_put_it_under_kwargs(

@@ -13,6 +13,10 @@ OptionalInteger = Annotated[int | None, no_boolean(int)]
 Kwargs = Annotated[dict[str, Any], empty_if_null(dict)]
 
 
+# What other tools (and Optuna's own docs, in prose) call a sampler's keyword arguments.
+_KWARGS_NAMES = frozenset({"params", "parameters", "options", "arguments", "settings", "config"})
+
+
 def arguments_under_kwargs(data: Any, kind: str) -> Any:
     """Refuse a sampler's or pruner's own arguments given beside its name (`pruner: {name: median,
     n_startup_trials: 2}`), as a run config section takes its component's, with the section to write: each
@@ -28,7 +32,11 @@ def arguments_under_kwargs(data: Any, kind: str) -> Any:
     if not flat or not (kwargs is None or isinstance(kwargs, dict)):
         return data
     keys = ", ".join(repr(k) for k in flat)
-    written = {"name": data.get("name", "..."), "kwargs": {**(kwargs or {}), **{k: data[k] for k in flat}}}
+    given = dict(kwargs or {})
+    for key in flat:  # `params: {seed: 1}`, as other tools name the arguments, is kwargs misnamed
+        value = data[key]
+        given |= value if key in _KWARGS_NAMES and isinstance(value, dict) else {key: value}
+    written = {"name": data.get("name", "..."), "kwargs": given}
     raise ValueError(
         f"unknown key{'s' if len(flat) > 1 else ''} {keys}; the {kind}'s own arguments go under kwargs: write "
         f"{kind}: {format_choice(written)}"
