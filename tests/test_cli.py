@@ -673,7 +673,7 @@ def test_python_m_hpotool_exits_with_the_commands_code_after_a_caught_ctrl_c(tmp
         ),
         (
             ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "--timeout", "1h"],
-            "error: --timeout: Input should be a valid number, unable to parse string as a number, got 1h",
+            "error: --timeout: '1h' is not a number of seconds; give --timeout 3600 (1h in seconds)",
         ),
     ],
 )
