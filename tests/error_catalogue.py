@@ -2906,4 +2906,16 @@ CASES = [
         "error: optimize.yaml: sampler: expected a mapping, got null; leave sampler out for its default ({name: tpe}), or write sampler: {name: ...}",
         optimize_text=_optimize_text(sampler=None),
     ),
+    Case(
+        "top-without-enqueue-from",
+        "--top without --enqueue-from, whose best trials it counts (it was ignored without a word)",
+        "error: --top 3: counts the best trials --enqueue-from queues, and no --enqueue-from is given; give --enqueue-from STUDY with it, or drop --top",
+        args=("--top", "3"),
+    ),
+    Case(
+        "enqueue-from-storage-without-enqueue-from",
+        "--enqueue-from-storage without --enqueue-from, whose study it locates (it was ignored without a word)",
+        "error: --enqueue-from-storage: is where --enqueue-from's study is stored, and no --enqueue-from is given; give --enqueue-from STUDY with it, or drop --enqueue-from-storage",
+        args=("--enqueue-from-storage", "sqlite:///studies/old.db"),
+    ),
 ]

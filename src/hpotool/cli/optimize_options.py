@@ -78,8 +78,10 @@ EnqueueFromStorageOpt = Annotated[
     typer.Option("--enqueue-from-storage", help="Its storage (default: sqlite:///studies/<name>.db)."),
 ]
 TopOpt = Annotated[
-    int, typer.Option("--top", min=1, help="How many of its best trials --enqueue-from takes.")
+    int | None,
+    typer.Option("--top", min=1, help="How many of its best trials --enqueue-from takes (default 5)."),
 ]
+TOP_DEFAULT = 5
 AllowChangedConfigOpt = Annotated[
     bool,
     typer.Option(
@@ -97,6 +99,25 @@ DryRunOpt = Annotated[
         "no trial run (--json: the validated configs and trial counts).",
     ),
 ]
+
+
+def check_warm_start_options(
+    enqueue_from: str | None, enqueue_from_storage: str | None, top: int | None
+) -> None:
+    """--top and --enqueue-from-storage go with --enqueue-from: without it they were ignored, the run
+    queuing nothing, without a word."""
+    if enqueue_from is not None:
+        return
+    if top is not None:
+        raise HpoError(
+            f"--top {top}: counts the best trials --enqueue-from queues, and no --enqueue-from is given; give "
+            f"--enqueue-from STUDY with it, or drop --top"
+        )
+    if enqueue_from_storage:
+        raise HpoError(
+            "--enqueue-from-storage: is where --enqueue-from's study is stored, and no --enqueue-from is given; "
+            "give --enqueue-from STUDY with it, or drop --enqueue-from-storage"
+        )
 
 
 def check_config_options(

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpotool.cli.optimize_options import check_config_options
+from hpotool.cli.optimize_options import TOP_DEFAULT, check_config_options, check_warm_start_options
 from hpotool.cli.terminal import print_note
 from hpotool.errors import HpoError
 
@@ -36,7 +36,7 @@ class OptimizeArgs:
     workers: int
     enqueue_from: str | None
     enqueue_from_storage: str | None
-    top: int
+    top: int | None
     allow_changed_config: bool
     dry_run: bool
 
@@ -45,6 +45,7 @@ def checked_plan(args: OptimizeArgs) -> tuple[StudyPlan, str | None]:
     """The plan of the run `args` ask for, its storage checked; and the note that a resumed study draws new
     values where --enqueue-from names a study it would sample as (None otherwise)."""
     check_config_options(args.run_config, args.optimize_config, args.study_name)
+    check_warm_start_options(args.enqueue_from, args.enqueue_from_storage, args.top)
     if args.workers > 1 and not args.dry_run:
         from hpotool.forkserver import start_worker_server
 
@@ -54,7 +55,8 @@ def checked_plan(args: OptimizeArgs) -> tuple[StudyPlan, str | None]:
     plan = _plan(args)
     redraws: str | None = None  # --enqueue-from a study this one would sample as
     if args.enqueue_from is not None:
-        plan, redraws = _with_warm_start(plan, args.enqueue_from, args.enqueue_from_storage, args.top)
+        top = TOP_DEFAULT if args.top is None else args.top
+        plan, redraws = _with_warm_start(plan, args.enqueue_from, args.enqueue_from_storage, top)
     from hpotool.storage import check_storage
     from hpotool.storage_url import storage_origin
 
