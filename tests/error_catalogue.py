@@ -2918,4 +2918,10 @@ CASES = [
         "error: --enqueue-from-storage: is where --enqueue-from's study is stored, and no --enqueue-from is given; give --enqueue-from STUDY with it, or drop --enqueue-from-storage",
         args=("--enqueue-from-storage", "sqlite:///studies/old.db"),
     ),
+    Case(
+        "trainer-key-without-trainer",
+        "trainer.epochs searched (as Lightning names its Trainer's settings) where the run config has no trainer: section",
+        "error: optimize.yaml: search_space.trainer.epochs: the RunConfig has no such path; did you mean 'epochs'? (hpotool's Trainer takes it at the top of the run config)",
+        optimize={"search_space": {"trainer.epochs": {"type": "int", "low": 1, "high": 3}}},
+    ),
 ]
