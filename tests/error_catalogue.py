@@ -2924,4 +2924,11 @@ CASES = [
         "error: optimize.yaml: search_space.trainer.epochs: the RunConfig has no such path; did you mean 'epochs'? (hpotool's Trainer takes it at the top of the run config)",
         optimize={"search_space": {"trainer.epochs": {"type": "int", "low": 1, "high": 3}}},
     ),
+    Case(
+        "storage-folder-is-a-file",
+        "a storage URL whose folder is a file (a file named data where sqlite:///data/tiny.db needs a folder)",
+        "error: --storage: 'sqlite:///data/tiny.db': cannot open it: [Errno 17] File exists: 'data'; '<cwd>/data' is a file, not a folder, so the storage's folder cannot be made there: move the file away, or give a path in another folder",
+        args=("--storage", "sqlite:///data/tiny.db"),
+        files={"data": "notes\n"},
+    ),
 ]
