@@ -203,6 +203,16 @@ def test_trials_command_filters_by_state(tmp_path: Path, run_dict: dict, opt_dic
     assert result.stderr == (
         "error: --state: 'done' is not a trial state; use one of: complete, pruned, fail, running, waiting\n"
     )
+    # Its Optuna name with an ending (completed, failed), or pruning, as people say it: read "use one of" alone
+    for given, meant in (("completed", "complete"), ("failed", "fail"), ("pruning", "pruned")):
+        result = runner.invoke(
+            app, ["trials", "--study-name", "tiny", "--storage", storage, "--state", given]
+        )
+        assert result.exit_code == 2
+        assert result.stderr == (
+            f"error: --state: {given!r} is not a trial state (did you mean {meant!r}?); use one of: complete, "
+            f"pruned, fail, running, waiting\n"
+        )
 
 
 def test_studies_with_several_objectives_constraints_and_brackets_in_names(tmp_path: Path) -> None:

@@ -209,6 +209,24 @@ def test_a_searched_seed_is_noted(tmp_path: Path, run_dict: dict, opt_dict: dict
     ], result.stderr
 
 
+def test_a_final_override_of_a_searched_parameter_is_noted(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """`final: {overrides: {optimizer.lr: 0.5}}` beside a searched `optimizer.lr` trained every final run at lr
+    0.5, not at the lr that made the trial best, without a word (its val_accuracy fell from 0.92 to 0.11).
+    Overriding a searched fidelity (`data.subset_fraction: 1.0`) is meant, so it runs: a note."""
+    opt_dict["search_space"]["data.subset_fraction"] = {"type": "float", "low": 0.1, "high": 0.2}
+    opt_dict["final"] = {"overrides": {"optimizer.lr": 0.5, "data.subset_fraction": 0.2}}
+    result = _optimize(tmp_path, run_dict, opt_dict, "--dry-run")
+    opt_path = tmp_path / "optimize.yaml"
+    notes = [line for line in result.stderr.splitlines() if "final.overrides" in line]
+    assert notes == [
+        f"note: {opt_path}: final.overrides.optimizer.lr: 0.5 replaces the searched optimizer.lr: train-from-best "
+        f"trains each trial with it, not with the value the trial ran (and won) with; drop it from "
+        f"final.overrides to train the best trial as it ran"
+    ], result.stderr
+
+
 @pytest.mark.parametrize("storage", ["studies", "sqlite:///studies"])
 def test_a_storage_mistake_is_the_one_line_printed_without_the_plans_notes(
     tmp_path: Path, run_dict: dict, opt_dict: dict, storage: str
@@ -655,7 +673,7 @@ def test_python_m_hpotool_exits_with_the_commands_code_after_a_caught_ctrl_c(tmp
         ),
         (
             ["optimize", "-r", "run.yaml", "-o", "opt.yaml", "--timeout", "1h"],
-            "error: --timeout: Input should be a valid number, unable to parse string as a number, got 1h",
+            "error: --timeout: '1h' is not a number of seconds; give --timeout 3600 (1h in seconds)",
         ),
     ],
 )

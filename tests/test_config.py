@@ -577,3 +577,227 @@ def test_optimizer_lr_given_a_yaml_boolean_is_refused(run_dict: dict[str, Any]) 
         "r.yaml: optimizer.lr: Input should be a valid number, got true; YAML reads an unquoted yes, no, on, off, "
         "true or false as a boolean: write a number"
     )
+
+
+@pytest.mark.parametrize(
+    ("tracking", "message"),
+    [
+        (
+            {"mlflow": {"tracking_url": "sqlite:///mlflow.db"}},
+            "opt.yaml: tracking.mlflow: unknown key 'tracking_url' (did you mean 'tracking_uri'?); "
+            "valid keys: tracking_uri, experiment",
+        ),
+        (
+            {"mlflw": {"tracking_uri": "sqlite:///mlflow.db"}},
+            "opt.yaml: tracking: unknown key 'mlflw' (did you mean 'mlflow'?); valid keys: mlflow",
+        ),
+    ],
+)
+def test_a_misspelt_key_of_an_optional_section_is_one_line_naming_its_spelling(
+    tracking: dict[str, Any], message: str
+) -> None:
+    """`tracking:` may be left out (its type is `TrackingConfig | None`): a typo inside it was two lines, the
+    key "required key is missing" and the typo "unknown key" with neither its spelling nor the valid keys."""
+    data = {"study_name": "s", "search_space": SPACE_DOTTED, "tracking": tracking}
+    with pytest.raises(HpoError) as err:
+        validate_config(OptimizeConfig, data, "opt.yaml")
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
+    ("constraints", "message"),
+    [
+        (
+            "n_params <= 20000",
+            "opt.yaml: constraints: expected a list, got the text 'n_params <= 20000'; write "
+            "constraints: ['n_params <= 20000'], a list even of one",
+        ),
+        (
+            [{"n_params": "<= 20000"}],
+            'opt.yaml: constraints: {n_params: "<= 20000"} is not a constraint; write each as the text '
+            "METRIC <= NUMBER (or <, >=, >): 'n_params <= 20000'",
+        ),
+        (
+            [{"metric": "n_params", "max": 20000}],
+            "opt.yaml: constraints: {metric: n_params, max: 20000} is not a constraint; write each as the text "
+            "METRIC <= NUMBER (or <, >=, >), e.g. 'n_params <= 200000'",
+        ),
+    ],
+)
+def test_a_constraint_not_written_as_a_list_of_texts_says_how_to_write_it(
+    constraints: Any, message: str
+) -> None:
+    """A constraint is a text (`constraints: ["n_params <= 20000"]`). One given as a mapping (`- n_params: <=
+    20000`, as YAML reads a colon) or as bare text instead of a list got pydantic's "Input should be a valid
+    string" or "a valid list", which say neither what a constraint looks like nor how to write it."""
+    data = {"study_name": "s", "search_space": SPACE_DOTTED, "constraints": constraints}
+    with pytest.raises(HpoError) as err:
+        validate_config(OptimizeConfig, data, "opt.yaml")
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
+    ("change", "location", "word"),
+    [
+        ({"n_trials": True}, "n_trials", "integer"),
+        ({"timeout": True}, "timeout", "number"),
+        ({"seed": True}, "seed", "integer"),
+        ({"final": {"epochs": True}}, "final.epochs", "integer"),
+        ({"final": {"seeds": True}}, "final.seeds", "integer"),
+        (
+            {"search_space": {"model.dropout": {"type": "float", "low": True, "high": 2.0}}},
+            "search_space.model.dropout.low",
+            "number",
+        ),
+        (
+            {"search_space": {"model.dropout": {"type": "float", "low": 0.0, "high": True}}},
+            "search_space.model.dropout.high",
+            "number",
+        ),
+        (
+            {"search_space": {"model.dropout": {"type": "float", "low": 0.0, "high": 0.5, "step": True}}},
+            "search_space.model.dropout.step",
+            "number",
+        ),
+        (
+            {"search_space": {"model.layers": {"type": "int", "low": True, "high": 3}}},
+            "search_space.model.layers.low",
+            "integer",
+        ),
+        (
+            {"search_space": {"model.layers": {"type": "int", "low": 0, "high": True}}},
+            "search_space.model.layers.high",
+            "integer",
+        ),
+        (
+            {"search_space": {"model.layers": {"type": "int", "low": 0, "high": 3, "step": True}}},
+            "search_space.model.layers.step",
+            "integer",
+        ),
+    ],
+)
+def test_an_optimize_config_number_given_a_yaml_boolean_is_refused(
+    change: dict[str, Any], location: str, word: str
+) -> None:
+    """`n_trials: yes` ran one trial, `timeout: on` stopped after a second, `final: {seeds: yes}` trained one
+    seed and `low: yes` searched from 1, without a word: pydantic takes true as 1. The run config's numbers
+    refuse a YAML boolean (`epochs: yes`); the optimize config's did not."""
+    data = {"study_name": "s", "search_space": SPACE_DOTTED, **change}
+    with pytest.raises(HpoError) as err:
+        validate_config(OptimizeConfig, data, "opt.yaml")
+    assert str(err.value) == (
+        f"opt.yaml: {location}: Input should be a valid {word}, got true; YAML reads an unquoted yes, no, on, "
+        f"off, true or false as a boolean: write a number{' of seconds' if location == 'timeout' else ''}"
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"constraints": None},
+        {"enqueue": None},
+        {"final": None},
+        {"final": {"epochs": 3, "overrides": None}},
+        {"sampler": {"name": "tpe", "kwargs": None}},
+        {"pruner": {"name": "median", "kwargs": None}},
+    ],
+)
+def test_a_list_or_mapping_left_empty_is_the_same_as_left_out(change: dict[str, Any]) -> None:
+    """A template's `constraints:` (or `enqueue:`, `final:`, `kwargs:`) with every entry commented out is
+    null in YAML: it was refused as "Input should be a valid list, got null", though it can only mean none."""
+    key = next(iter(change))
+    data = {"study_name": "s", "search_space": SPACE_DOTTED}
+    empty = {"final": {"epochs": 3}} if change == {"final": {"epochs": 3, "overrides": None}} else {}
+    empty |= {key: {"name": change[key]["name"]}} if key in ("sampler", "pruner") else {}
+    assert validate_config(OptimizeConfig, {**data, **change}, "opt.yaml") == validate_config(
+        OptimizeConfig, {**data, **empty}, "opt.yaml"
+    )
+
+
+@pytest.mark.parametrize(
+    ("timeout", "message"),
+    [
+        ("1h", "'1h' is not a number of seconds; write timeout: 3600 (1h in seconds)"),
+        ("1h30m", "'1h30m' is not a number of seconds; write timeout: 5400 (1h30m in seconds)"),
+        ("10 minutes", "'10 minutes' is not a number of seconds; write timeout: 600 (10 minutes in seconds)"),
+        ("90s", "'90s' is not a number of seconds; write timeout: 90 (90s in seconds)"),
+        ("1.5 hours", "'1.5 hours' is not a number of seconds; write timeout: 5400 (1.5 hours in seconds)"),
+        (
+            "soon",
+            "'soon' is not a number of seconds; write one, e.g. timeout: 3600 for an hour, or timeout: null "
+            "for no time limit (with n_trials set)",
+        ),
+    ],
+)
+def test_a_timeout_with_a_unit_names_its_seconds(timeout: str, message: str) -> None:
+    """`timeout: 1h` read "Input should be a valid number, unable to parse string as a number, got 1h",
+    which says neither that the timeout is in seconds nor how many to write."""
+    data = {"study_name": "s", "search_space": SPACE_DOTTED, "timeout": timeout}
+    with pytest.raises(HpoError) as err:
+        validate_config(OptimizeConfig, data, "opt.yaml")
+    assert str(err.value) == f"opt.yaml: timeout: {message}"
+
+
+def test_a_timeout_given_as_quoted_digits_is_its_seconds() -> None:
+    data = {"study_name": "s", "search_space": SPACE_DOTTED, "timeout": "3600"}
+    assert validate_config(OptimizeConfig, data, "opt.yaml").timeout == 3600
+
+
+def test_a_misspelt_required_key_of_a_section_that_takes_any_key_is_named(run_dict: dict[str, Any]) -> None:
+    """`trainer:` takes keys of the user's own (`trainer.alpha`), so a misspelt `functon:` is no unknown key:
+    the line said only "trainer.function: required key is missing", leaving the user to spot the typo."""
+    data = {**run_dict, "trainer": {"functon": "mypkg.train:fit", "alpha": 0.1}}
+    with pytest.raises(HpoError) as err:
+        validate_config(RunConfig, data, "run.yaml")
+    assert str(err.value) == (
+        "run.yaml: trainer.function: required key is missing; 'functon' is given: did you mean 'function'?"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"pruner": {"name": "median", "n_startup_trials": 2}},
+            "opt.yaml: pruner: unknown key 'n_startup_trials'; the pruner's own arguments go under kwargs: "
+            "write pruner: {name: median, kwargs: {n_startup_trials: 2}}",
+        ),
+        (
+            {"sampler": {"name": "tpe", "n_startup_trials": 5, "multivariate": True}},
+            "opt.yaml: sampler: unknown keys 'n_startup_trials', 'multivariate'; the sampler's own arguments go "
+            "under kwargs: write sampler: {name: tpe, kwargs: {n_startup_trials: 5, multivariate: true}}",
+        ),
+        (
+            {"sampler": {"name": "tpe", "kwargs": {"seed": 1}, "n_startup_trials": 5}},
+            "opt.yaml: sampler: unknown key 'n_startup_trials'; the sampler's own arguments go under kwargs: "
+            "write sampler: {name: tpe, kwargs: {seed: 1, n_startup_trials: 5}}",
+        ),
+        (
+            {"sampler": {"name": "tpe", "params": {"n_startup_trials": 5}}},
+            "opt.yaml: sampler: unknown key 'params'; the sampler's own arguments go under kwargs: write "
+            "sampler: {name: tpe, kwargs: {n_startup_trials: 5}}",
+        ),
+    ],
+)
+def test_a_sampler_or_pruner_argument_given_flat_says_to_put_it_under_kwargs(
+    change: dict[str, Any], message: str
+) -> None:
+    """A run config section takes its component's arguments flat (`optimizer: {name: sgd, momentum: 0.9}`);
+    a sampler or pruner takes them under `kwargs:`. Written flat, as the run config taught, each read
+    "unknown key 'n_startup_trials'; valid keys: name, kwargs", one line per argument."""
+    data = {"study_name": "s", "search_space": SPACE_DOTTED, **change}
+    with pytest.raises(HpoError) as err:
+        validate_config(OptimizeConfig, data, "opt.yaml")
+    assert str(err.value) == message
+
+
+def test_a_null_sampler_says_how_to_get_the_default_or_name_one() -> None:
+    """`pruner: null` is no pruning; `sampler: null` read "expected a mapping, got null", with no word of
+    what to write (there is no sampling without a sampler)."""
+    data = {"study_name": "s", "search_space": SPACE_DOTTED, "sampler": None}
+    with pytest.raises(HpoError) as err:
+        validate_config(OptimizeConfig, data, "opt.yaml")
+    assert str(err.value) == (
+        "opt.yaml: sampler: expected a mapping, got null; leave sampler out for its default ({name: tpe}), or "
+        "write sampler: {name: ...}"
+    )

@@ -1405,3 +1405,14 @@ def test_built_in_models_run_their_layers_without_module_calls_unless_a_hook_lis
     handle.remove()
     assert seen[0] == "layer" and seen[-1] == "net"
     assert {"Sequential", "Linear"} <= set(seen[1:-1])  # the global hook saw the layers
+
+
+def test_a_batch_larger_than_one_training_sample_says_sample() -> None:
+    """`val_fraction: 0.9995` leaves one training sample: the line read "the 1 training samples"."""
+    from hpotool.data import batch_size_problem
+
+    data = load_data(RunConfig.model_validate({"data": {"name": "digits", "val_fraction": 0.9995}}).data)
+    assert batch_size_problem(64, data) == (
+        "64 is larger than the 1 training sample; use a smaller batch_size or more data (data.subset_fraction, "
+        "data.val_fraction)"
+    )

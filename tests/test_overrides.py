@@ -135,3 +135,28 @@ def test_a_bare_argument_name_suggests_the_section_that_has_it() -> None:
     assert str(info.value) == "search_space.lr: the RunConfig has no such path; did you mean 'optimizer.lr'?"
     with pytest.raises(HpoError, match=r"^search_space.dropout: .*did you mean 'model.dropout'\?$"):
         check_path("dropout", paths)
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        (
+            "trainer.alpha",
+            "search_space.trainer.alpha: the RunConfig has no such path; the run config has no trainer: section, "
+            "whose keys are a training function's of yours (trainer: {function: mypkg.train:fit, alpha: 0.1}); "
+            "hpotool's own Trainer takes its settings at the top of the run config (epochs, batch_size, grad_clip)",
+        ),
+        (
+            "trainer.epochs",
+            "search_space.trainer.epochs: the RunConfig has no such path; did you mean 'epochs'? (hpotool's "
+            "Trainer takes it at the top of the run config)",
+        ),
+    ],
+)
+def test_a_trainer_key_without_a_trainer_section_says_what_trainer_is(path: str, message: str) -> None:
+    """`trainer.epochs` (as Lightning names its Trainer's settings) or `trainer.alpha` where the run config
+    sets no `trainer:` read "did you mean 'trainer'?", the one section that cannot be searched so."""
+    paths = config_paths(RunConfig.model_validate({"model": {"name": "mlp", "hidden": [32]}}))
+    with pytest.raises(HpoError) as info:
+        check_path(path, paths)
+    assert str(info.value) == message

@@ -94,3 +94,51 @@ def test_a_tab_says_to_indent_with_spaces() -> None:
         "f.yaml: line 2, column 1: found character '\\t' that cannot start any token; "
         "YAML indents with spaces only: replace the tab with spaces"
     )
+
+
+def test_a_control_character_is_one_line_naming_its_line_and_column() -> None:
+    """A NUL or a bell in a config (a file cut short by a crash, a stray paste) printed two lines,
+    "invalid YAML: unacceptable character #x0000: ..." and `in "<unicode string>", position 21`: a
+    character count, not the line and column an editor goes to."""
+    with pytest.raises(HpoError) as info:
+        parse_yaml("project: p\nepochs: 2\x00\n", "f.yaml")
+    assert str(info.value) == (
+        "f.yaml: line 2, column 10: the control character #x0000, which YAML does not allow; delete it "
+        "(an editor that shows invisible characters finds it)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            "project: p\n".encode("utf-16"),
+            "f.yaml: is UTF-16 text (as Windows PowerShell's > and Out-File write it); save it as UTF-8 "
+            "(in PowerShell: Set-Content -Encoding utf8)",
+        ),
+        (
+            "project: p\n# caf\xe9\n".encode("latin-1"),
+            "f.yaml: line 2, column 6: byte 0xe9 is not UTF-8 (the file is in another encoding, such as "
+            "Latin-1 or Windows-1252); save it as UTF-8",
+        ),
+    ],
+)
+def test_a_file_not_in_utf_8_says_to_save_it_as_utf_8(tmp_path: Path, data: bytes, message: str) -> None:
+    """It read "cannot read: 'utf-8' codec can't decode byte 0xff in position 0: invalid start byte":
+    Python's decoder talking, with a byte offset, and no word of what to do."""
+    path = tmp_path / "f.yaml"
+    path.write_bytes(data)
+    with pytest.raises(HpoError) as info:
+        read_yaml_mapping(path)
+    assert str(info.value) == f"{tmp_path / message}"
+
+
+def test_a_second_document_says_a_config_is_one_document() -> None:
+    """Both configs in one file, split by `---` (as Kubernetes manifests are), read "line 3, column 1: but
+    found another document", PyYAML's half-sentence, with no word of what to do."""
+    with pytest.raises(HpoError) as info:
+        parse_yaml("project: p\nepochs: 2\n---\nstudy_name: s\n", "f.yaml")
+    assert str(info.value) == (
+        "f.yaml: line 3, column 1: a second YAML document starts here ('---'), and a config file holds one; "
+        "give the run config and the optimize config as two files, or delete this line and what follows it"
+    )

@@ -142,6 +142,13 @@ def _sort_key(direction: StudyDirection, front: set[int]) -> Any:
     return key
 
 
+def _state_meant(given: str) -> str:
+    """` (did you mean 'complete'?)` for a state spelt with another ending (completed, failed, pruning): the
+    one whose first four letters it shares, as a spelling distance would take pruning for running."""
+    meant = [s for s in STATES if s[:4] == given[:4]]
+    return f" (did you mean {meant[0]!r}?)" if len(meant) == 1 else ""
+
+
 def trial_rows(study: optuna.Study, top: int | None = None, state: str | None = None) -> list[dict[str, Any]]:
     """The study's trials as rows, best first: complete trials that meet the study's constraints by value
     (the first objective's, respecting its direction; with several objectives, those on the Pareto front,
@@ -153,7 +160,9 @@ def trial_rows(study: optuna.Study, top: int | None = None, state: str | None = 
     if state is not None:
         state = state.lower()  # as trials.csv spells it (PRUNED) too
     if state is not None and state not in STATES:
-        raise HpoError(f"--state: {state!r} is not a trial state; use one of: {', '.join(STATES)}")
+        raise HpoError(
+            f"--state: {state!r} is not a trial state{_state_meant(state)}; use one of: {', '.join(STATES)}"
+        )
     trials = study.get_trials(deepcopy=False)
     if state is not None:
         trials = [t for t in trials if t.state.name.lower() == state]

@@ -21,7 +21,7 @@ from pydantic import (
 
 from hpotool import optimize_checks
 from hpotool.components import WARMUP_SCHEDULES
-from hpotool.config_fields import Frozen, Integer, Seed, no_boolean
+from hpotool.config_fields import Frozen, Integer, Seed, empty_if_null, no_boolean
 from hpotool.formatting import format_choice
 from hpotool.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from hpotool.near_names import did_you_mean
@@ -136,15 +136,19 @@ class OptimizeConfig(Frozen):
     storage: str | None = Field(
         None, description="Optuna storage URL; null: sqlite:///studies/<study_name>.db (folder created)."
     )
-    n_trials: int | None = Field(
+    n_trials: Annotated[int | None, no_boolean(int)] = Field(
         20,
         gt=0,
         validation_alias=AliasChoices("n_trials", "trials"),
         description="Finished (complete or pruned) trials the study aims for, in total across runs and workers; "
         "null: as many as the timeout allows.",
     )
-    timeout: float | None = Field(None, gt=0, description="Stop starting new trials after this many seconds.")
-    seed: int | None = Field(None, description="Seeds the sampler unless its kwargs set a seed.")
+    timeout: Annotated[float | None, no_boolean(float, " of seconds")] = Field(
+        None, gt=0, description="Stop starting new trials after this many seconds."
+    )
+    seed: Annotated[int | None, no_boolean(int)] = Field(
+        None, description="Seeds the sampler unless its kwargs set a seed."
+    )
     metric: str = Field(
         "val_loss", description="The per-epoch metric to optimize (val_loss, val_accuracy, ...)."
     )
@@ -163,19 +167,19 @@ class OptimizeConfig(Frozen):
     pruner: PrunerConfig = Field(
         default_factory=lambda: PrunerConfig(), description="When to stop bad trials."
     )
-    constraints: list[str] = Field(
+    constraints: Annotated[list[str], empty_if_null(list)] = Field(
         default_factory=list,
         description='Limits on measured values, e.g. ["n_params <= 200000"]; infeasible trials are marked.',
     )
     tracking: TrackingConfig | None = Field(None, description="Log every trial to MLflow (optional extra).")
-    enqueue: list[dict[str, Any]] = Field(
+    enqueue: Annotated[list[dict[str, Any]], empty_if_null(list)] = Field(
         default_factory=list,
         description="Known-good parameter sets (dotted path -> value) to try first; ones already in the study are skipped.",
     )
     search_space: dict[str, Param] = Field(
         description="Dotted RunConfig path -> parameter, in suggestion order."
     )
-    final: FinalConfig = Field(
+    final: Annotated[FinalConfig, empty_if_null(dict)] = Field(
         default_factory=lambda: FinalConfig(),
         description="How train-from-best turns the best trial into the final run (epochs, seeds, overrides).",
     )
@@ -200,6 +204,11 @@ class OptimizeConfig(Frozen):
     def _check_study_name(cls, v: str) -> str:
         return optimize_checks.check_study_name(v)
 
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout_text(cls, v: Any) -> Any:
+        return optimize_checks.timeout_text(v)
+
     @field_validator("timeout")
     @classmethod
     def _check_timeout(cls, v: float | None) -> float | None:
@@ -214,6 +223,13 @@ class OptimizeConfig(Frozen):
     @classmethod
     def _check_space(cls, v: dict[str, Param]) -> dict[str, Param]:
         return optimize_checks.check_space(v)
+
+    @field_validator("constraints", mode="before")
+    @classmethod
+    def _constraint_texts(cls, v: Any) -> Any:
+        from hpotool.constraints import constraint_texts
+
+        return constraint_texts(v)
 
     @field_validator("constraints")
     @classmethod

@@ -13,7 +13,7 @@ from hpotool.config import RunConfig
 from hpotool.config_fields import BUDGET_GIVEN, CHECK_COMPONENTS, Frozen
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice, yaml_bool_hint
-from hpotool.key_hints import key_suggestion, misplaced_key_hint, valid_keys
+from hpotool.key_hints import key_suggestion, misplaced_key_hint, misspelt_missing_key, valid_keys
 from hpotool.near_names import did_you_mean
 from hpotool.nested_space import PARAM_KEYS
 from hpotool.search_space import PARAM_TYPES
@@ -166,7 +166,7 @@ def _message(err: Any, loc: tuple[str | int, ...], root: type[BaseModel]) -> str
     if kind == "extra_forbidden":
         return _unknown_key(loc, root)
     if kind == "missing":
-        return "required key is missing"
+        return f"required key is missing{misspelt_missing_key(err)}"
     if kind == "union_tag_invalid":
         return _unknown_type(err.get("ctx", {}).get("tag", ""))
     if kind == "union_tag_not_found":
@@ -210,6 +210,8 @@ def _not_a_mapping(value: Any, loc: tuple[str | int, ...], root: type[BaseModel]
         msg += f"; write {loc[0]}: {{{key}: {value}}}"
     elif len(loc) == 1 and value is None and root is RunConfig:  # scheduler: null for none
         msg += _null_section_hint(str(loc[0]))
+    elif loc == ("sampler",) and value is None:  # pruner: null is no pruning; no sampling has no meaning
+        msg += "; leave sampler out for its default ({name: tpe}), or write sampler: {name: ...}"
     elif loc == ("pruner",) and value is False:  # pruner: off (YAML reads off and no as false)
         msg += "; for no pruning write pruner: null, or pruner: {name: nop}"
     return msg

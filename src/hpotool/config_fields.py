@@ -1,5 +1,6 @@
-"""What the config models share: the frozen base model, the validation context keys, and number fields that
-refuse a YAML boolean (`Integer`, `Number`, `Seed`)."""
+"""What the config models share: the frozen base model, the validation context keys, number fields that
+refuse a YAML boolean (`Integer`, `Number`, `Seed`), and lists and mappings that take null as empty
+(`empty_if_null`)."""
 
 from __future__ import annotations
 
@@ -54,3 +55,15 @@ def _torch_seed(value: int) -> int:
 
 
 Seed = Annotated[int, no_boolean(int), AfterValidator(_torch_seed)]
+
+
+def empty_if_null(empty: type[list[Any] | dict[str, Any]]) -> BeforeValidator:
+    """A list or mapping that can only mean none when null: a template's `constraints:` (or `enqueue:`,
+    `final:`, `kwargs:`) with every entry commented out is null in YAML, and was refused as "Input should
+    be a valid list, got null". Used as `Annotated[list[str], empty_if_null(list)]`; a section model takes
+    `empty_if_null(dict)`, its defaults."""
+
+    def empty_for_null(value: Any) -> Any:
+        return empty() if value is None else value
+
+    return BeforeValidator(empty_for_null)

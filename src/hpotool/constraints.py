@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 _PATTERN = re.compile(
     r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|<|>=|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
@@ -52,3 +53,33 @@ def parse_constraint(text: str) -> Constraint:
 
 def constraint_values(constraints: Sequence[Constraint], metrics: Mapping[str, float]) -> list[float]:
     return [c.value(metrics) for c in constraints]
+
+
+_SHAPE = "write each as the text METRIC <= NUMBER (or <, >=, >)"
+
+
+def constraint_texts(v: Any) -> Any:
+    """The `constraints:` list as its author meant it, before pydantic reads it as a list of texts: one
+    bare text (`constraints: n_params <= 20000`) or a mapping (`- n_params: <= 20000`, YAML reading the
+    colon) is refused naming the text to write, which pydantic's "a valid list"/"a valid string" do not."""
+    from hpotool.formatting import format_choice
+
+    if isinstance(v, str):
+        raise ValueError(
+            f"expected a list, got the text {v!r}; write constraints: [{v!r}], a list even of one"
+        )
+    for item in v if isinstance(v, list) else ():
+        if isinstance(item, Mapping):
+            raise ValueError(f"{format_choice(dict(item))} is not a constraint; {_SHAPE}{_as_text(item)}")
+    return v
+
+
+def _as_text(item: Mapping[Any, Any]) -> str:
+    """`: 'n_params <= 20000'` for `{n_params: "<= 20000"}`, the one constraint such a mapping spells; else
+    an example."""
+    if len(item) == 1:
+        ((metric, bound),) = item.items()
+        text = f"{metric} {bound}"
+        if isinstance(metric, str) and isinstance(bound, str) and _PATTERN.match(text):
+            return f": {text!r}"
+    return ", e.g. 'n_params <= 200000'"

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from hpotool.components import resolve_component
 from hpotool.config import RunConfig
 from hpotool.errors import HpoError
+from hpotool.formatting import counted
 from hpotool.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from hpotool.run_sections import DataConfig
 from hpotool.user_code import described
@@ -171,6 +172,6 @@ def batch_size_problem(size: int, data: PreparedData) -> str | None:
     if len(data.train) >= size:
         return None
     return (
-        f"{size} is larger than the {len(data.train)} training samples; "
+        f"{size} is larger than the {counted(len(data.train), 'training sample')}; "
         f"use a smaller batch_size or more data (data.subset_fraction, data.val_fraction)"
     )

@@ -4,7 +4,8 @@ belongs."""
 
 from __future__ import annotations
 
-from typing import Any
+from types import NoneType, UnionType
+from typing import Any, Union, get_args, get_origin
 
 from pydantic import AliasChoices, BaseModel
 
@@ -13,11 +14,20 @@ from hpotool.near_names import did_you_mean
 
 
 def _submodel(cls: Any, part: str | int) -> Any:
-    """The model class one step down `loc` from `cls`, or None."""
+    """The model class one step down `loc` from `cls`, or None. A section that may be left out
+    (`tracking: TrackingConfig | None`) is its model: its keys are as valid as a required section's."""
     if isinstance(cls, type) and issubclass(cls, BaseModel):
         field = cls.model_fields.get(str(part))
-        return field.annotation if field is not None else None
+        return _without_none(field.annotation) if field is not None else None
     return None
+
+
+def _without_none(annotation: Any) -> Any:
+    """`X` for `X | None` (or `Optional[X]`); any other annotation as it is."""
+    if get_origin(annotation) not in (Union, UnionType):
+        return annotation
+    kept = [arg for arg in get_args(annotation) if arg is not NoneType]
+    return kept[0] if len(kept) == 1 else annotation
 
 
 # Keys a flat hyperparameter dict holds, with the run config section they go under (the built-in models',
@@ -102,3 +112,17 @@ def valid_keys(root: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
             for n, f in cls.model_fields.items()
         ]
     return []
+
+
+def misspelt_missing_key(err: Any) -> str:
+    """`; 'functon' is given: did you mean 'function'?` for a missing key that a key given beside it is a
+    misspelling of, where the section takes keys of the user's own (`trainer:`), so the misspelling is not
+    refused as unknown; "" otherwise."""
+    given = err.get("input")
+    missing = str(err["loc"][-1])
+    if not isinstance(given, dict):
+        return ""
+    for key in given:
+        if isinstance(key, str) and did_you_mean(key, [missing]):
+            return f"; {key!r} is given: did you mean {missing!r}?"
+    return ""

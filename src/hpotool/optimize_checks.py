@@ -70,6 +70,47 @@ def check_study_name(v: str) -> str:
     return v
 
 
+_SECONDS_PER = {
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600),
+    **dict.fromkeys(("d", "day", "days"), 86400),
+}
+_DURATION_PART = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]+)")
+
+
+def timeout_text(v: Any, option: bool = False) -> Any:
+    """A timeout given as text: its digits as they are (pydantic reads `"3600"`), else a ValueError naming
+    the seconds to write (`1h`, `1h30m`, `10 minutes`: 3600, 5400, 600) or what the timeout is. `1h` read
+    "Input should be a valid number, unable to parse string as a number", saying neither. `option`: the
+    value of `--timeout`, whose fix is given on the command line."""
+    if not isinstance(v, str):
+        return v
+    try:
+        float(v)
+        return v
+    except ValueError:
+        pass
+    verb, key = ("give", "--timeout") if option else ("write", "timeout:")
+    seconds = duration_seconds(v)
+    if seconds is not None:
+        raise ValueError(
+            f"{v!r} is not a number of seconds; {verb} {key} {seconds:g} ({v.strip()} in seconds)"
+        )
+    null = "" if option else ", or timeout: null for no time limit (with n_trials set)"
+    raise ValueError(f"{v!r} is not a number of seconds; {verb} one, e.g. {key} 3600 for an hour{null}")
+
+
+def duration_seconds(text: str) -> float | None:
+    """The seconds `1h`, `1h30m`, `90s` or `1.5 hours` spell, or None for text that is no duration."""
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(_DURATION_PART.sub("", text).split()):
+        return None
+    if any(unit.lower() not in _SECONDS_PER for _, unit in parts):
+        return None
+    return sum(float(number) * _SECONDS_PER[unit.lower()] for number, unit in parts)
+
+
 def check_timeout(v: float | None) -> float | None:
     if v is not None and not math.isfinite(v):  # `gt=0` lets .inf through: a run that never ends
         raise ValueError(

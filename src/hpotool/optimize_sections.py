@@ -3,11 +3,44 @@ train-from-best turns the best trial into the final run) and `tracking` (MLflow)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
-from hpotool.config_fields import Frozen
+from hpotool.config_fields import Frozen, empty_if_null, no_boolean
+
+OptionalInteger = Annotated[int | None, no_boolean(int)]
+Kwargs = Annotated[dict[str, Any], empty_if_null(dict)]
+
+
+# What other tools (and Optuna's own docs, in prose) call a sampler's keyword arguments.
+_KWARGS_NAMES = frozenset({"params", "parameters", "options", "arguments", "settings", "config"})
+
+
+def arguments_under_kwargs(data: Any, kind: str) -> Any:
+    """Refuse a sampler's or pruner's own arguments given beside its name (`pruner: {name: median,
+    n_startup_trials: 2}`), as a run config section takes its component's, with the section to write: each
+    read "unknown key 'n_startup_trials'; valid keys: name, kwargs". A misspelt `name` or `kwargs` is left
+    to the unknown key's own line."""
+    from hpotool.formatting import format_choice
+    from hpotool.near_names import did_you_mean
+
+    if not isinstance(data, dict):
+        return data
+    flat = [k for k in data if k not in ("name", "kwargs") and not did_you_mean(str(k), ("name", "kwargs"))]
+    kwargs = data.get("kwargs")
+    if not flat or not (kwargs is None or isinstance(kwargs, dict)):
+        return data
+    keys = ", ".join(repr(k) for k in flat)
+    given = dict(kwargs or {})
+    for key in flat:  # `params: {seed: 1}`, as other tools name the arguments, is kwargs misnamed
+        value = data[key]
+        given |= value if key in _KWARGS_NAMES and isinstance(value, dict) else {key: value}
+    written = {"name": data.get("name", "..."), "kwargs": given}
+    raise ValueError(
+        f"unknown key{'s' if len(flat) > 1 else ''} {keys}; the {kind}'s own arguments go under kwargs: write "
+        f"{kind}: {format_choice(written)}"
+    )
 
 
 class SamplerConfig(Frozen):
@@ -16,9 +49,12 @@ class SamplerConfig(Frozen):
     name: str = Field(
         "tpe", description="tpe, rung_tpe, random, grid, cmaes, gp, qmc, nsga2, nsga3, bruteforce, or a path."
     )
-    kwargs: dict[str, Any] = Field(
-        default_factory=dict, description="Keyword arguments of the sampler class."
-    )
+    kwargs: Kwargs = Field(default_factory=dict, description="Keyword arguments of the sampler class.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _arguments_under_kwargs(cls, data: Any) -> Any:
+        return arguments_under_kwargs(data, "sampler")
 
 
 class PrunerConfig(Frozen):
@@ -28,7 +64,12 @@ class PrunerConfig(Frozen):
         "median",
         description="median, percentile, successive_halving, hyperband, threshold, patient, wilcoxon, nop, or a path.",
     )
-    kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the pruner class.")
+    kwargs: Kwargs = Field(default_factory=dict, description="Keyword arguments of the pruner class.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _arguments_under_kwargs(cls, data: Any) -> Any:
+        return arguments_under_kwargs(data, "pruner")
 
     @property
     def is_nop(self) -> bool:
@@ -63,11 +104,13 @@ def _flatten_overrides(data: Any, prefix: str = "") -> Any:
 class FinalConfig(Frozen):
     """How the winning trial's config becomes the final run (`train-from-best`); flags override it."""
 
-    epochs: int | None = Field(None, ge=1, description="Epochs of the final run; null: the trial's epochs.")
-    seeds: int | None = Field(
+    epochs: OptionalInteger = Field(
+        None, ge=1, description="Epochs of the final run; null: the trial's epochs."
+    )
+    seeds: OptionalInteger = Field(
         None, ge=1, description="Seeds to train (seed, seed+1, ...) and average; null: one."
     )
-    overrides: dict[str, Any] = Field(
+    overrides: Kwargs = Field(
         default_factory=dict,
         description="Dotted RunConfig path -> value for the final run, e.g. data.subset_fraction: 1.0.",
     )

@@ -178,4 +178,19 @@ def check_path(path: str, valid: set[str]) -> None:
             f"; a training function's keys are those the run config's trainer: section sets: add {last}: "
             f"<its default> under trainer:"
         )
+    if parent == "trainer" and "trainer.function" not in valid:
+        hint = _no_trainer_hint(last, valid)
     raise HpoError(f"search_space.{path}: the RunConfig has no such path{hint}")
+
+
+def _no_trainer_hint(key: str, valid: set[str]) -> str:
+    """Why `trainer.KEY` is no path where the run config sets no `trainer:` section: a top-level key of
+    hpotool's Trainer (`trainer.epochs`, as Lightning names its Trainer's settings), or a training function's
+    key with no function; "did you mean 'trainer'?" pointed at the one key that cannot be searched so."""
+    if key in valid:
+        return f"; did you mean {key!r}? (hpotool's Trainer takes it at the top of the run config)"
+    return (
+        "; the run config has no trainer: section, whose keys are a training function's of yours (trainer: "
+        "{function: mypkg.train:fit, alpha: 0.1}); hpotool's own Trainer takes its settings at the top of the "
+        "run config (epochs, batch_size, grad_clip)"
+    )

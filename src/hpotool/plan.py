@@ -29,7 +29,7 @@ from hpotool.param_values import boundary_values
 from hpotool.sampler_and_pruner import sampler_and_pruner
 from hpotool.sections import section_choices
 from hpotool.space_checks import check_space
-from hpotool.space_notes import grid_notes, seed_notes, single_choice_notes, width_notes
+from hpotool.space_notes import final_override_notes, grid_notes, seed_notes, single_choice_notes, width_notes
 from hpotool.storage_url import DEFAULT_ORIGIN, shown_url
 
 if TYPE_CHECKING:
@@ -310,6 +310,7 @@ def _plan(
         *single_choice_notes(opt, opt_path),
         *seed_notes(run, opt, opt_path),
         *width_notes(run, opt, opt_path),
+        *final_override_notes(opt, opt_path),
     )
     return StudyPlan(
         run, opt, data, sampler, pruner, opt.storage_url, overrides.allow_changed_config, notes=notes

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hpotool.conditions import check_condition, text_condition_hint
+from hpotool.config_fields import Integer, Number, no_boolean
 from hpotool.formatting import format_choice, sorted_keys
 
 Scalar = None | bool | int | float | str
@@ -109,9 +110,11 @@ class FloatParam(_Param):
     """`trial.suggest_float(name, low, high, step=step, log=log)`."""
 
     type: Literal["float"]
-    low: float = Field(description="Lower bound, inclusive.")
-    high: float = Field(description="Upper bound, inclusive.")
-    step: float | None = Field(None, description="Discretization step; not with log.")
+    low: Number = Field(description="Lower bound, inclusive.")
+    high: Number = Field(description="Upper bound, inclusive.")
+    step: Annotated[float | None, no_boolean(float)] = Field(
+        None, description="Discretization step; not with log."
+    )
     log: bool = Field(False, description="Sample on a log scale; needs low > 0.")
 
     @model_validator(mode="after")
@@ -135,9 +138,9 @@ class IntParam(_Param):
     """`trial.suggest_int(name, low, high, step=step, log=log)`."""
 
     type: Literal["int"]
-    low: int = Field(description="Lower bound, inclusive.")
-    high: int = Field(description="Upper bound, inclusive.")
-    step: int = Field(1, description="Step between values; must be 1 with log.")
+    low: Integer = Field(description="Lower bound, inclusive.")
+    high: Integer = Field(description="Upper bound, inclusive.")
+    step: Integer = Field(1, description="Step between values; must be 1 with log.")
     log: bool = Field(False, description="Sample on a log scale; needs low >= 1.")
 
     @model_validator(mode="after")

@@ -88,6 +88,25 @@ def seed_notes(run: RunConfig, opt: OptimizeConfig, opt_path: str) -> list[str]:
     return notes
 
 
+def final_override_notes(opt: OptimizeConfig, opt_path: str) -> list[str]:
+    """A note per `final.overrides` path that sets a searched parameter (or a key of a section searched
+    whole, or a section one is searched in): every final run trains with the override, not with the value
+    its trial won with. Meant for a searched fidelity (`data.subset_fraction: 1.0`), so a note, not a
+    refusal; a fidelity is named as such, as the data a trial trains on, and left alone."""
+    notes = []
+    for path, value in opt.final.overrides.items():
+        searched = [
+            s for s in opt.search_space if s == path or path.startswith(f"{s}.") or s.startswith(f"{path}.")
+        ]
+        if searched and not path.startswith("data."):
+            notes.append(
+                f"{opt_path}: final.overrides.{path}: {format_choice(value)} replaces the searched "
+                f"{', '.join(searched)}: train-from-best trains each trial with it, not with the value the trial "
+                f"ran (and won) with; drop it from final.overrides to train the best trial as it ran"
+            )
+    return notes
+
+
 def grid_notes(opt: OptimizeConfig, sampler: BaseSampler) -> tuple[str, ...]:
     """A note where the grid sampler searches conditional parameters: it runs each of their values also where
     the condition does not hold, so those trials repeat one configuration."""

@@ -44,7 +44,7 @@ def refuse_a_folder(url: str, path: Path) -> None:
 
 def file_hint(url: str) -> str:
     """What to do about a SQLite or journal file this process cannot write, or whose folder it cannot write
-    (a read-only mount, another user's file): a study run writes to both (SQLite's -wal and -shm files, the
+    (a read-only mount, another user's file) or make (a file in its place): a study run writes to both (SQLite's -wal and -shm files, the
     journal's lock file, beside the file), and SQLite writes beside a file even to read it; "" otherwise."""
     journal = url.startswith("journal:")
     path = Path(url.removeprefix("journal:")).expanduser() if journal else sqlite_path(url)
@@ -53,6 +53,11 @@ def file_hint(url: str) -> str:
     folder = path.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
+    if not folder.is_dir():  # a file where the folder would be made: it read "[Errno 17] File exists: 'data'"
+        return (
+            f"; {os.path.abspath(folder)!r} is a file, not a folder, so the storage's folder cannot be made "
+            f"there: move the file away, or give a path in another folder"
+        )
     blocked = next((p for p in (folder, path) if p.exists() and not os.access(p, os.W_OK)), None)
     if blocked is None:
         return ""

@@ -72,6 +72,13 @@ _INDENTATION_FIX = (
 )
 
 
+# Both configs in one file, split by `---`: PyYAML says "but found another document".
+_SECOND_DOCUMENT = (
+    "a second YAML document starts here ('---'), and a config file holds one; give the run config and the "
+    "optimize config as two files, or delete this line and what follows it"
+)
+
+
 def parse_yaml(text: str, source: str) -> Any:
     """Parse YAML text; any syntax or safety problem becomes one `HpoError` line."""
     try:
@@ -84,11 +91,50 @@ def parse_yaml(text: str, source: str) -> Any:
             problem += " (configs are loaded safely: YAML tags such as !!python/object are not allowed)"
         elif "'\\t'" in problem:
             problem += "; YAML indents with spaces only: replace the tab with spaces"
+        elif problem == "but found another document":
+            problem = _SECOND_DOCUMENT
         elif any(sign in problem for sign in _INDENTATION_SIGNS):
             problem += f"; {_INDENTATION_FIX}"
         raise HpoError(f"{source}: {where}{problem}") from None
+    except yaml.reader.ReaderError as exc:
+        raise HpoError(f"{source}: {_where(text, exc.position)}{_control_character(exc)}") from None
     except yaml.YAMLError as exc:
         raise HpoError(f"{source}: invalid YAML: {exc}") from None
+
+
+def _where(text: str, position: int) -> str:
+    """`line 2, column 10: ` for a character offset into `text`, as an editor counts them."""
+    before = text[:position]
+    return f"line {before.count(chr(10)) + 1}, column {position - before.rfind(chr(10))}: "
+
+
+def _control_character(exc: yaml.reader.ReaderError) -> str:
+    """A character YAML refuses (a NUL, a bell), given as its code point: PyYAML's two lines, the second a
+    character count into "<unicode string>", as one saying what to do."""
+    return (
+        f"the control character #x{exc.character:04x}, which YAML does not allow; delete it (an editor that "
+        f"shows invisible characters finds it)"
+    )
+
+
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> str:
+    """Why a config is no UTF-8 text, and how to save it: UTF-16 as Windows PowerShell writes it (`>`), or
+    a byte of another encoding (Latin-1's é), where it is; Python's "'utf-8' codec can't decode byte 0xff
+    in position 0" said neither."""
+    data = exc.object
+    valid = data[: exc.start].decode("utf-8")  # the text before the byte, whose characters an editor counts
+    if data[:2] in _UTF16_BOMS:
+        return (
+            f"{path}: is UTF-16 text (as Windows PowerShell's > and Out-File write it); save it as UTF-8 "
+            f"(in PowerShell: Set-Content -Encoding utf8)"
+        )
+    return (
+        f"{path}: {_where(valid, len(valid))}byte 0x{data[exc.start]:02x} is not UTF-8 (the file is in another "
+        f"encoding, such as Latin-1 or Windows-1252); save it as UTF-8"
+    )
 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
@@ -99,7 +145,9 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
         raise HpoError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise HpoError(f"{path}: is a directory, expected a YAML file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise HpoError(_not_utf8(path, exc)) from None
+    except OSError as exc:
         raise HpoError(f"{path}: cannot read: {exc}") from None
     data = parse_yaml(text, str(path))
     if data is None:

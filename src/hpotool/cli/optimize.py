@@ -57,7 +57,7 @@ def optimize(
     workers: WorkersOpt = 1,
     enqueue_from: EnqueueFromOpt = None,
     enqueue_from_storage: EnqueueFromStorageOpt = None,
-    top: TopOpt = 5,
+    top: TopOpt = None,
     allow_changed_config: AllowChangedConfigOpt = False,
     dry_run: DryRunOpt = False,
 ) -> None:

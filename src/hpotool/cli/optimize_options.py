@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from hpotool.cli.options import out_path, run_config_option
+from hpotool.cli.options import OptionError, out_path, run_config_option
 from hpotool.errors import HpoError
 
 RunConfigOrStoredOpt = Annotated[
@@ -25,7 +25,27 @@ OptimizeConfigOrStoredOpt = Annotated[
     ),
 ]
 NTrialsOpt = Annotated[int | None, typer.Option("--n-trials", help="Override n_trials (the study's total).")]
-TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="Override timeout, in seconds.")]
+
+
+def _timeout_seconds(text: str) -> float:
+    """--timeout's value: a number of seconds, or one line naming the seconds `1h` spells (as the optimize
+    config's `timeout: 1h` is refused); "Input should be a valid number, unable to parse string" said
+    neither that it is seconds nor how many."""
+    from hpotool.optimize_checks import timeout_text
+
+    try:
+        timeout_text(text, option=True)
+        return float(text)
+    except ValueError as exc:
+        raise OptionError(f"--timeout: {exc}") from None
+
+
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout", parser=_timeout_seconds, metavar="SECONDS", help="Override timeout, in seconds."
+    ),
+]
 DeviceOverrideOpt = Annotated[
     str | None, typer.Option("--device", help="Override device: auto, cpu, cuda, cuda:N, mps.")
 ]
@@ -58,8 +78,10 @@ EnqueueFromStorageOpt = Annotated[
     typer.Option("--enqueue-from-storage", help="Its storage (default: sqlite:///studies/<name>.db)."),
 ]
 TopOpt = Annotated[
-    int, typer.Option("--top", min=1, help="How many of its best trials --enqueue-from takes.")
+    int | None,
+    typer.Option("--top", min=1, help="How many of its best trials --enqueue-from takes (default 5)."),
 ]
+TOP_DEFAULT = 5
 AllowChangedConfigOpt = Annotated[
     bool,
     typer.Option(
@@ -77,6 +99,25 @@ DryRunOpt = Annotated[
         "no trial run (--json: the validated configs and trial counts).",
     ),
 ]
+
+
+def check_warm_start_options(
+    enqueue_from: str | None, enqueue_from_storage: str | None, top: int | None
+) -> None:
+    """--top and --enqueue-from-storage go with --enqueue-from: without it they were ignored, the run
+    queuing nothing, without a word."""
+    if enqueue_from is not None:
+        return
+    if top is not None:
+        raise HpoError(
+            f"--top {top}: counts the best trials --enqueue-from queues, and no --enqueue-from is given; give "
+            f"--enqueue-from STUDY with it, or drop --top"
+        )
+    if enqueue_from_storage:
+        raise HpoError(
+            "--enqueue-from-storage: is where --enqueue-from's study is stored, and no --enqueue-from is given; "
+            "give --enqueue-from STUDY with it, or drop --enqueue-from-storage"
+        )
 
 
 def check_config_options(

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpotool.cli.optimize_options import check_config_options
+from hpotool.cli.optimize_options import TOP_DEFAULT, check_config_options, check_warm_start_options
 from hpotool.cli.terminal import print_note
 from hpotool.errors import HpoError
 
@@ -36,7 +36,7 @@ class OptimizeArgs:
     workers: int
     enqueue_from: str | None
     enqueue_from_storage: str | None
-    top: int
+    top: int | None
     allow_changed_config: bool
     dry_run: bool
 
@@ -45,6 +45,7 @@ def checked_plan(args: OptimizeArgs) -> tuple[StudyPlan, str | None]:
     """The plan of the run `args` ask for, its storage checked; and the note that a resumed study draws new
     values where --enqueue-from names a study it would sample as (None otherwise)."""
     check_config_options(args.run_config, args.optimize_config, args.study_name)
+    check_warm_start_options(args.enqueue_from, args.enqueue_from_storage, args.top)
     if args.workers > 1 and not args.dry_run:
         from hpotool.forkserver import start_worker_server
 
@@ -54,7 +55,8 @@ def checked_plan(args: OptimizeArgs) -> tuple[StudyPlan, str | None]:
     plan = _plan(args)
     redraws: str | None = None  # --enqueue-from a study this one would sample as
     if args.enqueue_from is not None:
-        plan, redraws = _with_warm_start(plan, args.enqueue_from, args.enqueue_from_storage, args.top)
+        top = TOP_DEFAULT if args.top is None else args.top
+        plan, redraws = _with_warm_start(plan, args.enqueue_from, args.enqueue_from_storage, top)
     from hpotool.storage import check_storage
     from hpotool.storage_url import storage_origin
 
@@ -94,6 +96,7 @@ def _with_warm_start(
     from hpotool.enqueue_from import with_warm_start
     from hpotool.study_lookup import find_study
 
+    _refuse_itself(plan, enqueue_from, enqueue_from_storage)
     try:
         source = find_study(
             enqueue_from,
@@ -118,6 +121,26 @@ def _with_warm_start(
         stored_config(source.user_attrs, "optimize_config"),
     )
     return plan, redraws
+
+
+def _refuse_itself(plan: StudyPlan, enqueue_from: str, enqueue_from_storage: str | None) -> None:
+    """Refuse `--enqueue-from` naming the study this run runs, in its storage: each point is in the study
+    already and none was run again, while the note said "queued 3 of the best trials"."""
+    from hpotool.storage_url import default_storage_url, storage_file
+
+    source_url = enqueue_from_storage or default_storage_url(enqueue_from)
+    source_file, own_file = storage_file(source_url), storage_file(plan.storage_url)
+    same = (
+        source_file.resolve() == own_file.resolve()
+        if source_file is not None and own_file is not None
+        else source_url == plan.storage_url
+    )
+    if enqueue_from == plan.opt.study_name and same:
+        raise HpoError(
+            f"--enqueue-from {enqueue_from}: is the study this run runs, in the same storage: its best trials "
+            f"are in it already, and a warm start queues another study's; give another study's name, or drop "
+            f"--enqueue-from"
+        )
 
 
 def _short_of_top(plan: Any, source: Any, top: int) -> str | None:
