@@ -783,6 +783,35 @@ def test_fail_stale_marks_dead_trials_and_queues_a_retry(
     assert trials[2].user_attrs == {}  # not the dead run's worker: the retry is a new run
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_fail_stale_counts_each_kind_of_trial_it_marks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It said "marked 2 stale trials FAIL" where one trial's process of this machine was gone ("worker died"),
+    # not a heartbeat gone stale.
+    from hpotool.owners import owner
+
+    monkeypatch.setenv("HPOTOOL_HEARTBEAT_GRACE", "60")
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(study_name="s", storage=make_storage(url))
+    died, stale = study.ask(), study.ask()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    died.set_user_attr("worker", {**owner(), "pid": gone.pid})
+    stale.set_user_attr("worker", {"host": "elsewhere", "pid": 1})
+    for trial in (died, stale):
+        trial.suggest_float("x", 0, 1)
+        study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+        _beat_an_hour_ago(study, trial)
+    result = CliRunner().invoke(app, ["fail-stale", "--study-name", "s", "--storage", url])
+    assert result.exit_code == 0, result.output
+    assert " ".join(result.stdout.split()) == (
+        "marked 1 dead worker's trial and 1 stale trial FAIL: #0, #1; their values are queued to run again"
+    )
+    reasons = [t.user_attrs.get("fail_reason") for t in study.get_trials(deepcopy=False)][:2]
+    assert reasons[0] == f"worker died (pid {gone.pid})" and reasons[1].startswith("stale: no heartbeat")
+
+
 def test_fail_stale_without_heartbeat_marks_the_trials_of_dead_processes_of_this_machine(
     tmp_path: Path,
 ) -> None:
@@ -799,8 +828,8 @@ def test_fail_stale_without_heartbeat_marks_the_trials_of_dead_processes_of_this
     elsewhere.set_user_attr("worker", {"host": "elsewhere", "pid": 1})
     result = CliRunner().invoke(app, ["fail-stale", "--study-name", "s", "--storage", url])
     assert result.exit_code == 0, result.output
-    assert result.stdout.replace("\n", " ") == (
-        "marked 1 stale trial FAIL: #0; its values are queued to run again left 1 running trial alone, of live processes or other machines "
+    assert result.stdout.replace("\n", " ") == (  # not "stale": its process is gone
+        "marked 1 dead worker's trial FAIL: #0; its values are queued to run again left 1 running trial alone, of live processes or other machines "
         "(this storage has no heartbeat to tell a dead worker from a live one; once every worker is stopped, run "
         "again with --all-running): #1 "
     )
