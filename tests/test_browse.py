@@ -997,3 +997,51 @@ def test_a_missing_study_names_the_studies_in_their_own_files_once_and_at_most_t
         "in sqlite:///studies/<name>.db), kept (journal:studies/kept.log) (give --storage URL for a study stored "
         "elsewhere)\n"
     )
+
+
+def _running_trial(study: optuna.Study, started_s_ago: float, reports: int) -> None:
+    """Add a RUNNING trial to `study` that started `started_s_ago` seconds ago and has reported `reports`
+    epochs, as a trial a worker trains right now."""
+    from datetime import datetime, timedelta
+
+    trial = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.RUNNING,
+        params={"optimizer.lr": 0.01},
+        distributions={"optimizer.lr": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)},
+        intermediate_values={step: 0.5 + step / 10 for step in range(reports)},
+    )
+    trial.datetime_start = datetime.now() - timedelta(seconds=started_s_ago)
+    study.add_trial(trial)
+
+
+def test_a_running_trial_shows_the_epochs_it_has_reported_and_the_seconds_since_it_started(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    # A running trial's epochs and seconds were `-` (its epochs_run and duration are written as it ends):
+    # a user watching a study run saw no progress.
+    opt_dict["n_trials"] = 1
+    opt_dict["search_space"] = {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}}
+    study = run_tiny_study(tmp_path, run_dict, opt_dict)
+    _running_trial(study, 100, 3)
+    args = ["trials", "--study-name", "tiny", "--storage", opt_dict["storage"]]
+    rows = {r["number"]: r for r in json.loads(runner.invoke(app, [*args, "--json"]).stdout)}
+    assert (rows[1]["state"], rows[1]["epochs_run"], rows[1]["epochs_reported"]) == ("running", None, 3)
+    assert rows[1]["duration_s"] is None and rows[1]["elapsed_s"] >= 100
+    assert (rows[0]["epochs_run"], rows[0]["epochs_reported"], rows[0]["elapsed_s"]) == (2, None, None)
+    table = runner.invoke(app, args, env={"COLUMNS": "200"}, catch_exceptions=False).stdout
+    running, complete = _table_row(table, 1), _table_row(table, 0)
+    assert running[:2] == ["1", "running"] and running[-2] == "3" and float(running[-1]) >= 100, table
+    assert complete[-2] == "2", table
+
+
+def test_a_running_trial_of_a_study_that_reports_no_epochs_shows_its_seconds_alone(tmp_path: Path) -> None:
+    # Several objectives: no trial reports an epoch to Optuna, so none has a count to show while it runs.
+    study = optuna.create_study(
+        study_name="mo", storage=f"sqlite:///{tmp_path / 'mo.db'}", directions=["minimize"] * 2
+    )
+    _running_trial(study, 100, 0)
+    args = ["trials", "--study-name", "mo", "--storage", f"sqlite:///{tmp_path / 'mo.db'}"]
+    (row,) = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    assert row["epochs_reported"] is None and row["elapsed_s"] >= 100
+    cells = _table_row(runner.invoke(app, args, env={"COLUMNS": "200"}, catch_exceptions=False).stdout, 0)
+    assert cells[-2] == "-" and float(cells[-1]) >= 100

@@ -456,13 +456,38 @@ def test_one_worker_killed_before_the_timeout_ends_the_run_is_a_note_beside_the_
 ) -> None:
     # The summary said '1 of 2 workers died (...); run again to resume', not that the timeout had ended the
     # run, although the other worker had run the dead one's trial again and went on to the timeout.
-    # Each worker's timeout counts from the start of its trial loop: they run trials to kill for 4 s, where
-    # one is killed within a second (once a trial has trained 0.3 s).
-    args = [*_slow_configs(tmp_path, run_dict, opt_dict, 400), "--timeout", "4"]
+    # The timeout counts from the run's start in the main process, the workers' start-up (their imports,
+    # their data) included: 10 s leaves them trials to kill on a loaded machine too, where one is killed
+    # within a second once a trial has trained 0.3 s. (It was 4 s, enough while each worker counted its own
+    # timeout from the start of its trial loop; now workers slow to start under load ran no trial to kill.)
+    args = [*_slow_configs(tmp_path, run_dict, opt_dict, 400), "--timeout", "10"]
     output, _, victim = _signal_one_worker(args, opt_dict["storage"], signal.SIGKILL)
     pid = victim.user_attrs["worker"]["pid"]
-    assert "note: the timeout (4 s) ended the run with" in output and "workers died" not in output, output
+    assert "note: the timeout (10 s) ended the run with" in output and "workers died" not in output, output
     assert re.search(rf"note: worker hpotool-worker-\d \(pid {pid}\) was killed by SIGKILL", output), output
+
+
+def test_workers_set_up_past_the_timeout_start_no_trial(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # Each worker counted the timeout from its own trial loop, once its imports and data were set up: with
+    # `--timeout 4 --workers 2` the command lasted 8 s on a loaded machine. The timeout counts from the run's
+    # start in the main process: workers whose set-up (a dataset module slow to import in a worker) outlasts
+    # it start no trial. Before, each ran a trial or more, 1 s of trials from its own start.
+    (tmp_path / "slow_data.py").write_text(
+        "import multiprocessing\n"
+        "import time\n"
+        "from tests.helpers import digits_samples\n"
+        "if multiprocessing.parent_process() is not None:  # a worker: its set-up outlasts the timeout\n"
+        "    time.sleep(2)\n"
+        "def digits(n=300):\n"
+        "    return digits_samples(n)\n"
+    )
+    run = {**run_dict, "epochs": 1, "data": {"name": "slow_data:digits", "val_fraction": 0.2}}
+    args = _optimize_args(tmp_path, run, {**opt_dict, "n_trials": 50}, *WORKERS, "--timeout", "1")
+    output = _in_this_process(args).output
+    assert "note: the timeout (1 s) ended the run with 50 of 50 trials to go" in output, output
+    assert optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials == []
 
 
 def test_a_warm_start_of_a_worker_stopped_alone_is_run_by_the_others_once(
@@ -763,6 +788,35 @@ def test_fail_stale_marks_dead_trials_and_queues_a_retry(
     assert trials[2].user_attrs == {}  # not the dead run's worker: the retry is a new run
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_fail_stale_counts_each_kind_of_trial_it_marks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It said "marked 2 stale trials FAIL" where one trial's process of this machine was gone ("worker died"),
+    # not a heartbeat gone stale.
+    from hpotool.owners import owner
+
+    monkeypatch.setenv("HPOTOOL_HEARTBEAT_GRACE", "60")
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(study_name="s", storage=make_storage(url))
+    died, stale = study.ask(), study.ask()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    died.set_user_attr("worker", {**owner(), "pid": gone.pid})
+    stale.set_user_attr("worker", {"host": "elsewhere", "pid": 1})
+    for trial in (died, stale):
+        trial.suggest_float("x", 0, 1)
+        study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+        _beat_an_hour_ago(study, trial)
+    result = CliRunner().invoke(app, ["fail-stale", "--study-name", "s", "--storage", url])
+    assert result.exit_code == 0, result.output
+    assert " ".join(result.stdout.split()) == (
+        "marked 1 dead worker's trial and 1 stale trial FAIL: #0, #1; their values are queued to run again"
+    )
+    reasons = [t.user_attrs.get("fail_reason") for t in study.get_trials(deepcopy=False)][:2]
+    assert reasons[0] == f"worker died (pid {gone.pid})" and reasons[1].startswith("stale: no heartbeat")
+
+
 def test_fail_stale_without_heartbeat_marks_the_trials_of_dead_processes_of_this_machine(
     tmp_path: Path,
 ) -> None:
@@ -779,8 +833,8 @@ def test_fail_stale_without_heartbeat_marks_the_trials_of_dead_processes_of_this
     elsewhere.set_user_attr("worker", {"host": "elsewhere", "pid": 1})
     result = CliRunner().invoke(app, ["fail-stale", "--study-name", "s", "--storage", url])
     assert result.exit_code == 0, result.output
-    assert result.stdout.replace("\n", " ") == (
-        "marked 1 stale trial FAIL: #0; its values are queued to run again left 1 running trial alone, of live processes or other machines "
+    assert result.stdout.replace("\n", " ") == (  # not "stale": its process is gone
+        "marked 1 dead worker's trial FAIL: #0; its values are queued to run again left 1 running trial alone, of live processes or other machines "
         "(this storage has no heartbeat to tell a dead worker from a live one; once every worker is stopped, run "
         "again with --all-running): #1 "
     )

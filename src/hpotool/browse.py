@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from hpotool.durations import trial_start
 from hpotool.errors import HpoError
 from hpotool.fingerprint import stored_config
 from hpotool.ranking import is_feasible, state_counts
@@ -172,8 +174,10 @@ def trial_rows(study: optuna.Study, top: int | None = None, state: str | None = 
     if top is not None:
         trials = trials[:top]
     rows, attrs = [], study.user_attrs
+    reports, now = _reports_epochs(study), time.time()
     for t in trials:
         row = trial_record(t, attrs)
+        row["epochs_reported"], row["elapsed_s"] = _progress(t, reports, now)
         del row["history"]
         row["state"] = row["state"].lower()
         row["feasible"] = is_feasible(t)
@@ -185,3 +189,23 @@ def trial_rows(study: optuna.Study, top: int | None = None, state: str | None = 
         )
         rows.append(row)
     return rows
+
+
+def _reports_epochs(study: optuna.Study) -> bool:
+    """Whether the study's trials report their metric epoch by epoch (Optuna's intermediate values): not
+    with several objectives, nor for a metric known only once the run ends (n_params, epoch_time)."""
+    from hpotool.data import MEASURES
+
+    metric = stored_config(study.user_attrs, "optimize_config").get("metric")
+    return len(study.directions) == 1 and metric not in MEASURES
+
+
+def _progress(trial: FrozenTrial, reports: bool, now: float) -> tuple[int | None, float | None]:
+    """A RUNNING trial's progress, which its `epochs_run` and `duration_s` (written as it ends) do not show
+    yet: the epochs it has reported so far (None where the study's trials report none, `_reports_epochs`),
+    and the seconds since it started, at `now`. (None, None) for a trial in any other state."""
+    if trial.state != TrialState.RUNNING:
+        return None, None
+    started = trial_start(trial)
+    elapsed = None if started is None else max(now - started, 0.0)  # another machine's clock may run ahead
+    return (len(trial.intermediate_values) if reports else None), elapsed

@@ -54,19 +54,23 @@ def run_trials(
     tracker: Callable[[optuna.Study, FrozenTrial], None] | None = None,
     alone_since: int | None = None,
     streak_of: Callable[[optuna.Study], int] | None = None,
+    deadline: float | None = None,
 ) -> FailureGuard:
-    """Run trials of `study` until it holds `n_trials` finished trials, the timeout passes, `stop` is set,
-    `max_failures` trials in a row fail in this run, or the sampler has nothing left to try (the last
-    two set `stop`). `tracker` (`make_tracker`) logs each trial this process ran. `alone_since`: the number
-    of trials the study held when this process opened it seeing no other process (its sampler's seeds are
-    reproducible ones, `study_sampler.study_sampler`), None where its seeds are its own already. `streak_of`:
-    the run's failed trials in a row, where other processes share the run (`FailureGuard`).
+    """Run trials of `study` until it holds `n_trials` finished trials, the timeout passes (`deadline`: the
+    run's `run_deadline`, by default the plan's timeout from now), `stop` is set, `max_failures` trials in
+    a row fail in this run, or the sampler has nothing left to try (the last two set `stop`). `tracker`
+    (`make_tracker`) logs each trial this process ran. `alone_since`: the number of trials the study held
+    when this process opened it seeing no other process (its sampler's seeds are reproducible ones,
+    `study_sampler.study_sampler`), None where its seeds are its own already. `streak_of`: the run's failed
+    trials in a row, where other processes share the run (`FailureGuard`).
 
     Returns:
         The failure guard, which says whether failures or the sampler stopped the loop, and the first error.
     """
     guard = FailureGuard(max_failures, streak_of=streak_of)
-    loop = _TrialLoop(study, plan, guard, stop, observer, poll, tracker, alone_since)
+    if deadline is None:
+        deadline = run_deadline(plan.opt.timeout)
+    loop = _TrialLoop(study, plan, guard, stop, observer, poll, tracker, alone_since, deadline)
     # As Study.optimize does: a sampler with nothing left to try (grid, brute force) calls study.stop() from
     # `tell`, which Optuna allows only inside its optimize loop; this loop then ends the same way.
     study._stop_flag = False
@@ -79,6 +83,14 @@ def run_trials(
     finally:
         study._thread_local.in_optimize_loop = False
     return guard
+
+
+def run_deadline(timeout: float | None) -> float | None:
+    """The `time.monotonic()` past which a run starts no trial: `timeout` seconds from now, as the run
+    starts (None: no timeout). One point in time for all the run's processes (CLOCK_MONOTONIC is one clock
+    for the whole machine): each worker counted its own timeout from its trial loop, after its imports and
+    data, and `--timeout 4 --workers 2` on a loaded machine lasted 8 s."""
+    return None if timeout is None else time.monotonic() + timeout
 
 
 @dataclass
@@ -121,12 +133,13 @@ class _TrialLoop:
         poll: float,
         tracker: Callable[[optuna.Study, FrozenTrial], None] | None,
         alone_since: int | None,
+        deadline: float | None,
     ) -> None:
         self.study, self.plan, self.guard, self.stop, self.poll = study, plan, guard, stop, poll
         self.observer, self.tracker = observer, tracker
         self.storage = study._storage
         self.objective = make_objective(plan, observer)
-        self.target, self.timeout = trial_target(plan), plan.opt.timeout
+        self.target, self.deadline = trial_target(plan), math.inf if deadline is None else deadline
         self.set_up = TrialSetup(study, plan, self.target, poll, alone_since)
         self.start = time.monotonic()
         # Heartbeats are written every `interval` seconds, so a trial turns stale at that pace: looking once
@@ -151,7 +164,7 @@ class _TrialLoop:
         while not (self.stop is not None and self.stop.is_set()):
             raise_dropped()  # Ctrl-C, SIGTERM a finalizer swallowed between trials
             now = time.monotonic()
-            if self.timeout is not None and now - self.start >= self.timeout:
+            if now >= self.deadline:
                 break
             self._fail_stale_trials(now)
             if self.version is None:
@@ -183,7 +196,7 @@ class _TrialLoop:
     def _until(self) -> float:
         """Until when a wait may last before the trials are read again: the next look for stale trials, or
         the timeout."""
-        return min(self.next_stale_check, math.inf if self.timeout is None else self.start + self.timeout)
+        return min(self.next_stale_check, self.deadline)
 
     def _waited_for_a_slot(self, trials: list[FrozenTrial], now: float) -> bool:
         """Whether every slot is taken by the running `trials`, after waiting for one to finish or fail (or

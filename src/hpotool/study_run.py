@@ -13,7 +13,7 @@ from hpotool.errors import HpoError
 from hpotool.exhaustion import EXHAUSTED
 from hpotool.fallback import IndependentSampling, independent_sampling
 from hpotool.interrupts import ending, signal_of, signals_interrupt
-from hpotool.loop import run_trials
+from hpotool.loop import run_deadline, run_trials
 from hpotool.objective import StudyObserver
 from hpotool.plan import StudyPlan
 from hpotool.resume import prepare_resume
@@ -111,6 +111,7 @@ def _run_study(
     fallback = IndependentSampling()
     if tracker is not None:
         tracker.end_cut_off_runs(study)
+    deadline = run_deadline(plan.opt.timeout)  # the timeout counts from here, as with --workers
     if done < target:
         with signals_interrupt(), independent_sampling(study.sampler, fallback):
             try:
@@ -121,6 +122,7 @@ def _run_study(
                     max_failures=max_failures,
                     tracker=tracker,
                     alone_since=None if salt else existing,
+                    deadline=deadline,
                 )
             except KeyboardInterrupt as exc:
                 interrupted = signal_of(exc)

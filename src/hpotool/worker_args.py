@@ -89,6 +89,9 @@ class WorkerArgs:
     existing: int  # trials in the study when the run started
     salt: tuple[int, ...] = ()  # `study_sampler.process_salt()` where other processes sample the study too
     started: float = 0.0  # when the run started (time.time() in the main process)
+    # The time.monotonic() past which no worker starts a trial (`loop.run_deadline`): the main process's, set
+    # as the run started, so the workers' start-up counts against the timeout; None: no timeout
+    deadline: float | None = None
     storage_origin: str | None = None  # where the storage URL was given (`StudyPlan.storage_origin`)
     # The main process shows hpotool's DEBUG records (`hpotool --debug`), a failed trial's traceback: so
     # does this one.

@@ -123,7 +123,8 @@ def worker_main(
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
             alone_since = None if args.salt else args.existing
-            if _run_worker_trials(plan, opt, stop, _failure_guard(args), fallbacks, alone_since, tracking):
+            guard = _failure_guard(args)
+            if _run_worker_trials(plan, opt, stop, guard, fallbacks, alone_since, tracking, args.deadline):
                 exhausted.set()
         except ContractStop:  # the training function broke hpotool's contract: the main process says so
             stop.set()
@@ -222,9 +223,11 @@ def _run_worker_trials(
     fallbacks: SimpleQueue | None,
     alone_since: int | None = None,
     tracking: TrackingOff | None = None,
+    deadline: float | None = None,
 ) -> bool:
     """Join the study and run trials; returns whether the sampler has nothing left to try, and puts what
-    its sampler sampled independently on `fallbacks`. `alone_since`: as `loop.run_trials` takes it."""
+    its sampler sampled independently on `fallbacks`. `alone_since`, `deadline`: as `loop.run_trials` takes
+    them (the main process's deadline: this worker's start-up counts against the run's timeout)."""
     study = _open_study(plan, opt)
     own: Tracker | None = None
     if tracking is None or not tracking.off.is_set():
@@ -249,6 +252,7 @@ def _run_worker_trials(
                 tracker=tracker,
                 alone_since=alone_since,
                 streak_of=streak_of,
+                deadline=deadline,
             ).exhausted
         finally:
             if own is not None:

@@ -63,6 +63,7 @@ class WorkerRun:
     ctx: Any  # the workers' multiprocessing context (`forkserver.worker_context`)
     shared: Shared
     started: float  # time.time() before any worker started: the trials they start from then are this run's
+    deadline: float | None  # `loop.run_deadline` as the run started: no worker starts a trial past it
     fallback: IndependentSampling = field(default_factory=IndependentSampling)  # the workers', merged
     tracking_warned: bool = False  # the tracking warning printed: one for the run, whichever workers sent it
     interrupted: int | None = None  # the signal that stopped the run (Ctrl-C, SIGTERM)

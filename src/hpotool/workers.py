@@ -32,6 +32,7 @@ from hpotool.interrupts import (
     signals_ignored,
     signals_interrupt,
 )
+from hpotool.loop import run_deadline
 from hpotool.objective import StudyObserver
 from hpotool.plan import StudyPlan
 from hpotool.storage_faults import lost_cause, lost_connection, storage_lost, study_deleted
@@ -127,12 +128,14 @@ def _open_run(
     problems: Problems,
     on_open: Callable[[str | None], None] | None,
 ) -> WorkerRun:
-    """Open the study, before any worker starts, and make what the run's workers will share."""
+    """Open the study, before any worker starts, and make what the run's workers will share: the run's
+    deadline among them, set as one process's run sets it, so the workers' start-up counts against it."""
     # creates the MLflow store and experiment once, here, before any worker starts
     tracker = make_tracker(plan)
     study, salt, existing, target, before, done = open_for_run(plan, observer, on_open)
     if tracker is not None:
         tracker.end_cut_off_runs(study)
+    deadline = run_deadline(plan.opt.timeout)  # the timeout counts from here, as in one process
     # One worker per trial left at most: more had nothing to run, and their trials, asked in a race at the
     # end, were sent back and kept WAITING in the study (each a process, with a smaller share of the cores).
     n_started = min(n_workers, target - done) if done < target else n_workers
@@ -162,6 +165,7 @@ def _open_run(
         ctx=ctx,
         shared=Shared.make(ctx, problems),
         started=time.time(),  # the trials the workers start from now on are this run's (`run_streak`)
+        deadline=deadline,
     )
 
 
@@ -200,6 +204,7 @@ def _worker_args(
         run.existing,
         run.salt,
         run.started,
+        deadline=run.deadline,
         storage_origin=run.plan.storage_origin,
         debug=logging.getLogger("hpotool").isEnabledFor(logging.DEBUG),
         environ=hpotool_environ(),

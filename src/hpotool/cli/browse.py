@@ -95,7 +95,8 @@ def trials(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List a study's trials, best first (pruned trials show their last reported value)."""
+    """List a study's trials, best first (pruned trials show their last reported value; running ones the
+    epochs they have reported so far and the seconds since they started)."""
     with user_errors():
         from hpotool.browse import trial_rows
         from hpotool.study_lookup import find_study

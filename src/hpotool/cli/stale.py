@@ -41,28 +41,38 @@ def fail_stale(
         # A missing study is named with the studies that exist, as `trials` does.
         study = find_study(study_name, storage)
         heartbeat = has_heartbeat(study._storage)
-        failed = _fail_stale(study, all_running, heartbeat)
+        failed = _fail_stale(study, all_running, heartbeat)  # by kind
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         # Without a heartbeat, the trials of this machine's processes still running are live ones' (the dead
         # ones' were failed above): left alone, as a heartbeat's look leaves them. It refused, exit 2, and
         # told the user to stop every worker, run beside a live `--workers` run on this machine.
         elsewhere = [t.number for t in running if heartbeat or not on_this_host(t)]
-        if not heartbeat and elsewhere and not failed:
+        if not heartbeat and elsewhere and not any(failed.values()):
             raise HpoError(
                 f"study {study_name!r}: its running trials ({_numbers(elsewhere)}) belong to live processes or "
                 f"to other machines, and this storage has no heartbeat to tell a dead worker from a live one; "
                 f"stop every worker, then run again with --all-running"
             )
-        _print_failed(study, sorted(failed), all_running)
+        _print_failed(study, failed, all_running)
         if heartbeat and running:
             _print_beating(study, [t.number for t in running])
         elif running:
             _print_without_heartbeat(running)
 
 
-def _fail_stale(study: optuna.Study, all_running: bool, heartbeat: bool) -> list[int]:
-    """Mark the trials of dead workers FAIL (every running trial, with --all-running); their numbers. A
-    storage that cannot be written is refused in words."""
+# What `fail-stale` calls the trials it marks FAIL, by why: their process gone ("worker died"), their owner
+# never recorded ("abandoned"), their heartbeat too old or --all-running ("stale"). Each counted in the
+# singular and the plural; it called every one of them stale.
+_KINDS = {
+    "died": ("dead worker's trial", "dead workers' trials"),
+    "abandoned": ("abandoned trial", "abandoned trials"),
+    "stale": ("stale trial", "stale trials"),
+}
+
+
+def _fail_stale(study: optuna.Study, all_running: bool, heartbeat: bool) -> dict[str, list[int]]:
+    """Mark the trials of dead workers FAIL (every running trial, with --all-running); their numbers, by
+    kind (`_KINDS`). A storage that cannot be written is refused in words."""
     from hpotool.dead_trials import fail_dead_local_trials, fail_ownerless_trials
     from hpotool.heartbeat import fail_stale_trials
     from hpotool.storage_faults import cannot_write
@@ -71,10 +81,13 @@ def _fail_stale(study: optuna.Study, all_running: bool, heartbeat: bool) -> list
 
     try:
         # A process of this machine that is gone is surely dead, heartbeat or not (`kill -9`, an OOM kill).
-        failed = [] if all_running else fail_dead_local_trials(study)
-        failed += [] if all_running else fail_ownerless_trials(study, heartbeat_settings()[1])
-        if all_running or heartbeat:
-            failed += fail_stale_trials(study, every_running=all_running)
+        failed = {
+            "died": [] if all_running else fail_dead_local_trials(study),
+            "abandoned": [] if all_running else fail_ownerless_trials(study, heartbeat_settings()[1]),
+        }
+        failed["stale"] = (
+            fail_stale_trials(study, every_running=all_running) if all_running or heartbeat else []
+        )
     except Exception as exc:  # a read-only file or folder: it read the study, and cannot mark a trial
         url = storage_url_of(study)
         refused = cannot_write(url, exc) if url is not None and not isinstance(exc, HpoError) else None
@@ -84,14 +97,16 @@ def _fail_stale(study: optuna.Study, all_running: bool, heartbeat: bool) -> list
     return failed
 
 
-def _print_failed(study: optuna.Study, failed: list[int], all_running: bool) -> None:
-    """The trials marked FAIL and whose values are queued again, or that none was."""
+def _print_failed(study: optuna.Study, by_kind: dict[str, list[int]], all_running: bool) -> None:
+    """The trials marked FAIL, each kind counted, and whose values are queued again; or that none was."""
     from hpotool.heartbeat import queued_again
 
+    failed = sorted(n for numbers in by_kind.values() for n in numbers)
     if failed:
+        kinds = [counted(len(by_kind[k]), *_KINDS[k]) for k in _KINDS if by_kind.get(k)]
+        named = kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} and {kinds[-1]}"
         out_console().print(
-            f"marked {_trials(len(failed), 'stale')} FAIL: {_numbers(failed)}; "
-            f"{_retries(failed, queued_again(study, failed))}"
+            f"marked {named} FAIL: {_numbers(failed)}; {_retries(failed, queued_again(study, failed))}"
         )
     else:
         out_console().print(f"no {'running' if all_running else 'stale'} trial: nothing marked FAIL")

@@ -167,14 +167,17 @@ def _row_cells(row: dict[str, Any], values: list[str], columns: _Columns) -> lis
         if columns.split
         else [" ".join(f"{p}={v}" for p, v in zip(columns.params, values, strict=True) if p in row["params"])]
     )
+    # A running trial: the epochs it has reported so far, the seconds since it started (`browse._progress`)
     epochs = epochs_count(row["epochs_run"])
+    epochs = epochs if epochs is not None else row["epochs_reported"]
+    seconds = row["duration_s"] if row["duration_s"] is not None else row["elapsed_s"]
     return [
         str(row["number"]),
         row["state"],
         value,
         *params,
         str(epochs) if epochs is not None else "-",
-        f"{row['duration_s']:.3g}" if row["duration_s"] is not None else "-",
+        f"{seconds:.3g}" if seconds is not None else "-",
     ]
 
 
