@@ -327,6 +327,15 @@ def test_refine_that_would_fix_every_parameter_says_what_it_fixes_and_what_to_do
         "them all)\n"
     )
     assert not out.exists() and not (tmp_path / "stage2.run.yaml").exists()
+    # the audit said "refine the space (hpotool refine) rather than add trials." of this study
+    audit = CliRunner().invoke(app, ["audit", "--study-name", "settled", "--storage", url, "--json"])
+    assert audit.exit_code == 0, audit.output
+    assert json.loads(audit.stdout)["improvement"] == (
+        "no longer improving: the best of the last third of trials (1) did not beat 1; refine would leave "
+        "nothing to search: it fixes model.activation at relu; train the best trial as it is with "
+        f"hpotool train-from-best --study-name settled --storage {url}, or keep the choices the top trials did "
+        "not all make with a larger hpotool refine --keep-top (0.25 now; 1 keeps them all)."
+    )
     kept = CliRunner().invoke(
         app, ["refine", "--study-name", "settled", "--storage", url, "--out", str(out), "--keep-top", "1"]
     )

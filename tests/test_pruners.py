@@ -242,6 +242,10 @@ def test_prune_audit_measures_predictions_and_missed_winners(tmp_path: Path) -> 
     assert "predicted after epochs" in result.stdout and firsts == [str(k) for k in range(3, 10)], (
         result.stdout
     )
+    # --json read 2 where the table read 3: it has the step (from 0, as report() counts) and the count
+    as_json = _prune_audit("--study-name", "pruned", "--storage", url, "--json")
+    rows = json.loads(as_json.stdout)["prediction_errors"]
+    assert [(r["epoch"], str(r["epochs_seen"])) for r in rows] == list(zip(range(2, 9), firsts, strict=True))
 
 
 def test_prune_audit_of_or_against_a_multi_objective_study_is_one_line(tmp_path: Path) -> None:

@@ -759,10 +759,12 @@ def test_the_contour_leaves_out_a_parameter_the_complete_trials_gave_one_value(t
     handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
     logger = logging.getLogger("optuna.visualization._contour")
     logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)  # else this module's ERROR verbosity kept the warning from being logged
     try:
         make_figures(study, info)
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
     assert not [r for r in records if "unique value length" in r]
     one = optuna.create_study()
     for i in range(3):
@@ -775,6 +777,44 @@ def test_the_contour_leaves_out_a_parameter_the_complete_trials_gave_one_value(t
     assert reasons["contour"] == (
         "a contour needs two parameters with two values or more in the complete trials; y took one"
     )
+
+
+def test_the_contour_of_a_big_study_with_inf_values_draws_its_finite_trials() -> None:
+    # A plain Optuna study of 400 trials, most of them inf: the contour's sample of 300 was taken among
+    # them all, left out the one finite trial with c = "y", and Optuna logged "Param c unique value length
+    # is less than 2." into hpotool report's output (an empty contour). The inf trials are never drawn.
+    dists = {
+        "a": optuna.distributions.FloatDistribution(0, 1),
+        "c": optuna.distributions.CategoricalDistribution(["x", "y"]),
+    }
+
+    def trial(a: float, c: str, value: float) -> optuna.trial.FrozenTrial:
+        return optuna.trial.create_trial(params={"a": a, "c": c}, distributions=dists, value=value)
+
+    study = optuna.create_study()
+    study.add_trials([trial(i / 100, "x", i / 100) for i in range(30)])
+    # the even sample of the rest (370 for 270 places) skips its fourth trial
+    study.add_trials(
+        [trial(0.9, "y", 5.0) if j == 3 else trial(0.5, "xy"[j % 2], math.inf) for j in range(370)]
+    )
+    info = report_info(study, "sqlite:///memory")
+    contour = next(f for f in info.figures if f.key == "contour")
+    assert contour.reason is None and sorted(contour.params or []) == ["a", "c"]
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("optuna.visualization._contour")
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)  # as hpotool report has it: this module sets Optuna's to ERROR
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the figures' own warning of the inf trials
+            figures = make_figures(study, info)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+    assert not [r for r in records if "unique value length" in r], records
+    assert figures["contour"].data and "drawn" not in contour.title  # 31 finite trials: every one drawn
 
 
 def test_trials_of_inf_value_are_named_once_not_logged_by_every_figure(tmp_path: Path) -> None:

@@ -29,6 +29,8 @@ TOP_SHARE = 0.10  # "top trials": the best 10% of complete trials (at least 3)
 # Trials the importances and top trials must rest on before a parameter is fixed or narrowed by them: the
 # top 10% that PED-ANOVA sets apart then holds three trials, the fewest the top trials ever take.
 MIN_EVIDENCE = 30
+# The advice to a study that no longer improves, unless refine would leave nothing to search
+_REFINE = "refine the space (hpotool refine) rather than add trials."
 
 
 @dataclass
@@ -148,7 +150,7 @@ def _improvement(
         )
     return False, (
         f"no longer improving: the best of the last third of trials ({late_text}) did not beat {before_text}; "
-        f"refine the space (hpotool refine) rather than add trials."
+        f"{_REFINE}"
     )
 
 
@@ -167,8 +169,11 @@ def _planned_epochs(study: optuna.Study, trials: list[FrozenTrial]) -> set[int]:
     return planned
 
 
-def audit_study(study: optuna.Study, importances: dict[str, float] | None = None) -> AuditReport:
-    """Audit a single-objective study created by hpotool (`importances`: when already computed).
+def audit_study(
+    study: optuna.Study, importances: dict[str, float] | None = None, *, next_stage: bool = True
+) -> AuditReport:
+    """Audit a single-objective study created by hpotool (`importances`: when already computed). Where it no
+    longer improves and `next_stage`, the advice is what refine will do with it (`_refine_advice`).
 
     Raises:
         HpoError: for a multi-objective study, a study without a stored space, or no complete trial.
@@ -196,7 +201,7 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
     findings = _param_findings(space, best, importances, on, top, _stored_run(study))
     median_prune_epoch, planned_epochs = _prune_epochs(study, pruned)
     improving, improvement = _improvement(feasible, direction, len(feasible) < len(complete))
-    return AuditReport(
+    report = AuditReport(
         study_name=study.study_name,
         metric=str(opt.get("metric", "value")),
         direction=direction,
@@ -216,6 +221,23 @@ def audit_study(study: optuna.Study, importances: dict[str, float] | None = None
         importance_note=note,
         shadowed=shadowed_keys(space),
     )
+    if next_stage and improving is False:
+        report.improvement = _refine_advice(study, report)
+    return report
+
+
+def _refine_advice(study: optuna.Study, report: AuditReport) -> str:
+    """`report.improvement`, its advice to refine replaced by refine's own where refine would leave nothing to
+    search (it said to refine a study refine then refused)."""
+    from hpotool.refine import NothingLeft, refine_study
+
+    try:
+        refine_study(study, report=report)
+    except NothingLeft as left:
+        return report.improvement.replace(_REFINE, f"{left.advice('hpotool refine --keep-top')}.")
+    except HpoError:  # another refusal: refine says it when run, as it would after any advice
+        pass
+    return report.improvement
 
 
 def _refuse_several_objectives(study: optuna.Study) -> None:

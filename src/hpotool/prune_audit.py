@@ -28,12 +28,15 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class EpochError:
-    """Prediction error of predictions made at one epoch, over complete trials."""
+    """Prediction error of predictions made at one epoch, over complete trials. `epoch` is the step of the
+    last value a prediction saw, counted from 0 as `report(epoch, ...)` and the pruners' steps count;
+    `epochs_seen` is that count of epochs (`epoch` + 1), the number the table shows."""
 
     epoch: int
     trials: int
     median_abs_error: float
     max_abs_error: float
+    epochs_seen: int
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ def prediction_errors(study: optuna.Study, min_points: int = 3) -> list[EpochErr
         for k in range(min_points - 1, len(curve) - 1):
             predicted = predict_final(steps[: k + 1], values[: k + 1], steps[-1], window)
             errors.setdefault(steps[k], []).append(abs(predicted - final))
-    return [EpochError(k, len(e), statistics.median(e), max(e)) for k, e in sorted(errors.items())]
+    return [EpochError(k, len(e), statistics.median(e), max(e), k + 1) for k, e in sorted(errors.items())]
 
 
 def _distance(space: dict[str, Any], a: dict[str, Any], b: dict[str, Any]) -> float:

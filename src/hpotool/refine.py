@@ -91,7 +91,7 @@ def refine_study(
     """
     if not 0 < keep_top <= 1:
         raise HpoError(f"--keep-top must be in (0, 1], got {keep_top}")
-    report = report or audit_study(study)
+    report = report or audit_study(study, next_stage=False)
     space = stored_space(study)
     run = stored_run_config(study)  # names a component that fails to import, or what else is wrong
     stored_opt = dict(study.user_attrs["optimize_config"])
@@ -210,9 +210,32 @@ def _next_param(
     return p, None, f"{name}: no top trial sets it; kept {range_text(p)}"
 
 
+class NothingLeft(HpoError):
+    """refine's refusal of a stage that would fix every parameter: what it would do (`what`: "it fixes
+    ..."), the command that trains the best trial, and the --keep-top that fixed a choice the top trials
+    all made (None where none did). Audit gives its `advice` in place of advising refine."""
+
+    def __init__(self, study_name: str, what: str, train: str, keep_top: float | None) -> None:
+        self.what, self.train, self.keep_top = what, train, keep_top
+        super().__init__(f"study {study_name!r}: {self.advice('--keep-top')}")
+
+    def advice(self, keep_flag: str) -> str:
+        """From "refine would leave nothing to search" on, naming the --keep-top option `keep_flag`."""
+        keep = (
+            ""
+            if self.keep_top is None
+            else f", or keep the choices the top trials did not all make with a larger {keep_flag} "
+            f"({self.keep_top:g} now; 1 keeps them all)"
+        )
+        return (
+            f"refine would leave nothing to search: {self.what}; train the best trial as it is with {self.train}"
+            f"{keep}"
+        )
+
+
 def _nothing_left(
     study: optuna.Study, space: dict[str, Param], fixed: dict[str, Any], changes: list[str], keep_top: float
-) -> HpoError:
+) -> NothingLeft:
     """The refusal of a stage that would fix every parameter (or drop it, its condition no longer able to
     hold): what it fixes, that the best trial is ready to train, and, where the top trials' one choice
     fixed a parameter, the --keep-top that keeps the other choices."""
@@ -224,15 +247,12 @@ def _nothing_left(
     dropped = [name for name in space if name not in fixed]
     if dropped:
         parts.append(f"drops {', '.join(dropped)}, whose condition can no longer hold")
-    keep = ""
-    if any(": every top trial chose " in c for c in changes):
-        keep = (
-            ", or keep the choices the top trials did not all make with a larger --keep-top "
-            f"({keep_top:g} now; 1 keeps them all)"
-        )
-    return HpoError(
-        f"study {study.study_name!r}: refine would leave nothing to search: it {' and '.join(parts)}; train the "
-        f"best trial as it is with hpotool train-from-best {study_options(study)}{keep}"
+    chose = any(": every top trial chose " in c for c in changes)
+    return NothingLeft(
+        study.study_name,
+        f"it {' and '.join(parts)}",
+        f"hpotool train-from-best {study_options(study)}",
+        keep_top if chose else None,
     )
 
 

@@ -31,17 +31,22 @@ SAMPLE_LIMITS = {"intermediate": 500, "parallel": 500, "contour": 300}
 _CURVE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 
-def _candidates(kind: str, trials: list[FrozenTrial]) -> list[FrozenTrial]:
+def _candidates(kind: str, trials: list[FrozenTrial], objective: int = 0) -> list[FrozenTrial]:
     if kind == "intermediate":
         return [t for t in trials if t.intermediate_values and t.state in _CURVE_STATES]
-    return [t for t in trials if t.state == TrialState.COMPLETE]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if (
+        kind == "contour"
+    ):  # Optuna leaves out a trial whose value is inf or nan: it would take a drawn one's place
+        return [t for t in complete if t.values and math.isfinite(t.values[objective])]
+    return complete
 
 
 def sample_trials(
     kind: str, trials: list[FrozenTrial], directions: list[optuna.study.StudyDirection], objective: int = 0
 ) -> list[FrozenTrial]:
     """The trials figure `kind` draws: all its candidates, or SAMPLE_LIMITS[kind] of them (see above)."""
-    candidates = _candidates(kind, trials)
+    candidates = _candidates(kind, trials, objective)
     limit = SAMPLE_LIMITS.get(kind)
     if limit is None or len(candidates) <= limit:
         return candidates
@@ -81,8 +86,8 @@ def curve_trials(study: optuna.Study, trials: list[FrozenTrial], metric: str) ->
     return curves
 
 
-def _sampled_note(kind: str, trials: list[FrozenTrial]) -> str:
-    limit, n = SAMPLE_LIMITS.get(kind), len(_candidates(kind, trials))
+def _sampled_note(kind: str, trials: list[FrozenTrial], objective: int = 0) -> str:
+    limit, n = SAMPLE_LIMITS.get(kind), len(_candidates(kind, trials, objective))
     if limit is None or n <= limit:
         return ""
     return f" ({limit:,} of {n:,} trials drawn: the best {limit // 10} and an even sample of the rest)"
@@ -149,7 +154,8 @@ def figure_infos(
             reason=None if importances[i] else importance_reasons[i],
             note=importances_caveat,
         )
-        figs += _objective_figures(i, objectives, done, trials, importances[i], importance)
+        contour = sample_trials("contour", trials, study.directions, i)
+        figs += _objective_figures(i, objectives, done, trials, contour, importances[i], importance)
     figs.append(_curves_figure(study, trials, objectives))
     figs.append(
         FigureInfo("timeline", "timeline", "Timeline", reason=None if trials else "the study has no trials")
@@ -185,13 +191,15 @@ def _objective_figures(
     objectives: list[dict[str, str]],
     done: _Complete,
     trials: list[FrozenTrial],
+    contour: list[FrozenTrial],
     importance: dict[str, float] | None,
     importance_figure: FigureInfo,
 ) -> list[FigureInfo]:
-    """Objective `i`'s figures: history, importances (`importance_figure`), parallel, slice, contour, EDF."""
+    """Objective `i`'s figures: history, importances (`importance_figure`), parallel, slice, contour (of the
+    trials `contour`), EDF."""
     sfx, name = _suffix(i, objectives), _label(i, objectives)
     no_params = done.none or (None if done.params else "the trials have no parameters")
-    contour_reason, pair = _contour_pair(done, importance, no_params)
+    contour_reason, pair = _contour_pair(done, contour, importance, no_params)
     return [
         FigureInfo(f"history{sfx}", "history", f"Optimization history{name}", i, reason=done.none),
         importance_figure,
@@ -206,7 +214,7 @@ def _objective_figures(
         FigureInfo(
             f"contour{sfx}",
             "contour",
-            f"Contour of the two most important parameters{name}{_sampled_note('contour', trials)}",
+            f"Contour of the two most important parameters{name}{_sampled_note('contour', trials, i)}",
             i,
             params=pair,
             reason=contour_reason,
@@ -216,9 +224,10 @@ def _objective_figures(
 
 
 def _contour_pair(
-    done: _Complete, importance: dict[str, float] | None, no_params: str | None
+    done: _Complete, drawn: list[FrozenTrial], importance: dict[str, float] | None, no_params: str | None
 ) -> tuple[str | None, list[str] | None]:
-    """The contour's two parameters (the two most important that took two values or more), or why none."""
+    """The contour's two parameters (the two most important that took two values or more in the trials it
+    draws, `drawn`), or why none."""
     params, complete = done.params, done.finite
     if len(params) < 2:
         return no_params or f"a contour needs two parameters, the study has {len(params)}", None
@@ -226,8 +235,9 @@ def _contour_pair(
         finite = " with a finite value" if len(complete) < len(done.every) else ""
         return f"a contour needs at least 2 complete trials{finite}, the study has {len(complete)}", None
     ranked = list(importance) if importance else params
-    # Optuna draws an empty contour, and logs a warning, for a parameter with one value
-    varied = [p for p in ranked if len({repr(t.params[p]) for t in complete if p in t.params}) > 1]
+    # Optuna draws an empty contour, and logs a warning, for a parameter with one value in the trials drawn
+    # (a sample of a big study: another value may be in trials it leaves out)
+    varied = [p for p in ranked if len({repr(t.params[p]) for t in drawn if p in t.params}) > 1]
     if len(varied) >= 2:
         return None, varied[:2]
     single = [p for p in params if p not in varied]

@@ -193,7 +193,7 @@ def _print_predictions(study: optuna.Study, study_name: str, errors: list[dict[s
     shown = _evenly(errors, PRUNE_AUDIT_ROWS)
     for e in shown:
         table.add_row(
-            str(e["epoch"] + 1),
+            str(e["epochs_seen"]),
             str(e["trials"]),
             format_value(e["median_abs_error"]),
             format_value(e["max_abs_error"]),
