@@ -2708,6 +2708,25 @@ CASES = [
         env={"HPOTOOL_SQLITE_BUSY_TIMEOUT": "soon"},
     ),
     Case(
+        "schedule-argument-fails-its-step",
+        "a schedule's argument torch takes and fails on as the schedule steps (StepLR's step_size: 0); before: "
+        "'check that the loss fits this classification task'",
+        "error: run.yaml: training: one step on 8 samples failed: ZeroDivisionError: integer modulo by zero; the scheduler's step() raised it: check the scheduler section's arguments (step_size: 0)",
+        run={"scheduler": {"name": "torch.optim.lr_scheduler:StepLR", "step_size": 0}},
+    ),
+    Case(
+        "optimizer-argument-quoted-number",
+        "a quoted number for an argument of a torch optimizer, which torch refuses deep inside, naming no key",
+        "error: run.yaml: optimizer: TypeError: '<' not supported between instances of 'str' and 'float'; optimizer.momentum is the text '0.9': write 0.9 without quotes, a number",
+        run={"optimizer": {"name": "sgd", "lr": 0.01, "momentum": "0.9"}},
+    ),
+    Case(
+        "optimizer-argument-torch-refuses",
+        "an optimizer argument of the wrong shape that torch's constructor fails on (Adam's betas as one number)",
+        "error: run.yaml: optimizer: TypeError: 'float' object is not subscriptable; check the optimizer section's arguments (lr: 0.01, betas: 0.9)",
+        run={"optimizer": {"name": "torch.optim:Adam", "lr": 0.01, "betas": 0.9}},
+    ),
+    Case(
         "optimizer-function-without-lr",
         "an optimizer function of the user's whose learning rate is not called lr",
         "error: run.yaml: optimizer: optimizer 'keras_optimizer:make' takes no argument 'lr', which hpotool gives every optimizer (optimizer.lr, 0.01 here, which a search varies): name its learning_rate argument lr",

@@ -628,8 +628,8 @@ def test_a_training_step_that_fails_in_the_optimizer_says_so_not_to_check_the_lo
     }
     assert _check_refusal(run) == (
         "run.yaml: training: one step on 8 samples failed: TypeError: SGDNeedingAScale.step() missing 1 required "
-        "positional argument: 'scale'; the optimizer's step() raised it: check the optimizer section (hpotool "
-        "calls step() with no arguments, once per batch)"
+        "positional argument: 'scale'; the optimizer's step() raised it: check the optimizer section's arguments "
+        "(lr: 0.1); hpotool calls step() with no arguments, once per batch"
     )
     run["optimizer"] = {"name": "adam"}
     run["model"] = {"name": "tests.helpers:FailsInTraining"}
@@ -641,6 +641,64 @@ def test_a_training_step_that_fails_in_the_optimizer_says_so_not_to_check_the_lo
     run["loss"] = {"name": "torch.nn:MultiLabelMarginLoss"}  # l1 and the like are refused before the step
     with pytest.raises(HpoError, match=r"; check that the loss fits this classification task$"):
         check_run(RunConfig.model_validate(run), "run.yaml")
+
+
+@pytest.mark.parametrize(
+    ("section", "ending"),
+    [
+        (  # torch's StepLR builds, and divides by its step_size as it steps
+            {"scheduler": {"name": "torch.optim.lr_scheduler:StepLR", "step_size": 0}},
+            "ZeroDivisionError: integer modulo by zero; the scheduler's step() raised it: check the scheduler "
+            "section's arguments (step_size: 0)",
+        ),
+        (  # a quoted gamma: torch's ExponentialLR multiplies the lr by the text as it steps
+            {"scheduler": {"name": "torch.optim.lr_scheduler:ExponentialLR", "gamma": "0.9"}},
+            "TypeError: can't multiply sequence by non-int of type 'float'; the scheduler's step() raised it: "
+            "scheduler.gamma is the text '0.9': write 0.9 without quotes, a number",
+        ),
+        (  # three betas: torch's Adam builds, and its fused step (hpotool's LeanStep) unpacks two
+            {"optimizer": {"name": "torch.optim:Adam", "lr": 0.01, "betas": [0.9, 0.99, 0.1]}},
+            "ValueError: too many values to unpack (expected 2); the optimizer's step() raised it: check the "
+            "optimizer section's arguments (lr: 0.01, betas: [0.9, 0.99, 0.1]); hpotool calls step() with no "
+            "arguments, once per batch",
+        ),
+    ],
+)
+def test_a_training_step_that_fails_in_the_schedule_or_the_optimizer_names_its_arguments(
+    section: dict[str, Any], ending: str
+) -> None:
+    """A schedule's or a fused optimizer's argument torch takes and fails on as the run steps: the one-step
+    check said "check that the loss fits this classification task", blaming the loss, naming no argument."""
+    message = _check_refusal({**SMALL, **section, "device": "cpu"})
+    assert message == f"run.yaml: training: one step on 8 samples failed: {ending}"
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        (
+            {"optimizer": {"name": "sgd", "lr": 0.01, "momentum": "0.9"}},
+            "optimizer: TypeError: '<' not supported between instances of 'str' and 'float'; optimizer.momentum "
+            "is the text '0.9': write 0.9 without quotes, a number",
+        ),
+        (
+            {"optimizer": {"name": "torch.optim:Adam", "lr": 0.01, "betas": 0.9}},
+            "optimizer: TypeError: 'float' object is not subscriptable; check the optimizer section's arguments "
+            "(lr: 0.01, betas: 0.9)",
+        ),
+        (
+            {"scheduler": {"name": "torch.optim.lr_scheduler:MultiStepLR", "milestones": 1}},
+            "scheduler: TypeError: 'int' object is not iterable; check the scheduler section's arguments "
+            "(milestones: 1)",
+        ),
+    ],
+)
+def test_an_argument_torch_refuses_as_it_builds_the_optimizer_or_schedule_is_named(
+    section: dict[str, Any], message: str
+) -> None:
+    """torch's own refusal, raised deep in its constructor, named neither the section's key nor its value
+    (`optimizer: TypeError: '<' not supported between instances of 'str' and 'float'`)."""
+    assert _check_refusal({**SMALL, **section, "device": "cpu"}) == f"run.yaml: {message}"
 
 
 @pytest.mark.parametrize(

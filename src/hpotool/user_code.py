@@ -45,12 +45,12 @@ def first_line(exc: BaseException) -> str:
     for the user, and the class name (ValueError) would tell them nothing. An exception from a library, or
     one raised in (or through) the user's code keeps the name, which tells them what their code did."""
     text = exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc).strip()
-    if text and _raised_by_hpotool(exc) and user_frame(exc) is None:
+    if text and raised_by_hpotool(exc) and user_frame(exc) is None:
         return text.splitlines()[0]
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
-def _raised_by_hpotool(exc: BaseException) -> bool:
+def raised_by_hpotool(exc: BaseException) -> bool:
     """Whether `exc` is hpotool's own: of a class hpotool defines, or from a `raise` statement in hpotool's
     source (its innermost frame); not from the user's code, a library, or a builtin hpotool called (an
     `open()` failing keeps its PermissionError)."""
