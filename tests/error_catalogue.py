@@ -1066,6 +1066,18 @@ CASES = [
         run_in="sub",
     ),
     Case(
+        "import-exported-config-from-another-folder",
+        "an exported best_run.yaml trained from a folder beside its project, whose module the folder the "
+        "config sits below holds; before: 'run hpotool from the folder that holds sibling_nets/', naming none",
+        "error: ../proj/studies/best/best_run.yaml: model: cannot import 'sibling_nets:Net': No module named 'sibling_nets'; imports resolve from the current folder and PYTHONPATH, and <cwd>/proj holds sibling_nets: run hpotool from there (cd ../proj), or add that folder to PYTHONPATH",
+        files={
+            "proj/sibling_nets.py": "Net = None\n",
+            "proj/studies/best/best_run.yaml": "model: {name: 'sibling_nets:Net'}\ndevice: cpu\n",
+        },
+        command=("train", "-r", "../proj/studies/best/best_run.yaml"),
+        run_in="other",
+    ),
+    Case(
         "import-file-path",
         "a file path written where an import path goes",
         "error: run.yaml: model: cannot import 'mypkg/nets.py:Net': 'mypkg/nets.py' is a file path, not an import path; write mypkg.nets:Net (folders joined by dots, without .py), run from the folder that holds mypkg/",
