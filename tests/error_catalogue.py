@@ -1237,6 +1237,18 @@ CASES = [
         run={"trainer": {"function": "tests.trainers:needs_data_path"}},
     ),
     Case(
+        "trainer-key-misspelt",
+        "a trainer: key one or two letters off a parameter of the training function (alhpa for alpha); before: "
+        "the key went unused, and every trial trained with alpha's default",
+        "error: run.yaml: trainer.alhpa: own_fit:fit takes no argument 'alhpa' (did you mean 'alpha'?), so alpha would keep its default, 0.1, in every trial; write alpha",
+        run={"trainer": {"function": "own_fit:fit", "alhpa": 0.3}},
+        optimize={"metric": "val_loss", "direction": "minimize"},
+        files={
+            "own_fit.py": "def fit(config, report, alpha=0.1):\n"
+            "    report(0, {'val_loss': alpha})\n    return {'val_loss': alpha}\n"
+        },
+    ),
+    Case(
         "trainer-no-report",
         "a pruner with a training function that takes no report",
         "error: run.yaml: trainer.function: tests.trainers:never_reports takes no 'report' argument, so the pruner can never stop a trial; add a report parameter and call report(epoch, {metric: value}) after each epoch, or set pruner: {name: nop} in optimize.yaml",
