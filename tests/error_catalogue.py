@@ -1155,6 +1155,30 @@ CASES = [
         run={"data": {"name": "tests.helpers:points_with_a_gap"}},
     ),
     Case(
+        "data-list-of-samples",
+        "a dataset function returning a list of (x, y) samples; before: 'got a list of 40 items; return x and y alone'",
+        "error: run.yaml: data: 'samples_data:samples' returned data hpotool cannot train on: a dataset function must return hpotool.datasets.Dataset, an (x, y) pair or a torch Dataset of (x, y) samples, got a list of 40 (x, y) samples; return them as one (x, y) pair: torch.stack([s[0] for s in samples]), torch.tensor([s[1] for s in samples])",
+        run={"data": {"name": "samples_data:samples"}},
+        files={
+            "samples_data.py": "import torch\n\n\ndef samples():\n"
+            "    return [(torch.full((4,), float(i)), i % 2) for i in range(40)]\n\n\n"
+            "class Samples:\n    def __len__(self):\n        return 40\n\n"
+            "    def __getitem__(self, i):\n        return torch.full((4,), float(i)), i % 2\n"
+        },
+    ),
+    Case(
+        "data-map-style-not-a-torch-dataset",
+        "a map-style dataset class (__len__, __getitem__) that does not subclass torch's Dataset; before: 'got Samples'",
+        "error: run.yaml: data: 'samples_data:Samples' returned data hpotool cannot train on: a dataset function must return hpotool.datasets.Dataset, an (x, y) pair or a torch Dataset of (x, y) samples, got Samples, which has __len__ and __getitem__ but is no torch.utils.data.Dataset: make its class a subclass of torch.utils.data.Dataset, or return an (x, y) pair",
+        run={"data": {"name": "samples_data:Samples"}},
+        files={
+            "samples_data.py": "import torch\n\n\ndef samples():\n"
+            "    return [(torch.full((4,), float(i)), i % 2) for i in range(40)]\n\n\n"
+            "class Samples:\n    def __len__(self):\n        return 40\n\n"
+            "    def __getitem__(self, i):\n        return torch.full((4,), float(i)), i % 2\n"
+        },
+    ),
+    Case(
         "data-two-splits",
         "a dataset function returning its own training and validation splits",
         "error: run.yaml: data: 'split_data:load' returned data hpotool cannot train on: got two (x, y) pairs, a training and a validation split?; return all the samples as one (x, y) pair: hpotool makes the validation split itself (data.val_fraction, data.split_seed)",

@@ -21,6 +21,16 @@ from tests.helpers import features_with_a_graph, numpy_regression
 SMALL = {"data": {"name": "digits", "subset_fraction": 0.1}, "model": {"name": "mlp", "hidden": [8]}}  # quick
 
 
+class _DuckSamples:
+    """A map-style dataset of (x, y) samples that does not subclass torch.utils.data.Dataset."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return torch.zeros(2), i % 2
+
+
 def _check_refusal(run: dict[str, Any] | RunConfig) -> str:
     """What check_run says, refusing the run config `run` (read from run.yaml)."""
     with pytest.raises(HpoError) as info:
@@ -281,6 +291,18 @@ def test_a_plain_loss_function_trains_as_its_class_does() -> None:
         (
             (torch.zeros(4, 2), torch.zeros(4), torch.ones(4)),
             r"samples, got a tuple of 3 items; return x and y alone$",
+        ),
+        # a list of (x, y) samples, as a script collects them: "return x and y alone" told no way to do it
+        (
+            [(torch.zeros(2), np.int64(i % 2)) for i in range(5)],
+            r"samples, got a list of 5 \(x, y\) samples; return them as one \(x, y\) pair: "
+            r"torch.stack\(\[s\[0\] for s in samples\]\), torch.tensor\(\[s\[1\] for s in samples\]\)$",
+        ),
+        # a map-style dataset that is no torch Dataset: "got Samples" said nothing of what it lacked
+        (
+            _DuckSamples(),
+            r"samples, got _DuckSamples, which has __len__ and __getitem__ but is no torch.utils.data.Dataset: make its "
+            r"class a subclass of torch.utils.data.Dataset, or return an \(x, y\) pair$",
         ),
         # a training and a validation split, as a script keeps them: numpy's "setting an array element with a
         # sequence ... inhomogeneous shape", or torch's for two Datasets, said nothing of what was returned
