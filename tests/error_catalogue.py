@@ -515,6 +515,18 @@ CASES = [
         },
     ),
     Case(
+        "sampler-raises-as-it-samples",
+        "a sampler class of the user's whose sampling raises an error other than a ValueError or TypeError; "
+        "before: a traceback",
+        "error: optimize.yaml: sampler: 'remote_sampler:Sampler' cannot sample this study (one objective): RuntimeError: the suggestion service did not answer (at remote_sampler.py:6 in sample_independent)",
+        optimize={"sampler": {"name": "remote_sampler:Sampler"}},
+        files={
+            "remote_sampler.py": "import optuna\n\n\nclass Sampler(optuna.samplers.RandomSampler):\n"
+            "    def sample_independent(self, *args, **kwargs):\n"
+            "        raise RuntimeError('the suggestion service did not answer')\n"
+        },
+    ),
+    Case(
         "bruteforce-continuous",
         "the brute-force sampler over a float without step",
         "error: optimize.yaml: sampler: the brute-force sampler needs a finite set of values: search_space.optimizer.lr: a float without step has infinitely many; give it a step, or use another sampler",
