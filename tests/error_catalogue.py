@@ -1167,6 +1167,18 @@ CASES = [
         run={"data": {"name": "tests.helpers:points_with_a_gap"}},
     ),
     Case(
+        "data-argument-quoted-number",
+        "a quoted number for an argument of a dataset function of the user's, which torch refuses in its code; "
+        "before: the line of the user's code alone, naming no key",
+        "error: run.yaml: data: loading 'moons_data:moons' failed: TypeError: rand(): argument 'size' (position 1) must be tuple of ints, not str (at moons_data.py:5 in moons); data.n_samples is the text '600': write 600 without quotes, a number",
+        run={"data": {"name": "moons_data:moons", "n_samples": "600"}},
+        files={
+            "moons_data.py": "import torch\n\n\ndef moons(n_samples=600):\n"
+            "    t = torch.rand(n_samples)\n"
+            "    return torch.stack([t.cos(), t.sin()], dim=1), (t > 0.5).long()\n"
+        },
+    ),
+    Case(
         "data-list-of-samples",
         "a dataset function returning a list of (x, y) samples; before: 'got a list of 40 items; return x and y alone'",
         "error: run.yaml: data: 'samples_data:samples' returned data hpotool cannot train on: a dataset function must return hpotool.datasets.Dataset, an (x, y) pair or a torch Dataset of (x, y) samples, got a list of 40 (x, y) samples; return them as one (x, y) pair: torch.stack([s[0] for s in samples]), torch.tensor([s[1] for s in samples])",

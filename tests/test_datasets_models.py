@@ -724,6 +724,25 @@ def test_an_argument_torch_refuses_as_it_builds_the_optimizer_or_schedule_is_nam
 
 
 @pytest.mark.parametrize(
+    ("n", "hint"),
+    [
+        ("120", "data.n is the text '120': write 120 without quotes, a number"),
+        (120.0, "data.n is 120.0, a float, where 120, its default, is an int: write 120"),
+    ],
+)
+def test_a_dataset_argument_spelt_as_text_or_a_float_is_named(n: object, hint: str) -> None:
+    """A dataset function's count given as '120' or 120.0: torch's refusal deep in the user's code ("randn()
+    received an invalid combination of arguments - got (str, int, ...)") named the line but not the key."""
+    message = _check_refusal(
+        {**SMALL, "data": {"name": "tests.helpers:two_classes", "n": n}, "device": "cpu"}
+    )
+    assert message.startswith(
+        "run.yaml: data: loading 'tests.helpers:two_classes' failed: TypeError: randn()"
+    )
+    assert message.endswith(f" in two_classes); {hint}")
+
+
+@pytest.mark.parametrize(
     ("data", "loss", "args"),
     [
         ({"name": "regression", "n_samples": 100}, {"name": "huber", "delta": 0}, "delta: 0"),

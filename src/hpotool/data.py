@@ -125,7 +125,10 @@ def data_failure(cfg: DataConfig, exc: Exception) -> str:
         return f"{cfg.name!r} returned data hpotool cannot train on: {exc}"
     if isinstance(exc, SplitError):  # the section's own fractions, not the dataset, are to change
         return str(exc)
-    return f"loading {cfg.name!r} failed: {described(exc)}"
+    from hpotool.model_hints import number_spelling_hint
+
+    # `n_samples: '200'` or 200.0, which torch refuses in the user's code, naming the line but not the key
+    return f"loading {cfg.name!r} failed: {described(exc)}{number_spelling_hint('data', cfg, exc)}"
 
 
 def unused_classes_note(data: PreparedData, name: str) -> str | None:

@@ -17,8 +17,8 @@ from hpotool.config import RunConfig
 
 
 def number_spelling_hint(where: str, section: Any, exc: Exception) -> str:
-    """For a TypeError building or stepping a section's component (`where`: model, optimizer, scheduler or
-    loss): an argument given as a whole float (`channels: 8.0`) where the component's default is an int, or
+    """For a TypeError building or stepping a section's component (`where`: data, model, optimizer,
+    scheduler or loss): an argument given as a whole float (`channels: 8.0`) where the component's default is an int, or
     as text that spells a number (`channels: '8'`, `momentum: '0.9'`), which torch refuses deep inside its
     code ("empty(): argument 'size' must be tuple of ints, but found element of type float", "'<' not
     supported between instances of 'str' and 'float'", "can't multiply sequence by non-int of type
