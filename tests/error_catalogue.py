@@ -1239,6 +1239,25 @@ CASES = [
         optimize={"metric": "val_loss", "direction": "minimize"},
     ),
     Case(
+        "import-module-parses-the-command-line",
+        "a training script whose module parses its command line at its top level (argparse's parse_args()), "
+        "which reads hpotool's; before: argparse's usage and error lines, and exit code 2 from argparse",
+        "error: run.yaml: model: cannot import 'script_nets:Net': importing 'script_nets' called sys.exit(2) at script_nets.py:5 (argparse's parse_args() at a module's top level reads hpotool's command line: unrecognized arguments), which would end hpotool; move the module's script code under if __name__ == \"__main__\":",
+        run={"model": {"name": "script_nets:Net"}},
+        files={
+            "script_nets.py": "import argparse\n\nparser = argparse.ArgumentParser()\n"
+            "parser.add_argument('--lr', type=float, default=0.01)\nargs = parser.parse_args()\n\n"
+            "Net = None\n"
+        },
+    ),
+    Case(
+        "import-module-exits",
+        "a module that calls sys.exit(0) as it is imported; before: hpotool ended at once, saying nothing, exit code 0",
+        "error: run.yaml: model: cannot import 'exiting_nets:Net': importing 'exiting_nets' called sys.exit(0) at exiting_nets.py:3, which would end hpotool; move the module's script code under if __name__ == \"__main__\":",
+        run={"model": {"name": "exiting_nets:Net"}},
+        files={"exiting_nets.py": "import sys\n\nsys.exit(0)\nNet = None\n"},
+    ),
+    Case(
         "import-module-typo",
         "a misspelt module in an import path",
         "error: run.yaml: model: cannot import 'tests.helper:SlowModel': No module named 'tests.helper' (did you mean 'tests.helpers'?)",
