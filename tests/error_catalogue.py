@@ -1258,6 +1258,27 @@ CASES = [
         files={"exiting_nets.py": "import sys\n\nsys.exit(0)\nNet = None\n"},
     ),
     Case(
+        "data-function-exits",
+        "a dataset function that parses the command line (argparse's parse_args() reads hpotool's, and exits); "
+        "before: argparse's usage lines, or hpotool ended at once with its exit code",
+        "error: run.yaml: data: loading 'cli_data:load' failed: RuntimeError: sys.exit(2) was called, which would end hpotool (argparse's parse_args() does so on hpotool's command line); raise an exception instead, or read the settings from the config (at cli_data.py:7 in load)",
+        run={"data": {"name": "cli_data:load"}},
+        files={
+            "cli_data.py": "import argparse\nimport sys\n\n\ndef load():\n"
+            "    parser = argparse.ArgumentParser()\n    sys.exit(2)\n"
+        },
+    ),
+    Case(
+        "model-exits",
+        "a model whose constructor calls sys.exit(0); before: hpotool ended at once, saying nothing, exit code 0",
+        "error: run.yaml: model: RuntimeError: sys.exit(0) was called, which would end hpotool (argparse's parse_args() does so on hpotool's command line); raise an exception instead, or read the settings from the config (at exiting_model.py:8 in __init__)",
+        run={"model": {"name": "exiting_model:Net"}},
+        files={
+            "exiting_model.py": "import sys\n\nfrom torch import nn\n\n\nclass Net(nn.Module):\n"
+            "    def __init__(self, in_features, out_features):\n        sys.exit(0)\n"
+        },
+    ),
+    Case(
         "import-module-typo",
         "a misspelt module in an import path",
         "error: run.yaml: model: cannot import 'tests.helper:SlowModel': No module named 'tests.helper' (did you mean 'tests.helpers'?)",

@@ -12,7 +12,7 @@ from hpotool.config import RunConfig
 from hpotool.errors import HpoError
 from hpotool.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from hpotool.run_sections import DataConfig
-from hpotool.user_code import described
+from hpotool.user_code import described, refusing_exit
 
 # torch and the datasets are imported where data is loaded: a user's training function's run loads none
 if TYPE_CHECKING:
@@ -157,7 +157,8 @@ def unused_classes_note(data: PreparedData, name: str) -> str | None:
 def load_checked(cfg: RunConfig, source: str) -> PreparedData:
     """`load_data`, with a failure as an `HpoError` naming `source` (the config file) and its data section."""
     try:
-        return load_data(cfg.data, cfg.loss.name)
+        with refusing_exit():
+            return load_data(cfg.data, cfg.loss.name)
     except Exception as exc:
         raise HpoError(f"{source}: data: {data_failure(cfg.data, exc)}") from None
 

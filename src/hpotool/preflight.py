@@ -24,7 +24,7 @@ from hpotool.output_checks import check_output
 from hpotool.parts import assemble_trainer, build_model, build_optimizer, model_dtype
 from hpotool.step_faults import building_hint, step_hint
 from hpotool.trainer import input_changed, same_values
-from hpotool.user_code import described
+from hpotool.user_code import described, refusing_exit
 
 DRY_RUN_SAMPLES = 8
 
@@ -35,7 +35,8 @@ def _part(where: str, section: Any = None) -> Iterator[None]:
     section built there (`cfg.model`), lets it name the argument spelt as the wrong type, or the arguments
     the section sets where torch's code refused one of them."""
     try:
-        yield
+        with refusing_exit():
+            yield
     except RunCheckError:
         raise
     except Exception as exc:
@@ -150,7 +151,11 @@ def _check_loss(model: nn.Module, loss_fn: Any, trainer: Any, val: TensorData, t
     """
     n_val = len(val)
     try:  # with autograd on, to tell whether a gradient reaches the parameters
-        with warnings.catch_warnings(), PairwiseWatch(model(val.x[:]), trainer.loss_targets(val).y) as watch:
+        with (
+            refusing_exit(),
+            warnings.catch_warnings(),
+            PairwiseWatch(model(val.x[:]), trainer.loss_targets(val).y) as watch,
+        ):
             warnings.simplefilter("ignore")
             value = loss_fn(watch.pred, watch.target)
     except Exception:
@@ -171,7 +176,7 @@ def _train_one_step(
         RunCheckError: naming what raised there and what to check.
     """
     try:
-        with warnings.catch_warnings():  # torch's warnings come again from the trial, if it gets that far
+        with warnings.catch_warnings(), refusing_exit():  # torch's warnings come again from the trial
             warnings.simplefilter("ignore")
             trainer.fit(train, val, epochs=1)
     except Exception as exc:
