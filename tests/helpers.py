@@ -429,6 +429,17 @@ def scaled_mse(prediction: torch.Tensor, target: torch.Tensor, scale: float = 1.
     return scale * torch.mean((prediction - target) ** 2)
 
 
+class ShortNamesNet(nn.Module):
+    """A model whose sizes are n_in and n_out, as short scripts name them."""
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(n_in, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1))
+
+
 class KerasStyleNet(nn.Module):
     """A model as many tutorials write it: input_dim and num_classes rather than hpotool's names."""
 

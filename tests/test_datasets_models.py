@@ -521,12 +521,21 @@ def test_a_user_class_missing_a_required_argument_is_named_at_load_time() -> Non
     check_run(cfg, "run.yaml")
 
 
-def test_a_model_that_names_its_sizes_otherwise_is_told_the_names_hpotool_fills_in() -> None:
-    run = {"data": {"name": "digits"}, "model": {"name": "tests.helpers:KerasStyleNet"}, "device": "cpu"}
+@pytest.mark.parametrize(
+    ("model", "given"),
+    [("KerasStyleNet", ("input_dim", "num_classes")), ("ShortNamesNet", ("n_in", "n_out"))],
+)
+def test_a_model_that_names_its_sizes_otherwise_is_told_the_names_hpotool_fills_in(
+    model: str, given: tuple[str, str]
+) -> None:
+    """n_in and n_out (short scripts' names) were told only to be set under model:, where no value fits
+    every dataset."""
+    run = {"data": {"name": "digits"}, "model": {"name": f"tests.helpers:{model}"}, "device": "cpu"}
+    n_in, n_out = given
     assert _load_refusal(run) == (
-        "run.yaml: model: model 'tests.helpers:KerasStyleNet' requires 'input_dim', 'num_classes', which the "
-        "config does not set; add input_dim: ..., num_classes: ... under model:, or rename input_dim to "
-        "in_features and num_classes to out_features, which hpotool fills in from the data"
+        f"run.yaml: model: model 'tests.helpers:{model}' requires '{n_in}', '{n_out}', which the "
+        f"config does not set; add {n_in}: ..., {n_out}: ... under model:, or rename {n_in} to "
+        f"in_features and {n_out} to out_features, which hpotool fills in from the data"
     )
 
 
