@@ -527,6 +527,17 @@ CASES = [
         },
     ),
     Case(
+        "pruner-exits-when-built",
+        "a pruner class of the user's that calls sys.exit() as hpotool builds it; before: hpotool ended at once, "
+        "saying nothing, exit code 0",
+        "error: optimize.yaml: pruner: building 'exiting_pruner:Pruner' failed: RuntimeError: sys.exit(0) was called, which would end hpotool (argparse's parse_args() does so on hpotool's command line); raise an exception instead, or read the settings from the config (at exiting_pruner.py:8 in __init__)",
+        optimize={"pruner": {"name": "exiting_pruner:Pruner"}},
+        files={
+            "exiting_pruner.py": "import sys\n\nimport optuna\n\n\nclass Pruner(optuna.pruners.NopPruner):\n"
+            "    def __init__(self):\n        sys.exit(0)\n"
+        },
+    ),
+    Case(
         "bruteforce-continuous",
         "the brute-force sampler over a float without step",
         "error: optimize.yaml: sampler: the brute-force sampler needs a finite set of values: search_space.optimizer.lr: a float without step has infinitely many; give it a step, or use another sampler",

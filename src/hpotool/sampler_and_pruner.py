@@ -20,7 +20,7 @@ from hpotool.param_values import boundary_values
 from hpotool.pruner_reach import check_pruner_reach, most_epochs
 from hpotool.study_sampler import study_sampler
 from hpotool.suggestion import suggest
-from hpotool.user_code import user_frame
+from hpotool.user_code import refusing_exit, user_frame
 
 if TYPE_CHECKING:
     from optuna.pruners import BasePruner
@@ -80,7 +80,7 @@ def check_sampler_samples(opt: OptimizeConfig, fixed: Mapping[str, Any]) -> None
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), refusing_exit():
             warnings.simplefilter("ignore")
             probe = optuna.create_study(
                 directions=opt.study_directions, sampler=study_sampler(opt, fixed=fixed)
