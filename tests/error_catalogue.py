@@ -516,6 +516,29 @@ CASES = [
         },
     ),
     Case(
+        "sampler-raises-as-it-samples",
+        "a sampler class of the user's whose sampling raises an error other than a ValueError or TypeError; "
+        "before: a traceback",
+        "error: optimize.yaml: sampler: 'remote_sampler:Sampler' cannot sample this study (one objective): RuntimeError: the suggestion service did not answer (at remote_sampler.py:6 in sample_independent)",
+        optimize={"sampler": {"name": "remote_sampler:Sampler"}},
+        files={
+            "remote_sampler.py": "import optuna\n\n\nclass Sampler(optuna.samplers.RandomSampler):\n"
+            "    def sample_independent(self, *args, **kwargs):\n"
+            "        raise RuntimeError('the suggestion service did not answer')\n"
+        },
+    ),
+    Case(
+        "pruner-exits-when-built",
+        "a pruner class of the user's that calls sys.exit() as hpotool builds it; before: hpotool ended at once, "
+        "saying nothing, exit code 0",
+        "error: optimize.yaml: pruner: building 'exiting_pruner:Pruner' failed: RuntimeError: sys.exit(0) was called, which would end hpotool (argparse's parse_args() does so on hpotool's command line); raise an exception instead, or read the settings from the config (at exiting_pruner.py:8 in __init__)",
+        optimize={"pruner": {"name": "exiting_pruner:Pruner"}},
+        files={
+            "exiting_pruner.py": "import sys\n\nimport optuna\n\n\nclass Pruner(optuna.pruners.NopPruner):\n"
+            "    def __init__(self):\n        sys.exit(0)\n"
+        },
+    ),
+    Case(
         "bruteforce-continuous",
         "the brute-force sampler over a float without step",
         "error: optimize.yaml: sampler: the brute-force sampler needs a finite set of values: search_space.optimizer.lr: a float without step has infinitely many; give it a step, or use another sampler",
@@ -1067,6 +1090,18 @@ CASES = [
         run_in="sub",
     ),
     Case(
+        "import-exported-config-from-another-folder",
+        "an exported best_run.yaml trained from a folder beside its project, whose module the folder the "
+        "config sits below holds; before: 'run hpotool from the folder that holds sibling_nets/', naming none",
+        "error: ../proj/studies/best/best_run.yaml: model: cannot import 'sibling_nets:Net': No module named 'sibling_nets'; imports resolve from the current folder and PYTHONPATH, and <cwd>/proj holds sibling_nets: run hpotool from there (cd ../proj), or add that folder to PYTHONPATH",
+        files={
+            "proj/sibling_nets.py": "Net = None\n",
+            "proj/studies/best/best_run.yaml": "model: {name: 'sibling_nets:Net'}\ndevice: cpu\n",
+        },
+        command=("train", "-r", "../proj/studies/best/best_run.yaml"),
+        run_in="other",
+    ),
+    Case(
         "import-file-path",
         "a file path written where an import path goes",
         "error: run.yaml: model: cannot import 'mypkg/nets.py:Net': 'mypkg/nets.py' is a file path, not an import path; write mypkg.nets:Net (folders joined by dots, without .py), run from the folder that holds mypkg/",
@@ -1144,6 +1179,42 @@ CASES = [
         run={"data": {"name": "tests.helpers:points_with_a_gap"}},
     ),
     Case(
+        "data-argument-quoted-number",
+        "a quoted number for an argument of a dataset function of the user's, which torch refuses in its code; "
+        "before: the line of the user's code alone, naming no key",
+        "error: run.yaml: data: loading 'moons_data:moons' failed: TypeError: rand(): argument 'size' (position 1) must be tuple of ints, not str (at moons_data.py:5 in moons); data.n_samples is the text '600': write 600 without quotes, a number",
+        run={"data": {"name": "moons_data:moons", "n_samples": "600"}},
+        files={
+            "moons_data.py": "import torch\n\n\ndef moons(n_samples=600):\n"
+            "    t = torch.rand(n_samples)\n"
+            "    return torch.stack([t.cos(), t.sin()], dim=1), (t > 0.5).long()\n"
+        },
+    ),
+    Case(
+        "data-list-of-samples",
+        "a dataset function returning a list of (x, y) samples; before: 'got a list of 40 items; return x and y alone'",
+        "error: run.yaml: data: 'samples_data:samples' returned data hpotool cannot train on: a dataset function must return hpotool.datasets.Dataset, an (x, y) pair or a torch Dataset of (x, y) samples, got a list of 40 (x, y) samples; return them as one (x, y) pair: torch.stack([s[0] for s in samples]), torch.tensor([s[1] for s in samples])",
+        run={"data": {"name": "samples_data:samples"}},
+        files={
+            "samples_data.py": "import torch\n\n\ndef samples():\n"
+            "    return [(torch.full((4,), float(i)), i % 2) for i in range(40)]\n\n\n"
+            "class Samples:\n    def __len__(self):\n        return 40\n\n"
+            "    def __getitem__(self, i):\n        return torch.full((4,), float(i)), i % 2\n"
+        },
+    ),
+    Case(
+        "data-map-style-not-a-torch-dataset",
+        "a map-style dataset class (__len__, __getitem__) that does not subclass torch's Dataset; before: 'got Samples'",
+        "error: run.yaml: data: 'samples_data:Samples' returned data hpotool cannot train on: a dataset function must return hpotool.datasets.Dataset, an (x, y) pair or a torch Dataset of (x, y) samples, got Samples, which has __len__ and __getitem__ but is no torch.utils.data.Dataset: make its class a subclass of torch.utils.data.Dataset, or return an (x, y) pair",
+        run={"data": {"name": "samples_data:Samples"}},
+        files={
+            "samples_data.py": "import torch\n\n\ndef samples():\n"
+            "    return [(torch.full((4,), float(i)), i % 2) for i in range(40)]\n\n\n"
+            "class Samples:\n    def __len__(self):\n        return 40\n\n"
+            "    def __getitem__(self, i):\n        return torch.full((4,), float(i)), i % 2\n"
+        },
+    ),
+    Case(
         "data-two-splits",
         "a dataset function returning its own training and validation splits",
         "error: run.yaml: data: 'split_data:load' returned data hpotool cannot train on: got two (x, y) pairs, a training and a validation split?; return all the samples as one (x, y) pair: hpotool makes the validation split itself (data.val_fraction, data.split_seed)",
@@ -1178,6 +1249,46 @@ CASES = [
         "error: run.yaml: loss: its value for 8 samples is the sum of its values for their two halves of 4, not their mean: it sums over the samples, so train_loss and val_loss would grow with the batch and the validation split's sizes; hpotool needs each batch's mean loss (it weights batches by their size): return the mean, .mean() or reduction='mean' (for larger steps, raise optimizer.lr)",
         run={"data": {"name": "regression"}, "loss": {"name": "tests.helpers:summed_mse"}},
         optimize={"metric": "val_loss", "direction": "minimize"},
+    ),
+    Case(
+        "import-module-parses-the-command-line",
+        "a training script whose module parses its command line at its top level (argparse's parse_args()), "
+        "which reads hpotool's; before: argparse's usage and error lines, and exit code 2 from argparse",
+        "error: run.yaml: model: cannot import 'script_nets:Net': importing 'script_nets' called sys.exit(2) at script_nets.py:5 (argparse's parse_args() at a module's top level reads hpotool's command line: unrecognized arguments), which would end hpotool; move the module's script code under if __name__ == \"__main__\":",
+        run={"model": {"name": "script_nets:Net"}},
+        files={
+            "script_nets.py": "import argparse\n\nparser = argparse.ArgumentParser()\n"
+            "parser.add_argument('--lr', type=float, default=0.01)\nargs = parser.parse_args()\n\n"
+            "Net = None\n"
+        },
+    ),
+    Case(
+        "import-module-exits",
+        "a module that calls sys.exit(0) as it is imported; before: hpotool ended at once, saying nothing, exit code 0",
+        "error: run.yaml: model: cannot import 'exiting_nets:Net': importing 'exiting_nets' called sys.exit(0) at exiting_nets.py:3, which would end hpotool; move the module's script code under if __name__ == \"__main__\":",
+        run={"model": {"name": "exiting_nets:Net"}},
+        files={"exiting_nets.py": "import sys\n\nsys.exit(0)\nNet = None\n"},
+    ),
+    Case(
+        "data-function-exits",
+        "a dataset function that parses the command line (argparse's parse_args() reads hpotool's, and exits); "
+        "before: argparse's usage lines, or hpotool ended at once with its exit code",
+        "error: run.yaml: data: loading 'cli_data:load' failed: RuntimeError: sys.exit(2) was called, which would end hpotool (argparse's parse_args() does so on hpotool's command line); raise an exception instead, or read the settings from the config (at cli_data.py:7 in load)",
+        run={"data": {"name": "cli_data:load"}},
+        files={
+            "cli_data.py": "import argparse\nimport sys\n\n\ndef load():\n"
+            "    parser = argparse.ArgumentParser()\n    sys.exit(2)\n"
+        },
+    ),
+    Case(
+        "model-exits",
+        "a model whose constructor calls sys.exit(0); before: hpotool ended at once, saying nothing, exit code 0",
+        "error: run.yaml: model: RuntimeError: sys.exit(0) was called, which would end hpotool (argparse's parse_args() does so on hpotool's command line); raise an exception instead, or read the settings from the config (at exiting_model.py:8 in __init__)",
+        run={"model": {"name": "exiting_model:Net"}},
+        files={
+            "exiting_model.py": "import sys\n\nfrom torch import nn\n\n\nclass Net(nn.Module):\n"
+            "    def __init__(self, in_features, out_features):\n        sys.exit(0)\n"
+        },
     ),
     Case(
         "import-module-typo",
@@ -1224,6 +1335,18 @@ CASES = [
         "a training function with an argument hpotool cannot pass",
         "error: run.yaml: trainer.function: tests.trainers:needs_data_path requires 'data_path', which hpotool cannot pass: it passes config, run_config, report and the trainer: keys the function names (by name); set 'data_path' under trainer: in the run config, or give it a default",
         run={"trainer": {"function": "tests.trainers:needs_data_path"}},
+    ),
+    Case(
+        "trainer-key-misspelt",
+        "a trainer: key one or two letters off a parameter of the training function (alhpa for alpha); before: "
+        "the key went unused, and every trial trained with alpha's default",
+        "error: run.yaml: trainer.alhpa: own_fit:fit takes no argument 'alhpa' (did you mean 'alpha'?), so alpha would keep its default, 0.1, in every trial; write alpha",
+        run={"trainer": {"function": "own_fit:fit", "alhpa": 0.3}},
+        optimize={"metric": "val_loss", "direction": "minimize"},
+        files={
+            "own_fit.py": "def fit(config, report, alpha=0.1):\n"
+            "    report(0, {'val_loss': alpha})\n    return {'val_loss': alpha}\n"
+        },
     ),
     Case(
         "trainer-no-report",
@@ -2752,6 +2875,25 @@ CASES = [
         "a SQLite busy timeout in the environment that is not a whole number of seconds",
         "error: environment variable HPOTOOL_SQLITE_BUSY_TIMEOUT='soon': give a whole number of seconds, 1 or more (default 60), or unset it",
         env={"HPOTOOL_SQLITE_BUSY_TIMEOUT": "soon"},
+    ),
+    Case(
+        "schedule-argument-fails-its-step",
+        "a schedule's argument torch takes and fails on as the schedule steps (StepLR's step_size: 0); before: "
+        "'check that the loss fits this classification task'",
+        "error: run.yaml: training: one step on 8 samples failed: ZeroDivisionError: integer modulo by zero; the scheduler's step() raised it: check the scheduler section's arguments (step_size: 0)",
+        run={"scheduler": {"name": "torch.optim.lr_scheduler:StepLR", "step_size": 0}},
+    ),
+    Case(
+        "optimizer-argument-quoted-number",
+        "a quoted number for an argument of a torch optimizer, which torch refuses deep inside, naming no key",
+        "error: run.yaml: optimizer: TypeError: '<' not supported between instances of 'str' and 'float'; optimizer.momentum is the text '0.9': write 0.9 without quotes, a number",
+        run={"optimizer": {"name": "sgd", "lr": 0.01, "momentum": "0.9"}},
+    ),
+    Case(
+        "optimizer-argument-torch-refuses",
+        "an optimizer argument of the wrong shape that torch's constructor fails on (Adam's betas as one number)",
+        "error: run.yaml: optimizer: TypeError: 'float' object is not subscriptable; check the optimizer section's arguments (lr: 0.01, betas: 0.9)",
+        run={"optimizer": {"name": "torch.optim:Adam", "lr": 0.01, "betas": 0.9}},
     ),
     Case(
         "optimizer-function-without-lr",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -428,6 +429,17 @@ def scaled_mse(prediction: torch.Tensor, target: torch.Tensor, scale: float = 1.
     return scale * torch.mean((prediction - target) ** 2)
 
 
+class ShortNamesNet(nn.Module):
+    """A model whose sizes are n_in and n_out, as short scripts name them."""
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(n_in, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1))
+
+
 class KerasStyleNet(nn.Module):
     """A model as many tutorials write it: input_dim and num_classes rather than hpotool's names."""
 
@@ -451,6 +463,21 @@ class FailsInTraining(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             raise RuntimeError("training-only branch is broken")
+        return self.linear(x.flatten(1))
+
+
+class ExitsAfterTheCheck(nn.Module):
+    """A model whose forward() calls sys.exit() once past the one-step check, as a script's code in it may."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls > 3:
+            sys.exit(3)
         return self.linear(x.flatten(1))
 
 

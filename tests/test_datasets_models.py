@@ -21,6 +21,16 @@ from tests.helpers import features_with_a_graph, numpy_regression
 SMALL = {"data": {"name": "digits", "subset_fraction": 0.1}, "model": {"name": "mlp", "hidden": [8]}}  # quick
 
 
+class _DuckSamples:
+    """A map-style dataset of (x, y) samples that does not subclass torch.utils.data.Dataset."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return torch.zeros(2), i % 2
+
+
 def _check_refusal(run: dict[str, Any] | RunConfig) -> str:
     """What check_run says, refusing the run config `run` (read from run.yaml)."""
     with pytest.raises(HpoError) as info:
@@ -282,6 +292,18 @@ def test_a_plain_loss_function_trains_as_its_class_does() -> None:
             (torch.zeros(4, 2), torch.zeros(4), torch.ones(4)),
             r"samples, got a tuple of 3 items; return x and y alone$",
         ),
+        # a list of (x, y) samples, as a script collects them: "return x and y alone" told no way to do it
+        (
+            [(torch.zeros(2), np.int64(i % 2)) for i in range(5)],
+            r"samples, got a list of 5 \(x, y\) samples; return them as one \(x, y\) pair: "
+            r"torch.stack\(\[s\[0\] for s in samples\]\), torch.tensor\(\[s\[1\] for s in samples\]\)$",
+        ),
+        # a map-style dataset that is no torch Dataset: "got Samples" said nothing of what it lacked
+        (
+            _DuckSamples(),
+            r"samples, got _DuckSamples, which has __len__ and __getitem__ but is no torch.utils.data.Dataset: make its "
+            r"class a subclass of torch.utils.data.Dataset, or return an \(x, y\) pair$",
+        ),
         # a training and a validation split, as a script keeps them: numpy's "setting an array element with a
         # sequence ... inhomogeneous shape", or torch's for two Datasets, said nothing of what was returned
         (
@@ -499,12 +521,21 @@ def test_a_user_class_missing_a_required_argument_is_named_at_load_time() -> Non
     check_run(cfg, "run.yaml")
 
 
-def test_a_model_that_names_its_sizes_otherwise_is_told_the_names_hpotool_fills_in() -> None:
-    run = {"data": {"name": "digits"}, "model": {"name": "tests.helpers:KerasStyleNet"}, "device": "cpu"}
+@pytest.mark.parametrize(
+    ("model", "given"),
+    [("KerasStyleNet", ("input_dim", "num_classes")), ("ShortNamesNet", ("n_in", "n_out"))],
+)
+def test_a_model_that_names_its_sizes_otherwise_is_told_the_names_hpotool_fills_in(
+    model: str, given: tuple[str, str]
+) -> None:
+    """n_in and n_out (short scripts' names) were told only to be set under model:, where no value fits
+    every dataset."""
+    run = {"data": {"name": "digits"}, "model": {"name": f"tests.helpers:{model}"}, "device": "cpu"}
+    n_in, n_out = given
     assert _load_refusal(run) == (
-        "run.yaml: model: model 'tests.helpers:KerasStyleNet' requires 'input_dim', 'num_classes', which the "
-        "config does not set; add input_dim: ..., num_classes: ... under model:, or rename input_dim to "
-        "in_features and num_classes to out_features, which hpotool fills in from the data"
+        f"run.yaml: model: model 'tests.helpers:{model}' requires '{n_in}', '{n_out}', which the "
+        f"config does not set; add {n_in}: ..., {n_out}: ... under model:, or rename {n_in} to "
+        f"in_features and {n_out} to out_features, which hpotool fills in from the data"
     )
 
 
@@ -628,8 +659,8 @@ def test_a_training_step_that_fails_in_the_optimizer_says_so_not_to_check_the_lo
     }
     assert _check_refusal(run) == (
         "run.yaml: training: one step on 8 samples failed: TypeError: SGDNeedingAScale.step() missing 1 required "
-        "positional argument: 'scale'; the optimizer's step() raised it: check the optimizer section (hpotool "
-        "calls step() with no arguments, once per batch)"
+        "positional argument: 'scale'; the optimizer's step() raised it: check the optimizer section's arguments "
+        "(lr: 0.1); hpotool calls step() with no arguments, once per batch"
     )
     run["optimizer"] = {"name": "adam"}
     run["model"] = {"name": "tests.helpers:FailsInTraining"}
@@ -641,6 +672,83 @@ def test_a_training_step_that_fails_in_the_optimizer_says_so_not_to_check_the_lo
     run["loss"] = {"name": "torch.nn:MultiLabelMarginLoss"}  # l1 and the like are refused before the step
     with pytest.raises(HpoError, match=r"; check that the loss fits this classification task$"):
         check_run(RunConfig.model_validate(run), "run.yaml")
+
+
+@pytest.mark.parametrize(
+    ("section", "ending"),
+    [
+        (  # torch's StepLR builds, and divides by its step_size as it steps
+            {"scheduler": {"name": "torch.optim.lr_scheduler:StepLR", "step_size": 0}},
+            "ZeroDivisionError: integer modulo by zero; the scheduler's step() raised it: check the scheduler "
+            "section's arguments (step_size: 0)",
+        ),
+        (  # a quoted gamma: torch's ExponentialLR multiplies the lr by the text as it steps
+            {"scheduler": {"name": "torch.optim.lr_scheduler:ExponentialLR", "gamma": "0.9"}},
+            "TypeError: can't multiply sequence by non-int of type 'float'; the scheduler's step() raised it: "
+            "scheduler.gamma is the text '0.9': write 0.9 without quotes, a number",
+        ),
+        (  # three betas: torch's Adam builds, and its fused step (hpotool's LeanStep) unpacks two
+            {"optimizer": {"name": "torch.optim:Adam", "lr": 0.01, "betas": [0.9, 0.99, 0.1]}},
+            "ValueError: too many values to unpack (expected 2); the optimizer's step() raised it: check the "
+            "optimizer section's arguments (lr: 0.01, betas: [0.9, 0.99, 0.1]); hpotool calls step() with no "
+            "arguments, once per batch",
+        ),
+    ],
+)
+def test_a_training_step_that_fails_in_the_schedule_or_the_optimizer_names_its_arguments(
+    section: dict[str, Any], ending: str
+) -> None:
+    """A schedule's or a fused optimizer's argument torch takes and fails on as the run steps: the one-step
+    check said "check that the loss fits this classification task", blaming the loss, naming no argument."""
+    message = _check_refusal({**SMALL, **section, "device": "cpu"})
+    assert message == f"run.yaml: training: one step on 8 samples failed: {ending}"
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        (
+            {"optimizer": {"name": "sgd", "lr": 0.01, "momentum": "0.9"}},
+            "optimizer: TypeError: '<' not supported between instances of 'str' and 'float'; optimizer.momentum "
+            "is the text '0.9': write 0.9 without quotes, a number",
+        ),
+        (
+            {"optimizer": {"name": "torch.optim:Adam", "lr": 0.01, "betas": 0.9}},
+            "optimizer: TypeError: 'float' object is not subscriptable; check the optimizer section's arguments "
+            "(lr: 0.01, betas: 0.9)",
+        ),
+        (
+            {"scheduler": {"name": "torch.optim.lr_scheduler:MultiStepLR", "milestones": 1}},
+            "scheduler: TypeError: 'int' object is not iterable; check the scheduler section's arguments "
+            "(milestones: 1)",
+        ),
+    ],
+)
+def test_an_argument_torch_refuses_as_it_builds_the_optimizer_or_schedule_is_named(
+    section: dict[str, Any], message: str
+) -> None:
+    """torch's own refusal, raised deep in its constructor, named neither the section's key nor its value
+    (`optimizer: TypeError: '<' not supported between instances of 'str' and 'float'`)."""
+    assert _check_refusal({**SMALL, **section, "device": "cpu"}) == f"run.yaml: {message}"
+
+
+@pytest.mark.parametrize(
+    ("n", "hint"),
+    [
+        ("120", "data.n is the text '120': write 120 without quotes, a number"),
+        (120.0, "data.n is 120.0, a float, where 120, its default, is an int: write 120"),
+    ],
+)
+def test_a_dataset_argument_spelt_as_text_or_a_float_is_named(n: object, hint: str) -> None:
+    """A dataset function's count given as '120' or 120.0: torch's refusal deep in the user's code ("randn()
+    received an invalid combination of arguments - got (str, int, ...)") named the line but not the key."""
+    message = _check_refusal(
+        {**SMALL, "data": {"name": "tests.helpers:two_classes", "n": n}, "device": "cpu"}
+    )
+    assert message.startswith(
+        "run.yaml: data: loading 'tests.helpers:two_classes' failed: TypeError: randn()"
+    )
+    assert message.endswith(f" in two_classes); {hint}")
 
 
 @pytest.mark.parametrize(

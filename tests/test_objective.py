@@ -231,6 +231,32 @@ def test_a_sampler_that_cannot_sample_fails_the_trial_with_its_error(
     assert all(t.user_attrs["fail_reason"] == summary.first_error for t in load_study(opt_dict).trials)
 
 
+def test_a_sampler_that_calls_sys_exit_as_it_samples_fails_its_trial_not_the_process(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A user's sampler calling sys.exit() in a trial ended the process with exit code 0, saying nothing, the
+    trial left RUNNING; it is the trial's failure now, saying where."""
+    from dataclasses import replace
+
+    from hpotool.factories import make_sampler
+
+    (tmp_path / "exiting_sampler.py").write_text(
+        "import sys\n\nimport optuna\n\n\nclass Exiting(optuna.samplers.RandomSampler):\n"
+        "    def sample_independent(self, *args, **kwargs):\n        sys.exit(0)\n"
+    )
+    rp, op = write_configs(tmp_path, run_dict, opt_dict)
+    plan = prepare_study(rp, op)
+    exiting = make_sampler("exiting_sampler:Exiting", {}, seed=0, space=plan.opt.search_space)
+    summary = run_study(replace(plan, sampler=exiting), max_failures=2)
+    assert summary.counts == {"fail": 2}
+    assert summary.first_error is not None
+    assert re.fullmatch(
+        r"RuntimeError: sys\.exit\(0\) was called, which would end hpotool .* \(at \S*exiting_sampler\.py:8 in "
+        r"sample_independent\)",
+        summary.first_error,
+    )
+
+
 def test_resume_runs_only_what_is_missing(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
     opt_dict["n_trials"] = 2
     _, first = _run(tmp_path, run_dict, opt_dict)

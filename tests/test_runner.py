@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import pytest
@@ -623,3 +624,23 @@ def test_a_training_function_is_handed_the_device_auto_picked(tmp_path: Any) -> 
     assert cfg.device == "auto"  # the config itself, as saved and exported, keeps what was written
     explicit = RunConfig.model_validate({"trainer": {"function": "device_fit:fit"}, "device": "cpu"})
     assert train_run(explicit).metrics["cpu"] == 1.0
+
+
+def test_a_sys_exit_in_the_users_model_while_it_trains_is_an_error_saying_where() -> None:
+    """A model's forward() calling sys.exit() (a script's argparse) ended a trial's process, the trial left
+    RUNNING, and `train` at once with its exit code (0: as if all went well), saying nothing."""
+    from hpotool.runner import train_run
+
+    cfg = RunConfig.model_validate(
+        {
+            "data": {"name": "digits", "subset_fraction": 0.1},
+            "model": {"name": "tests.helpers:ExitsAfterTheCheck"},
+            "epochs": 1,
+            "device": "cpu",
+        }
+    )
+    with pytest.raises(RuntimeError, match=r"^sys\.exit\(3\) was called, which would end hpotool") as info:
+        train_run(cfg)
+    from hpotool.user_code import described
+
+    assert re.search(r"\(at \S*tests/helpers\.py:\d+ in forward\)$", described(info.value))

@@ -697,12 +697,15 @@ def test_the_readme_s_model_loading_and_scoring_code_runs_on_a_saved_run(
     assert scope["accuracy"] == saved["val_accuracy"] == scope["metrics"]["val_accuracy"]
 
 
+@pytest.mark.parametrize(("script_in", "cd"), [(".", "proj"), ("notebooks", "../proj")])
 def test_a_saved_model_whose_class_python_cannot_import_tells_a_python_caller_to_use_sys_path(
-    tmp_path: Path, run_dict: dict, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, run_dict: dict, monkeypatch: pytest.MonkeyPatch, script_in: str, cd: str
 ) -> None:
     """load_model from a script run in the folder above the project ended with "run hpotool from there (cd
     proj)", odd for a Python call that no hpotool command makes; the command's own line is unchanged (the
-    catalogue's import-package-in-a-subfolder case)."""
+    catalogue's import-package-in-a-subfolder case). From a folder beside the project (a notebooks/ folder),
+    the folder above the run folder that holds the package is named too: the line said only "run your script
+    from the folder that holds lab_nets/"."""
     import importlib
 
     proj = tmp_path / "proj"
@@ -721,7 +724,8 @@ def test_a_saved_model_whose_class_python_cannot_import_tells_a_python_caller_to
     result = runner.invoke(app, ["train", "-r", str(run_path), "--out", "out"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert load_model(proj / "out")[0].f.in_features == 64  # from the project's folder, it loads
-    monkeypatch.chdir(tmp_path)  # the user's script one folder above
+    (tmp_path / script_in).mkdir(exist_ok=True)
+    monkeypatch.chdir(tmp_path / script_in)  # the user's script one folder above, or beside the project
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in (str(proj), "", os.getcwd())])
     for name in ("lab_nets", "lab_nets.nets"):
         monkeypatch.delitem(sys.modules, name)
@@ -730,6 +734,6 @@ def test_a_saved_model_whose_class_python_cannot_import_tells_a_python_caller_to
         load_model(proj / "out" / "model.pt")
     assert str(info.value).endswith(
         "cannot import 'lab_nets.nets:Net': No module named 'lab_nets'; imports resolve from the current folder "
-        f"and sys.path, and {proj} holds lab_nets: run your script from there (cd proj), or add that folder to "
+        f"and sys.path, and {proj} holds lab_nets: run your script from there (cd {cd}), or add that folder to "
         f"sys.path first (sys.path.insert(0, {str(proj)!r}))"
     ), str(info.value)

@@ -838,3 +838,38 @@ def test_a_training_functions_sections_are_its_own_to_read() -> None:
     assert (run.model.name, run.model.kwargs) == ("ridge", {"alpha": 0.5})
     with pytest.raises(ValidationError, match="ridge"):  # hpotool's Trainer builds the model: still checked
         RunConfig.model_validate({"model": model})
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_optimize_json_keeps_stdout_for_its_json_when_the_users_code_prints(
+    tmp_path: Path, workers: int
+) -> None:
+    """A training function's print() (and a write to file descriptor 1, as C code or a subprocess makes) went
+    to stdout before `optimize --json`'s JSON, so `hpotool optimize ... --json | jq` failed on the first line;
+    they go to stderr now, beside hpotool's notes, in a worker process too."""
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    (tmp_path / "noisy_fit.py").write_text(
+        "import os\n\n\ndef fit(config, report):\n"
+        "    print('epoch 0: the loop prints its progress')\n"
+        "    os.write(1, b'a line written to file descriptor 1\\n')\n"
+        "    report(0, {'val_loss': config['optimizer']['lr']})\n"
+        "    return {'val_loss': config['optimizer']['lr']}\n"
+    )
+    (tmp_path / "run.yaml").write_text(
+        yaml.safe_dump({"epochs": 1, "trainer": {"function": "noisy_fit:fit"}})
+    )
+    space = {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}}
+    (tmp_path / "opt.yaml").write_text(yaml.safe_dump({**LOSS_STUDY, "n_trials": 2, "search_space": space}))
+    args = ["-r", "run.yaml", "-o", "opt.yaml", "--json", "--workers", str(workers)]
+    done = subprocess.run(
+        [sys.executable, "-m", "hpotool", "optimize", *args], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["counts"] == {"complete": 2}
+    assert done.stderr.count("epoch 0: the loop prints its progress") == 2
+    assert done.stderr.count("a line written to file descriptor 1") == 2

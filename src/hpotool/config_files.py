@@ -12,6 +12,7 @@ from hpotool.config_errors import validate_config
 from hpotool.config_fields import Frozen
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
+from hpotool.import_hints import imports_for
 from hpotool.metrics import (
     CLASSIFICATION_METRICS,
     ERROR_METRICS,
@@ -41,7 +42,8 @@ def load_run_config(path: Path) -> RunConfig:
     raw = read_yaml_mapping(path)
     fix = "give a run config (project, data, model, ...) here, and this file as --optimize-config"
     _refuse_other_kind(raw, path, RunConfig, OptimizeConfig, fix)
-    result: RunConfig = validate_config(RunConfig, raw, str(path))
+    with imports_for(path):  # a module not found may be in a folder above the file (an export's)
+        result: RunConfig = validate_config(RunConfig, raw, str(path))
     return result
 
 
@@ -70,7 +72,8 @@ def load_optimize_config(path: Path, *, budget_given: bool = False) -> OptimizeC
     )
     _refuse_other_kind(raw, path, OptimizeConfig, RunConfig, fix)
     _refuse_objectives_misspelled(raw, path)
-    result: OptimizeConfig = validate_config(OptimizeConfig, raw, str(path), budget_given=budget_given)
+    with imports_for(path):  # a sampler or pruner of the user's, not found, may be in a folder above it
+        result: OptimizeConfig = validate_config(OptimizeConfig, raw, str(path), budget_given=budget_given)
     if not result.multi_objective and "direction" not in raw and not minimized_by_default(result.metric):
         add = "maximize (or direction: minimize)" if "accuracy" in result.metric else "maximize or minimize"
         builtin = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS, *MINIMIZED_METRICS)

@@ -13,7 +13,7 @@ from hpotool.errors import HpoError
 from hpotool.formatting import counted
 from hpotool.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from hpotool.run_sections import DataConfig
-from hpotool.user_code import described
+from hpotool.user_code import described, refusing_exit
 
 # torch and the datasets are imported where data is loaded: a user's training function's run loads none
 if TYPE_CHECKING:
@@ -126,7 +126,10 @@ def data_failure(cfg: DataConfig, exc: Exception) -> str:
         return f"{cfg.name!r} returned data hpotool cannot train on: {exc}"
     if isinstance(exc, SplitError):  # the section's own fractions, not the dataset, are to change
         return str(exc)
-    return f"loading {cfg.name!r} failed: {described(exc)}"
+    from hpotool.model_hints import number_spelling_hint
+
+    # `n_samples: '200'` or 200.0, which torch refuses in the user's code, naming the line but not the key
+    return f"loading {cfg.name!r} failed: {described(exc)}{number_spelling_hint('data', cfg, exc)}"
 
 
 def unused_classes_note(data: PreparedData, name: str) -> str | None:
@@ -155,7 +158,8 @@ def unused_classes_note(data: PreparedData, name: str) -> str | None:
 def load_checked(cfg: RunConfig, source: str) -> PreparedData:
     """`load_data`, with a failure as an `HpoError` naming `source` (the config file) and its data section."""
     try:
-        return load_data(cfg.data, cfg.loss.name)
+        with refusing_exit():
+            return load_data(cfg.data, cfg.loss.name)
     except Exception as exc:
         raise HpoError(f"{source}: data: {data_failure(cfg.data, exc)}") from None
 

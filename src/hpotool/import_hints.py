@@ -43,11 +43,28 @@ def similar_module(missing: str) -> str:
 _NOT_CODE = {"node_modules", "site-packages", "__pycache__", "venv", "env", "build", "dist"}
 
 
+_FILE_READ: ContextVar[str | None] = ContextVar("hpotool_file_read", default=None)
+
+
+@contextmanager
+def imports_for(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Imports in this block are named by the file `path` (a config, a saved model): a module not found is
+    looked for in the folders above that file too, after those near the current folder. A `best_run.yaml`
+    that export-best wrote into `proj/studies/NAME/`, trained from a folder beside `proj/`, was told only to
+    run from "the folder that holds nets/"."""
+    token = _FILE_READ.set(os.path.abspath(path))
+    try:
+        yield
+    finally:
+        _FILE_READ.reset(token)
+
+
 def _folder_holding(top: str) -> str | None:
     """The folder nearest the current one, one of its subfolders (`proj/` beside `-r proj/run.yaml`, a
-    `src/` layout) or one above it (run from `configs/`), that holds the package `top/` or the module
-    `top.py` an import path starts with, which Python did not find; None where none does. Told only "run
-    hpotool from the folder that holds seqpkg/", a user run from the folder above theirs had to guess which."""
+    `src/` layout) or one above it (run from `configs/`), or else one above the file whose imports these are
+    (`imports_for`), that holds the package `top/` or the module `top.py` an import path starts with, which
+    Python did not find; None where none does. Told only "run hpotool from the folder that holds seqpkg/", a
+    user run from the folder above theirs had to guess which."""
 
     def holds(folder: str) -> bool:
         if os.path.isfile(os.path.join(folder, f"{top}.py")):
@@ -68,7 +85,9 @@ def _folder_holding(top: str) -> str | None:
     except OSError:
         below = []
     searched = {os.path.abspath(p) for p in sys.path if p}
-    for folder in [*below, *map(str, Path(cwd).parents)]:
+    file = _FILE_READ.get()
+    above_file = [str(p) for p in Path(file).parents] if file is not None else []
+    for folder in [*below, *map(str, Path(cwd).parents), *above_file]:
         if os.path.abspath(folder) not in searched and holds(folder):
             return folder
     return None

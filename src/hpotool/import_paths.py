@@ -4,8 +4,10 @@ name shadows."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import io
 import os
 import re
 import sys
@@ -72,16 +74,43 @@ def _import_module(path: str, module_name: str, attr: str) -> types.ModuleType:
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
+    held = io.StringIO()  # what the module writes to stderr as it imports: said after, unless it exits
     try:
-        return importlib.import_module(module_name)
+        with contextlib.redirect_stderr(held):
+            module = importlib.import_module(module_name)
+    except SystemExit as exc:  # argparse's parse_args() at its top level, on hpotool's command line
+        raise _exited(path, module_name, exc, held.getvalue()) from None
     except ModuleNotFoundError as exc:
+        sys.stderr.write(held.getvalue())
         raise _not_found(path, module_name, attr, exc) from None
     except Exception as exc:  # the user's module raised while importing (a SyntaxError, an ImportError, ...)
+        sys.stderr.write(held.getvalue())
         where = user_frame(exc)
         raise HpoError(
             f"cannot import {path!r}: importing {module_name!r} raised {first_line(exc)}"
             + (f" at {where}" if where else "")
         ) from None
+    sys.stderr.write(held.getvalue())
+    return module
+
+
+def _exited(path: str, module_name: str, exc: SystemExit, said: str) -> HpoError:
+    """The mistake of a module that calls sys.exit() as it imports, which ended hpotool: silently with exit
+    code 0, or with argparse's usage and error lines (`said`, left out) where its parse_args() at the module's
+    top level read hpotool's command line."""
+    where = user_frame(exc)
+    found = re.search(r"^usage:.*^\S*: error: (.*)$", said, re.M | re.S)
+    argparse = ""
+    if found is not None:
+        error = found.group(1).strip().splitlines()[-1]
+        error = "unrecognized arguments" if error.startswith("unrecognized arguments") else error
+        argparse = f" (argparse's parse_args() at a module's top level reads hpotool's command line: {error})"
+    return HpoError(
+        f"cannot import {path!r}: importing {module_name!r} called sys.exit({exc.code!r})"
+        + (f" at {where}" if where else "")
+        + f"{argparse}, which would end hpotool; move the module's script code under "
+        f'if __name__ == "__main__":'
+    )
 
 
 def _not_found(path: str, module_name: str, attr: str, exc: ModuleNotFoundError) -> HpoError:

@@ -13,7 +13,7 @@ from hpotool.formatting import format_choice
 from hpotool.kwarg_notes import note_deprecated_kwargs
 from hpotool.kwarg_types import coerce_scalars
 from hpotool.signatures import check_kwargs, check_required
-from hpotool.user_code import described
+from hpotool.user_code import described, refusing_exit
 
 
 def instantiate(
@@ -40,7 +40,7 @@ def instantiate(
     from optuna.exceptions import ExperimentalWarning
 
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with refusing_exit(), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             warnings.simplefilter("ignore", ExperimentalWarning)  # the user asked for this class by name
             built = _build(cls, kwargs, offered)

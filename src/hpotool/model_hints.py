@@ -17,29 +17,36 @@ from hpotool.config import RunConfig
 
 
 def number_spelling_hint(where: str, section: Any, exc: Exception) -> str:
-    """For a TypeError building a section: an argument given as a whole float (`channels: 8.0`) where the
-    component's default is an int, or as text that spells a number (`channels: '8'`), which torch's layers
-    refuse deep inside their code ("empty(): argument 'size' must be tuple of ints, but found element of
-    type float", "not all arguments converted during string formatting"), naming the user's line but not
-    the key; empty where none is."""
-    if not isinstance(exc, TypeError) or where != "model":
+    """For a TypeError building or stepping a section's component (`where`: data, model, optimizer,
+    scheduler or loss): an argument given as a whole float (`channels: 8.0`) where the component's default is an int, or
+    as text that spells a number (`channels: '8'`, `momentum: '0.9'`), which torch refuses deep inside its
+    code ("empty(): argument 'size' must be tuple of ints, but found element of type float", "'<' not
+    supported between instances of 'str' and 'float'", "can't multiply sequence by non-int of type
+    'float'"), naming the user's line, if any, but not the key; empty where none is."""
+    if not isinstance(exc, TypeError):
         return ""
     try:
-        params = inspect.signature(resolve_component("model", section.name)).parameters
+        params = inspect.signature(resolve_component(where, section.name)).parameters  # type: ignore[arg-type]
     except Exception:  # no signature to read: no hint
         return ""
     text = str(exc)
-    for key, value in section.kwargs.items():
-        default = params[key].default if key in params else inspect.Parameter.empty
-        counts = isinstance(default, int) and not isinstance(default, bool)
-        if isinstance(value, float) and value.is_integer() and counts and "float" in text:
-            return f"; {where}.{key} is {value!r}, a float, where {default!r}, its default, is an int: write {int(value)}"
+    given = section.model_fields_set | set(section.model_extra or {})  # not the defaults hpotool fills in
+    args = {k: v for k, v in section.kwargs.items() if k in given}
+    for key, value in args.items():
         if (
             isinstance(value, str)
-            and "str" in text
+            and ("str" in text or "sequence" in text)  # text * a float: "can't multiply sequence by ..."
             and re.fullmatch(r"[+-]?\d+(\.\d*)?([eE][+-]?\d+)?", value.strip())
         ):
             return f"; {where}.{key} is the text {value!r}: write {value.strip()} without quotes, a number"
+    for key, value in args.items():
+        param = params.get(key)
+        if param is None or "float" in str(param.annotation):  # torch's `weight_decay: float = 0`
+            continue
+        default = param.default
+        counts = isinstance(default, int) and not isinstance(default, bool)
+        if isinstance(value, float) and value.is_integer() and counts and "float" in text:
+            return f"; {where}.{key} is {value!r}, a float, where {default!r}, its default, is an int: write {int(value)}"
     return ""
 
 

@@ -22,7 +22,7 @@ from hpotool.plan import StudyPlan
 from hpotool.runner import RunResult, train_run
 from hpotool.storage_faults import lost_connection
 from hpotool.suggestion import suggest
-from hpotool.user_code import described
+from hpotool.user_code import described, refusing_exit
 
 
 class StorageLostInTrial(Exception):
@@ -94,7 +94,7 @@ class _Objective:
         try:
             # A signal waits for the whole point: a trial that ends with part of one (its values are stored
             # one by one) reads to brute force as a whole point, and its retry fails ('param_name mismatch').
-            with deferred():
+            with deferred(), refusing_exit():  # a user's sampler's sys.exit() left the trial RUNNING
                 params = suggest(trial, self.opt.search_space, self.fixed)
             config = apply_overrides(self.plan.run, params)
         except Exception as exc:  # a sampler that cannot sample (bad kwargs), a value the config refuses

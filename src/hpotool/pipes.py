@@ -9,6 +9,9 @@ path, `interrupts.interrupt`): a trial cut off ends as FAIL ("interrupted"), a s
 first, workers are stopped, and the CLI exits 141. The stream's file descriptor is pointed at /dev/null
 first (the signal module's "Note on SIGPIPE"), so what is still printed on the way out, and the flush at
 exit, go nowhere rather than failing again.
+
+`stdout_to_stderr` keeps stdout for the JSON a command prints there (`optimize --json`): what the user's
+code prints meanwhile goes to stderr.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 # The file descriptors found closed, in the order found.
@@ -94,3 +99,28 @@ def guard_streams(stop: bool = True) -> None:
         except (AttributeError, OSError, ValueError):
             continue
         setattr(sys, name, _Guarded(stream, stop))
+
+
+@contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send to stderr what is printed to stdout in this block: `sys.stdout`, and file descriptor 1 too, for
+    the worker processes started in it (they inherit it) and what C code or a subprocess writes there. A
+    training function's or dataset's print() came before `optimize --json`'s JSON on stdout, and `| jq`
+    failed on its first line."""
+    sys.stdout.flush()
+    stream = sys.stdout
+    try:
+        saved: int | None = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no file descriptor 1 or 2 to point (closed): the Python streams alone
+        saved = None
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stream
+        if saved is not None:
+            if 1 not in _closed:  # else stderr's reader went: fd 1 points at /dev/null (`_reader_gone`)
+                os.dup2(saved, 1)
+            os.close(saved)

@@ -16,29 +16,15 @@ from hpotool.config import RunConfig
 from hpotool.criterion import build_loss
 from hpotool.data import PreparedData
 from hpotool.datasets import TensorData
-from hpotool.epoch import NonFiniteLossError
 from hpotool.errors import RunCheckError
-from hpotool.formatting import format_choice
-from hpotool.loss_checks import (
-    PairwiseWatch,
-    check_loss_is_a_mean,
-    check_loss_value,
-    probability_loss_hint,
-    refuse_pairwise_loss,
-)
+from hpotool.loss_checks import PairwiseWatch, check_loss_is_a_mean, check_loss_value, refuse_pairwise_loss
 from hpotool.lr_schedule import build_schedule
-from hpotool.model_hints import (
-    forward_needs_more,
-    needs_a_channel,
-    needs_flat_input,
-    number_spelling_hint,
-    training_output,
-    wants_integer_ids,
-)
+from hpotool.model_hints import forward_needs_more, needs_a_channel, needs_flat_input, wants_integer_ids
 from hpotool.output_checks import check_output
 from hpotool.parts import assemble_trainer, build_model, build_optimizer, model_dtype
+from hpotool.step_faults import building_hint, step_hint
 from hpotool.trainer import input_changed, same_values
-from hpotool.user_code import described
+from hpotool.user_code import described, refusing_exit
 
 DRY_RUN_SAMPLES = 8
 
@@ -46,13 +32,15 @@ DRY_RUN_SAMPLES = 8
 @contextmanager
 def _part(where: str, section: Any = None) -> Iterator[None]:
     """Turn what building or checking `where` raised into a `RunCheckError`; `section`, the run config's
-    section built there (`cfg.model`), lets a TypeError name the argument spelt as the wrong type."""
+    section built there (`cfg.model`), lets it name the argument spelt as the wrong type, or the arguments
+    the section sets where torch's code refused one of them."""
     try:
-        yield
+        with refusing_exit():
+            yield
     except RunCheckError:
         raise
     except Exception as exc:
-        hint = number_spelling_hint(where, section, exc) if section is not None else ""
+        hint = building_hint(where, section, exc) if section is not None else ""
         raise RunCheckError(where, described(exc) + hint) from None
 
 
@@ -68,11 +56,11 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
     with _part("model", cfg.model):
         model = build_model(cfg, data)
         _check_trainable(model)
-    with _part("optimizer"):
+    with _part("optimizer", cfg.optimizer):
         optimizer = build_optimizer(cfg, model)
-    with _part("scheduler"):
+    with _part("scheduler", cfg.scheduler):
         schedule = build_schedule(cfg, data, optimizer)
-    with _part("loss"):
+    with _part("loss", cfg.loss):
         loss_fn = build_loss(cfg, data, dtype=model_dtype(model))
     trainer = assemble_trainer(cfg, data, model, optimizer, schedule, loss_fn)
     if not step:
@@ -86,7 +74,7 @@ def dry_run(cfg: RunConfig, data: PreparedData, *, step: bool = True) -> None:
     out = _forward(model, val, data)
     check_output(cfg, data, val, out, loss_fn)
     _check_loss(model, loss_fn, trainer, val, data.task)
-    _train_one_step(cfg, data, model, optimizer, trainer, train, val, k)
+    _train_one_step(cfg, data, trainer, train, val, k)
 
 
 def _forward(model: nn.Module, val: TensorData, data: PreparedData) -> Any:
@@ -163,7 +151,11 @@ def _check_loss(model: nn.Module, loss_fn: Any, trainer: Any, val: TensorData, t
     """
     n_val = len(val)
     try:  # with autograd on, to tell whether a gradient reaches the parameters
-        with warnings.catch_warnings(), PairwiseWatch(model(val.x[:]), trainer.loss_targets(val).y) as watch:
+        with (
+            refusing_exit(),
+            warnings.catch_warnings(),
+            PairwiseWatch(model(val.x[:]), trainer.loss_targets(val).y) as watch,
+        ):
             warnings.simplefilter("ignore")
             value = loss_fn(watch.pred, watch.target)
     except Exception:
@@ -176,14 +168,7 @@ def _check_loss(model: nn.Module, loss_fn: Any, trainer: Any, val: TensorData, t
 
 
 def _train_one_step(
-    cfg: RunConfig,
-    data: PreparedData,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    trainer: Any,
-    train: TensorData,
-    val: TensorData,
-    k: int,
+    cfg: RunConfig, data: PreparedData, trainer: Any, train: TensorData, val: TensorData, k: int
 ) -> None:
     """Train one epoch of one batch (`k` samples of `train`), as every trial will.
 
@@ -191,76 +176,13 @@ def _train_one_step(
         RunCheckError: naming what raised there and what to check.
     """
     try:
-        with warnings.catch_warnings():  # torch's warnings come again from the trial, if it gets that far
+        with warnings.catch_warnings(), refusing_exit():  # torch's warnings come again from the trial
             warnings.simplefilter("ignore")
             trainer.fit(train, val, epochs=1)
     except Exception as exc:
-        hint = _step_hint(exc, cfg, data, model, optimizer, train.x, k)
+        hint = step_hint(exc, cfg, data, trainer, train.x, k)
         samples = "1 sample" if k == 1 else f"{k} samples"
         raise RunCheckError("training", f"one step on {samples} failed: {described(exc)}; {hint}") from None
-
-
-def _step_hint(
-    exc: Exception,
-    cfg: RunConfig,
-    data: PreparedData,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    x: torch.Tensor,
-    k: int,
-) -> str:
-    """What to check where the training step on `k` samples (`x`) raised `exc`, by what raised it."""
-    part = _raised_in(exc, model, optimizer)
-    if isinstance(exc, NonFiniteLossError):
-        return "lower optimizer.lr or set grad_clip"
-    if part == "optimizer":
-        return (
-            "the optimizer's step() raised it: check the optimizer section (hpotool calls step() with no "
-            "arguments, once per batch)"
-        )
-    if (
-        part == "model"
-        and k == 1
-        and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    ):
-        return (  # batch norm needs two samples a batch; hpotool's own batches never leave one over
-            "batch norm cannot train on a batch of one sample: set batch_size to 2 or more"
-            if cfg.batch_size == 1
-            else "batch norm cannot train on a batch of one sample, and the training split holds one: "
-            "use more data (data.val_fraction, data.subset_fraction)"
-        )
-    if part == "model":
-        return "the model raised it in training mode: check its forward()"
-    if (returned := training_output(model, x)) is not None:
-        return (
-            f"in training mode the model returns a {returned}, not a tensor (in eval mode it returns one), "
-            f"and hpotool gives the loss what forward() returns: return the prediction alone in training "
-            f"mode too (torchvision's inception_v3 and googlenet: set aux_logits: false under model:)"
-        )
-    if (bce := probability_loss_hint(cfg, data)) is not None:
-        return bce
-    if cfg.loss.kwargs:  # torch refuses an argument's value as the loss runs (huber's delta: 0)
-        args = ", ".join(f"{k}: {format_choice(v)}" for k, v in cfg.loss.kwargs.items())
-        return f"check the loss section's arguments ({args}), and that the loss fits this {data.task} task"
-    return f"check that the loss fits this {data.task} task"
-
-
-def _raised_in(exc: BaseException, model: nn.Module, optimizer: torch.optim.Optimizer) -> str | None:
-    """ "model" or "optimizer" when the innermost method of one of them on the traceback is the model's (or
-    one of its layers') or the optimizer's, else None (the loss, or hpotool's own code)."""
-    layers = {id(m) for m in model.modules()}
-    tb = exc.__traceback__
-    frames = []
-    while tb is not None:
-        frames.append(tb.tb_frame)
-        tb = tb.tb_next
-    for frame in reversed(frames):
-        owner = frame.f_locals.get("self")
-        if owner is optimizer:
-            return "optimizer"
-        if isinstance(owner, nn.Module):
-            return "model" if id(owner) in layers else None
-    return None
 
 
 def _check_trainable(model: nn.Module) -> None:

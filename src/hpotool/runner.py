@@ -126,7 +126,10 @@ def train_run(
         seed_everything(cfg.seed)
         metrics = run_user_trainer(_device_picked(cfg), on_epoch_end, rows)
         return RunResult(metrics, rows, None, time.perf_counter() - start, "user code")
-    return _train_builtin(cfg, on_epoch_end, rows, start)
+    from hpotool.user_code import refusing_exit
+
+    with refusing_exit():  # the user's dataset, model, loss or schedule, in a trial too
+        return _train_builtin(cfg, on_epoch_end, rows, start)
 
 
 def _train_builtin(

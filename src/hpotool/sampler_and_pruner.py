@@ -20,6 +20,7 @@ from hpotool.param_values import boundary_values
 from hpotool.pruner_reach import check_pruner_reach, most_epochs
 from hpotool.study_sampler import study_sampler
 from hpotool.suggestion import suggest
+from hpotool.user_code import refusing_exit, user_frame
 
 if TYPE_CHECKING:
     from optuna.pruners import BasePruner
@@ -79,16 +80,20 @@ def check_sampler_samples(opt: OptimizeConfig, fixed: Mapping[str, Any]) -> None
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), refusing_exit():
             warnings.simplefilter("ignore")
             probe = optuna.create_study(
                 directions=opt.study_directions, sampler=study_sampler(opt, fixed=fixed)
             )
             suggest(probe.ask(), opt.search_space, fixed)
-    except (ValueError, TypeError, NotImplementedError) as exc:
+    except HpoError:
+        raise
+    except Exception as exc:  # a user's sampler may raise anything (a RuntimeError was a traceback)
         objectives = f"{len(opt.objectives)} objectives" if opt.multi_objective else "one objective"
+        where = user_frame(exc)
         raise HpoError(
             f"sampler: {opt.sampler.name!r} cannot sample this study ({objectives}): {type(exc).__name__}: {exc}"
+            + (f" (at {where})" if where else "")
         ) from None
     finally:
         optuna.logging.set_verbosity(verbosity)

@@ -280,7 +280,7 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     import torch
 
     from hpotool.device import resolve_device
-    from hpotool.import_hints import python_caller
+    from hpotool.import_hints import imports_for, python_caller
     from hpotool.parts import make_model
 
     path = Path(path)
@@ -312,7 +312,9 @@ def load_model(path: Path | str, device: str = "cpu") -> tuple[nn.Module, RunCon
     # the model alone is rebuilt, from the shapes saved beside it: the data's code need not be importable
     cfg: RunConfig = validate_config(RunConfig, payload["config"], f"{path}: config", check_components=False)
     shapes = payload["data"]
-    with python_caller():  # a model class not found is told to the caller's script, not to the command
+    # a model class not found is told to the caller's script, not to the command, with the folder above the
+    # run folder that holds it (runs/<project>/<time>/ is made in the folder hpotool ran in)
+    with python_caller(), imports_for(path):
         model = make_model(cfg, tuple(shapes["input_shape"]), int(shapes["out_features"]))
     model.load_state_dict(payload["state_dict"])
     model.to(target).eval()

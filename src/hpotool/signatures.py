@@ -117,10 +117,14 @@ def check_required(
 # run's length it passes as epochs and num_training_steps.
 _SIZE_NAMES = {
     **dict.fromkeys(
-        ("input_dim", "in_dim", "input_size", "n_features", "num_features", "n_inputs"), "in_features"
+        ("input_dim", "in_dim", "input_size", "n_features", "num_features", "n_inputs", "n_in", "d_in"),
+        "in_features",
     ),
     **dict.fromkeys(
-        ("num_classes", "n_classes", "output_dim", "out_dim", "output_size", "n_outputs", "num_outputs"),
+        (
+            *("num_classes", "n_classes", "output_dim", "out_dim", "output_size", "n_outputs", "num_outputs"),
+            *("n_out", "d_out", "num_labels", "n_labels"),
+        ),
         "out_features",
     ),
     # a schedule's length, which a config could not follow as a search changed epochs or batch_size

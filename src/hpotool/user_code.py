@@ -1,10 +1,13 @@
 """An exception told in one line (`described`, `first_line`), and where in the user's own code it was raised
-(`user_frame`): the innermost frame outside hpotool, Python and installed packages."""
+(`user_frame`): the innermost frame outside hpotool, Python and installed packages; a sys.exit() in the user's
+code made an error (`refusing_exit`)."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 def _library_dirs() -> tuple[str, ...]:
@@ -45,12 +48,12 @@ def first_line(exc: BaseException) -> str:
     for the user, and the class name (ValueError) would tell them nothing. An exception from a library, or
     one raised in (or through) the user's code keeps the name, which tells them what their code did."""
     text = exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc).strip()
-    if text and _raised_by_hpotool(exc) and user_frame(exc) is None:
+    if text and raised_by_hpotool(exc) and user_frame(exc) is None:
         return text.splitlines()[0]
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
-def _raised_by_hpotool(exc: BaseException) -> bool:
+def raised_by_hpotool(exc: BaseException) -> bool:
     """Whether `exc` is hpotool's own: of a class hpotool defines, or from a `raise` statement in hpotool's
     source (its innermost frame); not from the user's code, a library, or a builtin hpotool called (an
     `open()` failing keeps its PermissionError)."""
@@ -74,3 +77,18 @@ def described(exc: BaseException) -> str:
     it was raised (a user's multi-line message would otherwise be a wall of `error:` lines)."""
     where = user_frame(exc)
     return first_line(exc) + (f" (at {where})" if where else "")
+
+
+@contextmanager
+def refusing_exit() -> Iterator[None]:
+    """Raise a sys.exit() called in this block (the user's dataset, model, loss or schedule: argparse's
+    parse_args() there reads hpotool's command line) as a RuntimeError with its traceback, which says where:
+    it ended hpotool at once, saying nothing, with its exit code (0: as if all went well), or a worker with
+    its trial left RUNNING."""
+    try:
+        yield
+    except SystemExit as exc:
+        raise RuntimeError(
+            f"sys.exit({exc.code!r}) was called, which would end hpotool (argparse's parse_args() does so on "
+            f"hpotool's command line); raise an exception instead, or read the settings from the config"
+        ).with_traceback(exc.__traceback__) from None

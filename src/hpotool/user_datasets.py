@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from hpotool.data_arrays import as_tensor
@@ -87,15 +88,36 @@ def _not_a_dataset(obj: Any) -> DataError:
     """The error for what a dataset function returned that is no dataset, saying what to return instead."""
     bunch = isinstance(obj, dict) and "data" in obj and "target" in obj  # scikit-learn's Bunch is a dict
     got = type(obj).__name__
-    if isinstance(obj, tuple | list):  # (x, y, weights), or train_test_split's four arrays
+    if isinstance(obj, tuple | list) and len(obj) > 2 and all(_a_sample(item) for item in obj):
+        # the samples a script collects in a list: "return x and y alone" told no way to do so
+        got = (
+            f"a {got} of {len(obj)} (x, y) samples; return them as one (x, y) pair: "
+            f"torch.stack([s[0] for s in samples]), torch.tensor([s[1] for s in samples])"
+        )
+    elif isinstance(obj, tuple | list):  # (x, y, weights), or train_test_split's four arrays
         got = f"a {got} of {len(obj)} items; return x and y alone"
         if len(obj) == 4:
             got += ": the validation split is hpotool's (data.val_fraction)"
+    elif hasattr(obj, "__len__") and hasattr(obj, "__getitem__") and not isinstance(obj, str | bytes | dict):
+        got += (  # a map-style dataset of the user's, or another library's, that torch's does not see as one
+            ", which has __len__ and __getitem__ but is no torch.utils.data.Dataset: make its class a subclass of "
+            "torch.utils.data.Dataset, or return an (x, y) pair"
+        )
     return DataError(
         f"a dataset function must return hpotool.datasets.Dataset, an (x, y) pair or a torch Dataset of (x, y) "
         f"samples, got {got}"
         + ("; scikit-learn's loaders return (x, y) with return_X_y: true under data:" if bunch else "")
     )
+
+
+def _a_sample(item: Any) -> bool:
+    """Whether `item` reads as one `(x, y)` sample: a pair whose y is a single number (a label or a target)."""
+    if not isinstance(item, tuple | list) or len(item) != 2:
+        return False
+    import numbers
+
+    y = item[1]
+    return isinstance(y, numbers.Number) or (isinstance(y, torch.Tensor | np.ndarray) and y.ndim == 0)
 
 
 def _a_split(part: Any) -> bool:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import inspect
 import types
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from hpotool.config import RunConfig
 from hpotool.errors import HpoError
+from hpotool.formatting import format_choice
 from hpotool.import_paths import import_object
+from hpotool.near_names import closest, edit_distance
 from hpotool.signatures import accepted_kwargs
 from hpotool.user_trainer import OFFERED
 
@@ -50,6 +53,8 @@ def check_user_trainer(cfg: RunConfig, *, pruning: bool, opt_source: str = "the 
             f"{_required_fix(required[0])}"
         )
     names, var_kw = accepted_kwargs(fn)
+    if not var_kw:
+        _refuse_a_misspelt_key(path, cfg.trainer.kwargs, params)
     if pruning and "report" not in names and not var_kw:
         raise HpoError(
             f"trainer.function: {path} takes no 'report' argument, so the pruner can never stop a trial; add a "
@@ -57,6 +62,29 @@ def check_user_trainer(cfg: RunConfig, *, pruning: bool, opt_source: str = "the 
             f"{{name: nop}} in {opt_source}"
         )
     return "report" in names or var_kw
+
+
+def _refuse_a_misspelt_key(path: str, keys: Mapping[str, Any], params: Iterable[inspect.Parameter]) -> None:
+    """Raise `HpoError` for a `trainer:` key the function does not take that is a letter or two off one of its
+    parameters the section leaves at its default (`alhpa` for `alpha=0.1`): the key went unused, and every
+    trial trained with the default, without a word. A key further from every parameter may be one the
+    function reads from `config['trainer']` itself, as the scikit-learn example does."""
+    taken = {p.name for p in params}
+    defaults = {
+        p.name: p.default
+        for p in params
+        if p.default is not inspect.Parameter.empty and p.name not in keys and p.name not in OFFERED
+    }
+    for key in keys:
+        if key in taken:
+            continue
+        near = [n for n in closest(key, defaults, n=1) if edit_distance(key, n) <= 2]
+        if near:
+            name = near[0]
+            raise HpoError(
+                f"trainer.{key}: {path} takes no argument {key!r} (did you mean {name!r}?), so {name} would keep "
+                f"its default, {format_choice(defaults[name])}, in every trial; write {name}"
+            )
 
 
 def _refuse_a_class(path: str, fn: Any) -> None:

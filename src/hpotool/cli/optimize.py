@@ -123,16 +123,22 @@ def _reading_only(dry_run: bool) -> Iterator[None]:
 
 
 def _optimize(outcome: Outcome, args: OptimizeArgs) -> None:
-    """The body of `optimize`; puts its summary on `outcome` (none for --dry-run)."""
+    """The body of `optimize`; puts its summary on `outcome` (none for --dry-run). With --json, what the
+    user's code prints until then goes to stderr: stdout holds the JSON alone."""
     with user_errors():
         from hpotool.cli.optimize_plan import checked_plan
 
-        plan, redraws = checked_plan(args)
+        with _json_apart(args.as_json):
+            plan, redraws = checked_plan(args)
+            if args.dry_run:
+                _dry_run_notes(plan)
+            else:
+                outcome.summary = _run(outcome, plan, args, redraws)
         if args.dry_run:
             _print_dry_run(plan, args)
             return
-        summary = _run(outcome, plan, args, redraws)
-        outcome.summary = summary
+        summary = outcome.summary
+        assert summary is not None
         _print_outcome(summary, plan, args.as_json)
         from hpotool.interrupts import ended
 
@@ -145,10 +151,24 @@ def _optimize(outcome: Outcome, args: OptimizeArgs) -> None:
             write_study_report(summary.study_name, summary.storage, None, "html")
 
 
-def _print_dry_run(plan: StudyPlan, args: OptimizeArgs) -> None:
-    """The notes and the plan of a dry run, with the finished trials the study holds already."""
+def _json_apart(as_json: bool) -> Any:
+    """For --json, a block whose stdout goes to stderr (`pipes.stdout_to_stderr`); else one that changes
+    nothing."""
+    from contextlib import nullcontext
+
+    from hpotool.pipes import stdout_to_stderr
+
+    return stdout_to_stderr() if as_json else nullcontext()
+
+
+def _dry_run_notes(plan: StudyPlan) -> None:
+    """The notes of a dry run, printed before its plan."""
     for note in plan.notes:
         print_note(note)
+
+
+def _print_dry_run(plan: StudyPlan, args: OptimizeArgs) -> None:
+    """The plan of a dry run, with the finished trials the study holds already."""
     from hpotool.study import finished_so_far
 
     # Joining by name, the storage was read already; a config's server is not asked.
