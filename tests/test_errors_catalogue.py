@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+import sys
 from pathlib import Path
 
 import optuna
@@ -104,6 +105,9 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case, request: py
         Path(case.read_only).mkdir()
         request.getfixturevalue("lock_read_only")(Path(case.read_only))
     argv = list(case.command) or [*(ARGS[:1] if case.without_configs else ARGS), *case.args]
+    # The command line the user's code sees, as `hpotool ...` gives it: a module parsing it at import (argparse)
+    # reads this, not pytest's (which an xdist process does not have).
+    request.getfixturevalue("monkeypatch").setattr(sys, "argv", ["hpotool", *argv])
     here = Path.cwd()
     if case.run_in is not None:
         Path(case.run_in).mkdir(exist_ok=True)  # or made by `files`
