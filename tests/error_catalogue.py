@@ -3130,4 +3130,12 @@ CASES = [
             "    return torch.relu(settings['margin'] - pred).mean()\n"
         },
     ),
+    Case(
+        "regression-negative-noise",
+        "a negative noise for the built-in regression dataset (the standard deviation of the noise on y); before: "
+        "it ran, drawing the same data as the positive value",
+        "error: run.yaml: data: loading 'regression' failed: noise is the standard deviation of the noise added to y, so it must be >= 0 (0: none), got -0.5",
+        run={"data": {"name": "regression", "noise": -0.5}},
+        optimize={"metric": "val_loss", "direction": "minimize"},
+    ),
 ]

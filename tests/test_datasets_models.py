@@ -61,6 +61,18 @@ def test_regression_is_seeded() -> None:
     assert torch.equal(a.x, b.x) and a.task == "regression" and a.y.shape == (1000, 1)
 
 
+def test_the_regression_datasets_noise_is_a_standard_deviation_of_0_or_more() -> None:
+    """`noise: -0.5` drew y with the noise's sign flipped, the same data as 0.5 would draw, with no word; a
+    search space over data.noise from -0.5 tried each level twice. 0 (no noise) stays allowed."""
+    assert torch.equal(
+        synthetic_regression(n_samples=50, noise=0.0).y, synthetic_regression(n_samples=50, noise=0).y
+    )
+    assert _check_refusal({"data": {"name": "regression", "noise": -0.5}, "device": "cpu"}) == (
+        "run.yaml: data: loading 'regression' failed: noise is the standard deviation of the noise added to y, so "
+        "it must be >= 0 (0: none), got -0.5"
+    )
+
+
 def test_split_keeps_validation_fixed_under_subsets() -> None:
     ds = digits()
     train_full, val_full = split(ds, 0.2, 1.0, seed=0)
