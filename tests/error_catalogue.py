@@ -3119,4 +3119,23 @@ CASES = [
         args=("--storage", "sqlite:///data/tiny.db"),
         files={"data": "notes\n"},
     ),
+    Case(
+        "users-loss-raises-in-training",
+        "a loss function of the user's whose own code raises in the training step; before: 'check that the loss "
+        "fits this classification task', as if a built-in loss had been given outputs of the wrong shape",
+        "error: run.yaml: training: one step on 8 samples failed: KeyError: 'margin' (at my_losses.py:5 in hinge); the loss my_losses:hinge raised it in its own code: check that code",
+        run={"loss": {"name": "my_losses:hinge"}},
+        files={
+            "my_losses.py": "import torch\n\n\ndef hinge(pred, target, settings={}):\n"
+            "    return torch.relu(settings['margin'] - pred).mean()\n"
+        },
+    ),
+    Case(
+        "regression-negative-noise",
+        "a negative noise for the built-in regression dataset (the standard deviation of the noise on y); before: "
+        "it ran, drawing the same data as the positive value",
+        "error: run.yaml: data: loading 'regression' failed: noise is the standard deviation of the noise added to y, so it must be >= 0 (0: none), got -0.5",
+        run={"data": {"name": "regression", "noise": -0.5}},
+        optimize={"metric": "val_loss", "direction": "minimize"},
+    ),
 ]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,18 @@ def test_digits_matches_scikit_learn() -> None:
 def test_regression_is_seeded() -> None:
     a, b = synthetic_regression(seed=3), synthetic_regression(seed=3)
     assert torch.equal(a.x, b.x) and a.task == "regression" and a.y.shape == (1000, 1)
+
+
+def test_the_regression_datasets_noise_is_a_standard_deviation_of_0_or_more() -> None:
+    """`noise: -0.5` drew y with the noise's sign flipped, the same data as 0.5 would draw, with no word; a
+    search space over data.noise from -0.5 tried each level twice. 0 (no noise) stays allowed."""
+    assert torch.equal(
+        synthetic_regression(n_samples=50, noise=0.0).y, synthetic_regression(n_samples=50, noise=0).y
+    )
+    assert _check_refusal({"data": {"name": "regression", "noise": -0.5}, "device": "cpu"}) == (
+        "run.yaml: data: loading 'regression' failed: noise is the standard deviation of the noise added to y, so "
+        "it must be >= 0 (0: none), got -0.5"
+    )
 
 
 def test_split_keeps_validation_fixed_under_subsets() -> None:
@@ -1524,3 +1537,36 @@ def test_a_batch_larger_than_one_training_sample_says_sample() -> None:
         "64 is larger than the 1 training sample; use a smaller batch_size or more data (data.subset_fraction, "
         "data.val_fraction)"
     )
+
+
+def test_a_users_own_loss_raising_in_its_code_is_not_told_the_loss_may_not_fit_the_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in a user's loss (a KeyError in a function, an attribute a class never set) read "... (at
+    my_losses.py:5 in buggy); check that the loss fits this classification task", as if a built-in loss had
+    been given outputs of the wrong shape; the line already names the user's frame."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_losses.py").write_text(
+        "import torch\n\n\ndef buggy(pred, target, scale=1.0):\n    return {'a': scale}['b']\n\n\n"
+        "class Buggy(torch.nn.Module):\n    def forward(self, pred, target):\n        return self.nope\n"
+    )
+    said = "one step on 8 samples failed: {} (at my_losses.py:{}); the loss my_losses:{} raised it in its own code"
+    run: dict[str, Any] = {**SMALL, "loss": {"name": "my_losses:buggy"}, "device": "cpu"}
+    assert _check_refusal(run) == "run.yaml: training: " + said.format(
+        "KeyError: 'b'", "5 in buggy", "buggy"
+    ) + (": check that code")
+    run["loss"] = {"name": "my_losses:buggy", "scale": 2.0}
+    assert _check_refusal(run).endswith(
+        "raised it in its own code: check that code, and the loss section's arguments (scale: 2.0)"
+    )
+    run["loss"] = {"name": "my_losses:Buggy"}
+    assert (
+        _check_refusal(run)
+        == "run.yaml: training: "
+        + said.format("AttributeError: 'Buggy' object has no attribute 'nope'", "10 in forward", "Buggy")
+        + ": check that code"
+    )
+    sys.modules.pop("my_losses", None)
+    run["model"] = {"name": "mlp", "hidden": [8]}  # a built-in loss given what it cannot take keeps the hint
+    run["loss"] = {"name": "torch.nn:MultiLabelMarginLoss"}
+    assert _check_refusal(run).endswith("; check that the loss fits this classification task")

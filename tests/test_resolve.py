@@ -197,3 +197,20 @@ def test_hpotools_own_refusal_is_shown_without_its_class_name(project: Path) -> 
     with pytest.raises(ValueError) as library:
         torch.nn.Dropout(p=2.0)
     assert described(library.value).startswith("ValueError: dropout probability has to be between 0 and 1")
+
+
+def test_a_misspelt_class_of_the_users_gets_the_name_meant(project: Path) -> None:
+    """A user's module defining Net and IntOut: `Nett` is one letter from Net and four from IntOut, whatever
+    the case; difflib's ratio on the names as written put IntOut (0.6) over Net (0.57) for `nett`."""
+    from hpotool.near_names import closest, did_you_mean
+
+    (project / "two_nets.py").write_text("class IntOut:\n    pass\n\n\nclass Net:\n    pass\n")
+    for typo in ("Nett", "nett", "NETT"):
+        with pytest.raises(HpoError) as info:
+            import_object(f"two_nets:{typo}")
+        assert str(info.value) == (
+            f"cannot import 'two_nets:{typo}': module 'two_nets' has no attribute {typo!r} (did you mean 'Net'?)"
+        )
+        assert did_you_mean(typo, ["IntOut", "Net"]) == " (did you mean 'Net'?)"  # callers that mind case too
+        assert closest(typo, ["IntOut", "Net", "nn", "torch"])[0] == "Net"
+    sys.modules.pop("two_nets", None)

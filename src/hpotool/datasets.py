@@ -83,9 +83,14 @@ def digits() -> Dataset:
 def synthetic_regression(
     n_samples: int = 1000, n_features: int = 10, noise: float = 0.1, seed: int = 0
 ) -> Dataset:
-    """A seeded nonlinear regression problem: y = tanh(x·w1)·w2 + noise."""
+    """A seeded nonlinear regression problem: y = tanh(x·w1)·w2 + noise, `noise` the standard deviation of
+    the Gaussian noise added to y (a negative one drew the same data as its positive, with no word)."""
     if n_samples < 2 or n_features < 1:
         raise ValueError(f"need n_samples >= 2 and n_features >= 1, got {n_samples} and {n_features}")
+    if noise < 0:
+        raise ValueError(
+            f"noise is the standard deviation of the noise added to y, so it must be >= 0 (0: none), got {noise}"
+        )
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n_samples, n_features, generator=g)
     w1 = torch.randn(n_features, 16, generator=g) / n_features**0.5

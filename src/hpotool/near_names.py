@@ -22,13 +22,19 @@ def closest(word: str, candidates: Iterable[str], n: int = 3, ignore_case: bool 
 
 
 def _ranked(word: str, candidates: list[str], n: int) -> list[str]:
-    """difflib's close matches (cutoff 0.6), best ratio first and, among equal ratios, fewest edits first."""
-    matches = difflib.get_close_matches(word, candidates, n=max(n, len(candidates)), cutoff=0.6)
+    """The candidates difflib finds alike (ratio at least 0.6), as written or in lower case, best ratio first
+    and, among equal ratios, fewest edits first. Case alone never hides the name meant: of a user's `Net` and
+    `IntOut`, `nett` scored `IntOut` (0.6) above `Net` (0.57, for the capital N) and was told `IntOut`."""
+    folded = word.casefold()
 
-    def ratio(x: str) -> float:  # as get_close_matches measures it
-        return difflib.SequenceMatcher(None, x, word).ratio()
+    def ratio(x: str) -> float:  # as get_close_matches measures it, the better of as written and lower case
+        as_written = difflib.SequenceMatcher(None, x, word).ratio()
+        return max(as_written, difflib.SequenceMatcher(None, x.casefold(), folded).ratio())
 
-    return sorted(matches, key=lambda x: (-ratio(x), edit_distance(word, x)))[:n]
+    scored = [(ratio(x), x) for x in candidates]
+    near = [(r, x) for r, x in scored if r >= 0.6]
+    near.sort(key=lambda rx: (-rx[0], edit_distance(folded, rx[1].casefold()), edit_distance(word, rx[1])))
+    return [x for _, x in near[:n]]
 
 
 def edit_distance(a: str, b: str) -> int:

@@ -83,10 +83,21 @@ def step_hint(
             f"and hpotool gives the loss what forward() returns: return the prediction alone in training "
             f"mode too (torchvision's inception_v3 and googlenet: set aux_logits: false under model:)"
         )
+    return _loss_hint(exc, cfg, data)
+
+
+def _loss_hint(exc: Exception, cfg: RunConfig, data: PreparedData) -> str:
+    """What to check where the loss raised `exc` in the step: binary cross-entropy given logits, the user's
+    own loss code (named by the error's `at` already; whether the loss fits the task is beside the point
+    there: a KeyError in it read "check that the loss fits this regression task"), the loss section's
+    arguments, or that a built-in loss fits the task (its outputs' or targets' shape or dtype)."""
     if (bce := probability_loss_hint(cfg, data)) is not None:
         return bce
-    if cfg.loss.kwargs:  # torch refuses an argument's value as the loss runs (huber's delta: 0)
-        args = ", ".join(f"{k}: {format_choice(v)}" for k, v in cfg.loss.kwargs.items())
+    args = ", ".join(f"{k}: {format_choice(v)}" for k, v in cfg.loss.kwargs.items())
+    if user_frame(exc) is not None:  # the user's own loss raised it, at the line the error names
+        also = f", and the loss section's arguments ({args})" if args else ""
+        return f"the loss {cfg.loss.name} raised it in its own code: check that code{also}"
+    if args:  # torch refuses an argument's value as the loss runs (huber's delta: 0)
         return f"check the loss section's arguments ({args}), and that the loss fits this {data.task} task"
     return f"check that the loss fits this {data.task} task"
 
