@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -1309,3 +1310,76 @@ def test_a_queued_retry_a_resume_drops_as_a_worker_takes_it_up_is_run_not_failed
         assert (stored.state, stored.user_attrs.get("fail_reason")) == (TrialState.RUNNING, None)
     else:
         assert stored.state == TrialState.FAIL and stored.user_attrs["fail_reason"].startswith("dropped: ")
+
+
+def test_a_signal_that_cuts_a_storage_read_short_still_ends_the_trial_as_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker of a `--workers` run stopped (a closed pipe, Ctrl-C) as its trial read the study: the interrupt
+    # left SQLite's read statement open in the frames its traceback kept, holding a snapshot of the file, and
+    # the trial's FAIL failed at once with 'database is locked' where another worker had written since: the
+    # worker exited on that error, and its trial ended 'worker died (pid ...)' (test_pipes, once in ten runs
+    # under load). Now the trial ends as interrupted.
+    import warnings
+
+    import sqlalchemy.orm.loading
+
+    from hpotool.trial_run import run_trial
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(storage=make_storage(url), study_name="s")
+    other = optuna.load_study(storage=make_storage(url), study_name="s")
+    real = sqlalchemy.orm.loading.instances
+
+    def read_then_signal(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(sqlalchemy.orm.loading, "instances", real)  # once
+        other.enqueue_trial({"x": 0.5})  # another process writes while this one's read is open
+        signal.raise_signal(signal.SIGTERM)  # its handler raises here, the rows not read yet
+        return real(*args, **kwargs)
+
+    def objective(trial: optuna.Trial) -> float:
+        monkeypatch.setattr(sqlalchemy.orm.loading, "instances", read_then_signal)
+        trial.set_user_attr("epochs_run", 1)  # reads the trial, then writes
+        return 1.0
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+        trial = study.ask()
+    with signals_interrupt(), pytest.raises(Interrupted):
+        run_trial(study, trial, objective, asked=time.perf_counter())  # its seconds written first
+    stored = optuna.load_study(storage=url, study_name="s").trials[trial.number]
+    assert (stored.state, stored.user_attrs.get("fail_reason")) == (TrialState.FAIL, "interrupted")
+
+
+def test_a_signal_that_lands_in_a_pydantic_serializer_ends_the_trial_as_interrupted(tmp_path: Path) -> None:
+    # pydantic's serializers turn an exception raised in a Python function they call into their own error:
+    # a SIGTERM landing in a config section's serializer (`run_sections`) as a worker's trial dumped its
+    # config ended the trial as a failed run, 'PydanticSerializationError: Error calling function
+    # `_leave_out_quiet_defaults`: Interrupted: SIGTERM' (test_pipes, once in twenty runs under load).
+    import warnings
+
+    from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
+
+    from hpotool.trial_run import run_trial
+
+    class Section(BaseModel):
+        name: str = "mlp"
+
+        @model_serializer(mode="wrap")
+        def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+            signal.raise_signal(signal.SIGTERM)  # its handler raises here, inside pydantic's call
+            return dict(handler(self))
+
+    def objective(trial: optuna.Trial) -> float:
+        Section().model_dump()
+        return 1.0
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(storage=make_storage(url), study_name="s")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... supposed to be used with optimize"
+        trial = study.ask()
+    with signals_interrupt(), pytest.raises(Interrupted):
+        run_trial(study, trial, objective)
+    stored = optuna.load_study(storage=url, study_name="s").trials[trial.number]
+    assert (stored.state, stored.user_attrs.get("fail_reason")) == (TrialState.FAIL, "interrupted")

@@ -197,6 +197,31 @@ def interrupting() -> bool:
     return bool(_raised) or any(_deferrals) or bool(_held)
 
 
+def let_go(exc: BaseException) -> None:
+    """Free what the calls that interrupt `exc` cut short still held, before this process writes again.
+
+    The frames an exception passed through live on in its traceback with their locals (those of the errors
+    it was raised from or during, too), and one of them can be a database cursor halfway through its rows: a
+    SQLite read statement left open holds its snapshot of the file (WAL), so this process's next write
+    through that connection, the interrupted trial's FAIL, failed at once with 'database is locked' once
+    another process had written since (a `--workers` run stopped by a closed pipe or Ctrl-C: the worker exited
+    on the error, and its trial ended 'worker died'). The tracebacks keep their lines; the frames lose their
+    locals, and what only a reference cycle still holds is collected."""
+    import gc
+    import traceback
+
+    seen: set[int] = set()
+    chain: list[BaseException | None] = [exc]
+    while chain:
+        link = chain.pop()
+        if link is None or id(link) in seen:
+            continue
+        seen.add(id(link))
+        traceback.clear_frames(link.__traceback__)
+        chain += [link.__cause__, link.__context__]
+    gc.collect()
+
+
 def signal_of(exc: KeyboardInterrupt) -> int:
     """The signal behind an interrupt (a plain KeyboardInterrupt is SIGINT)."""
     return exc.signum if isinstance(exc, Interrupted) else int(signal.SIGINT)

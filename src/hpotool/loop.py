@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpotool.dead_trials import fail_dead_local_trials, fail_ownerless_trials
 from hpotool.exhaustion import all_started, sampler_exhausted, still_exhausted
 from hpotool.heartbeat import fail_stale_trials, has_heartbeat
-from hpotool.interrupts import deferred, raise_dropped
+from hpotool.interrupts import deferred, let_go, raise_dropped
 from hpotool.objective import StudyObserver, make_objective
 from hpotool.plan import StudyPlan
 from hpotool.run_summary import trial_target
@@ -232,10 +232,11 @@ class _TrialLoop:
                 asked = time.perf_counter()
                 trial = self.study.ask()
             return (trial, asked) if self.set_up(trial) else None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             # One sent back to the queue is left there: told FAIL, it raised 'Cannot tell a WAITING trial'.
             # A second signal waits until it is told (it left the trial RUNNING).
             with deferred():
+                let_go(exc)  # a storage read it cut short (setting the trial up) would fail the writes below
                 if trial is not None:
                     end_interrupted(self.study, trial, asked)
             raise

@@ -14,7 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.durations import record_seconds
 from hpotool.failed_trials import fail_trial
-from hpotool.interrupts import deferred
+from hpotool.interrupts import deferred, let_go, raise_dropped
 from hpotool.kept_results import keep_result
 from hpotool.objective import StorageLostInTrial, reason_of
 from hpotool.owners import owner
@@ -124,6 +124,10 @@ def _run_objective(
     except StorageLostInTrial as exc:
         ended.lost = exc
     except Exception as exc:
+        # A signal's interrupt that the code it landed in turned into an error of its own (pydantic's
+        # serializers raise PydanticSerializationError for one raised in a Python function they call): the
+        # trial ended 'PydanticSerializationError: ... Interrupted: SIGTERM' as a failed run, not as interrupted.
+        raise_dropped()
         ended.state, ended.reason, ended.broken = TrialState.FAIL, reason_of(exc), broke_contract(exc)
         ended.run_failed = True
         # The trial keeps one line; `hpotool --debug` (which shows hpotool's DEBUG records) shows where in
@@ -139,6 +143,8 @@ def _tell(
     another process ended it first (`keep_result`; else None), and whether this process told it."""
     kept = None
     with deferred():
+        if ended.interrupted is not None:  # a storage read it cut short holds the connection's snapshot
+            let_go(ended.interrupted)
         try:
             if asked is not None:  # MySQL keeps Optuna's datetimes in whole seconds
                 record_seconds(trial, time.perf_counter() - asked)
