@@ -257,6 +257,78 @@ def test_a_sampler_that_calls_sys_exit_as_it_samples_fails_its_trial_not_the_pro
     )
 
 
+_HOOKED_SAMPLER = """import sys
+
+import optuna
+
+
+class Hooked(optuna.samplers.RandomSampler):
+    def {hook}(self, study, trial, *args):
+        if trial.number >= 1:  # trial 0, and the check before it, go through
+            {act}
+        return super().{hook}(study, trial, *args)
+"""
+_ACTS = {"exit": "sys.exit(3)", "raise": "raise KeyError('no such arm')"}
+_SAID = {
+    "exit": r"RuntimeError: sys\.exit\(3\) was called, which would end hpotool .*",
+    "raise": r"KeyError: 'no such arm'",
+}
+
+
+def _hooked_sampler(tmp_path: Path, opt_dict: dict, hook: str, act: str) -> None:
+    """A user's sampler by import path that raises or calls sys.exit() in `hook` from trial 1 on (a module
+    of its own per case: this process keeps a module it imported)."""
+    (tmp_path / f"{hook}_{act}.py").write_text(_HOOKED_SAMPLER.format(hook=hook, act=_ACTS[act]))
+    opt_dict["sampler"] = {"name": f"{hook}_{act}:Hooked"}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("act", ["exit", "raise"])
+def test_a_sampler_failing_in_before_trial_fails_its_trial_naming_the_sampler(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, act: str, workers: int
+) -> None:
+    """Optuna calls a sampler's before_trial in `study.ask()`, outside the objective: a sys.exit() there
+    ended hpotool with exit code 3 and no word, a raise with a traceback, the trial left RUNNING either way.
+    The trial fails now, its reason naming the sampler, and --max-failures stops the run as for any error."""
+    _hooked_sampler(tmp_path, opt_dict, "before_trial", act)
+    opt_dict["n_trials"] = 4
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    summary = run_study(plan, max_failures=2) if workers == 1 else run_workers(plan, workers, max_failures=2)
+    assert summary.stopped == "stopped after 2 failed trials in a row"
+    assert summary.first_error is not None
+    said = rf"sampler 'before_trial_{act}:Hooked' failed in its before_trial\(\): " + _SAID[act]
+    assert re.fullmatch(said + rf" \(at before_trial_{act}\.py:9 in before_trial\)", summary.first_error)
+    states = [t.state for t in load_study(opt_dict).trials]
+    assert states[0] == TrialState.COMPLETE and TrialState.RUNNING not in states
+    failed = [t for t in load_study(opt_dict).trials if t.state == TrialState.FAIL]
+    assert len(failed) >= 2 and all(t.user_attrs["fail_reason"] == summary.first_error for t in failed)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("act", ["exit", "raise"])
+def test_a_sampler_failing_in_after_trial_stops_the_study_in_one_line(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, act: str, workers: int
+) -> None:
+    """Optuna calls a sampler's after_trial in `study.tell()`, after the objective, and writes the trial's
+    state whatever it does: a sys.exit() there ended hpotool with exit code 3 and no word, a raise with a
+    traceback (a ValueError was taken for another process's having ended the trial). The study stops, in
+    one line naming the sampler and the trial, whose result stands."""
+    _hooked_sampler(tmp_path, opt_dict, "after_trial", act)
+    opt_dict["n_trials"] = 4
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    with pytest.raises(HpoError) as err:
+        run_study(plan) if workers == 1 else run_workers(plan, workers)
+    said = (
+        rf"(hpotool-worker-\d+: )?sampler 'after_trial_{act}:Hooked' failed in its after_trial\(\) as trial "
+        rf"\d+ was told COMPLETE \(its result stands\): {_SAID[act]} \(at after_trial_{act}\.py:9 in "
+        r"after_trial\); every trial would end so, so the study stopped: fix the sampler and run the same "
+        r"command"
+    )
+    assert re.fullmatch(said, str(err.value)), str(err.value)
+    states = [t.state for t in load_study(opt_dict).trials]
+    assert TrialState.RUNNING not in states and TrialState.FAIL not in states
+
+
 def test_resume_runs_only_what_is_missing(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:
     opt_dict["n_trials"] = 2
     _, first = _run(tmp_path, run_dict, opt_dict)
