@@ -3138,4 +3138,11 @@ CASES = [
         run={"data": {"name": "regression", "noise": -0.5}},
         optimize={"metric": "val_loss", "direction": "minimize"},
     ),
+    Case(
+        "searched-project",
+        "project in the search space: it only names the folder runs are saved under, which no trial reads; "
+        "before: it ran, every trial the same run",
+        "error: optimize.yaml: search_space.project: has no effect: project only names the folder train and train-from-best save runs under (runs/<project>/), which no trial reads, so every trial would train the same run; set project in the run config, and drop search_space.project",
+        optimize={"search_space": {"project": {"type": "categorical", "choices": ["a", "b"]}}},
+    ),
 ]
