@@ -3145,4 +3145,12 @@ CASES = [
         "error: optimize.yaml: search_space.project: has no effect: project only names the folder train and train-from-best save runs under (runs/<project>/), which no trial reads, so every trial would train the same run; set project in the run config, and drop search_space.project",
         optimize={"search_space": {"project": {"type": "categorical", "choices": ["a", "b"]}}},
     ),
+    Case(
+        "wilcoxon-too-few-epochs",
+        "the wilcoxon pruner on trials of too few epochs for its test ever to reach p_threshold; before: the "
+        "study ran unpruned, saying nothing",
+        "error: optimize.yaml: pruner: 'wilcoxon' prunes nothing here: trials train at most 4 epochs (steps 0 to 3), and the pruner is asked after steps 0 to 2, the last epoch's trial completing, so it tests 3 values at most, and its signed-rank test on 3 gives p = 0.125 at the least (each worse than the best trial's), not below p_threshold 0.1; train 5 epochs or more, or give p_threshold above 0.125, or use median",
+        run={"epochs": 4},
+        optimize={"pruner": {"name": "wilcoxon"}},
+    ),
 ]
