@@ -3153,4 +3153,11 @@ CASES = [
         run={"epochs": 4},
         optimize={"pruner": {"name": "wilcoxon"}},
     ),
+    Case(
+        "constraint-given-twice",
+        "one constraint given twice, in two spellings; before: it ran, Optuna warning at trial 0 that the second "
+        "was ignored",
+        "error: optimize.yaml: constraints: 'n_params <= 20000' and 'n_params<=2e4' are both 'n_params <= 20000'; give each constraint once",
+        optimize={"constraints": ["n_params <= 20000", "n_params<=2e4"]},
+    ),
 ]
