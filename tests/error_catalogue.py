@@ -3160,4 +3160,11 @@ CASES = [
         "error: optimize.yaml: constraints: 'n_params <= 20000' and 'n_params<=2e4' are both 'n_params <= 20000'; give each constraint once",
         optimize={"constraints": ["n_params <= 20000", "n_params<=2e4"]},
     ),
+    Case(
+        "threshold-on-the-better-side",
+        "the threshold pruner's upper on a maximized metric (it prunes the trials that rise above it); before: "
+        "the best trials were pruned, without a word",
+        "error: optimize.yaml: pruner.kwargs.upper: 0.3 prunes a trial once its val_accuracy rises above it, and the study maximizes val_accuracy: it would stop the best trials; write lower: 0.3 to stop those that stay below it",
+        optimize={"pruner": {"name": "threshold", "kwargs": {"upper": 0.3}}},
+    ),
 ]

@@ -489,6 +489,52 @@ def test_a_pruner_step_the_trials_reach_is_taken(name: str, kwargs: dict[str, An
     check_pruner_reach(make_pruner(name, kwargs), kwargs, epochs=epochs)
 
 
+@pytest.mark.parametrize(
+    ("metric", "direction", "kwargs", "said"),
+    [
+        (
+            "val_accuracy",
+            "maximize",
+            {"upper": 0.3},
+            "pruner.kwargs.upper: 0.3 prunes a trial once its val_accuracy rises above it, and the study "
+            "maximizes val_accuracy: it would stop the best trials; write lower: 0.3 to stop those that stay "
+            "below it",
+        ),
+        (
+            "val_loss",
+            "minimize",
+            {"lower": 1.5, "upper": 10.0},
+            "pruner.kwargs.lower: 1.5 prunes a trial once its val_loss falls below it, and the study minimizes "
+            "val_loss: it would stop the best trials; write upper: 1.5 to stop those that stay above it",
+        ),
+    ],
+)
+def test_a_threshold_on_the_side_of_the_better_values_is_refused(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, metric: str, direction: str, kwargs: dict, said: str
+) -> None:
+    """Optuna's threshold pruner knows no direction: `upper: 0.3` on a maximized val_accuracy pruned the trials
+    that rose above 0.3, the best ones, which as PRUNED could never be the study's best, without a word."""
+    from hpotool.plan import prepare_study
+
+    from .conftest import write_configs
+
+    opt_dict.update(metric=metric, direction=direction, pruner={"name": "threshold", "kwargs": kwargs})
+    with pytest.raises(HpoError) as err:
+        prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    assert str(err.value) == f"{tmp_path / 'optimize.yaml'}: {said}"
+    patient = {"name": "patient", "kwargs": {"patience": 1, "wrapped_pruner": opt_dict["pruner"]}}
+    opt_dict["pruner"] = patient
+    with pytest.raises(HpoError) as err:
+        prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    assert (
+        str(err.value)
+        == f"{tmp_path / 'optimize.yaml'}: {said.replace('pruner.kwargs', 'pruner.kwargs.wrapped_pruner.kwargs')}"
+    )
+    right = {"lower": kwargs.get("upper")} if direction == "maximize" else {"upper": kwargs["lower"]}
+    opt_dict["pruner"] = {"name": "threshold", "kwargs": right}
+    prepare_study(*write_configs(tmp_path, run_dict, opt_dict))  # the side it was meant for
+
+
 def _wilcoxon_prunes(kwargs: dict[str, Any], epochs: int) -> bool:
     """Whether Optuna's Wilcoxon pruner, asked after every epoch but the last, prunes a trial whose value is
     worse than the best trial's at every epoch (in a study of one complete trial, the best)."""
