@@ -103,7 +103,10 @@ def check_sampler_samples(opt: OptimizeConfig, fixed: Mapping[str, Any]) -> None
     one that cannot handle them or the space (CmaEsSampler with several objectives) fails here, once,
     instead of failing every trial."""
     verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
+    # No "A new study created in memory" line, nor a warning the probe's sampler logs, which came out raw
+    # ("[W 2026-12-06 23:08:54,723] The parameter `optimizer.lr` in Trial#0 is sampled independently ...", GP
+    # with n_startup_trials: 0) above the plan: the study's own trial 0 logs it again, made a note (`fallback`).
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
         with warnings.catch_warnings(), refusing_exit():
             warnings.simplefilter("ignore")
