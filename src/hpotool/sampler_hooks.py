@@ -1,9 +1,12 @@
-"""A sampler failing in its hooks, `before_trial` and `after_trial`, which Optuna calls as a trial is asked for
-(`study.ask()`) and told (`study.tell()`), outside the trial's objective: an error there (a `sys.exit()` made
-one by `user_code.refusing_exit`) told apart from the storage's, in one line naming the sampler and the hook.
+"""A sampler failing in a method Optuna calls: its hooks `before_trial` and `after_trial`, as a trial is asked
+for (`study.ask()`) and told (`study.tell()`), outside the trial's objective, and the methods a trial draws
+its values with (`sampling_method`): an error there (a `sys.exit()` made one by `user_code.refusing_exit`)
+told apart from the storage's and the config's, in one line naming the sampler and the method.
 
-Before, a user's sampler raising there ended hpotool with a traceback, and one calling `sys.exit()` ended it
-with no word and the exit code it gave, in `before_trial` the trial left RUNNING."""
+Before, a user's sampler raising in a hook ended hpotool with a traceback, and one calling `sys.exit()` ended
+it with no word and the exit code it gave, in `before_trial` the trial left RUNNING; an error as it sampled
+(TPE given n_ei_candidates: 0 fails after its start-up trials) failed each trial with Optuna's words alone,
+"ValueError: The size of `samples` must be positive, but got 0.", naming no sampler."""
 
 from __future__ import annotations
 
@@ -27,6 +30,21 @@ def failed_hook(exc: BaseException, hook: str) -> bool:
     """Whether `exc` was raised in a sampler's `hook` (a frame of a function of that name in its traceback),
     not by the storage as the trial was created or told (its server gone)."""
     return lost_connection(exc) is None and any(tb.tb_frame.f_code.co_name == hook for tb in _frames(exc))
+
+
+# The methods Optuna calls on the sampler as a trial draws its values (at its first suggest)
+_SAMPLING = ("infer_relative_search_space", "sample_relative", "sample_independent")
+
+
+def sampling_method(exc: BaseException) -> str | None:
+    """The sampler's method that raised `exc` as a trial drew its values (the outermost: the one Optuna
+    called, where a sampler wraps another), or None where it came from elsewhere (a value the run config
+    refuses) or from the storage."""
+    if lost_connection(exc) is not None:
+        return None
+    return next(
+        (tb.tb_frame.f_code.co_name for tb in _frames(exc) if tb.tb_frame.f_code.co_name in _SAMPLING), None
+    )
 
 
 def created_trial(exc: BaseException) -> int | None:
