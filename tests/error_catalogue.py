@@ -427,7 +427,7 @@ CASES = [
     Case(
         "sampler-kwargs",
         "sampler kwargs the class does not take",
-        "error: optimize.yaml: sampler.kwargs: sampler 'tpe' takes no argument 'n_startup' (did you mean 'n_startup_trials'?); it takes: consider_prior, prior_weight, consider_magic_clip, consider_endpoints, n_startup_trials, n_ei_candidates, gamma, weights, seed, multivariate, group, warn_independent_sampling, constant_liar, constraints_func",
+        "error: optimize.yaml: sampler.kwargs: sampler 'tpe' takes no argument 'n_startup' (did you mean 'n_startup_trials'?); it takes: prior_weight, consider_magic_clip, consider_endpoints, n_startup_trials, n_ei_candidates, gamma, weights, seed, multivariate, group, warn_independent_sampling, constant_liar",
         optimize={"sampler": {"name": "tpe", "kwargs": {"n_startup": 5}}},
     ),
     Case(
@@ -3137,5 +3137,34 @@ CASES = [
         "error: run.yaml: data: loading 'regression' failed: noise is the standard deviation of the noise added to y, so it must be >= 0 (0: none), got -0.5",
         run={"data": {"name": "regression", "noise": -0.5}},
         optimize={"metric": "val_loss", "direction": "minimize"},
+    ),
+    Case(
+        "searched-project",
+        "project in the search space: it only names the folder runs are saved under, which no trial reads; "
+        "before: it ran, every trial the same run",
+        "error: optimize.yaml: search_space.project: has no effect: project only names the folder train and train-from-best save runs under (runs/<project>/), which no trial reads, so every trial would train the same run; set project in the run config, and drop search_space.project",
+        optimize={"search_space": {"project": {"type": "categorical", "choices": ["a", "b"]}}},
+    ),
+    Case(
+        "wilcoxon-too-few-epochs",
+        "the wilcoxon pruner on trials of too few epochs for its test ever to reach p_threshold; before: the "
+        "study ran unpruned, saying nothing",
+        "error: optimize.yaml: pruner: 'wilcoxon' prunes nothing here: trials train at most 4 epochs (steps 0 to 3), and the pruner is asked after steps 0 to 2, the last epoch's trial completing, so it tests 3 values at most, and its signed-rank test on 3 gives p = 0.125 at the least (each worse than the best trial's), not below p_threshold 0.1; train 5 epochs or more, or give p_threshold above 0.125, or use median",
+        run={"epochs": 4},
+        optimize={"pruner": {"name": "wilcoxon"}},
+    ),
+    Case(
+        "constraint-given-twice",
+        "one constraint given twice, in two spellings; before: it ran, Optuna warning at trial 0 that the second "
+        "was ignored",
+        "error: optimize.yaml: constraints: 'n_params <= 20000' and 'n_params<=2e4' are both 'n_params <= 20000'; give each constraint once",
+        optimize={"constraints": ["n_params <= 20000", "n_params<=2e4"]},
+    ),
+    Case(
+        "threshold-on-the-better-side",
+        "the threshold pruner's upper on a maximized metric (it prunes the trials that rise above it); before: "
+        "the best trials were pruned, without a word",
+        "error: optimize.yaml: pruner.kwargs.upper: 0.3 prunes a trial once its val_accuracy rises above it, and the study maximizes val_accuracy: it would stop the best trials; write lower: 0.3 to stop those that stay below it",
+        optimize={"pruner": {"name": "threshold", "kwargs": {"upper": 0.3}}},
     ),
 ]

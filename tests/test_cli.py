@@ -209,6 +209,35 @@ def test_a_searched_seed_is_noted(tmp_path: Path, run_dict: dict, opt_dict: dict
     ], result.stderr
 
 
+@pytest.mark.parametrize(
+    ("path", "spec"),
+    [
+        ("torch_threads", {"type": "int", "low": 1, "high": 2}),
+        ("device", {"type": "categorical", "choices": ["cpu", "auto"]}),
+    ],
+)
+def test_a_searched_device_or_thread_count_is_noted_unless_speed_is_measured(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, path: str, spec: dict
+) -> None:
+    """A searched `torch_threads` or `device` ran without a word, though it changes how fast a trial trains,
+    not what it learns: trials of the same other values measure the same val_accuracy. Searched for speed
+    (`epoch_time` optimized or constrained) it is meant: no note then."""
+    opt_dict["search_space"] = {**opt_dict["search_space"], path: spec}
+    result = _optimize(tmp_path, run_dict, opt_dict, "--dry-run")
+    assert result.exit_code == 0, result.output
+    opt_path = tmp_path / "optimize.yaml"
+    notes = [line for line in result.stderr.splitlines() if f"search_space.{path}" in line]
+    assert notes == [
+        f"note: {opt_path}: search_space.{path} changes how fast a trial trains, not what it learns: trials alike "
+        f"in their other values measure the same val_accuracy, so the sampler learns nothing from it; set {path} "
+        f"in the run config and drop it from the search (or optimize epoch_time to search for speed)"
+    ], result.stderr
+    opt_dict["constraints"] = ["epoch_time < 10"]
+    result = _optimize(tmp_path, run_dict, opt_dict, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "note" not in result.stderr, result.stderr
+
+
 def test_a_final_override_of_a_searched_parameter_is_noted(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

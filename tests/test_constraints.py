@@ -36,6 +36,28 @@ def test_bad_constraint_text() -> None:
     assert str(Constraint("n_params", "<=", 2e5)) == "n_params <= 200000"
 
 
+@pytest.mark.parametrize(
+    ("second", "said"),
+    [
+        ("n_params <= 20000", "'n_params <= 20000' is given twice"),
+        ("n_params<=2e4", "'n_params <= 20000' and 'n_params<=2e4' are both 'n_params <= 20000'"),
+    ],
+)
+def test_a_constraint_given_twice_is_refused(tmp_path: Path, second: str, said: str) -> None:
+    """It ran: Optuna warned at trial 0 that "the constraint value is ignored because this constraint ... is
+    already set" (a warning line in the middle of the trials), and the exports listed its value twice."""
+    from hpotool.config_files import load_optimize_config
+
+    from .conftest import OPTIMIZE, write_yaml
+
+    path = write_yaml(tmp_path / "optimize.yaml", {**OPTIMIZE, "constraints": ["n_params <= 20000", second]})
+    with pytest.raises(HpoError) as err:
+        load_optimize_config(path)
+    assert str(err.value) == f"{path}: constraints: {said}; give each constraint once"
+    write_yaml(path, {**OPTIMIZE, "constraints": ["n_params <= 20000", "n_params <= 20001"]})
+    assert load_optimize_config(path).constraints == ["n_params <= 20000", "n_params <= 20001"]
+
+
 def test_the_best_trial_is_the_best_that_meets_the_constraints_as_optuna_judges_it() -> None:
     study = optuna.create_study(direction="maximize")
     for value, constraint in [(0.9, 5.0), (0.8, -1.0), (0.7, 0.0)]:

@@ -61,6 +61,32 @@ def test_a_cmaes_study_over_a_categorical_says_once_what_it_sampled_independentl
     assert not [m for m in records.messages if "sampled independently" in m], records.messages
 
 
+def test_the_check_before_trial_0_logs_no_independent_sampling_of_its_own(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """GP with n_startup_trials: 0 samples trial 0 independently: the check that the sampler can sample (one
+    trial of a study in memory) logged Optuna's raw warning above the plan ("[W 2026-12-06 23:08:54,723] The
+    parameter `optimizer.lr` in Trial#0 is sampled independently ..."), before the study's own trial 0 made
+    it the run's note."""
+    opt_dict["n_trials"] = 1
+    opt_dict["sampler"] = {"name": "gp", "kwargs": {"n_startup_trials": 0}}
+    opt_dict["search_space"] = {"optimizer.lr": opt_dict["search_space"]["optimizer.lr"]}
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    opt_path = write_yaml(tmp_path / "optimize.yaml", opt_dict)
+    records, optuna_logger = _Records(), logging.getLogger("optuna")
+    optuna_logger.addHandler(records)
+    try:
+        done = CliRunner().invoke(app, ["optimize", "-r", str(run_path), "-o", str(opt_path)])
+    finally:
+        optuna_logger.removeHandler(records)
+    assert done.exit_code == 0, done.output
+    assert not [m for m in records.messages if "sampled independently" in m], records.messages
+    assert (
+        "note: GPSampler sampled optimizer.lr independently (RandomSampler) in 1 trial from trial 0 on"
+        in (" ".join(done.stderr.split()))
+    )
+
+
 def test_other_records_of_the_samplers_loggers_pass_and_the_filter_goes_away() -> None:
     sampler = optuna.samplers.CmaEsSampler()
     logger = logging.getLogger("optuna.samplers._cmaes")

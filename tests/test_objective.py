@@ -203,15 +203,16 @@ def test_consecutive_failures_stop_the_study(tmp_path: Path, run_dict: dict, opt
 def test_a_sampler_that_cannot_sample_fails_the_trial_with_its_error(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:
-    from dataclasses import replace
-
-    from hpotool.factories import make_sampler
-
     # (TPE's n_startup_trials: "ten", compared with a count, did this; its type is checked at load time now)
     (tmp_path / "broken_sampler.py").write_text(
         "import optuna\n\n\nclass Broken(optuna.samplers.RandomSampler):\n"
-        "    def sample_independent(self, *args, **kwargs):\n"
-        "        raise TypeError(\"'<' not supported between instances of 'int' and 'str'\")\n"
+        "    def sample_independent(self, study, trial, *args):\n"
+        "        raise TypeError(\"'<' not supported between instances of 'int' and 'str'\")\n\n\n"
+        "class Later(optuna.samplers.RandomSampler):\n"
+        "    def sample_independent(self, study, trial, *args):\n"
+        "        if trial.number >= 1:\n"
+        "            raise TypeError(\"'<' not supported between instances of 'int' and 'str'\")\n"
+        "        return super().sample_independent(study, trial, *args)\n"
     )
     opt_dict["sampler"] = {"name": "broken_sampler:Broken"}
     rp, op = write_configs(tmp_path, run_dict, opt_dict)
@@ -221,14 +222,31 @@ def test_a_sampler_that_cannot_sample_fails_the_trial_with_its_error(
     ):
         prepare_study(
             rp, op
-        )  # refused before trial 0 when it fails at once; one failing later fails its trial:
-    opt_dict["sampler"] = {"name": "tpe"}
-    plan = prepare_study(rp, write_yaml(op, opt_dict))
-    bad = make_sampler("broken_sampler:Broken", {}, seed=0, space=plan.opt.search_space)
-    summary = run_study(replace(plan, sampler=bad), max_failures=2)
-    assert summary.counts == {"fail": 2}
-    assert summary.first_error is not None and summary.first_error.startswith("TypeError: ")
-    assert all(t.user_attrs["fail_reason"] == summary.first_error for t in load_study(opt_dict).trials)
+        )  # refused before trial 0 when it fails at once; one failing later fails its trial,
+    # its reason naming the sampler and the method (Optuna's own words named neither: TPE's n_ei_candidates: 0
+    # failed each trial with "ValueError: The size of `samples` must be positive, but got 0.")
+    opt_dict["sampler"] = {"name": "broken_sampler:Later"}
+    summary = run_study(prepare_study(rp, write_yaml(op, opt_dict)), max_failures=2)
+    assert summary.counts == {"complete": 1, "fail": 2}
+    assert summary.first_error == (
+        "sampler 'broken_sampler:Later' failed in its sample_independent(): TypeError: '<' not supported between "
+        "instances of 'int' and 'str' (at broken_sampler.py:12 in sample_independent)"
+    )
+    failed = [t for t in load_study(opt_dict).trials if t.state == TrialState.FAIL]
+    assert all(t.user_attrs["fail_reason"] == summary.first_error for t in failed)
+
+
+def test_a_tpe_sampler_that_cannot_sample_after_its_startup_trials_is_named_in_the_reason(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    opt_dict["sampler"] = {"name": "tpe", "kwargs": {"n_startup_trials": 1, "n_ei_candidates": 0}}
+    summary = _run(tmp_path, run_dict, opt_dict)[1]
+    assert summary.counts == {"complete": 1, "fail": 5}  # --max-failures' default stopped it
+    assert summary.first_error is not None
+    # Optuna's words ("IndexError: index 0 is out of bounds for axis 0 with size 0") say nothing of TPE
+    assert summary.first_error.startswith("sampler 'tpe' failed in its sample_relative(): "), (
+        summary.first_error
+    )
 
 
 def test_a_sampler_that_calls_sys_exit_as_it_samples_fails_its_trial_not_the_process(
@@ -236,25 +254,94 @@ def test_a_sampler_that_calls_sys_exit_as_it_samples_fails_its_trial_not_the_pro
 ) -> None:
     """A user's sampler calling sys.exit() in a trial ended the process with exit code 0, saying nothing, the
     trial left RUNNING; it is the trial's failure now, saying where."""
-    from dataclasses import replace
-
-    from hpotool.factories import make_sampler
-
     (tmp_path / "exiting_sampler.py").write_text(
         "import sys\n\nimport optuna\n\n\nclass Exiting(optuna.samplers.RandomSampler):\n"
-        "    def sample_independent(self, *args, **kwargs):\n        sys.exit(0)\n"
+        "    def sample_independent(self, study, trial, *args):\n"
+        "        if trial.number >= 1:  # the check before trial 0 goes through\n"
+        "            sys.exit(0)\n"
+        "        return super().sample_independent(study, trial, *args)\n"
     )
-    rp, op = write_configs(tmp_path, run_dict, opt_dict)
-    plan = prepare_study(rp, op)
-    exiting = make_sampler("exiting_sampler:Exiting", {}, seed=0, space=plan.opt.search_space)
-    summary = run_study(replace(plan, sampler=exiting), max_failures=2)
-    assert summary.counts == {"fail": 2}
+    opt_dict["sampler"] = {"name": "exiting_sampler:Exiting"}
+    _, summary = _run(tmp_path, run_dict, opt_dict)
+    assert summary.counts == {"complete": 1, "fail": 5}  # --max-failures' default stopped it
     assert summary.first_error is not None
     assert re.fullmatch(
-        r"RuntimeError: sys\.exit\(0\) was called, which would end hpotool .* \(at \S*exiting_sampler\.py:8 in "
-        r"sample_independent\)",
+        r"sampler 'exiting_sampler:Exiting' failed in its sample_independent\(\): RuntimeError: sys\.exit\(0\) "
+        r"was called, which would end hpotool .* \(at \S*exiting_sampler\.py:9 in sample_independent\)",
         summary.first_error,
     )
+
+
+_HOOKED_SAMPLER = """import sys
+
+import optuna
+
+
+class Hooked(optuna.samplers.RandomSampler):
+    def {hook}(self, study, trial, *args):
+        if trial.number >= 1:  # trial 0, and the check before it, go through
+            {act}
+        return super().{hook}(study, trial, *args)
+"""
+_ACTS = {"exit": "sys.exit(3)", "raise": "raise KeyError('no such arm')"}
+_SAID = {
+    "exit": r"RuntimeError: sys\.exit\(3\) was called, which would end hpotool .*",
+    "raise": r"KeyError: 'no such arm'",
+}
+
+
+def _hooked_sampler(tmp_path: Path, opt_dict: dict, hook: str, act: str) -> None:
+    """A user's sampler by import path that raises or calls sys.exit() in `hook` from trial 1 on (a module
+    of its own per case: this process keeps a module it imported)."""
+    (tmp_path / f"{hook}_{act}.py").write_text(_HOOKED_SAMPLER.format(hook=hook, act=_ACTS[act]))
+    opt_dict["sampler"] = {"name": f"{hook}_{act}:Hooked"}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("act", ["exit", "raise"])
+def test_a_sampler_failing_in_before_trial_fails_its_trial_naming_the_sampler(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, act: str, workers: int
+) -> None:
+    """Optuna calls a sampler's before_trial in `study.ask()`, outside the objective: a sys.exit() there
+    ended hpotool with exit code 3 and no word, a raise with a traceback, the trial left RUNNING either way.
+    The trial fails now, its reason naming the sampler, and --max-failures stops the run as for any error."""
+    _hooked_sampler(tmp_path, opt_dict, "before_trial", act)
+    opt_dict["n_trials"] = 4
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    summary = run_study(plan, max_failures=2) if workers == 1 else run_workers(plan, workers, max_failures=2)
+    assert summary.stopped == "stopped after 2 failed trials in a row"
+    assert summary.first_error is not None
+    said = rf"sampler 'before_trial_{act}:Hooked' failed in its before_trial\(\): " + _SAID[act]
+    assert re.fullmatch(said + rf" \(at before_trial_{act}\.py:9 in before_trial\)", summary.first_error)
+    states = [t.state for t in load_study(opt_dict).trials]
+    assert states[0] == TrialState.COMPLETE and TrialState.RUNNING not in states
+    failed = [t for t in load_study(opt_dict).trials if t.state == TrialState.FAIL]
+    assert len(failed) >= 2 and all(t.user_attrs["fail_reason"] == summary.first_error for t in failed)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("act", ["exit", "raise"])
+def test_a_sampler_failing_in_after_trial_stops_the_study_in_one_line(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, act: str, workers: int
+) -> None:
+    """Optuna calls a sampler's after_trial in `study.tell()`, after the objective, and writes the trial's
+    state whatever it does: a sys.exit() there ended hpotool with exit code 3 and no word, a raise with a
+    traceback (a ValueError was taken for another process's having ended the trial). The study stops, in
+    one line naming the sampler and the trial, whose result stands."""
+    _hooked_sampler(tmp_path, opt_dict, "after_trial", act)
+    opt_dict["n_trials"] = 4
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    with pytest.raises(HpoError) as err:
+        run_study(plan) if workers == 1 else run_workers(plan, workers)
+    said = (
+        rf"(hpotool-worker-\d+: )?sampler 'after_trial_{act}:Hooked' failed in its after_trial\(\) as trial "
+        rf"\d+ was told COMPLETE \(its result stands\): {_SAID[act]} \(at after_trial_{act}\.py:9 in "
+        r"after_trial\); every trial would end so, so the study stopped: fix the sampler and run the same "
+        r"command"
+    )
+    assert re.fullmatch(said, str(err.value)), str(err.value)
+    states = [t.state for t in load_study(opt_dict).trials]
+    assert TrialState.RUNNING not in states and TrialState.FAIL not in states
 
 
 def test_resume_runs_only_what_is_missing(tmp_path: Path, run_dict: dict, opt_dict: dict) -> None:

@@ -434,7 +434,12 @@ def test_prune_audit_with_fewer_complete_trials_than_top_k_says_its_top_k_has_no
     ("name", "kwargs", "key"),
     [
         ("pfl", {"n_warmup_steps": 4}, "pruner.kwargs.n_warmup_steps: 4 leaves no step"),
-        ("wilcoxon", {"n_startup_steps": 4}, "pruner.kwargs.n_startup_steps: 4 leaves no step"),
+        ("wilcoxon", {"n_startup_steps": 5}, "pruner.kwargs.n_startup_steps: 5 leaves no step"),
+        (
+            "wilcoxon",
+            {"p_threshold": 0.05},
+            "pruner: 'wilcoxon' prunes nothing here: .* p = 0.0625 at the least",
+        ),
         ("threshold", {"lower": 0.1, "n_warmup_steps": 4}, "pruner.kwargs.n_warmup_steps: 4 leaves no step"),
         (
             "patient",
@@ -468,6 +473,8 @@ def test_a_pruner_step_past_the_last_one_asked_is_refused(
     [
         ("pfl", {"n_warmup_steps": 3}),
         ("median", {}),  # defaults are left alone: median's n_warmup_steps 0 on any run
+        ("wilcoxon", {}),  # 4 values at step 3 give p = 0.0625 at the least, below its 0.1
+        ("wilcoxon", {"n_startup_steps": 4}),  # it tests steps 0 to 3 at step 3: refused before
         ("successive_halving", {"min_resource": 1, "min_early_stopping_rate": 1}),  # rung 4, asked up to 4
         ("successive_halving", {"min_resource": "auto"}),
         ("hyperband", {"min_resource": 1, "max_resource": 5}),
@@ -480,6 +487,93 @@ def test_a_pruner_step_the_trials_reach_is_taken(name: str, kwargs: dict[str, An
 
     epochs = 6 if name == "successive_halving" else 5
     check_pruner_reach(make_pruner(name, kwargs), kwargs, epochs=epochs)
+
+
+@pytest.mark.parametrize(
+    ("metric", "direction", "kwargs", "said"),
+    [
+        (
+            "val_accuracy",
+            "maximize",
+            {"upper": 0.3},
+            "pruner.kwargs.upper: 0.3 prunes a trial once its val_accuracy rises above it, and the study "
+            "maximizes val_accuracy: it would stop the best trials; write lower: 0.3 to stop those that stay "
+            "below it",
+        ),
+        (
+            "val_loss",
+            "minimize",
+            {"lower": 1.5, "upper": 10.0},
+            "pruner.kwargs.lower: 1.5 prunes a trial once its val_loss falls below it, and the study minimizes "
+            "val_loss: it would stop the best trials; write upper: 1.5 to stop those that stay above it",
+        ),
+    ],
+)
+def test_a_threshold_on_the_side_of_the_better_values_is_refused(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, metric: str, direction: str, kwargs: dict, said: str
+) -> None:
+    """Optuna's threshold pruner knows no direction: `upper: 0.3` on a maximized val_accuracy pruned the trials
+    that rose above 0.3, the best ones, which as PRUNED could never be the study's best, without a word."""
+    from hpotool.plan import prepare_study
+
+    from .conftest import write_configs
+
+    opt_dict.update(metric=metric, direction=direction, pruner={"name": "threshold", "kwargs": kwargs})
+    with pytest.raises(HpoError) as err:
+        prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    assert str(err.value) == f"{tmp_path / 'optimize.yaml'}: {said}"
+    patient = {"name": "patient", "kwargs": {"patience": 1, "wrapped_pruner": opt_dict["pruner"]}}
+    opt_dict["pruner"] = patient
+    with pytest.raises(HpoError) as err:
+        prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    assert (
+        str(err.value)
+        == f"{tmp_path / 'optimize.yaml'}: {said.replace('pruner.kwargs', 'pruner.kwargs.wrapped_pruner.kwargs')}"
+    )
+    right = {"lower": kwargs.get("upper")} if direction == "maximize" else {"upper": kwargs["lower"]}
+    opt_dict["pruner"] = {"name": "threshold", "kwargs": right}
+    prepare_study(*write_configs(tmp_path, run_dict, opt_dict))  # the side it was meant for
+
+
+def _wilcoxon_prunes(kwargs: dict[str, Any], epochs: int) -> bool:
+    """Whether Optuna's Wilcoxon pruner, asked after every epoch but the last, prunes a trial whose value is
+    worse than the best trial's at every epoch (in a study of one complete trial, the best)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study = optuna.create_study(direction="maximize", pruner=make_pruner("wilcoxon", kwargs))
+        best = study.ask()
+        for step in range(epochs):
+            best.report(0.9, step)
+        study.tell(best, 0.9)
+        trial = study.ask()
+        for step in range(epochs - 1):
+            trial.report(0.1 + 0.01 * step, step)
+            if trial.should_prune():
+                return True
+    return False
+
+
+@pytest.mark.parametrize("epochs", [2, 3, 4, 5, 6])
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"p_threshold": 0.2}, {"p_threshold": 0.3}, {"n_startup_steps": 4}, {"n_startup_steps": 3}]
+)
+def test_a_wilcoxon_pruner_is_refused_exactly_where_it_could_never_prune(
+    kwargs: dict[str, Any], epochs: int
+) -> None:
+    """Its signed-rank test on n values gives p = 0.5 ** n at the least: with the default p_threshold 0.1 a
+    run of 4 epochs (3 values at the last step asked) ran unpruned without a word, and n_startup_steps: 4 on
+    5 epochs, which prunes at step 3, was refused. Refused now where Optuna's pruner could never prune a
+    trial worse than the best at every epoch, and there only."""
+    from hpotool.pruner_reach import check_pruner_reach
+
+    prunes = _wilcoxon_prunes(kwargs, epochs)
+    if prunes:
+        check_pruner_reach(make_pruner("wilcoxon", kwargs), kwargs, epochs=epochs)
+    else:
+        with pytest.raises(HpoError, match=r"(prunes nothing here|leaves no step to prune at)"):
+            check_pruner_reach(make_pruner("wilcoxon", kwargs), kwargs, epochs=epochs)
 
 
 def test_the_most_epochs_a_trial_trains_is_the_top_of_a_searched_epochs() -> None:

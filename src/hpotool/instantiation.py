@@ -28,7 +28,7 @@ def instantiate(
     call refuses them (a function under a decorator without functools.wraps shows `(*args, **kwargs)`)."""
     key = key or kind  # where the config sets it: pruner.kwargs.wrapped_pruner for patient's inner pruner
     try:
-        check_kwargs(cls, kwargs, f"{kind} {name!r}")
+        check_kwargs(cls, kwargs, f"{kind} {name!r}", unlisted=_refused_arguments(cls))
         check_required(cls, kwargs, f"{kind} {name!r}", f"{key}.kwargs")
         kwargs = coerce_scalars(cls, kwargs, f"{kind} {name!r}")
     except ValueError as exc:
@@ -131,6 +131,16 @@ _IGNORED: tuple[tuple[str, str, str], ...] = (
         "weight): drop it",
     ),
 )
+
+
+def _refused_arguments(cls: Any) -> tuple[str, ...]:
+    """The arguments of `cls` hpotool refuses on their own (`_IGNORED`'s, `constraints_func`), which a
+    message listing the arguments it takes leaves out: "it takes: consider_prior, ..., constraints_func"
+    named two that the config was then refused for."""
+    from hpotool.import_paths import import_object
+
+    ignored = [arg for owner, arg, _ in _IGNORED if is_subclass(cls, import_object(owner))]
+    return (*ignored, "constraints_func")
 
 
 def _check_ignored(name: str, cls: Any, kwargs: Mapping[str, Any], key: str) -> None:

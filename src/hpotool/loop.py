@@ -7,6 +7,7 @@ while other processes' trials hold every slot, wait for one to end.
 
 from __future__ import annotations
 
+import logging
 import math
 import multiprocessing
 import time
@@ -20,16 +21,20 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.dead_trials import fail_dead_local_trials, fail_ownerless_trials
 from hpotool.exhaustion import all_started, sampler_exhausted, still_exhausted
+from hpotool.failed_trials import fail_trial
 from hpotool.heartbeat import fail_stale_trials, has_heartbeat
 from hpotool.interrupts import deferred, let_go, raise_dropped
 from hpotool.objective import StudyObserver, make_objective
+from hpotool.owners import owner
 from hpotool.plan import StudyPlan
 from hpotool.run_summary import trial_target
+from hpotool.sampler_hooks import AfterTrialFailed, after_trial_stop, created_trial, hook_reason
 from hpotool.storage_settings import heartbeat_settings
 from hpotool.study import FINISHED
 from hpotool.tracking import track
 from hpotool.trial_run import end_interrupted, run_trial, trained_by
 from hpotool.trial_setup import TrialSetup, finished_and_running
+from hpotool.user_code import refusing_exit
 from hpotool.wait_notes import OwnerlessNote, WaitNote
 from hpotool.waiting import study_version, wait_for_change
 
@@ -41,6 +46,8 @@ if TYPE_CHECKING:
 # the last trials end, idle workers notice within this and exit, so the command ends with its last trial.
 # A look is one cheap query; the trials are read again only once it sees a change (`waiting`).
 POLL_S = 0.1
+
+_log = logging.getLogger("hpotool")
 
 
 def run_trials(
@@ -182,7 +189,10 @@ class _TrialLoop:
                 continue
             self.version = None
             taken = self._take_trial()
-            if taken is not None and self._run_trial(*taken):
+            if isinstance(taken, int):  # the sampler's before_trial failed: the trial is FAIL, counted
+                if self._count(self.storage.get_trial(taken), failed=True):
+                    break
+            elif taken is not None and self._run_trial(*taken):
                 break
 
     def _fail_stale_trials(self, now: float) -> None:
@@ -219,9 +229,10 @@ class _TrialLoop:
         self.version = wait_for_change(self.study, self.version, self.poll, until, self.stop)
         return True
 
-    def _take_trial(self) -> tuple[optuna.Trial, float] | None:
+    def _take_trial(self) -> tuple[optuna.Trial, float] | int | None:
         """Ask for a trial, with `time.perf_counter()` as it was asked, and set it up to run (`TrialSetup`);
-        None where it went back to the queue. Ctrl-C or SIGTERM as it is set up ends it as FAIL."""
+        None where it went back to the queue; the trial's id where the sampler's `before_trial` failed in
+        `ask` (the trial is told FAIL, saying so). Ctrl-C or SIGTERM as it is set up ends it as FAIL."""
         trial: optuna.Trial | None = None
         asked = 0.0
         try:
@@ -230,7 +241,11 @@ class _TrialLoop:
             with warnings.catch_warnings(), deferred():
                 warnings.simplefilter("ignore", UserWarning)
                 asked = time.perf_counter()
-                trial = self.study.ask()
+                try:
+                    with refusing_exit():  # a sampler's sys.exit() in before_trial
+                        trial = self.study.ask()
+                except Exception as exc:
+                    return self._fail_unasked(exc)
             return (trial, asked) if self.set_up(trial) else None
         except KeyboardInterrupt as exc:
             # One sent back to the queue is left there: told FAIL, it raised 'Cannot tell a WAITING trial'.
@@ -241,12 +256,36 @@ class _TrialLoop:
                     end_interrupted(self.study, trial, asked)
             raise
 
+    def _fail_unasked(self, exc: Exception) -> int:
+        """Tell FAIL the trial `study.ask()` created before the sampler's `before_trial` raised `exc` (a
+        `sys.exit()` there made one), with a reason naming the sampler, and return its id; `exc` goes on
+        where it came from elsewhere. Before, the error ended the run with a traceback (a `sys.exit()` with
+        no word, and its exit code), the trial left RUNNING."""
+        trial_id = created_trial(exc)
+        if trial_id is None:
+            raise exc
+        reason = hook_reason(self.plan.opt.sampler.name, "before_trial", exc)
+        _log.debug("trial %d failed: %s", trial_id, reason, exc_info=exc)
+        self.storage.set_trial_user_attr(trial_id, "worker", owner())  # the run's own (`run_failures`)
+        fail_trial(self.storage, trial_id, reason, run_failed=True)
+        return trial_id
+
     def _run_trial(self, trial: optuna.Trial, asked: float) -> bool:
         """Run and tell `trial`, then count it; returns whether the run ends here (failures in a row, or
         nothing left to try: `stop` is set)."""
-        plan, study, guard = self.plan, self.study, self.guard
-        ran = run_trial(study, trial, self.objective, lambda t: trained_by(plan, t), plan.run_from, asked)
-        frozen = self.storage.get_trial(trial._trial_id if ran.kept is None else ran.kept)
+        plan, study = self.plan, self.study
+        try:
+            ran = run_trial(study, trial, self.objective, lambda t: trained_by(plan, t), plan.run_from, asked)
+        except AfterTrialFailed as exc:
+            raise after_trial_stop(plan.opt.sampler.name, exc) from exc.error
+        return self._count(
+            self.storage.get_trial(trial._trial_id if ran.kept is None else ran.kept), ran.failed
+        )
+
+    def _count(self, frozen: FrozenTrial, failed: bool) -> bool:
+        """Show, track and count `frozen`, a trial this process ended (`failed`: its run failed); returns
+        whether the run ends here (failures in a row, or nothing left to try: `stop` is set)."""
+        study, guard = self.study, self.guard
         if self.observer is not None:
             self.observer.trial_finished(study, frozen)
         if self.tracker is not None:
@@ -254,7 +293,7 @@ class _TrialLoop:
         # A trial another process failed as stale while this one ran it (to its end, its result not kept;
         # or stopped by that FAIL as it trained) is no failure of the training: before, it counted as one,
         # and --max-failures could stop a run whose training never failed.
-        guard(study, frozen, failed=ran.failed)
+        guard(study, frozen, failed=failed)
         # study.stop() in `tell`: the sampler has nothing left, by its count of the dead workers' trials
         guard.exhausted = study._stop_flag and still_exhausted(study)
         if guard.tripped or guard.exhausted:

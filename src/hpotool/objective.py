@@ -20,6 +20,7 @@ from hpotool.interrupts import deferred, raise_dropped
 from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.plan import StudyPlan
 from hpotool.runner import RunResult, train_run
+from hpotool.sampler_hooks import hook_reason, sampling_method
 from hpotool.storage_faults import lost_connection
 from hpotool.suggestion import suggest
 from hpotool.user_code import described, refusing_exit
@@ -99,7 +100,11 @@ class _Objective:
             config = apply_overrides(self.plan.run, params)
         except Exception as exc:  # a sampler that cannot sample (bad kwargs), a value the config refuses
             if lost_connection(exc) is None:  # not the storage failing under its values: `__call__`
-                give_reason(exc, fail_reason(exc, self.plan.run))
+                method = sampling_method(exc)
+                reason = fail_reason(exc, self.plan.run)
+                give_reason(
+                    exc, reason if method is None else hook_reason(self.opt.sampler.name, method, exc)
+                )
             raise
         return params, config
 

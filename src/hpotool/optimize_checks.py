@@ -133,10 +133,21 @@ def check_space(v: dict[str, Param]) -> dict[str, Param]:
 
 
 def check_constraints(v: list[str]) -> list[str]:
+    """Each constraint reads as one, and once: a constraint given twice (`n_params <= 20000` and
+    `n_params<=2e4` too) ran, Optuna warning at trial 0 that "the constraint value is ignored because this
+    constraint key='n_params <= 20000' is already set", and the exports listed its value twice."""
     from hpotool.constraints import parse_constraint
 
+    seen: dict[str, str] = {}
     for text in v:
-        parse_constraint(text)
+        key = str(parse_constraint(text))  # the name the trial records it under
+        if key in seen:
+            first = seen[key]
+            twice = (
+                f"{text!r} is given twice" if first == text else f"{first!r} and {text!r} are both {key!r}"
+            )
+            raise ValueError(f"{twice}; give each constraint once")
+        seen[key] = text
     return v
 
 

@@ -29,7 +29,14 @@ from hpotool.param_values import boundary_values
 from hpotool.sampler_and_pruner import sampler_and_pruner
 from hpotool.sections import section_choices
 from hpotool.space_checks import check_space
-from hpotool.space_notes import final_override_notes, grid_notes, seed_notes, single_choice_notes, width_notes
+from hpotool.space_notes import (
+    final_override_notes,
+    grid_notes,
+    seed_notes,
+    single_choice_notes,
+    speed_notes,
+    width_notes,
+)
 from hpotool.storage_url import DEFAULT_ORIGIN, shown_url
 
 if TYPE_CHECKING:
@@ -309,6 +316,7 @@ def _plan(
         *(f"{opt_path}: {note}" for note in dict.fromkeys(deprecated)),
         *single_choice_notes(opt, opt_path),
         *seed_notes(run, opt, opt_path),
+        *speed_notes(run, opt, opt_path),
         *width_notes(run, opt, opt_path),
         *final_override_notes(opt, opt_path),
     )

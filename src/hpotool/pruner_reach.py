@@ -15,9 +15,9 @@ from typing import Any
 from hpotool.errors import HpoError
 from hpotool.search_space import CategoricalParam, FloatParam, IntParam, Param
 
-# Keys before which a pruner prunes nothing, whatever the pruner class: Optuna's median, percentile and
-# threshold pruners, hpotool's pfl (n_warmup_steps), and Wilcoxon's (n_startup_steps).
-_WARM_UP_KEYS = ("n_warmup_steps", "n_startup_steps")
+# The step before which a pruner prunes nothing, whatever the pruner class: Optuna's median, percentile and
+# threshold pruners, hpotool's pfl. (Wilcoxon's n_startup_steps counts values, not a step: `_check_wilcoxon`.)
+_WARM_UP_KEY = "n_warmup_steps"
 
 
 def most_epochs(run_epochs: int, space: Mapping[str, Param]) -> int:
@@ -49,14 +49,15 @@ def check_pruner_reach(pruner: Any, kwargs: Mapping[str, Any], epochs: int, key:
         inner_kwargs = inner.get("kwargs") or {} if isinstance(inner, Mapping) else {}
         if pruner._wrapped_pruner is not None:
             check_pruner_reach(pruner._wrapped_pruner, inner_kwargs, epochs, f"{key}.kwargs.wrapped_pruner")
-    for name in _WARM_UP_KEYS:
-        value = _written(pruner, kwargs, name)
-        if value is not None and value > last:
-            raise HpoError(
-                f"{key}.kwargs.{name}: {value} leaves no step to prune at: {trains}, and {asked}, the last "
-                f"epoch's trial completing; "
-                + (f"give {name} at most {last}, or {more}" if last >= 0 else more)
-            )
+    value = _written(pruner, kwargs, _WARM_UP_KEY)
+    if value is not None and value > last:
+        raise HpoError(
+            f"{key}.kwargs.{_WARM_UP_KEY}: {value} leaves no step to prune at: {trains}, and {asked}, the last "
+            f"epoch's trial completing; "
+            + (f"give {_WARM_UP_KEY} at most {last}, or {more}" if last >= 0 else more)
+        )
+    if isinstance(pruner, optuna.pruners.WilcoxonPruner):
+        _check_wilcoxon(pruner, kwargs, epochs, key, f"{trains}, and {asked}", more)
     if isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner | optuna.pruners.HyperbandPruner):
         low = _written(pruner, kwargs, "min_resource")
         if low is not None:
@@ -83,6 +84,41 @@ def check_pruner_reach(pruner: Any, kwargs: Mapping[str, Any], epochs: int, key:
                 f"with max_resource: {epochs}); give max_resource: {epochs}, or auto (the steps of the first "
                 f"complete trial)"
             )
+
+
+def _check_wilcoxon(
+    pruner: Any, kwargs: Mapping[str, Any], epochs: int, key: str, said: str, more: str
+) -> None:
+    """Refuse a Wilcoxon pruner that cannot prune trials of at most `epochs` epochs. At step k it tests the
+    trial's k + 1 values against the best trial's, once it has `n_startup_steps` of them (2 at least), and
+    its one-sided signed-rank test gives p = 0.5 ** n at the least on n values (each worse than the best
+    trial's): p < `p_threshold` needs as many. Asked at steps 0 to epochs - 2, it sees epochs - 1 values at
+    most: with the default p_threshold 0.1 (4 values), a run of 4 epochs or fewer ran unpruned, saying
+    nothing; an `n_startup_steps` of 4 on 5 epochs, which prunes at step 3, was refused as past the last."""
+    most = epochs - 1  # the values it sees at the last step it is asked at
+    threshold = float(pruner._p_threshold)
+    if most < 1 or threshold <= 0:
+        return  # never asked, as any pruner; or told never to prune
+    startup = max(2, int(pruner._n_startup_steps))
+    tested = 1  # the fewest values whose least p is below the threshold
+    while 0.5**tested >= threshold and tested < 64:
+        tested += 1
+    if max(startup, tested) <= most:
+        return
+    if "n_startup_steps" in kwargs and tested <= most:  # its n_startup_steps alone is past the last step
+        fix = f"give n_startup_steps at most {most}, or {more}" if most >= 2 else more
+        raise HpoError(
+            f"{key}.kwargs.n_startup_steps: {startup} leaves no step to prune at: {said}, the last epoch's trial "
+            f"completing, so a trial has {most} value{'s' if most != 1 else ''} at most where it tests "
+            f"{startup}; {fix}"
+        )
+    least = 0.5**most
+    raise HpoError(
+        f"{key}: 'wilcoxon' prunes nothing here: {said}, the last epoch's trial completing, so it tests "
+        f"{most} value{'s' if most != 1 else ''} at most, and its signed-rank test on {most} gives p = "
+        f"{least:g} at the least (each worse than the best trial's), not below p_threshold {threshold:g}; "
+        f"train {max(startup, tested) + 1} epochs or more, or give p_threshold above {least:g}, or use median"
+    )
 
 
 def _idle_brackets(low: int, high: int, factor: int, last: int) -> tuple[int, int]:

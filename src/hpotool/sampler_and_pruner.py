@@ -1,9 +1,10 @@
 """The study's sampler and pruner, made and checked before trial 0: the sampler can sample the space for the
 study's objectives, a queued trial leaves the grid sampler nothing to pick (`unset_by`), and the pruner can
-stop a trial within the epochs trials train."""
+stop a trial within the epochs trials train, a threshold pruner the worse trials only."""
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -47,7 +48,31 @@ def sampler_and_pruner(run: RunConfig, opt: OptimizeConfig) -> tuple[BaseSampler
     deprecated += pruner_deprecated
     if run.trainer is None and not opt.multi_objective:  # a user's fit reports the epochs it likes
         check_pruner_reach(pruner, opt.pruner.kwargs, most_epochs(run.epochs, opt.search_space))
+    if not opt.multi_objective:
+        check_threshold_side(pruner, opt)
     return sampler, pruner, deprecated
+
+
+def check_threshold_side(pruner: BasePruner, opt: OptimizeConfig, key: str = "pruner") -> None:
+    """Refuse a threshold pruner's bound on the side of the study's better values (`upper` where it maximizes,
+    `lower` where it minimizes): Optuna's pruner knows no direction, and stopped the best trials, which, as
+    PRUNED, could never be the study's best (`upper: 0.3` on a maximized val_accuracy pruned the trials that
+    rose above 0.3, without a word). `patient`'s wrapped pruner is checked under its own key."""
+    if isinstance(pruner, optuna.pruners.PatientPruner) and pruner._wrapped_pruner is not None:
+        check_threshold_side(pruner._wrapped_pruner, opt, f"{key}.kwargs.wrapped_pruner")
+    if not isinstance(pruner, optuna.pruners.ThresholdPruner):
+        return
+    metric, maximize = opt.metric, opt.direction == "maximize"
+    wrong, right = ("upper", "lower") if maximize else ("lower", "upper")
+    bound = pruner._upper if maximize else pruner._lower
+    if math.isfinite(bound):  # a side left out is infinite
+        moves = "rises above" if maximize else "falls below"
+        stays = "below" if maximize else "above"
+        raise HpoError(
+            f"{key}.kwargs.{wrong}: {bound:g} prunes a trial once its {metric} {moves} it, and the study "
+            f"{opt.direction}s {metric}: it would stop the best trials; write {right}: {bound:g} to stop those "
+            f"that stay {stays} it"
+        )
 
 
 def _check_grid_enqueue(opt: OptimizeConfig, fixed: Mapping[str, Any]) -> None:
@@ -78,7 +103,10 @@ def check_sampler_samples(opt: OptimizeConfig, fixed: Mapping[str, Any]) -> None
     one that cannot handle them or the space (CmaEsSampler with several objectives) fails here, once,
     instead of failing every trial."""
     verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
+    # No "A new study created in memory" line, nor a warning the probe's sampler logs, which came out raw
+    # ("[W 2026-12-06 23:08:54,723] The parameter `optimizer.lr` in Trial#0 is sampled independently ...", GP
+    # with n_startup_trials: 0) above the plan: the study's own trial 0 logs it again, made a note (`fallback`).
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
         with warnings.catch_warnings(), refusing_exit():
             warnings.simplefilter("ignore")

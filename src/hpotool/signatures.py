@@ -46,6 +46,7 @@ def check_kwargs(
     what: str,
     injected: Iterable[str] = (),
     also: Iterable[str] = (),
+    unlisted: Iterable[str] = (),
 ) -> None:
     """Raise `ValueError` naming the valid arguments when `obj` does not take one of `kwargs`.
 
@@ -55,19 +56,22 @@ def check_kwargs(
         what: how to name `obj` in the message ("model 'mlp'").
         injected: arguments hpotool passes itself; the user may not set them.
         also: other keys the user may set beside `obj`'s (the section's own), suggested for a misspelt one.
+        unlisted: arguments `obj` takes that hpotool refuses on their own (Optuna ignores them, or hpotool
+            sets them from another key): neither listed nor suggested for a misspelt one.
     """
     names, var_kw = accepted_kwargs(obj)
     hidden = set(injected)
     valid = [n for n in names if n not in hidden and n != "self"]
+    listed = [n for n in valid if n not in set(unlisted)]
     for key in kwargs:
         if key in hidden:
             raise ValueError(f"{key!r} is set by hpotool for {what}; remove it from the config")
         if not var_kw and key not in valid:
-            near = did_you_mean(key, [*valid, *also])
-            if not near and ARGUMENT_SYNONYMS.get(key) in {*valid, *also}:
+            near = did_you_mean(key, [*listed, *also])
+            if not near and ARGUMENT_SYNONYMS.get(key) in {*listed, *also}:
                 near = f" (did you mean {ARGUMENT_SYNONYMS[key]!r}?)"
             raise ValueError(
-                f"{what} takes no argument {key!r}{near}; it takes: {', '.join(valid) or 'no arguments'}"
+                f"{what} takes no argument {key!r}{near}; it takes: {', '.join(listed) or 'no arguments'}"
             )
 
 

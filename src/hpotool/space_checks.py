@@ -40,6 +40,7 @@ from hpotool.space_effects import (
     check_layer_option_is_used,
     check_lr_is_used,
     check_one_split,
+    check_project_is_used,
     check_width_is_used,
 )
 from hpotool.value_checks import SIZES, Searched, check_value
@@ -123,6 +124,7 @@ def _check_param(
     check_section_operands(path, param, opt)
     check_width_is_used(path, run, opt)
     check_lr_is_used(path, run, opt)
+    check_project_is_used(path, run)
     check_layer_option_is_used(path, run, opt)
 
 

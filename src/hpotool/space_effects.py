@@ -91,6 +91,18 @@ def check_lr_is_used(path: str, run: RunConfig, opt: OptimizeConfig) -> None:
     )
 
 
+def check_project_is_used(path: str, run: RunConfig) -> None:
+    """`project` names the folder `train` and `train-from-best` save runs under, which no trial of hpotool's
+    Trainer reads: searched, it would be suggested and stored, and every trial would train the same run (a
+    user's training function gets the run config, and may read it)."""
+    if path == "project" and run.trainer is None:
+        raise HpoError(
+            "search_space.project: has no effect: project only names the folder train and train-from-best "
+            "save runs under (runs/<project>/), which no trial reads, so every trial would train the same "
+            "run; set project in the run config, and drop search_space.project"
+        )
+
+
 # Keys that choose the validation split: searched, every trial is measured on other samples.
 SPLIT_PATHS = {
     path: f"every trial would be measured on another validation split, so their {{metrics}} would not compare "

@@ -1,6 +1,6 @@
 """Notes on a search space that runs but may not search what its author meant, printed before trial 0: a
-parameter of one value, a searched seed, a searched MLP width that trials with fewer layers never use, a
-grid that repeats the configurations of conditional parameters."""
+parameter of one value, a searched seed, device or thread count, a searched MLP width that trials with fewer
+layers never use, a grid that repeats the configurations of conditional parameters."""
 
 from __future__ import annotations
 
@@ -86,6 +86,31 @@ def seed_notes(run: RunConfig, opt: OptimizeConfig, opt_path: str) -> list[str]:
             f"--seeds N shows how much the seed moves the best trial's metric"
         )
     return notes
+
+
+# Run config keys that change how fast a trial trains, not what it learns or measures
+_SPEED_KEYS = ("device", "torch_threads")
+
+
+def speed_notes(run: RunConfig, opt: OptimizeConfig, opt_path: str) -> list[str]:
+    """A note per searched `device` or `torch_threads`, which change how fast hpotool's Trainer trains a
+    trial, not what it learns: trials alike in their other values measure the same metrics (up to rounding),
+    and the sampler learns nothing from them. Left alone where the study optimizes or constrains
+    `epoch_time`, which they do change (searching for speed), and with a user's training function, which
+    reads the run config as it likes."""
+    from hpotool.constraints import parse_constraint
+
+    measured = {*opt.objectives, *(parse_constraint(c).metric for c in opt.constraints)}
+    if run.trainer is not None or "epoch_time" in measured:
+        return []
+    metrics = " and ".join(opt.objectives)
+    return [
+        f"{opt_path}: search_space.{path} changes how fast a trial trains, not what it learns: trials alike in "
+        f"their other values measure the same {metrics}, so the sampler learns nothing from it; set {path} "
+        f"in the run config and drop it from the search (or optimize epoch_time to search for speed)"
+        for path in _SPEED_KEYS
+        if path in opt.search_space
+    ]
 
 
 def final_override_notes(opt: OptimizeConfig, opt_path: str) -> list[str]:

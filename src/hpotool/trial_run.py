@@ -19,8 +19,10 @@ from hpotool.kept_results import keep_result
 from hpotool.objective import StorageLostInTrial, reason_of
 from hpotool.owners import owner
 from hpotool.plan import StudyPlan
+from hpotool.sampler_hooks import AfterTrialFailed, failed_hook
 from hpotool.search_space import CategoricalParam
 from hpotool.trainer_contract import broke_contract, contract_stop
+from hpotool.user_code import refusing_exit
 
 _log = logging.getLogger("hpotool")
 
@@ -52,6 +54,7 @@ def run_trial(
     Raises:
         HpoError: the user's training function (`trained_by` the trial) broke hpotool's contract
             (`broke_contract`), after the trial is told FAIL: every trial would fail the same way.
+        AfterTrialFailed: the sampler's `after_trial` failed as the trial was told (its state stands).
     """
     ended = _run_beating(study, trial, objective)
     if ended.lost is not None:
@@ -151,12 +154,18 @@ def _tell(
             # Every FAIL goes with its reason in one write: the objective's for its training's error, a missing
             # metric, a failed draw (`objective.give_reason`), "interrupted", any other error's message; a
             # failed run's with its mark (`RUN_FAILED`), which --max-failures counts.
-            if ended.state == TrialState.FAIL:
-                told = _tell_failed(study, trial, ended.reason, run_failed=ended.run_failed)
-            else:
-                study.tell(trial, ended.value, state=ended.state)
-                told = True
-        except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
+            with refusing_exit():  # a sampler's sys.exit() in after_trial
+                if ended.state == TrialState.FAIL:
+                    told = _tell_failed(study, trial, ended.reason, run_failed=ended.run_failed)
+                else:
+                    study.tell(trial, ended.value, state=ended.state)
+                    told = True
+        except Exception as exc:
+            if failed_hook(exc, "after_trial"):  # the state is written, whatever after_trial raised
+                state = study._storage.get_trial(trial._trial_id).state
+                raise AfterTrialFailed(trial.number, state.name, exc) from exc
+            if not isinstance(exc, (optuna.exceptions.UpdateFinishedTrialError, ValueError)):
+                raise
             if not study._storage.get_trial(trial._trial_id).state.is_finished():
                 raise  # a value Optuna refuses, say: not another process's doing
             told = False

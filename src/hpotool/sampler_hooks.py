@@ -1,0 +1,87 @@
+"""A sampler failing in a method Optuna calls: its hooks `before_trial` and `after_trial`, as a trial is asked
+for (`study.ask()`) and told (`study.tell()`), outside the trial's objective, and the methods a trial draws
+its values with (`sampling_method`): an error there (a `sys.exit()` made one by `user_code.refusing_exit`)
+told apart from the storage's and the config's, in one line naming the sampler and the method.
+
+Before, a user's sampler raising in a hook ended hpotool with a traceback, and one calling `sys.exit()` ended
+it with no word and the exit code it gave, in `before_trial` the trial left RUNNING; an error as it sampled
+(TPE given n_ei_candidates: 0 fails after its start-up trials) failed each trial with Optuna's words alone,
+"ValueError: The size of `samples` must be positive, but got 0.", naming no sampler."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from hpotool.errors import HpoError
+from hpotool.storage_faults import lost_connection
+from hpotool.user_code import described
+
+
+class AfterTrialFailed(Exception):
+    """The sampler's `after_trial` raised `error` as trial `number` was told `state` (its name): the trial's
+    state stands, as Optuna writes it whatever `after_trial` does (`after_trial_stop` says so)."""
+
+    def __init__(self, number: int, state: str, error: BaseException) -> None:
+        super().__init__(f"trial {number} told {state}: {described(error)}")
+        self.number, self.state, self.error = number, state, error
+
+
+def failed_hook(exc: BaseException, hook: str) -> bool:
+    """Whether `exc` was raised in a sampler's `hook` (a frame of a function of that name in its traceback),
+    not by the storage as the trial was created or told (its server gone)."""
+    return lost_connection(exc) is None and any(tb.tb_frame.f_code.co_name == hook for tb in _frames(exc))
+
+
+# The methods Optuna calls on the sampler as a trial draws its values (at its first suggest)
+_SAMPLING = ("infer_relative_search_space", "sample_relative", "sample_independent")
+
+
+def sampling_method(exc: BaseException) -> str | None:
+    """The sampler's method that raised `exc` as a trial drew its values (the outermost: the one Optuna
+    called, where a sampler wraps another), or None where it came from elsewhere (a value the run config
+    refuses) or from the storage."""
+    if lost_connection(exc) is not None:
+        return None
+    return next(
+        (tb.tb_frame.f_code.co_name for tb in _frames(exc) if tb.tb_frame.f_code.co_name in _SAMPLING), None
+    )
+
+
+def created_trial(exc: BaseException) -> int | None:
+    """The id of the trial `study.ask()` created before the sampler's `before_trial` raised `exc` in it (read
+    from the frame of `optuna.Trial.__init__`, which calls it); None where `exc` was raised elsewhere."""
+    import optuna
+
+    if not failed_hook(exc, "before_trial"):
+        return None
+    init = optuna.Trial.__init__.__code__
+    for tb in _frames(exc):
+        if tb.tb_frame.f_code is init:
+            trial_id = tb.tb_frame.f_locals.get("trial_id")
+            return trial_id if isinstance(trial_id, int) else None
+    return None
+
+
+def hook_reason(sampler: str, hook: str, exc: BaseException) -> str:
+    """The one line that says the sampler named `sampler` failed in `hook` with `exc`."""
+    return f"sampler {sampler!r} failed in its {hook}(): {described(exc)}"
+
+
+def after_trial_stop(sampler: str, failed: AfterTrialFailed) -> HpoError:
+    """What optimize says where the sampler named `sampler` failed in `after_trial`: the study stops, as the
+    sampler would fail so as every trial ends (a trial's FAIL cannot count it, its result stands)."""
+    return HpoError(
+        f"sampler {sampler!r} failed in its after_trial() as trial {failed.number} was told {failed.state} "
+        f"(its result stands): {described(failed.error)}; every trial would end so, so the study stopped: "
+        f"fix the sampler and run the same command"
+    )
+
+
+def _frames(exc: BaseException) -> list[TracebackType]:
+    """The traceback entries of `exc`, outermost first."""
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    return frames
