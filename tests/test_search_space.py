@@ -7,10 +7,11 @@ from typing import Any
 import optuna
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
+from hpotool.formatting import format_choice
 from hpotool.param_values import contains, grid_choices, same_value, taken_as
 from hpotool.search_space import (
     CategoricalParam,
@@ -22,6 +23,7 @@ from hpotool.search_space import (
     encode_params,
 )
 from hpotool.suggestion import suggest
+from hpotool.yamlfile import parse_yaml
 
 PARAM = TypeAdapter(Param)
 
@@ -412,3 +414,49 @@ def test_a_conditional_parameter_is_set_exactly_where_its_conditions_hold(
             before = dict(list(values.items())[: list(values).index(name)])
             assert not drawn(before, space, {})
         study.tell(trial, 0.0)
+
+
+# Text YAML reads as something else when written bare: a number, a list, a mapping, a date, nothing.
+_tricky_text = st.sampled_from(
+    [
+        "1e-3",
+        "1_000",
+        "0x10",
+        "0o17",
+        "1:30",
+        "2024-01-01",
+        "[1,2]",
+        "[1, 2]",
+        "{a: 1}",
+        "a: b",
+        "- x",
+        "#x",
+        "&a",
+        "*a",
+        "!t",
+        "|",
+        "null",
+        "~",
+        "yes",
+        "Off",
+        "",
+        " a",
+        "@x",
+        "`x",
+        "%x",
+        "[1,",
+        "a: b: c",
+        "1e3x",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=_plain_data | _tricky_text)
+def test_a_choice_as_tables_and_notes_spell_it_reads_back_as_that_choice(value: Any) -> None:
+    """`hpotool trials`, the summary and the notes spell a choice as YAML (a note names the run config line
+    to write for a one-choice categorical); the string "[1,2]" or "0x10" must not read as the list [1, 2] or
+    the number 16 (before: shown bare, as model.cfg.depth=[1,2] beside the list choice's [1, 2])."""
+    assume(not isinstance(value, float) or math.isfinite(value))
+    back = parse_yaml(f"x: {format_choice(value)}", "f.yaml")["x"]
+    assert same_value(back, value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -85,14 +86,26 @@ def format_params(params: Mapping[str, Any]) -> str:
 
 
 def _misread(text: str) -> bool:
-    """Whether YAML reads `text`, written bare, as something else: nothing, a number, null or a boolean."""
+    """Whether YAML reads `text`, written bare, as something else: nothing, a number, null or a boolean, a
+    list or mapping (`[1,2]`, `a: b`), a hexadecimal or sexagesimal integer (`0x10`, `1:30`), a date."""
     if not text or text != text.strip() or text.lower() in _YAML_WORDS or text == "~":
         return True
     try:
         float(text)
     except ValueError:
-        return False
+        return _yaml_misreads(text)
     return True
+
+
+@functools.lru_cache(maxsize=4096)
+def _yaml_misreads(text: str) -> bool:
+    from hpotool.errors import HpoError
+    from hpotool.yamlfile import parse_yaml  # here: the CLI's --help imports this module, not yaml
+
+    try:
+        return bool(parse_yaml(text, "choice") != text)
+    except HpoError:  # `[1,`, `a: b: c`: not YAML at all when bare
+        return True
 
 
 # A string YAML reads back as itself inside a flow collection; any other is written quoted.
