@@ -446,3 +446,34 @@ def test_brute_force_over_a_chained_condition_runs_each_configuration_once(
             {"optimizer.name": "sgd", "optimizer.momentum": 0.9, "optimizer.nesterov": True},
         )
     )
+
+
+def test_brute_force_over_a_condition_that_a_list_choice_does_not_hold_runs_each_configuration_once(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """model.dropout under `{ne: [16, 8]}` on a list choice: a trial of [16, 8] stores the label "[16, 8]",
+    which the condition read as holding, so brute force took that trial for one that had not drawn its
+    dropout and ran [16, 8] again until n_trials (8 trials, 6 of them [16, 8]) instead of ending after 3."""
+    from hpotool.study_run import run_study
+
+    opt_dict["sampler"] = {"name": "bruteforce"}
+    opt_dict["n_trials"] = 8
+    opt_dict["search_space"] = {
+        "model.hidden": {"type": "categorical", "choices": [[8], [16, 8]]},
+        "model.dropout": {
+            "type": "categorical",
+            "choices": [0.0, 0.2],
+            "when": {"model.hidden": {"ne": [16, 8]}},
+        },
+    }
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    run_study(prepare_study(run_path, write_yaml(tmp_path / "opt.yaml", opt_dict)))
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    assert sorted(str(sorted(t.params.items())) for t in trials) == sorted(
+        str(sorted(p.items()))
+        for p in (
+            {"model.hidden": "[8]", "model.dropout": 0.0},
+            {"model.hidden": "[8]", "model.dropout": 0.2},
+            {"model.hidden": "[16, 8]"},
+        )
+    )

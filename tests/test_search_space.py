@@ -11,7 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from hpotool.formatting import format_choice
+from hpotool.formatting import format_choice, sorted_keys
 from hpotool.param_values import contains, grid_choices, same_value, taken_as
 from hpotool.search_space import (
     CategoricalParam,
@@ -337,12 +337,14 @@ def _values_of(p: Param, draw: st.DrawFn) -> list[Any]:
 
 
 @st.composite
-def conditional_spaces(draw: st.DrawFn) -> dict[str, Param]:
+def conditional_spaces(
+    draw: st.DrawFn, param_strategy: st.SearchStrategy[Param] | None = None
+) -> dict[str, Param]:
     """p0, p1, ... each maybe under a `when:` on one or two earlier parameters (conditional ones too, so a
     condition may read a parameter some trials never set): a value, or one test of in, ne, ge, gt, le, lt."""
     space: dict[str, Param] = {}
     for i in range(draw(st.integers(1, 5))):
-        p = draw(params())
+        p = draw(params() if param_strategy is None else param_strategy)
         when: dict[str, Any] = {}
         for on in draw(st.lists(st.sampled_from(list(space)), max_size=2, unique=True)) if space else []:
             ref = space[on]
@@ -463,3 +465,64 @@ def test_a_choice_as_tables_and_notes_spell_it_reads_back_as_that_choice(value: 
         return
     back = parse_yaml(f"x: {format_choice(value)}", "f.yaml")["x"]
     assert same_value(back, value)
+
+
+@st.composite
+def _discrete_params(draw: st.DrawFn) -> Param:
+    """`params()` with few values each, as brute force lists them: a float range stepped, an int range short."""
+    p = draw(params())
+    if isinstance(p, FloatParam) and (p.step is None or (p.high - p.low) / p.step > 6):
+        low = draw(st.integers(-20, 20)) / 4
+        return FloatParam(type="float", low=low, high=low + 0.25 * draw(st.integers(0, 4)), step=0.25)
+    if isinstance(p, IntParam) and (p.high - p.low) // p.step > 5:
+        return IntParam(
+            type="int", low=p.low, high=p.low + p.step * draw(st.integers(0, 5)), step=p.step, log=p.log
+        )
+    return p
+
+
+def _values(p: Param) -> list[Any]:
+    if isinstance(p, CategoricalParam):
+        return list(p.choices)
+    if isinstance(p, IntParam):
+        return list(range(p.low, p.high + 1, p.step))
+    return grid_choices(p)
+
+
+def _configurations(
+    space: dict[str, Param], names: list[str], values: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Every configuration of `space`, each parameter set exactly where its conditions hold (as
+    `_expected_to_hold` reads them), enumerated apart from Optuna and hpotool."""
+    if not names:
+        return [values]
+    name, *rest = names
+    p = space[name]
+    if not all(_expected_to_hold(c, values.get(on), space[on]) for on, c in (p.when or {}).items()):
+        return _configurations(space, rest, values)
+    return [c for v in _values(p) for c in _configurations(space, rest, {**values, name: v})]
+
+
+@settings(max_examples=60, deadline=None)
+@given(space=conditional_spaces(_discrete_params()), seed=st.integers(0, 2**16))
+def test_brute_force_over_a_conditional_space_runs_each_configuration_once(
+    space: dict[str, Param], seed: int
+) -> None:
+    """hpotool's `bruteforce`, made as `optimize` makes it, over generated conditional spaces: the study ends
+    after exactly as many trials as the space has configurations (a parameter counted only where its
+    conditions hold), each trial a different one, none missed."""
+    from hpotool.factories import make_sampler
+
+    expected = _configurations(space, list(space), {})
+    assume(len(expected) <= 150)
+    sampler = make_sampler("bruteforce", {}, seed=seed, space=space, fixed={})
+    study = optuna.create_study(sampler=sampler)
+    seen: list[str] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        seen.append(format_choice(sorted_keys(suggest(trial, space))))
+        return 0.0
+
+    study.optimize(objective, n_trials=len(expected) + 5)
+    assert len(seen) == len(set(seen)) == len(expected)
+    assert set(seen) == {format_choice(sorted_keys(c)) for c in expected}

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hpotool.conditions import all_hold
-from hpotool.search_space import CategoricalParam, FloatParam, IntParam, Param
+from hpotool.search_space import CategoricalParam, FloatParam, IntParam, Param, decode_params
 
 if TYPE_CHECKING:
     import optuna
@@ -43,8 +43,10 @@ def drawn(params: Mapping[str, Any], space: Mapping[str, Param], fixed: Mapping[
     a condition on values it has. Parameters are drawn in order, so by the time a condition is read here each
     searched parameter it names is set or switched off itself (a missing value, as `suggest` reads it: the
     brute-force search ran a point again and again where a condition read one, `nesterov` under a `momentum`
-    that adam never set)."""
-    values = {**fixed, **params}
+    that adam never set). `params` may be stored ones (`trial.params`): a list or mapping choice's label reads
+    as the choice, as conditions name it (`{ne: [16, 8]}` held for the label "[16, 8]": brute force took the
+    trial for one that had not drawn all its values, and ran its configuration again until n_trials)."""
+    values = {**fixed, **decode_params(params, space)}
     for name, param in space.items():
         if name in params:
             continue
