@@ -1470,3 +1470,32 @@ def test_refine_at_80_columns_names_the_files_it_wrote_each_whole(
     assert result.exit_code == 0, result.output
     wrote = f"wrote {out} and {out.with_name('stage2.run.yaml')}; next:"
     assert wrote in result.stdout.splitlines(), result.stdout
+
+
+def test_refine_does_not_fix_a_negligible_parameter_whose_condition_reads_one_still_searched() -> None:
+    """optimizer.momentum under `when: {optimizer.name: sgd}`, negligible, set in the best trial (sgd), beside
+    optimizer.name still searched over adam and sgd: fixed into the stage's run config, it would reach the adam
+    trials its condition keeps it from; refine failed ("with optimizer.momentum=0.8046...: optimizer 'adam'
+    takes no argument 'momentum'"). It stays searched, under its condition."""
+    space = {
+        "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]},
+        "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+        "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.99, "when": {"optimizer.name": "sgd"}},
+    }
+    opt, study = stored_study("cond", space, optuna.samplers.RandomSampler(seed=1))
+
+    def sgd_a_little_better(trial: optuna.Trial) -> float:
+        p = suggest(trial, opt.search_space)
+        return (0.0 if p["optimizer.name"] == "sgd" else 0.02) + (math.log10(p["optimizer.lr"]) + 2) ** 2
+
+    study.optimize(sgd_a_little_better, n_trials=60)
+    assert study.best_params["optimizer.name"] == "sgd"
+    ref = refine_study(study)
+    assert ref.optimize["search_space"]["optimizer.name"]["choices"] == ["adam", "sgd"]
+    assert ref.optimize["search_space"]["optimizer.momentum"]["when"] == {"optimizer.name": "sgd"}
+    assert "momentum" not in ref.run["optimizer"]
+    (line,) = [c for c in ref.changes if c.startswith("optimizer.momentum: ")]
+    assert line.endswith(
+        "(importance 0.01, not fixed: its condition on optimizer.name, still searched, may fail in a trial of the "
+        "stage, which a value fixed in the run config would reach)"
+    ), line

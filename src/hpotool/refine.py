@@ -16,6 +16,7 @@ from hpotool.audit import (
     audit_study,
     trials_text,
 )
+from hpotool.conditions import holds
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.errors import HpoError
 from hpotool.formatting import counted, format_value
@@ -24,7 +25,7 @@ from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.param_findings import ParamFinding
 from hpotool.param_values import contains
 from hpotool.ranking import best_trials, is_feasible
-from hpotool.search_space import Param, decode_params
+from hpotool.search_space import CategoricalParam, Param, decode_params
 from hpotool.sections import SECTIONS
 from hpotool.stage_conditions import (
     drop_dead_conditions,
@@ -159,7 +160,18 @@ def _first_space(
     fixed: dict[str, Any] = {}
     changes: list[str] = []
     for name, p in space.items():
-        param, value, change = _next_param(name, p, by_name[name], evidence)
+        unsettled = [
+            path
+            for path, condition in (p.when or {}).items()
+            if not _always_holds(condition, new_space.get(path))
+        ]
+        finding = by_name[name]
+        param, value, change = _next_param(name, p, finding, evidence, fixable=not unsettled)
+        if unsettled and finding.negligible and param is not None and name in evidence.best.params:
+            change += (
+                f" (importance {finding.importance:.2f}, not fixed: its condition on {', '.join(unsettled)}, still "
+                f"searched, may fail in a trial of the stage, which a value fixed in the run config would reach)"
+            )
         if param is None:
             fixed[name] = value
         else:
@@ -168,11 +180,22 @@ def _first_space(
     return new_space, fixed, changes
 
 
+def _always_holds(condition: Any, searched: Param | None) -> bool:
+    """Whether `condition` holds in every trial of the stage, on a parameter it searches (`searched`; None:
+    one it does not search, whose value the stage's run config holds): true for a categorical all of whose
+    choices meet it, false for a range, which has values between those a condition names."""
+    if searched is None:
+        return True
+    return isinstance(searched, CategoricalParam) and all(holds(condition, c) for c in searched.choices)
+
+
 def _next_param(
-    name: str, p: Param, finding: ParamFinding, evidence: _Evidence
+    name: str, p: Param, finding: ParamFinding, evidence: _Evidence, fixable: bool = True
 ) -> tuple[Param | None, Any, str]:
     """What the stage does with parameter `name`: (its range widened, narrowed or kept, or None where it is
-    fixed; the value fixed; the change line)."""
+    fixed; the value fixed; the change line). Not `fixable`: its condition reads a parameter still searched
+    and may fail; a value fixed in the run config would apply where it fails (`optimizer.momentum` under
+    `optimizer.name: sgd` fixed into a run config of adam, which takes no momentum: refine failed)."""
     values = [evidence.decoded[t.number][name] for t in evidence.top if name in t.params]
     if finding.edge is not None:  # before importance, as the audit advises: the best may lie beyond
         widened, change = widen_range(p, finding.edge, evidence.at_best, name)
@@ -180,7 +203,9 @@ def _next_param(
             side = "below" if finding.edge == "low" else "above"
             change = change.replace(f"best at the {finding.edge} edge", f"best {side} the current range")
         return widened, None, change
-    if finding.negligible and name in evidence.best.params:  # set in the best trial (None can be its value)
+    if (
+        finding.negligible and fixable and name in evidence.best.params
+    ):  # set in the best trial (None can be it)
         change = (
             f"{name}: importance {finding.importance:.2f}; removed from the search, "
             f"fixed at {value_text(p, finding.best)}"
