@@ -1499,3 +1499,71 @@ def test_refine_does_not_fix_a_negligible_parameter_whose_condition_reads_one_st
         "(importance 0.01, not fixed: its condition on optimizer.name, still searched, may fail in a trial of the "
         "stage, which a value fixed in the run config would reach)"
     ), line
+
+
+def test_refine_does_not_fix_a_conditional_parameter_where_the_stage_fixes_its_condition_false() -> None:
+    """optimizer.momentum under `{in: [sgd, rmsprop]}`, every top trial that set it choosing 0.9, beside
+    optimizer.name fixed at adam: momentum was fixed too, and refine failed ("with optimizer.name=adam,
+    optimizer.momentum=0.9: ... 'adam' takes no argument 'momentum'"). Its condition can no longer hold: it is
+    removed, saying so."""
+    space = {
+        "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd", "rmsprop"]},
+        "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+        "optimizer.momentum": {
+            "type": "categorical",
+            "choices": [0.5, 0.9],
+            "when": {"optimizer.name": {"in": ["sgd", "rmsprop"]}},
+        },
+    }
+    opt, study = stored_study("cond", space, optuna.samplers.RandomSampler(seed=3))
+
+    def rmsprop_and_half_momentum_lose(trial: optuna.Trial) -> float:
+        p = suggest(trial, opt.search_space)
+        bad = p["optimizer.name"] == "rmsprop" or p.get("optimizer.momentum") == 0.5
+        return (3.0 if bad else 0.0) + (math.log10(p["optimizer.lr"]) + 2) ** 2
+
+    study.optimize(rmsprop_and_half_momentum_lose, n_trials=60)
+    ref = refine_study(study)
+    assert ref.run["optimizer"] == {"name": "adam", "lr": 0.001, "weight_decay": 0.0}
+    assert list(ref.optimize["search_space"]) == ["optimizer.lr"]
+    assert [c for c in ref.changes if c.startswith("optimizer.momentum")] == [
+        "optimizer.momentum: its condition can no longer hold (optimizer.name is fixed at adam); "
+        "removed from the search"
+    ]
+
+
+def test_refine_keeps_a_conditional_parameter_every_top_trial_chose_alike_as_its_one_choice_under_its_condition() -> (
+    None
+):
+    """model.activation under `when: {model.layers: {ge: 2}}`, every top trial choosing relu, beside
+    model.layers still searched: fixed in the run config, relu would reach the trials of one layer, which
+    the condition kept it from; it stays, as its one choice, under its condition."""
+    space = {
+        "model.layers": {"type": "int", "low": 1, "high": 3},
+        "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+        "model.activation": {
+            "type": "categorical",
+            "choices": ["relu", "tanh", "gelu"],
+            "when": {"model.layers": {"ge": 2}},
+        },
+    }
+    opt, study = stored_study("cond", space, optuna.samplers.RandomSampler(seed=0))
+
+    def relu_wins(trial: optuna.Trial) -> float:
+        p = suggest(trial, opt.search_space)
+        worse = 3.0 if p.get("model.activation", "relu") != "relu" else 0.0
+        return worse + 0.01 * (p["model.layers"] - 2) ** 2 + (math.log10(p["optimizer.lr"]) + 2) ** 2
+
+    study.optimize(relu_wins, n_trials=60)
+    ref = refine_study(study)
+    assert "activation" not in ref.run["model"]
+    assert ref.optimize["search_space"]["model.activation"] == {
+        "when": {"model.layers": {"ge": 2}},
+        "type": "categorical",
+        "choices": ["relu"],
+    }
+    assert (
+        "model.activation: every top trial chose relu; kept as its one choice (not fixed: its condition on "
+        "model.layers, still searched, may fail in a trial of the stage, which a value fixed in the run config "
+        "would reach)" in ref.changes
+    )
