@@ -6,6 +6,7 @@ import json
 import math
 import re
 import shlex
+import zlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 import optuna
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from hpotool.audit import audit_study
@@ -26,6 +29,7 @@ from hpotool.stage_files import write_refinement
 from hpotool.suggestion import suggest
 
 from .conftest import write_yaml
+from .test_search_space import conditional_spaces
 
 # The truth: optimizer.lr's optimum (3e-2) lies beyond the upper bound 1e-2; model.dropout's optimum (0.2)
 # is inside [0, 0.5]; optimizer.weight_decay does not matter at all.
@@ -1567,3 +1571,77 @@ def test_refine_keeps_a_conditional_parameter_every_top_trial_chose_alike_as_its
         "model.layers, still searched, may fail in a trial of the stage, which a value fixed in the run config "
         "would reach)" in ref.changes
     )
+
+
+def _in_trainer(space: dict[str, Any]) -> dict[str, Any]:
+    """A generated space (`p0`, `p1`, ...) as keys of a user's `trainer:` section, its conditions too."""
+    return {
+        f"trainer.{name}": p.model_dump(mode="json")
+        | {"when": {f"trainer.{on}": c for on, c in p.when.items()} if p.when else None}
+        for name, p in space.items()
+    }
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(space=conditional_spaces(), seed=st.integers(0, 2**16))
+def test_refine_fixes_a_conditional_parameter_only_where_its_condition_holds_in_every_trial_of_the_stage(
+    space: dict[str, Any], seed: int
+) -> None:
+    """Over generated conditional spaces (the keys of a user's trainer), refined after 40 trials of a loss
+    of the unconditional parameters: each parameter the stage fixes in its run config has its condition hold in every trial
+    the stage samples, as the study applied it only there; the stage's space keeps every condition it had."""
+    from hpotool.conditions import all_hold
+    from hpotool.overrides import leaf_values
+
+    run = RunConfig.model_validate({"trainer": {"function": "tests.trainers:takes_any_options"}})
+    opt, study = stored_study(
+        "gen", _in_trainer(space), optuna.samplers.RandomSampler(seed=seed), run.model_dump(mode="json")
+    )
+
+    # The loss reads the parameters without a condition alone (which stay searched, as a loss of their hash
+    # sets the top trials apart), so the conditional ones are negligible: the stage fixes those its best set.
+    def loss(trial: optuna.Trial) -> float:
+        values = suggest(trial, opt.search_space)
+        read = [values[k] for k, p in opt.search_space.items() if p.when is None]
+        return float(zlib.crc32(repr(read).encode()) % 1000)
+
+    study.optimize(loss, n_trials=40)
+    try:
+        ref = refine_study(study)
+    except HpoError as exc:  # a stage that would fix every parameter
+        assert "fix" in str(exc)
+        return
+    stage_run = RunConfig.model_validate(ref.run)
+    stage = OptimizeConfig.model_validate(ref.optimize)
+    fixed = {k: p for k, p in opt.search_space.items() if k not in stage.search_space and p.when}
+    base = leaf_values(stage_run)
+    probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    for _ in range(20):
+        trial = probe.ask()
+        values = {**base, **suggest(trial, stage.search_space, base)}
+        for name, p in fixed.items():
+            if name.removeprefix("trainer.") in ref.run["trainer"]:  # fixed, not removed
+                assert all_hold(p.when, values), (name, p.when, values, ref.changes)
+        probe.tell(trial, 0.0)
+    for name, p in stage.search_space.items():
+        assert p.when is None or set(p.when) <= set(opt.search_space[name].when or {}), (name, p.when)
+
+
+def test_refine_fixes_a_negligible_parameter_whose_condition_holds_over_the_whole_range_it_reads() -> None:
+    """model.dropout under `when: {model.layers: {ge: 2}}` beside model.layers searched over [2, 4]: the
+    condition holds in every trial of the stage, so the negligible dropout is fixed, as without a condition."""
+    space = {
+        "model.layers": {"type": "int", "low": 2, "high": 4},
+        "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+        "model.dropout": {"type": "float", "low": 0.0, "high": 0.5, "when": {"model.layers": {"ge": 2}}},
+    }
+    opt, study = stored_study("cond", space, optuna.samplers.RandomSampler(seed=0))
+
+    def dropout_does_not_matter(trial: optuna.Trial) -> float:
+        p = suggest(trial, opt.search_space)
+        return 0.1 * (p["model.layers"] - 3) ** 2 + (math.log10(p["optimizer.lr"]) + 2) ** 2
+
+    study.optimize(dropout_does_not_matter, n_trials=60)
+    ref = refine_study(study)
+    assert list(ref.optimize["search_space"]) == ["model.layers", "optimizer.lr"]
+    assert ref.run["model"]["dropout"] == study.best_params["model.dropout"]

@@ -177,11 +177,21 @@ def _first_space(
 
 def _always_holds(condition: Any, searched: Param | None) -> bool:
     """Whether `condition` holds in every trial of the stage, on a parameter it searches (`searched`; None:
-    one it does not search, whose value the stage's run config holds): true for a categorical all of whose
-    choices meet it, false for a range, which has values between those a condition names."""
+    one it does not search, whose value the stage's run config holds): for a categorical, all its choices meet
+    it; for a range, an order test (`ge`, `gt`, `le`, `lt`) holds at both ends, a `ne` names a number outside
+    it, or the range is one value that meets it."""
     if searched is None:
         return True
-    return isinstance(searched, CategoricalParam) and all(holds(condition, c) for c in searched.choices)
+    if isinstance(searched, CategoricalParam):
+        return all(holds(condition, c) for c in searched.choices)
+    test, operand = (
+        next(iter(condition.items())) if isinstance(condition, dict) and len(condition) == 1 else ("", None)
+    )
+    if test == "ne" and isinstance(operand, int | float) and not isinstance(operand, bool):
+        return not searched.low <= operand <= searched.high
+    if not (holds(condition, searched.low) and holds(condition, searched.high)):
+        return False
+    return test in ("ge", "gt", "le", "lt") or searched.low == searched.high
 
 
 def _next_param(
