@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -25,6 +25,7 @@ from hpotool.config_files import load_optimize_config, load_run_config
 from hpotool.errors import HpoError
 from hpotool.param_values import contains
 from hpotool.refine import next_study_name, refine_study
+from hpotool.search_space import CategoricalParam
 from hpotool.stage_files import write_refinement
 from hpotool.suggestion import suggest
 
@@ -1645,3 +1646,73 @@ def test_refine_fixes_a_negligible_parameter_whose_condition_holds_over_the_whol
     ref = refine_study(study)
     assert list(ref.optimize["search_space"]) == ["model.layers", "optimizer.lr"]
     assert ref.run["model"]["dropout"] == study.best_params["model.dropout"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(space=conditional_spaces(), seed=st.integers(0, 2**16))
+def test_optimize_accepts_the_stage_refine_writes_from_a_study_it_accepted(
+    space: dict[str, Any], seed: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Over generated conditional spaces (a user trainer's keys) that `optimize` accepts, refined after 40
+    trials: `optimize` accepts the stage's two files as refine writes them. Before: a range narrowed away from
+    the only values a condition on it names (`trainer.p0: 100` beside p0 narrowed to [140, 172] step 8) left
+    that condition never holding, and optimize refused the stage."""
+    from hpotool.plan import prepare_study
+
+    tmp = tmp_path_factory.mktemp("stage")
+    base = {name: p.choices[0] if isinstance(p, CategoricalParam) else p.low for name, p in space.items()}
+    run = {"trainer": {"function": "tests.trainers:takes_any_options", **base}}
+    searched = _in_trainer(space)
+    try:
+        prepare_study(
+            write_yaml(tmp / "run.yaml", run),
+            write_yaml(
+                tmp / "opt.yaml", {"study_name": "gen", "metric": "val_loss", "search_space": searched}
+            ),
+        )
+    except HpoError:
+        assume(False)  # a condition that never holds, a choice the run config cannot take: refused already
+    opt, study = stored_study(
+        "gen",
+        searched,
+        optuna.samplers.RandomSampler(seed=seed),
+        RunConfig.model_validate(run).model_dump(mode="json"),
+    )
+
+    def loss(trial: optuna.Trial) -> float:
+        values = suggest(trial, opt.search_space)
+        read = [values[k] for k, p in opt.search_space.items() if p.when is None]
+        return float(zlib.crc32(repr(read).encode()) % 1000)
+
+    study.optimize(loss, n_trials=40)
+    try:
+        ref = refine_study(study)
+    except HpoError as exc:  # a stage that would fix every parameter
+        assert "fix" in str(exc)
+        return
+    prepare_study(*reversed(write_refinement(ref, tmp / "stage.yaml", "gen")))
+
+
+def test_refine_removes_a_parameter_whose_condition_a_narrowed_range_no_longer_meets() -> None:
+    """trainer.p1 under `when: {trainer.p0: 100}`, p0 narrowed to [140, 172] step 8 around the top trials:
+    p1's condition can no longer hold, so it is removed, saying so (before: kept, and optimize refused the
+    stage: "the condition trainer.p0: 100 never holds for trainer.p0's values")."""
+    space = {
+        "trainer.p0": {"type": "int", "low": 100, "high": 172, "step": 8},
+        "trainer.p1": {"type": "float", "low": 0.0, "high": 1.0, "when": {"trainer.p0": 100}},
+    }
+    run = {"trainer": {"function": "tests.trainers:takes_any_options", "p0": 100, "p1": 0.0}}
+    opt, study = stored_study(
+        "cond",
+        space,
+        optuna.samplers.RandomSampler(seed=0),
+        RunConfig.model_validate(run).model_dump(mode="json"),
+    )
+    study.optimize(lambda t: abs(suggest(t, opt.search_space)["trainer.p0"] - 156), n_trials=60)
+    ref = refine_study(study)
+    assert ref.optimize["search_space"]["trainer.p0"]["low"] > 100
+    assert "trainer.p1" not in ref.optimize["search_space"]
+    assert (
+        f"trainer.p1: its condition can no longer hold (trainer.p0 is searched only over "
+        f"[{ref.optimize['search_space']['trainer.p0']['low']}, 172] step 8); removed from the search"
+    ) in ref.changes
