@@ -3138,4 +3138,11 @@ CASES = [
         run={"data": {"name": "regression", "noise": -0.5}},
         optimize={"metric": "val_loss", "direction": "minimize"},
     ),
+    Case(
+        "float-range-overflows",
+        "a float range wider than a float can hold (high - low overflows); before: 'sampler: 'tpe' cannot sample "
+        "this study (one objective): OverflowError: Range exceeds valid bounds', naming neither key nor fix",
+        "error: optimize.yaml: search_space.optimizer.lr: the range [-1e+308, 1e+308] is wider than a float can hold (high - low overflows), so no sampler can draw from it; narrow it",
+        optimize={"search_space": {"optimizer.lr": {"type": "float", "low": -1.0e308, "high": 1.0e308}}},
+    ),
 ]
