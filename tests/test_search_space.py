@@ -526,3 +526,37 @@ def test_brute_force_over_a_conditional_space_runs_each_configuration_once(
     study.optimize(objective, n_trials=len(expected) + 5)
     assert len(seen) == len(set(seen)) == len(expected)
     assert set(seen) == {format_choice(sorted_keys(c)) for c in expected}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    low=st.integers(-40, 40).map(lambda k: k / 10),
+    step=st.sampled_from([0.1, 0.2, 0.3, 0.05, 0.07]),
+    count=st.integers(1, 8),
+    at=st.integers(0, 8),
+    sampler=st.sampled_from(["random", "tpe", "qmc"]),
+)
+def test_a_condition_on_a_stepped_float_holds_at_the_value_the_yaml_writes(
+    low: float, step: float, count: int, at: int, sampler: str
+) -> None:
+    """`q` under `when: {p: v}`, v a value on p's steps as the YAML writes it (0.3 of [0, 0.6] step 0.1): set
+    in every trial whose p is v. Optuna draws low + 3 * 0.1 as 0.30000000000000004, so q was never set."""
+    high = float(Decimal(str(low)) + count * Decimal(str(step)))
+    target = float(Decimal(str(low)) + min(at, count) * Decimal(str(step)))
+    space: dict[str, Param] = {
+        "p": FloatParam(type="float", low=low, high=high, step=step),
+        "q": CategoricalParam(type="categorical", choices=[1, 2], when={"p": target}),
+    }
+    made = {
+        "random": optuna.samplers.RandomSampler(seed=0),
+        "tpe": optuna.samplers.TPESampler(seed=0),
+        "qmc": optuna.samplers.QMCSampler(seed=0, warn_independent_sampling=False),
+    }
+    study = optuna.create_study(sampler=made[sampler])
+    for _ in range(3 * (count + 1)):
+        trial = study.ask()
+        values = suggest(trial, space)
+        assert values["p"] == trial.params["p"]  # the trial trains and stores Optuna's value
+        on_target = math.isclose(values["p"], target, abs_tol=step / 1000)
+        assert ("q" in values) == on_target, (values, target)
+        study.tell(trial, 0.0)
