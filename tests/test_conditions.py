@@ -477,3 +477,54 @@ def test_brute_force_over_a_condition_that_a_list_choice_does_not_hold_runs_each
             {"model.hidden": "[16, 8]"},
         )
     )
+
+
+def test_a_queued_stepped_float_meets_a_condition_on_the_value_the_yaml_writes(tmp_path: Path) -> None:
+    """A refined stage queues its best trial's values as Optuna drew them (0.30000000000000004 on step
+    0.1); `when: {model.dropout: 0.3}` reads it as 0.3, as in the trial that drew it. Before: the stage was
+    refused ("enqueue.0: optimizer.momentum=0.9 would not be used: its condition ... does not hold")."""
+    from hpotool.config import OptimizeConfig
+    from hpotool.config_errors import validate_config
+
+    opt = validate_config(
+        OptimizeConfig,
+        {
+            "study_name": "s",
+            "search_space": {
+                "model.dropout": {"type": "float", "low": 0.0, "high": 0.6, "step": 0.1},
+                "optimizer.momentum": {
+                    "type": "float",
+                    "low": 0.5,
+                    "high": 0.9,
+                    "when": {"model.dropout": 0.3},
+                },
+            },
+            "enqueue": [{"model.dropout": 0.1 * 3, "optimizer.momentum": 0.9}],
+        },
+        "optimize.yaml",
+    )
+    assert opt.enqueue[0]["model.dropout"] == 0.30000000000000004
+
+
+def test_a_queued_set_a_grid_refuses_reads_a_stepped_float_as_the_trial_does() -> None:
+    """A queued dropout of 0.30000000000000004 (0.3 on step 0.1) switches on momentum under `when:
+    {model.dropout: 0.3}` in its trial, so a set without momentum leaves the grid sampler a parameter to pick,
+    which it fails; before, the check read the raw float and let it through."""
+    from hpotool.config import OptimizeConfig
+    from hpotool.sampler_and_pruner import unset_by
+
+    opt = OptimizeConfig.model_validate(
+        {
+            "study_name": "s",
+            "search_space": {
+                "model.dropout": {"type": "float", "low": 0.0, "high": 0.6, "step": 0.1},
+                "optimizer.momentum": {
+                    "type": "float",
+                    "low": 0.5,
+                    "high": 0.9,
+                    "when": {"model.dropout": 0.3},
+                },
+            },
+        }
+    )
+    assert unset_by({"model.dropout": 0.1 * 3}, opt, {}) == ["optimizer.momentum"]
