@@ -528,6 +528,7 @@ def test_brute_force_over_a_conditional_space_runs_each_configuration_once(
     assert set(seen) == {format_choice(sorted_keys(c)) for c in expected}
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # QMCSampler's
 @settings(max_examples=40, deadline=None)
 @given(
     low=st.integers(-40, 40).map(lambda k: k / 10),
