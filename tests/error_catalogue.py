@@ -3167,4 +3167,11 @@ CASES = [
         "error: optimize.yaml: pruner.kwargs.upper: 0.3 prunes a trial once its val_accuracy rises above it, and the study maximizes val_accuracy: it would stop the best trials; write lower: 0.3 to stop those that stay below it",
         optimize={"pruner": {"name": "threshold", "kwargs": {"upper": 0.3}}},
     ),
+    Case(
+        "float-range-overflows",
+        "a float range wider than a float can hold (high - low overflows); before: 'sampler: 'tpe' cannot sample "
+        "this study (one objective): OverflowError: Range exceeds valid bounds', naming neither key nor fix",
+        "error: optimize.yaml: search_space.optimizer.lr: the range [-1e+308, 1e+308] is wider than a float can hold (high - low overflows), so no sampler can draw from it; narrow it",
+        optimize={"search_space": {"optimizer.lr": {"type": "float", "low": -1.0e308, "high": 1.0e308}}},
+    ),
 ]

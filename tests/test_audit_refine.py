@@ -6,6 +6,7 @@ import json
 import math
 import re
 import shlex
+import zlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 import optuna
 import pytest
 import yaml
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from hpotool.audit import audit_study
@@ -22,10 +25,12 @@ from hpotool.config_files import load_optimize_config, load_run_config
 from hpotool.errors import HpoError
 from hpotool.param_values import contains
 from hpotool.refine import next_study_name, refine_study
+from hpotool.search_space import CategoricalParam
 from hpotool.stage_files import write_refinement
 from hpotool.suggestion import suggest
 
 from .conftest import write_yaml
+from .test_search_space import conditional_spaces
 
 # The truth: optimizer.lr's optimum (3e-2) lies beyond the upper bound 1e-2; model.dropout's optimum (0.2)
 # is inside [0, 0.5]; optimizer.weight_decay does not matter at all.
@@ -1470,3 +1475,244 @@ def test_refine_at_80_columns_names_the_files_it_wrote_each_whole(
     assert result.exit_code == 0, result.output
     wrote = f"wrote {out} and {out.with_name('stage2.run.yaml')}; next:"
     assert wrote in result.stdout.splitlines(), result.stdout
+
+
+def test_refine_does_not_fix_a_negligible_parameter_whose_condition_reads_one_still_searched() -> None:
+    """optimizer.momentum under `when: {optimizer.name: sgd}`, negligible, set in the best trial (sgd), beside
+    optimizer.name still searched over adam and sgd: fixed into the stage's run config, it would reach the adam
+    trials its condition keeps it from; refine failed ("with optimizer.momentum=0.8046...: optimizer 'adam'
+    takes no argument 'momentum'"). It stays searched, under its condition."""
+    space = {
+        "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]},
+        "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+        "optimizer.momentum": {"type": "float", "low": 0.5, "high": 0.99, "when": {"optimizer.name": "sgd"}},
+    }
+    opt, study = stored_study("cond", space, optuna.samplers.RandomSampler(seed=1))
+
+    def sgd_a_little_better(trial: optuna.Trial) -> float:
+        p = suggest(trial, opt.search_space)
+        return (0.0 if p["optimizer.name"] == "sgd" else 0.02) + (math.log10(p["optimizer.lr"]) + 2) ** 2
+
+    study.optimize(sgd_a_little_better, n_trials=60)
+    assert study.best_params["optimizer.name"] == "sgd"
+    ref = refine_study(study)
+    assert ref.optimize["search_space"]["optimizer.name"]["choices"] == ["adam", "sgd"]
+    assert ref.optimize["search_space"]["optimizer.momentum"]["when"] == {"optimizer.name": "sgd"}
+    assert "momentum" not in ref.run["optimizer"]
+    (line,) = [c for c in ref.changes if c.startswith("optimizer.momentum: ")]
+    assert line.endswith(
+        "(importance 0.01, not fixed: its condition on optimizer.name, still searched, may fail in a trial of the "
+        "stage, which a value fixed in the run config would reach)"
+    ), line
+
+
+def test_refine_does_not_fix_a_conditional_parameter_where_the_stage_fixes_its_condition_false() -> None:
+    """optimizer.momentum under `{in: [sgd, rmsprop]}`, every top trial that set it choosing 0.9, beside
+    optimizer.name fixed at adam: momentum was fixed too, and refine failed ("with optimizer.name=adam,
+    optimizer.momentum=0.9: ... 'adam' takes no argument 'momentum'"). Its condition can no longer hold: it is
+    removed, saying so."""
+    space = {
+        "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd", "rmsprop"]},
+        "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+        "optimizer.momentum": {
+            "type": "categorical",
+            "choices": [0.5, 0.9],
+            "when": {"optimizer.name": {"in": ["sgd", "rmsprop"]}},
+        },
+    }
+    opt, study = stored_study("cond", space, optuna.samplers.RandomSampler(seed=3))
+
+    def rmsprop_and_half_momentum_lose(trial: optuna.Trial) -> float:
+        p = suggest(trial, opt.search_space)
+        bad = p["optimizer.name"] == "rmsprop" or p.get("optimizer.momentum") == 0.5
+        return (3.0 if bad else 0.0) + (math.log10(p["optimizer.lr"]) + 2) ** 2
+
+    study.optimize(rmsprop_and_half_momentum_lose, n_trials=60)
+    ref = refine_study(study)
+    assert ref.run["optimizer"] == {"name": "adam", "lr": 0.001, "weight_decay": 0.0}
+    assert list(ref.optimize["search_space"]) == ["optimizer.lr"]
+    assert [c for c in ref.changes if c.startswith("optimizer.momentum")] == [
+        "optimizer.momentum: its condition can no longer hold (optimizer.name is fixed at adam); "
+        "removed from the search"
+    ]
+
+
+def test_refine_keeps_a_conditional_parameter_every_top_trial_chose_alike_as_its_one_choice_under_its_condition() -> (
+    None
+):
+    """model.activation under `when: {model.layers: {ge: 2}}`, every top trial choosing relu, beside
+    model.layers still searched: fixed in the run config, relu would reach the trials of one layer, which
+    the condition kept it from; it stays, as its one choice, under its condition."""
+    space = {
+        "model.layers": {"type": "int", "low": 1, "high": 3},
+        "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+        "model.activation": {
+            "type": "categorical",
+            "choices": ["relu", "tanh", "gelu"],
+            "when": {"model.layers": {"ge": 2}},
+        },
+    }
+    opt, study = stored_study("cond", space, optuna.samplers.RandomSampler(seed=0))
+
+    def relu_wins(trial: optuna.Trial) -> float:
+        p = suggest(trial, opt.search_space)
+        worse = 3.0 if p.get("model.activation", "relu") != "relu" else 0.0
+        return worse + 0.01 * (p["model.layers"] - 2) ** 2 + (math.log10(p["optimizer.lr"]) + 2) ** 2
+
+    study.optimize(relu_wins, n_trials=60)
+    ref = refine_study(study)
+    assert "activation" not in ref.run["model"]
+    assert ref.optimize["search_space"]["model.activation"] == {
+        "when": {"model.layers": {"ge": 2}},
+        "type": "categorical",
+        "choices": ["relu"],
+    }
+    assert (
+        "model.activation: every top trial chose relu; kept as its one choice (not fixed: its condition on "
+        "model.layers, still searched, may fail in a trial of the stage, which a value fixed in the run config "
+        "would reach)" in ref.changes
+    )
+
+
+def _in_trainer(space: dict[str, Any]) -> dict[str, Any]:
+    """A generated space (`p0`, `p1`, ...) as keys of a user's `trainer:` section, its conditions too."""
+    return {
+        f"trainer.{name}": p.model_dump(mode="json")
+        | {"when": {f"trainer.{on}": c for on, c in p.when.items()} if p.when else None}
+        for name, p in space.items()
+    }
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(space=conditional_spaces(), seed=st.integers(0, 2**16))
+def test_refine_fixes_a_conditional_parameter_only_where_its_condition_holds_in_every_trial_of_the_stage(
+    space: dict[str, Any], seed: int
+) -> None:
+    """Over generated conditional spaces (the keys of a user's trainer), refined after 40 trials of a loss
+    of the unconditional parameters: each parameter the stage fixes in its run config has its condition hold in every trial
+    the stage samples, as the study applied it only there; the stage's space keeps every condition it had."""
+    from hpotool.conditions import all_hold
+    from hpotool.overrides import leaf_values
+
+    run = RunConfig.model_validate({"trainer": {"function": "tests.trainers:takes_any_options"}})
+    opt, study = stored_study(
+        "gen", _in_trainer(space), optuna.samplers.RandomSampler(seed=seed), run.model_dump(mode="json")
+    )
+
+    # The loss reads the parameters without a condition alone (which stay searched, as a loss of their hash
+    # sets the top trials apart), so the conditional ones are negligible: the stage fixes those its best set.
+    def loss(trial: optuna.Trial) -> float:
+        values = suggest(trial, opt.search_space)
+        read = [values[k] for k, p in opt.search_space.items() if p.when is None]
+        return float(zlib.crc32(repr(read).encode()) % 1000)
+
+    study.optimize(loss, n_trials=40)
+    try:
+        ref = refine_study(study)
+    except HpoError as exc:  # a stage that would fix every parameter
+        assert "fix" in str(exc)
+        return
+    stage_run = RunConfig.model_validate(ref.run)
+    stage = OptimizeConfig.model_validate(ref.optimize)
+    fixed = {k: p for k, p in opt.search_space.items() if k not in stage.search_space and p.when}
+    base = leaf_values(stage_run)
+    probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    for _ in range(20):
+        trial = probe.ask()
+        values = {**base, **suggest(trial, stage.search_space, base)}
+        for name, p in fixed.items():
+            if name.removeprefix("trainer.") in ref.run["trainer"]:  # fixed, not removed
+                assert all_hold(p.when, values), (name, p.when, values, ref.changes)
+        probe.tell(trial, 0.0)
+    for name, p in stage.search_space.items():
+        assert p.when is None or set(p.when) <= set(opt.search_space[name].when or {}), (name, p.when)
+
+
+def test_refine_fixes_a_negligible_parameter_whose_condition_holds_over_the_whole_range_it_reads() -> None:
+    """model.dropout under `when: {model.layers: {ge: 2}}` beside model.layers searched over [2, 4]: the
+    condition holds in every trial of the stage, so the negligible dropout is fixed, as without a condition."""
+    space = {
+        "model.layers": {"type": "int", "low": 2, "high": 4},
+        "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+        "model.dropout": {"type": "float", "low": 0.0, "high": 0.5, "when": {"model.layers": {"ge": 2}}},
+    }
+    opt, study = stored_study("cond", space, optuna.samplers.RandomSampler(seed=0))
+
+    def dropout_does_not_matter(trial: optuna.Trial) -> float:
+        p = suggest(trial, opt.search_space)
+        return 0.1 * (p["model.layers"] - 3) ** 2 + (math.log10(p["optimizer.lr"]) + 2) ** 2
+
+    study.optimize(dropout_does_not_matter, n_trials=60)
+    ref = refine_study(study)
+    assert list(ref.optimize["search_space"]) == ["model.layers", "optimizer.lr"]
+    assert ref.run["model"]["dropout"] == study.best_params["model.dropout"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(space=conditional_spaces(), seed=st.integers(0, 2**16))
+def test_optimize_accepts_the_stage_refine_writes_from_a_study_it_accepted(
+    space: dict[str, Any], seed: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Over generated conditional spaces (a user trainer's keys) that `optimize` accepts, refined after 40
+    trials: `optimize` accepts the stage's two files as refine writes them. Before: a range narrowed away from
+    the only values a condition on it names (`trainer.p0: 100` beside p0 narrowed to [140, 172] step 8) left
+    that condition never holding, and optimize refused the stage."""
+    from hpotool.plan import prepare_study
+
+    tmp = tmp_path_factory.mktemp("stage")
+    base = {name: p.choices[0] if isinstance(p, CategoricalParam) else p.low for name, p in space.items()}
+    run = {"trainer": {"function": "tests.trainers:takes_any_options", **base}}
+    searched = _in_trainer(space)
+    try:
+        prepare_study(
+            write_yaml(tmp / "run.yaml", run),
+            write_yaml(
+                tmp / "opt.yaml", {"study_name": "gen", "metric": "val_loss", "search_space": searched}
+            ),
+        )
+    except HpoError:
+        assume(False)  # a condition that never holds, a choice the run config cannot take: refused already
+    opt, study = stored_study(
+        "gen",
+        searched,
+        optuna.samplers.RandomSampler(seed=seed),
+        RunConfig.model_validate(run).model_dump(mode="json"),
+    )
+
+    def loss(trial: optuna.Trial) -> float:
+        values = suggest(trial, opt.search_space)
+        read = [values[k] for k, p in opt.search_space.items() if p.when is None]
+        return float(zlib.crc32(repr(read).encode()) % 1000)
+
+    study.optimize(loss, n_trials=40)
+    try:
+        ref = refine_study(study)
+    except HpoError as exc:  # a stage that would fix every parameter
+        assert "fix" in str(exc)
+        return
+    prepare_study(*reversed(write_refinement(ref, tmp / "stage.yaml", "gen")))
+
+
+def test_refine_removes_a_parameter_whose_condition_a_narrowed_range_no_longer_meets() -> None:
+    """trainer.p1 under `when: {trainer.p0: 100}`, p0 narrowed to [140, 172] step 8 around the top trials:
+    p1's condition can no longer hold, so it is removed, saying so (before: kept, and optimize refused the
+    stage: "the condition trainer.p0: 100 never holds for trainer.p0's values")."""
+    space = {
+        "trainer.p0": {"type": "int", "low": 100, "high": 172, "step": 8},
+        "trainer.p1": {"type": "float", "low": 0.0, "high": 1.0, "when": {"trainer.p0": 100}},
+    }
+    run = {"trainer": {"function": "tests.trainers:takes_any_options", "p0": 100, "p1": 0.0}}
+    opt, study = stored_study(
+        "cond",
+        space,
+        optuna.samplers.RandomSampler(seed=0),
+        RunConfig.model_validate(run).model_dump(mode="json"),
+    )
+    study.optimize(lambda t: abs(suggest(t, opt.search_space)["trainer.p0"] - 156), n_trials=60)
+    ref = refine_study(study)
+    assert ref.optimize["search_space"]["trainer.p0"]["low"] > 100
+    assert "trainer.p1" not in ref.optimize["search_space"]
+    assert (
+        f"trainer.p1: its condition can no longer hold (trainer.p0 is searched only over "
+        f"[{ref.optimize['search_space']['trainer.p0']['low']}, 172] step 8); removed from the search"
+    ) in ref.changes

@@ -446,3 +446,85 @@ def test_brute_force_over_a_chained_condition_runs_each_configuration_once(
             {"optimizer.name": "sgd", "optimizer.momentum": 0.9, "optimizer.nesterov": True},
         )
     )
+
+
+def test_brute_force_over_a_condition_that_a_list_choice_does_not_hold_runs_each_configuration_once(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """model.dropout under `{ne: [16, 8]}` on a list choice: a trial of [16, 8] stores the label "[16, 8]",
+    which the condition read as holding, so brute force took that trial for one that had not drawn its
+    dropout and ran [16, 8] again until n_trials (8 trials, 6 of them [16, 8]) instead of ending after 3."""
+    from hpotool.study_run import run_study
+
+    opt_dict["sampler"] = {"name": "bruteforce"}
+    opt_dict["n_trials"] = 8
+    opt_dict["search_space"] = {
+        "model.hidden": {"type": "categorical", "choices": [[8], [16, 8]]},
+        "model.dropout": {
+            "type": "categorical",
+            "choices": [0.0, 0.2],
+            "when": {"model.hidden": {"ne": [16, 8]}},
+        },
+    }
+    run_path = write_yaml(tmp_path / "run.yaml", run_dict)
+    run_study(prepare_study(run_path, write_yaml(tmp_path / "opt.yaml", opt_dict)))
+    trials = optuna.load_study(study_name="tiny", storage=opt_dict["storage"]).trials
+    assert sorted(str(sorted(t.params.items())) for t in trials) == sorted(
+        str(sorted(p.items()))
+        for p in (
+            {"model.hidden": "[8]", "model.dropout": 0.0},
+            {"model.hidden": "[8]", "model.dropout": 0.2},
+            {"model.hidden": "[16, 8]"},
+        )
+    )
+
+
+def test_a_queued_stepped_float_meets_a_condition_on_the_value_the_yaml_writes(tmp_path: Path) -> None:
+    """A refined stage queues its best trial's values as Optuna drew them (0.30000000000000004 on step
+    0.1); `when: {model.dropout: 0.3}` reads it as 0.3, as in the trial that drew it. Before: the stage was
+    refused ("enqueue.0: optimizer.momentum=0.9 would not be used: its condition ... does not hold")."""
+    from hpotool.config import OptimizeConfig
+    from hpotool.config_errors import validate_config
+
+    opt = validate_config(
+        OptimizeConfig,
+        {
+            "study_name": "s",
+            "search_space": {
+                "model.dropout": {"type": "float", "low": 0.0, "high": 0.6, "step": 0.1},
+                "optimizer.momentum": {
+                    "type": "float",
+                    "low": 0.5,
+                    "high": 0.9,
+                    "when": {"model.dropout": 0.3},
+                },
+            },
+            "enqueue": [{"model.dropout": 0.1 * 3, "optimizer.momentum": 0.9}],
+        },
+        "optimize.yaml",
+    )
+    assert opt.enqueue[0]["model.dropout"] == 0.30000000000000004
+
+
+def test_a_queued_set_a_grid_refuses_reads_a_stepped_float_as_the_trial_does() -> None:
+    """A queued dropout of 0.30000000000000004 (0.3 on step 0.1) switches on momentum under `when:
+    {model.dropout: 0.3}` in its trial, so a set without momentum leaves the grid sampler a parameter to pick,
+    which it fails; before, the check read the raw float and let it through."""
+    from hpotool.config import OptimizeConfig
+    from hpotool.sampler_and_pruner import unset_by
+
+    opt = OptimizeConfig.model_validate(
+        {
+            "study_name": "s",
+            "search_space": {
+                "model.dropout": {"type": "float", "low": 0.0, "high": 0.6, "step": 0.1},
+                "optimizer.momentum": {
+                    "type": "float",
+                    "low": 0.5,
+                    "high": 0.9,
+                    "when": {"model.dropout": 0.3},
+                },
+            },
+        }
+    )
+    assert unset_by({"model.dropout": 0.1 * 3}, opt, {}) == ["optimizer.momentum"]

@@ -735,3 +735,31 @@ def test_partial_fixed_sampler_s_fixed_params_are_checked_against_the_search_spa
     assert isinstance(
         fixing({"model.hidden.0": 24, "optimizer.lr": 0.01}), optuna.samplers.PartialFixedSampler
     )
+
+
+def test_partial_fixed_sampler_fixes_a_list_or_section_choice_as_the_config_writes_it() -> None:
+    """fixed_params names a whole list choice ([16, 8]) or section choice as the config writes it, as a grid
+    or a condition does; Optuna stores the choice's label, which it was not given: every study was refused
+    ("'[16, 8]' not in ('[8]', '[16, 8]')"). The trials now train the fixed choices."""
+    from hpotool.suggestion import suggest
+
+    space: dict[str, Param] = {
+        "model.hidden": CategoricalParam(type="categorical", choices=[[8], [16, 8]]),
+        "optimizer": CategoricalParam(
+            type="categorical", choices=[{"name": "adam"}, {"name": "sgd", "lr": 0.1}]
+        ),
+        "optimizer.lr": FloatParam(type="float", low=1e-3, high=1e-1, log=True),
+    }
+    sampler = make_sampler(
+        "optuna.samplers.PartialFixedSampler",
+        {
+            "fixed_params": {"model.hidden": [16, 8], "optimizer": {"lr": 0.1, "name": "sgd"}},
+            "base_sampler": "random",
+        },
+        seed=0,
+        space=space,
+    )
+    study = optuna.create_study(sampler=sampler)
+    drawn = []
+    study.optimize(lambda t: drawn.append(suggest(t, space)) or 0.0, n_trials=3)
+    assert [(d["model.hidden"], d["optimizer"]) for d in drawn] == [([16, 8], {"name": "sgd", "lr": 0.1})] * 3

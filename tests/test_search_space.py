@@ -7,10 +7,11 @@ from typing import Any
 import optuna
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
+from hpotool.formatting import format_choice, sorted_keys
 from hpotool.param_values import contains, grid_choices, same_value, taken_as
 from hpotool.search_space import (
     CategoricalParam,
@@ -22,6 +23,7 @@ from hpotool.search_space import (
     encode_params,
 )
 from hpotool.suggestion import suggest
+from hpotool.yamlfile import parse_yaml
 
 PARAM = TypeAdapter(Param)
 
@@ -335,12 +337,14 @@ def _values_of(p: Param, draw: st.DrawFn) -> list[Any]:
 
 
 @st.composite
-def conditional_spaces(draw: st.DrawFn) -> dict[str, Param]:
+def conditional_spaces(
+    draw: st.DrawFn, param_strategy: st.SearchStrategy[Param] | None = None
+) -> dict[str, Param]:
     """p0, p1, ... each maybe under a `when:` on one or two earlier parameters (conditional ones too, so a
     condition may read a parameter some trials never set): a value, or one test of in, ne, ge, gt, le, lt."""
     space: dict[str, Param] = {}
     for i in range(draw(st.integers(1, 5))):
-        p = draw(params())
+        p = draw(params() if param_strategy is None else param_strategy)
         when: dict[str, Any] = {}
         for on in draw(st.lists(st.sampled_from(list(space)), max_size=2, unique=True)) if space else []:
             ref = space[on]
@@ -411,4 +415,149 @@ def test_a_conditional_parameter_is_set_exactly_where_its_conditions_hold(
         for name in values:  # a trial stopped before it drew `name` has not drawn all its values
             before = dict(list(values.items())[: list(values).index(name)])
             assert not drawn(before, space, {})
+        study.tell(trial, 0.0)
+
+
+# Text YAML reads as something else when written bare: a number, a list, a mapping, a date, nothing.
+_tricky_text = st.sampled_from(
+    [
+        "1e-3",
+        "1_000",
+        "0x10",
+        "0o17",
+        "1:30",
+        "2024-01-01",
+        "[1,2]",
+        "[1, 2]",
+        "{a: 1}",
+        "a: b",
+        "- x",
+        "#x",
+        "&a",
+        "*a",
+        "!t",
+        "|",
+        "null",
+        "~",
+        "yes",
+        "Off",
+        "",
+        " a",
+        "@x",
+        "`x",
+        "%x",
+        "[1,",
+        "a: b: c",
+        "1e3x",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=_plain_data | _tricky_text)
+def test_a_choice_as_tables_and_notes_spell_it_reads_back_as_that_choice(value: Any) -> None:
+    """`hpotool trials`, the summary and the notes spell a choice as YAML (a note names the run config line
+    to write for a one-choice categorical); the string "0x10" or "1:30" must not read as the number 16 or 90
+    (before: shown bare). Text spelt as a list or mapping is left out: it is how the progress lines show a
+    list choice's stored label, bare."""
+    assume(not isinstance(value, float) or math.isfinite(value))
+    if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
+        return
+    back = parse_yaml(f"x: {format_choice(value)}", "f.yaml")["x"]
+    assert same_value(back, value)
+
+
+@st.composite
+def _discrete_params(draw: st.DrawFn) -> Param:
+    """`params()` with few values each, as brute force lists them: a float range stepped, an int range short."""
+    p = draw(params())
+    if isinstance(p, FloatParam) and (p.step is None or (p.high - p.low) / p.step > 6):
+        low = draw(st.integers(-20, 20)) / 4
+        return FloatParam(type="float", low=low, high=low + 0.25 * draw(st.integers(0, 4)), step=0.25)
+    if isinstance(p, IntParam) and (p.high - p.low) // p.step > 5:
+        return IntParam(
+            type="int", low=p.low, high=p.low + p.step * draw(st.integers(0, 5)), step=p.step, log=p.log
+        )
+    return p
+
+
+def _values(p: Param) -> list[Any]:
+    if isinstance(p, CategoricalParam):
+        return list(p.choices)
+    if isinstance(p, IntParam):
+        return list(range(p.low, p.high + 1, p.step))
+    return grid_choices(p)
+
+
+def _configurations(
+    space: dict[str, Param], names: list[str], values: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Every configuration of `space`, each parameter set exactly where its conditions hold (as
+    `_expected_to_hold` reads them), enumerated apart from Optuna and hpotool."""
+    if not names:
+        return [values]
+    name, *rest = names
+    p = space[name]
+    if not all(_expected_to_hold(c, values.get(on), space[on]) for on, c in (p.when or {}).items()):
+        return _configurations(space, rest, values)
+    return [c for v in _values(p) for c in _configurations(space, rest, {**values, name: v})]
+
+
+@settings(max_examples=60, deadline=None)
+@given(space=conditional_spaces(_discrete_params()), seed=st.integers(0, 2**16))
+def test_brute_force_over_a_conditional_space_runs_each_configuration_once(
+    space: dict[str, Param], seed: int
+) -> None:
+    """hpotool's `bruteforce`, made as `optimize` makes it, over generated conditional spaces: the study ends
+    after exactly as many trials as the space has configurations (a parameter counted only where its
+    conditions hold), each trial a different one, none missed."""
+    from hpotool.factories import make_sampler
+
+    expected = _configurations(space, list(space), {})
+    assume(len(expected) <= 150)
+    sampler = make_sampler("bruteforce", {}, seed=seed, space=space, fixed={})
+    study = optuna.create_study(sampler=sampler)
+    seen: list[str] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        seen.append(format_choice(sorted_keys(suggest(trial, space))))
+        return 0.0
+
+    study.optimize(objective, n_trials=len(expected) + 5)
+    assert len(seen) == len(set(seen)) == len(expected)
+    assert set(seen) == {format_choice(sorted_keys(c)) for c in expected}
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # QMCSampler's
+@settings(max_examples=40, deadline=None)
+@given(
+    low=st.integers(-40, 40).map(lambda k: k / 10),
+    step=st.sampled_from([0.1, 0.2, 0.3, 0.05, 0.07]),
+    count=st.integers(1, 8),
+    at=st.integers(0, 8),
+    sampler=st.sampled_from(["random", "tpe", "qmc"]),
+)
+def test_a_condition_on_a_stepped_float_holds_at_the_value_the_yaml_writes(
+    low: float, step: float, count: int, at: int, sampler: str
+) -> None:
+    """`q` under `when: {p: v}`, v a value on p's steps as the YAML writes it (0.3 of [0, 0.6] step 0.1): set
+    in every trial whose p is v. Optuna draws low + 3 * 0.1 as 0.30000000000000004, so q was never set."""
+    high = float(Decimal(str(low)) + count * Decimal(str(step)))
+    target = float(Decimal(str(low)) + min(at, count) * Decimal(str(step)))
+    space: dict[str, Param] = {
+        "p": FloatParam(type="float", low=low, high=high, step=step),
+        "q": CategoricalParam(type="categorical", choices=[1, 2], when={"p": target}),
+    }
+    made = {
+        "random": optuna.samplers.RandomSampler(seed=0),
+        "tpe": optuna.samplers.TPESampler(seed=0),
+        "qmc": optuna.samplers.QMCSampler(seed=0, warn_independent_sampling=False),
+    }
+    study = optuna.create_study(sampler=made[sampler])
+    for _ in range(3 * (count + 1)):
+        trial = study.ask()
+        values = suggest(trial, space)
+        assert values["p"] == trial.params["p"]  # the trial trains and stores Optuna's value
+        on_target = math.isclose(values["p"], target, abs_tol=step / 1000)
+        assert ("q" in values) == on_target, (values, target)
         study.tell(trial, 0.0)

@@ -3,9 +3,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hpotool.errors import HpoError
-from hpotool.yamlfile import parse_yaml, read_yaml_mapping
+from hpotool.yamlfile import FlowMapping, dump_yaml, parse_yaml, read_yaml_mapping
 
 
 @pytest.mark.parametrize(
@@ -142,3 +144,73 @@ def test_a_second_document_says_a_config_is_one_document() -> None:
         "f.yaml: line 3, column 1: a second YAML document starts here ('---'), and a config file holds one; "
         "give the run config and the optimize config as two files, or delete this line and what follows it"
     )
+
+
+# Strings YAML 1.1, or hpotool's reading of 1e-3 as a number, would take for something else when written bare.
+_tricky_text = st.sampled_from(
+    [
+        "1e-3",
+        "1E5",
+        "-2e+4",
+        ".5",
+        "1_000",
+        "0x10",
+        "0o17",
+        "0b101",
+        "1:30",
+        "yes",
+        "No",
+        "null",
+        "~",
+        "",
+        "on",
+        ".inf",
+        "-.Inf",
+        ".nan",
+        "2024-01-01",
+        "[1, 2]",
+        "{a: 1}",
+        "a: b",
+        "- x",
+        "#x",
+        "&a",
+        "*a",
+        "!t",
+        "1e3x",
+    ]
+)
+# Printable text: PyYAML itself reads a control character such as NEL (\x85) back as a line break.
+_text = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=8)
+_plain_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    _tricky_text,
+    _text,
+)
+_plain_data = st.recursive(
+    _plain_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text | _tricky_text, inner, max_size=3),
+    max_leaves=10,
+)
+
+
+def _typed(value: object) -> object:
+    """`value` with each scalar's type beside it: 1 and 1.0 and true differ, as they do to a config."""
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    return (type(value).__name__, value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=_plain_data)
+def test_what_dump_yaml_writes_reads_back_as_the_same_data(data: object) -> None:
+    """best_run.yaml, a refined stage's configs and a run's config.yaml are written by `dump_yaml` and read by
+    `parse_yaml`: a string such as "1e-3" (a categorical choice, a user model's argument) must come back a
+    string, not the number hpotool reads a bare 1e-3 as."""
+    for flow in (False, True):
+        doc = {"a": FlowMapping(x=data) if flow else data}
+        assert _typed(parse_yaml(dump_yaml(doc), "f.yaml")) == _typed({"a": {"x": data} if flow else data})

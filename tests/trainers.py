@@ -225,3 +225,10 @@ def fails_first_alone(report: Report, marker: str) -> dict[str, float]:
         time.sleep(1.0)
         raise RuntimeError("a later failure") from None
     raise RuntimeError("the first failure")
+
+
+def takes_any_options(report: Report, **options: Any) -> dict[str, float]:
+    """Takes every `trainer:` key (a search over generated spaces, `trainer.p0`, `trainer.p1`, ...)."""
+    loss = float(len(repr(sorted(options.items()))) % 7)
+    report(0, {"val_loss": loss})
+    return {"val_loss": loss}

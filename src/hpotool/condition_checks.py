@@ -75,6 +75,12 @@ def _check_fixed_condition(path: str, condition: Any, fixed: Mapping[str, Any], 
     )
 
 
+def can_hold(condition: Any, ref: Param) -> bool:
+    """Whether `condition` holds for a value the searched parameter `ref` takes, as checked before trial 0
+    (`condition_values`): a choice, or a bound, the middle or the value the condition implies."""
+    return any(contains(ref, c) and holds(condition, c) for c in _candidates(ref, condition))
+
+
 def _candidates(ref: Param, condition: Any) -> list[Any]:
     """The values of the searched parameter `ref` to try a condition on: its choices, or its bounds, middle
     and the value the condition implies."""

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from hpotool.errors import HpoError
 from hpotool.instantiation import instantiate, is_subclass
 from hpotool.resolve import resolve
-from hpotool.sampler_checks import check_brute_force, check_fixed_params, grid_search_space
+from hpotool.sampler_checks import check_brute_force, check_fixed_params, fixed_labels, grid_search_space
 from hpotool.search_space import Param
 from hpotool.signatures import accepted_kwargs
 
@@ -89,6 +89,7 @@ def make_sampler(
         args.get("fixed_params"), Mapping
     ):
         check_fixed_params(args["fixed_params"], space, key)
+        args["fixed_params"] = fixed_labels(args["fixed_params"], space)
     args = _build_objects("sampler", cls, args, key, seed, space)
     sampler: optuna.samplers.BaseSampler = instantiate("sampler", spec_name, cls, args, key, offered)
     _check_built("sampler", spec_name, sampler, optuna.samplers.BaseSampler, key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -85,14 +86,32 @@ def format_params(params: Mapping[str, Any]) -> str:
 
 
 def _misread(text: str) -> bool:
-    """Whether YAML reads `text`, written bare, as something else: nothing, a number, null or a boolean."""
+    """Whether YAML reads `text`, written bare, as something else: nothing, a number, null or a boolean, a
+    hexadecimal or sexagesimal integer (`0x10`, `1:30`), a date, a comment (`#x`)."""
     if not text or text != text.strip() or text.lower() in _YAML_WORDS or text == "~":
         return True
     try:
         float(text)
     except ValueError:
-        return False
+        return _yaml_misreads(text)
     return True
+
+
+@functools.lru_cache(maxsize=4096)
+def _yaml_misreads(text: str) -> bool:
+    """Whether YAML reads `text` as a scalar other than itself, or cannot read it. Text in flow style (`[...]`,
+    `{...}`) stays bare: that is how a list or mapping choice's label is spelt (`[128, 64]`), which the
+    progress lines, MLflow and a multi-objective export show as Optuna stores it."""
+    from hpotool.errors import HpoError
+    from hpotool.yamlfile import parse_yaml  # here: the CLI's --help imports this module, not yaml
+
+    try:
+        value = parse_yaml(text, "choice")
+    except HpoError:  # `[1,`, `a: b: c`: not YAML at all when bare
+        return True
+    if isinstance(value, list | dict):
+        return text[0] not in "[{"  # `a: b` is no label
+    return bool(value != text)
 
 
 # A string YAML reads back as itself inside a flow collection; any other is written quoted.

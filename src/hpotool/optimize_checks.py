@@ -19,6 +19,7 @@ from hpotool.metrics import minimized_by_default
 from hpotool.near_names import did_you_mean
 from hpotool.param_values import contains, values_text
 from hpotool.search_space import Param
+from hpotool.suggestion import as_written
 
 if TYPE_CHECKING:
     from hpotool.config import OptimizeConfig
@@ -296,7 +297,11 @@ def check_enqueue(enqueue: list[dict[str, Any]], search_space: dict[str, Param])
                     f"({values_text(param)})"
                 )
             for on, condition in (param.when or {}).items():
-                if on in params and not holds(condition, params[on]):
+                ref = search_space.get(on)  # a stepped float as the YAML writes it: a refined stage queues
+                # its trial's 0.30000000000000004, which `when: {p: 0.3}` reads as 0.3, as in the trial
+                if on in params and not holds(
+                    condition, params[on] if ref is None else as_written(ref, params[on])
+                ):
                     raise ValueError(
                         f"enqueue.{i}: {format_params({path: value})} would not be used: its condition {on}: "
                         f"{format_choice(condition)} does not hold for {format_params({on: params[on]})}; drop "

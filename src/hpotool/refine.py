@@ -16,6 +16,7 @@ from hpotool.audit import (
     audit_study,
     trials_text,
 )
+from hpotool.conditions import holds
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.errors import HpoError
 from hpotool.formatting import counted, format_value
@@ -24,14 +25,14 @@ from hpotool.overrides import apply_overrides, leaf_values
 from hpotool.param_findings import ParamFinding
 from hpotool.param_values import contains
 from hpotool.ranking import best_trials, is_feasible
-from hpotool.search_space import Param, decode_params
+from hpotool.search_space import CategoricalParam, Param, decode_params
 from hpotool.sections import SECTIONS
 from hpotool.stage_conditions import (
     drop_dead_conditions,
     drop_unkept_condition_values,
     pin_below_searched_sections,
 )
-from hpotool.stage_ranges import narrow_range, range_text, value_text, widen_range, yaml_spec
+from hpotool.stage_ranges import choice_text, narrow_range, range_text, value_text, widen_range, yaml_spec
 from hpotool.stage_settings import carry_settings, stage_storage
 from hpotool.stored_run import stored_run_config
 from hpotool.stored_space import stored_space
@@ -159,7 +160,13 @@ def _first_space(
     fixed: dict[str, Any] = {}
     changes: list[str] = []
     for name, p in space.items():
-        param, value, change = _next_param(name, p, by_name[name], evidence)
+        unsettled = [  # fixed failing it: kept, for `_settle_conditions` to remove with its reason
+            path
+            for path, condition in (p.when or {}).items()
+            if not _always_holds(condition, new_space.get(path))
+            or (path in fixed and not holds(condition, fixed[path]))
+        ]
+        param, value, change = _next_param(name, p, by_name[name], evidence, unsettled)
         if param is None:
             fixed[name] = value
         else:
@@ -168,11 +175,37 @@ def _first_space(
     return new_space, fixed, changes
 
 
+def _always_holds(condition: Any, searched: Param | None) -> bool:
+    """Whether `condition` holds in every trial of the stage, on a parameter it searches (`searched`; None:
+    one it does not search, whose value the stage's run config holds): for a categorical, all its choices meet
+    it; for a range, an order test (`ge`, `gt`, `le`, `lt`) holds at both ends, a `ne` names a number outside
+    it, or the range is one value that meets it."""
+    if searched is None:
+        return True
+    if isinstance(searched, CategoricalParam):
+        return all(holds(condition, c) for c in searched.choices)
+    test, operand = (
+        next(iter(condition.items())) if isinstance(condition, dict) and len(condition) == 1 else ("", None)
+    )
+    if test == "ne" and isinstance(operand, int | float) and not isinstance(operand, bool):
+        return not searched.low <= operand <= searched.high
+    if not (holds(condition, searched.low) and holds(condition, searched.high)):
+        return False
+    return test in ("ge", "gt", "le", "lt") or searched.low == searched.high
+
+
 def _next_param(
-    name: str, p: Param, finding: ParamFinding, evidence: _Evidence
+    name: str, p: Param, finding: ParamFinding, evidence: _Evidence, unsettled: list[str]
 ) -> tuple[Param | None, Any, str]:
     """What the stage does with parameter `name`: (its range widened, narrowed or kept, or None where it is
-    fixed; the value fixed; the change line)."""
+    fixed; the value fixed; the change line). `unsettled`: the parameters its condition reads that the stage
+    still searches and that may fail it; with any, it is not fixed, as a value fixed in the run config would
+    apply where the condition fails (`optimizer.momentum` under `optimizer.name: sgd` fixed into a run config
+    of adam, which takes no momentum: refine failed; a user model's argument took it without a word)."""
+    not_fixed = (
+        f"not fixed: its condition on {', '.join(unsettled)}, still searched, may fail in a trial of the stage, "
+        f"which a value fixed in the run config would reach"
+    )
     values = [evidence.decoded[t.number][name] for t in evidence.top if name in t.params]
     if finding.edge is not None:  # before importance, as the audit advises: the best may lie beyond
         widened, change = widen_range(p, finding.edge, evidence.at_best, name)
@@ -180,12 +213,23 @@ def _next_param(
             side = "below" if finding.edge == "low" else "above"
             change = change.replace(f"best at the {finding.edge} edge", f"best {side} the current range")
         return widened, None, change
-    if finding.negligible and name in evidence.best.params:  # set in the best trial (None can be its value)
+    negligible = finding.negligible and name in evidence.best.params  # set in the best trial (None can be it)
+    if negligible and not unsettled:
         change = (
             f"{name}: importance {finding.importance:.2f}; removed from the search, "
             f"fixed at {value_text(p, finding.best)}"
         )
         return None, finding.best, change
+    param, value, change = _kept_or_narrowed(name, p, evidence, values, unsettled, not_fixed)
+    if negligible and not_fixed not in change:
+        change += f" (importance {finding.importance:.2f}, {not_fixed})"
+    return param, value, change
+
+
+def _kept_or_narrowed(
+    name: str, p: Param, evidence: _Evidence, values: list[Any], unsettled: list[str], not_fixed: str
+) -> tuple[Param | None, Any, str]:
+    """`_next_param` for a parameter not widened, nor fixed as negligible."""
     on = evidence.on
     if on.tied:  # the "top" trials would be the first ones by number: a range around them means nothing
         return (
@@ -206,7 +250,15 @@ def _next_param(
             ),
         )
     if values:
-        return narrow_range(p, name, values)
+        narrowed, value, change = narrow_range(p, name, values)
+        if narrowed is None and unsettled:  # one choice, which applies only where the condition holds
+            one = CategoricalParam.model_validate(p.model_dump() | {"choices": [value]})
+            return (
+                one,
+                None,
+                f"{name}: every top trial chose {choice_text(value)}; kept as its one choice ({not_fixed})",
+            )
+        return narrowed, value, change
     return p, None, f"{name}: no top trial sets it; kept {range_text(p)}"
 
 

@@ -20,7 +20,7 @@ from hpotool.overrides import leaf_values
 from hpotool.param_values import boundary_values
 from hpotool.pruner_reach import check_pruner_reach, most_epochs
 from hpotool.study_sampler import study_sampler
-from hpotool.suggestion import suggest
+from hpotool.suggestion import as_written, suggest
 from hpotool.user_code import refusing_exit, user_frame
 
 if TYPE_CHECKING:
@@ -90,8 +90,9 @@ def unset_by(params: Mapping[str, Any], opt: OptimizeConfig, fixed: Mapping[str,
     """The searched parameters a trial enqueued with `params` would still ask the sampler for (those whose
     conditions hold), which Optuna's grid sampler refuses in a queued trial."""
     missing: list[str] = []
-    values = {**fixed, **params}
-    for path, p in opt.search_space.items():
+    space = opt.search_space
+    values = {**fixed, **{k: as_written(space[k], v) if k in space else v for k, v in params.items()}}
+    for path, p in space.items():
         if path not in params and (not p.when or all_hold(p.when, values)):
             missing.append(path)
             values[path] = boundary_values(p)[0]  # a later condition may read it

@@ -11,7 +11,7 @@ from typing import Any
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
 from hpotool.near_names import did_you_mean
-from hpotool.param_values import contains, grid_choices, grid_size, value_count, values_text
+from hpotool.param_values import contains, grid_choices, grid_size, taken_as, value_count, values_text
 from hpotool.search_space import FloatParam, Param, choice_label
 
 GRID_MAX_POINTS = 1_000_000
@@ -47,6 +47,14 @@ def check_fixed_params(fixed: Mapping[str, Any], space: Mapping[str, Param], key
                 f"{where}.{path}: {format_choice(value)} lies outside search_space.{path} "
                 f"({values_text(space[path])}); give a value within it, or widen the search space"
             )
+
+
+def fixed_labels(fixed: Mapping[str, Any], space: Mapping[str, Param]) -> dict[str, Any]:
+    """PartialFixedSampler's `fixed_params` (checked by `check_fixed_params`) as Optuna stores them: each value
+    as its parameter spells it (`taken_as`: 16.0 as 16, a section with its defaults spelt out as its choice),
+    a list or mapping choice as its label. Given the list itself, Optuna refused every study ("'[16, 8]' not
+    in ('[8]', '[16, 8]')")."""
+    return {path: choice_label((taken_as(space[path], value) or [value])[0]) for path, value in fixed.items()}
 
 
 def _check_grid(grid: Any, space: Mapping[str, Param], key: str = "sampler") -> None:

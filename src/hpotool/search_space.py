@@ -123,6 +123,12 @@ class FloatParam(_Param):
             raise ValueError(f"low and high must be finite numbers, got [{self.low}, {self.high}]")
         if self.low > self.high:
             raise ValueError(f"low must be <= high, got low={self.low} > high={self.high}")
+        if not math.isfinite(self.high - self.low):  # Optuna's samplers failed on it ("OverflowError: Range
+            # exceeds valid bounds"), a line that named neither the parameter nor what to change
+            raise ValueError(
+                f"the range [{self.low}, {self.high}] is wider than a float can hold (high - low overflows), so "
+                f"no sampler can draw from it; narrow it"
+            )
         if self.log and self.low <= 0:
             raise ValueError(f"low must be > 0 when log is true, got {self.low}")
         if self.step is not None:

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from hpotool.condition_checks import can_hold
 from hpotool.conditions import holds
 from hpotool.param_values import contains
 from hpotool.search_space import CategoricalParam, Param
 from hpotool.sections import SECTIONS
-from hpotool.stage_ranges import choice_text
+from hpotool.stage_ranges import choice_text, range_text
 
 
 def pin_below_searched_sections(
@@ -59,30 +60,32 @@ def drop_dead_conditions(space: dict[str, Param], base: dict[str, Any]) -> list[
     """Remove from `space` (in place, in order) each parameter whose `when` reads a value the stage no
     longer searches and that value fails it: its condition can never hold, so it would never be suggested
     (`optimizer.momentum` when `optimizer.name: sgd`, with `optimizer.name` fixed at adam), or a searched
-    categorical none of whose choices meets it (narrowed to adam and rmsprop). A condition on a
+    parameter none of whose values meets it (a categorical narrowed to adam and rmsprop, a range narrowed
+    below the `ge:` of the condition: `hpotool optimize` refused the stage, the condition never holding). A condition on a
     whole section the stage fixes, which holds, is dropped: the stage's run config holds the section, which a
     condition cannot read (only a searched section)."""
     changes = []
     for name, p in list(space.items()):
         fixed_paths = {path: cond for path, cond in (p.when or {}).items() if path not in space}
         failed = [path for path, cond in fixed_paths.items() if not holds(cond, base.get(path))]
-        unmet = {  # a condition on a searched categorical none of whose (narrowed) choices meets it
-            path: q.choices
+        unmet = {  # a condition on a searched parameter none of whose (narrowed) values meets it
+            path: q
             for path, cond in (p.when or {}).items()
-            if isinstance(q := space.get(path), CategoricalParam)
-            and not any(holds(cond, c) for c in q.choices)
+            if (q := space.get(path)) is not None and not can_hold(cond, q)
         }
         if failed or unmet:
             del space[name]
             reasons = ", ".join(
                 [f"{path} is fixed at {choice_text(base.get(path))}" for path in failed]
-                + [
-                    f"{path} is searched only over {', '.join(map(choice_text, c))}"
-                    for path, c in unmet.items()
-                ]
+                + [f"{path} is searched only over {_values(q)}" for path, q in unmet.items()]
             )
             changes.append(f"{name}: its condition can no longer hold ({reasons}); removed from the search")
         elif SECTIONS.keys() & fixed_paths:
             when = {path: cond for path, cond in (p.when or {}).items() if path not in SECTIONS} or None
             space[name] = type(p).model_validate(p.model_dump() | {"when": when})
     return changes
+
+
+def _values(p: Param) -> str:
+    """What a searched parameter takes, as a change line names it: `adam, rmsprop`; `[-999, -738] step 9`."""
+    return ", ".join(map(choice_text, p.choices)) if isinstance(p, CategoricalParam) else range_text(p)

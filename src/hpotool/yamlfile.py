@@ -165,6 +165,9 @@ class _Dumper(yaml.SafeDumper):
     pass
 
 
+# The dumper writes a string bare only where its resolvers read it back as a string: with SafeDumper's own,
+# "1e-3" (a categorical choice, a user model's argument) went out bare and `parse_yaml` read it as 0.001.
+_Dumper.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
 _Dumper.add_representer(
     FlowMapping, lambda dumper, data: dumper.represent_mapping("tag:yaml.org,2002:map", data, flow_style=True)
 )
