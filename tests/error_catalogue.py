@@ -3138,4 +3138,18 @@ CASES = [
         run={"data": {"name": "regression", "noise": -0.5}},
         optimize={"metric": "val_loss", "direction": "minimize"},
     ),
+    Case(
+        "prune-audit-against-storage-without-against",
+        "prune-audit --against-storage without --against, whose study it locates (it was ignored without a word)",
+        "error: --against-storage: is where --against's study is stored, and no --against is given; give --against STUDY with it, or drop --against-storage",
+        command=("prune-audit", "--study-name", "tiny", "--against-storage", "sqlite:///studies/nop.db"),
+        existing_study=True,
+    ),
+    Case(
+        "prune-audit-top-k-without-against",
+        "prune-audit --top-k without --against, whose missed winners it sets the bar of (it was ignored without a word)",
+        "error: --top-k 3: sets the bar of the pruned trials that would have made the top-k, which only --against counts, and no --against is given; give --against STUDY with it, or drop --top-k",
+        command=("prune-audit", "--study-name", "tiny", "--top-k", "3"),
+        existing_study=True,
+    ),
 ]
