@@ -3152,4 +3152,18 @@ CASES = [
         command=("prune-audit", "--study-name", "tiny", "--top-k", "3"),
         existing_study=True,
     ),
+    Case(
+        "report-out-trailing-slash",
+        "report --out ending in / (a folder that does not exist yet); before: it wrote the report as a file named reports",
+        "error: --out reports/: ends in /, which names a folder, and this command writes a file there; give a file in it, e.g. --out reports/report.html",
+        command=("report", "--study-name", "tiny", "--out", "reports/"),
+        existing_study=True,
+    ),
+    Case(
+        "refine-out-trailing-slash",
+        "refine --out ending in / (a folder that does not exist yet); before: it wrote the stage's config as a file named stage2, and stage2.run.yaml beside it",
+        "error: --out stage2/: ends in /, which names a folder, and this command writes a file there; give a file in it, e.g. --out stage2/stage2.yaml",
+        command=("refine", "--study-name", "tiny", "--out", "stage2/"),
+        existing_study=True,
+    ),
 ]

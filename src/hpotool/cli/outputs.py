@@ -229,6 +229,7 @@ def report(
             "<path>",
             "Output file (default: studies/<name>/report.<format>), or - for stdout; "
             "a .json or .html suffix sets the format.",
+            file_name="report.html",
         ),
     ] = None,
     fmt: Annotated[

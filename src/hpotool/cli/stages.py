@@ -91,6 +91,7 @@ def refine(
             "<path>",
             "Where to write the next stage's OptimizeConfig YAML; its RunConfig goes beside it "
             "(<stem>.run.yaml; .run.yml for a .yml).",
+            file_name="stage2.yaml",
         ),
     ],
     storage: ReadStorageOpt = None,
