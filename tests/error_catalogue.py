@@ -3166,4 +3166,17 @@ CASES = [
         command=("refine", "--study-name", "tiny", "--out", "stage2/"),
         existing_study=True,
     ),
+    Case(
+        "export-best-out-file-name",
+        "export-best --out with a file's suffix (best.yaml, for the best run config); before: it made a folder named best.yaml holding the four files",
+        "error: --out best.yaml: ends in .yaml, as a file does, and this command writes a folder of files (best_run.yaml, best_params.json, trials.csv, trials.json); give a folder, e.g. --out best",
+        command=("export-best", "--study-name", "tiny", "--out", "best.yaml"),
+        existing_study=True,
+    ),
+    Case(
+        "train-out-file-name",
+        "train --out with a file's suffix (model.pt); before: it made a folder named model.pt holding model.pt and the rest",
+        "error: --out model.pt: ends in .pt, as a file does, and this command writes a folder of files (model.pt, metrics.json, history.csv, config.yaml); give a folder, e.g. --out model",
+        command=("train", "-r", "run.yaml", "--out", "model.pt"),
+    ),
 ]

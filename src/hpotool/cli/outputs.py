@@ -255,6 +255,7 @@ def export_best(
             f"a folder, e.g. --out {Path('exports') / 'best'}",
             "<dir>",
             "Folder (default: studies/<study-name>/).",
+            folder_of="best_run.yaml, best_params.json, trials.csv, trials.json",
         ),
     ] = None,
 ) -> None:
