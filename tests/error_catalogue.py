@@ -3179,4 +3179,16 @@ CASES = [
         "error: --out model.pt: ends in .pt, as a file does, and this command writes a folder of files (model.pt, metrics.json, history.csv, config.yaml); give a folder, e.g. --out model",
         command=("train", "-r", "run.yaml", "--out", "model.pt"),
     ),
+    Case(
+        "storage-trailing-slash",
+        "--storage whose path ends in / (a folder not made yet); before: the study went into a SQLite file named newfold",
+        "error: --storage: 'sqlite:///studies/newfold/': 'studies/newfold' names a folder (it ends in /), not a SQLite file; give a file in it, sqlite:///studies/newfold/NAME.db (NAME: the study's name)",
+        args=("--storage", "sqlite:///studies/newfold/"),
+    ),
+    Case(
+        "journal-trailing-slash",
+        "a journal storage whose path ends in / (a folder not made yet); before: the journal became a file named logs",
+        "error: --storage: 'journal:logs/': 'logs' names a folder (it ends in /), not a journal file; give a file in it, journal:logs/NAME.log (NAME: the study's name)",
+        args=("--storage", "journal:logs/"),
+    ),
 ]
