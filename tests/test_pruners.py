@@ -259,7 +259,7 @@ def test_prune_audit_of_or_against_a_multi_objective_study_is_one_line(tmp_path:
         "error: --against 'two' has 2 objectives; compare with a single-objective study of the same "
         "search space run without pruning\n"
     )
-    of = _prune_audit(*base, "--study-name", "two")
+    of = _prune_audit("--storage", url, "--study-name", "two")  # --against-storage goes with --against
     assert of.exit_code == 2
     assert of.stderr == (
         "error: study 'two' has 2 objectives, and multi-objective studies do not prune: there is no pruner "

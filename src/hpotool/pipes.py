@@ -26,6 +26,12 @@ from typing import Any, TextIO
 # The file descriptors found closed, in the order found.
 _closed: list[int] = []
 
+# A longer text is written in slices of this many characters, each flushed: at most 4 KiB in UTF-8, within
+# the buffer of a stream on a pipe, whose flush writes until all is out or the reader is gone. A text larger
+# than that buffer went out in one write(), and a reader that left partway (`report --out - | head -c 100`,
+# 5 MB) made it return a partial count, which Python's text stream dropped: no BrokenPipeError, exit 0.
+_SLICE = 1024
+
 
 def pipe_closed() -> bool:
     """Whether hpotool's stdout or stderr has gone into a closed pipe in this process."""
@@ -50,7 +56,13 @@ class _Guarded:
 
     def write(self, text: str) -> int:
         try:
-            return self._stream.write(text)
+            if len(text) <= _SLICE:
+                return self._stream.write(text)
+            self._stream.flush()
+            for start in range(0, len(text), _SLICE):
+                self._stream.write(text[start : start + _SLICE])
+                self._stream.flush()
+            return len(text)
         except BrokenPipeError:
             _reader_gone(self._stream, self._stop)
             return len(text)

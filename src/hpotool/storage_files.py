@@ -30,14 +30,19 @@ def refuse_a_folder(url: str, path: Path) -> None:
     read as a file: 'is not a SQLite database; hpotool would add Optuna's tables to it', or 'is not an
     Optuna storage (it has no Optuna tables)' for a read, or '[Errno 21] Is a directory' for a journal.
 
+    A path ending in / (`sqlite:///studies/new/`) names a folder too, made or not: it became a file of that
+    name, as `path` holds no trailing /.
+
     Raises:
         HpoError: `path` is a folder, naming a file in it to give instead.
     """
-    if path.is_dir():
+    trailing = url.split("?", 1)[0].endswith("/")
+    if path.is_dir() or trailing:
         journal = url.startswith("journal:")
         kind, scheme, suffix = ("journal", "journal:", ".log") if journal else ("SQLite", "sqlite:///", ".db")
+        what = "is a folder" if path.is_dir() else "names a folder (it ends in /)"
         raise HpoError(
-            f"storage {shown_url(url)!r}: {str(path)!r} is a folder, not a {kind} file; give a file in it, "
+            f"storage {shown_url(url)!r}: {str(path)!r} {what}, not a {kind} file; give a file in it, "
             f"{scheme}{(path / 'NAME').as_posix()}{suffix} (NAME: the study's name)"
         )
 

@@ -229,6 +229,7 @@ def report(
             "<path>",
             "Output file (default: studies/<name>/report.<format>), or - for stdout; "
             "a .json or .html suffix sets the format.",
+            file_name="report.html",
         ),
     ] = None,
     fmt: Annotated[
@@ -254,6 +255,7 @@ def export_best(
             f"a folder, e.g. --out {Path('exports') / 'best'}",
             "<dir>",
             "Folder (default: studies/<study-name>/).",
+            folder_of="best_run.yaml, best_params.json, trials.csv, trials.json",
         ),
     ] = None,
 ) -> None:

@@ -11,6 +11,7 @@ from hpotool.cli.options import JsonOpt, ReadStorageOpt, StudyNameReq, out_optio
 from hpotool.cli.outputs import check_out_writable, refuse_stdout
 from hpotool.cli.root import app, user_errors
 from hpotool.cli.terminal import escape, fits, out_console, plain_table, print_json
+from hpotool.errors import HpoError
 from hpotool.formatting import counted, format_param, format_value
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ def refine(
             "<path>",
             "Where to write the next stage's OptimizeConfig YAML; its RunConfig goes beside it "
             "(<stem>.run.yaml; .run.yml for a .yml).",
+            file_name="stage2.yaml",
         ),
     ],
     storage: ReadStorageOpt = None,
@@ -160,7 +162,12 @@ def prune_audit(
         str | None,
         typer.Option("--against-storage", help="Its storage (default: sqlite:///studies/<name>.db)."),
     ] = None,
-    top_k: Annotated[int, typer.Option("--top-k", min=1, help="The bar: the k-th best complete trial.")] = 5,
+    top_k: Annotated[
+        int | None,
+        typer.Option(
+            "--top-k", min=1, help="With --against, the bar: the k-th best complete trial (default 5)."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check the pruner: PFL's prediction error by epoch, and pruned trials a no-pruning study says would have won."""
@@ -168,19 +175,37 @@ def prune_audit(
         from hpotool.prune_audit import audit_pruning
         from hpotool.study_lookup import find_study
 
+        _check_against_options(against, against_storage, top_k)
         study = find_study(study_name, storage)
         baseline = (
             find_study(against, against_storage, storage_option="--against-storage", name_option="--against")
             if against is not None  # --against "" is refused, not read as no --against
             else None
         )
-        data = audit_pruning(study, baseline, top_k)
+        data = audit_pruning(study, baseline, 5 if top_k is None else top_k)
         if as_json:
             print_json(data)
             return
         _print_predictions(study, study_name, data["prediction_errors"])
         if data["missed_winners"] is not None:
             _print_missed_winners(data["missed_winners"], study_name, against)
+
+
+def _check_against_options(against: str | None, against_storage: str | None, top_k: int | None) -> None:
+    """--against-storage and --top-k go with --against: without it they were ignored, the audit counting no
+    missed winners, without a word."""
+    if against is not None:
+        return
+    if against_storage:
+        raise HpoError(
+            "--against-storage: is where --against's study is stored, and no --against is given; give --against "
+            "STUDY with it, or drop --against-storage"
+        )
+    if top_k is not None:
+        raise HpoError(
+            f"--top-k {top_k}: sets the bar of the pruned trials that would have made the top-k, which only "
+            f"--against counts, and no --against is given; give --against STUDY with it, or drop --top-k"
+        )
 
 
 def _print_predictions(study: optuna.Study, study_name: str, errors: list[dict[str, Any]]) -> None:

@@ -25,7 +25,10 @@ def train(
     out: Annotated[
         Path | None,
         out_option(
-            "a folder, e.g. --out runs/mine", "<dir>", "Run folder (default: runs/<project>/<timestamp>/)."
+            "a folder, e.g. --out runs/mine",
+            "<dir>",
+            "Run folder (default: runs/<project>/<timestamp>/).",
+            folder_of="model.pt, metrics.json, history.csv, config.yaml",
         ),
     ] = None,
 ) -> None:
@@ -150,7 +153,10 @@ def train_from_best(
     out: Annotated[
         Path | None,
         out_option(
-            "a folder, e.g. --out runs/final", "<dir>", "Folder (default: runs/<project>/<timestamp>/)."
+            "a folder, e.g. --out runs/final",
+            "<dir>",
+            "Folder (default: runs/<project>/<timestamp>/).",
+            folder_of="run folders and summary.json",
         ),
     ] = None,
 ) -> None:
