@@ -1635,6 +1635,88 @@ def test_a_machine_joining_by_name_before_the_study_exists_waits_for_its_creator
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 4 and len(trials) == 4
 
 
+# Python run by a command before hpotool: Ctrl-C (SIGINT) comes as a connection check (SQLAlchemy's pre-ping,
+# as a pooled PostgreSQL connection is taken) has sent its query, and is raised in the driver's own Python
+# code that waits for the answer, as a user's Ctrl-C often is: the command's CTRL_C_AT-th check (`trials`: the
+# first opens the storage, the fourth loads the study), or with CTRL_C_AT=after-note, the first after the join
+# wait's note.
+CTRL_C_IN_A_PING = """
+import os, signal
+import psycopg
+from sqlalchemy.dialects.postgresql import _psycopg_common
+import hpotool.joining
+ping, execute_gen, note = (
+    _psycopg_common._PGDialect_common_psycopg.do_ping, psycopg.Cursor._execute_gen, hpotool.joining.await_study
+)
+at = os.environ["CTRL_C_AT"]
+state = {"noted": False, "pinging": False, "pings": 0}
+def do_ping(self, connection):
+    state["pings"] += 1
+    state["pinging"] = state["noted"] if at == "after-note" else state["pings"] == int(at)
+    try:
+        return ping(self, connection)
+    finally:
+        state["pinging"] = False
+def _execute_gen(self, *args, **kwargs):
+    inner = execute_gen(self, *args, **kwargs)
+    if not state["pinging"]:
+        return (yield from inner)
+    state["noted"] = state["pinging"] = False
+    state["pings"] = -1
+    sent = yield next(inner)  # the query is on its way: the connection is busy with it
+    os.kill(os.getpid(), signal.SIGINT)
+    return (yield from inner)
+def await_study(*args, **kwargs):
+    on_wait = args[4] if len(args) > 4 else kwargs.get("on_wait")
+    def noted(text):
+        on_wait(text)
+        state["noted"] = True
+    return note(*args[:4], noted)
+_psycopg_common._PGDialect_common_psycopg.do_ping = do_ping
+psycopg.Cursor._execute_gen = _execute_gen
+hpotool.joining.await_study = await_study
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "at"),
+    [("optimize", "after-note"), ("trials", "1"), ("trials", "4")],
+    ids=["join-wait", "opening-the-storage", "loading-the-study"],
+)
+def test_ctrl_c_during_a_query_ends_the_command_as_an_interrupt(
+    tmp_path: Path, command: str, at: str
+) -> None:
+    # Ctrl-C as a command queried PostgreSQL: psycopg cancelled the query, and SQLAlchemy's connection check
+    # then failed on the cancelled connection ("can't change 'autocommit' now"). That error, raised as the
+    # interrupt was handled, took its place: as the storage opened, it was said as the storage's fault
+    # ('error: ... cannot open it: An exception is raised during the commit ...'), and a machine waiting for
+    # its study's creator took it for a study still missing and waited on, Ctrl-C ignored, until its wait ran
+    # out (exit 2, 'no study'); as the study loaded, a 150-line traceback and exit code 1.
+    url = _server_url("postgres")
+    name = f"qa-{uuid.uuid4().hex[:12]}"
+    if command == "trials":
+        optuna.create_study(study_name=name, storage=url)
+    try:
+        joiner = _hpotool(
+            [command, "--storage", url, "--study-name", name, *(["-q"] if command == "optimize" else [])],
+            tmp_path,
+            before=CTRL_C_IN_A_PING,
+            CTRL_C_AT=at,
+            HPOTOOL_JOIN_WAIT="30",
+        )
+        try:
+            output, _ = joiner.communicate(timeout=120)
+        finally:
+            _kill_session(joiner)
+    finally:
+        if command == "trials":
+            optuna.delete_study(study_name=name, storage=url)
+    assert joiner.returncode == 130, output
+    assert "Traceback" not in output and "error" not in output, output
+    if command == "optimize":
+        assert output.splitlines()[-1] == "interrupted before the study started; nothing was written", output
+
+
 def test_a_machine_joining_by_name_gives_up_after_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     """A --storage file that is not there is waited for, as the creator, on a folder the machines share, makes
     it; the note said 'no study 'none' there yet', and that the file itself was missing (a mistyped path)

@@ -140,6 +140,15 @@ def user_errors() -> Iterator[None]:
             # A storage server that went away after the command opened it: one line, as optimize says it.
             faults = sys.modules.get("hpotool.storage_faults")
             lost = faults.server_lost(exc) if faults is not None and not isinstance(exc, HpoError) else None
+            if lost is None and not isinstance(exc, HpoError):
+                # Ctrl-C or SIGTERM in the middle of a driver's call: psycopg cancels the query, and what the
+                # call then raised as it cleaned up (SQLAlchemy's connection check: "can't change 'autocommit'
+                # now") ended the command with a traceback and exit code 1; it ends as the interrupt.
+                from hpotool.interrupts import interrupt_behind
+
+                behind = interrupt_behind(exc)
+                if behind is not None:
+                    raise behind from None
             if state.debug:
                 unsuppress_context(exc)
                 raise
@@ -154,16 +163,10 @@ def _signal_code(exc: BaseException) -> int | None:
     """The exit code of the signal (130, 143) that was being handled when `exc` was raised, None where
     none was: a SIGTERM whose trial's storage had stopped answering ended with that line and exit code 2,
     where a scheduler or script waits for 143."""
-    from hpotool.interrupts import exit_code, signal_of
+    from hpotool.interrupts import exit_code, interrupt_behind, signal_of
 
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, KeyboardInterrupt):
-            return exit_code(signal_of(current))
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
+    behind = interrupt_behind(exc)
+    return None if behind is None else exit_code(signal_of(behind))
 
 
 def _version(value: bool) -> None:
