@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hpotool.errors import HpoError
-from hpotool.interrupts import interrupt_behind
 from hpotool.rdb_storage import (
     created_rdb_storage,
     has_optuna_tables,
@@ -117,12 +116,6 @@ def _make_storage(url: str, *, create: bool, check_only: bool = False) -> optuna
     except ImportError as exc:
         raise _missing_driver(url, exc) from None
     except Exception as exc:  # SQLAlchemy/redis errors: unreachable server, bad URL, wrong password
-        # Ctrl-C or SIGTERM as a query ran: what the driver raised as it cancelled the query (SQLAlchemy's
-        # connection check: "can't change 'autocommit' now") is no fault of the storage (before: 'cannot open
-        # it: An exception is raised during the commit ...', and a join wait took it for a missing study)
-        behind = interrupt_behind(exc)
-        if behind is not None:
-            raise behind from None
         raise _cannot_open(url, exc) from None
 
 

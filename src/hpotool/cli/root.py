@@ -140,15 +140,6 @@ def user_errors() -> Iterator[None]:
             # A storage server that went away after the command opened it: one line, as optimize says it.
             faults = sys.modules.get("hpotool.storage_faults")
             lost = faults.server_lost(exc) if faults is not None and not isinstance(exc, HpoError) else None
-            if lost is None and not isinstance(exc, HpoError):
-                # Ctrl-C or SIGTERM in the middle of a driver's call: psycopg cancels the query, and what the
-                # call then raised as it cleaned up (SQLAlchemy's connection check: "can't change 'autocommit'
-                # now") ended the command with a traceback and exit code 1; it ends as the interrupt.
-                from hpotool.interrupts import interrupt_behind
-
-                behind = interrupt_behind(exc)
-                if behind is not None:
-                    raise behind from None
             if state.debug:
                 unsuppress_context(exc)
                 raise
