@@ -1470,3 +1470,46 @@ def test_the_summary_says_where_live_workers_kept_the_results_of_its_failed_tria
         "4 trials failed (kept by live workers: #0's result in #1, #3's result in #4); the last, #5: "
         f"interrupted; {where}"
     )
+
+
+# The start of an `hpotool optimize` run as if on another machine (`machine-b.example`), whose process is
+# killed (SIGKILL, as a machine lost or an OOM kill) between recording its trial's owner and that trial's
+# first heartbeat.
+DIES_BEFORE_THE_FIRST_HEARTBEAT = """
+import os, signal, socket
+socket.gethostname = lambda: "machine-b.example"
+import optuna.storages._heartbeat
+optuna.storages._heartbeat.get_heartbeat_thread = lambda *a: os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_trial_whose_process_on_another_machine_died_before_its_first_heartbeat_frees_its_slot(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    shared_study: SharedStudy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # It stayed RUNNING for good: the owner check leaves another machine's trials alone, the heartbeat's
+    # found no heartbeat to be stale, and the check for trials without an owner skipped it (it has one). It
+    # held the study's one slot, and the next run waited for it until its timeout, its warm start never run.
+    from .test_workers import _hpotool
+
+    opt_dict.update(timeout=40, enqueue=[{"optimizer.lr": 0.05}])
+    run, opt = shared_study.one_trial_configs(tmp_path, run_dict, opt_dict)
+    args = ["optimize", "-r", str(run), "-o", str(opt), "-q"]
+    dies = _hpotool(args, tmp_path, before=DIES_BEFORE_THE_FIRST_HEARTBEAT)
+    output, _ = dies.communicate(timeout=120)
+    assert dies.returncode == -signal.SIGKILL, output
+    [dead] = shared_study.stored().trials
+    assert dead.state == TrialState.RUNNING and dead.user_attrs["worker"]["host"] == "machine-b.example"
+    monkeypatch.setenv("HPOTOOL_HEARTBEAT_GRACE", "2")
+    monkeypatch.setenv("HPOTOOL_HEARTBEAT_INTERVAL", "1")
+    _in_this_process(args)
+    dead, retry = shared_study.stored().trials
+    assert dead.state == TrialState.FAIL, dead.state
+    assert dead.user_attrs["fail_reason"] == (
+        f"abandoned: its process (machine-b.example, pid {dies.pid}) ended before the trial's first heartbeat"
+    )
+    assert retry.state == TrialState.COMPLETE and retry.params == {"optimizer.lr": 0.05}
+    assert retry.user_attrs["retry_of"] == 0

@@ -39,7 +39,7 @@ from hpotool.study_run import run_study
 from hpotool.trial_setup import has_slot
 from hpotool.worker_args import worker_device, worker_threads
 from hpotool.workers import run_workers
-from tests.conftest import write_yaml
+from tests.conftest import unique_name, write_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SERVERS = {
@@ -1633,6 +1633,109 @@ def test_a_machine_joining_by_name_before_the_study_exists_waits_for_its_creator
     # the next `ask` takes; seen once with four test processes at once)
     trials = [t for t in study.get_trials(deepcopy=False) if not _spare(t)]
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 4 and len(trials) == 4
+
+
+# Python run by a command before hpotool: Ctrl-C (SIGINT) comes as a connection check (SQLAlchemy's pre-ping,
+# as a pooled PostgreSQL connection is taken) has sent its query, and is raised in the driver's own Python
+# code that waits for the answer, as a user's Ctrl-C often is. Which check, by CTRL_C_AT: a number, the
+# command's check of that number (`trials`: the first opens the storage, the fourth loads the study);
+# `after-note`, the first after the join wait's note; `trial-setup`, the first as the run sets up its third
+# trial (`TrialSetup`: its slot, its point, its owner). Once.
+CTRL_C_IN_A_PING = """
+import os, signal
+import psycopg
+from sqlalchemy.dialects.postgresql import _psycopg_common
+import hpotool.joining, hpotool.trial_setup
+at = os.environ["CTRL_C_AT"]
+state = {"pings": 0, "noted": False, "setting_up": False, "pinging": False, "sent": False}
+ping, execute_gen = _psycopg_common._PGDialect_common_psycopg.do_ping, psycopg.Cursor._execute_gen
+await_study, set_up = hpotool.joining.await_study, hpotool.trial_setup.TrialSetup.__call__
+def do_ping(self, connection):
+    state["pings"] += 1
+    when = {"after-note": state["noted"], "trial-setup": state["setting_up"]}
+    state["pinging"] = not state["sent"] and when.get(at, str(state["pings"]) == at)
+    try:
+        return ping(self, connection)
+    finally:
+        state["pinging"] = False
+def _execute_gen(self, *args, **kwargs):
+    inner = execute_gen(self, *args, **kwargs)
+    if not state["pinging"]:
+        return (yield from inner)
+    state["sent"] = True
+    sent = yield next(inner)  # the query is on its way: the connection is busy with it
+    os.kill(os.getpid(), signal.SIGINT)
+    return (yield from inner)
+def noting_await_study(study_name, storage_url, find, limit, on_wait=None):
+    def noted(text):
+        on_wait(text)
+        state["noted"] = True
+    return await_study(study_name, storage_url, find, limit, noted)
+def setting_up(self, trial):
+    state["setting_up"] = trial.number == 2
+    try:
+        return set_up(self, trial)
+    finally:
+        state["setting_up"] = False
+_psycopg_common._PGDialect_common_psycopg.do_ping = do_ping
+psycopg.Cursor._execute_gen = _execute_gen
+hpotool.joining.await_study = noting_await_study
+hpotool.trial_setup.TrialSetup.__call__ = setting_up
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "at"),
+    [("join", "after-note"), ("trials", "1"), ("trials", "4"), ("optimize", "trial-setup")],
+    ids=["join-wait", "opening-the-storage", "loading-the-study", "setting-up-a-trial"],
+)
+def test_ctrl_c_during_a_query_ends_the_command_as_an_interrupt(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], command: str, at: str
+) -> None:
+    # Ctrl-C as a command queried PostgreSQL: psycopg cancelled the query, and SQLAlchemy's connection check
+    # then failed on the cancelled connection ("can't change 'autocommit' now"). That error, raised as the
+    # interrupt was handled, took its place: as the storage opened, it was said as the storage's fault
+    # ('error: ... cannot open it: An exception is raised during the commit ...'), and a machine waiting for
+    # its study's creator took it for a study still missing and waited on, Ctrl-C ignored, until its wait ran
+    # out (exit 2, 'no study'); as the study loaded, a 150-line traceback and exit code 1; as a run set up a
+    # trial, the trial stayed RUNNING and the run said 'no trial was running'.
+    url, name = _server_url("postgres"), unique_name()
+    args = {
+        "join": ["optimize", "--storage", url, "--study-name", name, "-q"],
+        "trials": ["trials", "--storage", url, "--study-name", name],
+        "optimize": _optimize_args(
+            tmp_path, run_dict, {**opt_dict, "storage": url, "study_name": name, "n_trials": 20}
+        ),
+    }[command]
+    if command == "trials":
+        optuna.create_study(study_name=name, storage=url)
+    try:
+        proc = _hpotool(args, tmp_path, before=CTRL_C_IN_A_PING, CTRL_C_AT=at, HPOTOOL_JOIN_WAIT="30")
+        try:
+            output, _ = proc.communicate(timeout=120)
+        finally:
+            _kill_session(proc)
+        running = [t.number for t in _trials_if_any(name, url) if t.state == TrialState.RUNNING]
+    finally:
+        if command != "join":
+            optuna.delete_study(study_name=name, storage=url)
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output and "error" not in output, output
+    assert not running, output
+    if command == "join":
+        assert output.splitlines()[-1] == "interrupted before the study started; nothing was written", output
+    if command == "optimize":
+        assert output.splitlines()[-1] == (
+            "note: interrupted: the running trial ended as FAIL; run the same command to resume"
+        ), output
+
+
+def _trials_if_any(name: str, url: str) -> list[optuna.trial.FrozenTrial]:
+    """The trials of study `name` at `url`; none where it does not exist."""
+    try:
+        return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+    except KeyError:
+        return []
 
 
 def test_a_machine_joining_by_name_gives_up_after_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:

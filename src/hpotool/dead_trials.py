@@ -1,5 +1,5 @@
 """Trials left RUNNING by a process of this machine that no longer exists (`kill -9`, an OOM kill), and
-trials whose process ended before it recorded its owner.
+trials whose process ended before it recorded its owner (or, of another machine, before its first heartbeat).
 
 Each trial records its owner (`worker`: host and pid, `owners.owner`) when it starts. On resume, a RUNNING
 trial whose owner ran on this host and is gone is marked FAIL, and its parameters are queued once more so
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpotool.claims import RETRIED, claim
 from hpotool.failed_trials import fail_trial
-from hpotool.owners import died_here
+from hpotool.owners import died_here, on_another_host
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -96,23 +96,34 @@ def _retries_a_death(study: optuna.Study, trial: FrozenTrial) -> bool:
 
 def fail_ownerless_trials(study: optuna.Study, grace_s: float) -> list[int]:
     """Mark FAIL the RUNNING trials that started over `grace_s` ago and never recorded an owner or drew a
-    parameter; returns their numbers.
+    parameter, and, on storages with a heartbeat, those of another machine that never wrote a heartbeat;
+    returns their numbers.
 
     hpotool records the owner right after `ask`: a process that died (or whose storage stopped answering)
     in between left a trial no heartbeat or owner check could end, and it held one of the study's
-    `n_trials` slots for good, so every later run waited forever for it. A trial taken from the queue is
-    queued again with its fixed parameters.
+    `n_trials` slots for good, so every later run waited forever for it. So did a process of another machine
+    (or PID namespace) that died after recording itself and before its trial's first heartbeat: the owner
+    check leaves other machines' trials alone, and the heartbeat's finds no heartbeat to be stale; the
+    trial held its slot until the run's timeout. A live process beats milliseconds after recording itself
+    (up to `trial_setup.DRAW_WAIT_S` later, where a brute-force trial waits for earlier draws). A trial
+    taken from the queue, or one that drew values, is queued again with them.
     """
     from datetime import datetime
 
     from optuna.trial import TrialState
 
+    from hpotool.heartbeat import has_heartbeat
+
     storage = study._storage
+    heartbeat = has_heartbeat(storage)
     now = datetime.now()  # Optuna's datetime_start is local time, as here
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         started = trial.datetime_start
-        if "worker" in trial.user_attrs or trial.params or started is None:
+        if started is None:
+            continue
+        ownerless = "worker" not in trial.user_attrs and not trial.params
+        if not ownerless and not (heartbeat and on_another_host(trial)):
             continue
         if (now - started).total_seconds() < grace_s:
             # Its process may be about to record itself: a live one waits up to its busy timeout (60 s) for
@@ -123,13 +134,20 @@ def fail_ownerless_trials(study: optuna.Study, grace_s: float) -> list[int]:
             continue
         if _beating(storage, trial._trial_id):
             continue  # another program's trial (hpotool records the owner before the first heartbeat)
-        reason = "abandoned: its process ended before the trial started (no owner recorded)"
+        if ownerless:
+            reason = "abandoned: its process ended before the trial started (no owner recorded)"
+        else:
+            who = trial.user_attrs["worker"]
+            reason = (
+                f"abandoned: its process ({who.get('host')}, pid {who.get('pid')}) ended before the "
+                f"trial's first heartbeat"
+            )
         if not fail_trial(storage, trial._trial_id, reason):
             continue  # another process (another look, at the same moment) failed it first: it queued the retry
         failed.append(trial.number)
-        fixed = trial.system_attrs.get("fixed_params")
-        if fixed and not _retries_a_death(study, trial):
-            _queue_retry(study, trial, fixed)
+        values = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+        if values and not _retries_a_death(study, trial):
+            _queue_retry(study, trial, values)
     return failed
 
 

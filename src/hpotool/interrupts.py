@@ -225,3 +225,18 @@ def let_go(exc: BaseException) -> None:
 def signal_of(exc: KeyboardInterrupt) -> int:
     """The signal behind an interrupt (a plain KeyboardInterrupt is SIGINT)."""
     return exc.signum if isinstance(exc, Interrupted) else int(signal.SIGINT)
+
+
+def interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The interrupt (Ctrl-C, SIGTERM) that was being handled when `exc` was raised, following its causes and
+    contexts; None where none was. A driver cancelling its query on Ctrl-C may end in an error of its own
+    (SQLAlchemy's connection check on the cancelled connection: "can't change 'autocommit' now"), which
+    takes the interrupt's place unless it is raised again."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

@@ -121,6 +121,7 @@ def rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> optuna.storages.Base
 
     from hpotool.rdb import BufferedRDBStorage, FastReadRDBStorage
 
+    _interrupts_go_through()
     interval, grace = heartbeat_settings()
     with warnings.catch_warnings():  # heartbeat and its retry callback are "experimental" since Optuna 2.8
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -132,3 +133,32 @@ def rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> optuna.storages.Base
             heartbeat_stale_trial_callback=retry_stale_trial,
         )
     return BufferedRDBStorage(backend)
+
+
+def _interrupts_go_through() -> None:
+    """Have SQLAlchemy raise the interrupt (Ctrl-C, SIGTERM) behind a database error in that error's place,
+    on every engine; once per process.
+
+    psycopg cancels the query a Ctrl-C lands in, and the call it was in may then fail on the cancelled
+    connection (SQLAlchemy's connection check: "can't change 'autocommit' now"), an error that took the
+    interrupt's place: the run, which ends a trial it was setting up as FAIL ("interrupted") on an
+    interrupt, stopped on that error instead, left the trial RUNNING and said 'interrupted: no trial was
+    running'; elsewhere it was said as the storage's fault, or with a traceback."""
+    import sqlalchemy
+
+    if not sqlalchemy.event.contains(sqlalchemy.engine.Engine, "handle_error", _interrupt_in_place):
+        sqlalchemy.event.listen(sqlalchemy.engine.Engine, "handle_error", _interrupt_in_place)
+
+
+def _interrupt_in_place(context: Any) -> BaseException | None:
+    """SQLAlchemy's `handle_error` event: the interrupt behind the error, to be raised in its place. None for
+    the interrupt itself, which SQLAlchemy raises as it is, and for a connection lost (a server that stopped
+    answering, whose connections `silence` closed as the signal came): that error is said in its line, with
+    the signal's exit code (`storage_faults.server_lost`)."""
+    from hpotool.interrupts import interrupt_behind
+    from hpotool.storage_faults import lost_connection
+
+    error = context.original_exception
+    if not isinstance(error, Exception) or lost_connection(context.sqlalchemy_exception or error) is not None:
+        return None
+    return interrupt_behind(error)

@@ -154,16 +154,10 @@ def _signal_code(exc: BaseException) -> int | None:
     """The exit code of the signal (130, 143) that was being handled when `exc` was raised, None where
     none was: a SIGTERM whose trial's storage had stopped answering ended with that line and exit code 2,
     where a scheduler or script waits for 143."""
-    from hpotool.interrupts import exit_code, signal_of
+    from hpotool.interrupts import exit_code, interrupt_behind, signal_of
 
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, KeyboardInterrupt):
-            return exit_code(signal_of(current))
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
+    behind = interrupt_behind(exc)
+    return None if behind is None else exit_code(signal_of(behind))
 
 
 def _version(value: bool) -> None:
