@@ -58,6 +58,24 @@ def test_a_constraint_given_twice_is_refused(tmp_path: Path, second: str, said: 
     assert load_optimize_config(path).constraints == ["n_params <= 20000", "n_params <= 20001"]
 
 
+def test_a_constraint_keeps_the_user_s_number_exact(tmp_path: Path) -> None:
+    """Six significant digits: `n_params <= 1234567` was recorded and shown as `n_params <= 1.23457e+06`,
+    and two close bounds were refused as one constraint given twice. A number `:g` writes exactly keeps the
+    name earlier studies recorded (`1e+06`)."""
+    from hpotool.config_files import load_optimize_config
+
+    from .conftest import OPTIMIZE, write_yaml
+
+    assert str(parse_constraint("n_params <= 1234567")) == "n_params <= 1234567"
+    assert str(parse_constraint("val_accuracy >= 0.1234567")) == "val_accuracy >= 0.1234567"
+    assert str(parse_constraint("n_params <= 1e6")) == "n_params <= 1e+06"
+    assert str(parse_constraint("epoch_time < 1e-5")) == "epoch_time < 1e-05"
+    assert str(parse_constraint("n_params <= 1e20")) == "n_params <= 1e+20"
+    close = ["n_params <= 1234567", "n_params <= 1234568"]
+    path = write_yaml(tmp_path / "optimize.yaml", {**OPTIMIZE, "constraints": close})
+    assert load_optimize_config(path).constraints == close
+
+
 def test_the_best_trial_is_the_best_that_meets_the_constraints_as_optuna_judges_it() -> None:
     study = optuna.create_study(direction="maximize")
     for value, constraint in [(0.9, 5.0), (0.8, -1.0), (0.7, 0.0)]:
