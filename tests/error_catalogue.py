@@ -3227,4 +3227,11 @@ CASES = [
         "error: --storage: 'journal:logs/': 'logs' names a folder (it ends in /), not a journal file; give a file in it, journal:logs/NAME.log (NAME: the study's name)",
         args=("--storage", "journal:logs/"),
     ),
+    Case(
+        "constraint-never-met",
+        "a constraint no value of its metric can meet (an accuracy above 1); before: the whole study ran, no "
+        "trial feasible",
+        "error: optimize.yaml: constraints: 'val_accuracy > 1' can never be met: val_accuracy lies in [0, 1], so no trial would be feasible; give a bound inside that range, or drop the constraint",
+        optimize={"constraints": ["val_accuracy > 1"]},
+    ),
 ]
