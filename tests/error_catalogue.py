@@ -3234,4 +3234,12 @@ CASES = [
         "error: optimize.yaml: constraints: 'val_accuracy > 1' can never be met: val_accuracy lies in [0, 1], so no trial would be feasible; give a bound inside that range, or drop the constraint",
         optimize={"constraints": ["val_accuracy > 1"]},
     ),
+    Case(
+        "pruner-kwarg-quoted-number",
+        "a quoted number for a pruner argument that takes a number or a text (successive halving's min_resource, "
+        "whose text is auto); before: Optuna's \"The value of `min_resource` is 1, but must be either "
+        "`min_resource` >= 1 or 'auto'\"",
+        "error: optimize.yaml: pruner.kwargs: pruner 'successive_halving' argument 'min_resource' is the text '1': write 1 without quotes, a number",
+        optimize={"pruner": {"name": "successive_halving", "kwargs": {"min_resource": "1"}}},
+    ),
 ]
