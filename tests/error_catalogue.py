@@ -3227,4 +3227,19 @@ CASES = [
         "error: --storage: 'journal:logs/': 'logs' names a folder (it ends in /), not a journal file; give a file in it, journal:logs/NAME.log (NAME: the study's name)",
         args=("--storage", "journal:logs/"),
     ),
+    Case(
+        "constraint-never-met",
+        "a constraint no value of its metric can meet (an accuracy above 1); before: the whole study ran, no "
+        "trial feasible",
+        "error: optimize.yaml: constraints: 'val_accuracy > 1' can never be met: val_accuracy lies in [0, 1], so no trial would be feasible; give a bound inside that range, or drop the constraint",
+        optimize={"constraints": ["val_accuracy > 1"]},
+    ),
+    Case(
+        "pruner-kwarg-quoted-number",
+        "a quoted number for a pruner argument that takes a number or a text (successive halving's min_resource, "
+        "whose text is auto); before: Optuna's \"The value of `min_resource` is 1, but must be either "
+        "`min_resource` >= 1 or 'auto'\"",
+        "error: optimize.yaml: pruner.kwargs: pruner 'successive_halving' argument 'min_resource' is the text '1': write 1 without quotes, a number",
+        optimize={"pruner": {"name": "successive_halving", "kwargs": {"min_resource": "1"}}},
+    ),
 ]

@@ -58,6 +58,24 @@ def test_a_constraint_given_twice_is_refused(tmp_path: Path, second: str, said: 
     assert load_optimize_config(path).constraints == ["n_params <= 20000", "n_params <= 20001"]
 
 
+def test_a_constraint_keeps_the_user_s_number_exact(tmp_path: Path) -> None:
+    """Six significant digits: `n_params <= 1234567` was recorded and shown as `n_params <= 1.23457e+06`,
+    and two close bounds were refused as one constraint given twice. A number `:g` writes exactly keeps the
+    name earlier studies recorded (`1e+06`)."""
+    from hpotool.config_files import load_optimize_config
+
+    from .conftest import OPTIMIZE, write_yaml
+
+    assert str(parse_constraint("n_params <= 1234567")) == "n_params <= 1234567"
+    assert str(parse_constraint("val_accuracy >= 0.1234567")) == "val_accuracy >= 0.1234567"
+    assert str(parse_constraint("n_params <= 1e6")) == "n_params <= 1e+06"
+    assert str(parse_constraint("epoch_time < 1e-5")) == "epoch_time < 1e-05"
+    assert str(parse_constraint("n_params <= 1e20")) == "n_params <= 1e+20"
+    close = ["n_params <= 1234567", "n_params <= 1234568"]
+    path = write_yaml(tmp_path / "optimize.yaml", {**OPTIMIZE, "constraints": close})
+    assert load_optimize_config(path).constraints == close
+
+
 def test_the_best_trial_is_the_best_that_meets_the_constraints_as_optuna_judges_it() -> None:
     study = optuna.create_study(direction="maximize")
     for value, constraint in [(0.9, 5.0), (0.8, -1.0), (0.7, 0.0)]:
@@ -207,3 +225,41 @@ def test_when_no_trial_meets_the_constraints_optimize_says_so_and_export_best_re
         "error: ", f"error: --trial {near}: "
     )
     assert not (tmp_path / "y").exists()
+
+
+@pytest.mark.parametrize(
+    ("constraint", "range_said"),
+    [
+        ("epoch_time < 0", "epoch_time is 0 or more"),
+        ("val_accuracy > 1", "val_accuracy lies in [0, 1]"),
+        ("val_accuracy < 0", "val_accuracy lies in [0, 1]"),
+        ("n_params <= -5", "n_params is 0 or more"),
+    ],
+)
+def test_a_constraint_no_value_can_meet_is_refused_before_trial_0(
+    tmp_path: Path, constraint: str, range_said: str
+) -> None:
+    """It ran the whole study, no trial feasible."""
+    from .conftest import OPTIMIZE, RUN, write_yaml
+
+    run = write_yaml(tmp_path / "run.yaml", RUN)
+    opt = write_yaml(
+        tmp_path / "optimize.yaml", {**OPTIMIZE, "constraints": ["n_params <= 20000", constraint]}
+    )
+    result = optimize(run, opt, f"sqlite:///{tmp_path / 'c.db'}", 1, exit_code=2)
+    assert result.stderr == (
+        f"error: {opt}: constraints: {constraint!r} can never be met: {range_said}, so no trial would be "
+        "feasible; give a bound inside that range, or drop the constraint\n"
+    )
+    assert not (tmp_path / "c.db").exists()
+
+
+def test_a_constraint_at_the_edge_of_its_value_s_range_runs(tmp_path: Path) -> None:
+    """`val_accuracy >= 1` and `epoch_time <= 0` can be met (by a perfect model, a clock that did not move):
+    they run."""
+    from .conftest import OPTIMIZE, RUN, write_yaml
+
+    run = write_yaml(tmp_path / "run.yaml", RUN)
+    constraints = ["val_accuracy >= 1", "epoch_time <= 0", "n_params >= 0", "val_accuracy <= 1"]
+    opt = write_yaml(tmp_path / "optimize.yaml", {**OPTIMIZE, "constraints": constraints})
+    optimize(run, opt, f"sqlite:///{tmp_path / 'c.db'}", 1)

@@ -211,6 +211,18 @@ def test_patient_wraps_another_pruner() -> None:
             "sampler.kwargs: sampler 'tpe' argument 'n_startup_trials': Input should be a valid integer, unable "
             "to parse string as an integer, got ten",
         ),
+        # A quoted number for an argument that also takes a text ('auto'): Optuna's own line read "The value
+        # of `min_resource` is 1, but must be either `min_resource` >= 1 or 'auto'".
+        (
+            lambda: make_pruner("successive_halving", {"min_resource": "1"}),
+            "pruner.kwargs: pruner 'successive_halving' argument 'min_resource' is the text '1': "
+            "write 1 without quotes, a number",
+        ),
+        (
+            lambda: make_pruner("hyperband", {"max_resource": " 20 "}),
+            "pruner.kwargs: pruner 'hyperband' argument 'max_resource' is the text ' 20 ': write 20 "
+            "without quotes, a number",
+        ),
         (  # pydantic would read true as 1
             lambda: make_pruner("median", {"n_warmup_steps": True}),
             "pruner.kwargs: pruner 'median' argument 'n_warmup_steps': expected int, got true",

@@ -875,3 +875,17 @@ def test_optimize_json_keeps_stdout_for_its_json_when_the_users_code_prints(
     assert counts.pop("complete") == 2 and counts in ({}, {"waiting": 1}), counts
     assert done.stderr.count("epoch 0: the loop prints its progress") == 2
     assert done.stderr.count("a line written to file descriptor 1") == 2
+
+
+def test_a_run_stopped_by_max_failures_names_the_command_that_lists_the_failed_trials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--max-failures` stopped the run printing its first error, and not the `hpotool trials ... --state
+    fail` the summary gives where the study went on (the README says the summary gives it)."""
+    monkeypatch.chdir(REPO)
+    result, trials = _study_with("fails_with_a_long_message", tmp_path, n_trials=3)
+    assert result.exit_code == 1 and [t.state for t in trials] == [TrialState.FAIL]
+    said = " ".join(result.stderr.split())
+    assert "first error: RuntimeError: shapes do not match" in said
+    storage = f"sqlite:///{tmp_path / 'u.db'}"
+    assert f"hpotool trials --study-name u --storage {storage} --state fail lists them" in said, result.stderr

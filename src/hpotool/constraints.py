@@ -38,7 +38,16 @@ class Constraint:
         return gap
 
     def __str__(self) -> str:
-        return f"{self.metric} {self.op} {self.bound:g}"
+        return f"{self.metric} {self.op} {exact_number(self.bound)}"
+
+
+def exact_number(x: float) -> str:
+    """`x` as `:g` writes it where that is exact (the name earlier studies recorded: `1e+06`, `20000`), else
+    all its digits: `:g` kept six, so `n_params <= 1234567` read `1.23457e+06`, and two close bounds one."""
+    short = f"{x:g}"
+    if float(short) == x:
+        return short
+    return str(int(x)) if x.is_integer() and abs(x) < 1e16 else repr(x)
 
 
 def parse_constraint(text: str) -> Constraint:

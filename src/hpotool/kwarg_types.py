@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -82,6 +83,11 @@ def coerce_scalars(obj: Callable[..., Any], kwargs: Mapping[str, Any], what: str
         hint = hints.get(key)
         if hint is None:
             continue
+        quoted = _quoted_number(hint, value)
+        if quoted is not None:
+            raise ValueError(
+                f"{what} argument {key!r} is the text {value!r}: write {quoted} without quotes, a number"
+            )
         if isinstance(value, bool) and bool not in (typing.get_args(hint) or (hint,)):  # read as 1 otherwise
             raise ValueError(
                 f"{what} argument {key!r}: expected {_hint_text(hint)}, got {format_choice(value)}"
@@ -94,6 +100,21 @@ def coerce_scalars(obj: Callable[..., Any], kwargs: Mapping[str, Any], what: str
             msg = f"{msg} ({shown})" if ", got " in msg else f"{msg}, got {shown}"
             raise ValueError(f"{what} argument {key!r}: {msg}") from None
     return converted
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _quoted_number(hint: Any, value: Any) -> str | None:
+    """The number a text spells (`"1"`) given to an argument that takes a number or a text (successive
+    halving's `min_resource: int | str`, whose text is 'auto'), which pydantic keeps as the text: Optuna
+    then refused it with "The value of `min_resource` is 1, but must be either `min_resource` >= 1 or
+    'auto'". None for any other value or argument (an `int` argument converts `"7"` to 7)."""
+    args = typing.get_args(hint) or (hint,)
+    takes_number = int in args or float in args
+    if isinstance(value, str) and str in args and takes_number and _NUMBER.fullmatch(value.strip()):
+        return value.strip()
+    return None
 
 
 def _hint_text(hint: Any) -> str:

@@ -7,7 +7,7 @@ from hpotool.components import REGISTRIES
 from hpotool.config import OptimizeConfig, RunConfig
 from hpotool.data import PreparedData, load_data, one_logit
 from hpotool.errors import HpoError
-from hpotool.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
+from hpotool.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS, never_met, shown_range
 from hpotool.near_names import closest, edit_distance
 
 
@@ -79,16 +79,23 @@ def _own_metric_hint(metric: str) -> str:
 
 
 def check_constraints(opt: OptimizeConfig, data: PreparedData, opt_path: str) -> None:
-    """Each constraint reads a value this task measures.
+    """Each constraint reads a value this task measures, and some value in that value's range meets it: one
+    no value can meet (`val_accuracy > 1`, `epoch_time < 0`) ran the whole study with no feasible trial.
 
     Raises:
-        HpoError: naming the constraint and the values measured.
+        HpoError: naming the constraint and the values measured, or the range of its value.
     """
     for text in opt.constraints:
         from hpotool.constraints import parse_constraint
 
-        if parse_constraint(text).metric not in data.metrics:
+        limit = parse_constraint(text)
+        if limit.metric not in data.metrics:
             raise HpoError(
                 f"{opt_path}: constraints: {text!r} names a value this {data.task} task does not measure; "
                 f"choose from: {', '.join(data.metrics)}"
+            )
+        if never_met(limit.metric, limit.op, limit.bound):
+            raise HpoError(
+                f"{opt_path}: constraints: {text!r} can never be met: {shown_range(limit.metric)}, so no "
+                f"trial would be feasible; give a bound inside that range, or drop the constraint"
             )

@@ -177,5 +177,6 @@ def print_summary(summary: StudySummary, categorical: Collection[str] = ()) -> N
         print_note(summary.stopped)
     if summary.first_error:
         err_console().print(f"[red]first error:[/red] {escape(summary.first_error)}", soft_wrap=True)
-    elif summary.extra.get("failures") and summary.interrupted is None:  # an interrupt says so itself
+    # after the first error too: a run --max-failures stopped named no command listing its failed trials
+    if summary.extra.get("failures") and summary.interrupted is None:  # an interrupt says so itself
         print_note(summary.extra["failures"])
