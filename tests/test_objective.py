@@ -2219,3 +2219,20 @@ def test_a_sampler_failing_in_after_trial_as_an_interrupted_trial_ends_leaves_it
         rf"in its after_trial\(\): {_SAID[act]} \(at after_trial_{act}\.py:9 in after_trial\)"
     )
     assert [r.getMessage() for r in caplog.records if re.fullmatch(said, r.getMessage())], caplog.text
+
+
+def test_a_warm_start_point_whose_trial_failed_in_before_trial_is_queued_again_on_resume(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A queued point whose trial the sampler's before_trial failed never ran, as one interrupted before
+    drawing its values: it was taken for tried, and a resume ran the study without it."""
+    _hooked_sampler(tmp_path, opt_dict, "before_trial", "raise")
+    _run(tmp_path, run_dict, opt_dict, n_trials=1)  # trial 0 goes through
+    point = {"optimizer.lr": 0.01, "model.hidden.0": 16}
+    opt_dict["enqueue"] = [point]
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict), Overrides(n_trials=2))
+    run_study(plan, max_failures=1)  # trial 1, the point's, fails in before_trial
+    run_study(plan, max_failures=1)  # the resume queues it again: trial 2
+    trials = load_study(opt_dict).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL]
+    assert [t.system_attrs.get("fixed_params") for t in trials[1:]] == [point, point]
