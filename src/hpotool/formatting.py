@@ -64,9 +64,13 @@ def format_choice(v: Any) -> str:
 def format_param(value: Any, categorical: bool) -> str:
     """A trial's parameter as every table and line shows it: a categorical choice as `format_choice` spells
     it, a list or mapping as the label the study stores (`sorted_keys`: `{lr: 0.001, name: adam}` whichever
-    order the YAML gave the keys in), a sampled number as `format_value` does."""
+    order the YAML gave the keys in), a sampled number as `format_value` does. `value` is decoded (a list
+    choice as the list, `search_space.decode_params`): a string choice YAML reads as a list or mapping
+    (`"[1,2]"`) is quoted, to read apart from the list choice [1, 2] (before, every line showed both bare)."""
     if isinstance(value, list | dict):
         return format_choice(sorted_keys(value))
+    if categorical and isinstance(value, str) and _collection_text(value):
+        return _quoted(value)
     return (format_choice if categorical else format_value)(value)
 
 
@@ -100,8 +104,8 @@ def _misread(text: str) -> bool:
 @functools.lru_cache(maxsize=4096)
 def _yaml_misreads(text: str) -> bool:
     """Whether YAML reads `text` as a scalar other than itself, or cannot read it. Text in flow style (`[...]`,
-    `{...}`) stays bare: that is how a list or mapping choice's label is spelt (`[128, 64]`), which the
-    progress lines, MLflow and a multi-objective export show as Optuna stores it."""
+    `{...}`) stays bare: that is how a list or mapping choice's label is spelt (`[128, 64]`); a trial's
+    parameters, decoded, are shown by `format_param`, which quotes such text where it is a choice."""
     from hpotool.errors import HpoError
     from hpotool.yamlfile import parse_yaml  # here: the CLI's --help imports this module, not yaml
 
@@ -112,6 +116,20 @@ def _yaml_misreads(text: str) -> bool:
     if isinstance(value, list | dict):
         return text[0] not in "[{"  # `a: b` is no label
     return bool(value != text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _collection_text(text: str) -> bool:
+    """Whether YAML reads `text`, written bare, as a list or mapping (`[1,2]`, `{a: 1}`)."""
+    from hpotool.errors import HpoError
+    from hpotool.yamlfile import parse_yaml  # here: the CLI's --help imports this module, not yaml
+
+    if text[:1] not in ("[", "{"):
+        return False
+    try:
+        return isinstance(parse_yaml(text, "choice"), list | dict)
+    except HpoError:
+        return False
 
 
 # A string YAML reads back as itself inside a flow collection; any other is written quoted.
