@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -8,6 +9,7 @@ from typing import Any
 
 import optuna
 import pytest
+import yaml
 from optuna.trial import TrialState
 from rich.console import Console
 
@@ -354,3 +356,17 @@ def test_counted_says_one_in_the_singular() -> None:
     assert [counted(n, "trial") for n in (0, 1, 2)] == ["0 trials", "1 trial", "2 trials"]
     assert counted(1, "complete trial") == "1 complete trial" and counted(3, "GPU") == "3 GPUs"
     assert counted(2, "child", "children") == "2 children" and counted(1, "child", "children") == "1 child"
+
+
+def test_an_infinite_or_nan_float_choice_is_shown_as_yaml_reads_it_back() -> None:
+    # The choices inf, -inf and nan were shown so, which YAML reads as text: YAML spells them .inf, -.inf
+    # and .nan.
+    def suggest(trial: optuna.Trial) -> None:
+        trial.suggest_categorical("model.a", [math.inf])
+        trial.suggest_categorical("model.b", [-math.inf])
+        trial.suggest_categorical("model.c", [math.nan])
+
+    line = _trial_line(suggest)
+    assert "model.a=.inf model.b=-.inf model.c=.nan" in line, line
+    for shown in (".inf", "-.inf", ".nan"):
+        assert isinstance(yaml.safe_load(shown), float)

@@ -42,7 +42,8 @@ def yaml_bool_hint(value: Any, error_type: str) -> str:
 
 def format_choice(v: Any) -> str:
     """A categorical choice, or any config value, as the YAML spells it: 5.0 stays 5.0 (it is not the choice
-    5), None is null, True is true; a float in full (the user wrote 0.12345, not 0.1235); a list or mapping
+    5), None is null, True is true; a float in full (the user wrote 0.12345, not 0.1235), an infinite or
+    NaN one as YAML reads it back (`.inf`, `-.inf`, `.nan`); a list or mapping
     in flow style, `[128, 64]`, `{name: sgd, lr: 0.1}`; a string as it is (`sgd`), quoted where YAML would
     read it otherwise (`"null"`, `"0.1"`, `["1", null]`), so the text reads back as the value and two values
     never read alike."""
@@ -57,7 +58,7 @@ def format_choice(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
-        return repr(v)
+        return _yaml_float(v) if not math.isfinite(v) else repr(v)
     return str(v)
 
 
@@ -141,10 +142,16 @@ def _flow_item(v: Any) -> str:
     if isinstance(v, str) and (not _PLAIN.fullmatch(v) or v.lower() in _YAML_WORDS):
         return _quoted(v)
     if isinstance(v, float) and not math.isfinite(v):
-        return ".nan" if math.isnan(v) else ".inf" if v > 0 else "-.inf"
+        return _yaml_float(v)
     if isinstance(v, float) and "e" in repr(v) and "." not in repr(v):
         return repr(v).replace("e", ".0e")  # 1e-05 as 1.0e-05: YAML reads a float without a point as text
     return format_choice(v)
+
+
+def _yaml_float(v: float) -> str:
+    """An infinite or NaN float as YAML spells it, `.inf`, `-.inf`, `.nan` (YAML reads `inf` and `nan` as
+    text: a choice shown so read back as another value)."""
+    return ".nan" if math.isnan(v) else ".inf" if v > 0 else "-.inf"
 
 
 def _quoted(text: str) -> str:
