@@ -2181,7 +2181,7 @@ def test_a_sampler_failing_in_before_trial_of_a_joining_process_s_own_seeds_fail
     guard = run_trials(study, plan, max_failures=1, alone_since=0)
     assert guard.tripped and guard.first_error is not None
     said = rf"sampler 'reseeded_{act}:Reseeded' failed in its before_trial\(\): " + _SAID[act]
-    assert re.fullmatch(said + rf" \(at reseeded_{act}\.py:\d+ in before_trial\)", guard.first_error)
+    assert re.fullmatch(said + rf" \(at \S*reseeded_{act}\.py:\d+ in before_trial\)", guard.first_error)
     trials = load_study(opt_dict).trials
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL]
     assert trials[1].user_attrs["fail_reason"] == guard.first_error
@@ -2216,7 +2216,7 @@ def test_a_sampler_failing_in_after_trial_as_an_interrupted_trial_ends_leaves_it
     assert frozen.state == TrialState.FAIL and frozen.user_attrs["fail_reason"] == "interrupted"
     said = (
         rf"trial 1 was told FAIL \(interrupted\), its state stands: sampler 'after_trial_{act}:Hooked' failed "
-        rf"in its after_trial\(\): {_SAID[act]} \(at after_trial_{act}\.py:9 in after_trial\)"
+        rf"in its after_trial\(\): {_SAID[act]} \(at \S*after_trial_{act}\.py:9 in after_trial\)"
     )
     assert [r.getMessage() for r in caplog.records if re.fullmatch(said, r.getMessage())], caplog.text
 
