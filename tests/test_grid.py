@@ -846,3 +846,15 @@ def test_strict_brute_force_draws_no_point_another_machine_runs_while_one_is_fre
     for t in mine:  # once every point has started, the strict search runs the one it may never end again
         study.tell(t, 0.5)
     assert _draw(study.ask()) == point
+
+
+def test_a_log_scaled_int_range_is_searched_over_every_integer_of_it(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    # A log-scaled int has step 1, so a finite grid (every integer from low to high): grid refused it
+    # ("a log-scaled int has no grid; use step instead of log").
+    space = {"model.hidden.0": {"type": "int", "low": 6, "high": 9, "log": True}}
+    plan, _ = _opened(tmp_path, run_dict, opt_dict, "grid", space)
+    summary = run_study(plan)
+    assert summary.stopped == EXHAUSTED
+    assert sorted(t.params["model.hidden.0"] for t in load_study(opt_dict).trials) == [6, 7, 8, 9]

@@ -250,3 +250,49 @@ def test_the_summary_counts_the_pareto_front_in_words(
     print_summary(summary)
     row = next(line for line in capsys.readouterr().out.splitlines() if "Pareto front" in line)
     assert row.split("│")[2].strip() == said, row
+
+
+def test_the_export_table_shows_a_text_choice_yaml_reads_as_a_list_apart_from_the_list_choice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_dict: dict, opt_dict: dict
+) -> None:
+    """The Pareto trials' parameters under export-best showed the choice "[1,2]" (text) and the choice
+    [1, 2] (a list, stored as its label) both bare, undecoded: the text is quoted now, as trials shows it."""
+    from tests.conftest import write_configs
+
+    (tmp_path / "tagged_net.py").write_text(
+        "from typing import Any\n\nimport torch.nn as nn\n\n\nclass Tagged(nn.Linear):\n"
+        "    def __init__(self, in_features: int, out_features: int, tag: Any = None) -> None:\n"
+        "        super().__init__(in_features, out_features)\n\n"
+        "    def forward(self, x):\n        return super().forward(x.flatten(1))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run_dict["model"] = {"name": "tagged_net:Tagged"}
+    del opt_dict["metric"], opt_dict["direction"]
+    opt_dict |= {
+        "metrics": ["val_loss", "val_accuracy"],
+        "directions": ["minimize", "maximize"],
+        "n_trials": 2,
+    }
+    opt_dict["search_space"] = {"model.tag": {"type": "categorical", "choices": ["[1,2]", [1, 2]]}}
+    opt_dict["enqueue"] = [{"model.tag": "[1,2]"}, {"model.tag": [1, 2]}]  # the same model: both on the front
+    run, opt = write_configs(tmp_path, run_dict, opt_dict)
+    runner = CliRunner()
+    ran = runner.invoke(app, ["optimize", "-r", str(run), "-o", str(opt), "-q"], catch_exceptions=False)
+    assert ran.exit_code == 0, ran.output
+    args = [
+        "export-best",
+        "--study-name",
+        "tiny",
+        "--storage",
+        opt_dict["storage"],
+        "--out",
+        str(tmp_path / "x"),
+    ]
+    exported = runner.invoke(app, args, catch_exceptions=False)
+    assert exported.exit_code == 0, exported.output
+    shown = [
+        [cell.strip() for cell in line.split("│") if cell.strip()]
+        for line in exported.output.splitlines()
+        if "model.tag" in line
+    ]
+    assert shown == [["model.tag", '"[1,2]"'], ["model.tag", "[1, 2]"]], exported.output

@@ -2143,3 +2143,96 @@ def test_optuna_s_own_readers_name_a_single_objective_by_its_metric(
         "state",
         "value",
     ]  # trials.csv keeps its column
+
+
+_RESEEDED_SAMPLER = """import sys
+
+import optuna
+
+SEEN = set()
+
+
+class Reseeded(optuna.samplers.RandomSampler):
+    def before_trial(self, study, trial):
+        if trial.number >= 1 and trial.number in SEEN:  # a second call: the joining process's own sampler
+            {act}
+        SEEN.add(trial.number)
+        return super().before_trial(study, trial)
+"""
+
+
+@pytest.mark.parametrize("act", ["exit", "raise"])
+def test_a_sampler_failing_in_before_trial_of_a_joining_process_s_own_seeds_fails_its_trial(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, act: str
+) -> None:
+    """A process that opened a study seeing no other, which another process has asked a trial of since,
+    builds a sampler seeded of its own for its first trial and calls its before_trial: a raise there ended
+    the run with a traceback (a sys.exit() with no word), the trial left RUNNING. It fails the trial now,
+    naming the sampler, as a before_trial in `study.ask()` does."""
+    from hpotool.loop import run_trials
+    from hpotool.study import open_study
+
+    (tmp_path / f"reseeded_{act}.py").write_text(_RESEEDED_SAMPLER.format(act=_ACTS[act]))
+    opt_dict["sampler"] = {"name": f"reseeded_{act}:Reseeded"}
+    _run(tmp_path, run_dict, opt_dict, n_trials=1)
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict), Overrides(n_trials=2))
+    study, _ = open_study(plan)
+    # it opened the study as it held no trial; trial 0 was asked by another process since
+    guard = run_trials(study, plan, max_failures=1, alone_since=0)
+    assert guard.tripped and guard.first_error is not None
+    said = rf"sampler 'reseeded_{act}:Reseeded' failed in its before_trial\(\): " + _SAID[act]
+    assert re.fullmatch(said + rf" \(at \S*reseeded_{act}\.py:\d+ in before_trial\)", guard.first_error)
+    trials = load_study(opt_dict).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert trials[1].user_attrs["fail_reason"] == guard.first_error
+
+
+@pytest.mark.parametrize("act", ["exit", "raise"])
+def test_a_sampler_failing_in_after_trial_as_an_interrupted_trial_ends_leaves_it_failed_saying_so(
+    tmp_path: Path,
+    opt_dict: dict,
+    act: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A trial Ctrl-C interrupted as it was set up is told FAIL, through the sampler's after_trial: a raise
+    there replaced the interrupt with a traceback (a sys.exit() with its exit code). The trial stays FAIL
+    ("interrupted"), a line names the sampler, and the interrupt goes on."""
+    import time
+
+    from hpotool.trial_run import end_interrupted
+
+    _hooked_sampler(tmp_path, opt_dict, "after_trial", act)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = __import__(f"after_trial_{act}")
+    storage = f"sqlite:///{tmp_path / 'interrupted.db'}"
+    study = optuna.create_study(storage=storage, sampler=module.Hooked(seed=0))
+    study.enqueue_trial({})
+    study.ask()
+    trial = study.ask()  # trial 1: its after_trial fails
+    with caplog.at_level("WARNING", logger="hpotool"):
+        end_interrupted(study, trial, time.perf_counter(), opt_dict["sampler"]["name"])
+    frozen = study.trials[1]
+    assert frozen.state == TrialState.FAIL and frozen.user_attrs["fail_reason"] == "interrupted"
+    said = (
+        rf"trial 1 was told FAIL \(interrupted\), its state stands: sampler 'after_trial_{act}:Hooked' failed "
+        rf"in its after_trial\(\): {_SAID[act]} \(at \S*after_trial_{act}\.py:9 in after_trial\)"
+    )
+    assert [r.getMessage() for r in caplog.records if re.fullmatch(said, r.getMessage())], caplog.text
+
+
+def test_a_warm_start_point_whose_trial_failed_in_before_trial_is_queued_again_on_resume(
+    tmp_path: Path, run_dict: dict, opt_dict: dict
+) -> None:
+    """A queued point whose trial the sampler's before_trial failed never ran, as one interrupted before
+    drawing its values: it was taken for tried, and a resume ran the study without it."""
+    _hooked_sampler(tmp_path, opt_dict, "before_trial", "raise")
+    _run(tmp_path, run_dict, opt_dict, n_trials=1)  # trial 0 goes through
+    point = {"optimizer.lr": 0.01, "model.hidden.0": 16}
+    opt_dict["enqueue"] = [point]
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict), Overrides(n_trials=2))
+    run_study(plan, max_failures=1)  # trial 1, the point's, fails in before_trial
+    run_study(plan, max_failures=1)  # the resume queues it again: trial 2
+    trials = load_study(opt_dict).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL]
+    assert [t.system_attrs.get("fixed_params") for t in trials[1:]] == [point, point]

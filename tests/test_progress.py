@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -8,6 +9,7 @@ from typing import Any
 
 import optuna
 import pytest
+import yaml
 from optuna.trial import TrialState
 from rich.console import Console
 
@@ -92,11 +94,13 @@ def test_a_whole_number_shows_whole() -> None:
     assert format_value(3) == "3" and format_value("relu") == "relu"
 
 
-def _trial_line(suggest: Callable[[optuna.Trial], None]) -> str:
-    """The live line of a finished trial whose values `suggest` draws."""
+def _trial_line(suggest: Callable[[optuna.Trial], None], space: dict[str, Any] | None = None) -> str:
+    """The live line of a finished trial whose values `suggest` draws, in a study storing the search space
+    `space` as hpotool does (its optimize config)."""
     out = io.StringIO()
     console = Console(file=out, width=200, color_system=None)
     study = optuna.create_study(direction="maximize")
+    study.set_user_attr("optimize_config", {"search_space": space or {}})
     observer = RichObserver(console, "val_accuracy")
     observer.study_started(study, 1, 0)
     trial = study.ask()
@@ -117,7 +121,13 @@ def test_a_trial_line_shows_categorical_choices_as_the_yaml_spells_them() -> Non
         trial.suggest_categorical("model.hidden", ["[128, 64]"])  # a list choice, as Optuna stores it
         trial.suggest_float("optimizer.lr", 0.0, 1.0)
 
-    line = _trial_line(suggest)
+    space = {
+        "loss.weight": {"type": "categorical", "choices": [None]},
+        "model.norm": {"type": "categorical", "choices": [True]},
+        "optimizer.momentum": {"type": "categorical", "choices": [5.0]},
+        "model.hidden": {"type": "categorical", "choices": [[128, 64]]},
+    }
+    line = _trial_line(suggest, space)
     assert "loss.weight=null model.norm=true optimizer.momentum=5.0 model.hidden=[128, 64]" in line, line
 
 
@@ -131,6 +141,22 @@ def test_a_text_choice_yaml_would_read_as_another_value_is_quoted() -> None:
 
     line = _trial_line(suggest)
     assert 'loss.weight="null" model.norm="0.1" model.activation=relu' in line, line
+
+
+def test_a_text_choice_yaml_reads_as_a_list_reads_apart_from_the_list_choice() -> None:
+    # The choice "[1,2]" (text) and the choice [1, 2] (a list, stored as its label) both showed bare, the
+    # stored labels undecoded: the text is quoted now, as `hpotool trials` shows it.
+    space = {
+        "model.hidden": {"type": "categorical", "choices": ["[1,2]", [1, 2]]},
+        "model.sizes": {"type": "categorical", "choices": ["[1,2]", [1, 2]]},
+    }
+
+    def suggest(trial: optuna.Trial) -> None:  # the text for model.hidden, the list (its label) for sizes
+        trial.suggest_categorical("model.hidden", ["[1,2]"])
+        trial.suggest_categorical("model.sizes", ["[1, 2]"])
+
+    line = _trial_line(suggest, space)
+    assert 'model.hidden="[1,2]" model.sizes=[1, 2]' in line, line
 
 
 def test_the_trials_of_other_commands_and_machines_are_marked_with_where_they_ran() -> None:
@@ -330,3 +356,17 @@ def test_counted_says_one_in_the_singular() -> None:
     assert [counted(n, "trial") for n in (0, 1, 2)] == ["0 trials", "1 trial", "2 trials"]
     assert counted(1, "complete trial") == "1 complete trial" and counted(3, "GPU") == "3 GPUs"
     assert counted(2, "child", "children") == "2 children" and counted(1, "child", "children") == "1 child"
+
+
+def test_an_infinite_or_nan_float_choice_is_shown_as_yaml_reads_it_back() -> None:
+    # The choices inf, -inf and nan were shown so, which YAML reads as text: YAML spells them .inf, -.inf
+    # and .nan.
+    def suggest(trial: optuna.Trial) -> None:
+        trial.suggest_categorical("model.a", [math.inf])
+        trial.suggest_categorical("model.b", [-math.inf])
+        trial.suggest_categorical("model.c", [math.nan])
+
+    line = _trial_line(suggest)
+    assert "model.a=.inf model.b=-.inf model.c=.nan" in line, line
+    for shown in (".inf", "-.inf", ".nan"):
+        assert isinstance(yaml.safe_load(shown), float)

@@ -500,3 +500,33 @@ def test_the_clean_up_of_a_cut_off_run_makes_one_request_inside_the_logging_s_se
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "5")  # the user's, kept inside both
     with _quick_requests(), _quick_requests(retries=0):
         assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "5"
+
+
+_TAGGED_NET = """from typing import Any
+
+import torch.nn as nn
+
+
+class Tagged(nn.Linear):
+    def __init__(self, in_features: int, out_features: int, tag: Any = None) -> None:
+        super().__init__(in_features, out_features)
+
+    def forward(self, x):
+        return super().forward(x.flatten(1))
+"""
+
+
+def test_mlflow_logs_a_text_choice_yaml_reads_as_a_list_apart_from_the_list_choice(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The choice "[1,2]" (text) and the choice [1, 2] (a list, stored as its label) were both logged bare,
+    the stored labels undecoded: the text is quoted now, as `hpotool trials` shows it."""
+    (tmp_path / "tagged_net.py").write_text(_TAGGED_NET)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_dict["model"] = {"name": "tagged_net:Tagged"}
+    opt_dict["search_space"] = {"model.tag": {"type": "categorical", "choices": ["[1,2]", [1, 2]]}}
+    opt_dict["enqueue"] = [{"model.tag": "[1,2]"}, {"model.tag": [1, 2]}]
+    _tracked(tmp_path, run_dict, opt_dict, uri, 2)
+    logged = _logged_trials(uri, "tiny")
+    assert [logged[n].data.params["model.tag"] for n in ("0", "1")] == ['"[1,2]"', "[1, 2]"]

@@ -42,7 +42,8 @@ def yaml_bool_hint(value: Any, error_type: str) -> str:
 
 def format_choice(v: Any) -> str:
     """A categorical choice, or any config value, as the YAML spells it: 5.0 stays 5.0 (it is not the choice
-    5), None is null, True is true; a float in full (the user wrote 0.12345, not 0.1235); a list or mapping
+    5), None is null, True is true; a float in full (the user wrote 0.12345, not 0.1235), an infinite or
+    NaN one as YAML reads it back (`.inf`, `-.inf`, `.nan`); a list or mapping
     in flow style, `[128, 64]`, `{name: sgd, lr: 0.1}`; a string as it is (`sgd`), quoted where YAML would
     read it otherwise (`"null"`, `"0.1"`, `["1", null]`), so the text reads back as the value and two values
     never read alike."""
@@ -57,16 +58,20 @@ def format_choice(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
-        return repr(v)
+        return _yaml_float(v) if not math.isfinite(v) else repr(v)
     return str(v)
 
 
 def format_param(value: Any, categorical: bool) -> str:
     """A trial's parameter as every table and line shows it: a categorical choice as `format_choice` spells
     it, a list or mapping as the label the study stores (`sorted_keys`: `{lr: 0.001, name: adam}` whichever
-    order the YAML gave the keys in), a sampled number as `format_value` does."""
+    order the YAML gave the keys in), a sampled number as `format_value` does. `value` is decoded (a list
+    choice as the list, `search_space.decode_params`): a string choice YAML reads as a list or mapping
+    (`"[1,2]"`) is quoted, to read apart from the list choice [1, 2] (before, every line showed both bare)."""
     if isinstance(value, list | dict):
         return format_choice(sorted_keys(value))
+    if categorical and isinstance(value, str) and _collection_text(value):
+        return _quoted(value)
     return (format_choice if categorical else format_value)(value)
 
 
@@ -100,8 +105,8 @@ def _misread(text: str) -> bool:
 @functools.lru_cache(maxsize=4096)
 def _yaml_misreads(text: str) -> bool:
     """Whether YAML reads `text` as a scalar other than itself, or cannot read it. Text in flow style (`[...]`,
-    `{...}`) stays bare: that is how a list or mapping choice's label is spelt (`[128, 64]`), which the
-    progress lines, MLflow and a multi-objective export show as Optuna stores it."""
+    `{...}`) stays bare: that is how a list or mapping choice's label is spelt (`[128, 64]`); a trial's
+    parameters, decoded, are shown by `format_param`, which quotes such text where it is a choice."""
     from hpotool.errors import HpoError
     from hpotool.yamlfile import parse_yaml  # here: the CLI's --help imports this module, not yaml
 
@@ -114,6 +119,20 @@ def _yaml_misreads(text: str) -> bool:
     return bool(value != text)
 
 
+@functools.lru_cache(maxsize=4096)
+def _collection_text(text: str) -> bool:
+    """Whether YAML reads `text`, written bare, as a list or mapping (`[1,2]`, `{a: 1}`)."""
+    from hpotool.errors import HpoError
+    from hpotool.yamlfile import parse_yaml  # here: the CLI's --help imports this module, not yaml
+
+    if text[:1] not in ("[", "{"):
+        return False
+    try:
+        return isinstance(parse_yaml(text, "choice"), list | dict)
+    except HpoError:
+        return False
+
+
 # A string YAML reads back as itself inside a flow collection; any other is written quoted.
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
 _YAML_WORDS = {"null", "true", "false", "yes", "no", "on", "off"}
@@ -123,10 +142,16 @@ def _flow_item(v: Any) -> str:
     if isinstance(v, str) and (not _PLAIN.fullmatch(v) or v.lower() in _YAML_WORDS):
         return _quoted(v)
     if isinstance(v, float) and not math.isfinite(v):
-        return ".nan" if math.isnan(v) else ".inf" if v > 0 else "-.inf"
+        return _yaml_float(v)
     if isinstance(v, float) and "e" in repr(v) and "." not in repr(v):
         return repr(v).replace("e", ".0e")  # 1e-05 as 1.0e-05: YAML reads a float without a point as text
     return format_choice(v)
+
+
+def _yaml_float(v: float) -> str:
+    """An infinite or NaN float as YAML spells it, `.inf`, `-.inf`, `.nan` (YAML reads `inf` and `nan` as
+    text: a choice shown so read back as another value)."""
+    return ".nan" if math.isnan(v) else ".inf" if v > 0 else "-.inf"
 
 
 def _quoted(text: str) -> str:

@@ -28,7 +28,13 @@ from hpotool.objective import StudyObserver, make_objective
 from hpotool.owners import owner
 from hpotool.plan import StudyPlan
 from hpotool.run_summary import trial_target
-from hpotool.sampler_hooks import AfterTrialFailed, after_trial_stop, created_trial, hook_reason
+from hpotool.sampler_hooks import (
+    AfterTrialFailed,
+    after_trial_stop,
+    created_trial,
+    failed_hook,
+    hook_reason,
+)
 from hpotool.storage_settings import heartbeat_settings
 from hpotool.study import FINISHED
 from hpotool.tracking import track
@@ -246,14 +252,21 @@ class _TrialLoop:
                         trial = self.study.ask()
                 except Exception as exc:
                     return self._fail_unasked(exc)
-            return (trial, asked) if self.set_up(trial) else None
+            try:
+                with refusing_exit():  # the before_trial of a sampler seeded of its own (`TrialSetup`)
+                    ready = self.set_up(trial)
+            except Exception as exc:
+                if not failed_hook(exc, "before_trial"):
+                    raise
+                return self._fail_hooked(trial._trial_id, exc)
+            return (trial, asked) if ready else None
         except KeyboardInterrupt as exc:
             # One sent back to the queue is left there: told FAIL, it raised 'Cannot tell a WAITING trial'.
             # A second signal waits until it is told (it left the trial RUNNING).
             with deferred():
                 let_go(exc)  # a storage read it cut short (setting the trial up) would fail the writes below
                 if trial is not None:
-                    end_interrupted(self.study, trial, asked)
+                    end_interrupted(self.study, trial, asked, self.plan.opt.sampler.name)
             raise
 
     def _fail_unasked(self, exc: Exception) -> int:
@@ -264,6 +277,11 @@ class _TrialLoop:
         trial_id = created_trial(exc)
         if trial_id is None:
             raise exc
+        return self._fail_hooked(trial_id, exc)
+
+    def _fail_hooked(self, trial_id: int, exc: Exception) -> int:
+        """Tell FAIL the trial `trial_id`, whose sampler's `before_trial` raised `exc`, with a reason naming
+        the sampler, and return its id."""
         reason = hook_reason(self.plan.opt.sampler.name, "before_trial", exc)
         _log.debug("trial %d failed: %s", trial_id, reason, exc_info=exc)
         self.storage.set_trial_user_attr(trial_id, "worker", owner())  # the run's own (`run_failures`)

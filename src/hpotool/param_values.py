@@ -50,13 +50,12 @@ def value_count(p: Param) -> int | None:
 
 
 def grid_size(p: Param) -> int:
-    """How many values `grid_choices(p)` lists, counted without listing them.
+    """How many values `grid_choices(p)` lists, counted without listing them (a log-scaled int: each integer
+    from low to high, as its step is 1; before, grid refused it, though its grid is finite).
 
     Raises:
-        ValueError: for a continuous float (no `step`) or a log-scaled int, which have no finite grid.
+        ValueError: for a continuous float (no `step`), which has no finite grid.
     """
-    if isinstance(p, IntParam) and p.log:
-        raise ValueError("a log-scaled int has no grid; use step instead of log")
     n = value_count(p)
     if n is None:
         raise ValueError("a float without step has no grid; give it a step")
@@ -68,7 +67,7 @@ def grid_choices(p: Param) -> list[Any]:
     as its label).
 
     Raises:
-        ValueError: for a continuous float (no `step`) or a log-scaled int, which have no finite grid.
+        ValueError: for a continuous float (no `step`), which has no finite grid.
     """
     n = grid_size(p) - 1
     match p:

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import optuna
-from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.markup import escape
@@ -15,17 +14,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from hpotool.durations import trial_seconds
 from hpotool.epoch import EpochResult
-from hpotool.formatting import counted, format_param, format_value
+from hpotool.formatting import counted, format_value
 from hpotool.owners import ran_elsewhere
+from hpotool.trial_table import shown_params
 
 _STATE_STYLE = {TrialState.COMPLETE: "green", TrialState.PRUNED: "yellow", TrialState.FAIL: "red"}
 
 
-def format_params(trial: FrozenTrial) -> str:
-    """The trial's parameters, a categorical choice as the YAML spells it (null, true, 5.0, [128, 64]) as
-    `hpotool trials` shows it, a number to four digits."""
-    categorical = {k for k, d in trial.distributions.items() if isinstance(d, CategoricalDistribution)}
-    return " ".join(f"{k}={format_param(v, k in categorical)}" for k, v in trial.params.items())
+def format_params(study: optuna.Study, trial: FrozenTrial) -> str:
+    """The trial's parameters, a categorical choice as the YAML spells it (null, true, 5.0, [128, 64],
+    `"[1,2]"` for that text) as `hpotool trials` shows it (`trial_table.shown_params`), a number to four
+    digits."""
+    return " ".join(f"{k}={v}" for k, v in shown_params(study.user_attrs, trial).items())
 
 
 def duration(seconds: float) -> str:
@@ -183,7 +183,7 @@ class RichObserver:
             mark = f"  violates the constraints{mark}"  # why a better value is not the new best
         # A pruned trial's parameters are noise in the stream (most trials of a pruned study end so):
         # `hpotool trials --state pruned` lists them, as Optuna's own log says only "Trial N pruned".
-        params = "" if trial.state == TrialState.PRUNED else f"{escape(format_params(trial))}  "
+        params = "" if trial.state == TrialState.PRUNED else f"{escape(format_params(study, trial))}  "
         took = duration(seconds)
         # With --workers this process shows every trial the study finishes: another command's or another
         # machine's, on a shared study, were listed as this run's (the summary's "run now" left them out).

@@ -21,6 +21,7 @@ from hpotool.interrupts import deferred
 from hpotool.owners import enqueue_owned, in_use
 from hpotool.param_values import contains
 from hpotool.plan import WARM_START, StudyPlan
+from hpotool.sampler_hooks import failed_before_trial
 from hpotool.search_space import FloatParam, IntParam, encode_params
 from hpotool.storage_settings import heartbeat_settings
 from hpotool.study import FINISHED
@@ -57,8 +58,8 @@ def queue_interrupted(study: optuna.Study, plan: StudyPlan) -> None:
 
 
 def _queue_interrupted_points(study: optuna.Study) -> bool:
-    """Queue once more, once, the values of each trial Ctrl-C or SIGTERM interrupted that were chosen rather
-    than drawn freely: a queued point's (a warm start of `--enqueue-from` or an earlier run, whatever this
+    """Queue once more, once, the values of each trial that never ran them (`never_ran`: Ctrl-C or SIGTERM
+    interrupted it, or its sampler's `before_trial` failed) that were chosen rather than drawn freely: a queued point's (a warm start of `--enqueue-from` or an earlier run, whatever this
     command's flags; the optimize config's `enqueue` list queues its own), a dead trial's retry's (`retry_of`,
     or Optuna's heartbeat retry: `failed_trial`), and under brute force or QMC every point, which the search
     counts as run once its trial has ended (brute force ended without it; QMC's sequence skipped it). The
@@ -71,7 +72,7 @@ def _queue_interrupted_points(study: optuna.Study) -> bool:
     retried = {t.user_attrs.get("retry_of") for t in trials}
     queued = False
     for t in trials:
-        if not was_interrupted(t) or t.number in retried:
+        if not never_ran(t) or t.number in retried:
             continue
         fixed = t.system_attrs.get("fixed_params", {})
         if "retry_of" in t.user_attrs or "failed_trial" in t.system_attrs or sequence:
@@ -237,10 +238,17 @@ def was_interrupted(trial: FrozenTrial) -> bool:
     return trial.state == TrialState.FAIL and trial.user_attrs.get("fail_reason") == "interrupted"
 
 
+def never_ran(trial: FrozenTrial) -> bool:
+    """Whether `trial` ended before it ran its values: interrupted (`was_interrupted`), or failed by its
+    sampler's `before_trial` (before, its queued point was taken for tried, and never run)."""
+    return was_interrupted(trial) or failed_before_trial(trial)
+
+
 def _tried(trial: FrozenTrial, params: Mapping[str, Any]) -> bool:
     """Whether `trial` ran `params`, or holds them in the queue, as Optuna's `skip_if_exists` tells: a
-    warm-start point whose trial was interrupted (Ctrl-C, SIGTERM) never ran, and is queued again."""
-    return not was_interrupted(trial) and _held(trial, params)
+    warm-start point whose trial never ran (interrupted, or failed in the sampler's `before_trial`) is
+    queued again."""
+    return not never_ran(trial) and _held(trial, params)
 
 
 def _held(trial: FrozenTrial, params: Mapping[str, Any]) -> bool:

@@ -10,11 +10,16 @@ it with no word and the exit code it gave, in `before_trial` the trial left RUNN
 
 from __future__ import annotations
 
+import re
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from hpotool.errors import HpoError
 from hpotool.storage_faults import lost_connection
 from hpotool.user_code import described
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
 
 
 class AfterTrialFailed(Exception):
@@ -65,6 +70,17 @@ def created_trial(exc: BaseException) -> int | None:
 def hook_reason(sampler: str, hook: str, exc: BaseException) -> str:
     """The one line that says the sampler named `sampler` failed in `hook` with `exc`."""
     return f"sampler {sampler!r} failed in its {hook}(): {described(exc)}"
+
+
+def failed_before_trial(trial: FrozenTrial) -> bool:
+    """Whether `trial` is FAIL as its sampler's `before_trial` failed (`hook_reason`): it never drew nor ran
+    its values."""
+    reason = trial.user_attrs.get("fail_reason")
+    return (
+        trial.state.name == "FAIL"
+        and isinstance(reason, str)
+        and re.match(r"sampler '.*' failed in its before_trial\(\): ", reason) is not None
+    )
 
 
 def after_trial_stop(sampler: str, failed: AfterTrialFailed) -> HpoError:

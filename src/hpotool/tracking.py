@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from hpotool.durations import trial_end, trial_seconds, trial_start
 from hpotool.errors import HpoError
-from hpotool.formatting import format_choice
 
 if TYPE_CHECKING:
     import optuna
@@ -148,23 +147,23 @@ class MlflowTracker:
         )
         run_id = run.info.run_id
         try:
-            self._fill(run_id, trial)
+            self._fill(run_id, trial, study.user_attrs)
             status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}.get(trial.state.name, "FAILED")
             self.client.set_terminated(run_id, status=status, end_time=end)
         except BaseException as exc:  # the store went away, Ctrl-C: the run was left RUNNING for good
             self._end_cut_off(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", end, exc)
             raise
 
-    def _fill(self, run_id: str, trial: FrozenTrial) -> None:
+    def _fill(self, run_id: str, trial: FrozenTrial, study_attrs: dict[str, Any]) -> None:
         from optuna.distributions import CategoricalDistribution
 
-        for key, value in trial.params.items():  # a choice as the YAML spells it (null, 5.0, [128, 64])
-            shown = (
-                format_choice(value)
-                if isinstance(trial.distributions[key], CategoricalDistribution)
-                else value
-            )
-            self.client.log_param(run_id, key, shown)
+        from hpotool.trial_table import shown_params
+
+        choices = {k for k, d in trial.distributions.items() if isinstance(d, CategoricalDistribution)}
+        # a choice as the YAML spells it (null, 5.0, [128, 64], "[1,2]" for that text); a number as stored
+        shown = shown_params(study_attrs, trial)
+        for key, value in trial.params.items():
+            self.client.log_param(run_id, key, shown[key] if key in choices else value)
         for row in trial.user_attrs.get("history", []):
             step = int(row.get("epoch", 0))
             for key, value in row.items():

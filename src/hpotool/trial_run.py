@@ -19,7 +19,7 @@ from hpotool.kept_results import keep_result
 from hpotool.objective import StorageLostInTrial, reason_of
 from hpotool.owners import owner
 from hpotool.plan import StudyPlan
-from hpotool.sampler_hooks import AfterTrialFailed, failed_hook
+from hpotool.sampler_hooks import AfterTrialFailed, failed_hook, hook_reason
 from hpotool.search_space import CategoricalParam
 from hpotool.trainer_contract import broke_contract, contract_stop
 from hpotool.user_code import refusing_exit
@@ -207,18 +207,29 @@ def _tell_failed(study: optuna.Study, trial: optuna.Trial, reason: str, *, run_f
     return told
 
 
-def end_interrupted(study: optuna.Study, trial: optuna.Trial, asked: float) -> None:
+def end_interrupted(study: optuna.Study, trial: optuna.Trial, asked: float, sampler: str) -> None:
     """End `trial`, which Ctrl-C or SIGTERM interrupted as this process set it up (asked, its slot and point
     checked), as FAIL ("interrupted"), recording this process as its owner and its seconds; one sent back
-    to the queue (WAITING) stays there, and one another process ended first keeps its state and reason."""
+    to the queue (WAITING) stays there, and one another process ended first keeps its state and reason.
+    The sampler (named `sampler`) failing in its `after_trial` is one line: the FAIL is written whatever it
+    does, and the interrupt goes on (before, its error replaced the interrupt, with a traceback)."""
     if study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
         return
     try:
         trial.set_user_attr("worker", owner())
         record_seconds(trial, time.perf_counter() - asked)
-        _tell_failed(study, trial, "interrupted")
+        with refusing_exit():  # a sampler's sys.exit() in after_trial
+            _tell_failed(study, trial, "interrupted")
     except optuna.exceptions.UpdateFinishedTrialError:
         pass  # another process (a stale check) ended it between the two writes: its state stands
+    except Exception as exc:
+        if not failed_hook(exc, "after_trial"):
+            raise
+        _log.warning(
+            "trial %d was told FAIL (interrupted), its state stands: %s",
+            trial.number,
+            hook_reason(sampler, "after_trial", exc),
+        )
 
 
 def trained_by(plan: StudyPlan, trial: optuna.Trial | FrozenTrial) -> str | None:

@@ -14,6 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.durations import trial_seconds
 from hpotool.fingerprint import config_of, stored_config
+from hpotool.formatting import format_param
 from hpotool.ranking import is_multi_objective, objective_names
 from hpotool.search_space import decode_params
 from hpotool.strict_json import json_safe
@@ -39,6 +40,16 @@ def trial_params(study_attrs: Mapping[str, Any], trial: FrozenTrial) -> dict[str
     space = space if isinstance(space, dict) else {}
     params = decode_params(stored_params(trial), space)
     return {name: params[name] for name in in_space_order(params, space)}  # a queued trial's as enqueued
+
+
+def shown_params(study_attrs: Mapping[str, Any], trial: FrozenTrial) -> dict[str, str]:
+    """The trial's parameters as every line and table shows them (`format_param`), decoded first
+    (`trial_params`): a string choice `"[1,2]"` reads apart from the list choice [1, 2], whose label Optuna
+    stores as text (before, the progress lines, MLflow and the multi-objective export showed both bare)."""
+    from optuna.distributions import CategoricalDistribution
+
+    choices = {k for k, d in trial.distributions.items() if isinstance(d, CategoricalDistribution)}
+    return {k: format_param(v, k in choices) for k, v in trial_params(study_attrs, trial).items()}
 
 
 def in_space_order(names: Iterable[str], space: Mapping[str, Any]) -> list[str]:

@@ -14,7 +14,7 @@ from hpotool.cli.options import ReadStorageOpt, StudyNameReq, out_option
 from hpotool.cli.root import app, user_errors
 from hpotool.cli.terminal import err_console, escape, print_keyed, print_note
 from hpotool.errors import HpoError
-from hpotool.formatting import format_param, format_value
+from hpotool.formatting import format_value
 
 
 def write_study_report(study_name: str, storage: str | None, out: Path | None, fmt: str | None) -> None:
@@ -276,8 +276,9 @@ def export_best(
         study = find_study(study_name, storage)
         check_export_folder(study_name, out, "export-best")
         result = write_export(study, storage or default_storage_url(study_name), out)
-        from optuna.distributions import CategoricalDistribution
+        from hpotool.trial_table import shown_params
 
+        attrs = study.user_attrs
         rows: list[tuple[str, str]] = []
         if len(result.metrics) > 1:  # why several trials, and which file trains one
             rows.append(
@@ -296,14 +297,8 @@ def export_best(
                 f"{m}={format_value(v)}" for m, v in zip(result.metrics, trial.values or [], strict=False)
             )
             rows.append((f"trial {trial.number}", values))
-            categorical = {
-                k for k, d in trial.distributions.items() if isinstance(d, CategoricalDistribution)
-            }
-            for (
-                k,
-                v,
-            ) in trial.params.items():  # a choice as the YAML spells it (null, 0.0), as trials shows it
-                rows.append((f"  {k}", format_param(v, k in categorical)))
+            # a choice as the YAML spells it (null, 0.0, "[1,2]" for that text), as trials shows it
+            rows += [(f"  {k}", v) for k, v in shown_params(attrs, trial).items()]
         rows.append(("wrote", f"{result.folder}/: " + ", ".join(f.name for f in result.files)))
         # The folder whole, under the table where its cell would fold it mid-path (80 columns, a log file)
         print_keyed(f"study {study_name}", rows, "wrote", sep=" ")
