@@ -1069,6 +1069,13 @@ def test_the_hover_text_shows_each_trials_params_as_the_tables_do(directions: li
         "optimizer.lr": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True),
     }
     params = {"model.act": "relu", "optimizer": "{lr: 0.001, name: adam}", "loss.weight": None}
+    space = {  # stored as hpotool stores it: a section choice's label reads back as the section
+        "model.act": {"type": "categorical", "choices": ["relu", "tanh"]},
+        "optimizer": {"type": "categorical", "choices": [{"name": "adam", "lr": 0.001}, {"name": "sgd"}]},
+        "loss.weight": {"type": "categorical", "choices": [None, "null"]},
+        "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+    }
+    study.set_user_attr("optimize_config", {"search_space": space})
     study.add_trial(
         optuna.trial.create_trial(
             params={**params, "optimizer.lr": 0.0123456},
