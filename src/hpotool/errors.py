@@ -1,5 +1,7 @@
 """The one exception users are meant to see, and `RunCheckError`, a run that cannot train, which the
-checks before trial 0 turn into one."""
+checks before trial 0 turn into one; `chain`, an error and those it was raised from."""
+
+from collections.abc import Iterator
 
 
 class HpoError(Exception):
@@ -14,11 +16,18 @@ def unsuppress_context(exc: BaseException) -> None:
     error into its one line with `raise HpoError(...) from None`, which hid the error itself: `hpotool --debug
     optimize` on a model whose forward() raised showed hpotool's frames alone, never the user's (a worker's
     too: `worker_process.worker_main` sends its traceback so)."""
+    for link in chain(exc):
+        link.__suppress_context__ = False
+
+
+def chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, then the exception it was raised from or while handling (`__cause__`, else `__context__`), and
+    so on, each once."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        current.__suppress_context__ = False
+        yield current
         current = current.__cause__ or current.__context__
 
 

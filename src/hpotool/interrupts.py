@@ -232,11 +232,6 @@ def interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
     contexts; None where none was. A driver cancelling its query on Ctrl-C may end in an error of its own
     (SQLAlchemy's connection check on the cancelled connection: "can't change 'autocommit' now"), which
     takes the interrupt's place unless it is raised again."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, KeyboardInterrupt):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
+    from hpotool.errors import chain
+
+    return next((link for link in chain(exc) if isinstance(link, KeyboardInterrupt)), None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
-from hpotool.errors import HpoError
+from hpotool.errors import HpoError, chain
 from hpotool.storage_files import file_hint
 from hpotool.storage_settings import sqlite_busy_timeout
 from hpotool.storage_url import StorageFault, shown_url, storage_file
@@ -23,14 +23,7 @@ def lost_connection(exc: BaseException) -> BaseException | None:
         kinds += (sa.OperationalError, sa.InterfaceError)
     if rd is not None:
         kinds += (rd.ConnectionError, rd.TimeoutError)
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, kinds):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
+    return next((link for link in chain(exc) if isinstance(link, kinds)), None)
 
 
 # The server storages (database, Redis) this process opened: a command that loses one after opening it says
@@ -104,18 +97,15 @@ def study_deleted(study_name: str, url: str, exc: BaseException) -> HpoError | N
     """What a command running study `study_name` says when the study vanished from its storage under it
     (another process deleted it, `optuna delete-study`, or its tables were emptied): Optuna's storages then
     raise KeyError('Record does not exist.'), which printed a traceback; None for any other error."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, KeyError) and current.args == ("Record does not exist.",):
-            return HpoError(
-                f"study {study_name!r} in {shown_url(url)} was deleted while this command ran it (by another "
-                f"process: optuna delete-study, a script); its trials went with it. Run the same command to "
-                f"start the study again"
-            )
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
+    if not any(
+        isinstance(link, KeyError) and link.args == ("Record does not exist.",) for link in chain(exc)
+    ):
+        return None
+    return HpoError(
+        f"study {study_name!r} in {shown_url(url)} was deleted while this command ran it (by another "
+        f"process: optuna delete-study, a script); its trials went with it. Run the same command to "
+        f"start the study again"
+    )
 
 
 def lost_cause(exc: BaseException) -> str:

@@ -4,7 +4,7 @@ in every trial, and what optimize says when one stops the study (`contract_stop`
 
 from __future__ import annotations
 
-from hpotool.errors import HpoError
+from hpotool.errors import HpoError, chain
 
 
 class TrainerOutputError(TypeError):
@@ -25,14 +25,7 @@ def mark_broken_contract(exc: Exception) -> Exception:
 def broke_contract(exc: BaseException) -> bool:
     """Whether `exc` (or an exception that raised it) says the training function broke hpotool's contract:
     it returned no dict of numbers, or called report() wrongly. Such a mistake is the same in every trial."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, TrainerOutputError) or getattr(current, _CONTRACT, False):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
+    return any(isinstance(link, TrainerOutputError) or getattr(link, _CONTRACT, False) for link in chain(exc))
 
 
 def missing_metric(
