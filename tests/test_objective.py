@@ -13,7 +13,10 @@ from optuna.trial import TrialState
 
 from hpotool.errors import HpoError
 from hpotool.exhaustion import EXHAUSTED
+from hpotool.failed_trials import fail_trial
 from hpotool.plan import Overrides, prepare_study
+from hpotool.resume import never_ran
+from hpotool.sampler_hooks import BEFORE_TRIAL
 from hpotool.search_space import decode_params
 from hpotool.study import open_study
 from hpotool.study_run import run_study
@@ -2236,3 +2239,41 @@ def test_a_warm_start_point_whose_trial_failed_in_before_trial_is_queued_again_o
     trials = load_study(opt_dict).trials
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL]
     assert [t.system_attrs.get("fixed_params") for t in trials[1:]] == [point, point]
+    assert all(BEFORE_TRIAL in t.system_attrs for t in trials[1:])  # marked with the FAIL
+
+
+@pytest.mark.parametrize(
+    ("reason", "drawn"),
+    [
+        # a training error whose message reads as a before_trial failure: its trial drew its values first
+        ("sampler 'tpe' failed in its before_trial(): boom", True),
+        # a failed draw whose error quotes one: the pattern spanned both quoted names
+        (
+            "sampler 'tpe' failed in its sample_independent(): RuntimeError: sampler 'x' failed in its before_trial(): b",
+            False,
+        ),
+    ],
+)
+def test_a_trial_whose_reason_only_reads_as_a_before_trial_failure_is_not_taken_for_one(
+    tmp_path: Path, reason: str, drawn: bool
+) -> None:
+    """A queued point failed in the sampler's before_trial is queued again on resume; it was known by its
+    reason's text alone, so a trial whose run failed with such words was taken for one never run, and its
+    point run again. Such a failure is marked now; an unmarked trial is one only with nothing drawn."""
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}")
+    trial = study.ask()
+    if drawn:
+        trial.suggest_float("optimizer.lr", 1e-4, 1e-1, log=True)
+    assert fail_trial(study._storage, trial._trial_id, reason, run_failed=True)
+    assert not never_ran(study.trials[0])
+
+
+def test_a_before_trial_failure_an_earlier_hpotool_wrote_unmarked_still_counts_as_never_run(
+    tmp_path: Path,
+) -> None:
+    """A study whose before_trial failure carries its reason alone (written before the mark) keeps its point
+    queued again on resume."""
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}")
+    trial = study.ask()
+    assert fail_trial(study._storage, trial._trial_id, "sampler 'tpe' failed in its before_trial(): E: b")
+    assert BEFORE_TRIAL not in study.trials[0].system_attrs and never_ran(study.trials[0])

@@ -24,7 +24,13 @@ def failed_in_run(trial: FrozenTrial) -> bool:
 
 
 def fail_trial(
-    storage: Any, trial_id: int, reason: str, *, waiting: bool = False, run_failed: bool = False
+    storage: Any,
+    trial_id: int,
+    reason: str,
+    *,
+    waiting: bool = False,
+    run_failed: bool = False,
+    mark: str | None = None,
 ) -> bool:
     """Mark a trial FAIL with `reason` as its `fail_reason`; whether this process did (False where another
     process ended it first). The reason lands with the state or not at all: on SQLite, PostgreSQL and MySQL
@@ -34,7 +40,8 @@ def fail_trial(
     only while it is still WAITING (False where a worker took it up first: before, its run was failed under
     it); on the journal storages too, whose look and write have no other process's record between them (a
     worker that took it up between the two, before, ran a trial failed under it).
-    `run_failed`: its own process fails it as its run failed, marked `RUN_FAILED` with the reason.
+    `run_failed`: its own process fails it as its run failed, marked `RUN_FAILED` with the reason. `mark`: a
+    further system attr set True in the same write, which tells why it failed (`sampler_hooks.BEFORE_TRIAL`).
 
     Optuna says "another process ended it first" with `UpdateFinishedTrialError` (its row lock on PostgreSQL
     and MySQL, the conditional write on SQLite); it is False here, for every caller: the ownerless-trial
@@ -49,6 +56,8 @@ def fail_trial(
 
     expected = TrialState.WAITING if waiting else None
     marks = {RUN_FAILED: True} if run_failed else {}
+    if mark is not None:
+        marks[mark] = True
     try:
         if isinstance(getattr(storage, "_backend", storage), FastReadRDBStorage):
             assert isinstance(storage, BufferedRDBStorage | FastReadRDBStorage)

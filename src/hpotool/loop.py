@@ -29,6 +29,7 @@ from hpotool.owners import owner
 from hpotool.plan import StudyPlan
 from hpotool.run_summary import trial_target
 from hpotool.sampler_hooks import (
+    BEFORE_TRIAL,
     AfterTrialFailed,
     after_trial_stop,
     created_trial,
@@ -285,7 +286,7 @@ class _TrialLoop:
         reason = hook_reason(self.plan.opt.sampler.name, "before_trial", exc)
         _log.debug("trial %d failed: %s", trial_id, reason, exc_info=exc)
         self.storage.set_trial_user_attr(trial_id, "worker", owner())  # the run's own (`run_failures`)
-        fail_trial(self.storage, trial_id, reason, run_failed=True)
+        fail_trial(self.storage, trial_id, reason, run_failed=True, mark=BEFORE_TRIAL)
         return trial_id
 
     def _run_trial(self, trial: optuna.Trial, asked: float) -> bool:

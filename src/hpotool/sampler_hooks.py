@@ -72,14 +72,25 @@ def hook_reason(sampler: str, hook: str, exc: BaseException) -> str:
     return f"sampler {sampler!r} failed in its {hook}(): {described(exc)}"
 
 
+# The system attr of a trial failed as its sampler's `before_trial` failed (`loop.Loop._fail_hooked`), written
+# with the FAIL. Before, such a trial was known by its reason's text alone, which a training error's reason
+# could read as too (one saying "sampler 'x' failed in its before_trial(): ..."): its point was run again.
+BEFORE_TRIAL = "hpotool:before_trial_failed"
+
+
 def failed_before_trial(trial: FrozenTrial) -> bool:
-    """Whether `trial` is FAIL as its sampler's `before_trial` failed (`hook_reason`): it never drew nor ran
-    its values."""
+    """Whether `trial` is FAIL as its sampler's `before_trial` failed: it never drew nor ran its values. Marked
+    `BEFORE_TRIAL`; one an earlier hpotool failed so carries its reason alone (`hook_reason`), and no drawn
+    values (a trial that trained drew them all first)."""
+    if trial.state.name != "FAIL":
+        return False
+    if BEFORE_TRIAL in trial.system_attrs:
+        return True
     reason = trial.user_attrs.get("fail_reason")
     return (
-        trial.state.name == "FAIL"
+        not trial.params
         and isinstance(reason, str)
-        and re.match(r"sampler '.*' failed in its before_trial\(\): ", reason) is not None
+        and re.match(r"sampler '[^']*' failed in its before_trial\(\): ", reason) is not None
     )
 
 
