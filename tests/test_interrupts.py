@@ -694,7 +694,10 @@ def test_ctrl_c_again_as_interrupted_workers_sum_up_waits_for_the_summary(
     _ctrl_c_before(monkeypatch, hpotool.workers, "sum_up")  # the next, as the summary is read
     result = _in_this_process([*args, "--workers", "2"], exit_code=130)
     assert "no trial was running" not in result.output, result.output
-    assert "interrupted: every worker ended its trial as FAIL" in result.output, result.output
+    # one worker may be between its trials as the signal lands: its note counts the trials ended
+    assert re.search(r"interrupted: (every worker|1 of 2 workers) ended its trial as FAIL", result.output), (
+        result.output
+    )
     assert "study tiny" in result.stdout, result.output
     trials = load_study(opt_dict).trials
     assert trials and all(t.state != TrialState.RUNNING for t in trials), trials

@@ -21,8 +21,7 @@ def interrupted_idle(study: optuna.Study, pids: Collection[int], before: set[int
     """What the summary says of a Ctrl-C or SIGTERM that found none of the processes `pids` (this one, its
     workers) running a trial, or None when one ended its trial so ("interrupted"). The study's last trials
     run elsewhere (another machine, another command): this run waited for them, and they run on."""
-    fails = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-    if any(t.number not in before and was_interrupted(t) and run_by(t, pids) for t in fails):
+    if interrupted_now(study, pids, before):
         return None
     others = [f"#{t.number}" for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
     if not others:
@@ -31,6 +30,28 @@ def interrupted_idle(study: optuna.Study, pids: Collection[int], before: set[int
         f"interrupted while waiting for the trials that other processes run ({', '.join(others)}): no trial "
         f"of this run was running; run the same command to resume"
     )
+
+
+def interrupted_now(study: optuna.Study, pids: Collection[int], before: set[int]) -> list[int]:
+    """The numbers of the trials that the processes `pids` ended as interrupted in this run (not among the
+    trials finished `before` it)."""
+    fails = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    return [t.number for t in fails if t.number not in before and was_interrupted(t) and run_by(t, pids)]
+
+
+def workers_interrupted(study: optuna.Study, pids: Collection[int], before: set[int], n_workers: int) -> str:
+    """What the summary says of a Ctrl-C or SIGTERM that ended trials of the `n_workers` workers (`pids`, with
+    the main process): how many of them it found running one, and which. Before, it said every worker ended
+    its trial as FAIL where one had finished its last trial already (the study: complete 1, fail 1)."""
+    ended = interrupted_now(study, pids, before)
+    numbers = ", ".join(f"#{n}" for n in ended)
+    if len(ended) >= n_workers:
+        said = f"every worker ended its trial as FAIL ({numbers})"
+    elif len(ended) == 1:
+        said = f"1 of {n_workers} workers ended its trial as FAIL ({numbers}), the other{'s' if n_workers > 2 else ''} running none"
+    else:
+        said = f"{len(ended)} of {n_workers} workers ended their trials as FAIL ({numbers}), the others running none"
+    return f"interrupted: {said}; run the same command to resume"
 
 
 def failures_stop(streak: int) -> str:

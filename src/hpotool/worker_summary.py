@@ -25,6 +25,7 @@ from hpotool.run_summary import (
     interrupted_idle,
     ran_now_states,
     timed_out,
+    workers_interrupted,
 )
 from hpotool.storage_faults import storage_lost
 from hpotool.study import FINISHED
@@ -122,8 +123,9 @@ def _say_why_it_stopped(run: WorkerRun, summary: StudySummary, finished: int) ->
         summary.stopped = already_done(run.done, target)
     elif run.interrupted is not None:
         summary.interrupted = run.interrupted
-        summary.stopped = interrupted_idle(run.study, run.pids(), run.before) or (
-            "interrupted: every worker ended its trial as FAIL; run the same command to resume"
+        pids = run.pids()
+        summary.stopped = interrupted_idle(run.study, pids, run.before) or workers_interrupted(
+            run.study, pids, run.before, run.n_workers
         )
     elif signalled and finished < target:  # signals sent to the workers alone, not to this process
         _say_signalled(run, summary, signalled)
