@@ -2268,6 +2268,24 @@ def test_a_trial_whose_reason_only_reads_as_a_before_trial_failure_is_not_taken_
     assert not never_ran(study.trials[0])
 
 
+def test_a_before_trial_failure_s_two_marks_land_with_its_fail_on_the_journal_storages(
+    journal_url: str,
+) -> None:
+    """Redis and journal files take the FAIL, its reason and its marks as records appended together: the
+    marks went as one record, which the journal's replay refuses beyond one attr (an AssertionError, and
+    every later read of the journal failed)."""
+    from hpotool.storage import make_storage
+
+    storage = make_storage(journal_url)
+    study = optuna.create_study(storage=storage)
+    trial = study.ask()
+    reason = "sampler 'tpe' failed in its before_trial(): RuntimeError: b"
+    assert fail_trial(storage, trial._trial_id, reason, run_failed=True, mark=BEFORE_TRIAL)
+    (frozen,) = optuna.load_study(study_name=study.study_name, storage=make_storage(journal_url)).trials
+    assert frozen.state == TrialState.FAIL and frozen.user_attrs["fail_reason"] == reason
+    assert frozen.system_attrs == {"hpotool:run_failed": True, BEFORE_TRIAL: True} and never_ran(frozen)
+
+
 def test_a_before_trial_failure_an_earlier_hpotool_wrote_unmarked_still_counts_as_never_run(
     tmp_path: Path,
 ) -> None:

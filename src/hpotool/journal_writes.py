@@ -48,11 +48,15 @@ def fail_in_one_write(
     from optuna.trial import TrialState
 
     done = datetime.now(tz=timezone.utc).isoformat(timespec="microseconds")
+    # one record an attr: the journal's replay takes no more (an assert; two marks broke the journal)
     records: list[tuple[int, dict[str, Any]]] = [
-        (JournalOperation.SET_TRIAL_USER_ATTR, {"user_attr": user_attrs})
+        (JournalOperation.SET_TRIAL_USER_ATTR, {"user_attr": {key: value}})
+        for key, value in user_attrs.items()
     ]
-    if system_attrs:
-        records.append((JournalOperation.SET_TRIAL_SYSTEM_ATTR, {"system_attr": system_attrs}))
+    records += [
+        (JournalOperation.SET_TRIAL_SYSTEM_ATTR, {"system_attr": {key: value}})
+        for key, value in system_attrs.items()
+    ]
     state = {"state": TrialState.FAIL, "values": None, "datetime_complete": done}
     records.append((JournalOperation.SET_TRIAL_STATE_VALUES, state))
     with storage._thread_lock:
