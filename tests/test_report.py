@@ -919,6 +919,13 @@ def test_the_figures_label_categorical_values_as_the_yaml_spells_them() -> None:
         "loss.weight": optuna.distributions.CategoricalDistribution([None, "null"]),
         "optimizer.lr": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True),
     }
+    space = {  # stored as hpotool stores it: a section choice's label reads back as the section
+        "model.act": {"type": "categorical", "choices": ["relu", "tanh"]},
+        "optimizer": {"type": "categorical", "choices": [{"name": "adam", "lr": 0.001}, {"name": "sgd"}]},
+        "loss.weight": {"type": "categorical", "choices": [None, "null"]},
+        "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+    }
+    study.set_user_attr("optimize_config", {"search_space": space})
     for i in range(8):
         params = {
             "model.act": ["relu", "tanh"][i % 2],
@@ -959,6 +966,37 @@ def test_the_figures_label_categorical_values_as_the_yaml_spells_them() -> None:
         if name in expected:
             values = {v for trace in contour.data for v in (trace[axis] or ())}
             assert values == expected[name], name
+
+
+def test_the_figures_tell_a_text_choice_from_the_list_choice_it_spells() -> None:
+    """The figures labelled the text choice "[1,2]" `[1,2]`, bare, reading as the list choice [1, 2], where
+    the progress lines, `hpotool trials` and the exports quote it (`format_param`)."""
+    study = optuna.create_study(study_name="text-or-list")
+    dists = {
+        "model.hidden": optuna.distributions.CategoricalDistribution(["[1,2]", "[1, 2]"]),
+        "optimizer.lr": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True),
+    }
+    space = {
+        "model.hidden": {"type": "categorical", "choices": ["[1,2]", [1, 2]]},
+        "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+    }
+    study.set_user_attr("optimize_config", {"search_space": space})
+    for i in range(6):
+        lr = 10 ** (-3 + i / 3)
+        params = {"model.hidden": ["[1,2]", "[1, 2]"][i % 2], "optimizer.lr": lr}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=i % 2 + lr))
+    figures = make_figures(study, report_info(study, "memory"))
+    expected = {'"[1,2]"', "[1, 2]"}
+
+    layout = figures["slice"].layout
+    axis = next(layout[k] for k in ("xaxis", "xaxis2") if layout[k].title.text == "model.hidden")
+    assert set(axis.categoryarray) == expected
+    parallel = figures["parallel"]
+    names = dict(zip(parallel.layout.xaxis.tickvals, parallel.layout.xaxis.ticktext, strict=True))
+    assert {n.text for n in parallel.layout.annotations if names[n.x] == "model.hidden"} == expected
+    contour = figures["contour"]
+    axis_letter = "x" if contour.layout.xaxis.title.text == "model.hidden" else "y"
+    assert {v for trace in contour.data for v in (trace[axis_letter] or ()) if isinstance(v, str)} == expected
 
 
 def test_trials_valued_inf_are_not_counted_as_the_importances_and_contour_basis() -> None:

@@ -827,6 +827,40 @@ def test_fail_stale_marks_dead_trials_and_queues_a_retry(
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_fail_stale_says_what_ends_a_running_trial_with_no_heartbeat_yet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A RUNNING trial with an owner and no heartbeat record was listed "(no heartbeat yet)" under "run
+    fail-stale again once its heartbeat is older", which it has none of: another machine's is failed once it
+    started over the grace ago (`fail_ownerless_trials`), a live process's of this machine once it is gone."""
+    from hpotool.owners import owner
+
+    monkeypatch.setenv("HPOTOOL_HEARTBEAT_INTERVAL", "1")
+    monkeypatch.setenv("HPOTOOL_HEARTBEAT_GRACE", "600")
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(study_name="s", storage=make_storage(url))
+    elsewhere, here = study.ask(), study.ask()
+    elsewhere.set_user_attr("worker", {"host": "elsewhere", "pid": 1})  # as run_trials records it
+    here.set_user_attr("worker", owner())  # this test's process: alive
+    result = CliRunner().invoke(
+        app, ["fail-stale", "--study-name", "s", "--storage", url], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.stdout
+    text = " ".join(result.stdout.split())
+    assert "heartbeat is older" not in text and "heartbeat younger" not in text, text
+    left = re.search(
+        r"left 2 running trials alone with no heartbeat yet: "
+        r"#0 \(started ([0-9]+) s ago; run fail-stale again in ([0-9]+) s or later: past the 600 s grace since "
+        r"its start, it marks FAIL a trial still without a heartbeat\), "
+        rf"#1 \(pid {os.getpid()} of this machine, alive; fail-stale marks it FAIL once that process is gone\)",
+        text,
+    )
+    assert left is not None, text
+    assert int(left.group(1)) + int(left.group(2)) in (599, 600, 601), text
+    assert [t.state for t in study.get_trials()] == [TrialState.RUNNING] * 2
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_fail_stale_counts_each_kind_of_trial_it_marks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,5 +1,6 @@
 """Categorical values on the report's figures spelt as the YAML does (`relu`, `null`, `{lr: 0.001, name:
-adam}`), as every table and line spells them (`format_choice`).
+adam}`), as every table and line spells them (`format_param`): decoded by the search space the trial ran
+under, so a text choice `"[1,2]"` is quoted, to read apart from the list choice [1, 2].
 
 Optuna writes them as Python does: the slice with `repr` (`'relu'`, `None`), the parallel coordinates and
 the contour with `str` (`None`, `True`). Each figure's labels are rewritten axis by axis, from the choices
@@ -16,25 +17,38 @@ import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from hpotool.formatting import format_choice, format_value
+from hpotool.fingerprint import config_of
+from hpotool.formatting import format_choice, format_param, format_value
+from hpotool.search_space import decode_params
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
     from optuna.trial import FrozenTrial
 
-Choices = Mapping[str, Sequence[Any]]
+Choices = Mapping[str, Sequence[tuple[Any, str]]]  # each choice as Optuna stores it, and as it is shown
 
 
-def categorical_choices(trials: Sequence[FrozenTrial]) -> dict[str, list[Any]]:
-    """Each categorical parameter of `trials` with the choices its distribution gives."""
+def categorical_choices(
+    trials: Sequence[FrozenTrial], study_attrs: Mapping[str, Any]
+) -> dict[str, list[tuple[Any, str]]]:
+    """Each categorical parameter of `trials` with the choices its distribution gives, each with its label
+    as the tables show it (`format_param`), decoded by the search space the trial ran under (`study_attrs`:
+    the study's user attrs, read once)."""
     from optuna.distributions import CategoricalDistribution
 
-    return {
-        name: list(d.choices)
-        for t in trials
-        for name, d in t.distributions.items()
-        if isinstance(d, CategoricalDistribution)
-    }
+    choices: dict[str, list[tuple[Any, str]]] = {}
+    for t in trials:
+        opt = config_of(study_attrs, t.number, "optimize_config")
+        space = opt.get("search_space") if opt is not None else None
+        space = space if isinstance(space, dict) else {}
+        for name, d in t.distributions.items():
+            if not isinstance(d, CategoricalDistribution):
+                continue
+            known = choices.setdefault(name, [])
+            for c in d.choices:
+                if not any(type(c) is type(k) and c == k for k, _ in known):
+                    known.append((c, format_param(decode_params({name: c}, space)[name], True)))
+    return choices
 
 
 def yaml_labels(
@@ -60,8 +74,8 @@ NOT_SET = "not set"  # the parallel coordinates' tick for the trials without the
 _OPTUNA_MISSING = "None"  # ... which Optuna writes as a choice None is written, that choice as "None (value)"
 
 
-def _labels(choices: Sequence[Any], spelt: Callable[[Any], str]) -> dict[str, str]:
-    return {spelt(c): format_choice(c) for c in choices}
+def _labels(choices: Sequence[tuple[Any, str]], spelt: Callable[[Any], str]) -> dict[str, str]:
+    return {spelt(c): shown for c, shown in choices}
 
 
 def _relabel(values: Sequence[Any] | None, labels: Mapping[str, str]) -> list[Any] | None:

@@ -42,8 +42,8 @@ def yaml_bool_hint(value: Any, error_type: str) -> str:
 
 def format_choice(v: Any) -> str:
     """A categorical choice, or any config value, as the YAML spells it: 5.0 stays 5.0 (it is not the choice
-    5), None is null, True is true; a float in full (the user wrote 0.12345, not 0.1235), an infinite or
-    NaN one as YAML reads it back (`.inf`, `-.inf`, `.nan`); a list or mapping
+    5), None is null, True is true; a float in full (the user wrote 0.12345, not 0.1235) as YAML reads it
+    back (`1.0e-05`, not `1e-05`, which PyYAML reads as text; `.inf`, `-.inf`, `.nan`); a list or mapping
     in flow style, `[128, 64]`, `{name: sgd, lr: 0.1}`; a string as it is (`sgd`), quoted where YAML would
     read it otherwise (`"null"`, `"0.1"`, `["1", null]`), so the text reads back as the value and two values
     never read alike."""
@@ -58,7 +58,7 @@ def format_choice(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
-        return _yaml_float(v) if not math.isfinite(v) else repr(v)
+        return _float_text(v)
     return str(v)
 
 
@@ -141,11 +141,16 @@ _YAML_WORDS = {"null", "true", "false", "yes", "no", "on", "off"}
 def _flow_item(v: Any) -> str:
     if isinstance(v, str) and (not _PLAIN.fullmatch(v) or v.lower() in _YAML_WORDS):
         return _quoted(v)
-    if isinstance(v, float) and not math.isfinite(v):
-        return _yaml_float(v)
-    if isinstance(v, float) and "e" in repr(v) and "." not in repr(v):
-        return repr(v).replace("e", ".0e")  # 1e-05 as 1.0e-05: YAML reads a float without a point as text
     return format_choice(v)
+
+
+def _float_text(v: float) -> str:
+    """A float in full as PyYAML reads it back as that float: `1e-05` as `1.0e-05` (PyYAML's float needs a
+    point; without one it reads text), an infinite or NaN one as `_yaml_float` spells it."""
+    if not math.isfinite(v):
+        return _yaml_float(v)
+    text = repr(v)
+    return text.replace("e", ".0e") if "e" in text and "." not in text else text
 
 
 def _yaml_float(v: float) -> str:

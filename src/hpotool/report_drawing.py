@@ -74,7 +74,7 @@ def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]
 
     figures: dict[str, go.Figure] = {}
     trials = study.get_trials(deepcopy=False)
-    choices = categorical_choices(trials)
+    choices = categorical_choices(trials, study.user_attrs)
     curves = curve_trials(study, trials, info.objectives[0]["name"])
     for f in info.figures:
         if f.reason is not None:

@@ -55,7 +55,7 @@ def fail_stale(
             )
         _print_failed(study, failed, all_running)
         if heartbeat and running:
-            _print_beating(study, [t.number for t in running])
+            _print_beating(study, running)
         elif running:
             _print_without_heartbeat(running)
 
@@ -112,21 +112,48 @@ def _print_failed(study: optuna.Study, by_kind: dict[str, list[int]], all_runnin
         out_console().print(f"no {'running' if all_running else 'stale'} trial: nothing marked FAIL")
 
 
-def _print_beating(study: optuna.Study, alive: list[int]) -> None:
-    """The running trials left alone on a storage with a heartbeat: theirs is younger than the grace period."""
+def _print_beating(study: optuna.Study, running: list[FrozenTrial]) -> None:
+    """The running trials left alone on a storage with a heartbeat: theirs is younger than the grace period,
+    or they have none yet, and what will end each of those."""
     from hpotool.dead_trials import heartbeat_ages
     from hpotool.storage_settings import heartbeat_settings
 
     # A trial whose machine was killed seconds ago is left too: its heartbeat is not yet stale.
-    grace, one = heartbeat_settings()[1], len(alive) == 1
+    grace = heartbeat_settings()[1]
     ages = heartbeat_ages(study)
-    listed = ", ".join(
-        f"#{n} (heartbeat {ages[n]:.0f} s old)" if n in ages else f"#{n} (no heartbeat yet)" for n in alive
-    )
-    out_console().print(
-        f"left {_trials(len(alive), 'running')} alone, {'its' if one else 'their'} heartbeat younger than "
-        f"the {grace} s grace period: {listed}; {'it' if one else 'each'} is a live worker's, or one that "
-        f"died less than {grace} s ago (run fail-stale again once its heartbeat is older)"
+    beating = [t.number for t in running if t.number in ages]
+    if beating:
+        one = len(beating) == 1
+        listed = ", ".join(f"#{n} (heartbeat {ages[n]:.0f} s old)" for n in beating)
+        out_console().print(
+            f"left {_trials(len(beating), 'running')} alone, {'its' if one else 'their'} heartbeat younger "
+            f"than the {grace} s grace period: {listed}; {'it' if one else 'each'} is a live worker's, or one "
+            f"that died less than {grace} s ago (run fail-stale again once its heartbeat is older)"
+        )
+    unbeating = [t for t in running if t.number not in ages]
+    if unbeating:
+        listed = ", ".join(_without_heartbeat(t, grace) for t in unbeating)
+        out_console().print(
+            f"left {_trials(len(unbeating), 'running')} alone with no heartbeat yet: {listed}"
+        )
+
+
+def _without_heartbeat(trial: FrozenTrial, grace: float) -> str:
+    """What ends a running `trial` with no heartbeat record yet: a live process's of this machine, once it
+    is gone (`fail_dead_local_trials`); another machine's, or one with no owner yet, once it started over
+    `grace` seconds ago (`fail_ownerless_trials`)."""
+    from datetime import datetime
+
+    from hpotool.owners import on_this_host
+
+    if on_this_host(trial):
+        pid = trial.user_attrs["worker"].get("pid")
+        return f"#{trial.number} (pid {pid} of this machine, alive; fail-stale marks it FAIL once that process is gone)"
+    # Optuna's datetime_start is local time, as here
+    age = (datetime.now() - trial.datetime_start).total_seconds() if trial.datetime_start else 0.0
+    return (
+        f"#{trial.number} (started {age:.0f} s ago; run fail-stale again in {max(grace - age, 0):.0f} s or "
+        f"later: past the {grace} s grace since its start, it marks FAIL a trial still without a heartbeat)"
     )
 
 
