@@ -102,35 +102,36 @@ def _misread(text: str) -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=4096)
 def _yaml_misreads(text: str) -> bool:
     """Whether YAML reads `text` as a scalar other than itself, or cannot read it. Text in flow style (`[...]`,
     `{...}`) stays bare: that is how a list or mapping choice's label is spelt (`[128, 64]`); a trial's
     parameters, decoded, are shown by `format_param`, which quotes such text where it is a choice."""
-    from hpotool.errors import HpoError
-    from hpotool.yamlfile import parse_yaml  # here: the CLI's --help imports this module, not yaml
-
-    try:
-        value = parse_yaml(text, "choice")
-    except HpoError:  # `[1,`, `a: b: c`: not YAML at all when bare
+    value = _read_bare(text)
+    if value is _NOT_YAML:  # `[1,`, `a: b: c`: not YAML at all when bare
         return True
     if isinstance(value, list | dict):
         return text[0] not in "[{"  # `a: b` is no label
     return bool(value != text)
 
 
-@functools.lru_cache(maxsize=4096)
 def _collection_text(text: str) -> bool:
     """Whether YAML reads `text`, written bare, as a list or mapping (`[1,2]`, `{a: 1}`)."""
+    return text[:1] in ("[", "{") and isinstance(_read_bare(text), list | dict)
+
+
+_NOT_YAML = object()  # what `_read_bare` gives for text YAML cannot read
+
+
+@functools.lru_cache(maxsize=4096)
+def _read_bare(text: str) -> Any:
+    """What YAML reads `text`, written bare, as; `_NOT_YAML` where it cannot read it."""
     from hpotool.errors import HpoError
     from hpotool.yamlfile import parse_yaml  # here: the CLI's --help imports this module, not yaml
 
-    if text[:1] not in ("[", "{"):
-        return False
     try:
-        return isinstance(parse_yaml(text, "choice"), list | dict)
+        return parse_yaml(text, "choice")
     except HpoError:
-        return False
+        return _NOT_YAML
 
 
 # A string YAML reads back as itself inside a flow collection; any other is written quoted.
@@ -146,17 +147,12 @@ def _flow_item(v: Any) -> str:
 
 def _float_text(v: float) -> str:
     """A float in full as PyYAML reads it back as that float: `1e-05` as `1.0e-05` (PyYAML's float needs a
-    point; without one it reads text), an infinite or NaN one as `_yaml_float` spells it."""
+    point; without one it reads text), an infinite or NaN one as `.inf`, `-.inf`, `.nan` (YAML reads `inf`
+    and `nan` as text: a choice shown so read back as another value)."""
     if not math.isfinite(v):
-        return _yaml_float(v)
+        return ".nan" if math.isnan(v) else ".inf" if v > 0 else "-.inf"
     text = repr(v)
     return text.replace("e", ".0e") if "e" in text and "." not in text else text
-
-
-def _yaml_float(v: float) -> str:
-    """An infinite or NaN float as YAML spells it, `.inf`, `-.inf`, `.nan` (YAML reads `inf` and `nan` as
-    text: a choice shown so read back as another value)."""
-    return ".nan" if math.isnan(v) else ".inf" if v > 0 else "-.inf"
 
 
 def _quoted(text: str) -> str:
