@@ -999,6 +999,50 @@ def test_the_figures_tell_a_text_choice_from_the_list_choice_it_spells() -> None
     assert {v for trace in contour.data for v in (trace[axis_letter] or ()) if isinstance(v, str)} == expected
 
 
+def test_the_figures_label_each_trial_by_the_search_space_it_ran_under() -> None:
+    """A study resumed after its choice, the text "[1, 2]", was made the list [1, 2]: both are stored as the
+    text `[1, 2]`. The figures labelled every trial by the first trial's space, the list trials quoted as
+    text; each trial is now labelled by its own space, the two apart."""
+    study = optuna.create_study(study_name="changed-space")
+    before = {
+        "model.hidden": {"type": "categorical", "choices": ["[1, 2]", "[4]"]},
+        "optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+    }
+    after = {**before, "model.hidden": {"type": "categorical", "choices": [[1, 2], [4]]}}
+    study.set_user_attr("optimize_config", {"search_space": after})
+    previous = {"run_config": {}, "optimize_config": {"search_space": before}}
+    study.set_user_attr("config_changes", [{"from_trial": 4, "changes": [], "previous": previous}])
+    dists = {
+        "model.hidden": optuna.distributions.CategoricalDistribution(["[1, 2]", "[4]"]),
+        "optimizer.lr": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True),
+    }
+    for i in range(8):
+        lr = 10 ** (-3 + i / 4)
+        params = {"model.hidden": ["[1, 2]", "[4]"][i % 2], "optimizer.lr": lr}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=i + lr))
+    figures = make_figures(study, report_info(study, "memory"))
+    expected = {'"[1, 2]"', '"[4]"', "[1, 2]", "[4]"}
+
+    layout = figures["slice"].layout
+    axis = next(layout[k] for k in ("xaxis", "xaxis2") if layout[k].title.text == "model.hidden")
+    assert set(axis.categoryarray) == expected
+    points = [
+        (x, y)
+        for trace in figures["slice"].data
+        if (trace.xaxis or "x") == axis.plotly_name.replace("axis", "")
+        for x, y in zip(trace.x, trace.y, strict=True)
+    ]
+    # trials 0-3 ran under the text choices, 4-7 under the lists (their values are i + lr)
+    assert sorted(x for x, y in points if y < 4) == ['"[1, 2]"', '"[1, 2]"', '"[4]"', '"[4]"']
+    assert sorted(x for x, y in points if y >= 4) == ["[1, 2]", "[1, 2]", "[4]", "[4]"]
+    parallel = figures["parallel"]
+    names = dict(zip(parallel.layout.xaxis.tickvals, parallel.layout.xaxis.ticktext, strict=True))
+    assert {n.text for n in parallel.layout.annotations if names[n.x] == "model.hidden"} == expected
+    contour = figures["contour"]
+    axis_letter = "x" if contour.layout.xaxis.title.text == "model.hidden" else "y"
+    assert {v for trace in contour.data for v in (trace[axis_letter] or ()) if isinstance(v, str)} == expected
+
+
 def test_trials_valued_inf_are_not_counted_as_the_importances_and_contour_basis() -> None:
     """Three of four complete trials valued inf: the report said "PED-ANOVA over 4 complete trials" and
     drew the importances Optuna computed from the one finite trial, after its warning "The number of

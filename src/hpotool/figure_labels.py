@@ -1,6 +1,8 @@
 """Categorical values on the report's figures spelt as the YAML does (`relu`, `null`, `{lr: 0.001, name:
 adam}`), as every table and line spells them (`format_param`): decoded by the search space the trial ran
-under, so a text choice `"[1,2]"` is quoted, to read apart from the list choice [1, 2].
+under, so a text choice `"[1,2]"` is quoted, to read apart from the list choice [1, 2]. Each trial is
+decoded by its own space: a study resumed after a text choice was made the list it spells stores both as
+one text, which the figures draw apart (`labelled_trials`).
 
 Optuna writes them as Python does: the slice with `repr` (`'relu'`, `None`), the parallel coordinates and
 the contour with `str` (`None`, `True`). Each figure's labels are rewritten axis by axis, from the choices
@@ -11,10 +13,12 @@ adam}"`, `"loss.weight": null`), is written again with the parameters as the rep
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpotool.fingerprint import config_of
@@ -28,27 +32,85 @@ if TYPE_CHECKING:
 Choices = Mapping[str, Sequence[tuple[Any, str]]]  # each choice as Optuna stores it, and as it is shown
 
 
-def categorical_choices(
-    trials: Sequence[FrozenTrial], study_attrs: Mapping[str, Any]
-) -> dict[str, list[tuple[Any, str]]]:
-    """Each categorical parameter of `trials` with the choices its distribution gives, each with its label
+@dataclass(frozen=True)
+class Labelled:
+    """The trials the figures draw, and how each categorical value they hold is shown."""
+
+    trials: list[FrozenTrial]  # the trials, a value read two ways (below) given a value of its own
+    choices: dict[str, list[tuple[Any, str]]]  # each categorical parameter's values, each with its label
+
+
+def labelled_trials(trials: Sequence[FrozenTrial], study_attrs: Mapping[str, Any]) -> Labelled:
+    """Each categorical parameter of `trials` with the choices their distributions give, each with its label
     as the tables show it (`format_param`), decoded by the search space the trial ran under (`study_attrs`:
-    the study's user attrs, read once)."""
+    the study's user attrs, read once).
+
+    A study whose search space changed may store one value that two spaces read apart: the text choice
+    `"[1, 2]"` and the list choice [1, 2] are both stored as the text `[1, 2]`. The trials that read it as
+    a later label come back as copies that hold a value of their own for it (the label, made unlike every
+    stored value), so the figures draw and label them apart."""
     from optuna.distributions import CategoricalDistribution
 
-    choices: dict[str, list[tuple[Any, str]]] = {}
+    stored: dict[str, set[tuple[type, Any]]] = {}  # every value each parameter's distributions give
     for t in trials:
+        for name, d in t.distributions.items():
+            if isinstance(d, CategoricalDistribution):
+                stored.setdefault(name, set()).update((type(c), c) for c in d.choices)
+    choices: dict[str, list[tuple[Any, str]]] = {}
+    given: dict[str, dict[tuple[type, Any, str], str | None]] = {}  # (value, label) -> the value given, if
+    moved: dict[int, dict[str, dict[Any, str]]] = {}  # trial -> parameter -> {stored value: value given}
+    for i, t in enumerate(trials):
         opt = config_of(study_attrs, t.number, "optimize_config")
         space = opt.get("search_space") if opt is not None else None
         space = space if isinstance(space, dict) else {}
         for name, d in t.distributions.items():
             if not isinstance(d, CategoricalDistribution):
                 continue
-            known = choices.setdefault(name, [])
+            known, ways = choices.setdefault(name, []), given.setdefault(name, {})
             for c in d.choices:
-                if not any(type(c) is type(k) and c == k for k, _ in known):
-                    known.append((c, format_param(decode_params({name: c}, space)[name], True)))
-    return choices
+                shown = format_param(decode_params({name: c}, space)[name], True)
+                key = (type(c), c, shown)
+                if key not in ways:  # a value shown otherwise before is given one of its own
+                    read = any(type(c) is type(k) and c == k for k, _ in known)
+                    ways[key] = _own_value(shown, stored[name], ways) if read else None
+                    known.append((c if ways[key] is None else ways[key], shown))
+                own = ways[key]
+                if own is not None:
+                    moved.setdefault(i, {}).setdefault(name, {})[c] = own
+    if not moved:
+        return Labelled(list(trials), choices)
+    # Optuna's slice takes the choices of the first trial with the parameter: each trial's are all of them
+    widened = {name: [v for v, _ in choices[name]] for m in moved.values() for name in m}
+    return Labelled([_moved(t, moved.get(i, {}), widened) for i, t in enumerate(trials)], choices)
+
+
+def _own_value(shown: str, stored: Collection[tuple[type, Any]], given: Mapping[Any, str | None]) -> str:
+    """A text for a value read as `shown`, unlike every stored value and every one given before."""
+    own = shown
+    while (str, own) in stored or own in given.values():
+        own += " "
+    return own
+
+
+def _moved(
+    trial: FrozenTrial, moved: Mapping[str, Mapping[Any, str]], widened: Mapping[str, list[Any]]
+) -> FrozenTrial:
+    """A copy of `trial` whose categorical values in `moved` are the values given instead, and whose
+    parameters in `widened` have those choices."""
+    from optuna.distributions import CategoricalDistribution
+
+    names = [name for name in widened if name in trial.distributions]
+    if not names:
+        return trial
+    copied = copy.copy(trial)
+    params, dists = dict(trial.params), dict(trial.distributions)
+    for name in names:
+        instead = moved.get(name, {})
+        if name in params and isinstance(params[name], str) and params[name] in instead:
+            params[name] = instead[params[name]]
+        dists[name] = CategoricalDistribution(widened[name])
+    copied.params, copied.distributions = params, dists
+    return copied
 
 
 def yaml_labels(

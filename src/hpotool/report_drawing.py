@@ -16,7 +16,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpotool.durations import measured_trial
-from hpotool.figure_labels import categorical_choices, yaml_hovertext, yaml_labels
+from hpotool.figure_labels import labelled_trials, yaml_hovertext, yaml_labels
 from hpotool.importance import FEW_IN_REGIME, LOW_TARGET_IS_BETTER, basis, make_evaluator
 from hpotool.report_figures import curve_trials, figure_target, importance_target, sample_trials
 from hpotool.report_info import ReportInfo, categorical
@@ -74,12 +74,12 @@ def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]
 
     figures: dict[str, go.Figure] = {}
     trials = study.get_trials(deepcopy=False)
-    choices = categorical_choices(trials, study.user_attrs)
+    labelled = labelled_trials(trials, study.user_attrs)  # the slice, parallel and contour draw these
     curves = curve_trials(study, trials, info.objectives[0]["name"])
     for f in info.figures:
         if f.reason is not None:
             continue
-        among = curves if f.kind == "intermediate" else trials
+        among = curves if f.kind == "intermediate" else labelled.trials
         drawn = StudySnapshot(study, sample_trials(f.kind, among, study.directions, f.objective or 0))
         target = figure_target(study, f.objective)
         kw: dict[str, Any] = {"target": target, "target_name": info.objectives[f.objective or 0]["name"]}
@@ -99,7 +99,7 @@ def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]
             case "parallel":
                 figures[f.key] = vis.plot_parallel_coordinate(drawn, **kw)
             case "slice":
-                figures[f.key] = vis.plot_slice(study, **kw)
+                figures[f.key] = vis.plot_slice(StudySnapshot(study, labelled.trials), **kw)
             case "contour":
                 figures[f.key] = vis.plot_contour(drawn, params=f.params, **kw)
             case "edf":
@@ -114,7 +114,7 @@ def _draw_figures(study: optuna.Study, info: ReportInfo) -> dict[str, go.Figure]
         if f.key in figures:
             plotted = drawn.get_trials(deepcopy=False) if f.kind == "parallel" else []
             params = {p for t in plotted for p in t.params}
-            yaml_labels(figures[f.key], f.kind, choices, _unset(plotted, target), params)
+            yaml_labels(figures[f.key], f.kind, labelled.choices, _unset(plotted, target), params)
         if f.kind in ("timeline", "pareto") and f.key in figures:
             yaml_hovertext(figures[f.key], _shown_params(study, trials))
     return figures
