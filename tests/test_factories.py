@@ -775,3 +775,42 @@ def test_partial_fixed_sampler_fixes_a_list_or_section_choice_as_the_config_writ
     drawn = []
     study.optimize(lambda t: drawn.append(suggest(t, space)) or 0.0, n_trials=3)
     assert [(d["model.hidden"], d["optimizer"]) for d in drawn] == [([16, 8], {"name": "sgd", "lr": 0.1})] * 3
+
+
+def test_fixed_params_name_the_whole_section_choice_that_builds_their_section(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any]
+) -> None:
+    """fixed_params giving the choice {name: adam} as the section written out, {name: adam, lr: 0.001}
+    (adam's default lr: the same section), as enqueue, conditions and a grid may, was refused: "lies outside
+    search_space.optimizer (one of ...)". The trials now train that choice; a section no choice builds is
+    refused naming the choices."""
+    from hpotool.plan import prepare_study
+    from hpotool.study_run import run_study
+    from tests.conftest import load_study, write_configs
+
+    sgd, adam = {"name": "sgd", "lr": 0.1, "momentum": 0.9}, {"name": "adam"}
+    fixed = {"optimizer": {"name": "adam", "lr": 0.001}}
+    opt_dict.update(
+        n_trials=2,
+        sampler={
+            "name": "optuna.samplers.PartialFixedSampler",
+            "kwargs": {"fixed_params": fixed, "base_sampler": "random"},
+        },
+    )
+    opt_dict["search_space"] = {
+        "optimizer": {"type": "categorical", "choices": [sgd, adam]},
+        "model.hidden.0": {"type": "int", "low": 8, "high": 16, "step": 8},
+    }
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    assert plan.opt.sampler.kwargs["fixed_params"] == {"optimizer": adam}
+    run_study(plan)
+    assert [t.params["optimizer"] for t in load_study(opt_dict).trials] == ["{name: adam}"] * 2
+
+    opt_dict["sampler"]["kwargs"]["fixed_params"] = {"optimizer": {"name": "adam", "lr": 0.01}}
+    with pytest.raises(HpoError) as info:
+        prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    assert str(info.value).endswith(
+        "sampler.kwargs.fixed_params.optimizer: {name: adam, lr: 0.01} lies outside search_space.optimizer "
+        "(one of {name: sgd, lr: 0.1, momentum: 0.9}, {name: adam}); give a value within it, or widen the "
+        "search space"
+    )

@@ -216,10 +216,11 @@ def check_conditions(search_space: dict[str, Param]) -> None:
 
 
 def name_section_choices(config: OptimizeConfig) -> OptimizeConfig:
-    """A whole section in `enqueue:`, a `when:` condition or a grid's values (`sampler.kwargs.
-    search_space`), written as it builds (`{name: adam, lr: 0.001}`), as the choice that builds it
-    (`{name: adam}`): the queued trial stores that choice's label, the condition compares it with the
-    choice a trial drew, and the grid runs that choice."""
+    """A whole section in `enqueue:`, a `when:` condition, a grid's values (`sampler.kwargs.
+    search_space`) or a fixed value (PartialFixedSampler's `sampler.kwargs.fixed_params`), written as it
+    builds (`{name: adam, lr: 0.001}`), as the choice that builds it (`{name: adam}`): the queued trial
+    stores that choice's label, the condition compares it with the choice a trial drew, and the grid and
+    the fixed value run that choice."""
     from hpotool.sections import SECTIONS, choice_named
 
     if not any(path in SECTIONS for path in config.search_space):
@@ -269,6 +270,11 @@ def name_section_choices(config: OptimizeConfig) -> OptimizeConfig:
         }
         kwargs = {**sampler.kwargs, "search_space": named_grid}
         sampler = sampler if named_grid == grid else sampler.model_copy(update={"kwargs": kwargs})
+    fixed = sampler.kwargs.get("fixed_params")  # PartialFixedSampler's
+    if isinstance(fixed, dict):
+        named_fixed = {path: named(path, v) for path, v in fixed.items()}
+        kwargs = {**sampler.kwargs, "fixed_params": named_fixed}
+        sampler = sampler if named_fixed == fixed else sampler.model_copy(update={"kwargs": kwargs})
     if enqueue == config.enqueue and space == config.search_space and sampler == config.sampler:
         return config
     # model_copy: the values are the choices the fields validated, and fields_set stays as written
