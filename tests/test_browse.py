@@ -1045,3 +1045,44 @@ def test_a_running_trial_of_a_study_that_reports_no_epochs_shows_its_seconds_alo
     assert row["epochs_reported"] is None and row["elapsed_s"] >= 100
     cells = _table_row(runner.invoke(app, args, env={"COLUMNS": "200"}, catch_exceptions=False).stdout, 0)
     assert cells[-2] == "-" and float(cells[-1]) >= 100
+
+
+@pytest.mark.server
+def test_studies_on_redis_names_the_journals_kept_under_a_prefix() -> None:
+    # `hpotool studies --storage redis://host:6379` for studies made with `?prefix=NAME` (README, Scaling
+    # out) said "no studies in redis://host:6379", as if the server were empty; under one prefix it said
+    # nothing of the others. Both name the other journals' --storage URLs.
+    import uuid
+
+    import redis
+
+    from hpotool.storage import make_storage
+
+    from .test_workers import _server_url
+
+    database = f"{_server_url('redis')}/12"  # a database of its own: every journal there is this test's
+    client = redis.Redis.from_url(database)
+    if any(client.scan_iter("*:log_number")):
+        pytest.skip(f"{database} holds journals already")
+    first, second = (f"hpotool-test-{uuid.uuid4().hex[:12]}" for _ in range(2))
+    try:
+        for prefix in (first, second):
+            optuna.create_study(study_name=f"s-{prefix}", storage=make_storage(f"{database}?prefix={prefix}"))
+        urls = sorted(f"'{database}?prefix={p}'" for p in (first, second))  # quoted: a shell globs the "?"
+        bare = CliRunner().invoke(app, ["studies", "--storage", database])
+        assert bare.exit_code == 0, bare.output
+        assert bare.stdout == ""
+        assert " ".join(bare.stderr.split()) == (
+            f"no studies in {database}; its server keeps 2 other journals: hpotool studies "
+            f"--storage {urls[0]} (or {urls[1]}) lists theirs"
+        )
+        one = CliRunner().invoke(app, ["studies", "--storage", f"{database}?prefix={first}"])
+        assert one.exit_code == 0, one.output
+        assert f"s-{first}" in one.stdout and f"s-{second}" not in one.stdout
+        assert " ".join(one.stderr.split()) == (
+            f"note: {database}?prefix={first}: its server keeps another journal: "
+            f"hpotool studies --storage '{database}?prefix={second}' lists its studies"
+        )
+    finally:
+        for key in [*client.scan_iter(f"{first}*"), *client.scan_iter(f"{second}*")]:
+            client.delete(key)

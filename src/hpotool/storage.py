@@ -253,9 +253,19 @@ _PREFIXES_LOOKED_AT = 50
 
 
 def redis_prefixes_holding(url: str, study_name: str) -> list[str]:
-    """The URLs of the other journals on `url`'s Redis server (other `?prefix=`es, at most
-    `_PREFIXES_LOOKED_AT` of them) that hold a study named `study_name`: a prefix left out or misspelt
-    otherwise reads as an empty server."""
+    """The URLs of the other journals on `url`'s Redis server (`other_redis_journals`) that hold a study
+    named `study_name`: a prefix left out or misspelt otherwise reads as an empty server."""
+    return [
+        other
+        for other in other_redis_journals(url)
+        if study_name in study_names(make_storage(other, create=False))
+    ]
+
+
+def other_redis_journals(url: str) -> list[str]:
+    """The URLs of the other journals on `url`'s Redis server (its database): each other `?prefix=`, or none
+    for Optuna's default journal, at most `_PREFIXES_LOOKED_AT` of them, in the order of their prefixes; []
+    for a URL of no Redis server."""
     if not url.startswith(("redis://", "rediss://", "unix://")):
         return []
     from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -263,13 +273,11 @@ def redis_prefixes_holding(url: str, study_name: str) -> list[str]:
     base, _, prefix = redis_prefix(url)
     client = make_storage(url, create=False)._backend._redis  # type: ignore[attr-defined]
     keys = sorted(key.decode() for key in client.scan_iter(match="*:log_number", count=1000))
-    found = []
-    for other in (key.removesuffix(":log_number") for key in keys[:_PREFIXES_LOOKED_AT]):
-        if other == prefix:
-            continue
-        parts = urlsplit(base)
-        query = [*parse_qsl(parts.query), *([("prefix", other)] if other else [])]  # "": Optuna's default
-        candidate = urlunsplit(parts._replace(query=urlencode(query)))
-        if study_name in study_names(make_storage(candidate, create=False)):
-            found.append(candidate)
-    return found
+    others = [other for other in (key.removesuffix(":log_number") for key in keys) if other != prefix]
+    parts = urlsplit(base)
+    return [
+        urlunsplit(
+            parts._replace(query=urlencode([*parse_qsl(parts.query), *([("prefix", o)] if o else [])]))
+        )
+        for o in others[:_PREFIXES_LOOKED_AT]  # "": Optuna's default journal
+    ]

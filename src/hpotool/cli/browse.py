@@ -15,6 +15,25 @@ if TYPE_CHECKING:
     import optuna
 
 
+def _other_journals(url: str) -> str:
+    """The other journals on the Redis server of `url` (other `?prefix=`es), with the command that lists
+    each one's studies: `studies` reads one journal, and a server that keeps its studies under a prefix read
+    as empty without it. "" where there is none, or `url` is no Redis server's."""
+    from shlex import quote
+
+    from hpotool.storage import other_redis_journals
+
+    urls = [quote(shown_url(u)) for u in other_redis_journals(url)]  # quoted: a shell globs the "?"
+    if len(urls) == 1:
+        return f"its server keeps another journal: hpotool studies --storage {urls[0]} lists its studies"
+    if urls:
+        return (
+            f"its server keeps {len(urls)} other journals: hpotool studies --storage {urls[0]} "
+            f"(or {', '.join(urls[1:])}) lists theirs"
+        )
+    return ""
+
+
 @app.command(short_help="List the studies in a storage.")
 def studies(
     storage: Annotated[
@@ -33,6 +52,9 @@ def studies(
 
         with storage_origin(storage, "--storage"):
             rows, notes = study_rows(storage)
+            others = _other_journals(storage) if storage else ""
+        if others and (rows or as_json):
+            notes.append(f"{shown_url(storage or '')}: {others}")
         for note in notes:
             print_note(note)
         if as_json:
@@ -44,7 +66,11 @@ def studies(
 
             above = studies_folder_above() if not storage else None  # --storage '': the default too
             hint = (
-                f" of this folder; {above} holds some: run from {above.parent}" if above is not None else ""
+                f" of this folder; {above} holds some: run from {above.parent}"
+                if above is not None
+                else f"; {others}"
+                if others
+                else ""
             )
             err_console().print(f"no studies in {escape(where)}{escape(hint)}", soft_wrap=True)
             return
