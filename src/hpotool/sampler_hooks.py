@@ -54,7 +54,16 @@ def sampling_method(exc: BaseException) -> str | None:
 
 def created_trial(exc: BaseException) -> int | None:
     """The id of the trial `study.ask()` created before the sampler's `before_trial` raised `exc` in it (read
-    from the frame of `optuna.Trial.__init__`, which calls it); None where `exc` was raised elsewhere."""
+    from the frame of `optuna.Trial.__init__`, which calls it); None where `exc` was raised elsewhere.
+
+    Read from the traceback, as nothing else names that trial: `ask` returns no trial where it raises, and
+    nothing marks the trial before `before_trial` runs (hpotool writes on it only once `ask` returns). The
+    study's RUNNING trials compared before and after `ask` would take another worker's trial created
+    meanwhile for this one, and tell it FAIL; a storage recording the trials it creates covers only
+    hpotool's RDB storages (not journals) and leans on `ask`'s own steps (a queued trial is taken, not
+    created); a `before_trial` of hpotool's set on the user's sampler for the length of `ask` changes the
+    user's object (a copy of it made there keeps it). The frame leans on `Trial(study, trial_id)`, the
+    constructor's signature, calling `before_trial`, which its documentation says it does."""
     import optuna
 
     if not failed_hook(exc, "before_trial"):
