@@ -806,6 +806,13 @@ def test_fixed_params_name_the_whole_section_choice_that_builds_their_section(
     run_study(plan)
     assert [t.params["optimizer"] for t in load_study(opt_dict).trials] == ["{name: adam}"] * 2
 
+    # a key fixed below the section (searched there) stands in for the choice's own, as in enqueue
+    opt_dict["search_space"]["optimizer.lr"] = {"type": "float", "low": 0.01, "high": 0.1, "log": True}
+    fixed = {"optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9}, "optimizer.lr": 0.05}
+    opt_dict["sampler"]["kwargs"]["fixed_params"] = fixed
+    plan = prepare_study(*write_configs(tmp_path, run_dict, opt_dict))
+    assert plan.opt.sampler.kwargs["fixed_params"] == {"optimizer": sgd, "optimizer.lr": 0.05}
+
     opt_dict["sampler"]["kwargs"]["fixed_params"] = {"optimizer": {"name": "adam", "lr": 0.01}}
     with pytest.raises(HpoError) as info:
         prepare_study(*write_configs(tmp_path, run_dict, opt_dict))

@@ -272,7 +272,10 @@ def name_section_choices(config: OptimizeConfig) -> OptimizeConfig:
         sampler = sampler if named_grid == grid else sampler.model_copy(update={"kwargs": kwargs})
     fixed = sampler.kwargs.get("fixed_params")  # PartialFixedSampler's
     if isinstance(fixed, dict):
-        named_fixed = {path: named(path, v) for path, v in fixed.items()}
+        named_fixed = {  # as in enqueue: a key fixed below the section stands in for the choice's own
+            path: v if (param := space.get(path)) is None else choice_named(path, param, v, fixed, space)
+            for path, v in fixed.items()
+        }
         kwargs = {**sampler.kwargs, "fixed_params": named_fixed}
         sampler = sampler if named_fixed == fixed else sampler.model_copy(update={"kwargs": kwargs})
     if enqueue == config.enqueue and space == config.search_space and sampler == config.sampler:
