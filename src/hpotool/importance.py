@@ -142,6 +142,8 @@ class Basis:
             if epochs is None
             else f"by {metric} after {epochs}, the deepest {self.min_trials} or more trials reached"
         )
+        if self.complete == 1:  # it read "(1 complete that meet the constraints)"
+            meet = meet.replace("meet ", "meets ")
         return (
             f"{len(self.trials)} finished trials ranked as successive halving ranks them: first those that got "
             f"furthest, compared {at} ({self.complete} complete{meet})"
