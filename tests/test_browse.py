@@ -1034,6 +1034,15 @@ def test_a_running_trial_shows_the_epochs_it_has_reported_and_the_seconds_since_
     assert complete[-2] == "2", table
 
 
+def test_a_trial_of_a_thousand_seconds_or_more_shows_whole_seconds(tmp_path: Path) -> None:
+    # A trial that ran 40 minutes read `2.4e+03` in the seconds column (three significant digits).
+    study = optuna.create_study(study_name="long", storage=f"sqlite:///{tmp_path / 'long.db'}")
+    _running_trial(study, 2400, 2)
+    args = ["trials", "--study-name", "long", "--storage", f"sqlite:///{tmp_path / 'long.db'}"]
+    cells = _table_row(runner.invoke(app, args, env={"COLUMNS": "200"}, catch_exceptions=False).stdout, 0)
+    assert cells[-1].isdigit() and 2400 <= int(cells[-1]) < 2500, cells
+
+
 def test_a_running_trial_of_a_study_that_reports_no_epochs_shows_its_seconds_alone(tmp_path: Path) -> None:
     # Several objectives: no trial reports an epoch to Optuna, so none has a count to show while it runs.
     study = optuna.create_study(
