@@ -1034,6 +1034,28 @@ def test_a_running_trial_shows_the_epochs_it_has_reported_and_the_seconds_since_
     assert complete[-2] == "2", table
 
 
+def test_trials_json_lists_each_trial_as_the_exported_trials_json_does(tmp_path: Path) -> None:
+    # `hpotool trials --json` cut each trial's start and end to whole seconds, where the trials.json that
+    # export-best writes of the same study keeps Optuna's microseconds: the two disagreed on every trial.
+    storage = f"sqlite:///{tmp_path / 'p.db'}"
+    optuna.create_study(study_name="p", storage=storage).optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=3
+    )
+    args = ["--study-name", "p", "--storage", storage]
+    result = runner.invoke(app, ["export-best", *args, "--out", str(tmp_path / "e")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    exported = {t["number"]: t for t in json.loads((tmp_path / "e" / "trials.json").read_text())}
+    listed = json.loads(runner.invoke(app, ["trials", *args, "--json"], catch_exceptions=False).stdout)
+    assert len(listed) == len(exported) == 3
+    for row in listed:
+        record = exported[row["number"]]
+        assert row["datetime_start"] == record["datetime_start"], row
+        assert row["datetime_complete"] == record["datetime_complete"], row
+        shared = set(record) - {"history", "state"}
+        assert {k: row[k] for k in shared} == {k: record[k] for k in shared}
+        assert row["state"] == record["state"].lower()
+
+
 def test_a_trial_of_a_thousand_seconds_or_more_shows_whole_seconds(tmp_path: Path) -> None:
     # A trial that ran 40 minutes read `2.4e+03` in the seconds column (three significant digits).
     study = optuna.create_study(study_name="long", storage=f"sqlite:///{tmp_path / 'long.db'}")
