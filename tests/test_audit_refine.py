@@ -920,6 +920,38 @@ def test_a_pruned_study_ranks_every_finished_trial_as_successive_halving_does() 
     assert enough.step is None and {t.number for t in enough.trials[:4]} == {0, 1, 2, 3}
 
 
+def test_a_trial_that_diverged_ranks_last_in_a_pruned_study() -> None:
+    """A trial pruned as diverged (a NaN final metric after finite epochs, or a NaN loss in its last epoch)
+    ranked by the finite values it reported before: it got furthest, so among the best, and refine
+    narrowed towards the learning rate that diverged."""
+    from hpotool.importance import basis
+
+    study = pruned_synthetic_study(24, complete=2)
+    trial = study.ask()
+    space = OptimizeConfig.model_validate({"study_name": "s", "metric": "val_loss", "search_space": SPACE})
+    suggest(trial, space.search_space)
+    for epoch in range(10):
+        trial.report(-1.0, step=epoch)  # better than every other trial at every epoch
+    trial.set_user_attr("diverged_at", {"epoch": 9, "metric": "val_loss", "value": "nan"})
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    on = basis(study)
+    assert len(on.trials) == 25 and on.trials[-1].number == trial.number, [t.number for t in on.trials]
+
+
+def test_a_pruned_study_with_one_complete_trial_that_meets_the_constraints_says_meets() -> None:
+    from hpotool.importance import basis
+
+    study = pruned_synthetic_study(24, complete=1)
+    trial = study.ask()
+    space = OptimizeConfig.model_validate({"study_name": "s", "metric": "val_loss", "search_space": SPACE})
+    suggest(trial, space.search_space)
+    trial.report(1.0, step=0)
+    trial.set_constraint("n_params <= 10", 1.0)  # complete, but breaks the constraint
+    study.tell(trial, 1.0)
+    one = basis(study)
+    assert one.complete == 1 and one.describe("val_loss").endswith("(1 complete that meets the constraints)")
+
+
 def test_importances_of_a_pruned_study_see_what_took_trials_furthest() -> None:
     from hpotool.importance import param_importances
 

@@ -1034,6 +1034,37 @@ def test_a_running_trial_shows_the_epochs_it_has_reported_and_the_seconds_since_
     assert complete[-2] == "2", table
 
 
+def test_trials_json_lists_each_trial_as_the_exported_trials_json_does(tmp_path: Path) -> None:
+    # `hpotool trials --json` cut each trial's start and end to whole seconds, where the trials.json that
+    # export-best writes of the same study keeps Optuna's microseconds: the two disagreed on every trial.
+    storage = f"sqlite:///{tmp_path / 'p.db'}"
+    optuna.create_study(study_name="p", storage=storage).optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=3
+    )
+    args = ["--study-name", "p", "--storage", storage]
+    result = runner.invoke(app, ["export-best", *args, "--out", str(tmp_path / "e")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    exported = {t["number"]: t for t in json.loads((tmp_path / "e" / "trials.json").read_text())}
+    listed = json.loads(runner.invoke(app, ["trials", *args, "--json"], catch_exceptions=False).stdout)
+    assert len(listed) == len(exported) == 3
+    for row in listed:
+        record = exported[row["number"]]
+        assert row["datetime_start"] == record["datetime_start"], row
+        assert row["datetime_complete"] == record["datetime_complete"], row
+        shared = set(record) - {"history", "state"}
+        assert {k: row[k] for k in shared} == {k: record[k] for k in shared}
+        assert row["state"] == record["state"].lower()
+
+
+def test_a_trial_of_a_thousand_seconds_or_more_shows_whole_seconds(tmp_path: Path) -> None:
+    # A trial that ran 40 minutes read `2.4e+03` in the seconds column (three significant digits).
+    study = optuna.create_study(study_name="long", storage=f"sqlite:///{tmp_path / 'long.db'}")
+    _running_trial(study, 2400, 2)
+    args = ["trials", "--study-name", "long", "--storage", f"sqlite:///{tmp_path / 'long.db'}"]
+    cells = _table_row(runner.invoke(app, args, env={"COLUMNS": "200"}, catch_exceptions=False).stdout, 0)
+    assert cells[-1].isdigit() and 2400 <= int(cells[-1]) < 2500, cells
+
+
 def test_a_running_trial_of_a_study_that_reports_no_epochs_shows_its_seconds_alone(tmp_path: Path) -> None:
     # Several objectives: no trial reports an epoch to Optuna, so none has a count to show while it runs.
     study = optuna.create_study(

@@ -427,6 +427,29 @@ def test_a_study_not_made_by_hpotool_exports_its_trials_and_is_not_trained(tmp_p
     assert [r["number"] for r in json.loads((folder / "trials.json").read_text())] == [0, 1, 2]
 
 
+def test_a_plain_multi_objective_study_is_not_told_to_train_files_it_has_not(tmp_path: Path) -> None:
+    # Its Pareto row said "train the one you pick with hpotool train-from-best ... --trial <trial>, or hpotool
+    # train --run-config studies/plainmo/best_run_<trial>.yaml": train-from-best refuses such a study, and no
+    # best_run_<trial>.yaml was written.
+    storage = f"sqlite:///{tmp_path / 'plain.db'}"
+    study = optuna.create_study(study_name="plainmo", storage=storage, directions=["minimize", "maximize"])
+    for x, y in [(0.1, 0.5), (0.2, 0.9), (0.3, 0.4)]:
+        study.enqueue_trial({"x": x, "y": y})
+    study.optimize(lambda t: (t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)), n_trials=3)
+    result = runner.invoke(app, ["export-best", "--study-name", "plainmo", "--storage", storage])
+    assert result.exit_code == 0, result.output
+    said = " ".join(re.sub(r"[│\s]+", " ", result.stdout).split())
+    assert (
+        "Pareto front 2 trials that no other trial beats on every objective (best_params.json lists them under "
+        "pareto_trials)" in said
+    ), result.stdout
+    assert "train" not in said, result.stdout
+    folder = tmp_path / "studies" / "plainmo"
+    assert sorted(os.listdir(folder)) == ["best_params.json", "trials.csv", "trials.json"]
+    info = json.loads((folder / "best_params.json").read_text())
+    assert [t["trial_number"] for t in info["pareto_trials"]] == [0, 1]
+
+
 def test_a_stored_run_config_an_older_hpotool_wrote_still_exports_the_trials(
     tmp_path: Path, run_dict: dict, opt_dict: dict
 ) -> None:

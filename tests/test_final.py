@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import statistics
 from pathlib import Path
@@ -499,9 +500,41 @@ def test_top_k_beyond_the_trials_that_meet_the_constraints_says_so(
     result = _train_from_best(opt_dict["storage"], "--top-k", "3", "--epochs", "1")
     assert result.exit_code == 0, result.output
     assert (
-        "note: the study has only 1 complete trial that meet its constraints (of 3); retraining those"
+        "note: the study has only 1 complete trial that meets its constraints (of 3); retraining it"
         in result.stderr
     )
+    # Its line showed the run's val_* metrics: here val_loss and val_accuracy, the study's metric
+    assert re.search(r"^trial 0 seed 0: val_loss=\S+ val_accuracy=\S+ ", result.stderr, re.M), result.stderr
+
+
+def test_a_final_runs_line_shows_the_studys_own_metric(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A training function's own metric (`top@5`, no val_ prefix): each final run's line showed the val_*
+    metrics only, so not the metric the runs are ranked by."""
+    import yaml
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # tests.trainers imports from the repository
+    run = {"project": "u", "epochs": 2, "trainer": {"function": "tests.trainers:names_metrics_freely"}}
+    storage = f"sqlite:///{tmp_path / 'own.db'}"
+    opt = {
+        "study_name": "tiny",
+        "storage": storage,
+        "n_trials": 1,
+        "metric": "top@5",
+        "direction": "maximize",
+        "search_space": {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    (tmp_path / "opt.yaml").write_text(yaml.safe_dump(opt))
+    result = runner.invoke(
+        app, ["optimize", "-r", str(tmp_path / "run.yaml"), "-o", str(tmp_path / "opt.yaml")]
+    )
+    assert result.exit_code == 0, result.output
+    cmd = ["train-from-best", "--study-name", "tiny", "--storage", storage, "--out", str(tmp_path / "final")]
+    result = runner.invoke(app, cmd, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^trial 0 seed 0: val_loss=0\.5 top@5=0\.7 ", result.stderr, re.M), result.stderr
 
 
 @pytest.mark.parametrize(

@@ -122,3 +122,28 @@ def test_a_threshold_over_one_complete_trial_counts_it_in_the_singular() -> None
     assert row.threshold == 0.9 and row.threshold_note.startswith(
         "median of 1 complete trial after 2 epochs;"
     ), row
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_a_trial_that_diverged_missed_no_threshold(direction: str) -> None:
+    # A trial pruned because its metric went NaN or infinite (`diverged_at`, in an epoch or at the end of
+    # a user's training function) was given the pruner's threshold at its last finite epoch, as "the
+    # threshold it missed", though its value there cleared it.
+    median = {"name": "median", "kwargs": {"n_startup_trials": 1}}
+    study = optuna.create_study(direction=direction, pruner=make_pruner(median["name"], median["kwargs"]))
+    good, bad = (0.9, 0.1) if direction == "maximize" else (0.1, 0.9)
+    first = study.ask()
+    for step in range(3):
+        first.report(bad, step)
+    study.tell(first, bad)
+    diverged = study.ask()
+    for step in range(3):
+        diverged.report(good, step)  # better than the median at every epoch
+    diverged.set_user_attr("diverged_at", {"epoch": 2, "metric": "val_loss", "value": "nan"})
+    diverged.set_user_attr("prune_reason", "val_loss is nan at the end of the run")
+    study.tell(diverged, state=optuna.trial.TrialState.PRUNED)
+    (row,) = pruned_rows(study, median)
+    assert (row.number, row.epoch, row.value, row.threshold) == (1, 2, good, None), row
+    assert row.threshold_note == (
+        "none: the trial diverged (its val_loss was nan after 3 epochs); the pruner did not stop it"
+    )

@@ -1114,6 +1114,14 @@ def test_the_parallel_coordinates_tell_a_null_choice_from_a_parameter_not_set() 
         ticks.setdefault(names[note.x], []).append(note.text)
     assert ticks["loss.weight"] == ["not set", "null", "1.5"]
     assert sorted(ticks["model.<br>use_batch_normalizat<br>ion"]) == ["false", "true"]
+    # Each trial's line hovers its values as the axes tick them: it read `True`, `None` for `not set`, `None
+    # (value)` for null, under Optuna's shortened name `model.use_batch...`
+    hovers = {
+        trace.customdata[0][1]: dict(trace.customdata[1:]) for trace in parallel.data if trace.customdata
+    }
+    assert hovers["0"] == {"kind": "a", "loss.weight": "null", long: "true"}
+    assert hovers["1"] == {"kind": "b", "loss.weight": "not set", long: "true"}
+    assert hovers["6"] == {"kind": "a", "loss.weight": "1.5", long: "false"}
 
 
 def test_the_parallel_coordinates_name_each_long_parameter_whole() -> None:

@@ -151,6 +151,29 @@ def test_a_nan_loss_or_final_metric_prunes_the_trial_saying_which(
     assert trials[0].user_attrs["prune_reason"] == "val_loss is nan in epoch 1"  # not "train_loss"
 
 
+def test_a_final_metric_that_diverged_is_told_apart_from_the_pruners_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A NaN final metric pruned the trial with no `diverged_at`, as a divergence in an epoch has: export-best
+    of such a study (its trials all pruned so, under `nop`) said 'its pruner (nop) pruned them all before the
+    last epoch: loosen the optimize config's pruner', and the report gave each a pruner's threshold."""
+    monkeypatch.chdir(REPO)
+    _, trials = _study_with("diverges_at_the_end", tmp_path)
+    assert [t.state for t in trials] == [TrialState.PRUNED] * 2
+    # after its one reported epoch
+    assert trials[0].user_attrs["diverged_at"] == {"epoch": 0, "metric": "val_loss", "value": "nan"}
+    storage = f"sqlite:///{tmp_path / 'u.db'}"
+    result = CliRunner().invoke(
+        app, ["export-best", "--study-name", "u", "--storage", storage, "--out", str(tmp_path / "e")]
+    )
+    assert result.exit_code == 2
+    assert " ".join(result.stderr.split()) == (
+        "error: study 'u' has no complete trial yet (pruned 2); its 2 pruned trials all diverged (trial 0: "
+        "val_loss is nan at the end of the run): lower optimizer.lr (its range in the search space) or set "
+        "grad_clip in the run config, and run hpotool optimize again"
+    )
+
+
 def test_a_nan_in_a_metric_the_study_does_not_optimize_is_recorded_not_a_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

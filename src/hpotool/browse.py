@@ -183,11 +183,7 @@ def trial_rows(study: optuna.Study, top: int | None = None, state: str | None = 
         row["feasible"] = is_feasible(t)
         if multi:
             row["pareto"] = t.number in front
-        row["datetime_start"] = t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None
-        row["datetime_complete"] = (
-            t.datetime_complete.isoformat(timespec="seconds") if t.datetime_complete else None
-        )
-        rows.append(row)
+        rows.append(row)  # its times as trials.json has them (they were cut to whole seconds here)
     return rows
 
 

@@ -187,10 +187,32 @@ def _relabel_parallel(
             marked.add(note.x)
             note.text = NOT_SET
         elif name in choices:
-            text = (
-                _OPTUNA_MISSING if name in unset and note.text == f"{_OPTUNA_MISSING} (value)" else note.text
-            )
-            note.text = _labels(choices[name], str).get(text, note.text)
+            note.text = _choice_tick(note.text, choices[name], name in unset)
+    # Each trial's line hovers its values as `[dimension name, tick text]` pairs, the x-th of them on the
+    # x-th axis: it read `True`, `None` where the axis read `true`, `not set` (and `model.hidden_size...`)
+    for trace in figure.data:
+        if trace.customdata is None or trace.x is None:
+            continue
+        pairs = []
+        for x, pair in zip(trace.x, trace.customdata, strict=False):
+            name = axes.get(x)
+            if name is not None and len(pair) == 2 and isinstance(pair[1], str):
+                text = pair[1]
+                if name in unset and text == _OPTUNA_MISSING:
+                    text = NOT_SET
+                elif name in choices:
+                    text = _choice_tick(text, choices[name], name in unset)
+                pair = [name, text]
+            pairs.append(pair)
+        trace.customdata = pairs
+
+
+def _choice_tick(text: str, choices: Sequence[tuple[Any, str]], unset: bool) -> str:
+    """A parallel-coordinates tick text of a categorical parameter (Optuna's `str` of the choice; a choice
+    None `None (value)` on an axis with trials that did not set it) as the tables spell the choice."""
+    if unset and text == f"{_OPTUNA_MISSING} (value)":
+        text = _OPTUNA_MISSING
+    return _labels(choices, str).get(text, text)
 
 
 def _parallel_axes(figure: go.Figure, params: Collection[str]) -> dict[Any, str]:

@@ -142,6 +142,8 @@ class Basis:
             if epochs is None
             else f"by {metric} after {epochs}, the deepest {self.min_trials} or more trials reached"
         )
+        if self.complete == 1:  # it read "(1 complete that meet the constraints)"
+            meet = meet.replace("meet ", "meets ")
         return (
             f"{len(self.trials)} finished trials ranked as successive halving ranks them: first those that got "
             f"furthest, compared {at} ({self.complete} complete{meet})"
@@ -157,8 +159,10 @@ def basis(study: optuna.Study) -> Basis:
     single-objective study ranks every finished trial: first the trials that reached the deepest epoch at
     least parameters-plus-one trials reached (BOHB's rule, and what the `rung_tpe` sampler models; the
     complete trials themselves once there are that many of them), by their value there; then the others
-    by how far they got and what they last reported, as Optuna ranks pruned trials. Complete trials that
-    break the constraints are left out.
+    by how far they got and what they last reported, as Optuna ranks pruned trials. A trial that diverged
+    (`diverged_at`: a NaN or infinite loss, or final metric) ranks last, with those that reported nothing:
+    its finite values before it diverged ranked it among the best, and refine narrowed towards it. Complete
+    trials that break the constraints are left out.
     """
     from optuna.trial import TrialState
 
@@ -179,6 +183,8 @@ def basis(study: optuna.Study) -> Basis:
     step = None if len(complete) >= min_trials else rung_step(finished, min_trials)
 
     def key(t: FrozenTrial) -> tuple[int, int, float, int]:
+        if t.state == TrialState.PRUNED and t.user_attrs.get("diverged_at") is not None:
+            return (2, 0, 0.0, t.number)
         if step is None and t.state == TrialState.COMPLETE:
             return (0, 0, sign * float(t.value), t.number)  # type: ignore[arg-type]
         if step is not None and math.isfinite(v := t.intermediate_values.get(step, math.nan)):

@@ -88,7 +88,7 @@ class _Objective:
         result = self._train(trial, config, history, training)
         kept_writes.set_user_attr(trial, "metrics", result.metrics)
         self._record_constraints(trial, config, result.metrics, bool(history))
-        return self._values(trial, config, result.metrics, bool(history))
+        return self._values(trial, config, result.metrics, len(history))
 
     def _draw(self, trial: optuna.Trial) -> tuple[dict[str, Any], RunConfig]:
         """The values `trial` draws from the search space, and the run config they make."""
@@ -203,20 +203,26 @@ class _Objective:
             kept_writes.set_user_attr(trial, "feasible", all(v <= 0 for v in values))
 
     def _values(
-        self, trial: optuna.Trial, config: RunConfig, metrics: dict[str, float], reported: bool
+        self, trial: optuna.Trial, config: RunConfig, metrics: dict[str, float], reported: int
     ) -> float | list[float]:
-        """The trial's value, one per objective, from the run's `metrics`: raises where one is missing, and
-        prunes the trial where one is not finite."""
+        """The trial's value, one per objective, from the run's `metrics` (after `reported` epochs reported):
+        raises where one is missing, and prunes the trial where one is not finite."""
         opt = self.opt
         missing = [m for m in opt.objectives if m not in metrics]
         if missing:
-            error = _missing_metric_error(config, metrics, missing, reported)
+            error = _missing_metric_error(config, metrics, missing, bool(reported))
             give_reason(error, described(error))
             raise error
-        diverged = [f"{m} is {metrics[m]}" for m in opt.objectives if not math.isfinite(metrics[m])]
+        diverged = [m for m in opt.objectives if not math.isfinite(metrics[m])]
         if diverged:  # Optuna would fail the trial with no reason recorded
-            reason = f"{', '.join(diverged)} at the end of the run"
+            reason = f"{', '.join(f'{m} is {metrics[m]}' for m in diverged)} at the end of the run"
             kept_writes.set_user_attr(trial, "prune_reason", reason)
+            # marked as a divergence in an epoch is: the pruner did not stop it (the report's pruning table,
+            # export-best's advice); at its last epoch (MLflow logs the value at that step)
+            name, last = diverged[0], (reported or config.epochs) - 1
+            kept_writes.set_user_attr(
+                trial, "diverged_at", {"epoch": max(last, 0), "metric": name, "value": str(metrics[name])}
+            )
             raise optuna.TrialPruned(reason)
         if opt.multi_objective:
             return [metrics[m] for m in opt.objectives]

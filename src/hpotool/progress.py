@@ -80,8 +80,11 @@ def stop(progress: Progress) -> None:
 class RunProgress:
     """An epoch bar for each training run, and one line per finished run (a `final.FinalObserver`)."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, metric: str | None = None) -> None:
+        """`metric`: the study's (its first, with several) that a finished run's line shows beside the
+        `val_*` metrics: a training function's own metric (`score`) was left out, and its line showed none."""
         self.console = console
+        self.metric = metric
         self.progress = bars(console)
         self.task = self.progress.add_task("", total=1, info="", visible=False)
 
@@ -100,7 +103,11 @@ class RunProgress:
         self.progress.update(self.task, completed=result.epoch + 1, info=info)
 
     def run_finished(self, label: str, run: Any) -> None:
-        shown = " ".join(f"{k}={format_value(v)}" for k, v in run.metrics.items() if k.startswith("val_"))
+        shown = " ".join(
+            f"{k}={format_value(v)}"
+            for k, v in run.metrics.items()
+            if k.startswith("val_") or k == self.metric
+        )
         self.console.print(
             f"{escape(label)}: {escape(shown)}  [dim]{duration(run.seconds)}  {escape(str(run.folder))}[/]",
             soft_wrap=True,

@@ -144,6 +144,13 @@ def _threshold(
     return None, NOT_EXPOSED
 
 
+def _diverged_note(diverged: Mapping[str, Any]) -> str:
+    """Why a trial that diverged has no threshold: `diverged` is its `diverged_at` attr."""
+    metric, value, epoch = diverged.get("metric"), diverged.get("value"), diverged.get("epoch")
+    when = f" after {_count(epoch)}" if isinstance(epoch, int) else ""
+    return f"none: the trial diverged (its {metric} was {value}{when}); the pruner did not stop it"
+
+
 def pruned_rows(study: optuna.Study, pruner: Mapping[str, Any] | None) -> list[PrunedRow]:
     """A row per pruned trial of a single-objective study, in trial order.
 
@@ -171,7 +178,12 @@ def pruned_rows(study: optuna.Study, pruner: Mapping[str, Any] | None) -> list[P
         value = t.intermediate_values.get(step) if step is not None else None
         if value is not None and not math.isfinite(value):
             value = None
-        if step is None or value is None:
+        diverged = t.user_attrs.get("diverged_at")
+        if isinstance(diverged, dict):
+            # hpotool pruned it, not the pruner: a threshold recomputed at its last finite epoch named a bar it
+            # may well have cleared
+            threshold, note = None, _diverged_note(diverged)
+        elif step is None or value is None:
             threshold, note = None, "stopped before reporting a finite value"
         else:
             threshold, note = _threshold(t, value, trials, maximize, pruner_of(t.number))

@@ -281,14 +281,19 @@ def export_best(
         attrs = study.user_attrs
         rows: list[tuple[str, str]] = []
         if len(result.metrics) > 1:  # why several trials, and which file trains one
+            front = f"{len(result.best)} trial{'s' * (len(result.best) != 1)} that no other trial beats on every objective"
+            # Without a best_run_<trial>.yaml (a plain Optuna study, or a stored run config this hpotool refuses),
+            # train-from-best refuses the study and there is no file to train: best_params.json lists the front
+            trainable = any(f.name.startswith("best_run_") for f in result.files)
             rows.append(
                 (
                     "Pareto front",
                     escape(
-                        f"{len(result.best)} trial{'s' * (len(result.best) != 1)} that no other trial beats on every objective: "
-                        f"train the one you pick with hpotool train-from-best {study_options(study)} --trial <trial> "
-                        f"(under the study's final: rules), or hpotool train --run-config "
+                        f"{front}: train the one you pick with hpotool train-from-best {study_options(study)} "
+                        f"--trial <trial> (under the study's final: rules), or hpotool train --run-config "
                         f"{result.folder}/best_run_<trial>.yaml"
+                        if trainable
+                        else f"{front} (best_params.json lists them under pareto_trials)"
                     ),
                 )
             )

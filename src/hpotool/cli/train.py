@@ -278,9 +278,13 @@ def _print_final_notes(study: Any, plan: Any, top_k: int, saved: dict[Path, Any]
         from optuna.trial import TrialState
 
         complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-        meet = "" if complete == len(plan.candidates) else f" that meet its constraints (of {complete})"
         count = len(plan.candidates)
-        print_note(f"the study has only {counted(count, 'complete trial')}{meet}; retraining those")
+        meets = (
+            "meets" if count == 1 else "meet"
+        )  # it read "1 complete trial that meet ...; retraining those"
+        meet = "" if complete == count else f" that {meets} its constraints (of {complete})"
+        them = "it" if count == 1 else "those"
+        print_note(f"the study has only {counted(count, 'complete trial')}{meet}; retraining {them}")
     from hpotool.user_trainer_checks import schedule_note
 
     notes = [schedule_note(c.config) for c in plan.candidates if c.config.trainer is not None]
@@ -311,7 +315,7 @@ def _train_final(
         folder = name_folder
     try:
         training.append((plan, out if out is not None else new_run_dir(runs_dir)))  # until a save names it
-        with RunProgress(err_console()) as progress:
+        with RunProgress(err_console(), plan.metric) as progress:
             return run_final(plan, folder, progress, exported, out_given=out is not None)
     except BaseException as exc:
         if isinstance(exc, HpoError) and (said := _final_saved(training, out)):

@@ -177,8 +177,13 @@ def _row_cells(row: dict[str, Any], values: list[str], columns: _Columns) -> lis
         value,
         *params,
         str(epochs) if epochs is not None else "-",
-        f"{seconds:.3g}" if seconds is not None else "-",
+        _seconds(seconds) if seconds is not None else "-",
     ]
+
+
+def _seconds(seconds: float) -> str:
+    """Three significant digits, whole seconds from 1000 s: a 40-minute trial read `2.4e+03`."""
+    return f"{seconds:.0f}" if abs(seconds) >= 999.5 else f"{seconds:.3g}"
 
 
 def _odd_epochs_note(rows: list[dict[str, Any]]) -> str | None:
