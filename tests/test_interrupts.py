@@ -1386,3 +1386,62 @@ def test_a_signal_that_lands_in_a_pydantic_serializer_ends_the_trial_as_interrup
         run_trial(study, trial, objective)
     stored = optuna.load_study(storage=url, study_name="s").trials[trial.number]
     assert (stored.state, stored.user_attrs.get("fail_reason")) == (TrialState.FAIL, "interrupted")
+
+
+# A module whose import swallows a Ctrl-C, as torch's C code does with the imports it makes (numpy's, as
+# `import torch` runs): the signal's KeyboardInterrupt is caught there, and the import goes on, or fails later
+# with an error of its own ('cannot import name ...' from a module the interrupt left half made).
+_SWALLOWING_IMPORT = (
+    "import signal\n"
+    "try:\n"
+    "    signal.raise_signal(signal.{how})  # its handler raises here\n"
+    "except KeyboardInterrupt:\n"
+    "    pass\n"
+    "{then}\n"
+    "from tests.helpers import SlowModel as Net\n"
+)
+_THEN = {
+    "fails": "raise ImportError(\"cannot import name 'RpcBackendOptions' from 'torch._C._distributed_rpc'\")",
+    "goes_on": "",
+}
+
+
+@pytest.mark.parametrize("then", list(_THEN))
+@pytest.mark.parametrize(("how", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_an_import_swallows_stops_the_command_before_the_study(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    then: str,
+    how: signal.Signals,
+    code: int,
+) -> None:
+    # Ctrl-C ~4.5 s into `optimize --workers 2`, as torch imported, printed "cannot import
+    # 'hpotool.schedulers:no_schedule': importing 'hpotool.schedulers' raised ImportError: cannot import name
+    # 'RpcBackendOptions' ..." and exited 2; where the import went on, the Ctrl-C was forgotten and the whole
+    # study ran.
+    from .cli_run import optimize
+
+    (tmp_path / "swallowing.py").write_text(_SWALLOWING_IMPORT.format(how=how.name, then=_THEN[then]))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "swallowing", raising=False)
+    _configs(tmp_path, run_dict, opt_dict, 2)
+    run = tmp_path / "run.yaml"
+    run.write_text(run.read_text().replace("tests.helpers:SlowModel", "swallowing:Net"))
+
+    def killed(signum: int, frame: Any) -> None:  # SIGTERM's default would end pytest
+        raise AssertionError("the SIGTERM reached the default action: the process would be killed")
+
+    previous = signal.signal(signal.SIGTERM, killed)
+    try:
+        result = optimize(run, tmp_path / "optimize.yaml", opt_dict["storage"], 2, exit_code=None)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        monkeypatch.delitem(sys.modules, "swallowing", raising=False)
+    assert (result.exit_code, result.stderr.strip()) == (
+        code,
+        "interrupted before the study started; nothing was written",
+    ), result.output
+    assert not (tmp_path / "studies").exists()
