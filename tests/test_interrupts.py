@@ -1445,3 +1445,32 @@ def test_a_signal_an_import_swallows_stops_the_command_before_the_study(
         "interrupted before the study started; nothing was written",
     ), result.output
     assert not (tmp_path / "studies").exists()
+
+
+@pytest.mark.parametrize(("how", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_as_export_best_writes_leaves_no_temporary_file(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], how: signal.Signals, code: int
+) -> None:
+    # A SIGTERM (a job scheduler's) while export-best wrote its files ended the process at once (os._exit):
+    # its hidden temporary file (.trials.csv.<tag>.tmp) and the folder made for it stayed behind, which the
+    # README promises of SIGKILL alone. Ctrl-C left nothing.
+    run_tiny_study(tmp_path, run_dict, {**opt_dict, "n_trials": 1})
+    out = tmp_path / "export"
+    before = (
+        "import os, signal\n"
+        "import hpotool.atomic as atomic\n"
+        "real = atomic._write_temporary\n"
+        "def then_signal(*args):\n"
+        "    real(*args)\n"
+        f"    os.kill(os.getpid(), {int(how)})\n"
+        "atomic._write_temporary = then_signal\n"
+    )
+    args = ["export-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--out", str(out)]
+    proc = _hpotool(args, tmp_path, before=before)
+    try:
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, output
+    assert "Traceback" not in output
+    assert not out.exists(), sorted(p.name for p in out.iterdir())
