@@ -1474,3 +1474,70 @@ def test_a_signal_as_export_best_writes_leaves_no_temporary_file(
     assert proc.returncode == code, output
     assert "Traceback" not in output
     assert not out.exists(), sorted(p.name for p in out.iterdir())
+
+
+_FINALIZER_IN_THE_CHECKS = (
+    "import signal\n"
+    "from tests.helpers import SlowModel\n"
+    "dropped = []\n"
+    "class _Finalized:\n"
+    "    def __del__(self):\n"
+    "        signal.raise_signal(signal.SIGINT)\n"
+    "class Net(SlowModel):\n"
+    "    def __init__(self, in_features, out_features, width=8, sleep=0.02):\n"
+    "        super().__init__(in_features, out_features, width, sleep)\n"
+    "        if not dropped:  # the first model, the checks': Python prints 'Exception ignored' and goes on\n"
+    "            dropped.append(_Finalized())\n"
+    "            dropped.clear()\n"
+    "            dropped.append(True)\n"
+)
+
+
+def test_a_signal_a_finalizer_swallows_in_the_checks_stops_the_command_before_the_study(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Ctrl-C that a finalizer swallowed (the garbage collector runs weakref callbacks at any moment) while
+    # the configs were checked was forgotten as the study started: the whole study ran, and exited 0.
+    from .cli_run import optimize
+
+    (tmp_path / "finalizing.py").write_text(_FINALIZER_IN_THE_CHECKS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "finalizing", raising=False)
+    _configs(tmp_path, run_dict, opt_dict, 2)
+    run = tmp_path / "run.yaml"
+    run.write_text(run.read_text().replace("tests.helpers:SlowModel", "finalizing:Net"))
+    try:
+        result = optimize(run, tmp_path / "optimize.yaml", opt_dict["storage"], 2, exit_code=None)
+    finally:
+        monkeypatch.delitem(sys.modules, "finalizing", raising=False)
+    assert (result.exit_code, result.stderr.strip()) == (
+        130,
+        "interrupted before the study started; nothing was written",
+    ), result.output
+    assert not (tmp_path / "studies").exists()
+
+
+def test_a_signal_a_finalizer_swallows_as_the_study_opens_stops_the_run_before_its_first_trial(
+    configs: tuple[Path, Path], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Ctrl-C a finalizer swallowed as the study opened (SQLAlchemy's weakref callbacks run at any moment)
+    # was forgotten as the trials' own signal handling began (`signals_interrupt` inside the command's): the
+    # whole study ran, and the command exited 0.
+    from hpotool import study_run
+
+    from .cli_run import optimize
+
+    real = study_run.prepare_resume
+
+    def prepared_then_swallowed(*args: Any, **kwargs: Any) -> Any:
+        done = real(*args, **kwargs)
+        _Finalized()  # dropped at once: Python prints 'Exception ignored' and goes on
+        return done
+
+    monkeypatch.setattr(study_run, "prepare_resume", prepared_then_swallowed)
+    result = optimize(*configs, opt_dict["storage"], 2, exit_code=130)
+    assert result.stderr.splitlines()[-1] == (
+        "note: interrupted between trials: none was running; run the same command to resume"
+    )
+    assert load_study(opt_dict).get_trials(deepcopy=False) == []

@@ -134,8 +134,13 @@ def _handling(handler: Callable[[int, Any], None]) -> Iterator[dict[signal.Signa
 
 @contextmanager
 def signals_interrupt() -> Iterator[None]:
-    """While inside, SIGINT and SIGTERM raise `Interrupted` in the main thread; handlers restored after."""
-    _raised.clear()
+    """While inside, SIGINT and SIGTERM raise `Interrupted` in the main thread; handlers restored after.
+
+    Inside another (a study's trials, inside the command's), the outer block's interrupt a finalizer dropped
+    is kept for `raise_dropped`: cleared on entry, it was forgotten, and a Ctrl-C as the study opened let the
+    whole study run."""
+    if not _open_blocks[0]:
+        _raised.clear()
     hook = sys.unraisablehook
     sys.unraisablehook = quiet_dropped(hook)
     _open_blocks[0] += 1
