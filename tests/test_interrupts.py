@@ -1541,3 +1541,29 @@ def test_a_signal_a_finalizer_swallows_as_the_study_opens_stops_the_run_before_i
         "note: interrupted between trials: none was running; run the same command to resume"
     )
     assert load_study(opt_dict).get_trials(deepcopy=False) == []
+
+
+def test_a_signal_a_finalizer_swallows_as_train_runs_stops_it_and_saves_nothing(
+    tmp_path: Path, run_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In train (and train-from-best) a Ctrl-C a finalizer swallowed was never raised again: training ran
+    # to its end, the run was saved, and the command exited 0.
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    (tmp_path / "finalizing.py").write_text(_FINALIZER_IN_THE_CHECKS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "finalizing", raising=False)
+    model = {"name": "finalizing:Net", "sleep": 0.0}
+    path = write_yaml(tmp_path / "run.yaml", {**run_dict, "epochs": 3, "model": model})
+    try:
+        result = CliRunner().invoke(app, ["train", "-r", str(path), "--out", "mine"], catch_exceptions=False)
+    finally:
+        monkeypatch.delitem(sys.modules, "finalizing", raising=False)
+    assert result.exit_code == 130, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        "interrupted: training stopped before its end; nothing was saved (mine was not written)"
+    )
+    assert not (tmp_path / "mine").exists()
