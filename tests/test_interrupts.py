@@ -1386,3 +1386,184 @@ def test_a_signal_that_lands_in_a_pydantic_serializer_ends_the_trial_as_interrup
         run_trial(study, trial, objective)
     stored = optuna.load_study(storage=url, study_name="s").trials[trial.number]
     assert (stored.state, stored.user_attrs.get("fail_reason")) == (TrialState.FAIL, "interrupted")
+
+
+# A module whose import swallows a Ctrl-C, as torch's C code does with the imports it makes (numpy's, as
+# `import torch` runs): the signal's KeyboardInterrupt is caught there, and the import goes on, or fails later
+# with an error of its own ('cannot import name ...' from a module the interrupt left half made).
+_SWALLOWING_IMPORT = (
+    "import signal\n"
+    "try:\n"
+    "    signal.raise_signal(signal.{how})  # its handler raises here\n"
+    "except KeyboardInterrupt:\n"
+    "    pass\n"
+    "{then}\n"
+    "from tests.helpers import SlowModel as Net\n"
+)
+_THEN = {
+    "fails": "raise ImportError(\"cannot import name 'RpcBackendOptions' from 'torch._C._distributed_rpc'\")",
+    "goes_on": "",
+}
+
+
+@pytest.mark.parametrize("then", list(_THEN))
+@pytest.mark.parametrize(("how", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_an_import_swallows_stops_the_command_before_the_study(
+    tmp_path: Path,
+    run_dict: dict[str, Any],
+    opt_dict: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    then: str,
+    how: signal.Signals,
+    code: int,
+) -> None:
+    # Ctrl-C ~4.5 s into `optimize --workers 2`, as torch imported, printed "cannot import
+    # 'hpotool.schedulers:no_schedule': importing 'hpotool.schedulers' raised ImportError: cannot import name
+    # 'RpcBackendOptions' ..." and exited 2; where the import went on, the Ctrl-C was forgotten and the whole
+    # study ran.
+    from .cli_run import optimize
+
+    (tmp_path / "swallowing.py").write_text(_SWALLOWING_IMPORT.format(how=how.name, then=_THEN[then]))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "swallowing", raising=False)
+    _configs(tmp_path, run_dict, opt_dict, 2)
+    run = tmp_path / "run.yaml"
+    run.write_text(run.read_text().replace("tests.helpers:SlowModel", "swallowing:Net"))
+
+    def killed(signum: int, frame: Any) -> None:  # SIGTERM's default would end pytest
+        raise AssertionError("the SIGTERM reached the default action: the process would be killed")
+
+    previous = signal.signal(signal.SIGTERM, killed)
+    try:
+        result = optimize(run, tmp_path / "optimize.yaml", opt_dict["storage"], 2, exit_code=None)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        monkeypatch.delitem(sys.modules, "swallowing", raising=False)
+    assert (result.exit_code, result.stderr.strip()) == (
+        code,
+        "interrupted before the study started; nothing was written",
+    ), result.output
+    assert not (tmp_path / "studies").exists()
+
+
+@pytest.mark.parametrize(("how", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_as_export_best_writes_leaves_no_temporary_file(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], how: signal.Signals, code: int
+) -> None:
+    # A SIGTERM (a job scheduler's) while export-best wrote its files ended the process at once (os._exit):
+    # its hidden temporary file (.trials.csv.<tag>.tmp) and the folder made for it stayed behind, which the
+    # README promises of SIGKILL alone. Ctrl-C left nothing.
+    run_tiny_study(tmp_path, run_dict, {**opt_dict, "n_trials": 1})
+    out = tmp_path / "export"
+    before = (
+        "import os, signal\n"
+        "import hpotool.atomic as atomic\n"
+        "real = atomic._write_temporary\n"
+        "def then_signal(*args):\n"
+        "    real(*args)\n"
+        f"    os.kill(os.getpid(), {int(how)})\n"
+        "atomic._write_temporary = then_signal\n"
+    )
+    args = ["export-best", "--study-name", "tiny", "--storage", opt_dict["storage"], "--out", str(out)]
+    proc = _hpotool(args, tmp_path, before=before)
+    try:
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, output
+    assert "Traceback" not in output
+    assert not out.exists(), sorted(p.name for p in out.iterdir())
+
+
+_FINALIZER_IN_THE_CHECKS = (
+    "import signal\n"
+    "from tests.helpers import SlowModel\n"
+    "dropped = []\n"
+    "class _Finalized:\n"
+    "    def __del__(self):\n"
+    "        signal.raise_signal(signal.SIGINT)\n"
+    "class Net(SlowModel):\n"
+    "    def __init__(self, in_features, out_features, width=8, sleep=0.02):\n"
+    "        super().__init__(in_features, out_features, width, sleep)\n"
+    "        if not dropped:  # the first model, the checks': Python prints 'Exception ignored' and goes on\n"
+    "            dropped.append(_Finalized())\n"
+    "            dropped.clear()\n"
+    "            dropped.append(True)\n"
+)
+
+
+def test_a_signal_a_finalizer_swallows_in_the_checks_stops_the_command_before_the_study(
+    tmp_path: Path, run_dict: dict[str, Any], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Ctrl-C that a finalizer swallowed (the garbage collector runs weakref callbacks at any moment) while
+    # the configs were checked was forgotten as the study started: the whole study ran, and exited 0.
+    from .cli_run import optimize
+
+    (tmp_path / "finalizing.py").write_text(_FINALIZER_IN_THE_CHECKS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "finalizing", raising=False)
+    _configs(tmp_path, run_dict, opt_dict, 2)
+    run = tmp_path / "run.yaml"
+    run.write_text(run.read_text().replace("tests.helpers:SlowModel", "finalizing:Net"))
+    try:
+        result = optimize(run, tmp_path / "optimize.yaml", opt_dict["storage"], 2, exit_code=None)
+    finally:
+        monkeypatch.delitem(sys.modules, "finalizing", raising=False)
+    assert (result.exit_code, result.stderr.strip()) == (
+        130,
+        "interrupted before the study started; nothing was written",
+    ), result.output
+    assert not (tmp_path / "studies").exists()
+
+
+def test_a_signal_a_finalizer_swallows_as_the_study_opens_stops_the_run_before_its_first_trial(
+    configs: tuple[Path, Path], opt_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Ctrl-C a finalizer swallowed as the study opened (SQLAlchemy's weakref callbacks run at any moment)
+    # was forgotten as the trials' own signal handling began (`signals_interrupt` inside the command's): the
+    # whole study ran, and the command exited 0.
+    from hpotool import study_run
+
+    from .cli_run import optimize
+
+    real = study_run.prepare_resume
+
+    def prepared_then_swallowed(*args: Any, **kwargs: Any) -> Any:
+        done = real(*args, **kwargs)
+        _Finalized()  # dropped at once: Python prints 'Exception ignored' and goes on
+        return done
+
+    monkeypatch.setattr(study_run, "prepare_resume", prepared_then_swallowed)
+    result = optimize(*configs, opt_dict["storage"], 2, exit_code=130)
+    assert result.stderr.splitlines()[-1] == (
+        "note: interrupted between trials: none was running; run the same command to resume"
+    )
+    assert load_study(opt_dict).get_trials(deepcopy=False) == []
+
+
+def test_a_signal_a_finalizer_swallows_as_train_runs_stops_it_and_saves_nothing(
+    tmp_path: Path, run_dict: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In train (and train-from-best) a Ctrl-C a finalizer swallowed was never raised again: training ran
+    # to its end, the run was saved, and the command exited 0.
+    from typer.testing import CliRunner
+
+    from hpotool.cli import app
+
+    (tmp_path / "finalizing.py").write_text(_FINALIZER_IN_THE_CHECKS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "finalizing", raising=False)
+    model = {"name": "finalizing:Net", "sleep": 0.0}
+    path = write_yaml(tmp_path / "run.yaml", {**run_dict, "epochs": 3, "model": model})
+    try:
+        result = CliRunner().invoke(app, ["train", "-r", str(path), "--out", "mine"], catch_exceptions=False)
+    finally:
+        monkeypatch.delitem(sys.modules, "finalizing", raising=False)
+    assert result.exit_code == 130, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        "interrupted: training stopped before its end; nothing was saved (mine was not written)"
+    )
+    assert not (tmp_path / "mine").exists()

@@ -214,3 +214,52 @@ def test_a_misspelt_class_of_the_users_gets_the_name_meant(project: Path) -> Non
         assert did_you_mean(typo, ["IntOut", "Net"]) == " (did you mean 'Net'?)"  # callers that mind case too
         assert closest(typo, ["IntOut", "Net", "nn", "torch"])[0] == "Net"
     sys.modules.pop("two_nets", None)
+
+
+def test_a_ctrl_c_the_import_of_a_module_named_alone_swallows_is_raised_not_an_unknown_name(
+    project: Path,
+) -> None:
+    """Ctrl-C as `model: {name: alone_nets}` imported its module, where that import caught the interrupt and
+    failed with an error of its own (as torch's C code does with the imports it runs): the refusal's import
+    took any error for 'does not import', and the command said "unknown model 'alone_nets'" (exit code 2)."""
+    from hpotool.components import REGISTRIES
+    from hpotool.interrupts import Interrupted, signals_interrupt
+    from hpotool.resolve import resolve
+
+    (project / "alone_nets.py").write_text(_SWALLOWS_CTRL_C)
+    try:
+        with pytest.raises(Interrupted), signals_interrupt():
+            resolve("alone_nets", REGISTRIES["model"], "model")
+    finally:
+        sys.modules.pop("alone_nets", None)
+
+
+def test_a_ctrl_c_the_import_of_the_library_a_bare_class_name_is_looked_up_in_swallows_is_raised(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As above, where a bare class name (`scheduler: CosineAnnealingLR`) is looked up in torch's module as
+    it first imports: "unknown scheduler ..." (exit code 2) for a Ctrl-C."""
+    from hpotool import resolve as resolve_module
+    from hpotool.interrupts import Interrupted, signals_interrupt
+
+    (project / "swallowing_lib.py").write_text(_SWALLOWS_CTRL_C)
+    monkeypatch.setitem(resolve_module._LIBRARY_MODULES, "scheduler", "swallowing_lib")
+    monkeypatch.syspath_prepend(str(project))
+    try:
+        with pytest.raises(Interrupted), signals_interrupt():
+            resolve_module.resolve(
+                "CosineAnnealingLR", {"none": "hpotool.schedulers:no_schedule"}, "scheduler"
+            )
+    finally:
+        sys.modules.pop("swallowing_lib", None)
+
+
+# A module whose import catches a Ctrl-C and then fails with an error of its own.
+_SWALLOWS_CTRL_C = (
+    "import signal\n"
+    "try:\n"
+    "    signal.raise_signal(signal.SIGINT)  # its handler raises here\n"
+    "except KeyboardInterrupt:\n"
+    "    pass\n"
+    "raise ImportError(\"cannot import name 'RpcBackendOptions'\")\n"
+)

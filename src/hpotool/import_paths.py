@@ -17,6 +17,7 @@ from typing import Any
 
 from hpotool.errors import HpoError
 from hpotool.import_hints import defined_in_a_submodule, main_block_definition, not_found_hint, similar_module
+from hpotool.interrupts import unswallowed
 from hpotool.near_names import did_you_mean
 from hpotool.user_code import first_line, user_frame
 
@@ -76,7 +77,9 @@ def _import_module(path: str, module_name: str, attr: str) -> types.ModuleType:
         sys.path.insert(0, cwd)
     held = io.StringIO()  # what the module writes to stderr as it imports: said after, unless it exits
     try:
-        with contextlib.redirect_stderr(held):
+        # A Ctrl-C that the import swallowed (torch's C code catches its imports' errors) is still raised,
+        # not taken for the import's failure it caused, nor forgotten where the import went on.
+        with contextlib.redirect_stderr(held), unswallowed():
             module = importlib.import_module(module_name)
     except SystemExit as exc:  # argparse's parse_args() at its top level, on hpotool's command line
         raise _exited(path, module_name, exc, held.getvalue()) from None
@@ -205,7 +208,10 @@ def refuse_a_module(path: str, name: str) -> None:
     """Raise `HpoError` when `name` is a module (`package.module` written without `:Name`), listing the
     functions and classes it defines; return when it is not one."""
     try:
-        module = importlib.import_module(name) if importlib.util.find_spec(name) is not None else None
+        with (
+            unswallowed()
+        ):  # a Ctrl-C the import caught is raised, not taken for a module that does not import
+            module = importlib.import_module(name) if importlib.util.find_spec(name) is not None else None
     except Exception:  # it does not import: the caller's message about the missing attribute stands
         return
     if module is None:

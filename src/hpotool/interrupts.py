@@ -32,11 +32,14 @@ def exit_code(signum: int) -> int:
 # weakref callbacks at any moment), an exception is printed as 'Exception ignored' and dropped: the study
 # ran on, and a worker, which ignores a second signal, could not be stopped until its trial ended.
 _raised: list[int] = []
+# Every signal raised as an interrupt in this process, in order (see `unswallowed`).
+_ever_raised: list[int] = []
 
 
 def record(signum: int) -> None:
-    """Note that `signum` is being raised as an interrupt (see `raise_dropped`)."""
+    """Note that `signum` is being raised as an interrupt (see `raise_dropped`, `unswallowed`)."""
     _raised[:] = [signum]
+    _ever_raised.append(signum)
 
 
 def raise_dropped() -> None:
@@ -47,6 +50,31 @@ def raise_dropped() -> None:
     """
     if _raised:
         raise Interrupted(_raised[0])
+
+
+@contextmanager
+def unswallowed() -> Iterator[None]:
+    """Raise the interrupt of a signal that arrived inside, where the code inside caught it and went on.
+
+    An import swallows one: torch's C code runs the imports it needs (numpy's, as `import torch` runs) and
+    catches every error they raise, Ctrl-C's KeyboardInterrupt too. The import then went on as if no key had
+    been pressed (the whole study ran), or failed later with an error of its own, from a module the interrupt
+    left half made ('cannot import name 'RpcBackendOptions' from 'torch._C._distributed_rpc'', exit 2 for a
+    Ctrl-C). Either way, inside a `signals_interrupt` block, the interrupt that was raised is raised again,
+    the error it caused (if any) as its context.
+
+    Raises:
+        Interrupted: a signal's interrupt was raised inside and did not leave it.
+    """
+    before = len(_ever_raised)
+    try:
+        yield
+    except Exception:
+        if len(_ever_raised) > before:
+            raise Interrupted(_ever_raised[before])  # noqa: B904 (what it caused is its context)
+        raise
+    if len(_ever_raised) > before:
+        raise Interrupted(_ever_raised[before])
 
 
 def _raise(signum: int, frame: Any) -> None:
@@ -106,8 +134,13 @@ def _handling(handler: Callable[[int, Any], None]) -> Iterator[dict[signal.Signa
 
 @contextmanager
 def signals_interrupt() -> Iterator[None]:
-    """While inside, SIGINT and SIGTERM raise `Interrupted` in the main thread; handlers restored after."""
-    _raised.clear()
+    """While inside, SIGINT and SIGTERM raise `Interrupted` in the main thread; handlers restored after.
+
+    Inside another (a study's trials, inside the command's), the outer block's interrupt a finalizer dropped
+    is kept for `raise_dropped`: cleared on entry, it was forgotten, and a Ctrl-C as the study opened let the
+    whole study run."""
+    if not _open_blocks[0]:
+        _raised.clear()
     hook = sys.unraisablehook
     sys.unraisablehook = quiet_dropped(hook)
     _open_blocks[0] += 1

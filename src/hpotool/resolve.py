@@ -12,6 +12,7 @@ from typing import Any
 
 from hpotool.errors import HpoError
 from hpotool.import_paths import import_object, is_import_path, refuse_a_module
+from hpotool.interrupts import unswallowed
 from hpotool.near_names import did_you_mean
 
 
@@ -59,7 +60,8 @@ def _library_path(name: str, kind: str) -> str | None:
     if module_name is None or not name.isidentifier() or name.startswith("_"):
         return None
     try:
-        module = importlib.import_module(module_name)
+        with unswallowed():  # a Ctrl-C the import caught is raised, not taken for a module that is missing
+            module = importlib.import_module(module_name)
     except ImportError:
         return None
     return f"{module_name}:{name}" if inspect.isclass(getattr(module, name, None)) else None

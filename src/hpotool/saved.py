@@ -224,12 +224,17 @@ def train_and_save(
             dataset, loss, training function) raised: one line saying where (`--debug` shows the traceback).
     """
     from hpotool.epoch import NonFiniteLossError
+    from hpotool.interrupts import deferred, raise_dropped
     from hpotool.runner import train_run
     from hpotool.trainer_contract import TrainerOutputError
     from hpotool.user_code import first_line, user_frame
 
+    def epoch_ended(result: EpochResult) -> None:
+        (on_epoch_end or _ignore)(result)
+        raise_dropped()  # Ctrl-C, SIGTERM a finalizer swallowed: it trained on, and the run was saved
+
     try:
-        result = train_run(cfg, on_epoch_end=on_epoch_end or _ignore)
+        result = train_run(cfg, on_epoch_end=epoch_ended)
     except NonFiniteLossError as exc:
         raise HpoError(
             f"training diverged: {exc}; lower optimizer.lr or set grad_clip in the run config"
@@ -237,14 +242,14 @@ def train_and_save(
     except TrainerOutputError as exc:  # what a training function returned: found after it returned
         raise HpoError(f"training failed: {exc}") from exc
     except Exception as exc:
+        raise_dropped()  # an interrupt the code it landed in turned into an error of its own
         where = user_frame(exc)
         if where is None:  # not raised in the user's code: an hpotool bug, shown as one
             raise
         raise HpoError(
             f"training failed: {first_line(exc)} (raised at {where}; hpotool --debug shows the traceback)"
         ) from exc
-    from hpotool.interrupts import deferred
-
+    raise_dropped()
     with deferred():  # a Ctrl-C while saving waits for the save: a run folder is whole or not there
         if isinstance(folder, Path):
             return save_run(folder, cfg, result, info, out_given=out_given)

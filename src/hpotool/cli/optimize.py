@@ -130,6 +130,11 @@ def _optimize(outcome: Outcome, args: OptimizeArgs) -> None:
 
         with _json_apart(args.as_json):
             plan, redraws = checked_plan(args)
+            from hpotool.interrupts import raise_dropped
+
+            # A Ctrl-C a finalizer swallowed as the configs were checked (the model built, the data read):
+            # forgotten once the run's own signal handling began, it let the whole study run.
+            raise_dropped()
             if args.dry_run:
                 _dry_run_notes(plan)
             else:

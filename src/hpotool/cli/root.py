@@ -236,24 +236,36 @@ def main() -> None:
 
     Output into a closed pipe (`| head`) stops the command as SIGPIPE stops a Unix tool, quietly, and it
     exits 141 (128 + SIGPIPE), whatever it had done (`hpotool.pipes`).
+
+    SIGTERM stops every command as Ctrl-C does, and it exits 143: it raises an interrupt (`interrupts.
+    interrupt`), which the command's writes clean up after. It ended the process at once (`entry`), which
+    left the hidden temporary file of a file being written (`export-best`, `report`, `refine`) and the
+    folder made for it, as only SIGKILL may.
     """
+    import signal
+
+    from hpotool.interrupts import exit_code, interrupt, interrupt_behind, signal_of
     from hpotool.pipes import guard_streams, pipe_closed
 
     guard_streams()
+    loading = signal.signal(signal.SIGTERM, lambda signum, frame: interrupt(signum))
     try:
         app()
     except SystemExit as exc:
         code = exc.code
-    except KeyboardInterrupt:  # typer exits 130 for one while a command runs, not while it builds them
-        code = 130
+        stopped = interrupt_behind(exc)  # typer exits 130 for any KeyboardInterrupt, SIGTERM's too
+        if code == 130 and stopped is not None:
+            code = exit_code(signal_of(stopped))
+    except KeyboardInterrupt as exc:  # typer exits 130 for one while a command runs, not while it builds them
+        code = exit_code(signal_of(exc))
     else:
         code = 0
+    signal.signal(signal.SIGTERM, loading)  # as the command ends: no interrupt to raise any more
     if isinstance(code, str):  # sys.exit("message"): what the interpreter would print
         sys.stderr.write(code + "\n")
         code = 1
     import atexit
     import contextlib
-    import signal
 
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
