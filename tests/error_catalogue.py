@@ -3242,4 +3242,18 @@ CASES = [
         "error: optimize.yaml: pruner.kwargs: pruner 'successive_halving' argument 'min_resource' is the text '1': write 1 without quotes, a number",
         optimize={"pruner": {"name": "successive_halving", "kwargs": {"min_resource": "1"}}},
     ),
+    Case(
+        "sampler-optuna-spelling",
+        "Optuna's name for a sampler (NSGAIIISampler's nsgaiii) as a short name; before: \"did you mean 'nsga2'?\", "
+        "NSGA-II for NSGA-III",
+        "error: optimize.yaml: sampler.name: unknown sampler 'nsgaiii'; Optuna's NSGA-III sampler is nsga3 here: write name: nsga3",
+        optimize={"sampler": {"name": "nsgaiii"}},
+    ),
+    Case(
+        "grid-log-float",
+        'the grid sampler over a log-scaled float; before: told to give it a step, which log refuses ("step and '
+        'log cannot be used together")',
+        "error: optimize.yaml: sampler: the grid sampler needs a finite grid: search_space.optimizer.lr: a log-scaled float has no grid, and takes no step with log: true; search it as a categorical of the values to try: type: categorical, choices: [0.001, 0.01, 0.1]",
+        optimize={"sampler": {"name": "grid"}},
+    ),
 ]

@@ -121,6 +121,28 @@ def test_patient_wraps_another_pruner() -> None:
 
 
 @pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        # it was asked "did you mean 'nsga2'?": NSGA-II for NSGA-III
+        ("nsgaiii", "unknown sampler 'nsgaiii'; Optuna's NSGA-III sampler is nsga3 here: write name: nsga3"),
+        ("NSGAIIISampler", "Optuna's NSGA-III sampler is nsga3 here: write name: nsga3"),
+        ("nsga_ii", "unknown sampler 'nsga_ii'; Optuna's NSGA-II sampler is nsga2 here: write name: nsga2"),
+        ("brute_force", "Optuna's brute-force sampler is bruteforce here: write name: bruteforce"),
+        # it was told nothing of the import path that names it
+        (
+            "partial_fixed",
+            "unknown sampler 'partial_fixed'; Optuna's PartialFixedSampler has no short name: write name: "
+            "optuna.samplers.PartialFixedSampler, with kwargs: {fixed_params: {PATH: VALUE}, base_sampler: tpe}",
+        ),
+    ],
+)
+def test_optuna_spelling_of_a_sampler_names_hpotools(name: str, message: str) -> None:
+    with pytest.raises(HpoError) as info:
+        make_sampler(name, {}, seed=0, space=SPACE)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
     ("call", "message"),
     [
         (
@@ -151,6 +173,23 @@ def test_patient_wraps_another_pruner() -> None:
         (
             lambda: make_pruner("optuna.samplers:TPESampler", {}),
             "is not an optuna.pruners.BasePruner subclass",
+        ),
+        # a log-scaled float: "give it a step" led to "step and log cannot be used together"
+        (
+            lambda: make_sampler(
+                "grid", {}, seed=0, space={"x": FloatParam(type="float", low=1e-4, high=1e-2, log=True)}
+            ),
+            "sampler: the grid sampler needs a finite grid: search_space.x: a log-scaled float has no grid, and takes "
+            "no step with log: true; search it as a categorical of the values to try: type: categorical, choices: "
+            "[0.0001, 0.001, 0.01]",
+        ),
+        (
+            lambda: make_sampler(
+                "bruteforce", {}, seed=0, space={"x": FloatParam(type="float", low=1e-5, high=0.3, log=True)}
+            ),
+            "sampler: the brute-force sampler needs a finite set of values: search_space.x: a log-scaled float has "
+            "infinitely many, and takes no step with log: true; search it as a categorical of the values to try: "
+            "type: categorical, choices: [1.0e-05, 0.0017, 0.3]; or use another sampler",
         ),
         (
             lambda: make_sampler("grid", {}, seed=0, space={"x": FloatParam(type="float", low=0, high=1)}),

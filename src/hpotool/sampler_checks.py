@@ -11,7 +11,16 @@ from typing import Any
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
 from hpotool.near_names import did_you_mean
-from hpotool.param_values import contains, grid_choices, grid_size, taken_as, value_count, values_text
+from hpotool.param_values import (
+    LOG_FLOAT_VALUES_FIX,
+    contains,
+    grid_choices,
+    grid_size,
+    log_points,
+    taken_as,
+    value_count,
+    values_text,
+)
 from hpotool.search_space import FloatParam, Param, choice_label
 
 GRID_MAX_POINTS = 1_000_000
@@ -108,6 +117,12 @@ def check_brute_force(space: Mapping[str, Param], key: str) -> None:
     """Every searched parameter has a finite set of values that fits in memory, as the brute-force sampler
     lists them: a continuous float failed trial 0, and a huge range a MemoryError in the first suggest."""
     for path, p in space.items():
+        if isinstance(p, FloatParam) and p.step is None and p.log:
+            raise HpoError(
+                f"{key}: the brute-force sampler needs a finite set of values: search_space.{path}: a log-scaled "
+                f"float has infinitely many, {LOG_FLOAT_VALUES_FIX.format(choices=log_points(p))}; or use "
+                f"another sampler"
+            )
         if isinstance(p, FloatParam) and p.step is None:
             raise HpoError(
                 f"{key}: the brute-force sampler needs a finite set of values: search_space.{path}: a float "
