@@ -3256,4 +3256,17 @@ CASES = [
         "error: optimize.yaml: sampler: the grid sampler needs a finite grid: search_space.optimizer.lr: a log-scaled float has no grid, and takes no step with log: true; search it as a categorical of the values to try: type: categorical, choices: [0.001, 0.01, 0.1]",
         optimize={"sampler": {"name": "grid"}},
     ),
+    Case(
+        "warmup-beside-fewest-epochs",
+        "a searched warm-up that reaches the fewest searched epochs; before: each was tried beside the other's "
+        "run config value, and every trial drawing both failed, trial 0 among them",
+        "error: optimize.yaml: search_space.scheduler.warmup_epochs: reaches 1 where search_space.epochs goes down to 1: a trial drawing both would fail, its warm-up not shorter than the run; search warmup_epochs up to 0, or epochs from 2",
+        run={"scheduler": {"name": "cosine", "warmup_epochs": 0}},
+        optimize={
+            "search_space": {
+                "epochs": {"type": "int", "low": 1, "high": 2},
+                "scheduler.warmup_epochs": {"type": "int", "low": 0, "high": 1},
+            }
+        },
+    ),
 ]
