@@ -3269,4 +3269,15 @@ CASES = [
             }
         },
     ),
+    Case(
+        "grid-value-twice",
+        "a grid given in the sampler's kwargs that lists a value twice; before: each point holding it ran twice",
+        "error: optimize.yaml: sampler.kwargs.search_space.model.hidden.0: 16 is listed twice, so the grid would train each of its points with it twice; drop one",
+        optimize={
+            "sampler": {
+                "name": "grid",
+                "kwargs": {"search_space": {"optimizer.lr": [0.001, 0.01], "model.hidden.0": [16, 32, 16]}},
+            }
+        },
+    ),
 ]

@@ -174,6 +174,26 @@ def test_optuna_spelling_of_a_sampler_names_hpotools(name: str, message: str) ->
             lambda: make_pruner("optuna.samplers:TPESampler", {}),
             "is not an optuna.pruners.BasePruner subclass",
         ),
+        # a value listed twice: the grid ran each point holding it twice
+        (
+            lambda: make_sampler(
+                "grid",
+                {"search_space": {"x": [0.001, 0.01, 1.0e-3]}},
+                seed=0,
+                space={"x": FloatParam(type="float", low=1e-4, high=1e-1, log=True)},
+            ),
+            "sampler.kwargs.search_space.x: 0.001 is listed twice, so the grid would train each of its points with "
+            "it twice; drop one",
+        ),
+        (
+            lambda: make_sampler(
+                "grid",
+                {"search_space": {"c": [[8], None, [8]]}},
+                seed=0,
+                space={"c": CategoricalParam(type="categorical", choices=[[8], [16, 8], None])},
+            ),
+            "sampler.kwargs.search_space.c: [8] is listed twice",
+        ),
         # a log-scaled float: "give it a step" led to "step and log cannot be used together"
         (
             lambda: make_sampler(

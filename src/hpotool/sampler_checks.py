@@ -85,6 +85,7 @@ def _check_grid(grid: Any, space: Mapping[str, Param], key: str = "sampler") -> 
             raise HpoError(
                 f"{where}.{path}: {format_choice(outside[0])} lies outside search_space.{path}; widen the range or drop the value"
             )
+        _check_grid_once(values, space[path], f"{where}.{path}")
     missing = [path for path in space if path not in grid]
     if missing:
         raise HpoError(
@@ -92,6 +93,24 @@ def _check_grid(grid: Any, space: Mapping[str, Param], key: str = "sampler") -> 
             f"give {'it' if len(missing) == 1 else 'them'} values too, or leave search_space out of the kwargs "
             f"(the grid is then built from search_space)"
         )
+
+
+def _check_grid_once(values: list[Any], p: Param, where: str) -> None:
+    """A value listed once in a grid given in the kwargs: [0.001, 0.01, 0.001] ran each point holding 0.001
+    twice, a trial apiece (Optuna's grid lists every combination of the lists as given)."""
+    labels = [choice_label((taken_as(p, v) or [v])[0]) for v in values]
+    for i, label in enumerate(labels):
+        if label in labels[:i]:
+            first = values[labels.index(label)]
+            also = (
+                ""
+                if format_choice(first) == format_choice(values[i])
+                else f" (as {format_choice(first)} too)"
+            )
+            raise HpoError(
+                f"{where}: {format_choice(values[i])} is listed twice{also}, so the grid would train each of its "
+                f"points with it twice; drop one"
+            )
 
 
 def grid_search_space(args: Mapping[str, Any], space: Mapping[str, Param], key: str) -> dict[str, list[Any]]:
