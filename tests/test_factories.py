@@ -880,3 +880,16 @@ def test_fixed_params_name_the_whole_section_choice_that_builds_their_section(
         "(one of {name: sgd, lr: 0.1, momentum: 0.9}, {name: adam}); give a value within it, or widen the "
         "search space"
     )
+
+
+def test_a_grid_value_equal_to_one_of_the_space_is_taken_as_the_space_spells_it() -> None:
+    """16.0 for an int, or for the choice 16: refused as "16.0 lies outside search_space.h", where
+    fixed_params and enqueue take it as 16."""
+    space: dict[str, Param] = {
+        "h": IntParam(type="int", low=4, high=32),
+        "c": CategoricalParam(type="categorical", choices=[16, 32]),
+    }
+    sampler = make_sampler("grid", {"search_space": {"h": [16.0, 8], "c": [32.0]}}, seed=0, space=space)
+    assert isinstance(sampler, optuna.samplers.GridSampler)
+    assert sorted(sampler._all_grids) == [(32, 8), (32, 16)]
+    assert all(type(v) is int for point in sampler._all_grids for v in point)

@@ -80,7 +80,9 @@ def _check_grid(grid: Any, space: Mapping[str, Param], key: str = "sampler") -> 
                 f"{where}.{path}: not in search_space{did_you_mean(str(path), space)}; the grid holds the searched "
                 f"parameters only"
             )
-        outside = [v for v in values if not contains(space[path], v)]
+        outside = [
+            v for v in values if not taken_as(space[path], v)
+        ]  # 16.0 is the int 16, as in fixed_params
         if outside:
             raise HpoError(
                 f"{where}.{path}: {format_choice(outside[0])} lies outside search_space.{path}; widen the range or drop the value"
@@ -129,7 +131,10 @@ def grid_search_space(args: Mapping[str, Any], space: Mapping[str, Param], key: 
         return {path: grid_choices(p) for path, p in space.items()}
     _check_grid(args["search_space"], space, key)
     _check_grid_size({k: len(v) for k, v in args["search_space"].items()}, f"{key}.kwargs.search_space", key)
-    return {path: [choice_label(v) for v in values] for path, values in args["search_space"].items()}
+    return {  # each value as its parameter spells it (16.0 as 16), a list choice as its label
+        path: [choice_label((taken_as(space[path], v) or [v])[0]) for v in values]
+        for path, values in args["search_space"].items()
+    }
 
 
 def check_brute_force(space: Mapping[str, Param], key: str) -> None:
