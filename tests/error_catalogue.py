@@ -3242,4 +3242,42 @@ CASES = [
         "error: optimize.yaml: pruner.kwargs: pruner 'successive_halving' argument 'min_resource' is the text '1': write 1 without quotes, a number",
         optimize={"pruner": {"name": "successive_halving", "kwargs": {"min_resource": "1"}}},
     ),
+    Case(
+        "sampler-optuna-spelling",
+        "Optuna's name for a sampler (NSGAIIISampler's nsgaiii) as a short name; before: \"did you mean 'nsga2'?\", "
+        "NSGA-II for NSGA-III",
+        "error: optimize.yaml: sampler.name: unknown sampler 'nsgaiii'; Optuna's NSGA-III sampler is nsga3 here: write name: nsga3",
+        optimize={"sampler": {"name": "nsgaiii"}},
+    ),
+    Case(
+        "grid-log-float",
+        'the grid sampler over a log-scaled float; before: told to give it a step, which log refuses ("step and '
+        'log cannot be used together")',
+        "error: optimize.yaml: sampler: the grid sampler needs a finite grid: search_space.optimizer.lr: a log-scaled float has no grid, and takes no step with log: true; search it as a categorical of the values to try: type: categorical, choices: [0.001, 0.01, 0.1]",
+        optimize={"sampler": {"name": "grid"}},
+    ),
+    Case(
+        "warmup-beside-fewest-epochs",
+        "a searched warm-up that reaches the fewest searched epochs; before: each was tried beside the other's "
+        "run config value, and every trial drawing both failed, trial 0 among them",
+        "error: optimize.yaml: search_space.scheduler.warmup_epochs: reaches 1 where search_space.epochs goes down to 1: a trial drawing both would fail, its warm-up not shorter than the run; search warmup_epochs up to 0, or epochs from 2",
+        run={"scheduler": {"name": "cosine", "warmup_epochs": 0}},
+        optimize={
+            "search_space": {
+                "epochs": {"type": "int", "low": 1, "high": 2},
+                "scheduler.warmup_epochs": {"type": "int", "low": 0, "high": 1},
+            }
+        },
+    ),
+    Case(
+        "grid-value-twice",
+        "a grid given in the sampler's kwargs that lists a value twice; before: each point holding it ran twice",
+        "error: optimize.yaml: sampler.kwargs.search_space.model.hidden.0: 16 is listed twice, so the grid would train each of its points with it twice; drop one",
+        optimize={
+            "sampler": {
+                "name": "grid",
+                "kwargs": {"search_space": {"optimizer.lr": [0.001, 0.01], "model.hidden.0": [16, 32, 16]}},
+            }
+        },
+    ),
 ]

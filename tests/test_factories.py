@@ -121,6 +121,28 @@ def test_patient_wraps_another_pruner() -> None:
 
 
 @pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        # it was asked "did you mean 'nsga2'?": NSGA-II for NSGA-III
+        ("nsgaiii", "unknown sampler 'nsgaiii'; Optuna's NSGA-III sampler is nsga3 here: write name: nsga3"),
+        ("NSGAIIISampler", "Optuna's NSGA-III sampler is nsga3 here: write name: nsga3"),
+        ("nsga_ii", "unknown sampler 'nsga_ii'; Optuna's NSGA-II sampler is nsga2 here: write name: nsga2"),
+        ("brute_force", "Optuna's brute-force sampler is bruteforce here: write name: bruteforce"),
+        # it was told nothing of the import path that names it
+        (
+            "partial_fixed",
+            "unknown sampler 'partial_fixed'; Optuna's PartialFixedSampler has no short name: write name: "
+            "optuna.samplers.PartialFixedSampler, with kwargs: {fixed_params: {PATH: VALUE}, base_sampler: tpe}",
+        ),
+    ],
+)
+def test_optuna_spelling_of_a_sampler_names_hpotools(name: str, message: str) -> None:
+    with pytest.raises(HpoError) as info:
+        make_sampler(name, {}, seed=0, space=SPACE)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
     ("call", "message"),
     [
         (
@@ -151,6 +173,43 @@ def test_patient_wraps_another_pruner() -> None:
         (
             lambda: make_pruner("optuna.samplers:TPESampler", {}),
             "is not an optuna.pruners.BasePruner subclass",
+        ),
+        # a value listed twice: the grid ran each point holding it twice
+        (
+            lambda: make_sampler(
+                "grid",
+                {"search_space": {"x": [0.001, 0.01, 1.0e-3]}},
+                seed=0,
+                space={"x": FloatParam(type="float", low=1e-4, high=1e-1, log=True)},
+            ),
+            "sampler.kwargs.search_space.x: 0.001 is listed twice, so the grid would train each of its points with "
+            "it twice; drop one",
+        ),
+        (
+            lambda: make_sampler(
+                "grid",
+                {"search_space": {"c": [[8], None, [8]]}},
+                seed=0,
+                space={"c": CategoricalParam(type="categorical", choices=[[8], [16, 8], None])},
+            ),
+            "sampler.kwargs.search_space.c: [8] is listed twice",
+        ),
+        # a log-scaled float: "give it a step" led to "step and log cannot be used together"
+        (
+            lambda: make_sampler(
+                "grid", {}, seed=0, space={"x": FloatParam(type="float", low=1e-4, high=1e-2, log=True)}
+            ),
+            "sampler: the grid sampler needs a finite grid: search_space.x: a log-scaled float has no grid, and takes "
+            "no step with log: true; search it as a categorical of the values to try: type: categorical, choices: "
+            "[0.0001, 0.001, 0.01]",
+        ),
+        (
+            lambda: make_sampler(
+                "bruteforce", {}, seed=0, space={"x": FloatParam(type="float", low=1e-5, high=0.3, log=True)}
+            ),
+            "sampler: the brute-force sampler needs a finite set of values: search_space.x: a log-scaled float has "
+            "infinitely many, and takes no step with log: true; search it as a categorical of the values to try: "
+            "type: categorical, choices: [1.0e-05, 0.0017, 0.3]; or use another sampler",
         ),
         (
             lambda: make_sampler("grid", {}, seed=0, space={"x": FloatParam(type="float", low=0, high=1)}),
@@ -821,3 +880,16 @@ def test_fixed_params_name_the_whole_section_choice_that_builds_their_section(
         "(one of {name: sgd, lr: 0.1, momentum: 0.9}, {name: adam}); give a value within it, or widen the "
         "search space"
     )
+
+
+def test_a_grid_value_equal_to_one_of_the_space_is_taken_as_the_space_spells_it() -> None:
+    """16.0 for an int, or for the choice 16: refused as "16.0 lies outside search_space.h", where
+    fixed_params and enqueue take it as 16."""
+    space: dict[str, Param] = {
+        "h": IntParam(type="int", low=4, high=32),
+        "c": CategoricalParam(type="categorical", choices=[16, 32]),
+    }
+    sampler = make_sampler("grid", {"search_space": {"h": [16.0, 8], "c": [32.0]}}, seed=0, space=space)
+    assert isinstance(sampler, optuna.samplers.GridSampler)
+    assert sorted(sampler._all_grids) == [(32, 8), (32, 16)]
+    assert all(type(v) is int for point in sampler._all_grids for v in point)

@@ -583,3 +583,26 @@ def test_the_most_epochs_a_trial_trains_is_the_top_of_a_searched_epochs() -> Non
     assert most_epochs(3, {}) == 3
     assert most_epochs(3, {"epochs": IntParam(type="int", low=2, high=9)}) == 9
     assert most_epochs(3, {"epochs": CategoricalParam(type="categorical", choices=[2, 12])}) == 12
+
+
+def test_a_pruner_named_for_trials_of_one_epoch_gets_a_note(tmp_path: Path) -> None:
+    """A pruner is asked after every epoch but the last: `pruner: {name: median}` over 1-epoch trials ran the
+    study unpruned without a word. The default pruner (no pruner section) and 2 epochs get no note."""
+    import copy
+
+    from hpotool.plan import prepare_study
+
+    from .conftest import OPTIMIZE, RUN, write_configs
+
+    run, opt = {**copy.deepcopy(RUN), "epochs": 1}, copy.deepcopy(OPTIMIZE)
+    opt["pruner"] = {"name": "median"}
+    notes = prepare_study(*write_configs(tmp_path, run, opt)).notes
+    assert (
+        f"{tmp_path / 'optimize.yaml'}: pruner: 'median' never prunes here: trials train at most 1 epoch"
+        in (" ".join(notes))
+    )
+    del opt["pruner"]
+    assert not [n for n in prepare_study(*write_configs(tmp_path, run, opt)).notes if "never prunes" in n]
+    opt["pruner"] = {"name": "median"}
+    run["epochs"] = 2
+    assert not [n for n in prepare_study(*write_configs(tmp_path, run, opt)).notes if "never prunes" in n]

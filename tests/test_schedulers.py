@@ -1442,3 +1442,40 @@ def test_a_schedule_a_factory_resumed_part_way_is_refused_unless_torch_restarts_
     sequential = importlib.import_module("resumed").sequential  # the module above, called without hpotool
     optimizer = torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=LR)
     assert sequential(optimizer, warm_from=1).get_last_lr() == pytest.approx([LR])  # not LR * 0.1
+
+
+@pytest.mark.parametrize(
+    ("warmup", "epochs", "message"),
+    [
+        # each fine beside the other's run config value (epochs 2, warm-up 0): trial 0, drawing a warm-up of 1
+        # and a run of 1, failed ("warmup_epochs: 1 is not shorter than the run")
+        (
+            {"type": "int", "low": 0, "high": 1},
+            {"type": "int", "low": 1, "high": 2},
+            "reaches 1 where search_space.epochs goes down to 1",
+        ),
+        (
+            {"type": "categorical", "choices": [0, 3]},
+            {"type": "categorical", "choices": [5, 2]},
+            "reaches 3 where search_space.epochs goes down to 2",
+        ),
+        ({"type": "int", "low": 0, "high": 1}, {"type": "int", "low": 2, "high": 4}, None),
+    ],
+)
+def test_a_searched_warm_up_is_checked_against_the_fewest_searched_epochs(
+    warmup: dict[str, Any], epochs: dict[str, Any], message: str | None
+) -> None:
+    from hpotool.config import OptimizeConfig
+    from hpotool.errors import HpoError
+    from hpotool.space_checks import check_space
+
+    run = RunConfig.model_validate({"scheduler": {"name": "cosine", "warmup_epochs": 0}, "epochs": 5})
+    opt = OptimizeConfig.model_validate(
+        {"study_name": "s", "search_space": {"epochs": epochs, "scheduler.warmup_epochs": warmup}}
+    )
+    if message is None:
+        check_space(run, opt, None, "optimize.yaml")
+        return
+    with pytest.raises(HpoError) as info:
+        check_space(run, opt, None, "optimize.yaml")
+    assert str(info.value).startswith(f"optimize.yaml: search_space.scheduler.warmup_epochs: {message}: ")

@@ -48,8 +48,35 @@ PRUNERS = {
 _NO_PRUNER = frozenset({"none", "null", "no", "off", "false", "disabled"})
 
 
+# Optuna's own names for samplers (its class names, its docs' words), written as a short name: `nsgaiii` was
+# asked "did you mean 'nsga2'?" (NSGA-II for NSGA-III), and `partial_fixed` was told nothing of the import
+# path that names PartialFixedSampler. Keys as `_spelling` folds a name.
+_OPTUNA_SPELLINGS = {
+    "nsgaii": ("NSGA-II", "nsga2"),
+    "nsgaiii": ("NSGA-III", "nsga3"),
+    "bruteforce": ("brute-force", "bruteforce"),
+    "partialfixed": ("PartialFixedSampler", "optuna.samplers.PartialFixedSampler"),
+}
+
+
+def _spelling(name: str) -> str:
+    """`name` folded as Optuna's names are compared: lower case, without `_`, `-` or a `sampler` ending."""
+    folded = re.sub(r"[-_ ]", "", name.casefold())
+    return folded.removesuffix("sampler") or folded
+
+
 def sampler_class(name: str, key: str = "sampler") -> Any:
     """The class the `sampler.name` of an optimize config names (or another sampler's, set at `key`)."""
+    title, meant = _OPTUNA_SPELLINGS.get(_spelling(name), ("", ""))
+    if meant and name not in SAMPLERS:
+        if meant in SAMPLERS:
+            raise HpoError(
+                f"{key}.name: unknown sampler {name!r}; Optuna's {title} sampler is {meant} here: write name: {meant}"
+            )
+        raise HpoError(
+            f"{key}.name: unknown sampler {name!r}; Optuna's {title} has no short name: write name: {meant}, "
+            f"with kwargs: {{fixed_params: {{PATH: VALUE}}, base_sampler: tpe}}"
+        )
     return _resolve(name, SAMPLERS, "sampler", key)
 
 

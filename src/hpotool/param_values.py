@@ -58,8 +58,25 @@ def grid_size(p: Param) -> int:
     """
     n = value_count(p)
     if n is None:
+        if isinstance(p, FloatParam) and p.log:
+            raise ValueError(
+                f"a log-scaled float has no grid, {LOG_FLOAT_VALUES_FIX.format(choices=log_points(p))}"
+            )
         raise ValueError("a float without step has no grid; give it a step")
     return n
+
+
+# A log-scaled float takes no step (Optuna refuses step with log), so "give it a step" led to the next error.
+LOG_FLOAT_VALUES_FIX = (
+    "and takes no step with log: true; search it as a categorical of the values to try: type: categorical, "
+    "choices: {choices}"
+)
+
+
+def log_points(p: FloatParam) -> str:
+    """Three values spread evenly on the log scale of `p`'s range, both ends included, as YAML spells them."""
+    mid = float(f"{math.sqrt(p.low * p.high):.2g}")
+    return format_choice([p.low, mid, p.high])
 
 
 def grid_choices(p: Param) -> list[Any]:

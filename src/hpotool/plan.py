@@ -26,6 +26,7 @@ from hpotool.metric_checks import check_constraints, check_objectives
 from hpotool.optimize_sections import PrunerConfig
 from hpotool.overrides import apply_overrides
 from hpotool.param_values import boundary_values
+from hpotool.pruner_reach import most_epochs, never_asked_note
 from hpotool.sampler_and_pruner import sampler_and_pruner
 from hpotool.sections import section_choices
 from hpotool.space_checks import check_space
@@ -204,7 +205,11 @@ def _prepare(
     _check_batch_sizes(run, opt, data, run_path, opt_path)
     plan = _plan(run, opt, data, opt_path, overrides)
     unused = unused_classes_note(data, run.data.name)
-    return replace(plan, notes=(*plan.notes, unused)) if unused else plan
+    idle = None  # a pruner the config names, in trials of 1 epoch
+    if pruner_chosen and not opt.multi_objective and not opt.pruner.is_nop:
+        idle = never_asked_note(opt.pruner.name, most_epochs(run.epochs, opt.search_space), opt_path)
+    extra = tuple(note for note in (unused, idle) if note)
+    return replace(plan, notes=(*plan.notes, *extra)) if extra else plan
 
 
 def _check_seed_flag(opt: OptimizeConfig, opt_path: str, overrides: Overrides) -> None:

@@ -31,6 +31,19 @@ def most_epochs(run_epochs: int, space: Mapping[str, Param]) -> int:
     return run_epochs
 
 
+def never_asked_note(pruner_name: str, epochs: int, opt_path: str) -> str | None:
+    """A note where the pruner the optimize config names is never asked: trials of at most 1 epoch complete
+    at their only epoch, so `pruner: {name: median}` ran a study of 1-epoch trials unpruned, without a word
+    (a step its kwargs write past the last is refused by `check_pruner_reach`)."""
+    if epochs > 1:
+        return None
+    return (
+        f"{opt_path}: pruner: {pruner_name!r} never prunes here: trials train at most 1 epoch, and a pruner is "
+        f"asked after every epoch but the last, whose trial completes; train 2 epochs or more to prune, or "
+        f"write pruner: null"
+    )
+
+
 def check_pruner_reach(pruner: Any, kwargs: Mapping[str, Any], epochs: int, key: str = "pruner") -> None:
     """Refuse a step the pruner `pruner` (built from `kwargs`, set at `key`) would never reach in trials of at
     most `epochs` epochs. `patient`'s wrapped pruner is checked under its own key."""

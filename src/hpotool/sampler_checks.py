@@ -11,7 +11,16 @@ from typing import Any
 from hpotool.errors import HpoError
 from hpotool.formatting import format_choice
 from hpotool.near_names import did_you_mean
-from hpotool.param_values import contains, grid_choices, grid_size, taken_as, value_count, values_text
+from hpotool.param_values import (
+    LOG_FLOAT_VALUES_FIX,
+    contains,
+    grid_choices,
+    grid_size,
+    log_points,
+    taken_as,
+    value_count,
+    values_text,
+)
 from hpotool.search_space import FloatParam, Param, choice_label
 
 GRID_MAX_POINTS = 1_000_000
@@ -71,11 +80,14 @@ def _check_grid(grid: Any, space: Mapping[str, Param], key: str = "sampler") -> 
                 f"{where}.{path}: not in search_space{did_you_mean(str(path), space)}; the grid holds the searched "
                 f"parameters only"
             )
-        outside = [v for v in values if not contains(space[path], v)]
+        outside = [
+            v for v in values if not taken_as(space[path], v)
+        ]  # 16.0 is the int 16, as in fixed_params
         if outside:
             raise HpoError(
                 f"{where}.{path}: {format_choice(outside[0])} lies outside search_space.{path}; widen the range or drop the value"
             )
+        _check_grid_once(values, space[path], f"{where}.{path}")
     missing = [path for path in space if path not in grid]
     if missing:
         raise HpoError(
@@ -83,6 +95,24 @@ def _check_grid(grid: Any, space: Mapping[str, Param], key: str = "sampler") -> 
             f"give {'it' if len(missing) == 1 else 'them'} values too, or leave search_space out of the kwargs "
             f"(the grid is then built from search_space)"
         )
+
+
+def _check_grid_once(values: list[Any], p: Param, where: str) -> None:
+    """A value listed once in a grid given in the kwargs: [0.001, 0.01, 0.001] ran each point holding 0.001
+    twice, a trial apiece (Optuna's grid lists every combination of the lists as given)."""
+    labels = [choice_label((taken_as(p, v) or [v])[0]) for v in values]
+    for i, label in enumerate(labels):
+        if label in labels[:i]:
+            first = values[labels.index(label)]
+            also = (
+                ""
+                if format_choice(first) == format_choice(values[i])
+                else f" (as {format_choice(first)} too)"
+            )
+            raise HpoError(
+                f"{where}: {format_choice(values[i])} is listed twice{also}, so the grid would train each of its "
+                f"points with it twice; drop one"
+            )
 
 
 def grid_search_space(args: Mapping[str, Any], space: Mapping[str, Param], key: str) -> dict[str, list[Any]]:
@@ -101,13 +131,22 @@ def grid_search_space(args: Mapping[str, Any], space: Mapping[str, Param], key: 
         return {path: grid_choices(p) for path, p in space.items()}
     _check_grid(args["search_space"], space, key)
     _check_grid_size({k: len(v) for k, v in args["search_space"].items()}, f"{key}.kwargs.search_space", key)
-    return {path: [choice_label(v) for v in values] for path, values in args["search_space"].items()}
+    return {  # each value as its parameter spells it (16.0 as 16), a list choice as its label
+        path: [choice_label((taken_as(space[path], v) or [v])[0]) for v in values]
+        for path, values in args["search_space"].items()
+    }
 
 
 def check_brute_force(space: Mapping[str, Param], key: str) -> None:
     """Every searched parameter has a finite set of values that fits in memory, as the brute-force sampler
     lists them: a continuous float failed trial 0, and a huge range a MemoryError in the first suggest."""
     for path, p in space.items():
+        if isinstance(p, FloatParam) and p.step is None and p.log:
+            raise HpoError(
+                f"{key}: the brute-force sampler needs a finite set of values: search_space.{path}: a log-scaled "
+                f"float has infinitely many, {LOG_FLOAT_VALUES_FIX.format(choices=log_points(p))}; or use "
+                f"another sampler"
+            )
         if isinstance(p, FloatParam) and p.step is None:
             raise HpoError(
                 f"{key}: the brute-force sampler needs a finite set of values: search_space.{path}: a float "

@@ -31,7 +31,7 @@ from hpotool.errors import HpoError
 from hpotool.formatting import format_choice, format_params
 from hpotool.overrides import apply_overrides, check_path, config_paths, leaf_values
 from hpotool.param_values import boundary_values
-from hpotool.search_space import FloatParam, Param
+from hpotool.search_space import CategoricalParam, FloatParam, IntParam, Param
 from hpotool.sections import SECTIONS, check_section_param, switchable
 from hpotool.space_effects import (
     SPLIT_PATHS,
@@ -87,6 +87,39 @@ def check_space(run: RunConfig, opt: OptimizeConfig, data: PreparedData | None, 
             if not message.startswith("search_space."):
                 message = f"search_space.{path}: {message}"
             raise HpoError(f"{source}: {message}") from None
+    _check_warmup_in_shortest_run(run, opt, source)
+
+
+def _extremes(param: Param | None) -> tuple[int, int] | None:
+    """The least and the most of an int parameter (a range, or a categorical's whole-number choices)."""
+    if isinstance(param, IntParam):
+        return param.low, param.high
+    if isinstance(param, CategoricalParam):
+        whole = [c for c in param.choices if isinstance(c, int) and not isinstance(c, bool)]
+        return (min(whole), max(whole)) if whole else None
+    return None
+
+
+def _check_warmup_in_shortest_run(run: RunConfig, opt: OptimizeConfig, source: str) -> None:
+    """A searched `scheduler.warmup_epochs` beside a searched `epochs`: each is tried beside the other's run
+    config value, so a warm-up of 1 epoch and a run of 1 epoch, each fine alone (the run config's 2 epochs,
+    its warm-up of 0), failed every trial that drew both ("warmup_epochs: 1 is not shorter than the run"),
+    trial 0 among them. Left alone where a condition may keep the two apart."""
+    warmup, epochs = opt.search_space.get("scheduler.warmup_epochs"), opt.search_space.get("epochs")
+    longest, shortest = _extremes(warmup), _extremes(epochs)
+    if warmup is None or epochs is None or warmup.when or epochs.when or longest is None or shortest is None:
+        return
+    most, least = longest[1], shortest[0]
+    try:
+        apply_overrides(run, {"epochs": least, "scheduler.warmup_epochs": most})
+    except HpoError:
+        if _fails_alone(run, {"epochs": least}) or _fails_alone(run, {"scheduler.warmup_epochs": most}):
+            return  # its own check says so
+        raise HpoError(
+            f"{source}: search_space.scheduler.warmup_epochs: reaches {most} where search_space.epochs goes down "
+            f"to {least}: a trial drawing both would fail, its warm-up not shorter than the run; search "
+            f"warmup_epochs up to {least - 1}, or epochs from {most + 1}"
+        ) from None
 
 
 def _check_param(
