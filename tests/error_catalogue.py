@@ -3242,4 +3242,13 @@ CASES = [
         "error: optimize.yaml: pruner.kwargs: pruner 'successive_halving' argument 'min_resource' is the text '1': write 1 without quotes, a number",
         optimize={"pruner": {"name": "successive_halving", "kwargs": {"min_resource": "1"}}},
     ),
+    Case(
+        "model-path-names-a-setting",
+        "a model path naming a module's setting (WIDTH = 42), not a class or function; before: 'model: TypeError: "
+        "'int' object is not callable' (an optimizer: \"AttributeError: 'int' object has no attribute "
+        "'__module__'\")",
+        "error: run.yaml: model: model 'model_settings:WIDTH' is an int (42), not a class or function that builds the model; name the class or function, such as package.module:Net, and set its arguments under model:",
+        run={"model": {"name": "model_settings:WIDTH"}},
+        files={"model_settings.py": "WIDTH = 42\n"},
+    ),
 ]

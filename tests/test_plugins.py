@@ -354,6 +354,55 @@ def test_a_model_or_loss_object_built_in_the_users_module_says_to_name_its_class
     assert refused == f"{path}: {message}"
 
 
+SETTINGS = """MODEL = "resnet18"
+LR = 0.01
+MILESTONES = [10, 20]
+CLASS_WEIGHTS = {"cat": 1.0, "dog": 3.0}
+"""
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        (
+            {"model": {"name": "settings:MODEL"}},
+            "model: model 'settings:MODEL' is a str ('resnet18'), not a class or function that builds the "
+            "model; name the class or function, such as package.module:Net, and set its arguments under model:",
+        ),
+        (
+            {"optimizer": {"name": "settings:LR"}},
+            "optimizer: optimizer 'settings:LR' is a float (0.01), not a class or function that builds the "
+            "optimizer; name the class or function, such as torch.optim:Adam, and set its arguments under "
+            "optimizer:",
+        ),
+        (
+            {"scheduler": {"name": "settings:MILESTONES"}},
+            "scheduler: scheduler 'settings:MILESTONES' is a list ([10, 20]), not a class or function that builds "
+            "the scheduler; name the class or function, such as torch.optim.lr_scheduler:MultiStepLR, and set its "
+            "arguments under scheduler:",
+        ),
+        (
+            {"loss": {"name": "settings:CLASS_WEIGHTS"}},
+            "loss: loss 'settings:CLASS_WEIGHTS' is a dict ({'cat': 1.0, 'dog': 3.0}), not a class or function "
+            "that builds the loss; name the class or function, such as torch.nn:CrossEntropyLoss, and set its "
+            "arguments under loss:",
+        ),
+    ],
+)
+def test_a_value_that_is_not_a_class_or_function_is_refused_naming_what_it_is(
+    tmp_path: Path, section: dict[str, Any], message: str
+) -> None:
+    """A module's setting named where a component goes (`model: {name: settings:MODEL}` for `MODEL =
+    "resnet18"`) said "model: TypeError: 'str' object is not callable", an optimizer "AttributeError: 'float'
+    object has no attribute '__module__'": neither named the path, nor what to name instead."""
+    from hpotool.config_files import load_run_config
+
+    (tmp_path / "settings.py").write_text(SETTINGS)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(section))
+    assert _refused(load_run_config, path) == f"{path}: {message}"
+
+
 def test_an_import_path_misspelt_only_in_case_is_told_the_name_the_module_defines(tmp_path: Path) -> None:
     """`case_data:pairds` for a module defining `PairDS` said "module 'case_data' has no attribute 'pairds'"
     without a hint: the suggestion compared names case-sensitively, and `pairds` is far from `PairDS` so."""
