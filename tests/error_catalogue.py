@@ -3251,4 +3251,12 @@ CASES = [
         run={"model": {"name": "model_settings:WIDTH"}},
         files={"model_settings.py": "WIDTH = 42\n"},
     ),
+    Case(
+        "trainer-async-function",
+        "an async def training function; before: it failed trial 0 with 'returned coroutine' and Python's "
+        "'coroutine was never awaited' warning",
+        "error: run.yaml: trainer.function: async_fit:fit is an async function (async def), whose call returns a coroutine, not the dict of metrics; make it a plain def that runs its loop with asyncio.run(...) and returns the metrics",
+        run={"trainer": {"function": "async_fit:fit"}},
+        files={"async_fit.py": "async def fit(config, report):\n    return {'val_loss': 1.0}\n"},
+    ),
 ]

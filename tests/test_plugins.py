@@ -174,6 +174,69 @@ def test_a_training_function_named_as_a_class_or_its_method_says_to_name_an_inst
         assert train_run(cfg(good)).metrics["val_loss"] == value
 
 
+LOOPS = """import asyncio
+
+
+async def fit_async(config, report):
+    await asyncio.sleep(0)
+    return {"val_loss": 0.5}
+
+
+def fit_yielding(config, report):
+    for epoch in range(3):
+        yield {"val_loss": 1.0 / (epoch + 1)}
+
+
+async def fit_async_yielding(config, report):
+    yield {"val_loss": 0.5}
+
+
+def fit_running_a_loop(config, report):
+    return asyncio.run(fit_async(config, report))
+"""
+
+
+@pytest.mark.parametrize(
+    ("function", "message"),
+    [
+        (
+            "fit_async",
+            "run.yaml: trainer.function: loops:fit_async is an async function (async def), whose call returns a "
+            "coroutine, not the dict of metrics; make it a plain def that runs its loop with asyncio.run(...) "
+            "and returns the metrics",
+        ),
+        (
+            "fit_yielding",
+            "run.yaml: trainer.function: loops:fit_yielding is a generator function (it yields), whose call "
+            "returns a generator, not the dict of metrics; call report(epoch, {...}) where it yields each "
+            "epoch's metrics, and return the final ones",
+        ),
+        (
+            "fit_async_yielding",
+            "run.yaml: trainer.function: loops:fit_async_yielding is an async generator function (async def "
+            "that yields), whose call returns an async generator, not the dict of metrics; make it a plain def "
+            "that calls report(epoch, {...}) where it yields each epoch's metrics, and returns the final ones",
+        ),
+    ],
+)
+def test_an_async_or_generator_training_function_is_refused_before_trial_0(
+    tmp_path: Path, function: str, message: str
+) -> None:
+    """`async def fit` or a `fit` that yields each epoch's metrics passed the checks and failed trial 0 with
+    "returned coroutine" (and Python's "coroutine 'fit' was never awaited" warning) or "returned generator";
+    a plain def running an async loop trains."""
+    from hpotool.runner import check_run, train_run
+
+    (tmp_path / "loops.py").write_text(LOOPS)
+
+    def cfg(name: str) -> RunConfig:
+        return RunConfig.model_validate({"trainer": {"function": f"loops:{name}"}, "device": "cpu"})
+
+    assert _refused(check_run, cfg(function), "run.yaml") == message
+    check_run(cfg("fit_running_a_loop"), "run.yaml")
+    assert train_run(cfg("fit_running_a_loop")).metrics["val_loss"] == 0.5
+
+
 def test_a_torch_dataset_of_dict_samples_says_which_keys_to_return() -> None:
     """A Dataset returning {'image': x, 'label': y}, as Hugging Face and many torchvision-style datasets do,
     read "DictSamples[0] is a dict; each sample must be an (x, y) pair", not saying what to return."""
