@@ -3259,4 +3259,15 @@ CASES = [
         run={"trainer": {"function": "async_fit:fit"}},
         files={"async_fit.py": "async def fit(config, report):\n    return {'val_loss': 1.0}\n"},
     ),
+    Case(
+        "import-changes-the-working-folder",
+        "a module that calls os.chdir as it is imported (to read its data by relative paths); before: "
+        "'optimize.yaml: no such file', hpotool's own paths moved with it",
+        "error: run.yaml: model: cannot import 'moving_nets:Net': importing 'moving_nets' changed the working folder to <cwd>/sub (os.chdir at moving_nets.py:3), which moves every relative path hpotool reads and writes (the configs, studies/, runs/); remove it, or move it under if __name__ == \"__main__\":, and build the module's own paths from __file__ (Path(__file__).parent / 'data')",
+        run={"model": {"name": "moving_nets:Net"}},
+        files={
+            "sub/keep.txt": "",
+            "moving_nets.py": "import os\n\nos.chdir('sub')\n\n\nclass Net:\n    pass\n",
+        },
+    ),
 ]

@@ -12,13 +12,14 @@ import os
 import re
 import sys
 import types
+from collections.abc import Iterator
 from pathlib import PurePath
 from typing import Any
 
 from hpotool.errors import HpoError
 from hpotool.import_hints import defined_in_a_submodule, main_block_definition, not_found_hint, similar_module
 from hpotool.near_names import did_you_mean
-from hpotool.user_code import first_line, user_frame
+from hpotool.user_code import calling_user_frame, first_line, user_frame
 
 
 def is_import_path(name: str) -> bool:
@@ -76,7 +77,7 @@ def _import_module(path: str, module_name: str, attr: str) -> types.ModuleType:
         sys.path.insert(0, cwd)
     held = io.StringIO()  # what the module writes to stderr as it imports: said after, unless it exits
     try:
-        with contextlib.redirect_stderr(held):
+        with contextlib.redirect_stderr(held), _chdir_undone(cwd) as moved:
             module = importlib.import_module(module_name)
     except SystemExit as exc:  # argparse's parse_args() at its top level, on hpotool's command line
         raise _exited(path, module_name, exc, held.getvalue()) from None
@@ -91,7 +92,48 @@ def _import_module(path: str, module_name: str, attr: str) -> types.ModuleType:
             + (f" at {where}" if where else "")
         ) from None
     sys.stderr.write(held.getvalue())
+    if moved:
+        sys.modules.pop(module_name, None)  # imported again by a later call, which refuses it again
+        raise _changed_folder(path, module_name, *moved)
     return module
+
+
+@contextlib.contextmanager
+def _chdir_undone(cwd: str) -> Iterator[list[str | None]]:
+    """Yield a list that holds, once the block is done, the folder the code in the block moved the working
+    folder to and where in the user's code it called os.chdir (empty where it did not move it); the working
+    folder is `cwd` again either way."""
+    chdir = os.chdir
+    where: list[str | None] = []
+    moved: list[str | None] = []
+
+    def watched(to: Any) -> None:
+        where.append(calling_user_frame())
+        chdir(to)
+
+    os.chdir = watched  # type: ignore[assignment]
+    try:
+        yield moved
+    finally:
+        os.chdir = chdir
+        now = os.getcwd() if os.path.isdir(cwd) else cwd
+        if now != cwd:
+            os.chdir(cwd)
+            moved += [now, next((w for w in where if w is not None), None)]
+
+
+def _changed_folder(path: str, module_name: str, folder: str | None, where: str | None) -> HpoError:
+    """The mistake of a module that changed the working folder as it imported (a script's
+    `os.chdir(os.path.dirname(__file__))`, to read its data by relative paths): hpotool's own relative paths
+    moved with it, and `optimize` said "opt.yaml: no such file" (studies/ and runs/ would have gone into the
+    module's folder)."""
+    return HpoError(
+        f"cannot import {path!r}: importing {module_name!r} changed the working folder to {folder} (os.chdir"
+        + (f" at {where}" if where else "")
+        + "), which moves every relative path hpotool reads and writes (the configs, studies/, runs/); remove "
+        'it, or move it under if __name__ == "__main__":, and build the module\'s own paths from __file__ '
+        "(Path(__file__).parent / 'data')"
+    )
 
 
 def _exited(path: str, module_name: str, exc: SystemExit, said: str) -> HpoError:

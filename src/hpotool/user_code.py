@@ -1,6 +1,6 @@
 """An exception told in one line (`described`, `first_line`), and where in the user's own code it was raised
-(`user_frame`): the innermost frame outside hpotool, Python and installed packages; a sys.exit() in the user's
-code made an error (`refusing_exit`)."""
+(`user_frame`, or `calling_user_frame` for a call in progress): the innermost frame outside hpotool, Python
+and installed packages; a sys.exit() in the user's code made an error (`refusing_exit`)."""
 
 from __future__ import annotations
 
@@ -27,12 +27,25 @@ def user_frame(exc: BaseException) -> str | None:
     packages, or None when the user's code is not involved."""
     import traceback
 
-    library = _library_dirs()
     frames: list[tuple[str, int | None, str | None]]
     if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:  # the error is in the file itself
         frames = [(exc.filename, exc.lineno, None)]
     else:
         frames = [(f.filename, f.lineno, f.name) for f in traceback.extract_tb(exc.__traceback__)]
+    return _innermost_user_frame(frames)
+
+
+def calling_user_frame() -> str | None:
+    """Where in the user's own code the current call comes from, as `user_frame` says it (a call the user's
+    module makes into a function hpotool watches, such as os.chdir), or None."""
+    import traceback
+
+    return _innermost_user_frame([(f.filename, f.lineno, f.name) for f in traceback.extract_stack()])
+
+
+def _innermost_user_frame(frames: list[tuple[str, int | None, str | None]]) -> str | None:
+    """The innermost of `frames` (outermost first) in a file of the user's, as `path:line in function`."""
+    library = _library_dirs()
     for filename, lineno, name in reversed(frames):
         path = os.path.abspath(filename)
         if filename.startswith("<") or path.startswith(library) or not os.path.isfile(path):
