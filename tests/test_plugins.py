@@ -872,3 +872,28 @@ def test_a_training_functions_kwargs_get_the_trainer_keys(tmp_path: Path) -> Non
     assert metrics["val_loss"] == 0.25 and metrics["depth"] == 2.0
     assert train_run(cfg("timed_width")).metrics["val_loss"] == 0.25
     assert train_run(cfg("timed_plain")).metrics["val_loss"] == 0.25
+
+
+def test_a_float64_default_dtype_set_by_the_users_module_is_named_as_the_models_type(tmp_path: Path) -> None:
+    """`torch.set_default_dtype(torch.float64)` at a module's top level (scientific code often sets it) builds
+    every model in float64, while a plain (x, y) pair's x is cast to float32: the refusal told the user to
+    build the model without .double() or .half(), which the model never called."""
+    from hpotool.runner import check_run
+
+    (tmp_path / "precise.py").write_text(
+        "import torch\nfrom torch import nn\n\ntorch.set_default_dtype(torch.float64)\n\n\n"
+        "def net(in_features, out_features):\n    return nn.Sequential(nn.Flatten(), nn.Linear(in_features, "
+        "out_features))\n"
+    )
+    cfg = RunConfig.model_validate({"model": {"name": "precise:net"}, "device": "cpu"})
+    try:
+        refused = _refused(check_run, cfg, "run.yaml")
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert refused.startswith("run.yaml: model: RuntimeError: mat1 and mat2 must have the same dtype")
+    assert refused.endswith(
+        "; the data's x is float32 and the model's parameters float64: torch's default dtype is float64 (your "
+        "code called torch.set_default_dtype(torch.float64)), so every model is built in float64, and a plain "
+        "(x, y) pair's x is cast to float32: return hpotool.datasets.Dataset(x.to(torch.float64), y, "
+        "'classification') from the dataset function (it keeps x's type), or leave the default dtype at float32"
+    )
