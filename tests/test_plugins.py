@@ -897,3 +897,23 @@ def test_a_float64_default_dtype_set_by_the_users_module_is_named_as_the_models_
         "(x, y) pair's x is cast to float32: return hpotool.datasets.Dataset(x.to(torch.float64), y, "
         "'classification') from the dataset function (it keeps x's type), or leave the default dtype at float32"
     )
+
+
+def test_a_schedule_function_that_takes_the_epochs_first_is_told_to_take_the_optimizer_first(
+    tmp_path: Path,
+) -> None:
+    """`def warmup(epochs, warmup_epochs=1)`, the optimizer left out: hpotool passes the optimizer first, by
+    position, and the run's length by name, so the run failed with "TypeError: warmup() got multiple values
+    for argument 'epochs'", naming neither the section nor what to change."""
+    from hpotool.config_files import load_run_config
+
+    (tmp_path / "sched.py").write_text(
+        "import torch\n\nOPTIMIZER = None\n\n\ndef warmup(epochs, warmup_epochs=1):\n"
+        "    return torch.optim.lr_scheduler.LambdaLR(OPTIMIZER, lambda e: min(1.0, (e + 1) / warmup_epochs))\n"
+    )
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"scheduler": {"name": "sched:warmup"}}))
+    assert _refused(load_run_config, path) == (
+        f"{path}: scheduler: scheduler 'sched:warmup' takes 'epochs' first, where hpotool passes the optimizer "
+        f"(by position; epochs by name); take the optimizer first: def warmup(optimizer, epochs, ...)"
+    )

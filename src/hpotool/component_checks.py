@@ -290,6 +290,21 @@ def _refuse_optimizer_second(name: str, obj: Any) -> None:
         params = list(inspect.signature(obj).parameters.values())
     except (TypeError, ValueError):
         return
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    later = [p.name for p in params[1:]]
+    # `def warmup(epochs, ...)`, no optimizer: "warmup() got multiple values for argument 'epochs'"
+    if (
+        params
+        and params[0].kind in positional
+        and params[0].name in INJECTED["scheduler"][1:]
+        and ("optimizer" not in later)
+    ):
+        first = params[0].name
+        raise ValueError(
+            f"scheduler {name!r} takes {first!r} first, where hpotool passes the optimizer (by position; "
+            f"{first} by name); take the optimizer first: def {getattr(obj, '__name__', 'schedule')}("
+            f"optimizer, {first}, ...)"
+        )
     if len(params) < 2 or params[0].name == "optimizer" or "optimizer" not in [p.name for p in params[1:]]:
         return
     first = params[0].name
