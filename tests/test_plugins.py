@@ -917,3 +917,37 @@ def test_a_schedule_function_that_takes_the_epochs_first_is_told_to_take_the_opt
         f"{path}: scheduler: scheduler 'sched:warmup' takes 'epochs' first, where hpotool passes the optimizer "
         f"(by position; epochs by name); take the optimizer first: def warmup(optimizer, epochs, ...)"
     )
+
+
+@pytest.mark.parametrize(
+    ("model", "fix"),
+    [
+        (
+            {"name": "torch.nn:Linear"},
+            "each sample of the data's x is shaped (1, 8, 8), and in_features (64) is that size flattened: "
+            "torch's Linear takes flat samples, and its forward() is torch's: flatten x in the dataset function "
+            "(x.flatten(1)), or name a model of yours whose forward() flattens it first, as the built-in mlp "
+            "does",
+        ),
+        (
+            {"name": "linear_stack:net"},
+            "each sample of the data's x is shaped (1, 8, 8), and in_features (64) is that size flattened: "
+            "make nn.Flatten() the Sequential's first layer, as the built-in mlp flattens its input",
+        ),
+    ],
+)
+def test_a_torch_layer_or_sequential_given_image_samples_is_told_a_fix_it_can_make(
+    tmp_path: Path, model: dict[str, Any], fix: str
+) -> None:
+    """`model: {name: torch.nn:Linear}` (or a factory's nn.Sequential of Linear layers) on digits' 1x8x8
+    samples was told to "flatten it first in forward() (x = x.flatten(1))", a forward() that is torch's."""
+    from hpotool.runner import check_run
+
+    (tmp_path / "linear_stack.py").write_text(
+        "from torch import nn\n\n\ndef net(in_features, out_features):\n"
+        "    return nn.Sequential(nn.Linear(in_features, 16), nn.ReLU(), nn.Linear(16, out_features))\n"
+    )
+    cfg = RunConfig.model_validate({"model": model, "device": "cpu"})
+    refused = _refused(check_run, cfg, "run.yaml")
+    assert refused.startswith("run.yaml: model: RuntimeError: mat1 and mat2 shapes cannot be multiplied")
+    assert refused.endswith(f"; {fix}"), refused

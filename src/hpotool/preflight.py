@@ -105,7 +105,7 @@ def _forward_fix(exc: Exception, model: nn.Module, x: torch.Tensor, task: str) -
         return more
     if (channel := needs_a_channel(exc, x)) is not None:
         return channel
-    if (flat := needs_flat_input(exc, x)) is not None:
+    if (flat := needs_flat_input(exc, x, model)) is not None:
         return flat
     if wants_integer_ids(exc, x):
         return (
