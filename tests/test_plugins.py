@@ -951,3 +951,26 @@ def test_a_torch_layer_or_sequential_given_image_samples_is_told_a_fix_it_can_ma
     refused = _refused(check_run, cfg, "run.yaml")
     assert refused.startswith("run.yaml: model: RuntimeError: mat1 and mat2 shapes cannot be multiplied")
     assert refused.endswith(f"; {fix}"), refused
+
+
+def test_gradients_turned_off_by_the_users_module_are_named_not_the_loss(tmp_path: Path) -> None:
+    """`torch.set_grad_enabled(False)` at a module's top level (an inference script's) left gradients off
+    for hpotool's training: the refusal blamed the loss ("its value ... does not depend on the model's
+    parameters: compute it ... with differentiable torch operations"), which was torch's own."""
+    from hpotool.runner import check_run
+
+    (tmp_path / "inference_nets.py").write_text(
+        "import torch\nfrom torch import nn\n\ntorch.set_grad_enabled(False)\n\n\n"
+        "def net(in_features, out_features):\n    return nn.Sequential(nn.Flatten(), nn.Linear(in_features, "
+        "out_features))\n"
+    )
+    cfg = RunConfig.model_validate({"model": {"name": "inference_nets:net"}, "device": "cpu"})
+    try:
+        refused = _refused(check_run, cfg, "run.yaml")
+    finally:
+        torch.set_grad_enabled(True)
+    assert refused == (
+        "run.yaml: model: torch's gradients are off (torch.set_grad_enabled(False) at a module's top level in "
+        "your code, or a torch.no_grad() entered and not left), so no step could train the model: remove it, "
+        "and turn gradients off only inside a with torch.no_grad(): block"
+    )
