@@ -974,3 +974,26 @@ def test_gradients_turned_off_by_the_users_module_are_named_not_the_loss(tmp_pat
         "your code, or a torch.no_grad() entered and not left), so no step could train the model: remove it, "
         "and turn gradients off only inside a with torch.no_grad(): block"
     )
+
+
+def test_a_dataset_function_that_changes_the_working_folder_is_refused_and_the_folder_restored(
+    tmp_path: Path,
+) -> None:
+    """`os.chdir(data_dir)` in a dataset function (to read its files by relative paths) moved hpotool's own
+    relative paths: a new study went into that folder's studies/, without a word."""
+    from hpotool.runner import check_run
+
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "moving_data.py").write_text(
+        "import os\n\nimport torch\n\n\ndef load():\n    os.chdir('elsewhere')\n"
+        "    return torch.randn(40, 3), torch.arange(40) % 2\n"
+    )
+    cfg = RunConfig.model_validate({"data": {"name": "moving_data:load"}, "device": "cpu"})
+    refused = _refused(check_run, cfg, "run.yaml")
+    assert refused == (
+        f"run.yaml: data: loading 'moving_data:load' failed: os.chdir({str(tmp_path / 'elsewhere')!r}) was called "
+        f"at moving_data.py:7 in load, which moves every relative path hpotool reads and writes (the configs, "
+        f"studies/, runs/); build the paths your code reads from __file__ or an absolute folder instead of "
+        f"changing the working folder"
+    )
+    assert Path.cwd() == tmp_path

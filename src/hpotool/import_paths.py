@@ -12,14 +12,13 @@ import os
 import re
 import sys
 import types
-from collections.abc import Iterator
 from pathlib import PurePath
 from typing import Any
 
 from hpotool.errors import HpoError
 from hpotool.import_hints import defined_in_a_submodule, main_block_definition, not_found_hint, similar_module
 from hpotool.near_names import did_you_mean
-from hpotool.user_code import calling_user_frame, first_line, user_frame
+from hpotool.user_code import chdir_undone, first_line, user_frame
 
 
 def is_import_path(name: str) -> bool:
@@ -77,7 +76,7 @@ def _import_module(path: str, module_name: str, attr: str) -> types.ModuleType:
         sys.path.insert(0, cwd)
     held = io.StringIO()  # what the module writes to stderr as it imports: said after, unless it exits
     try:
-        with contextlib.redirect_stderr(held), _chdir_undone(cwd) as moved:
+        with contextlib.redirect_stderr(held), chdir_undone(cwd) as moved:
             module = importlib.import_module(module_name)
     except SystemExit as exc:  # argparse's parse_args() at its top level, on hpotool's command line
         raise _exited(path, module_name, exc, held.getvalue()) from None
@@ -96,30 +95,6 @@ def _import_module(path: str, module_name: str, attr: str) -> types.ModuleType:
         sys.modules.pop(module_name, None)  # imported again by a later call, which refuses it again
         raise _changed_folder(path, module_name, *moved)
     return module
-
-
-@contextlib.contextmanager
-def _chdir_undone(cwd: str) -> Iterator[list[str | None]]:
-    """Yield a list that holds, once the block is done, the folder the code in the block moved the working
-    folder to and where in the user's code it called os.chdir (empty where it did not move it); the working
-    folder is `cwd` again either way."""
-    chdir = os.chdir
-    where: list[str | None] = []
-    moved: list[str | None] = []
-
-    def watched(to: Any) -> None:
-        where.append(calling_user_frame())
-        chdir(to)
-
-    os.chdir = watched  # type: ignore[assignment]
-    try:
-        yield moved
-    finally:
-        os.chdir = chdir
-        now = os.getcwd() if os.path.isdir(cwd) else cwd
-        if now != cwd:
-            os.chdir(cwd)
-            moved += [now, next((w for w in where if w is not None), None)]
 
 
 def _changed_folder(path: str, module_name: str, folder: str | None, where: str | None) -> HpoError:
