@@ -251,3 +251,12 @@ def takes_any_options(report: Report, **options: Any) -> dict[str, float]:
     loss = float(len(repr(sorted(options.items()))) % 7)
     report(0, {"val_loss": loss})
     return {"val_loss": loss}
+
+
+def changes_the_working_folder(report: Report) -> dict[str, float]:
+    """Moves into a folder of its own to write its outputs by relative paths, as a script's main() might."""
+    import os
+
+    os.chdir("tests")
+    report(0, {"val_loss": 0.5})
+    return {"val_loss": 0.5}

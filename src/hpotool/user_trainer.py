@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import re
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from hpotool.epoch import EpochResult, NonFiniteLossError
 from hpotool.import_paths import import_object
 from hpotool.signatures import accepted_kwargs, pick_kwargs
 from hpotool.trainer_contract import TrainerOutputError, mark_broken_contract
+from hpotool.user_code import chdir_undone
 
 OFFERED = ("config", "run_config", "report")
 
@@ -154,7 +156,8 @@ def _call_refusing_exit(
     in it is raised as a broken contract, with the function's traceback, rather than ending hpotool."""
     assert cfg.trainer is not None
     try:
-        return _call(fn, pick_kwargs(fn, offered), _named_trainer_keys(fn, cfg), reported)
+        with chdir_undone(os.getcwd()) as moved:
+            result = _call(fn, pick_kwargs(fn, offered), _named_trainer_keys(fn, cfg), reported)
     except SystemExit as exc:  # it would end hpotool, leaving the trial RUNNING and the study without a word
         raise mark_broken_contract(
             RuntimeError(
@@ -163,6 +166,17 @@ def _call_refusing_exit(
                 f"and return a dict of numbers"
             )
         ).with_traceback(exc.__traceback__) from None
+    if moved:  # hpotool's relative paths (the study, exports) moved with it
+        folder, where = moved
+        said = os.path.relpath(folder) if folder else folder
+        raise mark_broken_contract(
+            RuntimeError(
+                f"{cfg.trainer.function} called os.chdir({said!r}), which moves every relative path hpotool reads "
+                f"and writes (the configs, studies/, runs/); build the paths it reads and writes from __file__ or "
+                f"an absolute folder instead" + (f" (at {where})" if where else "")
+            )
+        )
+    return result
 
 
 def _final_metrics(function: str, metrics: Any) -> dict[str, float]:
