@@ -3280,4 +3280,32 @@ CASES = [
             }
         },
     ),
+    Case(
+        "model-path-names-a-setting",
+        "a model path naming a module's setting (WIDTH = 42), not a class or function; before: 'model: TypeError: "
+        "'int' object is not callable' (an optimizer: \"AttributeError: 'int' object has no attribute "
+        "'__module__'\")",
+        "error: run.yaml: model: model 'model_settings:WIDTH' is an int (42), not a class or function that builds the model; name the class or function, such as package.module:Net, and set its arguments under model:",
+        run={"model": {"name": "model_settings:WIDTH"}},
+        files={"model_settings.py": "WIDTH = 42\n"},
+    ),
+    Case(
+        "trainer-async-function",
+        "an async def training function; before: it failed trial 0 with 'returned coroutine' and Python's "
+        "'coroutine was never awaited' warning",
+        "error: run.yaml: trainer.function: async_fit:fit is an async function (async def), whose call returns a coroutine, not the dict of metrics; make it a plain def that runs its loop with asyncio.run(...) and returns the metrics",
+        run={"trainer": {"function": "async_fit:fit"}},
+        files={"async_fit.py": "async def fit(config, report):\n    return {'val_loss': 1.0}\n"},
+    ),
+    Case(
+        "import-changes-the-working-folder",
+        "a module that calls os.chdir as it is imported (to read its data by relative paths); before: "
+        "'optimize.yaml: no such file', hpotool's own paths moved with it",
+        "error: run.yaml: model: cannot import 'moving_nets:Net': importing 'moving_nets' changed the working folder to <cwd>/sub (os.chdir at moving_nets.py:3), which moves every relative path hpotool reads and writes (the configs, studies/, runs/); remove it, or move it under if __name__ == \"__main__\":, and build the module's own paths from __file__ (Path(__file__).parent / 'data')",
+        run={"model": {"name": "moving_nets:Net"}},
+        files={
+            "sub/keep.txt": "",
+            "moving_nets.py": "import os\n\nos.chdir('sub')\n\n\nclass Net:\n    pass\n",
+        },
+    ),
 ]

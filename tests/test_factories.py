@@ -893,3 +893,33 @@ def test_a_grid_value_equal_to_one_of_the_space_is_taken_as_the_space_spells_it(
     assert isinstance(sampler, optuna.samplers.GridSampler)
     assert sorted(sampler._all_grids) == [(32, 8), (32, 16)]
     assert all(type(v) is int for point in sampler._all_grids for v in point)
+
+
+def test_a_sampler_of_the_users_that_takes_no_seed_is_noted_where_the_config_sets_one(tmp_path: Path) -> None:
+    """`seed: 42` with `sampler: {name: mine:my_random}`, a function that takes no seed, drew other values on
+    every run without a word: the seed is passed only to a sampler that takes one. Noted once; not where the
+    config sets no seed, where the function takes one, or where hpotool seeds the sampler it wraps
+    (PartialFixedSampler's base_sampler)."""
+    from hpotool.kwarg_notes import kwarg_notes
+
+    (tmp_path / "mine.py").write_text(
+        "import optuna\n\n\ndef my_random():\n    return optuna.samplers.RandomSampler()\n\n\n"
+        "def my_seeded(seed=None):\n    return optuna.samplers.RandomSampler(seed=seed)\n"
+    )
+    with kwarg_notes() as notes:
+        make_sampler("mine:my_random", {}, seed=42, space=SPACE)
+    assert notes == [
+        "sampler: 'mine:my_random' takes no seed argument, so the optimize config's seed does not reach it, "
+        "and it draws other values on every run; give it a seed parameter (hpotool passes the seed to a "
+        "sampler that takes one) and seed what it draws with it"
+    ]
+    with kwarg_notes() as notes:
+        make_sampler("mine:my_random", {}, seed=None, space=SPACE)
+        make_sampler("mine:my_seeded", {}, seed=42, space=SPACE)
+        make_sampler(
+            "optuna.samplers.PartialFixedSampler",
+            {"fixed_params": {"model.activation": "gelu"}, "base_sampler": {"name": "tpe"}},
+            seed=7,
+            space=SPACE,
+        )
+    assert notes == []

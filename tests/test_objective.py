@@ -275,6 +275,35 @@ def test_a_sampler_that_calls_sys_exit_as_it_samples_fails_its_trial_not_the_pro
     )
 
 
+@pytest.mark.parametrize(
+    ("module", "body", "error"),
+    [
+        ("raising_pruner", "raise ValueError('no rung for this step')", "ValueError: no rung for this step"),
+        (
+            "exiting_pruner",
+            "sys.exit(0)",
+            "RuntimeError: sys.exit(0) was called, which would end hpotool (argparse's parse_args() does so on "
+            "hpotool's command line); raise an exception instead, or read the settings from the config",
+        ),
+    ],
+)
+def test_a_pruner_that_fails_in_prune_fails_the_trial_naming_the_pruner(
+    tmp_path: Path, run_dict: dict, opt_dict: dict, module: str, body: str, error: str
+) -> None:
+    """A user's pruner raising in prune() failed each trial with its own words alone ("ValueError: no rung
+    for this step"), which said neither that the pruner raised it nor which; named now as a sampler's is."""
+    (tmp_path / f"{module}.py").write_text(
+        "import sys\n\nimport optuna\n\n\nclass Broken(optuna.pruners.BasePruner):\n"
+        f"    def prune(self, study, trial):\n        {body}\n"
+    )
+    opt_dict["pruner"] = {"name": f"{module}:Broken"}
+    _, summary = _run(tmp_path, run_dict, opt_dict)
+    assert summary.counts == {"fail": 5}  # --max-failures' default stopped it
+    assert summary.first_error == (
+        f"pruner '{module}:Broken' failed in its prune(): {error} (at {module}.py:8 in prune)"
+    )
+
+
 _HOOKED_SAMPLER = """import sys
 
 import optuna

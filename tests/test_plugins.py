@@ -174,6 +174,69 @@ def test_a_training_function_named_as_a_class_or_its_method_says_to_name_an_inst
         assert train_run(cfg(good)).metrics["val_loss"] == value
 
 
+LOOPS = """import asyncio
+
+
+async def fit_async(config, report):
+    await asyncio.sleep(0)
+    return {"val_loss": 0.5}
+
+
+def fit_yielding(config, report):
+    for epoch in range(3):
+        yield {"val_loss": 1.0 / (epoch + 1)}
+
+
+async def fit_async_yielding(config, report):
+    yield {"val_loss": 0.5}
+
+
+def fit_running_a_loop(config, report):
+    return asyncio.run(fit_async(config, report))
+"""
+
+
+@pytest.mark.parametrize(
+    ("function", "message"),
+    [
+        (
+            "fit_async",
+            "run.yaml: trainer.function: loops:fit_async is an async function (async def), whose call returns a "
+            "coroutine, not the dict of metrics; make it a plain def that runs its loop with asyncio.run(...) "
+            "and returns the metrics",
+        ),
+        (
+            "fit_yielding",
+            "run.yaml: trainer.function: loops:fit_yielding is a generator function (it yields), whose call "
+            "returns a generator, not the dict of metrics; call report(epoch, {...}) where it yields each "
+            "epoch's metrics, and return the final ones",
+        ),
+        (
+            "fit_async_yielding",
+            "run.yaml: trainer.function: loops:fit_async_yielding is an async generator function (async def "
+            "that yields), whose call returns an async generator, not the dict of metrics; make it a plain def "
+            "that calls report(epoch, {...}) where it yields each epoch's metrics, and returns the final ones",
+        ),
+    ],
+)
+def test_an_async_or_generator_training_function_is_refused_before_trial_0(
+    tmp_path: Path, function: str, message: str
+) -> None:
+    """`async def fit` or a `fit` that yields each epoch's metrics passed the checks and failed trial 0 with
+    "returned coroutine" (and Python's "coroutine 'fit' was never awaited" warning) or "returned generator";
+    a plain def running an async loop trains."""
+    from hpotool.runner import check_run, train_run
+
+    (tmp_path / "loops.py").write_text(LOOPS)
+
+    def cfg(name: str) -> RunConfig:
+        return RunConfig.model_validate({"trainer": {"function": f"loops:{name}"}, "device": "cpu"})
+
+    assert _refused(check_run, cfg(function), "run.yaml") == message
+    check_run(cfg("fit_running_a_loop"), "run.yaml")
+    assert train_run(cfg("fit_running_a_loop")).metrics["val_loss"] == 0.5
+
+
 def test_a_torch_dataset_of_dict_samples_says_which_keys_to_return() -> None:
     """A Dataset returning {'image': x, 'label': y}, as Hugging Face and many torchvision-style datasets do,
     read "DictSamples[0] is a dict; each sample must be an (x, y) pair", not saying what to return."""
@@ -352,6 +415,55 @@ def test_a_model_or_loss_object_built_in_the_users_module_says_to_name_its_class
     path.write_text(yaml.safe_dump(section))
     refused = _refused(load_run_config, path)
     assert refused == f"{path}: {message}"
+
+
+SETTINGS = """MODEL = "resnet18"
+LR = 0.01
+MILESTONES = [10, 20]
+CLASS_WEIGHTS = {"cat": 1.0, "dog": 3.0}
+"""
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        (
+            {"model": {"name": "settings:MODEL"}},
+            "model: model 'settings:MODEL' is a str ('resnet18'), not a class or function that builds the "
+            "model; name the class or function, such as package.module:Net, and set its arguments under model:",
+        ),
+        (
+            {"optimizer": {"name": "settings:LR"}},
+            "optimizer: optimizer 'settings:LR' is a float (0.01), not a class or function that builds the "
+            "optimizer; name the class or function, such as torch.optim:Adam, and set its arguments under "
+            "optimizer:",
+        ),
+        (
+            {"scheduler": {"name": "settings:MILESTONES"}},
+            "scheduler: scheduler 'settings:MILESTONES' is a list ([10, 20]), not a class or function that builds "
+            "the scheduler; name the class or function, such as torch.optim.lr_scheduler:MultiStepLR, and set its "
+            "arguments under scheduler:",
+        ),
+        (
+            {"loss": {"name": "settings:CLASS_WEIGHTS"}},
+            "loss: loss 'settings:CLASS_WEIGHTS' is a dict ({'cat': 1.0, 'dog': 3.0}), not a class or function "
+            "that builds the loss; name the class or function, such as torch.nn:CrossEntropyLoss, and set its "
+            "arguments under loss:",
+        ),
+    ],
+)
+def test_a_value_that_is_not_a_class_or_function_is_refused_naming_what_it_is(
+    tmp_path: Path, section: dict[str, Any], message: str
+) -> None:
+    """A module's setting named where a component goes (`model: {name: settings:MODEL}` for `MODEL =
+    "resnet18"`) said "model: TypeError: 'str' object is not callable", an optimizer "AttributeError: 'float'
+    object has no attribute '__module__'": neither named the path, nor what to name instead."""
+    from hpotool.config_files import load_run_config
+
+    (tmp_path / "settings.py").write_text(SETTINGS)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(section))
+    assert _refused(load_run_config, path) == f"{path}: {message}"
 
 
 def test_an_import_path_misspelt_only_in_case_is_told_the_name_the_module_defines(tmp_path: Path) -> None:
@@ -760,3 +872,128 @@ def test_a_training_functions_kwargs_get_the_trainer_keys(tmp_path: Path) -> Non
     assert metrics["val_loss"] == 0.25 and metrics["depth"] == 2.0
     assert train_run(cfg("timed_width")).metrics["val_loss"] == 0.25
     assert train_run(cfg("timed_plain")).metrics["val_loss"] == 0.25
+
+
+def test_a_float64_default_dtype_set_by_the_users_module_is_named_as_the_models_type(tmp_path: Path) -> None:
+    """`torch.set_default_dtype(torch.float64)` at a module's top level (scientific code often sets it) builds
+    every model in float64, while a plain (x, y) pair's x is cast to float32: the refusal told the user to
+    build the model without .double() or .half(), which the model never called."""
+    from hpotool.runner import check_run
+
+    (tmp_path / "precise.py").write_text(
+        "import torch\nfrom torch import nn\n\ntorch.set_default_dtype(torch.float64)\n\n\n"
+        "def net(in_features, out_features):\n    return nn.Sequential(nn.Flatten(), nn.Linear(in_features, "
+        "out_features))\n"
+    )
+    cfg = RunConfig.model_validate({"model": {"name": "precise:net"}, "device": "cpu"})
+    try:
+        refused = _refused(check_run, cfg, "run.yaml")
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert refused.startswith("run.yaml: model: RuntimeError: mat1 and mat2 must have the same dtype")
+    assert refused.endswith(
+        "; the data's x is float32 and the model's parameters float64: torch's default dtype is float64 (your "
+        "code called torch.set_default_dtype(torch.float64)), so every model is built in float64, and a plain "
+        "(x, y) pair's x is cast to float32: return hpotool.datasets.Dataset(x.to(torch.float64), y, "
+        "'classification') from the dataset function (it keeps x's type), or leave the default dtype at float32"
+    )
+
+
+def test_a_schedule_function_that_takes_the_epochs_first_is_told_to_take_the_optimizer_first(
+    tmp_path: Path,
+) -> None:
+    """`def warmup(epochs, warmup_epochs=1)`, the optimizer left out: hpotool passes the optimizer first, by
+    position, and the run's length by name, so the run failed with "TypeError: warmup() got multiple values
+    for argument 'epochs'", naming neither the section nor what to change."""
+    from hpotool.config_files import load_run_config
+
+    (tmp_path / "sched.py").write_text(
+        "import torch\n\nOPTIMIZER = None\n\n\ndef warmup(epochs, warmup_epochs=1):\n"
+        "    return torch.optim.lr_scheduler.LambdaLR(OPTIMIZER, lambda e: min(1.0, (e + 1) / warmup_epochs))\n"
+    )
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"scheduler": {"name": "sched:warmup"}}))
+    assert _refused(load_run_config, path) == (
+        f"{path}: scheduler: scheduler 'sched:warmup' takes 'epochs' first, where hpotool passes the optimizer "
+        f"(by position; epochs by name); take the optimizer first: def warmup(optimizer, epochs, ...)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "fix"),
+    [
+        (
+            {"name": "torch.nn:Linear"},
+            "each sample of the data's x is shaped (1, 8, 8), and in_features (64) is that size flattened: "
+            "torch's Linear takes flat samples, and its forward() is torch's: flatten x in the dataset function "
+            "(x.flatten(1)), or name a model of yours whose forward() flattens it first, as the built-in mlp "
+            "does",
+        ),
+        (
+            {"name": "linear_stack:net"},
+            "each sample of the data's x is shaped (1, 8, 8), and in_features (64) is that size flattened: "
+            "make nn.Flatten() the Sequential's first layer, as the built-in mlp flattens its input",
+        ),
+    ],
+)
+def test_a_torch_layer_or_sequential_given_image_samples_is_told_a_fix_it_can_make(
+    tmp_path: Path, model: dict[str, Any], fix: str
+) -> None:
+    """`model: {name: torch.nn:Linear}` (or a factory's nn.Sequential of Linear layers) on digits' 1x8x8
+    samples was told to "flatten it first in forward() (x = x.flatten(1))", a forward() that is torch's."""
+    from hpotool.runner import check_run
+
+    (tmp_path / "linear_stack.py").write_text(
+        "from torch import nn\n\n\ndef net(in_features, out_features):\n"
+        "    return nn.Sequential(nn.Linear(in_features, 16), nn.ReLU(), nn.Linear(16, out_features))\n"
+    )
+    cfg = RunConfig.model_validate({"model": model, "device": "cpu"})
+    refused = _refused(check_run, cfg, "run.yaml")
+    assert refused.startswith("run.yaml: model: RuntimeError: mat1 and mat2 shapes cannot be multiplied")
+    assert refused.endswith(f"; {fix}"), refused
+
+
+def test_gradients_turned_off_by_the_users_module_are_named_not_the_loss(tmp_path: Path) -> None:
+    """`torch.set_grad_enabled(False)` at a module's top level (an inference script's) left gradients off
+    for hpotool's training: the refusal blamed the loss ("its value ... does not depend on the model's
+    parameters: compute it ... with differentiable torch operations"), which was torch's own."""
+    from hpotool.runner import check_run
+
+    (tmp_path / "inference_nets.py").write_text(
+        "import torch\nfrom torch import nn\n\ntorch.set_grad_enabled(False)\n\n\n"
+        "def net(in_features, out_features):\n    return nn.Sequential(nn.Flatten(), nn.Linear(in_features, "
+        "out_features))\n"
+    )
+    cfg = RunConfig.model_validate({"model": {"name": "inference_nets:net"}, "device": "cpu"})
+    try:
+        refused = _refused(check_run, cfg, "run.yaml")
+    finally:
+        torch.set_grad_enabled(True)
+    assert refused == (
+        "run.yaml: model: torch's gradients are off (torch.set_grad_enabled(False) at a module's top level in "
+        "your code, or a torch.no_grad() entered and not left), so no step could train the model: remove it, "
+        "and turn gradients off only inside a with torch.no_grad(): block"
+    )
+
+
+def test_a_dataset_function_that_changes_the_working_folder_is_refused_and_the_folder_restored(
+    tmp_path: Path,
+) -> None:
+    """`os.chdir(data_dir)` in a dataset function (to read its files by relative paths) moved hpotool's own
+    relative paths: a new study went into that folder's studies/, without a word."""
+    from hpotool.runner import check_run
+
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "moving_data.py").write_text(
+        "import os\n\nimport torch\n\n\ndef load():\n    os.chdir('elsewhere')\n"
+        "    return torch.randn(40, 3), torch.arange(40) % 2\n"
+    )
+    cfg = RunConfig.model_validate({"data": {"name": "moving_data:load"}, "device": "cpu"})
+    refused = _refused(check_run, cfg, "run.yaml")
+    assert refused == (
+        f"run.yaml: data: loading 'moving_data:load' failed: os.chdir({str(tmp_path / 'elsewhere')!r}) was called "
+        f"at moving_data.py:7 in load, which moves every relative path hpotool reads and writes (the configs, "
+        f"studies/, runs/); build the paths your code reads from __file__ or an absolute folder instead of "
+        f"changing the working folder"
+    )
+    assert Path.cwd() == tmp_path

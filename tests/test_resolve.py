@@ -263,3 +263,27 @@ _SWALLOWS_CTRL_C = (
     "    pass\n"
     "raise ImportError(\"cannot import name 'RpcBackendOptions'\")\n"
 )
+
+
+def test_a_module_that_changes_the_working_folder_as_it_imports_is_refused_naming_the_line(
+    project: Path,
+) -> None:
+    """`os.chdir(os.path.dirname(__file__))` at a script's top level (to read its data by relative paths)
+    moved hpotool's working folder as its model was imported: `optimize` then said "opt.yaml: no such file",
+    and studies/ and runs/ would have gone into the module's folder. The folder is restored and the import
+    refused, naming the line."""
+    (project / "labnets" / "here.py").write_text(
+        "import os\n\nos.chdir(os.path.dirname(os.path.abspath(__file__)))\n\n\nclass Net:\n    pass\n"
+    )
+    with pytest.raises(HpoError) as info:
+        import_object("labnets.here:Net")
+    assert str(info.value) == (
+        f"cannot import 'labnets.here:Net': importing 'labnets.here' changed the working folder to "
+        f"{project / 'labnets'} (os.chdir at labnets/here.py:3), which moves every relative path hpotool reads "
+        f'and writes (the configs, studies/, runs/); remove it, or move it under if __name__ == "__main__":, '
+        f"and build the module's own paths from __file__ (Path(__file__).parent / 'data')"
+    )
+    assert Path.cwd() == project
+    with pytest.raises(HpoError, match="changed the working folder"):  # not imported from sys.modules
+        import_object("labnets.here:Net")
+    assert Path.cwd() == project

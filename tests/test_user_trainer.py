@@ -559,6 +559,32 @@ def test_a_training_function_s_own_metric_may_be_the_scheduler_monitor(
             "1",
         ),
         (
+            "reports_no_epoch",
+            "ValueError: report(epoch=None, ...): the epoch must be a whole number counting from 0 (at "
+            "tests/trainers.py:",
+            "1",
+        ),
+        (
+            "reports_a_nan_epoch",
+            "ValueError: report(epoch=nan, ...): the epoch must be a whole number counting from 0 (at "
+            "tests/trainers.py:",
+            "1",
+        ),
+        (
+            "reports_the_samples_seen",
+            "ValueError: report(epoch=3000000000, ...): the epoch must be below 2147483648, which Optuna's "
+            "storages keep as a 32-bit integer; report the epoch (counting from 0), not a count of steps or "
+            "samples (at tests/trainers.py:",
+            "1",
+        ),
+        (  # the study's relative paths moved with it: exports and the next trials went into tests/
+            "changes_the_working_folder",
+            "tests.trainers:changes_the_working_folder called os.chdir('tests'), which moves every "
+            "relative path hpotool reads and writes (the configs, studies/, runs/); build the paths it reads "
+            "and writes from __file__ or an absolute folder instead (at tests/trainers.py:",
+            "1",
+        ),
+        (
             "reports_a_number_as_text",
             "TypeError: report(0, ...): 'val_loss' is '0.5', not a number (at tests/trainers.py:",
             "1",

@@ -135,6 +135,25 @@ def reports_metrics_as_keywords(report: Any) -> dict[str, float]:
     return {"val_loss": 0.5}
 
 
+def reports_no_epoch(report: Any) -> dict[str, float]:
+    """Passes None as the epoch (a step counter never set), which int() refuses with its own TypeError."""
+    report(None, {"val_loss": 0.5})
+    return {"val_loss": 0.5}
+
+
+def reports_a_nan_epoch(report: Any) -> dict[str, float]:
+    """Passes NaN as the epoch (a step computed from a diverged value), which int() refuses with a ValueError."""
+    report(float("nan"), {"val_loss": 0.5})
+    return {"val_loss": 0.5}
+
+
+def reports_the_samples_seen(report: Report) -> dict[str, float]:
+    """Reports by the samples seen, 3 billion, past what Optuna's storages keep as a step (a 32-bit integer on
+    PostgreSQL and MySQL, a 64-bit one on SQLite)."""
+    report(3_000_000_000, {"val_loss": 0.5})
+    return {"val_loss": 0.5}
+
+
 def returns_a_float(report: Report) -> float:
     """Returns the final loss itself, not a dict of metrics."""
     report(0, {"val_loss": 0.5})
@@ -232,3 +251,12 @@ def takes_any_options(report: Report, **options: Any) -> dict[str, float]:
     loss = float(len(repr(sorted(options.items()))) % 7)
     report(0, {"val_loss": loss})
     return {"val_loss": loss}
+
+
+def changes_the_working_folder(report: Report) -> dict[str, float]:
+    """Moves into a folder of its own to write its outputs by relative paths, as a script's main() might."""
+    import os
+
+    os.chdir("tests")
+    report(0, {"val_loss": 0.5})
+    return {"val_loss": 0.5}

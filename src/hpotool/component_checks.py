@@ -132,6 +132,16 @@ _BUILT = (
 )
 
 
+# What a section's name may be, for a value that is not a class or function.
+_EXAMPLE_PATHS: dict[Kind, str] = {
+    "data": "package.module:load",
+    "model": "package.module:Net",
+    "optimizer": "torch.optim:Adam",
+    "scheduler": "torch.optim.lr_scheduler:MultiStepLR",
+    "loss": "torch.nn:CrossEntropyLoss",
+}
+
+
 def _refuse_a_built_object(kind: Kind, name: str, obj: Any) -> None:
     """Raise `ValueError` for an object already built (a model, loss, optimizer or schedule made at a script's
     top level, or the data) where hpotool calls a class or function to build one: it called the object, and a
@@ -148,6 +158,15 @@ def _refuse_a_built_object(kind: Kind, name: str, obj: Any) -> None:
         )
     if kind == "data":
         return
+    if not callable(
+        obj
+    ):  # a module's setting (MODEL = "resnet18"): "'str' object is not callable" at trial 0
+        shown = repr(obj)
+        shown = shown if len(shown) <= 40 else f"{shown[:37]}..."
+        raise ValueError(
+            f"{kind} {name!r} is {'an' if cls.__name__[0] in 'aeiouAEIOU' else 'a'} {cls.__name__} ({shown}), not a class or function that builds the {kind}; "
+            f"name the class or function, such as {_EXAMPLE_PATHS[kind]}, and set its arguments under {kind}:"
+        )
     if not any((c.__module__, c.__name__) in _BUILT for c in cls.__mro__):
         return
     raise ValueError(
@@ -271,6 +290,21 @@ def _refuse_optimizer_second(name: str, obj: Any) -> None:
         params = list(inspect.signature(obj).parameters.values())
     except (TypeError, ValueError):
         return
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    later = [p.name for p in params[1:]]
+    # `def warmup(epochs, ...)`, no optimizer: "warmup() got multiple values for argument 'epochs'"
+    if (
+        params
+        and params[0].kind in positional
+        and params[0].name in INJECTED["scheduler"][1:]
+        and ("optimizer" not in later)
+    ):
+        first = params[0].name
+        raise ValueError(
+            f"scheduler {name!r} takes {first!r} first, where hpotool passes the optimizer (by position; "
+            f"{first} by name); take the optimizer first: def {getattr(obj, '__name__', 'schedule')}("
+            f"optimizer, {first}, ...)"
+        )
     if len(params) < 2 or params[0].name == "optimizer" or "optimizer" not in [p.name for p in params[1:]]:
         return
     first = params[0].name

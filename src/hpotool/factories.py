@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpotool.errors import HpoError
 from hpotool.instantiation import instantiate, is_subclass
+from hpotool.kwarg_notes import add_note
 from hpotool.resolve import resolve
 from hpotool.sampler_checks import check_brute_force, check_fixed_params, fixed_labels, grid_search_space
 from hpotool.search_space import Param
@@ -118,6 +119,12 @@ def make_sampler(
         check_fixed_params(args["fixed_params"], space, key)
         args["fixed_params"] = fixed_labels(args["fixed_params"], space)
     args = _build_objects("sampler", cls, args, key, seed, space)
+    if seed is not None and "seed" not in args and not _holds_a_sampler(args):
+        add_note(
+            f"{key}: {spec_name!r} takes no seed argument, so the optimize config's seed does not reach it, and "
+            f"it draws other values on every run; give it a seed parameter (hpotool passes the seed to a sampler "
+            f"that takes one) and seed what it draws with it"
+        )
     sampler: optuna.samplers.BaseSampler = instantiate("sampler", spec_name, cls, args, key, offered)
     _check_built("sampler", spec_name, sampler, optuna.samplers.BaseSampler, key)
     from hpotool.brute_force import BruteForceSampler
@@ -125,6 +132,13 @@ def make_sampler(
     if isinstance(sampler, BruteForceSampler) and fixed is not None:
         sampler.knows(space, fixed)
     return sampler
+
+
+def _holds_a_sampler(args: Mapping[str, Any]) -> bool:
+    """Whether `args` give a sampler hpotool built, and seeded (PartialFixedSampler's base_sampler)."""
+    import optuna
+
+    return any(isinstance(v, optuna.samplers.BaseSampler) for v in args.values())
 
 
 def _sampler_cls(spec_name: str, key: str) -> Any:

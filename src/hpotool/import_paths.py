@@ -19,7 +19,7 @@ from hpotool.errors import HpoError
 from hpotool.import_hints import defined_in_a_submodule, main_block_definition, not_found_hint, similar_module
 from hpotool.interrupts import unswallowed
 from hpotool.near_names import did_you_mean
-from hpotool.user_code import first_line, user_frame
+from hpotool.user_code import chdir_undone, first_line, user_frame
 
 
 def is_import_path(name: str) -> bool:
@@ -79,7 +79,7 @@ def _import_module(path: str, module_name: str, attr: str) -> types.ModuleType:
     try:
         # A Ctrl-C that the import swallowed (torch's C code catches its imports' errors) is still raised,
         # not taken for the import's failure it caused, nor forgotten where the import went on.
-        with contextlib.redirect_stderr(held), unswallowed():
+        with contextlib.redirect_stderr(held), unswallowed(), chdir_undone(cwd) as moved:
             module = importlib.import_module(module_name)
     except SystemExit as exc:  # argparse's parse_args() at its top level, on hpotool's command line
         raise _exited(path, module_name, exc, held.getvalue()) from None
@@ -94,7 +94,24 @@ def _import_module(path: str, module_name: str, attr: str) -> types.ModuleType:
             + (f" at {where}" if where else "")
         ) from None
     sys.stderr.write(held.getvalue())
+    if moved:
+        sys.modules.pop(module_name, None)  # imported again by a later call, which refuses it again
+        raise _changed_folder(path, module_name, *moved)
     return module
+
+
+def _changed_folder(path: str, module_name: str, folder: str | None, where: str | None) -> HpoError:
+    """The mistake of a module that changed the working folder as it imported (a script's
+    `os.chdir(os.path.dirname(__file__))`, to read its data by relative paths): hpotool's own relative paths
+    moved with it, and `optimize` said "opt.yaml: no such file" (studies/ and runs/ would have gone into the
+    module's folder)."""
+    return HpoError(
+        f"cannot import {path!r}: importing {module_name!r} changed the working folder to {folder} (os.chdir"
+        + (f" at {where}" if where else "")
+        + "), which moves every relative path hpotool reads and writes (the configs, studies/, runs/); remove "
+        'it, or move it under if __name__ == "__main__":, and build the module\'s own paths from __file__ '
+        "(Path(__file__).parent / 'data')"
+    )
 
 
 def _exited(path: str, module_name: str, exc: SystemExit, said: str) -> HpoError:

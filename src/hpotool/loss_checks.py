@@ -56,6 +56,13 @@ def check_loss_value(value: Any, n: int) -> None:
             f"it returned {value.item()} for the untrained model's finite output on {n} samples, before any "
             f"step: check the loss function",
         )
+    if not value.requires_grad and not torch.is_grad_enabled():  # the loss was not to blame
+        raise RunCheckError(
+            "model",
+            "torch's gradients are off (torch.set_grad_enabled(False) at a module's top level in your code, or "
+            "a torch.no_grad() entered and not left), so no step could train the model: remove it, and turn "
+            "gradients off only inside a with torch.no_grad(): block",
+        )
     if not value.requires_grad:
         raise RunCheckError(
             "loss",

@@ -74,20 +74,29 @@ def training_output(model: nn.Module, x: torch.Tensor) -> str | None:
     return None if isinstance(out, torch.Tensor) else type(out).__name__
 
 
-def needs_flat_input(exc: BaseException, x: torch.Tensor) -> str | None:
+def needs_flat_input(exc: BaseException, x: torch.Tensor, model: nn.Module) -> str | None:
     """How to fix a model whose layers met samples of several dimensions (digits' are 1x8x8 images) as if
     they were flat: `nn.Linear(in_features, ...)` given `(batch, 1, 8, 8)` said only "mat1 and mat2 shapes
-    cannot be multiplied (64x8 and 64x16)". None for another error, or flat samples."""
+    cannot be multiplied (64x8 and 64x16)". A torch layer named as the model (`torch.nn:Linear`) or an
+    `nn.Sequential` has no forward() of the user's to flatten in. None for another error, or flat samples."""
     if x.dim() <= 2 or not isinstance(exc, RuntimeError):
         return None
     if "shapes cannot be multiplied" not in str(exc):  # a linear layer's, on the last dimension alone
         return None
     sample = tuple(x.shape[1:])
-    return (
-        f"each sample of the data's x is shaped {sample}, and in_features ({int(np.prod(sample))}) is that size "
-        f"flattened: flatten it first in forward() (x = x.flatten(1)), as the built-in mlp does, or ask for "
-        f"input_shape"
-    )
+    said = f"each sample of the data's x is shaped {sample}, and in_features ({int(np.prod(sample))}) is that size flattened"
+    cls = type(model)
+    if cls is nn.Sequential:
+        return (
+            f"{said}: make nn.Flatten() the Sequential's first layer, as the built-in mlp flattens its input"
+        )
+    if cls.__module__.startswith("torch."):  # torch.nn:Linear named as the model
+        return (
+            f"{said}: torch's {cls.__name__} takes flat samples, and its forward() is torch's: flatten x in the "
+            f"dataset function (x.flatten(1)), or name a model of yours whose forward() flattens it first, as "
+            f"the built-in mlp does"
+        )
+    return f"{said}: flatten it first in forward() (x = x.flatten(1)), as the built-in mlp does, or ask for input_shape"
 
 
 def needs_a_channel(exc: BaseException, x: torch.Tensor) -> str | None:

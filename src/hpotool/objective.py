@@ -113,6 +113,7 @@ class _Objective:
         the metric and prunes where the pruner says so."""
         observer, watched, metric = self.observer, self.watched, self.opt.metric
         report_metric = self.report_metric
+        pruner_name = self.opt.pruner.name
 
         def on_epoch_end(result: EpochResult) -> None:
             if observer is not None:
@@ -130,11 +131,16 @@ class _Objective:
                 last = config.trainer is None and final
                 try:
                     kept_writes.report(trial, value, result.epoch, final=final)
-                    prune = not last and trial.should_prune()
+                    with refusing_exit():  # a user's pruner's sys.exit() would end hpotool
+                        prune = not last and trial.should_prune()
                 except Exception as exc:  # told apart here: a user's own database error is the training's
-                    if lost_connection(exc) is None:
-                        raise
-                    raise StorageLostInTrial(str(exc)) from exc
+                    if lost_connection(exc) is not None:
+                        raise StorageLostInTrial(str(exc)) from exc
+                    if not isinstance(exc, PrunerFailed) and _raised_in_prune(exc):
+                        raise PrunerFailed(
+                            f"pruner {pruner_name!r} failed in its prune(): {described(exc)}"
+                        ) from exc
+                    raise
                 if prune:
                     raise optuna.TrialPruned(
                         f"pruned after {result.epoch + 1} of {config.epochs} epochs ({metric}={value:.4g})"
@@ -260,6 +266,23 @@ def _unmeasured_error(
 _REASON = "_hpotool_fail_reason"
 
 
+class PrunerFailed(RuntimeError):
+    """The pruner raised (or called sys.exit()) in its prune(), as a trial reported an epoch: the trial's
+    reason names the pruner and the method, as a sampler's does; Optuna's or the user's words alone named
+    neither."""
+
+
+def _raised_in_prune(exc: BaseException) -> bool:
+    """Whether `exc` came out of a pruner's `prune()` (a frame of that name in its traceback), not from
+    writing the reported value."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "prune":
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def give_reason(exc: BaseException, reason: str) -> str:
     """Attach `reason`, the `fail_reason` of the trial `exc` ends, to `exc`; returns it. The objective does
     not write it to the trial: the trial loop tells the FAIL with it in one write (`trial_run._tell_failed`).
@@ -281,6 +304,8 @@ def fail_reason(exc: BaseException, config: RunConfig) -> str:
     own code it was raised, or a hint where hpotool has one."""
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
+    if isinstance(exc, PrunerFailed):  # its words already say where, and through which of the user's calls
+        return str(exc)
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError):
         _free_device_memory(config.device)

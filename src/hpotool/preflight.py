@@ -105,7 +105,7 @@ def _forward_fix(exc: Exception, model: nn.Module, x: torch.Tensor, task: str) -
         return more
     if (channel := needs_a_channel(exc, x)) is not None:
         return channel
-    if (flat := needs_flat_input(exc, x)) is not None:
+    if (flat := needs_flat_input(exc, x, model)) is not None:
         return flat
     if wants_integer_ids(exc, x):
         return (
@@ -126,6 +126,14 @@ def _dtype_fix(exc: Exception, model: nn.Module, x: torch.Tensor, task: str) -> 
     x_type, p_type = (str(t).removeprefix("torch.") for t in (x.dtype, next(iter(dtypes))))
     if x.is_floating_point() and p_type == "float32":  # float64 from numpy, kept by a Dataset
         fix = "give x as float32 in the dataset function (x.float())"
+    elif x.is_floating_point() and p_type == str(torch.get_default_dtype()).removeprefix("torch."):
+        # torch.set_default_dtype(torch.float64) in the user's module: the model called no .double()
+        fix = (
+            f"torch's default dtype is {p_type} (your code called torch.set_default_dtype(torch.{p_type})), so "
+            f"every model is built in {p_type}, and a plain (x, y) pair's x is cast to float32: return "
+            f"hpotool.datasets.Dataset(x.to(torch.{p_type}), y, {task!r}) from the dataset function (it keeps "
+            f"x's type), or leave the default dtype at float32"
+        )
     elif x.is_floating_point():  # a model built in float64 (.double()) or half precision
         # "give x as float64 in the dataset function" was read as returning x.double(), which a
         # plain (x, y) pair's cast to float32 undid: the same error again

@@ -1,6 +1,6 @@
 """An exception told in one line (`described`, `first_line`), and where in the user's own code it was raised
-(`user_frame`): the innermost frame outside hpotool, Python and installed packages; a sys.exit() in the user's
-code made an error (`refusing_exit`)."""
+(`user_frame`, or `calling_user_frame` for a call in progress): the innermost frame outside hpotool, Python
+and installed packages; a sys.exit() in the user's code made an error (`refusing_exit`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 def _library_dirs() -> tuple[str, ...]:
@@ -27,12 +28,25 @@ def user_frame(exc: BaseException) -> str | None:
     packages, or None when the user's code is not involved."""
     import traceback
 
-    library = _library_dirs()
     frames: list[tuple[str, int | None, str | None]]
     if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:  # the error is in the file itself
         frames = [(exc.filename, exc.lineno, None)]
     else:
         frames = [(f.filename, f.lineno, f.name) for f in traceback.extract_tb(exc.__traceback__)]
+    return _innermost_user_frame(frames)
+
+
+def calling_user_frame() -> str | None:
+    """Where in the user's own code the current call comes from, as `user_frame` says it (a call the user's
+    module makes into a function hpotool watches, such as os.chdir), or None."""
+    import traceback
+
+    return _innermost_user_frame([(f.filename, f.lineno, f.name) for f in traceback.extract_stack()])
+
+
+def _innermost_user_frame(frames: list[tuple[str, int | None, str | None]]) -> str | None:
+    """The innermost of `frames` (outermost first) in a file of the user's, as `path:line in function`."""
+    library = _library_dirs()
     for filename, lineno, name in reversed(frames):
         path = os.path.abspath(filename)
         if filename.startswith("<") or path.startswith(library) or not os.path.isfile(path):
@@ -80,15 +94,49 @@ def described(exc: BaseException) -> str:
 
 
 @contextmanager
+def chdir_undone(cwd: str) -> Iterator[list[str | None]]:
+    """Yield a list that holds, once the block is done, the folder the code in the block moved the working
+    folder to and where in the user's code it called os.chdir (empty where it did not move it); the working
+    folder is `cwd` again either way."""
+    chdir = os.chdir
+    where: list[str | None] = []
+    moved: list[str | None] = []
+
+    def watched(to: Any) -> None:
+        where.append(calling_user_frame())
+        chdir(to)
+
+    os.chdir = watched  # type: ignore[assignment]
+    try:
+        yield moved
+    finally:
+        os.chdir = chdir
+        now = os.getcwd() if os.path.isdir(cwd) else cwd
+        if now != cwd:
+            os.chdir(cwd)
+            moved += [now, next((w for w in where if w is not None), None)]
+
+
+@contextmanager
 def refusing_exit() -> Iterator[None]:
     """Raise a sys.exit() called in this block (the user's dataset, model, loss or schedule: argparse's
     parse_args() there reads hpotool's command line) as a RuntimeError with its traceback, which says where:
     it ended hpotool at once, saying nothing, with its exit code (0: as if all went well), or a worker with
-    its trial left RUNNING."""
-    try:
-        yield
-    except SystemExit as exc:
+    its trial left RUNNING. An os.chdir() in it (a dataset function's `os.chdir(data_dir)`) is undone and
+    raised as a RuntimeError too: a new study went into that folder's studies/, without a word."""
+    with chdir_undone(os.getcwd()) as moved:
+        try:
+            yield
+        except SystemExit as exc:
+            raise RuntimeError(
+                f"sys.exit({exc.code!r}) was called, which would end hpotool (argparse's parse_args() does so on "
+                f"hpotool's command line); raise an exception instead, or read the settings from the config"
+            ).with_traceback(exc.__traceback__) from None
+    if moved:  # a dataset function's os.chdir(data_dir): the study went into that folder's studies/
+        folder, where = moved
         raise RuntimeError(
-            f"sys.exit({exc.code!r}) was called, which would end hpotool (argparse's parse_args() does so on "
-            f"hpotool's command line); raise an exception instead, or read the settings from the config"
-        ).with_traceback(exc.__traceback__) from None
+            f"os.chdir({folder!r}) was called"
+            + (f" at {where}" if where else "")
+            + ", which moves every relative path hpotool reads and writes (the configs, studies/, runs/); build "
+            "the paths your code reads from __file__ or an absolute folder instead of changing the working folder"
+        )

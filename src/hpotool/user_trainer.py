@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import re
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from hpotool.epoch import EpochResult, NonFiniteLossError
 from hpotool.import_paths import import_object
 from hpotool.signatures import accepted_kwargs, pick_kwargs
 from hpotool.trainer_contract import TrainerOutputError, mark_broken_contract
+from hpotool.user_code import chdir_undone
 
 OFFERED = ("config", "run_config", "report")
 
@@ -79,11 +81,18 @@ def _checked_report(epoch: Any, metrics: Any, rows: list[dict[str, float]]) -> i
     Raises:
         ValueError, TypeError: marked as breaking the contract, for another epoch or metrics not in a dict.
     """
-    if isinstance(epoch, bool) or int(epoch) != epoch or epoch < 0:
+    if not _whole_number(epoch):
         raise mark_broken_contract(
             ValueError(f"report(epoch={epoch!r}, ...): the epoch must be a whole number counting from 0")
         )
     epoch = int(epoch)
+    if epoch > _LAST_STEP:  # the storage refused it with a traceback, the trial left RUNNING
+        raise mark_broken_contract(
+            ValueError(
+                f"report(epoch={epoch}, ...): the epoch must be below {_LAST_STEP + 1}, which Optuna's storages "
+                f"keep as a 32-bit integer; report the epoch (counting from 0), not a count of steps or samples"
+            )
+        )
     if rows and epoch <= rows[-1]["epoch"]:
         seen = int(rows[-1]["epoch"])
         said = "twice" if epoch == seen else f"after epoch {seen}"
@@ -100,6 +109,23 @@ def _checked_report(epoch: Any, metrics: Any, rows: list[dict[str, float]]) -> i
             )
         )
     return epoch
+
+
+# The largest step Optuna's storages keep: a 32-bit INTEGER column on PostgreSQL and MySQL (SQLite's holds
+# 64 bits, Python's ints more), which refused 3_000_000_000 (samples seen) with sqlalchemy's DataError.
+_LAST_STEP = 2**31 - 1
+
+
+def _whole_number(epoch: Any) -> bool:
+    """Whether `epoch` is a whole number, 0 or more (an int, a numpy integer, a 0-d tensor; not a bool). None,
+    NaN or infinity failed every trial with int()'s own TypeError, ValueError or OverflowError, which did not
+    say that report() was called wrongly, nor stop the study as the other broken contracts do."""
+    if isinstance(epoch, bool):
+        return False
+    try:
+        return bool(int(epoch) == epoch and epoch >= 0)
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def _reported_values(epoch: int, metrics: dict[str, Any]) -> dict[str, float]:
@@ -130,7 +156,8 @@ def _call_refusing_exit(
     in it is raised as a broken contract, with the function's traceback, rather than ending hpotool."""
     assert cfg.trainer is not None
     try:
-        return _call(fn, pick_kwargs(fn, offered), _named_trainer_keys(fn, cfg), reported)
+        with chdir_undone(os.getcwd()) as moved:
+            result = _call(fn, pick_kwargs(fn, offered), _named_trainer_keys(fn, cfg), reported)
     except SystemExit as exc:  # it would end hpotool, leaving the trial RUNNING and the study without a word
         raise mark_broken_contract(
             RuntimeError(
@@ -139,6 +166,17 @@ def _call_refusing_exit(
                 f"and return a dict of numbers"
             )
         ).with_traceback(exc.__traceback__) from None
+    if moved:  # hpotool's relative paths (the study, exports) moved with it
+        folder, where = moved
+        said = os.path.relpath(folder) if folder else folder
+        raise mark_broken_contract(
+            RuntimeError(
+                f"{cfg.trainer.function} called os.chdir({said!r}), which moves every relative path hpotool reads "
+                f"and writes (the configs, studies/, runs/); build the paths it reads and writes from __file__ or "
+                f"an absolute folder instead" + (f" (at {where})" if where else "")
+            )
+        )
+    return result
 
 
 def _final_metrics(function: str, metrics: Any) -> dict[str, float]:

@@ -34,6 +34,7 @@ def check_user_trainer(cfg: RunConfig, *, pruning: bool, opt_source: str = "the 
     if not callable(fn):
         raise HpoError(f"trainer.function: {path!r} is a {type(fn).__name__}, not a function")
     _refuse_a_class(path, fn)
+    _refuse_a_generator_or_coroutine(path, fn)
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
@@ -85,6 +86,30 @@ def _refuse_a_misspelt_key(path: str, keys: Mapping[str, Any], params: Iterable[
                 f"trainer.{key}: {path} takes no argument {key!r} (did you mean {name!r}?), so {name} would keep "
                 f"its default, {format_choice(defaults[name])}, in every trial; write {name}"
             )
+
+
+def _refuse_a_generator_or_coroutine(path: str, fn: Any) -> None:
+    """Raise `HpoError` for an `async def` function, or one that yields (each epoch's metrics, say): its call
+    returns a coroutine or a generator, and trial 0 failed with "returned coroutine" (with Python's "coroutine
+    was never awaited" warning) or "returned generator"."""
+    if inspect.isasyncgenfunction(fn):
+        raise HpoError(
+            f"trainer.function: {path} is an async generator function (async def that yields), whose call "
+            f"returns an async generator, not the dict of metrics; make it a plain def that calls "
+            f"report(epoch, {{...}}) where it yields each epoch's metrics, and returns the final ones"
+        )
+    if inspect.iscoroutinefunction(fn):
+        raise HpoError(
+            f"trainer.function: {path} is an async function (async def), whose call returns a coroutine, not "
+            f"the dict of metrics; make it a plain def that runs its loop with asyncio.run(...) and returns the "
+            f"metrics"
+        )
+    if inspect.isgeneratorfunction(fn):
+        raise HpoError(
+            f"trainer.function: {path} is a generator function (it yields), whose call returns a generator, not "
+            f"the dict of metrics; call report(epoch, {{...}}) where it yields each epoch's metrics, and return "
+            f"the final ones"
+        )
 
 
 def _refuse_a_class(path: str, fn: Any) -> None:
