@@ -1117,3 +1117,28 @@ def test_studies_on_redis_names_the_journals_kept_under_a_prefix() -> None:
     finally:
         for key in [*client.scan_iter(f"{first}*"), *client.scan_iter(f"{second}*")]:
             client.delete(key)
+
+
+def test_studies_skips_a_study_another_process_deletes_while_it_lists_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`hpotool studies` on a server shared with others (a study deleted by `optuna delete-study`, a test's
+    cleanup, between the list of studies and the read of its trials) ended with a traceback: KeyError
+    'Record does not exist.' from `get_study_id_from_name`. The study deleted is gone, so it is left out."""
+    from hpotool.storage import make_storage
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    _plain_study(url, "kept", "minimize", [1.0])
+    _plain_study(url, "gone", "minimize", [2.0])
+    cls = type(make_storage(url, create=False))
+    listed = cls.get_all_studies
+
+    def listed_then_deleted(self: optuna.storages.BaseStorage) -> list:
+        studies = listed(self)
+        optuna.delete_study(study_name="gone", storage=optuna.storages.RDBStorage(url))  # another process's
+        return studies
+
+    monkeypatch.setattr(cls, "get_all_studies", listed_then_deleted)
+    result = runner.invoke(app, ["studies", "--storage", url, "--json"])
+    assert result.exit_code == 0, result.output
+    assert [r["name"] for r in json.loads(result.stdout)] == ["kept"]

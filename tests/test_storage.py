@@ -1376,3 +1376,19 @@ def test_a_sqlite_file_uri_is_told_the_storage_url_of_its_file(url: str, advice:
     result = CliRunner().invoke(app, ["trials", "--study-name", "x", "--storage", url])
     assert result.exit_code == 2, result.output
     assert result.stderr == f"error: --storage: {url!r} is not a storage URL; {advice}\n"
+
+
+def test_checking_a_file_that_is_not_there_does_not_make_it(tmp_path: Path) -> None:
+    """Whether a file is an Optuna SQLite file, asked of one that is not there, made it, empty: its read-only
+    open failed and the fallback (`immutable=1`, for a WAL file in a folder this process cannot write) opened
+    it read-write, which creates a missing file. `hpotool studies` listing studies/*.db as another process
+    deleted one (`rm studies/old.db`, a cleanup) left an empty old.db there, 'not an Optuna database' ever
+    after."""
+    from hpotool.sqlite_files import is_optuna_sqlite, sqlite_damage, sqlite_tables
+
+    gone = tmp_path / "studies" / "old.db"
+    gone.parent.mkdir()
+    assert sqlite_tables(gone) is None
+    assert not is_optuna_sqlite(gone)
+    assert sqlite_damage(gone) is None
+    assert not gone.exists()

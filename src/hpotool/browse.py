@@ -62,7 +62,7 @@ def _metric(opt: dict[str, Any]) -> str | None:
 
 def storage_studies(url: str) -> list[dict[str, Any]]:
     """One row per study in the storage at `url`: name, directions, metric, trials by state, best value,
-    last activity.
+    last activity. A study another process deletes while they are read is left out.
 
     Raises:
         HpoError: the storage does not exist or cannot be opened.
@@ -70,7 +70,11 @@ def storage_studies(url: str) -> list[dict[str, Any]]:
     storage = make_storage(url, create=False)
     rows = []
     for frozen in storage.get_all_studies():
-        trials = storage.get_all_trials(storage.get_study_id_from_name(frozen.study_name), deepcopy=False)
+        try:
+            trials = storage.get_all_trials(storage.get_study_id_from_name(frozen.study_name), deepcopy=False)
+            pareto = _pareto_size(frozen.study_name, storage, frozen.directions)
+        except KeyError:  # deleted by another process since it was listed (a shared server): gone, not shown
+            continue
         counts = state_counts(trials)
         best = _best_values(frozen.directions, trials)
         last = _last_activity(trials)
@@ -83,7 +87,7 @@ def storage_studies(url: str) -> list[dict[str, Any]]:
                 "trials": counts,
                 "n_trials": len(trials),
                 "best_value": best[0] if best else None,
-                "pareto_trials": _pareto_size(frozen.study_name, storage, frozen.directions),
+                "pareto_trials": pareto,
                 "last_activity": last.isoformat(timespec="seconds") if last else None,
                 "unseen_stop": kept(frozen.user_attrs),  # a run stopped by a closed pipe (`|& head`)
             }

@@ -104,7 +104,7 @@ def read_only_uri(path: Path) -> str:
     may not delete them). With a -wal file there (a study running now), read-only mode reads its commits."""
     uri = path.resolve().as_uri()
     if not Path(f"{path}-wal").exists() and _wal_mode(path):
-        return f"{uri}?immutable=1"
+        return f"{uri}?mode=ro&immutable=1"  # mode=ro: a file deleted since is not made again, empty
     return f"{uri}?mode=ro"
 
 
@@ -126,9 +126,10 @@ def sqlite_tables(path: Path) -> set[str] | None:
             return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.OperationalError:
         # A WAL database in a folder this process cannot write (a read-only mount, another user's folder)
-        # cannot be opened read-only without its -shm file: read the file as it is
+        # cannot be opened read-only without its -shm file: read the file as it is. Read-only too: without
+        # mode=ro a file not there (deleted since it was listed) was made, empty
         try:
-            with contextlib.closing(sqlite3.connect(f"{uri}?immutable=1", uri=True)) as conn:
+            with contextlib.closing(sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True)) as conn:
                 return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError:
             return None
@@ -148,7 +149,8 @@ def sqlite_damage(path: Path) -> str | None:
     if sqlite_tables(path) is not None:
         return None
     try:
-        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)) as conn:
+        uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
             conn.execute("SELECT name FROM sqlite_master").fetchall()
     except sqlite3.DatabaseError as exc:
         return str(exc) or type(exc).__name__
