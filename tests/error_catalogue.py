@@ -1850,7 +1850,7 @@ CASES = [
     Case(
         "unused-width",
         "a searched MLP width beyond the layers it has",
-        "error: optimize.yaml: search_space.model.hidden.2: has no effect: model.layers is at most 2, so the MLP uses model.hidden.0 to model.hidden.1; search model.layers up to 3 too, or drop model.hidden.2",
+        "error: optimize.yaml: search_space.model.hidden.2: has no effect: the run config's model.layers is 2, so the MLP uses model.hidden.0 to model.hidden.1; set model.layers to 3 or more in the run config (or search it), or drop model.hidden.2",
         run={"model": {"name": "mlp", "hidden": [16, 16], "layers": 2}},
         optimize={"search_space": {"model.hidden.2": {"type": "int", "low": 8, "high": 16}}},
     ),
