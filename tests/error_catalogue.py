@@ -3242,4 +3242,11 @@ CASES = [
         "error: optimize.yaml: pruner.kwargs: pruner 'successive_halving' argument 'min_resource' is the text '1': write 1 without quotes, a number",
         optimize={"pruner": {"name": "successive_halving", "kwargs": {"min_resource": "1"}}},
     ),
+    Case(
+        "maximize-without-metric",
+        "direction: maximize with the metric left out (its line deleted): the default val_loss; before: 'use "
+        "minimize', which would have searched val_loss rather than the metric meant",
+        "error: optimize.yaml: direction: maximize, and metric is not given, so it would search for the largest val_loss (the default metric), the worst model; name the metric to maximize (metric: val_accuracy, or your trainer's), or use minimize",
+        optimize={"metric": None, "direction": "maximize"},
+    ),
 ]

@@ -281,6 +281,15 @@ def test_a_loss_or_error_to_maximize_is_refused(tmp_path: Path) -> None:
         HpoError, match=rf"^{path}: direction: maximize would search for the largest val_rmse"
     ):
         load_optimize_config(path)
+    # metric left out (deleted with its line): "use minimize" would have searched val_loss, not the metric meant
+    write_yaml(path, {"study_name": "s", "direction": "maximize", "search_space": space})
+    with pytest.raises(
+        HpoError,
+        match=rf"^{path}: direction: maximize, and metric is not given, so it would search for the largest "
+        r"val_loss \(the default metric\), the worst model; name the metric to maximize \(metric: val_accuracy, "
+        r"or your trainer's\), or use minimize$",
+    ):
+        load_optimize_config(path)
     multi = {"metrics": ["n_params", "val_loss"], "directions": ["maximize", "maximize"]}
     write_yaml(path, {"study_name": "s", **multi, "search_space": space})
     with pytest.raises(HpoError, match=r"directions\[1\]: maximize would search for the largest val_loss"):
