@@ -3249,4 +3249,11 @@ CASES = [
         "error: optimize.yaml: direction: maximize, and metric is not given, so it would search for the largest val_loss (the default metric), the worst model; name the metric to maximize (metric: val_accuracy, or your trainer's), or use minimize",
         optimize={"metric": None, "direction": "maximize"},
     ),
+    Case(
+        "key-read-as-boolean",
+        'a key YAML reads as a boolean (yes, on), a number or null; before: "1: Keys should be strings, got '
+        'true", the key shown as 1 and no fix',
+        "error: run.yaml: the key true is read as a boolean (YAML reads yes, no, on, off, true and false so), where keys are names; quote it ('true': ...) or write the name",
+        run_text="device: cpu\nyes: 3\n",
+    ),
 ]

@@ -810,3 +810,42 @@ def test_a_null_sampler_says_how_to_get_the_default_or_name_one() -> None:
         "opt.yaml: sampler: expected a mapping, got null; leave sampler out for its default ({name: tpe}), or "
         "write sampler: {name: ...}"
     )
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "line"),
+    [
+        (  # it said "1: Keys should be strings, got true"
+            "run",
+            "device: cpu\ntrue: 3\n",
+            "run.yaml: the key true is read as a boolean (YAML reads yes, no, on, off, true and false so), where "
+            "keys are names; quote it ('true': ...) or write the name",
+        ),
+        (  # "data.None: Keys should be strings, got null"
+            "run",
+            "data: {name: digits, ~: 3}\n",
+            "run.yaml: data: a key is null (written null or ~), where keys are names; write the name",
+        ),
+        (
+            "optimize",
+            "study_name: s\nsearch_space:\n  optimizer.lr: {type: float, low: 0.001, high: 0.1, 3: 4}\n",
+            "optimize.yaml: search_space.optimizer.lr: the key 3 is read as a number, where keys are names; quote "
+            "it ('3': ...) or write the name",
+        ),
+        (  # "search_space.optimizer.lr.when.1.[key]: Input should be a valid string, got 1"
+            "optimize",
+            "study_name: s\nsearch_space:\n  optimizer.lr: {type: float, low: 0.001, high: 0.1, when: {1: 2}}\n",
+            "optimize.yaml: search_space.optimizer.lr.when: the key 1 is read as a number, where keys are names; "
+            "quote it ('1': ...) or write the name",
+        ),
+    ],
+)
+def test_a_key_yaml_reads_as_a_number_boolean_or_null_is_named_as_written(
+    tmp_path: Path, kind: str, text: str, line: str
+) -> None:
+    path = tmp_path / f"{kind}.yaml"
+    path.write_text(text)
+    load = load_run_config if kind == "run" else load_optimize_config
+    with pytest.raises(HpoError) as err:
+        load(path)
+    assert str(err.value) == f"{tmp_path}/{line}"

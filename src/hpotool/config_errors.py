@@ -155,6 +155,11 @@ def _without_misspelt_missing(errors: list[Any], root: type[BaseModel]) -> list[
 def _error_line(err: Any, root: type[BaseModel]) -> str:
     """`location: message` for one error (an unknown key is located at the mapping that holds it)."""
     loc = tuple(err["loc"])
+    if err["type"] == "invalid_key" or loc[-1:] == ("[key]",):  # `3: x`, `true: x`, `null: x`
+        key_at = -1 if err["type"] == "invalid_key" else -2  # a dict[str, ...]'s key: (..., key, "[key]")
+        where = _display_loc(loc[:key_at])
+        msg = _not_a_name(err["input"])
+        return f"{where}: {msg}" if where else msg
     msg = _message(err, loc, root)
     where = _display_loc(loc[:-1] if err["type"] == "extra_forbidden" else loc)
     return f"{where}: {msg}" if where else msg
@@ -190,6 +195,18 @@ def _unknown_key(loc: tuple[str | int, ...], root: type[BaseModel]) -> str:
     elif valid:
         msg += f"; valid keys: {', '.join(valid)}"
     return msg
+
+
+def _not_a_name(key: Any) -> str:
+    """A key YAML reads as a number, a boolean or null, where keys are names: pydantic said "1: Keys should be
+    strings, got true" (the key true shown as 1, null as None) and how to fix it nowhere."""
+    shown = format_choice(key)
+    if key is None:
+        return "a key is null (written null or ~), where keys are names; write the name"
+    read = (
+        "a boolean (YAML reads yes, no, on, off, true and false so)" if isinstance(key, bool) else "a number"
+    )
+    return f"the key {shown} is read as {read}, where keys are names; quote it ('{shown}': ...) or write the name"
 
 
 def _unknown_type(tag: Any) -> str:
