@@ -849,3 +849,35 @@ def test_a_key_yaml_reads_as_a_number_boolean_or_null_is_named_as_written(
     with pytest.raises(HpoError) as err:
         load(path)
     assert str(err.value) == f"{tmp_path}/{line}"
+
+
+@pytest.mark.parametrize(
+    ("section", "line"),
+    [
+        (  # it said "takes no argument 'nam'; it takes: hidden, ..." and never name
+            {"model": {"nam": "mlp"}},
+            "model: model 'mlp' takes no argument 'nam' (did you mean 'name'?); it takes: hidden, layers, activation, "
+            "dropout, norm",
+        ),
+        (
+            {"data": {"NAME": "digits"}},
+            "data: data 'digits' takes no argument 'NAME' (did you mean 'name'?); it takes: no arguments",
+        ),
+        (  # it said "to give it nam, name the loss it stands for", a fix for an argument, not a misspelt key
+            {"loss": {"nam": "mse"}},
+            "loss: loss 'auto' takes no argument 'nam' (did you mean 'name'?)",
+        ),
+    ],
+)
+def test_a_misspelt_name_in_a_section_is_suggested_name(tmp_path: Path, section: dict, line: str) -> None:
+    path = write_yaml(tmp_path / "run.yaml", {"device": "cpu", **section})
+    with pytest.raises(HpoError) as err:
+        load_run_config(path)
+    assert str(err.value) == f"{path}: {line}"
+
+
+def test_an_argument_near_name_beside_a_name_is_not_suggested_name(tmp_path: Path) -> None:
+    # name given: the other key is the component's argument, misspelt or not, never a second name
+    path = write_yaml(tmp_path / "run.yaml", {"model": {"name": "mlp", "nam": 3}})
+    with pytest.raises(HpoError, match=r"takes no argument 'nam'; it takes: hidden"):
+        load_run_config(path)

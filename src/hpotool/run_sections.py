@@ -60,6 +60,8 @@ class _Component(BaseModel):
     def _check_signature(self, info: ValidationInfo) -> _Component:
         if (info.context or {}).get(CHECK_COMPONENTS, True) and not FUNCTION_TRAINS.get():
             own = sorted(self.own_fields - {"name"})  # a misspelt interval was suggested none of them
+            if "name" not in self.model_fields_set:  # `nam: sgd` left name at its default: adam took 'nam'
+                own.append("name")
             check_component(self.kind, self.name, self.kwargs, own)
         return self
 
