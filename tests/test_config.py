@@ -881,3 +881,27 @@ def test_an_argument_near_name_beside_a_name_is_not_suggested_name(tmp_path: Pat
     path = write_yaml(tmp_path / "run.yaml", {"model": {"name": "mlp", "nam": 3}})
     with pytest.raises(HpoError, match=r"takes no argument 'nam'; it takes: hidden"):
         load_run_config(path)
+
+
+@pytest.mark.parametrize(
+    ("changes", "line"),
+    [
+        (  # passed the config and the dry run; every trial failed "Overflow when unpacking long long"
+            {"torch_threads": 10**30},
+            "torch_threads: Input should be less than or equal to 2147483647, got 1000000000000000000000000000000",
+        ),
+        (  # passed the config and the dry run's step; every trial's loss went NaN, pruned
+            {"optimizer": {"name": "adam", "lr": float("inf")}},
+            "optimizer.lr: Input should be a finite number, got .inf",
+        ),
+        (
+            {"optimizer": {"name": "sgd", "weight_decay": float("inf")}},
+            "optimizer.weight_decay: Input should be a finite number, got .inf",
+        ),
+    ],
+)
+def test_values_no_trial_can_train_with_are_refused(tmp_path: Path, changes: dict, line: str) -> None:
+    path = write_yaml(tmp_path / "run.yaml", {"device": "cpu", **changes})
+    with pytest.raises(HpoError) as err:
+        load_run_config(path)
+    assert str(err.value) == f"{path}: {line}"

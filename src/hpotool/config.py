@@ -50,6 +50,9 @@ class RunConfig(Frozen):
     torch_threads: Annotated[int | None, no_boolean(int)] = Field(
         None,
         ge=1,
+        # what torch.set_num_threads takes (a C int): more passed the config and failed every trial with
+        # "Overflow when unpacking long long"
+        le=2**31 - 1,
         description="CPU threads torch may use; null keeps torch's default. 1 is fastest for small models.",
     )
     data: DataConfig = Field(default_factory=lambda: DataConfig(), description="The dataset and its split.")

@@ -99,8 +99,9 @@ class OptimizerConfig(_Component):
 
     kind: ClassVar[Kind] = "optimizer"
     name: str = Field("adam", description="adam, adamw, sgd, rmsprop, or package.module:Name.")
-    lr: Number = Field(1e-3, gt=0, description="Learning rate.")
-    weight_decay: Number = Field(0.0, ge=0, description="Weight decay (L2 penalty).")
+    # finite: lr: .inf passed the config and the dry run's step, and every trial's loss went NaN (pruned)
+    lr: Number = Field(1e-3, gt=0, allow_inf_nan=False, description="Learning rate.")
+    weight_decay: Number = Field(0.0, ge=0, allow_inf_nan=False, description="Weight decay (L2 penalty).")
 
     @property
     def kwargs(self) -> dict[str, Any]:
