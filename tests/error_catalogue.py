@@ -3256,4 +3256,18 @@ CASES = [
         "error: run.yaml: the key true is read as a boolean (YAML reads yes, no, on, off, true and false so), where keys are names; quote it ('true': ...) or write the name",
         run_text="device: cpu\nyes: 3\n",
     ),
+    Case(
+        "storage-empty",
+        'storage: "" (a templated ${DB_URL} left empty); before: taken as null, the study went into the local '
+        "SQLite file instead of the shared server",
+        "error: optimize.yaml: storage: is empty; give a storage URL (sqlite:///path.db, postgresql+psycopg://..., ...), or write storage: null (or leave it out) for sqlite:///studies/<study_name>.db",
+        optimize_text=_optimize_text(storage=""),
+    ),
+    Case(
+        "storage-option-empty",
+        '--storage "$DB_URL" with DB_URL unset; before: taken as no --storage, a study of its own in the local '
+        "SQLite file",
+        "error: --storage: is empty; give a storage URL (sqlite:///path.db, postgresql+psycopg://..., ...), or leave --storage out for the default",
+        args=("--storage", ""),
+    ),
 ]

@@ -905,3 +905,11 @@ def test_values_no_trial_can_train_with_are_refused(tmp_path: Path, changes: dic
     with pytest.raises(HpoError) as err:
         load_run_config(path)
     assert str(err.value) == f"{path}: {line}"
+
+
+def test_an_empty_storage_is_refused_not_taken_as_the_default(tmp_path: Path) -> None:
+    # storage: "" (a templated ${DB_URL} left empty) was taken as null: local SQLite, not the shared server
+    space = {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1}}
+    path = write_yaml(tmp_path / "optimize.yaml", {"study_name": "s", "storage": "", "search_space": space})
+    with pytest.raises(HpoError, match=rf"^{path}: storage: is empty; give a storage URL"):
+        load_optimize_config(path)

@@ -207,6 +207,11 @@ class OptimizeConfig(Frozen):
     def _check_study_name(cls, v: str) -> str:
         return optimize_checks.check_study_name(v)
 
+    @field_validator("storage")
+    @classmethod
+    def _check_storage(cls, v: str | None) -> str | None:
+        return optimize_checks.check_storage(v)
+
     @field_validator("timeout", mode="before")
     @classmethod
     def _timeout_text(cls, v: Any) -> Any:
