@@ -116,6 +116,13 @@ def test_run_config_errors(data: dict[str, Any], message: str) -> None:
     assert message in str(err.value)
 
 
+def test_an_empty_section_is_not_told_to_write_an_empty_name() -> None:
+    # `model: ""` said "expected a mapping, got \"\"; write model: {name: }"
+    with pytest.raises(HpoError) as err:
+        validate_config(RunConfig, {"model": ""}, "run.yaml")
+    assert str(err.value) == 'run.yaml: model: expected a mapping, got ""'
+
+
 SPACE_DOTTED = {
     "optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
     "model.hidden.0": {"type": "int", "low": 16, "high": 64, "step": 16},

@@ -222,7 +222,7 @@ def _not_a_mapping(value: Any, loc: tuple[str | int, ...], root: type[BaseModel]
     msg = f"expected a mapping, got {format_choice(value)}"
     if len(loc) == 2 and loc[0] == "search_space":
         msg += _param_hint(str(loc[1]), value)
-    elif len(loc) == 1 and isinstance(value, str) and root is RunConfig:
+    elif len(loc) == 1 and isinstance(value, str) and value.strip() and root is RunConfig:  # not {name: }
         key = "function" if loc[0] == "trainer" else "name"
         msg += f"; write {loc[0]}: {{{key}: {value}}}"
     elif len(loc) == 1 and value is None and root is RunConfig:  # scheduler: null for none
