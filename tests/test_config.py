@@ -920,3 +920,12 @@ def test_an_empty_storage_is_refused_not_taken_as_the_default(tmp_path: Path) ->
     path = write_yaml(tmp_path / "optimize.yaml", {"study_name": "s", "storage": "", "search_space": space})
     with pytest.raises(HpoError, match=rf"^{path}: storage: is empty; give a storage URL"):
         load_optimize_config(path)
+
+
+def test_a_timeout_in_hours_and_minutes_is_refused_not_read_in_base_60(tmp_path: Path) -> None:
+    # YAML 1.1 read `timeout: 2:00` as 120 seconds: a study meant to run two hours stopped after two minutes
+    space = {"optimizer.lr": {"type": "float", "low": 1e-3, "high": 1e-1}}
+    path = tmp_path / "optimize.yaml"
+    path.write_text(f"study_name: s\ntimeout: 2:00\nsearch_space: {space}\n")
+    with pytest.raises(HpoError, match=rf"^{path}: timeout: '2:00' is not a number of seconds; write one"):
+        load_optimize_config(path)
