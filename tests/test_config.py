@@ -929,3 +929,31 @@ def test_a_timeout_in_hours_and_minutes_is_refused_not_read_in_base_60(tmp_path:
     path.write_text(f"study_name: s\ntimeout: 2:00\nsearch_space: {space}\n")
     with pytest.raises(HpoError, match=rf"^{path}: timeout: '2:00' is not a number of seconds; write one"):
         load_optimize_config(path)
+
+
+@pytest.mark.parametrize(
+    ("model", "line"),
+    [
+        (  # it said 'Input should be a valid number, got "0.1"', not what to change
+            {"name": "mlp", "dropout": "0.1"},
+            "model: model 'mlp' argument 'dropout': Input should be a valid number, got \"0.1\"; write 0.1 without "
+            "quotes, a number",
+        ),
+        (
+            {"name": "mlp", "layers": "2"},
+            "model: model 'mlp' argument 'layers': Input should be a valid integer, got \"2\"; write 2 without "
+            "quotes, a number",
+        ),
+        (  # a text that is no number keeps pydantic's line alone
+            {"name": "mlp", "dropout": "abc"},
+            "model: model 'mlp' argument 'dropout': Input should be a valid number, got abc",
+        ),
+    ],
+)
+def test_a_quoted_number_for_a_built_in_component_says_to_drop_the_quotes(
+    tmp_path: Path, model: dict, line: str
+) -> None:
+    path = write_yaml(tmp_path / "run.yaml", {"device": "cpu", "model": model})
+    with pytest.raises(HpoError) as err:
+        load_run_config(path)
+    assert str(err.value) == f"{path}: {line}"
