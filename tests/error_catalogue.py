@@ -1974,7 +1974,7 @@ CASES = [
     Case(
         "quoted-number",
         "a quoted number for a built-in component's argument",
-        "error: run.yaml: model: model 'mlp' argument 'dropout': Input should be a valid number, got \"0.1\"",
+        "error: run.yaml: model: model 'mlp' argument 'dropout': Input should be a valid number, got \"0.1\"; write 0.1 without quotes, a number",
         run={"model": {"name": "mlp", "hidden": [16], "dropout": "0.1"}},
     ),
     Case(
