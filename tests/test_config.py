@@ -957,3 +957,21 @@ def test_a_quoted_number_for_a_built_in_component_says_to_drop_the_quotes(
     with pytest.raises(HpoError) as err:
         load_run_config(path)
     assert str(err.value) == f"{path}: {line}"
+
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [(float("inf"), ".inf"), ({"a": 1}, "{a: 1}"), (None, "null"), (3, "3")],
+)
+def test_a_parameter_type_that_is_no_name_is_shown_as_written(given: Any, shown: str) -> None:
+    # it said "unknown type 'inf' (did you mean 'int'?)" for .inf, and "{'a': 1}" as Python writes it
+    with pytest.raises(HpoError) as err:
+        validate_config(
+            OptimizeConfig,
+            {"study_name": "s", "search_space": {"optimizer.lr": {"type": given, "low": 1, "high": 2}}},
+            "optimize.yaml",
+        )
+    assert str(err.value) == (
+        f"optimize.yaml: search_space.optimizer.lr: unknown type {shown}, not a name; use one of: float, int, "
+        "categorical"
+    )

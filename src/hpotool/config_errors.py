@@ -173,7 +173,10 @@ def _message(err: Any, loc: tuple[str | int, ...], root: type[BaseModel]) -> str
     if kind == "missing":
         return f"required key is missing{misspelt_missing_key(err)}"
     if kind == "union_tag_invalid":
-        return _unknown_type(err.get("ctx", {}).get("tag", ""))
+        given = err.get("input")
+        return _unknown_type(
+            given["type"] if isinstance(given, dict) and "type" in given else err["ctx"]["tag"]
+        )
     if kind == "union_tag_not_found":
         return f"a parameter needs a 'type' ({', '.join(PARAM_TYPES)})"
     if kind in _MAPPING_ERRORS:
@@ -211,6 +214,10 @@ def _not_a_name(key: Any) -> str:
 
 def _unknown_type(tag: Any) -> str:
     """An unknown parameter type: a near spelling, the type another tool's name for it means, or the types."""
+    if not isinstance(
+        tag, str
+    ):  # `type: .inf` said "unknown type 'inf' (did you mean 'int'?)"; {a: 1} in Python
+        return f"unknown type {format_choice(tag)}, not a name; use one of: {', '.join(PARAM_TYPES)}"
     hint = did_you_mean(str(tag), PARAM_TYPES)
     if not hint and str(tag).lower() in _OTHER_TYPES:
         return f"unknown type {tag!r}; {_OTHER_TYPES[str(tag).lower()]}"
